@@ -1,0 +1,90 @@
+"""The clock port's implementations. This is the only module that reads the wall clock.
+
+- LiveClock: real UTC time.
+- SimulatedClock: starts at a given instant and runs `speed` simulated seconds per real second
+  (replay at 600x runs a 30 s cycle every 50 ms).
+- ManualClock: moves only when told to; for tests and the backtest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime, timedelta
+
+
+def utc_from_ms(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def ms_from_utc(moment: datetime) -> int:
+    return round(moment.timestamp() * 1000)
+
+
+class LiveClock:
+    """Real time."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    async def sleep_until(self, deadline: datetime) -> None:
+        delay = (deadline - self.now()).total_seconds()
+        await asyncio.sleep(max(delay, 0.0))
+
+
+class SimulatedClock:
+    """Simulated time anchored at `start`, advancing `speed` times faster than real time."""
+
+    def __init__(self, start: datetime, speed: float) -> None:
+        if speed <= 0:
+            raise ValueError("speed must be positive")
+        self._start = start
+        self._speed = speed
+        self._origin = time.monotonic()
+
+    @property
+    def speed(self) -> float:
+        return self._speed
+
+    def now(self) -> datetime:
+        elapsed = (time.monotonic() - self._origin) * self._speed
+        return self._start + timedelta(seconds=elapsed)
+
+    async def sleep_until(self, deadline: datetime) -> None:
+        delay = (deadline - self.now()).total_seconds() / self._speed
+        await asyncio.sleep(max(delay, 0.0))
+
+
+class ManualClock:
+    """Time that moves only through `advance` or `set`; sleepers wake when it passes them."""
+
+    def __init__(self, start: datetime) -> None:
+        self._now = start
+        self._sleepers: list[tuple[datetime, asyncio.Future[None]]] = []
+
+    def now(self) -> datetime:
+        return self._now
+
+    def set(self, moment: datetime) -> None:
+        if moment < self._now:
+            raise ValueError("a clock never goes backwards")
+        self._now = moment
+        still_asleep = []
+        for deadline, waiter in self._sleepers:
+            if deadline <= moment:
+                if not waiter.done():
+                    waiter.set_result(None)
+            else:
+                still_asleep.append((deadline, waiter))
+        self._sleepers = still_asleep
+
+    def advance(self, seconds: float) -> None:
+        self.set(self._now + timedelta(seconds=seconds))
+
+    async def sleep_until(self, deadline: datetime) -> None:
+        if deadline <= self._now:
+            await asyncio.sleep(0)
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._sleepers.append((deadline, waiter))
+        await waiter

@@ -1,0 +1,263 @@
+"""Settings: one pydantic-settings root, a frozen section per component.
+
+Sources, strongest first: keyword arguments (tests), `QT_` environment variables (nested with
+`__`), the TOML file (`--config`, default `config/default.toml`). Unknown keys are rejected, in
+the file and in the environment. `load_settings` turns every problem into one line naming the
+setting, raised as ConfigurationError (the CLI exits 2).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from contextvars import ContextVar
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from quantum_trader.domain import ExchangeMode
+from quantum_trader.errors import ConfigurationError
+from quantum_trader.gates.settings import (
+    BalancerSettings,
+    GovernorSettings,
+    OrchestratorSettings,
+    RiskGuardSettings,
+)
+from quantum_trader.monitor.settings import MonitorSettings
+from quantum_trader.settings_base import Section
+from quantum_trader.signals.settings import EnsembleSettings, SignalsSettings
+from quantum_trader.sizing.settings import CostSettings, SizingSettings
+
+ENV_PREFIX = "QT_"
+DEFAULT_CONFIG_PATH = Path("config/default.toml")
+DEFAULT_SYMBOLS = (
+    "BTC/USDT:USDT",
+    "ETH/USDT:USDT",
+    "SOL/USDT:USDT",
+    "BNB/USDT:USDT",
+    "XRP/USDT:USDT",
+    "DOGE/USDT:USDT",
+    "BCH/USDT:USDT",
+    "INJ/USDT:USDT",
+)
+
+
+class ExchangeSettings(Section):
+    mode: ExchangeMode = ExchangeMode.PAPER
+    api_key: SecretStr | None = None
+    api_secret: SecretStr | None = None
+    i_understand_live_risk: bool = False
+    request_timeout_s: float = Field(10.0, gt=0)
+    paper_initial_balance_usdt: float = Field(10_000.0, gt=0)
+
+    @model_validator(mode="after")
+    def _check_mode(self) -> ExchangeSettings:
+        if self.mode is ExchangeMode.LIVE and not self.i_understand_live_risk:
+            raise ValueError(
+                "mode=live trades real money; set exchange.i_understand_live_risk = true "
+                "(QT_EXCHANGE__I_UNDERSTAND_LIVE_RISK=true) to confirm"
+            )
+        if self.mode is not ExchangeMode.PAPER and (
+            self.api_key is None or self.api_secret is None
+        ):
+            raise ValueError(
+                f"mode={self.mode} needs exchange.api_key and exchange.api_secret "
+                "(QT_EXCHANGE__API_KEY, QT_EXCHANGE__API_SECRET)"
+            )
+        return self
+
+
+class MarketSettings(Section):
+    """`replay_dir` None means the sample bundled with the package."""
+
+    source: Literal["replay", "exchange"] = "replay"
+    symbols: Annotated[tuple[str, ...], NoDecode] = DEFAULT_SYMBOLS
+    timeframe: Literal["1m", "5m", "15m", "1h"] = "5m"
+    replay_speed: float = Field(1.0, gt=0)
+    replay_dir: Path | None = None
+    replay_start: datetime | None = None
+    history_bars: int = Field(300, ge=50, le=5000)
+
+    @field_validator("symbols", mode="before")
+    @classmethod
+    def _split_symbols(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(s.strip() for s in value.split(",") if s.strip())
+        return value
+
+    @field_validator("symbols")
+    @classmethod
+    def _check_symbols(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("at least one symbol is required")
+        bad = [s for s in value if "/" not in s or ":" not in s]
+        if bad:
+            raise ValueError(
+                f"symbols must be ccxt perpetual symbols like BTC/USDT:USDT, got {bad}"
+            )
+        if len(set(value)) != len(value):
+            raise ValueError("symbols must not repeat")
+        return value
+
+
+class ExecutorSettings(Section):
+    interval_s: float = Field(30.0, gt=0)
+    min_confidence: float = Field(0.20, ge=0, le=1)
+    shutdown_grace_s: float = Field(10.0, gt=0)
+    heartbeat_interval_s: float = Field(60.0, gt=0)
+
+
+class LogSettings(Section):
+    """`format` None: JSON off a terminal, console on one."""
+
+    format: Literal["json", "console"] | None = None
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class HealthSettings(Section):
+    latency_good_ms: float = Field(500.0, gt=0)
+    latency_acceptable_ms: float = Field(1000.0, gt=0)
+    max_error_rate: float = Field(0.05, ge=0, le=1)
+    max_cpu_pct: float = Field(80.0, gt=0, le=100)
+    max_memory_pct: float = Field(90.0, gt=0, le=100)
+    critical_checks_to_shutdown: int = Field(3, ge=1)
+
+
+class BacktestSettings(Section):
+    flush_every_bars: int = Field(2000, ge=1)
+
+
+_toml_path: ContextVar[Path | None] = ContextVar("_toml_path", default=None)
+
+
+class Settings(BaseSettings):
+    """The whole configuration. Tests construct it directly: `Settings(executor=...)`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+        case_sensitive=False,
+    )
+
+    data_dir: Path = Path("data")
+    exchange: ExchangeSettings = ExchangeSettings()
+    market: MarketSettings = MarketSettings()
+    executor: ExecutorSettings = ExecutorSettings()
+    monitor: MonitorSettings = MonitorSettings()
+    signals: SignalsSettings = SignalsSettings()
+    ensemble: EnsembleSettings = EnsembleSettings()
+    sizing: SizingSettings = SizingSettings()
+    costs: CostSettings = CostSettings()
+    risk: RiskGuardSettings = RiskGuardSettings()
+    orchestrator: OrchestratorSettings = OrchestratorSettings()
+    balancer: BalancerSettings = BalancerSettings()
+    governor: GovernorSettings = GovernorSettings()
+    health: HealthSettings = HealthSettings()
+    log: LogSettings = LogSettings()
+    backtest: BacktestSettings = BacktestSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        path = _toml_path.get()
+        if path is None:
+            return (init_settings, env_settings)
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, path))
+
+    def redacted(self) -> dict[str, Any]:
+        """The effective settings as plain data, secrets replaced by '**********'."""
+        return self.model_dump(mode="json")
+
+
+def load_settings(
+    config_path: Path | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Build the settings from the TOML file and the environment, or raise ConfigurationError.
+
+    An explicit `config_path` must exist; the default path is used only when present.
+    """
+    env = os.environ if environ is None else environ
+    path = _resolve_config_path(config_path)
+    problems = _unknown_env_variables(env)
+    if path is not None:
+        problems += _toml_problems(path)
+    if problems:
+        raise ConfigurationError(problems)
+    token = _toml_path.set(path)
+    try:
+        return Settings()
+    except ValidationError as error:
+        raise ConfigurationError(_describe(error, env, path)) from None
+    finally:
+        _toml_path.reset(token)
+
+
+def _resolve_config_path(config_path: Path | None) -> Path | None:
+    if config_path is None:
+        return DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.is_file() else None
+    if not config_path.is_file():
+        raise ConfigurationError([f"config file not found: {config_path} (--config)"])
+    return config_path
+
+
+def _toml_problems(path: Path) -> list[str]:
+    try:
+        with path.open("rb") as handle:
+            tomllib.load(handle)
+    except tomllib.TOMLDecodeError as error:
+        return [f"config file {path} is not valid TOML: {error}"]
+    except OSError as error:
+        return [f"config file {path} cannot be read: {error.strerror}"]
+    return []
+
+
+def _unknown_env_variables(env: Mapping[str, str]) -> list[str]:
+    """pydantic-settings ignores QT_ variables that match no section; we refuse them."""
+    known = set(Settings.model_fields)
+    problems = []
+    for name in sorted(env):
+        if not name.upper().startswith(ENV_PREFIX):
+            continue
+        head = name[len(ENV_PREFIX) :].split("__", 1)[0].lower()
+        if head not in known:
+            problems.append(f"{name}: unknown setting '{head}' (environment variable)")
+    return problems
+
+
+def _describe(error: ValidationError, env: Mapping[str, str], path: Path | None) -> list[str]:
+    lines = []
+    for item in error.errors():
+        location = ".".join(str(part) for part in item["loc"]) or "settings"
+        variable = ENV_PREFIX + "__".join(str(p).upper() for p in item["loc"])
+        origin = variable if variable in env else (f"config file {path}" if path else "")
+        if len(item["loc"]) < 2:  # a cross-field check of a whole section: no single origin
+            origin = ""
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown setting (misspelt?)"
+        shown = "" if _is_secret(location) or item["type"] == "extra_forbidden" else item["input"]
+        got = f"; got {shown!r}" if shown not in ("", None) and not isinstance(shown, dict) else ""
+        lines.append(f"{location}: {message}{got}" + (f" [{origin}]" if origin else ""))
+    return lines
+
+
+def _is_secret(location: str) -> bool:
+    return location.endswith(("api_key", "api_secret")) or location == "exchange"

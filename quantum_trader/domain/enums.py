@@ -1,0 +1,189 @@
+"""Closed vocabularies. Values are stable: they are written to logs and the database."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Side(StrEnum):
+    """Direction of a position."""
+
+    LONG = "LONG"
+    SHORT = "SHORT"
+
+    @property
+    def sign(self) -> int:
+        """+1 for a long, -1 for a short: multiply a price move by it to get the PnL sign."""
+        return 1 if self is Side.LONG else -1
+
+    @property
+    def entry_order_side(self) -> OrderSide:
+        return OrderSide.BUY if self is Side.LONG else OrderSide.SELL
+
+    @property
+    def exit_order_side(self) -> OrderSide:
+        return OrderSide.SELL if self is Side.LONG else OrderSide.BUY
+
+
+class Action(StrEnum):
+    """What a signal source recommends for a symbol."""
+
+    BUY = "BUY"
+    SELL = "SELL"
+    HOLD = "HOLD"
+
+    @property
+    def side(self) -> Side | None:
+        if self is Action.BUY:
+            return Side.LONG
+        if self is Action.SELL:
+            return Side.SHORT
+        return None
+
+
+class OrderSide(StrEnum):
+    BUY = "BUY"
+    SELL = "SELL"
+
+
+class OrderKind(StrEnum):
+    """MARKET is a plain order; the other two are conditional (Binance algo) orders."""
+
+    MARKET = "MARKET"
+    STOP_MARKET = "STOP_MARKET"
+    TAKE_PROFIT_MARKET = "TAKE_PROFIT_MARKET"
+
+    @property
+    def is_conditional(self) -> bool:
+        return self is not OrderKind.MARKET
+
+
+class OrderStatus(StrEnum):
+    """PENDING is our intent, written before the request leaves; UNKNOWN needs reconciliation."""
+
+    PENDING = "PENDING"
+    OPEN = "OPEN"
+    FILLED = "FILLED"
+    CANCELED = "CANCELED"
+    REJECTED = "REJECTED"
+    EXPIRED = "EXPIRED"
+    UNKNOWN = "UNKNOWN"
+
+    @property
+    def is_final(self) -> bool:
+        return self in {
+            OrderStatus.FILLED,
+            OrderStatus.CANCELED,
+            OrderStatus.REJECTED,
+            OrderStatus.EXPIRED,
+        }
+
+
+class ExitReason(StrEnum):
+    SL_HIT = "SL_HIT"
+    TP_HIT = "TP_HIT"
+    TRAILING_HIT = "TRAILING_HIT"
+    BREAK_EVEN = "BREAK_EVEN"
+    PARTIAL_TP = "PARTIAL_TP"
+    TIME_EXIT = "TIME_EXIT"
+    EMERGENCY = "EMERGENCY"
+    MANUAL = "MANUAL"
+    PROTECTION_FAILED = "PROTECTION_FAILED"
+
+
+class Regime(StrEnum):
+    """Per-symbol market regime (SPEC §3.2)."""
+
+    TRENDING = "TRENDING"
+    RANGING = "RANGING"
+    CHOPPY = "CHOPPY"
+    BREAKOUT = "BREAKOUT"
+
+
+class GlobalRegime(StrEnum):
+    """BTC against its daily EMA200 (SPEC §3.3)."""
+
+    UPTREND = "UPTREND"
+    DOWNTREND = "DOWNTREND"
+    SIDEWAYS = "SIDEWAYS"
+
+
+class ExitMode(StrEnum):
+    TREND_FOLLOW = "TREND_FOLLOW"
+    DEFENSIVE_TRAIL = "DEFENSIVE_TRAIL"
+
+
+class TrailMode(StrEnum):
+    """ATR multiple of the trailing distance (SPEC §6)."""
+
+    AGGRESSIVE = "AGGRESSIVE"
+    BALANCED = "BALANCED"
+    LOOSE = "LOOSE"
+
+
+class GateName(StrEnum):
+    SIGNAL_FILTER = "signal_filter"
+    ORCHESTRATOR = "orchestrator"
+    BALANCER = "balancer"
+    GOVERNOR = "governor"
+    SIZER = "sizer"
+    RISK_GUARD = "risk_guard"
+
+
+class ReasonCode(StrEnum):
+    """Why a gate allowed or denied a candidate. Stable: logs, database and status use them."""
+
+    APPROVED = "APPROVED"
+    # signal filter
+    LOW_CONFIDENCE = "LOW_CONFIDENCE"
+    HOLD = "HOLD"
+    NO_MARKET_DATA = "NO_MARKET_DATA"
+    # risk guard (SPEC §4.4)
+    INSUFFICIENT_FREE_BALANCE = "INSUFFICIENT_FREE_BALANCE"
+    BALANCE_BELOW_MINIMUM = "BALANCE_BELOW_MINIMUM"
+    LEVERAGE_TOO_HIGH = "LEVERAGE_TOO_HIGH"
+    MARGIN_PER_TRADE_EXCEEDED = "MARGIN_PER_TRADE_EXCEEDED"
+    NOTIONAL_EXPOSURE_EXCEEDED = "NOTIONAL_EXPOSURE_EXCEEDED"
+    MAX_OPEN_POSITIONS = "MAX_OPEN_POSITIONS"
+    RISK_PER_TRADE_EXCEEDED = "RISK_PER_TRADE_EXCEEDED"
+    REWARD_RISK_TOO_LOW = "REWARD_RISK_TOO_LOW"
+    BELOW_MIN_QUANTITY = "BELOW_MIN_QUANTITY"
+    BELOW_MIN_NOTIONAL = "BELOW_MIN_NOTIONAL"
+    BAD_PRECISION = "BAD_PRECISION"
+    UNKNOWN_SYMBOL = "UNKNOWN_SYMBOL"
+    # portfolio balancer (SPEC §4.2)
+    CRITICAL_VIOLATIONS = "CRITICAL_VIOLATIONS"
+    POSITION_ALREADY_OPEN = "POSITION_ALREADY_OPEN"
+    MAX_POSITIONS_REACHED = "MAX_POSITIONS_REACHED"
+    MAX_LONGS = "MAX_LONGS"
+    MAX_SHORTS = "MAX_SHORTS"
+    TOTAL_RISK_EXCEEDED = "TOTAL_RISK_EXCEEDED"
+    INSUFFICIENT_MARGIN = "INSUFFICIENT_MARGIN"
+    SECTOR_OVEREXPOSED = "SECTOR_OVEREXPOSED"
+    HIGH_CORRELATION = "HIGH_CORRELATION"
+    LOW_PRIORITY = "LOW_PRIORITY"
+    # orchestrator policy (SPEC §4.1)
+    DAILY_DRAWDOWN_LIMIT = "DAILY_DRAWDOWN_LIMIT"
+    CHOPPY_LOW_CONFIDENCE = "CHOPPY_LOW_CONFIDENCE"
+    BELOW_DYNAMIC_CONFIDENCE = "BELOW_DYNAMIC_CONFIDENCE"
+    SYMBOL_LOW_WIN_RATE = "SYMBOL_LOW_WIN_RATE"
+    SYMBOL_DISABLED = "SYMBOL_DISABLED"
+    SYMBOL_BLACKLISTED = "SYMBOL_BLACKLISTED"
+    SHORT_IN_UPTREND = "SHORT_IN_UPTREND"
+    # safety governor (SPEC §4.3)
+    NO_NEW_TRADES = "NO_NEW_TRADES"
+    PAUSED = "PAUSED"
+    EMERGENCY_SHUTDOWN = "EMERGENCY_SHUTDOWN"
+    HALTED = "HALTED"
+    REDUCING_ONLY = "REDUCING_ONLY"
+    # sizer
+    SIZE_ZERO = "SIZE_ZERO"
+    # execution
+    ORDER_REJECTED = "ORDER_REJECTED"
+    ORDER_FAILED = "ORDER_FAILED"
+
+
+class ExchangeMode(StrEnum):
+    PAPER = "paper"
+    TESTNET = "testnet"
+    LIVE = "live"

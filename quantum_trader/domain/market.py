@@ -1,0 +1,93 @@
+"""Exchange rules for one market and the bar arrays the core computes on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True, slots=True)
+class MarketRules:
+    """Precision and limits of one USD-M perpetual, as the exchange defines them."""
+
+    symbol: str
+    tick_size: Decimal
+    step_size: Decimal
+    min_quantity: Decimal
+    min_notional: Decimal
+    max_leverage: int = 125
+
+    def round_price(self, price: Decimal) -> Decimal:
+        """Round to the nearest tick."""
+        return (price / self.tick_size).to_integral_value(ROUND_HALF_EVEN) * self.tick_size
+
+    def round_quantity_down(self, quantity: Decimal) -> Decimal:
+        """Round down to the step: rounding must never increase the risk taken."""
+        return (quantity / self.step_size).to_integral_value(ROUND_DOWN) * self.step_size
+
+    def is_price_precise(self, price: Decimal) -> bool:
+        return price % self.tick_size == 0
+
+    def is_quantity_precise(self, quantity: Decimal) -> bool:
+        return quantity % self.step_size == 0
+
+
+@dataclass(frozen=True, slots=True)
+class Bars:
+    """OHLCV of one symbol and timeframe, oldest first. `time_ms` is each bar's open time (UTC)."""
+
+    symbol: str
+    timeframe_ms: int
+    time_ms: IntArray
+    open: FloatArray
+    high: FloatArray
+    low: FloatArray
+    close: FloatArray
+    volume: FloatArray
+
+    def __len__(self) -> int:
+        return int(self.time_ms.shape[0])
+
+    def slice(self, start: int, stop: int) -> Bars:
+        return Bars(
+            self.symbol,
+            self.timeframe_ms,
+            self.time_ms[start:stop],
+            self.open[start:stop],
+            self.high[start:stop],
+            self.low[start:stop],
+            self.close[start:stop],
+            self.volume[start:stop],
+        )
+
+    def closed_before(self, now_ms: int) -> int:
+        """Number of bars whose close time (open + timeframe) is at or before `now_ms`."""
+        return int(np.searchsorted(self.time_ms, now_ms - self.timeframe_ms, side="right"))
+
+
+@dataclass(frozen=True, slots=True)
+class SignalSeries:
+    """A signal source's output over a symbol's bars, aligned with them (one row per bar).
+
+    `action` holds +1 BUY, -1 SELL, 0 HOLD; row t may depend only on bars 0..t (no look-ahead).
+    `votes` maps a model name to its own (action, confidence) rows, for the audit log.
+    """
+
+    action: npt.NDArray[np.int8]
+    confidence: FloatArray
+    votes: dict[str, tuple[npt.NDArray[np.int8], FloatArray]]
+
+
+@dataclass(frozen=True, slots=True)
+class MarketSnapshot:
+    """Closed bars per symbol (trailing window) and funding rates, as of `time_ms`."""
+
+    time_ms: int
+    bars: dict[str, Bars]
+    funding_rate_8h: dict[str, float]

@@ -1,0 +1,70 @@
+"""What the gates and the sizer see at one instant: the account and the market."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from quantum_trader.domain.enums import GlobalRegime, Regime
+from quantum_trader.domain.market import FloatArray, MarketRules
+from quantum_trader.domain.trading import ZERO, Position
+
+
+@dataclass(frozen=True, slots=True)
+class PortfolioView:
+    """The account. Percentages are fractions (0.03 = 3 %)."""
+
+    equity_usdt: Decimal
+    wallet_usdt: Decimal
+    free_usdt: Decimal
+    used_margin_usdt: Decimal
+    positions: Mapping[str, Position]
+    starting_balance_usdt: Decimal
+    day_start_equity_usdt: Decimal
+    peak_equity_usdt: Decimal
+    losing_streak: int = 0
+    pnl_last_hour_usdt: Decimal = ZERO
+
+    @property
+    def daily_drawdown(self) -> float:
+        """Loss since the start of the UTC day as a fraction of that day's starting equity."""
+        if self.day_start_equity_usdt <= 0:
+            return 0.0
+        return max(0.0, float(1 - self.equity_usdt / self.day_start_equity_usdt))
+
+    @property
+    def drawdown_from_peak(self) -> float:
+        if self.peak_equity_usdt <= 0:
+            return 0.0
+        return max(0.0, float(1 - self.equity_usdt / self.peak_equity_usdt))
+
+    @property
+    def decline_from_start(self) -> float:
+        if self.starting_balance_usdt <= 0:
+            return 0.0
+        return max(0.0, float(1 - self.equity_usdt / self.starting_balance_usdt))
+
+    @property
+    def gross_notional_usdt(self) -> Decimal:
+        return sum((p.notional_usdt for p in self.positions.values()), ZERO)
+
+    @property
+    def total_risk_usdt(self) -> Decimal:
+        """Sum of loss-at-stop over open positions (positions locked in profit count zero)."""
+        return sum((max(p.risk_usdt, ZERO) for p in self.positions.values()), ZERO)
+
+
+@dataclass(frozen=True, slots=True)
+class MarketView:
+    """The market as of `time`: last prices, exchange rules, volatility and regimes."""
+
+    time: datetime
+    prices: Mapping[str, Decimal]
+    rules: Mapping[str, MarketRules]
+    atr_pct: Mapping[str, float]
+    regimes: Mapping[str, Regime] = field(default_factory=dict)
+    global_regime: GlobalRegime = GlobalRegime.SIDEWAYS
+    returns: Mapping[str, FloatArray] = field(default_factory=dict)
+    funding_rate_8h: Mapping[str, float] = field(default_factory=dict)

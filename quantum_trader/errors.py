@@ -1,0 +1,62 @@
+"""Exceptions, grouped by what the caller must do.
+
+- ConfigurationError: fix the configuration; the CLI exits with code 2.
+- RetryLater: a transient fault (network, rate limit, exchange busy); idempotent calls retry.
+- OperatorActionRequired: a person must act (bad keys, wrong account mode, reconciliation
+  mismatch); the daemon fails closed.
+- OrderRejected: the exchange refused this order; do not resend it as it is.
+- OrderStateUnknown: the request may or may not have reached the exchange; look the client
+  order id up before doing anything else with it.
+- MarketDataError: market data is missing, malformed or names an unknown symbol.
+- ModelArtifactError: a model file is corrupt, mismatched or unsafe; that model abstains.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from quantum_trader.domain.enums import ReasonCode
+
+
+class QuantumTraderError(Exception):
+    """Root of every error this program raises on purpose."""
+
+
+class ConfigurationError(QuantumTraderError):
+    """One or more settings are invalid. `problems` holds one line per problem."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("; ".join(self.problems))
+
+
+class RetryLater(QuantumTraderError):
+    """A transient failure: the same idempotent call may succeed later."""
+
+
+class OperatorActionRequired(QuantumTraderError):
+    """The daemon cannot continue safely without a person."""
+
+
+class OrderRejected(QuantumTraderError):
+    """The exchange refused the order; `reason` is the stable code for logs and the database."""
+
+    def __init__(self, reason: ReasonCode, message: str) -> None:
+        self.reason = reason
+        super().__init__(f"{reason}: {message}")
+
+
+class OrderStateUnknown(QuantumTraderError):
+    """The outcome of an order request is unknown: reconcile by client order id."""
+
+    def __init__(self, client_order_id: str, message: str) -> None:
+        self.client_order_id = client_order_id
+        super().__init__(f"order {client_order_id}: {message}")
+
+
+class MarketDataError(QuantumTraderError):
+    """Market data is missing, malformed (NaN, non-positive prices) or for an unknown symbol."""
+
+
+class ModelArtifactError(QuantumTraderError):
+    """A model artifact cannot be used: corrupt, mismatched, or not produced by this program."""

@@ -1,0 +1,1 @@
+"""Execution: SizedOrder → orders on an exchange (paper or ccxt), fills, reconciliation."""

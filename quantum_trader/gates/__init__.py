@@ -1,0 +1,1 @@
+"""Approval chain: candidates + portfolio + market + now → verdicts (allow or deny, why)."""

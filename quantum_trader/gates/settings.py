@@ -1,0 +1,88 @@
+"""Thresholds of the approval chain (SPEC §4). Fractions: 0.03 = 3 %."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from quantum_trader.settings_base import Section
+
+
+class RiskGuardSettings(Section):
+    """The last, pre-trade check of a concrete sized order (SPEC §4.4)."""
+
+    free_margin_buffer: float = Field(1.1, ge=1.0)
+    min_balance_usdt: float = Field(100.0, ge=0)
+    max_leverage: int = Field(10, ge=1, le=125)
+    max_margin_per_trade: float = Field(0.15, gt=0, le=1)
+    max_notional_exposure: float = Field(1.5, gt=0)
+    max_open_positions: int = Field(15, ge=1)
+    max_risk_per_trade: float = Field(0.02, gt=0, le=1)
+    min_reward_risk: float = Field(1.5, ge=0)
+
+
+class OrchestratorSettings(Section):
+    """Orchestrator policy (SPEC §4.1)."""
+
+    max_daily_drawdown: float = Field(0.03, gt=0, le=1)
+    choppy_min_confidence: float = Field(0.60, ge=0, le=1)
+    max_open_positions: int = Field(8, ge=1)
+    min_symbol_win_rate: float = Field(0.35, ge=0, le=1)
+    min_trades_for_win_rate: int = Field(10, ge=1)
+    min_confidence_trending: float = Field(0.20, ge=0, le=1)
+    min_confidence_ranging: float = Field(0.40, ge=0, le=1)
+    min_confidence_choppy: float = Field(0.60, ge=0, le=1)
+    drawdown_confidence_step_at: float = Field(0.02, ge=0, le=1)
+    drawdown_confidence_add: float = Field(0.20, ge=0, le=1)
+    streak_confidence_after: int = Field(3, ge=0)
+    streak_confidence_add: float = Field(0.15, ge=0, le=1)
+    sideways_confidence_add: float = Field(0.10, ge=0, le=1)
+    uptrend_short_min_confidence: float = Field(0.80, ge=0, le=1)
+    uptrend_size_factor: float = Field(1.10, gt=0)
+    sideways_size_factor: float = Field(0.80, gt=0)
+    choppy_size_factor: float = Field(0.5, gt=0)
+
+
+class BalancerSettings(Section):
+    """Portfolio balancer constraints (SPEC §4.2)."""
+
+    max_positions: int = Field(8, ge=1)
+    max_longs: int = Field(6, ge=0)
+    max_shorts: int = Field(6, ge=0)
+    max_total_risk: float = Field(0.15, gt=0, le=1)
+    safe_mode_total_risk: float = Field(0.12, gt=0, le=1)
+    max_symbol_concentration: float = Field(0.30, gt=0, le=1)
+    max_sector_concentration: float = Field(0.40, gt=0, le=1)
+    max_correlation: float = Field(0.80, gt=0, le=1)
+    max_leverage: int = Field(30, ge=1)
+    max_net_exposure: float = Field(0.80, gt=0)
+    safe_mode_daily_drawdown: float = Field(0.03, gt=0, le=1)
+    safe_mode_losing_streak: int = Field(5, ge=1)
+    correlation_lookback_bars: int = Field(288, ge=10)
+    sectors: dict[str, str] = Field(
+        default_factory=lambda: {
+            "BTC/USDT:USDT": "Layer1",
+            "ETH/USDT:USDT": "Layer1",
+            "SOL/USDT:USDT": "Layer1",
+            "BNB/USDT:USDT": "Exchange",
+            "XRP/USDT:USDT": "Payments",
+            "BCH/USDT:USDT": "Payments",
+            "DOGE/USDT:USDT": "Meme",
+            "INJ/USDT:USDT": "DeFi",
+        }
+    )
+    categories: dict[str, str] = Field(
+        default_factory=lambda: {"BTC/USDT:USDT": "CORE", "ETH/USDT:USDT": "CORE"}
+    )
+
+
+class GovernorSettings(Section):
+    """Safety governor circuit breakers (SPEC §4.3)."""
+
+    max_daily_drawdown: float = Field(0.03, gt=0, le=1)
+    losing_streak_defensive: int = Field(5, ge=1)
+    max_hourly_loss: float = Field(0.005, gt=0, le=1)
+    max_decline_from_start: float = Field(0.05, gt=0, le=1)
+    volatility_spike_sigma: float = Field(3.0, gt=0)
+    correlation_spike: float = Field(0.90, gt=0, le=1)
+    spike_cooldown_s: float = Field(3600.0, gt=0)
+    pause_duration_s: float = Field(3600.0, gt=0)

@@ -1,0 +1,48 @@
+"""Structured logging: one JSON line per event on stdout (console renderer on a terminal).
+
+Event names are stable snake_case; context (cycle_id, symbol, client_order_id) is bound with
+contextvars so every line of a cycle carries it. Every line has `event`, `level` and an
+ISO-8601 UTC `timestamp`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any, Literal
+
+import structlog
+
+LogFormat = Literal["json", "console"]
+
+
+def configure_logging(format: LogFormat | None = None, level: str = "INFO") -> None:
+    """Configure structlog once for the process. `format` None picks console on a terminal."""
+    chosen = format or ("console" if sys.stdout.isatty() else "json")
+    renderer: Any = (
+        structlog.dev.ConsoleRenderer()
+        if chosen == "console"
+        else structlog.processors.JSONRenderer(default=str)
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level]),
+        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        cache_logger_on_first_use=True,
+    )
+
+
+def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:
+    logger: structlog.typing.FilteringBoundLogger = structlog.get_logger(component=name)
+    return logger
+
+
+bind_context = structlog.contextvars.bind_contextvars
+unbind_context = structlog.contextvars.unbind_contextvars
+bound_context = structlog.contextvars.bound_contextvars

@@ -1,0 +1,1 @@
+"""Market data: recorded candles and live feeds → closed bars, indicators and regimes."""

@@ -1,0 +1,1 @@
+"""Position monitor: open positions + mark prices → stop adjustments and exits."""

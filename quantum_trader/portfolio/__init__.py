@@ -1,0 +1,1 @@
+"""Portfolio: ledger positions + prices → views, symbol performance, correlation, VaR."""

@@ -1,0 +1,150 @@
+"""Ports: the interfaces the core depends on. `app.py` is the only place that picks the
+implementations (paper or ccxt exchange, live/simulated/manual clock, SQLite or in-memory
+repository, replay or exchange feed, rule agent or ensemble)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Protocol
+
+from quantum_trader.domain import (
+    Balance,
+    Bars,
+    ClosedTrade,
+    Decision,
+    EquitySnapshot,
+    ExchangePosition,
+    Fill,
+    MarketRules,
+    MarketSnapshot,
+    Order,
+    OrderRequest,
+    Position,
+    PositionEvent,
+    SignalSeries,
+)
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """Current UTC time (tz-aware)."""
+        ...
+
+    async def sleep_until(self, deadline: datetime) -> None:
+        """Return once `now()` has reached `deadline`."""
+        ...
+
+
+class Exchange(Protocol):
+    """A USD-M futures account in one-way position mode.
+
+    Conditional orders (STOP_MARKET / TAKE_PROFIT_MARKET) are listed and cancelled separately
+    from plain orders, as on Binance's Algo Order API. Every order carries our client order id.
+    """
+
+    async def load_markets(self) -> Mapping[str, MarketRules]: ...
+
+    async def fetch_mark_prices(self, symbols: Sequence[str]) -> dict[str, Decimal]:
+        """All requested mark prices in one request."""
+        ...
+
+    async def fetch_balance(self) -> Balance: ...
+
+    async def fetch_positions(self) -> list[ExchangePosition]: ...
+
+    async def set_leverage(self, symbol: str, leverage: int) -> None: ...
+
+    async def place_order(self, request: OrderRequest) -> Order:
+        """Send a market or conditional order. Raises OrderRejected or OrderStateUnknown."""
+        ...
+
+    async def fetch_order(self, symbol: str, client_order_id: str) -> Order | None:
+        """Look an order (plain or conditional) up by our client order id; None if unknown."""
+        ...
+
+    async def fetch_open_conditional_orders(self, symbol: str | None = None) -> list[Order]: ...
+
+    async def cancel_conditional_order(self, symbol: str, client_order_id: str) -> None: ...
+
+    async def fetch_fills(self, symbol: str, client_order_id: str) -> list[Fill]: ...
+
+    async def close(self) -> None: ...
+
+
+class MarketFeed(Protocol):
+    """Closed candles for the universe, refreshed incrementally."""
+
+    @property
+    def symbols(self) -> Sequence[str]: ...
+
+    async def snapshot(self, now: datetime) -> MarketSnapshot:
+        """Closed bars up to `now` (never a bar still forming) and the current funding rates."""
+        ...
+
+
+class SignalSource(Protocol):
+    """Signals for every bar of every symbol, computed vectorized and without look-ahead.
+
+    Pure and synchronous; heavy implementations are called from a worker thread.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def warmup_bars(self) -> int:
+        """Bars of history needed before the first meaningful signal."""
+        ...
+
+    def evaluate(self, bars: Mapping[str, Bars]) -> dict[str, SignalSeries]: ...
+
+
+class Repository(Protocol):
+    """Persistence. Orders, fills, positions and trades are durable when the call returns;
+    decisions, position events and equity snapshots may be buffered until `flush()`."""
+
+    async def save_order(self, order: Order) -> None: ...
+
+    async def get_order(self, client_order_id: str) -> Order | None: ...
+
+    async def orders(self, symbol: str | None = None) -> list[Order]: ...
+
+    async def record_fills(self, fills: Sequence[Fill]) -> None: ...
+
+    async def fills(self, symbol: str | None = None) -> list[Fill]: ...
+
+    async def save_position(self, position: Position) -> None: ...
+
+    async def delete_position(self, symbol: str) -> None: ...
+
+    async def open_positions(self) -> list[Position]: ...
+
+    async def record_closed_trade(self, trade: ClosedTrade) -> None: ...
+
+    async def closed_trades(self) -> list[ClosedTrade]: ...
+
+    async def record_decisions(self, decisions: Sequence[Decision]) -> None: ...
+
+    async def decision_counts(self) -> dict[tuple[str, str], int]:
+        """How many decisions each (gate, reason code) pair has had."""
+        ...
+
+    async def record_position_events(self, events: Sequence[PositionEvent]) -> None: ...
+
+    async def position_events(self) -> list[PositionEvent]: ...
+
+    async def record_equity(self, snapshot: EquitySnapshot) -> None: ...
+
+    async def equity_history(self) -> list[EquitySnapshot]: ...
+
+    async def save_state(self, namespace: str, key: str, payload: Mapping[str, Any]) -> None:
+        """Durable JSON state (governor, symbol stats, lifecycle stages, Q-table)."""
+        ...
+
+    async def load_state(self, namespace: str) -> dict[str, dict[str, Any]]: ...
+
+    async def flush(self) -> None: ...
+
+    async def close(self) -> None: ...

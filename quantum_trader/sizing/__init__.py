@@ -1,0 +1,1 @@
+"""Sizing: approved candidate + account → SizedOrder (quantity, leverage, stop, target, costs)."""

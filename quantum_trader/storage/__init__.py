@@ -1,0 +1,1 @@
+"""Storage: domain records → SQLite (WAL, versioned migrations) or memory, behind one contract."""
