@@ -23,6 +23,7 @@ from quantum_trader.domain.market import (
     MarketSnapshot,
     SignalSeries,
 )
+from quantum_trader.domain.performance import SymbolStats
 from quantum_trader.domain.trading import (
     ZERO,
     Balance,
@@ -79,6 +80,7 @@ __all__ = [
     "Signal",
     "SignalSeries",
     "SizedOrder",
+    "SymbolStats",
     "TradePlan",
     "TrailMode",
     "Verdict",

@@ -9,6 +9,7 @@ from decimal import Decimal
 
 from quantum_trader.domain.enums import GlobalRegime, Regime
 from quantum_trader.domain.market import FloatArray, MarketRules
+from quantum_trader.domain.performance import SymbolStats
 from quantum_trader.domain.trading import ZERO, Position
 
 
@@ -26,6 +27,7 @@ class PortfolioView:
     peak_equity_usdt: Decimal
     losing_streak: int = 0
     pnl_last_hour_usdt: Decimal = ZERO
+    symbol_stats: Mapping[str, SymbolStats] = field(default_factory=dict)
 
     @property
     def daily_drawdown(self) -> float:

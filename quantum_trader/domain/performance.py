@@ -1,0 +1,34 @@
+"""Per-symbol track record (SPEC §7), as the gates and the sizer read it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolStats:
+    """Closed-trade statistics of one symbol. `streak` > 0 counts wins in a row, < 0 losses."""
+
+    symbol: str
+    trades: int = 0
+    wins: int = 0
+    losses: int = 0
+    pnl_usdt: float = 0.0
+    total_r: float = 0.0
+    streak: int = 0
+    last_20_r: tuple[float, ...] = field(default_factory=tuple)
+    disabled_until: datetime | None = None
+    blacklisted: bool = False
+
+    @property
+    def win_rate(self) -> float:
+        return self.wins / self.trades if self.trades else 0.0
+
+    @property
+    def average_r(self) -> float:
+        return self.total_r / self.trades if self.trades else 0.0
+
+    @property
+    def losing_streak(self) -> int:
+        return -self.streak if self.streak < 0 else 0
