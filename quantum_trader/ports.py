@@ -70,6 +70,10 @@ class Exchange(Protocol):
 
     async def fetch_fills(self, symbol: str, client_order_id: str) -> list[Fill]: ...
 
+    async def fetch_funding_paid(self, symbol: str, since: datetime) -> Decimal:
+        """Funding paid on `symbol` since `since` (positive = paid, negative = received)."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -98,7 +102,12 @@ class SignalSource(Protocol):
         """Bars of history needed before the first meaningful signal."""
         ...
 
-    def evaluate(self, bars: Mapping[str, Bars]) -> dict[str, SignalSeries]: ...
+    def evaluate(
+        self, bars: Mapping[str, Bars], tail: int | None = None
+    ) -> dict[str, SignalSeries]:
+        """Series aligned with each symbol's bars. With `tail`, only the last `tail` rows must
+        be computed (the live cycle asks for 1); earlier rows may be HOLD with confidence 0."""
+        ...
 
 
 class Repository(Protocol):
