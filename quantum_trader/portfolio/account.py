@@ -1,0 +1,98 @@
+"""Account bookkeeping the gates depend on: starting balance, the UTC day's opening equity, peak
+equity, the last hour's realized PnL and the losing streak. Pure; persisted as a dict."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from quantum_trader.domain import (
+    Balance,
+    ClosedTrade,
+    PortfolioView,
+    Position,
+    SymbolStats,
+)
+
+HOUR = timedelta(hours=1)
+
+
+@dataclass(frozen=True, slots=True)
+class AccountTracker:
+    starting_balance_usdt: Decimal
+    day: str
+    day_start_equity_usdt: Decimal
+    peak_equity_usdt: Decimal
+    losing_streak: int = 0
+    recent_pnl: tuple[tuple[datetime, Decimal], ...] = field(default_factory=tuple)
+
+    @classmethod
+    def start(cls, equity: Decimal, now: datetime) -> AccountTracker:
+        return cls(equity, now.date().isoformat(), equity, equity)
+
+    def observe_equity(self, equity: Decimal, now: datetime) -> AccountTracker:
+        """Roll the UTC day and the peak forward."""
+        today = now.date().isoformat()
+        day_start = equity if today != self.day else self.day_start_equity_usdt
+        return replace(
+            self,
+            day=today,
+            day_start_equity_usdt=day_start,
+            peak_equity_usdt=max(self.peak_equity_usdt, equity),
+            recent_pnl=tuple(p for p in self.recent_pnl if now - p[0] < HOUR),
+        )
+
+    def on_trade_closed(self, trade: ClosedTrade) -> AccountTracker:
+        streak = self.losing_streak + 1 if trade.pnl_usdt < 0 else 0
+        recent = (*self.recent_pnl, (trade.closed_at, trade.pnl_usdt))
+        return replace(self, losing_streak=streak, recent_pnl=recent)
+
+    def pnl_last_hour(self, now: datetime) -> Decimal:
+        return sum((p for t, p in self.recent_pnl if now - t < HOUR), Decimal(0))
+
+    def view(
+        self,
+        balance: Balance,
+        positions: Mapping[str, Position],
+        stats: Mapping[str, SymbolStats],
+        now: datetime,
+    ) -> PortfolioView:
+        return PortfolioView(
+            equity_usdt=balance.equity_usdt,
+            wallet_usdt=balance.wallet_usdt,
+            free_usdt=balance.free_usdt,
+            used_margin_usdt=balance.used_margin_usdt,
+            positions=positions,
+            starting_balance_usdt=self.starting_balance_usdt,
+            day_start_equity_usdt=self.day_start_equity_usdt,
+            peak_equity_usdt=self.peak_equity_usdt,
+            losing_streak=self.losing_streak,
+            pnl_last_hour_usdt=self.pnl_last_hour(now),
+            symbol_stats=stats,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "starting_balance_usdt": str(self.starting_balance_usdt),
+            "day": self.day,
+            "day_start_equity_usdt": str(self.day_start_equity_usdt),
+            "peak_equity_usdt": str(self.peak_equity_usdt),
+            "losing_streak": self.losing_streak,
+            "recent_pnl": [[t.isoformat(), str(p)] for t, p in self.recent_pnl],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AccountTracker:
+        return cls(
+            starting_balance_usdt=Decimal(data["starting_balance_usdt"]),
+            day=str(data["day"]),
+            day_start_equity_usdt=Decimal(data["day_start_equity_usdt"]),
+            peak_equity_usdt=Decimal(data["peak_equity_usdt"]),
+            losing_streak=int(data["losing_streak"]),
+            recent_pnl=tuple(
+                (datetime.fromisoformat(t), Decimal(p)) for t, p in data.get("recent_pnl", [])
+            ),
+        )
