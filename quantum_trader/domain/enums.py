@@ -83,6 +83,7 @@ class ExitReason(StrEnum):
     SL_HIT = "SL_HIT"
     TP_HIT = "TP_HIT"
     TRAILING_HIT = "TRAILING_HIT"
+    TRAILING = "TRAILING"  # the managed stop trailed (an adjustment, not an exit)
     BREAK_EVEN = "BREAK_EVEN"
     PARTIAL_TP = "PARTIAL_TP"
     TIME_EXIT = "TIME_EXIT"
