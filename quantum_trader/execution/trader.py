@@ -25,15 +25,19 @@ from quantum_trader.domain import (
 from quantum_trader.errors import OrderRejected, OrderStateUnknown
 from quantum_trader.execution.ids import ClientOrderIds
 from quantum_trader.log import get_logger
+from quantum_trader.portfolio.ledger import Ledger
 from quantum_trader.ports import Exchange, Repository
 
 log = get_logger("trader")
 
 
 class Trader:
-    def __init__(self, exchange: Exchange, repository: Repository, ids: ClientOrderIds) -> None:
+    def __init__(
+        self, exchange: Exchange, repository: Repository, ledger: Ledger, ids: ClientOrderIds
+    ) -> None:
         self._exchange = exchange
         self._repository = repository
+        self.ledger = ledger
         self._ids = ids
 
     async def submit(self, request: OrderRequest, now: datetime) -> Order:
@@ -90,7 +94,7 @@ class Trader:
             log.warning("entry_not_filled", client_order_id=entry.client_order_id)
             return None
         position = _position_from_entry(sized, entry, now)
-        await self._repository.save_position(position)
+        await self.ledger.save_position(position)
         log.info(
             "position_opened",
             symbol=position.symbol,
@@ -119,7 +123,7 @@ class Trader:
         except (OrderRejected, OrderStateUnknown) as error:
             # The stop protects the position; the monitor still exits at the target price.
             log.warning("take_profit_order_failed", symbol=position.symbol, error=str(error))
-        await self._repository.save_position(position)
+        await self.ledger.save_position(position)
         return position
 
     async def place_conditional(self, position: Position, kind: OrderKind, now: datetime) -> Order:
@@ -184,15 +188,14 @@ class Trader:
             fees_usdt=position.fees_usdt + exit_order.fee_usdt,
         )
         if position.quantity > 0:
-            await self._repository.save_position(position)
+            await self.ledger.save_position(position)
             return position
         for order_id in (position.stop_order_id, position.take_profit_order_id):
             if order_id != exit_order.client_order_id:
                 await self.cancel_conditional(position.symbol, order_id, now)
         funding = await self._exchange.fetch_funding_paid(position.symbol, position.opened_at)
         trade = _closed_trade(position, price, reason, now, funding)
-        await self._repository.record_closed_trade(trade)
-        await self._repository.delete_position(position.symbol)
+        await self.ledger.record_trade(trade, now)
         log.info(
             "position_closed",
             symbol=trade.symbol,

@@ -1,0 +1,191 @@
+"""The executor cycle (SPEC §2): market → signals → approval chain → sizing → risk guard →
+execution → record. One call of `run_cycle` is one cycle; the loop around it lives in app.py."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from quantum_trader.domain import (
+    Action,
+    Candidate,
+    Decision,
+    GateName,
+    MarketRules,
+    MarketView,
+    PortfolioView,
+    ReasonCode,
+    SizedOrder,
+    TradePlan,
+    Verdict,
+)
+from quantum_trader.errors import OrderRejected, OrderStateUnknown
+from quantum_trader.execution.trader import Trader
+from quantum_trader.gates.chain import ApprovalChain, Approved
+from quantum_trader.log import bound_context, get_logger
+from quantum_trader.market.model import MarketState
+from quantum_trader.market.provider import MarketStateProvider
+from quantum_trader.ports import Exchange, Repository
+
+log = get_logger("executor")
+
+
+class Sizer(Protocol):
+    def size(
+        self,
+        candidate: Candidate,
+        plan: TradePlan,
+        portfolio: PortfolioView,
+        rules: MarketRules,
+        funding_rate_8h: float = 0.0,
+    ) -> SizedOrder | Verdict: ...
+
+
+@dataclass(slots=True)
+class CycleSummary:
+    cycle_id: str
+    signals: int = 0
+    candidates: int = 0
+    approved: int = 0
+    opened: int = 0
+    decisions: list[Decision] = field(default_factory=list)
+
+
+class Executor:
+    def __init__(
+        self,
+        market: MarketStateProvider,
+        exchange: Exchange,
+        repository: Repository,
+        trader: Trader,
+        chain: ApprovalChain,
+        sizer: Sizer,
+        min_confidence: float,
+        stopping: asyncio.Event | None = None,
+    ) -> None:
+        self._market = market
+        self._exchange = exchange
+        self._repository = repository
+        self._trader = trader
+        self._chain = chain
+        self._sizer = sizer
+        self._min_confidence = min_confidence
+        self._stopping = stopping or asyncio.Event()
+        self._cycle_numbers = itertools.count(1)
+
+    async def run_cycle(self, now: datetime) -> CycleSummary:
+        summary = CycleSummary(f"c{next(self._cycle_numbers)}")
+        with bound_context(cycle_id=summary.cycle_id, sim_time=now.isoformat()):
+            market = await self._market.state(now)
+            portfolio = await self.portfolio(now)
+            candidates, filtered = select_candidates(market, portfolio, self._min_confidence)
+            approval = self._chain.approve(candidates, portfolio, market.view, now)
+            verdicts = [*filtered, *approval.verdicts]
+            for approved in approval.approved:
+                if self._stopping.is_set():
+                    break
+                verdicts += await self._size_and_execute(approved, portfolio, market.view, now)
+                portfolio = await self.portfolio(now)
+            await self._record(summary, now, verdicts, candidates)
+            summary.signals = len(market.signals)
+            summary.candidates, summary.approved = len(candidates), len(approval.approved)
+        return summary
+
+    async def portfolio(self, now: datetime) -> PortfolioView:
+        return await self._trader.ledger.observe(await self._exchange.fetch_balance(), now)
+
+    async def _size_and_execute(
+        self, approved: Approved, portfolio: PortfolioView, market: MarketView, now: datetime
+    ) -> list[Verdict]:
+        candidate = approved.candidate
+        with bound_context(symbol=candidate.symbol):
+            rules = market.rules.get(candidate.symbol)
+            if rules is None:
+                return [_deny(GateName.SIZER, candidate, ReasonCode.UNKNOWN_SYMBOL)]
+            funding = market.funding_rate_8h.get(candidate.symbol, 0.0)
+            sized = self._sizer.size(candidate, approved.plan, portfolio, rules, funding)
+            if isinstance(sized, Verdict):
+                return [sized]
+            verdicts = self._chain.check_order(sized, portfolio, market, now)
+            if all(v.approved for v in verdicts):
+                verdicts += await self._execute(sized, candidate, now)
+            return verdicts
+
+    async def _execute(
+        self, order: SizedOrder, candidate: Candidate, now: datetime
+    ) -> list[Verdict]:
+        try:
+            position = await self._trader.open_position(order, now)
+        except OrderRejected as error:
+            return [_deny(GateName.EXECUTION, candidate, error.reason, str(error))]
+        except OrderStateUnknown as error:
+            log.error("order_state_unknown", error=str(error))
+            return [_deny(GateName.EXECUTION, candidate, ReasonCode.ORDER_FAILED, str(error))]
+        if position is None:
+            return [_deny(GateName.EXECUTION, candidate, ReasonCode.ORDER_FAILED, "not filled")]
+        return [Verdict.allow(GateName.EXECUTION, candidate.symbol, "opened")]
+
+    async def _record(
+        self,
+        summary: CycleSummary,
+        now: datetime,
+        verdicts: Sequence[Verdict],
+        candidates: Sequence[Candidate],
+    ) -> None:
+        by_symbol = {c.symbol: c for c in candidates}
+        for verdict in verdicts:
+            candidate = by_symbol.get(verdict.symbol)
+            confidence = candidate.confidence if candidate else 0.0
+            side = candidate.side if candidate else None
+            decision = Decision(summary.cycle_id, now, verdict, confidence, side)
+            summary.decisions.append(decision)
+            log.info(
+                "decision",
+                symbol=verdict.symbol,
+                gate=verdict.gate,
+                approved=verdict.approved,
+                reason=verdict.reason,
+                detail=verdict.detail,
+                confidence=round(confidence, 4),
+            )
+        summary.opened = sum(1 for v in verdicts if v.gate is GateName.EXECUTION and v.approved)
+        await self._repository.record_decisions(summary.decisions)
+
+
+def select_candidates(
+    market: MarketState, portfolio: PortfolioView, min_confidence: float
+) -> tuple[list[Candidate], list[Verdict]]:
+    """Turn signals into candidates. HOLD is not a decision; weak signals and symbols that
+    already hold a position (one-way mode) are denied here, before the chain."""
+    candidates: list[Candidate] = []
+    denied: list[Verdict] = []
+    view = market.view
+    for signal in market.signals:
+        side = signal.action.side
+        if signal.action is Action.HOLD or side is None:
+            continue
+        if signal.symbol in portfolio.positions:
+            denied.append(
+                Verdict.deny(
+                    GateName.SIGNAL_FILTER, signal.symbol, ReasonCode.POSITION_ALREADY_OPEN
+                )
+            )
+        elif signal.confidence < min_confidence:
+            detail = f"{signal.confidence:.3f} < {min_confidence}"
+            denied.append(
+                Verdict.deny(
+                    GateName.SIGNAL_FILTER, signal.symbol, ReasonCode.LOW_CONFIDENCE, detail
+                )
+            )
+        else:
+            price, regime = view.prices[signal.symbol], view.regimes[signal.symbol]
+            candidates.append(Candidate(signal, side, price, view.atr_pct[signal.symbol], regime))
+    return candidates, denied
+
+
+def _deny(gate: GateName, candidate: Candidate, reason: ReasonCode, detail: str = "") -> Verdict:
+    return Verdict.deny(gate, candidate.symbol, reason, detail)

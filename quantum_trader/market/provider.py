@@ -1,0 +1,65 @@
+"""Where a cycle gets its market state: computed live from a feed, or read from a model that the
+backtest computed once over the whole range."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Protocol
+
+from quantum_trader.clock import ms_from_utc
+from quantum_trader.domain import MarketRules
+from quantum_trader.market.model import GlobalRegimeFn, MarketModel, MarketState, RegimeFn
+from quantum_trader.ports import MarketFeed, SignalSource
+
+
+class MarketStateProvider(Protocol):
+    async def state(self, now: datetime) -> MarketState: ...
+
+
+class LiveMarket:
+    """Each cycle: closed bars from the feed, then the model over that window in a worker
+    thread (inference never blocks the event loop), read at its newest row."""
+
+    def __init__(
+        self,
+        feed: MarketFeed,
+        source: SignalSource,
+        rules: Mapping[str, MarketRules],
+        regime: RegimeFn,
+        global_regime: GlobalRegimeFn,
+        returns_window: int,
+    ) -> None:
+        self._feed = feed
+        self._source = source
+        self._rules = rules
+        self._regime = regime
+        self._global_regime = global_regime
+        self._returns_window = returns_window
+
+    async def state(self, now: datetime) -> MarketState:
+        snapshot = await self._feed.snapshot(now)
+        funding = snapshot.funding_rate_8h
+        model = await asyncio.to_thread(
+            MarketModel.compute,
+            snapshot.bars,
+            self._source,
+            self._rules,
+            tail=1,
+            regime=self._regime,
+            funding_rate_8h=lambda symbol, _now_ms: funding.get(symbol, 0.0),
+            global_regime=self._global_regime,
+            returns_window=self._returns_window,
+        )
+        return model.state_at(snapshot.time_ms)
+
+
+class PrecomputedMarket:
+    """The backtest's provider: one model over the whole range, read at each step."""
+
+    def __init__(self, model: MarketModel) -> None:
+        self._model = model
+
+    async def state(self, now: datetime) -> MarketState:
+        return self._model.state_at(ms_from_utc(now))

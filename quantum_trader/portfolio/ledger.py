@@ -1,0 +1,67 @@
+"""The ledger: open positions, the account tracker and per-symbol stats, held in memory for the
+hot path and written through to the repository, so a restart resumes exactly where it stopped."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from quantum_trader.domain import Balance, ClosedTrade, PortfolioView, Position, SymbolStats
+from quantum_trader.portfolio.account import AccountTracker
+from quantum_trader.ports import Repository
+
+ACCOUNT_STATE = ("account", "tracker")
+TRACKER_SAVE_INTERVAL = timedelta(minutes=1)
+
+
+class Ledger:
+    def __init__(
+        self,
+        repository: Repository,
+        positions: dict[str, Position],
+        tracker: AccountTracker,
+        stats: dict[str, SymbolStats],
+    ) -> None:
+        self._repository = repository
+        self.positions = positions
+        self.tracker = tracker
+        self.stats = stats
+        self._tracker_saved_at: datetime | None = None
+
+    @classmethod
+    async def load(cls, repository: Repository, equity: Decimal, now: datetime) -> Ledger:
+        """Restore the ledger; a new account starts its tracker at `equity`."""
+        positions = {p.symbol: p for p in await repository.open_positions()}
+        saved = (await repository.load_state(ACCOUNT_STATE[0])).get(ACCOUNT_STATE[1])
+        tracker = AccountTracker.from_dict(saved) if saved else AccountTracker.start(equity, now)
+        ledger = cls(repository, positions, tracker, {})
+        if not saved:
+            await ledger._save_tracker(now)
+        return ledger
+
+    async def save_position(self, position: Position) -> None:
+        self.positions[position.symbol] = position
+        await self._repository.save_position(position)
+
+    async def record_trade(self, trade: ClosedTrade, now: datetime) -> None:
+        """Book a closed round trip: trade row, position gone, streak and hourly PnL updated."""
+        await self._repository.record_closed_trade(trade)
+        await self._repository.delete_position(trade.symbol)
+        self.positions.pop(trade.symbol, None)
+        self.tracker = self.tracker.on_trade_closed(trade)
+        await self._save_tracker(now)
+
+    async def observe(self, balance: Balance, now: datetime) -> PortfolioView:
+        """Roll day and peak forward with the current equity and return the portfolio view."""
+        before = self.tracker
+        self.tracker = before.observe_equity(balance.equity_usdt, now)
+        due = (
+            self._tracker_saved_at is None or now - self._tracker_saved_at >= TRACKER_SAVE_INTERVAL
+        )
+        if self.tracker.day != before.day or due:
+            await self._save_tracker(now)
+        return self.tracker.view(balance, dict(self.positions), self.stats, now)
+
+    async def _save_tracker(self, now: datetime) -> None:
+        await self._repository.save_state(*ACCOUNT_STATE, self.tracker.to_dict())
+        self._tracker_saved_at = now
