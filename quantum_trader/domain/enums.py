@@ -129,6 +129,7 @@ class GateName(StrEnum):
     GOVERNOR = "governor"
     SIZER = "sizer"
     RISK_GUARD = "risk_guard"
+    EXECUTION = "execution"
 
 
 class ReasonCode(StrEnum):
