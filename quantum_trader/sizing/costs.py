@@ -66,3 +66,27 @@ class CostModel:
             slippage_usdt=2 * notional_usdt * slip,
             funding_usdt=self.funding_usdt(notional_usdt, rate_8h, side, hours),
         )
+
+    def round_trip_at(
+        self,
+        quantity: float,
+        entry_price: float,
+        exit_price: float,
+        atr_pct: float,
+        side: Side,
+        rate_8h: float = 0.0,
+        hold_h: float | None = None,
+    ) -> TradeCosts:
+        """Taker in at `entry_price`, taker out at `exit_price` (e.g. the stop), slippage on
+        both legs at the entry order's tier, funding on the entry notional over the hold."""
+        entry_notional = quantity * entry_price
+        exit_notional = quantity * exit_price
+        taker = self.fee_rate(is_maker=False)
+        slip = self.slippage_rate(entry_notional, atr_pct)
+        hours = self.settings.expected_hold_h if hold_h is None else hold_h
+        return TradeCosts(
+            entry_fee_usdt=entry_notional * taker,
+            exit_fee_usdt=exit_notional * taker,
+            slippage_usdt=(entry_notional + exit_notional) * slip,
+            funding_usdt=self.funding_usdt(entry_notional, rate_8h, side, hours),
+        )

@@ -26,6 +26,8 @@ class SizingSettings(Section):
     kelly_fraction: float = Field(0.5, gt=0, le=1)
     min_stop_pct: float = Field(0.002, gt=0, lt=1)
     max_stop_pct: float = Field(0.10, gt=0, lt=1)
+    kelly_min_trades: int = Field(10, ge=1)
+    max_risk_fraction: float = Field(0.02, gt=0, le=0.1)
 
 
 class CostSettings(Section):

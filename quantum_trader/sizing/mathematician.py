@@ -1,0 +1,270 @@
+"""The math sizer (SPEC §5.1): approved candidate + account → SizedOrder, or a denial Verdict.
+
+The arithmetic, in order:
+  sl_pct   = ATR% × stop_atr_multiple, clamped to [min_stop_pct, max_stop_pct]
+  tp_pct   = sl_pct × R (R from the plan, else from the regime)
+  budget   = min(risk_per_trade × size_factor, max_risk_fraction) × equity
+  leverage = half-Kelly on the symbol's win rate and R, clamped to [1, max]; default without record
+  notional = budget ÷ (stop distance + costs at the stop), capped by margin cap × leverage
+Quantities round down to the step and protective prices toward the entry, so the loss at the
+stop plus the costs of getting stopped out never exceed the budget.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from decimal import Decimal
+
+from quantum_trader.domain import (
+    ZERO,
+    Candidate,
+    GateName,
+    MarketRules,
+    PortfolioView,
+    ReasonCode,
+    Regime,
+    SizedOrder,
+    SymbolStats,
+    TradePlan,
+    Verdict,
+)
+from quantum_trader.sizing.costs import CostModel
+from quantum_trader.sizing.rounding import stop_price, take_profit_price
+from quantum_trader.sizing.settings import SizingSettings
+
+COST_QUANTUM = Decimal("0.00000001")
+
+
+@dataclass(frozen=True, slots=True)
+class StopPlan:
+    """Stop and target distances as fractions of the entry price; `r_multiple` = tp ÷ sl."""
+
+    sl_pct: float
+    tp_pct: float
+    r_multiple: float
+
+
+@dataclass(frozen=True, slots=True)
+class RiskPlan:
+    """The §5.1 money arithmetic before exchange rounding, in USDT."""
+
+    budget_usdt: Decimal
+    uncapped_notional_usdt: Decimal
+    margin_cap_usdt: Decimal
+    notional_usdt: Decimal
+    leverage: int
+
+    @property
+    def margin_usdt(self) -> Decimal:
+        return self.notional_usdt / self.leverage
+
+
+def to_decimal(value: float) -> Decimal:
+    """The decimal a person means by a float setting: 0.1 → Decimal("0.1")."""
+    return Decimal(repr(value))
+
+
+def plan_stops(
+    atr_pct: float, regime: Regime, tp_r_multiple: float | None, settings: SizingSettings
+) -> StopPlan:
+    """Stop at ATR% × multiple (clamped); target at R × stop, R from the plan or the regime."""
+    raw = atr_pct * settings.stop_atr_multiple
+    sl_pct = min(max(raw, settings.min_stop_pct), settings.max_stop_pct)
+    r = tp_r_multiple if tp_r_multiple is not None else regime_r_multiple(regime, settings)
+    return StopPlan(sl_pct, sl_pct * r, r)
+
+
+def regime_r_multiple(regime: Regime, settings: SizingSettings) -> float:
+    """Take-profit R: 2.5 TRENDING, 1.5 RANGING, 2.0 otherwise (settings)."""
+    if regime is Regime.TRENDING:
+        return settings.tp_r_multiple_trending
+    if regime is Regime.RANGING:
+        return settings.tp_r_multiple_ranging
+    return settings.tp_r_multiple
+
+
+def kelly_edge(win_rate: float, r_multiple: float) -> float:
+    """Full Kelly fraction f* = W − (1 − W) ÷ R; negative when the bet has no edge."""
+    return win_rate - (1.0 - win_rate) / r_multiple
+
+
+def choose_leverage(stats: SymbolStats | None, r_multiple: float, settings: SizingSettings) -> int:
+    """Leverage in [1, max_leverage]: fractional Kelly × max, or the default without a record.
+
+    A symbol with fewer than `kelly_min_trades` closed trades has no usable record.
+    """
+    cap = settings.max_leverage
+    if stats is None or stats.trades < settings.kelly_min_trades:
+        return min(max(settings.default_leverage, 1), cap)
+    edge = kelly_edge(stats.win_rate, r_multiple) * settings.kelly_fraction
+    return min(max(round(edge * cap), 1), cap)
+
+
+def plan_risk(
+    equity_usdt: Decimal,
+    wallet_usdt: Decimal,
+    sl_pct: float,
+    leverage: int,
+    size_factor: float,
+    settings: SizingSettings,
+) -> RiskPlan:
+    """Budget → notional = budget ÷ sl_pct (the loss at the stop is the budget), then cap the
+    notional so that margin = notional ÷ leverage ≤ max_margin_fraction × wallet.
+
+    The budget is risk_per_trade × size_factor of equity, never more than max_risk_fraction.
+    """
+    fraction = min(settings.risk_per_trade * max(size_factor, 0.0), settings.max_risk_fraction)
+    budget = max(equity_usdt, ZERO) * to_decimal(fraction)
+    uncapped = budget / to_decimal(sl_pct)
+    margin_cap = to_decimal(settings.max_margin_fraction) * max(wallet_usdt, ZERO)
+    notional = min(uncapped, margin_cap * leverage)
+    return RiskPlan(budget, uncapped, margin_cap, notional, leverage)
+
+
+@dataclass(frozen=True, slots=True)
+class MathSizer:
+    """The default sizer. Pure: same inputs, same order."""
+
+    settings: SizingSettings
+    costs: CostModel
+    method: str = "math"
+
+    def size(
+        self,
+        candidate: Candidate,
+        plan: TradePlan,
+        portfolio: PortfolioView,
+        rules: MarketRules,
+        funding_rate_8h: float = 0.0,
+    ) -> SizedOrder | Verdict:
+        """Turn an approved candidate into an order, or deny with SIZE_ZERO,
+        BELOW_MIN_QUANTITY or BELOW_MIN_NOTIONAL when no valid order exists."""
+        if not _valid_inputs(candidate, plan):
+            return _deny(candidate, ReasonCode.SIZE_ZERO, "invalid price, ATR or size factor")
+        stops = plan_stops(candidate.atr_pct, candidate.regime, plan.tp_r_multiple, self.settings)
+        stats = portfolio.symbol_stats.get(candidate.symbol)
+        leverage = min(choose_leverage(stats, stops.r_multiple, self.settings), rules.max_leverage)
+        risk = plan_risk(
+            portfolio.equity_usdt,
+            portfolio.wallet_usdt,
+            stops.sl_pct,
+            max(leverage, 1),
+            plan.size_factor,
+            self.settings,
+        )
+        return self.build_order(candidate, plan, rules, stops, risk, funding_rate_8h)
+
+    def build_order(
+        self,
+        candidate: Candidate,
+        plan: TradePlan,
+        rules: MarketRules,
+        stops: StopPlan,
+        risk: RiskPlan,
+        funding_rate_8h: float,
+    ) -> SizedOrder | Verdict:
+        """Round a planned stop distance and budget into an exchange-valid order.
+
+        Methods other than `math` reuse this with their own StopPlan and RiskPlan; the budget
+        (`risk.budget_usdt`) bounds loss at the stop plus costs, `risk.notional_usdt` caps size.
+        """
+        entry = candidate.price
+        side = candidate.side
+        stop = stop_price(entry, to_decimal(stops.sl_pct), side, rules.tick_size)
+        target = take_profit_price(entry, to_decimal(stops.tp_pct), side, rules.tick_size)
+        distance = (entry - stop) * side.sign
+        if distance <= 0 or (target - entry) * side.sign <= 0 or target <= 0:
+            return _deny(candidate, ReasonCode.SIZE_ZERO, "stop or target within one tick")
+        per_unit = distance + self._cost_per_unit(candidate, stop, risk, funding_rate_8h)
+        quantity = _round_within(
+            min(risk.budget_usdt / per_unit, risk.notional_usdt / entry), rules
+        )
+        # Decimal division rounds to 28 digits; one step back guards the caps exactly.
+        if quantity > 0 and (
+            quantity * per_unit > risk.budget_usdt or quantity * entry > risk.notional_usdt
+        ):
+            quantity -= rules.step_size
+        denial = _check_minimums(candidate, rules, quantity)
+        if denial is not None:
+            return denial
+        notional = quantity * entry
+        costs = self.costs.round_trip_at(
+            float(quantity),
+            float(entry),
+            float(stop),
+            candidate.atr_pct,
+            side,
+            funding_rate_8h,
+        )
+        return SizedOrder(
+            symbol=candidate.symbol,
+            side=side,
+            quantity=quantity,
+            entry_price=entry,
+            stop_price=stop,
+            take_profit_price=target,
+            leverage=risk.leverage,
+            notional_usdt=notional,
+            margin_usdt=notional / risk.leverage,
+            expected_loss_usdt=quantity * distance,
+            expected_profit_usdt=quantity * (target - entry) * side.sign,
+            costs_usdt=to_decimal(costs.total_usdt).quantize(COST_QUANTUM),
+            atr_pct=candidate.atr_pct,
+            confidence=candidate.confidence,
+            method=self.method,
+            exit_mode=plan.exit_mode,
+        )
+
+    def _cost_per_unit(
+        self, candidate: Candidate, stop: Decimal, risk: RiskPlan, funding_rate_8h: float
+    ) -> Decimal:
+        """Upper bound of the cost of one unit entered at the price and stopped out at `stop`.
+
+        Slippage is taken at the largest notional this order can have (slippage never falls
+        with size); funding received is not counted as a saving.
+        """
+        trading = self.costs.fee_rate(is_maker=False) + self.costs.slippage_rate(
+            float(risk.notional_usdt), candidate.atr_pct
+        )
+        hold_h = self.costs.settings.expected_hold_h
+        funding = max(funding_rate_8h * (hold_h / 8.0) * candidate.side.sign, 0.0)
+        entry = candidate.price
+        return (entry + stop) * to_decimal(trading) + entry * to_decimal(funding)
+
+
+def _round_within(quantity: Decimal, rules: MarketRules) -> Decimal:
+    return rules.round_quantity_down(max(quantity, ZERO))
+
+
+def _valid_inputs(candidate: Candidate, plan: TradePlan) -> bool:
+    return (
+        candidate.price > 0
+        and math.isfinite(candidate.atr_pct)
+        and candidate.atr_pct >= 0
+        and math.isfinite(plan.size_factor)
+        and plan.size_factor > 0
+    )
+
+
+def _check_minimums(candidate: Candidate, rules: MarketRules, quantity: Decimal) -> Verdict | None:
+    if quantity <= 0:
+        return _deny(candidate, ReasonCode.SIZE_ZERO, "quantity rounds to zero")
+    if quantity < rules.min_quantity:
+        return _deny(
+            candidate,
+            ReasonCode.BELOW_MIN_QUANTITY,
+            f"quantity {quantity} < minimum {rules.min_quantity}",
+        )
+    notional = quantity * candidate.price
+    if notional < rules.min_notional:
+        return _deny(
+            candidate,
+            ReasonCode.BELOW_MIN_NOTIONAL,
+            f"notional {notional:.2f} < minimum {rules.min_notional}",
+        )
+    return None
+
+
+def _deny(candidate: Candidate, reason: ReasonCode, detail: str) -> Verdict:
+    return Verdict.deny(GateName.SIZER, candidate.symbol, reason, detail)
