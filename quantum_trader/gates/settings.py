@@ -86,3 +86,38 @@ class GovernorSettings(Section):
     correlation_spike: float = Field(0.90, gt=0, le=1)
     spike_cooldown_s: float = Field(3600.0, gt=0)
     pause_duration_s: float = Field(3600.0, gt=0)
+
+
+class RegimeSettings(Section):
+    """Per-symbol regime detection (SPEC §3.2) and the global regime (§3.3)."""
+
+    adx_period: int = Field(14, ge=2)
+    ema_fast_period: int = Field(20, ge=2)
+    ema_slow_period: int = Field(50, ge=3)
+    atr_period: int = Field(14, ge=2)
+    atr_mean_days: float = Field(20.0, gt=0)
+    trending_min_adx: float = Field(25.0, ge=0)
+    ranging_max_adx: float = Field(20.0, ge=0)
+    ranging_max_atr_ratio: float = Field(1.0, gt=0)
+    breakout_min_atr_ratio: float = Field(1.5, gt=0)
+    range_break_bars: int = Field(20, ge=2)
+    refresh_s: float = Field(60.0, gt=0)
+    global_ema_days: int = Field(200, ge=2)
+    global_band: float = Field(0.10, gt=0, lt=1)
+    global_refresh_s: float = Field(3600.0, gt=0)
+
+
+class PerformanceSettings(Section):
+    """Symbol performance (SPEC §7) and its sizing multiplier (§5.2)."""
+
+    disable_after_losses: int = Field(10, ge=1)
+    disable_hours: float = Field(48.0, gt=0)
+    blacklist_after_losses: int = Field(20, ge=1)
+    rolling_trades: int = Field(20, ge=1)
+    min_trades_for_multiplier: int = Field(10, ge=1)
+    high_win_rate: float = Field(0.55, ge=0, le=1)
+    high_win_rate_multiplier: float = Field(1.1, gt=0)
+    weak_win_rate: float = Field(0.45, ge=0, le=1)
+    weak_win_rate_multiplier: float = Field(0.7, gt=0)
+    low_win_rate: float = Field(0.35, ge=0, le=1)
+    low_win_rate_multiplier: float = Field(0.5, gt=0)
