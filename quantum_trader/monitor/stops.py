@@ -1,0 +1,274 @@
+"""Stop maths for one open position at one mark price (SPEC §6). Pure: the time is an argument.
+
+Conventions (prices in USDT; `sign` is +1 for a long, -1 for a short):
+- gain = (price − entry) ÷ entry × sign, an exact Decimal fraction; every trigger is `gain >=
+  trigger` (break-even +1 %, trailing +2 %, partial take-profit +4 %).
+- The stop is hit when (price − stop) × sign ≤ 0, the take-profit when (price − TP) × sign ≥ 0.
+- Trailing distance = mode multiple × `atr_pct` × the ENTRY price. The entry is the reference
+  because it reproduces the SPEC example: ATR 1,800 is 2 % of the entry 90,000 and the distance
+  stays 1,800 at 91,800 and at 94,000 (2 % of the mark would give 1,836 and 1,880).
+- The trailing candidate is the current price minus the distance, so a tightened trail never
+  lands beyond the price (an exchange would reject such a stop).
+- Invariant: the managed stop only moves in the position's favour and always stays strictly on
+  the safe side of the price that moved it. The trail mode only tightens.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from decimal import Decimal
+from functools import lru_cache
+
+from quantum_trader.domain import ExitMode, ExitReason, Position, PositionEvent, TrailMode
+from quantum_trader.errors import MarketDataError
+from quantum_trader.monitor.settings import MonitorSettings
+
+ZERO = Decimal(0)
+_TIGHTNESS = {TrailMode.AGGRESSIVE: 0, TrailMode.BALANCED: 1, TrailMode.LOOSE: 2}
+
+
+@dataclass(frozen=True, slots=True)
+class ExitAll:
+    """Close the whole position at market."""
+
+    reason: ExitReason
+    price: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class PartialClose:
+    """Close `quantity` at market; it is unrounded: the caller rounds it down to the step."""
+
+    quantity: Decimal
+    price: Decimal
+    reason: ExitReason = ExitReason.PARTIAL_TP
+
+
+@dataclass(frozen=True, slots=True)
+class StopMoved:
+    """The managed stop moved in the position's favour (reason BREAK_EVEN or TRAILING)."""
+
+    old_stop: Decimal
+    new_stop: Decimal
+    reason: ExitReason
+    price: Decimal
+
+
+Intent = ExitAll | PartialClose | StopMoved
+
+
+@dataclass(frozen=True, slots=True)
+class PositionDecision:
+    """The position's new state and what to do about it, in execution order."""
+
+    position: Position
+    intents: tuple[Intent, ...] = ()
+
+    @property
+    def exit(self) -> ExitAll | None:
+        """The full exit, if this tick closes the position."""
+        for intent in self.intents:
+            if isinstance(intent, ExitAll):
+                return intent
+        return None
+
+    def events(self, now: datetime) -> list[PositionEvent]:
+        """One event per intent, for the log and the database."""
+        return [_event(self.position.symbol, intent, now) for intent in self.intents]
+
+
+@dataclass(frozen=True, slots=True)
+class _Params:
+    """Settings as Decimals, converted once per settings object."""
+
+    break_even_trigger: Decimal
+    break_even_offset_pct: Decimal
+    partial_trigger: Decimal
+    partial_fraction: Decimal
+    trailing_trigger: Decimal
+    multiples: dict[TrailMode, Decimal]
+    max_hold: timedelta
+
+
+@lru_cache(maxsize=16)
+def _params(settings: MonitorSettings) -> _Params:
+    return _Params(
+        break_even_trigger=_decimal(settings.break_even_trigger),
+        break_even_offset_pct=_decimal(settings.break_even_offset_pct),
+        partial_trigger=_decimal(settings.partial_tp_trigger),
+        partial_fraction=_decimal(settings.partial_tp_fraction),
+        trailing_trigger=_decimal(settings.trailing_trigger),
+        multiples={
+            TrailMode.AGGRESSIVE: _decimal(settings.trail_atr_aggressive),
+            TrailMode.BALANCED: _decimal(settings.trail_atr_balanced),
+            TrailMode.LOOSE: _decimal(settings.trail_atr_loose),
+        },
+        max_hold=timedelta(hours=settings.max_hold_h),
+    )
+
+
+def _decimal(value: float) -> Decimal:
+    """The float's shortest decimal spelling: 0.02 becomes Decimal('0.02'), not 0.0200000000…4."""
+    return Decimal(repr(value))
+
+
+def base_trail_mode(
+    exit_mode: ExitMode, settings: MonitorSettings, *, defensive_exit: bool = False
+) -> TrailMode:
+    """The trail mode the orchestrator's exit mode asks for; the governor's DEFENSIVE_EXIT
+    forces AGGRESSIVE."""
+    if defensive_exit:
+        return TrailMode.AGGRESSIVE
+    if exit_mode is ExitMode.TREND_FOLLOW:
+        return settings.trail_mode_trend_follow
+    return settings.trail_mode_defensive_trail
+
+
+def tighter(*modes: TrailMode) -> TrailMode:
+    """The tightest of the given trail modes (AGGRESSIVE < BALANCED < LOOSE)."""
+    return min(modes, key=_TIGHTNESS.__getitem__)
+
+
+def break_even_level(
+    position: Position, settings: MonitorSettings, offset: Decimal | None = None
+) -> Decimal:
+    """Entry plus `offset` (USDT per unit, default entry × break_even_offset_pct) in the
+    position's favour."""
+    if offset is None:
+        offset = position.entry_price * _params(settings).break_even_offset_pct
+    return position.entry_price + offset * position.side.sign
+
+
+def manage_position(
+    position: Position,
+    price: Decimal,
+    now: datetime,
+    *,
+    atr_pct: float,
+    trail_mode: TrailMode,
+    regime_turned_choppy: bool,
+    settings: MonitorSettings,
+    break_even_offset: Decimal | None = None,
+) -> PositionDecision:
+    """Apply one mark price to one position: exit it, or ratchet its stop and take a partial.
+
+    `atr_pct` is the current ATR as a fraction of price (0.02 = 2 %); a non-finite or
+    non-positive value suspends trailing for this tick. `trail_mode` is the base mode
+    (`base_trail_mode`); the effective mode is the tightest of it, the position's own mode, and
+    AGGRESSIVE when the regime just turned TRENDING → CHOPPY, and it is kept on the position.
+    `break_even_offset` (USDT per unit) overrides the setting; pass Decimal(0) for "exactly the
+    entry". Exits are checked on the stop as it stood before this tick; a full exit carries no
+    other intent. Raises MarketDataError for a non-positive or non-finite price.
+    """
+    if not price.is_finite() or price <= 0:
+        raise MarketDataError(f"{position.symbol}: bad mark price {price}")
+    params = _params(settings)
+    choppy = (TrailMode.AGGRESSIVE,) if regime_turned_choppy else ()
+    tracked = replace(
+        position,
+        trail_mode=tighter(position.trail_mode, trail_mode, *choppy),
+        highest_price=max(position.highest_price, price),
+        lowest_price=price if position.lowest_price <= 0 else min(position.lowest_price, price),
+    )
+    level = break_even_level(tracked, settings, break_even_offset)
+    reason = _exit_reason(tracked, price, now, level, params)
+    if reason is not None:
+        return PositionDecision(tracked, (ExitAll(reason, price),))
+    return _adjust(tracked, price, _atr(atr_pct), level, params)
+
+
+def _atr(atr_pct: float) -> Decimal:
+    if not math.isfinite(atr_pct) or atr_pct <= 0:
+        return ZERO
+    return _decimal(atr_pct)
+
+
+def _exit_reason(
+    position: Position, price: Decimal, now: datetime, level: Decimal, params: _Params
+) -> ExitReason | None:
+    sign = position.side.sign
+    if (price - position.stop_price) * sign <= 0:
+        return stop_exit_reason(position, level)
+    target = position.take_profit_price
+    if target > 0 and (price - target) * sign >= 0:
+        return ExitReason.TP_HIT
+    locks_profit = (position.stop_price - level) * sign > 0
+    if now - position.opened_at > params.max_hold and not locks_profit:
+        return ExitReason.TIME_EXIT
+    return None
+
+
+def stop_exit_reason(position: Position, break_even: Decimal) -> ExitReason:
+    """Name a hit of the managed stop by where it sits.
+
+    At or behind the initial stop: SL_HIT. Exactly at the break-even level: BREAK_EVEN. Moved
+    by trailing anywhere else: TRAILING_HIT. Also names an exchange-side stop that filled.
+    """
+    sign = position.side.sign
+    stop = position.stop_price
+    if (stop - position.initial_stop_price) * sign <= 0:
+        return ExitReason.SL_HIT
+    if stop == break_even and position.break_even_done:
+        return ExitReason.BREAK_EVEN
+    if position.trailing_active:
+        return ExitReason.TRAILING_HIT
+    return ExitReason.BREAK_EVEN if position.break_even_done else ExitReason.SL_HIT
+
+
+def _adjust(
+    position: Position, price: Decimal, atr: Decimal, level: Decimal, params: _Params
+) -> PositionDecision:
+    sign = position.side.sign
+    gain = (price - position.entry_price) / position.entry_price * sign
+    intents: list[Intent] = []
+    if not position.partial_taken and gain >= params.partial_trigger:
+        intents.append(PartialClose(position.quantity * params.partial_fraction, price))
+        position = replace(position, partial_taken=True)
+    candidates: list[tuple[Decimal, ExitReason]] = []
+    if gain >= params.break_even_trigger:
+        candidates.append((level, ExitReason.BREAK_EVEN))
+    if position.trailing_active or gain >= params.trailing_trigger:
+        position = replace(position, trailing_active=True)
+        distance = params.multiples[position.trail_mode] * atr * position.entry_price
+        if distance > 0:
+            candidates.append((price - distance * sign, ExitReason.TRAILING))
+    best = _best_stop(position, price, candidates)
+    if best is not None:
+        intents.append(StopMoved(position.stop_price, best[0], best[1], price))
+        position = replace(position, stop_price=best[0])
+    if not position.break_even_done and (position.stop_price - level) * sign >= 0:
+        position = replace(position, break_even_done=True)
+    return PositionDecision(position, tuple(intents))
+
+
+def _best_stop(
+    position: Position, price: Decimal, candidates: list[tuple[Decimal, ExitReason]]
+) -> tuple[Decimal, ExitReason] | None:
+    """The candidate furthest in the position's favour that improves the stop and stays
+    strictly on the safe side of `price`; on a tie the first listed wins."""
+    sign = position.side.sign
+    best: tuple[Decimal, ExitReason] | None = None
+    floor = position.stop_price
+    for stop, reason in candidates:
+        if (price - stop) * sign > 0 and (stop - floor) * sign > 0:
+            best, floor = (stop, reason), stop
+    return best
+
+
+def _event(symbol: str, intent: Intent, now: datetime) -> PositionEvent:
+    if isinstance(intent, StopMoved):
+        return PositionEvent(
+            symbol,
+            now,
+            intent.reason,
+            f"stop {intent.old_stop} -> {intent.new_stop}",
+            price=intent.price,
+            new_stop_price=intent.new_stop,
+        )
+    if isinstance(intent, PartialClose):
+        return PositionEvent(
+            symbol, now, intent.reason, "partial take-profit", intent.price, intent.quantity
+        )
+    return PositionEvent(symbol, now, intent.reason, "exit", intent.price)
