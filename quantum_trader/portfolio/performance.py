@@ -1,0 +1,124 @@
+"""Symbol performance (SPEC §7): closed trades → per-symbol stats, disable/blacklist, multiplier.
+
+Pure functions over the frozen `SymbolStats`; the caller persists `stats_to_dict(stats)` after
+every change (Repository.save_state("symbol_stats", symbol, ...)) and restores with
+`stats_from_dict`. A trade with PnL > 0 is a win; anything else counts as a loss.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from quantum_trader.domain import ClosedTrade, ReasonCode, SymbolStats
+from quantum_trader.gates.settings import PerformanceSettings
+
+
+def record_trade(
+    stats: SymbolStats,
+    trade: ClosedTrade,
+    now: datetime,
+    settings: PerformanceSettings | None = None,
+) -> SymbolStats:
+    """Return `stats` with `trade` added.
+
+    Every loss that brings the losing streak to `disable_after_losses` or beyond disables the
+    symbol for `disable_hours` from `now`; reaching `blacklist_after_losses` blacklists it
+    until an operator lifts it.
+    """
+    s = settings or PerformanceSettings()
+    won = trade.pnl_usdt > 0
+    streak = max(stats.streak, 0) + 1 if won else min(stats.streak, 0) - 1
+    updated = replace(
+        stats,
+        trades=stats.trades + 1,
+        wins=stats.wins + (1 if won else 0),
+        losses=stats.losses + (0 if won else 1),
+        pnl_usdt=stats.pnl_usdt + float(trade.pnl_usdt),
+        total_r=stats.total_r + trade.r_multiple,
+        streak=streak,
+        last_20_r=(*stats.last_20_r, trade.r_multiple)[-s.rolling_trades :],
+    )
+    losing = updated.losing_streak
+    if losing >= s.blacklist_after_losses:
+        updated = replace(updated, blacklisted=True)
+    if losing >= s.disable_after_losses:
+        updated = replace(updated, disabled_until=now + timedelta(hours=s.disable_hours))
+    return updated
+
+
+def lift_blacklist(stats: SymbolStats) -> SymbolStats:
+    """Operator action: clear the blacklist and any disable, and restart the streak at zero
+    (otherwise the next loss would blacklist the symbol again at once)."""
+    return replace(stats, blacklisted=False, disabled_until=None, streak=0)
+
+
+def block_reason(stats: SymbolStats | None, now: datetime) -> ReasonCode | None:
+    """SYMBOL_BLACKLISTED, SYMBOL_DISABLED (until `disabled_until`), or None if tradeable."""
+    if stats is None:
+        return None
+    if stats.blacklisted:
+        return ReasonCode.SYMBOL_BLACKLISTED
+    if stats.disabled_until is not None and now < stats.disabled_until:
+        return ReasonCode.SYMBOL_DISABLED
+    return None
+
+
+def win_rate_multiplier(
+    stats: SymbolStats | None, settings: PerformanceSettings | None = None
+) -> float:
+    """Sizing multiplier from the win rate (SPEC §5.2), 1.0 until `min_trades_for_multiplier`:
+    WR > high → ×1.1; WR < low → ×0.5; low ≤ WR ≤ weak → ×0.7; otherwise 1.0."""
+    s = settings or PerformanceSettings()
+    if stats is None or stats.trades < s.min_trades_for_multiplier:
+        return 1.0
+    rate = stats.win_rate
+    if rate > s.high_win_rate:
+        return s.high_win_rate_multiplier
+    if rate < s.low_win_rate:
+        return s.low_win_rate_multiplier
+    if rate <= s.weak_win_rate:
+        return s.weak_win_rate_multiplier
+    return 1.0
+
+
+def rolling_win_rate(stats: SymbolStats) -> float:
+    """Win rate over the last `rolling_trades` trades (0.0 with none)."""
+    recent = stats.last_20_r
+    return sum(1 for r in recent if r > 0) / len(recent) if recent else 0.0
+
+
+def stats_to_dict(stats: SymbolStats) -> dict[str, Any]:
+    """JSON-ready form of `stats` (times as ISO-8601)."""
+    return {
+        "symbol": stats.symbol,
+        "trades": stats.trades,
+        "wins": stats.wins,
+        "losses": stats.losses,
+        "pnl_usdt": stats.pnl_usdt,
+        "total_r": stats.total_r,
+        "streak": stats.streak,
+        "last_20_r": list(stats.last_20_r),
+        "disabled_until": stats.disabled_until.isoformat() if stats.disabled_until else None,
+        "blacklisted": stats.blacklisted,
+        "win_rate": stats.win_rate,
+        "average_r": stats.average_r,
+    }
+
+
+def stats_from_dict(data: dict[str, Any]) -> SymbolStats:
+    """Inverse of `stats_to_dict` (derived fields are ignored)."""
+    until = data.get("disabled_until")
+    return SymbolStats(
+        symbol=str(data["symbol"]),
+        trades=int(data["trades"]),
+        wins=int(data["wins"]),
+        losses=int(data["losses"]),
+        pnl_usdt=float(data["pnl_usdt"]),
+        total_r=float(data["total_r"]),
+        streak=int(data["streak"]),
+        last_20_r=tuple(float(r) for r in data["last_20_r"]),
+        disabled_until=datetime.fromisoformat(until) if until else None,
+        blacklisted=bool(data["blacklisted"]),
+    )

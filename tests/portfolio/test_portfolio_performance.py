@@ -1,0 +1,140 @@
+"""Symbol performance (SPEC §7, §5.2): stats, disable at 10 losses, blacklist at 20, multiplier."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from quantum_trader.domain import ClosedTrade, ExitReason, ReasonCode, Side, SymbolStats
+from quantum_trader.portfolio.performance import (
+    block_reason,
+    lift_blacklist,
+    record_trade,
+    rolling_win_rate,
+    stats_from_dict,
+    stats_to_dict,
+    win_rate_multiplier,
+)
+
+NOW = datetime(2025, 10, 1, tzinfo=UTC)
+SYMBOL = "ETH/USDT:USDT"
+
+
+def trade(pnl: float, r: float | None = None) -> ClosedTrade:
+    return ClosedTrade(
+        symbol=SYMBOL,
+        side=Side.LONG,
+        quantity=Decimal(1),
+        entry_price=Decimal(100),
+        exit_price=Decimal(100) + Decimal(str(pnl)),
+        opened_at=NOW - timedelta(hours=1),
+        closed_at=NOW,
+        exit_reason=ExitReason.TP_HIT if pnl > 0 else ExitReason.SL_HIT,
+        pnl_usdt=Decimal(str(pnl)),
+        fees_usdt=Decimal(0),
+        funding_usdt=Decimal(0),
+        r_multiple=r if r is not None else (2.0 if pnl > 0 else -1.0),
+        entry_order_id="e",
+    )
+
+
+def replay(pnls: list[float], now: datetime = NOW) -> SymbolStats:
+    stats = SymbolStats(SYMBOL)
+    for pnl in pnls:
+        stats = record_trade(stats, trade(pnl), now)
+    return stats
+
+
+def test_counts_pnl_r_and_streak() -> None:
+    stats = replay([10, -5, -5, 20])
+    assert (stats.trades, stats.wins, stats.losses) == (4, 2, 2)
+    assert stats.pnl_usdt == 20
+    assert stats.win_rate == 0.5
+    assert stats.average_r == 0.5
+    assert stats.streak == 1
+    assert replay([10, -5, -5]).streak == -2
+
+
+def test_rolling_window_keeps_the_last_20() -> None:
+    stats = replay([1.0] * 5 + [-1.0] * 20)
+    assert len(stats.last_20_r) == 20
+    assert rolling_win_rate(stats) == 0.0
+    assert rolling_win_rate(replay([1.0, -1.0])) == 0.5
+
+
+def test_nine_losses_in_a_row_do_not_disable() -> None:
+    stats = replay([-1.0] * 9)
+    assert stats.disabled_until is None
+    assert block_reason(stats, NOW) is None
+
+
+def test_ten_losses_in_a_row_disable_for_48_hours() -> None:
+    stats = replay([-1.0] * 10)
+    assert stats.disabled_until == NOW + timedelta(hours=48)
+    assert block_reason(stats, NOW + timedelta(hours=47, minutes=59)) is ReasonCode.SYMBOL_DISABLED
+    assert block_reason(stats, NOW + timedelta(hours=48)) is None
+
+
+def test_a_win_breaks_the_losing_streak() -> None:
+    stats = replay([-1.0] * 9 + [1.0] + [-1.0] * 9)
+    assert stats.disabled_until is None
+
+
+def test_nineteen_losses_disable_but_twenty_blacklist() -> None:
+    assert not replay([-1.0] * 19).blacklisted
+    stats = replay([-1.0] * 20)
+    assert stats.blacklisted
+    assert block_reason(stats, NOW + timedelta(days=30)) is ReasonCode.SYMBOL_BLACKLISTED
+
+
+def test_only_an_operator_lifts_a_blacklist() -> None:
+    lifted = lift_blacklist(replay([-1.0] * 20))
+    assert not lifted.blacklisted
+    assert block_reason(lifted, NOW) is None
+    assert not record_trade(lifted, trade(-1.0), NOW).blacklisted
+
+
+def test_win_rate_multiplier_needs_enough_trades() -> None:
+    assert win_rate_multiplier(replay([-1.0] * 9)) == 1.0
+    assert win_rate_multiplier(None) == 1.0
+
+
+def test_win_rate_multiplier_bands() -> None:
+    def with_rate(wins: int, trades: int) -> float:
+        return win_rate_multiplier(SymbolStats(SYMBOL, trades=trades, wins=wins))
+
+    assert with_rate(56, 100) == 1.1
+    assert with_rate(55, 100) == 1.0
+    assert with_rate(46, 100) == 1.0
+    assert with_rate(45, 100) == 0.7
+    assert with_rate(35, 100) == 0.7
+    assert with_rate(34, 100) == 0.5
+
+
+def test_round_trip_through_json() -> None:
+    stats = replay([-1.0] * 10)
+    restored = stats_from_dict(json.loads(json.dumps(stats_to_dict(stats))))
+    assert restored == stats
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.floats(-50, 50, allow_nan=False).filter(lambda x: x != 0), max_size=60))
+def test_stats_stay_consistent(pnls: list[float]) -> None:
+    stats = replay(pnls)
+    assert stats.wins + stats.losses == stats.trades == len(pnls)
+    assert len(stats.last_20_r) == min(20, len(pnls))
+    assert 0.5 <= win_rate_multiplier(stats) <= 1.1
+    run = 0
+    for pnl in reversed(pnls):
+        if pnl > 0:
+            break
+        run += 1
+    assert stats.losing_streak == run
+    assert stats.blacklisted == any(
+        all(p <= 0 for p in pnls[i : i + 20]) and len(pnls[i : i + 20]) == 20
+        for i in range(len(pnls))
+    )
