@@ -1,0 +1,109 @@
+"""Versioned schema migrations: numbered SQL files shipped as package data → schema_version.
+
+Files are named `NNNN_description.sql` and numbered 1, 2, 3 ... without gaps. Each pending file
+runs in its own transaction together with the row that records it, so a failure leaves the
+database at the previous version. A database newer than this program is refused.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import aiosqlite
+
+from quantum_trader.errors import OperatorActionRequired
+
+_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+_CREATE_VERSION_TABLE = (
+    "CREATE TABLE IF NOT EXISTS schema_version ("
+    "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL) STRICT"
+)
+_RECORD_VERSION = (
+    "INSERT INTO schema_version (version, name, applied_at) "
+    "VALUES ({version}, '{name}', strftime('%Y-%m-%dT%H:%M:%fZ', 'now'));"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One schema step. `version` starts at 1 and increases by one per file."""
+
+    version: int
+    name: str
+    sql: str
+
+
+def bundled_migrations() -> tuple[Migration, ...]:
+    """Read the migrations shipped in `quantum_trader/storage/migrations/`, in version order."""
+    folder = resources.files("quantum_trader.storage").joinpath("migrations")
+    found = []
+    for entry in folder.iterdir():
+        match = _NAME.match(entry.name)
+        if match and entry.is_file():
+            found.append(Migration(int(match.group(1)), entry.name, entry.read_text("utf-8")))
+    return check_sequence(found)
+
+
+def check_sequence(migrations: list[Migration]) -> tuple[Migration, ...]:
+    """Sort by version; refuse duplicates and gaps (a broken installation)."""
+    ordered = tuple(sorted(migrations, key=lambda m: m.version))
+    versions = [m.version for m in ordered]
+    if versions != list(range(1, len(ordered) + 1)):
+        raise OperatorActionRequired(
+            f"the installed schema migrations are inconsistent (versions {versions}); "
+            "reinstall quantum-trader"
+        )
+    return ordered
+
+
+async def current_version(conn: aiosqlite.Connection) -> int:
+    """Highest applied version; 0 for a database without a schema_version table."""
+    rows = list(
+        await conn.execute_fetchall(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+        )
+    )
+    if not rows:
+        return 0
+    (version,) = next(iter(await conn.execute_fetchall("SELECT max(version) FROM schema_version")))
+    return int(version or 0)
+
+
+def refuse_newer(path: Path, found: int, known: int) -> None:
+    """Raise when the database was written by a newer program than this one."""
+    if found > known:
+        raise OperatorActionRequired(
+            f"database {path} has schema version {found} but this program knows only up to "
+            f"{known}: upgrade quantum-trader or point QT_DATA_DIR at another database"
+        )
+
+
+async def apply_pending(
+    conn: aiosqlite.Connection, path: Path, migrations: tuple[Migration, ...]
+) -> tuple[int, ...]:
+    """Apply every migration above the current version; return the versions applied."""
+    await conn.execute(_CREATE_VERSION_TABLE)
+    found = await current_version(conn)
+    refuse_newer(path, found, len(migrations))
+    applied = []
+    for migration in migrations[found:]:
+        await _apply_one(conn, path, migration)
+        applied.append(migration.version)
+    return tuple(applied)
+
+
+async def _apply_one(conn: aiosqlite.Connection, path: Path, migration: Migration) -> None:
+    record = _RECORD_VERSION.format(version=migration.version, name=migration.name)
+    try:
+        await conn.executescript(f"BEGIN IMMEDIATE;\n{migration.sql}\n;\n{record}\nCOMMIT;")
+    except sqlite3.Error as e:
+        if conn.in_transaction:
+            await conn.rollback()
+        raise OperatorActionRequired(
+            f"schema migration {migration.name} failed on database {path} and was rolled back: {e}"
+        ) from e

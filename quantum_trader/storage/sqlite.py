@@ -1,0 +1,388 @@
+"""The Repository port on SQLite (aiosqlite): WAL, versioned migrations, buffered audit rows.
+
+Orders, fills, positions, closed trades and state are committed before the call returns, so an
+order intent written before its request leaves survives kill -9 (WAL with synchronous=NORMAL is
+durable against a process crash). Decisions, position events and equity snapshots are buffered
+and written by `flush()` in one transaction; they also flush past `FLUSH_THRESHOLD_ROWS`, before
+any query that reads them, and on `close()`. One asyncio lock serialises writes so that a
+transaction never interleaves with another coroutine's statements.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from quantum_trader.domain import (
+    ClosedTrade,
+    Decision,
+    EquitySnapshot,
+    Fill,
+    Order,
+    Position,
+    PositionEvent,
+)
+from quantum_trader.errors import OperatorActionRequired, QuantumTraderError
+from quantum_trader.storage import codec
+from quantum_trader.storage.codec import OPEN_ORDER_STATUSES, Row, SqlValue
+from quantum_trader.storage.migrate import (
+    Migration,
+    apply_pending,
+    bundled_migrations,
+    check_sequence,
+    current_version,
+    refuse_newer,
+)
+
+FLUSH_THRESHOLD_ROWS = 5_000
+BUSY_TIMEOUT_MS = 5_000
+
+_SQLITE_CORRUPT = 11
+_SQLITE_CANTOPEN = 14
+_SQLITE_NOTADB = 26
+
+
+class ReadOnlyRepositoryError(QuantumTraderError):
+    """A write was attempted through a repository opened with `read_only=True`."""
+
+
+def _insert(table: str, columns: Sequence[str], conflict: str = "") -> str:
+    marks = ", ".join("?" * len(columns))
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}) {conflict}".strip()  # noqa: S608
+
+
+def _select(table: str, columns: Sequence[str]) -> str:
+    return f"SELECT {', '.join(columns)} FROM {table}"  # noqa: S608 - constant identifiers
+
+
+def _update_all_but(columns: Sequence[str], keep: set[str]) -> str:
+    return ", ".join(f"{c} = excluded.{c}" for c in columns if c not in keep)
+
+
+_UPSERT_ORDER = _insert(
+    "orders",
+    codec.ORDER_COLUMNS,
+    "ON CONFLICT (client_order_id) DO UPDATE SET "
+    + _update_all_but(codec.ORDER_COLUMNS, {"client_order_id", "created_at"}),
+)
+_INSERT_FILL = _insert("fills", codec.FILL_COLUMNS, "ON CONFLICT (symbol, trade_id) DO NOTHING")
+_UPSERT_POSITION = _insert(
+    "positions",
+    codec.POSITION_COLUMNS,
+    "ON CONFLICT (symbol) DO UPDATE SET " + _update_all_but(codec.POSITION_COLUMNS, {"symbol"}),
+)
+_INSERT_CLOSED_TRADE = _insert(
+    "closed_trades",
+    codec.CLOSED_TRADE_COLUMNS,
+    "ON CONFLICT (symbol, entry_order_id, closed_at) DO NOTHING",
+)
+_INSERT_DECISION = _insert("decisions", codec.DECISION_COLUMNS)
+_INSERT_POSITION_EVENT = _insert("position_events", codec.POSITION_EVENT_COLUMNS)
+_INSERT_EQUITY = _insert("equity_snapshots", codec.EQUITY_COLUMNS)
+_UPSERT_STATE = (
+    "INSERT INTO state (namespace, key, payload, updated_at) "
+    "VALUES (?, ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) "
+    "ON CONFLICT (namespace, key) DO UPDATE SET "
+    "payload = excluded.payload, updated_at = excluded.updated_at"
+)
+_SELECT_ORDERS = _select("orders", codec.ORDER_COLUMNS)
+_ORDERS_SORT = " ORDER BY created_at, client_order_id"
+_SELECT_FILLS = _select("fills", codec.FILL_COLUMNS)
+_FILLS_SORT = " ORDER BY time, trade_id, id"
+_SELECT_DECISIONS = _select("decisions", codec.DECISION_COLUMNS)
+
+
+class SqliteRepository:
+    """The Repository port on one SQLite file. Create it with `await SqliteRepository.open()`."""
+
+    def __init__(
+        self,
+        conn: aiosqlite.Connection,
+        path: Path,
+        *,
+        read_only: bool,
+        version: int,
+        applied: tuple[int, ...],
+    ) -> None:
+        self._conn = conn
+        self._path = path
+        self._read_only = read_only
+        self._version = version
+        self._applied = applied
+        self._lock = asyncio.Lock()
+        self._closed = False
+        self._decisions: list[Row] = []
+        self._events: list[Row] = []
+        self._equity: list[Row] = []
+
+    @classmethod
+    async def open(
+        cls,
+        path: Path,
+        *,
+        read_only: bool = False,
+        migrations: Sequence[Migration] | None = None,
+    ) -> SqliteRepository:
+        """Open (and for a writer create and migrate) the database at `path`.
+
+        `read_only` opens it with `mode=ro` so the CLI can read while the daemon writes; it
+        never migrates. `migrations` replaces the bundled ones (tests only). Raise
+        OperatorActionRequired when the file is not a SQLite database, cannot be opened, or
+        has a schema this program does not know.
+        """
+        known = bundled_migrations() if migrations is None else check_sequence(list(migrations))
+        conn = await _connect(path, read_only)
+        try:
+            if read_only:
+                await _configure_reader(conn)
+                version = await _check_readable(conn, path, len(known))
+                applied: tuple[int, ...] = ()
+            else:
+                await _configure_writer(conn)
+                applied = await apply_pending(conn, path, known)
+                version = len(known)
+        except sqlite3.DatabaseError as e:
+            await conn.close()
+            problem = _operator_problem(path, e)
+            if problem is None:
+                raise
+            raise problem from e
+        except BaseException:
+            await conn.close()
+            raise
+        return cls(conn, path, read_only=read_only, version=version, applied=applied)
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    @property
+    def schema_version(self) -> int:
+        return self._version
+
+    @property
+    def applied_migrations(self) -> tuple[int, ...]:
+        """Versions this `open()` applied; empty when the schema was already current."""
+        return self._applied
+
+    async def save_order(self, order: Order) -> None:
+        """Insert or update by client order id; the first `created_at` is kept."""
+        await self._write(_UPSERT_ORDER, [codec.encode_order(order)])
+
+    async def get_order(self, client_order_id: str) -> Order | None:
+        rows = await self._fetch(_SELECT_ORDERS + " WHERE client_order_id = ?", (client_order_id,))
+        return codec.decode_order(rows[0]) if rows else None
+
+    async def orders(self, symbol: str | None = None) -> list[Order]:
+        """Orders sorted by created_at, then client order id."""
+        rows = await self._fetch_for_symbol(_SELECT_ORDERS, _ORDERS_SORT, symbol)
+        return [codec.decode_order(r) for r in rows]
+
+    async def open_orders(self) -> list[Order]:
+        """Orders still PENDING, OPEN or UNKNOWN, sorted like `orders()`."""
+        marks = ", ".join("?" * len(OPEN_ORDER_STATUSES))
+        sql = f"{_SELECT_ORDERS} WHERE status IN ({marks}){_ORDERS_SORT}"
+        rows = await self._fetch(sql, tuple(s.value for s in OPEN_ORDER_STATUSES))
+        return [codec.decode_order(r) for r in rows]
+
+    async def record_fills(self, fills: Sequence[Fill]) -> None:
+        """Store fills; a fill already stored (same symbol and trade id) is ignored."""
+        await self._write(_INSERT_FILL, [codec.encode_fill(f) for f in fills])
+
+    async def fills(self, symbol: str | None = None) -> list[Fill]:
+        """Fills sorted by time, then trade id (as text), then arrival."""
+        rows = await self._fetch_for_symbol(_SELECT_FILLS, _FILLS_SORT, symbol)
+        return [codec.decode_fill(r) for r in rows]
+
+    async def save_position(self, position: Position) -> None:
+        await self._write(_UPSERT_POSITION, [codec.encode_position(position)])
+
+    async def delete_position(self, symbol: str) -> None:
+        await self._write("DELETE FROM positions WHERE symbol = ?", [(symbol,)])
+
+    async def open_positions(self) -> list[Position]:
+        """Positions sorted by symbol."""
+        sql = _select("positions", codec.POSITION_COLUMNS) + " ORDER BY symbol"
+        return [codec.decode_position(r) for r in await self._fetch(sql)]
+
+    async def record_closed_trade(self, trade: ClosedTrade) -> None:
+        """Store a round trip; the same (symbol, entry order, close time) is stored once."""
+        await self._write(_INSERT_CLOSED_TRADE, [codec.encode_closed_trade(trade)])
+
+    async def closed_trades(self) -> list[ClosedTrade]:
+        """Trades sorted by closed_at, then arrival."""
+        sql = _select("closed_trades", codec.CLOSED_TRADE_COLUMNS) + " ORDER BY closed_at, id"
+        return [codec.decode_closed_trade(r) for r in await self._fetch(sql)]
+
+    async def record_decisions(self, decisions: Sequence[Decision]) -> None:
+        """Buffer decisions until the next flush."""
+        self._check_writable()
+        self._decisions.extend(codec.encode_decision(d) for d in decisions)
+        await self._flush_if_full()
+
+    async def decision_counts(self) -> dict[tuple[str, str], int]:
+        await self.flush()
+        sql = "SELECT gate, reason, count(*) FROM decisions GROUP BY gate, reason"
+        return {(str(g), str(r)): int(n or 0) for g, r, n in await self._fetch(sql)}
+
+    async def recent_decisions(self, limit: int) -> list[Decision]:
+        """The `limit` newest decisions, newest first (ties: latest recorded first)."""
+        await self.flush()
+        sql = _SELECT_DECISIONS + " ORDER BY time DESC, id DESC LIMIT ?"
+        return [codec.decode_decision(r) for r in await self._fetch(sql, (max(limit, 0),))]
+
+    async def record_position_events(self, events: Sequence[PositionEvent]) -> None:
+        """Buffer position events until the next flush."""
+        self._check_writable()
+        self._events.extend(codec.encode_position_event(e) for e in events)
+        await self._flush_if_full()
+
+    async def position_events(self) -> list[PositionEvent]:
+        """Events sorted by time, then arrival."""
+        await self.flush()
+        sql = _select("position_events", codec.POSITION_EVENT_COLUMNS) + " ORDER BY time, id"
+        return [codec.decode_position_event(r) for r in await self._fetch(sql)]
+
+    async def record_equity(self, snapshot: EquitySnapshot) -> None:
+        """Buffer an equity snapshot until the next flush."""
+        self._check_writable()
+        self._equity.append(codec.encode_equity(snapshot))
+        await self._flush_if_full()
+
+    async def equity_history(self) -> list[EquitySnapshot]:
+        """Snapshots sorted by time, then arrival."""
+        await self.flush()
+        sql = _select("equity_snapshots", codec.EQUITY_COLUMNS) + " ORDER BY time, id"
+        return [codec.decode_equity(r) for r in await self._fetch(sql)]
+
+    async def save_state(self, namespace: str, key: str, payload: Mapping[str, Any]) -> None:
+        """Insert or replace the JSON payload stored under (namespace, key)."""
+        await self._write(_UPSERT_STATE, [(namespace, key, codec.encode_json(payload))])
+
+    async def load_state(self, namespace: str) -> dict[str, dict[str, Any]]:
+        sql = "SELECT key, payload FROM state WHERE namespace = ? ORDER BY key"
+        return {str(k): codec.decode_json(p) for k, p in await self._fetch(sql, (namespace,))}
+
+    async def flush(self) -> None:
+        """Write every buffered row in one transaction; on failure the rows stay buffered."""
+        if not (self._decisions or self._events or self._equity):
+            return
+        async with self._lock:
+            batches = self._decisions, self._events, self._equity
+            self._decisions, self._events, self._equity = [], [], []
+            try:
+                await self._transaction(
+                    [
+                        (_INSERT_DECISION, batches[0]),
+                        (_INSERT_POSITION_EVENT, batches[1]),
+                        (_INSERT_EQUITY, batches[2]),
+                    ]
+                )
+            except BaseException:
+                self._decisions = batches[0] + self._decisions
+                self._events = batches[1] + self._events
+                self._equity = batches[2] + self._equity
+                raise
+
+    async def close(self) -> None:
+        """Flush the buffers and close the connection. Calling it again does nothing."""
+        if self._closed:
+            return
+        try:
+            await self.flush()
+        finally:
+            self._closed = True
+            await self._conn.close()
+
+    def _check_writable(self) -> None:
+        if self._read_only:
+            raise ReadOnlyRepositoryError(f"database {self._path} was opened read-only")
+
+    async def _flush_if_full(self) -> None:
+        if len(self._decisions) + len(self._events) + len(self._equity) >= FLUSH_THRESHOLD_ROWS:
+            await self.flush()
+
+    async def _write(self, sql: str, rows: list[Row]) -> None:
+        self._check_writable()
+        async with self._lock:
+            await self._transaction([(sql, rows)])
+
+    async def _transaction(self, batches: Iterable[tuple[str, list[Row]]]) -> None:
+        """Run the batches in one committed transaction. The caller holds the lock."""
+        await self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            for sql, rows in batches:
+                if rows:
+                    await self._conn.executemany(sql, rows)
+            await self._conn.execute("COMMIT")
+        except BaseException:
+            if self._conn.in_transaction:
+                await self._conn.rollback()
+            raise
+
+    async def _fetch(self, sql: str, params: tuple[SqlValue, ...] = ()) -> list[Row]:
+        return [tuple(r) for r in await self._conn.execute_fetchall(sql, params)]
+
+    async def _fetch_for_symbol(self, select: str, sort: str, symbol: str | None) -> list[Row]:
+        if symbol is None:
+            return await self._fetch(select + sort)
+        return await self._fetch(f"{select} WHERE symbol = ?{sort}", (symbol,))
+
+
+async def _connect(path: Path, read_only: bool) -> aiosqlite.Connection:
+    """Connect in autocommit mode (we issue BEGIN/COMMIT ourselves)."""
+    try:
+        if read_only:
+            uri = f"{(await asyncio.to_thread(path.resolve)).as_uri()}?mode=ro"
+            return await aiosqlite.connect(uri, uri=True, isolation_level=None)
+        await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
+        return await aiosqlite.connect(path, isolation_level=None)
+    except sqlite3.DatabaseError as e:
+        problem = _operator_problem(path, e)
+        if problem is None:
+            raise
+        raise problem from e
+
+
+async def _configure_writer(conn: aiosqlite.Connection) -> None:
+    await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    rows = list(await conn.execute_fetchall("PRAGMA journal_mode = WAL"))
+    if str(rows[0][0]).lower() != "wal":
+        raise OperatorActionRequired(f"SQLite refused WAL journal mode (got {rows[0][0]})")
+    await conn.execute("PRAGMA synchronous = NORMAL")
+    await conn.execute("PRAGMA foreign_keys = ON")
+
+
+async def _configure_reader(conn: aiosqlite.Connection) -> None:
+    await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    await conn.execute("PRAGMA query_only = ON")
+    await conn.execute("PRAGMA foreign_keys = ON")
+
+
+async def _check_readable(conn: aiosqlite.Connection, path: Path, known: int) -> int:
+    version = await current_version(conn)
+    refuse_newer(path, version, known)
+    if version < known:
+        raise OperatorActionRequired(
+            f"database {path} has schema version {version}, older than this program's "
+            f"{known}: start the daemon once (it migrates) before reading it"
+        )
+    return version
+
+
+def _operator_problem(path: Path, error: sqlite3.DatabaseError) -> OperatorActionRequired | None:
+    """Translate the errors a person must fix; None for anything else."""
+    code = (getattr(error, "sqlite_errorcode", 0) or 0) & 0xFF
+    if code in {_SQLITE_NOTADB, _SQLITE_CORRUPT}:
+        return OperatorActionRequired(
+            f"{path} is not a SQLite database (or is corrupt): move it aside or point "
+            f"QT_DATA_DIR elsewhere ({error})"
+        )
+    if code == _SQLITE_CANTOPEN:
+        return OperatorActionRequired(f"cannot open database {path}: {error}")
+    return None
