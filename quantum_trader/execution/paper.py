@@ -1,0 +1,164 @@
+"""The paper exchange: the Exchange port over recorded prices, for paper runs and backtests.
+
+Every call first catches the account up to `clock.now()` (conditional-order triggers and
+funding on the bars that closed since the last call), then answers. One-way mode, isolated
+margin, taker fills with the cost model's fee and slippage (SPEC §5.5). Conditional orders
+(reduce-only STOP_MARKET / TAKE_PROFIT_MARKET) live in their own book, as on Binance's Algo
+Order API. With `state_path`, the whole account is rewritten atomically after every change and
+reloaded on construction, so protective stops survive a kill -9 of the daemon.
+
+Not modelled: liquidation (positions are expected to carry a stop), maker fills, partial fills.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+
+from quantum_trader.clock import ms_from_utc
+from quantum_trader.domain import (
+    Balance,
+    Bars,
+    ExchangePosition,
+    Fill,
+    MarketRules,
+    Order,
+    OrderRequest,
+    OrderStatus,
+)
+from quantum_trader.errors import MarketDataError
+from quantum_trader.execution.paper_ledger import Ledger
+from quantum_trader.execution.paper_markets import PriceTape, default_market_rules
+from quantum_trader.execution.paper_orders import cancel_conditional, place, set_leverage
+from quantum_trader.execution.paper_state import PaperState, load_state, save_state
+from quantum_trader.execution.paper_triggers import CatchUp, ConditionalBook
+from quantum_trader.market.replay import FundingSeries
+from quantum_trader.ports import Clock
+from quantum_trader.sizing.costs import CostModel
+
+__all__ = ["PaperExchange", "PaperTotals", "default_market_rules"]
+
+
+@dataclass(frozen=True, slots=True)
+class PaperTotals:
+    """Lifetime account totals in USDT: wallet = initial + realized − fees − funding."""
+
+    wallet_usdt: Decimal
+    realized_pnl_usdt: Decimal
+    fees_usdt: Decimal
+    funding_usdt: Decimal
+
+
+class PaperExchange:
+    """A simulated Binance USD-M account (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        rules: Mapping[str, MarketRules],
+        costs: CostModel,
+        clock: Clock,
+        initial_balance_usdt: Decimal,
+        bars: Mapping[str, Bars],
+        funding: Mapping[str, FundingSeries],
+        state_path: Path | None = None,
+    ) -> None:
+        self._clock = clock
+        self._state_path = state_path
+        self._rules = {symbol: rules[symbol] for symbol in bars if symbol in rules}
+        tapes = {s: PriceTape(bars[s], funding.get(s)) for s in self._rules}
+        state = load_state(state_path) if state_path is not None else None
+        if state is None:
+            state = PaperState(wallet_usdt=initial_balance_usdt, last_ms=self._now_ms())
+        self._ledger = Ledger(state, self._rules, tapes, costs)
+        self._book = ConditionalBook(state)
+        self._catch_up = CatchUp(self._ledger, self._book)
+
+    @property
+    def totals(self) -> PaperTotals:
+        state = self._ledger.state
+        return PaperTotals(
+            state.wallet_usdt, state.realized_pnl_usdt, state.fees_usdt, state.funding_usdt
+        )
+
+    async def load_markets(self) -> Mapping[str, MarketRules]:
+        self._sync()
+        return dict(self._rules)
+
+    async def fetch_mark_prices(self, symbols: Sequence[str]) -> dict[str, Decimal]:
+        """The recorded price at now for each symbol; MarketDataError for an unknown one."""
+        now_ms = self._sync()
+        unknown = [symbol for symbol in symbols if symbol not in self._rules]
+        if unknown:
+            raise MarketDataError(f"unknown symbols: {', '.join(unknown)}")
+        return {symbol: self._ledger.market_price(symbol, now_ms) for symbol in symbols}
+
+    async def fetch_balance(self) -> Balance:
+        return self._ledger.balance(self._sync())
+
+    async def fetch_positions(self) -> list[ExchangePosition]:
+        return self._ledger.positions(self._sync())
+
+    async def set_leverage(self, symbol: str, leverage: int) -> None:
+        self._sync()
+        set_leverage(self._ledger, symbol, leverage)
+        self._persist()
+
+    async def place_order(self, request: OrderRequest) -> Order:
+        """Fill a market order now, or book a conditional one. Raises OrderRejected."""
+        now_ms = self._sync()
+        order = place(self._ledger, self._book, request, now_ms)
+        self._persist()
+        return order
+
+    async def fetch_order(self, symbol: str, client_order_id: str) -> Order | None:
+        self._sync()
+        order = self._ledger.state.orders.get(client_order_id)
+        return order if order is not None and order.symbol == symbol else None
+
+    async def fetch_open_conditional_orders(self, symbol: str | None = None) -> list[Order]:
+        self._sync()
+        return [
+            order
+            for order in self._ledger.state.orders.values()
+            if order.kind.is_conditional
+            and order.status is OrderStatus.OPEN
+            and (symbol is None or order.symbol == symbol)
+        ]
+
+    async def cancel_conditional_order(self, symbol: str, client_order_id: str) -> None:
+        """Cancel an open conditional order; OrderRejected if unknown or no longer open."""
+        now_ms = self._sync()
+        cancel_conditional(self._ledger, self._book, symbol, client_order_id, now_ms)
+        self._persist()
+
+    async def fetch_fills(self, symbol: str, client_order_id: str) -> list[Fill]:
+        self._sync()
+        fills = self._ledger.state.fills.get(client_order_id, [])
+        return [fill for fill in fills if fill.symbol == symbol]
+
+    async def fetch_funding_paid(self, symbol: str, since: datetime) -> Decimal:
+        """Funding paid on `symbol` at settlements since `since` (negative = received)."""
+        self._sync()
+        if symbol not in self._rules:
+            raise MarketDataError(f"unknown symbol {symbol!r}")
+        return self._ledger.funding_paid(symbol, ms_from_utc(since))
+
+    async def close(self) -> None:
+        self._persist()
+
+    def _now_ms(self) -> int:
+        return ms_from_utc(self._clock.now())
+
+    def _sync(self) -> int:
+        now_ms = self._now_ms()
+        if self._catch_up.run(now_ms):
+            self._persist()
+        return now_ms
+
+    def _persist(self) -> None:
+        if self._state_path is not None:
+            save_state(self._state_path, self._ledger.state)

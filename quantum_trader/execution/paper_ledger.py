@@ -1,0 +1,206 @@
+"""The paper account's bookkeeping: taker fills, isolated margin, funding, balance, positions.
+
+Synchronous and clock-free: every method takes the instant (`now_ms`) it acts at. Money is
+Decimal, rounded to 1e-8 USDT when it reaches the wallet, so the invariant
+wallet = initial + realized PnL − fees − funding holds exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+
+from quantum_trader.clock import utc_from_ms
+from quantum_trader.domain import (
+    ZERO,
+    Balance,
+    ExchangePosition,
+    Fill,
+    MarketRules,
+    OrderSide,
+    Side,
+)
+from quantum_trader.execution.paper_markets import PriceTape, to_decimal
+from quantum_trader.execution.paper_state import PaperPosition, PaperState
+from quantum_trader.sizing.costs import CostModel
+
+USDT_QUANTUM = Decimal("0.00000001")
+PRICE_QUANTUM = Decimal("1e-12")
+
+
+def usdt(amount: Decimal) -> Decimal:
+    """Round money to the ledger's 1e-8 USDT."""
+    return amount.quantize(USDT_QUANTUM)
+
+
+@dataclass(frozen=True, slots=True)
+class FillPlan:
+    """How an order of `quantity` at `price` would change a symbol's position."""
+
+    closing: Decimal
+    opening: Decimal
+    realized_pnl_usdt: Decimal
+    released_margin_usdt: Decimal
+    fee_usdt: Decimal
+
+
+class Ledger:
+    """Applies fills and funding to a `PaperState`; knows rules, tapes and costs."""
+
+    def __init__(
+        self,
+        state: PaperState,
+        rules: Mapping[str, MarketRules],
+        tapes: Mapping[str, PriceTape],
+        costs: CostModel,
+    ) -> None:
+        self.state = state
+        self.rules = rules
+        self.tapes = tapes
+        self.costs = costs
+
+    def leverage(self, symbol: str) -> int:
+        return self.state.leverage.get(symbol, 1)
+
+    def margin(self, symbol: str) -> Decimal:
+        """Isolated margin of the symbol's position: entry notional / leverage."""
+        position = self.state.positions.get(symbol)
+        if position is None:
+            return ZERO
+        return usdt(position.quantity * position.entry_price / self.leverage(symbol))
+
+    def used_margin(self) -> Decimal:
+        return sum((self.margin(symbol) for symbol in self.state.positions), ZERO)
+
+    def free(self) -> Decimal:
+        return self.state.wallet_usdt - self.used_margin()
+
+    def taker_price(
+        self, symbol: str, side: OrderSide, base: Decimal, quantity: Decimal, now_ms: int
+    ) -> Decimal:
+        """Move `base` against the taker by the cost model's slippage; round against it too."""
+        atr_pct = self.tapes[symbol].atr_pct_at(now_ms)
+        rate = Decimal(repr(self.costs.slippage_rate(float(quantity * base), atr_pct)))
+        rules = self.rules[symbol]
+        if side is OrderSide.BUY:
+            raw, rounding = base * (1 + rate), ROUND_CEILING
+        else:
+            raw, rounding = base * (1 - rate), ROUND_FLOOR
+        ticks = (raw / rules.tick_size).to_integral_value(rounding)
+        return max(ticks, Decimal(1)) * rules.tick_size
+
+    def market_price(self, symbol: str, now_ms: int) -> Decimal:
+        """The recorded price at `now_ms` on the symbol's tick. Raises MarketDataError."""
+        return self.rules[symbol].round_price(to_decimal(self.tapes[symbol].price_at(now_ms)))
+
+    def plan(self, symbol: str, side: OrderSide, quantity: Decimal, price: Decimal) -> FillPlan:
+        """Split an order into the part that closes the position and the part that opens."""
+        position = self.state.positions.get(symbol)
+        fee = usdt(quantity * price * Decimal(repr(self.costs.fee_rate(is_maker=False))))
+        if position is None or position.side.entry_order_side is side:
+            return FillPlan(ZERO, quantity, ZERO, ZERO, fee)
+        closing = min(quantity, position.quantity)
+        pnl = usdt((price - position.entry_price) * position.side.sign * closing)
+        released = usdt(closing * position.entry_price / self.leverage(symbol))
+        return FillPlan(closing, quantity - closing, pnl, released, fee)
+
+    def required_margin(self, symbol: str, plan: FillPlan, price: Decimal) -> Decimal:
+        """Margin the opening part locks, at the symbol's leverage."""
+        return usdt(plan.opening * price / self.leverage(symbol))
+
+    def execute(
+        self,
+        client_order_id: str,
+        symbol: str,
+        side: OrderSide,
+        quantity: Decimal,
+        price: Decimal,
+        now_ms: int,
+    ) -> Fill:
+        """Fill `quantity` at `price` as a taker: realize PnL, pay the fee, move the position."""
+        state = self.state
+        plan = self.plan(symbol, side, quantity, price)
+        position = state.positions.get(symbol)
+        if position is not None and plan.closing > 0:
+            position.quantity -= plan.closing
+            if position.quantity == 0:
+                del state.positions[symbol]
+        if plan.opening > 0:
+            self._open(symbol, Side.LONG if side is OrderSide.BUY else Side.SHORT, plan, price)
+        state.realized_pnl_usdt += plan.realized_pnl_usdt
+        state.fees_usdt += plan.fee_usdt
+        state.wallet_usdt += plan.realized_pnl_usdt - plan.fee_usdt
+        fill = Fill(
+            trade_id=f"paper-t{state.next_trade_no}",
+            client_order_id=client_order_id,
+            symbol=symbol,
+            side=side,
+            quantity=quantity,
+            price=price,
+            fee_usdt=plan.fee_usdt,
+            time=utc_from_ms(now_ms),
+        )
+        state.next_trade_no += 1
+        state.fills.setdefault(client_order_id, []).append(fill)
+        return fill
+
+    def _open(self, symbol: str, side: Side, plan: FillPlan, price: Decimal) -> None:
+        position = self.state.positions.get(symbol)
+        if position is None:
+            self.state.positions[symbol] = PaperPosition(side, plan.opening, price)
+            return
+        total = position.quantity + plan.opening
+        average = (position.quantity * position.entry_price + plan.opening * price) / total
+        position.entry_price = average.quantize(PRICE_QUANTUM)
+        position.quantity = total
+
+    def settle_funding(self, symbol: str, index: int) -> None:
+        """Apply funding settlement `index` of `symbol` to its open position, if any.
+
+        Paid = notional at the settlement's price × rate × side sign (longs pay a positive rate).
+        """
+        position = self.state.positions.get(symbol)
+        tape = self.tapes[symbol]
+        if position is None or tape.funding is None:
+            return
+        time_ms = int(tape.funding.time_ms[index])
+        rate = Decimal(repr(float(tape.funding.rate[index])))
+        price = to_decimal(tape.price_at(time_ms))
+        paid = usdt(position.quantity * price * rate * position.side.sign)
+        self.state.funding.setdefault(symbol, []).append((time_ms, paid))
+        self.state.funding_usdt += paid
+        self.state.wallet_usdt -= paid
+
+    def funding_paid(self, symbol: str, since_ms: int) -> Decimal:
+        entries = self.state.funding.get(symbol, [])
+        return sum((amount for time_ms, amount in entries if time_ms >= since_ms), ZERO)
+
+    def unrealized(self, symbol: str, now_ms: int) -> Decimal:
+        position = self.state.positions[symbol]
+        price = self.market_price(symbol, now_ms)
+        return usdt((price - position.entry_price) * position.side.sign * position.quantity)
+
+    def balance(self, now_ms: int) -> Balance:
+        used = self.used_margin()
+        unrealized = sum((self.unrealized(s, now_ms) for s in self.state.positions), ZERO)
+        return Balance(
+            wallet_usdt=self.state.wallet_usdt,
+            free_usdt=self.state.wallet_usdt - used,
+            used_margin_usdt=used,
+            unrealized_pnl_usdt=unrealized,
+        )
+
+    def positions(self, now_ms: int) -> list[ExchangePosition]:
+        return [
+            ExchangePosition(
+                symbol=symbol,
+                side=position.side,
+                quantity=position.quantity,
+                entry_price=position.entry_price,
+                leverage=self.leverage(symbol),
+                margin_usdt=self.margin(symbol),
+                unrealized_pnl_usdt=self.unrealized(symbol, now_ms),
+            )
+            for symbol, position in sorted(self.state.positions.items())
+        ]

@@ -1,0 +1,115 @@
+"""Recorded prices the paper exchange trades on, and Binance USD-M rules for the bundled sample.
+
+A `PriceTape` answers "what is the price now" from one symbol's execution bars (5m): the open of
+the bar that contains `now`, or the last close after the recording. It precomputes ATR(14)/close
+so a fill can ask for the volatility of the last closed bar in O(log n).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from decimal import Decimal
+
+import numpy as np
+import talib
+
+from quantum_trader.domain import Bars, FloatArray, MarketRules
+from quantum_trader.errors import MarketDataError
+from quantum_trader.market.replay import FundingSeries
+
+ATR_PERIOD = 14
+
+# base asset: (tick size, step size, min quantity, min notional USDT, max leverage).
+# Filters from Binance's /fapi/v1/exchangeInfo (BTC ETH BCH XRP BNB read from a recorded
+# response; SOL DOGE INJ are the well-known values); max leverage is the first bracket of
+# /fapi/v1/leverageBracket as commonly published, and Binance changes it from time to time.
+_BINANCE_USDM_FILTERS: dict[str, tuple[str, str, str, str, int]] = {
+    "BTC": ("0.10", "0.001", "0.001", "100", 125),
+    "ETH": ("0.01", "0.001", "0.001", "20", 125),
+    "BCH": ("0.01", "0.001", "0.001", "20", 75),
+    "XRP": ("0.0001", "0.1", "0.1", "5", 75),
+    "BNB": ("0.010", "0.01", "0.01", "5", 75),
+    "SOL": ("0.0100", "1", "1", "5", 100),
+    "DOGE": ("0.000010", "1", "1", "5", 75),
+    "INJ": ("0.001000", "0.1", "0.1", "5", 50),
+}
+
+
+def default_market_rules(symbols: Iterable[str]) -> dict[str, MarketRules]:
+    """Return Binance USD-M filters for the bundled symbols (`BTC/USDT:USDT`, ...).
+
+    Raises MarketDataError for a symbol whose rules are not bundled.
+    """
+    rules: dict[str, MarketRules] = {}
+    for symbol in symbols:
+        base, _, quote = symbol.partition("/")
+        known = _BINANCE_USDM_FILTERS.get(base)
+        if known is None or quote != "USDT:USDT":
+            raise MarketDataError(f"unknown symbol {symbol!r}: no bundled market rules")
+        tick, step, min_quantity, min_notional, max_leverage = known
+        rules[symbol] = MarketRules(
+            symbol=symbol,
+            tick_size=Decimal(tick),
+            step_size=Decimal(step),
+            min_quantity=Decimal(min_quantity),
+            min_notional=Decimal(min_notional),
+            max_leverage=max_leverage,
+        )
+    return rules
+
+
+def to_decimal(value: float) -> Decimal:
+    """Convert a recorded float price exactly as printed (no binary-fraction noise)."""
+    return Decimal(repr(float(value)))
+
+
+class PriceTape:
+    """One symbol's execution bars and funding settlements, read-only."""
+
+    __slots__ = ("atr_pct", "bars", "funding", "symbol")
+
+    def __init__(self, bars: Bars, funding: FundingSeries | None) -> None:
+        if len(bars) == 0:
+            raise MarketDataError(f"{bars.symbol}: no recorded bars")
+        self.symbol = bars.symbol
+        self.bars = bars
+        self.funding = funding
+        self.atr_pct = _atr_pct(bars)
+
+    def closed_count(self, now_ms: int) -> int:
+        """Number of bars closed at `now_ms` (close time = open + timeframe <= now)."""
+        return self.bars.closed_before(now_ms)
+
+    def price_at(self, now_ms: int) -> float:
+        """Return the open of the bar containing `now_ms`, else the last closed bar's close.
+
+        Raises MarketDataError before the recording starts.
+        """
+        bars = self.bars
+        closed = bars.closed_before(now_ms)
+        if closed < len(bars) and bars.time_ms[closed] <= now_ms:
+            return float(bars.open[closed])
+        if closed == 0:
+            raise MarketDataError(f"{self.symbol}: no recorded price at {now_ms} ms")
+        return float(bars.close[closed - 1])
+
+    def atr_pct_at(self, now_ms: int) -> float:
+        """ATR(14)/close of the last closed bar; 0 while the indicator is warming up."""
+        closed = self.bars.closed_before(now_ms)
+        return float(self.atr_pct[closed - 1]) if closed > 0 else 0.0
+
+    def funding_index(self, after_ms: int) -> int:
+        """Index of the first funding settlement strictly after `after_ms`."""
+        if self.funding is None:
+            return 0
+        return int(np.searchsorted(self.funding.time_ms, after_ms, side="right"))
+
+    def funding_count(self) -> int:
+        return 0 if self.funding is None else int(self.funding.time_ms.shape[0])
+
+
+def _atr_pct(bars: Bars) -> FloatArray:
+    if len(bars) <= ATR_PERIOD:
+        return np.zeros(len(bars), dtype=np.float64)
+    atr = talib.ATR(bars.high, bars.low, bars.close, timeperiod=ATR_PERIOD)
+    return np.nan_to_num(np.asarray(atr, dtype=np.float64) / bars.close, nan=0.0)

@@ -1,0 +1,187 @@
+"""Order acceptance for the paper exchange: Binance's checks, then a fill or a booked trigger.
+
+Checks, in order: duplicate client order id, unknown symbol, quantity precision and minimum;
+for market orders the reduce-only rule, the minimum notional (reduce-only exempt) and the free
+balance; for conditional orders reduce-only, trigger precision, "would immediately trigger"
+(Binance -2021) and at most 10 open conditional orders per symbol (MAX_NUM_ALGO_ORDERS).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from decimal import Decimal
+
+from quantum_trader.clock import utc_from_ms
+from quantum_trader.domain import MarketRules, Order, OrderRequest, OrderStatus, ReasonCode
+from quantum_trader.errors import MarketDataError, OrderRejected
+from quantum_trader.execution.paper_ledger import Ledger
+from quantum_trader.execution.paper_triggers import ConditionalBook, would_trigger_now
+
+MAX_OPEN_CONDITIONAL_PER_SYMBOL = 10
+
+
+def place(ledger: Ledger, book: ConditionalBook, request: OrderRequest, now_ms: int) -> Order:
+    """Accept `request` at `now_ms` or raise OrderRejected; the account is unchanged on reject."""
+    rules = _check_common(ledger, request)
+    price = _price_now(ledger, request.symbol, now_ms)
+    if request.kind.is_conditional:
+        order = _book_conditional(ledger, book, request, rules, price, now_ms)
+    else:
+        order = _fill_market(ledger, request, rules, price, now_ms)
+    ledger.state.orders[order.client_order_id] = order
+    ledger.state.next_order_no += 1
+    return order
+
+
+def cancel_conditional(
+    ledger: Ledger, book: ConditionalBook, symbol: str, client_order_id: str, now_ms: int
+) -> Order:
+    """Cancel an open conditional order; unknown or no longer open → OrderRejected."""
+    order = ledger.state.orders.get(client_order_id)
+    if order is None or order.symbol != symbol or not order.kind.is_conditional:
+        raise OrderRejected(
+            ReasonCode.ORDER_REJECTED, f"unknown conditional order {client_order_id} on {symbol}"
+        )
+    if order.status is not OrderStatus.OPEN:
+        raise OrderRejected(
+            ReasonCode.ORDER_REJECTED, f"order {client_order_id} is already {order.status}"
+        )
+    canceled = replace(order, status=OrderStatus.CANCELED, updated_at=utc_from_ms(now_ms))
+    book.remove(order)
+    ledger.state.orders[client_order_id] = canceled
+    return canceled
+
+
+def set_leverage(ledger: Ledger, symbol: str, leverage: int) -> None:
+    """Set the symbol's leverage; an open position's isolated margin must still fit."""
+    rules = ledger.rules.get(symbol)
+    if rules is None:
+        raise OrderRejected(ReasonCode.UNKNOWN_SYMBOL, f"unknown symbol {symbol!r}")
+    if leverage < 1:
+        raise OrderRejected(ReasonCode.ORDER_REJECTED, f"leverage {leverage} is below 1")
+    if leverage > rules.max_leverage:
+        raise OrderRejected(
+            ReasonCode.LEVERAGE_TOO_HIGH,
+            f"leverage {leverage} above {symbol}'s maximum {rules.max_leverage}",
+        )
+    free_before, margin_before = ledger.free(), ledger.margin(symbol)
+    previous = ledger.leverage(symbol)
+    ledger.state.leverage[symbol] = leverage
+    if ledger.margin(symbol) - margin_before > max(free_before, Decimal(0)):
+        ledger.state.leverage[symbol] = previous
+        raise OrderRejected(
+            ReasonCode.INSUFFICIENT_FREE_BALANCE,
+            f"lowering leverage to {leverage} needs more margin than is free",
+        )
+
+
+def _check_common(ledger: Ledger, request: OrderRequest) -> MarketRules:
+    if request.client_order_id in ledger.state.orders:
+        raise OrderRejected(ReasonCode.ORDER_REJECTED, "duplicate client order id")
+    rules = ledger.rules.get(request.symbol)
+    if rules is None:
+        raise OrderRejected(ReasonCode.UNKNOWN_SYMBOL, f"unknown symbol {request.symbol!r}")
+    if request.quantity <= 0:
+        raise OrderRejected(ReasonCode.ORDER_REJECTED, f"quantity {request.quantity} <= 0")
+    if not rules.is_quantity_precise(request.quantity):
+        raise OrderRejected(
+            ReasonCode.BAD_PRECISION,
+            f"quantity {request.quantity} is not a multiple of step {rules.step_size}",
+        )
+    if request.quantity < rules.min_quantity:
+        raise OrderRejected(
+            ReasonCode.BELOW_MIN_QUANTITY,
+            f"quantity {request.quantity} below minimum {rules.min_quantity}",
+        )
+    return rules
+
+
+def _price_now(ledger: Ledger, symbol: str, now_ms: int) -> Decimal:
+    try:
+        return ledger.market_price(symbol, now_ms)
+    except MarketDataError as error:
+        raise OrderRejected(ReasonCode.ORDER_REJECTED, str(error)) from error
+
+
+def _fill_market(
+    ledger: Ledger, request: OrderRequest, rules: MarketRules, price: Decimal, now_ms: int
+) -> Order:
+    quantity = _reduce_only_quantity(ledger, request) if request.reduce_only else request.quantity
+    notional = quantity * price
+    if not request.reduce_only and notional < rules.min_notional:
+        raise OrderRejected(
+            ReasonCode.BELOW_MIN_NOTIONAL,
+            f"notional {notional} below minimum {rules.min_notional} USDT",
+        )
+    fill_price = ledger.taker_price(request.symbol, request.side, price, quantity, now_ms)
+    plan = ledger.plan(request.symbol, request.side, quantity, fill_price)
+    if plan.opening > 0:
+        needed = ledger.required_margin(request.symbol, plan, fill_price) + plan.fee_usdt
+        available = ledger.free() + plan.released_margin_usdt + plan.realized_pnl_usdt
+        if needed > available:
+            raise OrderRejected(
+                ReasonCode.INSUFFICIENT_FREE_BALANCE,
+                f"needs {needed} USDT margin and fee, {available} USDT free",
+            )
+    fill = ledger.execute(
+        request.client_order_id, request.symbol, request.side, quantity, fill_price, now_ms
+    )
+    return replace(
+        _accepted(ledger, request, now_ms),
+        status=OrderStatus.FILLED,
+        filled_quantity=quantity,
+        average_price=fill_price,
+        fee_usdt=fill.fee_usdt,
+    )
+
+
+def _reduce_only_quantity(ledger: Ledger, request: OrderRequest) -> Decimal:
+    position = ledger.state.positions.get(request.symbol)
+    if position is None:
+        raise OrderRejected(ReasonCode.ORDER_REJECTED, "reduce-only order with no position")
+    if position.side.exit_order_side is not request.side:
+        raise OrderRejected(
+            ReasonCode.ORDER_REJECTED, "reduce-only order would increase the position"
+        )
+    return min(request.quantity, position.quantity)
+
+
+def _book_conditional(
+    ledger: Ledger,
+    book: ConditionalBook,
+    request: OrderRequest,
+    rules: MarketRules,
+    price: Decimal,
+    now_ms: int,
+) -> Order:
+    trigger = request.trigger_price
+    if not request.reduce_only:
+        raise OrderRejected(ReasonCode.ORDER_REJECTED, "conditional orders must be reduce-only")
+    if trigger is None or trigger <= 0:
+        raise OrderRejected(ReasonCode.ORDER_REJECTED, "conditional order needs a trigger > 0")
+    if not rules.is_price_precise(trigger):
+        raise OrderRejected(
+            ReasonCode.BAD_PRECISION,
+            f"trigger {trigger} is not a multiple of tick {rules.tick_size}",
+        )
+    if book.count(request.symbol) >= MAX_OPEN_CONDITIONAL_PER_SYMBOL:
+        raise OrderRejected(
+            ReasonCode.ORDER_REJECTED,
+            f"{MAX_OPEN_CONDITIONAL_PER_SYMBOL} conditional orders already open on the symbol",
+        )
+    order = _accepted(ledger, request, now_ms)
+    if would_trigger_now(order, price):
+        raise OrderRejected(
+            ReasonCode.ORDER_REJECTED, f"order would immediately trigger (price {price})"
+        )
+    book.add(order)
+    return order
+
+
+def _accepted(ledger: Ledger, request: OrderRequest, now_ms: int) -> Order:
+    stamp = utc_from_ms(now_ms)
+    return replace(
+        Order.pending(request, stamp),
+        status=OrderStatus.OPEN,
+        exchange_order_id=f"paper-{ledger.state.next_order_no}",
+    )

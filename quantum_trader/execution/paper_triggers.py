@@ -1,0 +1,217 @@
+"""Catch the paper account up to `now`: conditional-order triggers and funding, in time order.
+
+Lazily, on every public call: the bars that closed and the funding settlements that fell due
+since the last catch-up are processed in time order across symbols. Each symbol's next trigger
+is found with one vectorized scan per open conditional order over the new bars, so a step of one
+bar costs a few numpy calls per active symbol however long the recording is.
+
+Timing conventions: a trigger inside a bar is known when the bar closes and is stamped with the
+bar's close time; a funding settlement at the same instant comes after it (the trigger happened
+inside the bar, before the settlement). A low-side order (sell stop, buy take-profit) triggers
+when the bar's low reaches the trigger and fills at min(trigger, open); a high-side order (buy
+stop, sell take-profit) at high ≥ trigger, filled at max(trigger, open): a gap fills at the open.
+When several orders of a symbol trigger in one bar, stops go first (conservative).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from decimal import Decimal
+
+from quantum_trader.clock import utc_from_ms
+from quantum_trader.domain import Order, OrderKind, OrderSide, OrderStatus
+from quantum_trader.execution.paper_ledger import Ledger
+from quantum_trader.execution.paper_markets import PriceTape, to_decimal
+from quantum_trader.execution.paper_state import PaperState
+
+TRIGGER, FUNDING = 0, 1
+
+
+def triggers_on_low(order: Order) -> bool:
+    """Sell stops and buy take-profits trigger on a falling price."""
+    is_stop = order.kind is OrderKind.STOP_MARKET
+    return is_stop == (order.side is OrderSide.SELL)
+
+
+def would_trigger_now(order: Order, price: Decimal) -> bool:
+    """True when the trigger is already crossed at `price` (Binance -2021)."""
+    assert order.trigger_price is not None
+    if triggers_on_low(order):
+        return price <= order.trigger_price
+    return price >= order.trigger_price
+
+
+def first_hit(tape: PriceTape, order: Order, start: int, stop: int) -> int | None:
+    """Index of the first bar in [start, stop) that reaches the order's trigger, if any."""
+    assert order.trigger_price is not None
+    trigger = float(order.trigger_price)
+    if triggers_on_low(order):
+        mask = tape.bars.low[start:stop] <= trigger
+    else:
+        mask = tape.bars.high[start:stop] >= trigger
+    index = int(mask.argmax()) if mask.size else 0
+    return start + index if mask.size and mask[index] else None
+
+
+def trigger_fill_base(order: Order, bar_open: Decimal) -> Decimal:
+    """Price a triggered order executes at before slippage: the trigger, or the open on a gap."""
+    assert order.trigger_price is not None
+    if triggers_on_low(order):
+        return min(order.trigger_price, bar_open)
+    return max(order.trigger_price, bar_open)
+
+
+class ConditionalBook:
+    """Open conditional orders per symbol, in placement order (rebuilt from the state)."""
+
+    def __init__(self, state: PaperState) -> None:
+        self._open: dict[str, list[str]] = {}
+        for order in state.orders.values():
+            if order.kind.is_conditional and order.status is OrderStatus.OPEN:
+                self.add(order)
+
+    def add(self, order: Order) -> None:
+        self._open.setdefault(order.symbol, []).append(order.client_order_id)
+
+    def remove(self, order: Order) -> None:
+        ids = self._open.get(order.symbol, [])
+        ids.remove(order.client_order_id)
+        if not ids:
+            self._open.pop(order.symbol, None)
+
+    def ids(self, symbol: str) -> list[str]:
+        return list(self._open.get(symbol, ()))
+
+    def symbols(self) -> list[str]:
+        return list(self._open)
+
+    def count(self, symbol: str) -> int:
+        return len(self._open.get(symbol, ()))
+
+
+@dataclass(slots=True)
+class _Cursor:
+    """Unprocessed bars [bar_from, bar_to) and funding settlements [fund_from, fund_to)."""
+
+    bar_from: int
+    bar_to: int
+    fund_from: int
+    fund_to: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Event:
+    time_ms: int
+    kind: int
+    symbol: str
+    index: int
+    order_ids: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> tuple[int, int, str]:
+        return (self.time_ms, self.kind, self.symbol)
+
+
+class CatchUp:
+    """Advances the account over recorded prices; see the module docstring for the rules."""
+
+    def __init__(self, ledger: Ledger, book: ConditionalBook) -> None:
+        self.ledger = ledger
+        self.book = book
+
+    def run(self, now_ms: int) -> bool:
+        """Process everything due in (last catch-up, now_ms]; True if the account changed."""
+        state = self.ledger.state
+        if now_ms <= state.last_ms:
+            return False
+        active = sorted(set(self.book.symbols()) | set(state.positions))
+        cursors = {s: self._cursor(s, state.last_ms, now_ms) for s in active}
+        pending = {s: self._next_event(s, cursors[s]) for s in active}
+        changed = False
+        while True:
+            due = [event for event in pending.values() if event is not None]
+            if not due:
+                break
+            event = min(due, key=lambda e: e.key)
+            self._apply(event, cursors[event.symbol])
+            pending[event.symbol] = self._next_event(event.symbol, cursors[event.symbol])
+            changed = True
+        state.last_ms = now_ms
+        return changed
+
+    def _cursor(self, symbol: str, last_ms: int, now_ms: int) -> _Cursor:
+        tape = self.ledger.tapes[symbol]
+        return _Cursor(
+            tape.closed_count(last_ms),
+            tape.closed_count(now_ms),
+            tape.funding_index(last_ms),
+            tape.funding_index(now_ms),
+        )
+
+    def _next_event(self, symbol: str, cursor: _Cursor) -> _Event | None:
+        trigger = self._next_trigger(symbol, cursor)
+        if symbol in self.ledger.state.positions and cursor.fund_from < cursor.fund_to:
+            funding = self.ledger.tapes[symbol].funding
+            assert funding is not None
+            time_ms = int(funding.time_ms[cursor.fund_from])
+            if trigger is None or time_ms < trigger.time_ms:
+                return _Event(time_ms, FUNDING, symbol, cursor.fund_from)
+        return trigger
+
+    def _next_trigger(self, symbol: str, cursor: _Cursor) -> _Event | None:
+        if cursor.bar_from >= cursor.bar_to:
+            return None
+        tape = self.ledger.tapes[symbol]
+        orders = self.ledger.state.orders
+        hits: list[tuple[int, str]] = []
+        for order_id in self.book.ids(symbol):
+            index = first_hit(tape, orders[order_id], cursor.bar_from, cursor.bar_to)
+            if index is not None:
+                hits.append((index, order_id))
+        if not hits:
+            return None
+        first = min(index for index, _ in hits)
+        at_first = [order_id for index, order_id in hits if index == first]
+        at_first.sort(key=lambda oid: orders[oid].kind is not OrderKind.STOP_MARKET)
+        close_ms = int(tape.bars.time_ms[first]) + tape.bars.timeframe_ms
+        return _Event(close_ms, TRIGGER, symbol, first, tuple(at_first))
+
+    def _apply(self, event: _Event, cursor: _Cursor) -> None:
+        if event.kind == FUNDING:
+            self.ledger.settle_funding(event.symbol, event.index)
+            cursor.fund_from = event.index + 1
+            return
+        for order_id in event.order_ids:
+            self._trigger(self.ledger.state.orders[order_id], event)
+        cursor.bar_from = event.index + 1
+
+    def _trigger(self, order: Order, event: _Event) -> None:
+        ledger = self.ledger
+        tape = ledger.tapes[order.symbol]
+        position = ledger.state.positions.get(order.symbol)
+        self.book.remove(order)
+        stamp = utc_from_ms(event.time_ms)
+        if position is None or position.side.exit_order_side is not order.side:
+            expired = replace(
+                order,
+                status=OrderStatus.EXPIRED,
+                updated_at=stamp,
+                detail="triggered with no position to reduce",
+            )
+            ledger.state.orders[order.client_order_id] = expired
+            return
+        quantity = min(order.quantity, position.quantity)
+        bar_open_ms = int(tape.bars.time_ms[event.index])
+        base = trigger_fill_base(order, to_decimal(tape.bars.open[event.index]))
+        price = ledger.taker_price(order.symbol, order.side, base, quantity, bar_open_ms)
+        fill = ledger.execute(
+            order.client_order_id, order.symbol, order.side, quantity, price, event.time_ms
+        )
+        ledger.state.orders[order.client_order_id] = replace(
+            order,
+            status=OrderStatus.FILLED,
+            filled_quantity=quantity,
+            average_price=price,
+            fee_usdt=fill.fee_usdt,
+            updated_at=stamp,
+        )
