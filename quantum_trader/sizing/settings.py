@@ -11,6 +11,62 @@ from quantum_trader.settings_base import Section
 SizingMethod = Literal["math", "kelly", "fixed_risk", "volatility_adjusted", "regime_based", "rl"]
 
 
+class MultiplierSettings(Section):
+    """Bounded size multipliers (SPEC §5.2). Each factor is clamped to its own [low, high]."""
+
+    policy_low: float = Field(0.0, ge=0)
+    policy_high: float = Field(1.5, gt=0)
+    uptrend_factor: float = Field(1.10, gt=0)
+    sideways_factor: float = Field(0.80, gt=0)
+    downtrend_factor: float = Field(1.0, gt=0)
+    symbol_min_trades: int = Field(10, ge=1)
+    symbol_high_win_rate: float = Field(0.55, ge=0, le=1)
+    symbol_high_factor: float = Field(1.1, gt=0)
+    symbol_weak_win_rate: float = Field(0.45, ge=0, le=1)
+    symbol_weak_factor: float = Field(0.7, gt=0)
+    symbol_poor_win_rate: float = Field(0.35, ge=0, le=1)
+    symbol_poor_factor: float = Field(0.5, gt=0)
+    performance_low: float = Field(0.7, gt=0)
+    performance_high: float = Field(1.3, gt=0)
+    performance_min_trades: int = Field(5, ge=2)
+    diversification_threshold: float = Field(0.3, ge=0, lt=1)
+    diversification_floor: float = Field(0.5, gt=0, le=1)
+    total_low: float = Field(0.0, ge=0)
+    total_high: float = Field(1.5, gt=0)
+
+
+class LifecycleSettings(Section):
+    """Lifecycle stages (SPEC §5.4): base allocations, per-stage total caps, transitions."""
+
+    base_discovery: float = Field(0.02, ge=0, le=1)
+    base_validation: float = Field(0.05, ge=0, le=1)
+    base_mature: float = Field(0.10, gt=0, le=1)
+    base_decay: float = Field(0.03, ge=0, le=1)
+    cap_discovery: float = Field(0.05, ge=0, le=1)
+    cap_validation: float = Field(0.15, ge=0, le=1)
+    cap_mature: float = Field(0.30, ge=0, le=1)
+    cap_decay: float = Field(0.10, ge=0, le=1)
+    paper_trades_to_discovery: int = Field(10, ge=0)
+    discovery_trades_to_validation: int = Field(20, ge=1)
+    validation_trades_to_mature: int = Field(50, ge=1)
+    promote_min_sharpe: float = Field(0.5)
+    promote_min_win_rate: float = Field(0.45, ge=0, le=1)
+    mature_min_sharpe: float = Field(1.0)
+    decay_below_sharpe: float = Field(0.0)
+    decay_below_win_rate: float = Field(0.35, ge=0, le=1)
+    paper_below_sharpe: float = Field(-0.5)
+    recover_min_sharpe: float = Field(0.5)
+
+
+class RLSettings(Section):
+    """Q-learning sizing agent (SPEC §5.6)."""
+
+    alpha: float = Field(0.15, gt=0, le=1)
+    gamma: float = Field(0.95, ge=0, le=1)
+    epsilon: float = Field(0.10, ge=0, le=1)
+    seed: int = 0
+
+
 class SizingSettings(Section):
     """The math sizer and its alternatives."""
 
@@ -28,6 +84,12 @@ class SizingSettings(Section):
     max_stop_pct: float = Field(0.10, gt=0, lt=1)
     kelly_min_trades: int = Field(10, ge=1)
     max_risk_fraction: float = Field(0.02, gt=0, le=0.1)
+    cvar_level: float = Field(0.95, gt=0.5, lt=1)
+    cvar_min_returns: int = Field(20, ge=5)
+    volatility_target_atr_pct: float = Field(0.02, gt=0)
+    multipliers: MultiplierSettings = MultiplierSettings()
+    lifecycle: LifecycleSettings = LifecycleSettings()
+    rl: RLSettings = RLSettings()
 
 
 class CostSettings(Section):

@@ -9,6 +9,7 @@ from quantum_trader.domain import (
     Candidate,
     MarketRules,
     PortfolioView,
+    Position,
     Regime,
     Side,
     Signal,
@@ -34,6 +35,7 @@ def portfolio(
     equity: Decimal = Decimal(10_000),
     wallet: Decimal | None = None,
     stats: dict[str, SymbolStats] | None = None,
+    positions: dict[str, Position] | None = None,
 ) -> PortfolioView:
     wallet = equity if wallet is None else wallet
     return PortfolioView(
@@ -41,7 +43,7 @@ def portfolio(
         wallet_usdt=wallet,
         free_usdt=wallet,
         used_margin_usdt=Decimal(0),
-        positions={},
+        positions=positions or {},
         starting_balance_usdt=equity,
         day_start_equity_usdt=equity,
         peak_equity_usdt=equity,
