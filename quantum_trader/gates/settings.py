@@ -40,6 +40,22 @@ class OrchestratorSettings(Section):
     uptrend_size_factor: float = Field(1.10, gt=0)
     sideways_size_factor: float = Field(0.80, gt=0)
     choppy_size_factor: float = Field(0.5, gt=0)
+    min_confidence_breakout: float = Field(0.20, ge=0, le=1)
+    defensive_mode_drawdown: float = Field(0.02, ge=0, le=1)
+    defensive_mode_losing_streak: int = Field(4, ge=1)
+    critical_mode_drawdown: float = Field(0.025, ge=0, le=1)
+    critical_mode_losing_streak: int = Field(5, ge=1)
+    normal_min_confidence: float = Field(0.20, ge=0, le=1)
+    defensive_min_confidence: float = Field(0.45, ge=0, le=1)
+    critical_min_confidence: float = Field(0.70, ge=0, le=1)
+    normal_risk_multiplier: float = Field(1.0, gt=0)
+    defensive_risk_multiplier: float = Field(0.5, gt=0)
+    critical_risk_multiplier: float = Field(0.25, gt=0)
+    tp_r_multiple_trending: float = Field(2.5, gt=0)
+    tp_r_multiple_ranging: float = Field(1.5, gt=0)
+    tp_r_multiple_default: float = Field(2.0, gt=0)
+    stop_atr_factor_ranging: float = Field(1.25, gt=0)
+    stop_atr_factor_breakout: float = Field(1.5, gt=0)
 
 
 class BalancerSettings(Section):

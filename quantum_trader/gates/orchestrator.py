@@ -1,0 +1,259 @@
+"""Orchestrator policy (SPEC §4.1): the first gate. Candidate + account + regimes → verdict.
+
+Blocking rules run in a fixed order (symbol disabled/blacklisted, daily drawdown, open
+positions, symbol win rate, CHOPPY confidence, SHORT in an UPTREND, dynamic minimum
+confidence); the first that fires is the denial. An approval carries the trade plan: size
+factor (policy mode × global regime × regime), exit mode and take-profit R multiple.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from quantum_trader.domain import (
+    Candidate,
+    ExitMode,
+    GateName,
+    GlobalRegime,
+    MarketView,
+    PortfolioView,
+    ReasonCode,
+    Regime,
+    Side,
+    TrailMode,
+    Verdict,
+)
+from quantum_trader.gates.settings import OrchestratorSettings
+from quantum_trader.portfolio.performance import block_reason
+
+
+class PolicyMode(StrEnum):
+    """How cautious the policy is; follows the daily drawdown and the losing streak."""
+
+    NORMAL = "NORMAL"
+    DEFENSIVE = "DEFENSIVE"
+    CRITICAL = "CRITICAL"
+
+
+@dataclass(frozen=True, slots=True)
+class RegimePlan:
+    """What a regime does to the trade (SPEC §4.1): TP in R, trail, stop width, size."""
+
+    tp_r_multiple: float
+    trail_mode: TrailMode
+    stop_atr_factor: float
+    size_factor: float
+    exit_mode: ExitMode
+
+
+def policy_mode(portfolio: PortfolioView, settings: OrchestratorSettings) -> PolicyMode:
+    """CRITICAL or DEFENSIVE once the daily drawdown or the losing streak reaches its level."""
+    dd, streak = portfolio.daily_drawdown, portfolio.losing_streak
+    s = settings
+    if dd > s.critical_mode_drawdown or streak >= s.critical_mode_losing_streak:
+        return PolicyMode.CRITICAL
+    if dd > s.defensive_mode_drawdown or streak >= s.defensive_mode_losing_streak:
+        return PolicyMode.DEFENSIVE
+    return PolicyMode.NORMAL
+
+
+def mode_floor(mode: PolicyMode, settings: OrchestratorSettings) -> tuple[float, float]:
+    """(minimum confidence, risk multiplier) of a policy mode."""
+    if mode is PolicyMode.CRITICAL:
+        return settings.critical_min_confidence, settings.critical_risk_multiplier
+    if mode is PolicyMode.DEFENSIVE:
+        return settings.defensive_min_confidence, settings.defensive_risk_multiplier
+    return settings.normal_min_confidence, settings.normal_risk_multiplier
+
+
+def regime_plan(regime: Regime, settings: OrchestratorSettings) -> RegimePlan:
+    """TRENDING: TP 2.5R, tight trail; RANGING: TP 1.5R, wider stop; CHOPPY: half size;
+    BREAKOUT: full size, wide stop. Exit mode TREND_FOLLOW only when TRENDING."""
+    s = settings
+    if regime is Regime.TRENDING:
+        return RegimePlan(
+            s.tp_r_multiple_trending, TrailMode.AGGRESSIVE, 1.0, 1.0, ExitMode.TREND_FOLLOW
+        )
+    if regime is Regime.RANGING:
+        return RegimePlan(
+            s.tp_r_multiple_ranging,
+            TrailMode.BALANCED,
+            s.stop_atr_factor_ranging,
+            1.0,
+            ExitMode.DEFENSIVE_TRAIL,
+        )
+    if regime is Regime.BREAKOUT:
+        return RegimePlan(
+            s.tp_r_multiple_default,
+            TrailMode.LOOSE,
+            s.stop_atr_factor_breakout,
+            1.0,
+            ExitMode.DEFENSIVE_TRAIL,
+        )
+    return RegimePlan(
+        s.tp_r_multiple_default,
+        TrailMode.AGGRESSIVE,
+        1.0,
+        s.choppy_size_factor,
+        ExitMode.DEFENSIVE_TRAIL,
+    )
+
+
+def dynamic_min_confidence(
+    regime: Regime, global_regime: GlobalRegime, portfolio: PortfolioView, s: OrchestratorSettings
+) -> float:
+    """Regime base (TRENDING 0.20, RANGING 0.40, CHOPPY 0.60), +0.20 when the daily drawdown
+    exceeds 2 %, +0.15 when the losing streak exceeds 3, +0.10 in a SIDEWAYS global regime;
+    never below the policy mode's floor."""
+    base = {
+        Regime.TRENDING: s.min_confidence_trending,
+        Regime.RANGING: s.min_confidence_ranging,
+        Regime.CHOPPY: s.min_confidence_choppy,
+        Regime.BREAKOUT: s.min_confidence_breakout,
+    }[regime]
+    if portfolio.daily_drawdown > s.drawdown_confidence_step_at:
+        base += s.drawdown_confidence_add
+    if portfolio.losing_streak > s.streak_confidence_after:
+        base += s.streak_confidence_add
+    if global_regime is GlobalRegime.SIDEWAYS:
+        base += s.sideways_confidence_add
+    floor, _ = mode_floor(policy_mode(portfolio, s), s)
+    return max(base, floor)
+
+
+def global_size_factor(global_regime: GlobalRegime, settings: OrchestratorSettings) -> float:
+    if global_regime is GlobalRegime.UPTREND:
+        return settings.uptrend_size_factor
+    if global_regime is GlobalRegime.SIDEWAYS:
+        return settings.sideways_size_factor
+    return 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Ask:
+    candidate: Candidate
+    portfolio: PortfolioView
+    regime: Regime
+    global_regime: GlobalRegime
+    now: datetime
+    settings: OrchestratorSettings
+
+
+_Failure = tuple[ReasonCode, str, datetime | None] | None
+
+
+def _symbol_blocked(a: _Ask) -> _Failure:
+    stats = a.portfolio.symbol_stats.get(a.candidate.symbol)
+    reason = block_reason(stats, a.now)
+    if reason is None or stats is None:
+        return None
+    return reason, f"losing streak {stats.losing_streak}", stats.disabled_until
+
+
+def _daily_drawdown(a: _Ask) -> _Failure:
+    dd = a.portfolio.daily_drawdown
+    if dd > a.settings.max_daily_drawdown:
+        return ReasonCode.DAILY_DRAWDOWN_LIMIT, f"daily drawdown {dd:.4f}", None
+    return None
+
+
+def _open_positions(a: _Ask) -> _Failure:
+    count = len(a.portfolio.positions)
+    if count >= a.settings.max_open_positions:
+        return ReasonCode.MAX_OPEN_POSITIONS, f"{count} open positions", None
+    return None
+
+
+def _symbol_win_rate(a: _Ask) -> _Failure:
+    stats = a.portfolio.symbol_stats.get(a.candidate.symbol)
+    if stats is None or stats.trades < a.settings.min_trades_for_win_rate:
+        return None
+    if stats.win_rate < a.settings.min_symbol_win_rate:
+        return ReasonCode.SYMBOL_LOW_WIN_RATE, f"win rate {stats.win_rate:.3f}", None
+    return None
+
+
+def _choppy(a: _Ask) -> _Failure:
+    conf = a.candidate.confidence
+    if a.regime is Regime.CHOPPY and conf < a.settings.choppy_min_confidence:
+        return ReasonCode.CHOPPY_LOW_CONFIDENCE, f"confidence {conf:.3f}", None
+    return None
+
+
+def _short_in_uptrend(a: _Ask) -> _Failure:
+    conf = a.candidate.confidence
+    if (
+        a.global_regime is GlobalRegime.UPTREND
+        and a.candidate.side is Side.SHORT
+        and conf <= a.settings.uptrend_short_min_confidence
+    ):
+        return ReasonCode.SHORT_IN_UPTREND, f"confidence {conf:.3f}", None
+    return None
+
+
+def _below_dynamic(a: _Ask) -> _Failure:
+    minimum = dynamic_min_confidence(a.regime, a.global_regime, a.portfolio, a.settings)
+    conf = a.candidate.confidence
+    if conf < minimum:
+        return ReasonCode.BELOW_DYNAMIC_CONFIDENCE, f"confidence {conf:.3f} < {minimum:.3f}", None
+    return None
+
+
+_RULES: tuple[Callable[[_Ask], _Failure], ...] = (
+    _symbol_blocked,
+    _daily_drawdown,
+    _open_positions,
+    _symbol_win_rate,
+    _choppy,
+    _short_in_uptrend,
+    _below_dynamic,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class OrchestratorPolicy:
+    """CandidateGate implementing SPEC §4.1. The candidate's regime is the market view's
+    regime for its symbol when present, else the one the candidate carries."""
+
+    settings: OrchestratorSettings
+
+    @property
+    def name(self) -> GateName:
+        return GateName.ORCHESTRATOR
+
+    def review(
+        self, candidate: Candidate, portfolio: PortfolioView, market: MarketView, now: datetime
+    ) -> Verdict:
+        """Deny with the first blocking rule, or allow with the trade plan."""
+        regime = market.regimes.get(candidate.symbol, candidate.regime)
+        ask = _Ask(candidate, portfolio, regime, market.global_regime, now, self.settings)
+        for rule in _RULES:
+            failure = rule(ask)
+            if failure is not None:
+                reason, detail, until = failure
+                return Verdict.deny(self.name, candidate.symbol, reason, detail, until)
+        return self._allow(ask)
+
+    def _allow(self, a: _Ask) -> Verdict:
+        s = self.settings
+        mode = policy_mode(a.portfolio, s)
+        _, mode_risk = mode_floor(mode, s)
+        plan = regime_plan(a.regime, s)
+        size = mode_risk * global_size_factor(a.global_regime, s) * plan.size_factor
+        minimum = dynamic_min_confidence(a.regime, a.global_regime, a.portfolio, s)
+        detail = (
+            f"mode={mode} regime={a.regime} global={a.global_regime} "
+            f"min_confidence={minimum:.2f} risk_multiplier={size:.3f} trail={plan.trail_mode} "
+            f"stop_atr_factor={plan.stop_atr_factor}"
+        )
+        return Verdict.allow(
+            self.name,
+            a.candidate.symbol,
+            detail,
+            size_factor=size,
+            exit_mode=plan.exit_mode,
+            tp_r_multiple=plan.tp_r_multiple,
+        )
