@@ -1,0 +1,249 @@
+"""The Repository contract, run against both implementations (SQLite on a temp file, memory)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import storage_samples as s
+
+from quantum_trader.domain import GateName, OrderStatus, ReasonCode
+from quantum_trader.storage.memory import InMemoryRepository
+from quantum_trader.storage.sqlite import SqliteRepository
+
+Repo = SqliteRepository | InMemoryRepository
+
+
+@pytest.fixture(params=["sqlite", "memory"])
+async def repo(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Repo]:
+    store: Repo
+    if request.param == "sqlite":
+        store = await SqliteRepository.open(tmp_path / "ledger.db")
+    else:
+        store = InMemoryRepository()
+    yield store
+    await store.close()
+
+
+async def test_orders_round_trip_every_field(repo: Repo) -> None:
+    minimal, full = s.order(), s.full_order()
+    await repo.save_order(minimal)
+    await repo.save_order(full)
+
+    assert await repo.get_order(minimal.client_order_id) == minimal
+    assert await repo.get_order(full.client_order_id) == full
+    assert await repo.get_order("never-sent") is None
+
+
+async def test_decimal_text_is_kept_exactly(repo: Repo) -> None:
+    quantity = Decimal("0.00012345")
+    price = Decimal("123456789012345678901234567890.1234567890")
+    await repo.save_order(replace(s.order(), quantity=quantity, average_price=price))
+
+    stored = await repo.get_order("qt-1")
+
+    assert stored is not None
+    assert str(stored.quantity) == "0.00012345"
+    assert str(stored.average_price) == str(price)
+
+
+async def test_datetimes_come_back_tz_aware_utc(repo: Repo) -> None:
+    plus_two = timezone(timedelta(hours=2))
+    created = datetime(2025, 9, 1, 14, 0, 0, 1, tzinfo=plus_two)
+    await repo.save_order(s.order(created_at=created))
+
+    stored = await repo.get_order("qt-1")
+
+    assert stored is not None
+    assert stored.created_at == created
+    assert stored.created_at.tzinfo == UTC
+    assert stored.created_at.hour == 12
+
+
+async def test_naive_datetimes_are_refused(repo: Repo) -> None:
+    with pytest.raises(ValueError, match="naive"):
+        await repo.save_order(s.order(created_at=datetime(2025, 9, 1)))  # noqa: DTZ001
+    assert await repo.orders() == []
+
+
+async def test_order_upsert_moves_status_and_keeps_created_at(repo: Repo) -> None:
+    pending = s.order()
+    await repo.save_order(pending)
+    filled = replace(
+        pending,
+        status=OrderStatus.FILLED,
+        created_at=s.at(99),
+        updated_at=s.at(2),
+        exchange_order_id="42",
+        filled_quantity=pending.quantity,
+        average_price=Decimal("64000.1"),
+    )
+    await repo.save_order(filled)
+
+    stored = await repo.get_order(pending.client_order_id)
+
+    assert stored == replace(filled, created_at=pending.created_at)
+    assert len(await repo.orders()) == 1
+
+
+async def test_orders_sort_by_created_at_then_id_and_filter_by_symbol(repo: Repo) -> None:
+    await repo.save_order(s.order("b", created_at=s.at(10)))
+    await repo.save_order(s.order("c", symbol=s.ETH, created_at=s.at(0)))
+    await repo.save_order(s.order("a", created_at=s.at(10)))
+
+    assert [o.client_order_id for o in await repo.orders()] == ["c", "a", "b"]
+    assert [o.client_order_id for o in await repo.orders(s.BTC)] == ["a", "b"]
+
+
+async def test_open_orders_are_pending_open_or_unknown(repo: Repo) -> None:
+    for i, status in enumerate(OrderStatus):
+        await repo.save_order(s.order(f"o{i}", status=status, created_at=s.at(i)))
+
+    statuses = [o.status for o in await repo.open_orders()]
+
+    assert statuses == [OrderStatus.PENDING, OrderStatus.OPEN, OrderStatus.UNKNOWN]
+
+
+async def test_fills_round_trip_and_the_same_fill_is_stored_once(repo: Repo) -> None:
+    first = s.fill("t-1")
+    await repo.record_fills([first, first])
+    await repo.record_fills([first])
+
+    assert await repo.fills() == [first]
+
+
+async def test_fills_are_keyed_by_symbol_and_trade_id(repo: Repo) -> None:
+    btc, eth = s.fill("77", symbol=s.BTC), s.fill("77", symbol=s.ETH)
+    await repo.record_fills([btc, eth])
+
+    assert await repo.fills() == [btc, eth]
+    assert await repo.fills(s.ETH) == [eth]
+
+
+async def test_fills_sort_by_time_then_trade_id(repo: Repo) -> None:
+    late = s.fill("a", time=s.at(60))
+    early_b = s.fill("b", time=s.at(0))
+    early_a = s.fill("a0", time=s.at(0))
+    await repo.record_fills([late, early_b, early_a])
+
+    assert [f.trade_id for f in await repo.fills()] == ["a0", "b", "a"]
+
+
+async def test_positions_round_trip_upsert_and_delete(repo: Repo) -> None:
+    minimal, full = s.position(), s.full_position()
+    await repo.save_position(full)
+    await repo.save_position(minimal)
+    assert await repo.open_positions() == [minimal, full]
+
+    moved = replace(minimal, stop_price=Decimal("64000.5"), break_even_done=True)
+    await repo.save_position(moved)
+    assert await repo.open_positions() == [moved, full]
+
+    await repo.delete_position(s.BTC)
+    await repo.delete_position("NOT/HELD:USDT")
+    assert await repo.open_positions() == [full]
+
+
+async def test_closed_trades_round_trip_sorted_by_close_and_stored_once(repo: Repo) -> None:
+    late = s.closed_trade(closed_at=s.at(500), entry_order_id="qt-2")
+    early = s.closed_trade(s.ETH, closed_at=s.at(100))
+    await repo.record_closed_trade(late)
+    await repo.record_closed_trade(early)
+    await repo.record_closed_trade(late)
+
+    assert await repo.closed_trades() == [early, late]
+
+
+async def test_decisions_round_trip_every_field(repo: Repo) -> None:
+    full, minimal = s.full_decision(), s.decision()
+    await repo.record_decisions([full, minimal])
+    await repo.flush()
+
+    assert await repo.recent_decisions(10) == [full, minimal]
+
+
+async def test_decision_extras_are_json(repo: Repo) -> None:
+    extra: dict[str, object] = {"price": Decimal("1.50"), "at": s.T0, "pair": (1, 2)}
+    await repo.record_decisions([replace(s.decision(), extra=extra)])
+
+    (stored,) = await repo.recent_decisions(1)
+
+    assert stored.extra == {
+        "price": "1.50",
+        "at": "2025-09-01T12:00:00.123456+00:00",
+        "pair": [1, 2],
+    }
+
+
+async def test_recent_decisions_are_newest_first_and_limited(repo: Repo) -> None:
+    await repo.record_decisions(
+        [s.decision("old", time=s.at(0)), s.decision("tie-1", time=s.at(30))]
+    )
+    await repo.record_decisions(
+        [s.decision("tie-2", time=s.at(30)), s.decision("older", time=s.at(-30))]
+    )
+
+    assert [d.cycle_id for d in await repo.recent_decisions(3)] == ["tie-2", "tie-1", "old"]
+    assert await repo.recent_decisions(0) == []
+
+
+async def test_buffered_decisions_are_counted_after_flush(repo: Repo) -> None:
+    paused = [s.decision(f"c{i}") for i in range(3)]
+    low_win = s.decision(gate=GateName.ORCHESTRATOR, reason=ReasonCode.SYMBOL_LOW_WIN_RATE)
+    await repo.record_decisions([*paused, low_win])
+    await repo.record_decisions([s.full_decision()])
+    await repo.flush()
+
+    assert await repo.decision_counts() == {
+        ("governor", "PAUSED"): 3,
+        ("orchestrator", "SYMBOL_LOW_WIN_RATE"): 1,
+        ("balancer", "APPROVED"): 1,
+    }
+
+
+async def test_decision_counts_include_unflushed_rows(repo: Repo) -> None:
+    await repo.record_decisions([s.decision()])
+
+    assert await repo.decision_counts() == {("governor", "PAUSED"): 1}
+
+
+async def test_position_events_round_trip_sorted_by_time(repo: Repo) -> None:
+    full = s.full_position_event()
+    first, tie = s.position_event(time=s.at(30)), s.position_event(s.ETH, time=s.at(30))
+    await repo.record_position_events([full, first])
+    await repo.record_position_events([tie, s.position_event(time=s.at(0))])
+    await repo.flush()
+
+    assert await repo.position_events() == [s.position_event(time=s.at(0)), full, first, tie]
+
+
+async def test_equity_history_round_trips_sorted_by_time(repo: Repo) -> None:
+    later, earlier = s.equity(s.at(60), "10100.5"), s.equity(s.at(0))
+    await repo.record_equity(later)
+    await repo.record_equity(earlier)
+
+    assert await repo.equity_history() == [earlier, later]
+
+
+async def test_state_save_load_and_overwrite_per_namespace(repo: Repo) -> None:
+    await repo.save_state("governor", "halt", {"halted": True, "until": None})
+    await repo.save_state("governor", "daily", {"loss_usdt": Decimal("12.50"), "n": 3})
+    await repo.save_state("stats", "BTC", {"wins": 1})
+    await repo.save_state("governor", "halt", {"halted": False})
+
+    assert await repo.load_state("governor") == {
+        "daily": {"loss_usdt": "12.50", "n": 3},
+        "halt": {"halted": False},
+    }
+    assert await repo.load_state("stats") == {"BTC": {"wins": 1}}
+    assert await repo.load_state("nothing-here") == {}
+
+
+async def test_close_twice_is_harmless(repo: Repo) -> None:
+    await repo.record_decisions([s.decision()])
+    await repo.close()
+    await repo.close()

@@ -1,0 +1,281 @@
+"""SQLite-only behaviour: migrations, refusals, durability, buffering, read-only readers."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import sys
+from pathlib import Path
+
+import pytest
+import storage_samples as s
+
+from quantum_trader.errors import OperatorActionRequired
+from quantum_trader.storage.migrate import Migration, bundled_migrations
+from quantum_trader.storage.sqlite import (
+    FLUSH_THRESHOLD_ROWS,
+    ReadOnlyRepositoryError,
+    SqliteRepository,
+)
+
+LATEST = len(bundled_migrations())
+
+
+def versions(path: Path) -> list[tuple[int, str]]:
+    with sqlite3.connect(path) as conn:
+        return list(conn.execute("SELECT version, applied_at FROM schema_version ORDER BY 1"))
+
+
+def count_rows(path: Path, table: str) -> int:
+    conn = sqlite3.connect(path)
+    try:
+        (n,) = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
+        return int(n)
+    finally:
+        conn.close()
+
+
+def extra_migrations(*sql: str) -> list[Migration]:
+    added = [Migration(LATEST + i + 1, f"{LATEST + i + 1:04d}_t.sql", q) for i, q in enumerate(sql)]
+    return [*bundled_migrations(), *added]
+
+
+async def test_bundled_migrations_are_numbered_from_one() -> None:
+    migrations = bundled_migrations()
+
+    assert [m.version for m in migrations] == list(range(1, LATEST + 1))
+    assert migrations[0].name == "0001_initial.sql"
+
+
+async def test_fresh_database_is_migrated_to_the_latest_version(tmp_path: Path) -> None:
+    repo = await SqliteRepository.open(tmp_path / "new" / "ledger.db")
+    await repo.close()
+
+    assert repo.applied_migrations == tuple(range(1, LATEST + 1))
+    assert repo.schema_version == LATEST
+    assert [v for v, _ in versions(tmp_path / "new" / "ledger.db")] == list(range(1, LATEST + 1))
+
+
+async def test_reopening_applies_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    await (await SqliteRepository.open(path)).close()
+    before = versions(path)
+
+    again = await SqliteRepository.open(path)
+    await again.close()
+
+    assert again.applied_migrations == ()
+    assert versions(path) == before
+
+
+async def test_only_pending_migrations_are_applied(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    await (await SqliteRepository.open(path)).close()
+
+    repo = await SqliteRepository.open(path, migrations=extra_migrations("CREATE TABLE t (x)"))
+    await repo.close()
+
+    assert repo.applied_migrations == (LATEST + 1,)
+    assert count_rows(path, "t") == 0
+
+
+async def test_a_failing_migration_is_rolled_back_alone(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    broken = extra_migrations("CREATE TABLE ok (x)", "CREATE TABLE half (x); SELEC nonsense")
+
+    with pytest.raises(OperatorActionRequired, match=f"{LATEST + 2:04d}_t.sql"):
+        await SqliteRepository.open(path, migrations=broken)
+
+    assert [v for v, _ in versions(path)] == list(range(1, LATEST + 2))
+    with pytest.raises(sqlite3.OperationalError, match="no such table"):
+        count_rows(path, "half")
+
+
+async def test_a_newer_database_is_refused_with_a_clear_message(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    await (await SqliteRepository.open(path)).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("INSERT INTO schema_version VALUES (999, '0999_future.sql', 'x')")
+
+    for read_only in (False, True):
+        with pytest.raises(OperatorActionRequired, match="schema version 999") as caught:
+            await SqliteRepository.open(path, read_only=read_only)
+        assert str(path) in str(caught.value)
+        assert "upgrade quantum-trader" in str(caught.value)
+
+
+async def test_a_file_that_is_not_sqlite_is_refused_and_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    garbage = b"this is not a database, it is a shopping list\n" * 100
+    path.write_bytes(garbage)
+
+    for read_only in (False, True):
+        with pytest.raises(OperatorActionRequired, match="is not a SQLite database") as caught:
+            await SqliteRepository.open(path, read_only=read_only)
+        assert str(path) in str(caught.value)
+    assert path.read_bytes() == garbage
+
+
+async def test_a_missing_database_cannot_be_opened_read_only(tmp_path: Path) -> None:
+    path = tmp_path / "absent.db"
+
+    with pytest.raises(OperatorActionRequired, match="cannot open database") as caught:
+        await SqliteRepository.open(path, read_only=True)
+
+    assert str(path) in str(caught.value)
+    assert not path.exists()
+
+
+async def test_the_writer_uses_wal(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    repo = await SqliteRepository.open(path)
+    try:
+        with sqlite3.connect(path) as conn:
+            assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    finally:
+        await repo.close()
+
+
+async def test_every_record_survives_close_and_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    repo = await SqliteRepository.open(path)
+    await repo.save_order(s.full_order())
+    await repo.record_fills([s.fill()])
+    await repo.save_position(s.full_position())
+    await repo.record_closed_trade(s.closed_trade())
+    await repo.record_decisions([s.full_decision()])
+    await repo.record_position_events([s.full_position_event()])
+    await repo.record_equity(s.equity())
+    await repo.save_state("governor", "halt", {"halted": True})
+    await repo.close()
+
+    again = await SqliteRepository.open(path, read_only=True)
+    try:
+        assert await again.orders() == [s.full_order()]
+        assert await again.fills() == [s.fill()]
+        assert await again.open_positions() == [s.full_position()]
+        assert await again.closed_trades() == [s.closed_trade()]
+        assert await again.recent_decisions(5) == [s.full_decision()]
+        assert await again.position_events() == [s.full_position_event()]
+        assert await again.equity_history() == [s.equity()]
+        assert await again.load_state("governor") == {"halt": {"halted": True}}
+    finally:
+        await again.close()
+
+
+async def test_durable_writes_are_committed_before_they_return(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    repo = await SqliteRepository.open(path)
+    try:
+        await repo.save_order(s.order())
+        await repo.record_fills([s.fill()])
+        await repo.save_position(s.position())
+        await repo.record_closed_trade(s.closed_trade())
+        await repo.save_state("ns", "k", {})
+
+        tables = ("orders", "fills", "positions", "closed_trades", "state")
+        assert [count_rows(path, t) for t in tables] == [1, 1, 1, 1, 1]
+    finally:
+        await repo.close()
+
+
+_KILLED_WRITER = """
+import asyncio, sys, time
+sys.path.insert(0, sys.argv[2])
+import storage_samples as s
+from pathlib import Path
+from quantum_trader.storage.sqlite import SqliteRepository
+
+async def main():
+    repo = await SqliteRepository.open(Path(sys.argv[1]))
+    await repo.save_order(s.order())
+    print("saved", flush=True)
+    time.sleep(60)
+
+asyncio.run(main())
+"""
+
+
+async def test_an_order_intent_survives_kill_9(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    writer = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        _KILLED_WRITER,
+        str(path),
+        str(Path(__file__).parent),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert writer.stdout is not None
+    try:
+        assert await asyncio.wait_for(writer.stdout.readline(), 30) == b"saved\n"
+    finally:
+        writer.kill()
+        await writer.wait()
+
+    repo = await SqliteRepository.open(path)
+    try:
+        assert await repo.orders() == [s.order()]
+    finally:
+        await repo.close()
+
+
+async def test_buffered_rows_reach_the_file_only_on_flush(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    repo = await SqliteRepository.open(path)
+    try:
+        await repo.record_decisions([s.decision(), s.full_decision()])
+        await repo.record_position_events([s.position_event()])
+        await repo.record_equity(s.equity())
+        buffered = [
+            count_rows(path, t) for t in ("decisions", "position_events", "equity_snapshots")
+        ]
+
+        await repo.flush()
+
+        flushed = [
+            count_rows(path, t) for t in ("decisions", "position_events", "equity_snapshots")
+        ]
+        assert (buffered, flushed) == ([0, 0, 0], [2, 1, 1])
+    finally:
+        await repo.close()
+
+
+async def test_buffers_flush_themselves_past_the_threshold(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    repo = await SqliteRepository.open(path)
+    try:
+        await repo.record_decisions([s.decision()] * (FLUSH_THRESHOLD_ROWS - 1))
+        assert count_rows(path, "decisions") == 0
+
+        await repo.record_equity(s.equity())
+
+        assert count_rows(path, "decisions") == FLUSH_THRESHOLD_ROWS - 1
+        assert count_rows(path, "equity_snapshots") == 1
+    finally:
+        await repo.close()
+
+
+async def test_a_reader_sees_what_an_open_writer_committed_and_cannot_write(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "ledger.db"
+    writer = await SqliteRepository.open(path)
+    reader = await SqliteRepository.open(path, read_only=True)
+    try:
+        await writer.save_order(s.order())
+        await writer.record_decisions([s.decision()])
+        assert await reader.orders() == [s.order()]
+        assert await reader.recent_decisions(5) == []
+
+        await writer.flush()
+        assert await reader.recent_decisions(5) == [s.decision()]
+
+        with pytest.raises(ReadOnlyRepositoryError, match="read-only"):
+            await reader.save_order(s.order("qt-2"))
+        with pytest.raises(ReadOnlyRepositoryError):
+            await reader.record_decisions([s.decision()])
+        assert await writer.orders() == [s.order()]
+    finally:
+        await reader.close()
+        await writer.close()
