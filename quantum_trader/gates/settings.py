@@ -102,6 +102,10 @@ class GovernorSettings(Section):
     correlation_spike: float = Field(0.90, gt=0, le=1)
     spike_cooldown_s: float = Field(3600.0, gt=0)
     pause_duration_s: float = Field(3600.0, gt=0)
+    volatility_lookback_bars: int = Field(288, ge=10)
+    volatility_min_bars: int = Field(30, ge=3)
+    correlation_lookback_bars: int = Field(288, ge=10)
+    defensive_size_factor: float = Field(0.5, gt=0, le=1)
 
 
 class RegimeSettings(Section):

@@ -1,0 +1,68 @@
+"""Correlation of recent returns: per-symbol return arrays (newest last) → matrix, mean.
+
+Arrays are aligned on their newest element and cut to the shortest (and to `lookback`). A
+symbol whose returns do not vary correlates 0 with everything (and 1 with itself).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from quantum_trader.domain import FloatArray
+
+MIN_SAMPLES = 3
+
+
+@dataclass(frozen=True, slots=True)
+class CorrelationMatrix:
+    """Pairwise correlations; `symbols[i]` names row and column i."""
+
+    symbols: tuple[str, ...]
+    values: FloatArray
+
+    def get(self, a: str, b: str) -> float:
+        """Correlation of two symbols; 0.0 when either is unknown."""
+        try:
+            i, j = self.symbols.index(a), self.symbols.index(b)
+        except ValueError:
+            return 0.0
+        return float(self.values[i, j])
+
+    def mean_pairwise(self) -> float:
+        """Mean of the off-diagonal correlations (0.0 with fewer than two symbols)."""
+        n = len(self.symbols)
+        if n < 2:
+            return 0.0
+        upper = self.values[np.triu_indices(n, k=1)]
+        return float(upper.mean())
+
+    def to_dict(self) -> dict[str, dict[str, float]]:
+        return {
+            a: {b: round(float(self.values[i, j]), 6) for j, b in enumerate(self.symbols)}
+            for i, a in enumerate(self.symbols)
+        }
+
+
+def correlation_matrix(
+    returns: Mapping[str, FloatArray], symbols: Sequence[str] | None = None, lookback: int = 288
+) -> CorrelationMatrix:
+    """Correlations of the last `lookback` returns of `symbols` (default: all with data).
+
+    Symbols without at least MIN_SAMPLES finite returns are left out.
+    """
+    names = [s for s in (symbols if symbols is not None else returns) if s in returns]
+    names = list(dict.fromkeys(n for n in names if returns[n].shape[0] >= MIN_SAMPLES))
+    if not names:
+        return CorrelationMatrix((), np.empty((0, 0)))
+    length = min(lookback, *(returns[n].shape[0] for n in names))
+    rows = np.nan_to_num(np.vstack([returns[n][-length:] for n in names]))
+    centred = rows - rows.mean(axis=1, keepdims=True)
+    norms = np.sqrt((centred * centred).sum(axis=1))
+    safe = np.where(norms > 0, norms, 1.0)
+    unit = centred / safe[:, None]
+    values = np.clip(unit @ unit.T, -1.0, 1.0)
+    np.fill_diagonal(values, 1.0)
+    return CorrelationMatrix(tuple(names), values)
