@@ -19,13 +19,14 @@ import math
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
-from functools import lru_cache
+from typing import Any
 
 from quantum_trader.domain import ExitMode, ExitReason, Position, PositionEvent, TrailMode
 from quantum_trader.errors import MarketDataError
 from quantum_trader.monitor.settings import MonitorSettings
 
 ZERO = Decimal(0)
+_PARAMS_MAX = 16
 _TIGHTNESS = {TrailMode.AGGRESSIVE: 0, TrailMode.BALANCED: 1, TrailMode.LOOSE: 2}
 
 
@@ -92,9 +93,16 @@ class _Params:
     max_hold: timedelta
 
 
-@lru_cache(maxsize=16)
+_PARAMS: dict[int, tuple[MonitorSettings, _Params]] = {}
+
+
 def _params(settings: MonitorSettings) -> _Params:
-    return _Params(
+    """Settings as Decimals, cached by identity: hashing a settings model costs more than the
+    stop maths of a position. The entry keeps its settings alive, so an id is never reused."""
+    known = _PARAMS.get(id(settings))
+    if known is not None:
+        return known[1]
+    params = _Params(
         break_even_trigger=_decimal(settings.break_even_trigger),
         break_even_offset_pct=_decimal(settings.break_even_offset_pct),
         partial_trigger=_decimal(settings.partial_tp_trigger),
@@ -107,6 +115,10 @@ def _params(settings: MonitorSettings) -> _Params:
         },
         max_hold=timedelta(hours=settings.max_hold_h),
     )
+    if len(_PARAMS) >= _PARAMS_MAX:
+        _PARAMS.clear()
+    _PARAMS[id(settings)] = (settings, params)
+    return params
 
 
 def _decimal(value: float) -> Decimal:
@@ -165,18 +177,33 @@ def manage_position(
     if not price.is_finite() or price <= 0:
         raise MarketDataError(f"{position.symbol}: bad mark price {price}")
     params = _params(settings)
-    choppy = (TrailMode.AGGRESSIVE,) if regime_turned_choppy else ()
-    tracked = replace(
-        position,
-        trail_mode=tighter(position.trail_mode, trail_mode, *choppy),
-        highest_price=max(position.highest_price, price),
-        lowest_price=price if position.lowest_price <= 0 else min(position.lowest_price, price),
-    )
-    level = break_even_level(tracked, settings, break_even_offset)
-    reason = _exit_reason(tracked, price, now, level, params)
+    mode = tighter(position.trail_mode, trail_mode)
+    if regime_turned_choppy:
+        mode = TrailMode.AGGRESSIVE
+    changes = _tracking(position, price, mode)
+    level = break_even_level(position, settings, break_even_offset)
+    reason = _exit_reason(position, price, now, level, params)
     if reason is not None:
-        return PositionDecision(tracked, (ExitAll(reason, price),))
-    return _adjust(tracked, price, _atr(atr_pct), level, params)
+        return PositionDecision(_updated(position, changes), (ExitAll(reason, price),))
+    intents = _adjust(position, price, mode, _atr(atr_pct), level, params, changes)
+    return PositionDecision(_updated(position, changes), intents)
+
+
+def _tracking(position: Position, price: Decimal, mode: TrailMode) -> dict[str, Any]:
+    """Field changes that follow the price alone: the trail mode and the extremes seen."""
+    changes: dict[str, Any] = {}
+    if mode is not position.trail_mode:
+        changes["trail_mode"] = mode
+    if price > position.highest_price:
+        changes["highest_price"] = price
+    if position.lowest_price <= 0 or price < position.lowest_price:
+        changes["lowest_price"] = price
+    return changes
+
+
+def _updated(position: Position, changes: dict[str, Any]) -> Position:
+    # One copy per tick at most: copying a 24-field dataclass dominates the tick's cost.
+    return replace(position, **changes) if changes else position
 
 
 def _atr(atr_pct: float) -> Decimal:
@@ -218,29 +245,38 @@ def stop_exit_reason(position: Position, break_even: Decimal) -> ExitReason:
 
 
 def _adjust(
-    position: Position, price: Decimal, atr: Decimal, level: Decimal, params: _Params
-) -> PositionDecision:
+    position: Position,
+    price: Decimal,
+    mode: TrailMode,
+    atr: Decimal,
+    level: Decimal,
+    params: _Params,
+    changes: dict[str, Any],
+) -> tuple[Intent, ...]:
+    """Partial take-profit, break-even and trailing; records field changes in `changes`."""
     sign = position.side.sign
     gain = (price - position.entry_price) / position.entry_price * sign
     intents: list[Intent] = []
     if not position.partial_taken and gain >= params.partial_trigger:
         intents.append(PartialClose(position.quantity * params.partial_fraction, price))
-        position = replace(position, partial_taken=True)
+        changes["partial_taken"] = True
     candidates: list[tuple[Decimal, ExitReason]] = []
     if gain >= params.break_even_trigger:
         candidates.append((level, ExitReason.BREAK_EVEN))
     if position.trailing_active or gain >= params.trailing_trigger:
-        position = replace(position, trailing_active=True)
-        distance = params.multiples[position.trail_mode] * atr * position.entry_price
+        if not position.trailing_active:
+            changes["trailing_active"] = True
+        distance = params.multiples[mode] * atr * position.entry_price
         if distance > 0:
             candidates.append((price - distance * sign, ExitReason.TRAILING))
+    stop = position.stop_price
     best = _best_stop(position, price, candidates)
     if best is not None:
-        intents.append(StopMoved(position.stop_price, best[0], best[1], price))
-        position = replace(position, stop_price=best[0])
-    if not position.break_even_done and (position.stop_price - level) * sign >= 0:
-        position = replace(position, break_even_done=True)
-    return PositionDecision(position, tuple(intents))
+        intents.append(StopMoved(stop, best[0], best[1], price))
+        stop = changes["stop_price"] = best[0]
+    if not position.break_even_done and (stop - level) * sign >= 0:
+        changes["break_even_done"] = True
+    return tuple(intents)
 
 
 def _best_stop(
