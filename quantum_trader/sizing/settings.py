@@ -8,7 +8,9 @@ from pydantic import Field
 
 from quantum_trader.settings_base import Section
 
-SizingMethod = Literal["math", "kelly", "fixed_risk", "volatility_adjusted", "regime_based", "rl"]
+SizingMethod = Literal[
+    "math", "kelly", "fixed_risk", "volatility_adjusted", "regime_based", "cvar", "rl"
+]
 
 
 class MultiplierSettings(Section):
