@@ -9,6 +9,10 @@ Conventions (prices in USDT; `sign` is +1 for a long, -1 for a short):
   stays 1,800 at 91,800 and at 94,000 (2 % of the mark would give 1,836 and 1,880).
 - The trailing candidate is the current price minus the distance, so a tightened trail never
   lands beyond the price (an exchange would reject such a stop).
+- Time exit: a position older than `max_hold_h` (strictly) is closed unless its stop sits
+  strictly beyond the break-even level, i.e. already locks in a profit net of costs.
+- A stop hit is SL_HIT at or behind the initial stop, BREAK_EVEN at the break-even level, and
+  TRAILING_HIT wherever trailing moved it (`stop_exit_reason`).
 - Invariant: the managed stop only moves in the position's favour and always stays strictly on
   the safe side of the price that moved it. The trail mode only tightens.
 """
