@@ -7,6 +7,6 @@ from pathlib import Path
 # directory on sys.path.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from loopback.fixtures import exchange, loopback  # noqa: E402
+from loopback.fixtures import exchange, loopback
 
 __all__ = ["exchange", "loopback"]

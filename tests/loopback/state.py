@@ -114,7 +114,7 @@ class LoopbackState:
             for m in self.markets.values()
         ]
         if "symbol" in params:
-            return next(r for r in rows if r["symbol"] == self.market(params)["market_id"])
+            return next(r for r in rows if r["symbol"] == self.market(params).market_id)
         return rows
 
     def klines(self, params: dict[str, str]) -> list[list[Any]]:
