@@ -71,14 +71,19 @@ class PaperExchange:
         self._rules = {symbol: rules[symbol] for symbol in bars if symbol in rules}
         tapes = {s: PriceTape(bars[s], funding.get(s)) for s in self._rules}
         state = load_state(state_path) if state_path is not None else None
+        fresh = state is None
         if state is None:
             state = PaperState(wallet_usdt=initial_balance_usdt, last_ms=self._now_ms())
         self._ledger = Ledger(state, self._rules, tapes, costs)
         self._book = ConditionalBook(state)
         self._catch_up = CatchUp(self._ledger, self._book)
+        if fresh:
+            self._persist()
 
     @property
     def totals(self) -> PaperTotals:
+        """Lifetime totals as of now (catches up first, like every public call)."""
+        self._sync()
         state = self._ledger.state
         return PaperTotals(
             state.wallet_usdt, state.realized_pnl_usdt, state.fees_usdt, state.funding_usdt
