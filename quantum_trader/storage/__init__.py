@@ -1,1 +1,7 @@
-"""Storage: domain records → SQLite (WAL, versioned migrations) or memory, behind one contract."""
+"""Storage: domain records → SQLite (WAL, versioned migrations) or memory, behind one contract.
+
+- `sqlite.SqliteRepository`: the ledger; `await SqliteRepository.open(path, read_only=False)`.
+- `memory.InMemoryRepository`: the same observable behaviour in Python containers (tests).
+- `codec`: the one field-by-field mapping between domain records and rows, used by both.
+- `migrate` + `migrations/NNNN_*.sql`: schema versions, applied one transaction each.
+"""

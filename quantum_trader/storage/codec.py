@@ -9,6 +9,7 @@ strings. Both repositories store exactly these rows, so they behave the same.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -84,8 +85,15 @@ EQUITY_COLUMNS = ("time", "equity_usdt", "wallet_usdt", "used_margin_usdt", "ope
 EQUITY_TIME = EQUITY_COLUMNS.index("time")
 
 
+@functools.lru_cache(maxsize=4096)
 def encode_time(moment: datetime) -> str:
-    """Fixed-width ISO-8601 UTC text. Raise ValueError for a naive datetime."""
+    """Fixed-width ISO-8601 UTC text. Raise ValueError for a naive datetime.
+
+    Cached: a cycle stamps many records with the same instant. Equal aware datetimes are the
+    same instant and encode to the same text, and a naive one never equals an aware one.
+    """
+    if moment.tzinfo is UTC:
+        return moment.isoformat(timespec="microseconds")
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError(f"naive datetime {moment!r}: the ledger stores tz-aware UTC only")
     return moment.astimezone(UTC).isoformat(timespec="microseconds")
@@ -101,7 +109,9 @@ def encode_json(payload: Mapping[str, Any]) -> str:
     NaN and infinities are written as Python does (NaN, Infinity) rather than refused, so a
     stray NaN in a decision's extras never stops the cycle.
     """
-    return json.dumps(payload, separators=(",", ":"), default=_json_default)
+    if not payload:
+        return "{}"
+    return _JSON.encode(payload if isinstance(payload, dict) else dict(payload))
 
 
 def decode_json(value: SqlValue) -> dict[str, Any]:
@@ -360,6 +370,7 @@ def decode_equity(row: Row) -> EquitySnapshot:
 
 
 def _json_default(value: object) -> str:
+    """Encode the ledger's non-JSON scalars as text (used by `_JSON`)."""
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, datetime):
@@ -407,3 +418,6 @@ def _opt_time(value: SqlValue) -> datetime | None:
 
 def _opt_time_text(value: datetime | None) -> str | None:
     return None if value is None else encode_time(value)
+
+
+_JSON = json.JSONEncoder(separators=(",", ":"), default=_json_default)

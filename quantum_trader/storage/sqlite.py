@@ -300,6 +300,8 @@ class SqliteRepository:
             await self._conn.close()
 
     def _check_writable(self) -> None:
+        if self._closed:
+            raise ValueError(f"database {self._path} is closed")
         if self._read_only:
             raise ReadOnlyRepositoryError(f"database {self._path} was opened read-only")
 

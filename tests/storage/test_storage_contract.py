@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
@@ -12,10 +13,16 @@ import pytest
 import storage_samples as s
 
 from quantum_trader.domain import GateName, OrderStatus, ReasonCode
+from quantum_trader.ports import Repository
 from quantum_trader.storage.memory import InMemoryRepository
 from quantum_trader.storage.sqlite import SqliteRepository
 
 Repo = SqliteRepository | InMemoryRepository
+
+
+def as_port(repo: Repo) -> Repository:
+    """mypy checks here that both implementations satisfy the port exactly."""
+    return repo
 
 
 @pytest.fixture(params=["sqlite", "memory"])
@@ -31,7 +38,7 @@ async def repo(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[
 
 async def test_orders_round_trip_every_field(repo: Repo) -> None:
     minimal, full = s.order(), s.full_order()
-    await repo.save_order(minimal)
+    await as_port(repo).save_order(minimal)
     await repo.save_order(full)
 
     assert await repo.get_order(minimal.client_order_id) == minimal
@@ -247,3 +254,18 @@ async def test_close_twice_is_harmless(repo: Repo) -> None:
     await repo.record_decisions([s.decision()])
     await repo.close()
     await repo.close()
+
+
+async def test_writes_racing_a_flush_are_all_kept(repo: Repo) -> None:
+    await repo.record_decisions([s.decision(f"c{i}") for i in range(500)])
+
+    await asyncio.gather(
+        repo.flush(),
+        repo.save_order(s.order()),
+        repo.record_decisions([s.decision("late")]),
+        repo.save_state("ns", "k", {"v": 1}),
+    )
+
+    assert await repo.decision_counts() == {("governor", "PAUSED"): 501}
+    assert await repo.orders() == [s.order()]
+    assert await repo.load_state("ns") == {"k": {"v": 1}}

@@ -279,3 +279,11 @@ async def test_a_reader_sees_what_an_open_writer_committed_and_cannot_write(
     finally:
         await reader.close()
         await writer.close()
+
+
+async def test_writes_after_close_are_refused(tmp_path: Path) -> None:
+    repo = await SqliteRepository.open(tmp_path / "ledger.db")
+    await repo.close()
+
+    with pytest.raises(ValueError, match="closed"):
+        await repo.record_decisions([s.decision()])
