@@ -1,0 +1,163 @@
+"""Exchange feed: the MarketFeed port over live candles, refreshed incrementally.
+
+Per symbol it keeps a trailing window of CLOSED bars (the exchange's still-forming last candle
+is dropped) and asks the source only for bars that can have closed since the last refresh: with
+5m bars and a 30 s cycle, nine cycles in ten send no candle request at all. Funding rates are
+refreshed at most once per `funding_refresh_s`. Every merged window is validated like recorded
+data (NaN, non-positive price, unsorted or off-grid time → MarketDataError naming symbol, row).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from quantum_trader.clock import ms_from_utc
+from quantum_trader.domain import Bars, FloatArray, IntArray, MarketSnapshot
+from quantum_trader.errors import MarketDataError
+from quantum_trader.market.candle_store import TIMEFRAME_MS, _validate, file_stem
+from quantum_trader.market.replay import FundingSeries
+
+MAX_BARS_PER_REQUEST = 1500
+FUNDING_HISTORY_MS = 7 * 24 * 3_600_000
+FUNDING_KEPT = 200
+
+
+class OhlcvSource(Protocol):
+    """Where candles and funding come from (CcxtExchange satisfies it)."""
+
+    async def fetch_ohlcv(self, symbol: str, timeframe: str, since_ms: int, limit: int) -> Bars:
+        """Up to `limit` bars opening at or after `since_ms`, oldest first; the last one may
+        still be forming."""
+        ...
+
+    async def fetch_funding_rates(self, symbol: str, since_ms: int) -> tuple[IntArray, FloatArray]:
+        """Funding settlement times (ms) and rates from `since_ms`, oldest first."""
+        ...
+
+
+def validate_bars(bars: Bars) -> None:
+    """Raise MarketDataError naming the symbol and row of the first bad value."""
+    columns = {
+        "open": bars.open,
+        "high": bars.high,
+        "low": bars.low,
+        "close": bars.close,
+        "volume": bars.volume,
+    }
+    try:
+        _validate(Path(file_stem(bars.symbol)), bars.time_ms, columns, bars.timeframe_ms)
+    except MarketDataError as error:
+        raise MarketDataError(f"{bars.symbol}: {error}") from error
+
+
+def concat(head: Bars, tail: Bars) -> Bars:
+    """`head` followed by `tail` (same symbol and timeframe)."""
+    return Bars(
+        head.symbol,
+        head.timeframe_ms,
+        np.concatenate([head.time_ms, tail.time_ms]),
+        np.concatenate([head.open, tail.open]),
+        np.concatenate([head.high, tail.high]),
+        np.concatenate([head.low, tail.low]),
+        np.concatenate([head.close, tail.close]),
+        np.concatenate([head.volume, tail.volume]),
+    )
+
+
+class ExchangeFeed:
+    """Closed bars and funding rates of the universe, fetched from an OhlcvSource."""
+
+    def __init__(
+        self,
+        source: OhlcvSource,
+        symbols: Sequence[str],
+        timeframe: str,
+        history_bars: int,
+        funding_refresh_s: float = 3600.0,
+    ) -> None:
+        if timeframe not in TIMEFRAME_MS:
+            raise MarketDataError(f"unsupported timeframe {timeframe!r}")
+        self._source = source
+        self._symbols = tuple(symbols)
+        self.timeframe = timeframe
+        self.timeframe_ms = TIMEFRAME_MS[timeframe]
+        self.history_bars = history_bars
+        self._funding_refresh_ms = round(funding_refresh_s * 1000)
+        self._bars: dict[str, Bars] = {}
+        self._funding: dict[str, FundingSeries] = {}
+        self._funding_fetched_ms: int | None = None
+
+    @property
+    def symbols(self) -> Sequence[str]:
+        return self._symbols
+
+    async def snapshot(self, now: datetime) -> MarketSnapshot:
+        """Refresh what is new and return the closed bars up to `now` and funding rates."""
+        now_ms = ms_from_utc(now)
+        jobs = [self._refresh_bars(symbol, now_ms) for symbol in self._symbols]
+        if self._funding_due(now_ms):
+            jobs += [self._refresh_funding(symbol, now_ms) for symbol in self._symbols]
+            self._funding_fetched_ms = now_ms
+        results = await asyncio.gather(*jobs, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        funding = {s: f.rate_8h_at(now_ms) for s, f in self._funding.items()}
+        return MarketSnapshot(now_ms, dict(self._bars), funding)
+
+    def last_closed_open_ms(self, now_ms: int) -> int:
+        """Open time of the newest bar whose close (open + timeframe) is at or before now."""
+        return (now_ms // self.timeframe_ms) * self.timeframe_ms - self.timeframe_ms
+
+    async def _refresh_bars(self, symbol: str, now_ms: int) -> None:
+        newest = self.last_closed_open_ms(now_ms)
+        held = self._bars.get(symbol)
+        if held is not None and int(held.time_ms[-1]) >= newest:
+            return
+        first_wanted = newest - (self.history_bars - 1) * self.timeframe_ms
+        since = first_wanted if held is None else max(int(held.time_ms[-1]) + self.timeframe_ms,
+                                                      first_wanted)  # fmt: skip
+        fresh = await self._fetch_closed(symbol, since, newest, now_ms)
+        if fresh is None:
+            return
+        merged = fresh if held is None else concat(held, fresh)
+        merged = merged.slice(max(0, len(merged) - self.history_bars), len(merged))
+        validate_bars(merged)
+        self._bars[symbol] = merged
+
+    async def _fetch_closed(self, symbol: str, since: int, newest: int, now_ms: int) -> Bars | None:
+        """Closed bars opening in [since, newest], paginated; None when there are none."""
+        collected: Bars | None = None
+        while since <= newest:
+            limit = min(MAX_BARS_PER_REQUEST, (newest - since) // self.timeframe_ms + 1)
+            page = await self._source.fetch_ohlcv(symbol, self.timeframe, since, limit)
+            page = page.slice(0, page.closed_before(now_ms))
+            if len(page) == 0:
+                break
+            collected = page if collected is None else concat(collected, page)
+            since = int(page.time_ms[-1]) + self.timeframe_ms
+        return collected
+
+    def _funding_due(self, now_ms: int) -> bool:
+        fetched = self._funding_fetched_ms
+        return fetched is None or now_ms - fetched >= self._funding_refresh_ms
+
+    async def _refresh_funding(self, symbol: str, now_ms: int) -> None:
+        held = self._funding.get(symbol)
+        since = now_ms - FUNDING_HISTORY_MS if held is None else int(held.time_ms[-1]) + 1
+        times, rates = await self._source.fetch_funding_rates(symbol, since)
+        if held is not None:
+            times = np.concatenate([held.time_ms, times])[-FUNDING_KEPT:]
+            rates = np.concatenate([held.rate, rates])[-FUNDING_KEPT:]
+        if np.isnan(rates).any():
+            raise MarketDataError(
+                f"{symbol}: NaN funding rate at row {int(np.argmax(np.isnan(rates)))}"
+            )
+        if times.size:
+            self._funding[symbol] = FundingSeries.from_rates(times, rates)

@@ -1,0 +1,128 @@
+"""ExchangeFeed: closed bars only, incremental fetches, validation, funding cadence."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_exchange_feed_fakes import FIVE_MINUTES_MS, SampleSource, writable
+
+from quantum_trader.clock import ms_from_utc
+from quantum_trader.errors import MarketDataError
+from quantum_trader.market.candle_store import CandleStore, bundled_sample_dir
+from quantum_trader.market.exchange_feed import ExchangeFeed
+from quantum_trader.market.replay import ReplayFeed
+
+BTC, ETH = "BTC/USDT:USDT", "ETH/USDT:USDT"
+# 2 min 30 s into a 5m bar: the bar opened at 12:10 is still forming.
+NOW = datetime(2025, 10, 1, 12, 12, 30, tzinfo=UTC)
+
+
+def feed(source: SampleSource, history_bars: int = 300) -> ExchangeFeed:
+    return ExchangeFeed(source, [BTC, ETH], "5m", history_bars)
+
+
+async def test_first_snapshot_holds_closed_bars_only() -> None:
+    source = SampleSource(ms_from_utc(NOW))
+    snapshot = await feed(source).snapshot(NOW)
+    bars = snapshot.bars[BTC]
+    assert len(bars) == 300
+    assert int(bars.time_ms[-1]) == ms_from_utc(datetime(2025, 10, 1, 12, 5, tzinfo=UTC))
+    assert int(bars.time_ms[-1]) + FIVE_MINUTES_MS <= snapshot.time_ms
+    assert np.all(np.diff(bars.time_ms) == FIVE_MINUTES_MS)
+
+
+async def test_snapshot_matches_the_replay_of_the_same_recording() -> None:
+    source = SampleSource(ms_from_utc(NOW))
+    live = await feed(source).snapshot(NOW)
+    replay = ReplayFeed(CandleStore(bundled_sample_dir()), [BTC, ETH], "5m", 300).snapshot_at(
+        ms_from_utc(NOW)
+    )
+    for symbol in (BTC, ETH):
+        assert np.array_equal(live.bars[symbol].time_ms, replay.bars[symbol].time_ms)
+        assert np.array_equal(live.bars[symbol].close, replay.bars[symbol].close)
+        assert live.funding_rate_8h[symbol] == pytest.approx(replay.funding_rate_8h[symbol])
+
+
+async def test_no_candle_request_until_a_new_bar_has_closed() -> None:
+    source = SampleSource(ms_from_utc(NOW))
+    market = feed(source)
+    await market.snapshot(NOW)
+    first_calls = len(source.calls)
+    for seconds in (30, 60, 120):  # still inside the same 5m bar
+        later = NOW + timedelta(seconds=seconds)
+        source.now_ms = ms_from_utc(later)
+        await market.snapshot(later)
+    assert len(source.calls) == first_calls
+
+
+async def test_each_new_bar_is_fetched_once_and_the_window_slides() -> None:
+    source = SampleSource(ms_from_utc(NOW))
+    market = feed(source)
+    before = (await market.snapshot(NOW)).bars[BTC]
+    source.calls.clear()
+    later = NOW + timedelta(minutes=5)
+    source.now_ms = ms_from_utc(later)
+    after = (await market.snapshot(later)).bars[BTC]
+    assert [(c[2], c[3]) for c in source.calls if c[0] == BTC] == [
+        (int(before.time_ms[-1]) + FIVE_MINUTES_MS, 1)
+    ]
+    assert len(after) == 300
+    assert np.array_equal(after.time_ms[:-1], before.time_ms[1:])
+
+
+@settings(max_examples=15, deadline=None)
+@given(gap_bars=st.integers(min_value=1, max_value=4000))
+async def test_a_gap_is_filled_in_pages_without_repeats(gap_bars: int) -> None:
+    source = SampleSource(ms_from_utc(NOW), max_limit=1000)
+    market = ExchangeFeed(source, [BTC], "5m", history_bars=5000)
+    await market.snapshot(NOW)
+    later = NOW + timedelta(minutes=5 * gap_bars)
+    source.now_ms = ms_from_utc(later)
+    bars = (await market.snapshot(later)).bars[BTC]
+    assert np.all(np.diff(bars.time_ms) == FIVE_MINUTES_MS)
+    assert int(bars.time_ms[-1]) == market.last_closed_open_ms(ms_from_utc(later))
+    assert all(limit <= 1500 for *_, limit in source.calls)
+
+
+async def test_funding_is_refreshed_at_most_hourly() -> None:
+    source = SampleSource(ms_from_utc(NOW))
+    market = feed(source)
+    await market.snapshot(NOW)
+    assert len(source.funding_calls) == 2
+    for minutes in (5, 30, 59):
+        moment = NOW + timedelta(minutes=minutes)
+        source.now_ms = ms_from_utc(moment)
+        await market.snapshot(moment)
+    assert len(source.funding_calls) == 2
+    moment = NOW + timedelta(minutes=60)
+    source.now_ms = ms_from_utc(moment)
+    await market.snapshot(moment)
+    assert len(source.funding_calls) == 4
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "message"),
+    [("close", float("nan"), "not a number"), ("low", 0.0, "non-positive low")],
+)
+async def test_bad_values_name_symbol_and_row(column: str, value: float, message: str) -> None:
+    source = SampleSource(ms_from_utc(NOW))
+    bars = writable(source.bars(ETH, "5m"))
+    bad_row = int(np.searchsorted(bars.time_ms, ms_from_utc(NOW))) - 10
+    getattr(bars, column)[bad_row] = value
+    source.overrides[ETH] = bars
+    with pytest.raises(MarketDataError, match=rf"{ETH}: .*{message} at row 31"):
+        await feed(source, history_bars=40).snapshot(NOW)
+
+
+async def test_unsorted_times_are_refused() -> None:
+    source = SampleSource(ms_from_utc(NOW))
+    bars = writable(source.bars(BTC, "5m"))
+    row = int(np.searchsorted(bars.time_ms, ms_from_utc(NOW))) - 5
+    bars.time_ms[row], bars.time_ms[row - 1] = bars.time_ms[row - 1], bars.time_ms[row]
+    source.overrides[BTC] = bars
+    with pytest.raises(MarketDataError, match=f"{BTC}: .*not strictly increasing"):
+        await feed(source, history_bars=40).snapshot(NOW)
