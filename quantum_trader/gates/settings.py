@@ -89,6 +89,21 @@ class BalancerSettings(Section):
     categories: dict[str, str] = Field(
         default_factory=lambda: {"BTC/USDT:USDT": "CORE", "ETH/USDT:USDT": "CORE"}
     )
+    category_boosts: dict[str, float] = Field(
+        default_factory=lambda: {"CORE": 20.0, "EXPANSION": 10.0}
+    )
+    candidate_risk_fraction: float = Field(0.02, gt=0, le=0.1)
+    candidate_stop_atr_multiple: float = Field(1.5, gt=0)
+    candidate_max_margin_fraction: float = Field(0.10, gt=0, le=1)
+    candidate_leverage: int = Field(3, ge=1)
+    stability_max_atr_pct: float = Field(0.05, gt=0)
+    round_trip_cost_pct: float = Field(0.12, ge=0)
+    expected_hold_h: float = Field(12.0, ge=0)
+    min_priority: float = Field(0.0)
+    max_new_trades_per_cycle: int = Field(8, ge=0)
+    aggressive_max_total_risk: float = Field(0.05, ge=0, le=1)
+    aggressive_max_daily_drawdown: float = Field(0.01, ge=0, le=1)
+    aggressive_max_losing_streak: int = Field(2, ge=0)
 
 
 class GovernorSettings(Section):

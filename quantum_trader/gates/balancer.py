@@ -1,0 +1,256 @@
+"""Portfolio balancer (SPEC §4.2): open positions + all of a cycle's candidates → ranked
+allowed and dropped trades, violations, risk mode, recommendations and actions.
+
+The constraints and the candidate estimates live in `balancer_rules`; this module ranks by
+priority, lets the best candidates that fit in, and is the BatchGate of the approval chain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from quantum_trader.domain import (
+    Candidate,
+    GateName,
+    MarketView,
+    PortfolioView,
+    Position,
+    ReasonCode,
+    Side,
+    SymbolStats,
+    Verdict,
+)
+from quantum_trader.gates.balancer_output import (
+    BalancerOutput,
+    PortfolioState,
+    RiskMode,
+    Severity,
+    TradeDecision,
+    Violation,
+)
+from quantum_trader.gates.balancer_rules import (
+    Book,
+    Failure,
+    breaches,
+    candidate_exposure,
+    fit,
+    position_exposure,
+    priority,
+)
+from quantum_trader.gates.settings import BalancerSettings
+from quantum_trader.portfolio.correlation import CorrelationMatrix, correlation_matrix
+
+
+def risk_mode(
+    violations: Sequence[Violation],
+    book: Book,
+    daily_drawdown: float,
+    losing_streak: int,
+    settings: BalancerSettings,
+) -> RiskMode:
+    """SAFE on a critical violation, drawdown, losing streak or high total risk; AGGRESSIVE
+    when healthy with low risk; NEUTRAL otherwise."""
+    s, eq = settings, book.equity_usdt
+    risk = book.total_risk() / eq if eq > 0 else 1.0
+    if (
+        any(v.severity is Severity.CRITICAL for v in violations)
+        or daily_drawdown > s.safe_mode_daily_drawdown
+        or losing_streak >= s.safe_mode_losing_streak
+        or risk > s.safe_mode_total_risk
+    ):
+        return RiskMode.SAFE
+    if (
+        not violations
+        and risk < s.aggressive_max_total_risk
+        and daily_drawdown < s.aggressive_max_daily_drawdown
+        and losing_streak <= s.aggressive_max_losing_streak
+    ):
+        return RiskMode.AGGRESSIVE
+    return RiskMode.NEUTRAL
+
+
+def portfolio_state(book: Book, used_margin_usdt: float, free_margin_usdt: float) -> PortfolioState:
+    eq = book.equity_usdt
+    return PortfolioState(
+        equity_usdt=eq,
+        used_margin_usdt=used_margin_usdt,
+        free_margin_usdt=free_margin_usdt,
+        total_positions=book.count(),
+        longs=book.count(Side.LONG),
+        shorts=book.count(Side.SHORT),
+        gross_exposure_usdt=book.gross(),
+        net_exposure_usdt=book.net(),
+        total_risk_usdt=book.total_risk(),
+        total_risk=book.total_risk() / eq if eq > 0 else 0.0,
+        net_exposure=book.net() / eq if eq > 0 else 0.0,
+        effective_leverage=book.gross() / eq if eq > 0 else 0.0,
+        by_symbol_usdt=book.grouped(lambda h: h.symbol),
+        by_sector_usdt=book.grouped(lambda h: h.sector),
+    )
+
+
+_ADVICE = {
+    "max_positions": "Close weak positions before opening new ones",
+    "max_total_risk": "Reduce position sizes or close losing positions",
+    "safe_mode_total_risk": "Total risk near its limit: tighten stops",
+    "max_symbol_concentration": "High symbol concentration - diversify",
+    "max_sector_concentration": "High sector concentration - diversify across sectors",
+    "max_net_exposure": "Net exposure high - balance longs and shorts",
+    "max_leverage": "Leverage too high - reduce exposure",
+    "max_correlation": "Open positions are highly correlated",
+}
+
+
+def advice(
+    mode: RiskMode, violations: Sequence[Violation]
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(recommendations, actions required) for the output."""
+    recommendations = [f"RISK MODE: {mode}"]
+    for v in violations:
+        text = _ADVICE.get(v.constraint.split(":")[0])
+        if text is not None and text not in recommendations:
+            recommendations.append(text)
+    actions = []
+    if any(v.severity is Severity.CRITICAL for v in violations):
+        actions.append("BLOCK NEW TRADES until violations resolved")
+    elif mode is RiskMode.SAFE:
+        actions.append("BLOCK NEW TRADES: SAFE mode")
+    actions.extend(
+        f"Resolve {v.constraint}: {v.message}"
+        for v in violations
+        if v.severity is not Severity.WARNING
+    )
+    return tuple(recommendations), tuple(actions)
+
+
+def _decide(
+    ranked: Iterable[tuple[int, Candidate, float]],
+    book: Book,
+    mode: RiskMode,
+    matrix: CorrelationMatrix,
+    settings: BalancerSettings,
+) -> list[TradeDecision]:
+    decisions, taken = [], 0
+    for index, cand, score in ranked:
+        x = candidate_exposure(cand, book.equity_usdt, settings)
+        failure: Failure
+        if mode is RiskMode.SAFE:
+            failure = ReasonCode.CRITICAL_VIOLATIONS, "SAFE mode blocks new trades"
+        elif score < settings.min_priority or taken >= settings.max_new_trades_per_cycle:
+            failure = ReasonCode.LOW_PRIORITY, f"priority {score:.2f}"
+        else:
+            failure = fit(book, x, settings, matrix)
+        reason, detail = failure or (ReasonCode.APPROVED, f"priority {score:.2f}")
+        decisions.append(
+            TradeDecision(
+                index,
+                cand.symbol,
+                cand.side,
+                cand.confidence,
+                score,
+                failure is None,
+                reason,
+                detail,
+            )
+        )
+        if failure is None:
+            book.holdings.append(x)
+            book.free_margin_usdt -= x.margin_usdt
+            taken += 1
+    return decisions
+
+
+@dataclass(frozen=True, slots=True)
+class PortfolioBalancer:
+    """BatchGate: rank the cycle's candidates and allow the best that fit every constraint."""
+
+    settings: BalancerSettings
+
+    @property
+    def name(self) -> GateName:
+        return GateName.BALANCER
+
+    def analyze_portfolio(
+        self,
+        positions: Iterable[Position],
+        candidates: Sequence[Candidate],
+        equity_usdt: float,
+        used_margin_usdt: float,
+        free_margin_usdt: float,
+        market: MarketView,
+        now: datetime,
+        *,
+        daily_drawdown: float = 0.0,
+        losing_streak: int = 0,
+        symbol_stats: Mapping[str, SymbolStats] | None = None,
+    ) -> BalancerOutput:
+        """The whole §4.2 analysis; pure. Allowed trades come in priority order."""
+        s, stats = self.settings, symbol_stats or {}
+        book = Book(equity_usdt, free_margin_usdt)
+        book.holdings.extend(position_exposure(p, market, s) for p in positions)
+        symbols = [h.symbol for h in book.holdings] + [c.symbol for c in candidates]
+        matrix = correlation_matrix(market.returns, symbols, s.correlation_lookback_bars)
+        violations = breaches(book, s, matrix, skip_pairs=len(book.holdings))
+        mode = risk_mode(violations, book, daily_drawdown, losing_streak, s)
+        state = portfolio_state(book, used_margin_usdt, free_margin_usdt)
+        scored = [
+            (i, c, priority(c, market, stats.get(c.symbol), s)) for i, c in enumerate(candidates)
+        ]
+        scored.sort(key=lambda item: (-item[2], item[1].symbol, item[0]))
+        decisions = _decide(scored, book, mode, matrix, s)
+        recommendations, actions = advice(mode, violations)
+        return BalancerOutput(
+            now,
+            mode,
+            state,
+            tuple(violations),
+            tuple(d for d in decisions if d.allowed),
+            tuple(d for d in decisions if not d.allowed),
+            recommendations,
+            actions,
+        )
+
+    def review_all(
+        self,
+        candidates: Sequence[Candidate],
+        portfolio: PortfolioView,
+        market: MarketView,
+        now: datetime,
+    ) -> list[Verdict]:
+        """One verdict per candidate, in the candidates' order."""
+        output = self.analyze(candidates, portfolio, market, now)
+        return verdicts_from(output, len(candidates))
+
+    def analyze(
+        self,
+        candidates: Sequence[Candidate],
+        portfolio: PortfolioView,
+        market: MarketView,
+        now: datetime,
+    ) -> BalancerOutput:
+        """`analyze_portfolio` fed from the portfolio view (for the JSON file and status)."""
+        return self.analyze_portfolio(
+            portfolio.positions.values(),
+            candidates,
+            float(portfolio.equity_usdt),
+            float(portfolio.used_margin_usdt),
+            float(portfolio.free_usdt),
+            market,
+            now,
+            daily_drawdown=portfolio.daily_drawdown,
+            losing_streak=portfolio.losing_streak,
+            symbol_stats=portfolio.symbol_stats,
+        )
+
+
+def verdicts_from(output: BalancerOutput, count: int) -> list[Verdict]:
+    """The output's decisions as verdicts, indexed like the candidates."""
+    verdicts: list[Verdict | None] = [None] * count
+    for d in (*output.allowed, *output.dropped):
+        if d.allowed:
+            verdicts[d.index] = Verdict.allow(GateName.BALANCER, d.symbol, d.detail)
+        else:
+            verdicts[d.index] = Verdict.deny(GateName.BALANCER, d.symbol, d.reason, d.detail)
+    return [v for v in verdicts if v is not None]

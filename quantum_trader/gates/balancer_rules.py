@@ -1,0 +1,237 @@
+"""The portfolio balancer's constraints (SPEC §4.2): holdings → breaches, and whether one more
+candidate fits.
+
+Candidates are not sized yet, so each is estimated the way the math sizer will size it: loss at
+the stop = `candidate_risk_fraction` × equity; notional = that budget ÷ (ATR% × stop multiple),
+capped by `candidate_max_margin_fraction` × equity × `candidate_leverage`. Concentrations are
+fractions of max(gross exposure, equity), so a first small position is not "100 % of exposure".
+A symbol missing from the sector map is its own sector. Correlation is signed by the sides: a
+long and a short on correlated symbols hedge each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from quantum_trader.domain import (
+    ZERO,
+    Candidate,
+    MarketView,
+    Position,
+    ReasonCode,
+    Side,
+    SymbolStats,
+)
+from quantum_trader.gates.balancer_output import Exposure, Severity, Violation
+from quantum_trader.gates.settings import BalancerSettings
+from quantum_trader.portfolio.correlation import CorrelationMatrix
+
+
+def sector_of(symbol: str, settings: BalancerSettings) -> str:
+    return settings.sectors.get(symbol, symbol)
+
+
+def position_exposure(
+    position: Position, market: MarketView, settings: BalancerSettings
+) -> Exposure:
+    """An open position valued at the market's last price (entry price if there is none)."""
+    price = market.prices.get(position.symbol, position.entry_price)
+    notional = float(position.quantity * price)
+    return Exposure(
+        position.symbol,
+        position.side,
+        notional,
+        float(max(position.risk_usdt, ZERO)),
+        notional / position.leverage,
+        position.leverage,
+        sector_of(position.symbol, settings),
+    )
+
+
+def candidate_exposure(
+    candidate: Candidate, equity_usdt: float, settings: BalancerSettings
+) -> Exposure:
+    """The sizer's likely order for `candidate` (see the module docstring)."""
+    risk = settings.candidate_risk_fraction * equity_usdt
+    stop_pct = max(candidate.atr_pct * settings.candidate_stop_atr_multiple, 1e-6)
+    leverage = settings.candidate_leverage
+    cap = settings.candidate_max_margin_fraction * equity_usdt * leverage
+    notional = min(risk / stop_pct, cap)
+    sector = sector_of(candidate.symbol, settings)
+    return Exposure(
+        candidate.symbol, candidate.side, notional, risk, notional / leverage, leverage, sector
+    )
+
+
+def priority(
+    candidate: Candidate,
+    market: MarketView,
+    stats: SymbolStats | None,
+    settings: BalancerSettings,
+) -> float:
+    """confidence×100 + category boost + stability×10 − cost×5 + recent performance×10.
+
+    stability ∈ [0, 1] falls linearly with ATR% to 0 at `stability_max_atr_pct`; cost is the
+    round trip in percent of notional plus the funding paid over `expected_hold_h`; recent
+    performance is the mean R of the symbol's last trades, clamped to [-1, 1].
+    """
+    category = settings.categories.get(candidate.symbol, "")
+    boost = settings.category_boosts.get(category, 0.0)
+    stability = min(1.0, max(0.0, 1.0 - candidate.atr_pct / settings.stability_max_atr_pct))
+    funding = market.funding_rate_8h.get(candidate.symbol, 0.0) * candidate.side.sign
+    cost = settings.round_trip_cost_pct + max(funding, 0.0) * settings.expected_hold_h / 8 * 100
+    recent = 0.0
+    if stats is not None and stats.last_20_r:
+        recent = min(1.0, max(-1.0, sum(stats.last_20_r) / len(stats.last_20_r)))
+    return candidate.confidence * 100 + boost + stability * 10 - cost * 5 + recent * 10
+
+
+@dataclass(slots=True)
+class Book:
+    """Holdings the constraints apply to: open positions, then each allowed candidate."""
+
+    equity_usdt: float
+    free_margin_usdt: float
+    holdings: list[Exposure] = field(default_factory=list)
+
+    def count(self, side: Side | None = None) -> int:
+        return sum(1 for h in self.holdings if side is None or h.side is side)
+
+    def gross(self) -> float:
+        return sum(h.notional_usdt for h in self.holdings)
+
+    def net(self) -> float:
+        return sum(h.notional_usdt * h.side.sign for h in self.holdings)
+
+    def total_risk(self) -> float:
+        return sum(h.risk_usdt for h in self.holdings)
+
+    def grouped(self, key: Callable[[Exposure], str]) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for h in self.holdings:
+            out[key(h)] = out.get(key(h), 0.0) + h.notional_usdt
+        return out
+
+    def concentration_base(self) -> float:
+        return max(self.gross(), self.equity_usdt)
+
+
+def signed_correlation(matrix: CorrelationMatrix, a: Exposure, b: Exposure) -> float:
+    """Correlation of two holdings' PnL: the returns' correlation times both sides' signs."""
+    return matrix.get(a.symbol, b.symbol) * a.side.sign * b.side.sign
+
+
+def breaches(
+    book: Book, settings: BalancerSettings, matrix: CorrelationMatrix, skip_pairs: int = 0
+) -> list[Violation]:
+    """Every constraint the book breaks. A correlated pair among the first `skip_pairs`
+    holdings (the open positions, which the balancer cannot change) is only a WARNING."""
+    s, eq = settings, book.equity_usdt
+    found = _count_breaches(book, s)
+    if eq <= 0:
+        return [*found, Violation("equity", Severity.CRITICAL, f"equity {eq:.2f} <= 0")]
+    if book.total_risk() > s.max_total_risk * eq:
+        found.append(_v("max_total_risk", Severity.CRITICAL, book.total_risk() / eq))
+    elif book.total_risk() > s.safe_mode_total_risk * eq:
+        found.append(_v("safe_mode_total_risk", Severity.WARNING, book.total_risk() / eq))
+    base = book.concentration_base()
+    for symbol, notional in book.grouped(lambda h: h.symbol).items():
+        if notional > s.max_symbol_concentration * base:
+            found.append(_v(f"max_symbol_concentration:{symbol}", Severity.HIGH, notional / base))
+    for sector, notional in book.grouped(lambda h: h.sector).items():
+        if notional > s.max_sector_concentration * base:
+            found.append(_v(f"max_sector_concentration:{sector}", Severity.HIGH, notional / base))
+    if abs(book.net()) > s.max_net_exposure * eq:
+        found.append(_v("max_net_exposure", Severity.HIGH, abs(book.net()) / eq))
+    if book.gross() > s.max_leverage * eq:
+        found.append(_v("max_leverage", Severity.CRITICAL, book.gross() / eq))
+    found.extend(_correlation_breaches(book, s, matrix, skip_pairs))
+    return found
+
+
+def _v(constraint: str, severity: Severity, value: float) -> Violation:
+    return Violation(constraint, severity, f"{constraint} at {value:.4f}")
+
+
+def _count_breaches(book: Book, s: BalancerSettings) -> list[Violation]:
+    found = []
+    if book.count() > s.max_positions:
+        found.append(Violation("max_positions", Severity.CRITICAL, f"{book.count()} positions"))
+    for side, limit in ((Side.LONG, s.max_longs), (Side.SHORT, s.max_shorts)):
+        if book.count(side) > limit:
+            found.append(Violation(f"max_{side.lower()}s", Severity.HIGH, f"{book.count(side)}"))
+    symbols = [h.symbol for h in book.holdings]
+    if len(set(symbols)) != len(symbols):
+        found.append(Violation("one_position_per_symbol", Severity.CRITICAL, "duplicate symbol"))
+    for h in book.holdings:
+        if h.leverage > s.max_leverage:
+            found.append(Violation("max_leverage", Severity.HIGH, f"{h.symbol} {h.leverage}x"))
+    return found
+
+
+def _correlation_breaches(
+    book: Book, s: BalancerSettings, matrix: CorrelationMatrix, skip_pairs: int
+) -> list[Violation]:
+    found = []
+    held = book.holdings
+    for j in range(len(held)):
+        for i in range(j):
+            severity = Severity.WARNING if j < skip_pairs else Severity.HIGH
+            corr = signed_correlation(matrix, held[i], held[j])
+            if corr > s.max_correlation:
+                name = f"max_correlation:{held[i].symbol}~{held[j].symbol}"
+                found.append(_v(name, severity, corr))
+    return found
+
+
+Failure = tuple[ReasonCode, str] | None
+
+
+def _fit_counts(book: Book, x: Exposure, s: BalancerSettings) -> Failure:
+    if any(h.symbol == x.symbol for h in book.holdings):
+        return ReasonCode.POSITION_ALREADY_OPEN, "one position per symbol"
+    if book.count() + 1 > s.max_positions:
+        return ReasonCode.MAX_POSITIONS_REACHED, f"{book.count()} of {s.max_positions}"
+    if x.side is Side.LONG and book.count(Side.LONG) + 1 > s.max_longs:
+        return ReasonCode.MAX_LONGS, f"{book.count(Side.LONG)} longs"
+    if x.side is Side.SHORT and book.count(Side.SHORT) + 1 > s.max_shorts:
+        return ReasonCode.MAX_SHORTS, f"{book.count(Side.SHORT)} shorts"
+    return None
+
+
+def _fit_money(book: Book, x: Exposure, s: BalancerSettings) -> Failure:
+    eq = book.equity_usdt
+    risk = book.total_risk() + x.risk_usdt
+    if risk > s.max_total_risk * eq:
+        return ReasonCode.TOTAL_RISK_EXCEEDED, f"total risk after {risk / eq:.4f}"
+    if x.margin_usdt > book.free_margin_usdt:
+        return ReasonCode.INSUFFICIENT_MARGIN, f"margin {x.margin_usdt:.2f} > free"
+    if x.leverage > s.max_leverage or book.gross() + x.notional_usdt > s.max_leverage * eq:
+        return ReasonCode.LEVERAGE_TOO_HIGH, "leverage limit"
+    return None
+
+
+def _fit_concentration(book: Book, x: Exposure, s: BalancerSettings) -> Failure:
+    base = max(book.gross() + x.notional_usdt, book.equity_usdt)
+    if x.notional_usdt > s.max_symbol_concentration * base:
+        return ReasonCode.SYMBOL_OVERCONCENTRATED, f"{x.notional_usdt / base:.4f} of exposure"
+    sector = book.grouped(lambda h: h.sector).get(x.sector, 0.0) + x.notional_usdt
+    if sector > s.max_sector_concentration * base:
+        return ReasonCode.SECTOR_OVEREXPOSED, f"{x.sector} at {sector / base:.4f}"
+    net = abs(book.net() + x.notional_usdt * x.side.sign)
+    if net > s.max_net_exposure * book.equity_usdt:
+        return ReasonCode.NET_EXPOSURE_EXCEEDED, f"net {net / book.equity_usdt:.4f}"
+    return None
+
+
+def fit(book: Book, x: Exposure, s: BalancerSettings, matrix: CorrelationMatrix) -> Failure:
+    for check in (_fit_counts, _fit_money, _fit_concentration):
+        failure = check(book, x, s)
+        if failure is not None:
+            return failure
+    for h in book.holdings:
+        corr = signed_correlation(matrix, h, x)
+        if corr > s.max_correlation:
+            return ReasonCode.HIGH_CORRELATION, f"{corr:.3f} with {h.symbol}"
+    return None
