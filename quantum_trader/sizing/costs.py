@@ -5,6 +5,7 @@ Rates are fractions of notional: 0.0004 = 0.04 % = 4 bps. A positive cost is mon
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from quantum_trader.domain import Side
@@ -33,14 +34,34 @@ class CostModel:
         return self.settings.maker_fee if is_maker else self.settings.taker_fee
 
     def slippage_rate(self, notional_usdt: float, atr_pct: float) -> float:
-        """2 bps for a small order, 5 bps for a large one, +2 bps when volatility is high."""
+        """Slippage as a fraction of notional, never falling with size or volatility.
+
+        Anchors (SPEC §5.5): 2 bps up to the small-order notional, rising linearly to 5 bps at
+        the large-order notional, then as √(notional ÷ large) (market impact). Volatility adds
+        nothing up to the normal ATR%, +2 bps at the high ATR%, linearly in between and beyond.
+        """
+        return self._size_slippage(notional_usdt) + self._volatility_slippage(atr_pct)
+
+    def _size_slippage(self, notional_usdt: float) -> float:
         s = self.settings
-        rate = (
-            s.slippage_large if notional_usdt >= s.large_order_notional_usdt else s.slippage_small
-        )
-        if atr_pct >= s.high_volatility_atr_pct:
-            rate += s.slippage_high_volatility_add
-        return rate
+        notional = max(notional_usdt, 0.0) if math.isfinite(notional_usdt) else math.inf
+        if notional <= s.small_order_notional_usdt:
+            return s.slippage_small
+        if notional >= s.large_order_notional_usdt:
+            return s.slippage_large * math.sqrt(notional / s.large_order_notional_usdt)
+        span = s.large_order_notional_usdt - s.small_order_notional_usdt
+        share = (notional - s.small_order_notional_usdt) / span if span > 0 else 1.0
+        return s.slippage_small + (s.slippage_large - s.slippage_small) * share
+
+    def _volatility_slippage(self, atr_pct: float) -> float:
+        s = self.settings
+        if not math.isfinite(atr_pct):
+            return s.slippage_high_volatility_add
+        span = s.high_volatility_atr_pct - s.normal_volatility_atr_pct
+        if span <= 0:
+            return s.slippage_high_volatility_add if atr_pct >= s.high_volatility_atr_pct else 0.0
+        share = max(atr_pct - s.normal_volatility_atr_pct, 0.0) / span
+        return s.slippage_high_volatility_add * share
 
     def funding_usdt(
         self, notional_usdt: float, rate_8h: float, side: Side, hold_h: float
@@ -90,3 +111,38 @@ class CostModel:
             slippage_usdt=(entry_notional + exit_notional) * slip,
             funding_usdt=self.funding_usdt(entry_notional, rate_8h, side, hours),
         )
+
+    def net_outcome(
+        self,
+        quantity: float,
+        entry_price: float,
+        stop_price: float,
+        take_profit_price: float,
+        atr_pct: float,
+        side: Side,
+        rate_8h: float = 0.0,
+    ) -> NetOutcome:
+        """Profit at the take-profit and loss at the stop after the costs of each round trip."""
+        gross_profit = (take_profit_price - entry_price) * side.sign * quantity
+        gross_loss = (entry_price - stop_price) * side.sign * quantity
+        at_tp = self.round_trip_at(quantity, entry_price, take_profit_price, atr_pct, side, rate_8h)
+        at_sl = self.round_trip_at(quantity, entry_price, stop_price, atr_pct, side, rate_8h)
+        notional = quantity * entry_price
+        return NetOutcome(
+            profit_at_tp_usdt=gross_profit - at_tp.total_usdt,
+            loss_at_sl_usdt=gross_loss + at_sl.total_usdt,
+            cost_pct=at_sl.total_usdt / notional if notional > 0 else 0.0,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class NetOutcome:
+    """A trade's two exits net of fees, slippage and funding, in USDT (loss positive)."""
+
+    profit_at_tp_usdt: float
+    loss_at_sl_usdt: float
+    cost_pct: float
+
+    @property
+    def reward_risk(self) -> float:
+        return self.profit_at_tp_usdt / self.loss_at_sl_usdt if self.loss_at_sl_usdt > 0 else 0.0

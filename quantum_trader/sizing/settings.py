@@ -102,6 +102,8 @@ class CostSettings(Section):
     slippage_small: float = Field(0.0002, ge=0, lt=0.05)
     slippage_large: float = Field(0.0005, ge=0, lt=0.05)
     slippage_high_volatility_add: float = Field(0.0002, ge=0, lt=0.05)
+    small_order_notional_usdt: float = Field(10_000.0, gt=0)
     large_order_notional_usdt: float = Field(50_000.0, gt=0)
+    normal_volatility_atr_pct: float = Field(0.015, ge=0)
     high_volatility_atr_pct: float = Field(0.03, gt=0)
     expected_hold_h: float = Field(12.0, ge=0)
