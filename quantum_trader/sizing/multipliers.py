@@ -8,10 +8,9 @@ guard's limit.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-
-import numpy as np
 
 from quantum_trader.domain import (
     Candidate,
@@ -43,8 +42,7 @@ class SizingBreakdown:
 
     @property
     def total(self) -> float:
-        product = float(np.prod([f.value for f in self.factors])) if self.factors else 1.0
-        return _clamp(product, self.low, self.high)
+        return _clamp(math.prod(f.value for f in self.factors), self.low, self.high)
 
     def log_fields(self) -> dict[str, float]:
         """`size_<name>` per factor and `size_total`, e.g. for `log.info("sized", **fields)`."""
@@ -129,14 +127,13 @@ def performance_factor(recent_r: Sequence[float], settings: MultiplierSettings) 
 
     score = ½·clip((win rate − ½) ÷ ¼, −1, 1) + ½·clip(Sharpe, −1, 1); 1.0 with too few trades.
     """
-    values = np.asarray(recent_r, dtype=np.float64)
-    values = values[np.isfinite(values)]
-    if values.size < settings.performance_min_trades:
+    values = [float(r) for r in recent_r if math.isfinite(r)]
+    if len(values) < settings.performance_min_trades:
         return 1.0
-    win_rate = float(np.mean(values > 0))
-    std = float(np.std(values, ddof=1))
-    mean = float(np.mean(values))
-    sharpe = mean / std if std > 0 else float(np.sign(mean))
+    win_rate = sum(1 for r in values if r > 0) / len(values)
+    mean = math.fsum(values) / len(values)
+    std = math.sqrt(math.fsum((r - mean) ** 2 for r in values) / (len(values) - 1))
+    sharpe = mean / std if std > 0 else math.copysign(1.0, mean) if mean else 0.0
     score = 0.5 * _clamp((win_rate - 0.5) / 0.25, -1.0, 1.0) + 0.5 * _clamp(sharpe, -1.0, 1.0)
     if score >= 0:
         return 1.0 + score * (settings.performance_high - 1.0)
@@ -158,7 +155,7 @@ def diversification_factor(
     worst = 0.0
     for symbol, position in portfolio.positions.items():
         rho = correlations.get(symbol)
-        if symbol == candidate.symbol or rho is None or not np.isfinite(rho):
+        if symbol == candidate.symbol or rho is None or not math.isfinite(rho):
             continue
         worst = max(worst, rho * candidate.side.sign * position.side.sign)
     excess = (worst - settings.diversification_threshold) / (
@@ -178,6 +175,6 @@ def _bounded(name: str, value: float, bounds: tuple[float, float]) -> Factor:
 
 
 def _clamp(value: float, low: float, high: float) -> float:
-    if not np.isfinite(value):
+    if not math.isfinite(value):
         return low
     return min(max(value, low), high)

@@ -81,7 +81,9 @@ class QAgent:
 
     def greedy(self, state: str) -> RLAction:
         """The best known action (first in ACTIONS order on ties)."""
-        row = self.table.get(state, {})
+        row = self.table.get(state)
+        if not row:
+            return ACTIONS[0]
         return max(ACTIONS, key=lambda a: row.get(a.key, 0.0))
 
     def choose(self, state: str, rng: random.Random) -> RLAction:
