@@ -27,7 +27,6 @@ from quantum_trader.domain import (
     MarketRules,
     Order,
     OrderRequest,
-    OrderStatus,
 )
 from quantum_trader.errors import MarketDataError
 from quantum_trader.execution.paper_ledger import Ledger
@@ -126,13 +125,7 @@ class PaperExchange:
 
     async def fetch_open_conditional_orders(self, symbol: str | None = None) -> list[Order]:
         self._sync()
-        return [
-            order
-            for order in self._ledger.state.orders.values()
-            if order.kind.is_conditional
-            and order.status is OrderStatus.OPEN
-            and (symbol is None or order.symbol == symbol)
-        ]
+        return self._book.orders(symbol)
 
     async def cancel_conditional_order(self, symbol: str, client_order_id: str) -> None:
         """Cancel an open conditional order; OrderRejected if unknown or no longer open."""

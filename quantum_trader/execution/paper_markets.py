@@ -7,6 +7,7 @@ so a fill can ask for the volatility of the last closed bar in O(log n).
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable
 from decimal import Decimal
 
@@ -18,6 +19,8 @@ from quantum_trader.errors import MarketDataError
 from quantum_trader.market.replay import FundingSeries
 
 ATR_PERIOD = 14
+# Up to this many new bars, a Python loop over numpy scalars beats building boolean masks.
+SCALAR_SCAN_MAX_BARS = 16
 
 # base asset: (tick size, step size, min quantity, min notional USDT, max leverage).
 # Filters from Binance's /fapi/v1/exchangeInfo (BTC ETH BCH XRP BNB read from a recorded
@@ -64,21 +67,45 @@ def to_decimal(value: float) -> Decimal:
 
 
 class PriceTape:
-    """One symbol's execution bars and funding settlements, read-only."""
+    """One symbol's execution bars and funding settlements, read-only.
 
-    __slots__ = ("atr_pct", "bars", "funding", "symbol")
+    Lookups are O(1) on a gap-free bar grid (the usual case) and O(log n) otherwise: the
+    backtest asks them for every symbol at every 5-minute step.
+    """
+
+    __slots__ = ("_count", "_first_ms", "_funding_ms", "_regular", "atr_pct", "bars", "funding")
 
     def __init__(self, bars: Bars, funding: FundingSeries | None) -> None:
         if len(bars) == 0:
             raise MarketDataError(f"{bars.symbol}: no recorded bars")
-        self.symbol = bars.symbol
         self.bars = bars
         self.funding = funding
         self.atr_pct = _atr_pct(bars)
+        self._count = len(bars)
+        self._first_ms = int(bars.time_ms[0])
+        self._regular = bool(np.all(np.diff(bars.time_ms) == bars.timeframe_ms))
+        self._funding_ms: list[int] = [] if funding is None else funding.time_ms.tolist()
+
+    @property
+    def symbol(self) -> str:
+        return self.bars.symbol
 
     def closed_count(self, now_ms: int) -> int:
         """Number of bars closed at `now_ms` (close time = open + timeframe <= now)."""
-        return self.bars.closed_before(now_ms)
+        if not self._regular:
+            return self.bars.closed_before(now_ms)
+        count = (now_ms - self._first_ms) // self.bars.timeframe_ms
+        return 0 if count < 0 else (count if count < self._count else self._count)
+
+    def span(self, last_ms: int, now_ms: int) -> tuple[int, int, int, int]:
+        """Unprocessed work for (last_ms, now_ms]: the bars [from, to) that closed in it and
+        the funding settlements [from, to) that fell due in it."""
+        return (
+            self.closed_count(last_ms),
+            self.closed_count(now_ms),
+            bisect_right(self._funding_ms, last_ms),
+            bisect_right(self._funding_ms, now_ms),
+        )
 
     def price_at(self, now_ms: int) -> float:
         """Return the open of the bar containing `now_ms`, else the last closed bar's close.
@@ -86,8 +113,8 @@ class PriceTape:
         Raises MarketDataError before the recording starts.
         """
         bars = self.bars
-        closed = bars.closed_before(now_ms)
-        if closed < len(bars) and bars.time_ms[closed] <= now_ms:
+        closed = self.closed_count(now_ms)
+        if closed < self._count and bars.time_ms[closed] <= now_ms:
             return float(bars.open[closed])
         if closed == 0:
             raise MarketDataError(f"{self.symbol}: no recorded price at {now_ms} ms")
@@ -95,17 +122,29 @@ class PriceTape:
 
     def atr_pct_at(self, now_ms: int) -> float:
         """ATR(14)/close of the last closed bar; 0 while the indicator is warming up."""
-        closed = self.bars.closed_before(now_ms)
+        closed = self.closed_count(now_ms)
         return float(self.atr_pct[closed - 1]) if closed > 0 else 0.0
 
     def funding_index(self, after_ms: int) -> int:
         """Index of the first funding settlement strictly after `after_ms`."""
-        if self.funding is None:
-            return 0
-        return int(np.searchsorted(self.funding.time_ms, after_ms, side="right"))
+        return bisect_right(self._funding_ms, after_ms)
 
-    def funding_count(self) -> int:
-        return 0 if self.funding is None else int(self.funding.time_ms.shape[0])
+    def first_reach(self, start: int, stop: int, low_level: float, high_level: float) -> int | None:
+        """First bar in [start, stop) whose low <= `low_level` or high >= `high_level`.
+
+        Pass -inf / +inf for a side with nothing to watch.
+        """
+        low, high = self.bars.low, self.bars.high
+        if stop - start == 1:
+            return start if low[start] <= low_level or high[start] >= high_level else None
+        if stop - start <= SCALAR_SCAN_MAX_BARS:
+            for index in range(start, stop):
+                if low[index] <= low_level or high[index] >= high_level:
+                    return index
+            return None
+        mask = (low[start:stop] <= low_level) | (high[start:stop] >= high_level)
+        first = int(mask.argmax())
+        return start + first if mask[first] else None
 
 
 def _atr_pct(bars: Bars) -> FloatArray:

@@ -2,8 +2,9 @@
 
 Lazily, on every public call: the bars that closed and the funding settlements that fell due
 since the last catch-up are processed in time order across symbols. Each symbol's next trigger
-is found with one vectorized scan per open conditional order over the new bars, so a step of one
-bar costs a few numpy calls per active symbol however long the recording is.
+is found by screening the new bars against the symbol's nearest low-side and high-side triggers
+(a scalar loop for a few bars, a vectorized scan for many), so a step of one bar costs a few
+comparisons per active symbol however long the recording is.
 
 Timing conventions: a trigger inside a bar is known when the bar closes and is stamped with the
 bar's close time; a funding settlement at the same instant comes after it (the trigger happened
@@ -15,13 +16,14 @@ When several orders of a symbol trigger in one bar, stops go first (conservative
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from quantum_trader.clock import utc_from_ms
 from quantum_trader.domain import Order, OrderKind, OrderSide, OrderStatus
 from quantum_trader.execution.paper_ledger import Ledger
-from quantum_trader.execution.paper_markets import PriceTape, to_decimal
+from quantum_trader.execution.paper_markets import to_decimal
 from quantum_trader.execution.paper_state import PaperState
 
 TRIGGER, FUNDING = 0, 1
@@ -41,16 +43,12 @@ def would_trigger_now(order: Order, price: Decimal) -> bool:
     return price >= order.trigger_price
 
 
-def first_hit(tape: PriceTape, order: Order, start: int, stop: int) -> int | None:
-    """Index of the first bar in [start, stop) that reaches the order's trigger, if any."""
+def reaches(order: Order, low: float, high: float) -> bool:
+    """True when a bar with this low and high reaches the order's trigger."""
     assert order.trigger_price is not None
-    trigger = float(order.trigger_price)
     if triggers_on_low(order):
-        mask = tape.bars.low[start:stop] <= trigger
-    else:
-        mask = tape.bars.high[start:stop] >= trigger
-    index = int(mask.argmax()) if mask.size else 0
-    return start + index if mask.size and mask[index] else None
+        return low <= float(order.trigger_price)
+    return high >= float(order.trigger_price)
 
 
 def trigger_fill_base(order: Order, bar_open: Decimal) -> Decimal:
@@ -62,31 +60,54 @@ def trigger_fill_base(order: Order, bar_open: Decimal) -> Decimal:
 
 
 class ConditionalBook:
-    """Open conditional orders per symbol, in placement order (rebuilt from the state)."""
+    """Open conditional orders per symbol, in placement order (rebuilt from the state).
+
+    Keeps, per symbol, the highest low-side trigger and the lowest high-side trigger: a bar
+    that reaches neither triggers nothing, so one comparison per side screens a whole symbol.
+    """
 
     def __init__(self, state: PaperState) -> None:
-        self._open: dict[str, list[str]] = {}
+        self._open: dict[str, list[Order]] = {}
+        self._levels: dict[str, tuple[float, float]] = {}
         for order in state.orders.values():
             if order.kind.is_conditional and order.status is OrderStatus.OPEN:
                 self.add(order)
 
     def add(self, order: Order) -> None:
-        self._open.setdefault(order.symbol, []).append(order.client_order_id)
+        self._open.setdefault(order.symbol, []).append(order)
+        self._relevel(order.symbol)
 
     def remove(self, order: Order) -> None:
-        ids = self._open.get(order.symbol, [])
-        ids.remove(order.client_order_id)
-        if not ids:
+        orders = self._open.get(order.symbol, [])
+        orders[:] = [o for o in orders if o.client_order_id != order.client_order_id]
+        if not orders:
             self._open.pop(order.symbol, None)
+        self._relevel(order.symbol)
 
-    def ids(self, symbol: str) -> list[str]:
+    def orders(self, symbol: str | None = None) -> list[Order]:
+        if symbol is None:
+            return [order for orders in self._open.values() for order in orders]
         return list(self._open.get(symbol, ()))
+
+    def levels(self, symbol: str) -> tuple[float, float]:
+        """(highest low-side trigger or -inf, lowest high-side trigger or +inf)."""
+        return self._levels.get(symbol, (-math.inf, math.inf))
 
     def symbols(self) -> list[str]:
         return list(self._open)
 
     def count(self, symbol: str) -> int:
         return len(self._open.get(symbol, ()))
+
+    def _relevel(self, symbol: str) -> None:
+        low_side = [float(o.trigger_price or 0) for o in self.orders(symbol) if triggers_on_low(o)]
+        high_side = [
+            float(o.trigger_price or 0) for o in self.orders(symbol) if not triggers_on_low(o)
+        ]
+        if not low_side and not high_side:
+            self._levels.pop(symbol, None)
+            return
+        self._levels[symbol] = (max(low_side, default=-math.inf), min(high_side, default=math.inf))
 
 
 @dataclass(slots=True)
@@ -125,28 +146,25 @@ class CatchUp:
         if now_ms <= state.last_ms:
             return False
         active = sorted(set(self.book.symbols()) | set(state.positions))
-        cursors = {s: self._cursor(s, state.last_ms, now_ms) for s in active}
-        pending = {s: self._next_event(s, cursors[s]) for s in active}
-        changed = False
-        while True:
-            due = [event for event in pending.values() if event is not None]
-            if not due:
-                break
-            event = min(due, key=lambda e: e.key)
-            self._apply(event, cursors[event.symbol])
-            pending[event.symbol] = self._next_event(event.symbol, cursors[event.symbol])
-            changed = True
+        cursors: dict[str, _Cursor] = {}
+        pending: dict[str, _Event] = {}
+        for symbol in active:
+            cursor = _Cursor(*self.ledger.tapes[symbol].span(state.last_ms, now_ms))
+            event = self._next_event(symbol, cursor)
+            if event is not None:
+                cursors[symbol], pending[symbol] = cursor, event
+        changed = bool(pending)
+        while pending:
+            event = min(pending.values(), key=lambda e: e.key)
+            cursor = cursors[event.symbol]
+            self._apply(event, cursor)
+            following = self._next_event(event.symbol, cursor)
+            if following is None:
+                del pending[event.symbol]
+            else:
+                pending[event.symbol] = following
         state.last_ms = now_ms
         return changed
-
-    def _cursor(self, symbol: str, last_ms: int, now_ms: int) -> _Cursor:
-        tape = self.ledger.tapes[symbol]
-        return _Cursor(
-            tape.closed_count(last_ms),
-            tape.closed_count(now_ms),
-            tape.funding_index(last_ms),
-            tape.funding_index(now_ms),
-        )
 
     def _next_event(self, symbol: str, cursor: _Cursor) -> _Event | None:
         trigger = self._next_trigger(symbol, cursor)
@@ -162,19 +180,16 @@ class CatchUp:
         if cursor.bar_from >= cursor.bar_to:
             return None
         tape = self.ledger.tapes[symbol]
-        orders = self.ledger.state.orders
-        hits: list[tuple[int, str]] = []
-        for order_id in self.book.ids(symbol):
-            index = first_hit(tape, orders[order_id], cursor.bar_from, cursor.bar_to)
-            if index is not None:
-                hits.append((index, order_id))
-        if not hits:
+        low_level, high_level = self.book.levels(symbol)
+        first = tape.first_reach(cursor.bar_from, cursor.bar_to, low_level, high_level)
+        if first is None:
             return None
-        first = min(index for index, _ in hits)
-        at_first = [order_id for index, order_id in hits if index == first]
-        at_first.sort(key=lambda oid: orders[oid].kind is not OrderKind.STOP_MARKET)
+        low, high = float(tape.bars.low[first]), float(tape.bars.high[first])
+        hits = [o for o in self.book.orders(symbol) if reaches(o, low, high)]
+        hits.sort(key=lambda order: order.kind is not OrderKind.STOP_MARKET)
         close_ms = int(tape.bars.time_ms[first]) + tape.bars.timeframe_ms
-        return _Event(close_ms, TRIGGER, symbol, first, tuple(at_first))
+        ids = tuple(order.client_order_id for order in hits)
+        return _Event(close_ms, TRIGGER, symbol, first, ids)
 
     def _apply(self, event: _Event, cursor: _Cursor) -> None:
         if event.kind == FUNDING:
