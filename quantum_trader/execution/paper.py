@@ -27,8 +27,9 @@ from quantum_trader.domain import (
     MarketRules,
     Order,
     OrderRequest,
+    OrderStatus,
 )
-from quantum_trader.errors import MarketDataError
+from quantum_trader.errors import MarketDataError, OperatorActionRequired
 from quantum_trader.execution.paper_ledger import Ledger
 from quantum_trader.execution.paper_markets import PriceTape, default_market_rules
 from quantum_trader.execution.paper_orders import cancel_conditional, place, set_leverage
@@ -71,6 +72,8 @@ class PaperExchange:
         tapes = {s: PriceTape(bars[s], funding.get(s)) for s in self._rules}
         state = load_state(state_path) if state_path is not None else None
         fresh = state is None
+        if state is not None:
+            _check_symbols(state, self._rules, state_path)
         if state is None:
             state = PaperState(wallet_usdt=initial_balance_usdt, last_ms=self._now_ms())
         self._ledger = Ledger(state, self._rules, tapes, costs)
@@ -160,3 +163,18 @@ class PaperExchange:
     def _persist(self) -> None:
         if self._state_path is not None:
             save_state(self._state_path, self._ledger.state)
+
+
+def _check_symbols(state: PaperState, rules: Mapping[str, MarketRules], path: Path | None) -> None:
+    """A saved account must only hold symbols this exchange still has prices for."""
+    held = set(state.positions) | {
+        order.symbol
+        for order in state.orders.values()
+        if order.kind.is_conditional and order.status is OrderStatus.OPEN
+    }
+    missing = sorted(held - set(rules))
+    if missing:
+        raise OperatorActionRequired(
+            f"paper exchange state {path} holds positions or stops on {', '.join(missing)}, "
+            "which have no recorded prices or market rules here"
+        )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
+import numpy as np
 import pytest
 from paper_builders import (
     BTC,
@@ -20,10 +21,14 @@ from paper_builders import (
     market,
 )
 
-from quantum_trader.clock import ManualClock
-from quantum_trader.domain import OrderKind, OrderSide, OrderStatus, ReasonCode, Side
+from quantum_trader.clock import ManualClock, utc_from_ms
+from quantum_trader.domain import OrderKind, OrderRequest, OrderSide, OrderStatus, ReasonCode, Side
 from quantum_trader.errors import MarketDataError, OrderRejected
 from quantum_trader.execution.paper import PaperExchange, default_market_rules
+from quantum_trader.market.candle_store import CandleStore, bundled_sample_dir
+from quantum_trader.market.replay import FundingSeries
+from quantum_trader.sizing.costs import CostModel
+from quantum_trader.sizing.settings import CostSettings
 
 BUY, SELL = OrderSide.BUY, OrderSide.SELL
 STOP, TP = OrderKind.STOP_MARKET, OrderKind.TAKE_PROFIT_MARKET
@@ -166,8 +171,6 @@ async def test_lowering_leverage_needs_free_margin_and_leverage_is_capped() -> N
 async def test_each_rejection_has_its_code_and_leaves_the_account_alone(
     request_: object, reason: ReasonCode
 ) -> None:
-    from quantum_trader.domain import OrderRequest
-
     assert isinstance(request_, OrderRequest)
     _, paper = exchange_at(0, balance="1000")
     with pytest.raises(OrderRejected) as rejected:
@@ -396,3 +399,67 @@ def test_default_market_rules_cover_the_bundled_symbols() -> None:
     assert all(r.min_quantity >= r.step_size > 0 and r.max_leverage >= 20 for r in rules.values())
     with pytest.raises(MarketDataError):
         default_market_rules(["PEPE/USDT:USDT"])
+
+
+async def test_a_gap_in_the_recording_holds_the_last_close_and_fills_a_stop_at_the_open() -> None:
+    clock = ManualClock(at(0))
+    early = make_bars(BTC, [(20000, 20000, 20000, 20000)] * 3)
+    late = make_bars(BTC, [(19000, 19100, 18900, 19000)] * 3, start_ms=early.time_ms[0] + 3_600_000)
+    joined = make_bars(
+        BTC,
+        [(20000, 20000, 20000, 20000)] * 3 + [(19000, 19100, 18900, 19000)] * 3,
+    )
+    gapped = type(joined)(
+        BTC,
+        joined.timeframe_ms,
+        np.concatenate([early.time_ms, late.time_ms]),
+        joined.open,
+        joined.high,
+        joined.low,
+        joined.close,
+        joined.volume,
+    )
+    paper = make_exchange(clock, {BTC: gapped})
+    await paper.place_order(market("e1", BUY, "0.1"))
+    await paper.place_order(conditional("s1", STOP, SELL, "0.1", "19500"))
+    clock.set(at(30))
+    assert await paper.fetch_mark_prices([BTC]) == {BTC: Decimal(20000)}
+    assert len(await paper.fetch_open_conditional_orders(BTC)) == 1
+    clock.set(at(70))
+    stop = await paper.fetch_order(BTC, "s1")
+    assert stop is not None
+    assert (stop.status, stop.average_price, stop.updated_at) == (
+        OrderStatus.FILLED,
+        taker("19000", SELL),
+        at(65),
+    )
+
+
+async def test_the_bundled_sample_trades_with_the_default_rules() -> None:
+    store = CandleStore(bundled_sample_dir())
+    symbols = store.available_symbols("5m")
+    bars = {s: store.load_bars(s, "5m") for s in symbols}
+    funding = {s: FundingSeries.from_rates(*store.load_funding(s)) for s in symbols}
+    clock = ManualClock(utc_from_ms(int(bars[BTC].time_ms[100])))
+    rules = default_market_rules(symbols)
+    paper = PaperExchange(
+        rules=rules,
+        costs=CostModel(CostSettings()),
+        clock=clock,
+        initial_balance_usdt=Decimal(20000),
+        bars=bars,
+        funding=funding,
+    )
+    prices = await paper.fetch_mark_prices(symbols)
+    for number, symbol in enumerate(symbols):
+        quantity = rules[symbol].round_quantity_down(Decimal(1000) / prices[symbol])
+        order = await paper.place_order(
+            OrderRequest(f"e{number}", symbol, SELL, OrderKind.MARKET, quantity)
+        )
+        assert order.status is OrderStatus.FILLED
+        assert order.average_price is not None
+        assert rules[symbol].is_price_precise(order.average_price)
+    clock.advance(3 * 86_400)
+    assert len(await paper.fetch_positions()) == len(symbols)
+    paid = [await paper.fetch_funding_paid(s, utc_from_ms(0)) for s in symbols]
+    assert any(amount != 0 for amount in paid)

@@ -231,3 +231,41 @@ def test_wallet_equals_initial_plus_realized_minus_fees_minus_funding(
 
     with tempfile.TemporaryDirectory() as directory:
         asyncio.run(scenario(Path(directory) / "paper.json"))
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+async def test_stepping_bar_by_bar_gives_the_same_account_as_one_jump(seed: int) -> None:
+    async def run(step_minutes: int) -> tuple[object, ...]:
+        clock = ManualClock(at(0))
+        bars = {BTC: random_walk(BTC, seed), ETH: random_walk(ETH, seed + 7)}
+        funding = {BTC: random_funding(seed), ETH: random_funding(seed + 7)}
+        paper = make_exchange(clock, bars, funding=funding)
+        for symbol, side, exit_side in ((BTC, BUY, SELL), (ETH, SELL, BUY)):
+            await paper.place_order(market(f"e-{symbol}", side, "0.1", symbol=symbol))
+            price = (await paper.fetch_mark_prices([symbol]))[symbol]
+            away = Decimal(300) if side is BUY else Decimal(-300)
+            stop, take_profit = str(price - away), str(price + away * 2)
+            await paper.place_order(
+                conditional(f"s-{symbol}", STOP, exit_side, "0.1", stop, symbol=symbol)
+            )
+            await paper.place_order(
+                conditional(f"t-{symbol}", TP, exit_side, "0.1", take_profit, symbol=symbol)
+            )
+        end = at(5 * 400)
+        while clock.now() < end:
+            clock.set(min(clock.now() + timedelta(minutes=step_minutes), end))
+            await paper.fetch_balance()
+        orders = [await paper.fetch_order(s, f"{k}-{s}") for s in (BTC, ETH) for k in "st"]
+        return (paper.totals, *orders)
+
+    stepped, jumped = await run(5), await run(5 * 400)
+    assert stepped == jumped
+
+
+async def test_a_saved_account_on_symbols_without_prices_needs_an_operator(tmp_path: Path) -> None:
+    path = tmp_path / "paper.json"
+    clock = ManualClock(at(0))
+    first = make_exchange(clock, {ETH: make_bars(ETH, flat_rows(20000.0, 10))}, state_path=path)
+    await first.place_order(market("e1", BUY, "0.1", symbol=ETH))
+    with pytest.raises(OperatorActionRequired, match="ETH"):
+        make_exchange(clock, {BTC: make_bars(BTC, flat_rows(20000.0, 10))}, state_path=path)
