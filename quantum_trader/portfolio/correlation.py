@@ -63,6 +63,7 @@ def correlation_matrix(
     norms = np.sqrt((centred * centred).sum(axis=1))
     safe = np.where(norms > 0, norms, 1.0)
     unit = centred / safe[:, None]
-    values = np.clip(unit @ unit.T, -1.0, 1.0)
+    # einsum, not BLAS: for matrices this small, BLAS threads only add contention.
+    values = np.clip(np.einsum("ik,jk->ij", unit, unit), -1.0, 1.0)
     np.fill_diagonal(values, 1.0)
     return CorrelationMatrix(tuple(names), values)
