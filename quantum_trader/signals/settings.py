@@ -8,6 +8,8 @@ from pydantic import Field
 
 from quantum_trader.settings_base import Section
 
+ModelName = Literal["xgboost", "lightgbm", "nhits", "patchtst"]
+
 
 class SignalsSettings(Section):
     """`source` None picks the ensemble when trained models exist, else the rule agent."""
@@ -20,9 +22,27 @@ class SignalsSettings(Section):
 
 
 class EnsembleSettings(Section):
+    """The ML ensemble (SPEC §3.1).
+
+    `forecast_threshold` is the |8 h return| beyond which a training label is BUY/SELL.
+    Training: `training_days` of history ending at the newest common bar; the last
+    `validation_fraction` of it is split into `walk_forward_folds` consecutive test blocks, each
+    predicted by models trained only on bars whose label window ends `embargo_h` hours before
+    the block starts. `tree_rounds` boosting rounds, `forecaster_steps` Adam steps; `models`
+    lists the models to train.
+    """
+
     min_models: int = Field(2, ge=1, le=4)
     max_model_age_h: float = Field(24.0 * 14, gt=0)
     forecast_horizon_h: int = Field(8, ge=1)
     lookback_bars: int = Field(168, ge=16)
     forecast_threshold: float = Field(0.004, gt=0)
     training_days: int = Field(90, ge=7)
+    seed: int = Field(7, ge=0)
+    walk_forward_folds: int = Field(4, ge=1, le=12)
+    validation_fraction: float = Field(0.4, gt=0, lt=1)
+    embargo_h: int = Field(24, ge=0)
+    tree_rounds: int = Field(250, ge=10)
+    forecaster_steps: int = Field(300, ge=10)
+    torch_threads: int = Field(2, ge=1, le=2)
+    models: tuple[ModelName, ...] = ("xgboost", "lightgbm", "nhits", "patchtst")

@@ -1,0 +1,43 @@
+"""Assemble one model batch from many symbols' hourly bars (used by inference and training)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from quantum_trader.domain import Bars, FloatArray, IntArray
+from quantum_trader.signals.features import usable_rows
+from quantum_trader.signals.models.base import Batch
+from quantum_trader.signals.models.windows import CHANNELS, build_windows, window_rows_ok
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolFrame:
+    """One symbol's closed hourly bars, their features, and the hourly rows to predict."""
+
+    symbol: str
+    hourly: Bars
+    features: FloatArray
+    rows: IntArray
+
+
+def build_batch(frames: Sequence[SymbolFrame], lookback: int, with_windows: bool) -> Batch:
+    """Stack the selected rows of every frame, in frame order, into one batch."""
+    n_features = frames[0].features.shape[1] if frames else 0
+    parts = [f.features[f.rows] for f in frames]
+    features = np.concatenate(parts) if parts else np.zeros((0, n_features))
+    n = features.shape[0]
+    if not with_windows:
+        return Batch(features, usable_rows(features), None, np.zeros(n, dtype=np.bool_), np.ones(n))
+    built = [build_windows(f.hourly.close, f.hourly.volume, f.rows, lookback) for f in frames]
+    oks = [window_rows_ok(len(f.hourly), f.rows, lookback) for f in frames]
+    windows = (
+        np.concatenate([w for w, _ in built])
+        if built
+        else np.zeros((0, CHANNELS, lookback), dtype=np.float32)
+    )
+    scale = np.concatenate([s for _, s in built]) if built else np.ones(0)
+    windows_ok = np.concatenate(oks) if oks else np.zeros(0, dtype=np.bool_)
+    return Batch(features, usable_rows(features), windows, windows_ok, scale)

@@ -1,0 +1,142 @@
+"""The two neural forecasters behind one predictor: fit, forecast, (de)serialise.
+
+PyTorch is optional: this module imports it at the top, so callers import this module lazily
+and treat an ImportError as "forecasters abstain". Weights are a state_dict saved with
+`torch.save` and read with `torch.load(weights_only=True)` (tensors only, no code); the
+architecture is rebuilt from the hyper-parameters in the metadata and the state_dict must
+match it exactly.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from quantum_trader.domain import FloatArray
+from quantum_trader.errors import ModelArtifactError
+from quantum_trader.signals.models.base import NHITS, PATCHTST, Batch, Votes, votes_from_forecast
+from quantum_trader.signals.models.nhits import DEFAULT_PARAMS as NHITS_PARAMS
+from quantum_trader.signals.models.nhits import NHiTS
+from quantum_trader.signals.models.patchtst import DEFAULT_PARAMS as PATCHTST_PARAMS
+from quantum_trader.signals.models.patchtst import PatchTST
+from quantum_trader.signals.models.windows import Float32Array
+
+DEFAULT_PARAMS: dict[str, dict[str, Any]] = {NHITS: NHITS_PARAMS, PATCHTST: PATCHTST_PARAMS}
+INFERENCE_CHUNK = 4096
+MAX_THREADS = 2
+
+
+def configure_threads(threads: int) -> None:
+    """Cap PyTorch's intra-op threads (the machine has 2 cores shared with the daemon)."""
+    torch.set_num_threads(max(1, min(threads, MAX_THREADS)))
+
+
+def build_module(name: str, lookback: int, horizon: int, params: Mapping[str, Any]) -> nn.Module:
+    if name == NHITS:
+        return NHiTS.from_params(lookback, horizon, params)
+    if name == PATCHTST:
+        return PatchTST.from_params(lookback, horizon, params)
+    raise ModelArtifactError(f"{name}: not a forecaster")
+
+
+class ForecasterModel:
+    """A trained forecaster. `threshold` is the |log return| beyond which it votes BUY/SELL."""
+
+    def __init__(self, name: str, module: nn.Module, threshold: float) -> None:
+        self._name = name
+        self.module = module.eval()
+        self.threshold = threshold
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def forecast_return(self, windows: Float32Array, scale: FloatArray) -> FloatArray:
+        """Forecast log return over the horizon for each window (σ-units × σ)."""
+        out = np.empty(windows.shape[0])
+        with torch.inference_mode():
+            for start in range(0, windows.shape[0], INFERENCE_CHUNK):
+                chunk = torch.from_numpy(windows[start : start + INFERENCE_CHUNK])
+                predicted = self.module(chunk)
+                last = predicted[:, -1] if predicted.dim() == 2 else predicted[:, 0, -1]
+                out[start : start + chunk.shape[0]] = last.double().numpy()
+        return out * scale
+
+    def predict(self, batch: Batch) -> Votes:
+        ok = batch.windows_ok
+        forecast = np.zeros(len(batch))
+        if batch.windows is not None and ok.any():
+            forecast[ok] = self.forecast_return(batch.windows[ok], batch.scale[ok])
+        else:
+            ok = np.zeros(len(batch), dtype=np.bool_)
+        return votes_from_forecast(forecast, self.threshold, ok)
+
+    def to_bytes(self) -> bytes:
+        buffer = io.BytesIO()
+        torch.save(self.module.state_dict(), buffer)
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(
+        cls, name: str, payload: bytes, lookback: int, horizon: int, params: Mapping[str, Any]
+    ) -> ForecasterModel:
+        """Rebuild the architecture from `params` and load weights without unpickling code."""
+        try:
+            module = build_module(name, lookback, horizon, params["architecture"])
+            state = torch.load(io.BytesIO(payload), weights_only=True, map_location="cpu")
+            module.load_state_dict(state, strict=True)
+            threshold = float(params["threshold"])
+        except ModelArtifactError:
+            raise
+        except Exception as error:  # torch raises many types for a bad file
+            raise ModelArtifactError(f"{name}: corrupt or mismatched weights ({error})") from error
+        return cls(name, module, threshold)
+
+
+def fit_forecaster(
+    name: str,
+    windows: Float32Array,
+    targets: Float32Array,
+    seed: int,
+    steps: int,
+    batch_size: int = 256,
+) -> nn.Module:
+    """Train with Adam on the Huber loss over random mini-batches; deterministic for a seed.
+
+    N-HiTS is scored on the price channel only (volume is its exogenous input); PatchTST on
+    both channels, as channel independence makes each channel a training series.
+    """
+    torch.manual_seed(seed)
+    lookback, horizon = windows.shape[2], targets.shape[2]
+    module = build_module(name, lookback, horizon, DEFAULT_PARAMS[name]).train()
+    optimiser = torch.optim.Adam(module.parameters(), lr=1e-3)
+    loss_fn = nn.HuberLoss(delta=1.0)
+    rng = np.random.default_rng(seed)
+    for _ in range(steps):
+        rows = rng.integers(0, windows.shape[0], size=min(batch_size, windows.shape[0]))
+        x = torch.from_numpy(windows[rows])
+        y = torch.from_numpy(targets[rows])
+        predicted = module(x)
+        loss = loss_fn(predicted, y[:, 0] if predicted.dim() == 2 else y)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    return module.eval()
+
+
+def calibrate_threshold(forecast: FloatArray, hold_share: float, floor: float) -> float:
+    """The |forecast| quantile that makes the HOLD share of votes match the labels' (≥ floor).
+
+    MSE-style training shrinks forecasts toward zero, so a fixed return threshold would make a
+    forecaster vote HOLD almost always; calibrating on its own training forecasts keeps its
+    vote distribution comparable to the classifiers'.
+    """
+    if forecast.size == 0:
+        return floor
+    quantile = float(np.quantile(np.abs(forecast), np.clip(hold_share, 0.0, 1.0)))
+    return max(quantile, floor)
