@@ -156,3 +156,10 @@ class PerformanceSettings(Section):
     weak_win_rate_multiplier: float = Field(0.7, gt=0)
     low_win_rate: float = Field(0.35, ge=0, le=1)
     low_win_rate_multiplier: float = Field(0.5, gt=0)
+
+
+class AnalyticsSettings(Section):
+    """Portfolio risk analytics (SPEC §7): VaR level and the returns window."""
+
+    var_confidence: float = Field(0.95, gt=0.5, lt=1)
+    lookback_bars: int = Field(288, ge=10)
