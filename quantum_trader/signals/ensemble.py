@@ -82,7 +82,11 @@ def vote(
         mean_agreeing = weights[best, columns] / np.maximum(counts[best, columns], 1)
         share = weights[best, columns] / weights.sum(axis=0)
     action = np.where(strong | weak, classes[best], 0).astype(np.int8)
-    confidence = np.where(strong, 0.70 + 0.20 * mean_agreeing, 0.40 + 0.20 * share)
+    confidence = np.where(
+        strong,
+        np.clip(0.70 + 0.20 * mean_agreeing, 0.70, 0.90),
+        np.clip(0.40 + 0.20 * share, 0.40, 0.60),
+    )
     confidence = np.where(action != 0, np.nan_to_num(confidence), 0.0)
     return action, confidence
 

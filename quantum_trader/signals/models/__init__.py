@@ -1,0 +1,1 @@
+"""The ensemble's models: gradient-boosted trees and (optional, PyTorch) forecasters."""
