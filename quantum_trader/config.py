@@ -31,6 +31,8 @@ from quantum_trader.gates.settings import (
     BalancerSettings,
     GovernorSettings,
     OrchestratorSettings,
+    PerformanceSettings,
+    RegimeSettings,
     RiskGuardSettings,
 )
 from quantum_trader.monitor.settings import MonitorSettings
@@ -164,6 +166,8 @@ class Settings(BaseSettings):
     orchestrator: OrchestratorSettings = OrchestratorSettings()
     balancer: BalancerSettings = BalancerSettings()
     governor: GovernorSettings = GovernorSettings()
+    regime: RegimeSettings = RegimeSettings()
+    performance: PerformanceSettings = PerformanceSettings()
     health: HealthSettings = HealthSettings()
     log: LogSettings = LogSettings()
     backtest: BacktestSettings = BacktestSettings()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -19,6 +19,7 @@ from quantum_trader.domain import (
     MarketView,
     PortfolioView,
     ReasonCode,
+    Regime,
     SizedOrder,
     TradePlan,
     Verdict,
@@ -76,11 +77,17 @@ class Executor:
         self._min_confidence = min_confidence
         self._stopping = stopping or asyncio.Event()
         self._cycle_numbers = itertools.count(1)
+        self._regimes: Mapping[str, Regime] = {}
+
+    def latest_regimes(self) -> Mapping[str, Regime]:
+        """Each symbol's regime as of the last cycle (the monitor tightens on a change)."""
+        return self._regimes
 
     async def run_cycle(self, now: datetime) -> CycleSummary:
         summary = CycleSummary(f"c{next(self._cycle_numbers)}")
         with bound_context(cycle_id=summary.cycle_id, sim_time=now.isoformat()):
             market = await self._market.state(now)
+            self._regimes = market.view.regimes
             portfolio = await self.portfolio(now)
             candidates, filtered = select_candidates(market, portfolio, self._min_confidence)
             approval = self._chain.approve(candidates, portfolio, market.view, now)

@@ -14,6 +14,7 @@ from decimal import Decimal
 from quantum_trader.domain import (
     ZERO,
     ClosedTrade,
+    ExchangePosition,
     ExitReason,
     Order,
     OrderKind,
@@ -147,7 +148,10 @@ class Trader:
         """Cancel a protective order; one that is already gone is not an error."""
         if client_order_id is None:
             return
-        await self._exchange.cancel_conditional_order(symbol, client_order_id)
+        try:
+            await self._exchange.cancel_conditional_order(symbol, client_order_id)
+        except OrderRejected as error:  # already filled, expired or cancelled: nothing to do
+            log.debug("cancel_not_needed", client_order_id=client_order_id, detail=str(error))
         known = await self._repository.get_order(client_order_id)
         if known is not None and not known.status.is_final:
             await self._repository.save_order(
@@ -206,6 +210,29 @@ class Trader:
             r_multiple=round(trade.r_multiple, 3),
         )
         return trade
+
+    async def settle_external_exit(
+        self,
+        position: Position,
+        held: ExchangePosition | None,
+        price: Decimal | None,
+        now: datetime,
+    ) -> Position | ClosedTrade:
+        """Book a reduction no order of ours explains (closed by hand, liquidated) at the mark."""
+        remaining = held.quantity if held is not None else ZERO
+        external = Order(
+            client_order_id=f"external-{position.entry_order_id}",
+            symbol=position.symbol,
+            side=position.side.exit_order_side,
+            kind=OrderKind.MARKET,
+            quantity=position.quantity - remaining,
+            status=OrderStatus.FILLED,
+            created_at=now,
+            filled_quantity=position.quantity - remaining,
+            average_price=price or position.stop_price,
+            detail="closed outside this program",
+        )
+        return await self.settle_exit(position, external, ExitReason.MANUAL, now)
 
 
 def _position_from_entry(sized: SizedOrder, entry: Order, now: datetime) -> Position:

@@ -11,7 +11,8 @@ from quantum_trader.portfolio.account import AccountTracker
 from quantum_trader.ports import Repository
 
 ACCOUNT_STATE = ("account", "tracker")
-TRACKER_SAVE_INTERVAL = timedelta(minutes=1)
+# Day rolls and closed trades save at once; the peak in between at most this often.
+TRACKER_SAVE_INTERVAL = timedelta(hours=1)
 
 
 class Ledger:

@@ -1,0 +1,241 @@
+"""The composition root: the only place that chooses implementations for the ports.
+
+`open_runtime` wires settings → clock, repository, market feed, signal source, exchange, gates,
+sizer, trader, executor and monitor, registering every resource on the caller's AsyncExitStack
+so cleanup runs in reverse order, and only for what was opened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from quantum_trader.clock import ms_from_utc
+from quantum_trader.config import Settings
+from quantum_trader.cycle import Executor
+from quantum_trader.domain import Bars, ExchangeMode, GlobalRegime, MarketRules
+from quantum_trader.errors import ConfigurationError, MarketDataError
+from quantum_trader.execution.ids import ClientOrderIds
+from quantum_trader.execution.paper import PaperExchange
+from quantum_trader.execution.paper_markets import default_market_rules
+from quantum_trader.execution.trader import Trader
+from quantum_trader.gates.chain import ApprovalChain
+from quantum_trader.gates.risk_guard import RiskGuard
+from quantum_trader.log import get_logger
+from quantum_trader.market import regime
+from quantum_trader.market.candle_store import CandleStore, bundled_sample_dir
+from quantum_trader.market.model import GlobalRegimeFn, RegimeFn
+from quantum_trader.market.provider import LiveMarket
+from quantum_trader.market.replay import ReplayFeed
+from quantum_trader.monitor.loop import PositionMonitor
+from quantum_trader.portfolio.ledger import Ledger
+from quantum_trader.ports import Clock, Exchange, Repository, SignalSource
+from quantum_trader.signals.rules import RuleAgent
+from quantum_trader.sizing.costs import CostModel
+from quantum_trader.sizing.mathematician import MathSizer
+from quantum_trader.storage.sqlite import SqliteRepository
+
+log = get_logger("app")
+DATABASE_FILE = "quantum_trader.db"
+PAPER_STATE_FILE = "paper_exchange.json"
+REPLAY_STATE = ("replay", "clock")
+
+
+@dataclass(slots=True)
+class Runtime:
+    settings: Settings
+    clock: Clock
+    repository: Repository
+    exchange: Exchange
+    executor: Executor
+    monitor: PositionMonitor
+    trader: Trader
+    replay_end: datetime | None
+
+
+def database_path(settings: Settings) -> Path:
+    return settings.data_dir / DATABASE_FILE
+
+
+def open_store(settings: Settings) -> CandleStore:
+    return CandleStore(settings.market.replay_dir or bundled_sample_dir())
+
+
+def open_replay_feed(settings: Settings, source: SignalSource) -> ReplayFeed:
+    history = max(settings.market.history_bars, source.warmup_bars)
+    return ReplayFeed(
+        open_store(settings), settings.market.symbols, settings.market.timeframe, history
+    )
+
+
+def choose_signal_source(settings: Settings) -> SignalSource:
+    """The ensemble when trained models exist (or when asked for), else the rule agent."""
+    wanted = settings.signals.source
+    if wanted == "rules":
+        return RuleAgent(settings.signals)
+    ensemble = _load_ensemble(settings)
+    if ensemble is not None:
+        return ensemble
+    if wanted == "ensemble":
+        raise ConfigurationError(
+            [
+                f"signals.source: 'ensemble' needs trained models in {settings.data_dir / 'models'}"
+                " (run `quantum-trader train` first)"
+            ]
+        )
+    return RuleAgent(settings.signals)
+
+
+def _load_ensemble(settings: Settings) -> SignalSource | None:
+    models_dir = settings.data_dir / "models"
+    if not models_dir.is_dir():
+        return None
+    from quantum_trader.signals.ensemble import load_ensemble  # heavy: only with models
+
+    ensemble: SignalSource | None = load_ensemble(models_dir, settings.ensemble)
+    return ensemble
+
+
+def regime_function(settings: Settings) -> RegimeFn:
+    names = np.asarray(regime.REGIMES, dtype=object)
+    regime_settings = settings.regime
+
+    def classify(bars: Bars) -> npt.NDArray[np.object_]:
+        codes = regime.regime_series(bars, regime_settings)
+        return np.asarray(names[codes], dtype=object)
+
+    return classify
+
+
+def global_regime_timeline(store: CandleStore, settings: Settings) -> GlobalRegimeFn:
+    """BTC's recorded daily closes against their EMA200, as of any instant (SPEC §3.3)."""
+    try:
+        hourly = store.load_bars("BTC/USDT:USDT", "1h")
+    except MarketDataError:
+        log.warning("global_regime_unavailable", reason="no recorded BTC 1h candles")
+        return lambda now_ms: GlobalRegime.SIDEWAYS
+    cache: dict[int, GlobalRegime] = {}
+
+    def at(now_ms: int) -> GlobalRegime:
+        day = now_ms // regime.DAY_MS
+        if day not in cache:
+            visible = hourly.slice(0, hourly.closed_before(day * regime.DAY_MS))
+            cache[day] = regime.global_regime(regime.daily_closes(visible), settings.regime)
+        return cache[day]
+
+    return at
+
+
+def build_chain(settings: Settings) -> ApprovalChain:
+    return ApprovalChain(gates=[], order_gates=[RiskGuard(settings.risk)])
+
+
+def make_paper_exchange(
+    settings: Settings,
+    clock: Clock,
+    feed: ReplayFeed,
+    rules: Mapping[str, MarketRules],
+    state_path: Path | None,
+) -> PaperExchange:
+    return PaperExchange(
+        rules=rules,
+        costs=CostModel(settings.costs),
+        clock=clock,
+        initial_balance_usdt=Decimal(repr(settings.exchange.paper_initial_balance_usdt)),
+        bars=feed.bars,
+        funding=feed.funding,
+        state_path=state_path,
+    )
+
+
+async def open_runtime(
+    settings: Settings,
+    stack: AsyncExitStack,
+    make_clock: Callable[[datetime], Clock],
+    stopping: asyncio.Event,
+) -> Runtime:
+    """Open every resource for `run` in paper mode on a replayed market."""
+    _require_paper_replay(settings)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    repository = await SqliteRepository.open(database_path(settings))
+    stack.push_async_callback(repository.close)
+    source = choose_signal_source(settings)
+    feed = open_replay_feed(settings, source)
+    clock = make_clock(await _replay_start(settings, feed, repository))
+    rules = default_market_rules(settings.market.symbols)
+    exchange = make_paper_exchange(
+        settings, clock, feed, rules, settings.data_dir / PAPER_STATE_FILE
+    )
+    stack.push_async_callback(exchange.close)
+    balance = await exchange.fetch_balance()
+    ledger = await Ledger.load(repository, balance.equity_usdt, clock.now())
+    trader = Trader(exchange, repository, ledger, ClientOrderIds())
+    market = LiveMarket(
+        feed,
+        source,
+        rules,
+        regime_function(settings),
+        global_regime_timeline(open_store(settings), settings),
+        settings.balancer.correlation_lookback_bars,
+    )
+    sizer = MathSizer(settings.sizing, CostModel(settings.costs))
+    executor = Executor(
+        market,
+        exchange,
+        repository,
+        trader,
+        build_chain(settings),
+        sizer,
+        settings.executor.min_confidence,
+        stopping,
+    )
+    monitor = PositionMonitor(
+        exchange, repository, trader, rules, settings.monitor, regimes=executor.latest_regimes
+    )
+    log.info(
+        "runtime_ready",
+        mode=settings.exchange.mode,
+        signal_source=source.name,
+        symbols=list(settings.market.symbols),
+        replay_from=clock.now().isoformat(),
+        replay_until=feed.end.isoformat(),
+        open_positions=len(ledger.positions),
+    )
+    return Runtime(settings, clock, repository, exchange, executor, monitor, trader, feed.end)
+
+
+def _require_paper_replay(settings: Settings) -> None:
+    problems = []
+    if settings.exchange.mode is not ExchangeMode.PAPER:
+        problems.append(
+            f"exchange.mode: '{settings.exchange.mode}' is not available in this build yet; "
+            "use 'paper'"
+        )
+    if settings.market.source != "replay":
+        problems.append(
+            "market.source: 'exchange' is not available in this build yet; use 'replay'"
+        )
+    if problems:
+        raise ConfigurationError(problems)
+
+
+async def _replay_start(settings: Settings, feed: ReplayFeed, repository: Repository) -> datetime:
+    """Resume the recorded market where the last run stopped, else start where configured."""
+    saved = (await repository.load_state(REPLAY_STATE[0])).get(REPLAY_STATE[1])
+    if saved:
+        return datetime.fromisoformat(saved["now"])
+    start = settings.market.replay_start or feed.start
+    feed.check_covers(start)
+    return start
+
+
+async def save_replay_time(repository: Repository, now: datetime) -> None:
+    await repository.save_state(*REPLAY_STATE, {"now": now.isoformat(), "ms": ms_from_utc(now)})

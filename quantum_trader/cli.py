@@ -1,0 +1,122 @@
+"""The command line (SPEC §10.1). Exit codes: 0 clean stop, 2 bad configuration or usage (one
+line per problem, naming the setting), 1 anything else."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from typer.exceptions import TyperException
+
+from quantum_trader.config import Settings, load_settings
+from quantum_trader.errors import ConfigurationError, QuantumTraderError
+from quantum_trader.log import configure_logging
+
+app = typer.Typer(
+    name="quantum-trader",
+    help="Risk-managed, ML-driven trading daemon for Binance USD-M perpetual futures.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+console = Console()
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", help="TOML settings file (default: config/default.toml if present)."),
+]
+
+
+def _settings(config: Path | None) -> Settings:
+    settings = load_settings(config)
+    configure_logging(settings.log.format, settings.log.level)
+    return settings
+
+
+@app.command()
+def run(config: ConfigOption = None) -> None:
+    """Run the daemon until SIGTERM/SIGINT."""
+    import uvloop
+
+    from quantum_trader.daemon import run_daemon
+
+    settings = _settings(config)
+    raise typer.Exit(uvloop.run(run_daemon(settings)))
+
+
+@app.command()
+def backtest(
+    config: ConfigOption = None,
+    start: Annotated[str | None, typer.Option(help="First day, YYYY-MM-DD (UTC).")] = None,
+    end: Annotated[str | None, typer.Option(help="Day after the last, YYYY-MM-DD (UTC).")] = None,
+    symbols: Annotated[str | None, typer.Option(help="Comma-separated ccxt symbols.")] = None,
+    out: Annotated[Path, typer.Option(help="Directory for report.json and the database.")] = Path(
+        "reports/backtest"
+    ),
+) -> None:
+    """Run the daemon's pipeline over recorded data on a simulated clock, as fast as possible."""
+    import uvloop
+
+    from quantum_trader.backtest import BacktestRequest, run_backtest
+    from quantum_trader.reporting import print_backtest_summary
+
+    settings = _settings(config)
+    request = BacktestRequest(
+        start=_parse_day("--start", start),
+        end=_parse_day("--end", end),
+        symbols=tuple(s.strip() for s in symbols.split(",")) if symbols else None,
+        out_dir=out,
+    )
+    report = uvloop.run(run_backtest(settings, request))
+    print_backtest_summary(console, report, out / "report.json")
+
+
+@config_app.command("show")
+def config_show(config: ConfigOption = None) -> None:
+    """Print the effective settings as JSON, secrets redacted."""
+    settings = load_settings(config)
+    console.print_json(json.dumps(settings.redacted()))
+
+
+def _parse_day(option: str, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError:
+        raise ConfigurationError([f"{option}: expected YYYY-MM-DD, got {value!r}"]) from None
+
+
+def main() -> None:
+    """Entry point of `quantum-trader` and `python -m quantum_trader`."""
+    from quantum_trader import cli_operator  # registers status/positions/trades/... commands
+
+    del cli_operator
+    try:
+        code = app(standalone_mode=False)
+    except ConfigurationError as error:
+        for problem in error.problems:
+            print(f"configuration error: {problem}", file=sys.stderr)
+        sys.exit(2)
+    except TyperException as error:  # usage errors: exit code 2
+        show = getattr(error, "show", None)
+        if callable(show):
+            show()
+        else:
+            print(f"error: {error.format_message()}", file=sys.stderr)
+        sys.exit(error.exit_code)
+    except typer.Abort:
+        sys.exit(1)
+    except QuantumTraderError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)
+    except typer.Exit as done:
+        sys.exit(done.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,154 @@
+"""The daemon's lifecycle: uvloop, one AsyncExitStack for resources, one TaskGroup for the
+executor (30 s), the position monitor (5 s) and a heartbeat.
+
+SIGTERM/SIGINT only set the stop event. Then: no new trades, an order in flight finishes (the
+loops are never cancelled mid-step unless the grace period runs out), the database is flushed,
+resources close in reverse order, and the process exits 0. Protective stops stay on the exchange.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from datetime import datetime, timedelta
+
+from quantum_trader.app import Runtime, open_runtime, save_replay_time
+from quantum_trader.clock import SimulatedClock
+from quantum_trader.config import Settings
+from quantum_trader.log import get_logger
+from quantum_trader.ports import Clock
+
+log = get_logger("daemon")
+Step = Callable[[datetime], Awaitable[None]]
+HEARTBEAT_FILE = "heartbeat"
+
+
+async def run_daemon(settings: Settings) -> int:
+    """Run until SIGTERM/SIGINT; return the exit code."""
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    speed = settings.market.replay_speed
+    async with AsyncExitStack() as stack:
+        runtime = await open_runtime(
+            settings, stack, lambda start: SimulatedClock(start, speed), stopping
+        )
+        # Reconcile protection before the first trade: a stop missing since the last run is
+        # re-placed, an exit the exchange made meanwhile is booked.
+        await runtime.monitor.tick(runtime.clock.now())
+        await _run_loops(runtime, stopping)
+        await runtime.repository.flush()
+        log.info("daemon_stopped", sim_time=runtime.clock.now().isoformat())
+    return 0
+
+
+async def _run_loops(runtime: Runtime, stopping: asyncio.Event) -> None:
+    s = runtime.settings
+    async with asyncio.TaskGroup() as group:
+        tasks = [
+            group.create_task(
+                periodic(
+                    "executor",
+                    s.executor.interval_s,
+                    runtime.clock,
+                    stopping,
+                    lambda now: _cycle(runtime, now),
+                ),
+                name="executor",
+            ),
+            group.create_task(
+                periodic(
+                    "monitor", s.monitor.interval_s, runtime.clock, stopping, runtime.monitor.tick
+                ),
+                name="monitor",
+            ),
+            group.create_task(
+                periodic(
+                    "heartbeat",
+                    s.executor.heartbeat_interval_s,
+                    runtime.clock,
+                    stopping,
+                    lambda now: _heartbeat(runtime, now),
+                ),
+                name="heartbeat",
+            ),
+        ]
+        await stopping.wait()
+        log.info("shutdown_requested", grace_s=s.executor.shutdown_grace_s)
+        _, late = await asyncio.wait(tasks, timeout=s.executor.shutdown_grace_s)
+        for task in late:
+            log.warning("shutdown_grace_exceeded", task=task.get_name())
+            task.cancel()
+
+
+async def _cycle(runtime: Runtime, now: datetime) -> None:
+    if runtime.replay_end is not None and now >= runtime.replay_end:
+        log.info("replay_finished", replay_end=runtime.replay_end.isoformat())
+        return
+    summary = await runtime.executor.run_cycle(now)
+    await runtime.repository.flush()
+    await save_replay_time(runtime.repository, now)
+    log.info(
+        "cycle_completed",
+        cycle_id=summary.cycle_id,
+        sim_time=now.isoformat(),
+        signals=summary.signals,
+        candidates=summary.candidates,
+        approved=summary.approved,
+        opened=summary.opened,
+        open_positions=len(runtime.trader.ledger.positions),
+    )
+
+
+async def _heartbeat(runtime: Runtime, now: datetime) -> None:
+    balance = await runtime.exchange.fetch_balance()
+    (runtime.settings.data_dir / HEARTBEAT_FILE).write_text(now.isoformat())
+    log.info(
+        "heartbeat",
+        sim_time=now.isoformat(),
+        equity_usdt=str(balance.equity_usdt),
+        open_positions=len(runtime.trader.ledger.positions),
+    )
+
+
+async def periodic(
+    name: str, interval_s: float, clock: Clock, stopping: asyncio.Event, step: Step
+) -> None:
+    """Call `step(now)` every `interval_s` of the clock until `stopping` is set.
+
+    An exception in a step is logged with context and the loop goes on. A step that overruns
+    its interval logs a warning and the next one starts on the next tick: no pile-up.
+    """
+    interval = timedelta(seconds=interval_s)
+    deadline = clock.now()
+    while not stopping.is_set():
+        try:
+            await step(clock.now())
+        except Exception:
+            log.exception("loop_step_failed", loop=name)
+        deadline += interval
+        now = clock.now()
+        if now > deadline:
+            missed = (now - deadline) // interval + 1
+            log.warning("loop_overrun", loop=name, skipped_ticks=missed)
+            deadline += missed * interval
+        if await sleep_or_stop(clock, deadline, stopping):
+            return
+
+
+async def sleep_or_stop(clock: Clock, deadline: datetime, stopping: asyncio.Event) -> bool:
+    """Sleep until `deadline` unless `stopping` is set first; return whether it is set."""
+    if stopping.is_set():
+        return True
+    sleeper = asyncio.ensure_future(clock.sleep_until(deadline))
+    waiter = asyncio.ensure_future(stopping.wait())
+    try:
+        await asyncio.wait({sleeper, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (sleeper, waiter):
+            task.cancel()
+        await asyncio.gather(sleeper, waiter, return_exceptions=True)
+    return stopping.is_set()
