@@ -20,27 +20,31 @@ import numpy.typing as npt
 
 from quantum_trader.clock import ms_from_utc
 from quantum_trader.config import Settings
-from quantum_trader.cycle import Executor
+from quantum_trader.cycle import Executor, HealthFn
 from quantum_trader.domain import Bars, ExchangeMode, GlobalRegime, MarketRules
 from quantum_trader.errors import ConfigurationError, MarketDataError
 from quantum_trader.execution.ids import ClientOrderIds
 from quantum_trader.execution.paper import PaperExchange
 from quantum_trader.execution.paper_markets import default_market_rules
 from quantum_trader.execution.trader import Trader
+from quantum_trader.gates.balancer import PortfolioBalancer
+from quantum_trader.gates.balancer_journal import BalancerJournal
 from quantum_trader.gates.chain import ApprovalChain
+from quantum_trader.gates.orchestrator import OrchestratorPolicy
 from quantum_trader.gates.risk_guard import RiskGuard
 from quantum_trader.log import get_logger
 from quantum_trader.market import regime
 from quantum_trader.market.candle_store import CandleStore, bundled_sample_dir
 from quantum_trader.market.model import GlobalRegimeFn, RegimeFn
-from quantum_trader.market.provider import LiveMarket
+from quantum_trader.market.provider import LiveMarket, MarketStateProvider
 from quantum_trader.market.replay import ReplayFeed
 from quantum_trader.monitor.loop import PositionMonitor
+from quantum_trader.ops.governor_keeper import GovernorKeeper, load_governor
 from quantum_trader.portfolio.ledger import Ledger
 from quantum_trader.ports import Clock, Exchange, Repository, SignalSource
 from quantum_trader.signals.rules import RuleAgent
 from quantum_trader.sizing.costs import CostModel
-from quantum_trader.sizing.mathematician import MathSizer
+from quantum_trader.sizing.desk import SizingDesk
 from quantum_trader.storage.sqlite import SqliteRepository
 
 log = get_logger("app")
@@ -50,14 +54,24 @@ REPLAY_STATE = ("replay", "clock")
 
 
 @dataclass(slots=True)
+class Core:
+    """The trading core, identical in `run` and `backtest`."""
+
+    trader: Trader
+    governor: GovernorKeeper
+    balancer: BalancerJournal
+    sizing: SizingDesk
+    executor: Executor
+    monitor: PositionMonitor
+
+
+@dataclass(slots=True)
 class Runtime:
     settings: Settings
     clock: Clock
     repository: Repository
     exchange: Exchange
-    executor: Executor
-    monitor: PositionMonitor
-    trader: Trader
+    core: Core
     replay_end: datetime | None
 
 
@@ -134,10 +148,6 @@ def global_regime_timeline(store: CandleStore, settings: Settings) -> GlobalRegi
     return at
 
 
-def build_chain(settings: Settings) -> ApprovalChain:
-    return ApprovalChain(gates=[], order_gates=[RiskGuard(settings.risk)])
-
-
 def make_paper_exchange(
     settings: Settings,
     clock: Clock,
@@ -154,6 +164,55 @@ def make_paper_exchange(
         funding=feed.funding,
         state_path=state_path,
     )
+
+
+async def assemble(
+    settings: Settings,
+    market: MarketStateProvider,
+    exchange: Exchange,
+    repository: Repository,
+    rules: Mapping[str, MarketRules],
+    start: datetime,
+    stopping: asyncio.Event,
+    health: HealthFn = lambda now: "HEALTHY",
+) -> Core:
+    """Ledger, governor, trader, approval chain, sizing desk, executor and monitor."""
+    balance = await exchange.fetch_balance()
+    ledger = await Ledger.load(repository, balance.equity_usdt, start, settings.performance)
+    governor = await load_governor(settings.governor, repository)
+    trader = Trader(
+        exchange, repository, ledger, ClientOrderIds(), admits=governor.state_allows_order
+    )
+    keeper = GovernorKeeper(governor, repository, exchange, trader)
+    balancer = BalancerJournal(PortfolioBalancer(settings.balancer))
+    chain = ApprovalChain(
+        gates=[OrchestratorPolicy(settings.orchestrator), balancer, governor],
+        order_gates=[RiskGuard(settings.risk)],
+    )
+    sizing = await SizingDesk.load(settings.sizing, CostModel(settings.costs), repository)
+    ledger.trade_listeners.append(lambda trade: sizing.on_trade_closed(trade, ledger.stats))
+    executor = Executor(
+        market,
+        exchange,
+        repository,
+        trader,
+        chain,
+        sizing,
+        keeper,
+        settings.executor.min_confidence,
+        stopping,
+        health,
+    )
+    monitor = PositionMonitor(
+        exchange,
+        repository,
+        trader,
+        rules,
+        settings.monitor,
+        regimes=executor.latest_regimes,
+        defensive_exit=lambda: governor.defensive_exit,
+    )
+    return Core(trader, keeper, balancer, sizing, executor, monitor)
 
 
 async def open_runtime(
@@ -175,9 +234,6 @@ async def open_runtime(
         settings, clock, feed, rules, settings.data_dir / PAPER_STATE_FILE
     )
     stack.push_async_callback(exchange.close)
-    balance = await exchange.fetch_balance()
-    ledger = await Ledger.load(repository, balance.equity_usdt, clock.now())
-    trader = Trader(exchange, repository, ledger, ClientOrderIds())
     market = LiveMarket(
         feed,
         source,
@@ -186,30 +242,29 @@ async def open_runtime(
         global_regime_timeline(open_store(settings), settings),
         settings.balancer.correlation_lookback_bars,
     )
-    sizer = MathSizer(settings.sizing, CostModel(settings.costs))
-    executor = Executor(
-        market,
-        exchange,
-        repository,
-        trader,
-        build_chain(settings),
-        sizer,
-        settings.executor.min_confidence,
-        stopping,
-    )
-    monitor = PositionMonitor(
-        exchange, repository, trader, rules, settings.monitor, regimes=executor.latest_regimes
+    core = await assemble(
+        settings, market, exchange, repository, rules, clock.now(), stopping, source_health(source)
     )
     log.info(
         "runtime_ready",
         mode=settings.exchange.mode,
         signal_source=source.name,
+        sizing_method=settings.sizing.method,
         symbols=list(settings.market.symbols),
         replay_from=clock.now().isoformat(),
         replay_until=feed.end.isoformat(),
-        open_positions=len(ledger.positions),
+        open_positions=len(core.trader.ledger.positions),
+        trading_state=core.governor.governor.state.trading_state,
     )
-    return Runtime(settings, clock, repository, exchange, executor, monitor, trader, feed.end)
+    return Runtime(settings, clock, repository, exchange, core, feed.end)
+
+
+def source_health(source: SignalSource) -> HealthFn:
+    """The signal source's health for the governor (the ensemble reports stale models)."""
+    report = getattr(source, "health", None)
+    if not callable(report):
+        return lambda now: "HEALTHY"
+    return lambda now: str(report(now)[0])
 
 
 def _require_paper_replay(settings: Settings) -> None:

@@ -16,7 +16,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from quantum_trader.app import (
-    build_chain,
+    Core,
+    assemble,
     choose_signal_source,
     global_regime_timeline,
     make_paper_exchange,
@@ -25,22 +26,16 @@ from quantum_trader.app import (
 )
 from quantum_trader.clock import ManualClock, ms_from_utc
 from quantum_trader.config import Settings
-from quantum_trader.cycle import Executor
 from quantum_trader.domain import EquitySnapshot
 from quantum_trader.errors import ConfigurationError
-from quantum_trader.execution.ids import ClientOrderIds
 from quantum_trader.execution.paper_markets import default_market_rules
-from quantum_trader.execution.trader import Trader
 from quantum_trader.log import configure_logging, get_logger
 from quantum_trader.market.candle_store import TIMEFRAME_MS
 from quantum_trader.market.model import MarketModel
 from quantum_trader.market.provider import PrecomputedMarket
 from quantum_trader.market.replay import ReplayFeed
-from quantum_trader.monitor.loop import PositionMonitor
-from quantum_trader.portfolio.ledger import Ledger
 from quantum_trader.reporting import BacktestReport, build_report
-from quantum_trader.sizing.costs import CostModel
-from quantum_trader.sizing.mathematician import MathSizer
+from quantum_trader.storage.memory import InMemoryRepository
 from quantum_trader.storage.sqlite import SqliteRepository
 
 log = get_logger("backtest")
@@ -66,48 +61,32 @@ async def run_backtest(settings: Settings, request: BacktestRequest) -> Backtest
     feed = ReplayFeed(store, symbols, settings.market.timeframe, source.warmup_bars)
     start, end = _window(feed, request)
     clock = ManualClock(start)
-    request.out_dir.mkdir(parents=True, exist_ok=True)
-    database = request.out_dir / "backtest.db"
-    for stale in request.out_dir.glob("backtest.db*"):
-        stale.unlink()
-    repository = await SqliteRepository.open(database)
+    # The run works in memory (the same contract as SQLite, without a thread hop per write);
+    # its database is written in one transaction at the end and the report reads it back.
+    repository = InMemoryRepository()
+    model = await asyncio.to_thread(
+        MarketModel.compute,
+        feed.bars,
+        source,
+        default_market_rules(symbols),
+        tail=None,
+        regime=regime_function(settings),
+        funding_rate_8h=lambda symbol, now_ms: feed.funding[symbol].rate_8h_at(now_ms),
+        global_regime=global_regime_timeline(store, settings),
+        returns_window=settings.balancer.correlation_lookback_bars,
+    )
+    rules = default_market_rules(feed.symbols)
+    exchange = make_paper_exchange(settings, clock, feed, rules, state_path=None)
+    core = await assemble(
+        settings, PrecomputedMarket(model), exchange, repository, rules, start, asyncio.Event()
+    )
+    steps = await _replay(settings, clock, core, repository, start, end)
+    start_ms, end_ms = ms_from_utc(start), ms_from_utc(end)
+    candles = sum(b.closed_before(end_ms) - b.closed_before(start_ms) for b in feed.bars.values())
+    database = await _save(repository, request.out_dir / "backtest.db")
     try:
-        rules = default_market_rules(symbols)
-        exchange = make_paper_exchange(settings, clock, feed, rules, state_path=None)
-        model = await asyncio.to_thread(
-            MarketModel.compute,
-            feed.bars,
-            source,
-            rules,
-            tail=None,
-            regime=regime_function(settings),
-            funding_rate_8h=lambda symbol, now_ms: feed.funding[symbol].rate_8h_at(now_ms),
-            global_regime=global_regime_timeline(store, settings),
-            returns_window=settings.balancer.correlation_lookback_bars,
-        )
-        balance = await exchange.fetch_balance()
-        ledger = await Ledger.load(repository, balance.equity_usdt, start)
-        trader = Trader(exchange, repository, ledger, ClientOrderIds())
-        executor = Executor(
-            PrecomputedMarket(model),
-            exchange,
-            repository,
-            trader,
-            build_chain(settings),
-            MathSizer(settings.sizing, CostModel(settings.costs)),
-            settings.executor.min_confidence,
-        )
-        monitor = PositionMonitor(
-            exchange, repository, trader, rules, settings.monitor, regimes=executor.latest_regimes
-        )
-        steps = await _replay(settings, clock, executor, monitor, trader, repository, start, end)
-        await repository.flush()
-        start_ms, end_ms = ms_from_utc(start), ms_from_utc(end)
-        candles = sum(
-            b.closed_before(end_ms) - b.closed_before(start_ms) for b in feed.bars.values()
-        )
         report = await build_report(
-            repository,
+            database,
             exchange,
             settings,
             symbols,
@@ -119,49 +98,52 @@ async def run_backtest(settings: Settings, request: BacktestRequest) -> Backtest
             source.name,
         )
     finally:
-        await repository.close()
+        await database.close()
     report.write(request.out_dir / "report.json")
     return report
+
+
+async def _save(repository: InMemoryRepository, path: Path) -> SqliteRepository:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        stale.unlink(missing_ok=True)
+    database = await SqliteRepository.open(path)
+    await database.import_rows(repository.export_rows())
+    return database
 
 
 async def _replay(
     settings: Settings,
     clock: ManualClock,
-    executor: Executor,
-    monitor: PositionMonitor,
-    trader: Trader,
-    repository: SqliteRepository,
+    core: Core,
+    repository: InMemoryRepository,
     start: datetime,
     end: datetime,
 ) -> int:
+    """Step bar close by bar close: monitor first (exits the exchange made), then the cycle."""
     step = timedelta(milliseconds=TIMEFRAME_MS[settings.market.timeframe])
-    flush_every = settings.backtest.flush_every_bars
     now, steps, next_equity = start, 0, start
     while now < end:
         clock.set(now)
-        await monitor.tick(now)
-        await executor.run_cycle(now)
+        await core.monitor.tick(now)
+        await core.executor.run_cycle(now)
         if now >= next_equity:
-            await _snapshot_equity(executor, trader, repository, now)
+            await _snapshot_equity(core, repository, now)
             next_equity = now + EQUITY_EVERY
         steps += 1
-        if steps % flush_every == 0:
-            await repository.flush()
         now += step
     return steps
 
 
-async def _snapshot_equity(
-    executor: Executor, trader: Trader, repository: SqliteRepository, now: datetime
-) -> None:
-    portfolio = await executor.portfolio(now)
+async def _snapshot_equity(core: Core, repository: InMemoryRepository, now: datetime) -> None:
+    portfolio = await core.executor.portfolio(now)
     await repository.record_equity(
         EquitySnapshot(
             now,
             portfolio.equity_usdt,
             portfolio.wallet_usdt,
             portfolio.used_margin_usdt,
-            len(trader.ledger.positions),
+            len(core.trader.ledger.positions),
         )
     )
 

@@ -135,10 +135,6 @@ class HealthSettings(Section):
     critical_checks_to_shutdown: int = Field(3, ge=1)
 
 
-class BacktestSettings(Section):
-    flush_every_bars: int = Field(2000, ge=1)
-
-
 _toml_path: ContextVar[Path | None] = ContextVar("_toml_path", default=None)
 
 
@@ -170,7 +166,6 @@ class Settings(BaseSettings):
     performance: PerformanceSettings = PerformanceSettings()
     health: HealthSettings = HealthSettings()
     log: LogSettings = LogSettings()
-    backtest: BacktestSettings = BacktestSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -1,27 +1,24 @@
-"""The executor cycle (SPEC §2): market → signals → approval chain → sizing → risk guard →
-execution → record. One call of `run_cycle` is one cycle; the loop around it lives in app.py."""
+"""The executor cycle (SPEC §2): market → governor → signals → approval chain → sizing → risk
+guard → execution → record. One call of `run_cycle` is one cycle; the loop is in daemon.py."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
 
 from quantum_trader.domain import (
     Action,
     Candidate,
     Decision,
     GateName,
-    MarketRules,
     MarketView,
     PortfolioView,
     ReasonCode,
     Regime,
     SizedOrder,
-    TradePlan,
     Verdict,
 )
 from quantum_trader.errors import OrderRejected, OrderStateUnknown
@@ -30,20 +27,12 @@ from quantum_trader.gates.chain import ApprovalChain, Approved
 from quantum_trader.log import bound_context, get_logger
 from quantum_trader.market.model import MarketState
 from quantum_trader.market.provider import MarketStateProvider
+from quantum_trader.ops.governor_keeper import GovernorKeeper
 from quantum_trader.ports import Exchange, Repository
+from quantum_trader.sizing.desk import SizingDesk
 
 log = get_logger("executor")
-
-
-class Sizer(Protocol):
-    def size(
-        self,
-        candidate: Candidate,
-        plan: TradePlan,
-        portfolio: PortfolioView,
-        rules: MarketRules,
-        funding_rate_8h: float = 0.0,
-    ) -> SizedOrder | Verdict: ...
+HealthFn = Callable[[datetime], str]
 
 
 @dataclass(slots=True)
@@ -64,18 +53,22 @@ class Executor:
         repository: Repository,
         trader: Trader,
         chain: ApprovalChain,
-        sizer: Sizer,
+        sizing: SizingDesk,
+        governor: GovernorKeeper,
         min_confidence: float,
         stopping: asyncio.Event | None = None,
+        health: HealthFn = lambda now: "HEALTHY",
     ) -> None:
         self._market = market
         self._exchange = exchange
         self._repository = repository
         self._trader = trader
         self._chain = chain
-        self._sizer = sizer
+        self._sizing = sizing
+        self._governor = governor
         self._min_confidence = min_confidence
         self._stopping = stopping or asyncio.Event()
+        self._health = health
         self._cycle_numbers = itertools.count(1)
         self._regimes: Mapping[str, Regime] = {}
 
@@ -89,6 +82,7 @@ class Executor:
             market = await self._market.state(now)
             self._regimes = market.view.regimes
             portfolio = await self.portfolio(now)
+            await self._governor.observe(portfolio, market.view, now, self._health(now))
             candidates, filtered = select_candidates(market, portfolio, self._min_confidence)
             approval = self._chain.approve(candidates, portfolio, market.view, now)
             verdicts = [*filtered, *approval.verdicts]
@@ -110,31 +104,33 @@ class Executor:
     ) -> list[Verdict]:
         candidate = approved.candidate
         with bound_context(symbol=candidate.symbol):
-            rules = market.rules.get(candidate.symbol)
-            if rules is None:
-                return [_deny(GateName.SIZER, candidate, ReasonCode.UNKNOWN_SYMBOL)]
-            funding = market.funding_rate_8h.get(candidate.symbol, 0.0)
-            sized = self._sizer.size(candidate, approved.plan, portfolio, rules, funding)
+            sized, factors = self._sizing.size(approved, portfolio, market)
             if isinstance(sized, Verdict):
                 return [sized]
-            verdicts = self._chain.check_order(sized, portfolio, market, now)
+            detail = " ".join(f"{k}={v:.3f}" for k, v in factors.items())
+            sized_verdict = Verdict.allow(
+                GateName.SIZER,
+                candidate.symbol,
+                f"qty={sized.quantity} lev={sized.leverage} risk={sized.expected_loss_usdt:.2f} "
+                f"{detail} method={sized.method.split('|', 1)[0]}",
+            )
+            verdicts = [sized_verdict, *self._chain.check_order(sized, portfolio, market, now)]
             if all(v.approved for v in verdicts):
-                verdicts += await self._execute(sized, candidate, now)
+                verdicts.append(await self._execute(sized, candidate, now))
             return verdicts
 
-    async def _execute(
-        self, order: SizedOrder, candidate: Candidate, now: datetime
-    ) -> list[Verdict]:
+    async def _execute(self, order: SizedOrder, candidate: Candidate, now: datetime) -> Verdict:
         try:
             position = await self._trader.open_position(order, now)
         except OrderRejected as error:
-            return [_deny(GateName.EXECUTION, candidate, error.reason, str(error))]
+            return _deny(GateName.EXECUTION, candidate, error.reason, str(error))
         except OrderStateUnknown as error:
             log.error("order_state_unknown", error=str(error))
-            return [_deny(GateName.EXECUTION, candidate, ReasonCode.ORDER_FAILED, str(error))]
+            return _deny(GateName.EXECUTION, candidate, ReasonCode.ORDER_FAILED, str(error))
         if position is None:
-            return [_deny(GateName.EXECUTION, candidate, ReasonCode.ORDER_FAILED, "not filled")]
-        return [Verdict.allow(GateName.EXECUTION, candidate.symbol, "opened")]
+            return _deny(GateName.EXECUTION, candidate, ReasonCode.ORDER_FAILED, "not filled")
+        await self._sizing.on_position_opened(order, position.entry_order_id)
+        return Verdict.allow(GateName.EXECUTION, candidate.symbol, "opened")
 
     async def _record(
         self,
@@ -148,8 +144,7 @@ class Executor:
             candidate = by_symbol.get(verdict.symbol)
             confidence = candidate.confidence if candidate else 0.0
             side = candidate.side if candidate else None
-            decision = Decision(summary.cycle_id, now, verdict, confidence, side)
-            summary.decisions.append(decision)
+            summary.decisions.append(Decision(summary.cycle_id, now, verdict, confidence, side))
             log.info(
                 "decision",
                 symbol=verdict.symbol,
@@ -158,6 +153,7 @@ class Executor:
                 reason=verdict.reason,
                 detail=verdict.detail,
                 confidence=round(confidence, 4),
+                votes=_votes(candidate),
             )
         summary.opened = sum(1 for v in verdicts if v.gate is GateName.EXECUTION and v.approved)
         await self._repository.record_decisions(summary.decisions)
@@ -192,6 +188,12 @@ def select_candidates(
             price, regime = view.prices[signal.symbol], view.regimes[signal.symbol]
             candidates.append(Candidate(signal, side, price, view.atr_pct[signal.symbol], regime))
     return candidates, denied
+
+
+def _votes(candidate: Candidate | None) -> str:
+    if candidate is None:
+        return ""
+    return ",".join(f"{v.model}:{v.action}:{v.confidence:.2f}" for v in candidate.signal.votes)
 
 
 def _deny(gate: GateName, candidate: Candidate, reason: ReasonCode, detail: str = "") -> Verdict:

@@ -38,7 +38,7 @@ async def run_daemon(settings: Settings) -> int:
         )
         # Reconcile protection before the first trade: a stop missing since the last run is
         # re-placed, an exit the exchange made meanwhile is booked.
-        await runtime.monitor.tick(runtime.clock.now())
+        await _monitor_tick(runtime, runtime.clock.now())
         await _run_loops(runtime, stopping)
         await runtime.repository.flush()
         log.info("daemon_stopped", sim_time=runtime.clock.now().isoformat())
@@ -61,7 +61,11 @@ async def _run_loops(runtime: Runtime, stopping: asyncio.Event) -> None:
             ),
             group.create_task(
                 periodic(
-                    "monitor", s.monitor.interval_s, runtime.clock, stopping, runtime.monitor.tick
+                    "monitor",
+                    s.monitor.interval_s,
+                    runtime.clock,
+                    stopping,
+                    runtime.core.monitor.tick,
                 ),
                 name="monitor",
             ),
@@ -84,12 +88,18 @@ async def _run_loops(runtime: Runtime, stopping: asyncio.Event) -> None:
             task.cancel()
 
 
+async def _monitor_tick(runtime: Runtime, now: datetime) -> None:
+    await runtime.core.governor.handle_operator_requests(now)
+    await runtime.core.monitor.tick(now)
+
+
 async def _cycle(runtime: Runtime, now: datetime) -> None:
     if runtime.replay_end is not None and now >= runtime.replay_end:
         log.info("replay_finished", replay_end=runtime.replay_end.isoformat())
         return
-    summary = await runtime.executor.run_cycle(now)
+    summary = await runtime.core.executor.run_cycle(now)
     await runtime.repository.flush()
+    runtime.core.balancer.write_latest(runtime.settings.data_dir)
     await save_replay_time(runtime.repository, now)
     log.info(
         "cycle_completed",
@@ -99,7 +109,7 @@ async def _cycle(runtime: Runtime, now: datetime) -> None:
         candidates=summary.candidates,
         approved=summary.approved,
         opened=summary.opened,
-        open_positions=len(runtime.trader.ledger.positions),
+        open_positions=len(runtime.core.trader.ledger.positions),
     )
 
 
@@ -110,7 +120,7 @@ async def _heartbeat(runtime: Runtime, now: datetime) -> None:
         "heartbeat",
         sim_time=now.isoformat(),
         equity_usdt=str(balance.equity_usdt),
-        open_positions=len(runtime.trader.ledger.positions),
+        open_positions=len(runtime.core.trader.ledger.positions),
     )
 
 

@@ -7,6 +7,7 @@ looked up by that id before anything else happens; nothing is ever sent twice bl
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
@@ -21,6 +22,7 @@ from quantum_trader.domain import (
     OrderRequest,
     OrderStatus,
     Position,
+    ReasonCode,
     SizedOrder,
 )
 from quantum_trader.errors import OrderRejected, OrderStateUnknown
@@ -34,12 +36,18 @@ log = get_logger("trader")
 
 class Trader:
     def __init__(
-        self, exchange: Exchange, repository: Repository, ledger: Ledger, ids: ClientOrderIds
+        self,
+        exchange: Exchange,
+        repository: Repository,
+        ledger: Ledger,
+        ids: ClientOrderIds,
+        admits: Callable[[OrderRequest], bool] = lambda request: True,
     ) -> None:
         self._exchange = exchange
         self._repository = repository
         self.ledger = ledger
         self._ids = ids
+        self._admits = admits
 
     async def submit(self, request: OrderRequest, now: datetime) -> Order:
         """Record the intent, send it, record the answer and its fills.
@@ -47,6 +55,10 @@ class Trader:
         Raises OrderRejected (recorded as REJECTED) or OrderStateUnknown (recorded as UNKNOWN
         when a lookup by client order id could not settle it).
         """
+        if not self._admits(request):  # the governor is not ACTIVE: only reducing orders pass
+            raise OrderRejected(
+                ReasonCode.REDUCING_ONLY, f"{request.client_order_id} adds exposure"
+            )
         pending = Order.pending(request, now)
         await self._repository.save_order(pending)
         try:

@@ -49,6 +49,9 @@ def position_exposure(
     )
 
 
+LIMIT_TOLERANCE = 1e-9
+
+
 def candidate_exposure(
     candidate: Candidate, equity_usdt: float, settings: BalancerSettings
 ) -> Exposure:
@@ -137,12 +140,12 @@ def breaches(
         found.append(_v("safe_mode_total_risk", Severity.WARNING, book.total_risk() / eq))
     base = book.concentration_base()
     for symbol, notional in book.grouped(lambda h: h.symbol).items():
-        if notional > s.max_symbol_concentration * base:
+        if _over(notional, s.max_symbol_concentration * base):
             found.append(_v(f"max_symbol_concentration:{symbol}", Severity.HIGH, notional / base))
     for sector, notional in book.grouped(lambda h: h.sector).items():
-        if notional > s.max_sector_concentration * base:
+        if _over(notional, s.max_sector_concentration * base):
             found.append(_v(f"max_sector_concentration:{sector}", Severity.HIGH, notional / base))
-    if abs(book.net()) > s.max_net_exposure * eq:
+    if _over(abs(book.net()), s.max_net_exposure * eq):
         found.append(_v("max_net_exposure", Severity.HIGH, abs(book.net()) / eq))
     if book.gross() > s.max_leverage * eq:
         found.append(_v("max_leverage", Severity.CRITICAL, book.gross() / eq))
@@ -212,15 +215,21 @@ def _fit_money(book: Book, x: Exposure, s: BalancerSettings) -> Failure:
     return None
 
 
+def _over(value: float, limit: float) -> bool:
+    """`value` above `limit` by more than float noise: the limits are inclusive, and with the
+    default settings a full-size order sits exactly on the symbol limit (10 % × 3x = 30 %)."""
+    return value > limit * (1 + LIMIT_TOLERANCE)
+
+
 def _fit_concentration(book: Book, x: Exposure, s: BalancerSettings) -> Failure:
     base = max(book.gross() + x.notional_usdt, book.equity_usdt)
-    if x.notional_usdt > s.max_symbol_concentration * base:
+    if _over(x.notional_usdt, s.max_symbol_concentration * base):
         return ReasonCode.SYMBOL_OVERCONCENTRATED, f"{x.notional_usdt / base:.4f} of exposure"
     sector = book.grouped(lambda h: h.sector).get(x.sector, 0.0) + x.notional_usdt
-    if sector > s.max_sector_concentration * base:
+    if _over(sector, s.max_sector_concentration * base):
         return ReasonCode.SECTOR_OVEREXPOSED, f"{x.sector} at {sector / base:.4f}"
     net = abs(book.net() + x.notional_usdt * x.side.sign)
-    if net > s.max_net_exposure * book.equity_usdt:
+    if _over(net, s.max_net_exposure * book.equity_usdt):
         return ReasonCode.NET_EXPOSURE_EXCEEDED, f"net {net / book.equity_usdt:.4f}"
     return None
 

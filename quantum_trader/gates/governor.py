@@ -361,6 +361,10 @@ class SafetyGovernor:
         self.state, events = evaluate(self.state, portfolio, market, now, health, self.settings)
         return events
 
+    def state_allows_order(self, request: OrderRequest) -> bool:
+        """The trader's admission check: when not ACTIVE, only reduce-only orders pass."""
+        return self.state.allows_order(request)
+
     def reset(self, now: datetime, operator: str) -> GovernorEvent:
         """Clear every halt (`quantum-trader reset-halt`); log the returned event."""
         self.state, event = reset(self.state, now, operator)

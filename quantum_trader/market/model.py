@@ -1,5 +1,9 @@
 """The market model: everything about the market that does not depend on the account, per bar.
 
+ATR % and regimes are computed on closed hourly bars (the strategy's timeframe: 5 m ATR puts
+stops inside the noise) and forward-filled onto the execution bars, which carry prices,
+returns and the signals' alignment.
+
 It is computed vectorized in one pass (ATR %, returns, regimes, signals) and read at any instant
 with `state_at`. The daemon computes it each cycle over its trailing window and reads the newest
 row; the backtest computes it once over the whole range and reads row after row. Both read the
@@ -29,6 +33,7 @@ from quantum_trader.domain import (
     Vote,
 )
 from quantum_trader.market import indicators
+from quantum_trader.market.resample import hourly_row_for, on_rows, resample_hourly
 from quantum_trader.ports import SignalSource
 
 RegimeFn = Callable[[Bars], npt.NDArray[np.object_]]
@@ -57,6 +62,23 @@ class MarketState:
 
     view: MarketView
     signals: list[Signal]
+
+
+def _symbol_series(bars: Bars, signals: SignalSeries, regime: RegimeFn) -> SymbolSeries:
+    """ATR and regime on closed hourly bars, forward-filled onto the execution rows."""
+    hourly = resample_hourly(bars)
+    rows = hourly_row_for(bars, hourly)
+    hourly_regime = regime(hourly)
+    regimes = np.full(len(bars), Regime.CHOPPY, dtype=object)
+    known = rows >= 0
+    regimes[known] = hourly_regime[rows[known]]
+    return SymbolSeries(
+        bars,
+        on_rows(indicators.atr_pct(hourly), rows),
+        indicators.simple_returns(bars.close),
+        regimes,
+        signals,
+    )
 
 
 class MarketModel:
@@ -91,13 +113,7 @@ class MarketModel:
     ) -> MarketModel:
         signals = source.evaluate(bars, tail=tail)
         series = {
-            symbol: SymbolSeries(
-                b,
-                indicators.atr_pct(b),
-                indicators.simple_returns(b.close),
-                regime(b),
-                signals[symbol],
-            )
+            symbol: _symbol_series(b, signals[symbol], regime)
             for symbol, b in bars.items()
             if len(b) and symbol in signals
         }

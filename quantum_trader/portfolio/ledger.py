@@ -3,14 +3,20 @@ hot path and written through to the repository, so a restart resumes exactly whe
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
 
 from quantum_trader.domain import Balance, ClosedTrade, PortfolioView, Position, SymbolStats
+from quantum_trader.gates.settings import PerformanceSettings
+from quantum_trader.log import get_logger
 from quantum_trader.portfolio.account import AccountTracker
+from quantum_trader.portfolio.performance import record_trade, stats_from_dict, stats_to_dict
 from quantum_trader.ports import Repository
 
 ACCOUNT_STATE = ("account", "tracker")
+STATS_NAMESPACE = "symbol_stats"
+log = get_logger("ledger")
 # Day rolls and closed trades save at once; the peak in between at most this often.
 TRACKER_SAVE_INTERVAL = timedelta(hours=1)
 
@@ -22,20 +28,33 @@ class Ledger:
         positions: dict[str, Position],
         tracker: AccountTracker,
         stats: dict[str, SymbolStats],
+        performance: PerformanceSettings | None = None,
     ) -> None:
         self._repository = repository
+        self._performance = performance or PerformanceSettings()
         self.positions = positions
         self.tracker = tracker
         self.stats = stats
         self._tracker_saved_at: datetime | None = None
+        self.trade_listeners: list[Callable[[ClosedTrade], Awaitable[None]]] = []
 
     @classmethod
-    async def load(cls, repository: Repository, equity: Decimal, now: datetime) -> Ledger:
+    async def load(
+        cls,
+        repository: Repository,
+        equity: Decimal,
+        now: datetime,
+        performance: PerformanceSettings | None = None,
+    ) -> Ledger:
         """Restore the ledger; a new account starts its tracker at `equity`."""
         positions = {p.symbol: p for p in await repository.open_positions()}
         saved = (await repository.load_state(ACCOUNT_STATE[0])).get(ACCOUNT_STATE[1])
         tracker = AccountTracker.from_dict(saved) if saved else AccountTracker.start(equity, now)
-        ledger = cls(repository, positions, tracker, {})
+        stats = {
+            symbol: stats_from_dict(payload)
+            for symbol, payload in (await repository.load_state(STATS_NAMESPACE)).items()
+        }
+        ledger = cls(repository, positions, tracker, stats, performance)
         if not saved:
             await ledger._save_tracker(now)
         return ledger
@@ -51,6 +70,23 @@ class Ledger:
         self.positions.pop(trade.symbol, None)
         self.tracker = self.tracker.on_trade_closed(trade)
         await self._save_tracker(now)
+        before = self.stats.get(trade.symbol, SymbolStats(trade.symbol))
+        after = record_trade(before, trade, now, self._performance)
+        self.stats[trade.symbol] = after
+        await self._repository.save_state(STATS_NAMESPACE, trade.symbol, stats_to_dict(after))
+        if after.blacklisted and not before.blacklisted:
+            log.warning(
+                "symbol_blacklisted", symbol=trade.symbol, losing_streak=after.losing_streak
+            )
+        elif after.disabled_until != before.disabled_until and after.disabled_until is not None:
+            log.warning(
+                "symbol_disabled",
+                symbol=trade.symbol,
+                until=after.disabled_until.isoformat(),
+                losing_streak=after.losing_streak,
+            )
+        for listener in self.trade_listeners:
+            await listener(trade)
 
     async def observe(self, balance: Balance, now: datetime) -> PortfolioView:
         """Roll day and peak forward with the current equity and return the portfolio view."""

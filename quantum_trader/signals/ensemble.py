@@ -25,13 +25,11 @@ from quantum_trader.domain import Bars, FloatArray, IntArray, SignalSeries
 from quantum_trader.errors import ModelArtifactError
 from quantum_trader.log import get_logger
 from quantum_trader.market.replay import FundingSeries
+from quantum_trader.market.resample import HOUR_MS, hourly_row_for, resample_hourly
 from quantum_trader.signals.artifacts import ArtifactMetadata, metadata_path
 from quantum_trader.signals.features import (
     FEATURE_WINDOW_H,
-    HOUR_MS,
     compute_features,
-    hourly_row_for,
-    resample_hourly,
 )
 from quantum_trader.signals.models.base import (
     FORECASTERS,

@@ -18,10 +18,10 @@ import numpy.typing as npt
 import talib
 from talib._ta_lib import MA_Type
 
-from quantum_trader.domain import Bars, FloatArray, IntArray
+from quantum_trader.domain import Bars, FloatArray
 from quantum_trader.market.replay import FundingSeries
+from quantum_trader.market.resample import HOUR_MS
 
-HOUR_MS = 3_600_000
 RETURN_HORIZONS_H = (1, 2, 4, 8, 12, 24, 48, 72, 168)
 EMA_PERIODS = (9, 21, 50, 100)
 FEATURE_WINDOW_H = 320
@@ -62,53 +62,6 @@ FEATURE_NAMES: tuple[str, ...] = (
     "hour_sin",
     "hour_cos",
 )
-
-
-def resample_hourly(bars: Bars) -> Bars:
-    """Aggregate bars of a sub-hour timeframe into hourly bars, keeping only closed hours.
-
-    An hour is closed when the input holds a bar ending at or after the hour's end; a leading
-    hour that starts before the first input bar is dropped as incomplete. Hourly input is
-    returned as it is.
-    """
-    if bars.timeframe_ms == HOUR_MS or len(bars) == 0:
-        return bars
-    hours = bars.time_ms // HOUR_MS * HOUR_MS
-    starts = np.flatnonzero(np.r_[True, hours[1:] != hours[:-1]])
-    first = 0 if bars.time_ms[0] == hours[0] else 1
-    last_close = int(bars.time_ms[-1]) + bars.timeframe_ms
-    stop = len(starts) if last_close >= int(hours[-1]) + HOUR_MS else len(starts) - 1
-    if stop <= first:
-        return _empty(bars.symbol)
-    ends = np.r_[starts[1:], len(bars)]
-    keep = slice(first, stop)
-    s, e = starts[keep], ends[keep]
-    return Bars(
-        bars.symbol,
-        HOUR_MS,
-        hours[s],
-        bars.open[s],
-        np.maximum.reduceat(bars.high, starts)[keep],
-        np.minimum.reduceat(bars.low, starts)[keep],
-        bars.close[e - 1],
-        np.add.reduceat(bars.volume, starts)[keep],
-    )
-
-
-def _empty(symbol: str) -> Bars:
-    none = np.empty(0, dtype=np.float64)
-    return Bars(symbol, HOUR_MS, np.empty(0, dtype=np.int64), none, none, none, none, none)
-
-
-def hourly_row_for(bars: Bars, hourly: Bars) -> IntArray:
-    """For each input bar, the index of the latest hourly bar closed at or before its close.
-
-    -1 where no hour has closed yet. This is how an hourly signal is forward-filled onto the
-    execution bars without look-ahead.
-    """
-    hour_close = hourly.time_ms + HOUR_MS
-    bar_close = bars.time_ms + bars.timeframe_ms
-    return np.searchsorted(hour_close, bar_close, side="right").astype(np.int64) - 1
 
 
 def compute_features(hourly: Bars, funding: FundingSeries | None = None) -> FloatArray:

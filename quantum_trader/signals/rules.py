@@ -7,6 +7,9 @@ It is the fallback when no trained ensemble exists and the baseline the ensemble
   those bands (stretched or against the trend) the agent holds.
 - Confidence: half from ADX (trend strength, 0 at ADX 15, full at ADX 45), half from the EMA
   spread measured in ATRs (full at 2 ATR); clipped to [0, 1].
+
+It works on closed hourly bars aggregated from the execution bars, and each execution row gets
+the signal of the latest hour closed by then (no look-ahead).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from quantum_trader.signals.settings import SignalsSettings
 RSI_CEILING = 70.0
 RSI_FLOOR = 30.0
 RSI_MIDLINE = 50.0
+EXECUTION_BAR_MS = 300_000  # warm-up is counted in 5 m bars, like the feed's history
 
 
 class RuleAgent:

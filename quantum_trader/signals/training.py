@@ -29,13 +29,12 @@ from quantum_trader.domain import Bars, FloatArray
 from quantum_trader.errors import ModelArtifactError
 from quantum_trader.market.candle_store import CandleStore
 from quantum_trader.market.replay import FundingSeries
+from quantum_trader.market.resample import HOUR_MS, resample_hourly
 from quantum_trader.signals.artifacts import ArtifactMetadata, write_artifact
 from quantum_trader.signals.ensemble import vote
 from quantum_trader.signals.features import (
     FEATURE_NAMES,
-    HOUR_MS,
     compute_features,
-    resample_hourly,
     usable_rows,
 )
 from quantum_trader.signals.models.base import (

@@ -38,8 +38,13 @@ class MultiplierSettings(Section):
 
 
 class LifecycleSettings(Section):
-    """Lifecycle stages (SPEC §5.4): base allocations, per-stage total caps, transitions."""
+    """Lifecycle stages (SPEC §5.4): base allocations, per-stage total caps, transitions.
 
+    Off by default: a symbol without a record starts in PAPER, which trades no real capital,
+    and the paper book that would let it earn its way out is not built yet.
+    """
+
+    enabled: bool = False
     base_discovery: float = Field(0.02, ge=0, le=1)
     base_validation: float = Field(0.05, ge=0, le=1)
     base_mature: float = Field(0.10, gt=0, le=1)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -421,3 +422,17 @@ def _opt_time_text(value: datetime | None) -> str | None:
 
 
 _JSON = json.JSONEncoder(separators=(",", ":"), default=_json_default)
+
+
+@dataclass(frozen=True, slots=True)
+class RepositoryRows:
+    """Every encoded row of a repository, table by table: the unit of a bulk export."""
+
+    orders: list[Row]
+    fills: list[Row]
+    positions: list[Row]
+    closed_trades: list[Row]
+    decisions: list[Row]
+    position_events: list[Row]
+    equity: list[Row]
+    state: list[tuple[str, str, str]]

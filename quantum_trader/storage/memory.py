@@ -21,7 +21,7 @@ from quantum_trader.domain import (
     PositionEvent,
 )
 from quantum_trader.storage import codec
-from quantum_trader.storage.codec import Row
+from quantum_trader.storage.codec import RepositoryRows, Row
 
 _OPEN_STATUSES = frozenset(s.value for s in codec.OPEN_ORDER_STATUSES)
 
@@ -39,6 +39,19 @@ class InMemoryRepository:
         self._events: list[Row] = []
         self._equity: list[Row] = []
         self._state: dict[tuple[str, str], str] = {}
+
+    def export_rows(self) -> RepositoryRows:
+        """Everything held, encoded, for `SqliteRepository.import_rows` (the backtest's save)."""
+        return RepositoryRows(
+            orders=self._sorted_orders(),
+            fills=list(self._fills.values()),
+            positions=list(self._positions.values()),
+            closed_trades=list(self._closed_trades.values()),
+            decisions=list(self._decisions),
+            position_events=list(self._events),
+            equity=list(self._equity),
+            state=[(ns, key, payload) for (ns, key), payload in self._state.items()],
+        )
 
     async def save_order(self, order: Order) -> None:
         """Insert or update by client order id; the first `created_at` is kept."""

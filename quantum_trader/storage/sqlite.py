@@ -29,7 +29,7 @@ from quantum_trader.domain import (
 )
 from quantum_trader.errors import OperatorActionRequired, QuantumTraderError
 from quantum_trader.storage import codec
-from quantum_trader.storage.codec import OPEN_ORDER_STATUSES, Row, SqlValue
+from quantum_trader.storage.codec import OPEN_ORDER_STATUSES, RepositoryRows, Row, SqlValue
 from quantum_trader.storage.migrate import (
     Migration,
     apply_pending,
@@ -267,6 +267,24 @@ class SqliteRepository:
     async def load_state(self, namespace: str) -> dict[str, dict[str, Any]]:
         sql = "SELECT key, payload FROM state WHERE namespace = ? ORDER BY key"
         return {str(k): codec.decode_json(p) for k, p in await self._fetch(sql, (namespace,))}
+
+    async def import_rows(self, rows: RepositoryRows) -> None:
+        """Write another repository's rows in one transaction (the backtest saves its run so)."""
+        self._check_writable()
+        state: list[Row] = [(ns, key, payload) for ns, key, payload in rows.state]
+        async with self._lock:
+            await self._transaction(
+                [
+                    (_UPSERT_ORDER, rows.orders),
+                    (_INSERT_FILL, rows.fills),
+                    (_UPSERT_POSITION, rows.positions),
+                    (_INSERT_CLOSED_TRADE, rows.closed_trades),
+                    (_INSERT_DECISION, rows.decisions),
+                    (_INSERT_POSITION_EVENT, rows.position_events),
+                    (_INSERT_EQUITY, rows.equity),
+                    (_UPSERT_STATE, state),
+                ]
+            )
 
     async def flush(self) -> None:
         """Write every buffered row in one transaction; on failure the rows stay buffered."""

@@ -10,12 +10,10 @@ from hypothesis import strategies as st
 from quantum_trader.domain import Bars
 from quantum_trader.market.candle_store import CandleStore, bundled_sample_dir
 from quantum_trader.market.replay import FundingSeries
+from quantum_trader.market.resample import HOUR_MS, hourly_row_for, resample_hourly
 from quantum_trader.signals.features import (
     FEATURE_NAMES,
-    HOUR_MS,
     compute_features,
-    hourly_row_for,
-    resample_hourly,
     usable_rows,
 )
 

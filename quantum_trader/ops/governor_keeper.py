@@ -1,0 +1,103 @@
+"""Keeps the safety governor durable and carries out what it decides.
+
+Its state is restored at start and saved after every change, so neither a restart nor kill -9
+clears a halt. An EMERGENCY_SHUTDOWN flattens every position and cancels our conditional
+orders; operator requests (`close-all`, `reset-halt`) filed by the CLI are carried out here.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from quantum_trader.domain import ExitReason, MarketView, PortfolioView
+from quantum_trader.execution.trader import Trader
+from quantum_trader.gates.governor import GovernorEvent, GovernorState, SafetyGovernor
+from quantum_trader.gates.settings import GovernorSettings
+from quantum_trader.log import get_logger
+from quantum_trader.monitor.protection import OUR_PREFIX
+from quantum_trader.ops.requests import take_requests
+from quantum_trader.ports import Exchange, Repository
+
+log = get_logger("governor")
+STATE_KEY = ("governor", "state")
+
+
+async def load_governor(settings: GovernorSettings, repository: Repository) -> SafetyGovernor:
+    """The governor as the last run left it: a halt survives restarts and kill -9."""
+    saved = (await repository.load_state(STATE_KEY[0])).get(STATE_KEY[1])
+    state = GovernorState.from_dict(saved) if saved else GovernorState()
+    if state.trips:
+        log.warning("governor_state_restored", **_state_fields(state))
+    return SafetyGovernor(settings, state)
+
+
+class GovernorKeeper:
+    def __init__(
+        self,
+        governor: SafetyGovernor,
+        repository: Repository,
+        exchange: Exchange,
+        trader: Trader,
+    ) -> None:
+        self.governor = governor
+        self._repository = repository
+        self._exchange = exchange
+        self._trader = trader
+
+    async def reset(self, now: datetime, operator: str) -> None:
+        await self._record([self.governor.reset(now, operator)])
+
+    async def observe(
+        self, portfolio: PortfolioView, market: MarketView, now: datetime, health: str = "HEALTHY"
+    ) -> None:
+        """Run the breakers; persist and log any change; flatten on EMERGENCY_SHUTDOWN."""
+        events = self.governor.observe(portfolio, market, now, health)
+        await self._record(events)
+        if self.governor.emergency_shutdown_requested and self._trader.ledger.positions:
+            await self.flatten(now, ExitReason.EMERGENCY)
+
+    async def flatten(self, now: datetime, reason: ExitReason) -> None:
+        """Close every position at market and cancel every conditional order of ours."""
+        for position in list(self._trader.ledger.positions.values()):
+            try:
+                await self._trader.close_position(position, reason, now)
+            except Exception:
+                log.exception("flatten_failed", symbol=position.symbol)
+        for order in await self._exchange.fetch_open_conditional_orders():
+            if order.client_order_id.startswith(OUR_PREFIX):  # never touch orders placed by hand
+                await self._trader.cancel_conditional(order.symbol, order.client_order_id, now)
+        log.warning("flattened", reason=reason)
+
+    async def handle_operator_requests(self, now: datetime) -> None:
+        requests = await take_requests(self._repository)
+        if "close_all" in requests:
+            log.warning(
+                "operator_close_all", requested_at=requests["close_all"].get("requested_at")
+            )
+            await self.flatten(now, ExitReason.MANUAL)
+        if "reset_halt" in requests:
+            await self.reset(now, str(requests["reset_halt"].get("by", "operator")))
+
+    async def _record(self, events: list[GovernorEvent]) -> None:
+        if not events:
+            return
+        await self._repository.save_state(*STATE_KEY, self.governor.state.to_dict())
+        for event in events:
+            log.warning(
+                "governor_event",
+                kind=event.kind,
+                breaker=event.breaker,
+                decision=event.decision,
+                until=event.until.isoformat() if event.until else None,
+                detail=event.detail,
+                operator=event.operator,
+                **_state_fields(self.governor.state),
+            )
+
+
+def _state_fields(state: GovernorState) -> dict[str, object]:
+    return {
+        "trading_state": state.trading_state,
+        "governor_decision": state.decision,
+        "governor_until": state.until.isoformat() if state.until else None,
+    }

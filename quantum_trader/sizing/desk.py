@@ -1,0 +1,139 @@
+"""The sizing desk: approved candidate → multipliers (one visible place) → the configured
+method → SizedOrder. It also keeps what sizing learns durable: the lifecycle stages and the RL
+agent's Q-table, updated from each closed trade."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from quantum_trader.domain import (
+    ClosedTrade,
+    GateName,
+    MarketView,
+    PortfolioView,
+    ReasonCode,
+    SizedOrder,
+    SymbolStats,
+    Verdict,
+)
+from quantum_trader.gates.chain import Approved
+from quantum_trader.log import get_logger
+from quantum_trader.portfolio.correlation import correlation_matrix
+from quantum_trader.ports import Repository
+from quantum_trader.sizing.costs import CostModel
+from quantum_trader.sizing.lifecycle import LifecycleBook, LifecycleRecord, stage_factor
+from quantum_trader.sizing.methods import MethodSizer, make_sizer
+from quantum_trader.sizing.multipliers import compose_multipliers
+from quantum_trader.sizing.rl import ACTION_BY_KEY, QAgent, RLAction, decision_of
+from quantum_trader.sizing.settings import SizingSettings
+
+log = get_logger("sizing")
+LIFECYCLE_STATE = ("sizing", "lifecycle")
+RL_STATE = ("sizing", "rl_q_table")
+RL_PENDING = "rl_pending"
+
+
+@dataclass(slots=True)
+class SizingDesk:
+    settings: SizingSettings
+    costs: CostModel
+    repository: Repository
+    lifecycle: LifecycleBook
+    agent: QAgent | None
+    rng: random.Random
+    recent_r: list[float] = field(default_factory=list)
+
+    @classmethod
+    async def load(
+        cls, settings: SizingSettings, costs: CostModel, repository: Repository
+    ) -> SizingDesk:
+        saved = await repository.load_state(LIFECYCLE_STATE[0])
+        lifecycle = LifecycleBook.from_dict(saved.get(LIFECYCLE_STATE[1], {}))
+        agent = None
+        if settings.method == "rl":
+            agent = QAgent.from_dict(settings.rl, saved.get(RL_STATE[1], {}))
+        rng = random.Random(settings.rl.seed)  # noqa: S311 - exploration, not secrets
+        return cls(settings, costs, repository, lifecycle, agent, rng)
+
+    def size(
+        self, approved: Approved, portfolio: PortfolioView, market: MarketView
+    ) -> tuple[SizedOrder | Verdict, dict[str, float]]:
+        """Size one approved candidate; also return each multiplier for the decision's log line."""
+        candidate = approved.candidate
+        rules = market.rules.get(candidate.symbol)
+        if rules is None:
+            return Verdict.deny(GateName.SIZER, candidate.symbol, ReasonCode.UNKNOWN_SYMBOL), {}
+        breakdown = compose_multipliers(
+            candidate,
+            approved.plan,
+            portfolio,
+            self.settings.multipliers,
+            recent_r=self.recent_r,
+            correlations=self._correlations(candidate.symbol, portfolio, market),
+            stage_factor=self._stage_factor(candidate.symbol, portfolio),
+        )
+        sizer = make_sizer(self.settings, self.costs, self.agent, self.rng)
+        if isinstance(sizer, MethodSizer):
+            sizer = sizer.with_returns(dict(market.returns))
+        funding = market.funding_rate_8h.get(candidate.symbol, 0.0)
+        sized = sizer.size(candidate, breakdown.apply(approved.plan), portfolio, rules, funding)
+        return sized, breakdown.log_fields()
+
+    async def on_position_opened(self, order: SizedOrder, entry_order_id: str) -> None:
+        decision = decision_of(order)
+        if decision is not None:
+            payload = {"state": decision.state, "action": decision.action.key}
+            await self.repository.save_state(RL_PENDING, entry_order_id, payload)
+
+    async def on_trade_closed(
+        self, trade: ClosedTrade, symbol_stats: Mapping[str, SymbolStats]
+    ) -> None:
+        """Learn from a closed trade: recent R, the RL agent, the symbol's lifecycle stage."""
+        self.recent_r = [*self.recent_r, trade.r_multiple][-20:]
+        await self._learn(trade)
+        if self.settings.lifecycle.enabled:
+            stats = symbol_stats.get(trade.symbol)
+            if stats is not None:
+                record = LifecycleRecord.from_stats(stats)
+                self.lifecycle = self.lifecycle.advance(
+                    trade.symbol, record, self.settings.lifecycle
+                )
+                await self.repository.save_state(*LIFECYCLE_STATE, self.lifecycle.to_dict())
+
+    async def _learn(self, trade: ClosedTrade) -> None:
+        if self.agent is None:
+            return
+        pending: dict[str, Any] = (await self.repository.load_state(RL_PENDING)).get(
+            trade.entry_order_id, {}
+        )
+        action = _action(pending.get("action"))
+        if action is None:
+            return
+        self.agent.learn(str(pending["state"]), action, trade.r_multiple)
+        await self.repository.save_state(*RL_STATE, self.agent.to_dict())
+        await self.repository.save_state(RL_PENDING, trade.entry_order_id, {})
+        log.info("rl_learned", symbol=trade.symbol, reward_r=round(trade.r_multiple, 4))
+
+    def _stage_factor(self, symbol: str, portfolio: PortfolioView) -> float:
+        if not self.settings.lifecycle.enabled:
+            return 1.0
+        stats = portfolio.symbol_stats.get(symbol)
+        record = LifecycleRecord.from_stats(stats) if stats else LifecycleRecord(0, 0.0, 0.0)
+        return stage_factor(self.lifecycle.stage(symbol), record, self.settings.lifecycle)
+
+    @staticmethod
+    def _correlations(
+        symbol: str, portfolio: PortfolioView, market: MarketView
+    ) -> dict[str, float]:
+        held = [s for s in portfolio.positions if s != symbol]
+        if not held:
+            return {}
+        matrix = correlation_matrix(market.returns, [symbol, *held])
+        return {other: matrix.get(symbol, other) for other in held}
+
+
+def _action(key: object) -> RLAction | None:
+    return ACTION_BY_KEY.get(str(key)) if key else None
