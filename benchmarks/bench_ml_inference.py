@@ -4,7 +4,7 @@ Run: .venv/bin/python benchmarks/bench_ml_inference.py [--models DIR] [--symbols
 Without --models it first trains the four models quickly (30 days, 10 forecaster steps: the
 networks and trees have their full size, so inference costs the same as after a full run).
 The 50 symbols are the bundled sample's 8 recorded 5m series, repeated under other names with
-their prices scaled, each with `warmup_bars` of history: what the live cycle hands the
+their prices scaled, each with `warmup_hours` of history: what the live cycle hands the
 ensemble. Timings are the median and 95th percentile of 50 calls after 3 warm-up calls.
 """
 
@@ -89,8 +89,9 @@ def main() -> None:
     funding = {s: FundingSeries.from_rates(*store.load_funding(s)) for s in DEFAULT_SYMBOLS}
     ensemble = load_ensemble(models, settings, funding)
     assert ensemble is not None
-    print(f"models: {', '.join(ensemble.model_names)}; warmup {ensemble.warmup_bars} 5m bars")
-    live = universe(store, args.symbols, ensemble.warmup_bars + 12)
+    warmup_bars = ensemble.warmup_hours * 12
+    print(f"models: {', '.join(ensemble.model_names)}; warmup {warmup_bars} 5m bars")
+    live = universe(store, args.symbols, warmup_bars + 12)
     report(f"live cycle, {args.symbols} symbols, tail=1", timed(ensemble, live, 1, RUNS))
     for name in ensemble.model_names:
         predictor, meta = load_predictor(models, name, settings)

@@ -34,7 +34,7 @@ from quantum_trader.gates.orchestrator import OrchestratorPolicy
 from quantum_trader.gates.risk_guard import RiskGuard
 from quantum_trader.log import get_logger
 from quantum_trader.market import regime
-from quantum_trader.market.candle_store import CandleStore, bundled_sample_dir
+from quantum_trader.market.candle_store import TIMEFRAME_MS, CandleStore, bundled_sample_dir
 from quantum_trader.market.model import GlobalRegimeFn, RegimeFn
 from quantum_trader.market.provider import LiveMarket, MarketStateProvider
 from quantum_trader.market.replay import ReplayFeed
@@ -83,8 +83,15 @@ def open_store(settings: Settings) -> CandleStore:
     return CandleStore(settings.market.replay_dir or bundled_sample_dir())
 
 
+def history_bars(settings: Settings, source: SignalSource) -> int:
+    """Execution bars the feed keeps: the setting, or more when the source needs more."""
+    timeframe_ms = TIMEFRAME_MS[settings.market.timeframe]
+    needed = -(-source.warmup_hours * 3_600_000 // timeframe_ms)
+    return max(settings.market.history_bars, needed)
+
+
 def open_replay_feed(settings: Settings, source: SignalSource) -> ReplayFeed:
-    history = max(settings.market.history_bars, source.warmup_bars)
+    history = history_bars(settings, source)
     return ReplayFeed(
         open_store(settings), settings.market.symbols, settings.market.timeframe, history
     )
@@ -114,8 +121,7 @@ def _load_ensemble(settings: Settings) -> SignalSource | None:
         return None
     from quantum_trader.signals.ensemble import load_ensemble  # heavy: only with models
 
-    ensemble: SignalSource | None = load_ensemble(models_dir, settings.ensemble)
-    return ensemble
+    return load_ensemble(models_dir, settings.ensemble)
 
 
 def regime_function(settings: Settings) -> RegimeFn:

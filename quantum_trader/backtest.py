@@ -20,6 +20,7 @@ from quantum_trader.app import (
     assemble,
     choose_signal_source,
     global_regime_timeline,
+    history_bars,
     make_paper_exchange,
     open_store,
     regime_function,
@@ -58,7 +59,7 @@ async def run_backtest(settings: Settings, request: BacktestRequest) -> Backtest
     symbols = request.symbols or settings.market.symbols
     source = choose_signal_source(settings)
     store = open_store(settings)
-    feed = ReplayFeed(store, symbols, settings.market.timeframe, source.warmup_bars)
+    feed = ReplayFeed(store, symbols, settings.market.timeframe, history_bars(settings, source))
     start, end = _window(feed, request)
     clock = ManualClock(start)
     # The run works in memory (the same contract as SQLite, without a thread hop per write);

@@ -88,7 +88,7 @@ class MarketSettings(Section):
     replay_speed: float = Field(1.0, gt=0)
     replay_dir: Path | None = None
     replay_start: datetime | None = None
-    history_bars: int = Field(300, ge=50, le=5000)
+    history_bars: int = Field(300, ge=50, le=100_000)
 
     @field_validator("symbols", mode="before")
     @classmethod

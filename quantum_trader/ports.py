@@ -98,8 +98,8 @@ class SignalSource(Protocol):
     def name(self) -> str: ...
 
     @property
-    def warmup_bars(self) -> int:
-        """Bars of history needed before the first meaningful signal."""
+    def warmup_hours(self) -> int:
+        """Hours of closed history needed before the first meaningful signal."""
         ...
 
     def evaluate(

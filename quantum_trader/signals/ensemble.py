@@ -44,7 +44,6 @@ from quantum_trader.signals.models.batch import SymbolFrame, build_batch
 from quantum_trader.signals.models.registry import load_predictor
 from quantum_trader.signals.settings import EnsembleSettings
 
-EXECUTION_TIMEFRAME_MS = 300_000
 MAX_BATCH_ROWS = 16_384
 STRONG_VOTES = 3
 WEAK_VOTES = 2
@@ -124,10 +123,9 @@ class Ensemble:
         return {m.predictor.name: m.metadata for m in self._models}
 
     @property
-    def warmup_bars(self) -> int:
-        """5m bars needed: FEATURE_WINDOW_H closed hours (≥ lookback + indicator warm-up)."""
-        hours = max(FEATURE_WINDOW_H, self._settings.lookback_bars + 1)
-        return (hours + 1) * (HOUR_MS // EXECUTION_TIMEFRAME_MS)
+    def warmup_hours(self) -> int:
+        """FEATURE_WINDOW_H closed hours (≥ lookback + indicator warm-up), plus the forming one."""
+        return max(FEATURE_WINDOW_H, self._settings.lookback_bars + 1) + 1
 
     def set_funding(self, funding: Mapping[str, FundingSeries]) -> None:
         """Replace the funding history the funding feature reads (missing symbol → 0)."""
@@ -166,7 +164,8 @@ class Ensemble:
         return HEALTHY, f"{len(loaded)} models loaded"
 
     def _prepare(self, symbol: str, bars: Bars, tail: int | None) -> _Prepared:
-        offset = 0 if tail is None else max(0, len(bars) - tail - self.warmup_bars)
+        warmup = self.warmup_hours * HOUR_MS // bars.timeframe_ms
+        offset = 0 if tail is None else max(0, len(bars) - tail - warmup)
         window = bars if offset == 0 else bars.slice(offset, len(bars))
         hourly = resample_hourly(window)
         hour_of_row = hourly_row_for(window, hourly)

@@ -20,12 +20,12 @@ import numpy as np
 
 from quantum_trader.domain import Bars, SignalSeries
 from quantum_trader.market import indicators
+from quantum_trader.market.resample import hourly_row_for, on_rows, resample_hourly
 from quantum_trader.signals.settings import SignalsSettings
 
 RSI_CEILING = 70.0
 RSI_FLOOR = 30.0
 RSI_MIDLINE = 50.0
-EXECUTION_BAR_MS = 300_000  # warm-up is counted in 5 m bars, like the feed's history
 
 
 class RuleAgent:
@@ -39,14 +39,25 @@ class RuleAgent:
         return "rules"
 
     @property
-    def warmup_bars(self) -> int:
+    def warmup_hours(self) -> int:
+        """Three slow-EMA spans of hours: the EMA seeds no longer matter after that."""
         s = self._settings
         return 3 * max(s.rules_slow_ema, 2 * s.rules_adx_period, s.rules_rsi_period)
 
     def evaluate(
         self, bars: Mapping[str, Bars], tail: int | None = None
     ) -> dict[str, SignalSeries]:
-        return {symbol: self._series(b) for symbol, b in bars.items()}
+        return {symbol: self._on_execution_rows(b) for symbol, b in bars.items()}
+
+    def _on_execution_rows(self, bars: Bars) -> SignalSeries:
+        hourly = resample_hourly(bars)
+        rows = hourly_row_for(bars, hourly)
+        signals = self._series(hourly)
+        known = rows >= 0
+        action = np.zeros(len(bars), dtype=np.int8)
+        action[known] = signals.action[rows[known]]
+        confidence = np.nan_to_num(on_rows(signals.confidence, rows), nan=0.0)
+        return SignalSeries(action, confidence, {self.name: (action, confidence)})
 
     def _series(self, bars: Bars) -> SignalSeries:
         s = self._settings

@@ -189,7 +189,7 @@ def test_perturbing_bars_after_t_changes_no_prediction_at_or_before_t(
 
 def test_live_tail_matches_the_backtest_row(trained: tuple[Path, TrainingReport]) -> None:
     ensemble = loaded(trained[0])
-    bars = {s: b.slice(0, ensemble.warmup_bars) for s, b in FIVE_MIN.items()}
+    bars = {s: b.slice(0, ensemble.warmup_hours * 12) for s, b in FIVE_MIN.items()}
     full, live = ensemble.evaluate(bars), ensemble.evaluate(bars, tail=1)
     for symbol in SYMBOLS:
         assert live[symbol].action.shape == full[symbol].action.shape
