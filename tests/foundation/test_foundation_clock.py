@@ -1,0 +1,64 @@
+"""The clock port's implementations."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from quantum_trader.clock import ManualClock, SimulatedClock, ms_from_utc, utc_from_ms
+
+T0 = datetime(2025, 9, 1, tzinfo=UTC)
+
+
+def test_manual_clock_moves_only_when_told() -> None:
+    clock = ManualClock(T0)
+    assert clock.now() == T0
+    clock.advance(30)
+    assert clock.now() == T0 + timedelta(seconds=30)
+
+
+def test_manual_clock_never_goes_backwards() -> None:
+    clock = ManualClock(T0)
+    with pytest.raises(ValueError, match="backwards"):
+        clock.set(T0 - timedelta(seconds=1))
+
+
+async def test_manual_clock_wakes_sleepers_in_deadline_order() -> None:
+    clock = ManualClock(T0)
+    woke: list[str] = []
+
+    async def sleeper(name: str, seconds: int) -> None:
+        await clock.sleep_until(T0 + timedelta(seconds=seconds))
+        woke.append(name)
+
+    tasks = [asyncio.create_task(sleeper("monitor", 5)), asyncio.create_task(sleeper("cycle", 30))]
+    await asyncio.sleep(0)
+    clock.advance(5)
+    await asyncio.sleep(0)
+    assert woke == ["monitor"]
+    clock.advance(25)
+    await asyncio.gather(*tasks)
+    assert woke == ["monitor", "cycle"]
+
+
+async def test_a_past_deadline_returns_at_once() -> None:
+    clock = ManualClock(T0)
+    await asyncio.wait_for(clock.sleep_until(T0 - timedelta(hours=1)), timeout=1)
+
+
+async def test_simulated_clock_runs_faster_than_real_time() -> None:
+    clock = SimulatedClock(T0, speed=10_000)
+    deadline = T0 + timedelta(seconds=30)
+    await asyncio.wait_for(clock.sleep_until(deadline), timeout=5)
+    assert clock.now() >= deadline
+
+
+def test_simulated_clock_refuses_a_non_positive_speed() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        SimulatedClock(T0, speed=0)
+
+
+def test_milliseconds_round_trip() -> None:
+    assert utc_from_ms(ms_from_utc(T0)) == T0

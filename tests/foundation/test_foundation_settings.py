@@ -1,0 +1,130 @@
+"""Settings as a new user meets them: one clear line per problem, exit code 2, secrets hidden."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from quantum_trader.config import Settings, load_settings
+from quantum_trader.errors import ConfigurationError
+
+
+def cli(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("QT_")}
+    return subprocess.run(
+        [sys.executable, "-m", "quantum_trader", *args],
+        capture_output=True,
+        text=True,
+        env={**clean, **(env or {})},
+        cwd=cwd,
+        timeout=60,
+        check=False,
+    )
+
+
+def problems(config: Path | None = None, **env: str) -> tuple[str, ...]:
+    with pytest.raises(ConfigurationError) as error:
+        load_settings(config, environ=env) if not env else _with_env(config, env)
+    return error.value.problems
+
+
+def _with_env(config: Path | None, env: dict[str, str]) -> Settings:
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        return load_settings(config, environ=env)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def test_defaults_load_without_a_file() -> None:
+    settings = load_settings(None, environ={})
+    assert settings.exchange.mode == "paper"
+    assert settings.executor.interval_s == 30
+    assert settings.monitor.interval_s == 5
+
+
+def test_a_misspelt_key_in_the_file_is_named(tmp_path: Path) -> None:
+    config = tmp_path / "qt.toml"
+    config.write_text("[executor]\nintervl_s = 30\n")
+    assert problems(config) == (
+        f"executor.intervl_s: unknown setting (misspelt?) [config file {config}]",
+    )
+
+
+def test_a_misspelt_section_in_the_environment_is_named() -> None:
+    assert problems(QT_EXECUTR__INTERVAL_S="30") == (
+        "QT_EXECUTR__INTERVAL_S: unknown setting 'executr' (environment variable)",
+    )
+
+
+def test_a_negative_interval_is_refused() -> None:
+    found = problems(QT_EXECUTOR__INTERVAL_S="-5")
+    assert found == (
+        "executor.interval_s: Input should be greater than 0; got '-5' [QT_EXECUTOR__INTERVAL_S]",
+    )
+
+
+def test_a_non_numeric_environment_value_is_named() -> None:
+    (line,) = problems(QT_MONITOR__INTERVAL_S="fast")
+    assert line.startswith("monitor.interval_s: Input should be a valid number")
+    assert "QT_MONITOR__INTERVAL_S" in line
+
+
+def test_live_needs_an_explicit_confirmation() -> None:
+    (line,) = problems(
+        QT_EXCHANGE__MODE="live", QT_EXCHANGE__API_KEY="k", QT_EXCHANGE__API_SECRET="s"
+    )
+    assert "i_understand_live_risk" in line
+
+
+def test_a_missing_config_file_is_named(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.toml"
+    assert problems(missing) == (f"config file not found: {missing} (--config)",)
+
+
+def test_invalid_toml_is_named(tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text("[executor\n")
+    (line,) = problems(config)
+    assert line.startswith(f"config file {config} is not valid TOML")
+
+
+def test_every_problem_gets_its_own_line() -> None:
+    found = problems(QT_EXECUTOR__INTERVAL_S="-1", QT_MONITOR__INTERVAL_S="x")
+    assert len(found) == 2
+
+
+def test_the_cli_exits_2_with_one_line_per_problem(tmp_path: Path) -> None:
+    config = tmp_path / "qt.toml"
+    config.write_text("[executor]\nintervl_s = 30\n")
+    done = cli("run", "--config", str(config), env={"QT_MONITOR__INTERVAL_S": "-1"})
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 2
+    assert all(line.startswith("configuration error: ") for line in lines)
+
+
+def test_config_show_redacts_secrets(tmp_path: Path) -> None:
+    done = cli(
+        "config",
+        "show",
+        env={"QT_EXCHANGE__API_KEY": "key-do-not-print", "QT_EXCHANGE__API_SECRET": "secret-xyz"},
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "key-do-not-print" not in done.stdout
+    assert "secret-xyz" not in done.stdout
+    assert "**********" in done.stdout
+
+
+def test_usage_errors_exit_2() -> None:
+    assert cli("backtest", "--start", "yesterday").returncode == 2
+    assert cli("no-such-command").returncode == 2
