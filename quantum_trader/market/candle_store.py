@@ -8,6 +8,7 @@ duplicate timestamp is a MarketDataError naming the file and the row.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 
@@ -18,7 +19,14 @@ import pyarrow.feather as feather
 from quantum_trader.domain import Bars, FloatArray, IntArray
 from quantum_trader.errors import MarketDataError
 
-TIMEFRAME_MS = {"1m": 60_000, "5m": 300_000, "15m": 900_000, "1h": 3_600_000, "8h": 28_800_000}
+TIMEFRAME_MS = {
+    "1m": 60_000,
+    "5m": 300_000,
+    "15m": 900_000,
+    "1h": 3_600_000,
+    "8h": 28_800_000,
+    "1d": 86_400_000,
+}
 PRICE_COLUMNS = ("open", "high", "low", "close")
 
 
@@ -67,7 +75,7 @@ class CandleStore:
         table = _read(path)
         time_ms = _time_ms(table, path)
         columns = {name: _floats(table, name, path) for name in (*PRICE_COLUMNS, "volume")}
-        _validate(path, time_ms, columns, TIMEFRAME_MS[timeframe])
+        validate_bars(path.name, time_ms, columns, TIMEFRAME_MS[timeframe])
         return Bars(
             symbol,
             TIMEFRAME_MS[timeframe],
@@ -116,23 +124,28 @@ def _floats(table: pa.Table, name: str, path: Path) -> FloatArray:
     return np.asarray(table[name].to_numpy(zero_copy_only=False), dtype=np.float64)
 
 
-def _validate(
-    path: Path, time_ms: IntArray, columns: dict[str, FloatArray], timeframe_ms: int
+def validate_bars(
+    label: str, time_ms: IntArray, columns: Mapping[str, FloatArray], timeframe_ms: int
 ) -> None:
+    """Raise MarketDataError, naming `label` and the row, for the first bad value.
+
+    Bad: a non-finite value in any column, a non-positive open/high/low/close, a timestamp
+    (ms) not strictly increasing or not on the `timeframe_ms` grid.
+    """
     for name, values in columns.items():
         bad = np.flatnonzero(~np.isfinite(values))
         if bad.size:
-            raise MarketDataError(f"{path.name}: {name} is not a number at row {int(bad[0])}")
+            raise MarketDataError(f"{label}: {name} is not a number at row {int(bad[0])}")
     for name in PRICE_COLUMNS:
         bad = np.flatnonzero(columns[name] <= 0)
         if bad.size:
-            raise MarketDataError(f"{path.name}: non-positive {name} at row {int(bad[0])}")
+            raise MarketDataError(f"{label}: non-positive {name} at row {int(bad[0])}")
     steps = np.diff(time_ms)
     bad = np.flatnonzero(steps <= 0)
     if bad.size:
         raise MarketDataError(
-            f"{path.name}: timestamps not strictly increasing at row {int(bad[0]) + 1}"
+            f"{label}: timestamps not strictly increasing at row {int(bad[0]) + 1}"
         )
     off_grid = np.flatnonzero(time_ms % timeframe_ms)
     if off_grid.size:
-        raise MarketDataError(f"{path.name}: timestamp off the bar grid at row {int(off_grid[0])}")
+        raise MarketDataError(f"{label}: timestamp off the bar grid at row {int(off_grid[0])}")

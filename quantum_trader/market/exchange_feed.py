@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from datetime import datetime
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -20,7 +19,8 @@ import numpy as np
 from quantum_trader.clock import ms_from_utc
 from quantum_trader.domain import Bars, FloatArray, IntArray, MarketSnapshot
 from quantum_trader.errors import MarketDataError
-from quantum_trader.market.candle_store import TIMEFRAME_MS, _validate, file_stem
+from quantum_trader.market.candle_store import TIMEFRAME_MS
+from quantum_trader.market.candle_store import validate_bars as validate_columns
 from quantum_trader.market.replay import FundingSeries
 
 MAX_BARS_PER_REQUEST = 1500
@@ -50,10 +50,7 @@ def validate_bars(bars: Bars) -> None:
         "close": bars.close,
         "volume": bars.volume,
     }
-    try:
-        _validate(Path(file_stem(bars.symbol)), bars.time_ms, columns, bars.timeframe_ms)
-    except MarketDataError as error:
-        raise MarketDataError(f"{bars.symbol}: {error}") from error
+    validate_columns(bars.symbol, bars.time_ms, columns, bars.timeframe_ms)
 
 
 def concat(head: Bars, tail: Bars) -> Bars:
