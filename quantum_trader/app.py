@@ -37,7 +37,7 @@ from quantum_trader.market import regime
 from quantum_trader.market.candle_store import TIMEFRAME_MS, CandleStore, bundled_sample_dir
 from quantum_trader.market.model import GlobalRegimeFn, RegimeFn
 from quantum_trader.market.provider import LiveMarket, MarketStateProvider
-from quantum_trader.market.replay import ReplayFeed
+from quantum_trader.market.replay import FundingSeries, ReplayFeed
 from quantum_trader.monitor.loop import PositionMonitor
 from quantum_trader.ops.governor_keeper import GovernorKeeper, load_governor
 from quantum_trader.portfolio.ledger import Ledger
@@ -97,31 +97,56 @@ def open_replay_feed(settings: Settings, source: SignalSource) -> ReplayFeed:
     )
 
 
-def choose_signal_source(settings: Settings) -> SignalSource:
-    """The ensemble when trained models exist (or when asked for), else the rule agent."""
+def choose_signal_source(
+    settings: Settings, funding: Mapping[str, FundingSeries] | None = None
+) -> SignalSource:
+    """The ensemble when enough trained models load (or when asked for), else the rule agent.
+
+    `funding` is the funding history the ensemble's funding feature reads, per symbol; None
+    loads the recorded funding of `settings.market.symbols` from the candle store.
+    """
     wanted = settings.signals.source
     if wanted == "rules":
         return RuleAgent(settings.signals)
-    ensemble = _load_ensemble(settings)
+    ensemble = _load_ensemble(settings, funding)
     if ensemble is not None:
         return ensemble
     if wanted == "ensemble":
         raise ConfigurationError(
             [
-                f"signals.source: 'ensemble' needs trained models in {settings.data_dir / 'models'}"
+                f"signals.source: 'ensemble' needs at least {settings.ensemble.min_models} "
+                f"loadable trained models in {settings.data_dir / 'models'}"
                 " (run `quantum-trader train` first)"
             ]
         )
     return RuleAgent(settings.signals)
 
 
-def _load_ensemble(settings: Settings) -> SignalSource | None:
+def _load_ensemble(
+    settings: Settings, funding: Mapping[str, FundingSeries] | None = None
+) -> SignalSource | None:
+    """The ensemble of the models that load, or None when fewer than `min_models` do."""
     models_dir = settings.data_dir / "models"
     if not models_dir.is_dir():
         return None
-    from quantum_trader.signals.ensemble import load_ensemble  # heavy: only with models
+    from quantum_trader.signals.ensemble import load_ensemble, recorded_funding  # heavy
 
-    return load_ensemble(models_dir, settings.ensemble)
+    ensemble = load_ensemble(models_dir, settings.ensemble)
+    if ensemble is None:
+        return None
+    if len(ensemble.model_names) < settings.ensemble.min_models:
+        log.warning(
+            "ensemble_unavailable",
+            loaded=list(ensemble.model_names),
+            min_models=settings.ensemble.min_models,
+            fallback="rules" if settings.signals.source is None else "none",
+        )
+        return None
+    if funding is None:
+        funding = recorded_funding(open_store(settings), settings.market.symbols)
+    ensemble.set_funding(funding)
+    log.info("ensemble_loaded", models=list(ensemble.model_names), models_dir=str(models_dir))
+    return ensemble
 
 
 def regime_function(settings: Settings) -> RegimeFn:
@@ -160,6 +185,7 @@ def make_paper_exchange(
     feed: ReplayFeed,
     rules: Mapping[str, MarketRules],
     state_path: Path | None,
+    order_latency_s: float = 0.0,
 ) -> PaperExchange:
     return PaperExchange(
         rules=rules,
@@ -169,6 +195,7 @@ def make_paper_exchange(
         bars=feed.bars,
         funding=feed.funding,
         state_path=state_path,
+        order_latency_s=order_latency_s,
     )
 
 
@@ -237,7 +264,12 @@ async def open_runtime(
     clock = make_clock(await _replay_start(settings, feed, repository))
     rules = default_market_rules(settings.market.symbols)
     exchange = make_paper_exchange(
-        settings, clock, feed, rules, settings.data_dir / PAPER_STATE_FILE
+        settings,
+        clock,
+        feed,
+        rules,
+        settings.data_dir / PAPER_STATE_FILE,
+        settings.exchange.paper_order_latency_s,
     )
     stack.push_async_callback(exchange.close)
     market = LiveMarket(
@@ -247,6 +279,15 @@ async def open_runtime(
         regime_function(settings),
         global_regime_timeline(open_store(settings), settings),
         settings.balancer.correlation_lookback_bars,
+    )
+    log.info(
+        "market_data_loaded",
+        source="replay",
+        directory=str(settings.market.replay_dir or "bundled sample"),
+        timeframe=settings.market.timeframe,
+        bars={symbol: len(bars) for symbol, bars in feed.bars.items()},
+        first=feed.start.isoformat(),
+        last=feed.end.isoformat(),
     )
     core = await assemble(
         settings, market, exchange, repository, rules, clock.now(), stopping, source_health(source)

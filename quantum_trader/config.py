@@ -61,6 +61,7 @@ class ExchangeSettings(Section):
     i_understand_live_risk: bool = False
     request_timeout_s: float = Field(10.0, gt=0)
     paper_initial_balance_usdt: float = Field(10_000.0, gt=0)
+    paper_order_latency_s: float = Field(0.0, ge=0, le=10)
 
     @model_validator(mode="after")
     def _check_mode(self) -> ExchangeSettings:

@@ -18,6 +18,7 @@ from quantum_trader.domain import (
     PortfolioView,
     ReasonCode,
     Regime,
+    Signal,
     SizedOrder,
     Verdict,
 )
@@ -81,6 +82,11 @@ class Executor:
         with bound_context(cycle_id=summary.cycle_id, sim_time=now.isoformat()):
             market = await self._market.state(now)
             self._regimes = market.view.regimes
+            log.info(
+                "signals",
+                source=market.signals[0].source if market.signals else None,
+                signals={s.symbol: f"{s.action}:{s.confidence:.2f}" for s in market.signals},
+            )
             portfolio = await self.portfolio(now)
             await self._governor.observe(portfolio, market.view, now, self._health(now))
             candidates, filtered = select_candidates(market, portfolio, self._min_confidence)
@@ -91,7 +97,7 @@ class Executor:
                     break
                 verdicts += await self._size_and_execute(approved, portfolio, market.view, now)
                 portfolio = await self.portfolio(now)
-            await self._record(summary, now, verdicts, candidates)
+            await self._record(summary, now, verdicts, market.signals)
             summary.signals = len(market.signals)
             summary.candidates, summary.approved = len(candidates), len(approval.approved)
         return summary
@@ -137,13 +143,13 @@ class Executor:
         summary: CycleSummary,
         now: datetime,
         verdicts: Sequence[Verdict],
-        candidates: Sequence[Candidate],
+        signals: Sequence[Signal],
     ) -> None:
-        by_symbol = {c.symbol: c for c in candidates}
+        by_symbol = {s.symbol: s for s in signals}
         for verdict in verdicts:
-            candidate = by_symbol.get(verdict.symbol)
-            confidence = candidate.confidence if candidate else 0.0
-            side = candidate.side if candidate else None
+            signal = by_symbol.get(verdict.symbol)
+            confidence = signal.confidence if signal else 0.0
+            side = signal.action.side if signal else None
             summary.decisions.append(Decision(summary.cycle_id, now, verdict, confidence, side))
             log.info(
                 "decision",
@@ -153,7 +159,7 @@ class Executor:
                 reason=verdict.reason,
                 detail=verdict.detail,
                 confidence=round(confidence, 4),
-                votes=_votes(candidate),
+                votes=_votes(signal),
             )
         summary.opened = sum(1 for v in verdicts if v.gate is GateName.EXECUTION and v.approved)
         await self._repository.record_decisions(summary.decisions)
@@ -190,10 +196,10 @@ def select_candidates(
     return candidates, denied
 
 
-def _votes(candidate: Candidate | None) -> str:
-    if candidate is None:
+def _votes(signal: Signal | None) -> str:
+    if signal is None:
         return ""
-    return ",".join(f"{v.model}:{v.action}:{v.confidence:.2f}" for v in candidate.signal.votes)
+    return ",".join(f"{v.model}:{v.action}:{v.confidence:.2f}" for v in signal.votes)
 
 
 def _deny(gate: GateName, candidate: Candidate, reason: ReasonCode, detail: str = "") -> Verdict:

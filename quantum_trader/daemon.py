@@ -15,7 +15,7 @@ from contextlib import AsyncExitStack
 from datetime import datetime, timedelta
 
 from quantum_trader.app import Runtime, open_runtime, save_replay_time
-from quantum_trader.clock import SimulatedClock
+from quantum_trader.clock import LiveClock, SimulatedClock
 from quantum_trader.config import Settings
 from quantum_trader.log import get_logger
 from quantum_trader.ports import Clock
@@ -46,39 +46,22 @@ async def run_daemon(settings: Settings) -> int:
 
 
 async def _run_loops(runtime: Runtime, stopping: asyncio.Event) -> None:
-    s = runtime.settings
+    s, clock = runtime.settings, runtime.clock
+    loops = (
+        ("executor", s.executor.interval_s, clock, lambda now: _cycle(runtime, now)),
+        ("monitor", s.monitor.interval_s, clock, lambda now: _monitor_tick(runtime, now)),
+        # Liveness is about the process, so the heartbeat keeps real time.
+        (
+            "heartbeat",
+            s.executor.heartbeat_interval_s,
+            LiveClock(),
+            lambda now: _heartbeat(runtime, now),
+        ),
+    )
     async with asyncio.TaskGroup() as group:
         tasks = [
-            group.create_task(
-                periodic(
-                    "executor",
-                    s.executor.interval_s,
-                    runtime.clock,
-                    stopping,
-                    lambda now: _cycle(runtime, now),
-                ),
-                name="executor",
-            ),
-            group.create_task(
-                periodic(
-                    "monitor",
-                    s.monitor.interval_s,
-                    runtime.clock,
-                    stopping,
-                    runtime.core.monitor.tick,
-                ),
-                name="monitor",
-            ),
-            group.create_task(
-                periodic(
-                    "heartbeat",
-                    s.executor.heartbeat_interval_s,
-                    runtime.clock,
-                    stopping,
-                    lambda now: _heartbeat(runtime, now),
-                ),
-                name="heartbeat",
-            ),
+            group.create_task(periodic(name, every, ticks, stopping, step), name=name)
+            for name, every, ticks, step in loops
         ]
         await stopping.wait()
         log.info("shutdown_requested", grace_s=s.executor.shutdown_grace_s)
@@ -113,12 +96,13 @@ async def _cycle(runtime: Runtime, now: datetime) -> None:
     )
 
 
-async def _heartbeat(runtime: Runtime, now: datetime) -> None:
+async def _heartbeat(runtime: Runtime, wall_time: datetime) -> None:
+    """Touch the heartbeat file (the Docker healthcheck reads its age) and log the account."""
     balance = await runtime.exchange.fetch_balance()
-    (runtime.settings.data_dir / HEARTBEAT_FILE).write_text(now.isoformat())
+    (runtime.settings.data_dir / HEARTBEAT_FILE).write_text(wall_time.isoformat())
     log.info(
         "heartbeat",
-        sim_time=now.isoformat(),
+        sim_time=runtime.clock.now().isoformat(),
         equity_usdt=str(balance.equity_usdt),
         open_positions=len(runtime.core.trader.ledger.positions),
     )

@@ -12,6 +12,7 @@ Not modelled: liquidation (positions are expected to carry a stop), maker fills,
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -65,9 +66,11 @@ class PaperExchange:
         bars: Mapping[str, Bars],
         funding: Mapping[str, FundingSeries],
         state_path: Path | None = None,
+        order_latency_s: float = 0.0,
     ) -> None:
         self._clock = clock
         self._state_path = state_path
+        self._order_latency_s = order_latency_s
         self._rules = {symbol: rules[symbol] for symbol in bars if symbol in rules}
         tapes = {s: PriceTape(bars[s], funding.get(s)) for s in self._rules}
         state = load_state(state_path) if state_path is not None else None
@@ -115,7 +118,13 @@ class PaperExchange:
         self._persist()
 
     async def place_order(self, request: OrderRequest) -> Order:
-        """Fill a market order now, or book a conditional one. Raises OrderRejected."""
+        """Fill a market order now, or book a conditional one. Raises OrderRejected.
+
+        With `order_latency_s`, the request first spends that long on the way, as on a network:
+        the order is in flight (PENDING in our database) for that time.
+        """
+        if self._order_latency_s > 0:
+            await asyncio.sleep(self._order_latency_s)
         now_ms = self._sync()
         order = place(self._ledger, self._book, request, now_ms)
         self._persist()

@@ -1,0 +1,67 @@
+"""Start the real `quantum-trader run` in a subprocess and read its database while it runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def start_daemon(data_dir: Path, **env: str) -> subprocess.Popen[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("QT_")}
+    settings = {
+        "QT_DATA_DIR": str(data_dir),
+        "QT_LOG__FORMAT": "json",
+        "QT_MARKET__REPLAY_START": "2025-09-12T00:00:00Z",
+        **env,
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "quantum_trader", "run"],
+        env={**clean, **settings},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def eventually(probe: Callable[[], T | None], timeout_s: float, what: str) -> T:
+    """Poll `probe` until it returns something; fail naming `what` after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = probe()
+        if found:
+            return found
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+def query(database: Path, sql: str) -> list[tuple[Any, ...]]:
+    """Read the daemon's database while it writes (WAL allows a concurrent reader)."""
+    if not database.exists():
+        return []
+    try:
+        connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=5)
+    except sqlite3.OperationalError:
+        return []
+    try:
+        return connection.execute(sql).fetchall()
+    except sqlite3.OperationalError:  # schema not created yet
+        return []
+    finally:
+        connection.close()
+
+
+def log_events(stdout: str) -> list[dict[str, Any]]:
+    events = []
+    for line in stdout.splitlines():
+        if line.startswith("{"):
+            events.append(json.loads(line))
+    return events
