@@ -1,0 +1,102 @@
+"""The market model and the rule agent: no look-ahead, and live equals backtest."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from quantum_trader.clock import ms_from_utc
+from quantum_trader.domain import Bars
+from quantum_trader.errors import MarketDataError
+from quantum_trader.execution.paper_markets import default_market_rules
+from quantum_trader.market.candle_store import CandleStore, bundled_sample_dir
+from quantum_trader.market.model import MarketModel
+from quantum_trader.market.replay import ReplayFeed
+from quantum_trader.signals.rules import RuleAgent
+from quantum_trader.signals.settings import SignalsSettings
+
+BTC = "BTC/USDT:USDT"
+STORE = CandleStore(bundled_sample_dir())
+BARS = STORE.load_bars(BTC, "5m").slice(0, 4000)
+AGENT = RuleAgent(SignalsSettings())
+
+
+def perturbed_after(bars: Bars, t: int, seed: int) -> Bars:
+    """The same bars up to row t; rows after t replaced by a different random walk."""
+    rng = np.random.default_rng(seed)
+    close = bars.close.copy()
+    close[t + 1 :] = close[t] * np.exp(np.cumsum(rng.normal(0, 0.01, len(bars) - t - 1)))
+    high, low, open_ = bars.high.copy(), bars.low.copy(), bars.open.copy()
+    open_[t + 1 :] = close[t + 1 :]
+    high[t + 1 :] = close[t + 1 :] * 1.002
+    low[t + 1 :] = close[t + 1 :] * 0.998
+    return Bars(bars.symbol, bars.timeframe_ms, bars.time_ms, open_, high, low, close, bars.volume)
+
+
+@settings(max_examples=15, deadline=None)
+@given(t=st.integers(min_value=2000, max_value=3900), seed=st.integers(0, 1000))
+def test_the_rule_agent_never_looks_ahead(t: int, seed: int) -> None:
+    original = AGENT.evaluate({BTC: BARS})[BTC]
+    changed = AGENT.evaluate({BTC: perturbed_after(BARS, t, seed)})[BTC]
+    assert np.array_equal(original.action[: t + 1], changed.action[: t + 1])
+    assert np.allclose(original.confidence[: t + 1], changed.confidence[: t + 1])
+
+
+def test_an_hourly_signal_reaches_the_five_minute_rows_only_after_its_hour_closed() -> None:
+    series = AGENT.evaluate({BTC: BARS})[BTC]
+    changes = np.flatnonzero(np.diff(series.action.astype(int)) != 0) + 1
+    assert changes.size
+    closes = BARS.time_ms[changes] + BARS.timeframe_ms
+    assert np.all(closes % 3_600_000 == 0)  # a new signal appears on the bar that closes an hour
+
+
+def test_the_live_window_decides_what_the_whole_history_decides() -> None:
+    """Identical actions and prices; confidences agree to 1e-3 (what is left of the EMA seeds
+    after the warm-up window differs by ~4e-5)."""
+    feed = ReplayFeed(STORE, (BTC, "ETH/USDT:USDT"), "5m", 2500)
+    rules = default_market_rules(feed.symbols)
+    whole = MarketModel.compute(feed.bars, AGENT, rules, tail=None)
+    for day in (12, 20, 28):
+        now_ms = ms_from_utc(datetime(2025, 9, day, 13, 5, tzinfo=UTC))
+        window = feed.snapshot_at(now_ms).bars
+        live = MarketModel.compute(window, AGENT, rules, tail=1).state_at(now_ms)
+        replay = whole.state_at(now_ms)
+        assert [(s.symbol, s.action) for s in live.signals] == [
+            (s.symbol, s.action) for s in replay.signals
+        ]
+        for a, b in zip(live.signals, replay.signals, strict=True):
+            assert a.confidence == pytest.approx(b.confidence, abs=1e-3)
+        assert live.view.prices == replay.view.prices
+
+
+def test_only_closed_bars_are_visible() -> None:
+    feed = ReplayFeed(STORE, (BTC,), "5m", 300)
+    bar = feed.bars[BTC]
+    now_ms = int(bar.time_ms[1000]) + 60_000  # one minute into bar 1000
+    visible = feed.snapshot_at(now_ms).bars[BTC]
+    assert visible.time_ms[-1] == bar.time_ms[999]
+
+
+def test_an_unknown_symbol_is_a_clear_error() -> None:
+    with pytest.raises(MarketDataError, match="unknown symbol 'NOPE/USDT:USDT'"):
+        STORE.load_bars("NOPE/USDT:USDT", "5m")
+
+
+def test_nan_in_recorded_data_is_a_clear_error(tmp_path: object) -> None:
+    from pathlib import Path
+
+    import pyarrow as pa
+    import pyarrow.feather as feather
+
+    folder = Path(str(tmp_path))
+    table = feather.read_table(STORE.candle_path(BTC, "5m")).slice(0, 50)
+    close = table["close"].to_numpy().copy()
+    close[7] = np.nan
+    table = table.set_column(table.schema.get_field_index("close"), "close", pa.array(close))
+    feather.write_feather(table, folder / "BTC_USDT_USDT-5m-futures.feather")
+    with pytest.raises(MarketDataError, match="close is not a number at row 7"):
+        CandleStore(folder).load_bars(BTC, "5m")
