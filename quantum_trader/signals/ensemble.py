@@ -24,6 +24,7 @@ import numpy as np
 from quantum_trader.domain import Bars, FloatArray, IntArray, SignalSeries
 from quantum_trader.errors import ModelArtifactError
 from quantum_trader.log import get_logger
+from quantum_trader.market.candle_store import CandleStore
 from quantum_trader.market.replay import FundingSeries
 from quantum_trader.market.resample import HOUR_MS, hourly_row_for, resample_hourly
 from quantum_trader.signals.artifacts import ArtifactMetadata, metadata_path
@@ -297,3 +298,8 @@ def load_ensemble(
         log.info("no_models_loaded", models_dir=str(models_dir))
         return None
     return Ensemble(loaded, settings, funding)
+
+
+def recorded_funding(store: CandleStore, symbols: Sequence[str]) -> dict[str, FundingSeries]:
+    """The recorded funding of each symbol (empty series where none is recorded)."""
+    return {s: FundingSeries.from_rates(*store.load_funding(s)) for s in symbols}

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from quantum_trader.settings_base import Section
 
@@ -25,7 +26,8 @@ class EnsembleSettings(Section):
     """The ML ensemble (SPEC §3.1).
 
     `forecast_threshold` is the |8 h return| beyond which a training label is BUY/SELL.
-    Training: `training_days` of history ending at the newest common bar; the last
+    Training: `training_days` of history ending at the newest common bar (or at `training_end`:
+    only hourly bars closed by then, so a backtest after it is out of sample); the last
     `validation_fraction` of it is split into `walk_forward_folds` consecutive test blocks, each
     predicted by models trained only on bars whose label window ends `embargo_h` hours before
     the block starts. `tree_rounds` boosting rounds, `forecaster_steps` Adam steps; `models`
@@ -38,6 +40,7 @@ class EnsembleSettings(Section):
     lookback_bars: int = Field(168, ge=16)
     forecast_threshold: float = Field(0.004, gt=0)
     training_days: int = Field(90, ge=7)
+    training_end: datetime | None = None
     seed: int = Field(7, ge=0)
     walk_forward_folds: int = Field(4, ge=1, le=12)
     validation_fraction: float = Field(0.4, gt=0, lt=1)
@@ -46,3 +49,11 @@ class EnsembleSettings(Section):
     forecaster_steps: int = Field(300, ge=10)
     torch_threads: int = Field(2, ge=1, le=2)
     models: tuple[ModelName, ...] = ("xgboost", "lightgbm", "nhits", "patchtst")
+
+    @field_validator("training_end")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        """Read a date without a time zone as UTC."""
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value

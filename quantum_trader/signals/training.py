@@ -24,9 +24,9 @@ from types import ModuleType
 import numpy as np
 import numpy.typing as npt
 
-from quantum_trader.clock import utc_from_ms
+from quantum_trader.clock import ms_from_utc, utc_from_ms
 from quantum_trader.domain import Bars, FloatArray
-from quantum_trader.errors import ModelArtifactError
+from quantum_trader.errors import MarketDataError, ModelArtifactError
 from quantum_trader.market.candle_store import CandleStore
 from quantum_trader.market.replay import FundingSeries
 from quantum_trader.market.resample import HOUR_MS, resample_hourly
@@ -134,7 +134,8 @@ def load_panel(
 ) -> Panel:
     """Hourly bars, features, labels and rule-agent actions for the training range."""
     store = CandleStore(source_dir)
-    hourly = {s: _hourly_bars(store, s) for s in symbols}
+    until_ms = None if settings.training_end is None else ms_from_utc(settings.training_end)
+    hourly = {s: _hourly_bars(store, s, until_ms) for s in symbols}
     end_ms = min(int(b.time_ms[-1]) for b in hourly.values())
     start_ms = end_ms - settings.training_days * 24 * HOUR_MS
     rules = RuleAgent(SignalsSettings())
@@ -165,10 +166,18 @@ def load_panel(
     )
 
 
-def _hourly_bars(store: CandleStore, symbol: str) -> Bars:
+def _hourly_bars(store: CandleStore, symbol: str, until_ms: int | None) -> Bars:
+    """Recorded 1h bars (else 5m resampled); with `until_ms`, only those closed by then."""
     if store.candle_path(symbol, "1h").is_file():
-        return store.load_bars(symbol, "1h")
-    return resample_hourly(store.load_bars(symbol, "5m"))
+        bars = store.load_bars(symbol, "1h")
+    else:
+        bars = resample_hourly(store.load_bars(symbol, "5m"))
+    if until_ms is None:
+        return bars
+    closed = bars.closed_before(until_ms)
+    if closed == 0:
+        raise MarketDataError(f"{symbol}: no hourly bar closed by ensemble.training_end")
+    return bars.slice(0, closed)
 
 
 def _forward_log_return(close: FloatArray, horizon: int) -> FloatArray:
