@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 FIVE_MINUTES_MS = 300_000
-INTERVAL_MS = {"1m": 60_000, "5m": 300_000, "15m": 900_000, "1h": 3_600_000}
+INTERVAL_MS = {"1m": 60_000, "5m": 300_000, "15m": 900_000, "1h": 3_600_000, "1d": 86_400_000}
 FUNDING_INTERVAL_MS = 8 * 3_600_000
 TAKER_FEE = Decimal("0.0004")
 START_MS = 1_762_000_000_000 - 1_762_000_000_000 % FIVE_MINUTES_MS  # 2025-11-01 12:25 UTC

@@ -1,0 +1,213 @@
+"""The composition root for exchange.mode testnet/live: the same core as paper mode, on Binance.
+
+Opening order (each resource on the caller's AsyncExitStack, closed in reverse): the ccxt
+adapter → market rules (an unknown configured symbol is a ConfigurationError) → account checks
+(one-way, single-asset, isolated margin and leverage per symbol; OperatorActionRequired when the
+account is not usable) → SQLite → the exchange feed, signals and regimes → the trading core →
+reconciliation with the exchange, before the first trade. A mismatch reconciliation cannot
+resolve blocks new entries (fail closed) while the monitor keeps protecting open positions.
+
+Market data always comes from the exchange in these modes (`market.source` is not consulted).
+The API key and secret go to the ccxt client only; nothing here logs or stores them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from contextlib import AsyncExitStack
+from datetime import datetime
+
+from quantum_trader.app import (
+    Runtime,
+    assemble,
+    choose_signal_source,
+    database_path,
+    history_bars,
+    regime_function,
+    source_health,
+    statistics_windows,
+)
+from quantum_trader.clock import LiveClock, ms_from_utc
+from quantum_trader.config import Settings
+from quantum_trader.domain import ExchangeMode, GlobalRegime, MarketRules
+from quantum_trader.errors import ConfigurationError, MarketDataError, RetryLater
+from quantum_trader.execution.ccxt_exchange import CcxtExchange
+from quantum_trader.execution.reconcile import ReconcileSettings, reconcile
+from quantum_trader.gates.settings import RegimeSettings
+from quantum_trader.log import get_logger
+from quantum_trader.market import regime
+from quantum_trader.market.exchange_feed import ExchangeFeed, OhlcvSource
+from quantum_trader.market.model import MarketState
+from quantum_trader.market.provider import LiveMarket, MarketStateProvider
+from quantum_trader.market.replay import FundingSeries
+from quantum_trader.ports import Clock, SignalSource
+from quantum_trader.storage.sqlite import SqliteRepository
+
+log = get_logger("app_exchange")
+REGIME_SYMBOL = "BTC/USDT:USDT"
+REGIME_REFRESH_S = 3600.0
+FUNDING_HISTORY_DAYS = 90
+
+
+class DailyRegime:
+    """The global regime (SPEC §3.3) from BTC's daily candles on the exchange.
+
+    `refresh` fetches at most once per `refresh_s` (one klines request, weight 5); `at` is the
+    synchronous GlobalRegimeFn the market model calls. A failed refresh keeps the last value
+    (SIDEWAYS before the first) and is retried on the next cycle.
+    """
+
+    def __init__(
+        self, source: OhlcvSource, settings: RegimeSettings, refresh_s: float = REGIME_REFRESH_S
+    ) -> None:
+        self._source = source
+        self._settings = settings
+        self._refresh_ms = round(refresh_s * 1000)
+        self._fetched_ms: int | None = None
+        self.value = GlobalRegime.SIDEWAYS
+
+    def at(self, now_ms: int) -> GlobalRegime:
+        return self.value
+
+    async def refresh(self, now: datetime) -> None:
+        now_ms = ms_from_utc(now)
+        if self._fetched_ms is not None and now_ms - self._fetched_ms < self._refresh_ms:
+            return
+        days = self._settings.global_ema_days + 10
+        since = (now_ms // regime.DAY_MS - days) * regime.DAY_MS
+        try:
+            daily = await self._source.fetch_ohlcv(REGIME_SYMBOL, "1d", since, days + 1)
+        except (MarketDataError, RetryLater) as error:
+            log.warning("global_regime_refresh_failed", error=str(error), kept=self.value)
+            return
+        closes = regime.daily_closes(daily.slice(0, daily.closed_before(now_ms)))
+        self.value = regime.global_regime(closes, self._settings)
+        self._fetched_ms = now_ms
+        log.info("global_regime_refreshed", global_regime=self.value, daily_closes=len(closes))
+
+
+class ExchangeMarket:
+    """The live market provider plus the hourly BTC regime refresh and the entry block.
+
+    While `halt_reason` is set, every cycle's signals are dropped: nothing new is entered, and
+    the monitor still manages what is open.
+    """
+
+    def __init__(self, inner: MarketStateProvider, daily: DailyRegime) -> None:
+        self._inner = inner
+        self._daily = daily
+        self.halt_reason: str | None = None
+
+    async def state(self, now: datetime) -> MarketState:
+        await self._daily.refresh(now)
+        state = await self._inner.state(now)
+        if self.halt_reason is None or not state.signals:
+            return state
+        log.warning("entries_blocked", reason=self.halt_reason, signals=len(state.signals))
+        return MarketState(state.view, [])
+
+
+async def open_exchange_runtime(
+    settings: Settings,
+    stack: AsyncExitStack,
+    stopping: asyncio.Event,
+    *,
+    clock: Clock | None = None,
+    api_urls: Mapping[str, str] | None = None,
+    source: SignalSource | None = None,
+    rate_limit: bool = True,
+) -> Runtime:
+    """Open every resource for `run` in testnet/live mode and reconcile before trading.
+
+    `clock` (default LiveClock), `api_urls` (ccxt REST base URLs by name), `source` (default
+    from settings) and `rate_limit=False` (no client-side throttle) exist for the loopback
+    tests. Raises ConfigurationError for paper mode or an unknown symbol,
+    OperatorActionRequired when the account cannot be used.
+    """
+    if settings.exchange.mode is ExchangeMode.PAPER:
+        raise ConfigurationError(["exchange.mode: 'paper' runs through app.open_runtime"])
+    clock = clock or LiveClock()
+    exchange = CcxtExchange.create(settings.exchange, api_urls=api_urls, rate_limit=rate_limit)
+    stack.push_async_callback(exchange.close)
+    rules = configured_rules(await exchange.load_markets(), settings.market.symbols)
+    await exchange.prepare_account(settings.market.symbols, settings.sizing.default_leverage)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    repository = await SqliteRepository.open(database_path(settings))
+    stack.push_async_callback(repository.close)
+    if source is None:
+        funding = None
+        if settings.signals.source != "rules":
+            funding = await exchange_funding(exchange, settings.market.symbols, clock.now())
+        source = choose_signal_source(settings, funding)
+    market = _exchange_market(settings, exchange, source, rules)
+    core = await assemble(
+        settings, market, exchange, repository, rules, clock.now(), stopping, source_health(source)
+    )
+    report = await reconcile(exchange, repository, core.trader, clock.now(), ReconcileSettings())
+    market.halt_reason = report.halt_reason
+    log.info(
+        "runtime_ready",
+        mode=settings.exchange.mode,
+        signal_source=source.name,
+        sizing_method=settings.sizing.method,
+        symbols=list(settings.market.symbols),
+        open_positions=len(core.trader.ledger.positions),
+        reconcile_actions=len(report.actions),
+        entries_blocked=report.blocks_entries,
+        trading_state=core.governor.governor.state.trading_state,
+    )
+    return Runtime(settings, clock, repository, exchange, core, None)
+
+
+def configured_rules(
+    available: Mapping[str, MarketRules], symbols: Sequence[str]
+) -> dict[str, MarketRules]:
+    """The rules of the configured symbols; ConfigurationError naming any the exchange lacks."""
+    unknown = [symbol for symbol in symbols if symbol not in available]
+    if unknown:
+        raise ConfigurationError(
+            [
+                f"market.symbols: {symbol} is not a USDT-settled perpetual on Binance USD-M"
+                for symbol in unknown
+            ]
+        )
+    return {symbol: available[symbol] for symbol in symbols}
+
+
+def _exchange_market(
+    settings: Settings,
+    exchange: CcxtExchange,
+    source: SignalSource,
+    rules: Mapping[str, MarketRules],
+) -> ExchangeMarket:
+    feed = ExchangeFeed(
+        exchange,
+        settings.market.symbols,
+        settings.market.timeframe,
+        history_bars(settings, source),
+    )
+    daily = DailyRegime(exchange, settings.regime)
+    live = LiveMarket(
+        feed,
+        source,
+        rules,
+        regime_function(settings),
+        daily.at,
+        statistics_windows(settings),
+    )
+    return ExchangeMarket(live, daily)
+
+
+async def exchange_funding(
+    exchange: CcxtExchange, symbols: Sequence[str], now: datetime
+) -> dict[str, FundingSeries]:
+    """The last `FUNDING_HISTORY_DAYS` of funding settlements per symbol (one request each),
+    for the ensemble's funding feature."""
+    since = ms_from_utc(now) - FUNDING_HISTORY_DAYS * regime.DAY_MS
+    history = {}
+    for symbol in symbols:
+        times, rates = await exchange.fetch_funding_rates(symbol, since)
+        if times.size:
+            history[symbol] = FundingSeries.from_rates(times, rates)
+    return history

@@ -1,0 +1,180 @@
+"""testnet mode end to end against the loopback Binance stand-in: account checks, one executor
+cycle that enters and protects a position, a monitor tick, a clean stop, and the refusals."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from contextlib import AsyncExitStack
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+import pytest
+from loopback import LoopbackBinance, loopback_api_urls
+from loopback.fixtures import API_KEY, API_SECRET, loopback, loopback_settings
+from structlog.testing import capture_logs
+
+from quantum_trader.app import Runtime
+from quantum_trader.app_exchange import open_exchange_runtime
+from quantum_trader.clock import ManualClock, utc_from_ms
+from quantum_trader.config import MarketSettings, Settings
+from quantum_trader.daemon import periodic
+from quantum_trader.domain import Bars, SignalSeries
+from quantum_trader.errors import ConfigurationError, OperatorActionRequired
+
+__all__ = ["loopback"]
+BTC = "BTC/USDT:USDT"
+
+
+class AlwaysBuy:
+    """A signal source that says BUY with high confidence on every bar."""
+
+    name = "always_buy"
+    warmup_hours = 1
+
+    def evaluate(
+        self, bars: Mapping[str, Bars], tail: int | None = None
+    ) -> dict[str, SignalSeries]:
+        series = {}
+        for symbol, b in bars.items():
+            action = np.ones(len(b), dtype=np.int8)
+            confidence = np.full(len(b), 0.9)
+            series[symbol] = SignalSeries(action, confidence, {self.name: (action, confidence)})
+        return series
+
+
+def demo_settings(data_dir: Path, symbols: tuple[str, ...] = (BTC,)) -> Settings:
+    return Settings(
+        data_dir=data_dir,
+        exchange=loopback_settings(),
+        market=MarketSettings(symbols=symbols, history_bars=300),
+    )
+
+
+async def open_runtime_on(
+    server: LoopbackBinance, settings: Settings, stack: AsyncExitStack, stopping: asyncio.Event
+) -> Runtime:
+    clock = ManualClock(utc_from_ms(server.state.now_ms + 10_000))  # 10 s into a 5m bar
+    return await open_exchange_runtime(
+        settings,
+        stack,
+        stopping,
+        clock=clock,
+        api_urls=loopback_api_urls(server.base_url),
+        source=AlwaysBuy(),
+        rate_limit=False,
+    )
+
+
+async def test_a_cycle_enters_and_protects_on_the_exchange_then_stops_cleanly(
+    loopback: LoopbackBinance, tmp_path: Path
+) -> None:
+    stopping = asyncio.Event()
+    with capture_logs() as logs:
+        async with AsyncExitStack() as stack:
+            runtime = await open_runtime_on(loopback, demo_settings(tmp_path), stack, stopping)
+            assert loopback.count("/fapi/v1/positionSide/dual") == 1
+            assert loopback.state.holdings["BTCUSDT"].margin_type == "isolated"
+            assert loopback.state.holdings["BTCUSDT"].leverage == 3
+
+            loopback.reset_counts()
+            summary = await runtime.core.executor.run_cycle(runtime.clock.now())
+            assert summary.opened == 1
+            assert loopback.count("/fapi/v1/premiumIndex") <= 1
+            assert all("symbol" not in p for m, path, p in loopback.requests
+                       if path == "/fapi/v1/premiumIndex")  # fmt: skip
+
+            holding = loopback.state.holdings["BTCUSDT"]
+            assert holding.amount > 0
+            algo = list(loopback.state.algo_orders.values())
+            stops = [o for o in algo if o["orderType"] == "STOP_MARKET"]
+            assert len(stops) == 1
+            assert stops[0]["reduceOnly"] is True
+            assert stops[0]["side"] == "SELL"
+            assert Decimal(stops[0]["triggerPrice"]) < Decimal("100000")
+            position = runtime.core.trader.ledger.positions[BTC]
+            assert position.stop_order_id == stops[0]["clientAlgoId"]
+
+            loopback.reset_counts()
+            await runtime.core.monitor.tick(runtime.clock.now())
+            assert loopback.count("/fapi/v1/premiumIndex") == 1
+            assert loopback.state.algo_orders.keys() == {o["clientAlgoId"] for o in algo}
+
+            async def cycle(now: datetime) -> None:
+                await runtime.core.executor.run_cycle(now)
+
+            tasks = [
+                asyncio.create_task(periodic("executor", 30, runtime.clock, stopping, cycle)),
+                asyncio.create_task(
+                    periodic("monitor", 5, runtime.clock, stopping, runtime.core.monitor.tick)
+                ),
+            ]
+            await asyncio.sleep(0)
+            stopping.set()  # what the SIGTERM handler does
+            await asyncio.wait_for(asyncio.gather(*tasks), timeout=10)
+            assert all(task.done() and task.exception() is None for task in tasks)
+            await runtime.repository.flush()
+        assert (tmp_path / "quantum_trader.db").is_file()
+    events = [entry["event"] for entry in logs]
+    assert "runtime_ready" in events
+    assert "global_regime_refreshed" in events
+    assert "loop_step_failed" not in events
+    rendered = repr(logs)
+    assert API_KEY not in rendered
+    assert API_SECRET not in rendered
+
+
+async def test_the_global_regime_comes_from_btc_daily_candles(
+    loopback: LoopbackBinance, tmp_path: Path
+) -> None:
+    async with AsyncExitStack() as stack:
+        runtime = await open_runtime_on(loopback, demo_settings(tmp_path), stack, asyncio.Event())
+        loopback.reset_counts()
+        await runtime.core.executor.run_cycle(runtime.clock.now())
+        daily = [p for m, path, p in loopback.requests if p.get("interval") == "1d"]
+        assert len(daily) == 1
+        assert daily[0]["symbol"] == "BTCUSDT"
+        loopback.reset_counts()
+        await runtime.core.executor.run_cycle(runtime.clock.now())
+        assert not [p for m, path, p in loopback.requests if p.get("interval") == "1d"]
+
+
+async def test_a_hedge_mode_account_refuses_to_start(
+    loopback: LoopbackBinance, tmp_path: Path
+) -> None:
+    loopback.state.dual_side_position = True
+    with pytest.raises(OperatorActionRequired, match="hedge mode"):
+        async with AsyncExitStack() as stack:
+            await open_runtime_on(loopback, demo_settings(tmp_path), stack, asyncio.Event())
+    assert not (tmp_path / "quantum_trader.db").exists()
+    assert loopback.count("/fapi/v1/order", "POST") == 0
+
+
+async def test_an_unknown_configured_symbol_is_a_configuration_error(
+    loopback: LoopbackBinance, tmp_path: Path
+) -> None:
+    settings = demo_settings(tmp_path, (BTC, "NOPE/USDT:USDT"))
+    with pytest.raises(ConfigurationError, match=r"market\.symbols: NOPE/USDT:USDT"):
+        async with AsyncExitStack() as stack:
+            await open_runtime_on(loopback, settings, stack, asyncio.Event())
+
+
+async def test_an_unexplained_position_mismatch_blocks_entries_but_not_the_monitor(
+    loopback: LoopbackBinance, tmp_path: Path
+) -> None:
+    settings = demo_settings(tmp_path)
+    async with AsyncExitStack() as stack:
+        runtime = await open_runtime_on(loopback, settings, stack, asyncio.Event())
+        await runtime.core.executor.run_cycle(runtime.clock.now())
+    loopback.state.holdings["BTCUSDT"].amount += Decimal("0.5")  # bought by hand meanwhile
+    async with AsyncExitStack() as stack:
+        runtime = await open_runtime_on(loopback, settings, stack, asyncio.Event())
+        before = loopback.state.holdings["BTCUSDT"].amount
+        with capture_logs() as logs:
+            summary = await runtime.core.executor.run_cycle(runtime.clock.now())
+        assert summary.opened == 0
+        assert loopback.state.holdings["BTCUSDT"].amount == before
+        assert "entries_blocked" in [entry["event"] for entry in logs]
+        await runtime.core.monitor.tick(runtime.clock.now())
