@@ -35,7 +35,7 @@ from quantum_trader.gates.risk_guard import RiskGuard
 from quantum_trader.log import get_logger
 from quantum_trader.market import regime
 from quantum_trader.market.candle_store import TIMEFRAME_MS, CandleStore, bundled_sample_dir
-from quantum_trader.market.model import GlobalRegimeFn, RegimeFn
+from quantum_trader.market.model import GlobalRegimeFn, RegimeFn, StatisticsWindows
 from quantum_trader.market.provider import LiveMarket, MarketStateProvider
 from quantum_trader.market.replay import FundingSeries, ReplayFeed
 from quantum_trader.monitor.loop import PositionMonitor
@@ -160,6 +160,15 @@ def regime_function(settings: Settings) -> RegimeFn:
     return classify
 
 
+def statistics_windows(settings: Settings) -> StatisticsWindows:
+    g = settings.governor
+    return StatisticsWindows(
+        returns_bars=max(settings.balancer.correlation_lookback_bars, g.correlation_lookback_bars),
+        volatility_bars=g.volatility_lookback_hours,
+        volatility_min_bars=g.volatility_min_bars,
+    )
+
+
 def global_regime_timeline(store: CandleStore, settings: Settings) -> GlobalRegimeFn:
     """BTC's recorded daily closes against their EMA200, as of any instant (SPEC §3.3)."""
     try:
@@ -278,7 +287,7 @@ async def open_runtime(
         rules,
         regime_function(settings),
         global_regime_timeline(open_store(settings), settings),
-        settings.balancer.correlation_lookback_bars,
+        statistics_windows(settings),
     )
     log.info(
         "market_data_loaded",

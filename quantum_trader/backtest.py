@@ -24,6 +24,7 @@ from quantum_trader.app import (
     make_paper_exchange,
     open_store,
     regime_function,
+    statistics_windows,
 )
 from quantum_trader.clock import ManualClock, ms_from_utc
 from quantum_trader.config import Settings
@@ -74,7 +75,7 @@ async def run_backtest(settings: Settings, request: BacktestRequest) -> Backtest
         regime=regime_function(settings),
         funding_rate_8h=lambda symbol, now_ms: feed.funding[symbol].rate_8h_at(now_ms),
         global_regime=global_regime_timeline(store, settings),
-        returns_window=settings.balancer.correlation_lookback_bars,
+        windows=statistics_windows(settings),
     )
     rules = default_market_rules(feed.symbols)
     exchange = make_paper_exchange(settings, clock, feed, rules, state_path=None)

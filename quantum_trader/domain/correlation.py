@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from quantum_trader.domain import FloatArray
+from quantum_trader.domain.market import FloatArray
 
 MIN_SAMPLES = 3
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
+from quantum_trader.domain.correlation import CorrelationMatrix
 from quantum_trader.domain.enums import GlobalRegime, Regime
 from quantum_trader.domain.market import FloatArray, MarketRules
 from quantum_trader.domain.performance import SymbolStats
@@ -70,3 +71,8 @@ class MarketView:
     global_regime: GlobalRegime = GlobalRegime.SIDEWAYS
     returns: Mapping[str, FloatArray] = field(default_factory=dict)
     funding_rate_8h: Mapping[str, float] = field(default_factory=dict)
+    # Market statistics the model computes once (SPEC §11), so gates never recompute them:
+    # each symbol's last closed hourly return in σ of the hourly returns before it, and the
+    # pairwise correlations of recent returns.
+    return_zscore: Mapping[str, float] = field(default_factory=dict)
+    correlations: CorrelationMatrix | None = None

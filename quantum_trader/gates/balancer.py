@@ -22,6 +22,7 @@ from quantum_trader.domain import (
     SymbolStats,
     Verdict,
 )
+from quantum_trader.domain.correlation import CorrelationMatrix, correlation_matrix
 from quantum_trader.gates.balancer_output import (
     BalancerOutput,
     PortfolioState,
@@ -40,7 +41,6 @@ from quantum_trader.gates.balancer_rules import (
     priority,
 )
 from quantum_trader.gates.settings import BalancerSettings
-from quantum_trader.portfolio.correlation import CorrelationMatrix, correlation_matrix
 
 
 def risk_mode(
@@ -191,7 +191,9 @@ class PortfolioBalancer:
         book = Book(equity_usdt, free_margin_usdt)
         book.holdings.extend(position_exposure(p, market, s) for p in positions)
         symbols = [h.symbol for h in book.holdings] + [c.symbol for c in candidates]
-        matrix = correlation_matrix(market.returns, symbols, s.correlation_lookback_bars)
+        matrix = market.correlations or correlation_matrix(
+            market.returns, symbols, s.correlation_lookback_bars
+        )
         violations = breaches(book, s, matrix, skip_pairs=len(book.holdings))
         mode = risk_mode(violations, book, daily_drawdown, losing_streak, s)
         state = portfolio_state(book, used_margin_usdt, free_margin_usdt)

@@ -23,9 +23,9 @@ from quantum_trader.domain import (
     Side,
     SymbolStats,
 )
+from quantum_trader.domain.correlation import CorrelationMatrix
 from quantum_trader.gates.balancer_output import Exposure, Severity, Violation
 from quantum_trader.gates.settings import BalancerSettings
-from quantum_trader.portfolio.correlation import CorrelationMatrix
 
 
 def sector_of(symbol: str, settings: BalancerSettings) -> str:

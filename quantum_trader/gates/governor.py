@@ -30,8 +30,8 @@ from quantum_trader.domain import (
     ReasonCode,
     Verdict,
 )
+from quantum_trader.domain.correlation import correlation_matrix
 from quantum_trader.gates.settings import GovernorSettings
-from quantum_trader.portfolio.correlation import correlation_matrix
 
 
 class GovernorDecision(StrEnum):
@@ -210,7 +210,16 @@ def next_utc_midnight(now: datetime) -> datetime:
 
 
 def volatility_spike(market: MarketView, settings: GovernorSettings) -> str | None:
-    """The first symbol whose latest 1-bar return lies beyond k σ of the returns before it."""
+    """The first symbol whose latest 1-bar return lies beyond k σ of the returns before it.
+
+    The market model's hourly z-scores are used when the view has them (the strategy's bar is
+    the hour: 3σ moves of 5 m returns are everyday noise); otherwise `returns` are used.
+    """
+    for symbol, z in market.return_zscore.items():
+        if abs(z) > settings.volatility_spike_sigma:
+            return f"{symbol} hourly return at {z:+.2f}σ beyond {settings.volatility_spike_sigma}σ"
+    if market.return_zscore:
+        return None
     for symbol, returns in market.returns.items():
         history = returns[-settings.volatility_lookback_bars - 1 : -1]
         if history.shape[0] < settings.volatility_min_bars:
@@ -266,8 +275,10 @@ def _market_breakers(
     spike = volatility_spike(market, s)
     if spike is not None:
         fired[Breaker.VOLATILITY_SPIKE] = (GovernorDecision.NO_NEW_TRADES, cooldown, spike)
-    mean_corr = correlation_matrix(market.returns, None, s.correlation_lookback_bars)
-    mean = mean_corr.mean_pairwise()
+    matrix = market.correlations or correlation_matrix(
+        market.returns, None, s.correlation_lookback_bars
+    )
+    mean = matrix.mean_pairwise()
     if mean > s.correlation_spike:
         detail = f"mean pairwise correlation {mean:.3f}"
         fired[Breaker.CORRELATION_SPIKE] = (GovernorDecision.NO_NEW_TRADES, cooldown, detail)

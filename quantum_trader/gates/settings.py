@@ -118,6 +118,8 @@ class GovernorSettings(Section):
     spike_cooldown_s: float = Field(3600.0, gt=0)
     pause_duration_s: float = Field(3600.0, gt=0)
     volatility_lookback_bars: int = Field(288, ge=10)
+    # The market model's spike test: the last hourly return against the σ of this many hours.
+    volatility_lookback_hours: int = Field(168, ge=10)
     volatility_min_bars: int = Field(30, ge=3)
     correlation_lookback_bars: int = Field(288, ge=10)
     defensive_size_factor: float = Field(0.5, gt=0, le=1)

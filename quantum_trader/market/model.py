@@ -32,6 +32,7 @@ from quantum_trader.domain import (
     SignalSeries,
     Vote,
 )
+from quantum_trader.domain.correlation import CorrelationMatrix, correlation_matrix
 from quantum_trader.market import indicators
 from quantum_trader.market.resample import hourly_row_for, on_rows, resample_hourly
 from quantum_trader.ports import SignalSource
@@ -48,12 +49,41 @@ def constant_regime(bars: Bars) -> npt.NDArray[np.object_]:
 
 
 @dataclass(frozen=True, slots=True)
+class StatisticsWindows:
+    """Windows of the market statistics: returns for correlation in execution bars, the
+    volatility baseline in hourly bars; correlations refresh hourly."""
+
+    returns_bars: int = 288
+    volatility_bars: int = 168
+    volatility_min_bars: int = 30
+    correlation_refresh_ms: int = 3_600_000
+
+
+@dataclass(frozen=True, slots=True)
 class SymbolSeries:
     bars: Bars
     atr_pct: FloatArray
     returns: FloatArray
+    return_zscore: FloatArray
     regime: npt.NDArray[np.object_]
     signals: SignalSeries
+
+
+def trailing_sigma(returns: FloatArray, window: int, min_count: int) -> FloatArray:
+    """Row t: the standard deviation of the `window` returns before t (t excluded), NaN when
+    fewer than `min_count` of them are known. Vectorized with cumulative sums."""
+    known = np.isfinite(returns)
+    x = np.where(known, returns, 0.0)
+    sums = [np.concatenate(([0.0], np.cumsum(v))) for v in (x, x * x, known.astype(float))]
+    end = np.arange(len(returns))
+    start = np.maximum(end - window, 0)
+    total, squares, count = (c[end] - c[start] for c in sums)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = total / count
+        sigma = np.sqrt(np.maximum(squares / count - mean * mean, 0.0))
+    sigma[count < min_count] = np.nan
+    result: FloatArray = sigma
+    return result
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +94,9 @@ class MarketState:
     signals: list[Signal]
 
 
-def _symbol_series(bars: Bars, signals: SignalSeries, regime: RegimeFn) -> SymbolSeries:
+def _symbol_series(
+    bars: Bars, signals: SignalSeries, regime: RegimeFn, windows: StatisticsWindows
+) -> SymbolSeries:
     """ATR and regime on closed hourly bars, forward-filled onto the execution rows."""
     hourly = resample_hourly(bars)
     rows = hourly_row_for(bars, hourly)
@@ -72,10 +104,15 @@ def _symbol_series(bars: Bars, signals: SignalSeries, regime: RegimeFn) -> Symbo
     regimes = np.full(len(bars), Regime.CHOPPY, dtype=object)
     known = rows >= 0
     regimes[known] = hourly_regime[rows[known]]
+    hourly_returns = indicators.simple_returns(hourly.close)
+    sigma = trailing_sigma(hourly_returns, windows.volatility_bars, windows.volatility_min_bars)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        zscore = np.where(sigma > 0, hourly_returns / sigma, np.nan)
     return SymbolSeries(
         bars,
         on_rows(indicators.atr_pct(hourly), rows),
         indicators.simple_returns(bars.close),
+        on_rows(zscore, rows),
         regimes,
         signals,
     )
@@ -89,14 +126,15 @@ class MarketModel:
         source_name: str,
         funding_rate_8h: FundingFn,
         global_regime: GlobalRegimeFn,
-        returns_window: int,
+        windows: StatisticsWindows,
     ) -> None:
         self._series = dict(series)
         self._rules = rules
         self._source = source_name
         self._funding = funding_rate_8h
         self._global_regime = global_regime
-        self._returns_window = returns_window
+        self._windows = windows
+        self._correlations: tuple[int, CorrelationMatrix] | None = None
 
     @classmethod
     def compute(
@@ -109,15 +147,16 @@ class MarketModel:
         regime: RegimeFn = constant_regime,
         funding_rate_8h: FundingFn = lambda symbol, now_ms: 0.0,
         global_regime: GlobalRegimeFn = lambda now_ms: GlobalRegime.SIDEWAYS,
-        returns_window: int = 288,
+        windows: StatisticsWindows | None = None,
     ) -> MarketModel:
+        spans = windows or StatisticsWindows()
         signals = source.evaluate(bars, tail=tail)
         series = {
-            symbol: _symbol_series(b, signals[symbol], regime)
+            symbol: _symbol_series(b, signals[symbol], regime, spans)
             for symbol, b in bars.items()
             if len(b) and symbol in signals
         }
-        return cls(series, rules, source.name, funding_rate_8h, global_regime, returns_window)
+        return cls(series, rules, source.name, funding_rate_8h, global_regime, spans)
 
     def state_at(self, now_ms: int) -> MarketState:
         """The view as of `now_ms`: only bars closed by then are visible."""
@@ -125,7 +164,9 @@ class MarketModel:
         atr_pct: dict[str, float] = {}
         regimes: dict[str, Regime] = {}
         returns: dict[str, FloatArray] = {}
+        zscores: dict[str, float] = {}
         signals: list[Signal] = []
+        span = self._windows.returns_bars
         for symbol, s in self._series.items():
             last = s.bars.closed_before(now_ms) - 1
             if last < 0 or not np.isfinite(s.atr_pct[last]):
@@ -133,7 +174,8 @@ class MarketModel:
             prices[symbol] = Decimal(repr(float(s.bars.close[last])))
             atr_pct[symbol] = float(s.atr_pct[last])
             regimes[symbol] = s.regime[last]
-            returns[symbol] = s.returns[max(1, last + 1 - self._returns_window) : last + 1]
+            returns[symbol] = s.returns[max(1, last + 1 - span) : last + 1]
+            zscores[symbol] = float(s.return_zscore[last])
             signals.append(self._signal(symbol, s.signals, last))
         view = MarketView(
             time=utc_from_ms(now_ms),
@@ -144,8 +186,18 @@ class MarketModel:
             global_regime=self._global_regime(now_ms),
             returns=returns,
             funding_rate_8h={symbol: self._funding(symbol, now_ms) for symbol in prices},
+            return_zscore={k: v for k, v in zscores.items() if np.isfinite(v)},
+            correlations=self._correlations_at(now_ms, returns),
         )
         return MarketState(view, signals)
+
+    def _correlations_at(self, now_ms: int, returns: Mapping[str, FloatArray]) -> CorrelationMatrix:
+        """Recomputed once per refresh period, not per cycle or per candidate."""
+        period = now_ms // self._windows.correlation_refresh_ms
+        if self._correlations is None or self._correlations[0] != period:
+            matrix = correlation_matrix(returns, None, self._windows.returns_bars)
+            self._correlations = (period, matrix)
+        return self._correlations[1]
 
     def _signal(self, symbol: str, series: SignalSeries, row: int) -> Signal:
         votes = tuple(

@@ -10,7 +10,13 @@ from typing import Protocol
 
 from quantum_trader.clock import ms_from_utc
 from quantum_trader.domain import MarketRules
-from quantum_trader.market.model import GlobalRegimeFn, MarketModel, MarketState, RegimeFn
+from quantum_trader.market.model import (
+    GlobalRegimeFn,
+    MarketModel,
+    MarketState,
+    RegimeFn,
+    StatisticsWindows,
+)
 from quantum_trader.ports import MarketFeed, SignalSource
 
 
@@ -29,14 +35,14 @@ class LiveMarket:
         rules: Mapping[str, MarketRules],
         regime: RegimeFn,
         global_regime: GlobalRegimeFn,
-        returns_window: int,
+        windows: StatisticsWindows,
     ) -> None:
         self._feed = feed
         self._source = source
         self._rules = rules
         self._regime = regime
         self._global_regime = global_regime
-        self._returns_window = returns_window
+        self._windows = windows
 
     async def state(self, now: datetime) -> MarketState:
         snapshot = await self._feed.snapshot(now)
@@ -50,7 +56,7 @@ class LiveMarket:
             regime=self._regime,
             funding_rate_8h=lambda symbol, _now_ms: funding.get(symbol, 0.0),
             global_regime=self._global_regime,
-            returns_window=self._returns_window,
+            windows=self._windows,
         )
         return model.state_at(snapshot.time_ms)
 

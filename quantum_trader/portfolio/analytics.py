@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from quantum_trader.domain import FloatArray, MarketView, PortfolioView, Position
+from quantum_trader.domain.correlation import CorrelationMatrix, correlation_matrix
 from quantum_trader.gates.settings import AnalyticsSettings
-from quantum_trader.portfolio.correlation import CorrelationMatrix, correlation_matrix
 
 
 @dataclass(frozen=True, slots=True)

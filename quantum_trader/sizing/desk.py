@@ -19,9 +19,9 @@ from quantum_trader.domain import (
     SymbolStats,
     Verdict,
 )
+from quantum_trader.domain.correlation import correlation_matrix
 from quantum_trader.gates.chain import Approved
 from quantum_trader.log import get_logger
-from quantum_trader.portfolio.correlation import correlation_matrix
 from quantum_trader.ports import Repository
 from quantum_trader.sizing.costs import CostModel
 from quantum_trader.sizing.lifecycle import LifecycleBook, LifecycleRecord, stage_factor
@@ -131,7 +131,7 @@ class SizingDesk:
         held = [s for s in portfolio.positions if s != symbol]
         if not held:
             return {}
-        matrix = correlation_matrix(market.returns, [symbol, *held])
+        matrix = market.correlations or correlation_matrix(market.returns, [symbol, *held])
         return {other: matrix.get(symbol, other) for other in held}
 
 

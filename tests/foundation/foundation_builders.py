@@ -18,6 +18,7 @@ from quantum_trader.app import (
     make_paper_exchange,
     open_store,
     regime_function,
+    statistics_windows,
 )
 from quantum_trader.clock import ManualClock
 from quantum_trader.config import Settings
@@ -118,6 +119,7 @@ async def build_rig(
         regime=regime_function(settings),
         funding_rate_8h=lambda symbol, now_ms: feed.funding[symbol].rate_8h_at(now_ms),
         global_regime=global_regime_timeline(store, settings),
+        windows=statistics_windows(settings),
     )
     core = await assemble(
         settings, PrecomputedMarket(model), exchange, repository, rules, start, asyncio.Event()

@@ -22,6 +22,7 @@ from quantum_trader.domain import (
     Side,
     SymbolStats,
 )
+from quantum_trader.domain.correlation import correlation_matrix
 from quantum_trader.gates.balancer import PortfolioBalancer
 from quantum_trader.gates.balancer_output import BalancerOutput, RiskMode, Severity
 from quantum_trader.gates.balancer_rules import (
@@ -32,7 +33,6 @@ from quantum_trader.gates.balancer_rules import (
 )
 from quantum_trader.gates.chain import ApprovalChain, BatchGate
 from quantum_trader.gates.settings import BalancerSettings
-from quantum_trader.portfolio.correlation import correlation_matrix
 
 BTC, ETH, SOL, DOGE, INJ = (f"{b}/USDT:USDT" for b in ("BTC", "ETH", "SOL", "DOGE", "INJ"))
 UNIVERSE = (BTC, ETH, SOL, DOGE, INJ, "XRP/USDT:USDT", "BNB/USDT:USDT", "BCH/USDT:USDT")

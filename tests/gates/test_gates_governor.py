@@ -157,7 +157,7 @@ def test_correlation_spike_above_the_mean_pairwise_limit() -> None:
 
 
 def test_correlation_spike_threshold_is_a_setting() -> None:
-    from quantum_trader.portfolio.correlation import correlation_matrix
+    from quantum_trader.domain.correlation import correlation_matrix
 
     returns = correlated(0.005)
     mean = correlation_matrix(returns).mean_pairwise()
