@@ -18,6 +18,8 @@ from collections.abc import Mapping, Sequence
 from contextlib import AsyncExitStack
 from datetime import datetime
 
+from pydantic import SecretStr
+
 from quantum_trader.app import (
     Runtime,
     assemble,
@@ -29,7 +31,7 @@ from quantum_trader.app import (
     statistics_windows,
 )
 from quantum_trader.clock import LiveClock, ms_from_utc
-from quantum_trader.config import Settings
+from quantum_trader.config import ExchangeSettings, Settings
 from quantum_trader.domain import ExchangeMode, GlobalRegime, MarketRules
 from quantum_trader.errors import ConfigurationError, MarketDataError, RetryLater
 from quantum_trader.execution.ccxt_exchange import CcxtExchange
@@ -158,6 +160,23 @@ async def open_exchange_runtime(
         trading_state=core.governor.governor.state.trading_state,
     )
     return Runtime(settings, clock, repository, exchange, core, None)
+
+
+def public_exchange(
+    settings: ExchangeSettings, api_urls: Mapping[str, str] | None = None
+) -> CcxtExchange:
+    """A keyless client on Binance USD-M production for public market data (candles, funding).
+
+    Production, whatever `exchange.mode` says: recorded data should be the real market. It
+    never sends an order (it has no keys), so the live-mode confirmation does not apply.
+    """
+    public = ExchangeSettings.model_construct(
+        mode=ExchangeMode.LIVE,
+        api_key=SecretStr(""),
+        api_secret=SecretStr(""),
+        request_timeout_s=settings.request_timeout_s,
+    )
+    return CcxtExchange.create(public, api_urls=api_urls)
 
 
 def configured_rules(
