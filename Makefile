@@ -3,7 +3,10 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test install install-dev lint typecheck bench clean
+# TORCH_INDEX: a package index with CPU-only PyTorch wheels (used by `make install-ml`).
+TORCH_INDEX ?=
+
+.PHONY: run test install install-dev install-ml lint bench clean
 
 run: $(VENV)/.installed
 	$(BIN)/quantum-trader run
@@ -16,6 +19,11 @@ test: $(VENV)/.installed-dev
 
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
+
+# PyTorch for the N-HiTS and PatchTST forecasters (optional: without it they abstain).
+install-ml: $(VENV)/.installed
+	$(BIN)/pip install --quiet torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+	$(BIN)/pip install --quiet -e '.[ml]'
 
 $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)

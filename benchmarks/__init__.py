@@ -1,0 +1,1 @@
+"""Benchmarks: each script prints its numbers; docs/BENCHMARKS.md records them with the command."""
