@@ -40,6 +40,7 @@ from quantum_trader.market.provider import LiveMarket, MarketStateProvider
 from quantum_trader.market.replay import FundingSeries, ReplayFeed
 from quantum_trader.monitor.loop import PositionMonitor
 from quantum_trader.ops.governor_keeper import GovernorKeeper, load_governor
+from quantum_trader.ops.health import HealthMonitor
 from quantum_trader.portfolio.ledger import Ledger
 from quantum_trader.ports import Clock, Exchange, Repository, SignalSource
 from quantum_trader.signals.rules import RuleAgent
@@ -73,6 +74,8 @@ class Runtime:
     exchange: Exchange
     core: Core
     replay_end: datetime | None
+    health: HealthMonitor
+    models_status: HealthFn
 
 
 def database_path(settings: Settings) -> Path:
@@ -298,8 +301,16 @@ async def open_runtime(
         first=feed.start.isoformat(),
         last=feed.end.isoformat(),
     )
+    health = HealthMonitor(settings.health, settings.risk.min_balance_usdt)
     core = await assemble(
-        settings, market, exchange, repository, rules, clock.now(), stopping, source_health(source)
+        settings,
+        market,
+        exchange,
+        repository,
+        rules,
+        clock.now(),
+        stopping,
+        lambda now: health.latest.status.value,
     )
     log.info(
         "runtime_ready",
@@ -312,7 +323,9 @@ async def open_runtime(
         open_positions=len(core.trader.ledger.positions),
         trading_state=core.governor.governor.state.trading_state,
     )
-    return Runtime(settings, clock, repository, exchange, core, feed.end)
+    return Runtime(
+        settings, clock, repository, exchange, core, feed.end, health, source_health(source)
+    )
 
 
 def source_health(source: SignalSource) -> HealthFn:

@@ -10,14 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
+
+import psutil
 
 from quantum_trader.app import Runtime, open_runtime, save_replay_time
 from quantum_trader.clock import LiveClock, SimulatedClock
 from quantum_trader.config import Settings
+from quantum_trader.errors import QuantumTraderError
 from quantum_trader.log import get_logger
+from quantum_trader.ops.health import HealthSample
 from quantum_trader.ports import Clock
 
 log = get_logger("daemon")
@@ -46,21 +53,20 @@ async def run_daemon(settings: Settings) -> int:
 
 
 async def _run_loops(runtime: Runtime, stopping: asyncio.Event) -> None:
-    s, clock = runtime.settings, runtime.clock
+    s, clock, stats = runtime.settings, runtime.clock, LoopStats()
+
+    async def heartbeat(now: datetime) -> None:
+        await _heartbeat(runtime, now, stats, stopping)
+
     loops = (
         ("executor", s.executor.interval_s, clock, lambda now: _cycle(runtime, now)),
         ("monitor", s.monitor.interval_s, clock, lambda now: _monitor_tick(runtime, now)),
-        # Liveness is about the process, so the heartbeat keeps real time.
-        (
-            "heartbeat",
-            s.executor.heartbeat_interval_s,
-            LiveClock(),
-            lambda now: _heartbeat(runtime, now),
-        ),
+        # Liveness and health are about the process, so the heartbeat keeps real time.
+        ("heartbeat", s.executor.heartbeat_interval_s, LiveClock(), heartbeat),
     )
     async with asyncio.TaskGroup() as group:
         tasks = [
-            group.create_task(periodic(name, every, ticks, stopping, step), name=name)
+            group.create_task(periodic(name, every, ticks, stopping, step, stats), name=name)
             for name, every, ticks, step in loops
         ]
         await stopping.wait()
@@ -96,20 +102,64 @@ async def _cycle(runtime: Runtime, now: datetime) -> None:
     )
 
 
-async def _heartbeat(runtime: Runtime, wall_time: datetime) -> None:
-    """Touch the heartbeat file (the Docker healthcheck reads its age) and log the account."""
-    balance = await runtime.exchange.fetch_balance()
+async def _heartbeat(
+    runtime: Runtime, wall_time: datetime, stats: LoopStats, stopping: asyncio.Event
+) -> None:
+    """Touch the heartbeat file (the Docker healthcheck reads its age), sample health, log."""
+    started = time.perf_counter()
+    try:
+        balance = await runtime.exchange.fetch_balance()
+        latency_ms: float | None = (time.perf_counter() - started) * 1000
+    except QuantumTraderError:
+        balance, latency_ms = None, None
+    steps, failed, overruns = stats.take()
+    report = runtime.health.record(
+        HealthSample(
+            exchange_latency_ms=latency_ms,
+            balance_usdt=balance.equity_usdt if balance else Decimal(0),
+            models_status=runtime.models_status(runtime.clock.now()),
+            steps=steps,
+            failed_steps=failed,
+            overruns=overruns,
+            cpu_pct=psutil.cpu_percent(interval=None),
+            memory_pct=psutil.virtual_memory().percent,
+        )
+    )
     (runtime.settings.data_dir / HEARTBEAT_FILE).write_text(wall_time.isoformat())
+    if runtime.health.should_shut_down:
+        log.error("health_critical_shutdown", problems=list(report.problems))
+        stopping.set()
     log.info(
         "heartbeat",
+        health=report.status,
+        health_problems=list(report.problems),
         sim_time=runtime.clock.now().isoformat(),
-        equity_usdt=str(balance.equity_usdt),
+        equity_usdt=str(balance.equity_usdt) if balance else None,
         open_positions=len(runtime.core.trader.ledger.positions),
     )
 
 
+@dataclass(slots=True)
+class LoopStats:
+    """Steps, failures and overruns since the last health sample."""
+
+    steps: int = 0
+    failed: int = 0
+    overruns: int = 0
+
+    def take(self) -> tuple[int, int, int]:
+        counts = (self.steps, self.failed, self.overruns)
+        self.steps = self.failed = self.overruns = 0
+        return counts
+
+
 async def periodic(
-    name: str, interval_s: float, clock: Clock, stopping: asyncio.Event, step: Step
+    name: str,
+    interval_s: float,
+    clock: Clock,
+    stopping: asyncio.Event,
+    step: Step,
+    stats: LoopStats | None = None,
 ) -> None:
     """Call `step(now)` every `interval_s` of the clock until `stopping` is set.
 
@@ -118,15 +168,19 @@ async def periodic(
     """
     interval = timedelta(seconds=interval_s)
     deadline = clock.now()
+    counts = stats or LoopStats()
     while not stopping.is_set():
+        counts.steps += 1
         try:
             await step(clock.now())
         except Exception:
+            counts.failed += 1
             log.exception("loop_step_failed", loop=name)
         deadline += interval
         now = clock.now()
         if now > deadline:
             missed = (now - deadline) // interval + 1
+            counts.overruns += 1
             log.warning("loop_overrun", loop=name, skipped_ticks=missed)
             deadline += missed * interval
         if await sleep_or_stop(clock, deadline, stopping):

@@ -1,0 +1,113 @@
+"""Health monitor (SPEC §8): measurements → HEALTHY / DEGRADED / CRITICAL with the failing checks.
+
+DEGRADED is logged and trading goes on; CRITICAL stops new entries (the governor's breaker);
+`critical_checks_to_shutdown` consecutive CRITICAL samples stop the daemon gracefully, with
+every position still protected by its stop on the exchange. `assess` is pure; the daemon's
+heartbeat takes the measurements.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+
+from quantum_trader.config import HealthSettings
+
+
+class HealthStatus(StrEnum):
+    HEALTHY = "HEALTHY"
+    DEGRADED = "DEGRADED"
+    CRITICAL = "CRITICAL"
+
+
+_RANK = {HealthStatus.HEALTHY: 0, HealthStatus.DEGRADED: 1, HealthStatus.CRITICAL: 2}
+
+
+@dataclass(frozen=True, slots=True)
+class HealthSample:
+    """One round of measurements. `exchange_latency_ms` None: the exchange did not answer."""
+
+    exchange_latency_ms: float | None
+    balance_usdt: Decimal
+    models_status: str
+    steps: int
+    failed_steps: int
+    overruns: int
+    cpu_pct: float
+    memory_pct: float
+
+
+@dataclass(frozen=True, slots=True)
+class HealthReport:
+    status: HealthStatus
+    problems: tuple[str, ...]
+
+
+def assess(sample: HealthSample, settings: HealthSettings, min_balance_usdt: float) -> HealthReport:
+    """The worst status of all checks, with one line per failing check."""
+    checks = [
+        _latency(sample.exchange_latency_ms, settings),
+        _at_least(float(sample.balance_usdt), min_balance_usdt, "balance", HealthStatus.CRITICAL),
+        _models(sample.models_status),
+        _rate(sample.failed_steps, sample.steps, settings.max_error_rate, "error rate"),
+        _rate(sample.overruns, sample.steps, settings.max_error_rate, "loops off schedule"),
+        _at_most(sample.cpu_pct, settings.max_cpu_pct, "cpu %", HealthStatus.DEGRADED),
+        _at_most(sample.memory_pct, settings.max_memory_pct, "memory %", HealthStatus.CRITICAL),
+    ]
+    failing = [c for c in checks if c is not None]
+    status = max((s for s, _ in failing), key=_RANK.__getitem__, default=HealthStatus.HEALTHY)
+    return HealthReport(status, tuple(text for _, text in failing))
+
+
+Check = tuple[HealthStatus, str] | None
+
+
+def _latency(latency_ms: float | None, s: HealthSettings) -> Check:
+    if latency_ms is None:
+        return HealthStatus.CRITICAL, "exchange unreachable"
+    if latency_ms >= s.latency_acceptable_ms:
+        return HealthStatus.CRITICAL, f"exchange latency {latency_ms:.0f} ms"
+    if latency_ms >= s.latency_good_ms:
+        return HealthStatus.DEGRADED, f"exchange latency {latency_ms:.0f} ms"
+    return None
+
+
+def _models(status: str) -> Check:
+    if status in (HealthStatus.DEGRADED, HealthStatus.CRITICAL):
+        return HealthStatus(status), f"models {status.lower()}"
+    return None
+
+
+def _rate(count: int, total: int, limit: float, name: str) -> Check:
+    if total and count / total >= limit:
+        return HealthStatus.DEGRADED, f"{name} {count}/{total}"
+    return None
+
+
+def _at_least(value: float, limit: float, name: str, status: HealthStatus) -> Check:
+    return (status, f"{name} {value:.2f} < {limit:.2f}") if value < limit else None
+
+
+def _at_most(value: float, limit: float, name: str, status: HealthStatus) -> Check:
+    return (status, f"{name} {value:.1f} > {limit:.1f}") if value > limit else None
+
+
+@dataclass(slots=True)
+class HealthMonitor:
+    """Keeps the latest report and counts consecutive CRITICAL samples."""
+
+    settings: HealthSettings
+    min_balance_usdt: float
+    latest: HealthReport = HealthReport(HealthStatus.HEALTHY, ())
+    critical_in_a_row: int = 0
+
+    def record(self, sample: HealthSample) -> HealthReport:
+        self.latest = assess(sample, self.settings, self.min_balance_usdt)
+        critical = self.latest.status is HealthStatus.CRITICAL
+        self.critical_in_a_row = self.critical_in_a_row + 1 if critical else 0
+        return self.latest
+
+    @property
+    def should_shut_down(self) -> bool:
+        return self.critical_in_a_row >= self.settings.critical_checks_to_shutdown
