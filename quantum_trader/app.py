@@ -234,7 +234,9 @@ async def assemble(
         gates=[OrchestratorPolicy(settings.orchestrator), balancer, governor],
         order_gates=[RiskGuard(settings.risk)],
     )
-    sizing = await SizingDesk.load(settings.sizing, CostModel(settings.costs), repository)
+    sizing = await SizingDesk.load(
+        settings.sizing, CostModel(settings.costs), repository, settings.monitor
+    )
     ledger.trade_listeners.append(lambda trade: sizing.on_trade_closed(trade, ledger.stats))
     executor = Executor(
         market,

@@ -89,6 +89,7 @@ class Executor:
             )
             portfolio = await self.portfolio(now)
             await self._governor.observe(portfolio, market.view, now, self._health(now))
+            await self._sizing.mark_paper(market.view.prices, now)
             candidates, filtered = select_candidates(market, portfolio, self._min_confidence)
             approval = self._chain.approve(candidates, portfolio, market.view, now)
             verdicts = [*filtered, *approval.verdicts]
@@ -121,9 +122,13 @@ class Executor:
                 f"{detail} method={sized.method.split('|', 1)[0]}",
             )
             verdicts = [sized_verdict, *self._chain.check_order(sized, portfolio, market, now)]
-            if all(v.approved for v in verdicts):
-                verdicts.append(await self._execute(sized, candidate, now))
-            return verdicts
+            if not all(v.approved for v in verdicts):
+                return verdicts
+            if self._sizing.in_paper_stage(candidate.symbol):
+                await self._sizing.open_paper(sized, now)
+                reason, detail = ReasonCode.LIFECYCLE_PAPER, "traded in the paper book"
+                return [*verdicts, _deny(GateName.EXECUTION, candidate, reason, detail)]
+            return [*verdicts, await self._execute(sized, candidate, now)]
 
     async def _execute(self, order: SizedOrder, candidate: Candidate, now: datetime) -> Verdict:
         try:

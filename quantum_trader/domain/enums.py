@@ -183,6 +183,7 @@ class ReasonCode(StrEnum):
     REDUCING_ONLY = "REDUCING_ONLY"
     # sizer
     SIZE_ZERO = "SIZE_ZERO"
+    LIFECYCLE_PAPER = "LIFECYCLE_PAPER"
     # execution
     ORDER_REJECTED = "ORDER_REJECTED"
     ORDER_FAILED = "ORDER_FAILED"

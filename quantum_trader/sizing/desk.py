@@ -7,6 +7,8 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from quantum_trader.domain import (
@@ -22,16 +24,19 @@ from quantum_trader.domain import (
 from quantum_trader.domain.correlation import correlation_matrix
 from quantum_trader.gates.chain import Approved
 from quantum_trader.log import get_logger
+from quantum_trader.monitor.settings import MonitorSettings
 from quantum_trader.ports import Repository
 from quantum_trader.sizing.costs import CostModel
-from quantum_trader.sizing.lifecycle import LifecycleBook, LifecycleRecord, stage_factor
+from quantum_trader.sizing.lifecycle import LifecycleBook, LifecycleRecord, Stage, stage_factor
 from quantum_trader.sizing.methods import MethodSizer, make_sizer
 from quantum_trader.sizing.multipliers import compose_multipliers
+from quantum_trader.sizing.paper_book import PaperBook
 from quantum_trader.sizing.rl import ACTION_BY_KEY, QAgent, RLAction, decision_of
 from quantum_trader.sizing.settings import SizingSettings
 
 log = get_logger("sizing")
 LIFECYCLE_STATE = ("sizing", "lifecycle")
+PAPER_BOOK_STATE = ("sizing", "paper_book")
 RL_STATE = ("sizing", "rl_q_table")
 RL_PENDING = "rl_pending"
 
@@ -44,19 +49,26 @@ class SizingDesk:
     lifecycle: LifecycleBook
     agent: QAgent | None
     rng: random.Random
+    monitor: MonitorSettings
+    paper: PaperBook
     recent_r: list[float] = field(default_factory=list)
 
     @classmethod
     async def load(
-        cls, settings: SizingSettings, costs: CostModel, repository: Repository
+        cls,
+        settings: SizingSettings,
+        costs: CostModel,
+        repository: Repository,
+        monitor: MonitorSettings,
     ) -> SizingDesk:
         saved = await repository.load_state(LIFECYCLE_STATE[0])
         lifecycle = LifecycleBook.from_dict(saved.get(LIFECYCLE_STATE[1], {}))
+        paper = PaperBook.from_dict(saved.get(PAPER_BOOK_STATE[1], {}))
         agent = None
         if settings.method == "rl":
             agent = QAgent.from_dict(settings.rl, saved.get(RL_STATE[1], {}))
         rng = random.Random(settings.rl.seed)  # noqa: S311 - exploration, not secrets
-        return cls(settings, costs, repository, lifecycle, agent, rng)
+        return cls(settings, costs, repository, lifecycle, agent, rng, monitor, paper)
 
     def size(
         self, approved: Approved, portfolio: PortfolioView, market: MarketView
@@ -117,9 +129,46 @@ class SizingDesk:
         await self.repository.save_state(RL_PENDING, trade.entry_order_id, {})
         log.info("rl_learned", symbol=trade.symbol, reward_r=round(trade.r_multiple, 4))
 
+    def in_paper_stage(self, symbol: str) -> bool:
+        """Lifecycle PAPER: the symbol trades only in the paper book, with no capital."""
+        return self.settings.lifecycle.enabled and self.lifecycle.stage(symbol) is Stage.PAPER
+
+    async def open_paper(self, order: SizedOrder, now: datetime) -> None:
+        position = self.paper.open(order, f"paper-{order.symbol}-{now.isoformat()}", now)
+        await self.repository.save_state(*PAPER_BOOK_STATE, self.paper.to_dict())
+        log.info(
+            "paper_position_opened",
+            symbol=order.symbol,
+            side=position.side,
+            entry_price=str(position.entry_price),
+            stop_price=str(position.stop_price),
+        )
+
+    async def mark_paper(self, prices: Mapping[str, Decimal], now: datetime) -> None:
+        """Manage the paper book's positions; promote symbols whose paper record earns it."""
+        if not self.paper.positions:
+            return
+        taker = self.costs.fee_rate(is_maker=False)
+        cost = 2 * (taker + self.costs.slippage_rate(0.0, 0.0))
+        for result in self.paper.mark(prices, now, self.monitor, cost):
+            before = self.lifecycle.stage(result.symbol)
+            record = self.paper.record(result.symbol)
+            self.lifecycle = self.lifecycle.advance(result.symbol, record, self.settings.lifecycle)
+            log.info(
+                "paper_trade_closed",
+                symbol=result.symbol,
+                r_multiple=round(result.r_multiple, 3),
+                exit_reason=result.reason,
+                paper_trades=record.trades,
+                stage_before=before,
+                stage=self.lifecycle.stage(result.symbol),
+            )
+            await self.repository.save_state(*LIFECYCLE_STATE, self.lifecycle.to_dict())
+        await self.repository.save_state(*PAPER_BOOK_STATE, self.paper.to_dict())
+
     def _stage_factor(self, symbol: str, portfolio: PortfolioView) -> float:
-        if not self.settings.lifecycle.enabled:
-            return 1.0
+        if not self.settings.lifecycle.enabled or self.in_paper_stage(symbol):
+            return 1.0  # a PAPER symbol's paper-book trade is sized as if it were real
         stats = portfolio.symbol_stats.get(symbol)
         record = LifecycleRecord.from_stats(stats) if stats else LifecycleRecord(0, 0.0, 0.0)
         return stage_factor(self.lifecycle.stage(symbol), record, self.settings.lifecycle)

@@ -40,8 +40,8 @@ class MultiplierSettings(Section):
 class LifecycleSettings(Section):
     """Lifecycle stages (SPEC §5.4): base allocations, per-stage total caps, transitions.
 
-    Off by default: a symbol without a record starts in PAPER, which trades no real capital,
-    and the paper book that would let it earn its way out is not built yet.
+    Off by default. When on, a symbol without a record starts in PAPER: it trades only in the
+    paper book (sizing/paper_book.py) until its paper record earns DISCOVERY.
     """
 
     enabled: bool = False
