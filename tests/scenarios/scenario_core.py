@@ -21,6 +21,7 @@ from quantum_trader.app import (
     make_paper_exchange,
     open_store,
     regime_function,
+    statistics_windows,
 )
 from quantum_trader.clock import ManualClock
 from quantum_trader.config import Settings
@@ -84,7 +85,7 @@ class SteppedCore:
             regime=regime_function(settings),
             funding_rate_8h=lambda symbol, now_ms: feed.funding[symbol].rate_8h_at(now_ms),
             global_regime=global_regime_timeline(store, settings),
-            returns_window=settings.balancer.correlation_lookback_bars,
+            windows=statistics_windows(settings),
         )
         clock = ManualClock(start)
         repository = InMemoryRepository()

@@ -1,0 +1,117 @@
+"""The real `quantum-trader run` in a subprocess, and read-only looks at what it leaves behind:
+its SQLite database (polled while it runs), its JSON log, and the paper exchange's file."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from quantum_trader.execution.paper_state import PaperState, load_state
+
+T = TypeVar("T")
+DATABASE = "quantum_trader.db"
+PAPER_STATE = "paper_exchange.json"
+
+
+@dataclass(slots=True)
+class Daemon:
+    """One run of the daemon on `data_dir`. Its output goes to files (a pipe nobody reads
+    while it runs would fill up and block the daemon); `events` holds the log once it ended."""
+
+    data_dir: Path
+    process: subprocess.Popen[bytes]
+    output: Path
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def start(cls, data_dir: Path, **env: str) -> Daemon:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("QT_")}
+        settings = {"QT_DATA_DIR": str(data_dir), "QT_LOG__FORMAT": "json", **env}
+        runs = len(list(data_dir.glob("run-*.stdout")))
+        output = data_dir / f"run-{runs + 1}.stdout"
+        with output.open("wb") as stdout, output.with_suffix(".stderr").open("wb") as stderr:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "quantum_trader", "run"],
+                env={**clean, **settings},
+                cwd=data_dir,  # no config/default.toml here: built-in defaults and QT_ variables
+                stdout=stdout,
+                stderr=stderr,
+            )
+        return cls(data_dir, process, output)
+
+    @property
+    def stderr(self) -> str:
+        return self.output.with_suffix(".stderr").read_text(errors="replace")
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        """Read the database; fail at once if the daemon has died meanwhile."""
+        if self.process.poll() is not None:
+            code = self.process.returncode
+            raise AssertionError(f"the daemon exited with {code}: {self.stderr[-2000:]}")
+        return query(self.data_dir / DATABASE, sql)
+
+    def stop(self, signum: signal.Signals, timeout_s: float = 30.0) -> int:
+        """Send `signum`, wait for the exit and read the log; return the exit code."""
+        self.process.send_signal(signum)
+        try:
+            self.process.wait(timeout=timeout_s)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait()
+        lines = self.output.read_text(errors="replace").splitlines()
+        self.events = [json.loads(x) for x in lines if x.startswith("{")]
+        return self.process.returncode
+
+    def named(self, event: str) -> list[dict[str, Any]]:
+        return [e for e in self.events if e.get("event") == event]
+
+
+def eventually(probe: Callable[[], T | None], timeout_s: float, what: str) -> T:
+    """Poll `probe` until it returns something truthy; fail naming `what` after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = probe()
+        if found:
+            return found
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+def query(database: Path, sql: str) -> list[tuple[Any, ...]]:
+    """Read the daemon's database while it writes (read-only; WAL lets a reader in)."""
+    if not database.exists():
+        return []
+    try:
+        connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=5)
+    except sqlite3.OperationalError:
+        return []
+    try:
+        return connection.execute(sql).fetchall()
+    except sqlite3.OperationalError:  # schema not created yet, or a writer holds a lock
+        return []
+    finally:
+        connection.close()
+
+
+def saved_state(source: Daemon | Path, namespace: str, key: str) -> dict[str, Any] | None:
+    """A payload of the `state` table, from a running daemon or a data directory."""
+    sql = f"SELECT payload FROM state WHERE namespace = '{namespace}' AND key = '{key}'"
+    rows = source.query(sql) if isinstance(source, Daemon) else query(source / DATABASE, sql)
+    return json.loads(rows[0][0]) if rows else None
+
+
+def paper_exchange(data_dir: Path) -> PaperState:
+    state = load_state(data_dir / PAPER_STATE)
+    assert state is not None, "the paper exchange left no state file"
+    return state
