@@ -38,6 +38,7 @@ from quantum_trader.market.provider import PrecomputedMarket
 from quantum_trader.market.replay import ReplayFeed
 from quantum_trader.reporting import BacktestReport, build_report
 from quantum_trader.storage.memory import InMemoryRepository
+from quantum_trader.storage.split import SplitRepository
 from quantum_trader.storage.sqlite import SqliteRepository
 
 log = get_logger("backtest")
@@ -63,32 +64,34 @@ async def run_backtest(settings: Settings, request: BacktestRequest) -> Backtest
     feed = ReplayFeed(store, symbols, settings.market.timeframe, history_bars(settings, source))
     start, end = _window(feed, request)
     clock = ManualClock(start)
-    # The run works in memory (the same contract as SQLite, without a thread hop per write);
-    # its database is written in one transaction at the end and the report reads it back.
-    repository = InMemoryRepository()
+    rules = default_market_rules(feed.symbols)
     model = await asyncio.to_thread(
         MarketModel.compute,
         feed.bars,
         source,
-        default_market_rules(symbols),
+        rules,
         tail=None,
         regime=regime_function(settings),
         funding_rate_8h=lambda symbol, now_ms: feed.funding[symbol].rate_8h_at(now_ms),
         global_regime=global_regime_timeline(store, settings),
         windows=statistics_windows(settings),
     )
-    rules = default_market_rules(feed.symbols)
-    exchange = make_paper_exchange(settings, clock, feed, rules, state_path=None)
-    core = await assemble(
-        settings, PrecomputedMarket(model), exchange, repository, rules, start, asyncio.Event()
-    )
-    steps = await _replay(settings, clock, core, repository, start, end)
-    start_ms, end_ms = ms_from_utc(start), ms_from_utc(end)
-    candles = sum(b.closed_before(end_ms) - b.closed_before(start_ms) for b in feed.bars.values())
-    database = await _save(repository, request.out_dir / "backtest.db")
+    # The ledger lives in memory (no thread hop per write on the hot path); the audit trail
+    # streams to the database in batches; the ledger joins it in one transaction at the end.
+    repository = SplitRepository(InMemoryRepository(), await _fresh_database(request.out_dir))
     try:
+        exchange = make_paper_exchange(settings, clock, feed, rules, state_path=None)
+        core = await assemble(
+            settings, PrecomputedMarket(model), exchange, repository, rules, start, asyncio.Event()
+        )
+        steps = await _replay(settings, clock, core, repository, start, end)
+        await repository.save_ledger()
+        start_ms, end_ms = ms_from_utc(start), ms_from_utc(end)
+        candles = sum(
+            b.closed_before(end_ms) - b.closed_before(start_ms) for b in feed.bars.values()
+        )
         report = await build_report(
-            database,
+            repository.database,
             exchange,
             settings,
             symbols,
@@ -100,25 +103,24 @@ async def run_backtest(settings: Settings, request: BacktestRequest) -> Backtest
             source.name,
         )
     finally:
-        await database.close()
+        await repository.close()
     report.write(request.out_dir / "report.json")
     return report
 
 
-async def _save(repository: InMemoryRepository, path: Path) -> SqliteRepository:
+async def _fresh_database(out_dir: Path) -> SqliteRepository:
+    path = out_dir / "backtest.db"
     path.parent.mkdir(parents=True, exist_ok=True)
     for stale in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
         stale.unlink(missing_ok=True)
-    database = await SqliteRepository.open(path)
-    await database.import_rows(repository.export_rows())
-    return database
+    return await SqliteRepository.open(path)
 
 
 async def _replay(
     settings: Settings,
     clock: ManualClock,
     core: Core,
-    repository: InMemoryRepository,
+    repository: SplitRepository,
     start: datetime,
     end: datetime,
 ) -> int:
@@ -137,7 +139,7 @@ async def _replay(
     return steps
 
 
-async def _snapshot_equity(core: Core, repository: InMemoryRepository, now: datetime) -> None:
+async def _snapshot_equity(core: Core, repository: SplitRepository, now: datetime) -> None:
     portfolio = await core.executor.portfolio(now)
     await repository.record_equity(
         EquitySnapshot(

@@ -15,21 +15,26 @@ import storage_samples as s
 from quantum_trader.domain import GateName, OrderStatus, ReasonCode
 from quantum_trader.ports import Repository
 from quantum_trader.storage.memory import InMemoryRepository
+from quantum_trader.storage.split import SplitRepository
 from quantum_trader.storage.sqlite import SqliteRepository
 
-Repo = SqliteRepository | InMemoryRepository
+Repo = SqliteRepository | InMemoryRepository | SplitRepository
 
 
 def as_port(repo: Repo) -> Repository:
-    """mypy checks here that both implementations satisfy the port exactly."""
+    """mypy checks here that every implementation satisfies the port exactly."""
     return repo
 
 
-@pytest.fixture(params=["sqlite", "memory"])
+@pytest.fixture(params=["sqlite", "memory", "split"])
 async def repo(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Repo]:
     store: Repo
     if request.param == "sqlite":
         store = await SqliteRepository.open(tmp_path / "ledger.db")
+    elif request.param == "split":  # the backtest's: ledger in memory, audit rows in SQLite
+        store = SplitRepository(
+            InMemoryRepository(), await SqliteRepository.open(tmp_path / "a.db")
+        )
     else:
         store = InMemoryRepository()
     yield store
