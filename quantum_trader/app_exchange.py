@@ -43,6 +43,7 @@ from quantum_trader.market.exchange_feed import ExchangeFeed, OhlcvSource
 from quantum_trader.market.model import MarketState
 from quantum_trader.market.provider import LiveMarket, MarketStateProvider
 from quantum_trader.market.replay import FundingSeries
+from quantum_trader.ops.health import HealthMonitor
 from quantum_trader.ports import Clock, SignalSource
 from quantum_trader.storage.sqlite import SqliteRepository
 
@@ -143,8 +144,16 @@ async def open_exchange_runtime(
             funding = await exchange_funding(exchange, settings.market.symbols, clock.now())
         source = choose_signal_source(settings, funding)
     market = _exchange_market(settings, exchange, source, rules)
+    health = HealthMonitor(settings.health, settings.risk.min_balance_usdt)
     core = await assemble(
-        settings, market, exchange, repository, rules, clock.now(), stopping, source_health(source)
+        settings,
+        market,
+        exchange,
+        repository,
+        rules,
+        clock.now(),
+        stopping,
+        lambda now: health.latest.status.value,
     )
     report = await reconcile(exchange, repository, core.trader, clock.now(), ReconcileSettings())
     market.halt_reason = report.halt_reason
@@ -159,7 +168,7 @@ async def open_exchange_runtime(
         entries_blocked=report.blocks_entries,
         trading_state=core.governor.governor.state.trading_state,
     )
-    return Runtime(settings, clock, repository, exchange, core, None)
+    return Runtime(settings, clock, repository, exchange, core, None, health, source_health(source))
 
 
 def public_exchange(
