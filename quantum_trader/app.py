@@ -22,10 +22,11 @@ from quantum_trader.clock import ms_from_utc
 from quantum_trader.config import Settings
 from quantum_trader.cycle import Executor, HealthFn
 from quantum_trader.domain import Bars, ExchangeMode, GlobalRegime, MarketRules
-from quantum_trader.errors import ConfigurationError, MarketDataError
+from quantum_trader.errors import ConfigurationError, MarketDataError, OperatorActionRequired
 from quantum_trader.execution.ids import ClientOrderIds
 from quantum_trader.execution.paper import PaperExchange
 from quantum_trader.execution.paper_markets import default_market_rules
+from quantum_trader.execution.reconcile import reconcile
 from quantum_trader.execution.trader import Trader
 from quantum_trader.gates.balancer import PortfolioBalancer
 from quantum_trader.gates.balancer_journal import BalancerJournal
@@ -87,9 +88,13 @@ def open_store(settings: Settings) -> CandleStore:
 
 
 def history_bars(settings: Settings, source: SignalSource) -> int:
-    """Execution bars the feed keeps: the setting, or more when the source needs more."""
+    """Execution bars the feed keeps: the setting, or more when the signal source or the market
+    statistics (the volatility baseline in hours, correlations in bars) need more. Fewer would
+    make the daemon's statistics differ from the backtest's over the same instant."""
     timeframe_ms = TIMEFRAME_MS[settings.market.timeframe]
-    needed = -(-source.warmup_hours * 3_600_000 // timeframe_ms)
+    hours = max(source.warmup_hours, settings.governor.volatility_lookback_hours + 2)
+    windows = statistics_windows(settings)
+    needed = max(-(-hours * 3_600_000 // timeframe_ms), windows.returns_bars + 1)
     return max(settings.market.history_bars, needed)
 
 
@@ -268,8 +273,12 @@ async def open_runtime(
     make_clock: Callable[[datetime], Clock],
     stopping: asyncio.Event,
 ) -> Runtime:
-    """Open every resource for `run` in paper mode on a replayed market."""
-    _require_paper_replay(settings)
+    """Open every resource for `run`: paper mode on a replayed market, or the exchange."""
+    if settings.exchange.mode is not ExchangeMode.PAPER:
+        from quantum_trader.app_exchange import open_exchange_runtime  # ccxt: only when used
+
+        return await open_exchange_runtime(settings, stack, stopping)
+    _require_replay(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     repository = await SqliteRepository.open(database_path(settings))
     stack.push_async_callback(repository.close)
@@ -314,6 +323,12 @@ async def open_runtime(
         stopping,
         lambda now: health.latest.status.value,
     )
+    report = await reconcile(exchange, repository, core.trader, clock.now(), settings.reconcile)
+    if report.blocks_entries:
+        raise OperatorActionRequired(
+            f"the paper account and the database disagree: {report.halt_reason} "
+            f"({PAPER_STATE_FILE} and {DATABASE_FILE} in {settings.data_dir})"
+        )
     log.info(
         "runtime_ready",
         mode=settings.exchange.mode,
@@ -338,19 +353,15 @@ def source_health(source: SignalSource) -> HealthFn:
     return lambda now: str(report(now)[0])
 
 
-def _require_paper_replay(settings: Settings) -> None:
-    problems = []
-    if settings.exchange.mode is not ExchangeMode.PAPER:
-        problems.append(
-            f"exchange.mode: '{settings.exchange.mode}' is not available in this build yet; "
-            "use 'paper'"
-        )
+def _require_replay(settings: Settings) -> None:
     if settings.market.source != "replay":
-        problems.append(
-            "market.source: 'exchange' is not available in this build yet; use 'replay'"
+        raise ConfigurationError(
+            [
+                "market.source: 'exchange' needs exchange.mode 'testnet' or 'live'; the paper "
+                "exchange fills on recorded prices, so paper mode replays (market.source "
+                "'replay')"
+            ]
         )
-    if problems:
-        raise ConfigurationError(problems)
 
 
 async def _replay_start(settings: Settings, feed: ReplayFeed, repository: Repository) -> datetime:

@@ -35,7 +35,7 @@ from quantum_trader.config import ExchangeSettings, Settings
 from quantum_trader.domain import ExchangeMode, GlobalRegime, MarketRules
 from quantum_trader.errors import ConfigurationError, MarketDataError, RetryLater
 from quantum_trader.execution.ccxt_exchange import CcxtExchange
-from quantum_trader.execution.reconcile import ReconcileSettings, reconcile
+from quantum_trader.execution.reconcile import reconcile
 from quantum_trader.gates.settings import RegimeSettings
 from quantum_trader.log import get_logger
 from quantum_trader.market import regime
@@ -155,7 +155,7 @@ async def open_exchange_runtime(
         stopping,
         lambda now: health.latest.status.value,
     )
-    report = await reconcile(exchange, repository, core.trader, clock.now(), ReconcileSettings())
+    report = await reconcile(exchange, repository, core.trader, clock.now(), settings.reconcile)
     market.halt_reason = report.halt_reason
     log.info(
         "runtime_ready",

@@ -31,7 +31,7 @@ from quantum_trader.config import Settings
 from quantum_trader.domain import EquitySnapshot
 from quantum_trader.errors import ConfigurationError
 from quantum_trader.execution.paper_markets import default_market_rules
-from quantum_trader.log import configure_logging, get_logger
+from quantum_trader.log import get_logger
 from quantum_trader.market.candle_store import TIMEFRAME_MS
 from quantum_trader.market.model import MarketModel
 from quantum_trader.market.provider import PrecomputedMarket
@@ -55,8 +55,6 @@ class BacktestRequest:
 
 async def run_backtest(settings: Settings, request: BacktestRequest) -> BacktestReport:
     """Run the pipeline from `request.start` to `request.end`; write report.json and return it."""
-    if settings.log.level != "DEBUG":  # a year of decisions is millions of lines: summary only
-        configure_logging(settings.log.format, "WARNING")
     started = time.perf_counter()
     symbols = request.symbols or settings.market.symbols
     source = choose_signal_source(settings)

@@ -68,6 +68,8 @@ def backtest(
     from quantum_trader.reporting import print_backtest_summary
 
     settings = _settings(config)
+    if settings.log.level != "DEBUG":  # a year of decisions is a million lines: summary only
+        configure_logging(settings.log.format, "WARNING")
     request = BacktestRequest(
         start=_parse_day("--start", start),
         end=_parse_day("--end", end),
@@ -96,9 +98,10 @@ def _parse_day(option: str, value: str | None) -> datetime | None:
 
 def main() -> None:
     """Entry point of `quantum-trader` and `python -m quantum_trader`."""
-    from quantum_trader import cli_operator  # registers status/positions/trades/... commands
+    # Importing these registers their commands on `app`.
+    from quantum_trader import cli_data, cli_ml, cli_operator
 
-    del cli_operator
+    del cli_data, cli_ml, cli_operator
     try:
         code = app(standalone_mode=False)
     except ConfigurationError as error:

@@ -27,6 +27,7 @@ from pydantic_settings import (
 
 from quantum_trader.domain import ExchangeMode
 from quantum_trader.errors import ConfigurationError
+from quantum_trader.execution.settings import ReconcileSettings
 from quantum_trader.gates.settings import (
     BalancerSettings,
     GovernorSettings,
@@ -165,6 +166,7 @@ class Settings(BaseSettings):
     governor: GovernorSettings = GovernorSettings()
     regime: RegimeSettings = RegimeSettings()
     performance: PerformanceSettings = PerformanceSettings()
+    reconcile: ReconcileSettings = ReconcileSettings()
     health: HealthSettings = HealthSettings()
     log: LogSettings = LogSettings()
 

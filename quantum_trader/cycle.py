@@ -155,7 +155,11 @@ class Executor:
             signal = by_symbol.get(verdict.symbol)
             confidence = signal.confidence if signal else 0.0
             side = signal.action.side if signal else None
-            summary.decisions.append(Decision(summary.cycle_id, now, verdict, confidence, side))
+            votes = _votes(signal)
+            extra: dict[str, object] = {"votes": votes} if votes else {}
+            summary.decisions.append(
+                Decision(summary.cycle_id, now, verdict, confidence, side, extra)
+            )
             log.info(
                 "decision",
                 symbol=verdict.symbol,
@@ -164,7 +168,7 @@ class Executor:
                 reason=verdict.reason,
                 detail=verdict.detail,
                 confidence=round(confidence, 4),
-                votes=_votes(signal),
+                votes=votes,
             )
         summary.opened = sum(1 for v in verdicts if v.gate is GateName.EXECUTION and v.approved)
         await self._repository.record_decisions(summary.decisions)

@@ -89,7 +89,8 @@ async def _cycle(runtime: Runtime, now: datetime) -> None:
     summary = await runtime.core.executor.run_cycle(now)
     await runtime.repository.flush()
     runtime.core.balancer.write_latest(runtime.settings.data_dir)
-    await save_replay_time(runtime.repository, now)
+    if runtime.replay_end is not None:
+        await save_replay_time(runtime.repository, now)
     log.info(
         "cycle_completed",
         cycle_id=summary.cycle_id,

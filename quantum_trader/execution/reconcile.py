@@ -25,8 +25,6 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from pydantic import Field
-
 from quantum_trader.clock import ms_from_utc
 from quantum_trader.domain import (
     ZERO,
@@ -38,23 +36,16 @@ from quantum_trader.domain import (
     OrderStatus,
     Position,
 )
+from quantum_trader.execution.settings import ReconcileSettings
 from quantum_trader.execution.trader import Trader
 from quantum_trader.log import get_logger
 from quantum_trader.monitor import stops
 from quantum_trader.monitor.settings import MonitorSettings
 from quantum_trader.ports import Exchange, Repository
-from quantum_trader.settings_base import Section
 
 log = get_logger("reconcile")
 OUR_ID_PREFIX = "qt-"
 _OPEN_INTENTS = (OrderStatus.PENDING, OrderStatus.UNKNOWN)
-
-
-class ReconcileSettings(Section):
-    """How an adopted position is protected: its initial stop distance is not known."""
-
-    adopt_stop_pct: float = Field(0.03, gt=0, lt=1)
-    adopt_reward_risk: float = Field(2.0, gt=0)
 
 
 class ReconcileStep(StrEnum):

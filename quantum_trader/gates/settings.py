@@ -149,6 +149,9 @@ class PerformanceSettings(Section):
 
     disable_after_losses: int = Field(10, ge=1)
     disable_hours: float = Field(48.0, gt=0)
+    # The account's losing streak stops counting this long after its last loss: a streak that
+    # pauses trading (balancer SAFE, governor DEFENSIVE_EXIT) must not be able to end it.
+    losing_streak_expiry_h: float = Field(24.0, gt=0)
     blacklist_after_losses: int = Field(20, ge=1)
     rolling_trades: int = Field(20, ge=1)
     min_trades_for_multiplier: int = Field(10, ge=1)

@@ -45,7 +45,9 @@ class GovernorKeeper:
         self._trader = trader
 
     async def reset(self, now: datetime, operator: str) -> None:
+        """Clear every halt and the account's losing streak: a person decided to trade again."""
         await self._record([self.governor.reset(now, operator)])
+        await self._trader.ledger.reset_losing_streak(now)
 
     async def observe(
         self, portfolio: PortfolioView, market: MarketView, now: datetime, health: str = "HEALTHY"

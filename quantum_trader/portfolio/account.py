@@ -28,6 +28,7 @@ class AccountTracker:
     peak_equity_usdt: Decimal
     losing_streak: int = 0
     recent_pnl: tuple[tuple[datetime, Decimal], ...] = field(default_factory=tuple)
+    last_loss_at: datetime | None = None
 
     @classmethod
     def start(cls, equity: Decimal, now: datetime) -> AccountTracker:
@@ -46,9 +47,21 @@ class AccountTracker:
         )
 
     def on_trade_closed(self, trade: ClosedTrade) -> AccountTracker:
-        streak = self.losing_streak + 1 if trade.pnl_usdt < 0 else 0
+        lost = trade.pnl_usdt < 0
         recent = (*self.recent_pnl, (trade.closed_at, trade.pnl_usdt))
-        return replace(self, losing_streak=streak, recent_pnl=recent)
+        return replace(
+            self,
+            losing_streak=self.losing_streak + 1 if lost else 0,
+            recent_pnl=recent,
+            last_loss_at=trade.closed_at if lost else self.last_loss_at,
+        )
+
+    def streak_at(self, now: datetime, expiry: timedelta) -> int:
+        """The losing streak as it counts now: nothing once `expiry` has passed since its last
+        loss, so a streak can pause trading but never end it."""
+        if self.last_loss_at is None or now - self.last_loss_at >= expiry:
+            return 0
+        return self.losing_streak
 
     def pnl_last_hour(self, now: datetime) -> Decimal:
         return sum((p for t, p in self.recent_pnl if now - t < HOUR), Decimal(0))
@@ -59,6 +72,7 @@ class AccountTracker:
         positions: Mapping[str, Position],
         stats: Mapping[str, SymbolStats],
         now: datetime,
+        streak_expiry: timedelta = timedelta(hours=24),
     ) -> PortfolioView:
         return PortfolioView(
             equity_usdt=balance.equity_usdt,
@@ -69,7 +83,7 @@ class AccountTracker:
             starting_balance_usdt=self.starting_balance_usdt,
             day_start_equity_usdt=self.day_start_equity_usdt,
             peak_equity_usdt=self.peak_equity_usdt,
-            losing_streak=self.losing_streak,
+            losing_streak=self.streak_at(now, streak_expiry),
             pnl_last_hour_usdt=self.pnl_last_hour(now),
             symbol_stats=stats,
         )
@@ -82,6 +96,7 @@ class AccountTracker:
             "peak_equity_usdt": str(self.peak_equity_usdt),
             "losing_streak": self.losing_streak,
             "recent_pnl": [[t.isoformat(), str(p)] for t, p in self.recent_pnl],
+            "last_loss_at": self.last_loss_at.isoformat() if self.last_loss_at else None,
         }
 
     @classmethod
@@ -95,4 +110,9 @@ class AccountTracker:
             recent_pnl=tuple(
                 (datetime.fromisoformat(t), Decimal(p)) for t, p in data.get("recent_pnl", [])
             ),
+            last_loss_at=_moment(data.get("last_loss_at")),
         )
+
+
+def _moment(text: object) -> datetime | None:
+    return datetime.fromisoformat(str(text)) if text else None

@@ -4,6 +4,7 @@ hot path and written through to the repository, so a restart resumes exactly whe
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -97,7 +98,13 @@ class Ledger:
         )
         if self.tracker.day != before.day or due:
             await self._save_tracker(now)
-        return self.tracker.view(balance, dict(self.positions), self.stats, now)
+        expiry = timedelta(hours=self._performance.losing_streak_expiry_h)
+        return self.tracker.view(balance, dict(self.positions), self.stats, now, expiry)
+
+    async def reset_losing_streak(self, now: datetime) -> None:
+        """An operator decided to trade again (`reset-halt`): the streak starts from zero."""
+        self.tracker = replace(self.tracker, losing_streak=0, last_loss_at=None)
+        await self._save_tracker(now)
 
     async def _save_tracker(self, now: datetime) -> None:
         await self._repository.save_state(*ACCOUNT_STATE, self.tracker.to_dict())

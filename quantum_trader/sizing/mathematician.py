@@ -6,8 +6,8 @@ The arithmetic, in order:
   budget   = min(risk_per_trade × size_factor, max_risk_fraction) × equity
   leverage = half-Kelly on the symbol's win rate and R, clamped to [1, max]; default without record
   notional = budget ÷ (stop distance + costs at the stop), capped by margin cap × leverage
-Quantities round down to the step and protective prices toward the entry, so the loss at the
-stop plus the costs of getting stopped out never exceed the budget.
+Quantities round down to the step, the stop toward the entry and the target away from it, so
+the loss at the stop plus the costs of getting stopped out never exceed the budget.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
-"""Exchange precision for protective prices: round toward the entry, never away from it.
+"""Exchange precision for protective prices: the stop rounds toward the entry, the target away.
 
 A stop rounded toward the entry shortens the stop distance, so the loss at the stop can only
-shrink; a take-profit rounded toward the entry never overstates the reward. Quantities round
-down (`MarketRules.round_quantity_down`).
+shrink; a take-profit rounded away from the entry keeps the reward:risk at least the planned R,
+which the risk guard checks (a 1.5R target rounded inward fell to 1.4999R and was refused).
+Quantities round down (`MarketRules.round_quantity_down`).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ def stop_price(entry: Decimal, stop_pct: Decimal, side: Side, tick: Decimal) -> 
 
 
 def take_profit_price(entry: Decimal, tp_pct: Decimal, side: Side, tick: Decimal) -> Decimal:
-    """Target `tp_pct` (fraction) away from `entry` on the winning side, rounded toward entry."""
+    """Target `tp_pct` (fraction) away from `entry` on the winning side, rounded away from it."""
     if side is Side.LONG:
-        return to_tick(entry * (ONE + tp_pct), tick, ROUND_FLOOR)
-    return to_tick(entry * (ONE - tp_pct), tick, ROUND_CEILING)
+        return to_tick(entry * (ONE + tp_pct), tick, ROUND_CEILING)
+    return to_tick(entry * (ONE - tp_pct), tick, ROUND_FLOOR)

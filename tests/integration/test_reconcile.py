@@ -23,12 +23,12 @@ from quantum_trader.domain import (
     Side,
 )
 from quantum_trader.execution.reconcile import (
-    ReconcileSettings,
     ReconcileStep,
     ReconciliationReport,
     adopted_position,
     reconcile,
 )
+from quantum_trader.execution.settings import ReconcileSettings
 
 FLAT = [100.0] * 40
 

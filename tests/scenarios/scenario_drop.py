@@ -18,7 +18,6 @@ from quantum_trader.config import Settings
 from quantum_trader.domain import Side
 from quantum_trader.errors import OrderRejected
 from quantum_trader.gates.governor import Breaker, TradingState, Trip
-from quantum_trader.log import configure_logging
 
 START = datetime(2025, 10, 10, 18, tzinfo=UTC)
 SEED_AT = datetime(2025, 10, 10, 20, 30, tzinfo=UTC)
@@ -56,7 +55,6 @@ def new_trips(step: Step) -> list[Trip]:
 
 
 async def play() -> Scenario:
-    configure_logging("json", "ERROR")
     run = await SteppedCore.open(Settings(), START)
     steps, seeded, probe, now = [], 0, None, START
     while now < END:

@@ -18,12 +18,16 @@ import pytest
 
 from quantum_trader.backtest import BacktestRequest, run_backtest
 from quantum_trader.config import MarketSettings, Settings
+from quantum_trader.gates.settings import GovernorSettings
 from quantum_trader.monitor.settings import MonitorSettings
 from quantum_trader.reporting import BacktestReport
 
 SYMBOLS = ("BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT", "XRP/USDT:USDT")
+# The rule agent's warm-up (150 h) decides where the week starts; the volatility baseline
+# is shortened from a week to two days so that it does not push the start later.
 SETTINGS = Settings(
     market=MarketSettings(timeframe="1m", symbols=SYMBOLS),
+    governor=GovernorSettings(volatility_lookback_hours=48),
     monitor=MonitorSettings(
         break_even_trigger=0.005, trailing_trigger=0.01, partial_tp_trigger=0.015
     ),

@@ -154,9 +154,19 @@ def test_emergency_shutdown_closes_every_position_and_its_orders(scenario: Scena
 
 
 def test_nothing_is_left_on_the_exchange_after_the_shutdown(scenario: Scenario) -> None:
-    exchange = scenario.run.exchange
-    assert asyncio.run(exchange.fetch_positions()) == []
-    assert asyncio.run(exchange.fetch_open_conditional_orders()) == []
+    """The shutdown flattened everything; what the exchange holds at the end of the night was
+    opened after the operator's reset (trading resumes then)."""
+    (step, _trip), *_ = scenario.trips_at(Breaker.TOTAL_DECLINE)
+    assert step.positions_after == 0
+    exchange, repository = scenario.run.exchange, scenario.run.repository
+    placed = {o.client_order_id: o.created_at for o in asyncio.run(repository.orders())}
+    held = asyncio.run(exchange.fetch_positions())
+    ledger = scenario.run.core.trader.ledger.positions
+    assert {p.symbol for p in held} == set(ledger)
+    for position in ledger.values():
+        assert placed[position.entry_order_id] >= RESET_AT
+    for order in asyncio.run(exchange.fetch_open_conditional_orders()):
+        assert placed[order.client_order_id] >= RESET_AT
 
 
 def test_no_entry_order_while_the_governor_is_not_active(scenario: Scenario) -> None:
