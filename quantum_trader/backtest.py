@@ -37,6 +37,7 @@ from quantum_trader.market.model import MarketModel
 from quantum_trader.market.provider import PrecomputedMarket
 from quantum_trader.market.replay import ReplayFeed
 from quantum_trader.reporting import BacktestReport, build_report
+from quantum_trader.signals.ensemble import recorded_funding
 from quantum_trader.storage.memory import InMemoryRepository
 from quantum_trader.storage.split import SplitRepository
 from quantum_trader.storage.sqlite import SqliteRepository
@@ -57,8 +58,9 @@ async def run_backtest(settings: Settings, request: BacktestRequest) -> Backtest
     """Run the pipeline from `request.start` to `request.end`; write report.json and return it."""
     started = time.perf_counter()
     symbols = request.symbols or settings.market.symbols
-    source = choose_signal_source(settings)
     store = open_store(settings)
+    # The ensemble's funding feature needs the recorded rates of exactly these symbols.
+    source = choose_signal_source(settings, recorded_funding(store, symbols))
     feed = ReplayFeed(store, symbols, settings.market.timeframe, history_bars(settings, source))
     start, end = _window(feed, request)
     clock = ManualClock(start)

@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -14,6 +13,7 @@ from rich.table import Table
 
 from quantum_trader.app import database_path
 from quantum_trader.cli import ConfigOption, _settings, app, console
+from quantum_trader.clock import LiveClock
 from quantum_trader.errors import OperatorActionRequired
 from quantum_trader.ops.requests import file_request
 from quantum_trader.storage.sqlite import SqliteRepository
@@ -137,7 +137,7 @@ def status(config: ConfigOption = None) -> None:
 def close_all(config: ConfigOption = None) -> None:
     """Ask the running daemon to flatten every position and cancel its orders."""
     settings = _settings(config)
-    asyncio.run(file_request(database_path(settings), "close_all", datetime.now(UTC)))
+    asyncio.run(file_request(database_path(settings), "close_all", LiveClock().now()))
     console.print("close-all requested: the daemon carries it out on its next monitor tick.")
 
 
@@ -148,5 +148,5 @@ def reset_halt(
 ) -> None:
     """Ask the running daemon to clear an operator-level governor halt."""
     settings = _settings(config)
-    asyncio.run(file_request(database_path(settings), "reset_halt", datetime.now(UTC), operator))
+    asyncio.run(file_request(database_path(settings), "reset_halt", LiveClock().now(), operator))
     console.print("reset-halt requested: the daemon clears the halt on its next monitor tick.")
