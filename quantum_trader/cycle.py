@@ -206,7 +206,8 @@ def select_candidates(
 
 
 def _votes(signal: Signal | None) -> str:
-    if signal is None:
+    """Every model's vote, when there are several to tell apart (the ensemble's)."""
+    if signal is None or len(signal.votes) < 2:
         return ""
     return ",".join(f"{v.model}:{v.action}:{v.confidence:.2f}" for v in signal.votes)
 

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from functools import cached_property
 
 from quantum_trader.domain.correlation import CorrelationMatrix
 from quantum_trader.domain.enums import GlobalRegime, Regime
@@ -14,9 +15,12 @@ from quantum_trader.domain.performance import SymbolStats
 from quantum_trader.domain.trading import ZERO, Position
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class PortfolioView:
-    """The account. Percentages are fractions (0.03 = 3 %)."""
+    """The account. Percentages are fractions (0.03 = 3 %).
+
+    Not slotted, so the derived figures are computed once per view (the gates ask for the
+    daily drawdown once per candidate and rule)."""
 
     equity_usdt: Decimal
     wallet_usdt: Decimal
@@ -30,30 +34,30 @@ class PortfolioView:
     pnl_last_hour_usdt: Decimal = ZERO
     symbol_stats: Mapping[str, SymbolStats] = field(default_factory=dict)
 
-    @property
+    @cached_property
     def daily_drawdown(self) -> float:
         """Loss since the start of the UTC day as a fraction of that day's starting equity."""
         if self.day_start_equity_usdt <= 0:
             return 0.0
         return max(0.0, float(1 - self.equity_usdt / self.day_start_equity_usdt))
 
-    @property
+    @cached_property
     def drawdown_from_peak(self) -> float:
         if self.peak_equity_usdt <= 0:
             return 0.0
         return max(0.0, float(1 - self.equity_usdt / self.peak_equity_usdt))
 
-    @property
+    @cached_property
     def decline_from_start(self) -> float:
         if self.starting_balance_usdt <= 0:
             return 0.0
         return max(0.0, float(1 - self.equity_usdt / self.starting_balance_usdt))
 
-    @property
+    @cached_property
     def gross_notional_usdt(self) -> Decimal:
         return sum((p.notional_usdt for p in self.positions.values()), ZERO)
 
-    @property
+    @cached_property
     def total_risk_usdt(self) -> Decimal:
         """Sum of loss-at-stop over open positions (positions locked in profit count zero)."""
         return sum((max(p.risk_usdt, ZERO) for p in self.positions.values()), ZERO)

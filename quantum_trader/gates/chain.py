@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import Protocol, cast, runtime_checkable
 
 from quantum_trader.domain import (
     Candidate,
@@ -83,6 +83,11 @@ class ApprovalChain:
 
     gates: Sequence[CandidateGate | BatchGate]
     order_gates: Sequence[OrderGate]
+    # Whether each gate judges the batch; decided once (a runtime Protocol check is slow).
+    _batch: tuple[bool, ...] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_batch", tuple(isinstance(g, BatchGate) for g in self.gates))
 
     def approve(
         self,
@@ -94,13 +99,14 @@ class ApprovalChain:
         alive = list(candidates)
         plans = {c.symbol: TradePlan() for c in alive}
         verdicts: list[Verdict] = []
-        for gate in self.gates:
+        for gate, judges_batch in zip(self.gates, self._batch, strict=True):
             if not alive:
                 break
-            if isinstance(gate, BatchGate):
-                results = gate.review_all(alive, portfolio, market, now)
+            if judges_batch:
+                results = cast(BatchGate, gate).review_all(alive, portfolio, market, now)
             else:
-                results = [gate.review(c, portfolio, market, now) for c in alive]
+                one = cast(CandidateGate, gate)
+                results = [one.review(c, portfolio, market, now) for c in alive]
             verdicts.extend(results)
             alive = [c for c, v in zip(alive, results, strict=True) if v.approved]
             for verdict in results:

@@ -13,7 +13,7 @@ same way, so both run the same decisions.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
 import numpy as np
@@ -34,6 +34,7 @@ from quantum_trader.domain import (
 )
 from quantum_trader.domain.correlation import CorrelationMatrix, correlation_matrix
 from quantum_trader.market import indicators
+from quantum_trader.market.replay import FundingSeries
 from quantum_trader.market.resample import hourly_row_for, on_rows, resample_hourly
 from quantum_trader.ports import SignalSource
 
@@ -67,6 +68,7 @@ class SymbolSeries:
     return_zscore: FloatArray
     regime: npt.NDArray[np.object_]
     signals: SignalSeries
+    funding_8h: FloatArray | None = None
 
 
 def trailing_sigma(returns: FloatArray, window: int, min_count: int) -> FloatArray:
@@ -118,6 +120,27 @@ def _symbol_series(
     )
 
 
+def _with_funding(series: SymbolSeries, funding: FundingSeries | None) -> SymbolSeries:
+    """Attach the 8 h funding rate in force at each bar's close (0 before the first one)."""
+    if funding is None:
+        return series
+    bars = series.bars
+    index = np.searchsorted(funding.time_ms, bars.time_ms + bars.timeframe_ms, side="right") - 1
+    rates = np.where(index >= 0, funding.rate_8h[np.clip(index, 0, None)], 0.0)
+    return replace(series, funding_8h=rates) if funding.time_ms.size else series
+
+
+def _shared_grid(series: Mapping[str, SymbolSeries]) -> Bars | None:
+    """One symbol's bars when every symbol has the same timestamps (recorded data does), so a
+    step looks its row up once instead of once per symbol."""
+    all_bars = [s.bars for s in series.values()]
+    if not all_bars:
+        return None
+    first = all_bars[0]
+    same = all(np.array_equal(b.time_ms, first.time_ms) for b in all_bars[1:])
+    return first if same else None
+
+
 class MarketModel:
     def __init__(
         self,
@@ -135,6 +158,7 @@ class MarketModel:
         self._global_regime = global_regime
         self._windows = windows
         self._correlations: tuple[int, CorrelationMatrix] | None = None
+        self._shared_grid = _shared_grid(self._series)
 
     @classmethod
     def compute(
@@ -148,11 +172,17 @@ class MarketModel:
         funding_rate_8h: FundingFn = lambda symbol, now_ms: 0.0,
         global_regime: GlobalRegimeFn = lambda now_ms: GlobalRegime.SIDEWAYS,
         windows: StatisticsWindows | None = None,
+        funding_series: Mapping[str, FundingSeries] | None = None,
     ) -> MarketModel:
+        """`funding_series` (recorded rates) is aligned to the bars once; without it the
+        `funding_rate_8h` function is asked at each instant."""
         spans = windows or StatisticsWindows()
         signals = source.evaluate(bars, tail=tail)
         series = {
-            symbol: _symbol_series(b, signals[symbol], regime, spans)
+            symbol: _with_funding(
+                _symbol_series(b, signals[symbol], regime, spans),
+                (funding_series or {}).get(symbol),
+            )
             for symbol, b in bars.items()
             if len(b) and symbol in signals
         }
@@ -167,8 +197,12 @@ class MarketModel:
         zscores: dict[str, float] = {}
         signals: list[Signal] = []
         span = self._windows.returns_bars
+        funding: dict[str, float] = {}
+        shared_last = (
+            None if self._shared_grid is None else self._shared_grid.closed_before(now_ms) - 1
+        )
         for symbol, s in self._series.items():
-            last = s.bars.closed_before(now_ms) - 1
+            last = shared_last if shared_last is not None else s.bars.closed_before(now_ms) - 1
             if last < 0 or not np.isfinite(s.atr_pct[last]):
                 continue
             prices[symbol] = Decimal(repr(float(s.bars.close[last])))
@@ -176,6 +210,11 @@ class MarketModel:
             regimes[symbol] = s.regime[last]
             returns[symbol] = s.returns[max(1, last + 1 - span) : last + 1]
             zscores[symbol] = float(s.return_zscore[last])
+            funding[symbol] = (
+                float(s.funding_8h[last])
+                if s.funding_8h is not None
+                else self._funding(symbol, now_ms)
+            )
             signals.append(self._signal(symbol, s.signals, last))
         view = MarketView(
             time=utc_from_ms(now_ms),
@@ -185,7 +224,7 @@ class MarketModel:
             regimes=regimes,
             global_regime=self._global_regime(now_ms),
             returns=returns,
-            funding_rate_8h={symbol: self._funding(symbol, now_ms) for symbol in prices},
+            funding_rate_8h=funding,
             return_zscore={k: v for k, v in zscores.items() if np.isfinite(v)},
             correlations=self._correlations_at(now_ms, returns),
         )

@@ -117,7 +117,7 @@ async def build_rig(
         rules,
         tail=None,
         regime=regime_function(settings),
-        funding_rate_8h=lambda symbol, now_ms: feed.funding[symbol].rate_8h_at(now_ms),
+        funding_series=feed.funding,
         global_regime=global_regime_timeline(store, settings),
         windows=statistics_windows(settings),
     )

@@ -83,7 +83,7 @@ class SteppedCore:
             rules,
             tail=None,
             regime=regime_function(settings),
-            funding_rate_8h=lambda symbol, now_ms: feed.funding[symbol].rate_8h_at(now_ms),
+            funding_series=feed.funding,
             global_regime=global_regime_timeline(store, settings),
             windows=statistics_windows(settings),
         )
