@@ -36,8 +36,8 @@ class CorrelationMatrix:
         n = len(self.symbols)
         if n < 2:
             return 0.0
-        upper = self.values[np.triu_indices(n, k=1)]
-        return float(upper.mean())
+        # Symmetric with a unit diagonal: the off-diagonal mean without indexing arrays.
+        return float((self.values.sum() - n) / (n * (n - 1)))
 
     def to_dict(self) -> dict[str, dict[str, float]]:
         return {

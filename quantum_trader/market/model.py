@@ -130,15 +130,17 @@ def _with_funding(series: SymbolSeries, funding: FundingSeries | None) -> Symbol
     return replace(series, funding_8h=rates) if funding.time_ms.size else series
 
 
-def _shared_grid(series: Mapping[str, SymbolSeries]) -> Bars | None:
-    """One symbol's bars when every symbol has the same timestamps (recorded data does), so a
-    step looks its row up once instead of once per symbol."""
-    all_bars = [s.bars for s in series.values()]
-    if not all_bars:
-        return None
-    first = all_bars[0]
-    same = all(np.array_equal(b.time_ms, first.time_ms) for b in all_bars[1:])
-    return first if same else None
+def _grid_origin(bars: Bars) -> int | None:
+    """The first bar's open time when the bars are a gap-free grid (recorded data is), so a
+    row is found by arithmetic instead of a binary search; None otherwise."""
+    span = int(bars.time_ms[-1]) - int(bars.time_ms[0])
+    return int(bars.time_ms[0]) if span == (len(bars) - 1) * bars.timeframe_ms else None
+
+
+def _last_closed_row(bars: Bars, origin: int | None, now_ms: int) -> int:
+    if origin is None:
+        return bars.closed_before(now_ms) - 1
+    return max(-1, min((now_ms - origin) // bars.timeframe_ms - 1, len(bars) - 1))
 
 
 class MarketModel:
@@ -158,7 +160,7 @@ class MarketModel:
         self._global_regime = global_regime
         self._windows = windows
         self._correlations: tuple[int, CorrelationMatrix] | None = None
-        self._shared_grid = _shared_grid(self._series)
+        self._origins = {symbol: _grid_origin(s.bars) for symbol, s in self._series.items()}
 
     @classmethod
     def compute(
@@ -198,11 +200,8 @@ class MarketModel:
         signals: list[Signal] = []
         span = self._windows.returns_bars
         funding: dict[str, float] = {}
-        shared_last = (
-            None if self._shared_grid is None else self._shared_grid.closed_before(now_ms) - 1
-        )
         for symbol, s in self._series.items():
-            last = shared_last if shared_last is not None else s.bars.closed_before(now_ms) - 1
+            last = _last_closed_row(s.bars, self._origins[symbol], now_ms)
             if last < 0 or not np.isfinite(s.atr_pct[last]):
                 continue
             prices[symbol] = Decimal(repr(float(s.bars.close[last])))

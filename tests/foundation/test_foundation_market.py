@@ -100,3 +100,14 @@ def test_nan_in_recorded_data_is_a_clear_error(tmp_path: object) -> None:
     feather.write_feather(table, folder / "BTC_USDT_USDT-5m-futures.feather")
     with pytest.raises(MarketDataError, match="close is not a number at row 7"):
         CandleStore(folder).load_bars(BTC, "5m")
+
+
+@settings(max_examples=200, deadline=None)
+@given(offset_ms=st.integers(min_value=-10_000_000, max_value=4100 * 300_000))
+def test_the_grid_arithmetic_finds_the_row_a_binary_search_finds(offset_ms: int) -> None:
+    from quantum_trader.market.model import _grid_origin, _last_closed_row
+
+    now_ms = int(BARS.time_ms[0]) + offset_ms
+    origin = _grid_origin(BARS)
+    assert origin is not None
+    assert _last_closed_row(BARS, origin, now_ms) == BARS.closed_before(now_ms) - 1
