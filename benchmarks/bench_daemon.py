@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -25,13 +26,17 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--speed", type=float, default=600.0)
     parser.add_argument("--cycles", type=int, default=1000)
+    parser.add_argument("--models", type=str, default=None, help="trained models to load")
     options = parser.parse_args()
+    data_dir = tempfile.mkdtemp(prefix="qt-daemon-")
+    if options.models:
+        shutil.copytree(options.models, f"{data_dir}/models")
     env = {k: v for k, v in os.environ.items() if not k.startswith("QT_")}
     env |= {
-        "QT_DATA_DIR": tempfile.mkdtemp(prefix="qt-daemon-"),
+        "QT_DATA_DIR": data_dir,
         "QT_LOG__FORMAT": "json",
         "QT_MARKET__REPLAY_SPEED": str(options.speed),
-        "QT_SIGNALS__SOURCE": env.get("BENCH_SIGNALS", "rules"),
+        "QT_SIGNALS__SOURCE": "ensemble" if options.models else "rules",
     }
     started = time.perf_counter()
     daemon = subprocess.Popen(
