@@ -234,7 +234,7 @@ async def assemble(
         exchange, repository, ledger, ClientOrderIds(), admits=governor.state_allows_order
     )
     keeper = GovernorKeeper(governor, repository, exchange, trader)
-    balancer = BalancerJournal(PortfolioBalancer(settings.balancer))
+    balancer = BalancerJournal(PortfolioBalancer(settings.balancer, CostModel(settings.costs)))
     chain = ApprovalChain(
         gates=[OrchestratorPolicy(settings.orchestrator), balancer, governor],
         order_gates=[RiskGuard(settings.risk)],

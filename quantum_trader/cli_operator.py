@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -14,13 +15,15 @@ from rich.table import Table
 from quantum_trader.app import database_path
 from quantum_trader.cli import ConfigOption, _settings, app, console
 from quantum_trader.clock import LiveClock
+from quantum_trader.config import Settings
+from quantum_trader.daemon import ANALYTICS_FILE
 from quantum_trader.errors import OperatorActionRequired
 from quantum_trader.ops.requests import file_request
 from quantum_trader.storage.sqlite import SqliteRepository
 
 
-async def _open_read_only(config: Path | None) -> SqliteRepository:
-    path = database_path(_settings(config))
+async def _open_read_only(settings: Settings) -> SqliteRepository:
+    path = database_path(settings)
     if not path.is_file():
         raise OperatorActionRequired(f"no database at {path}: has the daemon run here?")
     return await SqliteRepository.open(path, read_only=True)
@@ -30,8 +33,10 @@ async def _open_read_only(config: Path | None) -> SqliteRepository:
 def positions(config: ConfigOption = None) -> None:
     """Open positions with their managed and exchange-side stops."""
 
+    settings = _settings(config)
+
     async def show() -> None:
-        repository = await _open_read_only(config)
+        repository = await _open_read_only(settings)
         try:
             rows = await repository.open_positions()
         finally:
@@ -71,8 +76,10 @@ def trades(
 ) -> None:
     """The newest closed trades."""
 
+    settings = _settings(config)
+
     async def show() -> None:
-        repository = await _open_read_only(config)
+        repository = await _open_read_only(settings)
         try:
             rows = (await repository.closed_trades())[-limit:]
         finally:
@@ -100,8 +107,10 @@ def trades(
 def status(config: ConfigOption = None) -> None:
     """Equity, positions, decisions by gate and reason, governor and pending operator requests."""
 
+    settings = _settings(config)
+
     async def show() -> None:
-        repository = await _open_read_only(config)
+        repository = await _open_read_only(settings)
         try:
             equity = await repository.equity_history()
             open_positions = await repository.open_positions()
@@ -123,6 +132,7 @@ def status(config: ConfigOption = None) -> None:
         summary.add_row("governor", str(states["governor"].get("state", "no state yet")))
         summary.add_row("operator requests", str(states["operator"] or "none"))
         console.print(summary)
+        console.print(_analytics_table(settings.data_dir / ANALYTICS_FILE))
         decisions = Table(title="Decisions by gate and reason")
         for column in ("gate", "reason", "count"):
             decisions.add_column(column)
@@ -133,12 +143,59 @@ def status(config: ConfigOption = None) -> None:
     asyncio.run(show())
 
 
+ANALYTICS_ROWS = (
+    ("equity_usdt", "equity (USDT)"),
+    ("used_margin_usdt", "used margin (USDT)"),
+    ("free_margin_usdt", "free margin (USDT)"),
+    ("gross_exposure_usdt", "gross exposure (USDT)"),
+    ("net_exposure_usdt", "net exposure (USDT)"),
+    ("heat", "heat (risk at stops / equity)"),
+    ("daily_drawdown", "daily drawdown"),
+    ("drawdown_from_peak", "drawdown from peak"),
+    ("var_historical_usdt", "VaR historical (USDT)"),
+    ("var_parametric_usdt", "VaR parametric (USDT)"),
+    ("expected_shortfall_usdt", "expected shortfall (USDT)"),
+    ("effective_positions", "effective positions (1/Σw²)"),
+)
+
+
+def _analytics_table(path: Path) -> Table | str:
+    """The daemon's latest portfolio analytics (written every heartbeat)."""
+    if not path.is_file():
+        return "portfolio analytics: none yet (the running daemon writes them every minute)"
+    data = json.loads(path.read_text())
+    table = Table(title="Portfolio analytics (SPEC §7)", show_header=False)
+    for key, label in ANALYTICS_ROWS:
+        value = data.get(key)
+        table.add_row(label, f"{value:,.4f}" if isinstance(value, float) else str(value))
+    for name in ("exposure_by_symbol_usdt", "exposure_by_sector_usdt"):
+        shown = ", ".join(f"{k} {v:,.0f}" for k, v in sorted(data.get(name, {}).items()))
+        table.add_row(name.removesuffix("_usdt").replace("_", " "), shown or "—")
+    return table
+
+
 @app.command("close-all")
 def close_all(config: ConfigOption = None) -> None:
     """Ask the running daemon to flatten every position and cancel its orders."""
     settings = _settings(config)
     asyncio.run(file_request(database_path(settings), "close_all", LiveClock().now()))
     console.print("close-all requested: the daemon carries it out on its next monitor tick.")
+
+
+@app.command("lift-blacklist")
+def lift_blacklist(
+    symbol: Annotated[str, typer.Argument(help="The blacklisted symbol, e.g. INJ/USDT:USDT.")],
+    config: ConfigOption = None,
+    operator: Annotated[str, typer.Option(help="Who lifts it (logged).")] = "operator",
+) -> None:
+    """Ask the running daemon to let a blacklisted symbol (20 losses in a row) trade again."""
+    settings = _settings(config)
+    asyncio.run(
+        file_request(
+            database_path(settings), f"lift_blacklist:{symbol}", LiveClock().now(), operator
+        )
+    )
+    console.print(f"lift-blacklist {symbol} requested: carried out on the next monitor tick.")
 
 
 @app.command("reset-halt")

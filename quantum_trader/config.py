@@ -29,6 +29,7 @@ from quantum_trader.domain import ExchangeMode
 from quantum_trader.errors import ConfigurationError
 from quantum_trader.execution.settings import ReconcileSettings
 from quantum_trader.gates.settings import (
+    AnalyticsSettings,
     BalancerSettings,
     GovernorSettings,
     OrchestratorSettings,
@@ -167,6 +168,7 @@ class Settings(BaseSettings):
     regime: RegimeSettings = RegimeSettings()
     performance: PerformanceSettings = PerformanceSettings()
     reconcile: ReconcileSettings = ReconcileSettings()
+    analytics: AnalyticsSettings = AnalyticsSettings()
     health: HealthSettings = HealthSettings()
     log: LogSettings = LogSettings()
 

@@ -72,6 +72,7 @@ class Executor:
         self._health = health
         self._cycle_numbers = itertools.count(1)
         self._regimes: Mapping[str, Regime] = {}
+        self.latest_market: MarketView | None = None
 
     def latest_regimes(self) -> Mapping[str, Regime]:
         """Each symbol's regime as of the last cycle (the monitor tightens on a change)."""
@@ -82,6 +83,7 @@ class Executor:
         with bound_context(cycle_id=summary.cycle_id, sim_time=now.isoformat()):
             market = await self._market.state(now)
             self._regimes = market.view.regimes
+            self.latest_market = market.view
             log.info(
                 "signals",
                 source=market.signals[0].source if market.signals else None,

@@ -9,6 +9,7 @@ resources close in reverse order, and the process exits 0. Protective stops stay
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import time
 from collections.abc import Awaitable, Callable
@@ -22,14 +23,17 @@ import psutil
 from quantum_trader.app import Runtime, open_runtime, save_replay_time
 from quantum_trader.clock import LiveClock, SimulatedClock
 from quantum_trader.config import Settings
+from quantum_trader.domain import EquitySnapshot
 from quantum_trader.errors import QuantumTraderError
 from quantum_trader.log import get_logger
 from quantum_trader.ops.health import HealthSample
+from quantum_trader.portfolio.analytics import portfolio_report
 from quantum_trader.ports import Clock
 
 log = get_logger("daemon")
 Step = Callable[[datetime], Awaitable[None]]
 HEARTBEAT_FILE = "heartbeat"
+ANALYTICS_FILE = "portfolio_analytics.json"
 
 
 async def run_daemon(settings: Settings) -> int:
@@ -127,6 +131,17 @@ async def _heartbeat(
         )
     )
     (runtime.settings.data_dir / HEARTBEAT_FILE).write_text(wall_time.isoformat())
+    await _write_analytics(runtime)
+    if balance is not None:
+        await runtime.repository.record_equity(
+            EquitySnapshot(
+                runtime.clock.now(),
+                balance.equity_usdt,
+                balance.wallet_usdt,
+                balance.used_margin_usdt,
+                len(runtime.core.trader.ledger.positions),
+            )
+        )
     if runtime.health.should_shut_down:
         log.error("health_critical_shutdown", problems=list(report.problems))
         stopping.set()
@@ -152,6 +167,20 @@ class LoopStats:
         counts = (self.steps, self.failed, self.overruns)
         self.steps = self.failed = self.overruns = 0
         return counts
+
+
+async def _write_analytics(runtime: Runtime) -> None:
+    """The portfolio's risk analytics (SPEC §7) for `quantum-trader status` to read."""
+    market = runtime.core.executor.latest_market
+    if market is None:
+        return
+    s = runtime.settings
+    portfolio = await runtime.core.executor.portfolio(runtime.clock.now())
+    report = portfolio_report(portfolio, market, s.balancer.sectors, s.analytics)
+    target = s.data_dir / ANALYTICS_FILE
+    temporary = target.with_suffix(".tmp")
+    temporary.write_text(json.dumps(report.to_dict(), indent=2, default=str))
+    temporary.replace(target)
 
 
 async def periodic(

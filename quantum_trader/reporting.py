@@ -44,6 +44,7 @@ class BacktestReport:
     average_risk_usdt: float
     average_r: float
     exits_by_reason: dict[str, int]
+    position_events_by_reason: dict[str, int]
     decisions_by_gate: dict[str, dict[str, int]]
     open_positions: int
     reconciled: bool
@@ -98,6 +99,9 @@ async def build_report(
         average_risk_usdt=round(sum(risks) / len(risks), 2) if risks else 0.0,
         average_r=round(sum(t.r_multiple for t in trades) / len(trades), 4) if trades else 0.0,
         exits_by_reason=dict(Counter(str(t.exit_reason) for t in trades)),
+        position_events_by_reason=dict(
+            Counter(str(e.reason) for e in await repository.position_events())
+        ),
         decisions_by_gate=_by_gate(await repository.decision_counts()),
         open_positions=len(await repository.open_positions()),
         reconciled=not errors,
@@ -221,6 +225,10 @@ def print_backtest_summary(console: Console, report: BacktestReport, path: Path)
         ("Sharpe / max drawdown", f"{report.sharpe:.2f} / {report.max_drawdown_pct:.2f} %"),
         ("avg risk / avg R", f"{report.average_risk_usdt:,.2f} USDT / {report.average_r:.3f}"),
         ("exits", ", ".join(f"{k} {v}" for k, v in sorted(report.exits_by_reason.items()))),
+        (
+            "stop moves and partials",
+            ", ".join(f"{k} {v}" for k, v in sorted(report.position_events_by_reason.items())),
+        ),
         (
             "reconciled with fills",
             "yes" if report.reconciled else f"NO: {report.reconciliation_errors[:3]}",

@@ -41,6 +41,7 @@ from quantum_trader.gates.balancer_rules import (
     priority,
 )
 from quantum_trader.gates.settings import BalancerSettings
+from quantum_trader.sizing.costs import CostModel
 
 
 def risk_mode(
@@ -164,9 +165,14 @@ def _decide(
 
 @dataclass(frozen=True, slots=True)
 class PortfolioBalancer:
-    """BatchGate: rank the cycle's candidates and allow the best that fit every constraint."""
+    """BatchGate: rank the cycle's candidates and allow the best that fit every constraint.
+
+    With `costs`, a candidate's cost score comes from the same cost model as paper fills and
+    sizing (fees, size- and volatility-dependent slippage, funding over the expected hold).
+    """
 
     settings: BalancerSettings
+    costs: CostModel | None = None
 
     @property
     def name(self) -> GateName:
@@ -198,7 +204,8 @@ class PortfolioBalancer:
         mode = risk_mode(violations, book, daily_drawdown, losing_streak, s)
         state = portfolio_state(book, used_margin_usdt, free_margin_usdt)
         scored = [
-            (i, c, priority(c, market, stats.get(c.symbol), s)) for i, c in enumerate(candidates)
+            (i, c, priority(c, market, stats.get(c.symbol), s, self._cost_pct(c, market, book)))
+            for i, c in enumerate(candidates)
         ]
         scored.sort(key=lambda item: (-item[2], item[1].symbol, item[0]))
         decisions = _decide(scored, book, mode, matrix, s)
@@ -213,6 +220,23 @@ class PortfolioBalancer:
             recommendations,
             actions,
         )
+
+    def _cost_pct(self, candidate: Candidate, market: MarketView, book: Book) -> float | None:
+        """The expected round trip of the sizer's likely order, in percent of its notional."""
+        if self.costs is None:
+            return None
+        estimate = candidate_exposure(candidate, book.equity_usdt, self.settings)
+        if estimate.notional_usdt <= 0:
+            return None
+        funding = market.funding_rate_8h.get(candidate.symbol, 0.0)
+        trip = self.costs.round_trip(
+            estimate.notional_usdt,
+            candidate.atr_pct,
+            candidate.side,
+            funding,
+            self.settings.expected_hold_h,
+        )
+        return trip.total_usdt / estimate.notional_usdt * 100
 
     def review_all(
         self,

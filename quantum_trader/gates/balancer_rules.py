@@ -72,18 +72,23 @@ def priority(
     market: MarketView,
     stats: SymbolStats | None,
     settings: BalancerSettings,
+    cost_pct: float | None = None,
 ) -> float:
     """confidence×100 + category boost + stability×10 − cost×5 + recent performance×10.
 
     stability ∈ [0, 1] falls linearly with ATR% to 0 at `stability_max_atr_pct`; cost is the
-    round trip in percent of notional plus the funding paid over `expected_hold_h`; recent
+    round trip in percent of notional plus the funding paid over `expected_hold_h` — from the
+    cost model when the caller gives `cost_pct`, else from the settings' flat estimate; recent
     performance is the mean R of the symbol's last trades, clamped to [-1, 1].
     """
     category = settings.categories.get(candidate.symbol, "")
     boost = settings.category_boosts.get(category, 0.0)
     stability = min(1.0, max(0.0, 1.0 - candidate.atr_pct / settings.stability_max_atr_pct))
     funding = market.funding_rate_8h.get(candidate.symbol, 0.0) * candidate.side.sign
-    cost = settings.round_trip_cost_pct + max(funding, 0.0) * settings.expected_hold_h / 8 * 100
+    if cost_pct is None:
+        cost = settings.round_trip_cost_pct + max(funding, 0.0) * settings.expected_hold_h / 8 * 100
+    else:
+        cost = cost_pct
     recent = 0.0
     if stats is not None and stats.last_20_r:
         recent = min(1.0, max(-1.0, sum(stats.last_20_r) / len(stats.last_20_r)))

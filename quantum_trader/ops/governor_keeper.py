@@ -20,6 +20,7 @@ from quantum_trader.ports import Exchange, Repository
 
 log = get_logger("governor")
 STATE_KEY = ("governor", "state")
+LIFT_BLACKLIST = "lift_blacklist:"
 
 
 async def load_governor(settings: GovernorSettings, repository: Repository) -> SafetyGovernor:
@@ -79,6 +80,11 @@ class GovernorKeeper:
             await self.flatten(now, ExitReason.MANUAL)
         if "reset_halt" in requests:
             await self.reset(now, str(requests["reset_halt"].get("by", "operator")))
+        for kind, request in requests.items():
+            if kind.startswith(LIFT_BLACKLIST):
+                symbol = kind.removeprefix(LIFT_BLACKLIST)
+                await self._trader.ledger.lift_blacklist(symbol)
+                log.warning("blacklist_lifted", symbol=symbol, by=request.get("by", "operator"))
 
     async def _record(self, events: list[GovernorEvent]) -> None:
         if not events:

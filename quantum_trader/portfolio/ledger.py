@@ -12,7 +12,12 @@ from quantum_trader.domain import Balance, ClosedTrade, PortfolioView, Position,
 from quantum_trader.gates.settings import PerformanceSettings
 from quantum_trader.log import get_logger
 from quantum_trader.portfolio.account import AccountTracker
-from quantum_trader.portfolio.performance import record_trade, stats_from_dict, stats_to_dict
+from quantum_trader.portfolio.performance import (
+    lift_blacklist,
+    record_trade,
+    stats_from_dict,
+    stats_to_dict,
+)
 from quantum_trader.ports import Repository
 
 ACCOUNT_STATE = ("account", "tracker")
@@ -100,6 +105,12 @@ class Ledger:
             await self._save_tracker(now)
         expiry = timedelta(hours=self._performance.losing_streak_expiry_h)
         return self.tracker.view(balance, dict(self.positions), self.stats, now, expiry)
+
+    async def lift_blacklist(self, symbol: str) -> None:
+        """An operator lets a blacklisted symbol trade again (its streak starts from zero)."""
+        stats = lift_blacklist(self.stats.get(symbol, SymbolStats(symbol)))
+        self.stats[symbol] = stats
+        await self._repository.save_state(STATS_NAMESPACE, symbol, stats_to_dict(stats))
 
     async def reset_losing_streak(self, now: datetime) -> None:
         """An operator decided to trade again (`reset-halt`): the streak starts from zero."""

@@ -27,7 +27,13 @@ from quantum_trader.log import get_logger
 from quantum_trader.monitor.settings import MonitorSettings
 from quantum_trader.ports import Repository
 from quantum_trader.sizing.costs import CostModel
-from quantum_trader.sizing.lifecycle import LifecycleBook, LifecycleRecord, Stage, stage_factor
+from quantum_trader.sizing.lifecycle import (
+    LifecycleBook,
+    LifecycleRecord,
+    Stage,
+    stage_factor,
+    stage_room_usdt,
+)
 from quantum_trader.sizing.methods import MethodSizer, make_sizer
 from quantum_trader.sizing.multipliers import compose_multipliers
 from quantum_trader.sizing.paper_book import PaperBook
@@ -92,7 +98,26 @@ class SizingDesk:
             sizer = sizer.with_returns(dict(market.returns))
         funding = market.funding_rate_8h.get(candidate.symbol, 0.0)
         sized = sizer.size(candidate, breakdown.apply(approved.plan), portfolio, rules, funding)
+        if isinstance(sized, SizedOrder):
+            capped = self._stage_cap(sized, portfolio)
+            if capped is not None:
+                return capped, breakdown.log_fields()
         return sized, breakdown.log_fields()
+
+    def _stage_cap(self, order: SizedOrder, portfolio: PortfolioView) -> Verdict | None:
+        """Deny an order that would take its lifecycle stage past the stage's total cap."""
+        if not self.settings.lifecycle.enabled or self.in_paper_stage(order.symbol):
+            return None
+        stage = self.lifecycle.stage(order.symbol)
+        used: dict[Stage, Decimal] = {}
+        for position in portfolio.positions.values():
+            held = self.lifecycle.stage(position.symbol)
+            used[held] = used.get(held, Decimal(0)) + position.notional_usdt / position.leverage
+        room = stage_room_usdt(stage, used, portfolio.equity_usdt, self.settings.lifecycle)
+        if order.margin_usdt <= room:
+            return None
+        detail = f"{stage} margin room {room:.2f} < {order.margin_usdt:.2f}"
+        return Verdict.deny(GateName.SIZER, order.symbol, ReasonCode.STAGE_CAP_REACHED, detail)
 
     async def on_position_opened(self, order: SizedOrder, entry_order_id: str) -> None:
         decision = decision_of(order)

@@ -16,6 +16,8 @@ T = TypeVar("T")
 
 
 def start_daemon(data_dir: Path, **env: str) -> subprocess.Popen[str]:
+    """The real CLI; its output goes to files in `data_dir` (an unread pipe would fill up and
+    block the daemon). Read them with `output(data_dir)`."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("QT_")}
     settings = {
         "QT_DATA_DIR": str(data_dir),
@@ -23,12 +25,30 @@ def start_daemon(data_dir: Path, **env: str) -> subprocess.Popen[str]:
         "QT_MARKET__REPLAY_START": "2025-09-12T00:00:00Z",
         **env,
     }
-    return subprocess.Popen(
-        [sys.executable, "-m", "quantum_trader", "run"],
-        env={**clean, **settings},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+    with (data_dir / "stdout.log").open("w") as out, (data_dir / "stderr.log").open("w") as err:
+        return subprocess.Popen(
+            [sys.executable, "-m", "quantum_trader", "run"],
+            env={**clean, **settings},
+            stdout=out,
+            stderr=err,
+            text=True,
+        )
+
+
+def output(data_dir: Path) -> tuple[str, str]:
+    return (data_dir / "stdout.log").read_text(), (data_dir / "stderr.log").read_text()
+
+
+def cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Another `quantum-trader` command against the same data directory."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("QT_")}
+    return subprocess.run(
+        [sys.executable, "-m", "quantum_trader", *args],
+        env={**clean, "QT_DATA_DIR": str(data_dir)},
+        capture_output=True,
         text=True,
+        timeout=60,
+        check=False,
     )
 
 

@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from daemon_process import eventually, log_events, query, start_daemon
+from daemon_process import eventually, log_events, output, query, start_daemon
 
 from quantum_trader.execution.paper_state import load_state
 
@@ -35,11 +35,12 @@ def test_sigterm_with_an_order_in_flight_exits_cleanly_and_protected(tmp_path: P
             what="an open position and an order in flight",
         )
         daemon.send_signal(signal.SIGTERM)
-        stdout, stderr = daemon.communicate(timeout=GRACE_S + 10)
+        daemon.wait(timeout=GRACE_S + 10)
     finally:
         if daemon.poll() is None:
             daemon.kill()
             daemon.wait()
+    stdout, stderr = output(tmp_path)
     assert daemon.returncode == 0, stderr[-2000:]
     assert query(database, "SELECT * FROM orders WHERE status IN ('PENDING', 'UNKNOWN')") == []
     positions = query(database, "SELECT symbol, quantity, stop_order_id FROM positions")
@@ -71,9 +72,9 @@ def test_sigint_on_an_idle_daemon_stops_at_once(tmp_path: Path) -> None:
     try:
         eventually(lambda: (tmp_path / "quantum_trader.db").exists() or None, 60, "the database")
         daemon.send_signal(signal.SIGINT)
-        stdout, _ = daemon.communicate(timeout=15)
+        daemon.wait(timeout=15)
     except subprocess.TimeoutExpired:
         daemon.kill()
         raise
     assert daemon.returncode == 0
-    assert log_events(stdout)[-1]["event"] == "daemon_stopped"
+    assert log_events(output(tmp_path)[0])[-1]["event"] == "daemon_stopped"

@@ -99,3 +99,11 @@ def test_every_trade_reconciles_with_the_fills(run: tuple[BacktestReport, Path])
     report, _ = run
     assert report.reconciled
     assert report.reconciliation_errors == []
+
+
+def test_the_report_counts_partials_and_stop_moves(run: tuple[BacktestReport, Path]) -> None:
+    report, _ = run
+    events = report.position_events_by_reason
+    assert events.get("PARTIAL_TP", 0) >= 1
+    assert events.get("TRAILING", 0) >= 1
+    assert events.get("BREAK_EVEN", 0) >= 1
