@@ -26,7 +26,7 @@ from quantum_trader.errors import ConfigurationError, MarketDataError, OperatorA
 from quantum_trader.execution.ids import ClientOrderIds
 from quantum_trader.execution.paper import PaperExchange
 from quantum_trader.execution.paper_markets import default_market_rules
-from quantum_trader.execution.reconcile import reconcile
+from quantum_trader.execution.reconcile import ReconciliationReport, reconcile
 from quantum_trader.execution.trader import Trader
 from quantum_trader.gates.balancer import PortfolioBalancer
 from quantum_trader.gates.balancer_journal import BalancerJournal
@@ -36,7 +36,7 @@ from quantum_trader.gates.risk_guard import RiskGuard
 from quantum_trader.log import get_logger
 from quantum_trader.market import regime
 from quantum_trader.market.candle_store import TIMEFRAME_MS, CandleStore, bundled_sample_dir
-from quantum_trader.market.model import GlobalRegimeFn, RegimeFn, StatisticsWindows
+from quantum_trader.market.model import GlobalRegimeFn, MarketModel, RegimeFn, StatisticsWindows
 from quantum_trader.market.provider import LiveMarket, MarketStateProvider
 from quantum_trader.market.replay import FundingSeries, ReplayFeed
 from quantum_trader.monitor.loop import PositionMonitor
@@ -168,6 +168,23 @@ def regime_function(settings: Settings) -> RegimeFn:
     return classify
 
 
+def recorded_model(
+    settings: Settings, store: CandleStore, feed: ReplayFeed, source: SignalSource
+) -> MarketModel:
+    """Everything about the recorded market that does not depend on the account — indicators,
+    regimes, signals, statistics — computed once, vectorized, over the whole recording."""
+    return MarketModel.compute(
+        feed.bars,
+        source,
+        default_market_rules(feed.symbols),
+        tail=None,
+        regime=regime_function(settings),
+        funding_series=feed.funding,
+        global_regime=global_regime_timeline(store, settings),
+        windows=statistics_windows(settings),
+    )
+
+
 def statistics_windows(settings: Settings) -> StatisticsWindows:
     g = settings.governor
     return StatisticsWindows(
@@ -267,6 +284,32 @@ async def assemble(
     return Core(trader, keeper, balancer, sizing, executor, monitor)
 
 
+async def reconciled_core(
+    settings: Settings,
+    market: MarketStateProvider,
+    exchange: Exchange,
+    repository: Repository,
+    rules: Mapping[str, MarketRules],
+    now: datetime,
+    stopping: asyncio.Event,
+) -> tuple[Core, HealthMonitor, ReconciliationReport]:
+    """The trading core with its health monitor, reconciled with the exchange before it trades
+    (SPEC §9: startup and crash recovery are one code path)."""
+    health = HealthMonitor(settings.health, settings.risk.min_balance_usdt)
+    core = await assemble(
+        settings,
+        market,
+        exchange,
+        repository,
+        rules,
+        now,
+        stopping,
+        lambda _now: health.latest.status.value,
+    )
+    report = await reconcile(exchange, repository, core.trader, now, settings.reconcile)
+    return core, health, report
+
+
 async def open_runtime(
     settings: Settings,
     stack: AsyncExitStack,
@@ -312,18 +355,9 @@ async def open_runtime(
         first=feed.start.isoformat(),
         last=feed.end.isoformat(),
     )
-    health = HealthMonitor(settings.health, settings.risk.min_balance_usdt)
-    core = await assemble(
-        settings,
-        market,
-        exchange,
-        repository,
-        rules,
-        clock.now(),
-        stopping,
-        lambda now: health.latest.status.value,
+    core, health, report = await reconciled_core(
+        settings, market, exchange, repository, rules, clock.now(), stopping
     )
-    report = await reconcile(exchange, repository, core.trader, clock.now(), settings.reconcile)
     if report.blocks_entries:
         raise OperatorActionRequired(
             f"the paper account and the database disagree: {report.halt_reason} "

@@ -22,10 +22,10 @@ from pydantic import SecretStr
 
 from quantum_trader.app import (
     Runtime,
-    assemble,
     choose_signal_source,
     database_path,
     history_bars,
+    reconciled_core,
     regime_function,
     source_health,
     statistics_windows,
@@ -35,7 +35,6 @@ from quantum_trader.config import ExchangeSettings, Settings
 from quantum_trader.domain import ExchangeMode, GlobalRegime, MarketRules
 from quantum_trader.errors import ConfigurationError, MarketDataError, RetryLater
 from quantum_trader.execution.ccxt_exchange import CcxtExchange
-from quantum_trader.execution.reconcile import reconcile
 from quantum_trader.gates.settings import RegimeSettings
 from quantum_trader.log import get_logger
 from quantum_trader.market import regime
@@ -43,7 +42,6 @@ from quantum_trader.market.exchange_feed import ExchangeFeed, OhlcvSource
 from quantum_trader.market.model import MarketState
 from quantum_trader.market.provider import LiveMarket, MarketStateProvider
 from quantum_trader.market.replay import FundingSeries
-from quantum_trader.ops.health import HealthMonitor
 from quantum_trader.ports import Clock, SignalSource
 from quantum_trader.storage.sqlite import SqliteRepository
 
@@ -144,18 +142,9 @@ async def open_exchange_runtime(
             funding = await exchange_funding(exchange, settings.market.symbols, clock.now())
         source = choose_signal_source(settings, funding)
     market = _exchange_market(settings, exchange, source, rules)
-    health = HealthMonitor(settings.health, settings.risk.min_balance_usdt)
-    core = await assemble(
-        settings,
-        market,
-        exchange,
-        repository,
-        rules,
-        clock.now(),
-        stopping,
-        lambda now: health.latest.status.value,
+    core, health, report = await reconciled_core(
+        settings, market, exchange, repository, rules, clock.now(), stopping
     )
-    report = await reconcile(exchange, repository, core.trader, clock.now(), settings.reconcile)
     market.halt_reason = report.halt_reason
     log.info(
         "runtime_ready",

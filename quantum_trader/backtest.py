@@ -19,12 +19,10 @@ from quantum_trader.app import (
     Core,
     assemble,
     choose_signal_source,
-    global_regime_timeline,
     history_bars,
     make_paper_exchange,
     open_store,
-    regime_function,
-    statistics_windows,
+    recorded_model,
 )
 from quantum_trader.clock import ManualClock, ms_from_utc
 from quantum_trader.config import Settings
@@ -33,7 +31,6 @@ from quantum_trader.errors import ConfigurationError
 from quantum_trader.execution.paper_markets import default_market_rules
 from quantum_trader.log import get_logger
 from quantum_trader.market.candle_store import TIMEFRAME_MS
-from quantum_trader.market.model import MarketModel
 from quantum_trader.market.provider import PrecomputedMarket
 from quantum_trader.market.replay import ReplayFeed
 from quantum_trader.reporting import BacktestReport, build_report
@@ -65,17 +62,7 @@ async def run_backtest(settings: Settings, request: BacktestRequest) -> Backtest
     start, end = _window(feed, request)
     clock = ManualClock(start)
     rules = default_market_rules(feed.symbols)
-    model = await asyncio.to_thread(
-        MarketModel.compute,
-        feed.bars,
-        source,
-        rules,
-        tail=None,
-        regime=regime_function(settings),
-        funding_series=feed.funding,
-        global_regime=global_regime_timeline(store, settings),
-        windows=statistics_windows(settings),
-    )
+    model = await asyncio.to_thread(recorded_model, settings, store, feed, source)
     # The ledger lives in memory (no thread hop per write on the hot path); the audit trail
     # streams to the database in batches; the ledger joins it in one transaction at the end.
     repository = SplitRepository(InMemoryRepository(), await _fresh_database(request.out_dir))

@@ -13,12 +13,10 @@ from typing import Any
 from quantum_trader.app import (
     Core,
     assemble,
-    global_regime_timeline,
     history_bars,
     make_paper_exchange,
     open_store,
-    regime_function,
-    statistics_windows,
+    recorded_model,
 )
 from quantum_trader.clock import ManualClock
 from quantum_trader.config import Settings
@@ -26,7 +24,6 @@ from quantum_trader.domain import Order, OrderKind, OrderRequest
 from quantum_trader.errors import OrderRejected, OrderStateUnknown
 from quantum_trader.execution.paper import PaperExchange
 from quantum_trader.execution.paper_markets import default_market_rules
-from quantum_trader.market.model import MarketModel
 from quantum_trader.market.provider import PrecomputedMarket
 from quantum_trader.market.replay import ReplayFeed
 from quantum_trader.signals.rules import RuleAgent
@@ -111,16 +108,7 @@ async def build_rig(
     exchange = FaultyExchange(make_paper_exchange(settings, clock, feed, rules, None))
     repository = InMemoryRepository()
     exchange.repository = repository
-    model = MarketModel.compute(
-        feed.bars,
-        source,
-        rules,
-        tail=None,
-        regime=regime_function(settings),
-        funding_series=feed.funding,
-        global_regime=global_regime_timeline(store, settings),
-        windows=statistics_windows(settings),
-    )
+    model = recorded_model(settings, store, feed, source)
     core = await assemble(
         settings, PrecomputedMarket(model), exchange, repository, rules, start, asyncio.Event()
     )

@@ -16,12 +16,10 @@ from quantum_trader.app import (
     Core,
     assemble,
     choose_signal_source,
-    global_regime_timeline,
     history_bars,
     make_paper_exchange,
     open_store,
-    regime_function,
-    statistics_windows,
+    recorded_model,
 )
 from quantum_trader.clock import ManualClock
 from quantum_trader.config import Settings
@@ -38,7 +36,6 @@ from quantum_trader.execution.paper import PaperExchange
 from quantum_trader.execution.paper_markets import default_market_rules
 from quantum_trader.gates.governor import GovernorState
 from quantum_trader.market.candle_store import TIMEFRAME_MS
-from quantum_trader.market.model import MarketModel
 from quantum_trader.market.provider import PrecomputedMarket
 from quantum_trader.market.replay import ReplayFeed
 from quantum_trader.storage.memory import InMemoryRepository
@@ -76,17 +73,7 @@ class SteppedCore:
         timeframe = settings.market.timeframe
         feed = ReplayFeed(store, symbols, timeframe, history_bars(settings, source))
         rules = default_market_rules(symbols)
-        model = await asyncio.to_thread(
-            MarketModel.compute,
-            feed.bars,
-            source,
-            rules,
-            tail=None,
-            regime=regime_function(settings),
-            funding_series=feed.funding,
-            global_regime=global_regime_timeline(store, settings),
-            windows=statistics_windows(settings),
-        )
+        model = await asyncio.to_thread(recorded_model, settings, store, feed, source)
         clock = ManualClock(start)
         repository = InMemoryRepository()
         exchange = make_paper_exchange(settings, clock, feed, rules, state_path=None)

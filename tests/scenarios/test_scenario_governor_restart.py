@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from scenario_daemon import DATABASE, Daemon, eventually, query, saved_state
+from daemon_harness import DATABASE, Daemon, eventually, query, saved_state
 
 ENV = {
     "QT_MARKET__REPLAY_START": "2025-10-10T20:30:00Z",

@@ -21,7 +21,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from scenario_daemon import DATABASE, Daemon, eventually, paper_exchange, query, saved_state
+from daemon_harness import DATABASE, Daemon, eventually, paper_exchange, query, saved_state
 
 from quantum_trader.domain import OrderKind, OrderStatus, Side
 from quantum_trader.execution.paper_state import PaperState

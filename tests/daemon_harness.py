@@ -76,6 +76,30 @@ class Daemon:
     def named(self, event: str) -> list[dict[str, Any]]:
         return [e for e in self.events if e.get("event") == event]
 
+    def logged_so_far(self, event: str) -> list[dict[str, Any]]:
+        """The `event` lines the running daemon has written so far."""
+        lines = self.output.read_text(errors="replace").splitlines()
+        return [
+            e for e in (json.loads(x) for x in lines if x.startswith("{")) if e["event"] == event
+        ]
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Another `quantum-trader` command on the same data directory."""
+        return cli(self.data_dir, *args)
+
+
+def cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("QT_")}
+    return subprocess.run(
+        [sys.executable, "-m", "quantum_trader", *args],
+        env={**clean, "QT_DATA_DIR": str(data_dir)},
+        cwd=data_dir,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
 
 def eventually(probe: Callable[[], T | None], timeout_s: float, what: str) -> T:
     """Poll `probe` until it returns something truthy; fail naming `what` after `timeout_s`."""
