@@ -134,7 +134,8 @@ class Executor:
 
     async def _execute(self, order: SizedOrder, candidate: Candidate, now: datetime) -> Verdict:
         try:
-            position = await self._trader.open_position(order, now)
+            async with self._trader.lock:
+                position = await self._trader.open_position(order, now)
         except OrderRejected as error:
             return _deny(GateName.EXECUTION, candidate, error.reason, str(error))
         except OrderStateUnknown as error:

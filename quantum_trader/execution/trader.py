@@ -7,6 +7,7 @@ looked up by that id before anything else happens; nothing is ever sent twice bl
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
@@ -48,6 +49,9 @@ class Trader:
         self.ledger = ledger
         self._ids = ids
         self._admits = admits
+        # One writer of position state at a time: the executor's entry and its protection, the
+        # monitor's tick and a flatten each hold it, so no task sees a half-opened position.
+        self.lock = asyncio.Lock()
 
     async def submit(self, request: OrderRequest, now: datetime) -> Order:
         """Record the intent, send it, record the answer and its fills.

@@ -62,6 +62,10 @@ class PositionMonitor:
 
     async def tick(self, now: datetime) -> None:
         """Manage every open position once. One symbol's failure never stops the others."""
+        async with self._trader.lock:  # never while an entry is still being protected
+            await self._tick(now)
+
+    async def _tick(self, now: datetime) -> None:
         positions = dict(self._trader.ledger.positions)
         if not positions:
             return
@@ -178,8 +182,15 @@ class PositionMonitor:
         now: datetime,
     ) -> None:
         """The exchange closed (part of) the position: a protective order fired, or a person
-        or a liquidation did it. Book it from the order that filled."""
-        for order_id in (position.stop_order_id, position.take_profit_order_id):
+        or a liquidation did it. Book it from the order that filled: the position's own stop and
+        target first, then any other conditional order of ours still live for the symbol."""
+        own = [position.stop_order_id, position.take_profit_order_id]
+        others = [
+            o.client_order_id
+            for o in await self._repository.orders(position.symbol)
+            if o.kind.is_conditional and not o.status.is_final and o.client_order_id not in own
+        ]
+        for order_id in (*own, *others):
             if order_id is None:
                 continue
             order = await self._exchange.fetch_order(position.symbol, order_id)

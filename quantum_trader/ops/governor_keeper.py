@@ -61,6 +61,11 @@ class GovernorKeeper:
 
     async def flatten(self, now: datetime, reason: ExitReason) -> None:
         """Close every position at market and cancel every conditional order of ours."""
+        async with self._trader.lock:
+            await self._flatten(now, reason)
+        log.warning("flattened", reason=reason)
+
+    async def _flatten(self, now: datetime, reason: ExitReason) -> None:
         for position in list(self._trader.ledger.positions.values()):
             try:
                 await self._trader.close_position(position, reason, now)
@@ -69,7 +74,6 @@ class GovernorKeeper:
         for order in await self._exchange.fetch_open_conditional_orders():
             if order.client_order_id.startswith(OUR_PREFIX):  # never touch orders placed by hand
                 await self._trader.cancel_conditional(order.symbol, order.client_order_id, now)
-        log.warning("flattened", reason=reason)
 
     async def handle_operator_requests(self, now: datetime) -> None:
         requests = await take_requests(self._repository)

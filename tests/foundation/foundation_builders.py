@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -53,6 +53,8 @@ class FaultyExchange:
         self.lose_next_answer = False
         self.seen_pending: list[bool] = []
         self.repository: InMemoryRepository | None = None
+        # Run just before a request leaves, as if other tasks ran while it was on its way.
+        self.while_in_flight: Callable[[OrderRequest], Awaitable[None]] | None = None
 
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self.inner, name)
@@ -70,6 +72,8 @@ class FaultyExchange:
         if self.repository is not None:
             known = await self.repository.get_order(request.client_order_id)
             self.seen_pending.append(known is not None and known.status.value == "PENDING")
+        if self.while_in_flight is not None:
+            await self.while_in_flight(request)
         if request.kind in self.fail_kinds:
             raise OrderRejected(_reason(), f"{request.kind} refused by the test")
         order = await self.inner.place_order(request)
