@@ -15,14 +15,11 @@ from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
-import numpy as np
-import numpy.typing as npt
-
 from quantum_trader.clock import ms_from_utc
 from quantum_trader.config import Settings
 from quantum_trader.cycle import Executor, HealthFn
-from quantum_trader.domain import Bars, ExchangeMode, GlobalRegime, MarketRules
-from quantum_trader.errors import ConfigurationError, MarketDataError, OperatorActionRequired
+from quantum_trader.domain import ExchangeMode, MarketRules
+from quantum_trader.errors import ConfigurationError, OperatorActionRequired
 from quantum_trader.execution.ids import ClientOrderIds
 from quantum_trader.execution.paper import PaperExchange
 from quantum_trader.execution.paper_markets import default_market_rules
@@ -34,11 +31,15 @@ from quantum_trader.gates.chain import ApprovalChain
 from quantum_trader.gates.orchestrator import OrchestratorPolicy
 from quantum_trader.gates.risk_guard import RiskGuard
 from quantum_trader.log import get_logger
-from quantum_trader.market import regime
-from quantum_trader.market.candle_store import TIMEFRAME_MS, CandleStore, bundled_sample_dir
-from quantum_trader.market.model import GlobalRegimeFn, MarketModel, RegimeFn, StatisticsWindows
 from quantum_trader.market.provider import LiveMarket, MarketStateProvider
 from quantum_trader.market.replay import FundingSeries, ReplayFeed
+from quantum_trader.market.setup import (
+    global_regime_timeline,
+    open_replay_feed,
+    open_store,
+    regime_function,
+    statistics_windows,
+)
 from quantum_trader.monitor.loop import PositionMonitor
 from quantum_trader.ops.governor_keeper import GovernorKeeper, load_governor
 from quantum_trader.ops.health import HealthMonitor
@@ -81,28 +82,6 @@ class Runtime:
 
 def database_path(settings: Settings) -> Path:
     return settings.data_dir / DATABASE_FILE
-
-
-def open_store(settings: Settings) -> CandleStore:
-    return CandleStore(settings.market.replay_dir or bundled_sample_dir())
-
-
-def history_bars(settings: Settings, source: SignalSource) -> int:
-    """Execution bars the feed keeps: the setting, or more when the signal source or the market
-    statistics (the volatility baseline in hours, correlations in bars) need more. Fewer would
-    make the daemon's statistics differ from the backtest's over the same instant."""
-    timeframe_ms = TIMEFRAME_MS[settings.market.timeframe]
-    hours = max(source.warmup_hours, settings.governor.volatility_lookback_hours + 2)
-    windows = statistics_windows(settings)
-    needed = max(-(-hours * 3_600_000 // timeframe_ms), windows.returns_bars + 1)
-    return max(settings.market.history_bars, needed)
-
-
-def open_replay_feed(settings: Settings, source: SignalSource) -> ReplayFeed:
-    history = history_bars(settings, source)
-    return ReplayFeed(
-        open_store(settings), settings.market.symbols, settings.market.timeframe, history
-    )
 
 
 def choose_signal_source(
@@ -155,62 +134,6 @@ def _load_ensemble(
     ensemble.set_funding(funding)
     log.info("ensemble_loaded", models=list(ensemble.model_names), models_dir=str(models_dir))
     return ensemble
-
-
-def regime_function(settings: Settings) -> RegimeFn:
-    names = np.asarray(regime.REGIMES, dtype=object)
-    regime_settings = settings.regime
-
-    def classify(bars: Bars) -> npt.NDArray[np.object_]:
-        codes = regime.regime_series(bars, regime_settings)
-        return np.asarray(names[codes], dtype=object)
-
-    return classify
-
-
-def recorded_model(
-    settings: Settings, store: CandleStore, feed: ReplayFeed, source: SignalSource
-) -> MarketModel:
-    """Everything about the recorded market that does not depend on the account — indicators,
-    regimes, signals, statistics — computed once, vectorized, over the whole recording."""
-    return MarketModel.compute(
-        feed.bars,
-        source,
-        default_market_rules(feed.symbols),
-        tail=None,
-        regime=regime_function(settings),
-        funding_series=feed.funding,
-        global_regime=global_regime_timeline(store, settings),
-        windows=statistics_windows(settings),
-    )
-
-
-def statistics_windows(settings: Settings) -> StatisticsWindows:
-    g = settings.governor
-    return StatisticsWindows(
-        returns_bars=max(settings.balancer.correlation_lookback_bars, g.correlation_lookback_bars),
-        volatility_bars=g.volatility_lookback_hours,
-        volatility_min_bars=g.volatility_min_bars,
-    )
-
-
-def global_regime_timeline(store: CandleStore, settings: Settings) -> GlobalRegimeFn:
-    """BTC's recorded daily closes against their EMA200, as of any instant (SPEC §3.3)."""
-    try:
-        hourly = store.load_bars("BTC/USDT:USDT", "1h")
-    except MarketDataError:
-        log.warning("global_regime_unavailable", reason="no recorded BTC 1h candles")
-        return lambda now_ms: GlobalRegime.SIDEWAYS
-    cache: dict[int, GlobalRegime] = {}
-
-    def at(now_ms: int) -> GlobalRegime:
-        day = now_ms // regime.DAY_MS
-        if day not in cache:
-            visible = hourly.slice(0, hourly.closed_before(day * regime.DAY_MS))
-            cache[day] = regime.global_regime(regime.daily_closes(visible), settings.regime)
-        return cache[day]
-
-    return at
 
 
 def make_paper_exchange(

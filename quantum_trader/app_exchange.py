@@ -24,11 +24,8 @@ from quantum_trader.app import (
     Runtime,
     choose_signal_source,
     database_path,
-    history_bars,
     reconciled_core,
-    regime_function,
     source_health,
-    statistics_windows,
 )
 from quantum_trader.clock import LiveClock, ms_from_utc
 from quantum_trader.config import ExchangeSettings, Settings
@@ -42,6 +39,11 @@ from quantum_trader.market.exchange_feed import ExchangeFeed, OhlcvSource
 from quantum_trader.market.model import MarketState
 from quantum_trader.market.provider import LiveMarket, MarketStateProvider
 from quantum_trader.market.replay import FundingSeries
+from quantum_trader.market.setup import (
+    history_bars,
+    regime_function,
+    statistics_windows,
+)
 from quantum_trader.ports import Clock, SignalSource
 from quantum_trader.storage.sqlite import SqliteRepository
 

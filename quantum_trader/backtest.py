@@ -19,10 +19,7 @@ from quantum_trader.app import (
     Core,
     assemble,
     choose_signal_source,
-    history_bars,
     make_paper_exchange,
-    open_store,
-    recorded_model,
 )
 from quantum_trader.clock import ManualClock, ms_from_utc
 from quantum_trader.config import Settings
@@ -33,6 +30,11 @@ from quantum_trader.log import get_logger
 from quantum_trader.market.candle_store import TIMEFRAME_MS
 from quantum_trader.market.provider import PrecomputedMarket
 from quantum_trader.market.replay import ReplayFeed
+from quantum_trader.market.setup import (
+    history_bars,
+    open_store,
+    recorded_model,
+)
 from quantum_trader.reporting import BacktestReport, build_report
 from quantum_trader.signals.ensemble import recorded_funding
 from quantum_trader.storage.memory import InMemoryRepository

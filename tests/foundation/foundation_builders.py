@@ -13,10 +13,7 @@ from typing import Any
 from quantum_trader.app import (
     Core,
     assemble,
-    history_bars,
     make_paper_exchange,
-    open_store,
-    recorded_model,
 )
 from quantum_trader.clock import ManualClock
 from quantum_trader.config import Settings
@@ -26,6 +23,11 @@ from quantum_trader.execution.paper import PaperExchange
 from quantum_trader.execution.paper_markets import default_market_rules
 from quantum_trader.market.provider import PrecomputedMarket
 from quantum_trader.market.replay import ReplayFeed
+from quantum_trader.market.setup import (
+    history_bars,
+    open_store,
+    recorded_model,
+)
 from quantum_trader.signals.rules import RuleAgent
 from quantum_trader.storage.memory import InMemoryRepository
 

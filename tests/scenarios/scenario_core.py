@@ -16,10 +16,7 @@ from quantum_trader.app import (
     Core,
     assemble,
     choose_signal_source,
-    history_bars,
     make_paper_exchange,
-    open_store,
-    recorded_model,
 )
 from quantum_trader.clock import ManualClock
 from quantum_trader.config import Settings
@@ -38,6 +35,11 @@ from quantum_trader.gates.governor import GovernorState
 from quantum_trader.market.candle_store import TIMEFRAME_MS
 from quantum_trader.market.provider import PrecomputedMarket
 from quantum_trader.market.replay import ReplayFeed
+from quantum_trader.market.setup import (
+    history_bars,
+    open_store,
+    recorded_model,
+)
 from quantum_trader.storage.memory import InMemoryRepository
 
 
