@@ -71,39 +71,46 @@ class Executor:
         self._stopping = stopping or asyncio.Event()
         self._health = health
         self._cycle_numbers = itertools.count(1)
-        self._regimes: Mapping[str, Regime] = {}
         self.latest_market: MarketView | None = None
 
     def latest_regimes(self) -> Mapping[str, Regime]:
         """Each symbol's regime as of the last cycle (the monitor tightens on a change)."""
-        return self._regimes
+        return self.latest_market.regimes if self.latest_market else {}
 
     async def run_cycle(self, now: datetime) -> CycleSummary:
         summary = CycleSummary(f"c{next(self._cycle_numbers)}")
         with bound_context(cycle_id=summary.cycle_id, sim_time=now.isoformat()):
             market = await self._market.state(now)
-            self._regimes = market.view.regimes
             self.latest_market = market.view
-            log.info(
-                "signals",
-                source=market.signals[0].source if market.signals else None,
-                signals={s.symbol: f"{s.action}:{s.confidence:.2f}" for s in market.signals},
-            )
+            _log_signals(market.signals)
             portfolio = await self.portfolio(now)
             await self._governor.observe(portfolio, market.view, now, self._health(now))
             await self._sizing.mark_paper(market.view.prices, now)
             candidates, filtered = select_candidates(market, portfolio, self._min_confidence)
             approval = self._chain.approve(candidates, portfolio, market.view, now)
-            verdicts = [*filtered, *approval.verdicts]
-            for approved in approval.approved:
-                if self._stopping.is_set():
-                    break
-                verdicts += await self._size_and_execute(approved, portfolio, market.view, now)
-                portfolio = await self.portfolio(now)
-            await self._record(summary, now, verdicts, market.signals)
+            entries = await self._enter(approval.approved, portfolio, market.view, now)
+            await self._record(
+                summary, now, [*filtered, *approval.verdicts, *entries], market.signals
+            )
             summary.signals = len(market.signals)
             summary.candidates, summary.approved = len(candidates), len(approval.approved)
         return summary
+
+    async def _enter(
+        self,
+        approved: Sequence[Approved],
+        portfolio: PortfolioView,
+        market: MarketView,
+        now: datetime,
+    ) -> list[Verdict]:
+        """Size, check and place each approved candidate in priority order; none once stopping."""
+        verdicts: list[Verdict] = []
+        for candidate in approved:
+            if self._stopping.is_set():
+                break
+            verdicts += await self._size_and_execute(candidate, portfolio, market, now)
+            portfolio = await self.portfolio(now)  # the next one sees this one's margin
+        return verdicts
 
     async def portfolio(self, now: datetime) -> PortfolioView:
         return await self._trader.ledger.observe(await self._exchange.fetch_balance(), now)
@@ -206,6 +213,14 @@ def select_candidates(
             price, regime = view.prices[signal.symbol], view.regimes[signal.symbol]
             candidates.append(Candidate(signal, side, price, view.atr_pct[signal.symbol], regime))
     return candidates, denied
+
+
+def _log_signals(signals: Sequence[Signal]) -> None:
+    log.info(
+        "signals",
+        source=signals[0].source if signals else None,
+        signals={s.symbol: f"{s.action}:{s.confidence:.2f}" for s in signals},
+    )
 
 
 def _votes(signal: Signal | None) -> str:
