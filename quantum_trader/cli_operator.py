@@ -129,7 +129,7 @@ def status(config: ConfigOption = None) -> None:
         summary.add_row("open positions", str(len(open_positions)))
         summary.add_row("closed trades", str(len(trades_done)))
         summary.add_row("simulated time", str(states["replay"].get("clock", {}).get("now", "—")))
-        summary.add_row("governor", str(states["governor"].get("state", "no state yet")))
+        summary.add_row("governor", _governor_line(states["governor"].get("state")))
         summary.add_row("operator requests", str(states["operator"] or "none"))
         console.print(summary)
         console.print(_analytics_table(settings.data_dir / ANALYTICS_FILE))
@@ -141,6 +141,13 @@ def status(config: ConfigOption = None) -> None:
         console.print(decisions)
 
     asyncio.run(show())
+
+
+def _governor_line(state: dict[str, object] | None) -> str:
+    if not state:
+        return "ACTIVE (no breaker has tripped)"
+    until = state.get("until") or "an operator reset or its condition clearing"
+    return f"{state['trading_state']}: {state['decision']} until {until}"
 
 
 ANALYTICS_ROWS = (

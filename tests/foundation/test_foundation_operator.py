@@ -57,3 +57,21 @@ def test_read_only_commands_name_a_missing_database(tmp_path: Path) -> None:
     done = cli(tmp_path, "status")
     assert done.returncode == 1
     assert "no database at" in done.stderr
+
+
+def test_status_names_the_governors_state_and_when_it_ends() -> None:
+    from datetime import UTC, datetime
+
+    from quantum_trader.cli_operator import _governor_line
+    from quantum_trader.gates.governor import (
+        Breaker,
+        GovernorDecision,
+        GovernorState,
+        Trip,
+    )
+
+    assert _governor_line(None) == "ACTIVE (no breaker has tripped)"
+    until = datetime(2025, 10, 11, tzinfo=UTC)
+    trip = Trip(Breaker.DAILY_DRAWDOWN, GovernorDecision.NO_NEW_TRADES, until, until, "dd 0.031")
+    line = _governor_line(GovernorState(trips=(trip,)).to_dict())
+    assert line == "REDUCING: NO_NEW_TRADES until 2025-10-11T00:00:00+00:00"
