@@ -68,8 +68,8 @@ def backtest(
     from quantum_trader.reporting import print_backtest_summary
 
     settings = _settings(config)
-    if settings.log.level != "DEBUG":  # a year of decisions is a million lines: summary only
-        configure_logging(settings.log.format, "WARNING")
+    if settings.log.level != "DEBUG":  # a year is a million lines, all in the report: summary
+        configure_logging(settings.log.format, "ERROR")
     request = BacktestRequest(
         start=_parse_day("--start", start),
         end=_parse_day("--end", end),
