@@ -64,7 +64,7 @@ async def run_backtest(settings: Settings, request: BacktestRequest) -> Backtest
     start, end = _window(feed, request)
     clock = ManualClock(start)
     rules = default_market_rules(feed.symbols)
-    model = await asyncio.to_thread(recorded_model, settings, store, feed, source)
+    model = await asyncio.to_thread(recorded_model, settings, store, feed, source, rules)
     # The ledger lives in memory (no thread hop per write on the hot path); the audit trail
     # streams to the database in batches; the ledger joins it in one transaction at the end.
     repository = SplitRepository(InMemoryRepository(), await _fresh_database(request.out_dir))

@@ -3,13 +3,14 @@ global regime, the statistics windows. Shared by the daemon, the backtest and th
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import numpy.typing as npt
 
 from quantum_trader.config import Settings
-from quantum_trader.domain import Bars, GlobalRegime
+from quantum_trader.domain import Bars, GlobalRegime, MarketRules
 from quantum_trader.errors import MarketDataError
-from quantum_trader.execution.paper_markets import default_market_rules
 from quantum_trader.log import get_logger
 from quantum_trader.market import regime
 from quantum_trader.market.candle_store import TIMEFRAME_MS, CandleStore, bundled_sample_dir
@@ -54,14 +55,18 @@ def regime_function(settings: Settings) -> RegimeFn:
 
 
 def recorded_model(
-    settings: Settings, store: CandleStore, feed: ReplayFeed, source: SignalSource
+    settings: Settings,
+    store: CandleStore,
+    feed: ReplayFeed,
+    source: SignalSource,
+    rules: Mapping[str, MarketRules],
 ) -> MarketModel:
     """Everything about the recorded market that does not depend on the account — indicators,
     regimes, signals, statistics — computed once, vectorized, over the whole recording."""
     return MarketModel.compute(
         feed.bars,
         source,
-        default_market_rules(feed.symbols),
+        rules,
         tail=None,
         regime=regime_function(settings),
         funding_series=feed.funding,

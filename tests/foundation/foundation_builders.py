@@ -114,7 +114,7 @@ async def build_rig(
     exchange = FaultyExchange(make_paper_exchange(settings, clock, feed, rules, None))
     repository = InMemoryRepository()
     exchange.repository = repository
-    model = recorded_model(settings, store, feed, source)
+    model = recorded_model(settings, store, feed, source, rules)
     core = await assemble(
         settings, PrecomputedMarket(model), exchange, repository, rules, start, asyncio.Event()
     )

@@ -75,7 +75,7 @@ class SteppedCore:
         timeframe = settings.market.timeframe
         feed = ReplayFeed(store, symbols, timeframe, history_bars(settings, source))
         rules = default_market_rules(symbols)
-        model = await asyncio.to_thread(recorded_model, settings, store, feed, source)
+        model = await asyncio.to_thread(recorded_model, settings, store, feed, source, rules)
         clock = ManualClock(start)
         repository = InMemoryRepository()
         exchange = make_paper_exchange(settings, clock, feed, rules, state_path=None)
