@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+from pathlib import Path
 
 import pytest
 import structlog
@@ -10,7 +12,10 @@ import structlog
 # The loopback Binance stand-in's fixtures, for the ccxt adapter and exchange-mode tests.
 from loopback.fixtures import exchange, loopback
 
-__all__ = ["exchange", "loopback"]
+__all__ = ["REPO", "exchange", "loopback"]
+
+# The checkout: tests reach its files (config/, README.md, Dockerfile) through this, never cwd.
+REPO = Path(__file__).resolve().parent.parent
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -24,3 +29,20 @@ def pytest_configure(config: pytest.Config) -> None:
         wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG),
         cache_logger_on_first_use=False,
     )
+
+
+@pytest.fixture(autouse=True)
+def isolated_from_the_user(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No test reads or writes the user's `./data`, working directory, `$HOME` or `QT_`
+    settings: each test starts in an empty directory of its own, with an empty home and
+    none of the caller's QT_ variables. Files of the checkout are reached through REPO."""
+    root = tmp_path_factory.mktemp("user")
+    (root / "home").mkdir()
+    (root / "cwd").mkdir()
+    monkeypatch.setenv("HOME", str(root / "home"))
+    for name in list(os.environ):
+        if name.upper().startswith("QT_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(root / "cwd")

@@ -16,6 +16,7 @@ When several orders of a symbol trigger in one bar, stops go first (conservative
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, replace
 from decimal import Decimal
@@ -69,11 +70,15 @@ class ConditionalBook:
     def __init__(self, state: PaperState) -> None:
         self._open: dict[str, list[Order]] = {}
         self._levels: dict[str, tuple[float, float]] = {}
+        # Placement rank, so the all-symbol listing is in placement order after a restart too.
+        self._rank: dict[str, int] = {}
+        self._placed = itertools.count()
         for order in state.orders.values():
             if order.kind.is_conditional and order.status is OrderStatus.OPEN:
                 self.add(order)
 
     def add(self, order: Order) -> None:
+        self._rank.setdefault(order.client_order_id, next(self._placed))
         self._open.setdefault(order.symbol, []).append(order)
         self._relevel(order.symbol)
 
@@ -82,11 +87,13 @@ class ConditionalBook:
         orders[:] = [o for o in orders if o.client_order_id != order.client_order_id]
         if not orders:
             self._open.pop(order.symbol, None)
+        self._rank.pop(order.client_order_id, None)
         self._relevel(order.symbol)
 
     def orders(self, symbol: str | None = None) -> list[Order]:
         if symbol is None:
-            return [order for orders in self._open.values() for order in orders]
+            every = [order for orders in self._open.values() for order in orders]
+            return sorted(every, key=lambda order: self._rank[order.client_order_id])
         return list(self._open.get(symbol, ()))
 
     def levels(self, symbol: str) -> tuple[float, float]:

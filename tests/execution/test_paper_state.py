@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from paper_builders import (
     BTC,
@@ -208,6 +208,16 @@ async def check_books(paper: PaperExchange, t: Tracker, initial: Decimal) -> Non
 
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 10_000), operations=st.lists(OPERATIONS, max_size=25))
+# Found by hypothesis: after a cancel, the reopened book listed the other symbols' orders first.
+@example(
+    seed=0,
+    operations=[
+        ("trigger", ETH, OrderSide.BUY, 2, 1),
+        ("trigger", BTC, OrderSide.BUY, 2, 1),
+        ("trigger", ETH, OrderSide.BUY, 2, 1),
+        ("cancel", 0),
+    ],
+)
 def test_wallet_equals_initial_plus_realized_minus_fees_minus_funding(
     seed: int, operations: list[tuple[object, ...]]
 ) -> None:
