@@ -34,9 +34,11 @@ $(VENV)/.installed: $(VENV)/.created pyproject.toml
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
-# The tests also cover the PyTorch forecasters, so they install the `ml` extra (CPU build).
+# The tests also cover the PyTorch forecasters, so they install the `ml` extra (CPU build),
+# and drive Debian's chromium headless for the pages (scripts/install-chromium.sh).
 $(VENV)/.installed-dev: $(VENV)/.created pyproject.toml
 	$(BIN)/pip install --quiet -e '.[ml,dev]'
+	scripts/install-chromium.sh
 	touch $(VENV)/.installed $@
 
 lint:
