@@ -4,6 +4,7 @@ repository, replay or exchange feed, rule agent or ensemble)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -16,6 +17,7 @@ from quantum_trader.domain import (
     Decision,
     EquitySnapshot,
     ExchangePosition,
+    ExchangeSnapshot,
     Fill,
     MarketRules,
     MarketSnapshot,
@@ -24,6 +26,7 @@ from quantum_trader.domain import (
     Position,
     PositionEvent,
     SignalSeries,
+    StreamHealth,
 )
 
 
@@ -75,6 +78,39 @@ class Exchange(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+class ExchangeStreams(Protocol):
+    """The exchange's pushed state (Binance USD-M websocket streams), mirrored in memory.
+
+    `run` keeps the mark-price stream and the user-data stream (order, conditional-order,
+    account and position updates) connected until `stopping` is set: it keeps the listen key
+    alive, reconnects with backoff, and after every (re)connect seeds the mirror from a REST
+    snapshot before calling itself usable again, so no event is lost in a gap. Events are
+    applied idempotently (a duplicate or an older update never overwrites a newer one).
+    Readers get None whenever the mirror cannot be trusted, and then read REST.
+    """
+
+    async def run(self, stopping: asyncio.Event) -> None: ...
+
+    @property
+    def updated(self) -> asyncio.Event:
+        """Set when a user-data event changed the mirror; the keeper clears it and wakes."""
+        ...
+
+    def health(self) -> StreamHealth: ...
+
+    def snapshot(self, now: datetime) -> ExchangeSnapshot | None:
+        """The mirrored account, or None while the user-data stream is not usable."""
+        ...
+
+    def mark_prices(self, symbols: Sequence[str], now: datetime) -> dict[str, Decimal] | None:
+        """Mark prices of `symbols` from the stream, or None if any is missing or stale."""
+        ...
+
+    def reseed(self, snapshot: ExchangeSnapshot) -> None:
+        """Replace the mirror with a REST snapshot that disagreed with it (a missed event)."""
+        ...
 
 
 class MarketFeed(Protocol):

@@ -15,6 +15,7 @@ from quantum_trader.domain.enums import (
     Side,
     TrailMode,
 )
+from quantum_trader.domain.exchange import ExchangeSnapshot, SnapshotSource, StreamHealth
 from quantum_trader.domain.market import (
     Bars,
     FloatArray,
@@ -56,6 +57,7 @@ __all__ = [
     "EquitySnapshot",
     "ExchangeMode",
     "ExchangePosition",
+    "ExchangeSnapshot",
     "ExitMode",
     "ExitReason",
     "Fill",
@@ -80,6 +82,8 @@ __all__ = [
     "Signal",
     "SignalSeries",
     "SizedOrder",
+    "SnapshotSource",
+    "StreamHealth",
     "SymbolStats",
     "TradePlan",
     "TrailMode",

@@ -1,0 +1,54 @@
+"""What the exchange holds, as one immutable picture: the position keeper plans against it.
+
+A snapshot comes either from the websocket streams' mirror of the account (STREAM) or from
+REST reads (REST); the keeper does not care which, only that it is whole: every non-zero
+position, every open conditional order (ours and others'), and the latest state of those of
+our orders the source has reported, by client order id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from quantum_trader.domain.trading import ExchangePosition, Order
+
+
+class SnapshotSource(StrEnum):
+    STREAM = "STREAM"
+    REST = "REST"
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangeSnapshot:
+    """The account at `taken_at`.
+
+    `positions`: non-zero one-way positions by symbol. `open_conditional_orders`: every open
+    STOP_MARKET / TAKE_PROFIT_MARKET order on the account. `orders`: the latest state the
+    source has seen of orders by client order id (the user-data stream reports every update
+    of ours; a REST snapshot holds only what was looked up).
+    """
+
+    taken_at: datetime
+    source: SnapshotSource
+    positions: Mapping[str, ExchangePosition]
+    open_conditional_orders: tuple[Order, ...]
+    orders: Mapping[str, Order] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class StreamHealth:
+    """How the websocket streams are doing, for the keeper, health and metrics.
+
+    `usable` is True when the user-data stream is connected and its mirror was seeded by a
+    REST snapshot after the last (re)connect, so `snapshot()` can be trusted.
+    """
+
+    connected: bool = False
+    usable: bool = False
+    last_message_at: datetime | None = None
+    reconnects: int = 0
+    gaps_detected: int = 0
+    detail: str = "no streams"
