@@ -1,6 +1,8 @@
-"""One monitor tick's compute over 200 open positions: stop maths plus protection planning.
+"""One monitor tick's compute over 200 open positions: the keeper's whole plan.
 
-SPEC §11 target: ≤ 5 ms per tick, excluding the price request. Run:
+That is reconciliation against the exchange's picture, the stop maths and protection planning
+(keeper/plan.py), everything the 5 s tick does between its reads and its orders.
+SPEC §11 target: ≤ 5 ms per tick, excluding the requests. Run:
     .venv/bin/python benchmarks/bench_monitor.py [--positions 200] [--ticks 300]
 Prices random-walk (±0.5 % per tick, seeded) so stops trail, partials trigger and stops get
 replaced; a position that exits is reopened so the book stays at its size.
@@ -17,25 +19,22 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from quantum_trader.domain import (
+    ExchangePosition,
+    ExchangeSnapshot,
     ExitMode,
+    MarketRules,
     Order,
+    OrderKind,
     OrderStatus,
     Position,
     Side,
+    SnapshotSource,
 )
-from quantum_trader.monitor.protection import (
-    PlaceStop,
-    ProtectionAction,
-    on_stop_placed,
-    plan_protection,
-)
+from quantum_trader.keeper.book import Book
+from quantum_trader.keeper.plan import Context, Observation, Plan, plan
+from quantum_trader.keeper.protect import PlaceStop, SendExit
+from quantum_trader.keeper.settings import KeeperSettings
 from quantum_trader.monitor.settings import MonitorSettings
-from quantum_trader.monitor.stops import (
-    PartialClose,
-    PositionDecision,
-    base_trail_mode,
-    manage_position,
-)
 
 START = datetime(2025, 9, 1, tzinfo=UTC)
 SETTINGS = MonitorSettings()
@@ -54,7 +53,7 @@ def open_position(index: int, price: Decimal, now: datetime) -> Position:
         stop_price=stop,
         take_profit_price=(price * (1 + Decimal("0.06") * side.sign)).quantize(CENT),
         opened_at=now,
-        entry_order_id=f"qt-e-S{index}-1",
+        entry_order_id=f"qt-e-S{index}-{now.timestamp():.0f}",
         initial_stop_price=stop,
         initial_quantity=Decimal("1.000"),
         atr_pct=0.02,
@@ -62,52 +61,64 @@ def open_position(index: int, price: Decimal, now: datetime) -> Position:
     )
 
 
-def stop_order(action: PlaceStop, now: datetime) -> Order:
-    return replace(Order.pending(action.request(), now), status=OrderStatus.OPEN)
+def held(position: Position) -> ExchangePosition:
+    return ExchangePosition(
+        position.symbol, position.side, position.quantity, position.entry_price, 3
+    )
 
 
-def one_tick(
-    positions: list[Position], prices: list[Decimal], books: list[list[Order]], now: datetime
-) -> list[tuple[PositionDecision, list[ProtectionAction]]]:
-    """The compute the loop does per tick: stop maths, then protection for the survivors."""
-    out: list[tuple[PositionDecision, list[ProtectionAction]]] = []
-    for held, price, book in zip(positions, prices, books, strict=True):
-        decision = manage_position(
-            held,
-            price,
+def stop_order(action: PlaceStop, client_order_id: str, now: datetime) -> Order:
+    return Order(
+        client_order_id,
+        action.symbol,
+        action.side,
+        OrderKind.STOP_MARKET,
+        action.quantity,
+        OrderStatus.OPEN,
+        now,
+        trigger_price=action.trigger,
+        reduce_only=True,
+    )
+
+
+class Exchange:
+    """What the tick would have found: the positions held and our stops, kept in step."""
+
+    def __init__(self, positions: dict[str, Position]) -> None:
+        self.positions = positions
+        self.stops: dict[str, Order] = {}
+        self.sequence = 0
+
+    def snapshot(self, now: datetime) -> ExchangeSnapshot:
+        return ExchangeSnapshot(
             now,
-            atr_pct=0.02,
-            trail_mode=base_trail_mode(held.exit_mode, SETTINGS),
-            regime_turned_choppy=False,
-            settings=SETTINGS,
+            SnapshotSource.REST,
+            {s: held(p) for s, p in self.positions.items()},
+            tuple(self.stops.values()),
         )
-        actions: list[ProtectionAction] = []
-        if decision.exit is None:
-            actions = plan_protection(decision.position, book, now, SETTINGS)
-        out.append((decision, actions))
-    return out
 
-
-def execute(
-    index: int,
-    decision: PositionDecision,
-    actions: list[ProtectionAction],
-    books: list[list[Order]],
-    now: datetime,
-) -> Position:
-    """Carry a tick's result out on the in-memory book (outside the timed section)."""
-    if decision.exit is not None:
-        books[index] = []
-        return open_position(index, decision.exit.price, now)
-    held = decision.position
-    for intent in decision.intents:
-        if isinstance(intent, PartialClose):
-            held = replace(held, quantity=held.quantity - intent.quantity)
-    for action in actions:
-        if isinstance(action, PlaceStop):
-            books[index] = [stop_order(action, now)]
-            held = on_stop_placed(held, action, now)
-    return held
+    def carry_out(self, result: Plan, marks: dict[str, Decimal], now: datetime) -> Book:
+        """Apply a tick's result (outside the timed section)."""
+        book = result.book
+        for action in result.actions:
+            if isinstance(action, PlaceStop):
+                self.sequence += 1
+                order_id = f"qt-s-{self.sequence}"
+                self.stops[action.symbol] = stop_order(action, order_id, now)
+                position = replace(
+                    book.positions[action.symbol], stop_order_id=order_id, stop_replaced_at=now
+                )
+                book = book.with_position(position)
+            elif isinstance(action, SendExit):
+                position = book.positions[action.symbol]
+                if action.quantity >= position.quantity:
+                    index = int(action.symbol[1:].split("/")[0])
+                    position = open_position(index, marks[action.symbol], now)
+                else:
+                    position = replace(position, quantity=position.quantity - action.quantity)
+                book = book.with_position(position)
+        self.positions = dict(book.positions)
+        return book
 
 
 def main() -> None:
@@ -118,8 +129,13 @@ def main() -> None:
     rng = random.Random(7)
     now = START
     prices = [Decimal(rng.randint(1, 90_000)) for _ in range(args.positions)]
-    positions = [open_position(i, p, now) for i, p in enumerate(prices)]
-    books: list[list[Order]] = [[] for _ in positions]
+    positions = {p.symbol: p for p in (open_position(i, x, now) for i, x in enumerate(prices))}
+    rules = {
+        s: MarketRules(s, CENT, Decimal("0.001"), Decimal("0.001"), Decimal(5)) for s in positions
+    }
+    context = Context(rules, KeeperSettings(), SETTINGS)
+    exchange = Exchange(positions)
+    book = Book(positions)
     timings_ms: list[float] = []
     actions_seen = 0
     for _ in range(args.ticks):
@@ -128,17 +144,19 @@ def main() -> None:
             max(CENT, (p * Decimal(repr(1 + rng.uniform(-0.005, 0.0055)))).quantize(CENT))
             for p in prices
         ]
+        marks = {f"S{i}/USDT:USDT": price for i, price in enumerate(prices)}
+        observation = Observation(exchange.snapshot(now), marks=marks)
         began = time.perf_counter()
-        results = one_tick(positions, prices, books, now)
+        result = plan(book, observation, now, context)
         timings_ms.append((time.perf_counter() - began) * 1000)
-        actions_seen += sum(len(actions) for _, actions in results)
-        positions = [execute(i, *result, books, now) for i, result in enumerate(results)]
+        actions_seen += len(result.actions)
+        book = exchange.carry_out(result, marks, now)
     timings_ms.sort()
     print(
-        f"monitor tick, {args.positions} positions, {args.ticks} ticks: "
+        f"keeper plan (monitor tick), {args.positions} positions, {args.ticks} ticks: "
         f"median {statistics.median(timings_ms):.2f} ms, "
         f"p95 {timings_ms[int(len(timings_ms) * 0.95) - 1]:.2f} ms, "
-        f"max {timings_ms[-1]:.2f} ms (target ≤ 5 ms); protection actions {actions_seen}"
+        f"max {timings_ms[-1]:.2f} ms (target ≤ 5 ms); order actions {actions_seen}"
     )
 
 

@@ -18,18 +18,16 @@ from pathlib import Path
 from quantum_trader.clock import ms_from_utc
 from quantum_trader.config import Settings
 from quantum_trader.cycle import Executor, HealthFn
-from quantum_trader.domain import ExchangeMode, MarketRules
-from quantum_trader.errors import ConfigurationError, OperatorActionRequired
-from quantum_trader.execution.ids import ClientOrderIds
+from quantum_trader.domain import ExchangeMode, MarketRules, Regime
+from quantum_trader.errors import ConfigurationError
 from quantum_trader.execution.paper import PaperExchange
 from quantum_trader.execution.paper_markets import default_market_rules
-from quantum_trader.execution.reconcile import ReconciliationReport, reconcile
-from quantum_trader.execution.trader import Trader
 from quantum_trader.gates.balancer import PortfolioBalancer
 from quantum_trader.gates.balancer_journal import BalancerJournal
 from quantum_trader.gates.chain import ApprovalChain
 from quantum_trader.gates.orchestrator import OrchestratorPolicy
 from quantum_trader.gates.risk_guard import RiskGuard
+from quantum_trader.keeper.keeper import PositionKeeper
 from quantum_trader.log import get_logger
 from quantum_trader.market.provider import LiveMarket, MarketStateProvider
 from quantum_trader.market.replay import FundingSeries, ReplayFeed
@@ -40,11 +38,10 @@ from quantum_trader.market.setup import (
     regime_function,
     statistics_windows,
 )
-from quantum_trader.monitor.loop import PositionMonitor
 from quantum_trader.ops.governor_keeper import GovernorKeeper, load_governor
 from quantum_trader.ops.health import HealthMonitor
 from quantum_trader.portfolio.ledger import Ledger
-from quantum_trader.ports import Clock, Exchange, Repository, SignalSource
+from quantum_trader.ports import Clock, Exchange, ExchangeStreams, Repository, SignalSource
 from quantum_trader.signals.rules import RuleAgent
 from quantum_trader.sizing.costs import CostModel
 from quantum_trader.sizing.desk import SizingDesk
@@ -60,12 +57,12 @@ REPLAY_STATE = ("replay", "clock")
 class Core:
     """The trading core, identical in `run` and `backtest`."""
 
-    trader: Trader
+    keeper: PositionKeeper
+    ledger: Ledger
     governor: GovernorKeeper
     balancer: BalancerJournal
     sizing: SizingDesk
     executor: Executor
-    monitor: PositionMonitor
 
 
 @dataclass(slots=True)
@@ -165,15 +162,30 @@ async def assemble(
     start: datetime,
     stopping: asyncio.Event,
     health: HealthFn = lambda now: "HEALTHY",
+    streams: ExchangeStreams | None = None,
 ) -> Core:
-    """Ledger, governor, trader, approval chain, sizing desk, executor and monitor."""
+    """Ledger, governor, keeper, approval chain, sizing desk and executor."""
     balance = await exchange.fetch_balance()
     ledger = await Ledger.load(repository, balance.equity_usdt, start, settings.performance)
     governor = await load_governor(settings.governor, repository)
-    trader = Trader(
-        exchange, repository, ledger, ClientOrderIds(), admits=governor.state_allows_order
+    executor_ref: list[Executor] = []
+
+    def conditions() -> tuple[bool, Mapping[str, Regime]]:
+        regimes = executor_ref[0].latest_regimes() if executor_ref else {}
+        return governor.defensive_exit, regimes
+
+    keeper = await PositionKeeper.load(
+        exchange,
+        repository,
+        ledger,
+        rules,
+        settings.keeper,
+        settings.monitor,
+        streams=streams,
+        admits=governor.state_allows_order,
+        conditions=conditions,
     )
-    keeper = GovernorKeeper(governor, repository, exchange, trader)
+    governor_keeper = GovernorKeeper(governor, repository, keeper, ledger)
     balancer = BalancerJournal(PortfolioBalancer(settings.balancer, CostModel(settings.costs)))
     chain = ApprovalChain(
         gates=[OrchestratorPolicy(settings.orchestrator), balancer, governor],
@@ -187,24 +199,17 @@ async def assemble(
         market,
         exchange,
         repository,
-        trader,
+        keeper,
+        ledger,
         chain,
         sizing,
-        keeper,
+        governor_keeper,
         settings.executor.min_confidence,
         stopping,
         health,
     )
-    monitor = PositionMonitor(
-        exchange,
-        repository,
-        trader,
-        rules,
-        settings.monitor,
-        regimes=executor.latest_regimes,
-        defensive_exit=lambda: governor.defensive_exit,
-    )
-    return Core(trader, keeper, balancer, sizing, executor, monitor)
+    executor_ref.append(executor)
+    return Core(keeper, ledger, governor_keeper, balancer, sizing, executor)
 
 
 async def reconciled_core(
@@ -215,9 +220,11 @@ async def reconciled_core(
     rules: Mapping[str, MarketRules],
     now: datetime,
     stopping: asyncio.Event,
-) -> tuple[Core, HealthMonitor, ReconciliationReport]:
+    streams: ExchangeStreams | None = None,
+) -> tuple[Core, HealthMonitor]:
     """The trading core with its health monitor, reconciled with the exchange before it trades
-    (SPEC §9: startup and crash recovery are one code path)."""
+    (SPEC §9): the keeper's first tick, from a REST snapshot, is start-up reconciliation and
+    crash recovery; every later tick runs the same code."""
     health = HealthMonitor(settings.health, settings.risk.min_balance_usdt)
     core = await assemble(
         settings,
@@ -228,9 +235,10 @@ async def reconciled_core(
         now,
         stopping,
         lambda _now: health.latest.status.value,
+        streams,
     )
-    report = await reconcile(exchange, repository, core.trader, now, settings.reconcile)
-    return core, health, report
+    await core.keeper.tick(now, rest=True)
+    return core, health
 
 
 async def open_runtime(
@@ -278,14 +286,9 @@ async def open_runtime(
         first=feed.start.isoformat(),
         last=feed.end.isoformat(),
     )
-    core, health, report = await reconciled_core(
+    core, health = await reconciled_core(
         settings, market, exchange, repository, rules, clock.now(), stopping
     )
-    if report.blocks_entries:
-        raise OperatorActionRequired(
-            f"the paper account and the database disagree: {report.halt_reason} "
-            f"({PAPER_STATE_FILE} and {DATABASE_FILE} in {settings.data_dir})"
-        )
     log.info(
         "runtime_ready",
         mode=settings.exchange.mode,
@@ -294,7 +297,7 @@ async def open_runtime(
         symbols=list(settings.market.symbols),
         replay_from=clock.now().isoformat(),
         replay_until=feed.end.isoformat(),
-        open_positions=len(core.trader.ledger.positions),
+        open_positions=len(core.keeper.positions),
         trading_state=core.governor.governor.state.trading_state,
     )
     return Runtime(

@@ -91,24 +91,15 @@ class DailyRegime:
 
 
 class ExchangeMarket:
-    """The live market provider plus the hourly BTC regime refresh and the entry block.
-
-    While `halt_reason` is set, every cycle's signals are dropped: nothing new is entered, and
-    the monitor still manages what is open.
-    """
+    """The live market provider plus the hourly BTC regime refresh."""
 
     def __init__(self, inner: MarketStateProvider, daily: DailyRegime) -> None:
         self._inner = inner
         self._daily = daily
-        self.halt_reason: str | None = None
 
     async def state(self, now: datetime) -> MarketState:
         await self._daily.refresh(now)
-        state = await self._inner.state(now)
-        if self.halt_reason is None or not state.signals:
-            return state
-        log.warning("entries_blocked", reason=self.halt_reason, signals=len(state.signals))
-        return MarketState(state.view, [])
+        return await self._inner.state(now)
 
 
 async def open_exchange_runtime(
@@ -144,19 +135,17 @@ async def open_exchange_runtime(
             funding = await exchange_funding(exchange, settings.market.symbols, clock.now())
         source = choose_signal_source(settings, funding)
     market = _exchange_market(settings, exchange, source, rules)
-    core, health, report = await reconciled_core(
+    core, health = await reconciled_core(
         settings, market, exchange, repository, rules, clock.now(), stopping
     )
-    market.halt_reason = report.halt_reason
     log.info(
         "runtime_ready",
         mode=settings.exchange.mode,
         signal_source=source.name,
         sizing_method=settings.sizing.method,
         symbols=list(settings.market.symbols),
-        open_positions=len(core.trader.ledger.positions),
-        reconcile_actions=len(report.actions),
-        entries_blocked=report.blocks_entries,
+        open_positions=len(core.keeper.positions),
+        entries_blocked=sorted(core.keeper.view().blocked),
         trading_state=core.governor.governor.state.trading_state,
     )
     return Runtime(settings, clock, repository, exchange, core, None, health, source_health(source))

@@ -113,12 +113,12 @@ async def _replay(
     start: datetime,
     end: datetime,
 ) -> int:
-    """Step bar close by bar close: monitor first (exits the exchange made), then the cycle."""
+    """Step bar close by bar close: the keeper first (exits the exchange made), then the cycle."""
     step = timedelta(milliseconds=TIMEFRAME_MS[settings.market.timeframe])
     now, steps, next_equity = start, 0, start
     while now < end:
         clock.set(now)
-        await core.monitor.tick(now)
+        await core.keeper.tick(now)
         await core.executor.run_cycle(now)
         if now >= next_equity:
             await _snapshot_equity(core, repository, now)
@@ -136,7 +136,7 @@ async def _snapshot_equity(core: Core, repository: SplitRepository, now: datetim
             portfolio.equity_usdt,
             portfolio.wallet_usdt,
             portfolio.used_margin_usdt,
-            len(core.trader.ledger.positions),
+            len(core.keeper.positions),
         )
     )
 

@@ -27,7 +27,6 @@ from pydantic_settings import (
 
 from quantum_trader.domain import ExchangeMode
 from quantum_trader.errors import ConfigurationError
-from quantum_trader.execution.settings import ReconcileSettings
 from quantum_trader.gates.settings import (
     AnalyticsSettings,
     BalancerSettings,
@@ -37,6 +36,7 @@ from quantum_trader.gates.settings import (
     RegimeSettings,
     RiskGuardSettings,
 )
+from quantum_trader.keeper.settings import KeeperSettings
 from quantum_trader.monitor.settings import MonitorSettings
 from quantum_trader.settings_base import Section
 from quantum_trader.signals.settings import EnsembleSettings, SignalsSettings
@@ -167,7 +167,7 @@ class Settings(BaseSettings):
     governor: GovernorSettings = GovernorSettings()
     regime: RegimeSettings = RegimeSettings()
     performance: PerformanceSettings = PerformanceSettings()
-    reconcile: ReconcileSettings = ReconcileSettings()
+    keeper: KeeperSettings = KeeperSettings()
     analytics: AnalyticsSettings = AnalyticsSettings()
     health: HealthSettings = HealthSettings()
     log: LogSettings = LogSettings()

@@ -22,13 +22,14 @@ from quantum_trader.domain import (
     SizedOrder,
     Verdict,
 )
-from quantum_trader.errors import OrderRejected, OrderStateUnknown
-from quantum_trader.execution.trader import Trader
+from quantum_trader.errors import OrderRejected
 from quantum_trader.gates.chain import ApprovalChain, Approved
+from quantum_trader.keeper.keeper import PositionKeeper
 from quantum_trader.log import bound_context, get_logger
 from quantum_trader.market.model import MarketState
 from quantum_trader.market.provider import MarketStateProvider
 from quantum_trader.ops.governor_keeper import GovernorKeeper
+from quantum_trader.portfolio.ledger import Ledger
 from quantum_trader.ports import Exchange, Repository
 from quantum_trader.sizing.desk import SizingDesk
 
@@ -52,7 +53,8 @@ class Executor:
         market: MarketStateProvider,
         exchange: Exchange,
         repository: Repository,
-        trader: Trader,
+        keeper: PositionKeeper,
+        ledger: Ledger,
         chain: ApprovalChain,
         sizing: SizingDesk,
         governor: GovernorKeeper,
@@ -63,7 +65,8 @@ class Executor:
         self._market = market
         self._exchange = exchange
         self._repository = repository
-        self._trader = trader
+        self._keeper = keeper
+        self._ledger = ledger
         self._chain = chain
         self._sizing = sizing
         self._governor = governor
@@ -78,22 +81,30 @@ class Executor:
         return self.latest_market.regimes if self.latest_market else {}
 
     async def run_cycle(self, now: datetime) -> CycleSummary:
+        """One cycle. Every verdict reached is recorded, even when a later step raises."""
         summary = CycleSummary(f"c{next(self._cycle_numbers)}")
+        verdicts: list[Verdict] = []
+        signals: list[Signal] = []
         with bound_context(cycle_id=summary.cycle_id, sim_time=now.isoformat()):
-            market = await self._market.state(now)
-            self.latest_market = market.view
-            _log_signals(market.signals)
-            portfolio = await self.portfolio(now)
-            await self._governor.observe(portfolio, market.view, now, self._health(now))
-            await self._sizing.mark_paper(market.view.prices, now)
-            candidates, filtered = select_candidates(market, portfolio, self._min_confidence)
-            approval = self._chain.approve(candidates, portfolio, market.view, now)
-            entries = await self._enter(approval.approved, portfolio, market.view, now)
-            await self._record(
-                summary, now, [*filtered, *approval.verdicts, *entries], market.signals
-            )
-            summary.signals = len(market.signals)
-            summary.candidates, summary.approved = len(candidates), len(approval.approved)
+            try:
+                market = await self._market.state(now)
+                signals = list(market.signals)
+                self.latest_market = market.view
+                _log_signals(market.signals)
+                portfolio = await self.portfolio(now)
+                await self._governor.observe(portfolio, market.view, now, self._health(now))
+                await self._sizing.mark_paper(market.view.prices, now)
+                candidates, filtered = select_candidates(
+                    market, portfolio, self._min_confidence, self._keeper.view().blocked
+                )
+                verdicts += filtered
+                approval = self._chain.approve(candidates, portfolio, market.view, now)
+                verdicts += approval.verdicts
+                summary.candidates, summary.approved = len(candidates), len(approval.approved)
+                await self._enter(approval.approved, portfolio, market.view, now, verdicts)
+            finally:
+                await self._record(summary, now, verdicts, signals)
+                summary.signals = len(signals)
         return summary
 
     async def _enter(
@@ -102,18 +113,19 @@ class Executor:
         portfolio: PortfolioView,
         market: MarketView,
         now: datetime,
-    ) -> list[Verdict]:
-        """Size, check and place each approved candidate in priority order; none once stopping."""
-        verdicts: list[Verdict] = []
+        verdicts: list[Verdict],
+    ) -> None:
+        """Size, check and place each approved candidate in priority order; none once stopping.
+        Verdicts go into `verdicts` as they are reached."""
         for candidate in approved:
             if self._stopping.is_set():
                 break
             verdicts += await self._size_and_execute(candidate, portfolio, market, now)
             portfolio = await self.portfolio(now)  # the next one sees this one's margin
-        return verdicts
 
     async def portfolio(self, now: datetime) -> PortfolioView:
-        return await self._trader.ledger.observe(await self._exchange.fetch_balance(), now)
+        balance = await self._exchange.fetch_balance()
+        return await self._ledger.observe(balance, self._keeper.positions, now)
 
     async def _size_and_execute(
         self, approved: Approved, portfolio: PortfolioView, market: MarketView, now: datetime
@@ -141,17 +153,14 @@ class Executor:
 
     async def _execute(self, order: SizedOrder, candidate: Candidate, now: datetime) -> Verdict:
         try:
-            async with self._trader.lock:
-                position = await self._trader.open_position(order, now)
+            result = await self._keeper.enter(order, now)
         except OrderRejected as error:
             return _deny(GateName.EXECUTION, candidate, error.reason, str(error))
-        except OrderStateUnknown as error:
-            log.error("order_state_unknown", error=str(error))
-            return _deny(GateName.EXECUTION, candidate, ReasonCode.ORDER_FAILED, str(error))
-        if position is None:
-            return _deny(GateName.EXECUTION, candidate, ReasonCode.ORDER_FAILED, "not filled")
-        await self._sizing.on_position_opened(order, position.entry_order_id)
-        return Verdict.allow(GateName.EXECUTION, candidate.symbol, "opened")
+        if result.position is None:
+            reason = ReasonCode.ORDER_UNSETTLED if result.unknown else ReasonCode.ORDER_FAILED
+            return _deny(GateName.EXECUTION, candidate, reason, f"not filled: {result.detail}")
+        await self._sizing.on_position_opened(order, result.position.entry_order_id)
+        return Verdict.allow(GateName.EXECUTION, candidate.symbol, f"opened ({result.detail})")
 
     async def _record(
         self,
@@ -185,10 +194,14 @@ class Executor:
 
 
 def select_candidates(
-    market: MarketState, portfolio: PortfolioView, min_confidence: float
+    market: MarketState,
+    portfolio: PortfolioView,
+    min_confidence: float,
+    blocked: Mapping[str, str],
 ) -> tuple[list[Candidate], list[Verdict]]:
-    """Turn signals into candidates. HOLD is not a decision; weak signals and symbols that
-    already hold a position (one-way mode) are denied here, before the chain."""
+    """Turn signals into candidates. HOLD is not a decision; weak signals, symbols that
+    already hold a position (one-way mode) and symbols with an order of ours whose outcome is
+    unknown (`blocked`, symbol → why) are denied here, before the chain."""
     candidates: list[Candidate] = []
     denied: list[Verdict] = []
     view = market.view
@@ -200,6 +213,15 @@ def select_candidates(
             denied.append(
                 Verdict.deny(
                     GateName.SIGNAL_FILTER, signal.symbol, ReasonCode.POSITION_ALREADY_OPEN
+                )
+            )
+        elif signal.symbol in blocked:
+            denied.append(
+                Verdict.deny(
+                    GateName.SIGNAL_FILTER,
+                    signal.symbol,
+                    ReasonCode.ORDER_UNSETTLED,
+                    blocked[signal.symbol],
                 )
             )
         elif signal.confidence < min_confidence:

@@ -47,9 +47,7 @@ async def run_daemon(settings: Settings) -> int:
         runtime = await open_runtime(
             settings, stack, lambda start: SimulatedClock(start, speed), stopping
         )
-        # Reconcile protection before the first trade: a stop missing since the last run is
-        # re-placed, an exit the exchange made meanwhile is booked.
-        await _monitor_tick(runtime, runtime.clock.now())
+        await runtime.core.governor.handle_operator_requests(runtime.clock.now())
         await _run_loops(runtime, stopping)
         await runtime.repository.flush()
         log.info("daemon_stopped", sim_time=runtime.clock.now().isoformat())
@@ -83,7 +81,7 @@ async def _run_loops(runtime: Runtime, stopping: asyncio.Event) -> None:
 
 async def _monitor_tick(runtime: Runtime, now: datetime) -> None:
     await runtime.core.governor.handle_operator_requests(now)
-    await runtime.core.monitor.tick(now)
+    await runtime.core.keeper.tick(now)
 
 
 async def _cycle(runtime: Runtime, now: datetime) -> None:
@@ -103,7 +101,7 @@ async def _cycle(runtime: Runtime, now: datetime) -> None:
         candidates=summary.candidates,
         approved=summary.approved,
         opened=summary.opened,
-        open_positions=len(runtime.core.trader.ledger.positions),
+        open_positions=len(runtime.core.keeper.positions),
     )
 
 
@@ -139,7 +137,7 @@ async def _heartbeat(
                 balance.equity_usdt,
                 balance.wallet_usdt,
                 balance.used_margin_usdt,
-                len(runtime.core.trader.ledger.positions),
+                len(runtime.core.keeper.positions),
             )
         )
     if runtime.health.should_shut_down:
@@ -151,7 +149,7 @@ async def _heartbeat(
         health_problems=list(report.problems),
         sim_time=runtime.clock.now().isoformat(),
         equity_usdt=str(balance.equity_usdt) if balance else None,
-        open_positions=len(runtime.core.trader.ledger.positions),
+        open_positions=len(runtime.core.keeper.positions),
     )
 
 

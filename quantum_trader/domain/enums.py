@@ -188,6 +188,8 @@ class ReasonCode(StrEnum):
     # execution
     ORDER_REJECTED = "ORDER_REJECTED"
     ORDER_FAILED = "ORDER_FAILED"
+    # an order of ours on the symbol has an unknown outcome: no entry until it is settled
+    ORDER_UNSETTLED = "ORDER_UNSETTLED"
 
 
 class ExchangeMode(StrEnum):

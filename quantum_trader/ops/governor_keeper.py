@@ -10,13 +10,13 @@ from __future__ import annotations
 from datetime import datetime
 
 from quantum_trader.domain import ExitReason, MarketView, PortfolioView
-from quantum_trader.execution.trader import Trader
 from quantum_trader.gates.governor import GovernorEvent, GovernorState, SafetyGovernor
 from quantum_trader.gates.settings import GovernorSettings
+from quantum_trader.keeper.keeper import PositionKeeper
 from quantum_trader.log import get_logger
-from quantum_trader.monitor.protection import OUR_PREFIX
 from quantum_trader.ops.requests import take_requests
-from quantum_trader.ports import Exchange, Repository
+from quantum_trader.portfolio.ledger import Ledger
+from quantum_trader.ports import Repository
 
 log = get_logger("governor")
 STATE_KEY = ("governor", "state")
@@ -37,18 +37,18 @@ class GovernorKeeper:
         self,
         governor: SafetyGovernor,
         repository: Repository,
-        exchange: Exchange,
-        trader: Trader,
+        keeper: PositionKeeper,
+        ledger: Ledger,
     ) -> None:
         self.governor = governor
         self._repository = repository
-        self._exchange = exchange
-        self._trader = trader
+        self._keeper = keeper
+        self._ledger = ledger
 
     async def reset(self, now: datetime, operator: str) -> None:
         """Clear every halt and the account's losing streak: a person decided to trade again."""
         await self._record([self.governor.reset(now, operator)])
-        await self._trader.ledger.reset_losing_streak(now)
+        await self._ledger.reset_losing_streak(now)
 
     async def observe(
         self, portfolio: PortfolioView, market: MarketView, now: datetime, health: str = "HEALTHY"
@@ -56,24 +56,12 @@ class GovernorKeeper:
         """Run the breakers; persist and log any change; flatten on EMERGENCY_SHUTDOWN."""
         events = self.governor.observe(portfolio, market, now, health)
         await self._record(events)
-        if self.governor.emergency_shutdown_requested and self._trader.ledger.positions:
+        if self.governor.emergency_shutdown_requested and self._keeper.positions:
             await self.flatten(now, ExitReason.EMERGENCY)
 
     async def flatten(self, now: datetime, reason: ExitReason) -> None:
         """Close every position at market and cancel every conditional order of ours."""
-        async with self._trader.lock:
-            await self._flatten(now, reason)
-        log.warning("flattened", reason=reason)
-
-    async def _flatten(self, now: datetime, reason: ExitReason) -> None:
-        for position in list(self._trader.ledger.positions.values()):
-            try:
-                await self._trader.close_position(position, reason, now)
-            except Exception:
-                log.exception("flatten_failed", symbol=position.symbol)
-        for order in await self._exchange.fetch_open_conditional_orders():
-            if order.client_order_id.startswith(OUR_PREFIX):  # never touch orders placed by hand
-                await self._trader.cancel_conditional(order.symbol, order.client_order_id, now)
+        await self._keeper.close_all(reason, now)
 
     async def handle_operator_requests(self, now: datetime) -> None:
         requests = await take_requests(self._repository)
@@ -87,7 +75,7 @@ class GovernorKeeper:
         for kind, request in requests.items():
             if kind.startswith(LIFT_BLACKLIST):
                 symbol = kind.removeprefix(LIFT_BLACKLIST)
-                await self._trader.ledger.lift_blacklist(symbol)
+                await self._ledger.lift_blacklist(symbol)
                 log.warning("blacklist_lifted", symbol=symbol, by=request.get("by", "operator"))
 
     async def _record(self, events: list[GovernorEvent]) -> None:

@@ -1,9 +1,10 @@
-"""The ledger: open positions, the account tracker and per-symbol stats, held in memory for the
-hot path and written through to the repository, so a restart resumes exactly where it stopped."""
+"""The ledger: the account tracker and per-symbol stats, held in memory for the hot path and
+written through to the repository, so a restart resumes exactly where it stopped. Open
+positions belong to the position keeper (keeper/), which books closed trades here."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -31,14 +32,12 @@ class Ledger:
     def __init__(
         self,
         repository: Repository,
-        positions: dict[str, Position],
         tracker: AccountTracker,
         stats: dict[str, SymbolStats],
-        performance: PerformanceSettings | None = None,
+        performance: PerformanceSettings,
     ) -> None:
         self._repository = repository
-        self._performance = performance or PerformanceSettings()
-        self.positions = positions
+        self._performance = performance
         self.tracker = tracker
         self.stats = stats
         self._tracker_saved_at: datetime | None = None
@@ -50,30 +49,23 @@ class Ledger:
         repository: Repository,
         equity: Decimal,
         now: datetime,
-        performance: PerformanceSettings | None = None,
+        performance: PerformanceSettings,
     ) -> Ledger:
         """Restore the ledger; a new account starts its tracker at `equity`."""
-        positions = {p.symbol: p for p in await repository.open_positions()}
         saved = (await repository.load_state(ACCOUNT_STATE[0])).get(ACCOUNT_STATE[1])
         tracker = AccountTracker.from_dict(saved) if saved else AccountTracker.start(equity, now)
         stats = {
             symbol: stats_from_dict(payload)
             for symbol, payload in (await repository.load_state(STATS_NAMESPACE)).items()
         }
-        ledger = cls(repository, positions, tracker, stats, performance)
+        ledger = cls(repository, tracker, stats, performance)
         if not saved:
             await ledger._save_tracker(now)
         return ledger
 
-    async def save_position(self, position: Position) -> None:
-        self.positions[position.symbol] = position
-        await self._repository.save_position(position)
-
     async def record_trade(self, trade: ClosedTrade, now: datetime) -> None:
-        """Book a closed round trip: trade row, position gone, streak and hourly PnL updated."""
+        """Book a closed round trip: trade row, streak and hourly PnL updated."""
         await self._repository.record_closed_trade(trade)
-        await self._repository.delete_position(trade.symbol)
-        self.positions.pop(trade.symbol, None)
         self.tracker = self.tracker.on_trade_closed(trade)
         await self._save_tracker(now)
         before = self.stats.get(trade.symbol, SymbolStats(trade.symbol))
@@ -94,7 +86,9 @@ class Ledger:
         for listener in self.trade_listeners:
             await listener(trade)
 
-    async def observe(self, balance: Balance, now: datetime) -> PortfolioView:
+    async def observe(
+        self, balance: Balance, positions: Mapping[str, Position], now: datetime
+    ) -> PortfolioView:
         """Roll day and peak forward with the current equity and return the portfolio view."""
         before = self.tracker
         self.tracker = before.observe_equity(balance.equity_usdt, now)
@@ -104,7 +98,7 @@ class Ledger:
         if self.tracker.day != before.day or due:
             await self._save_tracker(now)
         expiry = timedelta(hours=self._performance.losing_streak_expiry_h)
-        return self.tracker.view(balance, dict(self.positions), self.stats, now, expiry)
+        return self.tracker.view(balance, dict(positions), self.stats, now, expiry)
 
     async def lift_blacklist(self, symbol: str) -> None:
         """An operator lets a blacklisted symbol trade again (its streak starts from zero)."""

@@ -155,6 +155,9 @@ class InMemoryRepository:
         keys = sorted(k for ns, k in self._state if ns == namespace)
         return {k: codec.decode_json(self._state[(namespace, k)]) for k in keys}
 
+    async def delete_state(self, namespace: str, key: str) -> None:
+        self._state.pop((namespace, key), None)
+
     async def flush(self) -> None:
         """Nothing is buffered in memory."""
 

@@ -74,6 +74,9 @@ class SplitRepository:
     async def load_state(self, namespace: str) -> dict[str, dict[str, Any]]:
         return await self._ledger.load_state(namespace)
 
+    async def delete_state(self, namespace: str, key: str) -> None:
+        await self._ledger.delete_state(namespace, key)
+
     # audit records: SQLite, buffered
     async def record_decisions(self, decisions: Sequence[Decision]) -> None:
         await self.database.record_decisions(decisions)

@@ -268,6 +268,9 @@ class SqliteRepository:
         sql = "SELECT key, payload FROM state WHERE namespace = ? ORDER BY key"
         return {str(k): codec.decode_json(p) for k, p in await self._fetch(sql, (namespace,))}
 
+    async def delete_state(self, namespace: str, key: str) -> None:
+        await self._write("DELETE FROM state WHERE namespace = ? AND key = ?", [(namespace, key)])
+
     async def import_rows(self, rows: RepositoryRows) -> None:
         """Write another repository's rows in one transaction (the backtest saves its run so)."""
         self._check_writable()

@@ -21,7 +21,7 @@ async def test_a_monitor_tick_during_an_entry_does_not_place_a_second_stop(
 
     async def monitor_runs_meanwhile(request: OrderRequest) -> None:
         if request.kind is OrderKind.STOP_MARKET and request.client_order_id.startswith("qt-s-"):
-            ticks.append(asyncio.create_task(rig.core.monitor.tick(rig.clock.now())))
+            ticks.append(asyncio.create_task(rig.core.keeper.tick(rig.clock.now())))
             for _ in range(20):  # let it run as far as it can
                 await asyncio.sleep(0)
 
@@ -31,12 +31,12 @@ async def test_a_monitor_tick_during_an_entry_does_not_place_a_second_stop(
             rig.clock.advance(300)
             await rig.core.executor.run_cycle(rig.clock.now())
             await asyncio.gather(*ticks)
-            if len(rig.core.trader.ledger.positions) >= 2:
+            if len(rig.core.keeper.positions) >= 2:
                 break
     assert ticks, "no entry was protected"
     missing = [e for e in logs if e["event"] == "protective_stop_placed" and e["why"] == "MISSING"]
     assert missing == []
-    for position in rig.core.trader.ledger.positions.values():
+    for position in rig.core.keeper.positions.values():
         stops = [
             o.client_order_id
             for o in await rig.exchange.fetch_open_conditional_orders(position.symbol)

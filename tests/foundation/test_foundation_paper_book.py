@@ -31,7 +31,7 @@ async def test_a_paper_symbol_sends_nothing_real_until_its_record_promotes_it(
         for symbol in rig.settings.market.symbols:
             if symbol not in promoted_at and desk.lifecycle.stage(symbol) is Stage.DISCOVERY:
                 promoted_at[symbol] = index
-        if promoted_at and rig.core.trader.ledger.positions:
+        if promoted_at and rig.core.keeper.positions:
             break
     assert promoted_at, "no symbol earned DISCOVERY from its paper record"
     symbol = next(iter(promoted_at))

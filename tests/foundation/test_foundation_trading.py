@@ -13,10 +13,10 @@ from quantum_trader.domain import (
     ExitReason,
     GateName,
     OrderKind,
-    OrderRequest,
-    OrderSide,
     OrderStatus,
     ReasonCode,
+    Side,
+    SizedOrder,
 )
 from quantum_trader.errors import OrderRejected
 
@@ -26,7 +26,7 @@ STEP = timedelta(minutes=5)
 async def step(rig: Rig, *, cycle: bool = True) -> None:
     rig.clock.advance(STEP.total_seconds())
     now = rig.clock.now()
-    await rig.core.monitor.tick(now)
+    await rig.core.keeper.tick(now)
     if cycle:
         await rig.core.executor.run_cycle(now)
 
@@ -34,7 +34,7 @@ async def step(rig: Rig, *, cycle: bool = True) -> None:
 async def until_open(rig: Rig, limit: int = 600) -> None:
     for _ in range(limit):
         await step(rig)
-        if rig.core.trader.ledger.positions:
+        if rig.core.keeper.positions:
             return
     raise AssertionError("no position opened within the window")
 
@@ -50,7 +50,7 @@ async def test_an_entry_is_protected_by_reduce_only_stop_and_take_profit(tmp_pat
     rig = await build_rig(tmp_path)
     await until_open(rig)
     open_orders = {o.client_order_id: o for o in await rig.exchange.fetch_open_conditional_orders()}
-    for position in rig.core.trader.ledger.positions.values():
+    for position in rig.core.keeper.positions.values():
         stop = open_orders[position.stop_order_id or ""]
         target = open_orders[position.take_profit_order_id or ""]
         assert stop.kind is OrderKind.STOP_MARKET
@@ -72,7 +72,7 @@ async def test_a_stop_that_cannot_be_placed_closes_the_position_at_once(tmp_path
     trades = await rig.repository.closed_trades()
     assert trades, "an entry should have been tried"
     assert {t.exit_reason for t in trades} == {ExitReason.PROTECTION_FAILED}
-    assert rig.core.trader.ledger.positions == {}
+    assert rig.core.keeper.positions == {}
     assert (await rig.exchange.fetch_positions()) == []
 
 
@@ -92,10 +92,10 @@ async def test_a_lost_answer_is_resolved_by_client_order_id_and_never_resent(
 async def test_exits_made_by_the_exchange_are_booked_with_their_reason(tmp_path: Path) -> None:
     rig = await build_rig(tmp_path)
     await until_open(rig)
-    symbol = next(iter(rig.core.trader.ledger.positions))
+    symbol = next(iter(rig.core.keeper.positions))
     for _ in range(2000):
         await step(rig, cycle=False)
-        if symbol not in rig.core.trader.ledger.positions:
+        if symbol not in rig.core.keeper.positions:
             break
     trades = [t for t in await rig.repository.closed_trades() if t.symbol == symbol]
     assert len(trades) == 1
@@ -114,28 +114,28 @@ async def test_exits_made_by_the_exchange_are_booked_with_their_reason(tmp_path:
 async def test_a_stop_cancelled_by_hand_is_replaced_on_the_next_tick(tmp_path: Path) -> None:
     rig = await build_rig(tmp_path)
     await until_open(rig)
-    position = next(iter(rig.core.trader.ledger.positions.values()))
+    position = next(iter(rig.core.keeper.positions.values()))
     assert position.stop_order_id is not None
     await rig.exchange.inner.cancel_conditional_order(position.symbol, position.stop_order_id)
-    await rig.core.monitor.tick(rig.clock.now())
+    await rig.core.keeper.tick(rig.clock.now())
     stops = [
         o
         for o in await rig.exchange.fetch_open_conditional_orders(position.symbol)
         if o.kind is OrderKind.STOP_MARKET
     ]
     assert len(stops) == 1
-    assert stops[0].quantity == rig.core.trader.ledger.positions[position.symbol].quantity
+    assert stops[0].quantity == rig.core.keeper.positions[position.symbol].quantity
 
 
 async def test_the_monitor_asks_for_all_prices_in_one_request_per_tick(tmp_path: Path) -> None:
     rig = await build_rig(tmp_path)
     for _ in range(600):
         await step(rig)
-        if len(rig.core.trader.ledger.positions) >= 2:
+        if len(rig.core.keeper.positions) >= 2:
             break
-    assert len(rig.core.trader.ledger.positions) >= 2
+    assert len(rig.core.keeper.positions) >= 2
     before = rig.exchange.calls.get("fetch_mark_prices", 0)
-    await rig.core.monitor.tick(rig.clock.now())
+    await rig.core.keeper.tick(rig.clock.now())
     assert rig.exchange.calls["fetch_mark_prices"] == before + 1
 
 
@@ -158,13 +158,26 @@ async def test_an_emergency_shutdown_flattens_and_refuses_new_exposure(tmp_path:
     await until_open(rig)
     await step(rig)  # the entry's fee is a decline from the start: the breaker trips
     assert rig.core.governor.governor.emergency_shutdown_requested
-    assert rig.core.trader.ledger.positions == {}
+    assert rig.core.keeper.positions == {}
     assert {t.exit_reason for t in await rig.repository.closed_trades()} == {ExitReason.EMERGENCY}
-    request = OrderRequest(
-        "qt-e-test-1", "BTC/USDT:USDT", OrderSide.BUY, OrderKind.MARKET, Decimal("0.01")
+    entry = SizedOrder(
+        symbol="BTC/USDT:USDT",
+        side=Side.LONG,
+        quantity=Decimal("0.01"),
+        entry_price=Decimal(100_000),
+        stop_price=Decimal(97_000),
+        take_profit_price=Decimal(106_000),
+        leverage=3,
+        notional_usdt=Decimal(1_000),
+        margin_usdt=Decimal(333),
+        expected_loss_usdt=Decimal(30),
+        expected_profit_usdt=Decimal(60),
+        costs_usdt=Decimal(0),
+        atr_pct=0.02,
+        confidence=1.0,
     )
     with pytest.raises(OrderRejected) as refused:
-        await rig.core.trader.submit(request, rig.clock.now())
+        await rig.core.keeper.enter(entry, rig.clock.now())
     assert refused.value.reason is ReasonCode.REDUCING_ONLY
     entries_before = len([o for o in await rig.repository.orders() if "-e-" in o.client_order_id])
     for _ in range(24):

@@ -1,4 +1,4 @@
-"""A paper account on a synthetic market, with the repository, ledger and trader around it."""
+"""A paper account on a synthetic market, with the repository, ledger and keeper around it."""
 
 from __future__ import annotations
 
@@ -20,9 +20,11 @@ from quantum_trader.domain import (
     Side,
     SizedOrder,
 )
-from quantum_trader.execution.ids import ClientOrderIds
 from quantum_trader.execution.paper import PaperExchange
-from quantum_trader.execution.trader import Trader
+from quantum_trader.gates.settings import PerformanceSettings
+from quantum_trader.keeper.keeper import PositionKeeper
+from quantum_trader.keeper.settings import KeeperSettings
+from quantum_trader.monitor.settings import MonitorSettings
 from quantum_trader.portfolio.ledger import Ledger
 from quantum_trader.sizing.costs import CostModel
 from quantum_trader.sizing.settings import CostSettings
@@ -63,7 +65,7 @@ class Account:
     clock: ManualClock
     exchange: PaperExchange
     repository: InMemoryRepository
-    trader: Trader
+    keeper: PositionKeeper
 
     @property
     def now(self) -> datetime:
@@ -72,16 +74,15 @@ class Account:
     def minutes(self, minutes: float) -> None:
         self.clock.set(T0 + timedelta(minutes=minutes))
 
-    async def restart(self) -> Account:
-        """A new ledger and trader over the same repository and exchange (a process restart)."""
-        ledger = await Ledger.load(self.repository, Decimal(10_000), self.now)
-        trader = Trader(self.exchange, self.repository, ledger, ClientOrderIds())
-        return Account(self.clock, self.exchange, self.repository, trader)
+    async def restart(self, settings: KeeperSettings | None = None) -> Account:
+        """A new ledger and keeper over the same repository and exchange (a process restart)."""
+        keeper = await new_keeper(self.exchange, self.repository, self.now, settings)
+        return Account(self.clock, self.exchange, self.repository, keeper)
 
     async def open(
         self, symbol: str, side: Side, quantity: str, stop: str, target: str
     ) -> Position:
-        """Enter through the trader (recorded and protected like the daemon does)."""
+        """Enter through the keeper (recorded and protected like the daemon does)."""
         price = (await self.exchange.fetch_mark_prices([symbol]))[symbol]
         sized = SizedOrder(
             symbol=symbol,
@@ -99,9 +100,9 @@ class Account:
             atr_pct=0.02,
             confidence=0.8,
         )
-        position = await self.trader.open_position(sized, self.now)
-        assert position is not None
-        return position
+        result = await self.keeper.enter(sized, self.now)
+        assert result.position is not None
+        return result.position
 
     async def send(
         self,
@@ -139,6 +140,23 @@ async def paper_account(btc: Bars, eth: Bars | None = None, at_minutes: float = 
         funding={},
     )
     repository = InMemoryRepository()
-    ledger = await Ledger.load(repository, Decimal(10_000), clock.now())
-    trader = Trader(exchange, repository, ledger, ClientOrderIds())
-    return Account(clock, exchange, repository, trader)
+    keeper = await new_keeper(exchange, repository, clock.now())
+    return Account(clock, exchange, repository, keeper)
+
+
+async def new_keeper(
+    exchange: PaperExchange,
+    repository: InMemoryRepository,
+    now: datetime,
+    settings: KeeperSettings | None = None,
+) -> PositionKeeper:
+    """A keeper as the composition root builds one, over a ledger restored from `repository`."""
+    ledger = await Ledger.load(repository, Decimal(10_000), now, PerformanceSettings())
+    return await PositionKeeper.load(
+        exchange,
+        repository,
+        ledger,
+        {symbol: rules(symbol) for symbol in (BTC, ETH)},
+        settings or KeeperSettings(),
+        MonitorSettings(),
+    )

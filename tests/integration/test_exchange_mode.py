@@ -94,11 +94,11 @@ async def test_a_cycle_enters_and_protects_on_the_exchange_then_stops_cleanly(
             assert stops[0]["reduceOnly"] is True
             assert stops[0]["side"] == "SELL"
             assert Decimal(stops[0]["triggerPrice"]) < Decimal("100000")
-            position = runtime.core.trader.ledger.positions[BTC]
+            position = runtime.core.keeper.positions[BTC]
             assert position.stop_order_id == stops[0]["clientAlgoId"]
 
             loopback.reset_counts()
-            await runtime.core.monitor.tick(runtime.clock.now())
+            await runtime.core.keeper.tick(runtime.clock.now())
             assert loopback.count("/fapi/v1/premiumIndex") == 1
             assert loopback.state.algo_orders.keys() == {o["clientAlgoId"] for o in algo}
 
@@ -108,7 +108,7 @@ async def test_a_cycle_enters_and_protects_on_the_exchange_then_stops_cleanly(
             tasks = [
                 asyncio.create_task(periodic("executor", 30, runtime.clock, stopping, cycle)),
                 asyncio.create_task(
-                    periodic("monitor", 5, runtime.clock, stopping, runtime.core.monitor.tick)
+                    periodic("monitor", 5, runtime.clock, stopping, runtime.core.keeper.tick)
                 ),
             ]
             await asyncio.sleep(0)
@@ -162,7 +162,7 @@ async def test_an_unknown_configured_symbol_is_a_configuration_error(
             await open_runtime_on(loopback, settings, stack, asyncio.Event())
 
 
-async def test_an_unexplained_position_mismatch_blocks_entries_but_not_the_monitor(
+async def test_a_position_grown_by_hand_is_adopted_and_its_stop_resized_at_start(
     loopback: LoopbackBinance, tmp_path: Path
 ) -> None:
     settings = demo_settings(tmp_path)
@@ -170,12 +170,16 @@ async def test_an_unexplained_position_mismatch_blocks_entries_but_not_the_monit
         runtime = await open_runtime_on(loopback, settings, stack, asyncio.Event())
         await runtime.core.executor.run_cycle(runtime.clock.now())
     loopback.state.holdings["BTCUSDT"].amount += Decimal("0.5")  # bought by hand meanwhile
-    async with AsyncExitStack() as stack:
-        runtime = await open_runtime_on(loopback, settings, stack, asyncio.Event())
-        before = loopback.state.holdings["BTCUSDT"].amount
-        with capture_logs() as logs:
-            summary = await runtime.core.executor.run_cycle(runtime.clock.now())
-        assert summary.opened == 0
-        assert loopback.state.holdings["BTCUSDT"].amount == before
-        assert "entries_blocked" in [entry["event"] for entry in logs]
-        await runtime.core.monitor.tick(runtime.clock.now())
+    held = loopback.state.holdings["BTCUSDT"].amount
+    with capture_logs() as logs:
+        async with AsyncExitStack() as stack:
+            runtime = await open_runtime_on(loopback, settings, stack, asyncio.Event())
+            assert runtime.core.keeper.positions["BTC/USDT:USDT"].quantity == held
+    stops = [
+        o
+        for o in loopback.state.algo_orders.values()
+        if o["symbol"] == "BTCUSDT" and o["algoStatus"] == "NEW" and o["orderType"] == "STOP_MARKET"
+    ]
+    assert [Decimal(o["quantity"]) for o in stops] == [held]
+    [grown] = [e for e in logs if e["event"] == "position_grown"]
+    assert grown["log_level"] == "error"

@@ -1,19 +1,25 @@
-"""Startup and crash reconciliation (SPEC §9) on the paper exchange, in memory, on a manual clock.
+"""Start-up and crash reconciliation (SPEC §9) on the paper exchange, in memory, on a manual
+clock: the keeper's first tick after a restart is the same code as every later tick.
 
-Each case builds the state a crash or a person would leave behind, runs `reconcile` on a fresh
-ledger (a restart) and checks the database, the ledger and the exchange afterwards.
+Each case builds the state a crash or a person would leave behind, restarts the keeper over
+the same repository and exchange, runs one tick and checks the database, the books and the
+exchange afterwards.
 """
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from integration_builders import BTC, ETH, Account, bars, paper_account
+from structlog.testing import capture_logs
 
 from quantum_trader.domain import (
     ExchangePosition,
+    ExitMode,
     ExitReason,
     Order,
     OrderKind,
@@ -22,23 +28,25 @@ from quantum_trader.domain import (
     OrderStatus,
     Side,
 )
-from quantum_trader.execution.reconcile import (
-    ReconcileStep,
-    ReconciliationReport,
-    adopted_position,
-    reconcile,
-)
-from quantum_trader.execution.settings import ReconcileSettings
+from quantum_trader.keeper.book import EntryPlan, Intent
+from quantum_trader.keeper.booking import opened_position
+from quantum_trader.keeper.orders import INTENTS
+from quantum_trader.keeper.settings import KeeperSettings
 
 FLAT = [100.0] * 40
+GRACE = timedelta(seconds=KeeperSettings().unknown_order_final_s)
 
 
-async def run(account: Account) -> tuple[Account, ReconciliationReport]:
+async def run(account: Account) -> tuple[Account, list[MutableMapping[str, Any]]]:
+    """Restart over the same repository and exchange and run the first tick."""
     restarted = await account.restart()
-    report = await reconcile(
-        restarted.exchange, restarted.repository, restarted.trader, restarted.now
-    )
-    return restarted, report
+    with capture_logs() as logs:
+        await restarted.keeper.tick(restarted.now, rest=True)
+    return restarted, logs
+
+
+def events(logs: list[MutableMapping[str, Any]]) -> list[str]:
+    return [e["event"] for e in logs]
 
 
 async def open_stops(account: Account, symbol: str) -> list[Order]:
@@ -52,41 +60,56 @@ async def open_stops(account: Account, symbol: str) -> list[Order]:
 async def test_a_clean_account_needs_nothing_and_allows_entries() -> None:
     account = await paper_account(bars(BTC, FLAT))
     await account.open(BTC, Side.LONG, "1", "95", "110")
-    restarted, report = await run(account)
-    assert report.actions == ()
-    assert not report.blocks_entries
-    assert set(restarted.trader.ledger.positions) == {BTC}
+    restarted, logs = await run(account)
+    assert [e for e in logs if e["log_level"] in ("error", "warning")] == []
+    assert "protective_stop_placed" not in events(logs)
+    assert set(restarted.keeper.positions) == {BTC}
+    assert restarted.keeper.view().blocked == {}
 
 
-async def test_a_pending_entry_that_filled_is_recorded_and_adopted_with_a_default_stop() -> None:
+async def test_a_pending_entry_that_filled_is_adopted_with_its_plan() -> None:
     account = await paper_account(bars(BTC, FLAT))
     request = OrderRequest("qt-e-BTC-crash-1", BTC, OrderSide.BUY, OrderKind.MARKET, Decimal(2))
-    await account.repository.save_order(Order.pending(request, account.now))
+    plan = EntryPlan(Side.LONG, Decimal(96), Decimal(108), 3, 0.02, ExitMode.TREND_FOLLOW)
+    intent = Intent(Order.pending(request, account.now), account.now, plan)
+    await account.repository.save_state(INTENTS, request.client_order_id, intent.extra_to_dict())
+    await account.repository.save_order(intent.order)
     await account.exchange.place_order(request)  # then the process died
 
-    restarted, report = await run(account)
+    restarted, logs = await run(account)
 
     recorded = await restarted.repository.get_order("qt-e-BTC-crash-1")
     assert recorded is not None
     assert recorded.status is OrderStatus.FILLED
     assert len(await restarted.repository.fills(BTC)) == 1
-    position = restarted.trader.ledger.positions[BTC]
+    position = restarted.keeper.positions[BTC]
     assert position.entry_order_id == "qt-e-BTC-crash-1"
-    assert position.quantity == Decimal(2)
+    assert (position.quantity, position.stop_price) == (Decimal(2), Decimal(96))
+    assert (position.take_profit_price, position.exit_mode) == (Decimal(108), ExitMode.TREND_FOLLOW)
+    assert position.fees_usdt > 0  # the entry's fee, from its fill
+    [stop] = await open_stops(restarted, BTC)
+    assert (stop.client_order_id, stop.trigger_price) == (position.stop_order_id, Decimal(96))
+    assert "position_opened" in events(logs)
+    assert restarted.keeper.view().blocked == {}
+    assert (await restarted.repository.open_positions())[0].stop_order_id == stop.client_order_id
+    assert await restarted.repository.load_state(INTENTS) == {}
+
+
+async def test_a_pending_entry_of_an_earlier_version_is_adopted_with_the_default_stop() -> None:
+    account = await paper_account(bars(BTC, FLAT))
+    request = OrderRequest("qt-e-BTC-crash-2", BTC, OrderSide.BUY, OrderKind.MARKET, Decimal(2))
+    await account.repository.save_order(Order.pending(request, account.now))  # no plan saved
+    await account.exchange.place_order(request)
+
+    restarted, _ = await run(account)
+
+    position = restarted.keeper.positions[BTC]
     assert position.stop_price == Decimal("97.0")  # 3 % below the entry
     assert position.take_profit_price == Decimal("106.0")  # 2 R
-    [stop] = await open_stops(restarted, BTC)
-    assert stop.client_order_id == position.stop_order_id
-    assert stop.trigger_price == Decimal("97.0")
-    assert [a.step for a in report.actions] == [
-        ReconcileStep.ORDER_RECOVERED,
-        ReconcileStep.POSITION_ADOPTED,
-    ]
-    assert not report.blocks_entries
-    assert (await restarted.repository.open_positions())[0].stop_order_id == stop.client_order_id
+    assert [s.client_order_id for s in await open_stops(restarted, BTC)] == [position.stop_order_id]
 
 
-async def test_intents_the_exchange_never_got_are_closed_with_a_detail() -> None:
+async def test_intents_the_exchange_never_got_block_entries_until_they_are_final() -> None:
     account = await paper_account(bars(BTC, FLAT))
     lost = OrderRequest("qt-e-BTC-lost-1", BTC, OrderSide.BUY, OrderKind.MARKET, Decimal(1))
     unknown = OrderRequest("qt-e-ETH-lost-2", ETH, OrderSide.SELL, OrderKind.MARKET, Decimal(1))
@@ -95,7 +118,11 @@ async def test_intents_the_exchange_never_got_are_closed_with_a_detail() -> None
         replace(Order.pending(unknown, account.now), status=OrderStatus.UNKNOWN)
     )
 
-    restarted, report = await run(account)
+    restarted, _ = await run(account)
+    assert set(restarted.keeper.view().blocked) == {BTC, ETH}  # may still arrive: wait
+
+    account.clock.advance(GRACE.total_seconds())
+    restarted, logs = await run(restarted)
 
     rejected = await restarted.repository.get_order("qt-e-BTC-lost-1")
     expired = await restarted.repository.get_order("qt-e-ETH-lost-2")
@@ -104,18 +131,18 @@ async def test_intents_the_exchange_never_got_are_closed_with_a_detail() -> None
     assert expired is not None
     assert expired.status is OrderStatus.EXPIRED
     assert "not on the exchange" in rejected.detail
-    assert len(report.steps(ReconcileStep.ORDER_NOT_FOUND)) == 2
-    assert restarted.trader.ledger.positions == {}
-    assert not report.blocks_entries
+    assert events(logs).count("order_never_accepted") == 2
+    assert restarted.keeper.positions == {}
+    assert restarted.keeper.view().blocked == {}
 
 
 async def test_an_unknown_exchange_position_is_adopted_and_protected() -> None:
     account = await paper_account(bars(BTC, FLAT))
     await account.send("by-hand-1", ETH, OrderSide.SELL, "3")  # a short opened by a person
 
-    restarted, report = await run(account)
+    restarted, logs = await run(account)
 
-    position = restarted.trader.ledger.positions[ETH]
+    position = restarted.keeper.positions[ETH]
     assert position.side is Side.SHORT
     assert position.quantity == Decimal(3)
     assert position.stop_price == Decimal("51.5")  # 3 % above the entry of a short
@@ -124,8 +151,8 @@ async def test_an_unknown_exchange_position_is_adopted_and_protected() -> None:
     assert stop.side is OrderSide.BUY
     assert stop.reduce_only
     assert stop.client_order_id == position.stop_order_id
-    assert position.take_profit_order_id is not None
-    assert report.steps(ReconcileStep.POSITION_ADOPTED)[0].symbol == ETH
+    [adopted] = [e for e in logs if e["event"] == "position_adopted"]
+    assert (adopted["symbol"], adopted["log_level"]) == (ETH, "error")
 
 
 async def test_an_adopted_position_keeps_its_stop_of_ours_instead_of_adding_one() -> None:
@@ -135,13 +162,12 @@ async def test_an_adopted_position_keeps_its_stop_of_ours_instead_of_adding_one(
         "qt-s-BTC-x-2", BTC, OrderSide.SELL, "1", OrderKind.STOP_MARKET, trigger="92"
     )  # entry and stop were sent; the crash came before the ledger write
 
-    restarted, report = await run(account)
+    restarted, _ = await run(account)
 
-    position = restarted.trader.ledger.positions[BTC]
+    position = restarted.keeper.positions[BTC]
     assert position.stop_order_id == "qt-s-BTC-x-2"
     assert position.stop_price == position.initial_stop_price == Decimal(92)
     assert [o.client_order_id for o in await open_stops(restarted, BTC)] == ["qt-s-BTC-x-2"]
-    assert not report.blocks_entries
 
 
 async def test_a_position_closed_by_hand_is_booked_as_manual_at_the_mark() -> None:
@@ -149,15 +175,14 @@ async def test_a_position_closed_by_hand_is_booked_as_manual_at_the_mark() -> No
     await account.open(BTC, Side.LONG, "1", "95", "110")
     await account.send("by-hand-2", BTC, OrderSide.SELL, "1", reduce_only=True)
 
-    restarted, report = await run(account)
+    restarted, logs = await run(account)
 
-    assert restarted.trader.ledger.positions == {}
+    assert restarted.keeper.positions == {}
     [trade] = await restarted.repository.closed_trades()
     assert trade.exit_reason is ExitReason.MANUAL
     assert trade.exit_price == Decimal(100)
-    assert report.steps(ReconcileStep.EXTERNAL_EXIT_BOOKED)
+    assert "position_closed_externally" in events(logs)
     assert await open_stops(restarted, BTC) == []  # its protective orders were cancelled
-    assert not report.blocks_entries
 
 
 async def test_a_stop_that_fired_while_down_is_booked_as_a_stop_exit() -> None:
@@ -166,16 +191,18 @@ async def test_a_stop_that_fired_while_down_is_booked_as_a_stop_exit() -> None:
     position = await account.open(BTC, Side.LONG, "1", "95", "110")
     account.minutes(90)  # the daemon was down while the stop filled
 
-    restarted, report = await run(account)
+    restarted, logs = await run(account)
 
-    assert restarted.trader.ledger.positions == {}
+    assert restarted.keeper.positions == {}
     [trade] = await restarted.repository.closed_trades()
     assert trade.exit_reason is ExitReason.SL_HIT
     assert trade.exit_price == Decimal(95)
     stop = await restarted.repository.get_order(position.stop_order_id or "")
     assert stop is not None
     assert stop.status is OrderStatus.FILLED
-    assert [a.step for a in report.actions] == [ReconcileStep.EXIT_BOOKED]
+    assert "position_closed_externally" not in events(logs)
+    leftovers = await restarted.exchange.fetch_open_conditional_orders(BTC)
+    assert [o.client_order_id for o in leftovers] == []  # its take-profit was cancelled
 
 
 async def test_an_exit_of_ours_that_filled_before_the_crash_is_booked() -> None:
@@ -187,37 +214,45 @@ async def test_an_exit_of_ours_that_filled_before_the_crash_is_booked() -> None:
     await account.repository.save_order(Order.pending(exit_request, account.now))
     await account.exchange.place_order(exit_request)
 
-    restarted, report = await run(account)
+    restarted, logs = await run(account)
 
-    assert restarted.trader.ledger.positions == {}
+    assert restarted.keeper.positions == {}
     [trade] = await restarted.repository.closed_trades()
     assert trade.exit_price == Decimal(100)
-    assert report.steps(ReconcileStep.EXIT_BOOKED)[0].client_order_id == "qt-x-BTC-crash-9"
-    assert not report.steps(ReconcileStep.EXTERNAL_EXIT_BOOKED)
+    assert trade.exit_reason is ExitReason.MANUAL  # the exit's reason was lost with the crash
+    assert "position_closed_externally" not in events(logs)
+    recorded = await restarted.repository.get_order("qt-x-BTC-crash-9")
+    assert recorded is not None
+    assert recorded.status is OrderStatus.FILLED
 
 
-async def test_more_on_the_exchange_than_in_the_ledger_halts_new_entries() -> None:
+async def test_more_on_the_exchange_than_in_the_ledger_is_adopted_and_protected() -> None:
     account = await paper_account(bars(BTC, FLAT))
     await account.open(BTC, Side.LONG, "1", "95", "110")
     await account.send("by-hand-3", BTC, OrderSide.BUY, "0.5")
 
-    restarted, report = await run(account)
+    restarted, logs = await run(account)
 
-    assert report.blocks_entries
-    assert report.halt_reason is not None
-    assert "BTC/USDT:USDT" in report.halt_reason
-    assert restarted.trader.ledger.positions[BTC].quantity == Decimal(1)  # left for a person
+    position = restarted.keeper.positions[BTC]
+    assert position.quantity == Decimal("1.5")
+    [stop] = await open_stops(restarted, BTC)
+    assert stop.quantity == Decimal("1.5")
+    [grown] = [e for e in logs if e["event"] == "position_grown"]
+    assert grown["log_level"] == "error"  # no order of ours explains it
 
 
-async def test_a_reduction_no_order_explains_halts_new_entries() -> None:
+async def test_a_reduction_no_order_explains_is_booked_and_the_stop_resized() -> None:
     account = await paper_account(bars(BTC, FLAT))
     await account.open(BTC, Side.LONG, "1", "95", "110")
     await account.send("by-hand-4", BTC, OrderSide.SELL, "0.4", reduce_only=True)
 
-    _, report = await run(account)
+    restarted, logs = await run(account)
 
-    assert report.blocks_entries
-    assert report.steps(ReconcileStep.MISMATCH)[0].symbol == BTC
+    assert restarted.keeper.positions[BTC].quantity == Decimal("0.6")
+    [stop] = await open_stops(restarted, BTC)
+    assert stop.quantity == Decimal("0.6")
+    assert "position_closed_externally" in events(logs)
+    assert await restarted.repository.closed_trades() == []  # a part, not the round trip
 
 
 async def test_reconciling_twice_changes_nothing_the_second_time() -> None:
@@ -225,15 +260,16 @@ async def test_reconciling_twice_changes_nothing_the_second_time() -> None:
     await account.send("by-hand-5", ETH, OrderSide.BUY, "2")
     restarted, first = await run(account)
     again, second = await run(restarted)
-    assert first.actions
-    assert second.actions == ()
-    assert again.trader.ledger.positions == restarted.trader.ledger.positions
+    assert "position_adopted" in events(first)
+    assert [e for e in second if e["log_level"] in ("info", "warning", "error")] == []
+    assert again.keeper.positions == restarted.keeper.positions
 
 
 def test_adopted_position_defaults_follow_the_settings() -> None:
     held = ExchangePosition(BTC, Side.LONG, Decimal(2), Decimal(200), 5)
     now = datetime(2025, 3, 1, tzinfo=UTC)
-    position = adopted_position(held, None, now, ReconcileSettings(adopt_stop_pct=0.05))
+    settings = KeeperSettings(adopt_stop_pct=0.05)
+    position = opened_position(held, None, None, now, Decimal(0), settings)
     assert position.stop_price == Decimal("190.00")
     assert position.take_profit_price == Decimal("220.00")
     assert position.leverage == 5

@@ -8,7 +8,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from monitor_builders import ENTRY, NOW, SETTINGS, position
+from position_builders import ENTRY, NOW, SETTINGS, position
 
 from quantum_trader.domain import ExitMode, ExitReason, Position, Side, TrailMode
 from quantum_trader.errors import MarketDataError

@@ -92,13 +92,13 @@ class SteppedCore:
         cycle hands to the governor.
         """
         self.clock.set(now)
-        await self.core.monitor.tick(now)
+        await self.core.keeper.tick(now)
         portfolio = await self.core.executor.portfolio(now)
         market = (await self.market.state(now)).view
         before = self.core.governor.governor.state
         summary = await self.core.executor.run_cycle(now)
         after = self.core.governor.governor.state
-        positions = len(self.core.trader.ledger.positions)
+        positions = len(self.core.keeper.positions)
         return Step(now, portfolio, market, before, after, summary, positions)
 
     async def seed_position(
@@ -130,6 +130,6 @@ class SteppedCore:
             confidence=1.0,
             exit_mode=ExitMode.DEFENSIVE_TRAIL,
         )
-        position = await self.core.trader.open_position(order, now)
-        assert position is not None, f"seeded {symbol} did not open"
-        return position
+        result = await self.core.keeper.enter(order, now)
+        assert result.position is not None, f"seeded {symbol} did not open"
+        return result.position

@@ -161,7 +161,7 @@ def test_nothing_is_left_on_the_exchange_after_the_shutdown(scenario: Scenario) 
     exchange, repository = scenario.run.exchange, scenario.run.repository
     placed = {o.client_order_id: o.created_at for o in asyncio.run(repository.orders())}
     held = asyncio.run(exchange.fetch_positions())
-    ledger = scenario.run.core.trader.ledger.positions
+    ledger = scenario.run.core.keeper.positions
     assert {p.symbol for p in held} == set(ledger)
     for position in ledger.values():
         assert placed[position.entry_order_id] >= RESET_AT

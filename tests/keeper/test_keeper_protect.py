@@ -1,5 +1,5 @@
 """Exchange-side protection planning (SPEC §6): place when missing, replace when moved (rate
-limited), resize after a partial exit, close at market when placement fails."""
+limited), resize after a partial exit, cancel what no position needs; and our client ids."""
 
 from __future__ import annotations
 
@@ -8,20 +8,15 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from monitor_builders import NOW, SETTINGS, position, protected, stop_order
+from position_builders import NOW, SETTINGS, position, protected, stop_order
 
-from quantum_trader.domain import ExitReason, OrderKind, OrderSide, ReasonCode, Side
-from quantum_trader.errors import OrderRejected
-from quantum_trader.monitor.protection import (
-    VALID_CLIENT_ORDER_ID,
+from quantum_trader.domain import OrderKind, OrderSide, Side
+from quantum_trader.keeper.ids import VALID_ID, ClientOrderIds, Purpose, is_ours, purpose_of
+from quantum_trader.keeper.protect import (
     CancelOrder,
-    CloseAtMarket,
     PlaceStop,
     StopWhy,
     exchange_trigger,
-    next_stop_id,
-    on_placement_failed,
-    on_stop_placed,
     plan_protection,
     plan_release,
 )
@@ -45,10 +40,7 @@ def test_a_missing_stop_is_placed(side: Side) -> None:
         held.quantity,
         held.stop_price,
     )
-    request = action.request()
-    assert request.reduce_only
-    assert request.kind is OrderKind.STOP_MARKET
-    assert request.side is (OrderSide.SELL if side is Side.LONG else OrderSide.BUY)
+    assert action.side is (OrderSide.SELL if side is Side.LONG else OrderSide.BUY)
 
 
 def test_a_stop_cancelled_by_hand_is_placed_again() -> None:
@@ -99,15 +91,19 @@ def test_a_malformed_stop_of_ours_is_replaced(defect: str) -> None:
     assert cancel == CancelOrder(held.symbol, EXECUTOR_STOP)
 
 
-def test_stray_stops_of_ours_are_cancelled_and_others_left_alone() -> None:
-    held = protected(position())
+def test_stray_stops_and_targets_of_ours_are_cancelled_and_others_left_alone() -> None:
+    held = replace(protected(position()), take_profit_order_id="qt-t-BTC-abc-2")
     current = stop_order(held, EXECUTOR_STOP)
     stray = stop_order(held, "qt-sl-BTC-xyz-3", trigger=Decimal(87_000))
     manual = stop_order(held, "web_8f2k", trigger=Decimal(85_000))
     target = stop_order(held, "qt-t-BTC-abc-2", kind=OrderKind.TAKE_PROFIT_MARKET)
+    old_target = stop_order(held, "qt-t-BTC-abc-1", kind=OrderKind.TAKE_PROFIT_MARKET)
     other_symbol = replace(stray, symbol="ETH/USDT:USDT", client_order_id="qt-sl-ETH-x-1")
-    actions = plan_protection(held, [current, stray, manual, target, other_symbol], NOW, SETTINGS)
-    assert actions == [CancelOrder(held.symbol, "qt-sl-BTC-xyz-3")]
+    every = [current, stray, manual, target, old_target, other_symbol]
+    assert plan_protection(held, every, NOW, SETTINGS) == [
+        CancelOrder(held.symbol, "qt-sl-BTC-xyz-3"),
+        CancelOrder(held.symbol, "qt-t-BTC-abc-1"),
+    ]
 
 
 def test_triggers_round_to_the_tick_in_the_positions_favour() -> None:
@@ -121,38 +117,31 @@ def test_triggers_round_to_the_tick_in_the_positions_favour() -> None:
     assert plan_protection(held, [order], NOW + INTERVAL, SETTINGS, tick_size=tick) == []
 
 
-def test_stop_ids_are_valid_deterministic_and_never_reused() -> None:
-    held = position(symbol="1000000MOGCOIN/USDT:USDT")
-    first = next_stop_id(held)
-    assert first == next_stop_id(held)
-    assert VALID_CLIENT_ORDER_ID.match(first)
-    assert len(first) <= 36
-    rejected = replace(held, stop_order_id=first)
-    second = next_stop_id(rejected)
-    third = next_stop_id(rejected, [second])
-    assert len({first, second, third}) == 3
-    assert all(VALID_CLIENT_ORDER_ID.match(i) and len(i) <= 36 for i in (second, third))
+def test_client_ids_are_valid_ours_named_by_purpose_and_unique_across_runs() -> None:
+    symbol = "1000000MOGCOIN/USDT:USDT"
+    issued = set()
+    for run in (1, 2, 36, 37, 36**3):
+        ids = ClientOrderIds(run)
+        for purpose in Purpose:
+            for _ in range(40):  # the same millisecond: the run and the counter tell them apart
+                value = ids.next(purpose, symbol, NOW)
+                assert VALID_ID.match(value)
+                assert len(value) <= 36
+                assert is_ours(value)
+                assert purpose_of(value) is purpose
+                issued.add(value)
+    assert len(issued) == 5 * len(Purpose) * 40
+    assert purpose_of("qt-sl-BTC-kx2-1") is Purpose.STOP  # ids of earlier versions
+    assert purpose_of("web_8f2k") is None
 
 
-def test_placed_stop_is_recorded_on_the_position() -> None:
+def test_a_recorded_stop_that_matches_needs_nothing() -> None:
     held = position()
     [action] = plan_protection(held, [], NOW, SETTINGS)
     assert isinstance(action, PlaceStop)
-    later = NOW + timedelta(seconds=5)
-    recorded = on_stop_placed(held, action, later)
-    assert (recorded.stop_order_id, recorded.stop_replaced_at) == (action.client_order_id, later)
-    order = stop_order(recorded, action.client_order_id)
-    assert plan_protection(recorded, [order], later, SETTINGS) == []
-
-
-def test_a_failed_placement_closes_at_market() -> None:
-    held = position()
-    error = OrderRejected(ReasonCode.ORDER_REJECTED, "Order would immediately trigger")
-    close = on_placement_failed(held, error)
-    assert close == CloseAtMarket(
-        held.symbol, held.quantity, ExitReason.PROTECTION_FAILED, close.detail
-    )
-    assert "OrderRejected" in close.detail
+    recorded = replace(held, stop_order_id="qt-s-BTC-new-1", stop_replaced_at=NOW)
+    order = stop_order(recorded, "qt-s-BTC-new-1")
+    assert plan_protection(recorded, [order], NOW, SETTINGS) == []
 
 
 def test_release_cancels_our_leftovers_only() -> None:
@@ -162,9 +151,7 @@ def test_release_cancels_our_leftovers_only() -> None:
         stop_order(held, "qt-t-BTC-abc-2", kind=OrderKind.TAKE_PROFIT_MARKET),
     ]
     manual = stop_order(held, "web_8f2k")
-    assert plan_release(held, [*ours, manual]) == [
+    assert plan_release(held.symbol, [*ours, manual]) == [
         CancelOrder(held.symbol, EXECUTOR_STOP),
         CancelOrder(held.symbol, "qt-t-BTC-abc-2"),
     ]
-    closed = replace(held, quantity=Decimal(0))
-    assert plan_protection(closed, ours, NOW, SETTINGS) == [CancelOrder(held.symbol, EXECUTOR_STOP)]

@@ -1,4 +1,4 @@
-"""Builders for the monitor tests: positions and exchange orders in plain values."""
+"""Builders for the monitor and keeper tests: positions and exchange orders in plain values."""
 
 from __future__ import annotations
 

@@ -1,0 +1,153 @@
+"""Book one order of ours from the exchange's direct answer to it. Pure.
+
+The tick reconciles against what the exchange holds; an answer is the exchange's own word on
+one order, so it is booked at once: an entry that filled becomes a position protected in the
+same step (stop, then take-profit), an exit that filled reduces or closes its position, a
+working conditional order becomes the position's stop or target. With the streams in use the
+order is remembered as not yet echoed, so a stream picture older than it is not trusted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime
+from decimal import Decimal
+
+from quantum_trader.domain import (
+    ExchangePosition,
+    ExitReason,
+    Fill,
+    Order,
+    OrderStatus,
+    Position,
+)
+from quantum_trader.keeper.book import Book, Intent
+from quantum_trader.keeper.booking import (
+    Execution,
+    TradeDraft,
+    execution_of,
+    grown,
+    opened_position,
+    reduced,
+)
+from quantum_trader.keeper.ids import Purpose
+from quantum_trader.keeper.plan import Context, Note, Plan
+from quantum_trader.keeper.protect import (
+    CancelOrder,
+    OrderAction,
+    PlaceStop,
+    PlaceTarget,
+    StopWhy,
+    exchange_trigger,
+)
+
+Records = tuple[tuple[Order, tuple[Fill, ...]], ...]
+
+
+def answered(
+    book: Book,
+    intent: Intent,
+    state: Order,
+    fills: Sequence[Fill],
+    now: datetime,
+    context: Context,
+    *,
+    echo: bool,
+) -> Plan:
+    """The books after `state`, the exchange's answer to `intent`, and what follows from it."""
+    book = book.without_intent(intent.client_order_id)
+    if echo and state.status.is_final:
+        book = replace(book, unechoed={**book.unechoed, intent.client_order_id: intent.symbol})
+    records: Records = ((state, tuple(fills)),)
+    if state.kind.is_conditional and state.status is OrderStatus.OPEN:
+        return Plan(_working(book, intent, state, now), records)
+    execution = execution_of(state, fills)
+    if execution.quantity <= 0 or execution.price is None:
+        return Plan(book, records)
+    if intent.purpose is Purpose.ENTRY:
+        return _entered(book, intent, execution, records, now, context)
+    position = book.positions.get(intent.symbol)
+    if position is None:
+        return Plan(book, records)
+    booked = reduced(
+        position,
+        min(execution.quantity, position.quantity),
+        execution.price,
+        execution.fee_usdt,
+        intent.reason or ExitReason.MANUAL,
+        now,
+    )
+    if isinstance(booked, TradeDraft):
+        leftovers = tuple(
+            CancelOrder(position.symbol, order_id)
+            for order_id in (position.stop_order_id, position.take_profit_order_id)
+            if order_id is not None
+        )
+        return Plan(
+            book.without_position(intent.symbol), records, trades=(booked,), actions=leftovers
+        )
+    return Plan(book.with_position(booked), records)
+
+
+def _working(book: Book, intent: Intent, state: Order, now: datetime) -> Book:
+    position = book.positions.get(intent.symbol)
+    if position is None:
+        return book
+    if intent.purpose is Purpose.STOP:
+        changed = replace(position, stop_order_id=state.client_order_id, stop_replaced_at=now)
+    else:
+        changed = replace(position, take_profit_order_id=state.client_order_id)
+    return book.with_position(changed)
+
+
+def _entered(
+    book: Book,
+    intent: Intent,
+    execution: Execution,
+    records: Records,
+    now: datetime,
+    context: Context,
+) -> Plan:
+    """An entry filled (wholly, partly, or EXPIRED with some executed): book and protect it."""
+    plan = intent.plan
+    assert plan is not None, "entries always carry their plan"
+    assert execution.price is not None
+    existing = book.positions.get(intent.symbol)
+    quantity = execution.quantity + (existing.quantity if existing else Decimal(0))
+    price = execution.price
+    if existing is not None and existing.side is plan.side:
+        price = (
+            existing.entry_price * existing.quantity + execution.price * execution.quantity
+        ) / quantity
+    held = ExchangePosition(intent.symbol, plan.side, quantity, price, plan.leverage)
+    if existing is not None and existing.side is plan.side:
+        position = grown(existing, held, execution.fee_usdt)
+    else:
+        position = opened_position(
+            held, plan, intent.client_order_id, now, execution.fee_usdt, context.keeper
+        )
+    actions: list[OrderAction] = list(_protection(position, now, context))
+    note = Note(
+        "position_opened",
+        intent.symbol,
+        f"{position.side} {execution.quantity} @ {execution.price} "
+        f"({execution.order.status}), stop {position.stop_price}",
+    )
+    return Plan(book.with_position(position), records, actions=tuple(actions), notes=(note,))
+
+
+def _protection(position: Position, now: datetime, context: Context) -> list[OrderAction]:
+    rules = context.rules.get(position.symbol)
+    tick = rules.tick_size if rules else None
+    side = position.side.exit_order_side
+    trigger = exchange_trigger(position, tick)
+    actions: list[OrderAction] = [
+        PlaceStop(position.symbol, side, position.quantity, trigger, StopWhy.ENTRY)
+    ]
+    if position.take_profit_order_id is None and position.take_profit_price > 0:
+        target = position.take_profit_price
+        actions.append(
+            PlaceTarget(position.symbol, position.side.exit_order_side, position.quantity, target)
+        )
+    return actions

@@ -1,0 +1,166 @@
+"""The keeper's books: open positions and our orders whose outcome is not settled yet.
+
+An `Intent` is one of our orders between the moment it is written (PENDING, before the request
+leaves) and the moment its outcome is known. Entries carry the sizer's `EntryPlan`, so a fill
+found later (a lost answer, a position found on the exchange) is protected as intended; exits
+carry their reason. The `Book` is immutable: the planner returns a new one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from quantum_trader.domain import (
+    ExitMode,
+    ExitReason,
+    Order,
+    OrderRequest,
+    OrderStatus,
+    Position,
+    Side,
+    SizedOrder,
+)
+from quantum_trader.keeper.ids import Purpose, purpose_of
+
+
+@dataclass(frozen=True, slots=True)
+class EntryPlan:
+    """The protection and shape the sizer chose for an entry."""
+
+    side: Side
+    stop_price: Decimal
+    take_profit_price: Decimal
+    leverage: int
+    atr_pct: float
+    exit_mode: ExitMode
+
+    @classmethod
+    def of(cls, sized: SizedOrder) -> EntryPlan:
+        return cls(
+            sized.side,
+            sized.stop_price,
+            sized.take_profit_price,
+            sized.leverage,
+            sized.atr_pct,
+            sized.exit_mode,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "side": self.side.value,
+            "stop_price": str(self.stop_price),
+            "take_profit_price": str(self.take_profit_price),
+            "leverage": self.leverage,
+            "atr_pct": self.atr_pct,
+            "exit_mode": self.exit_mode.value,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> EntryPlan:
+        return cls(
+            Side(raw["side"]),
+            Decimal(raw["stop_price"]),
+            Decimal(raw["take_profit_price"]),
+            int(raw["leverage"]),
+            float(raw["atr_pct"]),
+            ExitMode(raw["exit_mode"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Intent:
+    """One of our orders whose outcome is not settled: PENDING, UNKNOWN, or a plain order the
+    exchange still reports open. `sent_at` is when the request left (our clock)."""
+
+    order: Order
+    sent_at: datetime
+    plan: EntryPlan | None = None
+    reason: ExitReason | None = None
+
+    @property
+    def client_order_id(self) -> str:
+        return self.order.client_order_id
+
+    @property
+    def symbol(self) -> str:
+        return self.order.symbol
+
+    @property
+    def request(self) -> OrderRequest:
+        order = self.order
+        return OrderRequest(
+            order.client_order_id,
+            order.symbol,
+            order.side,
+            order.kind,
+            order.quantity,
+            trigger_price=order.trigger_price,
+            reduce_only=order.reduce_only,
+        )
+
+    @property
+    def purpose(self) -> Purpose:
+        return purpose_of(self.order.client_order_id) or Purpose.ENTRY
+
+    def extra_to_dict(self) -> dict[str, Any]:
+        """What the orders table does not hold, for the repository's state."""
+        return {
+            "sent_at": self.sent_at.isoformat(),
+            "plan": self.plan.to_dict() if self.plan else None,
+            "reason": self.reason.value if self.reason else None,
+        }
+
+    @classmethod
+    def restore(cls, order: Order, extra: Mapping[str, Any] | None) -> Intent:
+        if not extra:
+            return cls(order, order.updated_at or order.created_at)
+        plan = extra.get("plan")
+        reason = extra.get("reason")
+        return cls(
+            order,
+            datetime.fromisoformat(extra["sent_at"]),
+            EntryPlan.from_dict(plan) if plan else None,
+            ExitReason(reason) if reason else None,
+        )
+
+
+def is_unsettled(order: Order) -> bool:
+    """An order of ours whose outcome we do not know yet."""
+    if order.status in (OrderStatus.PENDING, OrderStatus.UNKNOWN):
+        return True
+    return order.status is OrderStatus.OPEN and not order.kind.is_conditional
+
+
+@dataclass(frozen=True, slots=True)
+class Book:
+    """Open positions by symbol and unsettled intents by client order id.
+
+    `unechoed` holds orders booked from the exchange's direct answer (client order id →
+    symbol) that the user-data stream has not reported yet: until it does, the stream's
+    picture of that symbol may predate the booking, so the symbol is not reconciled from it.
+    """
+
+    positions: Mapping[str, Position] = field(default_factory=dict)
+    intents: Mapping[str, Intent] = field(default_factory=dict)
+    unechoed: Mapping[str, str] = field(default_factory=dict)
+
+    def intents_for(self, symbol: str) -> list[Intent]:
+        return [i for i in self.intents.values() if i.symbol == symbol]
+
+    def with_position(self, position: Position) -> Book:
+        return replace(self, positions={**self.positions, position.symbol: position})
+
+    def without_position(self, symbol: str) -> Book:
+        return replace(self, positions={s: p for s, p in self.positions.items() if s != symbol})
+
+    def with_intent(self, intent: Intent) -> Book:
+        return replace(self, intents={**self.intents, intent.client_order_id: intent})
+
+    def without_intent(self, client_order_id: str) -> Book:
+        return replace(
+            self, intents={c: i for c, i in self.intents.items() if c != client_order_id}
+        )

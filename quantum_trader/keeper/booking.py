@@ -1,0 +1,177 @@
+"""Booking maths: fills and exchange positions → ledger positions and closed trades. Pure.
+
+The position's quantity always follows the exchange; these functions turn what filled into
+prices, fees, realized PnL and exit reasons. A full exit yields a `TradeDraft`: its funding
+comes from the exchange's income history, which the keeper fetches before `finish_trade`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from decimal import Decimal
+
+from quantum_trader.domain import (
+    ZERO,
+    ClosedTrade,
+    ExchangePosition,
+    ExitReason,
+    Fill,
+    Order,
+    OrderStatus,
+    Position,
+)
+from quantum_trader.keeper.book import EntryPlan
+from quantum_trader.keeper.settings import KeeperSettings
+
+
+@dataclass(frozen=True, slots=True)
+class Execution:
+    """What one of our settled orders did: `quantity` at `price` for `fee_usdt`."""
+
+    order: Order
+    quantity: Decimal
+    price: Decimal | None
+    fee_usdt: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class TradeDraft:
+    """A position closed at `exit_price`; funding still to be added."""
+
+    position: Position
+    exit_price: Decimal
+    reason: ExitReason
+    closed_at: datetime
+
+
+def execution_of(order: Order, fills: Sequence[Fill] | None) -> Execution:
+    """Quantity, average price and fees of a settled order, from its fills when known.
+
+    A triggered conditional order may report no executed quantity of its own (Binance's algo
+    orders carry it on the order they started): then its whole quantity is assumed, and the
+    caller caps it at what the exchange position shows was reduced.
+    """
+    if fills:
+        quantity = sum((f.quantity for f in fills), ZERO)
+        notional = sum((f.quantity * f.price for f in fills), ZERO)
+        fee = sum((f.fee_usdt for f in fills), ZERO)
+        return Execution(order, quantity, notional / quantity if quantity > 0 else None, fee)
+    quantity = order.filled_quantity
+    if quantity <= 0 and order.kind.is_conditional and order.status is OrderStatus.FILLED:
+        quantity = order.quantity
+    price = order.average_price or (order.trigger_price if order.kind.is_conditional else None)
+    return Execution(order, quantity, price, order.fee_usdt)
+
+
+def opened_position(
+    held: ExchangePosition,
+    plan: EntryPlan | None,
+    entry_order_id: str | None,
+    opened_at: datetime,
+    fees_usdt: Decimal,
+    settings: KeeperSettings,
+    stop: Order | None = None,
+    target: Order | None = None,
+) -> Position:
+    """A ledger position for what the exchange holds.
+
+    Protection, in order of preference: an open stop (and take-profit) of ours already on the
+    exchange; the entry's plan (the sizer's stop and target); else `adopt_stop_pct` from the
+    entry price and `adopt_reward_risk` times that distance for the target.
+    """
+    sign = held.side.sign
+    if plan is not None and plan.side is held.side:
+        stop_price, target_price = plan.stop_price, plan.take_profit_price
+        atr_pct, exit_mode, leverage = plan.atr_pct, plan.exit_mode, plan.leverage
+    else:
+        distance = held.entry_price * Decimal(repr(settings.adopt_stop_pct))
+        reward = distance * Decimal(repr(settings.adopt_reward_risk))
+        stop_price = held.entry_price - distance * sign
+        target_price = held.entry_price + reward * sign
+        atr_pct, exit_mode, leverage = settings.adopt_stop_pct / 1.5, None, held.leverage
+    if stop is not None and stop.trigger_price is not None:
+        stop_price = stop.trigger_price
+    if target is not None and target.trigger_price is not None:
+        target_price = target.trigger_price
+    base = held.symbol.split("/", 1)[0]
+    position = Position(
+        symbol=held.symbol,
+        side=held.side,
+        quantity=held.quantity,
+        entry_price=held.entry_price,
+        leverage=leverage,
+        stop_price=stop_price,
+        take_profit_price=target_price,
+        opened_at=opened_at,
+        entry_order_id=entry_order_id or f"adopted-{base}-{int(opened_at.timestamp() * 1000)}",
+        initial_stop_price=stop_price,
+        initial_quantity=held.quantity,
+        atr_pct=atr_pct,
+        stop_order_id=stop.client_order_id if stop else None,
+        take_profit_order_id=target.client_order_id if target else None,
+        stop_replaced_at=opened_at if stop else None,
+        fees_usdt=fees_usdt,
+        highest_price=held.entry_price,
+        lowest_price=held.entry_price,
+    )
+    return replace(position, exit_mode=exit_mode) if exit_mode is not None else position
+
+
+def grown(position: Position, held: ExchangePosition, fees_usdt: Decimal) -> Position:
+    """The position after the exchange added to it: quantity and average entry as held."""
+    added = held.quantity - position.quantity
+    return replace(
+        position,
+        quantity=held.quantity,
+        entry_price=held.entry_price,
+        initial_quantity=position.initial_quantity + added,
+        fees_usdt=position.fees_usdt + fees_usdt,
+    )
+
+
+def reduced(
+    position: Position,
+    quantity: Decimal,
+    price: Decimal,
+    fee_usdt: Decimal,
+    reason: ExitReason,
+    now: datetime,
+) -> Position | TradeDraft:
+    """Book an exit of `quantity` (≤ the position's) at `price`: the smaller position, or the
+    draft of the closed trade when nothing is left."""
+    gross = (price - position.entry_price) * position.side.sign * quantity
+    after = replace(
+        position,
+        quantity=position.quantity - quantity,
+        realized_pnl_usdt=position.realized_pnl_usdt + gross,
+        fees_usdt=position.fees_usdt + fee_usdt,
+    )
+    if after.quantity > 0:
+        return after
+    return TradeDraft(after, price, reason, now)
+
+
+def finish_trade(draft: TradeDraft, funding_usdt: Decimal) -> ClosedTrade:
+    """The closed round trip, net of fees and funding; R against the initial risk."""
+    position = draft.position
+    pnl = position.realized_pnl_usdt - position.fees_usdt - funding_usdt
+    initial_risk = (
+        abs(position.entry_price - position.initial_stop_price) * position.initial_quantity
+    )
+    return ClosedTrade(
+        symbol=position.symbol,
+        side=position.side,
+        quantity=position.initial_quantity,
+        entry_price=position.entry_price,
+        exit_price=draft.exit_price,
+        opened_at=position.opened_at,
+        closed_at=draft.closed_at,
+        exit_reason=draft.reason,
+        pnl_usdt=pnl,
+        fees_usdt=position.fees_usdt,
+        funding_usdt=funding_usdt,
+        r_multiple=float(pnl / initial_risk) if initial_risk > ZERO else 0.0,
+        entry_order_id=position.entry_order_id,
+    )

@@ -1,0 +1,77 @@
+"""Sending one of our orders: the intent is written before the request leaves.
+
+Every order is saved PENDING (with the keeper's extra: its plan or exit reason) before it is
+sent, so a crash leaves an intent the next tick resolves by client order id. After an
+ambiguous failure the order is looked up by that id at once; nothing is sent twice blindly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+
+from quantum_trader.domain import Order, OrderStatus
+from quantum_trader.errors import OrderRejected, OrderStateUnknown, RetryLater
+from quantum_trader.keeper.book import Intent
+from quantum_trader.log import get_logger
+from quantum_trader.ports import Exchange, Repository
+
+log = get_logger("keeper")
+INTENTS = "intents"
+
+
+class OrderDesk:
+    """Sends orders and records each step; the keeper is its only caller."""
+
+    def __init__(self, exchange: Exchange, repository: Repository) -> None:
+        self._exchange = exchange
+        self._repository = repository
+
+    async def send(self, intent: Intent, now: datetime) -> Order | None:
+        """Record the intent, send it, return the exchange's answer.
+
+        None when the outcome is unknown (the intent is then saved UNKNOWN and stays for the
+        next tick). Raises OrderRejected after recording the rejection.
+        """
+        await self._repository.save_state(INTENTS, intent.client_order_id, intent.extra_to_dict())
+        await self._repository.save_order(intent.order)
+        request = intent.request
+        try:
+            return await self._exchange.place_order(request)
+        except OrderRejected as error:
+            await self.forget(intent.client_order_id)
+            await self._repository.save_order(
+                replace(
+                    intent.order, status=OrderStatus.REJECTED, detail=str(error), updated_at=now
+                )
+            )
+            raise
+        except OrderStateUnknown as error:
+            return await self._look_up_now(intent, error, now)
+
+    async def _look_up_now(
+        self, intent: Intent, error: OrderStateUnknown, now: datetime
+    ) -> Order | None:
+        try:
+            found = await self._exchange.fetch_order(intent.symbol, intent.client_order_id)
+        except RetryLater as lookup_error:
+            found = None
+            log.warning(
+                "order_lookup_failed",
+                client_order_id=intent.client_order_id,
+                error=str(lookup_error),
+            )
+        if found is None:
+            await self._repository.save_order(
+                replace(intent.order, status=OrderStatus.UNKNOWN, detail=str(error), updated_at=now)
+            )
+            log.error(
+                "order_state_unknown", client_order_id=intent.client_order_id, error=str(error)
+            )
+            return None
+        log.warning("order_state_recovered", client_order_id=intent.client_order_id)
+        return found
+
+    async def forget(self, client_order_id: str) -> None:
+        """The intent is settled: its extra is no longer needed."""
+        await self._repository.delete_state(INTENTS, client_order_id)

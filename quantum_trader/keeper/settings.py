@@ -1,0 +1,25 @@
+"""Position keeper settings (SPEC §6, §9)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from quantum_trader.settings_base import Section
+
+
+class KeeperSettings(Section):
+    """How the keeper reconciles, resolves and protects.
+
+    `adopt_stop_pct` / `adopt_reward_risk`: the stop and target of a position found on the
+    exchange with no plan of ours (its entry's plan is used when we have it).
+    `unknown_order_final_s`: after this long since it was sent, an order the exchange does not
+    know counts as never accepted. It must exceed the exchange's receive window (5 s on
+    Binance, sent explicitly), after which a delayed request can no longer be executed.
+    `rest_check_interval_s`: while the streams are usable, how often a REST snapshot checks
+    their mirror (a REST snapshot is used on every tick while they are not).
+    """
+
+    adopt_stop_pct: float = Field(0.03, gt=0, lt=1)
+    adopt_reward_risk: float = Field(2.0, gt=0)
+    unknown_order_final_s: float = Field(30.0, ge=10, le=600)
+    rest_check_interval_s: float = Field(60.0, gt=0)
