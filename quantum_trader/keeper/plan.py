@@ -494,9 +494,7 @@ class _Planner:
         mine = [
             o
             for o in self.conditional_by_symbol.get(held.symbol, ())
-            if o.side is held.side.exit_order_side
-            and is_ours(o.client_order_id)
-            and o.reduce_only
+            if o.side is held.side.exit_order_side and is_ours(o.client_order_id) and o.reduce_only
         ]
         stop = next((o for o in mine if o.kind is OrderKind.STOP_MARKET), None)
         target = next((o for o in mine if o.kind is OrderKind.TAKE_PROFIT_MARKET), None)
