@@ -91,6 +91,7 @@ def answered(
 
 
 def _working(book: Book, intent: Intent, state: Order, now: datetime) -> Book:
+    book = replace(book, working={**book.working, state.client_order_id: state})
     position = book.positions.get(intent.symbol)
     if position is None:
         return book

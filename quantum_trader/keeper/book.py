@@ -137,8 +137,12 @@ def is_unsettled(order: Order) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Book:
-    """Open positions by symbol and unsettled intents by client order id.
+    """Open positions by symbol, unsettled intents and working conditional orders of ours by
+    client order id.
 
+    `working`: our stops and take-profits the exchange last reported open. One that the
+    exchange no longer lists is looked up and its end (filled, cancelled, expired) recorded, so
+    the database never keeps an order open that the exchange has closed.
     `unechoed` holds orders booked from the exchange's direct answer (client order id →
     symbol) that the user-data stream has not reported yet: until it does, the stream's
     picture of that symbol may predate the booking, so the symbol is not reconciled from it.
@@ -147,6 +151,7 @@ class Book:
     positions: Mapping[str, Position] = field(default_factory=dict)
     intents: Mapping[str, Intent] = field(default_factory=dict)
     unechoed: Mapping[str, str] = field(default_factory=dict)
+    working: Mapping[str, Order] = field(default_factory=dict)
 
     def intents_for(self, symbol: str) -> list[Intent]:
         return [i for i in self.intents.values() if i.symbol == symbol]

@@ -1,0 +1,269 @@
+"""Carrying a plan out: persist its bookings, then send its orders, each answer booked at once.
+
+The `Carrier` holds the keeper's books between ticks; only the keeper calls it, under the
+keeper's lock. An order's answer is booked as soon as it arrives (keeper/answer.py), so an
+entry is protected within the same call, and a lost answer leaves an intent that blocks the
+symbol and wakes the keeper for an early tick.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime
+from decimal import Decimal
+
+from quantum_trader.domain import (
+    ClosedTrade,
+    ExitReason,
+    Fill,
+    Order,
+    OrderKind,
+    OrderRequest,
+    OrderSide,
+    OrderStatus,
+    Position,
+    ReasonCode,
+)
+from quantum_trader.errors import OrderRejected, RetryLater
+from quantum_trader.keeper.answer import answered
+from quantum_trader.keeper.book import Book, EntryPlan, Intent, is_unsettled
+from quantum_trader.keeper.booking import finish_trade
+from quantum_trader.keeper.ids import ClientOrderIds, Purpose
+from quantum_trader.keeper.orders import OrderDesk
+from quantum_trader.keeper.plan import Context, Plan
+from quantum_trader.keeper.protect import (
+    CancelOrder,
+    OrderAction,
+    PlaceStop,
+    PlaceTarget,
+    SendExit,
+)
+from quantum_trader.log import bound_context, get_logger
+from quantum_trader.portfolio.ledger import Ledger
+from quantum_trader.ports import Exchange, Repository
+
+log = get_logger("keeper")
+_KINDS = {
+    Purpose.ENTRY: OrderKind.MARKET,
+    Purpose.EXIT: OrderKind.MARKET,
+    Purpose.STOP: OrderKind.STOP_MARKET,
+    Purpose.TARGET: OrderKind.TAKE_PROFIT_MARKET,
+}
+
+
+class Carrier:
+    def __init__(
+        self,
+        exchange: Exchange,
+        repository: Repository,
+        ledger: Ledger,
+        ids: ClientOrderIds,
+        book: Book,
+        *,
+        admits: Callable[[OrderRequest], bool],
+        echo: bool,
+        wake: asyncio.Event,
+    ) -> None:
+        self._exchange = exchange
+        self._repository = repository
+        self._ledger = ledger
+        self._ids = ids
+        self._desk = OrderDesk(exchange, repository)
+        self._admits = admits
+        self._echo = echo
+        self._wake = wake
+        self.book = book
+
+    async def carry_out(self, result: Plan, now: datetime, context: Context) -> None:
+        """Persist the plan's bookings, then send its orders (each may change the books)."""
+        for order, fills in result.records:
+            await self._repository.save_order(order)
+            if fills:
+                await self._repository.record_fills(fills)
+            if not is_unsettled(order):
+                await self._desk.forget(order.client_order_id)
+        await self._persist_positions(self.book.positions, result.book.positions)
+        self.book = result.book
+        for draft in result.trades:
+            funding = await self._funding(draft.position)
+            await self._record_trade(finish_trade(draft, funding), now)
+        if result.events:
+            await self._repository.record_position_events(result.events)
+        for event in result.events:
+            log.info(
+                "position_event",
+                symbol=event.symbol,
+                reason=event.reason,
+                detail=event.detail,
+                price=str(event.price),
+                new_stop_price=str(event.new_stop_price),
+            )
+        for note in result.notes:
+            emit = log.error if note.error else log.info
+            emit(note.event, symbol=note.symbol, detail=note.detail)
+        await self.act(result.actions, now, context)
+
+    async def _persist_positions(
+        self, before: Mapping[str, Position], after: Mapping[str, Position]
+    ) -> None:
+        for symbol, position in after.items():
+            if before.get(symbol) != position:
+                await self._repository.save_position(position)
+        for symbol in before.keys() - after.keys():
+            await self._repository.delete_position(symbol)
+
+    async def _funding(self, position: Position) -> Decimal:
+        try:
+            return await self._exchange.fetch_funding_paid(position.symbol, position.opened_at)
+        except RetryLater as error:
+            log.warning("funding_unavailable", symbol=position.symbol, error=str(error))
+            return Decimal(0)
+
+    async def _record_trade(self, trade: ClosedTrade, now: datetime) -> None:
+        await self._ledger.record_trade(trade, now)
+        log.info(
+            "position_closed",
+            symbol=trade.symbol,
+            side=trade.side,
+            exit_reason=trade.exit_reason,
+            exit_price=str(trade.exit_price),
+            pnl_usdt=str(trade.pnl_usdt),
+            r_multiple=round(trade.r_multiple, 3),
+        )
+
+    # -- order actions ---------------------------------------------------------------------------
+
+    async def act(self, actions: Sequence[OrderAction], now: datetime, context: Context) -> None:
+        """Carry out the actions in order. When a symbol's new stop fails, nothing after it
+        for that symbol happens (its old stop is not cancelled)."""
+        failed: set[str] = set()
+        for action in actions:
+            if action.symbol in failed:
+                continue
+            with bound_context(symbol=action.symbol):
+                try:
+                    if not await self._one(action, now, context):
+                        failed.add(action.symbol)
+                except RetryLater as error:
+                    kind = type(action).__name__
+                    log.warning("order_action_failed", action=kind, error=str(error))
+                    failed.add(action.symbol)
+
+    async def _one(self, action: OrderAction, now: datetime, context: Context) -> bool:
+        if isinstance(action, CancelOrder):
+            await self._cancel(action, now)
+            return True
+        if isinstance(action, SendExit):
+            await self.send(
+                Purpose.EXIT, action.symbol, action.side, action.quantity, now, context,
+                reason=action.reason,
+            )  # fmt: skip
+            return True
+        if isinstance(action, PlaceTarget):
+            try:
+                await self.send(
+                    Purpose.TARGET, action.symbol, action.side, action.quantity, now, context,
+                    trigger=action.trigger,
+                )  # fmt: skip
+            except OrderRejected as error:  # the stop protects; the tick exits at the target
+                log.warning("take_profit_order_failed", error=str(error))
+            return True
+        return await self._place_stop(action, now, context)
+
+    async def _place_stop(self, action: PlaceStop, now: datetime, context: Context) -> bool:
+        try:
+            answer = await self.send(
+                Purpose.STOP, action.symbol, action.side, action.quantity, now, context,
+                trigger=action.trigger,
+            )  # fmt: skip
+        except OrderRejected as error:
+            log.error("protective_stop_failed", detail=str(error))
+            position = self.book.positions.get(action.symbol)
+            if position is not None:  # no position stays open without its stop
+                await self.send(
+                    Purpose.EXIT, action.symbol, action.side, position.quantity, now, context,
+                    reason=ExitReason.PROTECTION_FAILED,
+                )  # fmt: skip
+            return False
+        if answer is None:
+            return False  # unknown: the next tick finds it working, or places another
+        log.info("protective_stop_placed", why=action.why, trigger=str(action.trigger))
+        return True
+
+    async def _cancel(self, action: CancelOrder, now: datetime) -> None:
+        """Cancel one of ours; one that is already gone is looked up by the next tick."""
+        try:
+            await self._exchange.cancel_conditional_order(action.symbol, action.client_order_id)
+        except OrderRejected as error:  # already filled, expired or cancelled
+            log.info("cancel_not_needed", client_order_id=action.client_order_id, detail=str(error))
+            return
+        order = self.book.working.get(action.client_order_id) or (
+            await self._repository.get_order(action.client_order_id)
+        )
+        if order is not None:
+            await self._repository.save_order(
+                replace(order, status=OrderStatus.CANCELED, updated_at=now)
+            )
+        working = {c: o for c, o in self.book.working.items() if c != action.client_order_id}
+        self.book = replace(self.book, working=working)
+
+    async def send(
+        self,
+        purpose: Purpose,
+        symbol: str,
+        side: OrderSide,
+        quantity: Decimal,
+        now: datetime,
+        context: Context,
+        *,
+        trigger: Decimal | None = None,
+        reason: ExitReason | None = None,
+        plan: EntryPlan | None = None,
+    ) -> Order | None:
+        """Send one order of ours and book the answer; None when the outcome is unknown.
+
+        Raises OrderRejected (recorded) when the exchange refuses it, or when it would add
+        exposure while the governor allows only reducing orders.
+        """
+        request = OrderRequest(
+            self._ids.next(purpose, symbol, now),
+            symbol,
+            side,
+            _KINDS[purpose],
+            quantity,
+            trigger_price=trigger,
+            reduce_only=purpose is not Purpose.ENTRY,
+        )
+        if not self._admits(request):
+            raise OrderRejected(
+                ReasonCode.REDUCING_ONLY, f"{request.client_order_id} adds exposure"
+            )
+        intent = Intent(Order.pending(request, now), now, plan, reason)
+        self.book = self.book.with_intent(intent)
+        try:
+            answer = await self._desk.send(intent, now)
+        except OrderRejected:
+            self.book = self.book.without_intent(intent.client_order_id)
+            raise
+        if answer is None:
+            unknown = replace(intent.order, status=OrderStatus.UNKNOWN, updated_at=now)
+            self.book = self.book.with_intent(replace(intent, order=unknown))
+            self._wake.set()
+            return None
+        fills = await self._answer_fills(answer)
+        booked = answered(self.book, intent, answer, fills, now, context, echo=self._echo)
+        await self.carry_out(booked, now, context)
+        return answer
+
+    async def _answer_fills(self, answer: Order) -> list[Fill]:
+        if answer.filled_quantity <= 0:
+            return []
+        try:
+            return await self._exchange.fetch_fills(answer.symbol, answer.client_order_id)
+        except RetryLater as error:  # booked from the answer; its fees stay unknown
+            log.warning(
+                "fills_read_failed", client_order_id=answer.client_order_id, error=str(error)
+            )
+            return []

@@ -1,0 +1,55 @@
+"""The planner's working copy of the books: mutable, indexed by symbol, O(1) updates.
+
+`Book` is what the keeper publishes (immutable); planning a tick over 200 positions would copy
+it hundreds of times, so the planner edits a `Draft` and freezes it once at the end.
+"""
+
+from __future__ import annotations
+
+from quantum_trader.domain import Order, Position
+from quantum_trader.keeper.book import Book, Intent
+
+
+class Draft:
+    def __init__(self, book: Book) -> None:
+        self.positions: dict[str, Position] = dict(book.positions)
+        self.intents: dict[str, Intent] = dict(book.intents)
+        self.unechoed: dict[str, str] = dict(book.unechoed)
+        self.working: dict[str, Order] = dict(book.working)
+        self._by_symbol: dict[str, dict[str, Intent]] = {}
+        for intent in self.intents.values():
+            self._by_symbol.setdefault(intent.symbol, {})[intent.client_order_id] = intent
+        self._working_by_symbol: dict[str, dict[str, Order]] = {}
+        for order in self.working.values():
+            self._working_by_symbol.setdefault(order.symbol, {})[order.client_order_id] = order
+
+    def intents_for(self, symbol: str) -> list[Intent]:
+        return list(self._by_symbol.get(symbol, {}).values())
+
+    def working_for(self, symbol: str) -> list[Order]:
+        return list(self._working_by_symbol.get(symbol, {}).values())
+
+    def add_working(self, order: Order) -> None:
+        self.working[order.client_order_id] = order
+        self._working_by_symbol.setdefault(order.symbol, {})[order.client_order_id] = order
+
+    def drop_working(self, client_order_id: str) -> None:
+        order = self.working.pop(client_order_id, None)
+        if order is not None:
+            self._working_by_symbol.get(order.symbol, {}).pop(client_order_id, None)
+
+    def put(self, position: Position) -> None:
+        self.positions[position.symbol] = position
+
+    def drop_position(self, symbol: str) -> None:
+        self.positions.pop(symbol, None)
+
+    def drop_intent(self, client_order_id: str) -> None:
+        intent = self.intents.pop(client_order_id, None)
+        if intent is not None:
+            self._by_symbol.get(intent.symbol, {}).pop(client_order_id, None)
+
+    def frozen(self) -> Book:
+        return Book(
+            dict(self.positions), dict(self.intents), dict(self.unechoed), dict(self.working)
+        )

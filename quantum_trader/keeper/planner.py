@@ -1,0 +1,436 @@
+"""One tick of planning (keeper/plan.py says what it does and why). Pure: no I/O, no clock."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from quantum_trader.domain import (
+    ExchangePosition,
+    ExitReason,
+    Fill,
+    Order,
+    OrderKind,
+    OrderStatus,
+    Position,
+    PositionEvent,
+    SnapshotSource,
+)
+from quantum_trader.keeper.book import Book, Intent
+from quantum_trader.keeper.booking import (
+    Execution,
+    TradeDraft,
+    execution_of,
+    grown,
+    opened_position,
+    reduced,
+)
+from quantum_trader.keeper.draft import Draft
+from quantum_trader.keeper.ids import Purpose, is_ours
+from quantum_trader.keeper.manage import manage
+from quantum_trader.keeper.plan import (
+    Context,
+    Note,
+    Observation,
+    Plan,
+    may_have_filled,
+    state_of,
+)
+from quantum_trader.keeper.protect import OrderAction, plan_protection, plan_release
+from quantum_trader.monitor import stops
+
+ZERO = Decimal(0)
+
+
+@dataclass(slots=True)
+class _Outcome:
+    """A settled order of ours with what it did; `intent` is None for a working stop/target."""
+
+    execution: Execution
+    purpose: Purpose
+    intent: Intent | None
+    fills: tuple[Fill, ...]
+
+
+class Planner:
+    def __init__(self, book: Book, observation: Observation, now: datetime, context: Context):
+        self.book = Draft(book)
+        self.observation = observation
+        self.snapshot = observation.snapshot
+        self.now = now
+        self.context = context
+        self.records: list[tuple[Order, tuple[Fill, ...]]] = []
+        self.trades: list[TradeDraft] = []
+        self.events: list[PositionEvent] = []
+        self.actions: list[OrderAction] = []
+        self.notes: list[Note] = []
+        self.consistent: set[str] = set()
+        self.grace = timedelta(seconds=context.keeper.unknown_order_final_s)
+        if self.snapshot.source is SnapshotSource.REST:
+            self.book.unechoed.clear()
+        self.listed: dict[str, list[Order]] = {}
+        for order in self.snapshot.open_conditional_orders:
+            self.listed.setdefault(order.symbol, []).append(order)
+
+    def run(self) -> Plan:
+        self.clear_echoes()
+        self.settle_unfilled()
+        self.settle_gone_working()
+        for symbol in sorted(set(self.book.positions) | set(self.snapshot.positions)):
+            self.reconcile(symbol)
+        self.settle_leftovers()
+        self.manage_and_protect()
+        self.release_orphans()
+        return Plan(
+            self.book.frozen(),
+            tuple(self.records),
+            tuple(self.trades),
+            tuple(self.events),
+            tuple(self.actions),
+            tuple(self.notes),
+        )
+
+    def state(self, order_id: str) -> Order | None:
+        return state_of(order_id, self.snapshot, self.observation.found)
+
+    def record(self, order: Order, fills: tuple[Fill, ...] = ()) -> None:
+        self.records.append((order, fills))
+
+    # -- orders that settle without touching a position -----------------------------------------
+
+    def clear_echoes(self) -> None:
+        echoed = [
+            c
+            for c, state in ((c, self.snapshot.orders.get(c)) for c in self.book.unechoed)
+            if state is not None and state.status.is_final
+        ]
+        for client_order_id in echoed:
+            del self.book.unechoed[client_order_id]
+
+    def settle_unfilled(self) -> None:
+        """Intents that ended with nothing filled, placements found working, and orders the
+        exchange has not known for `unknown_order_final_s`."""
+        for intent in list(self.book.intents.values()):
+            cid = intent.client_order_id
+            state = self.state(cid)
+            if state is None:
+                if cid in self.observation.found and self.observation.found[cid] is None:
+                    self._maybe_never_accepted(intent)
+            elif state.kind.is_conditional and state.status is OrderStatus.OPEN:
+                self.book.drop_intent(cid)
+                self.record(state)
+                self._now_working(intent, state)
+            elif not may_have_filled(state):
+                self.book.drop_intent(cid)
+                self.record(state)
+
+    def _now_working(self, intent: Intent, state: Order) -> None:
+        """A placement whose answer was lost turned out to be working on the exchange."""
+        self.book.add_working(state)
+        position = self.book.positions.get(intent.symbol)
+        if position is None or state.side is not position.side.exit_order_side:
+            return
+        if intent.purpose is Purpose.STOP and state.quantity == position.quantity:
+            self.book.put(replace(position, stop_order_id=state.client_order_id))
+        elif intent.purpose is Purpose.TARGET and position.take_profit_order_id is None:
+            self.book.put(replace(position, take_profit_order_id=state.client_order_id))
+
+    def _maybe_never_accepted(self, intent: Intent) -> None:
+        if self.now - intent.sent_at < self.grace:
+            return
+        pending = intent.order.status is OrderStatus.PENDING
+        status = OrderStatus.REJECTED if pending else OrderStatus.EXPIRED
+        detail = f"not on the exchange {self.grace.total_seconds():.0f} s after it was sent"
+        self.book.drop_intent(intent.client_order_id)
+        self.record(replace(intent.order, status=status, detail=detail, updated_at=self.now))
+        self.notes.append(Note("order_never_accepted", intent.symbol, detail))
+
+    def settle_gone_working(self) -> None:
+        """Working orders of ours that ended without filling, or that the exchange forgot."""
+        listed = {o.client_order_id for o in self.snapshot.open_conditional_orders}
+        for order in list(self.book.working.values()):
+            cid = order.client_order_id
+            if cid in listed:
+                continue
+            state = self.state(cid)
+            if state is not None and state.status.is_final and not may_have_filled(state):
+                self.book.drop_working(cid)
+                self.record(state)
+                self._forget_protection(order.symbol, cid)
+            elif state is None and cid in self.observation.found:
+                detail = "no longer known to the exchange"
+                self.book.drop_working(cid)
+                self.record(replace(order, status=OrderStatus.EXPIRED, detail=detail))
+                self._forget_protection(order.symbol, cid)
+
+    def _forget_protection(self, symbol: str, client_order_id: str) -> None:
+        position = self.book.positions.get(symbol)
+        if position is None:
+            return
+        if position.stop_order_id == client_order_id:
+            position = replace(position, stop_order_id=None)
+        if position.take_profit_order_id == client_order_id:
+            position = replace(position, take_profit_order_id=None)
+        self.book.put(position)
+
+    # -- positions -------------------------------------------------------------------------
+
+    def reconcile(self, symbol: str) -> None:
+        stream = self.snapshot.source is SnapshotSource.STREAM
+        if stream and symbol in self.book.unechoed.values():
+            return  # the stream has not caught up with our own booking yet
+        position = self.book.positions.get(symbol)
+        held = self.snapshot.positions.get(symbol)
+        outcomes = self._filled_outcomes(symbol)
+        if position is not None:
+            exits = [o for o in outcomes if o.purpose is not Purpose.ENTRY]
+            position = self._reduce(position, held, exits)
+        entries = [o for o in outcomes if o.purpose is Purpose.ENTRY]
+        if held is not None and _grows(position, held):
+            position = self._grow(symbol, position, held, entries)
+        if position is None:
+            return
+        position = self._settle_entries(position, entries)
+        self.book.put(position)
+        if held is not None and _same(position, held):
+            self.consistent.add(symbol)
+
+    def _filled_outcomes(self, symbol: str) -> list[_Outcome]:
+        """Our orders on `symbol` that ended with something filled, fills read, oldest first."""
+        outcomes = [
+            self._outcome(i.client_order_id, i.purpose, i) for i in self.book.intents_for(symbol)
+        ]
+        for order in self.book.working_for(symbol):
+            purpose = Purpose.STOP if order.kind is OrderKind.STOP_MARKET else Purpose.TARGET
+            outcomes.append(self._outcome(order.client_order_id, purpose, None))
+        found = [o for o in outcomes if o is not None]
+        return sorted(found, key=lambda o: o.execution.order.updated_at or self.now)
+
+    def _outcome(self, order_id: str, purpose: Purpose, intent: Intent | None) -> _Outcome | None:
+        state = self.state(order_id)
+        if state is None or not state.status.is_final or not may_have_filled(state):
+            return None
+        if order_id not in self.observation.fills:
+            return None  # its fills could not be read: settle it on a later tick
+        fills = tuple(self.observation.fills[order_id])
+        return _Outcome(execution_of(state, fills), purpose, intent, fills)
+
+    def _consume(self, outcome: _Outcome) -> None:
+        """Settle an outcome the books now reflect."""
+        order = outcome.execution.order
+        self.record(order, outcome.fills)
+        if outcome.intent is not None:
+            self.book.drop_intent(outcome.intent.client_order_id)
+        else:
+            self.book.drop_working(order.client_order_id)
+            self._forget_protection(order.symbol, order.client_order_id)
+
+    def _reduce(
+        self, position: Position, held: ExchangePosition | None, exits: list[_Outcome]
+    ) -> Position | None:
+        """Book what the exchange took off the position; None once it is closed."""
+        target = held.quantity if held is not None and held.side is position.side else ZERO
+        for outcome in exits:
+            if position.quantity <= target:
+                break
+            self._consume(outcome)
+            position = self.book.positions.get(position.symbol, position)
+            booked = self._book_exit(position, outcome, position.quantity - target)
+            if booked is None:
+                return None
+            position = booked
+            self.book.put(position)
+        if position.quantity <= target:
+            return position
+        if self.book.intents_for(position.symbol):
+            detail = (
+                f"exchange holds {target}, ledger {position.quantity}: "
+                "an order of ours is unsettled"
+            )
+            self.notes.append(Note("reduction_awaits_orders", position.symbol, detail))
+            return position
+        return self._external_exit(position, target)
+
+    def _book_exit(
+        self, position: Position, outcome: _Outcome, at_most: Decimal
+    ) -> Position | None:
+        execution = outcome.execution
+        price = execution.price or self.observation.marks.get(position.symbol)
+        booked = reduced(
+            position,
+            min(execution.quantity, at_most),
+            price or position.stop_price,
+            execution.fee_usdt,
+            self._exit_reason(position, execution.order, outcome.intent),
+            self.now,
+        )
+        if isinstance(booked, TradeDraft):
+            self._closed(booked)
+            return None
+        return booked
+
+    def _external_exit(self, position: Position, target: Decimal) -> Position | None:
+        mark = self.observation.marks.get(position.symbol)
+        price = mark or position.stop_price
+        detail = (
+            f"{position.side} {position.quantity - target} gone from the exchange with no order "
+            f"of ours to explain it; booked at {'the mark' if mark else 'the stop'} {price}"
+        )
+        self.notes.append(Note("position_closed_externally", position.symbol, detail, True))
+        quantity = position.quantity - target
+        booked = reduced(position, quantity, price, ZERO, ExitReason.MANUAL, self.now)
+        if isinstance(booked, TradeDraft):
+            self._closed(booked)
+            return None
+        return booked
+
+    def _closed(self, draft: TradeDraft) -> None:
+        self.trades.append(draft)
+        self.book.drop_position(draft.position.symbol)
+
+    def _grow(
+        self,
+        symbol: str,
+        position: Position | None,
+        held: ExchangePosition,
+        entries: list[_Outcome],
+    ) -> Position:
+        if position is not None:
+            detail = f"{position.quantity} → {held.quantity}"
+            self.notes.append(Note("position_grown", symbol, detail, error=not entries))
+            return grown(position, held, ZERO)
+        entry = self._latest_entry(symbol, entries)
+        stop, target = self._ours_on_exchange(held)
+        adopted = opened_position(
+            held,
+            entry.plan if entry is not None else None,
+            entry.client_order_id if entry is not None else None,
+            entry.sent_at if entry is not None else self.now,
+            ZERO,
+            self.context.keeper,
+            stop,
+            target,
+        )
+        for order in (stop, target):
+            if order is not None:
+                self.book.add_working(order)
+        adopted = self._rounded(adopted)
+        how = "our stop on the exchange" if stop else "its entry's plan" if entry else "default"
+        detail = f"{held.side} {held.quantity} @ {held.entry_price}, stop {adopted.stop_price}"
+        event = "position_opened" if entry is not None else "position_adopted"
+        self.notes.append(Note(event, symbol, f"{detail} ({how})", error=entry is None))
+        return adopted
+
+    def _latest_entry(self, symbol: str, entries: list[_Outcome]) -> Intent | None:
+        candidates = [o.intent for o in entries if o.intent is not None]
+        candidates += [i for i in self.book.intents_for(symbol) if i.purpose is Purpose.ENTRY]
+        with_plan = [i for i in candidates if i.plan is not None]
+        return max(with_plan, key=lambda i: i.sent_at, default=None)
+
+    def _settle_entries(self, position: Position, entries: list[_Outcome]) -> Position:
+        """Entries the position reflects: record them and add their fees."""
+        for outcome in entries:
+            plan = outcome.intent.plan if outcome.intent is not None else None
+            if plan is None or plan.side is not position.side:
+                continue
+            self._consume(outcome)
+            position = replace(position, fees_usdt=position.fees_usdt + outcome.execution.fee_usdt)
+        return position
+
+    def settle_leftovers(self) -> None:
+        """Filled orders the exchange position never reflected within the grace period, and
+        stops or targets that filled with no position left to reduce: record them (their
+        quantity was booked from whatever the exchange position showed)."""
+        for order in list(self.book.working.values()):
+            if order.symbol in self.book.positions:
+                continue
+            purpose = Purpose.STOP if order.kind is OrderKind.STOP_MARKET else Purpose.TARGET
+            outcome = self._outcome(order.client_order_id, purpose, None)
+            if outcome is not None:
+                self._consume(outcome)
+                detail = f"{order.client_order_id} filled with no position of ours left"
+                self.notes.append(Note("order_settled_unreflected", order.symbol, detail, True))
+        for intent in list(self.book.intents.values()):
+            outcome = self._outcome(intent.client_order_id, intent.purpose, intent)
+            updated = outcome.execution.order.updated_at if outcome else None
+            if outcome is None or updated is None or self.now - updated < self.grace:
+                continue
+            self._consume(outcome)
+            detail = f"{intent.purpose.name} {intent.client_order_id} filled but not reflected"
+            self.notes.append(Note("order_settled_unreflected", intent.symbol, detail, True))
+
+    def _ours_on_exchange(self, held: ExchangePosition) -> tuple[Order | None, Order | None]:
+        mine = [
+            o
+            for o in self.listed.get(held.symbol, ())
+            if o.side is held.side.exit_order_side and is_ours(o.client_order_id) and o.reduce_only
+        ]
+        stop = next((o for o in mine if o.kind is OrderKind.STOP_MARKET), None)
+        target = next((o for o in mine if o.kind is OrderKind.TAKE_PROFIT_MARKET), None)
+        return stop, target
+
+    def _rounded(self, position: Position) -> Position:
+        rules = self.context.rules.get(position.symbol)
+        if rules is None:
+            return position
+        return replace(
+            position,
+            stop_price=rules.round_price(position.stop_price),
+            initial_stop_price=rules.round_price(position.initial_stop_price),
+            take_profit_price=rules.round_price(position.take_profit_price),
+        )
+
+    def _exit_reason(self, position: Position, order: Order, intent: Intent | None) -> ExitReason:
+        if intent is not None and intent.reason is not None:
+            return intent.reason
+        if order.kind is OrderKind.TAKE_PROFIT_MARKET:
+            return ExitReason.TP_HIT
+        if order.kind is OrderKind.STOP_MARKET:
+            level = stops.break_even_level(position, self.context.monitor)
+            return stops.stop_exit_reason(position, level)
+        return ExitReason.MANUAL
+
+    # -- manage and protect ----------------------------------------------------------------
+
+    def manage_and_protect(self) -> None:
+        for symbol in sorted(self.consistent):
+            position = self.book.positions.get(symbol)
+            if position is None:
+                continue
+            if any(i.purpose is Purpose.EXIT for i in self.book.intents_for(symbol)):
+                continue  # an exit of ours is in flight: a later tick books it
+            position, actions, events = manage(
+                position, self.observation.marks.get(symbol), self.now, self.context
+            )
+            self.book.put(position)
+            self.events += events
+            if actions:
+                self.actions += actions
+                continue
+            rules = self.context.rules.get(symbol)
+            self.actions += plan_protection(
+                position,
+                self.listed.get(symbol, []),
+                self.now,
+                self.context.monitor,
+                tick_size=rules.tick_size if rules else None,
+            )
+
+    def release_orphans(self) -> None:
+        """Cancel our conditional orders on symbols with no position and no unsettled order."""
+        busy = set(self.book.positions) | {i.symbol for i in self.book.intents.values()}
+        for symbol in sorted(self.listed.keys() - busy):
+            self.actions += plan_release(symbol, self.listed[symbol])
+
+
+def _grows(position: Position | None, held: ExchangePosition) -> bool:
+    """The exchange holds more on the position's side (a side flip waits for the old side's
+    booking)."""
+    if position is None:
+        return True
+    return held.side is position.side and held.quantity > position.quantity
+
+
+def _same(position: Position, held: ExchangePosition) -> bool:
+    return held.side is position.side and held.quantity == position.quantity

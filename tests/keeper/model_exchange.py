@@ -1,0 +1,220 @@
+"""A small exchange behind the Exchange port, with the faults the keeper must survive.
+
+One-way positions, market orders that fill at the mark at once, reduce-only STOP_MARKET /
+TAKE_PROFIT_MARKET orders that rest until the mark crosses them. Faults, armed by the test:
+an answer lost after the order was executed (`lose_next`), a request lost before it arrived
+(`drop_next`), a market order that executes only half and ends EXPIRED (`half_next`), a
+rejection (`reject_next`), and read outages until a given time (`reads_down_until`: every
+read raises RetryLater, as Binance's REST does when it is unreachable). It keeps a log of
+every order request it received, so a test can count entries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from decimal import Decimal
+
+from quantum_trader.domain import (
+    ZERO,
+    Balance,
+    ExchangePosition,
+    Fill,
+    MarketRules,
+    Order,
+    OrderKind,
+    OrderRequest,
+    OrderSide,
+    OrderStatus,
+    ReasonCode,
+    Side,
+)
+from quantum_trader.errors import OrderRejected, OrderStateUnknown, RetryLater
+
+FEE = Decimal("0.0004")
+
+
+@dataclass
+class ModelExchange:
+    rules: Mapping[str, MarketRules]
+    marks: dict[str, Decimal]
+    now: datetime
+    held: dict[str, tuple[Side, Decimal, Decimal]] = field(default_factory=dict)
+    orders: dict[str, Order] = field(default_factory=dict)
+    fills: dict[str, list[Fill]] = field(default_factory=dict)
+    received: list[OrderRequest] = field(default_factory=list)
+    lose_next: bool = False
+    drop_next: bool = False
+    half_next: bool = False
+    reject_next: bool = False
+    reads_down_until: datetime | None = None
+    sequence: int = 0
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    def _read(self) -> None:
+        if self.reads_down_until is not None and self.now < self.reads_down_until:
+            raise RetryLater("read outage (loopback model)")
+
+    async def load_markets(self) -> Mapping[str, MarketRules]:
+        return self.rules
+
+    async def fetch_mark_prices(self, symbols: Sequence[str]) -> dict[str, Decimal]:
+        self._read()
+        return {s: self.marks[s] for s in symbols}
+
+    async def fetch_balance(self) -> Balance:
+        self._read()
+        return Balance(Decimal(10_000), Decimal(10_000), ZERO)
+
+    async def fetch_positions(self) -> list[ExchangePosition]:
+        self._read()
+        return [
+            ExchangePosition(symbol, side, quantity, entry, 3)
+            for symbol, (side, quantity, entry) in sorted(self.held.items())
+        ]
+
+    async def fetch_order(self, symbol: str, client_order_id: str) -> Order | None:
+        self._read()
+        return self.orders.get(client_order_id)
+
+    async def fetch_open_conditional_orders(self, symbol: str | None = None) -> list[Order]:
+        self._read()
+        return [
+            o
+            for o in self.orders.values()
+            if o.kind.is_conditional
+            and o.status is OrderStatus.OPEN
+            and symbol in (None, o.symbol)
+        ]
+
+    async def fetch_fills(self, symbol: str, client_order_id: str) -> list[Fill]:
+        self._read()
+        return list(self.fills.get(client_order_id, []))
+
+    async def fetch_funding_paid(self, symbol: str, since: datetime) -> Decimal:
+        return ZERO
+
+    async def set_leverage(self, symbol: str, leverage: int) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    # -- orders ---------------------------------------------------------------------------------
+
+    async def place_order(self, request: OrderRequest) -> Order:
+        self.received.append(request)
+        if self.reject_next:
+            self.reject_next = False
+            raise OrderRejected(ReasonCode.ORDER_REJECTED, "model: rejected")
+        if self.drop_next:
+            self.drop_next = False
+            raise OrderStateUnknown(request.client_order_id, "model: the request was lost")
+        order = self._accept(request)
+        if self.lose_next:
+            self.lose_next = False
+            raise OrderStateUnknown(request.client_order_id, "model: the answer was lost")
+        return order
+
+    def _accept(self, request: OrderRequest) -> Order:
+        order = Order.pending(request, self.now)
+        if request.kind.is_conditional:
+            order = replace(order, status=OrderStatus.OPEN, exchange_order_id=self._id())
+            self.orders[request.client_order_id] = order
+            return order
+        quantity = request.quantity
+        status = OrderStatus.FILLED
+        if self.half_next:
+            self.half_next = False
+            quantity = self.rules[request.symbol].round_quantity_down(quantity / 2)
+            status = OrderStatus.EXPIRED
+        if request.reduce_only:
+            quantity = min(quantity, self._held_quantity(request.symbol, request.side))
+            if quantity <= 0:
+                raise OrderRejected(ReasonCode.ORDER_REJECTED, "model: reduce-only rejected")
+        order = self._execute(order, quantity, self.marks[request.symbol], status)
+        self.orders[request.client_order_id] = order
+        return order
+
+    def _held_quantity(self, symbol: str, closing_side: OrderSide) -> Decimal:
+        side, quantity, _ = self.held.get(symbol, (Side.LONG, ZERO, ZERO))
+        return quantity if side.exit_order_side is closing_side else ZERO
+
+    def _execute(
+        self, order: Order, quantity: Decimal, price: Decimal, status: OrderStatus
+    ) -> Order:
+        fee = quantity * price * FEE
+        if quantity > 0:
+            self._apply(order.symbol, order.side, quantity, price)
+            fill = Fill(
+                self._id(), order.client_order_id, order.symbol, order.side, quantity, price, fee,
+                self.now,
+            )  # fmt: skip
+            self.fills.setdefault(order.client_order_id, []).append(fill)
+        return replace(
+            order,
+            status=status,
+            exchange_order_id=order.exchange_order_id or self._id(),
+            filled_quantity=quantity,
+            average_price=price if quantity > 0 else None,
+            fee_usdt=fee,
+            updated_at=self.now,
+        )
+
+    def _apply(self, symbol: str, side: OrderSide, quantity: Decimal, price: Decimal) -> None:
+        signed = quantity if side is OrderSide.BUY else -quantity
+        held_side, held_quantity, entry = self.held.get(symbol, (Side.LONG, ZERO, ZERO))
+        current = held_quantity * held_side.sign
+        after = current + signed
+        if after == 0:
+            self.held.pop(symbol, None)
+            return
+        new_side = Side.LONG if after > 0 else Side.SHORT
+        if current == 0 or (current > 0) != (after > 0):
+            entry = price
+        elif abs(after) > abs(current):
+            entry = (entry * abs(current) + price * quantity) / abs(after)
+        self.held[symbol] = (new_side, abs(after), entry)
+
+    async def cancel_conditional_order(self, symbol: str, client_order_id: str) -> None:
+        order = self.orders.get(client_order_id)
+        if order is None or order.status is not OrderStatus.OPEN:
+            raise OrderRejected(ReasonCode.ORDER_REJECTED, "model: unknown order")
+        self.orders[client_order_id] = replace(
+            order, status=OrderStatus.CANCELED, updated_at=self.now
+        )
+
+    # -- the market and people ------------------------------------------------------------------
+
+    def move(self, symbol: str, price: Decimal) -> None:
+        """Set the mark; conditional orders it crosses fire at their trigger (reduce-only)."""
+        self.marks[symbol] = price
+        for order in list(self.orders.values()):
+            if order.symbol != symbol or order.status is not OrderStatus.OPEN:
+                continue
+            if not order.kind.is_conditional or not _crossed(order, price):
+                continue
+            assert order.trigger_price is not None
+            quantity = min(order.quantity, self._held_quantity(symbol, order.side))
+            status = OrderStatus.FILLED if quantity > 0 else OrderStatus.EXPIRED
+            self.orders[order.client_order_id] = self._execute(
+                order, quantity, order.trigger_price, status
+            )
+
+    def by_hand(self, symbol: str, side: OrderSide, quantity: Decimal) -> None:
+        """A person trades on the account (never through our client ids)."""
+        self._apply(symbol, side, quantity, self.marks[symbol])
+
+    def _id(self) -> str:
+        self.sequence += 1
+        return str(self.sequence)
+
+
+def _crossed(order: Order, price: Decimal) -> bool:
+    assert order.trigger_price is not None
+    sells = order.side is OrderSide.SELL
+    if order.kind is OrderKind.STOP_MARKET:
+        return price <= order.trigger_price if sells else price >= order.trigger_price
+    return price >= order.trigger_price if sells else price <= order.trigger_price
