@@ -156,10 +156,13 @@ class Carrier:
             await self._cancel(action, now)
             return True
         if isinstance(action, SendExit):
-            await self.send(
-                Purpose.EXIT, action.symbol, action.side, action.quantity, now, context,
-                reason=action.reason,
-            )  # fmt: skip
+            try:
+                await self.send(
+                    Purpose.EXIT, action.symbol, action.side, action.quantity, now, context,
+                    reason=action.reason,
+                )  # fmt: skip
+            except OrderRejected as error:  # its stop still protects; the next tick tries again
+                log.error("exit_rejected", reason=action.reason, error=str(error))
             return True
         if isinstance(action, PlaceTarget):
             try:
@@ -181,7 +184,8 @@ class Carrier:
         except OrderRejected as error:
             log.error("protective_stop_failed", detail=str(error))
             position = self.book.positions.get(action.symbol)
-            if position is not None:  # no position stays open without its stop
+            exiting = any(i.purpose is Purpose.EXIT for i in self.book.intents_for(action.symbol))
+            if position is not None and not exiting:  # no position stays open without a stop
                 await self.send(
                     Purpose.EXIT, action.symbol, action.side, position.quantity, now, context,
                     reason=ExitReason.PROTECTION_FAILED,
@@ -252,6 +256,11 @@ class Carrier:
             self.book = self.book.with_intent(replace(intent, order=unknown))
             self._wake.set()
             return None
+        if is_unsettled(answer):  # a market order still filling: the ticks settle it
+            await self._repository.save_order(answer)
+            self.book = self.book.with_intent(replace(intent, order=answer))
+            self._wake.set()
+            return answer
         fills = await self._answer_fills(answer)
         booked = answered(self.book, intent, answer, fills, now, context, echo=self._echo)
         await self.carry_out(booked, now, context)

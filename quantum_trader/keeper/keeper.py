@@ -46,7 +46,7 @@ from quantum_trader.keeper.plan import (
     orders_to_read_fills,
     plan,
 )
-from quantum_trader.keeper.protect import CancelOrder
+from quantum_trader.keeper.protect import CancelOrder, stop_trigger
 from quantum_trader.keeper.settings import KeeperSettings
 from quantum_trader.log import bound_context, get_logger
 from quantum_trader.monitor.settings import MonitorSettings
@@ -273,9 +273,10 @@ class PositionKeeper:
         async with self._lock:
             symbol = sized.symbol
             book = self._carrier.book
-            if symbol in book.positions or symbol in blocked(book):
-                why = blocked(book).get(symbol, "a position is open")
-                raise OrderRejected(ReasonCode.ORDER_UNSETTLED, f"{symbol}: {why}")
+            if symbol in book.positions:
+                raise OrderRejected(ReasonCode.POSITION_ALREADY_OPEN, symbol)
+            if symbol in blocked(book):
+                raise OrderRejected(ReasonCode.ORDER_UNSETTLED, blocked(book)[symbol])
             await self._exchange.set_leverage(symbol, sized.leverage)
             answer = await self._carrier.send(
                 Purpose.ENTRY,
@@ -286,11 +287,31 @@ class PositionKeeper:
                 self._context(advance=False),
                 plan=EntryPlan.of(sized),
             )
-            if answer is None:
+            if answer is None or is_unsettled(answer):
+                await self._protect_blind(sized, now)
                 await self._reconcile_now(now)
                 position = self._carrier.book.positions.get(symbol)
                 return EntryResult(position, "outcome unknown", unknown=True)
             return EntryResult(self._carrier.book.positions.get(symbol), str(answer.status))
+
+    async def _protect_blind(self, sized: SizedOrder, now: datetime) -> None:
+        """After an entry whose outcome is unknown, place its reduce-only stop at once: if the
+        entry filled, it is protected even while the exchange cannot be read; if not, the stop
+        can close nothing and is cancelled once the entry is settled."""
+        rules = self._rules.get(sized.symbol)
+        tick = rules.tick_size if rules else None
+        try:
+            await self._carrier.send(
+                Purpose.STOP,
+                sized.symbol,
+                sized.side.exit_order_side,
+                sized.quantity,
+                now,
+                self._context(advance=False),
+                trigger=stop_trigger(sized.side, sized.stop_price, tick),
+            )
+        except (OrderRejected, RetryLater) as error:
+            log.warning("blind_stop_failed", symbol=sized.symbol, error=str(error))
 
     async def _reconcile_now(self, now: datetime) -> None:
         try:

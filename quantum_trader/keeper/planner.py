@@ -398,16 +398,16 @@ class Planner:
             position = self.book.positions.get(symbol)
             if position is None:
                 continue
-            if any(i.purpose is Purpose.EXIT for i in self.book.intents_for(symbol)):
-                continue  # an exit of ours is in flight: a later tick books it
-            position, actions, events = manage(
-                position, self.observation.marks.get(symbol), self.now, self.context
-            )
-            self.book.put(position)
-            self.events += events
-            if actions:
-                self.actions += actions
-                continue
+            exiting = any(i.purpose is Purpose.EXIT for i in self.book.intents_for(symbol))
+            if not exiting:  # else an exit of ours is in flight: a later tick books it
+                position, actions, events = manage(
+                    position, self.observation.marks.get(symbol), self.now, self.context
+                )
+                self.book.put(position)
+                self.events += events
+                if actions:
+                    self.actions += actions
+                    continue
             rules = self.context.rules.get(symbol)
             self.actions += plan_protection(
                 position,

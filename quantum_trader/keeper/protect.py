@@ -155,10 +155,15 @@ def _protects(order: Order, position: Position) -> bool:
 
 def exchange_trigger(position: Position, tick_size: Decimal | None = None) -> Decimal:
     """The managed stop as the exchange gets it: rounded to the tick in the position's favour."""
+    return stop_trigger(position.side, position.stop_price, tick_size)
+
+
+def stop_trigger(side: Side, stop_price: Decimal, tick_size: Decimal | None) -> Decimal:
+    """`stop_price` rounded to the tick in the favour of a position on `side` (tighter)."""
     if tick_size is None or tick_size <= 0:
-        return position.stop_price
-    rounding = ROUND_CEILING if position.side is Side.LONG else ROUND_FLOOR
-    return (position.stop_price / tick_size).to_integral_value(rounding) * tick_size
+        return stop_price
+    rounding = ROUND_CEILING if side is Side.LONG else ROUND_FLOOR
+    return (stop_price / tick_size).to_integral_value(rounding) * tick_size
 
 
 def plan_release(symbol: str, open_conditional_orders: Sequence[Order]) -> list[CancelOrder]:

@@ -84,9 +84,7 @@ class ModelExchange:
         return [
             o
             for o in self.orders.values()
-            if o.kind.is_conditional
-            and o.status is OrderStatus.OPEN
-            and symbol in (None, o.symbol)
+            if o.kind.is_conditional and o.status is OrderStatus.OPEN and symbol in (None, o.symbol)
         ]
 
     async def fetch_fills(self, symbol: str, client_order_id: str) -> list[Fill]:

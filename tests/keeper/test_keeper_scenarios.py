@@ -1,0 +1,119 @@
+"""Named cases from issue 10 on the model exchange, with the keeper ticking every 5 s.
+
+The same cases run end to end against the loopback Binance stand-in in tests/campaign; here
+they run in milliseconds and show each step.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from model_exchange import ModelExchange
+from test_keeper_properties import SYMBOLS, TICK, Harness, sized
+
+from quantum_trader.domain import OrderKind, OrderStatus, ReasonCode, Side
+from quantum_trader.errors import OrderRejected
+from quantum_trader.keeper.ids import Purpose, is_ours, purpose_of
+
+BTC = SYMBOLS[0]
+
+
+def ours(exchange: ModelExchange, purpose: Purpose) -> list[str]:
+    return [
+        r.client_order_id for r in exchange.received if purpose_of(r.client_order_id) is purpose
+    ]
+
+
+def open_stops(exchange: ModelExchange, symbol: str) -> list[tuple[Decimal, Decimal | None]]:
+    return [
+        (o.quantity, o.trigger_price)
+        for o in exchange.orders.values()
+        if o.symbol == symbol
+        and o.kind is OrderKind.STOP_MARKET
+        and o.status is OrderStatus.OPEN
+        and is_ours(o.client_order_id)
+    ]
+
+
+async def test_a_lost_entry_answer_then_a_20_s_read_outage_enters_once_and_stays_protected() -> (
+    None
+):
+    harness = await Harness.start()
+    exchange = harness.exchange
+    order = sized(BTC, Side.LONG, exchange.marks[BTC])
+    exchange.lose_next = True  # the entry executes; its answer is lost
+    exchange.reads_down_until = harness.now + timedelta(seconds=20)
+
+    result = await harness.keeper.enter(order, harness.now)
+
+    assert result.unknown
+    assert BTC in harness.keeper.view().blocked
+    assert open_stops(exchange, BTC) == [(order.quantity, order.stop_price)]  # placed blind
+    for _ in range(8):  # the executor keeps trying every tick; the monitor keeps ticking
+        with pytest.raises(OrderRejected) as refused:
+            await harness.keeper.enter(order, harness.now)
+        expected = (ReasonCode.ORDER_UNSETTLED, ReasonCode.POSITION_ALREADY_OPEN)
+        assert refused.value.reason in expected
+        await harness.tick()
+    assert len(ours(exchange, Purpose.ENTRY)) == 1
+    assert exchange.held[BTC][:2] == (Side.LONG, order.quantity)
+    position = harness.keeper.positions[BTC]
+    assert (position.quantity, position.stop_price) == (order.quantity, order.stop_price)
+    assert open_stops(exchange, BTC) == [(order.quantity, order.stop_price)]
+    assert harness.keeper.view().blocked == {}
+    [entry] = [o for o in await harness.repository.orders() if "-e-" in o.client_order_id]
+    assert entry.status is OrderStatus.FILLED
+    assert entry.filled_quantity == order.quantity
+
+
+async def test_a_market_entry_expired_with_half_executed_is_booked_and_protected() -> None:
+    harness = await Harness.start()
+    exchange = harness.exchange
+    order = sized(BTC, Side.SHORT, exchange.marks[BTC])
+    exchange.half_next = True
+
+    result = await harness.keeper.enter(order, harness.now)
+
+    half = (order.quantity / 2).quantize(Decimal("0.001"), rounding="ROUND_DOWN")
+    assert result.position is not None
+    assert result.position.quantity == half
+    assert open_stops(exchange, BTC) == [(half, order.stop_price)]
+    await harness.tick()
+    assert harness.keeper.positions[BTC].quantity == exchange.held[BTC][1] == half
+    [entry] = [o for o in await harness.repository.orders() if "-e-" in o.client_order_id]
+    assert (entry.status, entry.filled_quantity) == (OrderStatus.EXPIRED, half)
+
+
+async def test_a_stop_placement_whose_answer_is_lost_is_found_working_not_duplicated() -> None:
+    harness = await Harness.start()
+    exchange = harness.exchange
+    order = sized(BTC, Side.LONG, exchange.marks[BTC])
+    await harness.keeper.enter(order, harness.now)
+    stop_id = harness.keeper.positions[BTC].stop_order_id
+    assert stop_id is not None
+    await exchange.cancel_conditional_order(BTC, stop_id)  # a person cancels it
+    exchange.lose_next = True  # the replacement is placed but its answer is lost
+    await harness.tick()
+    await harness.tick()
+    assert len(open_stops(exchange, BTC)) == 1
+    assert harness.keeper.positions[BTC].stop_order_id in exchange.orders
+
+
+async def test_an_entry_request_that_never_arrived_unblocks_after_the_grace_period() -> None:
+    harness = await Harness.start()
+    exchange = harness.exchange
+    order = sized(BTC, Side.LONG, exchange.marks[BTC])
+    exchange.drop_next = True
+    result = await harness.keeper.enter(order, harness.now)
+    assert result.unknown
+    assert BTC not in exchange.held
+    for _ in range(7):
+        await harness.tick()
+    assert harness.keeper.view().blocked == {}
+    assert open_stops(exchange, BTC) == []  # the blind stop, with nothing to protect, is gone
+    [entry] = [o for o in await harness.repository.orders() if "-e-" in o.client_order_id]
+    assert entry.status is OrderStatus.EXPIRED
+    await harness.keeper.enter(order, harness.now + TICK)  # now it may try again
+    assert len(ours(exchange, Purpose.ENTRY)) == 2
