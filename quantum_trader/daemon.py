@@ -24,7 +24,7 @@ from quantum_trader.app import Runtime, open_runtime, save_replay_time
 from quantum_trader.clock import LiveClock, SimulatedClock
 from quantum_trader.config import Settings
 from quantum_trader.domain import EquitySnapshot
-from quantum_trader.errors import QuantumTraderError
+from quantum_trader.errors import OperatorActionRequired, QuantumTraderError, RetryLater
 from quantum_trader.log import get_logger
 from quantum_trader.ops.health import HealthSample
 from quantum_trader.portfolio.analytics import portfolio_report
@@ -32,6 +32,7 @@ from quantum_trader.ports import Clock
 
 log = get_logger("daemon")
 Step = Callable[[datetime], Awaitable[None]]
+OperatorFn = Callable[[datetime, OperatorActionRequired], Awaitable[None]]
 HEARTBEAT_FILE = "heartbeat"
 ANALYTICS_FILE = "portfolio_analytics.json"
 
@@ -60,16 +61,30 @@ async def _run_loops(runtime: Runtime, stopping: asyncio.Event) -> None:
     async def heartbeat(now: datetime) -> None:
         await _heartbeat(runtime, now, stats, stopping)
 
+    async def operator_required(now: datetime, error: OperatorActionRequired) -> None:
+        await runtime.core.governor.require_operator(now, str(error))
+
+    keeper = runtime.core.keeper
     loops = (
-        ("executor", s.executor.interval_s, clock, lambda now: _cycle(runtime, now)),
-        ("monitor", s.monitor.interval_s, clock, lambda now: _monitor_tick(runtime, now)),
+        ("executor", s.executor.interval_s, clock, lambda now: _cycle(runtime, now), None),
+        # The keeper also ticks at once when it asks to (an order's outcome is unknown).
+        (
+            "monitor",
+            s.monitor.interval_s,
+            clock,
+            lambda now: _monitor_tick(runtime, now),
+            keeper.wake,
+        ),
         # Liveness and health are about the process, so the heartbeat keeps real time.
-        ("heartbeat", s.executor.heartbeat_interval_s, LiveClock(), heartbeat),
+        ("heartbeat", s.executor.heartbeat_interval_s, LiveClock(), heartbeat, None),
     )
     async with asyncio.TaskGroup() as group:
         tasks = [
-            group.create_task(periodic(name, every, ticks, stopping, step, stats), name=name)
-            for name, every, ticks, step in loops
+            group.create_task(
+                periodic(name, every, ticks, stopping, step, stats, wake, operator_required),
+                name=name,
+            )
+            for name, every, ticks, step, wake in loops
         ]
         await stopping.wait()
         log.info("shutdown_requested", grace_s=s.executor.shutdown_grace_s)
@@ -188,43 +203,85 @@ async def periodic(
     stopping: asyncio.Event,
     step: Step,
     stats: LoopStats | None = None,
+    wake: asyncio.Event | None = None,
+    on_operator_required: OperatorFn | None = None,
 ) -> None:
-    """Call `step(now)` every `interval_s` of the clock until `stopping` is set.
+    """Call `step(now)` every `interval_s` of the clock until `stopping` is set, and at once
+    whenever `wake` is set.
 
-    An exception in a step is logged with context and the loop goes on. A step that overruns
-    its interval logs a warning and the next one starts on the next tick: no pile-up.
+    Errors are handled by what they ask for: RetryLater is a warning and the next step tries
+    again; OperatorActionRequired goes to `on_operator_required` (the governor halts new
+    entries until an operator resets, and `status` says why); anything else is logged with
+    its traceback and the loop goes on. A step that overruns its interval logs a warning and
+    the next one starts on the next tick: no pile-up.
     """
     interval = timedelta(seconds=interval_s)
     deadline = clock.now()
     counts = stats or LoopStats()
     while not stopping.is_set():
         counts.steps += 1
-        try:
-            await step(clock.now())
-        except Exception:
-            counts.failed += 1
-            log.exception("loop_step_failed", loop=name)
-        deadline += interval
-        now = clock.now()
-        if now > deadline:
-            missed = (now - deadline) // interval + 1
-            counts.overruns += 1
-            log.warning("loop_overrun", loop=name, skipped_ticks=missed)
-            deadline += missed * interval
-        if await sleep_or_stop(clock, deadline, stopping):
+        started = clock.now()
+        await _run_step(name, clock, step, counts, on_operator_required)
+        if started >= deadline:  # a scheduled step (not one a wake-up asked for)
+            deadline = _next_deadline(name, deadline, interval, clock.now(), counts)
+        if wake is not None and wake.is_set():
+            # Asked to go again at once: no faster than a fifth of the interval.
+            if await sleep_or_stop(clock, min(deadline, started + interval / 5), stopping):
+                return
+            continue
+        if await sleep_or_stop(clock, deadline, stopping, wake):
             return
 
 
-async def sleep_or_stop(clock: Clock, deadline: datetime, stopping: asyncio.Event) -> bool:
-    """Sleep until `deadline` unless `stopping` is set first; return whether it is set."""
+def _next_deadline(
+    name: str, deadline: datetime, interval: timedelta, now: datetime, counts: LoopStats
+) -> datetime:
+    deadline += interval
+    if now > deadline:
+        missed = (now - deadline) // interval + 1
+        counts.overruns += 1
+        log.warning("loop_overrun", loop=name, skipped_ticks=missed)
+        deadline += missed * interval
+    return deadline
+
+
+async def _run_step(
+    name: str,
+    clock: Clock,
+    step: Step,
+    counts: LoopStats,
+    on_operator_required: OperatorFn | None,
+) -> None:
+    try:
+        await step(clock.now())
+    except RetryLater as error:
+        counts.failed += 1
+        log.warning("loop_step_deferred", loop=name, error=str(error))
+    except OperatorActionRequired as error:
+        counts.failed += 1
+        log.error("operator_action_required", loop=name, error=str(error))
+        if on_operator_required is not None:
+            await on_operator_required(clock.now(), error)
+    except Exception:
+        counts.failed += 1
+        log.exception("loop_step_failed", loop=name)
+
+
+async def sleep_or_stop(
+    clock: Clock, deadline: datetime, stopping: asyncio.Event, wake: asyncio.Event | None = None
+) -> bool:
+    """Sleep until `deadline` unless `stopping` (or `wake`) is set first; return whether
+    `stopping` is set."""
     if stopping.is_set():
         return True
-    sleeper = asyncio.ensure_future(clock.sleep_until(deadline))
-    waiter = asyncio.ensure_future(stopping.wait())
+    waits = [clock.sleep_until(deadline), stopping.wait()]
+    if wake is not None:
+        waits.append(wake.wait())
+    tasks = [asyncio.ensure_future(w) for w in waits]
     try:
-        await asyncio.wait({sleeper, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for task in (sleeper, waiter):
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(sleeper, waiter, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
     return stopping.is_set()

@@ -58,6 +58,8 @@ class Breaker(StrEnum):
     VOLATILITY_SPIKE = "VOLATILITY_SPIKE"
     CORRELATION_SPIKE = "CORRELATION_SPIKE"
     HEALTH_CRITICAL = "HEALTH_CRITICAL"
+    # the exchange refused what only a person can fix (API key, account mode); ends by reset
+    OPERATOR_REQUIRED = "OPERATOR_REQUIRED"
 
 
 class GovernorEventKind(StrEnum):
@@ -375,6 +377,15 @@ class SafetyGovernor:
     def state_allows_order(self, request: OrderRequest) -> bool:
         """The trader's admission check: when not ACTIVE, only reduce-only orders pass."""
         return self.state.allows_order(request)
+
+    def require_operator(self, now: datetime, detail: str) -> GovernorEvent | None:
+        """Stop new entries until an operator resets: the exchange refused something only a
+        person can fix. None when that halt is already in force."""
+        if any(t.breaker is Breaker.OPERATOR_REQUIRED for t in self.state.trips):
+            return None
+        trip = Trip(Breaker.OPERATOR_REQUIRED, GovernorDecision.NO_NEW_TRADES, now, None, detail)
+        self.state = replace(self.state, trips=(*self.state.trips, trip), updated_at=now)
+        return _event(now, GovernorEventKind.TRIPPED, trip)
 
     def reset(self, now: datetime, operator: str) -> GovernorEvent:
         """Clear every halt (`quantum-trader reset-halt`); log the returned event."""

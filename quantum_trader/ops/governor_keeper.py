@@ -59,6 +59,12 @@ class GovernorKeeper:
         if self.governor.emergency_shutdown_requested and self._keeper.positions:
             await self.flatten(now, ExitReason.EMERGENCY)
 
+    async def require_operator(self, now: datetime, detail: str) -> None:
+        """Halt new entries until `reset-halt` (persisted: a restart does not clear it)."""
+        event = self.governor.require_operator(now, detail)
+        if event is not None:
+            await self._record([event])
+
     async def flatten(self, now: datetime, reason: ExitReason) -> None:
         """Close every position at market and cancel every conditional order of ours."""
         await self._keeper.close_all(reason, now)

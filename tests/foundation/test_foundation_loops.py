@@ -1,4 +1,5 @@
-"""The daemon's periodic loops: an error never kills a loop; an overrun skips, never piles up."""
+"""The daemon's periodic loops: an error never kills a loop and is handled by what it asks for;
+an overrun skips, never piles up; a wake-up runs the step at once."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from structlog.testing import capture_logs
 
 from quantum_trader.clock import ManualClock
 from quantum_trader.daemon import periodic
+from quantum_trader.errors import OperatorActionRequired, RetryLater
 
 T0 = datetime(2025, 9, 1, tzinfo=UTC)
 
@@ -68,3 +70,51 @@ async def test_stopping_ends_the_loop_during_its_sleep() -> None:
     await asyncio.sleep(0)
     stopping.set()
     await asyncio.wait_for(loop, timeout=1)
+
+
+async def test_errors_are_handled_by_what_they_ask_for() -> None:
+    clock, stopping, seen = ManualClock(T0), asyncio.Event(), []
+    escalated: list[str] = []
+    errors = [RetryLater("exchange busy"), OperatorActionRequired("the API key was refused")]
+
+    async def step(now: datetime) -> None:
+        seen.append(now)
+        if errors:
+            raise errors.pop(0)
+
+    async def operator_required(now: datetime, error: OperatorActionRequired) -> None:
+        escalated.append(str(error))
+
+    with capture_logs() as logs:
+        await asyncio.gather(
+            periodic("monitor", 5, clock, stopping, step, on_operator_required=operator_required),
+            drive(clock, stopping, 4, 5),
+        )
+    assert len(seen) >= 4  # neither stops the loop
+    events = {e["event"]: e for e in logs}
+    assert events["loop_step_deferred"]["log_level"] == "warning"
+    assert events["operator_action_required"]["log_level"] == "error"
+    assert escalated == ["the API key was refused"]
+    assert "loop_step_failed" not in events
+
+
+async def test_a_wake_up_runs_the_step_at_once_and_keeps_the_schedule() -> None:
+    clock, stopping, seen = ManualClock(T0), asyncio.Event(), []
+    wake = asyncio.Event()
+
+    async def step(now: datetime) -> None:
+        seen.append(now)
+        wake.clear()
+
+    task = asyncio.create_task(periodic("monitor", 5, clock, stopping, step, wake=wake))
+    await asyncio.sleep(0)
+    clock.advance(2)
+    wake.set()  # an order's outcome turned out unknown: tick now, not in 3 s
+    for _ in range(30):
+        await asyncio.sleep(0)
+    clock.advance(3)
+    for _ in range(30):
+        await asyncio.sleep(0)
+    stopping.set()
+    await task
+    assert seen == [T0, T0 + timedelta(seconds=2), T0 + timedelta(seconds=5)]
