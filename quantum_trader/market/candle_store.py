@@ -73,7 +73,7 @@ class CandleStore:
             raise MarketDataError(f"unsupported timeframe {timeframe!r}")
         path = self.candle_path(symbol, timeframe)
         if not path.is_file():
-            raise MarketDataError(self._unknown(symbol, timeframe, path))
+            raise MarketDataError(self.unknown_symbol_message(symbol, timeframe))
         table = _read(path)
         time_ms = _time_ms(table, path)
         columns = {name: _floats(table, name, path) for name in (*PRICE_COLUMNS, "volume")}
@@ -92,7 +92,9 @@ class CandleStore:
             columns["volume"],
         )
 
-    def _unknown(self, symbol: str, timeframe: str, path: Path) -> str:
+    def unknown_symbol_message(self, symbol: str, timeframe: str) -> str:
+        """Why `symbol` has no candles here, which symbols do, and how to get it."""
+        path = self.candle_path(symbol, timeframe)
         known, misnamed = self._scan(timeframe)
         message = (
             f"unknown symbol {symbol!r} for {timeframe}: no {path.name} in {self.directory} "

@@ -46,8 +46,16 @@ class MarketData:
                 found.append(read_rules(path))
         return found
 
-    def rules(self, symbols: Sequence[str]) -> dict[str, MarketRules]:
-        """Rules of `symbols`; ConfigurationError naming each symbol without any."""
+    def rules(self, symbols: Sequence[str], timeframe: str) -> dict[str, MarketRules]:
+        """Rules of `symbols` after checking they have `timeframe` candles here;
+        ConfigurationError (exit 2) naming each unknown symbol and how to get what it lacks."""
+        store = self.store()
+        unknown = []
+        for symbol in symbols:
+            if not store.candle_path(symbol, timeframe).is_file():
+                unknown.append(store.unknown_symbol_message(symbol, timeframe))
+        if unknown:
+            raise ConfigurationError(unknown)
         return rules_for(symbols, self.rules_files(), self.directory)
 
 
