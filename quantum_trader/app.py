@@ -39,6 +39,7 @@ from quantum_trader.market.setup import (
     open_store,
     regime_function,
     statistics_windows,
+    with_universe,
 )
 from quantum_trader.market.source import describe, resolve_market_data
 from quantum_trader.monitor.loop import PositionMonitor
@@ -247,6 +248,8 @@ async def open_runtime(
         return await open_exchange_runtime(settings, stack, stopping)
     _require_replay(settings)
     data = resolve_market_data(settings)
+    start = settings.market.replay_start
+    settings = with_universe(settings, data, ms_from_utc(start) if start else None)
     log.info(
         "market_data_selected", **describe(data, settings.market.symbols, settings.market.timeframe)
     )

@@ -29,7 +29,12 @@ from quantum_trader.log import get_logger
 from quantum_trader.market.candle_store import TIMEFRAME_MS
 from quantum_trader.market.provider import PrecomputedMarket
 from quantum_trader.market.replay import ReplayFeed
-from quantum_trader.market.setup import history_bars, missing_inputs, recorded_model
+from quantum_trader.market.setup import (
+    history_bars,
+    missing_inputs,
+    recorded_model,
+    with_universe,
+)
 from quantum_trader.market.source import resolve_market_data
 from quantum_trader.reporting import BacktestReport, build_report
 from quantum_trader.signals.ensemble import recorded_funding
@@ -52,8 +57,11 @@ class BacktestRequest:
 async def run_backtest(settings: Settings, request: BacktestRequest) -> BacktestReport:
     """Run the pipeline from `request.start` to `request.end`; write report.json and return it."""
     started = time.perf_counter()
-    symbols = request.symbols or settings.market.symbols
     data = resolve_market_data(settings)
+    if request.symbols is None:
+        start_ms = ms_from_utc(request.start) if request.start else None
+        settings = with_universe(settings, data, start_ms)
+    symbols = request.symbols or settings.market.symbols
     rules = data.rules(symbols, settings.market.timeframe)
     store = data.store()
     # The ensemble's funding feature needs the recorded rates of exactly these symbols.

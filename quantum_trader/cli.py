@@ -88,6 +88,8 @@ def log_market_data(settings: Settings, symbols: tuple[str, ...] | None = None) 
 
     data = resolve_market_data(settings)
     chosen = symbols or settings.market.symbols
+    if symbols is None and settings.market.universe.rule != "fixed":  # the rule picks among these
+        chosen = tuple(data.store().available_symbols(settings.market.timeframe))
     get_logger("market").info(
         "market_data_selected", **describe(data, chosen, settings.market.timeframe)
     )

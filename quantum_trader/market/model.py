@@ -123,7 +123,7 @@ def _symbol_series(
 
 def _with_funding(series: SymbolSeries, funding: FundingSeries | None) -> SymbolSeries:
     """Attach the 8 h funding rate in force at each bar's close (0 before the first one)."""
-    if funding is None:
+    if funding is None or funding.time_ms.size == 0:
         return series
     bars = series.bars
     index = np.searchsorted(funding.time_ms, bars.time_ms + bars.timeframe_ms, side="right") - 1

@@ -20,7 +20,8 @@ from quantum_trader.market import regime
 from quantum_trader.market.candle_store import TIMEFRAME_MS, CandleStore
 from quantum_trader.market.model import GlobalRegimeFn, MarketModel, RegimeFn, StatisticsWindows
 from quantum_trader.market.replay import ReplayFeed
-from quantum_trader.market.source import resolve_market_data
+from quantum_trader.market.source import MarketData, resolve_market_data
+from quantum_trader.market.universe import DAY_MS, resolve_recorded
 from quantum_trader.ports import SignalSource
 
 log = get_logger("market")
@@ -143,3 +144,37 @@ def missing_inputs(
             )
             log.warning("funding_unavailable", symbols=without, hint=notices[-1])
     return notices
+
+
+def with_universe(settings: Settings, data: MarketData, start_ms: int | None) -> Settings:
+    """`settings` with market.symbols set to the universe rule's pick from the recorded data as
+    of `start_ms` (default: a day after the latest first bar), once; unchanged for a fixed
+    list. Logs the pick and the symbols the balancer's sector map does not know."""
+    universe = settings.market.universe
+    if universe.rule == "fixed":
+        log_unknown_sectors(settings)
+        return settings
+    store = data.store()
+    listings = {s: x for f in reversed(data.rules_files()) for s, x in f.listings.items()}
+    candidates = [s for s in store.available_symbols(settings.market.timeframe) if s in listings]
+    bars = {s: store.load_bars(s, settings.market.timeframe) for s in candidates}
+    if start_ms is None and bars:
+        start_ms = max(int(b.time_ms[0]) for b in bars.values()) + DAY_MS
+    chosen = resolve_recorded(bars, listings, start_ms or 0, universe)
+    log.info("universe_resolved", rule=universe.rule, symbols=list(chosen), source="recorded")
+    market = settings.market.model_copy(update={"symbols": chosen})
+    resolved = settings.model_copy(update={"market": market})
+    log_unknown_sectors(resolved)
+    return resolved
+
+
+def log_unknown_sectors(settings: Settings) -> None:
+    """Once per start: the symbols the balancer files under its default sector."""
+    unknown = [s for s in settings.market.symbols if s not in settings.balancer.sectors]
+    if unknown:
+        log.info(
+            "sector_unknown",
+            symbols=unknown,
+            sector=settings.balancer.unknown_sector,
+            hint="balancer.sectors maps a symbol to its sector",
+        )
