@@ -9,12 +9,13 @@ in paper mode and backtests; listing dates from exchangeInfo's `onboardDate` (th
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from quantum_trader.domain import Bars
 from quantum_trader.errors import ConfigurationError
 from quantum_trader.execution import binance_wire as wire
-from quantum_trader.market.rules import SymbolListing, usdt_perpetual_symbol
+from quantum_trader.market.rules import SymbolListing, parse_rules, usdt_perpetual_symbol
 from quantum_trader.market.settings import UniverseSettings
 
 DAY_MS = 86_400_000
@@ -87,4 +88,17 @@ def resolve_recorded(
     volumes = {symbol: recorded_volume(b, now_ms) for symbol, b in bars.items()}
     chosen = rank(volumes, listings, now_ms, settings)
     require_some(chosen, settings, "the recorded data")
+    return chosen
+
+
+def resolve_live(
+    exchange_info: Mapping[str, Any],
+    tickers: Sequence[Any],
+    now_ms: int,
+    settings: UniverseSettings,
+) -> tuple[str, ...]:
+    """The rule applied to the exchange's answers: exchangeInfo and ticker/24hr."""
+    listings = parse_rules({"exchangeInfo": exchange_info}, Path("exchangeInfo")).listings
+    chosen = rank(ticker_volumes(tickers, exchange_info), listings, now_ms, settings)
+    require_some(chosen, settings, "the exchange's 24 h tickers")
     return chosen

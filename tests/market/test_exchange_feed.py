@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import re
-
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
-from structlog.testing import capture_logs
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from structlog.testing import capture_logs
 from test_exchange_feed_fakes import FIVE_MINUTES_MS, SampleSource, writable
 
 from quantum_trader.clock import ms_from_utc
-from quantum_trader.errors import MarketDataError
 from quantum_trader.market.candle_store import CandleStore, bundled_sample_dir
 from quantum_trader.market.exchange_feed import ExchangeFeed
 from quantum_trader.market.replay import ReplayFeed
