@@ -56,7 +56,8 @@ def assert_traded_on_the_exchange_rules(report_dir: Path) -> None:
     steps = {AVAX: (Decimal("0.001"), Decimal(1)), LINK: (Decimal("0.001"), Decimal("0.01"))}
     for symbol, price, quantity in fills:
         tick, step = steps[symbol]
-        assert price % tick == 0 and quantity % step == 0, (symbol, price, quantity)
+        assert price % tick == 0, (symbol, price)
+        assert quantity % step == 0, (symbol, quantity)
 
 
 async def test_imported_freqtrade_files_backtest_with_the_exchanges_rules(tmp_path: Path) -> None:
@@ -86,7 +87,7 @@ async def test_json_and_csv_imports_equal_the_feather_import(tmp_path: Path) -> 
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "AVAX_USDT_USDT-5m-futures.json").write_text(json.dumps(rows))
     csv = "date,open,high,low,close,volume\n" + "".join(
-        f"{datetime.fromtimestamp(r[0] / 1000, tz=UTC).isoformat()},{r[1]},{r[2]},{r[3]},{r[4]},{r[5]}\n"
+        ",".join([datetime.fromtimestamp(r[0] / 1000, tz=UTC).isoformat(), *map(str, r[1:])]) + "\n"
         for r in rows
     )
     (tmp_path / "csv").mkdir()
@@ -131,10 +132,12 @@ async def test_downloaded_data_is_what_backtest_reads_by_default(
     rules_files = sorted(data.directory.glob("exchange-info-*.json"))
     assert [p.name for p in rules_files] == [f"exchange-info-{now.date().isoformat()}.json"]
     rules = data.rules((AVAX, LINK), "5m")
-    assert rules[AVAX].tick_size == Decimal("0.001") and rules[LINK].step_size == Decimal("0.01")
+    assert rules[AVAX].tick_size == Decimal("0.001")
+    assert rules[LINK].step_size == Decimal("0.01")
     report_dir = tmp_path / "report"
     report = await run_backtest(settings, BacktestRequest(symbols=(AVAX, LINK), out_dir=report_dir))
-    assert report.symbols == [AVAX, LINK] and report.reconciled
+    assert report.symbols == [AVAX, LINK]
+    assert report.reconciled
     with pytest.raises(ConfigurationError, match="market rules: none for DOT/USDT:USDT"):
         rules_missing(data.directory)
 

@@ -84,9 +84,11 @@ def test_a_bar_scaled_by_1000_or_a_thousandth_is_removed_and_logged(
     assert int(table["date"].cast(pa.timestamp("ms")).cast(pa.int64())[row].as_py()) not in set(
         bars.time_ms.tolist()
     )
-    assert float(bars.high.max()) < 200_000 and float(bars.low.min()) > 10_000
+    assert float(bars.high.max()) < 200_000
+    assert float(bars.low.min()) > 10_000
     [repaired] = [e for e in logs if e["event"] == "market_data_repaired"]
-    assert repaired["removed_bars"] == 1 and "×10" in repaired["reason"]
+    assert repaired["removed_bars"] == 1
+    assert "×10" in repaired["reason"]
 
 
 def test_a_wick_scaled_by_1000_is_removed(tmp_path: Path) -> None:
@@ -124,7 +126,8 @@ def test_real_crashes_are_not_spikes() -> None:
             _, _, report = check_candles(
                 path.name, times, columns, 300_000 if timeframe == "5m" else 3_600_000
             )
-            assert report.repairs == () and report.gaps == (), path.name
+            assert report.repairs == (), path.name
+            assert report.gaps == (), path.name
 
 
 def test_a_gap_of_days_is_kept_and_reported(tmp_path: Path) -> None:
@@ -146,7 +149,7 @@ def test_freqtrade_name_without_settle_currency_is_one_clear_line(tmp_path: Path
     out = sample_copy(tmp_path)
     shutil.copy(out / "BTC_USDT_USDT-5m-futures.feather", out / "ETH_USDT-5m-futures.feather")
     with pytest.raises(
-        MarketDataError, match="unknown symbol 'ETH/USDT:USDT'.*ignored ETH_USDT-5m"
+        MarketDataError, match=r"unknown symbol 'ETH/USDT:USDT'.*ignored ETH_USDT-5m"
     ):
         CandleStore(out).load_bars("ETH/USDT:USDT", "5m")
     assert CandleStore(out).available_symbols("5m") == [BTC]
@@ -169,8 +172,10 @@ def test_backtest_of_an_unknown_symbol_exits_2_with_one_line(tmp_path: Path) -> 
     done = run_cli(["backtest", "--symbols", "NOPE/USDT:USDT"], tmp_path / "data", tmp_path)
     assert done.returncode == 2, done.stderr
     lines = [line for line in done.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and "unknown symbol 'NOPE/USDT:USDT'" in lines[0]
-    assert "download-data" in lines[0] and "Traceback" not in done.stderr
+    assert len(lines) == 1
+    assert "unknown symbol 'NOPE/USDT:USDT'" in lines[0]
+    assert "download-data" in lines[0]
+    assert "Traceback" not in done.stderr
     assert not (tmp_path / "reports").exists()
 
 
