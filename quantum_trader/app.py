@@ -21,7 +21,6 @@ from quantum_trader.cycle import Executor, HealthFn
 from quantum_trader.domain import ExchangeMode, MarketRules, Regime
 from quantum_trader.errors import ConfigurationError
 from quantum_trader.execution.paper import PaperExchange
-from quantum_trader.execution.paper_markets import default_market_rules
 from quantum_trader.gates.balancer import PortfolioBalancer
 from quantum_trader.gates.balancer_journal import BalancerJournal
 from quantum_trader.gates.chain import ApprovalChain
@@ -33,11 +32,14 @@ from quantum_trader.market.provider import LiveMarket, MarketStateProvider
 from quantum_trader.market.replay import FundingSeries, ReplayFeed
 from quantum_trader.market.setup import (
     global_regime_timeline,
+    missing_inputs,
     open_replay_feed,
     open_store,
     regime_function,
     statistics_windows,
+    with_universe,
 )
+from quantum_trader.market.source import describe, resolve_market_data
 from quantum_trader.ops.governor_keeper import GovernorKeeper, load_governor
 from quantum_trader.ops.health import HealthMonitor
 from quantum_trader.portfolio.ledger import Ledger
@@ -253,13 +255,19 @@ async def open_runtime(
 
         return await open_exchange_runtime(settings, stack, stopping)
     _require_replay(settings)
+    data = resolve_market_data(settings)
+    start = settings.market.replay_start
+    settings = with_universe(settings, data, ms_from_utc(start) if start else None)
+    log.info(
+        "market_data_selected", **describe(data, settings.market.symbols, settings.market.timeframe)
+    )
+    rules = data.rules(settings.market.symbols, settings.market.timeframe)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     repository = await SqliteRepository.open(database_path(settings))
     stack.push_async_callback(repository.close)
     source = choose_signal_source(settings)
     feed = open_replay_feed(settings, source)
     clock = make_clock(await _replay_start(settings, feed, repository))
-    rules = default_market_rules(settings.market.symbols)
     exchange = make_paper_exchange(
         settings,
         clock,
@@ -280,7 +288,8 @@ async def open_runtime(
     log.info(
         "market_data_loaded",
         source="replay",
-        directory=str(settings.market.replay_dir or "bundled sample"),
+        directory=str(data.directory),
+        origin=data.origin,
         timeframe=settings.market.timeframe,
         bars={symbol: len(bars) for symbol, bars in feed.bars.items()},
         first=feed.start.isoformat(),
@@ -288,6 +297,9 @@ async def open_runtime(
     )
     core, health = await reconciled_core(
         settings, market, exchange, repository, rules, clock.now(), stopping
+    )
+    health.missing_inputs.extend(
+        missing_inputs(open_store(settings), settings, feed, ms_from_utc(clock.now()))
     )
     log.info(
         "runtime_ready",

@@ -25,16 +25,17 @@ from quantum_trader.clock import ManualClock, ms_from_utc
 from quantum_trader.config import Settings
 from quantum_trader.domain import EquitySnapshot
 from quantum_trader.errors import ConfigurationError
-from quantum_trader.execution.paper_markets import default_market_rules
 from quantum_trader.log import get_logger
 from quantum_trader.market.candle_store import TIMEFRAME_MS
 from quantum_trader.market.provider import PrecomputedMarket
 from quantum_trader.market.replay import ReplayFeed
 from quantum_trader.market.setup import (
     history_bars,
-    open_store,
+    missing_inputs,
     recorded_model,
+    with_universe,
 )
+from quantum_trader.market.source import resolve_market_data
 from quantum_trader.reporting import BacktestReport, build_report
 from quantum_trader.signals.ensemble import recorded_funding
 from quantum_trader.storage.memory import InMemoryRepository
@@ -56,14 +57,19 @@ class BacktestRequest:
 async def run_backtest(settings: Settings, request: BacktestRequest) -> BacktestReport:
     """Run the pipeline from `request.start` to `request.end`; write report.json and return it."""
     started = time.perf_counter()
+    data = resolve_market_data(settings)
+    if request.symbols is None:
+        start_ms = ms_from_utc(request.start) if request.start else None
+        settings = with_universe(settings, data, start_ms)
     symbols = request.symbols or settings.market.symbols
-    store = open_store(settings)
+    rules = data.rules(symbols, settings.market.timeframe)
+    store = data.store()
     # The ensemble's funding feature needs the recorded rates of exactly these symbols.
     source = choose_signal_source(settings, recorded_funding(store, symbols))
     feed = ReplayFeed(store, symbols, settings.market.timeframe, history_bars(settings, source))
     start, end = _window(feed, request)
     clock = ManualClock(start)
-    rules = default_market_rules(feed.symbols)
+    missing_inputs(store, settings, feed, ms_from_utc(start))
     model = await asyncio.to_thread(recorded_model, settings, store, feed, source, rules)
     # The ledger lives in memory (no thread hop per write on the hot path); the audit trail
     # streams to the database in batches; the ledger joins it in one transaction at the end.

@@ -68,16 +68,31 @@ def backtest(
     from quantum_trader.reporting import print_backtest_summary
 
     settings = _settings(config)
-    if settings.log.level != "DEBUG":  # a year is a million lines, all in the report: summary
-        configure_logging(settings.log.format, "ERROR")
     request = BacktestRequest(
         start=_parse_day("--start", start),
         end=_parse_day("--end", end),
-        symbols=tuple(s.strip() for s in symbols.split(",")) if symbols else None,
+        symbols=tuple(s.strip() for s in symbols.split(",") if s.strip()) if symbols else None,
         out_dir=out,
     )
+    log_market_data(settings, request.symbols)
+    if settings.log.level != "DEBUG":  # a year is a million lines, all in the report: summary
+        configure_logging(settings.log.format, "ERROR")
     report = uvloop.run(run_backtest(settings, request))
     print_backtest_summary(console, report, out / "report.json")
+
+
+def log_market_data(settings: Settings, symbols: tuple[str, ...] | None = None) -> None:
+    """The first log line of a command that reads recorded data: which data, which range."""
+    from quantum_trader.log import get_logger
+    from quantum_trader.market.source import describe, resolve_market_data
+
+    data = resolve_market_data(settings)
+    chosen = symbols or settings.market.symbols
+    if symbols is None and settings.market.universe.rule != "fixed":  # the rule picks among these
+        chosen = tuple(data.store().available_symbols(settings.market.timeframe))
+    get_logger("market").info(
+        "market_data_selected", **describe(data, chosen, settings.market.timeframe)
+    )
 
 
 @config_app.command("show")

@@ -37,6 +37,7 @@ from quantum_trader.gates.settings import (
     RiskGuardSettings,
 )
 from quantum_trader.keeper.settings import KeeperSettings
+from quantum_trader.market.settings import UniverseSettings
 from quantum_trader.monitor.settings import MonitorSettings
 from quantum_trader.settings_base import Section
 from quantum_trader.signals.settings import EnsembleSettings, SignalsSettings
@@ -83,7 +84,8 @@ class ExchangeSettings(Section):
 
 
 class MarketSettings(Section):
-    """`replay_dir` None means the sample bundled with the package."""
+    """`replay_dir` None: `data_dir/market` when it holds candles, else the bundled sample
+    (market.source). `symbols` is the universe when `universe.rule` is fixed."""
 
     source: Literal["replay", "exchange"] = "replay"
     symbols: Annotated[tuple[str, ...], NoDecode] = DEFAULT_SYMBOLS
@@ -92,6 +94,7 @@ class MarketSettings(Section):
     replay_dir: Path | None = None
     replay_start: datetime | None = None
     history_bars: int = Field(300, ge=50, le=100_000)
+    universe: UniverseSettings = UniverseSettings()
 
     @field_validator("symbols", mode="before")
     @classmethod

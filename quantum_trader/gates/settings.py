@@ -86,6 +86,9 @@ class BalancerSettings(Section):
             "INJ/USDT:USDT": "DeFi",
         }
     )
+    # The sector of a symbol the map does not know: they share one sector, so the sector cap
+    # also bounds the unclassified together (logged at start: market.setup).
+    unknown_sector: str = Field("Other", min_length=1)
     categories: dict[str, str] = Field(
         default_factory=lambda: {"BTC/USDT:USDT": "CORE", "ETH/USDT:USDT": "CORE"}
     )
