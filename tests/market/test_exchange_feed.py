@@ -126,3 +126,11 @@ async def test_unsorted_times_are_refused() -> None:
     source.overrides[BTC] = bars
     with pytest.raises(MarketDataError, match=f"{BTC}: .*not strictly increasing"):
         await feed(source, history_bars=40).snapshot(NOW)
+
+
+async def test_a_source_that_ignores_start_time_cannot_loop_the_feed() -> None:
+    source = SampleSource(ms_from_utc(NOW), max_limit=500, ignores_start=True)
+    market = feed(source, history_bars=300)
+    with pytest.raises(MarketDataError, match="ignores startTime"):
+        await market.snapshot(NOW)
+    assert len(source.calls) <= 2  # one page per symbol, then the refusal
