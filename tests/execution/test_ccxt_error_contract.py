@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 import ccxt.async_support as ccxt
 import pytest
@@ -101,8 +102,10 @@ def test_binance_codes_decide_over_the_ccxt_class(
 
 
 def _ccxt_error_classes() -> list[type[Exception]]:
-    classes: list[type[Exception]] = [
-        c for _, c in inspect.getmembers(ccxt, inspect.isclass) if issubclass(c, ccxt.BaseError)
+    classes = [
+        cast(type[Exception], c)
+        for _, c in inspect.getmembers(ccxt, inspect.isclass)
+        if issubclass(c, ccxt.BaseError)
     ]
     return sorted(classes, key=lambda c: c.__name__)
 
