@@ -4,7 +4,7 @@ connected to it, and a way to move a ManualClock in steps the event loop can fol
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -82,3 +82,17 @@ async def exchange(loopback: LoopbackBinance) -> AsyncIterator[CcxtExchange]:
         yield connected
     finally:
         await connected.close()
+
+
+async def advance_until(
+    clock: ManualClock, probe: Callable[[], object], max_s: float, what: str, step_s: float = 1.0
+) -> float:
+    """Advance `clock` in steps until `probe()` is truthy; return the seconds it took.
+    Fails naming `what` after `max_s` simulated seconds."""
+    waited = 0.0
+    while not probe():
+        if waited >= max_s:
+            raise AssertionError(f"not {what} after {max_s:g} s of simulated time")
+        await advance(clock, step_s, step_s)
+        waited += step_s
+    return waited

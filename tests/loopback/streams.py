@@ -169,6 +169,7 @@ class StreamHub:
     async def tick(self) -> None:
         self._sync()
         self._expire()
+        self._flush_held()
         await self._random_faults()
         if self._silent("market"):
             return
@@ -212,21 +213,24 @@ class StreamHub:
         if faults.drop > 0 or (rng is not None and rng.rng.random() < rng.drop):
             faults.drop = max(0, faults.drop - 1)
             return
-        if faults.reorder > 0 or (rng is not None and rng.rng.random() < rng.reorder):
+        holding = any(c is connection for c, _ in self._held)
+        if not holding and (
+            faults.reorder > 0 or (rng is not None and rng.rng.random() < rng.reorder)
+        ):
             faults.reorder = max(0, faults.reorder - 1)
-            self._held.append((connection, event))
+            self._held.append((connection, event))  # sent after the next one, or next second
             return
-        key = connection.listen_key or ""
-        self._send(connection, key, event)
+        self._send(connection, connection.listen_key or "", event)
         if faults.duplicate > 0 or (rng is not None and rng.rng.random() < rng.duplicate):
             faults.duplicate = max(0, faults.duplicate - 1)
-            self._send(connection, key, event)
-        held, self._held = (
-            [h for h in self._held if h[0] is connection],
-            [h for h in self._held if h[0] is not connection],
-        )
-        for _, late in held:
-            self._send(connection, key, late)
+            self._send(connection, connection.listen_key or "", event)
+        self._flush_held(connection)
+
+    def _flush_held(self, connection: Connection | None = None) -> None:
+        late = [h for h in self._held if connection in (None, h[0])]
+        self._held = [h for h in self._held if h not in late]
+        for held_by, event in late:
+            self._send(held_by, held_by.listen_key or "", event)
 
     async def _random_faults(self) -> None:
         rng = self.random

@@ -1,0 +1,242 @@
+"""BinanceStreams against the stand-in's websockets, in accelerated (manual) time: seeding,
+mark prices, the mirror, reconnects, silence, duplicated and out-of-order events, listen-key
+keep-alive and expiry, a missed event found by a REST snapshot, and an orderly stop."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from decimal import Decimal
+
+import pytest
+from loopback import LoopbackBinance, MarkPath, Outage
+from loopback.fixtures import advance, advance_until, connect, streams_on
+from loopback.state import START_MS
+from structlog.testing import capture_logs
+from test_ccxt_exchange import BTC, entry, stop
+
+from quantum_trader.clock import ManualClock, utc_from_ms
+from quantum_trader.domain import ExchangeSnapshot, OrderStatus, SnapshotSource
+from quantum_trader.execution.binance_streams import BinanceStreams
+from quantum_trader.execution.ccxt_exchange import CcxtExchange
+
+SILENCE_S = 5.0
+
+
+@dataclass
+class Rig:
+    clock: ManualClock
+    server: LoopbackBinance
+    exchange: CcxtExchange
+    streams: BinanceStreams
+    stopping: asyncio.Event
+    task: asyncio.Task[None]
+
+    def snapshot(self) -> ExchangeSnapshot | None:
+        return self.streams.snapshot(self.clock.now())
+
+    async def rest_truth(self) -> ExchangeSnapshot:
+        return await self.exchange.fetch_snapshot(self.clock.now())
+
+    async def until_usable(self, what: str = "usable", max_s: float = 30) -> None:
+        await advance_until(self.clock, lambda: self.streams.health().usable, max_s, what)
+
+
+@pytest.fixture
+async def rig() -> AsyncIterator[Rig]:
+    clock = ManualClock(utc_from_ms(START_MS))
+    async with LoopbackBinance(clock=clock) as server:
+        exchange = connect(server)
+        await exchange.load_markets()
+        await exchange.set_leverage(BTC, 5)
+        streams = streams_on(server, exchange, stream_silence_s=SILENCE_S)
+        stopping = asyncio.Event()
+        task = asyncio.create_task(streams.run(stopping))
+        try:
+            built = Rig(clock, server, exchange, streams, stopping, task)
+            await built.until_usable("seeded at start")
+            yield built
+        finally:
+            stopping.set()
+            await asyncio.wait_for(task, 10)
+            await exchange.close()
+
+
+def same_account(mirror: ExchangeSnapshot | None, rest: ExchangeSnapshot) -> bool:
+    return mirror is not None and (
+        mirror.positions == rest.positions
+        and {o.client_order_id: o.status for o in mirror.open_conditional_orders}
+        == {o.client_order_id: o.status for o in rest.open_conditional_orders}
+    )
+
+
+async def test_the_mirror_is_seeded_then_follows_orders_and_positions(rig: Rig) -> None:
+    empty = rig.snapshot()
+    assert empty is not None
+    assert empty.source is SnapshotSource.STREAM
+    assert (empty.positions, empty.open_conditional_orders) == ({}, ())
+    rig.streams.updated.clear()
+    await rig.exchange.place_order(entry())
+    await rig.exchange.place_order(stop())
+    await advance(rig.clock, 1)
+    assert rig.streams.updated.is_set()
+    mirrored = rig.snapshot()
+    assert same_account(mirrored, await rig.rest_truth())
+    assert mirrored is not None
+    assert mirrored.positions[BTC].leverage == 5
+    assert mirrored.orders["qteBTC1"].status is OrderStatus.FILLED
+    assert [h.split()[0] for h in rig.server.streams.handshakes] == ["market", "user"]
+
+
+async def test_mark_prices_of_every_symbol_arrive_each_second(rig: Rig) -> None:
+    rig.server.state.mark_path = MarkPath(seed=7)
+    symbols = list(rig.exchange.symbol_by_id.values())
+    await advance(rig.clock, 1)
+    streamed = rig.streams.mark_prices(symbols, rig.clock.now())
+    assert streamed is not None
+    assert streamed == await rig.exchange.fetch_mark_prices(symbols)  # same instant, same path
+    await advance(rig.clock, 1)
+    moved = rig.streams.mark_prices(symbols, rig.clock.now())
+    assert moved is not None
+    assert moved != streamed
+    assert rig.streams.mark_prices(["NOPE/USDT:USDT"], rig.clock.now()) is None
+
+
+async def test_a_triggered_stop_reaches_the_mirror(rig: Rig) -> None:
+    await rig.exchange.place_order(entry())
+    await rig.exchange.place_order(stop("qtsBTC1", "95000"))
+    rig.server.state.marks["BTCUSDT"] = Decimal("94900.0")
+    await advance(rig.clock, 1)  # the stand-in triggers on its next second
+    mirrored = rig.snapshot()
+    assert mirrored is not None
+    assert mirrored.positions == {}
+    assert mirrored.open_conditional_orders == ()
+    fired = mirrored.orders["qtsBTC1"]
+    assert (fired.status, fired.filled_quantity) == (OrderStatus.FILLED, Decimal("0.010"))
+    assert fired.average_price == Decimal("94900.0")
+    assert fired.detail  # the actual order's id
+
+
+async def test_a_disconnect_is_reconnected_and_the_gap_closed_by_rest(rig: Rig) -> None:
+    assert await rig.server.streams.disconnect() == 2
+    await rig.exchange.place_order(entry())  # while no user stream is connected
+    await asyncio.sleep(0.05)
+    assert rig.snapshot() is None  # not usable until reseeded
+    waited = await advance_until(rig.clock, lambda: rig.streams.health().usable, 30, "reconnected")
+    assert waited <= 3  # the first backoff is 1 s
+    assert same_account(rig.snapshot(), await rig.rest_truth())
+    assert rig.streams.health().reconnects == 2
+    assert len(rig.server.streams.handshakes) == 4
+
+
+async def test_a_silent_market_stream_is_detected_and_replaced(rig: Rig) -> None:
+    rig.server.streams.silence("market", 60)
+    with capture_logs() as logs:
+        await advance_until(
+            rig.clock,
+            lambda: rig.streams.mark_prices([BTC], rig.clock.now()) is None,
+            SILENCE_S + 2,
+            "stale",
+        )
+        await advance(rig.clock, 2)
+    assert any(e.get("reason", "").startswith("silent") for e in logs)
+    await advance(rig.clock, 65)  # the stand-in speaks again
+    assert rig.streams.mark_prices([BTC], rig.clock.now()) == {BTC: Decimal("100000.0")}
+    assert rig.streams.health().reconnects >= 1
+    assert rig.snapshot() is not None  # the user stream was never affected
+
+
+async def test_duplicated_and_reordered_events_are_harmless(rig: Rig) -> None:
+    faults = rig.server.streams.faults
+    faults.duplicate, faults.reorder = 100, 100
+    await rig.exchange.place_order(entry())
+    await rig.exchange.place_order(stop("qtsA", "95000"))
+    await rig.exchange.cancel_conditional_order(BTC, "qtsA")
+    await rig.exchange.place_order(stop("qtsB", "94000"))
+    await rig.exchange.place_order(entry("qteBTC2", "0.005"))
+    await advance(rig.clock, 2)
+    assert faults.duplicate < 100
+    assert faults.reorder < 100
+    mirrored = rig.snapshot()
+    assert same_account(mirrored, await rig.rest_truth())
+    assert mirrored is not None
+    assert mirrored.orders["qtsA"].status is OrderStatus.CANCELED
+    assert mirrored.positions[BTC].quantity == Decimal("0.015")
+    assert rig.streams.health().gaps_detected == 0
+
+
+async def test_the_listen_key_is_kept_alive_for_hours(rig: Rig) -> None:
+    await advance(rig.clock, 3 * 3600, step_s=60)
+    assert rig.server.count("/fapi/v1/listenKey", "PUT") == 6  # every 30 minutes
+    assert rig.server.count("/fapi/v1/listenKey", "POST") == 1
+    assert rig.streams.health().usable
+    assert not any("user" in h for h in rig.server.streams.handshakes[2:])
+
+
+async def test_an_expired_listen_key_is_replaced_and_the_mirror_reseeded(rig: Rig) -> None:
+    rig.server.streams.expire_listen_keys()
+    await advance(rig.clock, 0.1, 0.1)
+    await rig.until_usable("reconnected with a new key")
+    assert rig.server.count("/fapi/v1/listenKey", "POST") == 2
+    users = [h for h in rig.server.streams.handshakes if h.startswith("user")]
+    assert len(users) == 2
+    await rig.exchange.place_order(entry())
+    await advance(rig.clock, 1)
+    assert same_account(rig.snapshot(), await rig.rest_truth())
+
+
+async def test_a_missed_event_is_found_by_a_rest_snapshot_and_reseeded(rig: Rig) -> None:
+    rig.server.streams.faults.drop = 100
+    await rig.exchange.place_order(entry())
+    await advance(rig.clock, 1)
+    mirrored = rig.snapshot()
+    truth = await rig.rest_truth()
+    assert mirrored is not None
+    assert not same_account(mirrored, truth)  # the stream missed the entry
+    rig.server.streams.faults.drop = 0
+    rig.streams.reseed(truth)  # what the keeper's periodic REST check does
+    assert same_account(rig.snapshot(), truth)
+    assert rig.streams.health().gaps_detected == 1
+
+
+async def test_events_after_a_rest_snapshot_survive_the_reseed(rig: Rig) -> None:
+    truth = await rig.rest_truth()  # taken before the entry
+    await rig.exchange.place_order(entry())
+    await advance(rig.clock, 1)
+    rig.streams.reseed(truth)
+    mirrored = rig.snapshot()
+    assert mirrored is not None
+    assert mirrored.positions[BTC].quantity == Decimal("0.010")
+
+
+async def test_a_malformed_event_makes_the_mirror_reseed_itself(rig: Rig) -> None:
+    now = rig.server.state.now_ms
+    row = {"s": "BTCUSDT", "pa": "NaN", "ep": "1"}
+    bad = {"e": "ACCOUNT_UPDATE", "E": now, "T": now, "a": {"m": "ORDER", "B": [], "P": [row]}}
+    with capture_logs() as logs:
+        rig.server.state.emit(bad)
+        await advance(rig.clock, 1)
+        await rig.until_usable("reseeded")
+    assert [e["event"] for e in logs if e["event"] == "user_data_event_malformed"]
+    assert rig.streams.health().gaps_detected == 1
+    assert rig.server.count("/fapi/v3/positionRisk") >= 2
+
+
+async def test_while_rest_is_down_the_mirror_waits_for_its_snapshot(rig: Rig) -> None:
+    now = rig.server.state.now_ms
+    rig.server.outage(Outage("/fapi/v3/positionRisk", now, now + 30_000))
+    await rig.server.streams.disconnect("user")
+    await advance(rig.clock, 20)
+    assert rig.snapshot() is None  # connected again, but not seeded
+    await rig.until_usable("seeded after the outage", max_s=40)
+    assert rig.server.state.now_ms >= now + 30_000
+
+
+async def test_stopping_closes_the_streams_and_the_listen_key(rig: Rig) -> None:
+    rig.stopping.set()
+    await asyncio.wait_for(rig.task, 10)
+    assert rig.server.streams.connections == []
+    assert rig.server.count("/fapi/v1/listenKey", "DELETE") == 1
+    assert rig.streams.health().detail == "stopped"
+    assert rig.snapshot() is None
