@@ -64,11 +64,12 @@ from quantum_trader.execution.binance_client import (
     build_rest_client,
     translate_error,
 )
+from quantum_trader.execution.binance_requests import order_params, to_wire
 from quantum_trader.log import get_logger
 from quantum_trader.market.candle_store import TIMEFRAME_MS
 from quantum_trader.ports import Clock
 
-__all__ = ["CcxtExchange", "Operation", "translate_error"]
+__all__ = ["CcxtExchange", "Operation", "to_wire", "translate_error"]
 
 log = get_logger("ccxt_exchange")
 T = TypeVar("T")
@@ -79,11 +80,6 @@ TRIGGER_SLACK_MS = 5_000
 NOT_FOUND = frozenset({-2013, -2011})  # "Order does not exist", "Unknown order sent"
 LISTEN_KEY_MISSING = frozenset({-1125})
 MARGIN_TYPE_ALREADY_SET = frozenset({-4046})
-
-
-def to_wire(value: Decimal) -> str:
-    """A Decimal as a plain decimal string (no exponent), as Binance expects."""
-    return format(value.normalize(), "f")
 
 
 class CcxtExchange:
@@ -326,7 +322,7 @@ class CcxtExchange:
         quantity = rules.round_quantity_down(request.quantity)
         if quantity <= 0:
             raise OrderRejected(ReasonCode.BELOW_MIN_QUANTITY, f"{request.quantity} rounds to 0")
-        params = _order_params(request, self._id_by_symbol[request.symbol], quantity, rules)
+        params = order_params(request, self._id_by_symbol[request.symbol], quantity, rules)
         endpoint = "fapiPrivatePostAlgoOrder" if request.kind.is_conditional else (
             "fapiPrivatePostOrder"
         )  # fmt: skip
@@ -446,28 +442,3 @@ def _flag(payload: Any, name: str) -> bool:
     if str(value).lower() in {"true", "false"}:
         return str(value).lower() == "true"
     raise MarketDataError(f"{name}: expected true or false, got {value!r}")
-
-
-def _order_params(
-    request: OrderRequest, market_id: str, quantity: Decimal, rules: MarketRules
-) -> dict[str, Any]:
-    params: dict[str, Any] = {
-        "symbol": market_id,
-        "side": request.side.value,
-        "type": request.kind.value,
-        "quantity": to_wire(quantity),
-    }
-    if request.reduce_only:
-        params["reduceOnly"] = "true"
-    if not request.kind.is_conditional:
-        return {**params, "newClientOrderId": request.client_order_id, "newOrderRespType": "RESULT"}
-    if request.trigger_price is None or request.trigger_price <= 0:
-        raise OrderRejected(ReasonCode.ORDER_REJECTED, "a conditional order needs a trigger")
-    return {
-        **params,
-        "algoType": "CONDITIONAL",
-        "clientAlgoId": request.client_order_id,
-        "triggerPrice": to_wire(rules.round_price(request.trigger_price)),
-        "workingType": "MARK_PRICE",
-        "priceProtect": "FALSE",
-    }
