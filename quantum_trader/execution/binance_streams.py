@@ -153,11 +153,16 @@ class BinanceStreams:
         self._updated.set()
 
     async def run(self, stopping: asyncio.Event) -> None:
-        """Keep both streams connected until `stopping` is set, then close them."""
+        """Keep both streams connected until `stopping` is set, then close them.
+
+        Raises OperatorActionRequired (e.g. the API key refused) as itself, not grouped.
+        """
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self._market_loop(stopping), name="market-stream")
                 group.create_task(self._user_loop(stopping), name="user-data-stream")
+        except ExceptionGroup as failed:
+            raise failed.exceptions[0] from None
         finally:
             self._usable = self._user_connected = self._market_connected = False
             self._detail = "stopped"

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 import pytest
-from loopback import LoopbackBinance, MarkPath, Outage
+from loopback import Fault, LoopbackBinance, MarkPath, Outage, RandomStreamFaults
 from loopback.fixtures import advance, advance_until, connect, streams_on
 from loopback.state import START_MS
 from structlog.testing import capture_logs
@@ -18,6 +18,7 @@ from test_ccxt_exchange import BTC, entry, stop
 
 from quantum_trader.clock import ManualClock, utc_from_ms
 from quantum_trader.domain import ExchangeSnapshot, OrderStatus, SnapshotSource
+from quantum_trader.errors import OperatorActionRequired
 from quantum_trader.execution.binance_streams import BinanceStreams
 from quantum_trader.execution.ccxt_exchange import CcxtExchange
 
@@ -240,3 +241,34 @@ async def test_stopping_closes_the_streams_and_the_listen_key(rig: Rig) -> None:
     assert rig.server.count("/fapi/v1/listenKey", "DELETE") == 1
     assert rig.streams.health().detail == "stopped"
     assert rig.snapshot() is None
+
+
+async def test_random_stream_faults_leave_the_mirror_right(rig: Rig) -> None:
+    rig.server.streams.random = RandomStreamFaults(
+        seed=11, disconnect_per_s=0.05, duplicate=0.3, reorder=0.3
+    )
+    for index in range(6):
+        await rig.exchange.place_order(entry(f"qte{index}", "0.002"))
+        await rig.exchange.place_order(stop(f"qts{index}", "95000"))
+        await advance(rig.clock, 10)
+    rig.server.streams.random = None
+    await rig.until_usable("usable after the faults", max_s=70)
+    kinds = [h.split()[0] for h in rig.server.streams.handshakes]
+    assert kinds.count("user") >= 2  # the user stream was cut at least once
+    assert same_account(rig.snapshot(), await rig.rest_truth())
+
+
+async def test_a_refused_api_key_stops_the_streams_with_operator_action() -> None:
+    clock = ManualClock(utc_from_ms(START_MS))
+    async with LoopbackBinance(clock=clock) as server:
+        exchange = connect(server)
+        await exchange.load_markets()
+        server.inject(Fault(path="/fapi/v1/listenKey", status=401, code=-2015,
+                            msg="Invalid API-key, IP, or permissions for action."))  # fmt: skip
+        streams = streams_on(server, exchange)
+        try:
+            with pytest.raises(OperatorActionRequired, match="API key"):
+                await asyncio.wait_for(streams.run(asyncio.Event()), 10)
+        finally:
+            await exchange.close()
+        assert streams.health().usable is False
