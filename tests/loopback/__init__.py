@@ -1,7 +1,14 @@
 """A loopback stand-in for Binance USD-M: REST and websocket streams on 127.0.0.1."""
 
 from .engine import Engine, FillPlan
-from .faults import Fault, Outage, RandomFaults, RandomStreamFaults, StreamFaults
+from .faults import (
+    Fault,
+    Outage,
+    RandomFaults,
+    RandomStreamFaults,
+    StreamFaults,
+    random_outages,
+)
 from .markets import DEFAULT_MARKETS, LoopbackMarket, MarkPath, generated_markets
 from .server import LoopbackBinance, loopback_api_urls
 from .state import BinanceError, LoopbackState
@@ -25,5 +32,6 @@ __all__ = [
     "StreamFaults",
     "generated_markets",
     "loopback_api_urls",
+    "random_outages",
     "request_weight",
 ]

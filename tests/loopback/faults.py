@@ -128,3 +128,22 @@ class RandomStreamFaults:
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
+
+
+def random_outages(
+    seed: int,
+    paths: tuple[str, ...],
+    start_ms: int,
+    end_ms: int,
+    count: int,
+    duration_s: tuple[float, float] = (10.0, 40.0),
+) -> list[Outage]:
+    """`count` outages of `paths` (one each, drawn from `seed`) starting in [start_ms, end_ms),
+    each lasting between `duration_s` bounds: read outages of tens of seconds."""
+    rng = random.Random(seed)
+    outages = []
+    for _ in range(count):
+        begin = rng.randrange(start_ms, end_ms)
+        length = round(rng.uniform(*duration_s) * 1000)
+        outages.append(Outage(rng.choice(paths), begin, begin + length))
+    return sorted(outages, key=lambda o: o.start_ms)

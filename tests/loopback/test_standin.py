@@ -22,6 +22,7 @@ from . import (
     Outage,
     RandomFaults,
     generated_markets,
+    random_outages,
 )
 from .state import LISTEN_KEY_VALIDITY_MS, START_MS
 
@@ -235,3 +236,11 @@ def test_random_faults_repeat_for_a_seed() -> None:
     assert draws(3) == draws(3)
     assert draws(3) != draws(4)
     assert any(d is not None and d.fill is not None for d in draws(3))
+
+
+def test_random_outages_repeat_for_a_seed() -> None:
+    paths = ("/fapi/v3/positionRisk", "/fapi/v1/order")
+    outages = random_outages(5, paths, START_MS, START_MS + 600_000, count=4)
+    assert outages == random_outages(5, paths, START_MS, START_MS + 600_000, count=4)
+    assert all(10_000 <= o.end_ms - o.start_ms <= 40_000 for o in outages)
+    assert [o.start_ms for o in outages] == sorted(o.start_ms for o in outages)
