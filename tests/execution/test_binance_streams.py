@@ -5,7 +5,7 @@ keep-alive and expiry, a missed event found by a REST snapshot, and an orderly s
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -42,6 +42,14 @@ class Rig:
 
     async def until_usable(self, what: str = "usable", max_s: float = 30) -> None:
         await advance_until(self.clock, lambda: self.streams.health().usable, max_s, what)
+
+    async def settle(self, probe: Callable[[], object], what: str) -> None:
+        """Let events reach the mirror: a few simulated seconds at most."""
+        await advance_until(self.clock, probe, 5, what, step_s=0.5)
+
+    async def mirrors_rest(self) -> None:
+        truth = await self.rest_truth()
+        await self.settle(lambda: same_account(self.snapshot(), truth), "mirroring REST")
 
 
 @pytest.fixture
@@ -80,10 +88,9 @@ async def test_the_mirror_is_seeded_then_follows_orders_and_positions(rig: Rig) 
     rig.streams.updated.clear()
     await rig.exchange.place_order(entry())
     await rig.exchange.place_order(stop())
-    await advance(rig.clock, 1)
+    await rig.mirrors_rest()
     assert rig.streams.updated.is_set()
     mirrored = rig.snapshot()
-    assert same_account(mirrored, await rig.rest_truth())
     assert mirrored is not None
     assert mirrored.positions[BTC].leverage == 5
     assert mirrored.orders["qteBTC1"].status is OrderStatus.FILLED
@@ -92,12 +99,18 @@ async def test_the_mirror_is_seeded_then_follows_orders_and_positions(rig: Rig) 
 
 async def test_mark_prices_of_every_symbol_arrive_each_second(rig: Rig) -> None:
     rig.server.state.mark_path = MarkPath(seed=7)
-    symbols = list(rig.exchange.symbol_by_id.values())
-    await advance(rig.clock, 1)
+    symbol_by_id = rig.exchange.symbol_by_id
+    symbols = list(symbol_by_id.values())
+
+    def on_the_path() -> bool:
+        path = {s: rig.server.state.mark(i) for i, s in symbol_by_id.items()}
+        return rig.streams.mark_prices(symbols, rig.clock.now()) == path
+
+    await rig.settle(on_the_path, "the path's prices")
     streamed = rig.streams.mark_prices(symbols, rig.clock.now())
-    assert streamed is not None
     assert streamed == await rig.exchange.fetch_mark_prices(symbols)  # same instant, same path
     await advance(rig.clock, 1)
+    await rig.settle(on_the_path, "the next second's prices")
     moved = rig.streams.mark_prices(symbols, rig.clock.now())
     assert moved is not None
     assert moved != streamed
@@ -107,8 +120,8 @@ async def test_mark_prices_of_every_symbol_arrive_each_second(rig: Rig) -> None:
 async def test_a_triggered_stop_reaches_the_mirror(rig: Rig) -> None:
     await rig.exchange.place_order(entry())
     await rig.exchange.place_order(stop("qtsBTC1", "95000"))
-    rig.server.state.marks["BTCUSDT"] = Decimal("94900.0")
-    await advance(rig.clock, 1)  # the stand-in triggers on its next second
+    rig.server.state.marks["BTCUSDT"] = Decimal("94900.0")  # triggers on the next second
+    await rig.settle(lambda: getattr(rig.snapshot(), "positions", None) == {}, "stopped out")
     mirrored = rig.snapshot()
     assert mirrored is not None
     assert mirrored.positions == {}
@@ -140,10 +153,16 @@ async def test_a_silent_market_stream_is_detected_and_replaced(rig: Rig) -> None
             SILENCE_S + 2,
             "stale",
         )
-        await advance(rig.clock, 2)
-    assert any(e.get("reason", "").startswith("silent") for e in logs)
-    await advance(rig.clock, 65)  # the stand-in speaks again
-    assert rig.streams.mark_prices([BTC], rig.clock.now()) == {BTC: Decimal("100000.0")}
+        await rig.settle(
+            lambda: any(e.get("reason", "").startswith("silent") for e in logs), "detected"
+        )
+    await advance(rig.clock, 60)  # the stand-in speaks again
+    await advance_until(
+        rig.clock,
+        lambda: rig.streams.mark_prices([BTC], rig.clock.now()) == {BTC: Decimal("100000.0")},
+        70,
+        "prices again",
+    )
     assert rig.streams.health().reconnects >= 1
     assert rig.snapshot() is not None  # the user stream was never affected
 
@@ -156,11 +175,10 @@ async def test_duplicated_and_reordered_events_are_harmless(rig: Rig) -> None:
     await rig.exchange.cancel_conditional_order(BTC, "qtsA")
     await rig.exchange.place_order(stop("qtsB", "94000"))
     await rig.exchange.place_order(entry("qteBTC2", "0.005"))
-    await advance(rig.clock, 2)
+    await rig.mirrors_rest()
     assert faults.duplicate < 100
     assert faults.reorder < 100
     mirrored = rig.snapshot()
-    assert same_account(mirrored, await rig.rest_truth())
     assert mirrored is not None
     assert mirrored.orders["qtsA"].status is OrderStatus.CANCELED
     assert mirrored.positions[BTC].quantity == Decimal("0.015")
@@ -183,8 +201,7 @@ async def test_an_expired_listen_key_is_replaced_and_the_mirror_reseeded(rig: Ri
     users = [h for h in rig.server.streams.handshakes if h.startswith("user")]
     assert len(users) == 2
     await rig.exchange.place_order(entry())
-    await advance(rig.clock, 1)
-    assert same_account(rig.snapshot(), await rig.rest_truth())
+    await rig.mirrors_rest()
 
 
 async def test_a_missed_event_is_found_by_a_rest_snapshot_and_reseeded(rig: Rig) -> None:
@@ -204,7 +221,7 @@ async def test_a_missed_event_is_found_by_a_rest_snapshot_and_reseeded(rig: Rig)
 async def test_events_after_a_rest_snapshot_survive_the_reseed(rig: Rig) -> None:
     truth = await rig.rest_truth()  # taken before the entry
     await rig.exchange.place_order(entry())
-    await advance(rig.clock, 1)
+    await rig.settle(lambda: BTC in getattr(rig.snapshot(), "positions", {}), "the entry")
     rig.streams.reseed(truth)
     mirrored = rig.snapshot()
     assert mirrored is not None
@@ -255,7 +272,7 @@ async def test_random_stream_faults_leave_the_mirror_right(rig: Rig) -> None:
     await rig.until_usable("usable after the faults", max_s=70)
     kinds = [h.split()[0] for h in rig.server.streams.handshakes]
     assert kinds.count("user") >= 2  # the user stream was cut at least once
-    assert same_account(rig.snapshot(), await rig.rest_truth())
+    await rig.mirrors_rest()
 
 
 async def test_a_refused_api_key_stops_the_streams_with_operator_action() -> None:
