@@ -289,3 +289,36 @@ async def test_a_refused_api_key_stops_the_streams_with_operator_action() -> Non
         finally:
             await exchange.close()
         assert streams.health().usable is False
+
+
+async def test_a_user_stream_that_answers_no_ping_is_declared_dead() -> None:
+    """The user-data stream carries nothing while nothing happens: a half-open connection
+    shows only as pings without pongs (ccxt's keep-alive, in real time: every
+    stream_silence_s, dead after two)."""
+    clock = ManualClock(utc_from_ms(START_MS))
+    async with LoopbackBinance(clock=clock) as server:
+        exchange = connect(server)
+        await exchange.load_markets()
+        streams = streams_on(server, exchange, stream_silence_s=1.5)
+        stopping = asyncio.Event()
+        task = asyncio.create_task(streams.run(stopping))
+        try:
+            await advance_until(clock, lambda: streams.health().usable, 10, "seeded")
+            server.streams.silence("user", 3600)
+
+            def users() -> int:
+                return sum(h.startswith("user") for h in server.streams.handshakes)
+
+            with capture_logs() as logs:
+                for _ in range(100):  # up to 10 s of real time
+                    if users() >= 2:
+                        break
+                    await asyncio.sleep(0.1)
+                    clock.advance(0.1)
+            assert users() >= 2
+            down = [e for e in logs if e["event"] == "exchange_stream_down"]
+            assert "RequestTimeout" in down[0]["reason"]  # ccxt's keep-alive gave up
+        finally:
+            stopping.set()
+            await asyncio.wait_for(task, 10)
+            await exchange.close()
