@@ -386,7 +386,11 @@ class BinanceSockets:
         held = self._client.watch(url, _HOLD, request, _HOLD)
         connected = self._client.client(url).connected
         closed = asyncio.ensure_future(self._hold(url, held))
-        await asyncio.wait({connected, closed}, return_when=asyncio.FIRST_COMPLETED)
+        try:
+            await asyncio.wait({connected, closed}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            closed.cancel()
+            raise
         if closed.done():
             await closed
         return closed
