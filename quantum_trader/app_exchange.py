@@ -124,7 +124,9 @@ async def open_exchange_runtime(
     if settings.exchange.mode is ExchangeMode.PAPER:
         raise ConfigurationError(["exchange.mode: 'paper' runs through app.open_runtime"])
     clock = clock or LiveClock()
-    exchange = CcxtExchange.create(settings.exchange, api_urls=api_urls, rate_limit=rate_limit)
+    exchange = CcxtExchange.create(
+        settings.exchange, api_urls=api_urls, rate_limit=rate_limit, clock=clock
+    )
     stack.push_async_callback(exchange.close)
     settings = await exchange_universe(exchange, settings, clock.now())
     rules = configured_rules(await exchange.load_markets(), settings.market.symbols)
@@ -184,6 +186,8 @@ def public_exchange(
         api_key=SecretStr(""),
         api_secret=SecretStr(""),
         request_timeout_s=settings.request_timeout_s,
+        rest_url=settings.rest_url,
+        recv_window_ms=settings.recv_window_ms,
     )
     return CcxtExchange.create(public, api_urls=api_urls)
 

@@ -16,7 +16,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -65,6 +72,24 @@ class ExchangeSettings(Section):
     request_timeout_s: float = Field(10.0, gt=0)
     paper_initial_balance_usdt: float = Field(10_000.0, gt=0)
     paper_order_latency_s: float = Field(0.0, ge=0, le=10)
+    # A Binance-compatible stand-in or proxy: base addresses without /fapi or /ws ("" = Binance).
+    rest_url: str = ""
+    ws_url: str = ""
+    recv_window_ms: int = Field(5000, ge=1000, le=60_000)
+    stream_silence_s: float = Field(10.0, gt=0)
+    stream_backoff_max_s: float = Field(60.0, gt=0)
+    listen_key_keepalive_s: float = Field(1800.0, gt=0, le=3300)
+
+    @field_validator("rest_url", "ws_url")
+    @classmethod
+    def _check_base_url(cls, value: str, info: ValidationInfo) -> str:
+        schemes = ("ws://", "wss://") if info.field_name == "ws_url" else ("http://", "https://")
+        if value and (not value.startswith(schemes) or "?" in value or "#" in value):
+            raise ValueError(
+                f"must be empty (Binance) or a base address like {schemes[0]}127.0.0.1:8080 "
+                f"({' or '.join(schemes)}, no query string)"
+            )
+        return value.rstrip("/")
 
     @model_validator(mode="after")
     def _check_mode(self) -> ExchangeSettings:

@@ -2,6 +2,7 @@
 
 - ConfigurationError: fix the configuration; the CLI exits with code 2.
 - RetryLater: a transient fault (network, rate limit, exchange busy); idempotent calls retry.
+  RateLimited (HTTP 429) and IpBanned (HTTP 418) say how long to wait before sending anything.
 - OperatorActionRequired: a person must act (bad keys, wrong account mode, reconciliation
   mismatch); the daemon fails closed.
 - OrderRejected: the exchange refused this order; do not resend it as it is.
@@ -14,6 +15,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from quantum_trader.domain.enums import ReasonCode
 
@@ -32,6 +34,27 @@ class ConfigurationError(QuantumTraderError):
 
 class RetryLater(QuantumTraderError):
     """A transient failure: the same idempotent call may succeed later."""
+
+
+class RateLimited(RetryLater):
+    """The exchange refused the request for its rate limit (HTTP 429); nothing was executed.
+
+    `retry_after_s` is the exchange's Retry-After (None if it sent none): send nothing to it
+    before that, or the IP gets banned.
+    """
+
+    def __init__(self, message: str, retry_after_s: float | None) -> None:
+        self.retry_after_s = retry_after_s
+        super().__init__(message)
+
+
+class IpBanned(RateLimited):
+    """The exchange banned this IP (HTTP 418) until `until` (UTC); nothing was executed and
+    nothing may be sent to it before then."""
+
+    def __init__(self, message: str, until: datetime) -> None:
+        self.until = until
+        super().__init__(message, None)
 
 
 class OperatorActionRequired(QuantumTraderError):

@@ -60,7 +60,10 @@ class Exchange(Protocol):
     async def set_leverage(self, symbol: str, leverage: int) -> None: ...
 
     async def place_order(self, request: OrderRequest) -> Order:
-        """Send a market or conditional order. Raises OrderRejected or OrderStateUnknown."""
+        """Send a market or conditional order. Raises OrderRejected (refused),
+        OrderStateUnknown (the answer was lost, or the client id exists already: look it up)
+        or RetryLater (refused before execution, e.g. RateLimited: resend the same request
+        later). The answer may report a partial execution (`filled_quantity`)."""
         ...
 
     async def fetch_order(self, symbol: str, client_order_id: str) -> Order | None:
@@ -69,7 +72,10 @@ class Exchange(Protocol):
 
     async def fetch_open_conditional_orders(self, symbol: str | None = None) -> list[Order]: ...
 
-    async def cancel_conditional_order(self, symbol: str, client_order_id: str) -> None: ...
+    async def cancel_conditional_order(self, symbol: str, client_order_id: str) -> None:
+        """Return once the order is no longer open (cancelled now, or already final).
+        Raises OrderStateUnknown when the exchange did not confirm the cancel."""
+        ...
 
     async def fetch_fills(self, symbol: str, client_order_id: str) -> list[Fill]: ...
 
@@ -109,7 +115,8 @@ class ExchangeStreams(Protocol):
         ...
 
     def reseed(self, snapshot: ExchangeSnapshot) -> None:
-        """Replace the mirror with a REST snapshot that disagreed with it (a missed event)."""
+        """Replace the mirror with a REST snapshot that disagreed with it (a missed event).
+        Events received since `snapshot.taken_at` are applied again on top of it."""
         ...
 
 

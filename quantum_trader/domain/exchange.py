@@ -23,7 +23,7 @@ class SnapshotSource(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class ExchangeSnapshot:
-    """The account at `taken_at`.
+    """The account at `taken_at` (for a REST snapshot: when its first read was sent).
 
     `positions`: non-zero one-way positions by symbol. `open_conditional_orders`: every open
     STOP_MARKET / TAKE_PROFIT_MARKET order on the account. `orders`: the latest state the

@@ -1,13 +1,22 @@
-"""Binance USD-M wire format → domain objects. Pure functions; no ccxt, no I/O.
+"""Binance USD-M REST answers → domain objects. Pure functions; no ccxt, no I/O.
 
 Every number is read from Binance's JSON as a string and parsed to Decimal (orders, money) or
 numpy float64 (candles, funding). A missing field, a non-numeric or non-finite value, or a
 non-positive price is a MarketDataError naming the payload and the field, never a silent zero.
+
+Conditional (algo) orders, by Binance's algo statuses: NEW (resting), TRIGGERING (condition
+met, forwarded to the matching engine) and TRIGGERED (its market order is in the matching
+engine) are OPEN: not final, the stop fired or is about to. CANCELED, REJECTED and EXPIRED
+are final with nothing executed. FINISHED means the triggered order ended in the matching
+engine, "filled or cancelled": it is booked from the execution of the actual order (FILLED
+when it executed the whole quantity, EXPIRED with the executed quantity otherwise), and is
+UNKNOWN while that execution is not known.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -35,6 +44,7 @@ Payload = Mapping[str, Any]
 SETTLE_ASSET = "USDT"
 
 _KINDS = frozenset(kind.value for kind in OrderKind)
+CONDITIONAL_KINDS = frozenset(kind.value for kind in OrderKind if kind.is_conditional)
 _PLAIN_STATUS = {
     "NEW": OrderStatus.OPEN,
     "PARTIALLY_FILLED": OrderStatus.OPEN,
@@ -44,17 +54,29 @@ _PLAIN_STATUS = {
     "EXPIRED": OrderStatus.EXPIRED,
     "EXPIRED_IN_MATCH": OrderStatus.EXPIRED,
 }
-# Algo (conditional) orders: TRIGGERED/FINISHED mean the stop fired and its market order ran.
-_ALGO_STATUS = {
-    "NEW": OrderStatus.OPEN,
-    "TRIGGERING": OrderStatus.OPEN,
-    "TRIGGERED": OrderStatus.FILLED,
-    "FINISHED": OrderStatus.FILLED,
+ALGO_OPEN = frozenset({"NEW", "TRIGGERING", "TRIGGERED"})
+ALGO_FINISHED = "FINISHED"
+_ALGO_FINAL = {
     "CANCELED": OrderStatus.CANCELED,
     "CANCELLED": OrderStatus.CANCELED,
     "REJECTED": OrderStatus.REJECTED,
     "EXPIRED": OrderStatus.EXPIRED,
 }
+
+
+@dataclass(frozen=True, slots=True)
+class Execution:
+    """What an order executed: quantity and average price (None when nothing executed)."""
+
+    quantity: Decimal
+    average_price: Decimal | None
+
+    @classmethod
+    def of_fills(cls, fills: Sequence[Fill]) -> Execution:
+        quantity = sum((f.quantity for f in fills), ZERO)
+        if quantity <= 0:
+            return cls(ZERO, None)
+        return cls(quantity, sum((f.quantity * f.price for f in fills), ZERO) / quantity)
 
 
 def field(payload: Payload, name: str, what: str) -> Any:
@@ -139,27 +161,48 @@ def parse_balance(payload: Any) -> Balance:
     )
 
 
-def parse_positions(payload: Any, symbol_by_id: Mapping[str, str]) -> list[ExchangePosition]:
-    """Non-zero one-way positions of GET /fapi/v2/positionRisk; unknown symbols are skipped."""
+def parse_positions(
+    payload: Any, symbol_by_id: Mapping[str, str], leverage_by_id: Mapping[str, int]
+) -> list[ExchangePosition]:
+    """Non-zero one-way positions of GET /fapi/v3/positionRisk; unknown symbols are skipped.
+
+    v3 rows carry no leverage: it comes from `leverage_by_id` (GET /fapi/v1/symbolConfig or
+    what we set), and a row without a known leverage is a MarketDataError. Margin is
+    `isolatedMargin`, else `initialMargin`, else zero (fields v3 may leave out).
+    """
     positions = []
     for row in as_list(payload, "positionRisk"):
-        symbol = symbol_by_id.get(str(field(row, "symbol", "positionRisk")))
-        what = f"positionRisk {symbol}"
+        market_id = str(field(row, "symbol", "positionRisk"))
+        symbol = symbol_by_id.get(market_id)
+        what = f"positionRisk {market_id}"
         amount = decimal_field(row, "positionAmt", what)
-        if symbol is None or amount == 0:
+        if symbol is None or amount == 0 or row.get("positionSide", "BOTH") != "BOTH":
             continue
+        if market_id not in leverage_by_id:
+            raise MarketDataError(f"{what}: no leverage known for the symbol")
+        margin_name = "isolatedMargin" if row.get("isolatedMargin") else "initialMargin"
         positions.append(
             ExchangePosition(
                 symbol=symbol,
                 side=Side.LONG if amount > 0 else Side.SHORT,
                 quantity=abs(amount),
                 entry_price=decimal_field(row, "entryPrice", what, positive=True),
-                leverage=int_field(row, "leverage", what),
-                margin_usdt=decimal_field(row, "isolatedMargin", what),
+                leverage=leverage_by_id[market_id],
+                margin_usdt=decimal_field(row, margin_name, what) if row.get(margin_name) else ZERO,
                 unrealized_pnl_usdt=decimal_field(row, "unRealizedProfit", what),
             )
         )
     return positions
+
+
+def parse_leverages(payload: Any) -> dict[str, int]:
+    """Leverage by market id from GET /fapi/v1/symbolConfig (or a POST /fapi/v1/leverage
+    answer, a single object)."""
+    rows = [payload] if isinstance(payload, Mapping) else as_list(payload, "symbolConfig")
+    return {
+        str(field(row, "symbol", "symbolConfig")): int_field(row, "leverage", "symbolConfig")
+        for row in rows
+    }
 
 
 def parse_order(payload: Payload, symbol: str) -> Order:
@@ -181,37 +224,98 @@ def parse_order(payload: Payload, symbol: str) -> Order:
         status=_status(_PLAIN_STATUS, payload, "status", what),
         created_at=utc_from_ms(int(created_ms)),
         exchange_order_id=str(field(payload, "orderId", what)),
-        reduce_only=bool(payload.get("reduceOnly", False)),
+        reduce_only=_flag(payload.get("reduceOnly", False)),
         filled_quantity=filled,
         average_price=average if average > 0 else None,
         updated_at=utc_from_ms(int_field(payload, "updateTime", what)),
     )
 
 
-def parse_algo_order(payload: Payload, symbol: str) -> Order:
-    """A conditional order of Binance's Algo Order API (POST/GET /fapi/v1/algoOrder)."""
+def parse_algo_order(payload: Payload, symbol: str, execution: Execution | None = None) -> Order:
+    """A conditional order of Binance's Algo Order API (POST/GET /fapi/v1/algoOrder).
+
+    A FINISHED order is booked from `execution` (of its actual order, found by the caller);
+    without it the status is UNKNOWN. `detail` holds the actual order id once triggered.
+    """
     what = f"algoOrder {symbol}"
     kind_raw = field(payload, "orderType", what)
     if kind_raw not in _KINDS or kind_raw == OrderKind.MARKET:
         raise MarketDataError(f"{what}: unsupported conditional order type {kind_raw!r}")
-    actual_price = (
-        decimal_field(payload, "actualPrice", what) if payload.get("actualPrice") else ZERO
-    )
+    quantity = ZERO  # closePosition orders have no quantity: they close whatever is held
+    if payload.get("quantity") not in (None, "") or not _flag(payload.get("closePosition")):
+        quantity = decimal_field(payload, "quantity", what)
+    status, execution = algo_outcome(str(field(payload, "algoStatus", what)), quantity, execution)
+    if execution is None and payload.get("actualPrice"):
+        price = decimal_field(payload, "actualPrice", what)
+        execution = Execution(ZERO, price if price > 0 else None)
     return Order(
         client_order_id=str(field(payload, "clientAlgoId", what)),
         symbol=symbol,
         side=OrderSide(field(payload, "side", what)),
         kind=OrderKind(kind_raw),
-        quantity=decimal_field(payload, "quantity", what),
-        status=_status(_ALGO_STATUS, payload, "algoStatus", what),
+        quantity=quantity,
+        status=status,
         created_at=utc_from_ms(int_field(payload, "createTime", what)),
         exchange_order_id=str(field(payload, "algoId", what)),
         trigger_price=decimal_field(payload, "triggerPrice", what, positive=True),
-        reduce_only=bool(payload.get("reduceOnly", False)),
-        average_price=actual_price if actual_price > 0 else None,
+        reduce_only=_flag(payload.get("reduceOnly", False)),
+        filled_quantity=execution.quantity if execution else ZERO,
+        average_price=execution.average_price if execution else None,
         updated_at=utc_from_ms(int_field(payload, "updateTime", what)),
         detail=str(payload.get("actualOrderId") or ""),
     )
+
+
+def algo_outcome(
+    raw_status: str, quantity: Decimal, execution: Execution | None
+) -> tuple[OrderStatus, Execution | None]:
+    """Our status for a Binance algo status (see the module docstring)."""
+    if raw_status in ALGO_OPEN:
+        return OrderStatus.OPEN, execution
+    if raw_status in _ALGO_FINAL:
+        return _ALGO_FINAL[raw_status], execution
+    if raw_status != ALGO_FINISHED:
+        raise MarketDataError(f"algoOrder: unknown algoStatus {raw_status!r}")
+    if execution is None:
+        return OrderStatus.UNKNOWN, None
+    if execution.quantity >= quantity > 0:
+        return OrderStatus.FILLED, execution
+    return OrderStatus.EXPIRED, execution
+
+
+def is_cancel_success(payload: Any) -> bool:
+    """True when DELETE /fapi/v1/algoOrder answered {"code": "200", "msg": "success"}."""
+    if not isinstance(payload, Mapping):
+        return False
+    return str(payload.get("code")) == "200" and str(payload.get("msg", "success")) == "success"
+
+
+def trigger_window_ms(payload: Payload, slack_ms: int) -> tuple[int, int]:
+    """The time window in which a triggered algo order's market order traded."""
+    what = "algoOrder"
+    start = int(payload.get("triggerTime") or 0) or int_field(payload, "updateTime", what)
+    return start - slack_ms, int_field(payload, "updateTime", what) + slack_ms
+
+
+def pick_triggered_trades(payload: Any, side: OrderSide, trigger_ms: int) -> list[Any]:
+    """The userTrades rows of the one order, on `side`, that traded first at or after
+    `trigger_ms` (a triggered stop whose actual order id Binance did not report)."""
+    rows = [r for r in as_list(payload, "userTrades") if r.get("side") == side.value]
+    by_order: dict[str, list[Any]] = {}
+    for row in rows:
+        by_order.setdefault(str(field(row, "orderId", "userTrades")), []).append(row)
+    if not by_order:
+        return []
+
+    def start(order_rows: list[Any]) -> tuple[bool, int]:
+        first = min(int_field(r, "time", "userTrades") for r in order_rows)
+        return first < trigger_ms, abs(first - trigger_ms)
+
+    return min(by_order.values(), key=start)
+
+
+def _flag(value: Any) -> bool:
+    return value is True or str(value).lower() == "true"
 
 
 def _status(

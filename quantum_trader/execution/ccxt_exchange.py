@@ -1,153 +1,98 @@
-"""The Exchange port on Binance USD-M through ccxt's async client. The only module importing ccxt.
+"""The Exchange port on Binance USD-M, coded to Binance's published REST API.
 
-Routing (ccxt 4.5.90, binanceusdm): market orders go to POST /fapi/v1/order; STOP_MARKET and
-TAKE_PROFIT_MARKET go through ccxt's unified `create_order` with `stopLossPrice` /
-`takeProfitPrice`, which ccxt sends to Binance's Algo Order API (POST /fapi/v1/algoOrder,
-algoType=CONDITIONAL, our id as `clientAlgoId`, `triggerPrice`). With `trigger=True` ccxt's
-`fetch_order`, `fetch_open_orders` and `cancel_order` use GET /fapi/v1/algoOrder,
-GET /fapi/v1/openAlgoOrders and DELETE /fapi/v1/algoOrder. Market data and account reads call
-the raw endpoints (premiumIndex, klines, fundingRate, v3 account, v2 positionRisk, userTrades,
-income) and are parsed by `binance_wire` into Decimal domain objects.
+Every call goes to a raw endpoint through `binance_client.BinanceRest` (ccxt's signing and
+transport; recvWindow, Retry-After and time resync there) and is parsed by `binance_wire`
+into Decimal domain objects. Routes: market orders POST /fapi/v1/order (newOrderRespType
+RESULT, so the answer carries status and executed quantity); STOP_MARKET / TAKE_PROFIT_MARKET
+go to the Algo Order API (POST/GET/DELETE /fapi/v1/algoOrder, GET /fapi/v1/openAlgoOrders,
+algoType CONDITIONAL, our id as clientAlgoId); positions GET /fapi/v3/positionRisk with the
+leverage from GET /fapi/v1/symbolConfig (v3 rows carry none); listen keys /fapi/v1/listenKey.
 
-Errors are translated at this boundary (`translate_error`). Only idempotent calls are retried,
-a few times with backoff; `place_order` and `cancel_conditional_order` are sent exactly once.
+Trigger price: conditional orders are sent with workingType=MARK_PRICE and priceProtect=FALSE.
+The keeper and the monitor reason in mark price (the stream they read is the mark price),
+liquidation is computed on it, and a thin book's last-price wick cannot fire a stop on it;
+price protection stays off because it can hold a triggered stop back exactly when last and
+mark prices part, which is when a protective stop must not wait.
+
+A triggered stop (FINISHED) is booked from its actual order (GET /fapi/v1/order by
+actualOrderId) or, when Binance reports no actual order id, from the trades on its side in the
+trigger's time window (GET /fapi/v1/userTrades). Only idempotent reads are retried, a few
+times with backoff; orders and cancels are sent once (a -1021 refusal is resent by
+BinanceRest: it executed nothing), and a cancel is done only when Binance says "success".
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
-from enum import StrEnum
 from typing import Any, TypeVar
 
-import ccxt.async_support as ccxt
+import numpy as np
 
-from quantum_trader.clock import ms_from_utc
+from quantum_trader.clock import LiveClock, ms_from_utc
 from quantum_trader.config import ExchangeSettings
 from quantum_trader.domain import (
     Balance,
     Bars,
     ExchangeMode,
     ExchangePosition,
+    ExchangeSnapshot,
     Fill,
     FloatArray,
     IntArray,
     MarketRules,
     Order,
-    OrderKind,
     OrderRequest,
+    OrderSide,
     ReasonCode,
+    SnapshotSource,
 )
 from quantum_trader.errors import (
-    ConfigurationError,
     MarketDataError,
     OperatorActionRequired,
     OrderRejected,
     OrderStateUnknown,
-    QuantumTraderError,
+    RateLimited,
     RetryLater,
 )
 from quantum_trader.execution import binance_wire as wire
+from quantum_trader.execution.binance_client import (
+    BinanceRest,
+    Operation,
+    build_rest_client,
+    translate_error,
+)
+from quantum_trader.execution.binance_requests import order_params, to_wire
 from quantum_trader.log import get_logger
 from quantum_trader.market.candle_store import TIMEFRAME_MS
+from quantum_trader.ports import Clock
+
+__all__ = ["CcxtExchange", "Operation", "to_wire", "translate_error"]
 
 log = get_logger("ccxt_exchange")
 T = TypeVar("T")
 DEFAULT_RETRY_DELAYS_S = (0.5, 2.0)
 KLINES_MAX_LIMIT = 1500
 FUNDING_MAX_LIMIT = 1000
-_BINANCE_CODE = re.compile(r'"code"\s*:\s*"?(-?\d+)')
-_REJECTION_BY_CODE = {
-    -4164: ReasonCode.BELOW_MIN_NOTIONAL,
-    -1111: ReasonCode.BAD_PRECISION,
-    -2019: ReasonCode.INSUFFICIENT_FREE_BALANCE,
-    -1121: ReasonCode.UNKNOWN_SYMBOL,
-}
-
-
-class Operation(StrEnum):
-    """What kind of call failed: decides how an error is translated."""
-
-    DATA = "data"  # market data: bad answers are MarketDataError
-    ACCOUNT = "account"  # idempotent account reads and settings
-    ORDER = "order"  # place_order: a lost answer means the order state is unknown
-    CANCEL = "cancel"
-
-
-def binance_code(error: BaseException) -> int | None:
-    """The Binance error code quoted in a ccxt error message, if any."""
-    found = _BINANCE_CODE.search(str(error))
-    return int(found.group(1)) if found else None
-
-
-def translate_error(
-    error: Exception, operation: Operation, client_order_id: str = ""
-) -> QuantumTraderError:
-    """Map a ccxt error to ours by what the caller must do. Authentication first."""
-    if isinstance(error, ccxt.AuthenticationError):
-        return OperatorActionRequired(f"the exchange refused the API key: {error}")
-    if isinstance(error, ccxt.OperationFailed):
-        return _transient(error, operation, client_order_id)
-    if isinstance(error, ccxt.InsufficientFunds):
-        return OrderRejected(ReasonCode.INSUFFICIENT_FREE_BALANCE, str(error))
-    if isinstance(error, ccxt.BadSymbol) and operation is not Operation.DATA:
-        return OrderRejected(ReasonCode.UNKNOWN_SYMBOL, str(error))
-    if operation is Operation.DATA:
-        return MarketDataError(f"market data request failed: {error}")
-    if isinstance(error, ccxt.InvalidOrder | ccxt.BadRequest):
-        if operation is Operation.ACCOUNT:
-            return OperatorActionRequired(f"the exchange refused an account request: {error}")
-        code = binance_code(error)
-        return OrderRejected(
-            _REJECTION_BY_CODE.get(code or 0, ReasonCode.ORDER_REJECTED), str(error)
-        )
-    if operation is Operation.ORDER:
-        return OrderRejected(ReasonCode.ORDER_REJECTED, str(error))
-    return RetryLater(f"exchange error: {error}")
-
-
-def _transient(error: Exception, operation: Operation, client_order_id: str) -> QuantumTraderError:
-    if operation is Operation.ORDER:
-        return OrderStateUnknown(client_order_id, f"no reliable answer from the exchange: {error}")
-    if isinstance(error, ccxt.BadResponse):
-        return MarketDataError(f"malformed answer from the exchange: {error}")
-    return RetryLater(f"exchange temporarily unavailable: {error}")
-
-
-def _loopback_client(bases: Sequence[str]) -> Any:
-    """binanceusdm that classifies errors from overridden base URLs as USD-M (fapi) errors.
-
-    ccxt picks its per-market error table from the URL's host; without this, a stand-in server
-    on 127.0.0.1 would get the generic table and translate differently than production.
-    """
-
-    class _Client(ccxt.binanceusdm):  # type: ignore[misc]
-        def get_exceptions_by_url(self, url: str | None, exact_or_broad: str) -> Any:
-            if url is not None and url.startswith(tuple(bases)):
-                return self.safe_dict(self.exceptions["linear"], exact_or_broad, {})
-            return super().get_exceptions_by_url(url, exact_or_broad)
-
-    return _Client
-
-
-def to_wire(value: Decimal) -> str:
-    """A Decimal as a plain decimal string (no exponent), as Binance expects."""
-    return format(value.normalize(), "f")
+TRIGGER_SLACK_MS = 5_000
+NOT_FOUND = frozenset({-2013, -2011})  # "Order does not exist", "Unknown order sent"
+LISTEN_KEY_MISSING = frozenset({-1125})
+MARGIN_TYPE_ALREADY_SET = frozenset({-4046})
 
 
 class CcxtExchange:
     """Binance USD-M futures (demo trading for mode=testnet, production for mode=live)."""
 
-    def __init__(self, client: Any, mode: ExchangeMode, retry_delays_s: Sequence[float]) -> None:
-        self._client = client
+    def __init__(self, rest: BinanceRest, mode: ExchangeMode, retry_delays_s: Sequence[float]):
+        self._rest = rest
         self._mode = mode
         self._retry_delays_s = tuple(retry_delays_s)
         self._rules: dict[str, MarketRules] = {}
         self._id_by_symbol: dict[str, str] = {}
         self._symbol_by_id: dict[str, str] = {}
+        self._leverage: dict[str, int] = {}
 
     @classmethod
     def create(
@@ -157,57 +102,64 @@ class CcxtExchange:
         api_urls: Mapping[str, str] | None = None,
         retry_delays_s: Sequence[float] = DEFAULT_RETRY_DELAYS_S,
         rate_limit: bool = True,
+        clock: Clock | None = None,
     ) -> CcxtExchange:
-        """Build the adapter. `api_urls` replaces ccxt REST base URLs by name (e.g.
-        "fapiPrivate"), for the loopback stand-in; `rate_limit` keeps ccxt's client throttle."""
-        if settings.mode is ExchangeMode.PAPER:
-            raise ConfigurationError(["exchange.mode: paper does not use the ccxt exchange"])
-        if settings.api_key is None or settings.api_secret is None:
-            raise ConfigurationError(["exchange.api_key and exchange.api_secret are required"])
-        factory = _loopback_client(list(api_urls.values())) if api_urls else ccxt.binanceusdm
-        client = factory(
-            {
-                "apiKey": settings.api_key.get_secret_value(),
-                "secret": settings.api_secret.get_secret_value(),
-                "timeout": round(settings.request_timeout_s * 1000),
-                "enableRateLimit": rate_limit,
-                "options": {"fetchCurrencies": False, "warnOnFetchOpenOrdersWithoutSymbol": False},
-            }
-        )
-        if settings.mode is ExchangeMode.TESTNET:
-            client.enable_demo_trading(True)
-        if api_urls:
-            _override_urls(client, api_urls)
-        return cls(client, settings.mode, retry_delays_s)
+        """Build the adapter: Binance, or `exchange.rest_url` (a stand-in or proxy), or
+        `api_urls` (ccxt REST base URLs by name). `rate_limit` keeps ccxt's client throttle;
+        `clock` (default real time) times Retry-After and bans."""
+        client = build_rest_client(settings, api_urls, rate_limit)
+        rest = BinanceRest(client, clock or LiveClock(), settings.recv_window_ms)
+        return cls(rest, settings.mode, retry_delays_s)
 
     def __repr__(self) -> str:
         return f"CcxtExchange(mode={self._mode}, markets={len(self._rules)})"
 
+    @property
+    def recv_window_s(self) -> float:
+        """Binance refuses a signed request older than this: one lost longer never executes."""
+        return self._rest.recv_window_s
+
+    @property
+    def symbol_by_id(self) -> Mapping[str, str]:
+        """ccxt symbols by Binance market id (BTCUSDT → BTC/USDT:USDT), once markets loaded."""
+        return self._symbol_by_id
+
+    def leverage_by_symbol(self) -> dict[str, int]:
+        """The leverage of each symbol as last set or read (POST leverage, symbolConfig)."""
+        return {self._symbol_by_id[i]: lev for i, lev in self._leverage.items()
+                if i in self._symbol_by_id}  # fmt: skip
+
     # -- calls -------------------------------------------------------------------------------
 
-    async def _retrying(self, operation: Operation, call: Callable[[], Awaitable[T]]) -> T:
-        """Run an idempotent call, retrying transient failures with backoff."""
+    async def _retrying(self, call: Callable[[], Awaitable[T]]) -> T:
+        """Run an idempotent call, retrying transient failures (not rate limits) with backoff."""
         for delay in (*self._retry_delays_s, None):
             try:
                 return await call()
-            except ccxt.BaseError as error:
-                translated = translate_error(error, operation)
-                if delay is None or not isinstance(translated, RetryLater):
-                    raise translated from error
-                log.warning("exchange_retry", operation=operation, delay_s=delay, error=str(error))
+            except RetryLater as error:
+                if delay is None or isinstance(error, RateLimited):
+                    raise
+                log.warning("exchange_retry", delay_s=delay, error=str(error))
             await asyncio.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _read(self, operation: Operation, method: str, params: Mapping[str, Any]) -> Any:
-        """Call a raw ccxt endpoint method (e.g. "fapiPublicGetKlines") with retries."""
-        endpoint = getattr(self._client, method)
-        return await self._retrying(operation, lambda: endpoint(dict(params)))
+    async def _read(
+        self,
+        operation: Operation,
+        endpoint: str,
+        params: Mapping[str, Any],
+        absent: frozenset[int] = frozenset(),
+    ) -> Any:
+        """An idempotent raw endpoint call (e.g. "fapiPublicGetKlines") with retries."""
+        return await self._retrying(
+            lambda: self._rest.call(endpoint, params, operation, absent=absent)
+        )
 
     # -- markets -----------------------------------------------------------------------------
 
     async def load_markets(self) -> Mapping[str, MarketRules]:
         """Rules of every trading USDT-settled perpetual, by ccxt symbol."""
-        markets = await self._retrying(Operation.DATA, self._client.load_markets)
+        markets = await self._retrying(self._rest.load_markets)
         for symbol, market in markets.items():
             if market.get("swap") and market.get("linear") and market.get("settle") == "USDT":
                 self._rules[symbol] = wire.parse_market_rules(symbol, market["info"])
@@ -244,7 +196,10 @@ class CcxtExchange:
         return wire.parse_mark_prices(payload, self._symbol_by_id, symbols)
 
     async def fetch_ohlcv(self, symbol: str, timeframe: str, since_ms: int, limit: int) -> Bars:
-        """Up to `limit` bars opening at or after `since_ms`; the last may still be forming."""
+        """Up to `limit` bars opening at or after `since_ms`; the last may still be forming.
+
+        Bars opening before `since_ms` (a server that ignores startTime) are dropped.
+        """
         if timeframe not in TIMEFRAME_MS:
             raise MarketDataError(f"unsupported timeframe {timeframe!r}")
         market_id = await self._market_id(symbol, Operation.DATA)
@@ -255,7 +210,9 @@ class CcxtExchange:
             "limit": min(limit, KLINES_MAX_LIMIT),
         }
         payload = await self._read(Operation.DATA, "fapiPublicGetKlines", params)
-        return wire.parse_klines(payload, symbol, TIMEFRAME_MS[timeframe])
+        bars = wire.parse_klines(payload, symbol, TIMEFRAME_MS[timeframe])
+        first = int(np.searchsorted(bars.time_ms, since_ms, side="left"))
+        return bars.slice(first, len(bars)) if first else bars
 
     async def fetch_funding_rates(self, symbol: str, since_ms: int) -> tuple[IntArray, FloatArray]:
         """Funding settlements (time ms, rate) from `since_ms`, at most 1000, oldest first."""
@@ -271,15 +228,27 @@ class CcxtExchange:
         return wire.parse_balance(payload)
 
     async def fetch_positions(self) -> list[ExchangePosition]:
+        """Non-zero positions (GET /fapi/v3/positionRisk, weight 5). The leverage comes from
+        what we set, or one GET /fapi/v1/symbolConfig when a position's symbol is new to us."""
         if not self._rules:
             await self.load_markets()
-        payload = await self._read(Operation.ACCOUNT, "fapiPrivateV2GetPositionRisk", {})
-        return wire.parse_positions(payload, self._symbol_by_id)
+        payload = await self._read(Operation.ACCOUNT, "fapiPrivateV3GetPositionRisk", {})
+        held = {
+            str(row.get("symbol"))
+            for row in wire.as_list(payload, "positionRisk")
+            if str(row.get("positionAmt", "0")).strip("0.-")
+            and row.get("symbol") in self._symbol_by_id
+        }
+        if held - self._leverage.keys():
+            config = await self._read(Operation.ACCOUNT, "fapiPrivateGetSymbolConfig", {})
+            self._leverage.update(wire.parse_leverages(config))
+        return wire.parse_positions(payload, self._symbol_by_id, self._leverage)
 
     async def set_leverage(self, symbol: str, leverage: int) -> None:
         market_id = await self._market_id(symbol, Operation.ACCOUNT)
         params = {"symbol": market_id, "leverage": leverage}
-        await self._read(Operation.ACCOUNT, "fapiPrivatePostLeverage", params)
+        answer = await self._read(Operation.ACCOUNT, "fapiPrivatePostLeverage", params)
+        self._leverage.update(wire.parse_leverages(answer))
 
     async def prepare_account(self, symbols: Sequence[str], leverage: int) -> None:
         """Check one-way and single-asset modes, then set ISOLATED margin and `leverage`.
@@ -306,20 +275,13 @@ class CcxtExchange:
     async def _set_isolated(self, symbol: str) -> None:
         market_id = await self._market_id(symbol, Operation.ACCOUNT)
         params = {"symbol": market_id, "marginType": "ISOLATED"}
-
-        async def set_isolated() -> None:
-            try:
-                await self._client.fapiPrivatePostMarginType(params)
-            except ccxt.MarginModeAlreadySet:
-                return
-
         try:
-            await self._retrying(Operation.ACCOUNT, set_isolated)
+            await self._read(
+                Operation.ACCOUNT, "fapiPrivatePostMarginType", params, MARGIN_TYPE_ALREADY_SET
+            )
         except OperatorActionRequired as error:
-            raise OperatorActionRequired(
-                f"cannot set ISOLATED margin on {symbol} (an open position or order may "
-                f"block it): {error}"
-            ) from error
+            message = f"cannot set ISOLATED margin on {symbol}: {error}"
+            raise OperatorActionRequired(message) from error
 
     async def fetch_funding_paid(self, symbol: str, since: datetime) -> Decimal:
         """Funding paid on `symbol` since `since` (positive = paid), from up to 1000 settlements."""
@@ -333,22 +295,56 @@ class CcxtExchange:
         payload = await self._read(Operation.ACCOUNT, "fapiPrivateGetIncome", params)
         return wire.parse_funding_income(payload)
 
+    async def fetch_snapshot(self, taken_at: datetime) -> ExchangeSnapshot:
+        """Positions and every open conditional order from REST (weight 5 + 40), as the
+        account stood at `taken_at`: pass the time before the first read is sent."""
+        positions = await self.fetch_positions()
+        conditional = await self.fetch_open_conditional_orders()
+        return ExchangeSnapshot(
+            taken_at=taken_at,
+            source=SnapshotSource.REST,
+            positions={p.symbol: p for p in positions},
+            open_conditional_orders=tuple(conditional),
+        )
+
+    # -- listen keys (the user-data stream) ----------------------------------------------------
+
+    async def create_listen_key(self) -> str:
+        """POST /fapi/v1/listenKey: the account's listen key (the active one if any), valid
+        for 60 minutes."""
+        answer = await self._read(Operation.ACCOUNT, "fapiPrivatePostListenKey", {})
+        return str(wire.field(answer, "listenKey", "listenKey"))
+
+    async def keep_alive_listen_key(self) -> bool:
+        """PUT /fapi/v1/listenKey: extend the active key by 60 minutes; False if it is gone."""
+        answer = await self._read(
+            Operation.ACCOUNT, "fapiPrivatePutListenKey", {}, LISTEN_KEY_MISSING
+        )
+        return answer is not None
+
+    async def close_listen_key(self) -> None:
+        await self._read(Operation.ACCOUNT, "fapiPrivateDeleteListenKey", {}, LISTEN_KEY_MISSING)
+
     # -- orders ------------------------------------------------------------------------------
 
     async def place_order(self, request: OrderRequest) -> Order:
-        """Send once. OrderRejected if refused; OrderStateUnknown if the answer is lost."""
+        """Send once. OrderRejected if refused; OrderStateUnknown if the answer is lost or
+        the client id exists already; RetryLater if Binance executed nothing (rate limit)."""
         rules = await self._rules_for(request.symbol)
         quantity = rules.round_quantity_down(request.quantity)
         if quantity <= 0:
             raise OrderRejected(ReasonCode.BELOW_MIN_QUANTITY, f"{request.quantity} rounds to 0")
-        params = _order_params(request, rules)
+        params = order_params(request, self._id_by_symbol[request.symbol], quantity, rules)
+        endpoint = "fapiPrivatePostAlgoOrder" if request.kind.is_conditional else (
+            "fapiPrivatePostOrder"
+        )  # fmt: skip
+        answer = await self._rest.call(
+            endpoint, params, Operation.ORDER, client_order_id=request.client_order_id
+        )
         try:
-            result = await self._client.create_order(
-                request.symbol, "market", request.side.lower(), to_wire(quantity), None, params
-            )
-            return _parse_placed(result["info"], request)
-        except ccxt.BaseError as error:
-            raise translate_error(error, Operation.ORDER, request.client_order_id) from error
+            if request.kind.is_conditional:
+                return wire.parse_algo_order(answer, request.symbol)
+            return wire.parse_order(answer, request.symbol)
         except (MarketDataError, KeyError, TypeError, ValueError) as error:
             raise OrderStateUnknown(
                 request.client_order_id, f"unreadable answer to an order request: {error}"
@@ -360,77 +356,95 @@ class CcxtExchange:
 
     async def fetch_order(self, symbol: str, client_order_id: str) -> Order | None:
         """Look up a plain order, then a conditional (algo) order, by our client id."""
-        await self._market_id(symbol, Operation.ACCOUNT)
-        for conditional in (False, True):
-            info = await self._lookup(symbol, client_order_id, conditional)
-            if info is not None:
-                parse = wire.parse_algo_order if conditional else wire.parse_order
-                return parse(info, symbol)
-        return None
+        market_id = await self._market_id(symbol, Operation.ACCOUNT)
+        plain = await self._plain_order(market_id, {"origClientOrderId": client_order_id})
+        if plain is not None:
+            return wire.parse_order(plain, symbol)
+        algo = await self._algo_order(client_order_id)
+        if algo is None:
+            return None
+        execution = None
+        if algo.get("algoStatus") == wire.ALGO_FINISHED:
+            execution = wire.Execution.of_fills(await self._triggered_fills(symbol, algo, ""))
+        return wire.parse_algo_order(algo, symbol, execution)
 
-    async def _lookup(self, symbol: str, client_order_id: str, conditional: bool) -> Any:
-        params = {"clientOrderId": client_order_id, "trigger": conditional}
+    async def _plain_order(self, market_id: str, key: Mapping[str, str]) -> Any:
+        params = {"symbol": market_id, **key}
+        return await self._read(Operation.ACCOUNT, "fapiPrivateGetOrder", params, NOT_FOUND)
 
-        async def lookup() -> Any:
-            try:
-                result = await self._client.fetch_order("", symbol, params)
-            except ccxt.OrderNotFound:
-                return None
-            return result["info"]
-
-        return await self._retrying(Operation.ACCOUNT, lookup)
+    async def _algo_order(self, client_order_id: str) -> Any:
+        params = {"clientAlgoId": client_order_id}
+        return await self._read(Operation.ACCOUNT, "fapiPrivateGetAlgoOrder", params, NOT_FOUND)
 
     async def fetch_open_conditional_orders(self, symbol: str | None = None) -> list[Order]:
-        """Open STOP_MARKET / TAKE_PROFIT_MARKET algo orders, of one symbol or all."""
+        """Open STOP_MARKET / TAKE_PROFIT_MARKET algo orders, of one symbol (weight 1) or all
+        (weight 40). Orders of other types and unknown symbols are left out."""
+        params = {}
         if symbol is not None:
-            await self._market_id(symbol, Operation.ACCOUNT)
+            params["symbol"] = await self._market_id(symbol, Operation.ACCOUNT)
         elif not self._rules:
             await self.load_markets()
-        results = await self._retrying(
-            Operation.ACCOUNT,
-            lambda: self._client.fetch_open_orders(symbol, None, None, {"trigger": True}),
-        )
+        payload = await self._read(Operation.ACCOUNT, "fapiPrivateGetOpenAlgoOrders", params)
         orders = []
-        for result in results:
-            market_id = str(wire.field(result["info"], "symbol", "openAlgoOrders"))
-            if market_id in self._symbol_by_id:
-                orders.append(wire.parse_algo_order(result["info"], self._symbol_by_id[market_id]))
+        for row in wire.as_list(payload, "openAlgoOrders"):
+            known = self._symbol_by_id.get(str(wire.field(row, "symbol", "openAlgoOrders")))
+            if known is not None and row.get("orderType") in wire.CONDITIONAL_KINDS:
+                orders.append(wire.parse_algo_order(row, known))
         return orders
 
     async def cancel_conditional_order(self, symbol: str, client_order_id: str) -> None:
-        """Cancel once; an order the exchange no longer knows (filled, cancelled) is fine."""
+        """Cancel once. Returns when Binance answered "success", or when the order is no
+        longer open (final, or unknown to Binance); raises OrderStateUnknown otherwise (for
+        a stop that is triggering, or an answer that is not a success)."""
         await self._market_id(symbol, Operation.CANCEL)
-        params = {"clientOrderId": client_order_id, "trigger": True}
-        try:
-            await self._client.cancel_order("", symbol, params)
-        except ccxt.OrderNotFound:
-            log.info(
-                "conditional_order_already_gone", symbol=symbol, client_order_id=client_order_id
-            )
-        except ccxt.BaseError as error:
-            raise translate_error(error, Operation.CANCEL, client_order_id) from error
+        answer = await self._rest.call(
+            "fapiPrivateDeleteAlgoOrder",
+            {"clientAlgoId": client_order_id},
+            Operation.CANCEL,
+            client_order_id=client_order_id,
+            absent=NOT_FOUND,
+        )
+        if answer is not None and wire.is_cancel_success(answer):
+            return
+        if answer is not None:
+            raise OrderStateUnknown(client_order_id, f"cancel not confirmed: {answer!r}")
+        order = await self.fetch_order(symbol, client_order_id)
+        if order is not None and not order.status.is_final:
+            raise OrderStateUnknown(client_order_id, f"cancel refused while {order.status}")
+        log.info("conditional_order_already_gone", symbol=symbol, client_order_id=client_order_id)
 
     async def fetch_fills(self, symbol: str, client_order_id: str) -> list[Fill]:
         """Executions of our order (for a triggered stop: of the market order it started)."""
-        order = await self.fetch_order(symbol, client_order_id)
-        exchange_id = None
-        if order is not None:
-            exchange_id = order.detail if order.kind.is_conditional else order.exchange_order_id
-        if not exchange_id:
+        market_id = await self._market_id(symbol, Operation.ACCOUNT)
+        plain = await self._plain_order(market_id, {"origClientOrderId": client_order_id})
+        if plain is not None:
+            params = {"symbol": market_id, "orderId": plain["orderId"]}
+            payload = await self._read(Operation.ACCOUNT, "fapiPrivateGetUserTrades", params)
+            return wire.parse_fills(payload, symbol, client_order_id)
+        algo = await self._algo_order(client_order_id)
+        if algo is None or algo.get("algoStatus") not in ("TRIGGERED", wire.ALGO_FINISHED):
             return []
-        params = {"symbol": self._id_by_symbol[symbol], "orderId": exchange_id}
+        return await self._triggered_fills(symbol, algo, client_order_id)
+
+    async def _triggered_fills(self, symbol: str, algo: Any, client_order_id: str) -> list[Fill]:
+        """Trades of a triggered algo order's market order: by its actual order id, or by
+        side in the trigger's time window when Binance did not report the id."""
+        market_id = self._id_by_symbol[symbol]
+        actual = str(algo.get("actualOrderId") or "")
+        owner = client_order_id or str(algo.get("clientAlgoId", ""))
+        if actual:
+            params: dict[str, Any] = {"symbol": market_id, "orderId": actual}
+            payload = await self._read(Operation.ACCOUNT, "fapiPrivateGetUserTrades", params)
+            return wire.parse_fills(payload, symbol, owner)
+        start_ms, end_ms = wire.trigger_window_ms(algo, TRIGGER_SLACK_MS)
+        params = {"symbol": market_id, "startTime": start_ms, "endTime": end_ms}
         payload = await self._read(Operation.ACCOUNT, "fapiPrivateGetUserTrades", params)
-        return wire.parse_fills(payload, symbol, client_order_id)
+        side = OrderSide(wire.field(algo, "side", "algoOrder"))
+        rows = wire.pick_triggered_trades(payload, side, start_ms + TRIGGER_SLACK_MS)
+        return wire.parse_fills(rows, symbol, owner)
 
     async def close(self) -> None:
-        await self._client.close()
-
-
-def _override_urls(client: Any, api_urls: Mapping[str, str]) -> None:
-    unknown = sorted(set(api_urls) - set(client.urls["api"]))
-    if unknown:
-        raise ConfigurationError([f"unknown ccxt API names in api_urls: {unknown}"])
-    client.urls["api"].update(api_urls)
+        await self._rest.close()
 
 
 def _flag(payload: Any, name: str) -> bool:
@@ -440,21 +454,3 @@ def _flag(payload: Any, name: str) -> bool:
     if str(value).lower() in {"true", "false"}:
         return str(value).lower() == "true"
     raise MarketDataError(f"{name}: expected true or false, got {value!r}")
-
-
-def _order_params(request: OrderRequest, rules: MarketRules) -> dict[str, Any]:
-    params: dict[str, Any] = {"clientOrderId": request.client_order_id}
-    if request.reduce_only:
-        params["reduceOnly"] = True
-    if request.kind.is_conditional:
-        if request.trigger_price is None or request.trigger_price <= 0:
-            raise OrderRejected(ReasonCode.ORDER_REJECTED, "a conditional order needs a trigger")
-        key = "stopLossPrice" if request.kind is OrderKind.STOP_MARKET else "takeProfitPrice"
-        params[key] = to_wire(rules.round_price(request.trigger_price))
-    return params
-
-
-def _parse_placed(info: Any, request: OrderRequest) -> Order:
-    if request.kind.is_conditional:
-        return wire.parse_algo_order(info, request.symbol)
-    return wire.parse_order(info, request.symbol)

@@ -151,7 +151,11 @@ class ExchangeFeed:
             raise
 
     async def _fetch_closed(self, symbol: str, since: int, newest: int, now_ms: int) -> Bars | None:
-        """Closed bars opening in [since, newest], paginated; None when there are none."""
+        """Closed bars opening in [since, newest], paginated; None when there are none.
+
+        Every page must make progress: bars opening before `since` are dropped, and a page
+        of nothing but such bars (a source that ignores startTime) is a MarketDataError.
+        """
         collected: Bars | None = None
         while since <= newest:
             limit = min(MAX_BARS_PER_REQUEST, (newest - since) // self.timeframe_ms + 1)
@@ -159,6 +163,13 @@ class ExchangeFeed:
             page = page.slice(0, page.closed_before(now_ms))
             if len(page) == 0:
                 break
+            first = int(np.searchsorted(page.time_ms, since, side="left"))
+            if first == len(page):
+                raise MarketDataError(
+                    f"{symbol}: the exchange answered only klines opening before startTime "
+                    f"{since} (it ignores startTime); check exchange.rest_url"
+                )
+            page = page.slice(first, len(page))
             collected = page if collected is None else concat(collected, page)
             since = int(page.time_ms[-1]) + self.timeframe_ms
         return collected

@@ -1,24 +1,35 @@
-"""The error contract: every ccxt error class the adapter can meet maps to one of ours."""
+"""The error contract: every ccxt error class and the Binance codes that decide what the caller
+must do map to one of ours, by translation alone and over HTTP from the stand-in."""
 
 from __future__ import annotations
+
+import inspect
+from datetime import UTC, datetime, timedelta
+from typing import cast
 
 import ccxt.async_support as ccxt
 import pytest
 from loopback import Fault, LoopbackBinance
+from loopback.fixtures import connect
+from loopback.state import START_MS
+from structlog.testing import capture_logs
 from test_ccxt_exchange import BTC, entry
 
-from quantum_trader.domain import ReasonCode
+from quantum_trader.clock import ManualClock, utc_from_ms
+from quantum_trader.domain import OrderStatus, ReasonCode
 from quantum_trader.errors import (
+    IpBanned,
     MarketDataError,
     OperatorActionRequired,
     OrderRejected,
     OrderStateUnknown,
     QuantumTraderError,
+    RateLimited,
     RetryLater,
 )
 from quantum_trader.execution.ccxt_exchange import CcxtExchange, Operation, translate_error
 
-ORDER, DATA, ACCOUNT = Operation.ORDER, Operation.DATA, Operation.ACCOUNT
+ORDER, DATA, ACCOUNT, CANCEL = Operation.ORDER, Operation.DATA, Operation.ACCOUNT, Operation.CANCEL
 
 CONTRACT: list[tuple[type[Exception], Operation, type[QuantumTraderError]]] = [
     (ccxt.AuthenticationError, ORDER, OperatorActionRequired),
@@ -33,22 +44,41 @@ CONTRACT: list[tuple[type[Exception], Operation, type[QuantumTraderError]]] = [
     (ccxt.BadSymbol, DATA, MarketDataError),
     (ccxt.BadRequest, DATA, MarketDataError),
     (ccxt.BadRequest, ACCOUNT, OperatorActionRequired),
-    (ccxt.DDoSProtection, DATA, RetryLater),
-    (ccxt.RateLimitExceeded, ACCOUNT, RetryLater),
+    (ccxt.DDoSProtection, DATA, RateLimited),
+    (ccxt.DDoSProtection, ORDER, RateLimited),  # refused by the rate limiter: not executed
+    (ccxt.RateLimitExceeded, ACCOUNT, RateLimited),
+    (ccxt.RateLimitExceeded, ORDER, RateLimited),
+    (ccxt.InvalidNonce, ORDER, RetryLater),  # -1021: refused for its timestamp
+    (ccxt.InvalidNonce, ACCOUNT, RetryLater),
     (ccxt.ExchangeNotAvailable, DATA, RetryLater),
     (ccxt.OnMaintenance, ACCOUNT, RetryLater),
     (ccxt.RequestTimeout, DATA, RetryLater),
     (ccxt.NetworkError, ACCOUNT, RetryLater),
+    (ccxt.NetworkError, CANCEL, RetryLater),
     (ccxt.RequestTimeout, ORDER, OrderStateUnknown),
     (ccxt.NetworkError, ORDER, OrderStateUnknown),
     (ccxt.ExchangeNotAvailable, ORDER, OrderStateUnknown),
-    (ccxt.DDoSProtection, ORDER, OrderStateUnknown),
-    (ccxt.RateLimitExceeded, ORDER, OrderStateUnknown),
     (ccxt.BadResponse, ORDER, OrderStateUnknown),
     (ccxt.BadResponse, DATA, MarketDataError),
     (ccxt.ExchangeError, ORDER, OrderRejected),
     (ccxt.ExchangeError, DATA, MarketDataError),
     (ccxt.ExchangeError, ACCOUNT, RetryLater),
+    (ccxt.ExchangeError, CANCEL, OrderStateUnknown),  # a cancel not answered with success
+    (ccxt.InvalidOrder, CANCEL, OrderStateUnknown),
+    (ccxt.BadRequest, CANCEL, OrderStateUnknown),
+]
+
+# Binance codes whose meaning overrides the class ccxt gives them.
+BY_CODE: list[tuple[type[Exception], int, Operation, type[QuantumTraderError]]] = [
+    (ccxt.InvalidOrder, -4116, ORDER, OrderStateUnknown),  # duplicate client id: it exists
+    (ccxt.ExchangeError, -4116, ORDER, OrderStateUnknown),
+    (ccxt.OperationRejected, -4048, ACCOUNT, OperatorActionRequired),  # margin type locked
+    (ccxt.BadRequest, -4048, ORDER, OperatorActionRequired),
+    (ccxt.InvalidNonce, -1021, ORDER, RetryLater),
+    (ccxt.BadRequest, -1021, ORDER, RetryLater),
+    (ccxt.OperationFailed, -1008, ORDER, RetryLater),  # throttled: not executed
+    (ccxt.RateLimitExceeded, -1003, ORDER, RateLimited),
+    (ccxt.ExchangeError, -1003, ACCOUNT, RetryLater),
 ]
 
 
@@ -60,6 +90,46 @@ def test_every_ccxt_error_maps_to_ours(
     assert type(translated) is ours
     if isinstance(translated, OrderStateUnknown):
         assert translated.client_order_id == "qte1"
+
+
+@pytest.mark.parametrize(("ccxt_error", "code", "operation", "ours"), BY_CODE)
+def test_binance_codes_decide_over_the_ccxt_class(
+    ccxt_error: type[Exception], code: int, operation: Operation, ours: type[QuantumTraderError]
+) -> None:
+    error = ccxt_error(f'binanceusdm {{"code":{code},"msg":"refused"}}')
+    translated = translate_error(error, operation, "qte1")
+    assert isinstance(translated, ours)
+
+
+def _ccxt_error_classes() -> list[type[Exception]]:
+    classes = [
+        cast(type[Exception], c)
+        for _, c in inspect.getmembers(ccxt, inspect.isclass)
+        if issubclass(c, ccxt.BaseError)
+    ]
+    return sorted(classes, key=lambda c: c.__name__)
+
+
+@pytest.mark.parametrize("operation", list(Operation))
+def test_no_ccxt_error_class_escapes_untranslated(operation: Operation) -> None:
+    classes = _ccxt_error_classes()
+    assert len(classes) > 40
+    for ccxt_error in classes:
+        assert isinstance(translate_error(ccxt_error("boom"), operation), QuantumTraderError)
+
+
+def test_an_ip_ban_carries_the_time_it_ends() -> None:
+    now = datetime(2025, 11, 1, tzinfo=UTC)
+    from_message = ccxt.DDoSProtection(
+        'binanceusdm 418 I\'m a teapot {"code":-1003,"msg":"Way too much request weight used; '
+        'IP banned until 1762000300000. Please use WebSocket Streams."}'
+    )
+    banned = translate_error(from_message, ACCOUNT, now=now)
+    assert isinstance(banned, IpBanned)
+    assert banned.until == utc_from_ms(1762000300000)
+    bare = translate_error(ccxt.DDoSProtection("binanceusdm 418 I'm a teapot"), DATA, now=now)
+    assert isinstance(bare, IpBanned)
+    assert bare.until == now + timedelta(minutes=2)  # Binance's shortest ban
 
 
 @pytest.mark.parametrize(
@@ -89,7 +159,7 @@ def test_rejection_reason_follows_the_binance_code(
         (400, -2019, OrderRejected, ReasonCode.INSUFFICIENT_FREE_BALANCE),
         (400, -2022, OrderRejected, ReasonCode.ORDER_REJECTED),
         (401, -2015, OperatorActionRequired, None),
-        (429, -1003, OrderStateUnknown, None),
+        (429, -1003, RateLimited, None),
         (503, -1001, OrderStateUnknown, None),
     ],
 )
@@ -109,3 +179,87 @@ async def test_binance_answers_to_place_order_over_http(
         assert raised.value.reason is reason
     assert loopback.count("/fapi/v1/order", "POST") == 1
     assert await exchange.fetch_order(BTC, "qteBTC1") is None
+
+
+async def test_a_duplicate_client_id_means_the_order_exists(
+    exchange: CcxtExchange, loopback: LoopbackBinance
+) -> None:
+    await exchange.place_order(entry("qteDUP"))
+    with pytest.raises(OrderStateUnknown, match="look it up") as raised:
+        await exchange.place_order(entry("qteDUP"))  # -4116
+    assert raised.value.client_order_id == "qteDUP"
+    found = await exchange.fetch_order(BTC, "qteDUP")
+    assert found is not None
+    assert found.status is OrderStatus.FILLED
+    assert loopback.state.holdings["BTCUSDT"].amount == entry().quantity  # one entry, not two
+
+
+async def test_a_locked_margin_type_needs_an_operator(
+    exchange: CcxtExchange, loopback: LoopbackBinance
+) -> None:
+    await exchange.place_order(entry())  # a position: Binance answers -4048
+    with pytest.raises(OperatorActionRequired, match="ISOLATED"):
+        await exchange.prepare_account([BTC], leverage=5)
+
+
+async def test_a_timestamp_refusal_resyncs_the_clock_and_resends_once(
+    exchange: CcxtExchange, loopback: LoopbackBinance
+) -> None:
+    loopback.inject(
+        Fault(path="/fapi/v1/order", code=-1021, msg="Timestamp for this request is outside "
+              "of the recvWindow.")
+    )  # fmt: skip
+    with capture_logs() as logs:
+        order = await exchange.place_order(entry("qteSKEW"))
+    assert order.status is OrderStatus.FILLED
+    assert loopback.count("/fapi/v1/order", "POST") == 2  # the refused one executed nothing
+    assert loopback.count("/fapi/v1/time", "GET") == 1
+    assert [e["event"] for e in logs if e["event"] == "exchange_time_resynced"] == [
+        "exchange_time_resynced"
+    ]
+    assert loopback.state.holdings["BTCUSDT"].amount == entry().quantity
+
+
+async def test_rate_limit_holds_every_request_until_retry_after() -> None:
+    clock = ManualClock(utc_from_ms(START_MS))
+    async with LoopbackBinance(clock=clock) as server:
+        exchange = connect(server)
+        try:
+            await exchange.load_markets()
+            server.inject(Fault(path="/fapi/v3/account", status=429, code=-1003,
+                                msg="Too many requests.", retry_after_s=30))  # fmt: skip
+            with pytest.raises(RateLimited) as raised:
+                await exchange.fetch_balance()
+            assert raised.value.retry_after_s == 30
+            sent = len(server.requests)
+            with pytest.raises(RateLimited):
+                await exchange.place_order(entry())  # refused here: nothing is sent
+            assert len(server.requests) == sent
+            clock.advance(30)
+            assert (await exchange.fetch_balance()).wallet_usdt > 0
+        finally:
+            await exchange.close()
+
+
+async def test_an_ip_ban_stops_all_sending_until_it_ends_and_says_so_once() -> None:
+    clock = ManualClock(utc_from_ms(START_MS))
+    async with LoopbackBinance(clock=clock) as server:
+        exchange = connect(server)
+        try:
+            await exchange.load_markets()
+            server.ban(START_MS + 120_000)
+            with capture_logs() as logs:
+                with pytest.raises(IpBanned) as raised:
+                    await exchange.fetch_positions()
+                for _ in range(3):
+                    with pytest.raises(IpBanned):
+                        await exchange.fetch_balance()
+            assert raised.value.until == utc_from_ms(START_MS + 120_000)
+            assert server.count("/fapi/v3/account") == 0  # nothing sent while banned
+            bans = [e for e in logs if e["event"] == "exchange_ip_banned"]
+            assert len(bans) == 1
+            assert bans[0]["until"] == raised.value.until.isoformat()
+            clock.advance(120)
+            assert (await exchange.fetch_balance()).wallet_usdt > 0
+        finally:
+            await exchange.close()

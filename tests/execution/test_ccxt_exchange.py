@@ -103,6 +103,9 @@ async def test_stop_goes_through_the_algo_order_api(
     assert params["clientAlgoId"] == "qtsBTC1"
     assert params["triggerPrice"] == "95000"  # rounded to the 0.10 tick
     assert params["reduceOnly"] == "true"
+    assert params["workingType"] == "MARK_PRICE"  # the price the keeper reasons in
+    assert params["priceProtect"] == "FALSE"
+    assert params["recvWindow"] == "5000"
     assert placed.status is OrderStatus.OPEN
     assert placed.trigger_price == Decimal("95000.0")
     assert placed.kind is OrderKind.STOP_MARKET
@@ -206,7 +209,7 @@ async def test_idempotent_reads_retry_transient_failures(
     exchange: CcxtExchange, loopback: LoopbackBinance
 ) -> None:
     loopback.inject(Fault(path="/fapi/v3/account", status=503, body="Service Unavailable"))
-    loopback.inject(Fault(path="/fapi/v3/account", status=429, code=-1003, msg="Too many"))
+    loopback.inject(Fault(path="/fapi/v3/account", status=502, body="Bad Gateway"))
     balance = await exchange.fetch_balance()
     assert balance.wallet_usdt == Decimal("10000")
     assert loopback.count("/fapi/v3/account") == 3

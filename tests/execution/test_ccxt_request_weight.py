@@ -38,6 +38,7 @@ async def test_steady_state_cycle_and_tick_request_budget(
     feed = ExchangeFeed(exchange, DEFAULT_SYMBOLS, "5m", history_bars=300)
     start_ms = loopback.state.now_ms + 10_000  # 10 s into a 5m bar
     await executor_cycle(exchange, feed, start_ms)  # warm-up: history and funding
+    await exchange.set_leverage(BTC, 5)  # as the trader does before an entry
     await exchange.place_order(
         OrderRequest("qteBTC", BTC, OrderSide.BUY, OrderKind.MARKET, Decimal("0.01"))
     )

@@ -21,7 +21,7 @@ import pytest
 from conftest import REPO
 from loopback import LoopbackBinance, loopback_api_urls
 from loopback.fixtures import connect, loopback
-from loopback.state import LoopbackMarket
+from loopback.markets import LoopbackMarket
 
 from quantum_trader.backtest import BacktestRequest, run_backtest
 from quantum_trader.cli_data import download_market_data

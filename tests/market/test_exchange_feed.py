@@ -137,3 +137,14 @@ async def test_unsorted_times_are_refused() -> None:
     assert BTC not in snapshot.bars
     [rejected] = [e for e in logs if e["event"] == "market_data_rejected"]
     assert "not strictly increasing" in rejected["error"]
+
+
+async def test_a_source_that_ignores_start_time_cannot_loop_the_feed() -> None:
+    source = SampleSource(ms_from_utc(NOW), max_limit=500, ignores_start=True)
+    market = feed(source, history_bars=300)
+    with capture_logs() as logs:
+        snapshot = await market.snapshot(NOW)
+    assert BTC not in snapshot.bars
+    [rejected] = [e for e in logs if e["event"] == "market_data_rejected"]
+    assert "ignores startTime" in rejected["error"]
+    assert len(source.calls) <= 2  # one page per symbol, then the refusal

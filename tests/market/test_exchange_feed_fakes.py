@@ -20,6 +20,7 @@ class SampleSource:
     calls: list[tuple[str, str, int, int]] = field(default_factory=list)
     funding_calls: list[tuple[str, int]] = field(default_factory=list)
     overrides: dict[str, Bars] = field(default_factory=dict)
+    ignores_start: bool = False  # answer from the first bar whatever startTime says
 
     def __post_init__(self) -> None:
         self.store = CandleStore(bundled_sample_dir())
@@ -30,7 +31,7 @@ class SampleSource:
     async def fetch_ohlcv(self, symbol: str, timeframe: str, since_ms: int, limit: int) -> Bars:
         self.calls.append((symbol, timeframe, since_ms, limit))
         bars = self.bars(symbol, timeframe)
-        start = int(np.searchsorted(bars.time_ms, since_ms, side="left"))
+        start = 0 if self.ignores_start else int(np.searchsorted(bars.time_ms, since_ms, "left"))
         stop = int(np.searchsorted(bars.time_ms, self.now_ms, side="right"))
         return bars.slice(start, min(stop, start + min(limit, self.max_limit)))
 

@@ -1,0 +1,169 @@
+"""The account as Binance's user-data stream reports it, mirrored in memory. Pure and
+synchronous: the streams adapter feeds it events and REST snapshots, the keeper reads
+`snapshot()`.
+
+Events are applied idempotently, so a duplicated or late event never overwrites a newer
+state: a position is replaced only by an ACCOUNT_UPDATE whose transaction time is at or after
+the one it holds (per symbol); a plain order only by an update with a greater key (final or
+not, cumulative executed quantity, update time); a conditional order only by a later stage of
+its lifecycle (NEW < TRIGGERING < TRIGGERED < final), update time breaking ties.
+
+`seed(snapshot)` replaces the mirror with a REST snapshot, then re-applies the events received
+since `snapshot.taken_at` (a bounded log of recent events is kept for this): the snapshot
+closes the gap, the newer events stay. A seed keeps the final states of orders (they cannot
+change) and forgets open ones the snapshot does not list: their fate is for REST to tell.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from quantum_trader.domain import (
+    ZERO,
+    ExchangePosition,
+    ExchangeSnapshot,
+    Order,
+    Side,
+    SnapshotSource,
+)
+from quantum_trader.execution.binance_events import (
+    AccountUpdate,
+    AlgoUpdate,
+    LeverageUpdate,
+    OrderUpdate,
+    PositionState,
+    UserEvent,
+)
+
+_ALGO_STAGE = {"NEW": 0, "TRIGGERING": 1, "TRIGGERED": 2}
+_FINAL_STAGE = 3
+_NEVER = -1
+
+
+@dataclass(frozen=True, slots=True)
+class _Held:
+    """A mirrored order with the key that orders its updates."""
+
+    order: Order
+    key: tuple[int, Decimal, int]  # (stage, executed quantity, update time ms)
+    resting: bool = False  # a conditional order that has not triggered (NEW)
+
+
+class AccountMirror:
+    """Positions, open conditional orders and the latest order states of one account."""
+
+    def __init__(self, replay_s: float, keep_final_s: float) -> None:
+        self._replay = timedelta(seconds=replay_s)
+        self._keep_final = timedelta(seconds=keep_final_s)
+        self._positions: dict[str, tuple[int, PositionState]] = {}
+        self._orders: dict[str, _Held] = {}
+        self._leverage: dict[str, int] = {}
+        self._log: deque[tuple[datetime, UserEvent]] = deque()
+        self.needs_seed = True
+
+    def apply(self, event: UserEvent, received_at: datetime) -> bool:
+        """Record `event` (received at `received_at`); True if the mirror changed."""
+        self._log.append((received_at, event))
+        while self._log and self._log[0][0] < received_at - self._replay:
+            self._log.popleft()
+        return self._apply(event)
+
+    def _apply(self, event: UserEvent) -> bool:
+        if isinstance(event, AccountUpdate):
+            applied = [self._apply_position(p, event.time_ms) for p in event.positions]
+            return any(applied)  # every position applied, none short-circuited
+        if isinstance(event, OrderUpdate):
+            order = event.order
+            key = (int(order.status.is_final), order.filled_quantity, event.time_ms)
+            return self._apply_order(_Held(order, key))
+        if isinstance(event, AlgoUpdate):
+            stage = _ALGO_STAGE.get(event.raw_status, _FINAL_STAGE)
+            key = (stage, event.order.filled_quantity, event.time_ms)
+            return self._apply_order(_Held(event.order, key, stage == 0))
+        if isinstance(event, LeverageUpdate):
+            changed = self._leverage.get(event.symbol) != event.leverage
+            self._leverage[event.symbol] = event.leverage
+            return changed
+        return False
+
+    def _apply_position(self, state: PositionState, time_ms: int) -> bool:
+        held = self._positions.get(state.symbol)
+        if held is not None and held[0] > time_ms:
+            return False
+        self._positions[state.symbol] = (time_ms, state)
+        if state.amount != 0 and state.symbol not in self._leverage:
+            self.needs_seed = True  # a position on a symbol whose leverage we never learnt
+        return held is None or held[1] != state
+
+    def _apply_order(self, update: _Held) -> bool:
+        held = self._orders.get(update.order.client_order_id)
+        if held is not None and held.key >= update.key:
+            return False
+        self._orders[update.order.client_order_id] = update
+        return True
+
+    def seed(self, snapshot: ExchangeSnapshot, leverage: Mapping[str, int]) -> None:
+        """Replace the mirror with `snapshot`, then re-apply the events received since it
+        was taken. `leverage` (by symbol) completes what the snapshot's positions say."""
+        self._leverage.update(leverage)
+        self._leverage.update({s: p.leverage for s, p in snapshot.positions.items()})
+        self._positions = {s: (_NEVER, _state_of(p)) for s, p in snapshot.positions.items()}
+        self._orders = {
+            cid: held for cid, held in self._orders.items() if held.order.status.is_final
+        }
+        for order in snapshot.open_conditional_orders:
+            self._orders[order.client_order_id] = _Held(order, (0, ZERO, _NEVER), True)
+        for cid, order in snapshot.orders.items():
+            if order.status.is_final:
+                self._orders[cid] = _Held(order, (_FINAL_STAGE, order.filled_quantity, _NEVER))
+        self.needs_seed = False
+        for received_at, event in self._log:
+            if received_at >= snapshot.taken_at:
+                self._apply(event)
+
+    def snapshot(self, now: datetime) -> ExchangeSnapshot:
+        """The mirrored account at `now`; final orders older than `keep_final_s` are dropped."""
+        horizon = now - self._keep_final
+        self._orders = {
+            cid: held
+            for cid, held in self._orders.items()
+            if not held.order.status.is_final
+            or (held.order.updated_at or held.order.created_at) >= horizon
+        }
+        positions = {}
+        for symbol, (_, state) in self._positions.items():
+            if state.amount != 0 and symbol in self._leverage:
+                positions[symbol] = _position_of(state, self._leverage[symbol])
+        return ExchangeSnapshot(
+            taken_at=now,
+            source=SnapshotSource.STREAM,
+            positions=positions,
+            open_conditional_orders=tuple(h.order for h in self._orders.values() if h.resting),
+            orders={cid: held.order for cid, held in self._orders.items()},
+        )
+
+
+def _state_of(position: ExchangePosition) -> PositionState:
+    return PositionState(
+        symbol=position.symbol,
+        amount=position.quantity * position.side.sign,
+        entry_price=position.entry_price,
+        margin_usdt=position.margin_usdt,
+        unrealized_pnl_usdt=position.unrealized_pnl_usdt,
+    )
+
+
+def _position_of(state: PositionState, leverage: int) -> ExchangePosition:
+    return ExchangePosition(
+        symbol=state.symbol,
+        side=Side.LONG if state.amount > 0 else Side.SHORT,
+        quantity=abs(state.amount),
+        entry_price=state.entry_price,
+        leverage=leverage,
+        margin_usdt=state.margin_usdt,
+        unrealized_pnl_usdt=state.unrealized_pnl_usdt,
+    )

@@ -1,0 +1,233 @@
+"""Binance USD-M websocket payloads → typed events. Pure functions; no ccxt, no I/O.
+
+Market stream: `!markPrice@arr@1s` (every symbol's mark price, each second). User-data stream:
+ORDER_TRADE_UPDATE (plain orders), ALGO_UPDATE (conditional orders), ACCOUNT_UPDATE
+(positions), ACCOUNT_CONFIG_UPDATE (leverage), listenKeyExpired. Numbers are strings parsed to
+Decimal (never ccxt's floats). A combined-stream wrapper {"stream": ..., "data": ...} is
+unwrapped. Events of other types, orders of types we never send (LIMIT...) and symbols outside
+the market table are ignored (None); a malformed event of a type we use is a MarketDataError.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from quantum_trader.clock import utc_from_ms
+from quantum_trader.domain import ZERO, Order, OrderKind, OrderSide, OrderStatus
+from quantum_trader.errors import MarketDataError
+from quantum_trader.execution.binance_wire import (
+    Execution,
+    algo_outcome,
+    as_list,
+    decimal_field,
+    field,
+    int_field,
+)
+
+USER_EVENTS = (
+    "ORDER_TRADE_UPDATE",
+    "ALGO_UPDATE",
+    "ACCOUNT_UPDATE",
+    "ACCOUNT_CONFIG_UPDATE",
+    "listenKeyExpired",
+)
+MARK_PRICE_STREAM = "!markPrice@arr@1s"
+_KINDS = frozenset(kind.value for kind in OrderKind)
+_PLAIN_STATUS = {
+    "NEW": OrderStatus.OPEN,
+    "PARTIALLY_FILLED": OrderStatus.OPEN,
+    "FILLED": OrderStatus.FILLED,
+    "CANCELED": OrderStatus.CANCELED,
+    "REJECTED": OrderStatus.REJECTED,
+    "EXPIRED": OrderStatus.EXPIRED,
+    "EXPIRED_IN_MATCH": OrderStatus.EXPIRED,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class PositionState:
+    """One symbol's one-way position as ACCOUNT_UPDATE reports it (amount 0: flat)."""
+
+    symbol: str
+    amount: Decimal  # signed: > 0 long, < 0 short
+    entry_price: Decimal
+    margin_usdt: Decimal
+    unrealized_pnl_usdt: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class AccountUpdate:
+    time_ms: int  # transaction time T
+    positions: tuple[PositionState, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class OrderUpdate:
+    order: Order
+    time_ms: int  # the order's transaction time
+
+
+@dataclass(frozen=True, slots=True)
+class AlgoUpdate:
+    order: Order
+    raw_status: str  # Binance's algo status: NEW, TRIGGERING, ..., FINISHED
+    time_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class LeverageUpdate:
+    symbol: str
+    leverage: int
+    time_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class ListenKeyExpired:
+    time_ms: int
+
+
+UserEvent = AccountUpdate | OrderUpdate | AlgoUpdate | LeverageUpdate | ListenKeyExpired
+
+
+def unwrap(message: Any) -> Any:
+    """The payload of a combined-stream message, or the message itself."""
+    if isinstance(message, Mapping) and "stream" in message and "data" in message:
+        return message["data"]
+    return message
+
+
+def parse_mark_prices(message: Any, symbol_by_id: Mapping[str, str]) -> dict[str, Decimal]:
+    """Mark prices by symbol from one `!markPrice@arr` message (a list of markPriceUpdate)."""
+    payload = unwrap(message)
+    rows = [payload] if isinstance(payload, Mapping) else as_list(payload, "markPrice stream")
+    prices = {}
+    for row in rows:
+        if not isinstance(row, Mapping) or row.get("e") != "markPriceUpdate":
+            continue
+        symbol = symbol_by_id.get(str(row.get("s")))
+        if symbol is not None:
+            prices[symbol] = decimal_field(row, "p", f"markPrice {symbol}", positive=True)
+    return prices
+
+
+def parse_user_event(message: Any, symbol_by_id: Mapping[str, str]) -> UserEvent | None:
+    """One user-data stream message as an event, or None when we do not use it."""
+    payload = unwrap(message)
+    if not isinstance(payload, Mapping):
+        raise MarketDataError(f"user-data stream: expected an object, got {type(payload).__name__}")
+    kind = payload.get("e")
+    if kind == "ORDER_TRADE_UPDATE":
+        return _order_update(payload, symbol_by_id)
+    if kind == "ALGO_UPDATE":
+        return _algo_update(payload, symbol_by_id)
+    if kind == "ACCOUNT_UPDATE":
+        return _account_update(payload, symbol_by_id)
+    if kind == "ACCOUNT_CONFIG_UPDATE":
+        return _leverage_update(payload, symbol_by_id)
+    if kind == "listenKeyExpired":
+        return ListenKeyExpired(int_field(payload, "E", "listenKeyExpired"))
+    return None
+
+
+def _order_update(
+    payload: Mapping[str, Any], symbol_by_id: Mapping[str, str]
+) -> OrderUpdate | None:
+    what = "ORDER_TRADE_UPDATE"
+    o = field(payload, "o", what)
+    symbol = symbol_by_id.get(str(field(o, "s", what)))
+    kind = o.get("o")
+    if symbol is None or kind not in _KINDS:
+        return None
+    status_raw = str(field(o, "X", what))
+    if status_raw not in _PLAIN_STATUS:
+        raise MarketDataError(f"{what} {symbol}: unknown order status {status_raw!r}")
+    time_ms = int(o.get("T") or int_field(payload, "T", what))
+    average = decimal_field(o, "ap", what)
+    order = Order(
+        client_order_id=str(field(o, "c", what)),
+        symbol=symbol,
+        side=OrderSide(field(o, "S", what)),
+        kind=OrderKind(kind),
+        quantity=decimal_field(o, "q", what),
+        status=_PLAIN_STATUS[status_raw],
+        created_at=utc_from_ms(time_ms),
+        exchange_order_id=str(field(o, "i", what)),
+        reduce_only=o.get("R") is True,
+        filled_quantity=decimal_field(o, "z", what),
+        average_price=average if average > 0 else None,
+        updated_at=utc_from_ms(time_ms),
+    )
+    return OrderUpdate(order, time_ms)
+
+
+def _algo_update(payload: Mapping[str, Any], symbol_by_id: Mapping[str, str]) -> AlgoUpdate | None:
+    what = "ALGO_UPDATE"
+    o = field(payload, "o", what)
+    symbol = symbol_by_id.get(str(field(o, "s", what)))
+    kind = o.get("o")
+    if symbol is None or kind not in _KINDS or kind == OrderKind.MARKET:
+        return None
+    time_ms = max(int(payload.get("T") or 0), int_field(payload, "E", what))
+    quantity = decimal_field(o, "q", what)
+    execution = None
+    if o.get("aq") not in (None, ""):
+        price = decimal_field(o, "ap", what) if o.get("ap") else ZERO
+        execution = Execution(decimal_field(o, "aq", what), price if price > 0 else None)
+    raw_status = str(field(o, "X", what))
+    status, execution = algo_outcome(raw_status, quantity, execution)
+    order = Order(
+        client_order_id=str(field(o, "caid", what)),
+        symbol=symbol,
+        side=OrderSide(field(o, "S", what)),
+        kind=OrderKind(kind),
+        quantity=quantity,
+        status=status,
+        created_at=utc_from_ms(time_ms),
+        exchange_order_id=str(field(o, "aid", what)),
+        trigger_price=decimal_field(o, "tp", what, positive=True),
+        reduce_only=o.get("R") is True,
+        filled_quantity=execution.quantity if execution else ZERO,
+        average_price=execution.average_price if execution else None,
+        updated_at=utc_from_ms(time_ms),
+        detail=str(o.get("ai") or ""),
+    )
+    return AlgoUpdate(order, raw_status, time_ms)
+
+
+def _account_update(payload: Mapping[str, Any], symbol_by_id: Mapping[str, str]) -> AccountUpdate:
+    what = "ACCOUNT_UPDATE"
+    account = field(payload, "a", what)
+    positions = []
+    for row in as_list(account.get("P", []), what):
+        symbol = symbol_by_id.get(str(field(row, "s", what)))
+        if symbol is None or row.get("ps", "BOTH") != "BOTH":
+            continue
+        item = f"{what} {symbol}"
+        positions.append(
+            PositionState(
+                symbol=symbol,
+                amount=decimal_field(row, "pa", item),
+                entry_price=decimal_field(row, "ep", item),
+                margin_usdt=decimal_field(row, "iw", item) if row.get("iw") else ZERO,
+                unrealized_pnl_usdt=decimal_field(row, "up", item) if row.get("up") else ZERO,
+            )
+        )
+    time_ms = int(payload.get("T") or int_field(payload, "E", what))
+    return AccountUpdate(time_ms, tuple(positions))
+
+
+def _leverage_update(
+    payload: Mapping[str, Any], symbol_by_id: Mapping[str, str]
+) -> LeverageUpdate | None:
+    config = payload.get("ac")
+    if not isinstance(config, Mapping):
+        return None  # a multi-assets mode change ("ai"): nothing we mirror
+    symbol = symbol_by_id.get(str(config.get("s")))
+    if symbol is None:
+        return None
+    what = "ACCOUNT_CONFIG_UPDATE"
+    time_ms = int(payload.get("T") or int_field(payload, "E", what))
+    return LeverageUpdate(symbol, int_field(config, "l", what), time_ms)

@@ -1,0 +1,224 @@
+"""AccountMirror and the websocket payload parser: Binance's documented event shapes, and a
+mirror that duplicated or out-of-order events cannot move backwards."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from quantum_trader.domain import (
+    ExchangePosition,
+    ExchangeSnapshot,
+    Order,
+    OrderKind,
+    OrderSide,
+    OrderStatus,
+    Side,
+    SnapshotSource,
+)
+from quantum_trader.errors import MarketDataError
+from quantum_trader.execution.account_mirror import AccountMirror
+from quantum_trader.execution.binance_events import (
+    AlgoUpdate,
+    ListenKeyExpired,
+    OrderUpdate,
+    UserEvent,
+    parse_mark_prices,
+    parse_user_event,
+)
+
+BTC = "BTC/USDT:USDT"
+IDS = {"BTCUSDT": BTC}
+T0 = 1_762_000_000_000
+NOW = datetime(2025, 11, 1, 12, 30, tzinfo=UTC)
+
+
+def order_update(status: str, filled: str, t: int, cid: str = "qte1") -> dict[str, Any]:
+    return {"e": "ORDER_TRADE_UPDATE", "E": t, "T": t, "o": {
+        "s": "BTCUSDT", "c": cid, "S": "BUY", "o": "MARKET", "q": "0.010", "ap": "100000",
+        "X": status, "i": 77, "z": filled, "T": t, "R": False}}  # fmt: skip
+
+
+def algo_update(
+    status: str, t: int, executed: str | None = None, cid: str = "qts1"
+) -> dict[str, Any]:
+    body = {"caid": cid, "aid": 9, "o": "STOP_MARKET", "s": "BTCUSDT", "S": "SELL", "q": "0.010",
+            "X": status, "ai": "", "tp": "95000", "R": True}  # fmt: skip
+    if executed is not None:
+        body |= {"aq": executed, "ap": "94900"}
+    return {"e": "ALGO_UPDATE", "E": t, "T": t, "o": body}
+
+
+def account_update(amount: str, t: int) -> dict[str, Any]:
+    row = {"s": "BTCUSDT", "pa": amount, "ep": "100000", "up": "0", "iw": "200", "ps": "BOTH"}
+    return {"e": "ACCOUNT_UPDATE", "E": t, "T": t, "a": {"m": "ORDER", "B": [], "P": [row]}}
+
+
+def parse(payload: dict[str, Any]) -> UserEvent:
+    event = parse_user_event(payload, IDS)
+    assert event is not None
+    return event
+
+
+LIFE = [
+    account_update("0", T0),
+    order_update("NEW", "0", T0 + 1),
+    order_update("PARTIALLY_FILLED", "0.004", T0 + 2),
+    account_update("0.004", T0 + 2),
+    order_update("FILLED", "0.010", T0 + 3),
+    account_update("0.010", T0 + 3),
+    algo_update("NEW", T0 + 4),
+    algo_update("TRIGGERING", T0 + 9),
+    algo_update("TRIGGERED", T0 + 9),
+    algo_update("FINISHED", T0 + 10, "0.010"),
+    account_update("0", T0 + 10),
+]
+
+
+def mirror_after(payloads: list[dict[str, Any]]) -> ExchangeSnapshot:
+    mirror = AccountMirror(replay_s=300, keep_final_s=3600)
+    mirror.seed(empty_snapshot(NOW - timedelta(seconds=1)), {BTC: 5})
+    for payload in payloads:
+        mirror.apply(parse(payload), NOW)
+    return mirror.snapshot(NOW)
+
+
+def empty_snapshot(taken_at: datetime) -> ExchangeSnapshot:
+    return ExchangeSnapshot(taken_at, SnapshotSource.REST, {}, ())
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.permutations(range(len(LIFE))), st.lists(st.integers(0, len(LIFE) - 1), max_size=8))
+def test_duplicates_and_any_order_of_arrival_end_in_the_same_state(
+    order: list[int], repeats: list[int]
+) -> None:
+    arrived = [LIFE[i] for i in order] + [LIFE[i] for i in repeats]
+    assert mirror_after(arrived) == mirror_after(LIFE)
+
+
+def test_the_in_order_state_is_the_last_one() -> None:
+    final = mirror_after(LIFE)
+    assert final.positions == {}
+    assert final.open_conditional_orders == ()
+    assert final.orders["qte1"].status is OrderStatus.FILLED
+    assert final.orders["qts1"].status is OrderStatus.FILLED
+
+
+def test_a_resting_stop_is_an_open_conditional_order_until_it_triggers() -> None:
+    resting = mirror_after(LIFE[:7])
+    assert [o.client_order_id for o in resting.open_conditional_orders] == ["qts1"]
+    assert resting.positions[BTC].quantity == Decimal("0.010")
+    assert resting.positions[BTC].leverage == 5
+    triggering = mirror_after(LIFE[:8])
+    assert triggering.open_conditional_orders == ()
+    assert triggering.orders["qts1"].status is OrderStatus.OPEN
+
+
+def position(quantity: str) -> ExchangePosition:
+    return ExchangePosition(BTC, Side.LONG, Decimal(quantity), Decimal(100000), 5)
+
+
+def test_a_seed_replaces_the_mirror_and_replays_only_later_events() -> None:
+    mirror = AccountMirror(replay_s=300, keep_final_s=3600)
+    mirror.apply(parse(account_update("0.010", T0)), NOW - timedelta(seconds=5))  # before
+    mirror.apply(parse(algo_update("NEW", T0 + 1, cid="qtsOLD")), NOW - timedelta(seconds=5))
+    mirror.apply(parse(order_update("FILLED", "0.010", T0 + 2)), NOW - timedelta(seconds=5))
+    mirror.apply(parse(account_update("0.020", T0 + 3)), NOW + timedelta(seconds=1))  # after
+    taken = ExchangeSnapshot(NOW, SnapshotSource.REST, {BTC: position("0.007")}, ())
+    mirror.seed(taken, {})
+    seeded = mirror.snapshot(NOW + timedelta(seconds=2))
+    assert seeded.positions[BTC].quantity == Decimal("0.020")  # replayed on top
+    assert "qtsOLD" not in seeded.orders  # open, and the snapshot does not list it
+    assert seeded.orders["qte1"].status is OrderStatus.FILLED  # final: kept
+
+
+def test_a_position_with_an_unknown_leverage_asks_for_a_seed() -> None:
+    mirror = AccountMirror(replay_s=300, keep_final_s=3600)
+    mirror.seed(empty_snapshot(NOW), {})
+    assert not mirror.needs_seed
+    mirror.apply(parse(account_update("0.010", T0)), NOW)
+    assert mirror.needs_seed
+
+
+def test_final_orders_are_forgotten_after_a_while() -> None:
+    mirror = AccountMirror(replay_s=300, keep_final_s=60)
+    mirror.seed(empty_snapshot(NOW), {BTC: 5})
+    mirror.apply(parse(order_update("FILLED", "0.010", T0)), NOW)
+    filled_at = datetime.fromtimestamp(T0 / 1000, UTC)
+    assert "qte1" in mirror.snapshot(filled_at + timedelta(seconds=59)).orders
+    assert "qte1" not in mirror.snapshot(filled_at + timedelta(seconds=61)).orders
+
+
+# -- payloads, as Binance documents them -------------------------------------------------------
+
+
+def test_an_algo_update_finished_with_its_execution_is_filled() -> None:
+    event = parse(algo_update("FINISHED", T0, "0.010"))
+    assert isinstance(event, AlgoUpdate)
+    assert event.order.status is OrderStatus.FILLED
+    assert (event.order.filled_quantity, event.order.average_price) == (
+        Decimal("0.010"), Decimal("94900"))  # fmt: skip
+    unknown = parse(algo_update("FINISHED", T0))
+    assert isinstance(unknown, AlgoUpdate)
+    assert unknown.order.status is OrderStatus.UNKNOWN  # ask REST for the trades
+
+
+def test_an_order_update_is_a_decimal_order() -> None:
+    event = parse(order_update("PARTIALLY_FILLED", "0.004", T0))
+    assert isinstance(event, OrderUpdate)
+    assert event.order == Order(
+        "qte1", BTC, OrderSide.BUY, OrderKind.MARKET, Decimal("0.010"), OrderStatus.OPEN,
+        datetime.fromtimestamp(T0 / 1000, UTC), "77", filled_quantity=Decimal("0.004"),
+        average_price=Decimal(100000), updated_at=datetime.fromtimestamp(T0 / 1000, UTC),
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"e": "TRADE_LITE", "E": T0, "s": "BTCUSDT"},
+        {**order_update("NEW", "0", T0), "o": {**order_update("NEW", "0", T0)["o"], "o": "LIMIT"}},
+        {**order_update("NEW", "0", T0), "o": {**order_update("NEW", "0", T0)["o"], "s": "XYZ"}},
+        {"e": "ACCOUNT_CONFIG_UPDATE", "E": T0, "T": T0, "ai": {"j": True}},
+    ],
+    ids=["other-event", "limit-order", "unknown-symbol", "multi-assets-switch"],
+)
+def test_what_we_do_not_mirror_is_ignored(payload: dict[str, Any]) -> None:
+    assert parse_user_event(payload, IDS) is None
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        (account_update("abc", T0), "'pa'"),
+        ({**order_update("NEW", "0", T0), "o": {"s": "BTCUSDT", "o": "MARKET"}}, "'X'"),
+        (algo_update("PAUSED", T0), "algoStatus"),
+        ([1, 2], "expected an object"),
+    ],
+)
+def test_a_malformed_event_names_the_field(payload: Any, field: str) -> None:
+    with pytest.raises(MarketDataError, match=field):
+        parse_user_event(payload, IDS)
+
+
+def test_wrapped_events_and_listen_key_expiry() -> None:
+    wrapped = {"stream": "key", "data": {"e": "listenKeyExpired", "E": T0, "listenKey": "key"}}
+    assert parse_user_event(wrapped, IDS) == ListenKeyExpired(T0)
+
+
+def test_mark_prices_of_the_all_market_stream() -> None:
+    rows = [
+        {"e": "markPriceUpdate", "E": T0, "s": "BTCUSDT", "p": "100000.10", "r": "0.0001"},
+        {"e": "markPriceUpdate", "E": T0, "s": "NEWUSDT", "p": "1.5"},
+    ]
+    assert parse_mark_prices(rows, IDS) == {BTC: Decimal("100000.10")}
+    assert parse_mark_prices({"stream": "!markPrice@arr@1s", "data": rows}, IDS) == {
+        BTC: Decimal("100000.10")
+    }
+    with pytest.raises(MarketDataError, match="'p'"):
+        parse_mark_prices([{**rows[0], "p": "-3"}], IDS)

@@ -1,0 +1,267 @@
+"""The adapter's wire points, coded to Binance's documented USD-M API: v3 positions with the
+leverage from symbolConfig, triggered stops booked from their actual order or from the trades,
+every algo status, checked cancels, partial and EXPIRED market orders, recvWindow, klines
+that ignore startTime, and the base-address settings."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import pytest
+from loopback import Fault, FillPlan, LoopbackBinance
+from loopback.fixtures import connect
+from pydantic import ValidationError
+from test_ccxt_exchange import BTC, entry, stop
+
+from quantum_trader.clock import utc_from_ms
+from quantum_trader.config import ExchangeSettings
+from quantum_trader.domain import OrderKind, OrderRequest, OrderSide, OrderStatus
+from quantum_trader.errors import MarketDataError, OrderStateUnknown
+from quantum_trader.execution import binance_wire as wire
+from quantum_trader.execution.ccxt_exchange import CcxtExchange
+
+QTY = Decimal("0.010")
+
+
+async def test_signed_requests_carry_the_recv_window(
+    exchange: CcxtExchange, loopback: LoopbackBinance
+) -> None:
+    await exchange.fetch_balance()
+    await exchange.place_order(entry())
+    signed = [p for m, path, p in loopback.requests if path != "/fapi/v1/exchangeInfo"]
+    assert signed
+    assert all(p["recvWindow"] == "5000" for p in signed)
+    assert exchange.recv_window_s == 5.0
+
+
+async def test_positions_come_from_v3_with_the_leverage_binance_documents(
+    exchange: CcxtExchange, loopback: LoopbackBinance
+) -> None:
+    loopback.state.holding("BTCUSDT").leverage = 7  # set outside this process
+    await exchange.place_order(entry())
+    [position] = await exchange.fetch_positions()
+    assert (position.quantity, position.leverage) == (QTY, 7)
+    assert position.margin_usdt == Decimal("100000.0") * QTY / 7
+    await exchange.fetch_positions()
+    assert loopback.count("/fapi/v3/positionRisk") == 2
+    assert loopback.count("/fapi/v2/positionRisk") == 0
+    assert loopback.count("/fapi/v1/symbolConfig") == 1  # once, for a symbol new to us
+
+
+async def test_leverage_we_set_needs_no_symbol_config(
+    exchange: CcxtExchange, loopback: LoopbackBinance
+) -> None:
+    await exchange.set_leverage(BTC, 4)
+    await exchange.place_order(entry())
+    [position] = await exchange.fetch_positions()
+    assert position.leverage == 4
+    assert loopback.count("/fapi/v1/symbolConfig") == 0
+
+
+async def trigger_stop(exchange: CcxtExchange, server: LoopbackBinance) -> None:
+    await exchange.place_order(entry())
+    await exchange.place_order(stop("qtsBTC1", "95000"))
+    server.state.marks["BTCUSDT"] = Decimal("94900.0")  # the mark crosses the trigger
+
+
+@pytest.mark.parametrize("reported", [True, False], ids=["actual-order-id", "trades-window"])
+async def test_a_triggered_stop_is_booked_from_its_execution(reported: bool) -> None:
+    async with LoopbackBinance(report_actual_order=reported) as server:
+        exchange = connect(server)
+        try:
+            await trigger_stop(exchange, server)
+            order = await exchange.fetch_order(BTC, "qtsBTC1")
+            assert order is not None
+            assert (order.status, order.filled_quantity) == (OrderStatus.FILLED, QTY)
+            assert order.average_price == Decimal("94900.0")
+            fills = await exchange.fetch_fills(BTC, "qtsBTC1")
+            assert [(f.quantity, f.price, f.client_order_id) for f in fills] == [
+                (QTY, Decimal("94900.0"), "qtsBTC1")
+            ]
+            windowed = [p for m, path, p in server.requests
+                        if path == "/fapi/v1/userTrades" and "startTime" in p]  # fmt: skip
+            assert bool(windowed) is not reported
+            assert server.state.holdings["BTCUSDT"].amount == 0
+        finally:
+            await exchange.close()
+
+
+async def test_a_stop_larger_than_the_position_finishes_expired_with_what_it_closed(
+    exchange: CcxtExchange, loopback: LoopbackBinance
+) -> None:
+    await exchange.place_order(entry(quantity="0.004"))
+    await exchange.place_order(stop("qtsBIG", "95000"))  # 0.010 reduce-only
+    loopback.state.marks["BTCUSDT"] = Decimal("94000.0")
+    order = await exchange.fetch_order(BTC, "qtsBIG")
+    assert order is not None
+    assert order.status is OrderStatus.EXPIRED
+    assert order.filled_quantity == Decimal("0.004")
+
+
+ALGO = {
+    "algoId": 7, "clientAlgoId": "qts1", "orderType": "STOP_MARKET", "symbol": "BTCUSDT",
+    "side": "SELL", "quantity": "0.010", "triggerPrice": "95000", "reduceOnly": True,
+    "createTime": 1, "updateTime": 2, "actualOrderId": "", "actualPrice": "0.00000",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("algo_status", "executed", "status", "filled"),
+    [
+        ("NEW", None, OrderStatus.OPEN, "0"),
+        ("TRIGGERING", None, OrderStatus.OPEN, "0"),
+        ("TRIGGERED", None, OrderStatus.OPEN, "0"),  # in the matching engine: not done yet
+        ("CANCELED", None, OrderStatus.CANCELED, "0"),
+        ("REJECTED", None, OrderStatus.REJECTED, "0"),
+        ("EXPIRED", None, OrderStatus.EXPIRED, "0"),
+        ("FINISHED", "0.010", OrderStatus.FILLED, "0.010"),
+        ("FINISHED", "0.004", OrderStatus.EXPIRED, "0.004"),  # filled in part, then cancelled
+        ("FINISHED", "0", OrderStatus.EXPIRED, "0"),  # cancelled in the matching engine
+        ("FINISHED", None, OrderStatus.UNKNOWN, "0"),  # execution not known yet
+    ],
+)
+def test_every_algo_status_binance_lists(
+    algo_status: str, executed: str | None, status: OrderStatus, filled: str
+) -> None:
+    execution = None
+    if executed is not None:
+        price = Decimal(94900) if Decimal(executed) > 0 else None
+        execution = wire.Execution(Decimal(executed), price)
+    order = wire.parse_algo_order({**ALGO, "algoStatus": algo_status}, BTC, execution)
+    assert order.status is status
+    assert order.filled_quantity == Decimal(filled)
+
+
+def test_an_unknown_algo_status_is_malformed() -> None:
+    with pytest.raises(MarketDataError, match="algoStatus"):
+        wire.parse_algo_order({**ALGO, "algoStatus": "PAUSED"}, BTC)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"algoId": 1, "clientAlgoId": "qtsBTC1", "code": "400", "msg": "failed"},
+        {"algoId": 1, "clientAlgoId": "qtsBTC1"},
+        [],
+    ],
+)
+async def test_a_cancel_not_answered_with_success_is_not_done(
+    exchange: CcxtExchange, loopback: LoopbackBinance, answer: object
+) -> None:
+    await exchange.place_order(stop())
+    loopback.inject(Fault(path="/fapi/v1/algoOrder", method="DELETE", status=200,
+                          body=json.dumps(answer)))  # fmt: skip
+    with pytest.raises(OrderStateUnknown, match="not confirmed"):
+        await exchange.cancel_conditional_order(BTC, "qtsBTC1")
+
+
+async def test_a_cancel_refused_while_the_stop_is_still_open_is_not_done(
+    exchange: CcxtExchange, loopback: LoopbackBinance
+) -> None:
+    await exchange.place_order(stop())
+    loopback.inject(Fault(path="/fapi/v1/algoOrder", method="DELETE", code=-2011,
+                          msg="Unknown order sent."))  # fmt: skip
+    with pytest.raises(OrderStateUnknown, match="refused while OPEN"):
+        await exchange.cancel_conditional_order(BTC, "qtsBTC1")
+    await exchange.cancel_conditional_order(BTC, "qtsBTC1")  # now it goes through
+    assert loopback.state.algo_orders["qtsBTC1"]["algoStatus"] == "CANCELED"
+
+
+@pytest.mark.parametrize(
+    ("plan", "status"),
+    [
+        (FillPlan(Decimal("0.5")), OrderStatus.EXPIRED),
+        (FillPlan(Decimal("0.5"), "PARTIALLY_FILLED"), OrderStatus.OPEN),
+    ],
+)
+async def test_a_market_order_executed_in_part_reports_what_executed(
+    exchange: CcxtExchange, loopback: LoopbackBinance, plan: FillPlan, status: OrderStatus
+) -> None:
+    loopback.inject(Fault(path="/fapi/v1/order", method="POST", fill=plan))
+    order = await exchange.place_order(entry())
+    assert (order.status, order.filled_quantity) == (status, Decimal("0.005"))
+    assert order.average_price == Decimal("100000.0")
+    [position] = await exchange.fetch_positions()
+    assert position.quantity == Decimal("0.005")
+    fills = await exchange.fetch_fills(BTC, "qteBTC1")
+    assert sum(f.quantity for f in fills) == Decimal("0.005")
+
+
+async def test_conditional_orders_of_other_types_are_left_out_of_the_open_list(
+    exchange: CcxtExchange, loopback: LoopbackBinance
+) -> None:
+    await exchange.place_order(stop())
+    foreign = {**loopback.state.algo_orders["qtsBTC1"], "clientAlgoId": "web-trailing",
+               "orderType": "TRAILING_STOP_MARKET"}  # fmt: skip
+    loopback.state.algo_orders["web-trailing"] = foreign
+    listed = await exchange.fetch_open_conditional_orders()
+    assert [o.client_order_id for o in listed] == ["qtsBTC1"]
+    assert loopback.count("/fapi/v1/openAlgoOrders") == 1
+
+
+async def test_klines_opening_before_start_time_are_dropped(
+    exchange: CcxtExchange, loopback: LoopbackBinance
+) -> None:
+    since = loopback.state.now_ms - 10 * 300_000
+    old_rows = loopback.state.klines(
+        {
+            "symbol": "BTCUSDT",
+            "interval": "5m",
+            "startTime": str(since - 10 * 300_000),
+            "limit": "15",
+        }
+    )
+    loopback.inject(Fault(path="/fapi/v1/klines", status=200, body=json.dumps(old_rows)))
+    bars = await exchange.fetch_ohlcv(BTC, "5m", since, 15)
+    assert len(old_rows) == 15
+    assert len(bars) == 5  # the 5 rows at or after startTime
+    assert int(bars.time_ms[0]) == since
+
+
+async def test_a_snapshot_holds_positions_and_every_open_conditional_order(
+    exchange: CcxtExchange, loopback: LoopbackBinance
+) -> None:
+    await exchange.set_leverage(BTC, 5)
+    await exchange.place_order(entry())
+    await exchange.place_order(stop())
+    taken_at = utc_from_ms(loopback.state.now_ms)
+    snapshot = await exchange.fetch_snapshot(taken_at)
+    assert snapshot.taken_at == taken_at
+    assert snapshot.positions[BTC].quantity == QTY
+    assert [o.client_order_id for o in snapshot.open_conditional_orders] == ["qtsBTC1"]
+    assert loopback.weight == 5 + 40 + 1  # positionRisk v3, openAlgoOrders (all), leverage
+
+
+async def test_listen_keys_are_created_kept_alive_and_closed(
+    exchange: CcxtExchange, loopback: LoopbackBinance
+) -> None:
+    key = await exchange.create_listen_key()
+    assert key == await exchange.create_listen_key()  # the active key, extended
+    assert await exchange.keep_alive_listen_key() is True
+    await exchange.close_listen_key()
+    assert await exchange.keep_alive_listen_key() is False  # -1125: gone
+    assert loopback.count("/fapi/v1/listenKey", "PUT") == 2
+
+
+def test_base_addresses_are_checked() -> None:
+    ok = ExchangeSettings(rest_url="http://127.0.0.1:8080/", ws_url="wss://proxy.example/bn")
+    assert (ok.rest_url, ok.ws_url) == ("http://127.0.0.1:8080", "wss://proxy.example/bn")
+    with pytest.raises(ValidationError, match="rest_url"):
+        ExchangeSettings(rest_url="fapi.binance.com")
+    with pytest.raises(ValidationError, match="ws_url"):
+        ExchangeSettings(ws_url="http://127.0.0.1:8080")
+
+
+async def test_rest_url_sends_every_request_to_the_stand_in(loopback: LoopbackBinance) -> None:
+    exchange = connect(loopback)  # exchange.rest_url = the stand-in, nothing else
+    try:
+        await exchange.load_markets()
+        request = OrderRequest("qteURL", BTC, OrderSide.BUY, OrderKind.MARKET, QTY)
+        assert (await exchange.place_order(request)).status is OrderStatus.FILLED
+        assert loopback.unknown_paths == []
+        assert {path for _, path, _ in loopback.requests} >= {
+            "/fapi/v1/exchangeInfo", "/fapi/v1/order"
+        }  # fmt: skip
+    finally:
+        await exchange.close()

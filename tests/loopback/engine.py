@@ -1,0 +1,242 @@
+"""The stand-in's matching engine: market orders fill at the mark price (or partly, when a
+test says so), reduce-only orders never grow a position, and conditional orders rest until
+the mark price crosses their trigger (workingType MARK_PRICE; CONTRACT_PRICE uses the same
+price here), then run as a market order: ALGO_UPDATE TRIGGERING → TRIGGERED → FINISHED with
+the actual order's id, average price and executed quantity. Every change is pushed as the
+user-data events Binance sends (ORDER_TRADE_UPDATE, ALGO_UPDATE, ACCOUNT_UPDATE).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_DOWN, Decimal
+from typing import Any
+
+from . import payloads
+from .markets import LoopbackMarket
+from .state import BinanceError, LoopbackState
+
+CONDITIONAL_TYPES = ("STOP_MARKET", "TAKE_PROFIT_MARKET")
+
+
+@dataclass(frozen=True, slots=True)
+class FillPlan:
+    """Execute only `ratio` of a market order's quantity; the order ends `status`
+    (EXPIRED, as a market order that ran out of book, or PARTIALLY_FILLED, left open)."""
+
+    ratio: Decimal
+    status: str = "EXPIRED"
+
+
+class Engine:
+    """Places and triggers orders on a LoopbackState.
+
+    `report_actual_order` False leaves the actual order id, price and quantity out of
+    triggered conditional orders (REST and ALGO_UPDATE), as when Binance does not report them.
+    """
+
+    def __init__(self, state: LoopbackState, report_actual_order: bool = True) -> None:
+        self.state = state
+        self.report_actual_order = report_actual_order
+
+    # -- market orders -------------------------------------------------------------------------
+
+    def place_order(self, params: dict[str, str], fill: FillPlan | None = None) -> dict[str, Any]:
+        s = self.state
+        market = s.market(params)
+        if params.get("type") != "MARKET":
+            raise BinanceError(
+                -4120,
+                "Order type not supported for this endpoint. Please use the Algo Order API "
+                "endpoints instead.",
+            )
+        quantity = _quantity(market, params)
+        reduce_only = params.get("reduceOnly") == "true"
+        client_id = params.get("newClientOrderId") or f"auto{s.new_id()}"
+        if client_id in s.orders:
+            raise BinanceError(-4116, "ClientOrderId is duplicated.")
+        self._check_entry(market, params["side"], quantity, reduce_only)
+        order = payloads.order_json(s.new_id(), client_id, params, quantity, s.now_ms)
+        s.orders[client_id] = order
+        s.emit(payloads.order_trade_update(order, "NEW", None, s.now_ms))
+        executable = self._executable(market, order, quantity, reduce_only, fill)
+        self._execute(market, order, executable, fill)
+        if params.get("newOrderRespType") == "ACK":
+            return {**order, "status": "NEW", "executedQty": "0", "avgPrice": "0"}
+        return order
+
+    def _check_entry(
+        self, market: LoopbackMarket, side: str, quantity: Decimal, reduce_only: bool
+    ) -> None:
+        s = self.state
+        holding = s.holding(market.market_id)
+        if reduce_only:
+            if holding.amount == 0 or (holding.amount > 0) == (side == "BUY"):
+                raise BinanceError(-2022, "ReduceOnly Order is rejected.")
+            return
+        notional = quantity * s.mark(market.market_id)
+        if notional < Decimal(market.min_notional):
+            raise BinanceError(
+                -4164, f"Order's notional must be no smaller than {market.min_notional}"
+            )
+        if notional / holding.leverage > Decimal(s.account()["availableBalance"]):
+            raise BinanceError(-2019, "Margin is insufficient.")
+
+    def _executable(
+        self,
+        market: LoopbackMarket,
+        order: dict[str, Any],
+        quantity: Decimal,
+        reduce_only: bool,
+        fill: FillPlan | None,
+    ) -> Decimal:
+        if fill is not None:
+            quantity = _round_down(quantity * fill.ratio, Decimal(market.step_size))
+        if reduce_only:
+            quantity = min(quantity, abs(self.state.holding(market.market_id).amount))
+        return quantity
+
+    def _execute(
+        self,
+        market: LoopbackMarket,
+        order: dict[str, Any],
+        quantity: Decimal,
+        fill: FillPlan | None,
+    ) -> None:
+        """Fill `quantity` of `order` at the mark price and report it."""
+        s = self.state
+        price = s.mark(market.market_id)
+        ordered = Decimal(order["origQty"])
+        trade = None
+        if quantity > 0:
+            signed = quantity if order["side"] == "BUY" else -quantity
+            self._move_position(market, signed, price)
+            trade = payloads.trade_json(s.new_id(), order, quantity, price, s.now_ms)
+            s.trades.append(trade)
+        done = quantity == ordered
+        partial = fill is not None and fill.status == "PARTIALLY_FILLED" and quantity > 0
+        order.update(
+            executedQty=str(quantity),
+            cumQuote=str(quantity * price),
+            avgPrice=str(price) if quantity > 0 else "0",
+            status="FILLED" if done else ("PARTIALLY_FILLED" if partial else "EXPIRED"),
+            updateTime=s.now_ms,
+        )
+        if trade is not None:
+            last = (quantity, price, int(trade["id"]))
+            status = order["status"] if order["status"] != "EXPIRED" else "PARTIALLY_FILLED"
+            s.emit(
+                payloads.order_trade_update({**order, "status": status}, "TRADE", last, s.now_ms)
+            )
+            row = s.position_row(market.market_id)
+            s.emit(payloads.account_update([row], s.wallet, "ORDER", s.now_ms))
+        if order["status"] == "EXPIRED":
+            s.emit(payloads.order_trade_update(order, "EXPIRED", None, s.now_ms))
+
+    def _move_position(self, market: LoopbackMarket, signed: Decimal, price: Decimal) -> None:
+        s = self.state
+        holding = s.holding(market.market_id)
+        s.wallet -= abs(signed) * price * payloads.TAKER_FEE
+        new_amount = holding.amount + signed
+        if holding.amount == 0 or (holding.amount > 0) == (signed > 0):
+            holding.entry = (holding.entry * abs(holding.amount) + price * abs(signed)) / abs(
+                new_amount
+            )
+        else:
+            closed = min(abs(signed), abs(holding.amount))
+            s.wallet += (price - holding.entry) * closed * (1 if holding.amount > 0 else -1)
+            if new_amount == 0:
+                holding.entry = Decimal(0)
+        holding.amount = new_amount
+        holding.update_ms = s.now_ms
+
+    # -- conditional orders --------------------------------------------------------------------
+
+    def place_algo_order(self, params: dict[str, str]) -> dict[str, Any]:
+        s = self.state
+        market = s.market(params)
+        if params.get("algoType") != "CONDITIONAL" or "triggerPrice" not in params:
+            raise BinanceError(-1102, "Mandatory parameter 'triggerPrice' was not sent.")
+        if params.get("type") not in CONDITIONAL_TYPES:
+            raise BinanceError(-1116, "Invalid orderType.")
+        quantity = _quantity(market, params)
+        client_id = params.get("clientAlgoId") or f"auto{s.new_id()}"
+        if client_id in s.algo_orders:
+            raise BinanceError(-4116, "ClientOrderId is duplicated.")
+        order = payloads.algo_json(s.new_id(), client_id, params, quantity, s.now_ms)
+        if self._crossed(order):
+            raise BinanceError(-2021, "Order would immediately trigger.")
+        s.algo_orders[client_id] = order
+        s.emit(payloads.algo_update(order, s.now_ms))
+        return order
+
+    def cancel_algo_order(self, params: dict[str, str]) -> dict[str, Any]:
+        s = self.state
+        order = s.algo_orders.get(params.get("clientAlgoId", ""))
+        if order is None or order["algoStatus"] != "NEW":
+            raise BinanceError(-2011, "Unknown order sent.")
+        order.update(algoStatus="CANCELED", updateTime=s.now_ms)
+        s.emit(payloads.algo_update(order, s.now_ms))
+        return {
+            "algoId": order["algoId"],
+            "clientAlgoId": order["clientAlgoId"],
+            "code": "200",
+            "msg": "success",
+        }
+
+    def sync(self) -> None:
+        """Trigger every resting conditional order the mark price has crossed."""
+        for order in list(self.state.algo_orders.values()):
+            if order["algoStatus"] == "NEW" and self._crossed(order):
+                self._trigger(order)
+
+    def _crossed(self, order: dict[str, Any]) -> bool:
+        mark = self.state.mark(order["symbol"])
+        trigger = Decimal(order["triggerPrice"])
+        sells = order["side"] == "SELL"
+        if order["orderType"] == "STOP_MARKET":
+            return mark <= trigger if sells else mark >= trigger
+        return mark >= trigger if sells else mark <= trigger
+
+    def _trigger(self, algo: dict[str, Any]) -> None:
+        s = self.state
+        market = s.markets[algo["symbol"]]
+        algo.update(algoStatus="TRIGGERING", triggerTime=s.now_ms, updateTime=s.now_ms)
+        s.emit(payloads.algo_update(algo, s.now_ms))
+        holding = s.holding(market.market_id)
+        quantity = Decimal(algo["quantity"])
+        if algo["reduceOnly"]:
+            closes = holding.amount != 0 and (holding.amount > 0) == (algo["side"] == "SELL")
+            quantity = min(quantity, abs(holding.amount)) if closes else Decimal(0)
+        if quantity == 0:
+            algo.update(algoStatus="REJECTED", updateTime=s.now_ms)
+            s.emit(payloads.algo_update(algo, s.now_ms))
+            return
+        params = {"symbol": algo["symbol"], "side": algo["side"],
+                  "reduceOnly": "true" if algo["reduceOnly"] else "false"}  # fmt: skip
+        order = payloads.order_json(
+            s.new_id(), f"algo-{algo['algoId']}", params, Decimal(algo["quantity"]), s.now_ms
+        )
+        s.orders[order["clientOrderId"]] = order
+        if self.report_actual_order:
+            algo["actualOrderId"] = str(order["orderId"])
+        algo.update(algoStatus="TRIGGERED", updateTime=s.now_ms)
+        s.emit(payloads.algo_update(algo, s.now_ms))
+        s.emit(payloads.order_trade_update(order, "NEW", None, s.now_ms))
+        self._execute(market, order, quantity, None)
+        executed = (Decimal(order["executedQty"]), Decimal(order["avgPrice"]))
+        if self.report_actual_order:
+            algo["actualPrice"] = order["avgPrice"]
+        algo.update(algoStatus="FINISHED", updateTime=s.now_ms)
+        s.emit(payloads.algo_update(algo, s.now_ms, executed if self.report_actual_order else None))
+
+
+def _quantity(market: LoopbackMarket, params: dict[str, str]) -> Decimal:
+    quantity = Decimal(params["quantity"])
+    if quantity <= 0 or quantity % Decimal(market.step_size) != 0:
+        raise BinanceError(-1111, "Precision is over the maximum defined for this asset.")
+    return quantity
+
+
+def _round_down(value: Decimal, step: Decimal) -> Decimal:
+    return (value / step).quantize(Decimal(1), rounding=ROUND_DOWN) * step

@@ -1,0 +1,244 @@
+"""The stand-in's websocket streams, as ccxt.pro's binanceusdm and Binance's docs use them.
+
+Addresses: raw streams `/ws/<stream>[/<stream>...]`, combined `/stream?streams=a/b` (each
+message wrapped as {"stream": ..., "data": ...}), under Binance's routes `/market`, `/public`,
+`/private` or none; SUBSCRIBE / UNSUBSCRIBE / LIST_SUBSCRIPTIONS messages on any of them
+(ccxt connects to `/market/ws/<n>` and subscribes). User data: `/private/ws?listenKey=<key>`
+(optionally `&events=A/B`, an allow list), `/ws/<listenKey>`, or a listen key subscribed as a
+stream. Streams served: `!markPrice@arr[@1s]` and `<symbol>@markPrice[@1s]`, every second of
+the stand-in's clock; user-data events as the engine produces them; listenKeyExpired when a
+key lapses. Faults: `StreamFaults` / `RandomStreamFaults` (faults.py) and `disconnect()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from quantum_trader.clock import utc_from_ms
+from quantum_trader.ports import Clock
+
+from . import payloads
+from .faults import RandomStreamFaults, StreamFaults
+from .state import LoopbackState
+
+MARK_STREAMS = ("!markprice@arr@1s", "!markprice@arr")
+ROUTES = ("/market", "/public", "/private", "")
+
+
+@dataclass(eq=False)
+class Connection:
+    ws: web.WebSocketResponse
+    kind: str  # "market" or "user"
+    combined: bool
+    streams: set[str] = field(default_factory=set)
+    listen_key: str | None = None
+    events: frozenset[str] | None = None  # the user-data allow list (None: everything)
+    outbox: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
+
+
+class StreamHub:
+    """Websocket connections of one stand-in, fed by its state and its clock."""
+
+    def __init__(self, state: LoopbackState, sync: Any) -> None:
+        self.state = state
+        self._sync = sync  # the server's sync(): engine triggers, before each push
+        self.connections: list[Connection] = []
+        self.faults = StreamFaults()
+        self.random: RandomStreamFaults | None = None
+        self.handshakes: list[str] = []
+        self._held: list[tuple[Connection, dict[str, Any]]] = []
+        state.sinks.append(self.on_user_event)
+
+    # -- faults --------------------------------------------------------------------------------
+
+    async def disconnect(self, kind: str | None = None) -> int:
+        """Close every connection (of `kind`: "market" or "user") now; returns how many."""
+        closing = [c for c in self.connections if kind in (None, c.kind)]
+        for connection in closing:
+            await connection.ws.close(code=1001, message=b"loopback disconnect")
+        return len(closing)
+
+    def silence(self, kind: str, seconds: float) -> None:
+        """Send nothing on `kind` streams, and answer no ping, for `seconds`."""
+        self.faults.silent_until_ms[kind] = self.state.now_ms + round(seconds * 1000)
+
+    def expire_listen_keys(self) -> None:
+        """Expire every listen key now (as 60 minutes without keep-alive would)."""
+        for key in list(self.state.listen_keys):
+            self.state.listen_keys[key] = self.state.now_ms
+        self._expire()
+
+    def _silent(self, kind: str) -> bool:
+        return self.state.now_ms < self.faults.silent_until_ms.get(kind, 0)
+
+    # -- serving -------------------------------------------------------------------------------
+
+    async def handle(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(autoping=False)
+        await ws.prepare(request)
+        connection = self._connection(ws, request)
+        self.handshakes.append(f"{connection.kind} {request.path}")
+        if connection.kind == "user" and connection.listen_key not in self.state.listen_keys:
+            await ws.close(code=1008, message=b"invalid listen key")
+            return ws
+        self.connections.append(connection)
+        writer = asyncio.create_task(self._write(connection))
+        try:
+            async for message in ws:
+                await self._read(connection, message)
+        finally:
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
+            self.connections.remove(connection)
+        return ws
+
+    def _connection(self, ws: web.WebSocketResponse, request: web.Request) -> Connection:
+        path = request.path
+        for route in ROUTES:
+            if route and path.startswith(route + "/"):
+                path = path[len(route) :]
+                break
+        combined = path.startswith("/stream")
+        names = request.query.get("streams", "") if combined else path.removeprefix("/ws")
+        streams = {n for n in names.strip("/").split("/") if n}
+        key = request.query.get("listenKey") or next(
+            (n for n in streams if n in self.state.listen_keys), None
+        )
+        events = request.query.get("events")
+        connection = Connection(ws, "user" if key else "market", combined)
+        connection.listen_key = key
+        connection.events = frozenset(events.split("/")) if events else None
+        connection.streams = {n.lower() for n in streams if n != key}
+        return connection
+
+    async def _read(self, connection: Connection, message: Any) -> None:
+        if message.type == WSMsgType.PING:
+            if not self._silent(connection.kind):
+                await connection.ws.pong(message.data)
+            return
+        if message.type != WSMsgType.TEXT:
+            return
+        request = json.loads(message.data)
+        method, params = request.get("method"), request.get("params") or []
+        if method == "SUBSCRIBE":
+            for name in params:
+                if name in self.state.listen_keys:
+                    connection.kind, connection.listen_key = "user", name
+                else:
+                    connection.streams.add(str(name).lower())
+            answer: dict[str, Any] = {"result": None, "id": request.get("id")}
+        elif method == "UNSUBSCRIBE":
+            connection.streams -= {str(n).lower() for n in params}
+            answer = {"result": None, "id": request.get("id")}
+        elif method == "LIST_SUBSCRIPTIONS":
+            answer = {"result": sorted(connection.streams), "id": request.get("id")}
+        else:
+            answer = {"error": {"code": 2, "msg": f"Invalid request: {method}"},
+                      "id": request.get("id")}  # fmt: skip
+        connection.outbox.put_nowait(json.dumps(answer))
+
+    async def _write(self, connection: Connection) -> None:
+        while True:
+            text = await connection.outbox.get()
+            if connection.ws.closed:
+                return
+            await connection.ws.send_str(text)
+
+    def _send(self, connection: Connection, stream: str, payload: Any) -> None:
+        if connection.ws.closed:
+            return
+        body = {"stream": stream, "data": payload} if connection.combined else payload
+        connection.outbox.put_nowait(json.dumps(body))
+
+    # -- pushing -------------------------------------------------------------------------------
+
+    async def run(self, clock: Clock) -> None:
+        """Push every second of `clock`: engine triggers, expired keys, then mark prices."""
+        while True:
+            next_ms = (self.state.now_ms // 1000 + 1) * 1000
+            await clock.sleep_until(utc_from_ms(next_ms))
+            await self.tick()
+
+    async def tick(self) -> None:
+        self._sync()
+        self._expire()
+        self._flush_held()
+        await self._random_faults()
+        if self._silent("market"):
+            return
+        now = self.state.now_ms
+        rows = [
+            payloads.mark_price_row(i, self.state.mark(i), now, self.state.next_funding_ms())
+            for i in self.state.markets
+        ]
+        for connection in [c for c in self.connections if c.kind == "market"]:
+            for stream in connection.streams:
+                if stream in MARK_STREAMS:
+                    self._send(connection, stream, rows)
+                elif stream.split("@")[0].upper() in self.state.markets and "@markprice" in stream:
+                    row = next(r for r in rows if r["s"] == stream.split("@")[0].upper())
+                    self._send(connection, stream, row)
+
+    def _expire(self) -> None:
+        for key in self.state.expired_listen_keys():
+            event = {"e": "listenKeyExpired", "E": self.state.now_ms, "listenKey": key}
+            for connection in self._users(key):
+                self._send(connection, key, event)
+                connection.listen_key = None  # the stream delivers nothing more
+
+    def _users(self, key: str | None = None) -> list[Connection]:
+        return [
+            c
+            for c in self.connections
+            if c.kind == "user" and c.listen_key is not None and key in (None, c.listen_key)
+        ]
+
+    def on_user_event(self, event: dict[str, Any]) -> None:
+        """A user-data event from the engine: deliver it, faults permitting."""
+        for connection in self._users():
+            if connection.events is None or event["e"] in connection.events:
+                self._deliver(connection, event)
+
+    def _deliver(self, connection: Connection, event: dict[str, Any]) -> None:
+        faults, rng = self.faults, self.random
+        if self._silent("user"):
+            return
+        if faults.drop > 0 or (rng is not None and rng.rng.random() < rng.drop):
+            faults.drop = max(0, faults.drop - 1)
+            return
+        holding = any(c is connection for c, _ in self._held)
+        if not holding and (
+            faults.reorder > 0 or (rng is not None and rng.rng.random() < rng.reorder)
+        ):
+            faults.reorder = max(0, faults.reorder - 1)
+            self._held.append((connection, event))  # sent after the next one, or next second
+            return
+        self._send(connection, connection.listen_key or "", event)
+        if faults.duplicate > 0 or (rng is not None and rng.rng.random() < rng.duplicate):
+            faults.duplicate = max(0, faults.duplicate - 1)
+            self._send(connection, connection.listen_key or "", event)
+        self._flush_held(connection)
+
+    def _flush_held(self, connection: Connection | None = None) -> None:
+        late = [h for h in self._held if connection in (None, h[0])]
+        self._held = [h for h in self._held if h not in late]
+        for held_by, event in late:
+            self._send(held_by, held_by.listen_key or "", event)
+
+    async def _random_faults(self) -> None:
+        rng = self.random
+        if rng is None:
+            return
+        for connection in list(self.connections):
+            if rng.rng.random() < rng.disconnect_per_s:
+                await connection.ws.close(code=1001, message=b"loopback random disconnect")
+        for kind in ("market", "user"):
+            if rng.rng.random() < rng.silence_per_s:
+                self.silence(kind, rng.silence_s)

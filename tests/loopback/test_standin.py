@@ -1,0 +1,246 @@
+"""The stand-in itself: its mark-price path, its matching engine's events and triggers, the
+stream addresses and messages Binance documents, its fault switches and weight accounting."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+import aiohttp
+import pytest
+
+from quantum_trader.clock import ManualClock, utc_from_ms
+
+from . import (
+    DEFAULT_MARKETS,
+    Engine,
+    Fault,
+    LoopbackBinance,
+    LoopbackState,
+    MarkPath,
+    Outage,
+    RandomFaults,
+    generated_markets,
+    random_outages,
+)
+from .state import LISTEN_KEY_VALIDITY_MS, START_MS
+
+BTC_MARKET = DEFAULT_MARKETS[0]
+
+
+def test_the_mark_path_is_a_function_of_seed_symbol_and_second() -> None:
+    path, other = MarkPath(seed=1), MarkPath(seed=2)
+    times = [START_MS + 1000 * s for s in range(0, 600, 7)]
+    prices = [path.price(BTC_MARKET, t) for t in times]
+    assert prices == [MarkPath(seed=1).price(BTC_MARKET, t) for t in times]
+    assert prices != [other.price(BTC_MARKET, t) for t in times]
+    assert path.price(BTC_MARKET, START_MS + 10) == path.price(BTC_MARKET, START_MS + 990)
+    assert all(p % Decimal(BTC_MARKET.tick_size) == 0 for p in prices)
+    assert all(abs(p / BTC_MARKET.mark_price - 1) < Decimal("0.02") for p in prices)
+
+
+def test_generated_markets_extend_the_defaults() -> None:
+    markets = generated_markets(50)
+    assert len(markets) == len({m.market_id for m in markets}) == 50
+    assert markets[:8] == DEFAULT_MARKETS
+
+
+def engine_with_events() -> tuple[Engine, list[dict[str, Any]]]:
+    state = LoopbackState()
+    events: list[dict[str, Any]] = []
+    state.sinks.append(events.append)
+    return Engine(state), events
+
+
+def kinds(events: list[dict[str, Any]]) -> list[str]:
+    names = []
+    for e in events:
+        detail = e.get("o", {}).get("X") if e["e"] in ("ORDER_TRADE_UPDATE", "ALGO_UPDATE") else ""
+        names.append(f"{e['e']} {detail}".strip())
+    return names
+
+
+def test_a_stop_triggers_when_the_mark_crosses_and_books_its_market_order() -> None:
+    engine, events = engine_with_events()
+    engine.place_order({"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET",
+                        "quantity": "0.010", "newClientOrderId": "e1"})  # fmt: skip
+    engine.place_algo_order({"symbol": "BTCUSDT", "side": "SELL", "type": "STOP_MARKET",
+                             "algoType": "CONDITIONAL", "quantity": "0.010",
+                             "triggerPrice": "95000", "reduceOnly": "true",
+                             "workingType": "MARK_PRICE", "clientAlgoId": "s1"})  # fmt: skip
+    engine.sync()
+    assert engine.state.algo_orders["s1"]["algoStatus"] == "NEW"  # not crossed yet
+    events.clear()
+    engine.state.marks["BTCUSDT"] = Decimal("94999.9")
+    engine.sync()
+    assert kinds(events) == [
+        "ALGO_UPDATE TRIGGERING", "ALGO_UPDATE TRIGGERED", "ORDER_TRADE_UPDATE NEW",
+        "ORDER_TRADE_UPDATE FILLED", "ACCOUNT_UPDATE", "ALGO_UPDATE FINISHED",
+    ]  # fmt: skip
+    finished = events[-1]["o"]
+    assert (finished["aq"], finished["ap"]) == ("0.010", "94999.9")
+    assert finished["ai"] == str(engine.state.orders["algo-" + str(finished["aid"])]["orderId"])
+    assert engine.state.holdings["BTCUSDT"].amount == 0
+
+
+@pytest.mark.parametrize(
+    ("kind", "side", "trigger", "mark", "fires"),
+    [
+        ("STOP_MARKET", "SELL", "95000", "95000.0", True),
+        ("STOP_MARKET", "BUY", "105000", "104999.9", False),
+        ("STOP_MARKET", "BUY", "105000", "105000.1", True),
+        ("TAKE_PROFIT_MARKET", "SELL", "105000", "105000.0", True),
+        ("TAKE_PROFIT_MARKET", "BUY", "95000", "95000.1", False),
+    ],
+)
+def test_trigger_directions(kind: str, side: str, trigger: str, mark: str, fires: bool) -> None:
+    engine, _ = engine_with_events()
+    engine.place_algo_order({"symbol": "BTCUSDT", "side": side, "type": kind,
+                             "algoType": "CONDITIONAL", "quantity": "0.010",
+                             "triggerPrice": trigger, "clientAlgoId": "c1"})  # fmt: skip
+    engine.state.marks["BTCUSDT"] = Decimal(mark)
+    engine.sync()
+    status = engine.state.algo_orders["c1"]["algoStatus"]
+    assert (status != "NEW") is fires
+    if fires:
+        assert status == "FINISHED"  # not reduce-only: it opened a position
+
+
+def test_a_conditional_order_that_would_trigger_at_once_is_refused() -> None:
+    engine, _ = engine_with_events()
+    with pytest.raises(Exception, match="immediately trigger"):
+        engine.place_algo_order({"symbol": "BTCUSDT", "side": "SELL", "type": "STOP_MARKET",
+                                 "algoType": "CONDITIONAL", "quantity": "0.010",
+                                 "triggerPrice": "100500"})  # fmt: skip
+
+
+@pytest.fixture
+async def pushing() -> Any:
+    clock = ManualClock(utc_from_ms(START_MS))
+    async with LoopbackBinance(clock=clock) as server:
+        yield server
+
+
+async def receive(ws: aiohttp.ClientWebSocketResponse) -> Any:
+    message = await ws.receive(timeout=2)
+    return json.loads(message.data)
+
+
+@pytest.mark.parametrize(
+    ("path", "subscribe", "wrapped"),
+    [
+        ("/market/ws/!markPrice@arr@1s", None, False),  # a raw stream
+        ("/market/stream?streams=!markPrice@arr@1s", None, True),  # combined
+        ("/market/ws/0", "!markPrice@arr@1s", False),  # what ccxt does: SUBSCRIBE
+        ("/ws/!markPrice@arr", None, False),  # the legacy route
+    ],
+)
+async def test_mark_price_stream_addresses(
+    pushing: LoopbackBinance, path: str, subscribe: str | None, wrapped: bool
+) -> None:
+    async with aiohttp.ClientSession() as session, session.ws_connect(pushing.ws_url + path) as ws:
+        if subscribe is not None:
+            await ws.send_str(json.dumps({"method": "SUBSCRIBE", "params": [subscribe], "id": 3}))
+            assert await receive(ws) == {"result": None, "id": 3}
+        await pushing.streams.tick()
+        message = await receive(ws)
+        rows = message["data"] if wrapped else message
+        if wrapped:
+            assert message["stream"] == "!markprice@arr@1s"
+        assert {r["s"] for r in rows} == set(pushing.state.markets)
+        assert rows[0]["e"] == "markPriceUpdate"
+
+
+STOP = {"symbol": "BTCUSDT", "side": "SELL", "type": "STOP_MARKET", "algoType": "CONDITIONAL",
+        "quantity": "0.010", "triggerPrice": "90000"}  # fmt: skip
+
+
+async def test_user_data_addresses_and_the_events_allow_list(pushing: LoopbackBinance) -> None:
+    key = pushing.state.create_listen_key()["listenKey"]
+    private = f"{pushing.ws_url}/private/ws?listenKey={key}&events=ACCOUNT_CONFIG_UPDATE"
+    async with (
+        aiohttp.ClientSession() as session,
+        session.ws_connect(private) as filtered,
+        session.ws_connect(f"{pushing.ws_url}/ws/{key}") as legacy,
+    ):
+        pushing.engine.place_algo_order(STOP)
+        pushing.state.set_leverage({"symbol": "BTCUSDT", "leverage": "3"})
+        assert (await receive(legacy))["e"] == "ALGO_UPDATE"
+        assert (await receive(legacy))["e"] == "ACCOUNT_CONFIG_UPDATE"
+        assert (await receive(filtered))["e"] == "ACCOUNT_CONFIG_UPDATE"  # only what it asked
+
+
+async def test_a_listen_key_lapses_after_an_hour_without_keep_alive(
+    pushing: LoopbackBinance,
+) -> None:
+    key = pushing.state.create_listen_key()["listenKey"]
+    clock = pushing.clock
+    assert isinstance(clock, ManualClock)
+    url = f"{pushing.ws_url}/private/ws?listenKey={key}"
+    async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
+        clock.advance(LISTEN_KEY_VALIDITY_MS / 1000)
+        await pushing.streams.tick()
+        assert await receive(ws) == {
+            "e": "listenKeyExpired", "E": pushing.state.now_ms, "listenKey": key
+        }  # fmt: skip
+    with pytest.raises(Exception, match="listenKey does not exist"):
+        pushing.state.keep_alive_listen_key()
+
+
+async def rest(server: LoopbackBinance, path: str, method: str = "GET") -> int:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.request(method, server.base_url + path) as answer,
+    ):
+        return answer.status
+
+
+async def test_outages_and_bans_follow_the_stand_ins_clock(pushing: LoopbackBinance) -> None:
+    now = pushing.state.now_ms
+    pushing.outage(Outage("/fapi/v3/account", now + 10_000, now + 40_000))
+    assert await rest(pushing, "/fapi/v3/account") == 200
+    clock = pushing.clock
+    assert isinstance(clock, ManualClock)
+    clock.advance(10)
+    assert await rest(pushing, "/fapi/v3/account") == 503
+    assert await rest(pushing, "/fapi/v1/time") == 200  # other routes are up
+    clock.advance(30)
+    assert await rest(pushing, "/fapi/v3/account") == 200
+    pushing.ban(pushing.state.now_ms + 60_000)
+    assert await rest(pushing, "/fapi/v1/time") == 418
+
+
+async def test_weight_is_counted_per_minute_of_the_stand_ins_clock() -> None:
+    clock = ManualClock(utc_from_ms(START_MS))
+    state = LoopbackState(markets={m.market_id: m for m in generated_markets(50)})
+    async with LoopbackBinance(state, clock=clock) as server:
+        assert await rest(server, "/fapi/v1/premiumIndex") == 200  # weight 10
+        assert await rest(server, "/fapi/v3/positionRisk") == 200  # 5
+        clock.advance(61)
+        assert await rest(server, "/fapi/v1/openAlgoOrders") == 200  # 40 without a symbol
+        assert server.weight_per_minute(START_MS, START_MS + 180_000) == [15, 40, 0]
+        assert server.weight_by_route(START_MS, START_MS + 180_000) == {
+            "GET /fapi/v1/openAlgoOrders": 40, "GET /fapi/v1/premiumIndex": 10,
+            "GET /fapi/v3/positionRisk": 5,
+        }  # fmt: skip
+        assert len(state.premium_index({})) == 50
+
+
+def test_random_faults_repeat_for_a_seed() -> None:
+    def draws(seed: int) -> list[Fault | None]:
+        faults = RandomFaults(seed, lost_answer=0.2, unavailable=0.2, rate_limited=0.1,
+                              partial_fill=0.3)  # fmt: skip
+        return [faults.draw("POST", "/fapi/v1/order") for _ in range(50)]
+
+    assert draws(3) == draws(3)
+    assert draws(3) != draws(4)
+    assert any(d is not None and d.fill is not None for d in draws(3))
+
+
+def test_random_outages_repeat_for_a_seed() -> None:
+    paths = ("/fapi/v3/positionRisk", "/fapi/v1/order")
+    outages = random_outages(5, paths, START_MS, START_MS + 600_000, count=4)
+    assert outages == random_outages(5, paths, START_MS, START_MS + 600_000, count=4)
+    assert all(10_000 <= o.end_ms - o.start_ms <= 40_000 for o in outages)
+    assert [o.start_ms for o in outages] == sorted(o.start_ms for o in outages)
