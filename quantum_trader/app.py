@@ -77,6 +77,7 @@ class Runtime:
     replay_end: datetime | None
     health: HealthMonitor
     models_status: HealthFn
+    streams: ExchangeStreams | None = None
 
 
 def database_path(settings: Settings) -> Path:

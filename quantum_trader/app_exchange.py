@@ -31,7 +31,8 @@ from quantum_trader.clock import LiveClock, ms_from_utc
 from quantum_trader.config import ExchangeSettings, Settings
 from quantum_trader.domain import ExchangeMode, GlobalRegime, MarketRules
 from quantum_trader.errors import ConfigurationError, MarketDataError, RetryLater
-from quantum_trader.execution.ccxt_exchange import CcxtExchange
+from quantum_trader.execution.binance_streams import BinanceStreams
+from quantum_trader.execution.ccxt_exchange import DEFAULT_RETRY_DELAYS_S, CcxtExchange
 from quantum_trader.gates.settings import RegimeSettings
 from quantum_trader.log import get_logger
 from quantum_trader.market import regime
@@ -113,19 +114,24 @@ async def open_exchange_runtime(
     api_urls: Mapping[str, str] | None = None,
     source: SignalSource | None = None,
     rate_limit: bool = True,
+    retry_delays_s: Sequence[float] = DEFAULT_RETRY_DELAYS_S,
 ) -> Runtime:
     """Open every resource for `run` in testnet/live mode and reconcile before trading.
 
     `clock` (default LiveClock), `api_urls` (ccxt REST base URLs by name), `source` (default
-    from settings) and `rate_limit=False` (no client-side throttle) exist for the loopback
-    tests. Raises ConfigurationError for paper mode or an unknown symbol,
+    from settings), `rate_limit=False` (no client-side throttle) and `retry_delays_s` (waits
+    between retries of an idempotent read, in real seconds) exist for the loopback tests. Raises ConfigurationError for paper mode or an unknown symbol,
     OperatorActionRequired when the account cannot be used.
     """
     if settings.exchange.mode is ExchangeMode.PAPER:
         raise ConfigurationError(["exchange.mode: 'paper' runs through app.open_runtime"])
     clock = clock or LiveClock()
     exchange = CcxtExchange.create(
-        settings.exchange, api_urls=api_urls, rate_limit=rate_limit, clock=clock
+        settings.exchange,
+        api_urls=api_urls,
+        rate_limit=rate_limit,
+        clock=clock,
+        retry_delays_s=retry_delays_s,
     )
     stack.push_async_callback(exchange.close)
     settings = await exchange_universe(exchange, settings, clock.now())
@@ -140,8 +146,13 @@ async def open_exchange_runtime(
             funding = await exchange_funding(exchange, settings.market.symbols, clock.now())
         source = choose_signal_source(settings, funding)
     market = _exchange_market(settings, exchange, source, rules)
+    streams = (
+        BinanceStreams.create(settings.exchange, exchange, clock)
+        if settings.exchange.use_streams
+        else None
+    )
     core, health = await reconciled_core(
-        settings, market, exchange, repository, rules, clock.now(), stopping
+        settings, market, exchange, repository, rules, clock.now(), stopping, streams
     )
     log.info(
         "runtime_ready",
@@ -151,9 +162,20 @@ async def open_exchange_runtime(
         symbols=list(settings.market.symbols),
         open_positions=len(core.keeper.positions),
         entries_blocked=sorted(core.keeper.view().blocked),
+        streams=streams is not None,
         trading_state=core.governor.governor.state.trading_state,
     )
-    return Runtime(settings, clock, repository, exchange, core, None, health, source_health(source))
+    return Runtime(
+        settings,
+        clock,
+        repository,
+        exchange,
+        core,
+        None,
+        health,
+        source_health(source),
+        streams,
+    )
 
 
 async def exchange_universe(exchange: CcxtExchange, settings: Settings, now: datetime) -> Settings:

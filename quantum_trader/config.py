@@ -79,6 +79,9 @@ class ExchangeSettings(Section):
     stream_silence_s: float = Field(10.0, gt=0)
     stream_backoff_max_s: float = Field(60.0, gt=0)
     listen_key_keepalive_s: float = Field(1800.0, gt=0, le=3300)
+    # Mark prices and the account from Binance's websocket streams, REST only to check them
+    # (off: REST on every monitor tick, ≈ 10 × the request weight).
+    use_streams: bool = True
 
     @field_validator("rest_url", "ws_url")
     @classmethod

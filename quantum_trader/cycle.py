@@ -22,7 +22,7 @@ from quantum_trader.domain import (
     SizedOrder,
     Verdict,
 )
-from quantum_trader.errors import OrderRejected
+from quantum_trader.errors import OrderRejected, RetryLater
 from quantum_trader.gates.chain import ApprovalChain, Approved
 from quantum_trader.keeper.keeper import PositionKeeper
 from quantum_trader.log import bound_context, get_logger
@@ -156,6 +156,8 @@ class Executor:
             result = await self._keeper.enter(order, now)
         except OrderRejected as error:
             return _deny(GateName.EXECUTION, candidate, error.reason, str(error))
+        except RetryLater as error:  # not sent (rate limited, unreachable): a later cycle may
+            return _deny(GateName.EXECUTION, candidate, ReasonCode.ORDER_FAILED, str(error))
         if result.position is None:
             reason = ReasonCode.ORDER_UNSETTLED if result.unknown else ReasonCode.ORDER_FAILED
             return _deny(GateName.EXECUTION, candidate, reason, f"not filled: {result.detail}")

@@ -12,7 +12,7 @@ import asyncio
 import json
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -66,32 +66,45 @@ async def _run_loops(runtime: Runtime, stopping: asyncio.Event) -> None:
 
     keeper = runtime.core.keeper
     loops = (
-        ("executor", s.executor.interval_s, clock, lambda now: _cycle(runtime, now), None),
+        ("executor", s.executor.interval_s, clock, lambda now: _cycle(runtime, now), ()),
         # The keeper also ticks at once when it asks to (an order's outcome is unknown).
         (
             "monitor",
             s.monitor.interval_s,
             clock,
             lambda now: _monitor_tick(runtime, now),
-            keeper.wake,
+            keeper.wake_events(),
         ),
         # Liveness and health are about the process, so the heartbeat keeps real time.
-        ("heartbeat", s.executor.heartbeat_interval_s, LiveClock(), heartbeat, None),
+        ("heartbeat", s.executor.heartbeat_interval_s, LiveClock(), heartbeat, ()),
     )
     async with asyncio.TaskGroup() as group:
         tasks = [
             group.create_task(
-                periodic(name, every, ticks, stopping, step, stats, wake, operator_required),
+                periodic(name, every, ticks, stopping, step, stats, wakes, operator_required),
                 name=name,
             )
-            for name, every, ticks, step, wake in loops
+            for name, every, ticks, step, wakes in loops
         ]
+        if runtime.streams is not None:
+            tasks.append(group.create_task(_streams(runtime, stopping), name="streams"))
         await stopping.wait()
         log.info("shutdown_requested", grace_s=s.executor.shutdown_grace_s)
         _, late = await asyncio.wait(tasks, timeout=s.executor.shutdown_grace_s)
         for task in late:
             log.warning("shutdown_grace_exceeded", task=task.get_name())
             task.cancel()
+
+
+async def _streams(runtime: Runtime, stopping: asyncio.Event) -> None:
+    """Keep the exchange's streams alive; the keeper reads REST whenever they are not usable.
+    A refusal only a person can fix halts new entries, and the daemon goes on on REST."""
+    assert runtime.streams is not None
+    try:
+        await runtime.streams.run(stopping)
+    except OperatorActionRequired as error:
+        log.error("operator_action_required", loop="streams", error=str(error))
+        await runtime.core.governor.require_operator(runtime.clock.now(), str(error))
 
 
 async def _monitor_tick(runtime: Runtime, now: datetime) -> None:
@@ -203,11 +216,11 @@ async def periodic(
     stopping: asyncio.Event,
     step: Step,
     stats: LoopStats | None = None,
-    wake: asyncio.Event | None = None,
+    wakes: Sequence[asyncio.Event] = (),
     on_operator_required: OperatorFn | None = None,
 ) -> None:
     """Call `step(now)` every `interval_s` of the clock until `stopping` is set, and at once
-    whenever `wake` is set.
+    whenever one of `wakes` is set (the step clears them).
 
     Errors are handled by what they ask for: RetryLater is a warning and the next step tries
     again; OperatorActionRequired goes to `on_operator_required` (the governor halts new
@@ -224,12 +237,12 @@ async def periodic(
         await _run_step(name, clock, step, counts, on_operator_required)
         if started >= deadline:  # a scheduled step (not one a wake-up asked for)
             deadline = _next_deadline(name, deadline, interval, clock.now(), counts)
-        if wake is not None and wake.is_set():
+        if any(wake.is_set() for wake in wakes):
             # Asked to go again at once: no faster than a fifth of the interval.
             if await sleep_or_stop(clock, min(deadline, started + interval / 5), stopping):
                 return
             continue
-        if await sleep_or_stop(clock, deadline, stopping, wake):
+        if await sleep_or_stop(clock, deadline, stopping, *wakes):
             return
 
 
@@ -268,15 +281,14 @@ async def _run_step(
 
 
 async def sleep_or_stop(
-    clock: Clock, deadline: datetime, stopping: asyncio.Event, wake: asyncio.Event | None = None
+    clock: Clock, deadline: datetime, stopping: asyncio.Event, *wakes: asyncio.Event
 ) -> bool:
-    """Sleep until `deadline` unless `stopping` (or `wake`) is set first; return whether
-    `stopping` is set."""
+    """Sleep until `deadline` unless `stopping` (or one of `wakes`) is set first; return
+    whether `stopping` is set."""
     if stopping.is_set():
         return True
     waits = [clock.sleep_until(deadline), stopping.wait()]
-    if wake is not None:
-        waits.append(wake.wait())
+    waits += [wake.wait() for wake in wakes]
     tasks = [asyncio.ensure_future(w) for w in waits]
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)

@@ -26,7 +26,7 @@ from quantum_trader.domain import (
     Position,
     ReasonCode,
 )
-from quantum_trader.errors import OrderRejected, RetryLater
+from quantum_trader.errors import OrderRejected, OrderStateUnknown, RetryLater
 from quantum_trader.keeper.answer import answered
 from quantum_trader.keeper.book import Book, EntryPlan, Intent, is_unsettled
 from quantum_trader.keeper.booking import finish_trade
@@ -203,6 +203,11 @@ class Carrier:
         except OrderRejected as error:  # already filled, expired or cancelled
             log.info("cancel_not_needed", client_order_id=action.client_order_id, detail=str(error))
             return
+        except OrderStateUnknown as error:  # not confirmed: the next tick looks it up
+            log.warning(
+                "cancel_unconfirmed", client_order_id=action.client_order_id, error=str(error)
+            )
+            return
         order = self.book.working.get(action.client_order_id) or (
             await self._repository.get_order(action.client_order_id)
         )
@@ -248,7 +253,7 @@ class Carrier:
         self.book = self.book.with_intent(intent)
         try:
             answer = await self._desk.send(intent, now)
-        except OrderRejected:
+        except (OrderRejected, RetryLater):  # refused, or never sent (rate limited)
             self.book = self.book.without_intent(intent.client_order_id)
             raise
         if answer is None:

@@ -171,6 +171,13 @@ class PositionKeeper:
             dict(book.positions), blocked(book), len(book.intents), self._reconciled_at, streams
         )
 
+    def wake_events(self) -> tuple[asyncio.Event, ...]:
+        """What should make the monitor tick at once: the keeper's own request (an order's
+        outcome is unknown) and, with streams, any user-data event (a fill, a triggered stop)."""
+        if self._streams is None:
+            return (self.wake,)
+        return (self.wake, self._streams.updated)
+
     @property
     def positions(self) -> Mapping[str, Position]:
         return self._carrier.book.positions
@@ -183,7 +190,8 @@ class PositionKeeper:
             await self._tick(now, rest=rest)
 
     async def _tick(self, now: datetime, *, rest: bool = False) -> None:
-        self.wake.clear()
+        for event in self.wake_events():
+            event.clear()
         book = self._carrier.book
         snapshot = await self._snapshot(now, rest=rest)
         found = await self._look_up(lookups_needed(book, snapshot))

@@ -31,14 +31,15 @@ class OrderDesk:
         """Record the intent, send it, return the exchange's answer.
 
         None when the outcome is unknown (the intent is then saved UNKNOWN and stays for the
-        next tick). Raises OrderRejected after recording the rejection.
+        next tick). Raises OrderRejected after recording the rejection, and RetryLater (a rate
+        limit: the request was not executed) after recording it as not sent.
         """
         await self._repository.save_state(INTENTS, intent.client_order_id, intent.extra_to_dict())
         await self._repository.save_order(intent.order)
         request = intent.request
         try:
             return await self._exchange.place_order(request)
-        except OrderRejected as error:
+        except (OrderRejected, RetryLater) as error:  # refused, or held back before it left
             await self.forget(intent.client_order_id)
             await self._repository.save_order(
                 replace(

@@ -106,7 +106,7 @@ async def test_a_wake_up_runs_the_step_at_once_and_keeps_the_schedule() -> None:
         seen.append(now)
         wake.clear()
 
-    task = asyncio.create_task(periodic("monitor", 5, clock, stopping, step, wake=wake))
+    task = asyncio.create_task(periodic("monitor", 5, clock, stopping, step, wakes=(wake,)))
     await asyncio.sleep(0)
     clock.advance(2)
     wake.set()  # an order's outcome turned out unknown: tick now, not in 3 s

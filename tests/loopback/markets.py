@@ -3,8 +3,11 @@ deterministic (seeded) path on the stand-in's clock."""
 
 from __future__ import annotations
 
+import functools
 import math
 import random
+import statistics
+import zlib
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -60,12 +63,51 @@ class MarkPath:
 
     def price(self, market: LoopbackMarket, now_ms: int) -> Decimal:
         second = now_ms // 1000
-        phase = random.Random(f"{self.seed}:{market.market_id}").uniform(0, 2 * math.pi)
+        phase = _phase(self.seed, market.market_id)
         swing = self.swing * math.sin(2 * math.pi * second / self.period_s + phase)
-        noise = random.Random(f"{self.seed}:{market.market_id}:{second}").gauss(0, self.noise)
+        noise = self.noise * _standard_normal(f"{self.seed}:{market.market_id}:{second}")
         raw = market.mark_price * Decimal(repr(1 + swing + noise))
         tick = Decimal(market.tick_size)
         return (raw / tick).quantize(Decimal(1), rounding=ROUND_HALF_UP) * tick
+
+
+    def kline(
+        self, market: LoopbackMarket, open_ms: int, step: int, now_ms: int, samples: int = 12
+    ) -> list[Any]:
+        """The candle of the path opening at `open_ms` (up to `now_ms` while it forms): open
+        and close are the marks at its ends, high and low the extremes of `samples` marks."""
+        last = min(open_ms + step - 1, now_ms)
+        times = [open_ms + (last - open_ms) * i // samples for i in range(samples + 1)]
+        prices = [self.price(market, t) for t in times]
+        return [
+            open_ms,
+            str(prices[0]),
+            str(max(prices)),
+            str(min(prices)),
+            str(prices[-1]),
+            "100",
+            open_ms + step - 1,
+            "0",
+            100,
+            "0",
+            "0",
+            "0",
+        ]
+
+
+@functools.lru_cache(maxsize=4096)
+def _phase(seed: int, market_id: str) -> float:
+    return random.Random(f"{seed}:{market_id}").uniform(0, 2 * math.pi)
+
+
+def _standard_normal(key: str) -> float:
+    """A standard normal draw that is a pure function of `key` (cheap: candles sample the
+    path thousands of times)."""
+    unit = (zlib.crc32(key.encode()) + 0.5) / 2**32
+    return _NORMAL.inv_cdf(unit)
+
+
+_NORMAL = statistics.NormalDist()
 
 
 def symbol_info(m: LoopbackMarket) -> dict[str, Any]:

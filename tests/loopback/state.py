@@ -161,6 +161,8 @@ class LoopbackState:
         first = -(-start // step) * step
         limit = int(params.get("limit", 500))
         opens = range(first, self.now_ms + 1, step)[:limit]
+        if self.mark_path is not None:  # candles of the prices the marks move along
+            return [self.mark_path.kline(market, t, step, self.now_ms) for t in opens]
         return [kline(market, t, step) for t in opens]
 
     def funding_rates(self, params: dict[str, str]) -> list[dict[str, Any]]:

@@ -1,0 +1,449 @@
+"""The daemon in testnet mode against the Binance stand-in, in accelerated time, with faults.
+
+`run_campaign(seed, ...)` opens the real exchange runtime (ccxt REST and ccxt.pro streams over
+real sockets to the stand-in), runs the daemon's own loops (executor, monitor, streams) on a
+simulated clock, injects faults drawn from `seed` on every REST route and on the streams, and
+watches the stand-in's own books the whole time:
+
+- every entry the stand-in receives arrives while it holds nothing on that symbol (one
+  decision, one entry: a lost answer is never answered by entering again);
+- how long any position it holds goes without a reduce-only stop of ours covering it,
+  excluding time when the reads and the order route the keeper needs are down;
+- how long any order of ours stays unsettled in the daemon's database.
+
+At the end the faults stop, the daemon runs on until it has settled, stops, and the database
+is compared with the stand-in: positions, and every order of ours with its state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Mapping
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from loopback.faults import Fault, Outage, RandomFaults, RandomStreamFaults, random_outages
+from loopback.fixtures import loopback_settings
+from loopback.markets import DEFAULT_MARKETS, MarkPath
+from loopback.server import LoopbackBinance
+from loopback.state import START_MS, LoopbackState
+
+from quantum_trader.app import Runtime
+from quantum_trader.app_exchange import open_exchange_runtime
+from quantum_trader.clock import SimulatedClock, ms_from_utc, utc_from_ms
+from quantum_trader.config import MarketSettings, Settings
+from quantum_trader.daemon import _run_loops
+from quantum_trader.domain import Bars, OrderStatus, SignalSeries
+from quantum_trader.keeper.ids import Purpose, is_ours, purpose_of
+from quantum_trader.storage.sqlite import SqliteRepository
+
+SYMBOLS = ("BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT", "BNB/USDT:USDT")
+MARKET_IDS = {s: s.split("/")[0] + "USDT" for s in SYMBOLS}
+# What the keeper needs to see and protect: a span during which one of these is down does not
+# count against "protected within one tick while the stand-in is reachable".
+KEEPER_ROUTES = ("/fapi/v3/positionRisk", "/fapi/v1/openAlgoOrders", "/fapi/v1/algoOrder")
+READ_ROUTES = ("/fapi/v1/order", "/fapi/v3/positionRisk", "/fapi/v1/openAlgoOrders")
+# What settling an unknown order needs: its lookup by client id.
+ORDER_ROUTES = ("/fapi/v1/order", "/fapi/v1/algoOrder")
+MONITOR_S = 5.0
+
+
+class SeededSignals:
+    """BUY, SELL or HOLD per (seed, symbol, bar), confident: many entries and exits."""
+
+    warmup_hours = 1
+
+    def __init__(self, seed: int) -> None:
+        self._seed = seed
+
+    @property
+    def name(self) -> str:
+        return f"seeded-{self._seed}"
+
+    def evaluate(
+        self, bars: Mapping[str, Bars], tail: int | None = None
+    ) -> dict[str, SignalSeries]:
+        series = {}
+        for symbol, b in bars.items():
+            rng = np.random.default_rng([self._seed, sum(symbol.encode())])
+            draws = rng.integers(0, 10, size=b.time_ms.shape[0] + 1)[: len(b)]
+            action = np.where(draws < 3, 1, np.where(draws < 6, -1, 0)).astype(np.int8)
+            confidence = np.full(len(b), 0.9)
+            series[symbol] = SignalSeries(action, confidence, {self.name: (action, confidence)})
+        return series
+
+
+@dataclass
+class Watch:
+    """What the watcher saw on the stand-in's books while the daemon ran."""
+
+    entries: int = 0
+    entries_while_holding: list[str] = field(default_factory=list)
+    # per symbol, the most keeper ticks that completed while a position it held had no stop
+    # of ours covering it (spans when the routes the keeper needs were down are not counted)
+    unprotected_ticks: dict[str, int] = field(default_factory=dict)
+    # the most keeper ticks that completed while an order of ours stayed unsettled after it
+    # could have been settled (past `unknown_order_final_s`, order routes up)
+    late_settling_ticks: int = 0
+    late_order: str = ""
+    ticks: int = 0
+    trades: int = 0
+
+
+@dataclass
+class Outcome:
+    watch: Watch
+    database_positions: dict[str, tuple[str, Decimal]]
+    exchange_positions: dict[str, tuple[str, Decimal]]
+    mismatched_orders: list[str]
+    missing_orders: list[str]
+    unsettled_at_end: list[str]
+    closed_trades: int
+
+
+def campaign_settings(data_dir: Path, server: LoopbackBinance) -> Settings:
+    """The stand-in's candles move in step on every symbol (correlation 1) and the campaign
+    trades on coin flips: the governor's breakers are opened wide, it is not under test."""
+    return Settings(
+        data_dir=data_dir,
+        exchange=loopback_settings(2.0, server, stream_silence_s=10.0),
+        market=MarketSettings(symbols=SYMBOLS, history_bars=300),
+        governor={
+            "correlation_spike": 1.0,
+            "max_hourly_loss": 1.0,
+            "max_daily_drawdown": 1.0,
+            "max_decline_from_start": 1.0,
+            "volatility_spike_sigma": 1000.0,
+        },
+    )
+
+
+def standin_state(seed: int) -> LoopbackState:
+    markets = {m.market_id: m for m in DEFAULT_MARKETS if m.market_id in MARKET_IDS.values()}
+    state = LoopbackState(markets=markets)
+    # Swings of ±1.5 % over 5 min: stops, targets and trailing are hit within minutes,
+    # entries follow, and every order path is exercised.
+    state.mark_path = MarkPath(seed, swing=0.015, period_s=300.0, noise=0.0003)
+    return state
+
+
+def arm_faults(server: LoopbackBinance, seed: int, start_ms: int, minutes: float) -> None:
+    """Faults on every REST route and on the streams, drawn from `seed`."""
+    server.random_faults = RandomFaults(
+        seed,
+        lost_answer=0.03,
+        unavailable=0.03,
+        rate_limited=0.01,
+        partial_fill=0.15,
+        lost_answer_delay_s=3.0,
+        retry_after_s=1.0,
+    )
+    server.streams.random = RandomStreamFaults(
+        seed,
+        disconnect_per_s=0.004,
+        silence_per_s=0.002,
+        silence_s=15.0,
+        duplicate=0.05,
+        reorder=0.05,
+        drop=0.02,
+    )
+    end_ms = start_ms + round(minutes * 60_000)
+    for outage in random_outages(seed, READ_ROUTES, start_ms, end_ms, 3, (10.0, 25.0)):
+        server.outage(outage)
+
+
+def disarm_faults(server: LoopbackBinance) -> None:
+    server.random_faults = None
+    server.streams.random = None
+    server.outages.clear()
+
+
+def watch_entries(server: LoopbackBinance, watch: Watch) -> None:
+    """Record, for every entry the stand-in receives, whether it already holds the symbol."""
+    place = server.engine.place_order
+
+    def recording(params: dict[str, str], fill: Any = None) -> dict[str, Any]:
+        client_id = params.get("newClientOrderId", "")
+        if purpose_of(client_id) is Purpose.ENTRY:
+            watch.entries += 1
+            if server.state.holding(params["symbol"]).amount != 0:
+                watch.entries_while_holding.append(client_id)
+        return place(params, fill)
+
+    server.engine.place_order = recording  # type: ignore[method-assign]
+
+
+def unprotected(state: LoopbackState) -> list[str]:
+    """Market ids the stand-in holds with no reduce-only stop of ours covering all of it."""
+    bare = []
+    for market_id, holding in state.holdings.items():
+        if holding.amount == 0:
+            continue
+        exit_side = "SELL" if holding.amount > 0 else "BUY"
+        covered = any(
+            o["symbol"] == market_id
+            and o["algoStatus"] == "NEW"
+            and o["orderType"] == "STOP_MARKET"
+            and o["reduceOnly"]
+            and o["side"] == exit_side
+            and is_ours(o["clientAlgoId"])
+            and Decimal(o["quantity"]) >= abs(holding.amount)
+            for o in state.algo_orders.values()
+        )
+        if not covered:
+            bare.append(market_id)
+    return bare
+
+
+class TickCounter:
+    """Counts the keeper's completed ticks (each sets `view().reconciled_at`)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+        self._last: datetime | None = None
+        self.count = 0
+
+    def sample(self) -> int:
+        seen = self._runtime.core.keeper.view().reconciled_at
+        if seen != self._last:
+            self._last, self.count = seen, self.count + 1
+        return self.count
+
+
+async def watcher(
+    server: LoopbackBinance, runtime: Runtime, watch: Watch, stopping: asyncio.Event
+) -> None:
+    """Sample the stand-in's books and the daemon's database every simulated second."""
+    ticks = TickCounter(runtime)
+    bare_since: dict[str, tuple[int, int]] = {}  # market id → (stand-in ms, tick count)
+    late_since: dict[str, int] = {}  # client order id → tick count when it became late
+    clock = runtime.clock
+    grace = timedelta(seconds=runtime.settings.keeper.unknown_order_final_s + MONITOR_S)
+    while not stopping.is_set():
+        count, now_ms = ticks.sample(), server.state.now_ms
+        watch.ticks = count
+        bare = set(unprotected(server.state))
+        for market_id in [m for m in bare_since if m not in bare]:
+            start_ms, start_tick = bare_since.pop(market_id)
+            if not routes_down(server, KEEPER_ROUTES, start_ms, now_ms):
+                spanned = count - start_tick
+                best = watch.unprotected_ticks.get(market_id, 0)
+                watch.unprotected_ticks[market_id] = max(best, spanned)
+        for market_id in bare:
+            bare_since.setdefault(market_id, (now_ms, count))
+        await _late_orders(runtime, server, clock.now() - grace, count, late_since, watch)
+        await clock.sleep_until(clock.now() + timedelta(seconds=1))
+
+
+async def _late_orders(
+    runtime: Runtime,
+    server: LoopbackBinance,
+    settled_by: datetime,
+    count: int,
+    late_since: dict[str, int],
+    watch: Watch,
+) -> None:
+    """Orders unsettled although sent before `settled_by`: how many ticks they stay so."""
+    unsettled = {
+        o.client_order_id
+        for o in await runtime.repository.open_orders()
+        if is_ours(o.client_order_id)
+        and o.status in (OrderStatus.PENDING, OrderStatus.UNKNOWN)
+        and o.created_at < settled_by
+    }
+    now_ms = server.state.now_ms
+    if routes_down(server, ORDER_ROUTES, now_ms - 10_000, now_ms):
+        late_since.clear()  # the lookups cannot succeed: start counting once they can
+        return
+    for client_order_id in unsettled:
+        late_since.setdefault(client_order_id, count)
+        spanned = count - late_since[client_order_id]
+        if spanned > watch.late_settling_ticks:
+            watch.late_settling_ticks, watch.late_order = spanned, client_order_id
+    for client_order_id in set(late_since) - unsettled:
+        del late_since[client_order_id]
+
+
+def routes_down(
+    server: LoopbackBinance, routes: tuple[str, ...], start_ms: int, end_ms: int
+) -> bool:
+    return any(
+        o.start_ms < end_ms and start_ms < o.end_ms and any(r in o.path for r in routes)
+        for o in server.outages
+    )
+
+
+async def run_for(runtime: Runtime, simulated_s: float, tasks: list[Any]) -> None:
+    """The daemon's loops (and the watchers) for `simulated_s`, then a graceful stop."""
+    stopping = asyncio.Event()
+    clock = runtime.clock
+
+    async def stop_later() -> None:
+        await clock.sleep_until(clock.now() + timedelta(seconds=simulated_s))
+        stopping.set()
+
+    await asyncio.gather(_run_loops(runtime, stopping), stop_later(), *(t(stopping) for t in tasks))
+
+
+async def run_campaign(
+    seed: int, data_dir: Path, *, minutes: float = 5.0, speed: float = 30.0
+) -> Outcome:
+    clock = SimulatedClock(utc_from_ms(START_MS + 3_600_000), speed)
+    watch = Watch()
+    async with LoopbackBinance(standin_state(seed), clock=clock) as server:
+        watch_entries(server, watch)
+        settings = campaign_settings(data_dir, server)
+        async with AsyncExitStack() as stack:
+            stopping = asyncio.Event()
+            runtime = await open_exchange_runtime(
+                settings, stack, stopping, clock=clock, source=SeededSignals(seed),
+                rate_limit=False, retry_delays_s=(0.02, 0.05),
+            )  # fmt: skip
+            arm_faults(server, seed, ms_from_utc(clock.now()), minutes)
+            await run_for(
+                runtime,
+                minutes * 60,
+                [lambda stop: watcher(server, runtime, watch, stop)],
+            )
+            disarm_faults(server)
+            await run_for(runtime, 90, [lambda stop: watcher(server, runtime, watch, stop)])
+        return await compare(settings, server, watch)
+
+
+async def compare(settings: Settings, server: LoopbackBinance, watch: Watch) -> Outcome:
+    """The database against the stand-in's books, read after the daemon stopped."""
+    database = await SqliteRepository.open(settings.data_dir / "quantum_trader.db", read_only=True)
+    try:
+        positions = await database.open_positions()
+        orders = {o.client_order_id: o for o in await database.orders()}
+        open_orders = await database.open_orders()
+        trades = await database.closed_trades()
+    finally:
+        await database.close()
+    by_id = {v: k for k, v in MARKET_IDS.items()}
+    exchange = {
+        by_id[m]: ("LONG" if h.amount > 0 else "SHORT", abs(h.amount))
+        for m, h in server.state.holdings.items()
+        if h.amount != 0
+    }
+    ledger = {p.symbol: (p.side.value, p.quantity) for p in positions}
+    mismatched, missing = [], []
+    for client_id, raw in [*server.state.orders.items(), *server.state.algo_orders.items()]:
+        if not is_ours(client_id):
+            continue
+        recorded = orders.get(client_id)
+        if recorded is None:
+            missing.append(client_id)
+        elif recorded.status is not _status(raw):
+            mismatched.append(f"{client_id}: db {recorded.status} exchange {_status(raw)}")
+    unsettled = [
+        o.client_order_id
+        for o in open_orders
+        if o.status in (OrderStatus.PENDING, OrderStatus.UNKNOWN)
+    ]
+    watch.trades = len(trades)
+    return Outcome(watch, ledger, exchange, mismatched, missing, unsettled, len(trades))
+
+
+def _status(raw: dict[str, Any]) -> OrderStatus:
+    """The stand-in's state of an order in our vocabulary (as the adapter maps it)."""
+    if "algoStatus" in raw:
+        return {
+            "NEW": OrderStatus.OPEN,
+            "CANCELED": OrderStatus.CANCELED,
+            "EXPIRED": OrderStatus.EXPIRED,
+            "REJECTED": OrderStatus.REJECTED,
+        }.get(raw["algoStatus"], OrderStatus.FILLED)
+    return {
+        "FILLED": OrderStatus.FILLED,
+        "EXPIRED": OrderStatus.EXPIRED,
+        "CANCELED": OrderStatus.CANCELED,
+        "NEW": OrderStatus.OPEN,
+        "PARTIALLY_FILLED": OrderStatus.OPEN,
+    }[raw["status"]]
+
+
+def seeds(count: int) -> list[int]:
+    return [random.Random(i).randrange(1, 10_000) for i in range(count)]
+
+
+class AlwaysBuy:
+    """BUY with high confidence on every bar: the executor enters whenever it may."""
+
+    name = "always_buy"
+    warmup_hours = 1
+
+    def evaluate(
+        self, bars: Mapping[str, Bars], tail: int | None = None
+    ) -> dict[str, SignalSeries]:
+        series = {}
+        for symbol, b in bars.items():
+            action = np.ones(len(b), dtype=np.int8)
+            confidence = np.full(len(b), 0.9)
+            series[symbol] = SignalSeries(action, confidence, {self.name: (action, confidence)})
+        return series
+
+
+@dataclass
+class LostEntry:
+    entries: int
+    held: Decimal
+    stops: list[Decimal]
+    database: dict[str, tuple[str, Decimal]]
+    entry_status: OrderStatus | None
+
+
+async def run_lost_entry_and_read_outage(
+    data_dir: Path, *, streams: bool, down: tuple[str, ...] = ("/fapi/v1/order",)
+) -> LostEntry:
+    """Issue 10's case: the entry's answer is lost and the read routes `down` (by default the
+    order lookup) fail for 20 s right after it. Slow enough (4×) that a 1 s request timeout is
+    4 simulated seconds."""
+    clock = SimulatedClock(utc_from_ms(START_MS + 3_600_000), 4.0)
+    watch = Watch()
+    state = LoopbackState(markets={m.market_id: m for m in DEFAULT_MARKETS[:1]})
+    async with LoopbackBinance(state, clock=clock) as server:
+        watch_entries(server, watch)
+        settings = Settings(
+            data_dir=data_dir,
+            exchange=loopback_settings(1.0, server, use_streams=streams),
+            market=MarketSettings(symbols=(SYMBOLS[0],), history_bars=300),
+            executor={"interval_s": 5.0},  # the executor tries again and again meanwhile
+        )
+        async with AsyncExitStack() as stack:
+            stopping = asyncio.Event()
+            runtime = await open_exchange_runtime(
+                settings, stack, stopping, clock=clock, source=AlwaysBuy(), rate_limit=False,
+                retry_delays_s=(0.02, 0.05),
+            )  # fmt: skip
+            now_ms = ms_from_utc(clock.now())
+            server.inject(Fault("/fapi/v1/order", method="POST", delay_s=3.0))  # answer lost
+            for route in down:
+                server.outage(Outage(route, now_ms, now_ms + 20_000, method="GET"))
+            await run_for(runtime, 60, [])
+        outcome = await compare(settings, server, watch)
+        holding = server.state.holdings.get("BTCUSDT")
+        stops = [
+            Decimal(o["quantity"])
+            for o in server.state.algo_orders.values()
+            if o["algoStatus"] == "NEW" and o["orderType"] == "STOP_MARKET" and o["reduceOnly"]
+        ]
+        entry = next((c for c in server.state.orders if purpose_of(c) is Purpose.ENTRY), None)
+        database = await SqliteRepository.open(data_dir / "quantum_trader.db", read_only=True)
+        try:
+            recorded = await database.get_order(entry) if entry else None
+        finally:
+            await database.close()
+    return LostEntry(
+        watch.entries,
+        abs(holding.amount) if holding else Decimal(0),
+        stops,
+        outcome.database_positions,
+        recorded.status if recorded else None,
+    )
