@@ -120,8 +120,9 @@ async def open_exchange_runtime(
 
     `clock` (default LiveClock), `api_urls` (ccxt REST base URLs by name), `source` (default
     from settings), `rate_limit=False` (no client-side throttle) and `retry_delays_s` (waits
-    between retries of an idempotent read, in real seconds) exist for the loopback tests. Raises ConfigurationError for paper mode or an unknown symbol,
-    OperatorActionRequired when the account cannot be used.
+    between retries of an idempotent read, in real seconds) exist for the loopback tests.
+    Raises ConfigurationError for paper mode or an unknown symbol, OperatorActionRequired when
+    the account cannot be used.
     """
     if settings.exchange.mode is ExchangeMode.PAPER:
         raise ConfigurationError(["exchange.mode: 'paper' runs through app.open_runtime"])

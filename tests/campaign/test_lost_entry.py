@@ -12,7 +12,6 @@ from campaign import run_lost_entry_and_read_outage
 
 from quantum_trader.domain import OrderStatus
 
-
 EVERY_READ = ("/fapi/v1/order", "/fapi/v3/positionRisk", "/fapi/v1/openAlgoOrders")
 
 

@@ -70,7 +70,6 @@ class MarkPath:
         tick = Decimal(market.tick_size)
         return (raw / tick).quantize(Decimal(1), rounding=ROUND_HALF_UP) * tick
 
-
     def kline(
         self, market: LoopbackMarket, open_ms: int, step: int, now_ms: int, samples: int = 12
     ) -> list[Any]:
