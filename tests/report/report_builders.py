@@ -35,9 +35,11 @@ def utc(year: int, month: int, day: int) -> datetime:
     return datetime(year, month, day, tzinfo=UTC)
 
 
-def tiny_settings(data_dir: Path, **sections: object) -> Settings:
+def tiny_settings(data_dir: Path, replay_dir: Path | None = None) -> Settings:
     return Settings(
-        data_dir=data_dir, market=MarketSettings(symbols=TWO), ensemble=TINY, **sections
+        data_dir=data_dir,
+        market=MarketSettings(symbols=TWO, replay_dir=replay_dir),
+        ensemble=TINY,
     )
 
 

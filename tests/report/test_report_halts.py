@@ -75,7 +75,9 @@ def test_every_governor_event_of_the_database_is_in_the_report(
     )
     assert shown == keys
     for event in report.halts["events"]:
-        assert event["time"] and event["decision"] and event["state_after"]
+        assert event["time"]
+        assert event["decision"]
+        assert event["state_after"]
         if event["event"] == "TRIPPED":
             assert event["reason"], event  # why it tripped
 
@@ -88,7 +90,8 @@ def test_an_emergency_shutdown_without_an_operator_halts_to_the_end(
     tripped_at = datetime.fromisoformat(str(trip["time"]))
     assert trip["decision"] == "EMERGENCY_SHUTDOWN"
     last = report.halts["periods"][-1]
-    assert last["end"] is None and last["ended_by"] == "end of backtest"
+    assert last["end"] is None
+    assert last["ended_by"] == "end of backtest"
     assert last["worst_state"] == "HALTED"
     assert any(c.startswith("TOTAL_DECLINE") for c in last["causes"])
     assert report.halts["operator_resets"] == []
@@ -113,7 +116,8 @@ def test_a_simulated_operator_resets_the_shutdown_after_the_stated_time(
     assert tripped_at + RESET_AFTER <= reset_at < tripped_at + RESET_AFTER + timedelta(minutes=5)
     assert "backtest.operator_reset_after=12:00:00" in resets[0]["by"]
     ended = [p for p in report.halts["periods"] if p["ended_by"].startswith("reset by")]
-    assert ended and ended[0]["end"] == resets[0]["time"]
+    assert ended
+    assert ended[0]["end"] == resets[0]["time"]
     summary = summary_text(report, out)
     assert f"reset {reset_at.strftime('%Y-%m-%dT%H:%M')}" in summary
     # Trading resumed after the reset.

@@ -3,6 +3,7 @@ rebuilt from the fills in backtest.db, the equity snapshots, and the recorded cl
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import sqlite3
@@ -122,7 +123,7 @@ def day_end_returns(database: Path) -> list[float]:
     ):
         closes[time[:10]] = float(equity)
     values = [INITIAL, *closes.values()]
-    return [b / a - 1 for a, b in zip(values, values[1:], strict=False)]
+    return [b / a - 1 for a, b in itertools.pairwise(values)]
 
 
 def test_sharpe_sortino_calmar_and_drawdown_match_the_equity_snapshots(
