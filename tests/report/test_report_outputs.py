@@ -83,21 +83,9 @@ def test_the_working_directory_is_never_replaced(tmp_path: Path) -> None:
 
 def backtest(out: Path, start: str, end: str, symbols: str) -> subprocess.Popen[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("QT_")}
+    window = ["--start", start, "--end", end, "--symbols", symbols, "--out", str(out)]
     return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "quantum_trader",
-            "backtest",
-            "--start",
-            start,
-            "--end",
-            end,
-            "--symbols",
-            symbols,
-            "--out",
-            str(out),
-        ],  # fmt: skip
+        [sys.executable, "-m", "quantum_trader", "backtest", *window],
         env={**clean, "QT_DATA_DIR": str(out.parent / "data"), "QT_SIGNALS__SOURCE": "rules"},
         cwd=out.parent,
         stdout=subprocess.PIPE,
