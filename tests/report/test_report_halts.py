@@ -127,3 +127,20 @@ def test_a_simulated_operator_resets_the_shutdown_after_the_stated_time(
 
 def test_the_reset_is_off_by_default() -> None:
     assert Settings().backtest.operator_reset_after is None
+
+
+@pytest.mark.slow
+def test_status_and_trades_read_the_backtest_database(
+    halted: tuple[BacktestReport, Path], tmp_path: Path
+) -> None:
+    from daemon_harness import cli
+
+    report, out = halted
+    database = str(out / "backtest.db")
+    status = cli(tmp_path, "status", "--db", database)
+    assert status.returncode == 0, status.stderr
+    assert f"│ {len(report.halts['events'])}; last " in status.stdout  # governor events
+    assert "EMERGENCY_SHUTDOWN" in status.stdout  # still halted at the end
+    trades = cli(tmp_path, "trades", "--db", database, "--limit", "100")
+    assert trades.returncode == 0, trades.stderr
+    assert f"Closed trades (newest {min(report.trades, 100)})" in trades.stdout
