@@ -18,14 +18,23 @@ from quantum_trader.clock import LiveClock
 from quantum_trader.config import Settings
 from quantum_trader.daemon import ANALYTICS_FILE
 from quantum_trader.errors import OperatorActionRequired
+from quantum_trader.ops.governor_keeper import EVENTS_NAMESPACE
 from quantum_trader.ops.requests import file_request
 from quantum_trader.storage.sqlite import SqliteRepository
 
+DbOption = Annotated[
+    Path | None,
+    typer.Option("--db", help="Read this database instead (e.g. a backtest's backtest.db)."),
+]
 
-async def _open_read_only(settings: Settings) -> SqliteRepository:
-    path = database_path(settings)
+
+async def _open_read_only(settings: Settings, db: Path | None = None) -> SqliteRepository:
+    path = db or database_path(settings)
     if not path.is_file():
-        raise OperatorActionRequired(f"no database at {path}: has the daemon run here?")
+        raise OperatorActionRequired(
+            f"no database at {path}: "
+            + ("check --db" if db else "has the daemon run here? (--db reads another one)")
+        )
     return await SqliteRepository.open(path, read_only=True)
 
 
@@ -73,13 +82,14 @@ def positions(config: ConfigOption = None) -> None:
 def trades(
     config: ConfigOption = None,
     limit: Annotated[int, typer.Option(min=1, help="How many of the newest trades.")] = 20,
+    db: DbOption = None,
 ) -> None:
     """The newest closed trades."""
 
     settings = _settings(config)
 
     async def show() -> None:
-        repository = await _open_read_only(settings)
+        repository = await _open_read_only(settings, db)
         try:
             rows = (await repository.closed_trades())[-limit:]
         finally:
@@ -104,20 +114,21 @@ def trades(
 
 
 @app.command()
-def status(config: ConfigOption = None) -> None:
+def status(config: ConfigOption = None, db: DbOption = None) -> None:
     """Equity, positions, decisions by gate and reason, governor and pending operator requests."""
 
     settings = _settings(config)
 
     async def show() -> None:
-        repository = await _open_read_only(settings)
+        repository = await _open_read_only(settings, db)
         try:
             equity = await repository.equity_history()
             open_positions = await repository.open_positions()
             counts = await repository.decision_counts()
             trades_done = await repository.closed_trades()
             states = {
-                ns: await repository.load_state(ns) for ns in ("governor", "operator", "replay")
+                ns: await repository.load_state(ns)
+                for ns in ("governor", "operator", "replay", EVENTS_NAMESPACE)
             }
         finally:
             await repository.close()
@@ -130,9 +141,12 @@ def status(config: ConfigOption = None) -> None:
         summary.add_row("closed trades", str(len(trades_done)))
         summary.add_row("simulated time", str(states["replay"].get("clock", {}).get("now", "—")))
         summary.add_row("governor", _governor_line(states["governor"].get("state")))
+        events = sorted(states[EVENTS_NAMESPACE].values(), key=lambda e: str(e["time"]))
+        summary.add_row("governor events", _last_event_line(events))
         summary.add_row("operator requests", str(states["operator"] or "none"))
         console.print(summary)
-        console.print(_analytics_table(settings.data_dir / ANALYTICS_FILE))
+        if db is None:  # the running daemon's analytics; a backtest keeps its own report
+            console.print(_analytics_table(settings.data_dir / ANALYTICS_FILE))
         decisions = Table(title="Decisions by gate and reason")
         for column in ("gate", "reason", "count"):
             decisions.add_column(column)
@@ -144,10 +158,20 @@ def status(config: ConfigOption = None) -> None:
 
 
 def _governor_line(state: dict[str, object] | None) -> str:
-    if not state:
-        return "ACTIVE (no breaker has tripped)"
+    if not state or not state.get("trips"):
+        return "ACTIVE (no breaker in force)"
     until = state.get("until") or "an operator reset or its condition clearing"
     return f"{state['trading_state']}: {state['decision']} until {until}"
+
+
+def _last_event_line(events: list[dict[str, object]]) -> str:
+    if not events:
+        return "none"
+    last = events[-1]
+    return (
+        f"{len(events)}; last {last['time']}: {last['kind']} {last.get('breaker') or ''} "
+        f"{last.get('detail') or ''}"
+    ).strip()
 
 
 ANALYTICS_ROWS = (

@@ -12,7 +12,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from contextvars import ContextVar
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -125,6 +125,32 @@ class ExecutorSettings(Section):
     heartbeat_interval_s: float = Field(60.0, gt=0)
 
 
+class BacktestSettings(Section):
+    """A backtest has no operator. `operator_reset_after` (a duration: seconds, `HH:MM:SS` or
+    ISO 8601 like `P1D`, `PT12H`) simulates one resetting a halt only an operator can end (the
+    emergency shutdown) once it has lasted that long; None (default) never resets."""
+
+    operator_reset_after: timedelta | None = None
+
+    @field_validator("operator_reset_after", mode="before")
+    @classmethod
+    def _seconds(cls, value: object) -> object:
+        """Read a bare number given as text (an environment variable) as seconds."""
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                return value
+        return value
+
+    @field_validator("operator_reset_after")
+    @classmethod
+    def _positive(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value <= timedelta(0):
+            raise ValueError("must be a positive duration, e.g. 86400 or P1D")
+        return value
+
+
 class LogSettings(Section):
     """`format` None: JSON off a terminal, console on one."""
 
@@ -173,6 +199,7 @@ class Settings(BaseSettings):
     reconcile: ReconcileSettings = ReconcileSettings()
     analytics: AnalyticsSettings = AnalyticsSettings()
     health: HealthSettings = HealthSettings()
+    backtest: BacktestSettings = BacktestSettings()
     log: LogSettings = LogSettings()
 
     @classmethod
