@@ -11,6 +11,7 @@ transaction never interleaves with another coroutine's statements.
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -367,6 +368,8 @@ async def _connect(path: Path, read_only: bool) -> aiosqlite.Connection:
     try:
         if read_only:
             uri = f"{(await asyncio.to_thread(path.resolve)).as_uri()}?mode=ro"
+            if await asyncio.to_thread(_frozen, path):
+                uri += "&immutable=1"
             return await aiosqlite.connect(uri, uri=True, isolation_level=None)
         await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
         return await aiosqlite.connect(path, isolation_level=None)
@@ -375,6 +378,14 @@ async def _connect(path: Path, read_only: bool) -> aiosqlite.Connection:
         if problem is None:
             raise
         raise problem from e
+
+
+def _frozen(path: Path) -> bool:
+    """True when nothing can change the file: its directory is read-only (a backup on read-only
+    media, a volume mounted read-only) and no write-ahead log waits beside it. A reader of a
+    WAL database must otherwise create the -shm file, which a read-only directory refuses."""
+    wal = path.with_name(path.name + "-wal")
+    return not os.access(path.parent, os.W_OK) and not wal.exists()
 
 
 async def _configure_writer(conn: aiosqlite.Connection) -> None:
