@@ -245,8 +245,9 @@ def _decode_state(raw: dict[str, Any]) -> PaperState:
         ]
         for symbol, entries in raw["funding"].items()
     }
-    for total in ("realized_pnl_usdt", "fees_usdt", "funding_usdt"):
-        setattr(state, total, _number(raw[total], total))
+    state.realized_pnl_usdt = _number(raw["realized_pnl_usdt"], "realized_pnl_usdt")
+    state.fees_usdt = _number(raw["fees_usdt"], "fees_usdt")
+    state.funding_usdt = _number(raw["funding_usdt"], "funding_usdt")
     state.next_order_no = _count(raw["next_order_no"], "next_order_no", 1)
     state.next_trade_no = _count(raw["next_trade_no"], "next_trade_no", 1)
     return state

@@ -69,7 +69,15 @@ def prepare_data_dir(path: Path) -> None:
 def hold_data_dir(path: Path) -> Iterator[None]:
     """Hold `path`'s lock for the duration; UsageError naming the PID of another holder."""
     lock = path / LOCK_FILE
-    descriptor = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        descriptor = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as error:
+        raise ConfigurationError(
+            [
+                f"data_dir: cannot open the lock file {lock} ({error.strerror}): make it "
+                f"writable, or {_WHERE} another directory"
+            ]
+        ) from None
     try:
         if not _lock_exclusively(descriptor):
             pid = _read_pid(descriptor)
