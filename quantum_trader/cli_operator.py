@@ -25,6 +25,7 @@ from quantum_trader.daemon import ANALYTICS_FILE
 from quantum_trader.errors import OperatorActionRequired, UsageError
 from quantum_trader.ops.presence import daemon_presence, require_running_daemon
 from quantum_trader.ops.requests import file_request
+from quantum_trader.portfolio.ledger import STATS_NAMESPACE
 from quantum_trader.storage.sqlite import SqliteRepository
 
 
@@ -210,12 +211,25 @@ def lift_blacklist(
 ) -> None:
     """Ask the running daemon to let a blacklisted symbol (20 losses in a row) trade again."""
     settings = _settings(config)
-    if symbol not in settings.market.symbols:
+    traded = asyncio.run(_traded_symbols(settings))
+    if symbol not in settings.market.symbols and symbol not in traded:
         raise UsageError(
-            f"lift-blacklist: {symbol!r} is not a configured symbol (market.symbols: "
-            f"{', '.join(settings.market.symbols)})"
+            f"lift-blacklist: {symbol!r} is neither a configured symbol (market.symbols: "
+            f"{', '.join(settings.market.symbols)}) nor one the daemon has traded"
         )
     _request(settings, f"lift_blacklist:{symbol}", operator, f"lift-blacklist {symbol}")
+
+
+async def _traded_symbols(settings: Settings) -> set[str]:
+    """Symbols with a trading record (only those can be blacklisted; with a volume universe
+    they need not be in market.symbols)."""
+    if not database_path(settings).is_file():
+        return set()
+    repository = await _open_read_only(settings)
+    try:
+        return set(await repository.load_state(STATS_NAMESPACE))
+    finally:
+        await repository.close()
 
 
 @app.command("reset-halt")

@@ -37,7 +37,8 @@ def test_lifting_the_blacklist_of_an_unknown_symbol_exits_2(data_dir: Path, symb
     done = cli(data_dir, "lift-blacklist", symbol)
     assert done.returncode == 2
     (line,) = done.stderr.strip().splitlines()
-    assert line.startswith(f"error: lift-blacklist: {symbol!r} is not a configured symbol")
+    assert line.startswith(f"error: lift-blacklist: {symbol!r} is neither a configured symbol")
+    assert line.endswith("nor one the daemon has traded")
     assert "INJ/USDT:USDT" in line  # the configured symbols are listed
     assert contents(data_dir) == before
 
@@ -86,3 +87,17 @@ def test_presence_describes_the_heartbeat_age(tmp_path: Path) -> None:
     assert (
         running.describe() == f"a daemon is running on {tmp_path} (PID 42, last heartbeat 12 s ago)"
     )
+
+
+def test_a_traded_symbol_outside_market_symbols_is_known(data_dir: Path) -> None:
+    """With a volume universe the daemon trades symbols market.symbols does not list; one with
+    a trading record passes the symbol check (and meets the no-daemon refusal instead)."""
+    with sqlite3.connect(data_dir / DATABASE) as conn:
+        conn.execute(
+            "INSERT INTO state (namespace, key, payload, updated_at) VALUES "
+            "('symbol_stats', 'AVAX/USDT:USDT', '{}', '2025-09-12T00:00:00Z')"
+        )
+    conn.close()
+    done = cli(data_dir, "lift-blacklist", "AVAX/USDT:USDT")
+    assert done.returncode == 1
+    assert "lift-blacklist AVAX/USDT:USDT was not requested" in done.stderr
