@@ -244,7 +244,11 @@ async def open_runtime(
     make_clock: Callable[[datetime], Clock],
     stopping: asyncio.Event,
 ) -> Runtime:
-    """Open every resource for `run`: paper mode on a replayed market, or the exchange."""
+    """Open every resource for `run`: paper mode on a replayed market, or the exchange.
+
+    First the data directory is checked and locked for this process (ConfigurationError /
+    UsageError, exit 2): nothing is opened before it is known to be this daemon's alone.
+    """
     paper = settings.exchange.mode is ExchangeMode.PAPER
     if paper:
         _require_replay(settings)
