@@ -14,7 +14,7 @@ from rich.console import Console
 from typer.exceptions import TyperException
 
 from quantum_trader.config import Settings, load_settings
-from quantum_trader.errors import ConfigurationError, QuantumTraderError
+from quantum_trader.errors import ConfigurationError, QuantumTraderError, UsageError
 from quantum_trader.log import configure_logging
 
 app = typer.Typer(
@@ -92,6 +92,9 @@ def main() -> None:
     except ConfigurationError as error:
         for problem in error.problems:
             print(f"configuration error: {problem}", file=sys.stderr)
+        sys.exit(2)
+    except UsageError as error:
+        print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
     except TyperException as error:  # usage errors: exit code 2
         show = getattr(error, "show", None)
