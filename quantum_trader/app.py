@@ -1,7 +1,7 @@
 """The composition root: the only place that chooses implementations for the ports.
 
 `open_runtime` wires settings → clock, repository, market feed, signal source, exchange, gates,
-sizer, trader, executor and monitor, registering every resource on the caller's AsyncExitStack
+sizer, position keeper and executor, registering every resource on the caller's AsyncExitStack
 so cleanup runs in reverse order, and only for what was opened.
 """
 
@@ -15,12 +15,14 @@ from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
-from quantum_trader.clock import ms_from_utc
+from quantum_trader.clock import ms_from_utc, utc_from_ms
 from quantum_trader.config import Settings
 from quantum_trader.cycle import Executor, HealthFn
 from quantum_trader.domain import ExchangeMode, MarketRules, Regime
-from quantum_trader.errors import ConfigurationError
+from quantum_trader.errors import ConfigurationError, OperatorActionRequired
 from quantum_trader.execution.paper import PaperExchange
+from quantum_trader.execution.paper_continuity import Books, continuity_problem
+from quantum_trader.execution.paper_state import load_state
 from quantum_trader.gates.balancer import PortfolioBalancer
 from quantum_trader.gates.balancer_journal import BalancerJournal
 from quantum_trader.gates.chain import ApprovalChain
@@ -40,6 +42,7 @@ from quantum_trader.market.setup import (
     with_universe,
 )
 from quantum_trader.market.source import describe, resolve_market_data
+from quantum_trader.ops.data_dir import hold_data_dir, prepare_data_dir
 from quantum_trader.ops.governor_keeper import GovernorKeeper, load_governor
 from quantum_trader.ops.health import HealthMonitor
 from quantum_trader.portfolio.ledger import Ledger
@@ -250,12 +253,20 @@ async def open_runtime(
     make_clock: Callable[[datetime], Clock],
     stopping: asyncio.Event,
 ) -> Runtime:
-    """Open every resource for `run`: paper mode on a replayed market, or the exchange."""
-    if settings.exchange.mode is not ExchangeMode.PAPER:
+    """Open every resource for `run`: paper mode on a replayed market, or the exchange.
+
+    First the data directory is checked and locked for this process (ConfigurationError /
+    UsageError, exit 2): nothing is opened before it is known to be this daemon's alone.
+    """
+    paper = settings.exchange.mode is ExchangeMode.PAPER
+    if paper:
+        _require_replay(settings)
+    prepare_data_dir(settings.data_dir)
+    stack.enter_context(hold_data_dir(settings.data_dir))
+    if not paper:
         from quantum_trader.app_exchange import open_exchange_runtime  # ccxt: only when used
 
         return await open_exchange_runtime(settings, stack, stopping)
-    _require_replay(settings)
     data = resolve_market_data(settings)
     start = settings.market.replay_start
     settings = with_universe(settings, data, ms_from_utc(start) if start else None)
@@ -263,12 +274,10 @@ async def open_runtime(
         "market_data_selected", **describe(data, settings.market.symbols, settings.market.timeframe)
     )
     rules = data.rules(settings.market.symbols, settings.market.timeframe)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    repository = await SqliteRepository.open(database_path(settings))
-    stack.push_async_callback(repository.close)
+    repository, paper_last = await _open_paper_books(settings, stack)
     source = choose_signal_source(settings)
     feed = open_replay_feed(settings, source)
-    clock = make_clock(await _replay_start(settings, feed, repository))
+    clock = make_clock(await _replay_start(settings, feed, repository, paper_last))
     exchange = make_paper_exchange(
         settings,
         clock,
@@ -337,11 +346,41 @@ def _require_replay(settings: Settings) -> None:
         )
 
 
-async def _replay_start(settings: Settings, feed: ReplayFeed, repository: Repository) -> datetime:
-    """Resume the recorded market where the last run stopped, else start where configured."""
+async def _open_paper_books(
+    settings: Settings, stack: AsyncExitStack
+) -> tuple[Repository, datetime | None]:
+    """Open the database beside the paper account, refusing a pair that does not belong
+    together (one was lost or replaced) before either is changed. Return the repository and
+    the instant up to which the paper account has processed prices (None: no account yet)."""
+    paper_path, database = settings.data_dir / PAPER_STATE_FILE, database_path(settings)
+    paper = load_state(paper_path)  # a damaged account is refused before anything is opened
+
+    def refuse_if_apart(books: Books) -> None:
+        problem = continuity_problem(paper, books, paper_path, database)
+        if problem is not None:
+            raise OperatorActionRequired(problem)
+
+    if not database.is_file() or database.stat().st_size == 0:
+        refuse_if_apart(Books(fills=0, open_positions=0))  # before the file is created
+    repository = await SqliteRepository.open(database)
+    stack.push_async_callback(repository.close)
+    refuse_if_apart(Books(len(await repository.fills()), len(await repository.open_positions())))
+    return repository, None if paper is None else utc_from_ms(paper.last_ms)
+
+
+async def _replay_start(
+    settings: Settings, feed: ReplayFeed, repository: Repository, paper_last: datetime | None
+) -> datetime:
+    """Resume the recorded market where the last run stopped, else start where configured.
+
+    Never before the instant the paper account has processed: its stops only trigger on prices
+    after it, so resuming earlier (the database's clock is saved once a cycle) would leave them
+    blind until the replay caught up.
+    """
     saved = (await repository.load_state(REPLAY_STATE[0])).get(REPLAY_STATE[1])
     if saved:
-        return datetime.fromisoformat(saved["now"])
+        resume = datetime.fromisoformat(saved["now"])
+        return max(resume, paper_last) if paper_last is not None else resume
     start = settings.market.replay_start or feed.start
     feed.check_covers(start)
     return start

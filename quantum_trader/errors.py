@@ -1,6 +1,8 @@
 """Exceptions, grouped by what the caller must do.
 
 - ConfigurationError: fix the configuration; the CLI exits with code 2.
+- UsageError: the command cannot run as asked (another daemon holds the data directory, an
+  unknown symbol); the CLI exits with code 2.
 - RetryLater: a transient fault (network, rate limit, exchange busy); idempotent calls retry.
   RateLimited (HTTP 429) and IpBanned (HTTP 418) say how long to wait before sending anything.
 - OperatorActionRequired: a person must act (bad keys, wrong account mode, reconciliation
@@ -30,6 +32,10 @@ class ConfigurationError(QuantumTraderError):
     def __init__(self, problems: Sequence[str]) -> None:
         self.problems = tuple(problems)
         super().__init__("; ".join(self.problems))
+
+
+class UsageError(QuantumTraderError):
+    """The command cannot run as it was asked; running it differently (or later) would."""
 
 
 class RetryLater(QuantumTraderError):
