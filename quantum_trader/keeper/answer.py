@@ -58,7 +58,8 @@ def answered(
     """The books after `state`, the exchange's answer to `intent`, and what follows from it."""
     book = book.without_intent(intent.client_order_id)
     if echo and state.status.is_final:
-        book = replace(book, unechoed={**book.unechoed, intent.client_order_id: intent.symbol})
+        echo_due = {intent.client_order_id: (intent.symbol, now)}
+        book = replace(book, unechoed={**book.unechoed, **echo_due})
     records: Records = ((state, tuple(fills)),)
     if state.kind.is_conditional and state.status is OrderStatus.OPEN:
         return Plan(_working(book, intent, state, now), records)

@@ -144,13 +144,14 @@ class Book:
     exchange no longer lists is looked up and its end (filled, cancelled, expired) recorded, so
     the database never keeps an order open that the exchange has closed.
     `unechoed` holds orders booked from the exchange's direct answer (client order id →
-    symbol) that the user-data stream has not reported yet: until it does, the stream's
-    picture of that symbol may predate the booking, so the symbol is not reconciled from it.
+    (symbol, when booked)) that the user-data stream has not reported yet: until it does, the
+    stream's picture of that symbol may predate the booking, so the symbol is not reconciled
+    from it (and once `stream_echo_timeout_s` has passed, the keeper reads REST instead).
     """
 
     positions: Mapping[str, Position] = field(default_factory=dict)
     intents: Mapping[str, Intent] = field(default_factory=dict)
-    unechoed: Mapping[str, str] = field(default_factory=dict)
+    unechoed: Mapping[str, tuple[str, datetime]] = field(default_factory=dict)
     working: Mapping[str, Order] = field(default_factory=dict)
 
     def intents_for(self, symbol: str) -> list[Intent]:

@@ -6,6 +6,8 @@ it hundreds of times, so the planner edits a `Draft` and freezes it once at the 
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from quantum_trader.domain import Order, Position
 from quantum_trader.keeper.book import Book, Intent
 
@@ -14,7 +16,7 @@ class Draft:
     def __init__(self, book: Book) -> None:
         self.positions: dict[str, Position] = dict(book.positions)
         self.intents: dict[str, Intent] = dict(book.intents)
-        self.unechoed: dict[str, str] = dict(book.unechoed)
+        self.unechoed: dict[str, tuple[str, datetime]] = dict(book.unechoed)
         self.working: dict[str, Order] = dict(book.working)
         self._by_symbol: dict[str, dict[str, Intent]] = {}
         for intent in self.intents.values():

@@ -208,7 +208,7 @@ class PositionKeeper:
         interval = timedelta(seconds=self._settings.rest_check_interval_s)
         due = self._rest_checked_at is None or now - self._rest_checked_at >= interval
         mirrored = streams.snapshot(now) if streams is not None else None
-        if mirrored is not None and not rest and not due:
+        if mirrored is not None and not rest and not due and not self._echo_overdue(now):
             return mirrored
         fresh = ExchangeSnapshot(
             now,
@@ -222,6 +222,11 @@ class PositionKeeper:
             log.warning("stream_mirror_differs", detail=difference)
             streams.reseed(fresh)
         return fresh
+
+    def _echo_overdue(self, now: datetime) -> bool:
+        """The stream has not reported an order we booked from its answer: a missed event."""
+        timeout = timedelta(seconds=self._settings.stream_echo_timeout_s)
+        return any(now - booked >= timeout for _, booked in self._carrier.book.unechoed.values())
 
     async def _look_up(self, wanted: Sequence[tuple[str, str]]) -> dict[str, Order | None]:
         found: dict[str, Order | None] = {}

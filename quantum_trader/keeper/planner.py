@@ -178,7 +178,7 @@ class Planner:
 
     def reconcile(self, symbol: str) -> None:
         stream = self.snapshot.source is SnapshotSource.STREAM
-        if stream and symbol in self.book.unechoed.values():
+        if stream and any(s == symbol for s, _ in self.book.unechoed.values()):
             return  # the stream has not caught up with our own booking yet
         position = self.book.positions.get(symbol)
         held = self.snapshot.positions.get(symbol)

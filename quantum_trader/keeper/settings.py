@@ -17,9 +17,12 @@ class KeeperSettings(Section):
     Binance, sent explicitly), after which a delayed request can no longer be executed.
     `rest_check_interval_s`: while the streams are usable, how often a REST snapshot checks
     their mirror (a REST snapshot is used on every tick while they are not).
+    `stream_echo_timeout_s`: an order booked from its direct answer that the user-data stream
+    has not reported this long after is taken as a missed event: the next tick reads REST.
     """
 
     adopt_stop_pct: float = Field(0.03, gt=0, lt=1)
     adopt_reward_risk: float = Field(2.0, gt=0)
     unknown_order_final_s: float = Field(30.0, ge=10, le=600)
     rest_check_interval_s: float = Field(60.0, gt=0)
+    stream_echo_timeout_s: float = Field(10.0, gt=0)

@@ -159,9 +159,12 @@ def arm_faults(server: LoopbackBinance, seed: int, start_ms: int, minutes: float
 
 
 def disarm_faults(server: LoopbackBinance) -> None:
+    """No more faults, and prices stand still: what the books must agree on stops moving."""
     server.random_faults = None
     server.streams.random = None
     server.outages.clear()
+    state = server.state
+    state.marks.update({m: state.mark(m) for m in state.markets})
 
 
 def watch_entries(server: LoopbackBinance, watch: Watch) -> None:
@@ -279,13 +282,20 @@ def routes_down(
     )
 
 
-async def run_for(runtime: Runtime, simulated_s: float, tasks: list[Any]) -> None:
-    """The daemon's loops (and the watchers) for `simulated_s`, then a graceful stop."""
+async def run_for(
+    runtime: Runtime, simulated_s: float, tasks: list[Any], *, ticks: int = 0
+) -> None:
+    """The daemon's loops (and the watchers) for `simulated_s` and at least `ticks` completed
+    keeper ticks, then a graceful stop."""
     stopping = asyncio.Event()
     clock = runtime.clock
+    counter = TickCounter(runtime)
 
     async def stop_later() -> None:
         await clock.sleep_until(clock.now() + timedelta(seconds=simulated_s))
+        first = counter.sample()
+        while counter.sample() - first < ticks:
+            await clock.sleep_until(clock.now() + timedelta(seconds=1))
         stopping.set()
 
     await asyncio.gather(_run_loops(runtime, stopping), stop_later(), *(t(stopping) for t in tasks))
@@ -312,7 +322,10 @@ async def run_campaign(
                 [lambda stop: watcher(server, runtime, watch, stop)],
             )
             disarm_faults(server)
-            await run_for(runtime, 90, [lambda stop: watcher(server, runtime, watch, stop)])
+            # Settle: past the REST check interval, and three ticks whatever the machine's load.
+            tail_s = runtime.settings.keeper.rest_check_interval_s + MONITOR_S
+            watching = [lambda stop: watcher(server, runtime, watch, stop)]
+            await run_for(runtime, tail_s, watching, ticks=3)
         return await compare(settings, server, watch)
 
 
