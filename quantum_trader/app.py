@@ -252,6 +252,7 @@ async def open_runtime(
     stack: AsyncExitStack,
     make_clock: Callable[[datetime], Clock],
     stopping: asyncio.Event,
+    source: SignalSource | None = None,
 ) -> Runtime:
     """Open every resource for `run`: paper mode on a replayed market, or the exchange.
 
@@ -266,7 +267,7 @@ async def open_runtime(
     if not paper:
         from quantum_trader.app_exchange import open_exchange_runtime  # ccxt: only when used
 
-        return await open_exchange_runtime(settings, stack, stopping)
+        return await open_exchange_runtime(settings, stack, stopping, source=source)
     data = resolve_market_data(settings)
     start = settings.market.replay_start
     settings = with_universe(settings, data, ms_from_utc(start) if start else None)
@@ -275,7 +276,7 @@ async def open_runtime(
     )
     rules = data.rules(settings.market.symbols, settings.market.timeframe)
     repository, paper_last = await _open_paper_books(settings, stack)
-    source = choose_signal_source(settings)
+    source = source or choose_signal_source(settings)
     feed = open_replay_feed(settings, source)
     clock = make_clock(await _replay_start(settings, feed, repository, paper_last))
     exchange = make_paper_exchange(

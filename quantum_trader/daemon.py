@@ -29,7 +29,7 @@ from quantum_trader.log import get_logger
 from quantum_trader.ops.health import HealthSample
 from quantum_trader.ops.presence import HEARTBEAT_FILE as HEARTBEAT_FILE  # re-exported
 from quantum_trader.portfolio.analytics import portfolio_report
-from quantum_trader.ports import Clock
+from quantum_trader.ports import Clock, SignalSource
 
 log = get_logger("daemon")
 Step = Callable[[datetime], Awaitable[None]]
@@ -37,8 +37,9 @@ OperatorFn = Callable[[datetime, OperatorActionRequired], Awaitable[None]]
 ANALYTICS_FILE = "portfolio_analytics.json"
 
 
-async def run_daemon(settings: Settings) -> int:
-    """Run until SIGTERM/SIGINT; return the exit code."""
+async def run_daemon(settings: Settings, source: SignalSource | None = None) -> int:
+    """Run until SIGTERM/SIGINT; return the exit code. `source` replaces the signal source the
+    settings choose (the kill -9 campaign runs the daemon with a seeded one)."""
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -46,7 +47,7 @@ async def run_daemon(settings: Settings) -> int:
     speed = settings.market.replay_speed
     async with AsyncExitStack() as stack:
         runtime = await open_runtime(
-            settings, stack, lambda start: SimulatedClock(start, speed), stopping
+            settings, stack, lambda start: SimulatedClock(start, speed), stopping, source
         )
         await runtime.core.governor.handle_operator_requests(runtime.clock.now())
         await _run_loops(runtime, stopping)
