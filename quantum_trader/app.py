@@ -43,6 +43,8 @@ from quantum_trader.market.setup import (
 from quantum_trader.monitor.loop import PositionMonitor
 from quantum_trader.ops.governor_keeper import GovernorKeeper, load_governor
 from quantum_trader.ops.health import HealthMonitor
+from quantum_trader.ops.metered import MeteredExchange
+from quantum_trader.ops.metrics import Metrics
 from quantum_trader.portfolio.ledger import Ledger
 from quantum_trader.ports import Clock, Exchange, Repository, SignalSource
 from quantum_trader.signals.rules import RuleAgent
@@ -238,12 +240,14 @@ async def open_runtime(
     stack: AsyncExitStack,
     make_clock: Callable[[datetime], Clock],
     stopping: asyncio.Event,
+    metrics: Metrics | None = None,
 ) -> Runtime:
-    """Open every resource for `run`: paper mode on a replayed market, or the exchange."""
+    """Open every resource for `run`: paper mode on a replayed market, or the exchange.
+    With `metrics`, the exchange's orders, fills and errors are counted."""
     if settings.exchange.mode is not ExchangeMode.PAPER:
         from quantum_trader.app_exchange import open_exchange_runtime  # ccxt: only when used
 
-        return await open_exchange_runtime(settings, stack, stopping)
+        return await open_exchange_runtime(settings, stack, stopping, metrics=metrics)
     _require_replay(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     repository = await SqliteRepository.open(database_path(settings))
@@ -261,6 +265,7 @@ async def open_runtime(
         settings.exchange.paper_order_latency_s,
     )
     stack.push_async_callback(exchange.close)
+    traded = metered(exchange, metrics)
     market = LiveMarket(
         feed,
         source,
@@ -279,7 +284,7 @@ async def open_runtime(
         last=feed.end.isoformat(),
     )
     core, health, report = await reconciled_core(
-        settings, market, exchange, repository, rules, clock.now(), stopping
+        settings, market, traded, repository, rules, clock.now(), stopping
     )
     if report.blocks_entries:
         raise OperatorActionRequired(
@@ -298,8 +303,13 @@ async def open_runtime(
         trading_state=core.governor.governor.state.trading_state,
     )
     return Runtime(
-        settings, clock, repository, exchange, core, feed.end, health, source_health(source)
+        settings, clock, repository, traded, core, feed.end, health, source_health(source)
     )
+
+
+def metered(exchange: Exchange, metrics: Metrics | None) -> Exchange:
+    """The exchange, counted when there are metrics to count into."""
+    return exchange if metrics is None else MeteredExchange(exchange, metrics)
 
 
 def source_health(source: SignalSource) -> HealthFn:

@@ -24,6 +24,7 @@ from quantum_trader.app import (
     Runtime,
     choose_signal_source,
     database_path,
+    metered,
     reconciled_core,
     source_health,
 )
@@ -44,6 +45,7 @@ from quantum_trader.market.setup import (
     regime_function,
     statistics_windows,
 )
+from quantum_trader.ops.metrics import Metrics
 from quantum_trader.ports import Clock, SignalSource
 from quantum_trader.storage.sqlite import SqliteRepository
 
@@ -120,12 +122,14 @@ async def open_exchange_runtime(
     api_urls: Mapping[str, str] | None = None,
     source: SignalSource | None = None,
     rate_limit: bool = True,
+    metrics: Metrics | None = None,
 ) -> Runtime:
     """Open every resource for `run` in testnet/live mode and reconcile before trading.
 
     `clock` (default LiveClock), `api_urls` (ccxt REST base URLs by name), `source` (default
     from settings) and `rate_limit=False` (no client-side throttle) exist for the loopback
-    tests. Raises ConfigurationError for paper mode or an unknown symbol,
+    tests; `metrics` counts requests, request weight, orders, fills and errors. Raises
+    ConfigurationError for paper mode or an unknown symbol,
     OperatorActionRequired when the account cannot be used.
     """
     if settings.exchange.mode is ExchangeMode.PAPER:
@@ -133,6 +137,8 @@ async def open_exchange_runtime(
     clock = clock or LiveClock()
     exchange = CcxtExchange.create(settings.exchange, api_urls=api_urls, rate_limit=rate_limit)
     stack.push_async_callback(exchange.close)
+    if metrics is not None:
+        exchange.on_request = metrics.on_request
     rules = configured_rules(await exchange.load_markets(), settings.market.symbols)
     await exchange.prepare_account(settings.market.symbols, settings.sizing.default_leverage)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -144,8 +150,9 @@ async def open_exchange_runtime(
             funding = await exchange_funding(exchange, settings.market.symbols, clock.now())
         source = choose_signal_source(settings, funding)
     market = _exchange_market(settings, exchange, source, rules)
+    traded = metered(exchange, metrics)
     core, health, report = await reconciled_core(
-        settings, market, exchange, repository, rules, clock.now(), stopping
+        settings, market, traded, repository, rules, clock.now(), stopping
     )
     market.halt_reason = report.halt_reason
     log.info(
@@ -159,7 +166,7 @@ async def open_exchange_runtime(
         entries_blocked=report.blocks_entries,
         trading_state=core.governor.governor.state.trading_state,
     )
-    return Runtime(settings, clock, repository, exchange, core, None, health, source_health(source))
+    return Runtime(settings, clock, repository, traded, core, None, health, source_health(source))
 
 
 def public_exchange(

@@ -38,6 +38,7 @@ from quantum_trader.gates.settings import (
     RiskGuardSettings,
 )
 from quantum_trader.monitor.settings import MonitorSettings
+from quantum_trader.ops.settings import NotifySettings, ServerSettings
 from quantum_trader.settings_base import Section
 from quantum_trader.signals.settings import EnsembleSettings, SignalsSettings
 from quantum_trader.sizing.settings import CostSettings, SizingSettings
@@ -123,10 +124,13 @@ class ExecutorSettings(Section):
 
 
 class LogSettings(Section):
-    """`format` None: JSON off a terminal, console on one."""
+    """`format` None: JSON off a terminal, console on one. A warning that repeats (a loop
+    overrun, a failing step) is logged once, then as one line per `repeat_summary_interval_s`
+    with the count."""
 
     format: Literal["json", "console"] | None = None
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    repeat_summary_interval_s: float = Field(60.0, gt=0)
 
 
 class HealthSettings(Section):
@@ -171,6 +175,8 @@ class Settings(BaseSettings):
     analytics: AnalyticsSettings = AnalyticsSettings()
     health: HealthSettings = HealthSettings()
     log: LogSettings = LogSettings()
+    server: ServerSettings = ServerSettings()
+    notify: NotifySettings = NotifySettings()
 
     @classmethod
     def settings_customise_sources(
@@ -264,4 +270,5 @@ def _describe(error: ValidationError, env: Mapping[str, str], path: Path | None)
 
 
 def _is_secret(location: str) -> bool:
-    return location.endswith(("api_key", "api_secret")) or location == "exchange"
+    secret = ("api_key", "api_secret", "token", "webhook_url")
+    return location.endswith(secret) or location in ("exchange", "server", "notify")

@@ -59,6 +59,9 @@ T = TypeVar("T")
 DEFAULT_RETRY_DELAYS_S = (0.5, 2.0)
 KLINES_MAX_LIMIT = 1500
 FUNDING_MAX_LIMIT = 1000
+USED_WEIGHT_HEADER = "x-mbx-used-weight-1m"
+# Told of every call with Binance's used weight of the current minute (None: not reported).
+RequestObserver = Callable[[str, int | None], None]
 _BINANCE_CODE = re.compile(r'"code"\s*:\s*"?(-?\d+)')
 _REJECTION_BY_CODE = {
     -4164: ReasonCode.BELOW_MIN_NOTIONAL,
@@ -148,6 +151,7 @@ class CcxtExchange:
         self._rules: dict[str, MarketRules] = {}
         self._id_by_symbol: dict[str, str] = {}
         self._symbol_by_id: dict[str, str] = {}
+        self.on_request: RequestObserver | None = None
 
     @classmethod
     def create(
@@ -185,6 +189,14 @@ class CcxtExchange:
 
     # -- calls -------------------------------------------------------------------------------
 
+    def _note_request(self, operation: Operation) -> None:
+        """Report a call and the used weight Binance put in its last answer's headers."""
+        if self.on_request is None:
+            return
+        headers = self._client.last_response_headers or {}
+        used = next((str(v) for k, v in headers.items() if k.lower() == USED_WEIGHT_HEADER), "")
+        self.on_request(operation.value, int(used) if used.isdigit() else None)
+
     async def _retrying(self, operation: Operation, call: Callable[[], Awaitable[T]]) -> T:
         """Run an idempotent call, retrying transient failures with backoff."""
         for delay in (*self._retry_delays_s, None):
@@ -195,6 +207,8 @@ class CcxtExchange:
                 if delay is None or not isinstance(translated, RetryLater):
                     raise translated from error
                 log.warning("exchange_retry", operation=operation, delay_s=delay, error=str(error))
+            finally:
+                self._note_request(operation)
             await asyncio.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -341,6 +355,8 @@ class CcxtExchange:
             raise OrderStateUnknown(
                 request.client_order_id, f"unreadable answer to an order request: {error}"
             ) from error
+        finally:
+            self._note_request(Operation.ORDER)
 
     async def _rules_for(self, symbol: str) -> MarketRules:
         await self._market_id(symbol, Operation.ORDER)
@@ -397,6 +413,8 @@ class CcxtExchange:
             )
         except ccxt.BaseError as error:
             raise translate_error(error, Operation.CANCEL, client_order_id) from error
+        finally:
+            self._note_request(Operation.CANCEL)
 
     async def fetch_fills(self, symbol: str, client_order_id: str) -> list[Fill]:
         """Executions of our order (for a triggered stop: of the market order it started)."""
