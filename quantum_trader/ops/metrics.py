@@ -43,7 +43,8 @@ from quantum_trader.ops.health import HealthStatus
 
 LAG_BUCKETS_S = (0.01, 0.05, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 CYCLE_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
-disable_created_metrics()  # no `*_created` series: they double /metrics and nothing reads them
+# No `*_created` series: they double /metrics and nothing reads them. (Untyped upstream.)
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 
 @dataclass(frozen=True, slots=True)

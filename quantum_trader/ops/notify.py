@@ -199,17 +199,19 @@ class Outbox:
                         attempts=attempt, reason=failure.reason,
                     )  # fmt: skip
                     return
-                await asyncio.sleep(self._delay_s(attempt, failure.retry_after_s))
+                await asyncio.sleep(backoff_s(attempt, failure.retry_after_s, self._settings))
             else:
                 self._metrics.notifications.labels(name, "sent").inc()
                 return
 
-    def _delay_s(self, attempt: int, retry_after_s: float | None) -> float:
-        s = self._settings
-        delay: float = min(s.backoff_initial_s * 2.0 ** (attempt - 1), s.backoff_max_s)
-        if retry_after_s is not None:
-            delay = max(delay, min(retry_after_s, s.backoff_max_s))
-        return delay
+
+def backoff_s(attempt: int, retry_after_s: float | None, settings: NotifySettings) -> float:
+    """The wait after failed attempt number `attempt` (1-based): doubling from
+    `backoff_initial_s`, at least the server's `retry_after_s`, never above `backoff_max_s`."""
+    delay: float = min(settings.backoff_initial_s * 2.0 ** (attempt - 1), settings.backoff_max_s)
+    if retry_after_s is not None:
+        delay = max(delay, min(retry_after_s, settings.backoff_max_s))
+    return delay
 
 
 def channels_from(settings: NotifySettings) -> list[Channel]:

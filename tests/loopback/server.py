@@ -157,6 +157,8 @@ class LoopbackBinance:
         if fault is not None and fault.body is not None:
             return web.Response(status=fault.status, text=fault.body)
         response = self._answer(request.method, request.path, params)
+        # As Binance does: the IP weight used so far (here: since the last reset_counts()).
+        response.headers["X-MBX-USED-WEIGHT-1M"] = str(self.weight)
         if fault is not None and fault.delay_s is not None:
             await asyncio.sleep(fault.delay_s)
         return response
