@@ -1,6 +1,6 @@
 """The daemon's Prometheus metrics (prometheus-client), in a registry of its own per runtime.
 
-Names and units are the contract the Grafana dashboard (ops/grafana/) reads:
+Names and units are the contract the Grafana dashboard (deploy/grafana/) reads:
 
 - `qt_cycle_duration_seconds` (histogram): one executor cycle, wall time.
 - `qt_decisions_total{gate,reason,approved}`: every gate verdict.
