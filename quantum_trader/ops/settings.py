@@ -54,7 +54,7 @@ class NotifySettings(Section):
     backoff_initial_s: float = Field(1.0, gt=0)
     backoff_max_s: float = Field(30.0, gt=0)
     request_timeout_s: float = Field(5.0, gt=0)
-    shutdown_flush_s: float = Field(5.0, ge=0)
+    shutdown_flush_s: float = Field(2.0, ge=0)
 
     @model_validator(mode="after")
     def _check_telegram(self) -> NotifySettings:
