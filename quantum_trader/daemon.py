@@ -155,15 +155,7 @@ async def _heartbeat(
     (runtime.settings.data_dir / HEARTBEAT_FILE).write_text(wall_time.isoformat())
     await _write_analytics(runtime)
     if balance is not None:
-        await runtime.repository.record_equity(
-            EquitySnapshot(
-                runtime.clock.now(),
-                balance.equity_usdt,
-                balance.wallet_usdt,
-                balance.used_margin_usdt,
-                len(runtime.core.trader.ledger.positions),
-            )
-        )
+        await _record_equity(runtime, balance)
     ops.telemetry.on_heartbeat(report, balance, runtime.clock.now())
     ops.warnings.flush(time.monotonic())
     if runtime.health.should_shut_down:
@@ -176,8 +168,20 @@ async def _heartbeat(
         sim_time=runtime.clock.now().isoformat(),
         equity_usdt=str(balance.equity_usdt) if balance else None,
         open_positions=len(runtime.core.trader.ledger.positions),
-        cpu_pct=round(usage.cpu_pct, 1),
+        cpu_pct=None if usage.cpu_pct is None else round(usage.cpu_pct, 1),
         rss_mb=round(usage.rss_bytes / 2**20, 1),
+    )
+
+
+async def _record_equity(runtime: Runtime, balance: Balance) -> None:
+    await runtime.repository.record_equity(
+        EquitySnapshot(
+            runtime.clock.now(),
+            balance.equity_usdt,
+            balance.wallet_usdt,
+            balance.used_margin_usdt,
+            len(runtime.core.trader.ledger.positions),
+        )
     )
 
 

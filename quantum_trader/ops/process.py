@@ -9,6 +9,8 @@ resident set as a percentage of the memory it may use: the machine's, or its cgr
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,9 +19,14 @@ import psutil
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
+MIN_CPU_WINDOW_S = 1.0
+
+
 @dataclass(frozen=True, slots=True)
 class ProcessUsage:
-    cpu_pct: float
+    """`cpu_pct` None: too little time since the previous sample to say (the first one)."""
+
+    cpu_pct: float | None
     memory_pct: float
     rss_bytes: int
 
@@ -54,11 +61,20 @@ def _read(path: Path) -> str | None:
 
 
 class ProcessSampler:
-    """Samples one process; CPU is averaged over the time since the previous sample."""
+    """Samples one process; CPU is averaged over the time since the previous sample, and not
+    reported for a window shorter than MIN_CPU_WINDOW_S (a few busy milliseconds at start-up
+    would read as several hundred percent)."""
 
-    def __init__(self, process: psutil.Process | None = None, cgroup: Path = CGROUP_ROOT) -> None:
+    def __init__(
+        self,
+        process: psutil.Process | None = None,
+        cgroup: Path = CGROUP_ROOT,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._process = process or psutil.Process()
+        self._monotonic = monotonic
         self._process.cpu_percent(interval=None)  # the first call only starts the measurement
+        self._measured_at = monotonic()
         cores = float(len(os.sched_getaffinity(0))) if hasattr(os, "sched_getaffinity") else 1.0
         quota = cpu_quota_cores(_read(cgroup / "cpu.max"))
         self.cores = min(cores, quota) if quota else cores
@@ -66,6 +82,10 @@ class ProcessSampler:
         self.memory_limit_bytes = memory_limit_bytes(_read(cgroup / "memory.max"), physical)
 
     def sample(self) -> ProcessUsage:
-        cpu = self._process.cpu_percent(interval=None) / self.cores
+        now_s = self._monotonic()
+        cpu = None
+        if now_s - self._measured_at >= MIN_CPU_WINDOW_S:
+            cpu = self._process.cpu_percent(interval=None) / self.cores
+            self._measured_at = now_s
         rss = int(self._process.memory_info().rss)
         return ProcessUsage(cpu, 100.0 * rss / self.memory_limit_bytes, rss)

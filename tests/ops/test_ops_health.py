@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from decimal import Decimal
 from pathlib import Path
 
 import psutil
@@ -15,6 +16,8 @@ import pytest
 from daemon_harness import Daemon, eventually
 from ops_builders import Answer, Receiver, get, status_url
 
+from quantum_trader.config import HealthSettings
+from quantum_trader.ops.health import HealthSample, HealthStatus, assess
 from quantum_trader.ops.process import ProcessSampler, cpu_quota_cores, memory_limit_bytes
 
 
@@ -70,7 +73,8 @@ def test_critical_health_answers_503_is_announced_halts_entries_and_stops_the_da
 def test_cpu_is_the_process_own_not_the_machine() -> None:
     idle = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
-        sampler = ProcessSampler(psutil.Process(idle.pid))
+        times = iter([0.0, 2.0])  # construction, then a sample two (fake) seconds later
+        sampler = ProcessSampler(psutil.Process(idle.pid), monotonic=lambda: next(times))
         busy_until = time.monotonic() + 0.5
         while time.monotonic() < busy_until:  # this process works; the sampled one sleeps
             sum(range(10_000))
@@ -78,8 +82,16 @@ def test_cpu_is_the_process_own_not_the_machine() -> None:
     finally:
         idle.kill()
         idle.wait()
+    assert usage.cpu_pct is not None
     assert usage.cpu_pct < 10.0
     assert 0 < usage.rss_bytes < 200 * 2**20
+
+
+def test_cpu_is_not_guessed_from_a_window_too_short_to_measure() -> None:
+    sampler = ProcessSampler()
+    assert sampler.sample().cpu_pct is None  # right after start-up: no figure, no alarm
+    sample = HealthSample(120.0, Decimal(10_000), "HEALTHY", 100, 0, 0, None, 40.0)
+    assert assess(sample, HealthSettings(), 100.0).status is HealthStatus.HEALTHY
 
 
 def test_memory_is_the_process_resident_set_over_its_limit() -> None:
