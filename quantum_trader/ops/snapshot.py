@@ -188,13 +188,15 @@ class RuntimeView:
         self._balance = balance
 
     async def account(self) -> tuple[Balance | None, dict[str, Decimal]]:
-        """The balance and the marks of the open positions, read at most once per interval."""
+        """The balance and the marks of the open positions, read at most once per interval
+        (sooner only when a position opened since the last read)."""
         now_s = self._monotonic()
-        if self._read_at is not None and now_s - self._read_at < self._read_interval_s:
+        symbols = sorted(self.positions())
+        fresh = self._read_at is not None and now_s - self._read_at < self._read_interval_s
+        if fresh and set(symbols) <= set(self._marks):  # a new position needs its mark now
             return self._balance, self._marks
         self._read_at = now_s
         exchange = self._runtime.exchange
-        symbols = sorted(self.positions())
         try:
             self._balance = await exchange.fetch_balance()
             self._marks = await exchange.fetch_mark_prices(symbols) if symbols else {}

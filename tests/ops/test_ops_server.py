@@ -108,7 +108,8 @@ def test_status_shows_positions_with_their_futures_basics(served: Served) -> Non
     assert status["mode"] == "paper"
     assert status["trading"]["state"] in ("ACTIVE", "REDUCING", "HALTED")
     assert status["governor"]["decision"]
-    for p in (p for p in status["positions"] if p["mark_price"] is not None):
+    assert all(p["mark_price"] is not None for p in status["positions"])  # new ones too
+    for p in status["positions"]:
         entry, mark = Decimal(p["entry_price"]), Decimal(p["mark_price"])
         quantity, leverage = Decimal(p["quantity"]), p["leverage"]
         sign = 1 if p["side"] == "LONG" else -1
