@@ -13,10 +13,10 @@ from rich.console import Console
 from rich.markdown import Markdown
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
-from quantum_trader.cli import ConfigOption, _settings, app, console
+from quantum_trader.cli import ConfigOption, _settings, app, console, log_market_data
 from quantum_trader.clock import LiveClock
 from quantum_trader.config import Settings
-from quantum_trader.market.candle_store import bundled_sample_dir
+from quantum_trader.market.source import resolve_market_data
 from quantum_trader.signals.training_report import TrainingReport
 
 REPORT_FILE = "VALIDATION.md"
@@ -35,7 +35,7 @@ def train_ensemble(settings: Settings, out: Console, now: datetime) -> TrainingR
     """
     from quantum_trader.signals.training import train_models  # heavy: model libraries
 
-    source_dir = settings.market.replay_dir or bundled_sample_dir()
+    source_dir = resolve_market_data(settings).directory
     target = models_dir(settings)
     out.print(
         f"Training {', '.join(settings.ensemble.models)} on {len(settings.market.symbols)} "
@@ -69,4 +69,5 @@ def train_ensemble(settings: Settings, out: Console, now: datetime) -> TrainingR
 def train(config: ConfigOption = None) -> None:
     """Train the ensemble's models and print their walk-forward validation report."""
     settings = _settings(config)
+    log_market_data(settings)
     train_ensemble(settings, console, LiveClock().now())

@@ -32,13 +32,13 @@ from quantum_trader.errors import QuantumTraderError
 from quantum_trader.log import get_logger
 from quantum_trader.ops.health import HealthSample
 from quantum_trader.ops.metrics import Metrics
+from quantum_trader.ops.presence import HEARTBEAT_FILE as HEARTBEAT_FILE  # re-exported
 from quantum_trader.ops.quiet import RepeatedWarnings
 from quantum_trader.portfolio.analytics import portfolio_report
 from quantum_trader.ports import Clock
 
 log = get_logger("daemon")
 Step = Callable[[datetime], Awaitable[None]]
-HEARTBEAT_FILE = "heartbeat"
 ANALYTICS_FILE = "portfolio_analytics.json"
 DEFAULT_SUMMARY_INTERVAL_S = 60.0
 

@@ -27,7 +27,12 @@ MODEL_EXTENSIONS = {"xgboost": "ubj", "lightgbm": "txt", "nhits": "pt", "patchts
 
 @dataclass(frozen=True, slots=True)
 class ArtifactMetadata:
-    """What a model was trained on and how well it did out of sample."""
+    """What a model was trained on and how well it did out of sample.
+
+    `training_start` .. `training_end` is the data its labels read: from the open of the first
+    labelled hour to the close of the last bar a label looked at (None: not recorded, as in
+    artifacts written before this field existed). A backtest inside it is in-sample.
+    """
 
     model: str
     model_file: str
@@ -42,12 +47,17 @@ class ArtifactMetadata:
     params: Mapping[str, Any] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
     package_version: str = "0.1.0"
+    training_start: datetime | None = None
+    training_end: datetime | None = None
 
     def to_json(self) -> str:
         data = asdict(self)
         data["features"] = list(self.features)
         data["symbols"] = list(self.symbols)
         data["trained_at"] = self.trained_at.isoformat()
+        for name in ("training_start", "training_end"):
+            moment = getattr(self, name)
+            data[name] = moment.isoformat() if moment is not None else None
         data["metrics"] = dict(self.metrics)
         data["params"] = dict(self.params)
         return json.dumps(data, indent=2, sort_keys=True)
@@ -70,12 +80,18 @@ class ArtifactMetadata:
                 params=dict(data["params"]),
                 format_version=int(data["format_version"]),
                 package_version=str(data["package_version"]),
+                training_start=_optional_time(data.get("training_start")),
+                training_end=_optional_time(data.get("training_end")),
             )
         except (ValueError, KeyError, TypeError) as error:
             raise ModelArtifactError(f"{model}: unreadable metadata ({error})") from error
         if meta.trained_at.tzinfo is None:
             raise ModelArtifactError(f"{model}: trained_at has no time zone")
         return meta
+
+
+def _optional_time(value: object) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(str(value))
 
 
 def sha256_hex(payload: bytes) -> str:

@@ -114,7 +114,7 @@ def train_models(
         metrics = _score_votes(oos[name], panel, folds)
         tick(len(folds.blocks), "final fit")
         payload, params = _fit_final(name, panel, settings, forecaster)
-        meta = _metadata(name, settings, symbols, now, metrics, params)
+        meta = _metadata(name, settings, symbols, now, metrics, params, _window(panel, settings))
         saved.append(str(write_artifact(models_dir, meta, payload).name))
     report_progress("done", 1.0)
     return _report(panel, folds, settings, symbols, oos, skipped, tuple(saved))
@@ -310,6 +310,13 @@ def _score_votes(votes: Votes, panel: Panel, folds: Folds) -> Metrics:
     return score(votes.action[tested], panel.labels[tested], panel.forward_return[tested])
 
 
+def _window(panel: Panel, settings: EnsembleSettings) -> tuple[datetime, datetime]:
+    """The data the labels read: the first labelled hour's open .. the close of the last bar a
+    label looked at (the last row's hour + the horizon + that bar's hour)."""
+    last = int(panel.time_ms.max()) + (settings.forecast_horizon_h + 1) * HOUR_MS
+    return utc_from_ms(int(panel.time_ms.min())), utc_from_ms(last)
+
+
 def _metadata(
     name: str,
     settings: EnsembleSettings,
@@ -317,6 +324,7 @@ def _metadata(
     now: datetime,
     metrics: Metrics,
     params: dict[str, object],
+    window: tuple[datetime, datetime],
 ) -> ArtifactMetadata:
     return ArtifactMetadata(
         model=name,
@@ -330,6 +338,8 @@ def _metadata(
         trained_at=now,
         metrics=metrics.as_dict(),
         params={**params, "seed": settings.seed},
+        training_start=window[0],
+        training_end=window[1],
     )
 
 
