@@ -90,29 +90,31 @@ async def run_backtest(
     `request.allow_in_sample`), BacktestInterrupted when `stopping` is set before the end.
     """
     started = time.perf_counter()
+    settings, replay = _prepare(settings, request)  # refusals before anything is written
     with staged_output(request.out_dir) as work:
-        data = resolve_market_data(settings)
-        if request.symbols is None:
-            start_ms = ms_from_utc(request.start) if request.start else None
-            settings = with_universe(settings, data, start_ms)
-        symbols = request.symbols or settings.market.symbols
-        rules = data.rules(symbols, settings.market.timeframe)
-        store = data.store()
-        # The ensemble's funding feature needs the recorded rates of exactly these symbols.
-        source = choose_signal_source(settings, recorded_funding(store, symbols))
-        feed = ReplayFeed(store, symbols, settings.market.timeframe, history_bars(settings, source))
-        start, end = window(feed, request.start, request.end)
-        missing_inputs(store, settings, feed, ms_from_utc(start))
-        metadata = source.metadata if isinstance(source, Ensemble) else None
-        provenance = check_window(
-            source.name,
-            metadata,
-            settings.data_dir / "models",
-            (start, end),
-            request.allow_in_sample,
-        )
-        replay = Replay(store, feed, source, start, end, provenance, rules)
         return await run_replay(settings, replay, work, started, stopping or asyncio.Event())
+
+
+def _prepare(settings: Settings, request: BacktestRequest) -> tuple[Settings, Replay]:
+    """The settings with the universe resolved, and the market, the signals, the window and
+    its provenance; or the refusal that says why."""
+    data = resolve_market_data(settings)
+    if request.symbols is None:
+        start_ms = ms_from_utc(request.start) if request.start else None
+        settings = with_universe(settings, data, start_ms)
+    symbols = request.symbols or settings.market.symbols
+    rules = data.rules(symbols, settings.market.timeframe)
+    store = data.store()
+    # The ensemble's funding feature needs the recorded rates of exactly these symbols.
+    source = choose_signal_source(settings, recorded_funding(store, symbols))
+    feed = ReplayFeed(store, symbols, settings.market.timeframe, history_bars(settings, source))
+    start, end = window(feed, request.start, request.end)
+    missing_inputs(store, settings, feed, ms_from_utc(start))
+    metadata = source.metadata if isinstance(source, Ensemble) else None
+    provenance = check_window(
+        source.name, metadata, settings.data_dir / "models", (start, end), request.allow_in_sample
+    )
+    return settings, Replay(store, feed, source, start, end, provenance, rules)
 
 
 async def run_replay(
