@@ -96,7 +96,7 @@ async def test_loop_lag_is_zero_on_schedule_and_counts_the_skipped_ticks() -> No
 def test_at_3000x_overruns_are_counted_but_not_logged_one_by_one(tmp_path: Path) -> None:
     daemon = Daemon.start(tmp_path, QT_MARKET__REPLAY_SPEED="3000")
     url = status_url(daemon)
-    time.sleep(4)
+    time.sleep(2.5)
     metrics = get(f"{url}/metrics").body.decode()
     assert daemon.stop(signal.SIGTERM) == 0
     counted = sum(
@@ -122,7 +122,7 @@ def test_the_end_of_a_replay_is_one_line_and_idle_until_stopped(tmp_path: Path) 
     url = status_url(daemon)
     eventually(lambda: daemon.logged_so_far("replay_finished"), 30, "the end of the replay")
     cycles = len(daemon.logged_so_far("cycle_completed"))
-    time.sleep(2)  # 20 simulated minutes more: nothing new to do
+    time.sleep(1)  # 10 simulated minutes more: nothing new to do
     status = get(f"{url}/status").json()
     assert status["replay"]["finished"] is True
     assert any("ended" in reason for reason in status["trading"]["why"])
