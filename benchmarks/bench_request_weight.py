@@ -36,10 +36,12 @@ from loopback.state import START_MS
 
 from quantum_trader.app import Runtime
 from quantum_trader.app_exchange import open_exchange_runtime
+from quantum_trader.app_ops import open_operations
 from quantum_trader.clock import SimulatedClock, ms_from_utc, utc_from_ms
 from quantum_trader.config import MarketSettings, Settings
-from quantum_trader.daemon import _run_loops
+from quantum_trader.daemon import run_loops
 from quantum_trader.domain import Bars, ExitMode, Side, SignalSeries, SizedOrder
+from quantum_trader.ops.metrics import Metrics
 
 SYMBOLS, POSITIONS = 50, 20
 
@@ -103,6 +105,7 @@ async def measure(minutes: float, speed: float, streams: bool) -> tuple[list[int
             exchange=loopback_settings(10.0, server, use_streams=streams),
             market=MarketSettings(symbols=symbols, history_bars=300),
             health={"latency_good_ms": 60_000, "latency_acceptable_ms": 60_000},
+            server={"enabled": False},
         )
         async with AsyncExitStack() as stack:
             stopping = asyncio.Event()
@@ -119,7 +122,8 @@ async def measure(minutes: float, speed: float, streams: bool) -> tuple[list[int
                 await clock.sleep_until(utc_from_ms(end_ms) + timedelta(seconds=1))
                 stopping.set()
 
-            await asyncio.gather(_run_loops(runtime, stopping), stop_at_end())
+            ops = await open_operations(runtime, Metrics(), stack)
+            await asyncio.gather(run_loops(runtime, ops, stopping), stop_at_end())
             held = len(runtime.core.keeper.positions)
         if held != POSITIONS:
             raise SystemExit(f"steady state lost: {held} positions instead of {POSITIONS}")

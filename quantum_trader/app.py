@@ -45,6 +45,8 @@ from quantum_trader.market.source import describe, resolve_market_data
 from quantum_trader.ops.data_dir import hold_data_dir, prepare_data_dir
 from quantum_trader.ops.governor_keeper import GovernorKeeper, load_governor
 from quantum_trader.ops.health import HealthMonitor
+from quantum_trader.ops.metered import MeteredExchange
+from quantum_trader.ops.metrics import Metrics
 from quantum_trader.portfolio.ledger import Ledger
 from quantum_trader.ports import Clock, Exchange, ExchangeStreams, Repository, SignalSource
 from quantum_trader.signals.rules import RuleAgent
@@ -252,12 +254,14 @@ async def open_runtime(
     stack: AsyncExitStack,
     make_clock: Callable[[datetime], Clock],
     stopping: asyncio.Event,
+    metrics: Metrics | None = None,
     source: SignalSource | None = None,
 ) -> Runtime:
     """Open every resource for `run`: paper mode on a replayed market, or the exchange.
 
     First the data directory is checked and locked for this process (ConfigurationError /
     UsageError, exit 2): nothing is opened before it is known to be this daemon's alone.
+    With `metrics`, the exchange's orders, fills and errors are counted.
     """
     paper = settings.exchange.mode is ExchangeMode.PAPER
     if paper:
@@ -267,7 +271,9 @@ async def open_runtime(
     if not paper:
         from quantum_trader.app_exchange import open_exchange_runtime  # ccxt: only when used
 
-        return await open_exchange_runtime(settings, stack, stopping, source=source)
+        return await open_exchange_runtime(
+            settings, stack, stopping, metrics=metrics, source=source
+        )
     data = resolve_market_data(settings)
     start = settings.market.replay_start
     settings = with_universe(settings, data, ms_from_utc(start) if start else None)
@@ -288,6 +294,7 @@ async def open_runtime(
         settings.exchange.paper_order_latency_s,
     )
     stack.push_async_callback(exchange.close)
+    traded = metered(exchange, metrics)
     market = LiveMarket(
         feed,
         source,
@@ -307,7 +314,7 @@ async def open_runtime(
         last=feed.end.isoformat(),
     )
     core, health = await reconciled_core(
-        settings, market, exchange, repository, rules, clock.now(), stopping
+        settings, market, traded, repository, rules, clock.now(), stopping
     )
     health.missing_inputs.extend(
         missing_inputs(open_store(settings), settings, feed, ms_from_utc(clock.now()))
@@ -324,8 +331,13 @@ async def open_runtime(
         trading_state=core.governor.governor.state.trading_state,
     )
     return Runtime(
-        settings, clock, repository, exchange, core, feed.end, health, source_health(source)
+        settings, clock, repository, traded, core, feed.end, health, source_health(source)
     )
+
+
+def metered(exchange: Exchange, metrics: Metrics | None) -> Exchange:
+    """The exchange, counted when there are metrics to count into."""
+    return exchange if metrics is None else MeteredExchange(exchange, metrics)
 
 
 def source_health(source: SignalSource) -> HealthFn:

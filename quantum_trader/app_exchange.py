@@ -24,6 +24,7 @@ from quantum_trader.app import (
     Runtime,
     choose_signal_source,
     database_path,
+    metered,
     reconciled_core,
     source_health,
 )
@@ -47,6 +48,7 @@ from quantum_trader.market.setup import (
     statistics_windows,
 )
 from quantum_trader.market.universe import resolve_live
+from quantum_trader.ops.metrics import Metrics
 from quantum_trader.ports import Clock, SignalSource
 from quantum_trader.storage.sqlite import SqliteRepository
 
@@ -115,14 +117,16 @@ async def open_exchange_runtime(
     source: SignalSource | None = None,
     rate_limit: bool = True,
     retry_delays_s: Sequence[float] = DEFAULT_RETRY_DELAYS_S,
+    metrics: Metrics | None = None,
 ) -> Runtime:
     """Open every resource for `run` in testnet/live mode and reconcile before trading.
 
     `clock` (default LiveClock), `api_urls` (ccxt REST base URLs by name), `source` (default
     from settings), `rate_limit=False` (no client-side throttle) and `retry_delays_s` (waits
-    between retries of an idempotent read, in real seconds) exist for the loopback tests.
-    Raises ConfigurationError for paper mode or an unknown symbol, OperatorActionRequired when
-    the account cannot be used.
+    between retries of an idempotent read, in real seconds) exist for the loopback tests;
+    `metrics` counts requests, request weight, orders, fills and errors. Raises
+    ConfigurationError for paper mode or an unknown symbol, OperatorActionRequired when the
+    account cannot be used.
     """
     if settings.exchange.mode is ExchangeMode.PAPER:
         raise ConfigurationError(["exchange.mode: 'paper' runs through app.open_runtime"])
@@ -135,6 +139,8 @@ async def open_exchange_runtime(
         retry_delays_s=retry_delays_s,
     )
     stack.push_async_callback(exchange.close)
+    if metrics is not None:
+        exchange.on_request = metrics.on_request
     settings = await exchange_universe(exchange, settings, clock.now())
     rules = configured_rules(await exchange.load_markets(), settings.market.symbols)
     await exchange.prepare_account(settings.market.symbols, settings.sizing.default_leverage)
@@ -152,8 +158,9 @@ async def open_exchange_runtime(
         if settings.exchange.use_streams
         else None
     )
+    traded = metered(exchange, metrics)
     core, health = await reconciled_core(
-        settings, market, exchange, repository, rules, clock.now(), stopping, streams
+        settings, market, traded, repository, rules, clock.now(), stopping, streams
     )
     log.info(
         "runtime_ready",
@@ -170,7 +177,7 @@ async def open_exchange_runtime(
         settings,
         clock,
         repository,
-        exchange,
+        traded,
         core,
         None,
         health,

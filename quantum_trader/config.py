@@ -46,6 +46,7 @@ from quantum_trader.gates.settings import (
 from quantum_trader.keeper.settings import KeeperSettings
 from quantum_trader.market.settings import UniverseSettings
 from quantum_trader.monitor.settings import MonitorSettings
+from quantum_trader.ops.settings import NotifySettings, ServerSettings
 from quantum_trader.settings_base import DAY_S, CommaList, Section, at_least
 from quantum_trader.signals.settings import EnsembleSettings, SignalsSettings
 from quantum_trader.sizing.settings import CostSettings, SizingSettings
@@ -175,10 +176,13 @@ class BacktestSettings(Section):
 
 
 class LogSettings(Section):
-    """`format` None: JSON off a terminal, console on one."""
+    """`format` None: JSON off a terminal, console on one. A warning that repeats (a loop
+    overrun, a failing step) is logged once, then as one line per `repeat_summary_interval_s`
+    with the count."""
 
     format: Literal["json", "console"] | None = None
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    repeat_summary_interval_s: float = Field(60.0, gt=0)
 
 
 class HealthSettings(Section):
@@ -224,6 +228,8 @@ class Settings(BaseSettings):
     health: HealthSettings = HealthSettings()
     backtest: BacktestSettings = BacktestSettings()
     log: LogSettings = LogSettings()
+    server: ServerSettings = ServerSettings()
+    notify: NotifySettings = NotifySettings()
 
     @classmethod
     def settings_customise_sources(
@@ -357,4 +363,5 @@ def _origin(location: tuple[int | str, ...], env: Mapping[str, str], path: Path 
 
 
 def _is_secret(location: str) -> bool:
-    return location.endswith(("api_key", "api_secret")) or location == "exchange"
+    secret = ("api_key", "api_secret", "token", "webhook_url")
+    return location.endswith(secret) or location in ("exchange", "server", "notify")

@@ -1,5 +1,10 @@
 """The daemon's lifecycle: uvloop, one AsyncExitStack for resources, one TaskGroup for the
-executor (30 s), the position monitor (5 s) and a heartbeat.
+executor (30 s), the position monitor (5 s) and a heartbeat. The status server, metrics and
+notifications (app_ops) hang off the same stack; the loops report to their telemetry.
+
+When a replay reaches the end of the recorded market the daemon says so once
+(`replay_finished`) and idles: no more cycles, operator requests still read, the status server
+still up, until SIGTERM/SIGINT.
 
 SIGTERM/SIGINT only set the stop event. Then: no new trades, an order in flight finishes (the
 loops are never cancelled mid-step unless the grace period runs out), the database is flushed,
@@ -12,28 +17,26 @@ import asyncio
 import json
 import signal
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 
-import psutil
-
 from quantum_trader.app import Runtime, open_runtime, save_replay_time
+from quantum_trader.app_ops import Operations, open_operations
 from quantum_trader.clock import LiveClock, SimulatedClock
 from quantum_trader.config import Settings
-from quantum_trader.domain import EquitySnapshot
-from quantum_trader.errors import OperatorActionRequired, QuantumTraderError, RetryLater
+from quantum_trader.domain import Balance, EquitySnapshot
+from quantum_trader.errors import OperatorActionRequired, QuantumTraderError
 from quantum_trader.log import get_logger
+from quantum_trader.loops import LoopWatch, Step, periodic
 from quantum_trader.ops.health import HealthSample
+from quantum_trader.ops.metrics import Metrics, StreamHealth, StreamState
 from quantum_trader.ops.presence import HEARTBEAT_FILE as HEARTBEAT_FILE  # re-exported
 from quantum_trader.portfolio.analytics import portfolio_report
 from quantum_trader.ports import Clock, SignalSource
 
 log = get_logger("daemon")
-Step = Callable[[datetime], Awaitable[None]]
-OperatorFn = Callable[[datetime, OperatorActionRequired], Awaitable[None]]
 ANALYTICS_FILE = "portfolio_analytics.json"
 
 
@@ -46,34 +49,42 @@ async def run_daemon(settings: Settings, source: SignalSource | None = None) -> 
         loop.add_signal_handler(signum, stopping.set)
     speed = settings.market.replay_speed
     async with AsyncExitStack() as stack:
+        metrics = Metrics()
         runtime = await open_runtime(
-            settings, stack, lambda start: SimulatedClock(start, speed), stopping, source
+            settings, stack, lambda start: SimulatedClock(start, speed), stopping, metrics, source
         )
+        ops = await open_operations(runtime, metrics, stack, stream_states(runtime))
         await runtime.core.governor.handle_operator_requests(runtime.clock.now())
-        await _run_loops(runtime, stopping)
+        await run_loops(runtime, ops, stopping)
         await runtime.repository.flush()
-        log.info("daemon_stopped", sim_time=runtime.clock.now().isoformat())
+        reason = "health CRITICAL" if runtime.health.should_shut_down else "stop requested"
+        ops.telemetry.on_stopped(runtime.clock.now(), reason)
+    log.info("daemon_stopped", sim_time=runtime.clock.now().isoformat())
     return 0
 
 
-async def _run_loops(runtime: Runtime, stopping: asyncio.Event) -> None:
-    s, clock, stats = runtime.settings, runtime.clock, LoopStats()
+async def run_loops(runtime: Runtime, ops: Operations, stopping: asyncio.Event) -> None:
+    """The executor, the keeper's monitor tick, the heartbeat and the streams, until
+    `stopping` is set; then a time-boxed, ordered stop."""
+    s, clock = runtime.settings, runtime.clock
+    watch = LoopWatch(ops.warnings, ops.telemetry)
 
     async def heartbeat(now: datetime) -> None:
-        await _heartbeat(runtime, now, stats, stopping)
+        await _heartbeat(runtime, ops, now, watch, stopping)
 
     async def operator_required(now: datetime, error: OperatorActionRequired) -> None:
         await runtime.core.governor.require_operator(now, str(error))
 
     keeper = runtime.core.keeper
-    loops = (
-        ("executor", s.executor.interval_s, clock, lambda now: _cycle(runtime, now), ()),
-        # The keeper also ticks at once when it asks to (an order's outcome is unknown).
+    loops: tuple[tuple[str, float, Clock, Step, Sequence[asyncio.Event]], ...] = (
+        ("executor", s.executor.interval_s, clock, lambda now: _cycle(runtime, ops, now), ()),
+        # The keeper also ticks at once when it asks to (an order's outcome is unknown) and
+        # when the user-data stream reports a fill.
         (
             "monitor",
             s.monitor.interval_s,
             clock,
-            lambda now: _monitor_tick(runtime, now),
+            lambda now: _monitor_tick(runtime, ops, now),
             keeper.wake_events(),
         ),
         # Liveness and health are about the process, so the heartbeat keeps real time.
@@ -82,7 +93,7 @@ async def _run_loops(runtime: Runtime, stopping: asyncio.Event) -> None:
     async with asyncio.TaskGroup() as group:
         tasks = [
             group.create_task(
-                periodic(name, every, ticks, stopping, step, stats, wakes, operator_required),
+                periodic(name, every, ticks, stopping, step, watch, wakes, operator_required),
                 name=name,
             )
             for name, every, ticks, step, wakes in loops
@@ -108,20 +119,30 @@ async def _streams(runtime: Runtime, stopping: asyncio.Event) -> None:
         await runtime.core.governor.require_operator(runtime.clock.now(), str(error))
 
 
-async def _monitor_tick(runtime: Runtime, now: datetime) -> None:
-    await runtime.core.governor.handle_operator_requests(now)
-    await runtime.core.keeper.tick(now)
-
-
-async def _cycle(runtime: Runtime, now: datetime) -> None:
-    if runtime.replay_end is not None and now >= runtime.replay_end:
-        log.info("replay_finished", replay_end=runtime.replay_end.isoformat())
+async def _monitor_tick(runtime: Runtime, ops: Operations, now: datetime) -> None:
+    """Operator requests, then the keeper's tick. Once the replay is over the market no
+    longer moves: only operator requests are read, about once a second."""
+    if ops.replay_finished and not ops.idle_request_check_due():
         return
+    await runtime.core.governor.handle_operator_requests(now)
+    if not ops.replay_finished:
+        await runtime.core.keeper.tick(now)
+    ops.telemetry.on_monitor_tick(now)
+
+
+async def _cycle(runtime: Runtime, ops: Operations, now: datetime) -> None:
+    if runtime.replay_end is not None and now >= runtime.replay_end:
+        if not ops.replay_finished:  # one line, then idle until stopped
+            log.info("replay_finished", replay_end=runtime.replay_end.isoformat(), idle=True)
+            ops.telemetry.on_replay_finished(now)
+        return
+    started = time.perf_counter()
     summary = await runtime.core.executor.run_cycle(now)
     await runtime.repository.flush()
     runtime.core.balancer.write_latest(runtime.settings.data_dir)
     if runtime.replay_end is not None:
         await save_replay_time(runtime.repository, now)
+    ops.telemetry.on_cycle(summary, time.perf_counter() - started, now)
     log.info(
         "cycle_completed",
         cycle_id=summary.cycle_id,
@@ -135,16 +156,16 @@ async def _cycle(runtime: Runtime, now: datetime) -> None:
 
 
 async def _heartbeat(
-    runtime: Runtime, wall_time: datetime, stats: LoopStats, stopping: asyncio.Event
+    runtime: Runtime,
+    ops: Operations,
+    wall_time: datetime,
+    watch: LoopWatch,
+    stopping: asyncio.Event,
 ) -> None:
-    """Touch the heartbeat file (the Docker healthcheck reads its age), sample health, log."""
-    started = time.perf_counter()
-    try:
-        balance = await runtime.exchange.fetch_balance()
-        latency_ms: float | None = (time.perf_counter() - started) * 1000
-    except QuantumTraderError:
-        balance, latency_ms = None, None
-    steps, failed, overruns = stats.take()
+    """Touch the heartbeat file (liveness), sample health, record equity, log one line."""
+    balance, latency_ms = await _timed_balance(runtime)
+    steps, failed, overruns = watch.take()
+    usage = ops.sampler.sample()
     report = runtime.health.record(
         HealthSample(
             exchange_latency_ms=latency_ms,
@@ -153,22 +174,16 @@ async def _heartbeat(
             steps=steps,
             failed_steps=failed,
             overruns=overruns,
-            cpu_pct=psutil.cpu_percent(interval=None),
-            memory_pct=psutil.virtual_memory().percent,
+            cpu_pct=usage.cpu_pct,
+            memory_pct=usage.memory_pct,
         )
     )
     (runtime.settings.data_dir / HEARTBEAT_FILE).write_text(wall_time.isoformat())
     await _write_analytics(runtime)
     if balance is not None:
-        await runtime.repository.record_equity(
-            EquitySnapshot(
-                runtime.clock.now(),
-                balance.equity_usdt,
-                balance.wallet_usdt,
-                balance.used_margin_usdt,
-                len(runtime.core.keeper.positions),
-            )
-        )
+        await _record_equity(runtime, balance)
+    ops.telemetry.on_heartbeat(report, balance, runtime.clock.now())
+    ops.warnings.flush(time.monotonic())
     if runtime.health.should_shut_down:
         log.error("health_critical_shutdown", problems=list(report.problems))
         stopping.set()
@@ -179,21 +194,31 @@ async def _heartbeat(
         sim_time=runtime.clock.now().isoformat(),
         equity_usdt=str(balance.equity_usdt) if balance else None,
         open_positions=len(runtime.core.keeper.positions),
+        cpu_pct=None if usage.cpu_pct is None else round(usage.cpu_pct, 1),
+        rss_mb=round(usage.rss_bytes / 2**20, 1),
     )
 
 
-@dataclass(slots=True)
-class LoopStats:
-    """Steps, failures and overruns since the last health sample."""
+async def _record_equity(runtime: Runtime, balance: Balance) -> None:
+    await runtime.repository.record_equity(
+        EquitySnapshot(
+            runtime.clock.now(),
+            balance.equity_usdt,
+            balance.wallet_usdt,
+            balance.used_margin_usdt,
+            len(runtime.core.keeper.positions),
+        )
+    )
 
-    steps: int = 0
-    failed: int = 0
-    overruns: int = 0
 
-    def take(self) -> tuple[int, int, int]:
-        counts = (self.steps, self.failed, self.overruns)
-        self.steps = self.failed = self.overruns = 0
-        return counts
+async def _timed_balance(runtime: Runtime) -> tuple[Balance | None, float | None]:
+    """The balance and how long the exchange took to answer (None, None: no answer)."""
+    started = time.perf_counter()
+    try:
+        balance = await runtime.exchange.fetch_balance()
+    except QuantumTraderError:
+        return None, None
+    return balance, (time.perf_counter() - started) * 1000
 
 
 async def _write_analytics(runtime: Runtime) -> None:
@@ -210,91 +235,22 @@ async def _write_analytics(runtime: Runtime) -> None:
     temporary.replace(target)
 
 
-async def periodic(
-    name: str,
-    interval_s: float,
-    clock: Clock,
-    stopping: asyncio.Event,
-    step: Step,
-    stats: LoopStats | None = None,
-    wakes: Sequence[asyncio.Event] = (),
-    on_operator_required: OperatorFn | None = None,
-) -> None:
-    """Call `step(now)` every `interval_s` of the clock until `stopping` is set, and at once
-    whenever one of `wakes` is set (the step clears them).
+class _ExchangeStreams:
+    """The exchange streams' health as the metrics read it (one line: usable or not)."""
 
-    Errors are handled by what they ask for: RetryLater is a warning and the next step tries
-    again; OperatorActionRequired goes to `on_operator_required` (the governor halts new
-    entries until an operator resets, and `status` says why); anything else is logged with
-    its traceback and the loop goes on. A step that overruns its interval logs a warning and
-    the next one starts on the next tick: no pile-up.
-    """
-    interval = timedelta(seconds=interval_s)
-    deadline = clock.now()
-    counts = stats or LoopStats()
-    while not stopping.is_set():
-        counts.steps += 1
-        started = clock.now()
-        await _run_step(name, clock, step, counts, on_operator_required)
-        if started >= deadline:  # a scheduled step (not one a wake-up asked for)
-            deadline = _next_deadline(name, deadline, interval, clock.now(), counts)
-        if any(wake.is_set() for wake in wakes):
-            # Asked to go again at once: no faster than a fifth of the interval.
-            if await sleep_or_stop(clock, min(deadline, started + interval / 5), stopping):
-                return
-            continue
-        if await sleep_or_stop(clock, deadline, stopping, *wakes):
-            return
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+
+    def streams(self) -> Sequence[StreamState]:
+        streams = self._runtime.streams
+        if streams is None:
+            return ()
+        health = streams.health()
+        last = health.last_message_at
+        age = (self._runtime.clock.now() - last).total_seconds() if last else None
+        return (StreamState("binance", health.usable, age),)
 
 
-def _next_deadline(
-    name: str, deadline: datetime, interval: timedelta, now: datetime, counts: LoopStats
-) -> datetime:
-    deadline += interval
-    if now > deadline:
-        missed = (now - deadline) // interval + 1
-        counts.overruns += 1
-        log.warning("loop_overrun", loop=name, skipped_ticks=missed)
-        deadline += missed * interval
-    return deadline
-
-
-async def _run_step(
-    name: str,
-    clock: Clock,
-    step: Step,
-    counts: LoopStats,
-    on_operator_required: OperatorFn | None,
-) -> None:
-    try:
-        await step(clock.now())
-    except RetryLater as error:
-        counts.failed += 1
-        log.warning("loop_step_deferred", loop=name, error=str(error))
-    except OperatorActionRequired as error:
-        counts.failed += 1
-        log.error("operator_action_required", loop=name, error=str(error))
-        if on_operator_required is not None:
-            await on_operator_required(clock.now(), error)
-    except Exception:
-        counts.failed += 1
-        log.exception("loop_step_failed", loop=name)
-
-
-async def sleep_or_stop(
-    clock: Clock, deadline: datetime, stopping: asyncio.Event, *wakes: asyncio.Event
-) -> bool:
-    """Sleep until `deadline` unless `stopping` (or one of `wakes`) is set first; return
-    whether `stopping` is set."""
-    if stopping.is_set():
-        return True
-    waits = [clock.sleep_until(deadline), stopping.wait()]
-    waits += [wake.wait() for wake in wakes]
-    tasks = [asyncio.ensure_future(w) for w in waits]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-    return stopping.is_set()
+def stream_states(runtime: Runtime) -> StreamHealth | None:
+    """What the metrics report about the streams (None: REST only)."""
+    return _ExchangeStreams(runtime) if runtime.streams is not None else None

@@ -36,7 +36,13 @@ class Daemon:
     def start(cls, data_dir: Path, **env: str) -> Daemon:
         data_dir.mkdir(parents=True, exist_ok=True)
         clean = {k: v for k, v in os.environ.items() if not k.startswith("QT_")}
-        settings = {"QT_DATA_DIR": str(data_dir), "QT_LOG__FORMAT": "json", **env}
+        # Port 0: tests run daemons side by side, each status server on a free port.
+        settings = {
+            "QT_DATA_DIR": str(data_dir),
+            "QT_LOG__FORMAT": "json",
+            "QT_SERVER__PORT": "0",
+            **env,
+        }
         runs = len(list(data_dir.glob("run-*.stdout")))
         output = data_dir / f"run-{runs + 1}.stdout"
         with output.open("wb") as stdout, output.with_suffix(".stderr").open("wb") as stderr:

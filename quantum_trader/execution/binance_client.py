@@ -45,6 +45,8 @@ from quantum_trader.log import get_logger
 from quantum_trader.ports import Clock
 
 log = get_logger("binance_client")
+USED_WEIGHT_HEADER = "x-mbx-used-weight-1m"
+RequestObserver = Callable[[str, int | None], None]
 _BINANCE_CODE = re.compile(r'"code"\s*:\s*"?(-?\d+)')
 _BANNED_UNTIL = re.compile(r"banned until (\d{12,14})")
 _REJECTION_BY_CODE = {
@@ -252,6 +254,15 @@ class BinanceRest:
         self.recv_window_s = recv_window_ms / 1000
         self._blocked_until: datetime | None = None
         self._block: RateLimited | None = None
+        # Told about every request and the weight Binance says this IP used (metrics).
+        self.on_request: RequestObserver | None = None
+
+    def _note_request(self, operation: Operation) -> None:
+        if self.on_request is None:
+            return
+        headers = self._client.last_response_headers or {}
+        used = next((str(v) for k, v in headers.items() if k.lower() == USED_WEIGHT_HEADER), "")
+        self.on_request(operation.value, int(used) if used.isdigit() else None)
 
     async def load_markets(self) -> dict[str, Any]:
         """ccxt's markets (exchangeInfo), by unified symbol."""
@@ -290,6 +301,8 @@ class BinanceRest:
                 )
                 if not (timestamp and attempt == 1):
                     raise self._translate(error, operation, client_order_id) from error
+            finally:
+                self._note_request(operation)
             await self._resync_time()
         raise AssertionError("unreachable")  # pragma: no cover
 

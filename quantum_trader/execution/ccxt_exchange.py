@@ -61,6 +61,7 @@ from quantum_trader.execution import binance_wire as wire
 from quantum_trader.execution.binance_client import (
     BinanceRest,
     Operation,
+    RequestObserver,
     build_rest_client,
     translate_error,
 )
@@ -110,6 +111,15 @@ class CcxtExchange:
         client = build_rest_client(settings, api_urls, rate_limit)
         rest = BinanceRest(client, clock or LiveClock(), settings.recv_window_ms)
         return cls(rest, settings.mode, retry_delays_s)
+
+    @property
+    def on_request(self) -> RequestObserver | None:
+        """Told about every request and the weight Binance says this IP used (metrics)."""
+        return self._rest.on_request
+
+    @on_request.setter
+    def on_request(self, observer: RequestObserver | None) -> None:
+        self._rest.on_request = observer
 
     def __repr__(self) -> str:
         return f"CcxtExchange(mode={self._mode}, markets={len(self._rules)})"

@@ -26,7 +26,8 @@ _RANK = {HealthStatus.HEALTHY: 0, HealthStatus.DEGRADED: 1, HealthStatus.CRITICA
 
 @dataclass(frozen=True, slots=True)
 class HealthSample:
-    """One round of measurements. `exchange_latency_ms` None: the exchange did not answer."""
+    """One round of measurements. `exchange_latency_ms` None: the exchange did not answer;
+    `cpu_pct` None: not measured this round (too soon after the previous one)."""
 
     exchange_latency_ms: float | None
     balance_usdt: Decimal
@@ -34,7 +35,7 @@ class HealthSample:
     steps: int
     failed_steps: int
     overruns: int
-    cpu_pct: float
+    cpu_pct: float | None
     memory_pct: float
 
 
@@ -52,7 +53,7 @@ def assess(sample: HealthSample, settings: HealthSettings, min_balance_usdt: flo
         _models(sample.models_status),
         _rate(sample.failed_steps, sample.steps, settings.max_error_rate, "error rate"),
         _rate(sample.overruns, sample.steps, settings.max_error_rate, "loops off schedule"),
-        _at_most(sample.cpu_pct, settings.max_cpu_pct, "cpu %", HealthStatus.DEGRADED),
+        _cpu(sample.cpu_pct, settings.max_cpu_pct),
         _at_most(sample.memory_pct, settings.max_memory_pct, "memory %", HealthStatus.CRITICAL),
     ]
     failing = [c for c in checks if c is not None]
@@ -87,6 +88,10 @@ def _rate(count: int, total: int, limit: float, name: str) -> Check:
 
 def _at_least(value: float, limit: float, name: str, status: HealthStatus) -> Check:
     return (status, f"{name} {value:.2f} < {limit:.2f}") if value < limit else None
+
+
+def _cpu(cpu_pct: float | None, limit: float) -> Check:
+    return None if cpu_pct is None else _at_most(cpu_pct, limit, "cpu %", HealthStatus.DEGRADED)
 
 
 def _at_most(value: float, limit: float, name: str, status: HealthStatus) -> Check:

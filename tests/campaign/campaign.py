@@ -36,11 +36,13 @@ from loopback.state import START_MS, LoopbackState
 
 from quantum_trader.app import Runtime
 from quantum_trader.app_exchange import open_exchange_runtime
+from quantum_trader.app_ops import open_operations
 from quantum_trader.clock import SimulatedClock, ms_from_utc, utc_from_ms
 from quantum_trader.config import MarketSettings, Settings
-from quantum_trader.daemon import _run_loops
+from quantum_trader.daemon import run_loops
 from quantum_trader.domain import Bars, OrderStatus, SignalSeries
 from quantum_trader.keeper.ids import Purpose, is_ours, purpose_of
+from quantum_trader.ops.metrics import Metrics
 from quantum_trader.storage.sqlite import SqliteRepository
 
 SYMBOLS = ("BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT", "BNB/USDT:USDT")
@@ -114,6 +116,7 @@ def campaign_settings(data_dir: Path, server: LoopbackBinance) -> Settings:
         data_dir=data_dir,
         exchange=loopback_settings(2.0, server, stream_silence_s=10.0),
         market=MarketSettings(symbols=SYMBOLS, history_bars=300),
+        server={"enabled": False},
         governor={
             "correlation_spike": 1.0,
             "max_hourly_loss": 1.0,
@@ -298,7 +301,11 @@ async def run_for(
             await clock.sleep_until(clock.now() + timedelta(seconds=1))
         stopping.set()
 
-    await asyncio.gather(_run_loops(runtime, stopping), stop_later(), *(t(stopping) for t in tasks))
+    async with AsyncExitStack() as stack:
+        ops = await open_operations(runtime, Metrics(), stack)
+        await asyncio.gather(
+            run_loops(runtime, ops, stopping), stop_later(), *(t(stopping) for t in tasks)
+        )
 
 
 async def run_campaign(
@@ -427,6 +434,7 @@ async def run_lost_entry_and_read_outage(
             data_dir=data_dir,
             exchange=loopback_settings(1.0, server, use_streams=streams),
             market=MarketSettings(symbols=(SYMBOLS[0],), history_bars=300),
+            server={"enabled": False},
             executor={"interval_s": 5.0},  # the executor tries again and again meanwhile
         )
         async with AsyncExitStack() as stack:

@@ -61,6 +61,7 @@ def daemon_env(data_dir: Path, server: LoopbackBinance) -> dict[str, str]:
         "QT_EXCHANGE__REST_URL": server.base_url,
         "QT_EXCHANGE__WS_URL": server.ws_url,
         "QT_EXCHANGE__REQUEST_TIMEOUT_S": "3",
+        "QT_SERVER__ENABLED": "false",
         "QT_MARKET__SYMBOLS": ",".join(SYMBOLS),
         "QT_MARKET__HISTORY_BARS": "300",
         "QT_EXECUTOR__INTERVAL_S": "2",

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 from structlog.testing import capture_logs
 
 from quantum_trader.clock import ManualClock
-from quantum_trader.daemon import periodic
 from quantum_trader.errors import OperatorActionRequired, RetryLater
+from quantum_trader.loops import periodic
 
 T0 = datetime(2025, 9, 1, tzinfo=UTC)
 

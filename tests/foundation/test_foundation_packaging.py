@@ -42,7 +42,8 @@ def test_the_image_installs_as_the_readme_does_and_runs_unprivileged() -> None:
     users = re.findall(r"^USER (\S+)$", dockerfile, re.M)
     assert users
     assert users[-1] not in {"root", "0"}
-    assert re.search(r"^HEALTHCHECK .*\n\s+CMD .*heartbeat", dockerfile, re.M)
+    assert re.search(r"^HEALTHCHECK .*\n\s+CMD .*http://127.0.0.1:8080/health", dockerfile, re.M)
+    assert "QT_SERVER__PORT=8080" in dockerfile
     assert 'ENTRYPOINT ["quantum-trader"]' in dockerfile
 
 

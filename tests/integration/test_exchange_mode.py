@@ -20,9 +20,9 @@ from quantum_trader.app import Runtime
 from quantum_trader.app_exchange import open_exchange_runtime
 from quantum_trader.clock import ManualClock, utc_from_ms
 from quantum_trader.config import MarketSettings, Settings
-from quantum_trader.daemon import periodic
 from quantum_trader.domain import Bars, SignalSeries
 from quantum_trader.errors import ConfigurationError, OperatorActionRequired
+from quantum_trader.loops import periodic
 
 __all__ = ["loopback"]
 BTC = "BTC/USDT:USDT"

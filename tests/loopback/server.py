@@ -156,6 +156,8 @@ class LoopbackBinance:
             return _fault_answer(fault)
         self.sync()
         response = self._answer(request.method, request.path, params, fault)
+        # As Binance does: the IP weight used so far (here: since the last reset_counts()).
+        response.headers["X-MBX-USED-WEIGHT-1M"] = str(self.weight)
         if fault is not None and fault.delay_s is not None:
             await asyncio.sleep(fault.delay_s)
         return response

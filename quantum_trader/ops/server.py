@@ -1,0 +1,133 @@
+"""The status server (aiohttp): /health, /status, /metrics and the live page at /.
+
+- `/health`: 200 with HEALTHY or DEGRADED, 503 with CRITICAL; never needs the token (the
+  Docker healthcheck and load balancers call it).
+- `/status`: the StatusSnapshot as JSON. `/metrics`: Prometheus text.
+- `/`: the live page, a self-contained HTML file (no CDN) that polls /status. It holds no
+  data itself, so it is served without the token; the token it sends with /status comes from
+  the page's URL fragment (`/#token=...`, which browsers never send to a server) or a prompt.
+
+With `server.token` set, /status and /metrics need `Authorization: Bearer <token>`; anything
+else gets 401 and one warning line naming the path and the client, never the token.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import time
+from importlib import resources
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from quantum_trader.errors import ConfigurationError
+from quantum_trader.log import get_logger
+from quantum_trader.ops.health import HealthStatus
+from quantum_trader.ops.quiet import RepeatedWarnings
+from quantum_trader.ops.settings import ServerSettings
+from quantum_trader.ops.snapshot import snapshot_json
+from quantum_trader.ops.telemetry import Telemetry
+
+log = get_logger("status_server")
+PAGE = ("quantum_trader", "resources/page/index.html")
+PUBLIC_PATHS = frozenset({"/", "/health"})
+
+
+def load_page() -> bytes:
+    return resources.files(PAGE[0]).joinpath(PAGE[1]).read_bytes()
+
+
+class StatusServer:
+    """Bound by `start` (ConfigurationError if the address cannot be used), ended by `close`."""
+
+    def __init__(
+        self, settings: ServerSettings, telemetry: Telemetry, warnings: RepeatedWarnings
+    ) -> None:
+        self._settings = settings
+        self._telemetry = telemetry
+        self._warnings = warnings
+        self._token = settings.token.get_secret_value().encode() if settings.token else None
+        self._page = load_page()
+        self._runner: web.AppRunner | None = None
+        self.port = settings.port
+
+    def application(self) -> web.Application:
+        app = web.Application(middlewares=[self._authorize])
+        app.router.add_get("/", self._index)
+        app.router.add_get("/health", self._health)
+        app.router.add_get("/status", self._status)
+        app.router.add_get("/metrics", self._metrics)
+        return app
+
+    async def start(self) -> str:
+        """Listen; return the base URL (with the port the system picked when `port` is 0)."""
+        s = self._settings
+        self._runner = web.AppRunner(self.application(), access_log=None, handle_signals=False)
+        await self._runner.setup()
+        try:
+            await web.TCPSite(self._runner, s.host, s.port).start()
+        except OSError as error:
+            await self._runner.cleanup()
+            raise ConfigurationError(
+                [
+                    f"server.port: cannot listen on {s.host}:{s.port} ({error.strerror}); is "
+                    "another daemon running? Set QT_SERVER__PORT (0 picks a free port) or "
+                    "QT_SERVER__ENABLED=false"
+                ]
+            ) from None
+        self.port = int(self._runner.addresses[0][1])
+        url = f"http://{s.host}:{self.port}"
+        log.info("status_server_started", url=url, token_required=self._token is not None)
+        return url
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    @web.middleware
+    async def _authorize(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if self._token is None or request.path in PUBLIC_PATHS:
+            return await handler(request)
+        given = request.headers.get("Authorization", "")
+        scheme, _, credentials = given.partition(" ")
+        if scheme.lower() == "bearer" and hmac.compare_digest(credentials.encode(), self._token):
+            return await handler(request)
+        reason = "wrong token" if given else "no token"
+        self._warnings.warn(
+            "status_unauthorized", (request.remote, request.path), time.monotonic(),
+            path=request.path, client=request.remote, reason=reason,
+        )  # fmt: skip
+        return web.json_response(
+            {"error": "unauthorized: send Authorization: Bearer <server.token>"},
+            status=401,
+            headers={"WWW-Authenticate": 'Bearer realm="quantum-trader"'},
+        )
+
+    async def _index(self, request: web.Request) -> web.Response:
+        return web.Response(
+            body=self._page,
+            content_type="text/html",
+            charset="utf-8",
+            headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
+        )
+
+    async def _health(self, request: web.Request) -> web.Response:
+        report = self._telemetry.view.runtime.health.latest
+        status = 503 if report.status is HealthStatus.CRITICAL else 200
+        body = {"status": report.status.value, "problems": list(report.problems)}
+        return web.json_response(body, status=status)
+
+    async def _status(self, request: web.Request) -> web.Response:
+        snapshot = await self._telemetry.snapshot()
+        return web.json_response(
+            snapshot_json(snapshot),
+            dumps=lambda data: json.dumps(data, default=str),
+            headers={"Cache-Control": "no-store"},
+        )
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        body, content_type = self._telemetry.metrics.render()
+        response = web.Response(body=body)
+        response.headers["Content-Type"] = content_type
+        return response

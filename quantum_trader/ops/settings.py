@@ -1,0 +1,80 @@
+"""Settings of the operations side: the status server and the notifications."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from quantum_trader.settings_base import Section
+
+
+class ServerSettings(Section):
+    """The status server: /health, /status, /metrics and the live page at /.
+
+    `host` 127.0.0.1 keeps it on this machine; in a container set 0.0.0.0 so Prometheus can
+    scrape it (compose does). `port` 0 picks a free port (the daemon logs the one it got).
+    With `token` set, everything but /health needs `Authorization: Bearer <token>`.
+    `exchange_read_interval_s` bounds how often /status reads the balance and mark prices from
+    the exchange (weight 15 on Binance per read), however often it is polled.
+    `maintenance_margin_rate` estimates the liquidation price (Binance's first tier is
+    0.4 %-1 % by symbol; the exchange's own figure is the one that counts).
+    """
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    token: SecretStr | None = None
+    exchange_read_interval_s: float = Field(15.0, gt=0)
+    maintenance_margin_rate: float = Field(0.005, ge=0, lt=0.5)
+    equity_points: int = Field(500, ge=10, le=100_000)
+    recent_decisions: int = Field(50, ge=1, le=10_000)
+
+    @field_validator("token")
+    @classmethod
+    def _check_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("the bearer token must be at least 16 characters")
+        return value
+
+
+class NotifySettings(Section):
+    """Where notifications go: a webhook (JSON POST) and/or a Telegram chat.
+
+    Both URLs and the bot token are secrets (a webhook URL often embeds one). Notifications
+    wait in a bounded queue per destination (`queue_size`; when full the oldest is dropped and
+    counted) and are retried `max_attempts` times with exponential backoff from
+    `backoff_initial_s` up to `backoff_max_s`. Trading never waits for them.
+    """
+
+    webhook_url: SecretStr | None = None
+    telegram_bot_token: SecretStr | None = None
+    telegram_chat_id: str | None = None
+    telegram_api_url: str = "https://api.telegram.org"
+    queue_size: int = Field(100, ge=1, le=100_000)
+    max_attempts: int = Field(4, ge=1, le=20)
+    backoff_initial_s: float = Field(1.0, gt=0)
+    backoff_max_s: float = Field(30.0, gt=0)
+    request_timeout_s: float = Field(5.0, gt=0)
+    shutdown_flush_s: float = Field(2.0, ge=0)
+
+    @model_validator(mode="after")
+    def _check_telegram(self) -> NotifySettings:
+        if (self.telegram_bot_token is None) != (self.telegram_chat_id is None):
+            raise ValueError(
+                "telegram needs both notify.telegram_bot_token and notify.telegram_chat_id "
+                "(QT_NOTIFY__TELEGRAM_BOT_TOKEN, QT_NOTIFY__TELEGRAM_CHAT_ID)"
+            )
+        return self
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _check_webhook(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")
+        return value
+
+    @field_validator("telegram_api_url")
+    @classmethod
+    def _check_api_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL, e.g. https://api.telegram.org")
+        return value.rstrip("/")

@@ -1,0 +1,277 @@
+"""What the status server shows, read from the runtime in ONE place.
+
+`RuntimeView` is the only code of the operations side that reaches into the trading core
+(the position keeper's view, the governor's state, the balancer's latest output, the ledger's
+closed-trade hook). Everything it hands out is a frozen value (`StatusSnapshot`).
+
+Exchange reads (balance, mark prices) are cached for `server.exchange_read_interval_s`, so a
+page polling /status every two seconds costs the exchange account at most one read of each
+per interval; mark prices come from the mark-price stream when it is usable (no weight).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from quantum_trader.app import Runtime
+from quantum_trader.domain import Balance, ClosedTrade, Position, Side
+from quantum_trader.errors import QuantumTraderError
+from quantum_trader.gates.governor import GovernorState
+from quantum_trader.log import get_logger
+from quantum_trader.ops.health import HealthReport
+from quantum_trader.ops.metrics import StreamState
+
+log = get_logger("status")
+ONE = Decimal(1)
+
+
+@dataclass(frozen=True, slots=True)
+class PositionStatus:
+    """An open position with its futures basics. `liquidation_price` is an estimate (isolated
+    margin, one maintenance rate); mark and unrealized PnL are None before the first read."""
+
+    symbol: str
+    side: Side
+    quantity: Decimal
+    entry_price: Decimal
+    mark_price: Decimal | None
+    unrealized_pnl_usdt: Decimal | None
+    leverage: int
+    margin_usdt: Decimal
+    liquidation_price: Decimal
+    stop_price: Decimal
+    take_profit_price: Decimal
+    opened_at: datetime
+    protected: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CycleStatus:
+    cycle_id: str
+    time: datetime
+    duration_ms: float
+    signals: int
+    candidates: int
+    approved: int
+    opened: int
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionStatus:
+    time: datetime
+    symbol: str
+    gate: str
+    approved: bool
+    reason: str
+    detail: str
+    confidence: float
+
+
+@dataclass(frozen=True, slots=True)
+class StatusSnapshot:
+    """The whole of /status. Times are the trading clock's (simulated in a replay)."""
+
+    time: datetime
+    mode: str
+    market_source: str
+    replay_end: datetime | None
+    replay_finished: bool
+    trading_state: str
+    governor: GovernorState
+    why: tuple[str, ...]
+    health: HealthReport
+    account: Balance | None
+    positions: tuple[PositionStatus, ...]
+    last_cycle: CycleStatus | None
+    balancer: Mapping[str, Any] | None
+    recent_decisions: tuple[DecisionStatus, ...]
+    equity_curve: tuple[tuple[datetime, Decimal], ...]
+    streams: tuple[StreamState, ...]
+    notifications: Mapping[str, int] = field(default_factory=dict)
+
+
+def liquidation_price(
+    side: Side, entry_price: Decimal, leverage: int, maintenance_rate: Decimal
+) -> Decimal:
+    """Isolated-margin liquidation price of a lone position (Binance's formula with no
+    maintenance amount): long entry·(1 − 1/L)/(1 − mmr), short entry·(1 + 1/L)/(1 + mmr)."""
+    inverse = ONE / Decimal(leverage)
+    if side is Side.LONG:
+        return entry_price * (ONE - inverse) / (ONE - maintenance_rate)
+    return entry_price * (ONE + inverse) / (ONE + maintenance_rate)
+
+
+def position_status(
+    position: Position, mark: Decimal | None, maintenance_rate: Decimal
+) -> PositionStatus:
+    """A ledger position with its mark, unrealized PnL, isolated margin and liquidation price."""
+    return PositionStatus(
+        symbol=position.symbol,
+        side=position.side,
+        quantity=position.quantity,
+        entry_price=position.entry_price,
+        mark_price=mark,
+        unrealized_pnl_usdt=None if mark is None else position.unrealized_pnl(mark),
+        leverage=position.leverage,
+        margin_usdt=position.notional_usdt / Decimal(position.leverage),
+        liquidation_price=liquidation_price(
+            position.side, position.entry_price, position.leverage, maintenance_rate
+        ),
+        stop_price=position.stop_price,
+        take_profit_price=position.take_profit_price,
+        opened_at=position.opened_at,
+        protected=position.stop_order_id is not None,
+    )
+
+
+def why_not_active(
+    governor: GovernorState, health: HealthReport, replay_finished: bool
+) -> tuple[str, ...]:
+    """Why entries are limited, one line per reason; empty when trading normally."""
+    reasons = [
+        f"{trip.breaker}: {trip.decision}"
+        + (f" until {trip.until.isoformat()}" if trip.until else "")
+        + (f" ({trip.detail})" if trip.detail else "")
+        for trip in governor.trips
+    ]
+    if health.status == "CRITICAL":
+        reasons.append("health CRITICAL: " + "; ".join(health.problems))
+    if replay_finished:
+        reasons.append("the recorded market has ended: nothing new to trade")
+    return tuple(reasons)
+
+
+class RuntimeView:
+    """Read-only access to the trading core for the operations side (see the module doc)."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        read_interval_s: float,
+        maintenance_rate: float,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._runtime = runtime
+        self._read_interval_s = read_interval_s
+        self._maintenance_rate = Decimal(repr(maintenance_rate))
+        self._monotonic = monotonic
+        self._read_at: float | None = None
+        self._balance: Balance | None = None
+        self._marks: dict[str, Decimal] = {}
+
+    @property
+    def runtime(self) -> Runtime:
+        return self._runtime
+
+    def positions(self) -> Mapping[str, Position]:
+        return dict(self._runtime.core.keeper.view().positions)
+
+    def blocked(self) -> Mapping[str, str]:
+        """Symbols the keeper takes no entry on until an order of ours is settled, and why."""
+        return dict(self._runtime.core.keeper.view().blocked)
+
+    def governor_state(self) -> GovernorState:
+        return self._runtime.core.governor.governor.state
+
+    def balancer_output(self) -> Mapping[str, Any] | None:
+        latest = self._runtime.core.balancer.latest
+        return None if latest is None else latest.to_dict()
+
+    def on_trade_closed(self, listener: Callable[[ClosedTrade], Awaitable[None]]) -> None:
+        """Call `listener` with every round trip the core books."""
+        self._runtime.core.ledger.trade_listeners.append(listener)
+
+    def note_balance(self, balance: Balance) -> None:
+        """A balance someone else just read (the heartbeat's): no need to read it again."""
+        self._balance = balance
+
+    async def account(self) -> tuple[Balance | None, dict[str, Decimal]]:
+        """The balance and the marks of the open positions, read at most once per interval
+        (sooner only when a position opened since the last read)."""
+        now_s = self._monotonic()
+        symbols = sorted(self.positions())
+        fresh = self._read_at is not None and now_s - self._read_at < self._read_interval_s
+        if fresh and set(symbols) <= set(self._marks):  # a new position needs its mark now
+            return self._balance, self._marks
+        self._read_at = now_s
+        exchange, streams = self._runtime.exchange, self._runtime.streams
+        streamed = streams.mark_prices(symbols, self._runtime.clock.now()) if streams else None
+        try:
+            self._balance = await exchange.fetch_balance()
+            if streamed is not None:  # the mark-price stream costs no request weight
+                self._marks = streamed
+            else:
+                self._marks = await exchange.fetch_mark_prices(symbols) if symbols else {}
+        except QuantumTraderError as error:
+            log.warning("status_exchange_read_failed", error=type(error).__name__)
+        return self._balance, self._marks
+
+    async def position_statuses(self) -> tuple[PositionStatus, ...]:
+        _, marks = await self.account()
+        return tuple(
+            position_status(p, marks.get(symbol), self._maintenance_rate)
+            for symbol, p in sorted(self.positions().items())
+        )
+
+
+def snapshot_json(snapshot: StatusSnapshot) -> dict[str, Any]:
+    """/status as JSON-ready data: Decimals as strings, times as ISO-8601."""
+    governor = snapshot.governor
+    return {
+        "time": snapshot.time.isoformat(),
+        "mode": snapshot.mode,
+        "market_source": snapshot.market_source,
+        "replay": {
+            "end": _iso(snapshot.replay_end),
+            "finished": snapshot.replay_finished,
+        },
+        "trading": {"state": snapshot.trading_state, "why": list(snapshot.why)},
+        "governor": {
+            "state": governor.trading_state,
+            "decision": governor.decision,
+            "until": _iso(governor.until),
+            "trips": [trip.to_dict() for trip in governor.trips],
+        },
+        "health": {"status": snapshot.health.status, "problems": list(snapshot.health.problems)},
+        "account": _balance_json(snapshot.account),
+        "positions": [_plain(p) for p in snapshot.positions],
+        "last_cycle": None if snapshot.last_cycle is None else _plain(snapshot.last_cycle),
+        "balancer": snapshot.balancer,
+        "recent_decisions": [_plain(d) for d in snapshot.recent_decisions],
+        "equity_curve": [[t.isoformat(), str(e)] for t, e in snapshot.equity_curve],
+        "streams": [_plain(s) for s in snapshot.streams],
+        "notifications": dict(snapshot.notifications),
+    }
+
+
+def _balance_json(balance: Balance | None) -> dict[str, str] | None:
+    if balance is None:
+        return None
+    return {
+        "equity_usdt": str(balance.equity_usdt),
+        "wallet_usdt": str(balance.wallet_usdt),
+        "free_usdt": str(balance.free_usdt),
+        "used_margin_usdt": str(balance.used_margin_usdt),
+        "unrealized_pnl_usdt": str(balance.unrealized_pnl_usdt),
+    }
+
+
+def _plain(value: Any) -> dict[str, Any]:
+    return {name: _scalar(getattr(value, name)) for name in value.__slots__}
+
+
+def _scalar(value: object) -> object:
+    if isinstance(value, Decimal):
+        return format(value.quantize(Decimal("1e-8")).normalize(), "f")
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()

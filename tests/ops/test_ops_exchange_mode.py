@@ -1,0 +1,91 @@
+"""The status server in testnet mode, against the loopback Binance stand-in: the position the
+cycle opened is on /status with the exchange's mark price, and /metrics carries the requests,
+Binance's used weight and the orders."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from contextlib import AsyncExitStack
+from decimal import Decimal
+from pathlib import Path
+
+import aiohttp
+import numpy as np
+from loopback import LoopbackBinance, loopback_api_urls
+from loopback.fixtures import loopback, loopback_settings
+from ops_builders import TOKEN
+from pydantic import SecretStr
+
+from quantum_trader.app_exchange import open_exchange_runtime
+from quantum_trader.app_ops import open_operations
+from quantum_trader.clock import ManualClock, utc_from_ms
+from quantum_trader.config import MarketSettings, Settings
+from quantum_trader.domain import Bars, SignalSeries
+from quantum_trader.ops.metrics import Metrics
+from quantum_trader.ops.settings import ServerSettings
+
+__all__ = ["loopback"]
+BTC = "BTC/USDT:USDT"
+
+
+class AlwaysBuy:
+    """A signal source that says BUY with high confidence on every bar."""
+
+    name = "always_buy"
+    warmup_hours = 1
+
+    def evaluate(
+        self, bars: Mapping[str, Bars], tail: int | None = None
+    ) -> dict[str, SignalSeries]:
+        series = {}
+        for symbol, b in bars.items():
+            action = np.ones(len(b), dtype=np.int8)
+            confidence = np.full(len(b), 0.9)
+            series[symbol] = SignalSeries(action, confidence, {self.name: (action, confidence)})
+        return series
+
+
+async def test_status_and_metrics_of_a_testnet_runtime(
+    loopback: LoopbackBinance, tmp_path: Path
+) -> None:
+    settings = Settings(
+        data_dir=tmp_path,
+        exchange=loopback_settings(),
+        market=MarketSettings(symbols=(BTC,), history_bars=300),
+        server=ServerSettings(port=0, token=SecretStr(TOKEN), exchange_read_interval_s=0.01),
+    )
+    metrics = Metrics()
+    async with AsyncExitStack() as stack:
+        runtime = await open_exchange_runtime(
+            settings,
+            stack,
+            asyncio.Event(),
+            clock=ManualClock(utc_from_ms(loopback.state.now_ms + 10_000)),
+            api_urls=loopback_api_urls(loopback.base_url),
+            source=AlwaysBuy(),
+            rate_limit=False,
+            metrics=metrics,
+        )
+        ops = await open_operations(runtime, metrics, stack)
+        now = runtime.clock.now()
+        summary = await runtime.core.executor.run_cycle(now)
+        ops.telemetry.on_cycle(summary, 0.05, now)
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        async with aiohttp.ClientSession(headers=headers) as client:
+            async with client.get(f"{ops.url}/status") as answer:
+                status = await answer.json()
+            async with client.get(f"{ops.url}/metrics") as answer:
+                text = await answer.text()
+    assert status["mode"] == "testnet"
+    assert status["market_source"] == "exchange"
+    (position,) = status["positions"]
+    assert position["symbol"] == BTC
+    assert Decimal(position["mark_price"]) > 0
+    assert position["protected"] is True
+    assert status["last_cycle"]["opened"] == 1
+    assert 'qt_orders_total{kind="MARKET",outcome="filled"} 1.0' in text
+    assert 'qt_orders_total{kind="STOP_MARKET",outcome="accepted"} 1.0' in text
+    used = next(x for x in text.splitlines() if x.startswith("qt_exchange_used_weight_1m "))
+    assert float(used.split()[1]) == loopback.weight > 0
+    assert 'qt_exchange_requests_total{operation="order"}' in text

@@ -1,0 +1,73 @@
+"""Metrics fed from the exchange boundary (the ccxt adapter against the loopback Binance
+stand-in): request counts and Binance's own used weight, orders by outcome, fills, errors by
+class; and stream health, REST-only today."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+
+import pytest
+from loopback import LoopbackBinance
+from loopback.faults import Fault
+
+from quantum_trader.domain import OrderKind, OrderRequest, OrderSide
+from quantum_trader.errors import OrderRejected
+from quantum_trader.execution.ccxt_exchange import CcxtExchange
+from quantum_trader.ops.metered import MeteredExchange
+from quantum_trader.ops.metrics import Metrics, StreamState
+
+BTC = "BTC/USDT:USDT"
+
+
+def sample(metrics: Metrics, name: str, **labels: str) -> float:
+    return metrics.registry.get_sample_value(name, labels) or 0.0
+
+
+async def test_request_weight_is_binance_own_figure(
+    exchange: CcxtExchange, loopback: LoopbackBinance
+) -> None:
+    metrics = Metrics()
+    exchange.on_request = metrics.on_request
+    await exchange.fetch_balance()  # v3/account: weight 5
+    await exchange.fetch_mark_prices([BTC])  # premiumIndex for all symbols: weight 10
+    await exchange.fetch_positions()  # v2/positionRisk: weight 5
+    assert loopback.weight == 20
+    assert sample(metrics, "qt_exchange_used_weight_1m") == loopback.weight
+    assert sample(metrics, "qt_exchange_requests_total", operation="account") == 2
+    assert sample(metrics, "qt_exchange_requests_total", operation="data") == 1
+
+
+async def test_orders_fills_and_errors_are_counted_at_the_port(
+    exchange: CcxtExchange, loopback: LoopbackBinance
+) -> None:
+    metrics = Metrics()
+    metered = MeteredExchange(exchange, metrics)
+    buy = OrderRequest("qteBTC1", BTC, OrderSide.BUY, OrderKind.MARKET, Decimal("0.01"))
+    loopback.inject(Fault(path="/fapi/v1/order", code=-2019, msg="Margin is insufficient."))
+    with pytest.raises(OrderRejected):
+        await metered.place_order(buy)
+    order = await metered.place_order(OrderRequest("qteBTC2", *_rest(buy)))
+    fills = await metered.fetch_fills(BTC, order.client_order_id)
+    assert sample(metrics, "qt_orders_total", kind="MARKET", outcome="rejected") == 1
+    assert sample(metrics, "qt_orders_total", kind="MARKET", outcome="filled") == 1
+    assert sample(metrics, "qt_fills_total", side="BUY") == len(fills) >= 1
+    assert sample(metrics, "qt_errors_total", error="OrderRejected", where="exchange") == 1
+
+
+def _rest(request: OrderRequest) -> tuple[str, OrderSide, OrderKind, Decimal]:
+    return request.symbol, request.side, request.kind, request.quantity
+
+
+class TwoStreams:
+    def streams(self) -> Sequence[StreamState]:
+        return (StreamState("markPrice", True, 0.4), StreamState("userData", False, None))
+
+
+def test_stream_health_is_reported_and_none_means_rest_only() -> None:
+    assert b"qt_streams 0.0" in Metrics().render()[0]
+    text = Metrics(TwoStreams()).render()[0].decode()
+    assert "qt_streams 2.0" in text
+    assert 'qt_stream_up{stream="markPrice"} 1.0' in text
+    assert 'qt_stream_up{stream="userData"} 0.0' in text
+    assert 'qt_stream_last_message_age_seconds{stream="markPrice"} 0.4' in text

@@ -1,0 +1,186 @@
+"""Notifications against a loopback receiver that is up, slow and down: in order when up,
+retried when slow, bounded and never in trading's way when down, and the bot token is never
+logged. The daemon itself keeps trading while its receiver is down."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from daemon_harness import Daemon, eventually, query
+from ops_builders import BOT_TOKEN, Receiver, closed_port_url, status_url
+from pydantic import SecretStr
+from structlog.testing import capture_logs
+
+from quantum_trader.log import get_logger
+from quantum_trader.ops.metrics import Metrics
+from quantum_trader.ops.notify import Notification, NotificationKind, Notifier, backoff_s
+from quantum_trader.ops.quiet import RepeatedWarnings
+from quantum_trader.ops.settings import NotifySettings
+
+T0 = datetime(2025, 9, 8, tzinfo=UTC)
+CHAT = "-1001234"
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    up = Receiver()
+    yield up
+    up.close()
+
+
+def settings_for(webhook: str | None, telegram: str | None, **change: Any) -> NotifySettings:
+    fields: dict[str, Any] = {"backoff_initial_s": 0.01, "backoff_max_s": 0.05, **change}
+    if webhook is not None:
+        fields["webhook_url"] = SecretStr(webhook)
+    if telegram is not None:
+        fields |= {
+            "telegram_api_url": telegram,
+            "telegram_bot_token": SecretStr(BOT_TOKEN),
+            "telegram_chat_id": CHAT,
+        }
+    return NotifySettings(**fields)
+
+
+def notifier_for(settings: NotifySettings) -> tuple[Notifier, Metrics]:
+    metrics = Metrics()
+    warnings = RepeatedWarnings(get_logger("test"), 60.0)
+    return Notifier(settings, metrics, warnings), metrics
+
+
+def message(number: int) -> Notification:
+    return Notification(NotificationKind.ENTRY, T0, f"entry {number}", {"n": str(number)})
+
+
+def counted(metrics: Metrics, channel: str, outcome: str) -> float:
+    value = metrics.registry.get_sample_value(
+        "qt_notifications_total", {"channel": channel, "outcome": outcome}
+    )
+    return value or 0.0
+
+
+async def test_an_up_receiver_gets_every_notification_in_order(receiver: Receiver) -> None:
+    notifier, metrics = notifier_for(settings_for(f"{receiver.url}/hook", receiver.url))
+    await notifier.start()
+    for number in range(3):
+        notifier.publish(message(number))
+    await notifier.close()
+    hooks = [r.body for r in receiver.received if r.path == "/hook"]
+    assert [h["n"] for h in hooks] == ["0", "1", "2"]
+    assert hooks[0] == {"kind": "entry", "time": T0.isoformat(), "text": "entry 0", "n": "0"}
+    telegram = [r for r in receiver.received if r.path != "/hook"]
+    assert {r.path for r in telegram} == {f"/bot{BOT_TOKEN}/sendMessage"}
+    assert [r.body["text"] for r in telegram] == ["entry 0", "entry 1", "entry 2"]
+    assert telegram[0].body["chat_id"] == CHAT
+    assert counted(metrics, "webhook", "sent") == 3
+    assert counted(metrics, "telegram", "sent") == 3
+
+
+async def test_a_slow_receiver_is_retried_until_it_answers(receiver: Receiver) -> None:
+    receiver.script = [(200, 0.6, "{}"), (503, 0.0, "{}")]  # too slow, then unavailable, then up
+    notifier, metrics = notifier_for(
+        settings_for(f"{receiver.url}/hook", None, request_timeout_s=0.2)
+    )
+    await notifier.start()
+    with capture_logs() as logs:
+        notifier.publish(message(1))
+        await notifier.close()
+    assert receiver.attempts == 3
+    assert counted(metrics, "webhook", "sent") == 1
+    assert counted(metrics, "webhook", "failed") == 0
+    assert not [e for e in logs if e["event"] == "notification_failed"]
+
+
+async def test_telegram_flood_control_is_respected(receiver: Receiver) -> None:
+    flood = '{"ok": false, "parameters": {"retry_after": 0.05}}'
+    receiver.script = [(429, 0.0, flood)]
+    notifier, metrics = notifier_for(settings_for(None, receiver.url))
+    await notifier.start()
+    notifier.publish(message(1))
+    await notifier.close()
+    assert receiver.attempts == 2
+    assert counted(metrics, "telegram", "sent") == 1
+
+
+async def test_a_refusal_is_final(receiver: Receiver) -> None:
+    receiver.status = 403  # e.g. the bot was removed from the chat: retrying cannot help
+    notifier, metrics = notifier_for(settings_for(None, receiver.url, max_attempts=5))
+    await notifier.start()
+    with capture_logs() as logs:
+        notifier.publish(message(1))
+        await notifier.close()
+    assert receiver.attempts == 1
+    assert counted(metrics, "telegram", "failed") == 1
+    failed = [e for e in logs if e["event"] == "notification_failed"]
+    assert failed[0]["reason"] == "HTTP 403"
+    assert BOT_TOKEN not in str(logs)
+
+
+async def test_a_down_receiver_bounds_the_queue_drops_the_oldest_and_never_logs_the_token() -> None:
+    down = closed_port_url()
+    settings = settings_for(down, down.removesuffix("/hook"), queue_size=5, max_attempts=3)
+    notifier, metrics = notifier_for(settings)
+    await notifier.start()
+    with capture_logs() as logs:
+        for number in range(50):  # synchronous: publishing cannot wait for the network
+            notifier.publish(message(number))
+        assert notifier.counts() == {"pending": 10, "dropped": 90, "channels": 2}
+        await notifier.close()
+    assert counted(metrics, "webhook", "dropped") == 45
+    assert counted(metrics, "telegram", "failed") == 5
+    dropped = [e for e in logs if e["event"] == "notification_dropped"]
+    assert len(dropped) == 2  # one line per channel, the rest counted (and summarized later)
+    assert dropped[0]["queue_size"] == 5
+    failed = [e for e in logs if e["event"] == "notification_failed"]
+    assert {e["attempts"] for e in failed} == {3}
+    assert {e["reason"] for e in failed} == {"ClientConnectorError"}
+    assert BOT_TOKEN not in str(logs)
+    assert down not in str(logs)
+
+
+@pytest.mark.parametrize(
+    ("attempt", "retry_after", "expected"),
+    [(1, None, 1.0), (2, None, 2.0), (3, None, 4.0), (9, None, 30.0), (1, 7.0, 7.0), (1, 99, 30.0)],
+)
+def test_backoff_doubles_honours_retry_after_and_is_capped(
+    attempt: int, retry_after: float | None, expected: float
+) -> None:
+    assert backoff_s(attempt, retry_after, NotifySettings()) == expected
+
+
+@pytest.mark.slow
+def test_the_daemon_keeps_trading_while_its_receivers_are_down(tmp_path: Path) -> None:
+    down = closed_port_url()
+    daemon = Daemon.start(
+        tmp_path,
+        QT_MARKET__REPLAY_SPEED="600",
+        QT_NOTIFY__WEBHOOK_URL=down,
+        QT_NOTIFY__TELEGRAM_API_URL=down.removesuffix("/hook"),
+        QT_NOTIFY__TELEGRAM_BOT_TOKEN=BOT_TOKEN,
+        QT_NOTIFY__TELEGRAM_CHAT_ID=CHAT,
+        QT_NOTIFY__QUEUE_SIZE="2",
+        QT_NOTIFY__BACKOFF_INITIAL_S="0.2",
+    )
+    status_url(daemon)
+    eventually(lambda: daemon.logged_so_far("notification_failed"), 30, "a failed delivery")
+    decisions = len(daemon.query("SELECT 1 FROM decisions"))
+    eventually(
+        lambda: (
+            daemon.query("SELECT 1 FROM positions")
+            and len(daemon.query("SELECT 1 FROM decisions")) > decisions + 50
+        ),
+        30,
+        "positions and more decisions while notifications fail",
+    )
+    assert daemon.stop(signal.SIGTERM, timeout_s=30) == 0
+    assert daemon.events[-1]["event"] == "daemon_stopped"
+    assert (
+        query(tmp_path / "quantum_trader.db", "SELECT 1 FROM orders WHERE status = 'PENDING'") == []
+    )
+    output = daemon.output.read_text() + daemon.stderr
+    assert BOT_TOKEN not in output
+    assert down not in output

@@ -1,0 +1,89 @@
+"""The server's and the notifications' settings: one line per problem, secrets never shown,
+and an address already in use is a configuration problem (exit 2), not a crash."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from ops_builders import BOT_TOKEN, TOKEN
+
+from quantum_trader.config import load_settings
+from quantum_trader.errors import ConfigurationError
+
+
+def run_cli(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("QT_")}
+    return subprocess.run(
+        [sys.executable, "-m", "quantum_trader", *args],
+        capture_output=True,
+        text=True,
+        env={**clean, "QT_DATA_DIR": str(cwd), **env},
+        cwd=cwd,
+        timeout=60,
+        check=False,
+    )
+
+
+def problems(**env: str) -> tuple[str, ...]:
+    with pytest.raises(ConfigurationError) as error:
+        load_settings(None, environ=env)
+    return error.value.problems
+
+
+def test_the_server_listens_on_loopback_by_default() -> None:
+    settings = load_settings(None, environ={})
+    assert settings.server.host == "127.0.0.1"
+    assert settings.server.token is None
+    assert settings.notify.webhook_url is None
+
+
+def test_a_short_token_is_refused_without_echoing_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("QT_SERVER__TOKEN", "short-secret")
+    (line,) = problems(QT_SERVER__TOKEN="short-secret")
+    assert line.startswith("server.token: ")
+    assert "short-secret" not in line
+
+
+def test_telegram_needs_a_chat_as_well_as_a_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("QT_NOTIFY__TELEGRAM_BOT_TOKEN", BOT_TOKEN)
+    (line,) = problems(QT_NOTIFY__TELEGRAM_BOT_TOKEN=BOT_TOKEN)
+    assert "telegram_chat_id" in line
+    assert BOT_TOKEN not in line
+
+
+def test_config_show_redacts_the_tokens_and_the_webhook(tmp_path: Path) -> None:
+    hook = "https://hooks.example.invalid/services/T000/B000/XYZsecret"
+    done = run_cli(
+        "config",
+        "show",
+        cwd=tmp_path,
+        QT_SERVER__TOKEN=TOKEN,
+        QT_NOTIFY__WEBHOOK_URL=hook,
+        QT_NOTIFY__TELEGRAM_BOT_TOKEN=BOT_TOKEN,
+        QT_NOTIFY__TELEGRAM_CHAT_ID="42",
+    )
+    assert done.returncode == 0, done.stderr
+    for secret in (TOKEN, hook, BOT_TOKEN):
+        assert secret not in done.stdout
+
+
+def test_a_port_in_use_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = run_cli(
+            "run", cwd=tmp_path, QT_SERVER__PORT=str(port), QT_MARKET__REPLAY_SPEED="600"
+        )
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(
+        f"configuration error: server.port: cannot listen on 127.0.0.1:{port}"
+    )
+    assert "QT_SERVER__PORT" in lines[0]
