@@ -99,14 +99,15 @@ async def periodic(
     it started, in the clock's seconds) goes to the watch.
     """
     interval = timedelta(seconds=interval_s)
-    deadline = clock.now()
+    due = deadline = clock.now()  # `due`: the tick this step was due at, even if it was missed
     watch = watch or LoopWatch()
     while not stopping.is_set():
         started = clock.now()
         scheduled = started >= deadline  # not a step a wake-up asked for
-        watch.on_step(name, interval_s, (started - deadline).total_seconds() if scheduled else 0)
+        watch.on_step(name, interval_s, (started - due).total_seconds() if scheduled else 0.0)
         await _run_step(name, clock, step, watch, on_operator_required)
         if scheduled:
+            due = deadline + interval
             deadline = _next_deadline(name, deadline, interval, clock.now(), watch)
         if any(wake.is_set() for wake in wakes):
             if await sleep_or_stop(clock, min(deadline, started + interval / 5), stopping):
