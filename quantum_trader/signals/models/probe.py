@@ -35,6 +35,9 @@ def _probe(name: str, payload: bytes, n_inputs: int) -> None:
 
 
 def main(arguments: list[str]) -> int:
+    # XGBoost and LightGBM import scikit-learn (and SciPy) when present, for wrappers a trial
+    # load never uses; that import takes longer than the load itself.
+    sys.modules.setdefault("sklearn", None)  # type: ignore[arg-type]
     n_inputs = int(arguments[0])
     for argument in arguments[1:]:
         name, rest = argument.split("=", 1)
