@@ -1,4 +1,7 @@
-"""A tiny model set trained once per test worker on a slice of the bundled sample."""
+"""A tiny model set trained once per test worker on a slice of the bundled sample.
+
+Test modules import `trained_fixture` (the fixture `trained`) from here: a session fixture, so
+one training per worker, shared by every module that imports it."""
 
 from __future__ import annotations
 
@@ -6,6 +9,8 @@ import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
+
+import pytest
 
 from quantum_trader.config import LogSettings, MarketSettings, Settings
 from quantum_trader.market.candle_store import bundled_sample_dir
@@ -62,3 +67,10 @@ def copy_data_dir(trained: Path, into: Path) -> Path:
     """A private copy of a trained data dir (models only), for tests that damage it."""
     shutil.copytree(trained / "models", into / "models")
     return into
+
+
+@pytest.fixture(scope="session", name="trained")
+def trained_fixture(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, TrainingResult]:
+    """(data dir, training result) of the tiny set; never modify it (copy it first)."""
+    data_dir = tmp_path_factory.mktemp("trained")
+    return data_dir, train_tiny(data_dir)

@@ -17,7 +17,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from ml_fixtures import SYMBOLS, TINY, TRAINED_AT, copy_data_dir, settings_for
+from ml_fixtures import (  # noqa: F401 (trained_fixture is the fixture `trained`)
+    SYMBOLS,
+    TINY,
+    TRAINED_AT,
+    copy_data_dir,
+    settings_for,
+    trained_fixture,
+)
 from rich.console import Console
 from structlog.testing import capture_logs
 

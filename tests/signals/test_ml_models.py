@@ -11,7 +11,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from ml_fixtures import SYMBOLS, TINY, TRAINED_AT, copy_data_dir, settings_for, train_tiny
+from ml_fixtures import (  # noqa: F401 (trained_fixture is the fixture `trained`)
+    SYMBOLS,
+    TINY,
+    TRAINED_AT,
+    copy_data_dir,
+    settings_for,
+    train_tiny,
+    trained_fixture,
+)
 from structlog.testing import capture_logs
 
 from quantum_trader.config import Settings

@@ -15,7 +15,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from ml_fixtures import copy_data_dir
+from ml_fixtures import (  # noqa: F401 (trained_fixture is the fixture `trained`)
+    copy_data_dir,
+    trained_fixture,
+)
 
 from quantum_trader.signals.model_set import MANIFEST_FILE, current_set, sha256_hex
 from quantum_trader.signals.models.model_files import probe_result
