@@ -26,6 +26,7 @@ from quantum_trader.config import Settings
 from quantum_trader.domain import Bars
 from quantum_trader.market.candle_store import CandleStore, bundled_sample_dir
 from quantum_trader.signals.ensemble import CRITICAL, DEGRADED, HEALTHY, Ensemble, LoadedModel
+from quantum_trader.signals.labels import ExitRules
 from quantum_trader.signals.loading import load_ensemble
 from quantum_trader.signals.model_set import (
     CURRENT_FILE,
@@ -35,6 +36,8 @@ from quantum_trader.signals.model_set import (
     sha256_hex,
 )
 from quantum_trader.signals.models.base import MODEL_NAMES, Batch, Scores
+from quantum_trader.signals.panel import load_panel, make_folds
+from quantum_trader.signals.rules import RuleAgent
 from quantum_trader.signals.training import REPORT_FILE, TrainingResult
 from quantum_trader.signals.training_report import ENSEMBLE, MAJORITY, META, RULES
 
@@ -183,8 +186,6 @@ def test_meta_labeling_only_ever_takes_the_rule_agents_side(trained: Trained) ->
     )
     meta = loaded(trained[0], settings)
     assert meta.name == "ensemble-meta"
-    from quantum_trader.signals.rules import RuleAgent
-
     rules = RuleAgent(settings.signals).evaluate(FIVE_MIN)
     for symbol, series in meta.evaluate(FIVE_MIN).items():
         taken = series.action != 0
@@ -314,3 +315,28 @@ def test_a_model_failing_at_inference_abstains_and_degrades_health(trained: Trai
     status, detail = ensemble.health(TRAINED_AT)
     assert status == DEGRADED
     assert "failed to predict" in detail
+
+
+def test_no_training_row_of_a_block_has_a_label_that_reaches_into_the_block() -> None:
+    settings = settings_for(Path("unused"))
+    panel = load_panel(
+        TINY,
+        ExitRules.of(settings),
+        RuleAgent(settings.signals),
+        bundled_sample_dir(),
+        SYMBOLS,
+        need_windows=False,
+    )
+    folds = make_folds(panel, TINY)
+    embargo_ms = TINY.embargo_h * 3_600_000
+    for (start, stop), train, test in zip(folds.blocks, folds.train, folds.test, strict=True):
+        assert train.any()
+        assert test.any()
+        assert int(panel.label_end_ms[train].max()) + embargo_ms <= start
+        assert int(panel.time_ms[test].min()) >= start
+        assert int(panel.time_ms[test].max()) < stop
+        # every row before the block whose label ends in time is used: purging drops only
+        # what overlaps
+        earlier = panel.time_ms < start
+        assert (train == earlier & (panel.label_end_ms + embargo_ms <= start)).all()
+    assert (panel.label_end_ms > panel.time_ms + 3_600_000).all()
