@@ -31,10 +31,14 @@ def closed_trades(out_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     return r, ms
 
 
+HEADER = (
+    "| backtest | trades | mean R after costs [95 % CI] | hit rate [95 % CI] | total R",
+    "| return |",
+)
+
+
 def main(arguments: list[str]) -> None:
-    print(
-        "| backtest | trades | mean R after costs [95 % CI] | hit rate [95 % CI] | total R | return |"
-    )
+    print(" ".join(HEADER))
     print("|---|---|---|---|---|---|")
     for argument in arguments:
         label, directory = argument.split("=", 1)
