@@ -13,7 +13,9 @@ import pytest
 
 from quantum_trader.config import Settings
 from quantum_trader.domain import Bars, ExitReason, Regime, Side
+from quantum_trader.market import indicators
 from quantum_trader.market.candle_store import CandleStore, bundled_sample_dir
+from quantum_trader.market.regime import REGIMES, regime_series
 from quantum_trader.market.replay import FundingSeries
 from quantum_trader.signals.labels import ExitRules, simulate_trade, triple_barrier_labels
 
@@ -149,3 +151,18 @@ def test_a_label_reads_no_bar_after_its_own_window() -> None:
         again = triple_barrier_labels(changed, None, np.array([t]), RULES)
         np.testing.assert_array_equal(again.r[0], labels.r[i])
         assert end > int(hourly.time_ms[t]) + HOUR  # the window starts after the entry
+
+
+def test_skipping_quiet_ticks_changes_no_outcome() -> None:
+    """The fast path hands the monitor only ticks that can matter; every outcome is identical
+    to handing it every tick (real BTC and DOGE hours, both sides, every regime they had)."""
+    store = CandleStore(bundled_sample_dir())
+    for symbol in ("BTC/USDT:USDT", "DOGE/USDT:USDT"):
+        hourly = store.load_bars(symbol, "1h").slice(0, 1500)
+        funding = FundingSeries.from_rates(*store.load_funding(symbol))
+        atr = indicators.atr_pct(hourly)
+        regimes = regime_series(hourly, RULES.regime)
+        for t in range(200, 1400, 7):
+            for side in (Side.LONG, Side.SHORT):
+                args = (hourly, funding, t, side, float(atr[t]), REGIMES[regimes[t]], RULES)
+                assert simulate_trade(*args) == simulate_trade(*args, skip_quiet_ticks=False)
