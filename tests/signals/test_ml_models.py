@@ -340,3 +340,27 @@ def test_no_training_row_of_a_block_has_a_label_that_reaches_into_the_block() ->
         earlier = panel.time_ms < start
         assert (train == earlier & (panel.label_end_ms + embargo_ms <= start)).all()
     assert (panel.label_end_ms > panel.time_ms + 3_600_000).all()
+
+
+@pytest.mark.parametrize(
+    ("current", "manifest", "expected"),
+    [
+        ("../elsewhere", None, "does not name a model set"),
+        ("gone", None, "model set gone: no readable manifest"),
+        ("old", '{"format_version": 1}', "model set format 1, this program reads 2"),
+        ("bad", "{not json", "unreadable model set manifest"),
+    ],
+)
+def test_an_unusable_current_or_manifest_is_refused_with_one_line(
+    tmp_path: Path, current: str, manifest: str | None, expected: str
+) -> None:
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / CURRENT_FILE).write_text(current + "\n")
+    if manifest is not None:
+        (models / current).mkdir()
+        (models / current / MANIFEST_FILE).write_text(manifest)
+    with capture_logs() as logs:
+        assert load_ensemble(models, settings_for(tmp_path)) is None
+    (refused,) = [e for e in logs if e["event"] == "model_set_refused"]
+    assert expected in refused["reason"]
