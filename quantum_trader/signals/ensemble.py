@@ -23,6 +23,7 @@ from quantum_trader.market.replay import FundingSeries
 from quantum_trader.market.resample import HOUR_MS, hourly_row_for, resample_hourly
 from quantum_trader.signals.calibration import Calibration
 from quantum_trader.signals.features import FEATURE_WINDOW_H, compute_features
+from quantum_trader.signals.model_set import ModelProvenance
 from quantum_trader.signals.models.base import (
     FORECASTERS,
     MODEL_NAMES,
@@ -46,6 +47,7 @@ log = get_logger("signals.ensemble")
 class LoadedModel:
     predictor: Predictor
     calibration: Calibration
+    provenance: ModelProvenance | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +94,11 @@ class Ensemble:
     @property
     def trained_at(self) -> datetime:
         return self._trained_at
+
+    @property
+    def metadata(self) -> dict[str, ModelProvenance]:
+        """Where each loaded model learned (its set and the data its labels read)."""
+        return {m.predictor.name: m.provenance for m in self._models if m.provenance is not None}
 
     @property
     def warmup_hours(self) -> int:

@@ -23,6 +23,7 @@ from quantum_trader.signals.labels import ExitRules
 from quantum_trader.signals.model_set import (
     Manifest,
     ModelEntry,
+    ModelProvenance,
     ModelSetError,
     SetSpec,
     current_set,
@@ -120,4 +121,6 @@ def _build(
     except ModelArtifactError as error:
         log.warning("model_load_failed", model=entry.name, reason=str(error))
         return
-    into[entry.name] = LoadedModel(predictor, entry.calibration)
+    into[entry.name] = LoadedModel(
+        predictor, entry.calibration, ModelProvenance.of(manifest, entry.name)
+    )

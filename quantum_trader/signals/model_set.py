@@ -103,14 +103,19 @@ class SetSpec:
 
 @dataclass(frozen=True, slots=True)
 class Manifest:
-    """A model set's description (`manifest.json`)."""
+    """A model set's description (`manifest.json`).
+
+    `training_start` .. `training_end` is the data the set's labels read: from the open of the
+    first labelled hour to the close of the last bar a label looked at. A backtest inside it is
+    in-sample.
+    """
 
     set_id: str
     trained_at: datetime
     spec: SetSpec
     symbols: tuple[str, ...]
-    data_start: datetime
-    data_end: datetime
+    training_start: datetime
+    training_end: datetime
     models: tuple[ModelEntry, ...]
     format_version: int = FORMAT_VERSION
     package_version: str = __version__
@@ -127,8 +132,8 @@ class Manifest:
                 "horizon_h": self.spec.horizon_h,
                 "exit_rules": dict(self.spec.exit_rules),
                 "symbols": list(self.symbols),
-                "data_start": self.data_start.isoformat(),
-                "data_end": self.data_end.isoformat(),
+                "training_start": self.training_start.isoformat(),
+                "training_end": self.training_end.isoformat(),
                 "models": [m.to_json() for m in self.models],
             },
             indent=1,
@@ -155,8 +160,8 @@ class Manifest:
                     dict(data["exit_rules"]),
                 ),
                 symbols=tuple(str(s) for s in data["symbols"]),
-                data_start=datetime.fromisoformat(str(data["data_start"])),
-                data_end=datetime.fromisoformat(str(data["data_end"])),
+                training_start=datetime.fromisoformat(str(data["training_start"])),
+                training_end=datetime.fromisoformat(str(data["training_end"])),
                 models=tuple(ModelEntry.from_json(m) for m in data["models"]),
                 format_version=version,
                 package_version=str(data["package_version"]),
@@ -166,6 +171,27 @@ class Manifest:
         if manifest.trained_at.tzinfo is None:
             raise ModelSetError("model set manifest: trained_at has no time zone")
         return manifest
+
+
+@dataclass(frozen=True, slots=True)
+class ModelProvenance:
+    """Where a loaded model learned: its set, when, and the data its labels read."""
+
+    model: str
+    set_id: str
+    trained_at: datetime
+    training_start: datetime
+    training_end: datetime
+
+    @classmethod
+    def of(cls, manifest: Manifest, model: str) -> ModelProvenance:
+        return cls(
+            model,
+            manifest.set_id,
+            manifest.trained_at,
+            manifest.training_start,
+            manifest.training_end,
+        )
 
 
 def sha256_hex(payload: bytes) -> str:

@@ -32,7 +32,6 @@ import numpy.typing as npt
 
 from quantum_trader.clock import utc_from_ms
 from quantum_trader.errors import ModelArtifactError
-from quantum_trader.market.resample import HOUR_MS
 from quantum_trader.signals.calibration import Calibration
 from quantum_trader.signals.labels import ExitRules
 from quantum_trader.signals.loading import expected_spec
@@ -243,7 +242,7 @@ def _manifest(
         trained_at=now,
         spec=expected_spec(settings),
         symbols=tuple(symbols),
-        data_start=utc_from_ms(int(panel.time_ms.min())),
-        data_end=utc_from_ms(int(panel.time_ms.max()) + HOUR_MS),
+        training_start=utc_from_ms(int(panel.time_ms.min())),
+        training_end=utc_from_ms(int(panel.label_end_ms.max())),
         models=entries,
     )

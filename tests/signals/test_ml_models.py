@@ -96,7 +96,14 @@ def test_training_publishes_one_complete_set(trained: Trained) -> None:
     assert [m.name for m in manifest.models] == list(MODEL_NAMES)
     assert manifest.trained_at == TRAINED_AT
     assert manifest.symbols == SYMBOLS
-    assert manifest.data_end <= TINY.training_end  # type: ignore[operator]
+    assert TINY.training_end is not None
+    assert manifest.training_end <= TINY.training_end  # labels read nothing after it
+    assert manifest.training_start < manifest.training_end
+    provenance = loaded(data_dir).metadata
+    assert set(provenance) == set(MODEL_NAMES)
+    assert {(p.training_start, p.training_end) for p in provenance.values()} == {
+        (manifest.training_start, manifest.training_end)
+    }
     for entry in manifest.models:
         payload = (result.set_dir / entry.file).read_bytes()
         assert sha256_hex(payload) == entry.sha256
