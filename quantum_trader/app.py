@@ -15,14 +15,15 @@ from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
-from quantum_trader.clock import ms_from_utc
+from quantum_trader.clock import ms_from_utc, utc_from_ms
 from quantum_trader.config import Settings
 from quantum_trader.cycle import Executor, HealthFn
 from quantum_trader.domain import ExchangeMode, MarketRules
 from quantum_trader.errors import ConfigurationError, OperatorActionRequired
 from quantum_trader.execution.ids import ClientOrderIds
 from quantum_trader.execution.paper import PaperExchange
-from quantum_trader.execution.paper_markets import default_market_rules
+from quantum_trader.execution.paper_continuity import Books, continuity_problem
+from quantum_trader.execution.paper_state import load_state
 from quantum_trader.execution.reconcile import ReconciliationReport, reconcile
 from quantum_trader.execution.trader import Trader
 from quantum_trader.gates.balancer import PortfolioBalancer
@@ -35,12 +36,16 @@ from quantum_trader.market.provider import LiveMarket, MarketStateProvider
 from quantum_trader.market.replay import FundingSeries, ReplayFeed
 from quantum_trader.market.setup import (
     global_regime_timeline,
+    missing_inputs,
     open_replay_feed,
     open_store,
     regime_function,
     statistics_windows,
+    with_universe,
 )
+from quantum_trader.market.source import describe, resolve_market_data
 from quantum_trader.monitor.loop import PositionMonitor
+from quantum_trader.ops.data_dir import hold_data_dir, prepare_data_dir
 from quantum_trader.ops.governor_keeper import GovernorKeeper, load_governor
 from quantum_trader.ops.health import HealthMonitor
 from quantum_trader.portfolio.ledger import Ledger
@@ -240,19 +245,31 @@ async def open_runtime(
     make_clock: Callable[[datetime], Clock],
     stopping: asyncio.Event,
 ) -> Runtime:
-    """Open every resource for `run`: paper mode on a replayed market, or the exchange."""
-    if settings.exchange.mode is not ExchangeMode.PAPER:
+    """Open every resource for `run`: paper mode on a replayed market, or the exchange.
+
+    First the data directory is checked and locked for this process (ConfigurationError /
+    UsageError, exit 2): nothing is opened before it is known to be this daemon's alone.
+    """
+    paper = settings.exchange.mode is ExchangeMode.PAPER
+    if paper:
+        _require_replay(settings)
+    prepare_data_dir(settings.data_dir)
+    stack.enter_context(hold_data_dir(settings.data_dir))
+    if not paper:
         from quantum_trader.app_exchange import open_exchange_runtime  # ccxt: only when used
 
         return await open_exchange_runtime(settings, stack, stopping)
-    _require_replay(settings)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    repository = await SqliteRepository.open(database_path(settings))
-    stack.push_async_callback(repository.close)
+    data = resolve_market_data(settings)
+    start = settings.market.replay_start
+    settings = with_universe(settings, data, ms_from_utc(start) if start else None)
+    log.info(
+        "market_data_selected", **describe(data, settings.market.symbols, settings.market.timeframe)
+    )
+    rules = data.rules(settings.market.symbols, settings.market.timeframe)
+    repository, paper_last = await _open_paper_books(settings, stack)
     source = choose_signal_source(settings)
     feed = open_replay_feed(settings, source)
-    clock = make_clock(await _replay_start(settings, feed, repository))
-    rules = default_market_rules(settings.market.symbols)
+    clock = make_clock(await _replay_start(settings, feed, repository, paper_last))
     exchange = make_paper_exchange(
         settings,
         clock,
@@ -273,7 +290,8 @@ async def open_runtime(
     log.info(
         "market_data_loaded",
         source="replay",
-        directory=str(settings.market.replay_dir or "bundled sample"),
+        directory=str(data.directory),
+        origin=data.origin,
         timeframe=settings.market.timeframe,
         bars={symbol: len(bars) for symbol, bars in feed.bars.items()},
         first=feed.start.isoformat(),
@@ -281,6 +299,9 @@ async def open_runtime(
     )
     core, health, report = await reconciled_core(
         settings, market, exchange, repository, rules, clock.now(), stopping
+    )
+    health.missing_inputs.extend(
+        missing_inputs(open_store(settings), settings, feed, ms_from_utc(clock.now()))
     )
     if report.blocks_entries:
         raise OperatorActionRequired(
@@ -322,11 +343,41 @@ def _require_replay(settings: Settings) -> None:
         )
 
 
-async def _replay_start(settings: Settings, feed: ReplayFeed, repository: Repository) -> datetime:
-    """Resume the recorded market where the last run stopped, else start where configured."""
+async def _open_paper_books(
+    settings: Settings, stack: AsyncExitStack
+) -> tuple[Repository, datetime | None]:
+    """Open the database beside the paper account, refusing a pair that does not belong
+    together (one was lost or replaced) before either is changed. Return the repository and
+    the instant up to which the paper account has processed prices (None: no account yet)."""
+    paper_path, database = settings.data_dir / PAPER_STATE_FILE, database_path(settings)
+    paper = load_state(paper_path)  # a damaged account is refused before anything is opened
+
+    def refuse_if_apart(books: Books) -> None:
+        problem = continuity_problem(paper, books, paper_path, database)
+        if problem is not None:
+            raise OperatorActionRequired(problem)
+
+    if not database.is_file() or database.stat().st_size == 0:
+        refuse_if_apart(Books(fills=0, open_positions=0))  # before the file is created
+    repository = await SqliteRepository.open(database)
+    stack.push_async_callback(repository.close)
+    refuse_if_apart(Books(len(await repository.fills()), len(await repository.open_positions())))
+    return repository, None if paper is None else utc_from_ms(paper.last_ms)
+
+
+async def _replay_start(
+    settings: Settings, feed: ReplayFeed, repository: Repository, paper_last: datetime | None
+) -> datetime:
+    """Resume the recorded market where the last run stopped, else start where configured.
+
+    Never before the instant the paper account has processed: its stops only trigger on prices
+    after it, so resuming earlier (the database's clock is saved once a cycle) would leave them
+    blind until the replay caught up.
+    """
     saved = (await repository.load_state(REPLAY_STATE[0])).get(REPLAY_STATE[1])
     if saved:
-        return datetime.fromisoformat(saved["now"])
+        resume = datetime.fromisoformat(saved["now"])
+        return max(resume, paper_last) if paper_last is not None else resume
     start = settings.market.replay_start or feed.start
     feed.check_covers(start)
     return start

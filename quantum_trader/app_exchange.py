@@ -41,9 +41,11 @@ from quantum_trader.market.provider import LiveMarket, MarketStateProvider
 from quantum_trader.market.replay import FundingSeries
 from quantum_trader.market.setup import (
     history_bars,
+    log_unknown_sectors,
     regime_function,
     statistics_windows,
 )
+from quantum_trader.market.universe import resolve_live
 from quantum_trader.ports import Clock, SignalSource
 from quantum_trader.storage.sqlite import SqliteRepository
 
@@ -133,6 +135,7 @@ async def open_exchange_runtime(
     clock = clock or LiveClock()
     exchange = CcxtExchange.create(settings.exchange, api_urls=api_urls, rate_limit=rate_limit)
     stack.push_async_callback(exchange.close)
+    settings = await exchange_universe(exchange, settings, clock.now())
     rules = configured_rules(await exchange.load_markets(), settings.market.symbols)
     await exchange.prepare_account(settings.market.symbols, settings.sizing.default_leverage)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -160,6 +163,23 @@ async def open_exchange_runtime(
         trading_state=core.governor.governor.state.trading_state,
     )
     return Runtime(settings, clock, repository, exchange, core, None, health, source_health(source))
+
+
+async def exchange_universe(exchange: CcxtExchange, settings: Settings, now: datetime) -> Settings:
+    """`settings` with market.symbols picked by the universe rule from the exchange's answers
+    (exchangeInfo and ticker/24hr), at start; unchanged for a fixed list."""
+    universe = settings.market.universe
+    if universe.rule == "fixed":
+        log_unknown_sectors(settings)
+        return settings
+    info = await exchange.fetch_exchange_info()
+    chosen = resolve_live(info, await exchange.fetch_tickers_24h(), ms_from_utc(now), universe)
+    log.info("universe_resolved", rule=universe.rule, symbols=list(chosen), source="exchange")
+    resolved = settings.model_copy(
+        update={"market": settings.market.model_copy(update={"symbols": chosen})}
+    )
+    log_unknown_sectors(resolved)
+    return resolved
 
 
 def public_exchange(

@@ -5,44 +5,58 @@ not depend on the account (indicators, regimes, signals) is computed once, vecto
 whole range without look-ahead (SPEC §11); each step then costs only the account's work. The
 executor and the monitor run once per bar close: recorded bars carry no price path inside a
 bar, so 30 s cycles within one 5 m bar would repeat the same decision.
+
+Honest windows: trained models are never evaluated on their own training data without the
+caller saying so (report/provenance.py). Outputs are written into a partial directory and
+swapped in only when complete (report/outputs.py); a set `stopping` event (SIGTERM/SIGINT)
+ends the replay at the next step and leaves the previous outputs as they were.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from quantum_trader.app import (
-    Core,
-    assemble,
-    choose_signal_source,
-    make_paper_exchange,
-)
+from quantum_trader.app import Core, assemble, choose_signal_source, make_paper_exchange
 from quantum_trader.clock import ManualClock, ms_from_utc
 from quantum_trader.config import Settings
-from quantum_trader.domain import EquitySnapshot
-from quantum_trader.errors import ConfigurationError
-from quantum_trader.execution.paper_markets import default_market_rules
+from quantum_trader.domain import EquitySnapshot, MarketRules
+from quantum_trader.errors import ConfigurationError, QuantumTraderError
 from quantum_trader.log import get_logger
-from quantum_trader.market.candle_store import TIMEFRAME_MS
+from quantum_trader.market.candle_store import TIMEFRAME_MS, CandleStore
 from quantum_trader.market.provider import PrecomputedMarket
 from quantum_trader.market.replay import ReplayFeed
 from quantum_trader.market.setup import (
     history_bars,
-    open_store,
+    missing_inputs,
     recorded_model,
+    with_universe,
 )
-from quantum_trader.reporting import BacktestReport, build_report
-from quantum_trader.signals.ensemble import recorded_funding
+from quantum_trader.market.source import resolve_market_data
+from quantum_trader.ports import SignalSource
+from quantum_trader.report.benchmark import buy_and_hold
+from quantum_trader.report.build import RunContext, build_report
+from quantum_trader.report.load import load_run
+from quantum_trader.report.model import BacktestReport
+from quantum_trader.report.outputs import staged_output
+from quantum_trader.report.provenance import Provenance, check_window
+from quantum_trader.report.publish import write_outputs
+from quantum_trader.signals.ensemble import Ensemble, recorded_funding
 from quantum_trader.storage.memory import InMemoryRepository
 from quantum_trader.storage.split import SplitRepository
 from quantum_trader.storage.sqlite import SqliteRepository
 
 log = get_logger("backtest")
 EQUITY_EVERY = timedelta(hours=1)
+DATABASE_FILE = "backtest.db"
+
+
+class BacktestInterrupted(QuantumTraderError):
+    """SIGTERM/SIGINT stopped the backtest before it finished; nothing was written."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,58 +65,107 @@ class BacktestRequest:
     end: datetime | None = None
     symbols: tuple[str, ...] | None = None
     out_dir: Path = Path("reports/backtest")
+    allow_in_sample: bool = False
 
 
-async def run_backtest(settings: Settings, request: BacktestRequest) -> BacktestReport:
-    """Run the pipeline from `request.start` to `request.end`; write report.json and return it."""
+@dataclass(frozen=True, slots=True)
+class Replay:
+    """A backtest ready to run: the market, the signals, the window and their provenance."""
+
+    store: CandleStore
+    feed: ReplayFeed
+    source: SignalSource
+    start: datetime
+    end: datetime
+    provenance: Provenance
+    rules: Mapping[str, MarketRules]
+
+
+async def run_backtest(
+    settings: Settings, request: BacktestRequest, stopping: asyncio.Event | None = None
+) -> BacktestReport:
+    """Run the pipeline from `request.start` to `request.end`; write the report and return it.
+
+    Raise ConfigurationError when the window overlaps the models' training window (unless
+    `request.allow_in_sample`), BacktestInterrupted when `stopping` is set before the end.
+    """
     started = time.perf_counter()
+    settings, replay = _prepare(settings, request)  # refusals before anything is written
+    with staged_output(request.out_dir) as work:
+        return await run_replay(settings, replay, work, started, stopping or asyncio.Event())
+
+
+def _prepare(settings: Settings, request: BacktestRequest) -> tuple[Settings, Replay]:
+    """The settings with the universe resolved, and the market, the signals, the window and
+    its provenance; or the refusal that says why."""
+    data = resolve_market_data(settings)
+    if request.symbols is None:
+        start_ms = ms_from_utc(request.start) if request.start else None
+        settings = with_universe(settings, data, start_ms)
     symbols = request.symbols or settings.market.symbols
-    store = open_store(settings)
+    rules = data.rules(symbols, settings.market.timeframe)
+    store = data.store()
     # The ensemble's funding feature needs the recorded rates of exactly these symbols.
     source = choose_signal_source(settings, recorded_funding(store, symbols))
     feed = ReplayFeed(store, symbols, settings.market.timeframe, history_bars(settings, source))
-    start, end = _window(feed, request)
-    clock = ManualClock(start)
-    rules = default_market_rules(feed.symbols)
-    model = await asyncio.to_thread(recorded_model, settings, store, feed, source, rules)
+    start, end = window(feed, request.start, request.end)
+    missing_inputs(store, settings, feed, ms_from_utc(start))
+    metadata = source.metadata if isinstance(source, Ensemble) else None
+    provenance = check_window(
+        source.name, metadata, settings.data_dir / "models", (start, end), request.allow_in_sample
+    )
+    return settings, Replay(store, feed, source, start, end, provenance, rules)
+
+
+async def run_replay(
+    settings: Settings, replay: Replay, out: Path, started: float, stopping: asyncio.Event
+) -> BacktestReport:
+    """Replay `replay` into the database in `out`, then write the report beside it."""
+    feed = replay.feed
+    rules = replay.rules
+    clock = ManualClock(replay.start)
+    model = await asyncio.to_thread(
+        recorded_model, settings, replay.store, feed, replay.source, rules
+    )
+    check_stop(stopping)
     # The ledger lives in memory (no thread hop per write on the hot path); the audit trail
     # streams to the database in batches; the ledger joins it in one transaction at the end.
-    repository = SplitRepository(InMemoryRepository(), await _fresh_database(request.out_dir))
+    database = await SqliteRepository.open(out / DATABASE_FILE)
+    repository = SplitRepository(InMemoryRepository(), database)
     try:
         exchange = make_paper_exchange(settings, clock, feed, rules, state_path=None)
+        market = PrecomputedMarket(model)
         core = await assemble(
-            settings, PrecomputedMarket(model), exchange, repository, rules, start, asyncio.Event()
+            settings, market, exchange, repository, rules, replay.start, asyncio.Event()
         )
-        steps = await _replay(settings, clock, core, repository, start, end)
+        steps = await _replay(settings, clock, core, repository, replay, stopping)
         await repository.save_ledger()
-        start_ms, end_ms = ms_from_utc(start), ms_from_utc(end)
-        candles = sum(
-            b.closed_before(end_ms) - b.closed_before(start_ms) for b in feed.bars.values()
-        )
-        report = await build_report(
-            repository.database,
-            exchange,
-            settings,
-            symbols,
-            start,
-            end,
-            steps,
-            int(candles),
-            time.perf_counter() - started,
-            source.name,
-        )
     finally:
         await repository.close()
-    report.write(request.out_dir / "report.json")
+    data = await load_run(out / DATABASE_FILE)
+    context = _context(settings, replay, steps, time.perf_counter() - started)
+    report = build_report(data, context)
+    await asyncio.to_thread(write_outputs, report, data, context, out)
     return report
 
 
-async def _fresh_database(out_dir: Path) -> SqliteRepository:
-    path = out_dir / "backtest.db"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for stale in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
-        stale.unlink(missing_ok=True)
-    return await SqliteRepository.open(path)
+def _context(settings: Settings, replay: Replay, steps: int, elapsed_s: float) -> RunContext:
+    start_ms, end_ms = ms_from_utc(replay.start), ms_from_utc(replay.end)
+    bars = replay.feed.bars
+    candles = sum(b.closed_before(end_ms) - b.closed_before(start_ms) for b in bars.values())
+    initial = settings.exchange.paper_initial_balance_usdt
+    return RunContext(
+        start=replay.start,
+        end=replay.end,
+        symbols=tuple(replay.feed.symbols),
+        provenance=replay.provenance,
+        sizing_method=settings.sizing.method,
+        initial_equity_usdt=initial,
+        benchmark=buy_and_hold(bars, replay.start, replay.end, EQUITY_EVERY, initial),
+        steps=steps,
+        candles=int(candles),
+        elapsed_s=elapsed_s,
+    )
 
 
 async def _replay(
@@ -110,14 +173,19 @@ async def _replay(
     clock: ManualClock,
     core: Core,
     repository: SplitRepository,
-    start: datetime,
-    end: datetime,
+    replay: Replay,
+    stopping: asyncio.Event,
 ) -> int:
-    """Step bar close by bar close: monitor first (exits the exchange made), then the cycle."""
+    """Step bar close by bar close: a simulated operator (if configured), the monitor (exits
+    the exchange made), then the cycle; equity every hour and at the end."""
     step = timedelta(milliseconds=TIMEFRAME_MS[settings.market.timeframe])
-    now, steps, next_equity = start, 0, start
-    while now < end:
+    reset_after = settings.backtest.operator_reset_after
+    now, steps, next_equity = replay.start, 0, replay.start
+    while now < replay.end:
+        check_stop(stopping)
         clock.set(now)
+        if reset_after is not None:
+            await core.governor.reset_operator_halt(now, reset_after)
         await core.monitor.tick(now)
         await core.executor.run_cycle(now)
         if now >= next_equity:
@@ -125,7 +193,17 @@ async def _replay(
             next_equity = now + EQUITY_EVERY
         steps += 1
         now += step
+    clock.set(replay.end)
+    await _snapshot_equity(core, repository, replay.end)
     return steps
+
+
+def check_stop(stopping: asyncio.Event) -> None:
+    if stopping.is_set():
+        raise BacktestInterrupted(
+            "stopped before the end: nothing was written, the output directory keeps its "
+            "previous contents"
+        )
 
 
 async def _snapshot_equity(core: Core, repository: SplitRepository, now: datetime) -> None:
@@ -141,15 +219,18 @@ async def _snapshot_equity(core: Core, repository: SplitRepository, now: datetim
     )
 
 
-def _window(feed: ReplayFeed, request: BacktestRequest) -> tuple[datetime, datetime]:
-    start = max(request.start or feed.start, feed.start)
-    end = min(request.end or feed.end, feed.end)
-    if start >= end:
+def window(
+    feed: ReplayFeed, start: datetime | None, end: datetime | None
+) -> tuple[datetime, datetime]:
+    """The requested window within the recorded data (after warm-up), or ConfigurationError."""
+    first = max(start or feed.start, feed.start)
+    last = min(end or feed.end, feed.end)
+    if first >= last:
         raise ConfigurationError(
             [
-                f"--start/--end: nothing to replay between {start.isoformat()} and "
-                f"{end.isoformat()}; recorded data (after warm-up) covers "
+                f"--start/--end: nothing to replay between {first.isoformat()} and "
+                f"{last.isoformat()}; recorded data (after warm-up) covers "
                 f"{feed.start.isoformat()} .. {feed.end.isoformat()}"
             ]
         )
-    return start, end
+    return first, last

@@ -14,7 +14,7 @@ from rich.console import Console
 from typer.exceptions import TyperException
 
 from quantum_trader.config import Settings, load_settings
-from quantum_trader.errors import ConfigurationError, QuantumTraderError
+from quantum_trader.errors import ConfigurationError, QuantumTraderError, UsageError
 from quantum_trader.log import configure_logging
 
 app = typer.Typer(
@@ -51,33 +51,18 @@ def run(config: ConfigOption = None) -> None:
     raise typer.Exit(uvloop.run(run_daemon(settings)))
 
 
-@app.command()
-def backtest(
-    config: ConfigOption = None,
-    start: Annotated[str | None, typer.Option(help="First day, YYYY-MM-DD (UTC).")] = None,
-    end: Annotated[str | None, typer.Option(help="Day after the last, YYYY-MM-DD (UTC).")] = None,
-    symbols: Annotated[str | None, typer.Option(help="Comma-separated ccxt symbols.")] = None,
-    out: Annotated[Path, typer.Option(help="Directory for report.json and the database.")] = Path(
-        "reports/backtest"
-    ),
-) -> None:
-    """Run the daemon's pipeline over recorded data on a simulated clock, as fast as possible."""
-    import uvloop
+def log_market_data(settings: Settings, symbols: tuple[str, ...] | None = None) -> None:
+    """The first log line of a command that reads recorded data: which data, which range."""
+    from quantum_trader.log import get_logger
+    from quantum_trader.market.source import describe, resolve_market_data
 
-    from quantum_trader.backtest import BacktestRequest, run_backtest
-    from quantum_trader.reporting import print_backtest_summary
-
-    settings = _settings(config)
-    if settings.log.level != "DEBUG":  # a year is a million lines, all in the report: summary
-        configure_logging(settings.log.format, "ERROR")
-    request = BacktestRequest(
-        start=_parse_day("--start", start),
-        end=_parse_day("--end", end),
-        symbols=tuple(s.strip() for s in symbols.split(",")) if symbols else None,
-        out_dir=out,
+    data = resolve_market_data(settings)
+    chosen = symbols or settings.market.symbols
+    if symbols is None and settings.market.universe.rule != "fixed":  # the rule picks among these
+        chosen = tuple(data.store().available_symbols(settings.market.timeframe))
+    get_logger("market").info(
+        "market_data_selected", **describe(data, chosen, settings.market.timeframe)
     )
-    report = uvloop.run(run_backtest(settings, request))
-    print_backtest_summary(console, report, out / "report.json")
 
 
 @config_app.command("show")
@@ -99,14 +84,17 @@ def _parse_day(option: str, value: str | None) -> datetime | None:
 def main() -> None:
     """Entry point of `quantum-trader` and `python -m quantum_trader`."""
     # Importing these registers their commands on `app`.
-    from quantum_trader import cli_data, cli_ml, cli_operator
+    from quantum_trader import cli_backtest, cli_data, cli_ml, cli_operator
 
-    del cli_data, cli_ml, cli_operator
+    del cli_backtest, cli_data, cli_ml, cli_operator
     try:
         code = app(standalone_mode=False)
     except ConfigurationError as error:
         for problem in error.problems:
             print(f"configuration error: {problem}", file=sys.stderr)
+        sys.exit(2)
+    except UsageError as error:
+        print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
     except TyperException as error:  # usage errors: exit code 2
         show = getattr(error, "show", None)

@@ -1,5 +1,7 @@
 """`quantum-trader download-data` (SPEC §10.1): recorded candles and funding rates from the
-public Binance USD-M API into `data_dir/market`, the candle-store layout the replay reads.
+public Binance USD-M API into `data_dir/market`, the candle-store layout the replay reads, and
+the exchange's market rules beside them (market.rules). `import-data` (cli_import) brings
+candles a user already has into the same directory.
 
 No API keys are needed. Registered on `quantum_trader.cli.app` when this module is imported.
 """
@@ -19,17 +21,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from quantum_trader.cli import ConfigOption, _settings, app, console
 from quantum_trader.clock import LiveClock
 from quantum_trader.config import MarketSettings, Settings
-from quantum_trader.errors import ConfigurationError
+from quantum_trader.errors import ConfigurationError, MarketDataError
 from quantum_trader.market.candle_store import TIMEFRAME_MS
 from quantum_trader.market.download import download
+from quantum_trader.market.importer import Imported
+from quantum_trader.market.rules import write_rules
+from quantum_trader.market.source import market_dir
 
-MARKET_SUBDIR = "market"
+__all__ = ["download_market_data", "market_dir", "parse_request"]
 TIMEFRAMES = tuple(t for t in TIMEFRAME_MS if t != "8h")
-
-
-def market_dir(settings: Settings) -> Path:
-    """Where download-data writes: `data_dir/market`."""
-    return settings.data_dir / MARKET_SUBDIR
 
 
 def parse_request(symbols: str, timeframe: str, days: float) -> tuple[str, ...]:
@@ -62,13 +62,16 @@ async def download_market_data(
 ) -> dict[str, int]:
     """Download into `market_dir(settings)` from the public exchange; bars written per symbol.
 
-    `api_urls` points the client elsewhere (the loopback tests). An unknown symbol is a
-    MarketDataError naming it.
+    The exchange's market rules (exchangeInfo) are saved first, dated `now`, beside the
+    candles. `api_urls` points the client elsewhere (the loopback tests). An unknown symbol is
+    a MarketDataError naming it.
     """
     from quantum_trader.app_exchange import public_exchange  # ccxt: only for this command
 
     exchange = public_exchange(settings.exchange, api_urls)
     try:
+        info = await exchange.fetch_exchange_info()
+        write_rules(market_dir(settings), info, now)
         return await download(
             exchange, symbols, timeframe, days, market_dir(settings), now, progress
         )
@@ -105,8 +108,9 @@ def download_data(
     for symbol, count in written.items():
         console.print(f"{symbol}: {count} {timeframe} candles")
     console.print(
-        f"Wrote {out}. To replay it: QT_MARKET__REPLAY_DIR={out} "
-        f"(and QT_MARKET__TIMEFRAME={timeframe} if it is not the default)."
+        f"Wrote {out} (candles, funding and the exchange's market rules). run, train and "
+        f"backtest read it by default"
+        + ("." if timeframe == "5m" else f" with QT_MARKET__TIMEFRAME={timeframe}.")
     )
 
 
@@ -118,3 +122,91 @@ def _progress_bar(target: Console) -> Progress:
         TimeElapsedColumn(),
         console=target,
     )
+
+
+@app.command("import-data")
+def import_data(
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Files or directories in freqtrade's layout (feather, json, csv …)."),
+    ] = None,
+    exchange_info: Annotated[
+        Path | None,
+        typer.Option(help="A saved answer of Binance's /fapi/v1/exchangeInfo: the market rules."),
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Import recorded candles (and market rules) into the data directory, validated."""
+    from quantum_trader.market.importer import collect, import_file
+
+    settings = _settings(config)
+    if not paths and exchange_info is None:
+        raise ConfigurationError(["import-data: name the files or directories to import"])
+    out = market_dir(settings)
+    found = collect(paths or [])
+    if exchange_info is not None:
+        saved = import_exchange_info(exchange_info, out)
+        console.print(f"market rules: {saved.name} from {exchange_info}")
+    imported = [import_file(path, parsed, out) for path, parsed in found]
+    for item in imported:
+        console.print(describe_import(item))
+    _report_missing_rules(settings, [i.parsed.symbol for i in imported if i.target is not None])
+    console.print(f"Imported {sum(i.target is not None for i in imported)} file(s) into {out}.")
+
+
+def import_exchange_info(path: Path, out: Path) -> Path:
+    """Save a user's copy of Binance's exchangeInfo answer as the rules file, dated by its
+    `serverTime` (else the file's modification time)."""
+    import json
+    import os
+    from datetime import UTC, datetime
+
+    try:
+        answer = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ConfigurationError(
+            [f"--exchange-info: {path} is not readable JSON ({error})"]
+        ) from None
+    if isinstance(answer, dict) and isinstance(answer.get("exchangeInfo"), dict):
+        answer = answer["exchangeInfo"]  # a rules file saved by this program
+    if not isinstance(answer, dict):
+        raise ConfigurationError([f"--exchange-info: {path} is not an exchangeInfo answer"])
+    stamp = answer.get("serverTime")
+    moment = (
+        datetime.fromtimestamp(int(stamp) / 1000, tz=UTC)
+        if isinstance(stamp, int)
+        else datetime.fromtimestamp(os.path.getmtime(path), tz=UTC)
+    )
+    try:
+        return write_rules(out, answer, moment)
+    except MarketDataError as error:
+        raise ConfigurationError([f"--exchange-info: {error}"]) from None
+
+
+def describe_import(item: Imported) -> str:
+    """One summary line per imported file."""
+    from quantum_trader.clock import utc_from_ms
+
+    name = f"{item.parsed.symbol} {item.parsed.timeframe} {item.parsed.kind}"
+    if item.target is None:
+        return f"{item.source.name}: {item.note}"
+    span = (
+        f"{utc_from_ms(item.first_ms):%Y-%m-%d %H:%M} → {utc_from_ms(item.last_ms):%Y-%m-%d %H:%M}"
+    )
+    extras = [f"{item.removed_bars} bar(s) removed as spikes"] if item.removed_bars else []
+    extras += [f"{item.gaps} gap(s): untradeable across them"] if item.gaps else []
+    extras += [item.note] if item.note else []
+    tail = f" ({'; '.join(extras)})" if extras else ""
+    return f"{name}: {item.rows} rows {span} from {item.source.name}{tail}"
+
+
+def _report_missing_rules(settings: Settings, symbols: Sequence[str]) -> None:
+    from quantum_trader.market.rules import rules_for
+    from quantum_trader.market.source import MarketData
+
+    data = MarketData(market_dir(settings), "data_dir/market")
+    for symbol in dict.fromkeys(symbols):
+        try:
+            rules_for([symbol], data.rules_files(), data.directory)
+        except ConfigurationError as error:
+            console.print(f"[yellow]warning[/yellow]: {error.problems[0]}")

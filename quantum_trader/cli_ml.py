@@ -21,10 +21,10 @@ from rich.console import Console
 from rich.markdown import Markdown
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
-from quantum_trader.cli import ConfigOption, _settings, app, console
+from quantum_trader.cli import ConfigOption, _settings, app, console, log_market_data
 from quantum_trader.clock import LiveClock
 from quantum_trader.config import Settings
-from quantum_trader.market.candle_store import bundled_sample_dir
+from quantum_trader.market.source import resolve_market_data
 from quantum_trader.signals.model_set import ModelSetError, current_set
 from quantum_trader.signals.training import REPORT_FILE, StopRequested, TrainingResult
 
@@ -45,7 +45,7 @@ def train_ensemble(settings: Settings, out: Console, now: datetime) -> TrainingR
     """
     from quantum_trader.signals.training import train_models  # heavy: model libraries
 
-    source_dir = settings.market.replay_dir or bundled_sample_dir()
+    source_dir = resolve_market_data(settings).directory
     target = models_dir(settings)
     out.print(
         f"Training {', '.join(settings.ensemble.models)} on {len(settings.market.symbols)} "
@@ -92,6 +92,7 @@ def stop_on_signals() -> Iterator[None]:
 def train(config: ConfigOption = None) -> None:
     """Train the ensemble's models, publish them as a model set, print the validation report."""
     settings = _settings(config)
+    log_market_data(settings)
     before = _current_name(settings)
     try:
         with stop_on_signals():

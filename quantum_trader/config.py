@@ -12,16 +12,16 @@ import os
 import tomllib
 from collections.abc import Mapping
 from contextvars import ContextVar
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
-    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
 
@@ -37,12 +37,15 @@ from quantum_trader.gates.settings import (
     RegimeSettings,
     RiskGuardSettings,
 )
+from quantum_trader.market.settings import UniverseSettings
 from quantum_trader.monitor.settings import MonitorSettings
-from quantum_trader.settings_base import Section
+from quantum_trader.settings_base import DAY_S, CommaList, Section, at_least
 from quantum_trader.signals.settings import EnsembleSettings, SignalsSettings
 from quantum_trader.sizing.settings import CostSettings, SizingSettings
 
 ENV_PREFIX = "QT_"
+# Simulated seconds per real second; far beyond it the simulated clock leaves the calendar.
+MAX_REPLAY_SPEED = 1_000_000.0
 DEFAULT_CONFIG_PATH = Path("config/default.toml")
 DEFAULT_SYMBOLS = (
     "BTC/USDT:USDT",
@@ -61,7 +64,7 @@ class ExchangeSettings(Section):
     api_key: SecretStr | None = None
     api_secret: SecretStr | None = None
     i_understand_live_risk: bool = False
-    request_timeout_s: float = Field(10.0, gt=0)
+    request_timeout_s: float = Field(10.0, gt=0, le=300)
     paper_initial_balance_usdt: float = Field(10_000.0, gt=0)
     paper_order_latency_s: float = Field(0.0, ge=0, le=10)
 
@@ -83,22 +86,17 @@ class ExchangeSettings(Section):
 
 
 class MarketSettings(Section):
-    """`replay_dir` None means the sample bundled with the package."""
+    """`replay_dir` None: `data_dir/market` when it holds candles, else the bundled sample
+    (market.source). `symbols` is the universe when `universe.rule` is fixed."""
 
     source: Literal["replay", "exchange"] = "replay"
-    symbols: Annotated[tuple[str, ...], NoDecode] = DEFAULT_SYMBOLS
+    symbols: CommaList[str] = DEFAULT_SYMBOLS
     timeframe: Literal["1m", "5m", "15m", "1h"] = "5m"
-    replay_speed: float = Field(1.0, gt=0)
+    replay_speed: float = Field(1.0, gt=0, le=MAX_REPLAY_SPEED)
     replay_dir: Path | None = None
     replay_start: datetime | None = None
     history_bars: int = Field(300, ge=50, le=100_000)
-
-    @field_validator("symbols", mode="before")
-    @classmethod
-    def _split_symbols(cls, value: object) -> object:
-        if isinstance(value, str):
-            return tuple(s.strip() for s in value.split(",") if s.strip())
-        return value
+    universe: UniverseSettings = UniverseSettings()
 
     @field_validator("symbols")
     @classmethod
@@ -116,10 +114,36 @@ class MarketSettings(Section):
 
 
 class ExecutorSettings(Section):
-    interval_s: float = Field(30.0, gt=0)
+    interval_s: float = Field(30.0, gt=0, le=DAY_S)
     min_confidence: float = Field(0.20, ge=0, le=1)
-    shutdown_grace_s: float = Field(10.0, gt=0)
-    heartbeat_interval_s: float = Field(60.0, gt=0)
+    shutdown_grace_s: float = Field(10.0, gt=0, le=DAY_S)
+    heartbeat_interval_s: float = Field(60.0, gt=0, le=DAY_S)
+
+
+class BacktestSettings(Section):
+    """A backtest has no operator. `operator_reset_after` (a duration: seconds, `HH:MM:SS` or
+    ISO 8601 like `P1D`, `PT12H`) simulates one resetting a halt only an operator can end (the
+    emergency shutdown) once it has lasted that long; None (default) never resets."""
+
+    operator_reset_after: timedelta | None = None
+
+    @field_validator("operator_reset_after", mode="before")
+    @classmethod
+    def _seconds(cls, value: object) -> object:
+        """Read a bare number given as text (an environment variable) as seconds."""
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                return value
+        return value
+
+    @field_validator("operator_reset_after")
+    @classmethod
+    def _positive(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value <= timedelta(0):
+            raise ValueError("must be a positive duration, e.g. 86400 or P1D")
+        return value
 
 
 class LogSettings(Section):
@@ -131,7 +155,7 @@ class LogSettings(Section):
 
 class HealthSettings(Section):
     latency_good_ms: float = Field(500.0, gt=0)
-    latency_acceptable_ms: float = Field(1000.0, gt=0)
+    latency_acceptable_ms: Annotated[float, Field(gt=0), at_least("latency_good_ms")] = 1000.0
     max_error_rate: float = Field(0.05, ge=0, le=1)
     max_cpu_pct: float = Field(80.0, gt=0, le=100)
     max_memory_pct: float = Field(90.0, gt=0, le=100)
@@ -170,6 +194,7 @@ class Settings(BaseSettings):
     reconcile: ReconcileSettings = ReconcileSettings()
     analytics: AnalyticsSettings = AnalyticsSettings()
     health: HealthSettings = HealthSettings()
+    backtest: BacktestSettings = BacktestSettings()
     log: LogSettings = LogSettings()
 
     @classmethod
@@ -185,6 +210,33 @@ class Settings(BaseSettings):
         if path is None:
             return (init_settings, env_settings)
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, path))
+
+    @model_validator(mode="after")
+    def _check_sections_agree(self) -> Settings:
+        """Rules between sections: the sizer must not build orders the risk guard refuses."""
+        problems = [
+            f"sizing.{mine}: must be at most risk.{theirs} ({limit}), or the risk guard "
+            f"refuses what the sizer builds; got {value}"
+            for mine, theirs, value, limit in (
+                ("max_leverage", "max_leverage", self.sizing.max_leverage, self.risk.max_leverage),
+                (
+                    "max_risk_fraction",
+                    "max_risk_per_trade",
+                    self.sizing.max_risk_fraction,
+                    self.risk.max_risk_per_trade,
+                ),
+                (
+                    "max_margin_fraction",
+                    "max_margin_per_trade",
+                    self.sizing.max_margin_fraction,
+                    self.risk.max_margin_per_trade,
+                ),
+            )
+            if value > limit
+        ]
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
 
     def redacted(self) -> dict[str, Any]:
         """The effective settings as plain data, secrets replaced by '**********'."""
@@ -210,6 +262,8 @@ def load_settings(
         return Settings()
     except ValidationError as error:
         raise ConfigurationError(_describe(error, env, path)) from None
+    except SettingsError as error:  # a value pydantic-settings could not even decode
+        raise ConfigurationError([f"{error} (check the QT_ environment variables)"]) from None
     finally:
         _toml_path.reset(token)
 
@@ -250,17 +304,28 @@ def _describe(error: ValidationError, env: Mapping[str, str], path: Path | None)
     lines = []
     for item in error.errors():
         location = ".".join(str(part) for part in item["loc"]) or "settings"
-        variable = ENV_PREFIX + "__".join(str(p).upper() for p in item["loc"])
-        origin = variable if variable in env else (f"config file {path}" if path else "")
-        if len(item["loc"]) < 2:  # a cross-field check of a whole section: no single origin
-            origin = ""
+        origin = _origin(item["loc"], env, path)
         message = item["msg"].removeprefix("Value error, ")
+        if not item["loc"]:  # a rule between sections: each line names its own settings
+            lines.extend(message.splitlines())
+            continue
         if item["type"] == "extra_forbidden":
             message = "unknown setting (misspelt?)"
         shown = "" if _is_secret(location) or item["type"] == "extra_forbidden" else item["input"]
         got = f"; got {shown!r}" if shown not in ("", None) and not isinstance(shown, dict) else ""
         lines.append(f"{location}: {message}{got}" + (f" [{origin}]" if origin else ""))
     return lines
+
+
+def _origin(location: tuple[int | str, ...], env: Mapping[str, str], path: Path | None) -> str:
+    """The variable that set the value (or an item of it), else the config file."""
+    if len(location) < 2:  # a cross-field check of a whole section: no single origin
+        return ""
+    for end in range(len(location), 1, -1):
+        variable = ENV_PREFIX + "__".join(str(part).upper() for part in location[:end])
+        if variable in env:
+            return variable
+    return f"config file {path}" if path else ""
 
 
 def _is_secret(location: str) -> bool:

@@ -27,12 +27,12 @@ from quantum_trader.domain import EquitySnapshot
 from quantum_trader.errors import QuantumTraderError
 from quantum_trader.log import get_logger
 from quantum_trader.ops.health import HealthSample
+from quantum_trader.ops.presence import HEARTBEAT_FILE as HEARTBEAT_FILE  # re-exported
 from quantum_trader.portfolio.analytics import portfolio_report
 from quantum_trader.ports import Clock
 
 log = get_logger("daemon")
 Step = Callable[[datetime], Awaitable[None]]
-HEARTBEAT_FILE = "heartbeat"
 ANALYTICS_FILE = "portfolio_analytics.json"
 
 

@@ -1,6 +1,8 @@
 """Exceptions, grouped by what the caller must do.
 
 - ConfigurationError: fix the configuration; the CLI exits with code 2.
+- UsageError: the command cannot run as asked (another daemon holds the data directory, an
+  unknown symbol); the CLI exits with code 2.
 - RetryLater: a transient fault (network, rate limit, exchange busy); idempotent calls retry.
 - OperatorActionRequired: a person must act (bad keys, wrong account mode, reconciliation
   mismatch); the daemon fails closed.
@@ -28,6 +30,10 @@ class ConfigurationError(QuantumTraderError):
     def __init__(self, problems: Sequence[str]) -> None:
         self.problems = tuple(problems)
         super().__init__("; ".join(self.problems))
+
+
+class UsageError(QuantumTraderError):
+    """The command cannot run as it was asked; running it differently (or later) would."""
 
 
 class RetryLater(QuantumTraderError):

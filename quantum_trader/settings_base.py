@@ -1,9 +1,89 @@
-"""Base class for every component's settings: frozen, unknown keys rejected."""
+"""Base class for every component's settings: frozen, unknown keys rejected, numbers finite.
 
-from pydantic import BaseModel, ConfigDict
+Also the shared pieces of the sections: list and mapping types that read the environment
+(`CommaList`, `JsonMapping`), rules between two fields of a section (`at_least`, `at_most`,
+`above`) and the upper bounds of durations (a year: far beyond any sensible value, well within
+what dates can hold).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationInfo
+from pydantic_settings import NoDecode
+
+T = TypeVar("T")
+MAX_LEVERAGE = 125  # Binance USD-M's highest leverage on any symbol
+DAY_S = 86_400.0
+YEAR_S = 365 * DAY_S
+YEAR_H = 365 * 24.0
 
 
 class Section(BaseModel):
-    """A frozen settings section; a misspelt key is an error, not a silent default."""
+    """A frozen settings section; a misspelt key is an error, not a silent default.
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    NaN and infinities are refused everywhere, and defaults are validated too, so a rule
+    between two fields holds whichever of them was set.
+    """
+
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", allow_inf_nan=False, validate_default=True
+    )
+
+
+def _split_list(value: object) -> object:
+    """Read `a,b` or a JSON list `["a", "b"]` (the environment's two spellings) as a list."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.startswith("["):
+        return json.loads(text)
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def _parse_mapping(value: object) -> object:
+    """Read a JSON object given as text (the environment's spelling of a mapping)."""
+    if not isinstance(value, str):
+        return value
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError:
+        parsed = None
+    if not isinstance(parsed, dict):
+        raise ValueError('expected a JSON object such as {"BTC/USDT:USDT": "Layer1"}')
+    return parsed
+
+
+CommaList = Annotated[tuple[T, ...], NoDecode, BeforeValidator(_split_list)]
+JsonMapping = Annotated[dict[str, T], NoDecode, BeforeValidator(_parse_mapping)]
+
+
+def at_least(*names: str) -> AfterValidator:
+    """The field must not be below the named fields (declared before it in the section)."""
+    return AfterValidator(_compare(names, lambda value, bound: value >= bound, "at least"))
+
+
+def at_most(*names: str) -> AfterValidator:
+    """The field must not be above the named fields (declared before it in the section)."""
+    return AfterValidator(_compare(names, lambda value, bound: value <= bound, "at most"))
+
+
+def above(*names: str) -> AfterValidator:
+    """The field must be strictly above the named fields (declared before it)."""
+    return AfterValidator(_compare(names, lambda value, bound: value > bound, "above"))
+
+
+def _compare(
+    names: tuple[str, ...], holds: Callable[[Any, Any], bool], relation: str
+) -> Callable[[Any, ValidationInfo], Any]:
+    def check(value: Any, info: ValidationInfo) -> Any:
+        for name in names:
+            bound = info.data.get(name)  # absent when that field failed its own checks
+            if bound is not None and not holds(value, bound):
+                raise ValueError(f"must be {relation} {name} ({bound})")
+        return value
+
+    return check

@@ -215,6 +215,18 @@ class CcxtExchange:
                 self._symbol_by_id[market["id"]] = symbol
         return dict(self._rules)
 
+    async def fetch_exchange_info(self) -> dict[str, Any]:
+        """Binance's GET /fapi/v1/exchangeInfo answer as sent (for the saved market rules)."""
+        payload = await self._read(Operation.DATA, "fapiPublicGetExchangeInfo", {})
+        if not isinstance(payload, dict):
+            raise MarketDataError("exchangeInfo: expected a JSON object")
+        return payload
+
+    async def fetch_tickers_24h(self) -> list[Any]:
+        """Binance's GET /fapi/v1/ticker/24hr answer for every symbol (one request, weight 40)."""
+        payload = await self._read(Operation.DATA, "fapiPublicGetTicker24hr", {})
+        return list(wire.as_list(payload, "ticker/24hr"))
+
     async def _market_id(self, symbol: str, operation: Operation) -> str:
         if not self._rules:
             await self.load_markets()

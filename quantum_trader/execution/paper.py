@@ -36,11 +36,13 @@ from quantum_trader.execution.paper_markets import PriceTape, default_market_rul
 from quantum_trader.execution.paper_orders import cancel_conditional, place, set_leverage
 from quantum_trader.execution.paper_state import PaperState, load_state, save_state
 from quantum_trader.execution.paper_triggers import CatchUp, ConditionalBook
+from quantum_trader.log import get_logger
 from quantum_trader.market.replay import FundingSeries
 from quantum_trader.ports import Clock
 from quantum_trader.sizing.costs import CostModel
 
 __all__ = ["PaperExchange", "PaperTotals", "default_market_rules"]
+log = get_logger("paper_exchange")
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,12 +101,20 @@ class PaperExchange:
         return dict(self._rules)
 
     async def fetch_mark_prices(self, symbols: Sequence[str]) -> dict[str, Decimal]:
-        """The recorded price at now for each symbol; MarketDataError for an unknown one."""
+        """The recorded price at now for each symbol; MarketDataError for an unknown one.
+
+        A symbol inside a gap in its data has no price now and is left out (untradeable)."""
         now_ms = self._sync()
         unknown = [symbol for symbol in symbols if symbol not in self._rules]
         if unknown:
             raise MarketDataError(f"unknown symbols: {', '.join(unknown)}")
-        return {symbol: self._ledger.market_price(symbol, now_ms) for symbol in symbols}
+        prices = {}
+        for symbol in symbols:
+            try:
+                prices[symbol] = self._ledger.fill_price(symbol, now_ms)
+            except MarketDataError as error:
+                log.warning("mark_price_unavailable", symbol=symbol, reason=str(error))
+        return prices
 
     async def fetch_balance(self) -> Balance:
         return self._ledger.balance(self._sync())

@@ -91,8 +91,15 @@ class Ledger:
         return max(ticks, Decimal(1)) * rules.tick_size
 
     def market_price(self, symbol: str, now_ms: int) -> Decimal:
-        """The recorded price at `now_ms` on the symbol's tick. Raises MarketDataError."""
+        """The last recorded price at `now_ms` on the symbol's tick, for valuation.
+
+        Raises MarketDataError before the recording."""
         return self.rules[symbol].round_price(to_decimal(self.tapes[symbol].price_at(now_ms)))
+
+    def fill_price(self, symbol: str, now_ms: int) -> Decimal:
+        """The price a market order fills at now; MarketDataError inside a gap in the data."""
+        price = self.tapes[symbol].tradeable_price_at(now_ms)
+        return self.rules[symbol].round_price(to_decimal(price))
 
     def plan(self, symbol: str, side: OrderSide, quantity: Decimal, price: Decimal) -> FillPlan:
         """Split an order into the part that closes the position and the part that opens."""

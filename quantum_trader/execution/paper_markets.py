@@ -1,8 +1,11 @@
-"""Recorded prices the paper exchange trades on, and Binance USD-M rules for the bundled sample.
+"""Recorded prices the paper exchange trades on, and the bundled sample's market rules.
 
 A `PriceTape` answers "what is the price now" from one symbol's execution bars (5m): the open of
-the bar that contains `now`, or the last close after the recording. It precomputes ATR(14)/close
-so a fill can ask for the volatility of the last closed bar in O(log n).
+the bar that contains `now`, else the last close. A fill or a mark price asks
+`tradeable_price_at`, which refuses a price more than one missing bar old (a gap in the data:
+the symbol is untradeable until it resumes, as on an exchange that halts a market); valuation
+and funding use the last known price. It precomputes ATR(14)/close so a fill can ask for the
+volatility of the last closed bar in O(log n).
 """
 
 from __future__ import annotations
@@ -14,51 +17,30 @@ from decimal import Decimal
 import numpy as np
 import talib
 
+from quantum_trader.clock import utc_from_ms
 from quantum_trader.domain import Bars, FloatArray, MarketRules
 from quantum_trader.errors import MarketDataError
+from quantum_trader.market.candle_store import bundled_sample_dir
 from quantum_trader.market.replay import FundingSeries
+from quantum_trader.market.rules import newest_rules_file, read_rules
+from quantum_trader.market.validation import is_stale
 
 ATR_PERIOD = 14
 # Up to this many new bars, a Python loop over numpy scalars beats building boolean masks.
 SCALAR_SCAN_MAX_BARS = 16
 
-# base asset: (tick size, step size, min quantity, min notional USDT, max leverage).
-# Filters from Binance's /fapi/v1/exchangeInfo (BTC ETH BCH XRP BNB read from a recorded
-# response; SOL DOGE INJ are the well-known values); max leverage is the first bracket of
-# /fapi/v1/leverageBracket as commonly published, and Binance changes it from time to time.
-_BINANCE_USDM_FILTERS: dict[str, tuple[str, str, str, str, int]] = {
-    "BTC": ("0.10", "0.001", "0.001", "100", 125),
-    "ETH": ("0.01", "0.001", "0.001", "20", 125),
-    "BCH": ("0.01", "0.001", "0.001", "20", 75),
-    "XRP": ("0.0001", "0.1", "0.1", "5", 75),
-    "BNB": ("0.010", "0.01", "0.01", "5", 75),
-    "SOL": ("0.0100", "1", "1", "5", 100),
-    "DOGE": ("0.000010", "1", "1", "5", 75),
-    "INJ": ("0.001000", "0.1", "0.1", "5", 50),
-}
-
 
 def default_market_rules(symbols: Iterable[str]) -> dict[str, MarketRules]:
-    """Return Binance USD-M filters for the bundled symbols (`BTC/USDT:USDT`, ...).
+    """Return the bundled sample's Binance USD-M rules (its exchange-info file) for `symbols`.
 
-    Raises MarketDataError for a symbol whose rules are not bundled.
+    Raises MarketDataError for a symbol the sample has no rules for.
     """
-    rules: dict[str, MarketRules] = {}
-    for symbol in symbols:
-        base, _, quote = symbol.partition("/")
-        known = _BINANCE_USDM_FILTERS.get(base)
-        if known is None or quote != "USDT:USDT":
-            raise MarketDataError(f"unknown symbol {symbol!r}: no bundled market rules")
-        tick, step, min_quantity, min_notional, max_leverage = known
-        rules[symbol] = MarketRules(
-            symbol=symbol,
-            tick_size=Decimal(tick),
-            step_size=Decimal(step),
-            min_quantity=Decimal(min_quantity),
-            min_notional=Decimal(min_notional),
-            max_leverage=max_leverage,
-        )
-    return rules
+    path = newest_rules_file(bundled_sample_dir())
+    listings = read_rules(path).listings if path is not None else {}
+    unknown = [symbol for symbol in symbols if symbol not in listings]
+    if unknown:
+        raise MarketDataError(f"unknown symbols {unknown}: no market rules in the bundled sample")
+    return {symbol: listings[symbol].rules for symbol in symbols}
 
 
 def to_decimal(value: float) -> Decimal:
@@ -119,6 +101,21 @@ class PriceTape:
         if closed == 0:
             raise MarketDataError(f"{self.symbol}: no recorded price at {now_ms} ms")
         return float(bars.close[closed - 1])
+
+    def tradeable_price_at(self, now_ms: int) -> float:
+        """The price a market order fills at now; MarketDataError inside a gap in the data."""
+        closed = self.closed_count(now_ms)
+        bars = self.bars
+        if closed < self._count and bars.time_ms[closed] <= now_ms:
+            return float(bars.open[closed])
+        if closed > 0:
+            last_close_ms = int(bars.time_ms[closed - 1]) + bars.timeframe_ms
+            if is_stale(last_close_ms, now_ms, bars.timeframe_ms):
+                raise MarketDataError(
+                    f"{self.symbol}: no price at {utc_from_ms(now_ms).isoformat()}: no data "
+                    f"since {utc_from_ms(last_close_ms).isoformat()} (untradeable until it resumes)"
+                )
+        return self.price_at(now_ms)
 
     def atr_pct_at(self, now_ms: int) -> float:
         """ATR(14)/close of the last closed bar; 0 while the indicator is warming up."""

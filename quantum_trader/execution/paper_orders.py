@@ -98,7 +98,7 @@ def _check_common(ledger: Ledger, request: OrderRequest) -> MarketRules:
 
 def _price_now(ledger: Ledger, symbol: str, now_ms: int) -> Decimal:
     try:
-        return ledger.market_price(symbol, now_ms)
+        return ledger.fill_price(symbol, now_ms)
     except MarketDataError as error:
         raise OrderRejected(ReasonCode.ORDER_REJECTED, str(error)) from error
 

@@ -21,6 +21,7 @@ from quantum_trader.domain import ZERO, Fill, Order, OrderKind, OrderSide, Order
 from quantum_trader.errors import OperatorActionRequired
 
 STATE_VERSION = 1
+MAX_LEVERAGE = 125  # Binance USD-M's highest leverage on any symbol
 
 
 @dataclass(slots=True)
@@ -70,15 +71,37 @@ def save_state(path: Path, state: PaperState) -> None:
 
 
 def load_state(path: Path) -> PaperState | None:
-    """Read the state file; None if it does not exist. A corrupt file needs an operator."""
-    if not path.is_file():
+    """Read the state file; None if it does not exist.
+
+    A file that cannot be read, is not the JSON this module writes, or holds a value no account
+    can have (a NaN or infinite amount, a non-positive quantity or price, leverage outside
+    1..125) raises OperatorActionRequired naming the file: it is never replaced by a fresh
+    account, since that would forget positions and their stops.
+    """
+    if not path.exists():
         return None
     try:
         return _decode_state(json.loads(path.read_text(encoding="utf-8")))
-    except (ValueError, KeyError, TypeError) as error:
-        raise OperatorActionRequired(
-            f"paper exchange state {path} is unreadable ({error}); move it away to start fresh"
-        ) from error
+    except OSError as error:
+        problem = f"cannot be read ({error.strerror})"
+        raise OperatorActionRequired(f"paper account {path} {problem}: {_RESTORE}") from None
+    except (ValueError, KeyError, TypeError, AttributeError, ArithmeticError) as error:
+        problem = f"is damaged ({_describe(error)})"
+        raise OperatorActionRequired(f"paper account {path} {problem}: {_RESTORE}") from None
+
+
+_RESTORE = (
+    "stop the daemon, then restore the file from a backup, or move it aside together with "
+    "quantum_trader.db (and its -wal and -shm files) to start a fresh paper account"
+)
+
+
+def _describe(error: Exception) -> str:
+    if isinstance(error, KeyError):
+        return f"missing field {error}"
+    if isinstance(error, json.JSONDecodeError):
+        return f"not valid JSON: {error}"
+    return str(error) or type(error).__name__
 
 
 def _encode_value(value: object) -> object:
@@ -119,8 +142,29 @@ def _encode_state(state: PaperState) -> dict[str, Any]:
     }
 
 
-def _decimal_or_none(value: object) -> Decimal | None:
-    return None if value is None else Decimal(str(value))
+def _number(value: object, name: str, *, positive: bool = False) -> Decimal:
+    """A finite Decimal from the file (strictly positive when `positive`), else ValueError."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError(f"{name} is {value!r}, not a number")
+    try:
+        number = Decimal(str(value))
+    except ArithmeticError:
+        raise ValueError(f"{name} is {value!r}, not a number") from None
+    if not number.is_finite():
+        raise ValueError(f"{name} is {value}")
+    if positive and number <= 0:
+        raise ValueError(f"{name} is {value}, not above zero")
+    return number
+
+
+def _count(value: object, name: str, minimum: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"{name} is {value!r}, not an integer of at least {minimum}")
+    return value
+
+
+def _decimal_or_none(value: object, name: str) -> Decimal | None:
+    return None if value is None else _number(value, name, positive=True)
 
 
 def _time_or_none(value: object) -> datetime | None:
@@ -128,46 +172,66 @@ def _time_or_none(value: object) -> datetime | None:
 
 
 def _decode_order(raw: dict[str, Any]) -> Order:
+    name = f"order {raw['client_order_id']}"
+    quantity = _number(raw["quantity"], f"{name} quantity", positive=True)
+    filled = _number(raw["filled_quantity"], f"{name} filled_quantity")
+    if not 0 <= filled <= quantity:
+        raise ValueError(f"{name} filled_quantity {filled} is outside 0..{quantity}")
     return Order(
         client_order_id=raw["client_order_id"],
         symbol=raw["symbol"],
         side=OrderSide(raw["side"]),
         kind=OrderKind(raw["kind"]),
-        quantity=Decimal(raw["quantity"]),
+        quantity=quantity,
         status=OrderStatus(raw["status"]),
         created_at=datetime.fromisoformat(raw["created_at"]),
         exchange_order_id=raw["exchange_order_id"],
-        trigger_price=_decimal_or_none(raw["trigger_price"]),
+        trigger_price=_decimal_or_none(raw["trigger_price"], f"{name} trigger_price"),
         reduce_only=bool(raw["reduce_only"]),
-        filled_quantity=Decimal(raw["filled_quantity"]),
-        average_price=_decimal_or_none(raw["average_price"]),
-        fee_usdt=Decimal(raw["fee_usdt"]),
+        filled_quantity=filled,
+        average_price=_decimal_or_none(raw["average_price"], f"{name} average_price"),
+        fee_usdt=_number(raw["fee_usdt"], f"{name} fee_usdt"),
         updated_at=_time_or_none(raw["updated_at"]),
         detail=raw["detail"],
     )
 
 
 def _decode_fill(raw: dict[str, Any]) -> Fill:
+    name = f"fill {raw['trade_id']}"
     return Fill(
         trade_id=raw["trade_id"],
         client_order_id=raw["client_order_id"],
         symbol=raw["symbol"],
         side=OrderSide(raw["side"]),
-        quantity=Decimal(raw["quantity"]),
-        price=Decimal(raw["price"]),
-        fee_usdt=Decimal(raw["fee_usdt"]),
+        quantity=_number(raw["quantity"], f"{name} quantity", positive=True),
+        price=_number(raw["price"], f"{name} price", positive=True),
+        fee_usdt=_number(raw["fee_usdt"], f"{name} fee_usdt"),
         time=datetime.fromisoformat(raw["time"]),
         is_maker=bool(raw["is_maker"]),
     )
 
 
+def _decode_position(symbol: str, raw: list[Any]) -> PaperPosition:
+    side, quantity, entry = raw
+    return PaperPosition(
+        Side(side),
+        _number(quantity, f"position {symbol} quantity", positive=True),
+        _number(entry, f"position {symbol} entry_price", positive=True),
+    )
+
+
 def _decode_state(raw: dict[str, Any]) -> PaperState:
+    if not isinstance(raw, dict):
+        raise ValueError("not a JSON object")
     if raw.get("version") != STATE_VERSION:
         raise ValueError(f"unsupported state version {raw.get('version')!r}")
-    state = PaperState(wallet_usdt=Decimal(raw["wallet_usdt"]), last_ms=int(raw["last_ms"]))
-    for symbol, (side, quantity, entry) in raw["positions"].items():
-        state.positions[symbol] = PaperPosition(Side(side), Decimal(quantity), Decimal(entry))
-    state.leverage = {symbol: int(value) for symbol, value in raw["leverage"].items()}
+    state = PaperState(
+        wallet_usdt=_number(raw["wallet_usdt"], "wallet_usdt"),
+        last_ms=_count(raw["last_ms"], "last_ms", 0),
+    )
+    for symbol, position in raw["positions"].items():
+        state.positions[symbol] = _decode_position(symbol, position)
+    state.leverage = {symbol: _leverage(symbol, value) for symbol, value in raw["leverage"].items()}
     for order_raw in raw["orders"]:
         order = _decode_order(order_raw)
         state.orders[order.client_order_id] = order
@@ -175,12 +239,22 @@ def _decode_state(raw: dict[str, Any]) -> PaperState:
         fill = _decode_fill(fill_raw)
         state.fills.setdefault(fill.client_order_id, []).append(fill)
     state.funding = {
-        symbol: [(int(time_ms), Decimal(amount)) for time_ms, amount in entries]
+        symbol: [
+            (_count(time_ms, "funding time", 0), _number(amount, f"funding of {symbol}"))
+            for time_ms, amount in entries
+        ]
         for symbol, entries in raw["funding"].items()
     }
-    state.realized_pnl_usdt = Decimal(raw["realized_pnl_usdt"])
-    state.fees_usdt = Decimal(raw["fees_usdt"])
-    state.funding_usdt = Decimal(raw["funding_usdt"])
-    state.next_order_no = int(raw["next_order_no"])
-    state.next_trade_no = int(raw["next_trade_no"])
+    state.realized_pnl_usdt = _number(raw["realized_pnl_usdt"], "realized_pnl_usdt")
+    state.fees_usdt = _number(raw["fees_usdt"], "fees_usdt")
+    state.funding_usdt = _number(raw["funding_usdt"], "funding_usdt")
+    state.next_order_no = _count(raw["next_order_no"], "next_order_no", 1)
+    state.next_trade_no = _count(raw["next_trade_no"], "next_trade_no", 1)
     return state
+
+
+def _leverage(symbol: str, value: object) -> int:
+    leverage = _count(value, f"leverage of {symbol}", 1)
+    if leverage > MAX_LEVERAGE:
+        raise ValueError(f"leverage of {symbol} is {leverage}, above Binance's {MAX_LEVERAGE}")
+    return leverage

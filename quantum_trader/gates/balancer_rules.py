@@ -5,7 +5,7 @@ Candidates are not sized yet, so each is estimated the way the math sizer will s
 the stop = `candidate_risk_fraction` × equity; notional = that budget ÷ (ATR% × stop multiple),
 capped by `candidate_max_margin_fraction` × equity × `candidate_leverage`. Concentrations are
 fractions of max(gross exposure, equity), so a first small position is not "100 % of exposure".
-A symbol missing from the sector map is its own sector. Correlation is signed by the sides: a
+A symbol missing from the sector map is in `unknown_sector`. Correlation is signed by the sides: a
 long and a short on correlated symbols hedge each other.
 """
 
@@ -29,7 +29,7 @@ from quantum_trader.gates.settings import BalancerSettings
 
 
 def sector_of(symbol: str, settings: BalancerSettings) -> str:
-    return settings.sectors.get(symbol, symbol)
+    return settings.sectors.get(symbol, settings.unknown_sector)
 
 
 def position_exposure(

@@ -130,6 +130,17 @@ class GovernorEvent:
     detail: str = ""
     operator: str | None = None
 
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "time": self.time.isoformat(),
+            "kind": self.kind.value,
+            "breaker": self.breaker.value if self.breaker is not None else None,
+            "decision": self.decision.value,
+            "until": _iso(self.until),
+            "detail": self.detail,
+            "operator": self.operator,
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class GovernorState:
@@ -157,6 +168,13 @@ class GovernorState:
         if not top or any(u is None for u in top):
             return None
         return max(u for u in top if u is not None)
+
+    @property
+    def operator_halt_since(self) -> datetime | None:
+        """When the earliest trip that only an operator can end (no end time, no condition
+        that clears by itself: the emergency shutdown) began; None when there is none."""
+        held = [t.since for t in self.trips if t.until is None and t.breaker not in CONDITION_BOUND]
+        return min(held, default=None)
 
     @property
     def emergency_shutdown_requested(self) -> bool:

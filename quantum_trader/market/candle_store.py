@@ -1,14 +1,13 @@
 """Recorded candles and funding rates from Feather (Arrow IPC) files, freqtrade's layout.
 
-File names: `BTC_USDT_USDT-5m-futures.feather`, `BTC_USDT_USDT-1h-funding_rate.feather`.
-Columns: `date` (UTC open time), `open`, `high`, `low`, `close`, `volume`; funding files hold
-the rate in `open`. Every load is validated: a NaN, a non-positive price, an unsorted or
-duplicate timestamp is a MarketDataError naming the file and the row.
+File names: `BTC_USDT_USDT-5m-futures.feather`, `BTC_USDT_USDT-1h-funding_rate.feather`
+(market.layout). Columns: `date` (UTC open time), `open`, `high`, `low`, `close`, `volume`;
+funding files hold the rate in `open`. Every load is validated by market.validation (refused,
+repaired or reported per defect); repairs and gaps are logged once per load.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 
@@ -16,28 +15,26 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.feather as feather
 
+from quantum_trader.clock import utc_from_ms
 from quantum_trader.domain import Bars, FloatArray, IntArray
 from quantum_trader.errors import MarketDataError
+from quantum_trader.log import get_logger
+from quantum_trader.market.layout import (
+    TIMEFRAME_MS,
+    CandleKind,
+    candle_file_name,
+    file_stem,
+    parse_file_name,
+)
+from quantum_trader.market.validation import PRICE_COLUMNS, CandleReport, check_candles
 
-TIMEFRAME_MS = {
-    "1m": 60_000,
-    "5m": 300_000,
-    "15m": 900_000,
-    "1h": 3_600_000,
-    "8h": 28_800_000,
-    "1d": 86_400_000,
-}
-PRICE_COLUMNS = ("open", "high", "low", "close")
+__all__ = ["PRICE_COLUMNS", "TIMEFRAME_MS", "CandleStore", "bundled_sample_dir", "file_stem"]
+log = get_logger("market")
 
 
 def bundled_sample_dir() -> Path:
     """The compact recorded market shipped inside the package."""
     return Path(str(resources.files("quantum_trader") / "resources" / "sample"))
-
-
-def file_stem(symbol: str) -> str:
-    """`BTC/USDT:USDT` → `BTC_USDT_USDT` (freqtrade's naming)."""
-    return symbol.replace("/", "_").replace(":", "_")
 
 
 class CandleStore:
@@ -49,18 +46,26 @@ class CandleStore:
         self.directory = directory
 
     def candle_path(self, symbol: str, timeframe: str) -> Path:
-        return self.directory / f"{file_stem(symbol)}-{timeframe}-futures.feather"
+        return self.directory / candle_file_name(symbol, timeframe)
 
     def funding_path(self, symbol: str) -> Path:
-        return self.directory / f"{file_stem(symbol)}-1h-funding_rate.feather"
+        return self.directory / candle_file_name(symbol, "1h", CandleKind.FUNDING_RATE)
 
     def available_symbols(self, timeframe: str) -> list[str]:
-        suffix = f"-{timeframe}-futures.feather"
-        found = []
-        for path in sorted(self.directory.glob(f"*{suffix}")):
-            base, quote, settle = path.name.removesuffix(suffix).split("_")
-            found.append(f"{base}/{quote}:{settle}")
-        return found
+        """Symbols with `timeframe` perpetual candles here; misnamed files are skipped."""
+        return sorted(self._scan(timeframe)[0])
+
+    def _scan(self, timeframe: str) -> tuple[list[str], list[str]]:
+        found, misnamed = [], []
+        for path in sorted(self.directory.glob(f"*-{timeframe}-futures.feather")):
+            try:
+                parsed = parse_file_name(path)
+            except MarketDataError as error:
+                misnamed.append(str(error))
+                continue
+            if parsed.kind is CandleKind.FUTURES and parsed.timeframe == timeframe:
+                found.append(parsed.symbol)
+        return found, misnamed
 
     def load_bars(self, symbol: str, timeframe: str) -> Bars:
         """All recorded bars of `symbol`; raises MarketDataError for unknown or bad data."""
@@ -68,14 +73,14 @@ class CandleStore:
             raise MarketDataError(f"unsupported timeframe {timeframe!r}")
         path = self.candle_path(symbol, timeframe)
         if not path.is_file():
-            known = ", ".join(self.available_symbols(timeframe)) or "none"
-            raise MarketDataError(
-                f"unknown symbol {symbol!r} for {timeframe}: no {path.name} (recorded: {known})"
-            )
+            raise MarketDataError(self.unknown_symbol_message(symbol, timeframe))
         table = _read(path)
         time_ms = _time_ms(table, path)
         columns = {name: _floats(table, name, path) for name in (*PRICE_COLUMNS, "volume")}
-        validate_bars(path.name, time_ms, columns, TIMEFRAME_MS[timeframe])
+        time_ms, columns, report = check_candles(
+            path.name, time_ms, columns, TIMEFRAME_MS[timeframe]
+        )
+        log_report(path.name, report)
         return Bars(
             symbol,
             TIMEFRAME_MS[timeframe],
@@ -87,6 +92,17 @@ class CandleStore:
             columns["volume"],
         )
 
+    def unknown_symbol_message(self, symbol: str, timeframe: str) -> str:
+        """Why `symbol` has no candles here, which symbols do, and how to get it."""
+        path = self.candle_path(symbol, timeframe)
+        known, misnamed = self._scan(timeframe)
+        message = (
+            f"unknown symbol {symbol!r} for {timeframe}: no {path.name} in {self.directory} "
+            f"(recorded: {', '.join(known) or 'none'}); get it with `quantum-trader "
+            f"download-data --symbols {symbol} --timeframe {timeframe}` or `import-data`"
+        )
+        return message + "".join(f"; ignored {m}" for m in misnamed)
+
     def load_funding(self, symbol: str) -> tuple[IntArray, FloatArray]:
         """Funding settlement times (ms) and rates; empty arrays when none are recorded."""
         path = self.funding_path(symbol)
@@ -95,11 +111,36 @@ class CandleStore:
         table = _read(path)
         times = _time_ms(table, path)
         rates = _floats(table, "open", path)
-        if np.isnan(rates).any():
-            raise MarketDataError(
-                f"{path.name}: NaN funding rate at row {int(np.argmax(np.isnan(rates)))}"
-            )
+        bad = np.flatnonzero(~np.isfinite(rates))
+        if bad.size:
+            raise MarketDataError(f"{path.name}: funding rate is not a number at row {int(bad[0])}")
+        if np.any(np.diff(times) <= 0):
+            raise MarketDataError(f"{path.name}: funding times not strictly increasing")
         return times, rates
+
+
+def log_report(label: str, report: CandleReport) -> None:
+    """One warning per kind of finding: bars removed (with why), gaps kept."""
+    for repair in report.repairs:
+        log.warning(
+            "market_data_repaired",
+            source=label,
+            removed_bars=len(repair.times_ms),
+            first=utc_from_ms(repair.times_ms[0]).isoformat(),
+            reason=repair.reason,
+        )
+    gaps = report.untradeable_gaps
+    if gaps:
+        largest = max(gaps, key=lambda g: g.missing_bars)
+        log.warning(
+            "market_data_gaps",
+            source=label,
+            gaps=len(gaps),
+            largest_missing_bars=largest.missing_bars,
+            largest_from=utc_from_ms(largest.last_ms).isoformat(),
+            largest_to=utc_from_ms(largest.resume_ms).isoformat(),
+            policy="untradeable across each gap",
+        )
 
 
 def _read(path: Path) -> pa.Table:
@@ -113,39 +154,20 @@ def _time_ms(table: pa.Table, path: Path) -> IntArray:
     if "date" not in table.column_names:
         raise MarketDataError(f"{path.name}: no 'date' column")
     column = table["date"]
-    if pa.types.is_timestamp(column.type):
-        column = column.cast(pa.timestamp("ms", tz="UTC")).cast(pa.int64())
-    return np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.int64)
+    try:
+        if pa.types.is_timestamp(column.type):
+            column = column.cast(pa.timestamp("ms", tz="UTC")).cast(pa.int64())
+        if column.null_count:
+            raise MarketDataError(f"{path.name}: empty 'date' values")
+        return np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.int64)
+    except (pa.ArrowInvalid, TypeError, ValueError) as error:
+        raise MarketDataError(f"{path.name}: unreadable 'date' column ({error})") from error
 
 
 def _floats(table: pa.Table, name: str, path: Path) -> FloatArray:
     if name not in table.column_names:
         raise MarketDataError(f"{path.name}: no {name!r} column")
-    return np.asarray(table[name].to_numpy(zero_copy_only=False), dtype=np.float64)
-
-
-def validate_bars(
-    label: str, time_ms: IntArray, columns: Mapping[str, FloatArray], timeframe_ms: int
-) -> None:
-    """Raise MarketDataError, naming `label` and the row, for the first bad value.
-
-    Bad: a non-finite value in any column, a non-positive open/high/low/close, a timestamp
-    (ms) not strictly increasing or not on the `timeframe_ms` grid.
-    """
-    for name, values in columns.items():
-        bad = np.flatnonzero(~np.isfinite(values))
-        if bad.size:
-            raise MarketDataError(f"{label}: {name} is not a number at row {int(bad[0])}")
-    for name in PRICE_COLUMNS:
-        bad = np.flatnonzero(columns[name] <= 0)
-        if bad.size:
-            raise MarketDataError(f"{label}: non-positive {name} at row {int(bad[0])}")
-    steps = np.diff(time_ms)
-    bad = np.flatnonzero(steps <= 0)
-    if bad.size:
-        raise MarketDataError(
-            f"{label}: timestamps not strictly increasing at row {int(bad[0]) + 1}"
-        )
-    off_grid = np.flatnonzero(time_ms % timeframe_ms)
-    if off_grid.size:
-        raise MarketDataError(f"{label}: timestamp off the bar grid at row {int(off_grid[0])}")
+    try:
+        return np.asarray(table[name].to_numpy(zero_copy_only=False), dtype=np.float64)
+    except (pa.ArrowInvalid, TypeError, ValueError) as error:
+        raise MarketDataError(f"{path.name}: {name!r} is not numeric ({error})") from error

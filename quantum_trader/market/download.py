@@ -57,12 +57,12 @@ async def download(
         bars = await _closed_bars(source, symbol, timeframe, start_ms, now_ms, progress)
         validate_bars(bars)
         await asyncio.to_thread(
-            _write, store.candle_path(symbol, timeframe), bars.time_ms, _columns(bars)
+            write_feather, store.candle_path(symbol, timeframe), bars.time_ms, _columns(bars)
         )
         times, rates = await _funding(source, symbol, start_ms, now_ms)
         zeros = np.zeros_like(rates)
         funding_columns = [rates, zeros, zeros, zeros, zeros]
-        await asyncio.to_thread(_write, store.funding_path(symbol), times, funding_columns)
+        await asyncio.to_thread(write_feather, store.funding_path(symbol), times, funding_columns)
         written[symbol] = len(bars)
     return written
 
@@ -117,7 +117,7 @@ def _columns(bars: Bars) -> list[FloatArray]:
     return [bars.open, bars.high, bars.low, bars.close, bars.volume]
 
 
-def _write(path: Path, time_ms: IntArray, columns: list[FloatArray]) -> None:
+def write_feather(path: Path, time_ms: IntArray, columns: list[FloatArray]) -> None:
     dates = pa.array(time_ms * 1_000_000, type=pa.int64()).cast(pa.timestamp("ns", tz="UTC"))
     names = ["date", "open", "high", "low", "close", "volume"]
     table = pa.table([dates, *(pa.array(c, type=pa.float64()) for c in columns)], names=names)

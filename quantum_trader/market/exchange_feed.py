@@ -4,7 +4,8 @@ Per symbol it keeps a trailing window of CLOSED bars (the exchange's still-formi
 is dropped) and asks the source only for bars that can have closed since the last refresh: with
 5m bars and a 30 s cycle, nine cycles in ten send no candle request at all. Funding rates are
 refreshed at most once per `funding_refresh_s`. Every merged window is validated like recorded
-data (NaN, non-positive price, unsorted or off-grid time → MarketDataError naming symbol, row).
+data (market.validation). A symbol whose window is refused is left out of the snapshot — no
+price, no signal: untradeable — and fetched afresh next cycle; the other symbols go on.
 """
 
 from __future__ import annotations
@@ -19,13 +20,15 @@ import numpy as np
 from quantum_trader.clock import ms_from_utc
 from quantum_trader.domain import Bars, FloatArray, IntArray, MarketSnapshot
 from quantum_trader.errors import MarketDataError
-from quantum_trader.market.candle_store import TIMEFRAME_MS
-from quantum_trader.market.candle_store import validate_bars as validate_columns
+from quantum_trader.log import get_logger
+from quantum_trader.market.candle_store import TIMEFRAME_MS, log_report
 from quantum_trader.market.replay import FundingSeries
+from quantum_trader.market.validation import check_candles
 
 MAX_BARS_PER_REQUEST = 1500
 FUNDING_HISTORY_MS = 7 * 24 * 3_600_000
 FUNDING_KEPT = 200
+log = get_logger("market")
 
 
 class OhlcvSource(Protocol):
@@ -41,8 +44,9 @@ class OhlcvSource(Protocol):
         ...
 
 
-def validate_bars(bars: Bars) -> None:
-    """Raise MarketDataError naming the symbol and row of the first bad value."""
+def validate_bars(bars: Bars) -> Bars:
+    """The bars after market.validation: repaired (spikes removed, logged) or refused with a
+    MarketDataError naming the symbol and row."""
     columns = {
         "open": bars.open,
         "high": bars.high,
@@ -50,7 +54,20 @@ def validate_bars(bars: Bars) -> None:
         "close": bars.close,
         "volume": bars.volume,
     }
-    validate_columns(bars.symbol, bars.time_ms, columns, bars.timeframe_ms)
+    time_ms, checked, report = check_candles(bars.symbol, bars.time_ms, columns, bars.timeframe_ms)
+    log_report(bars.symbol, report)
+    if not report.repairs:
+        return bars
+    return Bars(
+        bars.symbol,
+        bars.timeframe_ms,
+        time_ms,
+        checked["open"],
+        checked["high"],
+        checked["low"],
+        checked["close"],
+        checked["volume"],
+    )
 
 
 def concat(head: Bars, tail: Bars) -> Bars:
@@ -102,8 +119,10 @@ class ExchangeFeed:
             jobs += [self._refresh_funding(symbol, now_ms) for symbol in self._symbols]
             self._funding_fetched_ms = now_ms
         results = await asyncio.gather(*jobs, return_exceptions=True)
-        for result in results:
-            if isinstance(result, BaseException):
+        for symbol, result in zip(self._symbols * 2, results, strict=False):
+            if isinstance(result, MarketDataError):  # that symbol sits this cycle out
+                log.warning("market_data_rejected", symbol=symbol, error=str(result))
+            elif isinstance(result, BaseException):
                 raise result
         funding = {s: f.rate_8h_at(now_ms) for s, f in self._funding.items()}
         return MarketSnapshot(now_ms, dict(self._bars), funding)
@@ -125,8 +144,11 @@ class ExchangeFeed:
             return
         merged = fresh if held is None else concat(held, fresh)
         merged = merged.slice(max(0, len(merged) - self.history_bars), len(merged))
-        validate_bars(merged)
-        self._bars[symbol] = merged
+        try:
+            self._bars[symbol] = validate_bars(merged)
+        except MarketDataError:
+            self._bars.pop(symbol, None)  # refetch the whole window next cycle
+            raise
 
     async def _fetch_closed(self, symbol: str, since: int, newest: int, now_ms: int) -> Bars | None:
         """Closed bars opening in [since, newest], paginated; None when there are none."""

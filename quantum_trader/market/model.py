@@ -36,6 +36,7 @@ from quantum_trader.domain.correlation import CorrelationMatrix, correlation_mat
 from quantum_trader.market import indicators
 from quantum_trader.market.replay import FundingSeries
 from quantum_trader.market.resample import hourly_row_for, on_rows, resample_hourly
+from quantum_trader.market.validation import is_stale
 from quantum_trader.ports import SignalSource
 
 RegimeFn = Callable[[Bars], npt.NDArray[np.object_]]
@@ -122,7 +123,7 @@ def _symbol_series(
 
 def _with_funding(series: SymbolSeries, funding: FundingSeries | None) -> SymbolSeries:
     """Attach the 8 h funding rate in force at each bar's close (0 before the first one)."""
-    if funding is None:
+    if funding is None or funding.time_ms.size == 0:
         return series
     bars = series.bars
     index = np.searchsorted(funding.time_ms, bars.time_ms + bars.timeframe_ms, side="right") - 1
@@ -191,7 +192,8 @@ class MarketModel:
         return cls(series, rules, source.name, funding_rate_8h, global_regime, spans)
 
     def state_at(self, now_ms: int) -> MarketState:
-        """The view as of `now_ms`: only bars closed by then are visible."""
+        """The view as of `now_ms`: only bars closed by then are visible; a symbol more than
+        one bar behind (a gap in its data) is left out of the view and the signals."""
         prices: dict[str, Decimal] = {}
         atr_pct: dict[str, float] = {}
         regimes: dict[str, Regime] = {}
@@ -204,6 +206,10 @@ class MarketModel:
             last = _last_closed_row(s.bars, self._origins[symbol], now_ms)
             if last < 0 or not np.isfinite(s.atr_pct[last]):
                 continue
+            if is_stale(
+                int(s.bars.time_ms[last]) + s.bars.timeframe_ms, now_ms, s.bars.timeframe_ms
+            ):
+                continue  # a gap in its data: no price, no signal until it resumes
             prices[symbol] = Decimal(repr(float(s.bars.close[last])))
             atr_pct[symbol] = float(s.atr_pct[last])
             regimes[symbol] = s.regime[last]

@@ -1,5 +1,9 @@
 """The market model's setup from settings: recorded data, the feed's window, regimes, the
-global regime, the statistics windows. Shared by the daemon, the backtest and the tests."""
+global regime, the statistics windows. Shared by the daemon, the backtest and the tests.
+
+Optional inputs that are missing (BTC's hourly candles for the global regime, funding rates)
+are one warning each at the default log level and a line for the health monitor
+(`missing_inputs`), never silent."""
 
 from __future__ import annotations
 
@@ -13,16 +17,20 @@ from quantum_trader.domain import Bars, GlobalRegime, MarketRules
 from quantum_trader.errors import MarketDataError
 from quantum_trader.log import get_logger
 from quantum_trader.market import regime
-from quantum_trader.market.candle_store import TIMEFRAME_MS, CandleStore, bundled_sample_dir
+from quantum_trader.market.candle_store import TIMEFRAME_MS, CandleStore
 from quantum_trader.market.model import GlobalRegimeFn, MarketModel, RegimeFn, StatisticsWindows
 from quantum_trader.market.replay import ReplayFeed
+from quantum_trader.market.source import MarketData, resolve_market_data
+from quantum_trader.market.universe import DAY_MS, resolve_recorded
 from quantum_trader.ports import SignalSource
 
 log = get_logger("market")
+REGIME_SYMBOL = "BTC/USDT:USDT"
 
 
 def open_store(settings: Settings) -> CandleStore:
-    return CandleStore(settings.market.replay_dir or bundled_sample_dir())
+    """The candle store of the market data the commands agree on (market.source)."""
+    return resolve_market_data(settings).store()
 
 
 def history_bars(settings: Settings, source: SignalSource) -> int:
@@ -85,11 +93,12 @@ def statistics_windows(settings: Settings) -> StatisticsWindows:
 
 
 def global_regime_timeline(store: CandleStore, settings: Settings) -> GlobalRegimeFn:
-    """BTC's recorded daily closes against their EMA200, as of any instant (SPEC §3.3)."""
+    """BTC's recorded daily closes against their EMA200, as of any instant (SPEC §3.3).
+
+    Without BTC's hourly candles it is SIDEWAYS throughout (see `missing_inputs`)."""
     try:
-        hourly = store.load_bars("BTC/USDT:USDT", "1h")
+        hourly = store.load_bars(REGIME_SYMBOL, "1h")
     except MarketDataError:
-        log.warning("global_regime_unavailable", reason="no recorded BTC 1h candles")
         return lambda now_ms: GlobalRegime.SIDEWAYS
     cache: dict[int, GlobalRegime] = {}
 
@@ -101,3 +110,71 @@ def global_regime_timeline(store: CandleStore, settings: Settings) -> GlobalRegi
         return cache[day]
 
     return at
+
+
+def missing_inputs(
+    store: CandleStore, settings: Settings, feed: ReplayFeed | None, start_ms: int
+) -> list[str]:
+    """Warn once per optional input that is missing at `start_ms`; return one line for each.
+
+    Checked: BTC's hourly candles with `regime.global_ema_days` daily closes before the start
+    (else the global regime stays SIDEWAYS), and recorded funding rates per symbol (else no
+    funding is charged or earned, and the ensemble's funding feature reads 0).
+    """
+    notices = []
+    needed = settings.regime.global_ema_days
+    try:
+        hourly = store.load_bars(REGIME_SYMBOL, "1h")
+        days = len(regime.daily_closes(hourly.slice(0, hourly.closed_before(start_ms))))
+    except MarketDataError:
+        days = 0
+    if days < needed:
+        notices.append(
+            f"global regime: {days} of {needed} BTC daily closes before the start in "
+            f"{store.directory}; it stays SIDEWAYS until there are {needed} (`quantum-trader "
+            f"download-data --symbols {REGIME_SYMBOL} --timeframe 1h --days {needed + 10}`)"
+        )
+        log.warning("global_regime_unavailable", daily_closes=days, needed=needed, hint=notices[-1])
+    if feed is not None:
+        without = [s for s, f in feed.funding.items() if f.time_ms.size == 0]
+        if without:
+            notices.append(
+                f"funding rates: none recorded for {', '.join(without)}; no funding is charged "
+                "(spot candles, or download-data for these symbols)"
+            )
+            log.warning("funding_unavailable", symbols=without, hint=notices[-1])
+    return notices
+
+
+def with_universe(settings: Settings, data: MarketData, start_ms: int | None) -> Settings:
+    """`settings` with market.symbols set to the universe rule's pick from the recorded data as
+    of `start_ms` (default: a day after the latest first bar), once; unchanged for a fixed
+    list. Logs the pick and the symbols the balancer's sector map does not know."""
+    universe = settings.market.universe
+    if universe.rule == "fixed":
+        log_unknown_sectors(settings)
+        return settings
+    store = data.store()
+    listings = {s: x for f in reversed(data.rules_files()) for s, x in f.listings.items()}
+    candidates = [s for s in store.available_symbols(settings.market.timeframe) if s in listings]
+    bars = {s: store.load_bars(s, settings.market.timeframe) for s in candidates}
+    if start_ms is None and bars:
+        start_ms = max(int(b.time_ms[0]) for b in bars.values()) + DAY_MS
+    chosen = resolve_recorded(bars, listings, start_ms or 0, universe)
+    log.info("universe_resolved", rule=universe.rule, symbols=list(chosen), source="recorded")
+    market = settings.market.model_copy(update={"symbols": chosen})
+    resolved = settings.model_copy(update={"market": market})
+    log_unknown_sectors(resolved)
+    return resolved
+
+
+def log_unknown_sectors(settings: Settings) -> None:
+    """Once per start: the symbols the balancer files under its default sector."""
+    unknown = [s for s in settings.market.symbols if s not in settings.balancer.sectors]
+    if unknown:
+        log.info(
+            "sector_unknown",
+            symbols=unknown,
+            sector=settings.balancer.unknown_sector,
+            hint="balancer.sectors maps a symbol to its sector",
+        )

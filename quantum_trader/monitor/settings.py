@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import Field
 
 from quantum_trader.domain.enums import TrailMode
-from quantum_trader.settings_base import Section
+from quantum_trader.settings_base import DAY_S, YEAR_H, Section, at_least
 
 
 class MonitorSettings(Section):
@@ -22,16 +24,16 @@ class MonitorSettings(Section):
     DEFENSIVE_EXIT and the TRENDING → CHOPPY turn something to tighten to (AGGRESSIVE).
     """
 
-    interval_s: float = Field(5.0, gt=0)
-    stop_replace_min_interval_s: float = Field(60.0, ge=0)
+    interval_s: float = Field(5.0, gt=0, le=DAY_S)
+    stop_replace_min_interval_s: float = Field(60.0, ge=0, le=DAY_S)
     break_even_trigger: float = Field(0.01, gt=0)
     break_even_offset_pct: float = Field(0.0012, ge=0, lt=0.01)
     partial_tp_trigger: float = Field(0.04, gt=0)
     partial_tp_fraction: float = Field(0.5, gt=0, lt=1)
     trailing_trigger: float = Field(0.02, gt=0)
     trail_atr_aggressive: float = Field(0.5, gt=0)
-    trail_atr_balanced: float = Field(1.0, gt=0)
-    trail_atr_loose: float = Field(1.5, gt=0)
+    trail_atr_balanced: Annotated[float, Field(gt=0), at_least("trail_atr_aggressive")] = 1.0
+    trail_atr_loose: Annotated[float, Field(gt=0), at_least("trail_atr_balanced")] = 1.5
     trail_mode_trend_follow: TrailMode = TrailMode.BALANCED
     trail_mode_defensive_trail: TrailMode = TrailMode.BALANCED
-    max_hold_h: float = Field(48.0, gt=0)
+    max_hold_h: float = Field(48.0, gt=0, le=YEAR_H)

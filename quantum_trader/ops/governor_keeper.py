@@ -1,13 +1,15 @@
 """Keeps the safety governor durable and carries out what it decides.
 
 Its state is restored at start and saved after every change, so neither a restart nor kill -9
-clears a halt. An EMERGENCY_SHUTDOWN flattens every position and cancels our conditional
-orders; operator requests (`close-all`, `reset-halt`) filed by the CLI are carried out here.
+clears a halt; every change is also kept as an event (state namespace `governor_events`, one
+key per event) for the backtest report and `status`. An EMERGENCY_SHUTDOWN flattens every
+position and cancels our conditional orders; operator requests (`close-all`, `reset-halt`)
+filed by the CLI are carried out here.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from quantum_trader.domain import ExitReason, MarketView, PortfolioView
 from quantum_trader.execution.trader import Trader
@@ -20,6 +22,7 @@ from quantum_trader.ports import Exchange, Repository
 
 log = get_logger("governor")
 STATE_KEY = ("governor", "state")
+EVENTS_NAMESPACE = "governor_events"
 LIFT_BLACKLIST = "lift_blacklist:"
 
 
@@ -49,6 +52,15 @@ class GovernorKeeper:
         """Clear every halt and the account's losing streak: a person decided to trade again."""
         await self._record([self.governor.reset(now, operator)])
         await self._trader.ledger.reset_losing_streak(now)
+
+    async def reset_operator_halt(self, now: datetime, after: timedelta) -> bool:
+        """Reset as an operator would once a halt only an operator can end has lasted `after`
+        (the backtest's `backtest.operator_reset_after`); return whether it did."""
+        since = self.governor.state.operator_halt_since
+        if since is None or now < since + after:
+            return False
+        await self.reset(now, f"simulated operator (backtest.operator_reset_after={after})")
+        return True
 
     async def observe(
         self, portfolio: PortfolioView, market: MarketView, now: datetime, health: str = "HEALTHY"
@@ -93,8 +105,12 @@ class GovernorKeeper:
     async def _record(self, events: list[GovernorEvent]) -> None:
         if not events:
             return
-        await self._repository.save_state(*STATE_KEY, self.governor.state.to_dict())
+        state = self.governor.state
+        await self._repository.save_state(*STATE_KEY, state.to_dict())
+        after = {"trading_state": state.trading_state.value, "state_until": _iso(state.until)}
         for event in events:
+            key = f"{event.time.isoformat()} {event.kind} {event.breaker or '-'}"
+            await self._repository.save_state(EVENTS_NAMESPACE, key, event.to_dict() | after)
             log.warning(
                 "governor_event",
                 kind=event.kind,
@@ -107,9 +123,13 @@ class GovernorKeeper:
             )
 
 
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
 def _state_fields(state: GovernorState) -> dict[str, object]:
     return {
         "trading_state": state.trading_state,
         "governor_decision": state.decision,
-        "governor_until": state.until.isoformat() if state.until else None,
+        "governor_until": _iso(state.until),
     }

@@ -8,7 +8,7 @@ heartbeat takes the measurements.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
 
@@ -95,15 +95,23 @@ def _at_most(value: float, limit: float, name: str, status: HealthStatus) -> Che
 
 @dataclass(slots=True)
 class HealthMonitor:
-    """Keeps the latest report and counts consecutive CRITICAL samples."""
+    """Keeps the latest report and counts consecutive CRITICAL samples.
+
+    `missing_inputs` are optional inputs found missing at start (market.setup): each is a
+    DEGRADED problem in every report — trading goes on, the report says what is missing."""
 
     settings: HealthSettings
     min_balance_usdt: float
     latest: HealthReport = HealthReport(HealthStatus.HEALTHY, ())
     critical_in_a_row: int = 0
+    missing_inputs: list[str] = field(default_factory=list)
 
     def record(self, sample: HealthSample) -> HealthReport:
-        self.latest = assess(sample, self.settings, self.min_balance_usdt)
+        report = assess(sample, self.settings, self.min_balance_usdt)
+        if self.missing_inputs:
+            status = max(report.status, HealthStatus.DEGRADED, key=_RANK.__getitem__)
+            report = HealthReport(status, (*report.problems, *self.missing_inputs))
+        self.latest = report
         critical = self.latest.status is HealthStatus.CRITICAL
         self.critical_in_a_row = self.critical_in_a_row + 1 if critical else 0
         return self.latest

@@ -63,18 +63,21 @@ class Ensemble:
     """SignalSource over execution (5m) bars; synchronous, so call it from a worker thread.
 
     `rules` proposes the sides in meta-labeling (`settings.side_source == "rules"`); it is
-    required then and ignored otherwise. `trained_at` is the model set's training time.
+    required then (when there are models) and ignored otherwise. `trained_at` is the model
+    set's training time (None only for an ensemble without models, e.g. to ask its warm-up).
     """
 
     def __init__(
         self,
         models: Sequence[LoadedModel],
         settings: EnsembleSettings,
-        trained_at: datetime,
+        trained_at: datetime | None = None,
         rules: RuleAgent | None = None,
         funding: Mapping[str, FundingSeries] | None = None,
     ) -> None:
-        if settings.side_source == "rules" and rules is None:
+        if models and trained_at is None:
+            raise ValueError("an ensemble of trained models needs their training time")
+        if models and settings.side_source == "rules" and rules is None:
             raise ValueError("meta-labeling needs the rule agent to propose sides")
         self._models = tuple(models)
         self._settings = settings
@@ -92,7 +95,7 @@ class Ensemble:
         return tuple(m.predictor.name for m in self._models)
 
     @property
-    def trained_at(self) -> datetime:
+    def trained_at(self) -> datetime | None:
         return self._trained_at
 
     @property
@@ -128,7 +131,8 @@ class Ensemble:
                 f"{len(loaded)} models loaded, at least {self._settings.min_models} needed",
             )
         problems = []
-        if now - self._trained_at > timedelta(hours=self._settings.max_model_age_h):
+        age = timedelta(hours=self._settings.max_model_age_h)
+        if self._trained_at is not None and now - self._trained_at > age:
             problems.append(f"stale (older than {self._settings.max_model_age_h:g} h)")
         missing = [name for name in MODEL_NAMES if name not in loaded]
         if missing:

@@ -106,8 +106,8 @@ class Manifest:
     """A model set's description (`manifest.json`).
 
     `training_start` .. `training_end` is the data the set's labels read: from the open of the
-    first labelled hour to the close of the last bar a label looked at. A backtest inside it is
-    in-sample.
+    first labelled hour to the close of the last bar of the training data (a label scans up to
+    there when its trade is still open). A backtest inside it is in-sample.
     """
 
     set_id: str

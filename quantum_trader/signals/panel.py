@@ -141,7 +141,9 @@ def make_folds(panel: Panel, settings: EnsembleSettings) -> Folds:
             f"{len(hours)} hours of labelled data are too few for {k} walk-forward folds"
         )
     blocks, train, test = [], [], []
-    for _, test_index in TimeSeriesSplit(n_splits=k, test_size=test_hours).split(hours):
+    # TimeSeriesSplit needs two splits; with one block, keep the last of two.
+    splits = list(TimeSeriesSplit(n_splits=max(k, 2), test_size=test_hours).split(hours))[-k:]
+    for _, test_index in splits:
         start = int(hours[test_index[0]])
         stop = int(hours[test_index[-1]]) + HOUR_MS
         blocks.append((start, stop))

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
-from quantum_trader.settings_base import Section
+from quantum_trader.settings_base import YEAR_H, CommaList, Section, above
 
 ModelName = Literal["xgboost", "lightgbm", "nhits", "patchtst"]
 
@@ -17,7 +17,7 @@ class SignalsSettings(Section):
 
     source: Literal["ensemble", "rules"] | None = None
     rules_fast_ema: int = Field(20, ge=2)
-    rules_slow_ema: int = Field(50, ge=3)
+    rules_slow_ema: Annotated[int, Field(ge=3), above("rules_fast_ema")] = 50
     rules_rsi_period: int = Field(14, ge=2)
     rules_adx_period: int = Field(14, ge=2)
 
@@ -39,12 +39,13 @@ class EnsembleSettings(Section):
     `validation_fraction` of it is split into `walk_forward_folds` consecutive test blocks (by
     scikit-learn's TimeSeriesSplit), each predicted by models trained only on rows whose label
     window ended `embargo_h` hours before the block starts. Each block is calibrated on the
-    out-of-fold predictions of the blocks before it, so the first block only calibrates.
+    out-of-fold predictions of the blocks before it, so the first block only calibrates (with one
+    block nothing is scored out of sample; the saved calibration still comes from it).
     `tree_rounds` boosting rounds, `forecaster_steps` Adam steps; `models` lists the models.
     """
 
     min_models: int = Field(2, ge=1, le=4)
-    max_model_age_h: float = Field(24.0 * 14, gt=0)
+    max_model_age_h: float = Field(24.0 * 14, gt=0, le=10 * YEAR_H)
     min_expected_r: float = Field(0.05, ge=-1.0, le=5.0)
     side_source: Literal["models", "rules"] = "models"
     label_notional_usdt: float = Field(3_000.0, gt=0)
@@ -53,13 +54,24 @@ class EnsembleSettings(Section):
     training_days: int = Field(90, ge=7)
     training_end: datetime | None = None
     seed: int = Field(7, ge=0)
-    walk_forward_folds: int = Field(5, ge=2, le=12)
+    walk_forward_folds: int = Field(5, ge=1, le=12)
     validation_fraction: float = Field(0.5, gt=0, lt=1)
     embargo_h: int = Field(24, ge=0)
     tree_rounds: int = Field(250, ge=10)
     forecaster_steps: int = Field(300, ge=10)
     torch_threads: int = Field(2, ge=1, le=2)
-    models: tuple[ModelName, ...] = ("xgboost", "lightgbm", "nhits", "patchtst")
+    models: CommaList[ModelName] = ("xgboost", "lightgbm", "nhits", "patchtst")
+
+    @field_validator("models")
+    @classmethod
+    def _enough_models(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        """Each model once, and at least `min_models` of them (else no vote is ever cast)."""
+        if len(set(value)) != len(value):
+            raise ValueError("models must not repeat")
+        minimum = info.data.get("min_models")
+        if minimum is not None and len(value) < minimum:
+            raise ValueError(f"lists {len(value)} of them, fewer than min_models ({minimum})")
+        return value
 
     @field_validator("training_end")
     @classmethod

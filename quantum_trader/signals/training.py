@@ -32,6 +32,7 @@ import numpy.typing as npt
 
 from quantum_trader.clock import utc_from_ms
 from quantum_trader.errors import ModelArtifactError
+from quantum_trader.market.resample import HOUR_MS
 from quantum_trader.signals.calibration import Calibration
 from quantum_trader.signals.labels import ExitRules
 from quantum_trader.signals.loading import expected_spec
@@ -243,6 +244,6 @@ def _manifest(
         spec=expected_spec(settings),
         symbols=tuple(symbols),
         training_start=utc_from_ms(int(panel.time_ms.min())),
-        training_end=utc_from_ms(int(panel.label_end_ms.max())),
+        training_end=utc_from_ms(max(int(f.hourly.time_ms[-1]) for f in panel.frames) + HOUR_MS),
         models=entries,
     )

@@ -208,7 +208,7 @@ def build_report(
 ) -> TrainingReport:
     """Score every source on blocks 2.. of the walk-forward."""
     s = settings.ensemble
-    evaluated = np.logical_or.reduce(folds.test[1:])
+    evaluated = np.logical_or.reduce([np.zeros(panel.rows, np.bool_), *folds.test[1:]])
     decisions, confidence = _decisions(panel, folds, runs, settings, evaluated)
     stats = {n: _score(a, panel, evaluated, s.seed) for n, a in decisions.items()}
     trades = stats[ENSEMBLE].trades if ENSEMBLE in stats else 0

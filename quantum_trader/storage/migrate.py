@@ -2,16 +2,20 @@
 
 Files are named `NNNN_description.sql` and numbered 1, 2, 3 ... without gaps. Each pending file
 runs in its own transaction together with the row that records it, so a failure leaves the
-database at the previous version. A database newer than this program is refused.
+database at the previous version. A database newer than this program is refused, and so is one
+whose tables do not match what its migrations create (a dropped table, an altered column).
 """
 
 from __future__ import annotations
 
 import re
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cache
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import aiosqlite
 
@@ -23,6 +27,9 @@ _CREATE_VERSION_TABLE = (
     "CREATE TABLE IF NOT EXISTS schema_version ("
     "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL) STRICT"
 )
+_TABLES = "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+# One table's columns as (name, declared type, NOT NULL, primary-key position).
+Columns = tuple[tuple[str, str, int, int], ...]
 _RECORD_VERSION = (
     "INSERT INTO schema_version (version, name, applied_at) "
     "VALUES ({version}, '{name}', strftime('%Y-%m-%dT%H:%M:%fZ', 'now'));"
@@ -107,3 +114,45 @@ async def _apply_one(conn: aiosqlite.Connection, path: Path, migration: Migratio
         raise OperatorActionRequired(
             f"schema migration {migration.name} failed on database {path} and was rolled back: {e}"
         ) from e
+
+
+@cache
+def expected_schema(migrations: tuple[Migration, ...]) -> dict[str, Columns]:
+    """The tables and columns `migrations` create, read from a scratch in-memory database."""
+    conn = sqlite3.connect(":memory:")
+    try:
+        conn.execute(_CREATE_VERSION_TABLE)
+        for migration in migrations:
+            conn.executescript(migration.sql)
+        names = [str(row[0]) for row in conn.execute(_TABLES)]
+        return {name: _columns(list(conn.execute(_table_info(name)))) for name in names}
+    finally:
+        conn.close()
+
+
+async def schema_problems(conn: aiosqlite.Connection, expected: dict[str, Columns]) -> list[str]:
+    """What differs from `expected`: missing tables, missing or altered columns.
+
+    Tables, columns and indexes a person added (for their own queries) are not problems.
+    """
+    present = {str(row[0]) for row in await conn.execute_fetchall(_TABLES)}
+    problems = []
+    for table, columns in expected.items():
+        if table not in present:
+            problems.append(f"table {table} is missing")
+            continue
+        found = {c[0]: c for c in _columns(list(await conn.execute_fetchall(_table_info(table))))}
+        for column in columns:
+            if column[0] not in found:
+                problems.append(f"column {table}.{column[0]} is missing")
+            elif found[column[0]] != column:
+                problems.append(f"column {table}.{column[0]} was altered")
+    return problems
+
+
+def _table_info(table: str) -> str:
+    return f"PRAGMA table_info('{table}')"
+
+
+def _columns(rows: Iterable[Any]) -> Columns:
+    return tuple((str(r[1]), str(r[2]).upper(), int(r[3]), int(r[5])) for r in rows)

@@ -11,6 +11,7 @@ transaction never interleaves with another coroutine's statements.
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -36,12 +37,15 @@ from quantum_trader.storage.migrate import (
     bundled_migrations,
     check_sequence,
     current_version,
+    expected_schema,
     refuse_newer,
+    schema_problems,
 )
 
 FLUSH_THRESHOLD_ROWS = 5_000
 BUSY_TIMEOUT_MS = 5_000
 
+_SQLITE_READONLY = 8
 _SQLITE_CORRUPT = 11
 _SQLITE_CANTOPEN = 14
 _SQLITE_NOTADB = 26
@@ -131,21 +135,26 @@ class SqliteRepository:
         """Open (and for a writer create and migrate) the database at `path`.
 
         `read_only` opens it with `mode=ro` so the CLI can read while the daemon writes; it
-        never migrates. `migrations` replaces the bundled ones (tests only). Raise
-        OperatorActionRequired when the file is not a SQLite database, cannot be opened, or
-        has a schema this program does not know.
+        never migrates. `migrations` replaces the bundled ones (tests only). Before anything
+        is read or migrated, SQLite's `quick_check` runs over the whole file. Raise
+        OperatorActionRequired when the file is not a SQLite database, is damaged, cannot be
+        opened, or has a schema this program does not know or that differs from its
+        migrations (a dropped table, an altered column).
         """
         known = bundled_migrations() if migrations is None else check_sequence(list(migrations))
         conn = await _connect(path, read_only)
         try:
             if read_only:
                 await _configure_reader(conn)
+                await _check_integrity(conn, path)
                 version = await _check_readable(conn, path, len(known))
                 applied: tuple[int, ...] = ()
             else:
                 await _configure_writer(conn)
+                await _check_integrity(conn, path)
                 applied = await apply_pending(conn, path, known)
                 version = len(known)
+            await _check_schema(conn, path, known)
         except sqlite3.DatabaseError as e:
             await conn.close()
             problem = _operator_problem(path, e)
@@ -359,6 +368,8 @@ async def _connect(path: Path, read_only: bool) -> aiosqlite.Connection:
     try:
         if read_only:
             uri = f"{(await asyncio.to_thread(path.resolve)).as_uri()}?mode=ro"
+            if await asyncio.to_thread(_frozen, path):
+                uri += "&immutable=1"
             return await aiosqlite.connect(uri, uri=True, isolation_level=None)
         await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
         return await aiosqlite.connect(path, isolation_level=None)
@@ -367,6 +378,14 @@ async def _connect(path: Path, read_only: bool) -> aiosqlite.Connection:
         if problem is None:
             raise
         raise problem from e
+
+
+def _frozen(path: Path) -> bool:
+    """True when nothing can change the file: its directory is read-only (a backup on read-only
+    media, a volume mounted read-only) and no write-ahead log waits beside it. A reader of a
+    WAL database must otherwise create the -shm file, which a read-only directory refuses."""
+    wal = path.with_name(path.name + "-wal")
+    return not os.access(path.parent, os.W_OK) and not wal.exists()
 
 
 async def _configure_writer(conn: aiosqlite.Connection) -> None:
@@ -395,14 +414,43 @@ async def _check_readable(conn: aiosqlite.Connection, path: Path, known: int) ->
     return version
 
 
+async def _check_integrity(conn: aiosqlite.Connection, path: Path) -> None:
+    """Refuse a damaged file before it is used: SQLite's quick_check reads every page."""
+    rows = [str(row[0]) for row in await conn.execute_fetchall("PRAGMA quick_check(5)")]
+    if rows != ["ok"]:
+        found = " | ".join(" ".join(row.split()) for row in rows)
+        raise OperatorActionRequired(f"database {path} is damaged ({found}): {_RESTORE}")
+
+
+async def _check_schema(conn: aiosqlite.Connection, path: Path, known: Sequence[Migration]) -> None:
+    problems = await schema_problems(conn, expected_schema(tuple(known)))
+    if problems:
+        raise OperatorActionRequired(
+            f"database {path} does not match schema version {len(known)} "
+            f"({'; '.join(problems)}): {_RESTORE}"
+        )
+
+
+_RESTORE = (
+    "stop the daemon, then restore the file from a backup, or move it aside together with its "
+    "-wal and -shm files to start a new database"
+)
+
+
 def _operator_problem(path: Path, error: sqlite3.DatabaseError) -> OperatorActionRequired | None:
     """Translate the errors a person must fix; None for anything else."""
     code = (getattr(error, "sqlite_errorcode", 0) or 0) & 0xFF
     if code in {_SQLITE_NOTADB, _SQLITE_CORRUPT}:
         return OperatorActionRequired(
-            f"{path} is not a SQLite database (or is corrupt): move it aside or point "
-            f"QT_DATA_DIR elsewhere ({error})"
+            f"database {path} is not a SQLite database or is damaged ({error}): {_RESTORE}"
         )
     if code == _SQLITE_CANTOPEN:
-        return OperatorActionRequired(f"cannot open database {path}: {error}")
+        return OperatorActionRequired(
+            f"cannot open database {path} ({error}): check that it and its directory exist and "
+            "are readable (and writable for the daemon)"
+        )
+    if code == _SQLITE_READONLY:
+        return OperatorActionRequired(
+            f"database {path} is read-only ({error}): make it and its directory writable"
+        )
     return None

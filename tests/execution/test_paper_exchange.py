@@ -91,15 +91,20 @@ async def test_market_order_fills_at_the_next_price_plus_slippage_and_fee(
     assert await paper.fetch_order(BTC, "e1") == order
 
 
-async def test_price_is_the_open_of_the_current_bar_then_the_last_close() -> None:
+async def test_price_is_the_open_of_the_current_bar_then_the_last_close_then_none() -> None:
     clock = ManualClock(at(0))
     bars = make_bars(BTC, [(100, 110, 90, 105), (106, 120, 100, 115)])
     paper = make_exchange(clock, {BTC: bars})
     assert await paper.fetch_mark_prices([BTC]) == {BTC: Decimal(100)}
     clock.set(at(5))
     assert await paper.fetch_mark_prices([BTC]) == {BTC: Decimal(106)}
-    clock.set(at(60))
+    clock.set(at(14))  # one bar late: still the last close
     assert await paper.fetch_mark_prices([BTC]) == {BTC: Decimal(115)}
+    clock.set(at(60))  # the data stopped: no price, no fill (untradeable)
+    assert await paper.fetch_mark_prices([BTC]) == {}
+    with pytest.raises(OrderRejected, match="untradeable"):
+        await paper.place_order(market("e1", BUY, "0.1"))
+    assert (await paper.fetch_balance()).wallet_usdt > 0  # valuation still works
     with pytest.raises(MarketDataError):
         await paper.fetch_mark_prices(["NOPE/USDT:USDT"])
 
@@ -107,8 +112,7 @@ async def test_price_is_the_open_of_the_current_bar_then_the_last_close() -> Non
 async def test_before_the_recording_there_is_no_price_and_orders_are_rejected() -> None:
     clock = ManualClock(at(-10))
     paper = make_exchange(clock, {BTC: make_bars(BTC, rows())})
-    with pytest.raises(MarketDataError):
-        await paper.fetch_mark_prices([BTC])
+    assert await paper.fetch_mark_prices([BTC]) == {}
     with pytest.raises(OrderRejected) as rejected:
         await paper.place_order(market("e1", BUY, "0.1"))
     assert rejected.value.reason is ReasonCode.ORDER_REJECTED
@@ -401,7 +405,7 @@ def test_default_market_rules_cover_the_bundled_symbols() -> None:
         default_market_rules(["PEPE/USDT:USDT"])
 
 
-async def test_a_gap_in_the_recording_holds_the_last_close_and_fills_a_stop_at_the_open() -> None:
+async def test_a_gap_in_the_recording_has_no_price_and_fills_a_stop_at_the_open() -> None:
     clock = ManualClock(at(0))
     early = make_bars(BTC, [(20000, 20000, 20000, 20000)] * 3)
     late = make_bars(BTC, [(19000, 19100, 18900, 19000)] * 3, start_ms=early.time_ms[0] + 3_600_000)
@@ -422,8 +426,10 @@ async def test_a_gap_in_the_recording_holds_the_last_close_and_fills_a_stop_at_t
     paper = make_exchange(clock, {BTC: gapped})
     await paper.place_order(market("e1", BUY, "0.1"))
     await paper.place_order(conditional("s1", STOP, SELL, "0.1", "19500"))
-    clock.set(at(30))
-    assert await paper.fetch_mark_prices([BTC]) == {BTC: Decimal(20000)}
+    clock.set(at(30))  # three bars missing: untradeable, no stale fill at 20000
+    assert await paper.fetch_mark_prices([BTC]) == {}
+    with pytest.raises(OrderRejected, match="untradeable"):
+        await paper.place_order(market("x1", SELL, "0.1", reduce_only=True))
     assert len(await paper.fetch_open_conditional_orders(BTC)) == 1
     clock.set(at(70))
     stop = await paper.fetch_order(BTC, "s1")

@@ -12,7 +12,7 @@ import pytest
 
 from quantum_trader.backtest import BacktestRequest, run_backtest
 from quantum_trader.config import Settings
-from quantum_trader.reporting import reconcile
+from quantum_trader.report.reconcile import reconcile
 from quantum_trader.storage.sqlite import SqliteRepository
 
 

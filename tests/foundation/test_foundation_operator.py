@@ -70,7 +70,8 @@ def test_status_names_the_governors_state_and_when_it_ends() -> None:
         Trip,
     )
 
-    assert _governor_line(None) == "ACTIVE (no breaker has tripped)"
+    assert _governor_line(None) == "ACTIVE (no breaker in force)"
+    assert _governor_line(GovernorState().to_dict()) == "ACTIVE (no breaker in force)"  # cleared
     until = datetime(2025, 10, 11, tzinfo=UTC)
     trip = Trip(Breaker.DAILY_DRAWDOWN, GovernorDecision.NO_NEW_TRADES, until, until, "dd 0.031")
     line = _governor_line(GovernorState(trips=(trip,)).to_dict())

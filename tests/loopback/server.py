@@ -26,6 +26,7 @@ ROUTES: dict[tuple[str, str], Handler] = {
     ("GET", "/fapi/v1/time"): lambda s, p: {"serverTime": s.now_ms},
     ("GET", "/fapi/v1/exchangeInfo"): lambda s, p: s.exchange_info(),
     ("GET", "/fapi/v1/premiumIndex"): lambda s, p: s.premium_index(p),
+    ("GET", "/fapi/v1/ticker/24hr"): lambda s, p: s.tickers_24h,
     ("GET", "/fapi/v1/klines"): lambda s, p: s.klines(p),
     ("GET", "/fapi/v1/fundingRate"): lambda s, p: s.funding_rates(p),
     ("GET", "/fapi/v3/account"): lambda s, p: s.account(),
@@ -53,6 +54,7 @@ WEIGHTS: dict[tuple[str, str], int] = {
     ("GET", "/fapi/v1/positionSide/dual"): 30,
     ("GET", "/fapi/v1/multiAssetsMargin"): 30,
     ("GET", "/fapi/v1/userTrades"): 5,
+    ("GET", "/fapi/v1/ticker/24hr"): 40,
     ("GET", "/fapi/v1/income"): 30,
     ("POST", "/fapi/v1/order"): 0,
 }

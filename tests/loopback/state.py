@@ -37,6 +37,7 @@ class LoopbackMarket:
     step_size: str
     min_quantity: str = "0.001"
     min_notional: str = "5"
+    onboard_ms: int = 1569398400000
 
 
 DEFAULT_MARKETS = (
@@ -73,6 +74,7 @@ class LoopbackState:
     algo_orders: dict[str, dict[str, Any]] = field(default_factory=dict)
     trades: list[dict[str, Any]] = field(default_factory=list)
     income: list[dict[str, Any]] = field(default_factory=list)
+    tickers_24h: list[dict[str, Any]] = field(default_factory=list)  # a recorded answer, as set
     next_id: int = 1000
 
     # -- helpers ------------------------------------------------------------------------------
@@ -315,7 +317,7 @@ def _symbol_info(m: LoopbackMarket) -> dict[str, Any]:
         "pair": m.market_id,
         "contractType": "PERPETUAL",
         "deliveryDate": 4133404800000,
-        "onboardDate": 1569398400000,
+        "onboardDate": m.onboard_ms,
         "status": "TRADING",
         "baseAsset": m.base,
         "quoteAsset": "USDT",

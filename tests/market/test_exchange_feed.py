@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from structlog.testing import capture_logs
 from test_exchange_feed_fakes import FIVE_MINUTES_MS, SampleSource, writable
 
 from quantum_trader.clock import ms_from_utc
-from quantum_trader.errors import MarketDataError
 from quantum_trader.market.candle_store import CandleStore, bundled_sample_dir
 from quantum_trader.market.exchange_feed import ExchangeFeed
 from quantum_trader.market.replay import ReplayFeed
@@ -108,14 +109,21 @@ async def test_funding_is_refreshed_at_most_hourly() -> None:
     ("column", "value", "message"),
     [("close", float("nan"), "not a number"), ("low", 0.0, "non-positive low")],
 )
-async def test_bad_values_name_symbol_and_row(column: str, value: float, message: str) -> None:
+async def test_bad_values_name_symbol_and_row_and_leave_only_that_symbol_out(
+    column: str, value: float, message: str
+) -> None:
     source = SampleSource(ms_from_utc(NOW))
     bars = writable(source.bars(ETH, "5m"))
     bad_row = int(np.searchsorted(bars.time_ms, ms_from_utc(NOW))) - 10
     getattr(bars, column)[bad_row] = value
     source.overrides[ETH] = bars
-    with pytest.raises(MarketDataError, match=rf"{ETH}: .*{message} at row 31"):
-        await feed(source, history_bars=40).snapshot(NOW)
+    with capture_logs() as logs:
+        snapshot = await feed(source, history_bars=40).snapshot(NOW)
+    assert ETH not in snapshot.bars  # untradeable this cycle
+    assert BTC in snapshot.bars
+    [rejected] = [e for e in logs if e["event"] == "market_data_rejected"]
+    assert rejected["symbol"] == ETH
+    assert re.search(rf"{ETH}: .*{message} at row 31", rejected["error"])
 
 
 async def test_unsorted_times_are_refused() -> None:
@@ -124,5 +132,8 @@ async def test_unsorted_times_are_refused() -> None:
     row = int(np.searchsorted(bars.time_ms, ms_from_utc(NOW))) - 5
     bars.time_ms[row], bars.time_ms[row - 1] = bars.time_ms[row - 1], bars.time_ms[row]
     source.overrides[BTC] = bars
-    with pytest.raises(MarketDataError, match=f"{BTC}: .*not strictly increasing"):
-        await feed(source, history_bars=40).snapshot(NOW)
+    with capture_logs() as logs:
+        snapshot = await feed(source, history_bars=40).snapshot(NOW)
+    assert BTC not in snapshot.bars
+    [rejected] = [e for e in logs if e["event"] == "market_data_rejected"]
+    assert "not strictly increasing" in rejected["error"]

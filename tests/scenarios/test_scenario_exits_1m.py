@@ -20,7 +20,7 @@ from quantum_trader.backtest import BacktestRequest, run_backtest
 from quantum_trader.config import MarketSettings, Settings
 from quantum_trader.gates.settings import GovernorSettings
 from quantum_trader.monitor.settings import MonitorSettings
-from quantum_trader.reporting import BacktestReport
+from quantum_trader.report.model import BacktestReport
 
 SYMBOLS = ("BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT", "XRP/USDT:USDT")
 # The rule agent's warm-up (150 h) decides where the week starts; the volatility baseline

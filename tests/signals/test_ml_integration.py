@@ -230,8 +230,9 @@ def test_a_signal_during_train_leaves_the_set_in_use_intact_and_no_partial_set(
         env=environment(),
     )
     assert child.stdout is not None
-    first = child.stdout.readline()  # printed once the models' libraries are imported
-    assert first.startswith("Training"), first
+    # "Training ..." is printed once the models' libraries are imported (after the log lines)
+    lines = iter(child.stdout.readline, "")
+    assert any(line.startswith("Training") for line in lines)
     time.sleep(3.0)  # into the labels and the walk-forward
     child.send_signal(stop)
     _, stderr = child.communicate(timeout=120)

@@ -1,0 +1,126 @@
+"""`quantum-trader backtest` and `quantum-trader walk-forward`.
+
+Both stop cleanly on SIGTERM/SIGINT (the replay ends at its next step, the partial output is
+removed, the previous outputs stay as they were; exit 1) and print a summary that names the
+sample (OUT-OF-SAMPLE / IN-SAMPLE), the signal source and the models' training window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+
+from quantum_trader.cli import ConfigOption, _parse_day, _settings, app, console, log_market_data
+from quantum_trader.config import Settings
+from quantum_trader.log import configure_logging
+
+T = TypeVar("T")
+
+Start = Annotated[str | None, typer.Option(help="First day, YYYY-MM-DD (UTC).")]
+End = Annotated[str | None, typer.Option(help="Day after the last, YYYY-MM-DD (UTC).")]
+Symbols = Annotated[str | None, typer.Option(help="Comma-separated ccxt symbols.")]
+
+
+def _quiet(config: Path | None, symbols: tuple[str, ...] | None) -> Settings:
+    """The settings, after the first log line names the data; then only errors are logged."""
+    settings = _settings(config)
+    log_market_data(settings, symbols)
+    if settings.log.level != "DEBUG":  # a year is a million lines, all in the report: summary
+        configure_logging(settings.log.format, "ERROR")
+    return settings
+
+
+def _symbols(value: str | None) -> tuple[str, ...] | None:
+    return tuple(s.strip() for s in value.split(",") if s.strip()) if value else None
+
+
+async def until_signalled(run: Callable[[asyncio.Event], Awaitable[T]]) -> T:
+    """Run `run(stopping)` with SIGTERM and SIGINT setting `stopping` instead of killing."""
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    try:
+        return await run(stopping)
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+
+
+@app.command()
+def backtest(
+    config: ConfigOption = None,
+    start: Start = None,
+    end: End = None,
+    symbols: Symbols = None,
+    out: Annotated[
+        Path, typer.Option(help="Output directory (replaced whole when the run completes).")
+    ] = Path("reports/backtest"),
+    allow_in_sample: Annotated[
+        bool,
+        typer.Option(
+            "--allow-in-sample",
+            help="Run even if the window overlaps the models' training window; every output "
+            "is then stamped IN-SAMPLE.",
+        ),
+    ] = False,
+) -> None:
+    """Run the daemon's pipeline over recorded data on a simulated clock, as fast as possible."""
+    import uvloop
+
+    from quantum_trader.backtest import BacktestRequest, run_backtest
+    from quantum_trader.report.summary import print_backtest_summary
+
+    settings = _quiet(config, _symbols(symbols))
+    request = BacktestRequest(
+        start=_parse_day("--start", start),
+        end=_parse_day("--end", end),
+        symbols=_symbols(symbols),
+        out_dir=out,
+        allow_in_sample=allow_in_sample,
+    )
+    report = uvloop.run(until_signalled(lambda stop: run_backtest(settings, request, stop)))
+    print_backtest_summary(console, report, out)
+
+
+@app.command("walk-forward")
+def walk_forward(
+    config: ConfigOption = None,
+    start: Start = None,
+    end: End = None,
+    symbols: Symbols = None,
+    out: Annotated[
+        Path, typer.Option(help="Output directory (replaced whole when the run completes).")
+    ] = Path("reports/walk-forward"),
+    block_days: Annotated[int, typer.Option(min=1, help="Days traded by each set of models.")] = 30,
+    training_days: Annotated[
+        int | None,
+        typer.Option(min=7, help="Days each set is trained on (default ensemble.training_days)."),
+    ] = None,
+) -> None:
+    """Retrain before every block and backtest it out of sample; one stitched report."""
+    import uvloop
+
+    from quantum_trader.report.summary import print_backtest_summary
+    from quantum_trader.walk_forward import WalkForwardRequest, run_walk_forward
+
+    settings = _quiet(config, _symbols(symbols))
+    request = WalkForwardRequest(
+        block_days=block_days,
+        training_days=training_days or settings.ensemble.training_days,
+        start=_parse_day("--start", start),
+        end=_parse_day("--end", end),
+        symbols=_symbols(symbols),
+        out_dir=out,
+    )
+    report = uvloop.run(
+        until_signalled(
+            lambda stop: run_walk_forward(settings, request, stop, progress=console.print)
+        )
+    )
+    print_backtest_summary(console, report, out)

@@ -1,0 +1,173 @@
+"""import-data: candles a user already has → the market data directory, validated like every load.
+
+Inputs are files or directories in freqtrade's layout (market.layout): Feather, Parquet,
+JSON / JSON.gz (freqtrade's [[ms, open, high, low, close, volume], ...]) or CSV with a header
+(`date` as ISO-8601 UTC or epoch milliseconds, then open, high, low, close, volume). Every name
+must parse; candles pass market.validation (refused, or repaired and reported); funding rates
+must be finite and increasing. Each file is written as Feather and renamed into place.
+Spot candles stand in for the perpetual of the same pair (without funding); mark candles are
+skipped (the paper exchange trades on the candles).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+import pyarrow.feather as feather
+import pyarrow.parquet as pq
+
+from quantum_trader.domain import FloatArray, IntArray
+from quantum_trader.errors import ConfigurationError, MarketDataError
+from quantum_trader.market.download import write_feather
+from quantum_trader.market.layout import (
+    FORMATS,
+    CandleFile,
+    CandleKind,
+    candle_file_name,
+    parse_file_name,
+)
+from quantum_trader.market.validation import PRICE_COLUMNS, check_candles
+
+COLUMNS = ("date", *PRICE_COLUMNS, "volume")
+
+
+@dataclass(frozen=True, slots=True)
+class Imported:
+    """One file brought in: what it was, where it went, what validation did."""
+
+    source: Path
+    target: Path | None
+    parsed: CandleFile
+    rows: int
+    first_ms: int
+    last_ms: int
+    removed_bars: int
+    gaps: int
+    note: str = ""
+
+
+def collect(paths: Sequence[Path]) -> list[tuple[Path, CandleFile]]:
+    """The data files named or contained (one level) in `paths`, parsed; ConfigurationError
+    with one line per path that does not exist or name that does not parse."""
+    files: list[Path] = []
+    problems = []
+    for path in paths:
+        if path.is_dir():
+            files += sorted(p for p in path.iterdir() if p.name.lower().endswith(FORMATS))
+        elif path.is_file():
+            files.append(path)
+        else:
+            problems.append(f"{path}: no such file or directory")
+    parsed = []
+    for path in files:
+        try:
+            parsed.append((path, parse_file_name(path)))
+        except MarketDataError as error:
+            problems.append(str(error))
+    if not files and not problems:
+        problems.append(f"no data files ({', '.join(FORMATS)}) in {', '.join(map(str, paths))}")
+    if problems:
+        raise ConfigurationError(problems)
+    return parsed
+
+
+def import_file(path: Path, parsed: CandleFile, out_dir: Path) -> Imported:
+    """Read, validate and write one file into `out_dir`; MarketDataError naming the file."""
+    if parsed.kind is CandleKind.MARK:
+        return Imported(path, None, parsed, 0, 0, 0, 0, 0, "skipped: mark-price candles")
+    time_ms, columns = read_columns(path, parsed)
+    if parsed.kind is CandleKind.FUNDING_RATE:
+        return _import_funding(path, parsed, out_dir, time_ms, columns["open"])
+    time_ms, checked, report = check_candles(path.name, time_ms, columns, parsed.timeframe_ms)
+    target = out_dir / candle_file_name(parsed.symbol, parsed.timeframe)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_feather(target, time_ms, [checked[name] for name in (*PRICE_COLUMNS, "volume")])
+    note = "spot candles as the perpetual: no funding" if parsed.kind is CandleKind.SPOT else ""
+    return Imported(
+        path,
+        target,
+        parsed,
+        report.rows,
+        int(time_ms[0]),
+        int(time_ms[-1]),
+        sum(len(r.times_ms) for r in report.repairs),
+        len(report.untradeable_gaps),
+        note,
+    )
+
+
+def _import_funding(
+    path: Path, parsed: CandleFile, out_dir: Path, time_ms: IntArray, rates: FloatArray
+) -> Imported:
+    if time_ms.size == 0:
+        raise MarketDataError(f"{path.name}: no funding rates (zero rows)")
+    bad = np.flatnonzero(~np.isfinite(rates))
+    if bad.size:
+        raise MarketDataError(f"{path.name}: funding rate is not a number at row {int(bad[0])}")
+    if np.any(np.diff(time_ms) <= 0):
+        raise MarketDataError(f"{path.name}: funding times not strictly increasing")
+    target = out_dir / candle_file_name(parsed.symbol, "1h", CandleKind.FUNDING_RATE)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    zeros = np.zeros_like(rates)
+    write_feather(target, time_ms, [rates, zeros, zeros, zeros, zeros])
+    return Imported(
+        path, target, parsed, int(time_ms.size), int(time_ms[0]), int(time_ms[-1]), 0, 0
+    )
+
+
+def read_columns(path: Path, parsed: CandleFile) -> tuple[IntArray, dict[str, FloatArray]]:
+    """The file's open times (ms) and float columns; MarketDataError naming what is wrong."""
+    try:
+        table = _read_table(path, parsed.suffix)
+    except (pa.ArrowInvalid, OSError, ValueError, TypeError, json.JSONDecodeError) as error:
+        raise MarketDataError(
+            f"{path.name}: cannot read it as {parsed.suffix} ({error})"
+        ) from error
+    missing = [name for name in COLUMNS if name not in table.column_names]
+    if missing:
+        raise MarketDataError(f"{path.name}: missing column(s) {', '.join(missing)}")
+    try:
+        time_ms = _dates_ms(table["date"])
+        columns = {
+            name: np.asarray(table[name].cast(pa.float64()).to_numpy(zero_copy_only=False))
+            for name in COLUMNS[1:]
+        }
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError, TypeError) as error:
+        raise MarketDataError(f"{path.name}: unreadable values ({error})") from error
+    return time_ms, columns
+
+
+def _read_table(path: Path, suffix: str) -> pa.Table:
+    if suffix == ".feather":
+        return feather.read_table(path)
+    if suffix == ".parquet":
+        return pq.read_table(path)
+    if suffix == ".csv":
+        return pa_csv.read_csv(
+            path, convert_options=pa_csv.ConvertOptions(strings_can_be_null=True)
+        )
+    opener: Any = gzip.open if suffix == ".json.gz" else open
+    with opener(path, "rt", encoding="utf-8") as handle:
+        rows = json.load(handle)
+    if not isinstance(rows, list) or any(not isinstance(r, list) or len(r) < 6 for r in rows):
+        raise ValueError("expected freqtrade's [[ms, open, high, low, close, volume], ...]")
+    return pa.table({name: [row[i] for row in rows] for i, name in enumerate(COLUMNS)})
+
+
+def _dates_ms(column: pa.ChunkedArray) -> IntArray:
+    if column.null_count:
+        raise ValueError("empty date values")
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        column = pc.cast(pc.strptime(column, format="%Y-%m-%dT%H:%M:%S", unit="ms"), pa.int64())
+    elif pa.types.is_timestamp(column.type):
+        column = column.cast(pa.timestamp("ms", tz="UTC")).cast(pa.int64())
+    return np.asarray(column.cast(pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)

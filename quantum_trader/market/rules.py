@@ -1,0 +1,172 @@
+"""Market rules saved beside the candles: Binance's own exchange information, dated.
+
+`download-data` writes `exchange-info-YYYY-MM-DD.json` into the market data directory: the
+answer of GET /fapi/v1/exchangeInfo as Binance sent it (through ccxt), and, when exchange keys
+are configured, GET /fapi/v1/leverageBracket (Binance serves brackets to signed requests only).
+Paper mode and backtests read the newest such file; the bundled sample ships its own. Without
+brackets a symbol's maximum leverage is Binance's ceiling, 125: the settings' own caps
+(sizing.max_leverage, risk.max_leverage) still bind.
+
+    {"source": "...", "fetched_at": "2026-02-19T10:00:00+00:00",
+     "exchangeInfo": {"symbols": [{"symbol": "AVAXUSDT", "filters": [...], ...}, ...]},
+     "leverageBrackets": [{"symbol": "AVAXUSDT", "brackets": [{"initialLeverage": 75, ...}]}]}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from quantum_trader.domain import MarketRules
+from quantum_trader.errors import ConfigurationError, MarketDataError
+from quantum_trader.execution import binance_wire as wire
+
+RULES_GLOB = "exchange-info-*.json"
+_RULES_NAME = re.compile(r"^exchange-info-(\d{4}-\d{2}-\d{2})\.json$")
+SOURCE = "Binance USD-M GET /fapi/v1/exchangeInfo (+ /fapi/v1/leverageBracket), via ccxt"
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolListing:
+    """What the rules file says about one perpetual besides its filters."""
+
+    rules: MarketRules
+    status: str
+    onboard_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class RulesFile:
+    path: Path
+    fetched_at: str
+    listings: Mapping[str, SymbolListing]
+    has_brackets: bool
+
+
+def rules_file_name(fetched_at: datetime) -> str:
+    return f"exchange-info-{fetched_at.date().isoformat()}.json"
+
+
+def write_rules(
+    directory: Path,
+    exchange_info: Mapping[str, Any],
+    fetched_at: datetime,
+    brackets: Sequence[Any] | None = None,
+    source: str = SOURCE,
+) -> Path:
+    """Save an exchangeInfo answer (and brackets) atomically; return the file's path.
+
+    Raises MarketDataError when the answer holds no readable USDT perpetual.
+    """
+    document = {
+        "source": source,
+        "fetched_at": fetched_at.isoformat(),
+        "exchangeInfo": exchange_info,
+        "leverageBrackets": list(brackets) if brackets is not None else None,
+    }
+    parse_rules(document, Path("exchangeInfo"))  # refuse to save what could not be read back
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / rules_file_name(fetched_at)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(document, indent=1), encoding="utf-8")
+    os.replace(partial, path)
+    return path
+
+
+def newest_rules_file(directory: Path) -> Path | None:
+    """The newest `exchange-info-YYYY-MM-DD.json` in `directory`, or None."""
+    dated = sorted(
+        (found[1], path)
+        for path in directory.glob(RULES_GLOB)
+        if (found := _RULES_NAME.match(path.name))
+    )
+    return dated[-1][1] if dated else None
+
+
+def read_rules(path: Path) -> RulesFile:
+    """Read a rules file; MarketDataError naming the file when it cannot be used."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise MarketDataError(f"{path.name}: not a readable rules file ({error})") from error
+    return parse_rules(document, path)
+
+
+def parse_rules(document: Any, path: Path) -> RulesFile:
+    if not isinstance(document, dict) or not isinstance(document.get("exchangeInfo"), dict):
+        raise MarketDataError(f"{path.name}: no 'exchangeInfo' object (Binance's answer)")
+    brackets = _max_leverage_by_id(document.get("leverageBrackets"), path)
+    listings: dict[str, SymbolListing] = {}
+    for entry in wire.as_list(document["exchangeInfo"].get("symbols"), f"{path.name} symbols"):
+        symbol = usdt_perpetual_symbol(entry)
+        if symbol is None:
+            continue
+        try:
+            rules = wire.parse_market_rules(symbol, entry)
+        except MarketDataError:
+            continue  # an entry without the filters we need: that symbol has no rules
+        if entry["symbol"] in brackets:
+            rules = replace(rules, max_leverage=brackets[entry["symbol"]])
+        onboard = entry.get("onboardDate")
+        listings[symbol] = SymbolListing(
+            rules, str(entry.get("status", "")), int(onboard) if onboard is not None else None
+        )
+    if not listings:
+        raise MarketDataError(f"{path.name}: no USDT-margined perpetual in the exchange answer")
+    return RulesFile(path, str(document.get("fetched_at", "")), listings, bool(brackets))
+
+
+def usdt_perpetual_symbol(entry: Any) -> str | None:
+    """`BTC/USDT:USDT` for an exchangeInfo entry of a USDT-margined perpetual, else None."""
+    if not isinstance(entry, dict) or entry.get("contractType") != "PERPETUAL":
+        return None
+    base, quote, margin = (entry.get(k) for k in ("baseAsset", "quoteAsset", "marginAsset"))
+    if quote != "USDT" or margin != "USDT" or not isinstance(base, str) or "symbol" not in entry:
+        return None
+    return f"{base}/USDT:USDT"
+
+
+def _max_leverage_by_id(payload: Any, path: Path) -> dict[str, int]:
+    if payload is None:
+        return {}
+    found = {}
+    for row in wire.as_list(payload, f"{path.name} leverageBrackets"):
+        first = wire.as_list(wire.field(row, "brackets", path.name), path.name)
+        if first:
+            found[str(wire.field(row, "symbol", path.name))] = max(
+                int(wire.field(b, "initialLeverage", path.name)) for b in first
+            )
+    return found
+
+
+def rules_for(
+    symbols: Sequence[str], sources: Sequence[RulesFile], directory: Path
+) -> dict[str, MarketRules]:
+    """The rules of `symbols` from the first source that lists each; ConfigurationError (exit 2)
+    naming every symbol without rules and how to get them."""
+    rules: dict[str, MarketRules] = {}
+    missing = []
+    for symbol in symbols:
+        listing = next((s.listings[symbol] for s in sources if symbol in s.listings), None)
+        if listing is None:
+            missing.append(symbol)
+        else:
+            rules[symbol] = listing.rules
+    if missing:
+        raise ConfigurationError([missing_rules_message(symbol, directory) for symbol in missing])
+    return rules
+
+
+def missing_rules_message(symbol: str, directory: Path) -> str:
+    return (
+        f"market rules: none for {symbol} in {directory} ({RULES_GLOB}); "
+        f"`quantum-trader download-data --symbols {symbol}` saves Binance's rules beside the "
+        "candles, or offline save the answer of https://fapi.binance.com/fapi/v1/exchangeInfo "
+        "and pass it to `quantum-trader import-data --exchange-info FILE`"
+    )

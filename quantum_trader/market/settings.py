@@ -1,0 +1,29 @@
+"""Settings of the market package: the universe rule (market.universe)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode
+
+from quantum_trader.settings_base import Section
+
+
+class UniverseSettings(Section):
+    """`rule` fixed: trade market.symbols. top_volume: the `top_n` USDT perpetuals by 24 h
+    quote volume, listed at least `min_listing_days`, minus `blacklist` — from the exchange at
+    start in testnet/live, from the recorded data (the day before the start) in paper mode and
+    backtests."""
+
+    rule: Literal["fixed", "top_volume"] = "fixed"
+    top_n: int = Field(8, ge=1, le=200)
+    min_listing_days: float = Field(30.0, ge=0)
+    blacklist: Annotated[tuple[str, ...], NoDecode] = ()
+
+    @field_validator("blacklist", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(s.strip() for s in value.split(",") if s.strip())
+        return value

@@ -1,0 +1,126 @@
+"""The data directory: checked before use, and held by one daemon at a time.
+
+`prepare_data_dir` creates the directory and proves it is writable, or raises
+ConfigurationError naming `data_dir`. `hold_data_dir` takes an exclusive `flock` on
+`data_dir/daemon.lock` and writes the holder's PID into it; the kernel drops the lock when the
+process exits, however it exits (kill -9 included), so a lock file left by a dead process is
+simply taken over. `read_lock` tells, without taking anything, whether a process holds it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from quantum_trader.errors import ConfigurationError, UsageError
+
+LOCK_FILE = "daemon.lock"
+# A reader (`read_lock`) holds a shared lock for microseconds: a daemon starting at that instant
+# tries again for this long before it concludes that another daemon holds the directory.
+_ACQUIRE_ATTEMPTS = 10
+_ACQUIRE_PAUSE_S = 0.05
+_WHERE = "point QT_DATA_DIR (or data_dir in the config file) at"
+
+
+@dataclass(frozen=True, slots=True)
+class LockState:
+    """Whether a process holds the data directory's lock, and its PID when it wrote one."""
+
+    held: bool
+    pid: int | None = None
+
+
+def prepare_data_dir(path: Path) -> None:
+    """Create `path` if needed and check that files can be created in it."""
+    if path.exists() and not path.is_dir():
+        raise ConfigurationError(
+            [f"data_dir: {path} is a file, not a directory: move it, or {_WHERE} a directory"]
+        )
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ConfigurationError(
+            [
+                f"data_dir: cannot create {path} ({error.strerror}): create it, or {_WHERE} a "
+                "directory that can be created"
+            ]
+        ) from None
+    try:
+        handle, probe = tempfile.mkstemp(dir=path, prefix=".write-probe-")
+    except OSError as error:
+        raise ConfigurationError(
+            [
+                f"data_dir: {path} is not writable ({error.strerror}): the daemon keeps its "
+                f"database, paper account and heartbeat there; make it writable, or {_WHERE} a "
+                "writable directory"
+            ]
+        ) from None
+    os.close(handle)
+    os.unlink(probe)
+
+
+@contextmanager
+def hold_data_dir(path: Path) -> Iterator[None]:
+    """Hold `path`'s lock for the duration; UsageError naming the PID of another holder."""
+    lock = path / LOCK_FILE
+    try:
+        descriptor = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as error:
+        raise ConfigurationError(
+            [
+                f"data_dir: cannot open the lock file {lock} ({error.strerror}): make it "
+                f"writable, or {_WHERE} another directory"
+            ]
+        ) from None
+    try:
+        if not _lock_exclusively(descriptor):
+            pid = _read_pid(descriptor)
+            holder = f"PID {pid}" if pid else "a process that has not written its PID yet"
+            raise UsageError(
+                f"data directory {path} is in use by another daemon ({holder}, lock {lock}): "
+                f"stop that daemon first, or {_WHERE} another directory"
+            )
+        os.ftruncate(descriptor, 0)
+        os.pwrite(descriptor, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(descriptor)  # releases the lock; the file stays (unlinking it would race)
+
+
+def read_lock(path: Path) -> LockState:
+    """Whether a process holds `path`'s lock (and its PID), taking nothing and creating nothing."""
+    try:
+        descriptor = os.open(path / LOCK_FILE, os.O_RDONLY)
+    except OSError:
+        return LockState(held=False)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return LockState(held=True, pid=_read_pid(descriptor))
+        fcntl.flock(descriptor, fcntl.LOCK_UN)
+        return LockState(held=False)
+    finally:
+        os.close(descriptor)
+
+
+def _lock_exclusively(descriptor: int) -> bool:
+    for attempt in range(_ACQUIRE_ATTEMPTS):
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if attempt + 1 < _ACQUIRE_ATTEMPTS:
+                time.sleep(_ACQUIRE_PAUSE_S)
+    return False
+
+
+def _read_pid(descriptor: int) -> int | None:
+    text = os.pread(descriptor, 32, 0).decode("ascii", errors="replace").strip()
+    return int(text) if text.isdigit() else None

@@ -1,0 +1,190 @@
+"""The report's charts (matplotlib, no GUI): equity and drawdown against the benchmark with the
+halts shaded, PnL by symbol, and the gates' denials over time. Each is a PNG; the page inlines
+the same bytes. Every chart carries the run's sample stamp in its title."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from datetime import datetime
+
+import matplotlib as mpl
+import matplotlib.dates as mdates
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+
+from quantum_trader.report.halts import HaltPeriod
+from quantum_trader.report.statistics import drawdown
+
+DPI = 110
+HALT_COLOURS = {"HALTED": "#d62728", "REDUCING": "#ff7f0e"}
+GATE_COLOURS = {
+    "signal_filter": "#c7c7c7",
+    "orchestrator": "#9467bd",
+    "balancer": "#1f77b4",
+    "governor": "#d62728",
+    "sizer": "#8c564b",
+    "risk_guard": "#e377c2",
+    "execution": "#7f7f7f",
+}
+WEEKLY_AFTER_DAYS = 120
+
+mpl.rcParams["svg.hashsalt"] = "quantum-trader"  # reproducible output
+
+
+def to_png(figure: Figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def _date_axis(axes: Axes) -> None:
+    locator = mdates.AutoDateLocator(maxticks=10)  # type: ignore[no-untyped-call]
+    axes.xaxis.set_major_locator(locator)
+    axes.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
+
+
+def _title(figure: Figure, text: str, stamp: str) -> None:
+    colour = "#b00020" if stamp == "IN-SAMPLE" else "#333333"
+    figure.suptitle(f"{text}  [{stamp}]", color=colour, fontsize=12, fontweight="bold")
+
+
+def _shade(axes: Axes, periods: Sequence[HaltPeriod], end: datetime) -> None:
+    for period in periods:
+        axes.axvspan(
+            period.start,  # type: ignore[arg-type]  # matplotlib converts datetimes
+            period.end or end,  # type: ignore[arg-type]
+            color=HALT_COLOURS.get(period.worst_state, "#ff7f0e"),
+            alpha=0.15,
+            linewidth=0,
+        )
+
+
+def equity_chart(
+    equity: pd.Series,
+    benchmark: pd.Series,
+    periods: Sequence[HaltPeriod],
+    end: datetime,
+    stamp: str,
+) -> Figure:
+    """Equity and the benchmark (USDT) above, drawdowns (%) below; halts shaded in both."""
+    figure = Figure(figsize=(11, 6.2), layout="constrained")
+    top, bottom = figure.subplots(2, 1, sharex=True, height_ratios=(3, 1.3))
+    top.plot(equity.index, equity.to_numpy(), color="#1f77b4", linewidth=1.4, label="strategy")
+    top.plot(
+        benchmark.index,
+        benchmark.to_numpy(),
+        color="#7f7f7f",
+        linewidth=1.0,
+        linestyle="--",
+        label="buy and hold (same symbols, equal weight)",
+    )
+    top.set_ylabel("equity (USDT)")
+    handles, _ = top.get_legend_handles_labels()
+    handles += [
+        Patch(color=colour, alpha=0.3, label=f"{state}: no new trades")
+        for state, colour in HALT_COLOURS.items()
+        if any(p.worst_state == state for p in periods)
+    ]
+    top.legend(
+        handles=handles,
+        loc="lower left",
+        bbox_to_anchor=(0, 1.0),
+        ncols=4,
+        fontsize=8,
+        frameon=False,
+    )
+    top.grid(alpha=0.3)
+    dd = drawdown(equity) * 100
+    bottom.fill_between(dd.index, dd.to_numpy(), 0, color="#d62728", alpha=0.35, linewidth=0)
+    bottom.plot(
+        benchmark.index,
+        (drawdown(benchmark) * 100).to_numpy(),
+        color="#7f7f7f",
+        linewidth=0.8,
+        linestyle="--",
+    )
+    bottom.set_ylabel("drawdown (%)")
+    bottom.grid(alpha=0.3)
+    for axes in (top, bottom):
+        _shade(axes, periods, end)
+    _date_axis(bottom)
+    _title(figure, "Equity and drawdown", stamp)
+    return figure
+
+
+def pnl_by_symbol_chart(by_symbol: Sequence[dict[str, object]], stamp: str) -> Figure:
+    """Net PnL per symbol (fees and funding included), with its number of trades."""
+    rows = sorted(by_symbol, key=lambda r: float(str(r["pnl_usdt"])))
+    figure = Figure(figsize=(11, 0.45 * max(len(rows), 3) + 1.4), layout="constrained")
+    axes = figure.subplots()
+    names = [str(r["symbol"]).split(":")[0] for r in rows]
+    values = [float(str(r["pnl_usdt"])) for r in rows]
+    bars = axes.barh(names, values, color=["#2ca02c" if v >= 0 else "#d62728" for v in values])
+    labels = [f"{v:,.0f} ({r['trades']} trades)" for v, r in zip(values, rows, strict=True)]
+    axes.bar_label(bars, labels=labels, fontsize=8, padding=3)
+    axes.axvline(0, color="#333333", linewidth=0.8)
+    axes.set_xlabel("net PnL (USDT)")
+    axes.margins(x=0.25)
+    axes.grid(axis="x", alpha=0.3)
+    _title(figure, "PnL by symbol", stamp)
+    return figure
+
+
+def decisions_chart(by_day: pd.DataFrame, stamp: str) -> Figure:
+    """Candidates denied per gate (stacked bars) and orders placed (line), per day or week."""
+    figure = Figure(figsize=(11, 4.6), layout="constrained")
+    axes = figure.subplots()
+    table = by_day.assign(day=pd.to_datetime(by_day["day"], utc=True))
+    denied = table[table["approved"] == 0].pivot_table(
+        index="day", columns="gate", values="decisions", aggfunc="sum", fill_value=0
+    )
+    placed = (
+        table[(table["approved"] == 1) & (table["gate"] == "execution")]
+        .groupby("day")["decisions"]
+        .sum()
+    )
+    days = (table["day"].max() - table["day"].min()).days if len(table) else 0
+    rule = "W-MON" if days > WEEKLY_AFTER_DAYS else "D"
+    denied, placed = denied.resample(rule).sum(), placed.resample(rule).sum()
+    width = 6.0 if rule == "W-MON" else 0.85
+    bottom = pd.Series(0.0, index=denied.index)
+    for gate in [g for g in GATE_COLOURS if g in denied.columns]:
+        axes.bar(
+            denied.index,
+            denied[gate],
+            width,
+            bottom=bottom,
+            label=f"denied by {gate}",
+            color=GATE_COLOURS[gate],
+            align="edge",
+        )
+        bottom += denied[gate]
+    axes.set_ylabel(f"candidates denied per {'week' if rule == 'W-MON' else 'day'}")
+    _date_axis(axes)
+    right = axes.twinx()
+    right.plot(
+        placed.index,
+        placed.to_numpy(),
+        color="#000000",
+        marker=".",
+        linewidth=1.0,
+        label="orders placed",
+    )
+    right.set_ylabel("orders placed")
+    right.set_ylim(bottom=0)
+    lines, labels = axes.get_legend_handles_labels()
+    more, more_labels = right.get_legend_handles_labels()
+    axes.legend(
+        lines + more,
+        labels + more_labels,
+        loc="lower left",
+        bbox_to_anchor=(0, 1.0),
+        ncols=4,
+        fontsize=8,
+        frameon=False,
+    )
+    _title(figure, "Decisions by gate over time", stamp)
+    return figure

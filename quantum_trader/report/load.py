@@ -1,0 +1,76 @@
+"""Read a finished backtest's database: the report is computed from it alone (plus the
+benchmark prices), whatever ran the replay."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections import Counter
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from quantum_trader.domain import ClosedTrade, Fill, Order
+from quantum_trader.ops.governor_keeper import EVENTS_NAMESPACE
+from quantum_trader.storage.sqlite import SqliteRepository
+
+DECISIONS_BY_DAY = (
+    "SELECT substr(time, 1, 10) AS day, gate, approved, count(*) AS decisions "
+    "FROM decisions GROUP BY day, gate, approved ORDER BY day, gate"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RunData:
+    """What the report reads: ledger records, the equity curve, decisions and halts."""
+
+    trades: list[ClosedTrade]
+    fills: list[Fill]
+    orders: list[Order]
+    equity: pd.Series  # equity in USDT, indexed by UTC time
+    decisions_by_day: pd.DataFrame  # day, gate, approved, decisions
+    decision_counts: dict[tuple[str, str], int]
+    position_events_by_reason: dict[str, int]
+    governor_events: list[dict[str, Any]]
+    open_positions: int
+
+
+async def load_run(path: Path) -> RunData:
+    """Read everything the report needs from the backtest database at `path`.
+
+    Opened as the file's only writer (nothing is written) so that closing it, the last
+    connection, folds the WAL back into the file: the output holds just backtest.db.
+    """
+    repository = await SqliteRepository.open(path)
+    try:
+        snapshots = await repository.equity_history()
+        events = await repository.load_state(EVENTS_NAMESPACE)
+        data = RunData(
+            trades=sorted(await repository.closed_trades(), key=lambda t: t.closed_at),
+            fills=await repository.fills(),
+            orders=await repository.orders(),
+            equity=pd.Series(
+                [float(s.equity_usdt) for s in snapshots],
+                index=pd.DatetimeIndex([s.time for s in snapshots]),
+                dtype="float64",
+            ),
+            decisions_by_day=await asyncio.to_thread(_decisions_by_day, path),
+            decision_counts=await repository.decision_counts(),
+            position_events_by_reason=dict(
+                Counter(str(e.reason) for e in await repository.position_events())
+            ),
+            governor_events=sorted(events.values(), key=lambda e: str(e["time"])),
+            open_positions=len(await repository.open_positions()),
+        )
+    finally:
+        await repository.close()
+    return data
+
+
+def _decisions_by_day(path: Path) -> pd.DataFrame:
+    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as connection:
+        rows = connection.execute(DECISIONS_BY_DAY).fetchall()
+    return pd.DataFrame(rows, columns=["day", "gate", "approved", "decisions"])

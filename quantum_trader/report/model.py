@@ -1,0 +1,79 @@
+"""The backtest report as data: what report.json holds, the summary prints and the page shows.
+
+Money in USDT, percentages as `_pct` (5.0 = 5 %), fractions otherwise (0.05 = 5 %), times
+ISO 8601 UTC. `sample` is the stamp every output carries: OUT-OF-SAMPLE, IN-SAMPLE, or RULES
+(NO TRAINED MODELS).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(slots=True)
+class BacktestReport:
+    start: str
+    end: str
+    symbols: list[str]
+    sample: str
+    signal_source: str
+    provenance: dict[str, Any]
+    sizing_method: str
+    initial_equity_usdt: float
+    final_equity_usdt: float
+    return_pct: float
+    trades: int
+    wins: int
+    losses: int
+    win_rate: float
+    pnl_usdt: float
+    fees_usdt: float
+    funding_usdt: float
+    sharpe: float | None
+    sortino: float | None
+    calmar: float | None
+    annual_return_pct: float | None
+    volatility_pct: float | None
+    max_drawdown_pct: float
+    profit_factor: float | None
+    expectancy_r: float
+    expectancy_usdt: float
+    trade_statistics: dict[str, Any]
+    average_risk_usdt: float
+    average_r: float
+    benchmark: dict[str, Any]
+    halts: dict[str, Any]
+    by_symbol: list[dict[str, Any]]
+    by_side: list[dict[str, Any]]
+    by_exit_reason: list[dict[str, Any]]
+    durations: dict[str, float]
+    monthly_returns: list[dict[str, Any]]
+    exits_by_reason: dict[str, int]
+    position_events_by_reason: dict[str, int]
+    decisions_by_gate: dict[str, dict[str, int]]
+    open_positions: int
+    reconciled: bool
+    reconciliation_errors: list[str]
+    steps: int
+    candles: int
+    elapsed_s: float
+    candles_per_s: float
+    outputs: dict[str, str] = field(default_factory=dict)
+    trade_list: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def in_sample(self) -> bool:
+        return self.sample == "IN-SAMPLE"
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, default=str)
+
+    def write(self, path: Path) -> None:
+        """Write report.json through a temporary file (never a half-written report)."""
+        temporary = path.with_name(path.name + ".tmp")
+        temporary.write_text(self.to_json(), encoding="utf-8")
+        os.replace(temporary, path)

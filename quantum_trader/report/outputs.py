@@ -1,0 +1,116 @@
+"""A backtest's output directory, replaced whole or not at all.
+
+Everything is written into a partial directory beside the target (`.NAME.partial-PID`); only a
+finished run swaps it in: the old directory is renamed to `.NAME.previous`, the new one to
+NAME, and the previous one removed. A run that fails or is stopped removes its partial
+directory and leaves the old outputs untouched. A process killed between the two renames
+leaves `.NAME.previous` without NAME: the next run puts it back before anything else.
+
+Only a directory that holds a backtest's outputs (or nothing) is ever replaced: anything else
+is refused, so `--out data` cannot wipe a data directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from quantum_trader.errors import ConfigurationError
+
+MARKER = ".quantum-trader-backtest"
+# What a backtest wrote before the marker existed.
+LEGACY_OUTPUTS = frozenset({"report.json", "backtest.db", "backtest.db-wal", "backtest.db-shm"})
+
+
+@contextmanager
+def staged_output(out: Path) -> Iterator[Path]:
+    """Yield an empty partial directory; on success it becomes `out` in one swap."""
+    out = out.absolute()
+    _refuse_foreign(out)
+    _recover(out)
+    _remove_abandoned(out)
+    partial = out.parent / f".{out.name}.partial-{os.getpid()}"
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    (partial / MARKER).write_text("outputs of `quantum-trader backtest`\n", encoding="utf-8")
+    try:
+        yield partial
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    _swap(partial, out)
+
+
+def _refuse_foreign(out: Path) -> None:
+    if out == Path.cwd().absolute() or out in Path.cwd().absolute().parents:
+        raise ConfigurationError([f"--out {out}: the working directory cannot be replaced"])
+    if out.exists() and not out.is_dir():
+        raise ConfigurationError([f"--out {out}: is a file, not a directory"])
+    if not out.is_dir():
+        return
+    entries = {entry.name for entry in out.iterdir()}
+    if not entries or MARKER in entries or entries <= LEGACY_OUTPUTS:
+        return
+    foreign = ", ".join(sorted(entries - LEGACY_OUTPUTS)[:5])
+    raise ConfigurationError(
+        [
+            f"--out {out}: holds files that are not a backtest's outputs ({foreign}); "
+            "the backtest replaces the whole directory, so choose a new or empty one"
+        ]
+    )
+
+
+def _previous(out: Path) -> Path:
+    return out.parent / f".{out.name}.previous"
+
+
+def _recover(out: Path) -> None:
+    """Finish a swap a killed process left half done."""
+    previous = _previous(out)
+    if not previous.is_dir():
+        return
+    if out.exists():
+        shutil.rmtree(previous)
+    else:
+        previous.rename(out)
+
+
+def _remove_abandoned(out: Path) -> None:
+    """Remove partial directories of runs whose process no longer exists."""
+    for partial in out.parent.glob(f".{out.name}.partial-*"):
+        pid = partial.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(partial, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _swap(partial: Path, out: Path) -> None:
+    previous = _previous(out)
+    if out.exists():
+        out.rename(previous)
+    partial.rename(out)
+    _sync_directory(out.parent)
+    shutil.rmtree(previous, ignore_errors=True)
+
+
+def _sync_directory(directory: Path) -> None:
+    """Make the renames durable (best effort where directories cannot be opened)."""
+    with contextlib.suppress(OSError):
+        descriptor = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)

@@ -1,0 +1,146 @@
+"""Halts in the open: a backtest that trips the governor shows every halt, when and why, the
+share of the period not traded, and when a simulated operator reset an emergency shutdown."""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import closing
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from report_builders import FOUR, backtest, summary_text, utc
+
+from quantum_trader.backtest import BacktestRequest
+from quantum_trader.config import BacktestSettings, MarketSettings, Settings
+from quantum_trader.gates.settings import GovernorSettings
+from quantum_trader.report.model import BacktestReport
+
+START, END = utc(2025, 9, 15), utc(2025, 9, 25)
+RESET_AFTER = timedelta(hours=12)
+
+
+def settings(tmp: Path, reset_after: timedelta | None) -> Settings:
+    """The rule agent on four symbols; a 0.3 % decline from the start shuts trading down."""
+    return Settings(
+        data_dir=tmp,
+        signals={"source": "rules"},
+        market=MarketSettings(symbols=FOUR),
+        governor=GovernorSettings(max_decline_from_start=0.003),
+        backtest=BacktestSettings(operator_reset_after=reset_after),
+    )
+
+
+def run(
+    tmp_path_factory: pytest.TempPathFactory, reset_after: timedelta | None
+) -> tuple[BacktestReport, Path]:
+    out = tmp_path_factory.mktemp("halts")
+    report = backtest(settings(out, reset_after), BacktestRequest(START, END, out_dir=out))
+    return report, out
+
+
+@pytest.fixture(scope="module")
+def halted(tmp_path_factory: pytest.TempPathFactory) -> tuple[BacktestReport, Path]:
+    return run(tmp_path_factory, None)
+
+
+@pytest.fixture(scope="module")
+def reset(tmp_path_factory: pytest.TempPathFactory) -> tuple[BacktestReport, Path]:
+    return run(tmp_path_factory, RESET_AFTER)
+
+
+def recorded_events(out: Path) -> list[str]:
+    """The governor's events as the database holds them (state namespace governor_events)."""
+    with closing(sqlite3.connect(f"file:{out / 'backtest.db'}?mode=ro", uri=True)) as db:
+        rows = db.execute("SELECT key FROM state WHERE namespace = 'governor_events'").fetchall()
+    return sorted(key for (key,) in rows)
+
+
+def first_shutdown(report: BacktestReport) -> dict[str, object]:
+    return next(
+        e
+        for e in report.halts["events"]
+        if e["event"] == "TRIPPED" and e["breaker"] == "TOTAL_DECLINE"
+    )
+
+
+def test_every_governor_event_of_the_database_is_in_the_report(
+    halted: tuple[BacktestReport, Path],
+) -> None:
+    report, out = halted
+    keys = recorded_events(out)
+    assert keys, "the governor never tripped: the scenario no longer tests halts"
+    shown = sorted(
+        f"{e['time']} {e['event']} {e['breaker'] or '-'}" for e in report.halts["events"]
+    )
+    assert shown == keys
+    for event in report.halts["events"]:
+        assert event["time"]
+        assert event["decision"]
+        assert event["state_after"]
+        if event["event"] == "TRIPPED":
+            assert event["reason"], event  # why it tripped
+
+
+def test_an_emergency_shutdown_without_an_operator_halts_to_the_end(
+    halted: tuple[BacktestReport, Path],
+) -> None:
+    report, out = halted
+    trip = first_shutdown(report)
+    tripped_at = datetime.fromisoformat(str(trip["time"]))
+    assert trip["decision"] == "EMERGENCY_SHUTDOWN"
+    last = report.halts["periods"][-1]
+    assert last["end"] is None
+    assert last["ended_by"] == "end of backtest"
+    assert last["worst_state"] == "HALTED"
+    assert any(c.startswith("TOTAL_DECLINE") for c in last["causes"])
+    assert report.halts["operator_resets"] == []
+    # Not traded: at least from the shutdown to the end (plus any earlier halt).
+    assert report.halts["share_not_traded"] >= (END - tripped_at) / (END - START) - 1e-6
+    summary = summary_text(report, out)
+    assert "TOTAL_DECLINE" in summary
+    assert tripped_at.strftime("%Y-%m-%d %H:%M") in summary
+    assert "of the time not traded" in summary
+    assert "TOTAL_DECLINE" in (out / "report.html").read_text()
+
+
+def test_a_simulated_operator_resets_the_shutdown_after_the_stated_time(
+    reset: tuple[BacktestReport, Path],
+) -> None:
+    report, out = reset
+    tripped_at = datetime.fromisoformat(str(first_shutdown(report)["time"]))
+    resets = report.halts["operator_resets"]
+    assert resets, "no simulated reset"
+    reset_at = datetime.fromisoformat(resets[0]["time"])
+    # At the first 5 m step once the halt has lasted operator_reset_after.
+    assert tripped_at + RESET_AFTER <= reset_at < tripped_at + RESET_AFTER + timedelta(minutes=5)
+    assert "backtest.operator_reset_after=12:00:00" in resets[0]["by"]
+    ended = [p for p in report.halts["periods"] if p["ended_by"].startswith("reset by")]
+    assert ended
+    assert ended[0]["end"] == resets[0]["time"]
+    summary = summary_text(report, out)
+    assert f"reset {reset_at.strftime('%Y-%m-%dT%H:%M')}" in summary
+    # Trading resumed after the reset.
+    opened_after = [t for t in report.trade_list if t["opened_at"] > resets[0]["time"]]
+    assert opened_after, "nothing traded after the simulated reset"
+
+
+def test_the_reset_is_off_by_default() -> None:
+    assert Settings().backtest.operator_reset_after is None
+
+
+@pytest.mark.slow
+def test_status_and_trades_read_the_backtest_database(
+    halted: tuple[BacktestReport, Path], tmp_path: Path
+) -> None:
+    from daemon_harness import cli
+
+    report, out = halted
+    database = str(out / "backtest.db")
+    status = cli(tmp_path, "status", "--db", database)
+    assert status.returncode == 0, status.stderr
+    assert f"│ {len(report.halts['events'])}; last " in status.stdout  # governor events
+    assert "EMERGENCY_SHUTDOWN" in status.stdout  # still halted at the end
+    trades = cli(tmp_path, "trades", "--db", database, "--limit", "100")
+    assert trades.returncode == 0, trades.stderr
+    assert f"Closed trades (newest {min(report.trades, 100)})" in trades.stdout

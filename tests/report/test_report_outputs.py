@@ -1,0 +1,133 @@
+"""A backtest's outputs are replaced whole or not at all: a stopped or failed run leaves the
+previous outputs exactly as they were, and a directory of other files is never replaced."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from daemon_harness import eventually
+
+from quantum_trader.errors import ConfigurationError
+from quantum_trader.report.outputs import MARKER, staged_output
+
+SYMBOLS = "BTC/USDT:USDT,ETH/USDT:USDT"
+
+
+def snapshot(directory: Path) -> dict[str, str]:
+    """Every file under `directory` (relative name → sha256)."""
+    return {
+        str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(directory.rglob("*"))
+        if p.is_file()
+    }
+
+
+def fail_halfway(out: Path) -> None:
+    with staged_output(out) as work:
+        (work / "report.json").write_text("half")
+        raise RuntimeError("the run failed")
+
+
+def test_a_failed_run_leaves_the_previous_outputs(tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    with staged_output(out) as work:
+        (work / "report.json").write_text("old")
+    before = snapshot(out)
+    with pytest.raises(RuntimeError):
+        fail_halfway(out)
+    assert snapshot(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]
+
+
+def test_a_finished_run_replaces_the_outputs_whole(tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    with staged_output(out) as work:
+        (work / "old-only.txt").write_text("old")
+    with staged_output(out) as work:
+        (work / "report.json").write_text("new")
+    assert sorted(snapshot(out)) == [MARKER, "report.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]
+
+
+def test_a_swap_cut_short_by_a_kill_is_finished_by_the_next_run(tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    with staged_output(out) as work:
+        (work / "report.json").write_text("old")
+    out.rename(tmp_path / ".report.previous")  # killed between the two renames
+    with pytest.raises(RuntimeError), staged_output(out):
+        raise RuntimeError("this run fails too")
+    assert (out / "report.json").read_text() == "old"
+
+
+@pytest.mark.parametrize("name", ["data", "notes.txt"])
+def test_a_directory_of_other_files_is_never_replaced(tmp_path: Path, name: str) -> None:
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / name).write_text("precious")
+    with pytest.raises(ConfigurationError, match="not a backtest's outputs"), staged_output(out):
+        pass
+    assert (out / name).read_text() == "precious"
+
+
+def test_the_working_directory_is_never_replaced(tmp_path: Path) -> None:
+    os.chdir(tmp_path)
+    with pytest.raises(ConfigurationError, match="working directory"), staged_output(Path(".")):
+        pass
+
+
+def backtest(out: Path, start: str, end: str, symbols: str) -> subprocess.Popen[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("QT_")}
+    window = ["--start", start, "--end", end, "--symbols", symbols, "--out", str(out)]
+    return subprocess.Popen(
+        [sys.executable, "-m", "quantum_trader", "backtest", *window],
+        env={**clean, "QT_DATA_DIR": str(out.parent / "data"), "QT_SIGNALS__SOURCE": "rules"},
+        cwd=out.parent,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.mark.slow
+def test_sigterm_during_a_real_backtest_keeps_the_complete_old_outputs(tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    first = backtest(out, "2025-09-20", "2025-09-22", SYMBOLS)
+    assert first.wait(120) == 0, first.communicate()[1]
+    old = snapshot(out)
+    assert {"report.json", "report.html", "backtest.db", "charts/equity.png"} <= set(old)
+
+    second = backtest(out, "2025-09-15", "2025-10-15", "BTC/USDT:USDT,ETH/USDT:USDT,SOL/USDT:USDT")
+    partial = eventually(
+        lambda: next(iter(tmp_path.glob(".report.partial-*/backtest.db")), None),
+        120,
+        "the second backtest replaying into its partial directory",
+    )
+    second.send_signal(signal.SIGTERM)
+    _, stderr = second.communicate(timeout=120)
+    assert second.returncode == 1, stderr
+    assert "stopped before the end" in stderr
+    assert snapshot(out) == old  # the complete old outputs, not a byte changed
+    assert not partial.parent.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]
+
+
+@pytest.mark.slow
+def test_ctrl_c_after_the_replay_still_leaves_complete_new_outputs(tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    run = backtest(out, "2025-09-20", "2025-09-21", SYMBOLS)
+    eventually(lambda: next(iter(tmp_path.glob(".report.partial-*/charts")), None), 120, "charts")
+    run.send_signal(signal.SIGINT)  # the replay is over: the run finishes its outputs
+    _, stderr = run.communicate(timeout=120)
+    files = snapshot(out)
+    if run.returncode == 0:  # finished: every output is the new run's
+        assert {"report.json", "report.html", "backtest.db", "charts/equity.png"} <= set(files)
+        assert '"start": "2025-09-20' in (out / "report.json").read_text()
+    else:  # stopped before its swap: nothing of it is left
+        assert "stopped before the end" in stderr
+        assert not out.exists()

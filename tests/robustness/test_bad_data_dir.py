@@ -1,0 +1,166 @@
+"""The data directory: a file, uncreatable or read-only → exit 2 naming `data_dir`; one
+daemon per directory (an exclusive flock), the second exits 2 naming the holder's PID."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from daemon_harness import Daemon, cli, eventually
+from damage_fixtures import contents, data_dir, stopped_daemon_template
+
+from quantum_trader.errors import UsageError
+from quantum_trader.ops.data_dir import LOCK_FILE, hold_data_dir, read_lock
+from quantum_trader.ops.presence import daemon_presence
+
+__all__ = ["data_dir", "stopped_daemon_template"]
+# A process that takes the data directory's lock the way the daemon does, then waits.
+HOLD_LOCK = """
+import fcntl, os, sys, time
+fd = os.open(os.path.join(sys.argv[1], "daemon.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+fcntl.flock(fd, fcntl.LOCK_EX)
+os.pwrite(fd, str(os.getpid()).encode(), 0)
+print("held", flush=True)
+time.sleep(120)
+"""
+
+
+UNSHARE = ("unshare", "--user", "--map-root-user", "--mount")
+
+
+def only_line(done: subprocess.CompletedProcess[str]) -> str:
+    assert "Traceback" not in done.stderr, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    return line
+
+
+def test_a_data_dir_that_is_a_file_exits_2(tmp_path: Path) -> None:
+    path = tmp_path / "data"
+    path.write_text("my notes\n")
+    done = run_with_data_dir(tmp_path, path)
+    assert done.returncode == 2
+    assert only_line(done) == (
+        f"configuration error: data_dir: {path} is a file, not a directory: move it, or point "
+        "QT_DATA_DIR (or data_dir in the config file) at a directory"
+    )
+    assert path.read_text() == "my notes\n"
+
+
+def test_a_data_dir_that_cannot_be_created_exits_2(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    path = tmp_path / "file" / "data"
+    done = run_with_data_dir(tmp_path, path)
+    assert done.returncode == 2
+    assert only_line(done).startswith(
+        f"configuration error: data_dir: cannot create {path} (Not a directory)"
+    )
+
+
+def test_a_read_only_data_dir_exits_2_and_keeps_its_files(data_dir: Path) -> None:
+    before = contents(data_dir)
+    done = run_read_only(data_dir, "run")
+    assert done.returncode == 2, done.stderr
+    line = only_line(done)
+    assert line.startswith(f"configuration error: data_dir: {data_dir} is not writable (")
+    assert "make it writable" in line
+    assert contents(data_dir) == before
+
+
+def test_status_still_reads_a_read_only_data_dir(data_dir: Path) -> None:
+    done = run_read_only(data_dir, "status")
+    assert done.returncode == 0, done.stderr
+    shown = " ".join(word for word in done.stdout.split() if word != "│")  # table borders
+    assert "daemon no daemon is running on" in shown
+
+
+def test_a_second_daemon_on_the_same_data_dir_exits_2_naming_the_first(data_dir: Path) -> None:
+    first = Daemon.start(data_dir, QT_MARKET__REPLAY_SPEED="1")
+    try:
+        eventually(lambda: read_lock(data_dir).pid == first.process.pid, 30, "the first's lock")
+        second = cli(data_dir, "run")
+        assert second.returncode == 2
+        assert only_line(second) == (
+            f"error: data directory {data_dir} is in use by another daemon (PID "
+            f"{first.process.pid}, lock {data_dir / LOCK_FILE}): stop that daemon first, or "
+            "point QT_DATA_DIR (or data_dir in the config file) at another directory"
+        )
+        assert first.process.poll() is None, "the first daemon must keep running"
+    finally:
+        assert first.stop(signal.SIGTERM) == 0
+    assert len(first.named("runtime_ready")) == 1
+    assert not read_lock(data_dir).held
+
+
+def test_a_lock_left_by_a_killed_process_is_taken_over(tmp_path: Path) -> None:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "held"
+        assert read_lock(tmp_path).held
+        assert read_lock(tmp_path).pid == holder.pid
+        in_use = f"in use by another daemon \\(PID {holder.pid},"
+        with pytest.raises(UsageError, match=in_use), hold_data_dir(tmp_path):
+            pass
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    assert (tmp_path / LOCK_FILE).read_text() == str(holder.pid)  # the file outlived it
+    assert not read_lock(tmp_path).held  # the kernel released the lock with the process
+    with hold_data_dir(tmp_path):
+        assert read_lock(tmp_path).pid == os.getpid()
+    assert not read_lock(tmp_path).held
+
+
+def test_a_lock_file_with_garbage_is_taken_over(tmp_path: Path) -> None:
+    (tmp_path / LOCK_FILE).write_bytes(b"\x00\xffnot a pid")
+    assert read_lock(tmp_path).held is False
+    with hold_data_dir(tmp_path):
+        assert (tmp_path / LOCK_FILE).read_text() == f"{os.getpid()}\n"
+
+
+def test_reading_the_lock_creates_nothing(tmp_path: Path) -> None:
+    assert read_lock(tmp_path / "absent").held is False
+    assert daemon_presence(tmp_path / "absent", datetime.now(UTC)).running is False
+    assert not (tmp_path / "absent").exists()
+
+
+def run_with_data_dir(cwd: Path, data_dir: Path) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("QT_")}
+    return subprocess.run(
+        [sys.executable, "-m", "quantum_trader", "run"],
+        env={**clean, "QT_DATA_DIR": str(data_dir)},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def run_read_only(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`quantum-trader ARGS` with `data_dir` read-only: mode 0555 for a normal user; for root
+    (who writes anyway) a read-only bind mount in a user and mount namespace of its own."""
+    if os.geteuid() != 0:
+        data_dir.chmod(0o555)
+        try:
+            return cli(data_dir, *args)
+        finally:
+            data_dir.chmod(0o755)
+    mount = 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" && exec "$@"'
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("QT_")}
+    return subprocess.run(
+        [*UNSHARE, "sh", "-c", mount, str(data_dir), sys.executable, "-m", "quantum_trader", *args],
+        env={**clean, "QT_DATA_DIR": str(data_dir)},
+        cwd=data_dir.parent,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )

@@ -1,0 +1,103 @@
+"""Operator requests: an unknown symbol is a usage error (exit 2); with no daemon running a
+request is refused (exit 1) and nothing is filed; with one running, the user learns which."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from daemon_harness import DATABASE, Daemon, cli, eventually
+from damage_fixtures import contents, data_dir, stopped_daemon_template
+
+from quantum_trader.ops.data_dir import read_lock
+from quantum_trader.ops.presence import DaemonPresence, daemon_presence
+
+__all__ = ["data_dir", "stopped_daemon_template"]
+REQUESTS = {
+    "close-all": ("close-all",),
+    "reset-halt": ("reset-halt",),
+    "lift-blacklist": ("lift-blacklist", "INJ/USDT:USDT"),
+}
+
+
+def pending_requests(data_dir: Path) -> list[tuple[str, str]]:
+    with sqlite3.connect(f"file:{data_dir / DATABASE}?mode=ro", uri=True) as conn:
+        rows = conn.execute("SELECT key, payload FROM state WHERE namespace = 'operator'")
+        found = [(str(k), str(p)) for k, p in rows if p != "{}"]
+    conn.close()
+    return found
+
+
+@pytest.mark.parametrize("symbol", ["FOO", "btc/usdt:usdt"])
+def test_lifting_the_blacklist_of_an_unknown_symbol_exits_2(data_dir: Path, symbol: str) -> None:
+    before = contents(data_dir)
+    done = cli(data_dir, "lift-blacklist", symbol)
+    assert done.returncode == 2
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith(f"error: lift-blacklist: {symbol!r} is neither a configured symbol")
+    assert line.endswith("nor one the daemon has traded")
+    assert "INJ/USDT:USDT" in line  # the configured symbols are listed
+    assert contents(data_dir) == before
+
+
+@pytest.mark.parametrize("command", list(REQUESTS))
+def test_a_request_with_no_daemon_running_is_refused_and_not_filed(
+    data_dir: Path, command: str
+) -> None:
+    before = contents(data_dir)
+    done = cli(data_dir, *REQUESTS[command])
+    assert done.returncode == 1
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith(f"error: no daemon is running on {data_dir} (last heartbeat ")
+    assert f": {' '.join(REQUESTS[command])} was not requested" in line
+    assert "was not requested" in line
+    assert pending_requests(data_dir) == []
+    assert contents(data_dir) == before
+
+
+def test_a_request_to_a_running_daemon_names_it_and_status_shows_it(data_dir: Path) -> None:
+    daemon = Daemon.start(data_dir, QT_MARKET__REPLAY_SPEED="1")
+    try:
+        eventually(lambda: read_lock(data_dir).pid == daemon.process.pid, 30, "the daemon's lock")
+        done = daemon.cli("reset-halt", "--operator", "desk")
+        assert done.returncode == 0, done.stderr
+        said = " ".join(done.stdout.split())
+        assert said.startswith(f"reset-halt requested: a daemon is running on {data_dir} (PID")
+        assert str(daemon.process.pid) in said
+        status = " ".join(w for w in daemon.cli("status").stdout.split() if w != "│")
+        assert "daemon a daemon is running on" in status  # the path may wrap in the table
+        assert f"(PID {daemon.process.pid}, last heartbeat" in status
+    finally:
+        assert daemon.stop(signal.SIGTERM) == 0
+
+
+def test_presence_describes_the_heartbeat_age(tmp_path: Path) -> None:
+    now = datetime.now(UTC)
+    assert daemon_presence(tmp_path, now).describe() == (
+        f"no daemon is running on {tmp_path} (no heartbeat yet)"
+    )
+    (tmp_path / "heartbeat").write_text(now.isoformat())
+    later = daemon_presence(tmp_path, now + timedelta(hours=3))
+    assert later == DaemonPresence(tmp_path, False, None, later.heartbeat_age_s)
+    assert later.describe() == f"no daemon is running on {tmp_path} (last heartbeat 3.0 h ago)"
+    running = DaemonPresence(tmp_path, True, 42, 12.4)
+    assert (
+        running.describe() == f"a daemon is running on {tmp_path} (PID 42, last heartbeat 12 s ago)"
+    )
+
+
+def test_a_traded_symbol_outside_market_symbols_is_known(data_dir: Path) -> None:
+    """With a volume universe the daemon trades symbols market.symbols does not list; one with
+    a trading record passes the symbol check (and meets the no-daemon refusal instead)."""
+    with sqlite3.connect(data_dir / DATABASE) as conn:
+        conn.execute(
+            "INSERT INTO state (namespace, key, payload, updated_at) VALUES "
+            "('symbol_stats', 'AVAX/USDT:USDT', '{}', '2025-09-12T00:00:00Z')"
+        )
+    conn.close()
+    done = cli(data_dir, "lift-blacklist", "AVAX/USDT:USDT")
+    assert done.returncode == 1
+    assert "lift-blacklist AVAX/USDT:USDT was not requested" in done.stderr

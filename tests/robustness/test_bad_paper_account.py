@@ -1,0 +1,192 @@
+"""The paper account file: damaged → refused at start naming the file (exit 1), never reset;
+and the paper account and the database must tell one story (neither lost nor replaced)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import signal
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from daemon_harness import DATABASE, PAPER_STATE, Daemon, cli, eventually
+from damage_fixtures import contents, data_dir, stopped_daemon_template
+
+from quantum_trader.clock import utc_from_ms
+from quantum_trader.errors import OperatorActionRequired
+from quantum_trader.execution.paper_state import load_state
+from quantum_trader.storage.sqlite import SqliteRepository
+
+__all__ = ["data_dir", "stopped_daemon_template"]
+Edit = Callable[[dict[str, Any]], object]
+
+
+def edit_account(data_dir: Path, change: Edit) -> None:
+    path = data_dir / PAPER_STATE
+    account = json.loads(path.read_text())
+    change(account)
+    path.write_text(json.dumps(account))
+
+
+def first_position(account: dict[str, Any]) -> list[str]:
+    return next(iter(account["positions"].values()))
+
+
+def set_first_position(index: int, value: str) -> Edit:
+    return lambda account: first_position(account).__setitem__(index, value)
+
+
+def set_first_order(field: str, value: object) -> Edit:
+    return lambda account: account["orders"][0].__setitem__(field, value)
+
+
+DAMAGED_VALUES: dict[str, tuple[Edit, str]] = {
+    "NaN wallet": (lambda a: a.__setitem__("wallet_usdt", "NaN"), "wallet_usdt is NaN"),
+    "infinite wallet": (lambda a: a.__setitem__("wallet_usdt", "Infinity"), "wallet_usdt is"),
+    "wallet not a number": (lambda a: a.__setitem__("wallet_usdt", "lots"), "not a number"),
+    "wallet as JSON null": (lambda a: a.__setitem__("wallet_usdt", None), "not a number"),
+    "negative quantity": (set_first_position(1, "-13"), "quantity is -13, not above zero"),
+    "zero entry price": (set_first_position(2, "0"), "entry_price is 0, not above zero"),
+    "unknown side": (set_first_position(0, "UP"), "'UP' is not a valid Side"),
+    "NaN fee": (set_first_order("fee_usdt", "NaN"), "fee_usdt is NaN"),
+    "overfilled order": (set_first_order("filled_quantity", "1e9"), "filled_quantity"),
+    "leverage 1000": (
+        lambda a: a["leverage"].__setitem__(next(iter(a["leverage"])), 1000),
+        "above Binance's 125",
+    ),
+    "negative clock": (lambda a: a.__setitem__("last_ms", -5), "last_ms is -5"),
+    "missing field": (lambda a: a.pop("fees_usdt"), "missing field 'fees_usdt'"),
+    "unknown version": (lambda a: a.__setitem__("version", 99), "unsupported state version 99"),
+}
+
+
+def test_a_nan_wallet_is_refused_at_start_and_nothing_is_lost(data_dir: Path) -> None:
+    edit_account(data_dir, lambda a: a.__setitem__("wallet_usdt", "NaN"))
+    before = contents(data_dir)
+
+    done = cli(data_dir, "run")
+
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"error: paper account {data_dir / PAPER_STATE} is damaged (wallet_usdt is NaN): stop "
+        "the daemon, then restore the file from a backup, or move it aside together with "
+        "quantum_trader.db (and its -wal and -shm files) to start a fresh paper account"
+    ]
+    assert contents(data_dir) == before
+
+
+@pytest.mark.parametrize("damage", list(DAMAGED_VALUES))
+def test_a_damaged_value_is_refused_naming_the_file(data_dir: Path, damage: str) -> None:
+    change, expected = DAMAGED_VALUES[damage]
+    edit_account(data_dir, change)
+    before = contents(data_dir)
+    with pytest.raises(OperatorActionRequired) as caught:
+        load_state(data_dir / PAPER_STATE)
+    message = str(caught.value)
+    assert message.startswith(f"paper account {data_dir / PAPER_STATE} is damaged (")
+    assert expected in message
+    assert contents(data_dir) == before
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (lambda text: text[: len(text) // 2], "not valid JSON"),
+        (lambda text: "", "not valid JSON"),
+        (lambda text: "[1, 2, 3]", "not a JSON object"),
+        (lambda text: "\x00\xff" * 40, "not valid JSON"),
+    ],
+    ids=["truncated", "empty", "a list", "binary"],
+)
+def test_an_unreadable_file_is_refused_naming_the_file(
+    data_dir: Path, content: Callable[[str], str], expected: str
+) -> None:
+    path = data_dir / PAPER_STATE
+    path.write_text(content(path.read_text()), errors="surrogateescape")
+    with pytest.raises(OperatorActionRequired, match=expected):
+        load_state(path)
+
+
+def test_a_directory_in_place_of_the_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / PAPER_STATE).mkdir()
+    with pytest.raises(OperatorActionRequired, match="cannot be read"):
+        load_state(tmp_path / PAPER_STATE)
+
+
+@pytest.mark.parametrize("how", ["deleted", "zero bytes"])
+def test_a_lost_database_beside_a_paper_account_is_refused(data_dir: Path, how: str) -> None:
+    database = data_dir / DATABASE
+    if how == "deleted":
+        database.unlink()
+    else:
+        database.write_bytes(b"")
+    before = contents(data_dir)
+
+    done = cli(data_dir, "run")
+
+    assert done.returncode == 1
+    (line,) = done.stderr.strip().splitlines()
+    assert re.match(
+        f"error: the paper account {data_dir / PAPER_STATE} has [1-9][0-9]* fills? and", line
+    ), line
+    assert "has no fills (deleted, emptied or replaced?): restore the database" in line
+    assert contents(data_dir) == before  # not even an empty database was created
+
+
+def test_a_database_replaced_by_a_fresh_one_is_refused(data_dir: Path, tmp_path: Path) -> None:
+    """Another data directory's database, new and empty, copied over this one's."""
+    fresh = tmp_path / "elsewhere"
+
+    async def create() -> None:
+        await (await SqliteRepository.open(fresh / DATABASE)).close()
+
+    asyncio.run(create())
+    (data_dir / DATABASE).write_bytes((fresh / DATABASE).read_bytes())
+    before = contents(data_dir)
+    done = cli(data_dir, "run")
+    assert done.returncode == 1
+    assert "has no fills (deleted, emptied or replaced?)" in done.stderr
+    assert contents(data_dir) == before
+
+
+@pytest.mark.parametrize("how", ["deleted", "replaced by a fresh account"])
+def test_a_lost_paper_account_beside_a_database_is_refused(data_dir: Path, how: str) -> None:
+    paper = data_dir / PAPER_STATE
+    if how == "deleted":
+        paper.unlink()
+    else:
+        edit_account(data_dir, fresh_account)
+    before = contents(data_dir)
+
+    done = cli(data_dir, "run")
+
+    assert done.returncode == 1
+    (line,) = done.stderr.strip().splitlines()
+    assert re.match(f"error: the database {data_dir / DATABASE} holds [1-9][0-9]* fills? and", line)
+    state = "missing" if how == "deleted" else "new (it has no fills)"
+    assert f"but the paper account {paper} is {state}: restore the paper account" in line
+    assert contents(data_dir) == before
+
+
+def fresh_account(account: dict[str, Any]) -> None:
+    for key in ("positions", "leverage", "funding"):
+        account[key] = {}
+    account["orders"], account["fills"] = [], []
+
+
+def test_a_restart_resumes_no_earlier_than_the_paper_account(data_dir: Path) -> None:
+    """The database's clock is saved once a cycle; the paper account moves on with every
+    monitor tick. A restart resumes at the later of the two, so no stop is left blind."""
+    paper_last = utc_from_ms(json.loads((data_dir / PAPER_STATE).read_text())["last_ms"])
+    daemon = Daemon.start(data_dir, QT_MARKET__REPLAY_SPEED="1")
+    try:
+        eventually(lambda: daemon.logged_so_far("runtime_ready"), 30, "the daemon ready")
+    finally:
+        assert daemon.stop(signal.SIGTERM) == 0
+    (ready,) = daemon.named("runtime_ready")
+    assert datetime.fromisoformat(ready["replay_from"]) >= paper_last
