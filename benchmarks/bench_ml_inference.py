@@ -1,6 +1,7 @@
 """Ensemble inference cost: the live path (tail=1) for 50 symbols, the backtest path, and RSS.
 
 Run: .venv/bin/python benchmarks/bench_ml_inference.py [--models DIR] [--symbols 50]
+DIR is a models directory (`data_dir/models`: CURRENT and the model sets).
 Without --models it first trains the four models quickly (30 days, 10 forecaster steps: the
 networks and trees have their full size, so inference costs the same as after a full run).
 The 50 symbols are the bundled sample's 8 recorded 5m series, repeated under other names with
@@ -20,23 +21,26 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-from quantum_trader.config import DEFAULT_SYMBOLS
+from quantum_trader.config import DEFAULT_SYMBOLS, MarketSettings, Settings
 from quantum_trader.domain import Bars
 from quantum_trader.market.candle_store import CandleStore, bundled_sample_dir
 from quantum_trader.market.replay import FundingSeries
-from quantum_trader.signals.ensemble import Ensemble, LoadedModel, load_ensemble
-from quantum_trader.signals.models.registry import load_predictor
-from quantum_trader.signals.settings import EnsembleSettings
+from quantum_trader.signals.ensemble import Ensemble
+from quantum_trader.signals.loading import load_ensemble
 from quantum_trader.signals.training import train_models
 
 RUNS = 50
 
 
-def quick_models(settings: EnsembleSettings) -> Path:
+def quick_models(settings: Settings) -> Path:
     out = Path(tempfile.mkdtemp(prefix="qt-bench-models-"))
-    quick = settings.model_copy(update={"training_days": 30, "forecaster_steps": 10})
+    quick = settings.ensemble.model_copy(update={"training_days": 30, "forecaster_steps": 10})
     train_models(
-        quick, bundled_sample_dir(), DEFAULT_SYMBOLS, out, datetime(2025, 12, 1, tzinfo=UTC)
+        settings.model_copy(update={"ensemble": quick}),
+        bundled_sample_dir(),
+        DEFAULT_SYMBOLS,
+        out,
+        datetime(2025, 12, 1, tzinfo=UTC),
     )
     return out
 
@@ -83,7 +87,7 @@ def main() -> None:
     parser.add_argument("--models", type=Path, default=None)
     parser.add_argument("--symbols", type=int, default=50)
     args = parser.parse_args()
-    settings = EnsembleSettings()
+    settings = Settings(market=MarketSettings(symbols=DEFAULT_SYMBOLS))
     models = args.models or quick_models(settings)
     store = CandleStore(bundled_sample_dir())
     funding = {s: FundingSeries.from_rates(*store.load_funding(s)) for s in DEFAULT_SYMBOLS}
@@ -94,10 +98,9 @@ def main() -> None:
     live = universe(store, args.symbols, warmup_bars + 12)
     report(f"live cycle, {args.symbols} symbols, tail=1", timed(ensemble, live, 1, RUNS))
     for name in ensemble.model_names:
-        predictor, meta = load_predictor(models, name, settings)
-        alone = Ensemble(
-            [LoadedModel(predictor, meta)], settings.model_copy(update={"min_models": 1})
-        )
+        one = settings.ensemble.model_copy(update={"models": (name,), "min_models": 1})
+        alone = load_ensemble(models, settings.model_copy(update={"ensemble": one}), funding)
+        assert isinstance(alone, Ensemble)
         report(f"  {name} alone (with features)", timed(alone, live, 1, 20))
     rss = psutil.Process().memory_info().rss / 2**20
     print(f"RSS with all models loaded after live cycles: {rss:.0f} MB")

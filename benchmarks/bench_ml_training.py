@@ -1,9 +1,11 @@
 """Wall time of `train_models` on the bundled sample (8 symbols, 1h), per stage and in total.
 
-Run: .venv/bin/python benchmarks/bench_ml_training.py [--days 270] [--out DIR] [--report FILE]
-Trains all four models with the default settings except `training_days` (270 = the sample's
-nine months; the SPEC's default is 90), on this machine's 2 cores. Writes the artifacts to
---out (a temporary directory by default) and the Markdown report to --report if given.
+Run: .venv/bin/python benchmarks/bench_ml_training.py [--days 90] [--out DIR] [--report FILE]
+    [--source DIR] [--end YYYY-MM-DD] [--threads 2]
+Trains all four models with the default settings except `training_days` (the SPEC's default is
+90; 270 = the bundled sample's nine months), `training_end` and `torch_threads`, on this
+machine's 2 cores: exactly what `quantum-trader train` runs. Publishes the model set under --out
+(a temporary directory by default) and copies the Markdown report to --report if given.
 """
 
 from __future__ import annotations
@@ -15,9 +17,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from quantum_trader.config import DEFAULT_SYMBOLS
+from quantum_trader.config import DEFAULT_SYMBOLS, MarketSettings, Settings
 from quantum_trader.market.candle_store import bundled_sample_dir
-from quantum_trader.signals.settings import EnsembleSettings
 from quantum_trader.signals.training import train_models
 
 TRAINED_AT = datetime(2025, 12, 1, tzinfo=UTC)
@@ -25,11 +26,26 @@ TRAINED_AT = datetime(2025, 12, 1, tzinfo=UTC)
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--days", type=int, default=270)
+    parser.add_argument("--days", type=int, default=90)
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--report", type=Path, default=None)
+    parser.add_argument("--source", type=Path, default=None)
+    parser.add_argument("--end", type=str, default=None)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--symbols", type=str, default=",".join(DEFAULT_SYMBOLS))
     args = parser.parse_args()
-    settings = EnsembleSettings(training_days=args.days)
+    symbols = tuple(args.symbols.split(","))
+    base = Settings(market=MarketSettings(symbols=symbols))
+    ensemble = base.ensemble.model_copy(
+        update={
+            "training_days": args.days,
+            "training_end": None
+            if args.end is None
+            else datetime.fromisoformat(args.end).replace(tzinfo=UTC),
+            "torch_threads": args.threads,
+        }
+    )
+    settings = base.model_copy(update={"ensemble": ensemble})
     out = args.out or Path(tempfile.mkdtemp(prefix="qt-models-"))
     started = time.perf_counter()
     stage_started = [started, 0.0]
@@ -42,14 +58,15 @@ def main() -> None:
         stage_started[0] = now
         last_stage[0] = stage
 
-    report = train_models(
-        settings, bundled_sample_dir(), DEFAULT_SYMBOLS, out, TRAINED_AT, progress
+    result = train_models(
+        settings, args.source or bundled_sample_dir(), symbols, out, TRAINED_AT, progress
     )
+    report = result.report
     total = time.perf_counter() - started
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(report.to_markdown())
     print(f"training_days={args.days}: total {total:.1f} s, peak RSS {peak_mb:.0f} MB")
-    print(f"artifacts in {out}")
+    print(f"model set {result.set_dir}")
     if args.report:
         args.report.write_text(report.to_markdown())
 

@@ -121,9 +121,10 @@ def _load_ensemble(
     models_dir = settings.data_dir / "models"
     if not models_dir.is_dir():
         return None
-    from quantum_trader.signals.ensemble import load_ensemble, recorded_funding  # heavy
+    from quantum_trader.signals.ensemble import recorded_funding  # heavy
+    from quantum_trader.signals.loading import load_ensemble
 
-    ensemble = load_ensemble(models_dir, settings.ensemble)
+    ensemble = load_ensemble(models_dir, settings)
     if ensemble is None:
         return None
     if len(ensemble.model_names) < settings.ensemble.min_models:

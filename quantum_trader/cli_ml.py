@@ -1,14 +1,22 @@
-"""`quantum-trader train`: train the ensemble's models on the recorded market into
-data_dir/models, with a progress bar, and print and save the walk-forward validation report.
+"""`quantum-trader train`: train the ensemble's models on the recorded market, publish them as one
+model set under data_dir/models, and print the out-of-sample validation report.
 
-The daemon and the backtest pick the models up on their next start (signals.source unset).
+SIGTERM or SIGINT stops training cleanly: nothing is published, the set in use stays in use,
+and the command exits 1 with one line saying so. The daemon and the backtest pick a new set up
+on their next start (signals.source unset).
 """
 
 from __future__ import annotations
 
+import signal
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from types import FrameType
 
+import typer
 from rich.console import Console
 from rich.markdown import Markdown
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
@@ -17,21 +25,23 @@ from quantum_trader.cli import ConfigOption, _settings, app, console, log_market
 from quantum_trader.clock import LiveClock
 from quantum_trader.config import Settings
 from quantum_trader.market.source import resolve_market_data
-from quantum_trader.signals.training_report import TrainingReport
+from quantum_trader.signals.model_set import ModelSetError, current_set
+from quantum_trader.signals.training import REPORT_FILE, StopRequested, TrainingResult
 
-REPORT_FILE = "VALIDATION.md"
+__all__ = ["REPORT_FILE", "models_dir", "train", "train_ensemble"]
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 def models_dir(settings: Settings) -> Path:
-    """Where `train` writes the artifacts and where the daemon loads them from."""
+    """Where `train` publishes model sets and where the daemon loads the current one from."""
     return settings.data_dir / "models"
 
 
-def train_ensemble(settings: Settings, out: Console, now: datetime) -> TrainingReport:
-    """Train `settings.ensemble.models` on the market data, save them and the report.
+def train_ensemble(settings: Settings, out: Console, now: datetime) -> TrainingResult:
+    """Train `settings.ensemble.models` on the market data; publish the set and its report.
 
-    `now` is the artifacts' `trained_at` (UTC). Forecasters that cannot be trained (no
-    PyTorch) are skipped and named in the report; the tree models are trained regardless.
+    `now` is the set's `trained_at` (UTC). Forecasters that cannot be trained (no PyTorch) are
+    skipped and named in the report; the tree models are trained regardless.
     """
     from quantum_trader.signals.training import train_models  # heavy: model libraries
 
@@ -42,7 +52,7 @@ def train_ensemble(settings: Settings, out: Console, now: datetime) -> TrainingR
         f"symbols from {source_dir} ({settings.ensemble.training_days} days) into {target}"
     )
     with Progress(
-        TextColumn("{task.description:<28}"),
+        TextColumn("{task.description:<32}"),
         BarColumn(),
         TaskProgressColumn(),
         TimeElapsedColumn(),
@@ -53,21 +63,53 @@ def train_ensemble(settings: Settings, out: Console, now: datetime) -> TrainingR
         def progress(stage: str, fraction: float) -> None:
             bar.update(task, description=stage, completed=fraction)
 
-        report = train_models(
-            settings.ensemble, source_dir, settings.market.symbols, target, now, progress
-        )
-    markdown = report.to_markdown()
-    (target / REPORT_FILE).write_text(markdown, encoding="utf-8")
-    out.print(Markdown(markdown))
-    for name, reason in report.skipped.items():
+        result = train_models(settings, source_dir, settings.market.symbols, target, now, progress)
+    out.print(Markdown(result.report.to_markdown()))
+    for name, reason in result.report.skipped.items():
         out.print(f"[yellow]skipped {name}[/yellow]: {reason}")
-    out.print(f"Validation report written to {target / REPORT_FILE}")
-    return report
+    if result.swept:
+        out.print(f"removed half-written sets of a stopped run: {', '.join(result.swept)}")
+    out.print(f"Model set {result.set_dir.name} in use; report {result.set_dir / REPORT_FILE}")
+    return result
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """Turn SIGTERM and SIGINT into StopRequested for the duration (main thread only)."""
+
+    def request_stop(signum: int, _frame: FrameType | None) -> None:
+        raise StopRequested(signal.Signals(signum).name)
+
+    previous = {s: signal.signal(s, request_stop) for s in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 @app.command()
 def train(config: ConfigOption = None) -> None:
-    """Train the ensemble's models and print their walk-forward validation report."""
+    """Train the ensemble's models, publish them as a model set, print the validation report."""
     settings = _settings(config)
     log_market_data(settings)
-    train_ensemble(settings, console, LiveClock().now())
+    before = _current_name(settings)
+    try:
+        with stop_on_signals():
+            train_ensemble(settings, console, LiveClock().now())
+    except StopRequested as stop:
+        after = _current_name(settings)
+        if after != before:
+            print(f"stopped by {stop} after model set {after} was published", file=sys.stderr)
+            raise typer.Exit(0) from None
+        kept = f"model set {before} stays in use" if before else "no model set was published"
+        print(f"error: training stopped by {stop} before it finished; {kept}", file=sys.stderr)
+        raise typer.Exit(1) from None
+
+
+def _current_name(settings: Settings) -> str | None:
+    try:
+        current = current_set(models_dir(settings))
+    except ModelSetError:
+        return None
+    return None if current is None else current.name

@@ -32,7 +32,8 @@ from quantum_trader.ports import SignalSource
 from quantum_trader.report.model import BacktestReport
 from quantum_trader.report.outputs import staged_output
 from quantum_trader.report.provenance import SignalPeriod, training_window, walk_forward_provenance
-from quantum_trader.signals.ensemble import Ensemble, load_ensemble, recorded_funding
+from quantum_trader.signals.ensemble import Ensemble, recorded_funding
+from quantum_trader.signals.loading import load_ensemble
 
 MODELS_DIR = "models"
 
@@ -77,7 +78,9 @@ def train_block(
         update={"training_end": block.start, "training_days": training_days}
     )
     source_dir = resolve_market_data(settings).directory
-    train_models(ensemble, source_dir, symbols, out, block.start)
+    train_models(
+        settings.model_copy(update={"ensemble": ensemble}), source_dir, symbols, out, block.start
+    )
 
 
 class BlockwiseSignals:
@@ -161,7 +164,7 @@ async def run_walk_forward(
 
 
 def _load(settings: Settings, models_dir: Path, funding: Mapping[str, FundingSeries]) -> Ensemble:
-    ensemble = load_ensemble(models_dir, settings.ensemble, funding)
+    ensemble = load_ensemble(models_dir, settings, funding)
     if ensemble is None or len(ensemble.model_names) < settings.ensemble.min_models:
         raise ModelArtifactError(
             f"walk-forward: fewer than ensemble.min_models={settings.ensemble.min_models} "

@@ -1,8 +1,8 @@
 """Where a backtest's signals came from, and whether its window is out of sample.
 
 A backtest must not silently evaluate models on the data they were trained on. The models'
-training window is read from their metadata (`training_start` .. `training_end` in
-data_dir/models/<model>.json: the data their labels read). A window that overlaps it, or
+training window is read from their model set's manifest (`training_start` .. `training_end`
+in data_dir/models/<set>/manifest.json: the data their labels read). A window that overlaps it, or
 models that do not record it, are refused unless the caller explicitly allows an in-sample
 run, which is then stamped IN-SAMPLE in every output.
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from quantum_trader.errors import ConfigurationError
-from quantum_trader.signals.artifacts import ArtifactMetadata
+from quantum_trader.signals.model_set import ModelProvenance
 
 IN_SAMPLE_FLAG = "--allow-in-sample"
 
@@ -92,7 +92,7 @@ class Provenance:
         }
 
 
-def training_window(metadata: Mapping[str, ArtifactMetadata]) -> TrainingWindow | None:
+def training_window(metadata: Mapping[str, ModelProvenance]) -> TrainingWindow | None:
     """The union of the models' training windows; None when any model does not record one."""
     starts = [m.training_start for m in metadata.values()]
     ends = [m.training_end for m in metadata.values()]
@@ -107,7 +107,7 @@ def training_window(metadata: Mapping[str, ArtifactMetadata]) -> TrainingWindow 
 
 def check_window(
     source_name: str,
-    metadata: Mapping[str, ArtifactMetadata] | None,
+    metadata: Mapping[str, ModelProvenance] | None,
     models_dir: Path,
     window: tuple[datetime, datetime],
     allow_in_sample: bool,

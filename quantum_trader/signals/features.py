@@ -62,6 +62,8 @@ FEATURE_NAMES: tuple[str, ...] = (
     "hour_sin",
     "hour_cos",
 )
+MODEL_INPUTS: tuple[str, ...] = (*FEATURE_NAMES, "side")
+"""What the tree models read: the features, then the side of the trade (+1 long, −1 short)."""
 
 
 def compute_features(hourly: Bars, funding: FundingSeries | None = None) -> FloatArray:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
+import numpy.typing as npt
 
 from quantum_trader.domain import Bars, SignalSeries
 from quantum_trader.market import indicators
@@ -48,6 +49,10 @@ class RuleAgent:
         self, bars: Mapping[str, Bars], tail: int | None = None
     ) -> dict[str, SignalSeries]:
         return {symbol: self._on_execution_rows(b) for symbol, b in bars.items()}
+
+    def hourly_actions(self, hourly: Bars) -> npt.NDArray[np.int8]:
+        """The agent's action (+1 BUY, −1 SELL, 0 HOLD) at each closed hourly bar."""
+        return self._series(hourly).action
 
     def _on_execution_rows(self, bars: Bars) -> SignalSeries:
         hourly = resample_hourly(bars)

@@ -25,25 +25,37 @@ class SignalsSettings(Section):
 class EnsembleSettings(Section):
     """The ML ensemble (SPEC §3.1).
 
-    `forecast_threshold` is the |8 h return| beyond which a training label is BUY/SELL.
+    Labels (signals/labels.py): each (symbol, hour) and side is labelled by the trade the sizer
+    and the monitor would make there, in R after costs, for an order of `label_notional_usdt`
+    (its slippage tier). Models output calibrated P(R > 0) and expected R per side; a model
+    votes for a side only when its expected R exceeds `min_expected_r` (the decision rule in
+    money: default a margin of 0.05 R above break-even after costs). `side_source` "models"
+    lets the models pick the side; "rules" is meta-labeling: the rule agent proposes the side
+    and the models decide whether to take it. The forecasters predict the next
+    `forecast_horizon_h` hours from the last `lookback_bars` hours.
+
     Training: `training_days` of history ending at the newest common bar (or at `training_end`:
     only hourly bars closed by then, so a backtest after it is out of sample); the last
-    `validation_fraction` of it is split into `walk_forward_folds` consecutive test blocks, each
-    predicted by models trained only on bars whose label window ends `embargo_h` hours before
-    the block starts. `tree_rounds` boosting rounds, `forecaster_steps` Adam steps; `models`
-    lists the models to train.
+    `validation_fraction` of it is split into `walk_forward_folds` consecutive test blocks (by
+    scikit-learn's TimeSeriesSplit), each predicted by models trained only on rows whose label
+    window ended `embargo_h` hours before the block starts. Each block is calibrated on the
+    out-of-fold predictions of the blocks before it, so the first block only calibrates (with one
+    block nothing is scored out of sample; the saved calibration still comes from it).
+    `tree_rounds` boosting rounds, `forecaster_steps` Adam steps; `models` lists the models.
     """
 
     min_models: int = Field(2, ge=1, le=4)
     max_model_age_h: float = Field(24.0 * 14, gt=0, le=10 * YEAR_H)
+    min_expected_r: float = Field(0.05, ge=-1.0, le=5.0)
+    side_source: Literal["models", "rules"] = "models"
+    label_notional_usdt: float = Field(3_000.0, gt=0)
     forecast_horizon_h: int = Field(8, ge=1)
     lookback_bars: int = Field(168, ge=16)
-    forecast_threshold: float = Field(0.004, gt=0)
     training_days: int = Field(90, ge=7)
     training_end: datetime | None = None
     seed: int = Field(7, ge=0)
-    walk_forward_folds: int = Field(4, ge=1, le=12)
-    validation_fraction: float = Field(0.4, gt=0, lt=1)
+    walk_forward_folds: int = Field(5, ge=1, le=12)
+    validation_fraction: float = Field(0.5, gt=0, lt=1)
     embargo_h: int = Field(24, ge=0)
     tree_rounds: int = Field(250, ge=10)
     forecaster_steps: int = Field(300, ge=10)

@@ -19,6 +19,8 @@ from report_builders import TWO, copy_market, tiny_settings, utc
 from quantum_trader.report.model import BacktestReport
 from quantum_trader.walk_forward import WalkForwardRequest, run_walk_forward
 
+MODEL_FILES = (".json", ".txt", ".pt")  # not manifest.json: see below
+
 pytestmark = pytest.mark.slow  # two walk-forwards of three blocks: ~10 s idle, ~25 s loaded
 
 START, END = utc(2025, 9, 20), utc(2025, 10, 2)
@@ -66,7 +68,13 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[tuple[BacktestReport
 
 def model_bytes(out: Path, block: int) -> dict[str, bytes]:
     directory = out / "models" / f"block-{block:02d}"
-    return {p.name: p.read_bytes() for p in sorted(directory.glob("*")) if p.suffix != ".md"}
+    model_set = directory / (directory / "CURRENT").read_text().strip()
+    # the model files themselves; the manifest and CURRENT carry the set's random id
+    return {
+        p.name: p.read_bytes()
+        for p in sorted(model_set.glob("*"))
+        if p.suffix in MODEL_FILES and p.name != "manifest.json"
+    }
 
 
 def rows(out: Path, sql: str) -> list[tuple[Any, ...]]:

@@ -22,8 +22,12 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return directory
 
 
+def _manifest(models: Path) -> Path:
+    return models / (models / "CURRENT").read_text().strip() / "manifest.json"
+
+
 def _window_of(data_dir: Path) -> tuple[str, str]:
-    meta = json.loads((data_dir / "models" / "xgboost.json").read_text())
+    meta = json.loads(_manifest(data_dir / "models").read_text())
     return meta["training_start"], meta["training_end"]
 
 
@@ -97,16 +101,21 @@ def test_after_the_training_window_the_run_is_out_of_sample_and_says_on_what(
     assert "IN-SAMPLE" not in (tmp_path / "report.html").read_text()
 
 
-def test_models_that_do_not_record_their_window_are_refused(data_dir: Path, tmp_path: Path) -> None:
+def test_models_that_do_not_record_their_window_are_not_traded_on(
+    data_dir: Path, tmp_path: Path
+) -> None:
     import shutil
 
     copy = tmp_path / "data"
     shutil.copytree(data_dir / "models", copy / "models")
-    for name in ("xgboost", "lightgbm"):
-        path = copy / "models" / f"{name}.json"
-        meta = json.loads(path.read_text())
-        del meta["training_start"], meta["training_end"]  # as written before the field existed
-        path.write_text(json.dumps(meta))
+    manifest = _manifest(copy / "models")
+    meta = json.loads(manifest.read_text())
+    del meta["training_start"], meta["training_end"]
+    manifest.write_text(json.dumps(meta))
     request = BacktestRequest(start=utc(2025, 10, 1), end=utc(2025, 10, 3), out_dir=tmp_path / "o")
-    with pytest.raises(ConfigurationError, match="do not record their training window"):
-        backtest(tiny_settings(copy), request)
+    settings = tiny_settings(copy)
+    settings = settings.model_copy(
+        update={"signals": settings.signals.model_copy(update={"source": "ensemble"})}
+    )
+    with pytest.raises(ConfigurationError, match="loadable trained models"):
+        backtest(settings, request)

@@ -1,21 +1,30 @@
-"""The ensemble in the product: `train` into data_dir/models, then the backtest and the daemon
-pick the models up by themselves; broken artifacts degrade to fewer models or to the rules."""
+"""The ensemble in the product: `train` publishes a model set into data_dir/models, the backtest
+and the daemon pick it up by themselves; a damaged or mismatched set degrades to fewer models or
+to the rules; SIGTERM during `train` leaves the set in use intact."""
 
 from __future__ import annotations
 
 import asyncio
 import io
 import os
-import shutil
+import signal
 import subprocess
 import sys
+import time
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import pytest
+from ml_fixtures import (  # noqa: F401 (trained_fixture is the fixture `trained`)
+    SYMBOLS,
+    TINY,
+    TRAINED_AT,
+    copy_data_dir,
+    settings_for,
+    trained_fixture,
+)
 from rich.console import Console
 from structlog.testing import capture_logs
 
@@ -23,78 +32,45 @@ from quantum_trader.app import choose_signal_source, open_runtime
 from quantum_trader.backtest import BacktestRequest, run_backtest
 from quantum_trader.cli_ml import REPORT_FILE, models_dir, train_ensemble
 from quantum_trader.clock import ManualClock
-from quantum_trader.config import LogSettings, MarketSettings, Settings
 from quantum_trader.errors import ConfigurationError
 from quantum_trader.market.candle_store import CandleStore, bundled_sample_dir
-from quantum_trader.signals.artifacts import MODEL_EXTENSIONS
-from quantum_trader.signals.ensemble import Ensemble, load_ensemble, recorded_funding
+from quantum_trader.signals.ensemble import Ensemble, recorded_funding
+from quantum_trader.signals.loading import load_ensemble
+from quantum_trader.signals.model_set import CURRENT_FILE, current_set, sha256_hex
 from quantum_trader.signals.models.base import MODEL_NAMES
-from quantum_trader.signals.settings import EnsembleSettings, SignalsSettings
-from quantum_trader.signals.training_report import TrainingReport
+from quantum_trader.signals.training import TrainingResult
 
-SYMBOLS = ("BTC/USDT:USDT", "ETH/USDT:USDT")
-TRAINED_AT = datetime(2025, 12, 1, tzinfo=UTC)
-TRAINING_END = datetime(2025, 11, 20, tzinfo=UTC)
-TINY = EnsembleSettings(
-    training_days=20,
-    training_end=TRAINING_END,
-    walk_forward_folds=2,
-    validation_fraction=0.5,
-    embargo_h=8,
-    tree_rounds=15,
-    forecaster_steps=10,
-)
-
-
-def settings_for(data_dir: Path, source: Literal["ensemble", "rules"] | None = None) -> Settings:
-    return Settings(
-        data_dir=data_dir,
-        market=MarketSettings(symbols=SYMBOLS),
-        signals=SignalsSettings(source=source),
-        ensemble=TINY,
-        log=LogSettings(level="DEBUG"),
-    )
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, TrainingReport, str]:
-    data_dir = tmp_path_factory.mktemp("data")
-    screen = io.StringIO()
-    report = train_ensemble(settings_for(data_dir), Console(file=screen, width=120), TRAINED_AT)
-    return data_dir, report, screen.getvalue()
-
-
-def copy_of(trained: tuple[Path, TrainingReport, str], tmp_path: Path) -> Path:
-    shutil.copytree(models_dir(settings_for(trained[0])), tmp_path / "models")
-    return tmp_path
+Trained = tuple[Path, TrainingResult]
 
 
 def corrupt(data_dir: Path, *models: str) -> None:
+    directory = current_set(data_dir / "models")
+    assert directory is not None
     for model in models:
-        artifact = models_dir(settings_for(data_dir)) / f"{model}.{MODEL_EXTENSIONS[model]}"
-        artifact.write_bytes(b"not a model")
+        path = next(directory.glob(f"{model}.*"))
+        path.write_bytes(b"x" * path.stat().st_size)  # same size, wrong sha256
 
 
-def test_train_saves_every_model_and_the_validation_report(
-    trained: tuple[Path, TrainingReport, str],
-) -> None:
-    data_dir, report, screen = trained
-    directory = models_dir(settings_for(data_dir))
-    assert sorted(p.name for p in directory.glob("*.json")) == sorted(
-        f"{m}.json" for m in MODEL_NAMES
-    )
-    written = (directory / REPORT_FILE).read_text(encoding="utf-8")
-    assert written == report.to_markdown()
-    for row in (*MODEL_NAMES, "ensemble", "majority", "rule agent"):
+def test_train_command_publishes_the_set_and_shows_the_report(tmp_path: Path) -> None:
+    screen = io.StringIO()
+    settings = settings_for(tmp_path, ensemble=TINY.model_copy(update={"models": ("xgboost",)}))
+    result = train_ensemble(settings, Console(file=screen, width=160), TRAINED_AT)
+    assert current_set(models_dir(settings)) == result.set_dir
+    written = (result.set_dir / REPORT_FILE).read_text(encoding="utf-8")
+    assert written == result.report.to_markdown()
+    shown = screen.getvalue()
+    for row in ("xgboost", "ensemble", "rule agent", "majority", "random entries"):
         assert row in written
-        assert row in screen
-    assert report.end <= TRAINING_END
+        assert row in shown
+    assert f"Model set {result.set_dir.name} in use" in shown
 
 
 async def test_backtest_trades_on_the_ensemble_with_every_models_vote(
-    trained: tuple[Path, TrainingReport, str], tmp_path: Path
+    trained: Trained, tmp_path: Path
 ) -> None:
-    settings = settings_for(trained[0], source="ensemble")
+    settings = settings_for(trained[0], source="ensemble").model_copy(
+        update={"ensemble": TINY.model_copy(update={"min_expected_r": -1.0})}
+    )
     request = BacktestRequest(
         start=datetime(2025, 9, 15, tzinfo=UTC),  # after the ensemble's 321 h warm-up
         end=datetime(2025, 9, 17, tzinfo=UTC),
@@ -113,9 +89,9 @@ async def test_backtest_trades_on_the_ensemble_with_every_models_vote(
 
 
 async def test_the_daemon_starts_without_a_corrupt_model_and_says_so(
-    trained: tuple[Path, TrainingReport, str], tmp_path: Path
+    trained: Trained, tmp_path: Path
 ) -> None:
-    data_dir = copy_of(trained, tmp_path)
+    data_dir = copy_data_dir(trained[0], tmp_path)
     corrupt(data_dir, "xgboost")
     async with AsyncExitStack() as stack:
         with capture_logs() as logs:
@@ -126,15 +102,14 @@ async def test_the_daemon_starts_without_a_corrupt_model_and_says_so(
     failed = [e for e in logs if e["event"] == "model_load_failed"]
     assert [e["model"] for e in failed] == ["xgboost"]
     loaded = [e for e in logs if e["event"] == "ensemble_loaded"]
-    assert loaded
     assert loaded[0]["models"] == ["lightgbm", "nhits", "patchtst"]
     assert summary.cycle_id
 
 
 def test_fewer_models_than_the_quorum_fall_back_to_the_rules(
-    trained: tuple[Path, TrainingReport, str], tmp_path: Path
+    trained: Trained, tmp_path: Path
 ) -> None:
-    data_dir = copy_of(trained, tmp_path)
+    data_dir = copy_data_dir(trained[0], tmp_path)
     corrupt(data_dir, "xgboost", "lightgbm", "nhits")
     with capture_logs() as logs:
         source = choose_signal_source(settings_for(data_dir))
@@ -149,6 +124,17 @@ def test_fewer_models_than_the_quorum_fall_back_to_the_rules(
         choose_signal_source(settings_for(data_dir, source="ensemble"))
 
 
+def test_a_set_made_for_other_exits_is_not_traded_on(trained: Trained) -> None:
+    settings = settings_for(trained[0])
+    wider = settings.model_copy(
+        update={"sizing": settings.sizing.model_copy(update={"stop_atr_multiple": 2.0})}
+    )
+    with capture_logs() as logs:
+        assert choose_signal_source(wider).name == "rules"
+    (refused,) = [e for e in logs if e["event"] == "model_set_refused"]
+    assert "sizing.stop_atr_multiple = 1.5, settings ask for 2.0" in refused["reason"]
+
+
 def test_without_models_the_rules_trade_and_asking_for_the_ensemble_is_an_error(
     tmp_path: Path,
 ) -> None:
@@ -157,50 +143,104 @@ def test_without_models_the_rules_trade_and_asking_for_the_ensemble_is_an_error(
         choose_signal_source(settings_for(tmp_path, source="ensemble"))
 
 
-def test_the_chosen_ensemble_reads_the_recorded_funding(
-    trained: tuple[Path, TrainingReport, str],
-) -> None:
+def test_the_chosen_ensemble_reads_the_recorded_funding(trained: Trained) -> None:
     settings = settings_for(trained[0])
     store = CandleStore(bundled_sample_dir())
     bars = {s: store.load_bars(s, "5m").slice(0, 3000) for s in SYMBOLS}
     chosen = choose_signal_source(settings)
     assert isinstance(chosen, Ensemble)
-    explicit = load_ensemble(models_dir(settings), TINY, recorded_funding(store, SYMBOLS))
+    explicit = load_ensemble(models_dir(settings), settings, recorded_funding(store, SYMBOLS))
     assert explicit is not None
-    given = choose_signal_source(settings, recorded_funding(store, SYMBOLS))
-    for source in (explicit, given):
-        for symbol, series in source.evaluate(bars).items():
-            expected = chosen.evaluate(bars)[symbol]
-            np.testing.assert_array_equal(series.action, expected.action)
-            np.testing.assert_allclose(series.confidence, expected.confidence)
+    expected = chosen.evaluate(bars)
+    for symbol, series in explicit.evaluate(bars).items():
+        np.testing.assert_array_equal(series.action, expected[symbol].action)
+        np.testing.assert_allclose(series.confidence, expected[symbol].confidence)
 
 
-def test_train_without_pytorch_trains_the_trees_and_exits_0(tmp_path: Path) -> None:
-    config = tmp_path / "tiny.toml"
+def tiny_config(data_dir: Path, extra: str = "") -> Path:
+    config = data_dir.parent / f"{data_dir.name}.toml"
     config.write_text(
-        f'data_dir = "{tmp_path / "data"}"\n'
-        '[market]\nsymbols = ["BTC/USDT:USDT"]\n'
-        "[ensemble]\ntraining_days = 20\nwalk_forward_folds = 2\nvalidation_fraction = 0.5\n"
-        "embargo_h = 8\ntree_rounds = 15\nforecaster_steps = 10\n"
+        f'data_dir = "{data_dir}"\n'
+        '[market]\nsymbols = ["BTC/USDT:USDT", "ETH/USDT:USDT"]\n'
+        "[ensemble]\ntraining_days = 20\nwalk_forward_folds = 3\nvalidation_fraction = 0.5\n"
+        f'embargo_h = 8\ntree_rounds = 15\ntorch_threads = 1\ntraining_end = "2025-11-20"\n'
+        f"{extra}"
     )
-    program = (
-        "import sys; sys.modules['torch'] = None\n"
-        "from quantum_trader import cli_ml\n"
+    return config
+
+
+def environment() -> dict[str, str]:
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("QT_")},
+        "COLUMNS": "160",
+    }
+
+
+@pytest.mark.slow
+def test_train_without_pytorch_trains_the_trees_and_exits_0(tmp_path: Path) -> None:
+    config = tiny_config(tmp_path / "data", "forecaster_steps = 10\n")
+    program = (  # an import hook that finds no torch, as on a machine without it
+        "import sys, importlib.abc\n"
+        "class NoTorch(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name.split('.')[0] == 'torch':\n"
+        "            raise ModuleNotFoundError(\"No module named 'torch'\")\n"
+        "sys.meta_path.insert(0, NoTorch())\n"
         "from quantum_trader.cli import main\n"
         f"sys.argv = ['quantum-trader', 'train', '--config', {str(config)!r}]\n"
         "main()\n"
     )
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("QT_")}
     done = subprocess.run(
         [sys.executable, "-c", program],
         capture_output=True,
         text=True,
-        timeout=120,
-        env={**environment, "COLUMNS": "160"},
+        timeout=300,
+        env=environment(),
         check=False,
     )
     assert done.returncode == 0, done.stderr
     assert "skipped nhits" in done.stdout
     assert "skipped patchtst" in done.stdout
-    saved = sorted(p.name for p in (tmp_path / "data" / "models").glob("*.json"))
-    assert saved == ["lightgbm.json", "xgboost.json"]
+    directory = current_set(tmp_path / "data" / "models")
+    assert directory is not None
+    assert sorted(p.name for p in directory.glob("*.json")) == ["manifest.json", "xgboost.json"]
+
+
+def snapshot(directory: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(directory)): sha256_hex(p.read_bytes())
+        for p in sorted(directory.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_during_train_leaves_the_set_in_use_intact_and_no_partial_set(
+    trained: Trained, tmp_path: Path, stop: signal.Signals
+) -> None:
+    data_dir = copy_data_dir(trained[0], tmp_path / "data")
+    before = snapshot(data_dir / "models")
+    config = tiny_config(data_dir, "forecaster_steps = 5000\n")
+    child = subprocess.Popen(
+        [sys.executable, "-m", "quantum_trader", "train", "--config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment(),
+    )
+    assert child.stdout is not None
+    # "Training ..." is printed once the models' libraries are imported (after the log lines)
+    lines = iter(child.stdout.readline, "")
+    assert any(line.startswith("Training") for line in lines)
+    time.sleep(3.0)  # into the labels and the walk-forward
+    child.send_signal(stop)
+    _, stderr = child.communicate(timeout=120)
+    assert child.returncode == 1
+    name = trained[1].set_dir.name
+    assert stderr.strip().splitlines() == [
+        f"error: training stopped by {stop.name} before it finished; model set {name} stays in use"
+    ]
+    assert snapshot(data_dir / "models") == before
+    assert (data_dir / "models" / CURRENT_FILE).read_text().strip() == name
+    assert load_ensemble(data_dir / "models", settings_for(data_dir)) is not None

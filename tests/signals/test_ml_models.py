@@ -1,93 +1,77 @@
-"""Training, artifacts and the ensemble on tiny models trained on a slice of the bundled sample."""
+"""Training, the model set and the ensemble, on the tiny set trained once per worker."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import pickle
-import shutil
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from ml_fixtures import (  # noqa: F401 (trained_fixture is the fixture `trained`)
+    SYMBOLS,
+    TINY,
+    TRAINED_AT,
+    copy_data_dir,
+    settings_for,
+    train_tiny,
+    trained_fixture,
+)
 from structlog.testing import capture_logs
 
+from quantum_trader.config import Settings
 from quantum_trader.domain import Bars
-from quantum_trader.errors import ModelArtifactError
 from quantum_trader.market.candle_store import CandleStore, bundled_sample_dir
-from quantum_trader.signals.artifacts import read_artifact
-from quantum_trader.signals.ensemble import (
-    CRITICAL,
-    DEGRADED,
-    HEALTHY,
-    Ensemble,
-    LoadedModel,
-    load_ensemble,
+from quantum_trader.signals.ensemble import CRITICAL, DEGRADED, HEALTHY, Ensemble, LoadedModel
+from quantum_trader.signals.labels import ExitRules
+from quantum_trader.signals.loading import load_ensemble
+from quantum_trader.signals.model_set import (
+    CURRENT_FILE,
+    MANIFEST_FILE,
+    Manifest,
+    current_set,
+    sha256_hex,
 )
-from quantum_trader.signals.features import FEATURE_NAMES
-from quantum_trader.signals.models.base import MODEL_NAMES, Batch, Votes
-from quantum_trader.signals.models.registry import load_predictor
-from quantum_trader.signals.settings import EnsembleSettings
-from quantum_trader.signals.training import train_models
-from quantum_trader.signals.training_report import TrainingReport
+from quantum_trader.signals.models.base import MODEL_NAMES, Batch, Scores
+from quantum_trader.signals.panel import load_panel, make_folds
+from quantum_trader.signals.rules import RuleAgent
+from quantum_trader.signals.training import REPORT_FILE, TrainingResult
+from quantum_trader.signals.training_report import ENSEMBLE, MAJORITY, META, RULES
 
-SYMBOLS = ("BTC/USDT:USDT", "ETH/USDT:USDT")
-TRAINED_AT = datetime(2025, 12, 1, tzinfo=UTC)
-SETTINGS = EnsembleSettings(
-    training_days=20,
-    walk_forward_folds=2,
-    validation_fraction=0.5,
-    embargo_h=8,
-    tree_rounds=15,
-    forecaster_steps=10,
-)
 STORE = CandleStore(bundled_sample_dir())
 FIVE_MIN = {s: STORE.load_bars(s, "5m").slice(0, 4200) for s in SYMBOLS}
+Trained = tuple[Path, TrainingResult]
 
 
-def train(directory: Path) -> TrainingReport:
-    stages: list[tuple[str, float]] = []
-    report = train_models(
-        SETTINGS,
-        bundled_sample_dir(),
-        SYMBOLS,
-        directory,
-        TRAINED_AT,
-        lambda stage, fraction: stages.append((stage, fraction)),
-    )
-    fractions = [f for _, f in stages]
-    assert fractions == sorted(fractions)
-    assert fractions[-1] == 1.0
-    return report
+def set_dir(data_dir: Path) -> Path:
+    current = current_set(data_dir / "models")
+    assert current is not None
+    return current
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, TrainingReport]:
-    directory = tmp_path_factory.mktemp("models")
-    return directory, train(directory)
+def manifest_of(data_dir: Path) -> Manifest:
+    return Manifest.from_json((set_dir(data_dir) / MANIFEST_FILE).read_text())
 
 
-@pytest.fixture
-def models_copy(trained: tuple[Path, TrainingReport], tmp_path: Path) -> Path:
-    return Path(shutil.copytree(trained[0], tmp_path / "models"))
-
-
-def loaded(directory: Path, settings: EnsembleSettings = SETTINGS) -> Ensemble:
-    ensemble = load_ensemble(directory, settings)
+def loaded(data_dir: Path, settings: Settings | None = None) -> Ensemble:
+    ensemble = load_ensemble(data_dir / "models", settings or settings_for(data_dir))
     assert ensemble is not None
     return ensemble
 
 
-def rehash(directory: Path, model: str, payload: bytes) -> None:
-    """Replace a model file and make its metadata's sha256 agree (a consistent but bad file)."""
-    meta_path = directory / f"{model}.json"
-    meta = json.loads(meta_path.read_text())
-    (directory / meta["model_file"]).write_bytes(payload)
-    meta["sha256"] = hashlib.sha256(payload).hexdigest()
-    meta_path.write_text(json.dumps(meta))
+def resign(data_dir: Path, model: str, payload: bytes) -> None:
+    """Replace a model file and make its manifest entry agree (damaged but re-signed)."""
+    directory = set_dir(data_dir)
+    path = directory / MANIFEST_FILE
+    manifest = json.loads(path.read_text())
+    entry = next(m for m in manifest["models"] if m["name"] == model)
+    (directory / entry["file"]).write_bytes(payload)
+    entry["sha256"] = sha256_hex(payload)
+    entry["size_bytes"] = len(payload)
+    path.write_text(json.dumps(manifest))
 
 
 def perturbed_after(bars: Bars, t: int) -> Bars:
@@ -104,71 +88,73 @@ def perturbed_after(bars: Bars, t: int) -> Bars:
     )
 
 
-def test_training_saves_every_model_with_metadata(trained: tuple[Path, TrainingReport]) -> None:
-    directory, report = trained
-    assert sorted(report.saved) == sorted(f"{m}.json" for m in MODEL_NAMES)
-    for model in MODEL_NAMES:
-        meta, payload = read_artifact(directory, model, FEATURE_NAMES)
-        assert meta.sha256 == hashlib.sha256(payload).hexdigest()
-        assert meta.trained_at == TRAINED_AT
-        assert meta.symbols == SYMBOLS
-        assert meta.lookback_bars == 168
-        assert meta.horizon_h == 8
-        assert {"accuracy", "precision_buy", "precision_sell"} <= set(meta.metrics)
+def test_training_publishes_one_complete_set(trained: Trained) -> None:
+    data_dir, result = trained
+    models = data_dir / "models"
+    assert (models / CURRENT_FILE).read_text().strip() == result.set_dir.name
+    manifest = manifest_of(data_dir)
+    assert [m.name for m in manifest.models] == list(MODEL_NAMES)
+    assert manifest.trained_at == TRAINED_AT
+    assert manifest.symbols == SYMBOLS
+    assert TINY.training_end is not None
+    assert manifest.training_end <= TINY.training_end  # labels read nothing after it
+    assert manifest.training_start < manifest.training_end
+    provenance = loaded(data_dir).metadata
+    assert set(provenance) == set(MODEL_NAMES)
+    assert {(p.training_start, p.training_end) for p in provenance.values()} == {
+        (manifest.training_start, manifest.training_end)
+    }
+    for entry in manifest.models:
+        payload = (result.set_dir / entry.file).read_bytes()
+        assert sha256_hex(payload) == entry.sha256
+        assert {"trades", "mean_r", "hit_rate", "brier"} <= set(entry.metrics)
+    files = {p.name for p in result.set_dir.iterdir()}
+    assert {REPORT_FILE, "reliability_xgboost.png", "reliability_ensemble.png"} <= files
+    assert (result.set_dir / "reliability_nhits.png").read_bytes().startswith(b"\x89PNG")
+    assert not [p for p in models.iterdir() if p.name.startswith(".")]
 
 
-def test_report_scores_models_ensemble_and_both_baselines_on_the_same_rows(
-    trained: tuple[Path, TrainingReport],
-) -> None:
-    report = trained[1]
-    scored = [*report.models.values(), *report.baselines.values()]
-    assert report.ensemble is not None
-    assert {m.n for m in [*scored, report.ensemble]} == {report.test_rows}
-    assert set(report.baselines) == {"majority class", "rule agent (1h)"}
-    text = report.to_markdown()
-    for name in (*MODEL_NAMES, "ensemble", "majority class", "rule agent"):
-        assert name in text
-    assert len(report.folds) == 2
+def test_report_scores_every_source_on_the_same_out_of_sample_rows(trained: Trained) -> None:
+    report = trained[1].report
+    expected = {*MODEL_NAMES, ENSEMBLE, META, RULES, MAJORITY}
+    assert set(report.stats) == expected
+    assert {s.rows for s in report.stats.values()} == {report.evaluated_rows}
+    assert len(report.folds) == 3
+    assert all(len(v) == 2 for v in report.by_fold.values())  # blocks 2 and 3
     assert report.folds[0][1] == report.folds[1][0]
+    text = report.to_markdown()
+    for name in (*expected, "random entries", "calibration only", "Brier"):
+        assert name in text
 
 
-def test_training_is_deterministic_for_a_seed(
-    trained: tuple[Path, TrainingReport], tmp_path: Path
-) -> None:
-    train(tmp_path)
-    for model in MODEL_NAMES:
-        first, first_payload = read_artifact(trained[0], model, FEATURE_NAMES)
-        second, second_payload = read_artifact(tmp_path, model, FEATURE_NAMES)
-        if model in ("nhits", "patchtst"):
-            a = torch.load(trained[0] / first.model_file, weights_only=True)
-            b = torch.load(tmp_path / second.model_file, weights_only=True)
-            assert all(torch.equal(a[key], b[key]) for key in a)
+@pytest.mark.slow
+def test_training_is_deterministic_for_a_seed(trained: Trained, tmp_path: Path) -> None:
+    again = train_tiny(tmp_path)
+    first, second = manifest_of(trained[0]), manifest_of(tmp_path)
+    for a, b in zip(first.models, second.models, strict=True):
+        if a.name in ("nhits", "patchtst"):
+            x = torch.load(trained[1].set_dir / a.file, weights_only=True)
+            y = torch.load(again.set_dir / b.file, weights_only=True)
+            assert all(torch.equal(x[key], y[key]) for key in x)
         else:
-            assert first_payload == second_payload
-        assert first.metrics == second.metrics
+            assert a.sha256 == b.sha256
+        assert a.calibration == b.calibration
+        assert a.metrics == b.metrics
 
 
-def test_saved_models_load_and_predict_like_the_trained_ones(
-    trained: tuple[Path, TrainingReport],
-) -> None:
+def test_saved_models_load_and_vote_with_calibrated_confidence(trained: Trained) -> None:
     ensemble = loaded(trained[0])
-    again = loaded(trained[0])
     assert ensemble.model_names == MODEL_NAMES
-    first = ensemble.evaluate(FIVE_MIN)
-    second = again.evaluate(FIVE_MIN)
+    signals = ensemble.evaluate(FIVE_MIN)
     for symbol in SYMBOLS:
-        assert set(first[symbol].votes) == set(MODEL_NAMES)
-        for model in MODEL_NAMES:
-            np.testing.assert_array_equal(
-                first[symbol].votes[model][1], second[symbol].votes[model][1]
-            )
-        assert (first[symbol].votes["xgboost"][1][-100:] > 0).all()
-        assert (first[symbol].votes["patchtst"][1][-100:] > 0).all()
+        series = signals[symbol]
+        assert set(series.votes) == set(MODEL_NAMES)
+        assert ((series.confidence >= 0) & (series.confidence <= 1)).all()
+        assert (series.confidence[series.action == 0] == 0).all()
+        assert (series.votes["xgboost"][1][-100:] > 0).all()
 
 
-def test_perturbing_bars_after_t_changes_no_prediction_at_or_before_t(
-    trained: tuple[Path, TrainingReport],
-) -> None:
+def test_perturbing_bars_after_t_changes_no_prediction_at_or_before_t(trained: Trained) -> None:
     ensemble = loaded(trained[0])
     t = 3900
     changed = {s: perturbed_after(b, t) for s, b in FIVE_MIN.items()}
@@ -182,131 +168,135 @@ def test_perturbing_bars_after_t_changes_no_prediction_at_or_before_t(
             np.testing.assert_array_equal(
                 before[symbol].votes[model][1][: t + 1], after[symbol].votes[model][1][: t + 1]
             )
-        assert not np.array_equal(
-            before[symbol].votes["xgboost"][1], after[symbol].votes["xgboost"][1]
-        )
 
 
-def test_live_tail_matches_the_backtest_row(trained: tuple[Path, TrainingReport]) -> None:
+def test_live_tail_matches_the_backtest_row(trained: Trained) -> None:
     ensemble = loaded(trained[0])
     bars = {s: b.slice(0, ensemble.warmup_hours * 12) for s, b in FIVE_MIN.items()}
     full, live = ensemble.evaluate(bars), ensemble.evaluate(bars, tail=1)
     for symbol in SYMBOLS:
-        assert live[symbol].action.shape == full[symbol].action.shape
         assert live[symbol].action[-1] == full[symbol].action[-1]
         assert live[symbol].confidence[-1] == pytest.approx(full[symbol].confidence[-1], rel=1e-9)
         for model in MODEL_NAMES:
-            # BLAS may sum in another order for a batch of one row than for thousands; in
-            # float64 that moves a vote by < 1e-12 relative (ForecasterModel's docstring), so
-            # 1e-9 holds on any CPU. The trees predict row by row: exact.
+            # Forecasters infer in float64: reordering BLAS sums moves a score by < 1e-12
+            # relative (ForecasterModel), and calibration is piecewise linear with slopes far
+            # below 1e3, so 1e-9 holds on any CPU. Trees predict row by row: exact.
             assert live[symbol].votes[model][1][-1] == pytest.approx(
                 full[symbol].votes[model][1][-1], rel=1e-9
             )
             assert live[symbol].votes[model][0][-1] == full[symbol].votes[model][0][-1]
-            assert live[symbol].votes[model][1][-1] > 0
 
 
-def test_a_corrupt_model_file_is_skipped_and_the_others_carry_on(models_copy: Path) -> None:
-    path = models_copy / "xgboost.ubj"
+def test_meta_labeling_only_ever_takes_the_rule_agents_side(trained: Trained) -> None:
+    settings = settings_for(
+        trained[0], ensemble=TINY.model_copy(update={"side_source": "rules", "min_models": 1})
+    )
+    meta = loaded(trained[0], settings)
+    assert meta.name == "ensemble-meta"
+    rules = RuleAgent(settings.signals).evaluate(FIVE_MIN)
+    for symbol, series in meta.evaluate(FIVE_MIN).items():
+        taken = series.action != 0
+        np.testing.assert_array_equal(series.action[taken], rules[symbol].action[taken])
+
+
+def test_a_file_that_does_not_match_its_sha256_abstains(trained: Trained, tmp_path: Path) -> None:
+    data_dir = copy_data_dir(trained[0], tmp_path)
+    path = set_dir(data_dir) / "xgboost.json"
     payload = bytearray(path.read_bytes())
-    payload[100] ^= 0xFF
+    payload[100] ^= 0x01
     path.write_bytes(bytes(payload))
     with capture_logs() as logs:
-        ensemble = loaded(models_copy)
+        ensemble = loaded(data_dir)
     failures = [e for e in logs if e["event"] == "model_load_failed"]
     assert [e["model"] for e in failures] == ["xgboost"]
     assert "sha256" in failures[0]["reason"]
     assert ensemble.model_names == ("lightgbm", "nhits", "patchtst")
-    assert set(ensemble.evaluate(FIVE_MIN)[SYMBOLS[0]].votes) == {"lightgbm", "nhits", "patchtst"}
 
 
-def test_a_truncated_lightgbm_model_is_an_error_not_a_crash(models_copy: Path) -> None:
-    text = (models_copy / "lightgbm.txt").read_bytes()
-    rehash(models_copy, "lightgbm", text[: len(text) // 2])
-    with pytest.raises(ModelArtifactError, match="corrupt"):
-        load_predictor(models_copy, "lightgbm", SETTINGS)
-
-
-def test_garbage_xgboost_bytes_are_an_error(models_copy: Path) -> None:
-    rehash(models_copy, "xgboost", b"not a model")
-    with pytest.raises(ModelArtifactError, match="corrupt"):
-        load_predictor(models_copy, "xgboost", SETTINGS)
-
-
-def test_a_different_feature_list_is_a_mismatch(models_copy: Path) -> None:
-    meta_path = models_copy / "lightgbm.json"
-    meta = json.loads(meta_path.read_text())
-    meta["features"] = meta["features"][:-1]
-    meta_path.write_text(json.dumps(meta))
-    with pytest.raises(ModelArtifactError, match="features"):
-        load_predictor(models_copy, "lightgbm", SETTINGS)
-
-
-def test_other_window_settings_are_a_mismatch(models_copy: Path) -> None:
-    with pytest.raises(ModelArtifactError, match="lookback"):
-        load_predictor(models_copy, "xgboost", SETTINGS.model_copy(update={"lookback_bars": 96}))
-
-
-def test_weights_for_another_architecture_are_a_mismatch(models_copy: Path) -> None:
-    meta_path = models_copy / "nhits.json"
-    meta = json.loads(meta_path.read_text())
-    meta["params"]["architecture"]["hidden"] = 64
-    meta_path.write_text(json.dumps(meta))
-    with pytest.raises(ModelArtifactError, match="mismatched"):
-        load_predictor(models_copy, "nhits", SETTINGS)
+def test_a_pickle_with_code_in_a_weights_file_is_refused(
+    trained: Trained, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data_dir = copy_data_dir(trained[0], tmp_path)
+    resign(data_dir, "patchtst", pickle.dumps({"weights": Boom()}, protocol=2))
+    with capture_logs() as logs:
+        ensemble = loaded(data_dir)
+    assert "patchtst" not in ensemble.model_names
+    assert [e["model"] for e in logs if e["event"] == "model_load_failed"] == ["patchtst"]
+    assert "code ran" not in capsys.readouterr().out
 
 
 class Boom:
-    """Unpickling this would call print: weights_only loading must refuse it."""
+    """Unpickling this would call print: weights-only loading must refuse it."""
 
     def __reduce__(self) -> tuple[object, tuple[str]]:
         return (print, ("code ran",))
 
 
-def test_a_pickle_with_code_in_a_weights_file_is_refused(
-    models_copy: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"sizing": {"stop_atr_multiple": 2.0}}, "sizing.stop_atr_multiple = 1.5"),
+        ({"monitor": {"max_hold_h": 24.0}}, "monitor.max_hold_h = 48.0"),
+        ({"costs": {"taker_fee": 0.0005}}, "costs.taker_fee = 0.0004"),
+        ({"ensemble": {"lookback_bars": 96}}, "lookback 168 h"),
+    ],
+)
+def test_a_set_trained_for_other_settings_is_refused_whole(
+    trained: Trained, change: dict[str, dict[str, float]], expected: str
 ) -> None:
-    rehash(models_copy, "patchtst", pickle.dumps({"weights": Boom()}, protocol=2))
-    with pytest.raises(ModelArtifactError):
-        load_predictor(models_copy, "patchtst", SETTINGS)
-    assert "code ran" not in capsys.readouterr().out
+    base = settings_for(trained[0])
+    updates = {k: getattr(base, k).model_copy(update=v) for k, v in change.items()}
+    with capture_logs() as logs:
+        assert load_ensemble(trained[0] / "models", base.model_copy(update=updates)) is None
+    refused = [e for e in logs if e["event"] == "model_set_refused"]
+    assert len(refused) == 1
+    assert expected in refused[0]["reason"]
+    assert "retrain with `quantum-trader train`" in refused[0]["reason"]
 
 
-def test_tree_models_alone_work_without_the_forecasters(models_copy: Path) -> None:
-    for model in ("nhits", "patchtst"):
-        (models_copy / f"{model}.json").unlink()
-        (models_copy / f"{model}.pt").unlink()
-    ensemble = loaded(models_copy)
+def test_a_set_with_a_missing_file_is_refused_whole(trained: Trained, tmp_path: Path) -> None:
+    data_dir = copy_data_dir(trained[0], tmp_path)
+    (set_dir(data_dir) / "lightgbm.txt").unlink()
+    with capture_logs() as logs:
+        assert load_ensemble(data_dir / "models", settings_for(data_dir)) is None
+    (refused,) = [e for e in logs if e["event"] == "model_set_refused"]
+    assert "incomplete" in refused["reason"]
+    assert "lightgbm.txt" in refused["reason"]
+
+
+def test_models_in_the_old_layout_are_not_used(tmp_path: Path) -> None:
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "xgboost.json").write_text("{}")
+    assert load_ensemble(tmp_path / "models", settings_for(tmp_path)) is None
+
+
+def test_only_the_configured_models_load_and_health_says_which_are_missing(
+    trained: Trained,
+) -> None:
+    settings = settings_for(
+        trained[0], ensemble=TINY.model_copy(update={"models": ("xgboost", "lightgbm")})
+    )
+    ensemble = loaded(trained[0], settings)
     assert ensemble.model_names == ("xgboost", "lightgbm")
-    signals = ensemble.evaluate(FIVE_MIN)
-    assert set(signals[SYMBOLS[0]].votes) == {"xgboost", "lightgbm"}
+    assert set(ensemble.evaluate(FIVE_MIN)[SYMBOLS[0]].votes) == {"xgboost", "lightgbm"}
     status, detail = ensemble.health(TRAINED_AT)
     assert status == DEGRADED
     assert "nhits" in detail
 
 
-def test_health_follows_model_age_and_count(trained: tuple[Path, TrainingReport]) -> None:
+def test_health_follows_model_age_and_count(trained: Trained) -> None:
     ensemble = loaded(trained[0])
-    max_age = timedelta(hours=SETTINGS.max_model_age_h)
+    max_age = timedelta(hours=TINY.max_model_age_h)
     assert ensemble.health(TRAINED_AT + max_age)[0] == HEALTHY
     status, detail = ensemble.health(TRAINED_AT + max_age + timedelta(seconds=1))
     assert status == DEGRADED
     assert "stale" in detail
-    strict = loaded(trained[0], SETTINGS.model_copy(update={"min_models": 4}))
-    assert strict.health(TRAINED_AT)[0] == HEALTHY
-
-
-def test_fewer_loaded_models_than_the_quorum_is_critical(models_copy: Path) -> None:
-    for model in ("lightgbm", "nhits", "patchtst"):
-        (models_copy / f"{model}.json").unlink()
-    ensemble = loaded(models_copy)
-    assert ensemble.health(TRAINED_AT)[0] == CRITICAL
-    signals = ensemble.evaluate(FIVE_MIN)
-    assert not signals[SYMBOLS[0]].action.any()
-
-
-def test_no_trained_models_means_no_ensemble(tmp_path: Path) -> None:
-    assert load_ensemble(tmp_path, SETTINGS) is None
+    alone = loaded(
+        trained[0],
+        settings_for(trained[0], ensemble=TINY.model_copy(update={"models": ("xgboost",)})),
+    )
+    assert alone.health(TRAINED_AT)[0] == CRITICAL
+    assert not alone.evaluate(FIVE_MIN)[SYMBOLS[0]].action.any()
 
 
 class FailingModel:
@@ -316,20 +306,15 @@ class FailingModel:
     def name(self) -> str:
         return "patchtst"
 
-    def predict(self, batch: Batch) -> Votes:
+    def scores(self, batch: Batch) -> Scores:
         raise RuntimeError("boom")
 
 
-def test_a_model_failing_at_inference_abstains_and_degrades_health(
-    trained: tuple[Path, TrainingReport],
-) -> None:
+def test_a_model_failing_at_inference_abstains_and_degrades_health(trained: Trained) -> None:
     good = loaded(trained[0])
-    models = [LoadedModel(FailingModel(), good.metadata["patchtst"])]
-    models += [
-        LoadedModel(load_predictor(trained[0], m, SETTINGS)[0], good.metadata[m])
-        for m in ("xgboost", "lightgbm")
-    ]
-    ensemble = Ensemble(models, SETTINGS)
+    calibration = manifest_of(trained[0]).models[3].calibration
+    models = [LoadedModel(FailingModel(), calibration), *good._models[:2]]
+    ensemble = Ensemble(models, TINY, TRAINED_AT)
     with capture_logs() as logs:
         signals: Mapping[str, object] = ensemble.evaluate(FIVE_MIN, tail=1)
     assert [e["model"] for e in logs if e["event"] == "model_predict_failed"] == ["patchtst"]
@@ -337,3 +322,52 @@ def test_a_model_failing_at_inference_abstains_and_degrades_health(
     status, detail = ensemble.health(TRAINED_AT)
     assert status == DEGRADED
     assert "failed to predict" in detail
+
+
+def test_no_training_row_of_a_block_has_a_label_that_reaches_into_the_block() -> None:
+    settings = settings_for(Path("unused"))
+    panel = load_panel(
+        TINY,
+        ExitRules.of(settings),
+        RuleAgent(settings.signals),
+        bundled_sample_dir(),
+        SYMBOLS,
+        need_windows=False,
+    )
+    folds = make_folds(panel, TINY)
+    embargo_ms = TINY.embargo_h * 3_600_000
+    for (start, stop), train, test in zip(folds.blocks, folds.train, folds.test, strict=True):
+        assert train.any()
+        assert test.any()
+        assert int(panel.label_end_ms[train].max()) + embargo_ms <= start
+        assert int(panel.time_ms[test].min()) >= start
+        assert int(panel.time_ms[test].max()) < stop
+        # every row before the block whose label ends in time is used: purging drops only
+        # what overlaps
+        earlier = panel.time_ms < start
+        assert (train == earlier & (panel.label_end_ms + embargo_ms <= start)).all()
+    assert (panel.label_end_ms > panel.time_ms + 3_600_000).all()
+
+
+@pytest.mark.parametrize(
+    ("current", "manifest", "expected"),
+    [
+        ("../elsewhere", None, "does not name a model set"),
+        ("gone", None, "model set gone: no readable manifest"),
+        ("old", '{"format_version": 1}', "model set format 1, this program reads 2"),
+        ("bad", "{not json", "unreadable model set manifest"),
+    ],
+)
+def test_an_unusable_current_or_manifest_is_refused_with_one_line(
+    tmp_path: Path, current: str, manifest: str | None, expected: str
+) -> None:
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / CURRENT_FILE).write_text(current + "\n")
+    if manifest is not None:
+        (models / current).mkdir()
+        (models / current / MANIFEST_FILE).write_text(manifest)
+    with capture_logs() as logs:
+        assert load_ensemble(models, settings_for(tmp_path)) is None
+    (refused,) = [e for e in logs if e["event"] == "model_set_refused"]
+    assert expected in refused["reason"]

@@ -1,4 +1,4 @@
-"""Voting rules at their boundaries (SPEC §3.1)."""
+"""Voting (SPEC §3.1 counts) over calibrated votes, and the decision rule in money."""
 
 from __future__ import annotations
 
@@ -7,100 +7,112 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from quantum_trader.signals.ensemble import vote
+from quantum_trader.signals.voting import decide, member_votes
 
 BUY, HOLD, SELL = 1, 0, -1
 
 
-def one(votes: list[tuple[int, float] | None], min_models: int = 2) -> tuple[int, float]:
-    """Vote a single row; None is an abstaining model."""
+def one(
+    votes: list[tuple[int, float, float] | None], min_models: int = 2
+) -> tuple[int, float, float]:
+    """Vote a single row; each vote is (action, calibrated P(win), expected R); None abstains."""
     actions = np.array([[v[0] if v else 0] for v in votes], dtype=np.int8)
-    confidences = np.array([[v[1] if v else 0.0] for v in votes])
+    weights = np.array([[v[1] if v else 0.0] for v in votes])
+    expected = np.array([[v[2] if v else 0.0] for v in votes])
     present = np.array([[v is not None] for v in votes])
-    action, confidence = vote(actions, confidences, present, min_models)
-    return int(action[0]), float(confidence[0])
+    action, confidence, expected_r = decide(actions, weights, expected, present, min_models)
+    return int(action[0]), float(confidence[0]), float(expected_r[0])
 
 
-def test_three_agreeing_models_are_a_strong_consensus() -> None:
-    action, confidence = one([(BUY, 0.8), (BUY, 0.6), (BUY, 0.7), (SELL, 0.9)])
+def test_three_agreeing_models_carry_their_mean_probability_and_expected_r() -> None:
+    action, confidence, expected = one(
+        [(BUY, 0.8, 0.3), (BUY, 0.6, 0.1), (BUY, 0.7, 0.2), (SELL, 0.9, 0.4)]
+    )
     assert action == BUY
-    assert confidence == 0.70 + 0.20 * 0.7
+    assert confidence == pytest.approx(0.7)
+    assert expected == pytest.approx(0.2)
 
 
-def test_four_agreeing_models_stay_within_the_strong_band() -> None:
-    action, confidence = one([(SELL, 1.0)] * 4)
-    assert action == SELL
-    assert confidence == pytest.approx(0.90)
-
-
-def test_two_against_two_goes_to_the_side_with_more_confidence_weight() -> None:
-    action, confidence = one([(BUY, 0.9), (BUY, 0.8), (SELL, 0.6), (SELL, 0.5)])
+def test_two_against_two_goes_to_the_side_with_more_probability_weight() -> None:
+    action, confidence, _ = one(
+        [(BUY, 0.9, 0.2), (BUY, 0.8, 0.2), (SELL, 0.6, 0.2), (SELL, 0.5, 0.2)]
+    )
     assert action == BUY
-    assert confidence == 0.40 + 0.20 * 1.7 / 2.8
+    assert confidence == pytest.approx(0.85)
 
 
 def test_an_exact_two_two_tie_is_hold() -> None:
-    assert one([(BUY, 0.5), (BUY, 0.5), (SELL, 0.5), (SELL, 0.5)]) == (HOLD, 0.0)
+    assert one([(BUY, 0.5, 0.1), (BUY, 0.5, 0.1), (SELL, 0.5, 0.1), (SELL, 0.5, 0.1)])[0] == HOLD
 
 
-def test_two_buy_against_two_stronger_holds_is_hold() -> None:
-    assert one([(BUY, 0.4), (BUY, 0.4), (HOLD, 0.6), (HOLD, 0.6)]) == (HOLD, 0.0)
-
-
-def test_two_of_three_is_weak() -> None:
-    action, confidence = one([(SELL, 0.6), (SELL, 0.6), (BUY, 0.6), None])
+def test_two_of_three_is_a_weak_consensus_for_the_pair() -> None:
+    action, confidence, _ = one([(SELL, 0.6, 0.1), (SELL, 0.5, 0.3), (BUY, 0.9, 0.5), None])
     assert action == SELL
-    assert 0.40 <= confidence <= 0.60
+    assert confidence == pytest.approx(0.55)
 
 
-def test_all_different_is_no_consensus() -> None:
-    assert one([(BUY, 0.9), (SELL, 0.9), (HOLD, 0.9), None]) == (HOLD, 0.0)
-
-
-def test_three_holds_are_hold() -> None:
-    assert one([(HOLD, 0.9), (HOLD, 0.9), (HOLD, 0.9), (BUY, 1.0)]) == (HOLD, 0.0)
+def test_all_different_or_three_holds_is_no_signal() -> None:
+    assert one([(BUY, 0.9, 0.1), (SELL, 0.9, 0.1), (HOLD, 0.9, 0.0), None]) == (HOLD, 0.0, 0.0)
+    assert one([(HOLD, 0.6, 0), (HOLD, 0.6, 0), (HOLD, 0.6, 0), (BUY, 0.9, 1)])[0] == HOLD
 
 
 def test_fewer_votes_than_min_models_is_no_signal() -> None:
-    assert one([(BUY, 0.9), None, None, None], min_models=2) == (HOLD, 0.0)
-    assert one([(BUY, 0.9), (BUY, 0.9), None, None], min_models=3) == (HOLD, 0.0)
-    assert one([(BUY, 0.9), (BUY, 0.9), None, None], min_models=2)[0] == BUY
+    assert one([(BUY, 0.9, 0.2), None, None, None], min_models=2)[0] == HOLD
+    assert one([(BUY, 0.9, 0.2), (BUY, 0.9, 0.2), None, None], min_models=3)[0] == HOLD
+    assert one([(BUY, 0.9, 0.2), (BUY, 0.9, 0.2), None, None], min_models=2)[0] == BUY
 
 
-def test_abstaining_models_do_not_count_even_with_buy_recorded() -> None:
-    actions = np.array([[BUY], [BUY], [BUY], [SELL]], dtype=np.int8)
-    confidences = np.array([[0.9], [0.9], [0.9], [0.9]])
-    present = np.array([[True], [False], [False], [True]])
-    action, confidence = vote(actions, confidences, present, 2)
-    assert (int(action[0]), float(confidence[0])) == (HOLD, 0.0)
+def test_a_model_votes_for_the_side_worth_more_only_above_the_margin() -> None:
+    probability = np.array([[0.55, 0.40], [0.55, 0.45], [0.30, 0.60], [0.5, 0.5]])
+    expected = np.array([[0.20, -0.1], [0.04, 0.03], [-0.2, 0.30], [0.1, 0.1]])
+    present = np.array([True, True, True, False])
+    action, weight, r = member_votes(probability, expected, present, None, 0.05)
+    assert action.tolist() == [BUY, HOLD, SELL, HOLD]
+    assert weight.tolist() == pytest.approx([0.55, 0.45, 0.60, 0.0])
+    assert r.tolist() == pytest.approx([0.20, 0.0, 0.30, 0.0])
 
 
-vote_strategy = st.one_of(
-    st.none(), st.tuples(st.sampled_from([BUY, HOLD, SELL]), st.floats(0.01, 1.0))
+def test_meta_labeling_only_takes_or_skips_the_proposed_side() -> None:
+    probability = np.array([[0.6, 0.7], [0.6, 0.7], [0.6, 0.7]])
+    expected = np.array([[0.2, 0.9], [0.2, 0.9], [0.2, 0.9]])
+    present = np.ones(3, dtype=np.bool_)
+    proposed = np.array([BUY, HOLD, SELL], dtype=np.int8)
+    action, _, r = member_votes(probability, expected, present, proposed, 0.05)
+    assert action.tolist() == [BUY, HOLD, SELL]
+    assert r.tolist() == pytest.approx([0.2, 0.0, 0.9])
+    skip = member_votes(probability, expected, present, proposed, 0.5)[0]
+    assert skip.tolist() == [HOLD, HOLD, SELL]
+
+
+side_outputs = st.tuples(
+    st.floats(0.0, 1.0), st.floats(0.0, 1.0), st.floats(-2.0, 3.0), st.floats(-2.0, 3.0)
 )
 
 
-@given(votes=st.lists(vote_strategy, min_size=4, max_size=4), min_models=st.integers(1, 4))
-def test_confidence_always_falls_in_the_band_of_its_consensus(
-    votes: list[tuple[int, float] | None], min_models: int
+@given(
+    models=st.lists(st.one_of(st.none(), side_outputs), min_size=4, max_size=4),
+    margin=st.floats(-0.5, 0.5),
+    min_models=st.integers(1, 4),
+)
+def test_a_signal_always_pays_its_margin_and_its_confidence_is_a_probability(
+    models: list[tuple[float, float, float, float] | None], margin: float, min_models: int
 ) -> None:
-    action, confidence = one(votes, min_models)
-    present = [v for v in votes if v is not None]
-    agreeing = sum(1 for v in present if v[0] == action)
-    if action == HOLD:
-        assert confidence == 0.0
-    elif agreeing >= 3:
-        assert 0.70 <= confidence <= 0.90
+    actions, weights, expected, present = [], [], [], []
+    for m in models:
+        p = np.array([[m[0], m[1]]]) if m else np.zeros((1, 2))
+        r = np.array([[m[2], m[3]]]) if m else np.zeros((1, 2))
+        ok = np.array([m is not None])
+        a, w, e = member_votes(p, r, ok, None, margin)
+        actions.append(a)
+        weights.append(w)
+        expected.append(e)
+        present.append(ok)
+    action, confidence, expected_r = decide(
+        np.stack(actions), np.stack(weights), np.stack(expected), np.stack(present), min_models
+    )
+    if action[0] != HOLD:
+        assert expected_r[0] > margin
+        assert 0.0 <= confidence[0] <= 1.0
+        assert sum(p[0] for p in present) >= min_models
     else:
-        assert agreeing == 2
-        assert 0.40 <= confidence <= 0.60
-    if len(present) < min_models:
-        assert action == HOLD
-
-
-def test_rows_are_voted_independently() -> None:
-    actions = np.array([[BUY, SELL], [BUY, SELL], [BUY, HOLD]], dtype=np.int8)
-    confidences = np.full((3, 2), 0.5)
-    present = np.ones((3, 2), dtype=np.bool_)
-    action, _ = vote(actions, confidences, present, 2)
-    assert action.tolist() == [BUY, SELL]
+        assert confidence[0] == 0.0

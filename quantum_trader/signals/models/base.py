@@ -1,7 +1,10 @@
-"""What every model shares: names, the input batch, and the mapping from outputs to votes.
+"""What every model shares: names, the input batch, and raw scores per side.
 
-Classes: index 0 SELL, 1 HOLD, 2 BUY (label + 1). A vote is (action int8 in {-1, 0, 1},
-confidence in (0, 1]); an abstention is HOLD with confidence 0 and `present` False.
+Every model answers the same question for each row and each side (column 0 long, column 1
+short): how good would that trade be? Its raw answer is a score that only has to be monotone in
+the trade's quality (a tree's uncalibrated win probability, a forecaster's forecast return in σ
+units times the side's sign). Calibration (signals/calibration.py) turns a score into the
+probability that the trade ends with R > 0 after costs and into its expected R.
 """
 
 from __future__ import annotations
@@ -21,8 +24,8 @@ PATCHTST = "patchtst"
 TREE_MODELS = (XGBOOST, LIGHTGBM)
 FORECASTERS = (NHITS, PATCHTST)
 MODEL_NAMES = (*TREE_MODELS, *FORECASTERS)
-N_CLASSES = 3
-MIN_HOLD_CONFIDENCE = 0.05
+SIDE_SIGNS = np.array([1.0, -1.0])
+"""The side input of the tree models: +1 long (column 0), −1 short (column 1)."""
 
 Int8Array = npt.NDArray[np.int8]
 BoolArray = npt.NDArray[np.bool_]
@@ -46,18 +49,25 @@ class Batch:
     def __len__(self) -> int:
         return int(self.features.shape[0])
 
+    def subset(self, mask: BoolArray) -> Batch:
+        """The rows selected by `mask`."""
+        windows = None if self.windows is None else self.windows[mask]
+        return Batch(
+            self.features[mask], self.features_ok[mask], windows, self.windows_ok[mask],
+            self.scale[mask],
+        )  # fmt: skip
+
 
 @dataclass(frozen=True, slots=True)
-class Votes:
-    """One model's votes over a batch."""
+class Scores:
+    """One model's raw scores over a batch: (n, 2) long/short, and the rows it answered."""
 
-    action: Int8Array
-    confidence: FloatArray
+    values: FloatArray
     present: BoolArray
 
     @classmethod
-    def abstain(cls, n: int) -> Votes:
-        return cls(np.zeros(n, np.int8), np.zeros(n), np.zeros(n, dtype=np.bool_))
+    def abstain(cls, n: int) -> Scores:
+        return cls(np.zeros((n, 2)), np.zeros(n, dtype=np.bool_))
 
 
 class Predictor(Protocol):
@@ -66,48 +76,24 @@ class Predictor(Protocol):
     @property
     def name(self) -> str: ...
 
-    def predict(self, batch: Batch) -> Votes:
-        """Votes for every row of `batch`; rows without complete inputs abstain."""
+    def scores(self, batch: Batch) -> Scores:
+        """Raw scores for every row of `batch`; rows without complete inputs abstain."""
         ...
 
 
 class TrainedModel(Predictor, Protocol):
-    """A model fresh from training: it can also serialise itself for its artifact."""
+    """A model fresh from training: it can also serialise itself for its model file."""
 
     def to_bytes(self) -> bytes: ...
 
 
-def votes_from_probabilities(probabilities: FloatArray, ok: BoolArray) -> Votes:
-    """Argmax class → action; its probability (≥ 1/3) is the confidence."""
-    n = ok.shape[0]
-    action = np.zeros(n, np.int8)
-    confidence = np.zeros(n)
-    if probabilities.shape[0]:
-        action[ok] = (np.argmax(probabilities, axis=1) - 1).astype(np.int8)
-        confidence[ok] = np.max(probabilities, axis=1)
-    return Votes(action, confidence, ok.copy())
+def with_side(features: FloatArray, side: FloatArray) -> FloatArray:
+    """Append the side (+1 long, −1 short) as the last input column of the tree models."""
+    return np.column_stack([features, side])
 
 
-def votes_from_forecast(forecast_return: FloatArray, threshold: float, ok: BoolArray) -> Votes:
-    """Map a forecast log return over the horizon to a vote.
-
-    |r| > threshold → BUY/SELL with confidence |r| / (2·threshold) clipped to [0.5, 1] (full
-    confidence at twice the threshold); otherwise HOLD with confidence 1 − |r|/threshold,
-    at least MIN_HOLD_CONFIDENCE so that a HOLD vote is never mistaken for an abstention.
-    """
-    magnitude = np.abs(forecast_return)
-    beyond = magnitude > threshold
-    action = np.where(beyond, np.sign(forecast_return), 0.0).astype(np.int8)
-    confidence = np.where(
-        beyond,
-        np.clip(magnitude / (2.0 * threshold), 0.5, 1.0),
-        np.clip(1.0 - magnitude / threshold, MIN_HOLD_CONFIDENCE, 1.0),
-    )
-    action[~ok] = 0
-    confidence[~ok] = 0.0
-    return Votes(action, confidence, ok.copy())
-
-
-def class_index(labels: Int8Array) -> npt.NDArray[np.int64]:
-    """Labels −1/0/+1 → class indices 0/1/2."""
-    return labels.astype(np.int64) + 1
+def both_sides(features: FloatArray) -> FloatArray:
+    """Each row twice, long then short: (2n, F + 1), rows [0, n) long and [n, 2n) short."""
+    n = features.shape[0]
+    stacked = np.concatenate([features, features])
+    return with_side(stacked, np.repeat(SIDE_SIGNS, n))

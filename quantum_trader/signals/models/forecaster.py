@@ -19,7 +19,7 @@ from torch import nn
 
 from quantum_trader.domain import FloatArray
 from quantum_trader.errors import ModelArtifactError
-from quantum_trader.signals.models.base import NHITS, PATCHTST, Batch, Votes, votes_from_forecast
+from quantum_trader.signals.models.base import NHITS, PATCHTST, Batch, Scores
 from quantum_trader.signals.models.nhits import DEFAULT_PARAMS as NHITS_PARAMS
 from quantum_trader.signals.models.nhits import NHiTS
 from quantum_trader.signals.models.patchtst import DEFAULT_PARAMS as PATCHTST_PARAMS
@@ -45,7 +45,9 @@ def build_module(name: str, lookback: int, horizon: int, params: Mapping[str, An
 
 
 class ForecasterModel:
-    """A trained forecaster. `threshold` is the |log return| beyond which it votes BUY/SELL.
+    """A trained forecaster. Its score for a long is the forecast log return over the horizon in
+    σ units of the window (the same scale for every symbol), for a short the same negated;
+    calibration maps it to the trade's win probability and expected R.
 
     Inference runs in float64 whatever the training precision: the live cycle forecasts one
     row, a backtest thousands, and the BLAS kernels sum in a batch-shape-dependent order. In
@@ -54,17 +56,16 @@ class ForecasterModel:
     it by less than 1e-12, so the live and the backtest path agree to that bound on any CPU.
     """
 
-    def __init__(self, name: str, module: nn.Module, threshold: float) -> None:
+    def __init__(self, name: str, module: nn.Module) -> None:
         self._name = name
         self.module = module.double().eval()
-        self.threshold = threshold
 
     @property
     def name(self) -> str:
         return self._name
 
-    def forecast_return(self, windows: Float32Array, scale: FloatArray) -> FloatArray:
-        """Forecast log return over the horizon for each window (σ-units × σ)."""
+    def forecast_sigma(self, windows: Float32Array) -> FloatArray:
+        """Forecast log return over the horizon for each window, in σ units of the window."""
         out = np.empty(windows.shape[0])
         with torch.inference_mode():
             for start in range(0, windows.shape[0], INFERENCE_CHUNK):
@@ -74,16 +75,15 @@ class ForecasterModel:
                 predicted = self.module(chunk)
                 last = predicted[:, -1] if predicted.dim() == 2 else predicted[:, 0, -1]
                 out[start : start + chunk.shape[0]] = last.double().numpy()
-        return out * scale
+        return out
 
-    def predict(self, batch: Batch) -> Votes:
-        ok = batch.windows_ok
-        forecast = np.zeros(len(batch))
+    def scores(self, batch: Batch) -> Scores:
+        ok = batch.windows_ok if batch.windows is not None else np.zeros(len(batch), np.bool_)
+        values = np.zeros((len(batch), 2))
         if batch.windows is not None and ok.any():
-            forecast[ok] = self.forecast_return(batch.windows[ok], batch.scale[ok])
-        else:
-            ok = np.zeros(len(batch), dtype=np.bool_)
-        return votes_from_forecast(forecast, self.threshold, ok)
+            forecast = self.forecast_sigma(batch.windows[ok])
+            values[ok] = np.column_stack([forecast, -forecast])
+        return Scores(values, ok.copy())
 
     def to_bytes(self) -> bytes:
         buffer = io.BytesIO()
@@ -101,12 +101,11 @@ class ForecasterModel:
             module = build_module(name, lookback, horizon, params["architecture"])
             state = torch.load(io.BytesIO(payload), weights_only=True, map_location="cpu")
             module.load_state_dict(state, strict=True)
-            threshold = float(params["threshold"])
         except ModelArtifactError:
             raise
         except Exception as error:  # torch raises many types for a bad file
             raise ModelArtifactError(f"{name}: corrupt or mismatched weights ({error})") from error
-        return cls(name, module, threshold)
+        return cls(name, module)
 
 
 def fit_forecaster(
@@ -138,16 +137,3 @@ def fit_forecaster(
         loss.backward()
         optimiser.step()
     return module.eval()
-
-
-def calibrate_threshold(forecast: FloatArray, hold_share: float, floor: float) -> float:
-    """The |forecast| quantile that makes the HOLD share of votes match the labels' (≥ floor).
-
-    MSE-style training shrinks forecasts toward zero, so a fixed return threshold would make a
-    forecaster vote HOLD almost always; calibrating on its own training forecasts keeps its
-    vote distribution comparable to the classifiers'.
-    """
-    if forecast.size == 0:
-        return floor
-    quantile = float(np.quantile(np.abs(forecast), np.clip(hold_share, 0.0, 1.0)))
-    return max(quantile, floor)

@@ -1,4 +1,9 @@
-"""LightGBM classifier: features → P(SELL, HOLD, BUY). Stored as LightGBM's text model."""
+"""LightGBM classifier: (features, side) → raw P(the trade ends with R > 0 after costs).
+
+Stored as LightGBM's text model. LightGBM's parser trusts the text: an inconsistent tree can
+crash the whole process (SIGSEGV), so every tree is checked here first
+(model_files.check_lightgbm_text) and a damaged file is refused by name.
+"""
 
 from __future__ import annotations
 
@@ -10,17 +15,11 @@ import numpy.typing as npt
 
 from quantum_trader.domain import FloatArray
 from quantum_trader.errors import ModelArtifactError
-from quantum_trader.signals.models.base import (
-    LIGHTGBM,
-    N_CLASSES,
-    Batch,
-    Votes,
-    votes_from_probabilities,
-)
+from quantum_trader.signals.models.base import LIGHTGBM, Batch, Scores, both_sides, with_side
+from quantum_trader.signals.models.model_files import check_lightgbm_text
 
 DEFAULT_PARAMS: dict[str, Any] = {
-    "objective": "multiclass",
-    "num_class": N_CLASSES,
+    "objective": "binary",
     "num_leaves": 15,
     "learning_rate": 0.05,
     "feature_fraction": 0.8,
@@ -48,56 +47,39 @@ class LightGBMModel:
     def fit(
         cls,
         features: FloatArray,
-        classes: npt.NDArray[np.int64],
+        side: FloatArray,
+        win: npt.NDArray[np.bool_],
         seed: int,
-        rounds: int = 250,
-        threads: int = 2,
+        rounds: int,
+        threads: int,
     ) -> LightGBMModel:
-        """Train on (n, F) features and class indices 0/1/2; deterministic for a seed."""
+        """Train on (n, F) features, the side (±1) and the outcome; deterministic for a seed."""
         params = {**DEFAULT_PARAMS, "seed": seed, "num_threads": threads}
-        data = lgb.Dataset(features, label=classes, free_raw_data=True)
+        data = lgb.Dataset(with_side(features, side), label=win.astype(np.float64))
         return cls(lgb.train(params, data, num_boost_round=rounds))
 
-    def probabilities(self, features: FloatArray) -> FloatArray:
-        if features.shape[0] == 0:
-            return np.zeros((0, N_CLASSES))
-        out = self._booster.predict(features, num_threads=1)
-        return np.asarray(out, dtype=np.float64).reshape(-1, N_CLASSES)
-
-    def predict(self, batch: Batch) -> Votes:
+    def scores(self, batch: Batch) -> Scores:
         ok = batch.features_ok
-        return votes_from_probabilities(self.probabilities(batch.features[ok]), ok)
+        values = np.zeros((len(batch), 2))
+        rows = batch.features[ok]
+        if rows.shape[0]:
+            out = self._booster.predict(both_sides(rows), num_threads=1)
+            values[ok] = np.asarray(out, dtype=np.float64).reshape(2, -1).T
+        return Scores(values, ok.copy())
 
     def to_bytes(self) -> bytes:
         return str(self._booster.model_to_string()).encode()
 
     @classmethod
-    def from_bytes(cls, payload: bytes, n_features: int) -> LightGBMModel:
-        """Parse a text model; a parse failure or a feature-count mismatch is an error.
-
-        LightGBM aborts the whole process on some malformed models (a truncated tree), so the
-        text's structure is checked before the library sees it.
-        """
-        _check_structure(payload)
+    def from_bytes(cls, payload: bytes, n_inputs: int) -> LightGBMModel:
+        """Check every tree of the text, then let LightGBM parse it; any failure is refused."""
+        check_lightgbm_text(payload, n_inputs)
         try:
             booster = lgb.Booster(model_str=payload.decode("utf-8"))
-        except (lgb.basic.LightGBMError, UnicodeDecodeError, ValueError) as error:
-            raise ModelArtifactError(f"{LIGHTGBM}: corrupt model file ({error})") from error
-        if booster.num_feature() != n_features:
+        except Exception as error:  # LightGBMError, ValueError, ...
+            raise ModelArtifactError(f"{LIGHTGBM}: corrupt model file ({error!r})") from error
+        if booster.num_feature() != n_inputs:
             raise ModelArtifactError(
-                f"{LIGHTGBM}: model expects {booster.num_feature()} features, not {n_features}"
+                f"{LIGHTGBM}: model expects {booster.num_feature()} inputs, not {n_inputs}"
             )
         return cls(booster)
-
-
-def _check_structure(payload: bytes) -> None:
-    """Reject text that is not a complete LightGBM model: header, every tree, the end marker."""
-    header_ok = payload.startswith(b"tree\n")
-    trees = payload.count(b"\nTree=")
-    sizes_line = next(
-        (line for line in payload.split(b"\n", 64) if line.startswith(b"tree_sizes=")), b""
-    )
-    declared = len(sizes_line.removeprefix(b"tree_sizes=").split())
-    complete = b"\nend of trees\n" in payload
-    if not (header_ok and complete and trees > 0 and trees == declared):
-        raise ModelArtifactError(f"{LIGHTGBM}: corrupt model file (incomplete model text)")

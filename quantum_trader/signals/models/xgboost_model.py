@@ -1,4 +1,10 @@
-"""XGBoost classifier: features → P(SELL, HOLD, BUY). Stored as UBJSON (no code, no pickle)."""
+"""XGBoost classifier: (features, side) → raw P(the trade ends with R > 0 after costs).
+
+Stored as XGBoost's JSON model (no code, no pickle). Before XGBoost parses a file, its text is
+decoded and parsed here and every tree's arrays are checked against each other and against the
+feature count (model_files.check_xgboost_json), so a damaged file is refused by name instead of
+reaching the native parser.
+"""
 
 from __future__ import annotations
 
@@ -10,17 +16,11 @@ import xgboost as xgb
 
 from quantum_trader.domain import FloatArray
 from quantum_trader.errors import ModelArtifactError
-from quantum_trader.signals.models.base import (
-    N_CLASSES,
-    XGBOOST,
-    Batch,
-    Votes,
-    votes_from_probabilities,
-)
+from quantum_trader.signals.models.base import XGBOOST, Batch, Scores, both_sides, with_side
+from quantum_trader.signals.models.model_files import check_xgboost_json
 
 DEFAULT_PARAMS: dict[str, Any] = {
-    "objective": "multi:softprob",
-    "num_class": N_CLASSES,
+    "objective": "binary:logistic",
     "max_depth": 4,
     "eta": 0.05,
     "subsample": 0.8,
@@ -28,7 +28,7 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "min_child_weight": 20.0,
     "lambda": 5.0,
     "tree_method": "hist",
-    "eval_metric": "mlogloss",
+    "eval_metric": "logloss",
 }
 
 
@@ -47,39 +47,40 @@ class XGBoostModel:
     def fit(
         cls,
         features: FloatArray,
-        classes: npt.NDArray[np.int64],
+        side: FloatArray,
+        win: npt.NDArray[np.bool_],
         seed: int,
-        rounds: int = 250,
-        threads: int = 2,
+        rounds: int,
+        threads: int,
     ) -> XGBoostModel:
-        """Train on (n, F) features and class indices 0/1/2; deterministic for a seed."""
+        """Train on (n, F) features, the side (±1) and the outcome; deterministic for a seed."""
         params = {**DEFAULT_PARAMS, "seed": seed, "nthread": threads}
-        data = xgb.DMatrix(features, label=classes)
+        data = xgb.DMatrix(with_side(features, side), label=win.astype(np.float64))
         return cls(xgb.train(params, data, num_boost_round=rounds))
 
-    def probabilities(self, features: FloatArray) -> FloatArray:
-        if features.shape[0] == 0:
-            return np.zeros((0, N_CLASSES))
-        out = self._booster.inplace_predict(features)
-        return np.asarray(out, dtype=np.float64).reshape(-1, N_CLASSES)
-
-    def predict(self, batch: Batch) -> Votes:
+    def scores(self, batch: Batch) -> Scores:
         ok = batch.features_ok
-        return votes_from_probabilities(self.probabilities(batch.features[ok]), ok)
+        values = np.zeros((len(batch), 2))
+        rows = batch.features[ok]
+        if rows.shape[0]:
+            out = np.asarray(self._booster.inplace_predict(both_sides(rows)), dtype=np.float64)
+            values[ok] = out.reshape(2, -1).T
+        return Scores(values, ok.copy())
 
     def to_bytes(self) -> bytes:
-        return bytes(self._booster.save_raw(raw_format="ubj"))
+        return bytes(self._booster.save_raw(raw_format="json"))
 
     @classmethod
-    def from_bytes(cls, payload: bytes, n_features: int) -> XGBoostModel:
-        """Parse a UBJSON booster; a parse failure or a feature-count mismatch is an error."""
+    def from_bytes(cls, payload: bytes, n_inputs: int) -> XGBoostModel:
+        """Check the JSON's structure, then let XGBoost parse it; any failure is refused."""
+        check_xgboost_json(payload, n_inputs)
         booster = xgb.Booster()
         try:
             booster.load_model(bytearray(payload))
-        except xgb.core.XGBoostError as error:
-            raise ModelArtifactError(f"{XGBOOST}: corrupt model file ({error})") from error
-        if booster.num_features() != n_features:
+        except Exception as error:  # XGBoostError, or a decoding error of its message
+            raise ModelArtifactError(f"{XGBOOST}: corrupt model file ({error!r})") from error
+        if booster.num_features() != n_inputs:
             raise ModelArtifactError(
-                f"{XGBOOST}: model expects {booster.num_features()} features, not {n_features}"
+                f"{XGBOOST}: model expects {booster.num_features()} inputs, not {n_inputs}"
             )
         return cls(booster)

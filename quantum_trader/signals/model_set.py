@@ -1,0 +1,365 @@
+"""A model set on disk: every model of one training run, published atomically, never a pickle.
+
+Layout under the models directory:
+  CURRENT                      the name of the set in use (replaced atomically)
+  <set id>/manifest.json       what the set was trained on and with; per model its file, sha256,
+                               size, parameters, calibration and out-of-sample metrics
+  <set id>/<model file>        XGBoost JSON, LightGBM text, PyTorch state_dict (weights only)
+  <set id>/VALIDATION.md, *.png the training report and its reliability diagrams
+  .partial-<set id>/           a set being written (ignored by readers, swept by the next train)
+
+Publishing writes every file into `.partial-<id>/`, flushes it, renames the directory to `<id>`
+and only then replaces CURRENT: a reader sees the previous complete set or the new complete set,
+never a mix, whenever the writer stops. A set is used only when its manifest matches what the
+program computes (format, features, lookback, horizon, the settings its labels were made with)
+and every file it lists is present with its size; otherwise the whole set is refused with one
+line saying why. A listed file that is present but damaged makes only that model abstain.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from quantum_trader import __version__
+from quantum_trader.errors import ModelArtifactError
+from quantum_trader.signals.calibration import Calibration
+
+FORMAT_VERSION = 2
+CURRENT_FILE = "CURRENT"
+MANIFEST_FILE = "manifest.json"
+PARTIAL_PREFIX = ".partial-"
+KEEP_SETS = 3
+MODEL_FILES = {
+    "xgboost": "xgboost.json",
+    "lightgbm": "lightgbm.txt",
+    "nhits": "nhits.pt",
+    "patchtst": "patchtst.pt",
+}
+
+
+class ModelSetError(ModelArtifactError):
+    """The model set as a whole cannot be used (missing, incomplete, or made for other settings)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ModelEntry:
+    """One model of a set: its file and everything needed to use it."""
+
+    name: str
+    file: str
+    sha256: str
+    size_bytes: int
+    calibration: Calibration
+    params: Mapping[str, Any] = field(default_factory=dict)
+    metrics: Mapping[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "file": self.file,
+            "sha256": self.sha256,
+            "size_bytes": self.size_bytes,
+            "calibration": self.calibration.to_json(),
+            "params": dict(self.params),
+            "metrics": dict(self.metrics),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ModelEntry:
+        name = str(data["name"])
+        if MODEL_FILES.get(name) != data["file"]:
+            raise ValueError(f"unexpected file {data['file']!r} for {name!r}")
+        return cls(
+            name=name,
+            file=str(data["file"]),
+            sha256=str(data["sha256"]),
+            size_bytes=int(data["size_bytes"]),
+            calibration=Calibration.from_json(data["calibration"]),
+            params=dict(data["params"]),
+            metrics={str(k): float(v) for k, v in dict(data["metrics"]).items()},
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SetSpec:
+    """What a model set must have been trained for, to be usable with these settings."""
+
+    features: tuple[str, ...]
+    lookback_bars: int
+    horizon_h: int
+    exit_rules: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    """A model set's description (`manifest.json`).
+
+    `training_start` .. `training_end` is the data the set's labels read: from the open of the
+    first labelled hour to the close of the last bar of the training data (a label scans up to
+    there when its trade is still open). A backtest inside it is in-sample.
+    """
+
+    set_id: str
+    trained_at: datetime
+    spec: SetSpec
+    symbols: tuple[str, ...]
+    training_start: datetime
+    training_end: datetime
+    models: tuple[ModelEntry, ...]
+    format_version: int = FORMAT_VERSION
+    package_version: str = __version__
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "format_version": self.format_version,
+                "package_version": self.package_version,
+                "set_id": self.set_id,
+                "trained_at": self.trained_at.isoformat(),
+                "features": list(self.spec.features),
+                "lookback_bars": self.spec.lookback_bars,
+                "horizon_h": self.spec.horizon_h,
+                "exit_rules": dict(self.spec.exit_rules),
+                "symbols": list(self.symbols),
+                "training_start": self.training_start.isoformat(),
+                "training_end": self.training_end.isoformat(),
+                "models": [m.to_json() for m in self.models],
+            },
+            indent=1,
+            sort_keys=True,
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> Manifest:
+        try:
+            data = json.loads(text)
+            version = int(data["format_version"])
+            if version != FORMAT_VERSION:
+                raise ModelSetError(
+                    f"model set format {version}, this program reads {FORMAT_VERSION};"
+                    " retrain with `quantum-trader train`"
+                )
+            manifest = cls(
+                set_id=str(data["set_id"]),
+                trained_at=datetime.fromisoformat(str(data["trained_at"])),
+                spec=SetSpec(
+                    tuple(str(f) for f in data["features"]),
+                    int(data["lookback_bars"]),
+                    int(data["horizon_h"]),
+                    dict(data["exit_rules"]),
+                ),
+                symbols=tuple(str(s) for s in data["symbols"]),
+                training_start=datetime.fromisoformat(str(data["training_start"])),
+                training_end=datetime.fromisoformat(str(data["training_end"])),
+                models=tuple(ModelEntry.from_json(m) for m in data["models"]),
+                format_version=version,
+                package_version=str(data["package_version"]),
+            )
+        except (ValueError, KeyError, TypeError) as error:
+            raise ModelSetError(f"unreadable model set manifest ({error!r})") from error
+        if manifest.trained_at.tzinfo is None:
+            raise ModelSetError("model set manifest: trained_at has no time zone")
+        return manifest
+
+
+@dataclass(frozen=True, slots=True)
+class ModelProvenance:
+    """Where a loaded model learned: its set, when, and the data its labels read."""
+
+    model: str
+    set_id: str
+    trained_at: datetime
+    training_start: datetime
+    training_end: datetime
+
+    @classmethod
+    def of(cls, manifest: Manifest, model: str) -> ModelProvenance:
+        return cls(
+            model,
+            manifest.set_id,
+            manifest.trained_at,
+            manifest.training_start,
+            manifest.training_end,
+        )
+
+
+def sha256_hex(payload: bytes) -> str:
+    return hashlib.sha256(payload).hexdigest()
+
+
+def entry_for(name: str, payload: bytes, calibration: Calibration, **extra: Any) -> ModelEntry:
+    """The manifest entry of a model file about to be published."""
+    return ModelEntry(
+        name, MODEL_FILES[name], sha256_hex(payload), len(payload), calibration, **extra
+    )
+
+
+def publish_model_set(
+    models_dir: Path,
+    manifest: Manifest,
+    payloads: Mapping[str, bytes],
+    extras: Mapping[str, bytes] | None = None,
+) -> Path:
+    """Write the set under a temporary name, rename it into place, then point CURRENT at it.
+
+    `payloads` maps each model of the manifest to its file's bytes; `extras` maps other file
+    names (the report, its figures) to bytes. Returns the published set's directory.
+    """
+    models_dir.mkdir(parents=True, exist_ok=True)
+    partial = models_dir / f"{PARTIAL_PREFIX}{manifest.set_id}"
+    final = models_dir / manifest.set_id
+    try:
+        partial.mkdir()
+        for entry in manifest.models:
+            _write_synced(partial / entry.file, payloads[entry.name])
+        for name, payload in (extras or {}).items():
+            _write_synced(partial / name, payload)
+        _write_synced(partial / MANIFEST_FILE, manifest.to_json().encode())
+        _sync_directory(partial)
+        with _signals_deferred():  # the two renames are the commit: finish them
+            os.rename(partial, final)
+            _write_synced(models_dir / f"{CURRENT_FILE}.tmp", f"{manifest.set_id}\n".encode())
+            os.replace(models_dir / f"{CURRENT_FILE}.tmp", models_dir / CURRENT_FILE)
+            _sync_directory(models_dir)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    _prune(models_dir, manifest.set_id)
+    return final
+
+
+def current_set(models_dir: Path) -> Path | None:
+    """The directory CURRENT names, or None when no set was ever published."""
+    pointer = models_dir / CURRENT_FILE
+    if not pointer.is_file():
+        return None
+    try:
+        name = pointer.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as error:
+        raise ModelSetError(f"{pointer}: unreadable ({error})") from error
+    if not name or "/" in name or name.startswith("."):
+        raise ModelSetError(f"{pointer}: does not name a model set ({name!r})")
+    return models_dir / name
+
+
+def read_manifest(set_dir: Path, spec: SetSpec) -> Manifest:
+    """The set's manifest, checked against `spec` and for completeness; else ModelSetError."""
+    try:
+        text = (set_dir / MANIFEST_FILE).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ModelSetError(
+            f"model set {set_dir.name}: no readable manifest ({error.__class__.__name__});"
+            " retrain with `quantum-trader train`"
+        ) from error
+    manifest = Manifest.from_json(text)
+    mismatch = _mismatch(manifest.spec, spec)
+    if mismatch:
+        raise ModelSetError(
+            f"model set {manifest.set_id} was trained with {mismatch}; retrain with"
+            " `quantum-trader train` (or restore the settings it was trained with)"
+        )
+    for entry in manifest.models:
+        path = set_dir / entry.file
+        if not path.is_file() or path.stat().st_size != entry.size_bytes:
+            raise ModelSetError(
+                f"model set {manifest.set_id} is incomplete: {entry.file} is missing or not"
+                f" {entry.size_bytes} bytes; retrain with `quantum-trader train`"
+            )
+    return manifest
+
+
+def read_model_bytes(set_dir: Path, entry: ModelEntry) -> bytes:
+    """A model file's bytes after checking its size and sha256; else ModelArtifactError."""
+    try:
+        payload = (set_dir / entry.file).read_bytes()
+    except OSError as error:
+        raise ModelArtifactError(f"{entry.name}: cannot read {entry.file} ({error})") from error
+    if len(payload) != entry.size_bytes or sha256_hex(payload) != entry.sha256:
+        raise ModelArtifactError(f"{entry.name}: {entry.file} does not match its sha256")
+    return payload
+
+
+def sweep_partials(models_dir: Path) -> list[str]:
+    """Remove sets a stopped writer left half-written; return their names."""
+    if not models_dir.is_dir():
+        return []
+    swept = []
+    for path in models_dir.glob(f"{PARTIAL_PREFIX}*"):
+        shutil.rmtree(path, ignore_errors=True)
+        swept.append(path.name)
+    return swept
+
+
+def _mismatch(trained: SetSpec, wanted: SetSpec) -> str:
+    """'what = trained value, settings ask for wanted value' for the first difference, or ''."""
+    if trained.features != wanted.features:
+        return (
+            f"{len(trained.features)} features that differ from this program's"
+            f" {len(wanted.features)}"
+        )
+    if trained.lookback_bars != wanted.lookback_bars:
+        return f"lookback {trained.lookback_bars} h, settings ask for {wanted.lookback_bars} h"
+    if trained.horizon_h != wanted.horizon_h:
+        return f"horizon {trained.horizon_h} h, settings ask for {wanted.horizon_h} h"
+    for key, value in _flatten(wanted.exit_rules).items():
+        old = _flatten(trained.exit_rules).get(key)
+        if old != value:
+            return f"{key} = {old}, settings ask for {value}"
+    return ""
+
+
+def _flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, Mapping):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+@contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold SIGTERM/SIGINT back until the block is done (main thread; elsewhere a no-op)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+
+def _write_synced(path: Path, payload: bytes) -> None:
+    with path.open("wb") as handle:
+        handle.write(payload)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _sync_directory(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _prune(models_dir: Path, current: str) -> None:
+    """Keep the newest KEEP_SETS published sets (by name: ids sort by time)."""
+    sets = sorted(p for p in models_dir.iterdir() if p.is_dir() and (p / MANIFEST_FILE).is_file())
+    for old in sets[:-KEEP_SETS]:
+        if old.name != current:
+            shutil.rmtree(old, ignore_errors=True)
