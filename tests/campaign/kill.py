@@ -1,5 +1,6 @@
 """kill -9 while orders are being placed, then a restart: the database and the exchange agree
-and every position is protected within one tick of the start.
+and every position is protected within one tick of the start. Each chain kills the same daemon
+(and data directory) five times in a row, each kill with its own seeded draw.
 
 The stand-in runs in the test's own event loop, on wall time; the daemon in a subprocess
 (daemon_process.py) against it, with 1 s monitor and 2 s executor intervals. A seed picks what
@@ -71,6 +72,11 @@ def daemon_env(data_dir: Path, server: LoopbackBinance) -> dict[str, str]:
         "QT_GOVERNOR__MAX_DAILY_DRAWDOWN": "1.0",
         "QT_GOVERNOR__MAX_DECLINE_FROM_START": "1.0",
         "QT_GOVERNOR__VOLATILITY_SPIKE_SIGMA": "1000",
+        # Stops that move (break-even, trailing) and are replaced often: orders to kill into.
+        "QT_MONITOR__STOP_REPLACE_MIN_INTERVAL_S": "2",
+        "QT_MONITOR__BREAK_EVEN_TRIGGER": "0.002",
+        "QT_MONITOR__TRAILING_TRIGGER": "0.003",
+        "QT_MONITOR__MAX_HOLD_H": "0.01",  # 36 s: time exits, then entries again
         # Four daemons start at once on a busy machine: slow answers are not what is tested.
         "QT_HEALTH__LATENCY_GOOD_MS": "20000",
         "QT_HEALTH__LATENCY_ACCEPTABLE_MS": "30000",
@@ -128,53 +134,77 @@ class DaemonProcess:
         return self.process.returncode
 
 
-def arm(server: LoopbackBinance, target: str, arrived: asyncio.Event) -> None:
-    """Hold back the answer to the next order of `target`'s kind and say when it arrives."""
-    purpose = {"entry": Purpose.ENTRY, "stop": Purpose.STOP}[target]
-    path = "/fapi/v1/order" if purpose is Purpose.ENTRY else "/fapi/v1/algoOrder"
-    key = "newClientOrderId" if purpose is Purpose.ENTRY else "clientAlgoId"
-    method = "place_order" if purpose is Purpose.ENTRY else "place_algo_order"
-    original = getattr(server.engine, method)
+class Trap:
+    """Holds back the answer to the next order of the armed kind and says when it arrives
+    (the stand-in executes it: a daemon killed then never heard the answer)."""
 
-    def watching(params: dict[str, str], *rest: Any) -> Any:
-        if not arrived.is_set() and purpose_of(params.get(key, "")) is purpose:
-            server.inject(Fault(path, method="POST", delay_s=5.0))  # this request's answer
-            arrived.set()
-        return original(params, *rest)
+    def __init__(self, server: LoopbackBinance) -> None:
+        self._server = server
+        self.target: str | None = None
+        self.arrived = asyncio.Event()
+        engine = server.engine
+        for method, purpose, key, path in (
+            ("place_order", Purpose.ENTRY, "newClientOrderId", "/fapi/v1/order"),
+            ("place_algo_order", Purpose.STOP, "clientAlgoId", "/fapi/v1/algoOrder"),
+        ):
+            setattr(engine, method, self._watching(getattr(engine, method), purpose, key, path))
 
-    setattr(server.engine, method, watching)
+    def arm(self, target: str) -> None:
+        self.target = target if target != "any" else None
+        self.arrived = asyncio.Event()
+
+    def _watching(self, original: Any, purpose: Purpose, key: str, path: str) -> Any:
+        def watching(params: dict[str, str], *rest: Any) -> Any:
+            wanted = {"entry": Purpose.ENTRY, "stop": Purpose.STOP}.get(self.target or "")
+            if wanted is purpose and purpose_of(params.get(key, "")) is purpose:
+                self._server.inject(Fault(path, method="POST", delay_s=5.0))  # this answer
+                self.target = None
+                self.arrived.set()
+            return original(params, *rest)
+
+        return watching
 
 
-async def kill_and_restart(seed: int, base: Path) -> Kill:
+async def kill_chain(seed: int, base: Path, kills: int) -> list[Kill]:
+    """One stand-in and one data directory; `kills` times: kill -9 the daemon as the seeded
+    order arrives (or at a moment), restart it, compare once it has ticked, let prices move.
+
+    The first kill's trap is set before the daemon starts (its first cycle enters); later ones
+    once the restarted daemon has been compared, so the comparison never races an order."""
     rng = random.Random(seed)
-    kill = Kill(seed, rng.choice(TARGETS), rng.uniform(0.0, 1.5))
     data_dir = base / "data"
+    results = []
     async with LoopbackBinance(standin_state(seed), clock=LiveClock()) as server:
         env = daemon_env(data_dir, server)
-        arrived = asyncio.Event()
-        if kill.target != "any":
-            arm(server, kill.target, arrived)
-        first = DaemonProcess(seed, data_dir, env, 1)
+        trap = Trap(server)
+        kill = Kill(seed * 100, rng.choice(TARGETS), rng.uniform(0.0, 1.5))
+        trap.arm(kill.target)
+        daemon = DaemonProcess(seed, data_dir, env, 1)
         try:
-            await first.wait_for("runtime_ready", 90)
-            if kill.target != "any":
-                try:
-                    await asyncio.wait_for(arrived.wait(), 30)
-                    kill.killed_at_arrival = True
-                except TimeoutError:
-                    pass  # nothing of that kind was placed: kill at a moment instead
-            await asyncio.sleep(kill.offset_s)
-            freeze(server)
+            await daemon.wait_for("runtime_ready", 90)
+            for number in range(kills):
+                if kill.target != "any":
+                    try:
+                        await asyncio.wait_for(trap.arrived.wait(), 15)
+                        kill.killed_at_arrival = True
+                    except TimeoutError:
+                        pass  # nothing of that kind was placed: kill at a moment instead
+                await asyncio.sleep(kill.offset_s)
+                freeze(server)
+                await daemon.kill()
+                daemon = DaemonProcess(seed, data_dir, env, number + 2)
+                await daemon.wait_for("runtime_ready", 90)
+                await asyncio.sleep(1.5)  # one monitor tick
+                kill.problems = await compare_live(data_dir, server)
+                results.append(kill)
+                server.state.marks.clear()  # prices move again: trading goes on
+                kill = Kill(seed * 100 + number + 1, rng.choice(TARGETS), rng.uniform(0, 1.5))
+                trap.arm(kill.target)
         finally:
-            await first.kill()
-        second = DaemonProcess(seed, data_dir, env, 2)
-        try:
-            await second.wait_for("runtime_ready", 90)
-            await asyncio.sleep(1.5)  # one monitor tick
-            kill.problems = await compare_live(data_dir, server)
-        finally:
-            kill.exit_code = await second.stop()
-    return kill
+            code = await daemon.stop()
+    for done in results:
+        done.exit_code = code
+    return results
 
 
 def freeze(server: LoopbackBinance) -> None:
