@@ -19,7 +19,7 @@ from quantum_trader.clock import ms_from_utc, utc_from_ms
 from quantum_trader.config import Settings
 from quantum_trader.cycle import Executor, HealthFn
 from quantum_trader.domain import ExchangeMode, MarketRules, Regime
-from quantum_trader.errors import ConfigurationError, OperatorActionRequired
+from quantum_trader.errors import ConfigurationError, OperatorActionRequired, RetryLater
 from quantum_trader.execution.paper import PaperExchange
 from quantum_trader.execution.paper_continuity import Books, continuity_problem
 from quantum_trader.execution.paper_state import load_state
@@ -55,6 +55,8 @@ from quantum_trader.sizing.desk import SizingDesk
 from quantum_trader.storage.sqlite import SqliteRepository
 
 log = get_logger("app")
+# Wall seconds between attempts of the start-up reconciliation (about half a minute in all).
+STARTUP_RETRY_DELAYS_S = (1.0, 2.0, 4.0, 8.0, 15.0)
 DATABASE_FILE = "quantum_trader.db"
 PAPER_STATE_FILE = "paper_exchange.json"
 REPLAY_STATE = ("replay", "clock")
@@ -227,7 +229,7 @@ async def reconciled_core(
     exchange: Exchange,
     repository: Repository,
     rules: Mapping[str, MarketRules],
-    now: datetime,
+    clock: Clock,
     stopping: asyncio.Event,
     streams: ExchangeStreams | None = None,
 ) -> tuple[Core, HealthMonitor]:
@@ -241,13 +243,29 @@ async def reconciled_core(
         exchange,
         repository,
         rules,
-        now,
+        clock.now(),
         stopping,
         lambda _now: health.latest.status.value,
         streams,
     )
-    await core.keeper.tick(now, rest=True)
+    await first_reconciliation(core.keeper, clock)
     return core, health
+
+
+async def first_reconciliation(keeper: PositionKeeper, clock: Clock) -> None:
+    """The keeper's first tick, tried again after `STARTUP_RETRY_DELAYS_S` while the exchange
+    answers RetryLater: a service restarted during a blip of the exchange (or of its own
+    network) starts once it can see its account, and nothing trades before that. After the
+    last attempt the RetryLater goes to the caller (exit 1, one line)."""
+    for delay_s in (*STARTUP_RETRY_DELAYS_S, None):
+        try:
+            await keeper.tick(clock.now(), rest=True)
+            return
+        except RetryLater as error:
+            if delay_s is None:
+                raise
+            log.warning("startup_reconcile_retry", error=str(error), retry_in_s=delay_s)
+            await asyncio.sleep(delay_s)
 
 
 async def open_runtime(
@@ -315,7 +333,7 @@ async def open_runtime(
         last=feed.end.isoformat(),
     )
     core, health = await reconciled_core(
-        settings, market, traded, repository, rules, clock.now(), stopping
+        settings, market, traded, repository, rules, clock, stopping
     )
     health.missing_inputs.extend(
         missing_inputs(open_store(settings), settings, feed, ms_from_utc(clock.now()))

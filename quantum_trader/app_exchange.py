@@ -160,7 +160,7 @@ async def open_exchange_runtime(
     )
     traded = metered(exchange, metrics)
     core, health = await reconciled_core(
-        settings, market, traded, repository, rules, clock.now(), stopping, streams
+        settings, market, traded, repository, rules, clock, stopping, streams
     )
     log.info(
         "runtime_ready",

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from loopback import LoopbackBinance, loopback_api_urls
+from loopback.faults import Fault
 from loopback.fixtures import API_KEY, API_SECRET, loopback, loopback_settings
 from structlog.testing import capture_logs
 
@@ -22,6 +23,7 @@ from quantum_trader.clock import ManualClock, utc_from_ms
 from quantum_trader.config import MarketSettings, Settings
 from quantum_trader.domain import Bars, SignalSeries
 from quantum_trader.errors import ConfigurationError, OperatorActionRequired
+from quantum_trader.execution.ccxt_exchange import DEFAULT_RETRY_DELAYS_S
 from quantum_trader.loops import periodic
 
 __all__ = ["loopback"]
@@ -183,3 +185,20 @@ async def test_a_position_grown_by_hand_is_adopted_and_its_stop_resized_at_start
     assert [Decimal(o["quantity"]) for o in stops] == [held]
     [grown] = [e for e in logs if e["event"] == "position_grown"]
     assert grown["log_level"] == "error"
+
+
+async def test_start_up_waits_out_an_exchange_blip_before_it_trades(
+    loopback: LoopbackBinance, tmp_path: Path
+) -> None:
+    """positionRisk answers 503 to more tries than one read makes: the first reconciliation
+    gives up with RetryLater, the daemon logs it, waits and reconciles before it is ready."""
+    for _ in range(len(DEFAULT_RETRY_DELAYS_S) + 2):
+        loopback.inject(Fault("/fapi/v3/positionRisk", status=503, body="Service Unavailable"))
+    stopping = asyncio.Event()
+    with capture_logs() as logs:
+        async with AsyncExitStack() as stack:
+            runtime = await open_runtime_on(loopback, demo_settings(tmp_path), stack, stopping)
+            assert runtime.core.keeper.view().reconciled_at is not None
+    events = [e["event"] for e in logs]
+    assert "startup_reconcile_retry" in events
+    assert events.index("startup_reconcile_retry") < events.index("runtime_ready")
