@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # TORCH_INDEX: a package index with CPU-only PyTorch wheels (used by `make install-ml`).
 TORCH_INDEX ?=
 
-.PHONY: run test install install-dev install-ml lint bench clean
+.PHONY: run test test-fast install install-dev install-ml lint bench clean
 
 run: $(VENV)/.installed
 	$(BIN)/quantum-trader run
@@ -16,6 +16,13 @@ test: $(VENV)/.installed-dev
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/pytest -n 2
+
+# The suite without the end-to-end runs marked slow (daemons, campaigns, training): for
+# iterating. `make test` (and CI) runs everything.
+test-fast: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/pytest -n 2 -m "not slow"
 
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
