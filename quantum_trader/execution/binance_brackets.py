@@ -18,6 +18,7 @@ from quantum_trader.errors import MarketDataError
 from quantum_trader.execution import binance_wire as wire
 
 WHAT = "leverageBracket"
+ANY = "*"  # a problem key for the whole answer
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +30,8 @@ class BracketAnswer:
 
 
 def parse_brackets(payload: Any) -> BracketAnswer:
-    """Read a leverageBracket answer; MarketDataError when it is not a list (or an object)."""
+    """Read a leverageBracket answer; MarketDataError when it is not a list (or an object) or
+    no row of it can be read."""
     rows = [payload] if isinstance(payload, Mapping) else wire.as_list(payload, WHAT)
     found: dict[str, tuple[LeverageBracket, ...]] = {}
     problems: dict[str, str] = {}
@@ -40,6 +42,8 @@ def parse_brackets(payload: Any) -> BracketAnswer:
             found[key] = _symbol_brackets(row, f"{WHAT} {key}")
         except MarketDataError as error:
             problems[key] = str(error)
+    if problems and not found:
+        raise MarketDataError(f"{WHAT}: no readable row ({next(iter(problems.values()))})")
     return BracketAnswer(found, problems)
 
 
@@ -80,7 +84,9 @@ def with_brackets(
         market_id = id_by_symbol.get(symbol, "")
         brackets = answer.by_id.get(market_id)
         if symbol not in rules or brackets is None:
-            reason = answer.problems.get(market_id, f"{WHAT}: no brackets for {market_id}")
+            reason = answer.problems.get(market_id) or answer.problems.get(
+                ANY, f"{WHAT}: no brackets for {market_id or symbol}"
+            )
             missing[symbol] = reason
             continue
         capped[symbol] = replace(

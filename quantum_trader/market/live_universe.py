@@ -30,7 +30,7 @@ from quantum_trader.errors import (
     OperatorActionRequired,
     RetryLater,
 )
-from quantum_trader.execution.binance_brackets import BracketAnswer, with_brackets
+from quantum_trader.execution.binance_brackets import ANY, BracketAnswer, with_brackets
 from quantum_trader.log import get_logger
 from quantum_trader.market.universe import LivePick, explain, pick_live
 
@@ -166,7 +166,7 @@ class LiveUniverse:
             if required:
                 raise
             log.error("leverage_brackets_unusable", error=str(error))
-            return BracketAnswer({}, {"*": f"leverageBracket unusable: {error}"})
+            return BracketAnswer({}, {ANY: f"leverage brackets unusable: {error}"})
 
     def _refuse_unknown_fixed(self, target: _Target) -> None:
         unknown = [s for s in target.chosen if s not in target.pick.listings]
