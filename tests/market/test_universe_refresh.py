@@ -14,13 +14,16 @@ from typing import Any
 
 import numpy as np
 import pytest
+from aiohttp import web
 from loopback import LoopbackBinance, loopback_api_urls
 from loopback.faults import Outage
 from loopback.fixtures import connect, loopback, loopback_settings
 from loopback.markets import LoopbackMarket
+from pydantic import SecretStr
 from structlog.testing import capture_logs
 
 from quantum_trader.app_exchange import open_exchange_runtime
+from quantum_trader.app_ops import open_operations
 from quantum_trader.clock import ManualClock, ms_from_utc, utc_from_ms
 from quantum_trader.config import MarketSettings, Settings
 from quantum_trader.domain import Bars, ExitReason, SignalSeries
@@ -28,6 +31,8 @@ from quantum_trader.execution.ccxt_exchange import CcxtExchange
 from quantum_trader.market.exchange_feed import ExchangeFeed
 from quantum_trader.market.live_universe import LiveUniverse, UniverseChange
 from quantum_trader.market.settings import UniverseSettings
+from quantum_trader.ops.metrics import Metrics
+from quantum_trader.ops.settings import NotifySettings
 
 __all__ = ["loopback"]
 BTC, ETH, SOL, BNB = "BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT", "BNB/USDT:USDT"
@@ -196,6 +201,31 @@ async def test_a_symbol_listed_after_start_joins_once_old_enough(
     assert exchange.id_by_symbol["NEW/USDT:USDT"] == "NEWUSDT"  # markets reloaded for orders
 
 
+RUNNERS: dict[str, web.AppRunner] = {}
+
+
+async def webhook_receiver(hooks: list[dict[str, Any]]) -> str:
+    """A webhook on 127.0.0.1 that records every JSON body posted to it; its base URL."""
+
+    async def record(request: web.Request) -> web.Response:
+        hooks.append(await request.json())
+        return web.json_response({"ok": True})
+
+    app = web.Application()
+    app.router.add_post("/hook", record)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    RUNNERS[url] = runner
+    return url
+
+
+async def webhook_close(url: str) -> None:
+    await RUNNERS.pop(url).cleanup()
+
+
 class AlwaysBuy:
     """A signal source that says BUY with high confidence on every bar."""
 
@@ -219,9 +249,17 @@ async def test_the_daemon_manages_a_removed_symbols_position_to_its_exit_and_tra
     volumes = {"BTCUSDT": 9e9, "BNBUSDT": 5e9}
     loopback.state.tickers_24h = ticker_rows(volumes, loopback.state.now_ms)
     settings = rule_settings(tmp_path, top_n=1)
-    settings = settings.model_copy(update={"exchange": loopback_settings(use_streams=False)})
+    hooks: list[dict[str, Any]] = []
+    receiver = await webhook_receiver(hooks)
+    settings = settings.model_copy(
+        update={
+            "exchange": loopback_settings(use_streams=False),
+            "notify": NotifySettings(webhook_url=SecretStr(f"{receiver}/hook")),
+        }
+    )
     clock = ManualClock(now(loopback))
     async with AsyncExitStack() as stack:
+        stack.push_async_callback(webhook_close, receiver)
         runtime = await open_exchange_runtime(
             settings,
             stack,
@@ -231,6 +269,7 @@ async def test_the_daemon_manages_a_removed_symbols_position_to_its_exit_and_tra
             source=AlwaysBuy(),
             rate_limit=False,
         )
+        await open_operations(runtime, Metrics(), stack)
         core = runtime.core
         assert (await core.executor.run_cycle(clock.now())).opened == 1
         assert set(core.keeper.positions) == {BTC}
@@ -254,3 +293,6 @@ async def test_the_daemon_manages_a_removed_symbols_position_to_its_exit_and_tra
     assert (trade.symbol, trade.exit_reason) == (BTC, ExitReason.SL_HIT)
     assert set(core.keeper.positions) == {BNB}
     assert {d.verdict.symbol for d in summary.decisions + later.decisions} == {BNB}
+    (notified,) = [h for h in hooks if h["kind"] == "universe_changed"]
+    assert (notified["added"], notified["removed"]) == ("BNB/USDT:USDT", BTC)
+    assert "rank 1 by 24 h quote volume" in notified["text"]
