@@ -110,7 +110,7 @@ async def test_a_symbol_without_brackets_is_not_traded_until_a_refresh_reads_the
     change = await universe.refresh(utc_from_ms(loopback.state.now_ms + 900_000))
     assert change is not None
     assert change.added == (ETH,)
-    assert universe.symbols == (BTC, ETH)
+    assert list(universe.symbols) == [BTC, ETH]
     assert universe.health_lines() == []
     assert universe.rules[ETH].max_leverage_for(Decimal(20000)) == 25
 
