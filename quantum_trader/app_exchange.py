@@ -77,10 +77,13 @@ class DailyRegime:
         self._refresh_ms = round(refresh_s * 1000)
         self._fetched_ms: int | None = None
         self.value = GlobalRegime.SIDEWAYS
-        self.daily_closes = 0
+        self.daily_closes: int | None = None  # None: not read yet
 
     def health_lines(self) -> list[str]:
-        """The shortfall of BTC daily closes (the regime stays SIDEWAYS), if any."""
+        """The shortfall of BTC daily closes (the regime stays SIDEWAYS) once a read was
+        tried, if any."""
+        if self.daily_closes is None:
+            return []
         gap = regime_gap(self.daily_closes, self._settings.global_ema_days, "the exchange")
         return [] if gap is None else [gap]
 
@@ -97,6 +100,8 @@ class DailyRegime:
             daily = await self._source.fetch_ohlcv(REGIME_SYMBOL, "1d", since, days + 1)
         except (MarketDataError, RetryLater) as error:
             log.warning("global_regime_refresh_failed", error=str(error), kept=self.value)
+            if self.daily_closes is None:
+                self.daily_closes = 0
             return
         closes = regime.daily_closes(daily.slice(0, daily.closed_before(now_ms)))
         self.value = regime.global_regime(closes, self._settings)

@@ -151,10 +151,14 @@ class LiveUniverse:
         plain = {s: pick.listings[s].rules for s in chosen if s in pick.listings}
         capped, missing = with_brackets(plain, answer, pick.ids, chosen)
         untradable = {s: UNLISTED for s in chosen if s not in pick.listings}
+        untradable.update(
+            {s: f"status {pick.listings[s].status}, not TRADING" for s in chosen
+             if s in pick.listings and pick.listings[s].status not in ("TRADING", "")}
+        )  # fmt: skip
         untradable.update({s: why for s, why in missing.items() if s not in untradable})
         if missing:
             log.warning("leverage_brackets_missing", symbols=dict(missing))
-        tradable = tuple(s for s in chosen if s in capped)
+        tradable = tuple(s for s in chosen if s in capped and s not in untradable)
         if brackets_required and not tradable:
             raise MarketDataError(f"no symbol of {list(chosen)} can be traded: {untradable}")
         return _Target(chosen, {**plain, **capped}, tradable, untradable, pick)

@@ -24,6 +24,7 @@ class LoopbackMarket:
     min_notional: str = "5"
     onboard_ms: int = 1569398400000
     max_leverage: int = 125
+    status: str = "TRADING"
 
 
 DEFAULT_MARKETS = (
@@ -118,7 +119,7 @@ def symbol_info(m: LoopbackMarket) -> dict[str, Any]:
         "contractType": "PERPETUAL",
         "deliveryDate": 4133404800000,
         "onboardDate": m.onboard_ms,
-        "status": "TRADING",
+        "status": m.status,
         "baseAsset": m.base,
         "quoteAsset": "USDT",
         "marginAsset": "USDT",

@@ -82,12 +82,14 @@ def daily(count: int, end_ms: int) -> Bars:
 async def test_the_exchange_regime_item_clears_when_the_daily_closes_arrive() -> None:
     now = datetime(2025, 11, 1, tzinfo=UTC)
     source = SampleSource(ms_from_utc(now))
-    source.overrides[BTC] = daily(150, ms_from_utc(now))  # a recent listing, say
     regime = DailyRegime(source, RegimeSettings(), refresh_s=0.0)
     health = monitor()
     health.checks.append(regime.health_lines)
-    (problem,) = health.record(GOOD).problems  # before the first read: none yet
+    assert health.record(GOOD).problems == ()  # nothing read yet: nothing to say
+    await regime.refresh(now)  # the source has no daily BTC candles: the read fails
+    (problem,) = health.record(GOOD).problems
     assert problem.startswith("global regime: 0 of 200 BTC daily closes in the exchange")
+    source.overrides[BTC] = daily(150, ms_from_utc(now))  # a recent listing, say
     await regime.refresh(now)
     (problem,) = health.record(GOOD).problems
     assert problem.startswith("global regime: 150 of 200")

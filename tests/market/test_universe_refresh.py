@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -199,6 +200,34 @@ async def test_a_symbol_listed_after_start_joins_once_old_enough(
     assert universe.rules["NEW/USDT:USDT"].max_leverage == 20
     assert loopback.state.holding("NEWUSDT").leverage == 20  # capped at its bracket, not 25
     assert exchange.id_by_symbol["NEW/USDT:USDT"] == "NEWUSDT"  # markets reloaded for orders
+
+
+async def test_a_fixed_symbol_that_stops_trading_leaves_and_returns_when_it_trades_again(
+    loopback: LoopbackBinance, exchange: CcxtExchange, tmp_path: Path
+) -> None:
+    settings = Settings(
+        data_dir=tmp_path,
+        exchange=loopback_settings(),
+        market=MarketSettings(symbols=(BTC, ETH), history_bars=HISTORY),
+    )
+    universe, feed, changes = await started(loopback, exchange, settings)
+    assert universe.symbols == (BTC, ETH)
+    trading = loopback.state.markets["ETHUSDT"]
+    loopback.state.markets["ETHUSDT"] = replace(trading, status="SETTLING")
+    change = await universe.refresh(advance(loopback, 86_400))
+    assert change is not None
+    assert (change.added, change.removed) == ((), (ETH,))
+    assert change.why[ETH] == "status SETTLING, not TRADING"
+    assert feed.symbols == (BTC,)
+    assert universe.health_lines() == [f"{ETH} not traded: status SETTLING, not TRADING"]
+
+    loopback.state.markets["ETHUSDT"] = trading
+    change = await universe.refresh(advance(loopback, 900))  # retried sooner: ETH is wanted
+    assert change is not None
+    assert change.added == (ETH,)
+    assert change.why[ETH] == "in market.symbols and tradable again"
+    assert universe.health_lines() == []
+    assert len(changes) == 2
 
 
 RUNNERS: dict[str, web.AppRunner] = {}
