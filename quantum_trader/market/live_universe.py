@@ -156,7 +156,7 @@ class LiveUniverse:
              if s in pick.listings and pick.listings[s].status not in ("TRADING", "")}
         )  # fmt: skip
         untradable.update({s: why for s, why in missing.items() if s not in untradable})
-        if missing:
+        if missing and ANY not in answer.problems:  # a whole-answer failure is said once
             log.warning("leverage_brackets_missing", symbols=dict(missing))
         tradable = tuple(s for s in chosen if s in capped and s not in untradable)
         if brackets_required and not tradable:
