@@ -30,6 +30,7 @@ from quantum_trader.gates.orchestrator import OrchestratorPolicy
 from quantum_trader.gates.risk_guard import RiskGuard
 from quantum_trader.keeper.keeper import PositionKeeper
 from quantum_trader.log import get_logger
+from quantum_trader.market.live_universe import LiveUniverse
 from quantum_trader.market.provider import LiveMarket, MarketStateProvider
 from quantum_trader.market.replay import FundingSeries, ReplayFeed
 from quantum_trader.market.setup import (
@@ -37,6 +38,7 @@ from quantum_trader.market.setup import (
     missing_inputs,
     open_replay_feed,
     open_store,
+    recorded_input_check,
     regime_function,
     statistics_windows,
     with_universe,
@@ -85,6 +87,7 @@ class Runtime:
     health: HealthMonitor
     models_status: HealthFn
     streams: ExchangeStreams | None = None
+    universe: LiveUniverse | None = None  # testnet/live: refreshed on a schedule
 
 
 def database_path(settings: Settings) -> Path:
@@ -335,9 +338,9 @@ async def open_runtime(
     core, health = await reconciled_core(
         settings, market, traded, repository, rules, clock, stopping
     )
-    health.missing_inputs.extend(
-        missing_inputs(open_store(settings), settings, feed, ms_from_utc(clock.now()))
-    )
+    store = open_store(settings)
+    missing_inputs(store, settings, feed, ms_from_utc(clock.now()))  # warned once at start
+    health.checks.append(recorded_input_check(store, settings, feed, clock))
     log.info(
         "runtime_ready",
         mode=settings.exchange.mode,

@@ -1,11 +1,13 @@
 """The composition root for exchange.mode testnet/live: the same core as paper mode, on Binance.
 
 Opening order (each resource on the caller's AsyncExitStack, closed in reverse): the ccxt
-adapter → market rules (an unknown configured symbol is a ConfigurationError) → account checks
-(one-way, single-asset, isolated margin and leverage per symbol; OperatorActionRequired when the
-account is not usable) → SQLite → the exchange feed, signals and regimes → the trading core →
-reconciliation with the exchange, before the first trade. A mismatch reconciliation cannot
-resolve blocks new entries (fail closed) while the monitor keeps protecting open positions.
+adapter → the universe (market/live_universe.py: the rule or the fixed list, each symbol's
+rules and leverage brackets; an unknown configured symbol is a ConfigurationError) → account
+checks (one-way, single-asset, isolated margin and leverage per symbol, at most its bracket's;
+OperatorActionRequired when the account is not usable) → SQLite → the exchange feed, signals
+and regimes → the trading core → reconciliation with the exchange, before the first trade. A
+mismatch reconciliation cannot resolve blocks new entries (fail closed) while the monitor keeps
+protecting open positions.
 
 Market data always comes from the exchange in these modes (`market.source` is not consulted).
 The API key and secret go to the ccxt client only; nothing here logs or stores them.
@@ -30,7 +32,7 @@ from quantum_trader.app import (
 )
 from quantum_trader.clock import LiveClock, ms_from_utc
 from quantum_trader.config import ExchangeSettings, Settings
-from quantum_trader.domain import ExchangeMode, GlobalRegime, MarketRules
+from quantum_trader.domain import ExchangeMode, GlobalRegime
 from quantum_trader.errors import ConfigurationError, MarketDataError, RetryLater
 from quantum_trader.execution.binance_streams import BinanceStreams
 from quantum_trader.execution.ccxt_exchange import DEFAULT_RETRY_DELAYS_S, CcxtExchange
@@ -38,6 +40,7 @@ from quantum_trader.gates.settings import RegimeSettings
 from quantum_trader.log import get_logger
 from quantum_trader.market import regime
 from quantum_trader.market.exchange_feed import ExchangeFeed, OhlcvSource
+from quantum_trader.market.live_universe import LiveUniverse
 from quantum_trader.market.model import MarketState
 from quantum_trader.market.provider import LiveMarket, MarketStateProvider
 from quantum_trader.market.replay import FundingSeries
@@ -45,9 +48,9 @@ from quantum_trader.market.setup import (
     history_bars,
     log_unknown_sectors,
     regime_function,
+    regime_gap,
     statistics_windows,
 )
-from quantum_trader.market.universe import resolve_live
 from quantum_trader.ops.metrics import Metrics
 from quantum_trader.ports import Clock, SignalSource
 from quantum_trader.storage.sqlite import SqliteRepository
@@ -74,6 +77,15 @@ class DailyRegime:
         self._refresh_ms = round(refresh_s * 1000)
         self._fetched_ms: int | None = None
         self.value = GlobalRegime.SIDEWAYS
+        self.daily_closes: int | None = None  # None: not read yet
+
+    def health_lines(self) -> list[str]:
+        """The shortfall of BTC daily closes (the regime stays SIDEWAYS) once a read was
+        tried, if any."""
+        if self.daily_closes is None:
+            return []
+        gap = regime_gap(self.daily_closes, self._settings.global_ema_days, "the exchange")
+        return [] if gap is None else [gap]
 
     def at(self, now_ms: int) -> GlobalRegime:
         return self.value
@@ -88,23 +100,45 @@ class DailyRegime:
             daily = await self._source.fetch_ohlcv(REGIME_SYMBOL, "1d", since, days + 1)
         except (MarketDataError, RetryLater) as error:
             log.warning("global_regime_refresh_failed", error=str(error), kept=self.value)
+            if self.daily_closes is None:
+                self.daily_closes = 0
             return
         closes = regime.daily_closes(daily.slice(0, daily.closed_before(now_ms)))
         self.value = regime.global_regime(closes, self._settings)
         self._fetched_ms = now_ms
+        self.daily_closes = len(closes)
         log.info("global_regime_refreshed", global_regime=self.value, daily_closes=len(closes))
 
 
 class ExchangeMarket:
-    """The live market provider plus the hourly BTC regime refresh."""
+    """The live market provider, with the hourly BTC regime refresh and the universe refresh
+    (market.universe.refresh_s) before each state."""
 
-    def __init__(self, inner: MarketStateProvider, daily: DailyRegime) -> None:
+    def __init__(
+        self,
+        inner: MarketStateProvider,
+        daily: DailyRegime,
+        universe: LiveUniverse,
+        feed: ExchangeFeed,
+    ) -> None:
         self._inner = inner
         self._daily = daily
+        self._universe = universe
+        self._feed = feed
 
     async def state(self, now: datetime) -> MarketState:
+        await self._universe.refresh(now)
         await self._daily.refresh(now)
         return await self._inner.state(now)
+
+    def health_lines(self) -> list[str]:
+        """Missing inputs right now (health): the global regime's, untradable symbols, symbols
+        whose candles were refused last cycle."""
+        return [
+            *self._daily.health_lines(),
+            *self._universe.health_lines(),
+            *self._feed.health_lines(),
+        ]
 
 
 async def open_exchange_runtime(
@@ -141,9 +175,14 @@ async def open_exchange_runtime(
     stack.push_async_callback(exchange.close)
     if metrics is not None:
         exchange.on_request = metrics.on_request
-    settings = await exchange_universe(exchange, settings, clock.now())
-    rules = configured_rules(await exchange.load_markets(), settings.market.symbols)
-    await exchange.prepare_account(settings.market.symbols, settings.sizing.default_leverage)
+    await exchange.load_markets()
+    universe = LiveUniverse(exchange, settings)
+    await universe.start(clock.now())
+    settings = _with_symbols(settings, universe.symbols)
+    rules = universe.rules  # shared with the keeper: grows as symbols join, never shrinks
+    await exchange.prepare_account(
+        universe.symbols, settings.sizing.default_leverage, universe.leverage_caps()
+    )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     repository = await SqliteRepository.open(database_path(settings))
     stack.push_async_callback(repository.close)
@@ -152,7 +191,7 @@ async def open_exchange_runtime(
         if settings.signals.source != "rules":
             funding = await exchange_funding(exchange, settings.market.symbols, clock.now())
         source = choose_signal_source(settings, funding)
-    market = _exchange_market(settings, exchange, source, rules)
+    market = _exchange_market(settings, exchange, source, universe)
     streams = (
         BinanceStreams.create(settings.exchange, exchange, clock)
         if settings.exchange.use_streams
@@ -162,6 +201,7 @@ async def open_exchange_runtime(
     core, health = await reconciled_core(
         settings, market, traded, repository, rules, clock, stopping, streams
     )
+    health.checks.append(market.health_lines)
     log.info(
         "runtime_ready",
         mode=settings.exchange.mode,
@@ -183,21 +223,14 @@ async def open_exchange_runtime(
         health,
         source_health(source),
         streams,
+        universe,
     )
 
 
-async def exchange_universe(exchange: CcxtExchange, settings: Settings, now: datetime) -> Settings:
-    """`settings` with market.symbols picked by the universe rule from the exchange's answers
-    (exchangeInfo and ticker/24hr), at start; unchanged for a fixed list."""
-    universe = settings.market.universe
-    if universe.rule == "fixed":
-        log_unknown_sectors(settings)
-        return settings
-    info = await exchange.fetch_exchange_info()
-    chosen = resolve_live(info, await exchange.fetch_tickers_24h(), ms_from_utc(now), universe)
-    log.info("universe_resolved", rule=universe.rule, symbols=list(chosen), source="exchange")
+def _with_symbols(settings: Settings, symbols: Sequence[str]) -> Settings:
+    """`settings` with market.symbols the universe traded at start (logged, fed, funded)."""
     resolved = settings.model_copy(
-        update={"market": settings.market.model_copy(update={"symbols": chosen})}
+        update={"market": settings.market.model_copy(update={"symbols": tuple(symbols)})}
     )
     log_unknown_sectors(resolved)
     return resolved
@@ -222,43 +255,29 @@ def public_exchange(
     return CcxtExchange.create(public, api_urls=api_urls)
 
 
-def configured_rules(
-    available: Mapping[str, MarketRules], symbols: Sequence[str]
-) -> dict[str, MarketRules]:
-    """The rules of the configured symbols; ConfigurationError naming any the exchange lacks."""
-    unknown = [symbol for symbol in symbols if symbol not in available]
-    if unknown:
-        raise ConfigurationError(
-            [
-                f"market.symbols: {symbol} is not a USDT-settled perpetual on Binance USD-M"
-                for symbol in unknown
-            ]
-        )
-    return {symbol: available[symbol] for symbol in symbols}
-
-
 def _exchange_market(
     settings: Settings,
     exchange: CcxtExchange,
     source: SignalSource,
-    rules: Mapping[str, MarketRules],
+    universe: LiveUniverse,
 ) -> ExchangeMarket:
     feed = ExchangeFeed(
         exchange,
-        settings.market.symbols,
+        universe.symbols,
         settings.market.timeframe,
         history_bars(settings, source),
     )
+    universe.feed = feed
     daily = DailyRegime(exchange, settings.regime)
     live = LiveMarket(
         feed,
         source,
-        rules,
+        universe.rules,
         regime_function(settings),
         daily.at,
         statistics_windows(settings),
     )
-    return ExchangeMarket(live, daily)
+    return ExchangeMarket(live, daily, universe, feed)
 
 
 async def exchange_funding(

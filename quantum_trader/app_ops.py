@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from quantum_trader.app import Runtime
 from quantum_trader.log import get_logger
+from quantum_trader.ops import messages
 from quantum_trader.ops.metrics import Metrics, NoStreams, StreamHealth
 from quantum_trader.ops.notify import Notifier
 from quantum_trader.ops.process import ProcessSampler
@@ -70,5 +71,9 @@ async def open_operations(
         server = StatusServer(s.server, telemetry, warnings)
         url = await server.start()
         stack.push_async_callback(server.close)
+    if runtime.universe is not None:
+        runtime.universe.listeners.append(
+            lambda c: notifier.publish(messages.universe_changed(c.time, c.added, c.removed, c.why))
+        )
     telemetry.on_started(runtime.clock.now())
     return Operations(telemetry, notifier, ProcessSampler(), warnings, url)

@@ -13,8 +13,21 @@ IntArray = npt.NDArray[np.int64]
 
 
 @dataclass(frozen=True, slots=True)
+class LeverageBracket:
+    """One of Binance's notional brackets: up to `initial_leverage` for a position whose
+    notional (USDT) is in [notional_floor, notional_cap)."""
+
+    initial_leverage: int
+    notional_floor: Decimal
+    notional_cap: Decimal
+
+
+@dataclass(frozen=True, slots=True)
 class MarketRules:
-    """Precision and limits of one USD-M perpetual, as the exchange defines them."""
+    """Precision and limits of one USD-M perpetual, as the exchange defines them.
+
+    `leverage_brackets` (lowest floor first) are Binance's leverage brackets when they were
+    read; empty, `max_leverage` bounds every notional."""
 
     symbol: str
     tick_size: Decimal
@@ -22,6 +35,17 @@ class MarketRules:
     min_quantity: Decimal
     min_notional: Decimal
     max_leverage: int = 125
+    leverage_brackets: tuple[LeverageBracket, ...] = ()
+
+    def max_leverage_for(self, notional_usdt: Decimal) -> int:
+        """The highest leverage allowed at `notional_usdt`: its bracket's, at most
+        `max_leverage`; 0 beyond the last bracket's cap (Binance takes no such position)."""
+        if not self.leverage_brackets:
+            return self.max_leverage
+        for bracket in self.leverage_brackets:
+            if notional_usdt < bracket.notional_cap:
+                return min(bracket.initial_leverage, self.max_leverage)
+        return 0
 
     def round_price(self, price: Decimal) -> Decimal:
         """Round to the nearest tick."""

@@ -264,11 +264,12 @@ class BinanceRest:
         used = next((str(v) for k, v in headers.items() if k.lower() == USED_WEIGHT_HEADER), "")
         self.on_request(operation.value, int(used) if used.isdigit() else None)
 
-    async def load_markets(self) -> dict[str, Any]:
-        """ccxt's markets (exchangeInfo), by unified symbol."""
+    async def load_markets(self, reload: bool = False) -> dict[str, Any]:
+        """ccxt's markets (exchangeInfo), by unified symbol; `reload` asks Binance again
+        instead of ccxt's cache (a symbol listed since start)."""
         self._check_gate()
         try:
-            markets: dict[str, Any] = await self._client.load_markets()
+            markets: dict[str, Any] = await self._client.load_markets(reload)
         except ccxt.BaseError as error:
             raise self._translate(error, Operation.DATA, "") from error
         return markets

@@ -58,6 +58,7 @@ from quantum_trader.errors import (
     RetryLater,
 )
 from quantum_trader.execution import binance_wire as wire
+from quantum_trader.execution.binance_brackets import BracketAnswer, parse_brackets
 from quantum_trader.execution.binance_client import (
     BinanceRest,
     Operation,
@@ -130,6 +131,11 @@ class CcxtExchange:
         return self._rest.recv_window_s
 
     @property
+    def id_by_symbol(self) -> Mapping[str, str]:
+        """Binance market ids by ccxt symbol (BTC/USDT:USDT → BTCUSDT), once markets loaded."""
+        return self._id_by_symbol
+
+    @property
     def symbol_by_id(self) -> Mapping[str, str]:
         """ccxt symbols by Binance market id (BTCUSDT → BTC/USDT:USDT), once markets loaded."""
         return self._symbol_by_id
@@ -167,9 +173,10 @@ class CcxtExchange:
 
     # -- markets -----------------------------------------------------------------------------
 
-    async def load_markets(self) -> Mapping[str, MarketRules]:
-        """Rules of every trading USDT-settled perpetual, by ccxt symbol."""
-        markets = await self._retrying(self._rest.load_markets)
+    async def load_markets(self, reload: bool = False) -> Mapping[str, MarketRules]:
+        """Rules of every trading USDT-settled perpetual, by ccxt symbol (`reload`: fresh
+        from Binance, not ccxt's cache)."""
+        markets = await self._retrying(lambda: self._rest.load_markets(reload))
         for symbol, market in markets.items():
             if market.get("swap") and market.get("linear") and market.get("settle") == "USDT":
                 self._rules[symbol] = wire.parse_market_rules(symbol, market["info"])
@@ -188,6 +195,12 @@ class CcxtExchange:
         """Binance's GET /fapi/v1/ticker/24hr answer for every symbol (one request, weight 40)."""
         payload = await self._read(Operation.DATA, "fapiPublicGetTicker24hr", {})
         return list(wire.as_list(payload, "ticker/24hr"))
+
+    async def fetch_leverage_brackets(self) -> BracketAnswer:
+        """Every symbol's leverage brackets (GET /fapi/v1/leverageBracket, signed, weight 1);
+        MarketDataError when the answer is not Binance's documented shape."""
+        payload = await self._read(Operation.ACCOUNT, "fapiPrivateGetLeverageBracket", {})
+        return parse_brackets(payload)
 
     async def _market_id(self, symbol: str, operation: Operation) -> str:
         if not self._rules:
@@ -260,8 +273,11 @@ class CcxtExchange:
         answer = await self._read(Operation.ACCOUNT, "fapiPrivatePostLeverage", params)
         self._leverage.update(wire.parse_leverages(answer))
 
-    async def prepare_account(self, symbols: Sequence[str], leverage: int) -> None:
-        """Check one-way and single-asset modes, then set ISOLATED margin and `leverage`.
+    async def prepare_account(
+        self, symbols: Sequence[str], leverage: int, caps: Mapping[str, int] | None = None
+    ) -> None:
+        """Check one-way and single-asset modes, then set ISOLATED margin and `leverage`
+        (at most `caps[symbol]`, the exchange's ceiling for the symbol, when given).
 
         Raises OperatorActionRequired, naming what to change, when the account is not usable.
         """
@@ -278,9 +294,13 @@ class CcxtExchange:
                 "single-asset mode before starting"
             )
         for symbol in symbols:
-            await self._set_isolated(symbol)
-            await self.set_leverage(symbol, leverage)
+            await self.prepare_symbol(symbol, min(leverage, (caps or {}).get(symbol, leverage)))
         log.info("exchange_account_prepared", symbols=len(symbols), leverage=leverage)
+
+    async def prepare_symbol(self, symbol: str, leverage: int) -> None:
+        """Set ISOLATED margin and `leverage` on one symbol (a symbol joining the universe)."""
+        await self._set_isolated(symbol)
+        await self.set_leverage(symbol, leverage)
 
     async def _set_isolated(self, symbol: str) -> None:
         market_id = await self._market_id(symbol, Operation.ACCOUNT)

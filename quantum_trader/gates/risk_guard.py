@@ -83,7 +83,9 @@ def _check_balance(ctx: _Context) -> _Failure:
 
 
 def _check_leverage(ctx: _Context) -> _Failure:
-    limit = min(ctx.settings.max_leverage, ctx.rules.max_leverage)
+    """The setting, and the exchange's leverage bracket for this order's notional."""
+    notional = ctx.order.quantity * ctx.order.entry_price
+    limit = min(ctx.settings.max_leverage, ctx.rules.max_leverage_for(notional))
     if ctx.order.leverage > limit:
         return ReasonCode.LEVERAGE_TOO_HIGH, f"leverage {ctx.order.leverage} > {limit}"
     return None

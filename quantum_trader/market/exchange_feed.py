@@ -106,6 +106,7 @@ class ExchangeFeed:
         self._bars: dict[str, Bars] = {}
         self._funding: dict[str, FundingSeries] = {}
         self._funding_fetched_ms: int | None = None
+        self.rejected: dict[str, str] = {}  # symbol → why its candles were refused last cycle
 
     @property
     def symbols(self) -> Sequence[str]:
@@ -119,13 +120,53 @@ class ExchangeFeed:
             jobs += [self._refresh_funding(symbol, now_ms) for symbol in self._symbols]
             self._funding_fetched_ms = now_ms
         results = await asyncio.gather(*jobs, return_exceptions=True)
-        for symbol, result in zip(self._symbols * 2, results, strict=False):
+        for index, (symbol, result) in enumerate(zip(self._symbols * 2, results, strict=False)):
             if isinstance(result, MarketDataError):  # that symbol sits this cycle out
                 log.warning("market_data_rejected", symbol=symbol, error=str(result))
             elif isinstance(result, BaseException):
                 raise result
+            if index < len(self._symbols):  # a candle job: the symbol's data this cycle
+                self._note_rejection(symbol, result)
         funding = {s: f.rate_8h_at(now_ms) for s, f in self._funding.items()}
         return MarketSnapshot(now_ms, dict(self._bars), funding)
+
+    def set_symbols(self, symbols: Sequence[str]) -> None:
+        """Follow a new universe: symbols that left are dropped with their bars and funding."""
+        self._symbols = tuple(symbols)
+        for held in (self._bars, self._funding, self.rejected):
+            for symbol in [s for s in held if s not in self._symbols]:
+                held.pop(symbol)
+
+    async def warm_up(self, symbols: Sequence[str], now: datetime) -> dict[str, str]:
+        """Fetch the full window of closed bars and the funding of symbols about to join;
+        return why each that cannot trade yet cannot (an error, or fewer bars than the
+        window: its signals would not match the others')."""
+        now_ms = ms_from_utc(now)
+        failed = {}
+        for symbol in symbols:
+            try:
+                await self._refresh_bars(symbol, now_ms)
+                await self._refresh_funding(symbol, now_ms)
+            except MarketDataError as error:
+                failed[symbol] = str(error)
+                continue
+            held = len(self._bars.get(symbol, ()))
+            if held < self.history_bars:
+                failed[symbol] = f"{held} of {self.history_bars} closed bars"
+        for symbol in failed:
+            self._bars.pop(symbol, None)
+            self._funding.pop(symbol, None)
+        return failed
+
+    def health_lines(self) -> list[str]:
+        """One line per symbol without usable candles in the last snapshot (health)."""
+        return [f"{symbol}: no usable market data ({why})" for symbol, why in self.rejected.items()]
+
+    def _note_rejection(self, symbol: str, result: object) -> None:
+        if isinstance(result, MarketDataError):
+            self.rejected[symbol] = str(result)
+        elif symbol in self._bars:
+            self.rejected.pop(symbol, None)
 
     def last_closed_open_ms(self, now_ms: int) -> int:
         """Open time of the newest bar whose close (open + timeframe) is at or before now."""

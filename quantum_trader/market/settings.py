@@ -13,12 +13,14 @@ from quantum_trader.settings_base import Section
 class UniverseSettings(Section):
     """`rule` fixed: trade market.symbols. top_volume: the `top_n` USDT perpetuals by 24 h
     quote volume, listed at least `min_listing_days`, minus `blacklist` — from the exchange at
-    start in testnet/live, from the recorded data (the day before the start) in paper mode and
-    backtests."""
+    start and every `refresh_s` in testnet/live (also re-reading the leverage brackets, for a
+    fixed list too), from the recorded data (the day before the start) in paper mode and
+    backtests, once."""
 
     rule: Literal["fixed", "top_volume"] = "fixed"
     top_n: int = Field(8, ge=1, le=200)
     min_listing_days: float = Field(30.0, ge=0)
+    refresh_s: float = Field(86_400.0, ge=60.0, le=30 * 86_400.0)
     blacklist: Annotated[tuple[str, ...], NoDecode] = ()
 
     @field_validator("blacklist", mode="before")

@@ -7,11 +7,12 @@ are one warning each at the default log level and a line for the health monitor
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import numpy.typing as npt
 
+from quantum_trader.clock import ms_from_utc
 from quantum_trader.config import Settings
 from quantum_trader.domain import Bars, GlobalRegime, MarketRules
 from quantum_trader.errors import MarketDataError
@@ -22,7 +23,7 @@ from quantum_trader.market.model import GlobalRegimeFn, MarketModel, RegimeFn, S
 from quantum_trader.market.replay import ReplayFeed
 from quantum_trader.market.source import MarketData, resolve_market_data
 from quantum_trader.market.universe import DAY_MS, resolve_recorded
-from quantum_trader.ports import SignalSource
+from quantum_trader.ports import Clock, SignalSource
 
 log = get_logger("market")
 REGIME_SYMBOL = "BTC/USDT:USDT"
@@ -96,9 +97,8 @@ def global_regime_timeline(store: CandleStore, settings: Settings) -> GlobalRegi
     """BTC's recorded daily closes against their EMA200, as of any instant (SPEC §3.3).
 
     Without BTC's hourly candles it is SIDEWAYS throughout (see `missing_inputs`)."""
-    try:
-        hourly = store.load_bars(REGIME_SYMBOL, "1h")
-    except MarketDataError:
+    hourly = _btc_hourly(store)
+    if hourly is None:
         return lambda now_ms: GlobalRegime.SIDEWAYS
     cache: dict[int, GlobalRegime] = {}
 
@@ -112,6 +112,40 @@ def global_regime_timeline(store: CandleStore, settings: Settings) -> GlobalRegi
     return at
 
 
+def regime_gap(days: int, needed: int, where: object) -> str | None:
+    """The line saying the global regime lacks BTC daily closes, or None when it has them."""
+    if days >= needed:
+        return None
+    return (
+        f"global regime: {days} of {needed} BTC daily closes in {where}; it stays SIDEWAYS "
+        f"until there are {needed} (`quantum-trader download-data --symbols {REGIME_SYMBOL} "
+        f"--timeframe 1h --days {needed + 10}`)"
+    )
+
+
+def _btc_hourly(store: CandleStore) -> Bars | None:
+    try:
+        return store.load_bars(REGIME_SYMBOL, "1h")
+    except MarketDataError:
+        return None
+
+
+def _closes_before(hourly: Bars | None, now_ms: int) -> int:
+    if hourly is None:
+        return 0
+    return len(regime.daily_closes(hourly.slice(0, hourly.closed_before(now_ms))))
+
+
+def _funding_gap(feed: ReplayFeed | None) -> tuple[list[str], str | None]:
+    without = [] if feed is None else [s for s, f in feed.funding.items() if f.time_ms.size == 0]
+    if not without:
+        return without, None
+    return without, (
+        f"funding rates: none recorded for {', '.join(without)}; no funding is charged "
+        "(spot candles, or download-data for these symbols)"
+    )
+
+
 def missing_inputs(
     store: CandleStore, settings: Settings, feed: ReplayFeed | None, start_ms: int
 ) -> list[str]:
@@ -123,27 +157,40 @@ def missing_inputs(
     """
     notices = []
     needed = settings.regime.global_ema_days
-    try:
-        hourly = store.load_bars(REGIME_SYMBOL, "1h")
-        days = len(regime.daily_closes(hourly.slice(0, hourly.closed_before(start_ms))))
-    except MarketDataError:
-        days = 0
-    if days < needed:
-        notices.append(
-            f"global regime: {days} of {needed} BTC daily closes before the start in "
-            f"{store.directory}; it stays SIDEWAYS until there are {needed} (`quantum-trader "
-            f"download-data --symbols {REGIME_SYMBOL} --timeframe 1h --days {needed + 10}`)"
-        )
-        log.warning("global_regime_unavailable", daily_closes=days, needed=needed, hint=notices[-1])
-    if feed is not None:
-        without = [s for s, f in feed.funding.items() if f.time_ms.size == 0]
-        if without:
-            notices.append(
-                f"funding rates: none recorded for {', '.join(without)}; no funding is charged "
-                "(spot candles, or download-data for these symbols)"
-            )
-            log.warning("funding_unavailable", symbols=without, hint=notices[-1])
+    days = _closes_before(_btc_hourly(store), start_ms)
+    gap = regime_gap(days, needed, f"{store.directory} before the start")
+    if gap is not None:
+        notices.append(gap)
+        log.warning("global_regime_unavailable", daily_closes=days, needed=needed, hint=gap)
+    without, funding = _funding_gap(feed)
+    if funding is not None:
+        notices.append(funding)
+        log.warning("funding_unavailable", symbols=without, hint=funding)
     return notices
+
+
+def recorded_input_check(
+    store: CandleStore, settings: Settings, feed: ReplayFeed | None, clock: Clock
+) -> Callable[[], list[str]]:
+    """The health monitor's check of the recorded optional inputs as of the clock's now: the
+    regime's line clears once the replay has passed `regime.global_ema_days` BTC daily closes
+    (logged once, `global_regime_available`)."""
+    hourly, needed = _btc_hourly(store), settings.regime.global_ema_days
+    funding = _funding_gap(feed)[1]
+    checked_day, gap = -1, ""
+
+    def check() -> list[str]:
+        nonlocal checked_day, gap
+        now_ms = ms_from_utc(clock.now())
+        if now_ms // DAY_MS != checked_day:
+            days = _closes_before(hourly, now_ms)
+            now_gap = regime_gap(days, needed, store.directory) or ""
+            if gap and not now_gap:
+                log.info("global_regime_available", daily_closes=days)
+            checked_day, gap = now_ms // DAY_MS, now_gap
+        return [line for line in (gap, funding) if line]
+
+    return check
 
 
 def with_universe(settings: Settings, data: MarketData, start_ms: int | None) -> Settings:

@@ -8,6 +8,7 @@ heartbeat takes the measurements.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
@@ -102,20 +103,24 @@ def _at_most(value: float, limit: float, name: str, status: HealthStatus) -> Che
 class HealthMonitor:
     """Keeps the latest report and counts consecutive CRITICAL samples.
 
-    `missing_inputs` are optional inputs found missing at start (market.setup): each is a
-    DEGRADED problem in every report — trading goes on, the report says what is missing."""
+    `missing_inputs` are optional inputs found missing at start (market.setup); `checks`
+    name the inputs missing now (asked at every sample, so an input that arrives clears its
+    line: the BTC closes of the global regime, symbols without rules, brackets or candles).
+    Each line is a DEGRADED problem — trading goes on, the report says what is missing."""
 
     settings: HealthSettings
     min_balance_usdt: float
     latest: HealthReport = HealthReport(HealthStatus.HEALTHY, ())
     critical_in_a_row: int = 0
     missing_inputs: list[str] = field(default_factory=list)
+    checks: list[Callable[[], Sequence[str]]] = field(default_factory=list)
 
     def record(self, sample: HealthSample) -> HealthReport:
         report = assess(sample, self.settings, self.min_balance_usdt)
-        if self.missing_inputs:
+        missing = [*self.missing_inputs, *(line for check in self.checks for line in check())]
+        if missing:
             status = max(report.status, HealthStatus.DEGRADED, key=_RANK.__getitem__)
-            report = HealthReport(status, (*report.problems, *self.missing_inputs))
+            report = HealthReport(status, (*report.problems, *missing))
         self.latest = report
         critical = self.latest.status is HealthStatus.CRITICAL
         self.critical_in_a_row = self.critical_in_a_row + 1 if critical else 0

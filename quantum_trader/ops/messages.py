@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 
@@ -89,3 +89,15 @@ def health_critical(now: datetime, report: HealthReport) -> Notification:
     problems = "; ".join(report.problems)
     text = f"HEALTH CRITICAL: {problems}. No new entries; positions keep their stops."
     return Notification(NotificationKind.HEALTH_CRITICAL, now, text, {"problems": problems})
+
+
+def universe_changed(
+    now: datetime, added: Sequence[str], removed: Sequence[str], why: Mapping[str, str]
+) -> Notification:
+    parts = [f"+{s} ({why.get(s, '')})" for s in added]
+    parts += [f"-{s} ({why.get(s, '')})" for s in removed]
+    text = "Universe changed: " + "; ".join(parts)
+    if removed:
+        text += ". Open positions on removed symbols are managed to their exit."
+    fields = {"added": ",".join(added), "removed": ",".join(removed)}
+    return Notification(NotificationKind.UNIVERSE_CHANGED, now, text, fields)

@@ -37,6 +37,7 @@ class NotificationKind(StrEnum):
     EXIT = "exit"
     GOVERNOR_TRIP = "governor_trip"
     HEALTH_CRITICAL = "health_critical"
+    UNIVERSE_CHANGED = "universe_changed"
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
 from gate_builders import NOW, market, portfolio, position, rules, sized_order
@@ -9,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from quantum_trader.domain import (
+    LeverageBracket,
     MarketView,
     PortfolioView,
     Position,
@@ -181,3 +183,19 @@ def test_an_approved_order_respects_every_cap(
     assert order.quantity * order.entry_price <= equity * Decimal("1.5")
     assert risk_at_stop_usdt(order) <= equity * Decimal("0.02")
     assert reward / stop_distance >= Decimal("1.5")
+
+
+def test_leverage_cap_from_the_exchanges_bracket_for_the_notional() -> None:
+    brackets = (
+        LeverageBracket(8, Decimal(0), Decimal(500)),
+        LeverageBracket(4, Decimal(500), Decimal(2000)),
+        LeverageBracket(2, Decimal(2000), Decimal(5000)),
+    )
+    bracketed = replace(rules(max_leverage=8), leverage_brackets=brackets)
+    view = market(market_rules={"ETH/USDT:USDT": bracketed})
+    # 4 ETH at 100 = 400 USDT: the first bracket allows 8x; 10 ETH = 1000 USDT only 4x.
+    assert review(sized_order(quantity="4", leverage=5), view=view).approved
+    assert review(sized_order(quantity="10", leverage=4), view=view).approved
+    denied = review(sized_order(quantity="10", leverage=5), view=view)
+    assert denied.reason is ReasonCode.LEVERAGE_TOO_HIGH
+    assert bracketed.max_leverage_for(Decimal(5000)) == 0  # beyond the last cap: none

@@ -23,6 +23,8 @@ class LoopbackMarket:
     min_quantity: str = "0.001"
     min_notional: str = "5"
     onboard_ms: int = 1569398400000
+    max_leverage: int = 125
+    status: str = "TRADING"
 
 
 DEFAULT_MARKETS = (
@@ -117,7 +119,7 @@ def symbol_info(m: LoopbackMarket) -> dict[str, Any]:
         "contractType": "PERPETUAL",
         "deliveryDate": 4133404800000,
         "onboardDate": m.onboard_ms,
-        "status": "TRADING",
+        "status": m.status,
         "baseAsset": m.base,
         "quoteAsset": "USDT",
         "marginAsset": "USDT",
@@ -167,6 +169,32 @@ def symbol_info(m: LoopbackMarket) -> dict[str, Any]:
         ],
         "timeInForce": ["GTC", "IOC", "FOK", "GTX", "GTD"],
     }
+
+
+BRACKET_TIERS = (  # (notional cap USDT, leverage ceiling, maintenance margin ratio)
+    (50_000, 125, "0.004"),
+    (250_000, 50, "0.005"),
+    (1_000_000, 20, "0.01"),
+    (10_000_000, 10, "0.025"),
+    (50_000_000, 5, "0.05"),
+    (100_000_000, 1, "0.5"),
+)
+
+
+def leverage_brackets(m: LoopbackMarket) -> dict[str, Any]:
+    """One GET /fapi/v1/leverageBracket row, as Binance documents it: the tiers above, each
+    capped at the market's `max_leverage`."""
+    rows, floor, cum = [], 0, Decimal(0)
+    previous_ratio = Decimal(0)
+    for number, (cap, leverage, ratio) in enumerate(BRACKET_TIERS, start=1):
+        cum += floor * (Decimal(ratio) - previous_ratio)
+        rows.append({
+            "bracket": number, "initialLeverage": min(leverage, m.max_leverage),
+            "notionalCap": cap, "notionalFloor": floor, "maintMarginRatio": float(ratio),
+            "cum": float(cum),
+        })  # fmt: skip
+        floor, previous_ratio = cap, Decimal(ratio)
+    return {"symbol": m.market_id, "brackets": rows}
 
 
 def kline(market: LoopbackMarket, open_ms: int, step: int) -> list[Any]:

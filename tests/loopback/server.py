@@ -217,6 +217,7 @@ ROUTES: dict[tuple[str, str], Handler] = {
     ("GET", "/fapi/v1/multiAssetsMargin"): lambda b, p: {
         "multiAssetsMargin": b.state.multi_assets_margin
     },
+    ("GET", "/fapi/v1/leverageBracket"): lambda b, p: b.state.leverage_brackets(p),
     ("POST", "/fapi/v1/leverage"): lambda b, p: b.state.set_leverage(p),
     ("POST", "/fapi/v1/marginType"): lambda b, p: b.state.set_margin_type(p),
     ("GET", "/fapi/v1/order"): lambda b, p: b.state.get_order(p),

@@ -21,7 +21,14 @@ from typing import Any
 from quantum_trader.clock import ms_from_utc
 from quantum_trader.ports import Clock
 
-from .markets import DEFAULT_MARKETS, LoopbackMarket, MarkPath, kline, symbol_info
+from .markets import (
+    DEFAULT_MARKETS,
+    LoopbackMarket,
+    MarkPath,
+    kline,
+    leverage_brackets,
+    symbol_info,
+)
 
 FIVE_MINUTES_MS = 300_000
 INTERVAL_MS = {"1m": 60_000, "5m": 300_000, "15m": 900_000, "1h": 3_600_000, "1d": 86_400_000}
@@ -66,6 +73,7 @@ class LoopbackState:
     income: list[dict[str, Any]] = field(default_factory=list)
     marks: dict[str, Decimal] = field(default_factory=dict)  # pinned mark prices
     tickers_24h: list[dict[str, Any]] = field(default_factory=list)  # a recorded answer, as set
+    brackets_answer: Any = None  # a recorded leverageBracket answer; None: from the markets
     listen_keys: dict[str, int] = field(default_factory=dict)  # key → expiry (ms)
     sinks: list[UserEventSink] = field(default_factory=list)
     next_id: int = 1000
@@ -254,11 +262,19 @@ class LoopbackState:
             for m in wanted
         ]  # fmt: skip
 
+    def leverage_brackets(self, params: dict[str, str]) -> Any:
+        """GET /fapi/v1/leverageBracket: every market's rows (one object for one symbol)."""
+        if self.brackets_answer is not None:
+            return self.brackets_answer
+        if "symbol" in params:
+            return leverage_brackets(self.market(params))
+        return [leverage_brackets(m) for m in self.markets.values()]
+
     def set_leverage(self, params: dict[str, str]) -> dict[str, Any]:
         market = self.market(params)
         leverage = int(params["leverage"])
-        if not 1 <= leverage <= 125:
-            raise BinanceError(-4028, "Leverage 0 is not valid")
+        if not 1 <= leverage <= market.max_leverage:
+            raise BinanceError(-4028, f"Leverage {leverage} is not valid")
         self.holding(market.market_id).leverage = leverage
         self.emit({"e": "ACCOUNT_CONFIG_UPDATE", "E": self.now_ms, "T": self.now_ms,
                    "ac": {"s": market.market_id, "l": leverage}})  # fmt: skip
