@@ -42,6 +42,7 @@ from quantum_trader.keeper.orders import INTENTS
 from quantum_trader.keeper.plan import (
     Context,
     Observation,
+    Plan,
     lookups_needed,
     orders_to_read_fills,
     plan,
@@ -200,6 +201,12 @@ class PositionKeeper:
         marks = await self._marks(symbols, now)
         context = self._context(advance=True)
         result = plan(book, Observation(snapshot, found, fills, marks), now, context)
+        if snapshot.source is not SnapshotSource.REST and _unexplained_exit(result):
+            # A stream that missed an event must not close a position the exchange still
+            # holds: only a REST snapshot may say it is gone (the plan is pure; drop it).
+            log.info("stream_exit_checked_by_rest")
+            await self._tick(now, rest=True)
+            return
         await self._carrier.carry_out(result, now, context)
         self._reconciled_at = now
 
@@ -361,6 +368,11 @@ class PositionKeeper:
             ]
             await self._carrier.act(ours, now, context)
         log.warning("flattened", reason=reason)
+
+
+def _unexplained_exit(result: Plan) -> bool:
+    """The plan books a position (or part of it) closed with no order of ours to explain it."""
+    return any(note.event == "position_closed_externally" for note in result.notes)
 
 
 def blocked(book: Book) -> dict[str, str]:
