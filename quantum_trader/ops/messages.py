@@ -89,3 +89,19 @@ def health_critical(now: datetime, report: HealthReport) -> Notification:
     problems = "; ".join(report.problems)
     text = f"HEALTH CRITICAL: {problems}. No new entries; positions keep their stops."
     return Notification(NotificationKind.HEALTH_CRITICAL, now, text, {"problems": problems})
+
+
+def paused(now: datetime, held: Trip) -> Notification:
+    text = (
+        f"PAUSED: no new entries ({held.detail}); open positions stay managed. "
+        "`quantum-trader resume` ends the pause"
+    )
+    fields = {"since": held.since.isoformat(), "detail": held.detail}
+    return Notification(NotificationKind.OPERATOR_PAUSED, now, text, fields)
+
+
+def resumed(now: datetime, trading_state: str) -> Notification:
+    text = f"RESUMED: the operator's pause has ended; trading state {trading_state}"
+    return Notification(
+        NotificationKind.OPERATOR_RESUMED, now, text, {"trading_state": trading_state}
+    )

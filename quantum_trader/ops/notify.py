@@ -37,6 +37,8 @@ class NotificationKind(StrEnum):
     EXIT = "exit"
     GOVERNOR_TRIP = "governor_trip"
     HEALTH_CRITICAL = "health_critical"
+    OPERATOR_PAUSED = "operator_paused"
+    OPERATOR_RESUMED = "operator_resumed"
 
 
 @dataclass(frozen=True, slots=True)
