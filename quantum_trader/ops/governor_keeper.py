@@ -78,7 +78,8 @@ class GovernorKeeper:
         await self._record([event] if event else [])
 
     async def reset(self, now: datetime, operator: str) -> None:
-        """Clear every halt and the account's losing streak: a person decided to trade again."""
+        """Clear every halt but a pause (`resume` ends that) and the account's losing streak: a
+        person decided to trade again."""
         await self._record([self.governor.reset(now, operator)])
         await self._ledger.reset_losing_streak(now)
 
