@@ -62,7 +62,7 @@ def pause(
         console.print(f"entries are already paused since {held.since.isoformat()} "
                       f"({held.detail}): nothing requested")  # fmt: skip
         return
-    detail = f"{reason} (by {operator})" if reason else f"paused by {operator}"
+    detail = f"paused by {operator}" + (f": {reason}" if reason else "")
     _request(settings, RequestKind.PAUSE, operator, "pause", detail)
 
 

@@ -153,7 +153,7 @@ def why_not_active(
 def pause_line(held: Trip) -> str:
     """The operator's pause for a person: since when, who and why, and how it ends."""
     return (
-        f"PAUSED by the operator since {held.since.isoformat()} ({held.detail}): no new "
+        f"PAUSED since {held.since.isoformat()} ({held.detail}): no new "
         "entries, open positions still managed; `quantum-trader resume` ends it"
     )
 

@@ -61,7 +61,7 @@ def test_close_all_pauses_across_a_restart_until_resume(tmp_path: Path) -> None:
 
         document = status_json(first)
         assert document["trading"]["paused"]["detail"] == "close-all by desk"
-        assert document["trading"]["why"][0].startswith("PAUSED by the operator since")
+        assert document["trading"]["why"][0].startswith("PAUSED since")
         live = get(status_url(first) + "/status").json()
         assert live["trading"]["paused"]["detail"] == "close-all by desk"
         assert "qt_operator_paused 1.0" in get(status_url(first) + "/metrics").body.decode()

@@ -16,14 +16,18 @@ from daemon_harness import DATABASE, cli
 from damage_fixtures import data_dir, stopped_daemon_template
 
 from quantum_trader.domain import Order, OrderKind, OrderRequest, OrderSide
+from quantum_trader.gates.governor import SafetyGovernor
+from quantum_trader.gates.settings import GovernorSettings
 from quantum_trader.keeper.book import Intent
 from quantum_trader.keeper.orders import INTENTS
+from quantum_trader.ops.governor_keeper import STATE_KEY
 from quantum_trader.ops.operator_view import MARKS_FILE, write_marks
 from quantum_trader.storage.sqlite import SqliteRepository
 
 __all__ = ["data_dir", "stopped_daemon_template"]
 MMR = Decimal("0.005")  # server.maintenance_margin_rate's default
 EIGHT = Decimal("1e-8")
+PAUSED_AT = datetime(2025, 9, 12, 6, 5, tzinfo=UTC)
 
 
 def as_json(data_dir: Path, *args: str) -> dict[str, Any]:
@@ -105,8 +109,9 @@ def test_positions_json_without_marks_says_so_with_nulls(data_dir: Path) -> None
         assert Decimal(row["liquidation_price"]) > 0
 
 
-def test_status_json_shows_the_daemon_trading_state_and_blocked_symbols(data_dir: Path) -> None:
+def test_status_shows_the_daemon_a_pause_and_blocked_symbols(data_dir: Path) -> None:
     blocked_id = asyncio.run(_leave_an_unsettled_order(data_dir / DATABASE))
+    asyncio.run(_pause(data_dir / DATABASE))
     document = as_json(data_dir, "status")
     assert set(document) == {
         "daemon",
@@ -128,7 +133,14 @@ def test_status_json_shows_the_daemon_trading_state_and_blocked_symbols(data_dir
     daemon = document["daemon"]
     assert daemon["running"] is False
     assert isinstance(daemon["heartbeat_age_s"], float)
-    assert document["trading"] == {"state": "ACTIVE", "paused": None, "why": []}
+    trading = document["trading"]
+    assert trading["state"] == "REDUCING"
+    detail = "paused by desk: maintenance"
+    assert trading["paused"] == {"since": PAUSED_AT.isoformat(), "detail": detail}
+    assert trading["why"] == [
+        f"PAUSED since {PAUSED_AT.isoformat()} (paused by desk: maintenance): no new "
+        "entries, open positions still managed; `quantum-trader resume` ends it"
+    ]
     assert document["blocked_symbols"] == {
         "ETH/USDT:USDT": f"order {blocked_id} unsettled since 2025-09-12T01:00:00+00:00"
     }
@@ -138,7 +150,18 @@ def test_status_json_shows_the_daemon_trading_state_and_blocked_symbols(data_dir
 
     text = " ".join(w for w in cli(data_dir, "status").stdout.split() if w != "│")
     assert f"blocked symbols ETH/USDT:USDT: order {blocked_id} unsettled" in text
-    assert "entries open" in text
+    assert f"entries PAUSED since {PAUSED_AT.isoformat()} (paused by desk: maintenance)" in text
+
+
+async def _pause(database: Path) -> None:
+    """The governor's state as the daemon saves it after `pause --reason maintenance`."""
+    governor = SafetyGovernor(GovernorSettings())
+    governor.pause(PAUSED_AT, "desk", "paused by desk: maintenance")
+    repository = await SqliteRepository.open(database)
+    try:
+        await repository.save_state(*STATE_KEY, governor.state.to_dict())
+    finally:
+        await repository.close()
 
 
 async def _leave_an_unsettled_order(database: Path) -> str:
