@@ -1,20 +1,20 @@
-"""Operator commands: read the database while the daemon runs (`status`, `positions`,
-`trades`), and file requests the running daemon carries out on its next monitor tick
-(`close-all`, `reset-halt`, `lift-blacklist`), so the exchange account only ever has one writer.
-
-A request is filed only while a daemon holds the data directory: with none running it is
-refused (exit 1) rather than left to surprise whoever starts the daemon next. An unknown
-symbol is a usage error (exit 2).
+"""Operator commands that read: `status`, `positions` and `trades` read the database while
+the daemon runs (or a backtest's with `--db`); with `--json` each prints one JSON document on
+stdout (stable keys, Decimals as strings; ops/operator_view.py builds them). The requests the
+daemon carries out (`pause`, `resume`, `close-all`, ...) are in cli_requests.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import sys
+from decimal import Decimal
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
 from quantum_trader.app import database_path
@@ -22,11 +22,20 @@ from quantum_trader.cli import ConfigOption, _settings, app, console
 from quantum_trader.clock import LiveClock
 from quantum_trader.config import Settings
 from quantum_trader.daemon import ANALYTICS_FILE
-from quantum_trader.errors import OperatorActionRequired, UsageError
-from quantum_trader.ops.governor_keeper import EVENTS_NAMESPACE
-from quantum_trader.ops.presence import daemon_presence, require_running_daemon
-from quantum_trader.ops.requests import file_request
-from quantum_trader.portfolio.ledger import STATS_NAMESPACE
+from quantum_trader.domain import ClosedTrade, Position
+from quantum_trader.errors import OperatorActionRequired
+from quantum_trader.gates.governor import GovernorState
+from quantum_trader.ops.operator_view import (
+    MARKS_FILE,
+    StatusData,
+    positions_document,
+    read_marks,
+    read_status,
+    status_document,
+    trades_document,
+)
+from quantum_trader.ops.presence import daemon_presence
+from quantum_trader.ops.snapshot import pause_line
 from quantum_trader.storage.sqlite import SqliteRepository
 
 DbOption = Annotated[
@@ -45,44 +54,86 @@ async def _open_read_only(settings: Settings, db: Path | None = None) -> SqliteR
     return await SqliteRepository.open(path, read_only=True)
 
 
-@app.command()
-def positions(config: ConfigOption = None) -> None:
-    """Open positions with their managed and exchange-side stops."""
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print one JSON document (Decimals as strings).")
+]
 
+
+def print_json(document: dict[str, Any]) -> None:
+    """One JSON document on stdout, nothing else."""
+    sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
+
+
+def _maintenance_rate(settings: Settings) -> Decimal:
+    return Decimal(repr(settings.server.maintenance_margin_rate))
+
+
+@app.command()
+def positions(config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """Open positions: entry, mark, unrealized PnL, leverage, margin, liquidation price
+    (an isolated-margin estimate), managed stop and take-profit, exchange-side stop order."""
     settings = _settings(config)
 
-    async def show() -> None:
+    async def read() -> list[Position]:
         repository = await _open_read_only(settings)
         try:
-            rows = await repository.open_positions()
+            return await repository.open_positions()
         finally:
             await repository.close()
-        table = Table(title=f"Open positions ({len(rows)})")
-        for column in (
-            "symbol",
-            "side",
-            "qty",
-            "entry",
-            "stop",
-            "take profit",
-            "opened",
-            "stop order",
-        ):
-            table.add_column(column)
-        for p in rows:
-            table.add_row(
-                p.symbol,
-                p.side,
-                str(p.quantity),
-                str(p.entry_price),
-                str(p.stop_price),
-                str(p.take_profit_price),
-                p.opened_at.isoformat(timespec="minutes"),
-                p.stop_order_id or "MISSING",
-            )
-        console.print(table)
 
-    asyncio.run(show())
+    marks = read_marks(settings.data_dir / MARKS_FILE)
+    document = positions_document(asyncio.run(read()), marks, _maintenance_rate(settings))
+    if as_json:
+        print_json(document)
+    else:
+        _print_wide(_positions_table(document))
+
+
+def _print_wide(table: Table) -> None:
+    """Print without truncating cells to the terminal's width (a narrow one wraps the lines):
+    a price cut to "15…" would mislead."""
+    Console(width=max(console.width, WIDE_COLUMNS)).print(table)
+
+
+def _positions_table(document: dict[str, Any]) -> Table:
+    rows, marks = document["positions"], document["marks"]
+    seen = f"; marks as of {marks['as_of']}" if marks else "; no marks yet (daemon heartbeat)"
+    table = Table(title=f"Open positions ({len(rows)}{seen})")
+    for column, _ in POSITION_COLUMNS:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(_cell(row.get(key), key) for _, key in POSITION_COLUMNS))
+    return table
+
+
+WIDE_COLUMNS = 180
+POSITION_COLUMNS = (
+    ("symbol", "symbol"),
+    ("side", "side"),
+    ("qty", "quantity"),
+    ("entry", "entry_price"),
+    ("mark", "mark_price"),
+    ("uPnL", "unrealized_pnl_usdt"),
+    ("lev", "leverage"),
+    ("margin", "margin_usdt"),
+    ("liq. (est.)", "liquidation_price"),
+    ("stop", "stop_price"),
+    ("take profit", "take_profit_price"),
+    ("opened", "opened_at"),
+    ("stop order", "stop_order_id"),
+)
+
+
+def _cell(value: object, key: str) -> str:
+    if key == "stop_order_id":
+        return str(value or "MISSING")
+    if value is None:
+        return "—"
+    if key in ("unrealized_pnl_usdt", "margin_usdt"):
+        return f"{Decimal(str(value)):.2f}"
+    if key == "opened_at":
+        return str(value)[:16]
+    return str(value)
 
 
 @app.command()
@@ -90,79 +141,103 @@ def trades(
     config: ConfigOption = None,
     limit: Annotated[int, typer.Option(min=1, help="How many of the newest trades.")] = 20,
     db: DbOption = None,
+    as_json: JsonOption = False,
 ) -> None:
-    """The newest closed trades."""
-
+    """The newest closed trades (of the daemon, or of a backtest's database with --db)."""
     settings = _settings(config)
+    path = db or database_path(settings)
 
-    async def show() -> None:
+    async def read() -> list[ClosedTrade]:
         repository = await _open_read_only(settings, db)
         try:
-            rows = (await repository.closed_trades())[-limit:]
+            return (await repository.closed_trades())[-limit:]
         finally:
             await repository.close()
-        table = Table(title=f"Closed trades (newest {len(rows)})")
-        for column in ("closed", "symbol", "side", "entry", "exit", "reason", "PnL", "R"):
-            table.add_column(column)
-        for t in rows:
-            table.add_row(
-                t.closed_at.isoformat(timespec="minutes"),
-                t.symbol,
-                t.side,
-                str(t.entry_price),
-                str(t.exit_price),
-                t.exit_reason,
-                f"{t.pnl_usdt:.2f}",
-                f"{t.r_multiple:.2f}",
-            )
-        console.print(table)
 
-    asyncio.run(show())
+    rows = asyncio.run(read())
+    if as_json:
+        print_json(trades_document(rows, path))
+        return
+    table = Table(title=f"Closed trades (newest {len(rows)})")
+    for column in ("closed", "symbol", "side", "entry", "exit", "reason", "PnL", "R"):
+        table.add_column(column)
+    for t in rows:
+        table.add_row(
+            t.closed_at.isoformat(timespec="minutes"),
+            t.symbol,
+            t.side,
+            str(t.entry_price),
+            str(t.exit_price),
+            t.exit_reason,
+            f"{t.pnl_usdt:.2f}",
+            f"{t.r_multiple:.2f}",
+        )
+    console.print(table)
 
 
 @app.command()
-def status(config: ConfigOption = None, db: DbOption = None) -> None:
-    """Equity, positions, decisions by gate and reason, governor and pending operator requests."""
-
+def status(config: ConfigOption = None, db: DbOption = None, as_json: JsonOption = False) -> None:
+    """Equity, trading state (an operator pause included), governor, symbols the keeper has
+    blocked, pending operator requests, positions with their futures basics, decisions."""
     settings = _settings(config)
 
-    async def show() -> None:
+    async def read() -> StatusData:
         repository = await _open_read_only(settings, db)
         try:
-            equity = await repository.equity_history()
-            open_positions = await repository.open_positions()
-            counts = await repository.decision_counts()
-            trades_done = await repository.closed_trades()
-            states = {
-                ns: await repository.load_state(ns)
-                for ns in ("governor", "operator", "replay", EVENTS_NAMESPACE)
-            }
+            return await read_status(repository)
         finally:
             await repository.close()
-        summary = Table(title="Quantum Trader status", show_header=False)
-        summary.add_row("daemon", daemon_presence(settings.data_dir, LiveClock().now()).describe())
-        last = equity[-1] if equity else None
-        summary.add_row(
-            "equity", f"{last.equity_usdt:.2f} USDT at {last.time.isoformat()}" if last else "—"
-        )
-        summary.add_row("open positions", str(len(open_positions)))
-        summary.add_row("closed trades", str(len(trades_done)))
-        summary.add_row("simulated time", str(states["replay"].get("clock", {}).get("now", "—")))
-        summary.add_row("governor", _governor_line(states["governor"].get("state")))
-        events = sorted(states[EVENTS_NAMESPACE].values(), key=lambda e: str(e["time"]))
-        summary.add_row("governor events", _last_event_line(events))
-        summary.add_row("operator requests", str(states["operator"] or "none"))
-        console.print(summary)
-        if db is None:  # the running daemon's analytics; a backtest keeps its own report
-            console.print(_analytics_table(settings.data_dir / ANALYTICS_FILE))
-        decisions = Table(title="Decisions by gate and reason")
-        for column in ("gate", "reason", "count"):
-            decisions.add_column(column)
-        for (gate, reason), count in sorted(counts.items()):
-            decisions.add_row(gate, reason, str(count))
-        console.print(decisions)
 
-    asyncio.run(show())
+    data = asyncio.run(read())
+    presence = daemon_presence(settings.data_dir, LiveClock().now())
+    marks = None if db else read_marks(settings.data_dir / MARKS_FILE)
+    shown = positions_document(data.positions, marks, _maintenance_rate(settings))
+    analytics = None if db else _analytics(settings.data_dir / ANALYTICS_FILE)
+    document = status_document(data, presence, db or database_path(settings), shown, analytics)
+    if as_json:
+        print_json(document)
+        return
+    console.print(_summary_table(document, data))
+    if db is None:  # the running daemon's analytics; a backtest keeps its own report
+        console.print(_analytics_table(analytics))
+    _print_wide(_positions_table(shown))
+    decisions = Table(title="Decisions by gate and reason")
+    for column in ("gate", "reason", "count"):
+        decisions.add_column(column)
+    for row in document["decisions"]:
+        decisions.add_row(row["gate"], row["reason"], str(row["count"]))
+    console.print(decisions)
+
+
+def _summary_table(document: dict[str, Any], data: StatusData) -> Table:
+    summary = Table(title="Quantum Trader status", show_header=False)
+    summary.add_row("daemon", document["daemon"]["description"])
+    last = data.equity
+    summary.add_row(
+        "equity", f"{last.equity_usdt:.2f} USDT at {last.time.isoformat()}" if last else "—"
+    )
+    summary.add_row("open positions", str(len(data.positions)))
+    summary.add_row("closed trades", str(data.closed_trades))
+    summary.add_row("simulated time", data.simulated_time or "—")
+    summary.add_row("entries", _entries_line(data.governor))
+    summary.add_row("governor", _governor_line(data.governor.to_dict()))
+    summary.add_row("governor events", _last_event_line(data.governor_events))
+    blocked = "; ".join(f"{k}: {v}" for k, v in data.blocked.items())
+    summary.add_row("blocked symbols", blocked or "none")
+    pending = "; ".join(
+        f"{r['request']} (by {r['by']} at {r['requested_at']})" for r in data.requests
+    )
+    summary.add_row("operator requests", pending or "none")
+    return summary
+
+
+def _entries_line(governor: GovernorState) -> str:
+    held = governor.pause
+    if held is not None:
+        return pause_line(held)
+    if governor.allows_new_entries:
+        return "open"
+    return f"closed by the governor ({governor.decision})"
 
 
 def _governor_line(state: dict[str, object] | None) -> str:
@@ -198,11 +273,18 @@ ANALYTICS_ROWS = (
 )
 
 
-def _analytics_table(path: Path) -> Table | str:
-    """The daemon's latest portfolio analytics (written every heartbeat)."""
-    if not path.is_file():
+def _analytics(path: Path) -> dict[str, Any] | None:
+    """The daemon's latest portfolio analytics (written every heartbeat), if any."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _analytics_table(data: dict[str, Any] | None) -> Table | str:
+    if data is None:
         return "portfolio analytics: none yet (the running daemon writes them every minute)"
-    data = json.loads(path.read_text())
     table = Table(title="Portfolio analytics (SPEC §7)", show_header=False)
     for key, label in ANALYTICS_ROWS:
         value = data.get(key)
@@ -211,55 +293,3 @@ def _analytics_table(path: Path) -> Table | str:
         shown = ", ".join(f"{k} {v:,.0f}" for k, v in sorted(data.get(name, {}).items()))
         table.add_row(name.removesuffix("_usdt").replace("_", " "), shown or "—")
     return table
-
-
-def _request(settings: Settings, kind: str, operator: str, what: str) -> None:
-    """File `kind` for the running daemon and say which daemon will carry it out."""
-    now = LiveClock().now()
-    presence = require_running_daemon(settings.data_dir, now, what)
-    asyncio.run(file_request(database_path(settings), kind, now, operator))
-    console.print(f"{what} requested: {presence.describe()}; it acts on its next monitor tick.")
-
-
-@app.command("close-all")
-def close_all(config: ConfigOption = None) -> None:
-    """Ask the running daemon to flatten every position and cancel its orders."""
-    _request(_settings(config), "close_all", "operator", "close-all")
-
-
-@app.command("lift-blacklist")
-def lift_blacklist(
-    symbol: Annotated[str, typer.Argument(help="The blacklisted symbol, e.g. INJ/USDT:USDT.")],
-    config: ConfigOption = None,
-    operator: Annotated[str, typer.Option(help="Who lifts it (logged).")] = "operator",
-) -> None:
-    """Ask the running daemon to let a blacklisted symbol (20 losses in a row) trade again."""
-    settings = _settings(config)
-    traded = asyncio.run(_traded_symbols(settings))
-    if symbol not in settings.market.symbols and symbol not in traded:
-        raise UsageError(
-            f"lift-blacklist: {symbol!r} is neither a configured symbol (market.symbols: "
-            f"{', '.join(settings.market.symbols)}) nor one the daemon has traded"
-        )
-    _request(settings, f"lift_blacklist:{symbol}", operator, f"lift-blacklist {symbol}")
-
-
-async def _traded_symbols(settings: Settings) -> set[str]:
-    """Symbols with a trading record (only those can be blacklisted; with a volume universe
-    they need not be in market.symbols)."""
-    if not database_path(settings).is_file():
-        return set()
-    repository = await _open_read_only(settings)
-    try:
-        return set(await repository.load_state(STATS_NAMESPACE))
-    finally:
-        await repository.close()
-
-
-@app.command("reset-halt")
-def reset_halt(
-    config: ConfigOption = None,
-    operator: Annotated[str, typer.Option(help="Who resets the halt (logged).")] = "operator",
-) -> None:
-    """Ask the running daemon to clear an operator-level governor halt."""
-    _request(_settings(config), "reset_halt", operator, "reset-halt")

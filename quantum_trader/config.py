@@ -46,7 +46,7 @@ from quantum_trader.gates.settings import (
 from quantum_trader.keeper.settings import KeeperSettings
 from quantum_trader.market.settings import UniverseSettings
 from quantum_trader.monitor.settings import MonitorSettings
-from quantum_trader.ops.settings import NotifySettings, ServerSettings
+from quantum_trader.ops.settings import NotifySettings, OperatorSettings, ServerSettings
 from quantum_trader.settings_base import DAY_S, CommaList, Section, at_least
 from quantum_trader.signals.settings import EnsembleSettings, SignalsSettings
 from quantum_trader.sizing.settings import CostSettings, SizingSettings
@@ -230,6 +230,7 @@ class Settings(BaseSettings):
     log: LogSettings = LogSettings()
     server: ServerSettings = ServerSettings()
     notify: NotifySettings = NotifySettings()
+    operator: OperatorSettings = OperatorSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -32,7 +32,9 @@ from quantum_trader.log import get_logger
 from quantum_trader.loops import LoopWatch, Step, periodic
 from quantum_trader.ops.health import HealthSample
 from quantum_trader.ops.metrics import Metrics, StreamHealth, StreamState
+from quantum_trader.ops.operator_view import MARKS_FILE
 from quantum_trader.ops.presence import HEARTBEAT_FILE as HEARTBEAT_FILE  # re-exported
+from quantum_trader.ops.requests import RequestWindow
 from quantum_trader.portfolio.analytics import portfolio_report
 from quantum_trader.ports import Clock, SignalSource
 
@@ -48,12 +50,15 @@ async def run_daemon(settings: Settings, source: SignalSource | None = None) -> 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
     speed = settings.market.replay_speed
+    started = LiveClock().now()  # before the data directory is ours: older requests are stale
     async with AsyncExitStack() as stack:
         metrics = Metrics()
         runtime = await open_runtime(
             settings, stack, lambda start: SimulatedClock(start, speed), stopping, metrics, source
         )
         ops = await open_operations(runtime, metrics, stack, stream_states(runtime))
+        window = RequestWindow(started, settings.operator.request_max_age_s)
+        runtime.core.governor.accept_requests(window, LiveClock())
         await runtime.core.governor.handle_operator_requests(runtime.clock.now())
         await run_loops(runtime, ops, stopping)
         await runtime.repository.flush()
@@ -180,6 +185,7 @@ async def _heartbeat(
     )
     (runtime.settings.data_dir / HEARTBEAT_FILE).write_text(wall_time.isoformat())
     await _write_analytics(runtime)
+    await ops.telemetry.write_marks(runtime.settings.data_dir / MARKS_FILE, wall_time)
     if balance is not None:
         await _record_equity(runtime, balance)
     ops.telemetry.on_heartbeat(report, balance, runtime.clock.now())

@@ -181,6 +181,8 @@ class ReasonCode(StrEnum):
     EMERGENCY_SHUTDOWN = "EMERGENCY_SHUTDOWN"
     HALTED = "HALTED"
     REDUCING_ONLY = "REDUCING_ONLY"
+    # the operator paused new entries (`quantum-trader pause` or `close-all`) until `resume`
+    OPERATOR_PAUSED = "OPERATOR_PAUSED"
     # sizer
     SIZE_ZERO = "SIZE_ZERO"
     LIFECYCLE_PAPER = "LIFECYCLE_PAPER"

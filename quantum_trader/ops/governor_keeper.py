@@ -3,8 +3,10 @@
 Its state is restored at start and saved after every change, so neither a restart nor kill -9
 clears a halt; every change is also kept as an event (state namespace `governor_events`, one
 key per event) for the backtest report and `status`. An EMERGENCY_SHUTDOWN flattens every
-position and cancels our conditional orders; operator requests (`close-all`, `reset-halt`)
-filed by the CLI are carried out here.
+position and cancels our conditional orders; operator requests (`pause`, `resume`,
+`close-all`, `reset-halt`, `lift-blacklist`) filed by the CLI are carried out here, oldest
+first, each deleted once done. `close-all` pauses new entries before it flattens, so no cycle
+re-enters until `resume`.
 """
 
 from __future__ import annotations
@@ -12,18 +14,24 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from quantum_trader.domain import ExitReason, MarketView, PortfolioView
-from quantum_trader.gates.governor import GovernorEvent, GovernorState, SafetyGovernor
+from quantum_trader.gates.governor import (
+    Breaker,
+    GovernorEvent,
+    GovernorEventKind,
+    GovernorState,
+    SafetyGovernor,
+)
 from quantum_trader.gates.settings import GovernorSettings
 from quantum_trader.keeper.keeper import PositionKeeper
 from quantum_trader.log import get_logger
-from quantum_trader.ops.requests import take_requests
+from quantum_trader.ops.requests import Request, RequestKind, RequestWindow, done, take_due
 from quantum_trader.portfolio.ledger import Ledger
-from quantum_trader.ports import Repository
+from quantum_trader.ports import Clock, Repository
 
 log = get_logger("governor")
 STATE_KEY = ("governor", "state")
 EVENTS_NAMESPACE = "governor_events"
-LIFT_BLACKLIST = "lift_blacklist:"
+LIFT_BLACKLIST = RequestKind.LIFT_BLACKLIST.value
 
 
 async def load_governor(settings: GovernorSettings, repository: Repository) -> SafetyGovernor:
@@ -47,9 +55,31 @@ class GovernorKeeper:
         self._repository = repository
         self._keeper = keeper
         self._ledger = ledger
+        self._window: RequestWindow | None = None
+        self._wall: Clock | None = None
+
+    def accept_requests(self, window: RequestWindow, wall: Clock) -> None:
+        """Act on operator requests filed within `window` (wall clock `wall`); until this is
+        called every pending request is stale (the backtest never takes any)."""
+        self._window, self._wall = window, wall
+
+    async def pause(self, now: datetime, operator: str, why: str) -> None:
+        """Stop new entries until `resume`; persisted, so a restart keeps the pause."""
+        event = self.governor.pause(now, operator, why)
+        if event is None:
+            log.info("operator_pause_unchanged", already_since=_iso(self._pause_since()))
+        await self._record([event] if event else [])
+
+    async def resume(self, now: datetime, operator: str) -> None:
+        """Let new entries through again (other breakers stay in force)."""
+        event = self.governor.resume(now, operator)
+        if event is None:
+            log.info("operator_resume_unchanged", trading_state=self.governor.state.trading_state)
+        await self._record([event] if event else [])
 
     async def reset(self, now: datetime, operator: str) -> None:
-        """Clear every halt and the account's losing streak: a person decided to trade again."""
+        """Clear every halt but a pause (`resume` ends that) and the account's losing streak: a
+        person decided to trade again."""
         await self._record([self.governor.reset(now, operator)])
         await self._ledger.reset_losing_streak(now)
 
@@ -82,19 +112,35 @@ class GovernorKeeper:
         await self._keeper.close_all(reason, now)
 
     async def handle_operator_requests(self, now: datetime) -> None:
-        requests = await take_requests(self._repository)
-        if "close_all" in requests:
-            log.warning(
-                "operator_close_all", requested_at=requests["close_all"].get("requested_at")
-            )
+        """Carry out the due requests oldest first (stale ones are dropped), deleting each
+        once done; a request whose action raises stays for the next tick."""
+        wall_now = self._wall.now() if self._wall is not None else now
+        for request in await take_due(self._repository, self._window, wall_now):
+            await self._carry_out(request, now)
+            await done(self._repository, request)
+
+    async def _carry_out(self, request: Request, now: datetime) -> None:
+        by, key = request.by, request.key
+        if key == RequestKind.PAUSE:
+            await self.pause(now, by, request.detail or f"paused by {by}")
+        elif key == RequestKind.RESUME:
+            await self.resume(now, by)
+        elif key == RequestKind.CLOSE_ALL:
+            log.warning("operator_close_all", requested_at=request.filed_at.isoformat(), by=by)
+            await self.pause(now, by, f"close-all by {by}")
             await self.flatten(now, ExitReason.MANUAL)
-        if "reset_halt" in requests:
-            await self.reset(now, str(requests["reset_halt"].get("by", "operator")))
-        for kind, request in requests.items():
-            if kind.startswith(LIFT_BLACKLIST):
-                symbol = kind.removeprefix(LIFT_BLACKLIST)
-                await self._ledger.lift_blacklist(symbol)
-                log.warning("blacklist_lifted", symbol=symbol, by=request.get("by", "operator"))
+        elif key == RequestKind.RESET_HALT:
+            await self.reset(now, by)
+        elif key.startswith(LIFT_BLACKLIST):
+            symbol = key.removeprefix(LIFT_BLACKLIST)
+            await self._ledger.lift_blacklist(symbol)
+            log.warning("blacklist_lifted", symbol=symbol, by=by)
+        else:
+            log.warning("operator_request_unknown", request=key, by=by)
+
+    def _pause_since(self) -> datetime | None:
+        held = self.governor.state.pause
+        return None if held is None else held.since
 
     async def _record(self, events: list[GovernorEvent]) -> None:
         if not events:
@@ -104,6 +150,14 @@ class GovernorKeeper:
         after = {"trading_state": state.trading_state.value, "state_until": _iso(state.until)}
         for event in events:
             key = f"{event.time.isoformat()} {event.kind} {event.breaker or '-'}"
+            if event.breaker is Breaker.OPERATOR_PAUSED:
+                log.warning(
+                    "operator_paused"
+                    if event.kind is GovernorEventKind.TRIPPED
+                    else "operator_resumed",
+                    by=event.operator,
+                    detail=event.detail,
+                )
             await self._repository.save_state(EVENTS_NAMESPACE, key, event.to_dict() | after)
             log.warning(
                 "governor_event",

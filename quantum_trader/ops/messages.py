@@ -101,3 +101,19 @@ def universe_changed(
         text += ". Open positions on removed symbols are managed to their exit."
     fields = {"added": ",".join(added), "removed": ",".join(removed)}
     return Notification(NotificationKind.UNIVERSE_CHANGED, now, text, fields)
+
+
+def paused(now: datetime, held: Trip) -> Notification:
+    text = (
+        f"PAUSED: no new entries ({held.detail}); open positions stay managed. "
+        "`quantum-trader resume` ends the pause"
+    )
+    fields = {"since": held.since.isoformat(), "detail": held.detail}
+    return Notification(NotificationKind.OPERATOR_PAUSED, now, text, fields)
+
+
+def resumed(now: datetime, trading_state: str) -> Notification:
+    text = f"RESUMED: the operator's pause has ended; trading state {trading_state}"
+    return Notification(
+        NotificationKind.OPERATOR_RESUMED, now, text, {"trading_state": trading_state}
+    )

@@ -11,7 +11,8 @@ Names and units are the contract the Grafana dashboard (deploy/grafana/) reads:
   `qt_exchange_used_weight_1m`: Binance's own `X-MBX-USED-WEIGHT-1M` from the last answer.
 - `qt_streams`, `qt_stream_up{stream}`, `qt_stream_last_message_age_seconds{stream}`: the
   websocket streams; `qt_streams` 0 means none (REST only, today's state).
-- `qt_equity_usdt`, `qt_open_positions`, `qt_health`, `qt_trading_state` (state sets).
+- `qt_equity_usdt`, `qt_open_positions`, `qt_health`, `qt_trading_state` (state sets);
+  `qt_operator_paused`: 1 while `quantum-trader pause` (or `close-all`) holds new entries.
 - `qt_loop_lag_seconds{loop}` (histogram), `qt_loop_lag_max_seconds{loop}`,
   `qt_loop_interval_seconds{loop}`, `qt_loop_overruns_total{loop}`: how late each loop step
   started after the tick it was due at, in seconds of the loop's clock (simulated seconds in
@@ -115,6 +116,9 @@ class Metrics:
             "qt_trading_state", "Governor state", states=[s.value for s in TradingState],
             registry=r,
         )  # fmt: skip
+        self.operator_paused = Gauge(
+            "qt_operator_paused", "New entries paused by the operator (1) or not", registry=r
+        )
         self.loop_lag = Histogram(
             "qt_loop_lag_seconds", "Step start after its due tick (loop clock seconds)", ["loop"],
             buckets=LAG_BUCKETS_S, registry=r,

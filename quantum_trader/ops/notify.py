@@ -38,6 +38,8 @@ class NotificationKind(StrEnum):
     GOVERNOR_TRIP = "governor_trip"
     HEALTH_CRITICAL = "health_critical"
     UNIVERSE_CHANGED = "universe_changed"
+    OPERATOR_PAUSED = "operator_paused"
+    OPERATOR_RESUMED = "operator_resumed"
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""Settings of the operations side: the status server and the notifications."""
+"""Settings of the operations side: the status server, notifications, operator requests."""
 
 from __future__ import annotations
 
@@ -78,3 +78,14 @@ class NotifySettings(Section):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http(s) URL, e.g. https://api.telegram.org")
         return value.rstrip("/")
+
+
+class OperatorSettings(Section):
+    """Operator requests (`pause`, `resume`, `close-all`, `reset-halt`, `lift-blacklist`).
+
+    The daemon acts only on requests filed after it started and at most
+    `request_max_age_s` seconds (wall clock) ago; older ones are dropped with a log line, so
+    nothing filed long ago is carried out later by surprise.
+    """
+
+    request_max_age_s: float = Field(300.0, gt=0, le=86_400)

@@ -21,7 +21,7 @@ from typing import Any
 from quantum_trader.app import Runtime
 from quantum_trader.domain import Balance, ClosedTrade, Position, Side
 from quantum_trader.errors import QuantumTraderError
-from quantum_trader.gates.governor import GovernorState
+from quantum_trader.gates.governor import GovernorState, Trip
 from quantum_trader.log import get_logger
 from quantum_trader.ops.health import HealthReport
 from quantum_trader.ops.metrics import StreamState
@@ -93,6 +93,7 @@ class StatusSnapshot:
     equity_curve: tuple[tuple[datetime, Decimal], ...]
     streams: tuple[StreamState, ...]
     notifications: Mapping[str, int] = field(default_factory=dict)
+    blocked: Mapping[str, str] = field(default_factory=dict)
 
 
 def liquidation_price(
@@ -133,17 +134,28 @@ def why_not_active(
     governor: GovernorState, health: HealthReport, replay_finished: bool
 ) -> tuple[str, ...]:
     """Why entries are limited, one line per reason; empty when trading normally."""
-    reasons = [
+    held = governor.pause
+    reasons = [] if held is None else [pause_line(held)]
+    reasons += [
         f"{trip.breaker}: {trip.decision}"
         + (f" until {trip.until.isoformat()}" if trip.until else "")
         + (f" ({trip.detail})" if trip.detail else "")
         for trip in governor.trips
+        if trip is not held
     ]
     if health.status == "CRITICAL":
         reasons.append("health CRITICAL: " + "; ".join(health.problems))
     if replay_finished:
         reasons.append("the recorded market has ended: nothing new to trade")
     return tuple(reasons)
+
+
+def pause_line(held: Trip) -> str:
+    """The operator's pause for a person: since when, who and why, and how it ends."""
+    return (
+        f"PAUSED since {held.since.isoformat()} ({held.detail}): no new "
+        "entries, open positions still managed; `quantum-trader resume` ends it"
+    )
 
 
 class RuntimeView:
@@ -211,6 +223,25 @@ class RuntimeView:
             log.warning("status_exchange_read_failed", error=type(error).__name__)
         return self._balance, self._marks
 
+    async def marks(self) -> dict[str, Decimal]:
+        """Mark prices of the open positions: the last read when still fresh, else the
+        mark-price stream, else one read of the exchange (no balance read). {} on failure."""
+        symbols = sorted(self.positions())
+        fresh = self._read_at is not None and (
+            self._monotonic() - self._read_at < self._read_interval_s
+        )
+        if fresh and set(symbols) <= set(self._marks):
+            return {symbol: self._marks[symbol] for symbol in symbols}
+        streams = self._runtime.streams
+        streamed = streams.mark_prices(symbols, self._runtime.clock.now()) if streams else None
+        if streamed is not None or not symbols:
+            return streamed or {}
+        try:
+            return await self._runtime.exchange.fetch_mark_prices(symbols)
+        except QuantumTraderError as error:
+            log.warning("status_exchange_read_failed", error=type(error).__name__)
+            return {}
+
     async def position_statuses(self) -> tuple[PositionStatus, ...]:
         _, marks = await self.account()
         return tuple(
@@ -230,7 +261,13 @@ def snapshot_json(snapshot: StatusSnapshot) -> dict[str, Any]:
             "end": _iso(snapshot.replay_end),
             "finished": snapshot.replay_finished,
         },
-        "trading": {"state": snapshot.trading_state, "why": list(snapshot.why)},
+        "trading": {
+            "state": snapshot.trading_state,
+            "paused": None
+            if governor.pause is None
+            else {"since": governor.pause.since.isoformat(), "detail": governor.pause.detail},
+            "why": list(snapshot.why),
+        },
         "governor": {
             "state": governor.trading_state,
             "decision": governor.decision,
@@ -239,12 +276,13 @@ def snapshot_json(snapshot: StatusSnapshot) -> dict[str, Any]:
         },
         "health": {"status": snapshot.health.status, "problems": list(snapshot.health.problems)},
         "account": _balance_json(snapshot.account),
-        "positions": [_plain(p) for p in snapshot.positions],
-        "last_cycle": None if snapshot.last_cycle is None else _plain(snapshot.last_cycle),
+        "positions": [plain_fields(p) for p in snapshot.positions],
+        "blocked_symbols": dict(snapshot.blocked),
+        "last_cycle": None if snapshot.last_cycle is None else plain_fields(snapshot.last_cycle),
         "balancer": snapshot.balancer,
-        "recent_decisions": [_plain(d) for d in snapshot.recent_decisions],
+        "recent_decisions": [plain_fields(d) for d in snapshot.recent_decisions],
         "equity_curve": [[t.isoformat(), str(e)] for t, e in snapshot.equity_curve],
-        "streams": [_plain(s) for s in snapshot.streams],
+        "streams": [plain_fields(s) for s in snapshot.streams],
         "notifications": dict(snapshot.notifications),
     }
 
@@ -261,7 +299,8 @@ def _balance_json(balance: Balance | None) -> dict[str, str] | None:
     }
 
 
-def _plain(value: Any) -> dict[str, Any]:
+def plain_fields(value: Any) -> dict[str, Any]:
+    """A slotted dataclass as JSON-ready fields: Decimals as strings, times as ISO-8601."""
     return {name: _scalar(getattr(value, name)) for name in value.__slots__}
 
 

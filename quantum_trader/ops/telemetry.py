@@ -11,6 +11,7 @@ from collections import deque
 from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 
 from quantum_trader.cycle import CycleSummary
 from quantum_trader.domain import Balance, ClosedTrade, GateName
@@ -19,6 +20,7 @@ from quantum_trader.ops import messages
 from quantum_trader.ops.health import HealthReport, HealthStatus
 from quantum_trader.ops.metrics import Metrics, StreamHealth
 from quantum_trader.ops.notify import Notifier
+from quantum_trader.ops.operator_view import write_marks
 from quantum_trader.ops.settings import ServerSettings
 from quantum_trader.ops.snapshot import (
     CycleStatus,
@@ -51,6 +53,7 @@ class Telemetry:
         self._last_cycle: CycleStatus | None = None
         self._health: HealthStatus = view.runtime.health.latest.status
         self._trips_seen = {(t.breaker, t.since) for t in view.governor_state().trips}
+        self._pause = view.governor_state().pause
         self.replay_finished = False
 
     def attach(self, equity_history: Iterable[tuple[datetime, Decimal]]) -> None:
@@ -134,16 +137,29 @@ class Telemetry:
         self.replay_finished = True
 
     def _observe_governor(self, now: datetime | None) -> None:
-        """Announce each breaker trip once (not those restored at start, `now` None)."""
+        """Announce each breaker trip once (not those restored at start, `now` None), and the
+        operator's pause and resume."""
         state = self.view.governor_state()
         self.metrics.trading_state.state(state.trading_state.value)
+        self.metrics.operator_paused.set(0 if state.pause is None else 1)
         for trip in state.trips:
             key = (trip.breaker, trip.since)
-            if key in self._trips_seen:
+            if key in self._trips_seen or trip is state.pause:
                 continue
             self._trips_seen.add(key)
             if now is not None:
                 self.notifier.publish(messages.governor_trip(now, trip))
+        if state.pause != self._pause and now is not None:
+            if state.pause is not None:
+                self.notifier.publish(messages.paused(now, state.pause))
+            else:
+                self.notifier.publish(messages.resumed(now, state.trading_state.value))
+        self._pause = state.pause
+
+    async def write_marks(self, path: Path, wall_now: datetime) -> None:
+        """The open positions' mark prices for `positions` and `status` (every heartbeat)."""
+        marks = await self.view.marks()
+        write_marks(path, self.view.runtime.clock.now(), wall_now, marks)
 
     # -- what the status server reads ----------------------------------------------------------
 
@@ -172,4 +188,5 @@ class Telemetry:
             equity_curve=tuple(self._equity),
             streams=tuple(self._streams.streams()),
             notifications=self.notifier.counts(),
+            blocked=self.view.blocked(),
         )

@@ -39,7 +39,7 @@ def test_operator_commands_work_while_the_daemon_runs(tmp_path: Path) -> None:
         assert daemon.cli("reset-halt", "--operator", "test-desk").returncode == 0
         eventually(lambda: daemon.logged_so_far("blacklist_lifted"), 60, "the blacklist lifted")
         eventually(
-            lambda: [e for e in daemon.logged_so_far("governor_event") if e.get("operator")],
+            lambda: [e for e in daemon.logged_so_far("governor_event") if e["kind"] == "RESET"],
             60,
             "the governor's reset",
         )
@@ -49,8 +49,11 @@ def test_operator_commands_work_while_the_daemon_runs(tmp_path: Path) -> None:
     flattened = daemon.named("flattened")
     assert flattened
     assert flattened[0]["reason"] == "MANUAL"
-    resets = [e for e in daemon.named("governor_event") if e.get("operator")]
+    resets = [e for e in daemon.named("governor_event") if e["kind"] == "RESET"]
     assert resets[0]["operator"] == "test-desk"
+    (pause,) = [e for e in daemon.named("governor_event") if e["breaker"] == "OPERATOR_PAUSED"]
+    assert pause["kind"] == "TRIPPED"  # close-all paused entries, and reset-halt kept the pause
+    assert pause["operator"] == "operator"
 
 
 def test_read_only_commands_name_a_missing_database(tmp_path: Path) -> None:

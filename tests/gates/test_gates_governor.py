@@ -237,3 +237,41 @@ def test_halted_never_becomes_active_without_cooldown_or_reset(sequence: list[St
 
 
 HALTING = {GovernorDecision.PAUSE_1H, GovernorDecision.EMERGENCY_SHUTDOWN}
+
+
+def test_an_operator_pause_holds_entries_until_resume_and_outlives_a_reset() -> None:
+    gov = observe(governor(), portfolio())
+    event = gov.pause(NOW, "desk", "paused by desk")
+    assert event is not None
+    assert (event.kind, event.breaker, event.operator) == (
+        GovernorEventKind.TRIPPED,
+        Breaker.OPERATOR_PAUSED,
+        "desk",
+    )
+    assert gov.pause(NOW + timedelta(minutes=1), "other", "again") is None  # kept as it was
+    assert state_of(gov) is TradingState.REDUCING
+    assert gov.state_allows_order(request(reduce_only=True))  # stops and exits still pass
+    assert not gov.state_allows_order(request(reduce_only=False))
+    verdict = gov.review(candidate(), portfolio(), CALM_MARKET, NOW + timedelta(days=30))
+    assert verdict.reason is ReasonCode.OPERATOR_PAUSED
+    assert "paused by desk" in verdict.detail
+    observe(gov, portfolio(), NOW + timedelta(days=30))  # no breaker ends it by itself
+    saved = GovernorState.from_dict(json.loads(json.dumps(gov.state.to_dict())))
+    restarted = SafetyGovernor(GovernorSettings(), saved)
+    assert restarted.state.pause == gov.state.pause
+    assert restarted.state.operator_halt_since is None  # no simulated operator resets it
+    restarted.reset(NOW + timedelta(days=31), "alice")
+    assert restarted.state.pause is not None, "reset-halt is not resume"
+    resumed = restarted.resume(NOW + timedelta(days=31), "desk")
+    assert resumed is not None
+    assert resumed.kind is GovernorEventKind.CLEARED
+    assert restarted.resume(NOW + timedelta(days=31), "desk") is None
+    assert restarted.review(candidate(), portfolio(), CALM_MARKET, NOW).approved
+
+
+def test_a_pause_under_a_more_severe_halt_reports_the_halt() -> None:
+    gov = observe(governor(), portfolio(equity="9499.99", starting="10000"))
+    gov.pause(NOW, "desk", "paused by desk")
+    assert denial(gov) is ReasonCode.EMERGENCY_SHUTDOWN
+    gov.reset(NOW, "alice")
+    assert denial(gov) is ReasonCode.OPERATOR_PAUSED

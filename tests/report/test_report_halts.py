@@ -3,6 +3,7 @@ share of the period not traded, and when a simulated operator reset an emergency
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from contextlib import closing
 from datetime import datetime, timedelta
@@ -144,3 +145,13 @@ def test_status_and_trades_read_the_backtest_database(
     trades = cli(tmp_path, "trades", "--db", database, "--limit", "100")
     assert trades.returncode == 0, trades.stderr
     assert f"Closed trades (newest {min(report.trades, 100)})" in trades.stdout
+    as_json = cli(tmp_path, "trades", "--db", database, "--limit", "100", "--json")
+    assert as_json.returncode == 0, as_json.stderr
+    document = json.loads(as_json.stdout)
+    assert document["database"] == database
+    assert len(document["trades"]) == min(report.trades, 100)
+    assert all(isinstance(t["pnl_usdt"], str) for t in document["trades"])
+    state = json.loads(cli(tmp_path, "status", "--db", database, "--json").stdout)
+    assert state["governor"]["decision"] == "EMERGENCY_SHUTDOWN"
+    assert state["governor_events"]["count"] == len(report.halts["events"])
+    assert state["analytics"] is None  # a backtest keeps its own report

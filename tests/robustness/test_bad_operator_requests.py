@@ -20,6 +20,8 @@ REQUESTS = {
     "close-all": ("close-all",),
     "reset-halt": ("reset-halt",),
     "lift-blacklist": ("lift-blacklist", "INJ/USDT:USDT"),
+    "pause": ("pause",),
+    "resume": ("resume",),
 }
 
 

@@ -1,0 +1,226 @@
+"""What the operator commands show (`positions`, `trades`, `status`), read from the database
+and the files the daemon keeps beside it: one JSON-ready document per command, with stable
+keys, Decimals as strings and times as ISO-8601. The text tables are drawn from the same data.
+
+Futures basics per position: leverage and entry come from the ledger; margin is isolated
+(notional at entry / leverage); the liquidation price is an estimate from entry, leverage and
+`server.maintenance_margin_rate` (see `snapshot.liquidation_price`): the paper exchange does not
+model liquidation, and neither it nor the keeper's account mirror reports the exchange's own
+figure. Mark price and unrealized PnL come from `marks.json`, which the running daemon writes
+every heartbeat; without it (no daemon yet, a backtest's database) they are null.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from quantum_trader.domain import ClosedTrade, EquitySnapshot, Position
+from quantum_trader.gates.governor import GovernorState
+from quantum_trader.keeper.book import Intent, is_unsettled
+from quantum_trader.keeper.ids import is_ours
+from quantum_trader.keeper.orders import INTENTS
+from quantum_trader.ops.governor_keeper import EVENTS_NAMESPACE
+from quantum_trader.ops.governor_keeper import STATE_KEY as GOVERNOR_STATE
+from quantum_trader.ops.health import HealthReport, HealthStatus
+from quantum_trader.ops.presence import DaemonPresence
+from quantum_trader.ops.requests import pending_requests
+from quantum_trader.ops.snapshot import plain_fields, position_status, why_not_active
+from quantum_trader.ports import Repository
+
+MARKS_FILE = "marks.json"
+LIQUIDATION_BASIS = (
+    "estimate: isolated margin, Binance's formula without maintenance amount, from entry, "
+    "leverage and server.maintenance_margin_rate={rate}"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Marks:
+    """Mark prices the daemon last wrote: `as_of` on the trading clock (simulated in a
+    replay), `written_at` on the wall clock."""
+
+    as_of: datetime
+    written_at: datetime
+    prices: Mapping[str, Decimal]
+
+
+def write_marks(
+    path: Path, as_of: datetime, written_at: datetime, prices: Mapping[str, Decimal]
+) -> None:
+    """Write `path` atomically (temporary file, then rename)."""
+    document = {
+        "as_of": as_of.isoformat(),
+        "written_at": written_at.isoformat(),
+        "prices": {symbol: str(price) for symbol, price in sorted(prices.items())},
+    }
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(document, indent=2))
+    temporary.replace(path)
+
+
+def read_marks(path: Path) -> Marks | None:
+    """The marks in `path`; None when it is missing or unreadable (then no mark is shown)."""
+    try:
+        raw = json.loads(path.read_text())
+        return Marks(
+            datetime.fromisoformat(raw["as_of"]),
+            datetime.fromisoformat(raw["written_at"]),
+            {str(k): Decimal(str(v)) for k, v in raw["prices"].items()},
+        )
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, InvalidOperation):
+        return None
+
+
+def positions_document(
+    positions: Sequence[Position], marks: Marks | None, maintenance_rate: Decimal
+) -> dict[str, Any]:
+    """`positions --json`: each open position with mark, uPnL, leverage, margin, liquidation."""
+    prices = marks.prices if marks is not None else {}
+    rows = []
+    for position in sorted(positions, key=lambda p: p.symbol):
+        status = position_status(position, prices.get(position.symbol), maintenance_rate)
+        row = plain_fields(status)
+        row["side"] = position.side.value
+        row["stop_order_id"] = position.stop_order_id
+        row["take_profit_order_id"] = position.take_profit_order_id
+        rows.append(row)
+    return {
+        "positions": rows,
+        "marks": None
+        if marks is None
+        else {"as_of": marks.as_of.isoformat(), "written_at": marks.written_at.isoformat()},
+        "liquidation_price_basis": LIQUIDATION_BASIS.format(rate=maintenance_rate),
+    }
+
+
+def trades_document(trades: Sequence[ClosedTrade], database: Path) -> dict[str, Any]:
+    """`trades --json`: closed round trips, oldest first, net of fees and funding."""
+    rows = []
+    for trade in trades:
+        row = plain_fields(trade)
+        row["side"], row["exit_reason"] = trade.side.value, trade.exit_reason.value
+        row["r_multiple"] = round(trade.r_multiple, 6)
+        rows.append(row)
+    return {"database": str(database), "trades": rows}
+
+
+async def blocked_symbols(repository: Repository) -> dict[str, str]:
+    """Symbols the keeper takes no entry on (an order of ours with an unknown outcome), and
+    why: the same answer the keeper gives (`keeper.blocked`), from the database."""
+    extras = await repository.load_state(INTENTS)
+    intents = [
+        Intent.restore(order, extras.get(order.client_order_id))
+        for order in await repository.open_orders()
+        if is_ours(order.client_order_id) and is_unsettled(order)
+    ]
+    return {
+        i.symbol: f"order {i.client_order_id} unsettled since {i.sent_at.isoformat()}"
+        for i in sorted(intents, key=lambda i: i.sent_at)
+    }
+
+
+def pause_json(state: GovernorState) -> dict[str, str] | None:
+    """The operator's pause of new entries, or None when entries are not paused."""
+    held = state.pause
+    if held is None:
+        return None
+    return {"since": held.since.isoformat(), "detail": held.detail}
+
+
+async def requests_json(repository: Repository) -> list[dict[str, str]]:
+    """Requests filed but not yet carried out (or not yet dropped as stale)."""
+    return [
+        {"request": item.key, "requested_at": item.filed_at.isoformat(), "by": item.by}
+        for item in await pending_requests(repository)
+        if not isinstance(item, str)  # an unreadable row is dropped, never carried out
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class StatusData:
+    """Everything `status` reads from the database, in one pass."""
+
+    equity: EquitySnapshot | None
+    positions: list[Position]
+    closed_trades: int
+    decision_counts: dict[tuple[str, str], int]
+    governor: GovernorState
+    governor_events: list[dict[str, Any]]
+    simulated_time: str | None
+    blocked: dict[str, str]
+    requests: list[dict[str, str]]
+
+
+async def read_status(repository: Repository) -> StatusData:
+    equity = await repository.equity_history()
+    saved = (await repository.load_state(GOVERNOR_STATE[0])).get(GOVERNOR_STATE[1])
+    events = (await repository.load_state(EVENTS_NAMESPACE)).values()
+    clock = (await repository.load_state("replay")).get("clock", {})
+    return StatusData(
+        equity=equity[-1] if equity else None,
+        positions=await repository.open_positions(),
+        closed_trades=len(await repository.closed_trades()),
+        decision_counts=await repository.decision_counts(),
+        governor=GovernorState.from_dict(saved) if saved else GovernorState(),
+        governor_events=sorted(events, key=lambda e: str(e.get("time"))),
+        simulated_time=str(clock["now"]) if clock.get("now") else None,
+        blocked=await blocked_symbols(repository),
+        requests=await requests_json(repository),
+    )
+
+
+def why_lines(governor: GovernorState) -> list[str]:
+    """Why new entries are limited, from the saved governor state (pause first)."""
+    return list(why_not_active(governor, HealthReport(HealthStatus.HEALTHY, ()), False))
+
+
+def status_document(
+    data: StatusData,
+    presence: DaemonPresence,
+    database: Path,
+    positions: dict[str, Any],
+    analytics: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """`status --json`. `positions` is `positions_document`'s; `analytics` the daemon's
+    latest portfolio analytics (None for a backtest's database or before the first)."""
+    governor, last = data.governor, data.equity
+    return {
+        "daemon": {
+            "running": presence.running,
+            "pid": presence.pid,
+            "heartbeat_age_s": presence.heartbeat_age_s,
+            "description": presence.describe(),
+        },
+        "database": str(database),
+        "equity": None
+        if last is None
+        else {"equity_usdt": str(last.equity_usdt), "time": last.time.isoformat()},
+        "simulated_time": data.simulated_time,
+        "trading": {
+            "state": governor.trading_state.value,
+            "paused": pause_json(governor),
+            "why": why_lines(governor),
+        },
+        "governor": governor.to_dict(),
+        "governor_events": {
+            "count": len(data.governor_events),
+            "last": data.governor_events[-1] if data.governor_events else None,
+        },
+        "open_positions": positions["positions"],
+        "marks": positions["marks"],
+        "liquidation_price_basis": positions["liquidation_price_basis"],
+        "closed_trades": data.closed_trades,
+        "blocked_symbols": data.blocked,
+        "operator_requests": data.requests,
+        "analytics": analytics,
+        "decisions": [
+            {"gate": gate, "reason": reason, "count": count}
+            for (gate, reason), count in sorted(data.decision_counts.items())
+        ],
+    }
