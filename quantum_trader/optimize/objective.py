@@ -120,7 +120,7 @@ def run_block(
     )
 
 
-def suggest(trial: optuna.Trial, parameter: Parameter) -> Scalar:
+def suggest(trial: optuna.trial.BaseTrial, parameter: Parameter) -> Scalar:
     """Draw one parameter from the trial's sampler."""
     if parameter.kind == "categorical":
         drawn = trial.suggest_categorical(parameter.path, list(parameter.choices))
@@ -145,7 +145,7 @@ class Objective:
     def __init__(self, evaluation: Evaluation) -> None:
         self._evaluation = evaluation
 
-    def __call__(self, trial: optuna.Trial) -> float | Sequence[float]:
+    def __call__(self, trial: optuna.trial.BaseTrial) -> float | Sequence[float]:
         e = self._evaluation
         drawn = {p.path: suggest(trial, p) for p in e.space.parameters}
         try:
@@ -155,7 +155,7 @@ class Objective:
             trial.set_user_attr("refused", "; ".join(error.problems))
             raise optuna.TrialPruned(error.problems[0]) from None
 
-    def _folds(self, trial: optuna.Trial, settings: Settings) -> float | Sequence[float]:
+    def _folds(self, trial: optuna.trial.BaseTrial, settings: Settings) -> float | Sequence[float]:
         e = self._evaluation
         scratch = e.scratch / f"trial-{trial.number}"
         blocks = e.layout.blocks

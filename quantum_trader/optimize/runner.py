@@ -76,14 +76,14 @@ def run_optimize(
     on the holdout; return the results (the caller writes them)."""
     space = load_space(request.space, settings)
     base = trial_base(settings, request)
-    layout = _layout(base, request)
+    layout = study_layout(base, request)
     scratch = Path(tempfile.mkdtemp(prefix="qt-optimize-"))
     try:
         evaluation = Evaluation(
             base,
             space,
             layout,
-            _cut(base, layout, scratch),
+            cut_markets(base, layout, scratch),
             request.score,
             request.multi,
             scratch / "runs",
@@ -112,7 +112,7 @@ def trial_base(settings: Settings, request: OptimizeRequest) -> Settings:
     return base
 
 
-def _layout(base: Settings, request: OptimizeRequest) -> Layout:
+def study_layout(base: Settings, request: OptimizeRequest) -> Layout:
     store = resolve_market_data(base).store()
     warm_up = history_bars(base, RuleAgent(base.signals))
     feed = ReplayFeed(store, base.market.symbols, base.market.timeframe, warm_up)
@@ -121,7 +121,7 @@ def _layout(base: Settings, request: OptimizeRequest) -> Layout:
     return plan_layout(first, last, request.fold_days, request.folds, request.holdout_days)
 
 
-def _cut(base: Settings, layout: Layout, scratch: Path) -> Markets:
+def cut_markets(base: Settings, layout: Layout, scratch: Path) -> Markets:
     source = resolve_market_data(base).directory
     symbols = base.market.symbols
     blocks = tuple(

@@ -95,10 +95,10 @@ def open_storage(url: str) -> RDBStorage:
             return RDBStorage(
                 url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S
             )
-    except ModuleNotFoundError as error:
+    except ImportError:
         raise UsageError(
-            f"--storage: {error.name} is not installed; for PostgreSQL install the cluster "
-            "extra: pip install 'quantum-trader[cluster]'"
+            f"--storage {url.split('://')[0]}: its driver is not installed; for PostgreSQL "
+            "install the cluster extra: pip install 'quantum-trader[cluster]'"
         ) from None
     except Exception as error:  # SQLAlchemy's connection and URL errors share no base
         first = str(error).splitlines()[0] if str(error) else type(error).__name__
@@ -136,6 +136,11 @@ def open_study(
         )
     except ValueError as error:  # other directions than the stored study's
         raise UsageError(f"--study {request.name}: {error}") from None
+    if [d.name.lower() for d in study.directions] != directions:
+        raise UsageError(
+            f"--study {request.name}: this study was created with other objectives "
+            f"({', '.join(d.name.lower() for d in study.directions)}); use a new --study name"
+        )
     stored = study.user_attrs.get(SPEC_ATTR)
     if stored is None:
         study.set_user_attr(SPEC_ATTR, request.spec)
