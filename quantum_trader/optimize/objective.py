@@ -18,6 +18,7 @@ max drawdown %.
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import statistics
 from collections.abc import Callable, Sequence
@@ -88,9 +89,16 @@ def block_score(report: BacktestReport, score: Score) -> float:
 
 
 def run_block(
-    settings: Settings, market: Path, block: Block, score: Score, scratch: Path
+    settings: Settings,
+    market: Path,
+    block: Block,
+    score: Score,
+    scratch: Path,
+    stop: Stop | None = None,
 ) -> BlockResult:
-    """Backtest `settings` over `block` on the market in `market`; the outputs are discarded."""
+    """Backtest `settings` over `block` on the market in `market`; the outputs are discarded.
+
+    A set `stop` (SIGTERM/SIGINT) ends the backtest at its next step: BacktestInterrupted."""
     settings = settings.model_copy(
         update={"market": settings.market.model_copy(update={"replay_dir": market})}
     )
@@ -99,7 +107,7 @@ def run_block(
         start=block.start, end=block.end, symbols=settings.market.symbols, out_dir=out
     )
     try:
-        report = asyncio.run(run_backtest(settings, request))
+        report = asyncio.run((stop or Stop()).backtest(settings, request))
     finally:
         shutil.rmtree(out, ignore_errors=True)
     if report.start != block.start.isoformat():
@@ -118,6 +126,37 @@ def run_block(
         sharpe=report.sharpe,
         trades=report.trades,
     )
+
+
+class Stop:
+    """A stop asked for by a signal handler, seen by the backtest running at the time (its
+    stopping event is set through the loop's thread-safe wake-up, never from inside the
+    handler) and by every block after it."""
+
+    def __init__(self) -> None:
+        self._requested = False
+        self._waiting: tuple[asyncio.AbstractEventLoop, asyncio.Event] | None = None
+
+    @property
+    def requested(self) -> bool:
+        return self._requested
+
+    def request(self) -> None:
+        self._requested = True
+        waiting = self._waiting
+        if waiting is not None:
+            waiting[0].call_soon_threadsafe(waiting[1].set)
+
+    async def backtest(self, settings: Settings, request: BacktestRequest) -> BacktestReport:
+        """`run_backtest`, stopped at its next step once a stop is requested."""
+        stopping = asyncio.Event()
+        self._waiting = (asyncio.get_running_loop(), stopping)
+        if self._requested:
+            stopping.set()
+        try:
+            return await run_backtest(settings, request, stopping)
+        finally:
+            self._waiting = None
 
 
 def suggest(trial: optuna.trial.BaseTrial, parameter: Parameter) -> Scalar:
@@ -142,11 +181,13 @@ class Objective:
     """Optuna's objective: draw, check, then score block 0 (in-sample of fold 1) and each fold's
     out-of-sample block in time order, reporting each fold to the pruner."""
 
-    def __init__(self, evaluation: Evaluation) -> None:
+    def __init__(self, evaluation: Evaluation, stop: Stop | None = None) -> None:
         self._evaluation = evaluation
+        self._stop = stop or Stop()
 
     def __call__(self, trial: optuna.trial.BaseTrial) -> float | Sequence[float]:
         e = self._evaluation
+        trial.set_user_attr("worker_pid", os.getpid())
         drawn = {p.path: suggest(trial, p) for p in e.space.parameters}
         try:
             settings = apply(e.base, drawn)
@@ -159,10 +200,10 @@ class Objective:
         e = self._evaluation
         scratch = e.scratch / f"trial-{trial.number}"
         blocks = e.layout.blocks
-        previous = run_block(settings, e.markets.blocks[0], blocks[0], e.score, scratch)
+        previous = self._block(settings, 0, scratch)
         folds: list[dict[str, Any]] = []
         for index in range(1, len(blocks)):
-            oos = run_block(settings, e.markets.blocks[index], blocks[index], e.score, scratch)
+            oos = self._block(settings, index, scratch)
             folds.append(fold_record(index, previous, oos))
             trial.set_user_attr("folds", folds)
             previous = oos
@@ -171,6 +212,11 @@ class Objective:
                 if trial.should_prune():
                     raise optuna.TrialPruned(f"pruned after fold {index}: {oos.score:.4f}")
         return objective_values(folds, e.multi)
+
+    def _block(self, settings: Settings, index: int, scratch: Path) -> BlockResult:
+        e = self._evaluation
+        block = e.layout.blocks[index]
+        return run_block(settings, e.markets.blocks[index], block, e.score, scratch, self._stop)
 
 
 def fold_record(index: int, in_sample: BlockResult, out_of_sample: BlockResult) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from typing import Any
 
 import optuna
 
+from quantum_trader.backtest import BacktestInterrupted
 from quantum_trader.config import Settings
 from quantum_trader.errors import QuantumTraderError
 from quantum_trader.market.replay import ReplayFeed
@@ -26,6 +27,7 @@ from quantum_trader.optimize.objective import Evaluation, Markets, Score
 from quantum_trader.optimize.results import StudyResults, collect
 from quantum_trader.optimize.space import SEARCHABLE, SearchSpace, apply, load_space
 from quantum_trader.optimize.study import (
+    INTERRUPTED_EXIT,
     StudyRequest,
     WorkerJob,
     finished,
@@ -166,11 +168,11 @@ def _run(
     if len(jobs) == 1:
         try:
             run_worker(jobs[0])
-        except KeyboardInterrupt:
+        except BacktestInterrupted:
             raise _interrupted(study, request) from None
         return
     codes = run_workers(jobs, lambda: progress(finished(study), request.trials))
-    if any(code in (130, -2, -15) for code in codes):
+    if INTERRUPTED_EXIT in codes:
         raise _interrupted(study, request)
     if any(codes):
         raise QuantumTraderError(

@@ -39,14 +39,17 @@ import optuna
 from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
+from quantum_trader.backtest import BacktestInterrupted
 from quantum_trader.errors import ConfigurationError, UsageError
-from quantum_trader.optimize.objective import Evaluation, Objective
+from quantum_trader.optimize.objective import Evaluation, Objective, Stop
 
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED)
 SQLITE_BUSY_TIMEOUT_S = 60
 HEARTBEAT_S = 30
 GRACE_S = 120
 SPEC_ATTR = "quantum_trader_spec"
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+INTERRUPTED_EXIT = 130
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,40 +172,36 @@ def stop_at(target: int) -> Callable[[optuna.Study, FrozenTrial], None]:
 
 
 def run_worker(job: WorkerJob) -> None:
-    """Run up to `job.quota` trials of the study (in this process)."""
-    _interrupt_on_sigterm()
-    storage = open_storage(job.request.storage)
-    probe = optuna.load_study(study_name=job.request.name, storage=storage)
-    existing = len(probe.trials)
-    study = open_study(job.request, storage, existing, job.worker)
-    study.optimize(
-        Objective(job.evaluation),
-        n_trials=job.quota,
-        callbacks=[stop_at(job.request.trials)],
-        show_progress_bar=job.progress_bar,
-        gc_after_trial=True,
-    )
+    """Run up to `job.quota` trials of the study in this process. SIGTERM and SIGINT stop the
+    running trial at its next backtest step (Optuna records it as failed) and raise
+    BacktestInterrupted."""
+    stop = Stop()
+    previous = {s: signal.signal(s, lambda *_: stop.request()) for s in STOP_SIGNALS}
+    try:
+        storage = open_storage(job.request.storage)
+        probe = optuna.load_study(study_name=job.request.name, storage=storage)
+        study = open_study(job.request, storage, len(probe.trials), job.worker)
+        study.optimize(
+            Objective(job.evaluation, stop),
+            n_trials=job.quota,
+            callbacks=[stop_at(job.request.trials)],
+            show_progress_bar=job.progress_bar,
+            gc_after_trial=True,
+        )
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def worker_process(job: WorkerJob) -> None:
-    """Entry point of a spawned worker: quiet logs, then `run_worker`; exit 1 on failure."""
+    """Entry point of a spawned worker: quiet logs, then `run_worker`; exit 130 when stopped."""
     from quantum_trader.log import configure_logging
 
     configure_logging(job.evaluation.base.log.format, "ERROR")
     try:
         run_worker(job)
-    except KeyboardInterrupt:
-        sys.exit(130)
-
-
-def _interrupt_on_sigterm() -> None:
-    """SIGTERM ends the running trial like Ctrl-C: Optuna marks it failed, then we stop."""
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        del signum, frame
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, handler)
+    except BacktestInterrupted:
+        sys.exit(INTERRUPTED_EXIT)
 
 
 def run_workers(jobs: list[WorkerJob], poll: Callable[[], None]) -> list[int]:

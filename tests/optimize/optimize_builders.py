@@ -34,6 +34,8 @@ WINDOW = (
     "--objective",
     "return_over_drawdown",
 )
+# One fold: the cheapest study that still has an in-sample and an out-of-sample block.
+ONE_FOLD = tuple("1" if WINDOW[i - 1] == "--folds" else a for i, a in enumerate(WINDOW))
 SPACE = """\
 [space]
 "orchestrator.min_confidence_trending" = { low = 0.10, high = 0.60 }
