@@ -54,6 +54,7 @@ def optimize(
 ) -> None:
     """Search the settings in --space for the best out-of-sample walk-forward score."""
     from quantum_trader.errors import ConfigurationError
+    from quantum_trader.optimize.space import load_space
     from quantum_trader.optimize.objective import Score
     from quantum_trader.optimize.results import print_results, write_results
     from quantum_trader.optimize.runner import OptimizeRequest, run_optimize
@@ -63,6 +64,7 @@ def optimize(
             [f"--objective: expected one of {', '.join(Score)}, got {objective!r}"]
         )
     settings = _settings(config)
+    load_space(space, settings)  # a bad space file: one line per problem before any import
     if settings.log.level != "DEBUG":  # thousands of backtests: their lines are not the output
         configure_logging(settings.log.format, "ERROR")
     request = OptimizeRequest(

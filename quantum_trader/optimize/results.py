@@ -185,9 +185,8 @@ def print_results(console: Console, results: StudyResults, out: Path, report: Pa
         params.add_row(path, _number(value))
     console.print(params)
     folds = Table(title=f"{results.objective} ({', '.join(results.symbols)})")
-    for column in ("fold", "in-sample block", "IS score", "out-of-sample block", "OOS score"):
-        folds.add_column(column, justify="right")
-    folds.add_column("gap (IS − OOS)", justify="right")
+    for column in ("fold", "in-sample", "IS", "out-of-sample", "OOS", "gap IS−OOS"):
+        folds.add_column(column, justify="right", no_wrap=True)
     for fold in results.folds:
         ins, oos = fold["in_sample"], fold["out_of_sample"]
         folds.add_row(
@@ -208,10 +207,10 @@ def print_results(console: Console, results: StudyResults, out: Path, report: Pa
     )
     h, b = results.holdout, results.holdout_baseline
     folds.add_row("HOLDOUT", "", "", _span(h), f"{h['score']:.4f}", "scored once")
-    folds.add_row("holdout, config as is", "", "", _span(b), f"{b['score']:.4f}", "")
+    folds.add_row("config", "", "", _span(b), f"{b['score']:.4f}", "holdout")
     console.print(folds)
     counts = ", ".join(f"{n} {state}" for state, n in results.trials.items())
-    console.print(f"trials: {counts}")
+    console.print(f"trials: {counts}; config = the holdout score of the settings as given")
     console.print(
         "The OOS mean chose the best trial, so it is optimistic; the holdout was never seen "
         "while choosing."
@@ -220,7 +219,7 @@ def print_results(console: Console, results: StudyResults, out: Path, report: Pa
 
 
 def _span(block: dict[str, Any]) -> str:
-    return f"{block['start'][:10]} .. {block['end'][:10]}"
+    return f"{block['start'][:10]}→{block['end'][5:10]}"
 
 
 def _number(value: Any) -> str:

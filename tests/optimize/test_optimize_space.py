@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from optimize_builders import write_space
+from optimize_builders import optimize_cli, write_space
 
 from quantum_trader.config import Settings
 from quantum_trader.errors import ConfigurationError
@@ -117,3 +117,21 @@ def test_a_combination_that_breaks_a_rule_between_settings_is_refused_by_apply()
         },
     )
     assert chosen.sizing.risk_per_trade == 0.05
+
+
+@pytest.mark.slow
+def test_the_command_answers_a_bad_space_or_window_with_one_line_and_exit_2(
+    tmp_path: Path,
+) -> None:
+    bad = write_space(tmp_path, '[space]\n"risk.max_risk_per_trade" = { low = 0.01, high = 0.5 }\n')
+    done = optimize_cli(tmp_path, "--space", str(bad), "--trials", "2")
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        f"configuration error: --space {bad}: risk.max_risk_per_trade: range 0.01 .. 0.5 is "
+        "outside the setting's bounds (> 0, <= 0.1)"
+    ]
+    space = write_space(tmp_path)
+    done = optimize_cli(tmp_path, "--space", str(space), "--trials", "2", "--folds", "12")
+    assert done.returncode == 2
+    (line,) = done.stderr.splitlines()
+    assert line.startswith("configuration error: --folds 12 --fold-days 14 --holdout-days 14")
