@@ -14,6 +14,7 @@ import json
 import os
 import statistics
 import tomllib
+import typing
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,13 +23,15 @@ from typing import Any
 import optuna
 import tomli_w
 from optuna.trial import FrozenTrial, TrialState
+from pydantic import BaseModel, SecretStr
 from rich.console import Console
 from rich.table import Table
 
+from quantum_trader.config import Settings
 from quantum_trader.errors import UsageError
 from quantum_trader.optimize.objective import DRAWDOWN_FLOOR_PCT, Evaluation, run_block
 from quantum_trader.optimize.space import apply
-from quantum_trader.optimize.study import StudyRequest
+from quantum_trader.optimize.study import StudyRequest, redact_url
 
 
 @dataclass(slots=True)
@@ -67,7 +70,7 @@ def collect(study: optuna.Study, evaluation: Evaluation, request: StudyRequest) 
     states = [t.state for t in study.get_trials(deepcopy=False)]
     return StudyResults(
         study=request.name,
-        storage=_without_password(request.storage),
+        storage=redact_url(request.storage),
         objective=_objective_name(evaluation),
         trials={s.name.lower(): states.count(s) for s in TrialState if states.count(s)},
         best_trial=best.number,
@@ -124,15 +127,6 @@ def _objective_name(evaluation: Evaluation) -> str:
     return f"TPE: maximize mean OOS {evaluation.score}"
 
 
-def _without_password(url: str) -> str:
-    head, sep, tail = url.partition("://")
-    if "@" not in tail:
-        return url
-    credentials, host = tail.rsplit("@", 1)
-    user = credentials.split(":", 1)[0]
-    return f"{head}{sep}{user}:***@{host}"
-
-
 def write_results(results: StudyResults, out: Path, config: Path | None) -> Path:
     """Write the chosen settings to `out` (TOML) and the results beside it (JSON), each
     through a temporary file renamed into place; return the JSON's path."""
@@ -163,11 +157,26 @@ def write_results(results: StudyResults, out: Path, config: Path | None) -> Path
 
 
 def _config_document(config: Path | None) -> dict[str, Any]:
-    """The TOML the settings were read from (not the environment: no secret is copied)."""
+    """The TOML the settings were read from, without its secrets (API keys, tokens: they
+    belong in the environment, and this program writes none to disk); not the environment."""
     if config is None or not config.is_file():
         return {}
     with config.open("rb") as handle:
-        return tomllib.load(handle)
+        document = tomllib.load(handle)
+    _drop_secrets(document, Settings)
+    return document
+
+
+def _drop_secrets(node: dict[str, Any], model: type[BaseModel]) -> None:
+    for name, info in model.model_fields.items():
+        annotation = info.annotation
+        if name not in node:
+            continue
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            if isinstance(node[name], dict):
+                _drop_secrets(node[name], annotation)
+        elif SecretStr in typing.get_args(annotation) or annotation is SecretStr:
+            del node[name]
 
 
 def _atomic_write(path: Path, text: str) -> None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import re
 import signal
 import sys
 import warnings
@@ -80,6 +81,12 @@ def storage_url(url: str) -> str:
     return url
 
 
+def redact_url(text: str, url: str | None = None) -> str:
+    """`text` with the password of `url` (default: `text` itself is the URL) replaced by ***."""
+    found = re.search(r"://[^:/@]*:([^@]+)@", url if url is not None else text)
+    return text.replace(found.group(1), "***") if found else text
+
+
 def open_storage(url: str) -> RDBStorage:
     """Optuna's RDBStorage for `url`, with the busy timeout for SQLite; UsageError else."""
     url = storage_url(url)
@@ -90,7 +97,10 @@ def open_storage(url: str) -> RDBStorage:
         engine = {"pool_pre_ping": True}
     else:
         raise ConfigurationError(
-            [f"--storage {url}: use sqlite:///PATH (one machine) or postgresql://… (a cluster)"]
+            [
+                f"--storage {redact_url(url)}: use sqlite:///PATH (one machine) or "
+                "postgresql://… (a cluster)"
+            ]
         )
     try:
         with warnings.catch_warnings():  # the heartbeat is "experimental" since Optuna 2.9
@@ -105,7 +115,9 @@ def open_storage(url: str) -> RDBStorage:
         ) from None
     except Exception as error:  # SQLAlchemy's connection and URL errors share no base
         first = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise UsageError(f"--storage: cannot open the study store: {first}") from None
+        raise UsageError(
+            f"--storage: cannot open the study store: {redact_url(first, url)}"
+        ) from None
 
 
 def sampler(request: StudyRequest, existing: int, worker: int) -> optuna.samplers.BaseSampler:

@@ -12,6 +12,7 @@ from quantum_trader.optimize.study import (
     _seed,
     open_storage,
     open_study,
+    redact_url,
     split,
     storage_url,
 )
@@ -57,3 +58,13 @@ def test_joining_a_study_made_for_another_search_is_refused_naming_what_differs(
         open_study(request(tmp_path, {"space": [2], "score": "sharpe"}), storage)
     with pytest.raises(UsageError, match="--study s"):
         open_study(request(tmp_path, {"space": [1], "score": "sharpe"}, multi=True), storage)
+
+
+def test_a_storage_password_is_never_in_a_message() -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        open_storage("mysql://qt:s3cret@db/qt")
+    assert "s3cret" not in str(caught.value)
+    with pytest.raises(UsageError) as unreachable:
+        open_storage("postgresql://qt:s3cret@127.0.0.1:1/qt")
+    assert "s3cret" not in str(unreachable.value)
+    assert redact_url("postgresql://qt:s3cret@db/qt") == "postgresql://qt:***@db/qt"
