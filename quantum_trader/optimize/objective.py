@@ -207,9 +207,10 @@ class Objective:
             folds.append(fold_record(index, previous, oos))
             trial.set_user_attr("folds", folds)
             previous = oos
-            if not e.multi:
+            if not e.multi:  # Optuna prunes single-objective trials only
                 trial.report(oos.score, step=index)
-                if trial.should_prune():
+                # After the last fold there is nothing left to save: the trial completes.
+                if index < len(blocks) - 1 and trial.should_prune():
                     raise optuna.TrialPruned(f"pruned after fold {index}: {oos.score:.4f}")
         return objective_values(folds, e.multi)
 

@@ -23,13 +23,15 @@ PARAMS = {
 }
 
 
-def evaluation(tmp_path: Path, market: Path) -> Evaluation:
+def evaluation(
+    tmp_path: Path, market: Path, end: datetime = datetime(2025, 10, 14, tzinfo=UTC)
+) -> Evaluation:
     settings = Settings(data_dir=tmp_path / "data", market={"replay_dir": market})
     request = OptimizeRequest(
         space=write_space(tmp_path),
         trials=1,
         symbols=SYMBOLS,
-        end=datetime(2025, 10, 14, tzinfo=UTC),
+        end=end,
         fold_days=2,
         folds=2,
         holdout_days=2,

@@ -31,22 +31,21 @@ EAGER = {
 def test_a_trial_worse_than_the_median_at_a_fold_is_pruned_after_that_fold(
     tmp_path: Path,
 ) -> None:
-    e = evaluation(tmp_path, bundled_sample_dir())
+    # Fold 1 is scored on 2025-10-10 .. 10-12 (the cascade), where these two settings differ.
+    e = evaluation(tmp_path, bundled_sample_dir(), datetime(2025, 10, 16, tzinfo=UTC))
     study = optuna.create_study(
         direction="maximize", pruner=optuna.pruners.MedianPruner(n_startup_trials=1)
     )
-    for params in (CAUTIOUS, EAGER):
+    for params in (EAGER, CAUTIOUS):
         study.enqueue_trial(params)
     study.optimize(Objective(e), n_trials=2)
-    first, second = study.trials
-    fold_1 = [t.intermediate_values[1] for t in (first, second)]
-    assert fold_1[0] != fold_1[1]  # the two settings do differ on fold 1
-    if fold_1[1] < fold_1[0]:
-        assert second.state is optuna.trial.TrialState.PRUNED
-        assert len(second.user_attrs["folds"]) == 1  # stopped after fold 1: no fold-2 backtest
-    else:
-        assert second.state is optuna.trial.TrialState.COMPLETE
-        assert len(second.user_attrs["folds"]) == 2
+    eager, cautious = study.trials
+    assert eager.state is optuna.trial.TrialState.COMPLETE
+    assert sorted(eager.intermediate_values) == [1, 2]  # one report per fold
+    assert cautious.intermediate_values[1] < eager.intermediate_values[1]
+    assert cautious.state is optuna.trial.TrialState.PRUNED
+    assert sorted(cautious.intermediate_values) == [1]  # stopped after fold 1
+    assert len(cautious.user_attrs["folds"]) == 1  # fold 2 was never backtested
 
 
 @pytest.mark.slow
