@@ -13,51 +13,57 @@ from quantum_trader.cli_backtest import End, Start, Symbols, _symbols
 from quantum_trader.config import DEFAULT_CONFIG_PATH
 from quantum_trader.log import configure_logging
 
+SpaceFile = Annotated[Path, typer.Option("--space", help="Search space (TOML): docs/OPTIMIZE.md.")]
+Trials = Annotated[int, typer.Option(min=1, help="Finished trials the study should hold.")]
+Workers = Annotated[int, typer.Option(min=1, help="Worker processes on this machine.")]
+Storage = Annotated[
+    str | None,
+    typer.Option(
+        help="Study store: sqlite:///PATH (default data_dir/optimize/studies.db) or "
+        "postgresql://USER:PASSWORD@HOST/DB to share the study between machines."
+    ),
+]
+Study = Annotated[str, typer.Option(help="Study name; an existing study resumes.")]
+Seed = Annotated[int | None, typer.Option(help="Sampler seed (reproducible on 1 worker).")]
+Out = Annotated[Path, typer.Option(help="Chosen settings (TOML); results JSON beside it.")]
+FoldDays = Annotated[int, typer.Option(min=1, help="Days of each fold's block.")]
+Folds = Annotated[int, typer.Option(min=1, help="Out-of-sample folds.")]
+HoldoutDays = Annotated[
+    int, typer.Option(min=1, help="Final days no trial sees, scored once at the end.")
+]
+Objective = Annotated[
+    str, typer.Option(help="sharpe | return_over_drawdown (single objective, TPE).")
+]
+Multi = Annotated[
+    bool, typer.Option("--multi", help="Multi-objective (NSGA-II): return % vs max drawdown %.")
+]
+
 
 @app.command()
 def optimize(
-    space: Annotated[Path, typer.Option(help="Search space (TOML): see docs/OPTIMIZE.md.")],
-    trials: Annotated[int, typer.Option(min=1, help="Finished trials the study should hold.")],
+    space: SpaceFile,
+    trials: Trials,
     config: ConfigOption = None,
-    workers: Annotated[int, typer.Option(min=1, help="Worker processes on this machine.")] = 1,
-    storage: Annotated[
-        str | None,
-        typer.Option(
-            help="Study store: sqlite:///PATH (default data_dir/optimize/studies.db) or "
-            "postgresql://USER:PASSWORD@HOST/DB to share the study between machines."
-        ),
-    ] = None,
-    study: Annotated[str, typer.Option(help="Study name; an existing study resumes.")] = (
-        "optimize"
-    ),
-    seed: Annotated[int | None, typer.Option(help="Sampler seed (reproducible on 1 worker).")] = (
-        None
-    ),
-    out: Annotated[
-        Path, typer.Option(help="Chosen settings (TOML); results JSON beside it.")
-    ] = Path("optimize/best.toml"),
+    workers: Workers = 1,
+    storage: Storage = None,
+    study: Study = "optimize",
+    seed: Seed = None,
+    out: Out = Path("optimize/best.toml"),
     symbols: Symbols = None,
     start: Start = None,
     end: End = None,
-    fold_days: Annotated[int, typer.Option(min=1, help="Days of each fold's block.")] = 14,
-    folds: Annotated[int, typer.Option(min=1, help="Out-of-sample folds.")] = 3,
-    holdout_days: Annotated[
-        int, typer.Option(min=1, help="Final days no trial sees, scored once at the end.")
-    ] = 14,
-    objective: Annotated[
-        str, typer.Option(help="sharpe | return_over_drawdown (single objective, TPE).")
-    ] = "sharpe",
-    multi: Annotated[
-        bool,
-        typer.Option("--multi", help="Multi-objective (NSGA-II): return % vs max drawdown %."),
-    ] = False,
+    fold_days: FoldDays = 14,
+    folds: Folds = 3,
+    holdout_days: HoldoutDays = 14,
+    objective: Objective = "sharpe",
+    multi: Multi = False,
 ) -> None:
     """Search the settings in --space for the best out-of-sample walk-forward score."""
     from quantum_trader.errors import ConfigurationError
-    from quantum_trader.optimize.space import load_space
     from quantum_trader.optimize.objective import Score
     from quantum_trader.optimize.results import print_results, write_results
     from quantum_trader.optimize.runner import OptimizeRequest, run_optimize
+    from quantum_trader.optimize.space import load_space
 
     if objective not in tuple(Score):
         raise ConfigurationError(
