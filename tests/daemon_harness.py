@@ -33,7 +33,11 @@ class Daemon:
     events: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
-    def start(cls, data_dir: Path, config: Path | None = None, **env: str) -> Daemon:
+    def start(cls, data_dir: Path, **env: str) -> Daemon:
+        return cls.start_with_config(data_dir, None, **env)
+
+    @classmethod
+    def start_with_config(cls, data_dir: Path, config: Path | None, **env: str) -> Daemon:
         """`quantum-trader run` (with `--config config` when given) in `data_dir`."""
         data_dir.mkdir(parents=True, exist_ok=True)
         clean = {k: v for k, v in os.environ.items() if not k.startswith("QT_")}

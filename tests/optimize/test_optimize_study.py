@@ -62,7 +62,7 @@ def test_a_small_study_completes_and_its_best_settings_start_the_daemon(tmp_path
     for path, value in results["best_params"].items():
         section, name = path.split(".")
         assert chosen[section][name] == value
-    daemon = Daemon.start(tmp_path / "daemon", config=best)
+    daemon = Daemon.start_with_config(tmp_path / "daemon", best)
     eventually(lambda: daemon.logged_so_far("cycle_completed"), 90, "a cycle of the daemon")
     assert daemon.stop(signal.SIGTERM) == 0
     shown = daemon.cli("config", "show", "--config", str(best))
