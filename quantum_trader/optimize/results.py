@@ -214,17 +214,18 @@ def print_results(console: Console, results: StudyResults, out: Path, report: Pa
         f"{results.mean_out_of_sample:.4f}",
         f"{results.mean_gap:+.4f}",
     )
-    h, b = results.holdout, results.holdout_baseline
-    folds.add_row("HOLDOUT", "", "", _span(h), f"{h['score']:.4f}", "scored once")
-    folds.add_row("config", "", "", _span(b), f"{b['score']:.4f}", "holdout")
     console.print(folds)
+    h, b = results.holdout, results.holdout_baseline
     counts = ", ".join(f"{n} {state}" for state, n in results.trials.items())
-    console.print(f"trials: {counts}; config = the holdout score of the settings as given")
-    console.print(
-        "The OOS mean chose the best trial, so it is optimistic; the holdout was never seen "
-        "while choosing."
-    )
-    console.print(f"settings: {out}  results: {report}")
+    for line in (
+        f"HOLDOUT {_span(h)}, never seen while choosing, scored once: {h['score']:.4f} "
+        f"(return {h['return_pct']:.2f} %, max drawdown {h['max_drawdown_pct']:.2f} %, "
+        f"{h['trades']} trades); the settings as given: {b['score']:.4f}",
+        "The OOS mean chose the best trial, so it flatters it; trust the holdout.",
+        f"trials: {counts}",
+        f"settings: {out}  results: {report}",
+    ):
+        console.print(line, soft_wrap=True, highlight=False)
 
 
 def _span(block: dict[str, Any]) -> str:
