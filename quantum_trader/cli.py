@@ -84,9 +84,16 @@ def _parse_day(option: str, value: str | None) -> datetime | None:
 def main() -> None:
     """Entry point of `quantum-trader` and `python -m quantum_trader`."""
     # Importing these registers their commands on `app`.
-    from quantum_trader import cli_backtest, cli_data, cli_ml, cli_operator, cli_requests
+    from quantum_trader import (
+        cli_backtest,
+        cli_data,
+        cli_ml,
+        cli_operator,
+        cli_optimize,
+        cli_requests,
+    )
 
-    del cli_backtest, cli_data, cli_ml, cli_operator, cli_requests
+    del cli_backtest, cli_data, cli_ml, cli_operator, cli_optimize, cli_requests
     try:
         code = app(standalone_mode=False)
     except ConfigurationError as error:

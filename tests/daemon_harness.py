@@ -34,6 +34,11 @@ class Daemon:
 
     @classmethod
     def start(cls, data_dir: Path, **env: str) -> Daemon:
+        return cls.start_with_config(data_dir, None, **env)
+
+    @classmethod
+    def start_with_config(cls, data_dir: Path, config: Path | None, **env: str) -> Daemon:
+        """`quantum-trader run` (with `--config config` when given) in `data_dir`."""
         data_dir.mkdir(parents=True, exist_ok=True)
         clean = {k: v for k, v in os.environ.items() if not k.startswith("QT_")}
         # Port 0: tests run daemons side by side, each status server on a free port.
@@ -47,7 +52,13 @@ class Daemon:
         output = data_dir / f"run-{runs + 1}.stdout"
         with output.open("wb") as stdout, output.with_suffix(".stderr").open("wb") as stderr:
             process = subprocess.Popen(
-                [sys.executable, "-m", "quantum_trader", "run"],
+                [
+                    sys.executable,
+                    "-m",
+                    "quantum_trader",
+                    "run",
+                    *(["--config", str(config)] if config else []),
+                ],
                 env={**clean, **settings},
                 cwd=data_dir,  # no config/default.toml here: built-in defaults and QT_ variables
                 stdout=stdout,

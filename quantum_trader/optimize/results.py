@@ -1,0 +1,236 @@
+"""The study's results: the best settings, their folds (in-sample, out-of-sample, the gap),
+their one score on the holdout, and the files: results JSON and the chosen settings as TOML.
+
+Honesty of the numbers: each fold's out-of-sample score comes from a block no setting was
+fitted on *within that trial*, but the study chose the best trial by those same scores, so
+their mean is optimistic. The holdout block was never read while choosing: its score, taken
+once for the chosen settings, is the estimate to trust; the config's own settings are scored on
+it too, for comparison.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import tomllib
+import typing
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import optuna
+import tomli_w
+from optuna.trial import FrozenTrial, TrialState
+from pydantic import BaseModel, SecretStr
+from rich.console import Console
+from rich.table import Table
+
+from quantum_trader.config import Settings
+from quantum_trader.errors import UsageError
+from quantum_trader.optimize.objective import DRAWDOWN_FLOOR_PCT, Evaluation, run_block
+from quantum_trader.optimize.space import apply
+from quantum_trader.optimize.study import StudyRequest, redact_url
+
+
+@dataclass(slots=True)
+class StudyResults:
+    study: str
+    storage: str
+    objective: str
+    trials: dict[str, int]
+    best_trial: int
+    best_params: dict[str, Any]
+    best_values: list[float]
+    folds: list[dict[str, Any]]
+    mean_in_sample: float
+    mean_out_of_sample: float
+    mean_gap: float
+    holdout: dict[str, Any]
+    holdout_baseline: dict[str, Any]
+    layout: dict[str, Any]
+    symbols: list[str]
+    pareto_front: list[dict[str, Any]] = field(default_factory=list)
+    pruned: list[dict[str, Any]] = field(default_factory=list)
+    written_at: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, default=str)
+
+
+def collect(study: optuna.Study, evaluation: Evaluation, request: StudyRequest) -> StudyResults:
+    """Pick the best finished trial, score it (and the base settings) once on the holdout."""
+    best = _best(study, request.multi)
+    folds = best.user_attrs["folds"]
+    settings = apply(evaluation.base, best.params)
+    holdout_args = (evaluation.markets.holdout, evaluation.layout.holdout, evaluation.score)
+    holdout = run_block(settings, *holdout_args, evaluation.scratch / "holdout")
+    baseline = run_block(evaluation.base, *holdout_args, evaluation.scratch / "baseline")
+    states = [t.state for t in study.get_trials(deepcopy=False)]
+    return StudyResults(
+        study=request.name,
+        storage=redact_url(request.storage),
+        objective=_objective_name(evaluation),
+        trials={s.name.lower(): states.count(s) for s in TrialState if states.count(s)},
+        best_trial=best.number,
+        best_params=dict(best.params),
+        best_values=list(best.values),
+        folds=folds,
+        mean_in_sample=statistics.fmean(f["in_sample"]["score"] for f in folds),
+        mean_out_of_sample=statistics.fmean(f["out_of_sample"]["score"] for f in folds),
+        mean_gap=statistics.fmean(f["gap"] for f in folds),
+        holdout=holdout.describe(),
+        holdout_baseline=baseline.describe(),
+        layout=evaluation.layout.describe(),
+        symbols=list(evaluation.base.market.symbols),
+        pareto_front=_front(study) if request.multi else [],
+        pruned=_pruned(study),
+        written_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+
+
+def _best(study: optuna.Study, multi: bool) -> FrozenTrial:
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if not complete:
+        raise UsageError(
+            f"--study {study.study_name}: no trial completed (all pruned or failed: see the "
+            "log); widen the space or check the settings' rules it names"
+        )
+    if not multi:
+        return study.best_trial
+    # Of the Pareto front, the best return per unit of drawdown.
+    return max(study.best_trials, key=lambda t: t.values[0] / max(t.values[1], DRAWDOWN_FLOOR_PCT))
+
+
+def _front(study: optuna.Study) -> list[dict[str, Any]]:
+    return [
+        {"trial": t.number, "return_pct": t.values[0], "max_drawdown_pct": t.values[1]}
+        for t in sorted(study.best_trials, key=lambda t: t.number)
+    ]
+
+
+def _pruned(study: optuna.Study) -> list[dict[str, Any]]:
+    """Each pruned trial: after which fold, or which rule refused its settings."""
+    rows = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.PRUNED,)):
+        refused = trial.user_attrs.get("refused")
+        after = trial.last_step
+        reason = f"refused: {refused}" if refused else f"pruned after fold {after}"
+        rows.append({"trial": trial.number, "reason": reason})
+    return rows
+
+
+def _objective_name(evaluation: Evaluation) -> str:
+    if evaluation.multi:
+        return "NSGA-II: maximize mean OOS return %, minimize mean OOS max drawdown %"
+    return f"TPE: maximize mean OOS {evaluation.score}"
+
+
+def write_results(results: StudyResults, out: Path, config: Path | None) -> Path:
+    """Write the chosen settings to `out` (TOML) and the results beside it (JSON), each
+    through a temporary file renamed into place; return the JSON's path."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    document = _config_document(config)
+    for path, value in results.best_params.items():
+        *sections, name = path.split(".")
+        node = document
+        for section in sections:
+            node = node.setdefault(section, {})
+        node[name] = value
+    signals = document.setdefault("signals", {})
+    signals["source"] = "rules"  # what the study scored
+    market = document.setdefault("market", {})
+    market["symbols"] = results.symbols
+    header = (
+        f"# Chosen by `quantum-trader optimize` (study {results.study}, trial "
+        f"{results.best_trial}, {results.objective}).\n"
+        f"# Holdout {results.holdout['start'][:10]} .. {results.holdout['end'][:10]} "
+        f"(never seen while choosing): score {results.holdout['score']:.4f}, return "
+        f"{results.holdout['return_pct']:.2f} %, max drawdown "
+        f"{results.holdout['max_drawdown_pct']:.2f} %.\n"
+    )
+    _atomic_write(out, header + tomli_w.dumps(document))
+    report = out.with_name(out.stem + ".results.json")
+    _atomic_write(report, results.to_json())
+    return report
+
+
+def _config_document(config: Path | None) -> dict[str, Any]:
+    """The TOML the settings were read from, without its secrets (API keys, tokens: they
+    belong in the environment, and this program writes none to disk); not the environment."""
+    if config is None or not config.is_file():
+        return {}
+    with config.open("rb") as handle:
+        document = tomllib.load(handle)
+    _drop_secrets(document, Settings)
+    return document
+
+
+def _drop_secrets(node: dict[str, Any], model: type[BaseModel]) -> None:
+    for name, info in model.model_fields.items():
+        annotation = info.annotation
+        if name not in node:
+            continue
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            if isinstance(node[name], dict):
+                _drop_secrets(node[name], annotation)
+        elif SecretStr in typing.get_args(annotation) or annotation is SecretStr:
+            del node[name]
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def print_results(console: Console, results: StudyResults, out: Path, report: Path) -> None:
+    """The table on stdout: best settings, folds, gap, holdout."""
+    params = Table(title=f"Best of study {results.study}: trial {results.best_trial}")
+    params.add_column("setting")
+    params.add_column("value", justify="right")
+    for path, value in sorted(results.best_params.items()):
+        params.add_row(path, _number(value))
+    console.print(params)
+    folds = Table(title=f"{results.objective} ({', '.join(results.symbols)})")
+    for column in ("fold", "in-sample", "IS", "out-of-sample", "OOS", "gap IS−OOS"):
+        folds.add_column(column, justify="right", no_wrap=True)
+    for fold in results.folds:
+        ins, oos = fold["in_sample"], fold["out_of_sample"]
+        folds.add_row(
+            str(fold["fold"]),
+            _span(ins),
+            f"{ins['score']:.4f}",
+            _span(oos),
+            f"{oos['score']:.4f}",
+            f"{fold['gap']:+.4f}",
+        )
+    folds.add_row(
+        "mean",
+        "",
+        f"{results.mean_in_sample:.4f}",
+        "",
+        f"{results.mean_out_of_sample:.4f}",
+        f"{results.mean_gap:+.4f}",
+    )
+    console.print(folds)
+    h, b = results.holdout, results.holdout_baseline
+    counts = ", ".join(f"{n} {state}" for state, n in results.trials.items())
+    for line in (
+        f"HOLDOUT {_span(h)}, never seen while choosing, scored once: {h['score']:.4f} "
+        f"(return {h['return_pct']:.2f} %, max drawdown {h['max_drawdown_pct']:.2f} %, "
+        f"{h['trades']} trades); the settings as given: {b['score']:.4f}",
+        "The OOS mean chose the best trial, so it flatters it; trust the holdout.",
+        f"trials: {counts}",
+        f"settings: {out}  results: {report}",
+    ):
+        console.print(line, soft_wrap=True, highlight=False)
+
+
+def _span(block: dict[str, Any]) -> str:
+    return f"{block['start'][:10]}→{block['end'][5:10]}"
+
+
+def _number(value: Any) -> str:
+    return f"{value:.6g}" if isinstance(value, float) else str(value)

@@ -1,0 +1,187 @@
+"""`quantum-trader optimize` end to end: check the request, cut the markets, run the study
+(in this process or in K worker processes), then score the best settings once on the holdout
+and write the results."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from quantum_trader.backtest import BacktestInterrupted
+from quantum_trader.config import Settings
+from quantum_trader.errors import QuantumTraderError
+from quantum_trader.market.replay import ReplayFeed
+from quantum_trader.market.setup import history_bars
+from quantum_trader.market.source import resolve_market_data
+from quantum_trader.optimize.folds import Layout, cut_market, plan_layout
+from quantum_trader.optimize.objective import Evaluation, Markets, Score
+from quantum_trader.optimize.results import StudyResults, collect
+from quantum_trader.optimize.space import SEARCHABLE, SearchSpace, apply, load_space
+from quantum_trader.optimize.study import (
+    INTERRUPTED_EXIT,
+    StudyRequest,
+    WorkerJob,
+    finished,
+    open_storage,
+    open_study,
+    run_worker,
+    run_workers,
+    split,
+)
+from quantum_trader.signals.rules import RuleAgent
+
+STUDY_DB = "optimize/studies.db"
+
+
+class OptimizeInterrupted(QuantumTraderError):
+    """SIGTERM/SIGINT stopped the study; what finished is in the store."""
+
+
+@dataclass(frozen=True, slots=True)
+class OptimizeRequest:
+    space: Path
+    trials: int
+    workers: int = 1
+    storage: str | None = None
+    study: str = "optimize"
+    seed: int | None = None
+    out: Path = Path("optimize/best.toml")
+    config: Path | None = None
+    symbols: tuple[str, ...] | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    fold_days: int = 14
+    folds: int = 3
+    holdout_days: int = 14
+    score: Score = Score.SHARPE
+    multi: bool = False
+    progress_bar: bool = False
+
+
+def default_storage(settings: Settings) -> str:
+    return f"sqlite:///{(settings.data_dir / STUDY_DB).absolute()}"
+
+
+def run_optimize(
+    settings: Settings, request: OptimizeRequest, progress: Callable[[int, int], None]
+) -> StudyResults:
+    """Run (or resume, or join) the study to `request.trials` finished trials; score the best
+    on the holdout; return the results (the caller writes them)."""
+    space = load_space(request.space, settings)
+    base = trial_base(settings, request)
+    layout = study_layout(base, request)
+    scratch = Path(tempfile.mkdtemp(prefix="qt-optimize-"))
+    try:
+        evaluation = Evaluation(
+            base,
+            space,
+            layout,
+            cut_markets(base, layout, scratch),
+            request.score,
+            request.multi,
+            scratch / "runs",
+        )
+        study_request = StudyRequest(
+            request.storage or default_storage(settings),
+            request.study,
+            request.trials,
+            request.seed,
+            request.multi,
+            spec(base, space, layout, request),
+        )
+        storage = open_storage(study_request.storage)
+        study = open_study(study_request, storage)
+        _run(study, study_request, evaluation, request, progress)
+        return collect(study, evaluation, study_request)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def trial_base(settings: Settings, request: OptimizeRequest) -> Settings:
+    """The settings every trial starts from: the rule agent, the chosen symbols."""
+    symbols = request.symbols or settings.market.symbols
+    base = apply(settings, {"signals.source": "rules", "market.symbols": list(symbols)})
+    resolve_market_data(base).rules(symbols, base.market.timeframe)  # unknown symbol: exit 2
+    return base
+
+
+def study_layout(base: Settings, request: OptimizeRequest) -> Layout:
+    store = resolve_market_data(base).store()
+    warm_up = history_bars(base, RuleAgent(base.signals))
+    feed = ReplayFeed(store, base.market.symbols, base.market.timeframe, warm_up)
+    first = max(request.start or feed.start, feed.start)
+    last = min(request.end or feed.end, feed.end)
+    return plan_layout(first, last, request.fold_days, request.folds, request.holdout_days)
+
+
+def cut_markets(base: Settings, layout: Layout, scratch: Path) -> Markets:
+    source = resolve_market_data(base).directory
+    symbols = base.market.symbols
+    blocks = tuple(
+        cut_market(source, scratch / f"market-{index}", symbols, block.end)
+        for index, block in enumerate(layout.blocks)
+    )
+    holdout = cut_market(source, scratch / "market-holdout", symbols, layout.holdout.end)
+    return Markets(blocks, holdout)
+
+
+def spec(
+    base: Settings, space: SearchSpace, layout: Layout, request: OptimizeRequest
+) -> dict[str, Any]:
+    """What makes two commands the same search: a worker joining a study must match it."""
+    decisive = base.model_dump(mode="json", include={*SEARCHABLE, "costs", "exchange"})
+    decisive["exchange"] = decisive["exchange"]["paper_initial_balance_usdt"]
+    digest = hashlib.sha256(json.dumps(decisive, sort_keys=True).encode()).hexdigest()[:16]
+    return {
+        "space": space.describe(),
+        "layout": layout.describe(),
+        "score": str(request.score),
+        "multi": request.multi,
+        "symbols": list(base.market.symbols),
+        "timeframe": base.market.timeframe,
+        "settings_sha256": digest,
+    }
+
+
+def _run(
+    study: optuna.Study,
+    request: StudyRequest,
+    evaluation: Evaluation,
+    options: OptimizeRequest,
+    progress: Callable[[int, int], None],
+) -> None:
+    remaining = request.trials - finished(study)
+    if remaining <= 0:
+        return
+    shares = split(remaining, options.workers)
+    bar = options.progress_bar and len(shares) == 1
+    jobs = [WorkerJob(request, evaluation, q, i, bar) for i, q in enumerate(shares)]
+    if len(jobs) == 1:
+        try:
+            run_worker(jobs[0])
+        except BacktestInterrupted:
+            raise _interrupted(study, request) from None
+        return
+    codes = run_workers(jobs, lambda: progress(finished(study), request.trials))
+    if INTERRUPTED_EXIT in codes:
+        raise _interrupted(study, request)
+    if any(codes):
+        raise QuantumTraderError(
+            f"optimize: a worker process failed (exit codes {codes}); see above"
+        )
+
+
+def _interrupted(study: optuna.Study, request: StudyRequest) -> OptimizeInterrupted:
+    return OptimizeInterrupted(
+        f"interrupted with {finished(study)} of {request.trials} trials finished; they are "
+        f"kept in the store: rerun the same command (--study {request.name}) to resume"
+    )

@@ -1,0 +1,62 @@
+"""The study's blocks and the market each block may read."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from optimize_builders import SYMBOLS, copy_market
+
+from quantum_trader.clock import ms_from_utc
+from quantum_trader.errors import ConfigurationError
+from quantum_trader.market.candle_store import CandleStore
+from quantum_trader.optimize.folds import cut_market, plan_layout
+
+DAY = timedelta(days=1)
+
+
+def test_blocks_are_consecutive_whole_days_with_the_holdout_last() -> None:
+    first = datetime(2025, 9, 8, 2, tzinfo=UTC)
+    last = datetime(2025, 12, 1, 0, tzinfo=UTC)
+    layout = plan_layout(first, last - timedelta(minutes=5), 14, 3, 10)
+    assert layout.folds == 3
+    assert layout.holdout.end == datetime(2025, 11, 30, tzinfo=UTC)  # whole days
+    assert layout.holdout.start == layout.holdout.end - 10 * DAY
+    ends = [b.end for b in layout.blocks]
+    assert ends[-1] == layout.holdout.start
+    for before, after in zip(layout.blocks, layout.blocks[1:], strict=False):
+        assert before.end == after.start
+        assert after.end - after.start == 14 * DAY
+    assert layout.blocks[0].start >= first
+
+
+def test_a_window_too_short_for_the_folds_is_one_line_saying_what_is_needed() -> None:
+    first = datetime(2025, 9, 8, tzinfo=UTC)
+    with pytest.raises(ConfigurationError) as caught:
+        plan_layout(first, first + 30 * DAY, 14, 3, 10)
+    (line,) = caught.value.problems
+    assert "need 66 days after warm-up" in line
+    assert "use fewer or shorter folds" in line
+
+
+def test_a_cut_market_holds_only_bars_closed_and_funding_settled_by_the_cut(
+    tmp_path: Path,
+) -> None:
+    source = copy_market(tmp_path / "market")
+    cut = datetime(2025, 10, 1, tzinfo=UTC)
+    target = cut_market(source, tmp_path / "cut", SYMBOLS, cut)
+    assert not (tmp_path / "cut.partial").exists()
+    assert sorted(p.name for p in target.glob("exchange-info-*.json")) == sorted(
+        p.name for p in source.glob("exchange-info-*.json")
+    )
+    store, full = CandleStore(target), CandleStore(source)
+    for symbol in SYMBOLS:
+        for timeframe, step in (("5m", 300_000), ("1h", 3_600_000)):
+            bars, all_bars = store.load_bars(symbol, timeframe), full.load_bars(symbol, timeframe)
+            closes = bars.time_ms + step
+            assert closes[-1] == ms_from_utc(cut)  # the last bar closed exactly at the cut
+            kept = int((all_bars.time_ms + step <= ms_from_utc(cut)).sum())
+            assert len(bars) == kept
+        times, _ = store.load_funding(symbol)
+        assert times.max() < ms_from_utc(cut)

@@ -1,0 +1,67 @@
+"""The chosen settings file and the results beside it."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+
+from quantum_trader.config import load_settings
+from quantum_trader.optimize.results import StudyResults, write_results
+
+BLOCK = {
+    "start": "2025-10-12T00:00:00+00:00",
+    "end": "2025-10-14T00:00:00+00:00",
+    "score": 0.5,
+    "return_pct": 1.0,
+    "max_drawdown_pct": 2.0,
+    "sharpe": None,
+    "trades": 3,
+}
+
+
+def results() -> StudyResults:
+    return StudyResults(
+        study="s",
+        storage="sqlite:///x.db",
+        objective="TPE: maximize mean OOS sharpe",
+        trials={"complete": 2},
+        best_trial=1,
+        best_params={"sizing.stop_atr_multiple": 2.5, "monitor.trail_mode_trend_follow": "LOOSE"},
+        best_values=[0.5],
+        folds=[{"fold": 1, "in_sample": BLOCK, "out_of_sample": BLOCK, "gap": 0.0}],
+        mean_in_sample=0.5,
+        mean_out_of_sample=0.5,
+        mean_gap=0.0,
+        holdout=BLOCK,
+        holdout_baseline=BLOCK,
+        layout={},
+        symbols=["BTC/USDT:USDT"],
+    )
+
+
+def test_the_settings_file_keeps_the_config_adds_the_choice_and_drops_secrets(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "mine.toml"
+    config.write_text(
+        '[exchange]\napi_key = "KEY-123"\napi_secret = "SECRET-456"\n'
+        "paper_initial_balance_usdt = 5000.0\n"
+        '[server]\ntoken = "TOKEN-789-abcdefghijklmnop"\n'
+        "[sizing]\nstop_atr_multiple = 1.5\nrisk_per_trade = 0.01\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "out" / "best.toml"
+    report = write_results(results(), out, config)
+    text = out.read_text()
+    for secret in ("KEY-123", "SECRET-456", "TOKEN-789"):
+        assert secret not in text
+    chosen = tomllib.loads(text)
+    assert chosen["sizing"] == {"stop_atr_multiple": 2.5, "risk_per_trade": 0.01}
+    assert chosen["exchange"] == {"paper_initial_balance_usdt": 5000.0}
+    settings = load_settings(out, environ={})
+    assert settings.monitor.trail_mode_trend_follow == "LOOSE"
+    assert settings.signals.source == "rules"
+    assert settings.market.symbols == ("BTC/USDT:USDT",)
+    assert json.loads(report.read_text())["best_trial"] == 1
+    assert sorted(p.name for p in out.parent.iterdir()) == ["best.results.json", "best.toml"]
