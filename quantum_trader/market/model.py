@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -144,6 +145,21 @@ def _last_closed_row(bars: Bars, origin: int | None, now_ms: int) -> int:
     return max(-1, min((now_ms - origin) // bars.timeframe_ms - 1, len(bars) - 1))
 
 
+def signal_runs(series: SignalSeries) -> npt.NDArray[np.intp]:
+    """Row t: the first row of the run of identical signals (action, confidence, votes) that
+    row t belongs to, so a signal object is built once per run, not once per bar."""
+    n = len(series.action)
+    changed = np.zeros(n, dtype=bool)
+    if n:
+        changed[0] = True
+    columns: list[npt.NDArray[Any]] = [series.action, series.confidence]
+    columns += [column for pair in series.votes.values() for column in pair]
+    for column in columns:
+        changed[1:] |= column[1:] != column[:-1]  # NaN != NaN: a NaN row starts its own run
+    runs: npt.NDArray[np.intp] = np.maximum.accumulate(np.where(changed, np.arange(n), 0))
+    return runs
+
+
 class MarketModel:
     def __init__(
         self,
@@ -162,6 +178,8 @@ class MarketModel:
         self._windows = windows
         self._correlations: tuple[int, CorrelationMatrix] | None = None
         self._origins = {symbol: _grid_origin(s.bars) for symbol, s in self._series.items()}
+        self._runs = {symbol: signal_runs(s.signals) for symbol, s in self._series.items()}
+        self._signals: dict[str, tuple[int, Signal]] = {}  # symbol → (run, its signal)
 
     @classmethod
     def compute(
@@ -220,7 +238,7 @@ class MarketModel:
                 if s.funding_8h is not None
                 else self._funding(symbol, now_ms)
             )
-            signals.append(self._signal(symbol, s.signals, last))
+            signals.append(self._signal_of_run(symbol, s.signals, int(self._runs[symbol][last])))
         view = MarketView(
             time=utc_from_ms(now_ms),
             prices=prices,
@@ -242,6 +260,15 @@ class MarketModel:
             matrix = correlation_matrix(returns, None, self._windows.returns_bars)
             self._correlations = (period, matrix)
         return self._correlations[1]
+
+    def _signal_of_run(self, symbol: str, series: SignalSeries, run: int) -> Signal:
+        """The signal of the run starting at row `run`, the same object for every row of it."""
+        cached = self._signals.get(symbol)
+        if cached is not None and cached[0] == run:
+            return cached[1]
+        signal = self._signal(symbol, series, run)
+        self._signals[symbol] = (run, signal)
+        return signal
 
     def _signal(self, symbol: str, series: SignalSeries, row: int) -> Signal:
         votes = tuple(
