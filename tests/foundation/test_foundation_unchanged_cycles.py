@@ -70,7 +70,7 @@ def _spans(database: Path) -> list[list[int]]:
 
 def test_the_ledger_is_identical_with_and_without_skipping(runs: tuple[Path, Path]) -> None:
     skipping, full = runs
-    assert _rows(full, "SELECT count(*) FROM closed_trades")[0][0] > 0
+    assert _rows(full, "SELECT count(*) FROM closed_trades") != [(0,)]
     for name, query in LEDGER_QUERIES.items():
         assert _rows(skipping, query) == _rows(full, query), name
 
