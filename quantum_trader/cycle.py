@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from quantum_trader.cycle_inputs import CycleInputs, cycle_inputs
+from quantum_trader.cycle_inputs import AccountInputs, CycleInputs, cycle_inputs
 from quantum_trader.domain import (
     Action,
     Candidate,
@@ -49,6 +49,16 @@ class CycleSummary:
     decisions: list[Decision] = field(default_factory=list)
 
 
+@dataclass(slots=True)
+class Base:
+    """The last full cycle that approved nothing: its id, the account declarations of the
+    gates it consulted (None: one declares none) and its inputs."""
+
+    cycle_id: str
+    declared: list[AccountInputs] | None
+    inputs: CycleInputs | None
+
+
 class Executor:
     def __init__(
         self,
@@ -79,8 +89,7 @@ class Executor:
         self._health = health
         self._cycle_numbers = itertools.count(1)
         self._skip_unchanged = skip_unchanged
-        # The last full cycle that approved nothing, and its inputs.
-        self._base: tuple[str, CycleInputs] | None = None
+        self._base: Base | None = None
         self.latest_market: MarketView | None = None
 
     def latest_regimes(self) -> Mapping[str, Regime]:
@@ -106,31 +115,55 @@ class Executor:
                 health = self._health(now)
                 await self._governor.observe(portfolio, market.view, now, health)
                 await self._sizing.mark_paper(market.view.prices, now)
-                inputs = self._inputs(market, portfolio, health, now)
-                if inputs is not None and self._base is not None and inputs == self._base[1]:
-                    summary.unchanged_since, summary.signals = self._base[0], len(market.signals)
-                    log.debug("cycle_unchanged", since=self._base[0])
+                base = self._base
+                if (
+                    base is not None
+                    and self._inputs(market, portfolio, health, now, base) == base.inputs
+                ):
+                    summary.unchanged_since, summary.signals = base.cycle_id, len(market.signals)
+                    log.debug("cycle_unchanged", since=base.cycle_id)
                     return summary
                 self._base = None
                 signals = list(market.signals)
-                await self._decide(summary, market, portfolio, now, verdicts)
-                if inputs is not None and summary.approved == 0:
-                    self._base = (summary.cycle_id, inputs)
+                consulted = await self._decide(summary, market, portfolio, now, verdicts)
+                if self._skip_unchanged and summary.approved == 0:
+                    self._base = self._new_base(
+                        summary.cycle_id, consulted, market, portfolio, health, now
+                    )
             finally:
                 if summary.unchanged_since is None:
                     await self._record(summary, now, verdicts, signals)
                     summary.signals = len(signals)
         return summary
 
+    def _new_base(
+        self,
+        cycle_id: str,
+        consulted: set[GateName],
+        market: MarketState,
+        portfolio: PortfolioView,
+        health: str,
+        now: datetime,
+    ) -> Base:
+        """A full cycle that approved nothing, as later cycles compare themselves with it."""
+        declared: list[AccountInputs] | None = []
+        for gate in self._chain.gates:
+            if gate.name in consulted and declared is not None:
+                inputs = getattr(gate, "account_inputs", None)
+                declared = [*declared, inputs] if inputs is not None else None
+        base = Base(cycle_id, declared, None)
+        base.inputs = self._inputs(market, portfolio, health, now, base)
+        return base
+
     def _inputs(
-        self, market: MarketState, portfolio: PortfolioView, health: str, now: datetime
-    ) -> CycleInputs | None:
-        """This cycle's decision inputs, or None when every cycle runs in full."""
-        if not self._skip_unchanged:
-            return None
+        self, market: MarketState, portfolio: PortfolioView, health: str, now: datetime, base: Base
+    ) -> CycleInputs:
+        """This cycle's decision inputs, as far as the base cycle consulted them."""
         blocked = self._keeper.view().blocked
         state = self._governor.governor.state
-        return cycle_inputs(market.signals, market.view, portfolio, state, blocked, health, now)
+        return cycle_inputs(
+            market.signals, market.view, portfolio, state, blocked, health, now, base.declared
+        )
 
     async def _decide(
         self,
@@ -139,9 +172,9 @@ class Executor:
         portfolio: PortfolioView,
         now: datetime,
         verdicts: list[Verdict],
-    ) -> None:
+    ) -> set[GateName]:
         """Filter the signals, run the chain and enter what it approves; verdicts go into
-        `verdicts` as they are reached."""
+        `verdicts` as they are reached. Return the gates the chain consulted."""
         _log_signals(market.signals)
         candidates, filtered = select_candidates(
             market, portfolio, self._min_confidence, self._keeper.view().blocked
@@ -151,6 +184,7 @@ class Executor:
         verdicts += approval.verdicts
         summary.candidates, summary.approved = len(candidates), len(approval.approved)
         await self._enter(approval.approved, portfolio, market.view, now, verdicts)
+        return {v.gate for v in approval.verdicts}
 
     async def _enter(
         self,
