@@ -12,6 +12,7 @@ same way, so both run the same decisions.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal
@@ -221,24 +222,25 @@ class MarketModel:
         span = self._windows.returns_bars
         funding: dict[str, float] = {}
         for symbol, s in self._series.items():
-            last = _last_closed_row(s.bars, self._origins[symbol], now_ms)
-            if last < 0 or not np.isfinite(s.atr_pct[last]):
+            bars = s.bars
+            last = _last_closed_row(bars, self._origins[symbol], now_ms)
+            # .item(): a Python scalar without the numpy scalar in between (hot path).
+            if last < 0 or not math.isfinite(atr := s.atr_pct.item(last)):
                 continue
-            if is_stale(
-                int(s.bars.time_ms[last]) + s.bars.timeframe_ms, now_ms, s.bars.timeframe_ms
-            ):
+            if is_stale(bars.time_ms.item(last) + bars.timeframe_ms, now_ms, bars.timeframe_ms):
                 continue  # a gap in its data: no price, no signal until it resumes
-            prices[symbol] = Decimal(repr(float(s.bars.close[last])))
-            atr_pct[symbol] = float(s.atr_pct[last])
+            prices[symbol] = Decimal(repr(bars.close.item(last)))
+            atr_pct[symbol] = atr
             regimes[symbol] = s.regime[last]
             returns[symbol] = s.returns[max(1, last + 1 - span) : last + 1]
-            zscores[symbol] = float(s.return_zscore[last])
+            if math.isfinite(zscore := s.return_zscore.item(last)):
+                zscores[symbol] = zscore
             funding[symbol] = (
-                float(s.funding_8h[last])
+                s.funding_8h.item(last)
                 if s.funding_8h is not None
                 else self._funding(symbol, now_ms)
             )
-            signals.append(self._signal_of_run(symbol, s.signals, int(self._runs[symbol][last])))
+            signals.append(self._signal_of_run(symbol, s.signals, self._runs[symbol].item(last)))
         view = MarketView(
             time=utc_from_ms(now_ms),
             prices=prices,
@@ -248,7 +250,7 @@ class MarketModel:
             global_regime=self._global_regime(now_ms),
             returns=returns,
             funding_rate_8h=funding,
-            return_zscore={k: v for k, v in zscores.items() if np.isfinite(v)},
+            return_zscore=zscores,
             correlations=self._correlations_at(now_ms, returns),
         )
         return MarketState(view, signals)
