@@ -161,6 +161,24 @@ def signal_runs(series: SignalSeries) -> npt.NDArray[np.intp]:
     return runs
 
 
+def slow_runs(series: SymbolSeries, signal_rows: npt.NDArray[np.intp]) -> npt.NDArray[np.intp]:
+    """Row t: the first row of the run of rows whose ATR, regime, z-score and signal equal
+    row t's (they move on the hourly bars; NaN starts a run of its own)."""
+    n = len(series.atr_pct)
+    changed = np.zeros(n, dtype=bool)
+    if n:
+        changed[0] = True
+    changed[1:] |= signal_rows[1:] != signal_rows[:-1]
+    changed[1:] |= np.asarray(series.regime[1:] != series.regime[:-1], dtype=bool)
+    for column in (series.atr_pct, series.return_zscore):
+        changed[1:] |= column[1:] != column[:-1]
+    runs: npt.NDArray[np.intp] = np.maximum.accumulate(np.where(changed, np.arange(n), 0))
+    return runs
+
+
+_SlowFields = tuple[dict[str, float], dict[str, Regime], dict[str, float], list[Signal]]
+
+
 class MarketModel:
     def __init__(
         self,
@@ -181,6 +199,10 @@ class MarketModel:
         self._origins = {symbol: _grid_origin(s.bars) for symbol, s in self._series.items()}
         self._runs = {symbol: signal_runs(s.signals) for symbol, s in self._series.items()}
         self._signals: dict[str, tuple[int, Signal]] = {}  # symbol → (run, its signal)
+        self._slow_runs = {
+            symbol: slow_runs(s, self._runs[symbol]) for symbol, s in self._series.items()
+        }
+        self._slow: tuple[tuple[tuple[str, int], ...], _SlowFields] | None = None
 
     @classmethod
     def compute(
@@ -212,35 +234,32 @@ class MarketModel:
 
     def state_at(self, now_ms: int) -> MarketState:
         """The view as of `now_ms`: only bars closed by then are visible; a symbol more than
-        one bar behind (a gap in its data) is left out of the view and the signals."""
+        one bar behind (a gap in its data) is left out of the view and the signals.
+
+        What changes hourly (ATR, regime, z-score, signal) is built once per run of equal rows
+        and shared by the views of that run; prices, returns and funding are read every call."""
         prices: dict[str, Decimal] = {}
-        atr_pct: dict[str, float] = {}
-        regimes: dict[str, Regime] = {}
         returns: dict[str, FloatArray] = {}
-        zscores: dict[str, float] = {}
-        signals: list[Signal] = []
-        span = self._windows.returns_bars
         funding: dict[str, float] = {}
+        rows: list[tuple[str, SymbolSeries, int]] = []
+        span = self._windows.returns_bars
         for symbol, s in self._series.items():
             bars = s.bars
             last = _last_closed_row(bars, self._origins[symbol], now_ms)
             # .item(): a Python scalar without the numpy scalar in between (hot path).
-            if last < 0 or not math.isfinite(atr := s.atr_pct.item(last)):
+            if last < 0 or not math.isfinite(s.atr_pct.item(last)):
                 continue
             if is_stale(bars.time_ms.item(last) + bars.timeframe_ms, now_ms, bars.timeframe_ms):
                 continue  # a gap in its data: no price, no signal until it resumes
             prices[symbol] = Decimal(repr(bars.close.item(last)))
-            atr_pct[symbol] = atr
-            regimes[symbol] = s.regime[last]
             returns[symbol] = s.returns[max(1, last + 1 - span) : last + 1]
-            if math.isfinite(zscore := s.return_zscore.item(last)):
-                zscores[symbol] = zscore
             funding[symbol] = (
                 s.funding_8h.item(last)
                 if s.funding_8h is not None
                 else self._funding(symbol, now_ms)
             )
-            signals.append(self._signal_of_run(symbol, s.signals, self._runs[symbol].item(last)))
+            rows.append((symbol, s, last))
+        atr_pct, regimes, zscores, signals = self._slow_fields(rows)
         view = MarketView(
             time=utc_from_ms(now_ms),
             prices=prices,
@@ -254,6 +273,26 @@ class MarketModel:
             correlations=self._correlations_at(now_ms, returns),
         )
         return MarketState(view, signals)
+
+    def _slow_fields(self, rows: list[tuple[str, SymbolSeries, int]]) -> _SlowFields:
+        """ATR, regimes, z-scores and signals at `rows`: the last ones built while every row
+        is in the same run of equal slow fields as then."""
+        key = tuple((symbol, self._slow_runs[symbol].item(last)) for symbol, _, last in rows)
+        if self._slow is not None and self._slow[0] == key:
+            return self._slow[1]
+        atr_pct: dict[str, float] = {}
+        regimes: dict[str, Regime] = {}
+        zscores: dict[str, float] = {}
+        signals: list[Signal] = []
+        for symbol, s, last in rows:
+            atr_pct[symbol] = s.atr_pct.item(last)
+            regimes[symbol] = s.regime[last]
+            if math.isfinite(zscore := s.return_zscore.item(last)):
+                zscores[symbol] = zscore
+            signals.append(self._signal_of_run(symbol, s.signals, self._runs[symbol].item(last)))
+        fields = (atr_pct, regimes, zscores, signals)
+        self._slow = (key, fields)
+        return fields
 
     def _correlations_at(self, now_ms: int, returns: Mapping[str, FloatArray]) -> CorrelationMatrix:
         """Recomputed once per refresh period, not per cycle or per candidate."""
