@@ -38,6 +38,9 @@ from quantum_trader.config import Settings
 from quantum_trader.daemon import _cycle, _monitor_tick
 from quantum_trader.ops.metrics import Metrics
 
+# Two replays of days of five-minute bars: ≈ 15–25 s on the busy 2-core machine.
+pytestmark = pytest.mark.slow
+
 START, END = datetime(2025, 9, 14, tzinfo=UTC), datetime(2025, 9, 16, tzinfo=UTC)
 STEP = timedelta(minutes=5)
 DECISIONS = (

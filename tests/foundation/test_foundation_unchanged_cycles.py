@@ -18,6 +18,9 @@ import pytest
 from quantum_trader.backtest import UNCHANGED_KEY, BacktestRequest, run_backtest
 from quantum_trader.config import Settings
 
+# Two replays of days of five-minute bars: ≈ 15–25 s on the busy 2-core machine.
+pytestmark = pytest.mark.slow
+
 WINDOW = (datetime(2025, 9, 12, tzinfo=UTC), datetime(2025, 9, 22, tzinfo=UTC))
 LEDGER_QUERIES = {
     "orders": "SELECT * FROM orders ORDER BY client_order_id",
