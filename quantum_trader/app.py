@@ -221,6 +221,7 @@ async def assemble(
         settings.executor.min_confidence,
         stopping,
         health,
+        skip_unchanged=settings.executor.skip_unchanged_cycles,
     )
     executor_ref.append(executor)
     return Core(keeper, ledger, governor_keeper, balancer, sizing, executor)

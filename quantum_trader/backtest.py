@@ -53,6 +53,7 @@ from quantum_trader.storage.sqlite import SqliteRepository
 log = get_logger("backtest")
 EQUITY_EVERY = timedelta(hours=1)
 DATABASE_FILE = "backtest.db"
+UNCHANGED_KEY = ("executor", "unchanged_cycles")
 
 
 class BacktestInterrupted(QuantumTraderError):
@@ -177,17 +178,20 @@ async def _replay(
     stopping: asyncio.Event,
 ) -> int:
     """Step bar close by bar close: a simulated operator (if configured), the keeper (exits
-    the exchange made), then the cycle; equity every hour and at the end."""
+    the exchange made), then the cycle; equity every hour and at the end. Cycles unchanged
+    since an earlier one are kept as spans (UNCHANGED_KEY), one state entry for the run."""
     step = timedelta(milliseconds=TIMEFRAME_MS[settings.market.timeframe])
     reset_after = settings.backtest.operator_reset_after
     now, steps, next_equity = replay.start, 0, replay.start
+    unchanged = UnchangedSpans()
     while now < replay.end:
         check_stop(stopping)
         clock.set(now)
         if reset_after is not None:
             await core.governor.reset_operator_halt(now, reset_after)
         await core.keeper.tick(now)
-        await core.executor.run_cycle(now)
+        summary = await core.executor.run_cycle(now)
+        unchanged.add(summary.cycle_id, summary.unchanged_since)
         if now >= next_equity:
             await _snapshot_equity(core, repository, now)
             next_equity = now + EQUITY_EVERY
@@ -195,7 +199,30 @@ async def _replay(
         now += step
     clock.set(replay.end)
     await _snapshot_equity(core, repository, replay.end)
+    await repository.save_state(*UNCHANGED_KEY, unchanged.to_dict())
     return steps
+
+
+class UnchangedSpans:
+    """Runs of consecutive cycles that repeated one full cycle: [since, first, last] cycle
+    numbers, columnar so a year of them is one small entry."""
+
+    def __init__(self) -> None:
+        self.spans: list[list[int]] = []
+
+    def add(self, cycle_id: str, since: str | None) -> None:
+        if since is None:
+            return
+        number, base = int(cycle_id[1:]), int(since[1:])
+        last = self.spans[-1] if self.spans else None
+        if last is not None and last[0] == base and last[2] == number - 1:
+            last[2] = number
+        else:
+            self.spans.append([base, number, number])
+
+    def to_dict(self) -> dict[str, object]:
+        cycles = sum(last - first + 1 for _, first, last in self.spans)
+        return {"unchanged_cycles": cycles, "spans": self.spans}
 
 
 def check_stop(stopping: asyncio.Event) -> None:

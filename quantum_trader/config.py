@@ -147,6 +147,8 @@ class ExecutorSettings(Section):
     min_confidence: float = Field(0.20, ge=0, le=1)
     shutdown_grace_s: float = Field(10.0, gt=0, le=DAY_S)
     heartbeat_interval_s: float = Field(60.0, gt=0, le=DAY_S)
+    # False runs the filter and the approval chain every cycle (cycle_inputs.py).
+    skip_unchanged_cycles: bool = True
 
 
 class BacktestSettings(Section):

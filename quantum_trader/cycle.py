@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from quantum_trader.cycle_inputs import AccountInputs, CycleInputs, cycle_inputs
 from quantum_trader.domain import (
     Action,
     Candidate,
@@ -44,7 +45,18 @@ class CycleSummary:
     candidates: int = 0
     approved: int = 0
     opened: int = 0
+    unchanged_since: str | None = None  # the cycle whose verdicts this one would repeat
     decisions: list[Decision] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Base:
+    """The last full cycle that approved nothing: its id, the account declarations of the
+    gates it consulted (None: one declares none) and its inputs."""
+
+    cycle_id: str
+    declared: list[AccountInputs] | None
+    inputs: CycleInputs | None
 
 
 class Executor:
@@ -61,6 +73,8 @@ class Executor:
         min_confidence: float,
         stopping: asyncio.Event | None = None,
         health: HealthFn = lambda now: "HEALTHY",
+        *,
+        skip_unchanged: bool,
     ) -> None:
         self._market = market
         self._exchange = exchange
@@ -74,6 +88,8 @@ class Executor:
         self._stopping = stopping or asyncio.Event()
         self._health = health
         self._cycle_numbers = itertools.count(1)
+        self._skip_unchanged = skip_unchanged
+        self._base: Base | None = None
         self.latest_market: MarketView | None = None
 
     def latest_regimes(self) -> Mapping[str, Regime]:
@@ -81,31 +97,94 @@ class Executor:
         return self.latest_market.regimes if self.latest_market else {}
 
     async def run_cycle(self, now: datetime) -> CycleSummary:
-        """One cycle. Every verdict reached is recorded, even when a later step raises."""
+        """One cycle. Every verdict reached is recorded, even when a later step raises.
+
+        The market, the portfolio, the governor's breakers and the paper book are observed
+        every cycle; the candidate filter and the approval chain run only when one of their
+        inputs changed since the last full cycle that approved nothing (cycle_inputs.py).
+        Otherwise the cycle is "unchanged since cycle N": nothing is recorded, as its
+        verdicts would repeat cycle N's."""
         summary = CycleSummary(f"c{next(self._cycle_numbers)}")
         verdicts: list[Verdict] = []
         signals: list[Signal] = []
         with bound_context(cycle_id=summary.cycle_id, sim_time=now.isoformat()):
             try:
                 market = await self._market.state(now)
-                signals = list(market.signals)
                 self.latest_market = market.view
-                _log_signals(market.signals)
                 portfolio = await self.portfolio(now)
-                await self._governor.observe(portfolio, market.view, now, self._health(now))
+                health = self._health(now)
+                await self._governor.observe(portfolio, market.view, now, health)
                 await self._sizing.mark_paper(market.view.prices, now)
-                candidates, filtered = select_candidates(
-                    market, portfolio, self._min_confidence, self._keeper.view().blocked
-                )
-                verdicts += filtered
-                approval = self._chain.approve(candidates, portfolio, market.view, now)
-                verdicts += approval.verdicts
-                summary.candidates, summary.approved = len(candidates), len(approval.approved)
-                await self._enter(approval.approved, portfolio, market.view, now, verdicts)
+                base = self._base
+                if (
+                    base is not None
+                    and self._inputs(market, portfolio, health, now, base) == base.inputs
+                ):
+                    summary.unchanged_since, summary.signals = base.cycle_id, len(market.signals)
+                    log.debug("cycle_unchanged", since=base.cycle_id)
+                    return summary
+                self._base = None
+                signals = list(market.signals)
+                consulted = await self._decide(summary, market, portfolio, now, verdicts)
+                if self._skip_unchanged and summary.approved == 0:
+                    self._base = self._new_base(
+                        summary.cycle_id, consulted, market, portfolio, health, now
+                    )
             finally:
-                await self._record(summary, now, verdicts, signals)
-                summary.signals = len(signals)
+                if summary.unchanged_since is None:
+                    await self._record(summary, now, verdicts, signals)
+                    summary.signals = len(signals)
         return summary
+
+    def _new_base(
+        self,
+        cycle_id: str,
+        consulted: set[GateName],
+        market: MarketState,
+        portfolio: PortfolioView,
+        health: str,
+        now: datetime,
+    ) -> Base:
+        """A full cycle that approved nothing, as later cycles compare themselves with it."""
+        declared: list[AccountInputs] | None = []
+        for gate in self._chain.gates:
+            if gate.name in consulted and declared is not None:
+                inputs = getattr(gate, "account_inputs", None)
+                declared = [*declared, inputs] if inputs is not None else None
+        base = Base(cycle_id, declared, None)
+        base.inputs = self._inputs(market, portfolio, health, now, base)
+        return base
+
+    def _inputs(
+        self, market: MarketState, portfolio: PortfolioView, health: str, now: datetime, base: Base
+    ) -> CycleInputs:
+        """This cycle's decision inputs, as far as the base cycle consulted them."""
+        blocked = self._keeper.view().blocked
+        state = self._governor.governor.state
+        return cycle_inputs(
+            market.signals, market.view, portfolio, state, blocked, health, now, base.declared
+        )
+
+    async def _decide(
+        self,
+        summary: CycleSummary,
+        market: MarketState,
+        portfolio: PortfolioView,
+        now: datetime,
+        verdicts: list[Verdict],
+    ) -> set[GateName]:
+        """Filter the signals, run the chain and enter what it approves; verdicts go into
+        `verdicts` as they are reached. Return the gates the chain consulted."""
+        _log_signals(market.signals)
+        candidates, filtered = select_candidates(
+            market, portfolio, self._min_confidence, self._keeper.view().blocked
+        )
+        verdicts += filtered
+        approval = self._chain.approve(candidates, portfolio, market.view, now)
+        verdicts += approval.verdicts
+        summary.candidates, summary.approved = len(candidates), len(approval.approved)
+        await self._enter(approval.approved, portfolio, market.view, now, verdicts)
+        return {v.gate for v in approval.verdicts}
 
     async def _enter(
         self,

@@ -156,6 +156,7 @@ async def _cycle(runtime: Runtime, ops: Operations, now: datetime) -> None:
         candidates=summary.candidates,
         approved=summary.approved,
         opened=summary.opened,
+        unchanged_since=summary.unchanged_since,
         open_positions=len(runtime.core.keeper.positions),
     )
 

@@ -224,6 +224,22 @@ class OrchestratorPolicy:
     def name(self) -> GateName:
         return GateName.ORCHESTRATOR
 
+    def account_inputs(self, portfolio: PortfolioView) -> tuple[object, ...]:
+        """What of the account `review` reads besides symbol statistics: the daily drawdown
+        only against its thresholds (and its value once over the limit, which the denial
+        reports), the losing streak and the number of open positions. Equal inputs give equal
+        verdicts, so an executor cycle need not run again while only prices move."""
+        s, dd = self.settings, portfolio.daily_drawdown
+        over_limit = dd > s.max_daily_drawdown
+        return (
+            dd if over_limit else None,
+            dd > s.drawdown_confidence_step_at,
+            dd > s.critical_mode_drawdown,
+            dd > s.defensive_mode_drawdown,
+            portfolio.losing_streak,
+            len(portfolio.positions),
+        )
+
     def review(
         self, candidate: Candidate, portfolio: PortfolioView, market: MarketView, now: datetime
     ) -> Verdict:

@@ -12,9 +12,11 @@ same way, so both run the same decisions.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -144,6 +146,39 @@ def _last_closed_row(bars: Bars, origin: int | None, now_ms: int) -> int:
     return max(-1, min((now_ms - origin) // bars.timeframe_ms - 1, len(bars) - 1))
 
 
+def signal_runs(series: SignalSeries) -> npt.NDArray[np.intp]:
+    """Row t: the first row of the run of identical signals (action, confidence, votes) that
+    row t belongs to, so a signal object is built once per run, not once per bar."""
+    n = len(series.action)
+    changed = np.zeros(n, dtype=bool)
+    if n:
+        changed[0] = True
+    columns: list[npt.NDArray[Any]] = [series.action, series.confidence]
+    columns += [column for pair in series.votes.values() for column in pair]
+    for column in columns:
+        changed[1:] |= column[1:] != column[:-1]  # NaN != NaN: a NaN row starts its own run
+    runs: npt.NDArray[np.intp] = np.maximum.accumulate(np.where(changed, np.arange(n), 0))
+    return runs
+
+
+def slow_runs(series: SymbolSeries, signal_rows: npt.NDArray[np.intp]) -> npt.NDArray[np.intp]:
+    """Row t: the first row of the run of rows whose ATR, regime, z-score and signal equal
+    row t's (they move on the hourly bars; NaN starts a run of its own)."""
+    n = len(series.atr_pct)
+    changed = np.zeros(n, dtype=bool)
+    if n:
+        changed[0] = True
+    changed[1:] |= signal_rows[1:] != signal_rows[:-1]
+    changed[1:] |= np.asarray(series.regime[1:] != series.regime[:-1], dtype=bool)
+    for column in (series.atr_pct, series.return_zscore):
+        changed[1:] |= column[1:] != column[:-1]
+    runs: npt.NDArray[np.intp] = np.maximum.accumulate(np.where(changed, np.arange(n), 0))
+    return runs
+
+
+_SlowFields = tuple[dict[str, float], dict[str, Regime], dict[str, float], list[Signal]]
+
+
 class MarketModel:
     def __init__(
         self,
@@ -162,6 +197,12 @@ class MarketModel:
         self._windows = windows
         self._correlations: tuple[int, CorrelationMatrix] | None = None
         self._origins = {symbol: _grid_origin(s.bars) for symbol, s in self._series.items()}
+        self._runs = {symbol: signal_runs(s.signals) for symbol, s in self._series.items()}
+        self._signals: dict[str, tuple[int, Signal]] = {}  # symbol → (run, its signal)
+        self._slow_runs = {
+            symbol: slow_runs(s, self._runs[symbol]) for symbol, s in self._series.items()
+        }
+        self._slow: tuple[tuple[tuple[str, int], ...], _SlowFields] | None = None
 
     @classmethod
     def compute(
@@ -193,34 +234,32 @@ class MarketModel:
 
     def state_at(self, now_ms: int) -> MarketState:
         """The view as of `now_ms`: only bars closed by then are visible; a symbol more than
-        one bar behind (a gap in its data) is left out of the view and the signals."""
+        one bar behind (a gap in its data) is left out of the view and the signals.
+
+        What changes hourly (ATR, regime, z-score, signal) is built once per run of equal rows
+        and shared by the views of that run; prices, returns and funding are read every call."""
         prices: dict[str, Decimal] = {}
-        atr_pct: dict[str, float] = {}
-        regimes: dict[str, Regime] = {}
         returns: dict[str, FloatArray] = {}
-        zscores: dict[str, float] = {}
-        signals: list[Signal] = []
-        span = self._windows.returns_bars
         funding: dict[str, float] = {}
+        rows: list[tuple[str, SymbolSeries, int]] = []
+        span = self._windows.returns_bars
         for symbol, s in self._series.items():
-            last = _last_closed_row(s.bars, self._origins[symbol], now_ms)
-            if last < 0 or not np.isfinite(s.atr_pct[last]):
+            bars = s.bars
+            last = _last_closed_row(bars, self._origins[symbol], now_ms)
+            # .item(): a Python scalar without the numpy scalar in between (hot path).
+            if last < 0 or not math.isfinite(s.atr_pct.item(last)):
                 continue
-            if is_stale(
-                int(s.bars.time_ms[last]) + s.bars.timeframe_ms, now_ms, s.bars.timeframe_ms
-            ):
+            if is_stale(bars.time_ms.item(last) + bars.timeframe_ms, now_ms, bars.timeframe_ms):
                 continue  # a gap in its data: no price, no signal until it resumes
-            prices[symbol] = Decimal(repr(float(s.bars.close[last])))
-            atr_pct[symbol] = float(s.atr_pct[last])
-            regimes[symbol] = s.regime[last]
+            prices[symbol] = Decimal(repr(bars.close.item(last)))
             returns[symbol] = s.returns[max(1, last + 1 - span) : last + 1]
-            zscores[symbol] = float(s.return_zscore[last])
             funding[symbol] = (
-                float(s.funding_8h[last])
+                s.funding_8h.item(last)
                 if s.funding_8h is not None
                 else self._funding(symbol, now_ms)
             )
-            signals.append(self._signal(symbol, s.signals, last))
+            rows.append((symbol, s, last))
+        atr_pct, regimes, zscores, signals = self._slow_fields(rows)
         view = MarketView(
             time=utc_from_ms(now_ms),
             prices=prices,
@@ -230,10 +269,30 @@ class MarketModel:
             global_regime=self._global_regime(now_ms),
             returns=returns,
             funding_rate_8h=funding,
-            return_zscore={k: v for k, v in zscores.items() if np.isfinite(v)},
+            return_zscore=zscores,
             correlations=self._correlations_at(now_ms, returns),
         )
         return MarketState(view, signals)
+
+    def _slow_fields(self, rows: list[tuple[str, SymbolSeries, int]]) -> _SlowFields:
+        """ATR, regimes, z-scores and signals at `rows`: the last ones built while every row
+        is in the same run of equal slow fields as then."""
+        key = tuple((symbol, self._slow_runs[symbol].item(last)) for symbol, _, last in rows)
+        if self._slow is not None and self._slow[0] == key:
+            return self._slow[1]
+        atr_pct: dict[str, float] = {}
+        regimes: dict[str, Regime] = {}
+        zscores: dict[str, float] = {}
+        signals: list[Signal] = []
+        for symbol, s, last in rows:
+            atr_pct[symbol] = s.atr_pct.item(last)
+            regimes[symbol] = s.regime[last]
+            if math.isfinite(zscore := s.return_zscore.item(last)):
+                zscores[symbol] = zscore
+            signals.append(self._signal_of_run(symbol, s.signals, self._runs[symbol].item(last)))
+        fields = (atr_pct, regimes, zscores, signals)
+        self._slow = (key, fields)
+        return fields
 
     def _correlations_at(self, now_ms: int, returns: Mapping[str, FloatArray]) -> CorrelationMatrix:
         """Recomputed once per refresh period, not per cycle or per candidate."""
@@ -242,6 +301,15 @@ class MarketModel:
             matrix = correlation_matrix(returns, None, self._windows.returns_bars)
             self._correlations = (period, matrix)
         return self._correlations[1]
+
+    def _signal_of_run(self, symbol: str, series: SignalSeries, run: int) -> Signal:
+        """The signal of the run starting at row `run`, the same object for every row of it."""
+        cached = self._signals.get(symbol)
+        if cached is not None and cached[0] == run:
+            return cached[1]
+        signal = self._signal(symbol, series, run)
+        self._signals[symbol] = (run, signal)
+        return signal
 
     def _signal(self, symbol: str, series: SignalSeries, row: int) -> Signal:
         votes = tuple(

@@ -37,6 +37,9 @@ class AccountTracker:
     def observe_equity(self, equity: Decimal, now: datetime) -> AccountTracker:
         """Roll the UTC day and the peak forward."""
         today = now.date().isoformat()
+        expired = any(now - t >= HOUR for t, _ in self.recent_pnl)
+        if today == self.day and equity <= self.peak_equity_usdt and not expired:
+            return self  # nothing moves: the common case, every step of a backtest
         day_start = equity if today != self.day else self.day_start_equity_usdt
         return replace(
             self,
