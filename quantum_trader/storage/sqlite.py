@@ -11,6 +11,7 @@ transaction never interleaves with another coroutine's statements.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
@@ -313,7 +314,7 @@ class SqliteRepository:
                         (_INSERT_EQUITY, batches[2]),
                     ]
                 )
-            except BaseException:
+            except Exception:  # not written (a cancellation arrives after the commit)
                 self._decisions = batches[0] + self._decisions
                 self._events = batches[1] + self._events
                 self._equity = batches[2] + self._equity
@@ -345,7 +346,24 @@ class SqliteRepository:
             await self._transaction([(sql, rows)])
 
     async def _transaction(self, batches: Iterable[tuple[str, list[Row]]]) -> None:
-        """Run the batches in one committed transaction. The caller holds the lock."""
+        """Run the batches in one committed transaction. The caller holds the lock.
+
+        aiosqlite runs each statement on its own thread, where a cancelled caller cannot stop
+        it: a BEGIN or COMMIT still queued there would leave a transaction open for the next
+        writer. So the transaction runs to its end (committed or rolled back) before a
+        cancellation reaches the caller; then CancelledError means it was written, any other
+        error that it was not."""
+        work = asyncio.ensure_future(self._run_transaction(list(batches)))
+        try:
+            await asyncio.shield(work)
+        except asyncio.CancelledError:
+            while not work.done():
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.shield(work)
+            work.result()  # its own error, if it failed
+            raise
+
+    async def _run_transaction(self, batches: list[tuple[str, list[Row]]]) -> None:
         await self._conn.execute("BEGIN IMMEDIATE")
         try:
             for sql, rows in batches:

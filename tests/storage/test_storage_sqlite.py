@@ -287,3 +287,25 @@ async def test_writes_after_close_are_refused(tmp_path: Path) -> None:
 
     with pytest.raises(ValueError, match="closed"):
         await repo.record_decisions([s.decision()])
+
+
+@pytest.mark.parametrize("yields", [0, 1, 2, 3, 5, 8])
+async def test_a_write_cancelled_in_flight_leaves_the_connection_usable(
+    tmp_path: Path, yields: int
+) -> None:
+    """aiosqlite runs each statement on its own thread: a caller cancelled while its BEGIN or
+    COMMIT waits there must not leave a transaction open for the next writer ("cannot start a
+    transaction within a transaction"), and the write is all or nothing."""
+    repo = await SqliteRepository.open(tmp_path / "qt.db")
+    try:
+        first = asyncio.create_task(repo.save_state("test", "first", {"n": 1}))
+        for _ in range(yields):
+            await asyncio.sleep(0)
+        first.cancel()
+        await asyncio.gather(first, return_exceptions=True)
+        await repo.save_state("test", "second", {"n": 2})
+        saved = await repo.load_state("test")
+        assert saved["second"] == {"n": 2}
+        assert saved.get("first") in (None, {"n": 1})
+    finally:
+        await repo.close()
