@@ -10,7 +10,7 @@ Names and units are the contract the Grafana dashboard (deploy/grafana/) reads:
 - `qt_exchange_requests_total{operation}`: calls to the exchange adapter;
   `qt_exchange_used_weight_1m`: Binance's own `X-MBX-USED-WEIGHT-1M` from the last answer.
 - `qt_streams`, `qt_stream_up{stream}`, `qt_stream_last_message_age_seconds{stream}`: the
-  websocket streams; `qt_streams` 0 means none (REST only, today's state).
+  websocket streams; `qt_streams` 0 means none (`exchange.use_streams = false`, or paper mode).
 - `qt_equity_usdt`, `qt_open_positions`, `qt_health`, `qt_trading_state` (state sets);
   `qt_operator_paused`: 1 while `quantum-trader pause` (or `close-all`) holds new entries.
 - `qt_loop_lag_seconds{loop}` (histogram), `qt_loop_lag_max_seconds{loop}`,
@@ -64,7 +64,7 @@ class StreamHealth(Protocol):
 
 
 class NoStreams:
-    """Today's state: REST only, no websocket stream to report (`qt_streams` 0)."""
+    """REST only (paper mode, or streams turned off): nothing to report (`qt_streams` 0)."""
 
     def streams(self) -> Sequence[StreamState]:
         return ()
