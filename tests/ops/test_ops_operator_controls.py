@@ -125,8 +125,15 @@ def opened(summary: CycleSummary) -> int:
     )
 
 
-def governor_reasons(summary: CycleSummary) -> set[str]:
-    return {d.verdict.reason for d in summary.decisions if d.verdict.gate is GateName.GOVERNOR}
+def governor_reasons(*summaries: CycleSummary) -> set[str]:
+    """The governor's reasons over `summaries`: a cycle whose inputs did not change since an
+    earlier one records nothing new (executor.skip_unchanged_cycles), so look at them all."""
+    return {
+        d.verdict.reason
+        for summary in summaries
+        for d in summary.decisions
+        if d.verdict.gate is GateName.GOVERNOR
+    }
 
 
 async def seed_long(desk: Desk, symbol: str, stop_fraction: str) -> None:
@@ -188,7 +195,7 @@ async def test_close_all_flattens_and_nothing_reenters_until_resume(tmp_path: Pa
         assert not desk.core.keeper.positions
         assert {t.exit_reason for t in await desk.repository.closed_trades()} == {ExitReason.MANUAL}
         assert sum(opened(s) for s in after) == 0
-        assert governor_reasons(after[-1]) == {ReasonCode.OPERATOR_PAUSED}
+        assert governor_reasons(*after) == {ReasonCode.OPERATOR_PAUSED}
         denials = [e for e in logs if e["event"] == "decision" and e["gate"] == "governor"]
         assert denials
         assert {e["reason"] for e in denials} == {ReasonCode.OPERATOR_PAUSED}
@@ -221,7 +228,7 @@ async def test_a_pause_survives_a_restart_until_resume(tmp_path: Path) -> None:
         assert again.core.governor.governor.state.pause is not None
         held = [await again.step() for _ in range(3)]
         assert sum(opened(s) for s in held) == 0
-        assert governor_reasons(held[-1]) == {ReasonCode.OPERATOR_PAUSED}
+        assert governor_reasons(*held) == {ReasonCode.OPERATOR_PAUSED}
         await again.file(RequestKind.RESET_HALT)  # reset-halt is not resume
         await again.step()
         assert again.core.governor.governor.state.pause is not None
