@@ -26,7 +26,8 @@ from quantum_trader.clock import LiveClock
 from quantum_trader.config import Settings
 from quantum_trader.market.source import resolve_market_data
 from quantum_trader.signals.model_set import ModelSetError, current_set
-from quantum_trader.signals.training import REPORT_FILE, StopRequested, TrainingResult
+from quantum_trader.signals.stopping import TRAINING_STOP, StopRequested
+from quantum_trader.signals.training import REPORT_FILE, TrainingResult
 
 __all__ = ["REPORT_FILE", "models_dir", "train", "train_ensemble"]
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -75,17 +76,20 @@ def train_ensemble(settings: Settings, out: Console, now: datetime) -> TrainingR
 
 @contextmanager
 def stop_on_signals() -> Iterator[None]:
-    """Turn SIGTERM and SIGINT into StopRequested for the duration (main thread only)."""
+    """Turn SIGTERM and SIGINT into a stop training carries out at its next safe point
+    (StopRequested; signals.stopping says why not at once). Main thread only."""
 
     def request_stop(signum: int, _frame: FrameType | None) -> None:
-        raise StopRequested(signal.Signals(signum).name)
+        TRAINING_STOP.request(signal.Signals(signum).name)
 
+    TRAINING_STOP.clear()
     previous = {s: signal.signal(s, request_stop) for s in STOP_SIGNALS}
     try:
         yield
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+        TRAINING_STOP.clear()
 
 
 @app.command()

@@ -55,6 +55,7 @@ from quantum_trader.signals.models.windows import build_targets
 from quantum_trader.signals.models.xgboost_model import XGBoostModel
 from quantum_trader.signals.panel import Folds, Panel, load_panel, make_folds
 from quantum_trader.signals.rules import RuleAgent
+from quantum_trader.signals.stopping import TRAINING_STOP
 from quantum_trader.signals.training_report import ModelRun, TrainingReport, build_report
 
 if TYPE_CHECKING:
@@ -63,10 +64,6 @@ if TYPE_CHECKING:
 Progress = Callable[[str, float], None]
 MIN_TRAIN_ROWS = 50
 REPORT_FILE = "VALIDATION.md"
-
-
-class StopRequested(BaseException):
-    """SIGTERM/SIGINT arrived: stop training; nothing is published."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,9 +87,14 @@ def train_models(
 
     `now` is the set's `trained_at` (UTC). Forecasters that cannot be trained (no PyTorch) are
     skipped and named in the report. Raises MarketDataError for unusable data; a StopRequested
-    raised by a signal handler leaves `models_dir` as it was (plus nothing).
+    (TRAINING_STOP, asked for by a signal) leaves `models_dir` as it was (plus nothing).
     """
-    report_progress = progress or (lambda _stage, _fraction: None)
+    reported = progress or (lambda _stage, _fraction: None)
+
+    def report_progress(stage: str, fraction: float) -> None:
+        TRAINING_STOP.check()  # every stage and fold is a safe point to stop at
+        reported(stage, fraction)
+
     report_progress("loading data and labels", 0.0)
     swept = tuple(sweep_partials(models_dir))
     ensemble = settings.ensemble
@@ -120,6 +122,7 @@ def train_models(
     report = build_report(panel, folds, runs, settings, tuple(symbols), skipped)
     manifest = _manifest(settings, panel, symbols, now, runs, payloads, params, report)
     extras = {REPORT_FILE: report.to_markdown().encode(), **report.figures()}
+    TRAINING_STOP.check()  # the last point before the set is published
     set_dir = publish_model_set(models_dir, manifest, payloads, extras)
     report_progress("done", 1.0)
     return TrainingResult(report, set_dir, swept)

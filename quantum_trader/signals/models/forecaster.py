@@ -25,6 +25,7 @@ from quantum_trader.signals.models.nhits import NHiTS
 from quantum_trader.signals.models.patchtst import DEFAULT_PARAMS as PATCHTST_PARAMS
 from quantum_trader.signals.models.patchtst import PatchTST
 from quantum_trader.signals.models.windows import Float32Array
+from quantum_trader.signals.stopping import TRAINING_STOP
 
 DEFAULT_PARAMS: dict[str, dict[str, Any]] = {NHITS: NHITS_PARAMS, PATCHTST: PATCHTST_PARAMS}
 INFERENCE_CHUNK = 4096
@@ -128,6 +129,7 @@ def fit_forecaster(
     loss_fn = nn.HuberLoss(delta=1.0)
     rng = np.random.default_rng(seed)
     for _ in range(steps):
+        TRAINING_STOP.check()  # between steps: a safe point to stop at
         rows = rng.integers(0, windows.shape[0], size=min(batch_size, windows.shape[0]))
         x = torch.from_numpy(windows[rows])
         y = torch.from_numpy(targets[rows])
