@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -10,6 +11,7 @@ import typer
 
 from quantum_trader.cli import ConfigOption, _parse_day, _settings, app, console
 from quantum_trader.cli_backtest import End, Start, Symbols, _symbols
+from quantum_trader.clock import LiveClock
 from quantum_trader.config import DEFAULT_CONFIG_PATH
 from quantum_trader.log import configure_logging
 
@@ -94,7 +96,8 @@ def optimize(
     )
     _optuna_logs(request.progress_bar)
     results = run_optimize(settings, request, _Progress())
-    report = write_results(results, out, request.config)
+    written_at = LiveClock().now().isoformat(timespec="seconds")
+    report = write_results(replace(results, written_at=written_at), out, request.config)
     print_results(console, results, out, report)
 
 

@@ -16,7 +16,6 @@ import statistics
 import tomllib
 import typing
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +52,7 @@ class StudyResults:
     symbols: list[str]
     pareto_front: list[dict[str, Any]] = field(default_factory=list)
     pruned: list[dict[str, Any]] = field(default_factory=list)
-    written_at: str = ""
+    written_at: str = ""  # stamped by the command when it writes the file (wall clock)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, default=str)
@@ -86,7 +85,6 @@ def collect(study: optuna.Study, evaluation: Evaluation, request: StudyRequest) 
         symbols=list(evaluation.base.market.symbols),
         pareto_front=_front(study) if request.multi else [],
         pruned=_pruned(study),
-        written_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
 
 
