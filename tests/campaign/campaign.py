@@ -32,6 +32,7 @@ from loopback.faults import Fault, Outage, RandomFaults, RandomStreamFaults, ran
 from loopback.fixtures import loopback_settings
 from loopback.markets import DEFAULT_MARKETS, MarkPath
 from loopback.server import LoopbackBinance
+from loopback.sources import AlwaysBuy
 from loopback.state import START_MS, LoopbackState
 
 from quantum_trader.app import Runtime
@@ -403,23 +404,6 @@ def _status(raw: dict[str, Any]) -> OrderStatus:
 
 def seeds(count: int) -> list[int]:
     return [random.Random(i).randrange(1, 10_000) for i in range(count)]
-
-
-class AlwaysBuy:
-    """BUY with high confidence on every bar: the executor enters whenever it may."""
-
-    name = "always_buy"
-    warmup_hours = 1
-
-    def evaluate(
-        self, bars: Mapping[str, Bars], tail: int | None = None
-    ) -> dict[str, SignalSeries]:
-        series = {}
-        for symbol, b in bars.items():
-            action = np.ones(len(b), dtype=np.int8)
-            confidence = np.full(len(b), 0.9)
-            series[symbol] = SignalSeries(action, confidence, {self.name: (action, confidence)})
-        return series
 
 
 @dataclass

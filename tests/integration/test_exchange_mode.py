@@ -4,47 +4,28 @@ cycle that enters and protects a position, a monitor tick, a clean stop, and the
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
-import numpy as np
 import pytest
 from loopback import LoopbackBinance, loopback_api_urls
 from loopback.faults import Fault
 from loopback.fixtures import API_KEY, API_SECRET, loopback, loopback_settings
+from loopback.sources import AlwaysBuy
 from structlog.testing import capture_logs
 
 from quantum_trader.app import Runtime
 from quantum_trader.app_exchange import open_exchange_runtime
 from quantum_trader.clock import ManualClock, utc_from_ms
 from quantum_trader.config import MarketSettings, Settings
-from quantum_trader.domain import Bars, SignalSeries
 from quantum_trader.errors import ConfigurationError, OperatorActionRequired
 from quantum_trader.execution.ccxt_exchange import DEFAULT_RETRY_DELAYS_S
 from quantum_trader.loops import periodic
 
 __all__ = ["loopback"]
 BTC = "BTC/USDT:USDT"
-
-
-class AlwaysBuy:
-    """A signal source that says BUY with high confidence on every bar."""
-
-    name = "always_buy"
-    warmup_hours = 1
-
-    def evaluate(
-        self, bars: Mapping[str, Bars], tail: int | None = None
-    ) -> dict[str, SignalSeries]:
-        series = {}
-        for symbol, b in bars.items():
-            action = np.ones(len(b), dtype=np.int8)
-            confidence = np.full(len(b), 0.9)
-            series[symbol] = SignalSeries(action, confidence, {self.name: (action, confidence)})
-        return series
 
 
 def demo_settings(data_dir: Path, symbols: tuple[str, ...] = (BTC,)) -> Settings:

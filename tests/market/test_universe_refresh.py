@@ -13,13 +13,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from aiohttp import web
 from loopback import LoopbackBinance, loopback_api_urls
 from loopback.faults import Outage
 from loopback.fixtures import connect, loopback, loopback_settings
 from loopback.markets import LoopbackMarket
+from loopback.sources import AlwaysBuy
 from pydantic import SecretStr
 from structlog.testing import capture_logs
 
@@ -27,7 +27,7 @@ from quantum_trader.app_exchange import open_exchange_runtime
 from quantum_trader.app_ops import open_operations
 from quantum_trader.clock import ManualClock, ms_from_utc, utc_from_ms
 from quantum_trader.config import MarketSettings, Settings
-from quantum_trader.domain import Bars, ExitReason, SignalSeries
+from quantum_trader.domain import ExitReason
 from quantum_trader.execution.ccxt_exchange import CcxtExchange
 from quantum_trader.market.exchange_feed import ExchangeFeed
 from quantum_trader.market.live_universe import LiveUniverse, UniverseChange
@@ -253,23 +253,6 @@ async def webhook_receiver(hooks: list[dict[str, Any]]) -> str:
 
 async def webhook_close(url: str) -> None:
     await RUNNERS.pop(url).cleanup()
-
-
-class AlwaysBuy:
-    """A signal source that says BUY with high confidence on every bar."""
-
-    name = "always_buy"
-    warmup_hours = 1
-
-    def evaluate(
-        self, bars: Mapping[str, Bars], tail: int | None = None
-    ) -> dict[str, SignalSeries]:
-        series = {}
-        for symbol, b in bars.items():
-            action = np.ones(len(b), dtype=np.int8)
-            confidence = np.full(len(b), 0.9)
-            series[symbol] = SignalSeries(action, confidence, {self.name: (action, confidence)})
-        return series
 
 
 async def test_the_daemon_manages_a_removed_symbols_position_to_its_exit_and_trades_the_new(

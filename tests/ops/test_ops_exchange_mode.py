@@ -5,15 +5,14 @@ Binance's used weight and the orders."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from decimal import Decimal
 from pathlib import Path
 
 import aiohttp
-import numpy as np
 from loopback import LoopbackBinance, loopback_api_urls
 from loopback.fixtures import loopback, loopback_settings
+from loopback.sources import AlwaysBuy
 from ops_builders import TOKEN
 from pydantic import SecretStr
 
@@ -21,29 +20,11 @@ from quantum_trader.app_exchange import open_exchange_runtime
 from quantum_trader.app_ops import open_operations
 from quantum_trader.clock import ManualClock, utc_from_ms
 from quantum_trader.config import MarketSettings, Settings
-from quantum_trader.domain import Bars, SignalSeries
 from quantum_trader.ops.metrics import Metrics
 from quantum_trader.ops.settings import ServerSettings
 
 __all__ = ["loopback"]
 BTC = "BTC/USDT:USDT"
-
-
-class AlwaysBuy:
-    """A signal source that says BUY with high confidence on every bar."""
-
-    name = "always_buy"
-    warmup_hours = 1
-
-    def evaluate(
-        self, bars: Mapping[str, Bars], tail: int | None = None
-    ) -> dict[str, SignalSeries]:
-        series = {}
-        for symbol, b in bars.items():
-            action = np.ones(len(b), dtype=np.int8)
-            confidence = np.full(len(b), 0.9)
-            series[symbol] = SignalSeries(action, confidence, {self.name: (action, confidence)})
-        return series
 
 
 async def test_status_and_metrics_of_a_testnet_runtime(
