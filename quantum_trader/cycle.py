@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from quantum_trader.cycle_inputs import AccountInputs, CycleInputs, cycle_inputs
+from quantum_trader.cycle_inputs import AccountInputs, CycleInputs, Observed
 from quantum_trader.domain import (
     Action,
     Candidate,
@@ -56,7 +56,7 @@ class Base:
 
     cycle_id: str
     declared: list[AccountInputs] | None
-    inputs: CycleInputs | None
+    inputs: CycleInputs
 
 
 class Executor:
@@ -116,10 +116,7 @@ class Executor:
                 await self._governor.observe(portfolio, market.view, now, health)
                 await self._sizing.mark_paper(market.view.prices, now)
                 base = self._base
-                if (
-                    base is not None
-                    and self._inputs(market, portfolio, health, now, base) == base.inputs
-                ):
+                if base is not None and self._unchanged(market, portfolio, health, now, base):
                     summary.unchanged_since, summary.signals = base.cycle_id, len(market.signals)
                     log.debug("cycle_unchanged", since=base.cycle_id)
                     return summary
@@ -151,18 +148,28 @@ class Executor:
             if gate.name in consulted and declared is not None:
                 inputs = getattr(gate, "account_inputs", None)
                 declared = [*declared, inputs] if inputs is not None else None
-        base = Base(cycle_id, declared, None)
-        base.inputs = self._inputs(market, portfolio, health, now, base)
-        return base
+        observed = self._observed(market, portfolio, health, now, declared)
+        return Base(cycle_id, declared, CycleInputs.of(observed))
 
-    def _inputs(
+    def _unchanged(
         self, market: MarketState, portfolio: PortfolioView, health: str, now: datetime, base: Base
-    ) -> CycleInputs:
-        """This cycle's decision inputs, as far as the base cycle consulted them."""
+    ) -> bool:
+        """Whether this cycle's decision inputs, as far as the base cycle consulted them,
+        equal the base's."""
+        return base.inputs.same_as(self._observed(market, portfolio, health, now, base.declared))
+
+    def _observed(
+        self,
+        market: MarketState,
+        portfolio: PortfolioView,
+        health: str,
+        now: datetime,
+        declared: list[AccountInputs] | None,
+    ) -> Observed:
         blocked = self._keeper.view().blocked
         state = self._governor.governor.state
-        return cycle_inputs(
-            market.signals, market.view, portfolio, state, blocked, health, now, base.declared
+        return Observed(
+            market.signals, market.view, portfolio, state, blocked, health, now, declared
         )
 
     async def _decide(

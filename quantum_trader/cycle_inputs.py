@@ -28,9 +28,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import datetime
 
-from quantum_trader.domain import GlobalRegime, MarketView, PortfolioView, ReasonCode, Signal
+from quantum_trader.domain import MarketView, PortfolioView, Signal
 from quantum_trader.gates.governor import GovernorState
 from quantum_trader.portfolio.performance import block_reason
 
@@ -38,46 +38,56 @@ AccountInputs = Callable[[PortfolioView], object]
 
 
 @dataclass(frozen=True, slots=True)
-class CycleInputs:
-    signals: tuple[Signal, ...]
-    per_symbol: tuple[Mapping[str, object], ...]
-    global_regime: GlobalRegime
-    statistics: tuple[object, ...]
-    account: object
-    stats: Mapping[str, object]
-    blocks: tuple[ReasonCode | None, ...]
+class Observed:
+    """One cycle's observations, from which its inputs are read field by field."""
+
+    signals: list[Signal]
+    market: MarketView
+    portfolio: PortfolioView
     governor: GovernorState
     blocked: Mapping[str, str]
     health: str
-    day: date
+    now: datetime
+    declared: Sequence[AccountInputs] | None
 
 
-def cycle_inputs(
-    signals: list[Signal],
-    market: MarketView,
-    portfolio: PortfolioView,
-    governor: GovernorState,
-    blocked: Mapping[str, str],
-    health: str,
-    now: datetime,
-    declared: Sequence[AccountInputs] | None,
-) -> CycleInputs:
-    """Everything the candidate filter and the gates consulted read at `now`; `declared`: the
-    consulted gates' account declarations, None when one of them declares none."""
-    per_symbol = (market.regimes, market.atr_pct, market.funding_rate_8h, market.return_zscore)
-    return CycleInputs(
-        signals=tuple(signals),
-        per_symbol=per_symbol,
-        global_regime=market.global_regime,
-        statistics=_statistics(market),
-        account=_account(portfolio, market, declared),
-        stats=dict(portfolio.symbol_stats),  # the ledger's own dict, changed in place
-        blocks=tuple(block_reason(s, now) for s in portfolio.symbol_stats.values()),
-        governor=replace(governor.expire(now), updated_at=None),
-        blocked=dict(blocked),
-        health=health,
-        day=now.date(),
-    )
+# Each input and how it is read, cheapest and most often changed first: a comparison with the
+# base stops at the first difference, and most cycles that run differ in the signals, the
+# hourly fields or the account.
+_READERS: tuple[tuple[str, Callable[[Observed], object]], ...] = (
+    ("signals", lambda o: tuple(o.signals)),
+    ("day", lambda o: o.now.date()),
+    ("health", lambda o: o.health),
+    ("blocked", lambda o: dict(o.blocked)),
+    ("global_regime", lambda o: o.market.global_regime),
+    ("per_symbol", lambda o: _per_symbol(o.market)),
+    ("account", lambda o: _account(o.portfolio, o.market, o.declared)),
+    ("governor", lambda o: replace(o.governor.expire(o.now), updated_at=None)),
+    ("stats", lambda o: dict(o.portfolio.symbol_stats)),  # the ledger's dict, changed in place
+    ("blocks", lambda o: tuple(block_reason(s, o.now) for s in o.portfolio.symbol_stats.values())),
+    ("statistics", lambda o: _statistics(o.market)),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CycleInputs:
+    """Everything the candidate filter and the gates consulted read, as of one cycle."""
+
+    values: tuple[object, ...]  # in the order of _READERS
+
+    @classmethod
+    def of(cls, observed: Observed) -> CycleInputs:
+        return cls(tuple(read(observed) for _, read in _READERS))
+
+    def same_as(self, observed: Observed) -> bool:
+        """Whether `observed` gives these inputs; reads only up to the first difference."""
+        return all(
+            value == read(observed) for value, (_, read) in zip(self.values, _READERS, strict=True)
+        )
+
+
+def _per_symbol(market: MarketView) -> tuple[Mapping[str, object], ...]:
+    return (market.regimes, market.atr_pct, market.funding_rate_8h, market.return_zscore)
 
 
 def _account(

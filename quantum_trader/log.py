@@ -7,8 +7,10 @@ ISO-8601 UTC `timestamp`.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import sys
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import structlog
@@ -45,4 +47,23 @@ def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:
 
 bind_context = structlog.contextvars.bind_contextvars
 unbind_context = structlog.contextvars.unbind_contextvars
-bound_context = structlog.contextvars.bound_contextvars
+
+
+class bound_context:
+    """Bind keys to the context-local log context for a `with` block; restore them after.
+
+    structlog's `bound_contextvars` reads the whole context on entry to save it; resetting
+    the tokens `bind_contextvars` returns restores the same values at a fraction of the cost
+    (the executor binds once per cycle, a backtest runs 100k cycles)."""
+
+    __slots__ = ("_tokens", "_values")
+
+    def __init__(self, **values: object) -> None:
+        self._values = values
+        self._tokens: Mapping[str, contextvars.Token[Any]] = {}
+
+    def __enter__(self) -> None:
+        self._tokens = structlog.contextvars.bind_contextvars(**self._values)
+
+    def __exit__(self, *exc_info: object) -> None:
+        structlog.contextvars.reset_contextvars(**self._tokens)
