@@ -249,7 +249,11 @@ class MarketModel:
             # .item(): a Python scalar without the numpy scalar in between (hot path).
             if last < 0 or not math.isfinite(s.atr_pct.item(last)):
                 continue
-            if is_stale(bars.time_ms.item(last) + bars.timeframe_ms, now_ms, bars.timeframe_ms):
+            # On a gap-free grid only the last recorded bar can be too old (hot path).
+            check = self._origins[symbol] is None or last == len(bars) - 1
+            if check and is_stale(
+                bars.time_ms.item(last) + bars.timeframe_ms, now_ms, bars.timeframe_ms
+            ):
                 continue  # a gap in its data: no price, no signal until it resumes
             prices[symbol] = Decimal(repr(bars.close.item(last)))
             returns[symbol] = s.returns[max(1, last + 1 - span) : last + 1]

@@ -111,3 +111,34 @@ def test_the_grid_arithmetic_finds_the_row_a_binary_search_finds(offset_ms: int)
     origin = _grid_origin(BARS)
     assert origin is not None
     assert _last_closed_row(BARS, origin, now_ms) == BARS.closed_before(now_ms) - 1
+
+
+@pytest.mark.parametrize("gapped", [False, True], ids=["grid", "with a gap"])
+def test_a_symbol_whose_data_ended_leaves_the_view_once_a_bar_is_missing(gapped: bool) -> None:
+    """More than one bar that should have closed is missing: no price, no signal. Holds for a
+    gap-free recording (rows found by arithmetic) and one with a gap (binary search)."""
+    bars = BARS.slice(0, 3000)
+    if gapped:  # a day missing in the middle
+        keep = np.r_[0:1000, 1288:3000]
+        bars = Bars(
+            BTC,
+            bars.timeframe_ms,
+            bars.time_ms[keep],
+            *(column[keep] for column in (bars.open, bars.high, bars.low, bars.close)),
+            bars.volume[keep],
+        )
+    model = MarketModel.compute({BTC: bars}, AGENT, default_market_rules((BTC,)), tail=None)
+    last_close = int(bars.time_ms[-1]) + bars.timeframe_ms
+    step = bars.timeframe_ms
+    for now_ms, visible in (
+        (last_close, True),
+        (last_close + step, True),  # one bar late: allowed
+        (last_close + 2 * step, False),
+        (last_close + 50 * step, False),
+    ):
+        view = model.state_at(now_ms).view
+        assert (BTC in view.prices) is visible, now_ms - last_close
+    if gapped:  # inside the gap, the symbol is out of view as well
+        inside = int(bars.time_ms[999]) + 20 * step
+        assert BTC not in model.state_at(inside).view.prices
+        assert BTC in model.state_at(int(bars.time_ms[999]) + step).view.prices
