@@ -10,6 +10,10 @@ Honest windows: trained models are never evaluated on their own training data wi
 caller saying so (report/provenance.py). Outputs are written into a partial directory and
 swapped in only when complete (report/outputs.py); a set `stopping` event (SIGTERM/SIGINT)
 ends the replay at the next step and leaves the previous outputs as they were.
+
+Memory: `run_backtest` releases the replay (recorded market, market model, core) before the
+report loads its chart library and reads the run back, so the command's peak is the larger
+of the two phases rather than their sum.
 """
 
 from __future__ import annotations
@@ -163,9 +167,9 @@ async def replay_into(
 async def write_report(context: RunContext, out: Path, started: float) -> BacktestReport:
     """Read the replayed run from the database in `out`, write the report beside it.
 
-    The statistics and chart libraries (SciPy through empyrical, matplotlib) are imported
-    here, when the report is built, not with this module: a caller that released its replay
-    never holds both them and the market in memory.
+    The chart library (matplotlib) and the page's templates are imported here, when the
+    report is built, not with this module: a caller that released its replay never holds
+    both them and the market in memory.
     """
     from quantum_trader.report.build import build_report
     from quantum_trader.report.publish import write_outputs
