@@ -1,4 +1,4 @@
-"""Backtest throughput: the whole `quantum-trader backtest` command, wall time and peak RSS.
+"""Backtest throughput: the whole `quantum-trader backtest` command, wall and CPU time, peak RSS.
 
     .venv/bin/python -m benchmarks.bench_backtest                 # 30 days x 8 symbols, bundled
     .venv/bin/python -m benchmarks.bench_backtest --shared-year   # SPEC §11: calendar 2025, 8 x 5m
@@ -38,7 +38,8 @@ SHARED_FUTURES = next(
 )
 
 
-def run(args: list[str], env: dict[str, str]) -> tuple[float, float, dict[str, Any]]:
+def run(args: list[str], env: dict[str, str]) -> tuple[float, float, float, dict[str, Any]]:
+    """Wall seconds, CPU seconds (user + system) and peak RSS (MB) of one command, its report."""
     out = Path(tempfile.mkdtemp(prefix="qt-bench-"))
     started = time.perf_counter()
     subprocess.run(
@@ -48,8 +49,9 @@ def run(args: list[str], env: dict[str, str]) -> tuple[float, float, dict[str, A
         stdout=subprocess.DEVNULL,
     )
     elapsed = time.perf_counter() - started
-    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return elapsed, peak_mb, json.loads((out / "report.json").read_text())
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)  # the one child this process ran
+    cpu_s = usage.ru_utime + usage.ru_stime
+    return elapsed, cpu_s, usage.ru_maxrss / 1024, json.loads((out / "report.json").read_text())
 
 
 def main() -> None:
@@ -79,12 +81,13 @@ def main() -> None:
         args[3] = options.end
     if options.symbols:
         args += ["--symbols", options.symbols]
-    elapsed, peak_mb, report = run(args, env)
+    elapsed, cpu_s, peak_mb, report = run(args, env)
     candles = int(str(report["candles"]))
     window = f"{str(report['start'])[:10]} → {str(report['end'])[:10]}"
     print(
-        f"{candles:,} candles, {window}: {elapsed:.2f} s wall = {candles / elapsed:,.0f} "
-        f"candles/s (replay loop alone {report['candles_per_s']}/s); peak RSS {peak_mb:.0f} MB; "
+        f"{candles:,} candles, {window}: {elapsed:.2f} s wall ({cpu_s:.2f} s CPU) = "
+        f"{candles / elapsed:,.0f} candles/s (replay loop alone {report['candles_per_s']}/s); "
+        f"peak RSS {peak_mb:.0f} MB; "
         f"{report['trades']} trades, reconciled={report['reconciled']}"
     )
     per_month = collections.Counter(str(t["opened_at"])[:7] for t in report["trade_list"])

@@ -10,11 +10,17 @@ Honest windows: trained models are never evaluated on their own training data wi
 caller saying so (report/provenance.py). Outputs are written into a partial directory and
 swapped in only when complete (report/outputs.py); a set `stopping` event (SIGTERM/SIGINT)
 ends the replay at the next step and leaves the previous outputs as they were.
+
+Memory: `run_backtest` releases the replay (recorded market, market model, core) before the
+report loads its chart library and reads the run back, so the command's peak is the larger
+of the two phases rather than their sum.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import gc
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -39,12 +45,10 @@ from quantum_trader.market.setup import (
 from quantum_trader.market.source import resolve_market_data
 from quantum_trader.ports import SignalSource
 from quantum_trader.report.benchmark import buy_and_hold
-from quantum_trader.report.build import RunContext, build_report
 from quantum_trader.report.load import load_run
-from quantum_trader.report.model import BacktestReport
+from quantum_trader.report.model import BacktestReport, RunContext
 from quantum_trader.report.outputs import staged_output
 from quantum_trader.report.provenance import Provenance, check_window
-from quantum_trader.report.publish import write_outputs
 from quantum_trader.signals.ensemble import Ensemble, recorded_funding
 from quantum_trader.storage.memory import InMemoryRepository
 from quantum_trader.storage.split import SplitRepository
@@ -91,12 +95,17 @@ async def run_backtest(
     `request.allow_in_sample`), BacktestInterrupted when `stopping` is set before the end.
     """
     started = time.perf_counter()
-    settings, replay = _prepare(settings, request)  # refusals before anything is written
+    settings, replay = prepare_replay(settings, request)  # refusals before anything is written
     with staged_output(request.out_dir) as work:
-        return await run_replay(settings, replay, work, started, stopping or asyncio.Event())
+        context = await replay_into(settings, replay, work, stopping or asyncio.Event())
+        # The market, its model and the core are no longer needed: release them before the
+        # report loads its libraries and the run's tables (the command's peak memory).
+        del replay
+        gc.collect()
+        return await write_report(context, work, started)
 
 
-def _prepare(settings: Settings, request: BacktestRequest) -> tuple[Settings, Replay]:
+def prepare_replay(settings: Settings, request: BacktestRequest) -> tuple[Settings, Replay]:
     """The settings with the universe resolved, and the market, the signals, the window and
     its provenance; or the refusal that says why."""
     data = resolve_market_data(settings)
@@ -122,6 +131,15 @@ async def run_replay(
     settings: Settings, replay: Replay, out: Path, started: float, stopping: asyncio.Event
 ) -> BacktestReport:
     """Replay `replay` into the database in `out`, then write the report beside it."""
+    context = await replay_into(settings, replay, out, stopping)
+    return await write_report(context, out, started)
+
+
+async def replay_into(
+    settings: Settings, replay: Replay, out: Path, stopping: asyncio.Event
+) -> RunContext:
+    """Replay `replay` into the database in `out`; return what the report needs besides the
+    database (benchmark and candle counts included), so that nothing of the replay is kept."""
     feed = replay.feed
     rules = replay.rules
     clock = ManualClock(replay.start)
@@ -143,14 +161,28 @@ async def run_replay(
         await repository.save_ledger()
     finally:
         await repository.close()
+    return _context(settings, replay, steps)
+
+
+async def write_report(context: RunContext, out: Path, started: float) -> BacktestReport:
+    """Read the replayed run from the database in `out`, write the report beside it.
+
+    The chart library (matplotlib) and the page's templates are imported here, when the
+    report is built, not with this module: a caller that released its replay never holds
+    both them and the market in memory.
+    """
+    from quantum_trader.report.build import build_report
+    from quantum_trader.report.publish import write_outputs
+
     data = await load_run(out / DATABASE_FILE)
-    context = _context(settings, replay, steps, time.perf_counter() - started)
+    context = dataclasses.replace(context, elapsed_s=time.perf_counter() - started)
     report = build_report(data, context)
     await asyncio.to_thread(write_outputs, report, data, context, out)
     return report
 
 
-def _context(settings: Settings, replay: Replay, steps: int, elapsed_s: float) -> RunContext:
+def _context(settings: Settings, replay: Replay, steps: int) -> RunContext:
+    """The run's context; its `elapsed_s` is filled in when the report is written."""
     start_ms, end_ms = ms_from_utc(replay.start), ms_from_utc(replay.end)
     bars = replay.feed.bars
     candles = sum(b.closed_before(end_ms) - b.closed_before(start_ms) for b in bars.values())
@@ -165,7 +197,7 @@ def _context(settings: Settings, replay: Replay, steps: int, elapsed_s: float) -
         benchmark=buy_and_hold(bars, replay.start, replay.end, EQUITY_EVERY, initial),
         steps=steps,
         candles=int(candles),
-        elapsed_s=elapsed_s,
+        elapsed_s=0.0,
     )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pydantic import ValidationError
@@ -24,9 +24,11 @@ from quantum_trader.config import MarketSettings, Settings
 from quantum_trader.errors import ConfigurationError, MarketDataError
 from quantum_trader.market.candle_store import TIMEFRAME_MS
 from quantum_trader.market.download import download
-from quantum_trader.market.importer import Imported
 from quantum_trader.market.rules import write_rules
 from quantum_trader.market.source import market_dir
+
+if TYPE_CHECKING:  # the importer loads pyarrow's CSV and Parquet readers: import-data only
+    from quantum_trader.market.importer import Imported
 
 __all__ = ["download_market_data", "market_dir", "parse_request"]
 TIMEFRAMES = tuple(t for t in TIMEFRAME_MS if t != "8h")

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -27,9 +28,11 @@ from quantum_trader.config import Settings
 from quantum_trader.market.source import resolve_market_data
 from quantum_trader.signals.model_set import ModelSetError, current_set
 from quantum_trader.signals.stopping import TRAINING_STOP, StopRequested
-from quantum_trader.signals.training import REPORT_FILE, TrainingResult
 
-__all__ = ["REPORT_FILE", "models_dir", "train", "train_ensemble"]
+if TYPE_CHECKING:  # at run time only `train` imports training and its model libraries
+    from quantum_trader.signals.training import TrainingResult
+
+__all__ = ["models_dir", "train", "train_ensemble"]
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
@@ -44,7 +47,7 @@ def train_ensemble(settings: Settings, out: Console, now: datetime) -> TrainingR
     `now` is the set's `trained_at` (UTC). Forecasters that cannot be trained (no PyTorch) are
     skipped and named in the report; the tree models are trained regardless.
     """
-    from quantum_trader.signals.training import train_models  # heavy: model libraries
+    from quantum_trader.signals.training import REPORT_FILE, train_models  # model libraries
 
     source_dir = resolve_market_data(settings).directory
     target = models_dir(settings)

@@ -21,7 +21,6 @@ from quantum_trader.app import database_path
 from quantum_trader.cli import ConfigOption, _settings, app, console
 from quantum_trader.clock import LiveClock
 from quantum_trader.config import Settings
-from quantum_trader.daemon import ANALYTICS_FILE
 from quantum_trader.domain import ClosedTrade, Position
 from quantum_trader.errors import OperatorActionRequired
 from quantum_trader.gates.governor import GovernorState
@@ -179,6 +178,8 @@ def trades(
 def status(config: ConfigOption = None, db: DbOption = None, as_json: JsonOption = False) -> None:
     """Equity, trading state (an operator pause included), governor, symbols the keeper has
     blocked, pending operator requests, positions with their futures basics, decisions."""
+    from quantum_trader.daemon import ANALYTICS_FILE  # the daemon's web stack: status only
+
     settings = _settings(config)
 
     async def read() -> StatusData:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -14,25 +14,10 @@ from quantum_trader.domain import ClosedTrade
 from quantum_trader.report import benchmark as bench
 from quantum_trader.report import halts, statistics
 from quantum_trader.report.load import RunData
-from quantum_trader.report.model import BacktestReport
-from quantum_trader.report.provenance import Provenance
+from quantum_trader.report.model import BacktestReport, RunContext
 from quantum_trader.report.reconcile import reconcile
 
-
-@dataclass(frozen=True, slots=True)
-class RunContext:
-    """What the database does not hold: the window, the run's settings and its speed."""
-
-    start: datetime
-    end: datetime
-    symbols: tuple[str, ...]
-    provenance: Provenance
-    sizing_method: str
-    initial_equity_usdt: float
-    benchmark: pd.Series
-    steps: int
-    candles: int
-    elapsed_s: float
+__all__ = ["RunContext", "build_report"]
 
 
 def build_report(data: RunData, context: RunContext) -> BacktestReport:

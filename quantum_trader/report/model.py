@@ -10,8 +10,34 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from quantum_trader.report.provenance import Provenance
+
+
+@dataclass(frozen=True, slots=True)
+class RunContext:
+    """What the database does not hold: the window, the run's settings and its speed.
+
+    Here rather than beside build_report so that the replay can fill it in without importing
+    the report's statistics and chart libraries (they load only once the replay is released).
+    """
+
+    start: datetime
+    end: datetime
+    symbols: tuple[str, ...]
+    provenance: Provenance
+    sizing_method: str
+    initial_equity_usdt: float
+    benchmark: pd.Series
+    steps: int
+    candles: int
+    elapsed_s: float
 
 
 @dataclass(slots=True)

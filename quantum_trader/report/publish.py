@@ -11,10 +11,9 @@ from pathlib import Path
 import jinja2
 
 from quantum_trader.report import charts
-from quantum_trader.report.build import RunContext
 from quantum_trader.report.halts import halt_periods
 from quantum_trader.report.load import RunData
-from quantum_trader.report.model import BacktestReport
+from quantum_trader.report.model import BacktestReport, RunContext
 
 REPORT_JSON = "report.json"
 REPORT_HTML = "report.html"

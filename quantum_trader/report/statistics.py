@@ -1,10 +1,15 @@
-"""The report's statistics: pandas for the tables, empyrical for the risk-adjusted ratios.
+"""The report's statistics: pandas for the tables, NumPy for the risk-adjusted ratios.
 
 Trades: net PnL (fees and funding included), R multiples, durations, grouped by symbol, side
 and exit reason. Equity: day-end closes (the last hourly snapshot of each UTC day; the first
 day's return is measured from the initial equity), annualized over 365 days because crypto
 trades every day. Max drawdown is measured on the hourly curve; Calmar is the annualized
 (compounded) return over that drawdown.
+
+The ratios follow empyrical's definitions (risk-free and required return 0; sample standard
+deviation, ddof=1; Sortino's downside deviation over every period, gains counted as 0), in a
+few lines of NumPy rather than through empyrical: it imports SciPy's statistics, ≈ 65 MB of
+the backtest command's peak memory for four formulas.
 """
 
 from __future__ import annotations
@@ -13,7 +18,6 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-import empyrical
 import numpy as np
 import pandas as pd
 
@@ -120,17 +124,52 @@ def equity_statistics(equity: pd.Series, initial: float) -> dict[str, float | No
         ) | {"max_drawdown_pct": 0.0}
     returns = daily_returns(equity, initial)
     worst = float(-drawdown(pd.Series([initial, *equity.to_numpy()])).min())
-    annual = _finite(empyrical.annual_return(returns, annualization=DAYS_PER_YEAR))
+    daily = returns.to_numpy(dtype=float)
+    annual = _finite(annual_return(daily, DAYS_PER_YEAR))
     return {
-        "sharpe": _ratio(empyrical.sharpe_ratio(returns, annualization=DAYS_PER_YEAR)),
-        "sortino": _ratio(empyrical.sortino_ratio(returns, annualization=DAYS_PER_YEAR)),
+        "sharpe": _ratio(sharpe_ratio(daily, DAYS_PER_YEAR)),
+        "sortino": _ratio(sortino_ratio(daily, DAYS_PER_YEAR)),
         "calmar": round(annual / worst, 4) if annual is not None and worst > 0 else None,
         "annual_return_pct": round(annual * 100, 4) if annual is not None else None,
-        "volatility_pct": _ratio(
-            empyrical.annual_volatility(returns, annualization=DAYS_PER_YEAR), 100
-        ),
+        "volatility_pct": _ratio(annual_volatility(daily, DAYS_PER_YEAR), 100),
         "max_drawdown_pct": round(worst * 100, 4),
     }
+
+
+def annual_return(returns: np.ndarray, periods_per_year: int) -> float:
+    """Compound annual growth rate of simple per-period `returns`; NaN when there are none."""
+    if len(returns) < 1:
+        return math.nan
+    years = len(returns) / periods_per_year
+    with np.errstate(invalid="ignore"):  # a total loss beyond 100 %: NaN, as empyrical
+        return float(np.prod(returns + 1) ** (1 / years) - 1)
+
+
+def sharpe_ratio(returns: np.ndarray, periods_per_year: int) -> float:
+    """Mean over sample standard deviation, annualized by √periods; NaN under two periods,
+    ±inf or NaN when every return is the same (no dispersion: the ratio is undefined)."""
+    if len(returns) < 2:
+        return math.nan
+    deviation = 0.0 if returns.max() == returns.min() else float(np.std(returns, ddof=1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(np.mean(returns) / np.float64(deviation) * np.sqrt(periods_per_year))
+
+
+def sortino_ratio(returns: np.ndarray, periods_per_year: int) -> float:
+    """Annualized mean over annualized downside deviation (root mean square of the losses,
+    gains counted as 0); NaN under two periods, ±inf or NaN when nothing was lost."""
+    if len(returns) < 2:
+        return math.nan
+    downside = np.sqrt(np.mean(np.square(np.minimum(returns, 0.0)))) * np.sqrt(periods_per_year)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(np.mean(returns) * periods_per_year / downside)
+
+
+def annual_volatility(returns: np.ndarray, periods_per_year: int) -> float:
+    """Sample standard deviation annualized by √periods (a fraction); NaN under two periods."""
+    if len(returns) < 2:
+        return math.nan
+    return float(np.std(returns, ddof=1) * periods_per_year ** (1.0 / 2.0))
 
 
 def monthly_returns(equity: pd.Series, initial: float) -> list[dict[str, Any]]:

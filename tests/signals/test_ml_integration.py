@@ -30,7 +30,7 @@ from structlog.testing import capture_logs
 
 from quantum_trader.app import choose_signal_source, open_runtime
 from quantum_trader.backtest import BacktestRequest, run_backtest
-from quantum_trader.cli_ml import REPORT_FILE, models_dir, train_ensemble
+from quantum_trader.cli_ml import models_dir, train_ensemble
 from quantum_trader.clock import ManualClock
 from quantum_trader.errors import ConfigurationError
 from quantum_trader.market.candle_store import CandleStore, bundled_sample_dir
@@ -38,7 +38,7 @@ from quantum_trader.signals.ensemble import Ensemble, recorded_funding
 from quantum_trader.signals.loading import load_ensemble
 from quantum_trader.signals.model_set import CURRENT_FILE, current_set, sha256_hex
 from quantum_trader.signals.models.base import MODEL_NAMES
-from quantum_trader.signals.training import TrainingResult
+from quantum_trader.signals.training import REPORT_FILE, TrainingResult
 
 Trained = tuple[Path, TrainingResult]
 

@@ -1,0 +1,84 @@
+"""The report's risk-adjusted ratios (report/statistics.py, NumPy) against values worked out by
+hand for return series built so that their mean, deviation and growth are known exactly.
+
+A series of k periods of +x and k of y (y < 0) has mean (x + y) / 2, sample standard deviation
+|x - y| / 2 · √(2k / (2k - 1)), downside deviation |y| / √2 (the root mean square of the
+losses, gains counted as 0) and growth ((1 + x)(1 + y))^k. Bound: 1e-12 relative, a few
+floating-point roundings of sums over at most a few hundred terms.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from quantum_trader.report.statistics import (
+    annual_return,
+    annual_volatility,
+    equity_statistics,
+    sharpe_ratio,
+    sortino_ratio,
+)
+
+YEAR = 365
+X, Y = 0.02, -0.01
+
+
+def alternating(k: int) -> np.ndarray:
+    return np.array([X, Y] * k)
+
+
+@pytest.mark.parametrize("k", [1, 3, 50, 182])
+def test_sharpe_is_the_mean_over_the_sample_deviation_times_root_periods(k: int) -> None:
+    deviation = abs(X - Y) / 2 * math.sqrt(2 * k / (2 * k - 1))
+    expected = (X + Y) / 2 / deviation * math.sqrt(YEAR)
+    assert sharpe_ratio(alternating(k), YEAR) == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("k", [1, 3, 50, 182])
+def test_sortino_divides_by_the_root_mean_square_of_the_losses(k: int) -> None:
+    downside = abs(Y) / math.sqrt(2) * math.sqrt(YEAR)
+    expected = (X + Y) / 2 * YEAR / downside
+    assert sortino_ratio(alternating(k), YEAR) == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("k", [1, 3, 50, 182])
+def test_annual_return_compounds_the_growth_over_the_years_covered(k: int) -> None:
+    growth = ((1 + X) * (1 + Y)) ** k
+    expected = growth ** (YEAR / (2 * k)) - 1
+    assert annual_return(alternating(k), YEAR) == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("k", [1, 3, 50, 182])
+def test_volatility_is_the_sample_deviation_times_root_periods(k: int) -> None:
+    expected = abs(X - Y) / 2 * math.sqrt(2 * k / (2 * k - 1)) * math.sqrt(YEAR)
+    assert annual_volatility(alternating(k), YEAR) == pytest.approx(expected, rel=1e-12)
+
+
+def test_a_year_of_daily_returns_that_doubles_the_account_is_a_100_pct_annual_return() -> None:
+    daily = np.full(YEAR, 2 ** (1 / YEAR) - 1)
+    assert annual_return(daily, YEAR) == pytest.approx(1.0, rel=1e-12)
+
+
+def test_ratios_are_undefined_without_two_returns_or_without_dispersion_or_losses() -> None:
+    one = np.array([0.01])
+    assert all(math.isnan(f(one, YEAR)) for f in (sharpe_ratio, sortino_ratio, annual_volatility))
+    assert math.isnan(annual_return(np.array([]), YEAR))
+    constant = np.full(10, 0.01)
+    assert sharpe_ratio(constant, YEAR) == math.inf  # no dispersion: not a number near 1e15
+    assert sortino_ratio(constant, YEAR) == math.inf  # nothing lost
+    assert annual_volatility(constant, YEAR) == pytest.approx(0.0, abs=1e-12)  # rounding residue
+
+
+def test_the_report_states_undefined_ratios_as_none() -> None:
+    hours = pd.date_range("2025-01-01", periods=5 * 24, freq="1h", tz="UTC")
+    rising = pd.Series(10_000 * 1.001 ** np.arange(len(hours)), index=hours)
+    stats = equity_statistics(rising, 10_000 / 1.001)
+    assert stats["sortino"] is None  # nothing lost: undefined, not infinite
+    assert stats["max_drawdown_pct"] == 0.0
+    assert stats["sharpe"] is not None
+    assert stats["annual_return_pct"] is not None
+    assert stats["annual_return_pct"] > 0
