@@ -120,12 +120,16 @@ def test_a_symbol_whose_data_ended_leaves_the_view_once_a_bar_is_missing(gapped:
     bars = BARS.slice(0, 3000)
     if gapped:  # a day missing in the middle
         keep = np.r_[0:1000, 1288:3000]
+        b = bars
         bars = Bars(
             BTC,
-            bars.timeframe_ms,
-            bars.time_ms[keep],
-            *(column[keep] for column in (bars.open, bars.high, bars.low, bars.close)),
-            bars.volume[keep],
+            b.timeframe_ms,
+            b.time_ms[keep],
+            b.open[keep],
+            b.high[keep],
+            b.low[keep],
+            b.close[keep],
+            b.volume[keep],
         )
     model = MarketModel.compute({BTC: bars}, AGENT, default_market_rules((BTC,)), tail=None)
     last_close = int(bars.time_ms[-1]) + bars.timeframe_ms
