@@ -7,7 +7,7 @@ symbol whose returns do not vary correlates 0 with everything (and 1 with itself
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -22,6 +22,11 @@ class CorrelationMatrix:
 
     symbols: tuple[str, ...]
     values: FloatArray
+    # The governor reads the mean every cycle; a matrix is built once per refresh period.
+    _mean: float = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_mean", self._off_diagonal_mean())
 
     def get(self, a: str, b: str) -> float:
         """Correlation of two symbols; 0.0 when either is unknown."""
@@ -33,6 +38,9 @@ class CorrelationMatrix:
 
     def mean_pairwise(self) -> float:
         """Mean of the off-diagonal correlations (0.0 with fewer than two symbols)."""
+        return self._mean
+
+    def _off_diagonal_mean(self) -> float:
         n = len(self.symbols)
         if n < 2:
             return 0.0
