@@ -38,6 +38,7 @@ class Ledger:
     ) -> None:
         self._repository = repository
         self._performance = performance
+        self._streak_expiry = timedelta(hours=performance.losing_streak_expiry_h)
         self.tracker = tracker
         self.stats = stats
         self._tracker_saved_at: datetime | None = None
@@ -97,8 +98,7 @@ class Ledger:
         )
         if self.tracker.day != before.day or due:
             await self._save_tracker(now)
-        expiry = timedelta(hours=self._performance.losing_streak_expiry_h)
-        return self.tracker.view(balance, dict(positions), self.stats, now, expiry)
+        return self.tracker.view(balance, dict(positions), self.stats, now, self._streak_expiry)
 
     async def lift_blacklist(self, symbol: str) -> None:
         """An operator lets a blacklisted symbol trade again (its streak starts from zero)."""
