@@ -59,6 +59,9 @@ class Ledger:
         self.rules = rules
         self.tapes = tapes
         self.costs = costs
+        # The last valuation price per symbol, (now_ms, price): a step values the account
+        # several times at one instant (balance, positions), and the tapes never change.
+        self._valued: dict[str, tuple[int, Decimal]] = {}
 
     def leverage(self, symbol: str) -> int:
         return self.state.leverage.get(symbol, 1)
@@ -94,7 +97,12 @@ class Ledger:
         """The last recorded price at `now_ms` on the symbol's tick, for valuation.
 
         Raises MarketDataError before the recording."""
-        return self.rules[symbol].round_price(to_decimal(self.tapes[symbol].price_at(now_ms)))
+        valued = self._valued.get(symbol)
+        if valued is not None and valued[0] == now_ms:
+            return valued[1]
+        price = self.rules[symbol].round_price(to_decimal(self.tapes[symbol].price_at(now_ms)))
+        self._valued[symbol] = (now_ms, price)
+        return price
 
     def fill_price(self, symbol: str, now_ms: int) -> Decimal:
         """The price a market order fills at now; MarketDataError inside a gap in the data."""
