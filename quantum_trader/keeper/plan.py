@@ -121,6 +121,8 @@ def orders_to_read_fills(
     book: Book, snapshot: ExchangeSnapshot, found: Mapping[str, Order | None]
 ) -> list[tuple[str, str]]:
     """(symbol, client order id) of our orders that ended with something filled."""
+    if not found and not snapshot.orders:
+        return []  # nothing reported how an order ended (`state_of` is None for every one)
     symbols = {i.client_order_id: i.symbol for i in book.intents.values()}
     symbols.update({o.client_order_id: o.symbol for o in book.working.values()})
     wanted = []

@@ -90,23 +90,22 @@ def plan_protection(
     is on the wrong side. With `tick_size`, the trigger is the managed stop rounded to the tick
     in the position's favour (tighter, never looser).
     """
-    ours = [o for o in open_conditional_orders_for_symbol if _is_ours_open(o, position.symbol)]
-    stops = [o for o in ours if o.kind is OrderKind.STOP_MARKET]
+    stops: list[Order] = []
+    stray_targets: list[Order] = []
+    exit_side = position.side.exit_order_side
+    for order in open_conditional_orders_for_symbol:
+        if not _is_ours_open(order, position.symbol):
+            continue
+        if order.kind is OrderKind.STOP_MARKET:
+            stops.append(order)
+        elif order.client_order_id != position.take_profit_order_id or order.side is not exit_side:
+            stray_targets.append(order)  # a take-profit that is not the position's own
     current = next((o for o in stops if o.client_order_id == position.stop_order_id), None)
     trigger = exchange_trigger(position, tick_size)
     why = _replacement_needed(position, current, trigger, now, settings)
     keep = None if why is not None else current
     cancels: list[OrderAction] = [
-        CancelOrder(o.symbol, o.client_order_id) for o in stops if o is not keep
-    ]
-    cancels += [
-        CancelOrder(o.symbol, o.client_order_id)
-        for o in ours
-        if o.kind is OrderKind.TAKE_PROFIT_MARKET
-        and (
-            o.client_order_id != position.take_profit_order_id
-            or o.side is not position.side.exit_order_side
-        )
+        CancelOrder(o.symbol, o.client_order_id) for o in (*stops, *stray_targets) if o is not keep
     ]
     if why is None:
         return cancels
