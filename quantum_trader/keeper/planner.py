@@ -70,9 +70,10 @@ class Planner:
         if self.snapshot.source is SnapshotSource.REST:
             self.book.unechoed.clear()
         self.listed: dict[str, list[Order]] = {}
+        self.listed_ids: set[str] = set()
         for order in self.snapshot.open_conditional_orders:
             self.listed.setdefault(order.symbol, []).append(order)
-        self.listed_ids = {o.client_order_id for o in self.snapshot.open_conditional_orders}
+            self.listed_ids.add(order.client_order_id)
 
     def run(self, *, shortcut: bool = True) -> Plan:
         """Plan the tick; `shortcut` lets a quiet tick skip the settling steps (`quiet`), with
@@ -446,6 +447,8 @@ class Planner:
 
     def release_orphans(self) -> None:
         """Cancel our conditional orders on symbols with no position and no unsettled order."""
+        if self.listed.keys() <= self.book.positions.keys():
+            return  # every listed symbol holds a position
         busy = set(self.book.positions) | {i.symbol for i in self.book.intents.values()}
         for symbol in sorted(self.listed.keys() - busy):
             self.actions += plan_release(symbol, self.listed[symbol])
