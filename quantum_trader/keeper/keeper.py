@@ -272,13 +272,15 @@ class PositionKeeper:
         """The planner's context; `advance` moves the regime memory on (once per tick), so a
         TRENDING → CHOPPY turn is seen by exactly one tick."""
         defensive, regimes = self._conditions()
-        choppy = set()
-        for symbol, regime in regimes.items():
-            if self._last_regime.get(symbol) is Regime.TRENDING and regime is Regime.CHOPPY:
-                choppy.add(symbol)
-            if advance:
-                self._last_regime[symbol] = regime
-        return Context(self._rules, self._settings, self._monitor, defensive, frozenset(choppy))
+        last = self._last_regime
+        choppy = frozenset(
+            symbol
+            for symbol, regime in regimes.items()
+            if regime is Regime.CHOPPY and last.get(symbol) is Regime.TRENDING
+        )
+        if advance:
+            last.update(regimes)
+        return Context(self._rules, self._settings, self._monitor, defensive, choppy)
 
     # -- what the executor and the governor ask for ----------------------------------------------
 
