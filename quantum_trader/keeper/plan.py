@@ -38,7 +38,7 @@ from quantum_trader.domain import (
 )
 from quantum_trader.keeper.book import Book
 from quantum_trader.keeper.booking import TradeDraft
-from quantum_trader.keeper.protect import OrderAction
+from quantum_trader.keeper.protect import OrderAction, ProtectionChecks
 from quantum_trader.keeper.settings import KeeperSettings
 from quantum_trader.monitor.settings import MonitorSettings
 
@@ -91,11 +91,18 @@ class Plan:
     notes: tuple[Note, ...] = ()
 
 
-def plan(book: Book, observation: Observation, now: datetime, context: Context) -> Plan:
-    """Plan one tick (see the module docstring)."""
+def plan(
+    book: Book,
+    observation: Observation,
+    now: datetime,
+    context: Context,
+    checks: ProtectionChecks | None = None,
+) -> Plan:
+    """Plan one tick (see the module docstring); `checks` remembers protection checks across
+    ticks (the same plan, less work)."""
     from quantum_trader.keeper.planner import Planner  # the planner imports these types
 
-    return Planner(book, observation, now, context).run()
+    return Planner(book, observation, now, context, checks).run()
 
 
 def lookups_needed(book: Book, snapshot: ExchangeSnapshot) -> list[tuple[str, str]]:

@@ -37,7 +37,12 @@ from quantum_trader.keeper.plan import (
     may_have_filled,
     state_of,
 )
-from quantum_trader.keeper.protect import OrderAction, plan_protection, plan_release
+from quantum_trader.keeper.protect import (
+    OrderAction,
+    ProtectionChecks,
+    plan_release,
+    protection_actions,
+)
 from quantum_trader.monitor import stops
 
 ZERO = Decimal(0)
@@ -54,8 +59,16 @@ class _Outcome:
 
 
 class Planner:
-    def __init__(self, book: Book, observation: Observation, now: datetime, context: Context):
+    def __init__(
+        self,
+        book: Book,
+        observation: Observation,
+        now: datetime,
+        context: Context,
+        checks: ProtectionChecks | None = None,
+    ):
         self.book = Draft(book)
+        self.checks = ProtectionChecks() if checks is None else checks
         self.observation = observation
         self.snapshot = observation.snapshot
         self.now = now
@@ -437,13 +450,9 @@ class Planner:
                     self.actions += actions
                     continue
             rules = self.context.rules.get(symbol)
-            self.actions += plan_protection(
-                position,
-                self.listed.get(symbol, []),
-                self.now,
-                self.context.monitor,
-                tick_size=rules.tick_size if rules else None,
-            )
+            tick_size = rules.tick_size if rules else None
+            check = self.checks.check(position, self.listed.get(symbol, []), tick_size)
+            self.actions += protection_actions(position, check, self.now, self.context.monitor)
 
     def release_orphans(self) -> None:
         """Cancel our conditional orders on symbols with no position and no unsettled order."""

@@ -1,4 +1,5 @@
-"""The quiet-tick shortcut of the planner (Planner.quiet) changes no plan.
+"""The planner's shortcuts change no plan: the quiet tick (Planner.quiet) and the protection
+checks the keeper remembers across ticks (ProtectionChecks).
 
 For books and exchange pictures of every shape hypothesis finds (positions held as booked or
 not, working orders listed or gone or left over, their ends looked up or streamed or unknown,
@@ -32,8 +33,9 @@ from quantum_trader.domain import (
     SnapshotSource,
 )
 from quantum_trader.keeper.book import Book, Intent
-from quantum_trader.keeper.plan import Context, Observation, Plan
+from quantum_trader.keeper.plan import Context, Observation, Plan, plan
 from quantum_trader.keeper.planner import Planner
+from quantum_trader.keeper.protect import ProtectionChecks
 from quantum_trader.keeper.settings import KeeperSettings
 
 SYMBOLS = ("BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT")
@@ -281,3 +283,28 @@ def test_each_thing_to_settle_makes_a_tick_not_quiet_and_is_settled(
     assert not quiet
     assert fast == full
     assert fast != both(book, observation)[0]
+
+
+def test_remembered_protection_checks_plan_as_fresh_ones() -> None:
+    """The keeper remembers protection checks across ticks (ProtectionChecks): through stops
+    that move and stay and a stop replaced on the exchange (a new listed object), every plan
+    equals the one planned afresh, down to how each Decimal is spelled."""
+    held = protected(position(Side.LONG, symbol=SYMBOLS[0]), "qt-s-0-r1-1")
+    stop = stop_order(held, "qt-s-0-r1-1", trigger=held.stop_price)
+    book = Book({held.symbol: held}, working={stop.client_order_id: stop})
+    checks = ProtectionChecks()
+    marks = (90_000, 90_010, 91_000, 91_000, 92_500, 92_500, 92_400, 93_000, 93_000)
+    for step, mark in enumerate(marks):
+        now = NOW + timedelta(minutes=5 * step)
+        if step == 5:  # the exchange now lists the replacement at the managed stop
+            current = book.positions[held.symbol]
+            stop = stop_order(current, "qt-s-0-r1-1", trigger=current.stop_price)
+        snapshot = ExchangeSnapshot(
+            now, SnapshotSource.REST, {held.symbol: held_as(book.positions[held.symbol])}, (stop,)
+        )
+        observation = Observation(snapshot, marks={held.symbol: Decimal(mark)})
+        remembered = plan(book, observation, now, CONTEXT, checks)
+        fresh = plan(book, observation, now, CONTEXT)
+        assert repr(remembered) == repr(fresh)  # equal, and every Decimal spelled the same
+        book = remembered.book
+    assert checks.hits > 0
