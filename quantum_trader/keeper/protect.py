@@ -9,6 +9,7 @@ fails, the keeper skips the cancels and closes the position at market.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -192,7 +193,7 @@ class ProtectionChecks:
 
 
 def _identical(a: Sequence[object], b: Sequence[object]) -> bool:
-    return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
+    return len(a) == len(b) and all(map(operator.is_, a, b))
 
 
 def _is_ours_open(order: Order, symbol: str) -> bool:
