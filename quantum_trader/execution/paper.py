@@ -71,6 +71,7 @@ class PaperExchange:
         order_latency_s: float = 0.0,
     ) -> None:
         self._clock = clock
+        self._synced: tuple[datetime, int] | None = None  # the last instant synced, in ms
         self._state_path = state_path
         self._order_latency_s = order_latency_s
         self._rules = {symbol: rules[symbol] for symbol in bars if symbol in rules}
@@ -174,9 +175,18 @@ class PaperExchange:
         return ms_from_utc(self._clock.now())
 
     def _sync(self) -> int:
-        now_ms = self._now_ms()
+        """Catch the account up to the clock's now; return now in ms.
+
+        A step calls several methods at one instant: once that instant is caught up, the
+        account cannot have fallen behind it (only a later instant adds due bars)."""
+        now = self._clock.now()
+        synced = self._synced
+        if synced is not None and synced[0] == now:
+            return synced[1]
+        now_ms = ms_from_utc(now)
         if self._catch_up.run(now_ms):
             self._persist()
+        self._synced = (now, now_ms)
         return now_ms
 
     def _persist(self) -> None:

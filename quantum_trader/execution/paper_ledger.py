@@ -59,6 +59,9 @@ class Ledger:
         self.rules = rules
         self.tapes = tapes
         self.costs = costs
+        # The last valuation price per symbol, (now_ms, price): a step values the account
+        # several times at one instant (balance, positions), and the tapes never change.
+        self._valued: dict[str, tuple[int, Decimal]] = {}
 
     def leverage(self, symbol: str) -> int:
         return self.state.leverage.get(symbol, 1)
@@ -94,12 +97,20 @@ class Ledger:
         """The last recorded price at `now_ms` on the symbol's tick, for valuation.
 
         Raises MarketDataError before the recording."""
-        return self.rules[symbol].round_price(to_decimal(self.tapes[symbol].price_at(now_ms)))
+        valued = self._valued.get(symbol)
+        if valued is not None and valued[0] == now_ms:
+            return valued[1]
+        price = self.rules[symbol].round_price(to_decimal(self.tapes[symbol].price_at(now_ms)))
+        self._valued[symbol] = (now_ms, price)
+        return price
 
     def fill_price(self, symbol: str, now_ms: int) -> Decimal:
-        """The price a market order fills at now; MarketDataError inside a gap in the data."""
-        price = self.tapes[symbol].tradeable_price_at(now_ms)
-        return self.rules[symbol].round_price(to_decimal(price))
+        """The price a market order fills at now; MarketDataError inside a gap in the data.
+
+        Outside a gap it is the valuation price (`tradeable_price_at` answers `price_at`
+        wherever it answers), so the two share `market_price`'s memory of the instant."""
+        self.tapes[symbol].tradeable_price_at(now_ms)  # raises inside a gap
+        return self.market_price(symbol, now_ms)
 
     def plan(self, symbol: str, side: OrderSide, quantity: Decimal, price: Decimal) -> FillPlan:
         """Split an order into the part that closes the position and the part that opens."""
@@ -199,15 +210,22 @@ class Ledger:
         )
 
     def positions(self, now_ms: int) -> list[ExchangePosition]:
-        return [
-            ExchangePosition(
-                symbol=symbol,
-                side=position.side,
-                quantity=position.quantity,
-                entry_price=position.entry_price,
-                leverage=self.leverage(symbol),
-                margin_usdt=self.margin(symbol),
-                unrealized_pnl_usdt=self.unrealized(symbol, now_ms),
+        """Every open position, by symbol; margin and unrealized PnL as `margin` and
+        `unrealized` compute them (the same expressions, inlined: asked every step)."""
+        held = []
+        for symbol, position in sorted(self.state.positions.items()):
+            leverage = self.state.leverage.get(symbol, 1)
+            quantity, entry = position.quantity, position.entry_price
+            price = self.market_price(symbol, now_ms)
+            held.append(
+                ExchangePosition(
+                    symbol=symbol,
+                    side=position.side,
+                    quantity=quantity,
+                    entry_price=entry,
+                    leverage=leverage,
+                    margin_usdt=usdt(quantity * entry / leverage),
+                    unrealized_pnl_usdt=usdt((price - entry) * position.side.sign * quantity),
+                )
             )
-            for symbol, position in sorted(self.state.positions.items())
-        ]
+        return held

@@ -73,6 +73,7 @@ class ConditionalBook:
         # Placement rank, so the all-symbol listing is in placement order after a restart too.
         self._rank: dict[str, int] = {}
         self._placed = itertools.count()
+        self._listing: list[Order] | None = None  # every open order, placement order (cache)
         for order in state.orders.values():
             if order.kind.is_conditional and order.status is OrderStatus.OPEN:
                 self.add(order)
@@ -80,6 +81,7 @@ class ConditionalBook:
     def add(self, order: Order) -> None:
         self._rank.setdefault(order.client_order_id, next(self._placed))
         self._open.setdefault(order.symbol, []).append(order)
+        self._listing = None
         self._relevel(order.symbol)
 
     def remove(self, order: Order) -> None:
@@ -88,12 +90,15 @@ class ConditionalBook:
         if not orders:
             self._open.pop(order.symbol, None)
         self._rank.pop(order.client_order_id, None)
+        self._listing = None
         self._relevel(order.symbol)
 
     def orders(self, symbol: str | None = None) -> list[Order]:
         if symbol is None:
-            every = [order for orders in self._open.values() for order in orders]
-            return sorted(every, key=lambda order: self._rank[order.client_order_id])
+            if self._listing is None:  # listed on every monitor tick, changed far less often
+                every = [order for orders in self._open.values() for order in orders]
+                self._listing = sorted(every, key=lambda order: self._rank[order.client_order_id])
+            return list(self._listing)
         return list(self._open.get(symbol, ()))
 
     def levels(self, symbol: str) -> tuple[float, float]:

@@ -109,7 +109,8 @@ class Carrier:
         self, before: Mapping[str, Position], after: Mapping[str, Position]
     ) -> None:
         for symbol, position in after.items():
-            if before.get(symbol) != position:
+            was = before.get(symbol)
+            if was is not position and was != position:  # most ticks keep the very object
                 await self._repository.save_position(position)
         for symbol in before.keys() - after.keys():
             await self._repository.delete_position(symbol)

@@ -47,7 +47,7 @@ from quantum_trader.keeper.plan import (
     orders_to_read_fills,
     plan,
 )
-from quantum_trader.keeper.protect import CancelOrder, stop_trigger
+from quantum_trader.keeper.protect import CancelOrder, ProtectionChecks, stop_trigger
 from quantum_trader.keeper.settings import KeeperSettings
 from quantum_trader.log import bound_context, get_logger
 from quantum_trader.monitor.settings import MonitorSettings
@@ -109,6 +109,7 @@ class PositionKeeper:
         self._reconciled_at: datetime | None = None
         self._rest_checked_at: datetime | None = None
         self._last_regime: dict[str, Regime] = {}
+        self._checks = ProtectionChecks()  # a cache of a pure function: plans do not change
         self.wake = asyncio.Event()  # set when a tick is wanted before the next interval
         self._carrier = Carrier(
             exchange,
@@ -200,7 +201,7 @@ class PositionKeeper:
         symbols = sorted(set(book.positions) | set(snapshot.positions))
         marks = await self._marks(symbols, now)
         context = self._context(advance=True)
-        result = plan(book, Observation(snapshot, found, fills, marks), now, context)
+        result = plan(book, Observation(snapshot, found, fills, marks), now, context, self._checks)
         if snapshot.source is not SnapshotSource.REST and _unexplained_exit(result):
             # A stream that missed an event must not close a position the exchange still
             # holds: only a REST snapshot may say it is gone (the plan is pure; drop it).
@@ -272,13 +273,15 @@ class PositionKeeper:
         """The planner's context; `advance` moves the regime memory on (once per tick), so a
         TRENDING → CHOPPY turn is seen by exactly one tick."""
         defensive, regimes = self._conditions()
-        choppy = set()
-        for symbol, regime in regimes.items():
-            if self._last_regime.get(symbol) is Regime.TRENDING and regime is Regime.CHOPPY:
-                choppy.add(symbol)
-            if advance:
-                self._last_regime[symbol] = regime
-        return Context(self._rules, self._settings, self._monitor, defensive, frozenset(choppy))
+        last = self._last_regime
+        choppy = frozenset(
+            symbol
+            for symbol, regime in regimes.items()
+            if regime is Regime.CHOPPY and last.get(symbol) is Regime.TRENDING
+        )
+        if advance:
+            last.update(regimes)
+        return Context(self._rules, self._settings, self._monitor, defensive, choppy)
 
     # -- what the executor and the governor ask for ----------------------------------------------
 

@@ -38,7 +38,7 @@ from quantum_trader.domain import (
 )
 from quantum_trader.keeper.book import Book
 from quantum_trader.keeper.booking import TradeDraft
-from quantum_trader.keeper.protect import OrderAction
+from quantum_trader.keeper.protect import OrderAction, ProtectionChecks
 from quantum_trader.keeper.settings import KeeperSettings
 from quantum_trader.monitor.settings import MonitorSettings
 
@@ -91,11 +91,18 @@ class Plan:
     notes: tuple[Note, ...] = ()
 
 
-def plan(book: Book, observation: Observation, now: datetime, context: Context) -> Plan:
-    """Plan one tick (see the module docstring)."""
+def plan(
+    book: Book,
+    observation: Observation,
+    now: datetime,
+    context: Context,
+    checks: ProtectionChecks | None = None,
+) -> Plan:
+    """Plan one tick (see the module docstring); `checks` remembers protection checks across
+    ticks (the same plan, less work)."""
     from quantum_trader.keeper.planner import Planner  # the planner imports these types
 
-    return Planner(book, observation, now, context).run()
+    return Planner(book, observation, now, context, checks).run()
 
 
 def lookups_needed(book: Book, snapshot: ExchangeSnapshot) -> list[tuple[str, str]]:
@@ -121,6 +128,8 @@ def orders_to_read_fills(
     book: Book, snapshot: ExchangeSnapshot, found: Mapping[str, Order | None]
 ) -> list[tuple[str, str]]:
     """(symbol, client order id) of our orders that ended with something filled."""
+    if not found and not snapshot.orders:
+        return []  # nothing reported how an order ended (`state_of` is None for every one)
     symbols = {i.client_order_id: i.symbol for i in book.intents.values()}
     symbols.update({o.client_order_id: o.symbol for o in book.working.values()})
     wanted = []

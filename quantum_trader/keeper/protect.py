@@ -9,6 +9,7 @@ fails, the keeper skips the cancels and closes the position at market.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -90,50 +91,109 @@ def plan_protection(
     is on the wrong side. With `tick_size`, the trigger is the managed stop rounded to the tick
     in the position's favour (tighter, never looser).
     """
-    ours = [o for o in open_conditional_orders_for_symbol if _is_ours_open(o, position.symbol)]
-    stops = [o for o in ours if o.kind is OrderKind.STOP_MARKET]
+    check = check_protection(position, open_conditional_orders_for_symbol, tick_size)
+    return protection_actions(position, check, now, settings)
+
+
+@dataclass(frozen=True, slots=True)
+class ProtectionCheck:
+    """What `plan_protection` finds before it looks at the clock: our stops and stray
+    take-profits listed for the symbol, the position's own stop, the trigger the managed stop
+    needs, and whether the stop must be replaced at once (`needs`) or once the replacement
+    interval allows (`moved`)."""
+
+    stops: tuple[Order, ...]
+    stray_targets: tuple[Order, ...]
+    current: Order | None
+    trigger: Decimal
+    needs: StopWhy | None  # MISSING or RESIZED
+    moved: bool
+
+
+def check_protection(
+    position: Position, orders: Sequence[Order], tick_size: Decimal | None
+) -> ProtectionCheck:
+    """The clock-free part of `plan_protection` (see there)."""
+    stops: list[Order] = []
+    stray_targets: list[Order] = []
+    exit_side = position.side.exit_order_side
+    for order in orders:
+        if not _is_ours_open(order, position.symbol):
+            continue
+        if order.kind is OrderKind.STOP_MARKET:
+            stops.append(order)
+        elif order.client_order_id != position.take_profit_order_id or order.side is not exit_side:
+            stray_targets.append(order)  # a take-profit that is not the position's own
     current = next((o for o in stops if o.client_order_id == position.stop_order_id), None)
     trigger = exchange_trigger(position, tick_size)
-    why = _replacement_needed(position, current, trigger, now, settings)
-    keep = None if why is not None else current
+    needs: StopWhy | None = None
+    if current is None or not _protects(current, position):
+        needs = StopWhy.MISSING
+    elif current.quantity - current.filled_quantity != position.quantity:
+        needs = StopWhy.RESIZED
+    moved = needs is None and current is not None and current.trigger_price != trigger
+    return ProtectionCheck(tuple(stops), tuple(stray_targets), current, trigger, needs, moved)
+
+
+def protection_actions(
+    position: Position, check: ProtectionCheck, now: datetime, settings: MonitorSettings
+) -> list[OrderAction]:
+    """The actions of `plan_protection` from its check and the clock."""
+    why = check.needs
+    if check.moved:
+        last = position.stop_replaced_at
+        interval = timedelta(seconds=settings.stop_replace_min_interval_s)
+        if last is None or now - last >= interval:
+            why = StopWhy.MOVED
+    keep = None if why is not None else check.current
     cancels: list[OrderAction] = [
-        CancelOrder(o.symbol, o.client_order_id) for o in stops if o is not keep
-    ]
-    cancels += [
         CancelOrder(o.symbol, o.client_order_id)
-        for o in ours
-        if o.kind is OrderKind.TAKE_PROFIT_MARKET
-        and (
-            o.client_order_id != position.take_profit_order_id
-            or o.side is not position.side.exit_order_side
-        )
+        for o in (*check.stops, *check.stray_targets)
+        if o is not keep
     ]
     if why is None:
         return cancels
     place = PlaceStop(
-        position.symbol, position.side.exit_order_side, position.quantity, trigger, why
+        position.symbol, position.side.exit_order_side, position.quantity, check.trigger, why
     )
     return [place, *cancels]
 
 
-def _replacement_needed(
-    position: Position,
-    current: Order | None,
-    trigger: Decimal,
-    now: datetime,
-    settings: MonitorSettings,
-) -> StopWhy | None:
-    if current is None or not _protects(current, position):
-        return StopWhy.MISSING
-    if current.quantity - current.filled_quantity != position.quantity:
-        return StopWhy.RESIZED
-    if current.trigger_price == trigger:
-        return None
-    last = position.stop_replaced_at
-    interval = timedelta(seconds=settings.stop_replace_min_interval_s)
-    if last is None or now - last >= interval:
-        return StopWhy.MOVED
-    return None
+class ProtectionChecks:
+    """`check_protection` remembered per symbol across ticks.
+
+    A check is reused only for the very same inputs: the position's fields it reads (the same
+    objects, so a Decimal spelled differently is never taken for an equal one), the same
+    listed order objects (frozen), the same tick size. It then equals a fresh check, so plans
+    do not depend on it; it saves the work on the ticks where nothing moved.
+    """
+
+    def __init__(self) -> None:
+        self._known: dict[str, tuple[tuple[object, ...], tuple[Order, ...], ProtectionCheck]] = {}
+        self.hits = 0
+
+    def check(
+        self, position: Position, orders: Sequence[Order], tick_size: Decimal | None
+    ) -> ProtectionCheck:
+        inputs = (
+            position.side,
+            position.quantity,
+            position.stop_price,
+            position.stop_order_id,
+            position.take_profit_order_id,
+            tick_size,
+        )
+        known = self._known.get(position.symbol)
+        if known is not None and _identical(known[0], inputs) and _identical(known[1], orders):
+            self.hits += 1
+            return known[2]
+        check = check_protection(position, orders, tick_size)
+        self._known[position.symbol] = (inputs, tuple(orders), check)
+        return check
+
+
+def _identical(a: Sequence[object], b: Sequence[object]) -> bool:
+    return len(a) == len(b) and all(map(operator.is_, a, b))
 
 
 def _is_ours_open(order: Order, symbol: str) -> bool:

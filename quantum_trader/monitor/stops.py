@@ -19,6 +19,7 @@ Conventions (prices in USDT; `sign` is +1 for a long, -1 for a short):
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -81,6 +82,8 @@ class PositionDecision:
 
     def events(self, now: datetime) -> list[PositionEvent]:
         """One event per intent, for the log and the database."""
+        if not self.intents:
+            return []
         return [_event(self.position.symbol, intent, now) for intent in self.intents]
 
 
@@ -181,10 +184,14 @@ def manage_position(
     if not price.is_finite() or price <= 0:
         raise MarketDataError(f"{position.symbol}: bad mark price {price}")
     params = _params(settings)
-    mode = tighter(position.trail_mode, trail_mode)
+    mode = position.trail_mode
     if regime_turned_choppy:
         mode = TrailMode.AGGRESSIVE
+    elif _TIGHTNESS[trail_mode] < _TIGHTNESS[mode]:
+        mode = trail_mode
     changes = _tracking(position, price, mode)
+    if break_even_offset is None:
+        break_even_offset = position.entry_price * params.break_even_offset_pct
     level = break_even_level(position, settings, break_even_offset)
     reason = _exit_reason(position, price, now, level, params)
     if reason is not None:
@@ -213,7 +220,15 @@ def _updated(position: Position, changes: dict[str, Any]) -> Position:
 def _atr(atr_pct: float) -> Decimal:
     if not math.isfinite(atr_pct) or atr_pct <= 0:
         return ZERO
-    return _decimal(atr_pct)
+    return _positive_decimal(atr_pct)
+
+
+@functools.lru_cache(maxsize=1024)
+def _positive_decimal(value: float) -> Decimal:
+    """`_decimal` of a finite positive float, cached: a position's ATR is the same float every
+    tick, and spelling it costs more than its stop maths. (Positive only: 0.0 and -0.0 share a
+    cache entry.)"""
+    return _decimal(value)
 
 
 def _exit_reason(
