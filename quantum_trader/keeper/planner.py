@@ -42,6 +42,7 @@ from quantum_trader.keeper.protect import (
     ProtectionChecks,
     plan_release,
     protection_actions,
+    stop_before_partial_exit,
 )
 from quantum_trader.monitor import stops
 
@@ -440,19 +441,20 @@ class Planner:
             exiting = bool(self.book.intents) and any(
                 i.purpose is Purpose.EXIT for i in self.book.intents_for(symbol)
             )
+            actions: list[OrderAction] = []
             if not exiting:  # else an exit of ours is in flight: a later tick books it
                 position, actions, events = manage(
                     position, self.observation.marks.get(symbol), self.now, self.context
                 )
                 self.book.put(position)
                 self.events += events
-                if actions:
-                    self.actions += actions
-                    continue
             rules = self.context.rules.get(symbol)
             tick_size = rules.tick_size if rules else None
             check = self.checks.check(position, self.listed.get(symbol, []), tick_size)
-            self.actions += protection_actions(position, check, self.now, self.context.monitor)
+            if actions:  # exits now; the stop is resized once they are booked (protect.py)
+                self.actions += [*stop_before_partial_exit(position, check, actions), *actions]
+            else:
+                self.actions += protection_actions(position, check, self.now, self.context.monitor)
 
     def release_orphans(self) -> None:
         """Cancel our conditional orders on symbols with no position and no unsettled order."""

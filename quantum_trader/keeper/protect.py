@@ -159,6 +159,24 @@ def protection_actions(
     return [place, *cancels]
 
 
+def stop_before_partial_exit(
+    position: Position, check: ProtectionCheck, exits: Sequence[OrderAction]
+) -> list[OrderAction]:
+    """A stop for the whole position, to be placed before `exits`, when it has none and the
+    exits are partial: the rest stays open, and a partial exit can be refused or fill late.
+
+    Not before a full exit: that exit is the protection, and a stop at a level the mark has
+    already passed would be refused as immediately triggering. A stop that is there but sized
+    for the position before a partial exit still covers the rest (reduce-only); the tick after
+    the exit is booked resizes it.
+    """
+    full = any(isinstance(e, SendExit) and e.quantity >= position.quantity for e in exits)
+    if full or check.needs is not StopWhy.MISSING:
+        return []
+    side = position.side.exit_order_side
+    return [PlaceStop(position.symbol, side, position.quantity, check.trigger, StopWhy.MISSING)]
+
+
 class ProtectionChecks:
     """`check_protection` remembered per symbol across ticks.
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from model_exchange import ModelExchange
 
@@ -266,6 +266,8 @@ async def check(harness: Harness) -> None:
     suppress_health_check=[HealthCheck.too_slow],
 )
 @given(script=st.lists(steps, max_size=40))
+# A lost stop request, then a partial take-profit: the rest was left without a stop for a tick.
+@example(script=[("fault", "drop_next", 0), ("by_hand", 0, "open"), ("move", 0, 400)])
 def test_the_keeper_keeps_every_position_protected_and_the_books_true(
     script: list[tuple[object, object, object]],
 ) -> None:

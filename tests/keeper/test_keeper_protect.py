@@ -10,15 +10,18 @@ from decimal import Decimal
 import pytest
 from position_builders import NOW, SETTINGS, position, protected, stop_order
 
-from quantum_trader.domain import OrderKind, OrderSide, Side
+from quantum_trader.domain import ExitReason, OrderKind, OrderSide, Side
 from quantum_trader.keeper.ids import VALID_ID, ClientOrderIds, Purpose, is_ours, purpose_of
 from quantum_trader.keeper.protect import (
     CancelOrder,
     PlaceStop,
+    SendExit,
     StopWhy,
+    check_protection,
     exchange_trigger,
     plan_protection,
     plan_release,
+    stop_before_partial_exit,
 )
 
 EXECUTOR_STOP = "qt-s-BTC-abc-1"
@@ -74,6 +77,27 @@ def test_a_partial_exit_resizes_at_once() -> None:
         Decimal(92_200),
     )
     assert cancel == CancelOrder(held.symbol, EXECUTOR_STOP)
+
+
+def test_a_partial_exit_of_a_position_without_a_stop_is_preceded_by_one_for_all_of_it() -> None:
+    held = position()
+    partial = SendExit(held.symbol, OrderSide.SELL, held.quantity / 2, ExitReason.PARTIAL_TP)
+    [place] = stop_before_partial_exit(held, check_protection(held, [], None), [partial])
+    assert isinstance(place, PlaceStop)
+    assert (place.why, place.quantity, place.trigger) == (
+        StopWhy.MISSING,
+        held.quantity,
+        held.stop_price,
+    )
+
+
+def test_no_stop_goes_before_a_full_exit_or_where_one_already_protects() -> None:
+    held = protected(position())
+    full = SendExit(held.symbol, OrderSide.SELL, held.quantity, ExitReason.SL_HIT)
+    assert stop_before_partial_exit(held, check_protection(held, [], None), [full]) == []
+    partial = SendExit(held.symbol, OrderSide.SELL, held.quantity / 2, ExitReason.PARTIAL_TP)
+    listed = [stop_order(held, EXECUTOR_STOP)]
+    assert stop_before_partial_exit(held, check_protection(held, listed, None), [partial]) == []
 
 
 @pytest.mark.parametrize("defect", ["not_reduce_only", "no_trigger", "wrong_side"])
