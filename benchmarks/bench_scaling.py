@@ -33,19 +33,11 @@ from typing import Any
 import numpy as np
 
 from benchmarks.bench_backtest import SHARED_FUTURES
+from quantum_trader.config import DEFAULT_SYMBOLS
 from quantum_trader.market.candle_store import CandleStore, bundled_sample_dir
 from quantum_trader.market.rules import newest_rules_file
 
-SHIPPED = [
-    "BTC/USDT:USDT",
-    "ETH/USDT:USDT",
-    "SOL/USDT:USDT",
-    "BNB/USDT:USDT",
-    "XRP/USDT:USDT",
-    "DOGE/USDT:USDT",
-    "BCH/USDT:USDT",
-    "INJ/USDT:USDT",
-]
+SHIPPED = list(DEFAULT_SYMBOLS)  # the 8 symbols the bundled rules file lists
 OTHERS = [
     "OP/USDT:USDT",
     "ORCA/USDT:USDT",
