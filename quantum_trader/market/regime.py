@@ -61,7 +61,7 @@ def atr_ratio(bars: Bars, settings: RegimeSettings) -> FloatArray:
     return ratio
 
 
-def regime_series(bars: Bars, settings: RegimeSettings | None = None) -> RegimeCodes:
+def regime_series(bars: Bars, settings: RegimeSettings) -> RegimeCodes:
     """Classify every bar (codes index REGIMES), in the SPEC's order of precedence:
 
     TRENDING: ADX > trending_min_adx and close, fast EMA and slow EMA aligned;
@@ -69,7 +69,7 @@ def regime_series(bars: Bars, settings: RegimeSettings | None = None) -> RegimeC
     BREAKOUT: ATR ratio ≥ breakout_min_atr_ratio and the close outside the prior range;
     CHOPPY: everything else, including warm-up rows.
     """
-    s = settings or RegimeSettings()
+    s = settings
     close = bars.close
     adx = talib.ADX(bars.high, bars.low, close, timeperiod=s.adx_period)
     fast = talib.EMA(close, timeperiod=s.ema_fast_period)
@@ -90,7 +90,7 @@ def regime_series(bars: Bars, settings: RegimeSettings | None = None) -> RegimeC
     return codes
 
 
-def latest_regime(bars: Bars, settings: RegimeSettings | None = None) -> Regime:
+def latest_regime(bars: Bars, settings: RegimeSettings) -> Regime:
     """The regime of the newest bar (CHOPPY when there are no bars)."""
     if len(bars) == 0:
         return Regime.CHOPPY
@@ -110,12 +110,12 @@ def daily_closes(bars: Bars) -> FloatArray:
 
 
 def global_regime(
-    daily_close: FloatArray, settings: RegimeSettings | None = None, price: float | None = None
+    daily_close: FloatArray, settings: RegimeSettings, price: float | None = None
 ) -> GlobalRegime:
     """BTC's price (default: the last daily close) against the EMA of its daily closes:
     above by more than `global_band` → UPTREND, below by more → DOWNTREND, else SIDEWAYS
     (also when there is not enough history for the EMA)."""
-    s = settings or RegimeSettings()
+    s = settings
     if daily_close.shape[0] < s.global_ema_days:
         return GlobalRegime.SIDEWAYS
     ema = float(talib.EMA(daily_close, timeperiod=s.global_ema_days)[-1])

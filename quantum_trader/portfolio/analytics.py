@@ -119,10 +119,10 @@ def portfolio_report(
     portfolio: PortfolioView,
     market: MarketView,
     sectors: Mapping[str, str],
-    settings: AnalyticsSettings | None = None,
+    settings: AnalyticsSettings,
 ) -> PortfolioReport:
     """Everything SPEC §7 lists for the portfolio. A symbol missing from `sectors` is its own."""
-    s = settings or AnalyticsSettings()
+    s = settings
     equity = float(portfolio.equity_usdt)
     exposures = {sym: signed_exposure(p, market) for sym, p in portfolio.positions.items()}
     by_sector: dict[str, float] = {}

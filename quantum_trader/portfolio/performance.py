@@ -19,7 +19,7 @@ def record_trade(
     stats: SymbolStats,
     trade: ClosedTrade,
     now: datetime,
-    settings: PerformanceSettings | None = None,
+    settings: PerformanceSettings,
 ) -> SymbolStats:
     """Return `stats` with `trade` added.
 
@@ -27,7 +27,7 @@ def record_trade(
     symbol for `disable_hours` from `now`; reaching `blacklist_after_losses` blacklists it
     until an operator lifts it.
     """
-    s = settings or PerformanceSettings()
+    s = settings
     won = trade.pnl_usdt > 0
     streak = max(stats.streak, 0) + 1 if won else min(stats.streak, 0) - 1
     updated = replace(
@@ -65,12 +65,10 @@ def block_reason(stats: SymbolStats | None, now: datetime) -> ReasonCode | None:
     return None
 
 
-def win_rate_multiplier(
-    stats: SymbolStats | None, settings: PerformanceSettings | None = None
-) -> float:
+def win_rate_multiplier(stats: SymbolStats | None, settings: PerformanceSettings) -> float:
     """Sizing multiplier from the win rate (SPEC §5.2), 1.0 until `min_trades_for_multiplier`:
     WR > high → ×1.1; WR < low → ×0.5; low ≤ WR ≤ weak → ×0.7; otherwise 1.0."""
-    s = settings or PerformanceSettings()
+    s = settings
     if stats is None or stats.trades < s.min_trades_for_multiplier:
         return 1.0
     rate = stats.win_rate

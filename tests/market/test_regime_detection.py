@@ -24,6 +24,7 @@ from quantum_trader.market.regime import (
 )
 
 HOUR_MS = 3_600_000
+REGIME = RegimeSettings()
 T0 = datetime(2025, 10, 1, tzinfo=UTC)
 SAMPLE = CandleStore(bundled_sample_dir()).load_bars("BTC/USDT:USDT", "1h").slice(0, 800)
 
@@ -54,11 +55,11 @@ def calm_range(n: int = 400, symbol: str = "R/USDT:USDT") -> Bars:
 
 
 def test_a_steady_rise_is_trending() -> None:
-    assert latest_regime(trend()) is Regime.TRENDING
+    assert latest_regime(trend(), REGIME) is Regime.TRENDING
 
 
 def test_a_tight_oscillation_is_ranging() -> None:
-    assert latest_regime(calm_range()) is Regime.RANGING
+    assert latest_regime(calm_range(), REGIME) is Regime.RANGING
 
 
 def breakout() -> Bars:
@@ -79,13 +80,13 @@ def breakout() -> Bars:
 
 
 def test_a_volatile_break_out_of_a_calm_range_is_breakout() -> None:
-    assert latest_regime(breakout()) is Regime.BREAKOUT
+    assert latest_regime(breakout(), REGIME) is Regime.BREAKOUT
 
 
 def test_warm_up_rows_are_choppy() -> None:
-    codes = regime_series(trend(30))
+    codes = regime_series(trend(30), REGIME)
     assert {REGIMES[c] for c in codes} == {Regime.CHOPPY}
-    assert latest_regime(trend(0)) is Regime.CHOPPY
+    assert latest_regime(trend(0), REGIME) is Regime.CHOPPY
 
 
 def test_trending_threshold_on_adx() -> None:
@@ -121,8 +122,8 @@ def test_breakout_threshold_on_atr_ratio() -> None:
 @settings(max_examples=25, deadline=None)
 @given(stop=st.integers(1, len(SAMPLE)))
 def test_no_look_ahead(stop: int) -> None:
-    full = regime_series(SAMPLE)
-    assert np.array_equal(regime_series(SAMPLE.slice(0, stop)), full[:stop])
+    full = regime_series(SAMPLE, REGIME)
+    assert np.array_equal(regime_series(SAMPLE.slice(0, stop), REGIME), full[:stop])
 
 
 def test_trailing_mean_uses_only_the_past() -> None:
@@ -139,12 +140,12 @@ def test_daily_closes_keep_only_complete_utc_days() -> None:
 
 def test_global_regime_band() -> None:
     flat = np.full(250, 100.0)
-    assert global_regime(flat, price=110.001) is GlobalRegime.UPTREND
-    assert global_regime(flat, price=109.999) is GlobalRegime.SIDEWAYS
-    assert global_regime(flat, price=89.999) is GlobalRegime.DOWNTREND
-    assert global_regime(flat, price=90.001) is GlobalRegime.SIDEWAYS
-    assert global_regime(np.append(flat, 150.0)) is GlobalRegime.UPTREND
-    assert global_regime(np.full(199, 100.0), price=200.0) is GlobalRegime.SIDEWAYS
+    assert global_regime(flat, REGIME, price=110.001) is GlobalRegime.UPTREND
+    assert global_regime(flat, REGIME, price=109.999) is GlobalRegime.SIDEWAYS
+    assert global_regime(flat, REGIME, price=89.999) is GlobalRegime.DOWNTREND
+    assert global_regime(flat, REGIME, price=90.001) is GlobalRegime.SIDEWAYS
+    assert global_regime(np.append(flat, 150.0), REGIME) is GlobalRegime.UPTREND
+    assert global_regime(np.full(199, 100.0), REGIME, price=200.0) is GlobalRegime.SIDEWAYS
 
 
 def test_cache_recomputes_once_per_refresh_interval() -> None:

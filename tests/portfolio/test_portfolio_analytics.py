@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from quantum_trader.domain import FloatArray, MarketView, PortfolioView, Position, Side
+from quantum_trader.gates.settings import AnalyticsSettings
 from quantum_trader.portfolio.analytics import (
     effective_positions,
     pnl_series,
@@ -23,6 +24,7 @@ BTC, ETH, DOGE = "BTC/USDT:USDT", "ETH/USDT:USDT", "DOGE/USDT:USDT"
 SECTORS = {BTC: "Layer1", ETH: "Layer1", DOGE: "Meme"}
 NOW = datetime(2025, 10, 1, tzinfo=UTC)
 D = Decimal
+ANALYTICS = AnalyticsSettings()
 
 
 def position(symbol: str, side: Side, quantity: str, entry: str, stop: str) -> Position:
@@ -66,7 +68,7 @@ def view() -> MarketView:
 
 
 def test_exposures_heat_and_drawdowns() -> None:
-    report = portfolio_report(account(), view(), SECTORS)
+    report = portfolio_report(account(), view(), SECTORS, ANALYTICS)
     assert report.gross_exposure_usdt == pytest.approx(4000)
     assert report.net_exposure_usdt == pytest.approx(2000)
     assert report.exposure_by_symbol_usdt == {BTC: 2000.0, ETH: -1000.0, DOGE: 1000.0}
@@ -120,14 +122,14 @@ def test_pnl_series_weights_returns_by_exposure() -> None:
 
 
 def test_report_is_json() -> None:
-    report = portfolio_report(account(), view(), SECTORS)
+    report = portfolio_report(account(), view(), SECTORS, ANALYTICS)
     data = json.loads(json.dumps(report.to_dict()))
     assert data["var_historical_usdt"] >= 0
     assert data["correlation"][BTC][BTC] == 1.0
 
 
 def test_an_empty_account() -> None:
-    empty = portfolio_report(portfolio(), market(), SECTORS)
+    empty = portfolio_report(portfolio(), market(), SECTORS, ANALYTICS)
     assert empty.gross_exposure_usdt == 0
     assert empty.effective_positions == 0
     assert empty.risk.var_historical_usdt == 0

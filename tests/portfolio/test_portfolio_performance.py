@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from quantum_trader.domain import ClosedTrade, ExitReason, ReasonCode, Side, SymbolStats
+from quantum_trader.gates.settings import PerformanceSettings
 from quantum_trader.portfolio.performance import (
     block_reason,
     lift_blacklist,
@@ -22,6 +23,7 @@ from quantum_trader.portfolio.performance import (
 
 NOW = datetime(2025, 10, 1, tzinfo=UTC)
 SYMBOL = "ETH/USDT:USDT"
+PERFORMANCE = PerformanceSettings()
 
 
 def trade(pnl: float, r: float | None = None) -> ClosedTrade:
@@ -45,7 +47,7 @@ def trade(pnl: float, r: float | None = None) -> ClosedTrade:
 def replay(pnls: list[float], now: datetime = NOW) -> SymbolStats:
     stats = SymbolStats(SYMBOL)
     for pnl in pnls:
-        stats = record_trade(stats, trade(pnl), now)
+        stats = record_trade(stats, trade(pnl), now, PERFORMANCE)
     return stats
 
 
@@ -95,17 +97,17 @@ def test_only_an_operator_lifts_a_blacklist() -> None:
     lifted = lift_blacklist(replay([-1.0] * 20))
     assert not lifted.blacklisted
     assert block_reason(lifted, NOW) is None
-    assert not record_trade(lifted, trade(-1.0), NOW).blacklisted
+    assert not record_trade(lifted, trade(-1.0), NOW, PERFORMANCE).blacklisted
 
 
 def test_win_rate_multiplier_needs_enough_trades() -> None:
-    assert win_rate_multiplier(replay([-1.0] * 9)) == 1.0
-    assert win_rate_multiplier(None) == 1.0
+    assert win_rate_multiplier(replay([-1.0] * 9), PERFORMANCE) == 1.0
+    assert win_rate_multiplier(None, PERFORMANCE) == 1.0
 
 
 def test_win_rate_multiplier_bands() -> None:
     def with_rate(wins: int, trades: int) -> float:
-        return win_rate_multiplier(SymbolStats(SYMBOL, trades=trades, wins=wins))
+        return win_rate_multiplier(SymbolStats(SYMBOL, trades=trades, wins=wins), PERFORMANCE)
 
     assert with_rate(56, 100) == 1.1
     assert with_rate(55, 100) == 1.0
@@ -127,7 +129,7 @@ def test_stats_stay_consistent(pnls: list[float]) -> None:
     stats = replay(pnls)
     assert stats.wins + stats.losses == stats.trades == len(pnls)
     assert len(stats.last_20_r) == min(20, len(pnls))
-    assert 0.5 <= win_rate_multiplier(stats) <= 1.1
+    assert 0.5 <= win_rate_multiplier(stats, PERFORMANCE) <= 1.1
     run = 0
     for pnl in reversed(pnls):
         if pnl > 0:
