@@ -13,12 +13,15 @@ is not read before sizing, and a cycle that approved anything never counts as a 
 sizing and orders read prices).
 
 The account part is narrowed by what the base cycle consulted: when every candidate was denied
-by gates that declare what of the account they read (`account_inputs`, the orchestrator's), the
-account counts only through those declarations and the set of open positions; otherwise the
-whole portfolio view and the open positions' prices count, and a price move that changes the
-marked equity makes the cycle run. Either way the comparison is exact: the same candidates
-reach the same gates with the same inputs, so they are denied at the same place and in the
-same words.
+by gates that declare what of the account they read (`account_inputs`), the account counts only
+through those declarations and the set of open positions; otherwise the whole portfolio view and
+the open positions' prices count, and a price move that changes the marked equity makes the
+cycle run. The orchestrator declares thresholds it compares the account with. The balancer
+declares only after it denied every candidate and none would fit beside the open positions
+alone; it declares just that (`PortfolioBalancer.denials_hold`), re-checked at each cycle's
+prices. While it holds nothing gets past the balancer, so the cycle would deny the same
+candidates at the same gates, though a full run might name another of the balancer's limits
+first, or other figures: a skipped cycle's audit is the base's verdicts in the base's words.
 
 The governor's state is compared as a whole (every field but `updated_at`), so any state it
 gains later is covered without a change here.
@@ -34,7 +37,7 @@ from quantum_trader.domain import MarketView, PortfolioView, Signal
 from quantum_trader.gates.governor import GovernorState
 from quantum_trader.portfolio.performance import block_reason
 
-AccountInputs = Callable[[PortfolioView], object]
+AccountInputs = Callable[[PortfolioView, MarketView], object]
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +99,7 @@ def _account(
     positions = portfolio.positions
     if declared is None:
         return portfolio, {symbol: market.prices.get(symbol) for symbol in positions}
-    return frozenset(positions), tuple(inputs(portfolio) for inputs in declared)
+    return frozenset(positions), tuple(inputs(portfolio, market) for inputs in declared)
 
 
 def _statistics(market: MarketView) -> tuple[object, ...]:

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -21,6 +21,18 @@ class BalancerJournal:
     def __init__(self, balancer: PortfolioBalancer) -> None:
         self._balancer = balancer
         self.latest: BalancerOutput | None = None
+        self._held: tuple[Candidate, ...] | None = None  # the latest review's, when they hold
+
+    @property
+    def account_inputs(self) -> Callable[[PortfolioView, MarketView], object] | None:
+        """What of the account the latest review's verdicts depend on, for an executor cycle
+        deciding whether to run again (cycle_inputs.py): when it denied every candidate and
+        none would fit beside the open positions alone, only whether that still holds at the
+        new prices (True until it does not); otherwise None: the whole account counts."""
+        held, balancer = self._held, self._balancer
+        if held is None:
+            return None
+        return lambda portfolio, market: balancer.denials_hold(held, portfolio, market)
 
     @property
     def name(self) -> GateName:
@@ -34,6 +46,9 @@ class BalancerJournal:
         now: datetime,
     ) -> list[Verdict]:
         self.latest = self._balancer.analyze(candidates, portfolio, market, now)
+        denied_all = not self.latest.allowed
+        held = denied_all and self._balancer.denials_hold(candidates, portfolio, market)
+        self._held = tuple(candidates) if held else None
         return verdicts_from(self.latest, len(candidates))
 
     def write_latest(self, data_dir: Path) -> None:

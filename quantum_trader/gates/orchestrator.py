@@ -224,7 +224,7 @@ class OrchestratorPolicy:
     def name(self) -> GateName:
         return GateName.ORCHESTRATOR
 
-    def account_inputs(self, portfolio: PortfolioView) -> tuple[object, ...]:
+    def account_inputs(self, portfolio: PortfolioView, market: MarketView) -> tuple[object, ...]:
         """What of the account `review` reads besides symbol statistics: the daily drawdown
         only against its thresholds (and its value once over the limit, which the denial
         reports), the losing streak and the number of open positions. Equal inputs give equal

@@ -2,7 +2,10 @@
 running the filter and the approval chain again: the same backtest run with every cycle in
 full (`executor.skip_unchanged_cycles=false`) reaches the same orders, fills, trades, exits,
 equity and governor events, and each cycle it ran that the other skipped repeats, verdict for
-verdict, the cycle the skip named."""
+verdict, the cycle the skip named — with one documented exception: where the named cycle's
+candidates were all denied by the balancer in a way that holds at any price (none fits beside
+the open positions), a later cycle is skipped while prices move, and the full run denies the
+same candidates at the balancer, possibly naming another of its limits or other figures."""
 
 from __future__ import annotations
 
@@ -90,15 +93,24 @@ def test_unchanged_cycles_are_skipped_and_none_is_recorded_twice(
     assert _spans(full) == []
 
 
+def _balancer_words_masked(verdicts: list[tuple[object, ...]]) -> list[tuple[object, ...]]:
+    """The verdicts with the balancer's reason and detail left out (gate is column 0)."""
+    return [(v[0], v[1], v[2], *v[5:]) if v[0] == "balancer" else v for v in verdicts]
+
+
 def test_each_skipped_cycle_repeats_the_verdicts_of_the_cycle_it_names(
     runs: tuple[Path, Path],
 ) -> None:
     skipping, full = runs
     ran, every = _verdicts_by_cycle(skipping), _verdicts_by_cycle(full)
     since = {c: base for base, first, last in _spans(skipping) for c in range(first, last + 1)}
+    held_by_balancer = 0
     for cycle in sorted(set(every) | set(ran) | set(since)):
         expected = every.get(cycle, [])
         if cycle in since:
-            assert expected == every.get(since[cycle], []), f"c{cycle} ≠ c{since[cycle]}"
+            named = every.get(since[cycle], [])
+            assert _balancer_words_masked(expected) == _balancer_words_masked(named), f"c{cycle}"
+            held_by_balancer += expected != named
         else:
             assert ran.get(cycle, []) == expected, f"c{cycle}"
+    assert held_by_balancer > 0  # the window exercises denials that hold while prices move
