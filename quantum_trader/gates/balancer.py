@@ -221,26 +221,6 @@ class PortfolioBalancer:
             actions,
         )
 
-    def denials_hold(
-        self, candidates: Sequence[Candidate], portfolio: PortfolioView, market: MarketView
-    ) -> bool:
-        """Whether every candidate is denied at these prices whatever the ranking, the risk
-        mode and the priorities: none fits beside the open positions alone.
-
-        Then nothing is allowed, so the book never grows beyond the open positions and each
-        candidate fails `fit` against it, or is denied earlier (SAFE mode, low priority). The
-        reason named first may differ from a full analysis; the denial cannot."""
-        s, equity = self.settings, float(portfolio.equity_usdt)
-        book = Book(equity, float(portfolio.free_usdt))
-        book.holdings.extend(position_exposure(p, market, s) for p in portfolio.positions.values())
-        symbols = [h.symbol for h in book.holdings] + [c.symbol for c in candidates]
-        matrix = market.correlations or correlation_matrix(
-            market.returns, symbols, s.correlation_lookback_bars
-        )
-        return all(
-            fit(book, candidate_exposure(c, equity, s), s, matrix) is not None for c in candidates
-        )
-
     def _cost_pct(self, candidate: Candidate, market: MarketView, book: Book) -> float | None:
         """The expected round trip of the sizer's likely order, in percent of its notional."""
         if self.costs is None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from quantum_trader.domain import Candidate, GateName, MarketView, PortfolioView, Verdict
 from quantum_trader.gates.balancer import PortfolioBalancer, verdicts_from
+from quantum_trader.gates.balancer_holds import HeldDenials
 from quantum_trader.gates.balancer_output import BalancerOutput
 
 OUTPUT_FILE = "portfolio_balancer.json"
@@ -21,18 +22,15 @@ class BalancerJournal:
     def __init__(self, balancer: PortfolioBalancer) -> None:
         self._balancer = balancer
         self.latest: BalancerOutput | None = None
-        self._held: tuple[Candidate, ...] | None = None  # the latest review's, when they hold
+        self._held: HeldDenials | None = None  # the latest review's, when its denials hold
 
     @property
     def account_inputs(self) -> Callable[[PortfolioView, MarketView], object] | None:
         """What of the account the latest review's verdicts depend on, for an executor cycle
-        deciding whether to run again (cycle_inputs.py): when it denied every candidate and
-        none would fit beside the open positions alone, only whether that still holds at the
-        new prices (True until it does not); otherwise None: the whole account counts."""
-        held, balancer = self._held, self._balancer
-        if held is None:
-            return None
-        return lambda portfolio, market: balancer.denials_hold(held, portfolio, market)
+        deciding whether to run again (cycle_inputs.py): when it denied every candidate in a
+        way that holds (balancer_holds.py), only whether that still holds at the new prices
+        (True until it does not); otherwise None: the whole account counts."""
+        return self._held.hold if self._held is not None else None
 
     @property
     def name(self) -> GateName:
@@ -46,9 +44,10 @@ class BalancerJournal:
         now: datetime,
     ) -> list[Verdict]:
         self.latest = self._balancer.analyze(candidates, portfolio, market, now)
-        denied_all = not self.latest.allowed
-        held = denied_all and self._balancer.denials_hold(candidates, portfolio, market)
-        self._held = tuple(candidates) if held else None
+        self._held = None
+        if not self.latest.allowed:
+            settings = self._balancer.settings
+            self._held = HeldDenials.of(candidates, portfolio, market, settings)
         return verdicts_from(self.latest, len(candidates))
 
     def write_latest(self, data_dir: Path) -> None:

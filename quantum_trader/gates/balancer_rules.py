@@ -196,7 +196,7 @@ def _correlation_breaches(
 Failure = tuple[ReasonCode, str] | None
 
 
-def _fit_counts(book: Book, x: Exposure, s: BalancerSettings) -> Failure:
+def fit_counts(book: Book, x: Exposure, s: BalancerSettings) -> Failure:
     if any(h.symbol == x.symbol for h in book.holdings):
         return ReasonCode.POSITION_ALREADY_OPEN, "one position per symbol"
     if book.count() + 1 > s.max_positions:
@@ -240,7 +240,7 @@ def _fit_concentration(book: Book, x: Exposure, s: BalancerSettings) -> Failure:
 
 
 def fit(book: Book, x: Exposure, s: BalancerSettings, matrix: CorrelationMatrix) -> Failure:
-    for check in (_fit_counts, _fit_money, _fit_concentration):
+    for check in (fit_counts, _fit_money, _fit_concentration):
         failure = check(book, x, s)
         if failure is not None:
             return failure

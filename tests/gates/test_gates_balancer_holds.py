@@ -13,8 +13,16 @@ from gate_builders import NOW, candidate, market, portfolio, position
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from quantum_trader.domain import Candidate, MarketView, ReasonCode, Side
+from quantum_trader.domain import (
+    Candidate,
+    MarketView,
+    PortfolioView,
+    Position,
+    ReasonCode,
+    Side,
+)
 from quantum_trader.gates.balancer import PortfolioBalancer
+from quantum_trader.gates.balancer_holds import HeldDenials, denials_hold
 from quantum_trader.gates.balancer_journal import BalancerJournal
 from quantum_trader.gates.settings import BalancerSettings
 
@@ -78,12 +86,37 @@ wanted = st.tuples(
 )
 
 
+def _account(
+    positions: list[Position], equity: int, free_share: float, drawdown: float, streak: int
+) -> PortfolioView:
+    return portfolio(
+        equity=str(equity),
+        free=str(round(equity * free_share, 2)),
+        day_start=str(round(equity * (1 + drawdown), 2)),
+        positions=positions,
+        losing_streak=streak,
+    )
+
+
+def _view(prices: list[int], seed: int) -> MarketView:
+    rng = np.random.default_rng(seed)  # a common factor: some pairs correlate strongly
+    factor = rng.normal(0, 0.01, 200)
+    returns = {s: factor * rng.uniform(0, 1.5) + rng.normal(0, 0.005, 200) for s in POOL}
+    return replace(
+        market(POOL, returns=returns),
+        prices={s: Decimal(p) for s, p in zip(POOL, prices, strict=True)},
+    )
+
+
+price_lists = st.lists(st.integers(40, 250), min_size=len(POOL), max_size=len(POOL))
+
+
 @settings(max_examples=300, deadline=None)
 @given(
     positions=st.lists(held, max_size=6, unique_by=lambda h: h[0]),
     candidates=st.lists(wanted, min_size=1, max_size=8),
-    prices=st.lists(st.integers(40, 250), min_size=len(POOL), max_size=len(POOL)),
-    equity=st.integers(1_000, 40_000),
+    prices=st.tuples(price_lists, price_lists),
+    equity=st.tuples(st.integers(1_000, 40_000), st.integers(1_000, 40_000)),
     free_share=st.floats(0.0, 1.0),
     drawdown=st.floats(0.0, 0.05),
     streak=st.integers(0, 6),
@@ -92,37 +125,33 @@ wanted = st.tuples(
 def test_whenever_the_denials_hold_a_full_analysis_allows_nothing(
     positions: list[tuple[str, Side, int, int]],
     candidates: list[tuple[str, Side, float, float]],
-    prices: list[int],
-    equity: int,
+    prices: tuple[list[int], list[int]],
+    equity: tuple[int, int],
     free_share: float,
     drawdown: float,
     streak: int,
     seed: int,
 ) -> None:
-    balancer = PortfolioBalancer(BalancerSettings())
+    """A review's denials are declared at one set of prices and equity, re-checked at another:
+    the quick re-check agrees with the whole one, and where it says they hold, a full analysis
+    allows nothing."""
+    s = BalancerSettings()
     open_positions = [
         position(sym, side, quantity=str(qty), stop=str(100 - stop * side.sign))
         for sym, side, qty, stop in positions
     ]
-    account = portfolio(
-        equity=str(equity),
-        free=str(round(equity * free_share, 2)),
-        day_start=str(round(equity * (1 + drawdown), 2)),
-        positions=open_positions,
-        losing_streak=streak,
-    )
-    rng = np.random.default_rng(seed)  # a common factor: some pairs correlate strongly
-    factor = rng.normal(0, 0.01, 200)
-    returns = {s: factor * rng.uniform(0, 1.5) + rng.normal(0, 0.005, 200) for s in POOL}
-    view = replace(
-        market(POOL, returns=returns),
-        prices={s: Decimal(p) for s, p in zip(POOL, prices, strict=True)},
-    )
     cands = [
         Candidate(candidate(sym, side, conf).signal, side, Decimal(100), atr, candidate().regime)
         for sym, side, conf, atr in candidates
     ]
-    holds = balancer.denials_hold(cands, account, view)
-    event(f"denials hold: {holds}")
+    before = _account(open_positions, equity[0], free_share, drawdown, streak)
+    declared = HeldDenials.of(cands, before, _view(prices[0], seed), s)
+    event(f"declared: {declared is not None}")
+    account = _account(open_positions, equity[1], free_share, drawdown, streak)
+    view = _view(prices[1], seed)
+    holds = denials_hold(cands, account, view, s)
+    event(f"denials hold at the new prices: {holds}")
+    if declared is not None:
+        assert declared.hold(account, view) is holds
     if holds:
-        assert balancer.analyze(cands, account, view, NOW).allowed == ()
+        assert PortfolioBalancer(s).analyze(cands, account, view, NOW).allowed == ()

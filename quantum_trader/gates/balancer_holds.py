@@ -1,0 +1,110 @@
+"""Denials that hold: when the balancer denied every candidate of a cycle and none would fit
+beside the open positions alone, nothing can get past it whatever the ranking, the risk mode or
+the priorities — the book never grows beyond the open positions, and each candidate fails `fit`
+against it or is denied earlier (SAFE mode, low priority). Only the reason named first may
+differ from a full analysis, never the denial.
+
+An executor cycle uses this to stay "unchanged" while only prices move (cycle_inputs.py).
+Re-checking costs little: a candidate refused by the counts (one per symbol, positions, longs,
+shorts) or by its correlation with an open position is refused at any price while the same
+positions are open; only the others are priced again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from quantum_trader.domain import Candidate, MarketView, PortfolioView, Side
+from quantum_trader.domain.correlation import CorrelationMatrix, correlation_matrix
+from quantum_trader.gates.balancer_rules import (
+    Book,
+    candidate_exposure,
+    fit,
+    fit_counts,
+    position_exposure,
+    signed_correlation,
+)
+from quantum_trader.gates.settings import BalancerSettings
+
+Held = tuple[tuple[str, Side], ...]
+
+
+def denials_hold(
+    candidates: Sequence[Candidate],
+    portfolio: PortfolioView,
+    market: MarketView,
+    settings: BalancerSettings,
+) -> bool:
+    """Whether every candidate is denied at these prices (see the module docstring)."""
+    book, matrix = _book(candidates, portfolio, market, settings)
+    equity = book.equity_usdt
+    return all(
+        fit(book, candidate_exposure(c, equity, settings), settings, matrix) is not None
+        for c in candidates
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class HeldDenials:
+    """A review's candidates, all denied in a way that holds, split by what can undo it."""
+
+    settings: BalancerSettings
+    held: Held  # the open positions (symbol, side) the split was made against
+    priced: tuple[Candidate, ...]  # denied only as long as prices keep them out
+    everything: tuple[Candidate, ...]
+
+    @classmethod
+    def of(
+        cls,
+        candidates: Sequence[Candidate],
+        portfolio: PortfolioView,
+        market: MarketView,
+        settings: BalancerSettings,
+    ) -> HeldDenials | None:
+        """The split, or None when some candidate would fit beside the open positions."""
+        if not denials_hold(candidates, portfolio, market, settings):
+            return None
+        book, matrix = _book(candidates, portfolio, market, settings)
+        priced = tuple(
+            c for c in candidates if not _refused_at_any_price(c, book, matrix, settings)
+        )
+        return cls(settings, _held(portfolio), priced, tuple(candidates))
+
+    def hold(self, portfolio: PortfolioView, market: MarketView) -> bool:
+        """Whether every candidate is still denied with this account at these prices."""
+        if _held(portfolio) != self.held:
+            return denials_hold(self.everything, portfolio, market, self.settings)
+        return not self.priced or denials_hold(self.priced, portfolio, market, self.settings)
+
+
+def _book(
+    candidates: Sequence[Candidate],
+    portfolio: PortfolioView,
+    market: MarketView,
+    settings: BalancerSettings,
+) -> tuple[Book, CorrelationMatrix]:
+    """The open positions at these prices, and the matrix the analysis would use."""
+    book = Book(float(portfolio.equity_usdt), float(portfolio.free_usdt))
+    positions = portfolio.positions.values()
+    book.holdings.extend(position_exposure(p, market, settings) for p in positions)
+    symbols = [h.symbol for h in book.holdings] + [c.symbol for c in candidates]
+    matrix = market.correlations or correlation_matrix(
+        market.returns, symbols, settings.correlation_lookback_bars
+    )
+    return book, matrix
+
+
+def _refused_at_any_price(
+    candidate: Candidate, book: Book, matrix: CorrelationMatrix, settings: BalancerSettings
+) -> bool:
+    """Refused by the counts or by correlation with an open position: neither reads a price
+    (the candidate's symbol and side are what they compare)."""
+    x = candidate_exposure(candidate, book.equity_usdt, settings)
+    if fit_counts(book, x, settings) is not None:
+        return True
+    return any(signed_correlation(matrix, h, x) > settings.max_correlation for h in book.holdings)
+
+
+def _held(portfolio: PortfolioView) -> Held:
+    return tuple((symbol, p.side) for symbol, p in portfolio.positions.items())
