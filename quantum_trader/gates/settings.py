@@ -174,7 +174,8 @@ class RegimeSettings(Section):
 
 
 class PerformanceSettings(Section):
-    """Symbol performance (SPEC §7) and its sizing multiplier (§5.2)."""
+    """Symbol performance (SPEC §7). Its sizing multiplier (§5.2) is the sizer's:
+    `sizing.multipliers.symbol_*`."""
 
     disable_after_losses: int = Field(10, ge=1)
     disable_hours: float = Field(48.0, gt=0, le=YEAR_H)
@@ -183,13 +184,6 @@ class PerformanceSettings(Section):
     losing_streak_expiry_h: float = Field(24.0, gt=0, le=YEAR_H)
     blacklist_after_losses: Annotated[int, Field(ge=1), at_least("disable_after_losses")] = 20
     rolling_trades: int = Field(20, ge=1)
-    min_trades_for_multiplier: int = Field(10, ge=1)
-    high_win_rate: float = Field(0.55, ge=0, le=1)
-    high_win_rate_multiplier: float = Field(1.1, gt=0)
-    weak_win_rate: Annotated[float, Field(ge=0, le=1), at_most("high_win_rate")] = 0.45
-    weak_win_rate_multiplier: float = Field(0.7, gt=0)
-    low_win_rate: Annotated[float, Field(ge=0, le=1), at_most("weak_win_rate")] = 0.35
-    low_win_rate_multiplier: float = Field(0.5, gt=0)
 
 
 class AnalyticsSettings(Section):

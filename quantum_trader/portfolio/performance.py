@@ -65,22 +65,6 @@ def block_reason(stats: SymbolStats | None, now: datetime) -> ReasonCode | None:
     return None
 
 
-def win_rate_multiplier(stats: SymbolStats | None, settings: PerformanceSettings) -> float:
-    """Sizing multiplier from the win rate (SPEC §5.2), 1.0 until `min_trades_for_multiplier`:
-    WR > high → ×1.1; WR < low → ×0.5; low ≤ WR ≤ weak → ×0.7; otherwise 1.0."""
-    s = settings
-    if stats is None or stats.trades < s.min_trades_for_multiplier:
-        return 1.0
-    rate = stats.win_rate
-    if rate > s.high_win_rate:
-        return s.high_win_rate_multiplier
-    if rate < s.low_win_rate:
-        return s.low_win_rate_multiplier
-    if rate <= s.weak_win_rate:
-        return s.weak_win_rate_multiplier
-    return 1.0
-
-
 def rolling_win_rate(stats: SymbolStats) -> float:
     """Win rate over the last `rolling_trades` trades (0.0 with none)."""
     recent = stats.last_20_r

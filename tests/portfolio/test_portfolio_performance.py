@@ -18,7 +18,6 @@ from quantum_trader.portfolio.performance import (
     rolling_win_rate,
     stats_from_dict,
     stats_to_dict,
-    win_rate_multiplier,
 )
 
 NOW = datetime(2025, 10, 1, tzinfo=UTC)
@@ -100,23 +99,6 @@ def test_only_an_operator_lifts_a_blacklist() -> None:
     assert not record_trade(lifted, trade(-1.0), NOW, PERFORMANCE).blacklisted
 
 
-def test_win_rate_multiplier_needs_enough_trades() -> None:
-    assert win_rate_multiplier(replay([-1.0] * 9), PERFORMANCE) == 1.0
-    assert win_rate_multiplier(None, PERFORMANCE) == 1.0
-
-
-def test_win_rate_multiplier_bands() -> None:
-    def with_rate(wins: int, trades: int) -> float:
-        return win_rate_multiplier(SymbolStats(SYMBOL, trades=trades, wins=wins), PERFORMANCE)
-
-    assert with_rate(56, 100) == 1.1
-    assert with_rate(55, 100) == 1.0
-    assert with_rate(46, 100) == 1.0
-    assert with_rate(45, 100) == 0.7
-    assert with_rate(35, 100) == 0.7
-    assert with_rate(34, 100) == 0.5
-
-
 def test_round_trip_through_json() -> None:
     stats = replay([-1.0] * 10)
     restored = stats_from_dict(json.loads(json.dumps(stats_to_dict(stats))))
@@ -129,7 +111,6 @@ def test_stats_stay_consistent(pnls: list[float]) -> None:
     stats = replay(pnls)
     assert stats.wins + stats.losses == stats.trades == len(pnls)
     assert len(stats.last_20_r) == min(20, len(pnls))
-    assert 0.5 <= win_rate_multiplier(stats, PERFORMANCE) <= 1.1
     run = 0
     for pnl in reversed(pnls):
         if pnl > 0:
