@@ -147,7 +147,9 @@ class ExecutorSettings(Section):
     min_confidence: float = Field(0.20, ge=0, le=1)
     shutdown_grace_s: float = Field(10.0, gt=0, le=DAY_S)
     heartbeat_interval_s: float = Field(60.0, gt=0, le=DAY_S)
-    # False runs the filter and the approval chain every cycle (cycle_inputs.py).
+    # False runs the filter and the approval chain every cycle (cycle_inputs.py): the same
+    # trades, each cycle's verdicts in its own words (a skipped cycle stands for the words of
+    # the cycle it names, the balancer's figures included).
     skip_unchanged_cycles: bool = True
 
 
