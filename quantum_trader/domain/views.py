@@ -37,21 +37,15 @@ class PortfolioView:
     @cached_property
     def daily_drawdown(self) -> float:
         """Loss since the start of the UTC day as a fraction of that day's starting equity."""
-        if self.day_start_equity_usdt <= 0:
-            return 0.0
-        return max(0.0, float(1 - self.equity_usdt / self.day_start_equity_usdt))
+        return loss_fraction(self.equity_usdt, self.day_start_equity_usdt)
 
     @cached_property
     def drawdown_from_peak(self) -> float:
-        if self.peak_equity_usdt <= 0:
-            return 0.0
-        return max(0.0, float(1 - self.equity_usdt / self.peak_equity_usdt))
+        return loss_fraction(self.equity_usdt, self.peak_equity_usdt)
 
     @cached_property
     def decline_from_start(self) -> float:
-        if self.starting_balance_usdt <= 0:
-            return 0.0
-        return max(0.0, float(1 - self.equity_usdt / self.starting_balance_usdt))
+        return loss_fraction(self.equity_usdt, self.starting_balance_usdt)
 
     @cached_property
     def gross_notional_usdt(self) -> Decimal:
@@ -61,6 +55,14 @@ class PortfolioView:
     def total_risk_usdt(self) -> Decimal:
         """Sum of loss-at-stop over open positions (positions locked in profit count zero)."""
         return sum((max(p.risk_usdt, ZERO) for p in self.positions.values()), ZERO)
+
+
+def loss_fraction(equity: Decimal, reference: Decimal) -> float:
+    """max(0, 1 − equity / reference); 0.0 for a reference ≤ 0. Asked every cycle: no
+    division when equity is at or above the reference (the quotient would round to ≥ 1)."""
+    if reference <= 0 or equity >= reference:
+        return 0.0
+    return max(0.0, float(1 - equity / reference))
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,7 @@ from quantum_trader.domain import (
     Verdict,
 )
 from quantum_trader.domain.correlation import correlation_matrix
+from quantum_trader.domain.views import loss_fraction
 from quantum_trader.gates.governor_state import (
     CONDITION_BOUND,
     RESUME_ONLY,
@@ -93,7 +94,7 @@ def _decline(state: GovernorState, portfolio: PortfolioView) -> float:
     base = state.baseline_equity_usdt
     if base is None:
         return portfolio.decline_from_start
-    return max(0.0, float(1 - portfolio.equity_usdt / base)) if base > 0 else 0.0
+    return loss_fraction(portfolio.equity_usdt, base)
 
 
 _Firing = dict[Breaker, tuple[GovernorDecision, datetime | None, str]]
