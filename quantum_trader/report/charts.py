@@ -12,6 +12,7 @@ import matplotlib as mpl
 import matplotlib.dates as mdates
 import pandas as pd
 from matplotlib.axes import Axes
+from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
@@ -52,14 +53,22 @@ def _title(figure: Figure, text: str, stamp: str) -> None:
 
 
 def _shade(axes: Axes, periods: Sequence[HaltPeriod], end: datetime) -> None:
-    for period in periods:
-        axes.axvspan(
-            period.start,  # type: ignore[arg-type]  # matplotlib converts datetimes
-            period.end or end,  # type: ignore[arg-type]
-            color=HALT_COLOURS.get(period.worst_state, "#ff7f0e"),
+    """Each halt as a full-height band: one collection for all of them (a year with a daily
+    operator reset has hundreds, and a patch each made this most of the chart's time)."""
+    if not periods:
+        return
+    to_num = mdates.date2num
+    bands = [(to_num(p.start), to_num(p.end or end)) for p in periods]  # type: ignore[no-untyped-call]
+    axes.add_collection(
+        PolyCollection(
+            [[(x0, 0), (x0, 1), (x1, 1), (x1, 0)] for x0, x1 in bands],
+            facecolors=[HALT_COLOURS.get(p.worst_state, "#ff7f0e") for p in periods],
             alpha=0.15,
-            linewidth=0,
-        )
+            linewidths=0,
+            transform=axes.get_xaxis_transform(),  # x in dates, y across the whole axes
+        ),
+        autolim=False,
+    )
 
 
 def equity_chart(
