@@ -58,6 +58,7 @@ log = get_logger("backtest")
 EQUITY_EVERY = timedelta(hours=1)
 DATABASE_FILE = "backtest.db"
 UNCHANGED_KEY = ("executor", "unchanged_cycles")
+YIELD_EVERY_STEPS = 64  # a few tens of milliseconds of replay between two looks at signals
 
 
 class BacktestInterrupted(QuantumTraderError):
@@ -217,6 +218,10 @@ async def _replay(
     now, steps, next_equity = replay.start, 0, replay.start
     unchanged = UnchangedSpans()
     while now < replay.end:
+        if steps % YIELD_EVERY_STEPS == 0:
+            # A step need not suspend at all (nothing to write), and SIGTERM/SIGINT set
+            # `stopping` from a loop callback that runs only when the loop gets a turn.
+            await asyncio.sleep(0)
         check_stop(stopping)
         clock.set(now)
         if reset_after is not None:
