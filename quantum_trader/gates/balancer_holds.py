@@ -38,11 +38,7 @@ def denials_hold(
 ) -> bool:
     """Whether every candidate is denied at these prices (see the module docstring)."""
     book, matrix = _book(candidates, portfolio, market, settings)
-    equity = book.equity_usdt
-    return all(
-        fit(book, candidate_exposure(c, equity, settings), settings, matrix) is not None
-        for c in candidates
-    )
+    return _none_fits(candidates, book, matrix, settings)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,9 +59,9 @@ class HeldDenials:
         settings: BalancerSettings,
     ) -> HeldDenials | None:
         """The split, or None when some candidate would fit beside the open positions."""
-        if not denials_hold(candidates, portfolio, market, settings):
-            return None
         book, matrix = _book(candidates, portfolio, market, settings)
+        if not _none_fits(candidates, book, matrix, settings):
+            return None
         priced = tuple(
             c for c in candidates if not _refused_at_any_price(c, book, matrix, settings)
         )
@@ -93,6 +89,19 @@ def _book(
         market.returns, symbols, settings.correlation_lookback_bars
     )
     return book, matrix
+
+
+def _none_fits(
+    candidates: Sequence[Candidate],
+    book: Book,
+    matrix: CorrelationMatrix,
+    settings: BalancerSettings,
+) -> bool:
+    equity = book.equity_usdt
+    return all(
+        fit(book, candidate_exposure(c, equity, settings), settings, matrix) is not None
+        for c in candidates
+    )
 
 
 def _refused_at_any_price(
