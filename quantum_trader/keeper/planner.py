@@ -40,9 +40,10 @@ from quantum_trader.keeper.plan import (
 from quantum_trader.keeper.protect import (
     OrderAction,
     ProtectionChecks,
+    SendExit,
+    guarded_exits,
     plan_release,
     protection_actions,
-    stop_before_partial_exit,
 )
 from quantum_trader.monitor import stops
 
@@ -438,21 +439,19 @@ class Planner:
             position = self.book.positions.get(symbol)
             if position is None:
                 continue
-            exiting = bool(self.book.intents) and any(
-                i.purpose is Purpose.EXIT for i in self.book.intents_for(symbol)
-            )
-            actions: list[OrderAction] = []
+            exiting = any(i.purpose is Purpose.EXIT for i in self.book.intents_for(symbol))
+            actions: list[SendExit] = []
+            mark = self.observation.marks.get(symbol)
             if not exiting:  # else an exit of ours is in flight: a later tick books it
-                position, actions, events = manage(
-                    position, self.observation.marks.get(symbol), self.now, self.context
-                )
+                position, actions, events = manage(position, mark, self.now, self.context)
                 self.book.put(position)
                 self.events += events
             rules = self.context.rules.get(symbol)
             tick_size = rules.tick_size if rules else None
             check = self.checks.check(position, self.listed.get(symbol, []), tick_size)
-            if actions:  # exits now; the stop is resized once they are booked (protect.py)
-                self.actions += [*stop_before_partial_exit(position, check, actions), *actions]
+            if actions:  # exits now, covered (protect.py); the stop is resized once booked
+                gap = self.context.keeper.refused_exit_stop_gap_pct
+                self.actions += guarded_exits(position, check, actions, mark, tick_size, gap)
             else:
                 self.actions += protection_actions(position, check, self.now, self.context.monitor)
 
