@@ -42,8 +42,10 @@ from quantum_trader.keeper.protect import (
     ProtectionChecks,
     SendExit,
     guarded_exits,
+    on_tick_grid,
     plan_release,
     protection_actions,
+    stop_while_unsettled,
 )
 from quantum_trader.monitor import stops
 
@@ -290,6 +292,7 @@ class Planner:
                 "an order of ours is unsettled"
             )
             self.notes.append(Note("reduction_awaits_orders", position.symbol, detail))
+            self.actions += stop_while_unsettled(position, target, self.listed, self.context.rules)
             return position
         return self._external_exit(position, target)
 
@@ -356,7 +359,7 @@ class Planner:
         for order in (stop, target):
             if order is not None:
                 self.book.add_working(order)
-        adopted = self._rounded(adopted)
+        adopted = on_tick_grid(adopted, self.context.rules.get(symbol))
         how = "our stop on the exchange" if stop else "its entry's plan" if entry else "default"
         detail = f"{held.side} {held.quantity} @ {held.entry_price}, stop {adopted.stop_price}"
         event = "position_opened" if entry is not None else "position_adopted"
@@ -410,17 +413,6 @@ class Planner:
         stop = next((o for o in mine if o.kind is OrderKind.STOP_MARKET), None)
         target = next((o for o in mine if o.kind is OrderKind.TAKE_PROFIT_MARKET), None)
         return stop, target
-
-    def _rounded(self, position: Position) -> Position:
-        rules = self.context.rules.get(position.symbol)
-        if rules is None:
-            return position
-        return replace(
-            position,
-            stop_price=rules.round_price(position.stop_price),
-            initial_stop_price=rules.round_price(position.initial_stop_price),
-            take_profit_price=rules.round_price(position.take_profit_price),
-        )
 
     def _exit_reason(self, position: Position, order: Order, intent: Intent | None) -> ExitReason:
         if intent is not None and intent.reason is not None:

@@ -15,13 +15,21 @@ at once should the exchange refuse it (`stop_if_exit_refused`, `refused_exit_tri
 from __future__ import annotations
 
 import operator
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from enum import StrEnum
 
-from quantum_trader.domain import ExitReason, Order, OrderKind, OrderSide, Position, Side
+from quantum_trader.domain import (
+    ExitReason,
+    MarketRules,
+    Order,
+    OrderKind,
+    OrderSide,
+    Position,
+    Side,
+)
 from quantum_trader.keeper.ids import is_ours
 from quantum_trader.monitor.settings import MonitorSettings
 
@@ -253,6 +261,47 @@ def refused_exit_trigger(
         beyond = _on_tick(mark - distance, tick_size, ROUND_FLOOR)
         return min(planned, beyond) if beyond > 0 else planned
     return max(planned, _on_tick(mark + distance, tick_size, ROUND_CEILING))
+
+
+def stop_while_unsettled(
+    position: Position,
+    held: Decimal,
+    listed: Mapping[str, Sequence[Order]],
+    rules: Mapping[str, MarketRules],
+) -> list[OrderAction]:
+    """A stop for the `held` quantity the exchange shows of `position` while its reduction
+    waits for an unsettled order of ours (the planner neither books nor manages the position
+    until that order settles, up to `unknown_order_final_s`): placed at the managed stop when
+    no reduce-only stop of ours listed for the symbol covers `held`. Nothing is cancelled
+    while the order is unsettled; the tick that settles it resizes or replaces the stop.
+    """
+    if held <= 0:
+        return []
+    orders = listed.get(position.symbol, ())
+    if any(
+        _is_ours_open(o, position.symbol)
+        and o.kind is OrderKind.STOP_MARKET
+        and _protects(o, position)
+        and o.quantity - o.filled_quantity >= held
+        for o in orders
+    ):
+        return []
+    market = rules.get(position.symbol)
+    trigger = exchange_trigger(position, market.tick_size if market else None)
+    side = position.side.exit_order_side
+    return [PlaceStop(position.symbol, side, held, trigger, StopWhy.MISSING)]
+
+
+def on_tick_grid(position: Position, rules: MarketRules | None) -> Position:
+    """`position` with its stop and target prices rounded to the market's tick."""
+    if rules is None:
+        return position
+    return replace(
+        position,
+        stop_price=rules.round_price(position.stop_price),
+        initial_stop_price=rules.round_price(position.initial_stop_price),
+        take_profit_price=rules.round_price(position.take_profit_price),
+    )
 
 
 class ProtectionChecks:

@@ -274,6 +274,9 @@ async def check(harness: Harness) -> None:
 @given(script=st.lists(steps, max_size=40))
 # A lost stop request, then a partial take-profit: the rest was left without a stop for a tick.
 @example(script=[("fault", "drop_next", 0), ("by_hand", 0, "open"), ("move", 0, 400)])
+# A lost stop request, then a reduction by hand: the position waited for the request to settle
+# (30 s) with no stop, as the planner neither managed nor protected it meanwhile.
+@example(script=[("fault", "drop_next", 0), ("by_hand", 1, "open"), ("by_hand", 1, "reduce")])
 # A lost stop request, then a full exit the exchange refuses for a minute: no stop was placed.
 @example(
     script=[

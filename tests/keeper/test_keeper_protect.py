@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 from position_builders import NOW, SETTINGS, position, protected, stop_order
 
-from quantum_trader.domain import ExitReason, OrderKind, OrderSide, Side
+from quantum_trader.domain import ExitReason, MarketRules, OrderKind, OrderSide, Side
 from quantum_trader.keeper.ids import VALID_ID, ClientOrderIds, Purpose, is_ours, purpose_of
 from quantum_trader.keeper.protect import (
     CancelOrder,
@@ -24,6 +24,7 @@ from quantum_trader.keeper.protect import (
     plan_release,
     refused_exit_trigger,
     stop_before_partial_exit,
+    stop_while_unsettled,
 )
 
 EXECUTOR_STOP = "qt-s-BTC-abc-1"
@@ -176,6 +177,18 @@ def test_a_stop_after_a_refused_exit_is_one_binance_accepts(
     assert found % tick == 0
     if at is not None:  # a SELL stop below the mark, a BUY stop above: not triggering at once
         assert (at - found) * side.sign >= tick
+
+
+def test_a_reduction_awaiting_an_unsettled_order_is_covered_by_a_stop_for_what_is_held() -> None:
+    held = position()  # booked 0.2; the exchange shows 0.1 while an order of ours is unsettled
+    rules = {held.symbol: MarketRules(held.symbol, TICK, Decimal("0.001"), Decimal(0), Decimal(5))}
+    [place] = stop_while_unsettled(held, Decimal("0.1"), {}, rules)
+    assert place == PlaceStop(
+        held.symbol, OrderSide.SELL, Decimal("0.1"), held.stop_price, StopWhy.MISSING
+    )
+    covering = {held.symbol: [stop_order(held, EXECUTOR_STOP)]}  # 0.2 covers 0.1
+    assert stop_while_unsettled(held, Decimal("0.1"), covering, rules) == []
+    assert stop_while_unsettled(held, Decimal(0), {}, rules) == []  # nothing held
 
 
 @pytest.mark.parametrize("defect", ["not_reduce_only", "no_trigger", "wrong_side"])
