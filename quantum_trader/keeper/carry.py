@@ -39,6 +39,7 @@ from quantum_trader.keeper.protect import (
     PlaceStop,
     PlaceTarget,
     SendExit,
+    StopWhy,
 )
 from quantum_trader.log import bound_context, get_logger
 from quantum_trader.portfolio.ledger import Ledger
@@ -157,13 +158,7 @@ class Carrier:
             await self._cancel(action, now)
             return True
         if isinstance(action, SendExit):
-            try:
-                await self.send(
-                    Purpose.EXIT, action.symbol, action.side, action.quantity, now, context,
-                    reason=action.reason,
-                )  # fmt: skip
-            except OrderRejected as error:  # its stop still protects; the next tick tries again
-                log.error("exit_rejected", reason=action.reason, error=str(error))
+            await self._exit(action, now, context)
             return True
         if isinstance(action, PlaceTarget):
             try:
@@ -176,6 +171,34 @@ class Carrier:
             return True
         return await self._place_stop(action, now, context)
 
+    async def _exit(self, action: SendExit, now: datetime, context: Context) -> None:
+        """Send an exit; when the exchange refuses it, the stop maths retries it every tick,
+        and a position no stop of ours covers gets one now (`action.if_refused`)."""
+        try:
+            await self.send(
+                Purpose.EXIT, action.symbol, action.side, action.quantity, now, context,
+                reason=action.reason,
+            )  # fmt: skip
+            return
+        except OrderRejected as error:
+            refusal = str(error)
+        stop = next((a for a in action.if_refused if isinstance(a, PlaceStop)), None)
+        if stop is None:  # a stop of ours covers the position: it protects meanwhile
+            log.error("exit_rejected", reason=action.reason, error=refusal)
+            return
+        log.error(
+            "exit_rejected_unprotected",
+            reason=action.reason,
+            error=refusal,
+            detail=(
+                f"no stop of ours covers {action.quantity}: placing a reduce-only stop at "
+                f"{stop.trigger} now; the exit is retried every tick. Check why the exchange "
+                "refuses it (symbol status, price filters, reduce-only) and close by hand if "
+                "it persists"
+            ),
+        )
+        await self.act(action.if_refused, now, context)
+
     async def _place_stop(self, action: PlaceStop, now: datetime, context: Context) -> bool:
         try:
             answer = await self.send(
@@ -183,19 +206,29 @@ class Carrier:
                 trigger=action.trigger,
             )  # fmt: skip
         except OrderRejected as error:
-            log.error("protective_stop_failed", detail=str(error))
-            position = self.book.positions.get(action.symbol)
-            exiting = any(i.purpose is Purpose.EXIT for i in self.book.intents_for(action.symbol))
-            if position is not None and not exiting:  # no position stays open without a stop
-                await self.send(
-                    Purpose.EXIT, action.symbol, action.side, position.quantity, now, context,
-                    reason=ExitReason.PROTECTION_FAILED,
-                )  # fmt: skip
+            log.error("protective_stop_failed", why=action.why, detail=str(error))
+            if action.why is not StopWhy.EXIT_REFUSED:  # else an exit was refused just now
+                await self._exit_unprotected(action, now, context)
             return False
         if answer is None:
             return False  # unknown: the next tick finds it working, or places another
         log.info("protective_stop_placed", why=action.why, trigger=str(action.trigger))
         return True
+
+    async def _exit_unprotected(self, action: PlaceStop, now: datetime, context: Context) -> None:
+        """No position stays open without a stop: close it at market (unless an exit of ours
+        is in flight); the next tick places a stop or exits again if that is refused."""
+        position = self.book.positions.get(action.symbol)
+        exiting = any(i.purpose is Purpose.EXIT for i in self.book.intents_for(action.symbol))
+        if position is None or exiting:
+            return
+        try:
+            await self.send(
+                Purpose.EXIT, action.symbol, action.side, position.quantity, now, context,
+                reason=ExitReason.PROTECTION_FAILED,
+            )  # fmt: skip
+        except OrderRejected as error:
+            log.error("exit_rejected", reason=ExitReason.PROTECTION_FAILED, error=str(error))
 
     async def _cancel(self, action: CancelOrder, now: datetime) -> None:
         """Cancel one of ours; one that is already gone is looked up by the next tick."""

@@ -343,7 +343,8 @@ class PositionKeeper:
             log.warning("reconcile_deferred", error=str(error))
 
     async def close_all(self, reason: ExitReason, now: datetime) -> None:
-        """Close every position at market and cancel every conditional order of ours."""
+        """Close every position at market and cancel our conditional orders, but not those of
+        positions still open (a close refused or unsettled): their stops protect them."""
         async with self._lock:
             await self._reconcile_now(now)
             context = self._context(advance=False)
@@ -367,7 +368,7 @@ class PositionKeeper:
             ours = [
                 CancelOrder(o.symbol, o.client_order_id)
                 for o in await self._exchange.fetch_open_conditional_orders()
-                if is_ours(o.client_order_id)
+                if is_ours(o.client_order_id) and o.symbol not in self._carrier.book.positions
             ]
             await self._carrier.act(ours, now, context)
         log.warning("flattened", reason=reason)

@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from quantum_trader.domain import Position, PositionEvent
-from quantum_trader.keeper.protect import OrderAction, SendExit
+from quantum_trader.keeper.protect import SendExit
 from quantum_trader.monitor import stops
 
 if TYPE_CHECKING:
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 def manage(
     position: Position, mark: Decimal | None, now: datetime, context: Context
-) -> tuple[Position, list[OrderAction], list[PositionEvent]]:
+) -> tuple[Position, list[SendExit], list[PositionEvent]]:
     """The position after this tick's stop maths, the exits to send and the events to record.
 
     Without a mark price (or with a bad one) nothing moves: the exchange-side stop protects.
@@ -42,7 +42,7 @@ def manage(
     )
     events = decision.events(now)
     side = position.side.exit_order_side
-    actions: list[OrderAction] = []
+    actions: list[SendExit] = []
     managed = decision.position
     for intent in decision.intents:
         if isinstance(intent, stops.ExitAll):

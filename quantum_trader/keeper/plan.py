@@ -13,7 +13,8 @@ the 5 s tick are one code path. Per tick (planner.py):
 2. positions: the ledger's quantity follows the exchange's. A reduction is booked from our
    exits that filled (market exits, triggered stops and take-profits), the rest as a close
    outside this program at the mark — unless an order of ours on that symbol is still
-   unsettled, which may explain it later. An increase, or a position we did not hold, is
+   unsettled, which may explain it later (a stop covers what the exchange holds meanwhile,
+   protect.stop_while_unsettled). An increase, or a position we did not hold, is
    adopted: protected by our stop already on the exchange, else by its entry's plan, else by
    the default;
 3. each reconciled position is managed at its mark price (monitor/stops.py): exits, partial

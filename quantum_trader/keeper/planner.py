@@ -40,9 +40,12 @@ from quantum_trader.keeper.plan import (
 from quantum_trader.keeper.protect import (
     OrderAction,
     ProtectionChecks,
+    SendExit,
+    guarded_exits,
+    on_tick_grid,
     plan_release,
     protection_actions,
-    stop_before_partial_exit,
+    stop_while_unsettled,
 )
 from quantum_trader.monitor import stops
 
@@ -289,6 +292,7 @@ class Planner:
                 "an order of ours is unsettled"
             )
             self.notes.append(Note("reduction_awaits_orders", position.symbol, detail))
+            self.actions += stop_while_unsettled(position, target, self.listed, self.context.rules)
             return position
         return self._external_exit(position, target)
 
@@ -355,7 +359,7 @@ class Planner:
         for order in (stop, target):
             if order is not None:
                 self.book.add_working(order)
-        adopted = self._rounded(adopted)
+        adopted = on_tick_grid(adopted, self.context.rules.get(symbol))
         how = "our stop on the exchange" if stop else "its entry's plan" if entry else "default"
         detail = f"{held.side} {held.quantity} @ {held.entry_price}, stop {adopted.stop_price}"
         event = "position_opened" if entry is not None else "position_adopted"
@@ -410,17 +414,6 @@ class Planner:
         target = next((o for o in mine if o.kind is OrderKind.TAKE_PROFIT_MARKET), None)
         return stop, target
 
-    def _rounded(self, position: Position) -> Position:
-        rules = self.context.rules.get(position.symbol)
-        if rules is None:
-            return position
-        return replace(
-            position,
-            stop_price=rules.round_price(position.stop_price),
-            initial_stop_price=rules.round_price(position.initial_stop_price),
-            take_profit_price=rules.round_price(position.take_profit_price),
-        )
-
     def _exit_reason(self, position: Position, order: Order, intent: Intent | None) -> ExitReason:
         if intent is not None and intent.reason is not None:
             return intent.reason
@@ -438,21 +431,19 @@ class Planner:
             position = self.book.positions.get(symbol)
             if position is None:
                 continue
-            exiting = bool(self.book.intents) and any(
-                i.purpose is Purpose.EXIT for i in self.book.intents_for(symbol)
-            )
-            actions: list[OrderAction] = []
+            exiting = any(i.purpose is Purpose.EXIT for i in self.book.intents_for(symbol))
+            actions: list[SendExit] = []
+            mark = self.observation.marks.get(symbol)
             if not exiting:  # else an exit of ours is in flight: a later tick books it
-                position, actions, events = manage(
-                    position, self.observation.marks.get(symbol), self.now, self.context
-                )
+                position, actions, events = manage(position, mark, self.now, self.context)
                 self.book.put(position)
                 self.events += events
             rules = self.context.rules.get(symbol)
             tick_size = rules.tick_size if rules else None
             check = self.checks.check(position, self.listed.get(symbol, []), tick_size)
-            if actions:  # exits now; the stop is resized once they are booked (protect.py)
-                self.actions += [*stop_before_partial_exit(position, check, actions), *actions]
+            if actions:  # exits now, covered (protect.py); the stop is resized once booked
+                gap = self.context.keeper.refused_exit_stop_gap_pct
+                self.actions += guarded_exits(position, check, actions, mark, tick_size, gap)
             else:
                 self.actions += protection_actions(position, check, self.now, self.context.monitor)
 

@@ -5,18 +5,31 @@ managed stop, so it stays protected when this process is gone. A `PlaceStop` com
 `CancelOrder`s of the stops it replaces, so a stop is always on the exchange while it is
 replaced (two reduce-only stops may coexist; neither can open a position); if the placement
 fails, the keeper skips the cancels and closes the position at market.
+
+Exits go out as the stop maths decides them (`guarded_exits`): a partial exit of a position
+with no stop of ours listed follows a stop for the whole of it; a full exit goes alone (it is
+the protection, and a stop the mark has passed would be refused), carrying the stop to place
+at once should the exchange refuse it (`stop_if_exit_refused`, `refused_exit_trigger`).
 """
 
 from __future__ import annotations
 
 import operator
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from enum import StrEnum
 
-from quantum_trader.domain import ExitReason, Order, OrderKind, OrderSide, Position, Side
+from quantum_trader.domain import (
+    ExitReason,
+    MarketRules,
+    Order,
+    OrderKind,
+    OrderSide,
+    Position,
+    Side,
+)
 from quantum_trader.keeper.ids import is_ours
 from quantum_trader.monitor.settings import MonitorSettings
 
@@ -28,6 +41,7 @@ class StopWhy(StrEnum):
     MISSING = "MISSING"
     MOVED = "MOVED"
     RESIZED = "RESIZED"
+    EXIT_REFUSED = "EXIT_REFUSED"  # a full exit was refused while no stop covered the position
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,13 +75,15 @@ class CancelOrder:
 
 @dataclass(frozen=True, slots=True)
 class SendExit:
-    """Close `quantity` of the position with a reduce-only market order."""
+    """Close `quantity` of the position with a reduce-only market order; `if_refused`: what
+    to do at once when the exchange refuses it (`stop_if_exit_refused`)."""
 
     symbol: str
     side: OrderSide
     quantity: Decimal
     reason: ExitReason
     detail: str = ""
+    if_refused: tuple[PlaceStop | CancelOrder, ...] = ()
 
 
 OrderAction = PlaceStop | PlaceTarget | CancelOrder | SendExit
@@ -159,6 +175,24 @@ def protection_actions(
     return [place, *cancels]
 
 
+def guarded_exits(
+    position: Position,
+    check: ProtectionCheck,
+    exits: Sequence[SendExit],
+    mark: Decimal | None,
+    tick_size: Decimal | None,
+    gap_pct: float,
+) -> list[OrderAction]:
+    """`exits` with the protection they need when no stop of ours covers the position: a stop
+    placed before partial exits (`stop_before_partial_exit`), a stop placed if a full exit is
+    refused (`stop_if_exit_refused`)."""
+    full = any(e.quantity >= position.quantity for e in exits)
+    if not full:
+        return [*stop_before_partial_exit(position, check, exits), *exits]
+    fallback = stop_if_exit_refused(position, check, mark, tick_size, gap_pct)
+    return [replace(e, if_refused=fallback) for e in exits]
+
+
 def stop_before_partial_exit(
     position: Position, check: ProtectionCheck, exits: Sequence[OrderAction]
 ) -> list[OrderAction]:
@@ -166,15 +200,108 @@ def stop_before_partial_exit(
     exits are partial: the rest stays open, and a partial exit can be refused or fill late.
 
     Not before a full exit: that exit is the protection, and a stop at a level the mark has
-    already passed would be refused as immediately triggering. A stop that is there but sized
-    for the position before a partial exit still covers the rest (reduce-only); the tick after
-    the exit is booked resizes it.
+    already passed would be refused as immediately triggering (`stop_if_exit_refused` covers
+    a full exit that is refused). A stop that is there but sized for the position before a
+    partial exit still covers the rest (reduce-only); the tick after the exit is booked
+    resizes it.
     """
     full = any(isinstance(e, SendExit) and e.quantity >= position.quantity for e in exits)
     if full or check.needs is not StopWhy.MISSING:
         return []
     side = position.side.exit_order_side
     return [PlaceStop(position.symbol, side, position.quantity, check.trigger, StopWhy.MISSING)]
+
+
+def stop_if_exit_refused(
+    position: Position,
+    check: ProtectionCheck,
+    mark: Decimal | None,
+    tick_size: Decimal | None,
+    gap_pct: float,
+) -> tuple[PlaceStop | CancelOrder, ...]:
+    """What to do when a full exit of `position` is refused (an OrderRejected: e.g. Binance's
+    -4131 PERCENT_PRICE on a thin book): nothing when a stop of ours covers all of it (it
+    protects while the stop maths retries the exit every tick); else one reduce-only stop for
+    the whole position at `refused_exit_trigger`, then cancel our other stops for the symbol
+    (placed first, so one stays listed; a reduce-only stop never opens a position).
+    """
+    if check.needs is not StopWhy.MISSING and _covers(check.current, position):
+        return ()  # this stop protects while the stop maths retries the exit every tick
+    side = position.side
+    trigger = refused_exit_trigger(side, check.trigger, mark, tick_size, gap_pct)
+    place = PlaceStop(
+        position.symbol, side.exit_order_side, position.quantity, trigger, StopWhy.EXIT_REFUSED
+    )
+    return (place, *(CancelOrder(o.symbol, o.client_order_id) for o in check.stops))
+
+
+def refused_exit_trigger(
+    side: Side,
+    planned: Decimal,
+    mark: Decimal | None,
+    tick_size: Decimal | None,
+    gap_pct: float,
+) -> Decimal:
+    """A stop trigger Binance accepts for a position on `side` whose exit was refused.
+
+    `planned` (the managed stop on the tick grid) unless the mark is at it, past it or less
+    than `gap_pct` (a fraction) of the mark away from it: then `gap_pct` beyond the mark on
+    the losing side, rounded away from the mark to the tick, at least one tick from it.
+    Binance refuses a stop the mark has already reached (-2021 "Order would immediately
+    trigger": a SELL stop needs trigger < mark, a BUY stop trigger > mark); the gap leaves
+    room for the mark to move while the order travels. The looser trigger costs at most the
+    gap beyond the mark, where the position already is.
+    """
+    if mark is None or not mark.is_finite() or mark <= 0:
+        return planned
+    distance = mark * Decimal(repr(gap_pct))
+    if tick_size is not None and tick_size > 0:
+        distance = max(distance, tick_size)
+    if side is Side.LONG:  # a SELL stop: below the mark, rounded down
+        beyond = _on_tick(mark - distance, tick_size, ROUND_FLOOR)
+        return min(planned, beyond) if beyond > 0 else planned
+    return max(planned, _on_tick(mark + distance, tick_size, ROUND_CEILING))
+
+
+def stop_while_unsettled(
+    position: Position,
+    held: Decimal,
+    listed: Mapping[str, Sequence[Order]],
+    rules: Mapping[str, MarketRules],
+) -> list[OrderAction]:
+    """A stop for the `held` quantity the exchange shows of `position` while its reduction
+    waits for an unsettled order of ours (the planner neither books nor manages the position
+    until that order settles, up to `unknown_order_final_s`): placed at the managed stop when
+    no reduce-only stop of ours listed for the symbol covers `held`. Nothing is cancelled
+    while the order is unsettled; the tick that settles it resizes or replaces the stop.
+    """
+    if held <= 0:
+        return []
+    orders = listed.get(position.symbol, ())
+    if any(
+        _is_ours_open(o, position.symbol)
+        and o.kind is OrderKind.STOP_MARKET
+        and _protects(o, position)
+        and o.quantity - o.filled_quantity >= held
+        for o in orders
+    ):
+        return []
+    market = rules.get(position.symbol)
+    trigger = exchange_trigger(position, market.tick_size if market else None)
+    side = position.side.exit_order_side
+    return [PlaceStop(position.symbol, side, held, trigger, StopWhy.MISSING)]
+
+
+def on_tick_grid(position: Position, rules: MarketRules | None) -> Position:
+    """`position` with its stop and target prices rounded to the market's tick."""
+    if rules is None:
+        return position
+    return replace(
+        position,
+        stop_price=rules.round_price(position.stop_price),
+        initial_stop_price=rules.round_price(position.initial_stop_price),
+        take_profit_price=rules.round_price(position.take_profit_price),
+    )
 
 
 class ProtectionChecks:
@@ -223,6 +350,10 @@ def _is_ours_open(order: Order, symbol: str) -> bool:
     )
 
 
+def _covers(order: Order | None, position: Position) -> bool:
+    return order is not None and order.quantity - order.filled_quantity >= position.quantity
+
+
 def _protects(order: Order, position: Position) -> bool:
     return (
         order.reduce_only
@@ -238,10 +369,13 @@ def exchange_trigger(position: Position, tick_size: Decimal | None = None) -> De
 
 def stop_trigger(side: Side, stop_price: Decimal, tick_size: Decimal | None) -> Decimal:
     """`stop_price` rounded to the tick in the favour of a position on `side` (tighter)."""
+    return _on_tick(stop_price, tick_size, ROUND_CEILING if side is Side.LONG else ROUND_FLOOR)
+
+
+def _on_tick(price: Decimal, tick_size: Decimal | None, rounding: str) -> Decimal:
     if tick_size is None or tick_size <= 0:
-        return stop_price
-    rounding = ROUND_CEILING if side is Side.LONG else ROUND_FLOOR
-    return (stop_price / tick_size).to_integral_value(rounding) * tick_size
+        return price
+    return (price / tick_size).to_integral_value(rounding) * tick_size
 
 
 def plan_release(symbol: str, open_conditional_orders: Sequence[Order]) -> list[CancelOrder]:

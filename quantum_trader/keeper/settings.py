@@ -19,6 +19,10 @@ class KeeperSettings(Section):
     their mirror (a REST snapshot is used on every tick while they are not).
     `stream_echo_timeout_s`: an order booked from its direct answer that the user-data stream
     has not reported this long after is taken as a missed event: the next tick reads REST.
+    `refused_exit_stop_gap_pct`: when a full exit is refused while no stop of ours covers the
+    position and the mark has reached its stop, the stop placed instead goes this fraction of
+    the mark beyond it (at least one tick), so Binance does not refuse it as immediately
+    triggering (-2021) when the mark moves while the order travels.
     """
 
     adopt_stop_pct: float = Field(0.03, gt=0, lt=1)
@@ -26,3 +30,4 @@ class KeeperSettings(Section):
     unknown_order_final_s: float = Field(30.0, ge=10, le=600)
     rest_check_interval_s: float = Field(60.0, gt=0)
     stream_echo_timeout_s: float = Field(10.0, gt=0)
+    refused_exit_stop_gap_pct: float = Field(0.002, gt=0, le=0.05)

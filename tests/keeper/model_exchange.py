@@ -4,9 +4,13 @@ One-way positions, market orders that fill at the mark at once, reduce-only STOP
 TAKE_PROFIT_MARKET orders that rest until the mark crosses them. Faults, armed by the test:
 an answer lost after the order was executed (`lose_next`), a request lost before it arrived
 (`drop_next`), a market order that executes only half and ends EXPIRED (`half_next`), a
-rejection (`reject_next`), and read outages until a given time (`reads_down_until`: every
-read raises RetryLater, as Binance's REST does when it is unreachable). It keeps a log of
-every order request it received, so a test can count entries.
+rejection (`reject_next`), exits refused until a given time (`exits_refused_until`: every
+reduce-only market order is rejected, as Binance does with -4131 PERCENT_PRICE when the book
+is too thin), every conditional order refused (`stops_refused`), and read outages until a
+given time (`reads_down_until`: every read raises RetryLater, as Binance's REST does when it
+is unreachable). As Binance does (-2021), it refuses a conditional order whose trigger the
+mark has already reached. It keeps a log of every order request it received, so a test can
+count entries.
 """
 
 from __future__ import annotations
@@ -48,6 +52,8 @@ class ModelExchange:
     drop_next: bool = False
     half_next: bool = False
     reject_next: bool = False
+    exits_refused_until: datetime | None = None
+    stops_refused: bool = False
     reads_down_until: datetime | None = None
     sequence: int = 0
 
@@ -107,6 +113,8 @@ class ModelExchange:
         if self.reject_next:
             self.reject_next = False
             raise OrderRejected(ReasonCode.ORDER_REJECTED, "model: rejected")
+        if self._exits_refused(request):
+            raise OrderRejected(ReasonCode.ORDER_REJECTED, "model: -4131 PERCENT_PRICE")
         if self.drop_next:
             self.drop_next = False
             raise OrderStateUnknown(request.client_order_id, "model: the request was lost")
@@ -116,9 +124,16 @@ class ModelExchange:
             raise OrderStateUnknown(request.client_order_id, "model: the answer was lost")
         return order
 
+    def _exits_refused(self, request: OrderRequest) -> bool:
+        until = self.exits_refused_until
+        exit_ = request.reduce_only and not request.kind.is_conditional
+        return exit_ and until is not None and self.now < until
+
     def _accept(self, request: OrderRequest) -> Order:
         order = Order.pending(request, self.now)
         if request.kind.is_conditional:
+            if self.stops_refused or _crossed(order, self.marks[request.symbol]):
+                raise OrderRejected(ReasonCode.ORDER_REJECTED, "model: -2021 would trigger")
             order = replace(order, status=OrderStatus.OPEN, exchange_order_id=self._id())
             self.orders[request.client_order_id] = order
             return order

@@ -1,11 +1,13 @@
-"""The keeper against an exchange that loses answers and requests, fills half, rejects, goes
-dark for tens of seconds, moves its prices, and is traded on by hand; with restarts in between.
+"""The keeper against an exchange that loses answers and requests, fills half, rejects, refuses
+every exit for a while, goes dark for tens of seconds, moves its prices, and is traded on by
+hand; with restarts in between.
 
 For any such script (hypothesis), ticking every 5 s like the daemon:
 - no decision produces more than one entry, and no entry goes where an order of ours is
   unsettled;
 - after a tick that read the exchange with no fault armed, every position on the exchange has
-  a reduce-only stop of ours covering all of it;
+  a reduce-only stop of ours covering all of it, also while every exit is refused (a fault
+  that lasts, not one of those armed for one request);
 - no order of ours stays unsettled longer than `unknown_order_final_s` once the exchange can
   be read;
 - the books agree with the exchange: with nothing unsettled, the ledger's positions are the
@@ -189,6 +191,7 @@ steps = st.one_of(
     st.tuples(st.just("move"), symbol_index, st.integers(-500, 500)),
     st.tuples(st.just("fault"), st.sampled_from(FAULTS), st.just(0)),
     st.tuples(st.just("outage"), st.integers(5, 40), st.just(0)),
+    st.tuples(st.just("refuse_exits"), st.integers(5, 60), st.just(0)),
     st.tuples(st.just("by_hand"), symbol_index, st.sampled_from(["open", "close", "reduce"])),
     st.tuples(st.just("wait"), st.integers(1, 3), st.just(0)),
     st.tuples(st.just("restart"), st.just(0), st.just(0)),
@@ -213,6 +216,9 @@ async def apply(harness: Harness, step: tuple[object, object, object]) -> None:
     elif kind == "outage":
         assert isinstance(a, int)
         exchange.reads_down_until = harness.now + timedelta(seconds=a)
+    elif kind == "refuse_exits":  # as Binance's -4131 PERCENT_PRICE on a thin book
+        assert isinstance(a, int)
+        exchange.exits_refused_until = harness.now + timedelta(seconds=a)
     elif kind == "by_hand":
         assert isinstance(a, int)
         by_hand(exchange, SYMBOLS[a], str(b))
@@ -243,7 +249,7 @@ async def run_script(script: list[tuple[object, object, object]]) -> None:
         if not await harness.tick():
             continue
         await check(harness)
-    harness.exchange.reads_down_until = None
+    harness.exchange.reads_down_until = harness.exchange.exits_refused_until = None
     for fault in FAULTS:
         setattr(harness.exchange, fault, False)
     for _ in range(int(GRACE / TICK) + 2):  # the exchange is back: everything settles
@@ -268,6 +274,18 @@ async def check(harness: Harness) -> None:
 @given(script=st.lists(steps, max_size=40))
 # A lost stop request, then a partial take-profit: the rest was left without a stop for a tick.
 @example(script=[("fault", "drop_next", 0), ("by_hand", 0, "open"), ("move", 0, 400)])
+# A lost stop request, then a reduction by hand: the position waited for the request to settle
+# (30 s) with no stop, as the planner neither managed nor protected it meanwhile.
+@example(script=[("fault", "drop_next", 0), ("by_hand", 1, "open"), ("by_hand", 1, "reduce")])
+# A lost stop request, then a full exit the exchange refuses for a minute: no stop was placed.
+@example(
+    script=[
+        ("refuse_exits", 60, 0),
+        ("fault", "drop_next", 0),
+        ("by_hand", 0, "open"),
+        ("move", 0, -500),
+    ]
+)
 def test_the_keeper_keeps_every_position_protected_and_the_books_true(
     script: list[tuple[object, object, object]],
 ) -> None:

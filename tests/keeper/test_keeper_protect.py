@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 from position_builders import NOW, SETTINGS, position, protected, stop_order
 
-from quantum_trader.domain import ExitReason, OrderKind, OrderSide, Side
+from quantum_trader.domain import ExitReason, MarketRules, OrderKind, OrderSide, Side
 from quantum_trader.keeper.ids import VALID_ID, ClientOrderIds, Purpose, is_ours, purpose_of
 from quantum_trader.keeper.protect import (
     CancelOrder,
@@ -19,9 +19,12 @@ from quantum_trader.keeper.protect import (
     StopWhy,
     check_protection,
     exchange_trigger,
+    guarded_exits,
     plan_protection,
     plan_release,
+    refused_exit_trigger,
     stop_before_partial_exit,
+    stop_while_unsettled,
 )
 
 EXECUTOR_STOP = "qt-s-BTC-abc-1"
@@ -98,6 +101,94 @@ def test_no_stop_goes_before_a_full_exit_or_where_one_already_protects() -> None
     partial = SendExit(held.symbol, OrderSide.SELL, held.quantity / 2, ExitReason.PARTIAL_TP)
     listed = [stop_order(held, EXECUTOR_STOP)]
     assert stop_before_partial_exit(held, check_protection(held, listed, None), [partial]) == []
+
+
+GAP = 0.002
+TICK = Decimal("0.1")
+
+
+def test_a_full_exit_of_a_position_without_a_stop_carries_one_to_place_if_it_is_refused() -> None:
+    held = position()  # stop 87 300
+    full = SendExit(held.symbol, OrderSide.SELL, held.quantity, ExitReason.SL_HIT)
+    check = check_protection(held, [], TICK)
+    [exit_] = guarded_exits(held, check, [full], Decimal(87_000), TICK, GAP)
+    assert exit_ == replace(
+        full,
+        if_refused=(
+            PlaceStop(
+                held.symbol, OrderSide.SELL, held.quantity, Decimal(86_826), StopWhy.EXIT_REFUSED
+            ),
+        ),
+    )
+
+
+def test_a_full_exit_covered_by_a_listed_stop_needs_nothing_if_refused() -> None:
+    held = protected(position())
+    full = SendExit(held.symbol, OrderSide.SELL, held.quantity, ExitReason.TIME_EXIT)
+    check = check_protection(held, [stop_order(held, EXECUTOR_STOP)], TICK)
+    assert guarded_exits(held, check, [full], Decimal(90_000), TICK, GAP) == [full]
+
+
+def test_a_stop_smaller_than_the_position_is_replaced_if_its_full_exit_is_refused() -> None:
+    held = protected(position())
+    short_stop = stop_order(held, EXECUTOR_STOP, quantity=held.quantity / 2)  # grown by hand
+    full = SendExit(held.symbol, OrderSide.SELL, held.quantity, ExitReason.TIME_EXIT)
+    check = check_protection(held, [short_stop], TICK)
+    [exit_] = guarded_exits(held, check, [full], Decimal(90_000), TICK, GAP)
+    assert isinstance(exit_, SendExit)
+    place, cancel = exit_.if_refused
+    assert place == PlaceStop(
+        held.symbol, OrderSide.SELL, held.quantity, held.stop_price, StopWhy.EXIT_REFUSED
+    )
+    assert cancel == CancelOrder(held.symbol, EXECUTOR_STOP)  # after: never two for long
+
+
+def test_partial_exits_are_guarded_by_a_stop_placed_first() -> None:
+    held = position()
+    partial = SendExit(held.symbol, OrderSide.SELL, held.quantity / 2, ExitReason.PARTIAL_TP)
+    check = check_protection(held, [], TICK)
+    place, exit_ = guarded_exits(held, check, [partial], Decimal(95_000), TICK, GAP)
+    assert isinstance(place, PlaceStop)
+    assert place.why is StopWhy.MISSING
+    assert exit_ == partial
+
+
+@pytest.mark.parametrize(
+    ("side", "planned", "mark", "tick", "trigger"),
+    [
+        (Side.LONG, "87300", "90000", TICK, "87300"),  # far from the mark: the managed stop
+        (Side.LONG, "87300", "87000", TICK, "86826"),  # passed: 0.2 % below the mark
+        (Side.LONG, "87300", "87400", TICK, "87225.2"),  # closer than the gap: the gap
+        (Side.LONG, "87300", "87000.05", TICK, "86826"),  # floored to the tick
+        (Side.SHORT, "92700", "90000", TICK, "92700"),
+        (Side.SHORT, "92700", "93000", TICK, "93186"),  # passed: 0.2 % above the mark
+        (Side.SHORT, "92700", "93000.05", TICK, "93186.1"),  # ceiling to the tick
+        (Side.LONG, "87300", None, TICK, "87300"),  # no mark: nothing to compare with
+        (Side.LONG, "0.10", "0.1", Decimal("0.01"), "0.09"),  # at least a tick from the mark
+        (Side.SHORT, "0.10", "0.1", Decimal("0.01"), "0.11"),
+    ],
+)
+def test_a_stop_after_a_refused_exit_is_one_binance_accepts(
+    side: Side, planned: str, mark: str | None, tick: Decimal, trigger: str
+) -> None:
+    at = None if mark is None else Decimal(mark)
+    found = refused_exit_trigger(side, Decimal(planned), at, tick, GAP)
+    assert found == Decimal(trigger)
+    assert found % tick == 0
+    if at is not None:  # a SELL stop below the mark, a BUY stop above: not triggering at once
+        assert (at - found) * side.sign >= tick
+
+
+def test_a_reduction_awaiting_an_unsettled_order_is_covered_by_a_stop_for_what_is_held() -> None:
+    held = position()  # booked 0.2; the exchange shows 0.1 while an order of ours is unsettled
+    rules = {held.symbol: MarketRules(held.symbol, TICK, Decimal("0.001"), Decimal(0), Decimal(5))}
+    [place] = stop_while_unsettled(held, Decimal("0.1"), {}, rules)
+    assert place == PlaceStop(
+        held.symbol, OrderSide.SELL, Decimal("0.1"), held.stop_price, StopWhy.MISSING
+    )
+    covering = {held.symbol: [stop_order(held, EXECUTOR_STOP)]}  # 0.2 covers 0.1
+    assert stop_while_unsettled(held, Decimal("0.1"), covering, rules) == []
+    assert stop_while_unsettled(held, Decimal(0), {}, rules) == []  # nothing held
 
 
 @pytest.mark.parametrize("defect", ["not_reduce_only", "no_trigger", "wrong_side"])
