@@ -19,11 +19,14 @@ from quantum_trader.domain import (
     ExitReason,
     Fill,
     Order,
+    OrderKind,
     OrderStatus,
     Position,
 )
-from quantum_trader.keeper.book import EntryPlan
+from quantum_trader.keeper.book import EntryPlan, Intent
 from quantum_trader.keeper.settings import KeeperSettings
+from quantum_trader.monitor import stops
+from quantum_trader.monitor.settings import MonitorSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +66,32 @@ def execution_of(order: Order, fills: Sequence[Fill] | None) -> Execution:
         quantity = order.quantity
     price = order.average_price or (order.trigger_price if order.kind.is_conditional else None)
     return Execution(order, quantity, price, order.fee_usdt)
+
+
+def exit_reason(
+    position: Position, order: Order, intent: Intent | None, monitor: MonitorSettings
+) -> ExitReason:
+    """Why `order` of ours took (part of) `position` off: its intent's reason when it has one,
+    else by kind (a stop's reason by where it stood, SPEC §6)."""
+    if intent is not None and intent.reason is not None:
+        return intent.reason
+    if order.kind is OrderKind.TAKE_PROFIT_MARKET:
+        return ExitReason.TP_HIT
+    if order.kind is OrderKind.STOP_MARKET:
+        return stops.stop_exit_reason(position, stops.break_even_level(position, monitor))
+    return ExitReason.MANUAL
+
+
+def holds_more(position: Position | None, held: ExchangePosition) -> bool:
+    """The exchange holds more on the position's side (a side flip waits for the old side's
+    booking)."""
+    if position is None:
+        return True
+    return held.side is position.side and held.quantity > position.quantity
+
+
+def holds_same(position: Position, held: ExchangePosition) -> bool:
+    return held.side is position.side and held.quantity == position.quantity
 
 
 def opened_position(

@@ -42,12 +42,12 @@ from quantum_trader.keeper.orders import INTENTS
 from quantum_trader.keeper.plan import (
     Context,
     Observation,
-    Plan,
     lookups_needed,
     orders_to_read_fills,
     plan,
 )
 from quantum_trader.keeper.protect import CancelOrder, ProtectionChecks, stop_trigger
+from quantum_trader.keeper.recheck import rest_recheck
 from quantum_trader.keeper.settings import KeeperSettings
 from quantum_trader.log import bound_context, get_logger
 from quantum_trader.monitor.settings import MonitorSettings
@@ -109,6 +109,7 @@ class PositionKeeper:
         self._reconciled_at: datetime | None = None
         self._rest_checked_at: datetime | None = None
         self._last_regime: dict[str, Regime] = {}
+        self._filled_known: frozenset[str] = frozenset()  # see keeper/recheck.py
         self._checks = ProtectionChecks()  # a cache of a pure function: plans do not change
         self.wake = asyncio.Event()  # set when a tick is wanted before the next interval
         self._carrier = Carrier(
@@ -194,18 +195,20 @@ class PositionKeeper:
     async def _tick(self, now: datetime, *, rest: bool = False) -> None:
         for event in self.wake_events():
             event.clear()
-        book = self._carrier.book
+        book, known = self._carrier.book, self._filled_known  # known before this read
         snapshot = await self._snapshot(now, rest=rest)
         found = await self._look_up(lookups_needed(book, snapshot))
-        fills = await self._read_fills(orders_to_read_fills(book, snapshot, found))
+        filled = orders_to_read_fills(book, snapshot, found)
+        self._filled_known = frozenset(cid for _, cid in filled)
+        fills = await self._read_fills(filled)
         symbols = sorted(set(book.positions) | set(snapshot.positions))
         marks = await self._marks(symbols, now)
         context = self._context(advance=True)
-        result = plan(book, Observation(snapshot, found, fills, marks), now, context, self._checks)
-        if snapshot.source is not SnapshotSource.REST and _unexplained_exit(result):
-            # A stream that missed an event must not close a position the exchange still
-            # holds: only a REST snapshot may say it is gone (the plan is pure; drop it).
-            log.info("stream_exit_checked_by_rest")
+        seen = Observation(snapshot, found, fills, marks, known)
+        result = plan(book, seen, now, context, self._checks)
+        recheck = rest_recheck(result, snapshot.source, known)
+        if recheck is not None:  # the plan is pure: drop it and plan again (keeper/recheck.py)
+            log.info(recheck)
             await self._tick(now, rest=True)
             return
         await self._carrier.carry_out(result, now, context)
@@ -372,11 +375,6 @@ class PositionKeeper:
             ]
             await self._carrier.act(ours, now, context)
         log.warning("flattened", reason=reason)
-
-
-def _unexplained_exit(result: Plan) -> bool:
-    """The plan books a position (or part of it) closed with no order of ours to explain it."""
-    return any(note.event == "position_closed_externally" for note in result.notes)
 
 
 def blocked(book: Book) -> dict[str, str]:

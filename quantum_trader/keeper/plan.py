@@ -11,7 +11,9 @@ the 5 s tick are one code path. Per tick (planner.py):
    take-profit of ours the exchange no longer lists is looked up and its end recorded.
    Unsettled orders block new entries on their symbol;
 2. positions: the ledger's quantity follows the exchange's. A reduction is booked from our
-   exits that filled (market exits, triggered stops and take-profits), the rest as a close
+   exits that filled (market exits, triggered stops and take-profits) — in full when the
+   exchange had reported the fill before the positions were read, even where the position
+   shows no reduction (it was reopened since: the rest is adopted) — the rest as a close
    outside this program at the mark — unless an order of ours on that symbol is still
    unsettled, which may explain it later (a stop covers what the exchange holds meanwhile,
    protect.stop_while_unsettled). An increase, or a position we did not hold, is
@@ -50,13 +52,16 @@ class Observation:
 
     `found`: orders looked up by client order id (None: the exchange does not know it);
     `fills`: the fills of settled orders, by client order id (absent: could not be read);
-    `marks`: mark prices (a missing one is absent).
+    `marks`: mark prices (a missing one is absent);
+    `reflected`: our orders the exchange had reported filled before this snapshot's positions
+    were read, so a REST snapshot shows their fills (see `Plan.unreflected`).
     """
 
     snapshot: ExchangeSnapshot
     found: Mapping[str, Order | None] = field(default_factory=dict)
     fills: Mapping[str, Sequence[Fill]] = field(default_factory=dict)
     marks: Mapping[str, Decimal] = field(default_factory=dict)
+    reflected: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +87,13 @@ class Note:
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """The books after a tick, what to persist, and the orders to send, in order."""
+    """The books after a tick, what to persist, and the orders to send, in order.
+
+    `unreflected`: exits of ours that filled (fills read) but the position does not show, not
+    in `Observation.reflected`: they may have filled after the positions were read, or the
+    position was reopened since. The keeper plans again from a fresh REST read, which then
+    books them in full (keeper/recheck.py).
+    """
 
     book: Book
     records: tuple[tuple[Order, tuple[Fill, ...]], ...] = ()
@@ -90,6 +101,7 @@ class Plan:
     events: tuple[PositionEvent, ...] = ()
     actions: tuple[OrderAction, ...] = ()
     notes: tuple[Note, ...] = ()
+    unreflected: tuple[str, ...] = ()
 
 
 def plan(

@@ -22,7 +22,10 @@ from quantum_trader.keeper.booking import (
     Execution,
     TradeDraft,
     execution_of,
+    exit_reason,
     grown,
+    holds_more,
+    holds_same,
     opened_position,
     reduced,
 )
@@ -47,7 +50,6 @@ from quantum_trader.keeper.protect import (
     protection_actions,
     stop_while_unsettled,
 )
-from quantum_trader.monitor import stops
 
 ZERO = Decimal(0)
 
@@ -83,6 +85,9 @@ class Planner:
         self.actions: list[OrderAction] = []
         self.notes: list[Note] = []
         self.consistent: set[str] = set()
+        rest = self.snapshot.source is SnapshotSource.REST
+        self.reflected = observation.reflected if rest else frozenset()  # a mirror may lag
+        self.unreflected: list[str] = []
         self.grace = timedelta(seconds=context.keeper.unknown_order_final_s)
         if self.snapshot.source is SnapshotSource.REST:
             self.book.unechoed.clear()
@@ -113,6 +118,7 @@ class Planner:
             tuple(self.events),
             tuple(self.actions),
             tuple(self.notes),
+            tuple(self.unreflected),
         )
 
     def quiet(self) -> bool:
@@ -131,7 +137,7 @@ class Planner:
             return False
         if any(cid not in self.listed_ids for cid in book.working):
             return False
-        return all(_same(p, held[s]) for s, p in book.positions.items())
+        return all(holds_same(p, held[s]) for s, p in book.positions.items())
 
     def state(self, order_id: str) -> Order | None:
         return state_of(order_id, self.snapshot, self.observation.found)
@@ -228,13 +234,13 @@ class Planner:
             exits = [o for o in outcomes if o.purpose is not Purpose.ENTRY]
             position = self._reduce(position, held, exits)
         entries = [o for o in outcomes if o.purpose is Purpose.ENTRY]
-        if held is not None and _grows(position, held):
+        if held is not None and holds_more(position, held):
             position = self._grow(symbol, position, held, entries)
         if position is None:
             return
         position = self._settle_entries(position, entries)
         self.book.put(position)
-        if held is not None and _same(position, held):
+        if held is not None and holds_same(position, held):
             self.consistent.add(symbol)
 
     def _filled_outcomes(self, symbol: str) -> list[_Outcome]:
@@ -275,11 +281,14 @@ class Planner:
         """Book what the exchange took off the position; None once it is closed."""
         target = held.quantity if held is not None and held.side is position.side else ZERO
         for outcome in exits:
-            if position.quantity <= target:
-                break
+            cid = outcome.execution.order.client_order_id
+            if position.quantity <= target and cid not in self.reflected:
+                self.unreflected.append(cid)  # filled after the read, or the position reopened
+                continue
             self._consume(outcome)
             position = self.book.positions.get(position.symbol, position)
-            booked = self._book_exit(position, outcome, position.quantity - target)
+            room = ZERO if cid in self.reflected else target  # a reflected fill is booked whole
+            booked = self._book_exit(position, outcome, position.quantity - room)
             if booked is None:
                 return None
             position = booked
@@ -306,7 +315,7 @@ class Planner:
             min(execution.quantity, at_most),
             price or position.stop_price,
             execution.fee_usdt,
-            self._exit_reason(position, execution.order, outcome.intent),
+            exit_reason(position, execution.order, outcome.intent, self.context.monitor),
             self.now,
         )
         if isinstance(booked, TradeDraft):
@@ -414,16 +423,6 @@ class Planner:
         target = next((o for o in mine if o.kind is OrderKind.TAKE_PROFIT_MARKET), None)
         return stop, target
 
-    def _exit_reason(self, position: Position, order: Order, intent: Intent | None) -> ExitReason:
-        if intent is not None and intent.reason is not None:
-            return intent.reason
-        if order.kind is OrderKind.TAKE_PROFIT_MARKET:
-            return ExitReason.TP_HIT
-        if order.kind is OrderKind.STOP_MARKET:
-            level = stops.break_even_level(position, self.context.monitor)
-            return stops.stop_exit_reason(position, level)
-        return ExitReason.MANUAL
-
     # -- manage and protect ----------------------------------------------------------------
 
     def manage_and_protect(self) -> None:
@@ -454,15 +453,3 @@ class Planner:
         busy = set(self.book.positions) | {i.symbol for i in self.book.intents.values()}
         for symbol in sorted(self.listed.keys() - busy):
             self.actions += plan_release(symbol, self.listed[symbol])
-
-
-def _grows(position: Position | None, held: ExchangePosition) -> bool:
-    """The exchange holds more on the position's side (a side flip waits for the old side's
-    booking)."""
-    if position is None:
-        return True
-    return held.side is position.side and held.quantity > position.quantity
-
-
-def _same(position: Position, held: ExchangePosition) -> bool:
-    return held.side is position.side and held.quantity == position.quantity

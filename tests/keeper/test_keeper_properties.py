@@ -286,6 +286,20 @@ async def check(harness: Harness) -> None:
         ("move", 0, -500),
     ]
 )
+# A position opened by hand, a read outage, entries refused meanwhile, then a fall through
+# the stop: the database kept a stop OPEN that the exchange had FILLED.
+@example(
+    script=[
+        ("by_hand", 0, "open"),
+        ("outage", 31, 0),
+        ("enter", 0, Side.LONG),
+        ("enter", 0, Side.LONG),
+        ("enter", 0, Side.LONG),
+        ("enter", 0, Side.LONG),
+        ("move", 0, -300),
+        ("by_hand", 0, "open"),
+    ]
+)
 def test_the_keeper_keeps_every_position_protected_and_the_books_true(
     script: list[tuple[object, object, object]],
 ) -> None:

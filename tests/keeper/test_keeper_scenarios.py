@@ -13,7 +13,7 @@ import pytest
 from model_exchange import ModelExchange
 from test_keeper_properties import SYMBOLS, TICK, Harness, sized
 
-from quantum_trader.domain import OrderKind, OrderStatus, ReasonCode, Side
+from quantum_trader.domain import ExitReason, OrderKind, OrderSide, OrderStatus, ReasonCode, Side
 from quantum_trader.errors import OrderRejected
 from quantum_trader.keeper.ids import Purpose, is_ours, purpose_of
 
@@ -117,3 +117,30 @@ async def test_an_entry_request_that_never_arrived_unblocks_after_the_grace_peri
     assert entry.status is OrderStatus.EXPIRED
     await harness.keeper.enter(order, harness.now + TICK)  # now it may try again
     assert len(ours(exchange, Purpose.ENTRY)) == 2
+
+
+async def test_a_stop_filled_during_a_read_outage_then_a_reopen_by_hand_books_both() -> None:
+    harness = await Harness.start()
+    exchange = harness.exchange
+    order = sized(BTC, Side.LONG, exchange.marks[BTC])
+    await harness.keeper.enter(order, harness.now)
+    stop_id = harness.keeper.positions[BTC].stop_order_id
+    assert stop_id is not None
+    exchange.reads_down_until = harness.now + timedelta(seconds=12)
+    await harness.tick()  # cannot read
+    exchange.move(BTC, order.stop_price)  # the stop fills for the whole position
+    exchange.by_hand(BTC, OrderSide.BUY, order.quantity)  # a person buys the same again
+    assert exchange.held[BTC][:2] == (Side.LONG, order.quantity)  # looks unchanged
+    await harness.tick()  # cannot read
+    await harness.tick()
+
+    [trade] = await harness.repository.closed_trades()
+    assert (trade.exit_reason, trade.exit_price) == (ExitReason.SL_HIT, order.stop_price)
+    stop = await harness.repository.get_order(stop_id)
+    assert stop is not None
+    assert stop.status is OrderStatus.FILLED
+    position = harness.keeper.positions[BTC]  # the quantity bought by hand, adopted
+    assert (position.quantity, position.entry_price) == (order.quantity, order.stop_price)
+    assert position.entry_order_id.startswith("adopted-")
+    assert open_stops(exchange, BTC) == [(order.quantity, position.stop_price)]
+    assert ours(exchange, Purpose.EXIT) == []  # nothing sold what the person bought

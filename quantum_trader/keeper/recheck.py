@@ -1,0 +1,37 @@
+"""When a tick's plan must be dropped and planned again from a fresh REST read. Pure.
+
+A plan is only as true as the positions it was made from. Two cases call for a fresh read:
+
+- a plan from the streams' mirror that books a position (or part of it) closed with no order
+  of ours to explain it: a stream that missed an event must not free a symbol the exchange
+  still holds (only REST may say a position is gone);
+- an exit of ours that filled while the position shows no reduction, and that the exchange had
+  not reported filled before the positions were read (`Plan.unreflected`): it may have filled
+  after the read, or the position was reopened since (by hand). Positions read after the
+  lookup show the fill either way, so the next plan books it — in full, the rest adopted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Set
+
+from quantum_trader.domain import SnapshotSource
+from quantum_trader.keeper.plan import Plan
+
+
+def rest_recheck(plan: Plan, source: SnapshotSource, known_filled: Set[str]) -> str | None:
+    """The log event naming why `plan` must be planned again from REST, or None.
+
+    `known_filled`: our orders the exchange had reported filled before this plan's positions
+    were read (each id triggers at most one fresh read: the next pass knows it).
+    """
+    if source is not SnapshotSource.REST and _unexplained_exit(plan):
+        return "stream_exit_checked_by_rest"
+    if any(cid not in known_filled for cid in plan.unreflected):
+        return "exit_fill_checked_by_rest"
+    return None
+
+
+def _unexplained_exit(plan: Plan) -> bool:
+    """The plan books a position (or part of it) closed with no order of ours to explain it."""
+    return any(note.event == "position_closed_externally" for note in plan.notes)
