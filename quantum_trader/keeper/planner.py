@@ -29,6 +29,7 @@ from quantum_trader.keeper.booking import (
     opened_position,
     reduced,
 )
+from quantum_trader.keeper.cover import clear_of_mark
 from quantum_trader.keeper.draft import Draft
 from quantum_trader.keeper.ids import Purpose, is_ours
 from quantum_trader.keeper.manage import manage
@@ -301,7 +302,9 @@ class Planner:
                 "an order of ours is unsettled"
             )
             self.notes.append(Note("reduction_awaits_orders", position.symbol, detail))
-            self.actions += stop_while_unsettled(position, target, self.listed, self.context.rules)
+            cover = stop_while_unsettled(position, target, self.listed, self.context.rules)
+            mark = self.observation.marks.get(position.symbol)
+            self.actions += clear_of_mark(cover, mark, self.context)
             return position
         return self._external_exit(position, target)
 
@@ -444,7 +447,8 @@ class Planner:
                 gap = self.context.keeper.refused_exit_stop_gap_pct
                 self.actions += guarded_exits(position, check, actions, mark, tick_size, gap)
             else:
-                self.actions += protection_actions(position, check, self.now, self.context.monitor)
+                cover = protection_actions(position, check, self.now, self.context.monitor)
+                self.actions += clear_of_mark(cover, mark if exiting else None, self.context)
 
     def release_orphans(self) -> None:
         """Cancel our conditional orders on symbols with no position and no unsettled order."""

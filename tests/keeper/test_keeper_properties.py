@@ -300,6 +300,16 @@ async def check(harness: Harness) -> None:
         ("by_hand", 0, "open"),
     ]
 )
+# A stop refused and the market exit that replaced it lost; then the mark reached the stop: a
+# stop there was refused (-2021) and, with the exit in flight, the position waited unprotected.
+@example(
+    script=[
+        ("fault", "drop_next", 0),
+        ("fault", "reject_next", 0),
+        ("by_hand", 0, "open"),
+        ("move", 0, -300),
+    ]
+)
 def test_the_keeper_keeps_every_position_protected_and_the_books_true(
     script: list[tuple[object, object, object]],
 ) -> None:

@@ -7,7 +7,7 @@ they run in milliseconds and show each step.
 from __future__ import annotations
 
 from datetime import timedelta
-from decimal import Decimal
+from decimal import ROUND_FLOOR, Decimal
 
 import pytest
 from model_exchange import ModelExchange
@@ -16,6 +16,7 @@ from test_keeper_properties import SYMBOLS, TICK, Harness, sized
 from quantum_trader.domain import ExitReason, OrderKind, OrderSide, OrderStatus, ReasonCode, Side
 from quantum_trader.errors import OrderRejected
 from quantum_trader.keeper.ids import Purpose, is_ours, purpose_of
+from quantum_trader.keeper.settings import KeeperSettings
 
 BTC = SYMBOLS[0]
 
@@ -144,3 +145,24 @@ async def test_a_stop_filled_during_a_read_outage_then_a_reopen_by_hand_books_bo
     assert position.entry_order_id.startswith("adopted-")
     assert open_stops(exchange, BTC) == [(order.quantity, position.stop_price)]
     assert ours(exchange, Purpose.EXIT) == []  # nothing sold what the person bought
+
+
+async def test_a_stop_the_mark_has_reached_while_an_exit_is_in_flight_goes_beyond_the_mark() -> (
+    None
+):
+    harness = await Harness.start()
+    exchange = harness.exchange
+    exchange.by_hand(BTC, OrderSide.BUY, Decimal("1.5"))  # adopted with the default 3 % stop
+    exchange.reject_next = True  # its stop is refused: the keeper closes it at market …
+    exchange.drop_next = True  # … and that exit's request is lost
+    await harness.tick()
+    assert BTC in harness.keeper.view().blocked
+    assert open_stops(exchange, BTC) == []
+    exchange.move(BTC, Decimal(97))  # the mark reaches the stop (97.00): -2021 there
+
+    await harness.tick()
+
+    gap = Decimal(repr(KeeperSettings().refused_exit_stop_gap_pct))
+    beyond = (Decimal(97) * (1 - gap)).quantize(Decimal("0.01"), ROUND_FLOOR)  # on the tick
+    assert open_stops(exchange, BTC) == [(Decimal("1.5"), beyond)]
+    assert len(ours(exchange, Purpose.EXIT)) == 1  # no exit sent twice

@@ -1,0 +1,40 @@
+"""Stops placed while the stop maths does not manage a position: clear of the mark. Pure.
+
+While an exit of ours is in flight (its outcome unknown) or a reduction awaits an unsettled
+order of ours, the planner does not run the stop maths on the position, so it never exits it
+when the mark reaches the stop. A stop it places meanwhile at the managed level the mark has
+already reached would be refused as immediately triggering (Binance -2021), and with an exit
+of ours in flight no other exit is sent (never an order twice): the position would wait
+unprotected until that exit settles, up to `unknown_order_final_s`. Such a stop therefore goes
+where Binance accepts it: `refused_exit_trigger`, `refused_exit_stop_gap_pct` of the mark
+beyond it on the losing side (the managed level while the mark is clear of it). If the exit
+in flight did fill, the reduce-only stop can close nothing and is cancelled once it settles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from decimal import Decimal
+
+from quantum_trader.domain import OrderSide, Side
+from quantum_trader.keeper.plan import Context
+from quantum_trader.keeper.protect import OrderAction, PlaceStop, refused_exit_trigger
+
+
+def clear_of_mark(
+    actions: Sequence[OrderAction], mark: Decimal | None, context: Context
+) -> list[OrderAction]:
+    """`actions` (for one symbol) with each stop's trigger moved clear of `mark` when the mark
+    has reached it or is within `refused_exit_stop_gap_pct` of it; with no mark, unchanged."""
+    gap = context.keeper.refused_exit_stop_gap_pct
+    cleared: list[OrderAction] = []
+    for action in actions:
+        if isinstance(action, PlaceStop):
+            rules = context.rules.get(action.symbol)
+            side = Side.LONG if action.side is OrderSide.SELL else Side.SHORT
+            tick = rules.tick_size if rules else None
+            trigger = refused_exit_trigger(side, action.trigger, mark, tick, gap)
+            action = replace(action, trigger=trigger)
+        cleared.append(action)
+    return cleared
