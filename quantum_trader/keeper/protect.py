@@ -196,20 +196,21 @@ def guarded_exits(
 def stop_before_partial_exit(
     position: Position, check: ProtectionCheck, exits: Sequence[OrderAction]
 ) -> list[OrderAction]:
-    """A stop for the whole position, to be placed before `exits`, when it has none and the
-    exits are partial: the rest stays open, and a partial exit can be refused or fill late.
+    """A stop for the whole position, to be placed before `exits`, when none of ours covers
+    all of it and the exits are partial: the rest stays open, and a partial exit can be
+    refused or fill late.
 
     Not before a full exit: that exit is the protection, and a stop at a level the mark has
     already passed would be refused as immediately triggering (`stop_if_exit_refused` covers
-    a full exit that is refused). A stop that is there but sized for the position before a
-    partial exit still covers the rest (reduce-only); the tick after the exit is booked
-    resizes it.
+    a full exit that is refused). A stop that covers the whole position (reduce-only) covers
+    the rest after the exit too; the tick after the exit is booked resizes it. One smaller
+    than the position (it grew by hand) does not cover it should the exit be refused.
     """
     full = any(isinstance(e, SendExit) and e.quantity >= position.quantity for e in exits)
-    if full or check.needs is not StopWhy.MISSING:
+    if full or (check.needs is not StopWhy.MISSING and _covers(check.current, position)):
         return []
-    side = position.side.exit_order_side
-    return [PlaceStop(position.symbol, side, position.quantity, check.trigger, StopWhy.MISSING)]
+    side, why = position.side.exit_order_side, check.needs or StopWhy.MISSING
+    return [PlaceStop(position.symbol, side, position.quantity, check.trigger, why)]
 
 
 def stop_if_exit_refused(

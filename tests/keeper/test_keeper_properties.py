@@ -310,6 +310,19 @@ async def check(harness: Harness) -> None:
         ("move", 0, -300),
     ]
 )
+# A position grown by hand past its stop, then a partial take-profit refused (-4131): the stop,
+# sized for the old quantity, no longer covered the position.
+@example(
+    script=[
+        ("enter", 1, Side.LONG),
+        ("outage", 16, 0),
+        ("by_hand", 1, "open"),
+        ("move", 1, 399),
+        ("outage", 11, 0),
+        ("enter", 0, Side.LONG),
+        ("refuse_exits", 6, 0),
+    ]
+)
 def test_the_keeper_keeps_every_position_protected_and_the_books_true(
     script: list[tuple[object, object, object]],
 ) -> None:

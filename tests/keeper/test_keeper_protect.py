@@ -103,6 +103,20 @@ def test_no_stop_goes_before_a_full_exit_or_where_one_already_protects() -> None
     assert stop_before_partial_exit(held, check_protection(held, listed, None), [partial]) == []
 
 
+def test_a_partial_exit_of_a_position_grown_past_its_stop_is_preceded_by_one_for_all_of_it() -> (
+    None
+):
+    held = protected(position(quantity=Decimal("0.3")))  # grew by hand from 0.2
+    listed = [stop_order(held, EXECUTOR_STOP, quantity=Decimal("0.2"))]
+    partial = SendExit(held.symbol, OrderSide.SELL, Decimal("0.1"), ExitReason.PARTIAL_TP)
+    check = check_protection(held, listed, None)
+    [place] = stop_before_partial_exit(held, check, [partial])
+    assert isinstance(place, PlaceStop)
+    assert (place.why, place.quantity) == (StopWhy.RESIZED, held.quantity)
+    larger = [stop_order(held, EXECUTOR_STOP, quantity=Decimal("0.4"))]  # covers all of it
+    assert stop_before_partial_exit(held, check_protection(held, larger, None), [partial]) == []
+
+
 GAP = 0.002
 TICK = Decimal("0.1")
 
