@@ -47,7 +47,7 @@ from quantum_trader.keeper.plan import (
     plan,
 )
 from quantum_trader.keeper.protect import CancelOrder, ProtectionChecks, stop_trigger
-from quantum_trader.keeper.recheck import rest_recheck
+from quantum_trader.keeper.recheck import mirror_difference, rest_recheck
 from quantum_trader.keeper.settings import KeeperSettings
 from quantum_trader.log import bound_context, get_logger
 from quantum_trader.monitor.settings import MonitorSettings
@@ -228,7 +228,7 @@ class PositionKeeper:
             tuple(await self._exchange.fetch_open_conditional_orders()),
         )
         self._rest_checked_at = now
-        difference = _difference(mirrored, fresh) if mirrored is not None else ""
+        difference = mirror_difference(mirrored, fresh) if mirrored is not None else ""
         if streams is not None and difference:
             log.warning("stream_mirror_differs", detail=difference)
             streams.reseed(fresh)
@@ -347,14 +347,18 @@ class PositionKeeper:
 
     async def close_all(self, reason: ExitReason, now: datetime) -> None:
         """Close every position at market and cancel our conditional orders, but not those of
-        positions still open (a close refused or unsettled): their stops protect them."""
+        positions still open (a close refused or unsettled): their stops protect them. Logs
+        `flattened` with the symbols it sent closes for (`closing`: those it found held)."""
         async with self._lock:
             await self._reconcile_now(now)
             context = self._context(advance=False)
             book = self._carrier.book
-            for position in list(book.positions.values()):
-                if any(i.purpose is Purpose.EXIT for i in book.intents_for(position.symbol)):
-                    continue
+            closing = [
+                p
+                for p in book.positions.values()
+                if all(i.purpose is not Purpose.EXIT for i in book.intents_for(p.symbol))
+            ]
+            for position in closing:
                 with bound_context(symbol=position.symbol):
                     try:
                         await self._carrier.send(
@@ -374,7 +378,7 @@ class PositionKeeper:
                 if is_ours(o.client_order_id) and o.symbol not in self._carrier.book.positions
             ]
             await self._carrier.act(ours, now, context)
-        log.warning("flattened", reason=reason)
+        log.warning("flattened", reason=reason, closing=[p.symbol for p in closing])
 
 
 def blocked(book: Book) -> dict[str, str]:
@@ -383,22 +387,3 @@ def blocked(book: Book) -> dict[str, str]:
         i.symbol: f"order {i.client_order_id} unsettled since {i.sent_at.isoformat()}"
         for i in sorted(book.intents.values(), key=lambda i: i.sent_at)
     }
-
-
-def _difference(mirrored: ExchangeSnapshot, fresh: ExchangeSnapshot) -> str:
-    """What the streams' mirror got wrong, or "" when it agrees with REST."""
-
-    def positions(s: ExchangeSnapshot) -> dict[str, tuple[str, Decimal]]:
-        return {k: (p.side.value, p.quantity) for k, p in s.positions.items()}
-
-    def orders(s: ExchangeSnapshot) -> set[str]:
-        return {o.client_order_id for o in s.open_conditional_orders}
-
-    parts = []
-    if positions(mirrored) != positions(fresh):
-        parts.append(f"positions stream {positions(mirrored)} rest {positions(fresh)}")
-    if orders(mirrored) != orders(fresh):
-        only_stream = sorted(orders(mirrored) - orders(fresh))
-        only_rest = sorted(orders(fresh) - orders(mirrored))
-        parts.append(f"open orders stream-only {only_stream} rest-only {only_rest}")
-    return "; ".join(parts)

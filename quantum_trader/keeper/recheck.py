@@ -9,13 +9,17 @@ A plan is only as true as the positions it was made from. Two cases call for a f
   not reported filled before the positions were read (`Plan.unreflected`): it may have filled
   after the read, or the position was reopened since (by hand). Positions read after the
   lookup show the fill either way, so the next plan books it — in full, the rest adopted.
+
+And when a REST snapshot checks the streams' mirror: what the mirror got wrong
+(`mirror_difference`; the keeper logs it and reseeds the mirror).
 """
 
 from __future__ import annotations
 
 from collections.abc import Set
+from decimal import Decimal
 
-from quantum_trader.domain import SnapshotSource
+from quantum_trader.domain import ExchangeSnapshot, SnapshotSource
 from quantum_trader.keeper.plan import Plan
 
 
@@ -35,3 +39,22 @@ def rest_recheck(plan: Plan, source: SnapshotSource, known_filled: Set[str]) -> 
 def _unexplained_exit(plan: Plan) -> bool:
     """The plan books a position (or part of it) closed with no order of ours to explain it."""
     return any(note.event == "position_closed_externally" for note in plan.notes)
+
+
+def mirror_difference(mirrored: ExchangeSnapshot, fresh: ExchangeSnapshot) -> str:
+    """What the streams' mirror got wrong, or "" when it agrees with REST."""
+
+    def positions(s: ExchangeSnapshot) -> dict[str, tuple[str, Decimal]]:
+        return {k: (p.side.value, p.quantity) for k, p in s.positions.items()}
+
+    def orders(s: ExchangeSnapshot) -> set[str]:
+        return {o.client_order_id for o in s.open_conditional_orders}
+
+    parts = []
+    if positions(mirrored) != positions(fresh):
+        parts.append(f"positions stream {positions(mirrored)} rest {positions(fresh)}")
+    if orders(mirrored) != orders(fresh):
+        only_stream = sorted(orders(mirrored) - orders(fresh))
+        only_rest = sorted(orders(fresh) - orders(mirrored))
+        parts.append(f"open orders stream-only {only_stream} rest-only {only_rest}")
+    return "; ".join(parts)

@@ -29,12 +29,7 @@ def test_operator_commands_work_while_the_daemon_runs(tmp_path: Path) -> None:
         for command in ("positions", "trades"):
             assert daemon.cli(command).returncode == 0, command
 
-        assert daemon.cli("close-all").returncode == 0
-        eventually(
-            lambda: daemon.query("SELECT 1 FROM closed_trades WHERE exit_reason = 'MANUAL'"),
-            60,
-            "the daemon flattening on close-all",
-        )
+        close_all_carried_out(daemon)
         assert daemon.cli("lift-blacklist", "INJ/USDT:USDT").returncode == 0
         assert daemon.cli("reset-halt", "--operator", "test-desk").returncode == 0
         eventually(lambda: daemon.logged_so_far("blacklist_lifted"), 60, "the blacklist lifted")
@@ -49,11 +44,31 @@ def test_operator_commands_work_while_the_daemon_runs(tmp_path: Path) -> None:
     flattened = daemon.named("flattened")
     assert flattened
     assert flattened[0]["reason"] == "MANUAL"
+    assert daemon.named("operator_close_all")
     resets = [e for e in daemon.named("governor_event") if e["kind"] == "RESET"]
     assert resets[0]["operator"] == "test-desk"
     (pause,) = [e for e in daemon.named("governor_event") if e["breaker"] == "OPERATOR_PAUSED"]
     assert pause["kind"] == "TRIPPED"  # close-all paused entries, and reset-halt kept the pause
     assert pause["operator"] == "operator"
+
+
+def close_all_carried_out(daemon: Daemon) -> None:
+    """File close-all and check the daemon carries it out: every position it holds then is
+    closed at market as MANUAL, and the account ends flat (new entries are paused).
+
+    At replay speed a stop can close a position between any check of ours and the moment the
+    daemon takes the request (it once closed both 0.7 s before): the daemon's `flattened` line
+    names the positions close-all found open and closed, so the test checks exactly those, and
+    waits for a position right before filing so that there usually is one.
+    """
+    eventually(lambda: daemon.query("SELECT 1 FROM positions"), 120, "a position to close")
+    assert daemon.cli("close-all").returncode == 0
+    flattened = eventually(lambda: daemon.logged_so_far("flattened"), 60, "close-all done")[0]
+    assert flattened["reason"] == "MANUAL"
+    for symbol in flattened["closing"]:
+        manual = f"SELECT 1 FROM closed_trades WHERE exit_reason = 'MANUAL' AND symbol = '{symbol}'"
+        eventually(lambda sql=manual: daemon.query(sql), 60, f"{symbol} closed by close-all")
+    eventually(lambda: not daemon.query("SELECT 1 FROM positions"), 60, "the account flat")
 
 
 def test_read_only_commands_name_a_missing_database(tmp_path: Path) -> None:
