@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -67,7 +68,7 @@ def close_all_carried_out(daemon: Daemon) -> None:
     assert flattened["reason"] == "MANUAL"
     for symbol in flattened["closing"]:
         manual = f"SELECT 1 FROM closed_trades WHERE exit_reason = 'MANUAL' AND symbol = '{symbol}'"
-        eventually(lambda sql=manual: daemon.query(sql), 60, f"{symbol} closed by close-all")
+        eventually(partial(daemon.query, manual), 60, f"{symbol} closed by close-all")
     eventually(lambda: not daemon.query("SELECT 1 FROM positions"), 60, "the account flat")
 
 
