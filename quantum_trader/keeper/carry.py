@@ -27,6 +27,7 @@ from quantum_trader.domain import (
     ReasonCode,
 )
 from quantum_trader.errors import OrderRejected, OrderStateUnknown, RetryLater
+from quantum_trader.keeper.alerts import AlertListener, ProtectionAlert, tell
 from quantum_trader.keeper.answer import answered
 from quantum_trader.keeper.book import Book, EntryPlan, Intent, is_unsettled
 from quantum_trader.keeper.booking import finish_trade
@@ -76,6 +77,7 @@ class Carrier:
         self._echo = echo
         self._wake = wake
         self.book = book
+        self.alert_listeners: list[AlertListener] = []
 
     async def carry_out(self, result: Plan, now: datetime, context: Context) -> None:
         """Persist the plan's bookings, then send its orders (each may change the books)."""
@@ -186,17 +188,14 @@ class Carrier:
         if stop is None:  # a stop of ours covers the position: it protects meanwhile
             log.error("exit_rejected", reason=action.reason, error=refusal)
             return
-        log.error(
-            "exit_rejected_unprotected",
-            reason=action.reason,
-            error=refusal,
-            detail=(
-                f"no stop of ours covers {action.quantity}: placing a reduce-only stop at "
-                f"{stop.trigger} now; the exit is retried every tick. Check why the exchange "
-                "refuses it (symbol status, price filters, reduce-only) and close by hand if "
-                "it persists"
-            ),
+        detail = (
+            f"no stop of ours covers {action.quantity}: placing a reduce-only stop at "
+            f"{stop.trigger} now; the exit is retried every tick. Check why the exchange "
+            "refuses it (symbol status, price filters, reduce-only) and close by hand if "
+            "it persists"
         )
+        log.error("exit_rejected_unprotected", reason=action.reason, error=refusal, detail=detail)
+        self._alert(now, action.symbol, "exit_rejected_unprotected", f"{refusal}; {detail}")
         await self.act(action.if_refused, now, context)
 
     async def _place_stop(self, action: PlaceStop, now: datetime, context: Context) -> bool:
@@ -207,13 +206,21 @@ class Carrier:
             )  # fmt: skip
         except OrderRejected as error:
             log.error("protective_stop_failed", why=action.why, detail=str(error))
+            then = "retried next tick"
             if action.why is not StopWhy.EXIT_REFUSED:  # else an exit was refused just now
+                then = "closing the position at market"
+            detail = f"stop ({action.why}) at {action.trigger} refused: {error}; {then}"
+            self._alert(now, action.symbol, "protective_stop_failed", detail)
+            if action.why is not StopWhy.EXIT_REFUSED:
                 await self._exit_unprotected(action, now, context)
             return False
         if answer is None:
             return False  # unknown: the next tick finds it working, or places another
         log.info("protective_stop_placed", why=action.why, trigger=str(action.trigger))
         return True
+
+    def _alert(self, now: datetime, symbol: str, event: str, detail: str) -> None:
+        tell(self.alert_listeners, ProtectionAlert(now, symbol, event, detail))
 
     async def _exit_unprotected(self, action: PlaceStop, now: datetime, context: Context) -> None:
         """No position stays open without a stop: close it at market (unless an exit of ours

@@ -35,6 +35,7 @@ from quantum_trader.domain import (
     StreamHealth,
 )
 from quantum_trader.errors import MarketDataError, OrderRejected, QuantumTraderError, RetryLater
+from quantum_trader.keeper.alerts import AlertListener
 from quantum_trader.keeper.book import Book, EntryPlan, Intent, is_unsettled
 from quantum_trader.keeper.carry import Carrier
 from quantum_trader.keeper.ids import ClientOrderIds, Purpose, is_ours
@@ -184,6 +185,11 @@ class PositionKeeper:
     @property
     def positions(self) -> Mapping[str, Position]:
         return self._carrier.book.positions
+
+    @property
+    def alert_listeners(self) -> list[AlertListener]:
+        """Called with every position the keeper could not protect as planned (alerts.py)."""
+        return self._carrier.alert_listeners
 
     # -- the tick ----------------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ from decimal import Decimal
 
 from quantum_trader.domain import ClosedTrade, Position
 from quantum_trader.gates.governor import Trip
+from quantum_trader.keeper.alerts import ProtectionAlert
 from quantum_trader.ops.health import HealthReport
 from quantum_trader.ops.notify import Notification, NotificationKind
 
@@ -83,6 +84,12 @@ def governor_trip(now: datetime, trip: Trip) -> Notification:
         "detail": trip.detail,
     }
     return Notification(NotificationKind.GOVERNOR_TRIP, now, text, fields)
+
+
+def protection_failed(alert: ProtectionAlert) -> Notification:
+    text = f"PROTECTION FAILED {alert.symbol} ({alert.event}): {alert.detail}"
+    fields = {"symbol": alert.symbol, "event": alert.event, "detail": alert.detail}
+    return Notification(NotificationKind.PROTECTION_FAILED, alert.time, text, fields)
 
 
 def health_critical(now: datetime, report: HealthReport) -> Notification:

@@ -40,6 +40,7 @@ class NotificationKind(StrEnum):
     UNIVERSE_CHANGED = "universe_changed"
     OPERATOR_PAUSED = "operator_paused"
     OPERATOR_RESUMED = "operator_resumed"
+    PROTECTION_FAILED = "protection_failed"
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ from quantum_trader.app import Runtime
 from quantum_trader.domain import Balance, ClosedTrade, Position, Side
 from quantum_trader.errors import QuantumTraderError
 from quantum_trader.gates.governor import GovernorState, Trip
+from quantum_trader.keeper.alerts import ProtectionAlert
 from quantum_trader.log import get_logger
 from quantum_trader.ops.health import HealthReport
 from quantum_trader.ops.metrics import StreamState
@@ -197,6 +198,10 @@ class RuntimeView:
     def on_trade_closed(self, listener: Callable[[ClosedTrade], Awaitable[None]]) -> None:
         """Call `listener` with every round trip the core books."""
         self._runtime.core.ledger.trade_listeners.append(listener)
+
+    def on_protection_alert(self, listener: Callable[[ProtectionAlert], None]) -> None:
+        """Call `listener` with every position the keeper could not protect as planned."""
+        self._runtime.core.keeper.alert_listeners.append(listener)
 
     def note_balance(self, balance: Balance) -> None:
         """A balance someone else just read (the heartbeat's): no need to read it again."""

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from quantum_trader.cycle import CycleSummary
 from quantum_trader.domain import Balance, ClosedTrade, GateName
+from quantum_trader.keeper.alerts import ProtectionAlert
 from quantum_trader.log import get_logger
 from quantum_trader.ops import messages
 from quantum_trader.ops.health import HealthReport, HealthStatus
@@ -60,6 +61,7 @@ class Telemetry:
         """Hook into the core (closed trades, open positions) and seed the equity curve."""
         self._equity.extend(equity_history)
         self.view.on_trade_closed(self.on_trade_closed)
+        self.view.on_protection_alert(self.on_protection_alert)
         self.metrics.count_open_positions(lambda: len(self.view.positions()))
         self._observe_governor(None)
 
@@ -122,6 +124,9 @@ class Telemetry:
     async def on_trade_closed(self, trade: ClosedTrade) -> None:
         self.metrics.trades_closed.labels(trade.exit_reason).inc()
         self.notifier.publish(messages.exit_(trade))
+
+    def on_protection_alert(self, alert: ProtectionAlert) -> None:
+        self.notifier.publish(messages.protection_failed(alert))
 
     def on_started(self, now: datetime) -> None:
         s = self.view.runtime.settings

@@ -29,6 +29,7 @@ from test_keeper_scenarios import open_stops, ours
 from quantum_trader.domain import ExitReason, OrderSide, OrderStatus, Side
 from quantum_trader.execution.ccxt_exchange import CcxtExchange
 from quantum_trader.gates.settings import PerformanceSettings
+from quantum_trader.keeper.alerts import ProtectionAlert
 from quantum_trader.keeper.ids import Purpose
 from quantum_trader.keeper.keeper import PositionKeeper
 from quantum_trader.monitor.settings import MonitorSettings
@@ -234,3 +235,32 @@ async def test_close_all_keeps_the_stop_of_a_position_whose_close_is_refused() -
     await harness.keeper.close_all(ExitReason.MANUAL, harness.now)
     assert BTC not in exchange.held
     assert [o for o in exchange.orders.values() if o.status is OrderStatus.OPEN] == []
+
+
+async def test_protection_failures_reach_the_alert_listeners_and_a_broken_one_changes_nothing() -> (
+    None
+):
+    harness, quantity = await unprotected_position(Side.LONG)
+    exchange = harness.exchange
+    heard: list[ProtectionAlert] = []
+
+    def broken(alert: ProtectionAlert) -> None:
+        raise RuntimeError("listener down")
+
+    harness.keeper.alert_listeners.extend([broken, heard.append])
+    exchange.move(BTC, Decimal("96.50"))
+    exchange.exits_refused_until = harness.now + timedelta(hours=1)
+    exchange.stops_refused = True
+
+    with capture_logs() as logs:
+        await harness.tick()
+
+    assert [(a.symbol, a.event) for a in heard] == [
+        (BTC, REFUSED),
+        (BTC, "protective_stop_failed"),
+    ]
+    assert "EXIT_REFUSED" in heard[1].detail
+    assert len(errors(logs, "protection_alert_listener_failed")) == 2
+    exchange.stops_refused = False
+    await harness.tick()  # the tick went on as without listeners: the stop is placed now
+    assert open_stops(exchange, BTC) == [(quantity, Decimal("96.30"))]

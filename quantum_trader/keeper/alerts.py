@@ -1,0 +1,36 @@
+"""What an operator must hear about at once: a position the keeper could not protect as
+planned. Carried to listeners (the notifier, through ops/telemetry.py) besides the error log
+line; a listener never holds up or fails a tick."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from quantum_trader.log import get_logger
+
+log = get_logger("keeper")
+
+
+@dataclass(frozen=True, slots=True)
+class ProtectionAlert:
+    """`event` is the error line's event (`exit_rejected_unprotected`,
+    `protective_stop_failed`); `detail` what happened and what the keeper does about it."""
+
+    time: datetime
+    symbol: str
+    event: str
+    detail: str
+
+
+AlertListener = Callable[[ProtectionAlert], None]
+
+
+def tell(listeners: list[AlertListener], alert: ProtectionAlert) -> None:
+    """Hand `alert` to every listener; one that raises is logged and the rest still hear it."""
+    for listener in listeners:
+        try:
+            listener(alert)
+        except Exception as error:
+            log.error("protection_alert_listener_failed", error=repr(error))
