@@ -10,15 +10,11 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from loopback import LoopbackBinance, loopback_api_urls
+from loopback import LoopbackBinance
 from loopback.faults import Fault
-from loopback.fixtures import API_KEY, API_SECRET, loopback, loopback_settings
-from loopback.sources import AlwaysBuy
+from loopback.fixtures import API_KEY, API_SECRET, loopback, loopback_settings, open_runtime_on
 from structlog.testing import capture_logs
 
-from quantum_trader.app import Runtime
-from quantum_trader.app_exchange import open_exchange_runtime
-from quantum_trader.clock import ManualClock, utc_from_ms
 from quantum_trader.config import MarketSettings, Settings
 from quantum_trader.errors import ConfigurationError, OperatorActionRequired
 from quantum_trader.execution.ccxt_exchange import DEFAULT_RETRY_DELAYS_S
@@ -33,21 +29,6 @@ def demo_settings(data_dir: Path, symbols: tuple[str, ...] = (BTC,)) -> Settings
         data_dir=data_dir,
         exchange=loopback_settings(),
         market=MarketSettings(symbols=symbols, history_bars=300),
-    )
-
-
-async def open_runtime_on(
-    server: LoopbackBinance, settings: Settings, stack: AsyncExitStack, stopping: asyncio.Event
-) -> Runtime:
-    clock = ManualClock(utc_from_ms(server.state.now_ms + 10_000))  # 10 s into a 5m bar
-    return await open_exchange_runtime(
-        settings,
-        stack,
-        stopping,
-        clock=clock,
-        api_urls=loopback_api_urls(server.base_url),
-        source=AlwaysBuy(),
-        rate_limit=False,
     )
 
 

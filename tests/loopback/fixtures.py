@@ -5,18 +5,23 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack
 from typing import Any
 
 import pytest
 from pydantic import SecretStr
 
-from quantum_trader.clock import ManualClock
-from quantum_trader.config import ExchangeSettings
+from quantum_trader.app import Runtime
+from quantum_trader.app_exchange import open_exchange_runtime
+from quantum_trader.clock import ManualClock, utc_from_ms
+from quantum_trader.config import ExchangeSettings, Settings
 from quantum_trader.domain import ExchangeMode
 from quantum_trader.execution.binance_streams import BinanceStreams
 from quantum_trader.execution.ccxt_exchange import CcxtExchange
+from quantum_trader.ops.metrics import Metrics
 
-from .server import LoopbackBinance
+from .server import LoopbackBinance, loopback_api_urls
+from .sources import AlwaysBuy
 
 API_KEY = "loopback-api-key-5f1d2b7e"
 API_SECRET = "loopback-api-secret-9a8c7d6e"
@@ -34,6 +39,29 @@ def loopback_settings(
         request_timeout_s=timeout_s,
         **urls,
         **overrides,
+    )
+
+
+async def open_runtime_on(
+    server: LoopbackBinance,
+    settings: Settings,
+    stack: AsyncExitStack,
+    stopping: asyncio.Event | None = None,
+    *,
+    clock: ManualClock | None = None,
+    metrics: Metrics | None = None,
+) -> Runtime:
+    """The testnet runtime on the stand-in, trading AlwaysBuy signals without rate limiting;
+    its clock 10 s into a 5 m bar of the stand-in's unless `clock` is given."""
+    return await open_exchange_runtime(
+        settings,
+        stack,
+        stopping or asyncio.Event(),
+        clock=clock or ManualClock(utc_from_ms(server.state.now_ms + 10_000)),
+        api_urls=loopback_api_urls(server.base_url),
+        source=AlwaysBuy(),
+        rate_limit=False,
+        metrics=metrics,
     )
 
 

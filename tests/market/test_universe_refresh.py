@@ -4,7 +4,6 @@ per change, a failed refresh keeps the universe, and a joining symbol is prepare
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import replace
@@ -15,15 +14,13 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from loopback import LoopbackBinance, loopback_api_urls
+from loopback import LoopbackBinance
 from loopback.faults import Outage
-from loopback.fixtures import connect, loopback, loopback_settings
+from loopback.fixtures import connect, loopback, loopback_settings, open_runtime_on
 from loopback.markets import LoopbackMarket
-from loopback.sources import AlwaysBuy
 from pydantic import SecretStr
 from structlog.testing import capture_logs
 
-from quantum_trader.app_exchange import open_exchange_runtime
 from quantum_trader.app_ops import open_operations
 from quantum_trader.clock import ManualClock, ms_from_utc, utc_from_ms
 from quantum_trader.config import MarketSettings, Settings
@@ -272,15 +269,7 @@ async def test_the_daemon_manages_a_removed_symbols_position_to_its_exit_and_tra
     clock = ManualClock(now(loopback))
     async with AsyncExitStack() as stack:
         stack.push_async_callback(webhook_close, receiver)
-        runtime = await open_exchange_runtime(
-            settings,
-            stack,
-            asyncio.Event(),
-            clock=clock,
-            api_urls=loopback_api_urls(loopback.base_url),
-            source=AlwaysBuy(),
-            rate_limit=False,
-        )
+        runtime = await open_runtime_on(loopback, settings, stack, clock=clock)
         await open_operations(runtime, Metrics(), stack)
         core = runtime.core
         assert (await core.executor.run_cycle(clock.now())).opened == 1

@@ -4,21 +4,17 @@ Binance's used weight and the orders."""
 
 from __future__ import annotations
 
-import asyncio
 from contextlib import AsyncExitStack
 from decimal import Decimal
 from pathlib import Path
 
 import aiohttp
-from loopback import LoopbackBinance, loopback_api_urls
-from loopback.fixtures import loopback, loopback_settings
-from loopback.sources import AlwaysBuy
+from loopback import LoopbackBinance
+from loopback.fixtures import loopback, loopback_settings, open_runtime_on
 from ops_builders import TOKEN
 from pydantic import SecretStr
 
-from quantum_trader.app_exchange import open_exchange_runtime
 from quantum_trader.app_ops import open_operations
-from quantum_trader.clock import ManualClock, utc_from_ms
 from quantum_trader.config import MarketSettings, Settings
 from quantum_trader.ops.metrics import Metrics
 from quantum_trader.ops.settings import ServerSettings
@@ -38,16 +34,7 @@ async def test_status_and_metrics_of_a_testnet_runtime(
     )
     metrics = Metrics()
     async with AsyncExitStack() as stack:
-        runtime = await open_exchange_runtime(
-            settings,
-            stack,
-            asyncio.Event(),
-            clock=ManualClock(utc_from_ms(loopback.state.now_ms + 10_000)),
-            api_urls=loopback_api_urls(loopback.base_url),
-            source=AlwaysBuy(),
-            rate_limit=False,
-            metrics=metrics,
-        )
+        runtime = await open_runtime_on(loopback, settings, stack, metrics=metrics)
         ops = await open_operations(runtime, metrics, stack)
         now = runtime.clock.now()
         summary = await runtime.core.executor.run_cycle(now)

@@ -5,19 +5,16 @@ symbol and the refusal, while the keeper puts a stop back on the exchange."""
 
 from __future__ import annotations
 
-import asyncio
 from contextlib import AsyncExitStack
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from loopback import Fault, LoopbackBinance, loopback_api_urls
-from loopback.fixtures import loopback, loopback_settings
-from loopback.sources import AlwaysBuy
+from loopback import Fault, LoopbackBinance
+from loopback.fixtures import loopback, loopback_settings, open_runtime_on
 from ops_builders import Receiver
 from pydantic import SecretStr
 
-from quantum_trader.app_exchange import open_exchange_runtime
 from quantum_trader.app_ops import open_operations
 from quantum_trader.clock import ManualClock, utc_from_ms
 from quantum_trader.config import MarketSettings, Settings
@@ -51,16 +48,7 @@ async def test_an_exit_refused_without_a_stop_is_notified(
     clock = ManualClock(utc_from_ms(loopback.state.now_ms + 10_000))
     try:
         async with AsyncExitStack() as stack:
-            runtime = await open_exchange_runtime(
-                settings,
-                stack,
-                asyncio.Event(),
-                clock=clock,
-                api_urls=loopback_api_urls(loopback.base_url),
-                source=AlwaysBuy(),
-                rate_limit=False,
-                metrics=Metrics(),
-            )
+            runtime = await open_runtime_on(loopback, settings, stack, clock=clock)
             await open_operations(runtime, Metrics(), stack)
             summary = await runtime.core.executor.run_cycle(clock.now())
             assert summary.opened == 1
