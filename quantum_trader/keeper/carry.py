@@ -206,12 +206,11 @@ class Carrier:
             )  # fmt: skip
         except OrderRejected as error:
             log.error("protective_stop_failed", why=action.why, detail=str(error))
-            then = "retried next tick"
-            if action.why is not StopWhy.EXIT_REFUSED:  # else an exit was refused just now
-                then = "closing the position at market"
+            closing = action.why is not StopWhy.EXIT_REFUSED  # else an exit was refused just now
+            then = "closing the position at market" if closing else "retried next tick"
             detail = f"stop ({action.why}) at {action.trigger} refused: {error}; {then}"
             self._alert(now, action.symbol, "protective_stop_failed", detail)
-            if action.why is not StopWhy.EXIT_REFUSED:
+            if closing:
                 await self._exit_unprotected(action, now, context)
             return False
         if answer is None:
