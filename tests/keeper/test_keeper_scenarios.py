@@ -13,7 +13,15 @@ import pytest
 from model_exchange import ModelExchange
 from test_keeper_properties import SYMBOLS, TICK, Harness, sized
 
-from quantum_trader.domain import ExitReason, OrderKind, OrderSide, OrderStatus, ReasonCode, Side
+from quantum_trader.domain import (
+    ExitReason,
+    OrderKind,
+    OrderSide,
+    OrderStatus,
+    ReasonCode,
+    Side,
+    SizedOrder,
+)
 from quantum_trader.errors import OrderRejected
 from quantum_trader.keeper.ids import Purpose, is_ours, purpose_of
 from quantum_trader.keeper.settings import KeeperSettings
@@ -87,13 +95,19 @@ async def test_a_market_entry_expired_with_half_executed_is_booked_and_protected
     assert (entry.status, entry.filled_quantity) == (OrderStatus.EXPIRED, half)
 
 
-async def test_a_stop_placement_whose_answer_is_lost_is_found_working_not_duplicated() -> None:
-    harness = await Harness.start()
-    exchange = harness.exchange
-    order = sized(BTC, Side.LONG, exchange.marks[BTC])
+async def entered_long(harness: Harness) -> tuple[SizedOrder, str]:
+    """Enter BTC long at the mark; the order and the id of the stop protecting it."""
+    order = sized(BTC, Side.LONG, harness.exchange.marks[BTC])
     await harness.keeper.enter(order, harness.now)
     stop_id = harness.keeper.positions[BTC].stop_order_id
     assert stop_id is not None
+    return order, stop_id
+
+
+async def test_a_stop_placement_whose_answer_is_lost_is_found_working_not_duplicated() -> None:
+    harness = await Harness.start()
+    exchange = harness.exchange
+    _, stop_id = await entered_long(harness)
     await exchange.cancel_conditional_order(BTC, stop_id)  # a person cancels it
     exchange.lose_next = True  # the replacement is placed but its answer is lost
     await harness.tick()
@@ -123,10 +137,7 @@ async def test_an_entry_request_that_never_arrived_unblocks_after_the_grace_peri
 async def test_a_stop_filled_during_a_read_outage_then_a_reopen_by_hand_books_both() -> None:
     harness = await Harness.start()
     exchange = harness.exchange
-    order = sized(BTC, Side.LONG, exchange.marks[BTC])
-    await harness.keeper.enter(order, harness.now)
-    stop_id = harness.keeper.positions[BTC].stop_order_id
-    assert stop_id is not None
+    order, stop_id = await entered_long(harness)
     exchange.reads_down_until = harness.now + timedelta(seconds=12)
     await harness.tick()  # cannot read
     exchange.move(BTC, order.stop_price)  # the stop fills for the whole position
