@@ -140,8 +140,8 @@ class RegimeCache:
     Not thread-safe; owned by the executor loop. `computations` counts recomputations.
     """
 
-    def __init__(self, settings: RegimeSettings | None = None) -> None:
-        self.settings = settings or RegimeSettings()
+    def __init__(self, settings: RegimeSettings) -> None:
+        self.settings = settings
         self._entries: dict[str, _Entry] = {}
         self.computations = 0
 
