@@ -58,7 +58,8 @@ class Telemetry:
         self.replay_finished = False
 
     def attach(self, equity_history: Iterable[tuple[datetime, Decimal]]) -> None:
-        """Hook into the core (closed trades, open positions) and seed the equity curve."""
+        """Hook into the core (closed trades, protection alerts, open positions) and seed the
+        equity curve."""
         self._equity.extend(equity_history)
         self.view.on_trade_closed(self.on_trade_closed)
         self.view.on_protection_alert(self.on_protection_alert)
