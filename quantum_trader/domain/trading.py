@@ -151,7 +151,13 @@ class OrderRequest:
 
 @dataclass(frozen=True, slots=True)
 class Order:
-    """An order as the exchange (or our intent record) knows it."""
+    """An order as the exchange (or our intent record) knows it.
+
+    `triggered_at`: when a conditional order still open met its trigger condition (Binance's
+    algo statuses TRIGGERING and TRIGGERED: its market order is on the way or running). Such
+    an order is executing, not waiting: it cannot be cancelled, and one that stays so (Binance
+    has left some in TRIGGERING for good) protects nothing (keeper/protect.py).
+    """
 
     client_order_id: str
     symbol: str
@@ -168,6 +174,7 @@ class Order:
     fee_usdt: Decimal = ZERO
     updated_at: datetime | None = None
     detail: str = ""
+    triggered_at: datetime | None = None
 
     @classmethod
     def pending(cls, request: OrderRequest, now: datetime) -> Order:

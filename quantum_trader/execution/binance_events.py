@@ -24,6 +24,7 @@ from quantum_trader.execution.binance_wire import (
     as_list,
     decimal_field,
     field,
+    firing_since,
     int_field,
 )
 
@@ -193,6 +194,7 @@ def _algo_update(payload: Mapping[str, Any], symbol_by_id: Mapping[str, str]) ->
         average_price=execution.average_price if execution else None,
         updated_at=utc_from_ms(time_ms),
         detail=str(o.get("ai") or ""),
+        triggered_at=firing_since(raw_status, o.get("tt"), time_ms),
     )
     return AlgoUpdate(order, raw_status, time_ms)
 

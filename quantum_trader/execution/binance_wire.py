@@ -6,7 +6,8 @@ non-positive price is a MarketDataError naming the payload and the field, never 
 
 Conditional (algo) orders, by Binance's algo statuses: NEW (resting), TRIGGERING (condition
 met, forwarded to the matching engine) and TRIGGERED (its market order is in the matching
-engine) are OPEN: not final, the stop fired or is about to. CANCELED, REJECTED and EXPIRED
+engine) are OPEN: not final, the stop fired or is about to (the latter two carry
+`triggered_at`, from `triggerTime`: firing, not waiting). CANCELED, REJECTED and EXPIRED
 are final with nothing executed. FINISHED means the triggered order ended in the matching
 engine, "filled or cancelled": it is booked from the execution of the actual order (FILLED
 when it executed the whole quantity, EXPIRED with the executed quantity otherwise), and is
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -55,6 +57,7 @@ _PLAIN_STATUS = {
     "EXPIRED_IN_MATCH": OrderStatus.EXPIRED,
 }
 ALGO_OPEN = frozenset({"NEW", "TRIGGERING", "TRIGGERED"})
+ALGO_FIRING = frozenset({"TRIGGERING", "TRIGGERED"})
 ALGO_FINISHED = "FINISHED"
 _ALGO_FINAL = {
     "CANCELED": OrderStatus.CANCELED,
@@ -244,7 +247,8 @@ def parse_algo_order(payload: Payload, symbol: str, execution: Execution | None 
     quantity = ZERO  # closePosition orders have no quantity: they close whatever is held
     if payload.get("quantity") not in (None, "") or not _flag(payload.get("closePosition")):
         quantity = decimal_field(payload, "quantity", what)
-    status, execution = algo_outcome(str(field(payload, "algoStatus", what)), quantity, execution)
+    raw_status = str(field(payload, "algoStatus", what))
+    status, execution = algo_outcome(raw_status, quantity, execution)
     if execution is None and payload.get("actualPrice"):
         price = decimal_field(payload, "actualPrice", what)
         execution = Execution(ZERO, price if price > 0 else None)
@@ -263,7 +267,23 @@ def parse_algo_order(payload: Payload, symbol: str, execution: Execution | None 
         average_price=execution.average_price if execution else None,
         updated_at=utc_from_ms(int_field(payload, "updateTime", what)),
         detail=str(payload.get("actualOrderId") or ""),
+        triggered_at=firing_since(raw_status, payload.get("triggerTime"), payload["updateTime"]),
     )
+
+
+def firing_since(raw_status: str, trigger_ms: object, update_ms: object) -> datetime | None:
+    """When a conditional order still open met its trigger (TRIGGERING, TRIGGERED): Binance's
+    trigger time, or the update that reported it when that is absent; None otherwise."""
+    if raw_status not in ALGO_FIRING:
+        return None
+    for value in (trigger_ms, update_ms):
+        try:
+            ms = int(str(value))
+        except ValueError:
+            continue
+        if ms > 0:
+            return utc_from_ms(ms)
+    raise MarketDataError(f"algoOrder {raw_status}: no triggerTime or updateTime")
 
 
 def algo_outcome(

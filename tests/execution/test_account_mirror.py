@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from quantum_trader.clock import utc_from_ms
 from quantum_trader.domain import (
     ExchangePosition,
     ExchangeSnapshot,
@@ -117,6 +118,18 @@ def test_a_resting_stop_is_an_open_conditional_order_until_it_triggers() -> None
     triggering = mirror_after(LIFE[:8])
     assert triggering.open_conditional_orders == ()
     assert triggering.orders["qts1"].status is OrderStatus.OPEN
+    assert triggering.orders["qts1"].triggered_at == utc_from_ms(T0 + 9)
+
+
+def test_an_algo_update_tells_since_when_a_stop_is_firing() -> None:
+    fired = algo_update("TRIGGERING", T0 + 9)
+    fired["o"]["tt"] = T0 + 7  # Binance's trigger time, before the event
+    event = parse(fired)
+    assert isinstance(event, AlgoUpdate)
+    assert event.order.triggered_at == utc_from_ms(T0 + 7)
+    waiting = parse(algo_update("NEW", T0 + 4))
+    assert isinstance(waiting, AlgoUpdate)
+    assert waiting.order.triggered_at is None
 
 
 def position(quantity: str) -> ExchangePosition:

@@ -133,6 +133,31 @@ def test_every_algo_status_binance_lists(
     assert order.filled_quantity == Decimal(filled)
 
 
+@pytest.mark.parametrize(
+    ("algo_status", "trigger_time", "fired_ms"),
+    [
+        ("NEW", 0, None),
+        ("TRIGGERING", 1_700, 1_700),
+        ("TRIGGERED", 1_700, 1_700),
+        ("TRIGGERING", 0, 2),  # no trigger time reported: the update that said so
+        ("FINISHED", 1_700, None),  # done: not executing any more
+        ("CANCELED", 1_700, None),
+    ],
+)
+def test_an_algo_order_that_met_its_trigger_and_is_not_done_says_since_when(
+    algo_status: str, trigger_time: int, fired_ms: int | None
+) -> None:
+    payload = {**ALGO, "algoStatus": algo_status, "triggerTime": trigger_time}
+    order = wire.parse_algo_order(payload, BTC, wire.Execution(Decimal(0), None))
+    assert order.triggered_at == (utc_from_ms(fired_ms) if fired_ms is not None else None)
+
+
+def test_an_algo_order_firing_without_any_time_is_malformed() -> None:
+    payload = {**ALGO, "algoStatus": "TRIGGERING", "triggerTime": 0, "updateTime": 0}
+    with pytest.raises(MarketDataError, match="TRIGGERING"):
+        wire.parse_algo_order(payload, BTC)
+
+
 def test_an_unknown_algo_status_is_malformed() -> None:
     with pytest.raises(MarketDataError, match="algoStatus"):
         wire.parse_algo_order({**ALGO, "algoStatus": "PAUSED"}, BTC)
