@@ -16,7 +16,8 @@ log = get_logger("keeper")
 @dataclass(frozen=True, slots=True)
 class ProtectionAlert:
     """`event` is the error line's event (`exit_rejected_unprotected`,
-    `protective_stop_failed`); `detail` what happened and what the keeper does about it."""
+    `protective_stop_failed`, `stop_stuck_triggering`); `detail` what happened and what the
+    keeper does about it."""
 
     time: datetime
     symbol: str
@@ -25,6 +26,8 @@ class ProtectionAlert:
 
 
 AlertListener = Callable[[ProtectionAlert], None]
+# Planner notes that are alerts too: the exchange left a stop of ours triggered but not done.
+ALERTED_NOTES = frozenset({"stop_stuck_triggering"})
 
 
 def tell(listeners: list[AlertListener], alert: ProtectionAlert) -> None:

@@ -27,7 +27,7 @@ from quantum_trader.domain import (
     ReasonCode,
 )
 from quantum_trader.errors import OrderRejected, OrderStateUnknown, RetryLater
-from quantum_trader.keeper.alerts import AlertListener, ProtectionAlert, tell
+from quantum_trader.keeper.alerts import ALERTED_NOTES, AlertListener, ProtectionAlert, tell
 from quantum_trader.keeper.answer import answered
 from quantum_trader.keeper.book import Book, EntryPlan, Intent, is_unsettled
 from quantum_trader.keeper.booking import finish_trade
@@ -106,6 +106,8 @@ class Carrier:
         for note in result.notes:
             emit = log.error if note.error else log.info
             emit(note.event, symbol=note.symbol, detail=note.detail)
+            if note.event in ALERTED_NOTES:
+                self._alert(now, note.symbol, note.event, note.detail)
         await self.act(result.actions, now, context)
 
     async def _persist_positions(

@@ -45,6 +45,8 @@ from quantum_trader.keeper.protect import (
     OrderAction,
     ProtectionChecks,
     SendExit,
+    StopWhy,
+    as_of,
     guarded_exits,
     on_tick_grid,
     plan_release,
@@ -443,6 +445,10 @@ class Planner:
             rules = self.context.rules.get(symbol)
             tick_size = rules.tick_size if rules else None
             check = self.checks.check(position, self.listed.get(symbol, []), tick_size)
+            check = as_of(check, self.now, self.context.monitor)
+            if check.needs is StopWhy.STUCK:
+                detail = "its stop met the trigger but is still open: another goes beside it"
+                self.notes.append(Note("stop_stuck_triggering", symbol, detail, True))
             if actions:  # exits now, covered (protect.py); the stop is resized once booked
                 gap = self.context.keeper.refused_exit_stop_gap_pct
                 self.actions += guarded_exits(position, check, actions, mark, tick_size, gap)

@@ -10,6 +10,11 @@ Exits go out as the stop maths decides them (`guarded_exits`): a partial exit of
 with no stop of ours listed follows a stop for the whole of it; a full exit goes alone (it is
 the protection, and a stop the mark has passed would be refused), carrying the stop to place
 at once should the exchange refuse it (`stop_if_exit_refused`, `refused_exit_trigger`).
+
+A stop that met its trigger and is still open (`Order.triggered_at`: Binance's TRIGGERING or
+TRIGGERED) is executing: it is never cancelled (Binance refuses) nor replaced for a move. Should
+it stay so `stop_stuck_after_s` (Binance has left triggered stops in TRIGGERING for good, their
+position open), it no longer counts as protection (`as_of`): another stop is placed beside it.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ class StopWhy(StrEnum):
     MOVED = "MOVED"
     RESIZED = "RESIZED"
     EXIT_REFUSED = "EXIT_REFUSED"  # a full exit was refused while no stop covered the position
+    STUCK = "STUCK"  # ours met its trigger but is still not done `stop_stuck_after_s` later
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +114,7 @@ def plan_protection(
     in the position's favour (tighter, never looser).
     """
     check = check_protection(position, open_conditional_orders_for_symbol, tick_size)
-    return protection_actions(position, check, now, settings)
+    return protection_actions(position, as_of(check, now, settings), now, settings)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,14 +122,23 @@ class ProtectionCheck:
     """What `plan_protection` finds before it looks at the clock: our stops and stray
     take-profits listed for the symbol, the position's own stop, the trigger the managed stop
     needs, and whether the stop must be replaced at once (`needs`) or once the replacement
-    interval allows (`moved`)."""
+    interval allows (`moved`; never while it is executing)."""
 
     stops: tuple[Order, ...]
     stray_targets: tuple[Order, ...]
     current: Order | None
     trigger: Decimal
-    needs: StopWhy | None  # MISSING or RESIZED
+    needs: StopWhy | None  # MISSING or RESIZED; STUCK once `as_of` finds it so
     moved: bool
+
+
+def as_of(check: ProtectionCheck, now: datetime, settings: MonitorSettings) -> ProtectionCheck:
+    """`check` at `now`: a position's stop that met its trigger `stop_stuck_after_s` or more
+    ago and is still open is no stop of the position's (a new one is needed: STUCK)."""
+    fired = check.current.triggered_at if check.current is not None else None
+    if fired is None or now - fired < timedelta(seconds=settings.stop_stuck_after_s):
+        return check
+    return replace(check, current=None, needs=StopWhy.STUCK, moved=False)
 
 
 def check_protection(
@@ -147,14 +162,19 @@ def check_protection(
         needs = StopWhy.MISSING
     elif current.quantity - current.filled_quantity != position.quantity:
         needs = StopWhy.RESIZED
-    moved = needs is None and current is not None and current.trigger_price != trigger
+    moved = (
+        needs is None
+        and current is not None
+        and current.triggered_at is None  # executing: it closes the position as it is
+        and current.trigger_price != trigger
+    )
     return ProtectionCheck(tuple(stops), tuple(stray_targets), current, trigger, needs, moved)
 
 
 def protection_actions(
     position: Position, check: ProtectionCheck, now: datetime, settings: MonitorSettings
 ) -> list[OrderAction]:
-    """The actions of `plan_protection` from its check and the clock."""
+    """The actions of `plan_protection` from its check (`as_of` now) and the clock."""
     why = check.needs
     if check.moved:
         last = position.stop_replaced_at
@@ -165,7 +185,7 @@ def protection_actions(
     cancels: list[OrderAction] = [
         CancelOrder(o.symbol, o.client_order_id)
         for o in (*check.stops, *check.stray_targets)
-        if o is not keep
+        if o is not keep and o.triggered_at is None
     ]
     if why is None:
         return cancels
@@ -233,7 +253,8 @@ def stop_if_exit_refused(
     place = PlaceStop(
         position.symbol, side.exit_order_side, position.quantity, trigger, StopWhy.EXIT_REFUSED
     )
-    return (place, *(CancelOrder(o.symbol, o.client_order_id) for o in check.stops))
+    cancels = (CancelOrder(o.symbol, o.client_order_id) for o in check.stops if not o.triggered_at)
+    return (place, *cancels)
 
 
 def refused_exit_trigger(
@@ -380,9 +401,11 @@ def _on_tick(price: Decimal, tick_size: Decimal | None, rounding: str) -> Decima
 
 
 def plan_release(symbol: str, open_conditional_orders: Sequence[Order]) -> list[CancelOrder]:
-    """No position: cancel every conditional order of ours left for `symbol`."""
+    """No position: cancel every conditional order of ours left for `symbol` but those
+    executing (met their trigger: Binance refuses to cancel them, and reduce-only they can
+    close nothing once the position is gone)."""
     return [
         CancelOrder(o.symbol, o.client_order_id)
         for o in open_conditional_orders
-        if _is_ours_open(o, symbol)
+        if _is_ours_open(o, symbol) and o.triggered_at is None
     ]

@@ -18,6 +18,10 @@ class MonitorSettings(Section):
     2 bps slippage each way (the cost model's defaults). Zero puts it exactly at the entry, as in
     the SPEC's trailing example.
 
+    `stop_stuck_after_s`: a protective stop that met its trigger but is still not done that
+    long after (Binance has left such orders in TRIGGERING for good) no longer counts as the
+    position's protection: another is placed beside it (keeper/protect.py).
+
     The orchestrator's exit mode picks each position's base trail mode. Both default to BALANCED
     (1 × ATR, the SPEC's "trail at 1×ATR"): SPEC §4.1 asks for *tight* trailing when TRENDING, so
     TREND_FOLLOW is not LOOSE, and keeping DEFENSIVE_TRAIL at BALANCED leaves the governor's
@@ -26,6 +30,7 @@ class MonitorSettings(Section):
 
     interval_s: float = Field(5.0, gt=0, le=DAY_S)
     stop_replace_min_interval_s: float = Field(60.0, ge=0, le=DAY_S)
+    stop_stuck_after_s: float = Field(30.0, gt=0, le=DAY_S)
     break_even_trigger: float = Field(0.01, gt=0)
     break_even_offset_pct: float = Field(0.0012, ge=0, lt=0.01)
     partial_tp_trigger: float = Field(0.04, gt=0)

@@ -33,11 +33,15 @@ class Engine:
 
     `report_actual_order` False leaves the actual order id, price and quantity out of
     triggered conditional orders (REST and ALGO_UPDATE), as when Binance does not report them.
+    `stall_triggers` True leaves a triggered conditional order in TRIGGERING for good, its
+    market order never sent, as Binance's demo trading has done (a reduce-only stop stuck in
+    TRIGGERING the next day, its position open; NautilusTrader discussion 5378, 2026-10).
     """
 
     def __init__(self, state: LoopbackState, report_actual_order: bool = True) -> None:
         self.state = state
         self.report_actual_order = report_actual_order
+        self.stall_triggers = False
 
     # -- market orders -------------------------------------------------------------------------
 
@@ -203,6 +207,8 @@ class Engine:
         market = s.markets[algo["symbol"]]
         algo.update(algoStatus="TRIGGERING", triggerTime=s.now_ms, updateTime=s.now_ms)
         s.emit(payloads.algo_update(algo, s.now_ms))
+        if self.stall_triggers:
+            return
         holding = s.holding(market.market_id)
         quantity = Decimal(algo["quantity"])
         if algo["reduceOnly"]:

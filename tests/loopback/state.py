@@ -78,6 +78,9 @@ class LoopbackState:
     sinks: list[UserEventSink] = field(default_factory=list)
     next_id: int = 1000
     manual_ms: int = START_MS
+    # Whether GET openAlgoOrders lists orders that met their trigger and are not done
+    # (TRIGGERING, TRIGGERED); Binance's documentation does not say, so tests try both.
+    lists_firing: bool = False
 
     @property
     def now_ms(self) -> int:
@@ -335,8 +338,12 @@ class LoopbackState:
         return [
             o
             for o in self.algo_orders.values()
-            if o["algoStatus"] == "NEW" and wanted in (None, o["symbol"])
+            if o["algoStatus"] in self._listed_algo_statuses and wanted in (None, o["symbol"])
         ]
+
+    @property
+    def _listed_algo_statuses(self) -> tuple[str, ...]:
+        return ("NEW", "TRIGGERING", "TRIGGERED") if self.lists_firing else ("NEW",)
 
     # -- listen keys ---------------------------------------------------------------------------
 

@@ -1,0 +1,157 @@
+"""A protective stop that met its trigger but never executes protects nothing: another goes on.
+
+Binance's demo trading has left a triggered reduce-only stop in TRIGGERING for good (its
+market order never sent, the position open, a cancel answered -2011; NautilusTrader
+discussion 5378). A stop that is TRIGGERING or TRIGGERED is executing, so the keeper neither
+cancels nor replaces it at once; once it has been so `monitor.stop_stuck_after_s`, the
+position counts as unprotected: a new stop is placed beside it (never a cancel of the stuck
+one), an error line and a protection alert say so. Shown end to end through the ccxt adapter
+on the loopback stand-in, whether or not Binance lists such orders among the open ones (its
+documentation does not say); and on the pure protection planning.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from loopback import LoopbackBinance
+from loopback.fixtures import connect
+from position_builders import NOW, SETTINGS, position, protected, stop_order
+from structlog.testing import capture_logs
+from test_keeper_properties import KEEPER, SYMBOLS, T0, sized
+
+from quantum_trader.clock import ManualClock
+from quantum_trader.domain import Side
+from quantum_trader.execution.ccxt_exchange import CcxtExchange
+from quantum_trader.gates.settings import PerformanceSettings
+from quantum_trader.keeper.alerts import ProtectionAlert
+from quantum_trader.keeper.keeper import PositionKeeper
+from quantum_trader.keeper.protect import CancelOrder, PlaceStop, StopWhy, plan_protection
+from quantum_trader.monitor.settings import MonitorSettings
+from quantum_trader.portfolio.ledger import Ledger
+from quantum_trader.storage.memory import InMemoryRepository
+
+BTC = SYMBOLS[0]
+STUCK_AFTER = timedelta(seconds=SETTINGS.stop_stuck_after_s)
+
+
+# -- planning (pure) ------------------------------------------------------------------------------
+
+
+def firing_stop_of(side: Side, fired: timedelta) -> tuple[Any, Any]:
+    """A position and its own stop, which met its trigger `fired` before NOW."""
+    held = protected(position(side, symbol=BTC), "qt-s-0-r1-1")
+    stop = stop_order(held, "qt-s-0-r1-1", trigger=held.stop_price)
+    return held, replace(stop, triggered_at=NOW - fired)
+
+
+@pytest.mark.parametrize("side", list(Side))
+def test_a_stop_executing_for_less_than_the_bound_is_left_alone(side: Side) -> None:
+    held, stop = firing_stop_of(side, STUCK_AFTER - timedelta(seconds=1))
+    assert plan_protection(held, [stop], NOW, SETTINGS) == []
+    moved = replace(held, stop_price=held.stop_price + side.sign)  # trailing moved it
+    long_ago = replace(moved, stop_replaced_at=NOW - timedelta(hours=1))
+    assert plan_protection(long_ago, [stop], NOW, SETTINGS) == []  # no replacement mid-flight
+
+
+@pytest.mark.parametrize("side", list(Side))
+def test_a_stop_executing_for_the_bound_gets_another_beside_it_and_is_never_cancelled(
+    side: Side,
+) -> None:
+    held, stop = firing_stop_of(side, STUCK_AFTER)
+    [place] = plan_protection(held, [stop], NOW, SETTINGS)
+    assert place == PlaceStop(
+        BTC, side.exit_order_side, held.quantity, stop.trigger_price, StopWhy.STUCK
+    )
+    # Once the new stop is the position's, the stuck one stays: Binance refuses to cancel it.
+    fresh = stop_order(held, "qt-s-0-r1-2", trigger=held.stop_price)
+    replaced = replace(held, stop_order_id=fresh.client_order_id)
+    assert plan_protection(replaced, [stop, fresh], NOW, SETTINGS) == []
+
+
+def test_an_old_stop_still_waiting_is_cancelled_as_before() -> None:
+    held, stop = firing_stop_of(Side.LONG, STUCK_AFTER)
+    waiting = replace(stop, triggered_at=None, client_order_id="qt-s-0-r1-0")
+    actions = plan_protection(held, [stop, waiting], NOW, SETTINGS)
+    assert actions[1:] == [CancelOrder(BTC, waiting.client_order_id)]
+
+
+# -- end to end: the ccxt adapter on the loopback stand-in ----------------------------------------
+
+
+def algo(server: LoopbackBinance, status: str) -> list[dict[str, Any]]:
+    return [
+        o
+        for o in server.state.algo_orders.values()
+        if o["algoStatus"] == status and o["orderType"] == "STOP_MARKET"
+    ]
+
+
+@pytest.mark.parametrize("listed", [True, False], ids=["listed-as-open", "not-listed"])
+async def test_a_stop_left_triggering_by_binance_gets_another_and_the_position_its_stop(
+    listed: bool,
+) -> None:
+    clock = ManualClock(T0)
+    async with LoopbackBinance(clock=clock) as server:
+        server.engine.stall_triggers = True
+        server.state.lists_firing = listed
+        exchange = connect(server)
+        try:
+            await stuck_stop_on_the_stand_in(server, exchange, clock, listed)
+        finally:
+            await exchange.close()
+
+
+async def stuck_stop_on_the_stand_in(
+    server: LoopbackBinance, exchange: CcxtExchange, clock: ManualClock, listed: bool
+) -> None:
+    rules = await exchange.load_markets()
+    repository = InMemoryRepository()
+    ledger = await Ledger.load(repository, Decimal(10_000), T0, PerformanceSettings())
+    keeper = await PositionKeeper.load(
+        exchange, repository, ledger, rules, KEEPER, MonitorSettings()
+    )
+    alerts: list[ProtectionAlert] = []
+    keeper.alert_listeners.append(alerts.append)
+    state = server.state
+    await keeper.tick(clock.now(), rest=True)
+    await keeper.enter(sized(BTC, Side.LONG, state.mark("BTCUSDT")), clock.now())  # stop 97000
+    [stop] = algo(server, "NEW")
+    state.marks["BTCUSDT"] = Decimal("96900.0")  # through the stop: Binance triggers it ...
+    server.sync()
+    state.marks["BTCUSDT"] = Decimal("98500.0")  # ... and the mark comes back above it
+    assert stop["algoStatus"] == "TRIGGERING"
+
+    with capture_logs() as logs:
+        clock.set(clock.now() + timedelta(seconds=5))
+        await keeper.tick(clock.now())
+        if listed:  # executing, as far as anyone can tell yet: left alone
+            assert algo(server, "NEW") == []
+        for _ in range(int(STUCK_AFTER / timedelta(seconds=5)) + 1):
+            clock.set(clock.now() + timedelta(seconds=5))
+            await keeper.tick(clock.now())
+
+    [fresh] = algo(server, "NEW")
+    assert (fresh["side"], fresh["triggerPrice"], fresh["quantity"]) == ("SELL", "97000", "0.003")
+    assert stop["algoStatus"] == "TRIGGERING"  # still there, never cancelled
+    cancels = [p for m, path, p in server.requests if m == "DELETE" and "algoOrder" in path]
+    assert stop["clientAlgoId"] not in {p.get("clientAlgoId") for p in cancels}
+    assert state.holding("BTCUSDT").amount == Decimal("0.003")
+    assert keeper.positions[BTC].stop_order_id == fresh["clientAlgoId"]
+    if listed:  # it looked like protection: the keeper says it was not
+        stuck = [e["log_level"] for e in logs if e["event"] == "stop_stuck_triggering"]
+        assert stuck == ["error"]  # once: the tick that placed the new stop
+        assert [a.event for a in alerts] == ["stop_stuck_triggering"]
+
+    server.engine.stall_triggers = False
+    state.marks["BTCUSDT"] = Decimal("96900.0")  # the new stop closes the position
+    for _ in range(3):
+        clock.set(clock.now() + timedelta(seconds=5))
+        await keeper.tick(clock.now())
+    assert state.holding("BTCUSDT").amount == 0
+    assert BTC not in keeper.positions
+    assert stop["algoStatus"] == "TRIGGERING"
