@@ -205,14 +205,23 @@ class Planner:
                 continue
             state = self.state(cid)
             if state is not None and state.status.is_final and not may_have_filled(state):
-                self.book.drop_working(cid)
+                self._gone(order, state.status)
                 self.record(state)
-                self._forget_protection(order.symbol, cid)
             elif state is None and cid in self.observation.found:
                 detail = "no longer known to the exchange"
-                self.book.drop_working(cid)
+                self._gone(order, detail)
                 self.record(replace(order, status=OrderStatus.EXPIRED, detail=detail))
-                self._forget_protection(order.symbol, cid)
+
+    def _gone(self, order: Order, how: str) -> None:
+        """Drop a working order that ended unfilled. A position's own stop is never cancelled
+        by us (a new one goes on first): it ended on the exchange (Binance's demo trading has
+        cancelled stops a minute after placing them) or by hand, so say so."""
+        position = self.book.positions.get(order.symbol)
+        if position is not None and position.stop_order_id == order.client_order_id:
+            detail = f"{order.client_order_id} {how}, not by this program: a new stop goes on now"
+            self.notes.append(Note("protective_stop_gone", order.symbol, detail, True))
+        self.book.drop_working(order.client_order_id)
+        self._forget_protection(order.symbol, order.client_order_id)
 
     def _forget_protection(self, symbol: str, client_order_id: str) -> None:
         position = self.book.positions.get(symbol)

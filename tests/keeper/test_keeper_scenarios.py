@@ -11,6 +11,7 @@ from decimal import ROUND_FLOOR, Decimal
 
 import pytest
 from model_exchange import ModelExchange
+from structlog.testing import capture_logs
 from test_keeper_properties import SYMBOLS, TICK, Harness, sized
 
 from quantum_trader.domain import (
@@ -114,6 +115,30 @@ async def test_a_stop_placement_whose_answer_is_lost_is_found_working_not_duplic
     await harness.tick()
     assert len(open_stops(exchange, BTC)) == 1
     assert harness.keeper.positions[BTC].stop_order_id in exchange.orders
+
+
+async def test_a_protective_stop_cancelled_on_the_exchange_is_said_and_replaced_at_once() -> None:
+    """Binance's demo trading has cancelled stops about a minute after placing them; a person
+    can too. The next tick says so (an error line) and puts a new stop on; the stops the
+    keeper replaces itself (it moved) are not reported."""
+    harness = await Harness.start()
+    exchange = harness.exchange
+    _, stop_id = await entered_long(harness)
+    with capture_logs() as logs:
+        exchange.move(BTC, exchange.marks[BTC] * Decimal("1.03"))  # trails: ours replaced
+        for _ in range(3):
+            await harness.tick()
+            harness.now += timedelta(minutes=2)
+        moved_id = harness.keeper.positions[BTC].stop_order_id
+        assert moved_id != stop_id
+        assert [e for e in logs if e["event"] == "protective_stop_gone"] == []
+        await exchange.cancel_conditional_order(BTC, str(moved_id))  # not by the keeper
+        await harness.tick()
+    [gone] = [e for e in logs if e["event"] == "protective_stop_gone"]
+    assert gone["log_level"] == "error"
+    assert f"{moved_id} CANCELED" in gone["detail"]
+    assert len(open_stops(exchange, BTC)) == 1
+    assert harness.keeper.positions[BTC].stop_order_id not in (stop_id, moved_id)
 
 
 async def test_an_entry_request_that_never_arrived_unblocks_after_the_grace_period() -> None:
