@@ -7,7 +7,6 @@ from typing import Annotated
 from pydantic import Field
 
 from quantum_trader.settings_base import (
-    DAY_S,
     MAX_LEVERAGE,
     YEAR_H,
     YEAR_S,
@@ -167,10 +166,8 @@ class RegimeSettings(Section):
     ranging_max_atr_ratio: float = Field(1.0, gt=0)
     breakout_min_atr_ratio: Annotated[float, Field(gt=0), at_least("ranging_max_atr_ratio")] = 1.5
     range_break_bars: int = Field(20, ge=2)
-    refresh_s: float = Field(60.0, gt=0, le=DAY_S)
     global_ema_days: int = Field(200, ge=2)
     global_band: float = Field(0.10, gt=0, lt=1)
-    global_refresh_s: float = Field(3600.0, gt=0, le=YEAR_S)
 
 
 class PerformanceSettings(Section):

@@ -2,15 +2,9 @@
 
 `regime_series` is vectorized over a whole bar range with no look-ahead: row t reads bars 0..t
 only. Rows still inside the indicators' warm-up are CHOPPY, the most cautious regime.
-`RegimeCache` recomputes a symbol at most once per `refresh_s` of the `now` it is given, so the
-gates never pay for indicators per candidate.
 """
 
 from __future__ import annotations
-
-from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime
 
 import numpy as np
 import numpy.typing as npt
@@ -126,49 +120,3 @@ def global_regime(
     if deviation < -s.global_band:
         return GlobalRegime.DOWNTREND
     return GlobalRegime.SIDEWAYS
-
-
-@dataclass(slots=True)
-class _Entry:
-    computed_at: datetime
-    value: Regime | GlobalRegime
-
-
-class RegimeCache:
-    """Latest regimes, recomputed per key at most once per refresh interval of `now`.
-
-    Not thread-safe; owned by the executor loop. `computations` counts recomputations.
-    """
-
-    def __init__(self, settings: RegimeSettings) -> None:
-        self.settings = settings
-        self._entries: dict[str, _Entry] = {}
-        self.computations = 0
-
-    def _fresh(self, key: str, now: datetime, refresh_s: float) -> _Entry | None:
-        entry = self._entries.get(key)
-        if entry is None or (now - entry.computed_at).total_seconds() >= refresh_s:
-            return None
-        return entry
-
-    def regime(self, bars: Bars, now: datetime) -> Regime:
-        """The symbol's regime on its newest bar, from the cache while it is fresh."""
-        entry = self._fresh(bars.symbol, now, self.settings.refresh_s)
-        if entry is None:
-            entry = _Entry(now, latest_regime(bars, self.settings))
-            self._entries[bars.symbol] = entry
-            self.computations += 1
-        return Regime(entry.value)
-
-    def regimes(self, bars: Mapping[str, Bars], now: datetime) -> dict[str, Regime]:
-        """Regimes of every symbol in `bars`."""
-        return {symbol: self.regime(series, now) for symbol, series in bars.items()}
-
-    def global_regime(self, btc_daily_close: FloatArray, now: datetime) -> GlobalRegime:
-        """The global regime, recomputed at most once per `global_refresh_s`."""
-        entry = self._fresh("__global__", now, self.settings.global_refresh_s)
-        if entry is None:
-            entry = _Entry(now, global_regime(btc_daily_close, self.settings))
-            self._entries["__global__"] = entry
-            self.computations += 1
-        return GlobalRegime(entry.value)

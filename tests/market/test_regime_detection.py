@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import numpy as np
 import talib
@@ -14,7 +14,6 @@ from quantum_trader.gates.settings import RegimeSettings
 from quantum_trader.market.candle_store import CandleStore, bundled_sample_dir
 from quantum_trader.market.regime import (
     REGIMES,
-    RegimeCache,
     atr_ratio,
     daily_closes,
     global_regime,
@@ -146,23 +145,3 @@ def test_global_regime_band() -> None:
     assert global_regime(flat, REGIME, price=90.001) is GlobalRegime.SIDEWAYS
     assert global_regime(np.append(flat, 150.0), REGIME) is GlobalRegime.UPTREND
     assert global_regime(np.full(199, 100.0), REGIME, price=200.0) is GlobalRegime.SIDEWAYS
-
-
-def test_cache_recomputes_once_per_refresh_interval() -> None:
-    cache = RegimeCache(RegimeSettings(refresh_s=60))
-    first = cache.regimes({"A": trend(symbol="A"), "B": calm_range(symbol="B")}, T0)
-    assert first == {"A": Regime.TRENDING, "B": Regime.RANGING}
-    assert cache.computations == 2
-    assert cache.regime(trend(symbol="B"), T0 + timedelta(seconds=59.9)) is Regime.RANGING
-    assert cache.computations == 2
-    assert cache.regime(trend(symbol="B"), T0 + timedelta(seconds=60)) is Regime.TRENDING
-    assert cache.computations == 3
-
-
-def test_cache_refreshes_global_regime_on_its_own_schedule() -> None:
-    cache = RegimeCache(RegimeSettings(global_refresh_s=3600))
-    up = np.append(np.full(250, 100.0), 120.0)
-    assert cache.global_regime(up, T0) is GlobalRegime.UPTREND
-    down = np.append(np.full(250, 100.0), 80.0)
-    assert cache.global_regime(down, T0 + timedelta(seconds=3599)) is GlobalRegime.UPTREND
-    assert cache.global_regime(down, T0 + timedelta(seconds=3600)) is GlobalRegime.DOWNTREND
