@@ -209,7 +209,7 @@ async def open_exchange_runtime(
         sizing_method=settings.sizing.method,
         symbols=list(settings.market.symbols),
         open_positions=len(core.keeper.positions),
-        entries_blocked=sorted(core.keeper.view().blocked),
+        entries_blocked=sorted(core.keeper.blocked_symbols()),
         streams=streams is not None,
         trading_state=core.governor.governor.state.trading_state,
     )

@@ -166,7 +166,7 @@ class Executor:
         now: datetime,
         declared: list[AccountInputs] | None,
     ) -> Observed:
-        blocked = self._keeper.view().blocked
+        blocked = self._keeper.blocked_symbols()
         state = self._governor.governor.state
         return Observed(
             market.signals, market.view, portfolio, state, blocked, health, now, declared
@@ -184,7 +184,7 @@ class Executor:
         `verdicts` as they are reached. Return the gates the chain consulted."""
         _log_signals(market.signals)
         candidates, filtered = select_candidates(
-            market, portfolio, self._min_confidence, self._keeper.view().blocked
+            market, portfolio, self._min_confidence, self._keeper.blocked_symbols()
         )
         verdicts += filtered
         approval = self._chain.approve(candidates, portfolio, market.view, now)

@@ -186,6 +186,11 @@ class PositionKeeper:
     def positions(self) -> Mapping[str, Position]:
         return self._carrier.book.positions
 
+    def blocked_symbols(self) -> dict[str, str]:
+        """`view().blocked` alone (the executor asks every cycle; the rest of a view is not
+        needed there)."""
+        return blocked(self._carrier.book)
+
     @property
     def alert_listeners(self) -> list[AlertListener]:
         """Called with every position the keeper could not protect as planned (alerts.py)."""

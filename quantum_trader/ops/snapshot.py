@@ -186,7 +186,7 @@ class RuntimeView:
 
     def blocked(self) -> Mapping[str, str]:
         """Symbols the keeper takes no entry on until an order of ours is settled, and why."""
-        return dict(self._runtime.core.keeper.view().blocked)
+        return self._runtime.core.keeper.blocked_symbols()
 
     def governor_state(self) -> GovernorState:
         return self._runtime.core.governor.governor.state
