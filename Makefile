@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # TORCH_INDEX: a package index with CPU-only PyTorch wheels (used by `make install-ml`).
 TORCH_INDEX ?=
 
-.PHONY: run test test-fast install install-dev install-ml lint bench clean
+.PHONY: run test test-fast explore install install-dev install-ml lint bench clean
 
 run: $(VENV)/.installed
 	$(BIN)/quantum-trader run
@@ -23,6 +23,15 @@ test-fast: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest -n 2 -m "not slow"
+
+# The property tests with new random examples (the suite draws the same ones every run):
+# a failure prints the example to pin with @example beside its test. ROUNDS runs of each.
+ROUNDS ?= 3
+explore: $(VENV)/.installed-dev
+	for round in $$(seq $(ROUNDS)); do \
+	  HYPOTHESIS_PROFILE=explore $(BIN)/pytest -n 2 -q -p no:cacheprovider \
+	    $$(grep -rl --include='test_*.py' '@given' tests) || exit 1; \
+	done
 
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import structlog
+from hypothesis import settings as hypothesis_settings
 
 # The loopback Binance stand-in's fixtures, for the ccxt adapter and exchange-mode tests.
 from loopback.fixtures import exchange, loopback
@@ -16,6 +17,17 @@ __all__ = ["REPO", "exchange", "loopback"]
 
 # The checkout: tests reach its files (config/, README.md, Dockerfile) through this, never cwd.
 REPO = Path(__file__).resolve().parent.parent
+
+# Property tests draw the same examples on every run and have no time limit per example, so
+# the suite is green or red by the code alone, on any machine however busy ("ci", the
+# default). `make explore` draws new examples ("explore"): run it to look for new failures,
+# then pin each one found with @example beside the test.
+_PROFILES = {"ci": {"derandomize": True}, "explore": {"derandomize": False}}
+for _name, _options in _PROFILES.items():
+    hypothesis_settings.register_profile(
+        _name, deadline=None, database=None, print_blob=True, **_options
+    )
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 def pytest_configure(config: pytest.Config) -> None:
