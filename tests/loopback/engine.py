@@ -36,12 +36,16 @@ class Engine:
     `stall_triggers` True leaves a triggered conditional order in TRIGGERING for good, its
     market order never sent, as Binance's demo trading has done (a reduce-only stop stuck in
     TRIGGERING the next day, its position open; NautilusTrader discussion 5378, 2026-10).
+    `triggered_fill` executes only that share of a triggered order's market order (None: all
+    of it); the rest expires, as a market order that ran out of book: the algo order FINISHES
+    with what executed, possibly nothing.
     """
 
     def __init__(self, state: LoopbackState, report_actual_order: bool = True) -> None:
         self.state = state
         self.report_actual_order = report_actual_order
         self.stall_triggers = False
+        self.triggered_fill: FillPlan | None = None
 
     # -- market orders -------------------------------------------------------------------------
 
@@ -229,7 +233,10 @@ class Engine:
         algo.update(algoStatus="TRIGGERED", updateTime=s.now_ms)
         s.emit(payloads.algo_update(algo, s.now_ms))
         s.emit(payloads.order_trade_update(order, "NEW", None, s.now_ms))
-        self._execute(market, order, quantity, None)
+        fill = self.triggered_fill
+        if fill is not None:
+            quantity = _round_down(quantity * fill.ratio, Decimal(market.step_size))
+        self._execute(market, order, quantity, fill)
         executed = (Decimal(order["executedQty"]), Decimal(order["avgPrice"]))
         if self.report_actual_order:
             algo["actualPrice"] = order["avgPrice"]

@@ -1,4 +1,9 @@
-"""A protective stop that met its trigger but never executes protects nothing: another goes on.
+"""A protective stop that met its trigger but did not close the position: it is followed up.
+
+A stop whose market order Binance expires unfilled or in part (a book that ran out) leaves
+the position open past its stop: the next tick books what executed, says the stop is gone
+(`protective_stop_gone`) and the stop maths closes the rest at market.
+
 
 Binance's demo trading has left a triggered reduce-only stop in TRIGGERING for good (its
 market order never sent, the position open, a cancel answered -2011; NautilusTrader
@@ -18,14 +23,14 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from loopback import LoopbackBinance
+from loopback import FillPlan, LoopbackBinance
 from loopback.fixtures import connect
 from position_builders import NOW, SETTINGS, position, protected, stop_order
 from structlog.testing import capture_logs
 from test_keeper_properties import KEEPER, SYMBOLS, T0, sized
 
 from quantum_trader.clock import ManualClock
-from quantum_trader.domain import Side
+from quantum_trader.domain import ExitReason, Side
 from quantum_trader.execution.ccxt_exchange import CcxtExchange
 from quantum_trader.gates.settings import PerformanceSettings
 from quantum_trader.keeper.alerts import ProtectionAlert
@@ -155,3 +160,50 @@ async def stuck_stop_on_the_stand_in(
     assert state.holding("BTCUSDT").amount == 0
     assert BTC not in keeper.positions
     assert stop["algoStatus"] == "TRIGGERING"
+
+
+@pytest.mark.parametrize("executed", ["0", "0.5"], ids=["nothing", "half"])
+async def test_a_stop_whose_market_order_binance_expires_is_followed_by_an_exit_at_market(
+    executed: str,
+) -> None:
+    clock = ManualClock(T0)
+    async with LoopbackBinance(clock=clock) as server:
+        server.engine.triggered_fill = FillPlan(Decimal(executed))
+        exchange = connect(server)
+        try:
+            await expired_stop_on_the_stand_in(server, exchange, clock)
+        finally:
+            await exchange.close()
+
+
+async def expired_stop_on_the_stand_in(
+    server: LoopbackBinance, exchange: CcxtExchange, clock: ManualClock
+) -> None:
+    rules = await exchange.load_markets()
+    repository = InMemoryRepository()
+    ledger = await Ledger.load(repository, Decimal(10_000), T0, PerformanceSettings())
+    keeper = await PositionKeeper.load(
+        exchange, repository, ledger, rules, KEEPER, MonitorSettings()
+    )
+    state = server.state
+    await keeper.tick(clock.now(), rest=True)
+    await keeper.enter(sized(BTC, Side.LONG, state.mark("BTCUSDT")), clock.now())  # stop 97000
+    [stop] = algo(server, "NEW")
+    state.marks["BTCUSDT"] = Decimal("96900.0")  # through the stop: Binance triggers it
+    server.sync()
+    assert stop["algoStatus"] == "FINISHED"
+    left = state.holding("BTCUSDT").amount
+    assert left > 0  # the stop closed nothing or half
+
+    with capture_logs() as logs:
+        for _ in range(2):
+            clock.set(clock.now() + timedelta(seconds=5))
+            await keeper.tick(clock.now())
+
+    assert state.holding("BTCUSDT").amount == 0
+    assert BTC not in keeper.positions
+    gone = [e["log_level"] for e in logs if e["event"] == "protective_stop_gone"]
+    assert gone == (["error"] if left == Decimal("0.003") else [])  # half: it did work
+    trades = await repository.closed_trades()
+    assert [(t.quantity, t.exit_reason) for t in trades] == [(Decimal("0.003"), ExitReason.SL_HIT)]
+    assert algo(server, "NEW") == []
