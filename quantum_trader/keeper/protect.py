@@ -402,8 +402,8 @@ def _on_tick(price: Decimal, tick_size: Decimal | None, rounding: str) -> Decima
 
 def plan_release(symbol: str, open_conditional_orders: Sequence[Order]) -> list[CancelOrder]:
     """No position: cancel every conditional order of ours left for `symbol` but those
-    executing (met their trigger: Binance refuses to cancel them, and reduce-only they can
-    close nothing once the position is gone)."""
+    executing (met their trigger: Binance refuses to cancel them; reduce-only, they close
+    nothing while no position is held)."""
     return [
         CancelOrder(o.symbol, o.client_order_id)
         for o in open_conditional_orders
