@@ -386,7 +386,9 @@ class PositionKeeper:
             ours = [
                 CancelOrder(o.symbol, o.client_order_id)
                 for o in await self._exchange.fetch_open_conditional_orders()
-                if is_ours(o.client_order_id) and o.symbol not in self._carrier.book.positions
+                if is_ours(o.client_order_id)
+                and o.symbol not in self._carrier.book.positions
+                and o.triggered_at is None  # executing: Binance refuses to cancel it
             ]
             await self._carrier.act(ours, now, context)
         log.warning("flattened", reason=reason, closing=[p.symbol for p in closing])
