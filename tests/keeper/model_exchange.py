@@ -6,11 +6,14 @@ an answer lost after the order was executed (`lose_next`), a request lost before
 (`drop_next`), a market order that executes only half and ends EXPIRED (`half_next`), a
 rejection (`reject_next`), exits refused until a given time (`exits_refused_until`: every
 reduce-only market order is rejected, as Binance does with -4131 PERCENT_PRICE when the book
-is too thin), every conditional order refused (`stops_refused`), and read outages until a
+is too thin), every conditional order refused (`stops_refused`), read outages until a
 given time (`reads_down_until`: every read raises RetryLater, as Binance's REST does when it
-is unreachable). As Binance does (-2021), it refuses a conditional order whose trigger the
-mark has already reached. It keeps a log of every order request it received, so a test can
-count entries.
+is unreachable), the next conditional order the mark crosses left firing for good
+(`stall_next`: open, `triggered_at` set, never executed nor cancellable, as Binance's demo
+trading has left stops in TRIGGERING) or ended with nothing executed (`expire_next`: its
+market order ran out of book). As Binance does (-2021), it refuses a conditional order whose
+trigger the mark has already reached. It keeps a log of every order request it received, so
+a test can count entries.
 """
 
 from __future__ import annotations
@@ -52,6 +55,8 @@ class ModelExchange:
     drop_next: bool = False
     half_next: bool = False
     reject_next: bool = False
+    stall_next: bool = False
+    expire_next: bool = False
     exits_refused_until: datetime | None = None
     stops_refused: bool = False
     reads_down_until: datetime | None = None
@@ -195,6 +200,8 @@ class ModelExchange:
         order = self.orders.get(client_order_id)
         if order is None or order.status is not OrderStatus.OPEN:
             raise OrderRejected(ReasonCode.ORDER_REJECTED, "model: unknown order")
+        if order.triggered_at is not None:  # Binance: -2011, and the adapter finds it open
+            raise OrderStateUnknown(client_order_id, "model: cancel refused while firing")
         self.orders[client_order_id] = replace(
             order, status=OrderStatus.CANCELED, updated_at=self.now
         )
@@ -208,6 +215,17 @@ class ModelExchange:
             if order.symbol != symbol or order.status is not OrderStatus.OPEN:
                 continue
             if not order.kind.is_conditional or not _crossed(order, price):
+                continue
+            if order.triggered_at is not None:
+                continue  # stalled: it fired once and never executes
+            if self.stall_next:
+                self.stall_next = False
+                self.orders[order.client_order_id] = replace(order, triggered_at=self.now)
+                continue
+            if self.expire_next:
+                self.expire_next = False
+                expired = replace(order, status=OrderStatus.EXPIRED, updated_at=self.now)
+                self.orders[order.client_order_id] = expired
                 continue
             assert order.trigger_price is not None
             quantity = min(order.quantity, self._held_quantity(symbol, order.side))

@@ -7,7 +7,8 @@ For any such script (hypothesis), ticking every 5 s like the daemon:
   unsettled;
 - after a tick that read the exchange with no fault armed, every position on the exchange has
   a reduce-only stop of ours covering all of it, also while every exit is refused (a fault
-  that lasts, not one of those armed for one request);
+  that lasts, not one of those armed for one request); a stop the exchange left firing for
+  good counts for `monitor.stop_stuck_after_s` at most, one that expired unexecuted not at all;
 - no order of ours stays unsettled longer than `unknown_order_final_s` once the exchange can
   be read;
 - the books agree with the exchange: with nothing unsettled, the ledger's positions are the
@@ -55,7 +56,8 @@ RULES = {
 TICK = timedelta(seconds=5)
 KEEPER = KeeperSettings()
 GRACE = timedelta(seconds=KEEPER.unknown_order_final_s)
-FAULTS = ("lose_next", "drop_next", "half_next", "reject_next")
+FAULTS = ("lose_next", "drop_next", "half_next", "reject_next", "stall_next", "expire_next")
+STUCK_AFTER = timedelta(seconds=MonitorSettings().stop_stuck_after_s)
 
 
 @dataclass
@@ -144,7 +146,8 @@ def sized(symbol: str, side: Side, price: Decimal) -> SizedOrder:
 
 
 def assert_protected(harness: Harness) -> None:
-    """Every exchange position has a reduce-only stop of ours covering it."""
+    """Every exchange position has a reduce-only stop of ours covering it; one that fired and
+    never executed counts for `monitor.stop_stuck_after_s` at most."""
     exchange = harness.exchange
     for symbol, (side, quantity, _) in exchange.held.items():
         stops = [
@@ -156,6 +159,7 @@ def assert_protected(harness: Harness) -> None:
             and o.reduce_only
             and o.side is side.exit_order_side
             and is_ours(o.client_order_id)
+            and (o.triggered_at is None or harness.now - o.triggered_at < STUCK_AFTER)
         ]
         assert any(o.quantity >= quantity for o in stops), f"{symbol} {quantity} unprotected"
 
@@ -321,6 +325,19 @@ async def check(harness: Harness) -> None:
         ("outage", 11, 0),
         ("enter", 0, Side.LONG),
         ("refuse_exits", 6, 0),
+    ]
+)
+# A stop the exchange left firing for good (Binance's TRIGGERING) while the exit was refused,
+# then the mark came back above it: the keeper counted it as the position's stop for ever.
+@example(
+    script=[
+        ("enter", 0, Side.LONG),
+        ("fault", "stall_next", 0),
+        ("refuse_exits", 60, 0),
+        ("move", 0, -400),
+        ("move", 0, 600),
+        ("wait", 3, 0),
+        ("wait", 3, 0),
     ]
 )
 def test_the_keeper_keeps_every_position_protected_and_the_books_true(
