@@ -271,7 +271,7 @@ async def check(harness: Harness) -> None:
 
 
 @settings(
-    max_examples=150,
+    max_examples=1000,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
