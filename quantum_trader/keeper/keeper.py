@@ -38,6 +38,7 @@ from quantum_trader.errors import MarketDataError, OrderRejected, QuantumTraderE
 from quantum_trader.keeper.alerts import AlertListener
 from quantum_trader.keeper.book import Book, EntryPlan, Intent, is_unsettled
 from quantum_trader.keeper.carry import Carrier
+from quantum_trader.keeper.checks import ProtectionChecks
 from quantum_trader.keeper.ids import ClientOrderIds, Purpose, is_ours
 from quantum_trader.keeper.orders import INTENTS
 from quantum_trader.keeper.plan import (
@@ -47,7 +48,7 @@ from quantum_trader.keeper.plan import (
     orders_to_read_fills,
     plan,
 )
-from quantum_trader.keeper.protect import CancelOrder, ProtectionChecks, stop_trigger
+from quantum_trader.keeper.protect import CancelOrder, stop_trigger
 from quantum_trader.keeper.recheck import mirror_difference, rest_recheck
 from quantum_trader.keeper.settings import KeeperSettings
 from quantum_trader.log import bound_context, get_logger

@@ -41,7 +41,8 @@ from quantum_trader.domain import (
 )
 from quantum_trader.keeper.book import Book
 from quantum_trader.keeper.booking import TradeDraft
-from quantum_trader.keeper.protect import OrderAction, ProtectionChecks
+from quantum_trader.keeper.checks import ProtectionChecks
+from quantum_trader.keeper.protect import OrderAction
 from quantum_trader.keeper.settings import KeeperSettings
 from quantum_trader.monitor.settings import MonitorSettings
 

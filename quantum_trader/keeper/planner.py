@@ -28,6 +28,7 @@ from quantum_trader.keeper.booking import (
     opened_position,
     reduced,
 )
+from quantum_trader.keeper.checks import ProtectionChecks
 from quantum_trader.keeper.cover import clear_of_mark
 from quantum_trader.keeper.draft import Draft
 from quantum_trader.keeper.ids import Purpose, is_ours
@@ -41,7 +42,6 @@ from quantum_trader.keeper.plan import (
 )
 from quantum_trader.keeper.protect import (
     OrderAction,
-    ProtectionChecks,
     SendExit,
     StopWhy,
     as_of,

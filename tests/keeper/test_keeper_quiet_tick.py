@@ -33,9 +33,9 @@ from quantum_trader.domain import (
     SnapshotSource,
 )
 from quantum_trader.keeper.book import Book, Intent
+from quantum_trader.keeper.checks import ProtectionChecks
 from quantum_trader.keeper.plan import Context, Observation, Plan, plan
 from quantum_trader.keeper.planner import Planner
-from quantum_trader.keeper.protect import ProtectionChecks
 from quantum_trader.keeper.settings import KeeperSettings
 
 SYMBOLS = ("BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT")
