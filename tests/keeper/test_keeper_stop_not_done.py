@@ -111,21 +111,30 @@ async def test_a_stop_left_triggering_by_binance_gets_another_and_the_position_i
             await exchange.close()
 
 
-async def stuck_stop_on_the_stand_in(
-    server: LoopbackBinance, exchange: CcxtExchange, clock: ManualClock, listed: bool
-) -> None:
+async def long_on_the_stand_in(
+    server: LoopbackBinance, exchange: CcxtExchange, clock: ManualClock
+) -> tuple[PositionKeeper, InMemoryRepository, dict[str, Any]]:
+    """A keeper on the stand-in that entered BTC long (stop 97000): it, its repository and
+    the stop's algo order."""
     rules = await exchange.load_markets()
     repository = InMemoryRepository()
     ledger = await Ledger.load(repository, Decimal(10_000), T0, PerformanceSettings())
     keeper = await PositionKeeper.load(
         exchange, repository, ledger, rules, KEEPER, MonitorSettings()
     )
+    await keeper.tick(clock.now(), rest=True)
+    await keeper.enter(sized(BTC, Side.LONG, server.state.mark("BTCUSDT")), clock.now())
+    [stop] = algo(server, "NEW")
+    return keeper, repository, stop
+
+
+async def stuck_stop_on_the_stand_in(
+    server: LoopbackBinance, exchange: CcxtExchange, clock: ManualClock, listed: bool
+) -> None:
+    keeper, _, stop = await long_on_the_stand_in(server, exchange, clock)
     alerts: list[ProtectionAlert] = []
     keeper.alert_listeners.append(alerts.append)
     state = server.state
-    await keeper.tick(clock.now(), rest=True)
-    await keeper.enter(sized(BTC, Side.LONG, state.mark("BTCUSDT")), clock.now())  # stop 97000
-    [stop] = algo(server, "NEW")
     state.marks["BTCUSDT"] = Decimal("96900.0")  # through the stop: Binance triggers it ...
     server.sync()
     state.marks["BTCUSDT"] = Decimal("98500.0")  # ... and the mark comes back above it
@@ -179,16 +188,8 @@ async def test_a_stop_whose_market_order_binance_expires_is_followed_by_an_exit_
 async def expired_stop_on_the_stand_in(
     server: LoopbackBinance, exchange: CcxtExchange, clock: ManualClock
 ) -> None:
-    rules = await exchange.load_markets()
-    repository = InMemoryRepository()
-    ledger = await Ledger.load(repository, Decimal(10_000), T0, PerformanceSettings())
-    keeper = await PositionKeeper.load(
-        exchange, repository, ledger, rules, KEEPER, MonitorSettings()
-    )
+    keeper, repository, stop = await long_on_the_stand_in(server, exchange, clock)
     state = server.state
-    await keeper.tick(clock.now(), rest=True)
-    await keeper.enter(sized(BTC, Side.LONG, state.mark("BTCUSDT")), clock.now())  # stop 97000
-    [stop] = algo(server, "NEW")
     state.marks["BTCUSDT"] = Decimal("96900.0")  # through the stop: Binance triggers it
     server.sync()
     assert stop["algoStatus"] == "FINISHED"
