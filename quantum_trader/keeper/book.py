@@ -146,7 +146,8 @@ class Book:
     `unechoed` holds orders booked from the exchange's direct answer (client order id →
     (symbol, when booked)) that the user-data stream has not reported yet: until it does, the
     stream's picture of that symbol may predate the booking, so the symbol is not reconciled
-    from it (and once `stream_echo_timeout_s` has passed, the keeper reads REST instead).
+    from it (and once `stream_echo_timeout_s` has passed, the keeper reads REST instead); its
+    position is protected meanwhile all the same (cover.stop_while_unechoed).
     """
 
     positions: Mapping[str, Position] = field(default_factory=dict)

@@ -1,8 +1,9 @@
 """Stops placed while the stop maths does not manage a position: clear of the mark. Pure.
 
-While an exit of ours is in flight (its outcome unknown) or a reduction awaits an unsettled
-order of ours, the planner does not run the stop maths on the position, so it never exits it
-when the mark reaches the stop. A stop it places meanwhile at the managed level the mark has
+While an exit of ours is in flight (its outcome unknown), a reduction awaits an unsettled
+order of ours, or the user-data stream has not echoed an order of ours on the symbol yet, the
+planner does not run the stop maths on the position, so it never exits it when the mark
+reaches the stop. A stop it places meanwhile at the managed level the mark has
 already reached would be refused as immediately triggering (Binance -2021), and with an exit
 of ours in flight no other exit is sent (never an order twice): the position would wait
 unprotected until that exit settles, up to `unknown_order_final_s`. Such a stop therefore goes
@@ -13,13 +14,18 @@ in flight did fill, the reduce-only stop can close nothing and is cancelled once
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from decimal import Decimal
 
-from quantum_trader.domain import OrderSide, Side
+from quantum_trader.domain import Order, OrderSide, Position, Side
 from quantum_trader.keeper.plan import Context
-from quantum_trader.keeper.protect import OrderAction, PlaceStop, refused_exit_trigger
+from quantum_trader.keeper.protect import (
+    OrderAction,
+    PlaceStop,
+    refused_exit_trigger,
+    stop_while_unsettled,
+)
 
 
 def clear_of_mark(
@@ -38,3 +44,29 @@ def clear_of_mark(
             action = replace(action, trigger=trigger)
         cleared.append(action)
     return cleared
+
+
+def stop_while_unechoed(
+    position: Position,
+    working: Mapping[str, Order],
+    listed: Mapping[str, Sequence[Order]],
+    reported: Mapping[str, Order],
+    mark: Decimal | None,
+    context: Context,
+) -> list[OrderAction]:
+    """A stop for `position` while the user-data stream has not echoed an order of ours on its
+    symbol (the planner does not reconcile the symbol from the stream's picture meanwhile, up
+    to `stream_echo_timeout_s`): the position was booked from the exchange's own answer, and a
+    stop of ours that failed with it must not wait for the echo.
+
+    Nothing when the position's own stop, as the exchange answered it (`working`), covers all
+    of it and the stream has not `reported` it ended: the stream may just not list it yet.
+    Else what `stop_while_unsettled` places for the whole position, clear of `mark`.
+    """
+    own = working.get(position.stop_order_id) if position.stop_order_id is not None else None
+    if own is not None and own.quantity - own.filled_quantity >= position.quantity:
+        ended = reported.get(own.client_order_id)
+        if ended is None or not ended.status.is_final:
+            return []
+    cover = stop_while_unsettled(position, position.quantity, listed, context.rules)
+    return clear_of_mark(cover, mark, context)

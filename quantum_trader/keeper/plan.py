@@ -16,9 +16,12 @@ the 5 s tick are one code path. Per tick (planner.py, settle.py):
    shows no reduction (it was reopened since: the rest is adopted) — the rest as a close
    outside this program at the mark — unless an order of ours on that symbol is still
    unsettled, which may explain it later (a stop covers what the exchange holds meanwhile,
-   protect.stop_while_unsettled). An increase, or a position we did not hold, is
-   adopted: protected by our stop already on the exchange, else by its entry's plan, else by
-   the default;
+   protect.stop_while_unsettled: what we booked while only the stream shows the reduction).
+   An increase, or a position we did not hold, is adopted: protected by our stop already on
+   the exchange, else by its entry's plan, else by the default. A symbol the user-data
+   stream has not caught up with (an order of ours booked from its answer, not echoed yet)
+   is not reconciled from the stream, but its position keeps a stop all the same
+   (cover.stop_while_unechoed);
 3. each reconciled position is managed at its mark price (monitor/stops.py): exits, partial
    take-profit, break-even, trailing, time exit; then protected: one reduce-only stop of ours
    at the managed stop. Our conditional orders where no position needs them are cancelled.

@@ -29,7 +29,7 @@ from quantum_trader.keeper.booking import (
     reduced,
 )
 from quantum_trader.keeper.checks import ProtectionChecks
-from quantum_trader.keeper.cover import clear_of_mark
+from quantum_trader.keeper.cover import clear_of_mark, stop_while_unechoed
 from quantum_trader.keeper.draft import Draft
 from quantum_trader.keeper.ids import Purpose, is_ours
 from quantum_trader.keeper.manage import manage
@@ -146,7 +146,8 @@ class Planner(OrderSettling):
     def reconcile(self, symbol: str) -> None:
         stream = self.snapshot.source is SnapshotSource.STREAM
         if stream and any(s == symbol for s, _ in self.book.unechoed.values()):
-            return  # the stream has not caught up with our own booking yet
+            self._cover_unechoed(symbol)  # the stream has not caught up with our booking yet
+            return
         position = self.book.positions.get(symbol)
         held = self.snapshot.positions.get(symbol)
         outcomes = self._filled_outcomes(symbol)
@@ -162,6 +163,16 @@ class Planner(OrderSettling):
         self.book.put(position)
         if held is not None and holds_same(position, held):
             self.consistent.add(symbol)
+
+    def _cover_unechoed(self, symbol: str) -> None:
+        """Not reconciled from the stream yet, but protected (cover.stop_while_unechoed)."""
+        position = self.book.positions.get(symbol)
+        if position is not None:
+            mark = self.observation.marks.get(symbol)
+            working, reported = self.book.working, self.snapshot.orders
+            self.actions += stop_while_unechoed(
+                position, working, self.listed, reported, mark, self.context
+            )
 
     def _filled_outcomes(self, symbol: str) -> list[_Outcome]:
         """Our orders on `symbol` that ended with something filled, fills read, oldest first."""
@@ -216,16 +227,23 @@ class Planner(OrderSettling):
         if position.quantity <= target:
             return position
         if self.book.intents_for(position.symbol):
-            detail = (
-                f"exchange holds {target}, ledger {position.quantity}: "
-                "an order of ours is unsettled"
-            )
-            self.notes.append(Note("reduction_awaits_orders", position.symbol, detail))
-            cover = stop_while_unsettled(position, target, self.listed, self.context.rules)
-            mark = self.observation.marks.get(position.symbol)
-            self.actions += clear_of_mark(cover, mark, self.context)
+            self._await_orders(position, target)
             return position
         return self._external_exit(position, target)
+
+    def _await_orders(self, position: Position, target: Decimal) -> None:
+        """The exchange shows less than the ledger and an unsettled order of ours may explain
+        it: cover what it holds meanwhile. Only REST may say a position is gone: while just the
+        stream shows the reduction (it may have missed an event), cover what we booked."""
+        detail = (
+            f"exchange holds {target}, ledger {position.quantity}: an order of ours is unsettled"
+        )
+        self.notes.append(Note("reduction_awaits_orders", position.symbol, detail))
+        rest = self.snapshot.source is SnapshotSource.REST
+        held = target if rest else position.quantity
+        cover = stop_while_unsettled(position, held, self.listed, self.context.rules)
+        mark = self.observation.marks.get(position.symbol)
+        self.actions += clear_of_mark(cover, mark, self.context)
 
     def _book_exit(
         self, position: Position, outcome: _Outcome, at_most: Decimal

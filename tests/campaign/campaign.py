@@ -8,7 +8,9 @@ watches the stand-in's own books the whole time:
 - every entry the stand-in receives arrives while it holds nothing on that symbol (one
   decision, one entry: a lost answer is never answered by entering again);
 - how long any position it holds goes without a reduce-only stop of ours covering it,
-  excluding time when the reads and the order route the keeper needs are down;
+  excluding time when the reads and the order route the keeper needs are down, and counting
+  only keeper ticks that could send: not those overlapping a Retry-After the stand-in
+  answered (after a 429 the daemon sends nothing until it has passed, as Binance requires);
 - how long any order of ours stays unsettled in the daemon's database.
 
 At the end the faults stop, the daemon runs on until it has settled, stops, and the database
@@ -95,8 +97,11 @@ class Watch:
     entries: int = 0
     entries_while_holding: list[str] = field(default_factory=list)
     # per symbol, the most keeper ticks that completed while a position it held had no stop
-    # of ours covering it (spans when the routes the keeper needs were down are not counted)
+    # of ours covering it (spans when the routes the keeper needs were down are not counted,
+    # nor ticks that overlapped a Retry-After hold: `SendingTicks`)
     unprotected_ticks: dict[str, int] = field(default_factory=dict)
+    # [start, end) stand-in ms of every Retry-After the stand-in answered (`record_holds`)
+    holds_ms: list[tuple[int, int]] = field(default_factory=list)
     # the most keeper ticks that completed while an order of ours stayed unsettled after it
     # could have been settled (past `unknown_order_final_s`, order routes up)
     late_settling_ticks: int = 0
@@ -231,27 +236,68 @@ class TickCounter:
         return self.count
 
 
+class SendingTicks:
+    """The keeper's completed ticks that could send orders: a tick whose span (from its start,
+    `reconciled_at`, to the sample that sees it completed) overlaps a Retry-After hold the
+    stand-in imposed is not counted. After a 429 the daemon's client refuses every request
+    until Retry-After has passed (binance_client), so such a tick cannot place a stop; the
+    ticks it wakes for meanwhile (user-data events, unknown outcomes) prove nothing."""
+
+    def __init__(self, runtime: Runtime, holds_ms: list[tuple[int, int]]) -> None:
+        self._runtime = runtime
+        self._ticks = TickCounter(runtime)
+        self._holds_ms = holds_ms
+        self.total = self.count = 0
+
+    def sample(self, now_ms: int) -> int:
+        total = self._ticks.sample()
+        if total != self.total:
+            self.total = total
+            started = self._runtime.core.keeper.view().reconciled_at
+            start_ms = ms_from_utc(started) if started is not None else now_ms
+            if not any(s <= now_ms and start_ms < e for s, e in self._holds_ms):
+                self.count += 1
+        return self.count
+
+
+def record_holds(server: LoopbackBinance, holds_ms: list[tuple[int, int]]) -> None:
+    """Append to `holds_ms` the span of every Retry-After the stand-in's random faults answer."""
+    faults = server.random_faults
+    assert faults is not None
+    draw = faults.draw
+
+    def recording(method: str, path: str) -> Fault | None:
+        fault = draw(method, path)
+        if fault is not None and fault.retry_after_s:
+            now_ms = server.state.now_ms
+            holds_ms.append((now_ms, now_ms + round(fault.retry_after_s * 1000)))
+        return fault
+
+    faults.draw = recording  # type: ignore[method-assign]
+
+
 async def watcher(
     server: LoopbackBinance, runtime: Runtime, watch: Watch, stopping: asyncio.Event
 ) -> None:
     """Sample the stand-in's books and the daemon's database every simulated second."""
-    ticks = TickCounter(runtime)
-    bare_since: dict[str, tuple[int, int]] = {}  # market id → (stand-in ms, tick count)
+    ticks = SendingTicks(runtime, watch.holds_ms)
+    bare_since: dict[str, tuple[int, int]] = {}  # market id → (stand-in ms, sending ticks)
     late_since: dict[str, int] = {}  # client order id → tick count when it became late
     clock = runtime.clock
     grace = timedelta(seconds=runtime.settings.keeper.unknown_order_final_s + MONITOR_S)
     while not stopping.is_set():
-        count, now_ms = ticks.sample(), server.state.now_ms
-        watch.ticks = count
+        now_ms = server.state.now_ms
+        sending = ticks.sample(now_ms)
+        count = watch.ticks = ticks.total
         bare = set(unprotected(server.state))
         for market_id in [m for m in bare_since if m not in bare]:
             start_ms, start_tick = bare_since.pop(market_id)
             if not routes_down(server, KEEPER_ROUTES, start_ms, now_ms):
-                spanned = count - start_tick
+                spanned = sending - start_tick
                 best = watch.unprotected_ticks.get(market_id, 0)
                 watch.unprotected_ticks[market_id] = max(best, spanned)
         for market_id in bare:
-            bare_since.setdefault(market_id, (now_ms, count))
+            bare_since.setdefault(market_id, (now_ms, sending))
         await _late_orders(runtime, server, clock.now() - grace, count, late_since, watch)
         await clock.sleep_until(clock.now() + timedelta(seconds=1))
 
@@ -335,6 +381,7 @@ async def run_campaign(
                 rate_limit=False, retry_delays_s=(0.02, 0.05),
             )  # fmt: skip
             arm_faults(server, seed, ms_from_utc(clock.now()), minutes)
+            record_holds(server, watch.holds_ms)
             await run_for(
                 runtime,
                 minutes * 60,

@@ -5,8 +5,9 @@ time: a seed spends most of its time waiting on sockets, so they share the two c
 
 Time bounds are counted in the keeper's own completed ticks, not in seconds: on a busy machine
 accelerated time runs ahead of the ticks, and the promise is the design's — a position left
-without its stop is protected again by the next tick, an unknown order is settled by the first
-tick that can look it up once it cannot arrive any more.
+without its stop is protected again by the next tick that may send (not one inside a
+Retry-After the exchange imposed), an unknown order is settled by the first tick that can look
+it up once it cannot arrive any more.
 """
 
 from __future__ import annotations

@@ -3,17 +3,17 @@
 One-way positions, market orders that fill at the mark at once, reduce-only STOP_MARKET /
 TAKE_PROFIT_MARKET orders that rest until the mark crosses them. Faults, armed by the test:
 an answer lost after the order was executed (`lose_next`), a request lost before it arrived
-(`drop_next`), a market order that executes only half and ends EXPIRED (`half_next`), a
-rejection (`reject_next`), exits refused until a given time (`exits_refused_until`: every
-reduce-only market order is rejected, as Binance does with -4131 PERCENT_PRICE when the book
-is too thin), every conditional order refused (`stops_refused`), read outages until a
-given time (`reads_down_until`: every read raises RetryLater, as Binance's REST does when it
-is unreachable), the next conditional order the mark crosses left firing for good
-(`stall_next`: open, `triggered_at` set, never executed nor cancellable, as Binance's demo
-trading has left stops in TRIGGERING) or ended with nothing executed (`expire_next`: its
-market order ran out of book). As Binance does (-2021), it refuses a conditional order whose
-trigger the mark has already reached. It keeps a log of every order request it received, so
-a test can count entries.
+(`drop_next`; `drop_next_stop`: the next conditional order's), a market order that executes
+only half and ends EXPIRED (`half_next`), a rejection (`reject_next`), exits refused until a
+given time (`exits_refused_until`: every reduce-only market order is rejected, as Binance does
+with -4131 PERCENT_PRICE when the book is too thin), every conditional order refused
+(`stops_refused`), read outages until a given time (`reads_down_until`: every read raises
+RetryLater, as Binance's REST does when it is unreachable), the next conditional order the
+mark crosses left firing for good (`stall_next`: open, `triggered_at` set, never executed nor
+cancellable, as Binance's demo trading has left stops in TRIGGERING) or ended with nothing
+executed (`expire_next`: its market order ran out of book). As Binance does (-2021), it
+refuses a conditional order whose trigger the mark has already reached. It keeps a log of
+every order request it received, so a test can count entries.
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ class ModelExchange:
     received: list[OrderRequest] = field(default_factory=list)
     lose_next: bool = False
     drop_next: bool = False
+    drop_next_stop: bool = False
     half_next: bool = False
     reject_next: bool = False
     stall_next: bool = False
@@ -122,6 +123,9 @@ class ModelExchange:
             raise OrderRejected(ReasonCode.ORDER_REJECTED, "model: -4131 PERCENT_PRICE")
         if self.drop_next:
             self.drop_next = False
+            raise OrderStateUnknown(request.client_order_id, "model: the request was lost")
+        if self.drop_next_stop and request.kind.is_conditional:
+            self.drop_next_stop = False
             raise OrderStateUnknown(request.client_order_id, "model: the request was lost")
         order = self._accept(request)
         if self.lose_next:

@@ -1,9 +1,15 @@
-"""A user-data stream that missed an event must not close a position the exchange holds.
+"""A user-data stream that missed an event must not close a position the exchange holds, nor
+leave one without its stop.
 
 Binance's streams can drop an event (a reconnect gap, a dropped frame): the mirror then lacks a
 position the account holds. Booking it closed would free the symbol for a second entry while
 the first is still on the exchange, so a position gone "with no order of ours to explain it" is
 only booked from a REST snapshot.
+
+Until the stream echoes an order booked from its answer (an entry), the keeper does not
+reconcile that symbol from the mirror (up to `stream_echo_timeout_s`). A position booked from
+that answer whose stop failed is still protected by the next tick; one whose stop went through
+is not protected twice because the mirror does not list that stop yet.
 """
 
 from __future__ import annotations
@@ -16,7 +22,16 @@ from decimal import Decimal
 from model_exchange import ModelExchange
 from test_keeper_properties import KEEPER, PRICES, RULES, SYMBOLS, T0, TICK, sized
 
-from quantum_trader.domain import ExchangeSnapshot, Side, SnapshotSource, StreamHealth
+from quantum_trader.domain import (
+    ExchangePosition,
+    ExchangeSnapshot,
+    Order,
+    OrderKind,
+    OrderStatus,
+    Side,
+    SnapshotSource,
+    StreamHealth,
+)
 from quantum_trader.gates.settings import PerformanceSettings
 from quantum_trader.keeper.keeper import PositionKeeper
 from quantum_trader.monitor.settings import MonitorSettings
@@ -76,3 +91,116 @@ async def test_a_position_missing_from_the_stream_mirror_stays_booked_and_blocks
     assert await repository.closed_trades() == []
     assert mirror.reseeded  # the REST snapshot that disagreed replaced the mirror
     assert exchange.held[BTC][:2] == (Side.LONG, order.quantity)
+
+
+class LaggingMirror:
+    """A usable mirror behind the exchange: `positions`, the positions it holds (else none);
+    `listed`, the conditional orders it lists (else none); `echoes`, how our orders ended
+    (else none of their events arrived, as after a reseed that lost them)."""
+
+    def __init__(
+        self, exchange: ModelExchange, *, positions: bool, listed: bool, echoes: bool
+    ) -> None:
+        self._exchange = exchange
+        self._shows = (positions, listed, echoes)
+        self._updated = asyncio.Event()
+        self.read = 0
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        await stopping.wait()
+
+    @property
+    def updated(self) -> asyncio.Event:
+        return self._updated
+
+    def health(self) -> StreamHealth:
+        return StreamHealth(connected=True, usable=True)
+
+    def snapshot(self, now: datetime) -> ExchangeSnapshot | None:
+        self.read += 1
+        positions, listed, echoes = self._shows
+        x = self._exchange
+        held = {s: ExchangePosition(s, side, q, e, 3) for s, (side, q, e) in x.held.items()}
+        ended = {c: o for c, o in x.orders.items() if o.status.is_final}
+        return ExchangeSnapshot(
+            now,
+            SnapshotSource.STREAM,
+            held if positions else {},
+            tuple(open_stops(x)) if listed else (),
+            ended if echoes else {},
+        )
+
+    def mark_prices(self, symbols: Sequence[str], now: datetime) -> dict[str, Decimal] | None:
+        return None
+
+    def reseed(self, snapshot: ExchangeSnapshot) -> None:
+        return None
+
+
+def open_stops(exchange: ModelExchange) -> list[Order]:
+    return [
+        o
+        for o in exchange.orders.values()
+        if o.kind is OrderKind.STOP_MARKET and o.status is OrderStatus.OPEN and o.reduce_only
+    ]
+
+
+async def entered_with_lagging_mirror(
+    *, stop_lost: bool, positions: bool = True, listed: bool = True, echoes: bool = False
+) -> tuple[ModelExchange, PositionKeeper, datetime]:
+    """An entry that filled (booked from its answer), its stop request lost before it arrived
+    when `stop_lost` (the stop stays unsettled); then one 5 s tick on a lagging mirror."""
+    exchange = ModelExchange(RULES, dict(PRICES), T0)
+    exchange.drop_next_stop = stop_lost
+    repository = InMemoryRepository()
+    ledger = await Ledger.load(repository, Decimal(10_000), T0, PerformanceSettings())
+    mirror = LaggingMirror(exchange, positions=positions, listed=listed, echoes=echoes)
+    keeper = await PositionKeeper.load(
+        exchange, repository, ledger, RULES, KEEPER, MonitorSettings(), streams=mirror
+    )
+    await keeper.tick(T0, rest=True)
+    await keeper.enter(sized(BTC, Side.LONG, exchange.marks[BTC]), T0)
+    assert len(open_stops(exchange)) == (0 if stop_lost else 1)
+    # within stream_echo_timeout_s and rest_check_interval_s: the tick reads the mirror
+    assert TICK.total_seconds() < min(KEEPER.stream_echo_timeout_s, KEEPER.rest_check_interval_s)
+    now = T0 + TICK
+    exchange.now = now
+    await keeper.tick(now)
+    assert mirror.read >= 1
+    return exchange, keeper, now
+
+
+def assert_stop_covers_the_position(exchange: ModelExchange, keeper: PositionKeeper) -> None:
+    [stop] = open_stops(exchange)
+    side, quantity, _ = exchange.held[BTC]
+    assert stop.side is side.exit_order_side
+    assert stop.quantity == quantity
+    assert stop.trigger_price == keeper.positions[BTC].stop_price
+
+
+async def test_a_position_whose_stop_failed_is_protected_by_the_next_tick_before_the_echo() -> None:
+    exchange, keeper, _ = await entered_with_lagging_mirror(stop_lost=True)
+
+    assert_stop_covers_the_position(exchange, keeper)
+
+
+async def test_a_stop_the_lagging_mirror_does_not_list_yet_is_not_placed_twice() -> None:
+    exchange, keeper, now = await entered_with_lagging_mirror(stop_lost=False, listed=False)
+    now += TICK / 5  # a tick woken early, still within the echo timeout
+    exchange.now = now
+    await keeper.tick(now)
+
+    assert len(open_stops(exchange)) == 1
+    assert keeper.positions[BTC].stop_order_id == open_stops(exchange)[0].client_order_id
+
+
+async def test_a_position_the_mirror_lost_while_its_stop_is_unsettled_is_protected() -> None:
+    """The mirror echoed the entry but missed the position (a dropped ACCOUNT_UPDATE) while
+    the stop's outcome is unknown: the reduction waits for that stop to settle (it might have
+    triggered), and the position the exchange still holds is covered meanwhile."""
+    exchange, keeper, _ = await entered_with_lagging_mirror(
+        stop_lost=True, positions=False, echoes=True
+    )
+
+    assert BTC in keeper.positions  # only REST may say it is gone
+    assert_stop_covers_the_position(exchange, keeper)
