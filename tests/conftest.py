@@ -22,10 +22,9 @@ REPO = Path(__file__).resolve().parent.parent
 # the suite is green or red by the code alone, on any machine however busy ("ci", the
 # default). `make explore` draws new examples ("explore"): run it to look for new failures,
 # then pin each one found with @example beside the test.
-_PROFILES = {"ci": {"derandomize": True}, "explore": {"derandomize": False}}
-for _name, _options in _PROFILES.items():
+for _name, _derandomize in (("ci", True), ("explore", False)):
     hypothesis_settings.register_profile(
-        _name, deadline=None, database=None, print_blob=True, **_options
+        _name, derandomize=_derandomize, deadline=None, database=None, print_blob=True
     )
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
