@@ -100,8 +100,6 @@ class Watch:
     # of ours covering it (spans when the routes the keeper needs were down are not counted,
     # nor ticks that overlapped a Retry-After hold: `SendingTicks`)
     unprotected_ticks: dict[str, int] = field(default_factory=dict)
-    # [start, end) stand-in ms of every Retry-After the stand-in answered (`record_holds`)
-    holds_ms: list[tuple[int, int]] = field(default_factory=list)
     # the most keeper ticks that completed while an order of ours stayed unsettled after it
     # could have been settled (past `unknown_order_final_s`, order routes up)
     late_settling_ticks: int = 0
@@ -260,27 +258,11 @@ class SendingTicks:
         return self.count
 
 
-def record_holds(server: LoopbackBinance, holds_ms: list[tuple[int, int]]) -> None:
-    """Append to `holds_ms` the span of every Retry-After the stand-in's random faults answer."""
-    faults = server.random_faults
-    assert faults is not None
-    draw = faults.draw
-
-    def recording(method: str, path: str) -> Fault | None:
-        fault = draw(method, path)
-        if fault is not None and fault.retry_after_s:
-            now_ms = server.state.now_ms
-            holds_ms.append((now_ms, now_ms + round(fault.retry_after_s * 1000)))
-        return fault
-
-    faults.draw = recording  # type: ignore[method-assign]
-
-
 async def watcher(
     server: LoopbackBinance, runtime: Runtime, watch: Watch, stopping: asyncio.Event
 ) -> None:
     """Sample the stand-in's books and the daemon's database every simulated second."""
-    ticks = SendingTicks(runtime, watch.holds_ms)
+    ticks = SendingTicks(runtime, server.retry_after_ms)
     bare_since: dict[str, tuple[int, int]] = {}  # market id → (stand-in ms, sending ticks)
     late_since: dict[str, int] = {}  # client order id → tick count when it became late
     clock = runtime.clock
@@ -381,7 +363,6 @@ async def run_campaign(
                 rate_limit=False, retry_delays_s=(0.02, 0.05),
             )  # fmt: skip
             arm_faults(server, seed, ms_from_utc(clock.now()), minutes)
-            record_holds(server, watch.holds_ms)
             await run_for(
                 runtime,
                 minutes * 60,
