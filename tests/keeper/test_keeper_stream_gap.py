@@ -96,10 +96,11 @@ async def test_a_position_missing_from_the_stream_mirror_stays_booked_and_blocks
 class LaggingMirror:
     """A usable mirror behind the exchange: `positions`, the positions it holds (else none);
     `listed`, the conditional orders it lists (else none); `echoes`, how our orders ended
-    (else none of their events arrived, as after a reseed that lost them)."""
+    (else none of their events arrived, as after a reseed that lost them; "stops": only how
+    our stops ended)."""
 
     def __init__(
-        self, exchange: ModelExchange, *, positions: bool, listed: bool, echoes: bool
+        self, exchange: ModelExchange, *, positions: bool, listed: bool, echoes: bool | str
     ) -> None:
         self._exchange = exchange
         self._shows = (positions, listed, echoes)
@@ -121,7 +122,11 @@ class LaggingMirror:
         positions, listed, echoes = self._shows
         x = self._exchange
         held = {s: ExchangePosition(s, side, q, e, 3) for s, (side, q, e) in x.held.items()}
-        ended = {c: o for c, o in x.orders.items() if o.status.is_final}
+        ended = {
+            c: o
+            for c, o in x.orders.items()
+            if o.status.is_final and (echoes != "stops" or o.kind is OrderKind.STOP_MARKET)
+        }
         return ExchangeSnapshot(
             now,
             SnapshotSource.STREAM,
@@ -146,10 +151,16 @@ def open_stops(exchange: ModelExchange) -> list[Order]:
 
 
 async def entered_with_lagging_mirror(
-    *, stop_lost: bool, positions: bool = True, listed: bool = True, echoes: bool = False
+    *,
+    stop_lost: bool,
+    positions: bool = True,
+    listed: bool = True,
+    echoes: bool | str = False,
+    stop_cancelled: bool = False,
 ) -> tuple[ModelExchange, PositionKeeper, datetime]:
     """An entry that filled (booked from its answer), its stop request lost before it arrived
-    when `stop_lost` (the stop stays unsettled); then one 5 s tick on a lagging mirror."""
+    when `stop_lost` (the stop stays unsettled), or the stop cancelled on the exchange when
+    `stop_cancelled` (by hand, or by Binance); then one 5 s tick on a lagging mirror."""
     exchange = ModelExchange(RULES, dict(PRICES), T0)
     exchange.drop_next_stop = stop_lost
     repository = InMemoryRepository()
@@ -161,6 +172,9 @@ async def entered_with_lagging_mirror(
     await keeper.tick(T0, rest=True)
     await keeper.enter(sized(BTC, Side.LONG, exchange.marks[BTC]), T0)
     assert len(open_stops(exchange)) == (0 if stop_lost else 1)
+    if stop_cancelled:
+        [stop] = open_stops(exchange)
+        await exchange.cancel_conditional_order(BTC, stop.client_order_id)
     # within stream_echo_timeout_s and rest_check_interval_s: the tick reads the mirror
     assert TICK.total_seconds() < min(KEEPER.stream_echo_timeout_s, KEEPER.rest_check_interval_s)
     now = T0 + TICK
@@ -203,4 +217,14 @@ async def test_a_position_the_mirror_lost_while_its_stop_is_unsettled_is_protect
     )
 
     assert BTC in keeper.positions  # only REST may say it is gone
+    assert_stop_covers_the_position(exchange, keeper)
+
+
+async def test_a_stop_the_stream_reports_ended_before_it_echoes_the_entry_is_replaced() -> None:
+    """The stream reports the position's own stop cancelled (by hand, or by Binance) before it
+    echoes the entry: that stop no longer counts, and the next tick places another."""
+    exchange, keeper, _ = await entered_with_lagging_mirror(
+        stop_lost=False, listed=False, echoes="stops", stop_cancelled=True
+    )
+
     assert_stop_covers_the_position(exchange, keeper)
