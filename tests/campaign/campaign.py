@@ -11,7 +11,9 @@ watches the stand-in's own books the whole time:
   excluding time when the reads and the order route the keeper needs are down, and counting
   only keeper ticks that could send: not those overlapping a Retry-After the stand-in
   answered (after a 429 the daemon sends nothing until it has passed, as Binance requires);
-- how long any order of ours stays unsettled in the daemon's database.
+- how long any order of ours stays unsettled in the daemon's database once it could have been
+  settled, counting only keeper ticks that could look it up: not those whose lookup a fault
+  answered, nor those overlapping a Retry-After.
 
 At the end the faults stop, the daemon runs on until it has settled, stops, and the database
 is compared with the stand-in: positions, and every order of ours with its state.
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -98,10 +100,11 @@ class Watch:
     entries_while_holding: list[str] = field(default_factory=list)
     # per symbol, the most keeper ticks that completed while a position it held had no stop
     # of ours covering it (spans when the routes the keeper needs were down are not counted,
-    # nor ticks that overlapped a Retry-After hold: `SendingTicks`)
+    # nor ticks that overlapped a Retry-After hold: `sending_ticks`)
     unprotected_ticks: dict[str, int] = field(default_factory=dict)
     # the most keeper ticks that completed while an order of ours stayed unsettled after it
-    # could have been settled (past `unknown_order_final_s`, order routes up)
+    # could have been settled (past `unknown_order_final_s`, order routes up; ticks whose
+    # lookups a fault answered or a Retry-After hold forbade are not counted: `settling_ticks`)
     late_settling_ticks: int = 0
     late_order: str = ""
     ticks: int = 0
@@ -234,17 +237,15 @@ class TickCounter:
         return self.count
 
 
-class SendingTicks:
-    """The keeper's completed ticks that could send orders: a tick whose span (from its start,
-    `reconciled_at`, to the sample that sees it completed) overlaps a Retry-After hold the
-    stand-in imposed is not counted. After a 429 the daemon's client refuses every request
-    until Retry-After has passed (binance_client), so such a tick cannot place a stop; the
-    ticks it wakes for meanwhile (user-data events, unknown outcomes) prove nothing."""
+class CountedTicks:
+    """The keeper's completed ticks that could do a thing: a tick whose span (from its start,
+    `reconciled_at`, to the sample that sees it completed) `spoiled` says it could not is not
+    counted (`total` counts them all)."""
 
-    def __init__(self, runtime: Runtime, holds_ms: list[tuple[int, int]]) -> None:
+    def __init__(self, runtime: Runtime, spoiled: Callable[[int, int], bool]) -> None:
         self._runtime = runtime
         self._ticks = TickCounter(runtime)
-        self._holds_ms = holds_ms
+        self._spoiled = spoiled
         self.total = self.count = 0
 
     def sample(self, now_ms: int) -> int:
@@ -253,24 +254,51 @@ class SendingTicks:
             self.total = total
             started = self._runtime.core.keeper.view().reconciled_at
             start_ms = ms_from_utc(started) if started is not None else now_ms
-            if not any(s <= now_ms and start_ms < e for s, e in self._holds_ms):
+            if not self._spoiled(start_ms, now_ms):
                 self.count += 1
         return self.count
+
+
+def sending_ticks(runtime: Runtime, server: LoopbackBinance) -> CountedTicks:
+    """Ticks that could send orders: not those overlapping a Retry-After hold the stand-in
+    imposed. After a 429 the daemon's client refuses every request until Retry-After has
+    passed (binance_client), so such a tick cannot place a stop; the ticks it wakes for
+    meanwhile (user-data events, unknown outcomes) prove nothing."""
+    return CountedTicks(runtime, lambda start, end: _held(server, start, end))
+
+
+def settling_ticks(runtime: Runtime, server: LoopbackBinance) -> CountedTicks:
+    """Ticks that could settle an unknown order: could send (`sending_ticks`) and had no fault
+    answered on the lookup routes (`ORDER_ROUTES`): a tick whose lookup got a 503 cannot
+    settle the order, and the next one tries again."""
+
+    def spoiled(start: int, end: int) -> bool:
+        looked_up = any(
+            start <= t <= end and any(r in path for r in ORDER_ROUTES) and method == "GET"
+            for t, method, path in server.faulted
+        )
+        return looked_up or _held(server, start, end)
+
+    return CountedTicks(runtime, spoiled)
+
+
+def _held(server: LoopbackBinance, start_ms: int, end_ms: int) -> bool:
+    return any(s <= end_ms and start_ms < e for s, e in server.retry_after_ms)
 
 
 async def watcher(
     server: LoopbackBinance, runtime: Runtime, watch: Watch, stopping: asyncio.Event
 ) -> None:
     """Sample the stand-in's books and the daemon's database every simulated second."""
-    ticks = SendingTicks(runtime, server.retry_after_ms)
+    ticks, settling = sending_ticks(runtime, server), settling_ticks(runtime, server)
     bare_since: dict[str, tuple[int, int]] = {}  # market id → (stand-in ms, sending ticks)
     late_since: dict[str, int] = {}  # client order id → tick count when it became late
     clock = runtime.clock
     grace = timedelta(seconds=runtime.settings.keeper.unknown_order_final_s + MONITOR_S)
     while not stopping.is_set():
         now_ms = server.state.now_ms
-        sending = ticks.sample(now_ms)
-        count = watch.ticks = ticks.total
+        sending, settled = ticks.sample(now_ms), settling.sample(now_ms)
+        watch.ticks = ticks.total
         bare = set(unprotected(server.state))
         for market_id in [m for m in bare_since if m not in bare]:
             start_ms, start_tick = bare_since.pop(market_id)
@@ -280,7 +308,7 @@ async def watcher(
                 watch.unprotected_ticks[market_id] = max(best, spanned)
         for market_id in bare:
             bare_since.setdefault(market_id, (now_ms, sending))
-        await _late_orders(runtime, server, clock.now() - grace, count, late_since, watch)
+        await _late_orders(runtime, server, clock.now() - grace, settled, late_since, watch)
         await clock.sleep_until(clock.now() + timedelta(seconds=1))
 
 

@@ -5,7 +5,8 @@ every request is logged with its Binance request weight and the stand-in's time
 (`weight_per_minute`). Before answering, due conditional orders are triggered. Faults:
 `inject(Fault)` for the next matching request, `outage(Outage)` for a time window,
 `random_faults` per request from a seed, `ban(until_ms)` (HTTP 418 with Retry-After); every
-Retry-After a fault answered is kept in `retry_after_ms` ([start, end) in the stand-in's ms).
+error a fault answered is kept in `faulted` (stand-in ms, method, path), every Retry-After in
+`retry_after_ms` ([start, end) in the stand-in's ms).
 Websockets (`streams`, a StreamHub): mark prices every second of the stand-in's clock and
 user-data events; they run only when a clock is given.
 
@@ -75,6 +76,7 @@ class LoopbackBinance:
         self.outages: list[Outage] = []
         self.random_faults: RandomFaults | None = None
         self.retry_after_ms: list[tuple[int, int]] = []
+        self.faulted: list[tuple[int, str, str]] = []
         self.banned_until_ms = 0
         self._faults: list[Fault] = []
         self._runner: web.AppRunner | None = None
@@ -155,8 +157,9 @@ class LoopbackBinance:
             return refused
         fault = self._take_fault(request.method, request.path)
         if fault is not None and (fault.code is not None or fault.body is not None):
+            now = self.state.now_ms
+            self.faulted.append((now, request.method, request.path))
             if fault.retry_after_s:
-                now = self.state.now_ms
                 self.retry_after_ms.append((now, now + round(fault.retry_after_s * 1000)))
             return _fault_answer(fault)
         self.sync()
