@@ -59,6 +59,8 @@ READ_ROUTES = ("/fapi/v1/order", "/fapi/v3/positionRisk", "/fapi/v1/openAlgoOrde
 # What settling an unknown order needs: its lookup by client id.
 ORDER_ROUTES = ("/fapi/v1/order", "/fapi/v1/algoOrder")
 MONITOR_S = 5.0
+RETRY_DELAYS_S = (0.02, 0.05)  # the daemon's client here: a read is tried three times
+READ_ATTEMPTS = len(RETRY_DELAYS_S) + 1
 RELAXED_HEALTH = {
     "latency_good_ms": 60_000.0,
     "latency_acceptable_ms": 60_000.0,
@@ -268,16 +270,18 @@ def sending_ticks(runtime: Runtime, server: LoopbackBinance) -> CountedTicks:
 
 
 def settling_ticks(runtime: Runtime, server: LoopbackBinance) -> CountedTicks:
-    """Ticks that could settle an unknown order: could send (`sending_ticks`) and had no fault
-    answered on the lookup routes (`ORDER_ROUTES`): a tick whose lookup got a 503 cannot
-    settle the order, and the next one tries again."""
+    """Ticks that could settle an unknown order: could send (`sending_ticks`), and the faults
+    answered on the lookups (`ORDER_ROUTES`) were fewer than the client's attempts at a read
+    (`READ_ATTEMPTS`): a lookup every attempt of which failed cannot settle the order, and the
+    next tick tries again (seen: a 503 retried into a 429, `order_lookup_failed`)."""
 
     def spoiled(start: int, end: int) -> bool:
-        looked_up = any(
-            start <= t <= end and any(r in path for r in ORDER_ROUTES) and method == "GET"
+        failed = sum(
+            1
             for t, method, path in server.faulted
+            if start <= t <= end and method == "GET" and any(r in path for r in ORDER_ROUTES)
         )
-        return looked_up or _held(server, start, end)
+        return failed >= READ_ATTEMPTS or _held(server, start, end)
 
     return CountedTicks(runtime, spoiled)
 
@@ -388,7 +392,7 @@ async def run_campaign(
             stopping = asyncio.Event()
             runtime = await open_exchange_runtime(
                 settings, stack, stopping, clock=clock, source=SeededSignals(seed),
-                rate_limit=False, retry_delays_s=(0.02, 0.05),
+                rate_limit=False, retry_delays_s=RETRY_DELAYS_S,
             )  # fmt: skip
             arm_faults(server, seed, ms_from_utc(clock.now()), minutes)
             await run_for(
@@ -494,7 +498,7 @@ async def run_lost_entry_and_read_outage(
             stopping = asyncio.Event()
             runtime = await open_exchange_runtime(
                 settings, stack, stopping, clock=clock, source=AlwaysBuy(), rate_limit=False,
-                retry_delays_s=(0.02, 0.05),
+                retry_delays_s=RETRY_DELAYS_S,
             )  # fmt: skip
             now_ms = ms_from_utc(clock.now())
             server.inject(Fault("/fapi/v1/order", method="POST", delay_s=3.0))  # answer lost
