@@ -41,8 +41,9 @@ from quantum_trader.storage.memory import InMemoryRepository
 BTC = SYMBOLS[0]
 
 
-class MirrorThatMissedTheEntry:
-    """A usable mirror holding no position and no order: every event since seeding was lost."""
+class UsableMirror:
+    """The streams' side a keeper reads, connected and usable, never updating by itself and
+    without mark prices; subclasses say what it holds (`snapshot`)."""
 
     def __init__(self) -> None:
         self._updated = asyncio.Event()
@@ -58,14 +59,18 @@ class MirrorThatMissedTheEntry:
     def health(self) -> StreamHealth:
         return StreamHealth(connected=True, usable=True)
 
-    def snapshot(self, now: datetime) -> ExchangeSnapshot | None:
-        return ExchangeSnapshot(now, SnapshotSource.STREAM, {}, ())
-
     def mark_prices(self, symbols: Sequence[str], now: datetime) -> dict[str, Decimal] | None:
         return None
 
     def reseed(self, snapshot: ExchangeSnapshot) -> None:
         self.reseeded.append(snapshot)
+
+
+class MirrorThatMissedTheEntry(UsableMirror):
+    """A usable mirror holding no position and no order: every event since seeding was lost."""
+
+    def snapshot(self, now: datetime) -> ExchangeSnapshot | None:
+        return ExchangeSnapshot(now, SnapshotSource.STREAM, {}, ())
 
 
 async def test_a_position_missing_from_the_stream_mirror_stays_booked_and_blocks_entries() -> None:
@@ -93,7 +98,7 @@ async def test_a_position_missing_from_the_stream_mirror_stays_booked_and_blocks
     assert exchange.held[BTC][:2] == (Side.LONG, order.quantity)
 
 
-class LaggingMirror:
+class LaggingMirror(UsableMirror):
     """A usable mirror behind the exchange: `positions`, the positions it holds (else none);
     `listed`, the conditional orders it lists (else none); `echoes`, how our orders ended
     (else none of their events arrived, as after a reseed that lost them; "stops": only how
@@ -102,20 +107,10 @@ class LaggingMirror:
     def __init__(
         self, exchange: ModelExchange, *, positions: bool, listed: bool, echoes: bool | str
     ) -> None:
+        super().__init__()
         self._exchange = exchange
         self._shows = (positions, listed, echoes)
-        self._updated = asyncio.Event()
         self.read = 0
-
-    async def run(self, stopping: asyncio.Event) -> None:
-        await stopping.wait()
-
-    @property
-    def updated(self) -> asyncio.Event:
-        return self._updated
-
-    def health(self) -> StreamHealth:
-        return StreamHealth(connected=True, usable=True)
 
     def snapshot(self, now: datetime) -> ExchangeSnapshot | None:
         self.read += 1
@@ -134,12 +129,6 @@ class LaggingMirror:
             tuple(open_stops(x)) if listed else (),
             ended if echoes else {},
         )
-
-    def mark_prices(self, symbols: Sequence[str], now: datetime) -> dict[str, Decimal] | None:
-        return None
-
-    def reseed(self, snapshot: ExchangeSnapshot) -> None:
-        return None
 
 
 def open_stops(exchange: ModelExchange) -> list[Order]:
