@@ -73,8 +73,10 @@ class Exchange(Protocol):
     async def fetch_open_conditional_orders(self, symbol: str | None = None) -> list[Order]: ...
 
     async def cancel_conditional_order(self, symbol: str, client_order_id: str) -> None:
-        """Return once the order is no longer open (cancelled now, or already final).
-        Raises OrderStateUnknown when the exchange did not confirm the cancel."""
+        """Return once the order is cancelled. Raises OrderRejected when it was no longer open
+        (already final — filled, perhaps, just before — or unknown): not cancelled, it ended
+        otherwise and a lookup says how; OrderStateUnknown when the exchange did not confirm
+        the cancel."""
         ...
 
     async def fetch_fills(self, symbol: str, client_order_id: str) -> list[Fill]: ...

@@ -423,9 +423,10 @@ class CcxtExchange:
         return orders
 
     async def cancel_conditional_order(self, symbol: str, client_order_id: str) -> None:
-        """Cancel once. Returns when Binance answered "success", or when the order is no
-        longer open (final, or unknown to Binance); raises OrderStateUnknown otherwise (for
-        a stop that is triggering, or an answer that is not a success)."""
+        """Cancel once. Returns when Binance answered "success". Raises OrderRejected when the
+        order is no longer open (final — it may have filled just before —, or unknown to
+        Binance): it was not cancelled, and the caller learns how it ended from a lookup;
+        OrderStateUnknown otherwise (a stop that is triggering, an answer not a success)."""
         await self._market_id(symbol, Operation.CANCEL)
         answer = await self._rest.call(
             "fapiPrivateDeleteAlgoOrder",
@@ -441,7 +442,8 @@ class CcxtExchange:
         order = await self.fetch_order(symbol, client_order_id)
         if order is not None and not order.status.is_final:
             raise OrderStateUnknown(client_order_id, f"cancel refused while {order.status}")
-        log.info("conditional_order_already_gone", symbol=symbol, client_order_id=client_order_id)
+        ended = order.status if order is not None else "unknown to Binance"
+        raise OrderRejected(ReasonCode.ORDER_REJECTED, f"{client_order_id} is already {ended}")
 
     async def fetch_fills(self, symbol: str, client_order_id: str) -> list[Fill]:
         """Executions of our order (for a triggered stop: of the market order it started)."""
