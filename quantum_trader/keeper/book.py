@@ -158,6 +158,13 @@ class Book:
     def intents_for(self, symbol: str) -> list[Intent]:
         return [i for i in self.intents.values() if i.symbol == symbol]
 
+    def blocked(self) -> dict[str, str]:
+        """Symbols with an unsettled order of ours, and why no entry may go there now."""
+        return {
+            i.symbol: f"order {i.client_order_id} unsettled since {i.sent_at.isoformat()}"
+            for i in sorted(self.intents.values(), key=lambda i: i.sent_at)
+        }
+
     def with_position(self, position: Position) -> Book:
         return replace(self, positions={**self.positions, position.symbol: position})
 

@@ -173,7 +173,7 @@ class PositionKeeper:
         book = self._carrier.book
         streams = self._streams.health() if self._streams is not None else StreamHealth()
         return KeeperView(
-            dict(book.positions), blocked(book), len(book.intents), self._reconciled_at, streams
+            dict(book.positions), book.blocked(), len(book.intents), self._reconciled_at, streams
         )
 
     def wake_events(self) -> tuple[asyncio.Event, ...]:
@@ -190,7 +190,7 @@ class PositionKeeper:
     def blocked_symbols(self) -> dict[str, str]:
         """`view().blocked` alone (the executor asks every cycle; the rest of a view is not
         needed there)."""
-        return blocked(self._carrier.book)
+        return self._carrier.book.blocked()
 
     @property
     def alert_listeners(self) -> list[AlertListener]:
@@ -313,8 +313,9 @@ class PositionKeeper:
             book = self._carrier.book
             if symbol in book.positions:
                 raise OrderRejected(ReasonCode.POSITION_ALREADY_OPEN, symbol)
-            if symbol in blocked(book):
-                raise OrderRejected(ReasonCode.ORDER_UNSETTLED, blocked(book)[symbol])
+            unsettled = book.blocked().get(symbol)
+            if unsettled is not None:
+                raise OrderRejected(ReasonCode.ORDER_UNSETTLED, unsettled)
             await self._exchange.set_leverage(symbol, sized.leverage)
             answer = await self._carrier.send(
                 Purpose.ENTRY,
@@ -393,11 +394,3 @@ class PositionKeeper:
             ]
             await self._carrier.act(ours, now, context)
         log.warning("flattened", reason=reason, closing=[p.symbol for p in closing])
-
-
-def blocked(book: Book) -> dict[str, str]:
-    """Symbols with an unsettled order of ours, and why no entry may go there now."""
-    return {
-        i.symbol: f"order {i.client_order_id} unsettled since {i.sent_at.isoformat()}"
-        for i in sorted(book.intents.values(), key=lambda i: i.sent_at)
-    }

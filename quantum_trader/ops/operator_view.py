@@ -22,7 +22,7 @@ from typing import Any
 
 from quantum_trader.domain import ClosedTrade, EquitySnapshot, Position
 from quantum_trader.gates.governor import GovernorState
-from quantum_trader.keeper.book import Intent, is_unsettled
+from quantum_trader.keeper.book import Book, Intent, is_unsettled
 from quantum_trader.keeper.ids import is_ours
 from quantum_trader.keeper.orders import INTENTS
 from quantum_trader.ops.governor_keeper import EVENTS_NAMESPACE
@@ -112,17 +112,14 @@ def trades_document(trades: Sequence[ClosedTrade], database: Path) -> dict[str, 
 
 async def blocked_symbols(repository: Repository) -> dict[str, str]:
     """Symbols the keeper takes no entry on (an order of ours with an unknown outcome), and
-    why: the same answer the keeper gives (`keeper.blocked`), from the database."""
+    why: the same answer the keeper gives (`Book.blocked`), from the database."""
     extras = await repository.load_state(INTENTS)
     intents = [
         Intent.restore(order, extras.get(order.client_order_id))
         for order in await repository.open_orders()
         if is_ours(order.client_order_id) and is_unsettled(order)
     ]
-    return {
-        i.symbol: f"order {i.client_order_id} unsettled since {i.sent_at.isoformat()}"
-        for i in sorted(intents, key=lambda i: i.sent_at)
-    }
+    return Book(intents={i.client_order_id: i for i in intents}).blocked()
 
 
 def pause_json(state: GovernorState) -> dict[str, str] | None:
