@@ -44,6 +44,7 @@ from quantum_trader.market.setup import (
 )
 from quantum_trader.market.source import resolve_market_data
 from quantum_trader.ports import SignalSource
+from quantum_trader.replay_quiet import QuietSteps
 from quantum_trader.report.benchmark import buy_and_hold
 from quantum_trader.report.load import load_run
 from quantum_trader.report.model import BacktestReport, RunContext
@@ -158,7 +159,8 @@ async def replay_into(
         core = await assemble(
             settings, market, exchange, repository, rules, replay.start, asyncio.Event()
         )
-        steps = await _replay(settings, clock, core, repository, replay, stopping)
+        quiet = QuietSteps(core, model, exchange, settings.backtest.operator_reset_after)
+        steps = await _replay(settings, clock, core, repository, replay, stopping, quiet)
         await repository.save_ledger()
     finally:
         await repository.close()
@@ -209,12 +211,16 @@ async def _replay(
     repository: SplitRepository,
     replay: Replay,
     stopping: asyncio.Event,
+    quiet: QuietSteps,
 ) -> int:
     """Step bar close by bar close: a simulated operator (if configured), the keeper (exits
-    the exchange made), then the cycle; equity every hour and at the end. Cycles unchanged
-    since an earlier one are kept as spans (UNCHANGED_KEY), one state entry for the run."""
+    the exchange made), then the cycle; equity every hour and at the end. A step that would
+    repeat the one before is repeated instead of run (replay_quiet.py; unless
+    `backtest.skip_quiet_steps` is off). Cycles unchanged since an earlier one are kept as
+    spans (UNCHANGED_KEY), one state entry for the run."""
     step = timedelta(milliseconds=TIMEFRAME_MS[settings.market.timeframe])
     reset_after = settings.backtest.operator_reset_after
+    skip_quiet = settings.backtest.skip_quiet_steps
     now, steps, next_equity = replay.start, 0, replay.start
     unchanged = UnchangedSpans()
     while now < replay.end:
@@ -223,20 +229,25 @@ async def _replay(
             # `stopping` from a loop callback that runs only when the loop gets a turn.
             await asyncio.sleep(0)
         check_stop(stopping)
-        clock.set(now)
-        if reset_after is not None:
-            await core.governor.reset_operator_halt(now, reset_after)
-        await core.keeper.tick(now)
-        summary = await core.executor.run_cycle(now)
+        if skip_quiet and now < next_equity and quiet.repeats(now):
+            summary = quiet.repeat(now)
+        else:
+            before = quiet.before()
+            clock.set(now)
+            if reset_after is not None:
+                await core.governor.reset_operator_halt(now, reset_after)
+            await core.keeper.tick(now)
+            summary = await core.executor.run_cycle(now)
+            quiet.after(before, summary, now)
+            if now >= next_equity:
+                await _snapshot_equity(core, repository, now)
+                next_equity = now + EQUITY_EVERY
         unchanged.add(summary.cycle_id, summary.unchanged_since)
-        if now >= next_equity:
-            await _snapshot_equity(core, repository, now)
-            next_equity = now + EQUITY_EVERY
         steps += 1
         now += step
     clock.set(replay.end)
     await _snapshot_equity(core, repository, replay.end)
-    await repository.save_state(*UNCHANGED_KEY, unchanged.to_dict())
+    await repository.save_state(*UNCHANGED_KEY, unchanged.to_dict(quiet.repeated))
     return steps
 
 
@@ -257,9 +268,10 @@ class UnchangedSpans:
         else:
             self.spans.append([base, number, number])
 
-    def to_dict(self) -> dict[str, object]:
+    def to_dict(self, repeated_steps: int) -> dict[str, object]:
+        """The spans, with how many of their cycles were repeated steps (replay_quiet.py)."""
         cycles = sum(last - first + 1 for _, first, last in self.spans)
-        return {"unchanged_cycles": cycles, "spans": self.spans}
+        return {"unchanged_cycles": cycles, "repeated_steps": repeated_steps, "spans": self.spans}
 
 
 def check_stop(stopping: asyncio.Event) -> None:

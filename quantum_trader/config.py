@@ -156,9 +156,12 @@ class ExecutorSettings(Section):
 class BacktestSettings(Section):
     """A backtest has no operator. `operator_reset_after` (a duration: seconds, `HH:MM:SS` or
     ISO 8601 like `P1D`, `PT12H`) simulates one resetting a halt only an operator can end (the
-    emergency shutdown) once it has lasted that long; None (default) never resets."""
+    emergency shutdown) once it has lasted that long; None (default) never resets.
+    `skip_quiet_steps`: repeat, instead of running, a step that would find the flat account
+    as the one before left it (replay_quiet.py); the same results either way."""
 
     operator_reset_after: timedelta | None = None
+    skip_quiet_steps: bool = True
 
     @field_validator("operator_reset_after", mode="before")
     @classmethod

@@ -57,6 +57,7 @@ class Base:
     cycle_id: str
     declared: list[AccountInputs] | None
     inputs: CycleInputs
+    priced: bool  # its inputs read prices: a price move alone may change them
 
 
 class Executor:
@@ -144,12 +145,31 @@ class Executor:
     ) -> Base:
         """A full cycle that approved nothing, as later cycles compare themselves with it."""
         declared: list[AccountInputs] | None = []
+        priced = False
         for gate in self._chain.gates:
             if gate.name in consulted and declared is not None:
                 inputs = getattr(gate, "account_inputs", None)
                 declared = [*declared, inputs] if inputs is not None else None
+                priced = priced or getattr(gate, "account_inputs_priced", True)
+        if declared is None:  # the whole account counts, with the open positions' prices
+            priced = bool(portfolio.positions)
         observed = self._observed(market, portfolio, health, now, declared)
-        return Base(cycle_id, declared, CycleInputs.of(observed))
+        return Base(cycle_id, declared, CycleInputs.of(observed), priced)
+
+    @property
+    def repeats_unpriced(self) -> bool:
+        """Whether the next cycle would repeat a base whose inputs read no price."""
+        return self._base is not None and not self._base.priced
+
+    def repeat(self) -> CycleSummary:
+        """The next cycle as "unchanged since" the base, observing nothing: only for a caller
+        that knows none of the base's inputs changed — as the backtest's quiet steps do while
+        the account stands still and only prices move (replay_quiet.py). Requires
+        `repeats_unpriced`."""
+        base = self._base
+        if base is None or base.priced:
+            raise RuntimeError("repeat: no base, or one whose inputs read prices")
+        return CycleSummary(f"c{next(self._cycle_numbers)}", unchanged_since=base.cycle_id)
 
     def _unchanged(
         self, market: MarketState, portfolio: PortfolioView, health: str, now: datetime, base: Base

@@ -97,6 +97,16 @@ class PaperExchange:
             state.wallet_usdt, state.realized_pnl_usdt, state.fees_usdt, state.funding_usdt
         )
 
+    @property
+    def idle(self) -> tuple[Decimal, int, int] | None:
+        """The account's revision while it holds no position and no open order (then only an
+        order of ours changes it: catching up is a no-op), else None. Equal revisions: the
+        same account. Does not catch up (a backtest asks between steps)."""
+        state = self._ledger.state
+        if state.positions or not self._book.empty:
+            return None
+        return state.wallet_usdt, state.next_order_no, state.next_trade_no
+
     async def load_markets(self) -> Mapping[str, MarketRules]:
         self._sync()
         return dict(self._rules)

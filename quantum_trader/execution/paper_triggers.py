@@ -93,6 +93,10 @@ class ConditionalBook:
         self._listing = None
         self._relevel(order.symbol)
 
+    @property
+    def empty(self) -> bool:
+        return not self._open
+
     def orders(self, symbol: str | None = None) -> list[Order]:
         if symbol is None:
             if self._listing is None:  # listed on every monitor tick, changed far less often

@@ -33,6 +33,12 @@ class BalancerJournal:
         return self._held.hold if self._held is not None else None
 
     @property
+    def account_inputs_priced(self) -> bool:
+        """Whether `account_inputs` reads prices: unless every candidate is refused at any
+        price while the same positions are open."""
+        return self._held is None or bool(self._held.priced)
+
+    @property
     def name(self) -> GateName:
         return GateName.BALANCER
 

@@ -224,6 +224,8 @@ class OrchestratorPolicy:
     def name(self) -> GateName:
         return GateName.ORCHESTRATOR
 
+    account_inputs_priced = False  # `account_inputs` reads no price
+
     def account_inputs(self, portfolio: PortfolioView, market: MarketView) -> tuple[object, ...]:
         """What of the account `review` reads besides symbol statistics: the daily drawdown
         only against its thresholds (and its value once over the limit, which the denial

@@ -193,6 +193,22 @@ class PositionKeeper:
         return self._carrier.book.blocked()
 
     @property
+    def idle(self) -> bool:
+        """No position, order or unsettled intent of ours: a tick can only find the account as
+        it was (a backtest repeats such ticks: replay_quiet.py)."""
+        book = self._carrier.book
+        return not (book.positions or book.intents or book.working or book.unechoed)
+
+    def repeat_idle_tick(self, now: datetime) -> None:
+        """What a tick while `idle`, finding nothing, changes in the keeper: its regime memory
+        and when it last reconciled. Only without streams (a backtest): every tick then reads
+        the exchange, where one with streams reads it only when due."""
+        if self._streams is not None:
+            raise RuntimeError("repeat_idle_tick: only for a keeper without streams")
+        self._context(advance=True)
+        self._reconciled_at = self._rest_checked_at = now
+
+    @property
     def alert_listeners(self) -> list[AlertListener]:
         """Called with every position the keeper could not protect as planned (alerts.py)."""
         return self._carrier.alert_listeners

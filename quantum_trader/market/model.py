@@ -176,6 +176,20 @@ def slow_runs(series: SymbolSeries, signal_rows: npt.NDArray[np.intp]) -> npt.ND
     return runs
 
 
+def quiet_runs(series: SymbolSeries, slow: npt.NDArray[np.intp]) -> npt.NDArray[np.intp]:
+    """Row t: the first row of the run of rows whose slow fields (`slow_runs`) and funding
+    rate equal row t's: everything of a row but its price and return."""
+    n = len(slow)
+    changed = np.zeros(n, dtype=bool)
+    if n:
+        changed[0] = True
+    changed[1:] |= slow[1:] != slow[:-1]
+    if series.funding_8h is not None:
+        changed[1:] |= series.funding_8h[1:] != series.funding_8h[:-1]
+    runs: npt.NDArray[np.intp] = np.maximum.accumulate(np.where(changed, np.arange(n), 0))
+    return runs
+
+
 _SlowFields = tuple[dict[str, float], dict[str, Regime], dict[str, float], list[Signal]]
 
 
@@ -203,6 +217,9 @@ class MarketModel:
             symbol: slow_runs(s, self._runs[symbol]) for symbol, s in self._series.items()
         }
         self._slow: tuple[tuple[tuple[str, int], ...], _SlowFields] | None = None
+        self._quiet_runs = {
+            symbol: quiet_runs(s, self._slow_runs[symbol]) for symbol, s in self._series.items()
+        }
 
     @classmethod
     def compute(
@@ -244,17 +261,10 @@ class MarketModel:
         rows: list[tuple[str, SymbolSeries, int]] = []
         span = self._windows.returns_bars
         for symbol, s in self._series.items():
-            bars = s.bars
-            last = _last_closed_row(bars, self._origins[symbol], now_ms)
-            # .item(): a Python scalar without the numpy scalar in between (hot path).
-            if last < 0 or not math.isfinite(s.atr_pct.item(last)):
+            last = self._visible_row(symbol, s, now_ms)
+            if last < 0:
                 continue
-            # On a gap-free grid only the last recorded bar can be too old (hot path).
-            check = self._origins[symbol] is None or last == len(bars) - 1
-            if check and is_stale(
-                bars.time_ms.item(last) + bars.timeframe_ms, now_ms, bars.timeframe_ms
-            ):
-                continue  # a gap in its data: no price, no signal until it resumes
+            bars = s.bars
             prices[symbol] = Decimal(repr(bars.close.item(last)))
             returns[symbol] = s.returns[max(1, last + 1 - span) : last + 1]
             funding[symbol] = (
@@ -277,6 +287,37 @@ class MarketModel:
             correlations=self._correlations_at(now_ms, returns),
         )
         return MarketState(view, signals)
+
+    def _visible_row(self, symbol: str, s: SymbolSeries, now_ms: int) -> int:
+        """The row of `symbol` the view at `now_ms` shows, or -1 when it leaves it out."""
+        bars = s.bars
+        last = _last_closed_row(bars, self._origins[symbol], now_ms)
+        # .item(): a Python scalar without the numpy scalar in between (hot path).
+        if last < 0 or not math.isfinite(s.atr_pct.item(last)):
+            return -1
+        # On a gap-free grid only the last recorded bar can be too old (hot path).
+        check = self._origins[symbol] is None or last == len(bars) - 1
+        if check and is_stale(
+            bars.time_ms.item(last) + bars.timeframe_ms, now_ms, bars.timeframe_ms
+        ):
+            return -1  # a gap in its data: no price, no signal until it resumes
+        return last
+
+    def quiet_key(self, now_ms: int) -> object:
+        """Everything of the view at `now_ms` but its prices and 5-minute returns: the symbols
+        shown, their signals, ATR, regimes, z-scores and funding rates, the global regime and
+        the correlations' refresh period. Two instants with equal keys give views that differ
+        only in prices and returns (a backtest's quiet steps, replay_quiet.py). None when
+        funding is not a recorded series (then it is asked at each instant)."""
+        key: list[object] = []
+        for symbol, s in self._series.items():
+            if s.funding_8h is None:
+                return None
+            last = self._visible_row(symbol, s, now_ms)
+            if last >= 0:
+                key.append((symbol, self._quiet_runs[symbol].item(last)))
+        period = now_ms // self._windows.correlation_refresh_ms
+        return tuple(key), period, self._global_regime(now_ms)
 
     def _slow_fields(self, rows: list[tuple[str, SymbolSeries, int]]) -> _SlowFields:
         """ATR, regimes, z-scores and signals at `rows`: the last ones built while every row

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -48,6 +48,16 @@ class AccountTracker:
             peak_equity_usdt=max(self.peak_equity_usdt, equity),
             recent_pnl=tuple(p for p in self.recent_pnl if now - p[0] < HOUR),
         )
+
+    def quiet_until(self, now: datetime, streak_expiry: timedelta) -> datetime:
+        """The first instant after `now` at which time alone changes `observe_equity` or `view`
+        at an unchanged equity: the next UTC midnight, a PnL leaving the last hour, the losing
+        streak expiring."""
+        ends = [datetime.combine(now.date() + timedelta(days=1), time(), tzinfo=now.tzinfo)]
+        ends += [t + HOUR for t, _ in self.recent_pnl]
+        if self.losing_streak and self.last_loss_at is not None:
+            ends.append(self.last_loss_at + streak_expiry)
+        return min(end for end in ends if end > now)  # the midnight always is
 
     def on_trade_closed(self, trade: ClosedTrade) -> AccountTracker:
         lost = trade.pnl_usdt < 0

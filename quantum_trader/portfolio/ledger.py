@@ -100,6 +100,17 @@ class Ledger:
             await self._save_tracker(now)
         return self.tracker.view(balance, dict(positions), self.stats, now, self._streak_expiry)
 
+    def quiet_until(self, now: datetime) -> datetime:
+        """The first instant after `now` at which time alone changes what `observe` does or
+        returns at an unchanged balance and positions (the tracker's day, hour and streak, its
+        periodic save, a symbol's disablement ending)."""
+        ends = [self.tracker.quiet_until(now, self._streak_expiry)]
+        ends += [s.disabled_until for s in self.stats.values() if s.disabled_until is not None]
+        end = min(end for end in ends if end > now)  # the tracker's always is
+        if self._tracker_saved_at is None:
+            return now  # the next observe saves
+        return min(end, self._tracker_saved_at + TRACKER_SAVE_INTERVAL)
+
     async def lift_blacklist(self, symbol: str) -> None:
         """An operator lets a blacklisted symbol trade again (its streak starts from zero)."""
         stats = lift_blacklist(self.stats.get(symbol, SymbolStats(symbol)))

@@ -469,3 +469,22 @@ async def test_the_bundled_sample_trades_with_the_default_rules() -> None:
     assert len(await paper.fetch_positions()) == len(symbols)
     paid = [await paper.fetch_funding_paid(s, utc_from_ms(0)) for s in symbols]
     assert any(amount != 0 for amount in paid)
+
+
+async def test_the_idle_revision_names_a_flat_account_and_moves_with_every_order() -> None:
+    """`idle`: a revision while nothing is open (a backtest repeats steps on it), else None."""
+    _, paper = exchange_at(0)
+    fresh = paper.idle
+    assert fresh is not None
+    await paper.place_order(conditional("s1", STOP, SELL, "0.01", "19000"))
+    assert paper.idle is None  # an open stop
+    await paper.cancel_conditional_order(BTC, "s1")
+    cancelled = paper.idle
+    assert cancelled is not None
+    assert cancelled != fresh
+    await paper.place_order(market("e1", BUY, "0.1"))
+    assert paper.idle is None  # a position
+    await paper.place_order(market("x1", SELL, "0.1", reduce_only=True))
+    closed = paper.idle
+    assert closed is not None
+    assert closed not in (fresh, cancelled)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime
 
 import numpy as np
@@ -146,3 +147,70 @@ def test_a_symbol_whose_data_ended_leaves_the_view_once_a_bar_is_missing(gapped:
         inside = int(bars.time_ms[999]) + 20 * step
         assert BTC not in model.state_at(inside).view.prices
         assert BTC in model.state_at(int(bars.time_ms[999]) + step).view.prices
+
+
+@pytest.fixture(scope="module")
+def recorded() -> tuple[MarketModel, int]:
+    """The backtest's model of two bundled symbols (regimes, funding, global regime) and the
+    first instant after its warm-up; correlations refreshed daily, so that the hour does not
+    move the key by itself."""
+    from dataclasses import replace
+
+    from quantum_trader.config import Settings
+    from quantum_trader.market import setup
+
+    feed = ReplayFeed(STORE, (BTC, "ETH/USDT:USDT"), "5m", 2500)
+    settings = Settings(signals={"source": "rules"})
+    model = MarketModel.compute(
+        feed.bars,
+        AGENT,
+        default_market_rules(feed.symbols),
+        tail=None,
+        regime=setup.regime_function(settings),
+        funding_series=feed.funding,
+        global_regime=setup.global_regime_timeline(STORE, settings),
+        windows=replace(setup.statistics_windows(settings), correlation_refresh_ms=86_400_000),
+    )
+    return model, ms_from_utc(feed.start)
+
+
+def _all_but_prices(model: MarketModel, now_ms: int) -> tuple[object, ...]:
+    state = model.state_at(now_ms)
+    view = state.view
+    matrix = view.correlations
+    statistics = (matrix.symbols, matrix.values.tobytes()) if matrix is not None else None
+    return (
+        tuple(view.prices),
+        view.atr_pct,
+        view.regimes,
+        view.return_zscore,
+        view.funding_rate_8h,
+        view.global_regime,
+        statistics,
+        tuple(state.signals),
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(row=st.integers(min_value=0, max_value=20_000), later=st.integers(1, 36))
+def test_equal_quiet_keys_give_views_equal_but_for_prices_and_returns(
+    recorded: tuple[MarketModel, int], row: int, later: int
+) -> None:
+    """What a backtest's repeated step rests on (replay_quiet.py): every field the cycle and
+    the governor read, but prices and 5-minute returns, is the same at two instants with the
+    same key."""
+    model, start_ms = recorded
+    first = start_ms + row * 300_000
+    second = first + later * 300_000
+    if model.quiet_key(first) == model.quiet_key(second):
+        assert _all_but_prices(model, first) == _all_but_prices(model, second)
+
+
+def test_the_quiet_key_stays_within_an_hour_and_moves_across_hours(
+    recorded: tuple[MarketModel, int],
+) -> None:
+    model, start_ms = recorded
+    keys = [model.quiet_key(start_ms + i * 300_000) for i in range(24 * 12)]
+    assert None not in keys
+    repeats = sum(a == b for a, b in itertools.pairwise(keys))
+    assert 200 < repeats < len(keys) - 1  # most 5-minute steps keep it; hours move it

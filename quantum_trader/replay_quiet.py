@@ -1,0 +1,124 @@
+"""Steps a backtest repeats instead of running: while the account stands still, flat.
+
+A replay step (the simulated operator, the keeper's tick, the executor cycle) is a function of
+the state it starts from, the market view and the time. Time is read only through timers: a
+governor trip's end, the simulated operator's reset, the account tracker's UTC day, hour,
+streak and periodic save, a symbol's disablement ending (cycle_inputs.py lists what the cycle
+reads). With no position and no order open, nothing whose result counts reads the view's prices
+or 5-minute returns: the keeper has nothing to mark, the paper account nothing to trigger or
+fund, the equity is the wallet, and the cycle's base is one whose inputs read no price
+(`Executor.repeats_unpriced`); the governor reads the market's hourly z-scores and
+correlations, which the market model's `quiet_key` covers with everything else of the view.
+
+So when a step ran from a state and left it as it was — the keeper idle before and after, the
+paper account at the same revision with nothing open, the governor's state (but its
+`updated_at`), the account tracker and the paper book as they were, the cycle "unchanged since"
+such a base — the next step starts from that state again. While the market's quiet key and
+every timer are as they were, it ends there too with nothing to record, and is *repeated*: one
+more cycle "unchanged since" the base, and the keeper's regime memory moved on, exactly what
+running it would leave behind. The hourly equity snapshot is always taken by a step that runs.
+
+With a position open, prices move the equity, the stop maths and the triggers every bar: such
+steps run (docs/BENCHMARKS.md: what repeating them would take).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from quantum_trader.app import Core
+from quantum_trader.clock import ms_from_utc
+from quantum_trader.cycle import CycleSummary
+from quantum_trader.execution.paper import PaperExchange
+from quantum_trader.gates.governor_state import GovernorState
+from quantum_trader.market.model import MarketModel
+from quantum_trader.portfolio.account import AccountTracker
+
+
+@dataclass(frozen=True, slots=True)
+class Before:
+    """What a step may change, as it stood when the step began."""
+
+    idle: bool
+    paper: object
+    governor: GovernorState
+    tracker: AccountTracker
+
+
+class QuietSteps:
+    """Tells the replay which steps repeat the one before, and repeats them."""
+
+    def __init__(
+        self,
+        core: Core,
+        model: MarketModel,
+        exchange: PaperExchange,
+        operator_reset_after: timedelta | None,
+    ) -> None:
+        self._core = core
+        self._model = model
+        self._exchange = exchange
+        self._reset_after = operator_reset_after
+        self._key: object = None  # the quiet key of the step that left the state as it was
+        self._until: datetime | None = None  # the first timer after that step
+        self.repeated = 0
+
+    def before(self) -> Before:
+        core = self._core
+        return Before(
+            core.keeper.idle, self._exchange.idle, core.governor.governor.state, core.ledger.tracker
+        )
+
+    def after(self, before: Before, summary: CycleSummary, now: datetime) -> None:
+        """Note whether the step just run at `now` left the state as it found it, and until
+        when the steps after it repeat it."""
+        self._key = None
+        if self._left_as_found(before, summary):
+            key = self._model.quiet_key(ms_from_utc(now))
+            if key is not None:
+                self._key, self._until = key, self._next_timer(now)
+
+    def repeats(self, now: datetime) -> bool:
+        """Whether the step at `now` would repeat the last one run."""
+        if self._key is None or self._until is None or now >= self._until:
+            return False
+        return self._model.quiet_key(ms_from_utc(now)) == self._key
+
+    def repeat(self, now: datetime) -> CycleSummary:
+        """What running the step at `now` would leave behind (only where `repeats`)."""
+        self._core.keeper.repeat_idle_tick(now)
+        self.repeated += 1
+        return self._core.executor.repeat()
+
+    def _left_as_found(self, before: Before, summary: CycleSummary) -> bool:
+        core = self._core
+        market = core.executor.latest_market
+        return (
+            summary.unchanged_since is not None
+            and before.idle
+            and core.keeper.idle
+            and before.paper is not None
+            and before.paper == self._exchange.idle
+            and core.executor.repeats_unpriced
+            and core.ledger.tracker is before.tracker
+            and not core.sizing.paper.positions
+            # Without hourly z-scores the governor reads every bar's returns.
+            and market is not None
+            and bool(market.return_zscore)
+            and _same_state(core.governor.governor.state, before.governor)
+        )
+
+    def _next_timer(self, now: datetime) -> datetime:
+        state = self._core.governor.governor.state
+        ends = [self._core.ledger.quiet_until(now)]
+        ends += [t.until for t in state.trips if t.until is not None]
+        halted = state.operator_halt_since
+        if halted is not None and self._reset_after is not None:
+            ends.append(halted + self._reset_after)
+        return min(ends)
+
+
+def _same_state(a: GovernorState, b: GovernorState) -> bool:
+    """Equal but for `updated_at` (which every observation moves)."""
+    return a is b or replace(a, updated_at=None) == replace(b, updated_at=None)
