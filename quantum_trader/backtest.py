@@ -247,7 +247,7 @@ async def _replay(
         now += step
     clock.set(replay.end)
     await _snapshot_equity(core, repository, replay.end)
-    await repository.save_state(*UNCHANGED_KEY, unchanged.to_dict(quiet.repeated))
+    await repository.save_state(*UNCHANGED_KEY, unchanged.to_dict(quiet))
     return steps
 
 
@@ -268,10 +268,14 @@ class UnchangedSpans:
         else:
             self.spans.append([base, number, number])
 
-    def to_dict(self, repeated_steps: int) -> dict[str, object]:
+    def to_dict(self, quiet: QuietSteps) -> dict[str, object]:
         """The spans, with how many of their cycles were repeated steps (replay_quiet.py)."""
-        cycles = sum(last - first + 1 for _, first, last in self.spans)
-        return {"unchanged_cycles": cycles, "repeated_steps": repeated_steps, "spans": self.spans}
+        return {
+            "unchanged_cycles": sum(last - first + 1 for _, first, last in self.spans),
+            "repeated_steps": quiet.repeated,
+            "repeated_with_positions": quiet.repeated_open,
+            "spans": self.spans,
+        }
 
 
 def check_stop(stopping: asyncio.Event) -> None:

@@ -91,7 +91,12 @@ class Executor:
         self._cycle_numbers = itertools.count(1)
         self._skip_unchanged = skip_unchanged
         self._base: Base | None = None
+        self._latest: MarketState | None = None
         self.latest_market: MarketView | None = None
+
+    def health(self, now: datetime) -> str:
+        """The health status the cycle reads at `now`."""
+        return self._health(now)
 
     def latest_regimes(self) -> Mapping[str, Regime]:
         """Each symbol's regime as of the last cycle (the monitor tightens on a change)."""
@@ -111,7 +116,7 @@ class Executor:
         with bound_context(cycle_id=summary.cycle_id, sim_time=now.isoformat()):
             try:
                 market = await self._market.state(now)
-                self.latest_market = market.view
+                self._latest, self.latest_market = market, market.view
                 portfolio = await self.portfolio(now)
                 health = self._health(now)
                 await self._governor.observe(portfolio, market.view, now, health)
@@ -160,6 +165,15 @@ class Executor:
     def repeats_unpriced(self) -> bool:
         """Whether the next cycle would repeat a base whose inputs read no price."""
         return self._base is not None and not self._base.priced
+
+    def would_repeat(self, portfolio: PortfolioView, now: datetime) -> bool:
+        """Whether a cycle at `now` seeing `portfolio`, and the market as the last cycle saw
+        it but for prices, would repeat a base whose inputs read no price."""
+        base, market = self._base, self._latest
+        if base is None or base.priced or market is None:
+            return False
+        observed = self._observed(market, portfolio, self._health(now), now, base.declared)
+        return base.inputs.same_as(observed)
 
     def repeat(self) -> CycleSummary:
         """The next cycle as "unchanged since" the base, observing nothing: only for a caller

@@ -26,12 +26,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from quantum_trader.app import Core
 from quantum_trader.clock import ms_from_utc
 from quantum_trader.cycle import CycleSummary
 from quantum_trader.execution.paper import PaperExchange
 from quantum_trader.gates.governor_state import GovernorState
+from quantum_trader.keeper.book import Book
 from quantum_trader.market.model import MarketModel
 from quantum_trader.portfolio.account import AccountTracker
 
@@ -40,8 +42,8 @@ from quantum_trader.portfolio.account import AccountTracker
 class Before:
     """What a step may change, as it stood when the step began."""
 
-    idle: bool
-    paper: object
+    book: Book
+    paper: tuple[Decimal, int, int]
     governor: GovernorState
     tracker: AccountTracker
 
@@ -63,16 +65,20 @@ class QuietSteps:
         self._key: object = None  # the quiet key of the step that left the state as it was
         self._until: datetime | None = None  # the first timer after that step
         self.repeated = 0
+        self.repeated_open = 0  # of them, with a position open
 
     def before(self) -> Before:
         core = self._core
         return Before(
-            core.keeper.idle, self._exchange.idle, core.governor.governor.state, core.ledger.tracker
+            core.keeper.book,
+            self._exchange.revision,
+            core.governor.governor.state,
+            core.ledger.tracker,
         )
 
     def after(self, before: Before, summary: CycleSummary, now: datetime) -> None:
         """Note whether the step just run at `now` left the state as it found it, and until
-        when the steps after it repeat it."""
+        when the steps after it may repeat it."""
         self._key = None
         if self._left_as_found(before, summary):
             key = self._model.quiet_key(ms_from_utc(now))
@@ -83,30 +89,57 @@ class QuietSteps:
         """Whether the step at `now` would repeat the last one run."""
         if self._key is None or self._until is None or now >= self._until:
             return False
-        return self._model.quiet_key(ms_from_utc(now)) == self._key
+        if self._model.quiet_key(ms_from_utc(now)) != self._key:
+            return False
+        core = self._core
+        if core.keeper.idle and self._exchange.idle:
+            return True  # the account, and so every input the step reads, stands still
+        return self._unmoved_by_prices(now)
 
     def repeat(self, now: datetime) -> CycleSummary:
         """What running the step at `now` would leave behind (only where `repeats`)."""
-        self._core.keeper.repeat_idle_tick(now)
+        self._core.keeper.repeat_quiet_tick(now)
         self.repeated += 1
+        self.repeated_open += bool(self._core.keeper.positions)
         return self._core.executor.repeat()
+
+    def _unmoved_by_prices(self, now: datetime) -> bool:
+        """With positions open: whether at this step's prices the keeper's stop maths, the
+        paper account, the tracker, the governor and the cycle's inputs stay as they are."""
+        core = self._core
+        keeper = core.keeper
+        seen = self._exchange.quiet_view(now, sorted(keeper.positions))
+        if seen is None:
+            return False
+        balance, marks = seen
+        if not keeper.quiet_at(now, marks):
+            return False
+        portfolio = core.ledger.unchanged_view(balance, keeper.positions, now)
+        market = core.executor.latest_market
+        if portfolio is None or market is None:
+            return False
+        governor = core.governor.governor
+        return governor.unchanged_by(
+            portfolio, market, now, core.executor.health(now)
+        ) and core.executor.would_repeat(portfolio, now)
 
     def _left_as_found(self, before: Before, summary: CycleSummary) -> bool:
         core = self._core
         market = core.executor.latest_market
+        state = core.governor.governor.state
         return (
             summary.unchanged_since is not None
-            and before.idle
-            and core.keeper.idle
-            and before.paper is not None
-            and before.paper == self._exchange.idle
             and core.executor.repeats_unpriced
             and core.ledger.tracker is before.tracker
+            and self._exchange.revision == before.paper
+            and core.keeper.book == before.book
             and not core.sizing.paper.positions
+            # An emergency shutdown flattens every step while a position is open.
+            and not (state.emergency_shutdown_requested and core.keeper.positions)
             # Without hourly z-scores the governor reads every bar's returns.
             and market is not None
             and bool(market.return_zscore)
-            and _same_state(core.governor.governor.state, before.governor)
+            and _same_state(state, before.governor)
         )
 
     def _next_timer(self, now: datetime) -> datetime:

@@ -98,14 +98,31 @@ class PaperExchange:
         )
 
     @property
-    def idle(self) -> tuple[Decimal, int, int] | None:
-        """The account's revision while it holds no position and no open order (then only an
-        order of ours changes it: catching up is a no-op), else None. Equal revisions: the
-        same account. Does not catch up (a backtest asks between steps)."""
+    def revision(self) -> tuple[Decimal, int, int]:
+        """Moves with every order, fill and funding payment (equal: the same account)."""
         state = self._ledger.state
-        if state.positions or not self._book.empty:
-            return None
         return state.wallet_usdt, state.next_order_no, state.next_trade_no
+
+    @property
+    def idle(self) -> bool:
+        """No position and no open order: then only an order of ours changes the account."""
+        return not self._ledger.state.positions and self._book.empty
+
+    def quiet_view(
+        self, now: datetime, symbols: Sequence[str]
+    ) -> tuple[Balance, dict[str, Decimal]] | None:
+        """What `fetch_balance` and `fetch_mark_prices(symbols)` would answer at `now` when
+        catching up to it changes nothing (no trigger, no funding due), without catching up;
+        None otherwise, or when a symbol has no price then (a backtest repeats quiet steps on
+        it: replay_quiet.py)."""
+        now_ms = ms_from_utc(now)
+        if not self._catch_up.quiet_through(now_ms):
+            return None
+        try:
+            marks = {symbol: self._ledger.fill_price(symbol, now_ms) for symbol in symbols}
+        except MarketDataError:
+            return None
+        return self._ledger.balance(now_ms), marks
 
     async def load_markets(self) -> Mapping[str, MarketRules]:
         self._sync()

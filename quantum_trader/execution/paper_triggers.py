@@ -182,6 +182,15 @@ class CatchUp:
         state.last_ms = now_ms
         return changed
 
+    def quiet_through(self, now_ms: int) -> bool:
+        """Whether nothing is due in (last catch-up, now_ms]: no trigger, no funding."""
+        state = self.ledger.state
+        for symbol in set(self.book.symbols()) | set(state.positions):
+            cursor = _Cursor(*self.ledger.tapes[symbol].span(state.last_ms, now_ms))
+            if self._next_event(symbol, cursor) is not None:
+                return False
+        return True
+
     def _next_event(self, symbol: str, cursor: _Cursor) -> _Event | None:
         trigger = self._next_trigger(symbol, cursor)
         if symbol in self.ledger.state.positions and cursor.fund_from < cursor.fund_to:

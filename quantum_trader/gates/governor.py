@@ -261,6 +261,15 @@ class SafetyGovernor:
         self.state, events = evaluate(self.state, portfolio, market, now, health, self.settings)
         return events
 
+    def unchanged_by(
+        self, portfolio: PortfolioView, market: MarketView, now: datetime, health: str
+    ) -> bool:
+        """Whether `observe` with these would change nothing but `updated_at` (no event)."""
+        state, events = evaluate(self.state, portfolio, market, now, health, self.settings)
+        return not events and replace(state, updated_at=None) == replace(
+            self.state, updated_at=None
+        )
+
     def state_allows_order(self, request: OrderRequest) -> bool:
         """The trader's admission check: when not ACTIVE, only reduce-only orders pass."""
         return self.state.allows_order(request)

@@ -40,6 +40,7 @@ from quantum_trader.keeper.book import Book, EntryPlan, Intent, is_unsettled
 from quantum_trader.keeper.carry import Carrier
 from quantum_trader.keeper.checks import ProtectionChecks
 from quantum_trader.keeper.ids import ClientOrderIds, Purpose, is_ours
+from quantum_trader.keeper.manage import quiet
 from quantum_trader.keeper.orders import INTENTS
 from quantum_trader.keeper.plan import (
     Context,
@@ -194,17 +195,25 @@ class PositionKeeper:
 
     @property
     def idle(self) -> bool:
-        """No position, order or unsettled intent of ours: a tick can only find the account as
-        it was (a backtest repeats such ticks: replay_quiet.py)."""
+        """No position, order or unsettled intent of ours."""
         book = self._carrier.book
         return not (book.positions or book.intents or book.working or book.unechoed)
 
-    def repeat_idle_tick(self, now: datetime) -> None:
-        """What a tick while `idle`, finding nothing, changes in the keeper: its regime memory
-        and when it last reconciled. Only without streams (a backtest): every tick then reads
-        the exchange, where one with streams reads it only when due."""
+    @property
+    def book(self) -> Book:
+        return self._carrier.book
+
+    def quiet_at(self, now: datetime, marks: Mapping[str, Decimal]) -> bool:
+        """Whether a tick at `now` finding no change on the exchange but `marks` would leave
+        the book as it is (keeper/manage.py `quiet`)."""
+        return quiet(self._carrier.book, marks, now, self._context(advance=False))
+
+    def repeat_quiet_tick(self, now: datetime) -> None:
+        """What a tick that changes nothing changes in the keeper: its regime memory and when
+        it last reconciled (a backtest repeats such ticks: replay_quiet.py). Only without
+        streams: every tick then reads the exchange; with streams only when due."""
         if self._streams is not None:
-            raise RuntimeError("repeat_idle_tick: only for a keeper without streams")
+            raise RuntimeError("repeat_quiet_tick: only for a keeper without streams")
         self._context(advance=True)
         self._reconciled_at = self._rest_checked_at = now
 

@@ -100,6 +100,19 @@ class Ledger:
             await self._save_tracker(now)
         return self.tracker.view(balance, dict(positions), self.stats, now, self._streak_expiry)
 
+    def unchanged_view(
+        self, balance: Balance, positions: Mapping[str, Position], now: datetime
+    ) -> PortfolioView | None:
+        """The view `observe` would return at `now` when observing changes nothing (the
+        tracker's day, peak and hour as they are, no save due); None when it would."""
+        tracker = self.tracker
+        saved = self._tracker_saved_at
+        if saved is None or now - saved >= TRACKER_SAVE_INTERVAL:
+            return None
+        if tracker.observe_equity(balance.equity_usdt, now) is not tracker:
+            return None
+        return tracker.view(balance, dict(positions), self.stats, now, self._streak_expiry)
+
     def quiet_until(self, now: datetime) -> datetime:
         """The first instant after `now` at which time alone changes what `observe` does or
         returns at an unchanged balance and positions (the tracker's day, hour and streak, its

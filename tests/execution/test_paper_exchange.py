@@ -471,20 +471,33 @@ async def test_the_bundled_sample_trades_with_the_default_rules() -> None:
     assert any(amount != 0 for amount in paid)
 
 
-async def test_the_idle_revision_names_a_flat_account_and_moves_with_every_order() -> None:
-    """`idle`: a revision while nothing is open (a backtest repeats steps on it), else None."""
+async def test_idle_and_the_revision_follow_every_order() -> None:
+    """`idle`: nothing open; `revision` moves with every order, fill and funding payment (a
+    backtest repeats steps while both stand still: replay_quiet.py)."""
     _, paper = exchange_at(0)
-    fresh = paper.idle
-    assert fresh is not None
+    fresh = paper.revision
+    assert paper.idle
     await paper.place_order(conditional("s1", STOP, SELL, "0.01", "19000"))
-    assert paper.idle is None  # an open stop
+    assert not paper.idle  # an open stop
     await paper.cancel_conditional_order(BTC, "s1")
-    cancelled = paper.idle
-    assert cancelled is not None
-    assert cancelled != fresh
+    assert paper.idle
+    placed = paper.revision
+    assert placed != fresh
     await paper.place_order(market("e1", BUY, "0.1"))
-    assert paper.idle is None  # a position
+    assert not paper.idle  # a position
     await paper.place_order(market("x1", SELL, "0.1", reduce_only=True))
-    closed = paper.idle
-    assert closed is not None
-    assert closed not in (fresh, cancelled)
+    assert paper.idle
+    assert paper.revision not in (fresh, placed)
+
+
+async def test_a_quiet_view_answers_as_the_account_would_until_something_is_due() -> None:
+    """`quiet_view`: the balance and marks a call would answer, without catching up, while no
+    trigger or funding falls due; None once one does."""
+    clock, paper = exchange_at(0, {40: (20000.0, 20000.0, 18000.0, 19000.0)})
+    await paper.place_order(market("e1", BUY, "0.1"))
+    await paper.place_order(conditional("s1", STOP, SELL, "0.1", "18500"))
+    clock.set(at(35 * 5))
+    seen = paper.quiet_view(clock.now(), [BTC])
+    assert seen is not None
+    assert seen == (await paper.fetch_balance(), await paper.fetch_mark_prices([BTC]))
+    assert paper.quiet_view(at(45 * 5), [BTC]) is None  # the stop triggers on bar 40

@@ -1,10 +1,12 @@
-"""A backtest step that would find the flat account as the step before left it is repeated
-instead of run (replay_quiet.py): the same run with every step run in full
+"""A backtest step that would find the account as the step before left it is repeated instead
+of run (replay_quiet.py): the same run with every step run in full
 (`backtest.skip_quiet_steps=false`) writes the same database, row for row — orders, fills,
 trades, position events, equity, decisions, the governor's events and every saved state (the
-count of repeated steps aside). The window holds what a repeat must not step over: an emergency
-shutdown reset by the simulated operator in the middle of an hour, hourly-loss pauses ending
-in the middle of an hour, UTC midnights, all while the account is flat."""
+counts of repeated steps aside). The windows hold what a repeat must not step over: an
+emergency shutdown reset by the simulated operator in the middle of an hour, hourly-loss pauses
+and losing streaks ending in the middle of an hour, UTC midnights, and, with positions open,
+the stop maths, triggers and the thresholds the cycle's gates compare the account with (with
+the check of those left out, the second window's decisions differ)."""
 
 from __future__ import annotations
 
@@ -19,28 +21,40 @@ import pytest
 from quantum_trader.backtest import UNCHANGED_KEY, BacktestRequest, run_backtest
 from quantum_trader.config import Settings
 
-# Two replays of eight days of five-minute bars: ≈ 10–20 s on the busy 2-core machine.
+# Two replays of ten days of five-minute bars: ≈ 10–20 s on the busy 2-core machine.
 pytestmark = pytest.mark.slow
 
-WINDOW = (datetime(2025, 10, 12, tzinfo=UTC), datetime(2025, 10, 20, tzinfo=UTC))
+WINDOWS = {
+    "operator reset": (datetime(2025, 10, 12, tzinfo=UTC), datetime(2025, 10, 20, tzinfo=UTC)),
+    "streaks": (datetime(2025, 10, 20, tzinfo=UTC), datetime(2025, 10, 30, tzinfo=UTC)),
+}
+EXPECTED_EVENTS: dict[str, set[tuple[str, str | None]]] = {
+    "operator reset": {("TRIPPED", "TOTAL_DECLINE"), ("RESET", None), ("CLEARED", "HOURLY_LOSS")},
+    "streaks": {("CLEARED", "LOSING_STREAK"), ("CLEARED", "HOURLY_LOSS")},
+}
 SKIP_TABLES = {"schema_version"}  # when the file was created
+COUNTS = {"repeated_steps", "repeated_with_positions"}
 
 
-def _backtest(out: Path, skip_quiet: bool) -> Path:
+def _backtest(out: Path, window: tuple[datetime, datetime], skip_quiet: bool) -> Path:
     settings = Settings(
         data_dir=out,
         signals={"source": "rules"},
-        backtest={"operator_reset_after": "P1D", "skip_quiet_steps": skip_quiet},
+        # Not a whole day: the reset must not fall on the losing streak's 24 h expiry.
+        backtest={"operator_reset_after": "PT20H", "skip_quiet_steps": skip_quiet},
     )
-    asyncio.run(run_backtest(settings, BacktestRequest(*WINDOW, out_dir=out)))
+    asyncio.run(run_backtest(settings, BacktestRequest(*window, out_dir=out)))
     return out / "backtest.db"
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    repeating = _backtest(tmp_path_factory.mktemp("repeating"), skip_quiet=True)
-    full = _backtest(tmp_path_factory.mktemp("full"), skip_quiet=False)
-    return repeating, full
+@pytest.fixture(scope="module", params=sorted(WINDOWS))
+def runs(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[str, Path, Path]:
+    name, window = request.param, WINDOWS[request.param]
+    repeating = _backtest(tmp_path_factory.mktemp("repeating"), window, skip_quiet=True)
+    full = _backtest(tmp_path_factory.mktemp("full"), window, skip_quiet=False)
+    return name, repeating, full
 
 
 def _rows(database: Path, query: str) -> list[tuple[object, ...]]:
@@ -66,13 +80,13 @@ def _state(database: Path) -> list[tuple[object, ...]]:
         database, "SELECT namespace, key, payload FROM state ORDER BY namespace, key"
     ):
         if (namespace, key) == UNCHANGED_KEY:
-            payload = {k: v for k, v in json.loads(str(payload)).items() if k != "repeated_steps"}
+            payload = {k: v for k, v in json.loads(str(payload)).items() if k not in COUNTS}
         rows.append((namespace, key, payload))
     return rows
 
 
-def test_every_row_is_the_same_with_and_without_repeating(runs: tuple[Path, Path]) -> None:
-    repeating, full = runs
+def test_every_row_is_the_same_with_and_without_repeating(runs: tuple[str, Path, Path]) -> None:
+    _, repeating, full = runs
     assert _tables(repeating) == _tables(full)
     assert _rows(full, "SELECT count(*) FROM closed_trades") != [(0,)]
     for table in _tables(full):
@@ -83,19 +97,21 @@ def test_every_row_is_the_same_with_and_without_repeating(runs: tuple[Path, Path
         assert _rows(repeating, query) == _rows(full, query), table
 
 
-def test_the_window_repeats_steps_around_the_timers_it_holds(runs: tuple[Path, Path]) -> None:
-    repeating, full = runs
+def test_the_window_repeats_steps_around_the_timers_it_holds(
+    runs: tuple[str, Path, Path],
+) -> None:
+    name, repeating, full = runs
     assert _unchanged(full)["repeated_steps"] == 0
-    assert int(str(_unchanged(repeating)["repeated_steps"])) > 100
+    counts = _unchanged(repeating)
+    assert int(str(counts["repeated_steps"])) > 200
+    assert int(str(counts["repeated_with_positions"])) > 100  # stops and triggers not crossed
     events = [
         json.loads(str(payload))
         for (payload,) in _rows(
             full, "SELECT payload FROM state WHERE namespace = 'governor_events'"
         )
     ]
-    kinds = {(e["kind"], e["breaker"]) for e in events}
-    assert ("RESET", None) in kinds  # the simulated operator's, a day after the shutdown
-    assert ("TRIPPED", "TOTAL_DECLINE") in kinds
-    assert ("CLEARED", "HOURLY_LOSS") in kinds  # a pause's end
-    off_the_hour = [e for e in events if e["kind"] == "RESET" and ":00:00" not in e["time"]]
-    assert off_the_hour  # a repeat that ran to the next hour would have moved it
+    assert EXPECTED_EVENTS[name] <= {(e["kind"], e["breaker"]) for e in events}
+    # Each ends off the hour: a repeat that ran on to the next hour would have moved it.
+    ends = [e for e in events if e["kind"] in ("CLEARED", "RESET")]
+    assert any(":00:00" not in e["time"] for e in ends)

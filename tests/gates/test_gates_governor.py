@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -275,3 +276,32 @@ def test_a_pause_under_a_more_severe_halt_reports_the_halt() -> None:
     assert denial(gov) is ReasonCode.EMERGENCY_SHUTDOWN
     gov.reset(NOW, "alice")
     assert denial(gov) is ReasonCode.OPERATOR_PAUSED
+
+
+@settings(max_examples=150, deadline=None)
+@given(steps)
+def test_unchanged_by_tells_whether_observing_would_change_anything(sequence: list[Step]) -> None:
+    """What a backtest's repeated step rests on (replay_quiet.py): `unchanged_by` answers
+    "would `observe` with these record no event and keep the state but `updated_at`", and
+    changes nothing itself."""
+    gov, now = governor(), NOW
+    for advance, equity, pnl, streak, critical, spike, do_reset in sequence:
+        now += timedelta(seconds=advance)
+        if do_reset:
+            gov.reset(now, "operator")
+        view = market(returns={"ETH/USDT:USDT": spiky_returns(5.0 if spike else 0.0)}, now=now)
+        account = portfolio(
+            equity=str(equity),
+            starting="10000",
+            day_start="10000",
+            losing_streak=streak,
+            pnl_last_hour=str(pnl),
+        )
+        health = "CRITICAL" if critical else "HEALTHY"
+        state = gov.state
+        answer = gov.unchanged_by(account, view, now, health)
+        assert gov.state is state
+        events = gov.observe(account, view, now, health)
+        kept = not events and replace(gov.state, updated_at=None) == replace(state, updated_at=None)
+        assert answer is kept
+        assert gov.unchanged_by(account, view, now, health)  # observed: a fixed point now
