@@ -166,6 +166,11 @@ class Executor:
         """Whether the next cycle would repeat a base whose inputs read no price."""
         return self._base is not None and not self._base.priced
 
+    @property
+    def base_id(self) -> str | None:
+        """The cycle later ones compare themselves with (None: the next runs in full)."""
+        return self._base.cycle_id if self._base is not None else None
+
     def would_repeat(self, portfolio: PortfolioView, now: datetime) -> bool:
         """Whether a cycle at `now` seeing `portfolio`, and the market as the last cycle saw
         it but for prices, would repeat a base whose inputs read no price."""

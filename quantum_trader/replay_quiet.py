@@ -127,8 +127,10 @@ class QuietSteps:
         core = self._core
         market = core.executor.latest_market
         state = core.governor.governor.state
+        # The cycle repeated its base, or became one (it ran in full and sent nothing).
+        since = summary.unchanged_since or summary.cycle_id
         return (
-            summary.unchanged_since is not None
+            since == core.executor.base_id
             and core.executor.repeats_unpriced
             and core.ledger.tracker is before.tracker
             and self._exchange.revision == before.paper
