@@ -1,25 +1,29 @@
-"""Steps a backtest repeats instead of running: while the account stands still, flat.
+"""Steps a backtest repeats instead of running: those that would leave the account as it is.
 
 A replay step (the simulated operator, the keeper's tick, the executor cycle) is a function of
-the state it starts from, the market view and the time. Time is read only through timers: a
-governor trip's end, the simulated operator's reset, the account tracker's UTC day, hour,
-streak and periodic save, a symbol's disablement ending (cycle_inputs.py lists what the cycle
-reads). With no position and no order open, nothing whose result counts reads the view's prices
-or 5-minute returns: the keeper has nothing to mark, the paper account nothing to trigger or
-fund, the equity is the wallet, and the cycle's base is one whose inputs read no price
-(`Executor.repeats_unpriced`); the governor reads the market's hourly z-scores and
-correlations, which the market model's `quiet_key` covers with everything else of the view.
+the state it starts from, the bar and the time. Time is read only through timers: a governor
+trip's end, the simulated operator's reset, the account tracker's UTC day, hour, streak and
+periodic save, a symbol's disablement ending (cycle_inputs.py lists what the cycle reads), and
+a position's age in its stop maths. The market view's slow part (signals, ATR, regimes,
+z-scores, funding, the global regime, the correlations' period: `MarketModel.quiet_key`)
+changes on the hour; its prices every bar.
 
-So when a step ran from a state and left it as it was — the keeper idle before and after, the
-paper account at the same revision with nothing open, the governor's state (but its
-`updated_at`), the account tracker and the paper book as they were, the cycle "unchanged since"
-such a base — the next step starts from that state again. While the market's quiet key and
-every timer are as they were, it ends there too with nothing to record, and is *repeated*: one
-more cycle "unchanged since" the base, and the keeper's regime memory moved on, exactly what
-running it would leave behind. The hourly equity snapshot is always taken by a step that runs.
-
-With a position open, prices move the equity, the stop maths and the triggers every bar: such
-steps run (docs/BENCHMARKS.md: what repeating them would take).
+So when a step left the state as it found it — the keeper's book, the paper account's
+revision, the governor's state (but `updated_at`) and the account tracker as they were, the
+cycle "unchanged since" its base or become it, the paper book of the lifecycle empty — the next
+step starts from that state again. Before a timer and while the quiet key stands, it ends there
+too with nothing to record when nothing it reads moves with the prices:
+- flat and idle (no position, no order): nothing reads a price whose result counts, the equity
+  is the wallet, and the base's inputs read no price (`Executor.repeats_unpriced`);
+- with positions open, checked at the step's own prices with each part's own code: no trigger
+  or funding due on the paper account, every position's stop maths moving nothing
+  (keeper/manage.py `quiet`), the tracker keeping its day, peak and hour, the governor recording
+  nothing, and the cycle's inputs — the base's account declarations at this equity — equal to
+  the base's (`Executor.would_repeat`).
+Such a step is *repeated*: one more cycle "unchanged since" the base and the keeper's regime
+memory moved on, exactly what running it would leave behind. The hourly equity snapshot is
+always taken by a step that runs. A step after one that changed something runs: its checks
+would not see everything that step left to do (tried: the year's ledger differed).
 """
 
 from __future__ import annotations

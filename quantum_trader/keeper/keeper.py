@@ -215,6 +215,7 @@ class PositionKeeper:
         if self._streams is not None:
             raise RuntimeError("repeat_quiet_tick: only for a keeper without streams")
         self._context(advance=True)
+        self._filled_known = frozenset()
         self._reconciled_at = self._rest_checked_at = now
 
     @property
