@@ -16,10 +16,10 @@ too with nothing to record when nothing it reads moves with the prices:
 - flat and idle (no position, no order): nothing reads a price whose result counts, the equity
   is the wallet, and the base's inputs read no price (`Executor.repeats_unpriced`);
 - with positions open, checked at the step's own prices with each part's own code: no trigger
-  or funding due on the paper account, every position's stop maths moving nothing
-  (keeper/manage.py `quiet`), the tracker keeping its day, peak and hour, the governor recording
-  nothing, and the cycle's inputs — the base's account declarations at this equity — equal to
-  the base's (`Executor.would_repeat`).
+  or funding due on the paper account, the keeper's plan for the tick (its stop maths and
+  protection) with nothing to do (`PositionKeeper.quiet_at`), the tracker keeping its day,
+  peak and hour, the governor recording nothing, and the cycle's inputs — the base's account
+  declarations at this equity — equal to the base's (`Executor.would_repeat`).
 Such a step is *repeated*: one more cycle "unchanged since" the base and the keeper's regime
 memory moved on, exactly what running it would leave behind. The hourly equity snapshot is
 always taken by a step that runs. A step after one that changed something runs: its checks
@@ -68,6 +68,7 @@ class QuietSteps:
         self._reset_after = operator_reset_after
         self._key: object = None  # the quiet key of the step that left the state as it was
         self._until: datetime | None = None  # the first timer after that step
+        self._found = False  # that step left the state as it found it
         self.repeated = 0
         self.repeated_open = 0  # of them, with a position open
 
@@ -81,13 +82,14 @@ class QuietSteps:
         )
 
     def after(self, before: Before, summary: CycleSummary, now: datetime) -> None:
-        """Note whether the step just run at `now` left the state as it found it, and until
-        when the steps after it may repeat it."""
+        """Note whether the steps after the one just run at `now` may repeat it, and until
+        when; and whether it left the state as it found it."""
         self._key = None
-        if self._left_as_found(before, summary):
+        if self._settled(summary):
             key = self._model.quiet_key(ms_from_utc(now))
             if key is not None:
                 self._key, self._until = key, self._next_timer(now)
+                self._found = self._left_as_found(before)
 
     def repeats(self, now: datetime) -> bool:
         """Whether the step at `now` would repeat the last one run."""
@@ -96,7 +98,7 @@ class QuietSteps:
         if self._model.quiet_key(ms_from_utc(now)) != self._key:
             return False
         core = self._core
-        if core.keeper.idle and self._exchange.idle:
+        if self._found and core.keeper.idle and self._exchange.idle:
             return True  # the account, and so every input the step reads, stands still
         return self._unmoved_by_prices(now)
 
@@ -112,13 +114,10 @@ class QuietSteps:
         paper account, the tracker, the governor and the cycle's inputs stay as they are."""
         core = self._core
         keeper = core.keeper
-        seen = self._exchange.quiet_view(now, sorted(keeper.positions))
-        if seen is None:
+        seen = self._exchange.quiet_view(now)
+        if seen is None or not keeper.quiet_at(now, seen.snapshot, seen.marks):
             return False
-        balance, marks = seen
-        if not keeper.quiet_at(now, marks):
-            return False
-        portfolio = core.ledger.unchanged_view(balance, keeper.positions, now)
+        portfolio = core.ledger.unchanged_view(seen.balance, keeper.positions, now)
         market = core.executor.latest_market
         if portfolio is None or market is None:
             return False
@@ -127,7 +126,8 @@ class QuietSteps:
             portfolio, market, now, core.executor.health(now)
         ) and core.executor.would_repeat(portfolio, now)
 
-    def _left_as_found(self, before: Before, summary: CycleSummary) -> bool:
+    def _settled(self, summary: CycleSummary) -> bool:
+        """The step ended with a base the next cycle may repeat, nothing else to observe."""
         core = self._core
         market = core.executor.latest_market
         state = core.governor.governor.state
@@ -136,16 +136,21 @@ class QuietSteps:
         return (
             since == core.executor.base_id
             and core.executor.repeats_unpriced
-            and core.ledger.tracker is before.tracker
-            and self._exchange.revision == before.paper
-            and core.keeper.book == before.book
             and not core.sizing.paper.positions
             # An emergency shutdown flattens every step while a position is open.
             and not (state.emergency_shutdown_requested and core.keeper.positions)
             # Without hourly z-scores the governor reads every bar's returns.
             and market is not None
             and bool(market.return_zscore)
-            and _same_state(state, before.governor)
+        )
+
+    def _left_as_found(self, before: Before) -> bool:
+        core = self._core
+        return (
+            core.ledger.tracker is before.tracker
+            and self._exchange.revision == before.paper
+            and core.keeper.book == before.book
+            and _same_state(core.governor.governor.state, before.governor)
         )
 
     def _next_timer(self, now: datetime) -> datetime:

@@ -24,11 +24,13 @@ from quantum_trader.domain import (
     Balance,
     Bars,
     ExchangePosition,
+    ExchangeSnapshot,
     Fill,
     MarketRules,
     Order,
     OrderRequest,
     OrderStatus,
+    SnapshotSource,
 )
 from quantum_trader.errors import MarketDataError, OperatorActionRequired
 from quantum_trader.execution.paper_ledger import Ledger
@@ -41,7 +43,7 @@ from quantum_trader.market.replay import FundingSeries
 from quantum_trader.ports import Clock
 from quantum_trader.sizing.costs import CostModel
 
-__all__ = ["PaperExchange", "PaperTotals", "default_market_rules"]
+__all__ = ["PaperExchange", "PaperTotals", "QuietView", "default_market_rules"]
 log = get_logger("paper_exchange")
 
 
@@ -53,6 +55,15 @@ class PaperTotals:
     realized_pnl_usdt: Decimal
     fees_usdt: Decimal
     funding_usdt: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class QuietView:
+    """The account as the exchange would answer at an instant nothing falls due."""
+
+    snapshot: ExchangeSnapshot
+    balance: Balance
+    marks: dict[str, Decimal]
 
 
 class PaperExchange:
@@ -108,21 +119,23 @@ class PaperExchange:
         """No position and no open order: then only an order of ours changes the account."""
         return not self._ledger.state.positions and self._book.empty
 
-    def quiet_view(
-        self, now: datetime, symbols: Sequence[str]
-    ) -> tuple[Balance, dict[str, Decimal]] | None:
-        """What `fetch_balance` and `fetch_mark_prices(symbols)` would answer at `now` when
-        catching up to it changes nothing (no trigger, no funding due), without catching up;
-        None otherwise, or when a symbol has no price then (a backtest repeats quiet steps on
-        it: replay_quiet.py)."""
+    def quiet_view(self, now: datetime) -> QuietView | None:
+        """What `fetch_balance`, `fetch_positions`, `fetch_open_conditional_orders` and the
+        held symbols' `fetch_mark_prices` would answer at `now` when catching up to it changes
+        nothing (no trigger, no funding due), without catching up; None otherwise, or when a
+        held symbol has no price then (a backtest repeats quiet steps: replay_quiet.py)."""
         now_ms = ms_from_utc(now)
         if not self._catch_up.quiet_through(now_ms):
             return None
+        held = self._ledger.positions(now_ms)
         try:
-            marks = {symbol: self._ledger.fill_price(symbol, now_ms) for symbol in symbols}
+            marks = {p.symbol: self._ledger.fill_price(p.symbol, now_ms) for p in held}
         except MarketDataError:
             return None
-        return self._ledger.balance(now_ms), marks
+        snapshot = ExchangeSnapshot(
+            now, SnapshotSource.REST, {p.symbol: p for p in held}, tuple(self._book.orders())
+        )
+        return QuietView(snapshot, self._ledger.balance(now_ms), marks)
 
     async def load_markets(self) -> Mapping[str, MarketRules]:
         self._sync()

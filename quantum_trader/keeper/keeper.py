@@ -40,7 +40,6 @@ from quantum_trader.keeper.book import Book, EntryPlan, Intent, is_unsettled
 from quantum_trader.keeper.carry import Carrier
 from quantum_trader.keeper.checks import ProtectionChecks
 from quantum_trader.keeper.ids import ClientOrderIds, Purpose, is_ours
-from quantum_trader.keeper.manage import quiet
 from quantum_trader.keeper.orders import INTENTS
 from quantum_trader.keeper.plan import (
     Context,
@@ -203,10 +202,21 @@ class PositionKeeper:
     def book(self) -> Book:
         return self._carrier.book
 
-    def quiet_at(self, now: datetime, marks: Mapping[str, Decimal]) -> bool:
-        """Whether a tick at `now` finding no change on the exchange but `marks` would leave
-        the book as it is (keeper/manage.py `quiet`)."""
-        return quiet(self._carrier.book, marks, now, self._context(advance=False))
+    def quiet_at(
+        self, now: datetime, snapshot: ExchangeSnapshot, marks: Mapping[str, Decimal]
+    ) -> bool:
+        """Whether a tick at `now` reading `snapshot` and `marks` would leave everything as it
+        is: nothing to look up or read, and a plan (the tick's own) with nothing to record,
+        send or say and the same book (a backtest repeats such ticks: replay_quiet.py)."""
+        book = self._carrier.book
+        if lookups_needed(book, snapshot) or orders_to_read_fills(book, snapshot, {}):
+            return False
+        seen = Observation(snapshot, {}, {}, marks, self._filled_known)
+        result = plan(book, seen, now, self._context(advance=False), self._checks)
+        quiet = not (
+            result.records or result.trades or result.events or result.actions or result.notes
+        )
+        return quiet and not result.unreflected and result.book == book
 
     def repeat_quiet_tick(self, now: datetime) -> None:
         """What a tick that changes nothing changes in the keeper: its regime memory and when

@@ -7,13 +7,11 @@ exchange-side stop in step with it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from quantum_trader.domain import Position, PositionEvent
-from quantum_trader.keeper.book import Book
 from quantum_trader.keeper.protect import SendExit
 from quantum_trader.monitor import stops
 
@@ -59,21 +57,3 @@ def manage(
             if 0 < quantity < position.quantity:  # else too small to split: the rest runs
                 actions.append(SendExit(position.symbol, side, quantity, intent.reason))
     return managed, actions, events
-
-
-def quiet(book: Book, marks: Mapping[str, Decimal], now: datetime, context: Context) -> bool:
-    """Whether a tick at `now` that finds the exchange as the book has it (no fill, no
-    trigger, these marks) would leave the book as it is: nothing unsettled or firing, and no
-    position's stop maths moving anything (a backtest repeats such ticks: replay_quiet.py)."""
-    if book.intents or book.unechoed:
-        return False
-    if any(order.triggered_at is not None for order in book.working.values()):
-        return False
-    for position in book.positions.values():
-        mark = marks.get(position.symbol)
-        if mark is None:
-            return False
-        managed, exits, events = manage(position, mark, now, context)
-        if managed is not position or exits or events:
-            return False
-    return True

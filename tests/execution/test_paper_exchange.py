@@ -491,13 +491,17 @@ async def test_idle_and_the_revision_follow_every_order() -> None:
 
 
 async def test_a_quiet_view_answers_as_the_account_would_until_something_is_due() -> None:
-    """`quiet_view`: the balance and marks a call would answer, without catching up, while no
-    trigger or funding falls due; None once one does."""
+    """`quiet_view`: the balance, positions, open orders and marks the calls would answer,
+    without catching up, while no trigger or funding falls due; None once one does."""
     clock, paper = exchange_at(0, {40: (20000.0, 20000.0, 18000.0, 19000.0)})
     await paper.place_order(market("e1", BUY, "0.1"))
     await paper.place_order(conditional("s1", STOP, SELL, "0.1", "18500"))
     clock.set(at(35 * 5))
-    seen = paper.quiet_view(clock.now(), [BTC])
+    seen = paper.quiet_view(clock.now())
     assert seen is not None
-    assert seen == (await paper.fetch_balance(), await paper.fetch_mark_prices([BTC]))
-    assert paper.quiet_view(at(45 * 5), [BTC]) is None  # the stop triggers on bar 40
+    assert seen.balance == await paper.fetch_balance()
+    assert seen.marks == await paper.fetch_mark_prices([BTC])
+    assert list(seen.snapshot.positions.values()) == await paper.fetch_positions()
+    listed = await paper.fetch_open_conditional_orders()
+    assert list(seen.snapshot.open_conditional_orders) == listed
+    assert paper.quiet_view(at(45 * 5)) is None  # the stop triggers on bar 40
