@@ -171,23 +171,28 @@ class Executor:
         """The cycle later ones compare themselves with (None: the next runs in full)."""
         return self._base.cycle_id if self._base is not None else None
 
-    def would_repeat(self, portfolio: PortfolioView, now: datetime) -> bool:
-        """Whether a cycle at `now` seeing `portfolio`, and the market as the last cycle saw
-        it but for prices, would repeat a base whose inputs read no price."""
-        base, market = self._base, self._latest
-        if base is None or base.priced or market is None:
+    def would_repeat(
+        self, portfolio: PortfolioView, now: datetime, market: MarketState | None = None
+    ) -> bool:
+        """Whether a cycle at `now` seeing `portfolio` would repeat the base: with the market as
+        the last cycle saw it, but for prices, when the base's inputs read no price; else with
+        `market`, the market at `now` (without it: False)."""
+        base = self._base
+        if base is None:
             return False
-        observed = self._observed(market, portfolio, self._health(now), now, base.declared)
+        seen = market if base.priced else self._latest
+        if seen is None:
+            return False
+        observed = self._observed(seen, portfolio, self._health(now), now, base.declared)
         return base.inputs.same_as(observed)
 
     def repeat(self) -> CycleSummary:
         """The next cycle as "unchanged since" the base, observing nothing: only for a caller
-        that knows none of the base's inputs changed — as the backtest's quiet steps do while
-        the account stands still and only prices move (replay_quiet.py). Requires
-        `repeats_unpriced`."""
+        that knows none of the base's inputs changed, as the backtest's quiet steps do
+        (replay_quiet.py)."""
         base = self._base
-        if base is None or base.priced:
-            raise RuntimeError("repeat: no base, or one whose inputs read prices")
+        if base is None:
+            raise RuntimeError("repeat: no base")
         return CycleSummary(f"c{next(self._cycle_numbers)}", unchanged_since=base.cycle_id)
 
     def _unchanged(

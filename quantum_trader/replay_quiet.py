@@ -98,7 +98,8 @@ class QuietSteps:
         if self._model.quiet_key(ms_from_utc(now)) != self._key:
             return False
         core = self._core
-        if self._found and core.keeper.idle and self._exchange.idle:
+        executor = core.executor
+        if self._found and executor.repeats_unpriced and core.keeper.idle and self._exchange.idle:
             return True  # the account, and so every input the step reads, stands still
         return self._unmoved_by_prices(now)
 
@@ -121,10 +122,12 @@ class QuietSteps:
         market = core.executor.latest_market
         if portfolio is None or market is None:
             return False
-        governor = core.governor.governor
-        return governor.unchanged_by(
-            portfolio, market, now, core.executor.health(now)
-        ) and core.executor.would_repeat(portfolio, now)
+        executor = core.executor
+        if not core.governor.governor.unchanged_by(portfolio, market, now, executor.health(now)):
+            return False
+        if executor.repeats_unpriced:
+            return executor.would_repeat(portfolio, now)
+        return executor.would_repeat(portfolio, now, self._model.state_at(ms_from_utc(now)))
 
     def _settled(self, summary: CycleSummary) -> bool:
         """The step ended with a base the next cycle may repeat, nothing else to observe."""
@@ -135,7 +138,6 @@ class QuietSteps:
         since = summary.unchanged_since or summary.cycle_id
         return (
             since == core.executor.base_id
-            and core.executor.repeats_unpriced
             and not core.sizing.paper.positions
             # An emergency shutdown flattens every step while a position is open.
             and not (state.emergency_shutdown_requested and core.keeper.positions)
