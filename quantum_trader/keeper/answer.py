@@ -83,12 +83,19 @@ def answered(
         leftovers = tuple(
             CancelOrder(position.symbol, order_id)
             for order_id in (position.stop_order_id, position.take_profit_order_id)
-            if order_id is not None
+            if order_id is not None and not _firing(book, order_id)
         )
         return Plan(
             book.without_position(intent.symbol), records, trades=(booked,), actions=leftovers
         )
     return Plan(book.with_position(booked), records)
+
+
+def _firing(book: Book, order_id: str) -> bool:
+    """Our order met its trigger when last read: Binance refuses to cancel it (-2011), and it
+    blocks entries on its symbol until it ends (keeper/firing.py)."""
+    order = book.working.get(order_id)
+    return order is not None and order.triggered_at is not None
 
 
 def _working(book: Book, intent: Intent, state: Order, now: datetime) -> Book:

@@ -24,6 +24,7 @@ from quantum_trader.domain import (
     Side,
     SizedOrder,
 )
+from quantum_trader.keeper.firing import firing_reason
 from quantum_trader.keeper.ids import Purpose, purpose_of
 
 
@@ -159,11 +160,16 @@ class Book:
         return [i for i in self.intents.values() if i.symbol == symbol]
 
     def blocked(self) -> dict[str, str]:
-        """Symbols with an unsettled order of ours, and why no entry may go there now."""
-        return {
-            i.symbol: f"order {i.client_order_id} unsettled since {i.sent_at.isoformat()}"
+        """Symbols no entry may go to now, and why: an unsettled order of ours there, or a
+        working stop or take-profit of ours that met its trigger and is not done
+        (keeper/firing.py); one reason a symbol, the latest unsettled order's first."""
+        firing = [(o.triggered_at, o) for o in self.working.values() if o.triggered_at]
+        why = {o.symbol: firing_reason(o) for _, o in sorted(firing, key=lambda f: f[0])}
+        why.update(
+            (i.symbol, f"order {i.client_order_id} unsettled since {i.sent_at.isoformat()}")
             for i in sorted(self.intents.values(), key=lambda i: i.sent_at)
-        }
+        )
+        return why
 
     def with_position(self, position: Position) -> Book:
         return replace(self, positions={**self.positions, position.symbol: position})

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from datetime import datetime
 from decimal import Decimal
 
 from quantum_trader.domain import Order, OrderSide, Position, Side
@@ -23,6 +24,7 @@ from quantum_trader.keeper.plan import Context
 from quantum_trader.keeper.protect import (
     OrderAction,
     PlaceStop,
+    is_stuck,
     refused_exit_trigger,
     stop_while_unsettled,
 )
@@ -52,6 +54,7 @@ def stop_while_unechoed(
     listed: Mapping[str, Sequence[Order]],
     reported: Mapping[str, Order],
     mark: Decimal | None,
+    now: datetime,
     context: Context,
 ) -> list[OrderAction]:
     """A stop for `position` while the user-data stream has not echoed an order of ours on its
@@ -60,13 +63,31 @@ def stop_while_unechoed(
     stop of ours that failed with it must not wait for the echo.
 
     Nothing when the position's own stop, as the exchange answered it (`working`), covers all
-    of it and the stream has not `reported` it ended: the stream may just not list it yet.
-    Else what `stop_while_unsettled` places for the whole position, clear of `mark`.
+    of it, is not stuck firing (`is_stuck`) and the stream has not `reported` it ended: the
+    stream may just not list it yet. Else what `stop_while_unsettled` places for the whole
+    position, clear of `mark`.
     """
     own = working.get(position.stop_order_id) if position.stop_order_id is not None else None
+    monitor = context.monitor
     if own is not None and own.quantity - own.filled_quantity >= position.quantity:
         ended = reported.get(own.client_order_id)
-        if ended is None or not ended.status.is_final:
+        if (ended is None or not ended.status.is_final) and not is_stuck(own, now, monitor):
             return []
-    cover = stop_while_unsettled(position, position.quantity, listed, context.rules)
+    cover = stop_while_unsettled(position, position.quantity, listed, context.rules, now, monitor)
+    return clear_of_mark(cover, mark, context)
+
+
+def stop_awaiting_orders(
+    position: Position,
+    held: Decimal,
+    listed: Mapping[str, Sequence[Order]],
+    mark: Decimal | None,
+    now: datetime,
+    context: Context,
+) -> list[OrderAction]:
+    """What `stop_while_unsettled` places for the `held` quantity of `position` while its
+    reduction awaits an unsettled order of ours, clear of `mark` (an exit of ours may be in
+    flight: no other exit is sent)."""
+    rules, monitor = context.rules, context.monitor
+    cover = stop_while_unsettled(position, held, listed, rules, now, monitor)
     return clear_of_mark(cover, mark, context)

@@ -9,7 +9,8 @@ the 5 s tick are one code path. Per tick (planner.py, settle.py):
    once the exchange position shows it (or `unknown_order_final_s` has passed); one the
    exchange does not know that long after it was sent was never accepted. A stop or
    take-profit of ours the exchange no longer lists is looked up and its end recorded.
-   Unsettled orders block new entries on their symbol;
+   Unsettled orders block new entries on their symbol; so does a working order of ours that
+   met its trigger and is not final (keeper/firing.py);
 2. positions: the ledger's quantity follows the exchange's. A reduction is booked from our
    exits that filled (market exits, triggered stops and take-profits) — in full when the
    exchange had reported the fill before the positions were read, even where the position

@@ -29,8 +29,9 @@ from quantum_trader.keeper.booking import (
     reduced,
 )
 from quantum_trader.keeper.checks import ProtectionChecks
-from quantum_trader.keeper.cover import clear_of_mark, stop_while_unechoed
+from quantum_trader.keeper.cover import clear_of_mark, stop_awaiting_orders, stop_while_unechoed
 from quantum_trader.keeper.draft import Draft
+from quantum_trader.keeper.firing import trigger_times
 from quantum_trader.keeper.ids import Purpose, is_ours
 from quantum_trader.keeper.manage import manage
 from quantum_trader.keeper.plan import (
@@ -49,7 +50,6 @@ from quantum_trader.keeper.protect import (
     on_tick_grid,
     plan_release,
     protection_actions,
-    stop_while_unsettled,
 )
 from quantum_trader.keeper.settle import OrderSettling
 
@@ -94,14 +94,16 @@ class Planner(OrderSettling):
         if self.snapshot.source is SnapshotSource.REST:
             self.book.unechoed.clear()
         self.listed: dict[str, list[Order]] = {}
-        self.listed_ids: set[str] = set()
+        self.listed_ids: dict[str, Order] = {}
         for order in self.snapshot.open_conditional_orders:
             self.listed.setdefault(order.symbol, []).append(order)
-            self.listed_ids.add(order.client_order_id)
+            self.listed_ids[order.client_order_id] = order
 
     def run(self, *, shortcut: bool = True) -> Plan:
         """Plan the tick; `shortcut` lets a quiet tick skip the settling steps (`quiet`), with
         the same plan (shortcut=False runs every step, for the tests that show it)."""
+        for order in trigger_times(self.book.working.values(), self.listed_ids, self.state):
+            self.book.add_working(order)  # a firing order blocks entries (keeper/firing.py)
         if shortcut and self.quiet():
             self.consistent.update(self.book.positions)  # what `reconcile` finds (see quiet)
         else:
@@ -168,10 +170,9 @@ class Planner(OrderSettling):
         """Not reconciled from the stream yet, but protected (cover.stop_while_unechoed)."""
         position = self.book.positions.get(symbol)
         if position is not None:
-            mark = self.observation.marks.get(symbol)
-            working, reported = self.book.working, self.snapshot.orders
+            mark, reported = self.observation.marks.get(symbol), self.snapshot.orders
             self.actions += stop_while_unechoed(
-                position, working, self.listed, reported, mark, self.context
+                position, self.book.working, self.listed, reported, mark, self.now, self.context
             )
 
     def _filled_outcomes(self, symbol: str) -> list[_Outcome]:
@@ -239,11 +240,11 @@ class Planner(OrderSettling):
             f"exchange holds {target}, ledger {position.quantity}: an order of ours is unsettled"
         )
         self.notes.append(Note("reduction_awaits_orders", position.symbol, detail))
-        rest = self.snapshot.source is SnapshotSource.REST
-        held = target if rest else position.quantity
-        cover = stop_while_unsettled(position, held, self.listed, self.context.rules)
+        held = target if self.snapshot.source is SnapshotSource.REST else position.quantity
         mark = self.observation.marks.get(position.symbol)
-        self.actions += clear_of_mark(cover, mark, self.context)
+        self.actions += stop_awaiting_orders(
+            position, held, self.listed, mark, self.now, self.context
+        )
 
     def _book_exit(
         self, position: Position, outcome: _Outcome, at_most: Decimal

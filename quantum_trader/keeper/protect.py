@@ -134,10 +134,17 @@ class ProtectionCheck:
 def as_of(check: ProtectionCheck, now: datetime, settings: MonitorSettings) -> ProtectionCheck:
     """`check` at `now`: a position's stop that met its trigger `stop_stuck_after_s` or more
     ago and is still open is no stop of the position's (a new one is needed: STUCK)."""
-    fired = check.current.triggered_at if check.current is not None else None
-    if fired is None or now - fired < timedelta(seconds=settings.stop_stuck_after_s):
+    if check.current is None or not is_stuck(check.current, now, settings):
         return check
     return replace(check, current=None, needs=StopWhy.STUCK, moved=False)
+
+
+def is_stuck(order: Order, now: datetime, settings: MonitorSettings) -> bool:
+    """`order` met its trigger `stop_stuck_after_s` or more before `now` and is still open:
+    it protects nothing (see the module docstring)."""
+    fired = order.triggered_at
+    stuck_after = timedelta(seconds=settings.stop_stuck_after_s)
+    return fired is not None and not order.status.is_final and now - fired >= stuck_after
 
 
 def check_protection(
@@ -289,12 +296,15 @@ def stop_while_unsettled(
     held: Decimal,
     listed: Mapping[str, Sequence[Order]],
     rules: Mapping[str, MarketRules],
+    now: datetime,
+    settings: MonitorSettings,
 ) -> list[OrderAction]:
     """A stop for the `held` quantity the exchange shows of `position` while its reduction
     waits for an unsettled order of ours (the planner neither books nor manages the position
-    until that order settles, up to `unknown_order_final_s`): placed at the managed stop when
-    no reduce-only stop of ours listed for the symbol covers `held`. Nothing is cancelled
-    while the order is unsettled; the tick that settles it resizes or replaces the stop.
+    until that order settles, up to `unknown_order_final_s`, longer while it cannot be looked
+    up): placed at the managed stop when no reduce-only stop of ours listed for the symbol
+    covers `held` — one stuck firing (`is_stuck`) covers nothing. Nothing is cancelled while
+    the order is unsettled; the tick that settles it resizes or replaces the stop.
     """
     if held <= 0:
         return []
@@ -304,6 +314,7 @@ def stop_while_unsettled(
         and o.kind is OrderKind.STOP_MARKET
         and _protects(o, position)
         and o.quantity - o.filled_quantity >= held
+        and not is_stuck(o, now, settings)
         for o in orders
     ):
         return []
@@ -365,7 +376,8 @@ def _on_tick(price: Decimal, tick_size: Decimal | None, rounding: str) -> Decima
 def plan_release(symbol: str, open_conditional_orders: Sequence[Order]) -> list[CancelOrder]:
     """No position: cancel every conditional order of ours left for `symbol` but those
     executing (met their trigger: Binance refuses to cancel them; reduce-only, they close
-    nothing while no position is held)."""
+    nothing while no position is held, and no entry goes to the symbol until they end:
+    keeper/firing.py)."""
     return [
         CancelOrder(o.symbol, o.client_order_id)
         for o in open_conditional_orders

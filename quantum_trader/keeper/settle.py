@@ -5,6 +5,7 @@ unfilled or that the exchange forgot (keeper/plan.py says when each settles). Pu
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -23,7 +24,7 @@ class OrderSettling:
     observation: Observation
     now: datetime
     grace: timedelta
-    listed_ids: set[str]
+    listed_ids: Mapping[str, Order]  # the listed conditional orders by client order id
     notes: list[Note]
     records: list[tuple[Order, tuple[Fill, ...]]]
 

@@ -112,7 +112,9 @@ def trades_document(trades: Sequence[ClosedTrade], database: Path) -> dict[str, 
 
 async def blocked_symbols(repository: Repository) -> dict[str, str]:
     """Symbols the keeper takes no entry on (an order of ours with an unknown outcome), and
-    why: the same answer the keeper gives (`Book.blocked`), from the database."""
+    why: the same answer the keeper gives (`Book.blocked`), from the database. A stop of ours
+    that met its trigger blocks too, but only the running keeper knows it (the database keeps
+    no trigger times): the status server of the running daemon shows it (ops/snapshot.py)."""
     extras = await repository.load_state(INTENTS)
     intents = [
         Intent.restore(order, extras.get(order.client_order_id))

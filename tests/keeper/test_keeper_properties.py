@@ -4,7 +4,8 @@ hand; with restarts in between.
 
 For any such script (hypothesis), ticking every 5 s like the daemon:
 - no decision produces more than one entry, and no entry goes where an order of ours is
-  unsettled;
+  unsettled, nor where a stop of ours the keeper has read firing is still not done (should
+  it execute later, it would reduce the new position);
 - after a tick that read the exchange with no fault armed, every position on the exchange has
   a reduce-only stop of ours covering all of it, also while every exit is refused (a fault
   that lasts, not one of those armed for one request); a stop the exchange left firing for
@@ -68,6 +69,7 @@ class Harness:
     now: datetime
     armed: bool = False
     unprotected_ticks: dict[str, int] = field(default_factory=dict)
+    firing_read: set[str] = field(default_factory=set)  # by the keeper's last good tick
 
     @classmethod
     async def start(cls) -> Harness:
@@ -77,6 +79,7 @@ class Harness:
 
     async def restart(self) -> None:
         self.keeper = await keeper_on(self.exchange, self.repository, self.now)
+        self.firing_read = set()  # this keeper has read nothing yet
 
     def advance(self, by: timedelta) -> None:
         self.now += by
@@ -86,10 +89,12 @@ class Harness:
         """One 5 s tick; False when the exchange could not be read."""
         self.advance(TICK)
         armed = self.armed_faults()
+        firing = {c for c, o in self.exchange.orders.items() if o.triggered_at is not None}
         try:
             await self.keeper.tick(self.now)
         except RetryLater:
             return False
+        self.firing_read = firing
         self.armed = bool(armed - self.armed_faults())  # a fault went off during the tick
         return True
 
@@ -100,12 +105,19 @@ class Harness:
         entries_before = entries(self.exchange)
         blocked_before = symbol in self.keeper.view().blocked
         held_before = symbol in self.keeper.positions
+        orders = self.exchange.orders
+        firing_before = any(
+            orders[c].symbol == symbol and orders[c].status is OrderStatus.OPEN
+            for c in self.firing_read
+        )
         with contextlib.suppress(OrderRejected, RetryLater):
             await self.keeper.enter(sized(symbol, side, self.exchange.marks[symbol]), self.now)
         sent = entries(self.exchange) - entries_before
         assert sent <= 1, "one decision, one entry"
         if blocked_before or held_before:
             assert sent == 0, "no entry where a position or an unsettled order is"
+        if firing_before:
+            assert blocked_before or held_before, "no entry beside a stop of ours firing"
 
 
 async def keeper_on(
@@ -338,6 +350,17 @@ async def check(harness: Harness) -> None:
         ("move", 0, 600),
         ("wait", 3, 0),
         ("wait", 3, 0),
+    ]
+)
+# A stop left firing for good, the position closed at market by the stop maths meanwhile: an
+# entry went beside the firing stop, which could still execute against the new position.
+@example(
+    script=[
+        ("enter", 0, Side.LONG),
+        ("fault", "stall_next", 0),
+        ("move", 0, -400),
+        ("wait", 2, 0),
+        ("enter", 0, Side.LONG),
     ]
 )
 def test_the_keeper_keeps_every_position_protected_and_the_books_true(

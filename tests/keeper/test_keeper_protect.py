@@ -196,13 +196,13 @@ def test_a_stop_after_a_refused_exit_is_one_binance_accepts(
 def test_a_reduction_awaiting_an_unsettled_order_is_covered_by_a_stop_for_what_is_held() -> None:
     held = position()  # booked 0.2; the exchange shows 0.1 while an order of ours is unsettled
     rules = {held.symbol: MarketRules(held.symbol, TICK, Decimal("0.001"), Decimal(0), Decimal(5))}
-    [place] = stop_while_unsettled(held, Decimal("0.1"), {}, rules)
+    [place] = stop_while_unsettled(held, Decimal("0.1"), {}, rules, NOW, SETTINGS)
     assert place == PlaceStop(
         held.symbol, OrderSide.SELL, Decimal("0.1"), held.stop_price, StopWhy.MISSING
     )
     covering = {held.symbol: [stop_order(held, EXECUTOR_STOP)]}  # 0.2 covers 0.1
-    assert stop_while_unsettled(held, Decimal("0.1"), covering, rules) == []
-    assert stop_while_unsettled(held, Decimal(0), {}, rules) == []  # nothing held
+    assert stop_while_unsettled(held, Decimal("0.1"), covering, rules, NOW, SETTINGS) == []
+    assert stop_while_unsettled(held, Decimal(0), {}, rules, NOW, SETTINGS) == []  # nothing held
 
 
 @pytest.mark.parametrize("defect", ["not_reduce_only", "no_trigger", "wrong_side"])

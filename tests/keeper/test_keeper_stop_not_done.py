@@ -18,7 +18,7 @@ documentation does not say); and on the pure protection planning.
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -30,12 +30,25 @@ from structlog.testing import capture_logs
 from test_keeper_properties import KEEPER, SYMBOLS, T0, sized
 
 from quantum_trader.clock import ManualClock
-from quantum_trader.domain import ExitReason, Side
+from quantum_trader.cycle import select_candidates
+from quantum_trader.domain import (
+    Action,
+    ExitReason,
+    GateName,
+    MarketView,
+    PortfolioView,
+    ReasonCode,
+    Side,
+    Signal,
+    Verdict,
+)
+from quantum_trader.errors import OrderRejected
 from quantum_trader.execution.ccxt_exchange import CcxtExchange
 from quantum_trader.gates.settings import PerformanceSettings
 from quantum_trader.keeper.alerts import ProtectionAlert
 from quantum_trader.keeper.keeper import PositionKeeper
 from quantum_trader.keeper.protect import CancelOrder, PlaceStop, StopWhy, plan_protection
+from quantum_trader.market.model import MarketState
 from quantum_trader.monitor.settings import MonitorSettings
 from quantum_trader.portfolio.ledger import Ledger
 from quantum_trader.storage.memory import InMemoryRepository
@@ -130,8 +143,10 @@ async def long_on_the_stand_in(
 
 async def stuck_stop_on_the_stand_in(
     server: LoopbackBinance, exchange: CcxtExchange, clock: ManualClock, listed: bool
-) -> None:
-    keeper, _, stop = await long_on_the_stand_in(server, exchange, clock)
+) -> tuple[PositionKeeper, InMemoryRepository]:
+    """BTC long, its stop left TRIGGERING, another placed beside it; that one closes the
+    position while the first stays TRIGGERING: the keeper and its repository."""
+    keeper, repository, stop = await long_on_the_stand_in(server, exchange, clock)
     alerts: list[ProtectionAlert] = []
     keeper.alert_listeners.append(alerts.append)
     state = server.state
@@ -169,6 +184,78 @@ async def stuck_stop_on_the_stand_in(
     assert state.holding("BTCUSDT").amount == 0
     assert BTC not in keeper.positions
     assert stop["algoStatus"] == "TRIGGERING"
+    return keeper, repository
+
+
+@pytest.mark.parametrize("listed", [True, False], ids=["listed-as-open", "not-listed"])
+async def test_no_entry_goes_beside_a_stop_binance_left_triggering_until_it_ends(
+    listed: bool,
+) -> None:
+    """The stuck stop outlives its position (closed by the stop placed beside it). Should
+    Binance execute it while a new position is open, it would reduce that position (it is
+    reduce-only): an unplanned partial close. So the symbol takes no entry while it is firing,
+    also after a restart, and takes one again once Binance has ended it."""
+    clock = ManualClock(T0)
+    async with LoopbackBinance(clock=clock) as server:
+        server.engine.stall_triggers = True
+        server.state.lists_firing = listed
+        exchange = connect(server)
+        try:
+            await no_entry_beside_a_stuck_stop(server, exchange, clock, listed)
+        finally:
+            await exchange.close()
+
+
+async def no_entry_beside_a_stuck_stop(
+    server: LoopbackBinance, exchange: CcxtExchange, clock: ManualClock, listed: bool
+) -> None:
+    keeper, repository = await stuck_stop_on_the_stand_in(server, exchange, clock, listed)
+    [stuck] = algo(server, "TRIGGERING")
+    fired = datetime.fromtimestamp(stuck["triggerTime"] / 1000, UTC)
+    entry = sized(BTC, Side.LONG, server.state.mark("BTCUSDT"))
+
+    why = keeper.blocked_symbols()[BTC]
+    assert why.startswith(f"stop {stuck['clientAlgoId']} triggering since {fired.isoformat()}")
+    with pytest.raises(OrderRejected) as refused:
+        await keeper.enter(entry, clock.now())
+    assert refused.value.reason is ReasonCode.ORDER_UNSETTLED
+    assert str(refused.value) == f"ORDER_UNSETTLED: {why}"
+    assert denied_signals(keeper, server.state.mark("BTCUSDT"), clock) == [
+        Verdict.deny(GateName.SIGNAL_FILTER, BTC, ReasonCode.ORDER_UNSETTLED, why)
+    ]
+
+    restarted = await PositionKeeper.load(  # the books from the database, then the exchange
+        exchange,
+        repository,
+        await Ledger.load(repository, Decimal(10_000), T0, PerformanceSettings()),
+        await exchange.load_markets(),
+        KEEPER,
+        MonitorSettings(),
+    )
+    await restarted.tick(clock.now(), rest=True)
+    assert restarted.blocked_symbols() == {BTC: why}
+
+    server.engine.resume_stalled()  # Binance runs it at last: nothing held, nothing closed
+    assert stuck["algoStatus"] == "REJECTED"
+    clock.set(clock.now() + timedelta(seconds=5))
+    await restarted.tick(clock.now())
+    assert restarted.blocked_symbols() == {}
+    opened = await restarted.enter(entry, clock.now())
+    assert opened.position is not None
+    assert server.state.holding("BTCUSDT").amount == entry.quantity
+
+
+def denied_signals(keeper: PositionKeeper, price: Decimal, clock: ManualClock) -> list[Verdict]:
+    """What the executor's signal filter answers a BUY signal on BTC (cycle.select_candidates
+    with the keeper's `blocked_symbols`, as the executor calls it)."""
+    view = MarketView(clock.now(), {BTC: price}, {}, {BTC: 0.02})
+    market = MarketState(view, [Signal(BTC, Action.BUY, 0.9, "test")])
+    equity = Decimal(10_000)
+    portfolio = PortfolioView(
+        equity, equity, equity, Decimal(0), keeper.positions, equity, equity, equity
+    )
+    _, denied = select_candidates(market, portfolio, 0.5, keeper.blocked_symbols())
+    return denied
 
 
 @pytest.mark.parametrize("executed", ["0", "0.5"], ids=["nothing", "half"])

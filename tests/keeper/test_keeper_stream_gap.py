@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from model_exchange import ModelExchange
@@ -27,6 +27,7 @@ from quantum_trader.domain import (
     ExchangeSnapshot,
     Order,
     OrderKind,
+    OrderSide,
     OrderStatus,
     Side,
     SnapshotSource,
@@ -146,10 +147,12 @@ async def entered_with_lagging_mirror(
     listed: bool = True,
     echoes: bool | str = False,
     stop_cancelled: bool = False,
+    mark: Decimal | None = None,
 ) -> tuple[ModelExchange, PositionKeeper, datetime]:
     """An entry that filled (booked from its answer), its stop request lost before it arrived
     when `stop_lost` (the stop stays unsettled), or the stop cancelled on the exchange when
-    `stop_cancelled` (by hand, or by Binance); then one 5 s tick on a lagging mirror."""
+    `stop_cancelled` (by hand, or by Binance); the mark moved to `mark`, if given (a stop it
+    crosses fills); then one 5 s tick on a lagging mirror."""
     exchange = ModelExchange(RULES, dict(PRICES), T0)
     exchange.drop_next_stop = stop_lost
     repository = InMemoryRepository()
@@ -164,6 +167,8 @@ async def entered_with_lagging_mirror(
     if stop_cancelled:
         [stop] = open_stops(exchange)
         await exchange.cancel_conditional_order(BTC, stop.client_order_id)
+    if mark is not None:
+        exchange.move(BTC, mark)
     # within stream_echo_timeout_s and rest_check_interval_s: the tick reads the mirror
     assert TICK.total_seconds() < min(KEEPER.stream_echo_timeout_s, KEEPER.rest_check_interval_s)
     now = T0 + TICK
@@ -217,3 +222,29 @@ async def test_a_stop_the_stream_reports_ended_before_it_echoes_the_entry_is_rep
     )
 
     assert_stop_covers_the_position(exchange, keeper)
+
+
+async def test_a_stop_filled_before_the_entry_is_echoed_gets_one_clear_of_the_mark() -> None:
+    """The mark went through the position's stop, which filled; the stream reports that fill
+    before it echoes the entry. The symbol is not reconciled from the stream yet, so the
+    position stays booked and the filled stop no longer counts as its cover: a reduce-only stop
+    for the quantity booked goes on, clear of the mark (at the managed stop, which the mark has
+    passed, Binance would refuse it: -2021). It can close nothing more than the position; the
+    REST read once the echo is overdue books the stop's fill and cancels it."""
+    exchange, keeper, now = await entered_with_lagging_mirror(
+        stop_lost=False, listed=False, echoes="stops", mark=Decimal("96.9")
+    )
+    assert BTC not in exchange.held  # the stop closed it
+    booked = keeper.positions[BTC]
+    [fresh] = open_stops(exchange)
+    assert (fresh.side, fresh.quantity) == (OrderSide.SELL, booked.quantity)
+    assert fresh.reduce_only
+    assert KEEPER.refused_exit_stop_gap_pct == 0.002
+    assert fresh.trigger_price == Decimal("96.70")  # 0.2 % below the mark, down to the tick
+    assert booked.stop_price > Decimal("96.9")  # where Binance would have refused it
+
+    now += timedelta(seconds=KEEPER.stream_echo_timeout_s)  # the echo is overdue: REST
+    exchange.now = now
+    await keeper.tick(now)
+    assert BTC not in keeper.positions
+    assert open_stops(exchange) == []

@@ -35,7 +35,8 @@ class Engine:
     triggered conditional orders (REST and ALGO_UPDATE), as when Binance does not report them.
     `stall_triggers` True leaves a triggered conditional order in TRIGGERING for good, its
     market order never sent, as Binance's demo trading has done (a reduce-only stop stuck in
-    TRIGGERING the next day, its position open; NautilusTrader discussion 5378, 2026-10).
+    TRIGGERING the next day, its position open; NautilusTrader discussion 5378, 2026-10);
+    `resume_stalled` runs such orders' market orders at last, against whatever is held then.
     `triggered_fill` executes only that share of a triggered order's market order (None: all
     of it); the rest expires, as a market order that ran out of book: the algo order FINISHES
     with what executed, possibly nothing.
@@ -208,11 +209,21 @@ class Engine:
 
     def _trigger(self, algo: dict[str, Any]) -> None:
         s = self.state
-        market = s.markets[algo["symbol"]]
         algo.update(algoStatus="TRIGGERING", triggerTime=s.now_ms, updateTime=s.now_ms)
         s.emit(payloads.algo_update(algo, s.now_ms))
-        if self.stall_triggers:
-            return
+        if not self.stall_triggers:
+            self._run_triggered(algo)
+
+    def resume_stalled(self) -> None:
+        """Run every conditional order left in TRIGGERING (`stall_triggers`) now."""
+        for algo in list(self.state.algo_orders.values()):
+            if algo["algoStatus"] == "TRIGGERING":
+                self._run_triggered(algo)
+
+    def _run_triggered(self, algo: dict[str, Any]) -> None:
+        """Send a triggered order's market order (reduce-only: at most what is held)."""
+        s = self.state
+        market = s.markets[algo["symbol"]]
         holding = s.holding(market.market_id)
         quantity = Decimal(algo["quantity"])
         if algo["reduceOnly"]:

@@ -1,0 +1,51 @@
+"""Our stops and take-profits that met their trigger and are not done: no entry beside them. Pure.
+
+Binance reports a conditional order that met its trigger as TRIGGERING, then TRIGGERED while
+its market order runs (`Order.triggered_at`), and refuses to cancel it meanwhile (-2011). Its
+demo trading has left such orders in TRIGGERING for good (NautilusTrader discussion 5378); the
+keeper then places another stop beside a position's (protect.py, StopWhy.STUCK) and never
+cancels the stuck one. Reduce-only, it can close nothing while no position is held; but should
+Binance execute it later while a new position is open on the symbol, it would reduce that
+position: an unplanned partial close, booked as that old order's fill. So the planner keeps
+each working order's trigger time as the exchange last reported it (`trigger_times`), and
+`Book.blocked` takes no entry on a symbol while an order of ours there is firing, until the
+exchange reports it final (filled, cancelled, expired) or no longer knows it.
+
+Every firing order blocks, not only one stuck `stop_stuck_after_s`: one still firing while no
+position is held (closed by another order meanwhile) may execute as late as a stuck one, and
+while a position is held the symbol takes no entry anyway.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
+
+from quantum_trader.domain import Order, OrderKind
+
+
+def trigger_times(
+    working: Iterable[Order],
+    listed: Mapping[str, Order],
+    state: Callable[[str], Order | None],
+) -> list[Order]:
+    """The `working` orders whose trigger time the exchange now reports otherwise, with that
+    time: as `listed` open (by client order id), else as it last reported the order (`state`:
+    stream or lookup). A final state changes nothing here: the settling steps drop the order."""
+    changed: list[Order] = []
+    for order in working:
+        latest = listed.get(order.client_order_id) or state(order.client_order_id)
+        if latest is None or latest.status.is_final or latest.triggered_at == order.triggered_at:
+            continue
+        changed.append(replace(order, triggered_at=latest.triggered_at))
+    return changed
+
+
+def firing_reason(order: Order) -> str:
+    """Why no entry may go to `order`'s symbol while it is firing (`Book.blocked`)."""
+    kind = "stop" if order.kind is OrderKind.STOP_MARKET else "take-profit"
+    since = order.triggered_at.isoformat() if order.triggered_at is not None else "?"
+    return (
+        f"{kind} {order.client_order_id} triggering since {since} and not done: Binance "
+        "refuses to cancel it, and should it execute later it would reduce a new position"
+    )
