@@ -232,13 +232,14 @@ async def _replay(
         if skip_quiet and now < next_equity and quiet.repeats(now):
             summary = quiet.repeat(now)
         else:
-            before = quiet.before()
+            before = quiet.before() if skip_quiet else None
             clock.set(now)
             if reset_after is not None:
                 await core.governor.reset_operator_halt(now, reset_after)
             await core.keeper.tick(now)
             summary = await core.executor.run_cycle(now)
-            quiet.after(before, summary, now)
+            if before is not None:
+                quiet.after(before, summary, now)
             if now >= next_equity:
                 await _snapshot_equity(core, repository, now)
                 next_equity = now + EQUITY_EVERY

@@ -176,7 +176,8 @@ class Executor:
     ) -> bool:
         """Whether a cycle at `now` seeing `portfolio` would repeat the base: with the market as
         the last cycle saw it, but for prices, when the base's inputs read no price; else with
-        `market`, the market at `now` (without it: False)."""
+        `market`, the market at `now` (without it: False). For a caller that knows the market's
+        slow fields as the base saw them (`MarketModel.quiet_key`): only the rest is compared."""
         base = self._base
         if base is None:
             return False
@@ -184,7 +185,7 @@ class Executor:
         if seen is None:
             return False
         observed = self._observed(seen, portfolio, self._health(now), now, base.declared)
-        return base.inputs.same_as(observed)
+        return base.inputs.same_but_market_as(observed)
 
     def repeat(self) -> CycleSummary:
         """The next cycle as "unchanged since" the base, observing nothing: only for a caller

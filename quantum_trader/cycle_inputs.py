@@ -72,6 +72,9 @@ _READERS: tuple[tuple[str, Callable[[Observed], object]], ...] = (
 )
 
 
+_MARKET_READERS = frozenset({"signals", "global_regime", "per_symbol", "statistics"})
+
+
 @dataclass(frozen=True, slots=True)
 class CycleInputs:
     """Everything the candidate filter and the gates consulted read, as of one cycle."""
@@ -86,6 +89,16 @@ class CycleInputs:
         """Whether `observed` gives these inputs; reads only up to the first difference."""
         return all(
             value == read(observed) for value, (_, read) in zip(self.values, _READERS, strict=True)
+        )
+
+    def same_but_market_as(self, observed: Observed) -> bool:
+        """`same_as` for the inputs not read from the market view's slow fields (signals,
+        regimes, ATR, funding, z-scores, the global regime, the correlations): for a caller
+        that knows those equal (the backtest's quiet steps: `MarketModel.quiet_key`)."""
+        return all(
+            value == read(observed)
+            for value, (name, read) in zip(self.values, _READERS, strict=True)
+            if name not in _MARKET_READERS
         )
 
 

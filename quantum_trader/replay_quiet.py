@@ -106,19 +106,27 @@ class QuietSteps:
     def repeat(self, now: datetime) -> CycleSummary:
         """What running the step at `now` would leave behind (only where `repeats`)."""
         self._core.keeper.repeat_quiet_tick(now)
+        self._found = True  # a repeated step leaves the state as it found it, by its checks
         self.repeated += 1
         self.repeated_open += bool(self._core.keeper.positions)
         return self._core.executor.repeat()
 
     def _unmoved_by_prices(self, now: datetime) -> bool:
-        """With positions open: whether at this step's prices the keeper's stop maths, the
-        paper account, the tracker, the governor and the cycle's inputs stay as they are."""
+        """Whether at this step's prices the keeper, the paper account, the tracker, the
+        governor and the cycle's inputs stay as they are."""
         core = self._core
         keeper = core.keeper
-        seen = self._exchange.quiet_view(now)
-        if seen is None or not keeper.quiet_at(now, seen.snapshot, seen.marks):
-            return False
-        portfolio = core.ledger.unchanged_view(seen.balance, keeper.positions, now)
+        if self._found:  # the keeper's tick found nothing: only marks and the clock can move it
+            seen = self._exchange.quiet_marks(now)
+            if seen is None or not keeper.steady_at(now, seen[2], seen[1]):
+                return False
+            balance = seen[0]
+        else:
+            view = self._exchange.quiet_view(now)
+            if view is None or not keeper.quiet_at(now, view.snapshot, view.marks):
+                return False
+            balance = view.balance
+        portfolio = core.ledger.unchanged_view(balance, keeper.positions, now)
         market = core.executor.latest_market
         if portfolio is None or market is None:
             return False

@@ -119,6 +119,22 @@ class PaperExchange:
         """No position and no open order: then only an order of ours changes the account."""
         return not self._ledger.state.positions and self._book.empty
 
+    def quiet_marks(
+        self, now: datetime
+    ) -> tuple[Balance, dict[str, Decimal], dict[str, list[Order]]] | None:
+        """What `fetch_balance`, the held symbols' `fetch_mark_prices` and the open
+        conditional orders by symbol would answer at `now` when catching up to it changes
+        nothing, without catching up; None otherwise or when a held symbol has no price."""
+        now_ms = ms_from_utc(now)
+        if not self._catch_up.quiet_through(now_ms):
+            return None
+        try:
+            marks = {s: self._ledger.fill_price(s, now_ms) for s in self._ledger.state.positions}
+        except MarketDataError:
+            return None
+        listed = {symbol: self._book.orders(symbol) for symbol in self._book.symbols()}
+        return self._ledger.balance(now_ms), marks, listed
+
     def quiet_view(self, now: datetime) -> QuietView | None:
         """What `fetch_balance`, `fetch_positions`, `fetch_open_conditional_orders` and the
         held symbols' `fetch_mark_prices` would answer at `now` when catching up to it changes

@@ -51,6 +51,7 @@ from quantum_trader.keeper.plan import (
 from quantum_trader.keeper.protect import CancelOrder, stop_trigger
 from quantum_trader.keeper.recheck import mirror_difference, rest_recheck
 from quantum_trader.keeper.settings import KeeperSettings
+from quantum_trader.keeper.steady import steady
 from quantum_trader.log import bound_context, get_logger
 from quantum_trader.monitor.settings import MonitorSettings
 from quantum_trader.portfolio.ledger import Ledger
@@ -217,6 +218,14 @@ class PositionKeeper:
             result.records or result.trades or result.events or result.actions or result.notes
         )
         return quiet and not result.unreflected and result.book == book
+
+    def steady_at(
+        self, now: datetime, listed: Mapping[str, Sequence[Order]], marks: Mapping[str, Decimal]
+    ) -> bool:
+        """After a tick that changed nothing: whether one at `now` finding the exchange as then
+        but for `marks` would change nothing either (keeper/steady.py)."""
+        context = self._context(advance=False)
+        return steady(self._carrier.book, listed, marks, now, context, self._checks)
 
     def repeat_quiet_tick(self, now: datetime) -> None:
         """What a tick that changes nothing changes in the keeper: its regime memory and when

@@ -37,6 +37,7 @@ from quantum_trader.keeper.checks import ProtectionChecks
 from quantum_trader.keeper.plan import Context, Observation, Plan, plan
 from quantum_trader.keeper.planner import Planner
 from quantum_trader.keeper.settings import KeeperSettings
+from quantum_trader.keeper.steady import steady
 
 SYMBOLS = ("BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT")
 RULES = {
@@ -308,3 +309,62 @@ def test_remembered_protection_checks_plan_as_fresh_ones() -> None:
         assert repr(remembered) == repr(fresh)  # equal, and every Decimal spelled the same
         book = remembered.book
     assert checks.hits > 0
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ticks(), st.sampled_from((0, 30, 90, 3600)))
+def test_a_steady_book_plans_nothing(tick: tuple[Book, Observation], later_s: int) -> None:
+    """keeper/steady.py, which lets a backtest repeat a step: where the tick would settle and
+    reconcile nothing (Planner.quiet, no order of ours left on a symbol without a position)
+    and `steady` finds nothing for the stop maths and the protection at these marks and this
+    time, the tick's whole plan is empty and keeps the book."""
+    book, observation = tick
+    now = NOW + timedelta(seconds=later_s)  # the protection's timers may have run out
+    listed = _by_symbol(observation.snapshot.open_conditional_orders)
+    settled = Planner(book, observation, now, CONTEXT).quiet()
+    if not settled or listed.keys() - book.positions.keys():
+        return
+    if steady(book, listed, observation.marks, now, CONTEXT, ProtectionChecks()):
+        _assert_plans_nothing(book, observation, now)
+
+
+def _by_symbol(orders: tuple[Order, ...]) -> dict[str, list[Order]]:
+    listed: dict[str, list[Order]] = {}
+    for order in orders:
+        listed.setdefault(order.symbol, []).append(order)
+    return listed
+
+
+def _assert_plans_nothing(book: Book, observation: Observation, now: datetime) -> None:
+    result = plan(book, observation, now, CONTEXT)
+    assert (result.actions, result.events, result.records, result.trades) == ((), (), (), ())
+    assert result.book == book
+
+
+def test_steady_sees_the_stop_maths_and_a_held_back_stop_move() -> None:
+    """A long held as booked with its stop listed: steady inside its extremes; not at a new
+    high (recorded on the position). Its stop moved in the book but the exchange's held back
+    by `stop_replace_min_interval_s`: steady until the interval runs out, then the plan
+    replaces it."""
+    held = protected(position(Side.LONG, symbol=SYMBOLS[0]), "qt-s-0-r1-1")
+    held = replace(held, highest_price=Decimal(91_000), lowest_price=Decimal(89_000))
+    stop = stop_order(held, "qt-s-0-r1-1")
+    book = Book({held.symbol: held}, working={stop.client_order_id: stop})
+    snapshot = ExchangeSnapshot(NOW, SnapshotSource.REST, {held.symbol: held_as(held)}, (stop,))
+    listed = _by_symbol(snapshot.open_conditional_orders)
+    for mark, expected in ((Decimal(90_500), True), (Decimal(91_500), False)):
+        observation = Observation(snapshot, marks={held.symbol: mark})
+        assert steady(book, listed, observation.marks, NOW, CONTEXT, ProtectionChecks()) is expected
+        if expected:
+            _assert_plans_nothing(book, observation, NOW)
+    moved = replace(held, stop_price=held.stop_price + 100, stop_replaced_at=NOW)
+    book = Book({held.symbol: moved}, working={stop.client_order_id: stop})
+    observation = Observation(snapshot, marks={held.symbol: Decimal(90_500)})
+    interval = timedelta(seconds=SETTINGS.stop_replace_min_interval_s)
+    soon, later = NOW + interval / 2, NOW + interval
+    assert steady(book, listed, observation.marks, soon, CONTEXT, ProtectionChecks())
+    _assert_plans_nothing(book, observation, soon)
+    assert not steady(book, listed, observation.marks, later, CONTEXT, ProtectionChecks())
+    assert any(
+        type(a).__name__ == "PlaceStop" for a in plan(book, observation, later, CONTEXT).actions
+    )
