@@ -99,7 +99,12 @@ class QuietSteps:
             return False
         core = self._core
         executor = core.executor
-        if self._found and executor.repeats_unpriced and core.keeper.idle and self._exchange.idle:
+        if (
+            self._found
+            and executor.repeats_unpriced
+            and core.keeper.book.idle
+            and self._exchange.idle
+        ):
             return True  # the account, and so every input the step reads, stands still
         return self._unmoved_by_prices(now)
 

@@ -156,6 +156,11 @@ class Book:
     unechoed: Mapping[str, tuple[str, datetime]] = field(default_factory=dict)
     working: Mapping[str, Order] = field(default_factory=dict)
 
+    @property
+    def idle(self) -> bool:
+        """No position, order or unsettled intent of ours."""
+        return not (self.positions or self.intents or self.working or self.unechoed)
+
     def intents_for(self, symbol: str) -> list[Intent]:
         return [i for i in self.intents.values() if i.symbol == symbol]
 

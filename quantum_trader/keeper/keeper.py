@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -51,7 +50,8 @@ from quantum_trader.keeper.plan import (
 from quantum_trader.keeper.protect import CancelOrder, stop_trigger
 from quantum_trader.keeper.recheck import mirror_difference, rest_recheck
 from quantum_trader.keeper.settings import KeeperSettings
-from quantum_trader.keeper.steady import steady
+from quantum_trader.keeper.steady import plans_nothing, steady
+from quantum_trader.keeper.views import EntryResult, KeeperView
 from quantum_trader.log import bound_context, get_logger
 from quantum_trader.monitor.settings import MonitorSettings
 from quantum_trader.portfolio.ledger import Ledger
@@ -60,30 +60,6 @@ from quantum_trader.ports import Exchange, ExchangeStreams, Repository
 log = get_logger("keeper")
 RUN_STATE = ("keeper", "run")
 ConditionsFn = Callable[[], tuple[bool, Mapping[str, Regime]]]
-
-
-@dataclass(frozen=True, slots=True)
-class KeeperView:
-    """What the keeper publishes: read by the executor, the governor, status and metrics.
-
-    `blocked`: symbols with an order of ours whose outcome is unknown, and why no entry may
-    go there until it is settled.
-    """
-
-    positions: Mapping[str, Position] = field(default_factory=dict)
-    blocked: Mapping[str, str] = field(default_factory=dict)
-    unsettled: int = 0
-    reconciled_at: datetime | None = None
-    streams: StreamHealth = field(default_factory=StreamHealth)
-
-
-@dataclass(frozen=True, slots=True)
-class EntryResult:
-    """How an entry went: the position, or why there is none (yet)."""
-
-    position: Position | None
-    detail: str = ""
-    unknown: bool = False
 
 
 class PositionKeeper:
@@ -194,12 +170,6 @@ class PositionKeeper:
         return self._carrier.book.blocked()
 
     @property
-    def idle(self) -> bool:
-        """No position, order or unsettled intent of ours."""
-        book = self._carrier.book
-        return not (book.positions or book.intents or book.working or book.unechoed)
-
-    @property
     def book(self) -> Book:
         return self._carrier.book
 
@@ -207,17 +177,10 @@ class PositionKeeper:
         self, now: datetime, snapshot: ExchangeSnapshot, marks: Mapping[str, Decimal]
     ) -> bool:
         """Whether a tick at `now` reading `snapshot` and `marks` would leave everything as it
-        is: nothing to look up or read, and a plan (the tick's own) with nothing to record,
-        send or say and the same book (a backtest repeats such ticks: replay_quiet.py)."""
-        book = self._carrier.book
-        if lookups_needed(book, snapshot) or orders_to_read_fills(book, snapshot, {}):
-            return False
-        seen = Observation(snapshot, {}, {}, marks, self._filled_known)
-        result = plan(book, seen, now, self._context(advance=False), self._checks)
-        quiet = not (
-            result.records or result.trades or result.events or result.actions or result.notes
-        )
-        return quiet and not result.unreflected and result.book == book
+        is (keeper/steady.py `plans_nothing`)."""
+        context = self._context(advance=False)
+        known = self._filled_known
+        return plans_nothing(self._carrier.book, snapshot, marks, now, context, self._checks, known)
 
     def steady_at(
         self, now: datetime, listed: Mapping[str, Sequence[Order]], marks: Mapping[str, Decimal]

@@ -1,4 +1,4 @@
-"""Whether a tick that finds the exchange as the last one did changes nothing at new marks. Pure.
+"""Whether a keeper tick would change nothing (a backtest repeats such steps). Pure.
 
 The backtest repeats such steps (replay_quiet.py). After a tick that changed nothing, with
 nothing of ours in flight or firing and the exchange holding and listing what the book holds,
@@ -14,11 +14,17 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 
-from quantum_trader.domain import Order
+from quantum_trader.domain import ExchangeSnapshot, Order
 from quantum_trader.keeper.book import Book
 from quantum_trader.keeper.checks import ProtectionChecks
 from quantum_trader.keeper.manage import manage
-from quantum_trader.keeper.plan import Context
+from quantum_trader.keeper.plan import (
+    Context,
+    Observation,
+    lookups_needed,
+    orders_to_read_fills,
+    plan,
+)
 from quantum_trader.keeper.protect import as_of, protection_actions
 
 
@@ -50,3 +56,22 @@ def steady(
         if check.needs is not None or protection_actions(position, check, now, context.monitor):
             return False
     return True
+
+
+def plans_nothing(
+    book: Book,
+    snapshot: ExchangeSnapshot,
+    marks: Mapping[str, Decimal],
+    now: datetime,
+    context: Context,
+    checks: ProtectionChecks,
+    known: frozenset[str],
+) -> bool:
+    """Whether a tick at `now` reading `snapshot` and `marks` (`known`: the fills the last tick
+    read) would leave everything as it is: nothing to look up or read, and its plan with
+    nothing to record, send or say and the same book."""
+    if lookups_needed(book, snapshot) or orders_to_read_fills(book, snapshot, {}):
+        return False
+    result = plan(book, Observation(snapshot, {}, {}, marks, known), now, context, checks)
+    said = result.records or result.trades or result.events or result.actions or result.notes
+    return not said and not result.unreflected and result.book == book

@@ -211,23 +211,34 @@ steps = st.lists(
 )
 
 
+def observation(
+    gov: SafetyGovernor, step: Step, now: datetime
+) -> tuple[datetime, PortfolioView, MarketView, str]:
+    """The step's time, account, market and health; an operator reset first if it says so."""
+    advance, equity, pnl, streak, critical, spike, do_reset = step
+    now += timedelta(seconds=advance)
+    if do_reset:
+        gov.reset(now, "operator")
+    view = market(returns={"ETH/USDT:USDT": spiky_returns(5.0 if spike else 0.0)}, now=now)
+    account = portfolio(
+        equity=str(equity),
+        starting="10000",
+        day_start="10000",
+        losing_streak=streak,
+        pnl_last_hour=str(pnl),
+    )
+    return now, account, view, "CRITICAL" if critical else "HEALTHY"
+
+
 @settings(max_examples=150, deadline=None)
 @given(steps)
 def test_halted_never_becomes_active_without_cooldown_or_reset(sequence: list[Step]) -> None:
     gov, now = governor(), NOW
-    for advance, equity, pnl, streak, critical, spike, do_reset in sequence:
-        before, now = gov.state, now + timedelta(seconds=advance)
-        if do_reset:
-            gov.reset(now, "operator")
-        view = market(returns={"ETH/USDT:USDT": spiky_returns(5.0 if spike else 0.0)}, now=now)
-        account = portfolio(
-            equity=str(equity),
-            starting="10000",
-            day_start="10000",
-            losing_streak=streak,
-            pnl_last_hour=str(pnl),
-        )
-        gov.observe(account, view, now, "CRITICAL" if critical else "HEALTHY")
+    for step in sequence:
+        before = gov.state
+        now, account, view, health = observation(gov, step, now)
+        gov.observe(account, view, now, health)
+        do_reset = step[-1]
         if before.trading_state is TradingState.HALTED and gov.allows_new_entries:
             halting = [t for t in before.trips if t.decision in HALTING]
             assert do_reset or all(t.until is not None and t.until <= now for t in halting)
@@ -285,19 +296,8 @@ def test_unchanged_by_tells_whether_observing_would_change_anything(sequence: li
     "would `observe` with these record no event and keep the state but `updated_at`", and
     changes nothing itself."""
     gov, now = governor(), NOW
-    for advance, equity, pnl, streak, critical, spike, do_reset in sequence:
-        now += timedelta(seconds=advance)
-        if do_reset:
-            gov.reset(now, "operator")
-        view = market(returns={"ETH/USDT:USDT": spiky_returns(5.0 if spike else 0.0)}, now=now)
-        account = portfolio(
-            equity=str(equity),
-            starting="10000",
-            day_start="10000",
-            losing_streak=streak,
-            pnl_last_hour=str(pnl),
-        )
-        health = "CRITICAL" if critical else "HEALTHY"
+    for step in sequence:
+        now, account, view, health = observation(gov, step, now)
         state = gov.state
         answer = gov.unchanged_by(account, view, now, health)
         assert gov.state is state

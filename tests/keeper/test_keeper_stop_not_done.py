@@ -17,6 +17,8 @@ documentation does not say); and on the pure protection planning.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -109,19 +111,29 @@ def algo(server: LoopbackBinance, status: str) -> list[dict[str, Any]]:
     ]
 
 
-@pytest.mark.parametrize("listed", [True, False], ids=["listed-as-open", "not-listed"])
-async def test_a_stop_left_triggering_by_binance_gets_another_and_the_position_its_stop(
+@asynccontextmanager
+async def stand_in_stalling(
     listed: bool,
-) -> None:
+) -> AsyncIterator[tuple[LoopbackBinance, CcxtExchange, ManualClock]]:
+    """The stand-in leaving triggered stops TRIGGERING (listed among the open orders or not),
+    and the ccxt adapter on it."""
     clock = ManualClock(T0)
     async with LoopbackBinance(clock=clock) as server:
         server.engine.stall_triggers = True
         server.state.lists_firing = listed
         exchange = connect(server)
         try:
-            await stuck_stop_on_the_stand_in(server, exchange, clock, listed)
+            yield server, exchange, clock
         finally:
             await exchange.close()
+
+
+@pytest.mark.parametrize("listed", [True, False], ids=["listed-as-open", "not-listed"])
+async def test_a_stop_left_triggering_by_binance_gets_another_and_the_position_its_stop(
+    listed: bool,
+) -> None:
+    async with stand_in_stalling(listed) as (server, exchange, clock):
+        await stuck_stop_on_the_stand_in(server, exchange, clock, listed)
 
 
 async def long_on_the_stand_in(
@@ -195,15 +207,8 @@ async def test_no_entry_goes_beside_a_stop_binance_left_triggering_until_it_ends
     Binance execute it while a new position is open, it would reduce that position (it is
     reduce-only): an unplanned partial close. So the symbol takes no entry while it is firing,
     also after a restart, and takes one again once Binance has ended it."""
-    clock = ManualClock(T0)
-    async with LoopbackBinance(clock=clock) as server:
-        server.engine.stall_triggers = True
-        server.state.lists_firing = listed
-        exchange = connect(server)
-        try:
-            await no_entry_beside_a_stuck_stop(server, exchange, clock, listed)
-        finally:
-            await exchange.close()
+    async with stand_in_stalling(listed) as (server, exchange, clock):
+        await no_entry_beside_a_stuck_stop(server, exchange, clock, listed)
 
 
 async def no_entry_beside_a_stuck_stop(
