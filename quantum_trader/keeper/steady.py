@@ -39,8 +39,8 @@ def steady(
     """Whether every position of `book`, at its mark in `marks` and at `now`, keeps its stop
     maths and its protection (against the `listed` orders of its symbol) with nothing to do.
     The caller knows the book otherwise settled and consistent with the exchange."""
-    if book.intents or book.unechoed:
-        return False
+    if book.intents or book.unechoed or listed.keys() - book.positions.keys():
+        return False  # in flight, or an order of ours to release where no position is held
     if any(order.triggered_at is not None for order in book.working.values()):
         return False
     for symbol, position in book.positions.items():
