@@ -23,6 +23,11 @@ prices. While it holds nothing gets past the balancer, so the cycle would deny t
 candidates at the same gates, though a full run might name another of the balancer's limits
 first, or other figures: a skipped cycle's audit is the base's verdicts in the base's words.
 
+A gate also says whether its declaration reads prices (`account_inputs_priced`, True when it
+does not say): the orchestrator's reads the account only; the balancer's does unless every
+candidate is refused at any price. A backtest repeats a step only after checking a priced
+declaration at that step's prices (replay_quiet.py).
+
 The governor's state is compared as a whole (every field but `updated_at`), so any state it
 gains later is covered without a change here.
 """
