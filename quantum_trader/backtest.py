@@ -159,7 +159,7 @@ async def replay_into(
         core = await assemble(
             settings, market, exchange, repository, rules, replay.start, asyncio.Event()
         )
-        quiet = QuietSteps(core, model, exchange, settings.backtest.operator_reset_after)
+        quiet = QuietSteps(core, model, exchange, settings.backtest)
         steps = await _replay(settings, clock, core, repository, replay, stopping, quiet)
         await repository.save_ledger()
     finally:
@@ -220,7 +220,6 @@ async def _replay(
     spans (UNCHANGED_KEY), one state entry for the run."""
     step = timedelta(milliseconds=TIMEFRAME_MS[settings.market.timeframe])
     reset_after = settings.backtest.operator_reset_after
-    skip_quiet = settings.backtest.skip_quiet_steps
     now, steps, next_equity = replay.start, 0, replay.start
     unchanged = UnchangedSpans()
     while now < replay.end:
@@ -229,17 +228,16 @@ async def _replay(
             # `stopping` from a loop callback that runs only when the loop gets a turn.
             await asyncio.sleep(0)
         check_stop(stopping)
-        if skip_quiet and now < next_equity and quiet.repeats(now):
+        if now < next_equity and quiet.repeats(now):
             summary = quiet.repeat(now)
         else:
-            before = quiet.before() if skip_quiet else None
+            before = quiet.before()
             clock.set(now)
             if reset_after is not None:
                 await core.governor.reset_operator_halt(now, reset_after)
             await core.keeper.tick(now)
             summary = await core.executor.run_cycle(now)
-            if before is not None:
-                quiet.after(before, summary, now)
+            quiet.after(before, summary, now)
             if now >= next_equity:
                 await _snapshot_equity(core, repository, now)
                 next_equity = now + EQUITY_EVERY

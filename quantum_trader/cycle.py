@@ -91,12 +91,16 @@ class Executor:
         self._cycle_numbers = itertools.count(1)
         self._skip_unchanged = skip_unchanged
         self._base: Base | None = None
-        self._latest: MarketState | None = None
-        self.latest_market: MarketView | None = None
+        self._latest: MarketState | None = None  # the last cycle's market
 
     def health(self, now: datetime) -> str:
         """The health status the cycle reads at `now`."""
         return self._health(now)
+
+    @property
+    def latest_market(self) -> MarketView | None:
+        """The market view of the last cycle (None before the first)."""
+        return self._latest.view if self._latest is not None else None
 
     def latest_regimes(self) -> Mapping[str, Regime]:
         """Each symbol's regime as of the last cycle (the monitor tightens on a change)."""
@@ -116,7 +120,7 @@ class Executor:
         with bound_context(cycle_id=summary.cycle_id, sim_time=now.isoformat()):
             try:
                 market = await self._market.state(now)
-                self._latest, self.latest_market = market, market.view
+                self._latest = market
                 portfolio = await self.portfolio(now)
                 health = self._health(now)
                 await self._governor.observe(portfolio, market.view, now, health)

@@ -29,11 +29,12 @@ would not see everything that step left to do (tried: the year's ledger differed
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 
 from quantum_trader.app import Core
 from quantum_trader.clock import ms_from_utc
+from quantum_trader.config import BacktestSettings
 from quantum_trader.cycle import CycleSummary
 from quantum_trader.execution.paper import PaperExchange
 from quantum_trader.gates.governor_state import GovernorState
@@ -60,19 +61,23 @@ class QuietSteps:
         core: Core,
         model: MarketModel,
         exchange: PaperExchange,
-        operator_reset_after: timedelta | None,
+        settings: BacktestSettings,
     ) -> None:
         self._core = core
         self._model = model
         self._exchange = exchange
-        self._reset_after = operator_reset_after
+        self._enabled = settings.skip_quiet_steps
+        self._reset_after = settings.operator_reset_after
         self._key: object = None  # the quiet key of the step that left the state as it was
         self._until: datetime | None = None  # the first timer after that step
         self._found = False  # that step left the state as it found it
         self.repeated = 0
         self.repeated_open = 0  # of them, with a position open
 
-    def before(self) -> Before:
+    def before(self) -> Before | None:
+        """What the step about to run may change (None: repeating is off)."""
+        if not self._enabled:
+            return None
         core = self._core
         return Before(
             core.keeper.book,
@@ -81,11 +86,11 @@ class QuietSteps:
             core.ledger.tracker,
         )
 
-    def after(self, before: Before, summary: CycleSummary, now: datetime) -> None:
+    def after(self, before: Before | None, summary: CycleSummary, now: datetime) -> None:
         """Note whether the steps after the one just run at `now` may repeat it, and until
         when; and whether it left the state as it found it."""
         self._key = None
-        if self._settled(summary):
+        if before is not None and self._settled(summary):
             key = self._model.quiet_key(ms_from_utc(now))
             if key is not None:
                 self._key, self._until = key, self._next_timer(now)

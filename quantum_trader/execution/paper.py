@@ -123,35 +123,35 @@ class PaperExchange:
         self, now: datetime
     ) -> tuple[Balance, dict[str, Decimal], dict[str, list[Order]]] | None:
         """What `fetch_balance`, the held symbols' `fetch_mark_prices` and the open
-        conditional orders by symbol would answer at `now` when catching up to it changes
-        nothing, without catching up; None otherwise or when a held symbol has no price."""
+        conditional orders by symbol would answer at `now` (`_quiet_marks`)."""
         now_ms = ms_from_utc(now)
-        if not self._catch_up.quiet_through(now_ms):
-            return None
-        try:
-            marks = {s: self._ledger.fill_price(s, now_ms) for s in self._ledger.state.positions}
-        except MarketDataError:
+        marks = self._quiet_marks(now_ms)
+        if marks is None:
             return None
         listed = {symbol: self._book.orders(symbol) for symbol in self._book.symbols()}
         return self._ledger.balance(now_ms), marks, listed
 
     def quiet_view(self, now: datetime) -> QuietView | None:
         """What `fetch_balance`, `fetch_positions`, `fetch_open_conditional_orders` and the
-        held symbols' `fetch_mark_prices` would answer at `now` when catching up to it changes
-        nothing (no trigger, no funding due), without catching up; None otherwise, or when a
-        held symbol has no price then (a backtest repeats quiet steps: replay_quiet.py)."""
+        held symbols' `fetch_mark_prices` would answer at `now` (`_quiet_marks`)."""
         now_ms = ms_from_utc(now)
+        marks = self._quiet_marks(now_ms)
+        if marks is None:
+            return None
+        held = {p.symbol: p for p in self._ledger.positions(now_ms)}
+        snapshot = ExchangeSnapshot(now, SnapshotSource.REST, held, tuple(self._book.orders()))
+        return QuietView(snapshot, self._ledger.balance(now_ms), marks)
+
+    def _quiet_marks(self, now_ms: int) -> dict[str, Decimal] | None:
+        """The held symbols' marks at `now_ms` when catching up to it changes nothing (no
+        trigger, no funding due), without catching up; None otherwise, or when a held symbol
+        has no price then (a backtest repeats quiet steps: replay_quiet.py)."""
         if not self._catch_up.quiet_through(now_ms):
             return None
-        held = self._ledger.positions(now_ms)
         try:
-            marks = {p.symbol: self._ledger.fill_price(p.symbol, now_ms) for p in held}
+            return {s: self._ledger.fill_price(s, now_ms) for s in self._ledger.state.positions}
         except MarketDataError:
             return None
-        snapshot = ExchangeSnapshot(
-            now, SnapshotSource.REST, {p.symbol: p for p in held}, tuple(self._book.orders())
-        )
-        return QuietView(snapshot, self._ledger.balance(now_ms), marks)
 
     async def load_markets(self) -> Mapping[str, MarketRules]:
         self._sync()

@@ -146,48 +146,38 @@ def _last_closed_row(bars: Bars, origin: int | None, now_ms: int) -> int:
     return max(-1, min((now_ms - origin) // bars.timeframe_ms - 1, len(bars) - 1))
 
 
-def signal_runs(series: SignalSeries) -> npt.NDArray[np.intp]:
-    """Row t: the first row of the run of identical signals (action, confidence, votes) that
-    row t belongs to, so a signal object is built once per run, not once per bar."""
-    n = len(series.action)
+def _run_starts(n: int, columns: list[npt.NDArray[Any]]) -> npt.NDArray[np.intp]:
+    """Row t: the first row of the run of rows that equal row t in every column (NaN != NaN:
+    a NaN row starts a run of its own)."""
     changed = np.zeros(n, dtype=bool)
     if n:
         changed[0] = True
-    columns: list[npt.NDArray[Any]] = [series.action, series.confidence]
-    columns += [column for pair in series.votes.values() for column in pair]
     for column in columns:
-        changed[1:] |= column[1:] != column[:-1]  # NaN != NaN: a NaN row starts its own run
+        changed[1:] |= np.asarray(column[1:] != column[:-1], dtype=bool)
     runs: npt.NDArray[np.intp] = np.maximum.accumulate(np.where(changed, np.arange(n), 0))
     return runs
+
+
+def signal_runs(series: SignalSeries) -> npt.NDArray[np.intp]:
+    """Row t: the first row of the run of identical signals (action, confidence, votes) that
+    row t belongs to, so a signal object is built once per run, not once per bar."""
+    columns: list[npt.NDArray[Any]] = [series.action, series.confidence]
+    columns += [column for pair in series.votes.values() for column in pair]
+    return _run_starts(len(series.action), columns)
 
 
 def slow_runs(series: SymbolSeries, signal_rows: npt.NDArray[np.intp]) -> npt.NDArray[np.intp]:
     """Row t: the first row of the run of rows whose ATR, regime, z-score and signal equal
-    row t's (they move on the hourly bars; NaN starts a run of its own)."""
-    n = len(series.atr_pct)
-    changed = np.zeros(n, dtype=bool)
-    if n:
-        changed[0] = True
-    changed[1:] |= signal_rows[1:] != signal_rows[:-1]
-    changed[1:] |= np.asarray(series.regime[1:] != series.regime[:-1], dtype=bool)
-    for column in (series.atr_pct, series.return_zscore):
-        changed[1:] |= column[1:] != column[:-1]
-    runs: npt.NDArray[np.intp] = np.maximum.accumulate(np.where(changed, np.arange(n), 0))
-    return runs
+    row t's (they move on the hourly bars)."""
+    columns = [signal_rows, series.regime, series.atr_pct, series.return_zscore]
+    return _run_starts(len(series.atr_pct), columns)
 
 
 def quiet_runs(series: SymbolSeries, slow: npt.NDArray[np.intp]) -> npt.NDArray[np.intp]:
     """Row t: the first row of the run of rows whose slow fields (`slow_runs`) and funding
     rate equal row t's: everything of a row but its price and return."""
-    n = len(slow)
-    changed = np.zeros(n, dtype=bool)
-    if n:
-        changed[0] = True
-    changed[1:] |= slow[1:] != slow[:-1]
-    if series.funding_8h is not None:
-        changed[1:] |= series.funding_8h[1:] != series.funding_8h[:-1]
-    runs: npt.NDArray[np.intp] = np.maximum.accumulate(np.where(changed, np.arange(n), 0))
-    return runs
+    funding = [series.funding_8h] if series.funding_8h is not None else []
+    return _run_starts(len(slow), [slow, *funding])
 
 
 _SlowFields = tuple[dict[str, float], dict[str, Regime], dict[str, float], list[Signal]]

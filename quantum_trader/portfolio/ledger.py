@@ -93,10 +93,7 @@ class Ledger:
         """Roll day and peak forward with the current equity and return the portfolio view."""
         before = self.tracker
         self.tracker = before.observe_equity(balance.equity_usdt, now)
-        due = (
-            self._tracker_saved_at is None or now - self._tracker_saved_at >= TRACKER_SAVE_INTERVAL
-        )
-        if self.tracker.day != before.day or due:
+        if self.tracker.day != before.day or self._save_due(now):
             await self._save_tracker(now)
         return self.tracker.view(balance, dict(positions), self.stats, now, self._streak_expiry)
 
@@ -106,10 +103,7 @@ class Ledger:
         """The view `observe` would return at `now` when observing changes nothing (the
         tracker's day, peak and hour as they are, no save due); None when it would."""
         tracker = self.tracker
-        saved = self._tracker_saved_at
-        if saved is None or now - saved >= TRACKER_SAVE_INTERVAL:
-            return None
-        if tracker.observe_equity(balance.equity_usdt, now) is not tracker:
+        if self._save_due(now) or tracker.observe_equity(balance.equity_usdt, now) is not tracker:
             return None
         return tracker.view(balance, dict(positions), self.stats, now, self._streak_expiry)
 
@@ -134,6 +128,10 @@ class Ledger:
         """An operator decided to trade again (`reset-halt`): the streak starts from zero."""
         self.tracker = replace(self.tracker, losing_streak=0, last_loss_at=None)
         await self._save_tracker(now)
+
+    def _save_due(self, now: datetime) -> bool:
+        saved = self._tracker_saved_at
+        return saved is None or now - saved >= TRACKER_SAVE_INTERVAL
 
     async def _save_tracker(self, now: datetime) -> None:
         await self._repository.save_state(*ACCOUNT_STATE, self.tracker.to_dict())
