@@ -236,7 +236,10 @@ async def _replay(
             if reset_after is not None:
                 await core.governor.reset_operator_halt(now, reset_after)
             await core.keeper.tick(now)
-            summary = await core.executor.run_cycle(now)
+            if now < next_equity and await quiet.repeats_cycle(before, now):
+                summary = quiet.repeat_cycle()
+            else:
+                summary = await core.executor.run_cycle(now)
             quiet.after(before, summary, now)
             if now >= next_equity:
                 await _snapshot_equity(core, repository, now)
@@ -273,6 +276,7 @@ class UnchangedSpans:
             "unchanged_cycles": sum(last - first + 1 for _, first, last in self.spans),
             "repeated_steps": quiet.repeated,
             "repeated_with_positions": quiet.repeated_open,
+            "repeated_cycles": quiet.repeated_cycles,
             "spans": self.spans,
         }
 

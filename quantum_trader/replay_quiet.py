@@ -36,6 +36,7 @@ from quantum_trader.app import Core
 from quantum_trader.clock import ms_from_utc
 from quantum_trader.config import BacktestSettings
 from quantum_trader.cycle import CycleSummary
+from quantum_trader.domain import Balance
 from quantum_trader.execution.paper import PaperExchange
 from quantum_trader.gates.governor_state import GovernorState
 from quantum_trader.keeper.book import Book
@@ -73,6 +74,7 @@ class QuietSteps:
         self._found = False  # that step left the state as it found it
         self.repeated = 0
         self.repeated_open = 0  # of them, with a position open
+        self.repeated_cycles = 0  # cycles repeated after a keeper tick that ran
 
     def before(self) -> Before | None:
         """What the step about to run may change (None: repeating is off)."""
@@ -121,6 +123,31 @@ class QuietSteps:
         self.repeated_open += bool(self._core.keeper.positions)
         return self._core.executor.repeat()
 
+    async def repeats_cycle(self, before: Before | None, now: datetime) -> bool:
+        """After the step at `now` ran its keeper tick: whether its cycle would repeat the
+        base. The tick may have changed the keeper's books and orders (a new high or low
+        recorded, a stop moved); the cycle reads them only through the positions, the blocks
+        and the balance, which its checks read as they are now: at this balance the tracker,
+        the governor and the cycle's inputs stay as they are. The market's hourly fields and
+        every timer stand as the step before left them. Conservatively, a tick that recorded
+        a trade or changed the governor's state makes the cycle run."""
+        if before is None or self._key is None or self._until is None or now >= self._until:
+            return False
+        core = self._core
+        if (
+            core.ledger.tracker is not before.tracker
+            or not _same_state(core.governor.governor.state, before.governor)
+            or core.sizing.paper.positions
+            or self._model.quiet_key(ms_from_utc(now)) != self._key
+        ):
+            return False
+        return self._cycle_unmoved(await self._exchange.fetch_balance(), now)
+
+    def repeat_cycle(self) -> CycleSummary:
+        """What running the cycle would leave behind (only where `repeats_cycle`)."""
+        self.repeated_cycles += 1
+        return self._core.executor.repeat()
+
     def _unmoved_by_prices(self, now: datetime) -> bool:
         """Whether at this step's prices the keeper, the paper account, the tracker, the
         governor and the cycle's inputs stay as they are."""
@@ -136,7 +163,13 @@ class QuietSteps:
             if view is None or not keeper.quiet_at(now, view.snapshot, view.marks):
                 return False
             balance = view.balance
-        portfolio = core.ledger.unchanged_view(balance, keeper.positions, now)
+        return self._cycle_unmoved(balance, now)
+
+    def _cycle_unmoved(self, balance: Balance, now: datetime) -> bool:
+        """Whether the cycle at `now`, the account at `balance`, would leave the tracker and
+        the governor as they are and find its inputs as the base's."""
+        core = self._core
+        portfolio = core.ledger.unchanged_view(balance, core.keeper.positions, now)
         market = core.executor.latest_market
         if portfolio is None or market is None:
             return False

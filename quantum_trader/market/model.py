@@ -13,7 +13,7 @@ same way, so both run the same decisions.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
@@ -210,6 +210,8 @@ class MarketModel:
         self._quiet_runs = {
             symbol: quiet_runs(s, self._slow_runs[symbol]) for symbol, s in self._series.items()
         }
+        self._funding_recorded = all(s.funding_8h is not None for s in self._series.values())
+        self._rows: tuple[int, tuple[tuple[str, SymbolSeries, int], ...]] | None = None
 
     @classmethod
     def compute(
@@ -248,21 +250,16 @@ class MarketModel:
         prices: dict[str, Decimal] = {}
         returns: dict[str, FloatArray] = {}
         funding: dict[str, float] = {}
-        rows: list[tuple[str, SymbolSeries, int]] = []
+        rows = self._rows_at(now_ms)
         span = self._windows.returns_bars
-        for symbol, s in self._series.items():
-            last = self._visible_row(symbol, s, now_ms)
-            if last < 0:
-                continue
-            bars = s.bars
-            prices[symbol] = Decimal(repr(bars.close.item(last)))
+        for symbol, s, last in rows:
+            prices[symbol] = Decimal(repr(s.bars.close.item(last)))
             returns[symbol] = s.returns[max(1, last + 1 - span) : last + 1]
             funding[symbol] = (
                 s.funding_8h.item(last)
                 if s.funding_8h is not None
                 else self._funding(symbol, now_ms)
             )
-            rows.append((symbol, s, last))
         atr_pct, regimes, zscores, signals = self._slow_fields(rows)
         view = MarketView(
             time=utc_from_ms(now_ms),
@@ -278,15 +275,28 @@ class MarketModel:
         )
         return MarketState(view, signals)
 
+    def _rows_at(self, now_ms: int) -> tuple[tuple[str, SymbolSeries, int], ...]:
+        """Each symbol the view at `now_ms` shows, with its row. The last instant's answer is
+        kept: a backtest step asks for the view and its quiet key at the same instant."""
+        if self._rows is not None and self._rows[0] == now_ms:
+            return self._rows[1]
+        visible = (
+            (symbol, s, self._visible_row(symbol, s, now_ms)) for symbol, s in self._series.items()
+        )
+        rows = tuple(row for row in visible if row[2] >= 0)
+        self._rows = (now_ms, rows)
+        return rows
+
     def _visible_row(self, symbol: str, s: SymbolSeries, now_ms: int) -> int:
         """The row of `symbol` the view at `now_ms` shows, or -1 when it leaves it out."""
         bars = s.bars
-        last = _last_closed_row(bars, self._origins[symbol], now_ms)
+        origin = self._origins[symbol]
+        last = _last_closed_row(bars, origin, now_ms)
         # .item(): a Python scalar without the numpy scalar in between (hot path).
         if last < 0 or not math.isfinite(s.atr_pct.item(last)):
             return -1
         # On a gap-free grid only the last recorded bar can be too old (hot path).
-        check = self._origins[symbol] is None or last == len(bars) - 1
+        check = origin is None or last == len(bars) - 1
         if check and is_stale(
             bars.time_ms.item(last) + bars.timeframe_ms, now_ms, bars.timeframe_ms
         ):
@@ -299,17 +309,14 @@ class MarketModel:
         the correlations' refresh period. Two instants with equal keys give views that differ
         only in prices and returns (a backtest's quiet steps, replay_quiet.py). None when
         funding is not a recorded series (then it is asked at each instant)."""
-        key: list[object] = []
-        for symbol, s in self._series.items():
-            if s.funding_8h is None:
-                return None
-            last = self._visible_row(symbol, s, now_ms)
-            if last >= 0:
-                key.append((symbol, self._quiet_runs[symbol].item(last)))
+        if not self._funding_recorded:
+            return None
+        runs = self._quiet_runs
+        key = tuple((symbol, runs[symbol].item(last)) for symbol, _, last in self._rows_at(now_ms))
         period = now_ms // self._windows.correlation_refresh_ms
-        return tuple(key), period, self._global_regime(now_ms)
+        return key, period, self._global_regime(now_ms)
 
-    def _slow_fields(self, rows: list[tuple[str, SymbolSeries, int]]) -> _SlowFields:
+    def _slow_fields(self, rows: Sequence[tuple[str, SymbolSeries, int]]) -> _SlowFields:
         """ATR, regimes, z-scores and signals at `rows`: the last ones built while every row
         is in the same run of equal slow fields as then."""
         key = tuple((symbol, self._slow_runs[symbol].item(last)) for symbol, _, last in rows)
