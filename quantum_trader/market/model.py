@@ -211,6 +211,11 @@ class MarketModel:
             symbol: quiet_runs(s, self._slow_runs[symbol]) for symbol, s in self._series.items()
         }
         self._funding_recorded = all(s.funding_8h is not None for s in self._series.values())
+        self._quiet_starts = {  # the rows where a run of `quiet_runs` starts
+            symbol: np.flatnonzero(runs == np.arange(len(runs)))
+            for symbol, runs in self._quiet_runs.items()
+        }
+        self._quiet: tuple[int, int, tuple[tuple[str, int], ...]] | None = None
         self._rows: tuple[int, tuple[tuple[str, SymbolSeries, int], ...]] | None = None
 
     @classmethod
@@ -311,10 +316,36 @@ class MarketModel:
         funding is not a recorded series (then it is asked at each instant)."""
         if not self._funding_recorded:
             return None
-        runs = self._quiet_runs
-        key = tuple((symbol, runs[symbol].item(last)) for symbol, _, last in self._rows_at(now_ms))
+        held = self._quiet
+        if held is None or not held[0] <= now_ms < held[1]:
+            runs = self._quiet_runs
+            rows = self._rows_at(now_ms)
+            symbols = tuple((symbol, runs[symbol].item(last)) for symbol, _, last in rows)
+            held = self._quiet = (now_ms, self._rows_hold_until(now_ms), symbols)
         period = now_ms // self._windows.correlation_refresh_ms
-        return key, period, self._global_regime(now_ms)
+        return held[2], period, self._global_regime(now_ms)
+
+    def _rows_hold_until(self, now_ms: int) -> int:
+        """An instant before which every symbol's visible row stays in the run of equal quiet
+        fields it is in at `now_ms` (`quiet_runs`), and shown or left out as then: so the
+        symbols' part of `quiet_key` holds. Where that is not known cheaply (data with gaps,
+        the last recorded row, whose age can hide it), the next millisecond."""
+        until = []
+        for symbol, s in self._series.items():
+            origin, bars = self._origins[symbol], s.bars
+            last = _last_closed_row(bars, origin, now_ms)
+            if origin is None or last == len(bars) - 1:
+                return now_ms + 1
+            if last < 0:  # the first row closes at origin + one bar
+                until.append(origin + bars.timeframe_ms)
+                continue
+            starts = self._quiet_starts[symbol]
+            after = int(np.searchsorted(starts, last, side="right"))
+            # The row that leaves the run, or the last row (from which on the age counts),
+            # becomes the visible one when it closes.
+            row = int(starts[after]) if after < len(starts) else len(bars) - 1
+            until.append(origin + (row + 1) * bars.timeframe_ms)
+        return min(until, default=now_ms + 1)
 
     def _slow_fields(self, rows: Sequence[tuple[str, SymbolSeries, int]]) -> _SlowFields:
         """ATR, regimes, z-scores and signals at `rows`: the last ones built while every row

@@ -206,6 +206,33 @@ def test_equal_quiet_keys_give_views_equal_but_for_prices_and_returns(
         assert _all_but_prices(model, first) == _all_but_prices(model, second)
 
 
+@settings(max_examples=300, deadline=None)
+@given(row=st.integers(min_value=0, max_value=20_000), later=st.integers(0, 36))
+def test_a_quiet_key_kept_from_an_earlier_instant_is_the_one_computed_afresh(
+    recorded: tuple[MarketModel, int], row: int, later: int
+) -> None:
+    """The model keeps the symbols' part of the key until a row leaves its run; the key it
+    answers from that is the one it computes with nothing kept."""
+    model, start_ms = recorded
+    first = start_ms + row * 300_000
+    second = first + later * 300_000
+    model.quiet_key(first)
+    kept = model.quiet_key(second)
+    model.quiet_key(second + 30 * 86_400_000)  # keeps a later instant's instead
+    assert model.quiet_key(second) == kept
+
+
+def test_the_symbols_quiet_rows_are_kept_until_the_next_hourly_row_at_most(
+    recorded: tuple[MarketModel, int],
+) -> None:
+    """Recorded data are a gap-free grid: the horizon is known, and within the hour."""
+    model, start_ms = recorded
+    for i in range(24 * 12):
+        now = start_ms + i * 300_000
+        until = model._rows_hold_until(now)
+        assert now + 300_000 <= until <= (now // 3_600_000 + 1) * 3_600_000
+
+
 def test_the_quiet_key_stays_within_an_hour_and_moves_across_hours(
     recorded: tuple[MarketModel, int],
 ) -> None:
