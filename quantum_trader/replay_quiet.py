@@ -8,7 +8,8 @@ a position's age in its stop maths. The market view's slow part (signals, ATR, r
 z-scores, funding, the global regime, the correlations' period: `MarketModel.quiet_key`)
 changes on the hour; its prices every bar.
 
-So when a step left the state as it found it — the keeper's book, the paper account's
+So when a step left the state as it found it — the keeper's book (but the highest and lowest
+prices recorded on its positions, which only the recording reads), the paper account's
 revision, the governor's state (but `updated_at`) and the account tracker as they were, the
 cycle "unchanged since" its base or become it, the paper book of the lifecycle empty — the next
 step starts from that state again. Before a timer and while the quiet key stands, it ends there
@@ -24,11 +25,15 @@ Such a step is *repeated*: one more cycle "unchanged since" the base and the kee
 memory moved on, exactly what running it would leave behind. The hourly equity snapshot is
 always taken by a step that runs. A step after one that changed something runs: its checks
 would not see everything that step left to do (tried: the year's ledger differed).
+
+A step that runs may still repeat its cycle: after its keeper tick ran (a new high or low
+recorded, a stop moved), the same checks of the tracker, the governor and the cycle's inputs
+at the step's balance tell whether the cycle would find itself unchanged (`repeats_cycle`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from decimal import Decimal
 
@@ -36,7 +41,7 @@ from quantum_trader.app import Core
 from quantum_trader.clock import ms_from_utc
 from quantum_trader.config import BacktestSettings
 from quantum_trader.cycle import CycleSummary
-from quantum_trader.domain import Balance
+from quantum_trader.domain import Balance, Position
 from quantum_trader.execution.paper import PaperExchange
 from quantum_trader.gates.governor_state import GovernorState
 from quantum_trader.keeper.book import Book
@@ -202,7 +207,7 @@ class QuietSteps:
         return (
             core.ledger.tracker is before.tracker
             and self._exchange.revision == before.paper
-            and core.keeper.book == before.book
+            and _same_but_extremes(core.keeper.book, before.book)
             and _same_state(core.governor.governor.state, before.governor)
         )
 
@@ -219,3 +224,26 @@ class QuietSteps:
 def _same_state(a: GovernorState, b: GovernorState) -> bool:
     """Equal but for `updated_at` (which every observation moves)."""
     return a is b or replace(a, updated_at=None) == replace(b, updated_at=None)
+
+
+def _same_but_extremes(a: Book, b: Book) -> bool:
+    """Equal but for the highest and lowest prices recorded on the positions: a tick that
+    only recorded those found nothing to settle or reconcile, and nothing a tick plans from
+    reads them but the recording itself (monitor/stops.py `_tracking`)."""
+    if a == b:
+        return True
+    if any(getattr(a, name) != getattr(b, name) for name in _BOOK_BUT_POSITIONS):
+        return False
+    if a.positions.keys() != b.positions.keys():
+        return False
+    return all(
+        getattr(a.positions[s], name) == getattr(b.positions[s], name)
+        for s in a.positions
+        for name in _BUT_EXTREMES
+    )
+
+
+_BOOK_BUT_POSITIONS = tuple(f.name for f in fields(Book) if f.name != "positions")
+_BUT_EXTREMES = tuple(
+    f.name for f in fields(Position) if f.name not in ("highest_price", "lowest_price")
+)
