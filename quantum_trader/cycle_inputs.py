@@ -35,7 +35,7 @@ gains later is covered without a change here.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 
 from quantum_trader.domain import MarketView, PortfolioView, Signal
@@ -70,7 +70,7 @@ _READERS: tuple[tuple[str, Callable[[Observed], object]], ...] = (
     ("global_regime", lambda o: o.market.global_regime),
     ("per_symbol", lambda o: _per_symbol(o.market)),
     ("account", lambda o: _account(o.portfolio, o.market, o.declared)),
-    ("governor", lambda o: replace(o.governor.expire(o.now), updated_at=None)),
+    ("governor", lambda o: o.governor.expire(o.now).standing),
     ("stats", lambda o: dict(o.portfolio.symbol_stats)),  # the ledger's dict, changed in place
     ("blocks", lambda o: tuple(block_reason(s, o.now) for s in o.portfolio.symbol_stats.values())),
     ("statistics", lambda o: _statistics(o.market)),

@@ -266,9 +266,7 @@ class SafetyGovernor:
     ) -> bool:
         """Whether `observe` with these would change nothing but `updated_at` (no event)."""
         state, events = evaluate(self.state, portfolio, market, now, health, self.settings)
-        return not events and replace(state, updated_at=None) == replace(
-            self.state, updated_at=None
-        )
+        return not events and state.standing == self.state.standing
 
     def state_allows_order(self, request: OrderRequest) -> bool:
         """The trader's admission check: when not ACTIVE, only reduce-only orders pass."""

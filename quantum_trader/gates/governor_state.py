@@ -8,7 +8,7 @@ new entries until `resume`, and nothing else ends it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -142,6 +142,12 @@ class GovernorState:
     updated_at: datetime | None = None
 
     @property
+    def standing(self) -> tuple[object, ...]:
+        """Every field but `updated_at` (which every observation moves): two states with the
+        same standing govern alike. (Cheaper than copying the state to compare it.)"""
+        return tuple(getattr(self, name) for name in _STANDING)
+
+    @property
     def decision(self) -> GovernorDecision:
         """The most severe decision among the active trips."""
         return max((t.decision for t in self.trips), key=SEVERITY.index, default=SEVERITY[0])
@@ -218,3 +224,6 @@ class GovernorState:
             rebase_pending=bool(data.get("rebase_pending", False)),
             updated_at=_from_iso(data.get("updated_at")),
         )
+
+
+_STANDING = tuple(f.name for f in fields(GovernorState) if f.name != "updated_at")
