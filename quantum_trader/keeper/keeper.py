@@ -88,6 +88,13 @@ class PositionKeeper:
         self._reconciled_at: datetime | None = None
         self._rest_checked_at: datetime | None = None
         self._last_regime: dict[str, Regime] = {}
+        # The regimes last moved into that memory (the market view's own mapping, which the
+        # views of an hour share), and the contexts that then see no turn, by `defensive`.
+        self._absorbed: Mapping[str, Regime] | None = None
+        self._calm = {
+            defensive: Context(rules, settings, monitor, defensive, frozenset())
+            for defensive in (False, True)
+        }
         self._filled_known: frozenset[str] = frozenset()  # see keeper/recheck.py
         self._checks = ProtectionChecks()  # a cache of a pure function: plans do not change
         self.wake = asyncio.Event()  # set when a tick is wanted before the next interval
@@ -296,6 +303,8 @@ class PositionKeeper:
         """The planner's context; `advance` moves the regime memory on (once per tick), so a
         TRENDING → CHOPPY turn is seen by exactly one tick."""
         defensive, regimes = self._conditions()
+        if regimes is self._absorbed:  # the memory holds these already: no turn to see
+            return self._calm[defensive]
         last = self._last_regime
         choppy = frozenset(
             symbol
@@ -304,6 +313,7 @@ class PositionKeeper:
         )
         if advance:
             last.update(regimes)
+            self._absorbed = regimes
         return Context(self._rules, self._settings, self._monitor, defensive, choppy)
 
     # -- what the executor and the governor ask for ----------------------------------------------

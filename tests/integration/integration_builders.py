@@ -22,7 +22,7 @@ from quantum_trader.domain import (
 )
 from quantum_trader.execution.paper import PaperExchange
 from quantum_trader.gates.settings import PerformanceSettings
-from quantum_trader.keeper.keeper import PositionKeeper
+from quantum_trader.keeper.keeper import ConditionsFn, PositionKeeper
 from quantum_trader.keeper.settings import KeeperSettings
 from quantum_trader.monitor.settings import MonitorSettings
 from quantum_trader.portfolio.ledger import Ledger
@@ -149,8 +149,10 @@ async def new_keeper(
     repository: InMemoryRepository,
     now: datetime,
     settings: KeeperSettings | None = None,
+    conditions: ConditionsFn = lambda: (False, {}),
 ) -> PositionKeeper:
-    """A keeper as the composition root builds one, over a ledger restored from `repository`."""
+    """A keeper as the composition root builds one, over a ledger restored from `repository`
+    (`conditions`: the market conditions it reads; none by default)."""
     ledger = await Ledger.load(repository, Decimal(10_000), now, PerformanceSettings())
     return await PositionKeeper.load(
         exchange,
@@ -159,4 +161,5 @@ async def new_keeper(
         {symbol: rules(symbol) for symbol in (BTC, ETH)},
         settings or KeeperSettings(),
         MonitorSettings(),
+        conditions=conditions,
     )
