@@ -33,6 +33,7 @@ at the step's balance tell whether the cycle would find itself unchanged (`repea
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime
 from decimal import Decimal
@@ -45,6 +46,7 @@ from quantum_trader.domain import Balance, Position
 from quantum_trader.execution.paper import PaperExchange
 from quantum_trader.gates.governor_state import GovernorState
 from quantum_trader.keeper.book import Book
+from quantum_trader.keeper.steady import only_extremes_moved
 from quantum_trader.market.model import MarketModel
 from quantum_trader.portfolio.account import AccountTracker
 
@@ -80,6 +82,8 @@ class QuietSteps:
         self.repeated = 0
         self.repeated_open = 0  # of them, with a position open
         self.repeated_cycles = 0  # cycles repeated after a keeper tick that ran
+        self.recorded_ticks = 0  # keeper ticks that only recorded new highs or lows
+        self._recorded: tuple[datetime, Mapping[str, Position]] | None = None
 
     def before(self) -> Before | None:
         """What the step about to run may change (None: repeating is off)."""
@@ -119,6 +123,17 @@ class QuietSteps:
         ):
             return True  # the account, and so every input the step reads, stands still
         return self._unmoved_by_prices(now)
+
+    async def tick_recorded(self, now: datetime) -> bool:
+        """Step the keeper at `now` without ticking when all its tick would do is record new
+        highs or lows on positions (`repeats` found so at `now`): it records them. False: the
+        caller ticks."""
+        recorded, self._recorded = self._recorded, None
+        if recorded is None or recorded[0] != now:
+            return False
+        await self._core.keeper.record_steady_tick(now, recorded[1])
+        self.recorded_ticks += 1
+        return True
 
     def repeat(self, now: datetime) -> CycleSummary:
         """What running the step at `now` would leave behind (only where `repeats`)."""
@@ -160,7 +175,13 @@ class QuietSteps:
         keeper = core.keeper
         if self._found:  # the keeper's tick found nothing: only marks and the clock can move it
             seen = self._exchange.quiet_marks(now)
-            if seen is None or not keeper.steady_at(now, seen[2], seen[1]):
+            if seen is None:
+                return False
+            positions = keeper.steady_at(now, seen[2], seen[1])
+            if positions is None:
+                return False
+            if any(positions[s] is not p for s, p in keeper.positions.items()):
+                self._recorded = now, positions  # all the tick would do: record highs or lows
                 return False
             balance = seen[0]
         else:
@@ -236,14 +257,7 @@ def _same_but_extremes(a: Book, b: Book) -> bool:
         return False
     if a.positions.keys() != b.positions.keys():
         return False
-    return all(
-        getattr(a.positions[s], name) == getattr(b.positions[s], name)
-        for s in a.positions
-        for name in _BUT_EXTREMES
-    )
+    return all(only_extremes_moved(a.positions[s], b.positions[s]) for s in a.positions)
 
 
 _BOOK_BUT_POSITIONS = tuple(f.name for f in fields(Book) if f.name != "positions")
-_BUT_EXTREMES = tuple(
-    f.name for f in fields(Position) if f.name not in ("highest_price", "lowest_price")
-)

@@ -110,6 +110,12 @@ class Carrier:
                 self._alert(now, note.symbol, note.event, note.detail)
         await self.act(result.actions, now, context)
 
+    async def keep_positions(self, positions: Mapping[str, Position]) -> None:
+        """Book `positions` (the book's symbols, some with new figures) as a plan that only
+        moved them would: the changed ones saved, then the book."""
+        await self._persist_positions(self.book.positions, positions)
+        self.book = replace(self.book, positions=dict(positions))
+
     async def _persist_positions(
         self, before: Mapping[str, Position], after: Mapping[str, Position]
     ) -> None:

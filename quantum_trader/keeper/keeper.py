@@ -191,11 +191,20 @@ class PositionKeeper:
 
     def steady_at(
         self, now: datetime, listed: Mapping[str, Sequence[Order]], marks: Mapping[str, Decimal]
-    ) -> bool:
-        """After a tick that changed nothing: whether one at `now` finding the exchange as then
-        but for `marks` would change nothing either (keeper/steady.py)."""
+    ) -> dict[str, Position] | None:
+        """After a tick that changed nothing: the positions a tick at `now` finding the exchange
+        as then but for `marks` would leave — its own, or with new highs or lows recorded — or
+        None when it would do more (keeper/steady.py)."""
         context = self._context(advance=False)
         return steady(self._carrier.book, listed, marks, now, context, self._checks)
+
+    async def record_steady_tick(self, now: datetime, positions: Mapping[str, Position]) -> None:
+        """What a tick at `now` that `steady_at` answered with `positions` changes: those
+        positions (saved where a new high or low was recorded), and what a tick that changes
+        nothing changes (`repeat_quiet_tick`). A backtest steps so instead of ticking."""
+        async with self._lock:
+            self.repeat_quiet_tick(now)
+            await self._carrier.keep_positions(positions)
 
     def repeat_quiet_tick(self, now: datetime) -> None:
         """What a tick that changes nothing changes in the keeper: its regime memory and when

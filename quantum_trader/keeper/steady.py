@@ -5,16 +5,18 @@ nothing of ours in flight or firing and the exchange holding and listing what th
 the next tick's settling and reconciling find nothing again (Planner.quiet); what can still move
 is what reads the mark and the clock: each position's stop maths (manage.py) and its
 protection with its timers (a stop move held back by `stop_replace_min_interval_s`, a stop
-stuck firing). This checks exactly those, with the planner's own functions.
+stuck firing). This checks exactly those, with the planner's own functions; a new highest or
+lowest price recorded on a position is all such a tick may then do without running.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import fields
 from datetime import datetime
 from decimal import Decimal
 
-from quantum_trader.domain import ExchangeSnapshot, Order
+from quantum_trader.domain import ExchangeSnapshot, Order, Position
 from quantum_trader.keeper.book import Book
 from quantum_trader.keeper.checks import ProtectionChecks
 from quantum_trader.keeper.manage import manage
@@ -35,27 +37,41 @@ def steady(
     now: datetime,
     context: Context,
     checks: ProtectionChecks,
-) -> bool:
-    """Whether every position of `book`, at its mark in `marks` and at `now`, keeps its stop
-    maths and its protection (against the `listed` orders of its symbol) with nothing to do.
-    The caller knows the book otherwise settled and consistent with the exchange."""
+) -> dict[str, Position] | None:
+    """The positions of `book` after a tick at `now` reading `marks` and the `listed` orders
+    of each symbol, when their stop maths and protection have nothing to do: the book's own
+    objects, or copies that only record a new highest or lowest price (nothing a tick plans
+    from reads those). None when the tick would do anything else. The caller knows the book
+    otherwise settled and consistent with the exchange."""
     if book.intents or book.unechoed or listed.keys() - book.positions.keys():
-        return False  # in flight, or an order of ours to release where no position is held
+        return None  # in flight, or an order of ours to release where no position is held
     if any(order.triggered_at is not None for order in book.working.values()):
-        return False
+        return None
+    positions: dict[str, Position] = {}
     for symbol, position in book.positions.items():
         mark = marks.get(symbol)
         if mark is None:
-            return False
+            return None
         managed, exits, events = manage(position, mark, now, context)
-        if managed is not position or exits or events:
-            return False
+        if exits or events or not (managed is position or only_extremes_moved(managed, position)):
+            return None
         rules = context.rules.get(symbol)
-        check = checks.check(position, listed.get(symbol, ()), rules.tick_size if rules else None)
+        check = checks.check(managed, listed.get(symbol, ()), rules.tick_size if rules else None)
         check = as_of(check, now, context.monitor)
-        if check.needs is not None or protection_actions(position, check, now, context.monitor):
-            return False
-    return True
+        if check.needs is not None or protection_actions(managed, check, now, context.monitor):
+            return None
+        positions[symbol] = managed
+    return positions
+
+
+def only_extremes_moved(a: Position, b: Position) -> bool:
+    """Equal but for the highest and lowest prices recorded (monitor/stops.py `_tracking`)."""
+    return all(getattr(a, name) == getattr(b, name) for name in _BUT_EXTREMES)
+
+
+_BUT_EXTREMES = tuple(
+    f.name for f in fields(Position) if f.name not in ("highest_price", "lowest_price")
+)
 
 
 def plans_nothing(

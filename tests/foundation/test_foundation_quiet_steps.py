@@ -7,7 +7,8 @@ emergency shutdown reset by the simulated operator in the middle of an hour, hou
 and losing streaks ending in the middle of an hour, UTC midnights, and, with positions open,
 the stop maths, triggers and the thresholds the cycle's gates compare the account with (with
 the check of those left out, the second window's decisions differ). A step whose keeper tick
-ran may still repeat its cycle (`QuietSteps.repeats_cycle`)."""
+ran may still repeat its cycle (`QuietSteps.repeats_cycle`); a keeper tick that would only
+record new highs or lows is recorded instead of run (`QuietSteps.tick_recorded`)."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ EXPECTED_EVENTS: dict[str, set[tuple[str, str | None]]] = {
     "streaks": {("CLEARED", "LOSING_STREAK"), ("CLEARED", "HOURLY_LOSS")},
 }
 SKIP_TABLES = {"schema_version"}  # when the file was created
-COUNTS = {"repeated_steps", "repeated_with_positions", "repeated_cycles"}
+COUNTS = {"repeated_steps", "repeated_with_positions", "repeated_cycles", "recorded_ticks"}
 
 
 def _backtest(out: Path, window: tuple[datetime, datetime], skip_quiet: bool) -> Path:
@@ -102,12 +103,14 @@ def test_the_window_repeats_steps_around_the_timers_it_holds(
     runs: tuple[str, Path, Path],
 ) -> None:
     name, repeating, full = runs
-    assert _unchanged(full)["repeated_steps"] == _unchanged(full)["repeated_cycles"] == 0
+    assert {_unchanged(full)[count] for count in COUNTS} == {0}
     counts = _unchanged(repeating)
     assert int(str(counts["repeated_steps"])) > 200
     assert int(str(counts["repeated_with_positions"])) > 100  # stops and triggers not crossed
     # Cycles repeated after a keeper tick that ran (a new high or low recorded, say).
     assert int(str(counts["repeated_cycles"])) > 50
+    # Keeper ticks that would only record new highs or lows, recorded instead of run.
+    assert int(str(counts["recorded_ticks"])) > 50
     events = [
         json.loads(str(payload))
         for (payload,) in _rows(

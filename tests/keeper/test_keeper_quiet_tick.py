@@ -10,7 +10,7 @@ held quietly over a moving price, which take the shortcut, match too.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -323,8 +323,9 @@ def test_a_steady_book_plans_nothing(tick: tuple[Book, Observation], later_s: in
     listed = _by_symbol(observation.snapshot.open_conditional_orders)
     if not Planner(book, observation, now, CONTEXT).quiet():
         return
-    if steady(book, listed, observation.marks, now, CONTEXT, ProtectionChecks()):
-        _assert_plans_nothing(book, observation, now)
+    positions = steady(book, listed, observation.marks, now, CONTEXT, ProtectionChecks())
+    if positions is not None:
+        _assert_plans_nothing(book, observation, now, positions)
 
 
 def _by_symbol(orders: tuple[Order, ...]) -> dict[str, list[Order]]:
@@ -334,36 +335,50 @@ def _by_symbol(orders: tuple[Order, ...]) -> dict[str, list[Order]]:
     return listed
 
 
-def _assert_plans_nothing(book: Book, observation: Observation, now: datetime) -> None:
+def _assert_plans_nothing(
+    book: Book,
+    observation: Observation,
+    now: datetime,
+    positions: Mapping[str, Position] | None = None,
+) -> None:
+    """The tick's whole plan does nothing but (with `positions`) book those positions."""
     result = plan(book, observation, now, CONTEXT)
     assert (result.actions, result.events, result.records, result.trades) == ((), (), (), ())
-    assert result.book == book
+    assert (result.notes, result.unreflected) == ((), ())
+    assert result.book == (book if positions is None else replace(book, positions=positions))
 
 
 def test_steady_sees_the_stop_maths_and_a_held_back_stop_move() -> None:
-    """A long held as booked with its stop listed: steady inside its extremes; not at a new
-    high (recorded on the position). Its stop moved in the book but the exchange's held back
-    by `stop_replace_min_interval_s`: steady until the interval runs out, then the plan
+    """A long held as booked with its stop listed: steady inside its extremes (its own
+    objects); at a new high only that high recorded, as the tick's plan would; not where the
+    stop maths act. Its stop moved in the book but the exchange's held back by
+    `stop_replace_min_interval_s`: steady until the interval runs out, then the plan
     replaces it."""
     held = protected(position(Side.LONG, symbol=SYMBOLS[0]), "qt-s-0-r1-1")
-    held = replace(held, highest_price=Decimal(91_000), lowest_price=Decimal(89_000))
+    held = replace(held, highest_price=Decimal(90_400), lowest_price=Decimal(89_000))
     stop = stop_order(held, "qt-s-0-r1-1")
     book = Book({held.symbol: held}, working={stop.client_order_id: stop})
     snapshot = ExchangeSnapshot(NOW, SnapshotSource.REST, {held.symbol: held_as(held)}, (stop,))
     listed = _by_symbol(snapshot.open_conditional_orders)
-    for mark, expected in ((Decimal(90_500), True), (Decimal(91_500), False)):
+    for mark in (Decimal(90_300), Decimal(90_500)):
         observation = Observation(snapshot, marks={held.symbol: mark})
-        assert steady(book, listed, observation.marks, NOW, CONTEXT, ProtectionChecks()) is expected
-        if expected:
-            _assert_plans_nothing(book, observation, NOW)
+        positions = steady(book, listed, observation.marks, NOW, CONTEXT, ProtectionChecks())
+        assert positions is not None
+        _assert_plans_nothing(book, observation, NOW, positions)
+        kept = positions[held.symbol]
+        assert (kept is held) is (mark < held.highest_price)
+        assert kept.highest_price == max(mark, held.highest_price)  # a new high, nothing else
+    observation = Observation(snapshot, marks={held.symbol: Decimal(91_500)})
+    assert steady(book, listed, observation.marks, NOW, CONTEXT, ProtectionChecks()) is None
+    assert plan(book, observation, NOW, CONTEXT).events  # the stop maths act there
     moved = replace(held, stop_price=held.stop_price + 100, stop_replaced_at=NOW)
     book = Book({held.symbol: moved}, working={stop.client_order_id: stop})
-    observation = Observation(snapshot, marks={held.symbol: Decimal(90_500)})
+    observation = Observation(snapshot, marks={held.symbol: Decimal(90_300)})
     interval = timedelta(seconds=SETTINGS.stop_replace_min_interval_s)
     soon, later = NOW + interval / 2, NOW + interval
-    assert steady(book, listed, observation.marks, soon, CONTEXT, ProtectionChecks())
+    assert steady(book, listed, observation.marks, soon, CONTEXT, ProtectionChecks()) is not None
     _assert_plans_nothing(book, observation, soon)
-    assert not steady(book, listed, observation.marks, later, CONTEXT, ProtectionChecks())
+    assert steady(book, listed, observation.marks, later, CONTEXT, ProtectionChecks()) is None
     assert any(
         type(a).__name__ == "PlaceStop" for a in plan(book, observation, later, CONTEXT).actions
     )
