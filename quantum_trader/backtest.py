@@ -235,7 +235,7 @@ async def _replay(
             clock.set(now)
             if reset_after is not None:
                 await core.governor.reset_operator_halt(now, reset_after)
-            if not await quiet.tick_recorded(now):
+            if not await quiet.tick_spared(now):
                 await core.keeper.tick(now)
             if now < next_equity and await quiet.repeats_cycle(before, now):
                 summary = quiet.repeat_cycle()
@@ -278,7 +278,7 @@ class UnchangedSpans:
             "repeated_steps": quiet.repeated,
             "repeated_with_positions": quiet.repeated_open,
             "repeated_cycles": quiet.repeated_cycles,
-            "recorded_ticks": quiet.recorded_ticks,
+            "spared_ticks": quiet.spared_ticks,
             "spans": self.spans,
         }
 

@@ -33,7 +33,6 @@ at the step's balance tell whether the cycle would find itself unchanged (`repea
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime
 from decimal import Decimal
@@ -82,8 +81,10 @@ class QuietSteps:
         self.repeated = 0
         self.repeated_open = 0  # of them, with a position open
         self.repeated_cycles = 0  # cycles repeated after a keeper tick that ran
-        self.recorded_ticks = 0  # keeper ticks that only recorded new highs or lows
-        self._recorded: tuple[datetime, Mapping[str, Position]] | None = None
+        self.spared_ticks = 0  # keeper ticks booked without running (`tick_spared`)
+        # The keeper's part of the checks at an instant, with the governor's state it read:
+        # the positions its tick would leave (None: it would do more).
+        self._seen: tuple[datetime, GovernorState, dict[str, Position] | None] | None = None
 
     def before(self) -> Before | None:
         """What the step about to run may change (None: repeating is off)."""
@@ -122,17 +123,23 @@ class QuietSteps:
             and self._exchange.idle
         ):
             return True  # the account, and so every input the step reads, stands still
-        return self._unmoved_by_prices(now)
-
-    async def tick_recorded(self, now: datetime) -> bool:
-        """Step the keeper at `now` without ticking when all its tick would do is record new
-        highs or lows on positions (`repeats` found so at `now`): it records them. False: the
-        caller ticks."""
-        recorded, self._recorded = self._recorded, None
-        if recorded is None or recorded[0] != now:
+        balance = self._keeper_still(now)
+        if balance is None or self._keeper_moves:
             return False
-        await self._core.keeper.record_steady_tick(now, recorded[1])
-        self.recorded_ticks += 1
+        return self._cycle_unmoved(balance, now)
+
+    async def tick_spared(self, now: datetime) -> bool:
+        """Step the keeper at `now` without ticking where its tick would change nothing but
+        the highs and lows recorded on positions (the keeper's part of `repeats`, checked
+        after the simulated operator's reset): book what it would leave. False: the caller
+        ticks."""
+        if self._seen is None or self._seen[0] != now or self._seen[1] is not self._state():
+            self._keeper_still(now)
+        seen, self._seen = self._seen, None
+        if seen is None or seen[2] is None:
+            return False
+        await self._core.keeper.record_steady_tick(now, seen[2])
+        self.spared_ticks += 1
         return True
 
     def repeat(self, now: datetime) -> CycleSummary:
@@ -168,28 +175,40 @@ class QuietSteps:
         self.repeated_cycles += 1
         return self._core.executor.repeat()
 
-    def _unmoved_by_prices(self, now: datetime) -> bool:
-        """Whether at this step's prices the keeper, the paper account, the tracker, the
-        governor and the cycle's inputs stay as they are."""
-        core = self._core
-        keeper = core.keeper
+    def _keeper_still(self, now: datetime) -> Balance | None:
+        """Whether the keeper's tick at `now` would change nothing but the highs and lows
+        recorded on positions, with the paper account answering as it would (no trigger or
+        funding due): then the balance it shows; what the tick would leave is kept for
+        `tick_spared`. None otherwise, or when the last step's findings are not known."""
+        self._seen = now, self._state(), None
+        if self._key is None:
+            return None
+        keeper = self._core.keeper
         if self._found:  # the keeper's tick found nothing: only marks and the clock can move it
             seen = self._exchange.quiet_marks(now)
             if seen is None:
-                return False
+                return None
             positions = keeper.steady_at(now, seen[2], seen[1])
             if positions is None:
-                return False
-            if any(positions[s] is not p for s, p in keeper.positions.items()):
-                self._recorded = now, positions  # all the tick would do: record highs or lows
-                return False
+                return None
             balance = seen[0]
         else:
             view = self._exchange.quiet_view(now)
             if view is None or not keeper.quiet_at(now, view.snapshot, view.marks):
-                return False
-            balance = view.balance
-        return self._cycle_unmoved(balance, now)
+                return None
+            positions, balance = dict(keeper.positions), view.balance
+        self._seen = now, self._seen[1], positions
+        return balance
+
+    @property
+    def _keeper_moves(self) -> bool:
+        """The tick `_keeper_still` just checked would record a new high or low."""
+        positions = self._seen[2] if self._seen is not None else None
+        held = self._core.keeper.positions
+        return positions is None or any(positions[s] is not p for s, p in held.items())
+
+    def _state(self) -> GovernorState:
+        return self._core.governor.governor.state
 
     def _cycle_unmoved(self, balance: Balance, now: datetime) -> bool:
         """Whether the cycle at `now`, the account at `balance`, would leave the tracker and

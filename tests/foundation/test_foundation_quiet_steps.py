@@ -8,7 +8,7 @@ and losing streaks ending in the middle of an hour, UTC midnights, and, with pos
 the stop maths, triggers and the thresholds the cycle's gates compare the account with (with
 the check of those left out, the second window's decisions differ). A step whose keeper tick
 ran may still repeat its cycle (`QuietSteps.repeats_cycle`); a keeper tick that would only
-record new highs or lows is recorded instead of run (`QuietSteps.tick_recorded`)."""
+record new highs or lows is booked instead of run (`QuietSteps.tick_spared`)."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ EXPECTED_EVENTS: dict[str, set[tuple[str, str | None]]] = {
     "streaks": {("CLEARED", "LOSING_STREAK"), ("CLEARED", "HOURLY_LOSS")},
 }
 SKIP_TABLES = {"schema_version"}  # when the file was created
-COUNTS = {"repeated_steps", "repeated_with_positions", "repeated_cycles", "recorded_ticks"}
+COUNTS = {"repeated_steps", "repeated_with_positions", "repeated_cycles", "spared_ticks"}
 
 
 def _backtest(out: Path, window: tuple[datetime, datetime], skip_quiet: bool) -> Path:
@@ -109,8 +109,8 @@ def test_the_window_repeats_steps_around_the_timers_it_holds(
     assert int(str(counts["repeated_with_positions"])) > 100  # stops and triggers not crossed
     # Cycles repeated after a keeper tick that ran (a new high or low recorded, say).
     assert int(str(counts["repeated_cycles"])) > 50
-    # Keeper ticks that would only record new highs or lows, recorded instead of run.
-    assert int(str(counts["recorded_ticks"])) > 50
+    # Keeper ticks that would change nothing but the highs and lows, booked instead of run.
+    assert int(str(counts["spared_ticks"])) > 50
     events = [
         json.loads(str(payload))
         for (payload,) in _rows(
