@@ -26,9 +26,11 @@ memory moved on, exactly what running it would leave behind. The hourly equity s
 always taken by a step that runs. A step after one that changed something runs: its checks
 would not see everything that step left to do (tried: the year's ledger differed).
 
-A step that runs may still repeat its cycle: after its keeper tick ran (a new high or low
-recorded, a stop moved), the same checks of the tracker, the governor and the cycle's inputs
-at the step's balance tell whether the cycle would find itself unchanged (`repeats_cycle`).
+A step that runs (at the hour, after a timer, when the cycle's inputs moved) may still spare
+its parts: the keeper's tick where the keeper's part of the checks holds — the keeper then
+books what the tick would leave, its positions with any new high or low (`tick_spared`) — and
+the cycle where, after the tick, the checks of the tracker, the governor and the cycle's inputs
+at the step's balance hold (`repeats_cycle`).
 """
 
 from __future__ import annotations
@@ -133,6 +135,8 @@ class QuietSteps:
         the highs and lows recorded on positions (the keeper's part of `repeats`, checked
         after the simulated operator's reset): book what it would leave. False: the caller
         ticks."""
+        if not self._enabled:
+            return False
         if self._seen is None or self._seen[0] != now or self._seen[1] is not self._state():
             self._keeper_still(now)
         seen, self._seen = self._seen, None
