@@ -1,6 +1,7 @@
-"""The keeper's regime memory: a TRENDING → CHOPPY turn is seen by exactly one tick (the stop
-maths then tighten the trail), whichever mapping carries the regimes, and the checks a
-backtest makes between ticks (`steady_at`, `quiet_at`) neither see it early nor use it up."""
+"""The keeper's regime memory, read through the context its planner gets: a TRENDING →
+CHOPPY turn (on which the stop maths tighten the trail) is in exactly one tick's context,
+whichever mapping carries the regimes, and the checks a backtest makes before a tick
+(`steady_at`, `quiet_at`: not advancing) see what that tick will see without using it up."""
 
 from __future__ import annotations
 
