@@ -157,8 +157,9 @@ class BacktestSettings(Section):
     """A backtest has no operator. `operator_reset_after` (a duration: seconds, `HH:MM:SS` or
     ISO 8601 like `P1D`, `PT12H`) simulates one resetting a halt only an operator can end (the
     emergency shutdown) once it has lasted that long; None (default) never resets.
-    `skip_quiet_steps`: repeat, instead of running, a step that would find the flat account
-    as the one before left it (replay_quiet.py); the same results either way."""
+    `skip_quiet_steps`: repeat, instead of running, a step that would leave the account as
+    it is, and spare a running step's keeper tick or cycle where they would (replay_quiet.py);
+    the same results either way."""
 
     operator_reset_after: timedelta | None = None
     skip_quiet_steps: bool = True

@@ -93,12 +93,7 @@ class QuietSteps:
         if not self._enabled:
             return None
         core = self._core
-        return Before(
-            core.keeper.book,
-            self._exchange.revision,
-            core.governor.governor.state,
-            core.ledger.tracker,
-        )
+        return Before(core.keeper.book, self._exchange.revision, self._state(), core.ledger.tracker)
 
     def after(self, before: Before | None, summary: CycleSummary, now: datetime) -> None:
         """Note whether the steps after the one just run at `now` may repeat it, and until
@@ -125,9 +120,12 @@ class QuietSteps:
             and self._exchange.idle
         ):
             return True  # the account, and so every input the step reads, stands still
-        balance = self._keeper_still(now)
-        if balance is None or self._keeper_moves:
+        still = self._keeper_still(now)
+        if still is None:
             return False
+        balance, positions = still
+        if any(positions[s] is not p for s, p in core.keeper.positions.items()):
+            return False  # the tick would record a new high or low: the step runs
         return self._cycle_unmoved(balance, now)
 
     async def tick_spared(self, now: datetime) -> bool:
@@ -167,7 +165,7 @@ class QuietSteps:
         core = self._core
         if (
             core.ledger.tracker is not before.tracker
-            or not _same_state(core.governor.governor.state, before.governor)
+            or not _same_state(self._state(), before.governor)
             or core.sizing.paper.positions
             or self._model.quiet_key(ms_from_utc(now)) != self._key
         ):
@@ -179,12 +177,14 @@ class QuietSteps:
         self.repeated_cycles += 1
         return self._core.executor.repeat()
 
-    def _keeper_still(self, now: datetime) -> Balance | None:
+    def _keeper_still(self, now: datetime) -> tuple[Balance, dict[str, Position]] | None:
         """Whether the keeper's tick at `now` would change nothing but the highs and lows
         recorded on positions, with the paper account answering as it would (no trigger or
-        funding due): then the balance it shows; what the tick would leave is kept for
-        `tick_spared`. None otherwise, or when the last step's findings are not known."""
-        self._seen = now, self._state(), None
+        funding due): then the balance it shows and the positions the tick would leave, also
+        kept for `tick_spared`. None otherwise, or when the last step's findings are not
+        known."""
+        state = self._state()
+        self._seen = now, state, None
         if self._key is None:
             return None
         keeper = self._core.keeper
@@ -201,15 +201,8 @@ class QuietSteps:
             if view is None or not keeper.quiet_at(now, view.snapshot, view.marks):
                 return None
             positions, balance = dict(keeper.positions), view.balance
-        self._seen = now, self._seen[1], positions
-        return balance
-
-    @property
-    def _keeper_moves(self) -> bool:
-        """The tick `_keeper_still` just checked would record a new high or low."""
-        positions = self._seen[2] if self._seen is not None else None
-        held = self._core.keeper.positions
-        return positions is None or any(positions[s] is not p for s, p in held.items())
+        self._seen = now, state, positions
+        return balance, positions
 
     def _state(self) -> GovernorState:
         return self._core.governor.governor.state
@@ -233,7 +226,7 @@ class QuietSteps:
         """The step ended with a base the next cycle may repeat, nothing else to observe."""
         core = self._core
         market = core.executor.latest_market
-        state = core.governor.governor.state
+        state = self._state()
         # The cycle repeated its base, or became one (it ran in full and sent nothing).
         since = summary.unchanged_since or summary.cycle_id
         return (
@@ -252,11 +245,11 @@ class QuietSteps:
             core.ledger.tracker is before.tracker
             and self._exchange.revision == before.paper
             and _same_but_extremes(core.keeper.book, before.book)
-            and _same_state(core.governor.governor.state, before.governor)
+            and _same_state(self._state(), before.governor)
         )
 
     def _next_timer(self, now: datetime) -> datetime:
-        state = self._core.governor.governor.state
+        state = self._state()
         ends = [self._core.ledger.quiet_until(now)]
         ends += [t.until for t in state.trips if t.until is not None]
         halted = state.operator_halt_since

@@ -199,9 +199,10 @@ class PositionKeeper:
         return steady(self._carrier.book, listed, marks, now, context, self._checks)
 
     async def record_steady_tick(self, now: datetime, positions: Mapping[str, Position]) -> None:
-        """What a tick at `now` that `steady_at` answered with `positions` changes: those
-        positions (saved where a new high or low was recorded), and what a tick that changes
-        nothing changes (`repeat_quiet_tick`). A backtest steps so instead of ticking."""
+        """What a tick at `now` changes that `steady_at` (or `quiet_at`) found would only leave
+        `positions`: those positions (saved where a new high or low was recorded), and what a
+        tick that changes nothing changes (`repeat_quiet_tick`). A backtest steps so instead
+        of ticking."""
         async with self._lock:
             self.repeat_quiet_tick(now)
             await self._carrier.keep_positions(positions)
