@@ -12,6 +12,7 @@ same way, so both run the same decisions.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -207,16 +208,24 @@ class MarketModel:
             symbol: slow_runs(s, self._runs[symbol]) for symbol, s in self._series.items()
         }
         self._slow: tuple[tuple[tuple[str, int], ...], _SlowFields] | None = None
-        self._quiet_runs = {
+        self._funding_recorded = all(s.funding_8h is not None for s in self._series.values())
+        self._quiet: tuple[int, int, tuple[tuple[str, int], ...]] | None = None
+        self._rows: tuple[int, tuple[tuple[str, SymbolSeries, int], ...]] | None = None
+
+    @functools.cached_property
+    def _quiet_runs(self) -> dict[str, npt.NDArray[np.intp]]:
+        """`quiet_runs` of each symbol; built on the first `quiet_key` (only a backtest asks)."""
+        return {
             symbol: quiet_runs(s, self._slow_runs[symbol]) for symbol, s in self._series.items()
         }
-        self._funding_recorded = all(s.funding_8h is not None for s in self._series.values())
-        self._quiet_starts = {  # the rows where a run of `quiet_runs` starts
+
+    @functools.cached_property
+    def _quiet_starts(self) -> dict[str, npt.NDArray[np.intp]]:
+        """The rows where a run of `quiet_runs` starts, by symbol."""
+        return {
             symbol: np.flatnonzero(runs == np.arange(len(runs)))
             for symbol, runs in self._quiet_runs.items()
         }
-        self._quiet: tuple[int, int, tuple[tuple[str, int], ...]] | None = None
-        self._rows: tuple[int, tuple[tuple[str, SymbolSeries, int], ...]] | None = None
 
     @classmethod
     def compute(
