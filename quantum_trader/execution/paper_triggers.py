@@ -27,6 +27,8 @@ from quantum_trader.execution.paper_ledger import Ledger
 from quantum_trader.execution.paper_markets import to_decimal
 from quantum_trader.execution.paper_state import PaperState
 
+QUIET_SCAN_MS = 3_600_000  # how far ahead `quiet_through` looks for what falls due
+
 TRIGGER, FUNDING = 0, 1
 
 
@@ -74,17 +76,20 @@ class ConditionalBook:
         self._rank: dict[str, int] = {}
         self._placed = itertools.count()
         self._listing: list[Order] | None = None  # every open order, placement order (cache)
+        self.version = 0  # moves with every order added or removed
         for order in state.orders.values():
             if order.kind.is_conditional and order.status is OrderStatus.OPEN:
                 self.add(order)
 
     def add(self, order: Order) -> None:
+        self.version += 1
         self._rank.setdefault(order.client_order_id, next(self._placed))
         self._open.setdefault(order.symbol, []).append(order)
         self._listing = None
         self._relevel(order.symbol)
 
     def remove(self, order: Order) -> None:
+        self.version += 1
         orders = self._open.get(order.symbol, [])
         orders[:] = [o for o in orders if o.client_order_id != order.client_order_id]
         if not orders:
@@ -155,6 +160,10 @@ class CatchUp:
     def __init__(self, ledger: Ledger, book: ConditionalBook) -> None:
         self.ledger = ledger
         self.book = book
+        # (what it was found for: last catch-up, book version, held symbols; the first instant
+        # something falls due, or one past the end of the scan; the scan's end): a backtest
+        # asks `quiet_through` at every step of a quiet stretch, the account unchanged.
+        self._due: tuple[tuple[int, int, tuple[str, ...]], int, int] | None = None
 
     def run(self, now_ms: int) -> bool:
         """Process everything due in (last catch-up, now_ms]; True if the account changed."""
@@ -183,13 +192,30 @@ class CatchUp:
         return changed
 
     def quiet_through(self, now_ms: int) -> bool:
-        """Whether nothing is due in (last catch-up, now_ms]: no trigger, no funding."""
+        """Whether nothing is due in (last catch-up, now_ms]: no trigger, no funding.
+
+        The first instant something falls due is found once for the account as it stands
+        (scanning an hour ahead, or to `now_ms`) and kept until the account or the book moves:
+        an event is due from its bar's close, or its settlement's time, on."""
         state = self.ledger.state
+        key = (state.last_ms, self.book.version, tuple(state.positions))
+        due = self._due
+        if due is None or due[0] != key or now_ms > due[2]:
+            end = max(now_ms, state.last_ms + QUIET_SCAN_MS)
+            due = self._due = (key, self._first_due(state.last_ms, end), end)
+        return now_ms < due[1]
+
+    def _first_due(self, last_ms: int, end_ms: int) -> int:
+        """The first instant in (last_ms, end_ms] at which a trigger or a funding settlement
+        falls due; end_ms + 1 when none does."""
+        state = self.ledger.state
+        first = end_ms + 1
         for symbol in set(self.book.symbols()) | set(state.positions):
-            cursor = _Cursor(*self.ledger.tapes[symbol].span(state.last_ms, now_ms))
-            if self._next_event(symbol, cursor) is not None:
-                return False
-        return True
+            cursor = _Cursor(*self.ledger.tapes[symbol].span(last_ms, end_ms))
+            event = self._next_event(symbol, cursor)
+            if event is not None:
+                first = min(first, event.time_ms)
+        return first
 
     def _next_event(self, symbol: str, cursor: _Cursor) -> _Event | None:
         trigger = self._next_trigger(symbol, cursor)

@@ -8,6 +8,7 @@ new entries until `resume`, and nothing else ends it.
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from decimal import Decimal
@@ -145,7 +146,7 @@ class GovernorState:
     def standing(self) -> tuple[object, ...]:
         """Every field but `updated_at` (which every observation moves): two states with the
         same standing govern alike. (Cheaper than copying the state to compare it.)"""
-        return tuple(getattr(self, name) for name in _STANDING)
+        return _STANDING(self)
 
     @property
     def decision(self) -> GovernorDecision:
@@ -226,4 +227,5 @@ class GovernorState:
         )
 
 
-_STANDING = tuple(f.name for f in fields(GovernorState) if f.name != "updated_at")
+# One C call for the tuple: the quiet-step checks compare standings ~230k times a year.
+_STANDING = operator.attrgetter(*(f.name for f in fields(GovernorState) if f.name != "updated_at"))

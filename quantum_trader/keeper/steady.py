@@ -11,6 +11,7 @@ lowest price recorded on a position is all such a tick may then do without runni
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from datetime import datetime
@@ -66,11 +67,12 @@ def steady(
 
 def only_extremes_moved(a: Position, b: Position) -> bool:
     """Equal but for the highest and lowest prices recorded (monitor/stops.py `_tracking`)."""
-    return all(getattr(a, name) == getattr(b, name) for name in _BUT_EXTREMES)
+    return _BUT_EXTREMES(a) == _BUT_EXTREMES(b)
 
 
-_BUT_EXTREMES = tuple(
-    f.name for f in fields(Position) if f.name not in ("highest_price", "lowest_price")
+# One C call a side (this runs ~50k times a year in the backtest's quiet-step checks).
+_BUT_EXTREMES = operator.attrgetter(
+    *(f.name for f in fields(Position) if f.name not in ("highest_price", "lowest_price"))
 )
 
 
