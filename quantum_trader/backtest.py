@@ -229,7 +229,7 @@ async def _replay(
             await asyncio.sleep(0)
         check_stop(stopping)
         if now < next_equity and quiet.repeats(now):
-            summary = quiet.repeat(now)
+            summary = await quiet.repeat(now)
         else:
             before = quiet.before()
             clock.set(now)
@@ -238,7 +238,7 @@ async def _replay(
             if not await quiet.tick_spared(now):
                 await core.keeper.tick(now)
             if now < next_equity and await quiet.repeats_cycle(before, now):
-                summary = quiet.repeat_cycle()
+                summary = await quiet.repeat_cycle(now)
             else:
                 summary = await core.executor.run_cycle(now)
             quiet.after(before, summary, now)

@@ -2,9 +2,10 @@
 
 A replay step (the simulated operator, the keeper's tick, the executor cycle) is a function of
 the state it starts from, the bar and the time. Time is read only through timers: a governor
-trip's end, the simulated operator's reset, the account tracker's UTC day, hour, streak and
-periodic save, a symbol's disablement ending (cycle_inputs.py lists what the cycle reads), and
-a position's age in its stop maths. The market view's slow part (signals, ATR, regimes,
+trip's end, the simulated operator's reset, the account tracker's UTC day, hour and streak, a
+symbol's disablement ending (cycle_inputs.py lists what the cycle reads), and a position's age
+in its stop maths. (The tracker's periodic save writes the tracker as it is: a repeated cycle
+writes it too when due, `Ledger.save_if_due`.) The market view's slow part (signals, ATR, regimes,
 z-scores, funding, the global regime, the correlations' period: `MarketModel.quiet_key`)
 changes on the hour; its prices every bar.
 
@@ -21,8 +22,9 @@ too with nothing to record when nothing it reads moves with the prices:
   protection) with nothing to do (`PositionKeeper.quiet_at`), the tracker keeping its day,
   peak and hour, the governor recording nothing, and the cycle's inputs — the base's account
   declarations at this equity — equal to the base's (`Executor.would_repeat`).
-Such a step is *repeated*: one more cycle "unchanged since" the base and the keeper's regime
-memory moved on, exactly what running it would leave behind. The hourly equity snapshot is
+Such a step is *repeated*: one more cycle "unchanged since" the base (with the tracker's
+periodic save when due) and the keeper's regime memory moved on, exactly what running it would
+leave behind. The hourly equity snapshot is
 always taken by a step that runs. A step after one that changed something runs: its checks
 would not see everything that step left to do (tried: the year's ledger differed).
 
@@ -144,13 +146,13 @@ class QuietSteps:
         self.spared_ticks += 1
         return True
 
-    def repeat(self, now: datetime) -> CycleSummary:
+    async def repeat(self, now: datetime) -> CycleSummary:
         """What running the step at `now` would leave behind (only where `repeats`)."""
         self._core.keeper.repeat_quiet_tick(now)
         self._found = True  # a repeated step leaves the state as it found it, by its checks
         self.repeated += 1
         self.repeated_open += bool(self._core.keeper.positions)
-        return self._core.executor.repeat()
+        return await self._repeat_cycle(now)
 
     async def repeats_cycle(self, before: Before | None, now: datetime) -> bool:
         """After the step at `now` ran its keeper tick: whether its cycle would repeat the
@@ -172,9 +174,15 @@ class QuietSteps:
             return False
         return self._cycle_unmoved(await self._exchange.fetch_balance(), now)
 
-    def repeat_cycle(self) -> CycleSummary:
-        """What running the cycle would leave behind (only where `repeats_cycle`)."""
+    async def repeat_cycle(self, now: datetime) -> CycleSummary:
+        """What running the cycle at `now` would leave behind (only where `repeats_cycle`)."""
         self.repeated_cycles += 1
+        return await self._repeat_cycle(now)
+
+    async def _repeat_cycle(self, now: datetime) -> CycleSummary:
+        """The cycle "unchanged since" the base, and what its observing of the account writes
+        then: the tracker, when its periodic save is due."""
+        await self._core.ledger.save_if_due(now)
         return self._core.executor.repeat()
 
     def _keeper_still(self, now: datetime) -> tuple[Balance, dict[str, Position]] | None:

@@ -100,23 +100,27 @@ class Ledger:
     def unchanged_view(
         self, balance: Balance, positions: Mapping[str, Position], now: datetime
     ) -> PortfolioView | None:
-        """The view `observe` would return at `now` when observing changes nothing (the
-        tracker's day, peak and hour as they are, no save due); None when it would."""
+        """The view `observe` would return at `now` when observing changes nothing but what
+        `save_if_due` does (the tracker's day, peak and hour as they are); None when it would."""
         tracker = self.tracker
-        if self._save_due(now) or tracker.observe_equity(balance.equity_usdt, now) is not tracker:
+        if tracker.observe_equity(balance.equity_usdt, now) is not tracker:
             return None
         return tracker.view(balance, dict(positions), self.stats, now, self._streak_expiry)
 
+    async def save_if_due(self, now: datetime) -> None:
+        """What `observe` at `now` writes when it changes nothing: the tracker, once its periodic
+        save is due (for a caller that stands in for `observe` where `unchanged_view` holds)."""
+        if self._save_due(now):
+            await self._save_tracker(now)
+
     def quiet_until(self, now: datetime) -> datetime:
-        """The first instant after `now` at which time alone changes what `observe` does or
-        returns at an unchanged balance and positions (the tracker's day, hour and streak, its
-        periodic save, a symbol's disablement ending)."""
+        """The first instant after `now` at which time alone changes what `observe` returns at
+        an unchanged balance and positions, or the tracker it keeps (its day, hour and streak,
+        a symbol's disablement ending). Its periodic save is not such a change: the tracker
+        saved is the one kept (`save_if_due`)."""
         ends = [self.tracker.quiet_until(now, self._streak_expiry)]
         ends += [s.disabled_until for s in self.stats.values() if s.disabled_until is not None]
-        end = min(end for end in ends if end > now)  # the tracker's always is
-        if self._tracker_saved_at is None:
-            return now  # the next observe saves
-        return min(end, self._tracker_saved_at + TRACKER_SAVE_INTERVAL)
+        return min(end for end in ends if end > now)  # the tracker's always is
 
     async def lift_blacklist(self, symbol: str) -> None:
         """An operator lets a blacklisted symbol trade again (its streak starts from zero)."""

@@ -4,8 +4,10 @@ unchanged balance; at it, something may."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from hypothesis import example, given
 from hypothesis import strategies as st
@@ -57,10 +59,53 @@ def test_the_next_utc_midnight_bounds_a_quiet_tracker() -> None:
     assert tracker.quiet_until(NOW, EXPIRY) == datetime(2025, 10, 2, tzinfo=UTC)
 
 
-async def test_the_ledger_adds_its_periodic_save_and_a_symbol_disabled_until() -> None:
+async def test_the_ledger_adds_a_symbol_disabled_until_but_not_its_periodic_save() -> None:
     ledger = await Ledger.load(InMemoryRepository(), Decimal(10_000), NOW, PerformanceSettings())
-    assert ledger.quiet_until(NOW) == NOW + TRACKER_SAVE_INTERVAL  # saved at NOW on load
+    # The save (due NOW + TRACKER_SAVE_INTERVAL) writes the tracker as it is: not a timer.
+    assert ledger.quiet_until(NOW) == datetime(2025, 10, 2, tzinfo=UTC)
     ends = NOW + timedelta(minutes=20)
     ledger.stats["BTC/USDT:USDT"] = SymbolStats("BTC/USDT:USDT", disabled_until=ends)
     ledger.stats["ETH/USDT:USDT"] = SymbolStats("ETH/USDT:USDT", disabled_until=NOW)  # ended
     assert ledger.quiet_until(NOW) == ends
+
+
+class _Writes(InMemoryRepository):
+    """The in-memory repository, noting each state write with the instant it was made at."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.at: datetime | None = None
+        self.writes: list[tuple[datetime | None, str, str, dict[str, object]]] = []
+
+    async def save_state(self, namespace: str, key: str, payload: Mapping[str, Any]) -> None:
+        self.writes.append((self.at, namespace, key, dict(payload)))
+        await super().save_state(namespace, key, payload)
+
+
+async def test_unchanged_view_and_save_if_due_stand_in_for_observe_at_an_unchanged_account() -> (
+    None
+):
+    """A backtest's repeated step calls these instead of `observe`: at every 5-minute step of
+    four hours with the balance unchanged, the same view and the same writes at the same steps
+    (the periodic save falls due off the hour: the ledger was loaded at 02:17)."""
+    observed, standing_in = _Writes(), _Writes()
+    settings = PerformanceSettings()
+    observer = await Ledger.load(observed, Decimal(10_000), NOW, settings)
+    stand_in = await Ledger.load(standing_in, Decimal(10_000), NOW, settings)
+    balance = Balance(
+        wallet_usdt=Decimal(10_000), free_usdt=Decimal(10_000), used_margin_usdt=Decimal(0)
+    )
+    for step in range(1, 4 * 12 + 1):
+        now = NOW + timedelta(minutes=5 * step)
+        observed.at = standing_in.at = now
+        view = await observer.observe(balance, {}, now)
+        assert stand_in.unchanged_view(balance, {}, now) == view
+        await stand_in.save_if_due(now)
+    assert [at for at, *_ in observed.writes] == [
+        None,  # on load
+        NOW + TRACKER_SAVE_INTERVAL,
+        NOW + 2 * TRACKER_SAVE_INTERVAL,
+        NOW + 3 * TRACKER_SAVE_INTERVAL,
+        NOW + 4 * TRACKER_SAVE_INTERVAL,
+    ]
+    assert standing_in.writes == observed.writes
