@@ -36,7 +36,13 @@ from quantum_trader.keeper.keeper import PositionKeeper
 from quantum_trader.log import configure_logging
 from quantum_trader.replay_quiet import QuietSteps
 
-COUNTS = ("repeated_steps", "repeated_with_positions", "repeated_cycles", "spared_ticks")
+COUNTS = (
+    "repeated_steps",
+    "repeated_with_positions",
+    "repeated_with_new_extremes",
+    "repeated_cycles",
+    "spared_ticks",
+)
 PARTS: tuple[tuple[type, str, str], ...] = (
     (QuietSteps, "repeats", "the checks of a step that may repeat"),
     (QuietSteps, "repeat", "repeating one"),

@@ -277,6 +277,7 @@ class UnchangedSpans:
             "unchanged_cycles": sum(last - first + 1 for _, first, last in self.spans),
             "repeated_steps": quiet.repeated,
             "repeated_with_positions": quiet.repeated_open,
+            "repeated_with_new_extremes": quiet.repeated_extremes,
             "repeated_cycles": quiet.repeated_cycles,
             "spared_ticks": quiet.spared_ticks,
             "spans": self.spans,

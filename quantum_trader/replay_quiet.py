@@ -19,24 +19,29 @@ too with nothing to record when nothing it reads moves with the prices:
   is the wallet, and the base's inputs read no price (`Executor.repeats_unpriced`);
 - with positions open, checked at the step's own prices with each part's own code: no trigger
   or funding due on the paper account, the keeper's plan for the tick (its stop maths and
-  protection) with nothing to do (`PositionKeeper.quiet_at`), the tracker keeping its day,
-  peak and hour, the governor recording nothing, and the cycle's inputs — the base's account
-  declarations at this equity — equal to the base's (`Executor.would_repeat`).
-Such a step is *repeated*: one more cycle "unchanged since" the base (with the tracker's
-periodic save when due) and the keeper's regime memory moved on, exactly what running it would
-leave behind. The hourly equity snapshot is
+  protection) with nothing to do but record a new high or low on a position
+  (`PositionKeeper.quiet_at`, `steady_at`), the tracker keeping its day, peak and hour, the
+  governor recording nothing, and the cycle's inputs — the base's account declarations at this
+  equity, with the positions as the tick leaves them — equal to the base's
+  (`Executor.would_repeat`).
+Such a step is *repeated*: the keeper's regime memory moved on and any new high or low
+recorded (`PositionKeeper.record_steady_tick`), one more cycle "unchanged since" the base (with
+the tracker's periodic save when due), exactly what running it would leave behind; nothing a
+step plans from reads those two prices but their recording (monitor/stops.py `_tracking`), so
+the step after it starts from a state that counts as the same. The hourly equity snapshot is
 always taken by a step that runs. A step after one that changed something runs: its checks
 would not see everything that step left to do (tried: the year's ledger differed).
 
 A step that runs (at the hour, after a timer, when the cycle's inputs moved) may still spare
 its parts: the keeper's tick where the keeper's part of the checks holds — the keeper then
-books what the tick would leave, its positions with any new high or low (`tick_spared`) — and
+books what the tick would leave, as a repeated step does (`tick_spared`) — and
 the cycle where, after the tick, the checks of the tracker, the governor and the cycle's inputs
 at the step's balance hold (`repeats_cycle`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime
 from decimal import Decimal
@@ -86,6 +91,10 @@ class QuietSteps:
         self.repeated_open = 0  # of them, with a position open
         self.repeated_cycles = 0  # cycles repeated after a keeper tick that ran
         self.spared_ticks = 0  # keeper ticks booked without running (`tick_spared`)
+        self.repeated_extremes = 0  # repeated steps that recorded a new high or low
+        # The positions the step `repeats` found repeating would leave, where its tick records
+        # a new high or low on one (None: its tick leaves them as they are).
+        self._extremes: dict[str, Position] | None = None
         # The keeper's part of the checks at an instant, with the governor's state it read:
         # the positions its tick would leave (None: it would do more).
         self._seen: tuple[datetime, GovernorState, dict[str, Position] | None] | None = None
@@ -108,7 +117,9 @@ class QuietSteps:
                 self._found = self._left_as_found(before)
 
     def repeats(self, now: datetime) -> bool:
-        """Whether the step at `now` would repeat the last one run."""
+        """Whether the step at `now` would repeat the last one run, but perhaps for a new high
+        or low its tick records on a position (which nothing the step does reads)."""
+        self._extremes = None
         if self._key is None or self._until is None or now >= self._until:
             return False
         if self._model.quiet_key(ms_from_utc(now)) != self._key:
@@ -126,9 +137,11 @@ class QuietSteps:
         if still is None:
             return False
         balance, positions = still
-        if any(positions[s] is not p for s, p in core.keeper.positions.items()):
-            return False  # the tick would record a new high or low: the step runs
-        return self._cycle_unmoved(balance, now)
+        if not self._cycle_unmoved(balance, now, positions):
+            return False
+        moved = any(positions[s] is not p for s, p in core.keeper.positions.items())
+        self._extremes = positions if moved else None
+        return True
 
     async def tick_spared(self, now: datetime) -> bool:
         """Step the keeper at `now` without ticking where its tick would change nothing but
@@ -147,8 +160,14 @@ class QuietSteps:
         return True
 
     async def repeat(self, now: datetime) -> CycleSummary:
-        """What running the step at `now` would leave behind (only where `repeats`)."""
-        self._core.keeper.repeat_quiet_tick(now)
+        """What running the step at `now` would leave behind (only where `repeats`): its
+        tick's, with any new high or low recorded on a position, and its cycle's."""
+        keeper, extremes, self._extremes = self._core.keeper, self._extremes, None
+        if extremes is None:
+            keeper.repeat_quiet_tick(now)
+        else:
+            await keeper.record_steady_tick(now, extremes)
+            self.repeated_extremes += 1
         self._found = True  # a repeated step leaves the state as it found it, by its checks
         self.repeated += 1
         self.repeated_open += bool(self._core.keeper.positions)
@@ -172,7 +191,8 @@ class QuietSteps:
             or self._model.quiet_key(ms_from_utc(now)) != self._key
         ):
             return False
-        return self._cycle_unmoved(await self._exchange.fetch_balance(), now)
+        balance = await self._exchange.fetch_balance()
+        return self._cycle_unmoved(balance, now, core.keeper.positions)
 
     async def repeat_cycle(self, now: datetime) -> CycleSummary:
         """What running the cycle at `now` would leave behind (only where `repeats_cycle`)."""
@@ -215,11 +235,14 @@ class QuietSteps:
     def _state(self) -> GovernorState:
         return self._core.governor.governor.state
 
-    def _cycle_unmoved(self, balance: Balance, now: datetime) -> bool:
-        """Whether the cycle at `now`, the account at `balance`, would leave the tracker and
-        the governor as they are and find its inputs as the base's."""
+    def _cycle_unmoved(
+        self, balance: Balance, now: datetime, positions: Mapping[str, Position]
+    ) -> bool:
+        """Whether the cycle at `now`, the account at `balance` and the keeper holding
+        `positions`, would leave the tracker and the governor as they are and find its inputs
+        as the base's."""
         core = self._core
-        portfolio = core.ledger.unchanged_view(balance, core.keeper.positions, now)
+        portfolio = core.ledger.unchanged_view(balance, positions, now)
         market = core.executor.latest_market
         if portfolio is None or market is None:
             return False

@@ -35,7 +35,13 @@ EXPECTED_EVENTS: dict[str, set[tuple[str, str | None]]] = {
     "streaks": {("CLEARED", "LOSING_STREAK"), ("CLEARED", "HOURLY_LOSS")},
 }
 SKIP_TABLES = {"schema_version"}  # when the file was created
-COUNTS = {"repeated_steps", "repeated_with_positions", "repeated_cycles", "spared_ticks"}
+COUNTS = {
+    "repeated_steps",
+    "repeated_with_positions",
+    "repeated_with_new_extremes",
+    "repeated_cycles",
+    "spared_ticks",
+}
 
 
 def _backtest(out: Path, window: tuple[datetime, datetime], skip_quiet: bool) -> Path:
@@ -107,6 +113,8 @@ def test_the_window_repeats_steps_around_the_timers_it_holds(
     counts = _unchanged(repeating)
     assert int(str(counts["repeated_steps"])) > 200
     assert int(str(counts["repeated_with_positions"])) > 100  # stops and triggers not crossed
+    # Of them, steps whose tick records a new high or low on a position and nothing else.
+    assert int(str(counts["repeated_with_new_extremes"])) > 50
     # Cycles repeated after a keeper tick that ran (a new high or low recorded, say).
     assert int(str(counts["repeated_cycles"])) > 50
     # Keeper ticks that would change nothing but the highs and lows, booked instead of run.
