@@ -66,7 +66,9 @@ def correlation_matrix(
     if not names:
         return CorrelationMatrix((), np.empty((0, 0)))
     length = min(lookback, *(returns[n].shape[0] for n in names))
-    rows = np.nan_to_num(np.vstack([returns[n][-length:] for n in names]))
+    rows = np.vstack([returns[n][-length:] for n in names])
+    if not np.isfinite(rows).all():  # nan_to_num leaves finite values as they are, slowly
+        rows = np.nan_to_num(rows)
     centred = rows - rows.mean(axis=1, keepdims=True)
     norms = np.sqrt((centred * centred).sum(axis=1))
     safe = np.where(norms > 0, norms, 1.0)
