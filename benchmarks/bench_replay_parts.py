@@ -3,6 +3,7 @@
     .venv/bin/python -m benchmarks.bench_replay_parts                  # the year of SPEC §11
     .venv/bin/python -m benchmarks.bench_replay_parts --full-steps     # every step run in full
     .venv/bin/python -m benchmarks.bench_replay_parts --start 2025-10-12 --end 2025-10-20
+    .venv/bin/python -m benchmarks.bench_replay_parts --untimed       # for benchmarks.spy_shares
 
 In process, rule signals, the simulated operator resetting a halt after a day, ../shared's
 futures (the bundled sample with --bundled). Each part of a step is timed around its call (the
@@ -117,6 +118,9 @@ def main() -> None:
     parser.add_argument("--end", default="2026-01-01")
     parser.add_argument("--bundled", action="store_true", help="the bundled sample's futures")
     parser.add_argument("--full-steps", action="store_true", help="skip_quiet_steps = false")
+    parser.add_argument(
+        "--untimed", action="store_true", help="no timing wraps (for a sampling profiler)"
+    )
     options = parser.parse_args()
     market: dict[str, Any] = {}
     if not options.bundled:
@@ -132,7 +136,7 @@ def main() -> None:
         backtest={"operator_reset_after": "P1D", "skip_quiet_steps": not options.full_steps},
     )
     configure_logging(settings.log.format, "ERROR")
-    for owner, name, _ in PARTS:
+    for owner, name, _ in () if options.untimed else PARTS:
         timed(owner, name)
     window = [datetime.fromisoformat(d).replace(tzinfo=UTC) for d in (options.start, options.end)]
     request = BacktestRequest(window[0], window[1], out_dir=out / "run")

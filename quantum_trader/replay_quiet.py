@@ -5,9 +5,9 @@ the state it starts from, the bar and the time. Time is read only through timers
 trip's end, the simulated operator's reset, the account tracker's UTC day, hour and streak, a
 symbol's disablement ending (cycle_inputs.py lists what the cycle reads), and a position's age
 in its stop maths. (The tracker's periodic save writes the tracker as it is: a repeated cycle
-writes it too when due, `Ledger.save_if_due`.) The market view's slow part (signals, ATR, regimes,
-z-scores, funding, the global regime, the correlations' period: `MarketModel.quiet_key`)
-changes on the hour; its prices every bar.
+writes it too when due, `Ledger.save_if_due`.) The market view's slow part (signals, ATR,
+regimes, z-scores, funding, the global regime, the correlations' period:
+`MarketModel.quiet_key`) changes on the hour; its prices every bar.
 
 So when a step left the state as it found it — the keeper's book (but the highest and lowest
 prices recorded on its positions, which only the recording reads), the paper account's
