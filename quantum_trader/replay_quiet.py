@@ -92,11 +92,9 @@ class QuietSteps:
         self.repeated_cycles = 0  # cycles repeated after a keeper tick that ran
         self.spared_ticks = 0  # keeper ticks booked without running (`tick_spared`)
         self.repeated_extremes = 0  # repeated steps that recorded a new high or low
-        # The positions the step `repeats` found repeating would leave, where its tick records
-        # a new high or low on one (None: its tick leaves them as they are).
-        self._extremes: dict[str, Position] | None = None
         # The keeper's part of the checks at an instant, with the governor's state it read:
-        # the positions its tick would leave (None: it would do more).
+        # the positions its tick would leave (None: it would do more). What `repeat` and
+        # `tick_spared` book.
         self._seen: tuple[datetime, GovernorState, dict[str, Position] | None] | None = None
 
     def before(self) -> Before | None:
@@ -119,7 +117,6 @@ class QuietSteps:
     def repeats(self, now: datetime) -> bool:
         """Whether the step at `now` would repeat the last one run, but perhaps for a new high
         or low its tick records on a position (which nothing the step does reads)."""
-        self._extremes = None
         if self._key is None or self._until is None or now >= self._until:
             return False
         if self._model.quiet_key(ms_from_utc(now)) != self._key:
@@ -137,11 +134,7 @@ class QuietSteps:
         if still is None:
             return False
         balance, positions = still
-        if not self._cycle_unmoved(balance, now, positions):
-            return False
-        moved = any(positions[s] is not p for s, p in core.keeper.positions.items())
-        self._extremes = positions if moved else None
-        return True
+        return self._cycle_unmoved(balance, now, positions)
 
     async def tick_spared(self, now: datetime) -> bool:
         """Step the keeper at `now` without ticking where its tick would change nothing but
@@ -161,12 +154,14 @@ class QuietSteps:
 
     async def repeat(self, now: datetime) -> CycleSummary:
         """What running the step at `now` would leave behind (only where `repeats`): its
-        tick's, with any new high or low recorded on a position, and its cycle's."""
-        keeper, extremes, self._extremes = self._core.keeper, self._extremes, None
-        if extremes is None:
+        tick's, with any new high or low recorded on a position (the positions `repeats`
+        found the tick would leave), and its cycle's."""
+        keeper, seen, self._seen = self._core.keeper, self._seen, None
+        positions = seen[2] if seen is not None and seen[0] == now else None
+        if positions is None or all(positions[s] is p for s, p in keeper.positions.items()):
             keeper.repeat_quiet_tick(now)
         else:
-            await keeper.record_steady_tick(now, extremes)
+            await keeper.record_steady_tick(now, positions)
             self.repeated_extremes += 1
         self._found = True  # a repeated step leaves the state as it found it, by its checks
         self.repeated += 1
