@@ -165,6 +165,20 @@ def evaluate(
     """
     if state.rebase_pending:
         state = replace(state, baseline_equity_usdt=portfolio.equity_usdt, rebase_pending=False)
+    kept, events = _transitions(state, portfolio, market, now, health, settings)
+    return replace(state, trips=kept, updated_at=now), events
+
+
+def _transitions(
+    state: GovernorState,
+    portfolio: PortfolioView,
+    market: MarketView,
+    now: datetime,
+    health: str,
+    settings: GovernorSettings,
+) -> tuple[tuple[Trip, ...], list[GovernorEvent]]:
+    """The trips `evaluate` keeps and the events it records: an event for each trip ended
+    and each trip added, so no event means the same trips."""
     firing = _account_breakers(state, portfolio, now, settings)
     firing.update(_market_breakers(market, now, health, settings))
     events: list[GovernorEvent] = []
@@ -182,7 +196,7 @@ def evaluate(
             trip = Trip(breaker, decision, now, until, detail)
             kept.append(trip)
             events.append(_event(now, GovernorEventKind.TRIPPED, trip))
-    return replace(state, trips=tuple(kept), updated_at=now), events
+    return tuple(kept), events
 
 
 def reset(
@@ -265,8 +279,10 @@ class SafetyGovernor:
         self, portfolio: PortfolioView, market: MarketView, now: datetime, health: str
     ) -> bool:
         """Whether `observe` with these would change nothing but `updated_at` (no event)."""
-        state, events = evaluate(self.state, portfolio, market, now, health, self.settings)
-        return not events and state.standing == self.state.standing
+        if self.state.rebase_pending:  # the observation sets the baseline
+            return False
+        _, events = _transitions(self.state, portfolio, market, now, health, self.settings)
+        return not events
 
     def state_allows_order(self, request: OrderRequest) -> bool:
         """The trader's admission check: when not ACTIVE, only reduce-only orders pass."""
