@@ -302,4 +302,4 @@ def _same_but_extremes(a: Book, b: Book) -> bool:
     return all(only_extremes_moved(a.positions[s], b.positions[s]) for s in a.positions)
 
 
-_BOOK_BUT_POSITIONS = tuple(f.name for f in fields(Book) if f.name != "positions")
+_BOOK_BUT_POSITIONS = tuple(f.name for f in fields(Book) if f.compare and f.name != "positions")

@@ -155,6 +155,9 @@ class Book:
     intents: Mapping[str, Intent] = field(default_factory=dict)
     unechoed: Mapping[str, tuple[str, datetime]] = field(default_factory=dict)
     working: Mapping[str, Order] = field(default_factory=dict)
+    # `blocked()` once per book: a book is never changed, only replaced (the executor and a
+    # backtest's quiet-step checks ask each cycle and each step).
+    _blocked: Mapping[str, str] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def idle(self) -> bool:
@@ -164,10 +167,17 @@ class Book:
     def intents_for(self, symbol: str) -> list[Intent]:
         return [i for i in self.intents.values() if i.symbol == symbol]
 
-    def blocked(self) -> dict[str, str]:
+    def blocked(self) -> Mapping[str, str]:
         """Symbols no entry may go to now, and why: an unsettled order of ours there, or a
         working stop or take-profit of ours that met its trigger and is not done
         (keeper/firing.py); one reason a symbol, the latest unsettled order's first."""
+        blocked = self._blocked
+        if blocked is None:
+            blocked = self._find_blocked()
+            object.__setattr__(self, "_blocked", blocked)
+        return blocked
+
+    def _find_blocked(self) -> dict[str, str]:
         firing = [(o.triggered_at, o) for o in self.working.values() if o.triggered_at]
         why = {o.symbol: firing_reason(o) for _, o in sorted(firing, key=lambda f: f[0])}
         why.update(

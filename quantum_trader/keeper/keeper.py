@@ -157,7 +157,11 @@ class PositionKeeper:
         book = self._carrier.book
         streams = self._streams.health() if self._streams is not None else StreamHealth()
         return KeeperView(
-            dict(book.positions), book.blocked(), len(book.intents), self._reconciled_at, streams
+            dict(book.positions),
+            dict(book.blocked()),
+            len(book.intents),
+            self._reconciled_at,
+            streams,
         )
 
     def wake_events(self) -> tuple[asyncio.Event, ...]:
@@ -171,7 +175,7 @@ class PositionKeeper:
     def positions(self) -> Mapping[str, Position]:
         return self._carrier.book.positions
 
-    def blocked_symbols(self) -> dict[str, str]:
+    def blocked_symbols(self) -> Mapping[str, str]:
         """`view().blocked` alone (the executor asks every cycle; the rest of a view is not
         needed there)."""
         return self._carrier.book.blocked()

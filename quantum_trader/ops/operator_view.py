@@ -121,7 +121,7 @@ async def blocked_symbols(repository: Repository) -> dict[str, str]:
         for order in await repository.open_orders()
         if is_ours(order.client_order_id) and is_unsettled(order)
     ]
-    return Book(intents={i.client_order_id: i for i in intents}).blocked()
+    return dict(Book(intents={i.client_order_id: i for i in intents}).blocked())
 
 
 def pause_json(state: GovernorState) -> dict[str, str] | None:

@@ -93,6 +93,22 @@ def test_an_unsettled_order_on_the_symbol_gives_its_own_reason_first() -> None:
     assert Book(working={STOP: stop}).blocked() == {BTC: reason("stop", STOP, STUCK_AFTER)}
 
 
+def test_a_book_remembers_its_blocks_and_a_changed_book_finds_its_own() -> None:
+    """`blocked()` is kept on the book it was asked of (the executor asks every cycle); a
+    book made from it by a change finds its blocks anew, and the kept answer is no part of
+    the book's equality."""
+    pending = Order.pending(
+        OrderRequest(EXIT, BTC, OrderSide.SELL, OrderKind.MARKET, Decimal(1)), NOW
+    )
+    book = Book()
+    assert book.blocked() == {}
+    assert book.blocked() is book.blocked()
+    changed = book.with_intent(Intent(pending, NOW))
+    assert changed.blocked() == {BTC: f"order {EXIT} unsettled since {NOW.isoformat()}"}
+    assert changed.without_intent(EXIT).blocked() == {}
+    assert book == Book() and changed == Book(intents={EXIT: Intent(pending, NOW)})
+
+
 # -- the planner keeps the trigger time the exchange reports ---------------------------------------
 
 
