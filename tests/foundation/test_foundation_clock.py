@@ -62,3 +62,18 @@ def test_simulated_clock_refuses_a_non_positive_speed() -> None:
 
 def test_milliseconds_round_trip() -> None:
     assert utc_from_ms(ms_from_utc(T0)) == T0
+
+
+def test_instants_convert_to_epoch_milliseconds_and_back_whatever_was_converted_before() -> None:
+    """`ms_from_utc` keeps its last answer for the same instant object (a backtest step
+    converts its own instant many times): another instant, or an equal one made anew, is
+    converted for itself."""
+    a = datetime(2025, 3, 1, 12, 5, tzinfo=UTC)
+    b = a + timedelta(milliseconds=1)
+    assert [ms_from_utc(a), ms_from_utc(b), ms_from_utc(a)] == [
+        1740830700000,
+        1740830700001,
+        1740830700000,
+    ]
+    assert ms_from_utc(datetime(2025, 3, 1, 12, 5, tzinfo=UTC)) == 1740830700000
+    assert utc_from_ms(ms_from_utc(b)) == b
