@@ -106,7 +106,8 @@ def test_a_book_remembers_its_blocks_and_a_changed_book_finds_its_own() -> None:
     changed = book.with_intent(Intent(pending, NOW))
     assert changed.blocked() == {BTC: f"order {EXIT} unsettled since {NOW.isoformat()}"}
     assert changed.without_intent(EXIT).blocked() == {}
-    assert book == Book() and changed == Book(intents={EXIT: Intent(pending, NOW)})
+    assert book == Book()
+    assert changed == Book(intents={EXIT: Intent(pending, NOW)})
 
 
 # -- the planner keeps the trigger time the exchange reports ---------------------------------------
