@@ -305,3 +305,30 @@ def test_unchanged_by_tells_whether_observing_would_change_anything(sequence: li
         kept = not events and replace(gov.state, updated_at=None) == replace(state, updated_at=None)
         assert answer is kept
         assert gov.unchanged_by(account, view, now, health)  # observed: a fixed point now
+
+
+@settings(max_examples=300, deadline=None)
+@given(steps, steps, st.lists(st.integers(9000, 10_300), min_size=3, max_size=3, unique=True))
+def test_the_equities_at_which_observing_changes_nothing_form_an_interval(
+    sequence: list[Step], last: list[Step], equities: list[int]
+) -> None:
+    """Groundwork for checking a backtest's quiet stretch once (the band design,
+    docs/BENCHMARKS.md): from any state, with the time, the market, the health and the
+    account but its equity fixed, if `unchanged_by` holds at two equities it holds at every
+    equity between them (each account breaker is one threshold in equity)."""
+    gov, now = governor(), NOW
+    for step in sequence:
+        now, account, view, health = observation(gov, step, now)
+        gov.observe(account, view, now, health)
+    if not last:
+        return
+    advance, _, pnl, streak, critical, spike, _ = last[0]
+    low, middle, high = sorted(equities)
+
+    def unchanged_at(equity: int) -> bool:
+        step = (advance, equity, pnl, streak, critical, spike, False)
+        _, account, view, health = observation(gov, step, now)
+        return gov.unchanged_by(account, view, now + timedelta(seconds=advance), health)
+
+    if unchanged_at(low) and unchanged_at(high):
+        assert unchanged_at(middle)
