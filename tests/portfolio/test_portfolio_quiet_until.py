@@ -109,3 +109,37 @@ async def test_unchanged_view_and_save_if_due_stand_in_for_observe_at_an_unchang
         NOW + 4 * TRACKER_SAVE_INTERVAL,
     ]
     assert standing_in.writes == observed.writes
+
+
+@given(
+    peak=st.integers(min_value=9_000, max_value=11_000),
+    pnl_ages=st.lists(minutes, max_size=2),
+    later=st.integers(min_value=0, max_value=30 * 60),
+    equities=st.lists(
+        st.integers(min_value=8_000, max_value=12_000), min_size=3, max_size=3, unique=True
+    ),
+)
+def test_the_equities_at_which_the_tracker_stays_as_it_is_form_an_interval(
+    peak: int, pnl_ages: list[int], later: int, equities: list[int]
+) -> None:
+    """Groundwork for checking a backtest's quiet stretch once (the band design,
+    docs/BENCHMARKS.md): at a fixed time, the equities that leave the tracker as it is (its
+    day, peak and hour; `AccountTracker.observe_equity`, which `Ledger.unchanged_view` asks)
+    are those up to its peak, or none."""
+    tracker = AccountTracker(
+        Decimal(10_000),
+        NOW.date().isoformat(),
+        Decimal(9_500),
+        Decimal(peak),
+        recent_pnl=tuple((NOW - timedelta(minutes=a), Decimal(-5)) for a in pnl_ages),
+    )
+    then = NOW + timedelta(minutes=later)
+    low, middle, high = (Decimal(e) for e in sorted(equities))
+
+    def kept_at(equity: Decimal) -> bool:
+        return tracker.observe_equity(equity, then) is tracker
+
+    if kept_at(low) and kept_at(high):
+        assert kept_at(middle)
+    if kept_at(high):
+        assert high <= peak
