@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from gate_builders import NOW, candidate, market, portfolio, position
+from hypothesis import given
+from hypothesis import strategies as st
 
 from quantum_trader.domain import (
     ExitMode,
@@ -190,3 +193,26 @@ def test_the_chain_carries_the_plan() -> None:
     assert plan.size_factor == pytest.approx(0.8)
     assert plan.exit_mode is ExitMode.TREND_FOLLOW
     assert plan.tp_r_multiple == 2.5
+
+
+# In cents, around the thresholds at 2 % and 3 % below the day's start of 10,000.
+equities_cents = st.lists(st.integers(960_000, 1_020_000), min_size=3, max_size=3, unique=True)
+
+
+@given(equities_cents, st.integers(0, 6))
+def test_the_equities_with_the_same_account_declaration_form_an_interval(
+    cents: list[int], streak: int
+) -> None:
+    """Groundwork for checking a backtest's quiet stretch once (the band design,
+    docs/BENCHMARKS.md): the orchestrator's declaration (`account_inputs`: the daily drawdown
+    against its thresholds) is the same at every equity between two equities where it is the
+    same, so a price move within them cannot change the cycle's verdicts through it."""
+    low, middle, high = sorted(cents)
+
+    def declared(equity_cents: int) -> tuple[object, ...]:
+        equity = str(Decimal(equity_cents) / 100)
+        account = portfolio(equity=equity, day_start="10000", losing_streak=streak)
+        return POLICY.account_inputs(account, market())
+
+    if declared(low) == declared(high):
+        assert declared(middle) == declared(low)
