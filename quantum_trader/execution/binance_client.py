@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+import aiohttp
 import ccxt.async_support as ccxt
 import ccxt.pro as ccxt_pro
 
@@ -412,7 +413,10 @@ class BinanceSockets:
     async def _hold(self, url: str, held: Any) -> None:
         try:
             await held
-        except ccxt.BaseError as error:
+        except (ccxt.BaseError, aiohttp.ClientError, OSError) as error:
+            # ccxt wraps most failures in its own errors, but not a write to a connection
+            # that is closing (aiohttp's ClientConnectionResetError, from SUBSCRIBE sent as
+            # the server hangs up): the stream is closed all the same, and is reconnected.
             await self.drop(url)
             raise StreamClosed(f"stream closed: {type(error).__name__}") from None
         raise StreamClosed("stream closed")
