@@ -18,16 +18,7 @@ def utc_from_ms(ms: int) -> datetime:
 
 
 def ms_from_utc(moment: datetime) -> int:
-    global _last_converted
-    last = _last_converted  # one tuple: consistent whichever thread replaced it
-    if last[0] is moment:  # a backtest step converts its own instant a dozen times
-        return last[1]
-    ms = round(moment.timestamp() * 1000)
-    _last_converted = moment, ms
-    return ms
-
-
-_last_converted: tuple[datetime | None, int] = (None, 0)
+    return round(moment.timestamp() * 1000)
 
 
 class LiveClock:

@@ -65,9 +65,7 @@ def test_milliseconds_round_trip() -> None:
 
 
 def test_instants_convert_to_epoch_milliseconds_and_back_whatever_was_converted_before() -> None:
-    """`ms_from_utc` keeps its last answer for the same instant object (a backtest step
-    converts its own instant many times): another instant, or an equal one made anew, is
-    converted for itself."""
+    """Each instant converts to its own epoch milliseconds, in any order of asking, and back."""
     a = datetime(2025, 3, 1, 12, 5, tzinfo=UTC)
     b = a + timedelta(milliseconds=1)
     assert [ms_from_utc(a), ms_from_utc(b), ms_from_utc(a)] == [
