@@ -41,6 +41,7 @@ COUNTS = (
     "repeated_steps",
     "repeated_with_positions",
     "repeated_with_new_extremes",
+    "repeated_in_stretches",
     "repeated_cycles",
     "spared_ticks",
 )

@@ -159,7 +159,8 @@ async def replay_into(
         core = await assemble(
             settings, market, exchange, repository, rules, replay.start, asyncio.Event()
         )
-        quiet = QuietSteps(core, model, exchange, settings.backtest)
+        step = timedelta(milliseconds=TIMEFRAME_MS[settings.market.timeframe])
+        quiet = QuietSteps(core, model, exchange, settings.backtest, step)
         steps = await _replay(settings, clock, core, repository, replay, stopping, quiet)
         await repository.save_ledger()
     finally:
@@ -229,7 +230,7 @@ async def _replay(
             await asyncio.sleep(0)
         check_stop(stopping)
         if now < next_equity and quiet.repeats(now):
-            summary = await quiet.repeat(now)
+            summary = await quiet.repeat(now, next_equity)
         else:
             before = quiet.before()
             clock.set(now)
@@ -278,6 +279,7 @@ class UnchangedSpans:
             "repeated_steps": quiet.repeated,
             "repeated_with_positions": quiet.repeated_open,
             "repeated_with_new_extremes": quiet.repeated_extremes,
+            "repeated_in_stretches": quiet.stretched,
             "repeated_cycles": quiet.repeated_cycles,
             "spared_ticks": quiet.spared_ticks,
             "spans": self.spans,

@@ -32,6 +32,10 @@ the step after it starts from a state that counts as the same. The hourly equity
 always taken by a step that runs. A step after one that changed something runs: its checks
 would not see everything that step left to do (tried: the year's ledger differed).
 
+With positions open, the steps after a repeated one up to the next timer or hour are also
+checked as a stretch, once, at its extreme marks (`_stretch`): each part of the checks passes on
+an interval of each mark or of the equity, so passing at the extremes covers every step between.
+
 A step that runs (at the hour, after a timer, when the cycle's inputs moved) may still spare
 its parts: the keeper's tick where the keeper's part of the checks holds — the keeper then
 books what the tick would leave, as a repeated step does (`tick_spared`) — and
@@ -41,21 +45,22 @@ at the step's balance hold (`repeats_cycle`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from quantum_trader.app import Core
 from quantum_trader.clock import ms_from_utc
 from quantum_trader.config import BacktestSettings
 from quantum_trader.cycle import CycleSummary
-from quantum_trader.domain import Balance, Position
+from quantum_trader.domain import Balance, Order, Position
 from quantum_trader.execution.paper import PaperExchange
 from quantum_trader.gates.governor_state import GovernorState
 from quantum_trader.keeper.book import Book
 from quantum_trader.keeper.steady import only_extremes_moved
 from quantum_trader.market.model import MarketModel
+from quantum_trader.monitor.stops import with_extremes
 from quantum_trader.portfolio.account import AccountTracker
 
 
@@ -78,8 +83,10 @@ class QuietSteps:
         model: MarketModel,
         exchange: PaperExchange,
         settings: BacktestSettings,
+        step: timedelta,
     ) -> None:
         self._core = core
+        self._step = step
         self._model = model
         self._exchange = exchange
         self._enabled = settings.skip_quiet_steps
@@ -87,6 +94,11 @@ class QuietSteps:
         self._key: object = None  # the quiet key of the step that left the state as it was
         self._until: datetime | None = None  # the first timer after that step
         self._found = False  # that step left the state as it found it
+        # The steps ahead known to repeat, with the held symbols' marks at each (`_stretch`),
+        # and whether finding more failed since the last step that ran.
+        self._ahead: dict[datetime, dict[str, Decimal]] = {}
+        self._failed = False
+        self.stretched = 0  # repeated steps found so, without checking each
         self.repeated = 0
         self.repeated_open = 0  # of them, with a position open
         self.repeated_cycles = 0  # cycles repeated after a keeper tick that ran
@@ -107,7 +119,7 @@ class QuietSteps:
     def after(self, before: Before | None, summary: CycleSummary, now: datetime) -> None:
         """Note whether the steps after the one just run at `now` may repeat it, and until
         when; and whether it left the state as it found it."""
-        self._key = None
+        self._key, self._ahead, self._failed = None, {}, False
         if before is not None and self._settled(summary):
             key = self._model.quiet_key(ms_from_utc(now))
             if key is not None:
@@ -130,6 +142,13 @@ class QuietSteps:
             and self._exchange.idle
         ):
             return True  # the account, and so every input the step reads, stands still
+        marks = self._ahead.pop(now, None)
+        if marks is not None:  # checked with the stretch it is in (`_stretch`)
+            held = self._core.keeper.positions
+            positions = {s: with_extremes(p, marks[s]) for s, p in held.items()}
+            self._seen = now, self._state(), positions
+            self.stretched += 1
+            return True
         still = self._keeper_still(now)
         if still is None:
             return False
@@ -152,10 +171,11 @@ class QuietSteps:
         self.spared_ticks += 1
         return True
 
-    async def repeat(self, now: datetime) -> CycleSummary:
+    async def repeat(self, now: datetime, runs_at: datetime) -> CycleSummary:
         """What running the step at `now` would leave behind (only where `repeats`): its
         tick's, with any new high or low recorded on a position (the positions `repeats`
-        found the tick would leave), and its cycle's."""
+        found the tick would leave), and its cycle's. `runs_at`: the first step after it that
+        runs whatever it finds (the hourly equity snapshot's)."""
         keeper, seen, self._seen = self._core.keeper, self._seen, None
         positions = seen[2] if seen is not None and seen[0] == now else None
         if positions is None or all(positions[s] is p for s, p in keeper.positions.items()):
@@ -166,6 +186,8 @@ class QuietSteps:
         self._found = True  # a repeated step leaves the state as it found it, by its checks
         self.repeated += 1
         self.repeated_open += bool(self._core.keeper.positions)
+        if not self._ahead and not self._failed and self._until is not None:
+            self._stretch(now + self._step, min(runs_at, self._until))
         return await self._repeat_cycle(now)
 
     async def repeats_cycle(self, before: Before | None, now: datetime) -> bool:
@@ -199,6 +221,58 @@ class QuietSteps:
         then: the tracker, when its periodic save is due."""
         await self._core.ledger.save_if_due(now)
         return self._core.executor.repeat()
+
+    def _stretch(self, start: datetime, end: datetime) -> None:
+        """Find the steps from `start` to before `end` that repeat with one check, kept in
+        `_ahead`: all of them, or else the first half; none when neither holds (`_failed`).
+
+        After a repeated step, with positions open and a base whose inputs read no price,
+        what a later step of the stretch checks moves only with the held symbols' marks, and
+        each part passes on an interval of them: the keeper's plan for each position on an
+        interval of its mark (with its book and time fixed; tests/keeper/
+        test_keeper_steady_band.py), and the tracker, the governor and the gates'
+        declarations on an interval of the equity (test_portfolio_quiet_until.py,
+        test_gates_governor.py, test_gates_orchestrator.py), which moves with each mark one
+        way. So the checks passing with every position at the lowest mark any step shows it
+        and with every position at its highest pass at every step in between. Time reads are
+        timers the stretch ends before (`_until`), or, in the keeper's plan, become due and
+        stay due (a time exit, a stop replacement held back), so the checks are made at the
+        last step. The stretch starts after a repeated step: the keeper's regime memory, the
+        one thing a tick moves that its plan reads, then stands until the regimes change."""
+        self._failed = True
+        held, steps = self._core.keeper.positions, list[datetime]()
+        if not held or not self._found or not self._core.executor.repeats_unpriced:
+            return
+        while start < end:
+            steps, start = [*steps, start], start + self._step
+        seen = self._exchange.quiet_window(steps) if len(steps) > 1 else None
+        if seen is None or any(marks.keys() != held.keys() for marks in seen[0]):
+            return
+        marks, listed = seen
+        for length in (len(steps), len(steps) // 2):
+            if length > 1 and self._holds(steps[length - 1], marks[:length], listed):
+                self._ahead = dict(zip(steps[:length], marks[:length], strict=True))
+                self._failed = False
+                return
+
+    def _holds(
+        self,
+        last: datetime,
+        marks: list[dict[str, Decimal]],
+        listed: Mapping[str, Sequence[Order]],
+    ) -> bool:
+        """Whether the checks of steps up to `last` hold at the extremes of `marks` (`_stretch`)."""
+        core = self._core
+        held = core.keeper.positions
+        low = {s: min(m[s] for m in marks) for s in held}
+        high = {s: max(m[s] for m in marks) for s in held}
+        for ends in ((low, high), (high, low)):
+            corner = {s: ends[0][s] if p.side.sign > 0 else ends[1][s] for s, p in held.items()}
+            positions = core.keeper.steady_at(last, listed, corner)
+            balance = self._exchange.balance_at(corner)
+            if positions is None or not self._cycle_unmoved(balance, last, positions):
+                return False
+        return True
 
     def _keeper_still(self, now: datetime) -> tuple[Balance, dict[str, Position]] | None:
         """Whether the keeper's tick at `now` would change nothing but the highs and lows

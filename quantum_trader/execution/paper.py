@@ -131,6 +131,27 @@ class PaperExchange:
         listed = {symbol: self._book.orders(symbol) for symbol in self._book.symbols()}
         return self._ledger.balance(now_ms), marks, listed
 
+    def quiet_window(
+        self, steps: Sequence[datetime]
+    ) -> tuple[list[dict[str, Decimal]], dict[str, list[Order]]] | None:
+        """What `quiet_marks` would answer at each of `steps` (ascending) but the balance: the
+        held symbols' marks at each, and the open conditional orders by symbol, when catching
+        up through the last of them changes nothing; None otherwise."""
+        if not steps or not self._catch_up.quiet_through(ms_from_utc(steps[-1])):
+            return None
+        held, ledger = self._ledger.state.positions, self._ledger
+        try:
+            marks = [{s: ledger.fill_price(s, ms_from_utc(t)) for s in held} for t in steps]
+        except MarketDataError:
+            return None
+        listed = {symbol: self._book.orders(symbol) for symbol in self._book.symbols()}
+        return marks, listed
+
+    def balance_at(self, marks: Mapping[str, Decimal]) -> Balance:
+        """What `fetch_balance` would answer with each open position at its symbol's mark in
+        `marks`, nothing falling due (after `quiet_window`)."""
+        return self._ledger.balance_at(marks)
+
     def quiet_view(self, now: datetime) -> QuietView | None:
         """What `fetch_balance`, `fetch_positions`, `fetch_open_conditional_orders` and the
         held symbols' `fetch_mark_prices` would answer at `now` (`_quiet_marks`)."""

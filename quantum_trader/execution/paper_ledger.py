@@ -195,13 +195,19 @@ class Ledger:
         return sum((amount for time_ms, amount in entries if time_ms >= since_ms), ZERO)
 
     def unrealized(self, symbol: str, now_ms: int) -> Decimal:
+        return self._unrealized_at(symbol, self.market_price(symbol, now_ms))
+
+    def _unrealized_at(self, symbol: str, price: Decimal) -> Decimal:
         position = self.state.positions[symbol]
-        price = self.market_price(symbol, now_ms)
         return usdt((price - position.entry_price) * position.side.sign * position.quantity)
 
     def balance(self, now_ms: int) -> Balance:
+        return self.balance_at({s: self.market_price(s, now_ms) for s in self.state.positions})
+
+    def balance_at(self, prices: Mapping[str, Decimal]) -> Balance:
+        """The balance with each open position valued at its symbol's price in `prices`."""
         used = self.used_margin()
-        unrealized = sum((self.unrealized(s, now_ms) for s in self.state.positions), ZERO)
+        unrealized = sum((self._unrealized_at(s, prices[s]) for s in self.state.positions), ZERO)
         return Balance(
             wallet_usdt=self.state.wallet_usdt,
             free_usdt=self.state.wallet_usdt - used,

@@ -205,11 +205,23 @@ def _tracking(position: Position, price: Decimal, mode: TrailMode) -> dict[str, 
     changes: dict[str, Any] = {}
     if mode is not position.trail_mode:
         changes["trail_mode"] = mode
+    _extremes(position, price, changes)
+    return changes
+
+
+def with_extremes(position: Position, price: Decimal) -> Position:
+    """`position` with `price` recorded as its highest or lowest price seen, where it is one
+    (itself otherwise): what a tick whose stop maths have nothing else to do leaves."""
+    changes: dict[str, Any] = {}
+    _extremes(position, price, changes)
+    return _updated(position, changes)
+
+
+def _extremes(position: Position, price: Decimal, changes: dict[str, Any]) -> None:
     if price > position.highest_price:
         changes["highest_price"] = price
     if position.lowest_price <= 0 or price < position.lowest_price:
         changes["lowest_price"] = price
-    return changes
 
 
 def _updated(position: Position, changes: dict[str, Any]) -> Position:

@@ -8,7 +8,9 @@ and losing streaks ending in the middle of an hour, UTC midnights, and, with pos
 the stop maths, triggers and the thresholds the cycle's gates compare the account with (with
 the check of those left out, the second window's decisions differ). A step whose keeper tick
 ran may still repeat its cycle (`QuietSteps.repeats_cycle`); a keeper tick that would only
-record new highs or lows is booked instead of run (`QuietSteps.tick_spared`)."""
+record new highs or lows is booked instead of run (`QuietSteps.tick_spared`). Steps with
+positions open are also found to repeat a stretch at a time, checked at its extreme marks
+(`QuietSteps._stretch`)."""
 
 from __future__ import annotations
 
@@ -39,6 +41,7 @@ COUNTS = {
     "repeated_steps",
     "repeated_with_positions",
     "repeated_with_new_extremes",
+    "repeated_in_stretches",
     "repeated_cycles",
     "spared_ticks",
 }
@@ -115,6 +118,8 @@ def test_the_window_repeats_steps_around_the_timers_it_holds(
     assert int(str(counts["repeated_with_positions"])) > 100  # stops and triggers not crossed
     # Of them, steps whose tick records a new high or low on a position and nothing else.
     assert int(str(counts["repeated_with_new_extremes"])) > 50
+    # Of them, steps found to repeat with the stretch they are in (its extreme marks checked).
+    assert int(str(counts["repeated_in_stretches"])) > 50
     # Cycles repeated after a keeper tick that ran (a new high or low recorded, say).
     assert int(str(counts["repeated_cycles"])) > 50
     # Keeper ticks that would change nothing but the highs and lows, booked instead of run.

@@ -102,3 +102,66 @@ def test_a_position_is_steady_between_its_stop_and_its_triggers_and_not_beyond()
     assert steady_at(p, p.entry_price - 500, age, context)
     assert not steady_at(p, p.stop_price, age, context)
     assert not steady_at(p, p.take_profit_price, age, context)
+
+
+def steady_when(p: Position, mark: Decimal, at: timedelta, listed_stop: Decimal) -> bool:
+    """`steady_at`, the exchange's stop at `listed_stop` (behind the position's own when it
+    moved and its replacement is held back), `at` after the opening."""
+    stop = stop_order(p, "qt-s-0-r1-1", trigger=listed_stop)
+    target = stop_order(
+        p, "qt-t-0-r1-2", kind=OrderKind.TAKE_PROFIT_MARKET, trigger=p.take_profit_price
+    )
+    book = Book({SYMBOL: p}, working={o.client_order_id: o for o in (stop, target)})
+    context = Context(RULES, KeeperSettings(), SETTINGS)
+    now = p.opened_at + at
+    found = steady(book, {SYMBOL: [stop, target]}, {SYMBOL: mark}, now, context, ProtectionChecks())
+    return found is not None
+
+
+# Seconds after the opening: near the clock's edges (the stop replacement's interval after
+# the last one, the maximum hold) and across four days.
+HOLD_S = int(SETTINGS.max_hold_h * 3600)
+REPLACED_S = 300  # the stop's last replacement
+EDGES = (
+    *(REPLACED_S + s for s in (0, 30, 59, 60, 61, 120, 179, 180, 600)),
+    *(HOLD_S + s for s in (-1, 0, 1, 300)),
+)
+instants = st.sampled_from(tuple(sorted({*EDGES, *range(0, 4 * 86400, 3 * 3600)})))
+
+
+@settings(max_examples=1500, deadline=None)
+@given(
+    held(),
+    st.integers(-3000, 6000),
+    st.lists(instants, min_size=2, max_size=2),
+    st.booleans(),
+)
+def test_a_position_steady_at_an_instant_is_steady_at_every_earlier_one(
+    p: Position, offset: int, seconds: list[int], stop_moved: bool
+) -> None:
+    """What reads the clock in a steady tick becomes due and stays due: the time exit after
+    `max_hold_h` (unless the stop locks in a profit) and the replacement of a moved stop,
+    held back `stop_replace_min_interval_s` after the last one. So a stretch of steps checked
+    at its last instant needs no check at the instants before it (replay_quiet.py
+    `_stretch`)."""
+    p = replace(p, stop_replaced_at=p.opened_at + timedelta(seconds=REPLACED_S))
+    listed = p.stop_price - Decimal(50 * p.side.sign) if stop_moved else p.stop_price
+    mark = p.entry_price + Decimal(offset * p.side.sign)
+    earlier, later = (timedelta(seconds=t) for t in sorted(seconds))
+    if steady_when(p, mark, later, listed):
+        assert steady_when(p, mark, earlier, listed)
+
+
+def test_time_alone_ends_a_steady_position() -> None:
+    """The premise above is met: a plain long is steady until its maximum hold passes, and
+    a moved stop's replacement waits its interval."""
+    p = replace(
+        protected(position(Side.LONG, symbol=SYMBOL), "qt-s-0-r1-1"),
+        take_profit_order_id="qt-t-0-r1-2",
+    )
+    mark, hold = p.entry_price + 10, timedelta(hours=SETTINGS.max_hold_h)
+    assert steady_when(p, mark, hold, p.stop_price)
+    assert not steady_when(p, mark, hold + timedelta(minutes=5), p.stop_price)
+    interval = timedelta(seconds=SETTINGS.stop_replace_min_interval_s)
+    assert steady_when(p, mark, interval / 2, p.stop_price - 50)
+    assert not steady_when(p, mark, interval, p.stop_price - 50)

@@ -21,6 +21,7 @@ from quantum_trader.monitor.stops import (
     break_even_level,
     manage_position,
     tighter,
+    with_extremes,
 )
 
 SIDES = [Side.LONG, Side.SHORT]
@@ -266,3 +267,19 @@ def test_events_carry_reason_codes() -> None:
     assert [(e.reason, e.price) for e in exit_events] == [
         (ExitReason.TRAILING_HIT, Decimal(80_000))
     ]
+
+
+@pytest.mark.parametrize("side", SIDES)
+@pytest.mark.parametrize("long_price", ["89000", "89700", "90000", "90400", "90800"])
+def test_with_extremes_records_what_a_tick_with_nothing_else_to_do_records(
+    side: Side, long_price: str
+) -> None:
+    """A backtest books the steps of a stretch it checked at once with `with_extremes`
+    (replay_quiet.py): it must leave the position a tick that moves nothing leaves."""
+    held = replace(position(side), highest_price=ENTRY + 400, lowest_price=ENTRY - 300)
+    price = at(side, long_price)
+    decision = tick(held, price)
+    assert not decision.intents  # the premise: the tick moves nothing
+    assert with_extremes(held, price) == decision.position
+    if decision.position is held:
+        assert with_extremes(held, price) is held
