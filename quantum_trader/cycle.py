@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -375,6 +376,8 @@ def select_candidates(
 
 
 def _log_signals(signals: Sequence[Signal]) -> None:
+    if not log.is_enabled_for(logging.INFO):  # a backtest's summary level: not even spelled
+        return
     log.info(
         "signals",
         source=signals[0].source if signals else None,
