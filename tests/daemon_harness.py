@@ -94,8 +94,10 @@ class Daemon:
         return [e for e in self.events if e.get("event") == event]
 
     def logged_so_far(self, event: str) -> list[dict[str, Any]]:
-        """The `event` lines the running daemon has written so far."""
-        lines = self.output.read_text(errors="replace").splitlines()
+        """The `event` lines the running daemon has written so far (a line it is still
+        writing is left for the next read)."""
+        text = self.output.read_text(errors="replace")
+        lines = text[: text.rfind("\n") + 1].splitlines()
         return [
             e for e in (json.loads(x) for x in lines if x.startswith("{")) if e["event"] == event
         ]

@@ -13,7 +13,6 @@ compares once it has ticked.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import random
 import signal
@@ -96,12 +95,6 @@ class DaemonProcess:
                 stdout=out,
                 stderr=err,
             )
-
-    def events(self, name: str) -> list[dict[str, Any]]:
-        lines = self.log.read_text(errors="replace").splitlines()
-        return [
-            e for e in (json.loads(x) for x in lines if x.startswith("{")) if e["event"] == name
-        ]
 
     async def wait_for(self, name: str, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
