@@ -308,6 +308,7 @@ class Executor:
         signals: Sequence[Signal],
     ) -> None:
         by_symbol = {s.symbol: s for s in signals}
+        logged = log.is_enabled_for(logging.INFO)  # a backtest's summary level: not spelled
         for verdict in verdicts:
             signal = by_symbol.get(verdict.symbol)
             confidence = signal.confidence if signal else 0.0
@@ -317,16 +318,17 @@ class Executor:
             summary.decisions.append(
                 Decision(summary.cycle_id, now, verdict, confidence, side, extra)
             )
-            log.info(
-                "decision",
-                symbol=verdict.symbol,
-                gate=verdict.gate,
-                approved=verdict.approved,
-                reason=verdict.reason,
-                detail=verdict.detail,
-                confidence=round(confidence, 4),
-                votes=votes,
-            )
+            if logged:
+                log.info(
+                    "decision",
+                    symbol=verdict.symbol,
+                    gate=verdict.gate,
+                    approved=verdict.approved,
+                    reason=verdict.reason,
+                    detail=verdict.detail,
+                    confidence=round(confidence, 4),
+                    votes=votes,
+                )
         summary.opened = sum(1 for v in verdicts if v.gate is GateName.EXECUTION and v.approved)
         await self._repository.record_decisions(summary.decisions)
 
