@@ -47,12 +47,18 @@ COUNTS = {
 }
 
 
-def _backtest(out: Path, window: tuple[datetime, datetime], skip_quiet: bool) -> Path:
+def _backtest(
+    out: Path,
+    window: tuple[datetime, datetime],
+    skip_quiet: bool,
+    monitor: dict[str, float] | None = None,
+) -> Path:
     settings = Settings(
         data_dir=out,
         signals={"source": "rules"},
         # Not a whole day: the reset must not fall on the losing streak's 24 h expiry.
         backtest={"operator_reset_after": "PT20H", "skip_quiet_steps": skip_quiet},
+        monitor=monitor or {},
     )
     asyncio.run(run_backtest(settings, BacktestRequest(*window, out_dir=out)))
     return out / "backtest.db"
@@ -98,6 +104,10 @@ def _state(database: Path) -> list[tuple[object, ...]]:
 
 def test_every_row_is_the_same_with_and_without_repeating(runs: tuple[str, Path, Path]) -> None:
     _, repeating, full = runs
+    _assert_same_rows(repeating, full)
+
+
+def _assert_same_rows(repeating: Path, full: Path) -> None:
     assert _tables(repeating) == _tables(full)
     assert _rows(full, "SELECT count(*) FROM closed_trades") != [(0,)]
     for table in _tables(full):
@@ -134,3 +144,18 @@ def test_the_window_repeats_steps_around_the_timers_it_holds(
     # Each ends off the hour: a repeat that ran on to the next hour would have moved it.
     ends = [e for e in events if e["kind"] in ("CLEARED", "RESET")]
     assert any(":00:00" not in e["time"] for e in ends)
+
+
+def test_what_reads_the_clock_inside_a_stretch_changes_no_row(tmp_path: Path) -> None:
+    """A stretch of quiet steps is checked once, at its last step (`QuietSteps._stretch`): the
+    keeper's time exit and a moved stop's replacement held back become due and stay due. With
+    positions held at most three hours and a stop replaced at most every quarter hour, both
+    fall inside stretches; checking at the stretch's first step instead changes the ledger."""
+    window = WINDOWS["operator reset"]
+    monitor = {"max_hold_h": 3.0, "stop_replace_min_interval_s": 900.0}
+    repeating = _backtest(tmp_path / "repeating", window, skip_quiet=True, monitor=monitor)
+    full = _backtest(tmp_path / "full", window, skip_quiet=False, monitor=monitor)
+    _assert_same_rows(repeating, full)
+    exits = _rows(full, "SELECT count(*) FROM closed_trades WHERE exit_reason = 'TIME_EXIT'")
+    assert int(str(exits[0][0])) > 5
+    assert int(str(_unchanged(repeating)["repeated_in_stretches"])) > 50
