@@ -233,8 +233,9 @@ class QuietSteps:
         test_keeper_steady_band.py), and the tracker, the governor and the gates'
         declarations on an interval of the equity (test_portfolio_quiet_until.py,
         test_gates_governor.py, test_gates_orchestrator.py), which moves with each mark one
-        way. So the checks passing with every position at the lowest mark any step shows it
-        and with every position at its highest pass at every step in between. Time reads are
+        way. So the checks passing with every long at the lowest mark any step shows it and
+        every short at its highest (the lowest equity), and the other way round, pass at every
+        step in between. Time reads are
         timers the stretch ends before (`_until`), or, in the keeper's plan, become due and
         stay due (a time exit, a stop replacement held back), so the checks are made at the
         last step. The stretch starts after a repeated step: the keeper's regime memory, the
@@ -244,7 +245,8 @@ class QuietSteps:
         if not held or not self._found or not self._core.executor.repeats_unpriced:
             return
         while start < end:
-            steps, start = [*steps, start], start + self._step
+            steps.append(start)
+            start += self._step
         seen = self._exchange.quiet_window(steps) if len(steps) > 1 else None
         if seen is None or any(marks.keys() != held.keys() for marks in seen[0]):
             return
