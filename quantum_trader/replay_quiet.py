@@ -235,11 +235,11 @@ class QuietSteps:
         test_gates_governor.py, test_gates_orchestrator.py), which moves with each mark one
         way. So the checks passing with every long at the lowest mark any step shows it and
         every short at its highest (the lowest equity), and the other way round, pass at every
-        step in between. Time reads are
-        timers the stretch ends before (`_until`), or, in the keeper's plan, become due and
-        stay due (a time exit, a stop replacement held back), so the checks are made at the
-        last step. The stretch starts after a repeated step: the keeper's regime memory, the
-        one thing a tick moves that its plan reads, then stands until the regimes change."""
+        step in between. Time reads are timers the stretch ends before (`_until`), or, in the
+        keeper's plan, become due and stay due (a time exit, a stop replacement held back), so
+        the checks are made at the last step. The stretch starts after a repeated step: the
+        keeper's regime memory, the one thing a tick moves that its plan reads, then stands
+        until the regimes change."""
         self._failed = True
         held, steps = self._core.keeper.positions, list[datetime]()
         if not held or not self._found or not self._core.executor.repeats_unpriced:

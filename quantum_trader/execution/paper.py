@@ -128,8 +128,7 @@ class PaperExchange:
         marks = self._quiet_marks(now_ms)
         if marks is None:
             return None
-        listed = {symbol: self._book.orders(symbol) for symbol in self._book.symbols()}
-        return self._ledger.balance(now_ms), marks, listed
+        return self._ledger.balance(now_ms), marks, self._listed()
 
     def quiet_window(
         self, steps: Sequence[datetime]
@@ -139,13 +138,13 @@ class PaperExchange:
         up through the last of them changes nothing; None otherwise."""
         if not steps or not self._catch_up.quiet_through(ms_from_utc(steps[-1])):
             return None
-        held, ledger = self._ledger.state.positions, self._ledger
-        try:
-            marks = [{s: ledger.fill_price(s, ms_from_utc(t)) for s in held} for t in steps]
-        except MarketDataError:
-            return None
-        listed = {symbol: self._book.orders(symbol) for symbol in self._book.symbols()}
-        return marks, listed
+        marks = []
+        for step in steps:
+            held = self._held_marks(ms_from_utc(step))
+            if held is None:
+                return None
+            marks.append(held)
+        return marks, self._listed()
 
     def balance_at(self, marks: Mapping[str, Decimal]) -> Balance:
         """What `fetch_balance` would answer with each open position at its symbol's mark in
@@ -169,10 +168,18 @@ class PaperExchange:
         has no price then (a backtest repeats quiet steps: replay_quiet.py)."""
         if not self._catch_up.quiet_through(now_ms):
             return None
+        return self._held_marks(now_ms)
+
+    def _held_marks(self, now_ms: int) -> dict[str, Decimal] | None:
+        """The held symbols' marks at `now_ms`; None when one has no price then."""
         try:
             return {s: self._ledger.fill_price(s, now_ms) for s in self._ledger.state.positions}
         except MarketDataError:
             return None
+
+    def _listed(self) -> dict[str, list[Order]]:
+        """The open conditional orders, by symbol."""
+        return {symbol: self._book.orders(symbol) for symbol in self._book.symbols()}
 
     async def load_markets(self) -> Mapping[str, MarketRules]:
         self._sync()

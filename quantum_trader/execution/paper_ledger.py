@@ -194,9 +194,6 @@ class Ledger:
         entries = self.state.funding.get(symbol, [])
         return sum((amount for time_ms, amount in entries if time_ms >= since_ms), ZERO)
 
-    def unrealized(self, symbol: str, now_ms: int) -> Decimal:
-        return self._unrealized_at(symbol, self.market_price(symbol, now_ms))
-
     def _unrealized_at(self, symbol: str, price: Decimal) -> Decimal:
         position = self.state.positions[symbol]
         return usdt((price - position.entry_price) * position.side.sign * position.quantity)
