@@ -42,6 +42,7 @@ COUNTS = (
     "repeated_with_positions",
     "repeated_with_new_extremes",
     "repeated_in_stretches",
+    "repeated_in_priced_stretches",
     "repeated_cycles",
     "spared_ticks",
 )

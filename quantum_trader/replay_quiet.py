@@ -35,6 +35,9 @@ would not see everything that step left to do (tried: the year's ledger differed
 With positions open, the steps after a repeated one up to the next timer or hour are also
 checked as a stretch, once, at its extreme marks (`_stretch`): each part of the checks passes on
 an interval of each mark or of the equity, so passing at the extremes covers every step between.
+Where the base's inputs read prices (the balancer's priced refusals, not shown to hold on an
+interval), only the keeper's part is checked so; the cycle's is checked at each step's own
+balance and prices (`_priced_prefix`), which still spares each step the keeper's part.
 
 A step that runs (at the hour, after a timer, when the cycle's inputs moved) may still spare
 its parts: the keeper's tick where the keeper's part of the checks holds — the keeper then
@@ -99,6 +102,7 @@ class QuietSteps:
         self._ahead: dict[datetime, dict[str, Decimal]] = {}
         self._failed = False
         self.stretched = 0  # repeated steps found so, without checking each
+        self.stretched_priced = 0  # of them, of a base whose inputs read prices
         self.repeated = 0
         self.repeated_open = 0  # of them, with a position open
         self.repeated_cycles = 0  # cycles repeated after a keeper tick that ran
@@ -148,6 +152,7 @@ class QuietSteps:
             positions = {s: with_extremes(p, marks[s]) for s, p in held.items()}
             self._seen = now, self._state(), positions
             self.stretched += 1
+            self.stretched_priced += not executor.repeats_unpriced
             return True
         still = self._keeper_still(now)
         if still is None:
@@ -226,23 +231,23 @@ class QuietSteps:
         """Find the steps from `start` to before `end` that repeat with one check, kept in
         `_ahead`: all of them, or else the first half; none when neither holds (`_failed`).
 
-        After a repeated step, with positions open and a base whose inputs read no price,
-        what a later step of the stretch checks moves only with the held symbols' marks, and
-        each part passes on an interval of them: the keeper's plan for each position on an
-        interval of its mark (with its book and time fixed; tests/keeper/
-        test_keeper_steady_band.py), and the tracker, the governor and the gates'
-        declarations on an interval of the equity (test_portfolio_quiet_until.py,
-        test_gates_governor.py, test_gates_orchestrator.py), which moves with each mark one
-        way. So the checks passing with every long at the lowest mark any step shows it and
-        every short at its highest (the lowest equity), and the other way round, pass at every
-        step in between. Time reads are timers the stretch ends before (`_until`), or, in the
-        keeper's plan, become due and stay due (a time exit, a stop replacement held back), so
-        the checks are made at the last step. The stretch starts after a repeated step: the
-        keeper's regime memory, the one thing a tick moves that its plan reads, then stands
-        until the regimes change."""
+        After a repeated step, with positions open, what a later step of the stretch checks moves
+        only with the held symbols' marks, and each part passes on an interval of them: the keeper's
+        plan for each position on an interval of its mark (with its book and time fixed;
+        tests/keeper/test_keeper_steady_band.py), and the tracker, the governor and the gates'
+        unpriced declarations on an interval of the equity (test_portfolio_quiet_until.py,
+        test_gates_governor.py, test_gates_orchestrator.py), which moves with each mark one way. So
+        the checks passing with every long at the lowest mark any step shows it and every short at
+        its highest (the lowest equity), and the other way round, pass at every step in between.
+        Time reads are timers the stretch ends before (`_until`), or, in the keeper's plan, become
+        due and stay due (a time exit, a stop replacement held back), so the checks are made at the
+        last step. The stretch starts after a repeated step: the keeper's regime memory, the one
+        thing a tick moves that its plan reads, then stands until the regimes change. A base whose
+        inputs read prices has the cycle's part checked at each step instead
+        (`_priced_prefix`)."""
         self._failed = True
         held, steps = self._core.keeper.positions, list[datetime]()
-        if not held or not self._found or not self._core.executor.repeats_unpriced:
+        if not held or not self._found:
             return
         while start < end:
             steps.append(start)
@@ -251,19 +256,38 @@ class QuietSteps:
         if seen is None or any(marks.keys() != held.keys() for marks in seen[0]):
             return
         marks, listed = seen
+        priced = not self._core.executor.repeats_unpriced
         for length in (len(steps), len(steps) // 2):
-            if length > 1 and self._holds(steps[length - 1], marks[:length], listed):
-                self._ahead = dict(zip(steps[:length], marks[:length], strict=True))
-                self._failed = False
+            if length > 1 and self._holds(steps[length - 1], marks[:length], listed, priced):
+                holding = self._priced_prefix(steps[:length], marks) if priced else length
+                self._ahead = dict(zip(steps[:holding], marks[:holding], strict=False))
+                # Cut short at a step whose own check fails: that step runs, the next try
+                # waits for a step that ran.
+                self._failed = holding < length
                 return
+
+    def _priced_prefix(self, steps: Sequence[datetime], marks: Sequence[dict[str, Decimal]]) -> int:
+        """How many of `steps` pass the cycle's part of the checks at their own balance and
+        prices, from the first on: a base whose inputs read prices (the balancer's priced
+        refusals, not shown to hold on an interval of the marks) is checked step by step."""
+        positions = self._core.keeper.positions
+        for index, (step, at) in enumerate(zip(steps, marks, strict=False)):
+            # What each step's tick leaves, as `repeats` books it: new highs and lows.
+            positions = {s: with_extremes(p, at[s]) for s, p in positions.items()}
+            if not self._cycle_unmoved(self._exchange.balance_at(at), step, positions):
+                return index
+        return len(steps)
 
     def _holds(
         self,
         last: datetime,
         marks: list[dict[str, Decimal]],
         listed: Mapping[str, Sequence[Order]],
+        priced: bool,
     ) -> bool:
-        """Whether the checks of steps up to `last` hold at the extremes of `marks` (`_stretch`)."""
+        """Whether the checks of steps up to `last` hold at the extremes of `marks`
+        (`_stretch`); the keeper's part alone when the cycle's is checked step by step
+        (`priced`)."""
         core = self._core
         held = core.keeper.positions
         low = {s: min(m[s] for m in marks) for s in held}
@@ -271,8 +295,11 @@ class QuietSteps:
         for ends in ((low, high), (high, low)):
             corner = {s: ends[0][s] if p.side.sign > 0 else ends[1][s] for s, p in held.items()}
             positions = core.keeper.steady_at(last, listed, corner)
-            balance = self._exchange.balance_at(corner)
-            if positions is None or not self._cycle_unmoved(balance, last, positions):
+            if positions is None:
+                return False
+            if not priced and not self._cycle_unmoved(
+                self._exchange.balance_at(corner), last, positions
+            ):
                 return False
         return True
 

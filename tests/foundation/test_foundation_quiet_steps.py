@@ -10,7 +10,8 @@ the check of those left out, the second window's decisions differ). A step whose
 ran may still repeat its cycle (`QuietSteps.repeats_cycle`); a keeper tick that would only
 record new highs or lows is booked instead of run (`QuietSteps.tick_spared`). Steps with
 positions open are also found to repeat a stretch at a time, checked at its extreme marks
-(`QuietSteps._stretch`)."""
+(`QuietSteps._stretch`), and, where the base's inputs read prices, those checked at each
+step's own (`QuietSteps._priced_prefix`)."""
 
 from __future__ import annotations
 
@@ -42,6 +43,7 @@ COUNTS = {
     "repeated_with_positions",
     "repeated_with_new_extremes",
     "repeated_in_stretches",
+    "repeated_in_priced_stretches",
     "repeated_cycles",
     "spared_ticks",
 }
@@ -130,6 +132,8 @@ def test_the_window_repeats_steps_around_the_timers_it_holds(
     assert int(str(counts["repeated_with_new_extremes"])) > 50
     # Of them, steps found to repeat with the stretch they are in (its extreme marks checked).
     assert int(str(counts["repeated_in_stretches"])) > 50
+    # Of them, steps of a base whose inputs read prices, checked step by step at their own.
+    assert int(str(counts["repeated_in_priced_stretches"])) > 50
     # Cycles repeated after a keeper tick that ran (a new high or low recorded, say).
     assert int(str(counts["repeated_cycles"])) > 50
     # Keeper ticks that would change nothing but the highs and lows, booked instead of run.
@@ -158,4 +162,6 @@ def test_what_reads_the_clock_inside_a_stretch_changes_no_row(tmp_path: Path) ->
     _assert_same_rows(repeating, full)
     exits = _rows(full, "SELECT count(*) FROM closed_trades WHERE exit_reason = 'TIME_EXIT'")
     assert int(str(exits[0][0])) > 5
-    assert int(str(_unchanged(repeating)["repeated_in_stretches"])) > 50
+    counts = _unchanged(repeating)
+    assert int(str(counts["repeated_in_stretches"])) > 50
+    assert int(str(counts["repeated_in_priced_stretches"])) > 50
