@@ -220,12 +220,15 @@ class MarketModel:
         }
 
     @functools.cached_property
-    def _quiet_starts(self) -> dict[str, npt.NDArray[np.intp]]:
-        """The rows where a run of `quiet_runs` starts, by symbol."""
-        return {
-            symbol: np.flatnonzero(runs == np.arange(len(runs)))
-            for symbol, runs in self._quiet_runs.items()
-        }
+    def _quiet_leaves(self) -> dict[str, npt.NDArray[np.intp]]:
+        """Row t: the row that starts the next run of `quiet_runs` after row t's, or the last
+        row when none does, by symbol (one lookup where a search per symbol cost ≈ 2 µs)."""
+        leaves = {}
+        for symbol, runs in self._quiet_runs.items():
+            rows = np.arange(len(runs))
+            starts = np.append(np.flatnonzero(runs == rows), len(runs) - 1)
+            leaves[symbol] = starts[np.searchsorted(starts[:-1], rows, side="right")]
+        return leaves
 
     @classmethod
     def compute(
@@ -348,11 +351,9 @@ class MarketModel:
             if last < 0:  # the first row closes at origin + one bar
                 until.append(origin + bars.timeframe_ms)
                 continue
-            starts = self._quiet_starts[symbol]
-            after = int(np.searchsorted(starts, last, side="right"))
             # The row that leaves the run, or the last row (from which on the age counts),
             # becomes the visible one when it closes.
-            row = int(starts[after]) if after < len(starts) else len(bars) - 1
+            row = self._quiet_leaves[symbol].item(last)
             until.append(origin + (row + 1) * bars.timeframe_ms)
         return min(until, default=now_ms + 1)
 
