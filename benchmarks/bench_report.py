@@ -4,14 +4,16 @@ report.html and charts/*.png), this tree against another commit, alternating on 
     .venv/bin/python -m benchmarks.bench_report                  # 30 days x 8 symbols, bundled
     .venv/bin/python -m benchmarks.bench_report --shared-year    # calendar 2025, 8 x 5m
     .venv/bin/python -m benchmarks.bench_report --run DIR --against main --rounds 7
+    .venv/bin/python -m benchmarks.bench_report --run DIR --against HEAD~1 --new HEAD
 
 The run is replayed once (`--run DIR` keeps it in DIR, or reuses it when DIR already holds
-backtest.db and context.pkl). `--against REF` is exported with `git archive` and imported in
-place of this tree's package. Each round runs the report phase once per tree, in a fresh process
-each (the command writes one report per process: first-call costs such as font loading count),
-alternating which tree goes first; printed are the medians per part and new/old. The outputs of
-every process are then compared with the first one's (benchmarks.compare_reports): the run's
-context is the same, so even the wall-time fields must match.
+backtest.db and context.pkl). `--against REF` (and `--new REF`, else this tree) is exported
+with `git archive` and imported in place of this tree's package. Each round runs the report
+phase once per tree, in a fresh process each (the command writes one report per process:
+first-call costs such as font loading count), alternating which tree goes first; printed are
+the medians per part and new/old. The outputs of every process are then compared with the
+first one's (benchmarks.compare_reports): the run's context is the same, so even the
+wall-time fields must match.
 
 --shared-year needs ../shared/data (not part of the project).
 """
@@ -130,6 +132,7 @@ def main() -> int:
     parser.add_argument("--shared-year", action="store_true")
     parser.add_argument("--run", type=Path, help="keep (or reuse) the replayed run here")
     parser.add_argument("--against", default="main", help="the commit to compare with")
+    parser.add_argument("--new", help="a commit to measure instead of this tree")
     parser.add_argument("--rounds", type=int, default=7)
     options = parser.parse_args()
     if options.shared_year and not SHARED_FUTURES.is_dir():
@@ -139,12 +142,13 @@ def main() -> int:
     run = options.run or work / "run"
     if not (run / "backtest.db").is_file() or not (run / "context.pkl").is_file():
         prepare(run, options.shared_year)
-    trees = {"old": export(options.against, work / "old"), "new": ROOT}
+    new = export(options.new, work / "new") if options.new else ROOT
+    trees = {"old": export(options.against, work / "old"), "new": new}
     times: dict[str, list[dict[str, float]]] = {"old": [], "new": []}
     for round_ in range(options.rounds):
         order = ["old", "new"] if round_ % 2 == 0 else ["new", "old"]
         for side in order:
-            times[side].append(report_once(trees[side], run, work / f"{side}-{round_}"))
+            times[side].append(report_once(trees[side], run, work / "out" / f"{side}-{round_}"))
     _print_medians(times, options.against, options.rounds)
     return _print_comparison(work, options.rounds)
 
@@ -162,17 +166,17 @@ def _print_medians(times: dict[str, list[dict[str, float]]], against: str, round
 
 
 def _print_comparison(work: Path, rounds: int) -> int:
-    reference = work / "old-0"
+    reference = work / "out" / "old-0"
     failures = 0
     for side in ("old", "new"):
         for round_ in range(rounds):
             if (side, round_) == ("old", 0):
                 continue
-            lines = compare(reference, work / f"{side}-{round_}")
+            lines = compare(reference, work / "out" / f"{side}-{round_}")
             failures += sum(": same" not in line for line in lines)
     print(f"outputs of all {2 * rounds} processes identical to old round 0: {failures == 0}")
     if failures:
-        print("\n".join(compare(reference, work / "new-0")))
+        print("\n".join(compare(reference, work / "out" / "new-0")))
     return 1 if failures else 0
 
 
