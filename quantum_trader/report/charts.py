@@ -10,6 +10,8 @@ from datetime import datetime
 
 import matplotlib as mpl
 import matplotlib.dates as mdates
+import numpy as np
+import numpy.typing as npt
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.collections import PolyCollection
@@ -52,13 +54,11 @@ def _title(figure: Figure, text: str, stamp: str) -> None:
     figure.suptitle(f"{text}  [{stamp}]", color=colour, fontsize=12, fontweight="bold")
 
 
-def _shade(axes: Axes, periods: Sequence[HaltPeriod], end: datetime) -> None:
+def _shade(axes: Axes, periods: Sequence[HaltPeriod], bands: Sequence[tuple[float, float]]) -> None:
     """Each halt as a full-height band: one collection for all of them (a year with a daily
     operator reset has hundreds, and a patch each made this most of the chart's time)."""
     if not periods:
         return
-    to_num = mdates.date2num
-    bands = [(to_num(p.start), to_num(p.end or end)) for p in periods]  # type: ignore[no-untyped-call]
     axes.add_collection(
         PolyCollection(
             [[(x0, 0), (x0, 1), (x1, 1), (x1, 0)] for x0, x1 in bands],
@@ -71,6 +71,25 @@ def _shade(axes: Axes, periods: Sequence[HaltPeriod], end: datetime) -> None:
     )
 
 
+def _bands(periods: Sequence[HaltPeriod], end: datetime) -> list[tuple[float, float]]:
+    """The halts' (start, end) as chart dates, converted in one call rather than one per
+    date: the same numbers, as the times are all UTC (a period's hours subtract them)."""
+    edges = [p.start for p in periods] + [p.end or end for p in periods]
+    numbers = [float(x) for x in mdates.date2num(edges)] if edges else []  # type: ignore[no-untyped-call]
+    return list(zip(numbers[: len(periods)], numbers[len(periods) :], strict=True))
+
+
+def _times(index: pd.Index) -> npt.NDArray[np.datetime64]:
+    """The times as matplotlib itself would turn them into chart dates: UTC without a zone, to
+    the microsecond. Given a zoned index it converts element by element, at every call (of
+    the equity chart's 0.24 s, 0.15 s went there); this array converts at once, to the
+    same numbers."""
+    times = pd.DatetimeIndex(index)
+    if times.tz is None:
+        return times.to_numpy()
+    return times.tz_convert("UTC").tz_localize(None).to_numpy().astype("datetime64[us]")
+
+
 def equity_chart(
     equity: pd.Series,
     benchmark: pd.Series,
@@ -81,9 +100,10 @@ def equity_chart(
     """Equity and the benchmark (USDT) above, drawdowns (%) below; halts shaded in both."""
     figure = Figure(figsize=(11, 6.2), layout="constrained")
     top, bottom = figure.subplots(2, 1, sharex=True, height_ratios=(3, 1.3))
-    top.plot(equity.index, equity.to_numpy(), color="#1f77b4", linewidth=1.4, label="strategy")
+    times, benchmark_times = _times(equity.index), _times(benchmark.index)
+    top.plot(times, equity.to_numpy(), color="#1f77b4", linewidth=1.4, label="strategy")
     top.plot(
-        benchmark.index,
+        benchmark_times,
         benchmark.to_numpy(),
         color="#7f7f7f",
         linewidth=1.0,
@@ -107,9 +127,9 @@ def equity_chart(
     )
     top.grid(alpha=0.3)
     dd = drawdown(equity) * 100
-    bottom.fill_between(dd.index, dd.to_numpy(), 0, color="#d62728", alpha=0.35, linewidth=0)
+    bottom.fill_between(times, dd.to_numpy(), 0, color="#d62728", alpha=0.35, linewidth=0)
     bottom.plot(
-        benchmark.index,
+        benchmark_times,
         (drawdown(benchmark) * 100).to_numpy(),
         color="#7f7f7f",
         linewidth=0.8,
@@ -117,8 +137,9 @@ def equity_chart(
     )
     bottom.set_ylabel("drawdown (%)")
     bottom.grid(alpha=0.3)
+    bands = _bands(periods, end)
     for axes in (top, bottom):
-        _shade(axes, periods, end)
+        _shade(axes, periods, bands)
     _date_axis(bottom)
     _title(figure, "Equity and drawdown", stamp)
     return figure
