@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
@@ -38,8 +39,12 @@ mpl.rcParams["svg.hashsalt"] = "quantum-trader"  # reproducible output
 
 
 def to_png(figure: Figure) -> bytes:
+    """The PNG savefig(dpi=DPI) writes, byte for byte, drawn once: for a figure with a layout
+    engine, savefig draws it twice (a dry run that lays it out, then the picture); drawn
+    straight onto an Agg canvas, the figure lays itself out in the one draw."""
+    figure.dpi = DPI
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
+    FigureCanvasAgg(figure).print_png(buffer, metadata={"Software": None})  # type: ignore[no-untyped-call]
     return buffer.getvalue()
 
 
