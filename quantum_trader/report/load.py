@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from quantum_trader.domain import ClosedTrade, Fill, Order
+from quantum_trader.domain import ClosedTrade, EquitySnapshot, Fill, Order
 from quantum_trader.ops.governor_keeper import EVENTS_NAMESPACE
 from quantum_trader.storage.sqlite import SqliteRepository
 
@@ -43,31 +43,43 @@ async def load_run(path: Path) -> RunData:
 
     Opened as the file's only writer (nothing is written) so that closing it, the last
     connection, folds the WAL back into the file: the output holds just backtest.db.
+    The reads overlap: the decisions by day on a connection of their own in a thread (sqlite3
+    releases the GIL while it executes), the repository's queries queued on its connection's
+    thread, so that one's rows are decoded while the next is read.
     """
     repository = await SqliteRepository.open(path)
     try:
-        snapshots = await repository.equity_history()
-        events = await repository.load_state(EVENTS_NAMESPACE)
-        data = RunData(
-            trades=sorted(await repository.closed_trades(), key=lambda t: t.closed_at),
-            fills=await repository.fills(),
-            orders=await repository.orders(),
-            equity=pd.Series(
-                [float(s.equity_usdt) for s in snapshots],
-                index=pd.DatetimeIndex([s.time for s in snapshots]),
-                dtype="float64",
-            ),
-            decisions_by_day=await asyncio.to_thread(_decisions_by_day, path),
-            decision_counts=await repository.decision_counts(),
-            position_events_by_reason=dict(
-                Counter(str(e.reason) for e in await repository.position_events())
-            ),
-            governor_events=sorted(events.values(), key=lambda e: str(e["time"])),
-            open_positions=len(await repository.open_positions()),
-        )
+        async with asyncio.TaskGroup() as reads:
+            by_day = reads.create_task(asyncio.to_thread(_decisions_by_day, path))
+            snapshots = reads.create_task(repository.equity_history())
+            events = reads.create_task(repository.load_state(EVENTS_NAMESPACE))
+            trades = reads.create_task(repository.closed_trades())
+            fills = reads.create_task(repository.fills())
+            orders = reads.create_task(repository.orders())
+            counts = reads.create_task(repository.decision_counts())
+            position_events = reads.create_task(repository.position_events())
+            open_positions = reads.create_task(repository.open_positions())
     finally:
         await repository.close()
-    return data
+    return RunData(
+        trades=sorted(trades.result(), key=lambda t: t.closed_at),
+        fills=fills.result(),
+        orders=orders.result(),
+        equity=_equity(snapshots.result()),
+        decisions_by_day=by_day.result(),
+        decision_counts=counts.result(),
+        position_events_by_reason=dict(Counter(str(e.reason) for e in position_events.result())),
+        governor_events=sorted(events.result().values(), key=lambda e: str(e["time"])),
+        open_positions=len(open_positions.result()),
+    )
+
+
+def _equity(snapshots: list[EquitySnapshot]) -> pd.Series:
+    return pd.Series(
+        [float(s.equity_usdt) for s in snapshots],
+        index=pd.DatetimeIndex([s.time for s in snapshots]),
+        dtype="float64",
+    )
 
 
 def _decisions_by_day(path: Path) -> pd.DataFrame:
