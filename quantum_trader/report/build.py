@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import asdict
+from dataclasses import fields
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -115,7 +115,17 @@ def _by_gate(counts: dict[tuple[str, str], int]) -> dict[str, dict[str, int]]:
 
 
 def _trade_dict(trade: ClosedTrade) -> dict[str, Any]:
-    return {k: str(v) if isinstance(v, Decimal | datetime) else v for k, v in asdict(trade).items()}
+    """The trade's fields, Decimal and datetime as text. Read field by field: asdict's deep
+    copy of each value (a trade's fields are all plain values) was most of build_report's
+    time on the year's 1,850 trades."""
+    return {f.name: _text(getattr(trade, f.name)) for f in _TRADE_FIELDS}
+
+
+_TRADE_FIELDS = fields(ClosedTrade)
+
+
+def _text(value: object) -> object:
+    return str(value) if isinstance(value, Decimal | datetime) else value
 
 
 def _money(value: Decimal) -> float:

@@ -1,21 +1,26 @@
 """report.json is serialized without `dataclasses.asdict` (its deep copy of a year's trade list
 was most of the JSON's time), yet reads exactly as `json.dumps(asdict(report), indent=2,
-default=str)` did, byte for byte, whatever values the report holds."""
+default=str)` did, byte for byte, whatever values the report holds; and the trade list is
+built without it, yet holds what asdict gave."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from report_builders import TWO, backtest, utc
 
 from quantum_trader.backtest import BacktestRequest
 from quantum_trader.config import MarketSettings, Settings
-from quantum_trader.domain import ExitReason, Side
+from quantum_trader.domain import ClosedTrade, ExitReason, Side
+from quantum_trader.report.load import load_run
 from quantum_trader.report.model import BacktestReport
 
 
@@ -35,14 +40,29 @@ def by_asdict(report: BacktestReport) -> str:
     return json.dumps(asdict(report), indent=2, default=str)
 
 
+def by_asdict_trade(trade: ClosedTrade) -> dict[str, Any]:
+    """How a trade of the trade list was made before."""
+    return {k: str(v) if isinstance(v, Decimal | datetime) else v for k, v in asdict(trade).items()}
+
+
+def typed(row: dict[str, Any]) -> list[tuple[str, type, Any]]:
+    return [(k, type(v), v) for k, v in row.items()]
+
+
 @pytest.fixture(scope="module")
-def report(tmp_path_factory: pytest.TempPathFactory) -> BacktestReport:
+def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[BacktestReport, Path]:
+    """A month's backtest of two symbols: its report and its output directory."""
     directory = tmp_path_factory.mktemp("json")
     settings = Settings(
         data_dir=directory, market=MarketSettings(symbols=TWO), signals={"source": "rules"}
     )
     request = BacktestRequest(utc(2025, 9, 10), utc(2025, 10, 10), out_dir=directory / "out")
-    return backtest(settings, request)
+    return backtest(settings, request), directory / "out"
+
+
+@pytest.fixture(scope="module")
+def report(run: tuple[BacktestReport, Path]) -> BacktestReport:
+    return run[0]
 
 
 def test_a_backtest_report_with_trades_reads_as_asdict_wrote_it(report: BacktestReport) -> None:
@@ -76,3 +96,12 @@ def test_the_written_file_is_the_json(report: BacktestReport, tmp_path: Path) ->
     report.write(tmp_path / "report.json")
     assert (tmp_path / "report.json").read_text(encoding="utf-8") == by_asdict(report)
     assert [p.name for p in tmp_path.iterdir()] == ["report.json"]
+
+
+def test_the_trade_list_holds_each_trade_as_asdict_gave_it(
+    run: tuple[BacktestReport, Path],
+) -> None:
+    report, out = run
+    trades = asyncio.run(load_run(out / "backtest.db")).trades
+    assert trades
+    assert [typed(t) for t in report.trade_list] == [typed(by_asdict_trade(t)) for t in trades]
