@@ -149,12 +149,14 @@ def main() -> int:
         order = ["old", "new"] if round_ % 2 == 0 else ["new", "old"]
         for side in order:
             times[side].append(report_once(trees[side], run, work / "out" / f"{side}-{round_}"))
-    _print_medians(times, options.against, options.rounds)
+    _print_medians(times, options.against, options.new or "this tree", options.rounds)
     return _print_comparison(work, options.rounds)
 
 
-def _print_medians(times: dict[str, list[dict[str, float]]], against: str, rounds: int) -> None:
-    print(f"median of {rounds} rounds, seconds (old = {against}, new = this tree)")
+def _print_medians(
+    times: dict[str, list[dict[str, float]]], against: str, measured: str, rounds: int
+) -> None:
+    print(f"median of {rounds} rounds, seconds (old = {against}, new = {measured})")
     for part in PARTS:
         old = statistics.median(t[part] for t in times["old"])
         new = statistics.median(t[part] for t in times["new"])
