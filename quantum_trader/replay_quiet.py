@@ -231,18 +231,19 @@ class QuietSteps:
         """Find the steps from `start` to before `end` that repeat with one check, kept in
         `_ahead`: all of them, or else the first half; none when neither holds (`_failed`).
 
-        After a repeated step, with positions open, what a later step of the stretch checks moves
-        only with the held symbols' marks, and each part passes on an interval of them: the keeper's
-        plan for each position on an interval of its mark (with its book and time fixed;
-        tests/keeper/test_keeper_steady_band.py), and the tracker, the governor and the gates'
-        unpriced declarations on an interval of the equity (test_portfolio_quiet_until.py,
-        test_gates_governor.py, test_gates_orchestrator.py), which moves with each mark one way. So
-        the checks passing with every long at the lowest mark any step shows it and every short at
-        its highest (the lowest equity), and the other way round, pass at every step in between.
-        Time reads are timers the stretch ends before (`_until`), or, in the keeper's plan, become
-        due and stay due (a time exit, a stop replacement held back), so the checks are made at the
-        last step. The stretch starts after a repeated step: the keeper's regime memory, the one
-        thing a tick moves that its plan reads, then stands until the regimes change. A base whose
+        After a repeated step, with positions open, what a later step of the stretch checks
+        moves only with the held symbols' marks, and each part passes on an interval of
+        them: the keeper's plan for each position on an interval of its mark (with its book
+        and time fixed; tests/keeper/test_keeper_steady_band.py), and the tracker, the
+        governor and the gates' unpriced declarations on an interval of the equity
+        (test_portfolio_quiet_until.py, test_gates_governor.py, test_gates_orchestrator.py),
+        which moves with each mark one way. So the checks passing with every long at the
+        lowest mark any step shows it and every short at its highest (the lowest equity),
+        and the other way round, pass at every step in between. Time reads are timers the
+        stretch ends before (`_until`), or, in the keeper's plan, become due and stay due (a
+        time exit, a stop replacement held back), so the checks are made at the last step.
+        The stretch starts after a repeated step: the keeper's regime memory, the one thing
+        a tick moves that its plan reads, then stands until the regimes change. A base whose
         inputs read prices has the cycle's part checked at each step instead
         (`_priced_prefix`)."""
         self._failed = True
@@ -259,8 +260,8 @@ class QuietSteps:
         priced = not self._core.executor.repeats_unpriced
         for length in (len(steps), len(steps) // 2):
             if length > 1 and self._holds(steps[length - 1], marks[:length], listed, priced):
-                holding = self._priced_prefix(steps[:length], marks) if priced else length
-                self._ahead = dict(zip(steps[:holding], marks[:holding], strict=False))
+                holding = self._priced_prefix(steps[:length], marks[:length]) if priced else length
+                self._ahead = dict(zip(steps[:holding], marks[:holding], strict=True))
                 # Cut short at a step whose own check fails: that step runs, the next try
                 # waits for a step that ran.
                 self._failed = holding < length
@@ -271,7 +272,7 @@ class QuietSteps:
         prices, from the first on: a base whose inputs read prices (the balancer's priced
         refusals, not shown to hold on an interval of the marks) is checked step by step."""
         positions = self._core.keeper.positions
-        for index, (step, at) in enumerate(zip(steps, marks, strict=False)):
+        for index, (step, at) in enumerate(zip(steps, marks, strict=True)):
             # What each step's tick leaves, as `repeats` books it: new highs and lows.
             positions = {s: with_extremes(p, at[s]) for s, p in positions.items()}
             if not self._cycle_unmoved(self._exchange.balance_at(at), step, positions):
