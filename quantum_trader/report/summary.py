@@ -100,5 +100,17 @@ def _period_line(period: dict[str, Any]) -> str:
     end = (period["end"] or "end of backtest")[:16].replace("T", " ")
     return (
         f"  {period['start'][:16].replace('T', ' ')} → {end} ({period['hours']:.1f} h) "
-        f"{period['worst_state']}: {'; '.join(period['causes'])} — {period['ended_by']}"
+        f"{period['worst_state']}: {_causes(period['causes'])} — {period['ended_by']}"
     )
+
+
+def _causes(causes: list[str]) -> str:
+    """Each breaker's first trip, and how many more there were: a long halt gathers every
+    trip while it lasts (one that ran to the end of a year, dozens of volatility spikes),
+    which the page and report.json list in full."""
+    first: dict[str, str] = {}
+    for cause in causes:
+        first.setdefault(cause.split(" (", 1)[0], cause)
+    shown = "; ".join(first.values())
+    more = len(causes) - len(first)
+    return f"{shown}; {more} more trip(s) of these (report.html)" if more else shown

@@ -155,3 +155,35 @@ def test_status_and_trades_read_the_backtest_database(
     assert state["governor"]["decision"] == "EMERGENCY_SHUTDOWN"
     assert state["governor_events"]["count"] == len(report.halts["events"])
     assert state["analytics"] is None  # a backtest keeps its own report
+
+
+def test_a_long_halt_prints_each_breaker_once_with_the_count_of_the_rest() -> None:
+    """A halt that lasts gathers every trip (a year's end, dozens of volatility spikes): the
+    terminal shows each breaker's first, and how many more the page lists."""
+    from quantum_trader.report.summary import _period_line
+
+    causes = [
+        "HOURLY_LOSS (loss 0.0075)",
+        *(
+            f"VOLATILITY_SPIKE (BTC/USDT:USDT hourly return at -{3 + i / 10:.2f}σ)"
+            for i in range(40)
+        ),
+        "TOTAL_DECLINE (decline 0.0505)",
+    ]
+    period = {
+        "start": "2025-10-13T04:10:00+00:00",
+        "end": None,
+        "hours": 1171.8,
+        "worst_state": "HALTED",
+        "causes": causes,
+        "ended_by": "end of backtest",
+    }
+    line = _period_line(period)
+    assert (
+        "HOURLY_LOSS (loss 0.0075); VOLATILITY_SPIKE (BTC/USDT:USDT hourly return at -3.00σ)"
+        in line
+    )
+    assert "TOTAL_DECLINE (decline 0.0505)" in line  # a breaker that came last is still named
+    assert "-3.10σ" not in line
+    assert "39 more trip(s) of these (report.html)" in line
+    assert "2025-10-13 04:10 → end of backtest (1171.8 h) HALTED" in line
