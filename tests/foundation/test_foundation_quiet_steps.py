@@ -24,7 +24,9 @@ from pathlib import Path
 import pytest
 
 from quantum_trader.backtest import UNCHANGED_KEY, BacktestRequest, run_backtest
-from quantum_trader.config import Settings
+from quantum_trader.config import MarketSettings, Settings
+from quantum_trader.signals.settings import EnsembleSettings
+from quantum_trader.walk_forward import Block, train_block
 
 # Two replays of ten days of five-minute bars: ≈ 10–20 s on the busy 2-core machine.
 pytestmark = pytest.mark.slow
@@ -162,6 +164,48 @@ def test_what_reads_the_clock_inside_a_stretch_changes_no_row(tmp_path: Path) ->
     _assert_same_rows(repeating, full)
     exits = _rows(full, "SELECT count(*) FROM closed_trades WHERE exit_reason = 'TIME_EXIT'")
     assert int(str(exits[0][0])) > 5
+    counts = _unchanged(repeating)
+    assert int(str(counts["repeated_in_stretches"])) > 50
+    assert int(str(counts["repeated_in_priced_stretches"])) > 50
+
+
+# Two tree models trained on a week: signals with votes, as the daemon's ensemble gives them.
+TINY = EnsembleSettings(
+    training_days=7,
+    walk_forward_folds=1,
+    validation_fraction=0.3,
+    embargo_h=8,
+    tree_rounds=10,
+    models=("xgboost", "lightgbm"),
+)
+FOUR = ("BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT", "BNB/USDT:USDT")
+
+
+def test_a_trained_ensemble_repeats_as_every_step_run_in_full(tmp_path: Path) -> None:
+    """The same with a trained ensemble's signals instead of the rule agent's: every row of
+    the database with repeating on and off, and stretches found, priced ones included."""
+    window = (datetime(2025, 9, 2, tzinfo=UTC), datetime(2025, 9, 25, tzinfo=UTC))
+
+    def settings(data_dir: Path, skip_quiet: bool) -> Settings:
+        return Settings(
+            data_dir=data_dir,
+            market=MarketSettings(symbols=FOUR),
+            ensemble=TINY,
+            backtest={"operator_reset_after": "PT12H", "skip_quiet_steps": skip_quiet},
+        )
+
+    models = tmp_path / "models"
+    train_block(settings(tmp_path, True), FOUR, Block(window[0], window[0]), 7, models)
+    databases = []
+    for skip_quiet in (True, False):
+        data_dir = tmp_path / f"skip-{skip_quiet}"
+        data_dir.mkdir()
+        (data_dir / "models").symlink_to(models)
+        request = BacktestRequest(*window, out_dir=data_dir / "out")
+        asyncio.run(run_backtest(settings(data_dir, skip_quiet), request))
+        databases.append(data_dir / "out" / "backtest.db")
+    repeating, full = databases
+    _assert_same_rows(repeating, full)
     counts = _unchanged(repeating)
     assert int(str(counts["repeated_in_stretches"])) > 50
     assert int(str(counts["repeated_in_priced_stretches"])) > 50
