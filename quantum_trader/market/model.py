@@ -37,6 +37,7 @@ from quantum_trader.domain import (
 )
 from quantum_trader.domain.correlation import CorrelationMatrix, correlation_matrix
 from quantum_trader.market import indicators
+from quantum_trader.market.correlations_ahead import CorrelationsAhead, Rows
 from quantum_trader.market.replay import FundingSeries
 from quantum_trader.market.resample import hourly_row_for, on_rows, resample_hourly
 from quantum_trader.market.validation import is_stale
@@ -141,6 +142,10 @@ def _grid_origin(bars: Bars) -> int | None:
     return int(bars.time_ms[0]) if span == (len(bars) - 1) * bars.timeframe_ms else None
 
 
+def _rows_key(rows: Sequence[tuple[str, SymbolSeries, int]]) -> Rows:
+    return tuple((symbol, last) for symbol, _, last in rows)
+
+
 def _last_closed_row(bars: Bars, origin: int | None, now_ms: int) -> int:
     if origin is None:
         return bars.closed_before(now_ms) - 1
@@ -211,6 +216,7 @@ class MarketModel:
         self._funding_recorded = all(s.funding_8h is not None for s in self._series.values())
         self._quiet: tuple[int, int, tuple[tuple[str, int], ...]] | None = None
         self._rows: tuple[int, tuple[tuple[str, SymbolSeries, int], ...]] | None = None
+        self._ahead: CorrelationsAhead | None = None  # `look_ahead`
 
     @functools.cached_property
     def _quiet_runs(self) -> dict[str, npt.NDArray[np.intp]]:
@@ -268,10 +274,9 @@ class MarketModel:
         returns: dict[str, FloatArray] = {}
         funding: dict[str, float] = {}
         rows = self._rows_at(now_ms)
-        span = self._windows.returns_bars
         for symbol, s, last in rows:
             prices[symbol] = Decimal(repr(s.bars.close.item(last)))
-            returns[symbol] = s.returns[max(1, last + 1 - span) : last + 1]
+            returns[symbol] = self._returns(s, last)
             funding[symbol] = (
                 s.funding_8h.item(last)
                 if s.funding_8h is not None
@@ -288,21 +293,42 @@ class MarketModel:
             returns=returns,
             funding_rate_8h=funding,
             return_zscore=zscores,
-            correlations=self._correlations_at(now_ms, returns),
+            correlations=self._correlations_at(now_ms, returns, rows),
         )
         return MarketState(view, signals)
+
+    def look_ahead(self, periods: int) -> None:
+        """Compute the correlation matrices of `periods` refresh periods at a time, the
+        first one needed and those after it (correlations_ahead.py): for a model over a
+        recording, whose rows ahead exist."""
+        windows = self._windows
+        self._ahead = CorrelationsAhead(
+            periods, windows.correlation_refresh_ms, windows.returns_bars, self._returns_at
+        )
+
+    def _returns(self, s: SymbolSeries, last: int) -> FloatArray:
+        return s.returns[max(1, last + 1 - self._windows.returns_bars) : last + 1]
+
+    def _returns_at(self, now_ms: int) -> tuple[Rows, dict[str, FloatArray]]:
+        """The rows the view at `now_ms` would show and their returns (the model's memory of
+        the last instant left as it is)."""
+        rows = self._visible_rows(now_ms)
+        return _rows_key(rows), {symbol: self._returns(s, last) for symbol, s, last in rows}
 
     def _rows_at(self, now_ms: int) -> tuple[tuple[str, SymbolSeries, int], ...]:
         """Each symbol the view at `now_ms` shows, with its row. The last instant's answer is
         kept: a backtest step asks for the view and its quiet key at the same instant."""
         if self._rows is not None and self._rows[0] == now_ms:
             return self._rows[1]
+        rows = self._visible_rows(now_ms)
+        self._rows = (now_ms, rows)
+        return rows
+
+    def _visible_rows(self, now_ms: int) -> tuple[tuple[str, SymbolSeries, int], ...]:
         visible = (
             (symbol, s, self._visible_row(symbol, s, now_ms)) for symbol, s in self._series.items()
         )
-        rows = tuple(row for row in visible if row[2] >= 0)
-        self._rows = (now_ms, rows)
-        return rows
+        return tuple(row for row in visible if row[2] >= 0)
 
     def _visible_row(self, symbol: str, s: SymbolSeries, now_ms: int) -> int:
         """The row of `symbol` the view at `now_ms` shows, or -1 when it leaves it out."""
@@ -377,11 +403,20 @@ class MarketModel:
         self._slow = (key, fields)
         return fields
 
-    def _correlations_at(self, now_ms: int, returns: Mapping[str, FloatArray]) -> CorrelationMatrix:
-        """Recomputed once per refresh period, not per cycle or per candidate."""
+    def _correlations_at(
+        self,
+        now_ms: int,
+        returns: Mapping[str, FloatArray],
+        rows: Sequence[tuple[str, SymbolSeries, int]],
+    ) -> CorrelationMatrix:
+        """Recomputed once per refresh period, not per cycle or per candidate; computed
+        ahead when `look_ahead` asked for it and the rows are those it was computed from."""
         period = now_ms // self._windows.correlation_refresh_ms
         if self._correlations is None or self._correlations[0] != period:
-            matrix = correlation_matrix(returns, None, self._windows.returns_bars)
+            ahead = self._ahead
+            matrix = ahead.at(period, _rows_key(rows)) if ahead is not None else None
+            if matrix is None:
+                matrix = correlation_matrix(returns, None, self._windows.returns_bars)
             self._correlations = (period, matrix)
         return self._correlations[1]
 

@@ -71,8 +71,9 @@ def recorded_model(
     rules: Mapping[str, MarketRules],
 ) -> MarketModel:
     """Everything about the recorded market that does not depend on the account — indicators,
-    regimes, signals, statistics — computed once, vectorized, over the whole recording."""
-    return MarketModel.compute(
+    regimes, signals, statistics — computed once, vectorized, over the whole recording; the
+    correlation matrices a day of refresh periods at a time (`MarketModel.look_ahead`)."""
+    model = MarketModel.compute(
         feed.bars,
         source,
         rules,
@@ -82,6 +83,11 @@ def recorded_model(
         global_regime=global_regime_timeline(store, settings),
         windows=statistics_windows(settings),
     )
+    model.look_ahead(CORRELATION_PERIODS_AHEAD)
+    return model
+
+
+CORRELATION_PERIODS_AHEAD = 24
 
 
 def statistics_windows(settings: Settings) -> StatisticsWindows:

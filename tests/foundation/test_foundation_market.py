@@ -241,3 +241,52 @@ def test_the_quiet_key_stays_within_an_hour_and_moves_across_hours(
     assert None not in keys
     repeats = sum(a == b for a, b in itertools.pairwise(keys))
     assert 200 < repeats < len(keys) - 1  # most 5-minute steps keep it; hours move it
+
+
+@pytest.fixture(scope="module")
+def hourly() -> tuple[MarketModel, MarketModel, int]:
+    """The backtest's model of three bundled symbols twice, one computing its hourly
+    correlation matrices a day ahead (`look_ahead`), and the first instant after warm-up."""
+    from quantum_trader.config import Settings
+    from quantum_trader.market import setup
+
+    feed = ReplayFeed(STORE, (BTC, "ETH/USDT:USDT", "SOL/USDT:USDT"), "5m", 2500)
+    settings = Settings(signals={"source": "rules"})
+
+    def model() -> MarketModel:
+        return MarketModel.compute(
+            feed.bars,
+            AGENT,
+            default_market_rules(feed.symbols),
+            tail=None,
+            regime=setup.regime_function(settings),
+            funding_series=feed.funding,
+            global_regime=setup.global_regime_timeline(STORE, settings),
+            windows=setup.statistics_windows(settings),
+        )
+
+    ahead = model()
+    ahead.look_ahead(24)
+    return ahead, model(), ms_from_utc(feed.start)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    steps=st.lists(st.integers(min_value=0, max_value=6_000), min_size=1, max_size=40),
+    on_the_hour=st.booleans(),
+)
+def test_correlations_computed_ahead_are_the_ones_computed_when_asked(
+    hourly: tuple[MarketModel, MarketModel, int], steps: list[int], on_the_hour: bool
+) -> None:
+    """Bit for bit, at any instants in time order, on the hour (where the matrix ahead was
+    computed at the instant asked) or between (where it was not, unless the rows agree)."""
+    ahead, asked, start_ms = hourly
+    for step in sorted(steps):
+        now = start_ms + step * 300_000
+        now = now - now % 3_600_000 if on_the_hour else now
+        mine = ahead.state_at(now).view.correlations
+        theirs = asked.state_at(now).view.correlations
+        assert mine is not None
+        assert theirs is not None
+        assert mine.symbols == theirs.symbols
+        assert mine.values.tobytes() == theirs.values.tobytes()

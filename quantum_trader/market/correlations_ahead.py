@@ -1,0 +1,45 @@
+"""A recorded market's correlation matrices, computed a day of refresh periods at a time.
+
+A backtest asks for one matrix per refresh period (hourly), each from the returns visible at
+the first instant it asks in that period. Computed one at a time between a year's steps, a
+matrix took ≈ 54 µs; in a tight loop over the periods ahead, ≈ 26 µs (the same NumPy calls,
+with their code and data warm). Each matrix ahead is computed at its period's start and kept
+with the rows it was computed from; it is used only when the instant asked shows the same
+rows, so its returns, and so the matrix, are the ones `correlation_matrix` would give there.
+Only a model over a recording looks ahead: a live model sees no rows ahead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from quantum_trader.domain import FloatArray
+from quantum_trader.domain.correlation import CorrelationMatrix, correlation_matrix
+
+Rows = tuple[tuple[str, int], ...]  # each symbol shown, with its visible row
+ReturnsAt = Callable[[int], tuple[Rows, Mapping[str, FloatArray]]]
+
+
+class CorrelationsAhead:
+    """The matrices of the next `periods` refresh periods, computed when one is missing."""
+
+    def __init__(self, periods: int, refresh_ms: int, lookback: int, returns_at: ReturnsAt) -> None:
+        self._periods = periods
+        self._refresh_ms = refresh_ms
+        self._lookback = lookback
+        self._returns_at = returns_at  # the rows and their returns at an instant
+        self._ahead: dict[int, tuple[Rows, CorrelationMatrix]] = {}
+
+    def at(self, period: int, rows: Rows) -> CorrelationMatrix | None:
+        """The matrix of `period` when it was computed from `rows`; None otherwise (the
+        caller computes it from its own returns)."""
+        if period not in self._ahead:
+            self._compute_from(period)
+        computed_from, matrix = self._ahead.pop(period)
+        return matrix if computed_from == rows else None
+
+    def _compute_from(self, period: int) -> None:
+        self._ahead.clear()
+        for ahead in range(period, period + self._periods):
+            rows, returns = self._returns_at(ahead * self._refresh_ms)
+            self._ahead[ahead] = rows, correlation_matrix(returns, None, self._lookback)
