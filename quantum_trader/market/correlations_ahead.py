@@ -24,7 +24,7 @@ class CorrelationsAhead:
     """The matrices of the next `periods` refresh periods, computed when one is missing."""
 
     def __init__(self, periods: int, refresh_ms: int, lookback: int, returns_at: ReturnsAt) -> None:
-        self._periods = periods
+        self._periods = max(1, periods)  # the period asked for, at least
         self._refresh_ms = refresh_ms
         self._lookback = lookback
         self._returns_at = returns_at  # the rows and their returns at an instant
