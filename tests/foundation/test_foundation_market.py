@@ -154,14 +154,20 @@ def recorded() -> tuple[MarketModel, int]:
     """The backtest's model of two bundled symbols (regimes, funding, global regime) and the
     first instant after its warm-up; correlations refreshed daily, so that the hour does not
     move the key by itself."""
+    feed = ReplayFeed(STORE, (BTC, "ETH/USDT:USDT"), "5m", 2500)
+    return _backtest_model(feed, correlation_refresh_ms=86_400_000), ms_from_utc(feed.start)
+
+
+def _backtest_model(feed: ReplayFeed, **windows: int) -> MarketModel:
+    """The backtest's model of `feed`'s symbols (regimes, funding, global regime, rule
+    signals), with `windows` changed from the settings' statistics windows."""
     from dataclasses import replace
 
     from quantum_trader.config import Settings
     from quantum_trader.market import setup
 
-    feed = ReplayFeed(STORE, (BTC, "ETH/USDT:USDT"), "5m", 2500)
     settings = Settings(signals={"source": "rules"})
-    model = MarketModel.compute(
+    return MarketModel.compute(
         feed.bars,
         AGENT,
         default_market_rules(feed.symbols),
@@ -169,9 +175,8 @@ def recorded() -> tuple[MarketModel, int]:
         regime=setup.regime_function(settings),
         funding_series=feed.funding,
         global_regime=setup.global_regime_timeline(STORE, settings),
-        windows=replace(setup.statistics_windows(settings), correlation_refresh_ms=86_400_000),
+        windows=replace(setup.statistics_windows(settings), **windows),
     )
-    return model, ms_from_utc(feed.start)
 
 
 def _all_but_prices(model: MarketModel, now_ms: int) -> tuple[object, ...]:
@@ -247,27 +252,10 @@ def test_the_quiet_key_stays_within_an_hour_and_moves_across_hours(
 def hourly() -> tuple[MarketModel, MarketModel, int]:
     """The backtest's model of three bundled symbols twice, one computing its hourly
     correlation matrices a day ahead (`look_ahead`), and the first instant after warm-up."""
-    from quantum_trader.config import Settings
-    from quantum_trader.market import setup
-
     feed = ReplayFeed(STORE, (BTC, "ETH/USDT:USDT", "SOL/USDT:USDT"), "5m", 2500)
-    settings = Settings(signals={"source": "rules"})
-
-    def model() -> MarketModel:
-        return MarketModel.compute(
-            feed.bars,
-            AGENT,
-            default_market_rules(feed.symbols),
-            tail=None,
-            regime=setup.regime_function(settings),
-            funding_series=feed.funding,
-            global_regime=setup.global_regime_timeline(STORE, settings),
-            windows=setup.statistics_windows(settings),
-        )
-
-    ahead = model()
+    ahead = _backtest_model(feed)
     ahead.look_ahead(24)
-    return ahead, model(), ms_from_utc(feed.start)
+    return ahead, _backtest_model(feed), ms_from_utc(feed.start)
 
 
 @settings(max_examples=60, deadline=None)

@@ -22,10 +22,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from ensemble_builders import TINY
 
 from quantum_trader.backtest import UNCHANGED_KEY, BacktestRequest, run_backtest
 from quantum_trader.config import MarketSettings, Settings
-from quantum_trader.signals.settings import EnsembleSettings
 from quantum_trader.walk_forward import Block, train_block
 
 # Two replays of ten days of five-minute bars: ≈ 10–20 s on the busy 2-core machine.
@@ -169,15 +169,6 @@ def test_what_reads_the_clock_inside_a_stretch_changes_no_row(tmp_path: Path) ->
     assert int(str(counts["repeated_in_priced_stretches"])) > 50
 
 
-# Two tree models trained on a week: signals with votes, as the daemon's ensemble gives them.
-TINY = EnsembleSettings(
-    training_days=7,
-    walk_forward_folds=1,
-    validation_fraction=0.3,
-    embargo_h=8,
-    tree_rounds=10,
-    models=("xgboost", "lightgbm"),
-)
 FOUR = ("BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT", "BNB/USDT:USDT")
 
 

@@ -8,6 +8,7 @@ import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ensemble_builders import TINY
 from rich.console import Console
 
 from quantum_trader.backtest import BacktestRequest, run_backtest
@@ -15,20 +16,10 @@ from quantum_trader.config import MarketSettings, Settings
 from quantum_trader.market.candle_store import bundled_sample_dir, file_stem
 from quantum_trader.report.model import BacktestReport
 from quantum_trader.report.summary import print_backtest_summary
-from quantum_trader.signals.settings import EnsembleSettings
 from quantum_trader.walk_forward import Block, train_block
 
 TWO = ("BTC/USDT:USDT", "ETH/USDT:USDT")
 FOUR = ("BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT", "BNB/USDT:USDT")
-# Two tree models, a week of data, ten rounds: trained in well under a second.
-TINY = EnsembleSettings(
-    training_days=7,
-    walk_forward_folds=1,
-    validation_fraction=0.3,
-    embargo_h=8,
-    tree_rounds=10,
-    models=("xgboost", "lightgbm"),
-)
 
 
 def utc(year: int, month: int, day: int) -> datetime:
