@@ -27,6 +27,7 @@ from quantum_trader.ports import Clock, SignalSource
 
 log = get_logger("market")
 REGIME_SYMBOL = "BTC/USDT:USDT"
+CORRELATION_PERIODS_AHEAD = 24  # a recording's correlation matrices, a day's at a time
 
 
 def open_store(settings: Settings) -> CandleStore:
@@ -85,9 +86,6 @@ def recorded_model(
     )
     model.look_ahead(CORRELATION_PERIODS_AHEAD)
     return model
-
-
-CORRELATION_PERIODS_AHEAD = 24
 
 
 def statistics_windows(settings: Settings) -> StatisticsWindows:
