@@ -29,6 +29,7 @@ from pathlib import Path
 
 from quantum_trader.app import Core, assemble, choose_signal_source, make_paper_exchange
 from quantum_trader.clock import ManualClock, ms_from_utc
+from quantum_trader.collector import collector_paused, loaded_objects_exempt
 from quantum_trader.config import Settings
 from quantum_trader.domain import EquitySnapshot, MarketRules
 from quantum_trader.errors import ConfigurationError, QuantumTraderError
@@ -99,12 +100,14 @@ async def run_backtest(
     started = time.perf_counter()
     settings, replay = prepare_replay(settings, request)  # refusals before anything is written
     with staged_output(request.out_dir) as work:
-        context = await replay_into(settings, replay, work, stopping or asyncio.Event())
+        with loaded_objects_exempt():  # collector.py: what is loaded outlives the replay
+            context = await replay_into(settings, replay, work, stopping or asyncio.Event())
         # The market, its model and the core are no longer needed: release them before the
         # report loads its libraries and the run's tables (the command's peak memory).
         del replay
         gc.collect()
-        return await write_report(context, work, started)
+        with collector_paused():  # the report's cycles, a few MB, are left for after it
+            return await write_report(context, work, started)
 
 
 def prepare_replay(settings: Settings, request: BacktestRequest) -> tuple[Settings, Replay]:

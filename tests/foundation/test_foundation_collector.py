@@ -1,0 +1,96 @@
+"""The cyclic collector during a backtest (collector.py): exempt and paused only inside the
+command, and left as it was found, whether the run ends, fails or is interrupted."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from quantum_trader.backtest import BacktestInterrupted, BacktestRequest, run_backtest
+from quantum_trader.collector import collector_paused, loaded_objects_exempt
+from quantum_trader.config import Settings
+
+
+@pytest.fixture
+def freeze_counts_at_collections() -> Iterator[list[int]]:
+    """The number of exempt objects at the start of every collection while the test runs."""
+    seen: list[int] = []
+
+    def note(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            seen.append(gc.get_freeze_count())
+
+    gc.callbacks.append(note)
+    try:
+        yield seen
+    finally:
+        gc.callbacks.remove(note)
+
+
+def _fail_inside(
+    scope: Callable[[], AbstractContextManager[None]], note: Callable[[], None]
+) -> None:
+    with scope():
+        note()
+        raise RuntimeError("the scope ends by an error")
+
+
+def test_objects_alive_on_entry_are_exempt_inside_and_collectable_after() -> None:
+    assert gc.get_freeze_count() == 0
+    inside: list[int] = []
+    with pytest.raises(RuntimeError):
+        _fail_inside(loaded_objects_exempt, lambda: inside.append(gc.get_freeze_count()))
+    assert inside[0] > 0
+    assert gc.get_freeze_count() == 0
+
+
+def test_a_paused_collector_resumes_only_if_it_ran_on_entry() -> None:
+    assert gc.isenabled()
+    inside: list[bool] = []
+    with pytest.raises(RuntimeError):
+        _fail_inside(collector_paused, lambda: inside.append(gc.isenabled()))
+    assert inside == [False]
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with collector_paused():
+            pass
+        assert not gc.isenabled()  # the caller's choice stands
+    finally:
+        gc.enable()
+
+
+def _run(tmp_path: Path, stopping: asyncio.Event | None = None) -> None:
+    settings = Settings(data_dir=tmp_path, signals={"source": "rules"})
+    request = BacktestRequest(
+        start=datetime(2025, 9, 10, tzinfo=UTC),
+        end=datetime(2025, 9, 12, tzinfo=UTC),
+        out_dir=tmp_path / "out",
+    )
+    asyncio.run(run_backtest(settings, request, stopping))
+
+
+def test_a_backtest_exempts_what_it_loaded_and_leaves_the_collector_as_it_found_it(
+    tmp_path: Path, freeze_counts_at_collections: list[int]
+) -> None:
+    _run(tmp_path)
+    assert (tmp_path / "out" / "report.json").exists()
+    assert any(count > 0 for count in freeze_counts_at_collections)  # the replay's passes
+    assert gc.isenabled()
+    assert gc.get_freeze_count() == 0
+
+
+def test_an_interrupted_backtest_leaves_the_collector_as_it_found_it(tmp_path: Path) -> None:
+    stopping = asyncio.Event()
+    stopping.set()
+    with pytest.raises(BacktestInterrupted):
+        _run(tmp_path, stopping)
+    assert gc.isenabled()
+    assert gc.get_freeze_count() == 0
