@@ -23,7 +23,6 @@ import dataclasses
 import gc
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -45,6 +44,7 @@ from quantum_trader.market.setup import (
 )
 from quantum_trader.market.source import resolve_market_data
 from quantum_trader.ports import SignalSource
+from quantum_trader.record import record
 from quantum_trader.replay_quiet import QuietSteps
 from quantum_trader.report.benchmark import buy_and_hold
 from quantum_trader.report.load import load_run
@@ -67,7 +67,7 @@ class BacktestInterrupted(QuantumTraderError):
     """SIGTERM/SIGINT stopped the backtest before it finished; nothing was written."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class BacktestRequest:
     start: datetime | None = None
     end: datetime | None = None
@@ -76,7 +76,7 @@ class BacktestRequest:
     allow_in_sample: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Replay:
     """A backtest ready to run: the market, the signals, the window and their provenance."""
 

@@ -35,17 +35,17 @@ gains later is covered without a change here.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 
 from quantum_trader.domain import MarketView, PortfolioView, Signal
 from quantum_trader.gates.governor import GovernorState
 from quantum_trader.portfolio.performance import block_reason
+from quantum_trader.record import record
 
 AccountInputs = Callable[[PortfolioView, MarketView], object]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Observed:
     """One cycle's observations, from which its inputs are read field by field."""
 
@@ -80,7 +80,7 @@ _READERS: tuple[tuple[str, Callable[[Observed], object]], ...] = (
 _MARKET_READERS = frozenset({"signals", "global_regime", "per_symbol", "statistics"})
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CycleInputs:
     """Everything the candidate filter and the gates consulted read, as of one cycle."""
 

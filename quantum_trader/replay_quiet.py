@@ -49,7 +49,7 @@ at the step's balance hold (`repeats_cycle`).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -65,9 +65,10 @@ from quantum_trader.keeper.steady import only_extremes_moved
 from quantum_trader.market.model import MarketModel
 from quantum_trader.monitor.stops import with_extremes
 from quantum_trader.portfolio.account import AccountTracker
+from quantum_trader.record import record
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Before:
     """What a step may change, as it stood when the step began."""
 

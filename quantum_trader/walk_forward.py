@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from quantum_trader.market.replay import FundingSeries, ReplayFeed
 from quantum_trader.market.setup import history_bars
 from quantum_trader.market.source import resolve_market_data
 from quantum_trader.ports import SignalSource
+from quantum_trader.record import record
 from quantum_trader.report.model import BacktestReport
 from quantum_trader.report.outputs import staged_output
 from quantum_trader.report.provenance import SignalPeriod, training_window, walk_forward_provenance
@@ -38,7 +38,7 @@ from quantum_trader.signals.loading import load_ensemble
 MODELS_DIR = "models"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class WalkForwardRequest:
     block_days: int
     training_days: int
@@ -48,7 +48,7 @@ class WalkForwardRequest:
     out_dir: Path = Path("reports/walk-forward")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Block:
     """[start, end): traded by models trained on data that ends at `start`."""
 

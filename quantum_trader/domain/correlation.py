@@ -7,16 +7,17 @@ symbol whose returns do not vary correlates 0 with everything (and 1 with itself
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 
 import numpy as np
 
 from quantum_trader.domain.market import FloatArray
+from quantum_trader.record import record
 
 MIN_SAMPLES = 3
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CorrelationMatrix:
     """Pairwise correlations; `symbols[i]` names row and column i."""
 

@@ -9,11 +9,12 @@ our orders the source has reported, by client order id.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime
 from enum import StrEnum
 
 from quantum_trader.domain.trading import ExchangePosition, Order
+from quantum_trader.record import record
 
 
 class SnapshotSource(StrEnum):
@@ -21,7 +22,7 @@ class SnapshotSource(StrEnum):
     REST = "REST"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ExchangeSnapshot:
     """The account at `taken_at` (for a REST snapshot: when its first read was sent).
 
@@ -38,7 +39,7 @@ class ExchangeSnapshot:
     orders: Mapping[str, Order] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class StreamHealth:
     """How the websocket streams are doing, for the keeper, health and metrics.
 

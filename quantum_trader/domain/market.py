@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
 
 import numpy as np
 import numpy.typing as npt
 
+from quantum_trader.record import record
+
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class LeverageBracket:
     """One of Binance's notional brackets: up to `initial_leverage` for a position whose
     notional (USDT) is in [notional_floor, notional_cap)."""
@@ -22,7 +23,7 @@ class LeverageBracket:
     notional_cap: Decimal
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class MarketRules:
     """Precision and limits of one USD-M perpetual, as the exchange defines them.
 
@@ -62,7 +63,7 @@ class MarketRules:
         return quantity % self.step_size == 0
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Bars:
     """OHLCV of one symbol and timeframe, oldest first. `time_ms` is each bar's open time (UTC)."""
 
@@ -95,7 +96,7 @@ class Bars:
         return int(np.searchsorted(self.time_ms, now_ms - self.timeframe_ms, side="right"))
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class SignalSeries:
     """A signal source's output over a symbol's bars, aligned with them (one row per bar).
 
@@ -108,7 +109,7 @@ class SignalSeries:
     votes: dict[str, tuple[npt.NDArray[np.int8], FloatArray]]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class MarketSnapshot:
     """Closed bars per symbol (trailing window) and funding rates, as of `time_ms`."""
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime
 
+from quantum_trader.record import record
 
-@dataclass(frozen=True, slots=True)
+
+@record
 class SymbolStats:
     """Closed-trade statistics of one symbol. `streak` > 0 counts wins in a row, < 0 losses."""
 

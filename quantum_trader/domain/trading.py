@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime
 from decimal import Decimal
 
@@ -19,11 +19,12 @@ from quantum_trader.domain.enums import (
     Side,
     TrailMode,
 )
+from quantum_trader.record import record
 
 ZERO = Decimal(0)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Vote:
     """One model's opinion, kept on the signal for the audit log."""
 
@@ -32,7 +33,7 @@ class Vote:
     confidence: float
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Signal:
     """A recommendation for one symbol at one time; confidence in [0, 1]."""
 
@@ -43,7 +44,7 @@ class Signal:
     votes: tuple[Vote, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Candidate:
     """A tradeable signal with the market facts the gates and the sizer need."""
 
@@ -62,7 +63,7 @@ class Candidate:
         return self.signal.confidence
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Verdict:
     """A gate's answer for one candidate. Denials are values, never exceptions.
 
@@ -96,7 +97,7 @@ class Verdict:
         return cls(gate, symbol, False, reason, detail, until)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TradePlan:
     """What the approval chain decided about an approved candidate's shape."""
 
@@ -105,7 +106,7 @@ class TradePlan:
     tp_r_multiple: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class SizedOrder:
     """The sizer's proposal: a concrete entry with its protection, in exchange units.
 
@@ -136,7 +137,7 @@ class SizedOrder:
         return float(self.expected_profit_usdt / self.expected_loss_usdt)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class OrderRequest:
     """An order we want on the exchange, identified by our own client order id."""
 
@@ -149,7 +150,7 @@ class OrderRequest:
     reduce_only: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Order:
     """An order as the exchange (or our intent record) knows it.
 
@@ -192,7 +193,7 @@ class Order:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Fill:
     """One execution. `fee_usdt` is positive when paid."""
 
@@ -207,7 +208,7 @@ class Fill:
     is_maker: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Balance:
     """Account in USDT. Equity = wallet + unrealized PnL."""
 
@@ -221,7 +222,7 @@ class Balance:
         return self.wallet_usdt + self.unrealized_pnl_usdt
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ExchangePosition:
     """A position as the exchange reports it (one-way mode: one per symbol)."""
 
@@ -234,7 +235,7 @@ class ExchangePosition:
     unrealized_pnl_usdt: Decimal = ZERO
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Position:
     """A position in our ledger, with the state the monitor manages.
 
@@ -280,7 +281,7 @@ class Position:
         return (price - self.entry_price) * self.side.sign * self.quantity
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ClosedTrade:
     """A round trip, written when a position is fully closed. PnL is net of fees and funding."""
 
@@ -299,7 +300,7 @@ class ClosedTrade:
     entry_order_id: str
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PositionEvent:
     """An adjustment or exit the monitor made, with its reason."""
 
@@ -312,7 +313,7 @@ class PositionEvent:
     new_stop_price: Decimal | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Decision:
     """A verdict recorded in context: which cycle, when."""
 
@@ -324,7 +325,7 @@ class Decision:
     extra: dict[str, object] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class EquitySnapshot:
     time: datetime
     equity_usdt: Decimal

@@ -13,6 +13,7 @@ from quantum_trader.domain.enums import GlobalRegime, Regime
 from quantum_trader.domain.market import FloatArray, MarketRules
 from quantum_trader.domain.performance import SymbolStats
 from quantum_trader.domain.trading import ZERO, Position
+from quantum_trader.record import record
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ def loss_fraction(equity: Decimal, reference: Decimal) -> float:
     return max(0.0, float(1 - equity / reference))
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class MarketView:
     """The market as of `time`: last prices, exchange rules, volatility and regimes."""
 

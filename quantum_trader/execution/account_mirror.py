@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -38,13 +37,14 @@ from quantum_trader.execution.binance_events import (
     PositionState,
     UserEvent,
 )
+from quantum_trader.record import record
 
 _ALGO_STAGE = {"NEW": 0, "TRIGGERING": 1, "TRIGGERED": 2}
 _FINAL_STAGE = 3
 _NEVER = -1
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class _Held:
     """A mirrored order with the key that orders its updates."""
 

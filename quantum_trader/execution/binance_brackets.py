@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from quantum_trader.domain import LeverageBracket, MarketRules
 from quantum_trader.errors import MarketDataError
 from quantum_trader.execution import binance_wire as wire
+from quantum_trader.record import record
 
 WHAT = "leverageBracket"
 ANY = "*"  # a problem key for the whole answer
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class BracketAnswer:
     """Brackets by market id (BTCUSDT), lowest floor first, and one line per unreadable row."""
 

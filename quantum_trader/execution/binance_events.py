@@ -11,7 +11,6 @@ the market table are ignored (None); a malformed event of a type we use is a Mar
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -27,6 +26,7 @@ from quantum_trader.execution.binance_wire import (
     firing_since,
     int_field,
 )
+from quantum_trader.record import record
 
 USER_EVENTS = (
     "ORDER_TRADE_UPDATE",
@@ -48,7 +48,7 @@ _PLAIN_STATUS = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PositionState:
     """One symbol's one-way position as ACCOUNT_UPDATE reports it (amount 0: flat)."""
 
@@ -59,33 +59,33 @@ class PositionState:
     unrealized_pnl_usdt: Decimal
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class AccountUpdate:
     time_ms: int  # transaction time T
     positions: tuple[PositionState, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class OrderUpdate:
     order: Order
     time_ms: int  # the order's transaction time
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class AlgoUpdate:
     order: Order
     raw_status: str  # Binance's algo status: NEW, TRIGGERING, ..., FINISHED
     time_ms: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class LeverageUpdate:
     symbol: str
     leverage: int
     time_ms: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ListenKeyExpired:
     time_ms: int
 

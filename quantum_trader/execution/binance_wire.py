@@ -17,7 +17,6 @@ UNKNOWN while that execution is not known.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -41,6 +40,7 @@ from quantum_trader.domain import (
     Side,
 )
 from quantum_trader.errors import MarketDataError
+from quantum_trader.record import record
 
 Payload = Mapping[str, Any]
 SETTLE_ASSET = "USDT"
@@ -67,7 +67,7 @@ _ALGO_FINAL = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Execution:
     """What an order executed: quantity and average price (None when nothing executed)."""
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -41,13 +40,14 @@ from quantum_trader.execution.paper_triggers import CatchUp, ConditionalBook
 from quantum_trader.log import get_logger
 from quantum_trader.market.replay import FundingSeries
 from quantum_trader.ports import Clock
+from quantum_trader.record import record
 from quantum_trader.sizing.costs import CostModel
 
 __all__ = ["PaperExchange", "PaperTotals", "QuietView", "default_market_rules"]
 log = get_logger("paper_exchange")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PaperTotals:
     """Lifetime account totals in USDT: wallet = initial + realized − fees − funding."""
 
@@ -57,7 +57,7 @@ class PaperTotals:
     funding_usdt: Decimal
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class QuietView:
     """The account as the exchange would answer at an instant nothing falls due."""
 

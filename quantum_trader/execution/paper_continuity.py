@@ -11,13 +11,13 @@ refuses to start and says what to restore or move aside.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from quantum_trader.execution.paper_state import PaperState
+from quantum_trader.record import record
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Books:
     """What the database holds: how many fills and open positions."""
 

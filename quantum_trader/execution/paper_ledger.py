@@ -8,7 +8,6 @@ wallet = initial + realized PnL − fees − funding holds exactly.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from quantum_trader.clock import utc_from_ms
@@ -23,6 +22,7 @@ from quantum_trader.domain import (
 )
 from quantum_trader.execution.paper_markets import PriceTape, to_decimal
 from quantum_trader.execution.paper_state import PaperPosition, PaperState
+from quantum_trader.record import record
 from quantum_trader.sizing.costs import CostModel
 
 USDT_QUANTUM = Decimal("0.00000001")
@@ -34,7 +34,7 @@ def usdt(amount: Decimal) -> Decimal:
     return amount.quantize(USDT_QUANTUM)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class FillPlan:
     """How an order of `quantity` at `price` would change a symbol's position."""
 

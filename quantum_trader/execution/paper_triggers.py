@@ -26,6 +26,7 @@ from quantum_trader.domain import Order, OrderKind, OrderSide, OrderStatus
 from quantum_trader.execution.paper_ledger import Ledger
 from quantum_trader.execution.paper_markets import to_decimal
 from quantum_trader.execution.paper_state import PaperState
+from quantum_trader.record import record
 
 QUIET_SCAN_MS = 3_600_000  # how far ahead `quiet_through` looks for what falls due
 
@@ -141,7 +142,7 @@ class _Cursor:
     fund_to: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class _Event:
     time_ms: int
     kind: int

@@ -8,7 +8,6 @@ priority, lets the best candidates that fit in, and is the BatchGate of the appr
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 
 from quantum_trader.domain import (
@@ -41,6 +40,7 @@ from quantum_trader.gates.balancer_rules import (
     priority,
 )
 from quantum_trader.gates.settings import BalancerSettings
+from quantum_trader.record import record
 from quantum_trader.sizing.costs import CostModel
 
 
@@ -163,7 +163,7 @@ def _decide(
     return decisions
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PortfolioBalancer:
     """BatchGate: rank the cycle's candidates and allow the best that fit every constraint.
 

@@ -13,7 +13,6 @@ positions are open; only the others are priced again.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from quantum_trader.domain import Candidate, MarketView, PortfolioView, Side
 from quantum_trader.domain.correlation import CorrelationMatrix, correlation_matrix
@@ -26,6 +25,7 @@ from quantum_trader.gates.balancer_rules import (
     signed_correlation,
 )
 from quantum_trader.gates.settings import BalancerSettings
+from quantum_trader.record import record
 
 Held = tuple[tuple[str, Side], ...]
 
@@ -41,7 +41,7 @@ def denials_hold(
     return _none_fits(candidates, book, matrix, settings)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class HeldDenials:
     """A review's candidates, all denied in a way that holds, split by what can undo it."""
 

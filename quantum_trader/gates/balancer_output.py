@@ -4,12 +4,13 @@ dropped trades, recommendations and actions. `to_dict` is the JSON written to th
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from quantum_trader.domain import ReasonCode, Side
+from quantum_trader.record import record
 
 
 class RiskMode(StrEnum):
@@ -24,7 +25,7 @@ class Severity(StrEnum):
     CRITICAL = "CRITICAL"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Violation:
     constraint: str
     severity: Severity
@@ -34,7 +35,7 @@ class Violation:
         return {"constraint": self.constraint, "severity": self.severity, "message": self.message}
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Exposure:
     """One holding (open position or allowed candidate) as the constraints see it. USDT."""
 
@@ -47,7 +48,7 @@ class Exposure:
     sector: str
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PortfolioState:
     """Totals over open positions. Fractions of equity unless named otherwise."""
 
@@ -85,7 +86,7 @@ class PortfolioState:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TradeDecision:
     """One candidate's outcome. `index` is its position in the cycle's candidate list."""
 
@@ -110,7 +111,7 @@ class TradeDecision:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class BalancerOutput:
     time: datetime
     risk_mode: RiskMode

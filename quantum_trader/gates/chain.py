@@ -8,7 +8,7 @@ Gates are pure: each is a function of (candidates, portfolio view, market view, 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime
 from typing import Protocol, cast, runtime_checkable
 
@@ -22,6 +22,7 @@ from quantum_trader.domain import (
     TradePlan,
     Verdict,
 )
+from quantum_trader.record import record
 
 
 @runtime_checkable
@@ -65,19 +66,19 @@ class OrderGate(Protocol):
     ) -> Verdict: ...
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Approved:
     candidate: Candidate
     plan: TradePlan
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ChainResult:
     approved: list[Approved]
     verdicts: list[Verdict] = field(default_factory=list)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ApprovalChain:
     """Pre-sizing gates in order, then the order gates run on each sized order."""
 

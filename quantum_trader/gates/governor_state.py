@@ -9,13 +9,14 @@ new entries until `resume`, and nothing else ends it.
 from __future__ import annotations
 
 import operator
-from dataclasses import dataclass, fields, replace
+from dataclasses import fields, replace
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
 from quantum_trader.domain import OrderRequest
+from quantum_trader.record import record
 
 
 class GovernorDecision(StrEnum):
@@ -75,7 +76,7 @@ def _from_iso(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Trip:
     """A tripped breaker. `until` None: it ends when its condition clears (streak, health) or,
     for the emergency shutdown, only by an operator reset."""
@@ -108,7 +109,7 @@ class Trip:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class GovernorEvent:
     """A change of the governor's state, for the log and the database."""
 
@@ -132,7 +133,7 @@ class GovernorEvent:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class GovernorState:
     """Every active trip. `baseline_equity_usdt` replaces the starting balance as the base of
     the total-decline breaker after an operator reset (set on the first observation after it)."""

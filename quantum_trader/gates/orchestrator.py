@@ -9,7 +9,6 @@ factor (policy mode × global regime × regime), exit mode and take-profit R mul
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
@@ -28,6 +27,7 @@ from quantum_trader.domain import (
 )
 from quantum_trader.gates.settings import OrchestratorSettings
 from quantum_trader.portfolio.performance import block_reason
+from quantum_trader.record import record
 
 
 class PolicyMode(StrEnum):
@@ -38,7 +38,7 @@ class PolicyMode(StrEnum):
     CRITICAL = "CRITICAL"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class RegimePlan:
     """What a regime does to the trade (SPEC §4.1): TP in R, trail, stop width, size."""
 
@@ -132,7 +132,7 @@ def global_size_factor(global_regime: GlobalRegime, settings: OrchestratorSettin
     return 1.0
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class _Ask:
     candidate: Candidate
     portfolio: PortfolioView
@@ -213,7 +213,7 @@ _RULES: tuple[Callable[[_Ask], _Failure], ...] = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class OrchestratorPolicy:
     """CandidateGate implementing SPEC §4.1. The candidate's regime is the market view's
     regime for its symbol when present, else the one the candidate carries."""

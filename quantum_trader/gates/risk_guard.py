@@ -9,7 +9,6 @@ reward:risk. "Balance" is the account's equity in USDT.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
@@ -24,6 +23,7 @@ from quantum_trader.domain import (
     Verdict,
 )
 from quantum_trader.gates.settings import RiskGuardSettings
+from quantum_trader.record import record
 
 
 def as_decimal(value: float) -> Decimal:
@@ -31,7 +31,7 @@ def as_decimal(value: float) -> Decimal:
     return Decimal(str(value))
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class _Context:
     order: SizedOrder
     portfolio: PortfolioView
@@ -176,7 +176,7 @@ _CHECKS: tuple[_Check, ...] = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class RiskGuard:
     """OrderGate: approve a sized order only if every §4.4 check passes."""
 

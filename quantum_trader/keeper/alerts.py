@@ -5,15 +5,15 @@ line; a listener never holds up or fails a tick."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 
 from quantum_trader.log import get_logger
+from quantum_trader.record import record
 
 log = get_logger("keeper")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ProtectionAlert:
     """`event` is the error line's event (`exit_rejected_unprotected`,
     `protective_stop_failed`, `stop_stuck_triggering`); `detail` what happened and what the

@@ -9,7 +9,7 @@ carry their reason. The `Book` is immutable: the planner returns a new one.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -26,9 +26,10 @@ from quantum_trader.domain import (
 )
 from quantum_trader.keeper.firing import firing_reason
 from quantum_trader.keeper.ids import Purpose, purpose_of
+from quantum_trader.record import record
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class EntryPlan:
     """The protection and shape the sizer chose for an entry."""
 
@@ -72,7 +73,7 @@ class EntryPlan:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Intent:
     """One of our orders whose outcome is not settled: PENDING, UNKNOWN, or a plain order the
     exchange still reports open. `sent_at` is when the request left (our clock)."""
@@ -136,7 +137,7 @@ def is_unsettled(order: Order) -> bool:
     return order.status is OrderStatus.OPEN and not order.kind.is_conditional
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Book:
     """Open positions by symbol, unsettled intents and working conditional orders of ours by
     client order id.

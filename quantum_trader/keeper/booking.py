@@ -8,7 +8,7 @@ comes from the exchange's income history, which the keeper fetches before `finis
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 
@@ -27,9 +27,10 @@ from quantum_trader.keeper.book import EntryPlan, Intent
 from quantum_trader.keeper.settings import KeeperSettings
 from quantum_trader.monitor import stops
 from quantum_trader.monitor.settings import MonitorSettings
+from quantum_trader.record import record
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Execution:
     """What one of our settled orders did: `quantity` at `price` for `fee_usdt`."""
 
@@ -39,7 +40,7 @@ class Execution:
     fee_usdt: Decimal
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TradeDraft:
     """A position closed at `exit_price`; funding still to be added."""
 

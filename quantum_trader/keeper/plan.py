@@ -31,7 +31,7 @@ the 5 s tick are one code path. Per tick (planner.py, settle.py):
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime
 from decimal import Decimal
 
@@ -49,9 +49,10 @@ from quantum_trader.keeper.checks import ProtectionChecks
 from quantum_trader.keeper.protect import OrderAction
 from quantum_trader.keeper.settings import KeeperSettings
 from quantum_trader.monitor.settings import MonitorSettings
+from quantum_trader.record import record
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Observation:
     """What the keeper read this tick.
 
@@ -69,7 +70,7 @@ class Observation:
     reflected: frozenset[str] = frozenset()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Context:
     """Settings, market rules and the market conditions the stop maths reads."""
 
@@ -80,7 +81,7 @@ class Context:
     turned_choppy: frozenset[str] = frozenset()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Note:
     """One log line about what reconciliation found; `error` for what needs attention."""
 
@@ -90,7 +91,7 @@ class Note:
     error: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Plan:
     """The books after a tick, what to persist, and the orders to send, in order.
 

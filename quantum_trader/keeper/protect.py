@@ -20,7 +20,7 @@ position open), it no longer counts as protection (`as_of`): another stop is pla
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from enum import StrEnum
@@ -36,6 +36,7 @@ from quantum_trader.domain import (
 )
 from quantum_trader.keeper.ids import is_ours
 from quantum_trader.monitor.settings import MonitorSettings
+from quantum_trader.record import record
 
 
 class StopWhy(StrEnum):
@@ -49,7 +50,7 @@ class StopWhy(StrEnum):
     STUCK = "STUCK"  # ours met its trigger but is still not done `stop_stuck_after_s` later
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PlaceStop:
     """Place a reduce-only STOP_MARKET closing `quantity` when the mark reaches `trigger`."""
 
@@ -60,7 +61,7 @@ class PlaceStop:
     why: StopWhy
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PlaceTarget:
     """Place a reduce-only TAKE_PROFIT_MARKET closing `quantity` at `trigger`."""
 
@@ -70,7 +71,7 @@ class PlaceTarget:
     trigger: Decimal
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CancelOrder:
     """Cancel one of our conditional orders; one that is already gone is not an error."""
 
@@ -78,7 +79,7 @@ class CancelOrder:
     client_order_id: str
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class SendExit:
     """Close `quantity` of the position with a reduce-only market order; `if_refused`: what
     to do at once when the exchange refuses it (`stop_if_exit_refused`)."""
@@ -116,7 +117,7 @@ def plan_protection(
     return protection_actions(position, as_of(check, now, settings), now, settings)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ProtectionCheck:
     """What `plan_protection` finds before it looks at the clock: our stops and stray
     take-profits listed for the symbol, the position's own stop, the trigger the managed stop

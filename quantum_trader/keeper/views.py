@@ -4,13 +4,14 @@ an entry returns."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime
 
 from quantum_trader.domain import Position, StreamHealth
+from quantum_trader.record import record
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class KeeperView:
     """What the keeper publishes: read by the executor, the governor, status and metrics.
 
@@ -25,7 +26,7 @@ class KeeperView:
     streams: StreamHealth = field(default_factory=StreamHealth)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class EntryResult:
     """How an entry went: the position, or why there is none (yet)."""
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import gzip
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,11 +35,12 @@ from quantum_trader.market.layout import (
     parse_file_name,
 )
 from quantum_trader.market.validation import PRICE_COLUMNS, check_candles
+from quantum_trader.record import record
 
 COLUMNS = ("date", *PRICE_COLUMNS, "volume")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Imported:
     """One file brought in: what it was, where it went, what validation did."""
 

@@ -13,11 +13,11 @@ close, volume). A name that does not match says what was expected instead of gue
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
 from quantum_trader.errors import MarketDataError
+from quantum_trader.record import record
 
 TIMEFRAME_MS = {
     "1m": 60_000,
@@ -43,7 +43,7 @@ class CandleKind(StrEnum):
     SPOT = "spot"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CandleFile:
     """What a file name says: the perpetual it belongs to, its timeframe, kind and format."""
 

@@ -33,6 +33,7 @@ from quantum_trader.errors import (
 from quantum_trader.execution.binance_brackets import ANY, BracketAnswer, with_brackets
 from quantum_trader.log import get_logger
 from quantum_trader.market.universe import LivePick, explain, pick_live
+from quantum_trader.record import record
 
 log = get_logger("market")
 RETRY_AFTER_FAILURE_S = 900.0
@@ -65,7 +66,7 @@ class UniverseFeed(Protocol):
     async def warm_up(self, symbols: Sequence[str], now: datetime) -> dict[str, str]: ...
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class UniverseChange:
     time: datetime
     added: tuple[str, ...]
@@ -73,7 +74,7 @@ class UniverseChange:
     why: Mapping[str, str]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class _Target:
     """One resolution: the symbols to trade in order, their rules, and why the others not."""
 

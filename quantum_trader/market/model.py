@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -42,6 +42,7 @@ from quantum_trader.market.replay import FundingSeries
 from quantum_trader.market.resample import hourly_row_for, on_rows, resample_hourly
 from quantum_trader.market.validation import is_stale
 from quantum_trader.ports import SignalSource
+from quantum_trader.record import record
 
 RegimeFn = Callable[[Bars], npt.NDArray[np.object_]]
 FundingFn = Callable[[str, int], float]
@@ -54,7 +55,7 @@ def constant_regime(bars: Bars) -> npt.NDArray[np.object_]:
     return np.full(len(bars), Regime.RANGING, dtype=object)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class StatisticsWindows:
     """Windows of the market statistics: returns for correlation in execution bars, the
     volatility baseline in hourly bars; correlations refresh hourly."""
@@ -65,7 +66,7 @@ class StatisticsWindows:
     correlation_refresh_ms: int = 3_600_000
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class SymbolSeries:
     bars: Bars
     atr_pct: FloatArray
@@ -93,7 +94,7 @@ def trailing_sigma(returns: FloatArray, window: int, min_count: int) -> FloatArr
     return result
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class MarketState:
     """The market view at one instant and the signals of its newest closed bars."""
 

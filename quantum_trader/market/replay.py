@@ -7,7 +7,6 @@ It holds every recorded bar in memory (numpy, ~3 MB for the bundled sample) and 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
@@ -16,11 +15,12 @@ from quantum_trader.clock import ms_from_utc, utc_from_ms
 from quantum_trader.domain import Bars, FloatArray, IntArray, MarketSnapshot
 from quantum_trader.errors import MarketDataError
 from quantum_trader.market.candle_store import TIMEFRAME_MS, CandleStore
+from quantum_trader.record import record
 
 EIGHT_HOURS_MS = TIMEFRAME_MS["8h"]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class FundingSeries:
     """Funding settlements of one symbol; `rate_8h` is normalised to an 8-hour interval."""
 

@@ -18,7 +18,7 @@ import json
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -26,13 +26,14 @@ from typing import Any
 from quantum_trader.domain import MarketRules
 from quantum_trader.errors import ConfigurationError, MarketDataError
 from quantum_trader.execution import binance_wire as wire
+from quantum_trader.record import record
 
 RULES_GLOB = "exchange-info-*.json"
 _RULES_NAME = re.compile(r"^exchange-info-(\d{4}-\d{2}-\d{2})\.json$")
 SOURCE = "Binance USD-M GET /fapi/v1/exchangeInfo (+ /fapi/v1/leverageBracket), via ccxt"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class SymbolListing:
     """What the rules file says about one perpetual besides its filters."""
 
@@ -41,7 +42,7 @@ class SymbolListing:
     onboard_ms: int | None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class RulesFile:
     path: Path
     fetched_at: str

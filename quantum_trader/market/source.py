@@ -9,7 +9,6 @@ sample's for the symbols it covers.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +21,13 @@ from quantum_trader.domain import MarketRules
 from quantum_trader.errors import ConfigurationError
 from quantum_trader.market.candle_store import CandleStore, bundled_sample_dir
 from quantum_trader.market.rules import RulesFile, newest_rules_file, read_rules, rules_for
+from quantum_trader.record import record
 
 MARKET_SUBDIR = "market"
 BUNDLED = "bundled sample"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class MarketData:
     """A directory of recorded candles and where the choice came from."""
 

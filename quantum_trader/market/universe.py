@@ -9,7 +9,6 @@ in paper mode and backtests; listing dates from exchangeInfo's `onboardDate` (th
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from quantum_trader.errors import ConfigurationError
 from quantum_trader.execution import binance_wire as wire
 from quantum_trader.market.rules import SymbolListing, parse_rules, usdt_perpetual_symbol
 from quantum_trader.market.settings import UniverseSettings
+from quantum_trader.record import record
 
 DAY_MS = 86_400_000
 
@@ -135,7 +135,7 @@ def resolve_recorded(
     return chosen
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class LivePick:
     """The rule applied to the exchange's answers, with what it was decided from."""
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -35,6 +34,7 @@ import numpy.typing as npt
 from quantum_trader.clock import utc_from_ms
 from quantum_trader.domain import FloatArray, IntArray
 from quantum_trader.errors import MarketDataError
+from quantum_trader.record import record
 
 PRICE_COLUMNS = ("open", "high", "low", "close")
 SPIKE_SIGMAS = 200.0
@@ -46,7 +46,7 @@ MAX_MISSING_BARS = 1
 _MAD_TO_SIGMA = 1.4826
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Gap:
     """Missing bars between the bar opening at `last_ms` and the one opening at `resume_ms`."""
 
@@ -55,7 +55,7 @@ class Gap:
     missing_bars: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Repair:
     """Bars removed, by their open times (ms), and why."""
 
@@ -63,7 +63,7 @@ class Repair:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CandleReport:
     rows: int
     repairs: tuple[Repair, ...]

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -29,13 +29,14 @@ from typing import Any
 from quantum_trader.domain import ExitMode, ExitReason, Position, PositionEvent, TrailMode
 from quantum_trader.errors import MarketDataError
 from quantum_trader.monitor.settings import MonitorSettings
+from quantum_trader.record import record
 
 ZERO = Decimal(0)
 _PARAMS_MAX = 16
 _TIGHTNESS = {TrailMode.AGGRESSIVE: 0, TrailMode.BALANCED: 1, TrailMode.LOOSE: 2}
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ExitAll:
     """Close the whole position at market."""
 
@@ -43,7 +44,7 @@ class ExitAll:
     price: Decimal
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PartialClose:
     """Close `quantity` at market; it is unrounded: the caller rounds it down to the step."""
 
@@ -52,7 +53,7 @@ class PartialClose:
     reason: ExitReason = ExitReason.PARTIAL_TP
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class StopMoved:
     """The managed stop moved in the position's favour (reason BREAK_EVEN or TRAILING)."""
 
@@ -65,7 +66,7 @@ class StopMoved:
 Intent = ExitAll | PartialClose | StopMoved
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PositionDecision:
     """The position's new state and what to do about it, in execution order."""
 
@@ -87,7 +88,7 @@ class PositionDecision:
         return [_event(self.position.symbol, intent, now) for intent in self.intents]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class _Params:
     """Settings as Decimals, converted once per settings object."""
 

@@ -15,10 +15,10 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 from quantum_trader.errors import ConfigurationError, UsageError
+from quantum_trader.record import record
 
 LOCK_FILE = "daemon.lock"
 # A reader (`read_lock`) holds a shared lock for microseconds: a daemon starting at that instant
@@ -28,7 +28,7 @@ _ACQUIRE_PAUSE_S = 0.05
 _WHERE = "point QT_DATA_DIR (or data_dir in the config file) at"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class LockState:
     """Whether a process holds the data directory's lock, and its PID when it wrote one."""
 

@@ -14,6 +14,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 from quantum_trader.config import HealthSettings
+from quantum_trader.record import record
 
 
 class HealthStatus(StrEnum):
@@ -25,7 +26,7 @@ class HealthStatus(StrEnum):
 _RANK = {HealthStatus.HEALTHY: 0, HealthStatus.DEGRADED: 1, HealthStatus.CRITICAL: 2}
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class HealthSample:
     """One round of measurements. `exchange_latency_ms` None: the exchange did not answer;
     `cpu_pct` None: not measured this round (too soon after the previous one)."""
@@ -40,7 +41,7 @@ class HealthSample:
     memory_pct: float
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class HealthReport:
     status: HealthStatus
     problems: tuple[str, ...]
@@ -99,6 +100,9 @@ def _at_most(value: float, limit: float, name: str, status: HealthStatus) -> Che
     return (status, f"{name} {value:.1f} > {limit:.1f}") if value > limit else None
 
 
+HEALTHY = HealthReport(HealthStatus.HEALTHY, ())
+
+
 @dataclass(slots=True)
 class HealthMonitor:
     """Keeps the latest report and counts consecutive CRITICAL samples.
@@ -110,7 +114,7 @@ class HealthMonitor:
 
     settings: HealthSettings
     min_balance_usdt: float
-    latest: HealthReport = HealthReport(HealthStatus.HEALTHY, ())
+    latest: HealthReport = HEALTHY
     critical_in_a_row: int = 0
     missing_inputs: list[str] = field(default_factory=list)
     checks: list[Callable[[], Sequence[str]]] = field(default_factory=list)

@@ -24,7 +24,6 @@ Names and units are the contract the Grafana dashboard (deploy/grafana/) reads:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
 from prometheus_client import (
@@ -41,6 +40,7 @@ from prometheus_client import (
 
 from quantum_trader.gates.governor import TradingState
 from quantum_trader.ops.health import HealthStatus
+from quantum_trader.record import record
 
 LAG_BUCKETS_S = (0.01, 0.05, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 CYCLE_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -48,7 +48,7 @@ CYCLE_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class StreamState:
     """One websocket stream as its owner sees it."""
 

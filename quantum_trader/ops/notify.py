@@ -14,7 +14,7 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
@@ -25,6 +25,7 @@ from quantum_trader.log import get_logger
 from quantum_trader.ops.metrics import Metrics
 from quantum_trader.ops.quiet import RepeatedWarnings
 from quantum_trader.ops.settings import NotifySettings
+from quantum_trader.record import record
 
 log = get_logger("notify")
 RETRYABLE_STATUS = frozenset({408, 425, 429})
@@ -43,7 +44,7 @@ class NotificationKind(StrEnum):
     PROTECTION_FAILED = "protection_failed"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Notification:
     """One message: `text` for people, `fields` for machines. `time` is the trading clock's."""
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -32,6 +31,7 @@ from quantum_trader.ops.presence import DaemonPresence
 from quantum_trader.ops.requests import pending_requests
 from quantum_trader.ops.snapshot import plain_fields, position_status, why_not_active
 from quantum_trader.ports import Repository
+from quantum_trader.record import record
 
 MARKS_FILE = "marks.json"
 LIQUIDATION_BASIS = (
@@ -40,7 +40,7 @@ LIQUIDATION_BASIS = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Marks:
     """Mark prices the daemon last wrote: `as_of` on the trading clock (simulated in a
     replay), `written_at` on the wall clock."""
@@ -141,7 +141,7 @@ async def requests_json(repository: Repository) -> list[dict[str, str]]:
     ]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class StatusData:
     """Everything `status` reads from the database, in one pass."""
 

@@ -8,17 +8,17 @@ and how long ago a stopped one last beat. Read-only: nothing is created or chang
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from quantum_trader.errors import OperatorActionRequired
 from quantum_trader.ops.data_dir import read_lock
+from quantum_trader.record import record
 
 HEARTBEAT_FILE = "heartbeat"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class DaemonPresence:
     """`running`: a process holds the data directory's lock. Ages are in seconds."""
 

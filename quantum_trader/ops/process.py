@@ -11,10 +11,11 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
+
+from quantum_trader.record import record
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
@@ -22,7 +23,7 @@ CGROUP_ROOT = Path("/sys/fs/cgroup")
 MIN_CPU_WINDOW_S = 1.0
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ProcessUsage:
     """`cpu_pct` None: too little time since the previous sample to say (the first one)."""
 

@@ -9,7 +9,6 @@ row once it is done: nothing is replayed after a restart.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 from quantum_trader.errors import OperatorActionRequired
 from quantum_trader.log import get_logger
 from quantum_trader.ports import Repository
+from quantum_trader.record import record
 from quantum_trader.storage.sqlite import SqliteRepository
 
 log = get_logger("operator")
@@ -40,7 +40,7 @@ class DropReason(StrEnum):
     UNREADABLE = "unreadable"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Request:
     """One pending request. `filed_at` is wall-clock time (timezone-aware)."""
 
@@ -50,7 +50,7 @@ class Request:
     detail: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class RequestWindow:
     """Which requests a daemon acts on: filed at or after `started_at` (wall clock, taken
     before the daemon held its data directory) and at most `max_age_s` old."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -26,12 +26,13 @@ from quantum_trader.keeper.alerts import ProtectionAlert
 from quantum_trader.log import get_logger
 from quantum_trader.ops.health import HealthReport
 from quantum_trader.ops.metrics import StreamState
+from quantum_trader.record import record
 
 log = get_logger("status")
 ONE = Decimal(1)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PositionStatus:
     """An open position with its futures basics. `liquidation_price` is an estimate (isolated
     margin, one maintenance rate); mark and unrealized PnL are None before the first read."""
@@ -51,7 +52,7 @@ class PositionStatus:
     protected: bool
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CycleStatus:
     cycle_id: str
     time: datetime
@@ -62,7 +63,7 @@ class CycleStatus:
     opened: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class DecisionStatus:
     time: datetime
     symbol: str
@@ -73,7 +74,7 @@ class DecisionStatus:
     confidence: float
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class StatusSnapshot:
     """The whole of /status. Times are the trading clock's (simulated in a replay)."""
 

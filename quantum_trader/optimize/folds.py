@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -34,10 +33,11 @@ from quantum_trader.errors import ConfigurationError, MarketDataError
 from quantum_trader.market.layout import TIMEFRAME_MS, CandleKind, candle_file_name
 from quantum_trader.market.rules import newest_rules_file
 from quantum_trader.market.setup import REGIME_SYMBOL
+from quantum_trader.record import record
 from quantum_trader.walk_forward import Block
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Layout:
     """`blocks[0]` is only ever in-sample; `blocks[1:]` are the folds' out-of-sample blocks."""
 

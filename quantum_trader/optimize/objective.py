@@ -22,7 +22,7 @@ import os
 import shutil
 import statistics
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from quantum_trader.config import Settings
 from quantum_trader.errors import ConfigurationError
 from quantum_trader.optimize.folds import Layout
 from quantum_trader.optimize.space import Parameter, Scalar, SearchSpace, apply
+from quantum_trader.record import record
 from quantum_trader.report.model import BacktestReport
 from quantum_trader.walk_forward import Block
 
@@ -45,7 +46,7 @@ class Score(StrEnum):
     RETURN_OVER_DRAWDOWN = "return_over_drawdown"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class BlockResult:
     """One block's backtest: its score and the figures it comes from."""
 
@@ -61,7 +62,7 @@ class BlockResult:
         return asdict(self)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Markets:
     """The market directory each block reads: `blocks[i]` cut at block i's end."""
 
@@ -69,7 +70,7 @@ class Markets:
     holdout: Path
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Evaluation:
     """Everything a worker needs to score a trial (picklable: it crosses to worker processes)."""
 

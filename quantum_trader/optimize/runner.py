@@ -9,7 +9,6 @@ import json
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,7 @@ from quantum_trader.optimize.study import (
     run_workers,
     split,
 )
+from quantum_trader.record import record
 from quantum_trader.signals.rules import RuleAgent
 
 STUDY_DB = "optimize/studies.db"
@@ -46,7 +46,7 @@ class OptimizeInterrupted(QuantumTraderError):
     """SIGTERM/SIGINT stopped the study; what finished is in the store."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class OptimizeRequest:
     space: Path
     trials: int

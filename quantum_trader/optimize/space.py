@@ -22,7 +22,6 @@ from __future__ import annotations
 import math
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,6 +30,7 @@ from pydantic import BaseModel, ValidationError
 
 from quantum_trader.config import Settings
 from quantum_trader.errors import ConfigurationError
+from quantum_trader.record import record
 
 Scalar = int | float | str | bool
 Kind = Literal["float", "int", "categorical"]
@@ -53,7 +53,7 @@ SEARCHABLE = (
 KEYS = {"low", "high", "log", "step", "choices"}
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Parameter:
     """One searched setting: a numeric range (`low` ≤ value ≤ `high`) or a set of choices."""
 
@@ -79,7 +79,7 @@ class Parameter:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class SearchSpace:
     parameters: tuple[Parameter, ...]
 

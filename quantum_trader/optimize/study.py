@@ -30,7 +30,6 @@ import signal
 import sys
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any, Literal
@@ -43,6 +42,7 @@ from optuna.trial import FrozenTrial, TrialState
 from quantum_trader.backtest import BacktestInterrupted
 from quantum_trader.errors import ConfigurationError, UsageError
 from quantum_trader.optimize.objective import Evaluation, Objective, Stop
+from quantum_trader.record import record
 
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED)
 SQLITE_BUSY_TIMEOUT_S = 60
@@ -53,7 +53,7 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 INTERRUPTED_EXIT = 130
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class StudyRequest:
     """The study to create or join, and how many finished trials it should reach."""
 
@@ -65,7 +65,7 @@ class StudyRequest:
     spec: dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class WorkerJob:
     request: StudyRequest
     evaluation: Evaluation

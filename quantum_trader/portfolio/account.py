@@ -4,7 +4,7 @@ equity, the last hour's realized PnL and the losing streak. Pure; persisted as a
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from datetime import datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
@@ -16,11 +16,12 @@ from quantum_trader.domain import (
     Position,
     SymbolStats,
 )
+from quantum_trader.record import record
 
 HOUR = timedelta(hours=1)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class AccountTracker:
     starting_balance_usdt: Decimal
     day: str

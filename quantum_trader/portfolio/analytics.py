@@ -9,7 +9,6 @@ now (weights = signed notional at the last price).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Any
 
@@ -18,9 +17,10 @@ import numpy as np
 from quantum_trader.domain import FloatArray, MarketView, PortfolioView, Position
 from quantum_trader.domain.correlation import CorrelationMatrix, correlation_matrix
 from quantum_trader.gates.settings import AnalyticsSettings
+from quantum_trader.record import record
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class RiskEstimate:
     """One-bar loss estimates in USDT (positive = loss)."""
 
@@ -30,7 +30,7 @@ class RiskEstimate:
     samples: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PortfolioReport:
     equity_usdt: float
     wallet_usdt: float

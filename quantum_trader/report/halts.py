@@ -10,16 +10,17 @@ the backtest's length.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from itertools import groupby
 from typing import Any
+
+from quantum_trader.record import record
 
 ACTIVE = "ACTIVE"
 SEVERITY = ("ACTIVE", "REDUCING", "HALTED")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class HaltPeriod:
     """[start, end) without new entries; `end` None: still halted when the backtest ended."""
 

@@ -7,7 +7,6 @@ import asyncio
 import sqlite3
 from collections import Counter
 from contextlib import closing
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ import pandas as pd
 
 from quantum_trader.domain import ClosedTrade, EquitySnapshot, Fill, Order
 from quantum_trader.ops.governor_keeper import EVENTS_NAMESPACE
+from quantum_trader.record import record
 from quantum_trader.storage.sqlite import SqliteRepository
 
 DECISIONS_BY_DAY = (
@@ -23,7 +23,7 @@ DECISIONS_BY_DAY = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class RunData:
     """What the report reads: ledger records, the equity curve, decisions and halts."""
 

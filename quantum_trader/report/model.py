@@ -14,13 +14,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from quantum_trader.record import record
+
 if TYPE_CHECKING:
     import pandas as pd
 
     from quantum_trader.report.provenance import Provenance
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class RunContext:
     """What the database does not hold: the window, the run's settings and its speed.
 

@@ -10,13 +10,13 @@ run, which is then stamped IN-SAMPLE in every output.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from quantum_trader.errors import ConfigurationError
+from quantum_trader.record import record
 from quantum_trader.signals.model_set import ModelProvenance
 
 IN_SAMPLE_FLAG = "--allow-in-sample"
@@ -30,7 +30,7 @@ class Sample(StrEnum):
     UNTRAINED = "RULES (NO TRAINED MODELS)"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TrainingWindow:
     """The data a set of models learned from: [start, end), UTC."""
 
@@ -45,7 +45,7 @@ class TrainingWindow:
         return f"{self.start.isoformat()} .. {self.end.isoformat()}"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class SignalPeriod:
     """Signals over [start, end) came from models trained on `training` (None: unknown)."""
 
@@ -55,7 +55,7 @@ class SignalPeriod:
     models_dir: str
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Provenance:
     """The signal source, the sample stamp and, for trained models, where they learned."""
 

@@ -13,19 +13,19 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from quantum_trader.domain import FloatArray
+from quantum_trader.record import record
 from quantum_trader.signals.models.base import BoolArray
 
 MAX_BINS = 50
 MIN_ROWS = 20
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Curve:
     """A monotone non-decreasing piecewise-linear map, clipped outside [x[0], x[-1]]."""
 
@@ -73,7 +73,7 @@ class Curve:
         return cls(x, y)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Calibration:
     """Per side (0 long, 1 short): score → P(win), score → expected R after costs."""
 

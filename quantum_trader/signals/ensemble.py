@@ -11,7 +11,6 @@ proposes the side on the same hourly bars and the models only decide whether to 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -21,6 +20,7 @@ from quantum_trader.log import get_logger
 from quantum_trader.market.candle_store import CandleStore
 from quantum_trader.market.replay import FundingSeries
 from quantum_trader.market.resample import HOUR_MS, hourly_row_for, resample_hourly
+from quantum_trader.record import record
 from quantum_trader.signals.calibration import Calibration
 from quantum_trader.signals.features import FEATURE_WINDOW_H, compute_features
 from quantum_trader.signals.model_set import ModelProvenance
@@ -43,14 +43,14 @@ HEALTHY, DEGRADED, CRITICAL = "HEALTHY", "DEGRADED", "CRITICAL"
 log = get_logger("signals.ensemble")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class LoadedModel:
     predictor: Predictor
     calibration: Calibration
     provenance: ModelProvenance | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class _Prepared:
     frame: SymbolFrame
     offset: int

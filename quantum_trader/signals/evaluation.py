@@ -11,7 +11,6 @@ metrics (Brier score, reliability curve) are scikit-learn's.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -19,6 +18,7 @@ from sklearn.calibration import calibration_curve
 from sklearn.metrics import brier_score_loss
 
 from quantum_trader.domain import FloatArray
+from quantum_trader.record import record
 from quantum_trader.signals.models.base import BoolArray, Int8Array
 
 DAY_MS = 86_400_000
@@ -27,14 +27,14 @@ RANDOM_DRAWS = 1_000
 RELIABILITY_BINS = 10
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Interval:
     value: float
     low: float
     high: float
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TradeStats:
     """Trades taken, mean R after costs and hit rate (R > 0), with 95 % intervals."""
 
@@ -48,7 +48,7 @@ class TradeStats:
         return self.mean_r.value * self.trades if self.trades else 0.0
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Reliability:
     """Calibrated probability vs observed frequency on quantile bins, and the Brier score."""
 

@@ -4,15 +4,15 @@ frequency, and, where known, predicted expected R vs realized R, on quantile bin
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
 
 import numpy as np
 
 from quantum_trader.domain import FloatArray
+from quantum_trader.record import record
 from quantum_trader.signals.evaluation import RELIABILITY_BINS, Reliability
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ReliabilityFigure:
     """What one diagram shows: the probability curve and, optionally, the expected-R curve."""
 

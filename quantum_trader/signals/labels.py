@@ -28,7 +28,7 @@ bar's close; a trade still open when the data ends has no label (NaN), and its r
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -44,6 +44,7 @@ from quantum_trader.market.regime import REGIMES, regime_series
 from quantum_trader.market.replay import FundingSeries
 from quantum_trader.monitor import stops
 from quantum_trader.monitor.settings import MonitorSettings
+from quantum_trader.record import record
 from quantum_trader.sizing.costs import CostModel
 from quantum_trader.sizing.mathematician import plan_stops
 from quantum_trader.sizing.settings import CostSettings, SizingSettings
@@ -83,7 +84,7 @@ _MONITOR_FIELDS = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ExitRules:
     """The settings that decide a trade's exits and costs: the labels' barriers."""
 
@@ -122,7 +123,7 @@ def _pick(values: dict[str, object], names: Sequence[str]) -> dict[str, object]:
     return {name: values[name] for name in names}
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Outcome:
     """One simulated trade: R after costs, when it was fully closed, and why."""
 
@@ -131,7 +132,7 @@ class Outcome:
     reason: ExitReason
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Labels:
     """Outcomes of a long and a short entered at the close of each requested row.
 
@@ -145,7 +146,7 @@ class Labels:
     reason: npt.NDArray[np.int8]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class _Leg:
     quantity: Decimal
     price: Decimal

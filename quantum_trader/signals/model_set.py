@@ -26,13 +26,14 @@ import signal
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from quantum_trader import __version__
 from quantum_trader.errors import ModelArtifactError
+from quantum_trader.record import record
 from quantum_trader.signals.calibration import Calibration
 
 FORMAT_VERSION = 2
@@ -52,7 +53,7 @@ class ModelSetError(ModelArtifactError):
     """The model set as a whole cannot be used (missing, incomplete, or made for other settings)."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ModelEntry:
     """One model of a set: its file and everything needed to use it."""
 
@@ -91,7 +92,7 @@ class ModelEntry:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class SetSpec:
     """What a model set must have been trained for, to be usable with these settings."""
 
@@ -101,7 +102,7 @@ class SetSpec:
     exit_rules: Mapping[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Manifest:
     """A model set's description (`manifest.json`).
 
@@ -173,7 +174,7 @@ class Manifest:
         return manifest
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ModelProvenance:
     """Where a loaded model learned: its set, when, and the data its labels read."""
 

@@ -15,7 +15,6 @@ used, so no training label overlaps what a test row could reveal.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +27,7 @@ from quantum_trader.errors import MarketDataError
 from quantum_trader.market.candle_store import CandleStore
 from quantum_trader.market.replay import FundingSeries
 from quantum_trader.market.resample import HOUR_MS, resample_hourly
+from quantum_trader.record import record
 from quantum_trader.signals.features import compute_features, usable_rows
 from quantum_trader.signals.labels import EXIT_CODES, ExitRules, triple_barrier_labels
 from quantum_trader.signals.models.base import Batch, BoolArray, Int8Array
@@ -38,7 +38,7 @@ from quantum_trader.signals.settings import EnsembleSettings
 Int64Array = npt.NDArray[np.int64]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Panel:
     """Every labelled row, frames in symbol order, rows in time order within a frame."""
 
@@ -55,7 +55,7 @@ class Panel:
         return int(self.time_ms.shape[0])
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Folds:
     """Test blocks [start, stop) in ms, each with its purged training rows and its test rows."""
 

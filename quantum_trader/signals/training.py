@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import ModuleType
@@ -33,6 +32,7 @@ import numpy.typing as npt
 from quantum_trader.clock import utc_from_ms
 from quantum_trader.errors import ModelArtifactError
 from quantum_trader.market.resample import HOUR_MS
+from quantum_trader.record import record
 from quantum_trader.signals.calibration import Calibration
 from quantum_trader.signals.labels import ExitRules
 from quantum_trader.signals.loading import expected_spec
@@ -66,7 +66,7 @@ MIN_TRAIN_ROWS = 50
 REPORT_FILE = "VALIDATION.md"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TrainingResult:
     """What `train_models` published and how the models did out of sample."""
 

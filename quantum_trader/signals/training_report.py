@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -24,6 +24,7 @@ import numpy as np
 from quantum_trader.clock import utc_from_ms
 from quantum_trader.domain import FloatArray
 from quantum_trader.market.resample import HOUR_MS
+from quantum_trader.record import record
 from quantum_trader.signals.calibration import Calibration
 from quantum_trader.signals.evaluation import (
     Interval,
@@ -49,7 +50,7 @@ MAJORITY = "baseline: majority side"
 RANDOM = "baseline: random entries"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ModelRun:
     """One model's walk-forward output: raw out-of-fold scores (n, 2), the rows it answered,
     walk-forward calibrated P(win) and expected R (n, 2; NaN outside blocks 2..), and the
@@ -62,7 +63,7 @@ class ModelRun:
     calibration: Calibration
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TrainingReport:
     """What `train_models` did and how each source did out of sample."""
 

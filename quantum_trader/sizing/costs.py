@@ -6,13 +6,13 @@ Rates are fractions of notional: 0.0004 = 0.04 % = 4 bps. A positive cost is mon
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 from quantum_trader.domain import Side
+from quantum_trader.record import record
 from quantum_trader.sizing.settings import CostSettings
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TradeCosts:
     """Expected costs of one round trip, in USDT."""
 
@@ -26,7 +26,7 @@ class TradeCosts:
         return self.entry_fee_usdt + self.exit_fee_usdt + self.slippage_usdt + self.funding_usdt
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CostModel:
     settings: CostSettings
 
@@ -135,7 +135,7 @@ class CostModel:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class NetOutcome:
     """A trade's two exits net of fees, slippage and funding, in USDT (loss positive)."""
 

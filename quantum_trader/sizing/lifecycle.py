@@ -13,7 +13,6 @@ mean ÷ std × √n (a per-window figure, so the confidence formula's ÷2 scale 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from quantum_trader.domain import SymbolStats
+from quantum_trader.record import record
 from quantum_trader.sizing.settings import LifecycleSettings
 
 
@@ -37,7 +37,7 @@ class Stage(StrEnum):
         return self is not Stage.PAPER
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class LifecycleRecord:
     """The track record a stage is judged on: closed trades, win rate (0..1), window Sharpe."""
 
@@ -146,7 +146,7 @@ def _promote(
     return stage
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class LifecycleBook:
     """Stages by key (e.g. "BTC/USDT:USDT|ensemble-v3"); unknown keys start in PAPER."""
 

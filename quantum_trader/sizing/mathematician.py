@@ -13,7 +13,6 @@ the loss at the stop plus the costs of getting stopped out never exceed the budg
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from decimal import Decimal
 
 from quantum_trader.domain import (
@@ -29,6 +28,7 @@ from quantum_trader.domain import (
     TradePlan,
     Verdict,
 )
+from quantum_trader.record import record
 from quantum_trader.sizing.costs import CostModel
 from quantum_trader.sizing.rounding import stop_price, take_profit_price
 from quantum_trader.sizing.settings import SizingSettings
@@ -36,7 +36,7 @@ from quantum_trader.sizing.settings import SizingSettings
 COST_QUANTUM = Decimal("0.00000001")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class StopPlan:
     """Stop and target distances as fractions of the entry price; `r_multiple` = tp ÷ sl."""
 
@@ -45,7 +45,7 @@ class StopPlan:
     r_multiple: float
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class RiskPlan:
     """The §5.1 money arithmetic before exchange rounding, in USDT."""
 
@@ -122,7 +122,7 @@ def plan_risk(
     return RiskPlan(budget, uncapped, margin_cap, notional, leverage)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class MathSizer:
     """The default sizer. Pure: same inputs, same order."""
 

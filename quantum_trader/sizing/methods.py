@@ -16,7 +16,7 @@ gets and in leverage:
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Protocol
 
 import numpy as np
@@ -33,6 +33,7 @@ from quantum_trader.domain import (
     TradePlan,
     Verdict,
 )
+from quantum_trader.record import record
 from quantum_trader.sizing.costs import CostModel
 from quantum_trader.sizing.mathematician import (
     MathSizer,
@@ -77,7 +78,7 @@ def expected_shortfall(returns: FloatArray, level: float) -> float:
     return max(-float(np.mean(finite[:tail])), 0.0)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class MethodSizer:
     """One of the alternative methods. `returns` maps a symbol to its recent returns (cvar)."""
 

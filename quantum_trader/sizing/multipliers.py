@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from quantum_trader.domain import (
     Candidate,
@@ -19,10 +19,11 @@ from quantum_trader.domain import (
     SymbolStats,
     TradePlan,
 )
+from quantum_trader.record import record
 from quantum_trader.sizing.settings import MultiplierSettings
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Factor:
     """One multiplier with the bounds it was clamped to: low ≤ value ≤ high."""
 
@@ -32,7 +33,7 @@ class Factor:
     high: float
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class SizingBreakdown:
     """All factors and their bounded product, for one log line and one size factor."""
 

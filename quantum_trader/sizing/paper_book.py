@@ -17,12 +17,13 @@ from typing import Any
 from quantum_trader.domain import ExitMode, Position, Side, SizedOrder, TrailMode
 from quantum_trader.monitor import stops
 from quantum_trader.monitor.settings import MonitorSettings
+from quantum_trader.record import record
 from quantum_trader.sizing.lifecycle import LifecycleRecord, window_sharpe
 
 ROLLING = 20
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PaperResult:
     symbol: str
     r_multiple: float

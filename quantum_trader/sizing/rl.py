@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from itertools import product
 from typing import Any
 
@@ -24,6 +24,7 @@ from quantum_trader.domain import (
     TradePlan,
     Verdict,
 )
+from quantum_trader.record import record
 from quantum_trader.sizing.costs import CostModel
 from quantum_trader.sizing.mathematician import MathSizer, StopPlan, plan_risk, plan_stops
 from quantum_trader.sizing.settings import RLSettings, SizingSettings
@@ -38,7 +39,7 @@ STYLES: dict[str, tuple[float, float | None]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class RLAction:
     size_multiple: float
     leverage: int
@@ -119,7 +120,7 @@ class QAgent:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class RLDecision:
     """What the agent chose for an order; learn from it when the trade closes."""
 
@@ -137,7 +138,7 @@ def decision_of(order: SizedOrder) -> RLDecision | None:
     return RLDecision(state, action) if action else None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class RLSizer:
     """Sizes with the action the agent picks; stops, rounding and caps as the math sizer."""
 

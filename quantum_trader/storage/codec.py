@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -36,6 +35,7 @@ from quantum_trader.domain import (
     TrailMode,
     Verdict,
 )
+from quantum_trader.record import record
 
 SqlValue = str | int | float | None
 Row = tuple[SqlValue, ...]
@@ -424,7 +424,7 @@ def _opt_time_text(value: datetime | None) -> str | None:
 _JSON = json.JSONEncoder(separators=(",", ":"), default=_json_default)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class RepositoryRows:
     """Every encoded row of a repository, table by table: the unit of a bulk export."""
 

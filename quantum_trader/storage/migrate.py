@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 import sqlite3
 from collections.abc import Iterable
-from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 import aiosqlite
 
 from quantum_trader.errors import OperatorActionRequired
+from quantum_trader.record import record
 
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
@@ -36,7 +36,7 @@ _RECORD_VERSION = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Migration:
     """One schema step. `version` starts at 1 and increases by one per file."""
 

@@ -9,13 +9,13 @@ probability that the trade ends with R > 0 after costs and into its expected R.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from quantum_trader.domain import FloatArray
+from quantum_trader.record import record
 
 XGBOOST = "xgboost"
 LIGHTGBM = "lightgbm"
@@ -31,7 +31,7 @@ Int8Array = npt.NDArray[np.int8]
 BoolArray = npt.NDArray[np.bool_]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Batch:
     """Model inputs for n (symbol, hour) rows.
 
@@ -58,7 +58,7 @@ class Batch:
         )  # fmt: skip
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Scores:
     """One model's raw scores over a batch: (n, 2) long/short, and the rows it answered."""
 

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
 from quantum_trader.domain import Bars, FloatArray, IntArray
+from quantum_trader.record import record
 from quantum_trader.signals.features import usable_rows
 from quantum_trader.signals.models.base import Batch
 from quantum_trader.signals.models.windows import CHANNELS, build_windows, window_rows_ok
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class SymbolFrame:
     """One symbol's closed hourly bars, their features, and the hourly rows to predict."""
 
