@@ -1,0 +1,99 @@
+"""`@record` (record.py): the frozen dataclass's value semantics, read-only for mypy strict,
+and `replacer`, the hot paths' `dataclasses.replace`."""
+
+from __future__ import annotations
+
+import dataclasses
+import textwrap
+from dataclasses import field
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from mypy import api as mypy_api
+from position_builders import position
+
+from quantum_trader.domain import ExitMode, Position, TrailMode
+from quantum_trader.record import record, replacer
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@record
+class Pair:
+    name: str
+    values: tuple[int, ...] = ()
+    total: int = field(init=False, default=0)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "total", sum(self.values))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FrozenPair:  # what `record` replaces
+    name: str
+    values: tuple[int, ...] = ()
+    total: int = field(init=False, default=0)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "total", sum(self.values))
+
+
+def test_a_record_compares_hashes_and_prints_like_the_frozen_dataclass() -> None:
+    a, b, c = Pair("x", (1, 2)), Pair("x", (1, 2)), Pair("x", (1, 3))
+    assert a == b
+    assert a != c
+    assert hash(a) == hash(b) == hash(FrozenPair("x", (1, 2)))
+    assert len({a, b, c}) == 2
+    assert repr(a) == repr(FrozenPair("x", (1, 2))).replace("FrozenPair", "Pair")
+    assert a.total == 3  # computed once in __post_init__, as before
+    assert not hasattr(a, "__dict__")  # slotted
+    assert dataclasses.replace(a, values=(5,)) == Pair("x", (5,))
+    assert [f.name for f in dataclasses.fields(a)] == ["name", "values", "total"]
+
+
+def test_mypy_strict_rejects_assigning_a_field_of_a_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MYPYPATH", str(ROOT))  # quantum_trader, wherever the test runs from
+    (tmp_path / "empty.toml").write_text("")
+    snippet = tmp_path / "assigns.py"
+    snippet.write_text(
+        textwrap.dedent(
+            """
+            from quantum_trader.record import record
+
+            @record
+            class Price:
+                value: int
+
+            Price(1).value = 2
+            """
+        )
+    )
+    options = ["--strict", "--python-version", "3.11", "--follow-imports", "silent"]
+    own = ["--config-file", str(tmp_path / "empty.toml"), "--cache-dir", str(tmp_path / "cache")]
+    out, _, status = mypy_api.run([str(snippet), *options, *own, "--no-site-packages"])
+    assert status == 1, out
+    assert 'Property "value" defined in "Price" is read-only' in out
+
+
+def test_replacer_gives_what_dataclasses_replace_gives_for_every_field() -> None:
+    base = position()
+    replace = replacer(Position)
+    other = position(entry=Decimal(80_000), opened_at=base.opened_at + timedelta(hours=1))
+    changes = {f.name: getattr(other, f.name) for f in dataclasses.fields(Position)}
+    changes |= {"exit_mode": ExitMode.TREND_FOLLOW, "trail_mode": TrailMode.LOOSE, "leverage": 7}
+    changes |= {"stop_order_id": "s1", "break_even_done": True, "highest_price": Decimal(1)}
+    for name, value in changes.items():
+        assert replace(base, **{name: value}) == dataclasses.replace(base, **{name: value})
+    assert replace(base, **changes) == dataclasses.replace(base, **changes)
+    assert replace(base) == base
+
+
+def test_replacer_refuses_an_unknown_field_and_a_class_with_computed_fields() -> None:
+    with pytest.raises(TypeError, match="unexpected keyword argument 'stop'"):
+        replacer(Position)(position(), stop=Decimal(1))
+    with pytest.raises(TypeError, match="every field in __init__"):
+        replacer(Pair)
