@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -14,6 +13,7 @@ from quantum_trader.cli_backtest import End, Start, Symbols, _symbols
 from quantum_trader.clock import LiveClock
 from quantum_trader.config import DEFAULT_CONFIG_PATH
 from quantum_trader.log import configure_logging
+from quantum_trader.record import replace
 
 SpaceFile = Annotated[Path, typer.Option("--space", help="Search space (TOML): docs/OPTIMIZE.md.")]
 Trials = Annotated[int, typer.Option(min=1, help="Finished trials the study should hold.")]

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from typing import Any
 
 from quantum_trader.domain import LeverageBracket, MarketRules
 from quantum_trader.errors import MarketDataError
 from quantum_trader.execution import binance_wire as wire
-from quantum_trader.record import record
+from quantum_trader.record import record, replace
 
 WHAT = "leverageBracket"
 ANY = "*"  # a problem key for the whole answer

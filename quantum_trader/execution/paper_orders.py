@@ -8,7 +8,6 @@ balance; for conditional orders reduce-only, trigger precision, "would immediate
 
 from __future__ import annotations
 
-from dataclasses import replace
 from decimal import Decimal
 
 from quantum_trader.clock import utc_from_ms
@@ -16,6 +15,7 @@ from quantum_trader.domain import MarketRules, Order, OrderRequest, OrderStatus,
 from quantum_trader.errors import MarketDataError, OrderRejected
 from quantum_trader.execution.paper_ledger import Ledger
 from quantum_trader.execution.paper_triggers import ConditionalBook, would_trigger_now
+from quantum_trader.record import replace
 
 MAX_OPEN_CONDITIONAL_PER_SYMBOL = 10
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from decimal import Decimal
 
 from quantum_trader.clock import utc_from_ms
@@ -26,7 +26,7 @@ from quantum_trader.domain import Order, OrderKind, OrderSide, OrderStatus
 from quantum_trader.execution.paper_ledger import Ledger
 from quantum_trader.execution.paper_markets import to_decimal
 from quantum_trader.execution.paper_state import PaperState
-from quantum_trader.record import record
+from quantum_trader.record import record, replace
 
 QUIET_SCAN_MS = 3_600_000  # how far ahead `quiet_through` looks for what falls due
 

@@ -14,7 +14,6 @@ and closing orders and cancels still pass).
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -43,6 +42,7 @@ from quantum_trader.gates.governor_state import (
     Trip,
 )
 from quantum_trader.gates.settings import GovernorSettings
+from quantum_trader.record import replace
 
 __all__ = [
     "SEVERITY",

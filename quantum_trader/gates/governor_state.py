@@ -9,14 +9,14 @@ new entries until `resume`, and nothing else ends it.
 from __future__ import annotations
 
 import operator
-from dataclasses import fields, replace
+from dataclasses import fields
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
 from quantum_trader.domain import OrderRequest
-from quantum_trader.record import record
+from quantum_trader.record import record, replace
 
 
 class GovernorDecision(StrEnum):

@@ -10,7 +10,6 @@ order is remembered as not yet echoed, so a stream picture older than it is not 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 
@@ -41,6 +40,7 @@ from quantum_trader.keeper.protect import (
     StopWhy,
     exchange_trigger,
 )
+from quantum_trader.record import replace
 
 Records = tuple[tuple[Order, tuple[Fill, ...]], ...]
 

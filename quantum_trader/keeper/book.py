@@ -9,7 +9,7 @@ carry their reason. The `Book` is immutable: the planner returns a new one.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import field, replace
+from dataclasses import field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -26,7 +26,7 @@ from quantum_trader.domain import (
 )
 from quantum_trader.keeper.firing import firing_reason
 from quantum_trader.keeper.ids import Purpose, purpose_of
-from quantum_trader.record import record
+from quantum_trader.record import record, replace
 
 
 @record

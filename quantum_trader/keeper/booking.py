@@ -8,7 +8,6 @@ comes from the exchange's income history, which the keeper fetches before `finis
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 
@@ -27,7 +26,7 @@ from quantum_trader.keeper.book import EntryPlan, Intent
 from quantum_trader.keeper.settings import KeeperSettings
 from quantum_trader.monitor import stops
 from quantum_trader.monitor.settings import MonitorSettings
-from quantum_trader.record import record
+from quantum_trader.record import record, replace
 
 
 @record

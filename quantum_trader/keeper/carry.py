@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 
@@ -45,6 +44,7 @@ from quantum_trader.keeper.protect import (
 from quantum_trader.log import bound_context, get_logger
 from quantum_trader.portfolio.ledger import Ledger
 from quantum_trader.ports import Exchange, Repository
+from quantum_trader.record import replace
 
 log = get_logger("keeper")
 _KINDS = {

@@ -15,7 +15,6 @@ in flight did fill, the reduce-only stop can close nothing and is cancelled once
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 
@@ -28,6 +27,7 @@ from quantum_trader.keeper.protect import (
     refused_exit_trigger,
     stop_while_unsettled,
 )
+from quantum_trader.record import replace
 
 
 def clear_of_mark(

@@ -19,9 +19,9 @@ while a position is held the symbol takes no entry anyway.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import replace
 
 from quantum_trader.domain import Order, OrderKind
+from quantum_trader.record import replace
 
 
 def trigger_times(

@@ -7,7 +7,6 @@ ambiguous failure the order is looked up by that id at once; nothing is sent twi
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime
 
 from quantum_trader.domain import Order, OrderStatus
@@ -15,6 +14,7 @@ from quantum_trader.errors import OrderRejected, OrderStateUnknown, RetryLater
 from quantum_trader.keeper.book import Intent
 from quantum_trader.log import get_logger
 from quantum_trader.ports import Exchange, Repository
+from quantum_trader.record import replace
 
 log = get_logger("keeper")
 INTENTS = "intents"

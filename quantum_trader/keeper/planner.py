@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -52,6 +52,7 @@ from quantum_trader.keeper.protect import (
     protection_actions,
 )
 from quantum_trader.keeper.settle import OrderSettling
+from quantum_trader.record import replace
 
 ZERO = Decimal(0)
 

@@ -20,7 +20,6 @@ position open), it no longer counts as protection (`as_of`): another stop is pla
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from enum import StrEnum
@@ -36,7 +35,7 @@ from quantum_trader.domain import (
 )
 from quantum_trader.keeper.ids import is_ours
 from quantum_trader.monitor.settings import MonitorSettings
-from quantum_trader.record import record
+from quantum_trader.record import record, replace
 
 
 class StopWhy(StrEnum):

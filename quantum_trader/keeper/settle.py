@@ -6,7 +6,6 @@ unfilled or that the exchange forgot (keeper/plan.py says when each settles). Pu
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
 from datetime import datetime, timedelta
 
 from quantum_trader.domain import ExchangeSnapshot, Fill, Order, OrderStatus
@@ -14,6 +13,7 @@ from quantum_trader.keeper.book import Intent
 from quantum_trader.keeper.draft import Draft
 from quantum_trader.keeper.ids import Purpose
 from quantum_trader.keeper.plan import Note, Observation, may_have_filled, state_of
+from quantum_trader.record import replace
 
 
 class OrderSettling:

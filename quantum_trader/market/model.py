@@ -15,7 +15,6 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -42,7 +41,7 @@ from quantum_trader.market.replay import FundingSeries
 from quantum_trader.market.resample import hourly_row_for, on_rows, resample_hourly
 from quantum_trader.market.validation import is_stale
 from quantum_trader.ports import SignalSource
-from quantum_trader.record import record
+from quantum_trader.record import record, replace
 
 RegimeFn = Callable[[Bars], npt.NDArray[np.object_]]
 FundingFn = Callable[[str, int], float]

@@ -18,7 +18,6 @@ import json
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from typing import Any
 from quantum_trader.domain import MarketRules
 from quantum_trader.errors import ConfigurationError, MarketDataError
 from quantum_trader.execution import binance_wire as wire
-from quantum_trader.record import record
+from quantum_trader.record import record, replace
 
 RULES_GLOB = "exchange-info-*.json"
 _RULES_NAME = re.compile(r"^exchange-info-(\d{4}-\d{2}-\d{2})\.json$")

@@ -4,7 +4,7 @@ equity, the last hour's realized PnL and the losing streak. Pure; persisted as a
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import field, replace
+from dataclasses import field
 from datetime import datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
@@ -16,7 +16,7 @@ from quantum_trader.domain import (
     Position,
     SymbolStats,
 )
-from quantum_trader.record import record
+from quantum_trader.record import record, replace
 
 HOUR = timedelta(hours=1)
 

@@ -5,7 +5,6 @@ positions belong to the position keeper (keeper/), which books closed trades her
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -20,6 +19,7 @@ from quantum_trader.portfolio.performance import (
     stats_to_dict,
 )
 from quantum_trader.ports import Repository
+from quantum_trader.record import replace
 
 ACCOUNT_STATE = ("account", "tracker")
 STATS_NAMESPACE = "symbol_stats"

@@ -7,12 +7,12 @@ every change (Repository.save_state("symbol_stats", symbol, ...)) and restores w
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from quantum_trader.domain import ClosedTrade, ReasonCode, SymbolStats
 from quantum_trader.gates.settings import PerformanceSettings
+from quantum_trader.record import replace
 
 
 def record_trade(

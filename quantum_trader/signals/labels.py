@@ -28,7 +28,6 @@ bar's close; a trade still open when the data ends has no label (NaN), and its r
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -44,7 +43,7 @@ from quantum_trader.market.regime import REGIMES, regime_series
 from quantum_trader.market.replay import FundingSeries
 from quantum_trader.monitor import stops
 from quantum_trader.monitor.settings import MonitorSettings
-from quantum_trader.record import record
+from quantum_trader.record import record, replace
 from quantum_trader.sizing.costs import CostModel
 from quantum_trader.sizing.mathematician import plan_stops
 from quantum_trader.sizing.settings import CostSettings, SizingSettings

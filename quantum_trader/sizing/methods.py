@@ -16,7 +16,6 @@ gets and in leverage:
 from __future__ import annotations
 
 import random
-from dataclasses import replace
 from typing import Protocol
 
 import numpy as np
@@ -33,7 +32,7 @@ from quantum_trader.domain import (
     TradePlan,
     Verdict,
 )
-from quantum_trader.record import record
+from quantum_trader.record import record, replace
 from quantum_trader.sizing.costs import CostModel
 from quantum_trader.sizing.mathematician import (
     MathSizer,

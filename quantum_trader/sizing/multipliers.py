@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 
 from quantum_trader.domain import (
     Candidate,
@@ -19,7 +18,7 @@ from quantum_trader.domain import (
     SymbolStats,
     TradePlan,
 )
-from quantum_trader.record import record
+from quantum_trader.record import record, replace
 from quantum_trader.sizing.settings import MultiplierSettings
 
 

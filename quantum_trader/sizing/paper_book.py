@@ -9,7 +9,7 @@ trade is charged a taker round trip, so a paper record is no rosier than a real 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -17,7 +17,7 @@ from typing import Any
 from quantum_trader.domain import ExitMode, Position, Side, SizedOrder, TrailMode
 from quantum_trader.monitor import stops
 from quantum_trader.monitor.settings import MonitorSettings
-from quantum_trader.record import record
+from quantum_trader.record import record, replace
 from quantum_trader.sizing.lifecycle import LifecycleRecord, window_sharpe
 
 ROLLING = 20

@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Mapping
-from dataclasses import replace
 from itertools import product
 from typing import Any
 
@@ -24,7 +23,7 @@ from quantum_trader.domain import (
     TradePlan,
     Verdict,
 )
-from quantum_trader.record import record
+from quantum_trader.record import record, replace
 from quantum_trader.sizing.costs import CostModel
 from quantum_trader.sizing.mathematician import MathSizer, StopPlan, plan_risk, plan_stops
 from quantum_trader.sizing.settings import RLSettings, SizingSettings

@@ -1,5 +1,5 @@
 """`@record` (record.py): the frozen dataclass's value semantics, read-only for mypy strict,
-and `replacer`, the hot paths' `dataclasses.replace`."""
+and `replace`, `dataclasses.replace` by a record's generated `__replace__`."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from mypy import api as mypy_api
 from position_builders import position
 
 from quantum_trader.domain import ExitMode, Position, TrailMode
-from quantum_trader.record import record, replacer
+from quantum_trader.record import record, replace
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -79,9 +79,9 @@ def test_mypy_strict_rejects_assigning_a_field_of_a_record(
     assert 'Property "value" defined in "Price" is read-only' in out
 
 
-def test_replacer_gives_what_dataclasses_replace_gives_for_every_field() -> None:
+def test_replace_gives_what_dataclasses_replace_gives_for_every_field() -> None:
     base = position()
-    replace = replacer(Position)
+    assert hasattr(Position, "__replace__")  # the generated one, not the loop over fields()
     other = position(entry=Decimal(80_000), opened_at=base.opened_at + timedelta(hours=1))
     changes = {f.name: getattr(other, f.name) for f in dataclasses.fields(Position)}
     changes |= {"exit_mode": ExitMode.TREND_FOLLOW, "trail_mode": TrailMode.LOOSE, "leverage": 7}
@@ -92,8 +92,15 @@ def test_replacer_gives_what_dataclasses_replace_gives_for_every_field() -> None
     assert replace(base) == base
 
 
-def test_replacer_refuses_an_unknown_field_and_a_class_with_computed_fields() -> None:
+def test_replace_refuses_an_unknown_field() -> None:
     with pytest.raises(TypeError, match="unexpected keyword argument 'stop'"):
-        replacer(Position)(position(), stop=Decimal(1))
-    with pytest.raises(TypeError, match="every field in __init__"):
-        replacer(Pair)
+        replace(position(), stop=Decimal(1))  # type: ignore[call-arg]  # mypy refuses it too
+
+
+def test_replace_of_a_value_with_computed_fields_is_dataclasses_replace() -> None:
+    pair = Pair("x", (1, 2))
+    assert not hasattr(Pair, "__replace__")
+    assert replace(pair, values=(4,)) == Pair("x", (4,))  # `total` computed again
+    assert replace(FrozenPair("y"), name="z") == FrozenPair("z")  # any dataclass
+    with pytest.raises(ValueError, match="init=False"):
+        replace(pair, total=9)
