@@ -146,10 +146,11 @@ def _rows_key(rows: Sequence[tuple[str, SymbolSeries, int]]) -> Rows:
     return tuple((symbol, last) for symbol, _, last in rows)
 
 
-def _last_closed_row(bars: Bars, origin: int | None, now_ms: int) -> int:
+def _last_closed_row(bars: Bars, origin: int | None, last_row: int, now_ms: int) -> int:
+    """The newest row closed by `now_ms` (-1: none); `last_row` is len(bars) - 1."""
     if origin is None:
         return bars.closed_before(now_ms) - 1
-    return max(-1, min((now_ms - origin) // bars.timeframe_ms - 1, len(bars) - 1))
+    return max(-1, min((now_ms - origin) // bars.timeframe_ms - 1, last_row))
 
 
 def _run_starts(n: int, columns: list[npt.NDArray[Any]]) -> npt.NDArray[np.intp]:
@@ -207,6 +208,7 @@ class MarketModel:
         self._windows = windows
         self._correlations: tuple[int, CorrelationMatrix] | None = None
         self._origins = {symbol: _grid_origin(s.bars) for symbol, s in self._series.items()}
+        self._last_rows = {symbol: len(s.bars) - 1 for symbol, s in self._series.items()}
         self._runs = {symbol: signal_runs(s.signals) for symbol, s in self._series.items()}
         self._signals: dict[str, tuple[int, Signal]] = {}  # symbol → (run, its signal)
         self._slow_runs = {
@@ -333,13 +335,13 @@ class MarketModel:
     def _visible_row(self, symbol: str, s: SymbolSeries, now_ms: int) -> int:
         """The row of `symbol` the view at `now_ms` shows, or -1 when it leaves it out."""
         bars = s.bars
-        origin = self._origins[symbol]
-        last = _last_closed_row(bars, origin, now_ms)
+        origin, last_row = self._origins[symbol], self._last_rows[symbol]
+        last = _last_closed_row(bars, origin, last_row, now_ms)
         # .item(): a Python scalar without the numpy scalar in between (hot path).
         if last < 0 or not math.isfinite(s.atr_pct.item(last)):
             return -1
         # On a gap-free grid only the last recorded bar can be too old (hot path).
-        check = origin is None or last == len(bars) - 1
+        check = origin is None or last == last_row
         if check and is_stale(
             bars.time_ms.item(last) + bars.timeframe_ms, now_ms, bars.timeframe_ms
         ):
@@ -370,9 +372,9 @@ class MarketModel:
         the last recorded row, whose age can hide it), the next millisecond."""
         until = []
         for symbol, s in self._series.items():
-            origin, bars = self._origins[symbol], s.bars
-            last = _last_closed_row(bars, origin, now_ms)
-            if origin is None or last == len(bars) - 1:
+            origin, bars, last_row = self._origins[symbol], s.bars, self._last_rows[symbol]
+            last = _last_closed_row(bars, origin, last_row, now_ms)
+            if origin is None or last == last_row:
                 return now_ms + 1
             if last < 0:  # the first row closes at origin + one bar
                 until.append(origin + bars.timeframe_ms)

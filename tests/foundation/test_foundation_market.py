@@ -111,7 +111,7 @@ def test_the_grid_arithmetic_finds_the_row_a_binary_search_finds(offset_ms: int)
     now_ms = int(BARS.time_ms[0]) + offset_ms
     origin = _grid_origin(BARS)
     assert origin is not None
-    assert _last_closed_row(BARS, origin, now_ms) == BARS.closed_before(now_ms) - 1
+    assert _last_closed_row(BARS, origin, len(BARS) - 1, now_ms) == BARS.closed_before(now_ms) - 1
 
 
 @pytest.mark.parametrize("gapped", [False, True], ids=["grid", "with a gap"])
