@@ -37,18 +37,16 @@ def record(cls: type[_T]) -> type[_T]:
     made = dataclass(slots=True, unsafe_hash=True)(cls)
     fields = dataclasses.fields(made)  # type: ignore[arg-type]
     if all(f.init for f in fields):
-        positional = [f.name for f in fields if not f.kw_only]
-        made.__replace__ = _replacer(positional, fields)  # type: ignore[attr-defined]
+        made.__replace__ = _replacer(fields)  # type: ignore[attr-defined]
     return made
 
 
-def _replacer(positional: list[str], fields: tuple[Field[Any], ...]) -> Callable[..., Any]:
+def _replacer(fields: tuple[Field[Any], ...]) -> Callable[..., Any]:
     """`dataclasses.replace` for one class as straight-line code: each field is the change
     given for it or the value's own; an unknown name raises TypeError, as there."""
     keep = ", ".join(f"{f.name}=_KEEP" for f in fields)
     args = ", ".join(
-        f"{'' if f.name in positional else f.name + '='}"
-        f"self.{f.name} if {f.name} is _KEEP else {f.name}"
+        f"{f.name + '=' if f.kw_only else ''}self.{f.name} if {f.name} is _KEEP else {f.name}"
         for f in fields
     )
     source = f"def __replace__(self, /, *, {keep}):\n    return self.__class__({args})\n"
