@@ -75,7 +75,7 @@ async def main():
     t1 = time.perf_counter()
     report = build_report(data, context)
     t2 = time.perf_counter()
-    await asyncio.to_thread(write_outputs, report, data, context, out)
+    await write_outputs(report, data, context, out)
     t3 = time.perf_counter()
     return {"load": t1 - t0, "build": t2 - t1, "write": t3 - t2, "report": t3 - t0}
 

@@ -47,6 +47,7 @@ from quantum_trader.ports import SignalSource
 from quantum_trader.record import record
 from quantum_trader.replay_quiet import QuietSteps
 from quantum_trader.report.benchmark import buy_and_hold
+from quantum_trader.report.chart_process import ChartProcess, chart_process
 from quantum_trader.report.load import load_run
 from quantum_trader.report.model import BacktestReport, RunContext
 from quantum_trader.report.outputs import staged_output
@@ -74,6 +75,9 @@ class BacktestRequest:
     symbols: tuple[str, ...] | None = None
     out_dir: Path = Path("reports/backtest")
     allow_in_sample: bool = False
+    # Draw some of the report's charts in a process started with the run (the command's
+    # choice; the optimizer's backtests already use every core).
+    chart_process: bool = False
 
 
 @record
@@ -100,14 +104,15 @@ async def run_backtest(
     started = time.perf_counter()
     settings, replay = prepare_replay(settings, request)  # refusals before anything is written
     with staged_output(request.out_dir) as work:
-        with loaded_objects_exempt():  # collector.py: what is loaded outlives the replay
-            context = await replay_into(settings, replay, work, stopping or asyncio.Event())
-        # The market, its model and the core are no longer needed: release them before the
-        # report loads its libraries and the run's tables (the command's peak memory).
-        del replay
-        gc.collect()
-        with collector_paused():  # the report's cycles, a few MB, are left for after it
-            return await write_report(context, work, started)
+        async with chart_process(request.chart_process) as aside:
+            with loaded_objects_exempt():  # collector.py: what is loaded outlives the replay
+                context = await replay_into(settings, replay, work, stopping or asyncio.Event())
+            # The market, its model and the core are no longer needed: release them before
+            # the report loads its libraries and the run's tables (the command's peak memory).
+            del replay
+            gc.collect()
+            with collector_paused():  # the report's cycles, a few MB, are left for after it
+                return await write_report(context, work, started, aside)
 
 
 def prepare_replay(settings: Settings, request: BacktestRequest) -> tuple[Settings, Replay]:
@@ -171,8 +176,11 @@ async def replay_into(
     return _context(settings, replay, steps)
 
 
-async def write_report(context: RunContext, out: Path, started: float) -> BacktestReport:
-    """Read the replayed run from the database in `out`, write the report beside it.
+async def write_report(
+    context: RunContext, out: Path, started: float, aside: ChartProcess | None = None
+) -> BacktestReport:
+    """Read the replayed run from the database in `out`, write the report beside it, some of
+    its charts drawn in `aside` when given.
 
     The chart library (matplotlib) and the page's templates are imported here, when the
     report is built, not with this module: a caller that released its replay never holds
@@ -184,7 +192,7 @@ async def write_report(context: RunContext, out: Path, started: float) -> Backte
     data = await load_run(out / DATABASE_FILE)
     context = dataclasses.replace(context, elapsed_s=time.perf_counter() - started)
     report = build_report(data, context)
-    await asyncio.to_thread(write_outputs, report, data, context, out)
+    await write_outputs(report, data, context, out, aside)
     return report
 
 

@@ -5,7 +5,7 @@ the same bytes. Every chart carries the run's sample stamp in its title."""
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 import matplotlib as mpl
@@ -19,6 +19,7 @@ from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from quantum_trader.report.chart_inputs import CHART_NAMES, ChartInputs
 from quantum_trader.report.halts import HaltPeriod
 from quantum_trader.report.statistics import drawdown
 
@@ -223,3 +224,15 @@ def decisions_chart(by_day: pd.DataFrame, stamp: str) -> Figure:
     )
     _title(figure, "Decisions by gate over time", stamp)
     return figure
+
+
+def draw(inputs: ChartInputs, names: Sequence[str] = CHART_NAMES) -> dict[str, bytes]:
+    """The report's charts named in `names` as PNG bytes, by name, in that order."""
+    drawers: dict[str, Callable[[], Figure]] = {
+        "equity": lambda: equity_chart(
+            inputs.equity, inputs.benchmark, inputs.halts, inputs.end, inputs.stamp
+        ),
+        "pnl_by_symbol": lambda: pnl_by_symbol_chart(inputs.by_symbol, inputs.stamp),
+        "decisions_by_gate": lambda: decisions_chart(inputs.decisions_by_day, inputs.stamp),
+    }
+    return {name: to_png(drawers[name]()) for name in names}

@@ -1,17 +1,20 @@
 """Write a report's files into the (partial) output directory: report.json, charts/*.png and
 report.html, one self-contained page (styles inline, charts as inline PNG data; it fetches
-nothing)."""
+nothing). The chart library is loaded only where charts are drawn."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
+import secrets
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import jinja2
 
-from quantum_trader.report import charts
-from quantum_trader.report.halts import halt_periods
+from quantum_trader.report.chart_inputs import CHART_NAMES, ChartInputs, chart_inputs
+from quantum_trader.report.chart_process import ASIDE, ChartProcess
 from quantum_trader.report.load import RunData
 from quantum_trader.report.model import BacktestReport, RunContext
 
@@ -27,39 +30,53 @@ _templates = jinja2.Environment(
 )
 
 
-def write_outputs(report: BacktestReport, data: RunData, context: RunContext, out: Path) -> None:
-    """Render the charts and the page and write every file of the report into `out`."""
-    pngs = _charts(report, data, context)
-    (out / CHARTS_DIR).mkdir(exist_ok=True)
-    for name, png in pngs.items():
-        (out / CHARTS_DIR / f"{name}.png").write_bytes(png)
+async def write_outputs(
+    report: BacktestReport,
+    data: RunData,
+    context: RunContext,
+    out: Path,
+    aside: ChartProcess | None = None,
+) -> None:
+    """Render the charts and the page and write every file of the report into `out`. With
+    `aside`, its charts (chart_process.ASIDE) are drawn there while this process draws the
+    others and renders the page around them (a token for each chart, replaced by its PNG
+    once drawn); they are drawn here only when it fails."""
+    inputs = chart_inputs(report, data, context)
+    if aside is not None:
+        await aside.send(inputs)
     report.outputs = {
         "json": REPORT_JSON,
         "html": REPORT_HTML,
-        **{name: f"{CHARTS_DIR}/{name}.png" for name in pngs},
+        **{name: f"{CHARTS_DIR}/{name}.png" for name in CHART_NAMES},
     }
-    _write_text(out / REPORT_HTML, render_page(report, pngs))
-    report.write(out / REPORT_JSON)
+    tokens = {name: f"chart-{name}-{secrets.token_hex(8)}" for name in CHART_NAMES}
+    page = await asyncio.to_thread(_page, report, tokens)
+    await asyncio.to_thread(report.write, out / REPORT_JSON)
+    here = [name for name in CHART_NAMES if aside is None or name not in ASIDE]
+    pngs = await asyncio.to_thread(_draw_here, inputs, here)
+    pngs |= (await aside.answer() if aside is not None else None) or {}
+    pngs |= await asyncio.to_thread(_draw_here, inputs, [n for n in CHART_NAMES if n not in pngs])
+    (out / CHARTS_DIR).mkdir(exist_ok=True)
+    for name in CHART_NAMES:
+        (out / CHARTS_DIR / f"{name}.png").write_bytes(pngs[name])
+        page = page.replace(tokens[name], base64.b64encode(pngs[name]).decode("ascii"), 1)
+    _write_text(out / REPORT_HTML, page)
 
 
-def _charts(report: BacktestReport, data: RunData, context: RunContext) -> dict[str, bytes]:
-    periods = halt_periods(data.governor_events)
-    figures = {
-        "equity": charts.equity_chart(
-            data.equity, context.benchmark, periods, context.end, report.sample
-        ),
-        "pnl_by_symbol": charts.pnl_by_symbol_chart(report.by_symbol, report.sample),
-        "decisions_by_gate": charts.decisions_chart(data.decisions_by_day, report.sample),
-    }
-    return {name: charts.to_png(figure) for name, figure in figures.items()}
+def _draw_here(inputs: ChartInputs, names: Sequence[str]) -> dict[str, bytes]:
+    if not names:
+        return {}
+    from quantum_trader.report import charts  # the chart library, only where it draws
+
+    return charts.draw(inputs, names)
 
 
-def render_page(report: BacktestReport, pngs: dict[str, bytes]) -> str:
-    """The report page as one HTML document."""
+def _page(report: BacktestReport, charts: Mapping[str, str]) -> str:
+    """The page with each chart's base64 PNG as given (or a token standing for it)."""
     return _templates.get_template("report.html.j2").render(
         r=report,
         stamp_class=STAMP_CLASS.get(report.sample, "untrained"),
-        charts={name: base64.b64encode(png).decode("ascii") for name, png in pngs.items()},
+        charts=charts,
         cards=_cards(report),
         pct=_pct,
         share=_share,

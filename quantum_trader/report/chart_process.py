@@ -1,0 +1,144 @@
+"""Some of the report's charts drawn in a process of their own, beside the backtest's.
+
+Started before the replay, the chart process loads the chart library (matplotlib and the
+report's modules, ≈ 0.5 s) on the machine's other core while the replay runs on this one.
+Given the inputs once the run is read back, it draws its charts (ASIDE) while this process
+draws the others and renders the page and report.json around them. Its PNGs are the ones
+`charts.draw` makes here, byte for byte (tested). It is a speed-up, never a dependency: should
+it fail to start or to answer (killed, out of memory, a broken interpreter), this process draws
+those charts itself after one warning line.
+
+One job: the inputs in on stdin (pickled, by the parent that started the process), the PNGs
+out on stdout, each after its length (nothing the parent reads is unpickled); stderr is read
+for the warning. The child ignores SIGINT, because a terminal's Ctrl-C reaches the whole
+process group and the backtest alone decides what an interrupt means. It ends with its stdin:
+an unused process is killed, and a dead parent closes the pipe. Having answered, it exits
+without tearing down its libraries (≈ 0.1 s the parent would wait for).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import pickle
+import signal
+import sys
+from collections.abc import AsyncIterator
+
+from quantum_trader.log import get_logger
+from quantum_trader.report.chart_inputs import ChartInputs
+
+log = get_logger("report")
+# The larger share of the drawing (≈ 0.3 of ≈ 0.5 s), not the first-drawn equity chart: this
+# process meanwhile loads the library for that one and renders the page.
+ASIDE = ("pnl_by_symbol", "decisions_by_gate")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+class ChartProcess:
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self._process = process
+
+    @classmethod
+    async def start(cls) -> ChartProcess | None:
+        """A chart process loading its library; None (with a warning) when none can start."""
+        try:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                __name__,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+        except OSError as error:
+            log.warning("chart_process_unavailable", error=str(error), then="drawn in process")
+            return None
+        return cls(process)
+
+    @property
+    def pid(self) -> int:
+        return self._process.pid
+
+    async def send(self, inputs: ChartInputs) -> None:
+        """Hand the process its job (before this process draws: a thread holding the GIL
+        would slow the pipe's writes)."""
+        stdin = self._process.stdin
+        assert stdin is not None  # started with a pipe
+        try:
+            stdin.write(pickle.dumps(inputs))
+            await stdin.drain()
+            stdin.close()
+        except OSError:  # a dead process: told when its answer is read
+            pass
+
+    async def answer(self) -> dict[str, bytes] | None:
+        """The PNGs of the ASIDE charts by name, once drawn; None (with a warning) when the
+        process did not give them: the caller draws them itself."""
+        process = self._process
+        assert process.stdout is not None  # started with pipes
+        assert process.stderr is not None
+        out, err = await asyncio.gather(process.stdout.read(), process.stderr.read())
+        await process.wait()
+        pngs = _unframed(out)
+        if process.returncode == 0 and pngs is not None:
+            return pngs
+        last = err.decode(errors="replace").strip().splitlines()[-1:] or ["no error output"]
+        why = f"exit code {process.returncode}, {len(out)} bytes of answer: {last[0]}"
+        log.warning("chart_process_failed", error=why, then="drawn in process")
+        return None
+
+    async def close(self) -> None:
+        """End the process if it is still running (unused, or interrupted mid-drawing)."""
+        if self._process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self._process.kill()
+        await self._process.wait()
+
+
+@contextlib.asynccontextmanager
+async def chart_process(wanted: bool) -> AsyncIterator[ChartProcess | None]:
+    """A chart process for the block (none when not `wanted`), ended when the block ends."""
+    started = await ChartProcess.start() if wanted else None
+    try:
+        yield started
+    finally:
+        if started is not None:
+            await started.close()
+
+
+def _framed(pngs: dict[str, bytes]) -> bytes:
+    """The answer: each chart of ASIDE in turn, its length (8 bytes) before it."""
+    return b"".join(len(pngs[name]).to_bytes(8, "big") + pngs[name] for name in ASIDE)
+
+
+def _unframed(answer: bytes) -> dict[str, bytes] | None:
+    """The charts in `answer`; None unless it is exactly one PNG for each of ASIDE."""
+    pngs, at = {}, 0
+    for name in ASIDE:
+        size = int.from_bytes(answer[at : at + 8], "big")
+        png = answer[at + 8 : at + 8 + size]
+        if len(png) != size or not png.startswith(PNG_SIGNATURE):
+            return None
+        pngs[name], at = png, at + 8 + size
+    return pngs if at == len(answer) else None
+
+
+def main() -> None:
+    """The child: load the chart library, then draw the one job read from stdin."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from quantum_trader.report import charts  # the point of starting early
+
+    job = sys.stdin.buffer.read()
+    if not job:  # closed unused
+        return
+    inputs = pickle.loads(job)  # noqa: S301 (written by the parent that started this process)
+    sys.stdout.buffer.write(_framed(charts.draw(inputs, ASIDE)))
+    sys.stdout.buffer.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,186 @@
+"""Charts drawn in a chart process: the same files as drawn in process, whatever the process
+does (killed, a wrong answer, Ctrl-C), and no process outlives the run that started it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+import pytest
+from daemon_harness import eventually
+from report_builders import TWO, utc
+from structlog.testing import capture_logs
+
+from quantum_trader.backtest import DATABASE_FILE, BacktestRequest, prepare_replay, replay_into
+from quantum_trader.config import MarketSettings, Settings
+from quantum_trader.report.build import build_report
+from quantum_trader.report.chart_process import ASIDE, ChartProcess, chart_process
+from quantum_trader.report.load import RunData, load_run
+from quantum_trader.report.model import BacktestReport, RunContext
+from quantum_trader.report.publish import write_outputs
+
+Run = tuple[BacktestReport, RunData, RunContext]
+SIGINT_BIT = 1 << (signal.SIGINT - 1)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    """A replayed week of two symbols (rule signals), read back as the report reads it."""
+    work = tmp_path_factory.mktemp("run")
+    settings = Settings(
+        data_dir=work / "data", signals={"source": "rules"}, market=MarketSettings(symbols=TWO)
+    )
+    request = BacktestRequest(utc(2025, 9, 10), utc(2025, 9, 17), out_dir=work)
+    settings, replay = prepare_replay(settings, request)
+
+    async def replayed() -> Run:
+        context = await replay_into(settings, replay, work, asyncio.Event())
+        data = await load_run(work / DATABASE_FILE)
+        return build_report(data, context), data, context
+
+    return asyncio.run(replayed())
+
+
+def files(directory: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(directory)): p.read_bytes() for p in directory.rglob("*") if p.is_file()
+    }
+
+
+def written(
+    run: Run, out: Path, aside: Callable[[], Coroutine[Any, Any, ChartProcess | None]]
+) -> dict[str, bytes]:
+    """The report's files as write_outputs writes them with the chart process `aside` makes."""
+    out.mkdir()
+
+    async def write() -> None:
+        process = await aside()
+        try:
+            await write_outputs(*run, out, process)
+        finally:
+            if process is not None:
+                await process.close()
+
+    asyncio.run(write())
+    return files(out)
+
+
+async def no_process() -> None:
+    return None
+
+
+@pytest.fixture(scope="module")
+def drawn_here(run: Run, tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    return written(run, tmp_path_factory.mktemp("here") / "out", no_process)
+
+
+def test_its_charts_are_the_ones_drawn_in_process(
+    run: Run, drawn_here: dict[str, bytes], tmp_path: Path
+) -> None:
+    with capture_logs() as logs:
+        aside = written(run, tmp_path / "out", ChartProcess.start)
+    assert {"charts/pnl_by_symbol.png", "charts/decisions_by_gate.png"} <= set(aside)
+    assert set(ASIDE) < {"equity", *ASIDE}  # some drawn there, the rest here
+    assert aside == drawn_here  # every chart, the page that inlines them and report.json
+    assert not [entry for entry in logs if entry["log_level"] == "warning"]
+
+
+def test_a_killed_chart_process_has_its_charts_drawn_in_process(
+    run: Run, drawn_here: dict[str, bytes], tmp_path: Path
+) -> None:
+    async def killed() -> ChartProcess | None:
+        process = await ChartProcess.start()
+        assert process is not None
+        os.kill(process.pid, signal.SIGKILL)
+        return process
+
+    with capture_logs() as logs:
+        assert written(run, tmp_path / "out", killed) == drawn_here
+    warnings = [entry for entry in logs if entry["event"] == "chart_process_failed"]
+    assert len(warnings) == 1
+    assert "exit code -9" in warnings[0]["error"]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "sys.stdout.buffer.write(b'not a chart')",
+        "sys.stdout.buffer.write((9).to_bytes(8, 'big') + b'\\x89PNG\\r\\n\\x1a\\n!')",  # one
+        "",  # nothing
+        "raise SystemExit('drawing failed')",
+    ],
+)
+def test_a_chart_process_without_its_charts_has_them_drawn_in_process(
+    run: Run, drawn_here: dict[str, bytes], tmp_path: Path, answer: str
+) -> None:
+    async def wrong() -> ChartProcess:  # a stand-in child that reads its job, answers `answer`
+        script = f"import sys; sys.stdin.buffer.read(); {answer}"
+        child = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            script,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        return ChartProcess(child)
+
+    with capture_logs() as logs:
+        assert written(run, tmp_path / "out", wrong) == drawn_here
+    assert [entry["event"] for entry in logs if entry["log_level"] == "warning"] == [
+        "chart_process_failed"
+    ]
+
+
+def test_ctrl_c_reaching_the_chart_process_does_not_stop_it(
+    run: Run, drawn_here: dict[str, bytes], tmp_path: Path
+) -> None:
+    async def interrupted() -> ChartProcess | None:
+        process = await ChartProcess.start()
+        assert process is not None
+        eventually(lambda: ignores_sigint(process.pid), 60, "the chart process ignoring SIGINT")
+        os.kill(process.pid, signal.SIGINT)  # a terminal's Ctrl-C reaches the process group
+        return process
+
+    with capture_logs() as logs:
+        assert written(run, tmp_path / "out", interrupted) == drawn_here
+    assert not [entry for entry in logs if entry["log_level"] == "warning"]
+
+
+def ignores_sigint(pid: int) -> bool:
+    status = Path(f"/proc/{pid}/status").read_text()
+    ignored = next(line for line in status.splitlines() if line.startswith("SigIgn:"))
+    return bool(int(ignored.split()[1], 16) & SIGINT_BIT)
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_no_chart_process_outlives_the_block_that_started_it(fails: bool) -> None:
+    async def block() -> int:
+        pid = 0
+        try:
+            async with chart_process(True) as process:
+                assert process is not None
+                pid = process.pid
+                if fails:
+                    raise RuntimeError("the replay failed")
+        except RuntimeError:
+            pass
+        return pid
+
+    pid = asyncio.run(block())
+    assert pid > 0
+    with pytest.raises(ProcessLookupError):  # ended and reaped
+        os.kill(pid, 0)
+
+
+def test_a_chart_process_only_when_wanted() -> None:
+    async def block() -> ChartProcess | None:
+        async with chart_process(False) as process:
+            return process
+
+    assert asyncio.run(block()) is None
