@@ -34,6 +34,7 @@ from quantum_trader.domain import EquitySnapshot, MarketRules
 from quantum_trader.errors import ConfigurationError, QuantumTraderError
 from quantum_trader.log import get_logger
 from quantum_trader.market.candle_store import TIMEFRAME_MS, CandleStore
+from quantum_trader.market.correlations_aside import correlations_aside
 from quantum_trader.market.provider import PrecomputedMarket
 from quantum_trader.market.replay import ReplayFeed
 from quantum_trader.market.setup import (
@@ -75,9 +76,10 @@ class BacktestRequest:
     symbols: tuple[str, ...] | None = None
     out_dir: Path = Path("reports/backtest")
     allow_in_sample: bool = False
-    # Draw some of the report's charts in a process started with the run (the command's
-    # choice; the optimizer's backtests already use every core).
-    chart_process: bool = False
+    # Use the machine's other core: the correlations computed and two of the report's charts
+    # drawn in processes of their own (the command's choice; the optimizer's backtests
+    # already run one per core).
+    helper_processes: bool = False
 
 
 @record
@@ -104,9 +106,15 @@ async def run_backtest(
     started = time.perf_counter()
     settings, replay = prepare_replay(settings, request)  # refusals before anything is written
     with staged_output(request.out_dir) as work:
-        async with chart_process(request.chart_process) as aside:
+        async with chart_process(request.helper_processes) as aside:
             with loaded_objects_exempt():  # collector.py: what is loaded outlives the replay
-                context = await replay_into(settings, replay, work, stopping or asyncio.Event())
+                context = await replay_into(
+                    settings,
+                    replay,
+                    work,
+                    stopping or asyncio.Event(),
+                    correlation_process=request.helper_processes,
+                )
             # The market, its model and the core are no longer needed: release them before
             # the report loads its libraries and the run's tables (the command's peak memory).
             del replay
@@ -146,10 +154,16 @@ async def run_replay(
 
 
 async def replay_into(
-    settings: Settings, replay: Replay, out: Path, stopping: asyncio.Event
+    settings: Settings,
+    replay: Replay,
+    out: Path,
+    stopping: asyncio.Event,
+    *,
+    correlation_process: bool = False,
 ) -> RunContext:
     """Replay `replay` into the database in `out`; return what the report needs besides the
-    database (benchmark and candle counts included), so that nothing of the replay is kept."""
+    database (benchmark and candle counts included), so that nothing of the replay is kept.
+    With `correlation_process`, the correlations are computed in a process of their own."""
     feed = replay.feed
     rules = replay.rules
     clock = ManualClock(replay.start)
@@ -157,22 +171,27 @@ async def replay_into(
         recorded_model, settings, replay.store, feed, replay.source, rules
     )
     check_stop(stopping)
-    # The ledger lives in memory (no thread hop per write on the hot path); the audit trail
-    # streams to the database in batches; the ledger joins it in one transaction at the end.
-    database = await SqliteRepository.open(out / DATABASE_FILE)
-    repository = SplitRepository(InMemoryRepository(), database)
-    try:
-        exchange = make_paper_exchange(settings, clock, feed, rules, state_path=None)
-        market = PrecomputedMarket(model)
-        core = await assemble(
-            settings, market, exchange, repository, rules, replay.start, asyncio.Event()
-        )
-        step = timedelta(milliseconds=TIMEFRAME_MS[settings.market.timeframe])
-        quiet = QuietSteps(core, model, exchange, settings.backtest, step)
-        steps = await _replay(settings, clock, core, repository, replay, stopping, quiet)
-        await repository.save_ledger()
-    finally:
-        await repository.close()
+    start_ms, end_ms = ms_from_utc(replay.start), ms_from_utc(replay.end)
+    job = model.correlation_job(start_ms, end_ms) if correlation_process else None
+    with correlations_aside(job) as correlations:
+        if correlations is not None:
+            model.correlations_from(correlations.matrices)
+        # The ledger lives in memory (no thread hop per write on the hot path); the audit trail
+        # streams to the database in batches; the ledger joins it in one transaction at the end.
+        database = await SqliteRepository.open(out / DATABASE_FILE)
+        repository = SplitRepository(InMemoryRepository(), database)
+        try:
+            exchange = make_paper_exchange(settings, clock, feed, rules, state_path=None)
+            market = PrecomputedMarket(model)
+            core = await assemble(
+                settings, market, exchange, repository, rules, replay.start, asyncio.Event()
+            )
+            step = timedelta(milliseconds=TIMEFRAME_MS[settings.market.timeframe])
+            quiet = QuietSteps(core, model, exchange, settings.backtest, step)
+            steps = await _replay(settings, clock, core, repository, replay, stopping, quiet)
+            await repository.save_ledger()
+        finally:
+            await repository.close()
     return _context(settings, replay, steps)
 
 

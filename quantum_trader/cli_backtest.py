@@ -83,7 +83,7 @@ def backtest(
         symbols=_symbols(symbols),
         out_dir=out,
         allow_in_sample=allow_in_sample,
-        chart_process=True,
+        helper_processes=True,
     )
     report = uvloop.run(until_signalled(lambda stop: run_backtest(settings, request, stop)))
     print_backtest_summary(console, report, out)

@@ -55,6 +55,11 @@ class CorrelationMatrix:
         }
 
 
+def returns_window(returns: FloatArray, last: int, lookback: int) -> FloatArray:
+    """The `lookback` returns up to row `last` (row 0 has none: no bar before it)."""
+    return returns[max(1, last + 1 - lookback) : last + 1]
+
+
 def correlation_matrix(
     returns: Mapping[str, FloatArray], symbols: Sequence[str] | None = None, lookback: int = 288
 ) -> CorrelationMatrix:

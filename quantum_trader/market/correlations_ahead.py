@@ -12,9 +12,13 @@ Only a model over a recording looks ahead: a live model sees no rows ahead.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 from quantum_trader.domain import FloatArray
 from quantum_trader.domain.correlation import CorrelationMatrix, correlation_matrix
+
+if TYPE_CHECKING:
+    from quantum_trader.market.correlations_aside import Matrices
 
 Rows = tuple[tuple[str, int], ...]  # each symbol shown, with its visible row
 ReturnsAt = Callable[[int], tuple[Rows, Mapping[str, FloatArray]]]
@@ -29,10 +33,15 @@ class CorrelationsAhead:
         self._lookback = lookback
         self._returns_at = returns_at  # the rows and their returns at an instant
         self._ahead: dict[int, tuple[Rows, CorrelationMatrix]] = {}
+        # Every period's, once a correlation process answers (correlations_aside.py).
+        self.computed: Callable[[], Matrices | None] = lambda: None
 
     def at(self, period: int, rows: Rows) -> CorrelationMatrix | None:
         """The matrix of `period` when it was computed from `rows`; None otherwise (the
         caller computes it from its own returns)."""
+        computed = self.computed()
+        if computed is not None:
+            return computed.at(period, rows)
         if period not in self._ahead:
             self._compute_from(period)
         computed_from, matrix = self._ahead.pop(period)

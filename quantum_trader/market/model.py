@@ -34,9 +34,14 @@ from quantum_trader.domain import (
     SignalSeries,
     Vote,
 )
-from quantum_trader.domain.correlation import CorrelationMatrix, correlation_matrix
+from quantum_trader.domain.correlation import (
+    CorrelationMatrix,
+    correlation_matrix,
+    returns_window,
+)
 from quantum_trader.market import indicators
 from quantum_trader.market.correlations_ahead import CorrelationsAhead, Rows
+from quantum_trader.market.correlations_aside import CorrelationJob, Matrices
 from quantum_trader.market.replay import FundingSeries
 from quantum_trader.market.resample import hourly_row_for, on_rows, resample_hourly
 from quantum_trader.market.validation import is_stale
@@ -309,7 +314,23 @@ class MarketModel:
         )
 
     def _returns(self, s: SymbolSeries, last: int) -> FloatArray:
-        return s.returns[max(1, last + 1 - self._windows.returns_bars) : last + 1]
+        return returns_window(s.returns, last, self._windows.returns_bars)
+
+    def correlation_job(self, start_ms: int, end_ms: int) -> CorrelationJob:
+        """The correlation matrices of the refresh periods from `start_ms` to `end_ms` as a
+        job for a correlation process (correlations_aside.py): the rows each period's start
+        shows, and the returns."""
+        refresh = self._windows.correlation_refresh_ms
+        periods = range(start_ms // refresh, end_ms // refresh + 1)
+        rows = tuple(_rows_key(self._visible_rows(period * refresh)) for period in periods)
+        returns = {symbol: s.returns for symbol, s in self._series.items()}
+        return CorrelationJob(periods.start, rows, returns, self._windows.returns_bars)
+
+    def correlations_from(self, computed: Callable[[], Matrices | None]) -> None:
+        """Take each period's matrix from `computed` once it answers (a correlation
+        process's), where it was computed from the rows asked; only with `look_ahead`."""
+        if self._ahead is not None:
+            self._ahead.computed = computed
 
     def _returns_at(self, now_ms: int) -> tuple[Rows, dict[str, FloatArray]]:
         """The rows the view at `now_ms` would show and their returns (the model's memory of

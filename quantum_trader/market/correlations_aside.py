@@ -1,0 +1,215 @@
+"""A recorded market's correlation matrices computed in a process of their own, beside a
+backtest's replay.
+
+The matrices do not depend on the account, so a process on the machine's other core can
+compute every refresh period's at once while the replay runs; until its answer is in (≈ 0.5 s
+into a year), the replay computes them itself, as before (correlations_ahead.py). Each matrix
+is computed from the rows the view shows at its period's start, with `correlation_matrix` on
+the same returns windows, so it is the one this process would compute, bit for bit (tested);
+it is used only where the instant asked shows those rows.
+
+It is a speed-up, never a dependency: should the process fail to start or to answer, one
+warning line, and the replay computes every matrix itself. One job: the returns and the
+schedule in on stdin (pickled by the parent that started the process, streamed without a
+copy), the matrices out on stdout as two NumPy arrays (read without pickle), stderr into a
+file read for the warning. A thread of the parent's waits for the answer, so the replay never
+does. The child ignores SIGINT (a terminal's Ctrl-C reaches the process group; the backtest
+decides what it means) and ends with its stdin; `close` kills it if it is still computing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator, Mapping
+from typing import IO
+
+import numpy as np
+import numpy.typing as npt
+
+from quantum_trader.domain.correlation import CorrelationMatrix, correlation_matrix, returns_window
+from quantum_trader.domain.market import FloatArray
+from quantum_trader.log import get_logger
+from quantum_trader.market.correlations_ahead import Rows
+from quantum_trader.record import record
+
+log = get_logger("market")
+
+
+@record
+class CorrelationJob:
+    """Every refresh period's rows from `first` on, and the returns they are windows of."""
+
+    first: int  # the first period
+    rows: tuple[Rows, ...]  # period first + i: each symbol shown, with its row
+    returns: Mapping[str, FloatArray]  # each symbol's 5-minute returns, whole
+    lookback: int
+
+
+@record
+class Matrices:
+    """The job's answer: period first + i's matrix is values[i] over the symbols order[i]
+    (indices into `symbols`; -1 and NaN past its last)."""
+
+    first: int
+    rows: tuple[Rows, ...]
+    symbols: tuple[str, ...]
+    order: npt.NDArray[np.int16]
+    values: FloatArray
+
+    def at(self, period: int, rows: Rows) -> CorrelationMatrix | None:
+        """The matrix of `period` when it was computed from `rows`, else None."""
+        index = period - self.first
+        if not 0 <= index < len(self.rows) or self.rows[index] != rows:
+            return None
+        order = self.order[index]
+        n = int((order >= 0).sum())
+        names = tuple(self.symbols[i] for i in order[:n].tolist())
+        # A contiguous copy, as `correlation_matrix` makes: the mean sums it in the same order.
+        return CorrelationMatrix(names, np.ascontiguousarray(self.values[index, :n, :n]))
+
+
+class CorrelationsAside:
+    """The correlation process and the thread that waits for its answer."""
+
+    def __init__(
+        self, job: CorrelationJob, process: subprocess.Popen[bytes], errors: IO[bytes]
+    ) -> None:
+        self._job = job
+        self._process = process
+        self._errors = errors  # the process's stderr: a file, which never fills up as a pipe
+        self._answer: Matrices | None = None
+        self._closing = False
+        self._waiting = threading.Thread(target=self._wait, name="correlations-aside", daemon=True)
+        self._waiting.start()
+
+    @classmethod
+    def start(cls, job: CorrelationJob) -> CorrelationsAside | None:
+        """The process computing `job`; None (with a warning) when none can start."""
+        errors = tempfile.TemporaryFile()  # noqa: SIM115 (closed by `close`)
+        try:
+            process = subprocess.Popen(  # noqa: S603 (our own interpreter and module, no shell)
+                [sys.executable, "-m", __name__],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=errors,
+            )
+        except OSError as error:
+            errors.close()
+            log.warning("correlation_process_unavailable", error=str(error), then="computed here")
+            return None
+        return cls(job, process, errors)
+
+    @property
+    def pid(self) -> int:
+        return self._process.pid
+
+    @property
+    def settled(self) -> bool:
+        """Whether the process has answered, or failed to."""
+        return not self._waiting.is_alive()
+
+    def matrices(self) -> Matrices | None:
+        """The answer once in (never waits); None before, or when the process failed."""
+        return self._answer if self.settled else None
+
+    def close(self) -> None:
+        """End the process if it is still computing (a replay stopped or failed early)."""
+        self._closing = True
+        with contextlib.suppress(ProcessLookupError):
+            self._process.kill()
+        self._waiting.join()
+        self._errors.close()
+
+    def _wait(self) -> None:
+        process, out, failed = self._process, b"", ""
+        assert process.stdin is not None  # started with pipes
+        assert process.stdout is not None
+        try:
+            # Streamed (protocol 5 writes the arrays' memory as it is): no copy of the job.
+            pickle.dump(self._job, process.stdin, protocol=5)
+            process.stdin.close()
+            out = process.stdout.read()
+        except OSError as error:  # a process that died before reading its job
+            failed = str(error)
+        process.wait()
+        answer = _read(out, self._job) if process.returncode == 0 else None
+        if answer is None and not self._closing:
+            self._errors.seek(0)
+            err = self._errors.read().decode(errors="replace").strip().splitlines()[-1:]
+            last = err[0] if err else failed or "no error output"
+            why = f"exit code {process.returncode}, {len(out)} bytes of answer: {last}"
+            log.warning("correlation_process_failed", error=why, then="computed here")
+        self._answer = answer
+
+
+@contextlib.contextmanager
+def correlations_aside(job: CorrelationJob | None) -> Iterator[CorrelationsAside | None]:
+    """A correlation process computing `job` for the block (none without a job), ended when
+    the block ends."""
+    started = CorrelationsAside.start(job) if job is not None else None
+    try:
+        yield started
+    finally:
+        if started is not None:
+            started.close()
+
+
+def compute(job: CorrelationJob) -> tuple[npt.NDArray[np.int16], FloatArray]:
+    """Every period's matrix: the order of its symbols and its values (see `Matrices`)."""
+    symbols = list(job.returns)
+    size = len(symbols)
+    order = np.full((len(job.rows), size), -1, dtype=np.int16)
+    values = np.full((len(job.rows), size, size), np.nan)
+    for index, rows in enumerate(job.rows):
+        windows = {s: returns_window(job.returns[s], last, job.lookback) for s, last in rows}
+        matrix = correlation_matrix(windows, None, job.lookback)
+        n = len(matrix.symbols)
+        order[index, :n] = [symbols.index(s) for s in matrix.symbols]
+        values[index, :n, :n] = matrix.values
+    return order, values
+
+
+def _read(answer: bytes, job: CorrelationJob) -> Matrices | None:
+    """The answer's matrices; None unless it holds one of the shape expected for each period."""
+    size, periods = len(job.returns), len(job.rows)
+    try:
+        stream = io.BytesIO(answer)
+        order = np.load(stream, allow_pickle=False)
+        values = np.load(stream, allow_pickle=False)
+    except (ValueError, OSError, EOFError):
+        return None
+    if (
+        stream.tell() != len(answer)
+        or order.shape != (periods, size)
+        or order.dtype != np.int16
+        or values.shape != (periods, size, size)
+        or values.dtype != np.float64
+    ):
+        return None
+    return Matrices(job.first, job.rows, tuple(job.returns), order, values)
+
+
+def main() -> None:
+    """The child: compute the one job read from stdin."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    job = sys.stdin.buffer.read()
+    if not job:  # closed unused
+        return
+    order, values = compute(pickle.loads(job))  # noqa: S301 (written by the parent that started this process)
+    np.save(sys.stdout.buffer, order, allow_pickle=False)
+    np.save(sys.stdout.buffer, values, allow_pickle=False)
+    sys.stdout.buffer.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,215 @@
+"""Correlations computed in a correlation process: bit for bit the matrices the replay computes
+itself, taken only where the rows agree, and whatever the process does (killed, a wrong
+answer, Ctrl-C) the replay gets its matrices; no process outlives its block."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from typing import IO
+
+import numpy as np
+import pytest
+from daemon_harness import eventually
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from structlog.testing import capture_logs
+
+from quantum_trader.clock import ms_from_utc
+from quantum_trader.config import Settings
+from quantum_trader.domain.correlation import correlation_matrix, returns_window
+from quantum_trader.execution.paper_markets import default_market_rules
+from quantum_trader.market.candle_store import CandleStore, bundled_sample_dir
+from quantum_trader.market.correlations_aside import (
+    CorrelationJob,
+    CorrelationsAside,
+    Matrices,
+    correlations_aside,
+)
+from quantum_trader.market.model import MarketModel
+from quantum_trader.market.replay import ReplayFeed
+from quantum_trader.market.setup import recorded_model
+from quantum_trader.signals.rules import RuleAgent
+from quantum_trader.signals.settings import SignalsSettings
+
+STORE = CandleStore(bundled_sample_dir())
+SYMBOLS = ("BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT")
+HOUR_MS = 3_600_000
+SIGINT_BIT = 1 << (signal.SIGINT - 1)
+
+
+def model_of(feed: ReplayFeed) -> MarketModel:
+    """The backtest's model of `feed` (correlations a day ahead, as a backtest computes them)."""
+    rules = default_market_rules(feed.symbols)
+    return recorded_model(Settings(signals={"source": "rules"}), STORE, feed, AGENT, rules)
+
+
+AGENT = RuleAgent(SignalsSettings())
+FEED = ReplayFeed(STORE, SYMBOLS, "5m", 2500)
+START_MS = ms_from_utc(FEED.start)
+END_MS = START_MS + 20 * 86_400_000
+
+
+def answered(aside: CorrelationsAside | None) -> Matrices:
+    assert aside is not None
+    return eventually(aside.matrices, 120, "the correlation process's answer")
+
+
+@pytest.fixture(scope="module")
+def computed_aside() -> Iterator[tuple[MarketModel, MarketModel]]:
+    """The model taking its matrices from a correlation process that has answered, and one
+    computing its own."""
+    aside_model = model_of(FEED)
+    with correlations_aside(aside_model.correlation_job(START_MS, END_MS)) as aside:
+        answered(aside)
+        assert aside is not None
+        aside_model.correlations_from(aside.matrices)
+        yield aside_model, model_of(FEED)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    steps=st.lists(st.integers(min_value=0, max_value=20 * 288), min_size=1, max_size=40),
+    on_the_hour=st.booleans(),
+)
+def test_correlations_computed_aside_are_the_ones_computed_here(
+    computed_aside: tuple[MarketModel, MarketModel], steps: list[int], on_the_hour: bool
+) -> None:
+    """Bit for bit, with the same mean, at any instants in time order: on the hour (where the
+    process computed at the instant asked) or between (where it did not, unless the rows
+    agree)."""
+    aside, here = computed_aside
+    for step in sorted(steps):
+        now = START_MS + step * 300_000
+        now = now - now % HOUR_MS if on_the_hour else now
+        mine = aside.state_at(now).view.correlations
+        theirs = here.state_at(now).view.correlations
+        assert mine is not None
+        assert theirs is not None
+        assert mine.symbols == theirs.symbols
+        assert mine.values.tobytes() == theirs.values.tobytes()
+        assert mine.mean_pairwise() == theirs.mean_pairwise()
+
+
+def test_every_period_of_the_job_is_answered_as_computed_here() -> None:
+    job = model_of(FEED).correlation_job(START_MS, END_MS)
+    with correlations_aside(job) as aside:
+        matrices = answered(aside)
+    assert len(job.rows) == 20 * 24 + 1
+    for index, rows in enumerate(job.rows):
+        windows = {s: returns_window(job.returns[s], last, job.lookback) for s, last in rows}
+        expected = correlation_matrix(windows, None, job.lookback)
+        got = matrices.at(job.first + index, rows)
+        assert got is not None
+        assert got.symbols == expected.symbols
+        assert got.values.tobytes() == expected.values.tobytes()
+
+
+def test_a_matrix_is_taken_only_for_the_rows_it_was_computed_from() -> None:
+    job = model_of(FEED).correlation_job(START_MS, START_MS + 2 * HOUR_MS)
+    with correlations_aside(job) as aside:
+        matrices = answered(aside)
+    rows = job.rows[1]
+    moved = tuple((symbol, last + 1) for symbol, last in rows)
+    assert matrices.at(job.first + 1, rows) is not None
+    assert matrices.at(job.first + 1, moved) is None  # an instant later in the period
+    assert matrices.at(job.first + 1, rows[:-1]) is None  # a symbol left out of the view
+    assert matrices.at(job.first - 1, job.rows[0]) is None  # before the job
+    assert matrices.at(job.first + len(job.rows), rows) is None  # after it
+
+
+def small_job() -> CorrelationJob:
+    return model_of(FEED).correlation_job(START_MS, START_MS + 3 * HOUR_MS)
+
+
+def started(arguments: list[str]) -> tuple[subprocess.Popen[bytes], IO[bytes]]:
+    """A child of this interpreter with `arguments`, its stderr into a file (closed by the
+    CorrelationsAside given it)."""
+    errors = tempfile.TemporaryFile()  # noqa: SIM115
+    pipe = subprocess.PIPE
+    child = subprocess.Popen([sys.executable, *arguments], stdin=pipe, stdout=pipe, stderr=errors)
+    return child, errors
+
+
+def test_a_killed_correlation_process_leaves_the_matrices_to_the_replay() -> None:
+    with capture_logs() as logs:
+        aside = CorrelationsAside.start(small_job())
+        assert aside is not None
+        os.kill(aside.pid, signal.SIGKILL)
+        eventually(lambda: aside.settled, 120, "the process's end")
+        assert aside.matrices() is None
+        aside.close()
+    warnings = [entry for entry in logs if entry["event"] == "correlation_process_failed"]
+    assert len(warnings) == 1
+    assert "exit code -9" in warnings[0]["error"]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "sys.stdout.buffer.write(b'not arrays')",
+        "import numpy as np; np.save(sys.stdout.buffer, np.zeros((1, 3), dtype=np.int16))",
+        "",
+        "raise SystemExit('computing failed')",
+    ],
+)
+def test_a_correlation_process_without_its_matrices_leaves_them_to_the_replay(
+    answer: str,
+) -> None:
+    script = f"import sys; sys.stdin.buffer.read(); {answer}"
+    child, errors = started(["-c", script])
+    with capture_logs() as logs:
+        aside = CorrelationsAside(small_job(), child, errors)  # a stand-in child: `answer`
+        eventually(lambda: aside.settled, 120, "the process's end")
+        assert aside.matrices() is None
+        aside.close()
+    assert [entry["event"] for entry in logs if entry["log_level"] == "warning"] == [
+        "correlation_process_failed"
+    ]
+
+
+def test_ctrl_c_reaching_the_correlation_process_does_not_stop_it() -> None:
+    child, errors = started(["-m", "quantum_trader.market.correlations_aside"])
+    eventually(lambda: ignores_sigint(child.pid), 60, "the process ignoring SIGINT")
+    os.kill(child.pid, signal.SIGINT)  # a terminal's Ctrl-C reaches the process group
+    aside = CorrelationsAside(small_job(), child, errors)
+    assert answered(aside) is not None
+    aside.close()
+
+
+def ignores_sigint(pid: int) -> bool:
+    status = open(f"/proc/{pid}/status").read()  # noqa: SIM115
+    ignored = next(line for line in status.splitlines() if line.startswith("SigIgn:"))
+    return bool(int(ignored.split()[1], 16) & SIGINT_BIT)
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_no_correlation_process_outlives_the_block_that_started_it(fails: bool) -> None:
+    pid = 0
+    try:
+        with correlations_aside(model_of(FEED).correlation_job(START_MS, END_MS)) as aside:
+            assert aside is not None
+            pid = aside.pid
+            if fails:
+                raise RuntimeError("the replay failed")
+    except RuntimeError:
+        assert fails
+    assert pid > 0
+    with pytest.raises(ProcessLookupError):  # ended and reaped
+        os.kill(pid, 0)
+
+
+def test_no_job_starts_no_process() -> None:
+    with correlations_aside(None) as aside:
+        assert aside is None
+
+
+def test_returns_window_is_the_lookback_up_to_the_row_without_row_zero() -> None:
+    returns = np.arange(10.0)
+    assert returns_window(returns, 5, 3).tolist() == [3.0, 4.0, 5.0]
+    assert returns_window(returns, 1, 3).tolist() == [1.0]
+    assert returns_window(returns, 0, 3).tolist() == []
