@@ -8,6 +8,7 @@ sample (OUT-OF-SAMPLE / IN-SAMPLE), the signal source and the models' training w
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -74,6 +75,7 @@ def backtest(
     import uvloop
 
     from quantum_trader.backtest import BacktestRequest, run_backtest
+    from quantum_trader.collector import leave_to_exit
     from quantum_trader.report.summary import print_backtest_summary
 
     settings = _quiet(config, _symbols(symbols))
@@ -83,10 +85,17 @@ def backtest(
         symbols=_symbols(symbols),
         out_dir=out,
         allow_in_sample=allow_in_sample,
-        helper_processes=True,
+        helper_processes=_spare_core(),
     )
     report = uvloop.run(until_signalled(lambda stop: run_backtest(settings, request, stop)))
     print_backtest_summary(console, report, out)
+    leave_to_exit()
+
+
+def _spare_core() -> bool:
+    """Whether this process may use more than one core (the backtest's helper processes)."""
+    cores = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    return (len(cores) if cores is not None else os.cpu_count() or 1) > 1
 
 
 @app.command("walk-forward")

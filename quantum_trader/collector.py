@@ -8,6 +8,10 @@ cycles and in the report's figures. Reference counting still frees everything as
 only the search for unreachable cycles changes, and both scopes restore the collector as
 they found it, so a caller that runs many backtests in one process (the optimizer) keeps
 nothing exempt or paused between them. The daemon does not use them.
+
+A command that is about to exit exempts what it still holds (`leave_to_exit`): the
+interpreter's last full collection would walk the report's and the libraries' objects
+(≈ 0.2 s after the year's backtest) only for the OS to take the memory back.
 """
 
 from __future__ import annotations
@@ -38,3 +42,9 @@ def collector_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+
+
+def leave_to_exit() -> None:
+    """Exempt every object alive now from cycle collection for the rest of the process, the
+    collection at interpreter exit included: only for a command's last step."""
+    gc.freeze()

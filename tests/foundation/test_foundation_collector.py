@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
@@ -94,3 +96,27 @@ def test_an_interrupted_backtest_leaves_the_collector_as_it_found_it(tmp_path: P
         _run(tmp_path, stopping)
     assert gc.isenabled()
     assert gc.get_freeze_count() == 0
+
+
+EXITING = """
+import gc, sys
+from quantum_trader.collector import leave_to_exit
+
+class Noisy:
+    def __del__(self):
+        sys.stdout.write("collected at exit\\n")
+
+gc.disable()  # no collection before exit: the cycle is left to the last one
+cycle = Noisy()
+cycle.me = cycle
+del cycle
+if sys.argv[1] == "leave":
+    leave_to_exit()
+"""
+
+
+@pytest.mark.parametrize("left", [False, True])
+def test_a_command_leaving_to_exit_spares_the_last_collection(left: bool) -> None:
+    arguments = [sys.executable, "-c", EXITING, "leave" if left else "collect"]
+    done = subprocess.run(arguments, capture_output=True, text=True, check=True, timeout=60)
+    assert ("collected at exit" in done.stdout) is not left
