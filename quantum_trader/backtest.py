@@ -115,10 +115,11 @@ async def run_backtest(
                     stopping or asyncio.Event(),
                     correlation_process=request.helper_processes,
                 )
-            # The market, its model and the core are no longer needed: release them before
-            # the report loads its libraries and the run's tables (the command's peak memory).
-            del replay
-            gc.collect()
+                # The market, its model and the core are no longer needed: release them
+                # before the report loads its libraries and the run's tables (the command's
+                # peak memory).
+                del replay
+                gc.collect()
             with collector_paused():  # the report's cycles, a few MB, are left for after it
                 return await write_report(context, work, started, aside)
 
