@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from quantum_trader.clock import ms_from_utc
-from quantum_trader.domain import Bars
+from quantum_trader.domain import Bars, Regime
 from quantum_trader.errors import MarketDataError
 from quantum_trader.execution.paper_markets import default_market_rules
 from quantum_trader.market.candle_store import CandleStore, bundled_sample_dir
@@ -72,6 +72,16 @@ def test_the_live_window_decides_what_the_whole_history_decides() -> None:
         for a, b in zip(live.signals, replay.signals, strict=True):
             assert a.confidence == pytest.approx(b.confidence, abs=1e-3)
         assert live.view.prices == replay.view.prices
+
+
+def test_a_view_without_regime_detection_shows_the_regime_members_themselves() -> None:
+    """The gates compare regimes by identity (`regime is Regime.RANGING`): a plain string
+    equal to one would silently skip them."""
+    feed = ReplayFeed(STORE, (BTC, "ETH/USDT:USDT"), "5m", 2500)
+    model = MarketModel.compute(feed.bars, AGENT, default_market_rules(feed.symbols), tail=None)
+    view = model.state_at(ms_from_utc(datetime(2025, 9, 20, 13, 5, tzinfo=UTC))).view
+    assert view.regimes
+    assert all(regime is Regime.RANGING for regime in view.regimes.values())
 
 
 def test_only_closed_bars_are_visible() -> None:
