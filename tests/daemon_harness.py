@@ -131,6 +131,13 @@ def eventually(probe: Callable[[], T | None], timeout_s: float, what: str) -> T:
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
+def ignores_sigint(pid: int) -> bool:
+    """Whether process `pid` has set SIGINT to be ignored (Linux: its /proc status)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    ignored = next(line for line in status.splitlines() if line.startswith("SigIgn:"))
+    return bool(int(ignored.split()[1], 16) & 1 << (signal.SIGINT - 1))
+
+
 def query(database: Path, sql: str) -> list[tuple[Any, ...]]:
     """Read the daemon's database while it writes (read-only; WAL lets a reader in)."""
     if not database.exists():

@@ -14,7 +14,7 @@ from typing import IO
 
 import numpy as np
 import pytest
-from daemon_harness import eventually
+from daemon_harness import eventually, ignores_sigint
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
@@ -39,7 +39,6 @@ from quantum_trader.signals.settings import SignalsSettings
 STORE = CandleStore(bundled_sample_dir())
 SYMBOLS = ("BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT")
 HOUR_MS = 3_600_000
-SIGINT_BIT = 1 << (signal.SIGINT - 1)
 
 
 def model_of(feed: ReplayFeed) -> MarketModel:
@@ -179,12 +178,6 @@ def test_ctrl_c_reaching_the_correlation_process_does_not_stop_it() -> None:
     aside = CorrelationsAside(small_job(), child, errors)
     assert answered(aside) is not None
     aside.close()
-
-
-def ignores_sigint(pid: int) -> bool:
-    status = open(f"/proc/{pid}/status").read()  # noqa: SIM115
-    ignored = next(line for line in status.splitlines() if line.startswith("SigIgn:"))
-    return bool(int(ignored.split()[1], 16) & SIGINT_BIT)
 
 
 @pytest.mark.parametrize("fails", [False, True])

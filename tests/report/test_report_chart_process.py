@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from daemon_harness import eventually
+from daemon_harness import eventually, ignores_sigint
 from report_builders import TWO, utc
 from structlog.testing import capture_logs
 
@@ -25,7 +25,6 @@ from quantum_trader.report.model import BacktestReport, RunContext
 from quantum_trader.report.publish import write_outputs
 
 Run = tuple[BacktestReport, RunData, RunContext]
-SIGINT_BIT = 1 << (signal.SIGINT - 1)
 
 
 @pytest.fixture(scope="module")
@@ -150,12 +149,6 @@ def test_ctrl_c_reaching_the_chart_process_does_not_stop_it(
     with capture_logs() as logs:
         assert written(run, tmp_path / "out", interrupted) == drawn_here
     assert not [entry for entry in logs if entry["log_level"] == "warning"]
-
-
-def ignores_sigint(pid: int) -> bool:
-    status = Path(f"/proc/{pid}/status").read_text()
-    ignored = next(line for line in status.splitlines() if line.startswith("SigIgn:"))
-    return bool(int(ignored.split()[1], 16) & SIGINT_BIT)
 
 
 @pytest.mark.parametrize("fails", [False, True])
