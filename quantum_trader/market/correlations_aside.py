@@ -93,6 +93,8 @@ class CorrelationsAside:
     @classmethod
     def start(cls, job: CorrelationJob) -> CorrelationsAside | None:
         """The process computing `job`; None (with a warning) when none can start."""
+        if not sys.executable:  # an embedded interpreter: no Python to start
+            return None
         errors = tempfile.TemporaryFile()  # noqa: SIM115 (closed by `close`)
         try:
             process = subprocess.Popen(  # noqa: S603 (our own interpreter and module, no shell)

@@ -43,6 +43,8 @@ class ChartProcess:
     @classmethod
     async def start(cls) -> ChartProcess | None:
         """A chart process loading its library; None (with a warning) when none can start."""
+        if not sys.executable:  # an embedded interpreter: no Python to start
+            return None
         try:
             process = await asyncio.create_subprocess_exec(
                 sys.executable,
