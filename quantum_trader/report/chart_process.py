@@ -34,11 +34,16 @@ log = get_logger("report")
 # process meanwhile loads the library for that one and renders the page.
 ASIDE = ("pnl_by_symbol", "decisions_by_gate")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# A year's two charts take ≈ 0.3 s: a process silent this long after its job is stuck.
+ANSWER_WITHIN_S = 120.0
 
 
 class ChartProcess:
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
+    def __init__(
+        self, process: asyncio.subprocess.Process, answer_within_s: float = ANSWER_WITHIN_S
+    ) -> None:
         self._process = process
+        self._answer_within_s = answer_within_s
 
     @classmethod
     async def start(cls) -> ChartProcess | None:
@@ -81,13 +86,18 @@ class ChartProcess:
         process = self._process
         assert process.stdout is not None  # started with pipes
         assert process.stderr is not None
-        out, err = await asyncio.gather(process.stdout.read(), process.stderr.read())
-        await process.wait()
-        pngs = _unframed(out)
-        if process.returncode == 0 and pngs is not None:
-            return pngs
-        last = err.decode(errors="replace").strip().splitlines()[-1:] or ["no error output"]
-        why = f"exit code {process.returncode}, {len(out)} bytes of answer: {last[0]}"
+        reading = asyncio.gather(process.stdout.read(), process.stderr.read(), process.wait())
+        try:
+            out, err, _ = await asyncio.wait_for(reading, self._answer_within_s)
+        except TimeoutError:
+            await self.close()
+            why = f"no answer within {self._answer_within_s:g} s"
+        else:
+            pngs = _unframed(out)
+            if process.returncode == 0 and pngs is not None:
+                return pngs
+            last = err.decode(errors="replace").strip().splitlines()[-1:] or ["no error output"]
+            why = f"exit code {process.returncode}, {len(out)} bytes of answer: {last[0]}"
         log.warning("chart_process_failed", error=why, then="drawn in process")
         return None
 

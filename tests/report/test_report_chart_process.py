@@ -136,6 +136,32 @@ def test_a_chart_process_without_its_charts_has_them_drawn_in_process(
     ]
 
 
+def test_a_chart_process_that_never_answers_has_its_charts_drawn_in_process(
+    run: Run, drawn_here: dict[str, bytes], tmp_path: Path
+) -> None:
+    pid = 0
+
+    async def stuck() -> ChartProcess:  # a stand-in child that reads its job, then hangs
+        nonlocal pid
+        child = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            "import sys, time; sys.stdin.buffer.read(); time.sleep(600)",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        pid = child.pid
+        return ChartProcess(child, answer_within_s=0.5)
+
+    with capture_logs() as logs:
+        assert written(run, tmp_path / "out", stuck) == drawn_here
+    warnings = [entry for entry in logs if entry["log_level"] == "warning"]
+    assert [entry["error"] for entry in warnings] == ["no answer within 0.5 s"]
+    with pytest.raises(ProcessLookupError):  # ended and reaped, not left hanging
+        os.kill(pid, 0)
+
+
 def test_ctrl_c_reaching_the_chart_process_does_not_stop_it(
     run: Run, drawn_here: dict[str, bytes], tmp_path: Path
 ) -> None:
