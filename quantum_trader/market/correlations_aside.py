@@ -95,16 +95,18 @@ class CorrelationsAside:
         """The process computing `job`; None (with a warning) when none can start."""
         if not sys.executable:  # an embedded interpreter: no Python to start
             return None
-        errors = tempfile.TemporaryFile()  # noqa: SIM115 (closed by `close`)
-        try:
+        errors: IO[bytes] | None = None
+        try:  # stderr into a file (closed by `close`): a pipe left unread could fill up
+            errors = tempfile.TemporaryFile()  # noqa: SIM115
             process = subprocess.Popen(  # noqa: S603 (our own interpreter and module, no shell)
                 [sys.executable, "-m", __name__],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=errors,
             )
-        except OSError as error:
-            errors.close()
+        except OSError as error:  # no Python to start, no writable temporary directory
+            if errors is not None:
+                errors.close()
             log.warning("correlation_process_unavailable", error=str(error), then="computed here")
             return None
         return cls(job, process, errors)

@@ -206,3 +206,22 @@ def test_returns_window_is_the_lookback_up_to_the_row_without_row_zero() -> None
     assert returns_window(returns, 5, 3).tolist() == [3.0, 4.0, 5.0]
     assert returns_window(returns, 1, 3).tolist() == [1.0]
     assert returns_window(returns, 0, 3).tolist() == []
+
+
+CANNOT_START = """
+import sys
+from structlog.testing import capture_logs
+from quantum_trader.market.correlations_aside import CorrelationJob, CorrelationsAside
+
+sys.executable = "/nonexistent/python3"  # an interpreter that is gone
+with capture_logs() as logs:
+    started = CorrelationsAside.start(CorrelationJob(0, (), {}, 3))
+print(started is None, [entry["event"] for entry in logs])
+"""
+
+
+def test_a_correlation_process_that_cannot_start_leaves_the_matrices_to_the_replay() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", CANNOT_START], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "True ['correlation_process_unavailable']"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
 import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -203,3 +204,22 @@ def test_a_chart_process_only_when_wanted() -> None:
             return process
 
     assert asyncio.run(block()) is None
+
+
+CANNOT_START = """
+import asyncio, sys
+from structlog.testing import capture_logs
+from quantum_trader.report.chart_process import ChartProcess
+
+sys.executable = "/nonexistent/python3"  # an interpreter that is gone
+with capture_logs() as logs:
+    started = asyncio.run(ChartProcess.start())
+print(started is None, [entry["event"] for entry in logs])
+"""
+
+
+def test_a_chart_process_that_cannot_start_leaves_the_charts_to_the_command() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", CANNOT_START], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "True ['chart_process_unavailable']"
