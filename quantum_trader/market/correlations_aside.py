@@ -11,16 +11,16 @@ it is used only where the instant asked shows those rows.
 It is a speed-up, never a dependency: should the process fail to start or to answer, one
 warning line, and the replay computes every matrix itself. One job: the returns and the
 schedule in on stdin (pickled by the parent that started the process, streamed without a
-copy), the matrices out on stdout as two NumPy arrays (read without pickle), stderr into a
-file read for the warning. A thread of the parent's waits for the answer, so the replay never
-does. The child ignores SIGINT (a terminal's Ctrl-C reaches the process group; the backtest
-decides what it means) and ends with its stdin; `close` kills it if it is still computing.
+copy), the matrices out on stdout as two NumPy arrays (read without pickle, straight into
+arrays of the shapes the job asks for), stderr into a file read for the warning. A thread of
+the parent's waits for the answer, so the replay never does. The child ignores SIGINT (a
+terminal's Ctrl-C reaches the process group; the backtest decides what it means) and ends
+with its stdin; `close` kills it if it is still computing.
 """
 
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import pickle
 import signal
@@ -29,7 +29,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Iterator, Mapping
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -133,23 +133,25 @@ class CorrelationsAside:
         self._errors.close()
 
     def _wait(self) -> None:
-        process, out, failed = self._process, b"", ""
+        process, answer, failed = self._process, None, ""
         assert process.stdin is not None  # started with pipes
         assert process.stdout is not None
         try:
             # Streamed (protocol 5 writes the arrays' memory as it is): no copy of the job.
             pickle.dump(self._job, process.stdin, protocol=5)
             process.stdin.close()
-            out = process.stdout.read()
+            answer = _read(process.stdout, self._job)
+            process.stdout.close()  # a longer answer: the process may block; `close` ends it
         except OSError as error:  # a process that died before reading its job
             failed = str(error)
         process.wait()
-        answer = _read(out, self._job) if process.returncode == 0 else None
+        if process.returncode != 0:
+            answer = None
         if answer is None and not self._closing:
             self._errors.seek(0)
             err = self._errors.read().decode(errors="replace").strip().splitlines()[-1:]
             last = err[0] if err else failed or "no error output"
-            why = f"exit code {process.returncode}, {len(out)} bytes of answer: {last}"
+            why = f"exit code {process.returncode}, not the matrices asked for: {last}"
             log.warning("correlation_process_failed", error=why, then="computed here")
         self._answer = answer
 
@@ -181,24 +183,31 @@ def compute(job: CorrelationJob) -> tuple[npt.NDArray[np.int16], FloatArray]:
     return order, values
 
 
-def _read(answer: bytes, job: CorrelationJob) -> Matrices | None:
-    """The answer's matrices; None unless it holds one of the shape expected for each period."""
+def _read(stream: IO[bytes], job: CorrelationJob) -> Matrices | None:
+    """The answer's matrices, read from `stream` into arrays of the shapes the job asks for
+    (never a bigger one, whatever a header says); None unless it is exactly those."""
     size, periods = len(job.returns), len(job.rows)
-    try:
-        stream = io.BytesIO(answer)
-        order = np.load(stream, allow_pickle=False)
-        values = np.load(stream, allow_pickle=False)
-    except (ValueError, OSError, EOFError):
-        return None
-    if (
-        stream.tell() != len(answer)
-        or order.shape != (periods, size)
-        or order.dtype != np.int16
-        or values.shape != (periods, size, size)
-        or values.dtype != np.float64
-    ):
+    order = _read_array(stream, (periods, size), np.dtype(np.int16))
+    values = _read_array(stream, (periods, size, size), np.dtype(np.float64))
+    if order is None or values is None or stream.read(1):
         return None
     return Matrices(job.first, job.rows, tuple(job.returns), order, values)
+
+
+def _read_array(stream: IO[bytes], shape: tuple[int, ...], dtype: np.dtype[Any]) -> Any:
+    """One array in NumPy's format with this header, read straight into its memory."""
+    try:
+        if np.lib.format.read_magic(stream) != (1, 0):
+            return None
+        if np.lib.format.read_array_header_1_0(stream) != (shape, False, dtype):
+            return None
+    except (ValueError, EOFError):
+        return None
+    out = np.empty(shape, dtype)
+    into = memoryview(out.data).cast("B")  # the array's own memory, as bytes
+    if stream.readinto(into) != out.nbytes:  # type: ignore[attr-defined]
+        return None
+    return out
 
 
 def main() -> None:

@@ -147,11 +147,26 @@ def test_a_killed_correlation_process_leaves_the_matrices_to_the_replay() -> Non
     assert "exit code -9" in warnings[0]["error"]
 
 
+_JOB = small_job()
+SMALL = (len(_JOB.rows), len(_JOB.returns))  # periods, symbols
+RIGHT = (  # the arrays the small job asks for, then `answer`'s more
+    "import numpy as np; out = sys.stdout.buffer; "
+    f"np.save(out, np.full({SMALL}, -1, dtype=np.int16)); "
+    f"np.save(out, np.zeros(({SMALL[0]}, {SMALL[1]}, {SMALL[1]}))); "
+)
+
+
 @pytest.mark.parametrize(
     "answer",
     [
         "sys.stdout.buffer.write(b'not arrays')",
         "import numpy as np; np.save(sys.stdout.buffer, np.zeros((1, 3), dtype=np.int16))",
+        # a header that claims a trillion rows: refused before anything is allocated
+        "import numpy as np; out = sys.stdout.buffer; out.write(np.lib.format.magic(1, 0)); "
+        "np.lib.format.write_array_header_1_0("
+        "out, {'descr': '<i2', 'fortran_order': False, 'shape': (10**12, 3)})",
+        RIGHT + "out.write(b'and more')",  # the right arrays, then bytes nobody asked for
+        RIGHT.replace("np.zeros((", "np.zeros((1 + "),  # one matrix too many
         "",
         "raise SystemExit('computing failed')",
     ],
@@ -169,6 +184,15 @@ def test_a_correlation_process_without_its_matrices_leaves_them_to_the_replay(
     assert [entry["event"] for entry in logs if entry["log_level"] == "warning"] == [
         "correlation_process_failed"
     ]
+
+
+def test_an_answer_of_the_arrays_asked_for_is_taken() -> None:
+    child, errors = started(["-c", f"import sys; sys.stdin.buffer.read(); {RIGHT}"])
+    aside = CorrelationsAside(small_job(), child, errors)  # the stand-in's answer: all zeros
+    matrices = answered(aside)
+    aside.close()
+    assert matrices.values.shape == (SMALL[0], SMALL[1], SMALL[1])
+    assert not matrices.values.any()
 
 
 def test_ctrl_c_reaching_the_correlation_process_does_not_stop_it() -> None:
