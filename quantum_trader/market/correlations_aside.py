@@ -194,7 +194,9 @@ def _read(stream: IO[bytes], job: CorrelationJob) -> Matrices | None:
     return Matrices(job.first, job.rows, tuple(job.returns), order, values)
 
 
-def _read_array(stream: IO[bytes], shape: tuple[int, ...], dtype: np.dtype[Any]) -> Any:
+def _read_array(
+    stream: IO[bytes], shape: tuple[int, ...], dtype: np.dtype[Any]
+) -> npt.NDArray[Any] | None:
     """One array in NumPy's format with this header, read straight into its memory."""
     try:
         if np.lib.format.read_magic(stream) != (1, 0):
