@@ -26,19 +26,56 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import Field, dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar, dataclass_transform
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, dataclass_transform, overload
 
 _T = TypeVar("_T")
+_V = TypeVar("_V")
 
 
 @dataclass_transform(frozen_default=True, field_specifiers=(field, Field))
 def record(cls: type[_T]) -> type[_T]:
     """`cls` as a slotted dataclass compared and hashed by its fields, read-only when typed."""
-    made = dataclass(slots=True, unsafe_hash=True)(cls)
+    return _with_replacer(dataclass(slots=True, unsafe_hash=True)(cls))
+
+
+@dataclass_transform(frozen_default=True, field_specifiers=(field, Field))
+def open_record(cls: type[_T]) -> type[_T]:
+    """`record` with a `__dict__`, for a value whose derived figures are computed once on
+    first read (`once`), which slots would leave nowhere to keep."""
+    return _with_replacer(dataclass(unsafe_hash=True)(cls))
+
+
+def _with_replacer(made: type[_T]) -> type[_T]:
     fields = dataclasses.fields(made)  # type: ignore[arg-type]
     if all(f.init for f in fields):
         made.__replace__ = _replacer(fields)  # type: ignore[attr-defined]
     return made
+
+
+class once(Generic[_V]):
+    """A figure of an `open_record` computed on its first read and kept in the value's
+    `__dict__`, where later reads find it without calling anything: `functools.
+    cached_property` without the lock Python 3.11 takes on every first read (3.12 dropped
+    it; a replay makes tens of thousands of portfolio views)."""
+
+    def __init__(self, compute: Callable[[Any], _V]) -> None:
+        self._compute = compute
+        self._name = compute.__name__
+        self.__doc__ = compute.__doc__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+
+    @overload
+    def __get__(self, instance: None, owner: type | None = None) -> once[_V]: ...
+    @overload
+    def __get__(self, instance: object, owner: type | None = None) -> _V: ...
+    def __get__(self, instance: object, owner: type | None = None) -> once[_V] | _V:
+        if instance is None:
+            return self
+        value = self._compute(instance)
+        instance.__dict__[self._name] = value
+        return value
 
 
 def _replacer(fields: tuple[Field[Any], ...]) -> Callable[..., Any]:

@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime
 from decimal import Decimal
-from functools import cached_property
 
 from quantum_trader.domain.correlation import CorrelationMatrix
 from quantum_trader.domain.enums import GlobalRegime, Regime
 from quantum_trader.domain.market import FloatArray, MarketRules
 from quantum_trader.domain.performance import SymbolStats
 from quantum_trader.domain.trading import ZERO, Position
-from quantum_trader.record import record
+from quantum_trader.record import once, open_record, record
 
 
-@dataclass(frozen=True)
+@open_record
 class PortfolioView:
     """The account. Percentages are fractions (0.03 = 3 %).
 
@@ -35,24 +34,24 @@ class PortfolioView:
     pnl_last_hour_usdt: Decimal = ZERO
     symbol_stats: Mapping[str, SymbolStats] = field(default_factory=dict)
 
-    @cached_property
+    @once
     def daily_drawdown(self) -> float:
         """Loss since the start of the UTC day as a fraction of that day's starting equity."""
         return loss_fraction(self.equity_usdt, self.day_start_equity_usdt)
 
-    @cached_property
+    @once
     def drawdown_from_peak(self) -> float:
         return loss_fraction(self.equity_usdt, self.peak_equity_usdt)
 
-    @cached_property
+    @once
     def decline_from_start(self) -> float:
         return loss_fraction(self.equity_usdt, self.starting_balance_usdt)
 
-    @cached_property
+    @once
     def gross_notional_usdt(self) -> Decimal:
         return sum((p.notional_usdt for p in self.positions.values()), ZERO)
 
-    @cached_property
+    @once
     def total_risk_usdt(self) -> Decimal:
         """Sum of loss-at-stop over open positions (positions locked in profit count zero)."""
         return sum((max(p.risk_usdt, ZERO) for p in self.positions.values()), ZERO)

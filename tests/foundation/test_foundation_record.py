@@ -1,5 +1,6 @@
 """`@record` (record.py): the frozen dataclass's value semantics, read-only for mypy strict,
-and `replace`, `dataclasses.replace` by a record's generated `__replace__`."""
+and `replace`, `dataclasses.replace` by a record's generated `__replace__`; `@open_record`, the
+same with a `__dict__` for the figures `once` computes on first read."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from mypy import api as mypy_api
 from position_builders import position
 
 from quantum_trader.domain import ExitMode, Position, TrailMode
-from quantum_trader.record import record, replace
+from quantum_trader.record import once, open_record, record, replace
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,6 +41,21 @@ class FrozenPair:  # what `record` replaces
         object.__setattr__(self, "total", sum(self.values))
 
 
+@open_record
+class Account:
+    equity: int
+    reference: int
+
+    @once
+    def share(self) -> float:
+        """The equity as a share of the reference."""
+        COMPUTED.append(self.equity)
+        return self.equity / self.reference
+
+
+COMPUTED: list[int] = []
+
+
 def test_a_record_compares_hashes_and_prints_like_the_frozen_dataclass() -> None:
     a, b, c = Pair("x", (1, 2)), Pair("x", (1, 2)), Pair("x", (1, 3))
     assert a == b
@@ -53,7 +69,7 @@ def test_a_record_compares_hashes_and_prints_like_the_frozen_dataclass() -> None
     assert [f.name for f in dataclasses.fields(a)] == ["name", "values", "total"]
 
 
-def test_mypy_strict_rejects_assigning_a_field_of_a_record(
+def test_mypy_strict_rejects_assigning_a_field_of_a_record_open_or_not(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MYPYPATH", str(ROOT))  # quantum_trader, wherever the test runs from
@@ -62,13 +78,18 @@ def test_mypy_strict_rejects_assigning_a_field_of_a_record(
     snippet.write_text(
         textwrap.dedent(
             """
-            from quantum_trader.record import record
+            from quantum_trader.record import open_record, record
 
             @record
             class Price:
                 value: int
 
+            @open_record
+            class Quote:
+                value: int
+
             Price(1).value = 2
+            Quote(1).value = 2
             """
         )
     )
@@ -77,6 +98,7 @@ def test_mypy_strict_rejects_assigning_a_field_of_a_record(
     out, _, status = mypy_api.run([str(snippet), *options, *own, "--no-site-packages"])
     assert status == 1, out
     assert 'Property "value" defined in "Price" is read-only' in out
+    assert 'Property "value" defined in "Quote" is read-only' in out
 
 
 def test_replace_gives_what_dataclasses_replace_gives_for_every_field() -> None:
@@ -104,3 +126,22 @@ def test_replace_of_a_value_with_computed_fields_is_dataclasses_replace() -> Non
     assert replace(FrozenPair("y"), name="z") == FrozenPair("z")  # any dataclass
     with pytest.raises(ValueError, match="init=False"):
         replace(pair, total=9)
+
+
+def test_an_open_record_computes_each_figure_once_and_compares_by_its_fields() -> None:
+    COMPUTED.clear()
+    a, b = Account(3, 4), Account(3, 4)
+    assert a.share == b.share == 0.75
+    assert a.share == 0.75
+    assert COMPUTED == [3, 3]  # once per value: the second read finds it kept
+    assert a == b
+    assert hash(a) == hash(b)
+    assert replace(a, equity=1).share == 0.25  # a new value computes its own
+    assert COMPUTED == [3, 3, 1]
+    assert [f.name for f in dataclasses.fields(a)] == ["equity", "reference"]
+    assert repr(a) == "Account(equity=3, reference=4)"
+
+
+def test_once_is_read_on_the_class_as_itself_with_its_docstring() -> None:
+    assert isinstance(Account.share, once)
+    assert Account.share.__doc__ == "The equity as a share of the reference."
