@@ -7,7 +7,10 @@ differ from a full analysis, never the denial.
 An executor cycle uses this to stay "unchanged" while only prices move (cycle_inputs.py).
 Re-checking costs little: a candidate refused by the counts (one per symbol, positions, longs,
 shorts) or by its correlation with an open position is refused at any price while the same
-positions are open; only the others are priced again.
+positions are open and the correlations are the review's; only the others are priced again,
+by the checks that read prices (the counts and the correlations pass them by then). The cycle
+compares the correlations on their own (cycle_inputs.py `statistics`; a backtest's quiet key
+holds the period's), so a re-check with others never makes it repeat.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from quantum_trader.gates.balancer_rules import (
     candidate_exposure,
     fit,
     fit_counts,
+    fit_priced,
     position_exposure,
     signed_correlation,
 )
@@ -68,10 +72,19 @@ class HeldDenials:
         return cls(settings, _held(portfolio), priced, tuple(candidates))
 
     def hold(self, portfolio: PortfolioView, market: MarketView) -> bool:
-        """Whether every candidate is still denied with this account at these prices."""
+        """Whether every candidate is still denied with this account at these prices (with
+        the review's correlations, while the same positions are open)."""
         if _held(portfolio) != self.held:
             return denials_hold(self.everything, portfolio, market, self.settings)
-        return not self.priced or denials_hold(self.priced, portfolio, market, self.settings)
+        if not self.priced:
+            return True
+        settings = self.settings
+        book = _held_book(portfolio, market, settings)
+        equity = book.equity_usdt
+        return all(
+            fit_priced(book, candidate_exposure(c, equity, settings), settings) is not None
+            for c in self.priced
+        )
 
 
 def _book(
@@ -81,14 +94,20 @@ def _book(
     settings: BalancerSettings,
 ) -> tuple[Book, CorrelationMatrix]:
     """The open positions at these prices, and the matrix the analysis would use."""
-    book = Book(float(portfolio.equity_usdt), float(portfolio.free_usdt))
-    positions = portfolio.positions.values()
-    book.holdings.extend(position_exposure(p, market, settings) for p in positions)
+    book = _held_book(portfolio, market, settings)
     symbols = [h.symbol for h in book.holdings] + [c.symbol for c in candidates]
     matrix = market.correlations or correlation_matrix(
         market.returns, symbols, settings.correlation_lookback_bars
     )
     return book, matrix
+
+
+def _held_book(portfolio: PortfolioView, market: MarketView, settings: BalancerSettings) -> Book:
+    """The open positions at these prices."""
+    book = Book(float(portfolio.equity_usdt), float(portfolio.free_usdt))
+    positions = portfolio.positions.values()
+    book.holdings.extend(position_exposure(p, market, settings) for p in positions)
+    return book
 
 
 def _none_fits(

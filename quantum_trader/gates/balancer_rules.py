@@ -239,6 +239,11 @@ def _fit_concentration(book: Book, x: Exposure, s: BalancerSettings) -> Failure:
     return None
 
 
+def fit_priced(book: Book, x: Exposure, s: BalancerSettings) -> Failure:
+    """The checks of `fit` that read prices (the money and the concentrations)."""
+    return _fit_money(book, x, s) or _fit_concentration(book, x, s)
+
+
 def fit(book: Book, x: Exposure, s: BalancerSettings, matrix: CorrelationMatrix) -> Failure:
     for check in (fit_counts, _fit_money, _fit_concentration):
         failure = check(book, x, s)
