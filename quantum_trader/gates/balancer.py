@@ -271,6 +271,17 @@ class PortfolioBalancer:
         )
 
 
+def refused_by_fit(output: BalancerOutput) -> bool:
+    """Whether the analysis allowed nothing and each refusal is `fit`'s against the open
+    positions alone: no SAFE mode and no candidate below the priority floor, so each was
+    fitted, and with nothing allowed the book never grew beyond the positions."""
+    return (
+        not output.allowed
+        and output.risk_mode is not RiskMode.SAFE
+        and all(d.reason is not ReasonCode.LOW_PRIORITY for d in output.dropped)
+    )
+
+
 def verdicts_from(output: BalancerOutput, count: int) -> list[Verdict]:
     """The output's decisions as verdicts, indexed like the candidates."""
     verdicts: list[Verdict | None] = [None] * count

@@ -61,10 +61,14 @@ class HeldDenials:
         portfolio: PortfolioView,
         market: MarketView,
         settings: BalancerSettings,
+        *,
+        none_fit: bool = False,
     ) -> HeldDenials | None:
-        """The split, or None when some candidate would fit beside the open positions."""
+        """The split, or None when some candidate would fit beside the open positions.
+        `none_fit`: the caller knows none does (a review whose every refusal was `fit`'s
+        against the open positions alone: `refused_by_fit`)."""
         book, matrix = _book(candidates, portfolio, market, settings)
-        if not _none_fits(candidates, book, matrix, settings):
+        if not none_fit and not _none_fits(candidates, book, matrix, settings):
             return None
         priced = tuple(
             c for c in candidates if not _refused_at_any_price(c, book, matrix, settings)

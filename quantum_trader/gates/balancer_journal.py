@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 
 from quantum_trader.domain import Candidate, GateName, MarketView, PortfolioView, Verdict
-from quantum_trader.gates.balancer import PortfolioBalancer, verdicts_from
+from quantum_trader.gates.balancer import PortfolioBalancer, refused_by_fit, verdicts_from
 from quantum_trader.gates.balancer_holds import HeldDenials
 from quantum_trader.gates.balancer_output import BalancerOutput
 
@@ -53,7 +53,8 @@ class BalancerJournal:
         self._held = None
         if not self.latest.allowed:
             settings = self._balancer.settings
-            self._held = HeldDenials.of(candidates, portfolio, market, settings)
+            none_fit = refused_by_fit(self.latest)  # `fit` ran on each: no need to again
+            self._held = HeldDenials.of(candidates, portfolio, market, settings, none_fit=none_fit)
         return verdicts_from(self.latest, len(candidates))
 
     def write_latest(self, data_dir: Path) -> None:

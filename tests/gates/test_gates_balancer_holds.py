@@ -147,6 +147,12 @@ def test_whenever_the_denials_hold_a_full_analysis_allows_nothing(
     before = _account(open_positions, equity[0], free_share, drawdown, streak)
     declared = HeldDenials.of(cands, before, _view(prices[0], seed), s)
     event(f"declared: {declared is not None}")
+    # The chain's review declares the same, sparing the fits its analysis already ran.
+    journal = BalancerJournal(PortfolioBalancer(s))
+    journal.review_all(cands, before, _view(prices[0], seed), NOW)
+    reviewed = journal.account_inputs
+    assert (reviewed is None) is (declared is None)
+    assert reviewed is None or getattr(reviewed, "__self__", None) == declared
     account = _account(open_positions, equity[1], free_share, drawdown, streak)
     view = _view(prices[1], seed)
     holds = denials_hold(cands, account, view, s)
