@@ -76,9 +76,9 @@ class BacktestRequest:
     symbols: tuple[str, ...] | None = None
     out_dir: Path = Path("reports/backtest")
     allow_in_sample: bool = False
-    # Use the machine's other core: the correlations computed and two of the report's charts
-    # drawn in processes of their own (the command's choice; the optimizer's backtests
-    # already run one per core).
+    # Use the machine's other core: the correlations computed, the decisions inserted and two
+    # of the report's charts drawn in processes of their own (the command's choice; the
+    # optimizer's backtests already run one per core).
     helper_processes: bool = False
 
 
@@ -113,7 +113,7 @@ async def run_backtest(
                     replay,
                     work,
                     stopping or asyncio.Event(),
-                    correlation_process=request.helper_processes,
+                    helper_processes=request.helper_processes,
                 )
                 # The market, its model and the core are no longer needed: release them
                 # before the report loads its libraries and the run's tables (the command's
@@ -160,11 +160,12 @@ async def replay_into(
     out: Path,
     stopping: asyncio.Event,
     *,
-    correlation_process: bool = False,
+    helper_processes: bool = False,
 ) -> RunContext:
     """Replay `replay` into the database in `out`; return what the report needs besides the
     database (benchmark and candle counts included), so that nothing of the replay is kept.
-    With `correlation_process`, the correlations are computed in a process of their own."""
+    With `helper_processes`, the correlations are computed and the decisions inserted by
+    processes of their own."""
     feed = replay.feed
     rules = replay.rules
     clock = ManualClock(replay.start)
@@ -173,15 +174,18 @@ async def replay_into(
     )
     check_stop(stopping)
     start_ms, end_ms = ms_from_utc(replay.start), ms_from_utc(replay.end)
-    job = model.correlation_job(start_ms, end_ms) if correlation_process else None
+    job = model.correlation_job(start_ms, end_ms) if helper_processes else None
     with correlations_aside(job) as correlations:
         if correlations is not None:
             model.correlations_from(correlations.matrices)
         # The ledger lives in memory (no thread hop per write on the hot path); the audit trail
-        # streams to the database in batches; the ledger joins it in one transaction at the end.
+        # streams to the database in batches (the decisions through a process of their own,
+        # with helper processes); the ledger joins it in one transaction at the end.
         database = await SqliteRepository.open(out / DATABASE_FILE)
         repository = SplitRepository(InMemoryRepository(), database)
         try:
+            if helper_processes:
+                await database.insert_decisions_aside()
             exchange = make_paper_exchange(settings, clock, feed, rules, state_path=None)
             market = PrecomputedMarket(model)
             core = await assemble(

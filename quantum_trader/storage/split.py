@@ -3,7 +3,9 @@
 Orders, fills, positions, trades and state stay in memory (no thread hop per write on the hot
 path) and are written to the database in one transaction by `save_ledger()`. Decisions,
 position events and equity snapshots go straight to SQLite's buffered writer, which flushes
-every 5,000 rows, so a year of decisions (600k rows) never has to fit in memory at once.
+every 5,000 rows (full batches of decisions through a writer process of their own when the
+replay starts one: `SqliteRepository.insert_decisions_aside`), so a year of decisions never
+has to fit in memory at once.
 """
 
 from __future__ import annotations

@@ -4,8 +4,10 @@ Orders, fills, positions, closed trades and state are committed before the call 
 order intent written before its request leaves survives kill -9 (WAL with synchronous=NORMAL is
 durable against a process crash). Decisions, position events and equity snapshots are buffered
 and written by `flush()` in one transaction; they also flush past `FLUSH_THRESHOLD_ROWS`, before
-any query that reads them, and on `close()`. One asyncio lock serialises writes so that a
-transaction never interleaves with another coroutine's statements.
+any query that reads them, and on `close()`. A writer that must not wait for its audit trail (a
+backtest's replay) may hand full batches of decisions to a process of their own instead
+(`insert_decisions_aside`, decisions_aside.py) until the next `flush()`. One asyncio lock
+serialises writes so that a transaction never interleaves with another coroutine's statements.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from quantum_trader.domain import (
 from quantum_trader.errors import OperatorActionRequired, QuantumTraderError
 from quantum_trader.storage import codec
 from quantum_trader.storage.codec import OPEN_ORDER_STATUSES, RepositoryRows, Row, SqlValue
+from quantum_trader.storage.decisions_aside import DecisionsAside
 from quantum_trader.storage.migrate import (
     Migration,
     apply_pending,
@@ -45,6 +48,7 @@ from quantum_trader.storage.migrate import (
 
 FLUSH_THRESHOLD_ROWS = 5_000
 BUSY_TIMEOUT_MS = 5_000
+ASIDE_FINISH_S = 60.0  # a decisions writer process's last batches: milliseconds, normally
 
 _SQLITE_READONLY = 8
 _SQLITE_CORRUPT = 11
@@ -86,7 +90,7 @@ _INSERT_CLOSED_TRADE = _insert(
     codec.CLOSED_TRADE_COLUMNS,
     "ON CONFLICT (symbol, entry_order_id, closed_at) DO NOTHING",
 )
-_INSERT_DECISION = _insert("decisions", codec.DECISION_COLUMNS)
+INSERT_DECISION = _insert("decisions", codec.DECISION_COLUMNS)
 _INSERT_POSITION_EVENT = _insert("position_events", codec.POSITION_EVENT_COLUMNS)
 _INSERT_EQUITY = _insert("equity_snapshots", codec.EQUITY_COLUMNS)
 _UPSERT_STATE = (
@@ -124,6 +128,7 @@ class SqliteRepository:
         self._decisions: list[Row] = []
         self._events: list[Row] = []
         self._equity: list[Row] = []
+        self._aside: DecisionsAside | None = None  # `insert_decisions_aside`
 
     @classmethod
     async def open(
@@ -292,7 +297,7 @@ class SqliteRepository:
                     (_INSERT_FILL, rows.fills),
                     (_UPSERT_POSITION, rows.positions),
                     (_INSERT_CLOSED_TRADE, rows.closed_trades),
-                    (_INSERT_DECISION, rows.decisions),
+                    (INSERT_DECISION, rows.decisions),
                     (_INSERT_POSITION_EVENT, rows.position_events),
                     (_INSERT_EQUITY, rows.equity),
                     (_UPSERT_STATE, state),
@@ -300,16 +305,48 @@ class SqliteRepository:
             )
 
     async def flush(self) -> None:
-        """Write every buffered row in one transaction; on failure the rows stay buffered."""
-        if not (self._decisions or self._events or self._equity):
+        """Write every buffered row in one transaction; on failure the rows stay buffered.
+        Decisions going through a writer process (`insert_decisions_aside`) are settled
+        first: it ends, and what it did not write is written here."""
+        await self._settle_aside()
+        await self._flush_buffers(decisions=True)
+
+    async def insert_decisions_aside(self) -> None:
+        """From now until the next `flush`, hand each full batch of decisions to a writer
+        process (decisions_aside.py), when one starts: for one writer that must not wait for
+        its audit trail (a backtest's replay)."""
+        self._check_writable()
+        await self.flush()
+        self._aside = DecisionsAside.start(self._path, await self._highest_decision_id())
+
+    async def _settle_aside(self) -> None:
+        async with self._lock:  # a flush meanwhile waits: the rows below go first
+            aside, self._aside = self._aside, None
+            if aside is None:
+                return
+            await asyncio.to_thread(aside.finish, ASIDE_FINISH_S)
+            unwritten = aside.unwritten(await self._highest_decision_id())
+            self._decisions = unwritten + self._decisions
+
+    async def _highest_decision_id(self) -> int:
+        """The decisions table's highest id: ids are given in order, one past the highest."""
+        (held,) = (await self._fetch("SELECT max(id) FROM decisions"))[0]
+        return int(held or 0)
+
+    async def _flush_buffers(self, *, decisions: bool) -> None:
+        """Write the buffered rows (but the decisions unless `decisions`) in one transaction;
+        on failure they stay buffered."""
+        if not ((decisions and self._decisions) or self._events or self._equity):
             return
         async with self._lock:
-            batches = self._decisions, self._events, self._equity
-            self._decisions, self._events, self._equity = [], [], []
+            batches = self._decisions if decisions else [], self._events, self._equity
+            if decisions:
+                self._decisions = []
+            self._events, self._equity = [], []
             try:
                 await self._transaction(
                     [
-                        (_INSERT_DECISION, batches[0]),
+                        (INSERT_DECISION, batches[0]),
                         (_INSERT_POSITION_EVENT, batches[1]),
                         (_INSERT_EQUITY, batches[2]),
                     ]
@@ -337,8 +374,18 @@ class SqliteRepository:
             raise ReadOnlyRepositoryError(f"database {self._path} was opened read-only")
 
     async def _flush_if_full(self) -> None:
-        if len(self._decisions) + len(self._events) + len(self._equity) >= FLUSH_THRESHOLD_ROWS:
-            await self.flush()
+        aside = self._aside
+        if aside is None:
+            if len(self._decisions) + len(self._events) + len(self._equity) >= FLUSH_THRESHOLD_ROWS:
+                await self.flush()
+            return
+        if len(self._decisions) >= FLUSH_THRESHOLD_ROWS:
+            batch, self._decisions = self._decisions, []
+            aside.written(await self._highest_decision_id())  # the batches kept till now
+            if not aside.send(batch):  # the process failed: what it did not write, here
+                await self._settle_aside()
+        if len(self._events) + len(self._equity) >= FLUSH_THRESHOLD_ROWS:
+            await self._flush_buffers(decisions=self._aside is None)
 
     async def _write(self, sql: str, rows: list[Row]) -> None:
         self._check_writable()

@@ -31,6 +31,41 @@ def thirty_days(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+TABLES = ("decisions", "position_events", "equity_snapshots", "orders", "fills", "closed_trades")
+
+
+def test_helper_processes_leave_the_database_as_the_run_without_them(
+    thirty_days: Path, tmp_path: Path
+) -> None:
+    """The correlations computed and the decisions inserted by processes of their own: every
+    table holds the same rows in the same order, and nothing was left to the main process."""
+    import asyncio
+    import sqlite3
+
+    from structlog.testing import capture_logs
+
+    from quantum_trader.storage.sqlite import FLUSH_THRESHOLD_ROWS
+
+    settings = Settings(data_dir=tmp_path, signals={"source": "rules"})
+    request = BacktestRequest(
+        start=datetime(2025, 9, 10, tzinfo=UTC),
+        end=datetime(2025, 10, 10, tzinfo=UTC),
+        out_dir=tmp_path,
+        helper_processes=True,
+    )
+    with capture_logs() as logs:
+        asyncio.run(run_backtest(settings, request))
+    assert [entry["event"] for entry in logs if "_process_" in entry["event"]] == []
+
+    def rows(out: Path, table: str) -> list[tuple[object, ...]]:
+        with sqlite3.connect(out / "backtest.db") as connection:
+            return connection.execute(f"SELECT * FROM {table} ORDER BY rowid").fetchall()
+
+    assert len(rows(thirty_days, "decisions")) > FLUSH_THRESHOLD_ROWS  # a batch went aside
+    for table in TABLES:
+        assert rows(tmp_path, table) == rows(thirty_days, table), table
+
+
 def test_the_report_covers_thirty_days_of_eight_symbols(thirty_days: Path) -> None:
     report = json.loads((thirty_days / "report.json").read_text())
     assert len(report["symbols"]) == 8

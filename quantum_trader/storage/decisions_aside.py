@@ -1,0 +1,171 @@
+"""A backtest's decisions inserted into its database by a process of their own, beside the
+replay.
+
+A year's replay records ≈ 100k decisions, and SQLite's inserts of them kept it waiting ≈ 0.35 s:
+aiosqlite's thread needs the GIL back after each row, which the replay holds, so each batch was
+written while the replay waited for it. A process on the machine's other core inserts them
+instead. Each full batch of the repository's (rows as encoded for the table) goes to it pickled
+over its stdin, which is widened to hold a batch so the replay does not wait for the process to
+read it; it commits each batch in one transaction, as the repository would.
+
+It is a speed-up, never a dependency: should the process fail to start, die or not end in time,
+one warning line, and the repository writes the rest itself, from the rows the table holds on.
+The table is the only witness believed: each batch is one transaction, so its highest id says
+which batches are in whole. A batch is kept (pickled) until the table is seen to hold it, at
+the next batch's hand-over (at most a few kept). No decision is lost or written twice, and they
+keep the order they were made in. The child ignores SIGINT (a terminal's Ctrl-C reaches the
+process group; the backtest decides what it means) and ends with its stdin.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import pickle
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import IO
+
+from quantum_trader.log import get_logger
+from quantum_trader.storage.codec import Row
+
+log = get_logger("storage")
+
+HEADER_BYTES = 8  # a batch's pickled size, little-endian, before it
+PIPE_BYTES = 1 << 20  # stdin's capacity asked for: a batch of 5,000 decisions is ≈ 0.6 MB
+
+
+class DecisionsAside:
+    """The writer process, and the batches not known to be in the table yet."""
+
+    def __init__(self, process: subprocess.Popen[bytes], errors: IO[bytes], before: int) -> None:
+        self._process = process
+        self._errors = errors  # the process's stderr: a file, which never fills up as a pipe
+        self._before = before  # the table's highest id when the process started
+        self._sent = 0  # rows sent
+        self._batches: list[tuple[int, bytes]] = []  # (rows sent before it, the batch pickled)
+        self._failed = ""  # why the process was given up on
+        assert process.stdin is not None  # started with a pipe
+        widen = getattr(fcntl, "F_SETPIPE_SZ", None)  # Linux; elsewhere a write may wait
+        with contextlib.suppress(OSError):  # above the system's limit: as it is
+            if widen is not None:
+                fcntl.fcntl(process.stdin.fileno(), widen, PIPE_BYTES)
+
+    @classmethod
+    def start(cls, database: Path, before: int) -> DecisionsAside | None:
+        """The process inserting into `database`, whose decisions table's highest id is
+        `before`; None (with a warning) when none can start."""
+        if not sys.executable:  # an embedded interpreter: no Python to start
+            return None
+        errors: IO[bytes] | None = None
+        try:  # stderr into a file (closed by `finish`): a pipe left unread could fill up
+            errors = tempfile.TemporaryFile()  # noqa: SIM115
+            process = subprocess.Popen(  # noqa: S603 (our own interpreter and module, no shell)
+                [sys.executable, "-m", __name__, str(database)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=errors,
+            )
+        except OSError as error:  # no Python to start, no writable temporary directory
+            if errors is not None:
+                errors.close()
+            log.warning("decisions_process_unavailable", error=str(error), then="written here")
+            return None
+        return cls(process, errors, before)
+
+    @property
+    def pid(self) -> int:
+        return self._process.pid
+
+    def send(self, rows: list[Row]) -> bool:
+        """Hand a batch to the process, kept until the table is seen to hold it (`written`);
+        False once the process has failed: then `finish`, and write what `unwritten` gives."""
+        if self._failed:
+            return False
+        batch = pickle.dumps(rows, protocol=5)
+        self._batches.append((self._sent, batch))
+        self._sent += len(rows)
+        stdin = self._process.stdin
+        assert stdin is not None
+        try:
+            stdin.write(len(batch).to_bytes(HEADER_BYTES, "little"))
+            stdin.write(batch)
+            stdin.flush()
+        except OSError as error:  # the process is gone
+            self._failed = f"not reading its batches: {error}"
+            return False
+        return True
+
+    def written(self, held: int) -> None:
+        """Forget the batches the table holds, `held` being its highest id: each batch is one
+        transaction, so those up to it are in whole."""
+        committed = held - self._before
+        while self._batches and self._end(0) <= committed:
+            self._batches.pop(0)
+
+    def finish(self, timeout_s: float) -> None:
+        """End the process: its stdin closed, it commits what it has and exits; killed after
+        `timeout_s`. Blocks (a caller on an event loop runs it in a thread)."""
+        process = self._process
+        with contextlib.suppress(OSError):
+            assert process.stdin is not None
+            process.stdin.close()
+        try:
+            process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            self._failed = self._failed or f"not done after {timeout_s:.0f} s"
+        if process.returncode != 0 and not self._failed:
+            self._errors.seek(0)
+            err = self._errors.read().decode(errors="replace").strip().splitlines()[-1:]
+            self._failed = f"exit code {process.returncode}: {err[0] if err else 'no output'}"
+        self._errors.close()
+
+    def unwritten(self, held: int) -> list[Row]:
+        """After `finish`: the rows sent that the table does not hold, `held` being its
+        highest id (one warning line when there are any)."""
+        self.written(held)
+        committed = held - self._before
+        rows: list[Row] = []
+        for start, batch in self._batches:
+            sent: list[Row] = pickle.loads(batch)  # noqa: S301 (pickled by this process)
+            rows += sent[max(0, committed - start) :]
+        if rows or self._failed:
+            why = self._failed or "exited without writing them"
+            error = f"{why}; {len(rows)} of {self._sent} rows not in the database"
+            log.warning("decisions_process_failed", error=error, then="written here")
+        return rows
+
+    def _end(self, index: int) -> int:
+        """The rows sent up to the end of batch `index`."""
+        later = self._batches[index + 1 : index + 2]
+        return later[0][0] if later else self._sent
+
+
+def main() -> None:
+    """The child: insert each batch read from stdin into the database named, one transaction
+    each."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from quantum_trader.storage.sqlite import BUSY_TIMEOUT_MS, INSERT_DECISION
+
+    connection = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+    connection.execute("PRAGMA synchronous = NORMAL")  # the repository's; WAL is the file's
+    stdin = sys.stdin.buffer
+    while header := stdin.read(HEADER_BYTES):
+        rows = pickle.loads(stdin.read(int.from_bytes(header, "little")))  # noqa: S301 (written by the parent that started this process)
+        connection.execute("BEGIN IMMEDIATE")
+        connection.executemany(INSERT_DECISION, rows)
+        connection.execute("COMMIT")
+    connection.close()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

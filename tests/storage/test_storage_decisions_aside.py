@@ -1,0 +1,215 @@
+"""Decisions inserted by a writer process (storage/decisions_aside.py): the same rows, in the
+same order, as the repository writes itself, and whatever the process does (killed early or
+late, gone before it starts, exiting without writing, ignoring Ctrl-C) every decision is in the
+database exactly once, in order, after one warning line; no process outlives the repository."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import IO
+
+import pytest
+import storage_samples as s
+from daemon_harness import eventually, ignores_sigint, query
+from structlog.testing import capture_logs
+
+from quantum_trader.domain import Decision, EquitySnapshot
+from quantum_trader.record import replace
+from quantum_trader.storage.decisions_aside import DecisionsAside
+from quantum_trader.storage.sqlite import FLUSH_THRESHOLD_ROWS, SqliteRepository
+
+BATCHES = 3
+
+
+def decisions(count: int, first: int = 0) -> list[Decision]:
+    """`count` decisions told apart by their cycle, detail and confidence."""
+    base = s.decision()
+    return [
+        replace(
+            base,
+            cycle_id=f"c{first + i}",
+            confidence=(first + i) / 1e6,
+            verdict=replace(base.verdict, detail=f"detail {first + i}"),
+        )
+        for i in range(count)
+    ]
+
+
+def equity(count: int) -> list[EquitySnapshot]:
+    return [s.equity()] * count
+
+
+def rows(database: Path, table: str = "decisions") -> list[tuple[object, ...]]:
+    with sqlite3.connect(database) as connection:
+        return connection.execute(f"SELECT * FROM {table} ORDER BY id").fetchall()
+
+
+Between = Callable[[SqliteRepository], Awaitable[None]]
+
+
+async def recorded(database: Path, aside: bool, *, between: Between | None = None) -> list[str]:
+    """Record BATCHES full batches and a part of one (and equity snapshots past the
+    threshold, flushed while the process writes) into `database`; `between`, a function of
+    the repository's process, runs after the first batch. The warnings logged."""
+    repository = await SqliteRepository.open(database)
+    with capture_logs() as logs:
+        if aside:
+            await repository.insert_decisions_aside()
+        made = decisions(BATCHES * FLUSH_THRESHOLD_ROWS + 123)
+        for index, start in enumerate(range(0, len(made), 1000)):
+            await repository.record_decisions(made[start : start + 1000])
+            if index == FLUSH_THRESHOLD_ROWS // 1000 and between is not None:
+                await between(repository)
+            if index == 7:
+                for snapshot in equity(FLUSH_THRESHOLD_ROWS):
+                    await repository.record_equity(snapshot)
+        await repository.close()
+    return [entry["event"] for entry in logs if entry["log_level"] == "warning"]
+
+
+def aside_of(repository: SqliteRepository) -> DecisionsAside:
+    aside = repository._aside
+    assert aside is not None
+    return aside
+
+
+def test_decisions_written_aside_are_the_ones_written_here(tmp_path: Path) -> None:
+    async def written_by_the_process(repository: SqliteRepository) -> None:
+        # The first batch reaches the table while the repository holds the rest.
+        database = tmp_path / "aside.db"
+        count = "SELECT count(*) FROM decisions"
+        eventually(lambda: query(database, count) == [(FLUSH_THRESHOLD_ROWS,)], 60, "batch 1")
+
+    assert asyncio.run(recorded(tmp_path / "here.db", aside=False)) == []
+    warnings = asyncio.run(recorded(tmp_path / "aside.db", True, between=written_by_the_process))
+    assert warnings == []
+    assert rows(tmp_path / "aside.db") == rows(tmp_path / "here.db")
+    assert len(rows(tmp_path / "here.db")) == BATCHES * FLUSH_THRESHOLD_ROWS + 123
+    for table in ("equity_snapshots", "position_events"):
+        assert rows(tmp_path / "aside.db", table) == rows(tmp_path / "here.db", table)
+
+
+@pytest.mark.parametrize("after_first_batch", [False, True])
+def test_a_killed_writer_process_leaves_its_decisions_to_the_repository(
+    tmp_path: Path, after_first_batch: bool
+) -> None:
+    async def kill(repository: SqliteRepository) -> None:
+        aside = aside_of(repository)
+        if after_first_batch:
+            count = "SELECT count(*) FROM decisions"
+            database = tmp_path / "aside.db"
+            eventually(lambda: query(database, count) == [(FLUSH_THRESHOLD_ROWS,)], 60, "batch 1")
+        os.kill(aside.pid, signal.SIGKILL)
+        eventually(lambda: _gone(aside.pid), 60, "the process's end")
+
+    asyncio.run(recorded(tmp_path / "here.db", aside=False))
+    warnings = asyncio.run(recorded(tmp_path / "aside.db", True, between=kill))
+    assert warnings == ["decisions_process_failed"]
+    assert rows(tmp_path / "aside.db") == rows(tmp_path / "here.db")
+
+
+def _gone(pid: int) -> bool:
+    """Whether process `pid` has ended (a zombie not yet reaped counts as ended)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
+    return "\nState:\tZ" in status
+
+
+def started(arguments: list[str]) -> tuple[subprocess.Popen[bytes], IO[bytes]]:
+    """A stand-in writer process (or the real one) as `DecisionsAside.start` starts it."""
+    errors = tempfile.TemporaryFile()  # noqa: SIM115 - `finish` closes it
+    child = subprocess.Popen(
+        [sys.executable, *arguments],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=errors,
+    )
+    return child, errors
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        "import sys; sys.stdin.buffer.read()",  # reads everything, writes nothing, exits 0
+        "import sys; sys.stdin.buffer.read(100); raise SystemExit('writing failed')",
+        "",  # never reads
+    ],
+)
+def test_a_writer_process_that_does_not_write_leaves_its_decisions_to_the_repository(
+    tmp_path: Path, script: str
+) -> None:
+    async def stand_in(repository: SqliteRepository) -> None:
+        real = aside_of(repository)
+        child, errors = started(["-c", script])
+        real.finish(60)  # the real one ends with the batch it had
+        held = await repository._highest_decision_id()
+        assert real.unwritten(held) == []
+        repository._aside = DecisionsAside(child, errors, held)
+
+    asyncio.run(recorded(tmp_path / "here.db", aside=False))
+    warnings = asyncio.run(recorded(tmp_path / "aside.db", True, between=stand_in))
+    assert warnings == ["decisions_process_failed"]
+    assert rows(tmp_path / "aside.db") == rows(tmp_path / "here.db")
+
+
+def test_ctrl_c_reaching_the_writer_process_does_not_stop_it(tmp_path: Path) -> None:
+    async def interrupt(repository: SqliteRepository) -> None:
+        aside = aside_of(repository)
+        eventually(lambda: ignores_sigint(aside.pid), 60, "the process ignoring SIGINT")
+        os.kill(aside.pid, signal.SIGINT)  # a terminal's Ctrl-C reaches the process group
+
+    asyncio.run(recorded(tmp_path / "here.db", aside=False))
+    assert asyncio.run(recorded(tmp_path / "aside.db", True, between=interrupt)) == []
+    assert rows(tmp_path / "aside.db") == rows(tmp_path / "here.db")
+
+
+def test_no_writer_process_outlives_the_repository(tmp_path: Path) -> None:
+    pids: list[int] = []
+
+    async def note(repository: SqliteRepository) -> None:
+        pids.append(aside_of(repository).pid)
+
+    asyncio.run(recorded(tmp_path / "aside.db", True, between=note))
+    with pytest.raises(ProcessLookupError):  # ended and reaped
+        os.kill(pids[0], 0)
+
+
+CANNOT_START = """
+import asyncio, sys
+from pathlib import Path
+from structlog.testing import capture_logs
+from quantum_trader.storage.sqlite import SqliteRepository
+
+async def main():
+    repository = await SqliteRepository.open(Path(sys.argv[1]))
+    sys.executable = "/nonexistent/python3"  # an interpreter that is gone
+    with capture_logs() as logs:
+        await repository.insert_decisions_aside()
+    print(repository._aside is None, [entry["event"] for entry in logs])
+    await repository.close()
+
+asyncio.run(main())
+"""
+
+
+def test_a_writer_process_that_cannot_start_leaves_the_decisions_to_the_repository(
+    tmp_path: Path,
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", CANNOT_START, str(tmp_path / "x.db")],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert done.stdout.strip() == "True ['decisions_process_unavailable']"
