@@ -1,12 +1,14 @@
-"""Some of the report's charts drawn in a process of their own, beside the backtest's.
+"""The report's charts drawn in a process of their own, beside the backtest's.
 
 Started before the replay, the chart process loads the chart library (matplotlib and the
-report's modules, ≈ 0.5 s) on the machine's other core while the replay runs on this one.
-Given the inputs once the run is read back, it draws its charts (ASIDE) while this process
-draws the others and renders the page and report.json around them. Its PNGs are the ones
-`charts.draw` makes here, byte for byte (tested). It is a speed-up, never a dependency: should
-it fail to start or to answer (killed, out of memory, a broken interpreter), this process draws
-those charts itself after one warning line.
+report's modules, ≈ 0.5 s) on the machine's other core while the replay runs on this one, so
+the backtest's process never loads it. Given the inputs once the run is read back, it draws the
+charts (ASIDE) while this process renders the page and report.json around them: the equity
+chart in a fork of itself, the others in itself, on both cores (this process only waits by
+then). Its PNGs are the ones `charts.draw` makes here, byte for byte (tested). It is a
+speed-up, never a dependency: should it fail to start or to answer (killed, out of memory, a
+broken interpreter), this process draws those charts itself after one warning line; should the
+fork fail, the chart process draws its chart itself.
 
 One job: the inputs in on stdin (pickled, by the parent that started the process), the PNGs
 out on stdout, each after its length (nothing the parent reads is unpickled); stderr is read
@@ -24,17 +26,19 @@ import os
 import pickle
 import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 from quantum_trader.log import get_logger
-from quantum_trader.report.chart_inputs import ChartInputs
+from quantum_trader.report.chart_inputs import CHART_NAMES, ChartInputs
 
 log = get_logger("report")
-# The larger share of the drawing (≈ 0.3 of ≈ 0.5 s), not the first-drawn equity chart: this
-# process meanwhile loads the library for that one and renders the page.
-ASIDE = ("pnl_by_symbol", "decisions_by_gate")
+# Every chart: drawn there in two processes (a year's equity chart ≈ 0.16 s in a fork, the
+# others ≈ 0.25 s) while this one renders the page, where drawing any here would first load
+# the library (≈ 0.2 s).
+ASIDE = CHART_NAMES
+FORKED = ("equity",)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-# A year's two charts take ≈ 0.3 s: a process silent this long after its job is stuck.
+# A year's charts take ≈ 0.3 s: a process silent this long after its job is stuck.
 ANSWER_WITHIN_S = 120.0
 
 
@@ -120,15 +124,15 @@ async def chart_process(wanted: bool) -> AsyncIterator[ChartProcess | None]:
             await started.close()
 
 
-def _framed(pngs: dict[str, bytes]) -> bytes:
-    """The answer: each chart of ASIDE in turn, its length (8 bytes) before it."""
-    return b"".join(len(pngs[name]).to_bytes(8, "big") + pngs[name] for name in ASIDE)
+def _framed(pngs: dict[str, bytes], names: Sequence[str] = ASIDE) -> bytes:
+    """The answer: each chart of `names` in turn, its length (8 bytes) before it."""
+    return b"".join(len(pngs[name]).to_bytes(8, "big") + pngs[name] for name in names)
 
 
-def _unframed(answer: bytes) -> dict[str, bytes] | None:
-    """The charts in `answer`; None unless it is exactly one PNG for each of ASIDE."""
+def _unframed(answer: bytes, names: Sequence[str] = ASIDE) -> dict[str, bytes] | None:
+    """The charts in `answer`; None unless it is exactly one PNG for each of `names`."""
     pngs, at = {}, 0
-    for name in ASIDE:
+    for name in names:
         size = int.from_bytes(answer[at : at + 8], "big")
         png = answer[at + 8 : at + 8 + size]
         if len(png) != size or not png.startswith(PNG_SIGNATURE):
@@ -137,16 +141,44 @@ def _unframed(answer: bytes) -> dict[str, bytes] | None:
     return pngs if at == len(answer) else None
 
 
+def _draw_forked(inputs: ChartInputs) -> dict[str, bytes]:
+    """Every chart of ASIDE: FORKED drawn in a fork of this process while this one draws the
+    others; those of a fork that fails, here after them."""
+    from quantum_trader.report import charts
+
+    here = [name for name in ASIDE if name not in FORKED]
+    read, write = os.pipe()
+    try:
+        pid = os.fork()
+    except OSError:  # no fork: all of them here
+        os.close(read)
+        os.close(write)
+        return charts.draw(inputs, ASIDE)
+    if pid == 0:  # the fork: draw, hand the PNGs over, leave without tearing anything down
+        os.close(read)
+        try:
+            with os.fdopen(write, "wb") as out:
+                out.write(_framed(charts.draw(inputs, FORKED), FORKED))
+        finally:
+            os._exit(0)
+    os.close(write)
+    pngs = charts.draw(inputs, here)
+    with os.fdopen(read, "rb") as answer:
+        forked = _unframed(answer.read(), FORKED)
+    os.waitpid(pid, 0)
+    return pngs | (forked or charts.draw(inputs, FORKED))
+
+
 def main() -> None:
     """The child: load the chart library, then draw the one job read from stdin."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from quantum_trader.report import charts  # the point of starting early
+    from quantum_trader.report import charts  # noqa: F401 - the point of starting early
 
     job = sys.stdin.buffer.read()
     if not job:  # closed unused
         return
     inputs = pickle.loads(job)  # noqa: S301 (written by the parent that started this process)
-    sys.stdout.buffer.write(_framed(charts.draw(inputs, ASIDE)))
+    sys.stdout.buffer.write(_framed(_draw_forked(inputs)))
     sys.stdout.buffer.flush()
     sys.stderr.flush()
     os._exit(0)

@@ -38,9 +38,9 @@ async def write_outputs(
     aside: ChartProcess | None = None,
 ) -> None:
     """Render the charts and the page and write every file of the report into `out`. With
-    `aside`, its charts (chart_process.ASIDE) are drawn there while this process draws the
-    others and renders the page around them (a token for each chart, replaced by its PNG
-    once drawn); they are drawn here only when it fails."""
+    `aside`, its charts (chart_process.ASIDE: all of them) are drawn there while this
+    process renders the page around them (a token for each chart, replaced by its PNG once
+    drawn); any it does not give are drawn here."""
     inputs = chart_inputs(report, data, context)
     if aside is not None:
         await aside.send(inputs)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from structlog.testing import capture_logs
 from quantum_trader.backtest import DATABASE_FILE, BacktestRequest, prepare_replay, replay_into
 from quantum_trader.config import MarketSettings, Settings
 from quantum_trader.report.build import build_report
+from quantum_trader.report.chart_inputs import CHART_NAMES
 from quantum_trader.report.chart_process import ASIDE, ChartProcess, chart_process
 from quantum_trader.report.load import RunData, load_run
 from quantum_trader.report.model import BacktestReport, RunContext
@@ -84,10 +86,88 @@ def test_its_charts_are_the_ones_drawn_in_process(
 ) -> None:
     with capture_logs() as logs:
         aside = written(run, tmp_path / "out", ChartProcess.start)
-    assert {"charts/pnl_by_symbol.png", "charts/decisions_by_gate.png"} <= set(aside)
-    assert set(ASIDE) < {"equity", *ASIDE}  # some drawn there, the rest here
+    assert {f"charts/{name}.png" for name in CHART_NAMES} <= set(aside)
+    assert set(ASIDE) == set(CHART_NAMES)  # every one drawn there
     assert aside == drawn_here  # every chart, the page that inlines them and report.json
     assert not [entry for entry in logs if entry["log_level"] == "warning"]
+
+
+STAND_IN = """
+import os, sys
+{change}
+from quantum_trader.report.chart_process import main
+main()
+"""
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "def fork(): raise OSError('no fork')",
+        "real = os.fork\ndef fork():\n    pid = real()\n    if pid == 0:\n        os._exit(3)\n"
+        "    return pid",  # a fork that dies without drawing
+    ],
+)
+def test_a_chart_process_whose_fork_fails_draws_that_chart_itself(
+    run: Run, drawn_here: dict[str, bytes], tmp_path: Path, change: str
+) -> None:
+    async def forkless() -> ChartProcess:  # the real child, its os.fork replaced by `change`
+        script = STAND_IN.format(change=f"{change}\nos.fork = fork")
+        child = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            script,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        return ChartProcess(child)
+
+    with capture_logs() as logs:
+        assert written(run, tmp_path / "out", forkless) == drawn_here
+    assert not [entry for entry in logs if entry["log_level"] == "warning"]
+
+
+WITHOUT_THE_LIBRARY = """
+import asyncio, pickle, sys
+from pathlib import Path
+from quantum_trader.report.chart_process import ChartProcess
+from quantum_trader.report.publish import write_outputs
+
+run = pickle.loads(Path(sys.argv[1]).read_bytes())
+
+async def main():
+    process = await ChartProcess.start()
+    try:
+        await write_outputs(*run, Path(sys.argv[2]), process)
+    finally:
+        await process.close()
+
+asyncio.run(main())
+print("matplotlib" in sys.modules)
+"""
+
+
+def test_the_backtest_process_never_loads_the_chart_library(
+    run: Run, drawn_here: dict[str, bytes], tmp_path: Path
+) -> None:
+    (tmp_path / "run.pkl").write_bytes(pickle.dumps(run))
+    (tmp_path / "out").mkdir()
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            WITHOUT_THE_LIBRARY,
+            str(tmp_path / "run.pkl"),
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    assert done.stdout.strip() == "False"
+    assert files(tmp_path / "out") == drawn_here
 
 
 def test_a_killed_chart_process_has_its_charts_drawn_in_process(
