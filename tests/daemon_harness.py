@@ -138,6 +138,12 @@ def ignores_sigint(pid: int) -> bool:
     return bool(int(ignored.split()[1], 16) & 1 << (signal.SIGINT - 1))
 
 
+def niceness(pid: int) -> int:
+    """Process `pid`'s nice value (Linux: its /proc stat, the 19th field)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[16])
+
+
 def query(database: Path, sql: str) -> list[tuple[Any, ...]]:
     """Read the daemon's database while it writes (read-only; WAL lets a reader in)."""
     if not database.exists():

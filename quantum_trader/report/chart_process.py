@@ -12,10 +12,11 @@ fork fail, the chart process draws its chart itself.
 
 One job: the inputs in on stdin (pickled, by the parent that started the process), the PNGs
 out on stdout, each after its length (nothing the parent reads is unpickled); stderr is read
-for the warning. The child ignores SIGINT, because a terminal's Ctrl-C reaches the whole
-process group and the backtest alone decides what an interrupt means. It ends with its stdin:
-an unused process is killed, and a dead parent closes the pipe. Having answered, it exits
-without tearing down its libraries (≈ 0.1 s the parent would wait for).
+for the warning. The child runs at a lower priority (nice 10: its work is wanted only at the
+end, the replay and its other helpers first) and ignores SIGINT, because a terminal's Ctrl-C
+reaches the whole process group and the backtest alone decides what an interrupt means. It
+ends with its stdin: an unused process is killed, and a dead parent closes the pipe. Having
+answered, it exits without tearing down its libraries (≈ 0.1 s the parent would wait for).
 """
 
 from __future__ import annotations
@@ -171,6 +172,7 @@ def _draw_forked(inputs: ChartInputs) -> dict[str, bytes]:
 
 def main() -> None:
     """The child: load the chart library, then draw the one job read from stdin."""
+    os.nice(10)  # its work is wanted only at the end: the replay and its helpers first
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     from quantum_trader.report import charts  # noqa: F401 - the point of starting early
 

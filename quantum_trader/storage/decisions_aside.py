@@ -13,8 +13,9 @@ one warning line, and the repository writes the rest itself, from the rows the t
 The table is the only witness believed: each batch is one transaction, so its highest id says
 which batches are in whole. A batch is kept (pickled) until the table is seen to hold it, at
 the next batch's hand-over (at most a few kept). No decision is lost or written twice, and they
-keep the order they were made in. The child ignores SIGINT (a terminal's Ctrl-C reaches the
-process group; the backtest decides what it means) and ends with its stdin.
+keep the order they were made in. The child runs at a lower priority (nice 10: never urgent,
+the replay first), ignores SIGINT (a terminal's Ctrl-C reaches the process group; the backtest
+decides what it means) and ends with its stdin.
 """
 
 from __future__ import annotations
@@ -151,6 +152,7 @@ class DecisionsAside:
 def main() -> None:
     """The child: insert each batch read from stdin into the database named, one transaction
     each."""
+    os.nice(10)  # never urgent (its pipe holds a batch and more): the replay first
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     from quantum_trader.storage.sqlite import BUSY_TIMEOUT_MS, INSERT_DECISION
 

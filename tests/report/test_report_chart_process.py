@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from daemon_harness import eventually, ignores_sigint
+from daemon_harness import eventually, ignores_sigint, niceness
 from report_builders import TWO, utc
 from structlog.testing import capture_logs
 
@@ -251,6 +251,8 @@ def test_ctrl_c_reaching_the_chart_process_does_not_stop_it(
         assert process is not None
         eventually(lambda: ignores_sigint(process.pid), 60, "the chart process ignoring SIGINT")
         os.kill(process.pid, signal.SIGINT)  # a terminal's Ctrl-C reaches the process group
+        # and it yields the CPU to the backtest's process, whose run needs it first
+        assert niceness(process.pid) == niceness(os.getpid()) + 10
         return process
 
     with capture_logs() as logs:

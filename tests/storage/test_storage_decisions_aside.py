@@ -18,7 +18,7 @@ from typing import IO
 
 import pytest
 import storage_samples as s
-from daemon_harness import eventually, ignores_sigint, query
+from daemon_harness import eventually, ignores_sigint, niceness, query
 from structlog.testing import capture_logs
 
 from quantum_trader.domain import Decision, EquitySnapshot
@@ -167,6 +167,8 @@ def test_ctrl_c_reaching_the_writer_process_does_not_stop_it(tmp_path: Path) -> 
         aside = aside_of(repository)
         eventually(lambda: ignores_sigint(aside.pid), 60, "the process ignoring SIGINT")
         os.kill(aside.pid, signal.SIGINT)  # a terminal's Ctrl-C reaches the process group
+        # and it yields the CPU to the replay, which needs it first
+        assert niceness(aside.pid) == niceness(os.getpid()) + 10
 
     asyncio.run(recorded(tmp_path / "here.db", aside=False))
     assert asyncio.run(recorded(tmp_path / "aside.db", True, between=interrupt)) == []
