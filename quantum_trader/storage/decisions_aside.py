@@ -121,7 +121,7 @@ class DecisionsAside:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-            self._failed = self._failed or f"not done after {timeout_s:.0f} s"
+            self._failed = self._failed or f"not done after {timeout_s:g} s"
         if process.returncode != 0 and not self._failed:
             self._errors.seek(0)
             err = self._errors.read().decode(errors="replace").strip().splitlines()[-1:]

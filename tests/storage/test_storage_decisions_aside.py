@@ -1,7 +1,8 @@
 """Decisions inserted by a writer process (storage/decisions_aside.py): the same rows, in the
 same order, as the repository writes itself, and whatever the process does (killed early or
 late, gone before it starts, exiting without writing, ignoring Ctrl-C) every decision is in the
-database exactly once, in order, after one warning line; no process outlives the repository."""
+database exactly once, in order, after one warning line (a hung one ended first); no process
+outlives the repository."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from structlog.testing import capture_logs
 
 from quantum_trader.domain import Decision, EquitySnapshot
 from quantum_trader.record import replace
+from quantum_trader.storage.codec import Row
 from quantum_trader.storage.decisions_aside import DecisionsAside
 from quantum_trader.storage.sqlite import FLUSH_THRESHOLD_ROWS, SqliteRepository
 
@@ -215,3 +217,19 @@ def test_a_writer_process_that_cannot_start_leaves_the_decisions_to_the_reposito
         timeout=60,
     )
     assert done.stdout.strip() == "True ['decisions_process_unavailable']"
+
+
+def test_a_writer_process_that_hangs_is_ended_and_its_decisions_are_left_to_the_caller(
+    tmp_path: Path,
+) -> None:
+    child, errors = started(["-c", "import sys, time; sys.stdin.buffer.read(10); time.sleep(600)"])
+    aside = DecisionsAside(child, errors, before=0)
+    batch: list[Row] = [(f"c{i}",) for i in range(3)]  # rows as the caller encoded them
+    assert aside.send(batch)
+    with capture_logs() as logs:
+        aside.finish(0.5)
+        assert aside.unwritten(0) == batch  # the table holds none of them
+    assert child.returncode == -signal.SIGKILL
+    (warning,) = [entry for entry in logs if entry["log_level"] == "warning"]
+    assert warning["event"] == "decisions_process_failed"
+    assert "not done after 0.5 s" in warning["error"]
