@@ -49,7 +49,7 @@ class DecisionsAside:
         self._errors = errors  # the process's stderr: a file, which never fills up as a pipe
         self._before = before  # the table's highest id when the process started
         self._sent = 0  # rows sent
-        self._batches: list[tuple[int, bytes]] = []  # (rows sent before it, the batch pickled)
+        self._batches: list[tuple[int, int, bytes]] = []  # (rows sent before, after, pickled)
         self._failed = ""  # why the process was given up on
         assert process.stdin is not None  # started with a pipe
         widen = getattr(fcntl, "F_SETPIPE_SZ", None)  # Linux; elsewhere a write may wait
@@ -89,7 +89,7 @@ class DecisionsAside:
         if self._failed:
             return False
         batch = pickle.dumps(rows, protocol=5)
-        self._batches.append((self._sent, batch))
+        self._batches.append((self._sent, self._sent + len(rows), batch))
         self._sent += len(rows)
         stdin = self._process.stdin
         assert stdin is not None
@@ -106,7 +106,7 @@ class DecisionsAside:
         """Forget the batches the table holds, `held` being its highest id: each batch is one
         transaction, so those up to it are in whole."""
         committed = held - self._before
-        while self._batches and self._end(0) <= committed:
+        while self._batches and self._batches[0][1] <= committed:
             self._batches.pop(0)
 
     def finish(self, timeout_s: float) -> None:
@@ -134,7 +134,7 @@ class DecisionsAside:
         self.written(held)
         committed = held - self._before
         rows: list[Row] = []
-        for start, batch in self._batches:
+        for start, _, batch in self._batches:
             sent: list[Row] = pickle.loads(batch)  # noqa: S301 (pickled by this process)
             rows += sent[max(0, committed - start) :]
         if rows or self._failed:
@@ -142,11 +142,6 @@ class DecisionsAside:
             error = f"{why}; {len(rows)} of {self._sent} rows not in the database"
             log.warning("decisions_process_failed", error=error, then="written here")
         return rows
-
-    def _end(self, index: int) -> int:
-        """The rows sent up to the end of batch `index`."""
-        later = self._batches[index + 1 : index + 2]
-        return later[0][0] if later else self._sent
 
 
 def main() -> None:

@@ -48,7 +48,7 @@ from quantum_trader.storage.migrate import (
 
 FLUSH_THRESHOLD_ROWS = 5_000
 BUSY_TIMEOUT_MS = 5_000
-ASIDE_FINISH_S = 60.0  # a decisions writer process's last batches: milliseconds, normally
+DECISIONS_ASIDE_FINISH_S = 60.0  # a decisions writer process's last batches: milliseconds, normally
 
 _SQLITE_READONLY = 8
 _SQLITE_CORRUPT = 11
@@ -324,7 +324,7 @@ class SqliteRepository:
             aside, self._aside = self._aside, None
             if aside is None:
                 return
-            await asyncio.to_thread(aside.finish, ASIDE_FINISH_S)
+            await asyncio.to_thread(aside.finish, DECISIONS_ASIDE_FINISH_S)
             unwritten = aside.unwritten(await self._highest_decision_id())
             self._decisions = unwritten + self._decisions
 
