@@ -167,10 +167,11 @@ def test_a_writer_process_that_does_not_write_leaves_its_decisions_to_the_reposi
 def test_ctrl_c_reaching_the_writer_process_does_not_stop_it(tmp_path: Path) -> None:
     async def interrupt(repository: SqliteRepository) -> None:
         aside = aside_of(repository)
+        # It yields the CPU to the replay, which needs it first (set first).
+        lower = niceness(os.getpid()) + 10
+        eventually(lambda: niceness(aside.pid) == lower, 60, "the process at nice +10")
         eventually(lambda: ignores_sigint(aside.pid), 60, "the process ignoring SIGINT")
         os.kill(aside.pid, signal.SIGINT)  # a terminal's Ctrl-C reaches the process group
-        # and it yields the CPU to the replay, which needs it first
-        assert niceness(aside.pid) == niceness(os.getpid()) + 10
 
     asyncio.run(recorded(tmp_path / "here.db", aside=False))
     assert asyncio.run(recorded(tmp_path / "aside.db", True, between=interrupt)) == []
