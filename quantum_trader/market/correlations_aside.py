@@ -26,7 +26,6 @@ import pickle
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 from collections.abc import Iterator, Mapping
 from typing import IO, Any
@@ -36,6 +35,7 @@ import numpy.typing as npt
 
 from quantum_trader.domain.correlation import CorrelationMatrix, correlation_matrix, returns_window
 from quantum_trader.domain.market import FloatArray
+from quantum_trader.helper_process import start_helper
 from quantum_trader.log import get_logger
 from quantum_trader.market.correlations_ahead import Rows
 from quantum_trader.record import record
@@ -93,23 +93,10 @@ class CorrelationsAside:
     @classmethod
     def start(cls, job: CorrelationJob) -> CorrelationsAside | None:
         """The process computing `job`; None (with a warning) when none can start."""
-        if not sys.executable:  # an embedded interpreter: no Python to start
-            return None
-        errors: IO[bytes] | None = None
-        try:  # stderr into a file (closed by `close`): a pipe left unread could fill up
-            errors = tempfile.TemporaryFile()  # noqa: SIM115
-            process = subprocess.Popen(  # noqa: S603 (our own interpreter and module, no shell)
-                [sys.executable, "-m", __name__],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=errors,
-            )
-        except OSError as error:  # no Python to start, no writable temporary directory
-            if errors is not None:
-                errors.close()
-            log.warning("correlation_process_unavailable", error=str(error), then="computed here")
-            return None
-        return cls(job, process, errors)
+        started = start_helper(
+            __name__, [], subprocess.PIPE, "correlation_process_unavailable", "computed here"
+        )
+        return cls(job, *started) if started is not None else None
 
     @property
     def pid(self) -> int:

@@ -28,10 +28,10 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import IO
 
+from quantum_trader.helper_process import start_helper
 from quantum_trader.log import get_logger
 from quantum_trader.storage.codec import Row
 
@@ -61,23 +61,14 @@ class DecisionsAside:
     def start(cls, database: Path, before: int) -> DecisionsAside | None:
         """The process inserting into `database`, whose decisions table's highest id is
         `before`; None (with a warning) when none can start."""
-        if not sys.executable:  # an embedded interpreter: no Python to start
-            return None
-        errors: IO[bytes] | None = None
-        try:  # stderr into a file (closed by `finish`): a pipe left unread could fill up
-            errors = tempfile.TemporaryFile()  # noqa: SIM115
-            process = subprocess.Popen(  # noqa: S603 (our own interpreter and module, no shell)
-                [sys.executable, "-m", __name__, str(database)],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.DEVNULL,
-                stderr=errors,
-            )
-        except OSError as error:  # no Python to start, no writable temporary directory
-            if errors is not None:
-                errors.close()
-            log.warning("decisions_process_unavailable", error=str(error), then="written here")
-            return None
-        return cls(process, errors, before)
+        started = start_helper(
+            __name__,
+            [str(database)],
+            subprocess.DEVNULL,
+            "decisions_process_unavailable",
+            "written here",
+        )
+        return cls(*started, before) if started is not None else None
 
     @property
     def pid(self) -> int:

@@ -72,6 +72,18 @@ def written(
     return files(out)
 
 
+async def stand_in(script: str) -> asyncio.subprocess.Process:
+    """A process run as `ChartProcess.start` runs the real one, on `script`."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        script,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
 async def no_process() -> None:
     return None
 
@@ -112,16 +124,7 @@ def test_a_chart_process_whose_fork_fails_draws_that_chart_itself(
     run: Run, drawn_here: dict[str, bytes], tmp_path: Path, change: str
 ) -> None:
     async def forkless() -> ChartProcess:  # the real child, its os.fork replaced by `change`
-        script = STAND_IN.format(change=f"{change}\nos.fork = fork")
-        child = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-c",
-            script,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        return ChartProcess(child)
+        return ChartProcess(await stand_in(STAND_IN.format(change=f"{change}\nos.fork = fork")))
 
     with capture_logs() as logs:
         assert written(run, tmp_path / "out", forkless) == drawn_here
@@ -199,16 +202,7 @@ def test_a_chart_process_without_its_charts_has_them_drawn_in_process(
     run: Run, drawn_here: dict[str, bytes], tmp_path: Path, answer: str
 ) -> None:
     async def wrong() -> ChartProcess:  # a stand-in child that reads its job, answers `answer`
-        script = f"import sys; sys.stdin.buffer.read(); {answer}"
-        child = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-c",
-            script,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        return ChartProcess(child)
+        return ChartProcess(await stand_in(f"import sys; sys.stdin.buffer.read(); {answer}"))
 
     with capture_logs() as logs:
         assert written(run, tmp_path / "out", wrong) == drawn_here
@@ -224,14 +218,7 @@ def test_a_chart_process_that_never_answers_has_its_charts_drawn_in_process(
 
     async def stuck() -> ChartProcess:  # a stand-in child that reads its job, then hangs
         nonlocal pid
-        child = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-c",
-            "import sys, time; sys.stdin.buffer.read(); time.sleep(600)",
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
+        child = await stand_in("import sys, time; sys.stdin.buffer.read(); time.sleep(600)")
         pid = child.pid
         return ChartProcess(child, answer_within_s=0.5)
 
