@@ -76,9 +76,9 @@ class BacktestRequest:
     symbols: tuple[str, ...] | None = None
     out_dir: Path = Path("reports/backtest")
     allow_in_sample: bool = False
-    # Use the machine's other core: the correlations computed, the decisions inserted and two
-    # of the report's charts drawn in processes of their own (the command's choice; the
-    # optimizer's backtests already run one per core).
+    # Use the machine's other core: the correlations computed, the decisions inserted and the
+    # report's charts drawn in processes of their own (the command's choice; the optimizer's
+    # backtests already run one per core).
     helper_processes: bool = False
 
 

@@ -1,7 +1,7 @@
 """The report's charts drawn in a process of their own, beside the backtest's.
 
 Started before the replay, the chart process loads the chart library (matplotlib and the
-report's modules, ≈ 0.5 s) on the machine's other core while the replay runs on this one, so
+report's modules, ≈ 0.9 s of CPU) on the machine's other core while the replay runs, so
 the backtest's process never loads it. Given the inputs once the run is read back, it draws the
 charts (ASIDE) while this process renders the page and report.json around them: the equity
 chart in a fork of itself, the others in itself, on both cores (this process only waits by
