@@ -13,31 +13,29 @@ one warning line, and the repository writes the rest itself, from the rows the t
 The table is the only witness believed: each batch is one transaction, so its highest id says
 which batches are in whole. A batch is kept (pickled) until the table is seen to hold it, at
 the next batch's hand-over (at most a few kept). No decision is lost or written twice, and they
-keep the order they were made in. The child runs at a lower priority (nice 10: never urgent,
-the replay first), ignores SIGINT (a terminal's Ctrl-C reaches the process group; the backtest
-decides what it means) and ends with its stdin.
+keep the order they were made in. The child (decisions_writer.py, standard library only, so
+it starts at once) runs at a lower priority (nice 10: never urgent, the replay first), ignores
+SIGINT (a terminal's Ctrl-C reaches the process group; the backtest decides what it means) and
+ends with its stdin.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import os
 import pickle
-import signal
-import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 from typing import IO
 
 from quantum_trader.helper_process import start_helper
 from quantum_trader.log import get_logger
+from quantum_trader.storage import decisions_writer
 from quantum_trader.storage.codec import Row
 
 log = get_logger("storage")
 
-HEADER_BYTES = 8  # a batch's pickled size, little-endian, before it
+HEADER_BYTES = decisions_writer.HEADER_BYTES  # a batch's pickled size, before it
 PIPE_BYTES = 1 << 20  # stdin's capacity asked for: a batch of 5,000 decisions is ≈ 0.6 MB
 
 
@@ -58,12 +56,14 @@ class DecisionsAside:
                 fcntl.fcntl(process.stdin.fileno(), widen, PIPE_BYTES)
 
     @classmethod
-    def start(cls, database: Path, before: int) -> DecisionsAside | None:
-        """The process inserting into `database`, whose decisions table's highest id is
-        `before`; None (with a warning) when none can start."""
+    def start(
+        cls, database: Path, before: int, insert: str, busy_timeout_ms: int
+    ) -> DecisionsAside | None:
+        """The process inserting into `database` with the statement `insert`, whose decisions
+        table's highest id is `before`; None (with a warning) when none can start."""
         started = start_helper(
-            __name__,
-            [str(database)],
+            decisions_writer.__name__,
+            [str(database), insert, str(busy_timeout_ms)],
             subprocess.DEVNULL,
             "decisions_process_unavailable",
             "written here",
@@ -133,27 +133,3 @@ class DecisionsAside:
             error = f"{why}; {len(rows)} of {self._sent} rows not in the database"
             log.warning("decisions_process_failed", error=error, then="written here")
         return rows
-
-
-def main() -> None:
-    """The child: insert each batch read from stdin into the database named, one transaction
-    each."""
-    os.nice(10)  # never urgent (its pipe holds a batch and more): the replay first
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from quantum_trader.storage.sqlite import BUSY_TIMEOUT_MS, INSERT_DECISION
-
-    connection = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
-    connection.execute("PRAGMA synchronous = NORMAL")  # the repository's; WAL is the file's
-    stdin = sys.stdin.buffer
-    while header := stdin.read(HEADER_BYTES):
-        rows = pickle.loads(stdin.read(int.from_bytes(header, "little")))  # noqa: S301 (written by the parent that started this process)
-        connection.execute("BEGIN IMMEDIATE")
-        connection.executemany(INSERT_DECISION, rows)
-        connection.execute("COMMIT")
-    connection.close()
-    sys.stderr.flush()
-    os._exit(0)
-
-
-if __name__ == "__main__":
-    main()

@@ -90,7 +90,7 @@ _INSERT_CLOSED_TRADE = _insert(
     codec.CLOSED_TRADE_COLUMNS,
     "ON CONFLICT (symbol, entry_order_id, closed_at) DO NOTHING",
 )
-INSERT_DECISION = _insert("decisions", codec.DECISION_COLUMNS)
+_INSERT_DECISION = _insert("decisions", codec.DECISION_COLUMNS)
 _INSERT_POSITION_EVENT = _insert("position_events", codec.POSITION_EVENT_COLUMNS)
 _INSERT_EQUITY = _insert("equity_snapshots", codec.EQUITY_COLUMNS)
 _UPSERT_STATE = (
@@ -297,7 +297,7 @@ class SqliteRepository:
                     (_INSERT_FILL, rows.fills),
                     (_UPSERT_POSITION, rows.positions),
                     (_INSERT_CLOSED_TRADE, rows.closed_trades),
-                    (INSERT_DECISION, rows.decisions),
+                    (_INSERT_DECISION, rows.decisions),
                     (_INSERT_POSITION_EVENT, rows.position_events),
                     (_INSERT_EQUITY, rows.equity),
                     (_UPSERT_STATE, state),
@@ -317,7 +317,8 @@ class SqliteRepository:
         its audit trail (a backtest's replay)."""
         self._check_writable()
         await self.flush()
-        self._aside = DecisionsAside.start(self._path, await self._highest_decision_id())
+        held = await self._highest_decision_id()
+        self._aside = DecisionsAside.start(self._path, held, _INSERT_DECISION, BUSY_TIMEOUT_MS)
 
     async def _settle_aside(self) -> None:
         async with self._lock:  # a flush meanwhile waits: the rows below go first
@@ -346,7 +347,7 @@ class SqliteRepository:
             try:
                 await self._transaction(
                     [
-                        (INSERT_DECISION, batches[0]),
+                        (_INSERT_DECISION, batches[0]),
                         (_INSERT_POSITION_EVENT, batches[1]),
                         (_INSERT_EQUITY, batches[2]),
                     ]

@@ -7,6 +7,7 @@ outlives the repository."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sqlite3
@@ -234,3 +235,18 @@ def test_a_writer_process_that_hangs_is_ended_and_its_decisions_are_left_to_the_
     (warning,) = [entry for entry in logs if entry["log_level"] == "warning"]
     assert warning["event"] == "decisions_process_failed"
     assert "not done after 0.5 s" in warning["error"]
+
+
+def test_the_writer_process_imports_nothing_but_the_standard_library() -> None:
+    """It starts beside a replay that has just begun: no library of ours or anyone's."""
+    script = (
+        "import json, sys; before = set(sys.modules); "
+        "import quantum_trader.storage.decisions_writer; "
+        "print(json.dumps(sorted({m.split('.')[0] for m in set(sys.modules) - before})))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    loaded = set(json.loads(done.stdout))
+    assert "quantum_trader" in loaded
+    assert loaded <= {"quantum_trader", *sys.stdlib_module_names}, loaded
