@@ -29,6 +29,7 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Sequence
 
+from quantum_trader.helper_process import helper_command, helper_environment
 from quantum_trader.log import get_logger
 from quantum_trader.report.chart_inputs import CHART_NAMES, ChartInputs
 
@@ -57,12 +58,11 @@ class ChartProcess:
             return None
         try:
             process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                __name__,
+                *helper_command(__name__),
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
+                env=helper_environment(),
             )
         except OSError as error:
             log.warning("chart_process_unavailable", error=str(error), then="drawn in process")

@@ -104,6 +104,17 @@ def test_its_charts_are_the_ones_drawn_in_process(
     assert not [entry for entry in logs if entry["log_level"] == "warning"]
 
 
+def test_a_chart_process_started_beside_another_checkout_is_this_ones(
+    run: Run, drawn_here: dict[str, bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "quantum_trader").mkdir()
+    (tmp_path / "quantum_trader" / "__init__.py").write_text("raise ImportError('a decoy')\n")
+    monkeypatch.chdir(tmp_path)  # what `python -m` would put first on the child's path
+    with capture_logs() as logs:
+        assert written(run, tmp_path / "out", ChartProcess.start) == drawn_here
+    assert not [entry for entry in logs if entry["log_level"] == "warning"]
+
+
 STAND_IN = """
 import os, sys
 {change}

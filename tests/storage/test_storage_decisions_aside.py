@@ -250,3 +250,19 @@ def test_the_writer_process_imports_nothing_but_the_standard_library() -> None:
     loaded = set(json.loads(done.stdout))
     assert "quantum_trader" in loaded
     assert loaded <= {"quantum_trader", *sys.stdlib_module_names}, loaded
+
+
+def decoy_checkout(directory: Path) -> None:
+    """Another `quantum_trader` in `directory`, one that cannot even be imported."""
+    (directory / "quantum_trader" / "storage").mkdir(parents=True)
+    (directory / "quantum_trader" / "__init__.py").write_text("raise ImportError('a decoy')\n")
+
+
+def test_a_writer_process_started_beside_another_checkout_is_this_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asyncio.run(recorded(tmp_path / "here.db", aside=False))
+    decoy_checkout(tmp_path)
+    monkeypatch.chdir(tmp_path)  # what `python -m` would put first on the child's path
+    assert asyncio.run(recorded(tmp_path / "aside.db", aside=True)) == []
+    assert rows(tmp_path / "aside.db") == rows(tmp_path / "here.db")
