@@ -161,7 +161,8 @@ def _rows_key(rows: Sequence[tuple[str, SymbolSeries, int]]) -> Rows:
 
 
 def _last_closed_row(bars: Bars, origin: int | None, last_row: int, now_ms: int) -> int:
-    """The newest row closed by `now_ms` (-1: none); `last_row` is len(bars) - 1."""
+    """The newest row closed by `now_ms` (-1: none); `last_row` is len(bars) - 1. (Written
+    out again in `MarketModel._visible_row`, its hottest caller: change both.)"""
     if origin is None:
         return bars.closed_before(now_ms) - 1
     return max(-1, min((now_ms - origin) // bars.timeframe_ms - 1, last_row))
@@ -357,16 +358,21 @@ class MarketModel:
         return rows
 
     def _visible_rows(self, now_ms: int) -> tuple[tuple[str, SymbolSeries, int], ...]:
-        visible = (
-            (symbol, s, self._visible_row(symbol, s, now_ms)) for symbol, s in self._series.items()
-        )
-        return tuple(row for row in visible if row[2] >= 0)
+        rows = []
+        for symbol, s in self._series.items():  # a loop, not generators (hot path)
+            row = self._visible_row(symbol, s, now_ms)
+            if row >= 0:
+                rows.append((symbol, s, row))
+        return tuple(rows)
 
     def _visible_row(self, symbol: str, s: SymbolSeries, now_ms: int) -> int:
         """The row of `symbol` the view at `now_ms` shows, or -1 when it leaves it out."""
         bars = s.bars
         origin, last_row = self._origins[symbol], self._last_rows[symbol]
-        last = _last_closed_row(bars, origin, last_row, now_ms)
+        if origin is None:
+            last = bars.closed_before(now_ms) - 1
+        else:  # `_last_closed_row` inline (hot path)
+            last = max(-1, min((now_ms - origin) // bars.timeframe_ms - 1, last_row))
         # .item(): a Python scalar without the numpy scalar in between (hot path).
         if last < 0 or not math.isfinite(s.atr_pct.item(last)):
             return -1
