@@ -161,8 +161,7 @@ def _rows_key(rows: Sequence[tuple[str, SymbolSeries, int]]) -> Rows:
 
 
 def _last_closed_row(bars: Bars, origin: int | None, last_row: int, now_ms: int) -> int:
-    """The newest row closed by `now_ms` (-1: none); `last_row` is len(bars) - 1. (Written
-    out again in `MarketModel._visible_row`, its hottest caller: change both.)"""
+    """The newest row closed by `now_ms` (-1: none); `last_row` is len(bars) - 1."""
     if origin is None:
         return bars.closed_before(now_ms) - 1
     return max(-1, min((now_ms - origin) // bars.timeframe_ms - 1, last_row))
@@ -369,10 +368,7 @@ class MarketModel:
         """The row of `symbol` the view at `now_ms` shows, or -1 when it leaves it out."""
         bars = s.bars
         origin, last_row = self._origins[symbol], self._last_rows[symbol]
-        if origin is None:
-            last = bars.closed_before(now_ms) - 1
-        else:  # `_last_closed_row` inline (hot path)
-            last = max(-1, min((now_ms - origin) // bars.timeframe_ms - 1, last_row))
+        last = _last_closed_row(bars, origin, last_row, now_ms)
         # .item(): a Python scalar without the numpy scalar in between (hot path).
         if last < 0 or not math.isfinite(s.atr_pct.item(last)):
             return -1

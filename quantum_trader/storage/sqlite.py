@@ -340,7 +340,7 @@ class SqliteRepository:
         if not ((decisions and self._decisions) or self._events or self._equity):
             return
         async with self._lock:
-            batches = self._decisions if decisions else [], self._events, self._equity
+            batches = (self._decisions if decisions else []), self._events, self._equity
             if decisions:
                 self._decisions = []
             self._events, self._equity = [], []
