@@ -238,6 +238,11 @@ class TickCounter:
             self._last, self.count = seen, self.count + 1
         return self.count
 
+    @property
+    def last(self) -> datetime | None:
+        """The time the last tick counted was planned for (its `reconciled_at`)."""
+        return self._last
+
 
 class CountedTicks:
     """The keeper's completed ticks that could do a thing: a tick whose span (from its start,
@@ -249,6 +254,11 @@ class CountedTicks:
         self._ticks = TickCounter(runtime)
         self._spoiled = spoiled
         self.total = self.count = 0
+
+    @property
+    def last(self) -> datetime | None:
+        """The time the last completed tick sampled was planned for."""
+        return self._ticks.last
 
     def sample(self, now_ms: int) -> int:
         total = self._ticks.sample()
@@ -298,10 +308,11 @@ async def watcher(
     bare_since: dict[str, tuple[int, int]] = {}  # market id → (stand-in ms, sending ticks)
     late_since: dict[str, int] = {}  # client order id → tick count when it became late
     clock = runtime.clock
-    grace = timedelta(seconds=runtime.settings.keeper.unknown_order_final_s + MONITOR_S)
+    final_after = timedelta(seconds=runtime.settings.keeper.unknown_order_final_s)
     while not stopping.is_set():
         now_ms = server.state.now_ms
-        sending, settled = ticks.sample(now_ms), settling.sample(now_ms)
+        sending = ticks.sample(now_ms)
+        settling.sample(now_ms)
         watch.ticks = ticks.total
         bare = set(unprotected(server.state))
         for market_id in [m for m in bare_since if m not in bare]:
@@ -312,25 +323,32 @@ async def watcher(
                 watch.unprotected_ticks[market_id] = max(best, spanned)
         for market_id in bare:
             bare_since.setdefault(market_id, (now_ms, sending))
-        await _late_orders(runtime, server, clock.now() - grace, settled, late_since, watch)
+        await _late_orders(runtime, server, final_after, settling, late_since, watch)
         await clock.sleep_until(clock.now() + timedelta(seconds=1))
 
 
 async def _late_orders(
     runtime: Runtime,
     server: LoopbackBinance,
-    settled_by: datetime,
-    count: int,
+    final_after: timedelta,
+    settling: CountedTicks,
     late_since: dict[str, int],
     watch: Watch,
 ) -> None:
-    """Orders unsettled although sent before `settled_by`: how many ticks they stay so."""
+    """Orders still unsettled after a completed tick that could settle them, one planned at
+    least `final_after` after they were sent (its time is `reconciled_at`): how many ticks they
+    stay so. A tick planned earlier cannot settle an unknown order however late it completes
+    (seen: a tick stalled 60 simulated seconds on a lost answer's timeout on a busy machine,
+    then counted as if it had looked the order up late)."""
+    count, ticked = settling.count, settling.last  # as sampled, before the read below
+    if ticked is None:
+        return
     unsettled = {
         o.client_order_id
         for o in await runtime.repository.open_orders()
         if is_ours(o.client_order_id)
         and o.status in (OrderStatus.PENDING, OrderStatus.UNKNOWN)
-        and o.created_at < settled_by
+        and o.created_at + final_after <= ticked
     }
     now_ms = server.state.now_ms
     if routes_down(server, ORDER_ROUTES, now_ms - 10_000, now_ms):
