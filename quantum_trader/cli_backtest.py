@@ -18,6 +18,7 @@ import typer
 
 from quantum_trader.cli import ConfigOption, _parse_day, _settings, app, console, log_market_data
 from quantum_trader.config import Settings
+from quantum_trader.helper_process import FALLBACK_WARNINGS
 from quantum_trader.log import configure_logging
 
 T = TypeVar("T")
@@ -28,11 +29,12 @@ Symbols = Annotated[str | None, typer.Option(help="Comma-separated ccxt symbols.
 
 
 def _quiet(config: Path | None, symbols: tuple[str, ...] | None) -> Settings:
-    """The settings, after the first log line names the data; then only errors are logged."""
+    """The settings, after the first log line names the data; then only errors are logged,
+    and the warning of a helper process whose work this process took over."""
     settings = _settings(config)
     log_market_data(settings, symbols)
     if settings.log.level != "DEBUG":  # a year is a million lines, all in the report: summary
-        configure_logging(settings.log.format, "ERROR")
+        configure_logging(settings.log.format, "ERROR", shown=FALLBACK_WARNINGS)
     return settings
 
 

@@ -22,6 +22,19 @@ from quantum_trader.log import get_logger
 
 log = get_logger("helper")
 
+# The one warning each helper gives when its work falls back to the command's own process
+# (slower, the same results). The backtest command, which logs errors only, still shows them.
+FALLBACK_WARNINGS = frozenset(
+    {
+        "chart_process_unavailable",
+        "chart_process_failed",
+        "correlation_process_unavailable",
+        "correlation_process_failed",
+        "decisions_process_unavailable",
+        "decisions_process_failed",
+    }
+)
+
 
 def helper_command(module: str, *arguments: str) -> list[str]:
     """This interpreter on `module`, never on the working directory's packages."""

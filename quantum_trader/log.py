@@ -10,34 +10,70 @@ from __future__ import annotations
 import contextvars
 import logging
 import sys
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any, Literal
 
 import structlog
+from structlog.typing import EventDict
 
 LogFormat = Literal["json", "console"]
 
 
-def configure_logging(format: LogFormat | None = None, level: str = "INFO") -> None:
-    """Configure structlog once for the process. `format` None picks console on a terminal."""
+def configure_logging(
+    format: LogFormat | None = None, level: str = "INFO", *, shown: Collection[str] = ()
+) -> None:
+    """Configure structlog once for the process. `format` None picks console on a terminal.
+    Warnings named in `shown` are logged whatever `level` says (a quiet command's few
+    warnings that matter among thousands that do not)."""
     chosen = format or ("console" if sys.stdout.isatty() else "json")
     renderer: Any = (
         structlog.dev.ConsoleRenderer()
         if chosen == "console"
         else structlog.processors.JSONRenderer(default=str)
     )
+    threshold = logging.getLevelNamesMapping()[level]
+    kept = frozenset(shown) if shown and threshold > logging.WARNING else frozenset()
     structlog.configure(
         processors=[
+            *([_KeepAbove(threshold, kept)] if kept else []),
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
             renderer,
         ],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level]),
+        wrapper_class=structlog.make_filtering_bound_logger(
+            min(threshold, logging.WARNING) if kept else threshold
+        ),
         logger_factory=structlog.PrintLoggerFactory(sys.stdout),
         cache_logger_on_first_use=True,
     )
+
+
+class _KeepAbove:
+    """Drop events below `threshold` but the warnings named in `kept`."""
+
+    def __init__(self, threshold: int, kept: frozenset[str]) -> None:
+        self._threshold = threshold
+        self._kept = kept
+
+    def __call__(self, _: object, method: str, event: EventDict) -> EventDict:
+        at = _METHOD_LEVELS.get(method, logging.CRITICAL)  # a method not known here: kept
+        if at < self._threshold and not (at == logging.WARNING and event["event"] in self._kept):
+            raise structlog.DropEvent
+        return event
+
+
+_METHOD_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "warn": logging.WARNING,
+    "error": logging.ERROR,
+    "exception": logging.ERROR,
+    "critical": logging.CRITICAL,
+    "fatal": logging.CRITICAL,
+}
 
 
 def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:

@@ -82,7 +82,9 @@ class ChartProcess:
             stdin.write(pickle.dumps(inputs))
             await stdin.drain()
             stdin.close()
-        except OSError:  # a dead process: told when its answer is read
+        # A dead process: told when its answer is read. Its pipe, closed, raises OSError on
+        # asyncio's own loop and RuntimeError ("the handler is closed") on uvloop's.
+        except (OSError, RuntimeError):
             pass
 
     async def answer(self) -> dict[str, bytes] | None:

@@ -23,6 +23,7 @@ from quantum_trader.clock import ms_from_utc
 from quantum_trader.config import Settings
 from quantum_trader.domain.correlation import correlation_matrix, returns_window
 from quantum_trader.execution.paper_markets import default_market_rules
+from quantum_trader.helper_process import FALLBACK_WARNINGS
 from quantum_trader.market.candle_store import CandleStore, bundled_sample_dir
 from quantum_trader.market.correlations_aside import (
     CorrelationJob,
@@ -184,6 +185,7 @@ def test_a_correlation_process_without_its_matrices_leaves_them_to_the_replay(
     assert [entry["event"] for entry in logs if entry["log_level"] == "warning"] == [
         "correlation_process_failed"
     ]
+    assert "correlation_process_failed" in FALLBACK_WARNINGS  # shown by the backtest command
 
 
 def test_an_answer_of_the_arrays_asked_for_is_taken() -> None:
@@ -249,3 +251,4 @@ def test_a_correlation_process_that_cannot_start_leaves_the_matrices_to_the_repl
         [sys.executable, "-c", CANNOT_START], capture_output=True, text=True, check=True, timeout=60
     )
     assert done.stdout.strip() == "True ['correlation_process_unavailable']"
+    assert "correlation_process_unavailable" in FALLBACK_WARNINGS  # shown by the backtest

@@ -20,6 +20,7 @@ from structlog.testing import capture_logs
 
 from quantum_trader.backtest import DATABASE_FILE, BacktestRequest, prepare_replay, replay_into
 from quantum_trader.config import MarketSettings, Settings
+from quantum_trader.helper_process import FALLBACK_WARNINGS
 from quantum_trader.report.build import build_report
 from quantum_trader.report.chart_inputs import CHART_NAMES
 from quantum_trader.report.chart_process import ASIDE, ChartProcess, chart_process
@@ -220,6 +221,7 @@ def test_a_chart_process_without_its_charts_has_them_drawn_in_process(
     assert [entry["event"] for entry in logs if entry["log_level"] == "warning"] == [
         "chart_process_failed"
     ]
+    assert "chart_process_failed" in FALLBACK_WARNINGS  # shown by the backtest command
 
 
 def test_a_chart_process_that_never_answers_has_its_charts_drawn_in_process(
@@ -304,3 +306,4 @@ def test_a_chart_process_that_cannot_start_leaves_the_charts_to_the_command() ->
         [sys.executable, "-c", CANNOT_START], capture_output=True, text=True, check=True, timeout=60
     )
     assert done.stdout.strip() == "True ['chart_process_unavailable']"
+    assert "chart_process_unavailable" in FALLBACK_WARNINGS

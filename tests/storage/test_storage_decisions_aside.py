@@ -24,6 +24,7 @@ from daemon_harness import eventually, ignores_sigint, niceness, query
 from structlog.testing import capture_logs
 
 from quantum_trader.domain import Decision, EquitySnapshot
+from quantum_trader.helper_process import FALLBACK_WARNINGS
 from quantum_trader.record import replace
 from quantum_trader.storage.codec import Row
 from quantum_trader.storage.decisions_aside import DecisionsAside
@@ -116,6 +117,7 @@ def test_a_killed_writer_process_leaves_its_decisions_to_the_repository(
     asyncio.run(recorded(tmp_path / "here.db", aside=False))
     warnings = asyncio.run(recorded(tmp_path / "aside.db", True, between=kill))
     assert warnings == ["decisions_process_failed"]
+    assert "decisions_process_failed" in FALLBACK_WARNINGS  # shown by the backtest command
     assert rows(tmp_path / "aside.db") == rows(tmp_path / "here.db")
 
 
@@ -219,6 +221,7 @@ def test_a_writer_process_that_cannot_start_leaves_the_decisions_to_the_reposito
         timeout=60,
     )
     assert done.stdout.strip() == "True ['decisions_process_unavailable']"
+    assert "decisions_process_unavailable" in FALLBACK_WARNINGS  # shown by the backtest
 
 
 def test_a_writer_process_that_hangs_is_ended_and_its_decisions_are_left_to_the_caller(
