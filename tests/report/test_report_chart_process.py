@@ -14,13 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import uvloop
 from daemon_harness import eventually, ignores_sigint, niceness
 from report_builders import TWO, utc
 from structlog.testing import capture_logs
 
 from quantum_trader.backtest import DATABASE_FILE, BacktestRequest, prepare_replay, replay_into
 from quantum_trader.config import MarketSettings, Settings
-from quantum_trader.helper_process import FALLBACK_WARNINGS
+from quantum_trader.helper_process import FALLBACK_WARNINGS, helper_command, helper_environment
 from quantum_trader.report.build import build_report
 from quantum_trader.report.chart_inputs import CHART_NAMES
 from quantum_trader.report.chart_process import ASIDE, ChartProcess, chart_process
@@ -55,10 +56,19 @@ def files(directory: Path) -> dict[str, bytes]:
     }
 
 
+# The event loops the chart process's parent runs on: the command's (uvloop) and the tests'.
+# Their pipes fail differently (a dead child's: RuntimeError on uvloop, OSError on asyncio).
+LOOPS = {"uvloop": uvloop.run, "asyncio": asyncio.run}
+
+
 def written(
-    run: Run, out: Path, aside: Callable[[], Coroutine[Any, Any, ChartProcess | None]]
+    run: Run,
+    out: Path,
+    aside: Callable[[], Coroutine[Any, Any, ChartProcess | None]],
+    loop: str = "asyncio",
 ) -> dict[str, bytes]:
-    """The report's files as write_outputs writes them with the chart process `aside` makes."""
+    """The report's files as write_outputs writes them with the chart process `aside` makes,
+    on the event loop named `loop` (LOOPS)."""
     out.mkdir()
 
     async def write() -> None:
@@ -69,7 +79,7 @@ def written(
             if process is not None:
                 await process.close()
 
-    asyncio.run(write())
+    LOOPS[loop](write())
     return files(out)
 
 
@@ -94,11 +104,12 @@ def drawn_here(run: Run, tmp_path_factory: pytest.TempPathFactory) -> dict[str, 
     return written(run, tmp_path_factory.mktemp("here") / "out", no_process)
 
 
+@pytest.mark.parametrize("loop", LOOPS)
 def test_its_charts_are_the_ones_drawn_in_process(
-    run: Run, drawn_here: dict[str, bytes], tmp_path: Path
+    run: Run, drawn_here: dict[str, bytes], tmp_path: Path, loop: str
 ) -> None:
     with capture_logs() as logs:
-        aside = written(run, tmp_path / "out", ChartProcess.start)
+        aside = written(run, tmp_path / "out", ChartProcess.start, loop)
     assert {f"charts/{name}.png" for name in CHART_NAMES} <= set(aside)
     assert set(ASIDE) == set(CHART_NAMES)  # every one drawn there
     assert aside == drawn_here  # every chart, the page that inlines them and report.json
@@ -185,17 +196,24 @@ def test_the_backtest_process_never_loads_the_chart_library(
     assert files(tmp_path / "out") == drawn_here
 
 
+@pytest.mark.parametrize("loop", LOOPS)
 def test_a_killed_chart_process_has_its_charts_drawn_in_process(
-    run: Run, drawn_here: dict[str, bytes], tmp_path: Path
+    run: Run, drawn_here: dict[str, bytes], tmp_path: Path, loop: str
 ) -> None:
-    async def killed() -> ChartProcess | None:
-        process = await ChartProcess.start()
-        assert process is not None
-        os.kill(process.pid, signal.SIGKILL)
-        return process
+    async def killed() -> ChartProcess | None:  # the real child, dead before its job is sent
+        child = await asyncio.create_subprocess_exec(
+            *helper_command("quantum_trader.report.chart_process"),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=helper_environment(),
+        )
+        os.kill(child.pid, signal.SIGKILL)
+        await child.wait()
+        return ChartProcess(child)
 
     with capture_logs() as logs:
-        assert written(run, tmp_path / "out", killed) == drawn_here
+        assert written(run, tmp_path / "out", killed, loop) == drawn_here
     warnings = [entry for entry in logs if entry["event"] == "chart_process_failed"]
     assert len(warnings) == 1
     assert "exit code -9" in warnings[0]["error"]
