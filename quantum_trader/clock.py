@@ -28,8 +28,7 @@ class LiveClock:
         return datetime.now(UTC)
 
     async def sleep_until(self, deadline: datetime) -> None:
-        delay = (deadline - self.now()).total_seconds()
-        await asyncio.sleep(max(delay, 0.0))
+        await _sleep_until(self, deadline, 1.0)
 
 
 class SimulatedClock:
@@ -51,8 +50,19 @@ class SimulatedClock:
         return self._start + timedelta(seconds=elapsed)
 
     async def sleep_until(self, deadline: datetime) -> None:
-        delay = (deadline - self.now()).total_seconds() / self._speed
-        await asyncio.sleep(max(delay, 0.0))
+        await _sleep_until(self, deadline, self._speed)
+
+
+async def _sleep_until(clock: LiveClock | SimulatedClock, deadline: datetime, speed: float) -> None:
+    """Return once `clock.now()` has reached `deadline` (after one turn of the loop at least).
+    An event loop's timer may fire early — uvloop's by up to a millisecond (libuv counts whole
+    milliseconds; MagicStack/uvloop#739), and asyncio documents early wake-ups too — which at
+    600x is 0.6 simulated seconds: what remains is slept again."""
+    while True:
+        remaining = (deadline - clock.now()).total_seconds()
+        await asyncio.sleep(max(remaining, 0.0) / speed)
+        if clock.now() >= deadline:
+            return
 
 
 class ManualClock:

@@ -6,8 +6,9 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import uvloop
 
-from quantum_trader.clock import ManualClock, SimulatedClock, ms_from_utc, utc_from_ms
+from quantum_trader.clock import LiveClock, ManualClock, SimulatedClock, ms_from_utc, utc_from_ms
 
 T0 = datetime(2025, 9, 1, tzinfo=UTC)
 
@@ -53,6 +54,24 @@ async def test_simulated_clock_runs_faster_than_real_time() -> None:
     deadline = T0 + timedelta(seconds=30)
     await asyncio.wait_for(clock.sleep_until(deadline), timeout=5)
     assert clock.now() >= deadline
+
+
+@pytest.mark.parametrize(
+    "clock", [LiveClock(), SimulatedClock(T0, speed=600)], ids=["live", "600x"]
+)
+def test_a_sleep_never_ends_before_its_deadline(clock: LiveClock | SimulatedClock) -> None:
+    """On uvloop, every command's loop, a timer may fire up to a millisecond early
+    (MagicStack/uvloop#739): at 600x that is 0.6 simulated seconds. The deadlines are a few
+    milliseconds of real time ahead, where that shows."""
+    scale = getattr(clock, "speed", 1.0)
+
+    async def sleeps() -> None:
+        for step in range(300):
+            deadline = clock.now() + timedelta(seconds=(0.0005 + (step % 7) * 0.0007) * scale)
+            await clock.sleep_until(deadline)
+            assert clock.now() >= deadline, f"woke {deadline - clock.now()} early at sleep {step}"
+
+    uvloop.run(sleeps())
 
 
 def test_simulated_clock_refuses_a_non_positive_speed() -> None:
