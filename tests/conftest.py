@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from pathlib import Path
 
 import pytest
 import structlog
+import uvloop
 from hypothesis import settings as hypothesis_settings
 
 # The loopback Binance stand-in's fixtures, for the ccxt adapter and exchange-mode tests.
@@ -40,6 +42,10 @@ def pytest_configure(config: pytest.Config) -> None:
         wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG),
         cache_logger_on_first_use=False,
     )
+    # The event loop every command runs on (uvloop.run), for the async tests and every
+    # asyncio.run in a test: its transports fail in their own ways (a dead child's pipe
+    # raises RuntimeError there, OSError on asyncio's own loop).
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
 @pytest.fixture(autouse=True)

@@ -121,7 +121,12 @@ async def test_a_triggered_stop_reaches_the_mirror(rig: Rig) -> None:
     await rig.exchange.place_order(entry())
     await rig.exchange.place_order(stop("qtsBTC1", "95000"))
     rig.server.state.marks["BTCUSDT"] = Decimal("94900.0")  # triggers on the next second
-    await rig.settle(lambda: getattr(rig.snapshot(), "positions", None) == {}, "stopped out")
+
+    def stopped_out() -> bool:  # the stop's end (ALGO_UPDATE FINISHED) follows the position's
+        mirrored = rig.snapshot()
+        return mirrored is not None and mirrored.positions == {} and "qtsBTC1" in mirrored.orders
+
+    await rig.settle(stopped_out, "stopped out, the stop's fill mirrored")
     mirrored = rig.snapshot()
     assert mirrored is not None
     assert mirrored.positions == {}

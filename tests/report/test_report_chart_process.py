@@ -56,9 +56,22 @@ def files(directory: Path) -> dict[str, bytes]:
     }
 
 
-# The event loops the chart process's parent runs on: the command's (uvloop) and the tests'.
-# Their pipes fail differently (a dead child's: RuntimeError on uvloop, OSError on asyncio).
-LOOPS = {"uvloop": uvloop.run, "asyncio": asyncio.run}
+def _on_asyncios_own_loop(coroutine: Coroutine[Any, Any, None]) -> None:
+    policy = asyncio.get_event_loop_policy()
+    asyncio.set_event_loop_policy(asyncio.DefaultEventLoopPolicy())  # with its child watcher
+    try:
+        asyncio.run(coroutine)
+    finally:
+        asyncio.set_event_loop_policy(policy)
+
+
+# The event loops the chart process's parent may run on: the commands' (uvloop, also the
+# tests' since conftest.py) and asyncio's own. Their pipes fail differently (a dead child's:
+# RuntimeError on uvloop, OSError on asyncio's).
+LOOPS: dict[str, Callable[[Coroutine[Any, Any, None]], None]] = {
+    "uvloop": uvloop.run,
+    "asyncio": _on_asyncios_own_loop,
+}
 
 
 def written(
