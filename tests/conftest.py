@@ -43,8 +43,8 @@ def pytest_configure(config: pytest.Config) -> None:
         cache_logger_on_first_use=False,
     )
     # The event loop every command runs on (uvloop.run), for the async tests and every
-    # asyncio.run in a test: its transports fail in their own ways (a dead child's pipe
-    # raises RuntimeError there, OSError on asyncio's own loop).
+    # asyncio.run in a test: its transports and timers behave in their own ways (a dead
+    # child's pipe raises RuntimeError, not OSError; a timer may fire a millisecond early).
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
