@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import overload
 
 import numpy as np
 import numpy.typing as npt
@@ -35,6 +36,8 @@ from quantum_trader.clock import utc_from_ms
 from quantum_trader.domain import FloatArray, IntArray
 from quantum_trader.errors import MarketDataError
 from quantum_trader.record import record
+
+BoolArray = npt.NDArray[np.bool_]
 
 PRICE_COLUMNS = ("open", "high", "low", "close")
 SPIKE_SIGMAS = 200.0
@@ -99,9 +102,16 @@ def check_candles(
     return time_ms, dict(columns), report
 
 
-def is_stale(last_close_ms: int, now_ms: int, timeframe_ms: int) -> bool:
+@overload
+def is_stale(last_close_ms: int, now_ms: int, timeframe_ms: int) -> bool: ...
+@overload
+def is_stale(last_close_ms: IntArray, now_ms: IntArray, timeframe_ms: int) -> BoolArray: ...
+def is_stale(
+    last_close_ms: int | IntArray, now_ms: int | IntArray, timeframe_ms: int
+) -> bool | BoolArray:
     """True when more than MAX_MISSING_BARS bars that should have closed by `now_ms` are
-    missing after the bar that closed at `last_close_ms`: the symbol is untradeable."""
+    missing after the bar that closed at `last_close_ms`: the symbol is untradeable. Element
+    by element for arrays of instants."""
     missing = (now_ms // timeframe_ms * timeframe_ms - last_close_ms) // timeframe_ms
     return missing > MAX_MISSING_BARS
 

@@ -159,6 +159,59 @@ def test_a_symbol_whose_data_ended_leaves_the_view_once_a_bar_is_missing(gapped:
         assert BTC in model.state_at(int(bars.time_ms[999]) + step).view.prices
 
 
+def _with_rows(bars: Bars, keep: np.ndarray) -> Bars:
+    return Bars(
+        bars.symbol,
+        bars.timeframe_ms,
+        bars.time_ms[keep],
+        bars.open[keep],
+        bars.high[keep],
+        bars.low[keep],
+        bars.close[keep],
+        bars.volume[keep],
+    )
+
+
+@pytest.fixture(scope="module")
+def uneven() -> MarketModel:
+    """Three symbols shown differently: a gap-free grid, a recording with a day missing (rows
+    by binary search), and one that ends early (left out once a bar is missing)."""
+    eth, sol = "ETH/USDT:USDT", "SOL/USDT:USDT"
+    bars = {
+        BTC: BARS.slice(0, 3000),
+        eth: _with_rows(STORE.load_bars(eth, "5m").slice(0, 3000), np.r_[0:1000, 1288:3000]),
+        sol: STORE.load_bars(sol, "5m").slice(0, 2000),
+    }
+    return MarketModel.compute(bars, AGENT, default_market_rules(tuple(bars)), tail=None)
+
+
+@settings(max_examples=100, deadline=None)
+@given(offsets=st.lists(st.integers(-20 * 300_000, 3100 * 300_000), min_size=1, max_size=50))
+def test_the_rows_shown_at_many_instants_at_once_are_those_shown_at_each(
+    uneven: MarketModel, offsets: list[int]
+) -> None:
+    """A correlation job's rows, found for all its instants at once, are the rows the view
+    at each instant shows (before the data, in the warm-up, inside a gap, on any minute, after
+    a symbol's data ended)."""
+    start = int(BARS.time_ms[0])
+    times = np.array([start + offset for offset in offsets], dtype=np.int64)
+    at_once = uneven._visible_rows_at(times)
+    for i, now_ms in enumerate(times.tolist()):
+        one_by_one = {symbol: row for symbol, _, row in uneven._visible_rows(now_ms)}
+        assert {s: int(rows[i]) for s, rows in at_once.items() if rows[i] >= 0} == one_by_one
+
+
+def test_a_correlation_job_has_the_rows_each_period_starts_with(uneven: MarketModel) -> None:
+    start = int(BARS.time_ms[0])
+    end = start + 3100 * 300_000
+    job = uneven.correlation_job(start, end)
+    starts = [period * 3_600_000 for period in range(job.first, job.first + len(job.rows))]
+    assert starts[0] <= start < starts[0] + 3_600_000
+    assert starts[-1] <= end < starts[-1] + 3_600_000
+    for rows, period_start in zip(job.rows, starts, strict=True):
+        assert rows == tuple((symbol, row) for symbol, _, row in uneven._visible_rows(period_start))
+
+
 @pytest.fixture(scope="module")
 def recorded() -> tuple[MarketModel, int]:
     """The backtest's model of two bundled symbols (regimes, funding, global regime) and the
