@@ -29,7 +29,12 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Sequence
 
-from quantum_trader.helper_process import helper_command, helper_environment
+from quantum_trader.helper_process import (
+    helper_command,
+    helper_environment,
+    keep_off_the_replay,
+    on_every_cpu,
+)
 from quantum_trader.log import get_logger
 from quantum_trader.report.chart_inputs import CHART_NAMES, ChartInputs
 
@@ -68,6 +73,7 @@ class ChartProcess:
         except OSError as error:
             log.warning("chart_process_unavailable", error=str(error), then="drawn in process")
             return None
+        keep_off_the_replay(process.pid)
         return cls(process)
 
     @property
@@ -79,6 +85,7 @@ class ChartProcess:
         would slow the pipe's writes)."""
         stdin = self._process.stdin
         assert stdin is not None  # started with a pipe
+        on_every_cpu(self._process.pid)  # the replay is over: both cores for the charts
         try:
             stdin.write(pickle.dumps(inputs))
             await stdin.drain()
