@@ -15,7 +15,7 @@ from quantum_trader.domain import Bars, Regime
 from quantum_trader.errors import MarketDataError
 from quantum_trader.execution.paper_markets import default_market_rules
 from quantum_trader.market.candle_store import CandleStore, bundled_sample_dir
-from quantum_trader.market.model import MarketModel
+from quantum_trader.market.model import MarketModel, MarketState
 from quantum_trader.market.replay import ReplayFeed
 from quantum_trader.signals.rules import RuleAgent
 from quantum_trader.signals.settings import SignalsSettings
@@ -243,7 +243,10 @@ def _backtest_model(feed: ReplayFeed, **windows: int) -> MarketModel:
 
 
 def _all_but_prices(model: MarketModel, now_ms: int) -> tuple[object, ...]:
-    state = model.state_at(now_ms)
+    return _all_but_prices_of(model.state_at(now_ms))
+
+
+def _all_but_prices_of(state: MarketState) -> tuple[object, ...]:
     view = state.view
     matrix = view.correlations
     statistics = (matrix.symbols, matrix.values.tobytes()) if matrix is not None else None
@@ -288,6 +291,41 @@ def test_a_quiet_key_kept_from_an_earlier_instant_is_the_one_computed_afresh(
     kept = model.quiet_key(second)
     model.quiet_key(second + 30 * 86_400_000)  # keeps a later instant's instead
     assert model.quiet_key(second) == kept
+
+
+@pytest.fixture(scope="module")
+def afresh() -> MarketModel:
+    """Another model of `recorded`'s market."""
+    feed = ReplayFeed(STORE, (BTC, "ETH/USDT:USDT"), "5m", 2500)
+    return _backtest_model(feed, correlation_refresh_ms=86_400_000)
+
+
+@settings(max_examples=100, deadline=None)
+@given(rows=st.lists(st.integers(min_value=0, max_value=20_000), min_size=1, max_size=12))
+def test_a_state_asked_again_at_its_instant_is_the_one_computed_afresh(
+    recorded: tuple[MarketModel, int], afresh: MarketModel, rows: list[int]
+) -> None:
+    """The model keeps its last instant's state (a backtest step's checks and its cycle both
+    ask): asked again, it equals a state computed at that instant by a model that kept none
+    (but for the correlations, computed at the first instant a period is asked)."""
+    model, start_ms = recorded
+    for row in rows:
+        now = start_ms + row * 300_000
+        first = model.state_at(now)
+        assert model.state_at(now) is first
+        afresh.state_at(now + 300_000)  # so that it keeps the next step's
+        fresh = afresh.state_at(now)
+        kept, computed = _all_but_prices_of(first), _all_but_prices_of(fresh)
+        assert kept[:STATISTICS] + kept[STATISTICS + 1 :] == (
+            computed[:STATISTICS] + computed[STATISTICS + 1 :]
+        )
+        assert first.view.prices == fresh.view.prices
+        assert first.view.returns.keys() == fresh.view.returns.keys()
+        for symbol, returns in first.view.returns.items():
+            assert returns.tobytes() == fresh.view.returns[symbol].tobytes()
+
+
+STATISTICS = 6  # the correlations' place in `_all_but_prices_of`
 
 
 def test_the_symbols_quiet_rows_are_kept_until_the_next_hourly_row_at_most(
