@@ -229,7 +229,9 @@ class MarketModel:
         self._slow_runs = {
             symbol: slow_runs(s, self._runs[symbol]) for symbol, s in self._series.items()
         }
-        self._slow: tuple[tuple[tuple[str, int], ...], _SlowFields] | None = None
+        # The last slow fields built: their key (each row's run) and fields, and the instants
+        # [since, until) they are held for without a look at the rows.
+        self._slow: tuple[tuple[tuple[str, int], ...], _SlowFields, int, int] | None = None
         self._funding_recorded = all(s.funding_8h is not None for s in self._series.values())
         self._quiet: tuple[int, int, tuple[tuple[str, int], ...]] | None = None
         self._rows: tuple[int, tuple[tuple[str, SymbolSeries, int], ...]] | None = None
@@ -305,7 +307,7 @@ class MarketModel:
                 if s.funding_8h is not None
                 else self._funding(symbol, now_ms)
             )
-        atr_pct, regimes, zscores, signals = self._slow_fields(rows)
+        atr_pct, regimes, zscores, signals = self._slow_fields(now_ms, rows)
         view = MarketView(
             time=utc_from_ms(now_ms),
             prices=prices,
@@ -449,12 +451,20 @@ class MarketModel:
             until.append(origin + (row + 1) * bars.timeframe_ms)
         return min(until, default=now_ms + 1)
 
-    def _slow_fields(self, rows: Sequence[tuple[str, SymbolSeries, int]]) -> _SlowFields:
-        """ATR, regimes, z-scores and signals at `rows`: the last ones built while every row
-        is in the same run of equal slow fields as then."""
+    def _slow_fields(
+        self, now_ms: int, rows: Sequence[tuple[str, SymbolSeries, int]]
+    ) -> _SlowFields:
+        """ATR, regimes, z-scores and signals at `rows` (shown at `now_ms`): the last ones
+        built while every row is in the same run of equal slow fields as then. Found so a
+        second time, they are held without looking at the rows until a row may leave its run
+        (`_rows_hold_until`; a model asked once, as the daemon's, never computes that)."""
+        held = self._slow
+        if held is not None and held[2] <= now_ms < held[3]:
+            return held[1]
         key = tuple((symbol, self._slow_runs[symbol].item(last)) for symbol, _, last in rows)
-        if self._slow is not None and self._slow[0] == key:
-            return self._slow[1]
+        if held is not None and held[0] == key:
+            self._slow = (key, held[1], now_ms, self._rows_hold_until(now_ms))
+            return held[1]
         atr_pct: dict[str, float] = {}
         regimes: dict[str, Regime] = {}
         zscores: dict[str, float] = {}
@@ -466,7 +476,7 @@ class MarketModel:
                 zscores[symbol] = zscore
             signals.append(self._signal_of_run(symbol, s.signals, self._runs[symbol].item(last)))
         fields = (atr_pct, regimes, zscores, signals)
-        self._slow = (key, fields)
+        self._slow = (key, fields, now_ms, now_ms)  # held from its second instant on
         return fields
 
     def _correlations_at(
