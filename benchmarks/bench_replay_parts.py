@@ -18,18 +18,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
-import functools
 import hashlib
 import json
 import sqlite3
 import tempfile
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from benchmarks.bench_backtest import SHARED_FUTURES
+from benchmarks.wrapping import around
 from quantum_trader.backtest import UNCHANGED_KEY, BacktestRequest, run_backtest
 from quantum_trader.config import Settings
 from quantum_trader.cycle import Executor
@@ -62,31 +61,12 @@ CALLS: collections.Counter[str] = collections.Counter()
 
 def timed(owner: type, name: str) -> None:
     """Replace `owner.name` by the same method that adds its time to SECONDS and CALLS."""
-    method: Callable[..., Any] = getattr(owner, name)
-    if asyncio.iscoroutinefunction(method):
 
-        @functools.wraps(method)
-        async def awaited(*args: Any, **kwargs: Any) -> Any:
-            started = time.perf_counter()
-            try:
-                return await method(*args, **kwargs)
-            finally:
-                SECONDS[name] += time.perf_counter() - started
-                CALLS[name] += 1
+    def end(started: float) -> None:
+        SECONDS[name] += time.perf_counter() - started
+        CALLS[name] += 1
 
-        setattr(owner, name, awaited)
-        return
-
-    @functools.wraps(method)
-    def called(*args: Any, **kwargs: Any) -> Any:
-        started = time.perf_counter()
-        try:
-            return method(*args, **kwargs)
-        finally:
-            SECONDS[name] += time.perf_counter() - started
-            CALLS[name] += 1
-
-    setattr(owner, name, called)
+    around(owner, name, time.perf_counter, end)
 
 
 def fingerprint(database: Path) -> list[tuple[str, int, str]]:
