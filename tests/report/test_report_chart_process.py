@@ -19,8 +19,15 @@ from daemon_harness import eventually, ignores_sigint, niceness
 from report_builders import TWO, utc
 from structlog.testing import capture_logs
 
-from quantum_trader.backtest import DATABASE_FILE, BacktestRequest, prepare_replay, replay_into
+from quantum_trader.backtest import (
+    DATABASE_FILE,
+    BacktestRequest,
+    prepare_replay,
+    replay_into,
+    run_backtest,
+)
 from quantum_trader.config import MarketSettings, Settings
+from quantum_trader.errors import ConfigurationError
 from quantum_trader.helper_process import FALLBACK_WARNINGS, helper_command, helper_environment
 from quantum_trader.report.build import build_report
 from quantum_trader.report.chart_inputs import CHART_NAMES
@@ -310,6 +317,33 @@ def test_no_chart_process_outlives_the_block_that_started_it(fails: bool) -> Non
     assert pid > 0
     with pytest.raises(ProcessLookupError):  # ended and reaped
         os.kill(pid, 0)
+
+
+def children() -> set[int]:
+    """This process's children that have not been reaped (Linux: /proc)."""
+    mine = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # it ended meanwhile
+            continue
+        if int(fields[1]) == os.getpid():
+            mine.add(int(stat.parent.name))
+    return mine
+
+
+def test_a_refused_backtest_leaves_no_chart_process(tmp_path: Path) -> None:
+    """The chart process starts with the command, before the window is checked; a refusal
+    ends it unused (and writes nothing)."""
+    settings = Settings(data_dir=tmp_path / "data", signals={"source": "rules"})
+    nothing_recorded = BacktestRequest(
+        utc(2030, 1, 1), utc(2030, 1, 2), out_dir=tmp_path / "out", helper_processes=True
+    )
+    before = children()
+    with pytest.raises(ConfigurationError, match="nothing to replay"):
+        asyncio.run(run_backtest(settings, nothing_recorded))
+    assert children() == before
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_chart_process_only_when_wanted() -> None:
