@@ -342,7 +342,7 @@ def test_a_refused_backtest_leaves_no_chart_process(tmp_path: Path) -> None:
     before = children()
     with pytest.raises(ConfigurationError, match="nothing to replay"):
         asyncio.run(run_backtest(settings, nothing_recorded))
-    assert children() == before
+    assert children() <= before  # none new (an earlier test's may have been reaped since)
     assert not (tmp_path / "out").exists()
 
 
