@@ -254,6 +254,7 @@ class CountedTicks:
         self._ticks = TickCounter(runtime)
         self._spoiled = spoiled
         self.total = self.count = 0
+        self.planned_ms: list[int] = []  # each counted tick's planned time (`reconciled_at`)
 
     @property
     def last(self) -> datetime | None:
@@ -268,7 +269,12 @@ class CountedTicks:
             start_ms = ms_from_utc(started) if started is not None else now_ms
             if not self._spoiled(start_ms, now_ms):
                 self.count += 1
+                self.planned_ms.append(start_ms)
         return self.count
+
+    def planned_after(self, first: int, after_ms: int) -> int:
+        """How many of the ticks counted from the `first`-th on were planned after `after_ms`."""
+        return sum(1 for planned in self.planned_ms[first:] if planned > after_ms)
 
 
 def sending_ticks(runtime: Runtime, server: LoopbackBinance) -> CountedTicks:
@@ -303,9 +309,15 @@ def _held(server: LoopbackBinance, start_ms: int, end_ms: int) -> bool:
 async def watcher(
     server: LoopbackBinance, runtime: Runtime, watch: Watch, stopping: asyncio.Event
 ) -> None:
-    """Sample the stand-in's books and the daemon's database every simulated second."""
+    """Sample the stand-in's books and the daemon's database every simulated second.
+
+    A position without a stop counts the sending ticks planned after the last sample that saw
+    it covered or flat: a tick planned before its entry filled cannot protect it however late
+    it completes (like `_late_orders`'s, a tick may stall on a lost answer's timeout)."""
     ticks, settling = sending_ticks(runtime, server), settling_ticks(runtime, server)
-    bare_since: dict[str, tuple[int, int]] = {}  # market id → (stand-in ms, sending ticks)
+    # market id → (stand-in ms first seen bare, sending ticks then, the sample before's ms)
+    bare_since: dict[str, tuple[int, int, int]] = {}
+    sampled_ms = server.state.now_ms
     late_since: dict[str, int] = {}  # client order id → tick count when it became late
     clock = runtime.clock
     final_after = timedelta(seconds=runtime.settings.keeper.unknown_order_final_s)
@@ -316,13 +328,14 @@ async def watcher(
         watch.ticks = ticks.total
         bare = set(unprotected(server.state))
         for market_id in [m for m in bare_since if m not in bare]:
-            start_ms, start_tick = bare_since.pop(market_id)
+            start_ms, start_tick, covered_ms = bare_since.pop(market_id)
             if not routes_down(server, KEEPER_ROUTES, start_ms, now_ms):
-                spanned = sending - start_tick
+                spanned = ticks.planned_after(start_tick, covered_ms)
                 best = watch.unprotected_ticks.get(market_id, 0)
                 watch.unprotected_ticks[market_id] = max(best, spanned)
         for market_id in bare:
-            bare_since.setdefault(market_id, (now_ms, sending))
+            bare_since.setdefault(market_id, (now_ms, sending, sampled_ms))
+        sampled_ms = now_ms
         await _late_orders(runtime, server, final_after, settling, late_since, watch)
         await clock.sleep_until(clock.now() + timedelta(seconds=1))
 
