@@ -51,7 +51,7 @@ def helper_command(module: str, *arguments: str) -> list[str]:
     return [sys.executable, "-P", "-m", module, *arguments]
 
 
-def spare_cpus() -> set[int] | None:
+def _spare_cpus() -> set[int] | None:
     """The CPUs a helper may use: those this process may use but the lowest, left to the
     replay; None when that leaves none (one CPU) or CPUs cannot be chosen (not Linux)."""
     if not hasattr(os, "sched_getaffinity"):
@@ -61,8 +61,8 @@ def spare_cpus() -> set[int] | None:
 
 
 def keep_off_the_replay(pid: int) -> None:
-    """Confine the helper `pid` to `spare_cpus` (see the module docstring)."""
-    cpus = spare_cpus()
+    """Confine the helper `pid` to `_spare_cpus` (see the module docstring)."""
+    cpus = _spare_cpus()
     if cpus is not None:
         with contextlib.suppress(OSError):  # exited already, or not allowed: only slower
             os.sched_setaffinity(pid, cpus)

@@ -16,7 +16,7 @@ import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -205,6 +205,16 @@ def quiet_runs(series: SymbolSeries, slow: npt.NDArray[np.intp]) -> npt.NDArray[
 _SlowFields = tuple[dict[str, float], dict[str, Regime], dict[str, float], list[Signal]]
 
 
+class _HeldSlow(NamedTuple):
+    """The last slow fields built, their key (each row's run), and the instants
+    [since, until) they are held for without a look at the rows."""
+
+    key: tuple[tuple[str, int], ...]
+    fields: _SlowFields
+    since: int
+    until: int
+
+
 class MarketModel:
     def __init__(
         self,
@@ -229,9 +239,7 @@ class MarketModel:
         self._slow_runs = {
             symbol: slow_runs(s, self._runs[symbol]) for symbol, s in self._series.items()
         }
-        # The last slow fields built: their key (each row's run) and fields, and the instants
-        # [since, until) they are held for without a look at the rows.
-        self._slow: tuple[tuple[tuple[str, int], ...], _SlowFields, int, int] | None = None
+        self._slow: _HeldSlow | None = None
         self._funding_recorded = all(s.funding_8h is not None for s in self._series.values())
         self._quiet: tuple[int, int, tuple[tuple[str, int], ...]] | None = None
         self._rows: tuple[int, tuple[tuple[str, SymbolSeries, int], ...]] | None = None
@@ -459,12 +467,12 @@ class MarketModel:
         second time, they are held without looking at the rows until a row may leave its run
         (`_rows_hold_until`; a model asked once, as the daemon's, never computes that)."""
         held = self._slow
-        if held is not None and held[2] <= now_ms < held[3]:
-            return held[1]
+        if held is not None and held.since <= now_ms < held.until:
+            return held.fields
         key = tuple((symbol, self._slow_runs[symbol].item(last)) for symbol, _, last in rows)
-        if held is not None and held[0] == key:
-            self._slow = (key, held[1], now_ms, self._rows_hold_until(now_ms))
-            return held[1]
+        if held is not None and held.key == key:
+            self._slow = _HeldSlow(key, held.fields, now_ms, self._rows_hold_until(now_ms))
+            return held.fields
         atr_pct: dict[str, float] = {}
         regimes: dict[str, Regime] = {}
         zscores: dict[str, float] = {}
@@ -476,7 +484,7 @@ class MarketModel:
                 zscores[symbol] = zscore
             signals.append(self._signal_of_run(symbol, s.signals, self._runs[symbol].item(last)))
         fields = (atr_pct, regimes, zscores, signals)
-        self._slow = (key, fields, now_ms, now_ms)  # held from its second instant on
+        self._slow = _HeldSlow(key, fields, now_ms, now_ms)  # held from its second instant on
         return fields
 
     def _correlations_at(
