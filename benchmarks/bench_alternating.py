@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from benchmarks.bench_backtest import SHARED_FUTURES
-from benchmarks.bench_side_by_side import ROOT, _environment, export
+from benchmarks.bench_side_by_side import ROOT, _environment, compiled, export
 from benchmarks.compare_reports import compare
 
 SETTINGS = {
@@ -59,6 +59,7 @@ def main() -> None:
     if not SHARED_FUTURES.is_dir():
         raise SystemExit(f"{SHARED_FUTURES}: not found (../shared/data is not part of the project)")
     base = export(options.base, Path(tempfile.mkdtemp(prefix="qt-alternating-")))
+    compiled(ROOT)
     outputs = Path(tempfile.mkdtemp(prefix="qt-alternating-out-"))
     ratios = []
     print("| round | base wall | this tree wall | ratio | CPU base / this | peak RSS base / this |")

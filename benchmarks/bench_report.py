@@ -33,6 +33,7 @@ from io import BytesIO
 from pathlib import Path
 
 from benchmarks.bench_backtest import SHARED_FUTURES
+from benchmarks.bench_side_by_side import compiled
 from benchmarks.compare_reports import compare
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -110,7 +111,7 @@ def export(ref: str, into: Path) -> Path:
     ).stdout
     with tarfile.open(fileobj=BytesIO(archive)) as tar:
         tar.extractall(into, filter="data")
-    return into
+    return compiled(into)
 
 
 def report_once(tree: Path, run: Path, out: Path) -> dict[str, float]:
@@ -143,7 +144,7 @@ def main() -> int:
     run = options.run or work / "run"
     if not (run / "backtest.db").is_file() or not (run / "context.pkl").is_file():
         prepare(run, options.shared_year)
-    new = export(options.new, work / "new") if options.new else ROOT
+    new = export(options.new, work / "new") if options.new else compiled(ROOT)
     trees = {"old": export(options.against, work / "old"), "new": new}
     times: dict[str, list[dict[str, float]]] = {"old": [], "new": []}
     for round_ in range(options.rounds):
