@@ -15,17 +15,21 @@ holds the period's), so a re-check with others never makes it repeat.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
 
 from quantum_trader.domain import Candidate, MarketView, PortfolioView, Side
 from quantum_trader.domain.correlation import CorrelationMatrix, correlation_matrix
 from quantum_trader.gates.balancer_rules import (
     Book,
+    Bounds,
     candidate_exposure,
+    exposure_at,
     fit,
     fit_counts,
     fit_priced,
     position_exposure,
+    refused_throughout,
     signed_correlation,
 )
 from quantum_trader.gates.settings import BalancerSettings
@@ -74,6 +78,48 @@ class HeldDenials:
             c for c in candidates if not _refused_at_any_price(c, book, matrix, settings)
         )
         return cls(settings, _held(portfolio), priced, tuple(candidates))
+
+    def __call__(self, portfolio: PortfolioView, market: MarketView) -> bool:
+        return self.hold(portfolio, market)
+
+    def within(
+        self,
+        accounts: Sequence[PortfolioView],
+        low: Mapping[str, Decimal],
+        high: Mapping[str, Decimal],
+    ) -> bool | None:
+        """True where `hold` answers True at every point of a range: the open positions'
+        prices anywhere from `low` to `high` (each held symbol's), the equity and the free
+        margin anywhere between the least and the most of `accounts` (which hold the same
+        positions); None where that is not shown (the caller checks point by point).
+        Shown check by check for the priced candidates (`refused_throughout`)."""
+        read = {_read(a) for a in accounts}
+        if len(read) != 1 or _held(accounts[0]) != self.held:
+            return None
+        if not self.priced:
+            return True
+        equities = [float(a.equity_usdt) for a in accounts]
+        frees = [float(a.free_usdt) for a in accounts]
+        if min(equities) <= 0:
+            return None
+        s, positions = self.settings, accounts[0].positions.values()
+        lows = [exposure_at(p, low[p.symbol], s) for p in positions]
+        highs = [exposure_at(p, high[p.symbol], s) for p in positions]
+        pairs = list(zip(lows, highs, strict=True))
+        least_net = [lo if lo.side.sign > 0 else hi for lo, hi in pairs]
+        most_net = [hi if hi.side.sign > 0 else lo for lo, hi in pairs]
+        bounds = Bounds(
+            Book(min(equities), min(frees), lows),
+            Book(max(equities), max(frees), highs),
+            Book(0.0, 0.0, least_net).net(),
+            Book(0.0, 0.0, most_net).net(),
+        )
+        for candidate in self.priced:
+            least = candidate_exposure(candidate, bounds.low.equity_usdt, s)
+            most = candidate_exposure(candidate, bounds.high.equity_usdt, s)
+            if not refused_throughout(bounds, least, most, s):
+                return None
+        return True
 
     def hold(self, portfolio: PortfolioView, market: MarketView) -> bool:
         """Whether every candidate is still denied with this account at these prices (with
@@ -136,6 +182,14 @@ def _refused_at_any_price(
     if fit_counts(book, x, settings) is not None:
         return True
     return any(signed_correlation(matrix, h, x) > settings.max_correlation for h in book.holdings)
+
+
+def _read(portfolio: PortfolioView) -> tuple[tuple[object, ...], ...]:
+    """What of the open positions a priced check reads but their prices, in their order."""
+    return tuple(
+        (p.symbol, p.side, p.quantity, p.risk_usdt, p.leverage)
+        for p in portfolio.positions.values()
+    )
 
 
 def _held(portfolio: PortfolioView) -> Held:

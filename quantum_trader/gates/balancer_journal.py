@@ -29,8 +29,9 @@ class BalancerJournal:
         """What of the account the latest review's verdicts depend on, for an executor cycle
         deciding whether to run again (cycle_inputs.py): when it denied every candidate in a
         way that holds (balancer_holds.py), only whether that still holds at the new prices
-        (True until it does not); otherwise None: the whole account counts."""
-        return self._held.hold if self._held is not None else None
+        (True until it does not; `HeldDenials.within` answers for a range of prices at once);
+        otherwise None: the whole account counts."""
+        return self._held
 
     @property
     def account_inputs_priced(self) -> bool:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from quantum_trader.domain import (
     ZERO,
@@ -36,7 +37,11 @@ def position_exposure(
     position: Position, market: MarketView, settings: BalancerSettings
 ) -> Exposure:
     """An open position valued at the market's last price (entry price if there is none)."""
-    price = market.prices.get(position.symbol, position.entry_price)
+    return exposure_at(position, market.prices.get(position.symbol, position.entry_price), settings)
+
+
+def exposure_at(position: Position, price: Decimal, settings: BalancerSettings) -> Exposure:
+    """An open position valued at `price`."""
     notional = float(position.quantity * price)
     return Exposure(
         position.symbol,
@@ -242,6 +247,47 @@ def _fit_concentration(book: Book, x: Exposure, s: BalancerSettings) -> Failure:
 def fit_priced(book: Book, x: Exposure, s: BalancerSettings) -> Failure:
     """The checks of `fit` that read prices (the money and the concentrations)."""
     return _fit_money(book, x, s) or _fit_concentration(book, x, s)
+
+
+@dataclass(frozen=True, slots=True)
+class Bounds:
+    """The open positions over a range of prices and accounts, as `refused_throughout` reads
+    them: each position at its lowest price with the least equity and free margin (`low`), at
+    its highest with the most (`high`), and the least and most net exposure (longs at their
+    lowest, shorts at their highest; the other way round). The holdings in the same order."""
+
+    low: Book
+    high: Book
+    net_low: float
+    net_high: float
+
+
+def refused_throughout(b: Bounds, low: Exposure, high: Exposure, s: BalancerSettings) -> bool:
+    """Whether `fit_priced` refuses a candidate at every point of `b`, the candidate being
+    `low` at the least equity and `high` at the most (its figures grow with the equity): one
+    of its checks refuses at every point. Each side of each comparison grows with every
+    figure it reads (the limits are positive; float rounding keeps the order), so each check
+    is made with the refusing side at its least and the other at its most. Kept beside
+    `_fit_money` and `_fit_concentration`, which it follows check by check."""
+    lo, hi = b.low, b.high
+    most = hi.equity_usdt
+    if lo.total_risk() + low.risk_usdt > s.max_total_risk * most:
+        return True
+    if low.margin_usdt > hi.free_margin_usdt:
+        return True
+    if low.leverage > s.max_leverage or lo.gross() + low.notional_usdt > s.max_leverage * most:
+        return True
+    base = max(hi.gross() + high.notional_usdt, most)
+    if _over(low.notional_usdt, s.max_symbol_concentration * base):
+        return True
+    sector = lo.grouped(lambda h: h.sector).get(low.sector, 0.0) + low.notional_usdt
+    if _over(sector, s.max_sector_concentration * base):
+        return True
+    sign = low.side.sign
+    least = b.net_low + (low if sign > 0 else high).notional_usdt * sign
+    greatest = b.net_high + (high if sign > 0 else low).notional_usdt * sign
+    limit = s.max_net_exposure * most
+    return _over(least, limit) or _over(-greatest, limit)
 
 
 def fit(book: Book, x: Exposure, s: BalancerSettings, matrix: CorrelationMatrix) -> Failure:
