@@ -161,6 +161,11 @@ def _rows_key(rows: Sequence[tuple[str, SymbolSeries, int]]) -> Rows:
     return tuple((symbol, last) for symbol, _, last in rows)
 
 
+def _price(s: SymbolSeries, row: int) -> Decimal:
+    """The view's price of a symbol shown at `row`: its close."""
+    return Decimal(repr(s.bars.close.item(row)))
+
+
 def _last_closed_row(bars: Bars, origin: int | None, last_row: int, now_ms: int) -> int:
     """The newest row closed by `now_ms` (-1: none); `last_row` is len(bars) - 1."""
     if origin is None:
@@ -308,7 +313,7 @@ class MarketModel:
         funding: dict[str, float] = {}
         rows = self._rows_at(now_ms)
         for symbol, s, last in rows:
-            prices[symbol] = Decimal(repr(s.bars.close.item(last)))
+            prices[symbol] = _price(s, last)
             returns[symbol] = self._returns(s, last)
             funding[symbol] = (
                 s.funding_8h.item(last)
@@ -331,6 +336,13 @@ class MarketModel:
         state = MarketState(view, signals)
         self._state = (now_ms, state)
         return state
+
+    def prices_at(self, now_ms: int) -> Mapping[str, Decimal]:
+        """`state_at(now_ms).view.prices` without the rest of the view."""
+        held = self._state
+        if held is not None and held[0] == now_ms:
+            return held[1].view.prices
+        return {symbol: _price(s, last) for symbol, s, last in self._rows_at(now_ms)}
 
     def look_ahead(self, periods: int) -> None:
         """Compute the correlation matrices of `periods` refresh periods at a time, the

@@ -328,6 +328,19 @@ def test_a_state_kept_or_held_is_the_one_computed_afresh(
 STATISTICS = 6  # the correlations' place in `_all_but_prices_of`
 
 
+@settings(max_examples=100, deadline=None)
+@given(offsets=st.lists(st.integers(-20 * 300_000, 3100 * 300_000), min_size=1, max_size=20))
+def test_the_prices_alone_are_those_the_view_shows(uneven: MarketModel, offsets: list[int]) -> None:
+    """`prices_at` (a backtest's quiet steps ask it for a stretch's range of prices) answers
+    what the view at that instant shows, asked before the view or after it, a symbol in a
+    gap in its data left out of both."""
+    for now in [int(BARS.time_ms[0]) + offset for offset in offsets]:
+        alone = uneven.prices_at(now)
+        shown = uneven.state_at(now).view.prices
+        assert alone == shown
+        assert uneven.prices_at(now) == shown
+
+
 def test_the_symbols_quiet_rows_are_kept_until_the_next_hourly_row_at_most(
     recorded: tuple[MarketModel, int],
 ) -> None:
