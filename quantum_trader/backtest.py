@@ -318,6 +318,7 @@ class UnchangedSpans:
             "repeated_with_new_extremes": quiet.repeated_extremes,
             "repeated_in_stretches": quiet.stretched,
             "repeated_in_priced_stretches": quiet.stretched_priced,
+            "priced_stretches_checked_at_once": quiet.ranged,
             "repeated_cycles": quiet.repeated_cycles,
             "spared_ticks": quiet.spared_ticks,
             "spans": self.spans,

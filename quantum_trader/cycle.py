@@ -9,6 +9,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 
 from quantum_trader.cycle_inputs import AccountInputs, CycleInputs, Observed
 from quantum_trader.domain import (
@@ -59,6 +60,8 @@ class Base:
     declared: list[AccountInputs] | None
     inputs: CycleInputs
     priced: bool  # its inputs read prices: a price move alone may change them
+    # Its declarations that read prices answer for a range of them (`within`).
+    ranged: bool = False
 
 
 class Executor:
@@ -155,16 +158,18 @@ class Executor:
     ) -> Base:
         """A full cycle that approved nothing, as later cycles compare themselves with it."""
         declared: list[AccountInputs] | None = []
-        priced = False
+        priced, ranged = False, True
         for gate in self._chain.gates:
             if gate.name in consulted and declared is not None:
                 inputs = getattr(gate, "account_inputs", None)
                 declared = [*declared, inputs] if inputs is not None else None
-                priced = priced or getattr(gate, "account_inputs_priced", True)
+                reads_prices = getattr(gate, "account_inputs_priced", True)
+                priced = priced or reads_prices
+                ranged = ranged and (not reads_prices or hasattr(inputs, "within"))
         if declared is None:  # the whole account counts, with the open positions' prices
-            priced = bool(portfolio.positions)
+            priced, ranged = bool(portfolio.positions), False
         observed = self._observed(market, portfolio, health, now, declared)
-        return Base(cycle_id, declared, CycleInputs.of(observed), priced)
+        return Base(cycle_id, declared, CycleInputs.of(observed), priced, ranged)
 
     @property
     def repeats_unpriced(self) -> bool:
@@ -191,6 +196,37 @@ class Executor:
             return False
         observed = self._observed(seen, portfolio, self._health(now), now, base.declared)
         return base.inputs.same_but_market_as(observed)
+
+    def would_repeat_within(
+        self,
+        accounts: Sequence[PortfolioView],
+        low: Mapping[str, Decimal],
+        high: Mapping[str, Decimal],
+        now: datetime,
+    ) -> bool:
+        """`would_repeat` for every account and price of a range at once, for a base whose
+        declarations that read prices answer for a range (`within`: the open positions'
+        prices from `low` to `high`, the equity between the least and the most of
+        `accounts`); the others read the account only and pass on an interval of the equity,
+        so they are checked at each of `accounts`. For the same caller as `would_repeat`,
+        which also knows the market's slow fields as the base saw them."""
+        base, latest = self._base, self._latest
+        if base is None or base.declared is None or not base.ranged or latest is None:
+            return False
+        declared: list[AccountInputs] = []
+        for inputs in base.declared:
+            within = getattr(inputs, "within", None)
+            if within is not None:
+                answer = within(accounts, low, high)
+                if answer is None:
+                    return False
+                inputs = _answering(answer)
+            declared.append(inputs)
+        health = self._health(now)
+        return all(
+            base.inputs.same_but_market_as(self._observed(latest, a, health, now, declared))
+            for a in accounts
+        )
 
     def repeat(self) -> CycleSummary:
         """The next cycle as "unchanged since" the base, observing nothing: only for a caller
@@ -331,6 +367,11 @@ class Executor:
                 )
         summary.opened = sum(1 for v in verdicts if v.gate is GateName.EXECUTION and v.approved)
         await self._repository.record_decisions(summary.decisions)
+
+
+def _answering(answer: object) -> AccountInputs:
+    """Account inputs that answer `answer` whatever they are shown."""
+    return lambda portfolio, market: answer
 
 
 def select_candidates(

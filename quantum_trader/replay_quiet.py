@@ -104,6 +104,7 @@ class QuietSteps:
         self._failed = False
         self.stretched = 0  # repeated steps found so, without checking each
         self.stretched_priced = 0  # of them, of a base whose inputs read prices
+        self.ranged = 0  # stretches of such a base checked at once (`_unmoved_within`)
         self.repeated = 0
         self.repeated_open = 0  # of them, with a position open
         self.repeated_cycles = 0  # cycles repeated after a keeper tick that ran
@@ -260,13 +261,27 @@ class QuietSteps:
         marks, listed = seen
         priced = not self._core.executor.repeats_unpriced
         for length in (len(steps), len(steps) // 2):
-            if length > 1 and self._holds(steps[length - 1], marks[:length], listed, priced):
-                holding = self._priced_prefix(steps[:length], marks[:length]) if priced else length
-                self._ahead = dict(zip(steps[:holding], marks[:holding], strict=True))
-                # Cut short at a step whose own check fails: that step runs, the next try
-                # waits for a step that ran.
-                self._failed = holding < length
-                return
+            if length < 2:
+                continue
+            corners = self._corners(steps[length - 1], marks[:length], listed)
+            if corners is None:
+                continue
+            if not priced:
+                last = steps[length - 1]
+                balance_at = self._exchange.balance_at
+                if not all(self._cycle_unmoved(balance_at(c), last, p) for c, p in corners):
+                    continue
+                holding = length
+            elif self._unmoved_within(steps[:length], corners):
+                holding = length
+            else:
+                holding = self._priced_prefix(steps[:length], marks[:length])
+            self._ahead = dict(zip(steps[:holding], marks[:holding], strict=True))
+            # Cut short at a step whose own check fails: that step runs, the next try
+            # waits for a step that ran.
+            self._failed = holding < length
+            self.ranged += priced and holding == length
+            return
 
     def _priced_prefix(self, steps: Sequence[datetime], marks: Sequence[dict[str, Decimal]]) -> int:
         """How many of `steps` pass the cycle's part of the checks at their own balance and
@@ -280,30 +295,58 @@ class QuietSteps:
                 return index
         return len(steps)
 
-    def _holds(
-        self,
-        last: datetime,
-        marks: list[dict[str, Decimal]],
-        listed: Mapping[str, Sequence[Order]],
-        priced: bool,
-    ) -> bool:
-        """Whether the checks of steps up to `last` hold at the extremes of `marks`
-        (`_stretch`); the keeper's part alone when the cycle's is checked step by step
-        (`priced`)."""
-        core = self._core
-        held = core.keeper.positions
+    def _corners(
+        self, last: datetime, marks: list[dict[str, Decimal]], listed: Mapping[str, Sequence[Order]]
+    ) -> list[tuple[dict[str, Decimal], dict[str, Position]]] | None:
+        """The keeper's part of the checks of steps up to `last` at the extremes of `marks`
+        (`_stretch`): each of the two corners (the lowest equity: every long at its lowest
+        mark, every short at its highest; and the other way round), with the positions its
+        tick would leave; None where the check fails at either."""
+        keeper = self._core.keeper
+        held = keeper.positions
         low = {s: min(m[s] for m in marks) for s in held}
         high = {s: max(m[s] for m in marks) for s in held}
+        found = []
         for ends in ((low, high), (high, low)):
             corner = {s: ends[0][s] if p.side.sign > 0 else ends[1][s] for s, p in held.items()}
-            positions = core.keeper.steady_at(last, listed, corner)
+            positions = keeper.steady_at(last, listed, corner)
             if positions is None:
-                return False
-            if not priced and not self._cycle_unmoved(
-                self._exchange.balance_at(corner), last, positions
+                return None
+            found.append((corner, positions))
+        return found
+
+    def _unmoved_within(
+        self,
+        steps: Sequence[datetime],
+        corners: list[tuple[dict[str, Decimal], dict[str, Position]]],
+    ) -> bool:
+        """The cycle's part of the checks of `steps` at once, for a base whose inputs read
+        prices: the tracker and the governor at the two corners, as for a base that reads
+        none, and the cycle's inputs over the range of the view's prices the steps show and
+        of the corners' accounts (`Executor.would_repeat_within`). False where that is not
+        shown; the steps are then checked one by one (`_priced_prefix`)."""
+        core = self._core
+        executor, market = core.executor, core.executor.latest_market
+        if market is None:
+            return False
+        last = steps[-1]
+        accounts = []
+        for corner, positions in corners:
+            portfolio = core.ledger.unchanged_view(
+                self._exchange.balance_at(corner), positions, last
+            )
+            if portfolio is None or not core.governor.governor.unchanged_by(
+                portfolio, market, last, executor.health(last)
             ):
                 return False
-        return True
+            accounts.append(portfolio)
+        held = core.keeper.positions
+        shown = [self._model.prices_at(ms_from_utc(step)) for step in steps]
+        # As the balancer values a position: at the view's price, its entry price without.
+        prices = {s: [at.get(s, p.entry_price) for at in shown] for s, p in held.items()}
+        low = {s: min(seen) for s, seen in prices.items()}
+        high = {s: max(seen) for s, seen in prices.items()}
+        return executor.would_repeat_within(accounts, low, high, last)
 
     def _keeper_still(self, now: datetime) -> tuple[Balance, dict[str, Position]] | None:
         """Whether the keeper's tick at `now` would change nothing but the highs and lows

@@ -10,8 +10,9 @@ the check of those left out, the second window's decisions differ). A step whose
 ran may still repeat its cycle (`QuietSteps.repeats_cycle`); a keeper tick that would only
 record new highs or lows is booked instead of run (`QuietSteps.tick_spared`). Steps with
 positions open are also found to repeat a stretch at a time, checked at its extreme marks
-(`QuietSteps._stretch`), and, where the base's inputs read prices, those checked at each
-step's own (`QuietSteps._priced_prefix`)."""
+(`QuietSteps._stretch`), and, where the base's inputs read prices, those checked over the
+range of prices the stretch shows (`QuietSteps._unmoved_within`) or else at each step's own
+(`QuietSteps._priced_prefix`)."""
 
 from __future__ import annotations
 
@@ -46,6 +47,7 @@ COUNTS = {
     "repeated_with_new_extremes",
     "repeated_in_stretches",
     "repeated_in_priced_stretches",
+    "priced_stretches_checked_at_once",
     "repeated_cycles",
     "spared_ticks",
 }
@@ -134,8 +136,10 @@ def test_the_window_repeats_steps_around_the_timers_it_holds(
     assert int(str(counts["repeated_with_new_extremes"])) > 50
     # Of them, steps found to repeat with the stretch they are in (its extreme marks checked).
     assert int(str(counts["repeated_in_stretches"])) > 50
-    # Of them, steps of a base whose inputs read prices, checked step by step at their own.
+    # Of them, steps of a base whose inputs read prices: its stretches checked at once over
+    # the range of prices they show, or else step by step at their own.
     assert int(str(counts["repeated_in_priced_stretches"])) > 50
+    assert int(str(counts["priced_stretches_checked_at_once"])) > 5
     # Cycles repeated after a keeper tick that ran (a new high or low recorded, say).
     assert int(str(counts["repeated_cycles"])) > 50
     # Keeper ticks that would change nothing but the highs and lows, booked instead of run.
@@ -167,6 +171,19 @@ def test_what_reads_the_clock_inside_a_stretch_changes_no_row(tmp_path: Path) ->
     counts = _unchanged(repeating)
     assert int(str(counts["repeated_in_stretches"])) > 50
     assert int(str(counts["repeated_in_priced_stretches"])) > 50
+
+
+def test_a_priced_stretch_reaching_where_a_candidate_fits_runs_its_steps(tmp_path: Path) -> None:
+    """Where the base's inputs read prices, a stretch is checked at once over the range of
+    prices its steps show (`QuietSteps._unmoved_within`; balancer_holds.py `within`). In this
+    month a stretch reaches prices at which a denied candidate fits: a range check that
+    always found the denials holding makes the repeating run's decisions differ from there
+    on (found so; the windows above never reach such prices)."""
+    window = (datetime(2025, 9, 7, tzinfo=UTC), datetime(2025, 10, 9, tzinfo=UTC))
+    repeating = _backtest(tmp_path / "repeating", window, skip_quiet=True)
+    full = _backtest(tmp_path / "full", window, skip_quiet=False)
+    _assert_same_rows(repeating, full)
+    assert int(str(_unchanged(repeating)["priced_stretches_checked_at_once"])) > 5
 
 
 FOUR = ("BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT", "BNB/USDT:USDT")
