@@ -4,7 +4,8 @@
 
 `bench_side_by_side` runs both at once, one per core, and compares CPU: right for work that
 stays in one process. The command also uses the other core (its helper processes), so this
-one runs the two commands alternately on an otherwise idle machine and compares wall time,
+one runs the two commands alternately (which goes first switches each round) on an
+otherwise idle machine and compares wall time,
 as a user and `../shared/anchorbench` see it; CPU (user + sys, helpers included) and peak
 RSS (the largest of the command's processes) are printed beside it. Each run is
 `python -m quantum_trader backtest` over calendar 2025 of ../shared's futures with rule
@@ -65,10 +66,11 @@ def main() -> None:
     print("| round | base wall | this tree wall | ratio | CPU base / this | peak RSS base / this |")
     print("|---|---|---|---|---|---|")
     for number in range(1, options.rounds + 1):
-        (before, cpu_before, rss_before), (after, cpu_after, rss_after) = (
-            one_run(tree, outputs / f"{name}-{number}")
-            for name, tree in (("base", base), ("this", ROOT))
-        )
+        # Base first in odd rounds, this tree first in even ones: on a machine whose speed
+        # drifts within minutes, a fixed order favours whichever runs first.
+        order = [("base", base), ("this", ROOT)][:: 1 if number % 2 else -1]
+        runs = {name: one_run(tree, outputs / f"{name}-{number}") for name, tree in order}
+        (before, cpu_before, rss_before), (after, cpu_after, rss_after) = runs["base"], runs["this"]
         differ = compare(outputs / "base-1", outputs / f"this-{number}")
         if any("same" not in line for line in differ):
             raise SystemExit("the reports differ:\n" + "\n".join(differ))
