@@ -35,9 +35,12 @@ would not see everything that step left to do (tried: the year's ledger differed
 With positions open, the steps after a repeated one up to the next timer or hour are also
 checked as a stretch, once, at its extreme marks (`_stretch`): each part of the checks passes on
 an interval of each mark or of the equity, so passing at the extremes covers every step between.
-Where the base's inputs read prices (the balancer's priced refusals, not shown to hold on an
-interval), only the keeper's part is checked so; the cycle's is checked at each step's own
-balance and prices (`_priced_prefix`), which still spares each step the keeper's part.
+Where the base's inputs read prices (the balancer's priced refusals), the cycle's part is
+checked over the box the stretch spans — each held symbol's view price between the lowest and
+highest its steps show, the account between the two corners' — the balancer's refusals
+bounded check by check (`_unmoved_within`; balancer_holds.py `within`); where that does not
+show them, at each step's own balance and prices (`_priced_prefix`), which still spares each
+step the keeper's part.
 
 A step that runs (at the hour, after a timer, when the cycle's inputs moved) may still spare
 its parts: the keeper's tick where the keeper's part of the checks holds — the keeper then
@@ -274,13 +277,13 @@ class QuietSteps:
                 holding = length
             elif self._unmoved_within(steps[:length], corners):
                 holding = length
+                self.ranged += 1
             else:
                 holding = self._priced_prefix(steps[:length], marks[:length])
             self._ahead = dict(zip(steps[:holding], marks[:holding], strict=True))
             # Cut short at a step whose own check fails: that step runs, the next try
             # waits for a step that ran.
             self._failed = holding < length
-            self.ranged += priced and holding == length
             return
 
     def _priced_prefix(self, steps: Sequence[datetime], marks: Sequence[dict[str, Decimal]]) -> int:
