@@ -109,6 +109,20 @@ def _view(prices: list[int], seed: int) -> MarketView:
     )
 
 
+def _positions(drawn: list[tuple[str, Side, int, int]]) -> list[Position]:
+    return [
+        position(sym, side, quantity=str(qty), stop=str(100 - stop * side.sign))
+        for sym, side, qty, stop in drawn
+    ]
+
+
+def _candidates(drawn: list[tuple[str, Side, float, float]]) -> list[Candidate]:
+    return [
+        Candidate(candidate(sym, side, conf).signal, side, Decimal(100), atr, candidate().regime)
+        for sym, side, conf, atr in drawn
+    ]
+
+
 price_lists = st.lists(st.integers(40, 250), min_size=len(POOL), max_size=len(POOL))
 
 
@@ -137,14 +151,7 @@ def test_whenever_the_denials_hold_a_full_analysis_allows_nothing(
     the quick re-check agrees with the whole one, and where it says they hold, a full analysis
     allows nothing."""
     s = BalancerSettings()
-    open_positions = [
-        position(sym, side, quantity=str(qty), stop=str(100 - stop * side.sign))
-        for sym, side, qty, stop in positions
-    ]
-    cands = [
-        Candidate(candidate(sym, side, conf).signal, side, Decimal(100), atr, candidate().regime)
-        for sym, side, conf, atr in candidates
-    ]
+    open_positions, cands = _positions(positions), _candidates(candidates)
     before = _account(open_positions, equity[0], free_share, drawdown, streak)
     declared = HeldDenials.of(cands, before, _view(prices[0], seed), s)
     event(f"declared: {declared is not None}")
@@ -226,14 +233,7 @@ def test_denials_shown_to_hold_over_a_range_hold_at_every_point_of_it(
     that end near a limit) or far (any other prices and equity: checks loose on the wrong
     side) —: where `within` says the denials hold over it, the point-by-point re-check says
     so at the other end, at every mix of the ranges' ends, and inside."""
-    open_positions = [
-        position(sym, side, quantity=str(qty), stop=str(100 - stop * side.sign))
-        for sym, side, qty, stop in positions
-    ]
-    cands = [
-        Candidate(candidate(sym, side, conf).signal, side, Decimal(100), atr, candidate().regime)
-        for sym, side, conf, atr in candidates
-    ]
+    open_positions, cands = _positions(positions), _candidates(candidates)
 
     def account(equity: float, free: float) -> PortfolioView:
         return portfolio(equity=f"{equity:.2f}", free=f"{free:.2f}", positions=open_positions)
