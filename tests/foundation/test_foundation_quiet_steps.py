@@ -58,13 +58,16 @@ def _backtest(
     window: tuple[datetime, datetime],
     skip_quiet: bool,
     monitor: dict[str, float] | None = None,
+    balancer: dict[str, float] | None = None,
+    reset: str = "PT20H",
 ) -> Path:
     settings = Settings(
         data_dir=out,
         signals={"source": "rules"},
         # Not a whole day: the reset must not fall on the losing streak's 24 h expiry.
-        backtest={"operator_reset_after": "PT20H", "skip_quiet_steps": skip_quiet},
+        backtest={"operator_reset_after": reset, "skip_quiet_steps": skip_quiet},
         monitor=monitor or {},
+        balancer=balancer or {},
     )
     asyncio.run(run_backtest(settings, BacktestRequest(*window, out_dir=out)))
     return out / "backtest.db"
@@ -184,6 +187,30 @@ def test_a_priced_stretch_reaching_where_a_candidate_fits_runs_its_steps(tmp_pat
     full = _backtest(tmp_path / "full", window, skip_quiet=False)
     _assert_same_rows(repeating, full)
     assert int(str(_unchanged(repeating)["priced_stretches_checked_at_once"])) > 5
+
+
+TIGHTER = {
+    "sector 0.3, net 0.5": {"max_sector_concentration": 0.3, "max_net_exposure": 0.5},
+    "net 0.4": {"max_net_exposure": 0.4},
+}
+
+
+@pytest.mark.parametrize("limits", sorted(TIGHTER))
+def test_tighter_limits_put_priced_stretches_at_their_edges(tmp_path: Path, limits: str) -> None:
+    """With the balancer's limits tighter than the defaults, more of its priced refusals sit
+    near their edges while a stretch's prices move. Over the bundled sample's three months
+    (the simulated operator after a day) the range check's own part decides rows: its range
+    taken from the last step's prices only, or its accounts from one corner only, changes
+    the ledger with the first limits; the governor left unchecked at the corners, with the
+    second (found so; the default limits' windows above catch none of the three)."""
+    window = (datetime(2025, 9, 7, tzinfo=UTC), datetime(2025, 12, 1, tzinfo=UTC))
+    balancer = TIGHTER[limits]
+    runs = [
+        _backtest(tmp_path / str(skip), window, skip, balancer=balancer, reset="P1D")
+        for skip in (True, False)
+    ]
+    _assert_same_rows(*runs)
+    assert int(str(_unchanged(runs[0])["priced_stretches_checked_at_once"])) > 5
 
 
 FOUR = ("BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT", "BNB/USDT:USDT")
