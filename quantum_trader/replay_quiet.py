@@ -60,7 +60,7 @@ from quantum_trader.app import Core
 from quantum_trader.clock import ms_from_utc
 from quantum_trader.config import BacktestSettings
 from quantum_trader.cycle import CycleSummary
-from quantum_trader.domain import Balance, Order, Position
+from quantum_trader.domain import Balance, Order, PortfolioView, Position
 from quantum_trader.execution.paper import PaperExchange
 from quantum_trader.gates.governor_state import GovernorState
 from quantum_trader.keeper.book import Book
@@ -249,8 +249,8 @@ class QuietSteps:
         time exit, a stop replacement held back), so the checks are made at the last step.
         The stretch starts after a repeated step: the keeper's regime memory, the one thing
         a tick moves that its plan reads, then stands until the regimes change. A base whose
-        inputs read prices has the cycle's part checked at each step instead
-        (`_priced_prefix`)."""
+        inputs read prices has the cycle's part checked over the range of prices the steps
+        show (`_unmoved_within`), or else at each step (`_priced_prefix`)."""
         self._failed = True
         held, steps = self._core.keeper.positions, list[datetime]()
         if not held or not self._found:
@@ -288,8 +288,8 @@ class QuietSteps:
 
     def _priced_prefix(self, steps: Sequence[datetime], marks: Sequence[dict[str, Decimal]]) -> int:
         """How many of `steps` pass the cycle's part of the checks at their own balance and
-        prices, from the first on: a base whose inputs read prices (the balancer's priced
-        refusals, not shown to hold on an interval of the marks) is checked step by step."""
+        prices, from the first on: for a base whose inputs read prices where
+        `_unmoved_within` did not show them unmoved over the whole stretch."""
         positions = self._core.keeper.positions
         for index, (step, at) in enumerate(zip(steps, marks, strict=True)):
             # What each step's tick leaves, as `repeats` books it: new highs and lows.
@@ -328,28 +328,20 @@ class QuietSteps:
         none, and the cycle's inputs over the range of the view's prices the steps show and
         of the corners' accounts (`Executor.would_repeat_within`). False where that is not
         shown; the steps are then checked one by one (`_priced_prefix`)."""
-        core = self._core
-        executor, market = core.executor, core.executor.latest_market
-        if market is None:
-            return False
         last = steps[-1]
         accounts = []
         for corner, positions in corners:
-            portfolio = core.ledger.unchanged_view(
-                self._exchange.balance_at(corner), positions, last
-            )
-            if portfolio is None or not core.governor.governor.unchanged_by(
-                portfolio, market, last, executor.health(last)
-            ):
+            portfolio = self._account_unmoved(self._exchange.balance_at(corner), last, positions)
+            if portfolio is None:
                 return False
             accounts.append(portfolio)
-        held = core.keeper.positions
+        held = self._core.keeper.positions
         shown = [self._model.prices_at(ms_from_utc(step)) for step in steps]
         # As the balancer values a position: at the view's price, its entry price without.
         prices = {s: [at.get(s, p.entry_price) for at in shown] for s, p in held.items()}
         low = {s: min(seen) for s, seen in prices.items()}
         high = {s: max(seen) for s, seen in prices.items()}
-        return executor.would_repeat_within(accounts, low, high, last)
+        return self._core.executor.would_repeat_within(accounts, low, high, last)
 
     def _keeper_still(self, now: datetime) -> tuple[Balance, dict[str, Position]] | None:
         """Whether the keeper's tick at `now` would change nothing but the highs and lows
@@ -387,17 +379,29 @@ class QuietSteps:
         """Whether the cycle at `now`, the account at `balance` and the keeper holding
         `positions`, would leave the tracker and the governor as they are and find its inputs
         as the base's."""
+        portfolio = self._account_unmoved(balance, now, positions)
+        if portfolio is None:
+            return False
+        executor = self._core.executor
+        if executor.repeats_unpriced:
+            return executor.would_repeat(portfolio, now)
+        return executor.would_repeat(portfolio, now, self._model.state_at(ms_from_utc(now)))
+
+    def _account_unmoved(
+        self, balance: Balance, now: datetime, positions: Mapping[str, Position]
+    ) -> PortfolioView | None:
+        """The portfolio view the cycle at `now` would observe, the account at `balance` and
+        the keeper holding `positions`, where observing it leaves the tracker and the
+        governor as they are; None otherwise."""
         core = self._core
         portfolio = core.ledger.unchanged_view(balance, positions, now)
         market = core.executor.latest_market
         if portfolio is None or market is None:
-            return False
-        executor = core.executor
-        if not core.governor.governor.unchanged_by(portfolio, market, now, executor.health(now)):
-            return False
-        if executor.repeats_unpriced:
-            return executor.would_repeat(portfolio, now)
-        return executor.would_repeat(portfolio, now, self._model.state_at(ms_from_utc(now)))
+            return None
+        health = core.executor.health(now)
+        if not core.governor.governor.unchanged_by(portfolio, market, now, health):
+            return None
+        return portfolio
 
     def _settled(self, summary: CycleSummary) -> bool:
         """The step ended with a base the next cycle may repeat, nothing else to observe."""
