@@ -42,6 +42,7 @@ COUNTS = (
     "repeated_with_new_extremes",
     "repeated_in_stretches",
     "repeated_in_priced_stretches",
+    "priced_stretches_checked_at_once",
     "repeated_cycles",
     "spared_ticks",
 )
