@@ -15,7 +15,6 @@ from collections.abc import Iterable
 from decimal import Decimal
 
 import numpy as np
-import talib
 
 from quantum_trader.clock import utc_from_ms
 from quantum_trader.domain import Bars, FloatArray, MarketRules
@@ -24,6 +23,7 @@ from quantum_trader.market.candle_store import bundled_sample_dir
 from quantum_trader.market.replay import FundingSeries
 from quantum_trader.market.rules import newest_rules_file, read_rules
 from quantum_trader.market.validation import is_stale
+from quantum_trader.ta import talib
 
 ATR_PERIOD = 14
 # Up to this many new bars, a Python loop over numpy scalars beats building boolean masks.

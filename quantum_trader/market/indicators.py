@@ -4,9 +4,9 @@ uses rows 0..t only; warm-up rows are NaN."""
 from __future__ import annotations
 
 import numpy as np
-import talib
 
 from quantum_trader.domain import Bars, FloatArray
+from quantum_trader.ta import talib
 
 
 def ema(values: FloatArray, period: int) -> FloatArray:

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
-import talib
 
 from quantum_trader.domain import Bars, FloatArray, GlobalRegime, Regime
 from quantum_trader.gates.settings import RegimeSettings
+from quantum_trader.ta import talib
 
 RegimeCodes = npt.NDArray[np.int8]
 

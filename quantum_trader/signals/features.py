@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
-import talib
-from talib._ta_lib import MA_Type
 
 from quantum_trader.domain import Bars, FloatArray
 from quantum_trader.market.replay import FundingSeries
 from quantum_trader.market.resample import HOUR_MS
+from quantum_trader.ta import talib
 
 RETURN_HORIZONS_H = (1, 2, 4, 8, 12, 24, 48, 72, 168)
 EMA_PERIODS = (9, 21, 50, 100)
@@ -150,7 +149,7 @@ def _volume(h: FloatArray, low: FloatArray, c: FloatArray, v: FloatArray) -> lis
 
 
 def _oscillators(h: FloatArray, low: FloatArray, c: FloatArray) -> list[FloatArray]:
-    slow_k, slow_d = talib.STOCH(h, low, c, 14, 3, MA_Type.SMA, 3, MA_Type.SMA)
+    slow_k, slow_d = talib.STOCH(h, low, c, 14, 3, talib.MA_Type.SMA, 3, talib.MA_Type.SMA)
     return [
         _ta(slow_k) / 100.0 - 0.5,
         _ta(slow_d) / 100.0 - 0.5,
