@@ -11,21 +11,20 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 import numpy as np
-import pandas as pd
 
-from quantum_trader.clock import ms_from_utc
 from quantum_trader.domain import Bars
+from quantum_trader.report.curve import Curve, utc_times
 
 NAME = "buy and hold, equal weight, same symbols"
 
 
 def buy_and_hold(
     bars: Mapping[str, Bars], start: datetime, end: datetime, step: timedelta, initial: float
-) -> pd.Series:
-    """The benchmark's value in USDT at `start`, every `step`, and at `end`."""
-    times = list(pd.date_range(start, end, freq=step, inclusive="left").to_pydatetime())
-    times.append(end)
-    moments = np.array([ms_from_utc(t) for t in times], dtype=np.int64)
+) -> Curve:
+    """The benchmark's value in USDT at `start`, every `step` before `end`, and at `end`."""
+    first, last = utc_times([start, end])
+    times = np.append(np.arange(first, last, np.timedelta64(step), dtype="datetime64[us]"), last)
+    moments = (times.astype(np.int64) + 500) // 1000  # milliseconds since the epoch, nearest
     value = np.zeros(moments.shape[0])
     share = initial / len(bars)
     for series in bars.values():
@@ -33,4 +32,4 @@ def buy_and_hold(
         rows = np.searchsorted(series.time_ms, moments - series.timeframe_ms, side="right") - 1
         closes = series.close[np.maximum(rows, 0)]
         value += share * closes / closes[0]
-    return pd.Series(value, index=pd.DatetimeIndex(times), dtype="float64")
+    return Curve(times, value)

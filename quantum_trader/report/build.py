@@ -8,11 +8,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-import pandas as pd
-
 from quantum_trader.domain import ClosedTrade
 from quantum_trader.report import benchmark as bench
 from quantum_trader.report import halts, statistics
+from quantum_trader.report.curve import Curve, drawdown
 from quantum_trader.report.load import RunData
 from quantum_trader.report.model import BacktestReport, RunContext
 from quantum_trader.report.reconcile import reconcile
@@ -22,13 +21,13 @@ __all__ = ["RunContext", "build_report"]
 
 def build_report(data: RunData, context: RunContext) -> BacktestReport:
     """Every statistic of the report, computed from `data` (read from the database)."""
-    trades = statistics.trades_frame(data.trades)
+    trades = statistics.trade_table(data.trades)
     initial = context.initial_equity_usdt
-    final = float(data.equity.iloc[-1]) if not data.equity.empty else initial
+    final = float(data.equity.values[-1]) if not data.equity.empty else initial
     equity = statistics.equity_statistics(data.equity, initial)
     summary = statistics.trade_statistics(trades)
     errors = reconcile(data.trades, data.fills, data.orders)
-    wins = int((trades["pnl"] > 0).sum())
+    wins = int((trades.pnl > 0).sum())
     risks = [abs(float(t.pnl_usdt) / t.r_multiple) for t in data.trades if t.r_multiple]
     return BacktestReport(
         start=context.start.isoformat(),
@@ -83,14 +82,15 @@ def build_report(data: RunData, context: RunContext) -> BacktestReport:
     )
 
 
-def _benchmark(values: pd.Series, initial: float) -> dict[str, Any]:
-    if values.empty:
+def _benchmark(line: Curve, initial: float) -> dict[str, Any]:
+    if line.empty:
         return {"name": bench.NAME, "return_pct": 0.0, "max_drawdown_pct": 0.0}
-    worst = float(-statistics.drawdown(values).min())
+    worst = float(-drawdown(line.values).min())
+    last = float(line.values[-1])
     return {
         "name": bench.NAME,
-        "final_value_usdt": round(float(values.iloc[-1]), 2),
-        "return_pct": round((float(values.iloc[-1]) / initial - 1) * 100, 4),
+        "final_value_usdt": round(last, 2),
+        "return_pct": round((last / initial - 1) * 100, 4),
         "max_drawdown_pct": round(worst * 100, 4),
     }
 

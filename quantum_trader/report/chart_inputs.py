@@ -7,11 +7,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-import pandas as pd
-
 from quantum_trader.record import record
+from quantum_trader.report.curve import Curve
 from quantum_trader.report.halts import HaltPeriod, halt_periods
-from quantum_trader.report.load import RunData
+from quantum_trader.report.load import DecisionsOfDay, RunData
 from quantum_trader.report.model import BacktestReport, RunContext
 
 CHART_NAMES = ("equity", "pnl_by_symbol", "decisions_by_gate")
@@ -19,12 +18,12 @@ CHART_NAMES = ("equity", "pnl_by_symbol", "decisions_by_gate")
 
 @record
 class ChartInputs:
-    equity: pd.Series
-    benchmark: pd.Series
+    equity: Curve
+    benchmark: Curve
     halts: tuple[HaltPeriod, ...]
     end: datetime
     by_symbol: Sequence[dict[str, object]]
-    decisions_by_day: pd.DataFrame
+    decisions_by_day: Sequence[DecisionsOfDay]
     stamp: str  # the run's sample, carried by every chart's title
 
 

@@ -10,13 +10,13 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from quantum_trader.domain import ClosedTrade, EquitySnapshot, Fill, Order
 from quantum_trader.ops.governor_keeper import EVENTS_NAMESPACE
 from quantum_trader.record import record
+from quantum_trader.report.curve import Curve
 from quantum_trader.storage.sqlite import SqliteRepository
 
+DecisionsOfDay = tuple[str, str, int, int]  # day, gate, approved, decisions
 DECISIONS_BY_DAY = (
     "SELECT substr(time, 1, 10) AS day, gate, approved, count(*) AS decisions "
     "FROM decisions GROUP BY day, gate, approved ORDER BY day, gate"
@@ -30,8 +30,8 @@ class RunData:
     trades: list[ClosedTrade]
     fills: list[Fill]
     orders: list[Order]
-    equity: pd.Series  # equity in USDT, indexed by UTC time
-    decisions_by_day: pd.DataFrame  # day, gate, approved, decisions
+    equity: Curve  # equity in USDT
+    decisions_by_day: list[DecisionsOfDay]
     decision_counts: dict[tuple[str, str], int]
     position_events_by_reason: dict[str, int]
     governor_events: list[dict[str, Any]]
@@ -74,15 +74,10 @@ async def load_run(path: Path) -> RunData:
     )
 
 
-def _equity(snapshots: list[EquitySnapshot]) -> pd.Series:
-    return pd.Series(
-        [float(s.equity_usdt) for s in snapshots],
-        index=pd.DatetimeIndex([s.time for s in snapshots]),
-        dtype="float64",
-    )
+def _equity(snapshots: list[EquitySnapshot]) -> Curve:
+    return Curve.of([s.time for s in snapshots], [float(s.equity_usdt) for s in snapshots])
 
 
-def _decisions_by_day(path: Path) -> pd.DataFrame:
+def _decisions_by_day(path: Path) -> list[DecisionsOfDay]:
     with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as connection:
-        rows = connection.execute(DECISIONS_BY_DAY).fetchall()
-    return pd.DataFrame(rows, columns=["day", "gate", "approved", "decisions"])
+        return connection.execute(DECISIONS_BY_DAY).fetchall()

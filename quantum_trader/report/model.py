@@ -17,8 +17,7 @@ from typing import TYPE_CHECKING, Any
 from quantum_trader.record import record
 
 if TYPE_CHECKING:
-    import pandas as pd
-
+    from quantum_trader.report.curve import Curve
     from quantum_trader.report.provenance import Provenance
 
 
@@ -36,7 +35,7 @@ class RunContext:
     provenance: Provenance
     sizing_method: str
     initial_equity_usdt: float
-    benchmark: pd.Series
+    benchmark: Curve
     steps: int
     candles: int
     elapsed_s: float

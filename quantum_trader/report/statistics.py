@@ -1,10 +1,15 @@
-"""The report's statistics: pandas for the tables, NumPy for the risk-adjusted ratios.
+"""The report's statistics, in NumPy: the backtest's process builds the report without pandas.
 
 Trades: net PnL (fees and funding included), R multiples, durations, grouped by symbol, side
 and exit reason. Equity: day-end closes (the last hourly snapshot of each UTC day; the first
 day's return is measured from the initial equity), annualized over 365 days because crypto
 trades every day. Max drawdown is measured on the hourly curve; Calmar is the annualized
 (compounded) return over that drawdown.
+
+The trade tables were pandas', and keep its conventions: sums and means skip NaN (NumPy's
+`nan*` functions sum the same pairwise way, a NaN counted as 0, as pandas does without
+bottleneck), groups sorted by key with their rows in order (tests/report/
+test_report_statistics_numpy.py holds them against the pandas formulation).
 
 The ratios follow empyrical's definitions (risk-free and required return 0; sample standard
 deviation, ddof=1; Sortino's downside deviation over every period, gains counted as 0), in a
@@ -19,112 +24,150 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
-from quantum_trader.domain import ClosedTrade
+from quantum_trader.domain import ClosedTrade, FloatArray
+from quantum_trader.record import record
+from quantum_trader.report.curve import Curve, drawdown
 
 DAYS_PER_YEAR = 365
-TRADE_COLUMNS = ["symbol", "side", "exit_reason", "pnl", "fees", "funding", "r", "hours"]
 
 
-def trades_frame(trades: Sequence[ClosedTrade]) -> pd.DataFrame:
-    """One row per closed trade with floats for the statistics (the ledger keeps Decimals)."""
-    rows = [
-        (
-            t.symbol,
-            str(t.side),
-            str(t.exit_reason),
-            float(t.pnl_usdt),
-            float(t.fees_usdt),
-            float(t.funding_usdt),
-            float(t.r_multiple),
-            (t.closed_at - t.opened_at).total_seconds() / 3600,
+@record
+class TradeTable:
+    """One row per closed trade, as columns, with floats for the statistics (the ledger keeps
+    Decimals)."""
+
+    symbol: tuple[str, ...]
+    side: tuple[str, ...]
+    exit_reason: tuple[str, ...]
+    pnl: FloatArray
+    fees: FloatArray
+    funding: FloatArray
+    r: FloatArray
+    hours: FloatArray
+
+    def __len__(self) -> int:
+        return len(self.symbol)
+
+    def rows(self, where: np.ndarray[Any, np.dtype[np.bool_]]) -> TradeTable:
+        """The rows where `where` holds, in order."""
+        chosen = np.flatnonzero(where).tolist()
+
+        def keys(column: tuple[str, ...]) -> tuple[str, ...]:
+            return tuple(column[i] for i in chosen)
+
+        return TradeTable(
+            keys(self.symbol),
+            keys(self.side),
+            keys(self.exit_reason),
+            self.pnl[where],
+            self.fees[where],
+            self.funding[where],
+            self.r[where],
+            self.hours[where],
         )
-        for t in trades
-    ]
-    return pd.DataFrame(rows, columns=TRADE_COLUMNS)
 
 
-def profit_factor(pnl: pd.Series) -> float | None:
+def trade_table(trades: Sequence[ClosedTrade]) -> TradeTable:
+    def floats(values: list[float]) -> FloatArray:
+        return np.array(values, dtype=np.float64)
+
+    return TradeTable(
+        symbol=tuple(t.symbol for t in trades),
+        side=tuple(str(t.side) for t in trades),
+        exit_reason=tuple(str(t.exit_reason) for t in trades),
+        pnl=floats([float(t.pnl_usdt) for t in trades]),
+        fees=floats([float(t.fees_usdt) for t in trades]),
+        funding=floats([float(t.funding_usdt) for t in trades]),
+        r=floats([t.r_multiple for t in trades]),
+        hours=floats([(t.closed_at - t.opened_at).total_seconds() / 3600 for t in trades]),
+    )
+
+
+def profit_factor(pnl: FloatArray) -> float | None:
     """Gross profit over gross loss; None when nothing was lost (undefined, not infinite)."""
     loss = float(-pnl[pnl < 0].sum())
     return round(float(pnl[pnl > 0].sum()) / loss, 4) if loss > 0 else None
 
 
-def group_table(trades: pd.DataFrame, by: str) -> list[dict[str, Any]]:
+def group_table(trades: TradeTable, by: str) -> list[dict[str, Any]]:
     """Per group (symbol, side or exit reason): trades, win rate, PnL, costs, PF, R, hours."""
-    rows = []
-    for key, group in trades.groupby(by, sort=True):
-        rows.append({by: str(key), **_trade_summary(group)})
-    return rows
+    keys: tuple[str, ...] = getattr(trades, by)
+    column = np.array(keys, dtype=object)
+    return [{by: key, **_trade_summary(trades.rows(column == key))} for key in sorted(set(keys))]
 
 
-def _trade_summary(trades: pd.DataFrame) -> dict[str, Any]:
+def _mean(values: FloatArray, places: int) -> float:
+    """pandas' mean, rounded: NaN skipped (summed as 0, not counted), NaN when all are; 0.0
+    for no rows. np.nanmean's own arithmetic, without its warning for all NaN."""
+    if not len(values):
+        return 0.0
+    numbers = ~np.isnan(values)
+    count = int(numbers.sum())
+    return round(float(np.where(numbers, values, 0.0).sum()) / count, places) if count else math.nan
+
+
+def _sum(values: FloatArray, places: int) -> float:
+    return round(float(np.nansum(values)), places)
+
+
+def _trade_summary(trades: TradeTable) -> dict[str, Any]:
     count = len(trades)
-    wins = int((trades["pnl"] > 0).sum())
+    wins = int((trades.pnl > 0).sum())
     return {
         "trades": count,
         "wins": wins,
         "win_rate": round(wins / count, 4) if count else 0.0,
-        "pnl_usdt": round(float(trades["pnl"].sum()), 2),
-        "fees_usdt": round(float(trades["fees"].sum()), 2),
-        "funding_usdt": round(float(trades["funding"].sum()), 2),
-        "profit_factor": profit_factor(trades["pnl"]),
-        "expectancy_r": round(float(trades["r"].mean()), 4) if count else 0.0,
-        "average_hours": round(float(trades["hours"].mean()), 2) if count else 0.0,
+        "pnl_usdt": _sum(trades.pnl, 2),
+        "fees_usdt": _sum(trades.fees, 2),
+        "funding_usdt": _sum(trades.funding, 2),
+        "profit_factor": profit_factor(trades.pnl),
+        "expectancy_r": _mean(trades.r, 4),
+        "average_hours": _mean(trades.hours, 2),
     }
 
 
-def trade_statistics(trades: pd.DataFrame) -> dict[str, Any]:
+def trade_statistics(trades: TradeTable) -> dict[str, Any]:
     """Whole-run trade statistics: PF, expectancy in R and in USDT, average win and loss."""
-    pnl = trades["pnl"]
+    pnl = trades.pnl
     return {
         "profit_factor": profit_factor(pnl),
-        "expectancy_r": round(float(trades["r"].mean()), 4) if len(trades) else 0.0,
-        "expectancy_usdt": round(float(pnl.mean()), 2) if len(trades) else 0.0,
-        "average_win_usdt": round(float(pnl[pnl > 0].mean()), 2) if (pnl > 0).any() else 0.0,
-        "average_loss_usdt": round(float(pnl[pnl < 0].mean()), 2) if (pnl < 0).any() else 0.0,
-        "largest_win_usdt": round(float(pnl.max()), 2) if len(trades) else 0.0,
-        "largest_loss_usdt": round(float(pnl.min()), 2) if len(trades) else 0.0,
+        "expectancy_r": _mean(trades.r, 4),
+        "expectancy_usdt": _mean(pnl, 2),
+        "average_win_usdt": _mean(pnl[pnl > 0], 2),
+        "average_loss_usdt": _mean(pnl[pnl < 0], 2),
+        "largest_win_usdt": round(float(np.nanmax(pnl)), 2) if len(pnl) else 0.0,
+        "largest_loss_usdt": round(float(np.nanmin(pnl)), 2) if len(pnl) else 0.0,
     }
 
 
-def durations(trades: pd.DataFrame) -> dict[str, float]:
+def durations(trades: TradeTable) -> dict[str, float]:
     """Hours held: mean, median and longest; mean of winners and of losers."""
-    hours, pnl = trades["hours"], trades["pnl"]
-
-    def mean(values: pd.Series) -> float:
-        return round(float(values.mean()), 2) if len(values) else 0.0
-
+    hours, pnl = trades.hours, trades.pnl
     return {
-        "mean_hours": mean(hours),
-        "median_hours": round(float(hours.median()), 2) if len(hours) else 0.0,
-        "max_hours": round(float(hours.max()), 2) if len(hours) else 0.0,
-        "winners_mean_hours": mean(hours[pnl > 0]),
-        "losers_mean_hours": mean(hours[pnl <= 0]),
+        "mean_hours": _mean(hours, 2),
+        "median_hours": round(float(np.nanmedian(hours)), 2) if len(hours) else 0.0,
+        "max_hours": round(float(np.nanmax(hours)), 2) if len(hours) else 0.0,
+        "winners_mean_hours": _mean(hours[pnl > 0], 2),
+        "losers_mean_hours": _mean(hours[pnl <= 0], 2),
     }
 
 
-def daily_returns(equity: pd.Series, initial: float) -> pd.Series:
+def daily_returns(equity: Curve, initial: float) -> FloatArray:
     """Returns of day-end equity; the first from the initial equity."""
-    closes = equity.resample("1D").last().dropna()
-    return closes / closes.shift(1, fill_value=initial) - 1
+    _, closes = equity.last_per("D")
+    returns: FloatArray = closes / _after(initial, closes) - 1
+    return returns
 
 
-def drawdown(equity: pd.Series) -> pd.Series:
-    """Fall from the running peak, as a fraction (≤ 0)."""
-    return equity / equity.cummax() - 1
-
-
-def equity_statistics(equity: pd.Series, initial: float) -> dict[str, float | None]:
+def equity_statistics(equity: Curve, initial: float) -> dict[str, float | None]:
     """Sharpe, Sortino, Calmar, annualized return and volatility, max drawdown (hourly)."""
     if equity.empty:
         return dict.fromkeys(
             ("sharpe", "sortino", "calmar", "annual_return_pct", "volatility_pct"), None
         ) | {"max_drawdown_pct": 0.0}
-    returns = daily_returns(equity, initial)
-    worst = float(-drawdown(pd.Series([initial, *equity.to_numpy()])).min())
-    daily = returns.to_numpy(dtype=float)
+    daily = daily_returns(equity, initial)
+    worst = float(-drawdown(np.append(initial, equity.values)).min())
     annual = _finite(annual_return(daily, DAYS_PER_YEAR))
     return {
         "sharpe": _ratio(sharpe_ratio(daily, DAYS_PER_YEAR)),
@@ -172,18 +215,24 @@ def annual_volatility(returns: np.ndarray, periods_per_year: int) -> float:
     return float(np.std(returns, ddof=1) * periods_per_year ** (1.0 / 2.0))
 
 
-def monthly_returns(equity: pd.Series, initial: float) -> list[dict[str, Any]]:
+def monthly_returns(equity: Curve, initial: float) -> list[dict[str, Any]]:
     """Per calendar month (UTC): return from the previous month's end (or the start) in %."""
-    closes = equity.resample("MS").last().dropna()
-    opens = closes.shift(1, fill_value=initial)
+    months, closes = equity.last_per("M")
     return [
         {
-            "month": month.strftime("%Y-%m"),
+            "month": str(month),
             "return_pct": round((close / start - 1) * 100, 4),
             "pnl_usdt": round(close - start, 2),
         }
-        for month, close, start in zip(closes.index, closes, opens, strict=True)
+        for month, close, start in zip(
+            months, closes.tolist(), _after(initial, closes).tolist(), strict=True
+        )
     ]
+
+
+def _after(first: float, values: FloatArray) -> FloatArray:
+    """`values` shifted one later, `first` before them (pandas' shift with a fill value)."""
+    return np.append(first, values[:-1])[: len(values)]
 
 
 def _finite(value: object) -> float | None:

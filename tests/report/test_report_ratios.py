@@ -12,9 +12,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pandas as pd
 import pytest
 
+from quantum_trader.report.curve import Curve
 from quantum_trader.report.statistics import (
     annual_return,
     annual_volatility,
@@ -74,8 +74,8 @@ def test_ratios_are_undefined_without_two_returns_or_without_dispersion_or_losse
 
 
 def test_the_report_states_undefined_ratios_as_none() -> None:
-    hours = pd.date_range("2025-01-01", periods=5 * 24, freq="1h", tz="UTC")
-    rising = pd.Series(10_000 * 1.001 ** np.arange(len(hours)), index=hours)
+    hours = np.datetime64("2025-01-01T00", "us") + np.arange(5 * 24) * np.timedelta64(1, "h")
+    rising = Curve(hours, np.asarray(10_000 * 1.001 ** np.arange(len(hours)), dtype=np.float64))
     stats = equity_statistics(rising, 10_000 / 1.001)
     assert stats["sortino"] is None  # nothing lost: undefined, not infinite
     assert stats["max_drawdown_pct"] == 0.0
