@@ -66,14 +66,21 @@ class Matrices:
 
     def at(self, period: int, rows: Rows) -> CorrelationMatrix | None:
         """The matrix of `period` when it was computed from `rows`, else None."""
+        computed = self.computed_at(period)
+        return computed[1] if computed is not None and computed[0] == rows else None
+
+    def computed_at(self, period: int) -> tuple[Rows, CorrelationMatrix] | None:
+        """The matrix of `period` with the rows it was computed from; None past the job."""
         index = period - self.first
-        if not 0 <= index < len(self.rows) or self.rows[index] != rows:
+        if not 0 <= index < len(self.rows):
             return None
         order = self.order[index]
         n = int((order >= 0).sum())
         names = tuple(self.symbols[i] for i in order[:n].tolist())
         # A contiguous copy, as `correlation_matrix` makes: the mean sums it in the same order.
-        return CorrelationMatrix(names, np.ascontiguousarray(self.values[index, :n, :n]))
+        return self.rows[index], CorrelationMatrix(
+            names, np.ascontiguousarray(self.values[index, :n, :n])
+        )
 
 
 class CorrelationsAside:

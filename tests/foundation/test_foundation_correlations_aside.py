@@ -10,7 +10,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
-from typing import IO
+from typing import IO, NoReturn
 
 import numpy as np
 import pytest
@@ -25,6 +25,7 @@ from quantum_trader.domain.correlation import correlation_matrix, returns_window
 from quantum_trader.execution.paper_markets import default_market_rules
 from quantum_trader.helper_process import FALLBACK_WARNINGS
 from quantum_trader.market.candle_store import CandleStore, bundled_sample_dir
+from quantum_trader.market.correlations_ahead import CorrelationsAhead
 from quantum_trader.market.correlations_aside import (
     CorrelationJob,
     CorrelationsAside,
@@ -109,17 +110,30 @@ def test_every_period_of_the_job_is_answered_as_computed_here() -> None:
         assert got.values.tobytes() == expected.values.tobytes()
 
 
-def test_a_matrix_is_taken_only_for_the_rows_it_was_computed_from() -> None:
+def not_computed_here(now_ms: int) -> NoReturn:
+    raise AssertionError("computed here although the process answered")
+
+
+@pytest.mark.parametrize("taken", ["one at a time", "a day ahead"])
+def test_a_matrix_is_taken_only_for_the_rows_it_was_computed_from(taken: str) -> None:
+    """From the answer itself, and as the replay takes it: a day of periods at a time."""
     job = model_of(FEED).correlation_job(START_MS, START_MS + 2 * HOUR_MS)
     with correlations_aside(job) as aside:
         matrices = answered(aside)
+    at = matrices.at
+    if taken == "a day ahead":
+        ahead = CorrelationsAhead(24, HOUR_MS, job.lookback, not_computed_here)
+        ahead.computed = lambda: matrices
+        at = ahead.at
     rows = job.rows[1]
     moved = tuple((symbol, last + 1) for symbol, last in rows)
-    assert matrices.at(job.first + 1, rows) is not None
-    assert matrices.at(job.first + 1, moved) is None  # an instant later in the period
-    assert matrices.at(job.first + 1, rows[:-1]) is None  # a symbol left out of the view
-    assert matrices.at(job.first - 1, job.rows[0]) is None  # before the job
-    assert matrices.at(job.first + len(job.rows), rows) is None  # after it
+    assert at(job.first + 1, rows) is not None
+    assert at(job.first + 1, moved) is None  # an instant later in the period
+    assert at(job.first + 1, rows[:-1]) is None  # a symbol left out of the view
+    assert at(job.first - 1, job.rows[0]) is None  # before the job
+    assert at(job.first + len(job.rows), rows) is None  # after it
+    assert at(job.first, job.rows[0]) is not None  # asked again, or back in time
+    assert at(job.first + 1, rows) is not None
 
 
 def small_job() -> CorrelationJob:
