@@ -65,7 +65,7 @@ from pathlib import Path
 import uvloop
 from quantum_trader.report.build import build_report
 from quantum_trader.report.load import load_run
-from quantum_trader.report.publish import write_outputs
+from quantum_trader.report.publish import send_charts, write_outputs
 
 run, out = Path(sys.argv[1]), Path(sys.argv[2])
 context = pickle.loads((run / "context.pkl").read_bytes())
@@ -76,7 +76,7 @@ async def main():
     t1 = time.perf_counter()
     report = build_report(data, context)
     t2 = time.perf_counter()
-    await write_outputs(report, data, context, out)
+    await write_outputs(report, await send_charts(data, context), out)
     t3 = time.perf_counter()
     return {"load": t1 - t0, "build": t2 - t1, "write": t3 - t2, "report": t3 - t0}
 

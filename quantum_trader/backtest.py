@@ -213,12 +213,13 @@ async def write_report(
     both them and the market in memory.
     """
     from quantum_trader.report.build import build_report
-    from quantum_trader.report.publish import write_outputs
+    from quantum_trader.report.publish import send_charts, write_outputs
 
     data = await load_run(out / DATABASE_FILE)
     context = dataclasses.replace(context, elapsed_s=time.perf_counter() - started)
+    charts = await send_charts(data, context, aside)  # drawn there while the report is built
     report = build_report(data, context)
-    await write_outputs(report, data, context, out, aside)
+    await write_outputs(report, charts, out, aside)
     return report
 
 

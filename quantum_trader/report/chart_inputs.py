@@ -1,6 +1,7 @@
 """What the report's charts are drawn from, gathered where the chart library is not loaded: the
-backtest's process builds it, and draws it there or hands it to a chart process
-(chart_process.py), which must draw the same PNGs from it."""
+backtest's process builds it from the run read back, before the report itself, and draws it
+there or hands it to a chart process (chart_process.py), which must draw the same PNGs from
+it."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from quantum_trader.record import record
 from quantum_trader.report.curve import Curve
 from quantum_trader.report.halts import HaltPeriod, halt_periods
 from quantum_trader.report.load import DecisionsOfDay, RunData
-from quantum_trader.report.model import BacktestReport, RunContext
+from quantum_trader.report.model import RunContext
+from quantum_trader.report.statistics import group_table, trade_table
 
 CHART_NAMES = ("equity", "pnl_by_symbol", "decisions_by_gate")
 
@@ -27,13 +29,14 @@ class ChartInputs:
     stamp: str  # the run's sample, carried by every chart's title
 
 
-def chart_inputs(report: BacktestReport, data: RunData, context: RunContext) -> ChartInputs:
+def chart_inputs(data: RunData, context: RunContext) -> ChartInputs:
+    """The charts' inputs; `by_symbol` is the report's table of the same name."""
     return ChartInputs(
         equity=data.equity,
         benchmark=context.benchmark,
         halts=tuple(halt_periods(data.governor_events)),
         end=context.end,
-        by_symbol=report.by_symbol,
+        by_symbol=group_table(trade_table(data.trades), "symbol"),
         decisions_by_day=data.decisions_by_day,
-        stamp=report.sample,
+        stamp=context.provenance.sample.value,
     )

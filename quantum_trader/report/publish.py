@@ -30,20 +30,27 @@ _templates = jinja2.Environment(
 )
 
 
+async def send_charts(
+    data: RunData, context: RunContext, aside: ChartProcess | None = None
+) -> ChartInputs:
+    """The charts' inputs, handed to `aside` (when given) at once: it draws them (ASIDE: all
+    of them) while this process builds the report around them."""
+    inputs = chart_inputs(data, context)
+    if aside is not None:
+        await aside.send(inputs)
+    return inputs
+
+
 async def write_outputs(
     report: BacktestReport,
-    data: RunData,
-    context: RunContext,
+    inputs: ChartInputs,
     out: Path,
     aside: ChartProcess | None = None,
 ) -> None:
     """Render the charts and the page and write every file of the report into `out`. With
-    `aside`, its charts (chart_process.ASIDE: all of them) are drawn there while this
-    process renders the page around them (a token for each chart, replaced by its PNG once
-    drawn); any it does not give are drawn here."""
-    inputs = chart_inputs(report, data, context)
-    if aside is not None:
-        await aside.send(inputs)
+    `aside`, already sent `inputs` (send_charts), its charts are taken from there, the page
+    rendered meanwhile around a token for each chart, replaced by its PNG once drawn; any it
+    does not give are drawn here."""
     report.outputs = {
         "json": REPORT_JSON,
         "html": REPORT_HTML,

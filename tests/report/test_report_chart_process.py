@@ -30,11 +30,11 @@ from quantum_trader.config import MarketSettings, Settings
 from quantum_trader.errors import ConfigurationError
 from quantum_trader.helper_process import FALLBACK_WARNINGS, helper_command, helper_environment
 from quantum_trader.report.build import build_report
-from quantum_trader.report.chart_inputs import CHART_NAMES
+from quantum_trader.report.chart_inputs import CHART_NAMES, chart_inputs
 from quantum_trader.report.chart_process import ASIDE, ChartProcess, chart_process
 from quantum_trader.report.load import RunData, load_run
 from quantum_trader.report.model import BacktestReport, RunContext
-from quantum_trader.report.publish import write_outputs
+from quantum_trader.report.publish import send_charts, write_outputs
 
 Run = tuple[BacktestReport, RunData, RunContext]
 
@@ -94,7 +94,8 @@ def written(
     async def write() -> None:
         process = await aside()
         try:
-            await write_outputs(*run, out, process)
+            report, data, context = run
+            await write_outputs(report, await send_charts(data, context, process), out, process)
         finally:
             if process is not None:
                 await process.close()
@@ -117,6 +118,16 @@ async def stand_in(script: str) -> asyncio.subprocess.Process:
 
 async def no_process() -> None:
     return None
+
+
+def test_the_charts_are_sent_the_reports_own_figures(run: Run) -> None:
+    """Sent before the report is built, computed from the same run: its table by symbol and
+    its sample stamp."""
+    report, data, context = run
+    inputs = chart_inputs(data, context)
+    assert inputs.by_symbol == report.by_symbol
+    assert inputs.by_symbol  # a week of two symbols traded
+    assert inputs.stamp == report.sample
 
 
 @pytest.fixture(scope="module")
@@ -178,14 +189,16 @@ WITHOUT_THE_LIBRARY = """
 import asyncio, pickle, sys
 from pathlib import Path
 from quantum_trader.report.chart_process import ChartProcess
-from quantum_trader.report.publish import write_outputs
+from quantum_trader.report.publish import send_charts, write_outputs
 
 run = pickle.loads(Path(sys.argv[1]).read_bytes())
 
 async def main():
     process = await ChartProcess.start()
     try:
-        await write_outputs(*run, Path(sys.argv[2]), process)
+        report, data, context = run
+        charts = await send_charts(data, context, process)
+        await write_outputs(report, charts, Path(sys.argv[2]), process)
     finally:
         await process.close()
 
