@@ -3,6 +3,7 @@ rebuilt from the fills in backtest.db, the equity snapshots, and the recorded cl
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import math
@@ -20,6 +21,7 @@ from report_builders import FOUR, backtest, utc
 from quantum_trader.backtest import BacktestRequest
 from quantum_trader.config import MarketSettings, Settings
 from quantum_trader.market.candle_store import CandleStore, bundled_sample_dir
+from quantum_trader.report.load import load_run
 
 START, END = utc(2025, 9, 25), utc(2025, 10, 3)  # two calendar months
 INITIAL = 10_000.0
@@ -182,3 +184,21 @@ def test_the_benchmark_is_equal_weight_buy_and_hold_of_the_same_symbols(
         growth.append(float(bars.close[last] / bars.close[first]))
     expected = (sum(growth) / len(growth) - 1) * 100
     assert abs(report["benchmark"]["return_pct"] - expected) < 1e-3
+
+
+def test_the_decisions_are_tallied_as_a_query_for_each_tally_would(
+    run: tuple[dict[str, Any], Path],
+) -> None:
+    """One scan gives both tallies: by day, gate and approval (the decisions chart's) and by
+    gate and reason (the report's decisions_by_gate)."""
+    _, database = run
+    data = asyncio.run(load_run(database))
+    by_day = rows(
+        database,
+        "SELECT substr(time, 1, 10), gate, approved, count(*) FROM decisions "
+        "GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+    )
+    by_reason = rows(database, "SELECT gate, reason, count(*) FROM decisions GROUP BY 1, 2")
+    assert len(by_day) > 5
+    assert data.decisions_by_day == by_day
+    assert data.decision_counts == {(gate, reason): n for gate, reason, n in by_reason}
