@@ -19,7 +19,7 @@ from quantum_trader.clock import utc_from_ms
 from quantum_trader.config import Settings
 from quantum_trader.domain import MarketRules
 from quantum_trader.errors import ConfigurationError
-from quantum_trader.market.candle_store import CandleStore, bundled_sample_dir
+from quantum_trader.market.candle_store import CandleStore, bundled_sample_dir, epoch_ms
 from quantum_trader.market.rules import RulesFile, newest_rules_file, read_rules, rules_for
 from quantum_trader.record import record
 
@@ -95,9 +95,12 @@ def describe(data: MarketData, symbols: Sequence[str], timeframe: str) -> dict[s
         except (pa.ArrowInvalid, OSError, KeyError):
             continue
         if len(dates) and pa.types.is_timestamp(dates.type):
-            ms = dates.cast(pa.timestamp("ms", tz="UTC")).cast(pa.int64())
-            firsts.append(int(ms[0].as_py()))
-            lasts.append(int(ms[-1].as_py()))
+            try:
+                ms = epoch_ms(dates)
+            except ValueError:  # left to the loader, which says what is wrong with it
+                continue
+            firsts.append(int(ms[0]))
+            lasts.append(int(ms[-1]))
     return {
         "directory": str(data.directory),
         "origin": data.origin,
