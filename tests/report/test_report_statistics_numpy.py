@@ -150,7 +150,10 @@ def trade_tables(draw: st.DrawFn) -> TradeTable:
 
 @st.composite
 def curves(draw: st.DrawFn) -> Curve:
-    offsets = draw(st.lists(st.integers(0, 100 * 24), max_size=120))  # hours over ~3 months
+    # Hours over ~3 months, or a few hours repeated many times (ties, which only a stable sort
+    # keeps in their order, matter in arrays longer than NumPy's insertion-sort cutoff).
+    hours = st.integers(0, 100 * 24) | st.sampled_from([7, 7 * 24, 31 * 24, 31 * 24 + 1])
+    offsets = draw(st.lists(hours, max_size=120))
     values = draw(st.lists(st.floats(100, 50_000), min_size=len(offsets), max_size=len(offsets)))
     times = [START + timedelta(hours=h, minutes=h % 7) for h in offsets]
     return Curve.of(times, values)
