@@ -19,7 +19,8 @@ from quantum_trader.clock import utc_from_ms
 from quantum_trader.config import Settings
 from quantum_trader.domain import MarketRules
 from quantum_trader.errors import ConfigurationError
-from quantum_trader.market.candle_store import CandleStore, bundled_sample_dir, epoch_ms
+from quantum_trader.market.arrow_columns import epoch_ms
+from quantum_trader.market.candle_store import CandleStore, bundled_sample_dir
 from quantum_trader.market.rules import RulesFile, newest_rules_file, read_rules, rules_for
 from quantum_trader.record import record
 

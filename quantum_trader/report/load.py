@@ -89,6 +89,6 @@ def _decision_tallies(
     by_reason: Counter[tuple[str, str]] = Counter()
     for day, gate, approved, reason, decisions in rows:
         by_day[day, gate, approved] += decisions
-        by_reason[str(gate), str(reason)] += int(decisions or 0)
+        by_reason[str(gate), str(reason)] += decisions
     days = [(day, gate, approved, n) for (day, gate, approved), n in sorted(by_day.items())]
     return days, dict(sorted(by_reason.items()))

@@ -1,4 +1,4 @@
-"""A recorded column read from Arrow's buffers (candle_store.column_values) is what pyarrow's
+"""A recorded column read from Arrow's buffers (arrow_columns.column_values) is what pyarrow's
 own `to_numpy(zero_copy_only=False)` gives, which imports pandas: the same values, NaN where
 null, for columns of several chunks, sliced (a chunk's offset) or empty, and the other types
 by pyarrow itself. (pyarrow 26 gives a combined column offset 0 even when sliced; the
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from quantum_trader.market.candle_store import column_values, epoch_ms
+from quantum_trader.market.arrow_columns import column_values, epoch_ms
 
 VALUES = {
     pa.float64(): st.floats(allow_nan=True, allow_infinity=True) | st.none(),
