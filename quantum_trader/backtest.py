@@ -93,6 +93,7 @@ class Replay:
     end: datetime
     provenance: Provenance
     rules: Mapping[str, MarketRules]
+    missing_inputs: tuple[str, ...] = ()  # optional inputs the data lack (market/setup.py)
 
 
 async def run_backtest(
@@ -140,12 +141,12 @@ def prepare_replay(settings: Settings, request: BacktestRequest) -> tuple[Settin
     source = choose_signal_source(settings, recorded_funding(store, symbols))
     feed = ReplayFeed(store, symbols, settings.market.timeframe, history_bars(settings, source))
     start, end = window(feed, request.start, request.end)
-    missing_inputs(store, settings, feed, ms_from_utc(start))
+    missing = missing_inputs(store, settings, feed, ms_from_utc(start))
     metadata = source.metadata if isinstance(source, Ensemble) else None
     provenance = check_window(
         source.name, metadata, settings.data_dir / "models", (start, end), request.allow_in_sample
     )
-    return settings, Replay(store, feed, source, start, end, provenance, rules)
+    return settings, Replay(store, feed, source, start, end, provenance, rules, tuple(missing))
 
 
 async def run_replay(
@@ -240,6 +241,7 @@ def _context(settings: Settings, replay: Replay, steps: int) -> RunContext:
         steps=steps,
         candles=int(candles),
         elapsed_s=0.0,
+        missing_inputs=replay.missing_inputs,
     )
 
 

@@ -30,11 +30,15 @@ Symbols = Annotated[str | None, typer.Option(help="Comma-separated ccxt symbols.
 
 def _quiet(config: Path | None, symbols: tuple[str, ...] | None) -> Settings:
     """The settings, after the first log line names the data; then only errors are logged,
-    and the warning of a helper process whose work this process took over."""
+    the warning of a helper process whose work this process took over, and those of optional
+    inputs missing from the data (the run's results are without them)."""
+    from quantum_trader.market.setup import MISSING_INPUT_WARNINGS
+
     settings = _settings(config)
     log_market_data(settings, symbols)
     if settings.log.level != "DEBUG":  # a year is a million lines, all in the report: summary
-        configure_logging(settings.log.format, "ERROR", shown=FALLBACK_WARNINGS)
+        shown = FALLBACK_WARNINGS | MISSING_INPUT_WARNINGS
+        configure_logging(settings.log.format, "ERROR", shown=shown)
     return settings
 
 

@@ -27,6 +27,8 @@ from quantum_trader.ports import Clock, SignalSource
 
 log = get_logger("market")
 REGIME_SYMBOL = "BTC/USDT:USDT"
+# `missing_inputs`' warnings: a quiet command (the backtest's) still shows them.
+MISSING_INPUT_WARNINGS = frozenset({"global_regime_unavailable", "funding_unavailable"})
 CORRELATION_PERIODS_AHEAD = 24  # a recording's correlation matrices, a day's at a time
 
 

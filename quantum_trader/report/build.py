@@ -37,6 +37,7 @@ def build_report(data: RunData, context: RunContext) -> BacktestReport:
         signal_source=context.provenance.signal_source,
         provenance=context.provenance.to_dict() | {"summary": context.provenance.describe()},
         sizing_method=context.sizing_method,
+        missing_inputs=list(context.missing_inputs),
         initial_equity_usdt=initial,
         final_equity_usdt=round(final, 2),
         return_pct=round((final / initial - 1) * 100, 4),

@@ -39,6 +39,7 @@ class RunContext:
     steps: int
     candles: int
     elapsed_s: float
+    missing_inputs: tuple[str, ...] = ()  # one line each: what the data lacked at the start
 
 
 @dataclass(slots=True)
@@ -50,6 +51,7 @@ class BacktestReport:
     signal_source: str
     provenance: dict[str, Any]
     sizing_method: str
+    missing_inputs: list[str]  # optional inputs the data lacked: the results are without them
     initial_equity_usdt: float
     final_equity_usdt: float
     return_pct: float

@@ -35,6 +35,7 @@ def _rows(r: BacktestReport, out: Path) -> list[tuple[str, str]]:
         ("sample", r.sample),
         ("signals", str(r.provenance["summary"])),
         ("sizing", r.sizing_method),
+        *(("missing input", line) for line in r.missing_inputs),
         ("symbols", ", ".join(r.symbols)),
         ("equity", f"{r.initial_equity_usdt:,.2f} → {r.final_equity_usdt:,.2f} USDT"),
         ("return (buy and hold)", f"{r.return_pct:.2f} % ({r.benchmark['return_pct']:.2f} %)"),
