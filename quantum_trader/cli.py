@@ -72,6 +72,20 @@ def config_show(config: ConfigOption = None) -> None:
     console.print_json(json.dumps(settings.redacted()))
 
 
+def parse_symbols(value: str) -> tuple[str, ...]:
+    """A `--symbols` option's list, checked as `market.symbols` is (ccxt perpetual symbols,
+    at least one, none twice); ConfigurationError naming the option otherwise."""
+    from pydantic import ValidationError
+
+    from quantum_trader.config import MarketSettings
+
+    try:
+        return MarketSettings(symbols=value).symbols
+    except ValidationError as error:
+        message = error.errors()[0]["msg"].removeprefix("Value error, ")
+        raise ConfigurationError([f"--symbols: {message} (given {value!r})"]) from None
+
+
 def _parse_day(option: str, value: str | None) -> datetime | None:
     if value is None:
         return None

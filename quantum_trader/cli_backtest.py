@@ -16,7 +16,15 @@ from typing import Annotated, TypeVar
 
 import typer
 
-from quantum_trader.cli import ConfigOption, _parse_day, _settings, app, console, log_market_data
+from quantum_trader.cli import (
+    ConfigOption,
+    _parse_day,
+    _settings,
+    app,
+    console,
+    log_market_data,
+    parse_symbols,
+)
 from quantum_trader.config import Settings
 from quantum_trader.helper_process import FALLBACK_WARNINGS
 from quantum_trader.log import configure_logging
@@ -43,7 +51,8 @@ def _quiet(config: Path | None, symbols: tuple[str, ...] | None) -> Settings:
 
 
 def _symbols(value: str | None) -> tuple[str, ...] | None:
-    return tuple(s.strip() for s in value.split(",") if s.strip()) if value else None
+    """`--symbols`, checked (None: not given, the configured universe)."""
+    return None if value is None else parse_symbols(value)
 
 
 async def until_signalled(run: Callable[[asyncio.Event], Awaitable[T]]) -> T:

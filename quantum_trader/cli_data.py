@@ -14,13 +14,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from quantum_trader.cli import ConfigOption, _settings, app, console
+from quantum_trader.cli import ConfigOption, _settings, app, console, parse_symbols
 from quantum_trader.clock import LiveClock
-from quantum_trader.config import MarketSettings, Settings
+from quantum_trader.config import Settings
 from quantum_trader.errors import ConfigurationError, MarketDataError
 from quantum_trader.market.candle_store import TIMEFRAME_MS
 from quantum_trader.market.download import download
@@ -42,10 +41,9 @@ def parse_request(symbols: str, timeframe: str, days: float) -> tuple[str, ...]:
     if days <= 0:
         problems.append(f"--days: must be positive, got {days}")
     try:
-        parsed = MarketSettings(symbols=symbols).symbols
-    except ValidationError as error:
-        message = error.errors()[0]["msg"].removeprefix("Value error, ")
-        problems.append(f"--symbols: {message}")
+        parsed = parse_symbols(symbols)
+    except ConfigurationError as error:
+        problems += error.problems
         parsed = ()
     if problems:
         raise ConfigurationError(problems)

@@ -30,13 +30,20 @@ LEGACY_OUTPUTS = frozenset({"report.json", "backtest.db", "backtest.db-wal", "ba
 def staged_output(out: Path) -> Iterator[Path]:
     """Yield an empty partial directory; on success it becomes `out` in one swap."""
     out = out.absolute()
-    _refuse_foreign(out)
-    _recover(out)
-    _remove_abandoned(out)
     partial = out.parent / f".{out.name}.partial-{os.getpid()}"
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    (partial / MARKER).write_text("outputs of `quantum-trader backtest`\n", encoding="utf-8")
+    try:
+        _refuse_foreign(out)
+        _recover(out)
+        _remove_abandoned(out)
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        (partial / MARKER).write_text("outputs of `quantum-trader backtest`\n", encoding="utf-8")
+    except OSError as error:  # before anything is replayed: the place, not the run, is wrong
+        shutil.rmtree(partial, ignore_errors=True)
+        why = error.strerror or str(error)
+        raise ConfigurationError(
+            [f"--out {out}: cannot write there ({why}); choose a directory you can write to"]
+        ) from None
     try:
         yield partial
     except BaseException:

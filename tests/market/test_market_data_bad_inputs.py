@@ -179,6 +179,26 @@ def test_backtest_of_an_unknown_symbol_exits_2_with_one_line(tmp_path: Path) -> 
     assert not (tmp_path / "reports").exists()
 
 
+@pytest.mark.parametrize(
+    ("given", "why"),
+    [
+        (",,", "at least one symbol is required"),  # was: the configured symbols, silently
+        (f"{BTC},{BTC}", "symbols must not repeat"),  # was: a run listing BTC twice
+        ("btc", "ccxt perpetual symbols like BTC/USDT:USDT"),
+    ],
+)
+def test_a_backtest_symbols_option_that_names_no_list_exits_2_with_one_line(
+    tmp_path: Path, given: str, why: str
+) -> None:
+    done = run_cli(["backtest", "--symbols", given], tmp_path / "data", tmp_path)
+    assert done.returncode == 2, done.stderr
+    (line,) = [line for line in done.stderr.splitlines() if line.strip()]
+    assert line.startswith("configuration error: --symbols: ")
+    assert why in line
+    assert repr(given) in line
+    assert not (tmp_path / "reports").exists()
+
+
 def test_backtest_on_zero_row_data_exits_1_with_one_line(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     data_dir.mkdir()

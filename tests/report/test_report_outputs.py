@@ -76,6 +76,19 @@ def test_a_directory_of_other_files_is_never_replaced(tmp_path: Path, name: str)
     assert (out / name).read_text() == "precious"
 
 
+def test_an_output_directory_that_cannot_be_made_is_one_configuration_line(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "a-file").write_text("not a directory")
+    out = tmp_path / "a-file" / "report"  # refused to root as well, unlike a permission
+    with pytest.raises(ConfigurationError) as refused, staged_output(out):
+        pass
+    (line,) = refused.value.problems
+    assert line.startswith(f"--out {out}: cannot write there (")
+    assert line.endswith("choose a directory you can write to")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
+
+
 def test_the_working_directory_is_never_replaced(tmp_path: Path) -> None:
     os.chdir(tmp_path)
     with pytest.raises(ConfigurationError, match="working directory"), staged_output(Path(".")):
