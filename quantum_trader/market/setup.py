@@ -130,10 +130,26 @@ def regime_gap(days: int, needed: int, where: object) -> str | None:
 
 
 def _btc_hourly(store: CandleStore) -> Bars | None:
+    return _btc_hourly_or_why(store)[0]
+
+
+def _btc_hourly_or_why(store: CandleStore) -> tuple[Bars | None, str | None]:
+    """BTC's hourly candles, or None and, when their file is there but cannot be used, why
+    (a missing file is counted as no daily closes; a corrupt one is said to be corrupt)."""
     try:
-        return store.load_bars(REGIME_SYMBOL, "1h")
-    except MarketDataError:
-        return None
+        return store.load_bars(REGIME_SYMBOL, "1h"), None
+    except MarketDataError as error:
+        if not store.candle_path(REGIME_SYMBOL, "1h").is_file():
+            return None, None
+        return None, str(error)
+
+
+def _unreadable_regime(why: str, needed: int) -> str:
+    return (
+        f"global regime: BTC's hourly candles cannot be used ({why}); it stays SIDEWAYS "
+        f"until they can (replace the file: `quantum-trader download-data --symbols "
+        f"{REGIME_SYMBOL} --timeframe 1h --days {needed + 10}`)"
+    )
 
 
 def _closes_before(hourly: Bars | None, now_ms: int) -> int:
@@ -163,8 +179,11 @@ def missing_inputs(
     """
     notices = []
     needed = settings.regime.global_ema_days
-    days = _closes_before(_btc_hourly(store), start_ms)
+    hourly, unreadable = _btc_hourly_or_why(store)
+    days = _closes_before(hourly, start_ms)
     gap = regime_gap(days, needed, f"{store.directory} before the start")
+    if unreadable is not None:
+        gap = _unreadable_regime(unreadable, needed)
     if gap is not None:
         notices.append(gap)
         log.warning("global_regime_unavailable", daily_closes=days, needed=needed, hint=gap)
@@ -181,13 +200,15 @@ def recorded_input_check(
     """The health monitor's check of the recorded optional inputs as of the clock's now: the
     regime's line clears once the replay has passed `regime.global_ema_days` BTC daily closes
     (logged once, `global_regime_available`)."""
-    hourly, needed = _btc_hourly(store), settings.regime.global_ema_days
+    (hourly, unreadable), needed = _btc_hourly_or_why(store), settings.regime.global_ema_days
     funding = _funding_gap(feed)[1]
     checked_day, gap = -1, ""
 
     def check() -> list[str]:
         nonlocal checked_day, gap
         now_ms = ms_from_utc(clock.now())
+        if unreadable is not None:
+            return [_unreadable_regime(unreadable, needed), *([funding] if funding else [])]
         if now_ms // DAY_MS != checked_day:
             days = _closes_before(hourly, now_ms)
             now_gap = regime_gap(days, needed, store.directory) or ""

@@ -19,7 +19,7 @@ from quantum_trader.domain import Bars
 from quantum_trader.gates.settings import RegimeSettings
 from quantum_trader.market.candle_store import CandleStore, bundled_sample_dir
 from quantum_trader.market.exchange_feed import ExchangeFeed
-from quantum_trader.market.setup import recorded_input_check
+from quantum_trader.market.setup import missing_inputs, recorded_input_check
 from quantum_trader.ops.health import HealthMonitor, HealthSample, HealthStatus
 
 BTC, ETH = "BTC/USDT:USDT", "ETH/USDT:USDT"
@@ -70,6 +70,24 @@ def test_without_btc_hourly_candles_the_regime_item_stays(tmp_path: Path) -> Non
     (problem,) = health.record(GOOD).problems
     assert problem.startswith("global regime: 0 of 200 BTC daily closes")
     assert "download-data --symbols BTC/USDT:USDT --timeframe 1h" in problem
+
+
+def test_an_unreadable_btc_hourly_file_is_named_as_such_not_as_missing(tmp_path: Path) -> None:
+    name = "BTC_USDT_USDT-1h-futures.feather"
+    (tmp_path / name).write_bytes((bundled_sample_dir() / name).read_bytes()[:500])  # cut short
+    store, settings = CandleStore(tmp_path), Settings(data_dir=tmp_path)
+    clock = ManualClock(datetime(2025, 11, 1, tzinfo=UTC))
+    with capture_logs() as logs:
+        (line,) = missing_inputs(store, settings, None, ms_from_utc(clock.now()))
+    assert line.startswith(f"global regime: BTC's hourly candles cannot be used ({name}: ")
+    assert "stays SIDEWAYS" in line
+    assert "download-data --symbols BTC/USDT:USDT --timeframe 1h --days 210" in line
+    assert [e["hint"] for e in logs if e["event"] == "global_regime_unavailable"] == [line]
+    health = monitor()
+    health.checks.append(recorded_input_check(store, settings, None, clock))
+    assert health.record(GOOD).problems == (line,)
+    clock.advance(300 * 86_400)  # time does not mend a file
+    assert health.record(GOOD).problems == (line,)
 
 
 def daily(count: int, end_ms: int) -> Bars:
