@@ -7,7 +7,8 @@ directory and leaves the old outputs untouched. A process killed between the two
 leaves `.NAME.previous` without NAME: the next run puts it back before anything else.
 
 Only a directory that holds a backtest's outputs (or nothing) is ever replaced: anything else
-is refused, so `--out data` cannot wipe a data directory.
+is refused, so `--out data` cannot wipe a data directory, nor a later run a file someone put
+beside the outputs of an earlier one.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ from quantum_trader.errors import ConfigurationError
 MARKER = ".quantum-trader-backtest"
 # What a backtest wrote before the marker existed.
 LEGACY_OUTPUTS = frozenset({"report.json", "backtest.db", "backtest.db-wal", "backtest.db-shm"})
+# What a backtest or walk-forward writes: these files, charts/*.png and models/block-*/.
+OUTPUT_FILES = LEGACY_OUTPUTS | {MARKER, "report.html"}
+CHARTS, MODELS = "charts", "models"
 
 
 @contextmanager
@@ -59,16 +63,40 @@ def _refuse_foreign(out: Path) -> None:
         raise ConfigurationError([f"--out {out}: is a file, not a directory"])
     if not out.is_dir():
         return
-    entries = {entry.name for entry in out.iterdir()}
-    if not entries or MARKER in entries or entries <= LEGACY_OUTPUTS:
+    foreign = _foreign(out)
+    if not foreign:
         return
-    foreign = ", ".join(sorted(entries - LEGACY_OUTPUTS)[:5])
     raise ConfigurationError(
         [
-            f"--out {out}: holds files that are not a backtest's outputs ({foreign}); "
+            f"--out {out}: holds files that are not a backtest's outputs "
+            f"({', '.join(foreign[:5])}); "
             "the backtest replaces the whole directory, so choose a new or empty one"
         ]
     )
+
+
+def _foreign(out: Path) -> list[str]:
+    """What in `out` no backtest or walk-forward wrote (sorted, relative names)."""
+    foreign = []
+    for entry in sorted(out.iterdir()):
+        name = entry.name
+        if name in OUTPUT_FILES and entry.is_file():
+            continue
+        if name == CHARTS and entry.is_dir():
+            foreign += [f"{CHARTS}/{p.name}" for p in sorted(entry.iterdir()) if not _png(p)]
+        elif name == MODELS and entry.is_dir():
+            foreign += [f"{MODELS}/{p.name}" for p in sorted(entry.iterdir()) if not _block(p)]
+        else:
+            foreign.append(name)
+    return foreign
+
+
+def _png(path: Path) -> bool:
+    return path.is_file() and path.suffix == ".png"
+
+
+def _block(path: Path) -> bool:
+    return path.is_dir() and path.name.startswith("block-")
 
 
 def _previous(out: Path) -> Path:

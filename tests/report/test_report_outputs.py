@@ -49,7 +49,7 @@ def test_a_failed_run_leaves_the_previous_outputs(tmp_path: Path) -> None:
 def test_a_finished_run_replaces_the_outputs_whole(tmp_path: Path) -> None:
     out = tmp_path / "report"
     with staged_output(out) as work:
-        (work / "old-only.txt").write_text("old")
+        (work / "report.html").write_text("old")  # an output the new run does not write
     with staged_output(out) as work:
         (work / "report.json").write_text("new")
     assert sorted(snapshot(out)) == [MARKER, "report.json"]
@@ -87,6 +87,38 @@ def test_an_output_directory_that_cannot_be_made_is_one_configuration_line(
     assert line.startswith(f"--out {out}: cannot write there (")
     assert line.endswith("choose a directory you can write to")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
+
+
+@pytest.mark.parametrize(
+    "added", ["important.txt", "mywork/notes", "charts/notes.txt", "models/notes.txt", "charts.png"]
+)
+def test_a_file_put_beside_earlier_outputs_is_never_replaced(tmp_path: Path, added: str) -> None:
+    out = tmp_path / "report"
+    with staged_output(out) as work:  # an earlier run's outputs, with the marker
+        (work / "report.json").write_text("old")
+        (work / "charts").mkdir()
+        (work / "charts" / "equity.png").write_bytes(b"png")
+    (out / added).parent.mkdir(parents=True, exist_ok=True)
+    (out / added).write_text("precious")
+    before = snapshot(out)
+    with pytest.raises(ConfigurationError) as refused, staged_output(out):
+        pass
+    (line,) = refused.value.problems
+    assert (
+        f"not a backtest's outputs ({added.split('/')[0] if added.startswith('mywork') else added})"
+        in line
+    )
+    assert snapshot(out) == before
+
+
+def test_a_walk_forwards_models_are_its_outputs(tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    with staged_output(out) as work:
+        (work / "models" / "block-01").mkdir(parents=True)
+        (work / "models" / "block-01" / "manifest.json").write_text("{}")
+    with staged_output(out) as work:
+        (work / "report.json").write_text("new")
+    assert sorted(snapshot(out)) == [MARKER, "report.json"]
 
 
 def test_the_working_directory_is_never_replaced(tmp_path: Path) -> None:
