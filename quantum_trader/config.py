@@ -9,7 +9,7 @@ setting, raised as ConfigurationError (the CLI exits 2).
 from __future__ import annotations
 
 import os
-import tomllib
+import re
 from collections.abc import Mapping
 from contextvars import ContextVar
 from datetime import datetime, timedelta
@@ -47,7 +47,7 @@ from quantum_trader.keeper.settings import KeeperSettings
 from quantum_trader.market.settings import UniverseSettings
 from quantum_trader.monitor.settings import MonitorSettings
 from quantum_trader.ops.settings import NotifySettings, OperatorSettings, ServerSettings
-from quantum_trader.settings_base import DAY_S, CommaList, Section, at_least
+from quantum_trader.settings_base import DAY_S, CommaList, Section, at_least, read_toml
 from quantum_trader.signals.settings import EnsembleSettings, SignalsSettings
 from quantum_trader.sizing.settings import CostSettings, SizingSettings
 
@@ -94,6 +94,13 @@ class ExchangeSettings(Section):
             raise ValueError(
                 f"must be empty (Binance) or a base address like {schemes[0]}127.0.0.1:8080 "
                 f"({' or '.join(schemes)}, no query string)"
+            )
+        if "@" in value.split("://", 1)[-1].split("/", 1)[0]:
+            # Every request's error and retry line names the address: a password would be
+            # printed with it.
+            raise ValueError(
+                "must not carry a user or password (user:password@): the address is printed "
+                "in errors and logs; give the proxy's address without them"
             )
         return value.rstrip("/")
 
@@ -321,9 +328,8 @@ def _resolve_config_path(config_path: Path | None) -> Path | None:
 
 def _toml_problems(path: Path) -> list[str]:
     try:
-        with path.open("rb") as handle:
-            tomllib.load(handle)
-    except tomllib.TOMLDecodeError as error:
+        read_toml(path)
+    except ValueError as error:
         return [f"config file {path} is not valid TOML: {error}"]
     except OSError as error:
         return [f"config file {path} cannot be read: {error.strerror}"]
@@ -355,6 +361,8 @@ def _describe(error: ValidationError, env: Mapping[str, str], path: Path | None)
         if item["type"] == "extra_forbidden":
             message = "unknown setting (misspelt?)"
         shown = "" if _is_secret(location) or item["type"] == "extra_forbidden" else item["input"]
+        if isinstance(shown, str):
+            shown = _URL_PASSWORD.sub(r"\1***@", shown)
         got = f"; got {shown!r}" if shown not in ("", None) and not isinstance(shown, dict) else ""
         lines.append(f"{location}: {message}{got}" + (f" [{origin}]" if origin else ""))
     return lines
@@ -369,6 +377,10 @@ def _origin(location: tuple[int | str, ...], env: Mapping[str, str], path: Path 
         if variable in env:
             return variable
     return f"config file {path}" if path else ""
+
+
+# The password of an address written user:password@host, wherever a value is shown.
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@/\s]+@")
 
 
 def _is_secret(location: str) -> bool:

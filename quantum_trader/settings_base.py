@@ -9,7 +9,9 @@ what dates can hold).
 from __future__ import annotations
 
 import json
+import tomllib
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationInfo
@@ -87,3 +89,23 @@ def _compare(
         return value
 
     return check
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """The TOML document in `path`; ValueError saying why it is not one (OSError as raised).
+
+    Not UTF-8 (a UTF-16 editor's file, a binary) and a leading byte-order mark are named as
+    such: the parser would only report an invalid first statement or a decoding failure."""
+    data = path.read_bytes()
+    if data.startswith(b"\xef\xbb\xbf"):
+        raise ValueError("it starts with a byte-order mark; save it as UTF-8 without one")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"it is not UTF-8 text (byte {error.start}: {error.reason}); save it as UTF-8"
+        ) from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ValueError(str(error)) from None

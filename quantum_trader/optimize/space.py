@@ -20,7 +20,6 @@ refused per trial (the trial is pruned and the rule named), not here.
 from __future__ import annotations
 
 import math
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -31,6 +30,7 @@ from pydantic import BaseModel, ValidationError
 from quantum_trader.config import Settings
 from quantum_trader.errors import ConfigurationError
 from quantum_trader.record import record
+from quantum_trader.settings_base import read_toml
 
 Scalar = int | float | str | bool
 Kind = Literal["float", "int", "categorical"]
@@ -90,11 +90,10 @@ class SearchSpace:
 def load_space(path: Path, base: Settings) -> SearchSpace:
     """Read and check the space file against the settings' fields; ConfigurationError else."""
     try:
-        with path.open("rb") as handle:
-            document = tomllib.load(handle)
+        document = read_toml(path)
     except FileNotFoundError:
         raise ConfigurationError([f"--space: file not found: {path}"]) from None
-    except tomllib.TOMLDecodeError as error:
+    except ValueError as error:
         raise ConfigurationError([f"--space: {path} is not valid TOML: {error}"]) from None
     except OSError as error:
         raise ConfigurationError([f"--space: {path} cannot be read: {error.strerror}"]) from None

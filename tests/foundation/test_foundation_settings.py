@@ -128,3 +128,37 @@ def test_config_show_redacts_secrets(tmp_path: Path) -> None:
 def test_usage_errors_exit_2() -> None:
     assert cli("backtest", "--start", "yesterday").returncode == 2
     assert cli("no-such-command").returncode == 2
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        (
+            b"\xff\xfe[\x00e\x00x\x00]\x00\n\x00",
+            "it is not UTF-8 text (byte 0: invalid start byte)",
+        ),
+        (b"\xef\xbb\xbf[executor]\n", "it starts with a byte-order mark"),
+    ],
+)
+def test_a_config_file_that_is_not_utf8_text_is_named_as_such(
+    tmp_path: Path, content: bytes, why: str
+) -> None:
+    config = tmp_path / "qt.toml"
+    config.write_bytes(content)
+    (line,) = problems(config)
+    assert line.startswith(f"config file {config} is not valid TOML: {why}")
+    done = cli("config", "show", "--config", str(config), cwd=tmp_path)
+    assert (done.returncode, done.stderr.strip()) == (2, f"configuration error: {line}")
+
+
+@pytest.mark.parametrize("variable", ["QT_EXCHANGE__REST_URL", "QT_EXCHANGE__WS_URL"])
+def test_an_exchange_address_carrying_a_password_is_refused_without_printing_it(
+    tmp_path: Path, variable: str
+) -> None:
+    scheme = "ws" if variable.endswith("WS_URL") else "http"
+    done = cli("config", "show", env={variable: f"{scheme}://bob:PW-do-not-print@127.0.0.1:9"})
+    assert done.returncode == 2
+    (line,) = done.stderr.strip().splitlines()
+    assert "must not carry a user or password" in line
+    assert f"got '{scheme}://bob:***@127.0.0.1:9'" in line
+    assert "PW-do-not-print" not in done.stdout + done.stderr

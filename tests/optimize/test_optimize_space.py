@@ -98,6 +98,7 @@ def test_a_bad_entry_is_one_line_naming_the_file_the_setting_and_the_problem(
 
 def test_a_malformed_or_empty_file_is_one_line(tmp_path: Path) -> None:
     assert "is not valid TOML" in refusal(tmp_path, "[space\n")
+    assert "starts with a byte-order mark" in refusal(tmp_path, "\ufeff[space]\n")
     assert "must hold one [space] table" in refusal(tmp_path, "")
     assert "must hold one [space] table" in refusal(tmp_path, "[spaces]\na = 1\n")
     with pytest.raises(ConfigurationError, match="--space: file not found"):
