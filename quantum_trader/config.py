@@ -12,7 +12,7 @@ import os
 import re
 from collections.abc import Mapping
 from contextvars import ContextVar
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -133,6 +133,14 @@ class MarketSettings(Section):
     replay_start: datetime | None = None
     history_bars: int = Field(300, ge=50, le=100_000)
     universe: UniverseSettings = UniverseSettings()
+
+    @field_validator("replay_start")
+    @classmethod
+    def _in_utc(cls, value: datetime | None) -> datetime | None:
+        """An instant given without a time zone is UTC, as every time here is."""
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
     @field_validator("symbols")
     @classmethod

@@ -13,7 +13,7 @@ import numpy as np
 
 from quantum_trader.clock import ms_from_utc, utc_from_ms
 from quantum_trader.domain import Bars, FloatArray, IntArray, MarketSnapshot
-from quantum_trader.errors import MarketDataError
+from quantum_trader.errors import ConfigurationError
 from quantum_trader.market.candle_store import TIMEFRAME_MS, CandleStore
 from quantum_trader.record import record
 
@@ -68,10 +68,14 @@ class ReplayFeed:
         return utc_from_ms(last + TIMEFRAME_MS[self.timeframe])
 
     def check_covers(self, moment: datetime) -> None:
+        """ConfigurationError unless the replay can start at `moment` (`market.replay_start`)."""
         if not self.start <= moment <= self.end:
-            raise MarketDataError(
-                f"market.replay_start {moment.isoformat()} is outside the recording "
-                f"({self.start.isoformat()} .. {self.end.isoformat()})"
+            raise ConfigurationError(
+                [
+                    f"market.replay_start: {moment.isoformat()} is outside the recording "
+                    f"({self.start.isoformat()} .. {self.end.isoformat()}); choose an instant "
+                    "inside it, or leave it unset to start at the recording's beginning"
+                ]
             )
 
     async def snapshot(self, now: datetime) -> MarketSnapshot:

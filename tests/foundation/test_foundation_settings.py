@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -162,3 +163,28 @@ def test_an_exchange_address_carrying_a_password_is_refused_without_printing_it(
     assert "must not carry a user or password" in line
     assert f"got '{scheme}://bob:***@127.0.0.1:9'" in line
     assert "PW-do-not-print" not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(
+    "given", ["2025-10-01", "2025-10-01T00:00:00", "2025-10-01T02:00:00+02:00", "2025-10-01T00:00Z"]
+)
+def test_a_replay_start_is_an_instant_in_utc_with_or_without_a_zone(given: str) -> None:
+    start = _with_env(None, {"QT_MARKET__REPLAY_START": given}).market.replay_start
+    assert start == datetime(2025, 10, 1, tzinfo=UTC)
+    assert start is not None
+    assert start.tzinfo is UTC
+
+
+def test_a_replay_start_outside_the_recording_is_a_configuration_error(tmp_path: Path) -> None:
+    env = {
+        "QT_DATA_DIR": str(tmp_path / "data"),
+        "QT_MARKET__REPLAY_START": "2030-01-01T00:00:00Z",
+        "QT_SERVER__PORT": "0",
+    }
+    done = cli("run", env=env, cwd=tmp_path)
+    assert done.returncode == 2
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith(
+        "configuration error: market.replay_start: 2030-01-01T00:00:00+00:00 is outside the "
+        "recording ("
+    )
