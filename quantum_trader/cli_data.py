@@ -25,6 +25,7 @@ from quantum_trader.market.candle_store import TIMEFRAME_MS
 from quantum_trader.market.download import download
 from quantum_trader.market.rules import write_rules
 from quantum_trader.market.source import market_dir
+from quantum_trader.ops.data_dir import prepare_data_dir
 
 if TYPE_CHECKING:  # the importer loads pyarrow's CSV and Parquet readers: import-data only
     from quantum_trader.market.importer import Imported
@@ -93,6 +94,7 @@ def download_data(
 
     wanted = parse_request(symbols, timeframe, days)
     settings = _settings(config)
+    prepare_data_dir(market_dir(settings), "the downloaded market data are written there")
     with _progress_bar(console) as bar:
         tasks = {s: bar.add_task(s, total=None) for s in wanted}
 
@@ -143,6 +145,7 @@ def import_data(
     if not paths and exchange_info is None:
         raise ConfigurationError(["import-data: name the files or directories to import"])
     out = market_dir(settings)
+    prepare_data_dir(out, "the imported market data are written there")
     found = collect(paths or [])
     if exchange_info is not None:
         saved = import_exchange_info(exchange_info, out)

@@ -25,6 +25,7 @@ from quantum_trader.cli import ConfigOption, _settings, app, console, log_market
 from quantum_trader.clock import LiveClock
 from quantum_trader.config import Settings
 from quantum_trader.market.source import resolve_market_data
+from quantum_trader.ops.data_dir import prepare_data_dir
 from quantum_trader.signals.model_set import ModelSetError, current_set
 from quantum_trader.signals.stopping import TRAINING_STOP, StopRequested
 
@@ -100,6 +101,8 @@ def stop_on_signals() -> Iterator[None]:
 def train(config: ConfigOption = None) -> None:
     """Train the ensemble's models, publish them as a model set, print the validation report."""
     settings = _settings(config)
+    # Checked before minutes of training, not when the first model set is written.
+    prepare_data_dir(models_dir(settings), "training writes its model sets there")
     log_market_data(settings)
     before = _current_name(settings)
     try:

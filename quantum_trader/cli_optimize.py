@@ -63,7 +63,7 @@ def optimize(
     """Search the settings in --space for the best out-of-sample walk-forward score."""
     from quantum_trader.errors import ConfigurationError
     from quantum_trader.optimize.objective import Score
-    from quantum_trader.optimize.results import print_results, write_results
+    from quantum_trader.optimize.results import check_out, print_results, write_results
     from quantum_trader.optimize.runner import OptimizeRequest, run_optimize
     from quantum_trader.optimize.space import load_space
 
@@ -73,6 +73,7 @@ def optimize(
         )
     settings = _settings(config)
     load_space(space, settings)  # a bad space file: one line per problem before any import
+    check_out(out)  # before the study, not after hours of it
     if settings.log.level != "DEBUG":  # thousands of backtests: their lines are not the output
         configure_logging(settings.log.format, "ERROR")
     request = OptimizeRequest(

@@ -36,8 +36,11 @@ class LockState:
     pid: int | None = None
 
 
-def prepare_data_dir(path: Path) -> None:
-    """Create `path` if needed and check that files can be created in it."""
+def prepare_data_dir(
+    path: Path, keeps: str = "the daemon keeps its database, paper account and heartbeat there"
+) -> None:
+    """Create `path` (the data directory, or the part of it a command writes) if needed and
+    check that files can be created in it; `keeps` says what is kept there."""
     if path.exists() and not path.is_dir():
         raise ConfigurationError(
             [f"data_dir: {path} is a file, not a directory: move it, or {_WHERE} a directory"]
@@ -56,9 +59,8 @@ def prepare_data_dir(path: Path) -> None:
     except OSError as error:
         raise ConfigurationError(
             [
-                f"data_dir: {path} is not writable ({error.strerror}): the daemon keeps its "
-                f"database, paper account and heartbeat there; make it writable, or {_WHERE} a "
-                "writable directory"
+                f"data_dir: {path} is not writable ({error.strerror}): {keeps}; make it "
+                f"writable, or {_WHERE} a writable directory"
             ]
         ) from None
     os.close(handle)

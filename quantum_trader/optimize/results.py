@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import statistics
+import tempfile
 import tomllib
 import typing
 from dataclasses import asdict, dataclass, field
@@ -27,7 +28,7 @@ from rich.console import Console
 from rich.table import Table
 
 from quantum_trader.config import Settings
-from quantum_trader.errors import UsageError
+from quantum_trader.errors import ConfigurationError, UsageError
 from quantum_trader.optimize.objective import DRAWDOWN_FLOOR_PCT, Evaluation, run_block
 from quantum_trader.optimize.space import apply
 from quantum_trader.optimize.study import StudyRequest, redact_url
@@ -125,6 +126,26 @@ def _objective_name(evaluation: Evaluation) -> str:
     return f"TPE: maximize mean OOS {evaluation.score}"
 
 
+def check_out(out: Path) -> None:
+    """ConfigurationError unless `write_results` can write `out` and the JSON beside it: checked
+    before the study, which may take hours. Its directory is created."""
+    if not out.name or out.is_dir():
+        raise ConfigurationError([f"--out {out}: name a file (the chosen settings, TOML)"])
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        handle, probe = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.probe-")
+    except OSError as error:
+        why = error.strerror or str(error)
+        blocking = next((p for p in out.parents if p.exists()), None)
+        if blocking is not None and not blocking.is_dir():
+            why = f"{blocking} is a file"
+        raise ConfigurationError(
+            [f"--out {out}: cannot write there ({why}); choose a file in a writable directory"]
+        ) from None
+    os.close(handle)
+    os.unlink(probe)
+
+
 def write_results(results: StudyResults, out: Path, config: Path | None) -> Path:
     """Write the chosen settings to `out` (TOML) and the results beside it (JSON), each
     through a temporary file renamed into place; return the JSON's path."""
@@ -179,8 +200,12 @@ def _drop_secrets(node: dict[str, Any], model: type[BaseModel]) -> None:
 
 def _atomic_write(path: Path, text: str) -> None:
     temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
+    try:
+        temporary.write_text(text, encoding="utf-8")
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)  # never a half-written file left beside it
+        raise
 
 
 def print_results(console: Console, results: StudyResults, out: Path, report: Path) -> None:

@@ -91,7 +91,15 @@ def open_storage(url: str) -> RDBStorage:
     """Optuna's RDBStorage for `url`, with the busy timeout for SQLite; UsageError else."""
     url = storage_url(url)
     if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(url.removeprefix("sqlite:///")).parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            why = error.strerror or str(error)
+            raise UsageError(
+                f"--storage: cannot create {folder} for the study store ({why}); choose a "
+                "writable place"
+            ) from None
         engine: dict[str, Any] = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
     elif url.startswith("postgresql+psycopg://"):
         engine = {"pool_pre_ping": True}

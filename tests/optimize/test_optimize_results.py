@@ -6,8 +6,11 @@ import json
 import tomllib
 from pathlib import Path
 
+import pytest
+
 from quantum_trader.config import load_settings
-from quantum_trader.optimize.results import StudyResults, write_results
+from quantum_trader.errors import ConfigurationError
+from quantum_trader.optimize.results import StudyResults, check_out, write_results
 
 BLOCK = {
     "start": "2025-10-12T00:00:00+00:00",
@@ -65,3 +68,22 @@ def test_the_settings_file_keeps_the_config_adds_the_choice_and_drops_secrets(
     assert settings.market.symbols == ("BTC/USDT:USDT",)
     assert json.loads(report.read_text())["best_trial"] == 1
     assert sorted(p.name for p in out.parent.iterdir()) == ["best.results.json", "best.toml"]
+
+
+@pytest.mark.parametrize("where", ["under a file", "a directory", "no name"])
+def test_an_out_that_cannot_be_written_is_refused_before_the_study(
+    tmp_path: Path, where: str
+) -> None:
+    (tmp_path / "a-file").write_text("")
+    out = {
+        "under a file": tmp_path / "a-file" / "best.toml",
+        "a directory": tmp_path,
+        "no name": Path(""),
+    }[where]
+    with pytest.raises(ConfigurationError) as refused:
+        check_out(out)
+    (line,) = refused.value.problems
+    assert line.startswith(f"--out {out}: ")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]  # no probe left behind
+    check_out(tmp_path / "new" / "best.toml")  # a new directory is made for it
+    assert sorted(p.name for p in (tmp_path / "new").iterdir()) == []

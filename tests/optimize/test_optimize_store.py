@@ -45,6 +45,9 @@ def test_an_unsupported_or_unreachable_store_is_one_line(tmp_path: Path) -> None
         open_storage("mysql://localhost/qt")
     with pytest.raises(UsageError, match="--storage: cannot open the study store"):
         open_storage("postgresql://nobody@127.0.0.1:1/qt")
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(UsageError, match=r"--storage: cannot create .*a-file for the study"):
+        open_storage(f"sqlite:///{tmp_path / 'a-file' / 'studies.db'}")
 
 
 def test_joining_a_study_made_for_another_search_is_refused_naming_what_differs(

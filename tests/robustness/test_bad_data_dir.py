@@ -61,6 +61,36 @@ def test_a_data_dir_that_cannot_be_created_exits_2(tmp_path: Path) -> None:
     )
 
 
+SAMPLE_FILE = Path(__file__).parents[2] / "quantum_trader/resources/sample"
+WRITERS = {
+    "train": ("train",),
+    "import-data": ("import-data", str(SAMPLE_FILE / "BTC_USDT_USDT-5m-futures.feather")),
+    "download-data": ("download-data", "--symbols", "BTC/USDT:USDT", "--days", "1"),
+}
+
+
+@pytest.mark.parametrize("command", WRITERS)
+def test_the_commands_that_write_into_it_check_it_first(tmp_path: Path, command: str) -> None:
+    """Before minutes of training or any request: exit 2 at once (it was a traceback, for
+    training after the work was done)."""
+    (tmp_path / "file").write_text("")
+    path = tmp_path / "file" / "data"
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("QT_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "quantum_trader", *WRITERS[command]],
+        env={**clean, "QT_DATA_DIR": str(path), "QT_SIGNALS__SOURCE": "rules"},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert only_line(done).startswith(
+        f"configuration error: data_dir: cannot create {path}/"  # models/ or market/
+    )
+
+
 def test_a_read_only_data_dir_exits_2_and_keeps_its_files(data_dir: Path) -> None:
     before = contents(data_dir)
     done = run_read_only(data_dir, "run")
