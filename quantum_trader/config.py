@@ -269,6 +269,17 @@ class Settings(BaseSettings):
             return (init_settings, env_settings)
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, path))
 
+    @field_validator("data_dir", mode="before")
+    @classmethod
+    def _not_empty(cls, value: object) -> object:
+        """An empty value (`QT_DATA_DIR=`) would be the working directory: refused."""
+        if isinstance(value, str) and not value.strip():
+            raise ValueError(
+                "is empty, which would mean the working directory; unset it for ./data, or "
+                "name a directory"
+            )
+        return value
+
     @model_validator(mode="after")
     def _check_sections_agree(self) -> Settings:
         """Rules between sections: the sizer must not build orders the risk guard refuses."""

@@ -188,3 +188,8 @@ def test_a_replay_start_outside_the_recording_is_a_configuration_error(tmp_path:
         "configuration error: market.replay_start: 2030-01-01T00:00:00+00:00 is outside the "
         "recording ("
     )
+
+
+def test_an_empty_data_dir_is_refused_not_taken_for_the_working_directory() -> None:
+    (line,) = problems(QT_DATA_DIR="")
+    assert line.startswith("data_dir: is empty, which would mean the working directory")
