@@ -8,6 +8,7 @@ No API keys are needed. Registered on `quantum_trader.cli.app` when this module 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -39,8 +40,8 @@ def parse_request(symbols: str, timeframe: str, days: float) -> tuple[str, ...]:
     problems = []
     if timeframe not in TIMEFRAMES:
         problems.append(f"--timeframe: expected one of {', '.join(TIMEFRAMES)}, got {timeframe!r}")
-    if days <= 0:
-        problems.append(f"--days: must be positive, got {days}")
+    if not math.isfinite(days) or days <= 0:
+        problems.append(f"--days: must be a positive number of days, got {days}")
     try:
         parsed = parse_symbols(symbols)
     except ConfigurationError as error:

@@ -26,7 +26,7 @@ Storage = Annotated[
     ),
 ]
 Study = Annotated[str, typer.Option(help="Study name; an existing study resumes.")]
-Seed = Annotated[int | None, typer.Option(help="Sampler seed (reproducible on 1 worker).")]
+Seed = Annotated[int | None, typer.Option(min=0, help="Sampler seed (reproducible on 1 worker).")]
 Out = Annotated[Path, typer.Option(help="Chosen settings (TOML); results JSON beside it.")]
 FoldDays = Annotated[int, typer.Option(min=1, help="Days of each fold's block.")]
 Folds = Annotated[int, typer.Option(min=1, help="Out-of-sample folds.")]

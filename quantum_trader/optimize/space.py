@@ -176,6 +176,9 @@ def _numeric(
         raise ValueError("log must be true or false")
     if step is not None and (not _is_number(step) or step <= 0 or (log and step)):
         raise ValueError("step must be a positive number, and cannot go with log = true")
+    if step is not None and step > high - low:
+        # Optuna would search low alone, with a warning on the log only.
+        raise ValueError(f"step {step} is wider than the range {low} .. {high}")
     if log and low <= 0:
         raise ValueError(f"log = true needs low > 0, got {low}")
     outside = [b for b in bounds if not _within(b, low) or not _within(b, high)]

@@ -75,6 +75,9 @@ def test_bad_options_are_each_named() -> None:
         "--symbols",
     ]
     assert parse_request(f"{BTC}, {ETH}", "1d", 0.5) == (BTC, ETH)
+    for days in (float("nan"), float("inf")):
+        with pytest.raises(ConfigurationError, match="--days: must be a positive number"):
+            parse_request(BTC, "1h", days)
 
 
 def test_the_command_is_registered_on_the_cli() -> None:

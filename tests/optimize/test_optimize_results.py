@@ -7,6 +7,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from optimize_builders import optimize_cli
 
 from quantum_trader.config import load_settings
 from quantum_trader.errors import ConfigurationError
@@ -87,3 +88,12 @@ def test_an_out_that_cannot_be_written_is_refused_before_the_study(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]  # no probe left behind
     check_out(tmp_path / "new" / "best.toml")  # a new directory is made for it
     assert sorted(p.name for p in (tmp_path / "new").iterdir()) == []
+
+
+def test_a_negative_seed_is_a_usage_error_naming_seed(tmp_path: Path) -> None:
+    space = tmp_path / "space.toml"
+    space.write_text('[space]\n"sizing.risk_per_trade" = { low = 0.005, high = 0.01 }\n')
+    done = optimize_cli(tmp_path, "--space", str(space), "--trials", "1", "--seed", "-1")
+    assert done.returncode == 2
+    assert "Invalid value for '--seed'" in done.stderr  # it named --study
+    assert not (tmp_path / "optimize").exists()

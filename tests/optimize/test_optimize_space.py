@@ -85,6 +85,10 @@ def test_float_int_log_step_and_choices_are_read_with_the_settings_own_types(
             "choices must be a non-empty list",
         ),
         ('"sizing.stop_atr_multiple" = 2.0', "expected an inline table"),
+        (
+            '"sizing.stop_atr_multiple" = { low = 1, high = 3, step = 5 }',
+            "step 5 is wider than the range 1 .. 3",  # Optuna would search 1 alone
+        ),
     ],
 )
 def test_a_bad_entry_is_one_line_naming_the_file_the_setting_and_the_problem(
