@@ -340,6 +340,8 @@ def load_settings(
 def _resolve_config_path(config_path: Path | None) -> Path | None:
     if config_path is None:
         return DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.is_file() else None
+    if config_path.is_dir() or not config_path.name:
+        raise ConfigurationError([f"--config {config_path}: a directory; name the TOML file"])
     if not config_path.is_file():
         raise ConfigurationError([f"config file not found: {config_path} (--config)"])
     return config_path

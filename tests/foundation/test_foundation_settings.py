@@ -91,6 +91,10 @@ def test_a_missing_config_file_is_named(tmp_path: Path) -> None:
     assert problems(missing) == (f"config file not found: {missing} (--config)",)
 
 
+def test_a_config_directory_is_named_as_one(tmp_path: Path) -> None:
+    assert problems(tmp_path) == (f"--config {tmp_path}: a directory; name the TOML file",)
+
+
 def test_invalid_toml_is_named(tmp_path: Path) -> None:
     config = tmp_path / "bad.toml"
     config.write_text("[executor\n")
