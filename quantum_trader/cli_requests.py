@@ -28,7 +28,37 @@ from quantum_trader.ops.presence import require_running_daemon
 from quantum_trader.ops.requests import Request, RequestKind, file_request, pending_requests
 from quantum_trader.portfolio.ledger import STATS_NAMESPACE
 
-OperatorOption = Annotated[str, typer.Option("--operator", help="Who asks (logged).")]
+MAX_TEXT = 200  # an operator's name or reason, as status lines and notifications show it
+
+
+def _plain(option: str, value: str, *, required: bool) -> str:
+    """`value` as shown later in status, pages and notifications: one line of printable
+    text (no control characters: a newline or a terminal escape would travel with it);
+    UsageError naming `option` otherwise."""
+    if required and not value.strip():
+        raise UsageError(f"{option}: empty; say who asks")
+    if not value.isprintable() or len(value) > MAX_TEXT:
+        raise UsageError(
+            f"{option}: one line of printable text of at most {MAX_TEXT} characters, without "
+            "control characters or escape sequences"
+        )
+    return value.strip()
+
+
+def _operator(value: str) -> str:
+    return _plain("--operator", value, required=True)
+
+
+def _reason(value: str) -> str:
+    return _plain("--reason", value, required=False)
+
+
+OperatorOption = Annotated[
+    str, typer.Option("--operator", help="Who asks (logged).", callback=_operator)
+]
+ReasonOption = Annotated[
+    str, typer.Option(help="Why (shown in status and notifications).", callback=_reason)
+]
 
 
 def _request(settings: Settings, kind: str, operator: str, what: str, detail: str = "") -> None:
@@ -50,7 +80,7 @@ def close_all(config: ConfigOption = None, operator: OperatorOption = "operator"
 def pause(
     config: ConfigOption = None,
     operator: OperatorOption = "operator",
-    reason: Annotated[str, typer.Option(help="Why (shown in status and notifications).")] = "",
+    reason: ReasonOption = "",
 ) -> None:
     """Ask the running daemon to take no new entries until `resume`; open positions stay
     managed (stops, take-profits, trailing, protective orders). Survives a restart."""

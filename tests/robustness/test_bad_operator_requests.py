@@ -45,6 +45,28 @@ def test_lifting_the_blacklist_of_an_unknown_symbol_exits_2(data_dir: Path, symb
     assert contents(data_dir) == before
 
 
+@pytest.mark.parametrize(
+    ("option", "value", "why"),
+    [
+        ("--operator", "", "empty; say who asks"),
+        ("--operator", "\x1b[31mred", "one line of printable text"),  # a terminal escape
+        ("--reason", "first\nsecond", "one line of printable text"),
+        ("--reason", "x" * 201, "at most 200 characters"),
+    ],
+)
+def test_an_operator_or_reason_that_is_not_one_plain_line_exits_2(
+    data_dir: Path, option: str, value: str, why: str
+) -> None:
+    """They are shown later in status, on the page and in notifications."""
+    before = contents(data_dir)
+    done = cli(data_dir, "pause", option, value)
+    assert done.returncode == 2
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith(f"error: {option}: ")
+    assert why in line
+    assert contents(data_dir) == before
+
+
 @pytest.mark.parametrize("command", list(REQUESTS))
 def test_a_request_with_no_daemon_running_is_refused_and_not_filed(
     data_dir: Path, command: str
