@@ -45,6 +45,11 @@ DbOption = Annotated[
 
 async def _open_read_only(settings: Settings, db: Path | None = None) -> SqliteRepository:
     path = db or database_path(settings)
+    if path.is_dir():
+        raise OperatorActionRequired(
+            f"{path} is a directory, not a database file: "
+            + ("check --db" if db else "move it aside; the daemon creates its database there")
+        )
     if not path.is_file():
         raise OperatorActionRequired(
             f"no database at {path}: "

@@ -78,6 +78,16 @@ def test_read_only_commands_name_a_missing_database(tmp_path: Path) -> None:
     assert "no database at" in done.stderr
 
 
+def test_read_only_commands_name_a_database_that_is_a_directory(tmp_path: Path) -> None:
+    (tmp_path / "quantum_trader.db").mkdir()
+    done = cli(tmp_path, "status")
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        f"error: {tmp_path / 'quantum_trader.db'} is a directory, not a database file: move it "
+        "aside; the daemon creates its database there"
+    )
+
+
 def test_status_names_the_governors_state_and_when_it_ends() -> None:
     from datetime import UTC, datetime
 
