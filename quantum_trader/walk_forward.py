@@ -25,7 +25,7 @@ from quantum_trader.config import Settings
 from quantum_trader.domain import Bars, SignalSeries
 from quantum_trader.errors import ModelArtifactError
 from quantum_trader.market.replay import FundingSeries, ReplayFeed
-from quantum_trader.market.setup import history_bars
+from quantum_trader.market.setup import history_bars, missing_inputs
 from quantum_trader.market.source import resolve_market_data
 from quantum_trader.ports import SignalSource
 from quantum_trader.record import record
@@ -144,6 +144,7 @@ async def run_walk_forward(
         warm_up = history_bars(settings, Ensemble((), settings.ensemble))
         feed = ReplayFeed(store, symbols, settings.market.timeframe, warm_up)
         start, end = window(feed, request.start, request.end)
+        missing = tuple(missing_inputs(store, settings, feed, ms_from_utc(start)))
         blocks = plan_blocks(start, end, timedelta(days=request.block_days))
         trained, periods = [], []
         for index, block in enumerate(blocks, 1):
@@ -159,7 +160,8 @@ async def run_walk_forward(
             periods.append(SignalPeriod(block.start, block.end, window_trained, str(relative)))
         provenance = walk_forward_provenance(periods)
         progress(f"backtesting {start} .. {end} over {len(blocks)} blocks")
-        replay = Replay(store, feed, BlockwiseSignals(trained), start, end, provenance, rules)
+        signals = BlockwiseSignals(trained)
+        replay = Replay(store, feed, signals, start, end, provenance, rules, missing)
         return await run_replay(settings, replay, work, started, stopping)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from contextlib import closing
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -127,3 +127,19 @@ def test_one_stitched_report_covers_every_block(
     for name in ("report.json", "report.html", "backtest.db", "charts/equity.png"):
         assert (out / name).is_file(), name
     assert "walk-forward ensemble" in (out / "report.html").read_text()
+
+
+def test_a_walk_forward_report_names_the_inputs_its_data_lack(tmp_path: Path) -> None:
+    market = copy_market(tmp_path / "market", TWO)
+    (market / "ETH_USDT_USDT-1h-funding_rate.feather").unlink()
+    request = WalkForwardRequest(
+        block_days=4,
+        training_days=7,
+        start=START,
+        end=START + timedelta(days=4),
+        symbols=TWO,
+        out_dir=tmp_path / "wf",
+    )
+    report = asyncio.run(run_walk_forward(tiny_settings(tmp_path / "data", market), request))
+    (line,) = report.missing_inputs
+    assert line.startswith("funding rates: none recorded for ETH/USDT:USDT;")
