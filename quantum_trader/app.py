@@ -49,6 +49,7 @@ from quantum_trader.ops.governor_keeper import GovernorKeeper, load_governor
 from quantum_trader.ops.health import HealthMonitor
 from quantum_trader.ops.metered import MeteredExchange
 from quantum_trader.ops.metrics import Metrics
+from quantum_trader.ops.presence import HEARTBEAT_FILE
 from quantum_trader.portfolio.ledger import Ledger
 from quantum_trader.ports import Clock, Exchange, ExchangeStreams, Repository, SignalSource
 from quantum_trader.signals.rules import RuleAgent
@@ -291,6 +292,12 @@ async def open_runtime(
         _require_replay(settings)
     prepare_data_dir(settings.data_dir)
     stack.enter_context(hold_data_dir(settings.data_dir))
+    heartbeat = settings.data_dir / HEARTBEAT_FILE
+    if heartbeat.exists() and not heartbeat.is_file():  # every step would fail to touch it
+        raise OperatorActionRequired(
+            f"{heartbeat} is not a file: move it aside; the daemon writes its heartbeat there "
+            "(status and the operator commands read it)"
+        )
     if not paper:
         from quantum_trader.app_exchange import open_exchange_runtime  # ccxt: only when used
 

@@ -91,6 +91,18 @@ def test_the_commands_that_write_into_it_check_it_first(tmp_path: Path, command:
     )
 
 
+def test_a_heartbeat_that_is_not_a_file_exits_1_naming_it(tmp_path: Path) -> None:
+    """Every step would fail to touch it, and status would find no daemon running."""
+    path = tmp_path / "data"
+    (path / "heartbeat").mkdir(parents=True)
+    done = run_with_data_dir(tmp_path, path)
+    assert done.returncode == 1
+    assert only_line(done) == (
+        f"error: {path / 'heartbeat'} is not a file: move it aside; the daemon writes its "
+        "heartbeat there (status and the operator commands read it)"
+    )
+
+
 def test_a_read_only_data_dir_exits_2_and_keeps_its_files(data_dir: Path) -> None:
     before = contents(data_dir)
     done = run_read_only(data_dir, "run")
