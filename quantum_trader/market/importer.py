@@ -67,12 +67,23 @@ def collect(paths: Sequence[Path]) -> list[tuple[Path, CandleFile]]:
             files.append(path)
         else:
             problems.append(f"{path}: no such file or directory")
-    parsed = []
+    parsed, seen = [], set()
+    by_content: dict[tuple[str, str, str], Path] = {}
     for path in files:
+        if path.resolve() in seen:  # named twice (a file and its directory, say): once
+            continue
+        seen.add(path.resolve())
         try:
-            parsed.append((path, parse_file_name(path)))
+            candle_file = parse_file_name(path)
         except MarketDataError as error:
             problems.append(str(error))
+            continue
+        key = (candle_file.symbol, candle_file.timeframe, str(candle_file.kind))
+        other = by_content.setdefault(key, path)
+        if other != path:  # the second would silently replace the first
+            problems.append(f"{path}: the same candles as {other} ({', '.join(key)}); import one")
+            continue
+        parsed.append((path, candle_file))
     if not files and not problems:
         problems.append(f"no data files ({', '.join(FORMATS)}) in {', '.join(map(str, paths))}")
     if problems:

@@ -114,6 +114,24 @@ def test_misnamed_files_are_each_named_with_the_expected_pattern(tmp_path: Path)
     assert "BTC_USDT_USDT" in caught.value.problems[0]
 
 
+def test_one_file_named_twice_is_imported_once_and_two_of_the_same_candles_are_refused(
+    tmp_path: Path,
+) -> None:
+    name = "AVAX_USDT_USDT-5m-futures.feather"
+    one = DATA / "futures" / name
+    assert [p for p, _ in collect([one, one, DATA / "futures"]) if p.name == name] == [one]
+    (tmp_path / "other").mkdir()
+    shutil.copy(one, tmp_path / "other" / name)
+    (tmp_path / "other" / name.replace(".feather", ".json")).write_text("[]")
+    with pytest.raises(ConfigurationError) as caught:
+        collect([one, tmp_path / "other"])  # the second would replace the first
+    assert [p.split(":", 1)[0] for p in caught.value.problems] == [
+        str(tmp_path / "other" / name),
+        str(tmp_path / "other" / name.replace(".feather", ".json")),
+    ]
+    assert all("the same candles as" in p for p in caught.value.problems)
+
+
 async def test_downloaded_data_is_what_backtest_reads_by_default(
     loopback: LoopbackBinance, tmp_path: Path
 ) -> None:
