@@ -1,11 +1,12 @@
 """A quiet command logs errors only, and still the few warnings named to it: the backtest
-shows a helper process's fallback warning (its work done by the command itself) among the
-year's ≈ 1,800 governor warnings it does not show."""
+shows a helper process's fallback warning (its work done by the command itself) and the
+optional inputs its data lack among the year's ≈ 1,800 governor warnings it does not show."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,11 @@ from pathlib import Path
 import pytest
 
 from quantum_trader.helper_process import FALLBACK_WARNINGS
+from quantum_trader.market.candle_store import bundled_sample_dir, file_stem
+from quantum_trader.market.setup import MISSING_INPUT_WARNINGS
 from quantum_trader.report.chart_inputs import CHART_NAMES
+
+BTC, ETH = "BTC/USDT:USDT", "ETH/USDT:USDT"
 
 QUIET = """
 from quantum_trader.log import configure_logging, get_logger
@@ -52,22 +57,20 @@ if "quantum_trader.report.chart_process" in sys.orig_argv:
 """
 
 
-@pytest.mark.slow
-def test_the_backtest_command_shows_a_helpers_fallback_warning(tmp_path: Path) -> None:
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "sitecustomize.py").write_text(CHART_PROCESS_DIES)
+def quiet_backtest(
+    tmp_path: Path, arguments: list[str], env: dict[str, str]
+) -> list[dict[str, object]]:
+    """The JSON lines of `quantum-trader backtest ARGUMENTS` (rule signals, its own data
+    directory, `env` added), which must succeed."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("QT_")}
-    out = tmp_path / "report"
-    window = ["--start", "2025-09-20", "--end", "2025-09-22", "--symbols", "BTC/USDT:USDT"]
     done = subprocess.run(
-        [sys.executable, "-m", "quantum_trader", "backtest", *window, "--out", str(out)],
+        [sys.executable, "-m", "quantum_trader", "backtest", *arguments],
         env={
             **clean,
-            "PYTHONPATH": str(site),
             "QT_DATA_DIR": str(tmp_path / "data"),
             "QT_SIGNALS__SOURCE": "rules",
             "QT_LOG__FORMAT": "json",
+            **env,
         },
         cwd=tmp_path,
         capture_output=True,
@@ -75,9 +78,36 @@ def test_the_backtest_command_shows_a_helpers_fallback_warning(tmp_path: Path) -
         timeout=300,
     )
     assert done.returncode == 0, done.stderr
-    logged = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+
+
+@pytest.mark.slow
+def test_the_backtest_command_shows_a_helpers_fallback_warning(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(CHART_PROCESS_DIES)
+    out = tmp_path / "report"
+    window = ["--start", "2025-09-20", "--end", "2025-09-22", "--symbols", "BTC/USDT:USDT"]
+    logged = quiet_backtest(tmp_path, [*window, "--out", str(out)], {"PYTHONPATH": str(site)})
     warnings = [e["event"] for e in logged if e["level"] == "warning"]
     assert warnings == ["chart_process_failed"]
     assert set(warnings) <= FALLBACK_WARNINGS
-    assert "exit code 3" in next(e["error"] for e in logged if e["level"] == "warning")
+    assert "exit code 3" in next(str(e["error"]) for e in logged if e["level"] == "warning")
     assert {p.stem for p in (out / "charts").glob("*.png")} == set(CHART_NAMES)  # drawn here
+
+
+@pytest.mark.slow
+def test_the_backtest_command_shows_the_missing_inputs_warnings(tmp_path: Path) -> None:
+    """Optional inputs the data lack qualify the results (report.json names them too:
+    tests/report/test_report_missing_inputs.py)."""
+    market = tmp_path / "market"
+    market.mkdir()
+    for path in bundled_sample_dir().glob(f"{file_stem(BTC)}-*.feather"):
+        shutil.copy(path, market / path.name)
+    for path in bundled_sample_dir().glob(f"{file_stem(ETH)}-*-futures.feather"):
+        shutil.copy(path, market / path.name)  # ETH without its funding rates
+    window = ["--start", "2025-09-20", "--end", "2025-09-21", "--symbols", f"{BTC},{ETH}"]
+    logged = quiet_backtest(tmp_path, window, {"QT_MARKET__REPLAY_DIR": str(market)})
+    warnings = [(e["event"], e.get("symbols")) for e in logged if e["level"] == "warning"]
+    assert warnings == [("funding_unavailable", [ETH])]
+    assert {event for event, _ in warnings} <= MISSING_INPUT_WARNINGS

@@ -1,13 +1,10 @@
 """Optional inputs the data lack (funding rates, BTC's daily closes for the global regime)
-qualify a backtest's results: its report names each, in report.json, the summary and the page,
-and the quiet backtest command shows their warnings among the errors it logs."""
+qualify a backtest's results: its report names each, in report.json, the summary and the page
+(the quiet command's warnings: tests/foundation/test_foundation_quiet_log.py)."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -67,27 +64,3 @@ def test_a_report_of_complete_data_names_none(tmp_path: Path) -> None:
     assert json.loads((out / "report.json").read_text())["missing_inputs"] == []
     assert 'id="missing-inputs"' not in (out / "report.html").read_text()
     assert "missing input" not in summary_text(report, out)
-
-
-@pytest.mark.slow
-def test_the_quiet_backtest_command_shows_the_missing_inputs_warnings(tmp_path: Path) -> None:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("QT_")}
-    arguments = ["--start", "2025-09-20", "--end", "2025-09-21", "--symbols", ",".join(TWO)]
-    done = subprocess.run(
-        [sys.executable, "-m", "quantum_trader", "backtest", *arguments],
-        env={
-            **clean,
-            "QT_DATA_DIR": str(tmp_path / "data"),
-            "QT_MARKET__REPLAY_DIR": str(without_eth_funding(tmp_path)),
-            "QT_SIGNALS__SOURCE": "rules",
-            "QT_LOG__FORMAT": "json",
-        },
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
-    logged = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
-    warnings = [(e["event"], e.get("symbols")) for e in logged if e["level"] == "warning"]
-    assert warnings == [("funding_unavailable", [ETH])]
