@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    BaseModel,
     Field,
     SecretStr,
     ValidationError,
@@ -364,10 +365,25 @@ def _unknown_env_variables(env: Mapping[str, str]) -> list[str]:
     for name in sorted(env):
         if not name.upper().startswith(ENV_PREFIX):
             continue
-        head = name[len(ENV_PREFIX) :].split("__", 1)[0].lower()
+        head, nested, _ = name[len(ENV_PREFIX) :].partition("__")
+        head = head.lower()
         if head not in known:
             problems.append(f"{name}: unknown setting '{head}' (environment variable)")
+        elif not nested and head in _SECTIONS and not env[name].lstrip().startswith("{"):
+            example = f"{name.upper()}__{next(iter(_SECTIONS[head].model_fields)).upper()}"
+            problems.append(
+                f"{name}: names the whole [{head}] section; set one of its settings, e.g. "
+                f"{example} (environment variable)"
+            )
     return problems
+
+
+# The settings that are sections of their own (every one but data_dir).
+_SECTIONS: dict[str, type[BaseModel]] = {
+    name: info.annotation
+    for name, info in Settings.model_fields.items()
+    if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel)
+}
 
 
 def _describe(error: ValidationError, env: Mapping[str, str], path: Path | None) -> list[str]:

@@ -197,3 +197,12 @@ def test_a_replay_start_outside_the_recording_is_a_configuration_error(tmp_path:
 def test_an_empty_data_dir_is_refused_not_taken_for_the_working_directory() -> None:
     (line,) = problems(QT_DATA_DIR="")
     assert line.startswith("data_dir: is empty, which would mean the working directory")
+
+
+def test_a_variable_naming_a_whole_section_is_refused_with_an_example() -> None:
+    assert problems(QT_MARKET="1") == (
+        "QT_MARKET: names the whole [market] section; set one of its settings, e.g. "
+        "QT_MARKET__SOURCE (environment variable)",
+    )
+    as_json = _with_env(None, {"QT_MARKET": '{"symbols": ["BTC/USDT:USDT"]}'})  # still read
+    assert as_json.market.symbols == ("BTC/USDT:USDT",)
