@@ -9,7 +9,6 @@ setting, raised as ConfigurationError (the CLI exits 2).
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
@@ -48,7 +47,14 @@ from quantum_trader.keeper.settings import KeeperSettings
 from quantum_trader.market.settings import UniverseSettings
 from quantum_trader.monitor.settings import MonitorSettings
 from quantum_trader.ops.settings import NotifySettings, OperatorSettings, ServerSettings
-from quantum_trader.settings_base import DAY_S, CommaList, Section, at_least, read_toml
+from quantum_trader.settings_base import (
+    DAY_S,
+    CommaList,
+    Section,
+    at_least,
+    read_toml,
+    redact_url,
+)
 from quantum_trader.signals.settings import EnsembleSettings, SignalsSettings
 from quantum_trader.sizing.settings import CostSettings, SizingSettings
 
@@ -358,6 +364,14 @@ def _toml_problems(path: Path) -> list[str]:
     return []
 
 
+# The settings that are sections of their own (every one but data_dir).
+_SECTIONS: dict[str, type[BaseModel]] = {
+    name: info.annotation
+    for name, info in Settings.model_fields.items()
+    if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel)
+}
+
+
 def _unknown_env_variables(env: Mapping[str, str]) -> list[str]:
     """pydantic-settings ignores QT_ variables that match no section; we refuse them."""
     known = set(Settings.model_fields)
@@ -378,14 +392,6 @@ def _unknown_env_variables(env: Mapping[str, str]) -> list[str]:
     return problems
 
 
-# The settings that are sections of their own (every one but data_dir).
-_SECTIONS: dict[str, type[BaseModel]] = {
-    name: info.annotation
-    for name, info in Settings.model_fields.items()
-    if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel)
-}
-
-
 def _describe(error: ValidationError, env: Mapping[str, str], path: Path | None) -> list[str]:
     lines = []
     for item in error.errors():
@@ -399,7 +405,7 @@ def _describe(error: ValidationError, env: Mapping[str, str], path: Path | None)
             message = "unknown setting (misspelt?)"
         shown = "" if _is_secret(location) or item["type"] == "extra_forbidden" else item["input"]
         if isinstance(shown, str):
-            shown = _URL_PASSWORD.sub(r"\1***@", shown)
+            shown = redact_url(shown)
         got = f"; got {shown!r}" if shown not in ("", None) and not isinstance(shown, dict) else ""
         lines.append(f"{location}: {message}{got}" + (f" [{origin}]" if origin else ""))
     return lines
@@ -414,10 +420,6 @@ def _origin(location: tuple[int | str, ...], env: Mapping[str, str], path: Path 
         if variable in env:
             return variable
     return f"config file {path}" if path else ""
-
-
-# The password of an address written user:password@host, wherever a value is shown.
-_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@/\s]+@")
 
 
 def _is_secret(location: str) -> bool:

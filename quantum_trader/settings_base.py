@@ -9,6 +9,7 @@ what dates can hold).
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
@@ -109,3 +110,10 @@ def read_toml(path: Path) -> dict[str, Any]:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ValueError(str(error)) from None
+
+
+def redact_url(text: str, url: str | None = None) -> str:
+    """`text` with the password of `url` (default: `text` itself is the URL) replaced by ***:
+    wherever a value that may be an address with `user:password@` is shown."""
+    found = re.search(r"://[^:/@]*:([^@]+)@", url if url is not None else text)
+    return text.replace(found.group(1), "***") if found else text

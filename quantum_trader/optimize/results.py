@@ -31,7 +31,8 @@ from quantum_trader.config import Settings
 from quantum_trader.errors import ConfigurationError, UsageError
 from quantum_trader.optimize.objective import DRAWDOWN_FLOOR_PCT, Evaluation, run_block
 from quantum_trader.optimize.space import apply
-from quantum_trader.optimize.study import StudyRequest, redact_url
+from quantum_trader.optimize.study import StudyRequest
+from quantum_trader.settings_base import redact_url
 
 
 @dataclass(slots=True)

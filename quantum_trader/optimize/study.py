@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
-import re
 import signal
 import sys
 import warnings
@@ -43,6 +42,7 @@ from quantum_trader.backtest import BacktestInterrupted
 from quantum_trader.errors import ConfigurationError, UsageError
 from quantum_trader.optimize.objective import Evaluation, Objective, Stop
 from quantum_trader.record import record
+from quantum_trader.settings_base import redact_url
 
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED)
 SQLITE_BUSY_TIMEOUT_S = 60
@@ -79,12 +79,6 @@ def storage_url(url: str) -> str:
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         return "postgresql+psycopg://" + url.split("://", 1)[1]
     return url
-
-
-def redact_url(text: str, url: str | None = None) -> str:
-    """`text` with the password of `url` (default: `text` itself is the URL) replaced by ***."""
-    found = re.search(r"://[^:/@]*:([^@]+)@", url if url is not None else text)
-    return text.replace(found.group(1), "***") if found else text
 
 
 def open_storage(url: str) -> RDBStorage:

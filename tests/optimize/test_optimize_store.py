@@ -12,10 +12,10 @@ from quantum_trader.optimize.study import (
     _seed,
     open_storage,
     open_study,
-    redact_url,
     split,
     storage_url,
 )
+from quantum_trader.settings_base import redact_url
 
 
 def request(tmp_path: Path, spec: dict[str, object], multi: bool = False) -> StudyRequest:
