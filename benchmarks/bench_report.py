@@ -54,7 +54,7 @@ settings = Settings()
 configure_logging(settings.log.format, "ERROR")
 request = BacktestRequest(start=start, end=end, out_dir=run)
 settings, replay = prepare_replay(settings, request)
-context = uvloop.run(replay_into(settings, replay, run, asyncio.Event()))
+context = uvloop.run(replay_into(settings, replay, run, asyncio.Event())).context
 (run / "context.pkl").write_bytes(pickle.dumps(context))
 """
 

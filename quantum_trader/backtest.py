@@ -12,8 +12,11 @@ swapped in only when complete (report/outputs.py); a set `stopping` event (SIGTE
 ends the replay at the next step and leaves the previous outputs as they were.
 
 Memory: `run_backtest` releases the replay (recorded market, market model, core) before the
-report loads its chart library and reads the run back, so the command's peak is the larger
-of the two phases rather than their sum.
+report is built, keeping only the run's records (the ledger and the audit's tallies, a few MB
+a year), so the command's peak is the larger of the two phases rather than their sum. The
+report is computed from those records as the database now holds them (report/load.py
+`held_run`): the command does not read back what it has just written, and the charts are
+drawn while the database is written.
 """
 
 from __future__ import annotations
@@ -48,8 +51,9 @@ from quantum_trader.ports import SignalSource
 from quantum_trader.record import record
 from quantum_trader.replay_quiet import QuietSteps
 from quantum_trader.report.benchmark import buy_and_hold
+from quantum_trader.report.chart_inputs import ChartInputs, chart_inputs
 from quantum_trader.report.chart_process import ChartProcess, chart_process
-from quantum_trader.report.load import load_run
+from quantum_trader.report.load import ChartRecords, held_for_charts, held_run
 from quantum_trader.report.model import BacktestReport, RunContext
 from quantum_trader.report.outputs import staged_output
 from quantum_trader.report.provenance import Provenance, check_window
@@ -111,20 +115,20 @@ async def run_backtest(
         settings, replay = prepare_replay(settings, request)  # refusals before anything is written
         with staged_output(request.out_dir) as work:
             with loaded_objects_exempt():  # collector.py: what is loaded outlives the replay
-                context = await replay_into(
+                replayed = await replay_into(
                     settings,
                     replay,
                     work,
                     stopping or asyncio.Event(),
                     helper_processes=request.helper_processes,
+                    aside=aside,
                 )
                 # The market, its model and the core are no longer needed: release them
-                # before the report loads its libraries and the run's tables (the command's
-                # peak memory).
+                # before the report loads its libraries (the command's peak memory).
                 del replay
                 gc.collect()
             with collector_paused():  # the report's cycles, a few MB, are left for after it
-                return await write_report(context, work, started, aside)
+                return await write_report(replayed, work, started)
 
 
 def prepare_replay(settings: Settings, request: BacktestRequest) -> tuple[Settings, Replay]:
@@ -153,8 +157,21 @@ async def run_replay(
     settings: Settings, replay: Replay, out: Path, started: float, stopping: asyncio.Event
 ) -> BacktestReport:
     """Replay `replay` into the database in `out`, then write the report beside it."""
-    context = await replay_into(settings, replay, out, stopping)
-    return await write_report(context, out, started)
+    replayed = await replay_into(settings, replay, out, stopping)
+    return await write_report(replayed, out, started)
+
+
+@record
+class Replayed:
+    """A replay written into its database, with what the report is computed from: the
+    run's context, its records as the database holds them (`held_run`: the ledger still
+    encoded, decoded once the replay is released), and the charts' inputs."""
+
+    context: RunContext
+    records: SplitRepository  # closed: what it holds in memory is read
+    chart_records: ChartRecords
+    charts: ChartInputs
+    drawn_by: ChartProcess | None  # the process the charts were handed to
 
 
 async def replay_into(
@@ -164,11 +181,13 @@ async def replay_into(
     stopping: asyncio.Event,
     *,
     helper_processes: bool = False,
-) -> RunContext:
-    """Replay `replay` into the database in `out`; return what the report needs besides the
-    database (benchmark and candle counts included), so that nothing of the replay is kept.
-    With `helper_processes`, the correlations are computed and the decisions inserted by
-    processes of their own."""
+    aside: ChartProcess | None = None,
+) -> Replayed:
+    """Replay `replay` into the database in `out`; return what the report needs (benchmark
+    and candle counts included), so that nothing of the replay is kept. With
+    `helper_processes`, the correlations are computed and the decisions inserted by
+    processes of their own; with `aside`, it draws the charts while the database is
+    written."""
     feed = replay.feed
     rules = replay.rules
     clock = ManualClock(replay.start)
@@ -197,30 +216,32 @@ async def replay_into(
             step = timedelta(milliseconds=TIMEFRAME_MS[settings.market.timeframe])
             quiet = QuietSteps(core, model, exchange, settings.backtest, step)
             steps = await _replay(settings, clock, core, repository, replay, stopping, quiet)
+            context = _context(settings, replay, steps)
+            held = await held_for_charts(repository)
+            charts = chart_inputs(held, context)
+            if aside is not None:  # drawn while the ledger is saved and the report built
+                await aside.send(charts)
             await repository.save_ledger()
         finally:
             await repository.close()
-    return _context(settings, replay, steps)
+    return Replayed(context, repository, held, charts, aside)
 
 
-async def write_report(
-    context: RunContext, out: Path, started: float, aside: ChartProcess | None = None
-) -> BacktestReport:
-    """Read the replayed run from the database in `out`, write the report beside it, some of
-    its charts drawn in `aside` when given.
+async def write_report(replayed: Replayed, out: Path, started: float) -> BacktestReport:
+    """Write the report of the run replayed into `out` beside its database, the charts taken
+    from the chart process `replay_into` handed them to, if any.
 
     The chart library (matplotlib) and the page's templates are imported here, when the
     report is built, not with this module: a caller that released its replay never holds
     both them and the market in memory.
     """
     from quantum_trader.report.build import build_report
-    from quantum_trader.report.publish import send_charts, write_outputs
+    from quantum_trader.report.publish import write_outputs
 
-    data = await load_run(out / DATABASE_FILE)
-    context = dataclasses.replace(context, elapsed_s=time.perf_counter() - started)
-    charts = await send_charts(data, context, aside)  # drawn there while the report is built
+    data = await held_run(replayed.records, replayed.chart_records)
+    context = dataclasses.replace(replayed.context, elapsed_s=time.perf_counter() - started)
     report = build_report(data, context)
-    await write_outputs(report, charts, out, aside)
+    await write_outputs(report, replayed.charts, out, replayed.drawn_by)
     return report
 
 

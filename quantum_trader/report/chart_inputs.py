@@ -1,7 +1,7 @@
 """What the report's charts are drawn from, gathered where the chart library is not loaded: the
-backtest's process builds it from the run read back, before the report itself, and draws it
-there or hands it to a chart process (chart_process.py), which must draw the same PNGs from
-it."""
+backtest's process builds it from the run's records as soon as the replay ends, before the
+ledger is saved and the report built, and draws it there or hands it to a chart process
+(chart_process.py), which must draw the same PNGs from it."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from datetime import datetime
 from quantum_trader.record import record
 from quantum_trader.report.curve import Curve
 from quantum_trader.report.halts import HaltPeriod, halt_periods
-from quantum_trader.report.load import DecisionsOfDay, RunData
+from quantum_trader.report.load import ChartRecords, DecisionsOfDay, RunData
 from quantum_trader.report.model import RunContext
 from quantum_trader.report.statistics import group_table, trade_table
 
@@ -29,7 +29,7 @@ class ChartInputs:
     stamp: str  # the run's sample, carried by every chart's title
 
 
-def chart_inputs(data: RunData, context: RunContext) -> ChartInputs:
+def chart_inputs(data: RunData | ChartRecords, context: RunContext) -> ChartInputs:
     """The charts' inputs; `by_symbol` is the report's table of the same name."""
     return ChartInputs(
         equity=data.equity,

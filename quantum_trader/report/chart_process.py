@@ -1,14 +1,14 @@
 """The report's charts drawn in a process of their own, beside the backtest's.
 
 Started before the replay, the chart process loads the chart library (matplotlib and the
-report's modules, ≈ 0.9 s of CPU) on the machine's other core while the replay runs, so
-the backtest's process never loads it. Given the inputs once the run is read back, it draws the
-charts (ASIDE) while this process renders the page and report.json around them: the
-decisions chart in a fork of itself, the others in itself, on both cores (this process only
-waits by then). Its PNGs are the ones `charts.draw` makes here, byte for byte (tested). It is a
-speed-up, never a dependency: should it fail to start or to answer (killed, out of memory, a
-broken interpreter), this process draws those charts itself after one warning line; should the
-fork fail, the chart process draws its chart itself.
+report's modules, ≈ 0.9 s of CPU) on the machine's other core while the replay runs, so the
+backtest's process never loads it. Given the inputs as soon as the replay ends, it draws the
+charts (ASIDE) while this process saves the ledger and renders the page and report.json around
+them: the decisions chart in a fork of itself, the others in itself. Its PNGs are the ones
+`charts.draw` makes here, byte for byte (tested). It is a speed-up, never a dependency: should
+it fail to start or to answer (killed, out of memory, a broken interpreter), this process draws
+those charts itself after one warning line; should the fork fail, the chart process draws its
+chart itself.
 
 One job: the inputs in on stdin (pickled, by the parent that started the process), the PNGs
 out on stdout, each after its length (nothing the parent reads is unpickled); stderr is read

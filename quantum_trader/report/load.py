@@ -1,5 +1,6 @@
-"""Read a finished backtest's database: the report is computed from it alone (plus the
-benchmark prices), whatever ran the replay."""
+"""What the report is computed from (plus the benchmark prices): a finished backtest's
+database read back (`load_run`), or the same records as the replay's repository held them
+while it wrote that database (`held_run`), which spares the command the read."""
 
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ from quantum_trader.domain import ClosedTrade, EquitySnapshot, Fill, Order
 from quantum_trader.ops.governor_keeper import EVENTS_NAMESPACE
 from quantum_trader.record import record
 from quantum_trader.report.curve import Curve
+from quantum_trader.storage.split import DecisionsOfDay as DecisionsOfDay  # the charts read it here
+from quantum_trader.storage.split import SplitRepository
 from quantum_trader.storage.sqlite import SqliteRepository
 
-DecisionsOfDay = tuple[str, str, int, int]  # day, gate, approved, decisions
 DECISIONS_BY_DAY = (
     "SELECT substr(time, 1, 10) AS day, gate, approved, reason, count(*) AS decisions "
     "FROM decisions GROUP BY day, gate, approved, reason"
@@ -71,6 +73,49 @@ async def load_run(path: Path) -> RunData:
         position_events_by_reason=dict(Counter(str(e.reason) for e in position_events.result())),
         governor_events=sorted(events.result().values(), key=lambda e: str(e["time"])),
         open_positions=len(open_positions.result()),
+    )
+
+
+@record
+class ChartRecords:
+    """The part of a run the charts read (report/chart_inputs.py)."""
+
+    trades: list[ClosedTrade]
+    equity: Curve
+    decisions_by_day: list[DecisionsOfDay]
+    governor_events: list[dict[str, Any]]
+
+
+async def held_for_charts(repository: SplitRepository) -> ChartRecords:
+    """What the charts read of the run `repository` holds (`held_run`), soonest: without the
+    orders and fills, a year's slowest records to decode."""
+    events = await repository.load_state(EVENTS_NAMESPACE)
+    audit = repository.held_audit()
+    return ChartRecords(
+        trades=sorted(await repository.closed_trades(), key=lambda t: t.closed_at),
+        equity=Curve.of([time for time, _ in audit.equity], [value for _, value in audit.equity]),
+        decisions_by_day=audit.decisions_by_day,
+        governor_events=sorted(events.values(), key=lambda e: str(e["time"])),
+    )
+
+
+async def held_run(repository: SplitRepository, charts: ChartRecords | None = None) -> RunData:
+    """What `load_run` reads from the database `repository` writes, from the records it holds:
+    its ledger (kept in memory, encoded as the database stores it) and what it kept of the
+    audit records (`SplitRepository.held_audit`), with `charts` when already taken from it.
+    Equal to `load_run`'s once the ledger is saved (tested)."""
+    charts = charts or await held_for_charts(repository)
+    audit = repository.held_audit()
+    return RunData(
+        trades=charts.trades,
+        fills=await repository.fills(),
+        orders=await repository.orders(),
+        equity=charts.equity,
+        decisions_by_day=charts.decisions_by_day,
+        decision_counts=audit.decision_counts,
+        position_events_by_reason=dict(Counter(audit.position_event_reasons)),
+        governor_events=charts.governor_events,
+        open_positions=len(await repository.open_positions()),
     )
 
 

@@ -5,12 +5,16 @@ path) and are written to the database in one transaction by `save_ledger()`. Dec
 position events and equity snapshots go straight to SQLite's buffered writer, which flushes
 every 5,000 rows (full batches of decisions through a writer process of their own when the
 replay starts one: `SqliteRepository.insert_decisions_aside`), so a year of decisions never
-has to fit in memory at once.
+has to fit in memory at once. What the report reads of those three is also kept here, small:
+the decisions tallied, the events' reasons and the equity's times and values (`held_audit`),
+so that a backtest's report needs no read of the database it has just written.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from quantum_trader.domain import (
@@ -22,14 +26,66 @@ from quantum_trader.domain import (
     Position,
     PositionEvent,
 )
+from quantum_trader.record import record
+from quantum_trader.storage.codec import encode_time
 from quantum_trader.storage.memory import InMemoryRepository
 from quantum_trader.storage.sqlite import SqliteRepository
+
+DecisionsOfDay = tuple[str, str, int, int]  # day, gate, approved, decisions
+
+
+@record
+class HeldAudit:
+    """What the report reads of the audit records, as the database's queries give it
+    (report/load.py): the same values in the same order."""
+
+    decisions_by_day: list[DecisionsOfDay]  # by day, gate and approval, sorted
+    decision_counts: dict[tuple[str, str], int]  # by gate and reason, sorted
+    position_event_reasons: list[str]  # each event's, ordered by time, then arrival
+    equity: list[tuple[datetime, float]]  # (time, equity in USDT): by time, then arrival
+
+
+class _AuditTally:
+    """The audit records' tallies, kept as they are recorded."""
+
+    def __init__(self) -> None:
+        # (day, gate, approved, reason) -> decisions; the day as the table's text begins
+        self.decisions: Counter[tuple[str, str, int, str]] = Counter()
+        self.events: list[tuple[datetime, int, str]] = []
+        self.equity: list[tuple[datetime, float]] = []
+        self._day: tuple[datetime | None, str] = (None, "")  # a cycle's decisions share a time
+
+    def add_decisions(self, decisions: Sequence[Decision]) -> None:
+        tally = self.decisions
+        for decision in decisions:
+            verdict = decision.verdict
+            day = self._day[1] if self._day[0] == decision.time else self._day_of(decision.time)
+            tally[day, verdict.gate.value, int(verdict.approved), verdict.reason.value] += 1
+
+    def _day_of(self, moment: datetime) -> str:
+        day = encode_time(moment)[:10]
+        self._day = (moment, day)
+        return day
+
+    def held(self) -> HeldAudit:
+        by_day: Counter[tuple[str, str, int]] = Counter()
+        by_reason: Counter[tuple[str, str]] = Counter()
+        for (day, gate, approved, reason), decisions in self.decisions.items():
+            by_day[day, gate, approved] += decisions
+            by_reason[gate, reason] += decisions
+        return HeldAudit(
+            decisions_by_day=[(d, g, a, n) for (d, g, a), n in sorted(by_day.items())],
+            decision_counts=dict(sorted(by_reason.items())),
+            position_event_reasons=[reason for *_, reason in sorted(self.events)],
+            equity=sorted(self.equity, key=lambda point: point[0]),
+        )
 
 
 class SplitRepository:
     def __init__(self, ledger: InMemoryRepository, database: SqliteRepository) -> None:
         self._ledger = ledger
         self.database = database
+        self._tally = _AuditTally()
 
     async def save_ledger(self) -> None:
         """Write the in-memory ledger records into the database (one transaction)."""
@@ -82,6 +138,7 @@ class SplitRepository:
     # audit records: SQLite, buffered
     async def record_decisions(self, decisions: Sequence[Decision]) -> None:
         await self.database.record_decisions(decisions)
+        self._tally.add_decisions(decisions)
 
     async def decision_counts(self) -> dict[tuple[str, str], int]:
         return await self.database.decision_counts()
@@ -91,12 +148,21 @@ class SplitRepository:
 
     async def record_position_events(self, events: Sequence[PositionEvent]) -> None:
         await self.database.record_position_events(events)
+        held = self._tally.events
+        held.extend((e.time, len(held) + i, str(e.reason)) for i, e in enumerate(events))
 
     async def position_events(self) -> list[PositionEvent]:
         return await self.database.position_events()
 
     async def record_equity(self, snapshot: EquitySnapshot) -> None:
         await self.database.record_equity(snapshot)
+        # The float of the value the table holds: its text is the Decimal's, exactly.
+        self._tally.equity.append((snapshot.time, float(snapshot.equity_usdt)))
+
+    def held_audit(self) -> HeldAudit:
+        """The audit records as the report reads them from the database (`report/load.py`),
+        from what was recorded here."""
+        return self._tally.held()
 
     async def equity_history(self) -> list[EquitySnapshot]:
         return await self.database.equity_history()

@@ -75,11 +75,11 @@ def test_a_replay_keeps_nothing_of_its_market_once_the_report_is_written(
     settings, replay = prepare_replay(settings, BacktestRequest(start, end, out_dir=tmp_path))
     feed = weakref.ref(replay.feed)
 
-    context = asyncio.run(replay_into(settings, replay, tmp_path, asyncio.Event()))
+    replayed = asyncio.run(replay_into(settings, replay, tmp_path, asyncio.Event()))
     del replay
     gc.collect()
     assert feed() is None  # no cache, core or report piece kept the recorded bars alive
-    report = asyncio.run(write_report(context, tmp_path, time.perf_counter()))
+    report = asyncio.run(write_report(replayed, tmp_path, time.perf_counter()))
     assert report.candles == 2 * 2 * 288  # counted before the release
     assert report.benchmark["return_pct"] != 0.0
     assert report.steps == 2 * 288

@@ -50,7 +50,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
     settings, replay = prepare_replay(settings, request)
 
     async def replayed() -> Run:
-        context = await replay_into(settings, replay, work, asyncio.Event())
+        context = (await replay_into(settings, replay, work, asyncio.Event())).context
         data = await load_run(work / DATABASE_FILE)
         return build_report(data, context), data, context
 
