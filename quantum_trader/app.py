@@ -311,9 +311,11 @@ async def open_runtime(
         "market_data_selected", **describe(data, settings.market.symbols, settings.market.timeframe)
     )
     rules = data.rules(settings.market.symbols, settings.market.timeframe)
-    repository, paper_last = await _open_paper_books(settings, stack)
     source = source or choose_signal_source(settings)
     feed = open_replay_feed(settings, source)
+    if not database_path(settings).is_file():  # a first run: where it starts, before the file
+        feed.check_covers(settings.market.replay_start or feed.start)
+    repository, paper_last = await _open_paper_books(settings, stack)
     clock = make_clock(await _replay_start(settings, feed, repository, paper_last))
     exchange = make_paper_exchange(
         settings,

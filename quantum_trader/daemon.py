@@ -35,6 +35,7 @@ from quantum_trader.ops.metrics import Metrics, StreamHealth, StreamState
 from quantum_trader.ops.operator_view import MARKS_FILE
 from quantum_trader.ops.presence import HEARTBEAT_FILE as HEARTBEAT_FILE  # re-exported
 from quantum_trader.ops.requests import RequestWindow
+from quantum_trader.ops.server import check_address
 from quantum_trader.portfolio.analytics import portfolio_report
 from quantum_trader.ports import Clock, SignalSource
 
@@ -51,6 +52,7 @@ async def run_daemon(settings: Settings, source: SignalSource | None = None) -> 
         loop.add_signal_handler(signum, stopping.set)
     speed = settings.market.replay_speed
     started = LiveClock().now()  # before the data directory is ours: older requests are stale
+    check_address(settings.server)  # a port in use: before the data directory or the exchange
     async with AsyncExitStack() as stack:
         metrics = Metrics()
         runtime = await open_runtime(

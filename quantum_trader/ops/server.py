@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import socket
 import time
 from importlib import resources
 
@@ -36,6 +37,45 @@ PUBLIC_PATHS = frozenset({"/", "/health"})
 
 def load_page() -> bytes:
     return resources.files(PAGE[0]).joinpath(PAGE[1]).read_bytes()
+
+
+def check_address(settings: ServerSettings) -> None:
+    """Raise the ConfigurationError `StatusServer.start` would for an address in use, before
+    the daemon opens anything: in testnet/live it would otherwise connect to the exchange and
+    reconcile the account first. A check, not a reservation (the port may be taken between
+    the two), binding as asyncio's server does on Unix: each address of the host, reusing
+    one in TIME_WAIT, IPv6 ones for IPv6 only."""
+    if not settings.enabled or settings.port == 0:
+        return
+    try:
+        addresses = socket.getaddrinfo(
+            settings.host, settings.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except OSError:  # an unknown host: `start` says so
+        return
+    for family, kind, protocol, _, address in addresses:
+        try:
+            probe = socket.socket(family, kind, protocol)
+        except OSError:  # a family this system lacks: asyncio skips it too
+            continue
+        with probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                probe.bind(address)
+            except OSError as error:
+                raise _cannot_listen(settings, error) from None
+
+
+def _cannot_listen(settings: ServerSettings, error: OSError) -> ConfigurationError:
+    return ConfigurationError(
+        [
+            f"server.port: cannot listen on {settings.host}:{settings.port} ({error.strerror}); "
+            "is another daemon running? Set QT_SERVER__PORT (0 picks a free port) or "
+            "QT_SERVER__ENABLED=false"
+        ]
+    )
 
 
 class StatusServer:
@@ -69,13 +109,7 @@ class StatusServer:
             await web.TCPSite(self._runner, s.host, s.port).start()
         except OSError as error:
             await self._runner.cleanup()
-            raise ConfigurationError(
-                [
-                    f"server.port: cannot listen on {s.host}:{s.port} ({error.strerror}); is "
-                    "another daemon running? Set QT_SERVER__PORT (0 picks a free port) or "
-                    "QT_SERVER__ENABLED=false"
-                ]
-            ) from None
+            raise _cannot_listen(s, error) from None
         self.port = int(self._runner.addresses[0][1])
         url = f"http://{s.host}:{self.port}"
         log.info("status_server_started", url=url, token_required=self._token is not None)

@@ -192,6 +192,8 @@ def test_a_replay_start_outside_the_recording_is_a_configuration_error(tmp_path:
         "configuration error: market.replay_start: 2030-01-01T00:00:00+00:00 is outside the "
         "recording ("
     )
+    # Refused before the database is made: a later run with a good start begins afresh.
+    assert not any(p.name.startswith("quantum_trader.db") for p in (tmp_path / "data").iterdir())
 
 
 def test_an_empty_data_dir_is_refused_not_taken_for_the_working_directory() -> None:

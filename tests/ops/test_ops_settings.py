@@ -87,3 +87,5 @@ def test_a_port_in_use_is_one_line_and_exit_2(tmp_path: Path) -> None:
         f"configuration error: server.port: cannot listen on 127.0.0.1:{port}"
     )
     assert "QT_SERVER__PORT" in lines[0]
+    # Checked before anything is opened: no lock, no database, no paper account.
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
