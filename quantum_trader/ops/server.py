@@ -13,6 +13,7 @@ else gets 401 and one warning line naming the path and the client, never the tok
 
 from __future__ import annotations
 
+import errno
 import hmac
 import json
 import socket
@@ -69,11 +70,18 @@ def check_address(settings: ServerSettings) -> None:
 
 
 def _cannot_listen(settings: ServerSettings, error: OSError) -> ConfigurationError:
+    where = f"cannot listen on {settings.host}:{settings.port} ({error.strerror})"
+    if error.errno == errno.EADDRNOTAVAIL:
+        return ConfigurationError(
+            [
+                f"server.host: {where}: not an address of this machine; set QT_SERVER__HOST "
+                "to one (127.0.0.1 for this machine only, 0.0.0.0 for every interface)"
+            ]
+        )
     return ConfigurationError(
         [
-            f"server.port: cannot listen on {settings.host}:{settings.port} ({error.strerror}); "
-            "is another daemon running? Set QT_SERVER__PORT (0 picks a free port) or "
-            "QT_SERVER__ENABLED=false"
+            f"server.port: {where}; is another daemon running? Set QT_SERVER__PORT (0 picks a "
+            "free port) or QT_SERVER__ENABLED=false"
         ]
     )
 

@@ -199,6 +199,7 @@ def test_a_replay_start_outside_the_recording_is_a_configuration_error(tmp_path:
 def test_an_empty_data_dir_is_refused_not_taken_for_the_working_directory() -> None:
     (line,) = problems(QT_DATA_DIR="")
     assert line.startswith("data_dir: is empty, which would mean the working directory")
+    assert line.endswith("[QT_DATA_DIR]")  # the variable that set it
 
 
 def test_a_variable_naming_a_whole_section_is_refused_with_an_example() -> None:

@@ -14,6 +14,8 @@ from ops_builders import BOT_TOKEN, TOKEN
 
 from quantum_trader.config import load_settings
 from quantum_trader.errors import ConfigurationError
+from quantum_trader.ops.server import check_address
+from quantum_trader.ops.settings import ServerSettings
 
 
 def run_cli(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
@@ -89,3 +91,26 @@ def test_a_port_in_use_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert "QT_SERVER__PORT" in lines[0]
     # Checked before anything is opened: no lock, no database, no paper account.
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_the_address_is_checked_as_the_server_would_bind_it() -> None:
+    """Before anything is opened: each address of the host, a taken port named as such, an
+    address of another machine as a host problem, port 0 and a disabled server not at all."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for host in ("127.0.0.1", "localhost", "0.0.0.0"):
+            with pytest.raises(ConfigurationError) as error:
+                check_address(ServerSettings(host=host, port=port))
+            (line,) = error.value.problems
+            assert line.startswith(f"server.port: cannot listen on {host}:{port} (")
+            assert "another daemon" in line
+        check_address(ServerSettings(host="127.0.0.1", port=port, enabled=False))
+        check_address(ServerSettings(host="127.0.0.1", port=0))
+    check_address(ServerSettings(host="127.0.0.1", port=port))  # free again
+    with pytest.raises(ConfigurationError) as error:
+        check_address(ServerSettings(host="192.0.2.1", port=port))  # TEST-NET-1: not ours
+    (line,) = error.value.problems
+    assert line.startswith(f"server.host: cannot listen on 192.0.2.1:{port} (")
+    assert "QT_SERVER__HOST" in line
