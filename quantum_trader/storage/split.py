@@ -149,7 +149,7 @@ class SplitRepository:
     async def record_position_events(self, events: Sequence[PositionEvent]) -> None:
         await self.database.record_position_events(events)
         held = self._tally.events
-        held.extend((e.time, len(held) + i, str(e.reason)) for i, e in enumerate(events))
+        held.extend((e.time, i, str(e.reason)) for i, e in enumerate(events, start=len(held)))
 
     async def position_events(self) -> list[PositionEvent]:
         return await self.database.position_events()
