@@ -90,10 +90,38 @@ def refuse_newer(path: Path, found: int, known: int) -> None:
         )
 
 
+def not_ours(path: Path, tables: list[str]) -> OperatorActionRequired | None:
+    """The refusal for a database without a schema version that holds tables (another
+    program's file); None when it holds none besides an empty schema_version."""
+    foreign = sorted(t for t in tables if t != "schema_version")
+    if not foreign:
+        return None
+    shown = ", ".join(foreign[:5]) + (", …" if len(foreign) > 5 else "")
+    return OperatorActionRequired(
+        f"database {path} is not one of this program's (tables {shown}; no schema version): "
+        "nothing was changed; point --db or QT_DATA_DIR at a daemon's or a backtest's database, "
+        "or move this file aside"
+    )
+
+
+async def table_names(conn: aiosqlite.Connection) -> list[str]:
+    return [str(row[0]) for row in await conn.execute_fetchall(_TABLES)]
+
+
+async def refuse_if_not_ours(conn: aiosqlite.Connection, path: Path) -> None:
+    """Raise `not_ours`'s refusal for another program's database. A writer checks before it
+    sets anything (the journal mode is written into the file)."""
+    if await current_version(conn) == 0:
+        refusal = not_ours(path, await table_names(conn))
+        if refusal is not None:
+            raise refusal
+
+
 async def apply_pending(
     conn: aiosqlite.Connection, path: Path, migrations: tuple[Migration, ...]
 ) -> tuple[int, ...]:
     """Apply every migration above the current version; return the versions applied."""
+    await refuse_if_not_ours(conn, path)
     await conn.execute(_CREATE_VERSION_TABLE)
     found = await current_version(conn)
     refuse_newer(path, found, len(migrations))

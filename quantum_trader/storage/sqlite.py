@@ -42,8 +42,11 @@ from quantum_trader.storage.migrate import (
     check_sequence,
     current_version,
     expected_schema,
+    not_ours,
+    refuse_if_not_ours,
     refuse_newer,
     schema_problems,
+    table_names,
 )
 
 FLUSH_THRESHOLD_ROWS = 5_000
@@ -156,6 +159,7 @@ class SqliteRepository:
                 version = await _check_readable(conn, path, len(known))
                 applied: tuple[int, ...] = ()
             else:
+                await refuse_if_not_ours(conn, path)  # another program's file, left as it is
                 await _configure_writer(conn)
                 await _check_integrity(conn, path)
                 applied = await apply_pending(conn, path, known)
@@ -475,6 +479,15 @@ async def _configure_reader(conn: aiosqlite.Connection) -> None:
 async def _check_readable(conn: aiosqlite.Connection, path: Path, known: int) -> int:
     version = await current_version(conn)
     refuse_newer(path, version, known)
+    if version == 0:  # no schema at all: not a database any daemon of ours has written
+        refusal = not_ours(path, await table_names(conn))
+        if refusal is not None:
+            raise refusal
+        raise OperatorActionRequired(
+            f"database {path} is empty (no tables): no daemon has written it yet; start one "
+            "(quantum-trader run), or point --db or QT_DATA_DIR at a daemon's or a backtest's "
+            "database"
+        )
     if version < known:
         raise OperatorActionRequired(
             f"database {path} has schema version {version}, older than this program's "

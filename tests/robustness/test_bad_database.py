@@ -136,3 +136,48 @@ def test_a_table_a_person_added_is_not_a_problem(data_dir: Path) -> None:
             await repository.close()
 
     assert asyncio.run(reopen()) == held >= 1
+
+
+def another_programs_database(database: Path) -> None:
+    """What a user may point the daemon at by mistake: a SQLite file of some other program."""
+    for suffix in ("", "-wal", "-shm"):
+        database.with_name(database.name + suffix).unlink(missing_ok=True)
+    with sqlite3.connect(database) as conn:
+        conn.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)")
+        conn.execute("CREATE TABLE posts (id INTEGER PRIMARY KEY, body TEXT)")
+        conn.execute("INSERT INTO users (name) VALUES ('ada')")
+    conn.close()
+
+
+@pytest.mark.parametrize("command", ["run", "status"])
+def test_another_programs_database_is_refused_and_left_byte_for_byte(
+    data_dir: Path, command: str
+) -> None:
+    """Not migrated into (our tables beside theirs), not switched to WAL: one line, exit 1."""
+    another_programs_database(data_dir / DATABASE)
+    before = contents(data_dir)
+
+    done = cli(data_dir, command)
+
+    assert done.returncode == 1, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith(
+        f"error: database {data_dir / DATABASE} is not one of this program's "
+        "(tables posts, users; no schema version)"
+    ), line
+    assert "point --db or QT_DATA_DIR at a daemon's or a backtest's database" in line
+    assert contents(data_dir) == before
+
+
+def test_an_empty_database_file_is_named_as_empty_to_readers(data_dir: Path) -> None:
+    database = data_dir / DATABASE
+    for suffix in ("", "-wal", "-shm"):
+        database.with_name(database.name + suffix).unlink(missing_ok=True)
+    database.write_bytes(b"")
+
+    done = cli(data_dir, "status", "--db", str(database))
+
+    assert done.returncode == 1, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith(f"error: database {database} is empty (no tables)"), line
+    assert database.read_bytes() == b""
