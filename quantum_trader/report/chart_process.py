@@ -6,9 +6,9 @@ backtest's process never loads it. Given the inputs as soon as the replay ends, 
 charts (ASIDE) while this process saves the ledger and renders the page and report.json around
 them: the decisions chart in a fork of itself, the others in itself. Its PNGs are the ones
 `charts.draw` makes here, byte for byte (tested). It is a speed-up, never a dependency: should
-it fail to start or to answer (killed, out of memory, a broken interpreter), this process draws
-those charts itself after one warning line; should the fork fail, the chart process draws its
-chart itself.
+it fail to start, to read its job or to answer (killed, stopped, out of memory, a broken
+interpreter), this process draws those charts itself after one warning line; should the fork
+fail, the chart process draws its chart itself.
 
 One job: the inputs in on stdin (pickled, by the parent that started the process), the PNGs
 out on stdout, each after its length (nothing the parent reads is unpickled); stderr is read
@@ -56,6 +56,7 @@ class ChartProcess:
     ) -> None:
         self._process = process
         self._answer_within_s = answer_within_s
+        self._failed = ""  # why it was given up on before its answer was read
 
     @classmethod
     async def start(cls) -> ChartProcess | None:
@@ -88,8 +89,13 @@ class ChartProcess:
         on_every_cpu(self._process.pid)  # the replay is over: both cores for the charts
         try:
             stdin.write(pickle.dumps(inputs))
-            await stdin.drain()
+            # A year's job is larger than the pipe: a process that stopped reading (frozen,
+            # stopped) would hold the command here for good.
+            await asyncio.wait_for(stdin.drain(), self._answer_within_s)
             stdin.close()
+        except TimeoutError:
+            self._failed = f"not reading its job within {self._answer_within_s:g} s"
+            await self.close()
         # A dead process: told when its answer is read. Its pipe, closed, raises OSError on
         # asyncio's own loop and RuntimeError ("the handler is closed") on uvloop's.
         except (OSError, RuntimeError):
@@ -101,6 +107,9 @@ class ChartProcess:
         process = self._process
         assert process.stdout is not None  # started with pipes
         assert process.stderr is not None
+        if self._failed:
+            log.warning("chart_process_failed", error=self._failed, then="drawn in process")
+            return None
         reading = asyncio.gather(process.stdout.read(), process.stderr.read(), process.wait())
         try:
             out, err, _ = await asyncio.wait_for(reading, self._answer_within_s)

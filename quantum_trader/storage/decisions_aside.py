@@ -8,23 +8,26 @@ instead. Each full batch of the repository's (rows as encoded for the table) goe
 over its stdin, which is widened to hold a batch so the replay does not wait for the process to
 read it; it commits each batch in one transaction, as the repository would.
 
-It is a speed-up, never a dependency: should the process fail to start, die or not end in time,
-one warning line, and the repository writes the rest itself, from the rows the table holds on.
-The table is the only witness believed: each batch is one transaction, so its highest id says
-which batches are in whole. A batch is kept (pickled) until the table is seen to hold it, at
-the next batch's hand-over (at most a few kept). No decision is lost or written twice, and they
-keep the order they were made in. The child (decisions_writer.py, standard library only, so
-it starts at once) runs at a lower priority (nice 10: never urgent, the replay first), ignores
-SIGINT (a terminal's Ctrl-C reaches the process group; the backtest decides what it means) and
-ends with its stdin.
+It is a speed-up, never a dependency: should the process fail to start, die, stop reading its
+batches (`SEND_WITHIN_S`) or not end in time, one warning line, and the repository writes the
+rest itself, from the rows the table holds on. The table is the only witness believed: each
+batch is one transaction, so its highest id says which batches are in whole. A batch is kept
+(pickled) until the table is seen to hold it, at the next batch's hand-over (at most a few
+kept). No decision is lost or written twice, and they keep the order they were made in. The
+child (decisions_writer.py, standard library only, so it starts at once) runs at a lower
+priority (nice 10: never urgent, the replay first), ignores SIGINT (a terminal's Ctrl-C reaches
+the process group; the backtest decides what it means) and ends with its stdin.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import os
 import pickle
+import select
 import subprocess
+import time
 from pathlib import Path
 from typing import IO
 
@@ -37,13 +40,23 @@ log = get_logger("storage")
 
 HEADER_BYTES = decisions_writer.HEADER_BYTES  # a batch's pickled size, before it
 PIPE_BYTES = 1 << 20  # stdin's capacity asked for: a batch of 5,000 decisions is ≈ 0.6 MB
+# A batch's hand-over waits this long for room in the pipe: a process that stopped reading
+# (frozen, stopped) is then given up on rather than holding the replay for good.
+SEND_WITHIN_S = 30.0
 
 
 class DecisionsAside:
     """The writer process, and the batches not known to be in the table yet."""
 
-    def __init__(self, process: subprocess.Popen[bytes], errors: IO[bytes], before: int) -> None:
+    def __init__(
+        self,
+        process: subprocess.Popen[bytes],
+        errors: IO[bytes],
+        before: int,
+        send_within_s: float = SEND_WITHIN_S,
+    ) -> None:
         self._process = process
+        self._send_within_s = send_within_s
         self._errors = errors  # the process's stderr: a file, which never fills up as a pipe
         self._before = before  # the table's highest id when the process started
         self._sent = 0  # rows sent
@@ -54,6 +67,7 @@ class DecisionsAside:
         with contextlib.suppress(OSError):  # above the system's limit: as it is
             if widen is not None:
                 fcntl.fcntl(process.stdin.fileno(), widen, PIPE_BYTES)
+        os.set_blocking(process.stdin.fileno(), False)  # written by `_hand_over`, with a limit
 
     @classmethod
     def start(
@@ -85,11 +99,17 @@ class DecisionsAside:
         stdin = self._process.stdin
         assert stdin is not None
         try:
-            stdin.write(len(batch).to_bytes(HEADER_BYTES, "little"))
-            stdin.write(batch)
-            stdin.flush()
+            handed = _hand_over(
+                stdin.fileno(),
+                len(batch).to_bytes(HEADER_BYTES, "little") + batch,
+                self._send_within_s,
+            )
         except OSError as error:  # the process is gone
             self._failed = f"not reading its batches: {error}"
+            return False
+        if not handed:  # alive but not reading: ended, so that it writes nothing more
+            self._failed = f"not reading its batches within {self._send_within_s:g} s"
+            self._process.kill()
             return False
         return True
 
@@ -133,3 +153,17 @@ class DecisionsAside:
             error = f"{why}; {len(rows)} of {self._sent} rows not in the database"
             log.warning("decisions_process_failed", error=error, then="written here")
         return rows
+
+
+def _hand_over(descriptor: int, data: bytes, within_s: float) -> bool:
+    """Write all of `data` to the non-blocking `descriptor`, waiting for room at most
+    `within_s` in all; False when it did not fit in time (OSError: the reader is gone)."""
+    view, deadline = memoryview(data), time.monotonic() + within_s
+    while view:
+        try:
+            view = view[os.write(descriptor, view) :]
+        except BlockingIOError:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([], [descriptor], [], left)[1]:
+                return False
+    return True

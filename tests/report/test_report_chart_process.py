@@ -4,6 +4,7 @@ does (killed, a wrong answer, Ctrl-C), and no process outlives the run that star
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import pickle
 import signal
@@ -292,6 +293,31 @@ def test_a_chart_process_that_never_answers_has_its_charts_drawn_in_process(
     assert [entry["error"] for entry in warnings] == ["no answer within 0.5 s"]
     with pytest.raises(ProcessLookupError):  # ended and reaped, not left hanging
         os.kill(pid, 0)
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_a_chart_process_that_does_not_read_its_job_is_given_up_on(run: Run, loop: str) -> None:
+    """A job larger than any pipe, to a process that never reads it (frozen, stopped): the
+    hand-over gives up after the wait, the process is ended, the charts are left to the
+    command with one warning (it used to wait for good)."""
+    _, data, context = run
+    job = dataclasses.replace(chart_inputs(data, context), stamp="x" * (4 << 20))
+    outcome: list[object] = []
+
+    async def scenario() -> None:
+        child = await stand_in("import time; time.sleep(600)")
+        process = ChartProcess(child, answer_within_s=0.5)
+        await process.send(job)
+        outcome.extend([child.pid, await process.answer()])
+
+    with capture_logs() as logs:
+        LOOPS[loop](scenario())
+    pid, answer = outcome
+    assert answer is None
+    warnings = [entry for entry in logs if entry["log_level"] == "warning"]
+    assert [entry["error"] for entry in warnings] == ["not reading its job within 0.5 s"]
+    with pytest.raises(ProcessLookupError):  # ended and reaped
+        os.kill(int(str(pid)), 0)
 
 
 def test_ctrl_c_reaching_the_chart_process_does_not_stop_it(

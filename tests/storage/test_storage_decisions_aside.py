@@ -240,6 +240,23 @@ def test_a_writer_process_that_hangs_is_ended_and_its_decisions_are_left_to_the_
     assert "not done after 0.5 s" in warning["error"]
 
 
+def test_a_writer_process_that_stops_reading_is_ended_and_its_batch_left_to_the_caller() -> None:
+    """Alive but not reading (frozen, stopped): a batch larger than the pipe is given up on
+    after the wait, the process ended (it would write nothing more), the rows left to the
+    caller, who writes them as for any failed send (the cases above). It used to hold the
+    replay in the write for good."""
+    child, errors = started(["-c", "import time; time.sleep(600)"])
+    aside = DecisionsAside(child, errors, before=0, send_within_s=0.5)
+    batch: list[Row] = [(f"c{i}", f"{i:x>1000}") for i in range(3000)]  # ≈ 3 MB: no pipe holds it
+    with capture_logs() as logs:
+        assert not aside.send(batch)
+        aside.finish(60)
+        assert aside.unwritten(0) == batch
+    assert child.returncode == -signal.SIGKILL
+    (warning,) = [entry for entry in logs if entry["log_level"] == "warning"]
+    assert "not reading its batches within 0.5 s" in warning["error"]
+
+
 def test_the_writer_process_imports_nothing_but_the_standard_library() -> None:
     """It starts beside a replay that has just begun: no library of ours or anyone's."""
     script = (
