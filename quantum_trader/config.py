@@ -413,6 +413,8 @@ def _describe(error: ValidationError, env: Mapping[str, str], path: Path | None)
 
 def _origin(location: tuple[int | str, ...], env: Mapping[str, str], path: Path | None) -> str:
     """The variable that set the value (or an item of it), else the config file."""
+    if not location:
+        return ""
     if len(location) == 1:  # a top-level setting, or a cross-field check of a whole section
         variable = ENV_PREFIX + str(location[0]).upper()
         if variable in env:
@@ -420,8 +422,6 @@ def _origin(location: tuple[int | str, ...], env: Mapping[str, str], path: Path 
         if location[0] in _SECTIONS:  # no single origin
             return ""
         return f"config file {path}" if path else ""
-    if not location:
-        return ""
     for end in range(len(location), 1, -1):
         variable = ENV_PREFIX + "__".join(str(part).upper() for part in location[:end])
         if variable in env:

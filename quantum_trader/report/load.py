@@ -99,12 +99,11 @@ async def held_for_charts(repository: SplitRepository) -> ChartRecords:
     )
 
 
-async def held_run(repository: SplitRepository, charts: ChartRecords | None = None) -> RunData:
+async def held_run(repository: SplitRepository, charts: ChartRecords) -> RunData:
     """What `load_run` reads from the database `repository` writes, from the records it holds:
     its ledger (kept in memory, encoded as the database stores it) and what it kept of the
-    audit records (`SplitRepository.held_audit`), with `charts` when already taken from it.
-    Equal to `load_run`'s once the ledger is saved (tested)."""
-    charts = charts or await held_for_charts(repository)
+    audit records (`SplitRepository.held_audit`), with `charts` already taken from it
+    (`held_for_charts`). Equal to `load_run`'s once the ledger is saved (tested)."""
     audit = repository.held_audit()
     return RunData(
         trades=charts.trades,

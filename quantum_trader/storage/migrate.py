@@ -90,38 +90,28 @@ def refuse_newer(path: Path, found: int, known: int) -> None:
         )
 
 
-def not_ours(path: Path, tables: list[str]) -> OperatorActionRequired | None:
-    """The refusal for a database without a schema version that holds tables (another
-    program's file); None when it holds none besides an empty schema_version."""
-    foreign = sorted(t for t in tables if t != "schema_version")
-    if not foreign:
-        return None
-    shown = ", ".join(foreign[:5]) + (", …" if len(foreign) > 5 else "")
-    return OperatorActionRequired(
-        f"database {path} is not one of this program's (tables {shown}; no schema version): "
-        "nothing was changed; point --db or QT_DATA_DIR at a daemon's or a backtest's database, "
-        "or move this file aside"
-    )
-
-
-async def table_names(conn: aiosqlite.Connection) -> list[str]:
-    return [str(row[0]) for row in await conn.execute_fetchall(_TABLES)]
-
-
 async def refuse_if_not_ours(conn: aiosqlite.Connection, path: Path) -> None:
-    """Raise `not_ours`'s refusal for another program's database. A writer checks before it
-    sets anything (the journal mode is written into the file)."""
-    if await current_version(conn) == 0:
-        refusal = not_ours(path, await table_names(conn))
-        if refusal is not None:
-            raise refusal
+    """Raise for a database without a schema version that holds tables: another program's
+    file (one holding nothing but an empty schema_version is ours, begun). A writer checks
+    before it sets anything (the journal mode is written into the file)."""
+    if await current_version(conn) != 0:
+        return
+    rows = await conn.execute_fetchall(_TABLES)
+    foreign = sorted(str(row[0]) for row in rows if row[0] != "schema_version")
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (", …" if len(foreign) > 5 else "")
+        raise OperatorActionRequired(
+            f"database {path} is not one of this program's (tables {shown}; no schema "
+            "version): nothing was changed; point --db or QT_DATA_DIR at a daemon's or a "
+            "backtest's database, or move this file aside"
+        )
 
 
 async def apply_pending(
     conn: aiosqlite.Connection, path: Path, migrations: tuple[Migration, ...]
 ) -> tuple[int, ...]:
-    """Apply every migration above the current version; return the versions applied."""
-    await refuse_if_not_ours(conn, path)
+    """Apply every migration above the current version; return the versions applied.
+    The caller has refused another program's file (`refuse_if_not_ours`)."""
     await conn.execute(_CREATE_VERSION_TABLE)
     found = await current_version(conn)
     refuse_newer(path, found, len(migrations))

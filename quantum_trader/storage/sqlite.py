@@ -42,11 +42,9 @@ from quantum_trader.storage.migrate import (
     check_sequence,
     current_version,
     expected_schema,
-    not_ours,
     refuse_if_not_ours,
     refuse_newer,
     schema_problems,
-    table_names,
 )
 
 FLUSH_THRESHOLD_ROWS = 5_000
@@ -480,9 +478,7 @@ async def _check_readable(conn: aiosqlite.Connection, path: Path, known: int) ->
     version = await current_version(conn)
     refuse_newer(path, version, known)
     if version == 0:  # no schema at all: not a database any daemon of ours has written
-        refusal = not_ours(path, await table_names(conn))
-        if refusal is not None:
-            raise refusal
+        await refuse_if_not_ours(conn, path)
         raise OperatorActionRequired(
             f"database {path} is empty (no tables): no daemon has written it yet; start one "
             "(quantum-trader run), or point --db or QT_DATA_DIR at a daemon's or a backtest's "

@@ -20,7 +20,7 @@ from quantum_trader.backtest import DATABASE_FILE, BacktestRequest, prepare_repl
 from quantum_trader.config import Settings
 from quantum_trader.domain import Decision, EquitySnapshot, PositionEvent, Verdict
 from quantum_trader.domain.enums import ExitReason, GateName, ReasonCode
-from quantum_trader.report.load import RunData, held_run, load_run
+from quantum_trader.report.load import RunData, held_for_charts, held_run, load_run
 from quantum_trader.storage.memory import InMemoryRepository
 from quantum_trader.storage.split import SplitRepository
 from quantum_trader.storage.sqlite import SqliteRepository
@@ -104,7 +104,7 @@ def test_records_made_out_of_time_order_are_held_in_the_databases_order(tmp_path
                 await repository.record_position_events([event])
                 await repository.record_equity(snapshot)
             await repository.record_decisions(decisions)
-            held = await held_run(repository)
+            held = await held_run(repository, await held_for_charts(repository))
             await repository.save_ledger()
         finally:
             await repository.close()
