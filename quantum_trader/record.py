@@ -16,9 +16,10 @@ it. A record that must compute a field once (`field(init=False)`) sets it in
 `__post_init__` with `object.__setattr__`, as before.
 
 `replace` here is `dataclasses.replace` for the type checker (which checks the changes against
-the fields) and, at run time, a record's own generated `__replace__` where it has one (every
-field in `__init__`): the fields read by straight-line code instead of a loop over `fields()`,
-0.65 µs against 2.43 µs for a `Position`. Other dataclasses go to `dataclasses.replace`.
+the fields) and, at run time, a record's own generated `__replace__`: the fields in `__init__`
+read by straight-line code instead of a loop over `fields()`, 0.65 µs against 2.43 µs for a
+`Position`; a field outside `__init__` is made again by `__init__`, as `dataclasses.replace`
+does. Other dataclasses go to `dataclasses.replace`.
 """
 
 from __future__ import annotations
@@ -47,8 +48,9 @@ def open_record(cls: type[_T]) -> type[_T]:
 
 def _with_replacer(made: type[_T]) -> type[_T]:
     fields = dataclasses.fields(made)  # type: ignore[arg-type]
-    if all(f.init for f in fields):
-        made.__replace__ = _replacer(fields)  # type: ignore[attr-defined]
+    # A field outside `__init__` is left to it, as `dataclasses.replace` leaves it (its
+    # default, or what `__post_init__` computes); naming one is a TypeError here.
+    made.__replace__ = _replacer(tuple(f for f in fields if f.init))  # type: ignore[attr-defined]
     return made
 
 

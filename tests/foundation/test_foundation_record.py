@@ -16,6 +16,7 @@ from mypy import api as mypy_api
 from position_builders import position
 
 from quantum_trader.domain import ExitMode, Position, TrailMode
+from quantum_trader.keeper.book import Book
 from quantum_trader.record import once, open_record, record, replace
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -119,13 +120,25 @@ def test_replace_refuses_an_unknown_field() -> None:
         replace(position(), stop=Decimal(1))  # type: ignore[call-arg]  # mypy refuses it too
 
 
-def test_replace_of_a_value_with_computed_fields_is_dataclasses_replace() -> None:
+def test_replace_of_a_value_with_computed_fields_makes_them_again_as_dataclasses_replace() -> None:
     pair = Pair("x", (1, 2))
-    assert not hasattr(Pair, "__replace__")
-    assert replace(pair, values=(4,)) == Pair("x", (4,))  # `total` computed again
+    assert hasattr(Pair, "__replace__")  # the generated one, over the fields in __init__
+    assert replace(pair, values=(4,)).total == dataclasses.replace(pair, values=(4,)).total == 4
+    assert replace(pair, values=(4,)) == Pair("x", (4,))
     assert replace(FrozenPair("y"), name="z") == FrozenPair("z")  # any dataclass
     with pytest.raises(ValueError, match="init=False"):
-        replace(pair, total=9)
+        dataclasses.replace(pair, total=9)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'total'"):
+        replace(pair, total=9)  # a field outside __init__
+
+
+def test_replace_leaves_a_field_outside_init_to_its_default() -> None:
+    book = Book(positions={"BTC/USDT:USDT": position()})
+    assert book.blocked() == {}  # kept on the book once asked
+    assert book._blocked == {}
+    replaced = replace(book, positions={})
+    assert replaced._blocked is None  # asked again of the new book
+    assert replaced == dataclasses.replace(book, positions={})
 
 
 def test_an_open_record_computes_each_figure_once_and_compares_by_its_fields() -> None:
