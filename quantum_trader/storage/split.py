@@ -60,9 +60,8 @@ class _AuditTally:
         for decision in decisions:
             verdict = decision.verdict
             day = self._day[1] if self._day[0] == decision.time else self._day_of(decision.time)
-            tally[day, verdict.gate._value_, int(verdict.approved), verdict.reason._value_] += (
-                1  # codec.py
-            )
+            gate, reason = verdict.gate._value_, verdict.reason._value_  # as codec.py reads them
+            tally[day, gate, int(verdict.approved), reason] += 1
 
     def _day_of(self, moment: datetime) -> str:
         day = encode_time(moment)[:10]
