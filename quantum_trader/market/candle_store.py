@@ -27,7 +27,12 @@ from quantum_trader.market.layout import (
     file_stem,
     parse_file_name,
 )
-from quantum_trader.market.validation import PRICE_COLUMNS, CandleReport, check_candles
+from quantum_trader.market.validation import (
+    PRICE_COLUMNS,
+    CandleReport,
+    check_candles,
+    check_epoch_ms,
+)
 
 __all__ = ["PRICE_COLUMNS", "TIMEFRAME_MS", "CandleStore", "bundled_sample_dir", "file_stem"]
 log = get_logger("market")
@@ -115,6 +120,7 @@ class CandleStore:
         bad = np.flatnonzero(~np.isfinite(rates))
         if bad.size:
             raise MarketDataError(f"{path.name}: funding rate is not a number at row {int(bad[0])}")
+        check_epoch_ms(path.name, times)
         if np.any(np.diff(times) <= 0):
             raise MarketDataError(f"{path.name}: funding times not strictly increasing")
         return times, rates

@@ -22,6 +22,7 @@ from quantum_trader.errors import ConfigurationError
 from quantum_trader.market.arrow_columns import epoch_ms
 from quantum_trader.market.candle_store import CandleStore, bundled_sample_dir
 from quantum_trader.market.rules import RulesFile, newest_rules_file, read_rules, rules_for
+from quantum_trader.market.validation import EARLIEST_MS, LATEST_MS
 from quantum_trader.record import record
 
 MARKET_SUBDIR = "market"
@@ -100,6 +101,8 @@ def describe(data: MarketData, symbols: Sequence[str], timeframe: str) -> dict[s
                 ms = epoch_ms(dates)
             except ValueError:  # left to the loader, which says what is wrong with it
                 continue
+            if not (int(ms[0]) >= EARLIEST_MS and int(ms[-1]) < LATEST_MS):
+                continue  # times in another unit: the loader says so
             firsts.append(int(ms[0]))
             lasts.append(int(ms[-1]))
     return {

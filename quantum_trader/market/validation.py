@@ -4,7 +4,9 @@ Each defect has one policy (docs/BAD_INPUTS.md, "Market data"):
 
 - refuse (MarketDataError naming the source and the row): no rows; a non-finite value; a
   non-positive price or negative volume; high below max(open, close) or low above
-  min(open, close); timestamps not strictly increasing or off the bar grid; a change of price
+  min(open, close); timestamps outside 2010–2100 in epoch milliseconds (seconds, microseconds
+  or nanoseconds), not strictly increasing or off the bar grid; rows mostly more than one bar
+  apart (a longer timeframe's candles under this one's name); a change of price
   scale that does not come back (prices ×10 or more for longer than `MAX_SPIKE_BARS` bars);
 - repair, with the reason returned for the caller to log: a spike — a bar, or a run of at most
   `MAX_SPIKE_BARS` bars, out of line with the rest — is removed. The hole it leaves is a gap;
@@ -47,6 +49,13 @@ RANGE_FLOOR = math.log(100.0)
 MAX_SPIKE_BARS = 12
 MAX_MISSING_BARS = 1
 _MAD_TO_SIGMA = 1.4826
+# Open times must be epoch milliseconds of this range: seconds, microseconds or nanoseconds
+# fall outside it by three orders of magnitude and more.
+EARLIEST_MS = 1_262_304_000_000  # 2010-01-01
+LATEST_MS = 4_102_444_800_000  # 2100-01-01
+# Most consecutive rows of a file are one bar apart (gaps are rare in recorded data): rows
+# mostly further apart are candles of a longer timeframe under this one's name.
+MIN_STEPS_FOR_SPACING = 3
 
 
 @record
@@ -150,7 +159,20 @@ def _check_ohlc(label: str, time_ms: IntArray, columns: Columns) -> None:
         )
 
 
+def check_epoch_ms(label: str, time_ms: IntArray) -> None:
+    """Refuse times that are not epoch milliseconds of 2010–2100, naming what they read as."""
+    outside = np.flatnonzero((time_ms < EARLIEST_MS) | (time_ms >= LATEST_MS))
+    if outside.size:
+        row = int(outside[0])
+        raise MarketDataError(
+            f"{label}: timestamp {int(time_ms[row])} at row {row} is not an instant between "
+            f"2010 and 2100 in milliseconds{_unit_hint(int(time_ms[row]))}; convert the times "
+            "to epoch milliseconds, or download the data again"
+        )
+
+
 def _check_times(label: str, time_ms: IntArray, timeframe_ms: int) -> None:
+    check_epoch_ms(label, time_ms)
     bad = np.flatnonzero(np.diff(time_ms) <= 0)
     if bad.size:
         raise MarketDataError(
@@ -159,6 +181,17 @@ def _check_times(label: str, time_ms: IntArray, timeframe_ms: int) -> None:
     off_grid = np.flatnonzero(time_ms % timeframe_ms)
     if off_grid.size:
         raise MarketDataError(f"{label}: timestamp off the bar grid at row {int(off_grid[0])}")
+    steps = np.diff(time_ms)
+    if (
+        steps.size >= MIN_STEPS_FOR_SPACING
+        and np.count_nonzero(steps == timeframe_ms) * 2 < steps.size
+    ):
+        usual = int(np.median(steps))
+        raise MarketDataError(
+            f"{label}: most rows are {_span(usual)} apart, not {_span(timeframe_ms)}: "
+            f"{_span(usual)} candles under a {_span(timeframe_ms)} name? Import them under "
+            "their own timeframe (the file name's), or download the data again"
+        )
 
 
 def _band(abs_returns: FloatArray, index: int, floor: float) -> float:
@@ -225,6 +258,22 @@ def _range_outliers(kept: Columns) -> npt.NDArray[np.bool_]:
     for row in np.flatnonzero(reach > RANGE_FLOOR):
         flagged[row] = reach[row] > _band(abs_returns, max(int(row) - 1, 0), RANGE_FLOOR)
     return flagged
+
+
+def _unit_hint(value: int) -> str:
+    """What `value` reads as when it is an epoch time in another unit of 2010–2100."""
+    for unit, per_ms in (("seconds", 1e-3), ("microseconds", 1e3), ("nanoseconds", 1e6)):
+        if EARLIEST_MS * per_ms <= value < LATEST_MS * per_ms:
+            return f" (it reads as epoch {unit})"
+    return ""
+
+
+def _span(ms: int) -> str:
+    """A duration as the timeframes are written (5m, 1h, 1d), else in seconds."""
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000)):
+        if ms >= size and ms % size == 0:
+            return f"{ms // size}{unit}"
+    return f"{ms / 1000:g}s"
 
 
 def _times(time_ms: IntArray, rows: IntArray) -> tuple[int, ...]:
