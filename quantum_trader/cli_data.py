@@ -9,10 +9,13 @@ No API keys are needed. Registered on `quantum_trader.cli.app` when this module 
 from __future__ import annotations
 
 import math
+import os
+import shutil
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -24,9 +27,10 @@ from quantum_trader.config import Settings
 from quantum_trader.errors import ConfigurationError, MarketDataError
 from quantum_trader.market.candle_store import TIMEFRAME_MS
 from quantum_trader.market.download import download
-from quantum_trader.market.rules import write_rules
+from quantum_trader.market.rules import parse_rules, write_rules
 from quantum_trader.market.source import market_dir
 from quantum_trader.ops.data_dir import prepare_data_dir
+from quantum_trader.record import replace
 
 if TYPE_CHECKING:  # the importer loads pyarrow's CSV and Parquet readers: import-data only
     from quantum_trader.market.importer import Imported
@@ -140,30 +144,47 @@ def import_data(
     config: ConfigOption = None,
 ) -> None:
     """Import recorded candles (and market rules) into the data directory, validated."""
-    from quantum_trader.market.importer import collect, import_file
+    from quantum_trader.market.importer import collect, import_file, rules_beside
 
     settings = _settings(config)
     if not paths and exchange_info is None:
         raise ConfigurationError(["import-data: name the files or directories to import"])
     out = market_dir(settings)
     prepare_data_dir(out, "the imported market data are written there")
-    found = collect(paths or [])
-    if exchange_info is not None:
-        saved = import_exchange_info(exchange_info, out)
-        console.print(f"market rules: {saved.name} from {exchange_info}")
-    imported = [import_file(path, parsed, out) for path, parsed in found]
+    found = collect(paths) if paths else []
+    exchange_info = exchange_info or rules_beside(paths or [])
+    answer = read_exchange_info(exchange_info) if exchange_info is not None else None
+    # Every file is validated into a staging folder first: one refused, nothing is imported.
+    staging = Path(tempfile.mkdtemp(prefix=".import-", dir=out))
+    try:
+        staged = [import_file(path, parsed, staging) for path, parsed in found]
+        if answer is not None and exchange_info is not None:
+            saved = write_exchange_info(answer, out, exchange_info)
+            console.print(f"market rules: {saved.name} from {exchange_info}")
+        imported = [_moved_into(item, out) for item in staged]
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     for item in imported:
         console.print(describe_import(item))
     _report_missing_rules(settings, [i.parsed.symbol for i in imported if i.target is not None])
     console.print(f"Imported {sum(i.target is not None for i in imported)} file(s) into {out}.")
 
 
-def import_exchange_info(path: Path, out: Path) -> Path:
-    """Save a user's copy of Binance's exchangeInfo answer as the rules file, dated by its
-    `serverTime` (else the file's modification time)."""
+def _moved_into(item: Imported, out: Path) -> Imported:
+    """A staged file renamed into `out` (one rename each: no half-written file there)."""
+    if item.target is None:
+        return item
+    target = out / item.target.name
+    os.replace(item.target, target)
+    return replace(item, target=target)
+
+
+def read_exchange_info(path: Path) -> dict[str, Any]:
+    """A user's copy of Binance's exchangeInfo answer, checked as the rules file it becomes;
+    ConfigurationError (exit 2) naming what is wrong."""
     import json
-    import os
-    from datetime import UTC, datetime
+
+    from quantum_trader.market.validation import EARLIEST_MS, LATEST_MS
 
     try:
         answer = json.loads(path.read_text(encoding="utf-8"))
@@ -172,19 +193,50 @@ def import_exchange_info(path: Path, out: Path) -> Path:
             [f"--exchange-info: {path} is not readable JSON ({error})"]
         ) from None
     if isinstance(answer, dict) and isinstance(answer.get("exchangeInfo"), dict):
-        answer = answer["exchangeInfo"]  # a rules file saved by this program
+        saved_at = _fetched_at(answer.get("fetched_at"))
+        answer = answer["exchangeInfo"]  # a rules file saved by this program: its own date
+        if saved_at is not None and not isinstance(answer.get("serverTime"), int):
+            answer = answer | {"serverTime": int(saved_at.timestamp() * 1000)}
     if not isinstance(answer, dict):
         raise ConfigurationError([f"--exchange-info: {path} is not an exchangeInfo answer"])
     stamp = answer.get("serverTime")
-    moment = (
-        datetime.fromtimestamp(int(stamp) / 1000, tz=UTC)
-        if isinstance(stamp, int)
-        else datetime.fromtimestamp(os.path.getmtime(path), tz=UTC)
-    )
+    if isinstance(stamp, int) and not EARLIEST_MS <= stamp < LATEST_MS:
+        raise ConfigurationError(
+            [
+                f"--exchange-info: {path}: serverTime {stamp} is not an instant between 2010 "
+                "and 2100 in epoch milliseconds; save Binance's answer as it came"
+            ]
+        )
     try:
-        return write_rules(out, answer, moment)
+        parse_rules({"exchangeInfo": answer}, Path("exchangeInfo"))
     except MarketDataError as error:
         raise ConfigurationError([f"--exchange-info: {error}"]) from None
+    return answer
+
+
+def _fetched_at(value: object) -> datetime | None:
+    """The `fetched_at` of a rules file saved by this program, when it is a time."""
+    from datetime import UTC
+
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def write_exchange_info(answer: dict[str, Any], out: Path, source: Path) -> Path:
+    """Save a checked exchangeInfo answer as the rules file, dated by its `serverTime` (else
+    the modification time of the file it came from)."""
+    from datetime import UTC, datetime
+
+    stamp = answer.get("serverTime")
+    moment = (
+        datetime.fromtimestamp(stamp / 1000, tz=UTC)
+        if isinstance(stamp, int)
+        else datetime.fromtimestamp(os.path.getmtime(source), tz=UTC)
+    )
+    return write_rules(out, answer, moment)
 
 
 def describe_import(item: Imported) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import gzip
 import json
 from collections.abc import Sequence
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,8 @@ from quantum_trader.market.layout import (
     candle_file_name,
     parse_file_name,
 )
-from quantum_trader.market.validation import PRICE_COLUMNS, check_candles
+from quantum_trader.market.rules import RULES_GLOB, newest_rules_file
+from quantum_trader.market.validation import PRICE_COLUMNS, check_candles, check_epoch_ms
 from quantum_trader.record import record
 
 COLUMNS = ("date", *PRICE_COLUMNS, "volume")
@@ -61,8 +63,12 @@ def collect(paths: Sequence[Path]) -> list[tuple[Path, CandleFile]]:
     files: list[Path] = []
     problems = []
     for path in paths:
-        if path.is_dir():
-            files += sorted(p for p in path.iterdir() if p.name.lower().endswith(FORMATS))
+        if path.is_dir():  # a rules file beside the candles is the rules (`rules_beside`)
+            files += sorted(
+                p
+                for p in path.iterdir()
+                if p.name.lower().endswith(FORMATS) and not fnmatch(p.name, RULES_GLOB)
+            )
         elif path.is_file():
             files.append(path)
         else:
@@ -89,6 +95,14 @@ def collect(paths: Sequence[Path]) -> list[tuple[Path, CandleFile]]:
     if problems:
         raise ConfigurationError(problems)
     return parsed
+
+
+def rules_beside(paths: Sequence[Path]) -> Path | None:
+    """The newest rules file (`exchange-info-YYYY-MM-DD.json`) in the directories of `paths`,
+    as download-data leaves one beside the candles; None when there is none."""
+    found = [newest_rules_file(path) for path in paths if path.is_dir()]
+    dated = sorted((p.name, p) for p in found if p is not None)
+    return dated[-1][1] if dated else None
 
 
 def import_file(path: Path, parsed: CandleFile, out_dir: Path) -> Imported:
@@ -121,6 +135,7 @@ def _import_funding(
 ) -> Imported:
     if time_ms.size == 0:
         raise MarketDataError(f"{path.name}: no funding rates (zero rows)")
+    check_epoch_ms(path.name, time_ms)
     bad = np.flatnonzero(~np.isfinite(rates))
     if bad.size:
         raise MarketDataError(f"{path.name}: funding rate is not a number at row {int(bad[0])}")

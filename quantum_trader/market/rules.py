@@ -18,6 +18,7 @@ import json
 import os
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,8 @@ class RulesFile:
     fetched_at: str
     listings: Mapping[str, SymbolListing]
     has_brackets: bool
+    # Symbols the file names but whose entry cannot be used, and why (said for a symbol asked).
+    unusable: Mapping[str, str] = field(default_factory=dict)
 
 
 def rules_file_name(fetched_at: datetime) -> str:
@@ -103,23 +106,53 @@ def parse_rules(document: Any, path: Path) -> RulesFile:
         raise MarketDataError(f"{path.name}: no 'exchangeInfo' object (Binance's answer)")
     brackets = _max_leverage_by_id(document.get("leverageBrackets"), path)
     listings: dict[str, SymbolListing] = {}
+    unusable: dict[str, str] = {}
     for entry in wire.as_list(document["exchangeInfo"].get("symbols"), f"{path.name} symbols"):
         symbol = usdt_perpetual_symbol(entry)
         if symbol is None:
+            _note_other_contract(entry, unusable)
             continue
         try:
             rules = wire.parse_market_rules(symbol, entry)
-        except MarketDataError:
-            continue  # an entry without the filters we need: that symbol has no rules
+            onboard = _onboard_ms(entry.get("onboardDate"))
+        except MarketDataError as error:  # that symbol has no rules: why, for who asks
+            unusable[symbol] = str(error)
+            continue
         if entry["symbol"] in brackets:
             rules = replace(rules, max_leverage=brackets[entry["symbol"]])
-        onboard = entry.get("onboardDate")
-        listings[symbol] = SymbolListing(
-            rules, str(entry.get("status", "")), int(onboard) if onboard is not None else None
-        )
+        listings[symbol] = SymbolListing(rules, str(entry.get("status", "")), onboard)
     if not listings:
-        raise MarketDataError(f"{path.name}: no USDT-margined perpetual in the exchange answer")
-    return RulesFile(path, str(document.get("fetched_at", "")), listings, bool(brackets))
+        why = "; ".join(f"{symbol}: {reason}" for symbol, reason in list(unusable.items())[:3])
+        raise MarketDataError(
+            f"{path.name}: no USDT-margined perpetual in the exchange answer"
+            + (f" that can be used ({why})" if why else "")
+        )
+    fetched_at = str(document.get("fetched_at", ""))
+    return RulesFile(path, fetched_at, listings, bool(brackets), unusable)
+
+
+def _onboard_ms(value: Any) -> int | None:
+    """An entry's `onboardDate` (epoch ms) or None; MarketDataError for anything else."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise MarketDataError(f"onboardDate {value!r} is not epoch milliseconds")
+    try:
+        return int(value)
+    except ValueError:
+        raise MarketDataError(f"onboardDate {value!r} is not epoch milliseconds") from None
+
+
+def _note_other_contract(entry: Any, unusable: dict[str, str]) -> None:
+    """An entry for a base asset's other contract (a quarterly, a USDC one): what it is, for
+    a symbol asked that has no USDT perpetual in the file."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("baseAsset"), str):
+        return
+    symbol = f"{entry['baseAsset']}/USDT:USDT"
+    kind = ", ".join(
+        f"{key} {entry.get(key)!r}" for key in ("contractType", "quoteAsset", "marginAsset")
+    )
+    unusable.setdefault(symbol, f"listed only as another contract ({kind}), not a USDT perpetual")
 
 
 def usdt_perpetual_symbol(entry: Any) -> str | None:
@@ -151,16 +184,29 @@ def rules_for(
     """The rules of `symbols` from the first source that lists each; ConfigurationError (exit 2)
     naming every symbol without rules and how to get them."""
     rules: dict[str, MarketRules] = {}
-    missing = []
+    problems = []
     for symbol in symbols:
         listing = next((s.listings[symbol] for s in sources if symbol in s.listings), None)
-        if listing is None:
-            missing.append(symbol)
-        else:
+        if listing is not None:
             rules[symbol] = listing.rules
-    if missing:
-        raise ConfigurationError([missing_rules_message(symbol, directory) for symbol in missing])
+            continue
+        unusable = next((s for s in sources if symbol in s.unusable), None)
+        if unusable is None:
+            problems.append(missing_rules_message(symbol, directory))
+        else:
+            problems.append(unusable_rules_message(symbol, unusable))
+    if problems:
+        raise ConfigurationError(problems)
     return rules
+
+
+def unusable_rules_message(symbol: str, source: RulesFile) -> str:
+    return (
+        f"market rules: {symbol}'s entry in {source.path} cannot be used "
+        f"({source.unusable[symbol]}); `quantum-trader download-data --symbols {symbol}` saves "
+        "Binance's rules as they are, or pass a corrected copy of Binance's answer to "
+        "`quantum-trader import-data --exchange-info FILE`"
+    )
 
 
 def missing_rules_message(symbol: str, directory: Path) -> str:
