@@ -313,6 +313,7 @@ async def open_runtime(
     rules = data.rules(settings.market.symbols, settings.market.timeframe)
     source = source or choose_signal_source(settings)
     feed = open_replay_feed(settings, source)
+    feed.check_ticks(rules)
     if not database_path(settings).is_file():  # a first run: where it starts, before the file
         feed.check_covers(settings.market.replay_start or feed.start)
     repository, paper_last = await _open_paper_books(settings, stack)

@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from quantum_trader.app import Core, assemble, choose_signal_source, make_paper_exchange
-from quantum_trader.clock import ManualClock, ms_from_utc
+from quantum_trader.clock import ManualClock, ms_from_utc, utc_from_ms
 from quantum_trader.collector import collector_paused, loaded_objects_exempt
 from quantum_trader.config import Settings
 from quantum_trader.domain import EquitySnapshot, MarketRules
@@ -144,8 +144,12 @@ def prepare_replay(settings: Settings, request: BacktestRequest) -> tuple[Settin
     # The ensemble's funding feature needs the recorded rates of exactly these symbols.
     source = choose_signal_source(settings, recorded_funding(store, symbols))
     feed = ReplayFeed(store, symbols, settings.market.timeframe, history_bars(settings, source))
+    feed.check_ticks(rules)
     start, end = window(feed, request.start, request.end)
     missing = missing_inputs(store, settings, feed, ms_from_utc(start))
+    for line in narrowed(feed, request.start, request.end):  # shown, and in the report
+        log.warning("replay_window_narrowed", detail=line)
+        missing.append(line)
     metadata = source.metadata if isinstance(source, Ensemble) else None
     provenance = check_window(
         source.name, metadata, settings.data_dir / "models", (start, end), request.allow_in_sample
@@ -382,6 +386,28 @@ def window(
                 f"--start/--end: nothing to replay between {first.isoformat()} and "
                 f"{last.isoformat()}; recorded data (after warm-up) covers "
                 f"{feed.start.isoformat()} .. {feed.end.isoformat()}"
+                + "".join(f" ({line})" for line in narrowed(feed, start, end))
             ]
         )
     return first, last
+
+
+def narrowed(feed: ReplayFeed, start: datetime | None, end: datetime | None) -> list[str]:
+    """One line for each end of the requested window that a symbol's recording moves: the
+    replay covers only what every symbol covers."""
+    lines = []
+    if start is not None and feed.start > start:
+        symbol = feed.first_starting
+        first = utc_from_ms(int(feed.bars[symbol].time_ms[0]))
+        lines.append(
+            f"{symbol}'s candles begin at {first:%Y-%m-%d %H:%M}: after {feed.history_bars} "
+            f"bars of warm-up the replay starts at {feed.start:%Y-%m-%d %H:%M}, not at "
+            f"{start:%Y-%m-%d %H:%M}"
+        )
+    if end is not None and feed.end < end:
+        symbol = feed.first_ending
+        lines.append(
+            f"{symbol}'s candles end at {feed.end:%Y-%m-%d %H:%M}: the replay ends there, "
+            f"not at {end:%Y-%m-%d %H:%M}"
+        )
+    return lines

@@ -143,6 +143,7 @@ async def run_walk_forward(
         # The ensemble's warm-up depends on its settings alone, not on trained models.
         warm_up = history_bars(settings, Ensemble((), settings.ensemble))
         feed = ReplayFeed(store, symbols, settings.market.timeframe, warm_up)
+        feed.check_ticks(rules)
         start, end = window(feed, request.start, request.end)
         missing = tuple(missing_inputs(store, settings, feed, ms_from_utc(start)))
         blocks = plan_blocks(start, end, timedelta(days=request.block_days))

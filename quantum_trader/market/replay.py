@@ -6,18 +6,21 @@ It holds every recorded bar in memory (numpy, ~3 MB for the bundled sample) and 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 import numpy as np
 
 from quantum_trader.clock import ms_from_utc, utc_from_ms
-from quantum_trader.domain import Bars, FloatArray, IntArray, MarketSnapshot
+from quantum_trader.domain import Bars, FloatArray, IntArray, MarketRules, MarketSnapshot
 from quantum_trader.errors import ConfigurationError
 from quantum_trader.market.candle_store import TIMEFRAME_MS, CandleStore
 from quantum_trader.record import record
 
 EIGHT_HOURS_MS = TIMEFRAME_MS["8h"]
+# Binance's ticks are ≈ 1e-6–1e-3 of a price (rarely 1e-2 for a coin near its tick): a tick
+# above this share of the price is not Binance's rule for that price.
+MAX_TICK_SHARE = 0.05
 
 
 @record
@@ -66,6 +69,40 @@ class ReplayFeed:
         """Close time of the last recorded bar common to every symbol."""
         last = min(int(b.time_ms[-1]) for b in self.bars.values())
         return utc_from_ms(last + TIMEFRAME_MS[self.timeframe])
+
+    @property
+    def first_starting(self) -> str:
+        """The symbol whose recording begins last: it sets `start`."""
+        return max(self.bars, key=lambda symbol: int(self.bars[symbol].time_ms[0]))
+
+    @property
+    def first_ending(self) -> str:
+        """The symbol whose recording ends first: it sets `end`."""
+        return min(self.bars, key=lambda symbol: int(self.bars[symbol].time_ms[-1]))
+
+    def check_ticks(self, rules: Mapping[str, MarketRules]) -> None:
+        """ConfigurationError (exit 2) for each symbol whose tick size is more than
+        `MAX_TICK_SHARE` of its median recorded close: every fill would move by a sizeable
+        share of the price, so the rules do not belong to these candles (another symbol's,
+        or another price scale's)."""
+        problems = []
+        for symbol, bars in self.bars.items():
+            symbol_rules = rules.get(symbol)
+            price = float(np.median(bars.close)) if len(bars) else 0.0
+            if symbol_rules is None or price <= 0:
+                continue
+            tick = symbol_rules.tick_size
+            if float(tick) <= MAX_TICK_SHARE * price:
+                continue
+            problems.append(
+                f"market rules: {symbol}'s tick size {tick} is "
+                f"{float(tick) / price:.0%} of its median recorded close ({price:.6g}): "
+                "the rules do not fit these candles (another symbol's, or another price "
+                "scale's); download the data and the rules again, or import Binance's own "
+                "answer with `quantum-trader import-data --exchange-info FILE`"
+            )
+        if problems:
+            raise ConfigurationError(problems)
 
     def check_covers(self, moment: datetime) -> None:
         """ConfigurationError unless the replay can start at `moment` (`market.replay_start`)."""

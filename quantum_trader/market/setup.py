@@ -28,7 +28,9 @@ from quantum_trader.ports import Clock, SignalSource
 log = get_logger("market")
 REGIME_SYMBOL = "BTC/USDT:USDT"
 # `missing_inputs`' warnings: a quiet command (the backtest's) still shows them.
-MISSING_INPUT_WARNINGS = frozenset({"global_regime_unavailable", "funding_unavailable"})
+MISSING_INPUT_WARNINGS = frozenset(
+    {"global_regime_unavailable", "funding_unavailable", "replay_window_narrowed"}
+)
 CORRELATION_PERIODS_AHEAD = 24  # a recording's correlation matrices, a day's at a time
 
 
