@@ -173,7 +173,8 @@ def check_epoch_ms(label: str, time_ms: IntArray) -> None:
 
 def _check_times(label: str, time_ms: IntArray, timeframe_ms: int) -> None:
     check_epoch_ms(label, time_ms)
-    bad = np.flatnonzero(np.diff(time_ms) <= 0)
+    steps = np.diff(time_ms)
+    bad = np.flatnonzero(steps <= 0)
     if bad.size:
         raise MarketDataError(
             f"{label}: timestamps not strictly increasing at row {int(bad[0]) + 1}"
@@ -181,7 +182,6 @@ def _check_times(label: str, time_ms: IntArray, timeframe_ms: int) -> None:
     off_grid = np.flatnonzero(time_ms % timeframe_ms)
     if off_grid.size:
         raise MarketDataError(f"{label}: timestamp off the bar grid at row {int(off_grid[0])}")
-    steps = np.diff(time_ms)
     if (
         steps.size >= MIN_STEPS_FOR_SPACING
         and np.count_nonzero(steps == timeframe_ms) * 2 < steps.size
