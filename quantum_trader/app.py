@@ -49,7 +49,7 @@ from quantum_trader.ops.governor_keeper import GovernorKeeper, load_governor
 from quantum_trader.ops.health import HealthMonitor
 from quantum_trader.ops.metered import MeteredExchange
 from quantum_trader.ops.metrics import Metrics
-from quantum_trader.ops.presence import HEARTBEAT_FILE
+from quantum_trader.ops.presence import HEARTBEAT_FILE, STOPPING_FILE
 from quantum_trader.portfolio.ledger import Ledger
 from quantum_trader.ports import Clock, Exchange, ExchangeStreams, Repository, SignalSource
 from quantum_trader.signals.rules import RuleAgent
@@ -292,6 +292,7 @@ async def open_runtime(
         _require_replay(settings)
     prepare_data_dir(settings.data_dir)
     stack.enter_context(hold_data_dir(settings.data_dir))
+    (settings.data_dir / STOPPING_FILE).unlink(missing_ok=True)  # a previous daemon's
     heartbeat = settings.data_dir / HEARTBEAT_FILE
     if heartbeat.exists() and not heartbeat.is_file():  # every step would fail to touch it
         raise OperatorActionRequired(

@@ -27,6 +27,10 @@ app = typer.Typer(
 config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 console = Console()
+# What an operator typed (a reason, a name) or the daemon stored is printed as it is: never
+# read as Rich markup (`[/bold]` would raise, `[link=…]` would become a terminal escape), and a
+# line is not wrapped at 80 columns when the output is not a terminal.
+plain_console = Console(markup=False, highlight=False, soft_wrap=True)
 
 ConfigOption = Annotated[
     Path | None,

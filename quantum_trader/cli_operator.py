@@ -18,7 +18,8 @@ from rich.console import Console
 from rich.table import Table
 
 from quantum_trader.app import database_path
-from quantum_trader.cli import ConfigOption, _settings, app, console
+from quantum_trader.cli import ConfigOption, _settings, app
+from quantum_trader.cli import plain_console as console
 from quantum_trader.clock import LiveClock
 from quantum_trader.config import Settings
 from quantum_trader.domain import ClosedTrade, Position
@@ -73,19 +74,22 @@ def _maintenance_rate(settings: Settings) -> Decimal:
 
 
 @app.command()
-def positions(config: ConfigOption = None, as_json: JsonOption = False) -> None:
+def positions(
+    config: ConfigOption = None, db: DbOption = None, as_json: JsonOption = False
+) -> None:
     """Open positions: entry, mark, unrealized PnL, leverage, margin, liquidation price
-    (an isolated-margin estimate), managed stop and take-profit, exchange-side stop order."""
+    (an isolated-margin estimate), managed stop and take-profit, exchange-side stop order
+    (of the daemon, or of a backtest's database with --db: without marks)."""
     settings = _settings(config)
 
     async def read() -> list[Position]:
-        repository = await _open_read_only(settings)
+        repository = await _open_read_only(settings, db)
         try:
             return await repository.open_positions()
         finally:
             await repository.close()
 
-    marks = read_marks(settings.data_dir / MARKS_FILE)
+    marks = read_marks(settings.data_dir / MARKS_FILE) if db is None else None
     document = positions_document(asyncio.run(read()), marks, _maintenance_rate(settings))
     if as_json:
         print_json(document)
@@ -96,7 +100,7 @@ def positions(config: ConfigOption = None, as_json: JsonOption = False) -> None:
 def _print_wide(table: Table) -> None:
     """Print without truncating cells to the terminal's width (a narrow one wraps the lines):
     a price cut to "15…" would mislead."""
-    Console(width=max(console.width, WIDE_COLUMNS)).print(table)
+    Console(width=max(console.width, WIDE_COLUMNS), markup=False, highlight=False).print(table)
 
 
 def _positions_table(document: dict[str, Any]) -> Table:

@@ -17,7 +17,8 @@ from typing import Annotated
 import typer
 
 from quantum_trader.app import database_path
-from quantum_trader.cli import ConfigOption, _settings, app, console
+from quantum_trader.cli import ConfigOption, _settings, app
+from quantum_trader.cli import plain_console as console
 from quantum_trader.cli_operator import _open_read_only
 from quantum_trader.clock import LiveClock
 from quantum_trader.config import Settings

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 
 from quantum_trader.app import Runtime, open_runtime, save_replay_time
 from quantum_trader.app_ops import Operations, open_operations
@@ -34,6 +35,7 @@ from quantum_trader.ops.health import HealthSample
 from quantum_trader.ops.metrics import Metrics, StreamHealth, StreamState
 from quantum_trader.ops.operator_view import MARKS_FILE
 from quantum_trader.ops.presence import HEARTBEAT_FILE as HEARTBEAT_FILE  # re-exported
+from quantum_trader.ops.presence import STOPPING_FILE
 from quantum_trader.ops.requests import RequestWindow
 from quantum_trader.ops.server import check_address
 from quantum_trader.portfolio.analytics import portfolio_report
@@ -109,10 +111,19 @@ async def run_loops(runtime: Runtime, ops: Operations, stopping: asyncio.Event) 
             tasks.append(group.create_task(_streams(runtime, stopping), name="streams"))
         await stopping.wait()
         log.info("shutdown_requested", grace_s=s.executor.shutdown_grace_s)
+        _mark_stopping(s.data_dir)
         _, late = await asyncio.wait(tasks, timeout=s.executor.shutdown_grace_s)
         for task in late:
             log.warning("shutdown_grace_exceeded", task=task.get_name())
             task.cancel()
+
+
+def _mark_stopping(data_dir: Path) -> None:
+    """Say the daemon is stopping, so operator commands refuse what it would not carry out."""
+    try:
+        (data_dir / STOPPING_FILE).touch()
+    except OSError as error:  # the commands then accept a request the next start drops
+        log.warning("stopping_mark_failed", error=str(error))
 
 
 async def _streams(runtime: Runtime, stopping: asyncio.Event) -> None:

@@ -16,6 +16,9 @@ from quantum_trader.ops.data_dir import read_lock
 from quantum_trader.record import record
 
 HEARTBEAT_FILE = "heartbeat"
+# Written by a daemon once it stops (SIGTERM, SIGINT, a CRITICAL health), removed at start:
+# a request filed then would never be carried out.
+STOPPING_FILE = "stopping"
 
 
 @record
@@ -26,6 +29,7 @@ class DaemonPresence:
     running: bool
     pid: int | None
     heartbeat_age_s: float | None
+    stopping: bool = False  # the running daemon has begun to stop
 
     def describe(self) -> str:
         """One line for a person: running or not, PID, and how old the last heartbeat is."""
@@ -36,20 +40,27 @@ class DaemonPresence:
         )
         if self.running:
             who = f"PID {self.pid}" if self.pid else "PID not written yet"
-            return f"a daemon is running on {self.data_dir} ({who}, {beat})"
+            doing = "stopping" if self.stopping else "running"
+            return f"a daemon is {doing} on {self.data_dir} ({who}, {beat})"
         return f"no daemon is running on {self.data_dir} ({beat})"
 
 
 def daemon_presence(data_dir: Path, now: datetime) -> DaemonPresence:
     """Look at `data_dir` now (wall-clock time, timezone-aware)."""
     lock = read_lock(data_dir)
-    return DaemonPresence(data_dir, lock.held, lock.pid, _heartbeat_age_s(data_dir, now))
+    stopping = lock.held and (data_dir / STOPPING_FILE).exists()
+    return DaemonPresence(data_dir, lock.held, lock.pid, _heartbeat_age_s(data_dir, now), stopping)
 
 
 def require_running_daemon(data_dir: Path, now: datetime, what: str) -> DaemonPresence:
     """The presence of the daemon that will carry out `what`; OperatorActionRequired when none
     runs (a request filed now would surprise whoever starts the daemon next, so none is)."""
     presence = daemon_presence(data_dir, now)
+    if presence.stopping:
+        raise OperatorActionRequired(
+            f"{presence.describe()}: {what} was not requested, as the stopping daemon would not "
+            "carry it out; ask again once a daemon runs"
+        )
     if not presence.running:
         raise OperatorActionRequired(
             f"{presence.describe()}: {what} was not requested. Operator requests are carried "

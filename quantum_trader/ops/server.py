@@ -16,6 +16,8 @@ from __future__ import annotations
 import errno
 import hmac
 import json
+import logging
+import resource
 import socket
 import time
 from importlib import resources
@@ -34,6 +36,10 @@ from quantum_trader.ops.telemetry import Telemetry
 log = get_logger("status_server")
 PAGE = ("quantum_trader", "resources/page/index.html")
 PUBLIC_PATHS = frozenset({"/", "/health"})
+SERVED_PATHS = frozenset({"/status", "/metrics"})  # those the token guards
+KEEPALIVE_S = 15.0  # an idle kept-alive connection is closed after this (aiohttp: 75 s)
+OPEN_FILES = 65_536
+PATH_LOGGED = 200  # characters of a refused path a log line keeps
 
 
 def load_page() -> bytes:
@@ -86,6 +92,32 @@ def _cannot_listen(settings: ServerSettings, error: OSError) -> ConfigurationErr
     )
 
 
+class _RequestErrors(logging.Handler):
+    """aiohttp's errors about requests it could not serve (malformed, oversized): one warning
+    line a kind of error a minute, through `RepeatedWarnings`, naming only the error's class —
+    its text may quote the request's bytes, a token among them — without a traceback (was: a
+    multi-line traceback on stderr for each such request)."""
+
+    def __init__(self, warnings: RepeatedWarnings) -> None:
+        super().__init__()
+        self._warnings = warnings
+
+    def emit(self, record: logging.LogRecord) -> None:
+        error = record.exc_info[1] if record.exc_info else None
+        kind = type(error).__name__ if error is not None else "error"
+        self._warnings.warn("status_request_failed", kind, time.monotonic(), error=kind)
+
+
+def _raise_open_file_limit() -> None:
+    """The soft limit on open files raised to the hard one (at most OPEN_FILES): connections
+    held open by slow clients take descriptors the daemon's own files need, and 1,024 (a
+    common default) runs out under a few hundred of them."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = OPEN_FILES if hard == resource.RLIM_INFINITY else min(hard, OPEN_FILES)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+
+
 class StatusServer:
     """Bound by `start` (ConfigurationError if the address cannot be used), ended by `close`."""
 
@@ -99,6 +131,10 @@ class StatusServer:
         self._page = load_page()
         self._runner: web.AppRunner | None = None
         self.port = settings.port
+        # aiohttp's own errors (a malformed or oversized request): one line a kind a minute.
+        self._request_errors = logging.getLogger(f"quantum_trader.status_server.{id(self)}")
+        self._request_errors.propagate = False
+        self._request_errors.addHandler(_RequestErrors(warnings))
 
     def application(self) -> web.Application:
         app = web.Application(middlewares=[self._authorize])
@@ -111,7 +147,14 @@ class StatusServer:
     async def start(self) -> str:
         """Listen; return the base URL (with the port the system picked when `port` is 0)."""
         s = self._settings
-        self._runner = web.AppRunner(self.application(), access_log=None, handle_signals=False)
+        _raise_open_file_limit()
+        self._runner = web.AppRunner(
+            self.application(),
+            access_log=None,
+            handle_signals=False,
+            keepalive_timeout=KEEPALIVE_S,
+            logger=self._request_errors,
+        )
         await self._runner.setup()
         try:
             await web.TCPSite(self._runner, s.host, s.port).start()
@@ -136,9 +179,12 @@ class StatusServer:
         if scheme.lower() == "bearer" and hmac.compare_digest(credentials.encode(), self._token):
             return await handler(request)
         reason = "wrong token" if given else "no token"
+        # Paths we do not serve share one key: a client naming a new path each time would
+        # otherwise be a new line and a new entry each time (memory and log without bound).
+        served = request.path if request.path in SERVED_PATHS else "(another path)"
         self._warnings.warn(
-            "status_unauthorized", (request.remote, request.path), time.monotonic(),
-            path=request.path, client=request.remote, reason=reason,
+            "status_unauthorized", (request.remote, reason, served), time.monotonic(),
+            path=request.path[:PATH_LOGGED], client=request.remote, reason=reason,
         )  # fmt: skip
         return web.json_response(
             {"error": "unauthorized: send Authorization: Bearer <server.token>"},

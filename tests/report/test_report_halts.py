@@ -151,6 +151,9 @@ def test_status_and_trades_read_the_backtest_database(
     assert document["database"] == database
     assert len(document["trades"]) == min(report.trades, 100)
     assert all(isinstance(t["pnl_usdt"], str) for t in document["trades"])
+    held = cli(tmp_path, "positions", "--db", database, "--json")  # was: no such option
+    assert held.returncode == 0, held.stderr
+    assert all(p["mark_price"] is None for p in json.loads(held.stdout)["positions"])
     state = json.loads(cli(tmp_path, "status", "--db", database, "--json").stdout)
     assert state["governor"]["decision"] == "EMERGENCY_SHUTDOWN"
     assert state["governor_events"]["count"] == len(report.halts["events"])

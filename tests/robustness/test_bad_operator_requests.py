@@ -12,8 +12,8 @@ import pytest
 from daemon_harness import DATABASE, Daemon, cli, eventually
 from damage_fixtures import contents, data_dir, stopped_daemon_template
 
-from quantum_trader.ops.data_dir import read_lock
-from quantum_trader.ops.presence import DaemonPresence, daemon_presence
+from quantum_trader.ops.data_dir import hold_data_dir, read_lock
+from quantum_trader.ops.presence import STOPPING_FILE, DaemonPresence, daemon_presence
 
 __all__ = ["data_dir", "stopped_daemon_template"]
 REQUESTS = {
@@ -82,10 +82,35 @@ def test_a_request_with_no_daemon_running_is_refused_and_not_filed(
     assert contents(data_dir) == before
 
 
+def test_a_request_while_the_daemon_stops_is_refused_and_nothing_filed(data_dir: Path) -> None:
+    """An outside probe filed close-all a second after SIGTERM: accepted, never carried out."""
+    with hold_data_dir(data_dir):  # as the stopping daemon still holds it
+        (data_dir / STOPPING_FILE).touch()
+        done = cli(data_dir, "close-all")
+    assert done.returncode == 1
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith(f"error: a daemon is stopping on {data_dir} (PID")
+    assert "close-all was not requested, as the stopping daemon would not carry it out" in line
+    assert pending_requests(data_dir) == []
+
+
 def test_a_request_to_a_running_daemon_names_it_and_status_shows_it(data_dir: Path) -> None:
+    (data_dir / STOPPING_FILE).touch()  # a previous daemon's: the next start clears it
     daemon = Daemon.start(data_dir, QT_MARKET__REPLAY_SPEED="1")
     try:
         eventually(lambda: read_lock(data_dir).pid == daemon.process.pid, 30, "the daemon's lock")
+        eventually(lambda: not (data_dir / STOPPING_FILE).exists(), 30, "the old mark cleared")
+        # What an operator types is shown as typed, never read as Rich markup.
+        typed = "[/bold] tail [link=http://x]y[/link]"
+        assert daemon.cli("pause", "--reason", typed).returncode == 0
+
+        def status_with_the_reason() -> str | None:
+            answer = daemon.cli("status")
+            assert answer.returncode == 0, answer.stderr  # was: a MarkupError traceback
+            return answer.stdout if typed in answer.stdout else None
+
+        eventually(status_with_the_reason, 30, "the reason in status")
+        assert daemon.cli("resume").returncode == 0
         done = daemon.cli("reset-halt", "--operator", "desk")
         assert done.returncode == 0, done.stderr
         said = " ".join(done.stdout.split())
@@ -96,6 +121,7 @@ def test_a_request_to_a_running_daemon_names_it_and_status_shows_it(data_dir: Pa
         assert f"(PID {daemon.process.pid}, last heartbeat" in status
     finally:
         assert daemon.stop(signal.SIGTERM) == 0
+    assert (data_dir / STOPPING_FILE).exists()
 
 
 def test_presence_describes_the_heartbeat_age(tmp_path: Path) -> None:
