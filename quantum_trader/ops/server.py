@@ -23,6 +23,7 @@ import time
 from importlib import resources
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler
 
 from quantum_trader.errors import ConfigurationError
@@ -96,7 +97,8 @@ class _RequestErrors(logging.Handler):
     """aiohttp's errors about requests it could not serve (malformed, oversized): one warning
     line a kind of error a minute, through `RepeatedWarnings`, naming only the error's class —
     its text may quote the request's bytes, a token among them — without a traceback (was: a
-    multi-line traceback on stderr for each such request)."""
+    multi-line traceback on stderr for each such request). A handler of ours that raised is
+    an error line with its traceback, aggregated the same way."""
 
     def __init__(self, warnings: RepeatedWarnings) -> None:
         super().__init__()
@@ -105,7 +107,13 @@ class _RequestErrors(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         error = record.exc_info[1] if record.exc_info else None
         kind = type(error).__name__ if error is not None else "error"
-        self._warnings.warn("status_request_failed", kind, time.monotonic(), error=kind)
+        if error is None or isinstance(error, HttpProcessingError):  # the client's request
+            self._warnings.warn("status_request_failed", kind, time.monotonic(), error=kind)
+        else:  # a handler of ours failed: its traceback, in the JSON log
+            self._warnings.warn(
+                "status_handler_failed", kind, time.monotonic(),
+                level="error", exc_info=error, error=kind,
+            )  # fmt: skip
 
 
 def _raise_open_file_limit() -> None:

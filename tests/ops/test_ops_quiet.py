@@ -4,12 +4,14 @@ the end of a replay is one line and idle (the status server stays up until SIGTE
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from aiohttp.http_exceptions import LineTooLong
 from daemon_harness import Daemon, eventually
 from ops_builders import get, status_url
 from structlog.testing import capture_logs
@@ -18,6 +20,7 @@ from quantum_trader.clock import ManualClock
 from quantum_trader.log import get_logger
 from quantum_trader.loops import LoopWatch, periodic
 from quantum_trader.ops.quiet import RepeatedWarnings
+from quantum_trader.ops.server import _RequestErrors
 
 T0 = datetime(2025, 9, 1, tzinfo=UTC)
 SAMPLE_END = datetime(2025, 12, 1, tzinfo=UTC)
@@ -132,3 +135,35 @@ def test_the_end_of_a_replay_is_one_line_and_idle_until_stopped(tmp_path: Path) 
     assert len(daemon.named("replay_finished")) == 1
     assert len(daemon.named("cycle_completed")) == cycles
     assert daemon.events[-1]["event"] == "daemon_stopped"
+
+
+def test_the_servers_request_errors_are_one_line_a_kind_and_ours_keep_their_traceback() -> None:
+    """aiohttp's errors about a client's request: a warning naming the class only (its text
+    may quote the request, a token among them); a handler of ours that raised: an error line
+    with its traceback. Both aggregated per kind."""
+    handler = _RequestErrors(RepeatedWarnings(get_logger("test"), 60.0))
+
+    def record(error: BaseException) -> logging.LogRecord:
+        try:
+            raise error
+        except BaseException as raised:
+            return logging.LogRecord("aiohttp", logging.ERROR, "", 0, "Error", (), (
+                type(raised), raised, raised.__traceback__))  # fmt: skip
+
+    with capture_logs() as logs:
+        for _ in range(3):
+            handler.emit(record(LineTooLong(b"Bearer secret-token-bytes", 8190)))
+        handler.emit(record(KeyError("positions")))
+    client, ours = logs
+    assert client == {
+        "component": "test",
+        "event": "status_request_failed",
+        "occurrences": 1,
+        "error": "LineTooLong",
+        "exc_info": False,
+        "log_level": "warning",
+    }
+    assert "secret-token-bytes" not in repr(logs)
+    assert ours["event"] == "status_handler_failed"
+    assert ours["log_level"] == "error"
+    assert isinstance(ours["exc_info"], KeyError)
