@@ -124,6 +124,9 @@ async def _entries_state(settings: Settings) -> tuple[GovernorState, set[str]]:
     return (GovernorState.from_dict(saved) if saved else GovernorState()), pending
 
 
+SYMBOL_SHOWN = 64  # characters of an unknown symbol its refusal repeats
+
+
 @app.command("lift-blacklist")
 def lift_blacklist(
     symbol: Annotated[str, typer.Argument(help="The blacklisted symbol, e.g. INJ/USDT:USDT.")],
@@ -134,8 +137,9 @@ def lift_blacklist(
     settings = _settings(config)
     traded = asyncio.run(_traded_symbols(settings))
     if symbol not in settings.market.symbols and symbol not in traded:
+        shown = symbol if len(symbol) <= SYMBOL_SHOWN else f"{symbol[:SYMBOL_SHOWN]}…"
         raise UsageError(
-            f"lift-blacklist: {symbol!r} is neither a configured symbol (market.symbols: "
+            f"lift-blacklist: {shown!r} is neither a configured symbol (market.symbols: "
             f"{', '.join(settings.market.symbols)}) nor one the daemon has traded"
         )
     _request(

@@ -33,13 +33,14 @@ def pending_requests(data_dir: Path) -> list[tuple[str, str]]:
     return found
 
 
-@pytest.mark.parametrize("symbol", ["FOO", "btc/usdt:usdt"])
+@pytest.mark.parametrize("symbol", ["FOO", "btc/usdt:usdt", "X" * 100_000])
 def test_lifting_the_blacklist_of_an_unknown_symbol_exits_2(data_dir: Path, symbol: str) -> None:
     before = contents(data_dir)
     done = cli(data_dir, "lift-blacklist", symbol)
     assert done.returncode == 2
     (line,) = done.stderr.strip().splitlines()
-    assert line.startswith(f"error: lift-blacklist: {symbol!r} is neither a configured symbol")
+    shown = symbol if len(symbol) <= 64 else symbol[:64] + "…"  # not 100 kB echoed back
+    assert line.startswith(f"error: lift-blacklist: {shown!r} is neither a configured symbol")
     assert line.endswith("nor one the daemon has traded")
     assert "INJ/USDT:USDT" in line  # the configured symbols are listed
     assert contents(data_dir) == before
