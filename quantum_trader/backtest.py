@@ -147,9 +147,7 @@ def prepare_replay(settings: Settings, request: BacktestRequest) -> tuple[Settin
     feed.check_ticks(rules)
     start, end = window(feed, request.start, request.end)
     missing = missing_inputs(store, settings, feed, ms_from_utc(start))
-    for line in narrowed(feed, request.start, request.end):  # shown, and in the report
-        log.warning("replay_window_narrowed", detail=line)
-        missing.append(line)
+    missing += said_narrowed(feed, request.start, request.end)
     metadata = source.metadata if isinstance(source, Ensemble) else None
     provenance = check_window(
         source.name, metadata, settings.data_dir / "models", (start, end), request.allow_in_sample
@@ -390,6 +388,14 @@ def window(
             ]
         )
     return first, last
+
+
+def said_narrowed(feed: ReplayFeed, start: datetime | None, end: datetime | None) -> list[str]:
+    """`narrowed`, each line also a warning (shown by a quiet command): for its report."""
+    lines = narrowed(feed, start, end)
+    for line in lines:
+        log.warning("replay_window_narrowed", detail=line)
+    return lines
 
 
 def narrowed(feed: ReplayFeed, start: datetime | None, end: datetime | None) -> list[str]:

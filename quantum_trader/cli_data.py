@@ -153,13 +153,13 @@ def import_data(
     prepare_data_dir(out, "the imported market data are written there")
     found = collect(paths) if paths else []
     exchange_info = exchange_info or rules_beside(paths or [])
-    answer = read_exchange_info(exchange_info) if exchange_info is not None else None
+    checked = read_exchange_info(exchange_info) if exchange_info is not None else None
     # Every file is validated into a staging folder first: one refused, nothing is imported.
     staging = Path(tempfile.mkdtemp(prefix=".import-", dir=out))
     try:
         staged = [import_file(path, parsed, staging) for path, parsed in found]
-        if answer is not None and exchange_info is not None:
-            saved = write_exchange_info(answer, out, exchange_info)
+        if checked is not None:
+            saved = write_rules(out, *checked)
             console.print(f"market rules: {saved.name} from {exchange_info}")
         imported = [_moved_into(item, out) for item in staged]
     finally:
@@ -179,10 +179,13 @@ def _moved_into(item: Imported, out: Path) -> Imported:
     return replace(item, target=target)
 
 
-def read_exchange_info(path: Path) -> dict[str, Any]:
-    """A user's copy of Binance's exchangeInfo answer, checked as the rules file it becomes;
-    ConfigurationError (exit 2) naming what is wrong."""
+def read_exchange_info(path: Path) -> tuple[dict[str, Any], datetime]:
+    """A user's copy of Binance's exchangeInfo answer, checked as the rules file it becomes,
+    and the date it is saved under: its `serverTime`, else the `fetched_at` of a rules file
+    saved by this program, else the file's modification time. ConfigurationError (exit 2)
+    naming what is wrong."""
     import json
+    from datetime import UTC
 
     from quantum_trader.market.validation import EARLIEST_MS, LATEST_MS
 
@@ -192,11 +195,10 @@ def read_exchange_info(path: Path) -> dict[str, Any]:
         raise ConfigurationError(
             [f"--exchange-info: {path} is not readable JSON ({error})"]
         ) from None
+    saved_at = None
     if isinstance(answer, dict) and isinstance(answer.get("exchangeInfo"), dict):
-        saved_at = _fetched_at(answer.get("fetched_at"))
-        answer = answer["exchangeInfo"]  # a rules file saved by this program: its own date
-        if saved_at is not None and not isinstance(answer.get("serverTime"), int):
-            answer = answer | {"serverTime": int(saved_at.timestamp() * 1000)}
+        saved_at = _fetched_at(answer.get("fetched_at"))  # a rules file saved by this program
+        answer = answer["exchangeInfo"]
     if not isinstance(answer, dict):
         raise ConfigurationError([f"--exchange-info: {path} is not an exchangeInfo answer"])
     stamp = answer.get("serverTime")
@@ -211,7 +213,9 @@ def read_exchange_info(path: Path) -> dict[str, Any]:
         parse_rules({"exchangeInfo": answer}, Path("exchangeInfo"))
     except MarketDataError as error:
         raise ConfigurationError([f"--exchange-info: {error}"]) from None
-    return answer
+    if isinstance(stamp, int):
+        return answer, datetime.fromtimestamp(stamp / 1000, tz=UTC)
+    return answer, saved_at or datetime.fromtimestamp(os.path.getmtime(path), tz=UTC)
 
 
 def _fetched_at(value: object) -> datetime | None:
@@ -223,20 +227,6 @@ def _fetched_at(value: object) -> datetime | None:
     except ValueError:
         return None
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
-def write_exchange_info(answer: dict[str, Any], out: Path, source: Path) -> Path:
-    """Save a checked exchangeInfo answer as the rules file, dated by its `serverTime` (else
-    the modification time of the file it came from)."""
-    from datetime import UTC, datetime
-
-    stamp = answer.get("serverTime")
-    moment = (
-        datetime.fromtimestamp(stamp / 1000, tz=UTC)
-        if isinstance(stamp, int)
-        else datetime.fromtimestamp(os.path.getmtime(source), tz=UTC)
-    )
-    return write_rules(out, answer, moment)
 
 
 def describe_import(item: Imported) -> str:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from quantum_trader.backtest import Replay, check_stop, narrowed, run_replay, window
+from quantum_trader.backtest import Replay, check_stop, run_replay, said_narrowed, window
 from quantum_trader.clock import ms_from_utc
 from quantum_trader.config import Settings
 from quantum_trader.domain import Bars, SignalSeries
@@ -147,7 +147,7 @@ async def run_walk_forward(
         start, end = window(feed, request.start, request.end)
         missing = (
             *missing_inputs(store, settings, feed, ms_from_utc(start)),
-            *narrowed(feed, request.start, request.end),
+            *said_narrowed(feed, request.start, request.end),
         )
         blocks = plan_blocks(start, end, timedelta(days=request.block_days))
         trained, periods = [], []
