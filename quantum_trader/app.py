@@ -40,6 +40,7 @@ from quantum_trader.market.setup import (
     open_store,
     recorded_input_check,
     regime_function,
+    said_not_trading,
     statistics_windows,
     with_universe,
 )
@@ -312,6 +313,7 @@ async def open_runtime(
         "market_data_selected", **describe(data, settings.market.symbols, settings.market.timeframe)
     )
     rules = data.rules(settings.market.symbols, settings.market.timeframe)
+    said_not_trading(data, settings.market.symbols)  # BREAK, SETTLING, ...: traded as recorded
     source = source or choose_signal_source(settings)
     feed = open_replay_feed(settings, source)
     feed.check_ticks(rules)

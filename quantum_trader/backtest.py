@@ -44,6 +44,7 @@ from quantum_trader.market.setup import (
     history_bars,
     missing_inputs,
     recorded_model,
+    replay_caveats,
     with_universe,
 )
 from quantum_trader.market.source import resolve_market_data
@@ -148,6 +149,7 @@ def prepare_replay(settings: Settings, request: BacktestRequest) -> tuple[Settin
     start, end = window(feed, request.start, request.end)
     missing = missing_inputs(store, settings, feed, ms_from_utc(start))
     missing += said_narrowed(feed, request.start, request.end)
+    missing += replay_caveats(data, feed, start, end)  # not TRADING, gaps in the window
     metadata = source.metadata if isinstance(source, Ensemble) else None
     provenance = check_window(
         source.name, metadata, settings.data_dir / "models", (start, end), request.allow_in_sample

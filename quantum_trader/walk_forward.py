@@ -25,7 +25,7 @@ from quantum_trader.config import Settings
 from quantum_trader.domain import Bars, SignalSeries
 from quantum_trader.errors import ModelArtifactError
 from quantum_trader.market.replay import FundingSeries, ReplayFeed
-from quantum_trader.market.setup import history_bars, missing_inputs
+from quantum_trader.market.setup import history_bars, missing_inputs, replay_caveats
 from quantum_trader.market.source import resolve_market_data
 from quantum_trader.ports import SignalSource
 from quantum_trader.record import record
@@ -148,6 +148,7 @@ async def run_walk_forward(
         missing = (
             *missing_inputs(store, settings, feed, ms_from_utc(start)),
             *said_narrowed(feed, request.start, request.end),
+            *replay_caveats(data, feed, start, end),
         )
         blocks = plan_blocks(start, end, timedelta(days=request.block_days))
         trained, periods = [], []

@@ -31,7 +31,7 @@ from quantum_trader.market.validation import (
     PRICE_COLUMNS,
     CandleReport,
     check_candles,
-    check_epoch_ms,
+    check_funding,
 )
 
 __all__ = ["PRICE_COLUMNS", "TIMEFRAME_MS", "CandleStore", "bundled_sample_dir", "file_stem"]
@@ -117,12 +117,7 @@ class CandleStore:
         table = _read(path)
         times = _time_ms(table, path)
         rates = _floats(table, "open", path)
-        bad = np.flatnonzero(~np.isfinite(rates))
-        if bad.size:
-            raise MarketDataError(f"{path.name}: funding rate is not a number at row {int(bad[0])}")
-        check_epoch_ms(path.name, times)
-        if np.any(np.diff(times) <= 0):
-            raise MarketDataError(f"{path.name}: funding times not strictly increasing")
+        check_funding(path.name, times, rates)
         return times, rates
 
 

@@ -4,7 +4,8 @@ Inputs are files or directories in freqtrade's layout (market.layout): Feather, 
 JSON / JSON.gz (freqtrade's [[ms, open, high, low, close, volume], ...]) or CSV with a header
 (`date` as ISO-8601 UTC or epoch milliseconds, then open, high, low, close, volume). Every name
 must parse; candles pass market.validation (refused, or repaired and reported); funding rates
-must be finite and increasing. Each file is written as Feather and renamed into place.
+pass market.validation's `check_funding` (finite, within Binance's caps, increasing). Each
+file is written as Feather and renamed into place.
 Spot candles stand in for the perpetual of the same pair (without funding); mark candles are
 skipped (the paper exchange trades on the candles).
 """
@@ -36,7 +37,7 @@ from quantum_trader.market.layout import (
     parse_file_name,
 )
 from quantum_trader.market.rules import RULES_GLOB, newest_rules_file
-from quantum_trader.market.validation import PRICE_COLUMNS, check_candles, check_epoch_ms
+from quantum_trader.market.validation import PRICE_COLUMNS, check_candles, check_funding
 from quantum_trader.record import record
 
 COLUMNS = ("date", *PRICE_COLUMNS, "volume")
@@ -135,12 +136,7 @@ def _import_funding(
 ) -> Imported:
     if time_ms.size == 0:
         raise MarketDataError(f"{path.name}: no funding rates (zero rows)")
-    check_epoch_ms(path.name, time_ms)
-    bad = np.flatnonzero(~np.isfinite(rates))
-    if bad.size:
-        raise MarketDataError(f"{path.name}: funding rate is not a number at row {int(bad[0])}")
-    if np.any(np.diff(time_ms) <= 0):
-        raise MarketDataError(f"{path.name}: funding times not strictly increasing")
+    check_funding(path.name, time_ms, rates)
     target = out_dir / candle_file_name(parsed.symbol, "1h", CandleKind.FUNDING_RATE)
     out_dir.mkdir(parents=True, exist_ok=True)
     zeros = np.zeros_like(rates)

@@ -200,6 +200,19 @@ def rules_for(
     return rules
 
 
+def not_trading(
+    symbols: Sequence[str], sources: Sequence[RulesFile]
+) -> dict[str, tuple[str, RulesFile]]:
+    """The symbols whose listing `rules_for` uses has a status other than TRADING (BREAK,
+    SETTLING, CLOSE, ...), with that status and its file. A file without statuses lists none."""
+    found = {}
+    for symbol in symbols:
+        source = next((s for s in sources if symbol in s.listings), None)
+        if source is not None and source.listings[symbol].status not in ("TRADING", ""):
+            found[symbol] = (source.listings[symbol].status, source)
+    return found
+
+
 def unusable_rules_message(symbol: str, source: RulesFile) -> str:
     return (
         f"market rules: {symbol}'s entry in {source.path} cannot be used "

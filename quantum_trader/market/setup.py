@@ -3,16 +3,19 @@ global regime, the statistics windows. Shared by the daemon, the backtest and th
 
 Optional inputs that are missing (BTC's hourly candles for the global regime, funding rates)
 are one warning each at the default log level and a line for the health monitor
-(`missing_inputs`), never silent."""
+(`missing_inputs`), never silent. What a replay's data hold that its results depend on — a
+symbol the rules list as not TRADING, gaps inside the window (`replay_caveats`) — is one
+warning each too, and a line of the report's `missing_inputs`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 
 import numpy as np
 import numpy.typing as npt
 
-from quantum_trader.clock import ms_from_utc
+from quantum_trader.clock import ms_from_utc, utc_from_ms
 from quantum_trader.config import Settings
 from quantum_trader.domain import Bars, GlobalRegime, MarketRules
 from quantum_trader.errors import MarketDataError
@@ -21,15 +24,23 @@ from quantum_trader.market import regime
 from quantum_trader.market.candle_store import TIMEFRAME_MS, CandleStore
 from quantum_trader.market.model import GlobalRegimeFn, MarketModel, RegimeFn, StatisticsWindows
 from quantum_trader.market.replay import ReplayFeed
+from quantum_trader.market.rules import not_trading
 from quantum_trader.market.source import MarketData, resolve_market_data
 from quantum_trader.market.universe import DAY_MS, resolve_recorded
+from quantum_trader.market.validation import MAX_MISSING_BARS, gaps_within
 from quantum_trader.ports import Clock, SignalSource
 
 log = get_logger("market")
 REGIME_SYMBOL = "BTC/USDT:USDT"
 # `missing_inputs`' warnings: a quiet command (the backtest's) still shows them.
 MISSING_INPUT_WARNINGS = frozenset(
-    {"global_regime_unavailable", "funding_unavailable", "replay_window_narrowed"}
+    {
+        "global_regime_unavailable",
+        "funding_unavailable",
+        "replay_window_narrowed",
+        "symbol_not_trading",
+        "replay_gaps",
+    }
 )
 CORRELATION_PERIODS_AHEAD = 24  # a recording's correlation matrices, a day's at a time
 
@@ -220,6 +231,58 @@ def recorded_input_check(
         return [line for line in (gap, funding) if line]
 
     return check
+
+
+def replay_caveats(data: MarketData, feed: ReplayFeed, start: datetime, end: datetime) -> list[str]:
+    """One line (and one shown warning) per symbol the rules list as not TRADING and per
+    symbol with gaps in its candles between `start` and `end`: for the report."""
+    lines = said_not_trading(data, feed.symbols)
+    return lines + said_gaps(feed, ms_from_utc(start), ms_from_utc(end))
+
+
+def said_not_trading(data: MarketData, symbols: Sequence[str]) -> list[str]:
+    """A warning per symbol the rules file lists with a status other than TRADING (BREAK,
+    SETTLING, ...). Not refused: the file is of one day, the candles may be of a time it
+    traded; the replay trades it as recorded."""
+    lines = []
+    for symbol, (status, source) in not_trading(symbols, data.rules_files()).items():
+        line = (
+            f"{symbol} is {status}, not TRADING, in {source.path.name}: the replay trades it "
+            "as recorded (the rules are of that day; check its candles are of a time it traded)"
+        )
+        log.warning("symbol_not_trading", symbol=symbol, status=status, detail=line)
+        lines.append(line)
+    return lines
+
+
+def said_gaps(feed: ReplayFeed, start_ms: int, end_ms: int) -> list[str]:
+    """A warning per symbol whose candles miss more than MAX_MISSING_BARS bars in a row
+    between `start_ms` and `end_ms` (untradeable across each): how many such gaps, the
+    largest and when."""
+    lines = []
+    for symbol, bars in feed.bars.items():
+        count, largest = gaps_within(bars.time_ms, bars.timeframe_ms, start_ms, end_ms)
+        if largest is None:
+            continue
+        first = utc_from_ms(largest.last_ms + bars.timeframe_ms)
+        resume = utc_from_ms(largest.resume_ms)
+        line = (
+            f"{symbol}'s candles have {count} gap{'s' if count > 1 else ''} of more than "
+            f"{MAX_MISSING_BARS} bar inside the replay (no price, signal or market fill across "
+            f"one), the largest {largest.missing_bars} {feed.timeframe} bars from "
+            f"{first:%Y-%m-%d %H:%M} to {resume:%Y-%m-%d %H:%M}"
+        )
+        log.warning(
+            "replay_gaps",
+            symbol=symbol,
+            gaps=count,
+            largest_missing_bars=largest.missing_bars,
+            largest_from=first.isoformat(),
+            largest_to=resume.isoformat(),
+            detail=line,
+        )
+        lines.append(line)
+    return lines
 
 
 def with_universe(settings: Settings, data: MarketData, start_ms: int | None) -> Settings:
