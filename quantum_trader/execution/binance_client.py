@@ -9,9 +9,12 @@ do (`translate_error`). The rest of the program never sees a ccxt object or exce
 Sending discipline (`BinanceRest.call`): every signed request carries `recvWindow`
 (`exchange.recv_window_ms`), so a request that reaches Binance later than that is refused and
 can never execute late. -1021 (timestamp outside recvWindow: not executed) resyncs ccxt's time
-offset and resends once. HTTP 429 and 418 are read with their Retry-After: after a 429 nothing
-is sent until it has passed; after a 418 (IP banned) nothing is sent until the ban ends, said
-in one log line; calls in the meantime fail at once with RateLimited / IpBanned.
+offset and resends once. An HTTP 5XX answer leaves the execution status unknown, as Binance
+documents, whatever Binance code its body carries (an order is then looked up, never taken for
+refused), unless the code says nothing executed (-1008 throttled). HTTP 429 and 418 are read
+with their Retry-After: after a 429 nothing is sent until it has passed; after a 418 (IP
+banned) nothing is sent until the ban ends, said in one log line; calls in the meantime fail
+at once with RateLimited / IpBanned.
 """
 
 from __future__ import annotations
@@ -192,6 +195,8 @@ def _client_class(base: type[Any], custom_bases: Sequence[str]) -> type[Any]:
             if code in (418, 429):
                 message = f"{self.id} {code} {reason} {body}"
                 raise Throttled(message, code, _retry_after(headers))
+            if code >= 500:  # Binance: the execution status is unknown, whatever the body says
+                raise ccxt.ExchangeNotAvailable(f"{self.id} {code} {reason} {body}")
             return super().handle_errors(
                 code, reason, url, method, headers, body, response, request_headers, request_body
             )

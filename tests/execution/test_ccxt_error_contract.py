@@ -13,7 +13,7 @@ from loopback import Fault, LoopbackBinance
 from loopback.fixtures import connect
 from loopback.state import START_MS
 from structlog.testing import capture_logs
-from test_ccxt_exchange import BTC, entry
+from test_ccxt_exchange import BTC, entry, stop
 
 from quantum_trader.clock import ManualClock, utc_from_ms
 from quantum_trader.domain import OrderStatus, ReasonCode
@@ -263,3 +263,45 @@ async def test_an_ip_ban_stops_all_sending_until_it_ends_and_says_so_once() -> N
             assert (await exchange.fetch_balance()).wallet_usdt > 0
         finally:
             await exchange.close()
+
+
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [
+        (503, -1016),  # "This service is no longer available." (ccxt: BadRequest)
+        (500, -4999),  # a code ccxt does not know (ccxt: ExchangeError)
+        (503, -2019),  # a refusal's code on a 5XX: Binance says the outcome is unknown
+    ],
+)
+@pytest.mark.parametrize("kind", ["market", "stop"])
+async def test_a_5xx_answer_leaves_an_order_unknown_whatever_code_it_carries(
+    exchange: CcxtExchange, loopback: LoopbackBinance, status: int, code: int, kind: str
+) -> None:
+    """Binance: a 5XX answer means "the execution status is UNKNOWN and could have been a
+    success". Booked as refused, an order that executed would be lost track of (an entry
+    sent again; a protective stop taken for refused and its position closed at market)."""
+    await exchange.place_order(entry("qteHELD"))  # a position for the stop to protect
+    request = entry("qte5XX") if kind == "market" else stop("qts5XX", trigger="90000")
+    path = "/fapi/v1/order" if kind == "market" else "/fapi/v1/algoOrder"
+    loopback.inject(Fault(path=path, method="POST", status=status, code=code,
+                          msg="Unknown error, please check your request or try again later.",
+                          processed=True))  # fmt: skip
+    with pytest.raises(OrderStateUnknown) as raised:
+        await exchange.place_order(request)
+    assert raised.value.client_order_id == request.client_order_id
+    found = await exchange.fetch_order(BTC, request.client_order_id)
+    assert found is not None  # it executed: the lookup the keeper makes finds it
+    expected = OrderStatus.FILLED if kind == "market" else OrderStatus.OPEN
+    assert found.status is expected
+
+
+async def test_a_5xx_answer_whose_code_says_throttled_executed_nothing(
+    exchange: CcxtExchange, loopback: LoopbackBinance
+) -> None:
+    loopback.inject(Fault(path="/fapi/v1/order", status=503, code=-1008,
+                          msg="Request throttled by system-level protection. Reduce-only/"
+                              "close-position orders are exempt. Please try again."))  # fmt: skip
+    with pytest.raises(RetryLater) as raised:
+        await exchange.place_order(entry())
+    assert not isinstance(raised.value, OrderStateUnknown | OrderRejected)
+    assert await exchange.fetch_order(BTC, "qteBTC1") is None

@@ -26,6 +26,8 @@ class Fault:
     answer HTTP `status` with this raw text, unprocessed. `delay_s` set: process the request,
     then wait before answering (a client with a shorter timeout loses the answer).
     `retry_after_s`: a Retry-After header on the answer. `fill`: an order executes only part.
+    `processed`: with `code` or `body`, the request is processed first and the error answered
+    after (Binance's 5XX: "the execution status is UNKNOWN and could have been a success").
     """
 
     path: str = ""
@@ -37,6 +39,7 @@ class Fault:
     retry_after_s: float | None = None
     fill: FillPlan | None = None
     method: str | None = None
+    processed: bool = False
 
     def matches(self, method: str, path: str) -> bool:
         return self.path in path and self.method in (None, method)

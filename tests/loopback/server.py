@@ -161,6 +161,9 @@ class LoopbackBinance:
             self.faulted.append((now, request.method, request.path))
             if fault.retry_after_s:
                 self.retry_after_ms.append((now, now + round(fault.retry_after_s * 1000)))
+            if fault.processed:
+                self.sync()
+                self._answer(request.method, request.path, params, None)
             return _fault_answer(fault)
         self.sync()
         response = self._answer(request.method, request.path, params, fault)
