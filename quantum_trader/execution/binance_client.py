@@ -64,6 +64,7 @@ _NOT_EXECUTED = {
     -1003: "request weight limit exceeded",
     -1008: "server throttled the request",
     -1021: "timestamp outside recvWindow",
+    -5028: "timestamp outside the matching engine's recvWindow",
 }
 DUPLICATE_CLIENT_ID = -4116
 MARGIN_TYPE_LOCKED = -4048

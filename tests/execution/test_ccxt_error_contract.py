@@ -77,6 +77,7 @@ BY_CODE: list[tuple[type[Exception], int, Operation, type[QuantumTraderError]]] 
     (ccxt.InvalidNonce, -1021, ORDER, RetryLater),
     (ccxt.BadRequest, -1021, ORDER, RetryLater),
     (ccxt.OperationFailed, -1008, ORDER, RetryLater),  # throttled: not executed
+    (ccxt.InvalidOrder, -5028, ORDER, RetryLater),  # late at the matching engine: not executed
     (ccxt.RateLimitExceeded, -1003, ORDER, RateLimited),
     (ccxt.ExchangeError, -1003, ACCOUNT, RetryLater),
 ]

@@ -1,0 +1,78 @@
+"""Binance answers the stand-in did not give before, through the keeper and the ccxt adapter:
+what each one does to the positions and their protective stops."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from loopback import Fault, LoopbackBinance
+from loopback.fixtures import connect
+from structlog.testing import capture_logs
+
+from quantum_trader.domain import ExitMode, Side, SizedOrder
+from quantum_trader.gates.settings import PerformanceSettings
+from quantum_trader.keeper.keeper import PositionKeeper
+from quantum_trader.keeper.settings import KeeperSettings
+from quantum_trader.monitor.settings import MonitorSettings
+from quantum_trader.portfolio.ledger import Ledger
+from quantum_trader.storage.memory import InMemoryRepository
+
+BTC = "BTC/USDT:USDT"
+T0 = datetime(2025, 6, 1, tzinfo=UTC)
+KEEPER = KeeperSettings()
+ME_RECV_WINDOW = "Timestamp for this request is outside of the ME recvWindow."
+
+
+def sized(symbol: str, side: Side, price: Decimal) -> SizedOrder:
+    """An entry of about 300 USDT with its stop 3 % away and its target 6 %."""
+    quantity = (Decimal(300) / price).quantize(Decimal("0.001"))
+    notional = quantity * price
+    return SizedOrder(
+        symbol=symbol,
+        side=side,
+        quantity=quantity,
+        entry_price=price,
+        stop_price=(price * (1 - Decimal("0.03") * side.sign)).quantize(Decimal("0.01")),
+        take_profit_price=(price * (1 + Decimal("0.06") * side.sign)).quantize(Decimal("0.01")),
+        leverage=3,
+        notional_usdt=notional,
+        margin_usdt=notional / 3,
+        expected_loss_usdt=notional * Decimal("0.03"),
+        expected_profit_usdt=notional * Decimal("0.06"),
+        costs_usdt=Decimal(0),
+        atr_pct=0.02,
+        confidence=0.8,
+        exit_mode=ExitMode.DEFENSIVE_TRAIL,
+    )
+
+
+async def test_a_stop_refused_for_the_matching_engines_recv_window_is_placed_again_not_closed(
+) -> None:  # fmt: skip
+    """-5028: the matching engine received the request later than its recvWindow and executed
+    nothing. Taken for a refusal of the stop itself, the keeper closed the position at market
+    (protective_stop_failed); it is a request to send again, as -1021 is."""
+    async with LoopbackBinance() as server:
+        exchange = connect(server)
+        try:
+            rules = await exchange.load_markets()
+            repository = InMemoryRepository()
+            ledger = await Ledger.load(repository, Decimal(10_000), T0, PerformanceSettings())
+            keeper = await PositionKeeper.load(
+                exchange, repository, ledger, rules, KEEPER, MonitorSettings()
+            )
+            await keeper.tick(T0, rest=True)
+            server.inject(Fault("/fapi/v1/algoOrder", code=-5028, msg=ME_RECV_WINDOW,
+                                method="POST"))  # fmt: skip
+            with capture_logs() as logs:
+                await keeper.enter(sized(BTC, Side.LONG, server.state.mark("BTCUSDT")), T0)
+            events = [e["event"] for e in logs]
+            assert "protective_stop_failed" not in events
+            held = server.state.holding("BTCUSDT").amount
+            assert held > 0  # not closed at market
+            await keeper.tick(T0 + timedelta(seconds=5))
+            stops = [o for o in server.state.algo_orders.values() if o["algoStatus"] == "NEW"]
+            assert [(o["side"], Decimal(o["quantity"])) for o in stops] == [("SELL", held)]
+            assert server.state.holding("BTCUSDT").amount == held
+        finally:
+            await exchange.close()
