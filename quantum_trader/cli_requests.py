@@ -5,14 +5,15 @@ only ever has one writer.
 A request is filed only while a daemon holds the data directory: with none running it is
 refused (exit 1, naming the heartbeat's age) rather than left to surprise whoever starts the
 daemon next; the daemon also drops any request filed before it started or older than
-`operator.request_max_age_s`. An unknown symbol is a usage error (exit 2). `pause` while
-paused and `resume` while not paused file nothing and say so (exit 0).
+`operator.request_max_age_s`. An unknown symbol is a usage error (exit 2); `lift-blacklist`
+of a symbol not blacklisted files nothing (exit 1). `pause` while paused and `resume` while
+not paused file nothing and say so (exit 0).
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -22,7 +23,7 @@ from quantum_trader.cli import plain_console as console
 from quantum_trader.cli_operator import _open_read_only
 from quantum_trader.clock import LiveClock
 from quantum_trader.config import Settings
-from quantum_trader.errors import UsageError
+from quantum_trader.errors import OperatorActionRequired, UsageError
 from quantum_trader.gates.governor import GovernorState
 from quantum_trader.ops.governor_keeper import STATE_KEY
 from quantum_trader.ops.presence import require_running_daemon
@@ -135,26 +136,30 @@ def lift_blacklist(
 ) -> None:
     """Ask the running daemon to let a blacklisted symbol (20 losses in a row) trade again."""
     settings = _settings(config)
-    traded = asyncio.run(_traded_symbols(settings))
-    if symbol not in settings.market.symbols and symbol not in traded:
+    stats = asyncio.run(_symbol_stats(settings))
+    if symbol not in settings.market.symbols and symbol not in stats:
         shown = symbol if len(symbol) <= SYMBOL_SHOWN else f"{symbol[:SYMBOL_SHOWN]}…"
         raise UsageError(
             f"lift-blacklist: {shown!r} is neither a configured symbol (market.symbols: "
             f"{', '.join(settings.market.symbols)}) nor one the daemon has traded"
         )
-    _request(
-        settings, f"{RequestKind.LIFT_BLACKLIST}{symbol}", operator, f"lift-blacklist {symbol}"
-    )
+    what = f"lift-blacklist {symbol}"
+    require_running_daemon(settings.data_dir, LiveClock().now(), what)
+    held = stats.get(symbol)
+    if not (isinstance(held, dict) and held.get("blacklisted") is True):
+        # The daemon checks again when it carries the request out: the state may change.
+        raise OperatorActionRequired(f"{symbol} is not blacklisted (nothing to lift)")
+    _request(settings, f"{RequestKind.LIFT_BLACKLIST}{symbol}", operator, what)
 
 
-async def _traded_symbols(settings: Settings) -> set[str]:
-    """Symbols with a trading record (only those can be blacklisted; with a volume universe
-    they need not be in market.symbols)."""
+async def _symbol_stats(settings: Settings) -> dict[str, Any]:
+    """The saved statistics of each symbol with a trading record (only those can be
+    blacklisted; with a volume universe they need not be in market.symbols)."""
     if not database_path(settings).is_file():
-        return set()
+        return {}
     repository = await _open_read_only(settings)
     try:
-        return set(await repository.load_state(STATS_NAMESPACE))
+        return await repository.load_state(STATS_NAMESPACE)
     finally:
         await repository.close()
 

@@ -132,11 +132,19 @@ class GovernorKeeper:
         elif key == RequestKind.RESET_HALT:
             await self.reset(now, by)
         elif key.startswith(LIFT_BLACKLIST):
-            symbol = key.removeprefix(LIFT_BLACKLIST)
-            await self._ledger.lift_blacklist(symbol)
-            log.warning("blacklist_lifted", symbol=symbol, by=by)
+            await self._lift_blacklist(key.removeprefix(LIFT_BLACKLIST), by)
         else:
             log.warning("operator_request_unknown", request=key, by=by)
+
+    async def _lift_blacklist(self, symbol: str, by: str) -> None:
+        """Lift `symbol`'s blacklist; a symbol not blacklisted now (never, or lifted since
+        the request was filed) keeps its statistics, its losing streak included."""
+        held = self._ledger.stats.get(symbol)
+        if held is None or not held.blacklisted:
+            log.info("blacklist_lift_ignored", symbol=symbol, by=by, why="not blacklisted")
+            return
+        await self._ledger.lift_blacklist(symbol)
+        log.warning("blacklist_lifted", symbol=symbol, by=by)
 
     def _pause_since(self) -> datetime | None:
         held = self.governor.state.pause
