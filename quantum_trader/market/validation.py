@@ -219,7 +219,7 @@ def check_funding(label: str, time_ms: IntArray, rates: FloatArray) -> None:
         raise MarketDataError(
             f"{label}: funding rate {rates[row]:g} at row {row} ({_iso(int(time_ms[row]))}) "
             f"is beyond ±{MAX_FUNDING_RATE:.0%} an interval, which no Binance cap allows "
-            "(±3 % at most): rates are fractions (0.0001 for 0.01 %); correct the file, "
+            "(±3% at most): rates are fractions (0.0001 for 0.01%); correct the file, "
             + _FUNDING_ADVICE
         )
     bad = np.flatnonzero(np.diff(time_ms) <= 0)
