@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import math
 import shutil
-import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -211,16 +210,14 @@ def test_gaps_outside_the_window_or_of_one_bar_are_not_said(tmp_path: Path) -> N
     assert [e["event"] for e in logs] == ["replay_gaps"]
 
 
-def test_a_year_of_eight_symbols_is_searched_for_gaps_in_well_under_10_ms() -> None:
+def test_a_year_of_eight_symbols_is_searched_for_its_gaps_whole() -> None:
+    """A year of 5 m bars per symbol, each with one 50-bar hole and one single missing bar:
+    the hole is found with its size, the single bar is no gap (its cost is measured in
+    docs/BENCHMARKS.md, Components, not asserted here)."""
     year = np.arange(105_120, dtype=np.int64) * FIVE_MINUTES_MS + 1_735_689_600_000
     holed = [
         np.delete(year, np.r_[1_000 * (k + 1) : 1_000 * (k + 1) + 50, 60_000 + k]) for k in range(8)
     ]
-    end = int(year[-1])
-    best = math.inf
-    for _ in range(5):  # the best of five: the machine may be busy with other work
-        began = time.perf_counter()
-        found = [gaps_within(t, FIVE_MINUTES_MS, int(year[0]), end) for t in holed]
-        best = min(best, time.perf_counter() - began)
+    found = [gaps_within(t, FIVE_MINUTES_MS, int(year[0]), int(year[-1])) for t in holed]
     assert [count for count, _ in found] == [1] * 8
-    assert best < 0.005, f"{best * 1000:.1f} ms"
+    assert [gap.missing_bars for _, gap in found if gap is not None] == [50] * 8
