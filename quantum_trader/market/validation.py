@@ -150,7 +150,7 @@ def gaps_within(
 ) -> tuple[int, Gap | None]:
     """The gaps of more than MAX_MISSING_BARS bars (untradeable) with missing bars inside
     [`start_ms`, `end_ms`): how many, and the largest. Vectorised over the window's rows
-    (≈ 0.2 ms for a year of 5 m bars)."""
+    (≈ 0.05 ms for a year of 5 m bars; docs/BENCHMARKS.md, Components)."""
     low = max(int(np.searchsorted(time_ms, start_ms, side="right")) - 1, 0)
     high = int(np.searchsorted(time_ms, end_ms, side="left")) + 1
     times = time_ms[low:high]  # from the last bar opening by the start, to the first at the end
