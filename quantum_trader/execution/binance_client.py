@@ -289,11 +289,15 @@ class BinanceRest:
         *,
         client_order_id: str = "",
         absent: frozenset[int] = frozenset(),
+        lookup: bool = False,
     ) -> Any:
         """Send one request to a raw ccxt endpoint method (e.g. "fapiPrivatePostOrder").
 
         Returns Binance's JSON, or None when it answered with one of the `absent` codes
-        (e.g. -2013, order does not exist). Raises our errors (`translate_error`).
+        (e.g. -2013, order does not exist). Raises our errors (`translate_error`). A `lookup`
+        (an order or its trades, read by client id) that Binance refuses with a code other
+        than `absent` and not for the API key is RetryLater, not OperatorActionRequired: a
+        person cannot fix one order's lookup, and the caller then acts as for a read outage.
         """
         method = getattr(self._client, endpoint)
         for attempt in (1, 2):
@@ -308,18 +312,22 @@ class BinanceRest:
                     error, ccxt.InvalidNonce
                 )
                 if not (timestamp and attempt == 1):
-                    raise self._translate(error, operation, client_order_id) from error
+                    raise self._translate(error, operation, client_order_id, lookup) from error
             finally:
                 self._note_request(operation)
             await self._resync_time()
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _translate(
-        self, error: Exception, operation: Operation, client_order_id: str
+        self, error: Exception, operation: Operation, client_order_id: str, lookup: bool = False
     ) -> QuantumTraderError:
         if isinstance(error, _THROTTLED):
             return self._hold_off(error)
-        return translate_error(error, operation, client_order_id, self._clock.now())
+        translated = translate_error(error, operation, client_order_id, self._clock.now())
+        refused = isinstance(translated, OperatorActionRequired)
+        if lookup and refused and not isinstance(error, ccxt.AuthenticationError):
+            return RetryLater(f"the exchange refused an order lookup: {error}")
+        return translated
 
     def _check_gate(self) -> None:
         if self._blocked_until is None or self._block is None:

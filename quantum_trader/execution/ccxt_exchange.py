@@ -165,10 +165,13 @@ class CcxtExchange:
         endpoint: str,
         params: Mapping[str, Any],
         absent: frozenset[int] = frozenset(),
+        *,
+        lookup: bool = False,
     ) -> Any:
-        """An idempotent raw endpoint call (e.g. "fapiPublicGetKlines") with retries."""
+        """An idempotent raw endpoint call (e.g. "fapiPublicGetKlines") with retries;
+        `lookup`: one order or its trades (see `BinanceRest.call`)."""
         return await self._retrying(
-            lambda: self._rest.call(endpoint, params, operation, absent=absent)
+            lambda: self._rest.call(endpoint, params, operation, absent=absent, lookup=lookup)
         )
 
     # -- markets -----------------------------------------------------------------------------
@@ -400,11 +403,18 @@ class CcxtExchange:
 
     async def _plain_order(self, market_id: str, key: Mapping[str, str]) -> Any:
         params = {"symbol": market_id, **key}
-        return await self._read(Operation.ACCOUNT, "fapiPrivateGetOrder", params, NOT_FOUND)
+        return await self._read(
+            Operation.ACCOUNT, "fapiPrivateGetOrder", params, NOT_FOUND, lookup=True
+        )
 
     async def _algo_order(self, client_order_id: str) -> Any:
         params = {"clientAlgoId": client_order_id}
-        return await self._read(Operation.ACCOUNT, "fapiPrivateGetAlgoOrder", params, NOT_FOUND)
+        return await self._read(
+            Operation.ACCOUNT, "fapiPrivateGetAlgoOrder", params, NOT_FOUND, lookup=True
+        )
+
+    async def _trades(self, params: Mapping[str, Any]) -> Any:
+        return await self._read(Operation.ACCOUNT, "fapiPrivateGetUserTrades", params, lookup=True)
 
     async def fetch_open_conditional_orders(self, symbol: str | None = None) -> list[Order]:
         """Open STOP_MARKET / TAKE_PROFIT_MARKET algo orders, of one symbol (weight 1) or all
@@ -451,7 +461,7 @@ class CcxtExchange:
         plain = await self._plain_order(market_id, {"origClientOrderId": client_order_id})
         if plain is not None:
             params = {"symbol": market_id, "orderId": plain["orderId"]}
-            payload = await self._read(Operation.ACCOUNT, "fapiPrivateGetUserTrades", params)
+            payload = await self._trades(params)
             return wire.parse_fills(payload, symbol, client_order_id)
         algo = await self._algo_order(client_order_id)
         if algo is None or algo.get("algoStatus") not in ("TRIGGERED", wire.ALGO_FINISHED):
@@ -466,11 +476,11 @@ class CcxtExchange:
         owner = client_order_id or str(algo.get("clientAlgoId", ""))
         if actual:
             params: dict[str, Any] = {"symbol": market_id, "orderId": actual}
-            payload = await self._read(Operation.ACCOUNT, "fapiPrivateGetUserTrades", params)
+            payload = await self._trades(params)
             return wire.parse_fills(payload, symbol, owner)
         start_ms, end_ms = wire.trigger_window_ms(algo, TRIGGER_SLACK_MS)
         params = {"symbol": market_id, "startTime": start_ms, "endTime": end_ms}
-        payload = await self._read(Operation.ACCOUNT, "fapiPrivateGetUserTrades", params)
+        payload = await self._trades(params)
         side = OrderSide(wire.field(algo, "side", "algoOrder"))
         rows = wire.pick_triggered_trades(payload, side, start_ms + TRIGGER_SLACK_MS)
         return wire.parse_fills(rows, symbol, owner)

@@ -76,3 +76,39 @@ async def test_a_stop_refused_for_the_matching_engines_recv_window_is_placed_aga
             assert server.state.holding("BTCUSDT").amount == held
         finally:
             await exchange.close()
+
+
+async def test_an_entry_whose_answer_is_lost_is_protected_whatever_the_algo_lookup_answers(
+) -> None:  # fmt: skip
+    """The entry's answer is lost and Binance does not list it yet (-2013 on GET order), so
+    the lookup asks the Algo Order API for the same id. What that API answers for an id it
+    does not know is not documented (STATUS.md). Answered with a refusal ccxt classes as a bad
+    request, the lookup raised OperatorActionRequired: `enter` ended before its blind stop and
+    every tick aborted, the filled position left without a stop. Now a refused lookup is a
+    failed one (RetryLater): the blind stop goes on and the ticks go on."""
+    async with LoopbackBinance() as server:
+        exchange = connect(server, timeout_s=0.5)
+        try:
+            rules = await exchange.load_markets()
+            repository = InMemoryRepository()
+            ledger = await Ledger.load(repository, Decimal(10_000), T0, PerformanceSettings())
+            keeper = await PositionKeeper.load(
+                exchange, repository, ledger, rules, KEEPER, MonitorSettings()
+            )
+            await keeper.tick(T0, rest=True)
+            server.inject(Fault("/fapi/v1/order", method="POST", delay_s=1.0))  # executed
+            for _ in range(20):
+                server.inject(Fault("/fapi/v1/order", method="GET", code=-2013,
+                                    msg="Order does not exist."))  # fmt: skip
+                server.inject(Fault("/fapi/v1/algoOrder", method="GET", code=-1102,
+                                    msg="Mandatory parameter 'algoId' was not sent."))  # fmt: skip
+            result = await keeper.enter(sized(BTC, Side.LONG, server.state.mark("BTCUSDT")), T0)
+            assert result.unknown
+            held = server.state.holding("BTCUSDT").amount
+            assert held > 0
+            for tick in range(1, 4):
+                await keeper.tick(T0 + timedelta(seconds=5 * tick))
+            stops = [o for o in server.state.algo_orders.values() if o["algoStatus"] == "NEW"]
+            assert [(o["side"], Decimal(o["quantity"])) for o in stops] == [("SELL", held)]
+        finally:
+            await exchange.close()
