@@ -82,6 +82,9 @@ TRIGGER_SLACK_MS = 5_000
 NOT_FOUND = frozenset({-2013, -2011})  # "Order does not exist", "Unknown order sent"
 LISTEN_KEY_MISSING = frozenset({-1125})
 MARGIN_TYPE_ALREADY_SET = frozenset({-4046})
+# Binance refuses to change the leverage of a symbol that holds a position: -4161 (lower it in
+# isolated margin), -2028 (lower it: margin insufficient), -2027 (raise it past the bracket).
+LEVERAGE_HELD = frozenset({-4161, -2027, -2028})
 
 
 class CcxtExchange:
@@ -271,10 +274,17 @@ class CcxtExchange:
         return wire.parse_positions(payload, self._symbol_by_id, self._leverage)
 
     async def set_leverage(self, symbol: str, leverage: int) -> None:
+        await self._set_leverage(symbol, leverage, frozenset())
+
+    async def _set_leverage(self, symbol: str, leverage: int, refused: frozenset[int]) -> bool:
+        """POST leverage; False when Binance answered one of the `refused` codes."""
         market_id = await self._market_id(symbol, Operation.ACCOUNT)
         params = {"symbol": market_id, "leverage": leverage}
-        answer = await self._read(Operation.ACCOUNT, "fapiPrivatePostLeverage", params)
+        answer = await self._read(Operation.ACCOUNT, "fapiPrivatePostLeverage", params, refused)
+        if answer is None:
+            return False
         self._leverage.update(wire.parse_leverages(answer))
+        return True
 
     async def prepare_account(
         self, symbols: Sequence[str], leverage: int, caps: Mapping[str, int] | None = None
@@ -301,9 +311,26 @@ class CcxtExchange:
         log.info("exchange_account_prepared", symbols=len(symbols), leverage=leverage)
 
     async def prepare_symbol(self, symbol: str, leverage: int) -> None:
-        """Set ISOLATED margin and `leverage` on one symbol (a symbol joining the universe)."""
+        """Set ISOLATED margin and `leverage` on one symbol (a symbol joining the universe).
+
+        A symbol holding a position whose leverage Binance refuses to change (`LEVERAGE_HELD`,
+        e.g. a restart with a lower `sizing.default_leverage`) keeps the leverage it has,
+        read back and logged (`leverage_kept`): the daemon starts and manages the position;
+        the next entry on the symbol sets its own leverage."""
         await self._set_isolated(symbol)
-        await self.set_leverage(symbol, leverage)
+        if await self._set_leverage(symbol, leverage, LEVERAGE_HELD):
+            return
+        market_id = self._id_by_symbol[symbol]
+        params = {"symbol": market_id}
+        config = await self._read(Operation.ACCOUNT, "fapiPrivateGetSymbolConfig", params)
+        self._leverage.update(wire.parse_leverages(config))
+        log.warning(
+            "leverage_kept",
+            symbol=symbol,
+            wanted=leverage,
+            kept=self._leverage.get(market_id),
+            detail="Binance refuses to change the leverage of a symbol holding a position",
+        )
 
     async def _set_isolated(self, symbol: str) -> None:
         market_id = await self._market_id(symbol, Operation.ACCOUNT)

@@ -10,7 +10,7 @@ from loopback import Fault, LoopbackBinance
 from loopback.fixtures import connect
 from structlog.testing import capture_logs
 
-from quantum_trader.domain import ExitMode, Side, SizedOrder
+from quantum_trader.domain import ExitMode, OrderKind, OrderRequest, OrderSide, Side, SizedOrder
 from quantum_trader.gates.settings import PerformanceSettings
 from quantum_trader.keeper.keeper import PositionKeeper
 from quantum_trader.keeper.settings import KeeperSettings
@@ -110,5 +110,30 @@ async def test_an_entry_whose_answer_is_lost_is_protected_whatever_the_algo_look
                 await keeper.tick(T0 + timedelta(seconds=5 * tick))
             stops = [o for o in server.state.algo_orders.values() if o["algoStatus"] == "NEW"]
             assert [(o["side"], Decimal(o["quantity"])) for o in stops] == [("SELL", held)]
+        finally:
+            await exchange.close()
+
+
+async def test_a_restart_with_a_lower_leverage_keeps_a_held_positions_leverage_and_starts(
+) -> None:  # fmt: skip
+    """Binance refuses to lower the leverage of an isolated position (-4161; -2028 when its
+    margin is short). prepare_account (every start, and each symbol joining the universe)
+    raised on it, so a restart after lowering sizing.default_leverage failed while a position
+    was open: nobody managed the position (its stop, exits, trailing). Now the symbol keeps
+    the leverage it has, said in one warning, and the start goes on."""
+    async with LoopbackBinance() as server:
+        exchange = connect(server)
+        try:
+            await exchange.load_markets()
+            await exchange.prepare_account([BTC, "ETH/USDT:USDT"], leverage=3)
+            entry = OrderRequest("qte1", BTC, OrderSide.BUY, OrderKind.MARKET, Decimal("0.010"))
+            await exchange.place_order(entry)
+            with capture_logs() as logs:
+                await exchange.prepare_account([BTC, "ETH/USDT:USDT"], leverage=2)
+            assert exchange.leverage_by_symbol() == {BTC: 3, "ETH/USDT:USDT": 2}
+            kept = [e for e in logs if e["event"] == "leverage_kept"]
+            assert [(e["symbol"], e["wanted"], e["kept"]) for e in kept] == [(BTC, 2, 3)]
+            [position] = await exchange.fetch_positions()
+            assert position.leverage == 3
         finally:
             await exchange.close()

@@ -278,7 +278,14 @@ class LoopbackState:
         leverage = int(params["leverage"])
         if not 1 <= leverage <= market.max_leverage:
             raise BinanceError(-4028, f"Leverage {leverage} is not valid")
-        self.holding(market.market_id).leverage = leverage
+        holding = self.holding(market.market_id)
+        lowered = leverage < holding.leverage
+        if holding.amount != 0 and holding.margin_type == "isolated" and lowered:
+            raise BinanceError(
+                -4161,
+                "Leverage reduction is not supported in Isolated Margin Mode with open positions.",
+            )
+        holding.leverage = leverage
         self.emit({"e": "ACCOUNT_CONFIG_UPDATE", "E": self.now_ms, "T": self.now_ms,
                    "ac": {"s": market.market_id, "l": leverage}})  # fmt: skip
         return {"symbol": market.market_id, "leverage": leverage, "maxNotionalValue": "1000000"}
