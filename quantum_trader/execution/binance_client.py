@@ -68,6 +68,7 @@ _NOT_EXECUTED = {
 }
 DUPLICATE_CLIENT_ID = -4116
 MARGIN_TYPE_LOCKED = -4048
+POSITION_SIDE_MISMATCH = -4061  # the account was switched to hedge mode after the start
 TIMESTAMP_OUTSIDE_RECV_WINDOW = -1021
 REST_API_NAMES = ("fapiPublic", "fapiPublicV2", "fapiPublicV3", "fapiPrivate", "fapiPrivateV2",
                   "fapiPrivateV3")  # fmt: skip
@@ -110,6 +111,11 @@ def translate_error(
     if code == DUPLICATE_CLIENT_ID and operation is Operation.ORDER:
         return OrderStateUnknown(
             client_order_id, f"duplicate client order id: the order exists, look it up ({error})"
+        )
+    if code == POSITION_SIDE_MISMATCH:
+        return OperatorActionRequired(
+            "the Binance futures account is in hedge mode; switch it back to one-way position "
+            f"mode (Preferences → Position Mode): every order is refused until then ({error})"
         )
     if code == MARGIN_TYPE_LOCKED:
         return OperatorActionRequired(

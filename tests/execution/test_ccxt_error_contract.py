@@ -78,6 +78,7 @@ BY_CODE: list[tuple[type[Exception], int, Operation, type[QuantumTraderError]]] 
     (ccxt.BadRequest, -1021, ORDER, RetryLater),
     (ccxt.OperationFailed, -1008, ORDER, RetryLater),  # throttled: not executed
     (ccxt.InvalidOrder, -5028, ORDER, RetryLater),  # late at the matching engine: not executed
+    (ccxt.OperationRejected, -4061, ORDER, OperatorActionRequired),  # switched to hedge mode
     (ccxt.RateLimitExceeded, -1003, ORDER, RateLimited),
     (ccxt.ExchangeError, -1003, ACCOUNT, RetryLater),
 ]
@@ -160,6 +161,7 @@ def test_rejection_reason_follows_the_binance_code(
         (400, -2019, OrderRejected, ReasonCode.INSUFFICIENT_FREE_BALANCE),
         (400, -2022, OrderRejected, ReasonCode.ORDER_REJECTED),
         (401, -2015, OperatorActionRequired, None),
+        (400, -4061, OperatorActionRequired, None),  # hedge mode since the start
         (429, -1003, RateLimited, None),
         (503, -1001, OrderStateUnknown, None),
     ],
@@ -306,3 +308,17 @@ async def test_a_5xx_answer_whose_code_says_throttled_executed_nothing(
         await exchange.place_order(entry())
     assert not isinstance(raised.value, OrderStateUnknown | OrderRejected)
     assert await exchange.fetch_order(BTC, "qteBTC1") is None
+
+
+async def test_an_account_switched_to_hedge_mode_after_the_start_needs_an_operator(
+    exchange: CcxtExchange, loopback: LoopbackBinance
+) -> None:
+    """prepare_account checks one-way mode at the start only. Switched to hedge mode later
+    (Binance allows it while flat), every order is refused -4061: an operator's matter, so
+    the governor halts entries and says why, not one ORDER_REJECTED per signal."""
+    loopback.state.dual_side_position = True
+    for request in (entry(), stop()):
+        with pytest.raises(OperatorActionRequired, match="one-way"):
+            await exchange.place_order(request)
+    assert loopback.state.orders == {}
+    assert loopback.state.algo_orders == {}

@@ -53,6 +53,7 @@ class Engine:
     def place_order(self, params: dict[str, str], fill: FillPlan | None = None) -> dict[str, Any]:
         s = self.state
         market = s.market(params)
+        self._check_position_side(params)
         if params.get("type") != "MARKET":
             raise BinanceError(
                 -4120,
@@ -73,6 +74,12 @@ class Engine:
         if params.get("newOrderRespType") == "ACK":
             return {**order, "status": "NEW", "executedQty": "0", "avgPrice": "0"}
         return order
+
+    def _check_position_side(self, params: dict[str, str]) -> None:
+        """Hedge mode wants positionSide LONG or SHORT; one-way mode BOTH (or none)."""
+        side = params.get("positionSide", "BOTH")
+        if self.state.dual_side_position == (side == "BOTH"):
+            raise BinanceError(-4061, "Order's position side does not match user's setting.")
 
     def _check_entry(
         self, market: LoopbackMarket, side: str, quantity: Decimal, reduce_only: bool
@@ -164,6 +171,7 @@ class Engine:
     def place_algo_order(self, params: dict[str, str]) -> dict[str, Any]:
         s = self.state
         market = s.market(params)
+        self._check_position_side(params)
         if params.get("algoType") != "CONDITIONAL" or "triggerPrice" not in params:
             raise BinanceError(-1102, "Mandatory parameter 'triggerPrice' was not sent.")
         if params.get("type") not in CONDITIONAL_TYPES:
