@@ -62,6 +62,9 @@ ENV_PREFIX = "QT_"
 # Simulated seconds per real second; far beyond it the simulated clock leaves the calendar.
 MAX_REPLAY_SPEED = 1_000_000.0
 DEFAULT_CONFIG_PATH = Path("config/default.toml")
+# Beyond the receive window, before an order Binance does not know counts as never accepted:
+# the request's travel and the clock offset left after the keeper's time sync.
+RECV_WINDOW_MARGIN_S = 5.0
 DEFAULT_SYMBOLS = (
     "BTC/USDT:USDT",
     "ETH/USDT:USDT",
@@ -289,7 +292,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_sections_agree(self) -> Settings:
-        """Rules between sections: the sizer must not build orders the risk guard refuses."""
+        """Rules between sections: the sizer must not build orders the risk guard refuses; the
+        keeper must not give an order up while Binance may still execute it."""
         problems = [
             f"sizing.{mine}: must be at most risk.{theirs} ({limit}), or the risk guard "
             f"refuses what the sizer builds; got {value}"
@@ -310,6 +314,14 @@ class Settings(BaseSettings):
             )
             if value > limit
         ]
+        grace, window_s = self.keeper.unknown_order_final_s, self.exchange.recv_window_ms / 1000
+        if grace < window_s + RECV_WINDOW_MARGIN_S:
+            problems.append(
+                f"keeper.unknown_order_final_s: must be at least exchange.recv_window_ms in "
+                f"seconds plus {RECV_WINDOW_MARGIN_S:g} ({window_s + RECV_WINDOW_MARGIN_S:g}): "
+                f"Binance may still execute a delayed order that long after it was sent, and "
+                f"the keeper would take it for never accepted and enter again; got {grace:g}"
+            )
         if problems:
             raise ValueError("\n".join(problems))
         return self

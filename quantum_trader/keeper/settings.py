@@ -14,7 +14,8 @@ class KeeperSettings(Section):
     exchange with no plan of ours (its entry's plan is used when we have it).
     `unknown_order_final_s`: after this long since it was sent, an order the exchange does not
     know counts as never accepted. It must exceed the exchange's receive window (5 s on
-    Binance, sent explicitly), after which a delayed request can no longer be executed.
+    Binance, sent explicitly), after which a delayed request can no longer be executed, by
+    `config.RECV_WINDOW_MARGIN_S` at least (the settings refuse less).
     `rest_check_interval_s`: while the streams are usable, how often a REST snapshot checks
     their mirror (a REST snapshot is used on every tick while they are not).
     `stream_echo_timeout_s`: an order booked from its direct answer that the user-data stream

@@ -288,3 +288,17 @@ def test_the_cli_prints_one_line_per_broken_rule_and_exits_2() -> None:
     assert len(lines) == 3, lines
     assert all(line.startswith("configuration error: ") for line in lines)
     assert "Traceback" not in done.stderr
+
+
+def test_the_keeper_may_not_give_up_an_order_binance_may_still_execute() -> None:
+    """A receive window of 60 s and the default 30 s grace: an entry delayed in transit could
+    be settled as never accepted while Binance can still execute it, then entered again."""
+    (line,) = problems(QT_EXCHANGE__RECV_WINDOW_MS="60000")
+    assert line == (
+        "keeper.unknown_order_final_s: must be at least exchange.recv_window_ms in seconds plus 5 "
+        "(65): Binance may still execute a delayed order that long after it was sent, and the "
+        "keeper would take it for never accepted and enter again; got 30"
+    )
+    settings = loads(QT_EXCHANGE__RECV_WINDOW_MS="60000", QT_KEEPER__UNKNOWN_ORDER_FINAL_S="65")
+    assert settings.keeper.unknown_order_final_s == 65
+    assert loads(QT_EXCHANGE__RECV_WINDOW_MS="25000").exchange.recv_window_ms == 25_000  # 25 + 5
