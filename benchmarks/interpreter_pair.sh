@@ -24,7 +24,8 @@ DATA=${QT_MARKET__REPLAY_DIR:-$ROOT/../shared/data/binance/futures}
 OUT=$(mktemp -d)
 
 run() {  # run LABEL VENV ANCHORBENCH_HOME
-  local label=$1 venv=$2 home=$3 time="/usr/bin/time -f %U -o $OUT/$label.time"
+  local label=$1 venv=$2 home=$3
+  local time="/usr/bin/time -f %U -o $OUT/$label.time"
   case $TOOL in
     qt) local data_dir; data_dir=$(mktemp -d)
         (cd "$ROOT" && PYTHONPATH=$ROOT QT_DATA_DIR=$data_dir QT_MARKET__REPLAY_DIR=$DATA \
