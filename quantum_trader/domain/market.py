@@ -24,9 +24,33 @@ class LeverageBracket:
 
 
 @record
+class LotSize:
+    """Quantity limits of one order type: Binance's LOT_SIZE (limit orders) or MARKET_LOT_SIZE
+    (market orders) filter. `max_quantity` None: no maximum known."""
+
+    min_quantity: Decimal
+    step_size: Decimal
+    max_quantity: Decimal | None = None
+
+    def exceeded_by(self, quantity: Decimal) -> bool:
+        return self.max_quantity is not None and quantity > self.max_quantity
+
+    def cap(self, quantity: Decimal) -> Decimal:
+        """`quantity`, at most the maximum rounded down to the step."""
+        if self.max_quantity is None or quantity <= self.max_quantity:
+            return quantity
+        return (self.max_quantity / self.step_size).to_integral_value(ROUND_DOWN) * self.step_size
+
+
+@record
 class MarketRules:
     """Precision and limits of one USD-M perpetual, as the exchange defines them.
 
+    `step_size`, `min_quantity` and `max_quantity` are the LOT_SIZE filter's (limit orders);
+    `market_lot` the MARKET_LOT_SIZE filter's (market orders, entries and closes alike: on
+    Binance its maxQty is usually far below LOT_SIZE's, BTCUSDT 120 against 1000, and a market
+    order above it is refused with -4005 "Quantity greater than max quantity."). None when
+    the rules source has no MARKET_LOT_SIZE: `market_lot_size` is then LOT_SIZE's limits.
     `leverage_brackets` (lowest floor first) are Binance's leverage brackets when they were
     read; empty, `max_leverage` bounds every notional."""
 
@@ -37,6 +61,15 @@ class MarketRules:
     min_notional: Decimal
     max_leverage: int = 125
     leverage_brackets: tuple[LeverageBracket, ...] = ()
+    max_quantity: Decimal | None = None
+    market_lot: LotSize | None = None
+
+    @property
+    def market_lot_size(self) -> LotSize:
+        """The quantity limits of a market order (MARKET_LOT_SIZE, else LOT_SIZE's)."""
+        if self.market_lot is not None:
+            return self.market_lot
+        return LotSize(self.min_quantity, self.step_size, self.max_quantity)
 
     def max_leverage_for(self, notional_usdt: Decimal) -> int:
         """The highest leverage allowed at `notional_usdt`: its bracket's, at most

@@ -55,6 +55,7 @@ _BINANCE_CODE = re.compile(r'"code"\s*:\s*"?(-?\d+)')
 _BANNED_UNTIL = re.compile(r"banned until (\d{12,14})")
 _REJECTION_BY_CODE = {
     -4164: ReasonCode.BELOW_MIN_NOTIONAL,
+    -4005: ReasonCode.ABOVE_MAX_QUANTITY,  # "Quantity greater than max quantity."
     -1111: ReasonCode.BAD_PRECISION,
     -2019: ReasonCode.INSUFFICIENT_FREE_BALANCE,
     -1121: ReasonCode.UNKNOWN_SYMBOL,

@@ -32,6 +32,7 @@ from quantum_trader.domain import (
     Fill,
     FloatArray,
     IntArray,
+    LotSize,
     MarketRules,
     Order,
     OrderKind,
@@ -121,18 +122,36 @@ def as_list(payload: Any, what: str) -> Sequence[Any]:
 
 
 def parse_market_rules(symbol: str, info: Payload) -> MarketRules:
-    """Precision and limits from one exchangeInfo `symbols[]` entry."""
+    """Precision and limits from one exchangeInfo `symbols[]` entry.
+
+    LOT_SIZE bounds limit orders, MARKET_LOT_SIZE market orders (entries and closes): both
+    are read. An entry without MARKET_LOT_SIZE falls back to LOT_SIZE for market orders
+    (`MarketRules.market_lot` None); a filter without `maxQty` has no maximum (None).
+    """
     what = f"exchangeInfo {symbol}"
     filters = {f.get("filterType"): f for f in as_list(field(info, "filters", what), what)}
     price = field(filters, "PRICE_FILTER", what)
-    lot = field(filters, "LOT_SIZE", what)
+    lot = parse_lot_size(field(filters, "LOT_SIZE", what), f"{what} LOT_SIZE")
+    market = filters.get("MARKET_LOT_SIZE")
     notional = field(filters, "MIN_NOTIONAL", what)
     return MarketRules(
         symbol=symbol,
         tick_size=decimal_field(price, "tickSize", what, positive=True),
-        step_size=decimal_field(lot, "stepSize", what, positive=True),
-        min_quantity=decimal_field(lot, "minQty", what),
+        step_size=lot.step_size,
+        min_quantity=lot.min_quantity,
         min_notional=decimal_field(notional, "notional", what),
+        max_quantity=lot.max_quantity,
+        market_lot=None if market is None else parse_lot_size(market, f"{what} MARKET_LOT_SIZE"),
+    )
+
+
+def parse_lot_size(payload: Payload, what: str) -> LotSize:
+    """A LOT_SIZE or MARKET_LOT_SIZE filter: minQty, stepSize (> 0), maxQty (> 0) if given."""
+    has_max = isinstance(payload, Mapping) and payload.get("maxQty") not in (None, "")
+    return LotSize(
+        min_quantity=decimal_field(payload, "minQty", what),
+        step_size=decimal_field(payload, "stepSize", what, positive=True),
+        max_quantity=decimal_field(payload, "maxQty", what, positive=True) if has_max else None,
     )
 
 

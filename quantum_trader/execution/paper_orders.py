@@ -1,9 +1,11 @@
 """Order acceptance for the paper exchange: Binance's checks, then a fill or a booked trigger.
 
 Checks, in order: duplicate client order id, unknown symbol, quantity precision and minimum;
-for market orders the reduce-only rule, the minimum notional (reduce-only exempt) and the free
-balance; for conditional orders reduce-only, trigger precision, "would immediately trigger"
-(Binance -2021) and at most 10 open conditional orders per symbol (MAX_NUM_ALGO_ORDERS).
+for market orders the MARKET_LOT_SIZE filter (step, minimum, and maximum: above it Binance's
+-4005 "Quantity greater than max quantity.", reduce-only closes included), the reduce-only
+rule, the minimum notional (reduce-only exempt) and the free balance; for conditional orders
+reduce-only, trigger precision, "would immediately trigger" (Binance -2021) and at most 10 open
+conditional orders per symbol (MAX_NUM_ALGO_ORDERS).
 """
 
 from __future__ import annotations
@@ -106,6 +108,7 @@ def _price_now(ledger: Ledger, symbol: str, now_ms: int) -> Decimal:
 def _fill_market(
     ledger: Ledger, request: OrderRequest, rules: MarketRules, price: Decimal, now_ms: int
 ) -> Order:
+    _check_market_lot(request, rules)
     quantity = _reduce_only_quantity(ledger, request) if request.reduce_only else request.quantity
     notional = quantity * price
     if not request.reduce_only and notional < rules.min_notional:
@@ -133,6 +136,27 @@ def _fill_market(
         average_price=fill_price,
         fee_usdt=fill.fee_usdt,
     )
+
+
+def _check_market_lot(request: OrderRequest, rules: MarketRules) -> None:
+    """Binance's MARKET_LOT_SIZE filter on the quantity sent (LOT_SIZE's without one)."""
+    lot = rules.market_lot_size
+    if lot.exceeded_by(request.quantity):
+        raise OrderRejected(
+            ReasonCode.ABOVE_MAX_QUANTITY,
+            f"Quantity greater than max quantity. (-4005): {request.quantity} above the market "
+            f"order maximum {lot.max_quantity}",
+        )
+    if request.quantity % lot.step_size != 0:
+        raise OrderRejected(
+            ReasonCode.BAD_PRECISION,
+            f"quantity {request.quantity} is not a multiple of the market step {lot.step_size}",
+        )
+    if request.quantity < lot.min_quantity:
+        raise OrderRejected(
+            ReasonCode.BELOW_MIN_QUANTITY,
+            f"quantity {request.quantity} below the market order minimum {lot.min_quantity}",
+        )
 
 
 def _reduce_only_quantity(ledger: Ledger, request: OrderRequest) -> Decimal:

@@ -7,6 +7,11 @@ Paper mode and backtests read the newest such file; the bundled sample ships its
 brackets a symbol's maximum leverage is Binance's ceiling, 125: the settings' own caps
 (sizing.max_leverage, risk.max_leverage) still bind.
 
+Each symbol's quantity limits are read from both LOT_SIZE (limit orders) and MARKET_LOT_SIZE
+(market orders: every entry and close we send) by `binance_wire.parse_market_rules`; a file
+whose entries lack MARKET_LOT_SIZE (an older or hand-made one) falls back to LOT_SIZE for market
+orders, and a filter without `maxQty` sets no maximum (the bundled sample's have none).
+
     {"source": "...", "fetched_at": "2026-02-19T10:00:00+00:00",
      "exchangeInfo": {"symbols": [{"symbol": "AVAXUSDT", "filters": [...], ...}, ...]},
      "leverageBrackets": [{"symbol": "AVAXUSDT", "brackets": [{"initialLeverage": 75, ...}]}]}

@@ -52,6 +52,8 @@ async def test_market_rules_come_from_exchange_info(exchange: CcxtExchange) -> N
     assert rules[BTC].tick_size == Decimal("0.10")
     assert rules[BTC].step_size == Decimal("0.001")
     assert rules[BTC].min_notional == Decimal("100")
+    assert rules[BTC].max_quantity == Decimal("1000")  # LOT_SIZE: limit orders
+    assert rules[BTC].market_lot_size.max_quantity == Decimal("120")  # MARKET_LOT_SIZE
     assert len(rules) == 8
 
 
@@ -220,6 +222,23 @@ async def test_rejections_carry_stable_reason_codes(
     with pytest.raises(OrderRejected) as symbol:
         await exchange.place_order(unknown)
     assert symbol.value.reason is ReasonCode.UNKNOWN_SYMBOL
+
+
+async def test_a_market_order_above_the_market_maximum_is_refused_with_its_reason(
+    exchange: CcxtExchange, loopback: LoopbackBinance
+) -> None:
+    # Binance: -4005 "Quantity greater than max quantity." above MARKET_LOT_SIZE maxQty (120
+    # BTC), for an entry and for a reduce-only close alike; nothing executed.
+    close = OrderRequest(
+        "qtxBTC", BTC, OrderSide.SELL, OrderKind.MARKET, Decimal("120.001"), reduce_only=True
+    )
+    for request in (entry(quantity="120.001"), close):
+        with pytest.raises(OrderRejected) as refused:
+            await exchange.place_order(request)
+        assert refused.value.reason is ReasonCode.ABOVE_MAX_QUANTITY
+        assert "-4005" in str(refused.value)
+    assert loopback.count("/fapi/v1/order", "POST") == 2
+    assert await exchange.fetch_positions() == []
 
 
 async def test_idempotent_reads_retry_transient_failures(

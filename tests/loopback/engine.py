@@ -61,6 +61,8 @@ class Engine:
                 "endpoints instead.",
             )
         quantity = _quantity(market, params)
+        if quantity > Decimal(market.market_max_quantity):  # MARKET_LOT_SIZE, closes too
+            raise BinanceError(-4005, "Quantity greater than max quantity.")
         reduce_only = params.get("reduceOnly") == "true"
         client_id = params.get("newClientOrderId") or f"auto{s.new_id()}"
         if client_id in s.orders:

@@ -25,10 +25,23 @@ class LoopbackMarket:
     onboard_ms: int = 1569398400000
     max_leverage: int = 125
     status: str = "TRADING"
+    max_quantity: str = "100000000"  # LOT_SIZE maxQty (limit orders)
+    market_max_quantity: str = "1000000"  # MARKET_LOT_SIZE maxQty: above it, -4005
 
 
 DEFAULT_MARKETS = (
-    LoopbackMarket("BTCUSDT", "BTC", Decimal("100000.0"), "0.10", "0.001", "0.001", "100"),
+    # Binance's BTCUSDT maxima: 1000 for limit orders (LOT_SIZE), 120 for market ones
+    LoopbackMarket(
+        "BTCUSDT",
+        "BTC",
+        Decimal("100000.0"),
+        "0.10",
+        "0.001",
+        "0.001",
+        "100",
+        max_quantity="1000",
+        market_max_quantity="120",
+    ),
     LoopbackMarket("ETHUSDT", "ETH", Decimal("3500.00"), "0.01", "0.001", "0.001", "20"),
     LoopbackMarket("SOLUSDT", "SOL", Decimal("180.00"), "0.01", "1", "1"),
     LoopbackMarket("BNBUSDT", "BNB", Decimal("600.00"), "0.01", "0.01", "0.01"),
@@ -140,13 +153,13 @@ def symbol_info(m: LoopbackMarket) -> dict[str, Any]:
                 "filterType": "LOT_SIZE",
                 "stepSize": m.step_size,
                 "minQty": m.min_quantity,
-                "maxQty": "100000000",
+                "maxQty": m.max_quantity,
             },
             {
                 "filterType": "MARKET_LOT_SIZE",
                 "stepSize": m.step_size,
                 "minQty": m.min_quantity,
-                "maxQty": "1000000",
+                "maxQty": m.market_max_quantity,
             },
             {"filterType": "MAX_NUM_ORDERS", "limit": 200},
             {"filterType": "MAX_NUM_ALGO_ORDERS", "limit": 10},
