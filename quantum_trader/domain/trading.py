@@ -111,6 +111,8 @@ class SizedOrder:
     """The sizer's proposal: a concrete entry with its protection, in exchange units.
 
     Invariant: `expected_loss_usdt` (loss at the stop, before costs) is at most the risk budget.
+    `market_max_quantity`: the exchange's market-order maximum (MARKET_LOT_SIZE maxQty) when it
+    capped `quantity` below what the budget and the margin cap allowed; None when it did not.
     """
 
     symbol: str
@@ -129,6 +131,7 @@ class SizedOrder:
     confidence: float
     method: str = "math"
     exit_mode: ExitMode = ExitMode.DEFENSIVE_TRAIL
+    market_max_quantity: Decimal | None = None
 
     @property
     def reward_risk(self) -> float:

@@ -114,6 +114,17 @@ def _check_exchange_minimums(ctx: _Context) -> _Failure:
     return None
 
 
+def _check_market_maximum(ctx: _Context) -> _Failure:
+    """An entry is a market order: above MARKET_LOT_SIZE maxQty Binance refuses it (-4005)."""
+    lot = ctx.rules.market_lot_size
+    if lot.exceeded_by(ctx.order.quantity):
+        return (
+            ReasonCode.ABOVE_MAX_QUANTITY,
+            f"quantity {ctx.order.quantity} > market order maximum {lot.max_quantity}",
+        )
+    return None
+
+
 def _check_free_balance(ctx: _Context) -> _Failure:
     needed = required_margin_usdt(ctx.order) * as_decimal(ctx.settings.free_margin_buffer)
     if ctx.portfolio.free_usdt < needed:
@@ -167,6 +178,7 @@ _CHECKS: tuple[_Check, ...] = (
     _check_leverage,
     _check_precision,
     _check_exchange_minimums,
+    _check_market_maximum,
     _check_free_balance,
     _check_margin_per_trade,
     _check_notional_exposure,

@@ -7,7 +7,10 @@ The arithmetic, in order:
   leverage = half-Kelly on the symbol's win rate and R, clamped to [1, max]; default without record
   notional = budget ÷ (stop distance + costs at the stop), capped by margin cap × leverage
 Quantities round down to the step, the stop toward the entry and the target away from it, so
-the loss at the stop plus the costs of getting stopped out never exceed the budget.
+the loss at the stop plus the costs of getting stopped out never exceed the budget. The entry is
+a market order: its quantity is capped at the market-order maximum (MARKET_LOT_SIZE maxQty,
+rounded down to its step), which Binance would refuse with -4005 every cycle; the order records
+that cap (`SizedOrder.market_max_quantity`) as the risk plan records the margin cap.
 """
 
 from __future__ import annotations
@@ -185,6 +188,9 @@ class MathSizer:
             quantity * per_unit > risk.budget_usdt or quantity * entry > risk.notional_usdt
         ):
             quantity -= rules.step_size
+        market = rules.market_lot_size
+        capped_at = market.max_quantity if market.exceeded_by(quantity) else None
+        quantity = market.cap(quantity)
         denial = _check_minimums(candidate, rules, quantity)
         if denial is not None:
             return denial
@@ -214,6 +220,7 @@ class MathSizer:
             confidence=candidate.confidence,
             method=self.method,
             exit_mode=plan.exit_mode,
+            market_max_quantity=capped_at,
         )
 
     def _cost_per_unit(

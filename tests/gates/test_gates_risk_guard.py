@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from quantum_trader.domain import (
     LeverageBracket,
+    LotSize,
     MarketView,
     PortfolioView,
     Position,
@@ -23,6 +24,7 @@ from quantum_trader.gates.risk_guard import RiskGuard, required_margin_usdt, ris
 from quantum_trader.gates.settings import RiskGuardSettings
 
 GUARD = RiskGuard(RiskGuardSettings())
+D = Decimal
 
 
 def review(
@@ -125,6 +127,20 @@ def test_minimum_quantity() -> None:
     assert review(sized_order(quantity="0.01"), view=view).approved
     low = review(sized_order(quantity="0.009"), view=view)
     assert low.reason is ReasonCode.BELOW_MIN_QUANTITY
+
+
+def test_a_market_entry_above_the_market_maximum_is_refused() -> None:
+    # An entry is a MARKET order: Binance refuses it above MARKET_LOT_SIZE maxQty (-4005).
+    capped = replace(rules(), market_lot=LotSize(D("0.001"), D("0.001"), D("10")))
+    view = market(market_rules={"ETH/USDT:USDT": capped})
+    assert review(sized_order(quantity="10"), view=view).approved
+    above = review(sized_order(quantity="10.001"), view=view)
+    assert above.reason is ReasonCode.ABOVE_MAX_QUANTITY
+    assert above.detail == "quantity 10.001 > market order maximum 10"
+    lot_only = market(market_rules={"ETH/USDT:USDT": replace(rules(), max_quantity=D("9"))})
+    assert review(sized_order(quantity="10"), view=lot_only).reason is (
+        ReasonCode.ABOVE_MAX_QUANTITY  # no MARKET_LOT_SIZE: LOT_SIZE's maximum
+    )
 
 
 def test_minimum_notional() -> None:
