@@ -64,6 +64,7 @@ MIN_STEPS_FOR_SPACING = 3
 # team's recorded files (20 perpetuals, 2025–2026) reach ±2 %. A rate beyond ±10 % an interval
 # is none Binance can set: a percentage written as a fraction, another column, a corrupt file.
 MAX_FUNDING_RATE = 0.1
+_ROW_ADVICE = "correct or remove that row, or download the data again"
 _FUNDING_ADVICE = (
     "download the funding rates again (download-data), or remove the file (no funding is "
     "then charged)"
@@ -168,14 +169,18 @@ def _check_values(label: str, columns: Columns) -> None:
     for name, values in columns.items():
         bad = np.flatnonzero(~np.isfinite(values))
         if bad.size:
-            raise MarketDataError(f"{label}: {name} is not a number at row {int(bad[0])}")
+            raise MarketDataError(
+                f"{label}: {name} is not a number at row {int(bad[0])}; {_ROW_ADVICE}"
+            )
     for name in PRICE_COLUMNS:
         bad = np.flatnonzero(columns[name] <= 0)
         if bad.size:
-            raise MarketDataError(f"{label}: non-positive {name} at row {int(bad[0])}")
+            raise MarketDataError(
+                f"{label}: non-positive {name} at row {int(bad[0])}; {_ROW_ADVICE}"
+            )
     bad = np.flatnonzero(columns["volume"] < 0)
     if bad.size:
-        raise MarketDataError(f"{label}: negative volume at row {int(bad[0])}")
+        raise MarketDataError(f"{label}: negative volume at row {int(bad[0])}; {_ROW_ADVICE}")
 
 
 def _check_ohlc(label: str, time_ms: IntArray, columns: Columns) -> None:
@@ -186,7 +191,7 @@ def _check_ohlc(label: str, time_ms: IntArray, columns: Columns) -> None:
         raise MarketDataError(
             f"{label}: inconsistent candle at row {row} ({_iso(int(time_ms[row]))}): "
             f"open {o[row]}, high {h[row]}, low {lo[row]}, close {c[row]} "
-            "(high must be >= open, close and low; low <= open and close)"
+            f"(high must be >= open, close and low; low <= open and close); {_ROW_ADVICE}"
         )
 
 
@@ -236,11 +241,18 @@ def _check_times(label: str, time_ms: IntArray, timeframe_ms: int) -> None:
     bad = np.flatnonzero(steps <= 0)
     if bad.size:
         raise MarketDataError(
-            f"{label}: timestamps not strictly increasing at row {int(bad[0]) + 1}"
+            f"{label}: timestamps not strictly increasing at row {int(bad[0]) + 1}; sort the "
+            "rows by time and drop repeated ones, or download the data again"
         )
     off_grid = np.flatnonzero(time_ms % timeframe_ms)
     if off_grid.size:
-        raise MarketDataError(f"{label}: timestamp off the bar grid at row {int(off_grid[0])}")
+        row = int(off_grid[0])
+        moment = utc_from_ms(int(time_ms[row]))
+        raise MarketDataError(
+            f"{label}: timestamp {moment:%Y-%m-%d %H:%M:%S} at row {row} is off the "
+            f"{_span(timeframe_ms)} bar grid; times must be the bars' open times (not their "
+            "close times), or download the data again"
+        )
     if (
         steps.size >= MIN_STEPS_FOR_SPACING
         and np.count_nonzero(steps == timeframe_ms) * 2 < steps.size

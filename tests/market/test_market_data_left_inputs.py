@@ -26,7 +26,12 @@ from quantum_trader.market.candle_store import CandleStore, bundled_sample_dir
 from quantum_trader.market.replay import ReplayFeed
 from quantum_trader.market.setup import MISSING_INPUT_WARNINGS, said_gaps, said_not_trading
 from quantum_trader.market.source import MarketData
-from quantum_trader.market.validation import MAX_FUNDING_RATE, check_funding, gaps_within
+from quantum_trader.market.validation import (
+    MAX_FUNDING_RATE,
+    check_candles,
+    check_funding,
+    gaps_within,
+)
 
 SAMPLE = bundled_sample_dir()
 RULES = next(SAMPLE.glob("exchange-info-*.json"))
@@ -221,3 +226,44 @@ def test_a_year_of_eight_symbols_is_searched_for_its_gaps_whole() -> None:
     found = [gaps_within(t, FIVE_MINUTES_MS, int(year[0]), int(year[-1])) for t in holed]
     assert [count for count, _ in found] == [1] * 8
     assert [gap.missing_bars for _, gap in found if gap is not None] == [50] * 8
+
+
+def five_minute_candles(rows: int = 30) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Clean 5 m candles from 2025-03-01 (rising closes, each within its bar's range)."""
+    time_ms = np.arange(rows, dtype=np.int64) * FIVE_MINUTES_MS + 1_740_787_200_000
+    close = 100.0 + np.arange(rows, dtype=np.float64)
+    columns = {"open": close - 0.5, "high": close + 1, "low": close - 1, "close": close}
+    return time_ms, {**columns, "volume": np.full(rows, 10.0)}
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "said"),
+    [
+        ("close", math.nan, "close is not a number at row 7; correct or remove that row"),
+        ("open", 0.0, "non-positive open at row 7; correct or remove that row"),
+        ("volume", -1.0, "negative volume at row 7; correct or remove that row"),
+        ("high", 50.0, "low <= open and close); correct or remove that row"),
+    ],
+)
+def test_a_refused_candle_value_says_what_to_do(column: str, value: float, said: str) -> None:
+    time_ms, columns = five_minute_candles()
+    columns[column][7] = value
+    with pytest.raises(MarketDataError) as refused:
+        check_candles("BTC-5m", time_ms, columns, FIVE_MINUTES_MS)
+    assert said in str(refused.value)
+    assert str(refused.value).endswith("or download the data again")
+
+
+def test_refused_candle_times_say_what_to_do() -> None:
+    time_ms, columns = five_minute_candles()
+    time_ms[5] = time_ms[4]
+    with pytest.raises(MarketDataError, match="at row 5; sort the rows by time and drop repeated"):
+        check_candles("BTC-5m", time_ms, columns, FIVE_MINUTES_MS)
+    time_ms, columns = five_minute_candles()
+    time_ms += 299_000  # close times (one second before the next bar) instead of open times
+    with pytest.raises(MarketDataError) as refused:
+        check_candles("BTC-5m", time_ms, columns, FIVE_MINUTES_MS)
+    assert str(refused.value) == (
+        "BTC-5m: timestamp 2025-03-01 00:04:59 at row 0 is off the 5m bar grid; times must be "
+        "the bars' open times (not their close times), or download the data again"
+    )
