@@ -27,6 +27,7 @@ from quantum_trader.market.exchange_feed import (
     concat,
     validate_bars,
 )
+from quantum_trader.market.validation import FILE_ADVICE
 
 Progress = Callable[[str, int, int], None]
 
@@ -55,7 +56,7 @@ async def download(
     written = {}
     for symbol in symbols:
         bars = await _closed_bars(source, symbol, timeframe, start_ms, now_ms, progress)
-        validate_bars(bars)
+        validate_bars(bars, FILE_ADVICE)  # refused: download again
         await asyncio.to_thread(
             write_feather, store.candle_path(symbol, timeframe), bars.time_ms, _columns(bars)
         )

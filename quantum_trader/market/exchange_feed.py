@@ -17,13 +17,18 @@ from typing import Protocol
 
 import numpy as np
 
-from quantum_trader.clock import ms_from_utc
+from quantum_trader.clock import ms_from_utc, utc_from_ms
 from quantum_trader.domain import Bars, FloatArray, IntArray, MarketSnapshot
 from quantum_trader.errors import MarketDataError
 from quantum_trader.log import get_logger
 from quantum_trader.market.candle_store import TIMEFRAME_MS, log_report
 from quantum_trader.market.replay import FundingSeries
-from quantum_trader.market.validation import check_candles
+from quantum_trader.market.validation import (
+    EXCHANGE_ADVICE,
+    MAX_FUNDING_RATE,
+    Advice,
+    check_candles,
+)
 
 MAX_BARS_PER_REQUEST = 1500
 FUNDING_HISTORY_MS = 7 * 24 * 3_600_000
@@ -44,9 +49,9 @@ class OhlcvSource(Protocol):
         ...
 
 
-def validate_bars(bars: Bars) -> Bars:
+def validate_bars(bars: Bars, advice: Advice = EXCHANGE_ADVICE) -> Bars:
     """The bars after market.validation: repaired (spikes removed, logged) or refused with a
-    MarketDataError naming the symbol and row."""
+    MarketDataError naming the symbol and row, and `advice`."""
     columns = {
         "open": bars.open,
         "high": bars.high,
@@ -54,7 +59,9 @@ def validate_bars(bars: Bars) -> Bars:
         "close": bars.close,
         "volume": bars.volume,
     }
-    time_ms, checked, report = check_candles(bars.symbol, bars.time_ms, columns, bars.timeframe_ms)
+    time_ms, checked, report = check_candles(
+        bars.symbol, bars.time_ms, columns, bars.timeframe_ms, advice
+    )
     log_report(bars.symbol, report)
     if not report.repairs:
         return bars
@@ -226,9 +233,14 @@ class ExchangeFeed:
         if held is not None:
             times = np.concatenate([held.time_ms, times])[-FUNDING_KEPT:]
             rates = np.concatenate([held.rate, rates])[-FUNDING_KEPT:]
-        if np.isnan(rates).any():
+        implausible = np.flatnonzero(~(np.abs(rates) <= MAX_FUNDING_RATE))  # NaN included
+        if implausible.size:
+            row = int(implausible[0])
             raise MarketDataError(
-                f"{symbol}: NaN funding rate at row {int(np.argmax(np.isnan(rates)))}"
+                f"{symbol}: the exchange answered a funding rate of {rates[row]:g} at "
+                f"{utc_from_ms(int(times[row])):%Y-%m-%d %H:%M}, not a number within "
+                f"±{MAX_FUNDING_RATE:.0%} an interval (no Binance cap allows it); the rates "
+                "held before are kept and asked again at the next refresh"
             )
         if times.size:
             self._funding[symbol] = FundingSeries.from_rates(times, rates)

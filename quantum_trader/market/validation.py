@@ -64,7 +64,6 @@ MIN_STEPS_FOR_SPACING = 3
 # team's recorded files (20 perpetuals, 2025–2026) reach ±2 %. A rate beyond ±10 % an interval
 # is none Binance can set: a percentage written as a fraction, another column, a corrupt file.
 MAX_FUNDING_RATE = 0.1
-_ROW_ADVICE = "correct or remove that row, or download the data again"
 _FUNDING_ADVICE = (
     "download the funding rates again (download-data), or remove the file (no funding is "
     "then charged)"
@@ -103,8 +102,31 @@ class CandleReport:
 Columns = Mapping[str, FloatArray]
 
 
+@record
+class Advice:
+    """What a refusal tells the user to do, by defect: a bad value in a row, times out of
+    order, times off the bar grid."""
+
+    row: str
+    order: str
+    grid: str
+
+
+FILE_ADVICE = Advice(
+    row="correct or remove that row, or download the data again",
+    order="sort the rows by time and drop repeated ones, or download the data again",
+    grid="times must be the bars' open times (not their close times), or download the data again",
+)
+_REFETCHED = "the answer is not used: the symbol sits this cycle out and its bars are fetched again"
+EXCHANGE_ADVICE = Advice(row=_REFETCHED, order=_REFETCHED, grid=_REFETCHED)
+
+
 def check_candles(
-    label: str, time_ms: IntArray, columns: Columns, timeframe_ms: int
+    label: str,
+    time_ms: IntArray,
+    columns: Columns,
+    timeframe_ms: int,
+    advice: Advice = FILE_ADVICE,
 ) -> tuple[IntArray, dict[str, FloatArray], CandleReport]:
     """Validate one symbol's OHLCV; return the repaired arrays and what was done.
 
@@ -113,9 +135,9 @@ def check_candles(
     """
     if time_ms.size == 0:
         raise MarketDataError(f"{label}: no candles (zero rows); download or import the data again")
-    _check_values(label, columns)
-    _check_ohlc(label, time_ms, columns)
-    _check_times(label, time_ms, timeframe_ms)
+    _check_values(label, columns, advice)
+    _check_ohlc(label, time_ms, columns, advice)
+    _check_times(label, time_ms, timeframe_ms, advice)
     keep, repairs = _spikes(label, time_ms, columns)
     if not keep.all():
         time_ms = time_ms[keep]
@@ -165,25 +187,25 @@ def gaps_within(
     return int(rows.size), Gap(int(times[row]), int(times[row + 1]), missing)
 
 
-def _check_values(label: str, columns: Columns) -> None:
+def _check_values(label: str, columns: Columns, advice: Advice) -> None:
     for name, values in columns.items():
         bad = np.flatnonzero(~np.isfinite(values))
         if bad.size:
             raise MarketDataError(
-                f"{label}: {name} is not a number at row {int(bad[0])}; {_ROW_ADVICE}"
+                f"{label}: {name} is not a number at row {int(bad[0])}; {advice.row}"
             )
     for name in PRICE_COLUMNS:
         bad = np.flatnonzero(columns[name] <= 0)
         if bad.size:
             raise MarketDataError(
-                f"{label}: non-positive {name} at row {int(bad[0])}; {_ROW_ADVICE}"
+                f"{label}: non-positive {name} at row {int(bad[0])}; {advice.row}"
             )
     bad = np.flatnonzero(columns["volume"] < 0)
     if bad.size:
-        raise MarketDataError(f"{label}: negative volume at row {int(bad[0])}; {_ROW_ADVICE}")
+        raise MarketDataError(f"{label}: negative volume at row {int(bad[0])}; {advice.row}")
 
 
-def _check_ohlc(label: str, time_ms: IntArray, columns: Columns) -> None:
+def _check_ohlc(label: str, time_ms: IntArray, columns: Columns, advice: Advice) -> None:
     o, h, lo, c = (columns[name] for name in PRICE_COLUMNS)
     bad = np.flatnonzero((h < np.maximum(o, c)) | (lo > np.minimum(o, c)) | (h < lo))
     if bad.size:
@@ -191,7 +213,7 @@ def _check_ohlc(label: str, time_ms: IntArray, columns: Columns) -> None:
         raise MarketDataError(
             f"{label}: inconsistent candle at row {row} ({_iso(int(time_ms[row]))}): "
             f"open {o[row]}, high {h[row]}, low {lo[row]}, close {c[row]} "
-            f"(high must be >= open, close and low; low <= open and close); {_ROW_ADVICE}"
+            f"(high must be >= open, close and low; low <= open and close); {advice.row}"
         )
 
 
@@ -235,14 +257,13 @@ def check_funding(label: str, time_ms: IntArray, rates: FloatArray) -> None:
         )
 
 
-def _check_times(label: str, time_ms: IntArray, timeframe_ms: int) -> None:
+def _check_times(label: str, time_ms: IntArray, timeframe_ms: int, advice: Advice) -> None:
     check_epoch_ms(label, time_ms)
     steps = np.diff(time_ms)
     bad = np.flatnonzero(steps <= 0)
     if bad.size:
         raise MarketDataError(
-            f"{label}: timestamps not strictly increasing at row {int(bad[0]) + 1}; sort the "
-            "rows by time and drop repeated ones, or download the data again"
+            f"{label}: timestamps not strictly increasing at row {int(bad[0]) + 1}; " + advice.order
         )
     off_grid = np.flatnonzero(time_ms % timeframe_ms)
     if off_grid.size:
@@ -250,8 +271,7 @@ def _check_times(label: str, time_ms: IntArray, timeframe_ms: int) -> None:
         moment = utc_from_ms(int(time_ms[row]))
         raise MarketDataError(
             f"{label}: timestamp {moment:%Y-%m-%d %H:%M:%S} at row {row} is off the "
-            f"{_span(timeframe_ms)} bar grid; times must be the bars' open times (not their "
-            "close times), or download the data again"
+            f"{_span(timeframe_ms)} bar grid; {advice.grid}"
         )
     if (
         steps.size >= MIN_STEPS_FOR_SPACING

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -13,6 +14,7 @@ from structlog.testing import capture_logs
 from test_exchange_feed_fakes import FIVE_MINUTES_MS, SampleSource, writable
 
 from quantum_trader.clock import ms_from_utc
+from quantum_trader.domain import FloatArray, IntArray
 from quantum_trader.market.candle_store import CandleStore, bundled_sample_dir
 from quantum_trader.market.exchange_feed import ExchangeFeed
 from quantum_trader.market.replay import ReplayFeed
@@ -149,3 +151,49 @@ async def test_a_source_that_ignores_start_time_cannot_loop_the_feed() -> None:
     assert rejected
     assert all("ignores startTime" in e["error"] for e in rejected)
     assert len(source.calls) <= 2 * len(rejected)  # per symbol: one page, then the refusal
+
+
+@dataclass
+class BadFundingSource(SampleSource):
+    """The sample, then from `bad_from_ms` one more settlement of ETH at `rate`."""
+
+    rate: float = 0.0
+    bad_from_ms: int = 0
+
+    async def fetch_funding_rates(self, symbol: str, since_ms: int) -> tuple[IntArray, FloatArray]:
+        times, rates = await super().fetch_funding_rates(symbol, since_ms)
+        if symbol != ETH or self.now_ms < self.bad_from_ms:
+            return times, rates
+        return np.append(times, self.bad_from_ms), np.append(rates, self.rate)
+
+
+@pytest.mark.parametrize("rate", [float("nan"), float("inf"), 0.5, -0.11])
+async def test_an_implausible_funding_rate_from_the_exchange_keeps_the_rates_held(
+    rate: float,
+) -> None:
+    later = NOW + timedelta(hours=1, minutes=1)
+    source = BadFundingSource(ms_from_utc(NOW), rate=rate, bad_from_ms=ms_from_utc(later))
+    market = feed(source)
+    held = (await market.snapshot(NOW)).funding_rate_8h[ETH]
+    source.now_ms = ms_from_utc(later)
+    with capture_logs() as logs:
+        snapshot = await market.snapshot(later)
+    assert snapshot.funding_rate_8h[ETH] == held
+    [rejected] = [e for e in logs if e["event"] == "market_data_rejected"]
+    assert rejected["symbol"] == ETH
+    assert rejected["error"].startswith(f"{ETH}: the exchange answered a funding rate of {rate:g}")
+    assert "the rates held before are kept" in rejected["error"]
+
+
+async def test_a_bad_candle_from_the_exchange_says_it_is_fetched_again() -> None:
+    source = SampleSource(ms_from_utc(NOW))
+    bars = writable(source.bars(ETH, "5m"))
+    bars.close[int(np.searchsorted(bars.time_ms, ms_from_utc(NOW))) - 10] = float("nan")
+    source.overrides[ETH] = bars
+    with capture_logs() as logs:
+        await feed(source, history_bars=40).snapshot(NOW)
+    [rejected] = [e for e in logs if e["event"] == "market_data_rejected"]
+    assert rejected["error"].endswith(
+        "at row 31; the answer is not used: the symbol sits this cycle out and its bars are "
+        "fetched again"
+    )
