@@ -406,14 +406,13 @@ class PositionKeeper:
             for position in closing:
                 with bound_context(symbol=position.symbol):
                     try:
-                        await self._carrier.send(
-                            Purpose.EXIT,
+                        await self._carrier.send_exit(
                             position.symbol,
                             position.side.exit_order_side,
                             position.quantity,
                             now,
                             context,
-                            reason=reason,
+                            reason,
                         )
                     except (OrderRejected, RetryLater) as error:
                         log.error("close_failed", error=str(error))
