@@ -85,17 +85,21 @@ def _check_common(ledger: Ledger, request: OrderRequest) -> MarketRules:
         raise OrderRejected(ReasonCode.UNKNOWN_SYMBOL, f"unknown symbol {request.symbol!r}")
     if request.quantity <= 0:
         raise OrderRejected(ReasonCode.ORDER_REJECTED, f"quantity {request.quantity} <= 0")
-    if not rules.is_quantity_precise(request.quantity):
-        raise OrderRejected(
-            ReasonCode.BAD_PRECISION,
-            f"quantity {request.quantity} is not a multiple of step {rules.step_size}",
-        )
-    if request.quantity < rules.min_quantity:
-        raise OrderRejected(
-            ReasonCode.BELOW_MIN_QUANTITY,
-            f"quantity {request.quantity} below minimum {rules.min_quantity}",
-        )
+    _check_lot(request.quantity, rules.step_size, rules.min_quantity, "")
     return rules
+
+
+def _check_lot(quantity: Decimal, step: Decimal, minimum: Decimal, which: str) -> None:
+    """A lot filter's step and minimum (`which`: "" for LOT_SIZE, "market order " for
+    MARKET_LOT_SIZE)."""
+    if quantity % step != 0:
+        raise OrderRejected(
+            ReasonCode.BAD_PRECISION, f"quantity {quantity} is not a multiple of {which}step {step}"
+        )
+    if quantity < minimum:
+        raise OrderRejected(
+            ReasonCode.BELOW_MIN_QUANTITY, f"quantity {quantity} below {which}minimum {minimum}"
+        )
 
 
 def _price_now(ledger: Ledger, symbol: str, now_ms: int) -> Decimal:
@@ -147,16 +151,7 @@ def _check_market_lot(request: OrderRequest, rules: MarketRules) -> None:
             f"Quantity greater than max quantity. (-4005): {request.quantity} above the market "
             f"order maximum {lot.max_quantity}",
         )
-    if request.quantity % lot.step_size != 0:
-        raise OrderRejected(
-            ReasonCode.BAD_PRECISION,
-            f"quantity {request.quantity} is not a multiple of the market step {lot.step_size}",
-        )
-    if request.quantity < lot.min_quantity:
-        raise OrderRejected(
-            ReasonCode.BELOW_MIN_QUANTITY,
-            f"quantity {request.quantity} below the market order minimum {lot.min_quantity}",
-        )
+    _check_lot(request.quantity, lot.step_size, lot.min_quantity, "market order ")
 
 
 def _reduce_only_quantity(ledger: Ledger, request: OrderRequest) -> Decimal:

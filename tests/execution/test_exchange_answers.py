@@ -11,6 +11,7 @@ from loopback.fixtures import connect
 from structlog.testing import capture_logs
 
 from quantum_trader.domain import ExitMode, OrderKind, OrderRequest, OrderSide, Side, SizedOrder
+from quantum_trader.execution.ccxt_exchange import CcxtExchange
 from quantum_trader.gates.settings import PerformanceSettings
 from quantum_trader.keeper.keeper import PositionKeeper
 from quantum_trader.keeper.settings import KeeperSettings
@@ -22,6 +23,14 @@ BTC = "BTC/USDT:USDT"
 T0 = datetime(2025, 6, 1, tzinfo=UTC)
 KEEPER = KeeperSettings()
 ME_RECV_WINDOW = "Timestamp for this request is outside of the ME recvWindow."
+
+
+async def keeper_on(exchange: CcxtExchange) -> PositionKeeper:
+    """A keeper of an empty account on `exchange`, its rules loaded."""
+    rules = await exchange.load_markets()
+    repository = InMemoryRepository()
+    ledger = await Ledger.load(repository, Decimal(10_000), T0, PerformanceSettings())
+    return await PositionKeeper.load(exchange, repository, ledger, rules, KEEPER, MonitorSettings())
 
 
 def sized(symbol: str, side: Side, price: Decimal) -> SizedOrder:
@@ -55,12 +64,7 @@ async def test_a_stop_refused_for_the_matching_engines_recv_window_is_placed_aga
     async with LoopbackBinance() as server:
         exchange = connect(server)
         try:
-            rules = await exchange.load_markets()
-            repository = InMemoryRepository()
-            ledger = await Ledger.load(repository, Decimal(10_000), T0, PerformanceSettings())
-            keeper = await PositionKeeper.load(
-                exchange, repository, ledger, rules, KEEPER, MonitorSettings()
-            )
+            keeper = await keeper_on(exchange)
             await keeper.tick(T0, rest=True)
             server.inject(Fault("/fapi/v1/algoOrder", code=-5028, msg=ME_RECV_WINDOW,
                                 method="POST"))  # fmt: skip
@@ -89,12 +93,7 @@ async def test_an_entry_whose_answer_is_lost_is_protected_whatever_the_algo_look
     async with LoopbackBinance() as server:
         exchange = connect(server, timeout_s=0.5)
         try:
-            rules = await exchange.load_markets()
-            repository = InMemoryRepository()
-            ledger = await Ledger.load(repository, Decimal(10_000), T0, PerformanceSettings())
-            keeper = await PositionKeeper.load(
-                exchange, repository, ledger, rules, KEEPER, MonitorSettings()
-            )
+            keeper = await keeper_on(exchange)
             await keeper.tick(T0, rest=True)
             server.inject(Fault("/fapi/v1/order", method="POST", delay_s=1.0))  # executed
             for _ in range(20):
