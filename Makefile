@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # TORCH_INDEX: a package index with CPU-only PyTorch wheels (used by `make install-ml`).
 TORCH_INDEX ?=
 
-.PHONY: run test test-fast explore install install-dev install-ml lint bench clean
+.PHONY: run test test-fast explore install install-dev install-ml lint bench clean service-unit
 
 run: $(VENV)/.installed
 	$(BIN)/quantum-trader run
@@ -32,6 +32,11 @@ explore: $(VENV)/.installed-dev
 	  HYPOTHESIS_PROFILE=explore $(BIN)/pytest -n 2 -q -p no:cacheprovider \
 	    $$(grep -rl --include='test_*.py' '@given' tests) || exit 1; \
 	done
+
+# The systemd unit for this checkout and user, on stdout (deploy/systemd; README "Running it as
+# a service"). It runs `.venv/bin/quantum-trader`, so run `make install` first.
+service-unit:
+	@sed -e 's|@ROOT@|$(CURDIR)|g' -e "s|@USER@|$$(id -un)|g" deploy/systemd/quantum-trader.service.in
 
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
