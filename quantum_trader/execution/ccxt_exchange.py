@@ -79,6 +79,7 @@ DEFAULT_RETRY_DELAYS_S = (0.5, 2.0)
 KLINES_MAX_LIMIT = 1500
 FUNDING_MAX_LIMIT = 1000
 TRIGGER_SLACK_MS = 5_000
+TRADES_PAGE = 1_000  # GET /fapi/v1/userTrades: default 500, at most 1,000
 NOT_FOUND = frozenset({-2013, -2011})  # "Order does not exist", "Unknown order sent"
 LISTEN_KEY_MISSING = frozenset({-1125})
 MARGIN_TYPE_ALREADY_SET = frozenset({-4046})
@@ -441,7 +442,9 @@ class CcxtExchange:
         )
 
     async def _trades(self, params: Mapping[str, Any]) -> Any:
-        return await self._read(Operation.ACCOUNT, "fapiPrivateGetUserTrades", params, lookup=True)
+        """GET /fapi/v1/userTrades, as many as Binance lists at once (its default is 500)."""
+        paged = {**params, "limit": TRADES_PAGE}
+        return await self._read(Operation.ACCOUNT, "fapiPrivateGetUserTrades", paged, lookup=True)
 
     async def fetch_open_conditional_orders(self, symbol: str | None = None) -> list[Order]:
         """Open STOP_MARKET / TAKE_PROFIT_MARKET algo orders, of one symbol (weight 1) or all
@@ -488,8 +491,9 @@ class CcxtExchange:
         plain = await self._plain_order(market_id, {"origClientOrderId": client_order_id})
         if plain is not None:
             params = {"symbol": market_id, "orderId": plain["orderId"]}
-            payload = await self._trades(params)
-            return wire.parse_fills(payload, symbol, client_order_id)
+            fills = wire.parse_fills(await self._trades(params), symbol, client_order_id)
+            _say_if_short(fills, plain, client_order_id)
+            return fills
         algo = await self._algo_order(client_order_id)
         if algo is None or algo.get("algoStatus") not in ("TRIGGERED", wire.ALGO_FINISHED):
             return []
@@ -514,6 +518,24 @@ class CcxtExchange:
 
     async def close(self) -> None:
         await self._rest.close()
+
+
+def _say_if_short(fills: Sequence[Fill], order: Any, client_order_id: str) -> None:
+    """One warning when Binance listed fewer trades than the order executed (more than
+    TRADES_PAGE trades, or older than its 7-day window): it is booked from the order's own
+    executed quantity and average price (keeper/booking.py `execution_of`)."""
+    executed = wire.decimal_field(order, "executedQty", "order")
+    read = sum((f.quantity for f in fills), Decimal(0))
+    if fills and read < executed:
+        log.warning(
+            "fills_incomplete",
+            client_order_id=client_order_id,
+            trades=len(fills),
+            executed=str(executed),
+            in_trades=str(read),
+            detail="booked from the order's executed quantity and average price; "
+            "its fee is the listed trades' scaled up to that quantity",
+        )
 
 
 def _flag(payload: Any, name: str) -> bool:

@@ -55,11 +55,19 @@ def execution_of(order: Order, fills: Sequence[Fill] | None) -> Execution:
     A triggered conditional order may report no executed quantity of its own (Binance's algo
     orders carry it on the order they started): then its whole quantity is assumed, and the
     caller caps it at what the exchange position shows was reduced.
+
+    Fills that fall short of the quantity the order reports executed are not all of them
+    (Binance lists at most 1,000 trades of an order, and none older than 7 days): the order's
+    own quantity and average price count, its fee is the fills' scaled up to that quantity.
     """
     if fills:
         quantity = sum((f.quantity for f in fills), ZERO)
         notional = sum((f.quantity * f.price for f in fills), ZERO)
         fee = sum((f.fee_usdt for f in fills), ZERO)
+        executed = order.filled_quantity
+        if executed > quantity > 0:
+            average = order.average_price or notional / quantity
+            return Execution(order, executed, average, fee * executed / quantity)
         return Execution(order, quantity, notional / quantity if quantity > 0 else None, fee)
     quantity = order.filled_quantity
     if quantity <= 0 and order.kind.is_conditional and order.status is OrderStatus.FILLED:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import pytest
 from loopback import Fault, LoopbackBinance
 from loopback.fixtures import connect
 from structlog.testing import capture_logs
@@ -17,9 +18,12 @@ from quantum_trader.keeper.keeper import PositionKeeper
 from quantum_trader.keeper.settings import KeeperSettings
 from quantum_trader.monitor.settings import MonitorSettings
 from quantum_trader.portfolio.ledger import Ledger
+from quantum_trader.record import replace
 from quantum_trader.storage.memory import InMemoryRepository
 
 BTC = "BTC/USDT:USDT"
+DOGE = "DOGE/USDT:USDT"
+Q = Decimal(1_500)  # DOGE at 0.20: 300 USDT, in whole coins (its step)
 T0 = datetime(2025, 6, 1, tzinfo=UTC)
 KEEPER = KeeperSettings()
 ME_RECV_WINDOW = "Timestamp for this request is outside of the ME recvWindow."
@@ -134,5 +138,38 @@ async def test_a_restart_with_a_lower_leverage_keeps_a_held_positions_leverage_a
             assert [(e["symbol"], e["wanted"], e["kept"]) for e in kept] == [(BTC, 2, 3)]
             [position] = await exchange.fetch_positions()
             assert position.leverage == 3
+        finally:
+            await exchange.close()
+
+
+@pytest.mark.parametrize(("trades", "listed"), [(600, 600), (1_200, 1_000)])
+async def test_an_entry_filled_in_many_trades_is_booked_and_protected_whole(
+    trades: int, listed: int
+) -> None:
+    """A market order that meets many resting orders is reported as many trades, and
+    GET /fapi/v1/userTrades lists 500 of an order's trades unless asked for more, 1,000 at
+    most. The keeper booked the position from the trades it read: with more than were listed,
+    a position smaller than the one held, its stop for that smaller quantity and its fee short.
+    Now up to 1,000 are read, and beyond that the order's own executed quantity and average
+    price count, the fee scaled from the trades read (one `fills_incomplete` warning)."""
+    async with LoopbackBinance() as server:
+        server.engine.trades_per_execution = trades
+        exchange = connect(server)
+        try:
+            keeper = await keeper_on(exchange)
+            await keeper.tick(T0, rest=True)
+            entry = replace(sized(DOGE, Side.LONG, server.state.mark("DOGEUSDT")), quantity=Q)
+            with capture_logs() as logs:
+                result = await keeper.enter(entry, T0)
+            assert result.position is not None
+            assert server.state.holding("DOGEUSDT").amount == Q
+            assert keeper.positions[DOGE].quantity == Q
+            working = [o for o in server.state.algo_orders.values() if o["algoStatus"] == "NEW"]
+            covered = sorted((o["orderType"], o["side"], Decimal(o["quantity"])) for o in working)
+            assert covered == [("STOP_MARKET", "SELL", Q), ("TAKE_PROFIT_MARKET", "SELL", Q)]
+            paid = sum(Decimal(t["commission"]) for t in server.state.trades)
+            assert keeper.positions[DOGE].fees_usdt == paid  # one price: the scaling is exact
+            short = [e for e in logs if e["event"] == "fills_incomplete"]
+            assert [e["trades"] for e in short] == ([listed] if listed < trades else [])
         finally:
             await exchange.close()

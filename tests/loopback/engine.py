@@ -39,7 +39,9 @@ class Engine:
     `resume_stalled` runs such orders' market orders at last, against whatever is held then.
     `triggered_fill` executes only that share of a triggered order's market order (None: all
     of it); the rest expires, as a market order that ran out of book: the algo order FINISHES
-    with what executed, possibly nothing.
+    with what executed, possibly nothing. `trades_per_execution` splits each execution into
+    that many trades (as many as the quantity's steps allow), as a market order that meets
+    many resting orders is reported: one userTrades row and one ORDER_TRADE_UPDATE each.
     """
 
     def __init__(self, state: LoopbackState, report_actual_order: bool = True) -> None:
@@ -47,6 +49,7 @@ class Engine:
         self.report_actual_order = report_actual_order
         self.stall_triggers = False
         self.triggered_fill: FillPlan | None = None
+        self.trades_per_execution = 1
 
     # -- market orders -------------------------------------------------------------------------
 
@@ -125,12 +128,14 @@ class Engine:
         s = self.state
         price = s.mark(market.market_id)
         ordered = Decimal(order["origQty"])
-        trade = None
+        trades = []
         if quantity > 0:
             signed = quantity if order["side"] == "BUY" else -quantity
             self._move_position(market, signed, price)
-            trade = payloads.trade_json(s.new_id(), order, quantity, price, s.now_ms)
-            s.trades.append(trade)
+            step = Decimal(market.step_size)
+            for piece in _pieces(quantity, step, self.trades_per_execution):
+                trades.append(payloads.trade_json(s.new_id(), order, piece, price, s.now_ms))
+            s.trades.extend(trades)
         done = quantity == ordered
         partial = fill is not None and fill.status == "PARTIALLY_FILLED" and quantity > 0
         order.update(
@@ -140,12 +145,16 @@ class Engine:
             status="FILLED" if done else ("PARTIALLY_FILLED" if partial else "EXPIRED"),
             updateTime=s.now_ms,
         )
-        if trade is not None:
-            last = (quantity, price, int(trade["id"]))
+        if trades:
             status = order["status"] if order["status"] != "EXPIRED" else "PARTIALLY_FILLED"
-            s.emit(
-                payloads.order_trade_update({**order, "status": status}, "TRADE", last, s.now_ms)
-            )
+            executed = Decimal(0)
+            for trade in trades:
+                piece = Decimal(trade["qty"])
+                executed += piece
+                shown = {"executedQty": str(executed), "cumQuote": str(executed * price)}
+                shown["status"] = status if executed == quantity else "PARTIALLY_FILLED"
+                last = (piece, price, int(trade["id"]))
+                s.emit(payloads.order_trade_update({**order, **shown}, "TRADE", last, s.now_ms))
             row = s.position_row(market.market_id)
             s.emit(payloads.account_update([row], s.wallet, "ORDER", s.now_ms))
         if order["status"] == "EXPIRED":
@@ -270,6 +279,13 @@ def _quantity(market: LoopbackMarket, params: dict[str, str]) -> Decimal:
     if quantity <= 0 or quantity % Decimal(market.step_size) != 0:
         raise BinanceError(-1111, "Precision is over the maximum defined for this asset.")
     return quantity
+
+
+def _pieces(quantity: Decimal, step: Decimal, count: int) -> list[Decimal]:
+    """`quantity` in `count` pieces of whole steps (fewer when it has fewer steps)."""
+    count = max(1, min(count, int(quantity / step)))
+    piece = _round_down(quantity / count, step)
+    return [*([piece] * (count - 1)), quantity - piece * (count - 1)]
 
 
 def _round_down(value: Decimal, step: Decimal) -> Decimal:
