@@ -9,18 +9,26 @@ floating-point roundings of sums over at most a few hundred terms.
 
 from __future__ import annotations
 
+import json
 import math
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import numpy as np
 import pytest
 
+from quantum_trader.domain import ClosedTrade, ExitReason, Side
 from quantum_trader.report.curve import Curve
 from quantum_trader.report.statistics import (
     annual_return,
     annual_volatility,
+    durations,
     equity_statistics,
     sharpe_ratio,
     sortino_ratio,
+    trade_statistics,
+    trade_table,
 )
 
 YEAR = 365
@@ -82,3 +90,42 @@ def test_the_report_states_undefined_ratios_as_none() -> None:
     assert stats["sharpe"] is not None
     assert stats["annual_return_pct"] is not None
     assert stats["annual_return_pct"] > 0
+
+
+def closed(pnl: str, hours: int) -> ClosedTrade:
+    opened = datetime(2025, 10, 1, tzinfo=UTC)
+    reason = ExitReason.TP_HIT if Decimal(pnl) > 0 else ExitReason.SL_HIT
+    return ClosedTrade(
+        "BTC/USDT:USDT", Side.LONG, Decimal("0.01"), Decimal(100_000), Decimal(100_000), opened,
+        opened + timedelta(hours=hours), reason, Decimal(pnl), Decimal("0.5"), Decimal(0),
+        float(Decimal(pnl) / 20), "qt-e-1",
+    )  # fmt: skip
+
+
+def strict(figures: Mapping[str, object]) -> dict[str, object]:
+    """The figures as a strict reader takes them (jq, a browser: no NaN, no Infinity)."""
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"{constant} in report.json")
+
+    parsed: dict[str, object] = json.loads(json.dumps(figures), parse_constant=refuse)
+    return parsed
+
+
+def test_figures_over_no_trades_are_none_not_a_misleading_number() -> None:
+    winners = trade_table([closed("40.00", 8), closed("46.00", 9)])
+    stats, held = strict(trade_statistics(winners)), strict(durations(winners))
+    # Nothing lost: no largest loss (was 40.0, a win) and no average loss (was 0.0).
+    assert (stats["largest_win_usdt"], stats["average_win_usdt"]) == (46.0, 43.0)
+    assert stats["largest_loss_usdt"] is None
+    assert stats["average_loss_usdt"] is None
+    assert (held["winners_mean_hours"], held["losers_mean_hours"]) == (8.5, None)
+    losers = trade_table([closed("-26.60", 2), closed("-56.06", 12)])
+    stats, held = strict(trade_statistics(losers)), strict(durations(losers))
+    assert stats["largest_loss_usdt"] == -56.06
+    assert stats["largest_win_usdt"] is None  # was -26.6: a loss named the largest win
+    assert stats["average_win_usdt"] is None
+    assert (held["winners_mean_hours"], held["losers_mean_hours"]) == (None, 7.0)
+    nothing = trade_table([])
+    assert set(strict(trade_statistics(nothing)).values()) == {None}  # was 0.0: "+0.000 R"
+    assert set(strict(durations(nothing)).values()) == {None}  # was 0.0 hours
