@@ -23,8 +23,10 @@ from quantum_trader.report.curve import Curve
 from quantum_trader.report.statistics import (
     annual_return,
     annual_volatility,
+    daily_returns,
     durations,
     equity_statistics,
+    monthly_returns,
     sharpe_ratio,
     sortino_ratio,
     trade_statistics,
@@ -129,3 +131,19 @@ def test_figures_over_no_trades_are_none_not_a_misleading_number() -> None:
     nothing = trade_table([])
     assert set(strict(trade_statistics(nothing)).values()) == {None}  # was 0.0: "+0.000 R"
     assert set(strict(durations(nothing)).values()) == {None}  # was 0.0 hours
+
+
+def test_the_equity_at_midnight_closes_the_day_and_the_month_before() -> None:
+    """A backtest from 2025-11-30 00:00 to 2025-12-01 00:00, one hourly snapshot at each end:
+    one day of November (was: a day and an hour, and a "2025-12" month of one hour)."""
+    hours = np.datetime64("2025-11-30T00", "us") + np.arange(25) * np.timedelta64(1, "h")
+    curve = Curve(hours, np.asarray(10_000.0 + np.arange(25), dtype=np.float64))
+    assert [m["month"] for m in monthly_returns(curve, 10_000)] == ["2025-11"]
+    assert daily_returns(curve, 10_000).tolist() == pytest.approx([24 / 10_000])
+    stats = equity_statistics(curve, 10_000)
+    assert stats["sharpe"] is None  # one day's return: undefined (was: 2 "days", a Sharpe)
+    assert stats["volatility_pct"] is None
+    two_days = Curve(
+        np.append(hours, hours[-1] + np.timedelta64(24, "h")), np.append(curve.values, 10_030.0)
+    )
+    assert daily_returns(two_days, 10_000).tolist() == pytest.approx([24 / 10_000, 6 / 10_024])

@@ -101,14 +101,22 @@ def pandas_series(curve: Curve) -> pd.Series:
     return pd.Series(curve.values, index=pd.DatetimeIndex(curve.times).tz_localize("UTC"))
 
 
+def closing(equity: pd.Series) -> pd.Series:
+    """A value at a period's first instant (midnight) counted in the period before, but for the
+    first instant of the series, which opens its period."""
+    first = equity.index.min()
+    shifted = equity.index.where(equity.index == first, equity.index - pd.Timedelta(1, "us"))
+    return pd.Series(equity.to_numpy(), index=shifted)
+
+
 def pandas_daily_returns(equity: pd.Series, initial: float) -> np.ndarray:
-    closes = equity.resample("1D").last().dropna()
+    closes = closing(equity).resample("1D").last().dropna()
     returns: pd.Series = closes / closes.shift(1, fill_value=initial) - 1
     return returns.to_numpy(dtype=float)
 
 
 def pandas_monthly(equity: pd.Series, initial: float) -> list[dict[str, Any]]:
-    closes = equity.resample("MS").last().dropna()
+    closes = closing(equity).resample("MS").last().dropna()
     opens = closes.shift(1, fill_value=initial)
     return [
         {
