@@ -164,9 +164,12 @@ def _mean_of_some(values: FloatArray, places: int) -> float | None:
 
 
 def daily_returns(equity: Curve, initial: float) -> FloatArray:
-    """Returns of day-end equity; the first from the initial equity."""
+    """Returns of day-end equity; the first from the initial equity. NaN from a day that began
+    at or below zero equity (a return on nothing is undefined: the ratios are then None)."""
     _, closes = equity.last_per("D")
-    returns: FloatArray = closes / _after(initial, closes) - 1
+    starts = _after(initial, closes)
+    with np.errstate(divide="ignore", invalid="ignore"):  # the undefined ones, NaN below
+        returns: FloatArray = np.where(starts > 0, closes / starts - 1, np.nan)
     return returns
 
 
@@ -177,7 +180,7 @@ def equity_statistics(equity: Curve, initial: float) -> dict[str, float | None]:
             ("sharpe", "sortino", "calmar", "annual_return_pct", "volatility_pct"), None
         ) | {"max_drawdown_pct": 0.0}
     daily = daily_returns(equity, initial)
-    worst = float(-drawdown(np.append(initial, equity.values)).min())
+    worst = float(-drawdown(np.append(initial, equity.values)).min()) + 0.0  # never -0.0
     annual = _finite(annual_return(daily, DAYS_PER_YEAR))
     return {
         "sharpe": _ratio(sharpe_ratio(daily, DAYS_PER_YEAR)),
@@ -226,12 +229,14 @@ def annual_volatility(returns: np.ndarray, periods_per_year: int) -> float:
 
 
 def monthly_returns(equity: Curve, initial: float) -> list[dict[str, Any]]:
-    """Per calendar month (UTC): return from the previous month's end (or the start) in %."""
+    """Per calendar month (UTC): return from the previous month's end (or the start) in %;
+    None for a month that began at or below zero equity (was: a division by zero, or a return
+    of the wrong sign)."""
     months, closes = equity.last_per("M")
     return [
         {
             "month": str(month),
-            "return_pct": round((close / start - 1) * 100, 4),
+            "return_pct": round((close / start - 1) * 100, 4) if start > 0 else None,
             "pnl_usdt": round(close - start, 2),
         }
         for month, close, start in zip(

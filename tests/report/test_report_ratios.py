@@ -147,3 +147,22 @@ def test_the_equity_at_midnight_closes_the_day_and_the_month_before() -> None:
         np.append(hours, hours[-1] + np.timedelta64(24, "h")), np.append(curve.values, 10_030.0)
     )
     assert daily_returns(two_days, 10_000).tolist() == pytest.approx([24 / 10_000, 6 / 10_024])
+
+
+@pytest.mark.filterwarnings("error")  # NumPy's divide warnings were printed by the command
+def test_a_return_on_zero_or_negative_equity_is_none_and_a_flat_run_has_no_negative_zero() -> None:
+    hours = np.datetime64("2025-10-01T00", "us") + np.arange(40 * 24) * np.timedelta64(1, "h")
+    wiped = Curve(hours, np.where(hours >= np.datetime64("2025-10-31T23", "us"), 0.0, 10_000.0))
+    months = strict({"months": monthly_returns(wiped, 10_000)})["months"]
+    assert months == [  # was: ZeroDivisionError, no report
+        {"month": "2025-10", "return_pct": -100.0, "pnl_usdt": -10_000.0},
+        {"month": "2025-11", "return_pct": None, "pnl_usdt": 0.0},
+    ]
+    stats = strict(equity_statistics(wiped, 10_000))
+    assert stats["sharpe"] is None  # returns on nothing in November: undefined
+    assert stats["max_drawdown_pct"] == 100.0
+    below = Curve(hours, np.linspace(10_000, -500, len(hours)))
+    assert strict({"m": monthly_returns(below, 10_000)})["m"][1]["return_pct"] is not None
+    assert monthly_returns(Curve(hours, -np.ones(len(hours))), 10_000)[1]["return_pct"] is None
+    flat = equity_statistics(Curve(hours, np.full(len(hours), 10_000.0)), 10_000)
+    assert json.dumps(flat["max_drawdown_pct"]) == "0.0"  # was "-0.0"

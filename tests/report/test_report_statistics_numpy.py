@@ -104,14 +104,15 @@ def pandas_series(curve: Curve) -> pd.Series:
 def closing(equity: pd.Series) -> pd.Series:
     """A value at a period's first instant (midnight) counted in the period before, but for the
     first instant of the series, which opens its period."""
-    first = equity.index.min()
-    shifted = equity.index.where(equity.index == first, equity.index - pd.Timedelta(1, "us"))
+    index = pd.DatetimeIndex(equity.index)
+    shifted = index.where(index == index.min(), index - pd.Timedelta(1, "us"))
     return pd.Series(equity.to_numpy(), index=shifted)
 
 
 def pandas_daily_returns(equity: pd.Series, initial: float) -> np.ndarray:
     closes = closing(equity).resample("1D").last().dropna()
-    returns: pd.Series = closes / closes.shift(1, fill_value=initial) - 1
+    starts = closes.shift(1, fill_value=initial)
+    returns: pd.Series = (closes / starts - 1).where(starts > 0)
     return returns.to_numpy(dtype=float)
 
 
@@ -121,7 +122,7 @@ def pandas_monthly(equity: pd.Series, initial: float) -> list[dict[str, Any]]:
     return [
         {
             "month": month.strftime("%Y-%m"),
-            "return_pct": round((close / start - 1) * 100, 4),
+            "return_pct": round((close / start - 1) * 100, 4) if start > 0 else None,
             "pnl_usdt": round(close - start, 2),
         }
         for month, close, start in zip(closes.index, closes, opens, strict=True)
