@@ -81,6 +81,13 @@ def test_health_needs_no_token(served: Served) -> None:
     assert isinstance(body["problems"], list)
 
 
+def test_a_browser_asking_for_an_icon_gets_no_content_and_no_warning(served: Served) -> None:
+    """Browsers ask /favicon.ico of every page they show, /health and /status among them (was:
+    404, with the token set 401 and a status_unauthorized warning on each visit)."""
+    answer = get(f"{served.url}/favicon.ico")
+    assert (answer.status, answer.body) == (204, b"")
+
+
 @pytest.mark.parametrize("path", ["/status", "/metrics"])
 def test_a_missing_or_wrong_token_gets_401_and_is_logged_without_the_token(
     served: Served, path: str
