@@ -180,7 +180,7 @@ def trades(
             f"{t.pnl_usdt:.2f}",
             f"{t.r_multiple:.2f}",
         )
-    console.print(table)
+    _print_wide(table)  # was cut to 80 columns when piped: "2025-09-…", "BNB/USDT…", "EMERGEN…"
 
 
 @app.command()

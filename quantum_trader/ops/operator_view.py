@@ -80,11 +80,15 @@ def read_marks(path: Path) -> Marks | None:
 def positions_document(
     positions: Sequence[Position], marks: Marks | None, maintenance_rate: Decimal
 ) -> dict[str, Any]:
-    """`positions --json`: each open position with mark, uPnL, leverage, margin, liquidation."""
-    prices = marks.prices if marks is not None else {}
+    """`positions --json`: each open position with mark, uPnL, leverage, margin, liquidation.
+    A mark written before the position opened is not its mark (it may be an earlier
+    position's on the symbol, hours old in a fast replay): null until the next heartbeat."""
     rows = []
     for position in sorted(positions, key=lambda p: p.symbol):
-        status = position_status(position, prices.get(position.symbol), maintenance_rate)
+        mark = None
+        if marks is not None and marks.as_of >= position.opened_at:
+            mark = marks.prices.get(position.symbol)
+        status = position_status(position, mark, maintenance_rate)
         row = plain_fields(status)
         row["side"] = position.side.value
         row["stop_order_id"] = position.stop_order_id

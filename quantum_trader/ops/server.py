@@ -3,6 +3,7 @@
 - `/health`: 200 with HEALTHY or DEGRADED, 503 with CRITICAL; never needs the token (the
   Docker healthcheck and load balancers call it).
 - `/status`: the StatusSnapshot as JSON. `/metrics`: Prometheus text.
+- `/favicon.ico`: 204, no icon (browsers ask for one on every page they show).
 - `/`: the live page, a self-contained HTML file (no CDN) that polls /status. It holds no
   data itself, so it is served without the token; the token it sends with /status comes from
   the page's URL fragment (`/#token=...`, which browsers never send to a server) or a prompt.
@@ -36,7 +37,7 @@ from quantum_trader.ops.telemetry import Telemetry
 
 log = get_logger("status_server")
 PAGE = ("quantum_trader", "resources/page/index.html")
-PUBLIC_PATHS = frozenset({"/", "/health"})
+PUBLIC_PATHS = frozenset({"/", "/health", "/favicon.ico"})
 SERVED_PATHS = frozenset({"/status", "/metrics"})  # those the token guards
 KEEPALIVE_S = 15.0  # an idle kept-alive connection is closed after this (aiohttp: 75 s)
 OPEN_FILES = 65_536
@@ -150,6 +151,7 @@ class StatusServer:
         app.router.add_get("/health", self._health)
         app.router.add_get("/status", self._status)
         app.router.add_get("/metrics", self._metrics)
+        app.router.add_get("/favicon.ico", self._no_icon)
         return app
 
     async def start(self) -> str:
@@ -207,6 +209,11 @@ class StatusServer:
             charset="utf-8",
             headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
         )
+
+    async def _no_icon(self, request: web.Request) -> web.Response:
+        """204: a browser showing /health or /status asks for an icon (the live page names an
+        empty one); was a 404, or with a token a 401 and a status_unauthorized warning."""
+        return web.Response(status=204, headers={"Cache-Control": "max-age=86400"})
 
     async def _health(self, request: web.Request) -> web.Response:
         report = self._telemetry.view.runtime.health.latest

@@ -75,6 +75,17 @@ class DecisionStatus:
 
 
 @record
+class ExchangeRead:
+    """How old the account and the marks on /status are: when each was last read from the
+    exchange (trading clock; None before the first read), and the error class of the latest
+    read when it failed — the figures shown are then the last ones read, as of those times."""
+
+    balance_as_of: datetime | None = None
+    marks_as_of: datetime | None = None
+    failed: str | None = None
+
+
+@record
 class StatusSnapshot:
     """The whole of /status. Times are the trading clock's (simulated in a replay)."""
 
@@ -96,6 +107,7 @@ class StatusSnapshot:
     streams: tuple[StreamState, ...]
     notifications: Mapping[str, int] = field(default_factory=dict)
     blocked: Mapping[str, str] = field(default_factory=dict)
+    exchange_read: ExchangeRead = field(default_factory=ExchangeRead)
 
 
 def liquidation_price(
@@ -177,6 +189,9 @@ class RuntimeView:
         self._read_at: float | None = None
         self._balance: Balance | None = None
         self._marks: dict[str, Decimal] = {}
+        self._balance_at: datetime | None = None
+        self._marks_at: datetime | None = None
+        self._failed: str | None = None
 
     @property
     def runtime(self) -> Runtime:
@@ -207,6 +222,7 @@ class RuntimeView:
     def note_balance(self, balance: Balance) -> None:
         """A balance someone else just read (the heartbeat's): no need to read it again."""
         self._balance = balance
+        self._balance_at = self._runtime.clock.now()
 
     async def account(self) -> tuple[Balance | None, dict[str, Decimal]]:
         """The balance and the marks of the open positions, read at most once per interval
@@ -218,16 +234,26 @@ class RuntimeView:
             return self._balance, self._marks
         self._read_at = now_s
         exchange, streams = self._runtime.exchange, self._runtime.streams
-        streamed = streams.mark_prices(symbols, self._runtime.clock.now()) if streams else None
+        now = self._runtime.clock.now()
+        streamed = streams.mark_prices(symbols, now) if streams else None
         try:
             self._balance = await exchange.fetch_balance()
+            self._balance_at = now
             if streamed is not None:  # the mark-price stream costs no request weight
                 self._marks = streamed
             else:
                 self._marks = await exchange.fetch_mark_prices(symbols) if symbols else {}
+            self._marks_at = now
+            self._failed = None
         except QuantumTraderError as error:
-            log.warning("status_exchange_read_failed", error=type(error).__name__)
+            self._failed = type(error).__name__
+            log.warning("status_exchange_read_failed", error=self._failed)
         return self._balance, self._marks
+
+    def exchange_read(self) -> ExchangeRead:
+        """When the balance and the marks `account` returns were read, and whether its latest
+        read failed (then they are older than the interval)."""
+        return ExchangeRead(self._balance_at, self._marks_at, self._failed)
 
     async def marks(self) -> dict[str, Decimal]:
         """Mark prices of the open positions: the last read when still fresh, else the
@@ -282,6 +308,7 @@ def snapshot_json(snapshot: StatusSnapshot) -> dict[str, Any]:
         },
         "health": {"status": snapshot.health.status, "problems": list(snapshot.health.problems)},
         "account": _balance_json(snapshot.account),
+        "exchange_read": plain_fields(snapshot.exchange_read),
         "positions": [plain_fields(p) for p in snapshot.positions],
         "blocked_symbols": dict(snapshot.blocked),
         "last_cycle": None if snapshot.last_cycle is None else plain_fields(snapshot.last_cycle),

@@ -174,6 +174,7 @@ class Telemetry:
         balance, _ = await self.view.account()
         if balance is not None:
             self.metrics.equity.set(float(balance.equity_usdt))
+        positions = await self.view.position_statuses()
         governor = self.view.governor_state()
         health = runtime.health.latest
         return StatusSnapshot(
@@ -187,7 +188,7 @@ class Telemetry:
             why=why_not_active(governor, health, self.replay_finished),
             health=health,
             account=balance,
-            positions=await self.view.position_statuses(),
+            positions=positions,
             last_cycle=self._last_cycle,
             balancer=self.view.balancer_output(),
             recent_decisions=tuple(self._decisions),
@@ -195,4 +196,5 @@ class Telemetry:
             streams=tuple(self._streams.streams()),
             notifications=self.notifier.counts(),
             blocked=self.view.blocked(),
+            exchange_read=self.view.exchange_read(),
         )

@@ -86,7 +86,7 @@ def build_report(data: RunData, context: RunContext) -> BacktestReport:
 def _benchmark(line: Curve, initial: float) -> dict[str, Any]:
     if line.empty:
         return {"name": bench.NAME, "return_pct": 0.0, "max_drawdown_pct": 0.0}
-    worst = float(-drawdown(line.values).min())
+    worst = float(-drawdown(line.values).min()) + 0.0  # never -0.0 in report.json
     last = float(line.values[-1])
     return {
         "name": bench.NAME,

@@ -2,8 +2,9 @@
 
 The backtest's process builds its report without pandas (the chart process, which draws,
 imports it anyway): pandas' import was ≈ 0.3 s of the command's. `last_per` is
-`Series.resample(unit).last().dropna()` for these series (finite values): pandas sorts by
-time, stably, and keeps the last value in each period that has one.
+`Series.resample(unit).last().dropna()` for these series (finite values) with a value at a
+period's first instant counted in the period before: pandas sorts by time, stably, and keeps
+the last value in each period that has one.
 """
 
 from __future__ import annotations
@@ -37,9 +38,14 @@ class Curve:
 
     def last_per(self, unit: str) -> tuple[Times, FloatArray]:
         """Each period (a NumPy datetime unit: "D" a day, "M" a calendar month) that has a
-        value, in order, with its last value."""
+        value, in order, with its last value. A value at a period's first instant closes the
+        period before (the equity at 00:00 is the previous day's end; was: a day, or a month,
+        of its own, e.g. a "2025-12" row for a backtest ending at 2025-12-01 00:00), except at
+        the curve's first instant, which opens its period (the start)."""
         order = np.argsort(self.times, kind="stable")
-        periods = self.times[order].astype(f"datetime64[{unit}]")
+        times = self.times[order]
+        closing = np.where(times == times[:1], times, times - np.timedelta64(1, "us"))
+        periods = closing.astype(f"datetime64[{unit}]")
         last = np.flatnonzero(np.append(periods[1:] != periods[:-1], True)) if len(order) else order
         return periods[last], self.values[order][last]
 

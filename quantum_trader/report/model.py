@@ -69,17 +69,17 @@ class BacktestReport:
     volatility_pct: float | None
     max_drawdown_pct: float
     profit_factor: float | None
-    expectancy_r: float
-    expectancy_usdt: float
+    expectancy_r: float | None  # None: no trades (undefined, as profit_factor with no loss)
+    expectancy_usdt: float | None
     trade_statistics: dict[str, Any]
     average_risk_usdt: float
-    average_r: float
+    average_r: float | None
     benchmark: dict[str, Any]
     halts: dict[str, Any]
     by_symbol: list[dict[str, Any]]
     by_side: list[dict[str, Any]]
     by_exit_reason: list[dict[str, Any]]
-    durations: dict[str, float]
+    durations: dict[str, float | None]  # None: no trade (or no winner, no loser) to measure
     monthly_returns: list[dict[str, Any]]
     exits_by_reason: dict[str, int]
     position_events_by_reason: dict[str, int]

@@ -128,35 +128,48 @@ def _trade_summary(trades: TradeTable) -> dict[str, Any]:
 
 
 def trade_statistics(trades: TradeTable) -> dict[str, Any]:
-    """Whole-run trade statistics: PF, expectancy in R and in USDT, average win and loss."""
+    """Whole-run trade statistics: PF, expectancy in R and in USDT, average and largest win and
+    loss. A figure over no trades is None (undefined): no trades, no expectancy; no winner, no
+    average or largest win (was 0.0, and the largest "win" of a run of losers its smallest
+    loss); no loser, likewise."""
     pnl = trades.pnl
+    wins, losses = pnl[pnl > 0], pnl[pnl < 0]
     return {
         "profit_factor": profit_factor(pnl),
-        "expectancy_r": _mean(trades.r, 4),
-        "expectancy_usdt": _mean(pnl, 2),
-        "average_win_usdt": _mean(pnl[pnl > 0], 2),
-        "average_loss_usdt": _mean(pnl[pnl < 0], 2),
-        "largest_win_usdt": round(float(np.nanmax(pnl)), 2) if len(pnl) else 0.0,
-        "largest_loss_usdt": round(float(np.nanmin(pnl)), 2) if len(pnl) else 0.0,
+        "expectancy_r": _mean_of_some(trades.r, 4),
+        "expectancy_usdt": _mean_of_some(pnl, 2),
+        "average_win_usdt": _mean_of_some(wins, 2),
+        "average_loss_usdt": _mean_of_some(losses, 2),
+        "largest_win_usdt": round(float(np.nanmax(wins)), 2) if len(wins) else None,
+        "largest_loss_usdt": round(float(np.nanmin(losses)), 2) if len(losses) else None,
     }
 
 
-def durations(trades: TradeTable) -> dict[str, float]:
-    """Hours held: mean, median and longest; mean of winners and of losers."""
+def durations(trades: TradeTable) -> dict[str, float | None]:
+    """Hours held: mean, median and longest; mean of winners and of losers (PnL ≤ 0). None
+    over no trades (no trades at all, no winner, no loser), not 0 hours."""
     hours, pnl = trades.hours, trades.pnl
     return {
-        "mean_hours": _mean(hours, 2),
-        "median_hours": round(float(np.nanmedian(hours)), 2) if len(hours) else 0.0,
-        "max_hours": round(float(np.nanmax(hours)), 2) if len(hours) else 0.0,
-        "winners_mean_hours": _mean(hours[pnl > 0], 2),
-        "losers_mean_hours": _mean(hours[pnl <= 0], 2),
+        "mean_hours": _mean_of_some(hours, 2),
+        "median_hours": round(float(np.nanmedian(hours)), 2) if len(hours) else None,
+        "max_hours": round(float(np.nanmax(hours)), 2) if len(hours) else None,
+        "winners_mean_hours": _mean_of_some(hours[pnl > 0], 2),
+        "losers_mean_hours": _mean_of_some(hours[pnl <= 0], 2),
     }
+
+
+def _mean_of_some(values: FloatArray, places: int) -> float | None:
+    """`_mean` of at least one value; None for none (a mean over nothing is undefined)."""
+    return _mean(values, places) if len(values) else None
 
 
 def daily_returns(equity: Curve, initial: float) -> FloatArray:
-    """Returns of day-end equity; the first from the initial equity."""
+    """Returns of day-end equity; the first from the initial equity. NaN from a day that began
+    at or below zero equity (a return on nothing is undefined: the ratios are then None)."""
     _, closes = equity.last_per("D")
-    returns: FloatArray = closes / _after(initial, closes) - 1
+    starts = _after(initial, closes)
+    with np.errstate(divide="ignore", invalid="ignore"):  # the undefined ones, NaN below
+        returns: FloatArray = np.where(starts > 0, closes / starts - 1, np.nan)
     return returns
 
 
@@ -167,7 +180,7 @@ def equity_statistics(equity: Curve, initial: float) -> dict[str, float | None]:
             ("sharpe", "sortino", "calmar", "annual_return_pct", "volatility_pct"), None
         ) | {"max_drawdown_pct": 0.0}
     daily = daily_returns(equity, initial)
-    worst = float(-drawdown(np.append(initial, equity.values)).min())
+    worst = float(-drawdown(np.append(initial, equity.values)).min()) + 0.0  # never -0.0
     annual = _finite(annual_return(daily, DAYS_PER_YEAR))
     return {
         "sharpe": _ratio(sharpe_ratio(daily, DAYS_PER_YEAR)),
@@ -216,12 +229,14 @@ def annual_volatility(returns: np.ndarray, periods_per_year: int) -> float:
 
 
 def monthly_returns(equity: Curve, initial: float) -> list[dict[str, Any]]:
-    """Per calendar month (UTC): return from the previous month's end (or the start) in %."""
+    """Per calendar month (UTC): return from the previous month's end (or the start) in %;
+    None for a month that began at or below zero equity (was: a division by zero, or a return
+    of the wrong sign)."""
     months, closes = equity.last_per("M")
     return [
         {
             "month": str(month),
-            "return_pct": round((close / start - 1) * 100, 4),
+            "return_pct": round((close / start - 1) * 100, 4) if start > 0 else None,
             "pnl_usdt": round(close - start, 2),
         }
         for month, close, start in zip(

@@ -1,15 +1,20 @@
 """The status server in testnet mode, against the loopback Binance stand-in: the position the
 cycle opened is on /status with the exchange's mark price, and /metrics carries the requests,
-Binance's used weight and the orders."""
+Binance's used weight and the orders; with the exchange down, /status says how old what it
+shows is."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 from contextlib import AsyncExitStack
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from loopback import LoopbackBinance
+from loopback.faults import Outage
 from loopback.fixtures import loopback, loopback_settings, open_runtime_on
 from ops_builders import TOKEN
 from pydantic import SecretStr
@@ -57,3 +62,55 @@ async def test_status_and_metrics_of_a_testnet_runtime(
     used = next(x for x in text.splitlines() if x.startswith("qt_exchange_used_weight_1m "))
     assert float(used.split()[1]) == loopback.weight > 0
     assert 'qt_exchange_requests_total{operation="order"}' in text
+
+
+def strict_json(text: str) -> Any:
+    """As a browser's JSON.parse or jq reads it: no NaN, no Infinity."""
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"{constant} in /status")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+async def test_status_with_the_exchange_down_says_what_it_shows_is_as_of_the_last_read(
+    loopback: LoopbackBinance, tmp_path: Path
+) -> None:
+    settings = Settings(
+        data_dir=tmp_path,
+        exchange=loopback_settings(),
+        market=MarketSettings(symbols=(BTC,), history_bars=300),
+        server=ServerSettings(port=0, token=SecretStr(TOKEN), exchange_read_interval_s=0.01),
+    )
+    metrics = Metrics()
+    async with AsyncExitStack() as stack:
+        runtime = await open_runtime_on(loopback, settings, stack, metrics=metrics)
+        ops = await open_operations(runtime, metrics, stack)
+        now = runtime.clock.now()
+        ops.telemetry.on_cycle(await runtime.core.executor.run_cycle(now), 0.05, now)
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        async with aiohttp.ClientSession(headers=headers) as client:
+
+            async def status() -> Any:
+                async with client.get(f"{ops.url}/status") as answer:
+                    assert answer.status == 200
+                    return strict_json(await answer.text())
+
+            before = await status()
+            loopback.outage(Outage(path="", start_ms=0, end_ms=2**62))  # every request: 503
+            for _ in range(500):  # until a read is due (every 0.01 s) and has failed
+                during = await status()
+                if during["exchange_read"]["failed"]:
+                    break
+                await asyncio.sleep(0.01)
+    read = before["exchange_read"]
+    assert read == {
+        "balance_as_of": now.isoformat(),
+        "marks_as_of": now.isoformat(),
+        "failed": None,
+    }
+    # The last figures read, said to be as of then (was: shown as current, nothing said).
+    assert during["exchange_read"]["failed"] == "RetryLater"  # its class, as logged
+    assert during["exchange_read"]["balance_as_of"] == read["balance_as_of"]
+    assert during["account"] == before["account"]
+    assert during["positions"] == before["positions"]

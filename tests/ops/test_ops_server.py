@@ -81,6 +81,13 @@ def test_health_needs_no_token(served: Served) -> None:
     assert isinstance(body["problems"], list)
 
 
+def test_a_browser_asking_for_an_icon_gets_no_content_and_no_warning(served: Served) -> None:
+    """Browsers ask /favicon.ico of every page they show, /health and /status among them (was:
+    404, with the token set 401 and a status_unauthorized warning on each visit)."""
+    answer = get(f"{served.url}/favicon.ico")
+    assert (answer.status, answer.body) == (204, b"")
+
+
 @pytest.mark.parametrize("path", ["/status", "/metrics"])
 def test_a_missing_or_wrong_token_gets_401_and_is_logged_without_the_token(
     served: Served, path: str
@@ -203,6 +210,9 @@ def test_the_live_page_shows_the_daemon_in_headless_chromium(served: Served) -> 
     status_with_a_position(served)
     with headless_chromium() as browser:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        console: list[str] = []  # errors the browser reports (was: /favicon.ico's 401)
+        page.on("console", lambda m: console.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda error: console.append(str(error)))
         page.goto(f"{served.url}/#token={TOKEN}")
         page.wait_for_selector("body[data-loaded='1']", timeout=15_000)
         page.wait_for_function(
@@ -221,6 +231,7 @@ def test_the_live_page_shows_the_daemon_in_headless_chromium(served: Served) -> 
         target = artifact("live-page.png")
         page.screenshot(path=str(target))
     assert target.stat().st_size > 10_000
+    assert console == []
 
 
 def test_the_page_asks_for_the_token_when_it_has_none(served: Served) -> None:

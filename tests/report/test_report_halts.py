@@ -145,6 +145,11 @@ def test_status_and_trades_read_the_backtest_database(
     trades = cli(tmp_path, "trades", "--db", database, "--limit", "100")
     assert trades.returncode == 0, trades.stderr
     assert f"Closed trades (newest {min(report.trades, 100)})" in trades.stdout
+    for row in report.trade_list[-100:]:  # each cell whole, though piped (was: cut at 80 columns)
+        closed = datetime.fromisoformat(row["closed_at"]).isoformat(timespec="minutes")
+        assert f"│ {closed} │ {row['symbol']} │" in trades.stdout
+        assert f"│ {row['exit_reason']} " in trades.stdout
+    assert "…" not in trades.stdout
     as_json = cli(tmp_path, "trades", "--db", database, "--limit", "100", "--json")
     assert as_json.returncode == 0, as_json.stderr
     document = json.loads(as_json.stdout)

@@ -10,7 +10,7 @@ import math
 import sqlite3
 from collections import defaultdict
 from contextlib import closing
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -118,13 +118,21 @@ def test_expectancy_in_r_is_the_mean_r_of_the_trades(run: tuple[dict[str, Any], 
     assert abs(report["expectancy_r"] - sum(r) / len(r)) < 1e-4
 
 
+def period_ends(database: Path, length: int) -> dict[str, float]:
+    """The last equity of each day (`length` 10) or month (7): a snapshot at midnight is the
+    end of the day (and month) before, but the first, the start, opens its own."""
+    ends: dict[str, float] = {}
+    snapshots = rows(database, "SELECT time, equity_usdt FROM equity_snapshots ORDER BY time")
+    for index, (time, equity) in enumerate(snapshots):
+        moment = datetime.fromisoformat(time)
+        if index and moment == moment.replace(hour=0, minute=0, second=0, microsecond=0):
+            moment -= timedelta(microseconds=1)
+        ends[moment.isoformat()[:length]] = float(equity)
+    return ends
+
+
 def day_end_returns(database: Path) -> list[float]:
-    closes: dict[str, float] = {}
-    for time, equity in rows(
-        database, "SELECT time, equity_usdt FROM equity_snapshots ORDER BY time"
-    ):
-        closes[time[:10]] = float(equity)
-    values = [INITIAL, *closes.values()]
+    values = [INITIAL, *period_ends(database, 10).values()]
     return [b / a - 1 for a, b in itertools.pairwise(values)]
 
 
@@ -156,11 +164,7 @@ def test_sharpe_sortino_calmar_and_drawdown_match_the_equity_snapshots(
 
 def test_monthly_returns_chain_the_month_end_equity(run: tuple[dict[str, Any], Path]) -> None:
     report, database = run
-    month_end: dict[str, float] = {}
-    for time, equity in rows(
-        database, "SELECT time, equity_usdt FROM equity_snapshots ORDER BY time"
-    ):
-        month_end[time[:7]] = float(equity)
+    month_end = period_ends(database, 7)
     previous, expected = INITIAL, []
     for month, close in month_end.items():
         expected.append((month, (close / previous - 1) * 100))

@@ -70,27 +70,28 @@ def pandas_groups(trades: pd.DataFrame, by: str) -> list[dict[str, Any]]:
 
 def pandas_trade_statistics(trades: pd.DataFrame) -> dict[str, Any]:
     pnl = trades["pnl"]
+    wins, losses = pnl[pnl > 0], pnl[pnl < 0]
     return {
         "profit_factor": pandas_profit_factor(pnl),
-        "expectancy_r": round(float(trades["r"].mean()), 4) if len(trades) else 0.0,
-        "expectancy_usdt": round(float(pnl.mean()), 2) if len(trades) else 0.0,
-        "average_win_usdt": round(float(pnl[pnl > 0].mean()), 2) if (pnl > 0).any() else 0.0,
-        "average_loss_usdt": round(float(pnl[pnl < 0].mean()), 2) if (pnl < 0).any() else 0.0,
-        "largest_win_usdt": round(float(pnl.max()), 2) if len(trades) else 0.0,
-        "largest_loss_usdt": round(float(pnl.min()), 2) if len(trades) else 0.0,
+        "expectancy_r": round(float(trades["r"].mean()), 4) if len(trades) else None,
+        "expectancy_usdt": round(float(pnl.mean()), 2) if len(trades) else None,
+        "average_win_usdt": round(float(wins.mean()), 2) if len(wins) else None,
+        "average_loss_usdt": round(float(losses.mean()), 2) if len(losses) else None,
+        "largest_win_usdt": round(float(wins.max()), 2) if len(wins) else None,
+        "largest_loss_usdt": round(float(losses.min()), 2) if len(losses) else None,
     }
 
 
-def pandas_durations(trades: pd.DataFrame) -> dict[str, float]:
+def pandas_durations(trades: pd.DataFrame) -> dict[str, float | None]:
     hours, pnl = trades["hours"], trades["pnl"]
 
-    def mean(values: pd.Series) -> float:
-        return round(float(values.mean()), 2) if len(values) else 0.0
+    def mean(values: pd.Series) -> float | None:
+        return round(float(values.mean()), 2) if len(values) else None
 
     return {
         "mean_hours": mean(hours),
-        "median_hours": round(float(hours.median()), 2) if len(hours) else 0.0,
-        "max_hours": round(float(hours.max()), 2) if len(hours) else 0.0,
+        "median_hours": round(float(hours.median()), 2) if len(hours) else None,
+        "max_hours": round(float(hours.max()), 2) if len(hours) else None,
         "winners_mean_hours": mean(hours[pnl > 0]),
         "losers_mean_hours": mean(hours[pnl <= 0]),
     }
@@ -100,19 +101,28 @@ def pandas_series(curve: Curve) -> pd.Series:
     return pd.Series(curve.values, index=pd.DatetimeIndex(curve.times).tz_localize("UTC"))
 
 
+def closing(equity: pd.Series) -> pd.Series:
+    """A value at a period's first instant (midnight) counted in the period before, but for the
+    first instant of the series, which opens its period."""
+    index = pd.DatetimeIndex(equity.index)
+    shifted = index.where(index == index.min(), index - pd.Timedelta(1, "us"))
+    return pd.Series(equity.to_numpy(), index=shifted)
+
+
 def pandas_daily_returns(equity: pd.Series, initial: float) -> np.ndarray:
-    closes = equity.resample("1D").last().dropna()
-    returns: pd.Series = closes / closes.shift(1, fill_value=initial) - 1
+    closes = closing(equity).resample("1D").last().dropna()
+    starts = closes.shift(1, fill_value=initial)
+    returns: pd.Series = (closes / starts - 1).where(starts > 0)
     return returns.to_numpy(dtype=float)
 
 
 def pandas_monthly(equity: pd.Series, initial: float) -> list[dict[str, Any]]:
-    closes = equity.resample("MS").last().dropna()
+    closes = closing(equity).resample("MS").last().dropna()
     opens = closes.shift(1, fill_value=initial)
     return [
         {
             "month": month.strftime("%Y-%m"),
-            "return_pct": round((close / start - 1) * 100, 4),
+            "return_pct": round((close / start - 1) * 100, 4) if start > 0 else None,
             "pnl_usdt": round(close - start, 2),
         }
         for month, close, start in zip(closes.index, closes, opens, strict=True)

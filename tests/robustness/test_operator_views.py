@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -95,6 +95,29 @@ def test_positions_json_carries_mark_upnl_leverage_margin_and_liquidation(data_d
     assert text.returncode == 0, text.stderr
     for column in ("mark", "uPnL", "lev", "margin", "liq. (est.)"):
         assert column in text.stdout, column
+
+
+def test_a_mark_written_before_the_position_opened_is_not_shown_as_its_mark(
+    data_dir: Path,
+) -> None:
+    """marks.json from before the entry (an earlier position's on the symbol, hours old at
+    600x): was the position's mark and unrealized PnL; now null until the next heartbeat."""
+    import sqlite3
+
+    with sqlite3.connect(data_dir / DATABASE) as conn:
+        (opened,) = conn.execute("SELECT min(opened_at) FROM positions").fetchone()
+    conn.close()
+    before = datetime.fromisoformat(opened) - timedelta(hours=3)
+    earlier = {symbol: entry / 2 for symbol, _, _, entry, _ in positions_in(data_dir)}
+    write_marks(data_dir / MARKS_FILE, before, datetime.now(UTC), earlier)
+    for document in (
+        as_json(data_dir, "positions")["positions"],
+        as_json(data_dir, "status")["open_positions"],
+    ):
+        assert document
+        for row in document:
+            assert row["mark_price"] is None
+            assert row["unrealized_pnl_usdt"] is None
 
 
 def test_positions_json_without_marks_says_so_with_nulls(data_dir: Path) -> None:
