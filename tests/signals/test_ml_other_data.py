@@ -6,12 +6,14 @@ data lacks is said in the report; no NaN reaches the report or the manifest."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import os
 import subprocess
 import sys
 import warnings
+from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,8 +23,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.feather as feather
 import pytest
-from ml_fixtures import TINY, TRAINED_AT, settings_for
+from ml_fixtures import (  # noqa: F401 (trained_fixture is the fixture `trained`)
+    TINY,
+    TRAINED_AT,
+    copy_data_dir,
+    settings_for,
+    trained_fixture,
+)
+from structlog.testing import capture_logs
 
+from quantum_trader.app import open_runtime
+from quantum_trader.clock import ManualClock
 from quantum_trader.config import MarketSettings
 from quantum_trader.errors import MarketDataError
 from quantum_trader.market.candle_store import bundled_sample_dir
@@ -217,3 +228,37 @@ def test_too_short_a_history_raises_before_anything_is_published(tmp_path: Path)
     with pytest.raises(MarketDataError, match=r"would learn from \d+ rows \(at least 50\)"):
         train(tmp_path / "data", market, (BTC,), training_days=30)
     assert current_set(tmp_path / "data" / "models") is None
+
+
+@pytest.mark.parametrize(
+    ("replay_start", "warned"),
+    [(None, True), (datetime(2025, 11, 21, tzinfo=UTC), False)],
+    ids=["replay-over-the-training-window", "replay-after-it"],
+)
+async def test_a_paper_replay_over_the_models_training_window_says_it_is_in_sample(
+    trained: tuple[Path, TrainingResult],
+    tmp_path: Path,
+    replay_start: datetime | None,
+    warned: bool,
+) -> None:
+    """`train` then `run` on the same recorded market: the paper replay starts months before
+    the models' training window ends, so most of its signals come from models that learned
+    from those very hours (was: traded without a word; a backtest of that window is refused)."""
+    data_dir = copy_data_dir(trained[0], tmp_path)
+    settings = settings_for(data_dir, source="ensemble")
+    market = settings.market.model_copy(update={"replay_start": replay_start})
+    async with AsyncExitStack() as stack:
+        with capture_logs() as logs:
+            await open_runtime(
+                settings.model_copy(update={"market": market}), stack, ManualClock, asyncio.Event()
+            )
+    said = [e["detail"] for e in logs if e["event"] == "replay_in_sample"]
+    if not warned:
+        assert said == []
+        return
+    (detail,) = said
+    assert detail.startswith("the replay 2025-09-14T09:00:00+00:00 .. 2025-12-01T00:00:00+00:00")
+    assert "overlaps the training window 2025-10-3" in detail
+    assert "their signals there are in-sample" in detail
+    assert "retrain with ensemble.training_end = 2025-09-14 or earlier" in detail
+    assert "start the replay at 2025-11-2" in detail
