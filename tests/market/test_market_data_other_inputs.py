@@ -243,6 +243,34 @@ def test_a_folder_as_download_data_leaves_it_imports_with_its_rules(tmp_path: Pa
     ]
 
 
+def test_a_rules_file_named_otherwise_beside_the_candles_is_imported(tmp_path: Path) -> None:
+    """A user's saved exchangeInfo named `exchange-info-binance.json` beside the candles (found
+    by an outside-style probe: it was skipped as candles and ignored as rules, then
+    "market rules: none for BTC/USDT:USDT in … (exchange-info-*.json)")."""
+    given = tmp_path / "given"
+    given.mkdir()
+    shutil.copy(SAMPLE / "BTC_USDT_USDT-5m-futures.feather", given)
+    shutil.copy(RULES, given / "exchange-info-binance.json")
+    data = tmp_path / "data"
+    done = run_cli(["import-data", str(given)], data, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert f"market rules: {RULES.name} from" in done.stdout
+    assert "warning" not in done.stdout
+    assert sorted(p.name for p in (data / "market").iterdir()) == [
+        "BTC_USDT_USDT-5m-futures.feather",
+        RULES.name,
+    ]
+    shutil.copy(RULES, given / "exchange-info-old.json")
+    again = run_cli(["import-data", str(given)], tmp_path / "other", tmp_path)
+    assert again.returncode == 2
+    assert one_line(again.stderr) == (
+        "configuration error: import-data: 2 rules files beside the candles "
+        "(exchange-info-binance.json, exchange-info-old.json): pass the one to use with "
+        "--exchange-info FILE"
+    )
+    assert not list((tmp_path / "other" / "market").glob("*"))
+
+
 def test_a_start_inside_the_warm_up_is_said_with_the_first_candle(tmp_path: Path) -> None:
     store = CandleStore(SAMPLE)
     feed = ReplayFeed(store, [BTC, ETH], "5m", history_bars=288)
