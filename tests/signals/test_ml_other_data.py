@@ -35,8 +35,10 @@ from structlog.testing import capture_logs
 from quantum_trader.app import open_runtime
 from quantum_trader.clock import ManualClock
 from quantum_trader.config import MarketSettings
+from quantum_trader.domain import Bars
 from quantum_trader.errors import MarketDataError
-from quantum_trader.market.candle_store import bundled_sample_dir
+from quantum_trader.market.candle_store import CandleStore, bundled_sample_dir
+from quantum_trader.signals.loading import load_ensemble
 from quantum_trader.signals.model_set import current_set
 from quantum_trader.signals.training import REPORT_FILE, TrainingResult, train_models
 
@@ -262,3 +264,40 @@ async def test_a_paper_replay_over_the_models_training_window_says_it_is_in_samp
     assert "their signals there are in-sample" in detail
     assert "retrain with ensemble.training_end = 2025-09-14 or earlier" in detail
     assert "start the replay at 2025-11-2" in detail
+
+
+def halted(bars: Bars, from_row: int) -> Bars:
+    """`bars` whose market stops trading at `from_row`: one price, no volume, to the end."""
+    price = float(bars.close[from_row - 1])
+    flat = np.full(len(bars) - from_row, price)
+    return Bars(
+        bars.symbol,
+        bars.timeframe_ms,
+        bars.time_ms,
+        *(
+            np.concatenate([column[:from_row], flat])
+            for column in (bars.open, bars.high, bars.low, bars.close)
+        ),
+        np.concatenate([bars.volume[:from_row], np.zeros(len(bars) - from_row)]),
+    )
+
+
+def test_no_model_votes_on_an_hour_in_which_nothing_traded(
+    trained: tuple[Path, TrainingResult],
+) -> None:
+    """A market that stops trading (the recording flat, zero volume, for two days): the tree
+    models abstain (their volume features are undefined), and so must the forecasters (was:
+    they voted on, the two of them a quorum: a backtest opened shorts in a dead market, sized
+    on an ATR near 0, and lost 54 R when it reopened with a gap)."""
+    settings = settings_for(trained[0], ensemble=TINY.model_copy(update={"min_expected_r": -1.0}))
+    ensemble = load_ensemble(trained[0] / "models", settings)
+    assert ensemble is not None
+    store = CandleStore(SAMPLE)
+    bars = store.load_bars(BTC, "5m").slice(0, 4800)
+    stop = 4800 - 2 * 288  # the last two days traded nothing
+    (series,) = ensemble.evaluate({BTC: halted(bars, stop)}).values()
+    quiet = slice(stop + 12, None)  # from the first hour that closed without a trade
+    assert (series.action[quiet] == 0).all()
+    for model, (votes, _confidence) in series.votes.items():
+        assert (votes[quiet] == 0).all(), model
+        assert (votes[: stop - 12] != 0).any(), model  # they do vote while the market trades
