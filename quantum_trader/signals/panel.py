@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 from sklearn.model_selection import TimeSeriesSplit
 
-from quantum_trader.clock import ms_from_utc
+from quantum_trader.clock import ms_from_utc, utc_from_ms
 from quantum_trader.domain import Bars, FloatArray
 from quantum_trader.errors import MarketDataError
 from quantum_trader.market.candle_store import CandleStore
@@ -186,7 +186,12 @@ def _hourly_bars(store: CandleStore, symbol: str, until_ms: int | None) -> Bars:
         return bars
     closed = bars.closed_before(until_ms)
     if closed == 0:
-        raise MarketDataError(f"{symbol}: no hourly bar closed by ensemble.training_end")
+        raise MarketDataError(
+            f"{symbol}: no hourly bar closed by ensemble.training_end "
+            f"({utc_from_ms(until_ms):%Y-%m-%d %H:%M}): its candles begin at "
+            f"{utc_from_ms(int(bars.time_ms[0])):%Y-%m-%d %H:%M}; set a later training_end or "
+            "import older data; nothing was published"
+        )
     return bars.slice(0, closed)
 
 

@@ -301,3 +301,16 @@ def test_no_model_votes_on_an_hour_in_which_nothing_traded(
     for model, (votes, _confidence) in series.votes.items():
         assert (votes[quiet] == 0).all(), model
         assert (votes[: stop - 12] != 0).any(), model  # they do vote while the market trades
+
+
+def test_a_training_end_before_the_data_says_where_the_data_begins(tmp_path: Path) -> None:
+    """(was: `BTC/USDT:USDT: no hourly bar closed by ensemble.training_end`, neither time said)"""
+    market = tmp_path / "market"
+    copy_hourly(market, BTC, datetime(2025, 6, 1, tzinfo=UTC), datetime(2025, 8, 1, tzinfo=UTC))
+    with pytest.raises(MarketDataError) as refused:
+        train(tmp_path / "data", market, (BTC,), training_end=datetime(2025, 4, 1, tzinfo=UTC))
+    assert str(refused.value) == (
+        "BTC/USDT:USDT: no hourly bar closed by ensemble.training_end (2025-04-01 00:00): its "
+        "candles begin at 2025-06-01 00:00; set a later training_end or import older data; "
+        "nothing was published"
+    )
