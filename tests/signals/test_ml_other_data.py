@@ -314,3 +314,28 @@ def test_a_training_end_before_the_data_says_where_the_data_begins(tmp_path: Pat
         "candles begin at 2025-06-01 00:00; set a later training_end or import older data; "
         "nothing was published"
     )
+
+
+def test_a_symbol_with_fewer_bars_than_the_horizon_is_left_out_not_a_traceback(
+    tmp_path: Path,
+) -> None:
+    """A symbol listed four hours before the data ends, trained with a forecaster (was:
+    `ValueError: window shape cannot be larger than input array shape` from the forecaster's
+    targets, a traceback)."""
+    market = tmp_path / "market"
+    copy_hourly(market, BTC, datetime(2025, 7, 1, tzinfo=UTC), datetime(2025, 9, 1, tzinfo=UTC))
+    copy_hourly(
+        market, ETH, datetime(2025, 8, 31, 20, tzinfo=UTC), datetime(2025, 9, 1, tzinfo=UTC)
+    )
+    result = train(
+        tmp_path / "data",
+        market,
+        (BTC, ETH),
+        models=("xgboost", "nhits"),
+        forecaster_steps=10,
+    )
+    assert result.report.notes[-1] == (
+        "ETH/USDT:USDT: 4 hourly bars, fewer than the 190 a row needs (181 h of history before "
+        "it, 8 h after it): left out of training"
+    )
+    assert current_set(tmp_path / "data" / "models") == result.set_dir
