@@ -269,16 +269,19 @@ async def test_a_paper_replay_over_the_models_training_window_says_it_is_in_samp
 def halted(bars: Bars, from_row: int) -> Bars:
     """`bars` whose market stops trading at `from_row`: one price, no volume, to the end."""
     price = float(bars.close[from_row - 1])
-    flat = np.full(len(bars) - from_row, price)
+
+    def still(column: np.ndarray[Any, Any], value: float) -> np.ndarray[Any, Any]:
+        return np.concatenate([column[:from_row], np.full(len(bars) - from_row, value)])
+
     return Bars(
         bars.symbol,
         bars.timeframe_ms,
         bars.time_ms,
-        *(
-            np.concatenate([column[:from_row], flat])
-            for column in (bars.open, bars.high, bars.low, bars.close)
-        ),
-        np.concatenate([bars.volume[:from_row], np.zeros(len(bars) - from_row)]),
+        still(bars.open, price),
+        still(bars.high, price),
+        still(bars.low, price),
+        still(bars.close, price),
+        still(bars.volume, 0.0),
     )
 
 
