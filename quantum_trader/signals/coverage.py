@@ -57,6 +57,11 @@ def no_funding(symbol: str) -> str:
     )
 
 
+def no_hour(symbol: str) -> str:
+    """Why a symbol whose candles do not fill one closed hour gave no training row."""
+    return f"{symbol}: its candles do not fill one closed hourly bar"
+
+
 def unusable(
     symbol: str,
     bars: Bars,

@@ -95,7 +95,10 @@ def load_panel(
     """
     store = CandleStore(source_dir)
     until_ms = None if settings.training_end is None else ms_from_utc(settings.training_end)
-    hourly = {s: _hourly_bars(store, s, until_ms) for s in symbols}
+    loaded = {s: _hourly_bars(store, s, until_ms) for s in symbols}
+    unusable = [coverage.no_hour(s) for s, b in loaded.items() if len(b) == 0]
+    hourly = {s: b for s, b in loaded.items() if len(b)}
+    _refuse_if_empty(unusable, len(hourly))
     end_ms = min(int(b.time_ms[-1]) for b in hourly.values())
     window = (end_ms - settings.training_days * 24 * HOUR_MS, end_ms)
     notes = coverage.ended_early(hourly, end_ms)
@@ -105,12 +108,8 @@ def load_panel(
         if funding.time_ms.size == 0:
             notes.append(coverage.no_funding(symbol))
         parts.append(_symbol_part(settings, rules, agent, bars, funding, window))
-    unusable = [p.unusable for p in parts if p.unusable]
-    if len(unusable) == len(parts):
-        raise MarketDataError(
-            f"no hour to train on: {'; '.join(unusable)}; import more history or train on other "
-            "symbols (market.symbols); nothing was published"
-        )
+    unusable += [p.unusable for p in parts if p.unusable]
+    _refuse_if_empty(unusable, sum(not p.unusable for p in parts))
     time_ms = np.concatenate([p.time_ms for p in parts])
     data_start_ms = min(int(b.time_ms[0]) for b in hourly.values())
     short = coverage.shorter_than_asked(int(time_ms.min()), window, data_start_ms, settings)
@@ -128,6 +127,15 @@ def load_panel(
         window,
         data_start_ms,
     )
+
+
+def _refuse_if_empty(unusable: Sequence[str], usable: int) -> None:
+    """MarketDataError naming every symbol and why, when no symbol is left to train on."""
+    if usable == 0:
+        raise MarketDataError(
+            f"no hour to train on: {'; '.join(unusable)}; import more history or train on other "
+            "symbols (market.symbols); nothing was published"
+        )
 
 
 @record

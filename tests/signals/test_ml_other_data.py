@@ -342,3 +342,24 @@ def test_a_symbol_with_fewer_bars_than_the_horizon_is_left_out_not_a_traceback(
         "it, 8 h after it): left out of training"
     )
     assert current_set(tmp_path / "data" / "models") == result.set_dir
+
+
+def test_a_symbol_whose_candles_do_not_fill_an_hour_is_left_out_not_a_traceback(
+    tmp_path: Path,
+) -> None:
+    """Forty minutes of 5 m candles and no hourly file: not one closed hour (was: `IndexError:
+    index -1 is out of bounds for axis 0 with size 0`, a traceback)."""
+    market = tmp_path / "market"
+    copy_hourly(market, BTC, datetime(2025, 9, 1, tzinfo=UTC), datetime(2025, 11, 1, tzinfo=UTC))
+    five = feather.read_table(SAMPLE / "ETH_USDT_USDT-5m-futures.feather")
+    dates = five.column("date")
+    since = pa.scalar(datetime(2025, 10, 31, 23, 20, tzinfo=UTC), dates.type)
+    until = pa.scalar(datetime(2025, 11, 1, tzinfo=UTC), dates.type)
+    keep = pc.and_(pc.greater_equal(dates, since), pc.less(dates, until))
+    feather.write_feather(five.filter(keep), market / "ETH_USDT_USDT-5m-futures.feather")
+    result = train(tmp_path / "data", market, (BTC, ETH))
+    assert "ETH/USDT:USDT: its candles do not fill one closed hourly bar: left out of training" in (
+        result.report.notes
+    )
+    with pytest.raises(MarketDataError, match=r"^no hour to train on: ETH/USDT:USDT: its candles"):
+        train(tmp_path / "again", market, (ETH,))
