@@ -320,7 +320,9 @@ async def open_runtime(
     if not database_path(settings).is_file():  # a first run: where it starts, before the file
         feed.check_covers(settings.market.replay_start or feed.start)
     repository, paper_last = await _open_paper_books(settings, stack)
-    clock = make_clock(await _replay_start(settings, feed, repository, paper_last))
+    replay_from = await _replay_start(settings, feed, repository, paper_last)
+    said_in_sample(settings, source, (replay_from, feed.end))
+    clock = make_clock(replay_from)
     exchange = make_paper_exchange(
         settings,
         clock,
@@ -415,6 +417,22 @@ async def _open_paper_books(
     stack.push_async_callback(repository.close)
     refuse_if_apart(Books(len(await repository.fills()), len(await repository.open_positions())))
     return repository, None if paper is None else utc_from_ms(paper.last_ms)
+
+
+def said_in_sample(
+    settings: Settings, source: SignalSource, window: tuple[datetime, datetime]
+) -> None:
+    """Warn (`replay_in_sample`) when the paper replay over `window` is traded by models that
+    learned from part of it: the run goes on, but its results are in-sample."""
+    if isinstance(source, RuleAgent):
+        return
+    from quantum_trader.report.provenance import in_sample_replay  # only with trained models
+    from quantum_trader.signals.ensemble import Ensemble
+
+    if isinstance(source, Ensemble):
+        warning = in_sample_replay(source.metadata, settings.data_dir / "models", window)
+        if warning is not None:
+            log.warning("replay_in_sample", detail=warning)
 
 
 async def _replay_start(

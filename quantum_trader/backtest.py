@@ -380,6 +380,8 @@ def window(
     """The requested window within the recorded data (after warm-up), or ConfigurationError."""
     first = max(start or feed.start, feed.start)
     last = min(end or feed.end, feed.end)
+    if first >= last and start is None and end is None:  # the recording itself is too short
+        raise ConfigurationError([feed.too_short()])
     if first >= last:
         raise ConfigurationError(
             [

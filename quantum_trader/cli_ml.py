@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
 from quantum_trader.cli import ConfigOption, _settings, app, console, log_market_data
@@ -73,6 +74,8 @@ def train_ensemble(settings: Settings, out: Console, now: datetime) -> TrainingR
     out.print(Markdown(result.report.to_markdown()))
     for name, reason in result.report.skipped.items():
         out.print(f"[yellow]skipped {name}[/yellow]: {reason}")
+    for note in result.report.notes:
+        out.print(f"[yellow]note[/yellow]: {escape(note)}", highlight=False)
     if result.swept:
         out.print(f"removed half-written sets of a stopped run: {', '.join(result.swept)}")
     out.print(f"Model set {result.set_dir.name} in use; report {result.set_dir / REPORT_FILE}")

@@ -23,7 +23,7 @@ from quantum_trader.backtest import Replay, check_stop, run_replay, said_narrowe
 from quantum_trader.clock import ms_from_utc
 from quantum_trader.config import Settings
 from quantum_trader.domain import Bars, SignalSeries
-from quantum_trader.errors import ModelArtifactError
+from quantum_trader.errors import MarketDataError, ModelArtifactError
 from quantum_trader.market.replay import FundingSeries, ReplayFeed
 from quantum_trader.market.setup import history_bars, missing_inputs, replay_caveats
 from quantum_trader.market.source import resolve_market_data
@@ -67,8 +67,9 @@ def plan_blocks(start: datetime, end: datetime, length: timedelta) -> list[Block
 
 def train_block(
     settings: Settings, symbols: Sequence[str], block: Block, training_days: int, out: Path
-) -> None:
-    """Train the ensemble on the `training_days` before `block.start` into `out`.
+) -> tuple[str, ...]:
+    """Train the ensemble on the `training_days` before `block.start` into `out`; return what
+    its training report notes about the data (signals/coverage.py).
 
     The one place the walk-forward calls training; `trained_at` is the block's start.
     """
@@ -78,9 +79,19 @@ def train_block(
         update={"training_end": block.start, "training_days": training_days}
     )
     source_dir = resolve_market_data(settings).directory
-    train_models(
-        settings.model_copy(update={"ensemble": ensemble}), source_dir, symbols, out, block.start
-    )
+    try:
+        result = train_models(
+            settings.model_copy(update={"ensemble": ensemble}),
+            source_dir,
+            symbols,
+            out,
+            block.start,
+        )
+    except MarketDataError as error:
+        raise MarketDataError(
+            f"training for the block from {block.start:%Y-%m-%d %H:%M}: {error}"
+        ) from error
+    return result.report.notes
 
 
 class BlockwiseSignals:
@@ -156,9 +167,11 @@ async def run_walk_forward(
             check_stop(stopping)
             progress(f"block {index}/{len(blocks)}: training for {block.start} .. {block.end}")
             relative = Path(MODELS_DIR) / f"block-{index:02d}"
-            await asyncio.to_thread(
+            notes = await asyncio.to_thread(
                 train_block, settings, symbols, block, request.training_days, work / relative
             )
+            for note in notes:
+                progress(f"block {index}/{len(blocks)}: note: {note}")
             ensemble = _load(settings, work / relative, funding)
             trained.append((block, ensemble))
             window_trained = training_window(ensemble.metadata)

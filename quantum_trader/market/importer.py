@@ -100,10 +100,26 @@ def collect(paths: Sequence[Path]) -> list[tuple[Path, CandleFile]]:
 
 def rules_beside(paths: Sequence[Path]) -> Path | None:
     """The newest rules file (`exchange-info-YYYY-MM-DD.json`) in the directories of `paths`,
-    as download-data leaves one beside the candles; None when there is none."""
-    found = [newest_rules_file(path) for path in paths if path.is_dir()]
+    as download-data leaves one beside the candles; else the one `exchange-info-*.json` named
+    otherwise (a user's saved answer: `exchange-info-binance.json`); None when there is none.
+
+    ConfigurationError when there are several such files and none is dated: which one is
+    meant cannot be told (was: all ignored, then "market rules: none for X")."""
+    directories = [path for path in paths if path.is_dir()]
+    found = [newest_rules_file(path) for path in directories]
     dated = sorted((p.name, p) for p in found if p is not None)
-    return dated[-1][1] if dated else None
+    if dated:
+        return dated[-1][1]
+    named = sorted({p for d in directories for p in d.glob(RULES_GLOB) if p.is_file()})
+    if len(named) > 1:
+        raise ConfigurationError(
+            [
+                f"import-data: {len(named)} rules files beside the candles "
+                f"({', '.join(p.name for p in named)}): pass the one to use with "
+                "--exchange-info FILE"
+            ]
+        )
+    return named[0] if named else None
 
 
 def import_file(path: Path, parsed: CandleFile, out_dir: Path) -> Imported:

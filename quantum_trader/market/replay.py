@@ -104,8 +104,23 @@ class ReplayFeed:
         if problems:
             raise ConfigurationError(problems)
 
+    def too_short(self) -> str:
+        """Why nothing can be replayed when a symbol's recording begins so late that its
+        warm-up ends after the recording does (`start` >= `end`): the symbol and what to do."""
+        late = self.first_starting
+        begins = utc_from_ms(int(self.bars[late].time_ms[0]))
+        return (
+            f"nothing to replay: {late}'s candles begin at {begins:%Y-%m-%d %H:%M}, so after "
+            f"{self.history_bars} bars of warm-up the replay would start at "
+            f"{self.start:%Y-%m-%d %H:%M}, after the recorded data ends "
+            f"({self.end:%Y-%m-%d %H:%M}); leave {late} out of the symbols (--symbols or "
+            "market.symbols) or record more of it"
+        )
+
     def check_covers(self, moment: datetime) -> None:
         """ConfigurationError unless the replay can start at `moment` (`market.replay_start`)."""
+        if self.start >= self.end:
+            raise ConfigurationError([self.too_short()])
         if not self.start <= moment <= self.end:
             raise ConfigurationError(
                 [

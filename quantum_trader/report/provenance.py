@@ -105,6 +105,34 @@ def training_window(metadata: Mapping[str, ModelProvenance]) -> TrainingWindow |
     )
 
 
+def in_sample_replay(
+    metadata: Mapping[str, ModelProvenance],
+    models_dir: Path,
+    window: tuple[datetime, datetime],
+) -> str | None:
+    """The warning of a paper run whose replay covers hours its models learned from, or None.
+
+    A backtest refuses such a window; a paper run over recorded data (often right after
+    `train` on the same data) is not refused, but must not look like an honest result.
+    """
+    trained = training_window(metadata)
+    start, end = window
+    if trained is None or not trained.overlaps(start, end):
+        return None
+    later = (
+        f", start the replay at {trained.end.isoformat()} or later (market.replay_start)"
+        if trained.end < end
+        else ""
+    )
+    return (
+        f"the replay {start.isoformat()} .. {end.isoformat()} overlaps the training window "
+        f"{trained.describe()} of the models in {models_dir}: their signals there are "
+        "in-sample (the models learned from those hours), so this run does not show how they "
+        f"trade a market they have not seen; retrain with ensemble.training_end = "
+        f"{start.date().isoformat()} or earlier{later}, or use `quantum-trader walk-forward`"
+    )
+
+
 def check_window(
     source_name: str,
     metadata: Mapping[str, ModelProvenance] | None,

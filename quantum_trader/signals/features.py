@@ -23,6 +23,8 @@ from quantum_trader.ta import talib
 
 RETURN_HORIZONS_H = (1, 2, 4, 8, 12, 24, 48, 72, 168)
 EMA_PERIODS = (9, 21, 50, 100)
+WARMUP_H = 181
+"""Hourly bars before every feature is defined: the 168-hour mean of the 14-hour ATR."""
 FEATURE_WINDOW_H = 320
 """Hourly bars the live path computes features over (≥ 168 + the indicators' warm-up)."""
 
@@ -66,7 +68,16 @@ MODEL_INPUTS: tuple[str, ...] = (*FEATURE_NAMES, "side")
 
 
 def compute_features(hourly: Bars, funding: FundingSeries | None = None) -> FloatArray:
-    """Return an (n, len(FEATURE_NAMES)) float64 matrix aligned with `hourly`; NaN in warm-up."""
+    """Return an (n, len(FEATURE_NAMES)) float64 matrix aligned with `hourly`; NaN in warm-up.
+
+    A ratio that is undefined (prices that do not move: an ATR or a volatility of 0) is NaN,
+    not a warning: the row is not usable.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return _features(hourly, funding)
+
+
+def _features(hourly: Bars, funding: FundingSeries | None) -> FloatArray:
     o, h, low, c, v = hourly.open, hourly.high, hourly.low, hourly.close, hourly.volume
     columns: list[FloatArray] = []
     columns += _returns(c)

@@ -63,7 +63,8 @@ class ModelEntry:
     size_bytes: int
     calibration: Calibration
     params: Mapping[str, Any] = field(default_factory=dict)
-    metrics: Mapping[str, float] = field(default_factory=dict)
+    metrics: Mapping[str, float | None] = field(default_factory=dict)
+    """Out-of-sample numbers; None (JSON null) where undefined (no trade scored)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -88,7 +89,9 @@ class ModelEntry:
             size_bytes=int(data["size_bytes"]),
             calibration=Calibration.from_json(data["calibration"]),
             params=dict(data["params"]),
-            metrics={str(k): float(v) for k, v in dict(data["metrics"]).items()},
+            metrics={
+                str(k): None if v is None else float(v) for k, v in dict(data["metrics"]).items()
+            },
         )
 
 

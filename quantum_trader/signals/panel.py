@@ -10,6 +10,10 @@ Folds: the last `validation_fraction` of the hours is cut into `walk_forward_fol
 test blocks by scikit-learn's TimeSeriesSplit (expanding window). A block's training rows are
 purged: only rows whose label window ended `embargo_h` hours before the block's first hour are
 used, so no training label overlaps what a test row could reveal.
+
+What the data lacks (a symbol without usable rows or funding, a window cut short by a symbol
+that ends early, a history shorter than `training_days`) is said in `Panel.notes`; data that
+leaves nothing to learn or to validate is refused (signals/coverage.py).
 """
 
 from __future__ import annotations
@@ -21,13 +25,14 @@ import numpy as np
 import numpy.typing as npt
 from sklearn.model_selection import TimeSeriesSplit
 
-from quantum_trader.clock import ms_from_utc
+from quantum_trader.clock import ms_from_utc, utc_from_ms
 from quantum_trader.domain import Bars, FloatArray
 from quantum_trader.errors import MarketDataError
 from quantum_trader.market.candle_store import CandleStore
 from quantum_trader.market.replay import FundingSeries
 from quantum_trader.market.resample import HOUR_MS, resample_hourly
 from quantum_trader.record import record
+from quantum_trader.signals import coverage
 from quantum_trader.signals.features import compute_features, usable_rows
 from quantum_trader.signals.labels import EXIT_CODES, ExitRules, triple_barrier_labels
 from quantum_trader.signals.models.base import Batch, BoolArray, Int8Array
@@ -49,6 +54,11 @@ class Panel:
     exit_reason: npt.NDArray[np.int8]
     label_end_ms: Int64Array
     rule_action: Int8Array
+    notes: tuple[str, ...] = ()
+    window_ms: tuple[int, int] = (0, 0)
+    """The training window asked for: `training_days` ending at the newest common bar."""
+    data_start_ms: int = 0
+    """The first recorded hourly bar of any symbol."""
 
     @property
     def rows(self) -> int:
@@ -79,41 +89,98 @@ def load_panel(
     symbols: Sequence[str],
     need_windows: bool,
 ) -> Panel:
-    """Hourly bars, features, triple-barrier labels and rule-agent sides for the training range."""
+    """Hourly bars, features, triple-barrier labels and rule-agent sides for the training range.
+
+    MarketDataError when no symbol gives a usable row (each symbol named with why).
+    """
     store = CandleStore(source_dir)
     until_ms = None if settings.training_end is None else ms_from_utc(settings.training_end)
-    hourly = {s: _hourly_bars(store, s, until_ms) for s in symbols}
+    loaded = {s: _hourly_bars(store, s, until_ms) for s in symbols}
+    unusable = [coverage.no_hour(s) for s, b in loaded.items() if len(b) == 0]
+    hourly = {s: b for s, b in loaded.items() if len(b)}
+    _refuse_if_empty(unusable, len(hourly))
     end_ms = min(int(b.time_ms[-1]) for b in hourly.values())
-    start_ms = end_ms - settings.training_days * 24 * HOUR_MS
-    frames, times, outcomes, reasons, ends, sides = [], [], [], [], [], []
+    window = (end_ms - settings.training_days * 24 * HOUR_MS, end_ms)
+    notes = coverage.ended_early(hourly, end_ms)
+    parts = []
     for symbol, bars in hourly.items():
         funding = FundingSeries.from_rates(*store.load_funding(symbol))
-        features = compute_features(bars, funding)
-        index = np.arange(len(bars))
-        candidates = np.flatnonzero(
-            usable_rows(features)
-            & (index >= settings.lookback_bars)
-            & (index + settings.forecast_horizon_h < len(bars))
-            & (bars.time_ms >= start_ms)
-            & (bars.time_ms <= end_ms)
-        )
-        labels = triple_barrier_labels(bars, funding, candidates, rules)
-        known = np.isfinite(labels.r).all(axis=1)
-        rows = candidates[known]
-        frames.append(SymbolFrame(symbol, bars, features, rows))
-        times.append(bars.time_ms[rows])
-        outcomes.append(labels.r[known])
-        reasons.append(labels.reason[known])
-        ends.append(labels.exit_ms[known].max(axis=1))
-        sides.append(agent.hourly_actions(bars)[rows])
+        if funding.time_ms.size == 0:
+            notes.append(coverage.no_funding(symbol))
+        parts.append(_symbol_part(settings, rules, agent, bars, funding, window))
+    unusable += [p.unusable for p in parts if p.unusable]
+    _refuse_if_empty(unusable, sum(not p.unusable for p in parts))
+    time_ms = np.concatenate([p.time_ms for p in parts])
+    data_start_ms = min(int(b.time_ms[0]) for b in hourly.values())
+    short = coverage.shorter_than_asked(int(time_ms.min()), window, data_start_ms, settings)
+    notes += [f"{u}: left out of training" for u in unusable] + ([short] if short else [])
+    frames = [p.frame for p in parts]
     return Panel(
         tuple(frames),
         build_batch(frames, settings.lookback_bars, need_windows),
-        np.concatenate(times),
-        np.concatenate(outcomes),
-        np.concatenate(reasons),
-        np.concatenate(ends),
-        np.concatenate(sides),
+        time_ms,
+        np.concatenate([p.outcome_r for p in parts]),
+        np.concatenate([p.exit_reason for p in parts]),
+        np.concatenate([p.label_end_ms for p in parts]),
+        np.concatenate([p.rule_action for p in parts]),
+        tuple(notes),
+        window,
+        data_start_ms,
+    )
+
+
+def _refuse_if_empty(unusable: Sequence[str], usable: int) -> None:
+    """MarketDataError naming every symbol and why, when no symbol is left to train on."""
+    if usable == 0:
+        raise MarketDataError(
+            f"no hour to train on: {'; '.join(unusable)}; import more history or train on other "
+            "symbols (market.symbols); nothing was published"
+        )
+
+
+@record
+class _SymbolPart:
+    """One symbol's rows of the panel; `unusable` says why it has none."""
+
+    frame: SymbolFrame
+    time_ms: Int64Array
+    outcome_r: FloatArray
+    exit_reason: npt.NDArray[np.int8]
+    label_end_ms: Int64Array
+    rule_action: Int8Array
+    unusable: str
+
+
+def _symbol_part(
+    settings: EnsembleSettings,
+    rules: ExitRules,
+    agent: RuleAgent,
+    bars: Bars,
+    funding: FundingSeries,
+    window: tuple[int, int],
+) -> _SymbolPart:
+    """The labelled rows of one symbol inside `window` (ms, both ends included)."""
+    features = compute_features(bars, funding)
+    index = np.arange(len(bars))
+    candidates = np.flatnonzero(
+        usable_rows(features)
+        & (index >= settings.lookback_bars)
+        & (index + settings.forecast_horizon_h < len(bars))
+        & (bars.time_ms >= window[0])
+        & (bars.time_ms <= window[1])
+    )
+    labels = triple_barrier_labels(bars, funding, candidates, rules)
+    known = np.isfinite(labels.r).all(axis=1)
+    rows = candidates[known]
+    why = "" if rows.size else coverage.unusable(bars.symbol, bars, features, window, settings)
+    return _SymbolPart(
+        SymbolFrame(bars.symbol, bars, features, rows),
+        bars.time_ms[rows],
+        labels.r[known],
+        labels.reason[known],
+        labels.exit_ms[known].max(axis=1),
+        agent.hourly_actions(bars)[rows],
+        why,
     )
 
 
@@ -127,7 +194,12 @@ def _hourly_bars(store: CandleStore, symbol: str, until_ms: int | None) -> Bars:
         return bars
     closed = bars.closed_before(until_ms)
     if closed == 0:
-        raise MarketDataError(f"{symbol}: no hourly bar closed by ensemble.training_end")
+        raise MarketDataError(
+            f"{symbol}: no hourly bar closed by ensemble.training_end "
+            f"({utc_from_ms(until_ms):%Y-%m-%d %H:%M}): its candles begin at "
+            f"{utc_from_ms(int(bars.time_ms[0])):%Y-%m-%d %H:%M}; set a later training_end or "
+            "import older data; nothing was published"
+        )
     return bars.slice(0, closed)
 
 
@@ -137,9 +209,9 @@ def make_folds(panel: Panel, settings: EnsembleSettings) -> Folds:
     k = settings.walk_forward_folds
     test_hours = int(len(hours) * settings.validation_fraction) // k
     if test_hours < 1:
-        raise MarketDataError(
-            f"{len(hours)} hours of labelled data are too few for {k} walk-forward folds"
-        )
+        hours_text = "1 labelled hour is" if len(hours) == 1 else f"{len(hours)} labelled hours are"
+        why = f"{hours_text} too few for {k} walk-forward blocks"
+        raise MarketDataError(_too_little(panel, settings, why))
     blocks, train, test = [], [], []
     # TimeSeriesSplit needs two splits; with one block, keep the last of two.
     splits = list(TimeSeriesSplit(n_splits=max(k, 2), test_size=test_hours).split(hours))[-k:]
@@ -149,7 +221,18 @@ def make_folds(panel: Panel, settings: EnsembleSettings) -> Folds:
         blocks.append((start, stop))
         train.append(panel.label_end_ms + settings.embargo_h * HOUR_MS <= start)
         test.append((panel.time_ms >= start) & (panel.time_ms < stop))
+    learned = int(train[0].sum())  # the blocks' training rows only grow from the first on
+    if learned < coverage.MIN_TRAIN_ROWS:
+        why = (
+            f"the first of {k} walk-forward blocks would learn from {learned} rows (at least "
+            f"{coverage.MIN_TRAIN_ROWS}), so the models could be neither validated nor calibrated"
+        )
+        raise MarketDataError(_too_little(panel, settings, why))
     return Folds(tuple(blocks), tuple(train), tuple(test))
+
+
+def _too_little(panel: Panel, settings: EnsembleSettings, why: str) -> str:
+    return coverage.too_little(panel.time_ms, panel.window_ms, panel.data_start_ms, settings, why)
 
 
 def exit_reason_shares(panel: Panel) -> dict[str, float]:

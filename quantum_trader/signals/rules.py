@@ -72,7 +72,7 @@ class RuleAgent:
         momentum = indicators.rsi(close, s.rules_rsi_period)
         strength = indicators.adx(bars, s.rules_adx_period)
         atr = indicators.atr(bars, s.rules_adx_period)
-        with np.errstate(invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore"):  # an ATR of 0: flat prices
             up = (
                 (fast > slow) & (close > slow) & (momentum > RSI_MIDLINE) & (momentum < RSI_CEILING)
             )

@@ -34,6 +34,7 @@ from quantum_trader.errors import ModelArtifactError
 from quantum_trader.market.resample import HOUR_MS
 from quantum_trader.record import record
 from quantum_trader.signals.calibration import Calibration
+from quantum_trader.signals.coverage import MIN_TRAIN_ROWS
 from quantum_trader.signals.labels import ExitRules
 from quantum_trader.signals.loading import expected_spec
 from quantum_trader.signals.model_set import (
@@ -62,7 +63,6 @@ if TYPE_CHECKING:
     from quantum_trader.config import Settings
 
 Progress = Callable[[str, float], None]
-MIN_TRAIN_ROWS = 50
 REPORT_FILE = "VALIDATION.md"
 
 

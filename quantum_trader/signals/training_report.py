@@ -83,11 +83,13 @@ class TrainingReport:
     calibration: Mapping[str, Reliability]
     figures_data: Mapping[str, ReliabilityFigure]
     skipped: Mapping[str, str] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
 
-    def model_metrics(self, name: str) -> dict[str, float]:
-        """A model's out-of-sample numbers for its manifest entry."""
+    def model_metrics(self, name: str) -> dict[str, float | None]:
+        """A model's out-of-sample numbers for its manifest entry (None where undefined: no
+        trade or no row scored, so the manifest is plain JSON, never NaN)."""
         s = self.stats[name]
-        return {
+        values = {
             "trades": float(s.trades),
             "mean_r": s.mean_r.value,
             "mean_r_low": s.mean_r.low,
@@ -95,6 +97,7 @@ class TrainingReport:
             "hit_rate": s.hit_rate.value,
             "brier": self.calibration[name].brier,
         }
+        return {k: v if math.isfinite(v) else None for k, v in values.items()}
 
     def figures(self) -> dict[str, bytes]:
         """One reliability diagram (PNG) per model and for the ensemble."""
@@ -124,10 +127,19 @@ class TrainingReport:
                 f"  - block {i + 2}: {a:%Y-%m-%d %H:%M} .. {b:%Y-%m-%d %H:%M}"
                 for i, (a, b) in enumerate(scored)
             ),
-            f"- out of sample (blocks 2..{len(self.folds)}): {self.evaluated_rows} rows;"
-            f" decision rule: trade when expected R after costs > {self.min_expected_r:+.2f}",
+            self._scored_line(),
+            *(f"- note: {note}" for note in self.notes),
             "",
         ]
+
+    def _scored_line(self) -> str:
+        rule = f"decision rule: trade when expected R after costs > {self.min_expected_r:+.2f}"
+        if len(self.folds) < 2:
+            return (
+                "- out of sample: nothing: the one walk-forward block only calibrates "
+                f"(ensemble.walk_forward_folds ≥ 2 scores the models out of sample); {rule}"
+            )
+        return f"- out of sample (blocks 2..{len(self.folds)}): {self.evaluated_rows} rows; {rule}"
 
     def _main_table(self) -> list[str]:
         lines = [
@@ -136,9 +148,9 @@ class TrainingReport:
             "|---|---|---|---|---|---|",
         ]
         for name, s in self.stats.items():
-            share = s.trades / s.rows if s.rows else math.nan
+            share = f"{s.trades / s.rows:.1%}" if s.rows else "–"
             lines.append(
-                f"| {name} | {s.trades} | {share:.1%} | {_ci(s.mean_r, '+.3f')} "
+                f"| {name} | {s.trades} | {share} | {_ci(s.mean_r, '+.3f')} "
                 f"| {_ci(s.hit_rate, '.1%')} | {s.total_r:+.1f} |"
             )
         mean, hit = self.random
@@ -171,7 +183,7 @@ class TrainingReport:
         ]
         for name, r in self.calibration.items():
             lines.append(
-                f"| {name} | {r.n} | {r.brier:.4f} | {r.max_gap:.3f} "
+                f"| {name} | {r.n} | {_number(r.brier, '.4f')} | {_number(r.max_gap, '.3f')} "
                 f"| reliability_{_slug(name)}.png |"
             )
         return [*lines, ""]
@@ -185,6 +197,10 @@ def _summary(summary: Mapping[str, float]) -> str:
 
 def _slug(name: str) -> str:
     return name.split(",")[0].replace(" ", "_")
+
+
+def _number(value: float, spec: str) -> str:
+    return f"{value:{spec}}" if math.isfinite(value) else "n/a"
 
 
 def _ci(value: Interval, spec: str) -> str:
@@ -235,6 +251,7 @@ def build_report(
         calibration=calibration,
         figures_data=figures,
         skipped=dict(skipped),
+        notes=panel.notes,
     )
 
 

@@ -243,6 +243,68 @@ def test_a_folder_as_download_data_leaves_it_imports_with_its_rules(tmp_path: Pa
     ]
 
 
+def test_a_rules_file_named_otherwise_beside_the_candles_is_imported(tmp_path: Path) -> None:
+    """A user's saved exchangeInfo named `exchange-info-binance.json` beside the candles (found
+    by an outside-style probe: it was skipped as candles and ignored as rules, then
+    "market rules: none for BTC/USDT:USDT in … (exchange-info-*.json)")."""
+    given = tmp_path / "given"
+    given.mkdir()
+    shutil.copy(SAMPLE / "BTC_USDT_USDT-5m-futures.feather", given)
+    shutil.copy(RULES, given / "exchange-info-binance.json")
+    data = tmp_path / "data"
+    done = run_cli(["import-data", str(given)], data, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert f"market rules: {RULES.name} from" in done.stdout
+    assert "warning" not in done.stdout
+    assert sorted(p.name for p in (data / "market").iterdir()) == [
+        "BTC_USDT_USDT-5m-futures.feather",
+        RULES.name,
+    ]
+    shutil.copy(RULES, given / "exchange-info-old.json")
+    again = run_cli(["import-data", str(given)], tmp_path / "other", tmp_path)
+    assert again.returncode == 2
+    assert one_line(again.stderr) == (
+        "configuration error: import-data: 2 rules files beside the candles "
+        "(exchange-info-binance.json, exchange-info-old.json): pass the one to use with "
+        "--exchange-info FILE"
+    )
+    assert not list((tmp_path / "other" / "market").glob("*"))
+
+
+def test_a_symbol_listed_too_late_for_its_warm_up_is_named_by_backtest_and_run(
+    tmp_path: Path,
+) -> None:
+    """ETH's candles begin twelve hours before the data ends, fewer than the warm-up: with no
+    --start/--end given (found by an outside-style probe; was: `--start/--end: nothing to
+    replay between …` for options never given, a window whose start was after its end, and no
+    symbol named; a paper run said `market.replay_start: … is outside the recording`, a setting
+    never set)."""
+    market = tmp_path / "data" / "market"
+    market.mkdir(parents=True)
+    shutil.copy(SAMPLE / "BTC_USDT_USDT-5m-futures.feather", market)
+    shutil.copy(RULES, market)
+    table = feather.read_table(SAMPLE / "ETH_USDT_USDT-5m-futures.feather")
+    feather.write_feather(
+        table.slice(table.num_rows - 144), market / "ETH_USDT_USDT-5m-futures.feather"
+    )
+    config = tmp_path / "two.toml"
+    config.write_text(
+        '[market]\nsymbols = ["BTC/USDT:USDT", "ETH/USDT:USDT"]\n'
+        '[signals]\nsource = "rules"\n[server]\nenabled = false\n'
+    )
+    expected = (
+        "configuration error: nothing to replay: ETH/USDT:USDT's candles begin at "
+        "2025-11-30 12:00, so after 2040 bars of warm-up the replay would start at 2025-12-07 "
+        "14:00, after the recorded data ends (2025-12-01 00:00); leave ETH/USDT:USDT out of the "
+        "symbols (--symbols or market.symbols) or record more of it"
+    )
+    for command in (["backtest", "--out", str(tmp_path / "out")], ["run"]):
+        done = run_cli([*command, "--config", str(config)], tmp_path / "data", tmp_path)
+        assert done.returncode == 2, done.stderr
+        assert one_line(done.stderr) == expected
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_start_inside_the_warm_up_is_said_with_the_first_candle(tmp_path: Path) -> None:
     store = CandleStore(SAMPLE)
     feed = ReplayFeed(store, [BTC, ETH], "5m", history_bars=288)

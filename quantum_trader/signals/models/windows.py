@@ -55,8 +55,11 @@ def build_targets(
 ) -> Float32Array:
     """(len(rows), 2, horizon) float32 targets for windows ending at `rows` (t + horizon < n).
 
-    The volume channel's targets use the window's own mean and std, as its inputs do.
+    The volume channel's targets use the window's own mean and std, as its inputs do. No row
+    (a symbol that gave none, e.g. fewer bars than the horizon) is an empty array.
     """
+    if rows.shape[0] == 0:
+        return np.empty((0, CHANNELS, horizon), dtype=np.float32)
     log_close = np.log(close)
     log_volume = np.log1p(volume)
     t = rows

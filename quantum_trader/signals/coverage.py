@@ -1,0 +1,133 @@
+"""What the training data lacks: notes for the training report, and the refusals when it holds
+too little to learn and validate anything.
+
+A demanding user trains on market data of their own: a symbol listed late or whose recording
+stops early, a symbol without funding rates, a price that does not move, a history shorter than
+the `training_days` asked. Each is said in the report (a note), and where nothing could be
+learned or validated, `train` stops before publishing anything (MarketDataError, exit 1) with
+one line naming the problem and what to do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import numpy.typing as npt
+
+from quantum_trader.clock import utc_from_ms
+from quantum_trader.domain import Bars, FloatArray
+from quantum_trader.market.resample import HOUR_MS
+from quantum_trader.signals.features import WARMUP_H, usable_rows
+from quantum_trader.signals.settings import EnsembleSettings
+
+MIN_TRAIN_ROWS = 50
+"""Rows the first walk-forward block must learn from (the later blocks learn from more)."""
+DAY_MS = 24 * HOUR_MS
+
+
+def _at(ms: int) -> str:
+    return f"{utc_from_ms(ms):%Y-%m-%d %H:%M}"
+
+
+def history_h(settings: EnsembleSettings) -> int:
+    """Hours of history a training row needs behind it (features and forecaster window)."""
+    return max(WARMUP_H, settings.lookback_bars)
+
+
+def ended_early(hourly: Mapping[str, Bars], end_ms: int) -> list[str]:
+    """A note for each symbol whose hourly bars stop before another's: the window ends there."""
+    latest = max(int(b.time_ms[-1]) for b in hourly.values())
+    if latest - end_ms < HOUR_MS:
+        return []
+    return [
+        f"{symbol}'s hourly bars end at {_at(end_ms)}: training ends there for every symbol, "
+        f"though other symbols' go on to {_at(latest)}; bring {symbol}'s data up to date or "
+        "leave it out of market.symbols"
+        for symbol, bars in hourly.items()
+        if int(bars.time_ms[-1]) == end_ms
+    ]
+
+
+def no_funding(symbol: str) -> str:
+    """The note for a symbol whose funding rates are not recorded."""
+    return (
+        f"{symbol}: no funding rates recorded: its labels are charged no funding and its "
+        "funding feature reads 0 (download-data fetches them)"
+    )
+
+
+def no_hour(symbol: str) -> str:
+    """Why a symbol whose candles do not fill one closed hour gave no training row."""
+    return f"{symbol}: its candles do not fill one closed hourly bar"
+
+
+def unusable(
+    symbol: str,
+    bars: Bars,
+    features: FloatArray,
+    window: tuple[int, int],
+    settings: EnsembleSettings,
+) -> str:
+    """Why a symbol gave no training row."""
+    needed = history_h(settings) + settings.forecast_horizon_h + 1
+    if len(bars) < needed:
+        return (
+            f"{symbol}: {len(bars)} hourly bars, fewer than the {needed} a row needs "
+            f"({history_h(settings)} h of history before it, "
+            f"{settings.forecast_horizon_h} h after it)"
+        )
+    if not usable_rows(features).any():
+        return (
+            f"{symbol}: its features are never defined: its prices or volume do not move "
+            "(a constant close has an ATR of 0 and no returns)"
+        )
+    return (
+        f"{symbol}: no hour from {_at(window[0])} to {_at(window[1])} has every feature "
+        "defined (prices or volume that do not move there?)"
+    )
+
+
+def shorter_than_asked(
+    first_row_ms: int, window: tuple[int, int], data_start_ms: int, settings: EnsembleSettings
+) -> str | None:
+    """A note when the labelled rows cover less than `training_days` (the data is shorter)."""
+    if first_row_ms - window[0] < DAY_MS:
+        return None
+    covered = (window[1] - first_row_ms) / DAY_MS
+    return (
+        f"the labelled rows cover {covered:.1f} of the {settings.training_days} days of "
+        f"ensemble.training_days (from {_at(first_row_ms)}): the data begins at "
+        f"{_at(data_start_ms)} and a row needs {history_h(settings)} h of history before it; "
+        "import a longer history to train on the whole window"
+    )
+
+
+def too_little(
+    time_ms: npt.NDArray[np.int64],
+    window: tuple[int, int],
+    data_start_ms: int,
+    settings: EnsembleSettings,
+    why: str,
+) -> str:
+    """The refusal when the panel cannot be cut into walk-forward blocks that learn.
+
+    `window` is the training window asked for (ms); `data_start_ms` the first recorded bar: when
+    the data begins inside the window, more history is what helps, else a longer window.
+    """
+    span = (
+        f"{time_ms.shape[0]} labelled (symbol, hour) rows from {_at(int(time_ms.min()))} to "
+        f"{_at(int(time_ms.max()))} UTC"
+        if time_ms.size
+        else "no labelled (symbol, hour) row"
+    )
+    if data_start_ms + history_h(settings) * HOUR_MS > window[0]:
+        more = f"import a longer history (the data begins at {_at(data_start_ms)})"
+    else:
+        more = f"raise ensemble.training_days ({settings.training_days})"
+    return (
+        f"too little data to train and validate: {span}: {why}; a row needs "
+        f"{history_h(settings)} h of history before it and its trades' outcomes after it; "
+        f"{more} or lower ensemble.walk_forward_folds ({settings.walk_forward_folds}); "
+        "nothing was published"
+    )
