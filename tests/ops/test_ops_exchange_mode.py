@@ -28,15 +28,21 @@ __all__ = ["loopback"]
 BTC = "BTC/USDT:USDT"
 
 
-async def test_status_and_metrics_of_a_testnet_runtime(
-    loopback: LoopbackBinance, tmp_path: Path
-) -> None:
-    settings = Settings(
-        data_dir=tmp_path,
+def served(data_dir: Path) -> Settings:
+    """A testnet runtime on the stand-in trading BTC, its status server reading the exchange
+    at once on every request."""
+    return Settings(
+        data_dir=data_dir,
         exchange=loopback_settings(),
         market=MarketSettings(symbols=(BTC,), history_bars=300),
         server=ServerSettings(port=0, token=SecretStr(TOKEN), exchange_read_interval_s=0.01),
     )
+
+
+async def test_status_and_metrics_of_a_testnet_runtime(
+    loopback: LoopbackBinance, tmp_path: Path
+) -> None:
+    settings = served(tmp_path)
     metrics = Metrics()
     async with AsyncExitStack() as stack:
         runtime = await open_runtime_on(loopback, settings, stack, metrics=metrics)
@@ -76,12 +82,7 @@ def strict_json(text: str) -> Any:
 async def test_status_with_the_exchange_down_says_what_it_shows_is_as_of_the_last_read(
     loopback: LoopbackBinance, tmp_path: Path
 ) -> None:
-    settings = Settings(
-        data_dir=tmp_path,
-        exchange=loopback_settings(),
-        market=MarketSettings(symbols=(BTC,), history_bars=300),
-        server=ServerSettings(port=0, token=SecretStr(TOKEN), exchange_read_interval_s=0.01),
-    )
+    settings = served(tmp_path)
     metrics = Metrics()
     async with AsyncExitStack() as stack:
         runtime = await open_runtime_on(loopback, settings, stack, metrics=metrics)
