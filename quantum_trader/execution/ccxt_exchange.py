@@ -524,9 +524,11 @@ def _say_if_short(fills: Sequence[Fill], order: Any, client_order_id: str) -> No
     """One warning when Binance listed fewer trades than the order executed (more than
     TRADES_PAGE trades, or older than its 7-day window): it is booked from the order's own
     executed quantity and average price (keeper/booking.py `execution_of`)."""
+    if not fills or not isinstance(order, dict) or "executedQty" not in order:
+        return  # only a warning: the order's own parse says what is missing
     executed = wire.decimal_field(order, "executedQty", "order")
     read = sum((f.quantity for f in fills), Decimal(0))
-    if fills and read < executed:
+    if read < executed:
         log.warning(
             "fills_incomplete",
             client_order_id=client_order_id,
