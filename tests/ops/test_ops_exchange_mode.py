@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -28,34 +30,39 @@ __all__ = ["loopback"]
 BTC = "BTC/USDT:USDT"
 
 
-def served(data_dir: Path) -> Settings:
-    """A testnet runtime on the stand-in trading BTC, its status server reading the exchange
-    at once on every request."""
-    return Settings(
+@asynccontextmanager
+async def served_after_a_cycle(
+    loopback: LoopbackBinance, data_dir: Path
+) -> AsyncIterator[tuple[aiohttp.ClientSession, str, datetime]]:
+    """A testnet runtime on the stand-in trading BTC after one cycle, its status server
+    reading the exchange at once on every request: a client with the token, the server's
+    address and the cycle's time."""
+    settings = Settings(
         data_dir=data_dir,
         exchange=loopback_settings(),
         market=MarketSettings(symbols=(BTC,), history_bars=300),
         server=ServerSettings(port=0, token=SecretStr(TOKEN), exchange_read_interval_s=0.01),
     )
+    metrics = Metrics()
+    async with AsyncExitStack() as stack:
+        runtime = await open_runtime_on(loopback, settings, stack, metrics=metrics)
+        ops = await open_operations(runtime, metrics, stack)
+        assert ops.url is not None  # the server is on
+        now = runtime.clock.now()
+        ops.telemetry.on_cycle(await runtime.core.executor.run_cycle(now), 0.05, now)
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        async with aiohttp.ClientSession(headers=headers) as client:
+            yield client, ops.url, now
 
 
 async def test_status_and_metrics_of_a_testnet_runtime(
     loopback: LoopbackBinance, tmp_path: Path
 ) -> None:
-    settings = served(tmp_path)
-    metrics = Metrics()
-    async with AsyncExitStack() as stack:
-        runtime = await open_runtime_on(loopback, settings, stack, metrics=metrics)
-        ops = await open_operations(runtime, metrics, stack)
-        now = runtime.clock.now()
-        summary = await runtime.core.executor.run_cycle(now)
-        ops.telemetry.on_cycle(summary, 0.05, now)
-        headers = {"Authorization": f"Bearer {TOKEN}"}
-        async with aiohttp.ClientSession(headers=headers) as client:
-            async with client.get(f"{ops.url}/status") as answer:
-                status = await answer.json()
-            async with client.get(f"{ops.url}/metrics") as answer:
-                text = await answer.text()
+    async with served_after_a_cycle(loopback, tmp_path) as (client, url, _):
+        async with client.get(f"{url}/status") as answer:
+            status = await answer.json()
+        async with client.get(f"{url}/metrics") as answer:
+            text = await answer.text()
     assert status["mode"] == "testnet"
     assert status["market_source"] == "exchange"
     (position,) = status["positions"]
@@ -82,28 +89,20 @@ def strict_json(text: str) -> Any:
 async def test_status_with_the_exchange_down_says_what_it_shows_is_as_of_the_last_read(
     loopback: LoopbackBinance, tmp_path: Path
 ) -> None:
-    settings = served(tmp_path)
-    metrics = Metrics()
-    async with AsyncExitStack() as stack:
-        runtime = await open_runtime_on(loopback, settings, stack, metrics=metrics)
-        ops = await open_operations(runtime, metrics, stack)
-        now = runtime.clock.now()
-        ops.telemetry.on_cycle(await runtime.core.executor.run_cycle(now), 0.05, now)
-        headers = {"Authorization": f"Bearer {TOKEN}"}
-        async with aiohttp.ClientSession(headers=headers) as client:
+    async with served_after_a_cycle(loopback, tmp_path) as (client, url, now):
 
-            async def status() -> Any:
-                async with client.get(f"{ops.url}/status") as answer:
-                    assert answer.status == 200
-                    return strict_json(await answer.text())
+        async def status() -> Any:
+            async with client.get(f"{url}/status") as answer:
+                assert answer.status == 200
+                return strict_json(await answer.text())
 
-            before = await status()
-            loopback.outage(Outage(path="", start_ms=0, end_ms=2**62))  # every request: 503
-            for _ in range(500):  # until a read is due (every 0.01 s) and has failed
-                during = await status()
-                if during["exchange_read"]["failed"]:
-                    break
-                await asyncio.sleep(0.01)
+        before = await status()
+        loopback.outage(Outage(path="", start_ms=0, end_ms=2**62))  # every request: 503
+        for _ in range(500):  # until a read is due (every 0.01 s) and has failed
+            during = await status()
+            if during["exchange_read"]["failed"]:
+                break
+            await asyncio.sleep(0.01)
     read = before["exchange_read"]
     assert read == {
         "balance_as_of": now.isoformat(),
