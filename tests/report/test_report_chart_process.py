@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import uvloop
-from daemon_harness import eventually, ignores_sigint, niceness
+from daemon_harness import eventually, ignores_sigint, niceness, ten_lower_than_ours
 from report_builders import TWO, utc
 from structlog.testing import capture_logs
 
@@ -327,7 +327,7 @@ def test_ctrl_c_reaching_the_chart_process_does_not_stop_it(
         process = await ChartProcess.start()
         assert process is not None
         # It yields the CPU to the backtest's process, whose run needs it first (set first).
-        lower = niceness(os.getpid()) + 10
+        lower = ten_lower_than_ours()
         eventually(lambda: niceness(process.pid) == lower, 60, "the chart process at nice +10")
         eventually(lambda: ignores_sigint(process.pid), 60, "the chart process ignoring SIGINT")
         os.kill(process.pid, signal.SIGINT)  # a terminal's Ctrl-C reaches the process group
