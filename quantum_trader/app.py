@@ -53,6 +53,7 @@ from quantum_trader.ops.metrics import Metrics
 from quantum_trader.ops.presence import HEARTBEAT_FILE, STOPPING_FILE
 from quantum_trader.portfolio.ledger import Ledger
 from quantum_trader.ports import Clock, Exchange, ExchangeStreams, Repository, SignalSource
+from quantum_trader.signals.model_set import models_dir_in
 from quantum_trader.signals.rules import RuleAgent
 from quantum_trader.sizing.costs import CostModel
 from quantum_trader.sizing.desk import SizingDesk
@@ -114,7 +115,7 @@ def choose_signal_source(
         raise ConfigurationError(
             [
                 f"signals.source: 'ensemble' needs at least {settings.ensemble.min_models} "
-                f"loadable trained models in {settings.data_dir / 'models'}"
+                f"loadable trained models in {models_dir_in(settings.data_dir)}"
                 " (run `quantum-trader train` first)"
             ]
         )
@@ -125,7 +126,7 @@ def _load_ensemble(
     settings: Settings, funding: Mapping[str, FundingSeries] | None = None
 ) -> SignalSource | None:
     """The ensemble of the models that load, or None when fewer than `min_models` do."""
-    models_dir = settings.data_dir / "models"
+    models_dir = models_dir_in(settings.data_dir)
     if not models_dir.is_dir():
         return None
     from quantum_trader.signals.ensemble import recorded_funding  # heavy
@@ -430,7 +431,7 @@ def said_in_sample(
     from quantum_trader.signals.ensemble import Ensemble
 
     if isinstance(source, Ensemble):
-        warning = in_sample_replay(source.metadata, settings.data_dir / "models", window)
+        warning = in_sample_replay(source.metadata, models_dir_in(settings.data_dir), window)
         if warning is not None:
             log.warning("replay_in_sample", detail=warning)
 

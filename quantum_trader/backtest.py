@@ -59,6 +59,7 @@ from quantum_trader.report.model import BacktestReport, RunContext
 from quantum_trader.report.outputs import staged_output
 from quantum_trader.report.provenance import Provenance, check_window
 from quantum_trader.signals.ensemble import Ensemble, recorded_funding
+from quantum_trader.signals.model_set import models_dir_in
 from quantum_trader.storage.memory import InMemoryRepository
 from quantum_trader.storage.split import SplitRepository
 from quantum_trader.storage.sqlite import SqliteRepository
@@ -152,7 +153,11 @@ def prepare_replay(settings: Settings, request: BacktestRequest) -> tuple[Settin
     missing += replay_caveats(data, feed, start, end)  # not TRADING, gaps in the window
     metadata = source.metadata if isinstance(source, Ensemble) else None
     provenance = check_window(
-        source.name, metadata, settings.data_dir / "models", (start, end), request.allow_in_sample
+        source.name,
+        metadata,
+        models_dir_in(settings.data_dir),
+        (start, end),
+        request.allow_in_sample,
     )
     return settings, Replay(store, feed, source, start, end, provenance, rules, tuple(missing))
 

@@ -27,7 +27,7 @@ from quantum_trader.clock import LiveClock
 from quantum_trader.config import Settings
 from quantum_trader.market.source import resolve_market_data
 from quantum_trader.ops.data_dir import prepare_data_dir
-from quantum_trader.signals.model_set import ModelSetError, current_set
+from quantum_trader.signals.model_set import ModelSetError, current_set, models_dir_in
 from quantum_trader.signals.stopping import TRAINING_STOP, StopRequested
 
 if TYPE_CHECKING:  # at run time only `train` imports training and its model libraries
@@ -39,7 +39,7 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 def models_dir(settings: Settings) -> Path:
     """Where `train` publishes model sets and where the daemon loads the current one from."""
-    return settings.data_dir / "models"
+    return models_dir_in(settings.data_dir)
 
 
 def train_ensemble(settings: Settings, out: Console, now: datetime) -> TrainingResult:

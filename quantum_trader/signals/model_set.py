@@ -37,6 +37,7 @@ from quantum_trader.record import record
 from quantum_trader.signals.calibration import Calibration
 
 FORMAT_VERSION = 2
+MODELS_SUBDIR = "models"
 CURRENT_FILE = "CURRENT"
 MANIFEST_FILE = "manifest.json"
 PARTIAL_PREFIX = ".partial-"
@@ -241,6 +242,11 @@ def publish_model_set(
         raise
     _prune(models_dir, manifest.set_id)
     return final
+
+
+def models_dir_in(data_dir: Path) -> Path:
+    """Where `train` publishes model sets and where the daemon and backtest load them from."""
+    return data_dir / MODELS_SUBDIR
 
 
 def current_set(models_dir: Path) -> Path | None:
