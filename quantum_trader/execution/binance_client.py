@@ -271,6 +271,10 @@ class BinanceRest:
         # Told about every request and the weight Binance says this IP used (metrics).
         self.on_request: RequestObserver | None = None
 
+    def now(self) -> datetime:
+        """The time by the clock the client was given (real time unless a test's)."""
+        return self._clock.now()
+
     def _note_request(self, operation: Operation) -> None:
         if self.on_request is None:
             return

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -80,6 +80,8 @@ KLINES_MAX_LIMIT = 1500
 FUNDING_MAX_LIMIT = 1000
 TRIGGER_SLACK_MS = 5_000
 TRADES_PAGE = 1_000  # GET /fapi/v1/userTrades: default 500, at most 1,000
+INCOME_PAGE = 1_000  # GET /fapi/v1/income: default 100, at most 1,000
+INCOME_KEPT = timedelta(days=90)  # "only contains data for the last three months"
 NOT_FOUND = frozenset({-2013, -2011})  # "Order does not exist", "Unknown order sent"
 LISTEN_KEY_MISSING = frozenset({-1125})
 MARGIN_TYPE_ALREADY_SET = frozenset({-4046})
@@ -345,16 +347,36 @@ class CcxtExchange:
             raise OperatorActionRequired(message) from error
 
     async def fetch_funding_paid(self, symbol: str, since: datetime) -> Decimal:
-        """Funding paid on `symbol` since `since` (positive = paid), from up to 1000 settlements."""
+        """Funding paid on `symbol` since `since` (positive = paid): every settlement Binance
+        lists, a page of INCOME_PAGE at a time from the oldest (a symbol settling hourly
+        settles 1,000 times in 42 days). Binance keeps three months of income history: for a
+        position open longer, what it kept, with a `funding_history_short` warning."""
         market_id = await self._market_id(symbol, Operation.ACCOUNT)
-        params = {
-            "symbol": market_id,
-            "incomeType": "FUNDING_FEE",
-            "startTime": ms_from_utc(since),
-            "limit": 1000,
-        }
-        payload = await self._read(Operation.ACCOUNT, "fapiPrivateGetIncome", params)
-        return wire.parse_funding_income(payload)
+        kept_from = self._rest.now() - INCOME_KEPT
+        if since < kept_from:
+            log.warning(
+                "funding_history_short",
+                symbol=symbol,
+                opened_at=since.isoformat(),
+                kept_from=kept_from.isoformat(),
+                detail="Binance keeps three months of income history: funding settled before "
+                "kept_from is not counted in this trade",
+            )
+        params = {"symbol": market_id, "incomeType": "FUNDING_FEE", "limit": INCOME_PAGE}
+        start, rows, seen = ms_from_utc(since), list[Any](), set[tuple[object, ...]]()
+        while True:
+            page = await self._read(
+                Operation.ACCOUNT, "fapiPrivateGetIncome", {**params, "startTime": start}
+            )
+            listed = wire.as_list(page, "income")
+            # tranId is unique per income type: a settlement on a page boundary counts once.
+            rows += [r for r in listed if _new_income(r, seen)]
+            if len(listed) < INCOME_PAGE:
+                return wire.parse_funding_income(rows)
+            # From the last time listed again (its other rows may be on the next page); past
+            # it when a whole page shares it.
+            latest = max(wire.int_field(r, "time", "income") for r in listed)
+            start = latest if latest > start else latest + 1
 
     async def fetch_snapshot(self, taken_at: datetime) -> ExchangeSnapshot:
         """Positions and every open conditional order from REST (weight 5 + 40), as the
@@ -538,6 +560,18 @@ def _say_if_short(fills: Sequence[Fill], order: Any, client_order_id: str) -> No
             detail="booked from the order's executed quantity and average price; "
             "its fee is the listed trades' scaled up to that quantity",
         )
+
+
+def _new_income(row: Any, seen: set[tuple[object, ...]]) -> bool:
+    """Whether income `row` was not read before (and note it); a row that is not an object
+    is left for the parser to refuse."""
+    if not isinstance(row, dict):
+        return True
+    key = (row.get("tranId"), row.get("time"), row.get("income"))
+    if key in seen:
+        return False
+    seen.add(key)
+    return True
 
 
 def _flag(payload: Any, name: str) -> bool:

@@ -33,6 +33,8 @@ from .markets import (
 FIVE_MINUTES_MS = 300_000
 INTERVAL_MS = {"1m": 60_000, "5m": 300_000, "15m": 900_000, "1h": 3_600_000, "1d": 86_400_000}
 FUNDING_INTERVAL_MS = 8 * 3_600_000
+DAY_MS = 86_400_000
+INCOME_KEPT_MS = 90 * DAY_MS  # Binance: "only contains data for the last three months"
 LISTEN_KEY_VALIDITY_MS = 60 * 60_000
 START_MS = 1_762_000_000_000 - 1_762_000_000_000 % FIVE_MINUTES_MS  # 2025-11-01 12:25 UTC
 
@@ -313,14 +315,41 @@ class LoopbackState:
         ][: int(params.get("limit", 500))]
 
     def income_history(self, params: dict[str, str]) -> list[dict[str, Any]]:
-        start = int(params.get("startTime", 0))
-        return [
+        """GET /fapi/v1/income as documented: startTime and endTime inclusive (neither: the
+        last 7 days), the oldest first, `limit` rows (default 100, at most 1,000), and only
+        the last three months kept."""
+        limit = int(params.get("limit", 100))
+        if not 1 <= limit <= 1000:
+            raise BinanceError(-1130, "Data sent for parameter 'limit' is not valid.")
+        now = self.now_ms
+        if "startTime" not in params and "endTime" not in params:
+            start, end = now - 7 * DAY_MS, now
+        else:
+            start, end = int(params.get("startTime", 0)), int(params.get("endTime", now))
+        start = max(start, now - INCOME_KEPT_MS)
+        rows = [
             row
             for row in self.income
             if row["symbol"] == params.get("symbol", row["symbol"])
             and row["incomeType"] == params.get("incomeType", row["incomeType"])
-            and row["time"] >= start
+            and start <= row["time"] <= end
         ]
+        return sorted(rows, key=lambda row: row["time"])[:limit]
+
+    def book_funding(self, market_id: str, income: Decimal, time_ms: int) -> None:
+        """A funding settlement of `income` USDT (negative: paid) on `market_id` at `time_ms`."""
+        self.wallet += income
+        row = {
+            "symbol": market_id,
+            "incomeType": "FUNDING_FEE",
+            "income": str(income),
+            "asset": "USDT",
+            "info": "FUNDING_FEE",
+            "time": time_ms,
+            "tranId": self.new_id(),
+            "tradeId": "",
+        }
+        self.income.append(row)
 
     # -- order reads ---------------------------------------------------------------------------
 
