@@ -312,7 +312,9 @@ async def _replay(
                 summary = await quiet.repeat_cycle(now)
             else:
                 summary = await core.executor.run_cycle(now)
-            quiet.after(before, summary, now)
+            quiet.after(
+                before, summary, now, next_equity if now < next_equity else now + EQUITY_EVERY
+            )
             if now >= next_equity:
                 await _snapshot_equity(core, repository, now)
                 next_equity = now + EQUITY_EVERY
