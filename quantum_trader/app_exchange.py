@@ -34,6 +34,7 @@ from quantum_trader.clock import LiveClock, ms_from_utc
 from quantum_trader.config import ExchangeSettings, Settings
 from quantum_trader.domain import ExchangeMode, GlobalRegime
 from quantum_trader.errors import ConfigurationError, MarketDataError, RetryLater
+from quantum_trader.execution.binance_client import Operation
 from quantum_trader.execution.binance_streams import BinanceStreams
 from quantum_trader.execution.ccxt_exchange import DEFAULT_RETRY_DELAYS_S, CcxtExchange
 from quantum_trader.gates.settings import RegimeSettings
@@ -175,6 +176,7 @@ async def open_exchange_runtime(
     stack.push_async_callback(exchange.close)
     if metrics is not None:
         exchange.on_request = metrics.on_request
+        metrics.declare_operations(operation.value for operation in Operation)
     await exchange.load_markets()
     universe = LiveUniverse(exchange, settings)
     await universe.start(clock.now())

@@ -57,6 +57,7 @@ async def run_daemon(settings: Settings, source: SignalSource | None = None) -> 
     check_address(settings.server)  # a port in use: before the data directory or the exchange
     async with AsyncExitStack() as stack:
         metrics = Metrics()
+        metrics.declare_loops(loop_intervals_s(settings))
         runtime = await open_runtime(
             settings, stack, lambda start: SimulatedClock(start, speed), stopping, metrics, source
         )
@@ -72,10 +73,20 @@ async def run_daemon(settings: Settings, source: SignalSource | None = None) -> 
     return 0
 
 
+def loop_intervals_s(settings: Settings) -> dict[str, float]:
+    """The daemon's periodic loops by name, and each one's interval in its clock's seconds."""
+    return {
+        "executor": settings.executor.interval_s,
+        "monitor": settings.monitor.interval_s,
+        "heartbeat": settings.executor.heartbeat_interval_s,
+    }
+
+
 async def run_loops(runtime: Runtime, ops: Operations, stopping: asyncio.Event) -> None:
     """The executor, the keeper's monitor tick, the heartbeat and the streams, until
     `stopping` is set; then a time-boxed, ordered stop."""
     s, clock = runtime.settings, runtime.clock
+    every = loop_intervals_s(s)
     watch = LoopWatch(ops.warnings, ops.telemetry)
 
     async def heartbeat(now: datetime) -> None:
@@ -86,18 +97,18 @@ async def run_loops(runtime: Runtime, ops: Operations, stopping: asyncio.Event) 
 
     keeper = runtime.core.keeper
     loops: tuple[tuple[str, float, Clock, Step, Sequence[asyncio.Event]], ...] = (
-        ("executor", s.executor.interval_s, clock, lambda now: _cycle(runtime, ops, now), ()),
+        ("executor", every["executor"], clock, lambda now: _cycle(runtime, ops, now), ()),
         # The keeper also ticks at once when it asks to (an order's outcome is unknown) and
         # when the user-data stream reports a fill.
         (
             "monitor",
-            s.monitor.interval_s,
+            every["monitor"],
             clock,
             lambda now: _monitor_tick(runtime, ops, now),
             keeper.wake_events(),
         ),
         # Liveness and health are about the process, so the heartbeat keeps real time.
-        ("heartbeat", s.executor.heartbeat_interval_s, LiveClock(), heartbeat, ()),
+        ("heartbeat", every["heartbeat"], LiveClock(), heartbeat, ()),
     )
     async with asyncio.TaskGroup() as group:
         tasks = [

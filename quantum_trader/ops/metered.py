@@ -21,11 +21,12 @@ from quantum_trader.domain import (
     OrderStatus,
 )
 from quantum_trader.errors import OrderRejected, OrderStateUnknown, QuantumTraderError
+from quantum_trader.ops.known_labels import EXCHANGE_WHERE
 from quantum_trader.ops.metrics import Metrics
 from quantum_trader.ports import Exchange
 
 T = TypeVar("T")
-WHERE = "exchange"
+WHERE = EXCHANGE_WHERE
 
 
 class MeteredExchange:

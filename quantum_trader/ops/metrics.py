@@ -19,11 +19,16 @@ Names and units are the contract the Grafana dashboard (deploy/grafana/) reads:
   a replay, so comparable with its interval). A lag above one interval is a missed tick.
 - `qt_notifications_total{channel,outcome}`: sent, failed (after every retry), dropped.
 - `process_*`: the process collector (resident memory, CPU seconds, open files).
+
+Labelled series whose values are known at start (ops/known_labels.py: gates and their
+reasons, order kinds and outcomes, fill sides, exit reasons, the exchange port's errors; the
+loops, notification channels and exchange operations their owners declare) read 0 from the
+first scrape, not "No data" until their first event.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Protocol
 
 from prometheus_client import (
@@ -39,6 +44,7 @@ from prometheus_client import (
 )
 
 from quantum_trader.gates.governor import TradingState
+from quantum_trader.ops import known_labels as known
 from quantum_trader.ops.health import HealthStatus
 from quantum_trader.record import record
 
@@ -137,6 +143,40 @@ class Metrics:
         )
         ProcessCollector(registry=r)
         self.max_lag_s: dict[str, float] = {}
+        self._show_known_at_zero()
+
+    def _show_known_at_zero(self) -> None:
+        """Touch each known combination (`labels()` without `inc()`): exported at 0."""
+        for labels in known.verdict_labels():
+            self.decisions.labels(*labels)
+        for kind in known.ORDER_KINDS:
+            for outcome in known.ORDER_OUTCOMES:
+                self.orders.labels(kind, outcome)
+        for side in known.FILL_SIDES:
+            self.fills.labels(side)
+        for reason in known.CLOSING_REASONS:
+            self.trades_closed.labels(reason)
+        for error in known.EXCHANGE_ERRORS:
+            self.errors.labels(error, known.EXCHANGE_WHERE)
+
+    def declare_loops(self, intervals_s: Mapping[str, float]) -> None:
+        """Show each loop (name → interval in its clock's seconds) before its first step: its
+        interval, and no lag or overrun yet."""
+        for loop, interval_s in intervals_s.items():
+            self.loop_interval.labels(loop).set(interval_s)
+            self.loop_lag.labels(loop)
+            self.loop_lag_max.labels(loop)
+            self.loop_overruns.labels(loop)
+
+    def declare_channel(self, channel: str) -> None:
+        """Show a notification channel's outcomes at 0 before its first message."""
+        for outcome in known.NOTIFICATION_OUTCOMES:
+            self.notifications.labels(channel, outcome)
+
+    def declare_operations(self, operations: Iterable[str]) -> None:
+        """Show the exchange adapter's kinds of call at 0 before the first."""
+        for operation in operations:
+            self.requests.labels(operation)
 
     def count_open_positions(self, count: Callable[[], int]) -> None:
         """Read the number of open positions at every scrape."""

@@ -146,6 +146,7 @@ class Outbox:
         self._metrics = metrics
         self._warnings = warnings
         self._monotonic = monotonic
+        metrics.declare_channel(channel.name)
         self._queue: deque[Notification] = deque()
         self._ready = asyncio.Event()
         self.drained = asyncio.Event()

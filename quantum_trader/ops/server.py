@@ -1,7 +1,8 @@
 """The status server (aiohttp): /health, /status, /metrics and the live page at /.
 
 - `/health`: 200 with HEALTHY or DEGRADED, 503 with CRITICAL; never needs the token (the
-  Docker healthcheck and load balancers call it).
+  Docker healthcheck and load balancers call it), so its problem lines name files relative
+  to the data directory or by role, never by absolute path (ops/public_paths.py).
 - `/status`: the StatusSnapshot as JSON. `/metrics`: Prometheus text.
 - `/favicon.ico`: 204, no icon (browsers ask for one on every page they show).
 - `/`: the live page, a self-contained HTML file (no CDN) that polls /status. It holds no
@@ -30,6 +31,7 @@ from aiohttp.typedefs import Handler
 from quantum_trader.errors import ConfigurationError
 from quantum_trader.log import get_logger
 from quantum_trader.ops.health import HealthStatus
+from quantum_trader.ops.public_paths import public_places, without_absolute_paths
 from quantum_trader.ops.quiet import RepeatedWarnings
 from quantum_trader.ops.settings import ServerSettings
 from quantum_trader.ops.snapshot import snapshot_json
@@ -138,6 +140,7 @@ class StatusServer:
         self._warnings = warnings
         self._token = settings.token.get_secret_value().encode() if settings.token else None
         self._page = load_page()
+        self._places = public_places(telemetry.view.runtime.settings)
         self._runner: web.AppRunner | None = None
         self.port = settings.port
         # aiohttp's own errors (a malformed or oversized request): one line a kind a minute.
@@ -218,7 +221,8 @@ class StatusServer:
     async def _health(self, request: web.Request) -> web.Response:
         report = self._telemetry.view.runtime.health.latest
         status = 503 if report.status is HealthStatus.CRITICAL else 200
-        body = {"status": report.status.value, "problems": list(report.problems)}
+        problems = [without_absolute_paths(p, self._places) for p in report.problems]
+        body = {"status": report.status.value, "problems": problems}
         return web.json_response(body, status=status)
 
     async def _status(self, request: web.Request) -> web.Response:

@@ -75,6 +75,8 @@ async def test_status_and_metrics_of_a_testnet_runtime(
     used = next(x for x in text.splitlines() if x.startswith("qt_exchange_used_weight_1m "))
     assert float(used.split()[1]) == loopback.weight > 0
     assert 'qt_exchange_requests_total{operation="order"}' in text
+    for operation in ("data", "account", "order", "cancel"):  # each from the start, 0 or more
+        assert f'qt_exchange_requests_total{{operation="{operation}"}}' in text
 
 
 def strict_json(text: str) -> Any:

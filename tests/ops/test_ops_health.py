@@ -1,5 +1,6 @@
 """Health is the process's own and its transitions act: CRITICAL turns /health to 503, is
 announced, stops new entries through the governor, and three in a row stop the daemon cleanly.
+The public /health names no absolute path.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ import pytest
 from daemon_harness import Daemon, eventually
 from ops_builders import Answer, Receiver, get, status_url
 
-from quantum_trader.config import HealthSettings
+from quantum_trader.config import HealthSettings, MarketSettings, Settings
+from quantum_trader.market.candle_store import bundled_sample_dir
 from quantum_trader.ops.health import HealthSample, HealthStatus, assess
 from quantum_trader.ops.process import ProcessSampler, cpu_quota_cores, memory_limit_bytes
+from quantum_trader.ops.public_paths import public_places, without_absolute_paths
 
 
 @pytest.mark.slow
@@ -125,3 +128,29 @@ def test_a_sampler_reads_a_container_limits(tmp_path: Path) -> None:
     sampler = ProcessSampler(cgroup=tmp_path)
     assert sampler.cores == 0.5
     assert sampler.memory_limit_bytes == 2**30
+
+
+def test_public_health_text_names_files_relative_to_the_data_dir_or_by_role(
+    tmp_path: Path,
+) -> None:
+    recorded = tmp_path / "recorded"
+    places = public_places(
+        Settings(data_dir=tmp_path / "data", market=MarketSettings(replay_dir=recorded))
+    )
+
+    def public(text: str) -> str:
+        return without_absolute_paths(text, places)
+
+    assert public(f"0 of 200 BTC daily closes in {tmp_path}/data/market; it stays") == (
+        "0 of 200 BTC daily closes in data_dir/market; it stays"
+    )
+    assert public(f"{recorded}/X-1h-futures.feather: no 'date' column") == (
+        "market.replay_dir/X-1h-futures.feather: no 'date' column"
+    )
+    assert (
+        public(f"closes in {bundled_sample_dir()} before") == "closes in the bundled sample before"
+    )
+    # A sibling of the data directory is not inside it: any other path keeps its last part.
+    assert public(f"{tmp_path}/data2/quantum_trader.db is locked") == "quantum_trader.db is locked"
+    unchanged = "error rate 3/10; BTC/USDT:USDT; http://host/hook; `download-data --days 210`"
+    assert public(unchanged) == unchanged

@@ -1,19 +1,24 @@
 """Metrics fed from the exchange boundary (the ccxt adapter against the loopback Binance
 stand-in): request counts and Binance's own used weight, orders by outcome, fills, errors by
-class; and stream health, REST-only today."""
+class; stream health, REST-only today; and the labelled series known at start, at 0 until
+their first event."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from loopback import LoopbackBinance
 from loopback.faults import Fault
 
+import quantum_trader
 from quantum_trader.domain import OrderKind, OrderRequest, OrderSide
 from quantum_trader.errors import OrderRejected
 from quantum_trader.execution.ccxt_exchange import CcxtExchange
+from quantum_trader.ops.known_labels import VERDICTS
 from quantum_trader.ops.metered import MeteredExchange
 from quantum_trader.ops.metrics import Metrics, StreamState
 
@@ -71,3 +76,42 @@ def test_stream_health_is_reported_and_none_means_rest_only() -> None:
     assert 'qt_stream_up{stream="markPrice"} 1.0' in text
     assert 'qt_stream_up{stream="userData"} 0.0' in text
     assert 'qt_stream_last_message_age_seconds{stream="markPrice"} 0.4' in text
+
+
+def test_known_labelled_series_read_zero_before_their_first_event() -> None:
+    metrics = Metrics()
+    metrics.declare_loops({"executor": 30.0, "monitor": 5.0})
+    metrics.declare_channel("webhook")
+    metrics.declare_operations(["data", "order"])
+    lines = set(metrics.render()[0].decode().splitlines())
+    for line in (
+        'qt_decisions_total{approved="false",gate="governor",reason="OPERATOR_PAUSED"} 0.0',
+        'qt_decisions_total{approved="true",gate="execution",reason="APPROVED"} 0.0',
+        'qt_orders_total{kind="STOP_MARKET",outcome="unknown"} 0.0',
+        'qt_fills_total{side="SELL"} 0.0',
+        'qt_trades_closed_total{reason="PROTECTION_FAILED"} 0.0',
+        'qt_errors_total{error="IpBanned",where="exchange"} 0.0',
+        'qt_loop_overruns_total{loop="monitor"} 0.0',
+        'qt_loop_lag_seconds_count{loop="executor"} 0.0',
+        'qt_loop_interval_seconds{loop="executor"} 30.0',
+        'qt_notifications_total{channel="webhook",outcome="dropped"} 0.0',
+        'qt_exchange_requests_total{operation="order"} 0.0',
+    ):
+        assert line in lines, line
+    assert not any('reason="TRAILING"' in line for line in lines)  # moves a stop, closes nothing
+    assert not any('true",gate="signal_filter"' in line for line in lines)  # it never approves
+
+
+def test_every_reason_code_the_code_gives_is_listed_under_a_gate() -> None:
+    """A reason missing from known_labels.VERDICTS would be "No data" until its first verdict."""
+    package = Path(quantum_trader.__file__).parent
+    vocabulary = {package / "domain" / "enums.py", package / "ops" / "known_labels.py"}
+    given = {
+        code
+        for path in package.rglob("*.py")
+        if path not in vocabulary
+        for code in re.findall(r"ReasonCode\.([A-Z_]+)", path.read_text())
+    }
+    listed = {reason.value for reasons in VERDICTS.values() for reason in reasons}
+    assert len(given) > 40
+    assert given <= listed, given - listed
