@@ -275,6 +275,7 @@ class QuietSteps:
         if seen is None or any(marks.keys() != held.keys() for marks in seen[0]):
             return
         marks, listed = seen
+        steps = steps[: len(marks)]  # those before a trigger or a settlement falls due
         priced = not self._core.executor.repeats_unpriced
         for length in (len(steps), len(steps) // 2):
             if length < 2:
