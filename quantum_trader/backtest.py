@@ -312,9 +312,7 @@ async def _replay(
                 summary = await quiet.repeat_cycle(now)
             else:
                 summary = await core.executor.run_cycle(now)
-            quiet.after(
-                before, summary, now, next_equity if now < next_equity else now + EQUITY_EVERY
-            )
+            quiet.after(before, summary, now)
             if now >= next_equity:
                 await _snapshot_equity(core, repository, now)
                 next_equity = now + EQUITY_EVERY

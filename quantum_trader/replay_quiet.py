@@ -32,11 +32,9 @@ the step after it starts from a state that counts as the same. The hourly equity
 always taken by a step that runs. A step after one that changed something runs: its checks
 would not see everything that step left to do (tried: the year's ledger differed).
 
-With positions open, the steps after a repeated one (or after one that ran and left the state
-as found, with no regime turn left for the keeper's next tick) up to the next timer or hour
-are also checked as a stretch, once, at its extreme marks (`_stretch`): each part of the
-checks passes on an interval of each mark or of the equity, so passing at the extremes covers
-every step between.
+With positions open, the steps after a repeated one up to the next timer or hour are also
+checked as a stretch, once, at its extreme marks (`_stretch`): each part of the checks passes on
+an interval of each mark or of the equity, so passing at the extremes covers every step between.
 Where the base's inputs read prices (the balancer's priced refusals), the cycle's part is
 checked over the box the stretch spans — each held symbol's view price between the lowest and
 highest its steps show, the account between the two corners' — the balancer's refusals
@@ -127,23 +125,15 @@ class QuietSteps:
         core = self._core
         return Before(core.keeper.book, self._exchange.revision, self._state(), core.ledger.tracker)
 
-    def after(
-        self, before: Before | None, summary: CycleSummary, now: datetime, runs_at: datetime
-    ) -> None:
+    def after(self, before: Before | None, summary: CycleSummary, now: datetime) -> None:
         """Note whether the steps after the one just run at `now` may repeat it, and until
-        when; and whether it left the state as it found it. If it did, with positions open
-        and no regime turn left for the next tick to see, find the stretch ahead at once
-        (`_stretch`): the steps before `runs_at` (the next step that runs whatever it finds)."""
+        when; and whether it left the state as it found it."""
         self._key, self._ahead, self._failed = None, {}, False
         if before is not None and self._settled(summary):
             key = self._model.quiet_key(ms_from_utc(now))
             if key is not None:
                 self._key, self._until = key, self._next_timer(now)
                 self._found = self._left_as_found(before)
-                keeper = self._core.keeper
-                if self._found and keeper.positions and keeper.sees_no_turn():
-                    self._stretch(now + self._step, min(runs_at, self._until))
-                    self._failed = False  # the first step is checked alone, then tried again
 
     def repeats(self, now: datetime) -> bool:
         """Whether the step at `now` would repeat the last one run, but perhaps for a new high
@@ -258,10 +248,7 @@ class QuietSteps:
         stretch ends before (`_until`), or, in the keeper's plan, become due and stay due (a
         time exit, a stop replacement held back), so the checks are made at the last step.
         The stretch starts after a repeated step: the keeper's regime memory, the one thing
-        a tick moves that its plan reads, then stands until the regimes change. Or after a
-        step that ran and left the state as found, when that memory has no turn for the next
-        tick to see (`PositionKeeper.sees_no_turn`): every tick of the stretch then plans in
-        the same context (tried: the year's ledger is the same). A base whose
+        a tick moves that its plan reads, then stands until the regimes change. A base whose
         inputs read prices has the cycle's part checked over the range of prices the steps
         show (`_unmoved_within`), or else at each step (`_priced_prefix`)."""
         self._failed = True
@@ -275,7 +262,6 @@ class QuietSteps:
         if seen is None or any(marks.keys() != held.keys() for marks in seen[0]):
             return
         marks, listed = seen
-        steps = steps[: len(marks)]  # those before a trigger or a settlement falls due
         priced = not self._core.executor.repeats_unpriced
         for length in (len(steps), len(steps) // 2):
             if length < 2:

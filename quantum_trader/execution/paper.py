@@ -133,19 +133,18 @@ class PaperExchange:
     def quiet_window(
         self, steps: Sequence[datetime]
     ) -> tuple[list[dict[str, Decimal]], dict[str, list[Order]]] | None:
-        """What `quiet_marks` would answer at each of `steps` (ascending) but the balance, up
-        to the first step by which something falls due (catching up through it would change
-        the account) or a held symbol has no price: the held symbols' marks at each step
-        before it, and the open conditional orders by symbol. None when that is no step."""
+        """What `quiet_marks` would answer at each of `steps` (ascending) but the balance: the
+        held symbols' marks at each, and the open conditional orders by symbol, when catching
+        up through the last of them changes nothing; None otherwise."""
+        if not steps or not self._catch_up.quiet_through(ms_from_utc(steps[-1])):
+            return None
         marks = []
         for step in steps:
-            step_ms = ms_from_utc(step)
-            # Quiet through a step is quiet through every one before it.
-            held = self._held_marks(step_ms) if self._catch_up.quiet_through(step_ms) else None
+            held = self._held_marks(ms_from_utc(step))
             if held is None:
-                break
+                return None
             marks.append(held)
-        return (marks, self._listed()) if marks else None
+        return marks, self._listed()
 
     def balance_at(self, marks: Mapping[str, Decimal]) -> Balance:
         """What `fetch_balance` would answer with each open position at its symbol's mark in

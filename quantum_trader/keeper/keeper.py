@@ -202,11 +202,6 @@ class PositionKeeper:
         context = self._context(advance=False)
         return steady(self._carrier.book, listed, marks, now, context, self._checks)
 
-    def sees_no_turn(self) -> bool:
-        """Whether the next tick plans as the ticks after it will: it has no regime turn to
-        see (a TRENDING → CHOPPY turn is seen by exactly one tick, `_context`)."""
-        return not self._context(advance=False).turned_choppy
-
     async def record_steady_tick(self, now: datetime, positions: Mapping[str, Position]) -> None:
         """What a tick at `now` changes that `steady_at` (or `quiet_at`) found would only leave
         `positions`: those positions (saved where a new high or low was recorded), and what a

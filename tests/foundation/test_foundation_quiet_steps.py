@@ -10,10 +10,9 @@ the check of those left out, the second window's decisions differ). A step whose
 ran may still repeat its cycle (`QuietSteps.repeats_cycle`); a keeper tick that would only
 record new highs or lows is booked instead of run (`QuietSteps.tick_spared`). Steps with
 positions open are also found to repeat a stretch at a time, checked at its extreme marks
-(`QuietSteps._stretch`; also straight after a step that ran, where the keeper has no regime
-turn left to see — both cases occur in both windows), and, where the base's inputs read
-prices, those checked over the range of prices the stretch shows
-(`QuietSteps._unmoved_within`) or else at each step's own (`QuietSteps._priced_prefix`)."""
+(`QuietSteps._stretch`), and, where the base's inputs read prices, those checked over the
+range of prices the stretch shows (`QuietSteps._unmoved_within`) or else at each step's own
+(`QuietSteps._priced_prefix`)."""
 
 from __future__ import annotations
 
