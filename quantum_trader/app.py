@@ -8,7 +8,7 @@ so cleanup runs in reverse order, and only for what was opened.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import datetime
@@ -323,6 +323,7 @@ async def open_runtime(
     repository, paper_last = await _open_paper_books(settings, stack)
     replay_from = await _replay_start(settings, feed, repository, paper_last)
     said_in_sample(settings, source, (replay_from, feed.end))
+    said_not_trained_on(settings, source, settings.market.symbols)
     clock = make_clock(replay_from)
     exchange = make_paper_exchange(
         settings,
@@ -434,6 +435,33 @@ def said_in_sample(
         warning = in_sample_replay(source.metadata, models_dir_in(settings.data_dir), window)
         if warning is not None:
             log.warning("replay_in_sample", detail=warning)
+
+
+def said_not_trained_on(
+    settings: Settings, source: SignalSource, symbols: Sequence[str]
+) -> list[str]:
+    """Warn (`symbols_not_trained_on`) when the ensemble trades symbols its models did not
+    learn from; return the caveat line (none otherwise). Not refused: a user may try how the
+    models transfer, but the run must say it."""
+    if isinstance(source, RuleAgent):
+        return []
+    from quantum_trader.report.provenance import TRAIN_ON_THEM, not_trained_on, not_trained_on_line
+    from quantum_trader.signals.ensemble import Ensemble
+
+    if not isinstance(source, Ensemble):
+        return []
+    untrained, trained = not_trained_on(source.metadata, symbols)
+    if not untrained:
+        return []
+    line = not_trained_on_line(untrained, trained, models_dir_in(settings.data_dir))
+    log.warning(
+        "symbols_not_trained_on",
+        symbols=list(untrained),
+        trained_on=list(trained),
+        hint=TRAIN_ON_THEM,
+        detail=line,
+    )
+    return [line]
 
 
 async def _replay_start(

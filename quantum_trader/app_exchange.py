@@ -28,6 +28,7 @@ from quantum_trader.app import (
     database_path,
     metered,
     reconciled_core,
+    said_not_trained_on,
     source_health,
 )
 from quantum_trader.clock import LiveClock, ms_from_utc
@@ -193,6 +194,7 @@ async def open_exchange_runtime(
         if settings.signals.source != "rules":
             funding = await exchange_funding(exchange, settings.market.symbols, clock.now())
         source = choose_signal_source(settings, funding)
+    said_not_trained_on(settings, source, settings.market.symbols)
     market = _exchange_market(settings, exchange, source, universe)
     streams = (
         BinanceStreams.create(settings.exchange, exchange, clock)

@@ -29,7 +29,13 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from quantum_trader.app import Core, assemble, choose_signal_source, make_paper_exchange
+from quantum_trader.app import (
+    Core,
+    assemble,
+    choose_signal_source,
+    make_paper_exchange,
+    said_not_trained_on,
+)
 from quantum_trader.clock import ManualClock, ms_from_utc, utc_from_ms
 from quantum_trader.collector import collector_paused, loaded_objects_exempt
 from quantum_trader.config import Settings
@@ -151,6 +157,7 @@ def prepare_replay(settings: Settings, request: BacktestRequest) -> tuple[Settin
     missing = missing_inputs(store, settings, feed, ms_from_utc(start))
     missing += said_narrowed(feed, request.start, request.end)
     missing += replay_caveats(data, feed, start, end)  # not TRADING, gaps in the window
+    missing += said_not_trained_on(settings, source, symbols)
     metadata = source.metadata if isinstance(source, Ensemble) else None
     provenance = check_window(
         source.name,

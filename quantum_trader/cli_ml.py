@@ -46,11 +46,16 @@ def train_ensemble(settings: Settings, out: Console, now: datetime) -> TrainingR
     """Train `settings.ensemble.models` on the market data; publish the set and its report.
 
     `now` is the set's `trained_at` (UTC). Forecasters that cannot be trained (no PyTorch) are
-    skipped and named in the report; the tree models are trained regardless.
+    skipped and named in the report; the tree models are trained regardless. A symbol without
+    candles is a ConfigurationError (exit 2), as in `backtest`.
     """
+    data = resolve_market_data(settings)
+    # An unknown symbol is a usage error, as in backtest (exit 2), said before the model
+    # libraries load. Training reads a symbol's 1h candles, else its 5m ones (signals/panel.py).
+    data.require_symbols(settings.market.symbols, "5m", "1h")
     from quantum_trader.signals.training import REPORT_FILE, train_models  # model libraries
 
-    source_dir = resolve_market_data(settings).directory
+    source_dir = data.directory
     target = models_dir(settings)
     out.print(
         f"Training {', '.join(settings.ensemble.models)} on {len(settings.market.symbols)} "

@@ -22,6 +22,7 @@ class SymbolStats:
     last_20_r: tuple[float, ...] = field(default_factory=tuple)
     disabled_until: datetime | None = None
     blacklisted: bool = False
+    r_trades: int = 0  # trades with a known R (in total_r and last_20_r)
 
     @property
     def win_rate(self) -> float:
@@ -29,7 +30,8 @@ class SymbolStats:
 
     @property
     def average_r(self) -> float:
-        return self.total_r / self.trades if self.trades else 0.0
+        """Mean R of the trades whose R is known (0.0 with none)."""
+        return self.total_r / self.r_trades if self.r_trades else 0.0
 
     @property
     def losing_streak(self) -> int:

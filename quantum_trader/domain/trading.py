@@ -286,7 +286,12 @@ class Position:
 
 @record
 class ClosedTrade:
-    """A round trip, written when a position is fully closed. PnL is net of fees and funding."""
+    """A round trip, written when a position is fully closed. PnL is net of fees and funding.
+
+    `r_multiple` is the PnL over the initial risk (|entry − initial stop| × initial quantity);
+    None when that risk is unknown (a stop at the entry price), never 0.0, which is a
+    break-even trade.
+    """
 
     symbol: str
     side: Side
@@ -299,7 +304,7 @@ class ClosedTrade:
     pnl_usdt: Decimal
     fees_usdt: Decimal
     funding_usdt: Decimal
-    r_multiple: float
+    r_multiple: float | None
     entry_order_id: str
 
 

@@ -191,7 +191,8 @@ def reduced(
 
 
 def finish_trade(draft: TradeDraft, funding_usdt: Decimal) -> ClosedTrade:
-    """The closed round trip, net of fees and funding; R against the initial risk."""
+    """The closed round trip, net of fees and funding; R against the initial risk (None when
+    it is unknown: a zero risk would make any PnL a break-even 0 R)."""
     position = draft.position
     pnl = position.realized_pnl_usdt - position.fees_usdt - funding_usdt
     initial_risk = (
@@ -209,6 +210,6 @@ def finish_trade(draft: TradeDraft, funding_usdt: Decimal) -> ClosedTrade:
         pnl_usdt=pnl,
         fees_usdt=position.fees_usdt,
         funding_usdt=funding_usdt,
-        r_multiple=float(pnl / initial_risk) if initial_risk > ZERO else 0.0,
+        r_multiple=float(pnl / initial_risk) if initial_risk > ZERO else None,
         entry_order_id=position.entry_order_id,
     )

@@ -142,7 +142,7 @@ class Carrier:
             exit_reason=trade.exit_reason,
             exit_price=str(trade.exit_price),
             pnl_usdt=str(trade.pnl_usdt),
-            r_multiple=round(trade.r_multiple, 3),
+            r_multiple=None if trade.r_multiple is None else round(trade.r_multiple, 3),
         )
 
     # -- order actions ---------------------------------------------------------------------------

@@ -51,14 +51,20 @@ class MarketData:
     def rules(self, symbols: Sequence[str], timeframe: str) -> dict[str, MarketRules]:
         """Rules of `symbols` after checking they have `timeframe` candles here;
         ConfigurationError (exit 2) naming each unknown symbol and how to get what it lacks."""
+        self.require_symbols(symbols, timeframe)
+        return rules_for(symbols, self.rules_files(), self.directory)
+
+    def require_symbols(self, symbols: Sequence[str], timeframe: str, *or_also: str) -> None:
+        """ConfigurationError (exit 2) naming each symbol with no `timeframe` candles here (nor
+        candles of a timeframe in `or_also`) and how to get them."""
         store = self.store()
-        unknown = []
-        for symbol in symbols:
-            if not store.candle_path(symbol, timeframe).is_file():
-                unknown.append(store.unknown_symbol_message(symbol, timeframe))
+        unknown = [
+            store.unknown_symbol_message(symbol, timeframe)
+            for symbol in symbols
+            if not any(store.candle_path(symbol, t).is_file() for t in (timeframe, *or_also))
+        ]
         if unknown:
             raise ConfigurationError(unknown)
-        return rules_for(symbols, self.rules_files(), self.directory)
 
 
 def market_dir(settings: Settings) -> Path:

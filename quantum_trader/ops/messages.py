@@ -57,9 +57,12 @@ def entry(now: datetime, position: Position) -> Notification:
 
 
 def exit_(trade: ClosedTrade) -> Notification:
+    """The exit's message; without an `r_multiple` field when its R is unknown."""
+    r = trade.r_multiple
     text = (
         f"EXIT {trade.side} {trade.symbol} ({trade.exit_reason}) @ {_plain(trade.exit_price)}: "
-        f"PnL {_money(trade.pnl_usdt)} USDT, {trade.r_multiple:+.2f} R"
+        f"PnL {_money(trade.pnl_usdt)} USDT, "
+        + ("R unknown (no initial risk known)" if r is None else f"{r:+.2f} R")
     )
     fields = {
         "symbol": trade.symbol,
@@ -68,7 +71,7 @@ def exit_(trade: ClosedTrade) -> Notification:
         "entry_price": _plain(trade.entry_price),
         "exit_price": _plain(trade.exit_price),
         "pnl_usdt": _plain(trade.pnl_usdt),
-        "r_multiple": f"{trade.r_multiple:.4f}",
+        **({} if r is None else {"r_multiple": f"{r:.4f}"}),
     }
     return Notification(NotificationKind.EXIT, trade.closed_at, text, fields)
 

@@ -109,7 +109,7 @@ def trades_document(trades: Sequence[ClosedTrade], database: Path) -> dict[str, 
     for trade in trades:
         row = plain_fields(trade)
         row["side"], row["exit_reason"] = trade.side.value, trade.exit_reason.value
-        row["r_multiple"] = round(trade.r_multiple, 6)
+        row["r_multiple"] = None if trade.r_multiple is None else round(trade.r_multiple, 6)
         rows.append(row)
     return {"database": str(database), "trades": rows}
 

@@ -2,7 +2,8 @@
 
 Pure functions over the frozen `SymbolStats`; the caller persists `stats_to_dict(stats)` after
 every change (Repository.save_state("symbol_stats", symbol, ...)) and restores with
-`stats_from_dict`. A trade with PnL > 0 is a win; anything else counts as a loss.
+`stats_from_dict`. A trade with PnL > 0 is a win; anything else counts as a loss. A trade whose
+R is unknown (its initial risk was) counts in every figure but the R ones.
 """
 
 from __future__ import annotations
@@ -30,16 +31,22 @@ def record_trade(
     s = settings
     won = trade.pnl_usdt > 0
     streak = max(stats.streak, 0) + 1 if won else min(stats.streak, 0) - 1
+    r = trade.r_multiple
     updated = replace(
         stats,
         trades=stats.trades + 1,
         wins=stats.wins + (1 if won else 0),
         losses=stats.losses + (0 if won else 1),
         pnl_usdt=stats.pnl_usdt + float(trade.pnl_usdt),
-        total_r=stats.total_r + trade.r_multiple,
         streak=streak,
-        last_20_r=(*stats.last_20_r, trade.r_multiple)[-s.rolling_trades :],
     )
+    if r is not None:
+        updated = replace(
+            updated,
+            total_r=stats.total_r + r,
+            r_trades=stats.r_trades + 1,
+            last_20_r=(*stats.last_20_r, r)[-s.rolling_trades :],
+        )
     losing = updated.losing_streak
     if losing >= s.blacklist_after_losses:
         updated = replace(updated, blacklisted=True)
@@ -66,7 +73,7 @@ def block_reason(stats: SymbolStats | None, now: datetime) -> ReasonCode | None:
 
 
 def rolling_win_rate(stats: SymbolStats) -> float:
-    """Win rate over the last `rolling_trades` trades (0.0 with none)."""
+    """Win rate over the last `rolling_trades` trades of known R (0.0 with none)."""
     recent = stats.last_20_r
     return sum(1 for r in recent if r > 0) / len(recent) if recent else 0.0
 
@@ -80,6 +87,7 @@ def stats_to_dict(stats: SymbolStats) -> dict[str, Any]:
         "losses": stats.losses,
         "pnl_usdt": stats.pnl_usdt,
         "total_r": stats.total_r,
+        "r_trades": stats.r_trades,
         "streak": stats.streak,
         "last_20_r": list(stats.last_20_r),
         "disabled_until": stats.disabled_until.isoformat() if stats.disabled_until else None,
@@ -103,4 +111,6 @@ def stats_from_dict(data: dict[str, Any]) -> SymbolStats:
         last_20_r=tuple(float(r) for r in data["last_20_r"]),
         disabled_until=datetime.fromisoformat(until) if until else None,
         blacklisted=bool(data["blacklisted"]),
+        # saved before R could be unknown: every trade had one (0.0 for an unknown risk)
+        r_trades=int(data.get("r_trades", data["trades"])),
     )

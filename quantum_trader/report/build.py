@@ -60,6 +60,7 @@ def build_report(data: RunData, context: RunContext) -> BacktestReport:
         trade_statistics=summary,
         average_risk_usdt=round(sum(risks) / len(risks), 2) if risks else 0.0,
         average_r=summary["expectancy_r"],
+        unknown_r_trades=summary["unknown_r_trades"],
         benchmark=_benchmark(context.benchmark, initial),
         halts=_halts(data, context),
         by_symbol=statistics.group_table(trades, "symbol"),

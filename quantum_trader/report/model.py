@@ -69,11 +69,12 @@ class BacktestReport:
     volatility_pct: float | None
     max_drawdown_pct: float
     profit_factor: float | None
-    expectancy_r: float | None  # None: no trades (undefined, as profit_factor with no loss)
+    expectancy_r: float | None  # None: no trade of known R (undefined, as PF with no loss)
     expectancy_usdt: float | None
     trade_statistics: dict[str, Any]
     average_risk_usdt: float
     average_r: float | None
+    unknown_r_trades: int  # trades whose initial risk was unknown: left out of the R figures
     benchmark: dict[str, Any]
     halts: dict[str, Any]
     by_symbol: list[dict[str, Any]]
@@ -97,6 +98,12 @@ class BacktestReport:
     @property
     def in_sample(self) -> bool:
         return self.sample == "IN-SAMPLE"
+
+    @property
+    def unknown_r_left_out(self) -> str:
+        """What the R figures leave out, said beside them ("" when nothing)."""
+        n = self.unknown_r_trades
+        return f"{n} trade{'s' if n > 1 else ''} of unknown R left out" if n else ""
 
     def to_json(self) -> str:
         """The same text as `json.dumps(asdict(self), indent=2, default=str)`, without asdict's

@@ -20,6 +20,10 @@ from quantum_trader.record import record
 from quantum_trader.signals.model_set import ModelProvenance
 
 IN_SAMPLE_FLAG = "--allow-in-sample"
+TRAIN_ON_THEM = (
+    "train on them (list them in market.symbols, then `quantum-trader train`) or leave them out "
+    "of the symbols traded"
+)
 
 
 class Sample(StrEnum):
@@ -130,6 +134,23 @@ def in_sample_replay(
         "in-sample (the models learned from those hours), so this run does not show how they "
         f"trade a market they have not seen; retrain with ensemble.training_end = "
         f"{start.date().isoformat()} or earlier{later}, or use `quantum-trader walk-forward`"
+    )
+
+
+def not_trained_on(
+    metadata: Mapping[str, ModelProvenance], symbols: Sequence[str]
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The symbols of `symbols` no model learned from, and the symbols the models learned from."""
+    trained = tuple(sorted({s for m in metadata.values() for s in m.symbols}))
+    return tuple(s for s in symbols if s not in trained), trained
+
+
+def not_trained_on_line(untrained: Sequence[str], trained: Sequence[str], models_dir: Path) -> str:
+    """The caveat of a run that trades `untrained` with models trained on `trained` only."""
+    return (
+        f"the models in {models_dir} were not trained on {', '.join(untrained)} (trained on "
+        f"{', '.join(trained) or 'no symbol recorded'}): their signals there come from markets "
+        f"they have not learned; {TRAIN_ON_THEM}"
     )
 
 

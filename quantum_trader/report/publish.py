@@ -97,6 +97,8 @@ def _cards(r: BacktestReport) -> list[tuple[str, str, str]]:
         return "—" if value is None else f"{value:.2f}"
 
     expectancy = "—" if r.expectancy_r is None else f"{r.expectancy_r:+.3f} R"
+    left_out = r.unknown_r_left_out
+    expectancy_label = f"expectancy ({left_out})" if left_out else "expectancy"
 
     return [
         ("return", _pct(r.return_pct), _tone(r.return_pct)),
@@ -107,7 +109,7 @@ def _cards(r: BacktestReport) -> list[tuple[str, str, str]]:
         ("Calmar", ratio(r.calmar), ""),
         ("trades (win rate)", f"{r.trades} ({r.win_rate:.0%})", ""),
         ("profit factor", ratio(r.profit_factor), ""),
-        ("expectancy", expectancy, _tone(r.expectancy_r or 0)),
+        (expectancy_label, expectancy, _tone(r.expectancy_r or 0)),
         ("fees + funding (USDT)", _money(r.fees_usdt + r.funding_usdt), ""),
         ("time not traded", _share(float(r.halts["share_not_traded"])), ""),
         ("open at end", str(r.open_positions), ""),

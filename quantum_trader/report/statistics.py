@@ -1,10 +1,12 @@
 """The report's statistics, in NumPy: the backtest's process builds the report without pandas.
 
 Trades: net PnL (fees and funding included), R multiples, durations, grouped by symbol, side
-and exit reason. Equity: day-end closes (the last hourly snapshot of each UTC day; the first
-day's return is measured from the initial equity), annualized over 365 days because crypto
-trades every day. Max drawdown is measured on the hourly curve; Calmar is the annualized
-(compounded) return over that drawdown.
+and exit reason. A trade whose R is unknown (its initial risk was) is NaN in the R column: the
+R figures are over the trades of known R and count those left out (`unknown_r_trades`).
+Equity: day-end closes (the last hourly snapshot of each UTC day; the first day's return is
+measured from the initial equity), annualized over 365 days because crypto trades every day.
+Max drawdown is measured on the hourly curve; Calmar is the annualized (compounded) return
+over that drawdown.
 
 The trade tables were pandas', and keep its conventions: sums and means skip NaN (NumPy's
 `nan*` functions sum the same pairwise way, a NaN counted as 0, as pandas does without
@@ -79,7 +81,7 @@ def trade_table(trades: Sequence[ClosedTrade]) -> TradeTable:
         pnl=floats([float(t.pnl_usdt) for t in trades]),
         fees=floats([float(t.fees_usdt) for t in trades]),
         funding=floats([float(t.funding_usdt) for t in trades]),
-        r=floats([t.r_multiple for t in trades]),
+        r=floats([math.nan if t.r_multiple is None else t.r_multiple for t in trades]),
         hours=floats([(t.closed_at - t.opened_at).total_seconds() / 3600 for t in trades]),
     )
 
@@ -122,21 +124,24 @@ def _trade_summary(trades: TradeTable) -> dict[str, Any]:
         "fees_usdt": _sum(trades.fees, 2),
         "funding_usdt": _sum(trades.funding, 2),
         "profit_factor": profit_factor(trades.pnl),
-        "expectancy_r": _mean(trades.r, 4),
+        "expectancy_r": _mean_r(trades.r),
+        "unknown_r_trades": _unknown(trades.r),
         "average_hours": _mean(trades.hours, 2),
     }
 
 
 def trade_statistics(trades: TradeTable) -> dict[str, Any]:
-    """Whole-run trade statistics: PF, expectancy in R and in USDT, average and largest win and
-    loss. A figure over no trades is None (undefined): no trades, no expectancy; no winner, no
-    average or largest win (was 0.0, and the largest "win" of a run of losers its smallest
-    loss); no loser, likewise."""
+    """Whole-run trade statistics: PF, expectancy in R (over the trades of known R; how many
+    were not is `unknown_r_trades`) and in USDT, average and largest win and loss. A figure
+    over no trades is None (undefined): no trades, no expectancy; no winner, no average or
+    largest win (was 0.0, and the largest "win" of a run of losers its smallest loss); no
+    loser, likewise."""
     pnl = trades.pnl
     wins, losses = pnl[pnl > 0], pnl[pnl < 0]
     return {
         "profit_factor": profit_factor(pnl),
-        "expectancy_r": _mean_of_some(trades.r, 4),
+        "expectancy_r": _mean_r(trades.r),
+        "unknown_r_trades": _unknown(trades.r),
         "expectancy_usdt": _mean_of_some(pnl, 2),
         "average_win_usdt": _mean_of_some(wins, 2),
         "average_loss_usdt": _mean_of_some(losses, 2),
@@ -156,6 +161,16 @@ def durations(trades: TradeTable) -> dict[str, float | None]:
         "winners_mean_hours": _mean_of_some(hours[pnl > 0], 2),
         "losers_mean_hours": _mean_of_some(hours[pnl <= 0], 2),
     }
+
+
+def _mean_r(r: FloatArray) -> float | None:
+    """The mean R of the trades whose R is known; None when none is (not NaN: no JSON)."""
+    return _mean(r, 4) if (~np.isnan(r)).any() else None
+
+
+def _unknown(r: FloatArray) -> int:
+    """Trades whose R is unknown, left out of the R figures."""
+    return int(np.isnan(r).sum())
 
 
 def _mean_of_some(values: FloatArray, places: int) -> float | None:

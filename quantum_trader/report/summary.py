@@ -29,8 +29,9 @@ def print_backtest_summary(console: Console, report: BacktestReport, out: Path) 
     _print_halts(console, report)
 
 
-def _in_r(value: float | None) -> str:
-    return "—" if value is None else f"{value:+.3f} R"
+def _in_r(value: float | None, left_out: str = "") -> str:
+    shown = "—" if value is None else f"{value:+.3f} R"
+    return shown + (f" ({left_out})" if left_out else "")
 
 
 def _rows(r: BacktestReport, out: Path) -> list[tuple[str, str]]:
@@ -45,7 +46,10 @@ def _rows(r: BacktestReport, out: Path) -> list[tuple[str, str]]:
         ("return (buy and hold)", f"{r.return_pct:.2f} % ({r.benchmark['return_pct']:.2f} %)"),
         ("trades (win rate)", f"{r.trades} ({r.win_rate:.1%}), {r.open_positions} open at end"),
         ("PnL / fees / funding", f"{r.pnl_usdt:,.2f} / {r.fees_usdt:,.2f} / {r.funding_usdt:,.2f}"),
-        ("profit factor / expectancy", f"{_ratio(r.profit_factor)} / {_in_r(r.expectancy_r)}"),
+        (
+            "profit factor / expectancy",
+            f"{_ratio(r.profit_factor)} / {_in_r(r.expectancy_r, r.unknown_r_left_out)}",
+        ),
         (
             "Sharpe / Sortino / Calmar",
             f"{_ratio(r.sharpe)} / {_ratio(r.sortino)} / {_ratio(r.calmar)}",

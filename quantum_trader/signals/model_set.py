@@ -112,7 +112,8 @@ class Manifest:
 
     `training_start` .. `training_end` is the data the set's labels read: from the open of the
     first labelled hour to the close of the last bar of the training data (a label scans up to
-    there when its trade is still open). A backtest inside it is in-sample.
+    there when its trade is still open). A backtest inside it is in-sample. `symbols` are those
+    its rows came from: a symbol left out of training (no usable row) is not among them.
     """
 
     set_id: str
@@ -180,13 +181,15 @@ class Manifest:
 
 @record
 class ModelProvenance:
-    """Where a loaded model learned: its set, when, and the data its labels read."""
+    """Where a loaded model learned: its set, when, the data its labels read and the symbols
+    it learned from."""
 
     model: str
     set_id: str
     trained_at: datetime
     training_start: datetime
     training_end: datetime
+    symbols: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, manifest: Manifest, model: str) -> ModelProvenance:
@@ -196,6 +199,7 @@ class ModelProvenance:
             manifest.trained_at,
             manifest.training_start,
             manifest.training_end,
+            manifest.symbols,
         )
 
 

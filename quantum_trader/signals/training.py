@@ -120,7 +120,7 @@ def train_models(
         payloads[name] = model.to_bytes()
     report_progress("report", 1.0)
     report = build_report(panel, folds, runs, settings, tuple(symbols), skipped)
-    manifest = _manifest(settings, panel, symbols, now, runs, payloads, params, report)
+    manifest = _manifest(settings, panel, now, runs, payloads, params, report)
     extras = {REPORT_FILE: report.to_markdown().encode(), **report.figures()}
     TRAINING_STOP.check()  # the last point before the set is published
     set_dir = publish_model_set(models_dir, manifest, payloads, extras)
@@ -224,7 +224,6 @@ def _targets(panel: Panel, rows: BoolArray, lookback: int, horizon: int) -> npt.
 def _manifest(
     settings: Settings,
     panel: Panel,
-    symbols: Sequence[str],
     now: datetime,
     runs: dict[str, ModelRun],
     payloads: dict[str, bytes],
@@ -245,7 +244,7 @@ def _manifest(
         set_id=f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}",
         trained_at=now,
         spec=expected_spec(settings),
-        symbols=tuple(symbols),
+        symbols=tuple(f.symbol for f in panel.frames if len(f.rows)),  # what it learned from
         training_start=utc_from_ms(int(panel.time_ms.min())),
         training_end=utc_from_ms(max(int(f.hourly.time_ms[-1]) for f in panel.frames) + HOUR_MS),
         models=entries,

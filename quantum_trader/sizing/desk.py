@@ -129,7 +129,8 @@ class SizingDesk:
         self, trade: ClosedTrade, symbol_stats: Mapping[str, SymbolStats]
     ) -> None:
         """Learn from a closed trade: recent R, the RL agent, the symbol's lifecycle stage."""
-        self.recent_r = [*self.recent_r, trade.r_multiple][-20:]
+        if trade.r_multiple is not None:  # an unknown R says nothing of recent performance
+            self.recent_r = [*self.recent_r, trade.r_multiple][-20:]
         await self._learn(trade)
         if self.settings.lifecycle.enabled:
             stats = symbol_stats.get(trade.symbol)
@@ -149,10 +150,16 @@ class SizingDesk:
         action = _action(pending.get("action"))
         if action is None:
             return
-        self.agent.learn(str(pending["state"]), action, trade.r_multiple)
-        await self.repository.save_state(*RL_STATE, self.agent.to_dict())
+        reward = trade.r_multiple
+        if reward is not None:  # an unknown R is no reward to learn from
+            self.agent.learn(str(pending["state"]), action, reward)
+            await self.repository.save_state(*RL_STATE, self.agent.to_dict())
         await self.repository.save_state(RL_PENDING, trade.entry_order_id, {})
-        log.info("rl_learned", symbol=trade.symbol, reward_r=round(trade.r_multiple, 4))
+        log.info(
+            "rl_learned" if reward is not None else "rl_not_learned",
+            symbol=trade.symbol,
+            reward_r=None if reward is None else round(reward, 4),
+        )
 
     def in_paper_stage(self, symbol: str) -> bool:
         """Lifecycle PAPER: the symbol trades only in the paper book, with no capital."""

@@ -265,7 +265,7 @@ def encode_closed_trade(t: ClosedTrade) -> Row:
         str(t.pnl_usdt),
         str(t.fees_usdt),
         str(t.funding_usdt),
-        float(t.r_multiple),
+        None if t.r_multiple is None else float(t.r_multiple),
         t.entry_order_id,
     )
 
@@ -283,7 +283,7 @@ def decode_closed_trade(row: Row) -> ClosedTrade:
         pnl_usdt=_dec(row[8]),
         fees_usdt=_dec(row[9]),
         funding_usdt=_dec(row[10]),
-        r_multiple=_float(row[11]),
+        r_multiple=None if row[11] is None else _float(row[11]),
         entry_order_id=_text(row[12]),
     )
 

@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.feather as feather
 import pytest
 from conftest import REPO
+from daemon_harness import cli
 from structlog.testing import capture_logs
 
 from quantum_trader.errors import MarketDataError
@@ -177,6 +178,27 @@ def test_backtest_of_an_unknown_symbol_exits_2_with_one_line(tmp_path: Path) -> 
     assert "download-data" in lines[0]
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "reports").exists()
+
+
+def test_train_and_backtest_of_an_unknown_symbol_both_exit_2_with_the_same_line(
+    tmp_path: Path,
+) -> None:
+    """The same settings naming a symbol no candles are recorded for (was: `train` exit 1,
+    `error: unknown symbol …`, where `backtest` exits 2: a usage error)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    config = tmp_path / "nope.toml"
+    config.write_text('[market]\nsymbols = ["NOPE/USDT:USDT"]\n', encoding="utf-8")
+    said = []
+    for command in ("train", "backtest"):
+        done = cli(data, command, "--config", str(config))
+        assert done.returncode == 2, done.stderr
+        (line,) = [line for line in done.stderr.splitlines() if line.strip()]
+        assert line.startswith("configuration error: unknown symbol 'NOPE/USDT:USDT' for 5m: ")
+        assert "download-data --symbols NOPE/USDT:USDT" in line
+        said.append(line)
+    assert said[0] == said[1]
+    assert not (data / "models").exists() or not any((data / "models").iterdir())
 
 
 @pytest.mark.parametrize(

@@ -4,9 +4,11 @@ logged. The daemon itself keeps trading while its receiver is down."""
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +18,12 @@ from ops_builders import BOT_TOKEN, Receiver, closed_port_url, status_url
 from pydantic import SecretStr
 from structlog.testing import capture_logs
 
+from quantum_trader.domain import ClosedTrade, ExitReason, Side
 from quantum_trader.log import get_logger
+from quantum_trader.ops.messages import exit_
 from quantum_trader.ops.metrics import Metrics
 from quantum_trader.ops.notify import Notification, NotificationKind, Notifier, backoff_s
+from quantum_trader.ops.operator_view import trades_document
 from quantum_trader.ops.quiet import RepeatedWarnings
 from quantum_trader.ops.settings import NotifySettings
 
@@ -140,6 +145,22 @@ async def test_a_down_receiver_bounds_the_queue_drops_the_oldest_and_never_logs_
     assert {e["reason"] for e in failed} == {"ClientConnectorError"}
     assert BOT_TOKEN not in str(logs)
     assert down not in str(logs)
+
+
+def test_an_exit_of_unknown_r_says_so_and_its_documents_hold_no_number_for_it() -> None:
+    """A trade whose initial risk was unknown (was: "+0.00 R" and "0.0000", a break-even)."""
+    known = ClosedTrade(
+        "BTC/USDT:USDT", Side.LONG, Decimal("0.01"), Decimal(90_000), Decimal(91_000), T0,
+        T0 + timedelta(hours=3), ExitReason.TP_HIT, Decimal(10), Decimal(0), Decimal(0), 1.5,
+        "qt-e-1",
+    )  # fmt: skip
+    unknown = dataclasses.replace(known, r_multiple=None)
+    assert exit_(known).text.endswith("PnL +10.00 USDT, +1.50 R")
+    assert exit_(known).fields["r_multiple"] == "1.5000"
+    assert exit_(unknown).text.endswith("PnL +10.00 USDT, R unknown (no initial risk known)")
+    assert "r_multiple" not in exit_(unknown).fields
+    rows = trades_document([known, unknown], Path("quantum_trader.db"))["trades"]
+    assert [row["r_multiple"] for row in rows] == [1.5, None]  # `trades --json`: null
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -58,6 +59,18 @@ def test_counts_pnl_r_and_streak() -> None:
     assert stats.average_r == 0.5
     assert stats.streak == 1
     assert replay([10, -5, -5]).streak == -2
+
+
+def test_a_trade_of_unknown_r_counts_in_every_figure_but_the_r_ones() -> None:
+    """Its initial risk was unknown (was: R 0.0, a break-even trade in the average R)."""
+    unknown = dataclasses.replace(trade(30), r_multiple=None)
+    stats = record_trade(replay([10, -5]), unknown, NOW, PERFORMANCE)
+    assert (stats.trades, stats.wins, stats.pnl_usdt, stats.streak) == (3, 2, 35, 1)
+    assert (stats.total_r, stats.r_trades, stats.last_20_r) == (1.0, 2, (2.0, -1.0))
+    assert stats.average_r == 0.5  # over the two of known R (was 1/3)
+    assert stats_from_dict(json.loads(json.dumps(stats_to_dict(stats)))) == stats
+    saved_before = {k: v for k, v in stats_to_dict(replay([10, -5])).items() if k != "r_trades"}
+    assert stats_from_dict(saved_before).r_trades == 2  # every trade had an R then
 
 
 def test_rolling_window_keeps_the_last_20() -> None:

@@ -129,7 +129,9 @@ def test_figures_over_no_trades_are_none_not_a_misleading_number() -> None:
     assert stats["average_win_usdt"] is None
     assert (held["winners_mean_hours"], held["losers_mean_hours"]) == (None, 7.0)
     nothing = trade_table([])
-    assert set(strict(trade_statistics(nothing)).values()) == {None}  # was 0.0: "+0.000 R"
+    figures = strict(trade_statistics(nothing))
+    assert figures.pop("unknown_r_trades") == 0  # a count, not a figure over the trades
+    assert set(figures.values()) == {None}  # was 0.0: "+0.000 R"
     assert set(strict(durations(nothing)).values()) == {None}  # was 0.0 hours
 
 

@@ -59,9 +59,16 @@ def pandas_summary(trades: pd.DataFrame) -> dict[str, Any]:
         "fees_usdt": round(float(trades["fees"].sum()), 2),
         "funding_usdt": round(float(trades["funding"].sum()), 2),
         "profit_factor": pandas_profit_factor(trades["pnl"]),
-        "expectancy_r": round(float(trades["r"].mean()), 4) if count else 0.0,
+        **pandas_r(trades["r"]),
         "average_hours": round(float(trades["hours"].mean()), 2) if count else 0.0,
     }
+
+
+def pandas_r(r: pd.Series) -> dict[str, Any]:
+    """The mean R over the known ones (NaN: an unknown R), None when none is known (no longer
+    pandas' NaN, which report.json cannot hold), and how many were unknown."""
+    mean = round(float(r.mean()), 4) if r.count() else None
+    return {"expectancy_r": mean, "unknown_r_trades": int(r.isna().sum())}
 
 
 def pandas_groups(trades: pd.DataFrame, by: str) -> list[dict[str, Any]]:
@@ -73,7 +80,7 @@ def pandas_trade_statistics(trades: pd.DataFrame) -> dict[str, Any]:
     wins, losses = pnl[pnl > 0], pnl[pnl < 0]
     return {
         "profit_factor": pandas_profit_factor(pnl),
-        "expectancy_r": round(float(trades["r"].mean()), 4) if len(trades) else None,
+        **pandas_r(trades["r"]),
         "expectancy_usdt": round(float(pnl.mean()), 2) if len(trades) else None,
         "average_win_usdt": round(float(wins.mean()), 2) if len(wins) else None,
         "average_loss_usdt": round(float(losses.mean()), 2) if len(losses) else None,

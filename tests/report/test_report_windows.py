@@ -1,4 +1,5 @@
-"""Honest windows: trained models are never evaluated on their own training data silently."""
+"""Honest windows: trained models are never evaluated on their own training data silently,
+nor on symbols they did not learn from."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ from pathlib import Path
 import pytest
 from daemon_harness import cli
 from report_builders import backtest, summary_text, tiny_settings, train_tiny, utc
+from structlog.testing import capture_logs
 
 from quantum_trader.backtest import BacktestRequest
 from quantum_trader.errors import ConfigurationError
 
 TRAINING_END = utc(2025, 10, 1)  # the tiny models learn from the week before
+BTC, ETH, SOL = "BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT"
 
 
 @pytest.fixture(scope="module")
@@ -119,3 +122,36 @@ def test_models_that_do_not_record_their_window_are_not_traded_on(
     )
     with pytest.raises(ConfigurationError, match="loadable trained models"):
         backtest(settings, request)
+
+
+@pytest.mark.parametrize(
+    ("symbols", "untrained"), [((BTC, SOL), [SOL]), ((BTC, ETH), [])], ids=["SOL", "trained"]
+)
+def test_a_backtest_on_symbols_the_models_did_not_learn_from_runs_and_says_so(
+    data_dir: Path, tmp_path: Path, symbols: tuple[str, ...], untrained: list[str]
+) -> None:
+    """The models learned from BTC and ETH. A backtest of SOL runs (a user may try how they
+    transfer) but says so: one warning, and a line among the report's caveats (was: not a
+    word)."""
+    request = BacktestRequest(utc(2025, 10, 1), utc(2025, 10, 3), symbols, out_dir=tmp_path)
+    with capture_logs() as logs:
+        report = backtest(tiny_settings(data_dir), request)
+    said = [e for e in logs if e["event"] == "symbols_not_trained_on"]
+    caveats = [line for line in report.missing_inputs if "not trained on" in line]
+    if not untrained:
+        assert said == []
+        assert caveats == []
+        return
+    (warning,) = said
+    assert warning["log_level"] == "warning"
+    assert (warning["symbols"], warning["trained_on"]) == (untrained, [BTC, ETH])
+    assert "`quantum-trader train`" in warning["hint"]
+    assert "leave them out" in warning["hint"]
+    (line,) = caveats
+    assert line == warning["detail"]
+    assert line.startswith(
+        f"the models in {data_dir / 'models'} were not trained on {SOL} (trained on {BTC}, {ETH})"
+    )
+    assert line in json.loads((tmp_path / "report.json").read_text())["missing_inputs"]
+    assert "were not trained on" in summary_text(report, tmp_path)
+    assert report.sample == "OUT-OF-SAMPLE"  # run, not refused

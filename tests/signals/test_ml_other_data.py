@@ -23,6 +23,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.feather as feather
 import pytest
+from loopback import LoopbackBinance
+from loopback.fixtures import loopback_settings
+from loopback.server import loopback_api_urls
 from ml_fixtures import (  # noqa: F401 (trained_fixture is the fixture `trained`)
     TINY,
     TRAINED_AT,
@@ -33,7 +36,8 @@ from ml_fixtures import (  # noqa: F401 (trained_fixture is the fixture `trained
 from structlog.testing import capture_logs
 
 from quantum_trader.app import open_runtime
-from quantum_trader.clock import ManualClock
+from quantum_trader.app_exchange import open_exchange_runtime
+from quantum_trader.clock import ManualClock, utc_from_ms
 from quantum_trader.config import MarketSettings
 from quantum_trader.domain import Bars
 from quantum_trader.errors import MarketDataError
@@ -43,7 +47,7 @@ from quantum_trader.signals.model_set import current_set
 from quantum_trader.signals.training import REPORT_FILE, TrainingResult, train_models
 
 SAMPLE = bundled_sample_dir()
-BTC, ETH, FLAT = "BTC/USDT:USDT", "ETH/USDT:USDT", "FLAT/USDT:USDT"
+BTC, ETH, SOL, FLAT = "BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT", "FLAT/USDT:USDT"
 TREES = TINY.model_copy(update={"models": ("xgboost", "lightgbm"), "training_end": None})
 
 
@@ -203,6 +207,8 @@ def test_what_the_data_lacks_is_noted_in_the_report(tmp_path: Path) -> None:
     written = (result.set_dir / REPORT_FILE).read_text(encoding="utf-8")
     for note in notes:
         assert f"- note: {note}" in written
+    # The set records the symbols it learned from, not FLAT: a run on FLAT says it was not.
+    assert strict_json(result.set_dir / "manifest.json")["symbols"] == [BTC, ETH]
 
 
 def test_one_walk_forward_block_leaves_no_nan_in_the_report_or_the_manifest(
@@ -264,6 +270,66 @@ async def test_a_paper_replay_over_the_models_training_window_says_it_is_in_samp
     assert "their signals there are in-sample" in detail
     assert "retrain with ensemble.training_end = 2025-09-14 or earlier" in detail
     assert "start the replay at 2025-11-2" in detail
+
+
+@pytest.mark.parametrize(
+    ("symbols", "untrained"), [((BTC, SOL), [SOL]), ((BTC, ETH), [])], ids=["SOL", "trained"]
+)
+async def test_a_paper_run_on_symbols_the_models_did_not_learn_from_says_so(
+    trained: tuple[Path, TrainingResult],
+    tmp_path: Path,
+    symbols: tuple[str, ...],
+    untrained: list[str],
+) -> None:
+    """The models learned from BTC and ETH; a daemon started on SOL with them trades it (a
+    user may try how they transfer) but says so once at the start (was: not a word)."""
+    data_dir = copy_data_dir(trained[0], tmp_path)
+    settings = settings_for(data_dir, source="ensemble")
+    market = settings.market.model_copy(
+        update={"symbols": symbols, "replay_start": datetime(2025, 11, 21, tzinfo=UTC)}
+    )
+    async with AsyncExitStack() as stack:
+        with capture_logs() as logs:
+            runtime = await open_runtime(
+                settings.model_copy(update={"market": market}), stack, ManualClock, asyncio.Event()
+            )
+    said = [e for e in logs if e["event"] == "symbols_not_trained_on"]
+    if not untrained:
+        assert said == []
+        return
+    (warning,) = said
+    assert warning["log_level"] == "warning"
+    assert (warning["symbols"], warning["trained_on"]) == (untrained, [BTC, ETH])
+    assert "`quantum-trader train`" in warning["hint"]
+    assert warning["detail"].startswith(f"the models in {data_dir / 'models'} were not trained on")
+    assert runtime.settings.signals.source == "ensemble"  # started, not refused
+
+
+async def test_a_testnet_start_on_symbols_the_models_did_not_learn_from_says_so(
+    loopback: LoopbackBinance, trained: tuple[Path, TrainingResult], tmp_path: Path
+) -> None:
+    """The same at the start of a testnet/live daemon (its symbols from the exchange)."""
+    data_dir = copy_data_dir(trained[0], tmp_path)
+    settings = settings_for(data_dir, source="ensemble").model_copy(
+        update={
+            "exchange": loopback_settings(),
+            "market": MarketSettings(symbols=(BTC, SOL), history_bars=300),
+        }
+    )
+    ensemble = load_ensemble(data_dir / "models", settings)
+    async with AsyncExitStack() as stack:
+        with capture_logs() as logs:
+            await open_exchange_runtime(
+                settings,
+                stack,
+                asyncio.Event(),
+                clock=ManualClock(utc_from_ms(loopback.state.now_ms + 10_000)),
+                api_urls=loopback_api_urls(loopback.base_url),
+                source=ensemble,
+                rate_limit=False,
+            )
+    (warning,) = [e for e in logs if e["event"] == "symbols_not_trained_on"]
+    assert (warning["symbols"], warning["trained_on"]) == ([SOL], [BTC, ETH])
 
 
 def halted(bars: Bars, from_row: int) -> Bars:

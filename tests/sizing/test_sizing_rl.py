@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import json
 import random
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 from sizing_fakes import SYMBOL, candidate, portfolio, rules, stats
 
-from quantum_trader.domain import Regime, SizedOrder, TradePlan
+from quantum_trader.domain import ClosedTrade, ExitReason, Regime, Side, SizedOrder, TradePlan
+from quantum_trader.monitor.settings import MonitorSettings
 from quantum_trader.sizing.costs import CostModel
+from quantum_trader.sizing.desk import RL_PENDING, SizingDesk
 from quantum_trader.sizing.rl import ACTIONS, QAgent, RLSizer, decision_of, state_key
 from quantum_trader.sizing.settings import CostSettings, RLSettings, SizingSettings
+from quantum_trader.storage.memory import InMemoryRepository
 
 RL = RLSettings()
 
@@ -64,3 +69,32 @@ def test_rl_sizer_tags_the_order_with_its_decision() -> None:
     assert decision.state == "CHOPPY|c3|e0|s0"
     assert decision.action == ACTIONS[20]
     assert order.leverage == ACTIONS[20].leverage
+
+
+def closed_trade(entry_order_id: str, r_multiple: float | None) -> ClosedTrade:
+    opened = datetime(2025, 10, 1, tzinfo=UTC)
+    return ClosedTrade(
+        SYMBOL, Side.LONG, Decimal(1), Decimal(100), Decimal(103), opened,
+        opened + timedelta(hours=2), ExitReason.TP_HIT, Decimal(3), Decimal(0), Decimal(0),
+        r_multiple, entry_order_id,
+    )  # fmt: skip
+
+
+async def test_a_trade_of_unknown_r_teaches_nothing_and_leaves_no_pending_entry() -> None:
+    """A trade whose initial risk was unknown has no R to learn from (was: R 0.0, learned as a
+    break-even reward), nor to weigh recent performance with."""
+    repository = InMemoryRepository()
+    settings = SizingSettings(method="rl")
+    desk = await SizingDesk.load(settings, CostModel(CostSettings()), repository, MonitorSettings())
+    assert desk.agent is not None
+    pending = {"state": "s", "action": ACTIONS[0].key}
+    for entry in ("qt-e-1", "qt-e-2"):
+        await repository.save_state(RL_PENDING, entry, pending)
+    unknown = closed_trade(entry_order_id="qt-e-1", r_multiple=None)
+    await desk.on_trade_closed(unknown, {})
+    assert desk.agent.to_dict()["table"] == {}
+    assert desk.recent_r == []
+    assert (await repository.load_state(RL_PENDING))["qt-e-1"] == {}
+    await desk.on_trade_closed(closed_trade(entry_order_id="qt-e-2", r_multiple=1.5), {})
+    assert desk.agent.to_dict()["table"] != {}  # a known R is learned from
+    assert desk.recent_r == [1.5]

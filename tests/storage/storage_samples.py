@@ -143,7 +143,12 @@ def full_position() -> Position:
 
 
 def closed_trade(
-    symbol: str = BTC, *, closed_at: datetime = T0, entry_order_id: str = "qt-1"
+    symbol: str = BTC,
+    *,
+    closed_at: datetime = T0,
+    entry_order_id: str = "qt-1",
+    r_multiple: float | None = 1.7345,
+    pnl_usdt: str = "9.87654321",
 ) -> ClosedTrade:
     return ClosedTrade(
         symbol=symbol,
@@ -154,10 +159,10 @@ def closed_trade(
         opened_at=closed_at - timedelta(hours=3),
         closed_at=closed_at,
         exit_reason=ExitReason.TRAILING_HIT,
-        pnl_usdt=Decimal("9.87654321"),
+        pnl_usdt=Decimal(pnl_usdt),
         fees_usdt=Decimal("0.0512"),
         funding_usdt=Decimal("-0.0031"),
-        r_multiple=1.7345,
+        r_multiple=r_multiple,
         entry_order_id=entry_order_id,
     )
 

@@ -170,6 +170,12 @@ async def test_closed_trades_round_trip_sorted_by_close_and_stored_once(repo: Re
     assert await repo.closed_trades() == [early, late]
 
 
+async def test_a_trade_of_unknown_r_comes_back_with_none_not_zero(repo: Repo) -> None:
+    unknown = s.closed_trade(r_multiple=None)
+    await repo.record_closed_trade(unknown)
+    assert await repo.closed_trades() == [unknown]
+
+
 async def test_decisions_round_trip_every_field(repo: Repo) -> None:
     full, minimal = s.full_decision(), s.decision()
     await repo.record_decisions([full, minimal])

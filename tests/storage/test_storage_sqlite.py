@@ -79,6 +79,29 @@ async def test_only_pending_migrations_are_applied(tmp_path: Path) -> None:
     assert count_rows(path, "t") == 0
 
 
+async def test_the_r_multiple_of_a_trade_of_unknown_risk_becomes_null(tmp_path: Path) -> None:
+    """0002: r_multiple accepts NULL (an unknown initial risk); a 0.0 beside a gain or a loss,
+    which only an unknown risk gave, becomes NULL; a break-even 0.0 and other R stay."""
+    path = tmp_path / "ledger.db"
+    first = await SqliteRepository.open(path, migrations=bundled_migrations()[:1])
+    known = s.closed_trade(closed_at=s.at(1))
+    unknown = s.closed_trade(closed_at=s.at(2), r_multiple=0.0, pnl_usdt="-12.5")
+    even = s.closed_trade(closed_at=s.at(3), r_multiple=0.0, pnl_usdt="0E-8")
+    for trade in (known, unknown, even):
+        await first.record_closed_trade(trade)
+    await first.close()
+
+    repo = await SqliteRepository.open(path)
+    try:
+        assert repo.applied_migrations == tuple(range(2, LATEST + 1))
+        assert [t.r_multiple for t in await repo.closed_trades()] == [1.7345, None, 0.0]
+        await repo.record_closed_trade(s.closed_trade(closed_at=s.at(4), r_multiple=None))
+        await repo.record_closed_trade(unknown)  # still stored once
+        assert [t.r_multiple for t in await repo.closed_trades()] == [1.7345, None, 0.0, None]
+    finally:
+        await repo.close()
+
+
 async def test_a_failing_migration_is_rolled_back_alone(tmp_path: Path) -> None:
     path = tmp_path / "ledger.db"
     broken = extra_migrations("CREATE TABLE ok (x)", "CREATE TABLE half (x); SELEC nonsense")
