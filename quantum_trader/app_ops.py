@@ -62,7 +62,13 @@ async def open_operations(
     await notifier.start()
     stack.push_async_callback(notifier.close)
     stack.callback(warnings.close)
-    view = RuntimeView(runtime, s.server.exchange_read_interval_s, s.server.maintenance_margin_rate)
+    view = RuntimeView(
+        runtime,
+        s.server.exchange_read_interval_s,
+        s.server.maintenance_margin_rate,
+        read_wait_s=s.server.exchange_read_wait_s,
+    )
+    stack.push_async_callback(view.close)
     telemetry = Telemetry(view, metrics, notifier, s.server, streams or NoStreams())
     history = (await runtime.repository.equity_history())[-s.server.equity_points :]
     telemetry.attach((point.time, point.equity_usdt) for point in history)

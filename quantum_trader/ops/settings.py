@@ -14,7 +14,9 @@ class ServerSettings(Section):
     scrape it (compose does). `port` 0 picks a free port (the daemon logs the one it got).
     With `token` set, everything but /health needs `Authorization: Bearer <token>`.
     `exchange_read_interval_s` bounds how often /status reads the balance and mark prices from
-    the exchange (weight 15 on Binance per read), however often it is polled.
+    the exchange (weight 15 on Binance per read), however often it is polled;
+    `exchange_read_wait_s` how long a request waits for such a read before it is answered with
+    the last figures read (the read goes on; `exchange_read.pending_since` says so).
     `maintenance_margin_rate` estimates the liquidation price (Binance's first tier is
     0.4 %-1 % by symbol; the exchange's own figure is the one that counts).
     """
@@ -24,6 +26,7 @@ class ServerSettings(Section):
     port: int = Field(8080, ge=0, le=65535)
     token: SecretStr | None = None
     exchange_read_interval_s: float = Field(15.0, gt=0)
+    exchange_read_wait_s: float = Field(2.0, gt=0, le=60)
     maintenance_margin_rate: float = Field(0.005, ge=0, lt=0.5)
     equity_points: int = Field(500, ge=10, le=100_000)
     recent_decisions: int = Field(50, ge=1, le=10_000)

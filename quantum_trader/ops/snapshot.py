@@ -11,6 +11,8 @@ per interval; mark prices come from the mark-price stream when it is usable (no 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import field
@@ -83,6 +85,9 @@ class ExchangeRead:
     balance_as_of: datetime | None = None
     marks_as_of: datetime | None = None
     failed: str | None = None
+    # A read sent then and not answered yet (a slow or hanging exchange): /status did not wait
+    # for it beyond `server.exchange_read_wait_s`.
+    pending_since: datetime | None = None
 
 
 @record
@@ -181,9 +186,13 @@ class RuntimeView:
         read_interval_s: float,
         maintenance_rate: float,
         monotonic: Callable[[], float] = time.monotonic,
+        read_wait_s: float = 2.0,
     ) -> None:
         self._runtime = runtime
         self._read_interval_s = read_interval_s
+        self._read_wait_s = read_wait_s
+        self._reading: asyncio.Task[None] | None = None  # one exchange read at a time
+        self._reading_since: datetime | None = None
         self._maintenance_rate = Decimal(repr(maintenance_rate))
         self._monotonic = monotonic
         self._read_at: float | None = None
@@ -226,15 +235,29 @@ class RuntimeView:
 
     async def account(self) -> tuple[Balance | None, dict[str, Decimal]]:
         """The balance and the marks of the open positions, read at most once per interval
-        (sooner only when a position opened since the last read)."""
+        (sooner only when a position opened since the last read). A read the exchange does
+        not answer within `read_wait_s` goes on without the caller, who gets the last
+        figures read (`exchange_read` says so): a hanging exchange held /status for the
+        client's timeouts and retries, ≈ 32 s."""
         now_s = self._monotonic()
         symbols = sorted(self.positions())
         fresh = self._read_at is not None and now_s - self._read_at < self._read_interval_s
         if fresh and set(symbols) <= set(self._marks):  # a new position needs its mark now
             return self._balance, self._marks
-        self._read_at = now_s
+        if self._reading is None:
+            self._read_at = now_s
+            self._reading_since = self._runtime.clock.now()
+            self._reading = asyncio.create_task(self._read(symbols, self._reading_since))
+            self._reading.add_done_callback(self._read_done)
+        try:
+            async with asyncio.timeout(self._read_wait_s):
+                await asyncio.shield(self._reading)
+        except TimeoutError:
+            pass  # the figures of the last read, as of its times
+        return self._balance, self._marks
+
+    async def _read(self, symbols: list[str], now: datetime) -> None:
         exchange, streams = self._runtime.exchange, self._runtime.streams
-        now = self._runtime.clock.now()
         streamed = streams.mark_prices(symbols, now) if streams else None
         try:
             self._balance = await exchange.fetch_balance()
@@ -248,12 +271,25 @@ class RuntimeView:
         except QuantumTraderError as error:
             self._failed = type(error).__name__
             log.warning("status_exchange_read_failed", error=self._failed)
-        return self._balance, self._marks
+
+    def _read_done(self, task: asyncio.Task[None]) -> None:
+        self._reading = self._reading_since = None
+        if not task.cancelled() and task.exception() is not None:
+            # Not the exchange's answer but a fault of ours; whoever waited has seen it.
+            log.error("status_exchange_read_crashed", error=repr(task.exception()))
+
+    async def close(self) -> None:
+        """Stop a read still waiting for the exchange (the daemon is stopping)."""
+        if self._reading is not None:
+            self._reading.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reading
 
     def exchange_read(self) -> ExchangeRead:
-        """When the balance and the marks `account` returns were read, and whether its latest
-        read failed (then they are older than the interval)."""
-        return ExchangeRead(self._balance_at, self._marks_at, self._failed)
+        """When the balance and the marks `account` returns were read, whether its latest
+        read failed (then they are older than the interval), and since when a read has been
+        waiting for the exchange."""
+        return ExchangeRead(self._balance_at, self._marks_at, self._failed, self._reading_since)
 
     async def marks(self) -> dict[str, Decimal]:
         """Mark prices of the open positions: the last read when still fresh, else the

@@ -16,7 +16,7 @@ from typing import Any
 
 import aiohttp
 from loopback import LoopbackBinance
-from loopback.faults import Outage
+from loopback.faults import Fault, Outage
 from loopback.fixtures import loopback, loopback_settings, open_runtime_on
 from ops_builders import TOKEN
 from pydantic import SecretStr
@@ -32,16 +32,22 @@ BTC = "BTC/USDT:USDT"
 
 @asynccontextmanager
 async def served_after_a_cycle(
-    loopback: LoopbackBinance, data_dir: Path
+    loopback: LoopbackBinance, data_dir: Path, read_wait_s: float = 2.0
 ) -> AsyncIterator[tuple[aiohttp.ClientSession, str, datetime]]:
     """A testnet runtime on the stand-in trading BTC after one cycle, its status server
     reading the exchange at once on every request: a client with the token, the server's
     address and the cycle's time."""
+    server = ServerSettings(
+        port=0,
+        token=SecretStr(TOKEN),
+        exchange_read_interval_s=0.01,
+        exchange_read_wait_s=read_wait_s,
+    )
     settings = Settings(
         data_dir=data_dir,
         exchange=loopback_settings(),
         market=MarketSettings(symbols=(BTC,), history_bars=300),
-        server=ServerSettings(port=0, token=SecretStr(TOKEN), exchange_read_interval_s=0.01),
+        server=server,
     )
     metrics = Metrics()
     async with AsyncExitStack() as stack:
@@ -110,9 +116,43 @@ async def test_status_with_the_exchange_down_says_what_it_shows_is_as_of_the_las
         "balance_as_of": now.isoformat(),
         "marks_as_of": now.isoformat(),
         "failed": None,
+        "pending_since": None,
     }
     # The last figures read, said to be as of then (was: shown as current, nothing said).
     assert during["exchange_read"]["failed"] == "RetryLater"  # its class, as logged
     assert during["exchange_read"]["balance_as_of"] == read["balance_as_of"]
     assert during["account"] == before["account"]
     assert during["positions"] == before["positions"]
+
+
+async def test_status_does_not_wait_for_a_slow_exchange_read(
+    loopback: LoopbackBinance, tmp_path: Path
+) -> None:
+    """A hanging exchange held /status for the client's timeouts and retries (≈ 32 s). Now a
+    request waits `exchange_read_wait_s` for the read, then gets the last figures read, said
+    to be waiting for the exchange; the read goes on and the next request shows what it got."""
+    async with served_after_a_cycle(loopback, tmp_path, read_wait_s=0.05) as (client, url, _):
+
+        async def status() -> Any:
+            async with client.get(f"{url}/status") as answer:
+                assert answer.status == 200
+                return strict_json(await answer.text())
+
+        before = await status()
+        # The account read is answered 0.5 s after it arrives: after the request's 0.05 s
+        # wait by the event loop's own clock, however busy the machine.
+        loopback.inject(Fault(path="/fapi/v3/account", delay_s=0.5))
+        await asyncio.sleep(0.02)  # past the read interval
+        waiting = await status()
+        for _ in range(500):  # until the read has come back
+            after = await status()
+            if after["exchange_read"]["pending_since"] is None:
+                break
+            await asyncio.sleep(0.01)
+    assert before["exchange_read"]["pending_since"] is None
+    assert waiting["exchange_read"]["pending_since"] is not None
+    assert waiting["exchange_read"]["failed"] is None
+    assert waiting["exchange_read"]["balance_as_of"] == before["exchange_read"]["balance_as_of"]
+    assert waiting["account"] == before["account"]
+    assert after["exchange_read"]["failed"] is None
+    assert after["exchange_read"]["balance_as_of"] == waiting["exchange_read"]["pending_since"]
