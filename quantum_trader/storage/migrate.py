@@ -45,6 +45,12 @@ class Migration:
     sql: str
 
 
+# The oldest schema version the read-only commands read as it is, without the daemon
+# migrating it first: 0002 only lets closed_trades.r_multiple be NULL, which a reader of a
+# version-1 file never meets. A migration that changes what a reader sees raises it.
+OLDEST_READABLE = 1
+
+
 def bundled_migrations() -> tuple[Migration, ...]:
     """Read the migrations shipped in `quantum_trader/storage/migrations/`, in version order."""
     folder = resources.files("quantum_trader.storage").joinpath("migrations")

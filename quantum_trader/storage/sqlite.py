@@ -36,6 +36,7 @@ from quantum_trader.storage import codec
 from quantum_trader.storage.codec import OPEN_ORDER_STATUSES, RepositoryRows, Row, SqlValue
 from quantum_trader.storage.decisions_aside import DecisionsAside
 from quantum_trader.storage.migrate import (
+    OLDEST_READABLE,
     Migration,
     apply_pending,
     bundled_migrations,
@@ -149,12 +150,14 @@ class SqliteRepository:
         migrations (a dropped table, an altered column).
         """
         known = bundled_migrations() if migrations is None else check_sequence(list(migrations))
+        # Custom migrations (tests) are read at their latest version only.
+        oldest = OLDEST_READABLE if migrations is None else len(known)
         conn = await _connect(path, read_only)
         try:
             if read_only:
                 await _configure_reader(conn)
                 await _check_integrity(conn, path)
-                version = await _check_readable(conn, path, len(known))
+                version = await _check_readable(conn, path, len(known), oldest)
                 applied: tuple[int, ...] = ()
             else:
                 await refuse_if_not_ours(conn, path)  # another program's file, left as it is
@@ -162,7 +165,7 @@ class SqliteRepository:
                 await _check_integrity(conn, path)
                 applied = await apply_pending(conn, path, known)
                 version = len(known)
-            await _check_schema(conn, path, known)
+            await _check_schema(conn, path, known[:version])
         except sqlite3.DatabaseError as e:
             await conn.close()
             problem = _operator_problem(path, e)
@@ -474,7 +477,9 @@ async def _configure_reader(conn: aiosqlite.Connection) -> None:
     await conn.execute("PRAGMA foreign_keys = ON")
 
 
-async def _check_readable(conn: aiosqlite.Connection, path: Path, known: int) -> int:
+async def _check_readable(conn: aiosqlite.Connection, path: Path, known: int, oldest: int) -> int:
+    """The file's schema version, when this program reads it as it is (from `oldest` to
+    `known`; an older one is migrated by the daemon first)."""
     version = await current_version(conn)
     refuse_newer(path, version, known)
     if version == 0:  # no schema at all: not a database any daemon of ours has written
@@ -484,7 +489,7 @@ async def _check_readable(conn: aiosqlite.Connection, path: Path, known: int) ->
             "(quantum-trader run), or point --db or QT_DATA_DIR at a daemon's or a backtest's "
             "database"
         )
-    if version < known:
+    if version < oldest:
         raise OperatorActionRequired(
             f"database {path} has schema version {version}, older than this program's "
             f"{known}: start the daemon once (it migrates) before reading it"

@@ -102,6 +102,38 @@ async def test_the_r_multiple_of_a_trade_of_unknown_risk_becomes_null(tmp_path: 
         await repo.close()
 
 
+async def test_a_version_1_file_is_read_as_it_is_without_the_daemon_migrating_it(
+    tmp_path: Path,
+) -> None:
+    """After an upgrade, `status`, `trades` and `--db` on an older backtest's file read a
+    version-1 database (0002 changes nothing a reader meets) rather than refusing it until
+    a daemon has opened it; the file is left at version 1."""
+    path = tmp_path / "backtest.db"
+    first = await SqliteRepository.open(path, migrations=bundled_migrations()[:1])
+    await first.record_closed_trade(s.closed_trade())
+    await first.close()
+
+    reader = await SqliteRepository.open(path, read_only=True)
+    try:
+        assert reader.schema_version == 1
+        assert await reader.closed_trades() == [s.closed_trade()]
+    finally:
+        await reader.close()
+    assert [v for v, _ in versions(path)] == [1]
+
+
+async def test_a_file_older_than_what_readers_read_asks_for_the_daemon_first(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "ledger.db"
+    await (await SqliteRepository.open(path)).close()
+
+    newer = extra_migrations("CREATE TABLE t (x)")
+    with pytest.raises(OperatorActionRequired, match="start the daemon once") as caught:
+        await SqliteRepository.open(path, read_only=True, migrations=newer)
+    assert f"schema version {LATEST}, older than this program's {LATEST + 1}" in str(caught.value)
+
+
 async def test_a_failing_migration_is_rolled_back_alone(tmp_path: Path) -> None:
     path = tmp_path / "ledger.db"
     broken = extra_migrations("CREATE TABLE ok (x)", "CREATE TABLE half (x); SELEC nonsense")
