@@ -8,13 +8,19 @@ so cleanup runs in reverse order, and only for what was opened.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
+from quantum_trader.app_signals import (
+    choose_signal_source,
+    said_in_sample,
+    said_not_trained_on,
+    source_health,
+)
 from quantum_trader.clock import ms_from_utc, utc_from_ms
 from quantum_trader.config import Settings
 from quantum_trader.cycle import Executor, HealthFn
@@ -32,7 +38,7 @@ from quantum_trader.keeper.keeper import PositionKeeper
 from quantum_trader.log import get_logger
 from quantum_trader.market.live_universe import LiveUniverse
 from quantum_trader.market.provider import LiveMarket, MarketStateProvider
-from quantum_trader.market.replay import FundingSeries, ReplayFeed
+from quantum_trader.market.replay import ReplayFeed
 from quantum_trader.market.setup import (
     global_regime_timeline,
     missing_inputs,
@@ -53,8 +59,6 @@ from quantum_trader.ops.metrics import Metrics
 from quantum_trader.ops.presence import HEARTBEAT_FILE, STOPPING_FILE
 from quantum_trader.portfolio.ledger import Ledger
 from quantum_trader.ports import Clock, Exchange, ExchangeStreams, Repository, SignalSource
-from quantum_trader.signals.model_set import models_dir_in
-from quantum_trader.signals.rules import RuleAgent
 from quantum_trader.sizing.costs import CostModel
 from quantum_trader.sizing.desk import SizingDesk
 from quantum_trader.storage.sqlite import SqliteRepository
@@ -95,59 +99,6 @@ class Runtime:
 
 def database_path(settings: Settings) -> Path:
     return settings.data_dir / DATABASE_FILE
-
-
-def choose_signal_source(
-    settings: Settings, funding: Mapping[str, FundingSeries] | None = None
-) -> SignalSource:
-    """The ensemble when enough trained models load (or when asked for), else the rule agent.
-
-    `funding` is the funding history the ensemble's funding feature reads, per symbol; None
-    loads the recorded funding of `settings.market.symbols` from the candle store.
-    """
-    wanted = settings.signals.source
-    if wanted == "rules":
-        return RuleAgent(settings.signals)
-    ensemble = _load_ensemble(settings, funding)
-    if ensemble is not None:
-        return ensemble
-    if wanted == "ensemble":
-        raise ConfigurationError(
-            [
-                f"signals.source: 'ensemble' needs at least {settings.ensemble.min_models} "
-                f"loadable trained models in {models_dir_in(settings.data_dir)}"
-                " (run `quantum-trader train` first)"
-            ]
-        )
-    return RuleAgent(settings.signals)
-
-
-def _load_ensemble(
-    settings: Settings, funding: Mapping[str, FundingSeries] | None = None
-) -> SignalSource | None:
-    """The ensemble of the models that load, or None when fewer than `min_models` do."""
-    models_dir = models_dir_in(settings.data_dir)
-    if not models_dir.is_dir():
-        return None
-    from quantum_trader.signals.ensemble import recorded_funding  # heavy
-    from quantum_trader.signals.loading import load_ensemble
-
-    ensemble = load_ensemble(models_dir, settings)
-    if ensemble is None:
-        return None
-    if len(ensemble.model_names) < settings.ensemble.min_models:
-        log.warning(
-            "ensemble_unavailable",
-            loaded=list(ensemble.model_names),
-            min_models=settings.ensemble.min_models,
-            fallback="rules" if settings.signals.source is None else "none",
-        )
-        return None
-    if funding is None:
-        funding = recorded_funding(open_store(settings), settings.market.symbols)
-    ensemble.set_funding(funding)
-    log.info("ensemble_loaded", models=list(ensemble.model_names), models_dir=str(models_dir))
-    return ensemble
 
 
 def make_paper_exchange(
@@ -380,14 +331,6 @@ def metered(exchange: Exchange, metrics: Metrics | None) -> Exchange:
     return exchange if metrics is None else MeteredExchange(exchange, metrics)
 
 
-def source_health(source: SignalSource) -> HealthFn:
-    """The signal source's health for the governor (the ensemble reports stale models)."""
-    report = getattr(source, "health", None)
-    if not callable(report):
-        return lambda now: "HEALTHY"
-    return lambda now: str(report(now)[0])
-
-
 def _require_replay(settings: Settings) -> None:
     if settings.market.source != "replay":
         raise ConfigurationError(
@@ -419,49 +362,6 @@ async def _open_paper_books(
     stack.push_async_callback(repository.close)
     refuse_if_apart(Books(len(await repository.fills()), len(await repository.open_positions())))
     return repository, None if paper is None else utc_from_ms(paper.last_ms)
-
-
-def said_in_sample(
-    settings: Settings, source: SignalSource, window: tuple[datetime, datetime]
-) -> None:
-    """Warn (`replay_in_sample`) when the paper replay over `window` is traded by models that
-    learned from part of it: the run goes on, but its results are in-sample."""
-    if isinstance(source, RuleAgent):
-        return
-    from quantum_trader.report.provenance import in_sample_replay  # only with trained models
-    from quantum_trader.signals.ensemble import Ensemble
-
-    if isinstance(source, Ensemble):
-        warning = in_sample_replay(source.metadata, models_dir_in(settings.data_dir), window)
-        if warning is not None:
-            log.warning("replay_in_sample", detail=warning)
-
-
-def said_not_trained_on(
-    settings: Settings, source: SignalSource, symbols: Sequence[str]
-) -> list[str]:
-    """Warn (`symbols_not_trained_on`) when the ensemble trades symbols its models did not
-    learn from; return the caveat line (none otherwise). Not refused: a user may try how the
-    models transfer, but the run must say it."""
-    if isinstance(source, RuleAgent):
-        return []
-    from quantum_trader.report.provenance import TRAIN_ON_THEM, not_trained_on, not_trained_on_line
-    from quantum_trader.signals.ensemble import Ensemble
-
-    if not isinstance(source, Ensemble):
-        return []
-    untrained, trained = not_trained_on(source.metadata, symbols)
-    if not untrained:
-        return []
-    line = not_trained_on_line(untrained, trained, models_dir_in(settings.data_dir))
-    log.warning(
-        "symbols_not_trained_on",
-        symbols=list(untrained),
-        trained_on=list(trained),
-        hint=TRAIN_ON_THEM,
-        detail=line,
-    )
-    return [line]
 
 
 async def _replay_start(

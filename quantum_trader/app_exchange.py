@@ -22,15 +22,8 @@ from datetime import datetime
 
 from pydantic import SecretStr
 
-from quantum_trader.app import (
-    Runtime,
-    choose_signal_source,
-    database_path,
-    metered,
-    reconciled_core,
-    said_not_trained_on,
-    source_health,
-)
+from quantum_trader.app import Runtime, database_path, metered, reconciled_core
+from quantum_trader.app_signals import choose_signal_source, said_not_trained_on, source_health
 from quantum_trader.clock import LiveClock, ms_from_utc
 from quantum_trader.config import ExchangeSettings, Settings
 from quantum_trader.domain import ExchangeMode, GlobalRegime

@@ -29,13 +29,8 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from quantum_trader.app import (
-    Core,
-    assemble,
-    choose_signal_source,
-    make_paper_exchange,
-    said_not_trained_on,
-)
+from quantum_trader.app import Core, assemble, make_paper_exchange
+from quantum_trader.app_signals import choose_signal_source, said_not_trained_on
 from quantum_trader.clock import ManualClock, ms_from_utc, utc_from_ms
 from quantum_trader.collector import collector_paused, loaded_objects_exempt
 from quantum_trader.config import Settings

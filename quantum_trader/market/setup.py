@@ -40,7 +40,7 @@ MISSING_INPUT_WARNINGS = frozenset(
         "replay_window_narrowed",
         "symbol_not_trading",
         "replay_gaps",
-        "symbols_not_trained_on",  # app.said_not_trained_on: the models never saw them
+        "symbols_not_trained_on",  # app_signals.said_not_trained_on: the models never saw them
     }
 )
 CORRELATION_PERIODS_AHEAD = 24  # a recording's correlation matrices, a day's at a time

@@ -12,12 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from quantum_trader.app import (
-    Core,
-    assemble,
-    choose_signal_source,
-    make_paper_exchange,
-)
+from quantum_trader.app import Core, assemble, make_paper_exchange
+from quantum_trader.app_signals import choose_signal_source
 from quantum_trader.clock import ManualClock
 from quantum_trader.config import Settings
 from quantum_trader.cycle import CycleSummary

@@ -28,7 +28,8 @@ from ml_fixtures import (  # noqa: F401 (trained_fixture is the fixture `trained
 from rich.console import Console
 from structlog.testing import capture_logs
 
-from quantum_trader.app import choose_signal_source, open_runtime
+from quantum_trader.app import open_runtime
+from quantum_trader.app_signals import choose_signal_source
 from quantum_trader.backtest import BacktestRequest, run_backtest
 from quantum_trader.cli_ml import models_dir, train_ensemble
 from quantum_trader.clock import ManualClock

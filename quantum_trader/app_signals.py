@@ -1,0 +1,127 @@
+"""The signal source the composition root wires in, and what a run must say about it.
+
+The ensemble when enough trained models load (or when asked for), else the rule agent; its
+health for the governor; and the warnings of a run whose models learned from its own window
+or never saw some of its symbols.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+
+from quantum_trader.config import Settings
+from quantum_trader.cycle import HealthFn
+from quantum_trader.errors import ConfigurationError
+from quantum_trader.log import get_logger
+from quantum_trader.market.replay import FundingSeries
+from quantum_trader.market.setup import open_store
+from quantum_trader.ports import SignalSource
+from quantum_trader.signals.model_set import models_dir_in
+from quantum_trader.signals.rules import RuleAgent
+
+log = get_logger("app")
+
+
+def choose_signal_source(
+    settings: Settings, funding: Mapping[str, FundingSeries] | None = None
+) -> SignalSource:
+    """The ensemble when enough trained models load (or when asked for), else the rule agent.
+
+    `funding` is the funding history the ensemble's funding feature reads, per symbol; None
+    loads the recorded funding of `settings.market.symbols` from the candle store.
+    """
+    wanted = settings.signals.source
+    if wanted == "rules":
+        return RuleAgent(settings.signals)
+    ensemble = _load_ensemble(settings, funding)
+    if ensemble is not None:
+        return ensemble
+    if wanted == "ensemble":
+        raise ConfigurationError(
+            [
+                f"signals.source: 'ensemble' needs at least {settings.ensemble.min_models} "
+                f"loadable trained models in {models_dir_in(settings.data_dir)}"
+                " (run `quantum-trader train` first)"
+            ]
+        )
+    return RuleAgent(settings.signals)
+
+
+def _load_ensemble(
+    settings: Settings, funding: Mapping[str, FundingSeries] | None = None
+) -> SignalSource | None:
+    """The ensemble of the models that load, or None when fewer than `min_models` do."""
+    models_dir = models_dir_in(settings.data_dir)
+    if not models_dir.is_dir():
+        return None
+    from quantum_trader.signals.ensemble import recorded_funding  # heavy
+    from quantum_trader.signals.loading import load_ensemble
+
+    ensemble = load_ensemble(models_dir, settings)
+    if ensemble is None:
+        return None
+    if len(ensemble.model_names) < settings.ensemble.min_models:
+        log.warning(
+            "ensemble_unavailable",
+            loaded=list(ensemble.model_names),
+            min_models=settings.ensemble.min_models,
+            fallback="rules" if settings.signals.source is None else "none",
+        )
+        return None
+    if funding is None:
+        funding = recorded_funding(open_store(settings), settings.market.symbols)
+    ensemble.set_funding(funding)
+    log.info("ensemble_loaded", models=list(ensemble.model_names), models_dir=str(models_dir))
+    return ensemble
+
+
+def source_health(source: SignalSource) -> HealthFn:
+    """The signal source's health for the governor (the ensemble reports stale models)."""
+    report = getattr(source, "health", None)
+    if not callable(report):
+        return lambda now: "HEALTHY"
+    return lambda now: str(report(now)[0])
+
+
+def said_in_sample(
+    settings: Settings, source: SignalSource, window: tuple[datetime, datetime]
+) -> None:
+    """Warn (`replay_in_sample`) when the paper replay over `window` is traded by models that
+    learned from part of it: the run goes on, but its results are in-sample."""
+    if isinstance(source, RuleAgent):
+        return
+    from quantum_trader.report.provenance import in_sample_replay  # only with trained models
+    from quantum_trader.signals.ensemble import Ensemble
+
+    if isinstance(source, Ensemble):
+        warning = in_sample_replay(source.metadata, models_dir_in(settings.data_dir), window)
+        if warning is not None:
+            log.warning("replay_in_sample", detail=warning)
+
+
+def said_not_trained_on(
+    settings: Settings, source: SignalSource, symbols: Sequence[str]
+) -> list[str]:
+    """Warn (`symbols_not_trained_on`) when the ensemble trades symbols its models did not
+    learn from; return the caveat line (none otherwise). Not refused: a user may try how the
+    models transfer, but the run must say it."""
+    if isinstance(source, RuleAgent):
+        return []
+    from quantum_trader.report.provenance import TRAIN_ON_THEM, not_trained_on, not_trained_on_line
+    from quantum_trader.signals.ensemble import Ensemble
+
+    if not isinstance(source, Ensemble):
+        return []
+    untrained, trained = not_trained_on(source.metadata, symbols)
+    if not untrained:
+        return []
+    line = not_trained_on_line(untrained, trained, models_dir_in(settings.data_dir))
+    log.warning(
+        "symbols_not_trained_on",
+        symbols=list(untrained),
+        trained_on=list(trained),
+        hint=TRAIN_ON_THEM,
+        detail=line,
+    )
+    return [line]
