@@ -23,7 +23,12 @@ from datetime import datetime
 from pydantic import SecretStr
 
 from quantum_trader.app import Runtime, database_path, metered, reconciled_core
-from quantum_trader.app_signals import choose_signal_source, said_not_trained_on, source_health
+from quantum_trader.app_signals import (
+    choose_signal_source,
+    said_not_trained_on,
+    saying_not_trained_on,
+    source_health,
+)
 from quantum_trader.clock import LiveClock, ms_from_utc
 from quantum_trader.config import ExchangeSettings, Settings
 from quantum_trader.domain import ExchangeMode, GlobalRegime
@@ -188,6 +193,7 @@ async def open_exchange_runtime(
             funding = await exchange_funding(exchange, settings.market.symbols, clock.now())
         source = choose_signal_source(settings, funding)
     said_not_trained_on(settings, source, settings.market.symbols)
+    universe.listeners.append(saying_not_trained_on(settings, source))
     market = _exchange_market(settings, exchange, source, universe)
     streams = (
         BinanceStreams.create(settings.exchange, exchange, clock)

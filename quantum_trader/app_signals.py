@@ -7,8 +7,9 @@ or never saw some of its symbols.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from quantum_trader.config import Settings
 from quantum_trader.cycle import HealthFn
@@ -19,6 +20,9 @@ from quantum_trader.market.setup import open_store
 from quantum_trader.ports import SignalSource
 from quantum_trader.signals.model_set import models_dir_in
 from quantum_trader.signals.rules import RuleAgent
+
+if TYPE_CHECKING:
+    from quantum_trader.market.live_universe import UniverseChange
 
 log = get_logger("app")
 
@@ -125,3 +129,16 @@ def said_not_trained_on(
         detail=line,
     )
     return [line]
+
+
+def saying_not_trained_on(
+    settings: Settings, source: SignalSource
+) -> Callable[[UniverseChange], None]:
+    """A universe listener saying `symbols_not_trained_on` for joining symbols the models never
+    saw: a testnet/live universe is re-resolved while the daemon runs, after the start's check."""
+
+    def joined(change: UniverseChange) -> None:
+        if change.added:
+            said_not_trained_on(settings, source, change.added)
+
+    return joined

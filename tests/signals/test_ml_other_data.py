@@ -42,6 +42,7 @@ from quantum_trader.config import MarketSettings
 from quantum_trader.domain import Bars
 from quantum_trader.errors import MarketDataError
 from quantum_trader.market.candle_store import CandleStore, bundled_sample_dir
+from quantum_trader.market.live_universe import UniverseChange
 from quantum_trader.signals.loading import load_ensemble
 from quantum_trader.signals.model_set import current_set
 from quantum_trader.signals.training import REPORT_FILE, TrainingResult, train_models
@@ -330,6 +331,42 @@ async def test_a_testnet_start_on_symbols_the_models_did_not_learn_from_says_so(
             )
     (warning,) = [e for e in logs if e["event"] == "symbols_not_trained_on"]
     assert (warning["symbols"], warning["trained_on"]) == ([SOL], [BTC, ETH])
+
+
+async def test_a_symbol_the_models_did_not_learn_from_joining_the_universe_is_said(
+    loopback: LoopbackBinance, trained: tuple[Path, TrainingResult], tmp_path: Path
+) -> None:
+    """A testnet/live universe is re-resolved while the daemon runs: a symbol joining after
+    the start's check is said too (the listeners the runtime registers hear each change)."""
+    data_dir = copy_data_dir(trained[0], tmp_path)
+    settings = settings_for(data_dir, source="ensemble").model_copy(
+        update={
+            "exchange": loopback_settings(),
+            "market": MarketSettings(symbols=(BTC,), history_bars=300),
+        }
+    )
+    ensemble = load_ensemble(data_dir / "models", settings)
+    now = utc_from_ms(loopback.state.now_ms + 10_000)
+    async with AsyncExitStack() as stack:
+        runtime = await open_exchange_runtime(
+            settings,
+            stack,
+            asyncio.Event(),
+            clock=ManualClock(now),
+            api_urls=loopback_api_urls(loopback.base_url),
+            source=ensemble,
+            rate_limit=False,
+        )
+        assert runtime.universe is not None
+        with capture_logs() as logs:
+            for change in (
+                UniverseChange(now, (ETH,), (), {}),  # learned from: nothing to say
+                UniverseChange(now, (SOL,), (BTC,), {}),
+            ):
+                for listener in runtime.universe.listeners:
+                    listener(change)
+    said = [e for e in logs if e["event"] == "symbols_not_trained_on"]
+    assert [(e["symbols"], e["trained_on"]) for e in said] == [([SOL], [BTC, ETH])]
 
 
 def halted(bars: Bars, from_row: int) -> Bars:
