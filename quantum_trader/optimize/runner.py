@@ -15,7 +15,7 @@ from typing import Any
 
 import optuna
 
-from quantum_trader.backtest import BacktestInterrupted
+from quantum_trader.backtest import BacktestInterrupted, window
 from quantum_trader.config import Settings
 from quantum_trader.errors import QuantumTraderError
 from quantum_trader.market.replay import ReplayFeed
@@ -118,8 +118,7 @@ def study_layout(base: Settings, request: OptimizeRequest) -> Layout:
     store = resolve_market_data(base).store()
     warm_up = history_bars(base, RuleAgent(base.signals))
     feed = ReplayFeed(store, base.market.symbols, base.market.timeframe, warm_up)
-    first = max(request.start or feed.start, feed.start)
-    last = min(request.end or feed.end, feed.end)
+    first, last = window(feed, request.start, request.end)  # an empty one: backtest's line
     return plan_layout(first, last, request.fold_days, request.folds, request.holdout_days)
 
 

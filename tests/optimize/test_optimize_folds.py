@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from optimize_builders import SYMBOLS, copy_market
+from optimize_builders import SYMBOLS, copy_market, optimize_cli, write_space
 
 from quantum_trader.clock import ms_from_utc
 from quantum_trader.errors import ConfigurationError
@@ -38,6 +38,36 @@ def test_a_window_too_short_for_the_folds_is_one_line_saying_what_is_needed() ->
     (line,) = caught.value.problems
     assert "need 66 days after warm-up" in line
     assert "use fewer or shorter folds" in line
+
+
+@pytest.mark.parametrize(
+    ("fold_days", "folds", "holdout_days"),
+    [(2, 1_000_000_000, 2), (1_000_000_000, 1, 2), (2, 1, 1_000_000_000), (999_999_999, 1, 2)],
+)
+def test_counts_beyond_the_calendar_are_the_same_line_not_an_overflow(
+    fold_days: int, folds: int, holdout_days: int
+) -> None:
+    first = datetime(2025, 9, 8, tzinfo=UTC)
+    with pytest.raises(ConfigurationError) as caught:
+        plan_layout(first, first + 30 * DAY, fold_days, folds, holdout_days)
+    (line,) = caught.value.problems
+    assert f"need {(folds + 1) * fold_days + holdout_days} days after warm-up" in line
+
+
+def test_a_start_after_the_end_is_said_as_such(tmp_path: Path) -> None:
+    space = write_space(tmp_path)
+    window = ("--symbols", "BTC/USDT:USDT", "--folds", "1", "--fold-days", "2")
+    done = optimize_cli(
+        tmp_path, "--space", str(space), "--trials", "1", *window,
+        "--start", "2025-10-14", "--end", "2025-10-01",
+    )  # fmt: skip
+    assert done.returncode == 2
+    (line,) = done.stderr.splitlines()
+    assert line.startswith(
+        "configuration error: --start/--end: nothing to replay between "
+        "2025-10-14T00:00:00+00:00 and 2025-10-01T00:00:00+00:00; recorded data (after "
+        "warm-up) covers "
+    )
 
 
 def test_a_cut_market_holds_only_bars_closed_and_funding_settled_by_the_cut(
