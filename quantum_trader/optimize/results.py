@@ -29,7 +29,7 @@ from rich.table import Table
 
 from quantum_trader.config import Settings
 from quantum_trader.errors import ConfigurationError, UsageError
-from quantum_trader.optimize.objective import DRAWDOWN_FLOOR_PCT, Evaluation, run_block
+from quantum_trader.optimize.objective import DRAWDOWN_FLOOR_PCT, Evaluation, Stop, run_block
 from quantum_trader.optimize.space import apply
 from quantum_trader.optimize.study import StudyRequest
 from quantum_trader.settings_base import redact_url
@@ -60,14 +60,17 @@ class StudyResults:
         return json.dumps(asdict(self), indent=2, default=str)
 
 
-def collect(study: optuna.Study, evaluation: Evaluation, request: StudyRequest) -> StudyResults:
-    """Pick the best finished trial, score it (and the base settings) once on the holdout."""
+def collect(
+    study: optuna.Study, evaluation: Evaluation, request: StudyRequest, stop: Stop | None = None
+) -> StudyResults:
+    """Pick the best finished trial, score it (and the base settings) once on the holdout;
+    BacktestInterrupted once `stop` is set."""
     best = _best(study, request.multi)
     folds = best.user_attrs["folds"]
     settings = apply(evaluation.base, best.params)
     holdout_args = (evaluation.markets.holdout, evaluation.layout.holdout, evaluation.score)
-    holdout = run_block(settings, *holdout_args, evaluation.scratch / "holdout")
-    baseline = run_block(evaluation.base, *holdout_args, evaluation.scratch / "baseline")
+    holdout = run_block(settings, *holdout_args, evaluation.scratch / "holdout", stop)
+    baseline = run_block(evaluation.base, *holdout_args, evaluation.scratch / "baseline", stop)
     states = [t.state for t in study.get_trials(deepcopy=False)]
     return StudyResults(
         study=request.name,

@@ -185,11 +185,11 @@ def stop_at(target: int) -> Callable[[optuna.Study, FrozenTrial], None]:
     return callback
 
 
-def run_worker(job: WorkerJob) -> None:
-    """Run up to `job.quota` trials of the study in this process. SIGTERM and SIGINT stop the
-    running trial at its next backtest step (Optuna records it as failed) and raise
-    BacktestInterrupted."""
-    stop = Stop()
+def run_worker(job: WorkerJob, stop: Stop | None = None) -> None:
+    """Run up to `job.quota` trials of the study in this process. SIGTERM and SIGINT (or a
+    `stop` already requested) stop the running trial at its next backtest step (Optuna
+    records it as failed) and raise BacktestInterrupted."""
+    stop = stop or Stop()
     previous = {s: signal.signal(s, lambda *_: stop.request()) for s in STOP_SIGNALS}
     try:
         storage = open_storage(job.request.storage)

@@ -155,3 +155,39 @@ def counted(cwd: Path) -> int:
     sql = "SELECT count(*) FROM trials WHERE state IN ('COMPLETE', 'PRUNED')"
     rows = query(cwd / "data" / "optimize" / "studies.db", sql)
     return int(rows[0][0]) if rows else 0
+
+
+@pytest.mark.slow
+def test_a_stop_while_the_holdout_is_scored_is_one_line_and_leaves_no_copy_of_the_market(
+    tmp_path: Path,
+) -> None:
+    # Found by an outside probe (2026-12-03): outside the trials no handler was installed, so
+    # SIGTERM killed the command (exit 143) with the cut markets left in the temporary
+    # directory, and SIGINT ended it with 130 and no word.
+    space = write_space(tmp_path)
+    args = ("--space", str(space), "--trials", "1", "--seed", "3", *ONE_FOLD)
+    first = optimize_cli(tmp_path, *args)
+    assert first.returncode == 0, first.stderr[-3000:]
+    written = {p.name: p.read_bytes() for p in (tmp_path / "optimize").iterdir()}
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    for stop in (signal.SIGTERM, signal.SIGINT):
+        # The study holds its trial already: the rerun goes straight to the holdout.
+        process = subprocess.Popen(
+            optimize_command(*args),
+            cwd=tmp_path,
+            env={**clean_env(tmp_path), "TMPDIR": str(temporary)},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        eventually(lambda: any(temporary.glob("qt-optimize-*/runs/*")), 120, "the holdout")
+        process.send_signal(stop)
+        _, stderr = process.communicate(timeout=60)
+        assert process.returncode == 1, stderr[-3000:]
+        assert stderr.splitlines()[-1] == (
+            "error: interrupted while scoring the holdout; the 1 finished trial of 1 is kept "
+            "in the store: rerun the same command (--study optimize) to score it"
+        )
+        assert list(temporary.iterdir()) == []
+        assert {p.name: p.read_bytes() for p in (tmp_path / "optimize").iterdir()} == written
