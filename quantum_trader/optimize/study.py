@@ -23,6 +23,7 @@ a parallel study is not reproducible (each trial still is: its settings give its
 from __future__ import annotations
 
 import contextlib
+import logging
 import multiprocessing
 import os
 import signal
@@ -185,12 +186,26 @@ def stop_at(target: int) -> Callable[[optuna.Study, FrozenTrial], None]:
     return callback
 
 
+class _NoTracebackOfAStop(logging.Filter):
+    """Optuna logs a failed trial with its traceback; a trial cut short by SIGTERM/SIGINT is
+    no error, and the command says so in its own line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], BacktestInterrupted))
+
+
+# The logger Optuna's `study.optimize` reports a failed trial on.
+OPTUNA_TRIAL_LOGGER = "optuna.study._optimize"
+
+
 def run_worker(job: WorkerJob, stop: Stop | None = None) -> None:
     """Run up to `job.quota` trials of the study in this process. SIGTERM and SIGINT (or a
     `stop` already requested) stop the running trial at its next backtest step (Optuna
     records it as failed) and raise BacktestInterrupted."""
     stop = stop or Stop()
     previous = {s: signal.signal(s, lambda *_: stop.request()) for s in STOP_SIGNALS}
+    quiet = _NoTracebackOfAStop()
+    logging.getLogger(OPTUNA_TRIAL_LOGGER).addFilter(quiet)
     try:
         storage = open_storage(job.request.storage)
         probe = optuna.load_study(study_name=job.request.name, storage=storage)
@@ -203,6 +218,7 @@ def run_worker(job: WorkerJob, stop: Stop | None = None) -> None:
             gc_after_trial=True,
         )
     finally:
+        logging.getLogger(OPTUNA_TRIAL_LOGGER).removeFilter(quiet)
         for signum, handler in previous.items():
             signal.signal(signum, handler)
 
