@@ -16,6 +16,7 @@ import statistics
 import tempfile
 import tomllib
 import typing
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -130,11 +131,21 @@ def _objective_name(evaluation: Evaluation) -> str:
     return f"TPE: maximize mean OOS {evaluation.score}"
 
 
-def check_out(out: Path) -> None:
-    """ConfigurationError unless `write_results` can write `out` and the JSON beside it: checked
-    before the study, which may take hours. Its directory is created."""
+def check_out(out: Path, inputs: Mapping[str, Path | None] | None = None) -> None:
+    """ConfigurationError unless `write_results` can write `out` and the JSON beside it, and
+    neither is one of the command's `inputs` (option → file): checked before the study, which
+    may take hours. Its directory is created."""
     if not out.name or out.is_dir():
         raise ConfigurationError([f"--out {out}: name a file (the chosen settings, TOML)"])
+    for option, path in (inputs or {}).items():
+        written = (out, _results_path(out))
+        if path is not None and path.is_file() and any(_same(path, w) for w in written):
+            raise ConfigurationError(
+                [
+                    f"--out {out}: is the {option} file; the chosen settings would replace it: "
+                    "choose another file"
+                ]
+            )
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         handle, probe = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.probe-")
@@ -174,9 +185,17 @@ def write_results(results: StudyResults, out: Path, config: Path | None) -> Path
         f"{results.holdout['max_drawdown_pct']:.2f} %.\n"
     )
     _atomic_write(out, header + tomli_w.dumps(document))
-    report = out.with_name(out.stem + ".results.json")
+    report = _results_path(out)
     _atomic_write(report, results.to_json())
     return report
+
+
+def _results_path(out: Path) -> Path:
+    return out.with_name(out.stem + ".results.json")
+
+
+def _same(path: Path, other: Path) -> bool:
+    return other.exists() and path.samefile(other)
 
 
 def _config_document(config: Path | None) -> dict[str, Any]:

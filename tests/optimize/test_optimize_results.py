@@ -97,3 +97,26 @@ def test_a_negative_seed_is_a_usage_error_naming_seed(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "Invalid value for '--seed'" in done.stderr  # it named --study
     assert not (tmp_path / "optimize").exists()
+
+
+@pytest.mark.parametrize("named", ["--config", "--space"])
+def test_an_out_naming_an_input_of_the_command_is_refused_and_the_input_kept(
+    tmp_path: Path, named: str
+) -> None:
+    # Found by an outside probe (2026-12-03): --out naming the --config file replaced it with
+    # the chosen settings, its API key dropped; naming the --space file, the space was lost.
+    space = tmp_path / "space.toml"
+    space.write_text('[space]\n"sizing.risk_per_trade" = { low = 0.005, high = 0.01 }\n')
+    config = tmp_path / "settings.toml"
+    config.write_text('[exchange]\napi_key = "KEY-123"\n')
+    before = {p.name: p.read_bytes() for p in (space, config)}
+    target = {"--config": config, "--space": space}[named]
+    out = tmp_path / "." / target.name  # the same file by another name
+    args = ("--space", str(space), "--config", str(config), "--trials", "1", "--out", str(out))
+    done = optimize_cli(tmp_path, *args)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stderr.splitlines() == [
+        f"configuration error: --out {out}: is the {named} file; the chosen settings would "
+        "replace it: choose another file"
+    ]
+    assert {p.name: p.read_bytes() for p in (space, config)} == before
