@@ -28,6 +28,8 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
+import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -52,6 +54,7 @@ GRACE_S = 120
 SPEC_ATTR = "quantum_trader_spec"
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 INTERRUPTED_EXIT = 130
+PARENT_CHECK_S = 1.0
 
 
 @record
@@ -223,22 +226,37 @@ def run_worker(job: WorkerJob, stop: Stop | None = None) -> None:
             signal.signal(signum, handler)
 
 
-def worker_process(job: WorkerJob) -> None:
-    """Entry point of a spawned worker: quiet logs, then `run_worker`; exit 130 when stopped."""
+def worker_process(job: WorkerJob, parent: int) -> None:
+    """Entry point of a spawned worker: quiet logs, then `run_worker`; exit 130 when stopped,
+    by a signal or by the death of `parent` (the command's process)."""
     from quantum_trader.log import configure_logging
 
     configure_logging(job.evaluation.base.log.format, "ERROR")
+    stop = Stop()
+    watch = threading.Thread(
+        target=_stop_when_orphaned, args=(parent, stop), name="parent-watch", daemon=True
+    )
+    watch.start()
     try:
-        run_worker(job)
+        run_worker(job, stop)
     except BacktestInterrupted:
         sys.exit(INTERRUPTED_EXIT)
+
+
+def _stop_when_orphaned(parent: int, stop: Stop) -> None:
+    """A worker whose command was killed (kill -9) is adopted by another process: it stops at
+    its next backtest step instead of running its share of the trials unseen."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_S)
+    stop.request()
 
 
 def run_workers(jobs: list[WorkerJob], poll: Callable[[], None]) -> list[int]:
     """Start one spawned process per job, call `poll` about once a second until they end,
     forward SIGTERM/SIGINT to them; return their exit codes."""
     context = multiprocessing.get_context("spawn")
-    processes = [context.Process(target=worker_process, args=(job,)) for job in jobs]
+    parent = os.getpid()
+    processes = [context.Process(target=worker_process, args=(job, parent)) for job in jobs]
     for process in processes:
         process.start()
 

@@ -4,7 +4,9 @@ after its process was stopped and killed."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import signal
 import subprocess
 import tomllib
@@ -192,3 +194,43 @@ def test_a_stop_while_the_holdout_is_scored_is_one_line_and_leaves_no_copy_of_th
         )
         assert list(temporary.iterdir()) == []
         assert {p.name: p.read_bytes() for p in (tmp_path / "optimize").iterdir()} == written
+
+
+def alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie left unreaped by a container's init does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state not in ("Z", "X")
+
+
+@pytest.mark.slow
+def test_the_workers_of_a_killed_command_stop_instead_of_running_on(tmp_path: Path) -> None:
+    # Found by an outside probe (2026-12-03): after kill -9 of the command its worker
+    # processes, left to init, went on and ran every trial of their share, unseen.
+    space = write_space(tmp_path)
+    args = ("--space", str(space), "--trials", "200", "--workers", "2", *ONE_FOLD)
+    process = subprocess.Popen(
+        optimize_command(*args),
+        cwd=tmp_path,
+        env=clean_env(tmp_path),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+    def workers() -> set[int] | None:
+        sql = "SELECT value_json FROM trial_user_attributes WHERE key = 'worker_pid'"
+        pids = {int(row[0]) for row in query(tmp_path / "data" / "optimize" / "studies.db", sql)}
+        return pids if len(pids) == 2 else None
+
+    pids = eventually(workers, 180, "both workers running a trial")
+    process.kill()
+    process.wait(timeout=10)
+    try:
+        eventually(lambda: not any(alive(pid) for pid in pids), 30, "the workers to stop")
+    finally:
+        for pid in pids:  # a failing run leaves no worker behind
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    assert len(finished(stored(tmp_path))) < 200
