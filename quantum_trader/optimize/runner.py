@@ -10,15 +10,17 @@ import shutil
 import signal
 import tempfile
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import optuna
 
-from quantum_trader.backtest import BacktestInterrupted, window
+from quantum_trader.backtest import BacktestInterrupted, narrowed, window
 from quantum_trader.config import Settings
-from quantum_trader.errors import QuantumTraderError
+from quantum_trader.errors import ConfigurationError, QuantumTraderError
+from quantum_trader.market.candle_store import CandleStore
+from quantum_trader.market.layout import TIMEFRAME_MS
 from quantum_trader.market.replay import ReplayFeed
 from quantum_trader.market.setup import history_bars
 from quantum_trader.market.source import resolve_market_data
@@ -40,6 +42,7 @@ from quantum_trader.optimize.study import (
 )
 from quantum_trader.record import record
 from quantum_trader.signals.rules import RuleAgent
+from quantum_trader.walk_forward import Block
 
 STUDY_DB = "optimize/studies.db"
 
@@ -141,17 +144,35 @@ def cut_markets(base: Settings, layout: Layout, scratch: Path, stop: Stop | None
     stop = stop or Stop()
     source = resolve_market_data(base).directory
     symbols = base.market.symbols
-    cuts = [*(block.end for block in layout.blocks), layout.holdout.end]
+    blocks = [*layout.blocks, layout.holdout]
     names = [*(f"market-{index}" for index in range(len(layout.blocks))), "market-holdout"]
     markets = []
-    for name, cut in zip(names, cuts, strict=True):
+    for name, block in zip(names, blocks, strict=True):
         if stop.requested:
             raise OptimizeInterrupted(
                 "interrupted while the market was cut for the study: no trial ran; rerun the "
                 "same command"
             )
-        markets.append(cut_market(source, scratch / name, symbols, cut))
+        markets.append(cut_market(source, scratch / name, symbols, block.end))
+        check_reaches_end(base, markets[-1], block)
     return Markets(tuple(markets[:-1]), markets[-1])
+
+
+def check_reaches_end(base: Settings, market: Path, block: Block) -> None:
+    """ConfigurationError when a symbol's cut recording stops more than a bar before `block`
+    ends: a gap that reaches the block's end would shorten (or empty) its replay in every trial
+    alike, and each would be pruned as if its settings were refused."""
+    feed = ReplayFeed(CandleStore(market), base.market.symbols, base.market.timeframe, 0)
+    if feed.end >= block.end - timedelta(milliseconds=TIMEFRAME_MS[feed.timeframe]):
+        return  # one bar short is no gap (validation.py): the replay loses that bar only
+    (line,) = narrowed(feed, None, block.end)
+    raise ConfigurationError(
+        [
+            f"block {block.start:%Y-%m-%d} .. {block.end:%Y-%m-%d}: {line} (a gap in the "
+            "recording reaches the block's end); move --end or change --fold-days so that no "
+            f"block ends in the gap, or leave {feed.first_ending} out (--symbols)"
+        ]
+    )
 
 
 def spec(
