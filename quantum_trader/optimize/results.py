@@ -56,6 +56,8 @@ class StudyResults:
     pareto_front: list[dict[str, Any]] = field(default_factory=list)
     pruned: list[dict[str, Any]] = field(default_factory=list)
     written_at: str = ""  # stamped by the command when it writes the file (wall clock)
+    # What the blocks' `score` figures are; with --multi the study chose by other figures.
+    score: str = "score"
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, default=str)
@@ -91,6 +93,7 @@ def collect(
         symbols=list(evaluation.base.market.symbols),
         pareto_front=_front(study) if request.multi else [],
         pruned=_pruned(study),
+        score=str(evaluation.score),
     )
 
 
@@ -240,6 +243,8 @@ def print_results(console: Console, results: StudyResults, out: Path, report: Pa
         params.add_row(path, _number(value))
     console.print(params)
     folds = Table(title=f"{results.objective} ({', '.join(results.symbols)})")
+    name = results.score
+    folds.caption = f"IS, OOS, gap: each block's {name}"
     for column in ("fold", "in-sample", "IS", "out-of-sample", "OOS", "gap IS−OOS"):
         folds.add_column(column, justify="right", no_wrap=True)
     for fold in results.folds:
@@ -264,7 +269,7 @@ def print_results(console: Console, results: StudyResults, out: Path, report: Pa
     h, b = results.holdout, results.holdout_baseline
     counts = ", ".join(f"{n} {state}" for state, n in results.trials.items())
     for line in (
-        f"HOLDOUT {_span(h)}, never seen while choosing, scored once: {h['score']:.4f} "
+        f"HOLDOUT {_span(h)}, never seen while choosing, scored once: {name} {h['score']:.4f} "
         f"(return {h['return_pct']:.2f} %, max drawdown {h['max_drawdown_pct']:.2f} %, "
         f"{h['trades']} trades); the settings as given: {b['score']:.4f}",
         "The OOS mean chose the best trial, so it flatters it; trust the holdout.",

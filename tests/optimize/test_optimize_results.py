@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from optimize_builders import optimize_cli
+from rich.console import Console
 
 from quantum_trader.config import load_settings
 from quantum_trader.errors import ConfigurationError
-from quantum_trader.optimize.results import StudyResults, check_out, write_results
+from quantum_trader.optimize.results import StudyResults, check_out, print_results, write_results
 
 BLOCK = {
     "start": "2025-10-12T00:00:00+00:00",
@@ -120,3 +122,20 @@ def test_an_out_naming_an_input_of_the_command_is_refused_and_the_input_kept(
         "replace it: choose another file"
     ]
     assert {p.name: p.read_bytes() for p in (space, config)} == before
+
+
+def test_the_table_names_the_score_its_columns_hold_when_the_study_chose_by_others(
+    tmp_path: Path,
+) -> None:
+    # Found by an outside probe (2026-12-03): with --multi the title named return % and max
+    # drawdown %, the columns beneath it held Sharpe ratios without saying so.
+    chosen = replace(
+        results(),
+        objective="NSGA-II: maximize mean OOS return %, minimize mean OOS max drawdown %",
+        score="sharpe",
+    )
+    console = Console(record=True, width=200)
+    print_results(console, chosen, tmp_path / "best.toml", tmp_path / "best.results.json")
+    text = console.export_text()
+    assert "IS, OOS, gap: each block's sharpe" in text
+    assert "scored once: sharpe " in text
