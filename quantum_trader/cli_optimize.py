@@ -71,6 +71,8 @@ def optimize(
         raise ConfigurationError(
             [f"--objective: expected one of {', '.join(Score)}, got {objective!r}"]
         )
+    if not study.strip():  # the name a rerun resumes by
+        raise ConfigurationError([f"--study {study!r}: name the study, e.g. --study sweep-1"])
     settings = _settings(config)
     load_space(space, settings)  # a bad space file: one line per problem before any import
     config = config or (DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.is_file() else None)

@@ -139,3 +139,17 @@ def test_the_table_names_the_score_its_columns_hold_when_the_study_chose_by_othe
     text = console.export_text()
     assert "IS, OOS, gap: each block's sharpe" in text
     assert "scored once: sharpe " in text
+
+
+@pytest.mark.parametrize("name", ["", "  "])
+def test_an_empty_study_name_is_refused(tmp_path: Path, name: str) -> None:
+    # Found by an outside probe (2026-12-03): a study named "" was created, and its
+    # interruption said "rerun the same command (--study ) to resume".
+    space = tmp_path / "space.toml"
+    space.write_text('[space]\n"sizing.risk_per_trade" = { low = 0.005, high = 0.01 }\n')
+    done = optimize_cli(tmp_path, "--space", str(space), "--trials", "1", "--study", name)
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        f"configuration error: --study {name!r}: name the study, e.g. --study sweep-1"
+    ]
+    assert not (tmp_path / "data" / "optimize").exists()
