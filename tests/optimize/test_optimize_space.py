@@ -93,8 +93,7 @@ def test_float_int_log_step_and_choices_are_read_with_the_settings_own_types(
             # Found by an outside probe (2026-12-03): accepted, though every trial is scored
             # with the rule agent and the chosen file says signals.source = "rules".
             '"signals.source" = { choices = ["rules", "ensemble"] }',
-            "the study scores the rule agent (docs/OPTIMIZE.md); signals.source cannot be "
-            "searched",
+            "the study scores the rule agent (docs/OPTIMIZE.md); signals.source cannot be searched",
         ),
     ],
 )
