@@ -118,12 +118,14 @@ def test_an_interrupted_study_resumes_from_its_store_without_redoing_finished_tr
     space = write_space(tmp_path)
     args = ("--space", str(space), "--trials", "4", "--seed", "2", *ONE_FOLD)
 
+    (tmp_path / "tmp").mkdir()  # the cut markets a killed command cannot remove stay here
+
     def run_until_a_trial_finished(stop: signal.Signals) -> subprocess.Popen[bytes]:
         before = counted(tmp_path)
         process = subprocess.Popen(
             optimize_command(*args),
             cwd=tmp_path,
-            env=clean_env(tmp_path),
+            env={**clean_env(tmp_path), "TMPDIR": str(tmp_path / "tmp")},
             stdout=subprocess.DEVNULL,
             stderr=(tmp_path / f"{stop.name}.stderr").open("wb"),
         )
@@ -211,10 +213,11 @@ def test_the_workers_of_a_killed_command_stop_instead_of_running_on(tmp_path: Pa
     # processes, left to init, went on and ran every trial of their share, unseen.
     space = write_space(tmp_path)
     args = ("--space", str(space), "--trials", "200", "--workers", "2", *ONE_FOLD)
+    (tmp_path / "tmp").mkdir()  # the cut markets a killed command cannot remove stay here
     process = subprocess.Popen(
         optimize_command(*args),
         cwd=tmp_path,
-        env=clean_env(tmp_path),
+        env={**clean_env(tmp_path), "TMPDIR": str(tmp_path / "tmp")},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
