@@ -71,9 +71,12 @@ def optimize(
         raise ConfigurationError(
             [f"--objective: expected one of {', '.join(Score)}, got {objective!r}"]
         )
+    if not study.strip():  # the name a rerun resumes by
+        raise ConfigurationError([f"--study {study!r}: name the study, e.g. --study sweep-1"])
     settings = _settings(config)
     load_space(space, settings)  # a bad space file: one line per problem before any import
-    check_out(out)  # before the study, not after hours of it
+    config = config or (DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.is_file() else None)
+    check_out(out, {"--config": config, "--space": space})  # before the study, not after it
     if settings.log.level != "DEBUG":  # thousands of backtests: their lines are not the output
         configure_logging(settings.log.format, "ERROR")
     request = OptimizeRequest(
@@ -84,7 +87,7 @@ def optimize(
         study=study,
         seed=seed,
         out=out,
-        config=config or (DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.is_file() else None),
+        config=config,
         symbols=_symbols(symbols),
         start=_parse_day("--start", start),
         end=_parse_day("--end", end),

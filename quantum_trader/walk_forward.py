@@ -56,8 +56,10 @@ class Block:
     end: datetime
 
 
-def plan_blocks(start: datetime, end: datetime, length: timedelta) -> list[Block]:
-    """Consecutive blocks of `length` from `start`; the last one ends at `end`."""
+def plan_blocks(start: datetime, end: datetime, days: int) -> list[Block]:
+    """Consecutive blocks of `days` from `start`; the last one ends at `end`."""
+    # Longer than the window is the window: no date arithmetic beyond the calendar.
+    length = timedelta(days=min(days, (end - start).days + 1))
     blocks, first = [], start
     while first < end:
         blocks.append(Block(first, min(first + length, end)))
@@ -161,7 +163,7 @@ async def run_walk_forward(
             *said_narrowed(feed, request.start, request.end),
             *replay_caveats(data, feed, start, end),
         )
-        blocks = plan_blocks(start, end, timedelta(days=request.block_days))
+        blocks = plan_blocks(start, end, request.block_days)
         trained, periods = [], []
         for index, block in enumerate(blocks, 1):
             check_stop(stopping)

@@ -63,15 +63,9 @@ def plan_layout(
     day = timedelta(days=1)
     # Whole days, so two runs on the same data agree to the bar whatever `last` is.
     last = datetime.combine(last.date(), datetime.min.time(), last.tzinfo)
-    holdout = Block(last - holdout_days * day, last)
-    blocks = []
-    end = holdout.start
-    for _ in range(folds + 1):
-        blocks.append(Block(end - fold_days * day, end))
-        end -= fold_days * day
-    blocks.reverse()
-    if blocks[0].start < first:
-        needed = (folds + 1) * fold_days + holdout_days
+    needed = (folds + 1) * fold_days + holdout_days
+    # Compared as a count before any date is built: beyond the calendar it would overflow.
+    if needed > (last - first) / day:
         raise ConfigurationError(
             [
                 f"--folds {folds} --fold-days {fold_days} --holdout-days {holdout_days}: need "
@@ -79,6 +73,13 @@ def plan_layout(
                 f"{last.isoformat()}; use fewer or shorter folds, or more data"
             ]
         )
+    holdout = Block(last - holdout_days * day, last)
+    blocks = []
+    end = holdout.start
+    for _ in range(folds + 1):
+        blocks.append(Block(end - fold_days * day, end))
+        end -= fold_days * day
+    blocks.reverse()
     return Layout(tuple(blocks), holdout)
 
 

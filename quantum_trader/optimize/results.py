@@ -16,6 +16,7 @@ import statistics
 import tempfile
 import tomllib
 import typing
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ from rich.table import Table
 
 from quantum_trader.config import Settings
 from quantum_trader.errors import ConfigurationError, UsageError
-from quantum_trader.optimize.objective import DRAWDOWN_FLOOR_PCT, Evaluation, run_block
+from quantum_trader.optimize.objective import DRAWDOWN_FLOOR_PCT, Evaluation, Stop, run_block
 from quantum_trader.optimize.space import apply
 from quantum_trader.optimize.study import StudyRequest
 from quantum_trader.settings_base import redact_url
@@ -55,19 +56,24 @@ class StudyResults:
     pareto_front: list[dict[str, Any]] = field(default_factory=list)
     pruned: list[dict[str, Any]] = field(default_factory=list)
     written_at: str = ""  # stamped by the command when it writes the file (wall clock)
+    # What the blocks' `score` figures are; with --multi the study chose by other figures.
+    score: str = "score"
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, default=str)
 
 
-def collect(study: optuna.Study, evaluation: Evaluation, request: StudyRequest) -> StudyResults:
-    """Pick the best finished trial, score it (and the base settings) once on the holdout."""
+def collect(
+    study: optuna.Study, evaluation: Evaluation, request: StudyRequest, stop: Stop | None = None
+) -> StudyResults:
+    """Pick the best finished trial, score it (and the base settings) once on the holdout;
+    BacktestInterrupted once `stop` is set."""
     best = _best(study, request.multi)
     folds = best.user_attrs["folds"]
     settings = apply(evaluation.base, best.params)
     holdout_args = (evaluation.markets.holdout, evaluation.layout.holdout, evaluation.score)
-    holdout = run_block(settings, *holdout_args, evaluation.scratch / "holdout")
-    baseline = run_block(evaluation.base, *holdout_args, evaluation.scratch / "baseline")
+    holdout = run_block(settings, *holdout_args, evaluation.scratch / "holdout", stop)
+    baseline = run_block(evaluation.base, *holdout_args, evaluation.scratch / "baseline", stop)
     states = [t.state for t in study.get_trials(deepcopy=False)]
     return StudyResults(
         study=request.name,
@@ -87,6 +93,7 @@ def collect(study: optuna.Study, evaluation: Evaluation, request: StudyRequest) 
         symbols=list(evaluation.base.market.symbols),
         pareto_front=_front(study) if request.multi else [],
         pruned=_pruned(study),
+        score=str(evaluation.score),
     )
 
 
@@ -127,11 +134,21 @@ def _objective_name(evaluation: Evaluation) -> str:
     return f"TPE: maximize mean OOS {evaluation.score}"
 
 
-def check_out(out: Path) -> None:
-    """ConfigurationError unless `write_results` can write `out` and the JSON beside it: checked
-    before the study, which may take hours. Its directory is created."""
+def check_out(out: Path, inputs: Mapping[str, Path | None] | None = None) -> None:
+    """ConfigurationError unless `write_results` can write `out` and the JSON beside it, and
+    neither is one of the command's `inputs` (option → file): checked before the study, which
+    may take hours. Its directory is created."""
     if not out.name or out.is_dir():
         raise ConfigurationError([f"--out {out}: name a file (the chosen settings, TOML)"])
+    for option, path in (inputs or {}).items():
+        written = (out, _results_path(out))
+        if path is not None and path.is_file() and any(_same(path, w) for w in written):
+            raise ConfigurationError(
+                [
+                    f"--out {out}: is the {option} file; the chosen settings would replace it: "
+                    "choose another file"
+                ]
+            )
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         handle, probe = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.probe-")
@@ -171,9 +188,17 @@ def write_results(results: StudyResults, out: Path, config: Path | None) -> Path
         f"{results.holdout['max_drawdown_pct']:.2f} %.\n"
     )
     _atomic_write(out, header + tomli_w.dumps(document))
-    report = out.with_name(out.stem + ".results.json")
+    report = _results_path(out)
     _atomic_write(report, results.to_json())
     return report
+
+
+def _results_path(out: Path) -> Path:
+    return out.with_name(out.stem + ".results.json")
+
+
+def _same(path: Path, other: Path) -> bool:
+    return other.exists() and path.samefile(other)
 
 
 def _config_document(config: Path | None) -> dict[str, Any]:
@@ -218,6 +243,8 @@ def print_results(console: Console, results: StudyResults, out: Path, report: Pa
         params.add_row(path, _number(value))
     console.print(params)
     folds = Table(title=f"{results.objective} ({', '.join(results.symbols)})")
+    name = results.score
+    folds.caption = f"IS, OOS, gap: each block's {name}"
     for column in ("fold", "in-sample", "IS", "out-of-sample", "OOS", "gap IS−OOS"):
         folds.add_column(column, justify="right", no_wrap=True)
     for fold in results.folds:
@@ -242,7 +269,7 @@ def print_results(console: Console, results: StudyResults, out: Path, report: Pa
     h, b = results.holdout, results.holdout_baseline
     counts = ", ".join(f"{n} {state}" for state, n in results.trials.items())
     for line in (
-        f"HOLDOUT {_span(h)}, never seen while choosing, scored once: {h['score']:.4f} "
+        f"HOLDOUT {_span(h)}, never seen while choosing, scored once: {name} {h['score']:.4f} "
         f"(return {h['return_pct']:.2f} %, max drawdown {h['max_drawdown_pct']:.2f} %, "
         f"{h['trades']} trades); the settings as given: {b['score']:.4f}",
         "The OOS mean chose the best trial, so it flatters it; trust the holdout.",

@@ -7,26 +7,30 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import signal
 import tempfile
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import optuna
 
-from quantum_trader.backtest import BacktestInterrupted
+from quantum_trader.backtest import BacktestInterrupted, narrowed, window
 from quantum_trader.config import Settings
-from quantum_trader.errors import QuantumTraderError
+from quantum_trader.errors import ConfigurationError, QuantumTraderError
+from quantum_trader.market.candle_store import CandleStore
+from quantum_trader.market.layout import TIMEFRAME_MS
 from quantum_trader.market.replay import ReplayFeed
 from quantum_trader.market.setup import history_bars
 from quantum_trader.market.source import resolve_market_data
 from quantum_trader.optimize.folds import Layout, cut_market, plan_layout
-from quantum_trader.optimize.objective import Evaluation, Markets, Score
+from quantum_trader.optimize.objective import Evaluation, Markets, Score, Stop
 from quantum_trader.optimize.results import StudyResults, collect
 from quantum_trader.optimize.space import SEARCHABLE, SearchSpace, apply, load_space
 from quantum_trader.optimize.study import (
     INTERRUPTED_EXIT,
+    STOP_SIGNALS,
     StudyRequest,
     WorkerJob,
     finished,
@@ -38,6 +42,7 @@ from quantum_trader.optimize.study import (
 )
 from quantum_trader.record import record
 from quantum_trader.signals.rules import RuleAgent
+from quantum_trader.walk_forward import Block
 
 STUDY_DB = "optimize/studies.db"
 
@@ -79,13 +84,17 @@ def run_optimize(
     space = load_space(request.space, settings)
     base = trial_base(settings, request)
     layout = study_layout(base, request)
+    stop = Stop()
+    # Around the trials too (the workers install their own): a signal while the markets are
+    # cut or the holdout scored must still end in the line, exit 1, and the scratch removed.
+    previous = {s: signal.signal(s, lambda *_: stop.request()) for s in STOP_SIGNALS}
     scratch = Path(tempfile.mkdtemp(prefix="qt-optimize-"))
     try:
         evaluation = Evaluation(
             base,
             space,
             layout,
-            cut_markets(base, layout, scratch),
+            cut_markets(base, layout, scratch, stop),
             request.score,
             request.multi,
             scratch / "runs",
@@ -100,10 +109,18 @@ def run_optimize(
         )
         storage = open_storage(study_request.storage)
         study = open_study(study_request, storage)
-        _run(study, study_request, evaluation, request, progress)
-        return collect(study, evaluation, study_request)
+        _run(study, study_request, evaluation, request, progress, stop)
+        try:
+            return collect(study, evaluation, study_request, stop)
+        except BacktestInterrupted:
+            raise OptimizeInterrupted(
+                f"interrupted while scoring the holdout; {_kept(study, study_request)}: rerun "
+                f"the same command (--study {study_request.name}) to score it"
+            ) from None
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def trial_base(settings: Settings, request: OptimizeRequest) -> Settings:
@@ -118,20 +135,44 @@ def study_layout(base: Settings, request: OptimizeRequest) -> Layout:
     store = resolve_market_data(base).store()
     warm_up = history_bars(base, RuleAgent(base.signals))
     feed = ReplayFeed(store, base.market.symbols, base.market.timeframe, warm_up)
-    first = max(request.start or feed.start, feed.start)
-    last = min(request.end or feed.end, feed.end)
+    first, last = window(feed, request.start, request.end)  # an empty one: backtest's line
     return plan_layout(first, last, request.fold_days, request.folds, request.holdout_days)
 
 
-def cut_markets(base: Settings, layout: Layout, scratch: Path) -> Markets:
+def cut_markets(base: Settings, layout: Layout, scratch: Path, stop: Stop | None = None) -> Markets:
+    """One cut market per block and the holdout; OptimizeInterrupted once `stop` is set."""
+    stop = stop or Stop()
     source = resolve_market_data(base).directory
     symbols = base.market.symbols
-    blocks = tuple(
-        cut_market(source, scratch / f"market-{index}", symbols, block.end)
-        for index, block in enumerate(layout.blocks)
+    blocks = [*layout.blocks, layout.holdout]
+    names = [*(f"market-{index}" for index in range(len(layout.blocks))), "market-holdout"]
+    markets = []
+    for name, block in zip(names, blocks, strict=True):
+        if stop.requested:
+            raise OptimizeInterrupted(
+                "interrupted while the market was cut for the study: no trial ran; rerun the "
+                "same command"
+            )
+        markets.append(cut_market(source, scratch / name, symbols, block.end))
+        check_reaches_end(base, markets[-1], block)
+    return Markets(tuple(markets[:-1]), markets[-1])
+
+
+def check_reaches_end(base: Settings, market: Path, block: Block) -> None:
+    """ConfigurationError when a symbol's cut recording stops more than a bar before `block`
+    ends: a gap that reaches the block's end would shorten (or empty) its replay in every trial
+    alike, and each would be pruned as if its settings were refused."""
+    feed = ReplayFeed(CandleStore(market), base.market.symbols, base.market.timeframe, 0)
+    if feed.end >= block.end - timedelta(milliseconds=TIMEFRAME_MS[feed.timeframe]):
+        return  # one bar short is no gap (validation.py): the replay loses that bar only
+    (line,) = narrowed(feed, None, block.end)
+    raise ConfigurationError(
+        [
+            f"block {block.start:%Y-%m-%d} .. {block.end:%Y-%m-%d}: {line} (a gap in the "
+            "recording reaches the block's end); move --end or change --fold-days so that no "
+            f"block ends in the gap, or leave {feed.first_ending} out (--symbols)"
+        ]
     )
-    holdout = cut_market(source, scratch / "market-holdout", symbols, layout.holdout.end)
-    return Markets(blocks, holdout)
 
 
 def spec(
@@ -158,6 +199,7 @@ def _run(
     evaluation: Evaluation,
     options: OptimizeRequest,
     progress: Callable[[int, int], None],
+    stop: Stop,
 ) -> None:
     remaining = request.trials - finished(study)
     if remaining <= 0:
@@ -167,7 +209,7 @@ def _run(
     jobs = [WorkerJob(request, evaluation, q, i, bar) for i, q in enumerate(shares)]
     if len(jobs) == 1:
         try:
-            run_worker(jobs[0])
+            run_worker(jobs[0], stop)  # a signal since the command began ends it too
         except BacktestInterrupted:
             raise _interrupted(study, request) from None
         return
@@ -185,3 +227,10 @@ def _interrupted(study: optuna.Study, request: StudyRequest) -> OptimizeInterrup
         f"interrupted with {finished(study)} of {request.trials} trials finished; they are "
         f"kept in the store: rerun the same command (--study {request.name}) to resume"
     )
+
+
+def _kept(study: optuna.Study, request: StudyRequest) -> str:
+    done = finished(study)
+    if done == 1:
+        return f"the 1 finished trial of {request.trials} is kept in the store"
+    return f"the {done} finished trials of {request.trials} are kept in the store"

@@ -51,6 +51,8 @@ SEARCHABLE = (
     "analytics",
 )
 KEYS = {"low", "high", "log", "step", "choices"}
+# Settings the study sets itself (runner.trial_base): a drawn value would contradict it.
+FIXED = {"signals.source": "the study scores the rule agent (docs/OPTIMIZE.md)"}
 
 
 @record
@@ -121,6 +123,8 @@ def parse_parameter(path: str, spec: object, base: Settings) -> Parameter:
     unknown = sorted(set(spec) - KEYS)
     if unknown:
         raise ValueError(f"unknown key(s) {unknown}; use low/high (log, step) or choices")
+    if path in FIXED:
+        raise ValueError(f"{FIXED[path]}; {path} cannot be searched")
     owner, field = resolve_path(path)
     annotation = owner.model_fields[field].annotation
     if "choices" in spec:

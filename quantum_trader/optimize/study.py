@@ -23,10 +23,13 @@ a parallel study is not reproducible (each trial still is: its settings give its
 from __future__ import annotations
 
 import contextlib
+import logging
 import multiprocessing
 import os
 import signal
 import sys
+import threading
+import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -51,6 +54,7 @@ GRACE_S = 120
 SPEC_ATTR = "quantum_trader_spec"
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 INTERRUPTED_EXIT = 130
+PARENT_CHECK_S = 1.0
 
 
 @record
@@ -185,12 +189,26 @@ def stop_at(target: int) -> Callable[[optuna.Study, FrozenTrial], None]:
     return callback
 
 
-def run_worker(job: WorkerJob) -> None:
-    """Run up to `job.quota` trials of the study in this process. SIGTERM and SIGINT stop the
-    running trial at its next backtest step (Optuna records it as failed) and raise
-    BacktestInterrupted."""
-    stop = Stop()
+class _NoTracebackOfAStop(logging.Filter):
+    """Optuna logs a failed trial with its traceback; a trial cut short by SIGTERM/SIGINT is
+    no error, and the command says so in its own line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], BacktestInterrupted))
+
+
+# The logger Optuna's `study.optimize` reports a failed trial on.
+OPTUNA_TRIAL_LOGGER = "optuna.study._optimize"
+
+
+def run_worker(job: WorkerJob, stop: Stop | None = None) -> None:
+    """Run up to `job.quota` trials of the study in this process. SIGTERM and SIGINT (or a
+    `stop` already requested) stop the running trial at its next backtest step (Optuna
+    records it as failed) and raise BacktestInterrupted."""
+    stop = stop or Stop()
     previous = {s: signal.signal(s, lambda *_: stop.request()) for s in STOP_SIGNALS}
+    quiet = _NoTracebackOfAStop()
+    logging.getLogger(OPTUNA_TRIAL_LOGGER).addFilter(quiet)
     try:
         storage = open_storage(job.request.storage)
         probe = optuna.load_study(study_name=job.request.name, storage=storage)
@@ -203,26 +221,42 @@ def run_worker(job: WorkerJob) -> None:
             gc_after_trial=True,
         )
     finally:
+        logging.getLogger(OPTUNA_TRIAL_LOGGER).removeFilter(quiet)
         for signum, handler in previous.items():
             signal.signal(signum, handler)
 
 
-def worker_process(job: WorkerJob) -> None:
-    """Entry point of a spawned worker: quiet logs, then `run_worker`; exit 130 when stopped."""
+def worker_process(job: WorkerJob, parent: int) -> None:
+    """Entry point of a spawned worker: quiet logs, then `run_worker`; exit 130 when stopped,
+    by a signal or by the death of `parent` (the command's process)."""
     from quantum_trader.log import configure_logging
 
     configure_logging(job.evaluation.base.log.format, "ERROR")
+    stop = Stop()
+    watch = threading.Thread(
+        target=_stop_when_orphaned, args=(parent, stop), name="parent-watch", daemon=True
+    )
+    watch.start()
     try:
-        run_worker(job)
+        run_worker(job, stop)
     except BacktestInterrupted:
         sys.exit(INTERRUPTED_EXIT)
+
+
+def _stop_when_orphaned(parent: int, stop: Stop) -> None:
+    """A worker whose command was killed (kill -9) is adopted by another process: it stops at
+    its next backtest step instead of running its share of the trials unseen."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_S)
+    stop.request()
 
 
 def run_workers(jobs: list[WorkerJob], poll: Callable[[], None]) -> list[int]:
     """Start one spawned process per job, call `poll` about once a second until they end,
     forward SIGTERM/SIGINT to them; return their exit codes."""
     context = multiprocessing.get_context("spawn")
-    processes = [context.Process(target=worker_process, args=(job,)) for job in jobs]
+    parent = os.getpid()
+    processes = [context.Process(target=worker_process, args=(job, parent)) for job in jobs]
     for process in processes:
         process.start()
 

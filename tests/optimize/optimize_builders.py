@@ -76,12 +76,14 @@ def perturb(market: Path, start: datetime, end: datetime) -> None:
         feather.write_feather(table, path)
 
 
-def optimize_cli(cwd: Path, *args: str, timeout_s: float = 600) -> subprocess.CompletedProcess[str]:
-    """`quantum-trader optimize ARGS` in `cwd` with its own data directory."""
+def optimize_cli(
+    cwd: Path, *args: str, timeout_s: float = 600, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`quantum-trader optimize ARGS` in `cwd` with its own data directory (and `env`)."""
     return subprocess.run(
         optimize_command(*args),
         cwd=cwd,
-        env=clean_env(cwd),
+        env={**clean_env(cwd), **(env or {})},
         capture_output=True,
         text=True,
         timeout=timeout_s,

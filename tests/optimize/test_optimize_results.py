@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from optimize_builders import optimize_cli
+from rich.console import Console
 
 from quantum_trader.config import load_settings
 from quantum_trader.errors import ConfigurationError
-from quantum_trader.optimize.results import StudyResults, check_out, write_results
+from quantum_trader.optimize.results import StudyResults, check_out, print_results, write_results
 
 BLOCK = {
     "start": "2025-10-12T00:00:00+00:00",
@@ -97,3 +99,57 @@ def test_a_negative_seed_is_a_usage_error_naming_seed(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "Invalid value for '--seed'" in done.stderr  # it named --study
     assert not (tmp_path / "optimize").exists()
+
+
+@pytest.mark.parametrize("named", ["--config", "--space"])
+def test_an_out_naming_an_input_of_the_command_is_refused_and_the_input_kept(
+    tmp_path: Path, named: str
+) -> None:
+    # Found by an outside probe (2026-12-03): --out naming the --config file replaced it with
+    # the chosen settings, its API key dropped; naming the --space file, the space was lost.
+    space = tmp_path / "space.toml"
+    space.write_text('[space]\n"sizing.risk_per_trade" = { low = 0.005, high = 0.01 }\n')
+    config = tmp_path / "settings.toml"
+    config.write_text('[exchange]\napi_key = "KEY-123"\n')
+    before = {p.name: p.read_bytes() for p in (space, config)}
+    target = {"--config": config, "--space": space}[named]
+    out = tmp_path / "." / target.name  # the same file by another name
+    args = ("--space", str(space), "--config", str(config), "--trials", "1", "--out", str(out))
+    done = optimize_cli(tmp_path, *args)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stderr.splitlines() == [
+        f"configuration error: --out {out}: is the {named} file; the chosen settings would "
+        "replace it: choose another file"
+    ]
+    assert {p.name: p.read_bytes() for p in (space, config)} == before
+
+
+def test_the_table_names_the_score_its_columns_hold_when_the_study_chose_by_others(
+    tmp_path: Path,
+) -> None:
+    # Found by an outside probe (2026-12-03): with --multi the title named return % and max
+    # drawdown %, the columns beneath it held Sharpe ratios without saying so.
+    chosen = replace(
+        results(),
+        objective="NSGA-II: maximize mean OOS return %, minimize mean OOS max drawdown %",
+        score="sharpe",
+    )
+    console = Console(record=True, width=200)
+    print_results(console, chosen, tmp_path / "best.toml", tmp_path / "best.results.json")
+    text = console.export_text()
+    assert "IS, OOS, gap: each block's sharpe" in text
+    assert "scored once: sharpe " in text
+
+
+@pytest.mark.parametrize("name", ["", "  "])
+def test_an_empty_study_name_is_refused(tmp_path: Path, name: str) -> None:
+    # Found by an outside probe (2026-12-03): a study named "" was created, and its
+    # interruption said "rerun the same command (--study ) to resume".
+    space = tmp_path / "space.toml"
+    space.write_text('[space]\n"sizing.risk_per_trade" = { low = 0.005, high = 0.01 }\n')
+    done = optimize_cli(tmp_path, "--space", str(space), "--trials", "1", "--study", name)
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        f"configuration error: --study {name!r}: name the study, e.g. --study sweep-1"
+    ]
+    assert not (tmp_path / "data" / "optimize").exists()

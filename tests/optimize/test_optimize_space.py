@@ -89,6 +89,12 @@ def test_float_int_log_step_and_choices_are_read_with_the_settings_own_types(
             '"sizing.stop_atr_multiple" = { low = 1, high = 3, step = 5 }',
             "step 5 is wider than the range 1 .. 3",  # Optuna would search 1 alone
         ),
+        (
+            # Found by an outside probe (2026-12-03): accepted, though every trial is scored
+            # with the rule agent and the chosen file says signals.source = "rules".
+            '"signals.source" = { choices = ["rules", "ensemble"] }',
+            "the study scores the rule agent (docs/OPTIMIZE.md); signals.source cannot be searched",
+        ),
     ],
 )
 def test_a_bad_entry_is_one_line_naming_the_file_the_setting_and_the_problem(

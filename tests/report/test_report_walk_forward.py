@@ -17,7 +17,7 @@ import pytest
 from report_builders import TWO, copy_market, tiny_settings, utc
 
 from quantum_trader.report.model import BacktestReport
-from quantum_trader.walk_forward import WalkForwardRequest, run_walk_forward
+from quantum_trader.walk_forward import Block, WalkForwardRequest, plan_blocks, run_walk_forward
 
 MODEL_FILES = (".json", ".txt", ".pt")  # not manifest.json: see below
 
@@ -143,3 +143,10 @@ def test_a_walk_forward_report_names_the_inputs_its_data_lack(tmp_path: Path) ->
     report = asyncio.run(run_walk_forward(tiny_settings(tmp_path / "data", market), request))
     (line,) = report.missing_inputs
     assert line.startswith("funding rates: none recorded for ETH/USDT:USDT;")
+
+
+@pytest.mark.parametrize("days", [12, 999_999_999, 1_000_000_000])
+def test_a_block_as_long_as_the_window_or_beyond_the_calendar_is_the_window(days: int) -> None:
+    # Was: OverflowError, a traceback, for --block-days beyond what a date can add.
+    assert plan_blocks(START, END, days) == [Block(START, END)]
+    assert [b.end for b in plan_blocks(START, END, 5)] == [utc(2025, 9, 25), utc(2025, 9, 30), END]
