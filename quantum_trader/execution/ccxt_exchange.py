@@ -370,13 +370,15 @@ class CcxtExchange:
             )
             listed = wire.as_list(page, "income")
             # tranId is unique per income type: a settlement on a page boundary counts once.
-            rows += [r for r in listed if _new_income(r, seen)]
-            if len(listed) < INCOME_PAGE:
+            new = [r for r in listed if _new_income(r, seen)]
+            rows += new
+            # A full page with nothing new: an answer that ignores startTime, not more pages.
+            if len(listed) < INCOME_PAGE or not new:
                 return wire.parse_funding_income(rows)
             # From the last time listed again (its other rows may be on the next page); past
             # it when a whole page shares it.
             latest = max(wire.int_field(r, "time", "income") for r in listed)
-            start = latest if latest > start else latest + 1
+            start = latest if latest > start else start + 1
 
     async def fetch_snapshot(self, taken_at: datetime) -> ExchangeSnapshot:
         """Positions and every open conditional order from REST (weight 5 + 40), as the

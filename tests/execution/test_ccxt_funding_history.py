@@ -69,3 +69,20 @@ async def test_a_position_older_than_binance_keeps_income_says_so() -> None:
     assert paid == -PAID * 90  # the last three months' settlements
     short = [e for e in logs if e["event"] == "funding_history_short"]
     assert [(e["symbol"], e["opened_at"]) for e in short] == [(DOGE, opened.isoformat())]
+
+
+async def test_an_answer_that_ignores_start_time_ends_the_read_instead_of_looping() -> None:
+    """Another stand-in (or proxy) may answer every page with the same first 1,000 rows: the
+    read stops at a page with nothing new rather than asking forever."""
+    async with LoopbackBinance(clock=ManualClock(T0)) as server:
+        now = server.state.now_ms
+        for n in range(1_500):
+            server.state.book_funding(DOGE_ID, PAID, now - (1_500 - n) * HOUR_MS)
+        first_page = server.state.income[:1_000]
+        server.state.income_history = lambda params: first_page  # type: ignore[method-assign]
+        exchange = connect(server)
+        try:
+            paid = await exchange.fetch_funding_paid(DOGE, utc_from_ms(now - 70 * 24 * HOUR_MS))
+        finally:
+            await exchange.close()
+    assert paid == -PAID * 1_000  # what the answers held, once each
