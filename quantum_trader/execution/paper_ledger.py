@@ -7,6 +7,7 @@ wallet = initial + realized PnL − fees − funding holds exactly.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Mapping
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
@@ -27,6 +28,10 @@ from quantum_trader.sizing.costs import CostModel
 
 USDT_QUANTUM = Decimal("0.00000001")
 PRICE_QUANTUM = Decimal("1e-12")
+
+
+def _entry_time(entry: tuple[int, Decimal]) -> int:
+    return entry[0]
 
 
 def usdt(amount: Decimal) -> Decimal:
@@ -191,8 +196,12 @@ class Ledger:
         self.state.wallet_usdt -= paid
 
     def funding_paid(self, symbol: str, since_ms: int) -> Decimal:
+        """Funding paid on the symbol at or after `since_ms`. The entries are in time order
+        (booked as they fall due, sorted when loaded): a position's own are the tail, found
+        by bisection so that closing a trade does not cost the whole history's length."""
         entries = self.state.funding.get(symbol, [])
-        return sum((amount for time_ms, amount in entries if time_ms >= since_ms), ZERO)
+        first = bisect_left(entries, since_ms, key=_entry_time)
+        return sum((amount for _, amount in entries[first:]), ZERO)
 
     def _unrealized_at(self, symbol: str, price: Decimal) -> Decimal:
         position = self.state.positions[symbol]

@@ -239,12 +239,15 @@ def _decode_state(raw: dict[str, Any]) -> PaperState:
         fill = _decode_fill(fill_raw)
         state.fills.setdefault(fill.client_order_id, []).append(fill)
     state.funding = {
-        symbol: [
-            (_count(time_ms, "funding time", 0), _number(amount, f"funding of {symbol}"))
-            for time_ms, amount in entries
-        ]
+        symbol: sorted(
+            (
+                (_count(time_ms, "funding time", 0), _number(amount, f"funding of {symbol}"))
+                for time_ms, amount in entries
+            ),
+            key=lambda entry: entry[0],
+        )
         for symbol, entries in raw["funding"].items()
-    }
+    }  # in time order, as booked (Ledger.funding_paid bisects them)
     state.realized_pnl_usdt = _number(raw["realized_pnl_usdt"], "realized_pnl_usdt")
     state.fees_usdt = _number(raw["fees_usdt"], "fees_usdt")
     state.funding_usdt = _number(raw["funding_usdt"], "funding_usdt")

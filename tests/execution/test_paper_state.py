@@ -279,3 +279,32 @@ async def test_a_saved_account_on_symbols_without_prices_needs_an_operator(tmp_p
     await first.place_order(market("e1", BUY, "0.1", symbol=ETH))
     with pytest.raises(OperatorActionRequired, match="ETH"):
         make_exchange(clock, {BTC: make_bars(BTC, flat_rows(20000.0, 10))}, state_path=path)
+
+
+async def test_funding_paid_since_an_instant_counts_each_settlement_from_it_on(
+    tmp_path: Path,
+) -> None:
+    """A position's funding is the settlements at or after its opening; the answer stays the
+    same when the account's file lists them out of order (edited by hand)."""
+    path = tmp_path / "paper.json"
+    clock = ManualClock(at(0))
+    bars = {BTC: make_bars(BTC, flat_rows(20000.0, 300))}
+    settlements = [at(60), at(120), at(180), at(240)]
+    funding = {BTC: make_funding(settlements, [0.0001, -0.0002, 0.0003, 0.0001])}
+    paper = make_exchange(clock, bars, funding=funding, state_path=path)
+    await paper.place_order(market("e1", BUY, "0.1"))
+    clock.set(at(300))
+    await paper.fetch_balance()  # books the four settlements
+    each = [Decimal("0.2"), Decimal("-0.4"), Decimal("0.6"), Decimal("0.2")]  # 0.1 × 20,000 × rate
+    expected = {since: sum(each[i:], Decimal(0)) for i, since in enumerate(settlements)}
+    expected |= {at(0): sum(each, Decimal(0)), at(61): sum(each[1:], Decimal(0)), at(241): Decimal(0)}
+    for since, paid in expected.items():
+        assert await paper.fetch_funding_paid(BTC, since) == paid, since
+    del paper
+
+    raw = json.loads(path.read_text())
+    raw["funding"][BTC].reverse()
+    path.write_text(json.dumps(raw))
+    reopened = make_exchange(clock, bars, funding=funding, state_path=path)
+    for since, paid in expected.items():
+        assert await reopened.fetch_funding_paid(BTC, since) == paid, since
