@@ -297,7 +297,11 @@ async def test_funding_paid_since_an_instant_counts_each_settlement_from_it_on(
     await paper.fetch_balance()  # books the four settlements
     each = [Decimal("0.2"), Decimal("-0.4"), Decimal("0.6"), Decimal("0.2")]  # 0.1 × 20,000 × rate
     expected = {since: sum(each[i:], Decimal(0)) for i, since in enumerate(settlements)}
-    expected |= {at(0): sum(each, Decimal(0)), at(61): sum(each[1:], Decimal(0)), at(241): Decimal(0)}
+    expected |= {
+        at(0): sum(each, Decimal(0)),
+        at(61): sum(each[1:], Decimal(0)),
+        at(241): Decimal(0),
+    }
     for since, paid in expected.items():
         assert await paper.fetch_funding_paid(BTC, since) == paid, since
     del paper
