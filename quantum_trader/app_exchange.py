@@ -16,7 +16,7 @@ The API key and secret go to the ccxt client only; nothing here logs or stores t
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from datetime import datetime
 
@@ -43,7 +43,6 @@ from quantum_trader.market.exchange_feed import ExchangeFeed, OhlcvSource
 from quantum_trader.market.live_universe import LiveUniverse
 from quantum_trader.market.model import MarketState
 from quantum_trader.market.provider import LiveMarket, MarketStateProvider
-from quantum_trader.market.replay import FundingSeries
 from quantum_trader.market.setup import (
     history_bars,
     log_unknown_sectors,
@@ -58,7 +57,6 @@ from quantum_trader.storage.sqlite import SqliteRepository
 log = get_logger("app_exchange")
 REGIME_SYMBOL = "BTC/USDT:USDT"
 REGIME_REFRESH_S = 3600.0
-FUNDING_HISTORY_DAYS = 90
 
 
 class DailyRegime:
@@ -187,11 +185,8 @@ async def open_exchange_runtime(
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     repository = await SqliteRepository.open(database_path(settings))
     stack.push_async_callback(repository.close)
-    if source is None:
-        funding = None
-        if settings.signals.source != "rules":
-            funding = await exchange_funding(exchange, settings.market.symbols, clock.now())
-        source = choose_signal_source(settings, funding)
+    if source is None:  # its funding history comes from the feed, before each cycle's signals
+        source = choose_signal_source(settings, {})
     said_not_trained_on(settings, source, settings.market.symbols)
     universe.listeners.append(saying_not_trained_on(settings, source))
     market = _exchange_market(settings, exchange, source, universe)
@@ -279,19 +274,16 @@ def _exchange_market(
         regime_function(settings),
         daily.at,
         statistics_windows(settings),
+        before_signals=_funding_from_feed(source, feed),
     )
     return ExchangeMarket(live, daily, universe, feed)
 
 
-async def exchange_funding(
-    exchange: CcxtExchange, symbols: Sequence[str], now: datetime
-) -> dict[str, FundingSeries]:
-    """The last `FUNDING_HISTORY_DAYS` of funding settlements per symbol (one request each),
-    for the ensemble's funding feature."""
-    since = ms_from_utc(now) - FUNDING_HISTORY_DAYS * regime.DAY_MS
-    history = {}
-    for symbol in symbols:
-        times, rates = await exchange.fetch_funding_rates(symbol, since)
-        if times.size:
-            history[symbol] = FundingSeries.from_rates(times, rates)
-    return history
+def _funding_from_feed(source: SignalSource, feed: ExchangeFeed) -> Callable[[], None] | None:
+    """Hand a signal source that reads funding (the ensemble's funding feature) the feed's
+    settlements before each cycle's signals: kept current and over the bars' window, joining
+    symbols included, as training read the recorded ones. The rule agent reads none."""
+    set_funding = getattr(source, "set_funding", None)
+    if not callable(set_funding):
+        return None
+    return lambda: set_funding(feed.funding_series)

@@ -3,7 +3,10 @@
 Per symbol it keeps a trailing window of CLOSED bars (the exchange's still-forming last candle
 is dropped) and asks the source only for bars that can have closed since the last refresh: with
 5m bars and a 30 s cycle, nine cycles in ten send no candle request at all. Funding rates are
-refreshed at most once per `funding_refresh_s`. Every merged window is validated like recorded
+refreshed at most once per `funding_refresh_s` and kept over the bars' window and the longest
+settlement interval before it (at least a week): the signal source's funding feature reads the
+one in force at every bar it sees, as training read the recorded ones. Every merged window is
+validated like recorded
 data (market.validation). A symbol whose window is refused is left out of the snapshot — no
 price, no signal: untradeable — and fetched afresh next cycle; the other symbols go on.
 """
@@ -31,8 +34,9 @@ from quantum_trader.market.validation import (
 )
 
 MAX_BARS_PER_REQUEST = 1500
+MAX_FUNDING_PER_REQUEST = 1000  # GET /fapi/v1/fundingRate's largest `limit`
 FUNDING_HISTORY_MS = 7 * 24 * 3_600_000
-FUNDING_KEPT = 200
+LONGEST_FUNDING_INTERVAL_MS = 8 * 3_600_000
 log = get_logger("market")
 
 
@@ -45,7 +49,8 @@ class OhlcvSource(Protocol):
         ...
 
     async def fetch_funding_rates(self, symbol: str, since_ms: int) -> tuple[IntArray, FloatArray]:
-        """Funding settlement times (ms) and rates from `since_ms`, oldest first."""
+        """Funding settlement times (ms) and rates from `since_ms`, oldest first, at most
+        `MAX_FUNDING_PER_REQUEST` of them."""
         ...
 
 
@@ -110,6 +115,8 @@ class ExchangeFeed:
         self.timeframe_ms = TIMEFRAME_MS[timeframe]
         self.history_bars = history_bars
         self._funding_refresh_ms = round(funding_refresh_s * 1000)
+        bars_span_ms = history_bars * self.timeframe_ms + LONGEST_FUNDING_INTERVAL_MS
+        self._funding_window_ms = max(FUNDING_HISTORY_MS, bars_span_ms)
         self._bars: dict[str, Bars] = {}
         self._funding: dict[str, FundingSeries] = {}
         self._funding_fetched_ms: int | None = None
@@ -118,6 +125,11 @@ class ExchangeFeed:
     @property
     def symbols(self) -> Sequence[str]:
         return self._symbols
+
+    @property
+    def funding_series(self) -> dict[str, FundingSeries]:
+        """The funding settlements held per symbol (the window's; see the module's text)."""
+        return dict(self._funding)
 
     async def snapshot(self, now: datetime) -> MarketSnapshot:
         """Refresh what is new and return the closed bars up to `now` and funding rates."""
@@ -228,11 +240,14 @@ class ExchangeFeed:
 
     async def _refresh_funding(self, symbol: str, now_ms: int) -> None:
         held = self._funding.get(symbol)
-        since = now_ms - FUNDING_HISTORY_MS if held is None else int(held.time_ms[-1]) + 1
-        times, rates = await self._source.fetch_funding_rates(symbol, since)
+        first_kept = now_ms - self._funding_window_ms
+        since = first_kept if held is None else int(held.time_ms[-1]) + 1
+        times, rates = await self._fetch_funding(symbol, since)
         if held is not None:
-            times = np.concatenate([held.time_ms, times])[-FUNDING_KEPT:]
-            rates = np.concatenate([held.rate, rates])[-FUNDING_KEPT:]
+            times = np.concatenate([held.time_ms, times])
+            rates = np.concatenate([held.rate, rates])
+        first = int(np.searchsorted(times, first_kept, side="left"))
+        times, rates = times[first:], rates[first:]
         implausible = np.flatnonzero(~(np.abs(rates) <= MAX_FUNDING_RATE))  # NaN included
         if implausible.size:
             row = int(implausible[0])
@@ -244,3 +259,24 @@ class ExchangeFeed:
             )
         if times.size:
             self._funding[symbol] = FundingSeries.from_rates(times, rates)
+
+    async def _fetch_funding(self, symbol: str, since: int) -> tuple[IntArray, FloatArray]:
+        """Settlements from `since`, page after page while a page comes back full (hourly
+        funding fills a page in 42 days); a page with nothing newer ends it (a source that
+        ignores startTime)."""
+        pages_t: list[IntArray] = []
+        pages_r: list[FloatArray] = []
+        while True:
+            times, rates = await self._source.fetch_funding_rates(symbol, since)
+            newer = times >= since
+            times, rates = times[newer], rates[newer]
+            if times.size == 0:
+                break
+            pages_t.append(times)
+            pages_r.append(rates)
+            if newer.size < MAX_FUNDING_PER_REQUEST:
+                break
+            since = int(times[-1]) + 1
+        if not pages_t:
+            return np.empty(0, np.int64), np.empty(0, np.float64)
+        return np.concatenate(pages_t), np.concatenate(pages_r)

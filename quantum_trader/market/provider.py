@@ -4,7 +4,7 @@ backtest computed once over the whole range."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Protocol
 
@@ -26,7 +26,10 @@ class MarketStateProvider(Protocol):
 
 class LiveMarket:
     """Each cycle: closed bars from the feed, then the model over that window in a worker
-    thread (inference never blocks the event loop), read at its newest row."""
+    thread (inference never blocks the event loop), read at its newest row.
+
+    `before_signals`, when given, runs after each snapshot and before the signals are
+    computed (the composition root hands the signal source the feed's funding there)."""
 
     def __init__(
         self,
@@ -36,6 +39,7 @@ class LiveMarket:
         regime: RegimeFn,
         global_regime: GlobalRegimeFn,
         windows: StatisticsWindows,
+        before_signals: Callable[[], None] | None = None,
     ) -> None:
         self._feed = feed
         self._source = source
@@ -43,9 +47,12 @@ class LiveMarket:
         self._regime = regime
         self._global_regime = global_regime
         self._windows = windows
+        self._before_signals = before_signals
 
     async def state(self, now: datetime) -> MarketState:
         snapshot = await self._feed.snapshot(now)
+        if self._before_signals is not None:
+            self._before_signals()
         funding = snapshot.funding_rate_8h
         model = await asyncio.to_thread(
             MarketModel.compute,

@@ -182,7 +182,8 @@ class LoopbackState:
         market = self.market(params)
         start = int(params.get("startTime", self.now_ms - 100 * FUNDING_INTERVAL_MS))
         first = -(-start // FUNDING_INTERVAL_MS) * FUNDING_INTERVAL_MS
-        times = range(first, self.now_ms + 1, FUNDING_INTERVAL_MS)[: int(params.get("limit", 100))]
+        limit = min(int(params.get("limit", 100)), 1000)  # Binance's default and maximum
+        times = range(first, self.now_ms + 1, FUNDING_INTERVAL_MS)[:limit]
         return [
             {
                 "symbol": market.market_id,

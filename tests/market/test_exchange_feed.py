@@ -107,6 +107,52 @@ async def test_funding_is_refreshed_at_most_hourly() -> None:
     assert len(source.funding_calls) == 4
 
 
+HOUR_MS = 3_600_000
+
+
+@dataclass
+class HourlyFundingSource(SampleSource):
+    """The sample's candles; a settlement every hour, answered as Binance's GET
+    /fapi/v1/fundingRate does: from startTime, oldest first, at most 1,000."""
+
+    async def fetch_funding_rates(self, symbol: str, since_ms: int) -> tuple[IntArray, FloatArray]:
+        self.funding_calls.append((symbol, since_ms))
+        first = -(-since_ms // HOUR_MS) * HOUR_MS
+        times = np.arange(first, self.now_ms + 1, HOUR_MS, dtype=np.int64)[:1000]
+        return times, 1e-4 * np.sin(times / HOUR_MS)
+
+
+async def test_funding_is_held_over_the_bars_window_in_pages_and_follows_the_clock() -> None:
+    """What the signal source's funding feature reads for every bar of the window: hourly
+    funding over 50 days of bars is 1,209 settlements, more than one request answers; each
+    refresh adds the new ones and lets go of those before the window."""
+    source = HourlyFundingSource(ms_from_utc(NOW))
+    days = 50
+    market = ExchangeFeed(source, [BTC], "5m", history_bars=days * 288)
+    window_ms = days * 24 * HOUR_MS + 8 * HOUR_MS  # the bars' and the longest interval
+
+    def held() -> IntArray:
+        return market.funding_series[BTC].time_ms
+
+    def first_kept(now_ms: int) -> int:
+        return -(-(now_ms - window_ms) // HOUR_MS) * HOUR_MS
+
+    await market.snapshot(NOW)
+    now_ms = ms_from_utc(NOW)
+    assert len(source.funding_calls) == 2  # a full page, then the rest
+    assert held()[0] == first_kept(now_ms)
+    assert held()[-1] == now_ms // HOUR_MS * HOUR_MS
+    assert set(np.diff(held()).tolist()) == {HOUR_MS}
+
+    later = NOW + timedelta(days=2)
+    source.now_ms = ms_from_utc(later)
+    await market.snapshot(later)
+    assert held()[0] == first_kept(source.now_ms)
+    assert held()[-1] == source.now_ms // HOUR_MS * HOUR_MS
+    assert set(np.diff(held()).tolist()) == {HOUR_MS}
+    assert source.funding_calls[-1] == (BTC, now_ms // HOUR_MS * HOUR_MS + 1)  # the new only
+
+
 @pytest.mark.parametrize(
     ("column", "value", "message"),
     [("close", float("nan"), "not a number"), ("low", 0.0, "non-positive low")],
