@@ -147,13 +147,13 @@ class Carrier:
         if not unread:
             return draft
         fee, missing = ZERO, []
-        for order in unread:
-            fills = await self._fills(order)
+        for one in unread:
+            fills = await self._fills(one)
             if fills is None:
-                missing.append(order.client_order_id)
+                missing.append(one.client_order_id)
                 continue
             await self._repository.record_fills(fills)
-            fee += fee_due(order, fills)
+            fee += fee_due(one, fills)
         left = {c: u for c, u in self.book.fees_unread.items() if u.symbol != position.symbol}
         await self._persist_fees_unread(self.book.fees_unread, left)
         self.book = replace(self.book, fees_unread=left)
