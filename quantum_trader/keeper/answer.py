@@ -4,7 +4,9 @@ The tick reconciles against what the exchange holds; an answer is the exchange's
 one order, so it is booked at once: an entry that filled becomes a position protected in the
 same step (stop, then take-profit), an exit that filled reduces or closes its position, a
 working conditional order becomes the position's stop or target. With the streams in use the
-order is remembered as not yet echoed, so a stream picture older than it is not trusted.
+order is remembered as not yet echoed, so a stream picture older than it is not trusted. An
+order whose fills could not be read is booked from the answer alone and its fee read later
+(keeper/fees.py).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from quantum_trader.keeper.booking import (
     opened_position,
     reduced,
 )
+from quantum_trader.keeper.fees import remembered
 from quantum_trader.keeper.ids import Purpose
 from quantum_trader.keeper.plan import Context, Note, Plan
 from quantum_trader.keeper.protect import (
@@ -49,23 +52,26 @@ def answered(
     book: Book,
     intent: Intent,
     state: Order,
-    fills: Sequence[Fill],
+    fills: Sequence[Fill] | None,
     now: datetime,
     context: Context,
     *,
     echo: bool,
 ) -> Plan:
-    """The books after `state`, the exchange's answer to `intent`, and what follows from it."""
+    """The books after `state`, the exchange's answer to `intent`, and what follows from it;
+    `fills` None when they could not be read."""
     book = book.without_intent(intent.client_order_id)
     if echo and state.status.is_final:
         echo_due = {intent.client_order_id: (intent.symbol, now)}
         book = replace(book, unechoed={**book.unechoed, **echo_due})
-    records: Records = ((state, tuple(fills)),)
+    records: Records = ((state, tuple(fills or ())),)
     if state.kind.is_conditional and state.status is OrderStatus.OPEN:
         return Plan(_working(book, intent, state, now), records)
     execution = execution_of(state, fills)
     if execution.quantity <= 0 or execution.price is None:
         return Plan(book, records)
+    if fills is None and (intent.purpose is Purpose.ENTRY or intent.symbol in book.positions):
+        book = book.with_fees_unread(remembered(state, execution.fee_usdt, now))
     if intent.purpose is Purpose.ENTRY:
         return _entered(book, intent, execution, records, now, context)
     position = book.positions.get(intent.symbol)

@@ -130,6 +130,37 @@ class Intent:
         )
 
 
+@record
+class UnreadFees:
+    """One of our orders booked without its fills (they could not be read), so without its
+    fee: Binance's answer to an order carries no commission, only its trades do.
+
+    `order` is the state it was booked from, `since` when, `booked_fee_usdt` the fee booked
+    then (the order's own figure: 0 from Binance).
+    """
+
+    order: Order
+    since: datetime
+    booked_fee_usdt: Decimal
+
+    @property
+    def client_order_id(self) -> str:
+        return self.order.client_order_id
+
+    @property
+    def symbol(self) -> str:
+        return self.order.symbol
+
+    def to_dict(self) -> dict[str, Any]:
+        """What the orders table does not hold, for the repository's state."""
+        return {"since": self.since.isoformat(), "booked_fee_usdt": str(self.booked_fee_usdt)}
+
+    @classmethod
+    def restore(cls, order: Order, extra: Mapping[str, Any]) -> UnreadFees:
+        since = datetime.fromisoformat(extra["since"])
+        return cls(order, since, Decimal(extra["booked_fee_usdt"]))
+
+
 def is_unsettled(order: Order) -> bool:
     """An order of ours whose outcome we do not know yet."""
     if order.status in (OrderStatus.PENDING, OrderStatus.UNKNOWN):
@@ -150,20 +181,25 @@ class Book:
     stream's picture of that symbol may predate the booking, so the symbol is not reconciled
     from it (and once `stream_echo_timeout_s` has passed, the keeper reads REST instead); its
     position is protected meanwhile all the same (cover.stop_while_unechoed).
+    `fees_unread` holds our orders booked without their fills, by client order id, until
+    their fills are read and their fee booked (keeper/fees.py).
     """
 
     positions: Mapping[str, Position] = field(default_factory=dict)
     intents: Mapping[str, Intent] = field(default_factory=dict)
     unechoed: Mapping[str, tuple[str, datetime]] = field(default_factory=dict)
     working: Mapping[str, Order] = field(default_factory=dict)
+    fees_unread: Mapping[str, UnreadFees] = field(default_factory=dict)
     # `blocked()` once per book: a book is never changed, only replaced (the executor and a
     # backtest's quiet-step checks ask each cycle and each step).
     _blocked: Mapping[str, str] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def idle(self) -> bool:
-        """No position, order or unsettled intent of ours."""
-        return not (self.positions or self.intents or self.working or self.unechoed)
+        """No position, order, unsettled intent or unread fee of ours."""
+        return not (
+            self.positions or self.intents or self.working or self.unechoed or self.fees_unread
+        )
 
     def intents_for(self, symbol: str) -> list[Intent]:
         return [i for i in self.intents.values() if i.symbol == symbol]
@@ -195,6 +231,9 @@ class Book:
 
     def with_intent(self, intent: Intent) -> Book:
         return replace(self, intents={**self.intents, intent.client_order_id: intent})
+
+    def with_fees_unread(self, unread: UnreadFees) -> Book:
+        return replace(self, fees_unread={**self.fees_unread, unread.client_order_id: unread})
 
     def without_intent(self, client_order_id: str) -> Book:
         return replace(

@@ -3,7 +3,8 @@
 The `Carrier` holds the keeper's books between ticks; only the keeper calls it, under the
 keeper's lock. An order's answer is booked as soon as it arrives (keeper/answer.py), so an
 entry is protected within the same call, and a lost answer leaves an intent that blocks the
-symbol and wakes the keeper for an early tick.
+symbol and wakes the keeper for an early tick. A closed position's fees still unread are read
+before its trade is booked (keeper/fees.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from quantum_trader.domain import (
+    ZERO,
     ClosedTrade,
     ExitReason,
     Fill,
@@ -28,8 +30,9 @@ from quantum_trader.domain import (
 from quantum_trader.errors import OrderRejected, OrderStateUnknown, RetryLater
 from quantum_trader.keeper.alerts import ALERTED_NOTES, AlertListener, ProtectionAlert, tell
 from quantum_trader.keeper.answer import answered
-from quantum_trader.keeper.book import Book, EntryPlan, Intent, is_unsettled
-from quantum_trader.keeper.booking import finish_trade
+from quantum_trader.keeper.book import Book, EntryPlan, Intent, UnreadFees, is_unsettled
+from quantum_trader.keeper.booking import TradeDraft, finish_trade
+from quantum_trader.keeper.fees import FEES_UNREAD, fee_due
 from quantum_trader.keeper.ids import ClientOrderIds, Purpose
 from quantum_trader.keeper.orders import OrderDesk
 from quantum_trader.keeper.plan import Context, Plan
@@ -88,8 +91,10 @@ class Carrier:
             if not is_unsettled(order):
                 await self._desk.forget(order.client_order_id)
         await self._persist_positions(self.book.positions, result.book.positions)
+        await self._persist_fees_unread(self.book.fees_unread, result.book.fees_unread)
         self.book = result.book
         for draft in result.trades:
+            draft = await self._with_unread_fees(draft)
             funding = await self._funding(draft.position)
             await self._record_trade(finish_trade(draft, funding), now)
         if result.events:
@@ -104,7 +109,7 @@ class Carrier:
                 new_stop_price=str(event.new_stop_price),
             )
         for note in result.notes:
-            emit = log.error if note.error else log.info
+            emit = log.error if note.error else log.warning if note.warning else log.info
             emit(note.event, symbol=note.symbol, detail=note.detail)
             if note.event in ALERTED_NOTES:
                 self._alert(now, note.symbol, note.event, note.detail)
@@ -125,6 +130,48 @@ class Carrier:
                 await self._repository.save_position(position)
         for symbol in before.keys() - after.keys():
             await self._repository.delete_position(symbol)
+
+    async def _persist_fees_unread(
+        self, before: Mapping[str, UnreadFees], after: Mapping[str, UnreadFees]
+    ) -> None:
+        for cid in sorted(after.keys() - before.keys()):
+            await self._repository.save_state(FEES_UNREAD, cid, after[cid].to_dict())
+        for cid in sorted(before.keys() - after.keys()):
+            await self._repository.delete_state(FEES_UNREAD, cid)
+
+    async def _with_unread_fees(self, draft: TradeDraft) -> TradeDraft:
+        """The closed position with the fees of its orders booked without their fills, read
+        now (keeper/fees.py); a trade booked without some of them says so once."""
+        position = draft.position
+        unread = [u for u in self.book.fees_unread.values() if u.symbol == position.symbol]
+        if not unread:
+            return draft
+        fee, missing = ZERO, []
+        for one in unread:
+            fills = await self._fills(one)
+            if fills is None:
+                missing.append(one.client_order_id)
+                continue
+            await self._repository.record_fills(fills)
+            fee += fee_due(one, fills)
+        left = {c: u for c, u in self.book.fees_unread.items() if u.symbol != position.symbol}
+        await self._persist_fees_unread(self.book.fees_unread, left)
+        self.book = replace(self.book, fees_unread=left)
+        if missing:
+            log.warning(
+                "trade_fees_incomplete",
+                symbol=position.symbol,
+                entry_order_id=position.entry_order_id,
+                orders=missing,
+                detail="the trade is booked without these orders' fees: their fills were unread",
+            )
+        return replace(draft, position=replace(position, fees_usdt=position.fees_usdt + fee))
+
+    async def _fills(self, unread: UnreadFees) -> list[Fill] | None:
+        try:
+            return await self._exchange.fetch_fills(unread.symbol, unread.client_order_id)
+        except RetryLater:  # said once for the trade by the caller
+            return None
 
     async def _funding(self, position: Position) -> Decimal:
         try:
@@ -351,13 +398,15 @@ class Carrier:
         await self.carry_out(booked, now, context)
         return answer
 
-    async def _answer_fills(self, answer: Order) -> list[Fill]:
+    async def _answer_fills(self, answer: Order) -> list[Fill] | None:
+        """The answered order's fills; None when they could not be read (it is booked from
+        the answer, its fee read on a later tick: keeper/fees.py)."""
         if answer.filled_quantity <= 0:
             return []
         try:
             return await self._exchange.fetch_fills(answer.symbol, answer.client_order_id)
-        except RetryLater as error:  # booked from the answer; its fees stay unknown
+        except RetryLater as error:
             log.warning(
                 "fills_read_failed", client_order_id=answer.client_order_id, error=str(error)
             )
-            return []
+            return None

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from quantum_trader.domain import Order, Position
-from quantum_trader.keeper.book import Book, Intent
+from quantum_trader.keeper.book import Book, Intent, UnreadFees
 
 
 class Draft:
@@ -18,6 +18,7 @@ class Draft:
         self.intents: dict[str, Intent] = dict(book.intents)
         self.unechoed: dict[str, tuple[str, datetime]] = dict(book.unechoed)
         self.working: dict[str, Order] = dict(book.working)
+        self.fees_unread: dict[str, UnreadFees] = dict(book.fees_unread)
         self._by_symbol: dict[str, dict[str, Intent]] = {}
         for intent in self.intents.values():
             self._by_symbol.setdefault(intent.symbol, {})[intent.client_order_id] = intent
@@ -53,5 +54,9 @@ class Draft:
 
     def frozen(self) -> Book:
         return Book(
-            dict(self.positions), dict(self.intents), dict(self.unechoed), dict(self.working)
+            dict(self.positions),
+            dict(self.intents),
+            dict(self.unechoed),
+            dict(self.working),
+            dict(self.fees_unread),
         )

@@ -7,9 +7,9 @@ everyone else reads `view()`, an immutable picture of the books.
 `tick` is start-up reconciliation, crash recovery and the 5 s monitor step at once: read what
 the exchange holds (the streams' mirror when usable, REST otherwise and every
 `rest_check_interval_s` to check the mirror), look up our unsettled orders, read the fills of
-those that ended, plan (keeper/plan.py, pure) and carry the plan out (keeper/carry.py). An
-order whose outcome is unknown triggers a tick at once and blocks entries on its symbol until
-it is settled.
+those that ended and of those booked without them (keeper/fees.py), plan (keeper/plan.py,
+pure) and carry the plan out (keeper/carry.py). An order whose outcome is unknown triggers a
+tick at once and blocks entries on its symbol until it is settled.
 """
 
 from __future__ import annotations
@@ -35,9 +35,10 @@ from quantum_trader.domain import (
 )
 from quantum_trader.errors import MarketDataError, OrderRejected, QuantumTraderError, RetryLater
 from quantum_trader.keeper.alerts import AlertListener
-from quantum_trader.keeper.book import Book, EntryPlan, Intent, is_unsettled
+from quantum_trader.keeper.book import Book, EntryPlan, Intent, UnreadFees, is_unsettled
 from quantum_trader.keeper.carry import Carrier
 from quantum_trader.keeper.checks import ProtectionChecks
+from quantum_trader.keeper.fees import FEES_UNREAD, fee_reads
 from quantum_trader.keeper.ids import ClientOrderIds, Purpose, is_ours
 from quantum_trader.keeper.orders import INTENTS
 from quantum_trader.keeper.plan import (
@@ -60,6 +61,7 @@ from quantum_trader.ports import Exchange, ExchangeStreams, Repository
 log = get_logger("keeper")
 RUN_STATE = ("keeper", "run")
 ConditionsFn = Callable[[], tuple[bool, Mapping[str, Regime]]]
+Reads = tuple[dict[str, list[Fill]], frozenset[str]]  # fills read, and the ids not read
 
 
 class PositionKeeper:
@@ -123,8 +125,8 @@ class PositionKeeper:
         admits: Callable[[OrderRequest], bool] = lambda request: True,
         conditions: ConditionsFn = lambda: (False, {}),
     ) -> PositionKeeper:
-        """The keeper as the last run left it: open positions, unsettled orders of ours and
-        our working stops and take-profits."""
+        """The keeper as the last run left it: open positions, unsettled orders of ours, our
+        working stops and take-profits, and our orders whose fees are unread."""
         positions = {p.symbol: p for p in await repository.open_positions()}
         extras = await repository.load_state(INTENTS)
         ours = [o for o in await repository.open_orders() if is_ours(o.client_order_id)]
@@ -134,6 +136,11 @@ class PositionKeeper:
             if is_unsettled(o)
         }
         working = {o.client_order_id: o for o in ours if not is_unsettled(o)}
+        fees_unread = {}
+        for cid, extra in (await repository.load_state(FEES_UNREAD)).items():
+            order = await repository.get_order(cid)
+            if order is not None:
+                fees_unread[cid] = UnreadFees.restore(order, extra)
         saved = (await repository.load_state(RUN_STATE[0])).get(RUN_STATE[1], {})
         run = int(saved.get("n", 0)) + 1
         await repository.save_state(*RUN_STATE, {"n": run})
@@ -144,7 +151,7 @@ class PositionKeeper:
             rules,
             settings,
             monitor,
-            Book(positions, intents, working=working),
+            Book(positions, intents, working=working, fees_unread=fees_unread),
             ClientOrderIds(run),
             streams=streams,
             admits=admits,
@@ -233,7 +240,9 @@ class PositionKeeper:
         async with self._lock:
             await self._tick(now, rest=rest)
 
-    async def _tick(self, now: datetime, *, rest: bool = False) -> None:
+    async def _tick(self, now: datetime, *, rest: bool = False, fees: Reads | None = None) -> None:
+        """One tick; `fees`: the fills of the orders whose fees are unread, when this tick read
+        them already (a plan made again reads them no second time)."""
         for event in self.wake_events():
             event.clear()
         book, known = self._carrier.book, self._filled_known  # known before this read
@@ -241,16 +250,19 @@ class PositionKeeper:
         found = await self._look_up(lookups_needed(book, snapshot))
         filled = orders_to_read_fills(book, snapshot, found)
         self._filled_known = frozenset(cid for _, cid in filled)
-        fills = await self._read_fills(filled)
+        fills, not_read = await self._read_fills(filled)
+        if fees is None:
+            fees = await self._read_fills(fee_reads(book, filled))
+        fills, not_read = {**fills, **fees[0]}, not_read | fees[1]
         symbols = sorted(set(book.positions) | set(snapshot.positions))
         marks = await self._marks(symbols, now)
         context = self._context(advance=True)
-        seen = Observation(snapshot, found, fills, marks, known)
+        seen = Observation(snapshot, found, fills, marks, known, not_read)
         result = plan(book, seen, now, context, self._checks)
         recheck = rest_recheck(result, snapshot.source, known)
         if recheck is not None:  # the plan is pure: drop it and plan again (keeper/recheck.py)
             log.info(recheck)
-            await self._tick(now, rest=True)
+            await self._tick(now, rest=True, fees=fees)
             return
         await self._carrier.carry_out(result, now, context)
         self._reconciled_at = now
@@ -291,14 +303,17 @@ class PositionKeeper:
                 )
         return found
 
-    async def _read_fills(self, wanted: Sequence[tuple[str, str]]) -> dict[str, list[Fill]]:
+    async def _read_fills(self, wanted: Sequence[tuple[str, str]]) -> Reads:
+        """The fills of each order in `wanted`, and the orders whose fills could not be read."""
         fills: dict[str, list[Fill]] = {}
+        failed: set[str] = set()
         for symbol, client_order_id in wanted:
             try:
                 fills[client_order_id] = await self._exchange.fetch_fills(symbol, client_order_id)
             except RetryLater as error:
+                failed.add(client_order_id)
                 log.warning("fills_read_failed", client_order_id=client_order_id, error=str(error))
-        return fills
+        return fills, frozenset(failed)
 
     async def _marks(self, symbols: Sequence[str], now: datetime) -> dict[str, Decimal]:
         if not symbols:

@@ -60,7 +60,9 @@ class Observation:
     `fills`: the fills of settled orders, by client order id (absent: could not be read);
     `marks`: mark prices (a missing one is absent);
     `reflected`: our orders the exchange had reported filled before this snapshot's positions
-    were read, so a REST snapshot shows their fills (see `Plan.unreflected`).
+    were read, so a REST snapshot shows their fills (see `Plan.unreflected`);
+    `fills_unread`: the orders whose fills the keeper tried to read this tick and could not
+    (an order that ended is then booked from its state, its fee read later: keeper/fees.py).
     """
 
     snapshot: ExchangeSnapshot
@@ -68,6 +70,7 @@ class Observation:
     fills: Mapping[str, Sequence[Fill]] = field(default_factory=dict)
     marks: Mapping[str, Decimal] = field(default_factory=dict)
     reflected: frozenset[str] = frozenset()
+    fills_unread: frozenset[str] = frozenset()
 
 
 @record
@@ -83,12 +86,14 @@ class Context:
 
 @record
 class Note:
-    """One log line about what reconciliation found; `error` for what needs attention."""
+    """One log line about what reconciliation found; `error` for what needs attention,
+    `warning` for what is short but needs none."""
 
     event: str
     symbol: str
     detail: str
     error: bool = False
+    warning: bool = False
 
 
 @record

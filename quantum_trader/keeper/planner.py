@@ -31,6 +31,7 @@ from quantum_trader.keeper.booking import (
 from quantum_trader.keeper.checks import ProtectionChecks
 from quantum_trader.keeper.cover import clear_of_mark, stop_awaiting_orders, stop_while_unechoed
 from quantum_trader.keeper.draft import Draft
+from quantum_trader.keeper.fees import remembered, settle_fees
 from quantum_trader.keeper.firing import trigger_times
 from quantum_trader.keeper.ids import Purpose, is_ours
 from quantum_trader.keeper.manage import manage
@@ -59,12 +60,14 @@ ZERO = Decimal(0)
 
 @dataclass(slots=True)
 class _Outcome:
-    """A settled order of ours with what it did; `intent` is None for a working stop/target."""
+    """A settled order of ours with what it did; `intent` is None for a working stop/target;
+    `unread`: its fills could not be read, it is booked from its state (keeper/fees.py)."""
 
     execution: Execution
     purpose: Purpose
     intent: Intent | None
     fills: tuple[Fill, ...]
+    unread: bool = False
 
 
 class Planner(OrderSettling):
@@ -105,6 +108,10 @@ class Planner(OrderSettling):
         the same plan (shortcut=False runs every step, for the tests that show it)."""
         for order in trigger_times(self.book.working.values(), self.listed_ids, self.state):
             self.book.add_working(order)  # a firing order blocks entries (keeper/firing.py)
+        give_up = timedelta(seconds=self.context.keeper.fees_unread_give_up_s)
+        records, notes = settle_fees(self.book, self.observation, self.now, give_up)
+        self.records += records  # before a close is booked, so its trade has these fees
+        self.notes += notes
         if shortcut and self.quiet():
             self.consistent.update(self.book.positions)  # what `reconcile` finds (see quiet)
         else:
@@ -178,8 +185,8 @@ class Planner(OrderSettling):
 
     def _filled_outcomes(self, symbol: str) -> list[_Outcome]:
         """Our orders on `symbol` that ended with something filled, fills read, oldest first."""
-        if not self.observation.fills:
-            return []  # an outcome needs its fills read (`_outcome`): the usual quiet tick
+        if not (self.observation.fills or self.observation.fills_unread):
+            return []  # an outcome needs a read of its fills (`_outcome`): the usual quiet tick
         outcomes = [
             self._outcome(i.client_order_id, i.purpose, i) for i in self.book.intents_for(symbol)
         ]
@@ -193,15 +200,20 @@ class Planner(OrderSettling):
         state = self.state(order_id)
         if state is None or not state.status.is_final or not may_have_filled(state):
             return None
+        if order_id in self.observation.fills_unread:  # booked now, its fee read later
+            return _Outcome(execution_of(state, ()), purpose, intent, (), unread=True)
         if order_id not in self.observation.fills:
-            return None  # its fills could not be read: settle it on a later tick
+            return None  # its fills were not read: settle it on a later tick
         fills = tuple(self.observation.fills[order_id])
         return _Outcome(execution_of(state, fills), purpose, intent, fills)
 
-    def _consume(self, outcome: _Outcome) -> None:
-        """Settle an outcome the books now reflect."""
+    def _consume(self, outcome: _Outcome, *, booked: bool = False) -> None:
+        """Settle an outcome the books now reflect; `booked`: its fee is in a position's."""
         order = outcome.execution.order
         self.record(order, outcome.fills)
+        if booked and outcome.unread:
+            fee = outcome.execution.fee_usdt
+            self.book.fees_unread[order.client_order_id] = remembered(order, fee, self.now)
         if outcome.intent is not None:
             self.book.drop_intent(outcome.intent.client_order_id)
         else:
@@ -218,7 +230,7 @@ class Planner(OrderSettling):
             if position.quantity <= target and cid not in self.reflected:
                 self.unreflected.append(cid)  # filled after the read, or the position reopened
                 continue
-            self._consume(outcome)
+            self._consume(outcome, booked=True)
             position = self.book.positions.get(position.symbol, position)
             room = ZERO if cid in self.reflected else target  # a reflected fill is booked whole
             booked = self._book_exit(position, outcome, position.quantity - room)
@@ -329,7 +341,7 @@ class Planner(OrderSettling):
             plan = outcome.intent.plan if outcome.intent is not None else None
             if plan is None or plan.side is not position.side:
                 continue
-            self._consume(outcome)
+            self._consume(outcome, booked=True)
             position = replace(position, fees_usdt=position.fees_usdt + outcome.execution.fee_usdt)
         return position
 

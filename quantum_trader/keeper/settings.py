@@ -24,6 +24,11 @@ class KeeperSettings(Section):
     position and the mark has reached its stop, the stop placed instead goes this fraction of
     the mark beyond it (at least one tick), so Binance does not refuse it as immediately
     triggering (-2021) when the mark moves while the order travels.
+    `fees_unread_give_up_s`: an order of ours booked without its fills (they could not be
+    read) has them read again once a tick until this long after it was booked, then its fee
+    is given up (`fees_unread_given_up`). An hour bounds the reads at one an order a tick,
+    720 at the 5 s tick, and stays well inside the 7 days for which Binance lists an
+    order's trades.
     """
 
     adopt_stop_pct: float = Field(0.03, gt=0, lt=1)
@@ -32,3 +37,4 @@ class KeeperSettings(Section):
     rest_check_interval_s: float = Field(60.0, gt=0)
     stream_echo_timeout_s: float = Field(10.0, gt=0)
     refused_exit_stop_gap_pct: float = Field(0.002, gt=0, le=0.05)
+    fees_unread_give_up_s: float = Field(3600.0, gt=0, le=6 * 86_400)

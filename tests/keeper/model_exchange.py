@@ -11,9 +11,12 @@ with -4131 PERCENT_PRICE when the book is too thin), every conditional order ref
 RetryLater, as Binance's REST does when it is unreachable), the next conditional order the
 mark crosses left firing for good (`stall_next`: open, `triggered_at` set, never executed nor
 cancellable, as Binance's demo trading has left stops in TRIGGERING) or ended with nothing
-executed (`expire_next`: its market order ran out of book). As Binance does (-2021), it
-refuses a conditional order whose trigger the mark has already reached. It keeps a log of
-every order request it received, so a test can count entries.
+executed (`expire_next`: its market order ran out of book), the next reads of an order's fills
+failing (`fills_unreadable`: that many, whatever else can be read). As Binance does (-2021),
+it refuses a conditional order whose trigger the mark has already reached; with
+`answers_without_fees`, as Binance's do, its orders carry no commission (only their fills do).
+It keeps a log of every order request it received, so a test can count entries, and of every
+read of an order's fills (`fills_asked`).
 """
 
 from __future__ import annotations
@@ -61,6 +64,9 @@ class ModelExchange:
     exits_refused_until: datetime | None = None
     stops_refused: bool = False
     reads_down_until: datetime | None = None
+    fills_unreadable: int = 0
+    answers_without_fees: bool = False
+    fills_asked: list[str] = field(default_factory=list)
     sequence: int = 0
 
     # -- reads ----------------------------------------------------------------------------------
@@ -101,6 +107,10 @@ class ModelExchange:
 
     async def fetch_fills(self, symbol: str, client_order_id: str) -> list[Fill]:
         self._read()
+        self.fills_asked.append(client_order_id)
+        if self.fills_unreadable > 0:
+            self.fills_unreadable -= 1
+            raise RetryLater("fills read failed (loopback model)")
         return list(self.fills.get(client_order_id, []))
 
     async def fetch_funding_paid(self, symbol: str, since: datetime) -> Decimal:
@@ -181,7 +191,7 @@ class ModelExchange:
             exchange_order_id=order.exchange_order_id or self._id(),
             filled_quantity=quantity,
             average_price=price if quantity > 0 else None,
-            fee_usdt=fee,
+            fee_usdt=ZERO if self.answers_without_fees else fee,
             updated_at=self.now,
         )
 

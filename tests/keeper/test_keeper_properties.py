@@ -207,6 +207,7 @@ steps = st.one_of(
     st.tuples(st.just("move"), symbol_index, st.integers(-500, 500)),
     st.tuples(st.just("fault"), st.sampled_from(FAULTS), st.just(0)),
     st.tuples(st.just("outage"), st.integers(5, 40), st.just(0)),
+    st.tuples(st.just("fills_down"), st.integers(1, 6), st.just(0)),
     st.tuples(st.just("refuse_exits"), st.integers(5, 60), st.just(0)),
     st.tuples(st.just("by_hand"), symbol_index, st.sampled_from(["open", "close", "reduce"])),
     st.tuples(st.just("wait"), st.integers(1, 3), st.just(0)),
@@ -232,6 +233,9 @@ async def apply(harness: Harness, step: tuple[object, object, object]) -> None:
     elif kind == "outage":
         assert isinstance(a, int)
         exchange.reads_down_until = harness.now + timedelta(seconds=a)
+    elif kind == "fills_down":  # the next reads of fills fail; all else reads
+        assert isinstance(a, int)
+        exchange.fills_unreadable = a
     elif kind == "refuse_exits":  # as Binance's -4131 PERCENT_PRICE on a thin book
         assert isinstance(a, int)
         exchange.exits_refused_until = harness.now + timedelta(seconds=a)
@@ -266,12 +270,14 @@ async def run_script(script: list[tuple[object, object, object]]) -> None:
             continue
         await check(harness)
     harness.exchange.reads_down_until = harness.exchange.exits_refused_until = None
+    harness.exchange.fills_unreadable = 0
     for fault in FAULTS:
         setattr(harness.exchange, fault, False)
     for _ in range(int(GRACE / TICK) + 2):  # the exchange is back: everything settles
         await harness.tick()
     await check(harness)
     assert harness.keeper.view().unsettled == 0
+    assert harness.keeper.book.fees_unread == {}  # every fee read once the fills can be
     await assert_books_agree(harness)
 
 

@@ -1,0 +1,82 @@
+"""Fees of our orders booked without their fills: remembered, read again, booked once. Pure.
+
+Binance's answer to an order, and a lookup of it, carry no commission; only the order's trades
+(GET /fapi/v1/userTrades) do. An order whose fills could not be read when it was booked (a
+read outage) is booked from its state — the answer (keeper/answer.py) or the lookup
+(keeper/planner.py) — and remembered in `Book.fees_unread` with the fee booked then. Every
+tick reads its fills once (keeper/keeper.py); once they are read, the fee still due — the
+fills' fee, scaled up as `execution_of` scales it when they fall short, less the fee booked —
+goes to its position's `fees_usdt` and the order is forgotten, so the fee counts once.
+
+A position that closes first has them read once more before its trade is booked
+(keeper/carry.py: one read an order a trade, also where the tick's read failed a moment
+before, as it is the last chance); if that fails, the trade is booked without them and says
+so (`trade_fees_incomplete`). One still unread `keeper.fees_unread_give_up_s` after it was
+booked is given up (`fees_unread_given_up`). The books persist them (the repository's state,
+namespace `FEES_UNREAD`), so after a restart the reads go on until the same bound.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from quantum_trader.domain import Fill, Order
+from quantum_trader.keeper.book import Book, UnreadFees
+from quantum_trader.keeper.booking import execution_of
+from quantum_trader.keeper.draft import Draft
+from quantum_trader.keeper.plan import Note, Observation
+from quantum_trader.record import replace
+
+FEES_UNREAD = "fees_unread"
+Records = list[tuple[Order, tuple[Fill, ...]]]
+
+
+def remembered(order: Order, booked_fee_usdt: Decimal, now: datetime) -> UnreadFees:
+    """`order`, booked at `now` with `booked_fee_usdt` after a failed read of its fills."""
+    return UnreadFees(order, now, booked_fee_usdt)
+
+
+def fee_due(unread: UnreadFees, fills: Sequence[Fill]) -> Decimal:
+    """The fee the order's `fills` show, less the fee booked for it (USDT)."""
+    return execution_of(unread.order, fills).fee_usdt - unread.booked_fee_usdt
+
+
+def fee_reads(book: Book, reading: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    """(symbol, client order id) of the orders whose fees are unread, less those in
+    `reading` (read this tick anyway)."""
+    read = {cid for _, cid in reading}
+    return [(u.symbol, cid) for cid, u in book.fees_unread.items() if cid not in read]
+
+
+def settle_fees(
+    book: Draft, observation: Observation, now: datetime, give_up_after: timedelta
+) -> tuple[Records, list[Note]]:
+    """Book the fees of the orders whose fills this tick read, give up those unread for
+    `give_up_after`; the orders with their fills to record, and the notes to log."""
+    records: Records = []
+    notes: list[Note] = []
+    for cid, unread in list(book.fees_unread.items()):
+        fills = observation.fills.get(cid)
+        if fills is not None:
+            del book.fees_unread[cid]
+            records.append((unread.order, tuple(fills)))
+            notes.append(_booked(book, unread, fee_due(unread, fills)))
+        elif cid in observation.fills_unread and now - unread.since >= give_up_after:
+            del book.fees_unread[cid]
+            detail = (
+                f"{cid}: fills unread since {unread.since.isoformat()}; its fee is left out "
+                f"of the position's fees (booked {unread.booked_fee_usdt} USDT)"
+            )
+            notes.append(Note("fees_unread_given_up", unread.symbol, detail, warning=True))
+    return records, notes
+
+
+def _booked(book: Draft, unread: UnreadFees, fee_usdt: Decimal) -> Note:
+    position = book.positions.get(unread.symbol)
+    cid = unread.client_order_id
+    if position is None:  # closes read them first (carry.py): not expected
+        return Note("fees_read", unread.symbol, f"{cid}: {fee_usdt} USDT, no position to add to")
+    book.put(replace(position, fees_usdt=position.fees_usdt + fee_usdt))
+    return Note("fees_read", unread.symbol, f"{cid}: {fee_usdt} USDT added to the fees")
