@@ -178,9 +178,11 @@ async def read_status(repository: Repository) -> StatusData:
     )
 
 
-def why_lines(governor: GovernorState) -> list[str]:
-    """Why new entries are limited, from the saved governor state (pause first)."""
-    return list(why_not_active(governor, HealthReport(HealthStatus.HEALTHY, ()), False))
+def why_lines(governor: GovernorState, blocked: Mapping[str, str]) -> list[str]:
+    """Why new entries are limited, from the saved governor state (pause first) and the
+    symbols blocked by an order of ours not yet settled."""
+    healthy = HealthReport(HealthStatus.HEALTHY, ())
+    return list(why_not_active(governor, healthy, False, blocked))
 
 
 def status_document(
@@ -208,7 +210,7 @@ def status_document(
         "trading": {
             "state": governor.trading_state.value,
             "paused": pause_json(governor),
-            "why": why_lines(governor),
+            "why": why_lines(governor, data.blocked),
         },
         "governor": governor.to_dict(),
         "governor_events": {

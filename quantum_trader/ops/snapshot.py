@@ -150,9 +150,13 @@ def position_status(
 
 
 def why_not_active(
-    governor: GovernorState, health: HealthReport, replay_finished: bool
+    governor: GovernorState,
+    health: HealthReport,
+    replay_finished: bool,
+    blocked: Mapping[str, str] | None = None,
 ) -> tuple[str, ...]:
-    """Why entries are limited, one line per reason; empty when trading normally."""
+    """Why entries are limited, one line per reason; empty when trading normally. `blocked`:
+    the symbols the keeper takes no entry on, and why (an order of ours not yet settled)."""
     held = governor.pause
     reasons = [] if held is None else [pause_line(held)]
     reasons += [
@@ -166,6 +170,10 @@ def why_not_active(
         reasons.append("health CRITICAL: " + "; ".join(health.problems))
     if replay_finished:
         reasons.append("the recorded market has ended: nothing new to trade")
+    reasons += [
+        f"no entry on {symbol} until the keeper settles it: {why}"
+        for symbol, why in sorted((blocked or {}).items())
+    ]
     return tuple(reasons)
 
 

@@ -185,7 +185,7 @@ class Telemetry:
             replay_finished=self.replay_finished,
             trading_state=governor.trading_state.value,
             governor=governor,
-            why=why_not_active(governor, health, self.replay_finished),
+            why=why_not_active(governor, health, self.replay_finished, self.view.blocked()),
             health=health,
             account=balance,
             positions=positions,

@@ -79,3 +79,12 @@ def test_every_reason_trading_is_limited_is_named() -> None:
     assert reasons[2] == "health CRITICAL: exchange unreachable"
     assert "ended" in reasons[3]
     assert why_not_active(GovernorState(), HealthReport(HealthStatus.DEGRADED, ("x",)), False) == ()
+
+
+def test_a_symbol_the_keeper_blocks_is_among_the_reasons() -> None:
+    """An order of ours whose outcome is unknown blocks entries on its symbol until the
+    keeper settles it: the page and `status` say so with the rest, not only in a table."""
+    healthy = HealthReport(HealthStatus.HEALTHY, ())
+    why = f"order qt-1-e-3 unsettled since {T0.isoformat()}"
+    reasons = why_not_active(GovernorState(), healthy, False, {"ETH/USDT:USDT": why})
+    assert reasons == (f"no entry on ETH/USDT:USDT until the keeper settles it: {why}",)
