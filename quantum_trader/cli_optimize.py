@@ -36,6 +36,14 @@ HoldoutDays = Annotated[
 Objective = Annotated[
     str, typer.Option(help="sharpe | return_over_drawdown (single objective, TPE).")
 ]
+MinTrades = Annotated[
+    int,
+    typer.Option(
+        min=0,
+        help="Fewest trades a trial's out-of-sample blocks must hold together to be eligible "
+        "as best (0: any trial).",
+    ),
+]
 Multi = Annotated[
     bool, typer.Option("--multi", help="Multi-objective (NSGA-II): return % vs max drawdown %.")
 ]
@@ -59,6 +67,7 @@ def optimize(
     holdout_days: HoldoutDays = 14,
     objective: Objective = "sharpe",
     multi: Multi = False,
+    min_trades: MinTrades = 1,
 ) -> None:
     """Search the settings in --space for the best out-of-sample walk-forward score."""
     from quantum_trader.errors import ConfigurationError
@@ -97,6 +106,7 @@ def optimize(
         score=Score(objective),
         multi=multi,
         progress_bar=sys.stderr.isatty(),
+        min_trades=min_trades,
     )
     _optuna_logs(request.progress_bar)
     results = run_optimize(settings, request, _Progress())

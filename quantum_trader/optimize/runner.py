@@ -70,6 +70,7 @@ class OptimizeRequest:
     score: Score = Score.SHARPE
     multi: bool = False
     progress_bar: bool = False
+    min_trades: int = 1
 
 
 def default_storage(settings: Settings) -> str:
@@ -98,6 +99,7 @@ def run_optimize(
             request.score,
             request.multi,
             scratch / "runs",
+            request.min_trades,
         )
         study_request = StudyRequest(
             request.storage or default_storage(settings),
