@@ -109,10 +109,20 @@ def optimize(
         min_trades=min_trades,
     )
     _optuna_logs(request.progress_bar)
+    _remove_stale_scratch()
     results = run_optimize(settings, request, _Progress())
     written_at = LiveClock().now().isoformat(timespec="seconds")
     report = write_results(replace(results, written_at=written_at), out, request.config)
     print_results(console, results, out, report)
+
+
+def _remove_stale_scratch() -> None:
+    """Remove what runs killed before their cleanup left in the temporary directory."""
+    from quantum_trader.optimize.scratch import remove_stale
+
+    removed = remove_stale()
+    if removed.count:
+        print(removed.describe(), file=sys.stderr, flush=True)
 
 
 def _optuna_logs(progress_bar: bool) -> None:
