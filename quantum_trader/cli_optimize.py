@@ -91,7 +91,7 @@ def optimize(
     request = OptimizeRequest(
         space=space,
         trials=trials,
-        workers=workers,
+        workers=_workers(workers),
         storage=storage,
         study=study,
         seed=seed,
@@ -114,6 +114,20 @@ def optimize(
     written_at = LiveClock().now().isoformat(timespec="seconds")
     report = write_results(replace(results, written_at=written_at), out, request.config)
     print_results(console, results, out, report)
+
+
+def _workers(asked: int) -> int:
+    """`asked`, capped at the cores; a line on stderr for the cap and for a memory too small."""
+    import psutil
+
+    from quantum_trader.optimize.study import cap_workers, memory_warning, usable_cores
+
+    workers, capped = cap_workers(asked, usable_cores())
+    tight = memory_warning(workers, psutil.virtual_memory().available)
+    for line in (capped, tight):
+        if line is not None:
+            print(line, file=sys.stderr, flush=True)
+    return workers
 
 
 def _remove_stale_scratch() -> None:
