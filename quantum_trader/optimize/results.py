@@ -319,8 +319,8 @@ def _counts(results: StudyResults) -> str:
     if not short:
         return f"trials: {counts}"
     return (
-        f"trials: {counts}; {short} of them set aside, not eligible as best: fewer than "
-        f"--min-trades {results.min_trades} trades in their out-of-sample blocks"
+        f"trials: {counts}; {short} of them set aside, not eligible as best: fewer trades "
+        f"in their out-of-sample blocks than --min-trades {results.min_trades}"
     )
 
 

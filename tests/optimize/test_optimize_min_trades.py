@@ -91,7 +91,7 @@ def test_a_trial_that_never_trades_is_set_aside_and_the_one_that_trades_is_chose
     if multi:
         assert [row["trial"] for row in found.pareto_front] == [trades.number]
     text = printed(tmp_path, found)
-    assert "1 of them set aside, not eligible as best: fewer than --min-trades 1" in text
+    assert "1 of them set aside, not eligible as best: fewer trades in their out-of-sample " in text
 
 
 @pytest.mark.slow
