@@ -36,6 +36,14 @@ HoldoutDays = Annotated[
 Objective = Annotated[
     str, typer.Option(help="sharpe | return_over_drawdown (single objective, TPE).")
 ]
+MinTrades = Annotated[
+    int,
+    typer.Option(
+        min=0,
+        help="Fewest trades a trial's out-of-sample blocks must hold together to be eligible "
+        "as best (0: any trial).",
+    ),
+]
 Multi = Annotated[
     bool, typer.Option("--multi", help="Multi-objective (NSGA-II): return % vs max drawdown %.")
 ]
@@ -59,6 +67,7 @@ def optimize(
     holdout_days: HoldoutDays = 14,
     objective: Objective = "sharpe",
     multi: Multi = False,
+    min_trades: MinTrades = 1,
 ) -> None:
     """Search the settings in --space for the best out-of-sample walk-forward score."""
     from quantum_trader.errors import ConfigurationError
@@ -82,7 +91,7 @@ def optimize(
     request = OptimizeRequest(
         space=space,
         trials=trials,
-        workers=workers,
+        workers=_workers(workers),
         storage=storage,
         study=study,
         seed=seed,
@@ -97,12 +106,37 @@ def optimize(
         score=Score(objective),
         multi=multi,
         progress_bar=sys.stderr.isatty(),
+        min_trades=min_trades,
     )
     _optuna_logs(request.progress_bar)
+    _remove_stale_scratch()
     results = run_optimize(settings, request, _Progress())
     written_at = LiveClock().now().isoformat(timespec="seconds")
     report = write_results(replace(results, written_at=written_at), out, request.config)
     print_results(console, results, out, report)
+
+
+def _workers(asked: int) -> int:
+    """`asked`, capped at the cores; a line on stderr for the cap and for a memory too small."""
+    import psutil
+
+    from quantum_trader.optimize.study import cap_workers, memory_warning, usable_cores
+
+    workers, capped = cap_workers(asked, usable_cores())
+    tight = memory_warning(workers, psutil.virtual_memory().available)
+    for line in (capped, tight):
+        if line is not None:
+            print(line, file=sys.stderr, flush=True)
+    return workers
+
+
+def _remove_stale_scratch() -> None:
+    """Remove what runs killed before their cleanup left in the temporary directory."""
+    from quantum_trader.optimize.scratch import remove_stale
+
+    removed = remove_stale()
+    if removed.count:
+        print(removed.describe(), file=sys.stderr, flush=True)
 
 
 def _optuna_logs(progress_bar: bool) -> None:

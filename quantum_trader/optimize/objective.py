@@ -13,6 +13,13 @@ Scores (higher is better), per block:
 The single objective is the mean over the folds' out-of-sample blocks. The multi-objective
 study (NSGA-II) maximizes the mean out-of-sample return % and minimizes the mean out-of-sample
 max drawdown %.
+
+Because a block without trades scores 0, settings that never trade would beat any that lose:
+a trial whose out-of-sample blocks together hold fewer than `min_trades` trades (freqtrade's
+hyperopt `--min-trades`) is pruned once its last fold is scored, its count recorded as
+`too_few_trades`. Pruned, it is never Optuna's best, TPE ranks it below every complete trial,
+and NSGA-II and the median pruner read complete trials only; results.py chooses from the
+recorded folds again (eligibility.py), so the rule holds for trials stored before it.
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ from quantum_trader.report.model import BacktestReport
 from quantum_trader.walk_forward import Block
 
 DRAWDOWN_FLOOR_PCT = 1.0
+TOO_FEW_TRADES = "too_few_trades"  # a trial's user attribute: its out-of-sample trades
 
 
 class Score(StrEnum):
@@ -81,6 +89,7 @@ class Evaluation:
     score: Score
     multi: bool
     scratch: Path
+    min_trades: int
 
 
 def block_score(report: BacktestReport, score: Score) -> float:
@@ -213,6 +222,12 @@ class Objective:
                 # After the last fold there is nothing left to save: the trial completes.
                 if index < len(blocks) - 1 and trial.should_prune():
                     raise optuna.TrialPruned(f"pruned after fold {index}: {oos.score:.4f}")
+        trades = oos_trades(folds)
+        if trades < e.min_trades:
+            trial.set_user_attr(TOO_FEW_TRADES, trades)
+            raise optuna.TrialPruned(
+                f"{trades} trades out of sample, fewer than --min-trades {e.min_trades}"
+            )
         return objective_values(folds, e.multi)
 
     def _block(self, settings: Settings, index: int, scratch: Path) -> BlockResult:
@@ -228,6 +243,11 @@ def fold_record(index: int, in_sample: BlockResult, out_of_sample: BlockResult) 
         "out_of_sample": out_of_sample.describe(),
         "gap": in_sample.score - out_of_sample.score,
     }
+
+
+def oos_trades(folds: Sequence[dict[str, Any]]) -> int:
+    """The trades of the folds' out-of-sample blocks together."""
+    return sum(int(f["out_of_sample"]["trades"]) for f in folds)
 
 
 def objective_values(folds: Sequence[dict[str, Any]], multi: bool) -> float | Sequence[float]:

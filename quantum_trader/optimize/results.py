@@ -30,7 +30,8 @@ from rich.table import Table
 
 from quantum_trader.config import Settings
 from quantum_trader.errors import ConfigurationError, UsageError
-from quantum_trader.optimize.objective import DRAWDOWN_FLOOR_PCT, Evaluation, Stop, run_block
+from quantum_trader.optimize.eligibility import Scored, best, pareto_front, scored
+from quantum_trader.optimize.objective import TOO_FEW_TRADES, Evaluation, Stop, run_block
 from quantum_trader.optimize.space import apply
 from quantum_trader.optimize.study import StudyRequest
 from quantum_trader.settings_base import redact_url
@@ -58,6 +59,9 @@ class StudyResults:
     written_at: str = ""  # stamped by the command when it writes the file (wall clock)
     # What the blocks' `score` figures are; with --multi the study chose by other figures.
     score: str = "score"
+    # Trials that ran every fold with fewer out-of-sample trades than this: not eligible.
+    min_trades: int = 0
+    too_few_trades: list[dict[str, int]] = field(default_factory=list)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, default=str)
@@ -68,13 +72,18 @@ def collect(
 ) -> StudyResults:
     """Pick the best finished trial, score it (and the base settings) once on the holdout;
     BacktestInterrupted once `stop` is set."""
-    best = _best(study, request.multi)
+    everything = study.get_trials(deepcopy=False)
+    candidates = scored(everything, request.multi)
+    eligible = [s for s in candidates if s.trades >= evaluation.min_trades]
+    short = [s for s in candidates if s.trades < evaluation.min_trades]
+    chosen = _best(study.study_name, eligible, short, evaluation.min_trades, request.multi)
+    best = chosen.trial
     folds = best.user_attrs["folds"]
     settings = apply(evaluation.base, best.params)
     holdout_args = (evaluation.markets.holdout, evaluation.layout.holdout, evaluation.score)
     holdout = run_block(settings, *holdout_args, evaluation.scratch / "holdout", stop)
     baseline = run_block(evaluation.base, *holdout_args, evaluation.scratch / "baseline", stop)
-    states = [t.state for t in study.get_trials(deepcopy=False)]
+    states = [t.state for t in everything]
     return StudyResults(
         study=request.name,
         storage=redact_url(request.storage),
@@ -82,7 +91,7 @@ def collect(
         trials={s.name.lower(): states.count(s) for s in TrialState if states.count(s)},
         best_trial=best.number,
         best_params=dict(best.params),
-        best_values=list(best.values),
+        best_values=list(chosen.values),
         folds=folds,
         mean_in_sample=statistics.fmean(f["in_sample"]["score"] for f in folds),
         mean_out_of_sample=statistics.fmean(f["out_of_sample"]["score"] for f in folds),
@@ -91,39 +100,56 @@ def collect(
         holdout_baseline=baseline.describe(),
         layout=evaluation.layout.describe(),
         symbols=list(evaluation.base.market.symbols),
-        pareto_front=_front(study) if request.multi else [],
-        pruned=_pruned(study),
+        pareto_front=_front(eligible) if request.multi else [],
+        pruned=_pruned(everything),
         score=str(evaluation.score),
+        min_trades=evaluation.min_trades,
+        too_few_trades=[{"trial": s.trial.number, "trades": s.trades} for s in short],
     )
 
 
-def _best(study: optuna.Study, multi: bool) -> FrozenTrial:
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    if not complete:
+def _best(
+    study: str, eligible: list[Scored], short: list[Scored], min_trades: int, multi: bool
+) -> Scored:
+    """The trial to score on the holdout; UsageError when none is eligible, saying why."""
+    if eligible:
+        return best(eligible, multi)
+    if short:
+        noun = "trade" if min_trades == 1 else "trades"
         raise UsageError(
-            f"--study {study.study_name}: no trial completed (all pruned or failed: see the "
-            "log); widen the space or check the settings' rules it names"
+            f"--study {study}: no trial is eligible as best: of the trials that ran every "
+            f"fold, none made at least {min_trades} {noun} in its out-of-sample blocks "
+            f"(--min-trades; {len(short)} set aside); widen the space, lengthen the blocks "
+            "(--fold-days, --folds) or lower --min-trades"
         )
-    if not multi:
-        return study.best_trial
-    # Of the Pareto front, the best return per unit of drawdown.
-    return max(study.best_trials, key=lambda t: t.values[0] / max(t.values[1], DRAWDOWN_FLOOR_PCT))
+    raise UsageError(
+        f"--study {study}: no trial completed (all pruned or failed: see the "
+        "log); widen the space or check the settings' rules it names"
+    )
 
 
-def _front(study: optuna.Study) -> list[dict[str, Any]]:
+def _front(eligible: list[Scored]) -> list[dict[str, Any]]:
     return [
-        {"trial": t.number, "return_pct": t.values[0], "max_drawdown_pct": t.values[1]}
-        for t in sorted(study.best_trials, key=lambda t: t.number)
+        {"trial": s.trial.number, "return_pct": s.values[0], "max_drawdown_pct": s.values[1]}
+        for s in pareto_front(eligible)
     ]
 
 
-def _pruned(study: optuna.Study) -> list[dict[str, Any]]:
-    """Each pruned trial: after which fold, or which rule refused its settings."""
+def _pruned(trials: list[FrozenTrial]) -> list[dict[str, Any]]:
+    """Each pruned trial: after which fold, which rule refused its settings, or how few trades
+    it made."""
     rows = []
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.PRUNED,)):
+    for trial in trials:
+        if trial.state is not TrialState.PRUNED:
+            continue
         refused = trial.user_attrs.get("refused")
-        after = trial.last_step
-        reason = f"refused: {refused}" if refused else f"pruned after fold {after}"
+        too_few = trial.user_attrs.get(TOO_FEW_TRADES)
+        if refused:
+            reason = f"refused: {refused}"
+        elif too_few is not None:
+            reason = f"too few trades: {too_few} in the out-of-sample blocks"
+        else:
+            reason = f"pruned after fold {trial.last_step}"
         rows.append({"trial": trial.number, "reason": reason})
     return rows
 
@@ -267,16 +293,35 @@ def print_results(console: Console, results: StudyResults, out: Path, report: Pa
     )
     console.print(folds)
     h, b = results.holdout, results.holdout_baseline
-    counts = ", ".join(f"{n} {state}" for state, n in results.trials.items())
     for line in (
         f"HOLDOUT {_span(h)}, never seen while choosing, scored once: {name} {h['score']:.4f} "
         f"(return {h['return_pct']:.2f} %, max drawdown {h['max_drawdown_pct']:.2f} %, "
-        f"{h['trades']} trades); the settings as given: {b['score']:.4f}",
+        f"{_trades(h, results.min_trades)}); the settings as given: {b['score']:.4f} "
+        f"({_trades(b, results.min_trades)})",
         "The OOS mean chose the best trial, so it flatters it; trust the holdout.",
-        f"trials: {counts}",
+        _counts(results),
         f"settings: {out}  results: {report}",
     ):
         console.print(line, soft_wrap=True, highlight=False)
+
+
+def _trades(block: dict[str, Any], min_trades: int) -> str:
+    """A block's trades, and when they are fewer than --min-trades, that they are: a block
+    without trades scores 0, which is no measure of trading settings."""
+    trades = int(block["trades"])
+    said = f"{trades} trade" if trades == 1 else f"{trades} trades"
+    return said if trades >= min_trades else f"{said}, fewer than --min-trades {min_trades}"
+
+
+def _counts(results: StudyResults) -> str:
+    counts = ", ".join(f"{n} {state}" for state, n in results.trials.items())
+    short = len(results.too_few_trades)
+    if not short:
+        return f"trials: {counts}"
+    return (
+        f"trials: {counts}; {short} of them set aside, not eligible as best: fewer trades "
+        f"in their out-of-sample blocks than --min-trades {results.min_trades}"
+    )
 
 
 def _span(block: dict[str, Any]) -> str:

@@ -8,7 +8,6 @@ import hashlib
 import json
 import shutil
 import signal
-import tempfile
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -27,6 +26,7 @@ from quantum_trader.market.source import resolve_market_data
 from quantum_trader.optimize.folds import Layout, cut_market, plan_layout
 from quantum_trader.optimize.objective import Evaluation, Markets, Score, Stop
 from quantum_trader.optimize.results import StudyResults, collect
+from quantum_trader.optimize.scratch import make_scratch
 from quantum_trader.optimize.space import SEARCHABLE, SearchSpace, apply, load_space
 from quantum_trader.optimize.study import (
     INTERRUPTED_EXIT,
@@ -70,6 +70,7 @@ class OptimizeRequest:
     score: Score = Score.SHARPE
     multi: bool = False
     progress_bar: bool = False
+    min_trades: int = 1
 
 
 def default_storage(settings: Settings) -> str:
@@ -88,7 +89,7 @@ def run_optimize(
     # Around the trials too (the workers install their own): a signal while the markets are
     # cut or the holdout scored must still end in the line, exit 1, and the scratch removed.
     previous = {s: signal.signal(s, lambda *_: stop.request()) for s in STOP_SIGNALS}
-    scratch = Path(tempfile.mkdtemp(prefix="qt-optimize-"))
+    scratch = make_scratch()
     try:
         evaluation = Evaluation(
             base,
@@ -98,6 +99,7 @@ def run_optimize(
             request.score,
             request.multi,
             scratch / "runs",
+            request.min_trades,
         )
         study_request = StudyRequest(
             request.storage or default_storage(settings),

@@ -55,6 +55,8 @@ SPEC_ATTR = "quantum_trader_spec"
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 INTERRUPTED_EXIT = 130
 PARENT_CHECK_S = 1.0
+# A worker's peak RSS with 2 symbols and 2-day blocks (≈ 405 MB, 2026-12-03, docs/OPTIMIZE.md).
+WORKER_RSS_MB = 400
 
 
 @record
@@ -281,6 +283,37 @@ def run_workers(jobs: list[WorkerJob], poll: Callable[[], None]) -> list[int]:
 def _signal(pid: int, signum: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM if signum == signal.SIGINT else signum)
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity where the system has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def cap_workers(asked: int, cores: int) -> tuple[int, str | None]:
+    """At most one worker per core, and the line saying so when `asked` was more: a trial is a
+    CPU-bound backtest, so more workers only share the cores, each a process of its own."""
+    if asked <= cores:
+        return asked, None
+    return cores, (
+        f"optimize: --workers {asked} capped at {cores}, the cores this process may use (a "
+        f"trial is a CPU-bound backtest; each worker is a process of ≈ {WORKER_RSS_MB} MB)"
+    )
+
+
+def memory_warning(workers: int, available_bytes: int) -> str | None:
+    """A line when `workers` processes of ≈ WORKER_RSS_MB each may not fit in the memory
+    available; None when they do. A warning, not a cap: the size grows with the symbols."""
+    needed_mb = workers * WORKER_RSS_MB
+    available_mb = available_bytes // 1_000_000
+    if workers < 2 or needed_mb <= available_mb:
+        return None
+    return (
+        f"optimize: {workers} workers need ≈ {needed_mb} MB ({WORKER_RSS_MB} MB each), "
+        f"{available_mb} MB of memory is available now; fewer --workers if the system swaps"
+    )
 
 
 def split(remaining: int, workers: int) -> list[int]:

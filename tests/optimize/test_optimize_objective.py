@@ -41,7 +41,10 @@ def evaluation(
     layout = study_layout(base, request)
     markets = cut_markets(base, layout, tmp_path / f"cuts-{market.name}")
     space = load_space(request.space, settings)
-    return Evaluation(base, space, layout, markets, request.score, False, tmp_path / "runs")
+    scratch = tmp_path / "runs"
+    return Evaluation(
+        base, space, layout, markets, request.score, False, scratch, request.min_trades
+    )
 
 
 def folds(e: Evaluation) -> list[dict[str, Any]]:

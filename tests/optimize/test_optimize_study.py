@@ -144,9 +144,14 @@ def test_an_interrupted_study_resumes_from_its_store_without_redoing_finished_tr
     assert killed.returncode == -signal.SIGKILL
     kept = {t.number: outcome(t) for t in finished(stored(tmp_path))}
     assert 2 <= len(kept) < 4
+    (left,) = (tmp_path / "tmp").iterdir()  # the killed command's cut markets
 
-    done = optimize_cli(tmp_path, *args)
+    done = optimize_cli(tmp_path, *args, env={"TMPDIR": str(tmp_path / "tmp")})
     assert done.returncode == 0, done.stderr[-3000:]
+    # The rerun removed them: their marker names a process that is gone.
+    line = "optimize: removed 1 scratch directory of optimize runs that no longer exist from "
+    assert f"{line}{left.parent} (" in done.stderr
+    assert list((tmp_path / "tmp").iterdir()) == []
     trials = stored(tmp_path)
     assert len(finished(trials)) == 4
     assert {t.number: outcome(t) for t in trials if t.number in kept} == kept
