@@ -9,8 +9,9 @@ that started at another moment (its pid reused), or a boot since the marker was 
 start moment is the kernel's `starttime` (clock ticks since boot, `/proc/PID/stat`), which no
 clock adjustment moves. Anything else is kept: a run in progress (two runs at once both work),
 a directory without a marker (a run between making it and writing the marker, or not ours),
-a marker from another host (a temporary directory shared between containers), a marker that
-cannot be read. Without `/proc` (not Linux) no marker is written, so nothing is ever removed.
+a marker from another host or another process namespace (a temporary directory shared between
+containers: their pids are not ours to look up), a marker that cannot be read. Without
+`/proc` (not Linux) no marker is written, so nothing is ever removed.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pathlib import Path
 from quantum_trader.record import record
 
 PREFIX = "qt-optimize-"
+PID_NAMESPACE = "/proc/self/ns/pid"
 MARKER = "owner.json"
 BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
 
@@ -40,6 +42,7 @@ class Owner:
     start_ticks: int
     boot_id: str
     host: str
+    pid_namespace: str  # the pids it can be looked up among (`/proc/self/ns/pid`)
 
 
 @record
@@ -81,12 +84,13 @@ def owner_of(pid: int) -> Owner | None:
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         boot_id = BOOT_ID.read_text().strip()
+        namespace = os.readlink(PID_NAMESPACE)
     except (OSError, IndexError):
         return None
     # After the command name: field 3 (state) is fields[0], field 22 (starttime) fields[19].
     if fields[0] in ("Z", "X"):
         return None
-    return Owner(pid, int(fields[19]), boot_id, socket.gethostname())
+    return Owner(pid, int(fields[19]), boot_id, socket.gethostname(), namespace)
 
 
 def remove_stale(parent: Path | None = None) -> Removed:
@@ -118,10 +122,12 @@ def is_stale(path: Path) -> bool:
             int(marker["start_ticks"]),
             str(marker["boot_id"]),
             str(marker["host"]),
+            str(marker["pid_namespace"]),
         )
     except (OSError, ValueError, KeyError, TypeError):
         return False  # no marker, or not one we wrote: not provably ours
-    if owner.host != socket.gethostname():
+    here = owner_of(os.getpid())
+    if here is None or (owner.host, owner.pid_namespace) != (here.host, here.pid_namespace):
         return False  # its processes are not ours to see
     return owner_of(owner.pid) != owner  # gone, reused, or from before a boot
 

@@ -1,5 +1,6 @@
 """The scratch directories of runs killed before their cleanup (kill -9) are removed by the
-next run, and nothing else is: a live run's, one without our marker, another host's."""
+next run, and nothing else is: a live run's, one without our marker, another host's or
+another process namespace's."""
 
 from __future__ import annotations
 
@@ -55,6 +56,8 @@ def test_a_scratch_dir_whose_owner_is_gone_is_removed_and_the_others_are_kept(
     live = scratch(tmp_path, "live", me)  # a run going on now (this process)
     unmarked = scratch(tmp_path, "unmarked", None)
     elsewhere = scratch(tmp_path, "elsewhere", replace(me, host="another-host", pid=2**22 + 1))
+    # Another container on this host with its own pids (a shared temporary directory).
+    contained = scratch(tmp_path, "contained", replace(me, pid_namespace="pid:[1]", pid=2**22 + 2))
     not_ours = tmp_path / "someone-else"
     not_ours.mkdir()
     write_marker(not_ours, a_process_that_ended())
@@ -69,7 +72,7 @@ def test_a_scratch_dir_whose_owner_is_gone_is_removed_and_the_others_are_kept(
     assert removed.size_bytes >= 3_002_000
     for path in (dead, reused, rebooted):
         assert not path.exists()
-    for path in (live, unmarked, elsewhere, not_ours, garbled, link):
+    for path in (live, unmarked, elsewhere, contained, not_ours, garbled, link):
         assert path.exists()
     assert (tmp_path / "far" / "qt-optimize-target").exists()  # a link is never followed
     assert removed.describe() == (
