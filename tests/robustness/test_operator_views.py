@@ -160,13 +160,13 @@ def test_status_shows_the_daemon_a_pause_and_blocked_symbols(data_dir: Path) -> 
     assert trading["state"] == "REDUCING"
     detail = "paused by desk: maintenance"
     assert trading["paused"] == {"since": PAUSED_AT.isoformat(), "detail": detail}
+    unsettled = f"order {blocked_id} unsettled since 2025-09-12T01:00:00+00:00"
     assert trading["why"] == [
         f"PAUSED since {PAUSED_AT.isoformat()} (paused by desk: maintenance): no new "
-        "entries, open positions still managed; `quantum-trader resume` ends it"
+        "entries, open positions still managed; `quantum-trader resume` ends it",
+        f"no entry on ETH/USDT:USDT until the keeper settles it: {unsettled}",
     ]
-    assert document["blocked_symbols"] == {
-        "ETH/USDT:USDT": f"order {blocked_id} unsettled since 2025-09-12T01:00:00+00:00"
-    }
+    assert document["blocked_symbols"] == {"ETH/USDT:USDT": unsettled}
     assert document["open_positions"]
     assert document["operator_requests"] == []
     assert all({"gate", "reason", "count"} == set(d) for d in document["decisions"])
