@@ -16,6 +16,7 @@ import statistics
 import tempfile
 import tomllib
 import typing
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -76,6 +77,8 @@ def collect(
     candidates = scored(everything, request.multi)
     eligible = [s for s in candidates if s.trades >= evaluation.min_trades]
     short = [s for s in candidates if s.trades < evaluation.min_trades]
+    if not candidates:
+        raise UsageError(_none_completed(study.study_name, everything))
     chosen = _best(study.study_name, eligible, short, evaluation.min_trades, request.multi)
     best = chosen.trial
     folds = best.user_attrs["folds"]
@@ -114,18 +117,40 @@ def _best(
     """The trial to score on the holdout; UsageError when none is eligible, saying why."""
     if eligible:
         return best(eligible, multi)
-    if short:
-        noun = "trade" if min_trades == 1 else "trades"
-        raise UsageError(
-            f"--study {study}: no trial is eligible as best: of the trials that ran every "
-            f"fold, none made at least {min_trades} {noun} in its out-of-sample blocks "
-            f"(--min-trades; {len(short)} set aside); widen the space, lengthen the blocks "
-            "(--fold-days, --folds) or lower --min-trades"
-        )
+    noun = "trade" if min_trades == 1 else "trades"
     raise UsageError(
-        f"--study {study}: no trial completed (all pruned or failed: see the "
-        "log); widen the space or check the settings' rules it names"
+        f"--study {study}: no trial is eligible as best: of the trials that ran every "
+        f"fold, none made at least {min_trades} {noun} in its out-of-sample blocks "
+        f"(--min-trades; {len(short)} set aside); widen the space, lengthen the blocks "
+        "(--fold-days, --folds) or lower --min-trades"
     )
+
+
+def _none_completed(study: str, trials: list[FrozenTrial]) -> str:
+    """Why no trial ran every fold. When the settings drawn broke a rule between settings,
+    the rule that refused most of them, as the first such trial met it: a space whose range
+    always breaks one (a setting drawn below another's default it must not be below) would
+    otherwise only say "see the log"."""
+    refused = [t for t in trials if t.user_attrs.get("refused")]
+    if not refused:
+        return (
+            f"--study {study}: no trial completed (all pruned or failed: see the log); "
+            "widen the space or check the settings' rules it names"
+        )
+    rules = Counter(_rule(str(t.user_attrs["refused"])) for t in refused)
+    rule, count = rules.most_common(1)[0]
+    first = next(t for t in refused if _rule(str(t.user_attrs["refused"])) == rule)
+    return (
+        f"--study {study}: no trial completed: {len(refused)} of {len(trials)} drew settings "
+        f"that break a rule between settings, {count} of them this one (trial "
+        f"{first.number}): {first.user_attrs['refused']}; change the space so that its draws "
+        "keep the rule, or set the other setting in --config"
+    )
+
+
+def _rule(refusal: str) -> str:
+    """A refusal without the values drawn: the setting it names and the rule's words."""
+    return refusal.split(" (", 1)[0].split("; got", 1)[0]
 
 
 def _front(eligible: list[Scored]) -> list[dict[str, Any]]:

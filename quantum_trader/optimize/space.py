@@ -4,8 +4,8 @@
 [space]
 "orchestrator.min_confidence_trending" = { low = 0.10, high = 0.60 }
 "sizing.default_leverage" = { low = 1, high = 5 }             # an int setting: int range
-"risk.max_risk_per_trade" = { low = 0.005, high = 0.02, log = true }
-"monitor.trail_atr_balanced" = { low = 0.5, high = 2.0, step = 0.25 }
+"sizing.risk_per_trade" = { low = 0.005, high = 0.02, log = true }
+"monitor.trail_atr_balanced" = { low = 0.5, high = 1.5, step = 0.25 }
 "monitor.trail_mode_trend_follow" = { choices = ["AGGRESSIVE", "BALANCED", "LOOSE"] }
 ```
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -146,3 +147,67 @@ def test_the_command_answers_a_bad_space_or_window_with_one_line_and_exit_2(
     assert done.returncode == 2
     (line,) = done.stderr.splitlines()
     assert line.startswith("configuration error: --folds 12 --fold-days 14 --holdout-days 14")
+
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCUMENTED_SPACES = {
+    "README.md": ("cat > space.toml <<'TOML'\n", "TOML\n"),
+    "docs/OPTIMIZE.md": ("```toml\n[space]\n", "```\n"),
+    "quantum_trader/optimize/space.py": ("```toml\n[space]\n", "```\n"),
+}
+
+
+def documented_space(name: str) -> str:
+    text = (ROOT / name).read_text(encoding="utf-8")
+    begin, end = DOCUMENTED_SPACES[name]
+    start = text.index(begin) + len(begin)
+    block = text[start : text.index(end, start)]
+    return block if block.startswith("[space]") else "[space]\n" + block
+
+
+def draws(parameter: Parameter) -> list[object]:
+    """Values a trial can draw: each choice, or both ends and the middle of a range."""
+    if parameter.choices:
+        return list(parameter.choices)
+    assert parameter.low is not None
+    assert parameter.high is not None
+    ends = [parameter.low, (parameter.low + parameter.high) / 2, parameter.high]
+    return [round(v) if parameter.kind == "int" else v for v in ends]
+
+
+@pytest.mark.parametrize("name", sorted(DOCUMENTED_SPACES))
+def test_every_draw_of_a_documented_space_keeps_the_rules_between_settings(
+    name: str, tmp_path: Path
+) -> None:
+    """A space copied from the documentation must give trials that run: each combination of
+    its ends, middles and choices is accepted whole with the other settings as they are
+    (the README's drew `risk.max_risk_per_trade` below the sizer's default
+    `sizing.max_risk_fraction`, so every trial was refused)."""
+    base = Settings()
+    space = load_space(write_space(tmp_path, documented_space(name)), base)
+    paths = [p.path for p in space.parameters]
+    for values in itertools.product(*(draws(p) for p in space.parameters)):
+        apply(base, dict(zip(paths, values, strict=True)))  # ConfigurationError if refused
+
+
+@pytest.mark.slow
+def test_a_space_whose_draws_always_break_a_rule_names_the_rule_when_no_trial_completes(
+    tmp_path: Path,
+) -> None:
+    """Every draw below the sizer's default `sizing.max_risk_fraction` (0.02) breaks the rule
+    that the risk guard's ceiling is at least it: the closing line says which rule, not only
+    "see the log" (the README's own example space did this)."""
+    space = write_space(
+        tmp_path, '[space]\n"risk.max_risk_per_trade" = { low = 0.005, high = 0.015 }\n'
+    )
+    done = optimize_cli(tmp_path, "--space", str(space), "--trials", "3", "--seed", "1")
+    assert done.returncode == 2
+    (line,) = [x for x in done.stderr.splitlines() if x.startswith("error:")]
+    assert line.startswith(
+        "error: --study optimize: no trial completed: 3 of 3 drew settings that break a rule "
+        "between settings, 3 of them this one (trial 0): sizing.max_risk_fraction: must be at "
+        "most risk.max_risk_per_trade ("
+    )
+    assert line.endswith(
+        "; change the space so that its draws keep the rule, or set the other setting in --config"
+    )
