@@ -1,0 +1,55 @@
+"""testnet mode against the loopback stand-in: an entry whose trades cannot be read when it
+fills (GET /fapi/v1/userTrades down; Binance's order answer carries no commission) has its
+fee booked once they can be, on a later keeper tick."""
+
+from __future__ import annotations
+
+from contextlib import AsyncExitStack
+from decimal import Decimal
+from pathlib import Path
+
+from loopback import LoopbackBinance
+from loopback.faults import Outage
+from loopback.fixtures import loopback, loopback_settings, open_runtime_on
+from structlog.testing import capture_logs
+
+from quantum_trader.clock import ManualClock, utc_from_ms
+from quantum_trader.config import MarketSettings, Settings
+
+__all__ = ["loopback"]
+BTC = "BTC/USDT:USDT"
+
+
+async def test_an_entrys_fee_unread_at_its_fill_is_booked_once_the_trades_answer(
+    loopback: LoopbackBinance, tmp_path: Path
+) -> None:
+    settings = Settings(
+        data_dir=tmp_path,
+        exchange=loopback_settings(),
+        market=MarketSettings(symbols=(BTC,), history_bars=300),
+    )
+    clock = ManualClock(utc_from_ms(loopback.state.now_ms + 10_000))
+    now_ms = loopback.state.now_ms
+    loopback.outage(Outage("/fapi/v1/userTrades", now_ms, now_ms + 60_000, method="GET"))
+    async with AsyncExitStack() as stack:
+        runtime = await open_runtime_on(loopback, settings, stack, clock=clock)
+        with capture_logs() as logs:
+            summary = await runtime.core.executor.run_cycle(clock.now())
+        assert summary.opened == 1
+        assert [e["event"] for e in logs if e["event"] == "fills_read_failed"]
+        position = runtime.core.keeper.positions[BTC]
+        entry_trades = [t for t in loopback.state.trades if t["side"] == "BUY"]
+        fee = sum((Decimal(t["commission"]) for t in entry_trades), Decimal(0))
+        assert fee > 0
+        assert position.fees_usdt == 0  # booked from the answer: no commission in it
+
+        await runtime.core.keeper.tick(clock.now())  # still down: nothing to add yet
+        assert runtime.core.keeper.positions[BTC].fees_usdt == 0
+
+        loopback.state.now_ms = now_ms + 70_000  # the outage is over
+        clock.set(utc_from_ms(loopback.state.now_ms))
+        with capture_logs() as logs:
+            await runtime.core.keeper.tick(clock.now())
+            await runtime.core.keeper.tick(clock.now())  # read once: not added twice
+        assert runtime.core.keeper.positions[BTC].fees_usdt == fee
+        assert [e["event"] for e in logs if e["event"] == "fees_read"] == ["fees_read"]
