@@ -34,7 +34,6 @@ from quantum_trader.market.validation import (
 )
 
 MAX_BARS_PER_REQUEST = 1500
-MAX_FUNDING_PER_REQUEST = 1000  # GET /fapi/v1/fundingRate's largest `limit`
 FUNDING_HISTORY_MS = 7 * 24 * 3_600_000
 LONGEST_FUNDING_INTERVAL_MS = 8 * 3_600_000
 log = get_logger("market")
@@ -49,8 +48,8 @@ class OhlcvSource(Protocol):
         ...
 
     async def fetch_funding_rates(self, symbol: str, since_ms: int) -> tuple[IntArray, FloatArray]:
-        """Funding settlement times (ms) and rates from `since_ms`, oldest first, at most
-        `MAX_FUNDING_PER_REQUEST` of them."""
+        """Funding settlement times (ms) and rates from `since_ms`, oldest first (a page:
+        Binance answers 1,000 at most)."""
         ...
 
 
@@ -242,7 +241,7 @@ class ExchangeFeed:
         held = self._funding.get(symbol)
         first_kept = now_ms - self._funding_window_ms
         since = first_kept if held is None else int(held.time_ms[-1]) + 1
-        times, rates = await self._fetch_funding(symbol, since)
+        times, rates = await self._fetch_funding(symbol, since, now_ms)
         if held is not None:
             times = np.concatenate([held.time_ms, times])
             rates = np.concatenate([held.rate, rates])
@@ -260,10 +259,13 @@ class ExchangeFeed:
         if times.size:
             self._funding[symbol] = FundingSeries.from_rates(times, rates)
 
-    async def _fetch_funding(self, symbol: str, since: int) -> tuple[IntArray, FloatArray]:
-        """Settlements from `since`, page after page while a page comes back full (hourly
-        funding fills a page in 42 days); a page with nothing newer ends it (a source that
-        ignores startTime)."""
+    async def _fetch_funding(
+        self, symbol: str, since: int, now_ms: int
+    ) -> tuple[IntArray, FloatArray]:
+        """Settlements from `since`, page after page (hourly funding fills a page of 1,000 in
+        42 days) until the newest is within the longest interval of now: whatever a page holds
+        at most, no settlement due since then can be missing. A page with nothing newer ends
+        it (no more, or a source that ignores startTime)."""
         pages_t: list[IntArray] = []
         pages_r: list[FloatArray] = []
         while True:
@@ -274,9 +276,9 @@ class ExchangeFeed:
                 break
             pages_t.append(times)
             pages_r.append(rates)
-            if newer.size < MAX_FUNDING_PER_REQUEST:
-                break
             since = int(times[-1]) + 1
+            if since > now_ms - LONGEST_FUNDING_INTERVAL_MS:
+                break
         if not pages_t:
             return np.empty(0, np.int64), np.empty(0, np.float64)
         return np.concatenate(pages_t), np.concatenate(pages_r)

@@ -113,20 +113,27 @@ HOUR_MS = 3_600_000
 @dataclass
 class HourlyFundingSource(SampleSource):
     """The sample's candles; a settlement every hour, answered as Binance's GET
-    /fapi/v1/fundingRate does: from startTime, oldest first, at most 1,000."""
+    /fapi/v1/fundingRate does: from startTime, oldest first, at most `page` (Binance: 1,000;
+    another stand-in may hold fewer)."""
+
+    page: int = 1000
 
     async def fetch_funding_rates(self, symbol: str, since_ms: int) -> tuple[IntArray, FloatArray]:
         self.funding_calls.append((symbol, since_ms))
         first = -(-since_ms // HOUR_MS) * HOUR_MS
-        times = np.arange(first, self.now_ms + 1, HOUR_MS, dtype=np.int64)[:1000]
+        times = np.arange(first, self.now_ms + 1, HOUR_MS, dtype=np.int64)[: self.page]
         return times, 1e-4 * np.sin(times / HOUR_MS)
 
 
-async def test_funding_is_held_over_the_bars_window_in_pages_and_follows_the_clock() -> None:
+@pytest.mark.parametrize(("page", "requests"), [(1000, 2), (200, 7)])
+async def test_funding_is_held_over_the_bars_window_in_pages_and_follows_the_clock(
+    page: int, requests: int
+) -> None:
     """What the signal source's funding feature reads for every bar of the window: hourly
-    funding over 50 days of bars is 1,209 settlements, more than one request answers; each
-    refresh adds the new ones and lets go of those before the window."""
-    source = HourlyFundingSource(ms_from_utc(NOW))
+    funding over 50 days of bars is 1,209 settlements, more than one request answers (pages
+    are read until the newest is within 8 h of now, whatever a page holds); each refresh adds
+    the new ones and lets go of those before the window."""
+    source = HourlyFundingSource(ms_from_utc(NOW), page=page)
     days = 50
     market = ExchangeFeed(source, [BTC], "5m", history_bars=days * 288)
     window_ms = days * 24 * HOUR_MS + 8 * HOUR_MS  # the bars' and the longest interval
@@ -139,7 +146,7 @@ async def test_funding_is_held_over_the_bars_window_in_pages_and_follows_the_clo
 
     await market.snapshot(NOW)
     now_ms = ms_from_utc(NOW)
-    assert len(source.funding_calls) == 2  # a full page, then the rest
+    assert len(source.funding_calls) == requests
     assert held()[0] == first_kept(now_ms)
     assert held()[-1] == now_ms // HOUR_MS * HOUR_MS
     assert set(np.diff(held()).tolist()) == {HOUR_MS}
