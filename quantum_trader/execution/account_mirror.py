@@ -6,7 +6,10 @@ Events are applied idempotently, so a duplicated or late event never overwrites 
 state: a position is replaced only by an ACCOUNT_UPDATE whose transaction time is at or after
 the one it holds (per symbol); a plain order only by an update with a greater key (final or
 not, cumulative executed quantity, update time); a conditional order only by a later stage of
-its lifecycle (NEW < TRIGGERING < TRIGGERED < final), update time breaking ties.
+its lifecycle (NEW < TRIGGERING < TRIGGERED < final), update time breaking ties, and never
+by a plain order's update under the same client id (the market order a triggered conditional
+order became, should Binance give it the conditional order's id: ALGO_UPDATE alone reports a
+conditional order, its execution included).
 
 `seed(snapshot)` replaces the mirror with a REST snapshot, then re-applies the events received
 since `snapshot.taken_at` (a bounded log of recent events is kept for this): the snapshot
@@ -78,6 +81,9 @@ class AccountMirror:
             return any(applied)  # every position applied, none short-circuited
         if isinstance(event, OrderUpdate):
             order = event.order
+            held = self._orders.get(order.client_order_id)
+            if held is not None and held.order.kind.is_conditional:
+                return False
             key = (int(order.status.is_final), order.filled_quantity, event.time_ms)
             return self._apply_order(_Held(order, key))
         if isinstance(event, AlgoUpdate):

@@ -4,8 +4,15 @@ Market stream: `!markPrice@arr@1s` (every symbol's mark price, each second). Use
 ORDER_TRADE_UPDATE (plain orders), ALGO_UPDATE (conditional orders), ACCOUNT_UPDATE
 (positions), ACCOUNT_CONFIG_UPDATE (leverage), listenKeyExpired. Numbers are strings parsed to
 Decimal (never ccxt's floats). A combined-stream wrapper {"stream": ..., "data": ...} is
-unwrapped. Events of other types, orders of types we never send (LIMIT...) and symbols outside
+unwrapped. Events of other types (TRADE_LITE, MARGIN_CALL, CONDITIONAL_ORDER_TRIGGER_REJECT,
+STRATEGY_UPDATE, GRID_UPDATE, ...), orders of types we never send (LIMIT...) and symbols outside
 the market table are ignored (None); a malformed event of a type we use is a MarketDataError.
+
+A conditional order's state is ALGO_UPDATE's alone: an ORDER_TRADE_UPDATE of a conditional
+type, or of the market order a triggered one became ("ot" conditional), is ignored; the
+triggered order's execution arrives in ALGO_UPDATE's "aq"/"ap". Fields Binance documents as
+sometimes absent are not required: commission "n"/"N" (never read), "aq"/"ap" before the
+trigger, "q" of a close-position conditional order (quantity 0, as the REST parser).
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ USER_EVENTS = (
 )
 MARK_PRICE_STREAM = "!markPrice@arr@1s"
 _KINDS = frozenset(kind.value for kind in OrderKind)
+_CONDITIONAL = frozenset(kind.value for kind in OrderKind if kind.is_conditional)
 _PLAIN_STATUS = {
     "NEW": OrderStatus.OPEN,
     "PARTIALLY_FILLED": OrderStatus.OPEN,
@@ -140,7 +148,7 @@ def _order_update(
     o = field(payload, "o", what)
     symbol = symbol_by_id.get(str(field(o, "s", what)))
     kind = o.get("o")
-    if symbol is None or kind not in _KINDS:
+    if symbol is None or kind != OrderKind.MARKET or o.get("ot", kind) in _CONDITIONAL:
         return None
     status_raw = str(field(o, "X", what))
     if status_raw not in _PLAIN_STATUS:
@@ -172,7 +180,9 @@ def _algo_update(payload: Mapping[str, Any], symbol_by_id: Mapping[str, str]) ->
     if symbol is None or kind not in _KINDS or kind == OrderKind.MARKET:
         return None
     time_ms = max(int(payload.get("T") or 0), int_field(payload, "E", what))
-    quantity = decimal_field(o, "q", what)
+    quantity = ZERO  # a close-position order has no quantity: it closes whatever is held
+    if o.get("q") not in (None, "") or o.get("cp") is not True:
+        quantity = decimal_field(o, "q", what)
     execution = None
     if o.get("aq") not in (None, ""):
         price = decimal_field(o, "ap", what) if o.get("ap") else ZERO
