@@ -210,6 +210,18 @@ async def test_an_expired_listen_key_is_replaced_and_the_mirror_reseeded(rig: Ri
     await rig.mirrors_rest()
 
 
+async def test_binances_pings_are_answered_on_both_streams(rig: Rig) -> None:
+    """Binance pings every 3 minutes and drops a connection with no pong in 10 minutes."""
+    assert await rig.server.streams.ping(b"fstream-ping") == 2
+    for _ in range(100):  # pongs travel in real time
+        if len(rig.server.streams.pongs) >= 2:
+            break
+        await asyncio.sleep(0.05)
+    assert sorted(rig.server.streams.pongs) == [(kind, b"fstream-ping")
+                                                for kind in ("market", "user")]  # fmt: skip
+    assert rig.streams.health().usable
+
+
 async def test_a_missed_event_is_found_by_a_rest_snapshot_and_reseeded(rig: Rig) -> None:
     rig.server.streams.faults.drop = 100
     await rig.exchange.place_order(entry())

@@ -1,6 +1,8 @@
 """JSON shapes of the stand-in's answers and events, as Binance documents them (numbers as
-strings): REST orders, algo orders and trades; ORDER_TRADE_UPDATE, ALGO_UPDATE and
-ACCOUNT_UPDATE user-data events; markPriceUpdate rows."""
+strings): REST orders, algo orders and trades; ORDER_TRADE_UPDATE (commission "n"/"N" only when
+one was charged), ALGO_UPDATE ("aq"/"ap"/"act" once in the matching engine, "rm" when
+rejected), ACCOUNT_UPDATE and listenKeyExpired (its "E" a string, as fstream sends it)
+user-data events; markPriceUpdate rows."""
 
 from __future__ import annotations
 
@@ -99,7 +101,7 @@ def order_trade_update(
 ) -> dict[str, Any]:
     """ORDER_TRADE_UPDATE for `order` (REST shape); `last` = (quantity, price, trade id)."""
     quantity, price, trade_id = last or (Decimal(0), Decimal(0), 0)
-    return {
+    body: dict[str, Any] = {
         "e": "ORDER_TRADE_UPDATE",
         "E": now_ms,
         "T": now_ms,
@@ -119,8 +121,6 @@ def order_trade_update(
             "l": str(quantity),
             "z": order["executedQty"],
             "L": str(price),
-            "N": "USDT",
-            "n": str(quantity * price * TAKER_FEE),
             "T": now_ms,
             "t": trade_id,
             "b": "0",
@@ -138,8 +138,12 @@ def order_trade_update(
             "V": "EXPIRE_MAKER",
             "pm": "NONE",
             "gtd": 0,
+            "er": "0",
         },
     }
+    if quantity > 0:  # "n"/"N": not pushed when no commission was charged
+        body["o"] |= {"N": "USDT", "n": str(quantity * price * TAKER_FEE)}
+    return body
 
 
 def algo_update(
@@ -172,6 +176,10 @@ def algo_update(
     }
     if execution is not None:
         body |= {"aq": str(execution[0]), "ap": str(execution[1]), "act": "MARKET"}
+    elif algo["algoStatus"] == "TRIGGERED":  # in the matching engine, nothing executed yet
+        body |= {"aq": "0", "ap": "0", "act": "MARKET"}
+    if algo["algoStatus"] == "REJECTED":
+        body["rm"] = "Reduce Only reject"
     return {"e": "ALGO_UPDATE", "T": now_ms, "E": now_ms, "o": body}
 
 
@@ -206,3 +214,8 @@ def mark_price_row(
         "r": "0.00010000",
         "T": next_funding_ms,
     }
+
+
+def listen_key_expired(key: str, now_ms: int) -> dict[str, Any]:
+    """listenKeyExpired, its event time a string (Binance's example; go-binance issue 510)."""
+    return {"e": "listenKeyExpired", "E": str(now_ms), "listenKey": key}

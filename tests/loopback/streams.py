@@ -7,7 +7,8 @@ message wrapped as {"stream": ..., "data": ...}), under Binance's routes `/marke
 (optionally `&events=A/B`, an allow list), `/ws/<listenKey>`, or a listen key subscribed as a
 stream. Streams served: `!markPrice@arr[@1s]` and `<symbol>@markPrice[@1s]`, every second of
 the stand-in's clock; user-data events as the engine produces them; listenKeyExpired when a
-key lapses. Faults: `StreamFaults` / `RandomStreamFaults` (faults.py) and `disconnect()`.
+key lapses (its "E" a string, as fstream sends it); ping frames on demand (`ping`), the pongs
+recorded. Faults: `StreamFaults` / `RandomStreamFaults` (faults.py) and `disconnect()`.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class StreamHub:
         self.faults = StreamFaults()
         self.random: RandomStreamFaults | None = None
         self.handshakes: list[str] = []
+        self.pongs: list[tuple[str, bytes]] = []  # (connection kind, payload) as received
         self._held: list[tuple[Connection, dict[str, Any]]] = []
         state.sinks.append(self.on_user_event)
 
@@ -63,6 +65,14 @@ class StreamHub:
         for connection in closing:
             await connection.ws.close(code=1001, message=b"loopback disconnect")
         return len(closing)
+
+    async def ping(self, payload: bytes) -> int:
+        """Send a ping frame with `payload` on every connection now, as Binance does every 3
+        minutes (it drops a connection that sends no pong within 10); returns how many."""
+        open_now = [c for c in self.connections if not c.ws.closed]
+        for connection in open_now:
+            await connection.ws.ping(payload)
+        return len(open_now)
 
     def silence(self, kind: str, seconds: float) -> None:
         """Send nothing on `kind` streams, and answer no ping, for `seconds`."""
@@ -122,6 +132,9 @@ class StreamHub:
         if message.type == WSMsgType.PING:
             if not self._silent(connection.kind):
                 await connection.ws.pong(message.data)
+            return
+        if message.type == WSMsgType.PONG:
+            self.pongs.append((connection.kind, bytes(message.data)))
             return
         if message.type != WSMsgType.TEXT:
             return
@@ -188,7 +201,7 @@ class StreamHub:
 
     def _expire(self) -> None:
         for key in self.state.expired_listen_keys():
-            event = {"e": "listenKeyExpired", "E": self.state.now_ms, "listenKey": key}
+            event = payloads.listen_key_expired(key, self.state.now_ms)
             for connection in self._users(key):
                 self._send(connection, key, event)
                 connection.listen_key = None  # the stream delivers nothing more

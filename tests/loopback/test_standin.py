@@ -182,7 +182,7 @@ async def test_a_listen_key_lapses_after_an_hour_without_keep_alive(
         clock.advance(LISTEN_KEY_VALIDITY_MS / 1000)
         await pushing.streams.tick()
         assert await receive(ws) == {
-            "e": "listenKeyExpired", "E": pushing.state.now_ms, "listenKey": key
+            "e": "listenKeyExpired", "E": str(pushing.state.now_ms), "listenKey": key
         }  # fmt: skip
     with pytest.raises(Exception, match="listenKey does not exist"):
         pushing.state.keep_alive_listen_key()
