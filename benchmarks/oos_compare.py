@@ -37,7 +37,14 @@ HEADER = (
 )
 
 
-def main(arguments: list[str]) -> None:
+USAGE = "usage: oos_compare.py LABEL=DIR [LABEL=DIR ...]  (DIR: a `quantum-trader backtest --out`)"
+
+
+def main(arguments: list[str]) -> int:
+    """Print the table; 2 (with the usage line on stderr) when an argument is not LABEL=DIR."""
+    if not arguments or any("=" not in argument for argument in arguments):
+        print(USAGE, file=sys.stderr)
+        return 2
     print(" ".join(HEADER))
     print("|---|---|---|---|---|---|")
     for argument in arguments:
@@ -51,9 +58,10 @@ def main(arguments: list[str]) -> None:
         m, h = stats.mean_r, stats.hit_rate
         print(
             f"| {label} | {stats.trades} | {m.value:+.3f} [{m.low:+.3f}, {m.high:+.3f}] "
-            f"| {h.value:.1%} [{h.low:.1%}, {h.high:.1%}] | {stats.total_r:+.1f} | {ret} |"
+            f"| {h.value:.1%} [{h.low:.1%}, {h.high:.1%}] | {stats.total_r:+.1f} | {ret:.2f} % |"
         )
+    return 0
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(main(sys.argv[1:]))

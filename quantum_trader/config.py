@@ -424,7 +424,8 @@ def _describe(error: ValidationError, env: Mapping[str, str], path: Path | None)
 
 
 def _origin(location: tuple[int | str, ...], env: Mapping[str, str], path: Path | None) -> str:
-    """The variable that set the value (or an item of it), else the config file."""
+    """The variable that set the value (or an item of it), else the config file if it sets
+    it; "" for a default (a rule between two settings checks the default of one of them)."""
     if not location:
         return ""
     if len(location) == 1:  # a top-level setting, or a cross-field check of a whole section
@@ -433,12 +434,22 @@ def _origin(location: tuple[int | str, ...], env: Mapping[str, str], path: Path 
             return variable
         if location[0] in _SECTIONS:  # no single origin
             return ""
-        return f"config file {path}" if path else ""
     for end in range(len(location), 1, -1):
         variable = ENV_PREFIX + "__".join(str(part).upper() for part in location[:end])
         if variable in env:
             return variable
-    return f"config file {path}" if path else ""
+    return f"config file {path}" if path and _file_sets(path, location) else ""
+
+
+def _file_sets(path: Path, location: tuple[int | str, ...]) -> bool:
+    """Whether the TOML file gives the setting at `location` (a section's key, or an item of
+    a list or mapping it sets); already read once, so it parses."""
+    node: Any = read_toml(path)
+    for part in location[:2]:
+        if not isinstance(node, dict) or str(part) not in node:
+            return False
+        node = node[str(part)]
+    return True
 
 
 def _is_secret(location: str) -> bool:

@@ -4,10 +4,12 @@ protected by its stop order on the exchange, and leave no half-written order beh
 
 from __future__ import annotations
 
+import re
 import signal
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 from daemon_harness import DATABASE, Daemon, eventually, paper_exchange, query
 
 GRACE_S = 8.0
@@ -64,3 +66,17 @@ def test_sigint_on_an_idle_daemon_stops_at_once(tmp_path: Path) -> None:
     eventually(lambda: daemon.query("SELECT 1 FROM state"), 60, "the daemon to start")
     assert daemon.stop(signal.SIGINT, timeout_s=15) == 0
     assert daemon.events[-1]["event"] == "daemon_stopped"
+    events = [e["event"] for e in daemon.events]
+    documented = readme_first_events()
+    assert [e for e in events if e in documented][: len(documented)] == documented, events[:8]
+    assert events[0] == documented[0]
+
+
+def readme_first_events() -> list[str]:
+    """The events the README's "What you see" lists before the cycles ("In order: `a`, `b`,
+    then every 30 s ..."): it listed `market_data_loaded` first, though `market_data_selected`
+    comes before it."""
+    text = " ".join((REPO / "README.md").read_text().split())
+    found = re.search(r"In order: ((?:`\w+`, )+)then every 30 s", text)
+    assert found, "README: the 'In order: ..., then every 30 s' sentence"
+    return re.findall(r"`(\w+)`", found.group(1))

@@ -155,6 +155,23 @@ def test_a_default_leverage_above_the_max_is_named() -> None:
     )
 
 
+def test_a_line_names_the_config_file_only_for_a_value_the_file_sets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`default_leverage` from the environment above `max_leverage`'s default: the line checks
+    the default, which no file set, so it names none (it named the shipped config file, where
+    the user looked for `sizing.max_leverage` in vain); a value the file sets names the file."""
+    config = tmp_path / "settings.toml"
+    config.write_text("[sizing]\nrisk_per_trade = 0.02\n\n[executor]\ninterval_s = -1\n")
+    monkeypatch.setenv("QT_SIZING__DEFAULT_LEVERAGE", "20")
+    with pytest.raises(ConfigurationError) as error:
+        load_settings(config, environ={"QT_SIZING__DEFAULT_LEVERAGE": "20"})
+    assert sorted(error.value.problems) == [
+        f"executor.interval_s: Input should be greater than 0; got -1 [config file {config}]",
+        "sizing.max_leverage: must be at least default_leverage (20); got 10",
+    ]
+
+
 @pytest.mark.parametrize(
     "variable", ["QT_SIZING__MAX_LEVERAGE", "QT_RISK__MAX_LEVERAGE", "QT_BALANCER__MAX_LEVERAGE"]
 )
