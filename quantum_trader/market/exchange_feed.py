@@ -6,9 +6,9 @@ is dropped) and asks the source only for bars that can have closed since the las
 refreshed at most once per `funding_refresh_s` and kept over the bars' window and the longest
 settlement interval before it (at least a week): the signal source's funding feature reads the
 one in force at every bar it sees, as training read the recorded ones. Every merged window is
-validated like recorded
-data (market.validation). A symbol whose window is refused is left out of the snapshot — no
-price, no signal: untradeable — and fetched afresh next cycle; the other symbols go on.
+validated like recorded data (market.validation). A symbol whose window is refused is left out
+of the snapshot — no price, no signal: untradeable — and fetched afresh next cycle; the other
+symbols go on.
 """
 
 from __future__ import annotations
