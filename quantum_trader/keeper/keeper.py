@@ -252,7 +252,7 @@ class PositionKeeper:
         self._filled_known = frozenset(cid for _, cid in filled)
         fills, not_read = await self._read_fills(filled)
         if fees is None:
-            fees = await self._read_fills(fee_reads(book, filled))
+            fees = await self._read_fills(fee_reads(book, filled), again=True)
         fills, not_read = {**fills, **fees[0]}, not_read | fees[1]
         symbols = sorted(set(book.positions) | set(snapshot.positions))
         marks = await self._marks(symbols, now)
@@ -303,16 +303,20 @@ class PositionKeeper:
                 )
         return found
 
-    async def _read_fills(self, wanted: Sequence[tuple[str, str]]) -> Reads:
-        """The fills of each order in `wanted`, and the orders whose fills could not be read."""
+    async def _read_fills(self, wanted: Sequence[tuple[str, str]], *, again: bool = False) -> Reads:
+        """The fills of each order in `wanted`, and the orders whose fills could not be read.
+        `again`: orders whose fees are unread, read each tick until a bound; their failure was
+        said when they were booked and their end will be (`fees_read`, `fees_unread_given_up`,
+        `trade_fees_incomplete`), so each tick's is a debug line, not a warning an order a tick."""
         fills: dict[str, list[Fill]] = {}
         failed: set[str] = set()
+        say = log.debug if again else log.warning
         for symbol, client_order_id in wanted:
             try:
                 fills[client_order_id] = await self._exchange.fetch_fills(symbol, client_order_id)
             except RetryLater as error:
                 failed.add(client_order_id)
-                log.warning("fills_read_failed", client_order_id=client_order_id, error=str(error))
+                say("fills_read_failed", client_order_id=client_order_id, error=str(error))
         return fills, frozenset(failed)
 
     async def _marks(self, symbols: Sequence[str], now: datetime) -> dict[str, Decimal]:

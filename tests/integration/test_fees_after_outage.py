@@ -36,15 +36,21 @@ async def test_an_entrys_fee_unread_at_its_fill_is_booked_once_the_trades_answer
         with capture_logs() as logs:
             summary = await runtime.core.executor.run_cycle(clock.now())
         assert summary.opened == 1
-        assert [e["event"] for e in logs if e["event"] == "fills_read_failed"]
+        said = [e for e in logs if e["event"] == "fills_read_failed"]
+        assert [e["log_level"] for e in said] == ["warning"]
         position = runtime.core.keeper.positions[BTC]
         entry_trades = [t for t in loopback.state.trades if t["side"] == "BUY"]
         fee = sum((Decimal(t["commission"]) for t in entry_trades), Decimal(0))
         assert fee > 0
         assert position.fees_usdt == 0  # booked from the answer: no commission in it
 
-        await runtime.core.keeper.tick(clock.now())  # still down: nothing to add yet
+        with capture_logs() as logs:
+            await runtime.core.keeper.tick(clock.now())  # still down: nothing to add yet
         assert runtime.core.keeper.positions[BTC].fees_usdt == 0
+        # Said once as a warning when booked; each tick's read again is a debug line.
+        retried = [e for e in logs if e["event"] == "fills_read_failed"]
+        assert retried
+        assert {e["log_level"] for e in retried} == {"debug"}
 
         loopback.state.now_ms = now_ms + 70_000  # the outage is over
         clock.set(utc_from_ms(loopback.state.now_ms))
