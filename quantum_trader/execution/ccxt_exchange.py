@@ -193,6 +193,12 @@ class CcxtExchange:
                 self._symbol_by_id[market["id"]] = symbol
         return dict(self._rules)
 
+    def adopt_rules(self, rules: Mapping[str, MarketRules]) -> None:
+        """Round and format orders with `rules` from now on: the universe's reading of
+        exchangeInfo at each refresh (so a tick or step Binance changes reaches the orders
+        too, not only the sizer and the keeper, without a new start)."""
+        self._rules.update({s: r for s, r in rules.items() if s in self._id_by_symbol})
+
     async def fetch_exchange_info(self) -> dict[str, Any]:
         """Binance's GET /fapi/v1/exchangeInfo answer as sent (for the saved market rules)."""
         payload = await self._read(Operation.DATA, "fapiPublicGetExchangeInfo", {})

@@ -57,6 +57,8 @@ class UniverseExchange(Protocol):
 
     async def prepare_symbol(self, symbol: str, leverage: int) -> None: ...
 
+    def adopt_rules(self, rules: Mapping[str, MarketRules]) -> None: ...
+
 
 class UniverseFeed(Protocol):
     """The exchange feed's part the universe drives (ExchangeFeed satisfies it)."""
@@ -108,6 +110,7 @@ class LiveUniverse:
         target = await self._resolve(now, brackets_required=False)
         self._refuse_unknown_fixed(target)
         self.rules.update(target.rules)
+        self.exchange.adopt_rules(target.rules)
         self.symbols, self.untradable = target.tradable, dict(target.untradable)
         self._schedule(now, retry=bool(target.untradable))
         log.info(
@@ -193,6 +196,7 @@ class LiveUniverse:
         if not tradable:
             raise MarketDataError(f"no symbol could join: {refused}")
         self.rules.update(target.rules)
+        self.exchange.adopt_rules(target.rules)  # the orders' rounding follows them too
         added = tuple(s for s in tradable if s not in self.symbols)
         removed = tuple(s for s in self.symbols if s not in tradable)
         self.symbols = tradable

@@ -24,7 +24,7 @@ from structlog.testing import capture_logs
 from quantum_trader.app_ops import open_operations
 from quantum_trader.clock import ManualClock, ms_from_utc, utc_from_ms
 from quantum_trader.config import MarketSettings, Settings
-from quantum_trader.domain import ExitReason
+from quantum_trader.domain import ExitReason, OrderKind, OrderRequest, OrderSide
 from quantum_trader.execution.ccxt_exchange import CcxtExchange
 from quantum_trader.market.exchange_feed import ExchangeFeed
 from quantum_trader.market.live_universe import LiveUniverse, UniverseChange
@@ -297,3 +297,25 @@ async def test_the_daemon_manages_a_removed_symbols_position_to_its_exit_and_tra
     (notified,) = [h for h in hooks if h["kind"] == "universe_changed"]
     assert (notified["added"], notified["removed"]) == ("BNB/USDT:USDT", BTC)
     assert "rank 1 by 24 h quote volume" in notified["text"]
+
+
+async def test_a_step_binance_changes_reaches_the_orders_at_the_next_refresh(
+    loopback: LoopbackBinance, exchange: CcxtExchange, tmp_path: Path
+) -> None:
+    """Binance changes a symbol's lot step now and then; the refresh reads exchangeInfo for
+    the sizer and the keeper, and the adapter rounds orders with the same rules (it used to
+    keep the start's until the next start)."""
+    volumes = {"BTCUSDT": 9e9, "ETHUSDT": 5e9}
+    loopback.state.tickers_24h = ticker_rows(volumes, loopback.state.now_ms)
+    universe, _, _ = await started(loopback, exchange, rule_settings(tmp_path))
+    btc = loopback.state.markets["BTCUSDT"]
+    loopback.state.markets["BTCUSDT"] = replace(btc, step_size="0.01", min_quantity="0.01")
+    loopback.state.tickers_24h = ticker_rows(volumes, loopback.state.now_ms)
+    assert await universe.refresh(advance(loopback, 3600)) is None  # no change of symbols
+    assert universe.rules[BTC].step_size == Decimal("0.01")
+
+    await exchange.place_order(
+        OrderRequest("qt-step-1", BTC, OrderSide.BUY, OrderKind.MARKET, Decimal("0.0123"))
+    )
+    method, path, params = loopback.requests[-1]
+    assert (method, path, params["quantity"]) == ("POST", "/fapi/v1/order", "0.01")
