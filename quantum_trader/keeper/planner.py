@@ -108,10 +108,11 @@ class Planner(OrderSettling):
         the same plan (shortcut=False runs every step, for the tests that show it)."""
         for order in trigger_times(self.book.working.values(), self.listed_ids, self.state):
             self.book.add_working(order)  # a firing order blocks entries (keeper/firing.py)
-        give_up = timedelta(seconds=self.context.keeper.fees_unread_give_up_s)
-        records, notes = settle_fees(self.book, self.observation, self.now, give_up)
-        self.records += records  # before a close is booked, so its trade has these fees
-        self.notes += notes
+        if self.book.fees_unread:  # before a close is booked, so its trade has these fees
+            give_up = timedelta(seconds=self.context.keeper.fees_unread_give_up_s)
+            records, notes = settle_fees(self.book, self.observation, self.now, give_up)
+            self.records += records
+            self.notes += notes
         if shortcut and self.quiet():
             self.consistent.update(self.book.positions)  # what `reconcile` finds (see quiet)
         else:

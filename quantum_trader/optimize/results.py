@@ -137,9 +137,9 @@ def _none_completed(study: str, trials: list[FrozenTrial]) -> str:
             f"--study {study}: no trial completed (all pruned or failed: see the log); "
             "widen the space or check the settings' rules it names"
         )
-    rules = Counter(_rule(str(t.user_attrs["refused"])) for t in refused)
-    rule, count = rules.most_common(1)[0]
-    first = next(t for t in refused if _rule(str(t.user_attrs["refused"])) == rule)
+    by_rule = [(_rule(str(t.user_attrs["refused"])), t) for t in refused]
+    rule, count = Counter(r for r, _ in by_rule).most_common(1)[0]
+    first = next(t for r, t in by_rule if r == rule)
     return (
         f"--study {study}: no trial completed: {len(refused)} of {len(trials)} drew settings "
         f"that break a rule between settings, {count} of them this one (trial "

@@ -98,11 +98,12 @@ def remove_stale(parent: Path | None = None) -> Removed:
     marker names a process that is gone; return how many and their size."""
     parent = Path(parent or tempfile.gettempdir())
     count = size = 0
-    if owner_of(os.getpid()) is None:  # no /proc here: no owner can be proven gone
+    here = owner_of(os.getpid())
+    if here is None:  # no /proc here: no owner can be proven gone
         return Removed(parent, count, size)
     with contextlib.suppress(OSError):  # an unreadable temporary directory: nothing to do
         for path in sorted(parent.glob(f"{PREFIX}*")):
-            if is_stale(path):
+            if is_stale(path, here):
                 found = _size(path)
                 shutil.rmtree(path, ignore_errors=True)  # another run may remove it at once
                 if not path.exists():
@@ -110,8 +111,9 @@ def remove_stale(parent: Path | None = None) -> Removed:
     return Removed(parent, count, size)
 
 
-def is_stale(path: Path) -> bool:
-    """Whether `path` is a scratch directory of ours whose owner is proven gone."""
+def is_stale(path: Path, here: Owner | None = None) -> bool:
+    """Whether `path` is a scratch directory of ours whose owner is proven gone; `here`: this
+    process (read once by a caller judging several)."""
     try:
         status = path.lstat()
         if not stat.S_ISDIR(status.st_mode) or status.st_uid != os.getuid():
@@ -126,7 +128,7 @@ def is_stale(path: Path) -> bool:
         )
     except (OSError, ValueError, KeyError, TypeError):
         return False  # no marker, or not one we wrote: not provably ours
-    here = owner_of(os.getpid())
+    here = here or owner_of(os.getpid())
     if here is None or (owner.host, owner.pid_namespace) != (here.host, here.pid_namespace):
         return False  # its processes are not ours to see
     return owner_of(owner.pid) != owner  # gone, reused, or from before a boot
