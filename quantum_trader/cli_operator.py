@@ -292,13 +292,19 @@ def _analytics(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def _analytics_value(value: object) -> str:
+    if value is None:  # a fraction of equity with no equity (heat at equity ≤ 0)
+        return "— (equity ≤ 0)"
+    return f"{value:,.4f}" if isinstance(value, float) else str(value)
+
+
 def _analytics_table(data: dict[str, Any] | None) -> Table | str:
     if data is None:
         return "portfolio analytics: none yet (the running daemon writes them every minute)"
     table = Table(title="Portfolio analytics (SPEC §7)", show_header=False)
     for key, label in ANALYTICS_ROWS:
         value = data.get(key)
-        table.add_row(label, f"{value:,.4f}" if isinstance(value, float) else str(value))
+        table.add_row(label, _analytics_value(value))
     for name in ("exposure_by_symbol_usdt", "exposure_by_sector_usdt"):
         shown = ", ".join(f"{k} {v:,.0f}" for k, v in sorted(data.get(name, {}).items()))
         table.add_row(name.removesuffix("_usdt").replace("_", " "), shown or "—")

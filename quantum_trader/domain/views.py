@@ -65,6 +65,14 @@ def loss_fraction(equity: Decimal, reference: Decimal) -> float:
     return max(0.0, float(1 - equity / reference))
 
 
+def of_equity(value: float, equity: float) -> float | None:
+    """`value` as a fraction of `equity`; None where that has no meaning (equity ≤ 0 and
+    something to divide), so a report never shows an account without equity as riskless."""
+    if equity > 0:
+        return value / equity
+    return 0.0 if value == 0 else None
+
+
 @record
 class MarketView:
     """The market as of `time`: last prices, exchange rules, volatility and regimes."""

@@ -22,6 +22,7 @@ from quantum_trader.domain import (
     Verdict,
 )
 from quantum_trader.domain.correlation import CorrelationMatrix, correlation_matrix
+from quantum_trader.domain.views import of_equity
 from quantum_trader.gates.balancer_output import (
     BalancerOutput,
     PortfolioState,
@@ -84,9 +85,9 @@ def portfolio_state(book: Book, used_margin_usdt: float, free_margin_usdt: float
         gross_exposure_usdt=book.gross(),
         net_exposure_usdt=book.net(),
         total_risk_usdt=book.total_risk(),
-        total_risk=book.total_risk() / eq if eq > 0 else 0.0,
-        net_exposure=book.net() / eq if eq > 0 else 0.0,
-        effective_leverage=book.gross() / eq if eq > 0 else 0.0,
+        total_risk=of_equity(book.total_risk(), eq),
+        net_exposure=of_equity(book.net(), eq),
+        effective_leverage=of_equity(book.gross(), eq),
         by_symbol_usdt=book.grouped(lambda h: h.symbol),
         by_sector_usdt=book.grouped(lambda h: h.sector),
     )

@@ -50,7 +50,8 @@ class Exposure:
 
 @record
 class PortfolioState:
-    """Totals over open positions. Fractions of equity unless named otherwise."""
+    """Totals over open positions. Fractions of equity unless named otherwise (None: the
+    equity is ≤ 0, and the fraction has no meaning)."""
 
     equity_usdt: float
     used_margin_usdt: float
@@ -61,9 +62,9 @@ class PortfolioState:
     gross_exposure_usdt: float
     net_exposure_usdt: float
     total_risk_usdt: float
-    total_risk: float
-    net_exposure: float
-    effective_leverage: float
+    total_risk: float | None
+    net_exposure: float | None
+    effective_leverage: float | None
     by_symbol_usdt: Mapping[str, float] = field(default_factory=dict)
     by_sector_usdt: Mapping[str, float] = field(default_factory=dict)
 
@@ -78,12 +79,16 @@ class PortfolioState:
             "gross_exposure_usdt": self.gross_exposure_usdt,
             "net_exposure_usdt": self.net_exposure_usdt,
             "total_risk_usdt": self.total_risk_usdt,
-            "total_risk_pct": self.total_risk * 100,
-            "net_exposure_pct": self.net_exposure * 100,
+            "total_risk_pct": _pct(self.total_risk),
+            "net_exposure_pct": _pct(self.net_exposure),
             "effective_leverage": self.effective_leverage,
             "by_symbol_usdt": dict(self.by_symbol_usdt),
             "by_sector_usdt": dict(self.by_sector_usdt),
         }
+
+
+def _pct(fraction: float | None) -> float | None:
+    return fraction * 100 if fraction is not None else None
 
 
 @record

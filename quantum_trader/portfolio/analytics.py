@@ -16,6 +16,7 @@ import numpy as np
 
 from quantum_trader.domain import FloatArray, MarketView, PortfolioView, Position
 from quantum_trader.domain.correlation import CorrelationMatrix, correlation_matrix
+from quantum_trader.domain.views import of_equity
 from quantum_trader.gates.settings import AnalyticsSettings
 from quantum_trader.record import record
 
@@ -40,7 +41,7 @@ class PortfolioReport:
     net_exposure_usdt: float
     exposure_by_symbol_usdt: Mapping[str, float]
     exposure_by_sector_usdt: Mapping[str, float]
-    heat: float
+    heat: float | None  # None: no equity to measure risk against
     daily_drawdown: float
     drawdown_from_peak: float
     risk: RiskEstimate
@@ -139,7 +140,7 @@ def portfolio_report(
         net_exposure_usdt=sum(exposures.values()),
         exposure_by_symbol_usdt=exposures,
         exposure_by_sector_usdt=by_sector,
-        heat=float(portfolio.total_risk_usdt) / equity if equity > 0 else 0.0,
+        heat=of_equity(float(portfolio.total_risk_usdt), equity),
         daily_drawdown=portfolio.daily_drawdown,
         drawdown_from_peak=portfolio.drawdown_from_peak,
         risk=value_at_risk(pnl, s.var_confidence),

@@ -236,6 +236,20 @@ def test_output_is_json() -> None:
     assert data["portfolio_state"]["by_sector_usdt"] == {"Layer1": 100.0}
 
 
+def test_fractions_of_equity_have_no_value_without_equity() -> None:
+    """At equity ≤ 0 the risk, net exposure and leverage per equity are shown as unknown
+    (null), never as 0 — and the balancer refuses every candidate (SAFE mode)."""
+    held = [position(ETH, quantity="1")]
+    out = analyze([candidate(BTC)], portfolio(equity="-5", positions=held))
+    state = out.state
+    assert (state.total_risk, state.net_exposure, state.effective_leverage) == (None, None, None)
+    data = json.loads(json.dumps(out.to_dict()))["portfolio_state"]
+    assert data["total_risk_pct"] is None and data["net_exposure_pct"] is None
+    assert out.risk_mode is RiskMode.SAFE and not out.allowed
+    flat = analyze([], portfolio(equity="0")).state
+    assert (flat.total_risk, flat.net_exposure, flat.effective_leverage) == (0.0, 0.0, 0.0)
+
+
 def test_review_all_keeps_the_candidates_order() -> None:
     cands = [candidate(INJ, confidence=0.3), candidate(BTC, confidence=0.9), candidate(BTC)]
     balancer = PortfolioBalancer(BalancerSettings())

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 
 import numpy as np
 import pytest
+from daemon_harness import cli
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from quantum_trader.app import DATABASE_FILE
+from quantum_trader.daemon import ANALYTICS_FILE
 from quantum_trader.domain import FloatArray, MarketView, PortfolioView, Position, Side
 from quantum_trader.gates.settings import AnalyticsSettings
 from quantum_trader.portfolio.analytics import (
@@ -19,6 +24,7 @@ from quantum_trader.portfolio.analytics import (
     portfolio_report,
     value_at_risk,
 )
+from quantum_trader.storage.sqlite import SqliteRepository
 
 BTC, ETH, DOGE = "BTC/USDT:USDT", "ETH/USDT:USDT", "DOGE/USDT:USDT"
 SECTORS = {BTC: "Layer1", ETH: "Layer1", DOGE: "Meme"}
@@ -79,6 +85,30 @@ def test_exposures_heat_and_drawdowns() -> None:
     assert report.effective_positions == pytest.approx(1 / (0.25 + 0.0625 + 0.0625))
     assert report.correlation.symbols == (BTC, ETH)
     assert report.risk.samples == 288
+
+
+def test_heat_has_no_value_without_equity() -> None:
+    """Risk at the stops against an equity ≤ 0 is not 0 heat: it is unknown (null)."""
+    held = (position(BTC, Side.LONG, quantity="20", entry="100", stop="97"),)
+    report = portfolio_report(portfolio(equity="-1", positions=held), view(), SECTORS, ANALYTICS)
+    assert report.heat is None
+    assert json.loads(json.dumps(report.to_dict()))["heat"] is None
+    assert portfolio_report(portfolio(equity="0"), view(), SECTORS, ANALYTICS).heat == 0.0
+
+
+async def _empty_database(path: Path) -> None:
+    await (await SqliteRepository.open(path)).close()
+
+
+def test_status_shows_heat_without_equity_as_unknown(tmp_path: Path) -> None:
+    held = (position(BTC, Side.LONG, quantity="20", entry="100", stop="97"),)
+    report = portfolio_report(portfolio(equity="-1", positions=held), view(), SECTORS, ANALYTICS)
+    (tmp_path / ANALYTICS_FILE).write_text(json.dumps(report.to_dict()))
+    asyncio.run(_empty_database(tmp_path / DATABASE_FILE))
+    done = cli(tmp_path, "status")
+    assert done.returncode == 0, done.stderr
+    (row,) = [line for line in done.stdout.splitlines() if "heat (risk at stops" in line]
+    assert "— (equity ≤ 0)" in row
 
 
 def test_effective_number_of_positions() -> None:
