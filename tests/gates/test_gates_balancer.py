@@ -244,8 +244,10 @@ def test_fractions_of_equity_have_no_value_without_equity() -> None:
     state = out.state
     assert (state.total_risk, state.net_exposure, state.effective_leverage) == (None, None, None)
     data = json.loads(json.dumps(out.to_dict()))["portfolio_state"]
-    assert data["total_risk_pct"] is None and data["net_exposure_pct"] is None
-    assert out.risk_mode is RiskMode.SAFE and not out.allowed
+    assert data["total_risk_pct"] is None
+    assert data["net_exposure_pct"] is None
+    assert out.risk_mode is RiskMode.SAFE
+    assert not out.allowed
     flat = analyze([], portfolio(equity="0")).state
     assert (flat.total_risk, flat.net_exposure, flat.effective_leverage) == (0.0, 0.0, 0.0)
 
