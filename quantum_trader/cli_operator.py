@@ -199,7 +199,7 @@ def status(config: ConfigOption = None, db: DbOption = None, as_json: JsonOption
             await repository.close()
 
     data = asyncio.run(read())
-    presence = daemon_presence(settings.data_dir, LiveClock().now())
+    presence = None if db else daemon_presence(settings.data_dir, LiveClock().now())
     marks = None if db else read_marks(settings.data_dir / MARKS_FILE)
     shown = positions_document(data.positions, marks, _maintenance_rate(settings))
     analytics = None if db else _analytics(settings.data_dir / ANALYTICS_FILE)
@@ -221,7 +221,8 @@ def status(config: ConfigOption = None, db: DbOption = None, as_json: JsonOption
 
 def _summary_table(document: dict[str, Any], data: StatusData) -> Table:
     summary = Table(title="Quantum Trader status", show_header=False)
-    summary.add_row("daemon", document["daemon"]["description"])
+    daemon = document["daemon"]
+    summary.add_row("daemon", daemon["description"] if daemon else "— (a database read with --db)")
     last = data.equity
     summary.add_row(
         "equity", f"{last.equity_usdt:.2f} USDT at {last.time.isoformat()}" if last else "—"

@@ -187,16 +187,20 @@ def why_lines(governor: GovernorState, blocked: Mapping[str, str]) -> list[str]:
 
 def status_document(
     data: StatusData,
-    presence: DaemonPresence,
+    presence: DaemonPresence | None,
     database: Path,
     positions: dict[str, Any],
     analytics: dict[str, Any] | None,
 ) -> dict[str, Any]:
     """`status --json`. `positions` is `positions_document`'s; `analytics` the daemon's
-    latest portfolio analytics (None for a backtest's database or before the first)."""
+    latest portfolio analytics (None for a backtest's database or before the first);
+    `presence` None for a database named with `--db`, which no daemon of the data directory
+    writes (its daemon is then not described beside another run's figures)."""
     governor, last = data.governor, data.equity
     return {
-        "daemon": {
+        "daemon": None
+        if presence is None
+        else {
             "running": presence.running,
             "pid": presence.pid,
             "heartbeat_age_s": presence.heartbeat_age_s,

@@ -163,6 +163,10 @@ def test_status_and_trades_read_the_backtest_database(
     assert state["governor"]["decision"] == "EMERGENCY_SHUTDOWN"
     assert state["governor_events"]["count"] == len(report.halts["events"])
     assert state["analytics"] is None  # a backtest keeps its own report
+    # The data directory's daemon is not described beside the backtest's figures.
+    assert state["daemon"] is None
+    (daemon_row,) = [line for line in status.stdout.splitlines() if line.startswith("│ daemon ")]
+    assert "— (a database read with --db)" in daemon_row
 
 
 def test_a_long_halt_prints_each_breaker_once_with_the_count_of_the_rest() -> None:
