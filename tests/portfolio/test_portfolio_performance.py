@@ -144,7 +144,7 @@ def test_an_amended_trade_counts_as_if_it_had_been_booked_so() -> None:
     """A win whose fees read later make it a loss: PnL, R, the window, the counts and the
     streak as a replay with the amended trade gives."""
     booked, amended = trade(3, r=0.3), trade(-1, r=-0.1)
-    pnls = [-5, -5, 4]
+    pnls = [-5.0, -5.0, 4.0]
     stats = record_trade(replay(pnls), booked, NOW, PERFORMANCE)
     after = amend_trade(
         stats, booked, amended, streak_of([*map(trade, pnls), amended]), NOW, PERFORMANCE
@@ -154,7 +154,7 @@ def test_an_amended_trade_counts_as_if_it_had_been_booked_so() -> None:
     assert (after.wins, after.losses, after.streak, after.last_20_r[-1]) == (1, 3, -1, -0.1)
 
 
-def test_an_amendment_that_leaves_a_win_a_win_moves_pnl_and_r_alone() -> None:
+def test_an_amendment_that_leaves_a_win_a_win_moves_only_pnl_and_r() -> None:
     booked, amended = trade(3, r=0.3), trade(2, r=0.2)
     stats = record_trade(replay([-5, 7]), booked, NOW, PERFORMANCE)
     after = amend_trade(stats, booked, amended, 99, NOW, PERFORMANCE)  # the streak is not read
