@@ -250,7 +250,8 @@ class Book:
     from it (and once `stream_echo_timeout_s` has passed, the keeper reads REST instead); its
     position is protected meanwhile all the same (cover.stop_while_unechoed).
     `fees_unread` holds our orders booked without their fills, by client order id, until
-    their fills are read and their fee booked (keeper/fees.py).
+    their fills are read and their fee booked, in their position or, when it closed first,
+    as an amendment of its closed trade (keeper/fees.py).
     """
 
     positions: Mapping[str, Position] = field(default_factory=dict)
