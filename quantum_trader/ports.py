@@ -183,6 +183,12 @@ class Repository(Protocol):
 
     async def closed_trades(self) -> list[ClosedTrade]: ...
 
+    async def amend_closed_trade(self, trade: ClosedTrade) -> ClosedTrade | None:
+        """Replace the stored trade with `trade`'s (symbol, entry order id, close time) by
+        `trade` (a correction, e.g. fees read after it was booked: keeper/fees.py); return the
+        trade as it was stored, None (nothing stored) when there is no such trade."""
+        ...
+
     async def record_decisions(self, decisions: Sequence[Decision]) -> None: ...
 
     async def decision_counts(self) -> dict[tuple[str, str], int]:

@@ -131,17 +131,67 @@ class Intent:
 
 
 @record
+class TradeRef:
+    """A closed trade booked without the fees of some of its orders (their fills were unread
+    at its close), to amend once they are read (keeper/fees.py).
+
+    The repository knows it by (`symbol`, `entry_order_id`, `closed_at`); `fees_usdt` are its
+    fees as booked (a stored trade with other fees was amended already), `risk_usdt` its
+    initial risk, its R's denominator (0: unknown, the trade has no R).
+    """
+
+    symbol: str
+    entry_order_id: str
+    closed_at: datetime
+    fees_usdt: Decimal
+    risk_usdt: Decimal
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "symbol": self.symbol,
+            "entry_order_id": self.entry_order_id,
+            "closed_at": self.closed_at.isoformat(),
+            "fees_usdt": str(self.fees_usdt),
+            "risk_usdt": str(self.risk_usdt),
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> TradeRef:
+        return cls(
+            str(raw["symbol"]),
+            str(raw["entry_order_id"]),
+            datetime.fromisoformat(raw["closed_at"]),
+            Decimal(raw["fees_usdt"]),
+            Decimal(raw["risk_usdt"]),
+        )
+
+
+@record
+class TradeFees:
+    """The fees read for a trade booked without them (`fee_usdt`, of `orders`): its
+    amendment, carried out by the keeper (keeper/carry.py)."""
+
+    trade: TradeRef
+    fee_usdt: Decimal
+    orders: tuple[str, ...]
+
+
+@record
 class UnreadFees:
     """One of our orders booked without its fills (they could not be read), so without its
     fee: Binance's answer to an order carries no commission, only its trades do.
 
     `order` is the state it was booked from, `since` when, `booked_fee_usdt` the fee booked
-    then (the order's own figure: 0 from Binance).
+    then (the order's own figure: 0 from Binance). `trade`: the closed trade it was left out
+    of, when its position closed before it was read (None: its fee goes to the position);
+    `fee_read`: the fee due, once read, while other orders of that trade are still unread.
     """
 
     order: Order
     since: datetime
     booked_fee_usdt: Decimal
+    trade: TradeRef | None = None
+    fee_read: Decimal | None = None
 
     @property
     def client_order_id(self) -> str:
@@ -153,12 +203,30 @@ class UnreadFees:
 
     def to_dict(self) -> dict[str, Any]:
         """What the orders table does not hold, for the repository's state."""
-        return {"since": self.since.isoformat(), "booked_fee_usdt": str(self.booked_fee_usdt)}
+        saved: dict[str, Any] = {
+            "since": self.since.isoformat(),
+            "booked_fee_usdt": str(self.booked_fee_usdt),
+        }
+        if self.trade is not None:
+            saved["trade"] = self.trade.to_dict()
+        if self.fee_read is not None:
+            saved["fee_read"] = str(self.fee_read)
+        return saved
 
     @classmethod
     def restore(cls, order: Order, extra: Mapping[str, Any]) -> UnreadFees:
+        """From `to_dict`'s (one saved before closed trades were amended has no trade: all
+        then belonged to open positions)."""
         since = datetime.fromisoformat(extra["since"])
-        return cls(order, since, Decimal(extra["booked_fee_usdt"]))
+        trade = extra.get("trade")
+        fee_read = extra.get("fee_read")
+        return cls(
+            order,
+            since,
+            Decimal(extra["booked_fee_usdt"]),
+            TradeRef.from_dict(trade) if trade else None,
+            Decimal(fee_read) if fee_read is not None else None,
+        )
 
 
 def is_unsettled(order: Order) -> bool:
@@ -182,7 +250,8 @@ class Book:
     from it (and once `stream_echo_timeout_s` has passed, the keeper reads REST instead); its
     position is protected meanwhile all the same (cover.stop_while_unechoed).
     `fees_unread` holds our orders booked without their fills, by client order id, until
-    their fills are read and their fee booked (keeper/fees.py).
+    their fills are read and their fee booked, in their position or, when it closed first,
+    as an amendment of its closed trade (keeper/fees.py).
     """
 
     positions: Mapping[str, Position] = field(default_factory=dict)

@@ -190,14 +190,17 @@ def reduced(
     return TradeDraft(after, price, reason, now)
 
 
+def initial_risk(position: Position) -> Decimal:
+    """What the position risked at its initial stop (USDT): the denominator of its R."""
+    return abs(position.entry_price - position.initial_stop_price) * position.initial_quantity
+
+
 def finish_trade(draft: TradeDraft, funding_usdt: Decimal) -> ClosedTrade:
     """The closed round trip, net of fees and funding; R against the initial risk (None when
     it is unknown: a zero risk would make any PnL a break-even 0 R)."""
     position = draft.position
     pnl = position.realized_pnl_usdt - position.fees_usdt - funding_usdt
-    initial_risk = (
-        abs(position.entry_price - position.initial_stop_price) * position.initial_quantity
-    )
+    risk = initial_risk(position)
     return ClosedTrade(
         symbol=position.symbol,
         side=position.side,
@@ -210,6 +213,6 @@ def finish_trade(draft: TradeDraft, funding_usdt: Decimal) -> ClosedTrade:
         pnl_usdt=pnl,
         fees_usdt=position.fees_usdt,
         funding_usdt=funding_usdt,
-        r_multiple=float(pnl / initial_risk) if initial_risk > ZERO else None,
+        r_multiple=float(pnl / risk) if risk > ZERO else None,
         entry_order_id=position.entry_order_id,
     )

@@ -11,9 +11,12 @@ goes to its position's `fees_usdt` and the order is forgotten, so the fee counts
 A position that closes first has them read once more before its trade is booked
 (keeper/carry.py: one read an order a trade, also where the tick's read failed a moment
 before, as it is the last chance); if that fails, the trade is booked without them and says
-so (`trade_fees_incomplete`). One still unread `keeper.fees_unread_give_up_s` after it was
-booked is given up (`fees_unread_given_up`). The books persist them (the repository's state,
-namespace `FEES_UNREAD`), so after a restart the reads go on until the same bound.
+so (`trade_fees_incomplete`), and the orders stay remembered against that closed trade
+(`UnreadFees.trade`). Their reads go on each tick; once every one of them is read (or given
+up), the trade is amended by the fees read (`TradeFees`, carried out by keeper/carry.py:
+`trade_fees_amended`). One still unread `keeper.fees_unread_give_up_s` after it was booked is
+given up (`fees_unread_given_up`). The books persist them (the repository's state, namespace
+`FEES_UNREAD`), so after a restart the reads go on until the same bound.
 """
 
 from __future__ import annotations
@@ -22,8 +25,8 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from quantum_trader.domain import Fill, Order
-from quantum_trader.keeper.book import Book, UnreadFees
+from quantum_trader.domain import ZERO, ClosedTrade, Fill, Order
+from quantum_trader.keeper.book import Book, TradeFees, TradeRef, UnreadFees
 from quantum_trader.keeper.booking import execution_of
 from quantum_trader.keeper.draft import Draft
 from quantum_trader.keeper.plan import Note, Observation
@@ -47,30 +50,69 @@ def fee_reads(book: Book, reading: Sequence[tuple[str, str]]) -> list[tuple[str,
     """(symbol, client order id) of the orders whose fees are unread, less those in
     `reading` (read this tick anyway)."""
     read = {cid for _, cid in reading}
-    return [(u.symbol, cid) for cid, u in book.fees_unread.items() if cid not in read]
+    return [
+        (u.symbol, cid)
+        for cid, u in book.fees_unread.items()
+        if cid not in read and u.fee_read is None
+    ]
 
 
 def settle_fees(
     book: Draft, observation: Observation, now: datetime, give_up_after: timedelta
-) -> tuple[Records, list[Note]]:
+) -> tuple[Records, list[Note], list[TradeFees]]:
     """Book the fees of the orders whose fills this tick read, give up those unread for
-    `give_up_after`; the orders with their fills to record, and the notes to log."""
+    `give_up_after`; the orders with their fills to record, the notes to log, and the closed
+    trades to amend (those whose orders are now all read or given up, some read)."""
     records: Records = []
     notes: list[Note] = []
     for cid, unread in list(book.fees_unread.items()):
+        if unread.fee_read is not None:  # read: its trade waits for its other orders
+            continue
         fills = observation.fills.get(cid)
         if fills is not None:
-            del book.fees_unread[cid]
             records.append((unread.order, tuple(fills)))
-            notes.append(_booked(book, unread, fee_due(unread, fills)))
+            due = fee_due(unread, fills)
+            if unread.trade is not None:
+                book.fees_unread[cid] = replace(unread, fee_read=due)
+                continue
+            del book.fees_unread[cid]
+            notes.append(_booked(book, unread, due))
         elif cid in observation.fills_unread and now - unread.since >= give_up_after:
             del book.fees_unread[cid]
+            whose = "the position's" if unread.trade is None else "its closed trade's"
             detail = (
                 f"{cid}: fills unread since {unread.since.isoformat()}; its fee is left out "
-                f"of the position's fees (booked {unread.booked_fee_usdt} USDT)"
+                f"of {whose} fees (booked {unread.booked_fee_usdt} USDT)"
             )
             notes.append(Note("fees_unread_given_up", unread.symbol, detail, warning=True))
-    return records, notes
+    return records, notes, _amendments(book)
+
+
+def _amendments(book: Draft) -> list[TradeFees]:
+    """The trades all of whose remembered orders are read, each order forgotten."""
+    by_trade: dict[TradeRef, list[UnreadFees]] = {}
+    for unread in book.fees_unread.values():
+        if unread.trade is not None:
+            by_trade.setdefault(unread.trade, []).append(unread)
+    amendments = []
+    for trade, orders in by_trade.items():
+        read = [u.fee_read for u in orders if u.fee_read is not None]
+        if len(read) < len(orders):
+            continue
+        for unread in orders:
+            del book.fees_unread[unread.client_order_id]
+        cids = tuple(sorted(u.client_order_id for u in orders))
+        amendments.append(TradeFees(trade, sum(read, ZERO), cids))
+    return amendments
+
+
+def amended(trade: ClosedTrade, fees: TradeFees) -> ClosedTrade:
+    """`trade` with the fees read after its booking: fees up and net PnL down by them, R
+    recomputed as `finish_trade` computes it (keeper/booking.py)."""
+    fee, risk = fees.fee_usdt, fees.trade.risk_usdt
+    pnl = trade.pnl_usdt - fee
+    r_multiple = float(pnl / risk) if risk > ZERO else None
+    return replace(trade, fees_usdt=trade.fees_usdt + fee, pnl_usdt=pnl, r_multiple=r_multiple)
 
 
 def _booked(book: Draft, unread: UnreadFees, fee_usdt: Decimal) -> Note:

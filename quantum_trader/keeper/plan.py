@@ -43,7 +43,7 @@ from quantum_trader.domain import (
     OrderStatus,
     PositionEvent,
 )
-from quantum_trader.keeper.book import Book
+from quantum_trader.keeper.book import Book, TradeFees
 from quantum_trader.keeper.booking import TradeDraft
 from quantum_trader.keeper.checks import ProtectionChecks
 from quantum_trader.keeper.protect import OrderAction
@@ -104,6 +104,7 @@ class Plan:
     in `Observation.reflected`: they may have filled after the positions were read, or the
     position was reopened since. The keeper plans again from a fresh REST read, which then
     books them in full (keeper/recheck.py).
+    `amendments`: closed trades booked without some fees, now read (keeper/fees.py).
     """
 
     book: Book
@@ -113,6 +114,7 @@ class Plan:
     actions: tuple[OrderAction, ...] = ()
     notes: tuple[Note, ...] = ()
     unreflected: tuple[str, ...] = ()
+    amendments: tuple[TradeFees, ...] = ()
 
 
 def plan(

@@ -16,7 +16,7 @@ from quantum_trader.domain import (
     PositionEvent,
     SnapshotSource,
 )
-from quantum_trader.keeper.book import Book, Intent
+from quantum_trader.keeper.book import Book, Intent, TradeFees
 from quantum_trader.keeper.booking import (
     Execution,
     TradeDraft,
@@ -90,6 +90,7 @@ class Planner(OrderSettling):
         self.events: list[PositionEvent] = []
         self.actions: list[OrderAction] = []
         self.notes: list[Note] = []
+        self.amendments: list[TradeFees] = []
         self.consistent: set[str] = set()
         rest = self.snapshot.source is SnapshotSource.REST
         self.reflected = observation.reflected if rest else frozenset()  # a mirror may lag
@@ -110,9 +111,10 @@ class Planner(OrderSettling):
             self.book.add_working(order)  # a firing order blocks entries (keeper/firing.py)
         if self.book.fees_unread:  # before a close is booked, so its trade has these fees
             give_up = timedelta(seconds=self.context.keeper.fees_unread_give_up_s)
-            records, notes = settle_fees(self.book, self.observation, self.now, give_up)
+            records, notes, amendments = settle_fees(self.book, self.observation, self.now, give_up)
             self.records += records
             self.notes += notes
+            self.amendments += amendments
         if shortcut and self.quiet():
             self.consistent.update(self.book.positions)  # what `reconcile` finds (see quiet)
         else:
@@ -132,6 +134,7 @@ class Planner(OrderSettling):
             tuple(self.actions),
             tuple(self.notes),
             tuple(self.unreflected),
+            tuple(self.amendments),
         )
 
     def quiet(self) -> bool:

@@ -70,6 +70,26 @@ class AccountTracker:
             last_loss_at=trade.closed_at if lost else self.last_loss_at,
         )
 
+    def on_trade_amended(
+        self, before: ClosedTrade, after: ClosedTrade, losing_streak: int
+    ) -> AccountTracker:
+        """`before`, a trade already counted, counted as `after` (the same trade amended): its
+        PnL in the last hour's, and, when the amendment makes it a loss or no longer one, the
+        losing streak `losing_streak` (recomputed by the caller from the trades)."""
+        recent, swapped = [], False
+        for moment, pnl in self.recent_pnl:
+            if not swapped and moment == before.closed_at and pnl == before.pnl_usdt:
+                pnl, swapped = after.pnl_usdt, True
+            recent.append((moment, pnl))
+        tracker = replace(self, recent_pnl=tuple(recent))
+        lost = after.pnl_usdt < 0
+        if lost is (before.pnl_usdt < 0):
+            return tracker
+        last_loss = self.last_loss_at
+        if lost and (last_loss is None or after.closed_at > last_loss):
+            last_loss = after.closed_at
+        return replace(tracker, losing_streak=losing_streak, last_loss_at=last_loss)
+
     def streak_at(self, now: datetime, expiry: timedelta) -> int:
         """The losing streak as it counts now: nothing once `expiry` has passed since its last
         loss, so a streak can pause trading but never end it."""

@@ -13,10 +13,12 @@ from quantum_trader.gates.settings import PerformanceSettings
 from quantum_trader.log import get_logger
 from quantum_trader.portfolio.account import AccountTracker
 from quantum_trader.portfolio.performance import (
+    amend_trade,
     lift_blacklist,
     record_trade,
     stats_from_dict,
     stats_to_dict,
+    streak_of,
 )
 from quantum_trader.ports import Repository
 from quantum_trader.record import replace
@@ -71,21 +73,52 @@ class Ledger:
         await self._save_tracker(now)
         before = self.stats.get(trade.symbol, SymbolStats(trade.symbol))
         after = record_trade(before, trade, now, self._performance)
-        self.stats[trade.symbol] = after
-        await self._repository.save_state(STATS_NAMESPACE, trade.symbol, stats_to_dict(after))
+        await self._keep_stats(before, after)
+        for listener in self.trade_listeners:
+            await listener(trade)
+
+    async def amend_trade(self, trade: ClosedTrade, now: datetime) -> ClosedTrade | None:
+        """Book `trade` in place of the closed trade of the same symbol, entry order and close
+        time (its fees read after it was booked: keeper/fees.py): the trade row, and the
+        tracker and the symbol's stats as if it had been booked so. Returns the trade as it
+        was (None when there is none, and nothing changes); one already so changes nothing,
+        so an amendment repeated after a restart counts once.
+
+        A win that becomes a loss (or the reverse) moves the streaks to what the trades in
+        the order they closed give. The trade listeners (the sizing desk's learning) are not
+        told: they learnt from the trade once, when it closed."""
+        was = await self._repository.amend_closed_trade(trade)
+        if was is None or was == trade:
+            return was
+        symbol_turns = (was.pnl_usdt > 0) is not (trade.pnl_usdt > 0)
+        account_turns = (was.pnl_usdt < 0) is not (trade.pnl_usdt < 0)
+        trades = await self._repository.closed_trades() if symbol_turns or account_turns else []
+        losses = 0
+        for earlier in reversed(trades):
+            if earlier.pnl_usdt >= 0:
+                break
+            losses += 1
+        self.tracker = self.tracker.on_trade_amended(was, trade, losses)
+        await self._save_tracker(now)
+        before = self.stats.get(trade.symbol, SymbolStats(trade.symbol))
+        streak = streak_of([t for t in trades if t.symbol == trade.symbol])
+        after = amend_trade(before, was, trade, streak, now, self._performance)
+        await self._keep_stats(before, after)
+        return was
+
+    async def _keep_stats(self, before: SymbolStats, after: SymbolStats) -> None:
+        symbol = after.symbol
+        self.stats[symbol] = after
+        await self._repository.save_state(STATS_NAMESPACE, symbol, stats_to_dict(after))
         if after.blacklisted and not before.blacklisted:
-            log.warning(
-                "symbol_blacklisted", symbol=trade.symbol, losing_streak=after.losing_streak
-            )
+            log.warning("symbol_blacklisted", symbol=symbol, losing_streak=after.losing_streak)
         elif after.disabled_until != before.disabled_until and after.disabled_until is not None:
             log.warning(
                 "symbol_disabled",
-                symbol=trade.symbol,
+                symbol=symbol,
                 until=after.disabled_until.isoformat(),
                 losing_streak=after.losing_streak,
             )
-        for listener in self.trade_listeners:
-            await listener(trade)
 
     async def observe(
         self, balance: Balance, positions: Mapping[str, Position], now: datetime

@@ -8,6 +8,7 @@ R is unknown (its initial risk was) counts in every figure but the R ones.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -53,6 +54,57 @@ def record_trade(
     if losing >= s.disable_after_losses:
         updated = replace(updated, disabled_until=now + timedelta(hours=s.disable_hours))
     return updated
+
+
+def amend_trade(
+    stats: SymbolStats,
+    before: ClosedTrade,
+    after: ClosedTrade,
+    streak: int,
+    now: datetime,
+    settings: PerformanceSettings,
+) -> SymbolStats:
+    """Return `stats` with `before`, a trade already in them, counted as `after`, the same
+    trade amended (its fees read after it was booked: keeper/fees.py).
+
+    PnL and total R move by the difference; the trade's R in the rolling window (the latest
+    equal to `before`'s, if still there) is replaced. When the amendment turns a win into a
+    loss (or back), the counts move and the streak becomes `streak`, recomputed by the caller
+    from the symbol's trades; a losing streak that now reaches a limit disables or blacklists
+    the symbol from `now`, as a loss booked now would. An amendment never lifts either.
+    """
+    s = settings
+    updated = replace(
+        stats, pnl_usdt=stats.pnl_usdt - float(before.pnl_usdt) + float(after.pnl_usdt)
+    )
+    r0, r1 = before.r_multiple, after.r_multiple
+    if r0 is not None and r1 is not None:
+        window = list(stats.last_20_r)
+        at = next((i for i in reversed(range(len(window))) if window[i] == r0), None)
+        if at is not None:
+            window[at] = r1
+        updated = replace(updated, total_r=stats.total_r - r0 + r1, last_20_r=tuple(window))
+    won_before, won = before.pnl_usdt > 0, after.pnl_usdt > 0
+    if won is won_before:
+        return updated
+    turn = -1 if won_before else 1  # a win less and a loss more, or the reverse
+    updated = replace(updated, wins=stats.wins + turn, losses=stats.losses - turn, streak=streak)
+    losing = updated.losing_streak
+    if losing >= s.blacklist_after_losses:
+        updated = replace(updated, blacklisted=True)
+    if losing >= s.disable_after_losses:
+        updated = replace(updated, disabled_until=now + timedelta(hours=s.disable_hours))
+    return updated
+
+
+def streak_of(trades: Sequence[ClosedTrade]) -> int:
+    """The streak `record_trade` keeps, from `trades` in the order they closed: the wins in a
+    row at the end (> 0), or the losses (< 0)."""
+    streak = 0
+    for trade in trades:
+        won = trade.pnl_usdt > 0
+        streak = max(streak, 0) + 1 if won else min(streak, 0) - 1
+    return streak
 
 
 def lift_blacklist(stats: SymbolStats) -> SymbolStats:

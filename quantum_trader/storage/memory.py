@@ -111,6 +111,17 @@ class InMemoryRepository:
         rows = _sorted_by(list(self._closed_trades.values()), codec.CLOSED_TRADE_CLOSED_AT)
         return [codec.decode_closed_trade(r) for r in rows]
 
+    async def amend_closed_trade(self, trade: ClosedTrade) -> ClosedTrade | None:
+        """Replace the trade of the same (symbol, entry order, close time), keeping its place
+        in arrival order; the trade as it was, or None (nothing stored) without one."""
+        row = codec.encode_closed_trade(trade)
+        key = tuple(row[i] for i in codec.CLOSED_TRADE_KEY)
+        was = self._closed_trades.get(key)
+        if was is None:
+            return None
+        self._closed_trades[key] = row
+        return codec.decode_closed_trade(was)
+
     async def record_decisions(self, decisions: Sequence[Decision]) -> None:
         rows = [codec.encode_decision(d) for d in decisions]
         self._decisions.extend(rows)

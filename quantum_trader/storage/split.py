@@ -127,6 +127,9 @@ class SplitRepository:
     async def closed_trades(self) -> list[ClosedTrade]:
         return await self._ledger.closed_trades()
 
+    async def amend_closed_trade(self, trade: ClosedTrade) -> ClosedTrade | None:
+        return await self._ledger.amend_closed_trade(trade)
+
     async def save_state(self, namespace: str, key: str, payload: Mapping[str, Any]) -> None:
         await self._ledger.save_state(namespace, key, payload)
 

@@ -92,6 +92,15 @@ _INSERT_CLOSED_TRADE = _insert(
     codec.CLOSED_TRADE_COLUMNS,
     "ON CONFLICT (symbol, entry_order_id, closed_at) DO NOTHING",
 )
+_CLOSED_TRADE_KEY_COLUMNS = tuple(codec.CLOSED_TRADE_COLUMNS[i] for i in codec.CLOSED_TRADE_KEY)
+_CLOSED_TRADE_WHERE = " WHERE " + " AND ".join(f"{c} = ?" for c in _CLOSED_TRADE_KEY_COLUMNS)
+_CLOSED_TRADE_AMENDED = [
+    c for c in codec.CLOSED_TRADE_COLUMNS if c not in _CLOSED_TRADE_KEY_COLUMNS
+]
+_AMEND_CLOSED_TRADE = (
+    f"UPDATE closed_trades SET {', '.join(f'{c} = ?' for c in _CLOSED_TRADE_AMENDED)}"  # noqa: S608
+    + _CLOSED_TRADE_WHERE
+)
 _INSERT_DECISION = _insert("decisions", codec.DECISION_COLUMNS)
 _INSERT_POSITION_EVENT = _insert("position_events", codec.POSITION_EVENT_COLUMNS)
 _INSERT_EQUITY = _insert("equity_snapshots", codec.EQUITY_COLUMNS)
@@ -238,6 +247,21 @@ class SqliteRepository:
         """Trades sorted by closed_at, then arrival."""
         sql = _select("closed_trades", codec.CLOSED_TRADE_COLUMNS) + " ORDER BY closed_at, id"
         return [codec.decode_closed_trade(r) for r in await self._fetch(sql)]
+
+    async def amend_closed_trade(self, trade: ClosedTrade) -> ClosedTrade | None:
+        """Update the row of the same (symbol, entry order, close time) in place (its id, so
+        its place in `closed_trades()`, kept); the trade as it was, or None without one."""
+        self._check_writable()
+        row = codec.encode_closed_trade(trade)
+        key = tuple(row[i] for i in codec.CLOSED_TRADE_KEY)
+        values = tuple(row[codec.CLOSED_TRADE_COLUMNS.index(c)] for c in _CLOSED_TRADE_AMENDED)
+        select = _select("closed_trades", codec.CLOSED_TRADE_COLUMNS) + _CLOSED_TRADE_WHERE
+        async with self._lock:  # read and update with no other write between
+            rows = await self._fetch(select, key)
+            if not rows:
+                return None
+            await self._transaction([(_AMEND_CLOSED_TRADE, [values + key])])
+        return codec.decode_closed_trade(rows[0])
 
     async def record_decisions(self, decisions: Sequence[Decision]) -> None:
         """Buffer decisions until the next flush."""

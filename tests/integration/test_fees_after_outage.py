@@ -1,6 +1,7 @@
 """testnet mode against the loopback stand-in: an entry whose trades cannot be read when it
 fills (GET /fapi/v1/userTrades down; Binance's order answer carries no commission) has its
-fee booked once they can be, on a later keeper tick."""
+fee booked once they can be, on a later keeper tick; a close whose exit's trades cannot be
+read has its trade amended by that fee then."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from structlog.testing import capture_logs
 
 from quantum_trader.clock import ManualClock, utc_from_ms
 from quantum_trader.config import MarketSettings, Settings
+from quantum_trader.domain import ExitReason
 
 __all__ = ["loopback"]
 BTC = "BTC/USDT:USDT"
@@ -59,3 +61,46 @@ async def test_an_entrys_fee_unread_at_its_fill_is_booked_once_the_trades_answer
             await runtime.core.keeper.tick(clock.now())  # read once: not added twice
         assert runtime.core.keeper.positions[BTC].fees_usdt == fee
         assert [e["event"] for e in logs if e["event"] == "fees_read"] == ["fees_read"]
+
+
+async def test_a_close_whose_exit_fee_is_unread_is_amended_once_the_trades_answer(
+    loopback: LoopbackBinance, tmp_path: Path
+) -> None:
+    """The market exit's trades cannot be read at its answer nor at the close: its trade is
+    booked without that fee, in the SQLite ledger, then amended on the tick that reads it."""
+    settings = Settings(
+        data_dir=tmp_path,
+        exchange=loopback_settings(),
+        market=MarketSettings(symbols=(BTC,), history_bars=300),
+    )
+    clock = ManualClock(utc_from_ms(loopback.state.now_ms + 10_000))
+    async with AsyncExitStack() as stack:
+        runtime = await open_runtime_on(loopback, settings, stack, clock=clock)
+        assert (await runtime.core.executor.run_cycle(clock.now())).opened == 1
+        keeper, repository = runtime.core.keeper, runtime.repository
+        entry_fee = keeper.positions[BTC].fees_usdt
+        assert entry_fee > 0  # read at once: the trades answered
+        now_ms = loopback.state.now_ms
+        loopback.outage(Outage("/fapi/v1/userTrades", now_ms, now_ms + 60_000, method="GET"))
+        with capture_logs() as logs:
+            await keeper.close_all(ExitReason.MANUAL, clock.now())
+        [booked] = await repository.closed_trades()
+        assert booked.fees_usdt == entry_fee
+        assert [e["event"] for e in logs if e["event"] == "trade_fees_incomplete"] == [
+            "trade_fees_incomplete"
+        ]
+
+        loopback.state.now_ms = now_ms + 70_000  # the outage is over
+        clock.set(utc_from_ms(loopback.state.now_ms))
+        with capture_logs() as logs:
+            await keeper.tick(clock.now())
+            await keeper.tick(clock.now())  # read once: not amended twice
+        exit_trades = [t for t in loopback.state.trades if t["side"] == "SELL"]
+        exit_fee = sum((Decimal(t["commission"]) for t in exit_trades), Decimal(0))
+        assert exit_fee > 0
+        [trade] = await repository.closed_trades()
+        assert trade.fees_usdt == entry_fee + exit_fee
+        assert trade.pnl_usdt == booked.pnl_usdt - exit_fee
+        amended = [e for e in logs if e["event"] == "trade_fees_amended"]
+        assert [e["fee_usdt"] for e in amended] == [str(exit_fee)]
+        assert runtime.core.ledger.stats[BTC].pnl_usdt == float(trade.pnl_usdt)

@@ -13,10 +13,11 @@ from decimal import Decimal
 
 from model_exchange import ModelExchange
 from structlog.testing import capture_logs
-from test_keeper_properties import KEEPER, SYMBOLS, T0, Harness, sized
+from test_keeper_properties import KEEPER, PRICES, SYMBOLS, T0, Harness, sized
 
 from quantum_trader.domain import (
     ZERO,
+    ClosedTrade,
     ExitReason,
     Fill,
     Order,
@@ -26,11 +27,15 @@ from quantum_trader.domain import (
     OrderStatus,
     Side,
 )
+from quantum_trader.gates.settings import PerformanceSettings
+from quantum_trader.keeper.book import TradeRef
 from quantum_trader.keeper.fees import FEES_UNREAD, fee_due, remembered
 from quantum_trader.keeper.ids import Purpose, purpose_of
+from quantum_trader.portfolio.ledger import Ledger
 from quantum_trader.record import replace
 
 BTC = SYMBOLS[0]
+PERFORMANCE = PerformanceSettings()
 
 
 def fee_of(exchange: ModelExchange, client_order_id: str) -> Decimal:
@@ -137,8 +142,175 @@ async def test_a_close_whose_fees_stay_unreadable_is_booked_and_says_so_once() -
     assert incomplete["symbol"] == BTC
     assert incomplete["entry_order_id"] == entry == trade.entry_order_id
     assert sorted(incomplete["orders"]) == sorted([entry, exit_])
+    remembered_now = harness.keeper.book.fees_unread  # against the trade, to amend it later
+    assert set(remembered_now) == {entry, exit_}
+    assert {u.trade for u in remembered_now.values()} == {trade_ref(trade)}
+    assert set(await harness.repository.load_state(FEES_UNREAD)) == {entry, exit_}
+
+
+def trade_ref(trade: ClosedTrade) -> TradeRef:
+    risk = abs(trade.entry_price - sized(BTC, Side.LONG, PRICES[BTC]).stop_price) * trade.quantity
+    return TradeRef(trade.symbol, trade.entry_order_id, trade.closed_at, trade.fees_usdt, risk)
+
+
+async def closed_with_the_exit_fills_unread(harness: Harness) -> tuple[str, str, ClosedTrade]:
+    """BTC entered (its fills read), the mark up 0.05 %, closed by hand while the exit's
+    fills cannot be read (its answer's read and the close's): entry, exit, the trade booked.
+    The trade's gross 0.15 USDT is a win without the exit's fee, a loss with it."""
+    exchange = harness.exchange
+    entry = await entered(harness, unreadable=0)
+    exchange.move(BTC, Decimal("100.05"))
+    await harness.tick()
+    exchange.fills_unreadable = 2
+    await harness.keeper.close_all(ExitReason.MANUAL, harness.now)
+    [exit_] = sent(exchange, Purpose.EXIT)
+    [trade] = await harness.repository.closed_trades()
+    assert trade.fees_usdt == fee_of(exchange, entry)
+    assert trade.pnl_usdt == Decimal("0.15") - fee_of(exchange, entry) > 0
+    return entry, exit_, trade
+
+
+async def ledger_on(harness: Harness) -> Ledger:
+    """The ledger as a restart finds it (what the gates read after one)."""
+    return await Ledger.load(harness.repository, Decimal(10_000), harness.now, PERFORMANCE)
+
+
+async def test_a_trade_closed_with_its_exit_fee_unread_is_amended_once_when_it_is_read() -> None:
+    harness = await Harness.start()
+    exchange = harness.exchange
+    entry, exit_, booked = await closed_with_the_exit_fills_unread(harness)
+    ledger = harness.keeper._carrier._ledger  # the one the gates read
+    assert ledger.stats[BTC].wins == 1
+    assert ledger.tracker.losing_streak == 0
+    assert set(harness.keeper.book.fees_unread) == {exit_}
+
+    with capture_logs() as logs:
+        for _ in range(3):
+            await harness.tick()
+
+    fee = fee_of(exchange, exit_)
+    risk = trade_ref(booked).risk_usdt
+    pnl = booked.pnl_usdt - fee
+    assert pnl < 0
+    amended = replace(
+        booked, fees_usdt=booked.fees_usdt + fee, pnl_usdt=pnl, r_multiple=float(pnl / risk)
+    )
+    assert await harness.repository.closed_trades() == [amended]
+    [said] = [e for e in logs if e["event"] == "trade_fees_amended"]
+    assert said["log_level"] == "info"
+    assert (said["symbol"], said["entry_order_id"]) == (BTC, entry)
+    assert (said["orders"], said["fee_usdt"]) == ([exit_], str(fee))
+    assert exchange.fills_asked.count(exit_) == 3  # the answer's, the close's, one tick's
     assert harness.keeper.book.fees_unread == {}
     assert await harness.repository.load_state(FEES_UNREAD) == {}
+    assert exit_ in {f.client_order_id for f in await harness.repository.fills()}
+    for stats in (ledger.stats[BTC], (await ledger_on(harness)).stats[BTC]):
+        assert (stats.trades, stats.wins, stats.losses, stats.streak) == (1, 0, 1, -1)
+        assert stats.pnl_usdt == float(pnl)
+        assert stats.last_20_r == (float(pnl / risk),)
+        assert stats.total_r == float(pnl / risk)
+    for tracker in (ledger.tracker, (await ledger_on(harness)).tracker):
+        assert tracker.losing_streak == 1
+        assert tracker.last_loss_at == booked.closed_at
+        assert tracker.recent_pnl == ((booked.closed_at, pnl),)
+
+
+async def test_a_trade_is_amended_after_a_restart_and_never_twice() -> None:
+    harness = await Harness.start()
+    exchange = harness.exchange
+    _, exit_, booked = await closed_with_the_exit_fills_unread(harness)
+    await harness.restart()  # a new keeper over the same repository
+    assert set(harness.keeper.book.fees_unread) == {exit_}
+    assert harness.keeper.book.fees_unread[exit_].trade == trade_ref(booked)
+    await harness.tick()
+    [amended] = await harness.repository.closed_trades()
+    assert amended.fees_usdt == booked.fees_usdt + fee_of(exchange, exit_)
+    stats = harness.keeper._carrier._ledger.stats[BTC]
+
+    await harness.restart()
+    with capture_logs() as logs:
+        await harness.tick()
+        await harness.tick()
+
+    assert await harness.repository.closed_trades() == [amended]
+    assert "trade_fees_amended" not in [e["event"] for e in logs]
+    assert harness.keeper._carrier._ledger.stats[BTC] == stats
+    assert exchange.fills_asked.count(exit_) == 3
+
+
+async def test_an_amendment_written_before_its_orders_were_forgotten_is_not_made_again() -> None:
+    """A stop between the trade's amendment and forgetting its orders: the next run reads
+    them again and finds the trade amended already."""
+    harness = await Harness.start()
+    exchange = harness.exchange
+    _, exit_, booked = await closed_with_the_exit_fills_unread(harness)
+    [saved] = (await harness.repository.load_state(FEES_UNREAD)).values()
+    await harness.tick()
+    [amended] = await harness.repository.closed_trades()
+    stats = harness.keeper._carrier._ledger.stats[BTC]
+    await harness.repository.save_state(FEES_UNREAD, exit_, saved)  # as the stop left it
+    await harness.restart()
+
+    with capture_logs() as logs:
+        await harness.tick()
+
+    assert await harness.repository.closed_trades() == [amended] != [booked]
+    events = [e["event"] for e in logs]
+    assert "trade_fees_amended" not in events
+    assert "trade_fees_amended_already" in events
+    assert harness.keeper._carrier._ledger.stats[BTC] == stats
+    assert harness.keeper.book.fees_unread == {}
+    assert await harness.repository.load_state(FEES_UNREAD) == {}
+    assert exchange.fills_asked.count(exit_) == 4
+
+
+async def test_a_trade_whose_fees_stay_unread_past_the_bound_is_not_amended() -> None:
+    harness = await Harness.start()
+    exchange = harness.exchange
+    _, exit_, booked = await closed_with_the_exit_fills_unread(harness)
+    exchange.fills_unreadable = 10_000
+    with capture_logs() as logs:
+        for _ in range(int(KEEPER.fees_unread_give_up_s / 5) + 3):
+            await harness.tick()
+
+    [given_up] = [e for e in logs if e["event"] == "fees_unread_given_up"]
+    assert given_up["log_level"] == "warning"
+    assert exit_ in given_up["detail"]
+    assert "closed trade" in given_up["detail"]
+    assert "trade_fees_amended" not in [e["event"] for e in logs]
+    assert await harness.repository.closed_trades() == [booked]
+    assert harness.keeper.book.fees_unread == {}
+    assert await harness.repository.load_state(FEES_UNREAD) == {}
+    exchange.fills_unreadable = 0
+    await harness.tick()
+    assert await harness.repository.closed_trades() == [booked]
+
+
+async def test_a_trade_with_two_orders_unread_is_amended_once_both_are_read() -> None:
+    harness = await Harness.start()
+    exchange = harness.exchange
+    entry = await entered(harness, unreadable=10_000)
+    await harness.tick()
+    await harness.keeper.close_all(ExitReason.MANUAL, harness.now)
+    [exit_] = sent(exchange, Purpose.EXIT)
+    [booked] = await harness.repository.closed_trades()
+    assert booked.fees_usdt == 0
+    exchange.fills_unreadable = 1  # the entry's read this tick (read first), not the exit's
+    await harness.tick()
+    assert await harness.repository.closed_trades() == [booked]
+    assert harness.keeper.book.fees_unread[exit_].fee_read == fee_of(exchange, exit_)
+    await harness.restart()  # what was read is kept
+    exchange.fills_unreadable = 0
+    with capture_logs() as logs:
+        await harness.tick()
+
+    [trade] = await harness.repository.closed_trades()
+    assert trade.fees_usdt == fee_of(exchange, entry) + fee_of(exchange, exit_)
+    assert trade.pnl_usdt == booked.pnl_usdt - trade.fees_usdt
+    [said] = [e for e in logs if e["event"] == "trade_fees_amended"]
+    assert sorted(said["orders"]) == sorted([entry, exit_])
+    assert exchange.fills_asked.count(exit_) == 3  # the answer's, the close's, one tick's
+    assert harness.keeper.book.fees_unread == {}
 
 
 async def test_a_fee_the_answer_carried_is_not_counted_again_when_the_fills_are_read() -> None:

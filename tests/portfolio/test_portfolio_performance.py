@@ -7,18 +7,22 @@ import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from quantum_trader.domain import ClosedTrade, ExitReason, ReasonCode, Side, SymbolStats
 from quantum_trader.gates.settings import PerformanceSettings
+from quantum_trader.portfolio.account import AccountTracker
 from quantum_trader.portfolio.performance import (
+    amend_trade,
     block_reason,
     lift_blacklist,
     record_trade,
     rolling_win_rate,
     stats_from_dict,
     stats_to_dict,
+    streak_of,
 )
 
 NOW = datetime(2025, 10, 1, tzinfo=UTC)
@@ -134,3 +138,70 @@ def test_stats_stay_consistent(pnls: list[float]) -> None:
         all(p <= 0 for p in pnls[i : i + 20]) and len(pnls[i : i + 20]) == 20
         for i in range(len(pnls))
     )
+
+
+def test_an_amended_trade_counts_as_if_it_had_been_booked_so() -> None:
+    """A win whose fees read later make it a loss: PnL, R, the window, the counts and the
+    streak as a replay with the amended trade gives."""
+    booked, amended = trade(3, r=0.3), trade(-1, r=-0.1)
+    pnls = [-5.0, -5.0, 4.0]
+    stats = record_trade(replay(pnls), booked, NOW, PERFORMANCE)
+    after = amend_trade(
+        stats, booked, amended, streak_of([*map(trade, pnls), amended]), NOW, PERFORMANCE
+    )
+    expected = record_trade(replay(pnls), amended, NOW, PERFORMANCE)
+    assert after == expected
+    assert (after.wins, after.losses, after.streak, after.last_20_r[-1]) == (1, 3, -1, -0.1)
+
+
+def test_an_amendment_that_leaves_a_win_a_win_moves_only_pnl_and_r() -> None:
+    booked, amended = trade(3, r=0.3), trade(2, r=0.2)
+    stats = record_trade(replay([-5, 7]), booked, NOW, PERFORMANCE)
+    after = amend_trade(stats, booked, amended, 99, NOW, PERFORMANCE)  # the streak is not read
+    assert after == record_trade(replay([-5, 7]), amended, NOW, PERFORMANCE)
+
+
+def test_an_amendment_that_makes_the_tenth_loss_in_a_row_disables_the_symbol() -> None:
+    booked, amended = trade(0.5, r=0.05), trade(-0.5, r=-0.05)
+    stats = record_trade(replay([-1.0] * 9), booked, NOW, PERFORMANCE)
+    assert stats.disabled_until is None
+    later = NOW + timedelta(hours=1)
+    streak = streak_of([trade(-1.0)] * 9 + [amended])
+    after = amend_trade(stats, booked, amended, streak, later, PERFORMANCE)
+    assert after.losing_streak == 10
+    assert after.disabled_until == later + timedelta(hours=PERFORMANCE.disable_hours)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.floats(-50, 50, allow_nan=False).filter(lambda x: x != 0), min_size=1, max_size=40),
+    st.floats(0, 60, allow_nan=False),
+)
+def test_amending_the_last_trade_equals_booking_it_amended(pnls: list[float], fee: float) -> None:
+    """The usual amendment: the symbol's latest trade, a fee read a tick after its close."""
+    last = pnls[-1]
+    booked, amended = trade(last, r=last / 10), trade(last - fee, r=(last - fee) / 10)
+    stats = record_trade(replay(pnls[:-1]), booked, NOW, PERFORMANCE)
+    trades = [*map(trade, pnls[:-1]), amended]
+    after = amend_trade(stats, booked, amended, streak_of(trades), NOW, PERFORMANCE)
+    expected = record_trade(replay(pnls[:-1]), amended, NOW, PERFORMANCE)
+    assert dataclasses.replace(after, pnl_usdt=0.0, total_r=0.0) == dataclasses.replace(
+        expected, pnl_usdt=0.0, total_r=0.0
+    )
+    assert after.pnl_usdt == pytest.approx(expected.pnl_usdt)
+    assert after.total_r == pytest.approx(expected.total_r)
+
+
+def test_the_tracker_counts_an_amended_trade_in_the_hour_and_the_losing_streak() -> None:
+    booked, amended = trade(3), trade(-1)
+    tracker = AccountTracker.start(Decimal(1000), NOW).on_trade_closed(trade(-2))
+    tracker = tracker.on_trade_closed(booked)
+    assert tracker.losing_streak == 0
+
+    after = tracker.on_trade_amended(booked, amended, 2)
+
+    assert after.recent_pnl == ((NOW, Decimal(-2)), (NOW, Decimal(-1)))
+    assert (after.losing_streak, after.last_loss_at) == (2, NOW)
+    unchanged = tracker.on_trade_amended(booked, trade(2), 7)  # still a win: no streak change
+    assert unchanged.losing_streak == 0
+    assert unchanged.recent_pnl == ((NOW, Decimal(-2)), (NOW, Decimal(2)))

@@ -176,6 +176,47 @@ async def test_a_trade_of_unknown_r_comes_back_with_none_not_zero(repo: Repo) ->
     assert await repo.closed_trades() == [unknown]
 
 
+async def test_an_amended_trade_replaces_the_stored_one_in_its_place(repo: Repo) -> None:
+    early = s.closed_trade(closed_at=s.at(100), entry_order_id="qt-1")
+    late = s.closed_trade(s.ETH, closed_at=s.at(500))
+    await repo.record_closed_trade(early)
+    await repo.record_closed_trade(late)
+    amended = replace(
+        early, fees_usdt=Decimal("0.0712"), pnl_usdt=Decimal("9.85654321"), r_multiple=1.7
+    )
+
+    assert await as_port(repo).amend_closed_trade(amended) == early
+    assert await repo.amend_closed_trade(amended) == amended  # the same again: no change
+    assert await repo.closed_trades() == [amended, late]
+    assert await repo.amend_closed_trade(replace(amended, r_multiple=None)) == amended
+    assert (await repo.closed_trades())[0].r_multiple is None
+
+
+async def test_amending_a_trade_never_stored_stores_nothing(repo: Repo) -> None:
+    await repo.record_closed_trade(s.closed_trade())
+    other = s.closed_trade(entry_order_id="qt-9")  # same symbol and close, another entry
+
+    assert await repo.amend_closed_trade(other) is None
+    assert await repo.amend_closed_trade(s.closed_trade(closed_at=s.at(1))) is None
+    assert await repo.closed_trades() == [s.closed_trade()]
+
+
+async def test_an_amended_trade_is_in_the_file_when_it_is_opened_again(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    trade = s.closed_trade()
+    amended = replace(trade, fees_usdt=Decimal("1"), pnl_usdt=Decimal("8.93654321"))
+    first = await SqliteRepository.open(path)
+    await first.record_closed_trade(trade)
+    assert await first.amend_closed_trade(amended) == trade
+    await first.close()
+
+    again = await SqliteRepository.open(path)
+    try:
+        assert await again.closed_trades() == [amended]
+    finally:
+        await again.close()
+
+
 async def test_decisions_round_trip_every_field(repo: Repo) -> None:
     full, minimal = s.full_decision(), s.decision()
     await repo.record_decisions([full, minimal])
