@@ -185,8 +185,9 @@ class BinanceStreams:
                 self._market_connected = True
                 why = await _until_first(stopping, closed, self._silent())
                 self._market_connected = False
-                await self._end(url, closed)
+                # Said when seen: closing a dead connection may wait out its close timeout.
                 self._note_down("market", why, stopping)
+                await self._end(url, closed)
                 backoff.note_up_since(up_since)
             if not stopping.is_set():
                 self._reconnects += 1
