@@ -175,8 +175,9 @@ class StatusServer:
             access_log=None,
             handle_signals=False,
             handler_cancellation=True,  # a client gone: its handler is cancelled
-            # aiohttp's own idle timer (from 3.14.5 also before the first request), set to the
-            # guard's: both close an idle connection after the same time.
+            # aiohttp's own idle timer (the locked 3.14.5 starts it before the first request
+            # too; older releases do not), set to the guard's: both close an idle connection
+            # after the same time.
             keepalive_timeout=s.request_head_timeout_s,
             logger=self._request_errors,
         )
