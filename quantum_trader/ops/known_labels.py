@@ -80,6 +80,7 @@ EXCHANGE_ERRORS = tuple(
     )
 )
 NOTIFICATION_OUTCOMES = ("sent", "failed", "dropped")  # ops/notify.py
+STATUS_CLOSED_REASONS = ("cap", "timeout")  # ops/server_guard.py
 
 
 def verdict_labels() -> list[tuple[str, str, str]]:

@@ -18,6 +18,9 @@ Names and units are the contract the Grafana dashboard (deploy/grafana/) reads:
   started after the tick it was due at, in seconds of the loop's clock (simulated seconds in
   a replay, so comparable with its interval). A lag above one interval is a missed tick.
 - `qt_notifications_total{channel,outcome}`: sent, failed (after every retry), dropped.
+- `qt_status_connections`: the status server's open client connections;
+  `qt_status_connections_closed_total{reason}`: those it closed, `cap` (one beyond
+  `server.max_connections`) or `timeout` (no complete request head in time).
 - `process_*`: the process collector (resident memory, CPU seconds, open files).
 
 Labelled series whose values are known at start (ops/known_labels.py: gates and their
@@ -141,6 +144,13 @@ class Metrics:
         self.notifications = Counter(
             "qt_notifications", "Notifications", ["channel", "outcome"], registry=r
         )
+        self.status_connections = Gauge(
+            "qt_status_connections", "Open connections to the status server", registry=r
+        )
+        self.status_closed = Counter(
+            "qt_status_connections_closed", "Status server connections it closed", ["reason"],
+            registry=r,
+        )  # fmt: skip
         ProcessCollector(registry=r)
         self.max_lag_s: dict[str, float] = {}
         self._show_known_at_zero()
@@ -158,6 +168,8 @@ class Metrics:
             self.trades_closed.labels(reason)
         for error in known.EXCHANGE_ERRORS:
             self.errors.labels(error, known.EXCHANGE_WHERE)
+        for closed in known.STATUS_CLOSED_REASONS:
+            self.status_closed.labels(closed)
 
     def declare_loops(self, intervals_s: Mapping[str, float]) -> None:
         """Show each loop (name → interval in its clock's seconds) before its first step: its

@@ -11,6 +11,10 @@
 
 With `server.token` set, /status and /metrics need `Authorization: Bearer <token>`; anything
 else gets 401 and one warning line naming the path and the client, never the token.
+
+At most `server.max_connections` connections are open; one that does not send a complete
+request head within `server.request_head_timeout_s` is closed (ops/server_guard.py). A
+handler whose client went away is cancelled (aiohttp's `handler_cancellation`).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import logging
 import resource
 import socket
 import time
+from asyncio import Server
 from importlib import resources
 
 from aiohttp import web
@@ -33,6 +38,7 @@ from quantum_trader.log import get_logger
 from quantum_trader.ops.health import HealthStatus
 from quantum_trader.ops.public_paths import public_places, without_absolute_paths
 from quantum_trader.ops.quiet import RepeatedWarnings
+from quantum_trader.ops.server_guard import ConnectionGuard, listen
 from quantum_trader.ops.settings import ServerSettings
 from quantum_trader.ops.snapshot import snapshot_json
 from quantum_trader.ops.telemetry import Telemetry
@@ -41,7 +47,6 @@ log = get_logger("status_server")
 PAGE = ("quantum_trader", "resources/page/index.html")
 PUBLIC_PATHS = frozenset({"/", "/health", "/favicon.ico"})
 SERVED_PATHS = frozenset({"/status", "/metrics"})  # those the token guards
-KEEPALIVE_S = 15.0  # an idle kept-alive connection is closed after this (aiohttp: 75 s)
 OPEN_FILES = 65_536
 PATH_LOGGED = 200  # characters of a refused path a log line keeps
 
@@ -142,6 +147,10 @@ class StatusServer:
         self._page = load_page()
         self._places = public_places(telemetry.view.runtime.settings)
         self._runner: web.AppRunner | None = None
+        self._listener: Server | None = None
+        self.guard = ConnectionGuard(
+            settings.max_connections, settings.request_head_timeout_s, warnings, telemetry.metrics
+        )
         self.port = settings.port
         # aiohttp's own errors (a malformed or oversized request): one line a kind a minute.
         self._request_errors = logging.getLogger(f"quantum_trader.status_server.{id(self)}")
@@ -149,7 +158,7 @@ class StatusServer:
         self._request_errors.addHandler(_RequestErrors(warnings))
 
     def application(self) -> web.Application:
-        app = web.Application(middlewares=[self._authorize])
+        app = web.Application(middlewares=[self.guard.middleware, self._authorize])
         app.router.add_get("/", self._index)
         app.router.add_get("/health", self._health)
         app.router.add_get("/status", self._status)
@@ -165,23 +174,32 @@ class StatusServer:
             self.application(),
             access_log=None,
             handle_signals=False,
-            keepalive_timeout=KEEPALIVE_S,
+            handler_cancellation=True,  # a client gone: its handler is cancelled
+            # aiohttp's own idle timer (the locked 3.14.5 starts it before the first request
+            # too; older releases do not), set to the guard's: both close an idle connection
+            # after the same time.
+            keepalive_timeout=s.request_head_timeout_s,
             logger=self._request_errors,
         )
         await self._runner.setup()
         try:
-            await web.TCPSite(self._runner, s.host, s.port).start()
+            self._listener = await listen(self._runner, self.guard, s.host, s.port)
         except OSError as error:
             await self._runner.cleanup()
             raise _cannot_listen(s, error) from None
-        self.port = int(self._runner.addresses[0][1])
+        self.port = int(self._listener.sockets[0].getsockname()[1])
         url = f"http://{s.host}:{self.port}"
         log.info("status_server_started", url=url, token_required=self._token is not None)
         return url
 
     async def close(self) -> None:
+        """Stop listening, close the connections (aiohttp lets running handlers finish)."""
+        if self._listener is not None:
+            self._listener.close()
         if self._runner is not None:
             await self._runner.cleanup()
+        if self._listener is not None:
+            await self._listener.wait_closed()
 
     @web.middleware
     async def _authorize(self, request: web.Request, handler: Handler) -> web.StreamResponse:

@@ -19,6 +19,10 @@ class ServerSettings(Section):
     the last figures read (the read goes on; `exchange_read.pending_since` says so).
     `maintenance_margin_rate` estimates the liquidation price (Binance's first tier is
     0.4 %-1 % by symbol; the exchange's own figure is the one that counts).
+    `max_connections` caps the open client connections (one more is closed at once);
+    `request_head_timeout_s` is how long a connection may take to send a complete request head
+    after connecting or after its previous response (an idle kept-alive connection is closed
+    then too): slow and abusive clients cannot hold the daemon's descriptors (ops/server_guard.py).
     """
 
     enabled: bool = True
@@ -30,6 +34,8 @@ class ServerSettings(Section):
     maintenance_margin_rate: float = Field(0.005, ge=0, lt=0.5)
     equity_points: int = Field(500, ge=10, le=100_000)
     recent_decisions: int = Field(50, ge=1, le=10_000)
+    max_connections: int = Field(64, ge=1, le=10_000)
+    request_head_timeout_s: float = Field(10.0, gt=0, le=3_600)
 
     @field_validator("token")
     @classmethod

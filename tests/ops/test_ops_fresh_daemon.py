@@ -108,6 +108,9 @@ def test_a_fresh_daemon_shows_every_known_labelled_series_at_zero(fresh: Fresh) 
     for outcome in ("failed", "dropped"):
         assert at(series, "qt_notifications_total", channel="webhook", outcome=outcome) == 0
     assert at(series, "qt_notifications_total", channel="webhook", outcome="sent") is not None
+    for closed in ("cap", "timeout"):
+        assert at(series, "qt_status_connections_closed_total", reason=closed) == 0
+    assert at(series, "qt_status_connections") == 1  # the scrape's own
 
 
 def test_public_health_names_a_data_dir_file_relative_to_it_and_status_keeps_the_path(

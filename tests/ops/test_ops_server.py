@@ -37,6 +37,8 @@ FAMILIES = (
     "qt_loop_interval_seconds",
     "qt_loop_overruns_total",
     "qt_notifications_total",
+    "qt_status_connections",
+    "qt_status_connections_closed_total",
     "process_resident_memory_bytes",
 )
 

@@ -44,6 +44,23 @@ def test_the_server_listens_on_loopback_by_default() -> None:
     assert settings.notify.webhook_url is None
 
 
+def test_the_connection_cap_and_the_head_timeout_are_checked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """At least one connection, a head timeout above 0: one clear line each."""
+    settings = load_settings(None, environ={})
+    assert (settings.server.max_connections, settings.server.request_head_timeout_s) == (64, 10)
+    monkeypatch.setenv("QT_SERVER__MAX_CONNECTIONS", "0")
+    (cap,) = problems(QT_SERVER__MAX_CONNECTIONS="0")
+    assert cap.startswith("server.max_connections: ")
+    assert "greater than or equal to 1" in cap
+    monkeypatch.delenv("QT_SERVER__MAX_CONNECTIONS")
+    monkeypatch.setenv("QT_SERVER__REQUEST_HEAD_TIMEOUT_S", "0")
+    (timeout,) = problems(QT_SERVER__REQUEST_HEAD_TIMEOUT_S="0")
+    assert timeout.startswith("server.request_head_timeout_s: ")
+    assert "greater than 0" in timeout
+
+
 def test_a_short_token_is_refused_without_echoing_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("QT_SERVER__TOKEN", "short-secret")
     (line,) = problems(QT_SERVER__TOKEN="short-secret")

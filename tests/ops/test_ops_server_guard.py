@@ -1,0 +1,188 @@
+"""The status server's guard (ops/server_guard.py) on loopback, under the status server's own
+runner settings: connections beyond the cap closed at once, request heads that never
+complete timed out, a client that does not read its answer dropped, and the count back to 0
+once the clients go. The real daemon under the same attack: test_ops_server_attack.py."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from structlog.testing import capture_logs
+
+from quantum_trader.log import get_logger
+from quantum_trader.ops.metrics import Metrics
+from quantum_trader.ops.quiet import RepeatedWarnings
+from quantum_trader.ops.server_guard import ConnectionGuard, listen
+
+PARTIAL = b"GET /health HTTP/1.1\r\nHost: x\r\n"  # no blank line: the head never ends
+WAIT_S = 10.0  # generous: each wait ends on an event long before this
+
+
+@dataclass(slots=True)
+class Guarded:
+    guard: ConnectionGuard
+    metrics: Metrics
+    port: int
+
+    def closed(self, reason: str) -> float | None:
+        return self.sample("qt_status_connections_closed_total", reason=reason)
+
+    def sample(self, name: str, **labels: str) -> float | None:
+        return self.metrics.registry.get_sample_value(name, labels)
+
+
+@asynccontextmanager
+async def guarded_server(
+    max_connections: int, head_timeout_s: float, body: bytes = b"{}", handler_s: float = 0.0
+) -> AsyncIterator[Guarded]:
+    metrics = Metrics()
+    guard = ConnectionGuard(
+        max_connections, head_timeout_s, RepeatedWarnings(get_logger("test"), 60.0), metrics
+    )
+
+    async def health(request: web.Request) -> web.Response:
+        await asyncio.sleep(handler_s)
+        return web.Response(body=body)
+
+    app = web.Application(middlewares=[guard.middleware])
+    app.router.add_get("/health", health)
+    runner = web.AppRunner(
+        app, handle_signals=False, handler_cancellation=True, keepalive_timeout=3600
+    )
+    await runner.setup()
+    listener = await listen(runner, guard, "127.0.0.1", 0)
+    try:
+        yield Guarded(guard, metrics, listener.sockets[0].getsockname()[1])
+    finally:
+        listener.close()
+        await runner.cleanup()
+        await listener.wait_closed()
+
+
+async def until(probe: Callable[[], Any], what: str) -> None:
+    """Poll `probe` until it holds; fail naming `what` after WAIT_S."""
+    try:
+        async with asyncio.timeout(WAIT_S):
+            while True:
+                if probe():
+                    return
+                await asyncio.sleep(0.01)
+    except TimeoutError:
+        raise AssertionError(f"timed out waiting for {what}") from None
+
+
+async def hang(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A client that sends part of a request head and then nothing."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(PARTIAL)
+    await writer.drain()
+    return reader, writer
+
+
+async def closed_by_server(reader: asyncio.StreamReader) -> bool:
+    """Whether the server closed (EOF or reset) without answering."""
+    try:
+        async with asyncio.timeout(WAIT_S):
+            return await reader.read() == b""
+    except ConnectionResetError:
+        return True
+
+
+async def get_health(port: int) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    try:
+        async with asyncio.timeout(WAIT_S):
+            return await reader.read()
+    except ConnectionResetError:
+        return b""
+    finally:
+        writer.close()
+
+
+async def test_connections_beyond_the_cap_are_closed_at_once_counted_and_logged_once() -> None:
+    async with guarded_server(max_connections=4, head_timeout_s=3600) as served:
+        with capture_logs() as logs:
+            held = [await hang(served.port) for _ in range(4)]
+            await until(lambda: served.guard.open_connections == 4, "4 connections held")
+            beyond = [await hang(served.port) for _ in range(16)]
+            for reader, _ in beyond:
+                assert await closed_by_server(reader)
+            assert await get_health(served.port) == b""  # a well-formed one too: the cap is full
+            assert served.guard.open_connections == 4
+            assert served.closed("cap") == 17
+            refused = [e for e in logs if e["event"] == "status_connection_refused"]
+            assert len(refused) == 1  # then one summary a minute
+            assert (refused[0]["max_connections"], refused[0]["client"]) == (4, "127.0.0.1")
+            for _, writer in held + beyond:
+                writer.close()
+            await until(lambda: served.guard.open_connections == 0, "the held ones gone")
+            assert (await get_health(served.port)).startswith(b"HTTP/1.1 200 OK")
+            await until(lambda: served.guard.open_connections == 0, "the GET's connection gone")
+            assert served.closed("timeout") == 0
+            assert served.sample("qt_status_connections") == 0
+
+
+async def test_request_heads_that_never_end_are_closed_after_the_timeout_then_health_answers() -> (
+    None
+):
+    """Slowloris: 20 clients against a cap of 4, each sending a partial request line; every
+    one is closed (beyond the cap at once, the others at the head timeout) and a fresh GET is
+    answered."""
+    async with guarded_server(max_connections=4, head_timeout_s=0.2) as served:
+        with capture_logs() as logs:
+            clients = [await hang(served.port) for _ in range(20)]
+            for reader, _ in clients:
+                assert await closed_by_server(reader)
+            cap, timeout = served.closed("cap"), served.closed("timeout")
+            assert cap is not None
+            assert timeout is not None
+            assert cap + timeout == 20
+            assert timeout >= 4
+            assert (await get_health(served.port)).startswith(b"HTTP/1.1 200 OK")
+            for _, writer in clients:
+                writer.close()
+            await until(lambda: served.guard.open_connections == 0, "every client gone")
+        timed_out = [e for e in logs if e["event"] == "status_request_timed_out"]
+        assert len(timed_out) == 1
+        assert timed_out[0]["head_timeout_s"] == 0.2
+
+
+async def test_the_clock_stops_while_a_handler_runs_and_an_idle_connection_is_closed_quietly() -> (
+    None
+):
+    """A handler that takes 10× the head timeout still answers; the kept-alive connection,
+    idle after it, is closed at the timeout without a warning (a browser's preconnect)."""
+    async with guarded_server(max_connections=4, head_timeout_s=0.05, handler_s=0.5) as served:
+        with capture_logs() as logs:
+            reader, writer = await asyncio.open_connection("127.0.0.1", served.port)
+            writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            async with asyncio.timeout(WAIT_S):
+                head = await reader.readuntil(b"\r\n\r\n")
+                assert head.startswith(b"HTTP/1.1 200 OK")
+                assert await reader.readexactly(2) == b"{}"
+                assert await reader.read() == b""  # then closed: idle
+            writer.close()
+            await until(lambda: served.guard.open_connections == 0, "the connection gone")
+        assert served.closed("timeout") == 1
+        assert [e for e in logs if e["event"] == "status_request_timed_out"] == []
+
+
+async def test_a_client_that_does_not_read_its_answer_is_dropped() -> None:
+    """A 64 MB answer to a client that never reads: aiohttp waits for the socket to drain,
+    forever; the guard aborts the connection once the handler is done and the timeout passed."""
+    async with guarded_server(4, head_timeout_s=0.2, body=b"x" * (64 << 20)) as served:
+        client = socket.create_connection(("127.0.0.1", served.port))
+        try:
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            client.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            await until(lambda: served.closed("timeout") == 1, "the reader-less client dropped")
+            await until(lambda: served.guard.open_connections == 0, "the connection gone")
+        finally:
+            client.close()
