@@ -121,6 +121,8 @@ def test_every_dashboard_query_reads_a_metric_the_daemon_exports() -> None:
         "qt_equity_usdt",
         "qt_open_positions",
         "qt_loop_lag_seconds_bucket",
+        "qt_status_connections",
+        "qt_status_connections_closed_total",
     }
     assert wanted <= queried
 
