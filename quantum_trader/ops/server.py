@@ -207,7 +207,10 @@ class StatusServer:
             return await handler(request)
         given = request.headers.get("Authorization", "")
         scheme, _, credentials = given.partition(" ")
-        if scheme.lower() == "bearer" and hmac.compare_digest(credentials.encode(), self._token):
+        # aiohttp keeps a header's bytes that are not UTF-8 as surrogates: back to those bytes
+        # (a plain `encode()` raised, a 500 and an error line for any client sending them).
+        offered = credentials.encode("utf-8", "surrogateescape")
+        if scheme.lower() == "bearer" and hmac.compare_digest(offered, self._token):
             return await handler(request)
         reason = "wrong token" if given else "no token"
         # Paths we do not serve share one key: a client naming a new path each time would
