@@ -19,7 +19,8 @@ class ServerSettings(Section):
     the last figures read (the read goes on; `exchange_read.pending_since` says so).
     `maintenance_margin_rate` estimates the liquidation price (Binance's first tier is
     0.4 %-1 % by symbol; the exchange's own figure is the one that counts).
-    `max_connections` caps the open client connections (one more is closed at once);
+    `max_connections` caps the open client connections (one more is closed at once; `run`
+    refuses a cap the open-file limit cannot hold with 256 to spare, ops/server.py);
     `request_head_timeout_s` is how long a connection may take to send a complete request head
     after connecting or after its previous response (an idle kept-alive connection is closed
     then too): slow and abusive clients cannot hold the daemon's descriptors (ops/server_guard.py).

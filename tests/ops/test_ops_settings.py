@@ -4,6 +4,7 @@ and an address already in use is a configuration problem (exit 2), not a crash."
 from __future__ import annotations
 
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from ops_builders import BOT_TOKEN, TOKEN
 
 from quantum_trader.config import load_settings
 from quantum_trader.errors import ConfigurationError
-from quantum_trader.ops.server import check_address
+from quantum_trader.ops.server import check_address, check_open_files
 from quantum_trader.ops.settings import ServerSettings
 
 
@@ -88,6 +89,33 @@ def test_a_bad_cap_or_head_timeout_is_one_line_and_exit_2(
     assert says in line
     assert line.endswith(f"[{variable}]")
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing opened
+
+
+def test_a_cap_beyond_the_open_file_limit_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    """Under `ulimit -n 512`, a cap of 5,000 (was accepted: 700 slow clients then took every
+    descriptor, `Too many open files` failed the cycles, as before the guard); 64 is fine."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("QT_")}
+
+    def at_most_512_files() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (512, 512))
+
+    done = subprocess.run(
+        [sys.executable, "-m", "quantum_trader", "run"],
+        capture_output=True,
+        text=True,
+        env={**clean, "QT_DATA_DIR": str(tmp_path), "QT_SERVER__MAX_CONNECTIONS": "5000"},
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+        preexec_fn=at_most_512_files,
+    )
+    assert done.returncode == 2
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("configuration error: server.max_connections: 5000 connections ")
+    assert "512" in line
+    assert "QT_SERVER__MAX_CONNECTIONS" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing opened
+    check_open_files(ServerSettings(max_connections=64))  # this process's limit: enough
 
 
 def test_a_short_token_is_refused_without_echoing_it(monkeypatch: pytest.MonkeyPatch) -> None:
