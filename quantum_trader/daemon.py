@@ -37,7 +37,7 @@ from quantum_trader.ops.operator_view import MARKS_FILE
 from quantum_trader.ops.presence import HEARTBEAT_FILE as HEARTBEAT_FILE  # re-exported
 from quantum_trader.ops.presence import STOPPING_FILE
 from quantum_trader.ops.requests import RequestWindow
-from quantum_trader.ops.server import check_address
+from quantum_trader.ops.server import check_address, check_open_files
 from quantum_trader.portfolio.analytics import portfolio_report
 from quantum_trader.ports import Clock, SignalSource
 
@@ -55,6 +55,7 @@ async def run_daemon(settings: Settings, source: SignalSource | None = None) -> 
     speed = settings.market.replay_speed
     started = LiveClock().now()  # before the data directory is ours: older requests are stale
     check_address(settings.server)  # a port in use: before the data directory or the exchange
+    check_open_files(settings.server)  # a cap the open-file limit cannot hold: the same
     async with AsyncExitStack() as stack:
         metrics = Metrics()
         metrics.declare_loops(loop_intervals_s(settings))

@@ -48,6 +48,9 @@ PAGE = ("quantum_trader", "resources/page/index.html")
 PUBLIC_PATHS = frozenset({"/", "/health", "/favicon.ico"})
 SERVED_PATHS = frozenset({"/status", "/metrics"})  # those the token guards
 OPEN_FILES = 65_536
+# The daemon's own descriptors beside the status server's connections, with room: 19 in paper
+# mode (database, log, loop), more with the exchange's connections, streams and model children.
+OWN_FILES = 256
 PATH_LOGGED = 200  # characters of a refused path a log line keeps
 
 
@@ -124,14 +127,36 @@ class _RequestErrors(logging.Handler):
             )  # fmt: skip
 
 
-def _raise_open_file_limit() -> None:
-    """The soft limit on open files raised to the hard one (at most OPEN_FILES): connections
-    held open by slow clients take descriptors the daemon's own files need, and 1,024 (a
-    common default) runs out under a few hundred of them."""
+def check_open_files(settings: ServerSettings) -> None:
+    """Raise the open-file limit, then refuse a connection cap that the limit cannot hold
+    beside the daemon's own files: the cap would never be reached, slow clients taking every
+    descriptor first (`Too many open files` in the cycles, as before the guard; found with a
+    cap of 5,000 under `ulimit -n 512`). Before anything is opened, as `check_address`."""
+    if not settings.enabled:
+        return
+    limit = _raise_open_file_limit()
+    needed = settings.max_connections + OWN_FILES
+    if limit != resource.RLIM_INFINITY and needed > limit:
+        raise ConfigurationError(
+            [
+                f"server.max_connections: {settings.max_connections} connections and the "
+                f"daemon's own files need {needed} open files, but this process may open "
+                f"{limit}; set QT_SERVER__MAX_CONNECTIONS to at most "
+                f"{max(limit - OWN_FILES, 1)} or raise the limit (ulimit -n, LimitNOFILE=)"
+            ]
+        )
+
+
+def _raise_open_file_limit() -> int:
+    """The soft limit on open files raised to the hard one (at most OPEN_FILES), returned:
+    connections held open by slow clients take descriptors the daemon's own files need, and
+    1,024 (a common default) runs out under a few hundred of them."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     wanted = OPEN_FILES if hard == resource.RLIM_INFINITY else min(hard, OPEN_FILES)
     if soft != resource.RLIM_INFINITY and soft < wanted:
         resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        return wanted
+    return soft
 
 
 class StatusServer:
@@ -207,7 +232,10 @@ class StatusServer:
             return await handler(request)
         given = request.headers.get("Authorization", "")
         scheme, _, credentials = given.partition(" ")
-        if scheme.lower() == "bearer" and hmac.compare_digest(credentials.encode(), self._token):
+        # aiohttp keeps a header's bytes that are not UTF-8 as surrogates: back to those bytes
+        # (a plain `encode()` raised, a 500 and an error line for any client sending them).
+        offered = credentials.encode("utf-8", "surrogateescape")
+        if scheme.lower() == "bearer" and hmac.compare_digest(offered, self._token):
             return await handler(request)
         reason = "wrong token" if given else "no token"
         # Paths we do not serve share one key: a client naming a new path each time would

@@ -19,10 +19,13 @@ class ServerSettings(Section):
     the last figures read (the read goes on; `exchange_read.pending_since` says so).
     `maintenance_margin_rate` estimates the liquidation price (Binance's first tier is
     0.4 %-1 % by symbol; the exchange's own figure is the one that counts).
-    `max_connections` caps the open client connections (one more is closed at once);
+    `max_connections` caps the open client connections (one more is closed at once; `run`
+    refuses a cap the open-file limit cannot hold with 256 to spare, ops/server.py);
     `request_head_timeout_s` is how long a connection may take to send a complete request head
     after connecting or after its previous response (an idle kept-alive connection is closed
     then too): slow and abusive clients cannot hold the daemon's descriptors (ops/server_guard.py).
+    At least 1 s: a head that arrived whole is read on the event loop's next turn, and a shorter
+    timer due by then closes it (1e-300 let no request in, 0.001 one in four on loopback).
     """
 
     enabled: bool = True
@@ -35,7 +38,7 @@ class ServerSettings(Section):
     equity_points: int = Field(500, ge=10, le=100_000)
     recent_decisions: int = Field(50, ge=1, le=10_000)
     max_connections: int = Field(64, ge=1, le=10_000)
-    request_head_timeout_s: float = Field(10.0, gt=0, le=3_600)
+    request_head_timeout_s: float = Field(10.0, ge=1, le=3_600)
 
     @field_validator("token")
     @classmethod

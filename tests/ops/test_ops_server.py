@@ -148,6 +148,28 @@ def test_a_malformed_request_is_one_line_without_a_traceback(served: Served) -> 
     assert "xxxxxxxx" not in served.daemon.output.read_text() + served.daemon.stderr
 
 
+def test_a_token_with_bytes_not_utf8_is_refused_like_any_wrong_one(served: Served) -> None:
+    """`Authorization: Bearer \\xff...` (bytes an outside client chose) is a 401 and a "wrong
+    token" warning (was: a 500 and an error line with a traceback, UnicodeEncodeError)."""
+    host, port = served.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(
+            b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+            b"Authorization: Bearer \xff\xfe" + TOKEN.encode() + b"\r\n\r\n"
+        )
+        assert connection.recv(64).startswith(b"HTTP/1.1 401 ")
+    eventually(
+        lambda: [
+            e
+            for e in served.daemon.logged_so_far("status_unauthorized")
+            if (e["path"], e["reason"]) == ("/metrics", "wrong token")
+        ],
+        10,
+        "the refusal in the log",
+    )
+    assert served.daemon.logged_so_far("status_handler_failed") == []
+
+
 def test_status_shows_positions_with_their_futures_basics(served: Served) -> None:
     status = status_with_a_position(served)
     assert status["mode"] == "paper"

@@ -87,7 +87,7 @@ def test_the_cycles_go_on_while_slow_clients_beyond_the_cap_attack_the_server(
         tmp_path / "attacked",
         QT_MARKET__REPLAY_SPEED="600",
         QT_SERVER__MAX_CONNECTIONS=str(CAP),
-        QT_SERVER__REQUEST_HEAD_TIMEOUT_S="0.2",
+        QT_SERVER__REQUEST_HEAD_TIMEOUT_S="1",  # the least allowed
     )
     try:
         url = status_url(daemon)
@@ -115,7 +115,8 @@ def test_the_cycles_go_on_while_slow_clients_beyond_the_cap_attack_the_server(
         assert timed_out >= CAP  # at least the first ones let in
         assert refused >= 1
         assert refused + timed_out >= attack.closed_by_server
-        assert cycles() > before + 20
+        # And on after it (waited for: the attack may have ended within a cycle's time).
+        eventually(lambda: cycles() > before + 20, 60, "a cycle after the attack")
     finally:
         code = daemon.stop(signal.SIGTERM)
     assert code == 0

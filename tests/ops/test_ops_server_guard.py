@@ -1,17 +1,23 @@
 """The status server's guard (ops/server_guard.py) on loopback, under the status server's own
 runner settings: connections beyond the cap closed at once, request heads that never
 complete timed out, a client that does not read its answer dropped, and the count back to 0
-once the clients go. The real daemon under the same attack: test_ops_server_attack.py."""
+once the clients go, also after each request shape or client behaviour an outside probe tried.
+The real daemon under the same attack: test_ops_server_attack.py."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
+import re
 import socket
+import struct
+import warnings
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
 from aiohttp import web
 from structlog.testing import capture_logs
 
@@ -186,3 +192,93 @@ async def test_a_client_that_does_not_read_its_answer_is_dropped() -> None:
             await until(lambda: served.guard.open_connections == 0, "the connection gone")
         finally:
             client.close()
+
+
+def exchange(port: int, chunks: list[bytes], then: str = "read") -> bytes:
+    """A blocking client (run in a thread: the server's loop goes on): sends `chunks` one
+    write each, then reads to the end ("read"), one byte at a time ("bytewise"), half-closes
+    first ("half-close") or resets the connection without reading ("reset")."""
+    with socket.create_connection(("127.0.0.1", port), timeout=WAIT_S) as client:
+        for chunk in chunks:
+            client.sendall(chunk)
+        if then == "reset":
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            return b""
+        if then == "half-close":
+            client.shutdown(socket.SHUT_WR)
+        received = b""
+        try:
+            while data := client.recv(1 if then == "bytewise" else 65536):
+                received += data
+        except ConnectionResetError:  # aborted by the guard
+            pass
+        return received
+
+
+HEAD = b"GET /health HTTP/1.1\r\nHost: x\r\n"
+CLOSE = b"Connection: close\r\n\r\n"
+HOSTILE: dict[str, tuple[list[bytes], str, tuple[bytes, ...]]] = {
+    # name: (chunks, then, the status lines expected in order)
+    "pipelined": ([HEAD + b"\r\n" + HEAD + b"\r\n" + HEAD + CLOSE], "read", (b"200",) * 3),
+    "byte by byte": ([bytes([b]) for b in HEAD + CLOSE], "read", (b"200",)),
+    "body never ends": ([HEAD + b"Content-Length: 1000\r\n\r\nabc"], "read", (b"200",)),
+    "chunked never ends": (
+        [b"POST /health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab"],
+        "read",
+        (b"405",),
+    ),
+    "expect 100": (
+        [HEAD + b"Content-Length: 2\r\nExpect: 100-continue\r\n" + CLOSE + b"{}"],
+        "read",
+        (b"100", b"200"),
+    ),
+    "HEAD": ([b"HEAD /health HTTP/1.1\r\nHost: x\r\n" + CLOSE], "read", (b"200",)),
+    "OPTIONS *": ([b"OPTIONS * HTTP/1.1\r\nHost: x\r\n" + CLOSE], "read", (b"404",)),
+    "absolute form": (
+        [b"GET http://elsewhere.example/health HTTP/1.1\r\nHost: x\r\n" + CLOSE],
+        "read",
+        (b"200",),
+    ),
+    "long path": (
+        [b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n" + CLOSE],
+        "read",
+        (b"400",),
+    ),
+    "many headers": ([HEAD + b"X-A: b\r\n" * 500 + CLOSE], "read", (b"400",)),
+    "not UTF-8": ([b"GET /\xff\xfe HTTP/1.1\r\nHost: x\r\n" + CLOSE], "read", (b"400",)),
+    "host garbage": (
+        [b"GET /health?x=%ff HTTP/1.1\r\nHost: [::1:99999\r\n" + CLOSE],
+        "read",
+        (b"200",),
+    ),
+    "HTTP/1.0": ([b"GET /health HTTP/1.0\r\n\r\n"], "read", (b"200",)),
+    "one byte a read": ([HEAD + CLOSE], "bytewise", (b"200",)),
+    "half-close at once": ([], "half-close", ()),
+    # Left as aiohttp does it (aio-libs/aiohttp#3659): the end of what a client sends is taken
+    # for its going away, so no answer (docs/BAD_INPUTS.md, "Operations").
+    "half-close after the request": ([HEAD + b"\r\n"], "half-close", ()),
+    "reset after the request": ([HEAD + b"\r\n"], "reset", ()),
+}
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+async def test_after_each_hostile_client_the_count_is_back_to_0_and_health_answers(
+    name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Real sockets against the guarded server: every request shape an outside client might
+    send gets its answer (or aiohttp's 400), the guard counts each connection out, nothing
+    leaks (no pending task destroyed, no unclosed transport), and /health answers after."""
+    chunks, then, statuses = HOSTILE[name]
+    async with guarded_server(max_connections=2, head_timeout_s=0.2) as served:
+        answer = await asyncio.to_thread(exchange, served.port, chunks, then)
+        found = tuple(line.split(b" ")[1] for line in re.findall(rb"HTTP/1\.[01] \d{3}", answer))
+        assert found == statuses, answer[:300]
+        await until(lambda: served.guard.open_connections == 0, "the client counted out")
+        assert served.sample("qt_status_connections") == 0
+        assert (await get_health(served.port)).startswith(b"HTTP/1.1 200 OK")
+        await until(lambda: served.guard.open_connections == 0, "the GET counted out")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gc.collect()
+    assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
+    assert [r for r in caplog.records if r.name == "asyncio"] == []

@@ -4,6 +4,7 @@ and an address already in use is a configuration problem (exit 2), not a crash."
 from __future__ import annotations
 
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from ops_builders import BOT_TOKEN, TOKEN
 
 from quantum_trader.config import load_settings
 from quantum_trader.errors import ConfigurationError
-from quantum_trader.ops.server import check_address
+from quantum_trader.ops.server import check_address, check_open_files
 from quantum_trader.ops.settings import ServerSettings
 
 
@@ -47,7 +48,7 @@ def test_the_server_listens_on_loopback_by_default() -> None:
 def test_the_connection_cap_and_the_head_timeout_are_checked(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """At least one connection, a head timeout above 0: one clear line each."""
+    """At least one connection, a head timeout of at least 1 s: one clear line each."""
     settings = load_settings(None, environ={})
     assert (settings.server.max_connections, settings.server.request_head_timeout_s) == (64, 10)
     monkeypatch.setenv("QT_SERVER__MAX_CONNECTIONS", "0")
@@ -58,7 +59,63 @@ def test_the_connection_cap_and_the_head_timeout_are_checked(
     monkeypatch.setenv("QT_SERVER__REQUEST_HEAD_TIMEOUT_S", "0")
     (timeout,) = problems(QT_SERVER__REQUEST_HEAD_TIMEOUT_S="0")
     assert timeout.startswith("server.request_head_timeout_s: ")
-    assert "greater than 0" in timeout
+    assert "greater than or equal to 1" in timeout
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        ("QT_SERVER__MAX_CONNECTIONS", "0", "greater than or equal to 1"),
+        ("QT_SERVER__MAX_CONNECTIONS", "10001", "less than or equal to 10000"),
+        ("QT_SERVER__MAX_CONNECTIONS", "1.5", "a valid integer"),
+        ("QT_SERVER__REQUEST_HEAD_TIMEOUT_S", "nan", "a finite number"),
+        ("QT_SERVER__REQUEST_HEAD_TIMEOUT_S", "10s", "a valid number"),
+        ("QT_SERVER__REQUEST_HEAD_TIMEOUT_S", "3601", "less than or equal to 3600"),
+        # Was accepted: no request ever reached the server (1e-300), or one in four did not
+        # (0.001 on loopback): a head that arrives whole waits for the loop's next turn, and a
+        # timer due by then has closed it.
+        ("QT_SERVER__REQUEST_HEAD_TIMEOUT_S", "1e-300", "greater than or equal to 1"),
+        ("QT_SERVER__REQUEST_HEAD_TIMEOUT_S", "0.5", "greater than or equal to 1"),
+    ],
+)
+def test_a_bad_cap_or_head_timeout_is_one_line_and_exit_2(
+    tmp_path: Path, variable: str, value: str, says: str
+) -> None:
+    done = run_cli("run", cwd=tmp_path, **{variable: value})
+    assert done.returncode == 2
+    (line,) = done.stderr.strip().splitlines()
+    setting = variable.removeprefix("QT_SERVER__").lower()
+    assert line.startswith(f"configuration error: server.{setting}: ")
+    assert says in line
+    assert line.endswith(f"[{variable}]")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing opened
+
+
+def test_a_cap_beyond_the_open_file_limit_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    """Under `ulimit -n 512`, a cap of 5,000 (was accepted: 700 slow clients then took every
+    descriptor, `Too many open files` failed the cycles, as before the guard); 64 is fine."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("QT_")}
+
+    def at_most_512_files() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (512, 512))
+
+    done = subprocess.run(
+        [sys.executable, "-m", "quantum_trader", "run"],
+        capture_output=True,
+        text=True,
+        env={**clean, "QT_DATA_DIR": str(tmp_path), "QT_SERVER__MAX_CONNECTIONS": "5000"},
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+        preexec_fn=at_most_512_files,
+    )
+    assert done.returncode == 2
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("configuration error: server.max_connections: 5000 connections ")
+    assert "512" in line
+    assert "QT_SERVER__MAX_CONNECTIONS" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing opened
+    check_open_files(ServerSettings(max_connections=64))  # this process's limit: enough
 
 
 def test_a_short_token_is_refused_without_echoing_it(monkeypatch: pytest.MonkeyPatch) -> None:
