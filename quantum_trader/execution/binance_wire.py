@@ -372,24 +372,30 @@ def parse_fills(payload: Any, symbol: str, client_order_id: str) -> list[Fill]:
     Fees count only when charged in USDT; a fee in another asset (BNB discount) is reported
     in `non_usdt_fee_assets` by the caller's log, not converted here.
     """
-    fills = []
-    for row in as_list(payload, "userTrades"):
-        what = f"userTrades {symbol}"
-        fee = decimal_field(row, "commission", what)
-        fills.append(
-            Fill(
-                trade_id=str(field(row, "id", what)),
-                client_order_id=client_order_id,
-                symbol=symbol,
-                side=OrderSide(field(row, "side", what)),
-                quantity=decimal_field(row, "qty", what, positive=True),
-                price=decimal_field(row, "price", what, positive=True),
-                fee_usdt=fee if row.get("commissionAsset") == SETTLE_ASSET else ZERO,
-                time=utc_from_ms(int_field(row, "time", what)),
-                is_maker=bool(row.get("maker", False)),
-            )
-        )
-    return fills
+    what = f"userTrades {symbol}"
+    return [_fill(row, what, symbol, client_order_id) for row in as_list(payload, "userTrades")]
+
+
+def _fill(row: Any, what: str, symbol: str, client_order_id: str) -> Fill:
+    fee = decimal_field(row, "commission", what)
+    side, time_ms = str(field(row, "side", what)), int_field(row, "time", what)
+    if side not in (OrderSide.BUY.value, OrderSide.SELL.value):
+        raise MarketDataError(f"{what}: unknown side {side!r}")
+    try:
+        time = utc_from_ms(time_ms)
+    except (OverflowError, OSError, ValueError):
+        raise MarketDataError(f"{what}: time {time_ms} out of range") from None
+    return Fill(
+        trade_id=str(field(row, "id", what)),
+        client_order_id=client_order_id,
+        symbol=symbol,
+        side=OrderSide(side),
+        quantity=decimal_field(row, "qty", what, positive=True),
+        price=decimal_field(row, "price", what, positive=True),
+        fee_usdt=fee if row.get("commissionAsset") == SETTLE_ASSET else ZERO,
+        time=time,
+        is_maker=bool(row.get("maker", False)),
+    )
 
 
 def parse_funding_income(payload: Any) -> Decimal:

@@ -28,7 +28,7 @@ from quantum_trader.domain import (
     Position,
     ReasonCode,
 )
-from quantum_trader.errors import OrderRejected, OrderStateUnknown, RetryLater
+from quantum_trader.errors import MarketDataError, OrderRejected, OrderStateUnknown, RetryLater
 from quantum_trader.keeper.alerts import ALERTED_NOTES, AlertListener, ProtectionAlert, tell
 from quantum_trader.keeper.answer import answered
 from quantum_trader.keeper.book import (
@@ -243,7 +243,7 @@ class Carrier:
     async def _fills(self, unread: UnreadFees) -> list[Fill] | None:
         try:
             return await self._exchange.fetch_fills(unread.symbol, unread.client_order_id)
-        except RetryLater:  # said once for the trade by the caller
+        except (MarketDataError, RetryLater):  # said once for the trade by the caller
             return None
 
     async def _funding(self, position: Position) -> Decimal:
@@ -478,7 +478,7 @@ class Carrier:
             return []
         try:
             return await self._exchange.fetch_fills(answer.symbol, answer.client_order_id)
-        except RetryLater as error:
+        except (MarketDataError, RetryLater) as error:  # an unreadable answer: as unreachable
             log.warning(
                 "fills_read_failed", client_order_id=answer.client_order_id, error=str(error)
             )

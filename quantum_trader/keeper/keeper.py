@@ -314,7 +314,7 @@ class PositionKeeper:
         for symbol, client_order_id in wanted:
             try:
                 fills[client_order_id] = await self._exchange.fetch_fills(symbol, client_order_id)
-            except RetryLater as error:
+            except (MarketDataError, RetryLater) as error:  # unreachable, or an unreadable answer
                 failed.add(client_order_id)
                 say("fills_read_failed", client_order_id=client_order_id, error=str(error))
         return fills, frozenset(failed)

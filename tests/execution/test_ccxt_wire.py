@@ -290,3 +290,38 @@ async def test_rest_url_sends_every_request_to_the_stand_in(loopback: LoopbackBi
         }  # fmt: skip
     finally:
         await exchange.close()
+
+
+_TRADE = {
+    "id": 7,
+    "side": "BUY",
+    "qty": "0.010",
+    "price": "100",
+    "commission": "0.0004",
+    "commissionAsset": "USDT",
+    "time": 1_700_000_000_000,
+}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"commission": "NaN"},
+        {"commission": None},
+        {"side": "SIDEWAYS"},
+        {"qty": "-1"},
+        {"time": 10**20},
+        {"time": "soon"},
+    ],
+)
+def test_a_malformed_user_trade_is_a_market_data_error(change: dict[str, object]) -> None:
+    """What the keeper reads as a failed read of the order's fills (its fee read later), never
+    a ValueError or OverflowError that would end its tick."""
+    row = {**_TRADE, **change}
+    with pytest.raises(MarketDataError, match="userTrades"):
+        wire.parse_fills([row], BTC, "qt-e-1")
+
+
+def test_a_fee_in_another_asset_counts_as_none_in_usdt() -> None:
+    [fill] = wire.parse_fills([{**_TRADE, "commissionAsset": "BNB"}], BTC, "qt-e-1")
+    assert fill.fee_usdt == 0

@@ -1,0 +1,68 @@
+"""Fees read later (keeper/fees.py) when the reads answer badly: a userTrades answer the
+adapter cannot read (MarketDataError), an answer listing no trades for an order that executed,
+and a `fees_unread` state entry that cannot be restored. Each gives a clear line; none stops
+the keeper's tick or its start, nor amends a trade by a fee it did not read."""
+
+from __future__ import annotations
+
+from structlog.testing import capture_logs
+from test_keeper_fees_unread import BTC, closed_with_the_exit_fills_unread, fee_of, sent
+from test_keeper_properties import KEEPER, Harness, sized
+
+from quantum_trader.domain import Side
+from quantum_trader.keeper.ids import Purpose
+
+
+async def test_a_malformed_trades_answer_for_an_unread_fee_is_a_failed_read_not_a_failed_tick() -> (
+    None
+):
+    harness = await Harness.start()
+    exchange = harness.exchange
+    _, exit_, booked = await closed_with_the_exit_fills_unread(harness)
+    exchange.fills_malformed = 1
+    with capture_logs() as logs:
+        assert await harness.tick()
+
+    assert await harness.repository.closed_trades() == [booked]
+    assert set(harness.keeper.book.fees_unread) == {exit_}
+    [said] = [e for e in logs if e["event"] == "fills_read_failed"]
+    assert "'commission' is not finite" in said["error"]
+    await harness.tick()  # answered as it should now: amended once
+    [trade] = await harness.repository.closed_trades()
+    assert trade.fees_usdt == booked.fees_usdt + fee_of(exchange, exit_)
+    assert harness.keeper.book.fees_unread == {}
+
+
+async def test_an_entry_with_malformed_trades_is_booked_protected_and_its_fee_read_later() -> None:
+    harness = await Harness.start()
+    exchange = harness.exchange
+    exchange.answers_without_fees = True
+    exchange.fills_malformed = 1
+    with capture_logs() as logs:
+        await harness.keeper.enter(sized(BTC, Side.LONG, exchange.marks[BTC]), harness.now)
+
+    [entry] = sent(exchange, Purpose.ENTRY)
+    position = harness.keeper.positions[BTC]
+    assert position.stop_order_id is not None  # protected in the same call
+    assert position.fees_usdt == 0
+    assert set(harness.keeper.book.fees_unread) == {entry}
+    [said] = [e for e in logs if e["event"] == "fills_read_failed"]
+    assert said["log_level"] == "warning"
+    await harness.tick()
+    assert harness.keeper.positions[BTC].fees_usdt == fee_of(exchange, entry)
+
+
+async def test_a_fee_whose_trades_stay_malformed_is_given_up_at_the_bound() -> None:
+    harness = await Harness.start()
+    exchange = harness.exchange
+    _, _, booked = await closed_with_the_exit_fills_unread(harness)
+    exchange.fills_malformed = 10_000
+    with capture_logs() as logs:
+        for _ in range(int(KEEPER.fees_unread_give_up_s / 5) + 3):
+            assert await harness.tick()
+
+    assert [e["event"] for e in logs if e["event"] == "fees_unread_given_up"] == [
+        "fees_unread_given_up"
+    ]
+    assert await harness.repository.closed_trades() == [booked]
+    assert harness.keeper.book.fees_unread == {}
