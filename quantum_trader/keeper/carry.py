@@ -166,7 +166,7 @@ class Carrier:
         fee, missing = ZERO, []
         for one in unread:
             fills = await self._fills(one)
-            if fills is None:
+            if not fills:  # unread, or none listed (keeper/fees.py): read on later ticks
                 missing.append(one)
                 continue
             await self._repository.record_fills(fills)

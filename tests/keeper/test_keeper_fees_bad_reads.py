@@ -9,7 +9,7 @@ from structlog.testing import capture_logs
 from test_keeper_fees_unread import BTC, closed_with_the_exit_fills_unread, fee_of, sent
 from test_keeper_properties import KEEPER, Harness, sized
 
-from quantum_trader.domain import Side
+from quantum_trader.domain import ExitReason, Side
 from quantum_trader.keeper.ids import Purpose
 
 
@@ -66,3 +66,83 @@ async def test_a_fee_whose_trades_stay_malformed_is_given_up_at_the_bound() -> N
     ]
     assert await harness.repository.closed_trades() == [booked]
     assert harness.keeper.book.fees_unread == {}
+
+
+async def test_a_trades_answer_listing_none_of_an_executed_order_is_no_read_of_its_fee() -> None:
+    """Binance's userTrades may not list an order's trades yet (or no longer): an empty answer
+    for an order that executed is not a fee of 0, so the trade is not amended by 0 and its
+    order forgotten; the read goes on, and the trade is amended once the trades are listed."""
+    harness = await Harness.start()
+    exchange = harness.exchange
+    _, exit_, booked = await closed_with_the_exit_fills_unread(harness)
+    listed = exchange.fills[exit_]
+    exchange.fills[exit_] = []
+    with capture_logs() as logs:
+        await harness.tick()
+        await harness.tick()
+
+    assert [e for e in logs if e["event"].startswith("trade_fees_amended")] == []
+    assert await harness.repository.closed_trades() == [booked]
+    assert set(harness.keeper.book.fees_unread) == {exit_}
+    exchange.fills[exit_] = listed
+    await harness.tick()
+    [trade] = await harness.repository.closed_trades()
+    assert trade.fees_usdt == booked.fees_usdt + fee_of(exchange, exit_)
+    assert harness.keeper.book.fees_unread == {}
+
+
+async def test_an_executed_order_whose_trades_stay_unlisted_is_given_up_at_the_bound() -> None:
+    harness = await Harness.start()
+    exchange = harness.exchange
+    _, exit_, booked = await closed_with_the_exit_fills_unread(harness)
+    exchange.fills[exit_] = []
+    with capture_logs() as logs:
+        for _ in range(int(KEEPER.fees_unread_give_up_s / 5) + 3):
+            await harness.tick()
+
+    [given_up] = [e for e in logs if e["event"] == "fees_unread_given_up"]
+    assert exit_ in given_up["detail"]
+    assert await harness.repository.closed_trades() == [booked]
+    assert harness.keeper.book.fees_unread == {}
+
+
+async def test_an_open_positions_fee_listed_late_is_added_once_listed() -> None:
+    harness = await Harness.start()
+    exchange = harness.exchange
+    exchange.answers_without_fees = True
+    exchange.fills_unreadable = 1
+    await harness.keeper.enter(sized(BTC, Side.LONG, exchange.marks[BTC]), harness.now)
+    [entry] = sent(exchange, Purpose.ENTRY)
+    listed = exchange.fills[entry]
+    exchange.fills[entry] = []
+    with capture_logs() as logs:
+        await harness.tick()
+    assert "fees_read" not in [e["event"] for e in logs]
+    assert set(harness.keeper.book.fees_unread) == {entry}
+    exchange.fills[entry] = listed
+    await harness.tick()
+    assert harness.keeper.positions[BTC].fees_usdt == fee_of(exchange, entry)
+    assert harness.keeper.book.fees_unread == {}
+
+
+async def test_a_close_that_finds_none_of_an_orders_trades_listed_books_it_as_unread() -> None:
+    harness = await Harness.start()
+    exchange = harness.exchange
+    exchange.answers_without_fees = True
+    exchange.fills_unreadable = 1
+    await harness.keeper.enter(sized(BTC, Side.LONG, exchange.marks[BTC]), harness.now)
+    [entry] = sent(exchange, Purpose.ENTRY)
+    listed = exchange.fills[entry]
+    exchange.fills[entry] = []
+    with capture_logs() as logs:
+        await harness.keeper.close_all(ExitReason.MANUAL, harness.now)
+
+    [exit_] = sent(exchange, Purpose.EXIT)
+    [booked] = await harness.repository.closed_trades()
+    assert booked.fees_usdt == fee_of(exchange, exit_)
+    [incomplete] = [e for e in logs if e["event"] == "trade_fees_incomplete"]
+    assert incomplete["orders"] == [entry]
+    exchange.fills[entry] = listed
+    await harness.tick()
+    [trade] = await harness.repository.closed_trades()
+    assert trade.fees_usdt == fee_of(exchange, exit_) + fee_of(exchange, entry)
