@@ -34,11 +34,12 @@ from quantum_trader.domain import (
     StreamHealth,
 )
 from quantum_trader.errors import MarketDataError, OrderRejected, QuantumTraderError, RetryLater
+from quantum_trader.keeper import fees_saved
 from quantum_trader.keeper.alerts import AlertListener
-from quantum_trader.keeper.book import Book, EntryPlan, Intent, UnreadFees, is_unsettled
+from quantum_trader.keeper.book import Book, EntryPlan, Intent, is_unsettled
 from quantum_trader.keeper.carry import Carrier
 from quantum_trader.keeper.checks import ProtectionChecks
-from quantum_trader.keeper.fees import FEES_UNREAD, fee_reads
+from quantum_trader.keeper.fees import fee_reads
 from quantum_trader.keeper.ids import ClientOrderIds, Purpose, is_ours
 from quantum_trader.keeper.orders import INTENTS
 from quantum_trader.keeper.plan import (
@@ -136,11 +137,7 @@ class PositionKeeper:
             if is_unsettled(o)
         }
         working = {o.client_order_id: o for o in ours if not is_unsettled(o)}
-        fees_unread = {}
-        for cid, extra in (await repository.load_state(FEES_UNREAD)).items():
-            order = await repository.get_order(cid)
-            if order is not None:
-                fees_unread[cid] = UnreadFees.restore(order, extra)
+        fees_unread = await fees_saved.restored(repository)
         saved = (await repository.load_state(RUN_STATE[0])).get(RUN_STATE[1], {})
         run = int(saved.get("n", 0)) + 1
         await repository.save_state(*RUN_STATE, {"n": run})

@@ -5,11 +5,13 @@ the keeper's tick or its start, nor amends a trade by a fee it did not read."""
 
 from __future__ import annotations
 
+import pytest
 from structlog.testing import capture_logs
 from test_keeper_fees_unread import BTC, closed_with_the_exit_fills_unread, fee_of, sent
 from test_keeper_properties import KEEPER, Harness, sized
 
 from quantum_trader.domain import ExitReason, Side
+from quantum_trader.keeper.fees import FEES_UNREAD
 from quantum_trader.keeper.ids import Purpose
 
 
@@ -146,3 +148,62 @@ async def test_a_close_that_finds_none_of_an_orders_trades_listed_books_it_as_un
     await harness.tick()
     [trade] = await harness.repository.closed_trades()
     assert trade.fees_usdt == fee_of(exchange, exit_) + fee_of(exchange, entry)
+
+
+@pytest.mark.parametrize(
+    "saved",
+    [
+        {"since": "garbage", "booked_fee_usdt": "0"},
+        {"booked_fee_usdt": "0"},
+        {"since": "2025-06-01T00:00:00+00:00", "booked_fee_usdt": "zero"},
+        {"since": "2025-06-01T00:00:00+00:00", "booked_fee_usdt": "0", "trade": {"symbol": BTC}},
+        {"since": 12, "booked_fee_usdt": "0", "fee_read": [1]},
+        {"since": "2025-06-01T00:00:00+00:00", "booked_fee_usdt": "NaN"},
+        {"since": "2025-06-01T00:00:00+00:00", "booked_fee_usdt": "0", "fee_read": "Infinity"},
+    ],
+)
+async def test_a_fees_unread_entry_that_cannot_be_restored_is_said_and_dropped(
+    saved: dict[str, object],
+) -> None:
+    """One warning naming the order and what was saved; the keeper starts and ticks."""
+    harness = await Harness.start()
+    _, exit_, booked = await closed_with_the_exit_fills_unread(harness)
+    await harness.repository.save_state(FEES_UNREAD, exit_, saved)
+    with capture_logs() as logs:
+        await harness.restart()
+        assert await harness.tick()
+
+    [said] = [e for e in logs if e["event"] == "fees_unread_unreadable"]
+    assert said["log_level"] == "warning"
+    assert said["client_order_id"] == exit_
+    assert said["saved"] == saved
+    assert harness.keeper.book.fees_unread == {}
+    assert await harness.repository.load_state(FEES_UNREAD) == {}
+    assert await harness.repository.closed_trades() == [booked]
+
+
+async def test_a_fees_unread_entry_whose_order_is_not_stored_is_said_and_dropped() -> None:
+    harness = await Harness.start()
+    saved = {"since": "2025-06-01T00:00:00+00:00", "booked_fee_usdt": "0"}
+    await harness.repository.save_state(FEES_UNREAD, "qt-e-BTC-gone-1.1", saved)
+    with capture_logs() as logs:
+        await harness.restart()
+
+    [said] = [e for e in logs if e["event"] == "fees_unread_order_missing"]
+    assert (said["log_level"], said["client_order_id"]) == ("warning", "qt-e-BTC-gone-1.1")
+    assert await harness.repository.load_state(FEES_UNREAD) == {}
+
+
+async def test_an_entry_saved_before_trades_were_amended_goes_to_its_open_position() -> None:
+    """An older run's entry has no `trade`: it belonged to an open position, as all then did."""
+    harness = await Harness.start()
+    exchange = harness.exchange
+    exchange.answers_without_fees = True
+    exchange.fills_unreadable = 1
+    await harness.keeper.enter(sized(BTC, Side.LONG, exchange.marks[BTC]), harness.now)
+    [entry] = sent(exchange, Purpose.ENTRY)
+    [saved] = (await harness.repository.load_state(FEES_UNREAD)).values()
+    assert set(saved) == {"since", "booked_fee_usdt"}  # what an older run wrote too
+    await harness.restart()
+    await harness.tick()
+    assert harness.keeper.positions[BTC].fees_usdt == fee_of(exchange, entry)
