@@ -369,11 +369,23 @@ def _status(
 def parse_fills(payload: Any, symbol: str, client_order_id: str) -> list[Fill]:
     """Executions of one order from GET /fapi/v1/userTrades.
 
-    Fees count only when charged in USDT; a fee in another asset (BNB discount) is reported
-    in `non_usdt_fee_assets` by the caller's log, not converted here.
+    Fees count only when charged in USDT; a fee in another asset (BNB discount) is not
+    converted (it counts 0 here): `fees_in_other_assets` says which, for the caller's log.
     """
     what = f"userTrades {symbol}"
     return [_fill(row, what, symbol, client_order_id) for row in as_list(payload, "userTrades")]
+
+
+def fees_in_other_assets(payload: Any) -> dict[str, Decimal]:
+    """The commissions of userTrades rows (read by `parse_fills`) charged in an asset other
+    than USDT, by asset; those `parse_fills` counts as 0."""
+    other: dict[str, Decimal] = {}
+    for row in as_list(payload, "userTrades"):
+        asset = str(row.get("commissionAsset") or "")
+        fee = Decimal(str(row["commission"]))
+        if asset != SETTLE_ASSET and fee != 0:
+            other[asset] = other.get(asset, ZERO) + fee
+    return other
 
 
 def _fill(row: Any, what: str, symbol: str, client_order_id: str) -> Fill:

@@ -322,6 +322,14 @@ def test_a_malformed_user_trade_is_a_market_data_error(change: dict[str, object]
         wire.parse_fills([row], BTC, "qt-e-1")
 
 
-def test_a_fee_in_another_asset_counts_as_none_in_usdt() -> None:
-    [fill] = wire.parse_fills([{**_TRADE, "commissionAsset": "BNB"}], BTC, "qt-e-1")
-    assert fill.fee_usdt == 0
+def test_a_fee_in_another_asset_counts_as_none_in_usdt_and_is_named() -> None:
+    rows = [
+        {**_TRADE, "commissionAsset": "BNB", "commission": "0.00001"},
+        {**_TRADE, "id": 8, "commissionAsset": "BNB", "commission": "0.00002"},
+        {**_TRADE, "id": 9},
+        {**_TRADE, "id": 10, "commissionAsset": "BNB", "commission": "0"},
+    ]
+    fills = wire.parse_fills(rows, BTC, "qt-e-1")
+    assert [f.fee_usdt for f in fills] == [0, 0, Decimal("0.0004"), 0]
+    assert wire.fees_in_other_assets(rows) == {"BNB": Decimal("0.00003")}
+    assert wire.fees_in_other_assets([_TRADE]) == {}
