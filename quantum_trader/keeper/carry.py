@@ -472,14 +472,18 @@ class Carrier:
         return answer
 
     async def _answer_fills(self, answer: Order) -> list[Fill] | None:
-        """The answered order's fills; None when they could not be read (it is booked from
-        the answer, its fee read on a later tick: keeper/fees.py)."""
+        """The answered order's fills; None when they could not be read, or none is listed
+        yet for what it executed (it is booked from the answer, its fee read on a later tick:
+        keeper/fees.py)."""
         if answer.filled_quantity <= 0:
             return []
         try:
-            return await self._exchange.fetch_fills(answer.symbol, answer.client_order_id)
+            fills = await self._exchange.fetch_fills(answer.symbol, answer.client_order_id)
         except (MarketDataError, RetryLater) as error:  # an unreadable answer: as unreachable
-            log.warning(
-                "fills_read_failed", client_order_id=answer.client_order_id, error=str(error)
-            )
-            return None
+            why = str(error)
+        else:
+            if fills:
+                return fills
+            why = f"no trades listed yet for the {answer.filled_quantity} it executed"
+        log.warning("fills_read_failed", client_order_id=answer.client_order_id, error=why)
+        return None

@@ -308,12 +308,18 @@ class PositionKeeper:
         fills: dict[str, list[Fill]] = {}
         failed: set[str] = set()
         say = log.debug if again else log.warning
-        for symbol, client_order_id in wanted:
+        for symbol, client_order_id in wanted:  # each ended with something executed
             try:
-                fills[client_order_id] = await self._exchange.fetch_fills(symbol, client_order_id)
+                read = await self._exchange.fetch_fills(symbol, client_order_id)
             except (MarketDataError, RetryLater) as error:  # unreachable, or an unreadable answer
-                failed.add(client_order_id)
-                say("fills_read_failed", client_order_id=client_order_id, error=str(error))
+                why = str(error)
+            else:
+                if read:
+                    fills[client_order_id] = read
+                    continue
+                why = "no trades listed yet for what it executed"
+            failed.add(client_order_id)
+            say("fills_read_failed", client_order_id=client_order_id, error=why)
         return fills, frozenset(failed)
 
     async def _marks(self, symbols: Sequence[str], now: datetime) -> dict[str, Decimal]:

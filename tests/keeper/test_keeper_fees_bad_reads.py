@@ -5,6 +5,8 @@ the keeper's tick or its start, nor amends a trade by a fee it did not read."""
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 from structlog.testing import capture_logs
 from test_keeper_fees_unread import BTC, closed_with_the_exit_fills_unread, fee_of, sent
@@ -207,3 +209,61 @@ async def test_an_entry_saved_before_trades_were_amended_goes_to_its_open_positi
     await harness.restart()
     await harness.tick()
     assert harness.keeper.positions[BTC].fees_usdt == fee_of(exchange, entry)
+
+
+async def test_an_entry_whose_trades_are_not_listed_yet_at_its_answer_has_its_fee_read_later() -> (
+    None
+):
+    """userTrades read just after the answer may not list the order's trades yet: the fee is
+    not 0, the order is remembered as unread (was: booked with no fee, never read again)."""
+    harness = await Harness.start()
+    exchange = harness.exchange
+    exchange.answers_without_fees = True
+    exchange.fills_unlisted = 1
+    with capture_logs() as logs:
+        await harness.keeper.enter(sized(BTC, Side.LONG, exchange.marks[BTC]), harness.now)
+
+    [entry] = sent(exchange, Purpose.ENTRY)
+    assert set(harness.keeper.book.fees_unread) == {entry}
+    [said] = [e for e in logs if e["event"] == "fills_read_failed"]
+    assert "no trades listed" in said["error"]
+    await harness.tick()
+    assert harness.keeper.positions[BTC].fees_usdt == fee_of(exchange, entry)
+
+
+async def test_an_exit_whose_trades_are_not_listed_at_its_answer_amends_its_trade_later() -> None:
+    harness = await Harness.start()
+    exchange = harness.exchange
+    exchange.answers_without_fees = True
+    await harness.keeper.enter(sized(BTC, Side.LONG, exchange.marks[BTC]), harness.now)
+    [entry] = sent(exchange, Purpose.ENTRY)
+    exchange.fills_unlisted = 2  # the answer's read and the close's
+    await harness.keeper.close_all(ExitReason.MANUAL, harness.now)
+    [exit_] = sent(exchange, Purpose.EXIT)
+    [booked] = await harness.repository.closed_trades()
+    assert booked.fees_usdt == fee_of(exchange, entry)
+    await harness.tick()
+    [trade] = await harness.repository.closed_trades()
+    assert trade.fees_usdt == fee_of(exchange, entry) + fee_of(exchange, exit_)
+
+
+async def test_a_stop_whose_trades_are_not_listed_yet_when_found_filled_amends_its_trade() -> None:
+    harness = await Harness.start()
+    exchange = harness.exchange
+    order = sized(BTC, Side.LONG, exchange.marks[BTC])
+    exchange.answers_without_fees = True
+    await harness.keeper.enter(order, harness.now)
+    [entry] = sent(exchange, Purpose.ENTRY)
+    stop_id = harness.keeper.positions[BTC].stop_order_id
+    assert stop_id is not None
+    exchange.move(BTC, order.stop_price - Decimal(1))
+    exchange.fills_unlisted = 2  # the tick's read and the close's
+    with capture_logs() as logs:
+        await harness.tick()
+    [booked] = await harness.repository.closed_trades()
+    assert (booked.exit_reason, booked.fees_usdt) == (ExitReason.SL_HIT, fee_of(exchange, entry))
+    [said] = [e for e in logs if e["event"] == "fills_read_failed"]
+    assert (said["log_level"], said["client_order_id"]) == ("warning", stop_id)
+    await harness.tick()
+    [trade] = await harness.repository.closed_trades()
+    assert trade.fees_usdt == fee_of(exchange, entry) + fee_of(exchange, stop_id)
