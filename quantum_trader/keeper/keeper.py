@@ -301,7 +301,8 @@ class PositionKeeper:
         return found
 
     async def _read_fills(self, wanted: Sequence[tuple[str, str]], *, again: bool = False) -> Reads:
-        """The fills of each order in `wanted`, and the orders whose fills could not be read.
+        """The fills of each order in `wanted`, and the orders whose fills could not be read
+        (unreachable, an answer the adapter cannot read, or no trade listed: each executed).
         `again`: orders whose fees are unread, read each tick until a bound; their failure was
         said when they were booked and their end will be (`fees_read`, `fees_unread_given_up`,
         `trade_fees_incomplete`), so each tick's is a debug line, not a warning an order a tick."""
