@@ -521,7 +521,7 @@ class CcxtExchange:
         plain = await self._plain_order(market_id, {"origClientOrderId": client_order_id})
         if plain is not None:
             params = {"symbol": market_id, "orderId": plain["orderId"]}
-            fills = wire.parse_fills(await self._trades(params), symbol, client_order_id)
+            fills = _fills_of(await self._trades(params), symbol, client_order_id)
             _say_if_short(fills, plain, client_order_id)
             return fills
         algo = await self._algo_order(client_order_id)
@@ -537,17 +537,32 @@ class CcxtExchange:
         owner = client_order_id or str(algo.get("clientAlgoId", ""))
         if actual:
             params: dict[str, Any] = {"symbol": market_id, "orderId": actual}
-            payload = await self._trades(params)
-            return wire.parse_fills(payload, symbol, owner)
+            return _fills_of(await self._trades(params), symbol, owner)
         start_ms, end_ms = wire.trigger_window_ms(algo, TRIGGER_SLACK_MS)
         params = {"symbol": market_id, "startTime": start_ms, "endTime": end_ms}
         payload = await self._trades(params)
         side = OrderSide(wire.field(algo, "side", "algoOrder"))
         rows = wire.pick_triggered_trades(payload, side, start_ms + TRIGGER_SLACK_MS)
-        return wire.parse_fills(rows, symbol, owner)
+        return _fills_of(rows, symbol, owner)
 
     async def close(self) -> None:
         await self._rest.close()
+
+
+def _fills_of(payload: Any, symbol: str, client_order_id: str) -> list[Fill]:
+    """`wire.parse_fills`, with one warning when some of the order's commission was charged
+    in another asset than USDT (BNB): it is left out of the fee, not converted."""
+    fills = wire.parse_fills(payload, symbol, client_order_id)
+    other = wire.fees_in_other_assets(payload)
+    if other:
+        log.warning(
+            "fee_not_in_usdt",
+            client_order_id=client_order_id,
+            fees={asset: str(fee) for asset, fee in sorted(other.items())},
+            detail="left out of the order's fee (booked in USDT only): its PnL is that much "
+            "better than paid",
+        )
+    return fills
 
 
 def _say_if_short(fills: Sequence[Fill], order: Any, client_order_id: str) -> None:

@@ -161,8 +161,8 @@ class TradeRef:
             str(raw["symbol"]),
             str(raw["entry_order_id"]),
             datetime.fromisoformat(raw["closed_at"]),
-            Decimal(raw["fees_usdt"]),
-            Decimal(raw["risk_usdt"]),
+            _finite(raw["fees_usdt"]),
+            _finite(raw["risk_usdt"]),
         )
 
 
@@ -223,10 +223,18 @@ class UnreadFees:
         return cls(
             order,
             since,
-            Decimal(extra["booked_fee_usdt"]),
+            _finite(extra["booked_fee_usdt"]),
             TradeRef.from_dict(trade) if trade else None,
-            Decimal(fee_read) if fee_read is not None else None,
+            _finite(fee_read) if fee_read is not None else None,
         )
+
+
+def _finite(raw: Any) -> Decimal:
+    """A saved amount: a finite number (ValueError otherwise: keeper/fees_saved.py)."""
+    value = Decimal(str(raw))
+    if not value.is_finite():
+        raise ValueError(f"not a finite amount: {raw!r}")
+    return value
 
 
 def is_unsettled(order: Order) -> bool:

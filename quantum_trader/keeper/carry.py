@@ -28,7 +28,7 @@ from quantum_trader.domain import (
     Position,
     ReasonCode,
 )
-from quantum_trader.errors import OrderRejected, OrderStateUnknown, RetryLater
+from quantum_trader.errors import MarketDataError, OrderRejected, OrderStateUnknown, RetryLater
 from quantum_trader.keeper.alerts import ALERTED_NOTES, AlertListener, ProtectionAlert, tell
 from quantum_trader.keeper.answer import answered
 from quantum_trader.keeper.book import (
@@ -166,7 +166,7 @@ class Carrier:
         fee, missing = ZERO, []
         for one in unread:
             fills = await self._fills(one)
-            if fills is None:
+            if not fills:  # unread, or none listed (keeper/fees.py): read on later ticks
                 missing.append(one)
                 continue
             await self._repository.record_fills(fills)
@@ -243,7 +243,7 @@ class Carrier:
     async def _fills(self, unread: UnreadFees) -> list[Fill] | None:
         try:
             return await self._exchange.fetch_fills(unread.symbol, unread.client_order_id)
-        except RetryLater:  # said once for the trade by the caller
+        except (MarketDataError, RetryLater):  # said once for the trade by the caller
             return None
 
     async def _funding(self, position: Position) -> Decimal:
@@ -472,14 +472,18 @@ class Carrier:
         return answer
 
     async def _answer_fills(self, answer: Order) -> list[Fill] | None:
-        """The answered order's fills; None when they could not be read (it is booked from
-        the answer, its fee read on a later tick: keeper/fees.py)."""
+        """The answered order's fills; None when they could not be read, or none is listed
+        yet for what it executed (it is booked from the answer, its fee read on a later tick:
+        keeper/fees.py)."""
         if answer.filled_quantity <= 0:
             return []
         try:
-            return await self._exchange.fetch_fills(answer.symbol, answer.client_order_id)
-        except RetryLater as error:
-            log.warning(
-                "fills_read_failed", client_order_id=answer.client_order_id, error=str(error)
-            )
-            return None
+            fills = await self._exchange.fetch_fills(answer.symbol, answer.client_order_id)
+        except (MarketDataError, RetryLater) as error:  # an unreadable answer: as unreachable
+            why = str(error)
+        else:
+            if fills:
+                return fills
+            why = f"no trades listed yet for the {answer.filled_quantity} it executed"
+        log.warning("fills_read_failed", client_order_id=answer.client_order_id, error=why)
+        return None

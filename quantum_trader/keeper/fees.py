@@ -14,9 +14,11 @@ before, as it is the last chance); if that fails, the trade is booked without th
 so (`trade_fees_incomplete`), and the orders stay remembered against that closed trade
 (`UnreadFees.trade`). Their reads go on each tick; once every one of them is read (or given
 up), the trade is amended by the fees read (`TradeFees`, carried out by keeper/carry.py:
-`trade_fees_amended`). One still unread `keeper.fees_unread_give_up_s` after it was booked is
-given up (`fees_unread_given_up`). The books persist them (the repository's state, namespace
-`FEES_UNREAD`), so after a restart the reads go on until the same bound.
+`trade_fees_amended`). An answer listing none of its trades (Binance's userTrades not
+listing them yet) is no read: the order executed, its fee is not 0. One still unread
+`keeper.fees_unread_give_up_s` after it was booked is given up (`fees_unread_given_up`).
+The books persist them (the repository's state, namespace `FEES_UNREAD`), so after a
+restart the reads go on until the same bound.
 """
 
 from __future__ import annotations
@@ -69,7 +71,7 @@ def settle_fees(
         if unread.fee_read is not None:  # read: its trade waits for its other orders
             continue
         fills = observation.fills.get(cid)
-        if fills is not None:
+        if fills:  # none listed for an order that executed is no read: not a fee of 0
             records.append((unread.order, tuple(fills)))
             due = fee_due(unread, fills)
             if unread.trade is not None:
@@ -77,11 +79,14 @@ def settle_fees(
                 continue
             del book.fees_unread[cid]
             notes.append(_booked(book, unread, due))
-        elif cid in observation.fills_unread and now - unread.since >= give_up_after:
+        elif (fills is not None or cid in observation.fills_unread) and (
+            now - unread.since >= give_up_after
+        ):
             del book.fees_unread[cid]
             whose = "the position's" if unread.trade is None else "its closed trade's"
             detail = (
-                f"{cid}: fills unread since {unread.since.isoformat()}; its fee is left out "
+                f"{cid}: fills unread (or none listed) since {unread.since.isoformat()}; "
+                "its fee is left out "
                 f"of {whose} fees (booked {unread.booked_fee_usdt} USDT)"
             )
             notes.append(Note("fees_unread_given_up", unread.symbol, detail, warning=True))

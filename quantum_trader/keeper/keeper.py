@@ -34,11 +34,12 @@ from quantum_trader.domain import (
     StreamHealth,
 )
 from quantum_trader.errors import MarketDataError, OrderRejected, QuantumTraderError, RetryLater
+from quantum_trader.keeper import fees_saved
 from quantum_trader.keeper.alerts import AlertListener
-from quantum_trader.keeper.book import Book, EntryPlan, Intent, UnreadFees, is_unsettled
+from quantum_trader.keeper.book import Book, EntryPlan, Intent, is_unsettled
 from quantum_trader.keeper.carry import Carrier
 from quantum_trader.keeper.checks import ProtectionChecks
-from quantum_trader.keeper.fees import FEES_UNREAD, fee_reads
+from quantum_trader.keeper.fees import fee_reads
 from quantum_trader.keeper.ids import ClientOrderIds, Purpose, is_ours
 from quantum_trader.keeper.orders import INTENTS
 from quantum_trader.keeper.plan import (
@@ -136,11 +137,7 @@ class PositionKeeper:
             if is_unsettled(o)
         }
         working = {o.client_order_id: o for o in ours if not is_unsettled(o)}
-        fees_unread = {}
-        for cid, extra in (await repository.load_state(FEES_UNREAD)).items():
-            order = await repository.get_order(cid)
-            if order is not None:
-                fees_unread[cid] = UnreadFees.restore(order, extra)
+        fees_unread = await fees_saved.restored(repository)
         saved = (await repository.load_state(RUN_STATE[0])).get(RUN_STATE[1], {})
         run = int(saved.get("n", 0)) + 1
         await repository.save_state(*RUN_STATE, {"n": run})
@@ -304,19 +301,26 @@ class PositionKeeper:
         return found
 
     async def _read_fills(self, wanted: Sequence[tuple[str, str]], *, again: bool = False) -> Reads:
-        """The fills of each order in `wanted`, and the orders whose fills could not be read.
+        """The fills of each order in `wanted`, and the orders whose fills could not be read
+        (unreachable, an answer the adapter cannot read, or no trade listed: each executed).
         `again`: orders whose fees are unread, read each tick until a bound; their failure was
         said when they were booked and their end will be (`fees_read`, `fees_unread_given_up`,
         `trade_fees_incomplete`), so each tick's is a debug line, not a warning an order a tick."""
         fills: dict[str, list[Fill]] = {}
         failed: set[str] = set()
         say = log.debug if again else log.warning
-        for symbol, client_order_id in wanted:
+        for symbol, client_order_id in wanted:  # each ended with something executed
             try:
-                fills[client_order_id] = await self._exchange.fetch_fills(symbol, client_order_id)
-            except RetryLater as error:
-                failed.add(client_order_id)
-                say("fills_read_failed", client_order_id=client_order_id, error=str(error))
+                read = await self._exchange.fetch_fills(symbol, client_order_id)
+            except (MarketDataError, RetryLater) as error:  # unreachable, or an unreadable answer
+                why = str(error)
+            else:
+                if read:
+                    fills[client_order_id] = read
+                    continue
+                why = "no trades listed yet for what it executed"
+            failed.add(client_order_id)
+            say("fills_read_failed", client_order_id=client_order_id, error=why)
         return fills, frozenset(failed)
 
     async def _marks(self, symbols: Sequence[str], now: datetime) -> dict[str, Decimal]:

@@ -90,9 +90,7 @@ class Ledger:
         was = await self._repository.amend_closed_trade(trade)
         if was is None or was == trade:
             return was
-        symbol_turns = (was.pnl_usdt > 0) is not (trade.pnl_usdt > 0)
-        account_turns = (was.pnl_usdt < 0) is not (trade.pnl_usdt < 0)
-        trades = await self._repository.closed_trades() if symbol_turns or account_turns else []
+        trades = await self._repository.closed_trades()  # amendments are rare
         losses = 0
         for earlier in reversed(trades):
             if earlier.pnl_usdt >= 0:
@@ -101,8 +99,14 @@ class Ledger:
         self.tracker = self.tracker.on_trade_amended(was, trade, losses)
         await self._save_tracker(now)
         before = self.stats.get(trade.symbol, SymbolStats(trade.symbol))
-        streak = streak_of([t for t in trades if t.symbol == trade.symbol])
-        after = amend_trade(before, was, trade, streak, now, self._performance)
+        mine = [t for t in trades if t.symbol == trade.symbol]
+        key = (trade.entry_order_id, trade.closed_at)
+        found = (i for i, t in enumerate(mine) if (t.entry_order_id, t.closed_at) == key)
+        at = next(found, len(mine) - 1)
+        later = sum(1 for t in mine[at + 1 :] if t.r_multiple is not None)
+        after = amend_trade(
+            before, was, trade, streak_of(mine), now, self._performance, later=later
+        )
         await self._keep_stats(before, after)
         return was
 

@@ -63,15 +63,20 @@ def amend_trade(
     streak: int,
     now: datetime,
     settings: PerformanceSettings,
+    *,
+    later: int = 0,
 ) -> SymbolStats:
     """Return `stats` with `before`, a trade already in them, counted as `after`, the same
     trade amended (its fees read after it was booked: keeper/fees.py).
 
-    PnL and total R move by the difference; the trade's R in the rolling window (the latest
-    equal to `before`'s, if still there) is replaced. When the amendment turns a win into a
-    loss (or back), the counts move and the streak becomes `streak`, recomputed by the caller
-    from the symbol's trades; a losing streak that now reaches a limit disables or blacklists
-    the symbol from `now`, as a loss booked now would. An amendment never lifts either.
+    PnL and total R move by the difference; the trade's R in the rolling window is replaced
+    at its own place, `later` (the symbol's trades of known R booked after it) from the end,
+    and not at all once it has rolled out (when that place does not hold `before`'s R, the
+    trades and the stats disagree: the latest equal to it is replaced). When the amendment
+    turns a win into a loss (or back), the counts move and the streak becomes `streak`,
+    recomputed by the caller from the symbol's trades; a losing streak that now reaches a
+    limit disables or blacklists the symbol from `now`, as a loss booked now would. An
+    amendment never lifts either.
     """
     s = settings
     updated = replace(
@@ -80,8 +85,10 @@ def amend_trade(
     r0, r1 = before.r_multiple, after.r_multiple
     if r0 is not None and r1 is not None:
         window = list(stats.last_20_r)
-        at = next((i for i in reversed(range(len(window))) if window[i] == r0), None)
-        if at is not None:
+        at: int | None = len(window) - 1 - later
+        if at is not None and at >= 0 and window[at] != r0:
+            at = next((i for i in reversed(range(len(window))) if window[i] == r0), None)
+        if at is not None and at >= 0:
             window[at] = r1
         updated = replace(updated, total_r=stats.total_r - r0 + r1, last_20_r=tuple(window))
     won_before, won = before.pnl_usdt > 0, after.pnl_usdt > 0

@@ -290,3 +290,46 @@ async def test_rest_url_sends_every_request_to_the_stand_in(loopback: LoopbackBi
         }  # fmt: skip
     finally:
         await exchange.close()
+
+
+_TRADE = {
+    "id": 7,
+    "side": "BUY",
+    "qty": "0.010",
+    "price": "100",
+    "commission": "0.0004",
+    "commissionAsset": "USDT",
+    "time": 1_700_000_000_000,
+}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"commission": "NaN"},
+        {"commission": None},
+        {"side": "SIDEWAYS"},
+        {"qty": "-1"},
+        {"time": 10**20},
+        {"time": "soon"},
+    ],
+)
+def test_a_malformed_user_trade_is_a_market_data_error(change: dict[str, object]) -> None:
+    """What the keeper reads as a failed read of the order's fills (its fee read later), never
+    a ValueError or OverflowError that would end its tick."""
+    row = {**_TRADE, **change}
+    with pytest.raises(MarketDataError, match="userTrades"):
+        wire.parse_fills([row], BTC, "qt-e-1")
+
+
+def test_a_fee_in_another_asset_counts_as_none_in_usdt_and_is_named() -> None:
+    rows = [
+        {**_TRADE, "commissionAsset": "BNB", "commission": "0.00001"},
+        {**_TRADE, "id": 8, "commissionAsset": "BNB", "commission": "0.00002"},
+        {**_TRADE, "id": 9},
+        {**_TRADE, "id": 10, "commissionAsset": "BNB", "commission": "0"},
+    ]
+    fills = wire.parse_fills(rows, BTC, "qt-e-1")
+    assert [f.fee_usdt for f in fills] == [0, 0, Decimal("0.0004"), 0]
+    assert wire.fees_in_other_assets(rows) == {"BNB": Decimal("0.00003")}
+    assert wire.fees_in_other_assets([_TRADE]) == {}

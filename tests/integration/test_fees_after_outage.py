@@ -5,11 +5,12 @@ read has its trade amended by that fee then."""
 
 from __future__ import annotations
 
+import json
 from contextlib import AsyncExitStack
 from decimal import Decimal
 from pathlib import Path
 
-from loopback import LoopbackBinance
+from loopback import Fault, LoopbackBinance
 from loopback.faults import Outage
 from loopback.fixtures import loopback, loopback_settings, open_runtime_on
 from structlog.testing import capture_logs
@@ -104,3 +105,59 @@ async def test_a_close_whose_exit_fee_is_unread_is_amended_once_the_trades_answe
         amended = [e for e in logs if e["event"] == "trade_fees_amended"]
         assert [e["fee_usdt"] for e in amended] == [str(exit_fee)]
         assert runtime.core.ledger.stats[BTC].pnl_usdt == float(trade.pnl_usdt)
+
+
+async def test_an_entry_whose_trades_answer_is_malformed_is_booked_and_its_fee_read_later(
+    loopback: LoopbackBinance, tmp_path: Path
+) -> None:
+    """userTrades answers HTTP 200 with a trade whose commission is "NaN": the ccxt adapter
+    cannot read it (MarketDataError); the entry is booked and protected from the order's own
+    answer, one `fills_read_failed` warning says why, and the next tick reads its fee."""
+    settings = Settings(
+        data_dir=tmp_path,
+        exchange=loopback_settings(),
+        market=MarketSettings(symbols=(BTC,), history_bars=300),
+    )
+    clock = ManualClock(utc_from_ms(loopback.state.now_ms + 10_000))
+    row = {"id": 1, "side": "BUY", "qty": "0.010", "price": "100", "commission": "NaN",
+           "commissionAsset": "USDT", "time": loopback.state.now_ms}  # fmt: skip
+    loopback.inject(Fault("/fapi/v1/userTrades", status=200, body=json.dumps([row]), method="GET"))
+    async with AsyncExitStack() as stack:
+        runtime = await open_runtime_on(loopback, settings, stack, clock=clock)
+        with capture_logs() as logs:
+            assert (await runtime.core.executor.run_cycle(clock.now())).opened == 1
+        keeper = runtime.core.keeper
+        [said] = [e for e in logs if e["event"] == "fills_read_failed"]
+        assert said["log_level"] == "warning"
+        assert "not finite" in said["error"]
+        assert keeper.positions[BTC].stop_order_id is not None
+        assert keeper.positions[BTC].fees_usdt == 0
+
+        await keeper.tick(clock.now())
+        fee = sum((Decimal(t["commission"]) for t in loopback.state.trades), Decimal(0))
+        assert fee > 0
+        assert keeper.positions[BTC].fees_usdt == fee
+
+
+async def test_an_entry_whose_commission_is_in_bnb_says_its_fee_is_left_out(
+    loopback: LoopbackBinance, tmp_path: Path
+) -> None:
+    """Binance charges the commission in BNB when the account pays fees with BNB: the fee in
+    USDT is booked as 0 (not converted), and one warning names what was left out."""
+    settings = Settings(
+        data_dir=tmp_path,
+        exchange=loopback_settings(),
+        market=MarketSettings(symbols=(BTC,), history_bars=300),
+    )
+    clock = ManualClock(utc_from_ms(loopback.state.now_ms + 10_000))
+    row = {"id": 1, "side": "BUY", "qty": "0.010", "price": "100", "commission": "0.00005",
+           "commissionAsset": "BNB", "time": loopback.state.now_ms}  # fmt: skip
+    loopback.inject(Fault("/fapi/v1/userTrades", status=200, body=json.dumps([row]), method="GET"))
+    async with AsyncExitStack() as stack:
+        runtime = await open_runtime_on(loopback, settings, stack, clock=clock)
+        with capture_logs() as logs:
+            assert (await runtime.core.executor.run_cycle(clock.now())).opened == 1
+        [said] = [e for e in logs if e["event"] == "fee_not_in_usdt"]
+        assert (said["log_level"], said["fees"]) == ("warning", {"BNB": "0.00005"})
+        assert runtime.core.keeper.positions[BTC].fees_usdt == 0
+        assert runtime.core.keeper.book.fees_unread == {}  # read: nothing to read again

@@ -12,7 +12,10 @@ RetryLater, as Binance's REST does when it is unreachable), the next conditional
 mark crosses left firing for good (`stall_next`: open, `triggered_at` set, never executed nor
 cancellable, as Binance's demo trading has left stops in TRIGGERING) or ended with nothing
 executed (`expire_next`: its market order ran out of book), the next reads of an order's fills
-failing (`fills_unreadable`: that many, whatever else can be read). As Binance does (-2021),
+failing (`fills_unreadable`: that many, whatever else can be read) or answered in a shape the
+adapter cannot read (`fills_malformed`: that many; MarketDataError, as the ccxt adapter raises
+for a userTrades row with a commission "NaN" or a field missing) or listing none of the order's
+trades yet (`fills_unlisted`: that many). As Binance does (-2021),
 it refuses a conditional order whose trigger the mark has already reached; with
 `answers_without_fees`, as Binance's do, its orders carry no commission (only their fills do).
 It keeps a log of every order request it received, so a test can count entries, and of every
@@ -40,7 +43,7 @@ from quantum_trader.domain import (
     ReasonCode,
     Side,
 )
-from quantum_trader.errors import OrderRejected, OrderStateUnknown, RetryLater
+from quantum_trader.errors import MarketDataError, OrderRejected, OrderStateUnknown, RetryLater
 
 FEE = Decimal("0.0004")
 
@@ -65,6 +68,8 @@ class ModelExchange:
     stops_refused: bool = False
     reads_down_until: datetime | None = None
     fills_unreadable: int = 0
+    fills_malformed: int = 0
+    fills_unlisted: int = 0
     answers_without_fees: bool = False
     fills_asked: list[str] = field(default_factory=list)
     sequence: int = 0
@@ -111,6 +116,12 @@ class ModelExchange:
         if self.fills_unreadable > 0:
             self.fills_unreadable -= 1
             raise RetryLater("fills read failed (loopback model)")
+        if self.fills_malformed > 0:
+            self.fills_malformed -= 1
+            raise MarketDataError(f"userTrades {symbol}: field 'commission' is not finite: 'NaN'")
+        if self.fills_unlisted > 0:
+            self.fills_unlisted -= 1
+            return []
         return list(self.fills.get(client_order_id, []))
 
     async def fetch_funding_paid(self, symbol: str, since: datetime) -> Decimal:

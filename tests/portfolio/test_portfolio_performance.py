@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from quantum_trader.domain import ClosedTrade, ExitReason, ReasonCode, Side, SymbolStats
 from quantum_trader.gates.settings import PerformanceSettings
 from quantum_trader.portfolio.account import AccountTracker
+from quantum_trader.portfolio.ledger import Ledger
 from quantum_trader.portfolio.performance import (
     amend_trade,
     block_reason,
@@ -24,6 +25,7 @@ from quantum_trader.portfolio.performance import (
     stats_to_dict,
     streak_of,
 )
+from quantum_trader.storage.memory import InMemoryRepository
 
 NOW = datetime(2025, 10, 1, tzinfo=UTC)
 SYMBOL = "ETH/USDT:USDT"
@@ -172,6 +174,31 @@ def test_an_amendment_that_makes_the_tenth_loss_in_a_row_disables_the_symbol() -
     assert after.disabled_until == later + timedelta(hours=PERFORMANCE.disable_hours)
 
 
+def test_an_amended_trade_whose_r_a_later_trade_shares_moves_its_own_place_in_the_window() -> None:
+    """A trade amended after another of the symbol closed with the same R (the amendment
+    comes up to `keeper.fees_unread_give_up_s` after the close): its own place changes, so the
+    window rolls on as a replay's (was: the later trade's place, the order then wrong)."""
+    booked, amended, win = trade(0.3, r=0.03), trade(-0.1, r=-0.01), trade(2.0, r=0.5)
+    stats = replay([])
+    for one in (booked, win, booked):
+        stats = record_trade(stats, one, NOW, PERFORMANCE)
+    streak = streak_of([amended, win, booked])
+    after = amend_trade(stats, booked, amended, streak, NOW, PERFORMANCE, later=2)
+    assert after.last_20_r == (-0.01, 0.5, 0.03)
+
+
+def test_an_amended_trade_already_out_of_the_window_changes_no_place_in_it() -> None:
+    rolling = PERFORMANCE.rolling_trades
+    booked, amended = trade(0.3, r=0.03), trade(-0.1, r=-0.01)
+    stats = record_trade(replay([]), booked, NOW, PERFORMANCE)
+    for _ in range(rolling):
+        stats = record_trade(stats, booked, NOW, PERFORMANCE)  # the same R, later trades
+    streak = streak_of([amended, *[booked] * rolling])
+    after = amend_trade(stats, booked, amended, streak, NOW, PERFORMANCE, later=rolling)
+    assert after.last_20_r == (0.03,) * rolling
+    assert after.total_r == pytest.approx(stats.total_r - 0.04)
+
+
 @settings(max_examples=100, deadline=None)
 @given(
     st.lists(st.floats(-50, 50, allow_nan=False).filter(lambda x: x != 0), min_size=1, max_size=40),
@@ -205,3 +232,20 @@ def test_the_tracker_counts_an_amended_trade_in_the_hour_and_the_losing_streak()
     unchanged = tracker.on_trade_amended(booked, trade(2), 7)  # still a win: no streak change
     assert unchanged.losing_streak == 0
     assert unchanged.recent_pnl == ((NOW, Decimal(-2)), (NOW, Decimal(2)))
+
+
+async def test_the_ledger_amends_a_trade_at_its_own_place_in_the_window() -> None:
+    """Through the ledger and a repository: the trade's place is found among the symbol's
+    stored trades, so a later trade with the same R keeps its own."""
+    ledger = Ledger(InMemoryRepository(), AccountTracker.start(Decimal(1000), NOW), {}, PERFORMANCE)
+    shapes = [("a", 0.3, 0.03), ("w", 2.0, 0.5), ("b", 0.3, 0.03)]
+    booked = [
+        dataclasses.replace(trade(pnl, r=r), entry_order_id=e, closed_at=NOW + timedelta(hours=i))
+        for i, (e, pnl, r) in enumerate(shapes)
+    ]
+    for one in booked:
+        await ledger.record_trade(one, one.closed_at)
+    amended = dataclasses.replace(booked[0], pnl_usdt=Decimal("-0.1"), r_multiple=-0.01)
+    assert await ledger.amend_trade(amended, NOW + timedelta(hours=3)) == booked[0]
+    assert ledger.stats[SYMBOL].last_20_r == (-0.01, 0.5, 0.03)
+    assert (ledger.stats[SYMBOL].wins, ledger.stats[SYMBOL].streak) == (2, 2)
