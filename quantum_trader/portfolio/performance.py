@@ -48,12 +48,7 @@ def record_trade(
             r_trades=stats.r_trades + 1,
             last_20_r=(*stats.last_20_r, r)[-s.rolling_trades :],
         )
-    losing = updated.losing_streak
-    if losing >= s.blacklist_after_losses:
-        updated = replace(updated, blacklisted=True)
-    if losing >= s.disable_after_losses:
-        updated = replace(updated, disabled_until=now + timedelta(hours=s.disable_hours))
-    return updated
+    return _with_limits(updated, now, s)
 
 
 def amend_trade(
@@ -96,12 +91,7 @@ def amend_trade(
         return updated
     turn = -1 if won_before else 1  # a win less and a loss more, or the reverse
     updated = replace(updated, wins=stats.wins + turn, losses=stats.losses - turn, streak=streak)
-    losing = updated.losing_streak
-    if losing >= s.blacklist_after_losses:
-        updated = replace(updated, blacklisted=True)
-    if losing >= s.disable_after_losses:
-        updated = replace(updated, disabled_until=now + timedelta(hours=s.disable_hours))
-    return updated
+    return _with_limits(updated, now, s)
 
 
 def streak_of(trades: Sequence[ClosedTrade]) -> int:
@@ -112,6 +102,16 @@ def streak_of(trades: Sequence[ClosedTrade]) -> int:
         won = trade.pnl_usdt > 0
         streak = max(streak, 0) + 1 if won else min(streak, 0) - 1
     return streak
+
+
+def _with_limits(stats: SymbolStats, now: datetime, s: PerformanceSettings) -> SymbolStats:
+    """`stats` blacklisted, and disabled from `now`, where its losing streak reaches a limit."""
+    losing = stats.losing_streak
+    if losing >= s.blacklist_after_losses:
+        stats = replace(stats, blacklisted=True)
+    if losing >= s.disable_after_losses:
+        stats = replace(stats, disabled_until=now + timedelta(hours=s.disable_hours))
+    return stats
 
 
 def lift_blacklist(stats: SymbolStats) -> SymbolStats:
