@@ -169,7 +169,7 @@ class TradeRef:
 @record
 class TradeFees:
     """The fees read for a trade booked without them (`fee_usdt`, of `orders`): its
-    amendment, carried out by the keeper (keeper/carry.py)."""
+    amendment, carried out by the keeper (keeper/fee_carry.py)."""
 
     trade: TradeRef
     fee_usdt: Decimal

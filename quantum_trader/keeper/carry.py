@@ -3,9 +3,9 @@
 The `Carrier` holds the keeper's books between ticks; only the keeper calls it, under the
 keeper's lock. An order's answer is booked as soon as it arrives (keeper/answer.py), so an
 entry is protected within the same call, and a lost answer leaves an intent that blocks the
-symbol and wakes the keeper for an early tick. A closed position's fees still unread are read
-before its trade is booked (keeper/fees.py); a trade booked without some is amended once they
-are (`amend`).
+symbol and wakes the keeper for an early tick. The fees read later (keeper/fees.py) are carried
+out by keeper/fee_carry.py: read before a closed position's trade is booked, or amending the
+trade once they are.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from datetime import datetime
 from decimal import Decimal
 
 from quantum_trader.domain import (
-    ZERO,
     ClosedTrade,
     ExitReason,
     Fill,
@@ -35,13 +34,10 @@ from quantum_trader.keeper.book import (
     Book,
     EntryPlan,
     Intent,
-    TradeFees,
-    TradeRef,
-    UnreadFees,
     is_unsettled,
 )
-from quantum_trader.keeper.booking import TradeDraft, finish_trade, initial_risk
-from quantum_trader.keeper.fees import FEES_UNREAD, amended, fee_due
+from quantum_trader.keeper.booking import TradeDraft, finish_trade
+from quantum_trader.keeper.fee_carry import FeeCarrier
 from quantum_trader.keeper.ids import ClientOrderIds, Purpose
 from quantum_trader.keeper.orders import OrderDesk
 from quantum_trader.keeper.plan import Context, Plan
@@ -85,6 +81,7 @@ class Carrier:
         self._ledger = ledger
         self._ids = ids
         self._desk = OrderDesk(exchange, repository)
+        self._fees = FeeCarrier(exchange, repository, ledger)
         self._admits = admits
         self._echo = echo
         self._wake = wake
@@ -100,14 +97,12 @@ class Carrier:
             if not is_unsettled(order):
                 await self._desk.forget(order.client_order_id)
         await self._persist_positions(self.book.positions, result.book.positions)
-        for fees in result.amendments:  # before their orders are forgotten: see `_amend`
-            await self._amend(fees, now)
-        await self._persist_fees_unread(self.book.fees_unread, result.book.fees_unread)
+        for fees in result.amendments:  # before their orders are forgotten: see `amend`
+            await self._fees.amend(fees, now)
+        await self._fees.persist(self.book.fees_unread, result.book.fees_unread)
         self.book = result.book
         for draft in result.trades:
-            draft = await self._with_unread_fees(draft)
-            funding = await self._funding(draft.position)
-            await self._record_trade(finish_trade(draft, funding), now)
+            await self._book_trade(draft, now)
         if result.events:
             await self._repository.record_position_events(result.events)
         for event in result.events:
@@ -142,116 +137,21 @@ class Carrier:
         for symbol in before.keys() - after.keys():
             await self._repository.delete_position(symbol)
 
-    async def _persist_fees_unread(
-        self, before: Mapping[str, UnreadFees], after: Mapping[str, UnreadFees]
-    ) -> None:
-        for cid in sorted(after):
-            if before.get(cid) != after[cid]:  # new, bound to its trade, or read
-                await self._repository.save_state(FEES_UNREAD, cid, after[cid].to_dict())
-        for cid in sorted(before.keys() - after.keys()):
-            await self._repository.delete_state(FEES_UNREAD, cid)
-
-    async def _with_unread_fees(self, draft: TradeDraft) -> TradeDraft:
-        """The closed position with the fees of its orders booked without their fills, read
-        now (keeper/fees.py); the orders still unread stay remembered against the trade,
-        which is amended once they are read (`_amend`), and the trade says so once."""
-        position = draft.position
-        unread = [
-            u
-            for u in self.book.fees_unread.values()
-            if u.symbol == position.symbol and u.trade is None
-        ]
-        if not unread:
-            return draft
-        fee, missing = ZERO, []
-        for one in unread:
-            fills = await self._fills(one)
-            if not fills:  # unread, or none listed (keeper/fees.py): read on later ticks
-                missing.append(one)
-                continue
-            await self._repository.record_fills(fills)
-            fee += fee_due(one, fills)
-        fees = position.fees_usdt + fee
-        trade = TradeRef(
-            position.symbol, position.entry_order_id, draft.closed_at, fees, initial_risk(position)
-        )
-        settled = {u.client_order_id for u in unread}
-        left = {c: u for c, u in self.book.fees_unread.items() if c not in settled}
-        left.update((u.client_order_id, replace(u, trade=trade)) for u in missing)
-        await self._persist_fees_unread(self.book.fees_unread, left)
-        self.book = replace(self.book, fees_unread=left)
-        if missing:
-            log.warning(
-                "trade_fees_incomplete",
-                symbol=position.symbol,
-                entry_order_id=position.entry_order_id,
-                orders=[u.client_order_id for u in missing],
-                detail=(
-                    "the trade is booked without these orders' fees: their fills were unread; "
-                    "they are read each tick and the trade amended once they are"
-                ),
-            )
-        return replace(draft, position=replace(position, fees_usdt=fees))
-
-    async def _amend(self, fees: TradeFees, now: datetime) -> None:
-        """Amend a closed trade by the fees read after its booking, through the ledger (trade
-        row, account and symbol statistics). Once only: the trade's stored fees are compared
-        with those it was booked with, so an amendment written before a restart (its orders
-        not yet forgotten) is not made again."""
-        ref = fees.trade
-        key = (ref.symbol, ref.entry_order_id, ref.closed_at)
-        stored = next(
-            (
-                t
-                for t in await self._repository.closed_trades()
-                if (t.symbol, t.entry_order_id, t.closed_at) == key
-            ),
-            None,
-        )
-        if (
-            stored is not None
-            and stored.fees_usdt == ref.fees_usdt + fees.fee_usdt != ref.fees_usdt
-        ):
-            log.info("trade_fees_amended_already", symbol=ref.symbol, orders=list(fees.orders))
-            return
-        if stored is None or stored.fees_usdt != ref.fees_usdt:
-            why = "not found" if stored is None else f"its fees are {stored.fees_usdt}"
-            log.warning(
-                "trade_fees_not_amended",
-                symbol=ref.symbol,
-                entry_order_id=ref.entry_order_id,
-                orders=list(fees.orders),
-                fee_usdt=str(fees.fee_usdt),
-                detail=f"trade closed at {ref.closed_at.isoformat()} {why}",
-            )
-            return
-        trade = amended(stored, fees)
-        if trade != stored:
-            await self._ledger.amend_trade(trade, now)
-        log.info(
-            "trade_fees_amended",
-            symbol=ref.symbol,
-            entry_order_id=ref.entry_order_id,
-            closed_at=ref.closed_at.isoformat(),
-            orders=list(fees.orders),
-            fee_usdt=str(fees.fee_usdt),
-            fees_usdt=str(trade.fees_usdt),
-            pnl_usdt=str(trade.pnl_usdt),
-            r_multiple=None if trade.r_multiple is None else round(trade.r_multiple, 3),
-        )
-
-    async def _fills(self, unread: UnreadFees) -> list[Fill] | None:
-        try:
-            return await self._exchange.fetch_fills(unread.symbol, unread.client_order_id)
-        except (MarketDataError, RetryLater):  # said once for the trade by the caller
-            return None
-
     async def _funding(self, position: Position) -> Decimal:
         try:
             return await self._exchange.fetch_funding_paid(position.symbol, position.opened_at)
         except RetryLater as error:
             log.warning("funding_unavailable", symbol=position.symbol, error=str(error))
             return Decimal(0)
+
+    async def _book_trade(self, draft: TradeDraft, now: datetime) -> None:
+        """A closed position's trade, with the fees read now of its orders booked without
+        them (the orders still unread stay in the book, against the trade), and its funding."""
+        left, draft = await self._fees.settle_close(self.book.fees_unread, draft)
+        if left is not self.book.fees_unread:
+            self.book = replace(self.book, fees_unread=left)
+        funding = await self._funding(draft.position)
+        await self._record_trade(finish_trade(draft, funding), now)
 
     async def _record_trade(self, trade: ClosedTrade, now: datetime) -> None:
         await self._ledger.record_trade(trade, now)

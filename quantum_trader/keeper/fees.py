@@ -9,11 +9,11 @@ fills' fee, scaled up as `execution_of` scales it when they fall short, less the
 goes to its position's `fees_usdt` and the order is forgotten, so the fee counts once.
 
 A position that closes first has them read once more before its trade is booked
-(keeper/carry.py: one read an order a trade, also where the tick's read failed a moment
+(keeper/fee_carry.py: one read an order a trade, also where the tick's read failed a moment
 before, as it is the last chance); if that fails, the trade is booked without them and says
 so (`trade_fees_incomplete`), and the orders stay remembered against that closed trade
 (`UnreadFees.trade`). Their reads go on each tick; once every one of them is read (or given
-up), the trade is amended by the fees read (`TradeFees`, carried out by keeper/carry.py:
+up), the trade is amended by the fees read (`TradeFees`, carried out by keeper/fee_carry.py:
 `trade_fees_amended`). An answer listing none of its trades (Binance's userTrades not
 listing them yet) is no read: the order executed, its fee is not 0. One still unread
 `keeper.fees_unread_give_up_s` after it was booked is given up (`fees_unread_given_up`).

@@ -1,0 +1,134 @@
+"""The fees read later, as the carrier books them (keeper/fees.py says what is read when).
+
+`FeeCarrier` keeps the remembered orders in the repository's state (`FEES_UNREAD`), reads the
+fees of a closed position's orders once more before its trade is booked, and amends a closed
+trade booked without some once they are read: through the ledger (the trade row, the account's
+and the symbol's statistics), once only, also across a restart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+from quantum_trader.domain import ZERO, Fill
+from quantum_trader.errors import MarketDataError, RetryLater
+from quantum_trader.keeper.book import TradeFees, TradeRef, UnreadFees
+from quantum_trader.keeper.booking import TradeDraft, initial_risk
+from quantum_trader.keeper.fees import FEES_UNREAD, amended, fee_due
+from quantum_trader.log import get_logger
+from quantum_trader.portfolio.ledger import Ledger
+from quantum_trader.ports import Exchange, Repository
+from quantum_trader.record import replace
+
+log = get_logger("keeper")
+
+
+class FeeCarrier:
+    def __init__(self, exchange: Exchange, repository: Repository, ledger: Ledger) -> None:
+        self._exchange = exchange
+        self._repository = repository
+        self._ledger = ledger
+
+    async def persist(
+        self, before: Mapping[str, UnreadFees], after: Mapping[str, UnreadFees]
+    ) -> None:
+        for cid in sorted(after):
+            if before.get(cid) != after[cid]:  # new, bound to its trade, or read
+                await self._repository.save_state(FEES_UNREAD, cid, after[cid].to_dict())
+        for cid in sorted(before.keys() - after.keys()):
+            await self._repository.delete_state(FEES_UNREAD, cid)
+
+    async def settle_close(
+        self, book: Mapping[str, UnreadFees], draft: TradeDraft
+    ) -> tuple[Mapping[str, UnreadFees], TradeDraft]:
+        """The orders still unread of `book` (the very map when none is the closed
+        position's), and the closed position with the fees of its orders booked without
+        their fills, read now (keeper/fees.py); the orders still unread stay remembered
+        against the trade, which is amended once they are read (`amend`), and the trade says
+        so once."""
+        position = draft.position
+        unread = [u for u in book.values() if u.symbol == position.symbol and u.trade is None]
+        if not unread:
+            return book, draft
+        fee, missing = ZERO, []
+        for one in unread:
+            fills = await self._fills(one)
+            if not fills:  # unread, or none listed (keeper/fees.py): read on later ticks
+                missing.append(one)
+                continue
+            await self._repository.record_fills(fills)
+            fee += fee_due(one, fills)
+        fees = position.fees_usdt + fee
+        trade = TradeRef(
+            position.symbol, position.entry_order_id, draft.closed_at, fees, initial_risk(position)
+        )
+        settled = {u.client_order_id for u in unread}
+        left = {c: u for c, u in book.items() if c not in settled}
+        left.update((u.client_order_id, replace(u, trade=trade)) for u in missing)
+        await self.persist(book, left)
+        if missing:
+            log.warning(
+                "trade_fees_incomplete",
+                symbol=position.symbol,
+                entry_order_id=position.entry_order_id,
+                orders=[u.client_order_id for u in missing],
+                detail=(
+                    "the trade is booked without these orders' fees: their fills were unread; "
+                    "they are read each tick and the trade amended once they are"
+                ),
+            )
+        return left, replace(draft, position=replace(position, fees_usdt=fees))
+
+    async def amend(self, fees: TradeFees, now: datetime) -> None:
+        """Amend a closed trade by the fees read after its booking, through the ledger (trade
+        row, account and symbol statistics). Once only: the trade's stored fees are compared
+        with those it was booked with, so an amendment written before a restart (its orders
+        not yet forgotten) is not made again."""
+        ref = fees.trade
+        key = (ref.symbol, ref.entry_order_id, ref.closed_at)
+        stored = next(
+            (
+                t
+                for t in await self._repository.closed_trades()
+                if (t.symbol, t.entry_order_id, t.closed_at) == key
+            ),
+            None,
+        )
+        if (
+            stored is not None
+            and stored.fees_usdt == ref.fees_usdt + fees.fee_usdt != ref.fees_usdt
+        ):
+            log.info("trade_fees_amended_already", symbol=ref.symbol, orders=list(fees.orders))
+            return
+        if stored is None or stored.fees_usdt != ref.fees_usdt:
+            why = "not found" if stored is None else f"its fees are {stored.fees_usdt}"
+            log.warning(
+                "trade_fees_not_amended",
+                symbol=ref.symbol,
+                entry_order_id=ref.entry_order_id,
+                orders=list(fees.orders),
+                fee_usdt=str(fees.fee_usdt),
+                detail=f"trade closed at {ref.closed_at.isoformat()} {why}",
+            )
+            return
+        trade = amended(stored, fees)
+        if trade != stored:
+            await self._ledger.amend_trade(trade, now)
+        log.info(
+            "trade_fees_amended",
+            symbol=ref.symbol,
+            entry_order_id=ref.entry_order_id,
+            closed_at=ref.closed_at.isoformat(),
+            orders=list(fees.orders),
+            fee_usdt=str(fees.fee_usdt),
+            fees_usdt=str(trade.fees_usdt),
+            pnl_usdt=str(trade.pnl_usdt),
+            r_multiple=None if trade.r_multiple is None else round(trade.r_multiple, 3),
+        )
+
+    async def _fills(self, unread: UnreadFees) -> list[Fill] | None:
+        try:
+            return await self._exchange.fetch_fills(unread.symbol, unread.client_order_id)
+        except (MarketDataError, RetryLater):  # said once for the trade by the caller
+            return None
