@@ -179,7 +179,13 @@ class Repository(Protocol):
 
     async def open_positions(self) -> list[Position]: ...
 
-    async def record_closed_trade(self, trade: ClosedTrade) -> None: ...
+    async def record_closed_trade(
+        self, trade: ClosedTrade, *, closes_position: bool = False
+    ) -> None:
+        """Store a round trip (the same symbol, entry order and close time once). With
+        `closes_position`, the symbol's open position is deleted in the same transaction: a
+        crash leaves both or neither, never a position gone without its trade."""
+        ...
 
     async def closed_trades(self) -> list[ClosedTrade]: ...
 

@@ -11,7 +11,7 @@ trade once they are.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence, Set
 from datetime import datetime
 from decimal import Decimal
 
@@ -96,13 +96,18 @@ class Carrier:
                 await self._repository.record_fills(fills)
             if not is_unsettled(order):
                 await self._desk.forget(order.client_order_id)
-        await self._persist_positions(self.book.positions, result.book.positions)
+        # A position closed by a trade of this plan is deleted with its trade's row, once its
+        # fees and funding are read: a crash between the two would lose the trade.
+        closing = {d.position.symbol for d in result.trades} - result.book.positions.keys()
+        await self._persist_positions(self.book.positions, result.book.positions, closing)
         for fees in result.amendments:  # before their orders are forgotten: see `amend`
             await self._fees.amend(fees, now)
         await self._fees.persist(self.book.fees_unread, result.book.fees_unread)
         self.book = result.book
-        for draft in result.trades:
-            await self._book_trade(draft, now)
+        last = {d.position.symbol: i for i, d in enumerate(result.trades)}
+        for i, draft in enumerate(result.trades):
+            symbol = draft.position.symbol
+            await self._book_trade(draft, now, closes=symbol in closing and last[symbol] == i)
         if result.events:
             await self._repository.record_position_events(result.events)
         for event in result.events:
@@ -128,33 +133,39 @@ class Carrier:
         self.book = replace(self.book, positions=dict(positions))
 
     async def _persist_positions(
-        self, before: Mapping[str, Position], after: Mapping[str, Position]
+        self,
+        before: Mapping[str, Position],
+        after: Mapping[str, Position],
+        closing: Set[str] = frozenset(),
     ) -> None:
+        """Save the positions changed, delete those gone but `closing` (deleted with their
+        trade's row: `_book_trade`)."""
         for symbol, position in after.items():
             was = before.get(symbol)
             if was is not position and was != position:  # most ticks keep the very object
                 await self._repository.save_position(position)
-        for symbol in before.keys() - after.keys():
+        for symbol in before.keys() - after.keys() - closing:
             await self._repository.delete_position(symbol)
 
     async def _funding(self, position: Position) -> Decimal:
         try:
             return await self._exchange.fetch_funding_paid(position.symbol, position.opened_at)
-        except RetryLater as error:
+        except (RetryLater, MarketDataError) as error:  # the trade is booked all the same
             log.warning("funding_unavailable", symbol=position.symbol, error=str(error))
             return Decimal(0)
 
-    async def _book_trade(self, draft: TradeDraft, now: datetime) -> None:
+    async def _book_trade(self, draft: TradeDraft, now: datetime, *, closes: bool) -> None:
         """A closed position's trade, with the fees read now of its orders booked without
-        them (the orders still unread stay in the book, against the trade), and its funding."""
+        them (the orders still unread stay in the book, against the trade), and its funding;
+        `closes`: the position's row is deleted with the trade's."""
         left, draft = await self._fees.settle_close(self.book.fees_unread, draft)
         if left is not self.book.fees_unread:
             self.book = replace(self.book, fees_unread=left)
         funding = await self._funding(draft.position)
-        await self._record_trade(finish_trade(draft, funding), now)
+        await self._record_trade(finish_trade(draft, funding), now, closes=closes)
 
-    async def _record_trade(self, trade: ClosedTrade, now: datetime) -> None:
-        await self._ledger.record_trade(trade, now)
+    async def _record_trade(self, trade: ClosedTrade, now: datetime, *, closes: bool) -> None:
+        await self._ledger.record_trade(trade, now, closes_position=closes)
         log.info(
             "position_closed",
             symbol=trade.symbol,

@@ -66,9 +66,12 @@ class Ledger:
             await ledger._save_tracker(now)
         return ledger
 
-    async def record_trade(self, trade: ClosedTrade, now: datetime) -> None:
-        """Book a closed round trip: trade row, streak and hourly PnL updated."""
-        await self._repository.record_closed_trade(trade)
+    async def record_trade(
+        self, trade: ClosedTrade, now: datetime, *, closes_position: bool = False
+    ) -> None:
+        """Book a closed round trip: trade row, streak and hourly PnL updated. With
+        `closes_position`, the trade row and the position's deletion are one write."""
+        await self._repository.record_closed_trade(trade, closes_position=closes_position)
         self.tracker = self.tracker.on_trade_closed(trade)
         await self._save_tracker(now)
         before = self.stats.get(trade.symbol, SymbolStats(trade.symbol))

@@ -101,10 +101,15 @@ class InMemoryRepository:
         """Positions sorted by symbol."""
         return [codec.decode_position(self._positions[s]) for s in sorted(self._positions)]
 
-    async def record_closed_trade(self, trade: ClosedTrade) -> None:
-        """Store a round trip; the same (symbol, entry order, close time) is stored once."""
+    async def record_closed_trade(
+        self, trade: ClosedTrade, *, closes_position: bool = False
+    ) -> None:
+        """Store a round trip; the same (symbol, entry order, close time) is stored once. With
+        `closes_position`, the symbol's position is deleted with it."""
         row = codec.encode_closed_trade(trade)
         self._closed_trades.setdefault(tuple(row[i] for i in codec.CLOSED_TRADE_KEY), row)
+        if closes_position:
+            self._positions.pop(trade.symbol, None)
 
     async def closed_trades(self) -> list[ClosedTrade]:
         """Trades sorted by closed_at, then arrival."""

@@ -121,8 +121,10 @@ class SplitRepository:
     async def open_positions(self) -> list[Position]:
         return await self._ledger.open_positions()
 
-    async def record_closed_trade(self, trade: ClosedTrade) -> None:
-        await self._ledger.record_closed_trade(trade)
+    async def record_closed_trade(
+        self, trade: ClosedTrade, *, closes_position: bool = False
+    ) -> None:
+        await self._ledger.record_closed_trade(trade, closes_position=closes_position)
 
     async def closed_trades(self) -> list[ClosedTrade]:
         return await self._ledger.closed_trades()

@@ -92,6 +92,7 @@ _INSERT_CLOSED_TRADE = _insert(
     codec.CLOSED_TRADE_COLUMNS,
     "ON CONFLICT (symbol, entry_order_id, closed_at) DO NOTHING",
 )
+_DELETE_POSITION = "DELETE FROM positions WHERE symbol = ?"
 _CLOSED_TRADE_KEY_COLUMNS = tuple(codec.CLOSED_TRADE_COLUMNS[i] for i in codec.CLOSED_TRADE_KEY)
 _CLOSED_TRADE_WHERE = " WHERE " + " AND ".join(f"{c} = ?" for c in _CLOSED_TRADE_KEY_COLUMNS)
 _CLOSED_TRADE_AMENDED = [
@@ -232,16 +233,24 @@ class SqliteRepository:
         await self._write(_UPSERT_POSITION, [codec.encode_position(position)])
 
     async def delete_position(self, symbol: str) -> None:
-        await self._write("DELETE FROM positions WHERE symbol = ?", [(symbol,)])
+        await self._write(_DELETE_POSITION, [(symbol,)])
 
     async def open_positions(self) -> list[Position]:
         """Positions sorted by symbol."""
         sql = _select("positions", codec.POSITION_COLUMNS) + " ORDER BY symbol"
         return [codec.decode_position(r) for r in await self._fetch(sql)]
 
-    async def record_closed_trade(self, trade: ClosedTrade) -> None:
-        """Store a round trip; the same (symbol, entry order, close time) is stored once."""
-        await self._write(_INSERT_CLOSED_TRADE, [codec.encode_closed_trade(trade)])
+    async def record_closed_trade(
+        self, trade: ClosedTrade, *, closes_position: bool = False
+    ) -> None:
+        """Store a round trip; the same (symbol, entry order, close time) is stored once. With
+        `closes_position`, the symbol's position is deleted in the same transaction."""
+        batches = [(_INSERT_CLOSED_TRADE, [codec.encode_closed_trade(trade)])]
+        if closes_position:
+            batches.append((_DELETE_POSITION, [(trade.symbol,)]))
+        self._check_writable()
+        async with self._lock:
+            await self._transaction(batches)
 
     async def closed_trades(self) -> list[ClosedTrade]:
         """Trades sorted by closed_at, then arrival."""

@@ -24,6 +24,7 @@ read of an order's fills (`fills_asked`).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -72,6 +73,9 @@ class ModelExchange:
     fills_unlisted: int = 0
     answers_without_fees: bool = False
     fills_asked: list[str] = field(default_factory=list)
+    # Set: a funding read waits on it (a process that dies while the read is in flight).
+    funding_hangs: asyncio.Event | None = None
+    funding_asked: asyncio.Event = field(default_factory=asyncio.Event)
     sequence: int = 0
 
     # -- reads ----------------------------------------------------------------------------------
@@ -125,6 +129,9 @@ class ModelExchange:
         return list(self.fills.get(client_order_id, []))
 
     async def fetch_funding_paid(self, symbol: str, since: datetime) -> Decimal:
+        self.funding_asked.set()
+        if self.funding_hangs is not None:
+            await self.funding_hangs.wait()
         return ZERO
 
     async def set_leverage(self, symbol: str, leverage: int) -> None:

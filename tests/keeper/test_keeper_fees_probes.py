@@ -5,6 +5,8 @@ hand, and a read that answers after the give-up bound passed across a restart.""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from datetime import timedelta
 from decimal import Decimal
 
@@ -137,3 +139,30 @@ async def test_a_read_that_fails_after_the_bound_passed_in_a_stop_gives_up_at_on
     assert exit_ in given_up["detail"]
     assert await harness.repository.closed_trades() == [booked]
     assert harness.keeper.book.fees_unread == {}
+
+
+async def test_a_stop_while_a_closed_positions_trade_is_read_loses_neither() -> None:
+    """The process stops while the closing trade's funding is read (after the plan, before the
+    trade's row): the position's row stays until its trade's row is written with its deletion,
+    so the restart finds the position gone on the exchange and books its trade. (Was: the row
+    deleted first, and the trade lost for good.)"""
+    harness = await Harness.start()
+    exchange = harness.exchange
+    order = sized(BTC, Side.LONG, exchange.marks[BTC])
+    await harness.keeper.enter(order, harness.now)
+    exchange.move(BTC, order.stop_price - Decimal(1))  # the stop fills
+    exchange.funding_hangs = asyncio.Event()
+    tick = asyncio.create_task(harness.tick())
+    await asyncio.wait_for(exchange.funding_asked.wait(), 10)
+    tick.cancel()  # the process ends here
+    with contextlib.suppress(asyncio.CancelledError):
+        await tick
+    assert [p.symbol for p in await harness.repository.open_positions()] == [BTC]
+    assert await harness.repository.closed_trades() == []
+
+    exchange.funding_hangs = None
+    await harness.restart()
+    await harness.tick()
+    [trade] = await harness.repository.closed_trades()
+    assert trade.symbol == BTC
+    assert await harness.repository.open_positions() == []

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
@@ -168,6 +170,36 @@ async def test_closed_trades_round_trip_sorted_by_close_and_stored_once(repo: Re
     await repo.record_closed_trade(late)
 
     assert await repo.closed_trades() == [early, late]
+
+
+async def test_a_trade_that_closes_its_position_deletes_that_position_alone(repo: Repo) -> None:
+    await repo.save_position(s.position())
+    await repo.save_position(s.position(s.ETH))
+    await repo.record_closed_trade(s.closed_trade(), closes_position=True)
+
+    assert await repo.closed_trades() == [s.closed_trade()]
+    assert await repo.open_positions() == [s.position(s.ETH)]
+
+
+async def test_a_trade_and_its_positions_deletion_are_one_transaction(tmp_path: Path) -> None:
+    """A deletion SQLite refuses (a trigger here) leaves the trade's row unwritten too: a
+    crash between the two cannot leave a position gone without its trade."""
+    path = tmp_path / "ledger.db"
+    repo = await SqliteRepository.open(path)
+    try:
+        await repo.save_position(s.position())
+        with contextlib.closing(sqlite3.connect(path)) as other:
+            other.execute(
+                "CREATE TRIGGER refused BEFORE DELETE ON positions "
+                "BEGIN SELECT RAISE(ABORT, 'refused'); END"
+            )
+            other.commit()
+        with pytest.raises(sqlite3.DatabaseError, match="refused"):
+            await repo.record_closed_trade(s.closed_trade(), closes_position=True)
+        assert await repo.closed_trades() == []
+        assert await repo.open_positions() == [s.position()]
+    finally:
+        await repo.close()
 
 
 async def test_a_trade_of_unknown_r_comes_back_with_none_not_zero(repo: Repo) -> None:
