@@ -37,7 +37,7 @@ from quantum_trader.keeper.book import (
     is_unsettled,
 )
 from quantum_trader.keeper.booking import TradeDraft, finish_trade
-from quantum_trader.keeper.fee_carry import FeeCarrier
+from quantum_trader.keeper.fee_carry import FeeCarrier, read_fills
 from quantum_trader.keeper.ids import ClientOrderIds, Purpose
 from quantum_trader.keeper.orders import OrderDesk
 from quantum_trader.keeper.plan import Context, Plan
@@ -388,13 +388,7 @@ class Carrier:
         keeper/fees.py)."""
         if answer.filled_quantity <= 0:
             return []
-        try:
-            fills = await self._exchange.fetch_fills(answer.symbol, answer.client_order_id)
-        except (MarketDataError, RetryLater) as error:  # an unreadable answer: as unreachable
-            why = str(error)
-        else:
-            if fills:
-                return fills
-            why = f"no trades listed yet for the {answer.filled_quantity} it executed"
-        log.warning("fills_read_failed", client_order_id=answer.client_order_id, error=why)
-        return None
+        fills, why = await read_fills(self._exchange, answer.symbol, answer.client_order_id)
+        if fills is None:
+            log.warning("fills_read_failed", client_order_id=answer.client_order_id, error=why)
+        return fills

@@ -1,9 +1,10 @@
 """The fees read later, as the carrier books them (keeper/fees.py says what is read when).
 
-`FeeCarrier` keeps the remembered orders in the repository's state (`FEES_UNREAD`), reads the
-fees of a closed position's orders once more before its trade is booked, and amends a closed
-trade booked without some once they are read: through the ledger (the trade row, the account's
-and the symbol's statistics), once only, also across a restart.
+`read_fills` is the one read of an executed order's fills, whoever asks (an answer, a tick,
+a close). `FeeCarrier` keeps the remembered orders in the repository's state (`FEES_UNREAD`),
+reads the fees of a closed position's orders once more before its trade is booked, and amends
+a closed trade booked without some once they are read: through the ledger (the trade row, the
+account's and the symbol's statistics), once only, also across a restart.
 """
 
 from __future__ import annotations
@@ -22,6 +23,20 @@ from quantum_trader.ports import Exchange, Repository
 from quantum_trader.record import replace
 
 log = get_logger("keeper")
+
+
+async def read_fills(
+    exchange: Exchange, symbol: str, client_order_id: str
+) -> tuple[list[Fill] | None, str]:
+    """The fills of an order of ours that executed, or None and why there are none to book:
+    the exchange unreachable, an answer the adapter cannot read, or none listed yet (Binance's
+    userTrades may lag a fill, and an executed order's fee is not 0). Its fee is then read
+    later (keeper/fees.py)."""
+    try:
+        fills = await exchange.fetch_fills(symbol, client_order_id)
+    except (MarketDataError, RetryLater) as error:
+        return None, str(error)
+    return (fills, "") if fills else (None, "no trades listed yet for what it executed")
 
 
 class FeeCarrier:
@@ -52,9 +67,9 @@ class FeeCarrier:
         if not unread:
             return book, draft
         fee, missing = ZERO, []
-        for one in unread:
-            fills = await self._fills(one)
-            if not fills:  # unread, or none listed (keeper/fees.py): read on later ticks
+        for one in unread:  # a failure is said once for the trade, below
+            fills, _ = await read_fills(self._exchange, one.symbol, one.client_order_id)
+            if fills is None:  # read on later ticks
                 missing.append(one)
                 continue
             await self._repository.record_fills(fills)
@@ -126,9 +141,3 @@ class FeeCarrier:
             pnl_usdt=str(trade.pnl_usdt),
             r_multiple=None if trade.r_multiple is None else round(trade.r_multiple, 3),
         )
-
-    async def _fills(self, unread: UnreadFees) -> list[Fill] | None:
-        try:
-            return await self._exchange.fetch_fills(unread.symbol, unread.client_order_id)
-        except (MarketDataError, RetryLater):  # said once for the trade by the caller
-            return None

@@ -39,6 +39,7 @@ from quantum_trader.keeper.alerts import AlertListener
 from quantum_trader.keeper.book import Book, EntryPlan, Intent, is_unsettled
 from quantum_trader.keeper.carry import Carrier
 from quantum_trader.keeper.checks import ProtectionChecks
+from quantum_trader.keeper.fee_carry import read_fills
 from quantum_trader.keeper.fees import fee_reads
 from quantum_trader.keeper.ids import ClientOrderIds, Purpose, is_ours
 from quantum_trader.keeper.orders import INTENTS
@@ -310,15 +311,10 @@ class PositionKeeper:
         failed: set[str] = set()
         say = log.debug if again else log.warning
         for symbol, client_order_id in wanted:  # each ended with something executed
-            try:
-                read = await self._exchange.fetch_fills(symbol, client_order_id)
-            except (MarketDataError, RetryLater) as error:  # unreachable, or an unreadable answer
-                why = str(error)
-            else:
-                if read:
-                    fills[client_order_id] = read
-                    continue
-                why = "no trades listed yet for what it executed"
+            read, why = await read_fills(self._exchange, symbol, client_order_id)
+            if read is not None:
+                fills[client_order_id] = read
+                continue
             failed.add(client_order_id)
             say("fills_read_failed", client_order_id=client_order_id, error=why)
         return fills, frozenset(failed)
