@@ -5,11 +5,16 @@ the keeper's tick or its start, nor amends a trade by a fee it did not read."""
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 import pytest
 from structlog.testing import capture_logs
-from test_keeper_fees_unread import BTC, closed_with_the_exit_fills_unread, fee_of, sent
+from test_keeper_fees_unread import (
+    BTC,
+    closed_with_the_exit_fills_unread,
+    entered,
+    fee_of,
+    sent,
+    stop_reached,
+)
 from test_keeper_properties import KEEPER, Harness, sized
 
 from quantum_trader.domain import ExitReason, Side
@@ -113,10 +118,7 @@ async def test_an_executed_order_whose_trades_stay_unlisted_is_given_up_at_the_b
 async def test_an_open_positions_fee_listed_late_is_added_once_listed() -> None:
     harness = await Harness.start()
     exchange = harness.exchange
-    exchange.answers_without_fees = True
-    exchange.fills_unreadable = 1
-    await harness.keeper.enter(sized(BTC, Side.LONG, exchange.marks[BTC]), harness.now)
-    [entry] = sent(exchange, Purpose.ENTRY)
+    entry = await entered(harness, unreadable=1)
     listed = exchange.fills[entry]
     exchange.fills[entry] = []
     with capture_logs() as logs:
@@ -132,10 +134,7 @@ async def test_an_open_positions_fee_listed_late_is_added_once_listed() -> None:
 async def test_a_close_that_finds_none_of_an_orders_trades_listed_books_it_as_unread() -> None:
     harness = await Harness.start()
     exchange = harness.exchange
-    exchange.answers_without_fees = True
-    exchange.fills_unreadable = 1
-    await harness.keeper.enter(sized(BTC, Side.LONG, exchange.marks[BTC]), harness.now)
-    [entry] = sent(exchange, Purpose.ENTRY)
+    entry = await entered(harness, unreadable=1)
     listed = exchange.fills[entry]
     exchange.fills[entry] = []
     with capture_logs() as logs:
@@ -200,10 +199,7 @@ async def test_an_entry_saved_before_trades_were_amended_goes_to_its_open_positi
     """An older run's entry has no `trade`: it belonged to an open position, as all then did."""
     harness = await Harness.start()
     exchange = harness.exchange
-    exchange.answers_without_fees = True
-    exchange.fills_unreadable = 1
-    await harness.keeper.enter(sized(BTC, Side.LONG, exchange.marks[BTC]), harness.now)
-    [entry] = sent(exchange, Purpose.ENTRY)
+    entry = await entered(harness, unreadable=1)
     [saved] = (await harness.repository.load_state(FEES_UNREAD)).values()
     assert set(saved) == {"since", "booked_fee_usdt"}  # what an older run wrote too
     await harness.restart()
@@ -250,13 +246,7 @@ async def test_an_exit_whose_trades_are_not_listed_at_its_answer_amends_its_trad
 async def test_a_stop_whose_trades_are_not_listed_yet_when_found_filled_amends_its_trade() -> None:
     harness = await Harness.start()
     exchange = harness.exchange
-    order = sized(BTC, Side.LONG, exchange.marks[BTC])
-    exchange.answers_without_fees = True
-    await harness.keeper.enter(order, harness.now)
-    [entry] = sent(exchange, Purpose.ENTRY)
-    stop_id = harness.keeper.positions[BTC].stop_order_id
-    assert stop_id is not None
-    exchange.move(BTC, order.stop_price - Decimal(1))
+    _, entry, stop_id = await stop_reached(harness)
     exchange.fills_unlisted = 2  # the tick's read and the close's
     with capture_logs() as logs:
         await harness.tick()

@@ -11,7 +11,13 @@ from datetime import timedelta
 from decimal import Decimal
 
 from structlog.testing import capture_logs
-from test_keeper_fees_unread import BTC, closed_with_the_exit_fills_unread, fee_of, sent
+from test_keeper_fees_unread import (
+    BTC,
+    closed_with_the_exit_fills_unread,
+    fee_of,
+    sent,
+    stop_reached,
+)
 from test_keeper_properties import KEEPER, Harness, sized
 
 from quantum_trader.domain import ExitReason, Side
@@ -21,13 +27,7 @@ from quantum_trader.keeper.ids import Purpose
 async def test_a_stop_filled_while_its_trades_stay_unreadable_is_amended_as_the_stop() -> None:
     harness = await Harness.start()
     exchange = harness.exchange
-    order = sized(BTC, Side.LONG, exchange.marks[BTC])
-    exchange.answers_without_fees = True
-    await harness.keeper.enter(order, harness.now)
-    [entry] = sent(exchange, Purpose.ENTRY)
-    stop_id = harness.keeper.positions[BTC].stop_order_id
-    assert stop_id is not None
-    exchange.move(BTC, order.stop_price - Decimal(1))
+    order, entry, stop_id = await stop_reached(harness)
     exchange.fills_unreadable = 2  # the tick's read and the close's
     with capture_logs() as logs:
         await harness.tick()

@@ -26,6 +26,7 @@ from quantum_trader.domain import (
     OrderSide,
     OrderStatus,
     Side,
+    SizedOrder,
 )
 from quantum_trader.gates.settings import PerformanceSettings
 from quantum_trader.keeper.book import TradeRef
@@ -59,6 +60,20 @@ async def entered(harness: Harness, *, unreadable: int, with_fees: bool = False)
     await harness.keeper.enter(sized(BTC, Side.LONG, exchange.marks[BTC]), harness.now)
     [entry] = sent(exchange, Purpose.ENTRY)
     return entry
+
+
+async def stop_reached(harness: Harness) -> tuple[SizedOrder, str, str]:
+    """Enter BTC long (answers without fees), then move the mark past the entry's stop, which
+    the next tick finds filled: the sized order, the entry's and the stop's client order ids."""
+    exchange = harness.exchange
+    order = sized(BTC, Side.LONG, exchange.marks[BTC])
+    exchange.answers_without_fees = True
+    await harness.keeper.enter(order, harness.now)
+    [entry] = sent(exchange, Purpose.ENTRY)
+    stop_id = harness.keeper.positions[BTC].stop_order_id
+    assert stop_id is not None
+    exchange.move(BTC, order.stop_price - Decimal(1))
+    return order, entry, stop_id
 
 
 async def test_an_entry_whose_fills_are_read_a_tick_later_has_their_fee_once() -> None:
@@ -365,13 +380,7 @@ async def test_a_stop_filled_while_its_fills_are_unreadable_is_booked_as_the_sto
     mark) and reads its fee before the trade is booked."""
     harness = await Harness.start()
     exchange = harness.exchange
-    order = sized(BTC, Side.LONG, exchange.marks[BTC])
-    exchange.answers_without_fees = True
-    await harness.keeper.enter(order, harness.now)
-    [entry] = sent(exchange, Purpose.ENTRY)
-    stop_id = harness.keeper.positions[BTC].stop_order_id
-    assert stop_id is not None
-    exchange.move(BTC, order.stop_price - Decimal(1))
+    order, entry, stop_id = await stop_reached(harness)
     exchange.fills_unreadable = 1  # the tick's read of the stop's fills
     with capture_logs() as logs:
         await harness.tick()
