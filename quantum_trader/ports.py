@@ -81,6 +81,13 @@ class Exchange(Protocol):
 
     async def fetch_fills(self, symbol: str, client_order_id: str) -> list[Fill]: ...
 
+    async def fetch_account_fills(self, symbol: str, start: datetime, end: datetime) -> list[Fill]:
+        """Every execution on `symbol` from `start` to `end` (at most 7 days apart), whoever
+        sent its order, oldest first; `client_order_id` is the order's id as the exchange
+        lists it (Binance's userTrades carry its order id, not the client's). Raises
+        RetryLater or MarketDataError when they cannot all be read."""
+        ...
+
     async def fetch_funding_paid(self, symbol: str, since: datetime) -> Decimal:
         """Funding paid on `symbol` since `since` (positive = paid, negative = received)."""
         ...

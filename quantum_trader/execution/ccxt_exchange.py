@@ -529,6 +529,21 @@ class CcxtExchange:
             return []
         return await self._triggered_fills(symbol, algo, client_order_id)
 
+    async def fetch_account_fills(self, symbol: str, start: datetime, end: datetime) -> list[Fill]:
+        """GET /fapi/v1/userTrades in the window (weight 5): each order's trades under
+        `order-<its Binance order id>`. A full page may not hold the newest: a failed read."""
+        market_id = await self._market_id(symbol, Operation.ACCOUNT)
+        params = {"symbol": market_id, "startTime": ms_from_utc(start), "endTime": ms_from_utc(end)}
+        rows = wire.as_list(await self._trades(params), "userTrades")
+        if len(rows) >= TRADES_PAGE:
+            more = f"{len(rows)} trades in the window, maybe more"
+            raise MarketDataError(f"userTrades {symbol}: {more}")
+        by_order: dict[str, list[Any]] = {}
+        for row in rows:
+            by_order.setdefault(str(wire.field(row, "orderId", "userTrades")), []).append(row)
+        fills = [f for oid, of in by_order.items() for f in _fills_of(of, symbol, f"order-{oid}")]
+        return sorted(fills, key=lambda fill: fill.time)
+
     async def _triggered_fills(self, symbol: str, algo: Any, client_order_id: str) -> list[Fill]:
         """Trades of a triggered algo order's market order: by its actual order id, or by
         side in the trigger's time window when Binance did not report the id."""

@@ -245,6 +245,18 @@ class PaperExchange:
         fills = self._ledger.state.fills.get(client_order_id, [])
         return [fill for fill in fills if fill.symbol == symbol]
 
+    async def fetch_account_fills(self, symbol: str, start: datetime, end: datetime) -> list[Fill]:
+        self._sync()
+        if symbol not in self._rules:
+            raise MarketDataError(f"unknown symbol {symbol!r}")
+        fills = [
+            fill
+            for by_order in self._ledger.state.fills.values()
+            for fill in by_order
+            if fill.symbol == symbol and start <= fill.time <= end
+        ]
+        return sorted(fills, key=lambda fill: fill.time)
+
     async def fetch_funding_paid(self, symbol: str, since: datetime) -> Decimal:
         """Funding paid on `symbol` at settlements since `since` (negative = received)."""
         self._sync()

@@ -39,6 +39,7 @@ from quantum_trader.keeper.alerts import AlertListener
 from quantum_trader.keeper.book import Book, EntryPlan, Intent, is_unsettled
 from quantum_trader.keeper.carry import Carrier
 from quantum_trader.keeper.checks import ProtectionChecks
+from quantum_trader.keeper.external import read_account_fills, unread_external_exits
 from quantum_trader.keeper.fee_carry import read_fills
 from quantum_trader.keeper.fees import fee_reads
 from quantum_trader.keeper.ids import ClientOrderIds, Purpose, is_ours
@@ -262,6 +263,11 @@ class PositionKeeper:
             log.info(recheck)
             await self._tick(now, rest=True, fees=fees)
             return
+        external = unread_external_exits(result, seen)
+        if external:  # booked from the account's own trades (keeper/external.py)
+            positions, at = book.positions, self._reconciled_at
+            seen = await read_account_fills(self._exchange, seen, positions, external, at, now)
+            result = plan(book, seen, now, context, self._checks)
         await self._carrier.carry_out(result, now, context)
         self._reconciled_at = now
 

@@ -62,7 +62,10 @@ class Observation:
     `reflected`: our orders the exchange had reported filled before this snapshot's positions
     were read, so a REST snapshot shows their fills (see `Plan.unreflected`);
     `fills_unread`: the orders whose fills the keeper tried to read this tick and could not
-    (an order that ended is then booked from its state, its fee read later: keeper/fees.py).
+    (an order that ended is then booked from its state, its fee read later: keeper/fees.py);
+    `account_fills`: the account's trades on a symbol whose position a first plan found
+    reduced with no order of ours to explain it, by symbol (keeper/external.py);
+    `account_unread`: such symbols whose trades could not be read.
     """
 
     snapshot: ExchangeSnapshot
@@ -71,6 +74,8 @@ class Observation:
     marks: Mapping[str, Decimal] = field(default_factory=dict)
     reflected: frozenset[str] = frozenset()
     fills_unread: frozenset[str] = frozenset()
+    account_fills: Mapping[str, Sequence[Fill]] = field(default_factory=dict)
+    account_unread: frozenset[str] = frozenset()
 
 
 @record

@@ -31,6 +31,7 @@ from quantum_trader.keeper.booking import (
 from quantum_trader.keeper.checks import ProtectionChecks
 from quantum_trader.keeper.cover import clear_of_mark, stop_awaiting_orders, stop_while_unechoed
 from quantum_trader.keeper.draft import Draft
+from quantum_trader.keeper.external import ExternalExecution, external_execution
 from quantum_trader.keeper.fees import remembered, settle_fees
 from quantum_trader.keeper.firing import trigger_times
 from quantum_trader.keeper.ids import Purpose, is_ours
@@ -282,19 +283,46 @@ class Planner(OrderSettling):
         return booked
 
     def _external_exit(self, position: Position, target: Decimal) -> Position | None:
-        mark = self.observation.marks.get(position.symbol)
-        price = mark or position.stop_price
+        """Book what left the position with no order of ours: at the account's own trades
+        when they show it, else at the mark (keeper/external.py)."""
+        quantity = position.quantity - target
+        found, why = self._account_execution(position, quantity)
+        if found is not None:
+            price, fee = found.price, found.fee_usdt
+            how = f"the price of the account's {found.trades} trade(s) {price}, fee {fee}"
+        else:
+            mark = self.observation.marks.get(position.symbol)
+            price, fee = mark or position.stop_price, ZERO
+            how = f"{'the mark' if mark else 'the stop'} {price}{why}"
         detail = (
-            f"{position.side} {position.quantity - target} gone from the exchange with no order "
-            f"of ours to explain it; booked at {'the mark' if mark else 'the stop'} {price}"
+            f"{position.side} {quantity} gone from the exchange with no order of ours to "
+            f"explain it; booked at {how}"
         )
         self.notes.append(Note("position_closed_externally", position.symbol, detail, True))
-        quantity = position.quantity - target
-        booked = reduced(position, quantity, price, ZERO, ExitReason.MANUAL, self.now)
+        booked = reduced(position, quantity, price, fee, ExitReason.MANUAL, self.now)
         if isinstance(booked, TradeDraft):
             self._closed(booked)
             return None
         return booked
+
+    def _account_execution(
+        self, position: Position, quantity: Decimal
+    ) -> tuple[ExternalExecution | None, str]:
+        """What the account's trades say took `quantity` off, or None and why not."""
+        symbol, seen = position.symbol, self.observation
+        if symbol in seen.account_unread:
+            return None, " (the account's trades could not be read)"
+        fills = seen.account_fills.get(symbol)
+        if fills is None:
+            return None, ""  # not read yet: the keeper reads them and plans again
+        unread = seen.fills_unread
+        if any(o.symbol == symbol and o.client_order_id in unread for o, _ in self.records):
+            return None, " (an order of ours on it has unread fills: not told apart)"
+        ours = {f.trade_id for read in seen.fills.values() for f in read}
+        found = external_execution(position, quantity, fills, ours)
+        if found is None:
+            return None, f" (the account's trades do not add up to {quantity})"
+        return found, ""
 
     def _closed(self, draft: TradeDraft) -> None:
         self.trades.append(draft)

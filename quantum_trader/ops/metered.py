@@ -93,6 +93,10 @@ class MeteredExchange:
             self._metrics.fills.labels(fill.side).inc()
         return fills
 
+    async def fetch_account_fills(self, symbol: str, start: datetime, end: datetime) -> list[Fill]:
+        """Read only for a position reduced with no order of ours (keeper/external.py)."""
+        return await self._count_errors(lambda: self._inner.fetch_account_fills(symbol, start, end))
+
     async def fetch_funding_paid(self, symbol: str, since: datetime) -> Decimal:
         return await self._count_errors(lambda: self._inner.fetch_funding_paid(symbol, since))
 

@@ -170,17 +170,24 @@ async def test_an_adopted_position_keeps_its_stop_of_ours_instead_of_adding_one(
     assert [o.client_order_id for o in await open_stops(restarted, BTC)] == ["qt-s-BTC-x-2"]
 
 
-async def test_a_position_closed_by_hand_is_booked_as_manual_at_the_mark() -> None:
-    account = await paper_account(bars(BTC, FLAT))
+async def test_a_position_closed_by_hand_while_down_is_booked_at_its_own_price_and_fee() -> None:
+    """Closed by hand at 100, the market at 104 when the daemon comes back an hour later: the
+    trade is the person's (price and fee, from the account's trades), not the mark's."""
+    account = await paper_account(bars(BTC, FLAT[:3] + [104.0] * 37))
     await account.open(BTC, Side.LONG, "1", "95", "110")
+    entry_fees = account.keeper.positions[BTC].fees_usdt
     await account.send("by-hand-2", BTC, OrderSide.SELL, "1", reduce_only=True)
+    [by_hand] = await account.exchange.fetch_fills(BTC, "by-hand-2")
+    account.minutes(70)
 
     restarted, logs = await run(account)
 
+    assert (await restarted.exchange.fetch_mark_prices([BTC]))[BTC] == Decimal(104)
     assert restarted.keeper.positions == {}
     [trade] = await restarted.repository.closed_trades()
     assert trade.exit_reason is ExitReason.MANUAL
-    assert trade.exit_price == Decimal(100)
+    assert trade.exit_price == by_hand.price == Decimal(100)
+    assert trade.fees_usdt == entry_fees + by_hand.fee_usdt > entry_fees
     assert "position_closed_externally" in events(logs)
     assert await open_stops(restarted, BTC) == []  # its protective orders were cancelled
 

@@ -15,11 +15,12 @@ executed (`expire_next`: its market order ran out of book), the next reads of an
 failing (`fills_unreadable`: that many, whatever else can be read) or answered in a shape the
 adapter cannot read (`fills_malformed`: that many; MarketDataError, as the ccxt adapter raises
 for a userTrades row with a commission "NaN" or a field missing) or listing none of the order's
-trades yet (`fills_unlisted`: that many). As Binance does (-2021),
+trades yet (`fills_unlisted`: that many), the next reads of the account's trades on a symbol
+failing (`account_fills_unreadable`: that many). As Binance does (-2021),
 it refuses a conditional order whose trigger the mark has already reached; with
 `answers_without_fees`, as Binance's do, its orders carry no commission (only their fills do).
 It keeps a log of every order request it received, so a test can count entries, and of every
-read of an order's fills (`fills_asked`).
+read of an order's fills (`fills_asked`) and of the account's trades (`account_fills_asked`).
 """
 
 from __future__ import annotations
@@ -71,6 +72,8 @@ class ModelExchange:
     fills_unreadable: int = 0
     fills_malformed: int = 0
     fills_unlisted: int = 0
+    account_fills_unreadable: int = 0
+    account_fills_asked: list[tuple[str, datetime, datetime]] = field(default_factory=list)
     answers_without_fees: bool = False
     fills_asked: list[str] = field(default_factory=list)
     # Set: a funding read waits on it (a process that dies while the read is in flight).
@@ -127,6 +130,15 @@ class ModelExchange:
             self.fills_unlisted -= 1
             return []
         return list(self.fills.get(client_order_id, []))
+
+    async def fetch_account_fills(self, symbol: str, start: datetime, end: datetime) -> list[Fill]:
+        self._read()
+        self.account_fills_asked.append((symbol, start, end))
+        if self.account_fills_unreadable > 0:
+            self.account_fills_unreadable -= 1
+            raise RetryLater("account trades read failed (loopback model)")
+        fills = [f for by in self.fills.values() for f in by if f.symbol == symbol]
+        return sorted((f for f in fills if start <= f.time <= end), key=lambda f: f.time)
 
     async def fetch_funding_paid(self, symbol: str, since: datetime) -> Decimal:
         self.funding_asked.set()

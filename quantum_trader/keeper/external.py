@@ -1,0 +1,104 @@
+"""A position reduced with no order of ours to explain it (closed by hand on Binance,
+liquidated, auto-deleveraged): booked from the account's own trades when they show it. The
+matching is pure; `read_account_fills` is the keeper's one read for it.
+
+Such a reduction used to be booked at the mark of the tick that saw it, without fees: a close
+by hand seconds or hours earlier (the daemon down meanwhile) at another price, its commission
+missing from the trade's PnL. The keeper now reads the account's trades on the symbol since it
+last saw the position as booked (`Exchange.fetch_account_fills`) and plans again with them:
+the newest trades on the reducing side that are not ours and add up exactly to the
+unexplained quantity give the price (their average) and the fee (their sum). Anything else — a
+read that failed, trades that do not add up (some older than the window, a flip to the other
+side in one trade), an order of ours on the symbol whose fills are unread and so cannot be told
+apart — books at the mark as before, and the note says why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from quantum_trader.domain import ZERO, Fill, Position
+from quantum_trader.errors import MarketDataError, RetryLater
+from quantum_trader.keeper.plan import Observation, Plan
+from quantum_trader.log import get_logger
+from quantum_trader.ports import Exchange
+from quantum_trader.record import record, replace
+
+log = get_logger("keeper")
+
+# Our clock against the exchange's trade times, and a tick's snapshot against its trades.
+ACCOUNT_TRADES_SLACK = timedelta(minutes=5)
+# Binance's userTrades: startTime and endTime at most 7 days apart.
+ACCOUNT_TRADES_SPAN = timedelta(days=7) - timedelta(seconds=1)
+
+
+@record
+class ExternalExecution:
+    """What the account's own trades say took `quantity` off a position."""
+
+    quantity: Decimal
+    price: Decimal
+    fee_usdt: Decimal
+    trades: int
+
+
+def account_trades_window(
+    position: Position, reconciled_at: datetime | None, now: datetime
+) -> tuple[datetime, datetime]:
+    """Where to look for what reduced `position`: since the keeper last reconciled (then the
+    position was held as booked), else since it opened, within Binance's widest window."""
+    end = now + ACCOUNT_TRADES_SLACK
+    since = position.opened_at if reconciled_at is None else max(reconciled_at, position.opened_at)
+    return max(since - ACCOUNT_TRADES_SLACK, end - ACCOUNT_TRADES_SPAN), end
+
+
+def external_execution(
+    position: Position, quantity: Decimal, fills: Sequence[Fill], ours: Collection[str]
+) -> ExternalExecution | None:
+    """The newest trades reducing `position` whose trade ids are not in `ours`, when they add
+    up to exactly `quantity`; None when they do not."""
+    side = position.side.exit_order_side
+    reducing = [f for f in fills if f.side is side and f.trade_id not in ours]
+    reducing.sort(key=lambda f: f.time)  # stable: trades of one instant in the order listed
+    taken: list[Fill] = []
+    total = ZERO
+    for fill in reversed(reducing):
+        if total >= quantity:
+            break
+        taken.append(fill)
+        total += fill.quantity
+    if not taken or total != quantity:
+        return None
+    notional = sum((f.quantity * f.price for f in taken), ZERO)
+    fee = sum((f.fee_usdt for f in taken), ZERO)
+    return ExternalExecution(quantity, notional / quantity, fee, len(taken))
+
+
+def unread_external_exits(plan: Plan, seen: Observation) -> list[str]:
+    """Symbols `plan` books reduced with no order of ours whose account trades are not read."""
+    noted = {n.symbol for n in plan.notes if n.event == "position_closed_externally"}
+    read = seen.account_fills.keys() | seen.account_unread
+    return sorted(noted - read)
+
+
+async def read_account_fills(
+    exchange: Exchange,
+    seen: Observation,
+    positions: Mapping[str, Position],
+    symbols: Iterable[str],
+    reconciled_at: datetime | None,
+    now: datetime,
+) -> Observation:
+    """`seen` with the account's trades on `symbols` (each position's window), or with the
+    symbols whose trades could not be read (then booked at the mark, as before)."""
+    fills, unread = dict(seen.account_fills), set(seen.account_unread)
+    for symbol in symbols:
+        start, end = account_trades_window(positions[symbol], reconciled_at, now)
+        try:
+            fills[symbol] = await exchange.fetch_account_fills(symbol, start, end)
+        except (RetryLater, MarketDataError) as error:
+            log.warning("account_trades_unread", symbol=symbol, error=str(error))
+            unread.add(symbol)
+    return replace(seen, account_fills=fills, account_unread=frozenset(unread))

@@ -1,0 +1,93 @@
+"""A position closed by hand on Binance, seen by the keeper through the ccxt adapter: booked
+at the person's own trade (GET /fapi/v1/userTrades), not at the mark of the tick that saw it
+(keeper/external.py)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+from loopback import Fault, LoopbackBinance
+from loopback.fixtures import connect
+from structlog.testing import capture_logs
+from test_exchange_answers import BTC, KEEPER, T0, sized
+
+from quantum_trader.clock import utc_from_ms
+from quantum_trader.domain import ExitReason, OrderKind, OrderRequest, OrderSide, Side
+from quantum_trader.execution.ccxt_exchange import CcxtExchange
+from quantum_trader.gates.settings import PerformanceSettings
+from quantum_trader.keeper.keeper import PositionKeeper
+from quantum_trader.monitor.settings import MonitorSettings
+from quantum_trader.portfolio.ledger import Ledger
+from quantum_trader.storage.memory import InMemoryRepository
+
+TAKER_FEE = Decimal("0.0004")  # the stand-in's, as Binance's default tier
+
+
+async def keeper_on(exchange: CcxtExchange) -> tuple[PositionKeeper, InMemoryRepository]:
+    rules = await exchange.load_markets()
+    repository = InMemoryRepository()
+    ledger = await Ledger.load(repository, Decimal(10_000), T0, PerformanceSettings())
+    keeper = await PositionKeeper.load(
+        exchange, repository, ledger, rules, KEEPER, MonitorSettings()
+    )
+    return keeper, repository
+
+
+async def test_a_close_by_hand_is_booked_from_the_accounts_trades_through_ccxt() -> None:
+    async with LoopbackBinance() as server:
+        exchange = connect(server)
+        try:
+            keeper, repository = await keeper_on(exchange)
+            now = utc_from_ms(server.state.now_ms)
+            await keeper.tick(now, rest=True)
+            mark = server.state.mark("BTCUSDT")
+            await keeper.enter(sized(BTC, Side.LONG, mark), now)
+            held = server.state.holding("BTCUSDT").amount
+            entry_fees = keeper.positions[BTC].fees_usdt
+
+            server.state.now_ms += 60_000
+            closed_at = server.state.mark("BTCUSDT")
+            web = OrderRequest("web_8f2a", BTC, OrderSide.SELL, OrderKind.MARKET, held,
+                               reduce_only=True)  # fmt: skip
+            await exchange.place_order(web)  # a person, on Binance's site
+            server.state.now_ms += 120_000
+            server.state.marks["BTCUSDT"] = closed_at * Decimal("1.02")
+            with capture_logs() as logs:
+                await keeper.tick(utc_from_ms(server.state.now_ms), rest=True)
+
+            assert keeper.positions == {}
+            [trade] = await repository.closed_trades()
+            assert (trade.exit_reason, trade.exit_price) == (ExitReason.MANUAL, closed_at)
+            assert trade.fees_usdt == entry_fees + held * closed_at * TAKER_FEE
+            [note] = [e for e in logs if e["event"] == "position_closed_externally"]
+            assert "account's 1 trade(s)" in note["detail"]
+        finally:
+            await exchange.close()
+
+
+async def test_an_unreadable_userTrades_answer_books_at_the_mark_and_the_tick_goes_on(
+) -> None:  # fmt: skip
+    async with LoopbackBinance() as server:
+        exchange = connect(server)
+        try:
+            keeper, repository = await keeper_on(exchange)
+            now = utc_from_ms(server.state.now_ms)
+            await keeper.tick(now, rest=True)
+            await keeper.enter(sized(BTC, Side.LONG, server.state.mark("BTCUSDT")), now)
+            held = server.state.holding("BTCUSDT").amount
+            web = OrderRequest("web_8f2b", BTC, OrderSide.SELL, OrderKind.MARKET, held,
+                               reduce_only=True)  # fmt: skip
+            await exchange.place_order(web)
+            server.state.marks["BTCUSDT"] = later = server.state.mark("BTCUSDT") + 100
+            malformed = '[{"id": 1}]'  # no side, price, quantity or time
+            server.inject(Fault("/fapi/v1/userTrades", method="GET", status=200, body=malformed))
+            with capture_logs() as logs:
+                await keeper.tick(now + timedelta(seconds=5), rest=True)
+
+            assert keeper.positions == {}
+            [trade] = await repository.closed_trades()
+            assert trade.exit_price == later
+            assert [e["symbol"] for e in logs if e["event"] == "account_trades_unread"] == [BTC]
+        finally:
+            await exchange.close()

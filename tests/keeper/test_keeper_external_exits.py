@@ -1,0 +1,189 @@
+"""A position reduced with no order of ours (closed by hand, liquidated) is booked from the
+account's own trades: their price and their fee, not the mark of the tick that saw it
+(keeper/external.py). Where the trades cannot say it, the mark, and the line says why."""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from structlog.testing import capture_logs
+from test_keeper_fees_unread import entered
+from test_keeper_properties import SYMBOLS, T0, Harness, sized
+
+from quantum_trader.domain import (
+    ExitReason,
+    Fill,
+    OrderKind,
+    OrderRequest,
+    OrderSide,
+    Position,
+    Side,
+)
+from quantum_trader.keeper.external import external_execution
+
+BTC = SYMBOLS[0]
+
+
+async def opened(harness: Harness) -> Decimal:
+    """A long on BTC entered through the keeper at the mark; its quantity."""
+    exchange = harness.exchange
+    await harness.keeper.enter(sized(BTC, Side.LONG, exchange.marks[BTC]), harness.now)
+    await harness.tick()
+    return harness.keeper.positions[BTC].quantity
+
+
+async def by_hand(harness: Harness, name: str, side: OrderSide, quantity: Decimal) -> None:
+    """A market order a person sends on the exchange's site (not one of ours)."""
+    request = OrderRequest(name, BTC, side, OrderKind.MARKET, quantity, reduce_only=True)
+    await harness.exchange.place_order(request)
+
+
+def fee_paid(harness: Harness, client_order_id: str) -> Decimal:
+    return sum((f.fee_usdt for f in harness.exchange.fills[client_order_id]), Decimal(0))
+
+
+def noted(logs: list[MutableMapping[str, Any]]) -> str:
+    [note] = [e for e in logs if e["event"] == "position_closed_externally"]
+    return str(note["detail"])
+
+
+async def test_a_close_by_hand_is_booked_at_its_own_price_and_fee_not_the_later_mark() -> None:
+    harness = await Harness.start()
+    quantity = await opened(harness)
+    entry_fees = harness.keeper.positions[BTC].fees_usdt
+    harness.exchange.move(BTC, Decimal(102))
+    await by_hand(harness, "web_closed_1", OrderSide.SELL, quantity)
+    harness.exchange.move(BTC, Decimal(104))  # the keeper sees it gone one tick later
+    with capture_logs() as logs:
+        await harness.tick()
+
+    assert harness.keeper.positions == {}
+    [trade] = await harness.repository.closed_trades()
+    assert (trade.exit_reason, trade.exit_price) == (ExitReason.MANUAL, Decimal(102))
+    assert trade.fees_usdt == entry_fees + fee_paid(harness, "web_closed_1")
+    assert "the account's 1 trade(s) 102" in noted(logs)
+    [(symbol, start, end)] = harness.exchange.account_fills_asked
+    assert symbol == BTC
+    assert start < harness.now < end
+
+
+async def test_a_close_by_hand_in_two_orders_is_booked_at_their_average_price() -> None:
+    harness = await Harness.start()
+    quantity = await opened(harness)
+    half = quantity / 2
+    harness.exchange.move(BTC, Decimal(101))
+    await by_hand(harness, "web_closed_2", OrderSide.SELL, half)
+    harness.exchange.move(BTC, Decimal(103))
+    await by_hand(harness, "web_closed_3", OrderSide.SELL, quantity - half)
+    harness.exchange.move(BTC, Decimal(90))
+    await harness.tick()
+
+    [trade] = await harness.repository.closed_trades()
+    expected = (half * 101 + (quantity - half) * 103) / quantity
+    assert trade.exit_price == expected
+
+
+async def test_a_part_closed_by_hand_is_booked_at_its_price_and_the_rest_kept() -> None:
+    harness = await Harness.start()
+    quantity = await opened(harness)
+    part = Decimal("0.5")
+    harness.exchange.move(BTC, Decimal(102))
+    await by_hand(harness, "web_reduced_1", OrderSide.SELL, part)
+    harness.exchange.move(BTC, Decimal("97.5"))
+    await harness.tick()
+
+    position = harness.keeper.positions[BTC]
+    assert position.quantity == quantity - part
+    assert position.realized_pnl_usdt == (Decimal(102) - position.entry_price) * part
+    assert await harness.repository.closed_trades() == []
+
+
+async def test_trades_that_cannot_be_read_book_at_the_mark_and_say_so() -> None:
+    harness = await Harness.start()
+    quantity = await opened(harness)
+    harness.exchange.move(BTC, Decimal(102))
+    await by_hand(harness, "web_closed_4", OrderSide.SELL, quantity)
+    harness.exchange.move(BTC, Decimal(104))
+    harness.exchange.account_fills_unreadable = 1
+    with capture_logs() as logs:
+        await harness.tick()
+
+    [trade] = await harness.repository.closed_trades()
+    assert trade.exit_price == Decimal(104)
+    assert "could not be read" in noted(logs)
+    assert [e["symbol"] for e in logs if e["event"] == "account_trades_unread"] == [BTC]
+
+
+async def test_a_flip_by_hand_in_one_order_books_the_close_at_the_mark_and_adopts_the_rest(
+) -> None:  # fmt: skip
+    """One trade of twice the position closed it and opened a short: its quantity is not the
+    quantity that left, so its price is not taken for the close."""
+    harness = await Harness.start()
+    quantity = await opened(harness)
+    harness.exchange.move(BTC, Decimal(102))
+    flip = OrderRequest("web_flip_1", BTC, OrderSide.SELL, OrderKind.MARKET, quantity * 2)
+    await harness.exchange.place_order(flip)
+    harness.exchange.move(BTC, Decimal(101))
+    with capture_logs() as logs:
+        await harness.tick()
+
+    [trade] = await harness.repository.closed_trades()
+    assert trade.exit_price == Decimal(101)
+    assert f"do not add up to {quantity}" in noted(logs)
+    short = harness.keeper.positions[BTC]
+    assert (short.side, short.quantity) == (Side.SHORT, quantity)
+
+
+async def test_an_exit_of_ours_with_unread_fills_beside_it_is_not_taken_for_the_persons() -> None:
+    """Our stop filled in the same tick's window as a person's reduction, and its trades were
+    not read: the account's trades cannot be told apart from it, so the part no order of ours
+    explains is booked at the mark."""
+    harness = await Harness.start()
+    await entered(harness, unreadable=0)
+    harness.exchange.move(BTC, Decimal(102))
+    await by_hand(harness, "web_reduced_2", OrderSide.SELL, Decimal("0.5"))
+    harness.exchange.fills_unreadable = 5
+    harness.exchange.move(BTC, Decimal(96))  # through the stop at 97: it takes the rest
+    with capture_logs() as logs:
+        await harness.tick()
+
+    assert harness.keeper.positions == {}
+    detail = noted(logs)
+    assert detail.startswith("LONG 0.500 gone")
+    assert "booked at the mark 96 (an order of ours on it has unread fills" in detail
+
+
+def test_the_newest_trades_that_add_up_are_taken_and_ours_are_not() -> None:
+    position = Position(
+        symbol=BTC,
+        side=Side.LONG,
+        quantity=Decimal(2),
+        entry_price=Decimal(100),
+        leverage=3,
+        stop_price=Decimal(95),
+        take_profit_price=Decimal(110),
+        opened_at=T0,
+        entry_order_id="qt-e-1",
+        initial_stop_price=Decimal(95),
+        initial_quantity=Decimal(2),
+    )
+
+    def fill(trade: str, side: OrderSide, quantity: str, price: str, minute: int) -> Fill:
+        at = T0 + timedelta(minutes=minute)
+        return Fill(trade, "o", BTC, side, Decimal(quantity), Decimal(price), Decimal("0.1"), at)
+
+    fills = [
+        fill("1", OrderSide.SELL, "1", "90", 1),  # older: a partial exit booked before
+        fill("2", OrderSide.BUY, "5", "99", 2),  # the other side
+        fill("3", OrderSide.SELL, "1", "101", 3),
+        fill("4", OrderSide.SELL, "1", "103", 4),
+        fill("5", OrderSide.SELL, "1", "200", 5),  # ours, read this tick
+    ]
+    found = external_execution(position, Decimal(2), fills, {"5"})
+    assert found is not None
+    assert (found.price, found.fee_usdt, found.trades) == (Decimal(102), Decimal("0.2"), 2)
+    assert external_execution(position, Decimal("1.5"), fills, {"5"}) is None  # 1, then 2
+    assert external_execution(position, Decimal(2), [], set()) is None
