@@ -16,9 +16,10 @@ mark prices part, which is when a protective stop must not wait.
 
 A triggered stop (FINISHED) is booked from its actual order (GET /fapi/v1/order by
 actualOrderId) or, when Binance reports no actual order id, from the trades on its side in the
-trigger's time window (GET /fapi/v1/userTrades). Only idempotent reads are retried, a few
-times with backoff; orders and cancels are sent once (a -1021 refusal is resent by
-BinanceRest: it executed nothing), and a cancel is done only when Binance says "success".
+trigger's time window (GET /fapi/v1/userTrades); a commission Binance charged in BNB is valued
+in USDT at BNBUSDT's 1m close of its minute (fee_prices.py). Only idempotent reads are
+retried, a few times with backoff; orders and cancels are sent once (a -1021 refusal is resent
+by BinanceRest: it executed nothing), and a cancel is done only when Binance says "success".
 """
 
 from __future__ import annotations
