@@ -366,50 +366,6 @@ def _status(
     return table[raw]
 
 
-def parse_fills(payload: Any, symbol: str, client_order_id: str) -> list[Fill]:
-    """Executions of one order from GET /fapi/v1/userTrades.
-
-    Fees count only when charged in USDT; a fee in another asset (BNB discount) is not
-    converted (it counts 0 here): `fees_in_other_assets` says which, for the caller's log.
-    """
-    what = f"userTrades {symbol}"
-    return [_fill(row, what, symbol, client_order_id) for row in as_list(payload, "userTrades")]
-
-
-def fees_in_other_assets(payload: Any) -> dict[str, Decimal]:
-    """The commissions of userTrades rows (read by `parse_fills`) charged in an asset other
-    than USDT, by asset; those `parse_fills` counts as 0."""
-    other: dict[str, Decimal] = {}
-    for row in as_list(payload, "userTrades"):
-        asset = str(row.get("commissionAsset") or "")
-        fee = Decimal(str(row["commission"]))
-        if asset != SETTLE_ASSET and fee != 0:
-            other[asset] = other.get(asset, ZERO) + fee
-    return other
-
-
-def _fill(row: Any, what: str, symbol: str, client_order_id: str) -> Fill:
-    fee = decimal_field(row, "commission", what)
-    side, time_ms = str(field(row, "side", what)), int_field(row, "time", what)
-    if side not in (OrderSide.BUY.value, OrderSide.SELL.value):
-        raise MarketDataError(f"{what}: unknown side {side!r}")
-    try:
-        time = utc_from_ms(time_ms)
-    except (OverflowError, OSError, ValueError):
-        raise MarketDataError(f"{what}: time {time_ms} out of range") from None
-    return Fill(
-        trade_id=str(field(row, "id", what)),
-        client_order_id=client_order_id,
-        symbol=symbol,
-        side=OrderSide(side),
-        quantity=decimal_field(row, "qty", what, positive=True),
-        price=decimal_field(row, "price", what, positive=True),
-        fee_usdt=fee if row.get("commissionAsset") == SETTLE_ASSET else ZERO,
-        time=time,
-        is_maker=bool(row.get("maker", False)),
-    )
-
-
 def parse_funding_income(payload: Any) -> Decimal:
     """Funding paid from GET /fapi/v1/income rows (income > 0 is received, so paid = -sum)."""
     total = ZERO

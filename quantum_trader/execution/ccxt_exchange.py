@@ -16,9 +16,10 @@ mark prices part, which is when a protective stop must not wait.
 
 A triggered stop (FINISHED) is booked from its actual order (GET /fapi/v1/order by
 actualOrderId) or, when Binance reports no actual order id, from the trades on its side in the
-trigger's time window (GET /fapi/v1/userTrades). Only idempotent reads are retried, a few
-times with backoff; orders and cancels are sent once (a -1021 refusal is resent by
-BinanceRest: it executed nothing), and a cancel is done only when Binance says "success".
+trigger's time window (GET /fapi/v1/userTrades); a commission Binance charged in BNB is valued
+in USDT at BNBUSDT's 1m close of its minute (fee_prices.py). Only idempotent reads are
+retried, a few times with backoff; orders and cancels are sent once (a -1021 refusal is resent
+by BinanceRest: it executed nothing), and a cancel is done only when Binance says "success".
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ from quantum_trader.errors import (
     RateLimited,
     RetryLater,
 )
+from quantum_trader.execution import binance_fills as trades
 from quantum_trader.execution import binance_wire as wire
 from quantum_trader.execution.binance_brackets import BracketAnswer, parse_brackets
 from quantum_trader.execution.binance_client import (
@@ -67,6 +69,7 @@ from quantum_trader.execution.binance_client import (
     translate_error,
 )
 from quantum_trader.execution.binance_requests import order_params, to_wire
+from quantum_trader.execution.fee_prices import KLINES_ENDPOINT, CommissionPrices, fills_in_usdt
 from quantum_trader.log import get_logger
 from quantum_trader.market.candle_store import TIMEFRAME_MS
 from quantum_trader.ports import Clock
@@ -101,6 +104,9 @@ class CcxtExchange:
         self._id_by_symbol: dict[str, str] = {}
         self._symbol_by_id: dict[str, str] = {}
         self._leverage: dict[str, int] = {}
+        self._fee_prices = CommissionPrices(
+            lambda params: self._read(Operation.DATA, KLINES_ENDPOINT, params)
+        )
 
     @classmethod
     def create(
@@ -247,7 +253,7 @@ class CcxtExchange:
             "startTime": since_ms,
             "limit": min(limit, KLINES_MAX_LIMIT),
         }
-        payload = await self._read(Operation.DATA, "fapiPublicGetKlines", params)
+        payload = await self._read(Operation.DATA, KLINES_ENDPOINT, params)
         bars = wire.parse_klines(payload, symbol, TIMEFRAME_MS[timeframe])
         first = int(np.searchsorted(bars.time_ms, since_ms, side="left"))
         return bars.slice(first, len(bars)) if first else bars
@@ -456,7 +462,8 @@ class CcxtExchange:
             return None
         execution = None
         if algo.get("algoStatus") == wire.ALGO_FINISHED:
-            execution = wire.Execution.of_fills(await self._triggered_fills(symbol, algo, ""))
+            rows = await self._triggered_trades(symbol, algo)
+            execution = trades.execution_of_trades(rows, symbol)
         return wire.parse_algo_order(algo, symbol, execution)
 
     async def _plain_order(self, market_id: str, key: Mapping[str, str]) -> Any:
@@ -521,13 +528,15 @@ class CcxtExchange:
         plain = await self._plain_order(market_id, {"origClientOrderId": client_order_id})
         if plain is not None:
             params = {"symbol": market_id, "orderId": plain["orderId"]}
-            fills = _fills_of(await self._trades(params), symbol, client_order_id)
+            fills = await self._fills_of(await self._trades(params), symbol, client_order_id)
             _say_if_short(fills, plain, client_order_id)
             return fills
         algo = await self._algo_order(client_order_id)
         if algo is None or algo.get("algoStatus") not in ("TRIGGERED", wire.ALGO_FINISHED):
             return []
-        return await self._triggered_fills(symbol, algo, client_order_id)
+        return await self._fills_of(
+            await self._triggered_trades(symbol, algo), symbol, client_order_id
+        )
 
     async def fetch_account_fills(self, symbol: str, start: datetime, end: datetime) -> list[Fill]:
         """GET /fapi/v1/userTrades in the window (weight 5): each order's trades under
@@ -541,43 +550,34 @@ class CcxtExchange:
         by_order: dict[str, list[Any]] = {}
         for row in rows:
             by_order.setdefault(str(wire.field(row, "orderId", "userTrades")), []).append(row)
-        fills = [f for oid, of in by_order.items() for f in _fills_of(of, symbol, f"order-{oid}")]
+        fills = [
+            f
+            for oid, of in by_order.items()
+            for f in await self._fills_of(of, symbol, f"order-{oid}")
+        ]
         return sorted(fills, key=lambda fill: fill.time)
 
-    async def _triggered_fills(self, symbol: str, algo: Any, client_order_id: str) -> list[Fill]:
+    async def _fills_of(self, payload: Any, symbol: str, client_order_id: str) -> list[Fill]:
+        """The order's fills, a commission in BNB valued in USDT (fee_prices.py)."""
+        return await fills_in_usdt(
+            payload, symbol, client_order_id, self._fee_prices, self._symbol_by_id
+        )
+
+    async def _triggered_trades(self, symbol: str, algo: Any) -> Any:
         """Trades of a triggered algo order's market order: by its actual order id, or by
         side in the trigger's time window when Binance did not report the id."""
         market_id = self._id_by_symbol[symbol]
         actual = str(algo.get("actualOrderId") or "")
-        owner = client_order_id or str(algo.get("clientAlgoId", ""))
         if actual:
-            params: dict[str, Any] = {"symbol": market_id, "orderId": actual}
-            return _fills_of(await self._trades(params), symbol, owner)
+            return await self._trades({"symbol": market_id, "orderId": actual})
         start_ms, end_ms = wire.trigger_window_ms(algo, TRIGGER_SLACK_MS)
         params = {"symbol": market_id, "startTime": start_ms, "endTime": end_ms}
         payload = await self._trades(params)
         side = OrderSide(wire.field(algo, "side", "algoOrder"))
-        rows = wire.pick_triggered_trades(payload, side, start_ms + TRIGGER_SLACK_MS)
-        return _fills_of(rows, symbol, owner)
+        return wire.pick_triggered_trades(payload, side, start_ms + TRIGGER_SLACK_MS)
 
     async def close(self) -> None:
         await self._rest.close()
-
-
-def _fills_of(payload: Any, symbol: str, client_order_id: str) -> list[Fill]:
-    """`wire.parse_fills`, with one warning when some of the order's commission was charged
-    in another asset than USDT (BNB): it is left out of the fee, not converted."""
-    fills = wire.parse_fills(payload, symbol, client_order_id)
-    other = wire.fees_in_other_assets(payload)
-    if other:
-        log.warning(
-            "fee_not_in_usdt",
-            client_order_id=client_order_id,
-            fees={asset: str(fee) for asset, fee in sorted(other.items())},
-            detail="left out of the order's fee (booked in USDT only): its PnL is that much "
-            "better than paid",
-        )
-    return fills
 
 
 def _say_if_short(fills: Sequence[Fill], order: Any, client_order_id: str) -> None:

@@ -18,6 +18,7 @@ from quantum_trader.clock import utc_from_ms
 from quantum_trader.config import ExchangeSettings
 from quantum_trader.domain import OrderKind, OrderRequest, OrderSide, OrderStatus
 from quantum_trader.errors import MarketDataError, OrderStateUnknown
+from quantum_trader.execution import binance_fills as trades
 from quantum_trader.execution import binance_wire as wire
 from quantum_trader.execution.ccxt_exchange import CcxtExchange
 
@@ -308,6 +309,7 @@ _TRADE = {
     [
         {"commission": "NaN"},
         {"commission": None},
+        {"commissionAsset": None},
         {"side": "SIDEWAYS"},
         {"qty": "-1"},
         {"time": 10**20},
@@ -319,17 +321,4 @@ def test_a_malformed_user_trade_is_a_market_data_error(change: dict[str, object]
     a ValueError or OverflowError that would end its tick."""
     row = {**_TRADE, **change}
     with pytest.raises(MarketDataError, match="userTrades"):
-        wire.parse_fills([row], BTC, "qt-e-1")
-
-
-def test_a_fee_in_another_asset_counts_as_none_in_usdt_and_is_named() -> None:
-    rows = [
-        {**_TRADE, "commissionAsset": "BNB", "commission": "0.00001"},
-        {**_TRADE, "id": 8, "commissionAsset": "BNB", "commission": "0.00002"},
-        {**_TRADE, "id": 9},
-        {**_TRADE, "id": 10, "commissionAsset": "BNB", "commission": "0"},
-    ]
-    fills = wire.parse_fills(rows, BTC, "qt-e-1")
-    assert [f.fee_usdt for f in fills] == [0, 0, Decimal("0.0004"), 0]
-    assert wire.fees_in_other_assets(rows) == {"BNB": Decimal("0.00003")}
-    assert wire.fees_in_other_assets([_TRADE]) == {}
+        trades.parse_fills([row], BTC, "qt-e-1", {})

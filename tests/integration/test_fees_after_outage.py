@@ -137,27 +137,3 @@ async def test_an_entry_whose_trades_answer_is_malformed_is_booked_and_its_fee_r
         fee = sum((Decimal(t["commission"]) for t in loopback.state.trades), Decimal(0))
         assert fee > 0
         assert keeper.positions[BTC].fees_usdt == fee
-
-
-async def test_an_entry_whose_commission_is_in_bnb_says_its_fee_is_left_out(
-    loopback: LoopbackBinance, tmp_path: Path
-) -> None:
-    """Binance charges the commission in BNB when the account pays fees with BNB: the fee in
-    USDT is booked as 0 (not converted), and one warning names what was left out."""
-    settings = Settings(
-        data_dir=tmp_path,
-        exchange=loopback_settings(),
-        market=MarketSettings(symbols=(BTC,), history_bars=300),
-    )
-    clock = ManualClock(utc_from_ms(loopback.state.now_ms + 10_000))
-    row = {"id": 1, "side": "BUY", "qty": "0.010", "price": "100", "commission": "0.00005",
-           "commissionAsset": "BNB", "time": loopback.state.now_ms}  # fmt: skip
-    loopback.inject(Fault("/fapi/v1/userTrades", status=200, body=json.dumps([row]), method="GET"))
-    async with AsyncExitStack() as stack:
-        runtime = await open_runtime_on(loopback, settings, stack, clock=clock)
-        with capture_logs() as logs:
-            assert (await runtime.core.executor.run_cycle(clock.now())).opened == 1
-        [said] = [e for e in logs if e["event"] == "fee_not_in_usdt"]
-        assert (said["log_level"], said["fees"]) == ("warning", {"BNB": "0.00005"})
-        assert runtime.core.keeper.positions[BTC].fees_usdt == 0
-        assert runtime.core.keeper.book.fees_unread == {}  # read: nothing to read again

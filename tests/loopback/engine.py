@@ -134,7 +134,8 @@ class Engine:
             self._move_position(market, signed, price)
             step = Decimal(market.step_size)
             for piece in _pieces(quantity, step, self.trades_per_execution):
-                trades.append(payloads.trade_json(s.new_id(), order, piece, price, s.now_ms))
+                paid = s.commission(piece * price)
+                trades.append(payloads.trade_json(s.new_id(), order, piece, price, s.now_ms, paid))
             s.trades.extend(trades)
         done = quantity == ordered
         partial = fill is not None and fill.status == "PARTIALLY_FILLED" and quantity > 0
@@ -154,7 +155,10 @@ class Engine:
                 shown = {"executedQty": str(executed), "cumQuote": str(executed * price)}
                 shown["status"] = status if executed == quantity else "PARTIALLY_FILLED"
                 last = (piece, price, int(trade["id"]))
-                s.emit(payloads.order_trade_update({**order, **shown}, "TRADE", last, s.now_ms))
+                paid = (trade["commission"], trade["commissionAsset"])
+                s.emit(
+                    payloads.order_trade_update({**order, **shown}, "TRADE", last, s.now_ms, paid)
+                )
             row = s.position_row(market.market_id)
             s.emit(payloads.account_update([row], s.wallet, "ORDER", s.now_ms))
         if order["status"] == "EXPIRED":
@@ -163,7 +167,8 @@ class Engine:
     def _move_position(self, market: LoopbackMarket, signed: Decimal, price: Decimal) -> None:
         s = self.state
         holding = s.holding(market.market_id)
-        s.wallet -= abs(signed) * price * payloads.TAKER_FEE
+        if s.commission_asset == "USDT":  # a commission in BNB is not taken from USDT
+            s.wallet -= abs(signed) * price * payloads.TAKER_FEE
         new_amount = holding.amount + signed
         if holding.amount == 0 or (holding.amount > 0) == (signed > 0):
             holding.entry = (holding.entry * abs(holding.amount) + price * abs(signed)) / abs(

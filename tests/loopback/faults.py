@@ -9,6 +9,7 @@ of the stand-in's clock), `RandomFaults` (per request, from a seed). Streams: `S
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -20,7 +21,8 @@ ORDER_PATHS = ("/fapi/v1/order",)
 @dataclass(frozen=True, slots=True)
 class Fault:
     """What to do instead of (or after) answering the next request whose path contains
-    `path` (and whose method is `method`, when given).
+    `path` (and whose method is `method`, and whose `symbol` parameter is `symbol`, when
+    given).
 
     `code` set: answer {"code": code, "msg": msg} with HTTP `status`, unprocessed. `body` set:
     answer HTTP `status` with this raw text, unprocessed. `delay_s` set: process the request,
@@ -40,15 +42,18 @@ class Fault:
     fill: FillPlan | None = None
     method: str | None = None
     processed: bool = False
+    symbol: str | None = None
 
-    def matches(self, method: str, path: str) -> bool:
-        return self.path in path and self.method in (None, method)
+    def matches(self, method: str, path: str, params: Mapping[str, str] | None = None) -> bool:
+        wanted = self.symbol in (None, (params or {}).get("symbol"))
+        return self.path in path and self.method in (None, method) and wanted
 
 
 @dataclass(frozen=True, slots=True)
 class Outage:
-    """Requests whose path contains `path` fail with `status` (unprocessed) while the
-    stand-in's clock is in [start_ms, end_ms)."""
+    """Requests whose path contains `path` (and whose `symbol` parameter is `symbol`, when
+    given) fail with `status` (unprocessed) while the stand-in's clock is in
+    [start_ms, end_ms)."""
 
     path: str
     start_ms: int
@@ -56,11 +61,15 @@ class Outage:
     status: int = 503
     body: str = "Service Unavailable"
     method: str | None = None
+    symbol: str | None = None
 
-    def covers(self, method: str, path: str, now_ms: int) -> bool:
+    def covers(
+        self, method: str, path: str, now_ms: int, params: Mapping[str, str] | None = None
+    ) -> bool:
         return (
             self.path in path
             and self.method in (None, method)
+            and self.symbol in (None, (params or {}).get("symbol"))
             and self.start_ms <= now_ms < self.end_ms
         )
 

@@ -10,6 +10,8 @@ from decimal import Decimal
 from typing import Any
 
 TAKER_FEE = Decimal("0.0004")
+BNB_DISCOUNT = Decimal("0.9")  # "a 10% discount on standard trading fees" paid in BNB
+Commission = tuple[str, str]  # (commission, commissionAsset) as Binance writes them
 
 
 def order_json(
@@ -42,9 +44,16 @@ def order_json(
 
 
 def trade_json(
-    trade_id: int, order: dict[str, Any], quantity: Decimal, price: Decimal, now_ms: int
+    trade_id: int,
+    order: dict[str, Any],
+    quantity: Decimal,
+    price: Decimal,
+    now_ms: int,
+    commission: Commission | None = None,
 ) -> dict[str, Any]:
-    """One execution (GET /fapi/v1/userTrades)."""
+    """One execution (GET /fapi/v1/userTrades); its commission in USDT at the taker rate
+    unless `commission` says otherwise."""
+    amount, asset = commission or (str(quantity * price * TAKER_FEE), "USDT")
     return {
         "id": trade_id,
         "orderId": order["orderId"],
@@ -53,8 +62,8 @@ def trade_json(
         "price": str(price),
         "qty": str(quantity),
         "quoteQty": str(quantity * price),
-        "commission": str(quantity * price * TAKER_FEE),
-        "commissionAsset": "USDT",
+        "commission": amount,
+        "commissionAsset": asset,
         "realizedPnl": "0",
         "positionSide": "BOTH",
         "maker": False,
@@ -97,9 +106,14 @@ def algo_json(
 
 
 def order_trade_update(
-    order: dict[str, Any], execution: str, last: tuple[Decimal, Decimal, int] | None, now_ms: int
+    order: dict[str, Any],
+    execution: str,
+    last: tuple[Decimal, Decimal, int] | None,
+    now_ms: int,
+    commission: Commission | None = None,
 ) -> dict[str, Any]:
-    """ORDER_TRADE_UPDATE for `order` (REST shape); `last` = (quantity, price, trade id)."""
+    """ORDER_TRADE_UPDATE for `order` (REST shape); `last` = (quantity, price, trade id),
+    its commission in USDT at the taker rate unless `commission` says otherwise."""
     quantity, price, trade_id = last or (Decimal(0), Decimal(0), 0)
     body: dict[str, Any] = {
         "e": "ORDER_TRADE_UPDATE",
@@ -142,7 +156,8 @@ def order_trade_update(
         },
     }
     if quantity > 0:  # "n"/"N": not pushed when no commission was charged
-        body["o"] |= {"N": "USDT", "n": str(quantity * price * TAKER_FEE)}
+        amount, asset = commission or (str(quantity * price * TAKER_FEE), "USDT")
+        body["o"] |= {"N": asset, "n": amount}
     return body
 
 

@@ -152,10 +152,10 @@ class LoopbackBinance:
             LoggedRequest(self.state.now_ms, request.method, request.path, params, weight)
         )
         self.weight += weight
-        refused = self._refusal(request.method, request.path)
+        refused = self._refusal(request.method, request.path, params)
         if refused is not None:
             return refused
-        fault = self._take_fault(request.method, request.path)
+        fault = self._take_fault(request.method, request.path, params)
         if fault is not None and (fault.code is not None or fault.body is not None):
             now = self.state.now_ms
             self.faulted.append((now, request.method, request.path))
@@ -173,7 +173,7 @@ class LoopbackBinance:
             await asyncio.sleep(fault.delay_s)
         return response
 
-    def _refusal(self, method: str, path: str) -> web.Response | None:
+    def _refusal(self, method: str, path: str, params: dict[str, str]) -> web.Response | None:
         now = self.state.now_ms
         if now < self.banned_until_ms:
             msg = (
@@ -183,13 +183,13 @@ class LoopbackBinance:
             retry_after = max(1, (self.banned_until_ms - now + 999) // 1000)
             return _error(BinanceError(-1003, msg, 418), {"Retry-After": str(retry_after)})
         for outage in self.outages:
-            if outage.covers(method, path, now):
+            if outage.covers(method, path, now, params):
                 return web.Response(status=outage.status, text=outage.body)
         return None
 
-    def _take_fault(self, method: str, path: str) -> Fault | None:
+    def _take_fault(self, method: str, path: str, params: dict[str, str]) -> Fault | None:
         for index, fault in enumerate(self._faults):
-            if fault.matches(method, path):
+            if fault.matches(method, path, params):
                 return self._faults.pop(index)
         if self.random_faults is not None:
             return self.random_faults.draw(method, path)

@@ -29,6 +29,7 @@ from .markets import (
     leverage_brackets,
     symbol_info,
 )
+from .payloads import BNB_DISCOUNT, TAKER_FEE
 
 FIVE_MINUTES_MS = 300_000
 INTERVAL_MS = {"1m": 60_000, "5m": 300_000, "15m": 900_000, "1h": 3_600_000, "1d": 86_400_000}
@@ -80,6 +81,9 @@ class LoopbackState:
     sinks: list[UserEventSink] = field(default_factory=list)
     next_id: int = 1000
     manual_ms: int = START_MS
+    # "USDT", or "BNB": the account pays fees with BNB (its discounted rate, valued at the
+    # close of BNBUSDT's 1m candle of the trade's minute: Binance does not say at what price).
+    commission_asset: str = "USDT"
     # Whether GET openAlgoOrders lists orders that met their trigger and are not done
     # (TRIGGERING, TRIGGERED); Binance's documentation does not say, so tests try both.
     lists_firing: bool = False
@@ -117,6 +121,17 @@ class LoopbackState:
     def new_id(self) -> int:
         self.next_id += 1
         return self.next_id
+
+    def commission(self, quote: Decimal) -> tuple[str, str]:
+        """(commission, commissionAsset) of a taker trade worth `quote` USDT now."""
+        fee = quote * TAKER_FEE
+        if self.commission_asset == "USDT":
+            return str(fee), "USDT"
+        minute = self.now_ms - self.now_ms % INTERVAL_MS["1m"]
+        params = {"symbol": f"{self.commission_asset}USDT", "interval": "1m"}
+        [candle] = self.klines({**params, "startTime": str(minute), "limit": "1"})
+        in_asset = fee * BNB_DISCOUNT / Decimal(candle[4])
+        return str(in_asset.quantize(Decimal("0.00000001"))), self.commission_asset
 
     def emit(self, event: dict[str, Any]) -> None:
         """Hand a user-data event to every sink (the stream hub)."""

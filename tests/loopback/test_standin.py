@@ -84,6 +84,44 @@ def test_a_stop_triggers_when_the_mark_crosses_and_books_its_market_order() -> N
     assert engine.state.holdings["BTCUSDT"].amount == 0
 
 
+def test_an_account_paying_fees_with_bnb_is_charged_bnb_not_usdt() -> None:
+    """Binance's shapes for a trade paid in BNB: `commission` in BNB (8 decimals) at the
+    discounted taker rate, `commissionAsset` "BNB", the same in the ORDER_TRADE_UPDATE
+    ("n"/"N"), and no USDT taken from the wallet for it."""
+    engine, events = engine_with_events()
+    state = engine.state
+    state.commission_asset = "BNB"
+    engine.place_order({"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET",
+                        "quantity": "0.010", "newClientOrderId": "e1"})  # fmt: skip
+    [trade] = state.trades
+    minute = state.now_ms - state.now_ms % 60_000
+    params = {"symbol": "BNBUSDT", "interval": "1m", "startTime": str(minute), "limit": "1"}
+    [candle] = state.klines(params)
+    bnb = Decimal("1000.0") * Decimal("0.0004") * Decimal("0.9") / Decimal(candle[4])
+    assert trade["commissionAsset"] == "BNB"
+    assert trade["commission"] == str(bnb.quantize(Decimal("0.00000001")))
+    [filled] = [
+        e["o"] for e in events if e["e"] == "ORDER_TRADE_UPDATE" and e["o"]["X"] == "FILLED"
+    ]
+    assert (filled["n"], filled["N"]) == (trade["commission"], "BNB")
+    assert state.wallet == Decimal(10_000)
+
+
+async def test_faults_and_outages_can_be_for_one_symbol() -> None:
+    async with LoopbackBinance() as server, aiohttp.ClientSession() as session:
+        now = server.state.now_ms
+        server.outage(Outage("/fapi/v1/klines", now, now + 1, symbol="BNBUSDT"))
+        server.inject(Fault("/fapi/v1/klines", status=200, body="[]", symbol="ETHUSDT"))
+        url = f"{server.base_url}/fapi/v1/klines"
+        answers = []  # (HTTP status, candles answered); only BNBUSDT down, ETHUSDT's once
+        for symbol in ("BTCUSDT", "BNBUSDT", "ETHUSDT", "ETHUSDT"):
+            params = {"symbol": symbol, "interval": "1m", "limit": "1"}
+            async with session.get(url, params=params) as response:
+                body = await response.text()
+                answers.append((response.status, body if response.status != 200 else body[:2]))
+        assert answers == [(200, "[["), (503, "Service Unavailable"), (200, "[]"), (200, "[[")]
+
+
 @pytest.mark.parametrize(
     ("kind", "side", "trigger", "mark", "fires"),
     [

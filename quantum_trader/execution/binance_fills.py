@@ -1,0 +1,126 @@
+"""An order's trades (GET /fapi/v1/userTrades) → Fills with their fees in USDT. Pure; no I/O.
+
+Binance charges a trade's commission in USDT, or in BNB when the account pays fees with BNB
+("BNB fee discount": `commissionAsset` "BNB", `commission` in BNB). A commission in another
+asset is valued at that asset's USDT price in the trade's minute (`price_minutes` says which
+prices are needed; the adapter reads them, fee_prices.py): Binance documents no price at which
+it values a BNB commission, so the nearest it publishes is used, the close of the minute's
+kline of the asset's USDT perpetual (`parse_minute_close`; while that minute still forms, the
+latest price). An asset with no such market is given as None: its commission counts 0 and the
+caller says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+
+from quantum_trader.clock import utc_from_ms
+from quantum_trader.domain import ZERO, Fill, OrderSide
+from quantum_trader.errors import MarketDataError
+from quantum_trader.execution.binance_wire import (
+    SETTLE_ASSET,
+    Execution,
+    as_list,
+    decimal_field,
+    field,
+    int_field,
+)
+
+MINUTE_MS = 60_000
+PriceKey = tuple[str, int]  # (commission asset, open time of the trade's minute in ms)
+# A USDT price per (asset, minute); None: the asset has no USDT market (its commission is 0).
+Prices = Mapping[PriceKey, Decimal | None]
+
+
+def price_minutes(payload: Any, symbol: str) -> set[PriceKey]:
+    """The (asset, minute) of every non-zero commission not charged in USDT."""
+    what = f"userTrades {symbol}"
+    keys = set()
+    for row in as_list(payload, "userTrades"):
+        asset = str(field(row, "commissionAsset", what))
+        if asset != SETTLE_ASSET and decimal_field(row, "commission", what) != 0:
+            keys.add((asset, minute_of(int_field(row, "time", what))))
+    return keys
+
+
+def minute_of(time_ms: int) -> int:
+    return time_ms - time_ms % MINUTE_MS
+
+
+def parse_fills(payload: Any, symbol: str, client_order_id: str, prices: Prices) -> list[Fill]:
+    """Executions of one order, each commission in USDT: a commission in another asset times
+    its price in `prices` (every key of `price_minutes` must be there)."""
+    what = f"userTrades {symbol}"
+    return [
+        _fill(row, what, symbol, client_order_id, prices) for row in as_list(payload, "userTrades")
+    ]
+
+
+def execution_of_trades(payload: Any, symbol: str) -> Execution:
+    """Quantity and average price of an order's trades (their fees are not needed, not read)."""
+    unpriced = dict.fromkeys(price_minutes(payload, symbol))
+    return Execution.of_fills(parse_fills(payload, symbol, "", unpriced))
+
+
+def other_asset_fees(
+    payload: Any, symbol: str, prices: Prices
+) -> dict[str, tuple[Decimal, Decimal]]:
+    """By asset other than USDT: the trades' commission in it, and in USDT at `prices`."""
+    what = f"userTrades {symbol}"
+    fees: dict[str, tuple[Decimal, Decimal]] = {}
+    for row in as_list(payload, "userTrades"):
+        asset = str(field(row, "commissionAsset", what))
+        fee = decimal_field(row, "commission", what)
+        if asset != SETTLE_ASSET and fee != 0:
+            in_asset, in_usdt = fees.get(asset, (ZERO, ZERO))
+            usdt = _fee_usdt(row, what, int_field(row, "time", what), prices)
+            fees[asset] = (in_asset + fee, in_usdt + usdt)
+    return fees
+
+
+def parse_minute_close(payload: Any, market_id: str, minute_ms: int) -> Decimal:
+    """The close of the 1m kline opening at `minute_ms` in a GET /fapi/v1/klines answer
+    (`[openTime, open, high, low, close, ...]` rows); no such row, or a close that is not a
+    positive finite number, is a MarketDataError."""
+    what = f"klines {market_id} 1m"
+    for row in as_list(payload, what):
+        if not isinstance(row, Sequence) or isinstance(row, str) or len(row) < 5:
+            raise MarketDataError(f"{what}: malformed row {row!r}")
+        if str(row[0]) == str(minute_ms):
+            return decimal_field({"close": row[4]}, "close", what, positive=True)
+    raise MarketDataError(f"{what}: no candle opening at {minute_ms} in the answer")
+
+
+def _fill(row: Any, what: str, symbol: str, client_order_id: str, prices: Prices) -> Fill:
+    side, time_ms = str(field(row, "side", what)), int_field(row, "time", what)
+    if side not in (OrderSide.BUY.value, OrderSide.SELL.value):
+        raise MarketDataError(f"{what}: unknown side {side!r}")
+    try:
+        time = utc_from_ms(time_ms)
+    except (OverflowError, OSError, ValueError):
+        raise MarketDataError(f"{what}: time {time_ms} out of range") from None
+    return Fill(
+        trade_id=str(field(row, "id", what)),
+        client_order_id=client_order_id,
+        symbol=symbol,
+        side=OrderSide(side),
+        quantity=decimal_field(row, "qty", what, positive=True),
+        price=decimal_field(row, "price", what, positive=True),
+        fee_usdt=_fee_usdt(row, what, time_ms, prices),
+        time=time,
+        is_maker=bool(row.get("maker", False)),
+    )
+
+
+def _fee_usdt(row: Any, what: str, time_ms: int, prices: Prices) -> Decimal:
+    fee = decimal_field(row, "commission", what)
+    asset = str(field(row, "commissionAsset", what))
+    if asset == SETTLE_ASSET or fee == 0:
+        return fee
+    key = (asset, minute_of(time_ms))
+    if key not in prices:
+        raise MarketDataError(f"{what}: no USDT price for a commission in {asset}")
+    price = prices[key]
+    return ZERO if price is None else fee * price
