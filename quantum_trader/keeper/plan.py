@@ -15,7 +15,9 @@ the 5 s tick are one code path. Per tick (planner.py, settle.py):
    exits that filled (market exits, triggered stops and take-profits) — in full when the
    exchange had reported the fill before the positions were read, even where the position
    shows no reduction (it was reopened since: the rest is adopted) — the rest as a close
-   outside this program at the mark — unless an order of ours on that symbol is still
+   outside this program, at the price and fee of the account's own trades when they show it
+   (keeper/external.py: the keeper reads them and plans again), else at the mark — unless an
+   order of ours on that symbol is still
    unsettled, which may explain it later (a stop covers what the exchange holds meanwhile,
    protect.stop_while_unsettled: what we booked while only the stream shows the reduction).
    An increase, or a position we did not hold, is adopted: protected by our stop already on
