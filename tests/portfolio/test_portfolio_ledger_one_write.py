@@ -6,7 +6,6 @@ statistics agreeing with the stored trades."""
 
 from __future__ import annotations
 
-import contextlib
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import replace
@@ -15,6 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from state_refusals import accept_state_writes, refuse_state_writes
 from structlog.testing import capture_logs
 
 from quantum_trader.domain import ClosedTrade, ExitReason, Side, SymbolStats
@@ -49,21 +49,6 @@ def trade(pnl: str, minute: int = 0, entry: str = "qt-1") -> ClosedTrade:
     )
 
 
-def refuse_stats(path: Path, *, refuse: bool = True) -> None:
-    """Have SQLite refuse (or again accept) every write of a symbol's statistics."""
-    with contextlib.closing(sqlite3.connect(path)) as other:
-        for when in ("INSERT", "UPDATE"):
-            if refuse:
-                other.execute(
-                    f"CREATE TRIGGER refused_{when} BEFORE {when} ON state "
-                    "WHEN NEW.namespace = 'symbol_stats' "
-                    "BEGIN SELECT RAISE(ABORT, 'refused'); END"
-                )
-            else:
-                other.execute(f"DROP TRIGGER refused_{when}")
-        other.commit()
-
-
 async def open_ledger(path: Path) -> tuple[SqliteRepository, Ledger]:
     repository = await SqliteRepository.open(path)
     return repository, await Ledger.load(repository, EQUITY, NOW, PERFORMANCE)
@@ -85,7 +70,7 @@ async def test_a_trade_whose_statistics_are_refused_is_not_booked(tmp_path: Path
     repository, ledger = await open_ledger(path)
     try:
         tracker = ledger.tracker
-        refuse_stats(path)
+        refuse_state_writes(path, "symbol_stats")
         with pytest.raises(sqlite3.DatabaseError, match="refused"):
             await ledger.record_trade(trade("-2"), NOW, closes_position=True)
         assert await repository.closed_trades() == []
@@ -104,7 +89,7 @@ async def test_an_amendment_whose_statistics_are_refused_is_not_made(tmp_path: P
         booked = trade("3")
         await ledger.record_trade(booked, NOW)
         stats, tracker = ledger.stats[BTC], ledger.tracker
-        refuse_stats(path)
+        refuse_state_writes(path, "symbol_stats")
         with pytest.raises(sqlite3.DatabaseError, match="refused"):
             await ledger.amend_trade(replace(booked, pnl_usdt=Decimal(-1)), NOW)
         assert await repository.closed_trades() == [booked]
@@ -122,13 +107,13 @@ async def test_a_restart_after_a_refused_booking_finds_statistics_that_match_the
     try:
         for one in booked:
             await ledger.record_trade(one, one.closed_at)
-        refuse_stats(path)
+        refuse_state_writes(path, "symbol_stats")
         with pytest.raises(sqlite3.DatabaseError, match="refused"):
             await ledger.record_trade(trade("-4", 4, "qt-4"), NOW + timedelta(minutes=4))
     finally:
         await repository.close()  # the process ends here
 
-    refuse_stats(path, refuse=False)
+    accept_state_writes(path)
     repository, ledger = await open_ledger(path)
     try:
         stored = await repository.closed_trades()

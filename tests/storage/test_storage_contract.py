@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import storage_samples as s
+from state_refusals import refuse_state_writes
 
 from quantum_trader.domain import GateName, OrderStatus, ReasonCode
 from quantum_trader.ports import Repository, StateWrite
@@ -275,15 +276,6 @@ async def test_an_amendment_and_its_state_land_together_and_only_with_a_change(
     assert await repo.load_state("symbol_stats") == {s.BTC: {"v": 1}}
 
 
-def refuse_writes_of_state(path: Path) -> None:
-    with contextlib.closing(sqlite3.connect(path)) as other:
-        other.execute(
-            "CREATE TRIGGER refused BEFORE INSERT ON state "
-            "BEGIN SELECT RAISE(ABORT, 'refused'); END"
-        )
-        other.commit()
-
-
 async def test_a_trade_and_its_state_are_one_transaction(tmp_path: Path) -> None:
     """A state row SQLite refuses (a trigger here) leaves the trade's row, and the position's
     deletion, unwritten: a stop between them cannot leave a trade without its statistics."""
@@ -291,7 +283,7 @@ async def test_a_trade_and_its_state_are_one_transaction(tmp_path: Path) -> None
     repo = await SqliteRepository.open(path)
     try:
         await repo.save_position(s.position())
-        refuse_writes_of_state(path)
+        refuse_state_writes(path, "symbol_stats")
         with pytest.raises(sqlite3.DatabaseError, match="refused"):
             await repo.record_closed_trade(
                 s.closed_trade(), closes_position=True, state=[(*STATS, {"trades": 1})]
@@ -309,7 +301,7 @@ async def test_an_amendment_and_its_state_are_one_transaction(tmp_path: Path) ->
     repo = await SqliteRepository.open(path)
     try:
         await repo.record_closed_trade(trade)
-        refuse_writes_of_state(path)
+        refuse_state_writes(path, "symbol_stats")
         with pytest.raises(sqlite3.DatabaseError, match="refused"):
             await repo.amend_closed_trade(
                 replace(trade, fees_usdt=Decimal(1)), state=[(*STATS, {"trades": 1})]
