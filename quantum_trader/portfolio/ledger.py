@@ -82,10 +82,11 @@ class Ledger:
             trade, closes_position=closes_position, state=self._state(tracker, after)
         )
         if stored is not None:
-            # Refused, not stored under another key: only an adopted position's entry id
-            # (`adopted-…-<opened ms>`) can repeat, so a trade of the same entry and close time
-            # is likelier that one booked again with other figures than a second round trip,
-            # and counting it twice would misstate the statistics the gates read.
+            # Refused, not stored under another key: a position makes one trade, closed at a
+            # tick's time, and only an adopted one's entry id (`adopted-…-<opened ms>`) can
+            # repeat; the same entry and close time is likelier the same round trip booked
+            # again with other figures (fees, funding read anew) than a second one, and
+            # counting it twice would misstate the statistics the gates read.
             if stored != trade:
                 log.warning(
                     "closed_trade_key_taken",
