@@ -162,6 +162,10 @@ class SignalSource(Protocol):
         ...
 
 
+StateWrite = tuple[str, str, Mapping[str, Any]]
+"""A state entry to insert or replace, written with a trade: (namespace, key, JSON payload)."""
+
+
 class Repository(Protocol):
     """Persistence. Orders, fills, positions and trades are durable when the call returns;
     decisions, position events and equity snapshots may be buffered until `flush()`."""
@@ -187,19 +191,28 @@ class Repository(Protocol):
     async def open_positions(self) -> list[Position]: ...
 
     async def record_closed_trade(
-        self, trade: ClosedTrade, *, closes_position: bool = False
-    ) -> None:
-        """Store a round trip (the same symbol, entry order and close time once). With
-        `closes_position`, the symbol's open position is deleted in the same transaction: a
-        crash leaves both or neither, never a position gone without its trade."""
+        self,
+        trade: ClosedTrade,
+        *,
+        closes_position: bool = False,
+        state: Sequence[StateWrite] = (),
+    ) -> ClosedTrade | None:
+        """Store a round trip and the `state` entries it changes (as `save_state` would) in one
+        transaction: a crash leaves all or none. With `closes_position`, the symbol's open
+        position is deleted in it too, never gone without its trade. Return None when stored;
+        where a trade of the same symbol, entry order id and close time is stored already,
+        return that one and write neither `trade` nor `state` (the position is still deleted)."""
         ...
 
     async def closed_trades(self) -> list[ClosedTrade]: ...
 
-    async def amend_closed_trade(self, trade: ClosedTrade) -> ClosedTrade | None:
+    async def amend_closed_trade(
+        self, trade: ClosedTrade, *, state: Sequence[StateWrite] = ()
+    ) -> ClosedTrade | None:
         """Replace the stored trade with `trade`'s (symbol, entry order id, close time) by
-        `trade` (a correction, e.g. fees read after it was booked: keeper/fees.py); return the
-        trade as it was stored, None (nothing stored) when there is no such trade."""
+        `trade` (a correction, e.g. fees read after it was booked: keeper/fees.py), and write
+        `state` in the same transaction; return the trade as it was stored. Nothing is written
+        (`state` neither) when there is no such trade (None) or it equals `trade`."""
         ...
 
     async def record_decisions(self, decisions: Sequence[Decision]) -> None: ...

@@ -20,7 +20,7 @@ from quantum_trader.portfolio.performance import (
     stats_to_dict,
     streak_of,
 )
-from quantum_trader.ports import Repository
+from quantum_trader.ports import Repository, StateWrite
 from quantum_trader.record import replace
 
 ACCOUNT_STATE = ("account", "tracker")
@@ -69,54 +69,82 @@ class Ledger:
     async def record_trade(
         self, trade: ClosedTrade, now: datetime, *, closes_position: bool = False
     ) -> None:
-        """Book a closed round trip: trade row, streak and hourly PnL updated. With
-        `closes_position`, the trade row and the position's deletion are one write."""
-        await self._repository.record_closed_trade(trade, closes_position=closes_position)
-        self.tracker = self.tracker.on_trade_closed(trade)
-        await self._save_tracker(now)
+        """Book a closed round trip: trade row, streak and hourly PnL updated. The trade's row,
+        the tracker and the symbol's stats it changes (and with `closes_position` the
+        position's deletion) are one write, so a stop never leaves one without the others.
+        A trade stored already under its key (symbol, entry order id, close time) changes
+        nothing: the same trade again is a booking replayed (silent); another one under that
+        key is refused with a warning, `closed_trade_key_taken`, naming both."""
+        tracker = self.tracker.on_trade_closed(trade)
         before = self.stats.get(trade.symbol, SymbolStats(trade.symbol))
         after = record_trade(before, trade, now, self._performance)
-        await self._keep_stats(before, after)
+        stored = await self._repository.record_closed_trade(
+            trade, closes_position=closes_position, state=self._state(tracker, after)
+        )
+        if stored is not None:
+            # Refused, not stored under another key: a position makes one trade, closed at a
+            # tick's time, and only an adopted one's entry id (`adopted-…-<opened ms>`) can
+            # repeat; the same entry and close time is likelier the same round trip booked
+            # again with other figures (fees, funding read anew) than a second one, and
+            # counting it twice would misstate the statistics the gates read.
+            if stored != trade:
+                log.warning(
+                    "closed_trade_key_taken",
+                    symbol=trade.symbol,
+                    entry_order_id=trade.entry_order_id,
+                    closed_at=trade.closed_at.isoformat(),
+                    stored=repr(stored),
+                    refused=repr(trade),
+                )
+            return
+        self._keep(tracker, before, after, now)
         for listener in self.trade_listeners:
             await listener(trade)
 
     async def amend_trade(self, trade: ClosedTrade, now: datetime) -> ClosedTrade | None:
         """Book `trade` in place of the closed trade of the same symbol, entry order and close
         time (its fees read after it was booked: keeper/fees.py): the trade row, and the
-        tracker and the symbol's stats as if it had been booked so. Returns the trade as it
-        was (None when there is none, and nothing changes); one already so changes nothing,
-        so an amendment repeated after a restart counts once.
+        tracker and the symbol's stats as if it had been booked so, in one write. Returns the
+        trade as it was (None when there is none, and nothing changes); one already so changes
+        nothing, so an amendment repeated after a restart counts once.
 
         A win that becomes a loss (or the reverse) moves the streaks to what the trades in
         the order they closed give. The trade listeners (the sizing desk's learning) are not
         told: they learnt from the trade once, when it closed."""
-        was = await self._repository.amend_closed_trade(trade)
-        if was is None or was == trade:
-            return was
+        # Read before the write, so it can carry the statistics: the ledger is the trades'
+        # one writer, and its caller (the keeper) awaits each booking.
         trades = await self._repository.closed_trades()  # amendments are rare
-        losses = 0
-        for earlier in reversed(trades):
-            if earlier.pnl_usdt >= 0:
-                break
-            losses += 1
-        self.tracker = self.tracker.on_trade_amended(was, trade, losses)
-        await self._save_tracker(now)
+        at = _index_of(trades, trade)
+        if at is None or trades[at] == trade:
+            return None if at is None else trades[at]
+        was, trades[at] = trades[at], trade  # the trades as read after the amendment
+        tracker = self.tracker.on_trade_amended(was, trade, _losses_at_end(trades))
         before = self.stats.get(trade.symbol, SymbolStats(trade.symbol))
         mine = [t for t in trades if t.symbol == trade.symbol]
-        key = (trade.entry_order_id, trade.closed_at)
-        found = (i for i, t in enumerate(mine) if (t.entry_order_id, t.closed_at) == key)
-        at = next(found, len(mine) - 1)
-        later = sum(1 for t in mine[at + 1 :] if t.r_multiple is not None)
+        known_r = (t for t in trades[at + 1 :] if t.r_multiple is not None)
+        later = sum(1 for t in known_r if t.symbol == trade.symbol)
         after = amend_trade(
             before, was, trade, streak_of(mine), now, self._performance, later=later
         )
-        await self._keep_stats(before, after)
+        await self._repository.amend_closed_trade(trade, state=self._state(tracker, after))
+        self._keep(tracker, before, after, now)
         return was
 
-    async def _keep_stats(self, before: SymbolStats, after: SymbolStats) -> None:
+    @staticmethod
+    def _state(tracker: AccountTracker, stats: SymbolStats) -> list[StateWrite]:
+        """The state entries a trade changes, written with its row."""
+        return [
+            (*ACCOUNT_STATE, tracker.to_dict()),
+            (STATS_NAMESPACE, stats.symbol, stats_to_dict(stats)),
+        ]
+
+    def _keep(
+        self, tracker: AccountTracker, before: SymbolStats, after: SymbolStats, now: datetime
+    ) -> None:
+        """Hold what a trade's write saved, and say when it disabled or blacklisted a symbol."""
+        self.tracker, self._tracker_saved_at = tracker, now
         symbol = after.symbol
         self.stats[symbol] = after
-        await self._repository.save_state(STATS_NAMESPACE, symbol, stats_to_dict(after))
         if after.blacklisted and not before.blacklisted:
             log.warning("symbol_blacklisted", symbol=symbol, losing_streak=after.losing_streak)
         elif after.disabled_until != before.disabled_until and after.disabled_until is not None:
@@ -180,3 +208,20 @@ class Ledger:
     async def _save_tracker(self, now: datetime) -> None:
         await self._repository.save_state(*ACCOUNT_STATE, self.tracker.to_dict())
         self._tracker_saved_at = now
+
+
+def _index_of(trades: list[ClosedTrade], trade: ClosedTrade) -> int | None:
+    """Where the trade of `trade`'s symbol, entry order id and close time is, if anywhere."""
+    key = (trade.symbol, trade.entry_order_id, trade.closed_at)
+    found = (i for i, t in enumerate(trades) if (t.symbol, t.entry_order_id, t.closed_at) == key)
+    return next(found, None)
+
+
+def _losses_at_end(trades: list[ClosedTrade]) -> int:
+    """The losses in a row that end `trades` (in the order they closed)."""
+    losses = 0
+    for trade in reversed(trades):
+        if trade.pnl_usdt >= 0:
+            break
+        losses += 1
+    return losses

@@ -1,9 +1,10 @@
 """Symbol performance (SPEC §7): closed trades → per-symbol stats, disable/blacklist, multiplier.
 
 Pure functions over the frozen `SymbolStats`; the caller persists `stats_to_dict(stats)` after
-every change (Repository.save_state("symbol_stats", symbol, ...)) and restores with
-`stats_from_dict`. A trade with PnL > 0 is a win; anything else counts as a loss. A trade whose
-R is unknown (its initial risk was) counts in every figure but the R ones.
+every change (under ("symbol_stats", symbol) in the repository's state, with the trade that
+changed it: portfolio/ledger.py) and restores with `stats_from_dict`. A trade with PnL > 0 is
+a win; anything else counts as a loss. A trade whose R is unknown (its initial risk was) counts
+in every figure but the R ones.
 """
 
 from __future__ import annotations

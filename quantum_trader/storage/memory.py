@@ -20,6 +20,7 @@ from quantum_trader.domain import (
     Position,
     PositionEvent,
 )
+from quantum_trader.ports import StateWrite
 from quantum_trader.storage import codec
 from quantum_trader.storage.codec import RepositoryRows, Row
 
@@ -102,30 +103,48 @@ class InMemoryRepository:
         return [codec.decode_position(self._positions[s]) for s in sorted(self._positions)]
 
     async def record_closed_trade(
-        self, trade: ClosedTrade, *, closes_position: bool = False
-    ) -> None:
-        """Store a round trip; the same (symbol, entry order, close time) is stored once. With
-        `closes_position`, the symbol's position is deleted with it."""
+        self,
+        trade: ClosedTrade,
+        *,
+        closes_position: bool = False,
+        state: Sequence[StateWrite] = (),
+    ) -> ClosedTrade | None:
+        """Store a round trip and `state` together; the same (symbol, entry order, close time)
+        is stored once: where it is already, that trade is returned and neither `trade` nor
+        `state` stored. With `closes_position`, the symbol's position is deleted with it (also
+        when the trade was stored already)."""
         row = codec.encode_closed_trade(trade)
-        self._closed_trades.setdefault(tuple(row[i] for i in codec.CLOSED_TRADE_KEY), row)
+        upserts = _state_rows(state)  # all encoded before anything changes, as one transaction
+        key = tuple(row[i] for i in codec.CLOSED_TRADE_KEY)
+        stored = self._closed_trades.get(key)
+        if stored is None:
+            self._closed_trades[key] = row
+            self._state.update(upserts)
         if closes_position:
             self._positions.pop(trade.symbol, None)
+        return None if stored is None else codec.decode_closed_trade(stored)
 
     async def closed_trades(self) -> list[ClosedTrade]:
         """Trades sorted by closed_at, then arrival."""
         rows = _sorted_by(list(self._closed_trades.values()), codec.CLOSED_TRADE_CLOSED_AT)
         return [codec.decode_closed_trade(r) for r in rows]
 
-    async def amend_closed_trade(self, trade: ClosedTrade) -> ClosedTrade | None:
+    async def amend_closed_trade(
+        self, trade: ClosedTrade, *, state: Sequence[StateWrite] = ()
+    ) -> ClosedTrade | None:
         """Replace the trade of the same (symbol, entry order, close time), keeping its place
-        in arrival order; the trade as it was, or None (nothing stored) without one."""
+        in arrival order, and store `state` with it; the trade as it was, or None (nothing
+        stored) without one. One equal to `trade` stores nothing."""
         row = codec.encode_closed_trade(trade)
+        upserts = _state_rows(state)
         key = tuple(row[i] for i in codec.CLOSED_TRADE_KEY)
-        was = self._closed_trades.get(key)
-        if was is None:
-            return None
+        stored = self._closed_trades.get(key)
+        was = None if stored is None else codec.decode_closed_trade(stored)
+        if was is None or was == trade:
+            return was
         self._closed_trades[key] = row
-        return codec.decode_closed_trade(was)
+        self._state.update(upserts)
+        return was
 
     async def record_decisions(self, decisions: Sequence[Decision]) -> None:
         rows = [codec.encode_decision(d) for d in decisions]
@@ -183,6 +202,10 @@ class InMemoryRepository:
     def _sorted_orders(self) -> list[Row]:
         created = codec.ORDER_CREATED_AT
         return sorted(self._orders.values(), key=lambda r: (str(r[created]), str(r[0])))
+
+
+def _state_rows(state: Sequence[StateWrite]) -> list[tuple[tuple[str, str], str]]:
+    return [((namespace, key), codec.encode_json(payload)) for namespace, key, payload in state]
 
 
 def _matches(row: Row, column: int, value: str | None) -> bool:

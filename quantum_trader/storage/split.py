@@ -26,6 +26,7 @@ from quantum_trader.domain import (
     Position,
     PositionEvent,
 )
+from quantum_trader.ports import StateWrite
 from quantum_trader.record import record
 from quantum_trader.storage.codec import encode_time
 from quantum_trader.storage.memory import InMemoryRepository
@@ -122,15 +123,23 @@ class SplitRepository:
         return await self._ledger.open_positions()
 
     async def record_closed_trade(
-        self, trade: ClosedTrade, *, closes_position: bool = False
-    ) -> None:
-        await self._ledger.record_closed_trade(trade, closes_position=closes_position)
+        self,
+        trade: ClosedTrade,
+        *,
+        closes_position: bool = False,
+        state: Sequence[StateWrite] = (),
+    ) -> ClosedTrade | None:
+        return await self._ledger.record_closed_trade(
+            trade, closes_position=closes_position, state=state
+        )
 
     async def closed_trades(self) -> list[ClosedTrade]:
         return await self._ledger.closed_trades()
 
-    async def amend_closed_trade(self, trade: ClosedTrade) -> ClosedTrade | None:
-        return await self._ledger.amend_closed_trade(trade)
+    async def amend_closed_trade(
+        self, trade: ClosedTrade, *, state: Sequence[StateWrite] = ()
+    ) -> ClosedTrade | None:
+        return await self._ledger.amend_closed_trade(trade, state=state)
 
     async def save_state(self, namespace: str, key: str, payload: Mapping[str, Any]) -> None:
         await self._ledger.save_state(namespace, key, payload)

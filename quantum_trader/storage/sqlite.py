@@ -32,6 +32,7 @@ from quantum_trader.domain import (
     PositionEvent,
 )
 from quantum_trader.errors import OperatorActionRequired, QuantumTraderError
+from quantum_trader.ports import StateWrite
 from quantum_trader.storage import codec
 from quantum_trader.storage.codec import OPEN_ORDER_STATUSES, RepositoryRows, Row, SqlValue
 from quantum_trader.storage.decisions_aside import DecisionsAside
@@ -102,6 +103,7 @@ _AMEND_CLOSED_TRADE = (
     f"UPDATE closed_trades SET {', '.join(f'{c} = ?' for c in _CLOSED_TRADE_AMENDED)}"  # noqa: S608
     + _CLOSED_TRADE_WHERE
 )
+_SELECT_CLOSED_TRADE = _select("closed_trades", codec.CLOSED_TRADE_COLUMNS) + _CLOSED_TRADE_WHERE
 _INSERT_DECISION = _insert("decisions", codec.DECISION_COLUMNS)
 _INSERT_POSITION_EVENT = _insert("position_events", codec.POSITION_EVENT_COLUMNS)
 _INSERT_EQUITY = _insert("equity_snapshots", codec.EQUITY_COLUMNS)
@@ -241,36 +243,60 @@ class SqliteRepository:
         return [codec.decode_position(r) for r in await self._fetch(sql)]
 
     async def record_closed_trade(
-        self, trade: ClosedTrade, *, closes_position: bool = False
-    ) -> None:
-        """Store a round trip; the same (symbol, entry order, close time) is stored once. With
-        `closes_position`, the symbol's position is deleted in the same transaction."""
-        batches = [(_INSERT_CLOSED_TRADE, [codec.encode_closed_trade(trade)])]
-        if closes_position:
-            batches.append((_DELETE_POSITION, [(trade.symbol,)]))
+        self,
+        trade: ClosedTrade,
+        *,
+        closes_position: bool = False,
+        state: Sequence[StateWrite] = (),
+    ) -> ClosedTrade | None:
+        """Store a round trip and `state` in one transaction; the same (symbol, entry order,
+        close time) is stored once: where it is already, that trade is returned and neither
+        `trade` nor `state` written. With `closes_position`, the symbol's position is deleted
+        in the same transaction (also when the trade was stored already)."""
+        row = codec.encode_closed_trade(trade)
+        batches = [(_INSERT_CLOSED_TRADE, [row]), (_UPSERT_STATE, _state_rows(state))]
         self._check_writable()
-        async with self._lock:
-            await self._transaction(batches)
+        async with self._lock:  # read and write with no other write between
+            stored = await self._stored_trade(row)
+            if stored is not None:
+                batches = []
+            if closes_position:
+                batches.append((_DELETE_POSITION, [(trade.symbol,)]))
+            if batches:
+                await self._transaction(batches)
+        return stored
 
     async def closed_trades(self) -> list[ClosedTrade]:
         """Trades sorted by closed_at, then arrival."""
         sql = _select("closed_trades", codec.CLOSED_TRADE_COLUMNS) + " ORDER BY closed_at, id"
         return [codec.decode_closed_trade(r) for r in await self._fetch(sql)]
 
-    async def amend_closed_trade(self, trade: ClosedTrade) -> ClosedTrade | None:
+    async def amend_closed_trade(
+        self, trade: ClosedTrade, *, state: Sequence[StateWrite] = ()
+    ) -> ClosedTrade | None:
         """Update the row of the same (symbol, entry order, close time) in place (its id, so
-        its place in `closed_trades()`, kept); the trade as it was, or None without one."""
+        its place in `closed_trades()`, kept) and write `state`, in one transaction; the trade
+        as it was, or None without one. One equal to `trade` writes nothing."""
         self._check_writable()
         row = codec.encode_closed_trade(trade)
         key = tuple(row[i] for i in codec.CLOSED_TRADE_KEY)
         values = tuple(row[codec.CLOSED_TRADE_COLUMNS.index(c)] for c in _CLOSED_TRADE_AMENDED)
-        select = _select("closed_trades", codec.CLOSED_TRADE_COLUMNS) + _CLOSED_TRADE_WHERE
+        upserts = _state_rows(state)
         async with self._lock:  # read and update with no other write between
-            rows = await self._fetch(select, key)
-            if not rows:
-                return None
-            await self._transaction([(_AMEND_CLOSED_TRADE, [values + key])])
-        return codec.decode_closed_trade(rows[0])
+            was = await self._stored_trade(row)
+            if was is None or was == trade:
+                return was
+            await self._transaction(
+                [(_AMEND_CLOSED_TRADE, [values + key]), (_UPSERT_STATE, upserts)]
+            )
+        return was
+
+    async def _stored_trade(self, row: Row) -> ClosedTrade | None:
+        """The trade stored under encoded `row`'s key, if any."""
+        rows = await self._fetch(
+            _SELECT_CLOSED_TRADE, tuple(row[i] for i in codec.CLOSED_TRADE_KEY)
+        )
+        return codec.decode_closed_trade(rows[0]) if rows else None
 
     async def record_decisions(self, decisions: Sequence[Decision]) -> None:
         """Buffer decisions until the next flush."""
@@ -315,7 +341,7 @@ class SqliteRepository:
 
     async def save_state(self, namespace: str, key: str, payload: Mapping[str, Any]) -> None:
         """Insert or replace the JSON payload stored under (namespace, key)."""
-        await self._write(_UPSERT_STATE, [(namespace, key, codec.encode_json(payload))])
+        await self._write(_UPSERT_STATE, _state_rows([(namespace, key, payload)]))
 
     async def load_state(self, namespace: str) -> dict[str, dict[str, Any]]:
         sql = "SELECT key, payload FROM state WHERE namespace = ? ORDER BY key"
@@ -468,6 +494,10 @@ class SqliteRepository:
         if symbol is None:
             return await self._fetch(select + sort)
         return await self._fetch(f"{select} WHERE symbol = ?{sort}", (symbol,))
+
+
+def _state_rows(state: Iterable[StateWrite]) -> list[Row]:
+    return [(namespace, key, codec.encode_json(payload)) for namespace, key, payload in state]
 
 
 async def _connect(path: Path, read_only: bool) -> aiosqlite.Connection:

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 import storage_samples as s
+from state_refusals import refuse_state_writes
 
 from quantum_trader.domain import GateName, OrderStatus, ReasonCode
-from quantum_trader.ports import Repository
+from quantum_trader.ports import Repository, StateWrite
 from quantum_trader.storage.memory import InMemoryRepository
 from quantum_trader.storage.split import SplitRepository
 from quantum_trader.storage.sqlite import SqliteRepository
@@ -198,6 +199,115 @@ async def test_a_trade_and_its_positions_deletion_are_one_transaction(tmp_path: 
             await repo.record_closed_trade(s.closed_trade(), closes_position=True)
         assert await repo.closed_trades() == []
         assert await repo.open_positions() == [s.position()]
+    finally:
+        await repo.close()
+
+
+STATS = ("symbol_stats", s.BTC)
+
+
+async def test_a_trade_and_the_state_it_changes_land_together(repo: Repo) -> None:
+    await repo.save_position(s.position())
+    stored = await as_port(repo).record_closed_trade(
+        s.closed_trade(),
+        closes_position=True,
+        state=[("account", "tracker", {"losing_streak": 0}), (*STATS, {"trades": 1})],
+    )
+
+    assert stored is None
+    assert await repo.closed_trades() == [s.closed_trade()]
+    assert await repo.open_positions() == []
+    assert await repo.load_state("account") == {"tracker": {"losing_streak": 0}}
+    assert await repo.load_state("symbol_stats") == {s.BTC: {"trades": 1}}
+
+
+async def test_a_trade_whose_state_cannot_be_written_is_not_stored(repo: Repo) -> None:
+    """A payload JSON cannot hold fails the whole write, in memory as in SQLite."""
+    await repo.save_position(s.position())
+    await repo.save_state(*STATS, {"trades": 0})
+    state: list[StateWrite] = [("account", "tracker", {"n": 1}), (*STATS, {"trades": object()})]
+
+    with pytest.raises(TypeError):
+        await repo.record_closed_trade(s.closed_trade(), closes_position=True, state=state)
+    with pytest.raises(TypeError):
+        await repo.amend_closed_trade(s.closed_trade(), state=state)
+
+    assert await repo.closed_trades() == []
+    assert await repo.open_positions() == [s.position()]
+    assert await repo.load_state("account") == {}
+    assert await repo.load_state("symbol_stats") == {s.BTC: {"trades": 0}}
+
+
+async def test_a_trade_stored_already_is_returned_and_nothing_else_is_written(
+    repo: Repo,
+) -> None:
+    """The same trade again (a booking replayed) and another under its key (only an adopted
+    position's entry id could repeat) store neither the trade nor its state; the position
+    is deleted all the same."""
+    first = s.closed_trade(entry_order_id="adopted-BTC-1")
+    other = replace(first, pnl_usdt=Decimal("-3"), r_multiple=-0.5)
+    await repo.record_closed_trade(first, state=[(*STATS, {"trades": 1})])
+    await repo.save_position(s.position())
+
+    assert await repo.record_closed_trade(first, state=[(*STATS, {"trades": 2})]) == first
+    assert (
+        await repo.record_closed_trade(other, closes_position=True, state=[(*STATS, {"trades": 3})])
+        == first
+    )
+
+    assert await repo.closed_trades() == [first]
+    assert await repo.load_state("symbol_stats") == {s.BTC: {"trades": 1}}
+    assert await repo.open_positions() == []
+
+
+async def test_an_amendment_and_its_state_land_together_and_only_with_a_change(
+    repo: Repo,
+) -> None:
+    trade = s.closed_trade()
+    amended = replace(trade, fees_usdt=Decimal("1"), pnl_usdt=Decimal("8.93654321"))
+    await repo.record_closed_trade(trade, state=[(*STATS, {"trades": 1})])
+    missing = s.closed_trade(entry_order_id="qt-9")
+
+    assert await repo.amend_closed_trade(missing, state=[(*STATS, {"v": "missing"})]) is None
+    assert await repo.amend_closed_trade(trade, state=[(*STATS, {"v": "same"})]) == trade
+    assert await repo.load_state("symbol_stats") == {s.BTC: {"trades": 1}}
+    assert await as_port(repo).amend_closed_trade(amended, state=[(*STATS, {"v": 1})]) == trade
+    assert await repo.closed_trades() == [amended]
+    assert await repo.load_state("symbol_stats") == {s.BTC: {"v": 1}}
+
+
+async def test_a_trade_and_its_state_are_one_transaction(tmp_path: Path) -> None:
+    """A state row SQLite refuses (a trigger here) leaves the trade's row, and the position's
+    deletion, unwritten: a stop between them cannot leave a trade without its statistics."""
+    path = tmp_path / "ledger.db"
+    repo = await SqliteRepository.open(path)
+    try:
+        await repo.save_position(s.position())
+        refuse_state_writes(path, "symbol_stats")
+        with pytest.raises(sqlite3.DatabaseError, match="refused"):
+            await repo.record_closed_trade(
+                s.closed_trade(), closes_position=True, state=[(*STATS, {"trades": 1})]
+            )
+        assert await repo.closed_trades() == []
+        assert await repo.open_positions() == [s.position()]
+        assert await repo.load_state("symbol_stats") == {}
+    finally:
+        await repo.close()
+
+
+async def test_an_amendment_and_its_state_are_one_transaction(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    trade = s.closed_trade()
+    repo = await SqliteRepository.open(path)
+    try:
+        await repo.record_closed_trade(trade)
+        refuse_state_writes(path, "symbol_stats")
+        with pytest.raises(sqlite3.DatabaseError, match="refused"):
+            await repo.amend_closed_trade(
+                replace(trade, fees_usdt=Decimal(1)), state=[(*STATS, {"trades": 1})]
+            )
+        assert await repo.closed_trades() == [trade]
+        assert await repo.load_state("symbol_stats") == {}
     finally:
         await repo.close()
 
