@@ -76,6 +76,15 @@ def external_execution(
     return ExternalExecution(quantity, notional / quantity, fee, len(taken))
 
 
+def added_by_hand(position: Position, fills: Sequence[Fill], ours: Collection[str]) -> bool:
+    """Whether the account's trades add to `position`'s side after it opened (beyond the
+    clocks' slack) in a trade not ours: the position was reopened or added to by hand, so the
+    reducing trades may have closed the person's position, not ours (a round trip by hand
+    while the close itself fell out of Binance's 7-day window, a close then a reopen)."""
+    side, since = position.side.entry_order_side, position.opened_at + ACCOUNT_TRADES_SLACK
+    return any(f.side is side and f.time > since and f.trade_id not in ours for f in fills)
+
+
 def unread_external_exits(plan: Plan, seen: Observation) -> list[str]:
     """Symbols `plan` books reduced with no order of ours whose account trades are not read."""
     noted = {n.symbol for n in plan.notes if n.event == "position_closed_externally"}

@@ -31,7 +31,11 @@ from quantum_trader.keeper.booking import (
 from quantum_trader.keeper.checks import ProtectionChecks
 from quantum_trader.keeper.cover import clear_of_mark, stop_awaiting_orders, stop_while_unechoed
 from quantum_trader.keeper.draft import Draft
-from quantum_trader.keeper.external import ExternalExecution, external_execution
+from quantum_trader.keeper.external import (
+    ExternalExecution,
+    added_by_hand,
+    external_execution,
+)
 from quantum_trader.keeper.fees import remembered, settle_fees
 from quantum_trader.keeper.firing import trigger_times
 from quantum_trader.keeper.ids import Purpose, is_ours
@@ -319,6 +323,8 @@ class Planner(OrderSettling):
         if any(o.symbol == symbol and o.client_order_id in unread for o, _ in self.records):
             return None, " (an order of ours on it has unread fills: not told apart)"
         ours = {f.trade_id for read in seen.fills.values() for f in read}
+        if added_by_hand(position, fills, ours):
+            return None, " (the account's trades show it added to by hand since it opened)"
         found = external_execution(position, quantity, fills, ours)
         if found is None:
             return None, f" (the account's trades do not add up to {quantity})"

@@ -187,3 +187,48 @@ def test_the_newest_trades_that_add_up_are_taken_and_ours_are_not() -> None:
     assert (found.price, found.fee_usdt, found.trades) == (Decimal(102), Decimal("0.2"), 2)
     assert external_execution(position, Decimal("1.5"), fills, {"5"}) is None  # 1, then 2
     assert external_execution(position, Decimal(2), [], set()) is None
+
+
+async def test_a_round_trip_by_hand_after_the_close_is_not_taken_for_it() -> None:
+    """The daemon down 8 days: the close by hand fell out of Binance's 7-day window, and a
+    person bought and sold again in it. That sell closed the person's own position, not ours:
+    booked at the mark, and the line says why."""
+    harness = await Harness.start()
+    quantity = await opened(harness)
+    harness.exchange.move(BTC, Decimal(102))
+    await by_hand(harness, "web_closed_5", OrderSide.SELL, quantity)  # 8 days before
+    harness.advance(timedelta(days=5))
+    harness.exchange.move(BTC, Decimal(120))
+    bought = OrderRequest("web_opened_1", BTC, OrderSide.BUY, OrderKind.MARKET, quantity)
+    await harness.exchange.place_order(bought)
+    harness.exchange.move(BTC, Decimal(130))
+    await by_hand(harness, "web_closed_6", OrderSide.SELL, quantity)
+    harness.advance(timedelta(days=3))
+    harness.exchange.move(BTC, Decimal(90))
+    await harness.restart()
+    with capture_logs() as logs:
+        await harness.tick()
+
+    [trade] = await harness.repository.closed_trades()
+    assert trade.exit_price == Decimal(90)
+    assert "added to by hand since it opened" in noted(logs)
+
+
+async def test_a_position_reopened_by_hand_then_reduced_books_at_the_mark() -> None:
+    """Closed by hand at 102, bought again at 105, half sold at 104: the sell at 104 reduced
+    the person's new position, not ours, so its price is not taken for ours."""
+    harness = await Harness.start()
+    quantity = await opened(harness)
+    harness.exchange.move(BTC, Decimal(102))
+    await by_hand(harness, "web_closed_7", OrderSide.SELL, quantity)
+    harness.advance(timedelta(minutes=6))  # later than a fill of our entry could be
+    harness.exchange.move(BTC, Decimal(105))
+    bought = OrderRequest("web_opened_2", BTC, OrderSide.BUY, OrderKind.MARKET, quantity)
+    await harness.exchange.place_order(bought)
+    harness.exchange.move(BTC, Decimal(104))
+    await by_hand(harness, "web_reduced_3", OrderSide.SELL, quantity / 2)
+    with capture_logs() as logs:
+        await harness.tick()
+
+    detail = noted(logs)
+    assert "booked at the mark 104 (the account's trades show it added to by hand" in detail
