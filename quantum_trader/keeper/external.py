@@ -99,15 +99,26 @@ async def read_account_fills(
     symbols: Iterable[str],
     reconciled_at: datetime | None,
     now: datetime,
-) -> Observation:
+    listed_before: Mapping[str, frozenset[str]],
+) -> tuple[Observation, dict[str, frozenset[str]]]:
     """`seen` with the account's trades on `symbols` (each position's window), or with the
-    symbols whose trades could not be read (then booked at the mark, as before)."""
+    symbols whose trades could not be read (then booked at the mark, as before); and the ids
+    of the trades read, by symbol.
+
+    A trade `listed_before` (read on an earlier tick for the same symbol) is left out: that
+    tick booked what it explained, and a reduction whose own trades Binance does not list yet
+    must not be booked again at it (at the mark instead: its trades do not add up)."""
     fills, unread = dict(seen.account_fills), set(seen.account_unread)
+    listed: dict[str, frozenset[str]] = {}
     for symbol in symbols:
         start, end = account_trades_window(positions[symbol], reconciled_at, now)
         try:
-            fills[symbol] = await exchange.fetch_account_fills(symbol, start, end)
+            read = await exchange.fetch_account_fills(symbol, start, end)
         except (RetryLater, MarketDataError) as error:
             log.warning("account_trades_unread", symbol=symbol, error=str(error))
             unread.add(symbol)
-    return replace(seen, account_fills=fills, account_unread=frozenset(unread))
+            continue
+        before = listed_before.get(symbol, frozenset())
+        fills[symbol] = [f for f in read if f.trade_id not in before]
+        listed[symbol] = frozenset(f.trade_id for f in read)
+    return replace(seen, account_fills=fills, account_unread=frozenset(unread)), listed

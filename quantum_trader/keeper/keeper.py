@@ -101,6 +101,7 @@ class PositionKeeper:
             for defensive in (False, True)
         }
         self._filled_known: frozenset[str] = frozenset()  # see keeper/recheck.py
+        self._account_listed: dict[str, frozenset[str]] = {}  # see keeper/external.py
         self._checks = ProtectionChecks()  # a cache of a pure function: plans do not change
         self.wake = asyncio.Event()  # set when a tick is wanted before the next interval
         self._carrier = Carrier(
@@ -265,8 +266,11 @@ class PositionKeeper:
             return
         external = unread_external_exits(result, seen)
         if external:  # booked from the account's own trades (keeper/external.py)
-            positions, at = book.positions, self._reconciled_at
-            seen = await read_account_fills(self._exchange, seen, positions, external, at, now)
+            positions, at, before = book.positions, self._reconciled_at, self._account_listed
+            seen, listed = await read_account_fills(
+                self._exchange, seen, positions, external, at, now, before
+            )
+            self._account_listed.update(listed)
             result = plan(book, seen, now, context, self._checks)
         await self._carrier.carry_out(result, now, context)
         self._reconciled_at = now

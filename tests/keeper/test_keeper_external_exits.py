@@ -232,3 +232,24 @@ async def test_a_position_reopened_by_hand_then_reduced_books_at_the_mark() -> N
 
     detail = noted(logs)
     assert "booked at the mark 104 (the account's trades show it added to by hand" in detail
+
+
+async def test_a_trade_booked_on_an_earlier_tick_is_not_booked_again() -> None:
+    """A person's 0.6 booked at its trade; a tick later another 0.9 gone, of which Binance
+    lists only 0.3 yet (its trades lag its positions): that 0.3 and the 0.6 booked before add
+    up to 0.9, but the 0.6 is not taken twice: the 0.9 is booked at the mark."""
+    harness = await Harness.start()
+    await opened(harness)
+    harness.exchange.move(BTC, Decimal(101))
+    await by_hand(harness, "web_reduced_4", OrderSide.SELL, Decimal("0.6"))
+    await harness.tick()
+    harness.exchange.move(BTC, Decimal("100.5"))
+    await by_hand(harness, "web_reduced_5", OrderSide.SELL, Decimal("0.3"))
+    await by_hand(harness, "web_reduced_6", OrderSide.SELL, Decimal("0.6"))
+    lagging = harness.exchange.fills.pop("web_reduced_6")  # not listed yet
+    harness.exchange.move(BTC, Decimal(99))
+    with capture_logs() as logs:
+        await harness.tick()
+    harness.exchange.fills["web_reduced_6"] = lagging
+
+    assert "booked at the mark 99 (the account's trades do not add up to 0.900)" in noted(logs)
