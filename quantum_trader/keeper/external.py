@@ -42,6 +42,7 @@ class ExternalExecution:
     price: Decimal
     fee_usdt: Decimal
     trades: int
+    trade_ids: frozenset[str]
 
 
 def account_trades_window(
@@ -73,7 +74,8 @@ def external_execution(
         return None
     notional = sum((f.quantity * f.price for f in taken), ZERO)
     fee = sum((f.fee_usdt for f in taken), ZERO)
-    return ExternalExecution(quantity, notional / quantity, fee, len(taken))
+    ids = frozenset(f.trade_id for f in taken)
+    return ExternalExecution(quantity, notional / quantity, fee, len(taken), ids)
 
 
 def added_by_hand(position: Position, fills: Sequence[Fill], ours: Collection[str]) -> bool:
@@ -99,17 +101,15 @@ async def read_account_fills(
     symbols: Iterable[str],
     reconciled_at: datetime | None,
     now: datetime,
-    listed_before: Mapping[str, frozenset[str]],
-) -> tuple[Observation, dict[str, frozenset[str]]]:
+    booked: Mapping[str, frozenset[str]],
+) -> Observation:
     """`seen` with the account's trades on `symbols` (each position's window), or with the
-    symbols whose trades could not be read (then booked at the mark, as before); and the ids
-    of the trades read, by symbol.
+    symbols whose trades could not be read (then booked at the mark, as before).
 
-    A trade `listed_before` (read on an earlier tick for the same symbol) is left out: that
-    tick booked what it explained, and a reduction whose own trades Binance does not list yet
-    must not be booked again at it (at the mark instead: its trades do not add up)."""
+    The trades `booked` on an earlier tick (`Plan.external_trades`) are left out: the window
+    reaches back before that tick, and a reduction whose own trades Binance does not list yet
+    must not be booked again at them (at the mark instead: its trades do not add up)."""
     fills, unread = dict(seen.account_fills), set(seen.account_unread)
-    listed: dict[str, frozenset[str]] = {}
     for symbol in symbols:
         start, end = account_trades_window(positions[symbol], reconciled_at, now)
         try:
@@ -118,7 +118,6 @@ async def read_account_fills(
             log.warning("account_trades_unread", symbol=symbol, error=str(error))
             unread.add(symbol)
             continue
-        before = listed_before.get(symbol, frozenset())
+        before = booked.get(symbol, frozenset())
         fills[symbol] = [f for f in read if f.trade_id not in before]
-        listed[symbol] = frozenset(f.trade_id for f in read)
-    return replace(seen, account_fills=fills, account_unread=frozenset(unread)), listed
+    return replace(seen, account_fills=fills, account_unread=frozenset(unread))

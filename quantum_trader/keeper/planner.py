@@ -96,6 +96,7 @@ class Planner(OrderSettling):
         self.actions: list[OrderAction] = []
         self.notes: list[Note] = []
         self.amendments: list[TradeFees] = []
+        self.external_trades: dict[str, frozenset[str]] = {}
         self.consistent: set[str] = set()
         rest = self.snapshot.source is SnapshotSource.REST
         self.reflected = observation.reflected if rest else frozenset()  # a mirror may lag
@@ -140,6 +141,7 @@ class Planner(OrderSettling):
             tuple(self.notes),
             tuple(self.unreflected),
             tuple(self.amendments),
+            dict(self.external_trades),
         )
 
     def quiet(self) -> bool:
@@ -293,6 +295,7 @@ class Planner(OrderSettling):
         found, why = self._account_execution(position, quantity)
         if found is not None:
             price, fee = found.price, found.fee_usdt
+            self.external_trades[position.symbol] = found.trade_ids
             how = f"the price of the account's {found.trades} trade(s) {price}, fee {fee}"
         else:
             mark = self.observation.marks.get(position.symbol)

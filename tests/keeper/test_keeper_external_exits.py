@@ -14,6 +14,7 @@ from test_keeper_fees_unread import entered
 from test_keeper_properties import SYMBOLS, T0, Harness, sized
 
 from quantum_trader.domain import (
+    ExchangeSnapshot,
     ExitReason,
     Fill,
     OrderKind,
@@ -21,8 +22,10 @@ from quantum_trader.domain import (
     OrderSide,
     Position,
     Side,
+    SnapshotSource,
 )
-from quantum_trader.keeper.external import external_execution
+from quantum_trader.keeper.external import external_execution, read_account_fills
+from quantum_trader.keeper.plan import Observation
 
 BTC = SYMBOLS[0]
 
@@ -253,3 +256,27 @@ async def test_a_trade_booked_on_an_earlier_tick_is_not_booked_again() -> None:
     harness.exchange.fills["web_reduced_6"] = lagging
 
     assert "booked at the mark 99 (the account's trades do not add up to 0.900)" in noted(logs)
+
+
+async def test_only_the_trades_booked_before_are_left_out_of_the_next_read() -> None:
+    """A trade an earlier read listed but did not book (it executed after that tick read the
+    positions) stays in: the next tick may book at it."""
+    harness = await Harness.start()
+    await opened(harness)
+    await by_hand(harness, "web_reduced_7", OrderSide.SELL, Decimal("0.5"))
+    await by_hand(harness, "web_reduced_8", OrderSide.SELL, Decimal("0.5"))
+    [booked] = harness.exchange.fills["web_reduced_7"]
+    [listed] = harness.exchange.fills["web_reduced_8"]
+    position = harness.keeper.positions[BTC]
+    seen = Observation(ExchangeSnapshot(harness.now, SnapshotSource.REST, {}, ()), {}, {}, {})
+    read = await read_account_fills(
+        harness.exchange,
+        seen,
+        {BTC: position},
+        [BTC],
+        None,
+        harness.now,
+        {BTC: frozenset({booked.trade_id})},
+    )
+    assert listed in read.account_fills[BTC]
+    assert booked not in read.account_fills[BTC]
