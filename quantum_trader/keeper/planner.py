@@ -254,7 +254,9 @@ class Planner(OrderSettling):
         if self.book.intents_for(position.symbol):
             self._await_orders(position, target)
             return position
-        return self._external_exit(position, target)
+        flipped = held is not None and held.side is not position.side
+        opened = held.quantity if held is not None and flipped else ZERO  # a flip's new side
+        return self._external_exit(position, target, opened)
 
     def _await_orders(self, position: Position, target: Decimal) -> None:
         """The exchange shows less than the ledger and an unsettled order of ours may explain
@@ -288,11 +290,14 @@ class Planner(OrderSettling):
             return None
         return booked
 
-    def _external_exit(self, position: Position, target: Decimal) -> Position | None:
+    def _external_exit(
+        self, position: Position, target: Decimal, opened: Decimal
+    ) -> Position | None:
         """Book what left the position with no order of ours: at the account's own trades
-        when they show it, else at the mark (keeper/external.py)."""
+        when they show it, else at the mark (keeper/external.py); `opened`: what the exchange
+        now holds on the other side (a flip)."""
         quantity = position.quantity - target
-        found, why = self._account_execution(position, quantity)
+        found, why = self._account_execution(position, quantity, opened)
         if found is not None:
             price, fee = found.price, found.fee_usdt
             self.external_trades[position.symbol] = found.trade_ids
@@ -313,7 +318,7 @@ class Planner(OrderSettling):
         return booked
 
     def _account_execution(
-        self, position: Position, quantity: Decimal
+        self, position: Position, quantity: Decimal, opened: Decimal
     ) -> tuple[ExternalExecution | None, str]:
         """What the account's trades say took `quantity` off, or None and why not."""
         symbol, seen = position.symbol, self.observation
@@ -328,9 +333,10 @@ class Planner(OrderSettling):
         ours = {f.trade_id for read in seen.fills.values() for f in read}
         if added_by_hand(position, fills, ours):
             return None, " (the account's trades show it added to by hand since it opened)"
-        found = external_execution(position, quantity, fills, ours)
+        found = external_execution(position, quantity, fills, ours, opened)
         if found is None:
-            return None, f" (the account's trades do not add up to {quantity})"
+            flip = f" and the {opened} opened the other way" if opened else ""
+            return None, f" (the account's trades do not add up to {quantity}{flip})"
         return found, ""
 
     def _closed(self, draft: TradeDraft) -> None:

@@ -120,12 +120,14 @@ async def test_trades_that_cannot_be_read_book_at_the_mark_and_say_so() -> None:
     assert [e["symbol"] for e in logs if e["event"] == "account_trades_unread"] == [BTC]
 
 
-async def test_a_flip_by_hand_in_one_order_books_the_close_at_the_mark_and_adopts_the_rest(
+async def test_a_flip_by_hand_in_one_order_books_the_close_at_its_price_and_adopts_the_rest(
 ) -> None:  # fmt: skip
-    """One trade of twice the position closed it and opened a short: its quantity is not the
-    quantity that left, so its price is not taken for the close."""
+    """One trade of twice the position closed it and opened a short: the close is booked at
+    that trade's price with its share of the fee (was: at the mark, as its quantity is not the
+    quantity that left), the short adopted."""
     harness = await Harness.start()
     quantity = await opened(harness)
+    entry_fees = harness.keeper.positions[BTC].fees_usdt
     harness.exchange.move(BTC, Decimal(102))
     flip = OrderRequest("web_flip_1", BTC, OrderSide.SELL, OrderKind.MARKET, quantity * 2)
     await harness.exchange.place_order(flip)
@@ -134,10 +136,29 @@ async def test_a_flip_by_hand_in_one_order_books_the_close_at_the_mark_and_adopt
         await harness.tick()
 
     [trade] = await harness.repository.closed_trades()
-    assert trade.exit_price == Decimal(101)
-    assert f"do not add up to {quantity}" in noted(logs)
+    assert trade.exit_price == Decimal(102)
+    assert trade.fees_usdt == entry_fees + fee_paid(harness, "web_flip_1") / 2
+    assert "the account's 1 trade(s) 102" in noted(logs)
     short = harness.keeper.positions[BTC]
     assert (short.side, short.quantity) == (Side.SHORT, quantity)
+
+
+async def test_a_flip_by_hand_in_two_orders_books_the_close_at_the_older_ones_price() -> None:
+    """A sell of the whole position at 102, then a sell opening a short at 99: the close is
+    the older trade's."""
+    harness = await Harness.start()
+    quantity = await opened(harness)
+    harness.exchange.move(BTC, Decimal(102))
+    await by_hand(harness, "web_closed_8", OrderSide.SELL, quantity)
+    harness.exchange.move(BTC, Decimal(99))
+    short = OrderRequest("web_opened_3", BTC, OrderSide.SELL, OrderKind.MARKET, Decimal(1))
+    await harness.exchange.place_order(short)
+    await harness.tick()
+
+    [trade] = await harness.repository.closed_trades()
+    assert trade.exit_price == Decimal(102)
+    held = harness.keeper.positions[BTC]
+    assert (held.side, held.quantity) == (Side.SHORT, Decimal(1))
 
 
 async def test_an_exit_of_ours_with_unread_fills_beside_it_is_not_taken_for_the_persons() -> None:
