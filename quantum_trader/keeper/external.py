@@ -6,11 +6,13 @@ Such a reduction used to be booked at the mark of the tick that saw it, without 
 by hand seconds or hours earlier (the daemon down meanwhile) at another price, its commission
 missing from the trade's PnL. The keeper now reads the account's trades on the symbol since it
 last saw the position as booked (`Exchange.fetch_account_fills`) and plans again with them:
-the newest trades on the reducing side that are not ours and add up exactly to the
-unexplained quantity give the price (their average) and the fee (their sum). Anything else — a
-read that failed, trades that do not add up (some older than the window, a flip to the other
-side in one trade), an order of ours on the symbol whose fills are unread and so cannot be told
-apart — books at the mark as before, and the note says why.
+the newest trades on the reducing side that are not ours, nor booked on an earlier tick, and add
+up exactly to the unexplained quantity (with a flip, and what the exchange now holds the other
+way) give the price (their average) and the fee (their sum). Anything else — a read that
+failed, trades that do not add up (some older than the window, some not listed yet), trades
+that added to the position by hand since it opened (a reopen, a round trip: the reducing trades
+may be the person's own position's), an order of ours on the symbol whose fills are unread and
+so cannot be told apart — books at the mark as before, and the note says why.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class ExternalExecution:
     price: Decimal
     fee_usdt: Decimal
     trades: int
+    trade_ids: frozenset[str]
 
 
 def account_trades_window(
@@ -55,25 +58,51 @@ def account_trades_window(
 
 
 def external_execution(
-    position: Position, quantity: Decimal, fills: Sequence[Fill], ours: Collection[str]
+    position: Position,
+    quantity: Decimal,
+    fills: Sequence[Fill],
+    ours: Collection[str],
+    opened: Decimal = ZERO,
 ) -> ExternalExecution | None:
     """The newest trades reducing `position` whose trade ids are not in `ours`, when they add
-    up to exactly `quantity`; None when they do not."""
+    up to exactly `quantity` and `opened` (what a flip opened on the other side: the exchange
+    now holds that much the other way); None when they do not. With a flip the oldest of them
+    closed the position (the one that crossed zero in part, with that share of its fee)."""
     side = position.side.exit_order_side
     reducing = [f for f in fills if f.side is side and f.trade_id not in ours]
     reducing.sort(key=lambda f: f.time)  # stable: trades of one instant in the order listed
+    wanted = quantity + opened
     taken: list[Fill] = []
     total = ZERO
     for fill in reversed(reducing):
-        if total >= quantity:
+        if total >= wanted:
             break
         taken.append(fill)
         total += fill.quantity
-    if not taken or total != quantity:
+    if not taken or total != wanted:
         return None
-    notional = sum((f.quantity * f.price for f in taken), ZERO)
-    fee = sum((f.fee_usdt for f in taken), ZERO)
-    return ExternalExecution(quantity, notional / quantity, fee, len(taken))
+    notional = fee = ZERO
+    used: list[Fill] = []
+    left = quantity
+    for fill in reversed(taken):  # oldest first: they closed the position
+        if left <= 0:
+            break
+        part = min(left, fill.quantity)
+        notional += part * fill.price
+        fee += fill.fee_usdt * part / fill.quantity
+        left -= part
+        used.append(fill)
+    ids = frozenset(f.trade_id for f in used)
+    return ExternalExecution(quantity, notional / quantity, fee, len(used), ids)
+
+
+def added_by_hand(position: Position, fills: Sequence[Fill], ours: Collection[str]) -> bool:
+    """Whether the account's trades add to `position`'s side after it opened (beyond the
+    clocks' slack) in a trade not ours: the position was reopened or added to by hand, so the
+    reducing trades may have closed the person's position, not ours (a round trip by hand
+    while the close itself fell out of Binance's 7-day window, a close then a reopen)."""
+    side, since = position.side.entry_order_side, position.opened_at + ACCOUNT_TRADES_SLACK
+    return any(f.side is side and f.time > since and f.trade_id not in ours for f in fills)
 
 
 def unread_external_exits(plan: Plan, seen: Observation) -> list[str]:
@@ -90,15 +119,23 @@ async def read_account_fills(
     symbols: Iterable[str],
     reconciled_at: datetime | None,
     now: datetime,
+    booked: Mapping[str, frozenset[str]],
 ) -> Observation:
     """`seen` with the account's trades on `symbols` (each position's window), or with the
-    symbols whose trades could not be read (then booked at the mark, as before)."""
+    symbols whose trades could not be read (then booked at the mark, as before).
+
+    The trades `booked` on an earlier tick (`Plan.external_trades`) are left out: the window
+    reaches back before that tick, and a reduction whose own trades Binance does not list yet
+    must not be booked again at them (at the mark instead: its trades do not add up)."""
     fills, unread = dict(seen.account_fills), set(seen.account_unread)
     for symbol in symbols:
         start, end = account_trades_window(positions[symbol], reconciled_at, now)
         try:
-            fills[symbol] = await exchange.fetch_account_fills(symbol, start, end)
+            read = await exchange.fetch_account_fills(symbol, start, end)
         except (RetryLater, MarketDataError) as error:
             log.warning("account_trades_unread", symbol=symbol, error=str(error))
             unread.add(symbol)
+            continue
+        before = booked.get(symbol, frozenset())
+        fills[symbol] = [f for f in read if f.trade_id not in before]
     return replace(seen, account_fills=fills, account_unread=frozenset(unread))

@@ -47,6 +47,7 @@ from quantum_trader.keeper.orders import INTENTS
 from quantum_trader.keeper.plan import (
     Context,
     Observation,
+    Plan,
     lookups_needed,
     orders_to_read_fills,
     plan,
@@ -101,6 +102,7 @@ class PositionKeeper:
             for defensive in (False, True)
         }
         self._filled_known: frozenset[str] = frozenset()  # see keeper/recheck.py
+        self._external_booked: dict[str, frozenset[str]] = {}  # see keeper/external.py
         self._checks = ProtectionChecks()  # a cache of a pure function: plans do not change
         self.wake = asyncio.Event()  # set when a tick is wanted before the next interval
         self._carrier = Carrier(
@@ -265,11 +267,24 @@ class PositionKeeper:
             return
         external = unread_external_exits(result, seen)
         if external:  # booked from the account's own trades (keeper/external.py)
-            positions, at = book.positions, self._reconciled_at
-            seen = await read_account_fills(self._exchange, seen, positions, external, at, now)
+            positions, at, booked = book.positions, self._reconciled_at, self._external_booked
+            seen = await read_account_fills(
+                self._exchange, seen, positions, external, at, now, booked
+            )
             result = plan(book, seen, now, context, self._checks)
         await self._carrier.carry_out(result, now, context)
+        self._remember_external(result)
         self._reconciled_at = now
+
+    def _remember_external(self, result: Plan) -> None:
+        """The account's trades booked for each symbol still held, never taken again (a symbol
+        no longer held forgets them)."""
+        held = self._carrier.book.positions
+        booked = self._external_booked
+        for symbol, ids in result.external_trades.items():
+            booked[symbol] = booked.get(symbol, frozenset()) | ids
+        for symbol in [s for s in booked if s not in held]:
+            del booked[symbol]
 
     async def _snapshot(self, now: datetime, *, rest: bool) -> ExchangeSnapshot:
         streams = self._streams

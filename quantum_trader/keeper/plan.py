@@ -112,6 +112,8 @@ class Plan:
     position was reopened since. The keeper plans again from a fresh REST read, which then
     books them in full (keeper/recheck.py).
     `amendments`: closed trades booked without some fees, now read (keeper/fees.py).
+    `external_trades`: by symbol, the account's trades a reduction with no order of ours was
+    booked at (keeper/external.py): never taken again.
     """
 
     book: Book
@@ -122,6 +124,7 @@ class Plan:
     notes: tuple[Note, ...] = ()
     unreflected: tuple[str, ...] = ()
     amendments: tuple[TradeFees, ...] = ()
+    external_trades: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
 
 def plan(

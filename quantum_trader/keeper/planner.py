@@ -31,7 +31,11 @@ from quantum_trader.keeper.booking import (
 from quantum_trader.keeper.checks import ProtectionChecks
 from quantum_trader.keeper.cover import clear_of_mark, stop_awaiting_orders, stop_while_unechoed
 from quantum_trader.keeper.draft import Draft
-from quantum_trader.keeper.external import ExternalExecution, external_execution
+from quantum_trader.keeper.external import (
+    ExternalExecution,
+    added_by_hand,
+    external_execution,
+)
 from quantum_trader.keeper.fees import remembered, settle_fees
 from quantum_trader.keeper.firing import trigger_times
 from quantum_trader.keeper.ids import Purpose, is_ours
@@ -92,6 +96,7 @@ class Planner(OrderSettling):
         self.actions: list[OrderAction] = []
         self.notes: list[Note] = []
         self.amendments: list[TradeFees] = []
+        self.external_trades: dict[str, frozenset[str]] = {}
         self.consistent: set[str] = set()
         rest = self.snapshot.source is SnapshotSource.REST
         self.reflected = observation.reflected if rest else frozenset()  # a mirror may lag
@@ -136,6 +141,7 @@ class Planner(OrderSettling):
             tuple(self.notes),
             tuple(self.unreflected),
             tuple(self.amendments),
+            dict(self.external_trades),
         )
 
     def quiet(self) -> bool:
@@ -248,7 +254,9 @@ class Planner(OrderSettling):
         if self.book.intents_for(position.symbol):
             self._await_orders(position, target)
             return position
-        return self._external_exit(position, target)
+        flipped = held is not None and held.side is not position.side
+        opened = held.quantity if held is not None and flipped else ZERO  # a flip's new side
+        return self._external_exit(position, target, opened)
 
     def _await_orders(self, position: Position, target: Decimal) -> None:
         """The exchange shows less than the ledger and an unsettled order of ours may explain
@@ -282,13 +290,17 @@ class Planner(OrderSettling):
             return None
         return booked
 
-    def _external_exit(self, position: Position, target: Decimal) -> Position | None:
+    def _external_exit(
+        self, position: Position, target: Decimal, opened: Decimal
+    ) -> Position | None:
         """Book what left the position with no order of ours: at the account's own trades
-        when they show it, else at the mark (keeper/external.py)."""
+        when they show it, else at the mark (keeper/external.py); `opened`: what the exchange
+        now holds on the other side (a flip)."""
         quantity = position.quantity - target
-        found, why = self._account_execution(position, quantity)
+        found, why = self._account_execution(position, quantity, opened)
         if found is not None:
             price, fee = found.price, found.fee_usdt
+            self.external_trades[position.symbol] = found.trade_ids
             how = f"the price of the account's {found.trades} trade(s) {price}, fee {fee}"
         else:
             mark = self.observation.marks.get(position.symbol)
@@ -306,7 +318,7 @@ class Planner(OrderSettling):
         return booked
 
     def _account_execution(
-        self, position: Position, quantity: Decimal
+        self, position: Position, quantity: Decimal, opened: Decimal
     ) -> tuple[ExternalExecution | None, str]:
         """What the account's trades say took `quantity` off, or None and why not."""
         symbol, seen = position.symbol, self.observation
@@ -319,9 +331,12 @@ class Planner(OrderSettling):
         if any(o.symbol == symbol and o.client_order_id in unread for o, _ in self.records):
             return None, " (an order of ours on it has unread fills: not told apart)"
         ours = {f.trade_id for read in seen.fills.values() for f in read}
-        found = external_execution(position, quantity, fills, ours)
+        if added_by_hand(position, fills, ours):
+            return None, " (the account's trades show it added to by hand since it opened)"
+        found = external_execution(position, quantity, fills, ours, opened)
         if found is None:
-            return None, f" (the account's trades do not add up to {quantity})"
+            flip = f" and the {opened} opened the other way" if opened else ""
+            return None, f" (the account's trades do not add up to {quantity}{flip})"
         return found, ""
 
     def _closed(self, draft: TradeDraft) -> None:

@@ -14,6 +14,7 @@ from test_keeper_fees_unread import entered
 from test_keeper_properties import SYMBOLS, T0, Harness, sized
 
 from quantum_trader.domain import (
+    ExchangeSnapshot,
     ExitReason,
     Fill,
     OrderKind,
@@ -21,8 +22,10 @@ from quantum_trader.domain import (
     OrderSide,
     Position,
     Side,
+    SnapshotSource,
 )
-from quantum_trader.keeper.external import external_execution
+from quantum_trader.keeper.external import external_execution, read_account_fills
+from quantum_trader.keeper.plan import Observation
 
 BTC = SYMBOLS[0]
 
@@ -117,12 +120,14 @@ async def test_trades_that_cannot_be_read_book_at_the_mark_and_say_so() -> None:
     assert [e["symbol"] for e in logs if e["event"] == "account_trades_unread"] == [BTC]
 
 
-async def test_a_flip_by_hand_in_one_order_books_the_close_at_the_mark_and_adopts_the_rest(
+async def test_a_flip_by_hand_in_one_order_books_the_close_at_its_price_and_adopts_the_rest(
 ) -> None:  # fmt: skip
-    """One trade of twice the position closed it and opened a short: its quantity is not the
-    quantity that left, so its price is not taken for the close."""
+    """One trade of twice the position closed it and opened a short: the close is booked at
+    that trade's price with its share of the fee (was: at the mark, as its quantity is not the
+    quantity that left), the short adopted."""
     harness = await Harness.start()
     quantity = await opened(harness)
+    entry_fees = harness.keeper.positions[BTC].fees_usdt
     harness.exchange.move(BTC, Decimal(102))
     flip = OrderRequest("web_flip_1", BTC, OrderSide.SELL, OrderKind.MARKET, quantity * 2)
     await harness.exchange.place_order(flip)
@@ -131,10 +136,29 @@ async def test_a_flip_by_hand_in_one_order_books_the_close_at_the_mark_and_adopt
         await harness.tick()
 
     [trade] = await harness.repository.closed_trades()
-    assert trade.exit_price == Decimal(101)
-    assert f"do not add up to {quantity}" in noted(logs)
+    assert trade.exit_price == Decimal(102)
+    assert trade.fees_usdt == entry_fees + fee_paid(harness, "web_flip_1") / 2
+    assert "the account's 1 trade(s) 102" in noted(logs)
     short = harness.keeper.positions[BTC]
     assert (short.side, short.quantity) == (Side.SHORT, quantity)
+
+
+async def test_a_flip_by_hand_in_two_orders_books_the_close_at_the_older_ones_price() -> None:
+    """A sell of the whole position at 102, then a sell opening a short at 99: the close is
+    the older trade's."""
+    harness = await Harness.start()
+    quantity = await opened(harness)
+    harness.exchange.move(BTC, Decimal(102))
+    await by_hand(harness, "web_closed_8", OrderSide.SELL, quantity)
+    harness.exchange.move(BTC, Decimal(99))
+    short = OrderRequest("web_opened_3", BTC, OrderSide.SELL, OrderKind.MARKET, Decimal(1))
+    await harness.exchange.place_order(short)
+    await harness.tick()
+
+    [trade] = await harness.repository.closed_trades()
+    assert trade.exit_price == Decimal(102)
+    held = harness.keeper.positions[BTC]
+    assert (held.side, held.quantity) == (Side.SHORT, Decimal(1))
 
 
 async def test_an_exit_of_ours_with_unread_fills_beside_it_is_not_taken_for_the_persons() -> None:
@@ -187,3 +211,93 @@ def test_the_newest_trades_that_add_up_are_taken_and_ours_are_not() -> None:
     assert (found.price, found.fee_usdt, found.trades) == (Decimal(102), Decimal("0.2"), 2)
     assert external_execution(position, Decimal("1.5"), fills, {"5"}) is None  # 1, then 2
     assert external_execution(position, Decimal(2), [], set()) is None
+
+
+async def test_a_round_trip_by_hand_after_the_close_is_not_taken_for_it() -> None:
+    """The daemon down 8 days: the close by hand fell out of Binance's 7-day window, and a
+    person bought and sold again in it. That sell closed the person's own position, not ours:
+    booked at the mark, and the line says why."""
+    harness = await Harness.start()
+    quantity = await opened(harness)
+    harness.exchange.move(BTC, Decimal(102))
+    await by_hand(harness, "web_closed_5", OrderSide.SELL, quantity)  # 8 days before
+    harness.advance(timedelta(days=5))
+    harness.exchange.move(BTC, Decimal(120))
+    bought = OrderRequest("web_opened_1", BTC, OrderSide.BUY, OrderKind.MARKET, quantity)
+    await harness.exchange.place_order(bought)
+    harness.exchange.move(BTC, Decimal(130))
+    await by_hand(harness, "web_closed_6", OrderSide.SELL, quantity)
+    harness.advance(timedelta(days=3))
+    harness.exchange.move(BTC, Decimal(90))
+    await harness.restart()
+    with capture_logs() as logs:
+        await harness.tick()
+
+    [trade] = await harness.repository.closed_trades()
+    assert trade.exit_price == Decimal(90)
+    assert "added to by hand since it opened" in noted(logs)
+
+
+async def test_a_position_reopened_by_hand_then_reduced_books_at_the_mark() -> None:
+    """Closed by hand at 102, bought again at 105, half sold at 104: the sell at 104 reduced
+    the person's new position, not ours, so its price is not taken for ours."""
+    harness = await Harness.start()
+    quantity = await opened(harness)
+    harness.exchange.move(BTC, Decimal(102))
+    await by_hand(harness, "web_closed_7", OrderSide.SELL, quantity)
+    harness.advance(timedelta(minutes=6))  # later than a fill of our entry could be
+    harness.exchange.move(BTC, Decimal(105))
+    bought = OrderRequest("web_opened_2", BTC, OrderSide.BUY, OrderKind.MARKET, quantity)
+    await harness.exchange.place_order(bought)
+    harness.exchange.move(BTC, Decimal(104))
+    await by_hand(harness, "web_reduced_3", OrderSide.SELL, quantity / 2)
+    with capture_logs() as logs:
+        await harness.tick()
+
+    detail = noted(logs)
+    assert "booked at the mark 104 (the account's trades show it added to by hand" in detail
+
+
+async def test_a_trade_booked_on_an_earlier_tick_is_not_booked_again() -> None:
+    """A person's 0.6 booked at its trade; a tick later another 0.9 gone, of which Binance
+    lists only 0.3 yet (its trades lag its positions): that 0.3 and the 0.6 booked before add
+    up to 0.9, but the 0.6 is not taken twice: the 0.9 is booked at the mark."""
+    harness = await Harness.start()
+    await opened(harness)
+    harness.exchange.move(BTC, Decimal(101))
+    await by_hand(harness, "web_reduced_4", OrderSide.SELL, Decimal("0.6"))
+    await harness.tick()
+    harness.exchange.move(BTC, Decimal("100.5"))
+    await by_hand(harness, "web_reduced_5", OrderSide.SELL, Decimal("0.3"))
+    await by_hand(harness, "web_reduced_6", OrderSide.SELL, Decimal("0.6"))
+    lagging = harness.exchange.fills.pop("web_reduced_6")  # not listed yet
+    harness.exchange.move(BTC, Decimal(99))
+    with capture_logs() as logs:
+        await harness.tick()
+    harness.exchange.fills["web_reduced_6"] = lagging
+
+    assert "booked at the mark 99 (the account's trades do not add up to 0.900)" in noted(logs)
+
+
+async def test_only_the_trades_booked_before_are_left_out_of_the_next_read() -> None:
+    """A trade an earlier read listed but did not book (it executed after that tick read the
+    positions) stays in: the next tick may book at it."""
+    harness = await Harness.start()
+    await opened(harness)
+    await by_hand(harness, "web_reduced_7", OrderSide.SELL, Decimal("0.5"))
+    await by_hand(harness, "web_reduced_8", OrderSide.SELL, Decimal("0.5"))
+    [booked] = harness.exchange.fills["web_reduced_7"]
+    [listed] = harness.exchange.fills["web_reduced_8"]
+    position = harness.keeper.positions[BTC]
+    seen = Observation(ExchangeSnapshot(harness.now, SnapshotSource.REST, {}, ()), {}, {}, {})
+    read = await read_account_fills(
+        harness.exchange,
+        seen,
+        {BTC: position},
+        [BTC],
+        None,
+        harness.now,
+        {BTC: frozenset({booked.trade_id})},
+    )
+    assert listed in read.account_fills[BTC]
+    assert booked not in read.account_fills[BTC]

@@ -319,16 +319,43 @@ class LoopbackState:
         return {"code": 200, "msg": "success"}
 
     def user_trades(self, params: dict[str, str]) -> list[dict[str, Any]]:
+        """GET /fapi/v1/userTrades as documented: `limit` rows (default 500, at most 1,000),
+        the oldest first; by `orderId`, from trade id `fromId` (not with startTime or endTime),
+        or in startTime..endTime inclusive, at most 7 days apart (neither: the last 7 days;
+        one alone: the 7 days from or to it)."""
         market = self.market(params)
-        order_id = params.get("orderId")
-        start, end = int(params.get("startTime", 0)), int(params.get("endTime", 2**62))
-        return [
+        limit = int(params.get("limit", 500))
+        if not 1 <= limit <= 1000:
+            raise BinanceError(-1130, "Data sent for parameter 'limit' is not valid.")
+        timed = "startTime" in params or "endTime" in params
+        if "fromId" in params and timed:
+            raise BinanceError(-1128, "Combination of optional parameters invalid.")
+        start, end = self.now_ms - 7 * DAY_MS, self.now_ms
+        if "startTime" in params:
+            start = int(params["startTime"])
+            end = int(params.get("endTime", start + 7 * DAY_MS))
+        elif "endTime" in params:
+            end = int(params["endTime"])
+            start = end - 7 * DAY_MS
+        if end - start > 7 * DAY_MS:
+            raise BinanceError(-1127, "More than 7 days between startTime and endTime.")
+        order_id, from_id = params.get("orderId"), params.get("fromId")
+
+        def listed(t: dict[str, Any]) -> bool:
+            if from_id is not None:
+                return int(t["id"]) >= int(from_id)
+            if order_id is not None and not timed:
+                return True  # an order's trades, whenever
+            return bool(start <= t["time"] <= end)
+
+        rows = [
             t
             for t in self.trades
             if t["symbol"] == market.market_id
             and (order_id is None or str(t["orderId"]) == order_id)
-            and start <= t["time"] <= end
-        ][: int(params.get("limit", 500))]
+            and listed(t)
+        ]
+        return sorted(rows, key=lambda t: int(t["id"]))[:limit]
 
     def income_history(self, params: dict[str, str]) -> list[dict[str, Any]]:
         """GET /fapi/v1/income as documented: startTime and endTime inclusive (neither: the
