@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,32 +29,16 @@ from quantum_trader.domain import (
     Position,
     PositionEvent,
 )
-from quantum_trader.errors import OperatorActionRequired, QuantumTraderError
+from quantum_trader.errors import QuantumTraderError
 from quantum_trader.ports import StateWrite
 from quantum_trader.storage import codec
 from quantum_trader.storage.codec import OPEN_ORDER_STATUSES, RepositoryRows, Row, SqlValue
 from quantum_trader.storage.decisions_aside import DecisionsAside
-from quantum_trader.storage.migrate import (
-    OLDEST_READABLE,
-    Migration,
-    apply_pending,
-    bundled_migrations,
-    check_sequence,
-    current_version,
-    expected_schema,
-    refuse_if_not_ours,
-    refuse_newer,
-    schema_problems,
-)
+from quantum_trader.storage.migrate import Migration
+from quantum_trader.storage.sqlite_open import BUSY_TIMEOUT_MS, open_database
 
 FLUSH_THRESHOLD_ROWS = 5_000
-BUSY_TIMEOUT_MS = 5_000
 DECISIONS_ASIDE_FINISH_S = 60.0  # a decisions writer process's last batches: milliseconds, normally
-
-_SQLITE_READONLY = 8
-_SQLITE_CORRUPT = 11
-_SQLITE_CANTOPEN = 14
-_SQLITE_NOTADB = 26
 
 
 class ReadOnlyRepositoryError(QuantumTraderError):
@@ -161,33 +143,14 @@ class SqliteRepository:
         opened, or has a schema this program does not know or that differs from its
         migrations (a dropped table, an altered column).
         """
-        known = bundled_migrations() if migrations is None else check_sequence(list(migrations))
-        # Custom migrations (tests) are read at their latest version only.
-        oldest = OLDEST_READABLE if migrations is None else len(known)
-        conn = await _connect(path, read_only)
-        try:
-            if read_only:
-                await _configure_reader(conn)
-                await _check_integrity(conn, path)
-                version = await _check_readable(conn, path, len(known), oldest)
-                applied: tuple[int, ...] = ()
-            else:
-                await refuse_if_not_ours(conn, path)  # another program's file, left as it is
-                await _configure_writer(conn)
-                await _check_integrity(conn, path)
-                applied = await apply_pending(conn, path, known)
-                version = len(known)
-            await _check_schema(conn, path, known[:version])
-        except sqlite3.DatabaseError as e:
-            await conn.close()
-            problem = _operator_problem(path, e)
-            if problem is None:
-                raise
-            raise problem from e
-        except BaseException:
-            await conn.close()
-            raise
-        return cls(conn, path, read_only=read_only, version=version, applied=applied)
+        opened = await open_database(path, read_only=read_only, migrations=migrations)
+        return cls(
+            opened.connection,
+            path,
+            read_only=read_only,
+            version=opened.version,
+            applied=opened.applied,
+        )
 
     @property
     def path(self) -> Path:
@@ -498,105 +461,3 @@ class SqliteRepository:
 
 def _state_rows(state: Iterable[StateWrite]) -> list[Row]:
     return [(namespace, key, codec.encode_json(payload)) for namespace, key, payload in state]
-
-
-async def _connect(path: Path, read_only: bool) -> aiosqlite.Connection:
-    """Connect in autocommit mode (we issue BEGIN/COMMIT ourselves)."""
-    try:
-        if read_only:
-            uri = f"{(await asyncio.to_thread(path.resolve)).as_uri()}?mode=ro"
-            if await asyncio.to_thread(_frozen, path):
-                uri += "&immutable=1"
-            return await aiosqlite.connect(uri, uri=True, isolation_level=None)
-        await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
-        return await aiosqlite.connect(path, isolation_level=None)
-    except sqlite3.DatabaseError as e:
-        problem = _operator_problem(path, e)
-        if problem is None:
-            raise
-        raise problem from e
-
-
-def _frozen(path: Path) -> bool:
-    """True when nothing can change the file: its directory is read-only (a backup on read-only
-    media, a volume mounted read-only) and no write-ahead log waits beside it. A reader of a
-    WAL database must otherwise create the -shm file, which a read-only directory refuses."""
-    wal = path.with_name(path.name + "-wal")
-    return not os.access(path.parent, os.W_OK) and not wal.exists()
-
-
-async def _configure_writer(conn: aiosqlite.Connection) -> None:
-    await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    rows = list(await conn.execute_fetchall("PRAGMA journal_mode = WAL"))
-    if str(rows[0][0]).lower() != "wal":
-        raise OperatorActionRequired(f"SQLite refused WAL journal mode (got {rows[0][0]})")
-    await conn.execute("PRAGMA synchronous = NORMAL")
-    await conn.execute("PRAGMA foreign_keys = ON")
-
-
-async def _configure_reader(conn: aiosqlite.Connection) -> None:
-    await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    await conn.execute("PRAGMA query_only = ON")
-    await conn.execute("PRAGMA foreign_keys = ON")
-
-
-async def _check_readable(conn: aiosqlite.Connection, path: Path, known: int, oldest: int) -> int:
-    """The file's schema version, when this program reads it as it is (from `oldest` to
-    `known`; an older one is migrated by the daemon first)."""
-    version = await current_version(conn)
-    refuse_newer(path, version, known)
-    if version == 0:  # no schema at all: not a database any daemon of ours has written
-        await refuse_if_not_ours(conn, path)
-        raise OperatorActionRequired(
-            f"database {path} is empty (no tables): no daemon has written it yet; start one "
-            "(quantum-trader run), or point --db or QT_DATA_DIR at a daemon's or a backtest's "
-            "database"
-        )
-    if version < oldest:
-        raise OperatorActionRequired(
-            f"database {path} has schema version {version}, older than this program's "
-            f"{known}: start the daemon once (it migrates) before reading it"
-        )
-    return version
-
-
-async def _check_integrity(conn: aiosqlite.Connection, path: Path) -> None:
-    """Refuse a damaged file before it is used: SQLite's quick_check reads every page."""
-    rows = [str(row[0]) for row in await conn.execute_fetchall("PRAGMA quick_check(5)")]
-    if rows != ["ok"]:
-        found = " | ".join(" ".join(row.split()) for row in rows)
-        raise OperatorActionRequired(f"database {path} is damaged ({found}): {_RESTORE}")
-
-
-async def _check_schema(conn: aiosqlite.Connection, path: Path, known: Sequence[Migration]) -> None:
-    problems = await schema_problems(conn, expected_schema(tuple(known)))
-    if problems:
-        raise OperatorActionRequired(
-            f"database {path} does not match schema version {len(known)} "
-            f"({'; '.join(problems)}): {_RESTORE}"
-        )
-
-
-_RESTORE = (
-    "stop the daemon, then restore the file from a backup, or move it aside together with its "
-    "-wal and -shm files to start a new database"
-)
-
-
-def _operator_problem(path: Path, error: sqlite3.DatabaseError) -> OperatorActionRequired | None:
-    """Translate the errors a person must fix; None for anything else."""
-    code = (getattr(error, "sqlite_errorcode", 0) or 0) & 0xFF
-    if code in {_SQLITE_NOTADB, _SQLITE_CORRUPT}:
-        return OperatorActionRequired(
-            f"database {path} is not a SQLite database or is damaged ({error}): {_RESTORE}"
-        )
-    if code == _SQLITE_CANTOPEN:
-        return OperatorActionRequired(
-            f"cannot open database {path} ({error}): check that it and its directory exist and "
-            "are readable (and writable for the daemon)"
-        )
-    if code == _SQLITE_READONLY:
-        return OperatorActionRequired(
-            f"database {path} is read-only ({error}): make it and its directory writable"
-        )
-    return None
