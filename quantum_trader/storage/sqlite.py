@@ -13,7 +13,6 @@ serialises writes so that a transaction never interleaves with another coroutine
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,20 +28,18 @@ from quantum_trader.domain import (
     Position,
     PositionEvent,
 )
-from quantum_trader.errors import QuantumTraderError
 from quantum_trader.ports import StateWrite
 from quantum_trader.storage import codec
-from quantum_trader.storage.codec import OPEN_ORDER_STATUSES, RepositoryRows, Row, SqlValue
+from quantum_trader.storage.codec import OPEN_ORDER_STATUSES, RepositoryRows, Row
 from quantum_trader.storage.decisions_aside import DecisionsAside
 from quantum_trader.storage.migrate import Migration
+from quantum_trader.storage.sqlite_connection import ReadOnlyRepositoryError, SqliteConnection
 from quantum_trader.storage.sqlite_open import BUSY_TIMEOUT_MS, open_database
+
+__all__ = ["FLUSH_THRESHOLD_ROWS", "ReadOnlyRepositoryError", "SqliteRepository"]
 
 FLUSH_THRESHOLD_ROWS = 5_000
 DECISIONS_ASIDE_FINISH_S = 60.0  # a decisions writer process's last batches: milliseconds, normally
-
-
-class ReadOnlyRepositoryError(QuantumTraderError):
-    """A write was attempted through a repository opened with `read_only=True`."""
 
 
 def _insert(table: str, columns: Sequence[str], conflict: str = "") -> str:
@@ -114,13 +111,9 @@ class SqliteRepository:
         version: int,
         applied: tuple[int, ...],
     ) -> None:
-        self._conn = conn
-        self._path = path
-        self._read_only = read_only
+        self._connection = SqliteConnection(conn, path, read_only=read_only)
         self._version = version
         self._applied = applied
-        self._lock = asyncio.Lock()
-        self._closed = False
         self._decisions: list[Row] = []
         self._events: list[Row] = []
         self._equity: list[Row] = []
@@ -154,7 +147,7 @@ class SqliteRepository:
 
     @property
     def path(self) -> Path:
-        return self._path
+        return self._connection.path
 
     @property
     def schema_version(self) -> int:
@@ -167,10 +160,12 @@ class SqliteRepository:
 
     async def save_order(self, order: Order) -> None:
         """Insert or update by client order id; the first `created_at` is kept."""
-        await self._write(_UPSERT_ORDER, [codec.encode_order(order)])
+        await self._connection.write(_UPSERT_ORDER, [codec.encode_order(order)])
 
     async def get_order(self, client_order_id: str) -> Order | None:
-        rows = await self._fetch(_SELECT_ORDERS + " WHERE client_order_id = ?", (client_order_id,))
+        rows = await self._connection.fetch(
+            _SELECT_ORDERS + " WHERE client_order_id = ?", (client_order_id,)
+        )
         return codec.decode_order(rows[0]) if rows else None
 
     async def orders(self, symbol: str | None = None) -> list[Order]:
@@ -182,12 +177,12 @@ class SqliteRepository:
         """Orders still PENDING, OPEN or UNKNOWN, sorted like `orders()`."""
         marks = ", ".join("?" * len(OPEN_ORDER_STATUSES))
         sql = f"{_SELECT_ORDERS} WHERE status IN ({marks}){_ORDERS_SORT}"
-        rows = await self._fetch(sql, tuple(s.value for s in OPEN_ORDER_STATUSES))
+        rows = await self._connection.fetch(sql, tuple(s.value for s in OPEN_ORDER_STATUSES))
         return [codec.decode_order(r) for r in rows]
 
     async def record_fills(self, fills: Sequence[Fill]) -> None:
         """Store fills; a fill already stored (same symbol and trade id) is ignored."""
-        await self._write(_INSERT_FILL, [codec.encode_fill(f) for f in fills])
+        await self._connection.write(_INSERT_FILL, [codec.encode_fill(f) for f in fills])
 
     async def fills(self, symbol: str | None = None) -> list[Fill]:
         """Fills sorted by time, then trade id (as text), then arrival."""
@@ -195,15 +190,15 @@ class SqliteRepository:
         return [codec.decode_fill(r) for r in rows]
 
     async def save_position(self, position: Position) -> None:
-        await self._write(_UPSERT_POSITION, [codec.encode_position(position)])
+        await self._connection.write(_UPSERT_POSITION, [codec.encode_position(position)])
 
     async def delete_position(self, symbol: str) -> None:
-        await self._write(_DELETE_POSITION, [(symbol,)])
+        await self._connection.write(_DELETE_POSITION, [(symbol,)])
 
     async def open_positions(self) -> list[Position]:
         """Positions sorted by symbol."""
         sql = _select("positions", codec.POSITION_COLUMNS) + " ORDER BY symbol"
-        return [codec.decode_position(r) for r in await self._fetch(sql)]
+        return [codec.decode_position(r) for r in await self._connection.fetch(sql)]
 
     async def record_closed_trade(
         self,
@@ -218,21 +213,21 @@ class SqliteRepository:
         in the same transaction (also when the trade was stored already)."""
         row = codec.encode_closed_trade(trade)
         batches = [(_INSERT_CLOSED_TRADE, [row]), (_UPSERT_STATE, _state_rows(state))]
-        self._check_writable()
-        async with self._lock:  # read and write with no other write between
+        self._connection.check_writable()
+        async with self._connection.lock:  # read and write with no other write between
             stored = await self._stored_trade(row)
             if stored is not None:
                 batches = []
             if closes_position:
                 batches.append((_DELETE_POSITION, [(trade.symbol,)]))
             if batches:
-                await self._transaction(batches)
+                await self._connection.transaction(batches)
         return stored
 
     async def closed_trades(self) -> list[ClosedTrade]:
         """Trades sorted by closed_at, then arrival."""
         sql = _select("closed_trades", codec.CLOSED_TRADE_COLUMNS) + " ORDER BY closed_at, id"
-        return [codec.decode_closed_trade(r) for r in await self._fetch(sql)]
+        return [codec.decode_closed_trade(r) for r in await self._connection.fetch(sql)]
 
     async def amend_closed_trade(
         self, trade: ClosedTrade, *, state: Sequence[StateWrite] = ()
@@ -240,47 +235,49 @@ class SqliteRepository:
         """Update the row of the same (symbol, entry order, close time) in place (its id, so
         its place in `closed_trades()`, kept) and write `state`, in one transaction; the trade
         as it was, or None without one. One equal to `trade` writes nothing."""
-        self._check_writable()
+        self._connection.check_writable()
         row = codec.encode_closed_trade(trade)
         key = tuple(row[i] for i in codec.CLOSED_TRADE_KEY)
         values = tuple(row[codec.CLOSED_TRADE_COLUMNS.index(c)] for c in _CLOSED_TRADE_AMENDED)
         upserts = _state_rows(state)
-        async with self._lock:  # read and update with no other write between
+        async with self._connection.lock:  # read and update with no other write between
             was = await self._stored_trade(row)
             if was is None or was == trade:
                 return was
-            await self._transaction(
+            await self._connection.transaction(
                 [(_AMEND_CLOSED_TRADE, [values + key]), (_UPSERT_STATE, upserts)]
             )
         return was
 
     async def _stored_trade(self, row: Row) -> ClosedTrade | None:
         """The trade stored under encoded `row`'s key, if any."""
-        rows = await self._fetch(
+        rows = await self._connection.fetch(
             _SELECT_CLOSED_TRADE, tuple(row[i] for i in codec.CLOSED_TRADE_KEY)
         )
         return codec.decode_closed_trade(rows[0]) if rows else None
 
     async def record_decisions(self, decisions: Sequence[Decision]) -> None:
         """Buffer decisions until the next flush."""
-        self._check_writable()
+        self._connection.check_writable()
         self._decisions.extend(codec.encode_decision(d) for d in decisions)
         await self._flush_if_full()
 
     async def decision_counts(self) -> dict[tuple[str, str], int]:
         await self.flush()
         sql = "SELECT gate, reason, count(*) FROM decisions GROUP BY gate, reason"
-        return {(str(g), str(r)): int(n or 0) for g, r, n in await self._fetch(sql)}
+        return {(str(g), str(r)): int(n or 0) for g, r, n in await self._connection.fetch(sql)}
 
     async def recent_decisions(self, limit: int) -> list[Decision]:
         """The `limit` newest decisions, newest first (ties: latest recorded first)."""
         await self.flush()
         sql = _SELECT_DECISIONS + " ORDER BY time DESC, id DESC LIMIT ?"
-        return [codec.decode_decision(r) for r in await self._fetch(sql, (max(limit, 0),))]
+        return [
+            codec.decode_decision(r) for r in await self._connection.fetch(sql, (max(limit, 0),))
+        ]
 
     async def record_position_events(self, events: Sequence[PositionEvent]) -> None:
         """Buffer position events until the next flush."""
-        self._check_writable()
+        self._connection.check_writable()
         self._events.extend(codec.encode_position_event(e) for e in events)
         await self._flush_if_full()
 
@@ -288,11 +285,11 @@ class SqliteRepository:
         """Events sorted by time, then arrival."""
         await self.flush()
         sql = _select("position_events", codec.POSITION_EVENT_COLUMNS) + " ORDER BY time, id"
-        return [codec.decode_position_event(r) for r in await self._fetch(sql)]
+        return [codec.decode_position_event(r) for r in await self._connection.fetch(sql)]
 
     async def record_equity(self, snapshot: EquitySnapshot) -> None:
         """Buffer an equity snapshot until the next flush."""
-        self._check_writable()
+        self._connection.check_writable()
         self._equity.append(codec.encode_equity(snapshot))
         await self._flush_if_full()
 
@@ -300,25 +297,29 @@ class SqliteRepository:
         """Snapshots sorted by time, then arrival."""
         await self.flush()
         sql = _select("equity_snapshots", codec.EQUITY_COLUMNS) + " ORDER BY time, id"
-        return [codec.decode_equity(r) for r in await self._fetch(sql)]
+        return [codec.decode_equity(r) for r in await self._connection.fetch(sql)]
 
     async def save_state(self, namespace: str, key: str, payload: Mapping[str, Any]) -> None:
         """Insert or replace the JSON payload stored under (namespace, key)."""
-        await self._write(_UPSERT_STATE, _state_rows([(namespace, key, payload)]))
+        await self._connection.write(_UPSERT_STATE, _state_rows([(namespace, key, payload)]))
 
     async def load_state(self, namespace: str) -> dict[str, dict[str, Any]]:
         sql = "SELECT key, payload FROM state WHERE namespace = ? ORDER BY key"
-        return {str(k): codec.decode_json(p) for k, p in await self._fetch(sql, (namespace,))}
+        return {
+            str(k): codec.decode_json(p) for k, p in await self._connection.fetch(sql, (namespace,))
+        }
 
     async def delete_state(self, namespace: str, key: str) -> None:
-        await self._write("DELETE FROM state WHERE namespace = ? AND key = ?", [(namespace, key)])
+        await self._connection.write(
+            "DELETE FROM state WHERE namespace = ? AND key = ?", [(namespace, key)]
+        )
 
     async def import_rows(self, rows: RepositoryRows) -> None:
         """Write another repository's rows in one transaction (the backtest saves its run so)."""
-        self._check_writable()
+        self._connection.check_writable()
         state: list[Row] = [(ns, key, payload) for ns, key, payload in rows.state]
-        async with self._lock:
-            await self._transaction(
+        async with self._connection.lock:
+            await self._connection.transaction(
                 [
                     (_UPSERT_ORDER, rows.orders),
                     (_INSERT_FILL, rows.fills),
@@ -342,13 +343,13 @@ class SqliteRepository:
         """From now until the next `flush`, hand each full batch of decisions to a writer
         process (decisions_aside.py), when one starts: for one writer that must not wait for
         its audit trail (a backtest's replay)."""
-        self._check_writable()
+        self._connection.check_writable()
         await self.flush()
         held = await self._highest_decision_id()
-        self._aside = DecisionsAside.start(self._path, held, _INSERT_DECISION, BUSY_TIMEOUT_MS)
+        self._aside = DecisionsAside.start(self.path, held, _INSERT_DECISION, BUSY_TIMEOUT_MS)
 
     async def _settle_aside(self) -> None:
-        async with self._lock:  # a flush meanwhile waits: the rows below go first
+        async with self._connection.lock:  # a flush meanwhile waits: the rows below go first
             aside, self._aside = self._aside, None
             if aside is None:
                 return
@@ -358,7 +359,7 @@ class SqliteRepository:
 
     async def _highest_decision_id(self) -> int:
         """The decisions table's highest id: ids are given in order, one past the highest."""
-        (held,) = (await self._fetch("SELECT max(id) FROM decisions"))[0]
+        (held,) = (await self._connection.fetch("SELECT max(id) FROM decisions"))[0]
         return int(held or 0)
 
     async def _flush_buffers(self, *, decisions: bool) -> None:
@@ -366,13 +367,13 @@ class SqliteRepository:
         on failure they stay buffered."""
         if not ((decisions and self._decisions) or self._events or self._equity):
             return
-        async with self._lock:
+        async with self._connection.lock:
             batches = (self._decisions if decisions else []), self._events, self._equity
             if decisions:
                 self._decisions = []
             self._events, self._equity = [], []
             try:
-                await self._transaction(
+                await self._connection.transaction(
                     [
                         (_INSERT_DECISION, batches[0]),
                         (_INSERT_POSITION_EVENT, batches[1]),
@@ -387,19 +388,12 @@ class SqliteRepository:
 
     async def close(self) -> None:
         """Flush the buffers and close the connection. Calling it again does nothing."""
-        if self._closed:
+        if self._connection.closed:
             return
         try:
             await self.flush()
         finally:
-            self._closed = True
-            await self._conn.close()
-
-    def _check_writable(self) -> None:
-        if self._closed:
-            raise ValueError(f"database {self._path} is closed")
-        if self._read_only:
-            raise ReadOnlyRepositoryError(f"database {self._path} was opened read-only")
+            await self._connection.close()
 
     async def _flush_if_full(self) -> None:
         aside = self._aside
@@ -415,48 +409,10 @@ class SqliteRepository:
         if len(self._events) + len(self._equity) >= FLUSH_THRESHOLD_ROWS:
             await self._flush_buffers(decisions=self._aside is None)
 
-    async def _write(self, sql: str, rows: list[Row]) -> None:
-        self._check_writable()
-        async with self._lock:
-            await self._transaction([(sql, rows)])
-
-    async def _transaction(self, batches: Iterable[tuple[str, list[Row]]]) -> None:
-        """Run the batches in one committed transaction. The caller holds the lock.
-
-        aiosqlite runs each statement on its own thread, where a cancelled caller cannot stop
-        it: a BEGIN or COMMIT still queued there would leave a transaction open for the next
-        writer. So the transaction runs to its end (committed or rolled back) before a
-        cancellation reaches the caller; then CancelledError means it was written, any other
-        error that it was not."""
-        work = asyncio.ensure_future(self._run_transaction(list(batches)))
-        try:
-            await asyncio.shield(work)
-        except asyncio.CancelledError:
-            while not work.done():
-                with contextlib.suppress(asyncio.CancelledError):
-                    await asyncio.shield(work)
-            work.result()  # its own error, if it failed
-            raise
-
-    async def _run_transaction(self, batches: list[tuple[str, list[Row]]]) -> None:
-        await self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            for sql, rows in batches:
-                if rows:
-                    await self._conn.executemany(sql, rows)
-            await self._conn.execute("COMMIT")
-        except BaseException:
-            if self._conn.in_transaction:
-                await self._conn.rollback()
-            raise
-
-    async def _fetch(self, sql: str, params: tuple[SqlValue, ...] = ()) -> list[Row]:
-        return [tuple(r) for r in await self._conn.execute_fetchall(sql, params)]
-
     async def _fetch_for_symbol(self, select: str, sort: str, symbol: str | None) -> list[Row]:
         if symbol is None:
-            return await self._fetch(select + sort)
-        return await self._fetch(f"{select} WHERE symbol = ?{sort}", (symbol,))
+            return await self._connection.fetch(select + sort)
+        return await self._connection.fetch(f"{select} WHERE symbol = ?{sort}", (symbol,))
 
 
 def _state_rows(state: Iterable[StateWrite]) -> list[Row]:
