@@ -13,7 +13,7 @@ serialises writes so that a transaction never interleaves with another coroutine
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,8 @@ from quantum_trader.domain import (
 )
 from quantum_trader.ports import StateWrite
 from quantum_trader.storage import codec
-from quantum_trader.storage.codec import OPEN_ORDER_STATUSES, RepositoryRows, Row
+from quantum_trader.storage import sqlite_statements as sql
+from quantum_trader.storage.codec import RepositoryRows, Row
 from quantum_trader.storage.decisions_aside import DecisionsAside
 from quantum_trader.storage.migrate import Migration
 from quantum_trader.storage.sqlite_connection import ReadOnlyRepositoryError, SqliteConnection
@@ -40,63 +41,6 @@ __all__ = ["FLUSH_THRESHOLD_ROWS", "ReadOnlyRepositoryError", "SqliteRepository"
 
 FLUSH_THRESHOLD_ROWS = 5_000
 DECISIONS_ASIDE_FINISH_S = 60.0  # a decisions writer process's last batches: milliseconds, normally
-
-
-def _insert(table: str, columns: Sequence[str], conflict: str = "") -> str:
-    marks = ", ".join("?" * len(columns))
-    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}) {conflict}".strip()  # noqa: S608
-
-
-def _select(table: str, columns: Sequence[str]) -> str:
-    return f"SELECT {', '.join(columns)} FROM {table}"  # noqa: S608 - constant identifiers
-
-
-def _update_all_but(columns: Sequence[str], keep: set[str]) -> str:
-    return ", ".join(f"{c} = excluded.{c}" for c in columns if c not in keep)
-
-
-_UPSERT_ORDER = _insert(
-    "orders",
-    codec.ORDER_COLUMNS,
-    "ON CONFLICT (client_order_id) DO UPDATE SET "
-    + _update_all_but(codec.ORDER_COLUMNS, {"client_order_id", "created_at"}),
-)
-_INSERT_FILL = _insert("fills", codec.FILL_COLUMNS, "ON CONFLICT (symbol, trade_id) DO NOTHING")
-_UPSERT_POSITION = _insert(
-    "positions",
-    codec.POSITION_COLUMNS,
-    "ON CONFLICT (symbol) DO UPDATE SET " + _update_all_but(codec.POSITION_COLUMNS, {"symbol"}),
-)
-_INSERT_CLOSED_TRADE = _insert(
-    "closed_trades",
-    codec.CLOSED_TRADE_COLUMNS,
-    "ON CONFLICT (symbol, entry_order_id, closed_at) DO NOTHING",
-)
-_DELETE_POSITION = "DELETE FROM positions WHERE symbol = ?"
-_CLOSED_TRADE_KEY_COLUMNS = tuple(codec.CLOSED_TRADE_COLUMNS[i] for i in codec.CLOSED_TRADE_KEY)
-_CLOSED_TRADE_WHERE = " WHERE " + " AND ".join(f"{c} = ?" for c in _CLOSED_TRADE_KEY_COLUMNS)
-_CLOSED_TRADE_AMENDED = [
-    c for c in codec.CLOSED_TRADE_COLUMNS if c not in _CLOSED_TRADE_KEY_COLUMNS
-]
-_AMEND_CLOSED_TRADE = (
-    f"UPDATE closed_trades SET {', '.join(f'{c} = ?' for c in _CLOSED_TRADE_AMENDED)}"  # noqa: S608
-    + _CLOSED_TRADE_WHERE
-)
-_SELECT_CLOSED_TRADE = _select("closed_trades", codec.CLOSED_TRADE_COLUMNS) + _CLOSED_TRADE_WHERE
-_INSERT_DECISION = _insert("decisions", codec.DECISION_COLUMNS)
-_INSERT_POSITION_EVENT = _insert("position_events", codec.POSITION_EVENT_COLUMNS)
-_INSERT_EQUITY = _insert("equity_snapshots", codec.EQUITY_COLUMNS)
-_UPSERT_STATE = (
-    "INSERT INTO state (namespace, key, payload, updated_at) "
-    "VALUES (?, ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) "
-    "ON CONFLICT (namespace, key) DO UPDATE SET "
-    "payload = excluded.payload, updated_at = excluded.updated_at"
-)
-_SELECT_ORDERS = _select("orders", codec.ORDER_COLUMNS)
-_ORDERS_SORT = " ORDER BY created_at, client_order_id"
-_SELECT_FILLS = _select("fills", codec.FILL_COLUMNS)
-_FILLS_SORT = " ORDER BY time, trade_id, id"
-_SELECT_DECISIONS = _select("decisions", codec.DECISION_COLUMNS)
 
 
 class SqliteRepository:
@@ -160,45 +104,41 @@ class SqliteRepository:
 
     async def save_order(self, order: Order) -> None:
         """Insert or update by client order id; the first `created_at` is kept."""
-        await self._connection.write(_UPSERT_ORDER, [codec.encode_order(order)])
+        await self._connection.write(sql.UPSERT_ORDER, [codec.encode_order(order)])
 
     async def get_order(self, client_order_id: str) -> Order | None:
-        rows = await self._connection.fetch(
-            _SELECT_ORDERS + " WHERE client_order_id = ?", (client_order_id,)
-        )
+        rows = await self._connection.fetch(sql.SELECT_ORDER, (client_order_id,))
         return codec.decode_order(rows[0]) if rows else None
 
     async def orders(self, symbol: str | None = None) -> list[Order]:
         """Orders sorted by created_at, then client order id."""
-        rows = await self._fetch_for_symbol(_SELECT_ORDERS, _ORDERS_SORT, symbol)
+        rows = await self._connection.fetch(*sql.select_orders(symbol))
         return [codec.decode_order(r) for r in rows]
 
     async def open_orders(self) -> list[Order]:
         """Orders still PENDING, OPEN or UNKNOWN, sorted like `orders()`."""
-        marks = ", ".join("?" * len(OPEN_ORDER_STATUSES))
-        sql = f"{_SELECT_ORDERS} WHERE status IN ({marks}){_ORDERS_SORT}"
-        rows = await self._connection.fetch(sql, tuple(s.value for s in OPEN_ORDER_STATUSES))
+        rows = await self._connection.fetch(sql.SELECT_OPEN_ORDERS, sql.OPEN_ORDER_STATUSES)
         return [codec.decode_order(r) for r in rows]
 
     async def record_fills(self, fills: Sequence[Fill]) -> None:
         """Store fills; a fill already stored (same symbol and trade id) is ignored."""
-        await self._connection.write(_INSERT_FILL, [codec.encode_fill(f) for f in fills])
+        await self._connection.write(sql.INSERT_FILL, [codec.encode_fill(f) for f in fills])
 
     async def fills(self, symbol: str | None = None) -> list[Fill]:
         """Fills sorted by time, then trade id (as text), then arrival."""
-        rows = await self._fetch_for_symbol(_SELECT_FILLS, _FILLS_SORT, symbol)
+        rows = await self._connection.fetch(*sql.select_fills(symbol))
         return [codec.decode_fill(r) for r in rows]
 
     async def save_position(self, position: Position) -> None:
-        await self._connection.write(_UPSERT_POSITION, [codec.encode_position(position)])
+        await self._connection.write(sql.UPSERT_POSITION, [codec.encode_position(position)])
 
     async def delete_position(self, symbol: str) -> None:
-        await self._connection.write(_DELETE_POSITION, [(symbol,)])
+        await self._connection.write(sql.DELETE_POSITION, [(symbol,)])
 
     async def open_positions(self) -> list[Position]:
         """Positions sorted by symbol."""
-        sql = _select("positions", codec.POSITION_COLUMNS) + " ORDER BY symbol"
-        return [codec.decode_position(r) for r in await self._connection.fetch(sql)]
+        rows = await self._connection.fetch(sql.SELECT_POSITIONS)
+        return [codec.decode_position(r) for r in rows]
 
     async def record_closed_trade(
         self,
@@ -212,22 +152,22 @@ class SqliteRepository:
         `trade` nor `state` written. With `closes_position`, the symbol's position is deleted
         in the same transaction (also when the trade was stored already)."""
         row = codec.encode_closed_trade(trade)
-        batches = [(_INSERT_CLOSED_TRADE, [row]), (_UPSERT_STATE, _state_rows(state))]
+        batches = [(sql.INSERT_CLOSED_TRADE, [row]), (sql.UPSERT_STATE, sql.state_rows(state))]
         self._connection.check_writable()
         async with self._connection.lock:  # read and write with no other write between
             stored = await self._stored_trade(row)
             if stored is not None:
                 batches = []
             if closes_position:
-                batches.append((_DELETE_POSITION, [(trade.symbol,)]))
+                batches.append((sql.DELETE_POSITION, [(trade.symbol,)]))
             if batches:
                 await self._connection.transaction(batches)
         return stored
 
     async def closed_trades(self) -> list[ClosedTrade]:
         """Trades sorted by closed_at, then arrival."""
-        sql = _select("closed_trades", codec.CLOSED_TRADE_COLUMNS) + " ORDER BY closed_at, id"
-        return [codec.decode_closed_trade(r) for r in await self._connection.fetch(sql)]
+        rows = await self._connection.fetch(sql.SELECT_CLOSED_TRADES)
+        return [codec.decode_closed_trade(r) for r in rows]
 
     async def amend_closed_trade(
         self, trade: ClosedTrade, *, state: Sequence[StateWrite] = ()
@@ -237,23 +177,20 @@ class SqliteRepository:
         as it was, or None without one. One equal to `trade` writes nothing."""
         self._connection.check_writable()
         row = codec.encode_closed_trade(trade)
-        key = tuple(row[i] for i in codec.CLOSED_TRADE_KEY)
-        values = tuple(row[codec.CLOSED_TRADE_COLUMNS.index(c)] for c in _CLOSED_TRADE_AMENDED)
-        upserts = _state_rows(state)
+        amendment = sql.closed_trade_amendment(row)
+        upserts = sql.state_rows(state)
         async with self._connection.lock:  # read and update with no other write between
             was = await self._stored_trade(row)
             if was is None or was == trade:
                 return was
             await self._connection.transaction(
-                [(_AMEND_CLOSED_TRADE, [values + key]), (_UPSERT_STATE, upserts)]
+                [(sql.AMEND_CLOSED_TRADE, [amendment]), (sql.UPSERT_STATE, upserts)]
             )
         return was
 
     async def _stored_trade(self, row: Row) -> ClosedTrade | None:
         """The trade stored under encoded `row`'s key, if any."""
-        rows = await self._connection.fetch(
-            _SELECT_CLOSED_TRADE, tuple(row[i] for i in codec.CLOSED_TRADE_KEY)
-        )
+        rows = await self._connection.fetch(sql.SELECT_CLOSED_TRADE, sql.closed_trade_key(row))
         return codec.decode_closed_trade(rows[0]) if rows else None
 
     async def record_decisions(self, decisions: Sequence[Decision]) -> None:
@@ -264,16 +201,14 @@ class SqliteRepository:
 
     async def decision_counts(self) -> dict[tuple[str, str], int]:
         await self.flush()
-        sql = "SELECT gate, reason, count(*) FROM decisions GROUP BY gate, reason"
-        return {(str(g), str(r)): int(n or 0) for g, r, n in await self._connection.fetch(sql)}
+        rows = await self._connection.fetch(sql.COUNT_DECISIONS)
+        return {(str(g), str(r)): int(n or 0) for g, r, n in rows}
 
     async def recent_decisions(self, limit: int) -> list[Decision]:
         """The `limit` newest decisions, newest first (ties: latest recorded first)."""
         await self.flush()
-        sql = _SELECT_DECISIONS + " ORDER BY time DESC, id DESC LIMIT ?"
-        return [
-            codec.decode_decision(r) for r in await self._connection.fetch(sql, (max(limit, 0),))
-        ]
+        rows = await self._connection.fetch(sql.RECENT_DECISIONS, (max(limit, 0),))
+        return [codec.decode_decision(r) for r in rows]
 
     async def record_position_events(self, events: Sequence[PositionEvent]) -> None:
         """Buffer position events until the next flush."""
@@ -284,8 +219,8 @@ class SqliteRepository:
     async def position_events(self) -> list[PositionEvent]:
         """Events sorted by time, then arrival."""
         await self.flush()
-        sql = _select("position_events", codec.POSITION_EVENT_COLUMNS) + " ORDER BY time, id"
-        return [codec.decode_position_event(r) for r in await self._connection.fetch(sql)]
+        rows = await self._connection.fetch(sql.SELECT_POSITION_EVENTS)
+        return [codec.decode_position_event(r) for r in rows]
 
     async def record_equity(self, snapshot: EquitySnapshot) -> None:
         """Buffer an equity snapshot until the next flush."""
@@ -296,23 +231,18 @@ class SqliteRepository:
     async def equity_history(self) -> list[EquitySnapshot]:
         """Snapshots sorted by time, then arrival."""
         await self.flush()
-        sql = _select("equity_snapshots", codec.EQUITY_COLUMNS) + " ORDER BY time, id"
-        return [codec.decode_equity(r) for r in await self._connection.fetch(sql)]
+        return [codec.decode_equity(r) for r in await self._connection.fetch(sql.SELECT_EQUITY)]
 
     async def save_state(self, namespace: str, key: str, payload: Mapping[str, Any]) -> None:
         """Insert or replace the JSON payload stored under (namespace, key)."""
-        await self._connection.write(_UPSERT_STATE, _state_rows([(namespace, key, payload)]))
+        await self._connection.write(sql.UPSERT_STATE, sql.state_rows([(namespace, key, payload)]))
 
     async def load_state(self, namespace: str) -> dict[str, dict[str, Any]]:
-        sql = "SELECT key, payload FROM state WHERE namespace = ? ORDER BY key"
-        return {
-            str(k): codec.decode_json(p) for k, p in await self._connection.fetch(sql, (namespace,))
-        }
+        rows = await self._connection.fetch(sql.SELECT_STATE, (namespace,))
+        return {str(k): codec.decode_json(p) for k, p in rows}
 
     async def delete_state(self, namespace: str, key: str) -> None:
-        await self._connection.write(
-            "DELETE FROM state WHERE namespace = ? AND key = ?", [(namespace, key)]
-        )
+        await self._connection.write(sql.DELETE_STATE, [(namespace, key)])
 
     async def import_rows(self, rows: RepositoryRows) -> None:
         """Write another repository's rows in one transaction (the backtest saves its run so)."""
@@ -321,14 +251,14 @@ class SqliteRepository:
         async with self._connection.lock:
             await self._connection.transaction(
                 [
-                    (_UPSERT_ORDER, rows.orders),
-                    (_INSERT_FILL, rows.fills),
-                    (_UPSERT_POSITION, rows.positions),
-                    (_INSERT_CLOSED_TRADE, rows.closed_trades),
-                    (_INSERT_DECISION, rows.decisions),
-                    (_INSERT_POSITION_EVENT, rows.position_events),
-                    (_INSERT_EQUITY, rows.equity),
-                    (_UPSERT_STATE, state),
+                    (sql.UPSERT_ORDER, rows.orders),
+                    (sql.INSERT_FILL, rows.fills),
+                    (sql.UPSERT_POSITION, rows.positions),
+                    (sql.INSERT_CLOSED_TRADE, rows.closed_trades),
+                    (sql.INSERT_DECISION, rows.decisions),
+                    (sql.INSERT_POSITION_EVENT, rows.position_events),
+                    (sql.INSERT_EQUITY, rows.equity),
+                    (sql.UPSERT_STATE, state),
                 ]
             )
 
@@ -346,7 +276,7 @@ class SqliteRepository:
         self._connection.check_writable()
         await self.flush()
         held = await self._highest_decision_id()
-        self._aside = DecisionsAside.start(self.path, held, _INSERT_DECISION, BUSY_TIMEOUT_MS)
+        self._aside = DecisionsAside.start(self.path, held, sql.INSERT_DECISION, BUSY_TIMEOUT_MS)
 
     async def _settle_aside(self) -> None:
         async with self._connection.lock:  # a flush meanwhile waits: the rows below go first
@@ -359,7 +289,7 @@ class SqliteRepository:
 
     async def _highest_decision_id(self) -> int:
         """The decisions table's highest id: ids are given in order, one past the highest."""
-        (held,) = (await self._connection.fetch("SELECT max(id) FROM decisions"))[0]
+        (held,) = (await self._connection.fetch(sql.HIGHEST_DECISION_ID))[0]
         return int(held or 0)
 
     async def _flush_buffers(self, *, decisions: bool) -> None:
@@ -375,9 +305,9 @@ class SqliteRepository:
             try:
                 await self._connection.transaction(
                     [
-                        (_INSERT_DECISION, batches[0]),
-                        (_INSERT_POSITION_EVENT, batches[1]),
-                        (_INSERT_EQUITY, batches[2]),
+                        (sql.INSERT_DECISION, batches[0]),
+                        (sql.INSERT_POSITION_EVENT, batches[1]),
+                        (sql.INSERT_EQUITY, batches[2]),
                     ]
                 )
             except Exception:  # not written (a cancellation arrives after the commit)
@@ -408,12 +338,3 @@ class SqliteRepository:
                 await self._settle_aside()
         if len(self._events) + len(self._equity) >= FLUSH_THRESHOLD_ROWS:
             await self._flush_buffers(decisions=self._aside is None)
-
-    async def _fetch_for_symbol(self, select: str, sort: str, symbol: str | None) -> list[Row]:
-        if symbol is None:
-            return await self._connection.fetch(select + sort)
-        return await self._connection.fetch(f"{select} WHERE symbol = ?{sort}", (symbol,))
-
-
-def _state_rows(state: Iterable[StateWrite]) -> list[Row]:
-    return [(namespace, key, codec.encode_json(payload)) for namespace, key, payload in state]
