@@ -2,17 +2,20 @@
 
 Orders, fills, positions, closed trades and state are committed before the call returns, so an
 order intent written before its request leaves survives kill -9 (WAL with synchronous=NORMAL is
-durable against a process crash). Decisions, position events and equity snapshots are buffered
+durable against a process crash); a closed trade, its position's deletion and the state entries
+it changes are one transaction. Decisions, position events and equity snapshots are buffered
 and written by `flush()` in one transaction; they also flush past `FLUSH_THRESHOLD_ROWS`, before
 any query that reads them, and on `close()`. A writer that must not wait for its audit trail (a
 backtest's replay) may hand full batches of decisions to a process of their own instead
-(`insert_decisions_aside`, decisions_aside.py) until the next `flush()`. One asyncio lock
-serialises writes so that a transaction never interleaves with another coroutine's statements.
+(`insert_decisions_aside`, decisions_aside.py) until the next `flush()`.
+
+`SqliteRepository` keeps the port's promises with its parts: sqlite_open.py opens, checks and
+migrates the file; sqlite_connection.py serialises the writes, each one transaction;
+sqlite_statements.py holds the SQL, table by table; sqlite_audit.py buffers the audit tables.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,13 +37,11 @@ from quantum_trader.storage import sqlite_statements as sql
 from quantum_trader.storage.codec import RepositoryRows, Row
 from quantum_trader.storage.decisions_aside import DecisionsAside
 from quantum_trader.storage.migrate import Migration
+from quantum_trader.storage.sqlite_audit import FLUSH_THRESHOLD_ROWS, BufferedAudit
 from quantum_trader.storage.sqlite_connection import ReadOnlyRepositoryError, SqliteConnection
-from quantum_trader.storage.sqlite_open import BUSY_TIMEOUT_MS, open_database
+from quantum_trader.storage.sqlite_open import open_database
 
 __all__ = ["FLUSH_THRESHOLD_ROWS", "ReadOnlyRepositoryError", "SqliteRepository"]
-
-FLUSH_THRESHOLD_ROWS = 5_000
-DECISIONS_ASIDE_FINISH_S = 60.0  # a decisions writer process's last batches: milliseconds, normally
 
 
 class SqliteRepository:
@@ -58,10 +59,7 @@ class SqliteRepository:
         self._connection = SqliteConnection(conn, path, read_only=read_only)
         self._version = version
         self._applied = applied
-        self._decisions: list[Row] = []
-        self._events: list[Row] = []
-        self._equity: list[Row] = []
-        self._aside: DecisionsAside | None = None  # `insert_decisions_aside`
+        self._audit = BufferedAudit(self._connection)
 
     @classmethod
     async def open(
@@ -195,43 +193,30 @@ class SqliteRepository:
 
     async def record_decisions(self, decisions: Sequence[Decision]) -> None:
         """Buffer decisions until the next flush."""
-        self._connection.check_writable()
-        self._decisions.extend(codec.encode_decision(d) for d in decisions)
-        await self._flush_if_full()
+        await self._audit.record_decisions(decisions)
 
     async def decision_counts(self) -> dict[tuple[str, str], int]:
-        await self.flush()
-        rows = await self._connection.fetch(sql.COUNT_DECISIONS)
-        return {(str(g), str(r)): int(n or 0) for g, r, n in rows}
+        return await self._audit.decision_counts()
 
     async def recent_decisions(self, limit: int) -> list[Decision]:
         """The `limit` newest decisions, newest first (ties: latest recorded first)."""
-        await self.flush()
-        rows = await self._connection.fetch(sql.RECENT_DECISIONS, (max(limit, 0),))
-        return [codec.decode_decision(r) for r in rows]
+        return await self._audit.recent_decisions(limit)
 
     async def record_position_events(self, events: Sequence[PositionEvent]) -> None:
         """Buffer position events until the next flush."""
-        self._connection.check_writable()
-        self._events.extend(codec.encode_position_event(e) for e in events)
-        await self._flush_if_full()
+        await self._audit.record_position_events(events)
 
     async def position_events(self) -> list[PositionEvent]:
         """Events sorted by time, then arrival."""
-        await self.flush()
-        rows = await self._connection.fetch(sql.SELECT_POSITION_EVENTS)
-        return [codec.decode_position_event(r) for r in rows]
+        return await self._audit.position_events()
 
     async def record_equity(self, snapshot: EquitySnapshot) -> None:
         """Buffer an equity snapshot until the next flush."""
-        self._connection.check_writable()
-        self._equity.append(codec.encode_equity(snapshot))
-        await self._flush_if_full()
+        await self._audit.record_equity(snapshot)
 
     async def equity_history(self) -> list[EquitySnapshot]:
         """Snapshots sorted by time, then arrival."""
-        await self.flush()
-        return [codec.decode_equity(r) for r in await self._connection.fetch(sql.SELECT_EQUITY)]
+        return await self._audit.equity_history()
 
     async def save_state(self, namespace: str, key: str, payload: Mapping[str, Any]) -> None:
         """Insert or replace the JSON payload stored under (namespace, key)."""
@@ -266,55 +251,13 @@ class SqliteRepository:
         """Write every buffered row in one transaction; on failure the rows stay buffered.
         Decisions going through a writer process (`insert_decisions_aside`) are settled
         first: it ends, and what it did not write is written here."""
-        await self._settle_aside()
-        await self._flush_buffers(decisions=True)
+        await self._audit.flush()
 
     async def insert_decisions_aside(self) -> None:
         """From now until the next `flush`, hand each full batch of decisions to a writer
         process (decisions_aside.py), when one starts: for one writer that must not wait for
         its audit trail (a backtest's replay)."""
-        self._connection.check_writable()
-        await self.flush()
-        held = await self._highest_decision_id()
-        self._aside = DecisionsAside.start(self.path, held, sql.INSERT_DECISION, BUSY_TIMEOUT_MS)
-
-    async def _settle_aside(self) -> None:
-        async with self._connection.lock:  # a flush meanwhile waits: the rows below go first
-            aside, self._aside = self._aside, None
-            if aside is None:
-                return
-            await asyncio.to_thread(aside.finish, DECISIONS_ASIDE_FINISH_S)
-            unwritten = aside.unwritten(await self._highest_decision_id())
-            self._decisions = unwritten + self._decisions
-
-    async def _highest_decision_id(self) -> int:
-        """The decisions table's highest id: ids are given in order, one past the highest."""
-        (held,) = (await self._connection.fetch(sql.HIGHEST_DECISION_ID))[0]
-        return int(held or 0)
-
-    async def _flush_buffers(self, *, decisions: bool) -> None:
-        """Write the buffered rows (but the decisions unless `decisions`) in one transaction;
-        on failure they stay buffered."""
-        if not ((decisions and self._decisions) or self._events or self._equity):
-            return
-        async with self._connection.lock:
-            batches = (self._decisions if decisions else []), self._events, self._equity
-            if decisions:
-                self._decisions = []
-            self._events, self._equity = [], []
-            try:
-                await self._connection.transaction(
-                    [
-                        (sql.INSERT_DECISION, batches[0]),
-                        (sql.INSERT_POSITION_EVENT, batches[1]),
-                        (sql.INSERT_EQUITY, batches[2]),
-                    ]
-                )
-            except Exception:  # not written (a cancellation arrives after the commit)
-                self._decisions = batches[0] + self._decisions
-                self._events = batches[1] + self._events
-                self._equity = batches[2] + self._equity
-                raise
+        await self._audit.insert_decisions_aside()
 
     async def close(self) -> None:
         """Flush the buffers and close the connection. Calling it again does nothing."""
@@ -325,16 +268,14 @@ class SqliteRepository:
         finally:
             await self._connection.close()
 
-    async def _flush_if_full(self) -> None:
-        aside = self._aside
-        if aside is None:
-            if len(self._decisions) + len(self._events) + len(self._equity) >= FLUSH_THRESHOLD_ROWS:
-                await self.flush()
-            return
-        if len(self._decisions) >= FLUSH_THRESHOLD_ROWS:
-            batch, self._decisions = self._decisions, []
-            aside.written(await self._highest_decision_id())  # the batches kept till now
-            if not aside.send(batch):  # the process failed: what it did not write, here
-                await self._settle_aside()
-        if len(self._events) + len(self._equity) >= FLUSH_THRESHOLD_ROWS:
-            await self._flush_buffers(decisions=self._aside is None)
+    # The decisions writer process, for the tests that stand in for it or watch it.
+    @property
+    def _aside(self) -> DecisionsAside | None:
+        return self._audit.aside
+
+    @_aside.setter
+    def _aside(self, aside: DecisionsAside | None) -> None:
+        self._audit.aside = aside
+
+    async def _highest_decision_id(self) -> int:
+        return await self._audit.highest_decision_id()
