@@ -11,9 +11,10 @@ OperatorActionRequired, saying what to do.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import aiosqlite
@@ -58,47 +59,36 @@ async def open_database(
     known = bundled_migrations() if migrations is None else check_sequence(list(migrations))
     # Custom migrations (tests) are read at their latest version only.
     oldest = OLDEST_READABLE if migrations is None else len(known)
-    conn = await _connect(path, read_only)
-    try:
-        if read_only:
-            await _configure_reader(conn)
-            await _check_integrity(conn, path)
-            version = await _check_readable(conn, path, len(known), oldest)
-            applied: tuple[int, ...] = ()
-        else:
-            await refuse_if_not_ours(conn, path)  # another program's file, left as it is
-            await _configure_writer(conn)
-            await _check_integrity(conn, path)
-            applied = await apply_pending(conn, path, known)
-            version = len(known)
-        await _check_schema(conn, path, known[:version])
-    except sqlite3.DatabaseError as e:
-        await conn.close()
-        problem = _operator_problem(path, e)
-        if problem is None:
+    with _operator_problems(path):
+        conn = await _connect(path, read_only)
+        try:
+            if read_only:
+                await _configure_reader(conn)
+                await _check_integrity(conn, path)
+                version = await _check_readable(conn, path, len(known), oldest)
+                applied: tuple[int, ...] = ()
+            else:
+                await refuse_if_not_ours(conn, path)  # another program's file, left as it is
+                await _configure_writer(conn)
+                await _check_integrity(conn, path)
+                applied = await apply_pending(conn, path, known)
+                version = len(known)
+            await _check_schema(conn, path, known[:version])
+        except BaseException:
+            await conn.close()
             raise
-        raise problem from e
-    except BaseException:
-        await conn.close()
-        raise
     return OpenedDatabase(conn, version, applied)
 
 
 async def _connect(path: Path, read_only: bool) -> aiosqlite.Connection:
     """Connect in autocommit mode (we issue BEGIN/COMMIT ourselves)."""
-    try:
-        if read_only:
-            uri = f"{(await asyncio.to_thread(path.resolve)).as_uri()}?mode=ro"
-            if await asyncio.to_thread(_frozen, path):
-                uri += "&immutable=1"
-            return await aiosqlite.connect(uri, uri=True, isolation_level=None)
-        await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
-        return await aiosqlite.connect(path, isolation_level=None)
-    except sqlite3.DatabaseError as e:
-        problem = _operator_problem(path, e)
-        if problem is None:
-            raise
-        raise problem from e
+    if read_only:
+        uri = f"{(await asyncio.to_thread(path.resolve)).as_uri()}?mode=ro"
+        if await asyncio.to_thread(_frozen, path):
+            uri += "&immutable=1"
+        return await aiosqlite.connect(uri, uri=True, isolation_level=None)
+    await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
+    return await aiosqlite.connect(path, isolation_level=None)
 
 
 def _frozen(path: Path) -> bool:
@@ -165,6 +155,18 @@ _RESTORE = (
     "stop the daemon, then restore the file from a backup, or move it aside together with its "
     "-wal and -shm files to start a new database"
 )
+
+
+@contextlib.contextmanager
+def _operator_problems(path: Path) -> Iterator[None]:
+    """Raise the SQLite errors a person must fix as OperatorActionRequired; others as they are."""
+    try:
+        yield
+    except sqlite3.DatabaseError as e:
+        problem = _operator_problem(path, e)
+        if problem is None:
+            raise
+        raise problem from e
 
 
 def _operator_problem(path: Path, error: sqlite3.DatabaseError) -> OperatorActionRequired | None:
