@@ -188,7 +188,7 @@ class SqliteRepository:
 
     async def _stored_trade(self, row: Row) -> ClosedTrade | None:
         """The trade stored under encoded `row`'s key, if any."""
-        rows = await self._connection.fetch(sql.SELECT_CLOSED_TRADE, sql.closed_trade_key(row))
+        rows = await self._connection.fetch(sql.SELECT_CLOSED_TRADE, codec.closed_trade_key(row))
         return codec.decode_closed_trade(rows[0]) if rows else None
 
     async def record_decisions(self, decisions: Sequence[Decision]) -> None:

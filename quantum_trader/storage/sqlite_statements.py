@@ -74,7 +74,7 @@ UPSERT_POSITION = _insert(
 DELETE_POSITION = "DELETE FROM positions WHERE symbol = ?"
 SELECT_POSITIONS = _select("positions", codec.POSITION_COLUMNS) + " ORDER BY symbol"
 
-# closed trades: one a (symbol, entry order id, close time), the key `closed_trade_key` reads
+# closed trades: one a (symbol, entry order id, close time), `codec.closed_trade_key`
 INSERT_CLOSED_TRADE = _insert(
     "closed_trades",
     codec.CLOSED_TRADE_COLUMNS,
@@ -96,15 +96,10 @@ SELECT_CLOSED_TRADES = (
 )
 
 
-def closed_trade_key(row: Row) -> Row:
-    """An encoded trade's key: the parameters of SELECT_CLOSED_TRADE."""
-    return tuple(row[i] for i in codec.CLOSED_TRADE_KEY)
-
-
 def closed_trade_amendment(row: Row) -> Row:
     """The parameters of AMEND_CLOSED_TRADE that write the encoded trade `row` over the one
     stored under its key: every other column's value, then the key."""
-    return tuple(row[i] for i in _CLOSED_TRADE_AMENDED_AT) + closed_trade_key(row)
+    return tuple(row[i] for i in _CLOSED_TRADE_AMENDED_AT) + codec.closed_trade_key(row)
 
 
 # decisions, position events, equity snapshots: append-only, in arrival order (id)
