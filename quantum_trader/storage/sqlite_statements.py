@@ -74,7 +74,7 @@ UPSERT_POSITION = _insert(
 DELETE_POSITION = "DELETE FROM positions WHERE symbol = ?"
 SELECT_POSITIONS = _select("positions", codec.POSITION_COLUMNS) + " ORDER BY symbol"
 
-# closed trades: one a (symbol, entry order id, close time), `codec.closed_trade_key`
+# closed trades: one under each key, (symbol, entry order id, close time): codec.closed_trade_key
 INSERT_CLOSED_TRADE = _insert(
     "closed_trades",
     codec.CLOSED_TRADE_COLUMNS,
