@@ -288,6 +288,11 @@ def decode_closed_trade(row: Row) -> ClosedTrade:
     )
 
 
+def closed_trade_key(row: Row) -> Row:
+    """An encoded trade's key, (symbol, entry order id, close time): stored once under it."""
+    return tuple(row[i] for i in CLOSED_TRADE_KEY)
+
+
 def encode_decision(d: Decision) -> Row:
     v = d.verdict
     return (

@@ -115,7 +115,7 @@ class InMemoryRepository:
         when the trade was stored already)."""
         row = codec.encode_closed_trade(trade)
         upserts = _state_rows(state)  # all encoded before anything changes, as one transaction
-        key = tuple(row[i] for i in codec.CLOSED_TRADE_KEY)
+        key = codec.closed_trade_key(row)
         stored = self._closed_trades.get(key)
         if stored is None:
             self._closed_trades[key] = row
@@ -137,7 +137,7 @@ class InMemoryRepository:
         stored) without one. One equal to `trade` stores nothing."""
         row = codec.encode_closed_trade(trade)
         upserts = _state_rows(state)
-        key = tuple(row[i] for i in codec.CLOSED_TRADE_KEY)
+        key = codec.closed_trade_key(row)
         stored = self._closed_trades.get(key)
         was = None if stored is None else codec.decode_closed_trade(stored)
         if was is None or was == trade:

@@ -2,21 +2,21 @@
 
 Orders, fills, positions, closed trades and state are committed before the call returns, so an
 order intent written before its request leaves survives kill -9 (WAL with synchronous=NORMAL is
-durable against a process crash). Decisions, position events and equity snapshots are buffered
+durable against a process crash); a closed trade, its position's deletion and the state entries
+it changes are one transaction. Decisions, position events and equity snapshots are buffered
 and written by `flush()` in one transaction; they also flush past `FLUSH_THRESHOLD_ROWS`, before
 any query that reads them, and on `close()`. A writer that must not wait for its audit trail (a
 backtest's replay) may hand full batches of decisions to a process of their own instead
-(`insert_decisions_aside`, decisions_aside.py) until the next `flush()`. One asyncio lock
-serialises writes so that a transaction never interleaves with another coroutine's statements.
+(`insert_decisions_aside`, decisions_aside.py) until the next `flush()`.
+
+`SqliteRepository` keeps the port's promises with its parts: sqlite_open.py opens, checks and
+migrates the file; sqlite_connection.py serialises the writes, each one transaction;
+sqlite_statements.py holds the SQL, table by table; sqlite_audit.py buffers the audit tables.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import os
-import sqlite3
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,93 +31,17 @@ from quantum_trader.domain import (
     Position,
     PositionEvent,
 )
-from quantum_trader.errors import OperatorActionRequired, QuantumTraderError
 from quantum_trader.ports import StateWrite
 from quantum_trader.storage import codec
-from quantum_trader.storage.codec import OPEN_ORDER_STATUSES, RepositoryRows, Row, SqlValue
+from quantum_trader.storage import sqlite_statements as sql
+from quantum_trader.storage.codec import RepositoryRows, Row
 from quantum_trader.storage.decisions_aside import DecisionsAside
-from quantum_trader.storage.migrate import (
-    OLDEST_READABLE,
-    Migration,
-    apply_pending,
-    bundled_migrations,
-    check_sequence,
-    current_version,
-    expected_schema,
-    refuse_if_not_ours,
-    refuse_newer,
-    schema_problems,
-)
+from quantum_trader.storage.migrate import Migration
+from quantum_trader.storage.sqlite_audit import FLUSH_THRESHOLD_ROWS, BufferedAudit
+from quantum_trader.storage.sqlite_connection import ReadOnlyRepositoryError, SqliteConnection
+from quantum_trader.storage.sqlite_open import open_database
 
-FLUSH_THRESHOLD_ROWS = 5_000
-BUSY_TIMEOUT_MS = 5_000
-DECISIONS_ASIDE_FINISH_S = 60.0  # a decisions writer process's last batches: milliseconds, normally
-
-_SQLITE_READONLY = 8
-_SQLITE_CORRUPT = 11
-_SQLITE_CANTOPEN = 14
-_SQLITE_NOTADB = 26
-
-
-class ReadOnlyRepositoryError(QuantumTraderError):
-    """A write was attempted through a repository opened with `read_only=True`."""
-
-
-def _insert(table: str, columns: Sequence[str], conflict: str = "") -> str:
-    marks = ", ".join("?" * len(columns))
-    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}) {conflict}".strip()  # noqa: S608
-
-
-def _select(table: str, columns: Sequence[str]) -> str:
-    return f"SELECT {', '.join(columns)} FROM {table}"  # noqa: S608 - constant identifiers
-
-
-def _update_all_but(columns: Sequence[str], keep: set[str]) -> str:
-    return ", ".join(f"{c} = excluded.{c}" for c in columns if c not in keep)
-
-
-_UPSERT_ORDER = _insert(
-    "orders",
-    codec.ORDER_COLUMNS,
-    "ON CONFLICT (client_order_id) DO UPDATE SET "
-    + _update_all_but(codec.ORDER_COLUMNS, {"client_order_id", "created_at"}),
-)
-_INSERT_FILL = _insert("fills", codec.FILL_COLUMNS, "ON CONFLICT (symbol, trade_id) DO NOTHING")
-_UPSERT_POSITION = _insert(
-    "positions",
-    codec.POSITION_COLUMNS,
-    "ON CONFLICT (symbol) DO UPDATE SET " + _update_all_but(codec.POSITION_COLUMNS, {"symbol"}),
-)
-_INSERT_CLOSED_TRADE = _insert(
-    "closed_trades",
-    codec.CLOSED_TRADE_COLUMNS,
-    "ON CONFLICT (symbol, entry_order_id, closed_at) DO NOTHING",
-)
-_DELETE_POSITION = "DELETE FROM positions WHERE symbol = ?"
-_CLOSED_TRADE_KEY_COLUMNS = tuple(codec.CLOSED_TRADE_COLUMNS[i] for i in codec.CLOSED_TRADE_KEY)
-_CLOSED_TRADE_WHERE = " WHERE " + " AND ".join(f"{c} = ?" for c in _CLOSED_TRADE_KEY_COLUMNS)
-_CLOSED_TRADE_AMENDED = [
-    c for c in codec.CLOSED_TRADE_COLUMNS if c not in _CLOSED_TRADE_KEY_COLUMNS
-]
-_AMEND_CLOSED_TRADE = (
-    f"UPDATE closed_trades SET {', '.join(f'{c} = ?' for c in _CLOSED_TRADE_AMENDED)}"  # noqa: S608
-    + _CLOSED_TRADE_WHERE
-)
-_SELECT_CLOSED_TRADE = _select("closed_trades", codec.CLOSED_TRADE_COLUMNS) + _CLOSED_TRADE_WHERE
-_INSERT_DECISION = _insert("decisions", codec.DECISION_COLUMNS)
-_INSERT_POSITION_EVENT = _insert("position_events", codec.POSITION_EVENT_COLUMNS)
-_INSERT_EQUITY = _insert("equity_snapshots", codec.EQUITY_COLUMNS)
-_UPSERT_STATE = (
-    "INSERT INTO state (namespace, key, payload, updated_at) "
-    "VALUES (?, ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) "
-    "ON CONFLICT (namespace, key) DO UPDATE SET "
-    "payload = excluded.payload, updated_at = excluded.updated_at"
-)
-_SELECT_ORDERS = _select("orders", codec.ORDER_COLUMNS)
-_ORDERS_SORT = " ORDER BY created_at, client_order_id"
-_SELECT_FILLS = _select("fills", codec.FILL_COLUMNS)
-_FILLS_SORT = " ORDER BY time, trade_id, id"
-_SELECT_DECISIONS = _select("decisions", codec.DECISION_COLUMNS)
+__all__ = ["FLUSH_THRESHOLD_ROWS", "ReadOnlyRepositoryError", "SqliteRepository"]
 
 
 class SqliteRepository:
@@ -132,17 +56,10 @@ class SqliteRepository:
         version: int,
         applied: tuple[int, ...],
     ) -> None:
-        self._conn = conn
-        self._path = path
-        self._read_only = read_only
+        self._connection = SqliteConnection(conn, path, read_only=read_only)
         self._version = version
         self._applied = applied
-        self._lock = asyncio.Lock()
-        self._closed = False
-        self._decisions: list[Row] = []
-        self._events: list[Row] = []
-        self._equity: list[Row] = []
-        self._aside: DecisionsAside | None = None  # `insert_decisions_aside`
+        self._audit = BufferedAudit(self._connection)
 
     @classmethod
     async def open(
@@ -161,37 +78,18 @@ class SqliteRepository:
         opened, or has a schema this program does not know or that differs from its
         migrations (a dropped table, an altered column).
         """
-        known = bundled_migrations() if migrations is None else check_sequence(list(migrations))
-        # Custom migrations (tests) are read at their latest version only.
-        oldest = OLDEST_READABLE if migrations is None else len(known)
-        conn = await _connect(path, read_only)
-        try:
-            if read_only:
-                await _configure_reader(conn)
-                await _check_integrity(conn, path)
-                version = await _check_readable(conn, path, len(known), oldest)
-                applied: tuple[int, ...] = ()
-            else:
-                await refuse_if_not_ours(conn, path)  # another program's file, left as it is
-                await _configure_writer(conn)
-                await _check_integrity(conn, path)
-                applied = await apply_pending(conn, path, known)
-                version = len(known)
-            await _check_schema(conn, path, known[:version])
-        except sqlite3.DatabaseError as e:
-            await conn.close()
-            problem = _operator_problem(path, e)
-            if problem is None:
-                raise
-            raise problem from e
-        except BaseException:
-            await conn.close()
-            raise
-        return cls(conn, path, read_only=read_only, version=version, applied=applied)
+        opened = await open_database(path, read_only=read_only, migrations=migrations)
+        return cls(
+            opened.connection,
+            path,
+            read_only=read_only,
+            version=opened.version,
+            applied=opened.applied,
+        )
 
     @property
     def path(self) -> Path:
-        return self._path
+        return self._connection.path
 
     @property
     def schema_version(self) -> int:
@@ -204,43 +102,41 @@ class SqliteRepository:
 
     async def save_order(self, order: Order) -> None:
         """Insert or update by client order id; the first `created_at` is kept."""
-        await self._write(_UPSERT_ORDER, [codec.encode_order(order)])
+        await self._connection.write(sql.UPSERT_ORDER, [codec.encode_order(order)])
 
     async def get_order(self, client_order_id: str) -> Order | None:
-        rows = await self._fetch(_SELECT_ORDERS + " WHERE client_order_id = ?", (client_order_id,))
+        rows = await self._connection.fetch(sql.SELECT_ORDER, (client_order_id,))
         return codec.decode_order(rows[0]) if rows else None
 
     async def orders(self, symbol: str | None = None) -> list[Order]:
         """Orders sorted by created_at, then client order id."""
-        rows = await self._fetch_for_symbol(_SELECT_ORDERS, _ORDERS_SORT, symbol)
+        rows = await self._connection.fetch(*sql.select_orders(symbol))
         return [codec.decode_order(r) for r in rows]
 
     async def open_orders(self) -> list[Order]:
         """Orders still PENDING, OPEN or UNKNOWN, sorted like `orders()`."""
-        marks = ", ".join("?" * len(OPEN_ORDER_STATUSES))
-        sql = f"{_SELECT_ORDERS} WHERE status IN ({marks}){_ORDERS_SORT}"
-        rows = await self._fetch(sql, tuple(s.value for s in OPEN_ORDER_STATUSES))
+        rows = await self._connection.fetch(sql.SELECT_OPEN_ORDERS, sql.OPEN_ORDER_STATUSES)
         return [codec.decode_order(r) for r in rows]
 
     async def record_fills(self, fills: Sequence[Fill]) -> None:
         """Store fills; a fill already stored (same symbol and trade id) is ignored."""
-        await self._write(_INSERT_FILL, [codec.encode_fill(f) for f in fills])
+        await self._connection.write(sql.INSERT_FILL, [codec.encode_fill(f) for f in fills])
 
     async def fills(self, symbol: str | None = None) -> list[Fill]:
         """Fills sorted by time, then trade id (as text), then arrival."""
-        rows = await self._fetch_for_symbol(_SELECT_FILLS, _FILLS_SORT, symbol)
+        rows = await self._connection.fetch(*sql.select_fills(symbol))
         return [codec.decode_fill(r) for r in rows]
 
     async def save_position(self, position: Position) -> None:
-        await self._write(_UPSERT_POSITION, [codec.encode_position(position)])
+        await self._connection.write(sql.UPSERT_POSITION, [codec.encode_position(position)])
 
     async def delete_position(self, symbol: str) -> None:
-        await self._write(_DELETE_POSITION, [(symbol,)])
+        await self._connection.write(sql.DELETE_POSITION, [(symbol,)])
 
     async def open_positions(self) -> list[Position]:
         """Positions sorted by symbol."""
-        sql = _select("positions", codec.POSITION_COLUMNS) + " ORDER BY symbol"
-        return [codec.decode_position(r) for r in await self._fetch(sql)]
+        rows = await self._connection.fetch(sql.SELECT_POSITIONS)
+        return [codec.decode_position(r) for r in rows]
 
     async def record_closed_trade(
         self,
@@ -254,22 +150,22 @@ class SqliteRepository:
         `trade` nor `state` written. With `closes_position`, the symbol's position is deleted
         in the same transaction (also when the trade was stored already)."""
         row = codec.encode_closed_trade(trade)
-        batches = [(_INSERT_CLOSED_TRADE, [row]), (_UPSERT_STATE, _state_rows(state))]
-        self._check_writable()
-        async with self._lock:  # read and write with no other write between
+        batches = [(sql.INSERT_CLOSED_TRADE, [row]), (sql.UPSERT_STATE, sql.state_rows(state))]
+        self._connection.check_writable()
+        async with self._connection.lock:  # read and write with no other write between
             stored = await self._stored_trade(row)
             if stored is not None:
                 batches = []
             if closes_position:
-                batches.append((_DELETE_POSITION, [(trade.symbol,)]))
+                batches.append((sql.DELETE_POSITION, [(trade.symbol,)]))
             if batches:
-                await self._transaction(batches)
+                await self._connection.transaction(batches)
         return stored
 
     async def closed_trades(self) -> list[ClosedTrade]:
         """Trades sorted by closed_at, then arrival."""
-        sql = _select("closed_trades", codec.CLOSED_TRADE_COLUMNS) + " ORDER BY closed_at, id"
-        return [codec.decode_closed_trade(r) for r in await self._fetch(sql)]
+        rows = await self._connection.fetch(sql.SELECT_CLOSED_TRADES)
+        return [codec.decode_closed_trade(r) for r in rows]
 
     async def amend_closed_trade(
         self, trade: ClosedTrade, *, state: Sequence[StateWrite] = ()
@@ -277,94 +173,77 @@ class SqliteRepository:
         """Update the row of the same (symbol, entry order, close time) in place (its id, so
         its place in `closed_trades()`, kept) and write `state`, in one transaction; the trade
         as it was, or None without one. One equal to `trade` writes nothing."""
-        self._check_writable()
+        self._connection.check_writable()
         row = codec.encode_closed_trade(trade)
-        key = tuple(row[i] for i in codec.CLOSED_TRADE_KEY)
-        values = tuple(row[codec.CLOSED_TRADE_COLUMNS.index(c)] for c in _CLOSED_TRADE_AMENDED)
-        upserts = _state_rows(state)
-        async with self._lock:  # read and update with no other write between
+        amendment = sql.closed_trade_amendment(row)
+        upserts = sql.state_rows(state)
+        async with self._connection.lock:  # read and update with no other write between
             was = await self._stored_trade(row)
             if was is None or was == trade:
                 return was
-            await self._transaction(
-                [(_AMEND_CLOSED_TRADE, [values + key]), (_UPSERT_STATE, upserts)]
+            await self._connection.transaction(
+                [(sql.AMEND_CLOSED_TRADE, [amendment]), (sql.UPSERT_STATE, upserts)]
             )
         return was
 
     async def _stored_trade(self, row: Row) -> ClosedTrade | None:
         """The trade stored under encoded `row`'s key, if any."""
-        rows = await self._fetch(
-            _SELECT_CLOSED_TRADE, tuple(row[i] for i in codec.CLOSED_TRADE_KEY)
-        )
+        rows = await self._connection.fetch(sql.SELECT_CLOSED_TRADE, codec.closed_trade_key(row))
         return codec.decode_closed_trade(rows[0]) if rows else None
 
     async def record_decisions(self, decisions: Sequence[Decision]) -> None:
         """Buffer decisions until the next flush."""
-        self._check_writable()
-        self._decisions.extend(codec.encode_decision(d) for d in decisions)
-        await self._flush_if_full()
+        await self._audit.record_decisions(decisions)
 
     async def decision_counts(self) -> dict[tuple[str, str], int]:
-        await self.flush()
-        sql = "SELECT gate, reason, count(*) FROM decisions GROUP BY gate, reason"
-        return {(str(g), str(r)): int(n or 0) for g, r, n in await self._fetch(sql)}
+        return await self._audit.decision_counts()
 
     async def recent_decisions(self, limit: int) -> list[Decision]:
         """The `limit` newest decisions, newest first (ties: latest recorded first)."""
-        await self.flush()
-        sql = _SELECT_DECISIONS + " ORDER BY time DESC, id DESC LIMIT ?"
-        return [codec.decode_decision(r) for r in await self._fetch(sql, (max(limit, 0),))]
+        return await self._audit.recent_decisions(limit)
 
     async def record_position_events(self, events: Sequence[PositionEvent]) -> None:
         """Buffer position events until the next flush."""
-        self._check_writable()
-        self._events.extend(codec.encode_position_event(e) for e in events)
-        await self._flush_if_full()
+        await self._audit.record_position_events(events)
 
     async def position_events(self) -> list[PositionEvent]:
         """Events sorted by time, then arrival."""
-        await self.flush()
-        sql = _select("position_events", codec.POSITION_EVENT_COLUMNS) + " ORDER BY time, id"
-        return [codec.decode_position_event(r) for r in await self._fetch(sql)]
+        return await self._audit.position_events()
 
     async def record_equity(self, snapshot: EquitySnapshot) -> None:
         """Buffer an equity snapshot until the next flush."""
-        self._check_writable()
-        self._equity.append(codec.encode_equity(snapshot))
-        await self._flush_if_full()
+        await self._audit.record_equity(snapshot)
 
     async def equity_history(self) -> list[EquitySnapshot]:
         """Snapshots sorted by time, then arrival."""
-        await self.flush()
-        sql = _select("equity_snapshots", codec.EQUITY_COLUMNS) + " ORDER BY time, id"
-        return [codec.decode_equity(r) for r in await self._fetch(sql)]
+        return await self._audit.equity_history()
 
     async def save_state(self, namespace: str, key: str, payload: Mapping[str, Any]) -> None:
         """Insert or replace the JSON payload stored under (namespace, key)."""
-        await self._write(_UPSERT_STATE, _state_rows([(namespace, key, payload)]))
+        await self._connection.write(sql.UPSERT_STATE, sql.state_rows([(namespace, key, payload)]))
 
     async def load_state(self, namespace: str) -> dict[str, dict[str, Any]]:
-        sql = "SELECT key, payload FROM state WHERE namespace = ? ORDER BY key"
-        return {str(k): codec.decode_json(p) for k, p in await self._fetch(sql, (namespace,))}
+        rows = await self._connection.fetch(sql.SELECT_STATE, (namespace,))
+        return {str(k): codec.decode_json(p) for k, p in rows}
 
     async def delete_state(self, namespace: str, key: str) -> None:
-        await self._write("DELETE FROM state WHERE namespace = ? AND key = ?", [(namespace, key)])
+        await self._connection.write(sql.DELETE_STATE, [(namespace, key)])
 
     async def import_rows(self, rows: RepositoryRows) -> None:
         """Write another repository's rows in one transaction (the backtest saves its run so)."""
-        self._check_writable()
+        self._connection.check_writable()
         state: list[Row] = [(ns, key, payload) for ns, key, payload in rows.state]
-        async with self._lock:
-            await self._transaction(
+        async with self._connection.lock:
+            await self._connection.transaction(
                 [
-                    (_UPSERT_ORDER, rows.orders),
-                    (_INSERT_FILL, rows.fills),
-                    (_UPSERT_POSITION, rows.positions),
-                    (_INSERT_CLOSED_TRADE, rows.closed_trades),
-                    (_INSERT_DECISION, rows.decisions),
-                    (_INSERT_POSITION_EVENT, rows.position_events),
-                    (_INSERT_EQUITY, rows.equity),
-                    (_UPSERT_STATE, state),
+                    (sql.UPSERT_ORDER, rows.orders),
+                    (sql.INSERT_FILL, rows.fills),
+                    (sql.UPSERT_POSITION, rows.positions),
+                    (sql.INSERT_CLOSED_TRADE, rows.closed_trades),
+                    (sql.INSERT_DECISION, rows.decisions),
+                    (sql.INSERT_POSITION_EVENT, rows.position_events),
+                    (sql.INSERT_EQUITY, rows.equity),
+                    (sql.UPSERT_STATE, state),
                 ]
             )
 
@@ -372,231 +251,31 @@ class SqliteRepository:
         """Write every buffered row in one transaction; on failure the rows stay buffered.
         Decisions going through a writer process (`insert_decisions_aside`) are settled
         first: it ends, and what it did not write is written here."""
-        await self._settle_aside()
-        await self._flush_buffers(decisions=True)
+        await self._audit.flush()
 
     async def insert_decisions_aside(self) -> None:
         """From now until the next `flush`, hand each full batch of decisions to a writer
         process (decisions_aside.py), when one starts: for one writer that must not wait for
         its audit trail (a backtest's replay)."""
-        self._check_writable()
-        await self.flush()
-        held = await self._highest_decision_id()
-        self._aside = DecisionsAside.start(self._path, held, _INSERT_DECISION, BUSY_TIMEOUT_MS)
-
-    async def _settle_aside(self) -> None:
-        async with self._lock:  # a flush meanwhile waits: the rows below go first
-            aside, self._aside = self._aside, None
-            if aside is None:
-                return
-            await asyncio.to_thread(aside.finish, DECISIONS_ASIDE_FINISH_S)
-            unwritten = aside.unwritten(await self._highest_decision_id())
-            self._decisions = unwritten + self._decisions
-
-    async def _highest_decision_id(self) -> int:
-        """The decisions table's highest id: ids are given in order, one past the highest."""
-        (held,) = (await self._fetch("SELECT max(id) FROM decisions"))[0]
-        return int(held or 0)
-
-    async def _flush_buffers(self, *, decisions: bool) -> None:
-        """Write the buffered rows (but the decisions unless `decisions`) in one transaction;
-        on failure they stay buffered."""
-        if not ((decisions and self._decisions) or self._events or self._equity):
-            return
-        async with self._lock:
-            batches = (self._decisions if decisions else []), self._events, self._equity
-            if decisions:
-                self._decisions = []
-            self._events, self._equity = [], []
-            try:
-                await self._transaction(
-                    [
-                        (_INSERT_DECISION, batches[0]),
-                        (_INSERT_POSITION_EVENT, batches[1]),
-                        (_INSERT_EQUITY, batches[2]),
-                    ]
-                )
-            except Exception:  # not written (a cancellation arrives after the commit)
-                self._decisions = batches[0] + self._decisions
-                self._events = batches[1] + self._events
-                self._equity = batches[2] + self._equity
-                raise
+        await self._audit.insert_decisions_aside()
 
     async def close(self) -> None:
         """Flush the buffers and close the connection. Calling it again does nothing."""
-        if self._closed:
+        if self._connection.closed:
             return
         try:
             await self.flush()
         finally:
-            self._closed = True
-            await self._conn.close()
+            await self._connection.close()
 
-    def _check_writable(self) -> None:
-        if self._closed:
-            raise ValueError(f"database {self._path} is closed")
-        if self._read_only:
-            raise ReadOnlyRepositoryError(f"database {self._path} was opened read-only")
+    # The decisions writer process, for the tests that stand in for it or watch it.
+    @property
+    def _aside(self) -> DecisionsAside | None:
+        return self._audit.aside
 
-    async def _flush_if_full(self) -> None:
-        aside = self._aside
-        if aside is None:
-            if len(self._decisions) + len(self._events) + len(self._equity) >= FLUSH_THRESHOLD_ROWS:
-                await self.flush()
-            return
-        if len(self._decisions) >= FLUSH_THRESHOLD_ROWS:
-            batch, self._decisions = self._decisions, []
-            aside.written(await self._highest_decision_id())  # the batches kept till now
-            if not aside.send(batch):  # the process failed: what it did not write, here
-                await self._settle_aside()
-        if len(self._events) + len(self._equity) >= FLUSH_THRESHOLD_ROWS:
-            await self._flush_buffers(decisions=self._aside is None)
+    @_aside.setter
+    def _aside(self, aside: DecisionsAside | None) -> None:
+        self._audit.aside = aside
 
-    async def _write(self, sql: str, rows: list[Row]) -> None:
-        self._check_writable()
-        async with self._lock:
-            await self._transaction([(sql, rows)])
-
-    async def _transaction(self, batches: Iterable[tuple[str, list[Row]]]) -> None:
-        """Run the batches in one committed transaction. The caller holds the lock.
-
-        aiosqlite runs each statement on its own thread, where a cancelled caller cannot stop
-        it: a BEGIN or COMMIT still queued there would leave a transaction open for the next
-        writer. So the transaction runs to its end (committed or rolled back) before a
-        cancellation reaches the caller; then CancelledError means it was written, any other
-        error that it was not."""
-        work = asyncio.ensure_future(self._run_transaction(list(batches)))
-        try:
-            await asyncio.shield(work)
-        except asyncio.CancelledError:
-            while not work.done():
-                with contextlib.suppress(asyncio.CancelledError):
-                    await asyncio.shield(work)
-            work.result()  # its own error, if it failed
-            raise
-
-    async def _run_transaction(self, batches: list[tuple[str, list[Row]]]) -> None:
-        await self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            for sql, rows in batches:
-                if rows:
-                    await self._conn.executemany(sql, rows)
-            await self._conn.execute("COMMIT")
-        except BaseException:
-            if self._conn.in_transaction:
-                await self._conn.rollback()
-            raise
-
-    async def _fetch(self, sql: str, params: tuple[SqlValue, ...] = ()) -> list[Row]:
-        return [tuple(r) for r in await self._conn.execute_fetchall(sql, params)]
-
-    async def _fetch_for_symbol(self, select: str, sort: str, symbol: str | None) -> list[Row]:
-        if symbol is None:
-            return await self._fetch(select + sort)
-        return await self._fetch(f"{select} WHERE symbol = ?{sort}", (symbol,))
-
-
-def _state_rows(state: Iterable[StateWrite]) -> list[Row]:
-    return [(namespace, key, codec.encode_json(payload)) for namespace, key, payload in state]
-
-
-async def _connect(path: Path, read_only: bool) -> aiosqlite.Connection:
-    """Connect in autocommit mode (we issue BEGIN/COMMIT ourselves)."""
-    try:
-        if read_only:
-            uri = f"{(await asyncio.to_thread(path.resolve)).as_uri()}?mode=ro"
-            if await asyncio.to_thread(_frozen, path):
-                uri += "&immutable=1"
-            return await aiosqlite.connect(uri, uri=True, isolation_level=None)
-        await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
-        return await aiosqlite.connect(path, isolation_level=None)
-    except sqlite3.DatabaseError as e:
-        problem = _operator_problem(path, e)
-        if problem is None:
-            raise
-        raise problem from e
-
-
-def _frozen(path: Path) -> bool:
-    """True when nothing can change the file: its directory is read-only (a backup on read-only
-    media, a volume mounted read-only) and no write-ahead log waits beside it. A reader of a
-    WAL database must otherwise create the -shm file, which a read-only directory refuses."""
-    wal = path.with_name(path.name + "-wal")
-    return not os.access(path.parent, os.W_OK) and not wal.exists()
-
-
-async def _configure_writer(conn: aiosqlite.Connection) -> None:
-    await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    rows = list(await conn.execute_fetchall("PRAGMA journal_mode = WAL"))
-    if str(rows[0][0]).lower() != "wal":
-        raise OperatorActionRequired(f"SQLite refused WAL journal mode (got {rows[0][0]})")
-    await conn.execute("PRAGMA synchronous = NORMAL")
-    await conn.execute("PRAGMA foreign_keys = ON")
-
-
-async def _configure_reader(conn: aiosqlite.Connection) -> None:
-    await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    await conn.execute("PRAGMA query_only = ON")
-    await conn.execute("PRAGMA foreign_keys = ON")
-
-
-async def _check_readable(conn: aiosqlite.Connection, path: Path, known: int, oldest: int) -> int:
-    """The file's schema version, when this program reads it as it is (from `oldest` to
-    `known`; an older one is migrated by the daemon first)."""
-    version = await current_version(conn)
-    refuse_newer(path, version, known)
-    if version == 0:  # no schema at all: not a database any daemon of ours has written
-        await refuse_if_not_ours(conn, path)
-        raise OperatorActionRequired(
-            f"database {path} is empty (no tables): no daemon has written it yet; start one "
-            "(quantum-trader run), or point --db or QT_DATA_DIR at a daemon's or a backtest's "
-            "database"
-        )
-    if version < oldest:
-        raise OperatorActionRequired(
-            f"database {path} has schema version {version}, older than this program's "
-            f"{known}: start the daemon once (it migrates) before reading it"
-        )
-    return version
-
-
-async def _check_integrity(conn: aiosqlite.Connection, path: Path) -> None:
-    """Refuse a damaged file before it is used: SQLite's quick_check reads every page."""
-    rows = [str(row[0]) for row in await conn.execute_fetchall("PRAGMA quick_check(5)")]
-    if rows != ["ok"]:
-        found = " | ".join(" ".join(row.split()) for row in rows)
-        raise OperatorActionRequired(f"database {path} is damaged ({found}): {_RESTORE}")
-
-
-async def _check_schema(conn: aiosqlite.Connection, path: Path, known: Sequence[Migration]) -> None:
-    problems = await schema_problems(conn, expected_schema(tuple(known)))
-    if problems:
-        raise OperatorActionRequired(
-            f"database {path} does not match schema version {len(known)} "
-            f"({'; '.join(problems)}): {_RESTORE}"
-        )
-
-
-_RESTORE = (
-    "stop the daemon, then restore the file from a backup, or move it aside together with its "
-    "-wal and -shm files to start a new database"
-)
-
-
-def _operator_problem(path: Path, error: sqlite3.DatabaseError) -> OperatorActionRequired | None:
-    """Translate the errors a person must fix; None for anything else."""
-    code = (getattr(error, "sqlite_errorcode", 0) or 0) & 0xFF
-    if code in {_SQLITE_NOTADB, _SQLITE_CORRUPT}:
-        return OperatorActionRequired(
-            f"database {path} is not a SQLite database or is damaged ({error}): {_RESTORE}"
-        )
-    if code == _SQLITE_CANTOPEN:
-        return OperatorActionRequired(
-            f"cannot open database {path} ({error}): check that it and its directory exist and "
-            "are readable (and writable for the daemon)"
-        )
-    if code == _SQLITE_READONLY:
-        return OperatorActionRequired(
-            f"database {path} is read-only ({error}): make it and its directory writable"
-        )
-    return None
+    async def _highest_decision_id(self) -> int:
+        return await self._audit.highest_decision_id()

@@ -1,0 +1,92 @@
+"""The repository's one SQLite connection: writes serialised by one lock, each a transaction.
+
+aiosqlite runs every statement on a worker thread of its own. One asyncio lock serialises the
+writes, so that a transaction never interleaves with another coroutine's statements, and a
+transaction runs to its end (committed or rolled back) even when its caller is cancelled, so
+that a BEGIN or COMMIT still queued on that thread never leaves a transaction open for the next
+writer. Reads go straight to the connection: WAL lets them see the last commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterable
+from pathlib import Path
+
+import aiosqlite
+
+from quantum_trader.errors import QuantumTraderError
+from quantum_trader.storage.codec import Row, SqlValue
+
+Batch = tuple[str, list[Row]]  # a statement and the rows it is executed for
+
+
+class ReadOnlyRepositoryError(QuantumTraderError):
+    """A write was attempted through a repository opened with `read_only=True`."""
+
+
+class SqliteConnection:
+    """An open connection (autocommit mode: BEGIN and COMMIT are issued here) and its lock."""
+
+    def __init__(self, conn: aiosqlite.Connection, path: Path, *, read_only: bool) -> None:
+        self._conn = conn
+        self.path = path
+        self._read_only = read_only
+        self.lock = asyncio.Lock()  # held by every writer, for its reads too where they decide
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def check_writable(self) -> None:
+        """Raise unless a write may go through: the connection open, and not read-only."""
+        if self._closed:
+            raise ValueError(f"database {self.path} is closed")
+        if self._read_only:
+            raise ReadOnlyRepositoryError(f"database {self.path} was opened read-only")
+
+    async def write(self, sql: str, rows: list[Row]) -> None:
+        """Execute `sql` for each of `rows` in one committed transaction."""
+        self.check_writable()
+        async with self.lock:
+            await self.transaction([(sql, rows)])
+
+    async def transaction(self, batches: Iterable[Batch]) -> None:
+        """Run the batches in one committed transaction. The caller holds the lock.
+
+        aiosqlite runs each statement on its own thread, where a cancelled caller cannot stop
+        it: a BEGIN or COMMIT still queued there would leave a transaction open for the next
+        writer. So the transaction runs to its end (committed or rolled back) before a
+        cancellation reaches the caller; then CancelledError means it was written, any other
+        error that it was not."""
+        work = asyncio.ensure_future(self._run_transaction(list(batches)))
+        try:
+            await asyncio.shield(work)
+        except asyncio.CancelledError:
+            while not work.done():
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.shield(work)
+            work.result()  # its own error, if it failed
+            raise
+
+    async def _run_transaction(self, batches: list[Batch]) -> None:
+        await self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            for sql, rows in batches:
+                if rows:
+                    await self._conn.executemany(sql, rows)
+            await self._conn.execute("COMMIT")
+        except BaseException:
+            if self._conn.in_transaction:
+                await self._conn.rollback()
+            raise
+
+    async def fetch(self, sql: str, params: tuple[SqlValue, ...] = ()) -> list[Row]:
+        return [tuple(r) for r in await self._conn.execute_fetchall(sql, params)]
+
+    async def close(self) -> None:
+        """Close the connection; every write after it is refused (`check_writable`)."""
+        self._closed = True
+        await self._conn.close()

@@ -1,0 +1,132 @@
+"""The SQL the SQLite repository runs, table by table, built from codec.py's column lists.
+
+Every statement reads or writes the rows codec.py encodes, in its column order; the sort orders
+are the ones the Repository port promises (memory.py keeps the same ones in Python). Table and
+column names are constants of this program, never input, so the f-strings below are safe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from quantum_trader.ports import StateWrite
+from quantum_trader.storage import codec
+from quantum_trader.storage.codec import Row, SqlValue
+
+
+def _insert(table: str, columns: Sequence[str], conflict: str = "") -> str:
+    marks = ", ".join("?" * len(columns))
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}) {conflict}".strip()  # noqa: S608
+
+
+def _select(table: str, columns: Sequence[str]) -> str:
+    return f"SELECT {', '.join(columns)} FROM {table}"  # noqa: S608 - constant identifiers
+
+
+def _update_all_but(columns: Sequence[str], keep: set[str]) -> str:
+    return ", ".join(f"{c} = excluded.{c}" for c in columns if c not in keep)
+
+
+def _of_symbol(select: str, sort: str, symbol: str | None) -> tuple[str, tuple[SqlValue, ...]]:
+    if symbol is None:
+        return select + sort, ()
+    return f"{select} WHERE symbol = ?{sort}", (symbol,)
+
+
+# orders
+UPSERT_ORDER = _insert(
+    "orders",
+    codec.ORDER_COLUMNS,
+    "ON CONFLICT (client_order_id) DO UPDATE SET "
+    + _update_all_but(codec.ORDER_COLUMNS, {"client_order_id", "created_at"}),
+)
+_SELECT_ORDERS = _select("orders", codec.ORDER_COLUMNS)
+_ORDERS_SORT = " ORDER BY created_at, client_order_id"
+SELECT_ORDER = _SELECT_ORDERS + " WHERE client_order_id = ?"
+SELECT_OPEN_ORDERS = (
+    f"{_SELECT_ORDERS} WHERE status IN ({', '.join('?' * len(codec.OPEN_ORDER_STATUSES))})"
+    + _ORDERS_SORT
+)
+OPEN_ORDER_STATUSES = tuple(s.value for s in codec.OPEN_ORDER_STATUSES)  # its parameters
+
+
+def select_orders(symbol: str | None) -> tuple[str, tuple[SqlValue, ...]]:
+    """The SQL and parameters that read every order, or `symbol`'s, in their order."""
+    return _of_symbol(_SELECT_ORDERS, _ORDERS_SORT, symbol)
+
+
+# fills
+INSERT_FILL = _insert("fills", codec.FILL_COLUMNS, "ON CONFLICT (symbol, trade_id) DO NOTHING")
+_SELECT_FILLS = _select("fills", codec.FILL_COLUMNS)
+
+
+def select_fills(symbol: str | None) -> tuple[str, tuple[SqlValue, ...]]:
+    """The SQL and parameters that read every fill, or `symbol`'s, in their order."""
+    return _of_symbol(_SELECT_FILLS, " ORDER BY time, trade_id, id", symbol)
+
+
+# positions
+UPSERT_POSITION = _insert(
+    "positions",
+    codec.POSITION_COLUMNS,
+    "ON CONFLICT (symbol) DO UPDATE SET " + _update_all_but(codec.POSITION_COLUMNS, {"symbol"}),
+)
+DELETE_POSITION = "DELETE FROM positions WHERE symbol = ?"
+SELECT_POSITIONS = _select("positions", codec.POSITION_COLUMNS) + " ORDER BY symbol"
+
+# closed trades: one under each key, (symbol, entry order id, close time): codec.closed_trade_key
+INSERT_CLOSED_TRADE = _insert(
+    "closed_trades",
+    codec.CLOSED_TRADE_COLUMNS,
+    "ON CONFLICT (symbol, entry_order_id, closed_at) DO NOTHING",
+)
+_CLOSED_TRADE_KEY_COLUMNS = tuple(codec.CLOSED_TRADE_COLUMNS[i] for i in codec.CLOSED_TRADE_KEY)
+_CLOSED_TRADE_WHERE = " WHERE " + " AND ".join(f"{c} = ?" for c in _CLOSED_TRADE_KEY_COLUMNS)
+_CLOSED_TRADE_AMENDED = [
+    c for c in codec.CLOSED_TRADE_COLUMNS if c not in _CLOSED_TRADE_KEY_COLUMNS
+]
+_CLOSED_TRADE_AMENDED_AT = tuple(codec.CLOSED_TRADE_COLUMNS.index(c) for c in _CLOSED_TRADE_AMENDED)
+AMEND_CLOSED_TRADE = (
+    f"UPDATE closed_trades SET {', '.join(f'{c} = ?' for c in _CLOSED_TRADE_AMENDED)}"  # noqa: S608
+    + _CLOSED_TRADE_WHERE
+)
+SELECT_CLOSED_TRADE = _select("closed_trades", codec.CLOSED_TRADE_COLUMNS) + _CLOSED_TRADE_WHERE
+SELECT_CLOSED_TRADES = (
+    _select("closed_trades", codec.CLOSED_TRADE_COLUMNS) + " ORDER BY closed_at, id"
+)
+
+
+def closed_trade_amendment(row: Row) -> Row:
+    """The parameters of AMEND_CLOSED_TRADE that write the encoded trade `row` over the one
+    stored under its key: every other column's value, then the key."""
+    return tuple(row[i] for i in _CLOSED_TRADE_AMENDED_AT) + codec.closed_trade_key(row)
+
+
+# decisions, position events, equity snapshots: append-only, in arrival order (id)
+INSERT_DECISION = _insert("decisions", codec.DECISION_COLUMNS)
+RECENT_DECISIONS = _select("decisions", codec.DECISION_COLUMNS) + (
+    " ORDER BY time DESC, id DESC LIMIT ?"
+)
+COUNT_DECISIONS = "SELECT gate, reason, count(*) FROM decisions GROUP BY gate, reason"
+HIGHEST_DECISION_ID = "SELECT max(id) FROM decisions"
+INSERT_POSITION_EVENT = _insert("position_events", codec.POSITION_EVENT_COLUMNS)
+SELECT_POSITION_EVENTS = (
+    _select("position_events", codec.POSITION_EVENT_COLUMNS) + " ORDER BY time, id"
+)
+INSERT_EQUITY = _insert("equity_snapshots", codec.EQUITY_COLUMNS)
+SELECT_EQUITY = _select("equity_snapshots", codec.EQUITY_COLUMNS) + " ORDER BY time, id"
+
+# state: a JSON payload under (namespace, key)
+UPSERT_STATE = (
+    "INSERT INTO state (namespace, key, payload, updated_at) "
+    "VALUES (?, ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) "
+    "ON CONFLICT (namespace, key) DO UPDATE SET "
+    "payload = excluded.payload, updated_at = excluded.updated_at"
+)
+SELECT_STATE = "SELECT key, payload FROM state WHERE namespace = ? ORDER BY key"
+DELETE_STATE = "DELETE FROM state WHERE namespace = ? AND key = ?"
+
+
+def state_rows(state: Iterable[StateWrite]) -> list[Row]:
+    """The parameters of UPSERT_STATE for each entry, its payload encoded as JSON."""
+    return [(namespace, key, codec.encode_json(payload)) for namespace, key, payload in state]
