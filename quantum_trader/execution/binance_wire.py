@@ -340,9 +340,7 @@ def pick_triggered_trades(payload: Any, side: OrderSide, trigger_ms: int) -> lis
     """The userTrades rows of the one order, on `side`, that traded first at or after
     `trigger_ms` (a triggered stop whose actual order id Binance did not report)."""
     rows = [r for r in as_list(payload, "userTrades") if r.get("side") == side.value]
-    by_order: dict[str, list[Any]] = {}
-    for row in rows:
-        by_order.setdefault(str(field(row, "orderId", "userTrades")), []).append(row)
+    by_order = trades_by_order(rows, "userTrades")
     if not by_order:
         return []
 
@@ -351,6 +349,14 @@ def pick_triggered_trades(payload: Any, side: OrderSide, trigger_ms: int) -> lis
         return first < trigger_ms, abs(first - trigger_ms)
 
     return min(by_order.values(), key=start)
+
+
+def trades_by_order(rows: Sequence[Any], what: str) -> dict[str, list[Any]]:
+    """userTrades rows grouped by their Binance order id, in the order listed."""
+    by_order: dict[str, list[Any]] = {}
+    for row in rows:
+        by_order.setdefault(str(field(row, "orderId", what)), []).append(row)
+    return by_order
 
 
 def _flag(value: Any) -> bool:

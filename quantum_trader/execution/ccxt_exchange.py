@@ -60,6 +60,7 @@ from quantum_trader.errors import (
 )
 from quantum_trader.execution import binance_fills as trades
 from quantum_trader.execution import binance_wire as wire
+from quantum_trader.execution.binance_account_trades import TRADES_PAGE, account_trades
 from quantum_trader.execution.binance_brackets import BracketAnswer, parse_brackets
 from quantum_trader.execution.binance_client import (
     BinanceRest,
@@ -82,8 +83,6 @@ DEFAULT_RETRY_DELAYS_S = (0.5, 2.0)
 KLINES_MAX_LIMIT = 1500
 FUNDING_MAX_LIMIT = 1000
 TRIGGER_SLACK_MS = 5_000
-TRADES_PAGE = 1_000  # GET /fapi/v1/userTrades: default 500, at most 1,000
-TRADES_PAGES = 5  # the account's trades in a window: at most 5,000 read (weight 5 a page)
 INCOME_PAGE = 1_000  # GET /fapi/v1/income: default 100, at most 1,000
 INCOME_KEPT = timedelta(days=90)  # "only contains data for the last three months"
 NOT_FOUND = frozenset({-2013, -2011})  # "Order does not exist", "Unknown order sent"
@@ -543,54 +542,19 @@ class CcxtExchange:
         """GET /fapi/v1/userTrades in the window (weight 5 a page): each order's trades under
         `order-<its Binance order id>`. Rows of another symbol are left out, said once."""
         market_id = await self._market_id(symbol, Operation.ACCOUNT)
-        rows = await self._account_trades(symbol, market_id, ms_from_utc(start), ms_from_utc(end))
+        start_ms, end_ms = ms_from_utc(start), ms_from_utc(end)
+        rows = await account_trades(self._trades, symbol, market_id, start_ms, end_ms)
         what = f"userTrades {symbol}"
         own = [r for r in rows if str(wire.field(r, "symbol", what)) == market_id]
         if len(own) < len(rows):
             log.warning("account_trades_other_symbol", symbol=symbol, rows=len(rows) - len(own))
-        by_order: dict[str, list[Any]] = {}
-        for row in own:
-            by_order.setdefault(str(wire.field(row, "orderId", what)), []).append(row)
+        by_order = wire.trades_by_order(own, what)
         fills = [
             f
             for oid, of in by_order.items()
             for f in await self._fills_of(of, symbol, f"order-{oid}")
         ]
         return sorted(fills, key=lambda fill: fill.time)
-
-    async def _account_trades(
-        self, symbol: str, market_id: str, start_ms: int, end_ms: int
-    ) -> list[Any]:
-        """Every userTrades row from `start_ms` to `end_ms`. A full page is read on from its
-        last trade id (`fromId`, which Binance takes only without a time) until a page ends
-        or passes `end_ms`; and, as Binance does not say which end of a crowded window a page
-        holds, one read up to its first trade's time must list no trade older than it. More
-        than TRADES_PAGES pages, or trades left out: MarketDataError (booked at the mark)."""
-        what = f"userTrades {symbol}"
-        window = {"symbol": market_id, "startTime": start_ms, "endTime": end_ms}
-        page = list(wire.as_list(await self._trades(window), what))
-        rows = list(page)
-        if len(page) >= TRADES_PAGE:
-            first = min(wire.int_field(r, "id", what) for r in page)
-            first_ms = min(wire.int_field(r, "time", what) for r in page)
-            before = {**window, "endTime": first_ms}
-            older = wire.as_list(await self._trades(before), what)
-            if any(wire.int_field(r, "id", what) < first for r in older):
-                raise MarketDataError(f"{what}: the page left out older trades in the window")
-        for _ in range(TRADES_PAGES - 1):
-            if len(page) < TRADES_PAGE:
-                return rows
-            last = max(wire.int_field(r, "id", what) for r in page)
-            after = {"symbol": market_id, "fromId": last + 1}
-            page = list(wire.as_list(await self._trades(after), what))
-            inside = [r for r in page if wire.int_field(r, "time", what) <= end_ms]
-            rows += inside
-            if len(inside) < len(page):
-                return rows
-        if len(page) < TRADES_PAGE:
-            return rows
-        more = f"more than {TRADES_PAGE * TRADES_PAGES} trades in the window"
-        raise MarketDataError(f"{what}: {more}")
 
     async def _fills_of(self, payload: Any, symbol: str, client_order_id: str) -> list[Fill]:
         """The order's fills, a commission in BNB valued in USDT (fee_prices.py)."""
