@@ -91,8 +91,8 @@ class Carrier:
     async def carry_out(self, result: Plan, now: datetime, context: Context) -> None:
         """Persist the plan's bookings, then send its orders (each may change the books)."""
         # A position closed by a trade of this plan is deleted with its trade's row, once its
-        # fees and funding are read: a crash between the two would lose the trade. The orders
-        # on its symbol are settled in the books only after that row (see `_save_records`).
+        # fees and funding are read: a crash between the two would lose the trade. Its
+        # symbol's orders are saved after that row (`_save_records`).
         closing = {d.position.symbol for d in result.trades} - result.book.positions.keys()
         await self._save_records([r for r in result.records if r[0].symbol not in closing])
         await self._persist_positions(self.book.positions, result.book.positions, closing)
@@ -124,15 +124,11 @@ class Carrier:
         await self.act(result.actions, now, context)
 
     async def _save_records(self, records: Sequence[tuple[Order, tuple[Fill, ...]]]) -> None:
-        """Save each order's state and fills, and forget the intents settled.
-
-        Those of a symbol whose position the plan closes are saved after its trade: were
-        they saved first, a stop (or a write refused) between the two would leave the order
-        settled and the position open, and the restart would book the close as one outside
-        the program (MANUAL) — no order of ours left to explain it. Saved after, the restart
-        finds the stop or exit still unsettled, looks it up and books it with its reason. A
-        stop between the trade and these saves leaves an order filled with no position, which
-        the next tick records (`order_settled_unreflected`): nothing is booked twice."""
+        """Save each order's state and fills, and forget the intents settled. A closing
+        symbol's are saved after its trade, so a restart after a stop between the two finds
+        its stop or exit unsettled and books its reason, not MANUAL (one saved first would
+        explain nothing); a stop after the trade leaves an order filled with no position,
+        which the next tick records (`order_settled_unreflected`), booking nothing twice."""
         for order, fills in records:
             await self._repository.save_order(order)
             if fills:
