@@ -90,15 +90,11 @@ class Carrier:
 
     async def carry_out(self, result: Plan, now: datetime, context: Context) -> None:
         """Persist the plan's bookings, then send its orders (each may change the books)."""
-        for order, fills in result.records:
-            await self._repository.save_order(order)
-            if fills:
-                await self._repository.record_fills(fills)
-            if not is_unsettled(order):
-                await self._desk.forget(order.client_order_id)
         # A position closed by a trade of this plan is deleted with its trade's row, once its
-        # fees and funding are read: a crash between the two would lose the trade.
+        # fees and funding are read: a crash between the two would lose the trade. Its
+        # symbol's orders are saved after that row (`_save_records`).
         closing = {d.position.symbol for d in result.trades} - result.book.positions.keys()
+        await self._save_records([r for r in result.records if r[0].symbol not in closing])
         await self._persist_positions(self.book.positions, result.book.positions, closing)
         for fees in result.amendments:  # before their orders are forgotten: see `amend`
             await self._fees.amend(fees, now)
@@ -108,6 +104,7 @@ class Carrier:
         for i, draft in enumerate(result.trades):
             symbol = draft.position.symbol
             await self._book_trade(draft, now, closes=symbol in closing and last[symbol] == i)
+        await self._save_records([r for r in result.records if r[0].symbol in closing])
         if result.events:
             await self._repository.record_position_events(result.events)
         for event in result.events:
@@ -125,6 +122,19 @@ class Carrier:
             if note.event in ALERTED_NOTES:
                 self._alert(now, note.symbol, note.event, note.detail)
         await self.act(result.actions, now, context)
+
+    async def _save_records(self, records: Sequence[tuple[Order, tuple[Fill, ...]]]) -> None:
+        """Save each order's state and fills, and forget the intents settled. A closing
+        symbol's are saved after its trade, so a restart after a stop between the two finds
+        its stop or exit unsettled and books its reason, not MANUAL (one saved first would
+        explain nothing); a stop after the trade leaves an order filled with no position,
+        which the next tick records (`order_settled_unreflected`), booking nothing twice."""
+        for order, fills in records:
+            await self._repository.save_order(order)
+            if fills:
+                await self._repository.record_fills(fills)
+            if not is_unsettled(order):
+                await self._desk.forget(order.client_order_id)
 
     async def keep_positions(self, positions: Mapping[str, Position]) -> None:
         """Book `positions` (the book's symbols, some with new figures) as a plan that only

@@ -40,6 +40,7 @@ from quantum_trader.keeper.book import Book, EntryPlan, Intent, is_unsettled
 from quantum_trader.keeper.carry import Carrier
 from quantum_trader.keeper.checks import ProtectionChecks
 from quantum_trader.keeper.external import read_account_fills, unread_external_exits
+from quantum_trader.keeper.external_saved import ExternalBooked
 from quantum_trader.keeper.fee_carry import read_fills
 from quantum_trader.keeper.fees import fee_reads
 from quantum_trader.keeper.ids import ClientOrderIds, Purpose, is_ours
@@ -47,7 +48,6 @@ from quantum_trader.keeper.orders import INTENTS
 from quantum_trader.keeper.plan import (
     Context,
     Observation,
-    Plan,
     lookups_needed,
     orders_to_read_fills,
     plan,
@@ -83,6 +83,7 @@ class PositionKeeper:
         streams: ExchangeStreams | None = None,
         admits: Callable[[OrderRequest], bool] = lambda request: True,
         conditions: ConditionsFn = lambda: (False, {}),
+        external: ExternalBooked | None = None,
     ) -> None:
         self._exchange = exchange
         self._rules = rules
@@ -102,7 +103,8 @@ class PositionKeeper:
             for defensive in (False, True)
         }
         self._filled_known: frozenset[str] = frozenset()  # see keeper/recheck.py
-        self._external_booked: dict[str, frozenset[str]] = {}  # see keeper/external.py
+        # The account's trades booked for reductions by hand (keeper/external_saved.py).
+        self._external = ExternalBooked(repository) if external is None else external
         self._checks = ProtectionChecks()  # a cache of a pure function: plans do not change
         self.wake = asyncio.Event()  # set when a tick is wanted before the next interval
         self._carrier = Carrier(
@@ -142,6 +144,7 @@ class PositionKeeper:
         }
         working = {o.client_order_id: o for o in ours if not is_unsettled(o)}
         fees_unread = await fees_saved.restored(repository)
+        external = await ExternalBooked.restored(repository, positions)
         saved = (await repository.load_state(RUN_STATE[0])).get(RUN_STATE[1], {})
         run = int(saved.get("n", 0)) + 1
         await repository.save_state(*RUN_STATE, {"n": run})
@@ -157,6 +160,7 @@ class PositionKeeper:
             streams=streams,
             admits=admits,
             conditions=conditions,
+            external=external,
         )
 
     # -- what everyone reads ---------------------------------------------------------------------
@@ -267,24 +271,14 @@ class PositionKeeper:
             return
         external = unread_external_exits(result, seen)
         if external:  # booked from the account's own trades (keeper/external.py)
-            positions, at, booked = book.positions, self._reconciled_at, self._external_booked
+            positions, at, booked = book.positions, self._reconciled_at, self._external.by_symbol
             seen = await read_account_fills(
                 self._exchange, seen, positions, external, at, now, booked
             )
             result = plan(book, seen, now, context, self._checks)
         await self._carrier.carry_out(result, now, context)
-        self._remember_external(result)
+        await self._external.remember(result.external_trades, self._carrier.book.positions)
         self._reconciled_at = now
-
-    def _remember_external(self, result: Plan) -> None:
-        """The account's trades booked for each symbol still held, never taken again (a symbol
-        no longer held forgets them)."""
-        held = self._carrier.book.positions
-        booked = self._external_booked
-        for symbol, ids in result.external_trades.items():
-            booked[symbol] = booked.get(symbol, frozenset()) | ids
-        for symbol in [s for s in booked if s not in held]:
-            del booked[symbol]
 
     async def _snapshot(self, now: datetime, *, rest: bool) -> ExchangeSnapshot:
         streams = self._streams

@@ -301,3 +301,27 @@ async def test_only_the_trades_booked_before_are_left_out_of_the_next_read() -> 
     )
     assert listed in read.account_fills[BTC]
     assert booked not in read.account_fills[BTC]
+
+
+async def test_a_trade_booked_before_a_restart_is_not_booked_again_after_it() -> None:
+    """As above, with the daemon restarted between the two reductions: the window then reaches
+    back to the position's opening, and the 0.6 booked before the restart is still left out
+    (saved in the repository's state, keeper/external_saved.py), so the 0.9 is booked at the
+    mark, not at the 0.3 listed and the 0.6 booked already."""
+    harness = await Harness.start()
+    await opened(harness)
+    harness.exchange.move(BTC, Decimal(101))
+    await by_hand(harness, "web_reduced_9", OrderSide.SELL, Decimal("0.6"))
+    await harness.tick()
+    assert harness.keeper.positions[BTC].quantity > 0
+    await harness.restart()
+    harness.exchange.move(BTC, Decimal("100.5"))
+    await by_hand(harness, "web_reduced_10", OrderSide.SELL, Decimal("0.3"))
+    await by_hand(harness, "web_reduced_11", OrderSide.SELL, Decimal("0.6"))
+    lagging = harness.exchange.fills.pop("web_reduced_11")  # not listed yet
+    harness.exchange.move(BTC, Decimal(99))
+    with capture_logs() as logs:
+        await harness.tick()
+    harness.exchange.fills["web_reduced_11"] = lagging
+
+    assert "booked at the mark 99 (the account's trades do not add up to 0.900)" in noted(logs)

@@ -1,0 +1,91 @@
+"""The account's trades already booked for positions reduced outside the program
+(keeper/external.py), remembered across restarts.
+
+A reduction with no order of ours is booked at the newest account trades that add up to it,
+leaving out those an earlier tick booked (`Plan.external_trades`). The read's window reaches
+back before that tick — after a restart to the position's opening — so without this memory a
+later reduction whose own trades Binance does not list yet could be booked at the older ones
+(their price and fee, once more). The keeper alone writes it: in the repository's state
+(namespace `EXTERNAL_BOOKED`, by symbol, `{"trade_ids": [...]}`), each symbol's entry saved
+when a tick books trades for it and deleted once its position is gone. An entry that cannot
+be read back (edited by hand, written by a run that saved something else) is said once, with
+what was saved, and dropped: the keeper starts all the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from typing import Any
+
+from quantum_trader.log import get_logger
+from quantum_trader.ports import Repository
+
+log = get_logger("keeper")
+EXTERNAL_BOOKED = "external_booked"
+
+
+class ExternalBooked:
+    """By symbol, the ids of the account's trades booked for its position (held only)."""
+
+    def __init__(
+        self, repository: Repository, booked: Mapping[str, frozenset[str]] | None = None
+    ) -> None:
+        self._repository = repository
+        self._booked: dict[str, frozenset[str]] = dict(booked or {})
+
+    @classmethod
+    async def restored(cls, repository: Repository, held: Collection[str]) -> ExternalBooked:
+        """As the last run saved them, for the symbols `held` (an entry of a position gone
+        while the daemon was stopped, or before its deletion was written, is deleted)."""
+        booked = {}
+        for symbol, saved in (await repository.load_state(EXTERNAL_BOOKED)).items():
+            if symbol not in held:
+                await repository.delete_state(EXTERNAL_BOOKED, symbol)
+                continue
+            try:
+                booked[symbol] = _trade_ids(saved)
+            except (KeyError, TypeError) as error:
+                await _dropped(repository, symbol, saved, repr(error))
+        return cls(repository, booked)
+
+    @property
+    def by_symbol(self) -> Mapping[str, frozenset[str]]:
+        return self._booked
+
+    async def remember(
+        self, booked_now: Mapping[str, frozenset[str]], held: Collection[str]
+    ) -> None:
+        """Add the trades a tick booked (`Plan.external_trades`) for each symbol still `held`;
+        forget every symbol no longer held. Each change is saved."""
+        booked = self._booked
+        for symbol in sorted(booked_now.keys() & set(held)):
+            ids = booked.get(symbol, frozenset()) | booked_now[symbol]
+            if ids != booked.get(symbol):
+                await self._repository.save_state(
+                    EXTERNAL_BOOKED, symbol, {"trade_ids": sorted(ids)}
+                )
+                booked[symbol] = ids
+        for symbol in sorted(booked.keys() - set(held)):
+            await self._repository.delete_state(EXTERNAL_BOOKED, symbol)
+            del booked[symbol]
+
+
+def _trade_ids(saved: Mapping[str, Any]) -> frozenset[str]:
+    ids = saved["trade_ids"]
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        raise TypeError(f"trade_ids is not a list of trade ids: {ids!r}")
+    return frozenset(ids)
+
+
+async def _dropped(repository: Repository, symbol: str, saved: Any, why: str) -> None:
+    log.warning(
+        "external_booked_unreadable",
+        symbol=symbol,
+        saved=saved,
+        detail=(
+            f"the account's trades booked for the position cannot be read again ({why}): "
+            "they are no longer left out, so a reduction by hand whose own trades are not "
+            "listed yet may be booked at them; the entry is dropped"
+        ),
+    )
+    await repository.delete_state(EXTERNAL_BOOKED, symbol)

@@ -1,0 +1,104 @@
+"""The account's trades booked for a position reduced by hand are remembered across restarts
+in the repository's state (keeper/external_saved.py): on a real SQLite file, forgotten with
+the position, and an entry that cannot be read back is said once and dropped, the keeper
+starting all the same."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from model_exchange import ModelExchange
+from structlog.testing import capture_logs
+from test_keeper_booking_one_write import keeper_on
+from test_keeper_properties import PRICES, RULES, T0, TICK, sized
+
+from quantum_trader.domain import OrderKind, OrderRequest, OrderSide, Side
+from quantum_trader.keeper.external_saved import EXTERNAL_BOOKED
+from quantum_trader.storage.sqlite import SqliteRepository
+
+BTC = "BTC/USDT:USDT"
+
+
+async def reduce_by_hand(exchange: ModelExchange, name: str, quantity: Decimal) -> str:
+    """A person's reduce-only sell on the exchange's site; its trade id."""
+    request = OrderRequest(name, BTC, OrderSide.SELL, OrderKind.MARKET, quantity, reduce_only=True)
+    await exchange.place_order(request)
+    [fill] = exchange.fills[name]
+    return fill.trade_id
+
+
+async def test_the_trades_booked_survive_a_restart_on_sqlite_and_go_with_the_position(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "quantum_trader.db"
+    exchange = ModelExchange(RULES, dict(PRICES), T0)
+    now = exchange.now = T0 + TICK
+    repository = await SqliteRepository.open(path)
+    try:
+        keeper = await keeper_on(exchange, repository, T0)
+        await keeper.enter(sized(BTC, Side.LONG, exchange.marks[BTC]), now)
+        first = await reduce_by_hand(exchange, "web_part", Decimal("0.6"))
+        now = exchange.now = now + TICK
+        await keeper.tick(now)
+        saved = await repository.load_state(EXTERNAL_BOOKED)
+        assert saved == {BTC: {"trade_ids": [first]}}
+    finally:
+        await repository.close()
+
+    repository = await SqliteRepository.open(path)
+    try:
+        keeper = await keeper_on(exchange, repository, now)
+        assert keeper.positions[BTC].quantity > 0
+        rest = keeper.positions[BTC].quantity
+        await reduce_by_hand(exchange, "web_rest", rest)
+        now = exchange.now = now + TICK
+        await keeper.tick(now)
+        assert BTC not in keeper.positions
+        assert await repository.load_state(EXTERNAL_BOOKED) == {}
+    finally:
+        await repository.close()
+
+
+@pytest.mark.parametrize(
+    "saved",
+    [{"trade_ids": "t-1"}, {"trade_ids": [1, 2]}, {"ids": ["t-1"]}],
+    ids=["not a list", "not strings", "no trade ids"],
+)
+async def test_an_entry_that_cannot_be_read_back_is_said_once_and_dropped(
+    tmp_path: Path, saved: dict[str, object]
+) -> None:
+    path = tmp_path / "quantum_trader.db"
+    exchange = ModelExchange(RULES, dict(PRICES), T0)
+    now = exchange.now = T0 + TICK
+    repository = await SqliteRepository.open(path)
+    try:
+        keeper = await keeper_on(exchange, repository, T0)
+        await keeper.enter(sized(BTC, Side.LONG, exchange.marks[BTC]), now)
+        await repository.save_state(EXTERNAL_BOOKED, BTC, saved)
+        with capture_logs() as logs:
+            keeper = await keeper_on(exchange, repository, now)
+        [said] = [e for e in logs if e["event"] == "external_booked_unreadable"]
+        assert (said["symbol"], said["saved"]) == (BTC, saved)
+        assert BTC in keeper.positions
+        assert await repository.load_state(EXTERNAL_BOOKED) == {}
+        now = exchange.now = now + TICK
+        await keeper.tick(now)  # and it ticks as before
+        assert BTC in keeper.positions
+    finally:
+        await repository.close()
+
+
+async def test_an_entry_of_a_position_gone_is_forgotten_at_start(tmp_path: Path) -> None:
+    path = tmp_path / "quantum_trader.db"
+    exchange = ModelExchange(RULES, dict(PRICES), T0)
+    repository = await SqliteRepository.open(path)
+    try:
+        await repository.save_state(EXTERNAL_BOOKED, BTC, {"trade_ids": ["t-1"]})
+        with capture_logs() as logs:
+            await keeper_on(exchange, repository, T0)
+        assert not [e for e in logs if e["event"] == "external_booked_unreadable"]
+        assert await repository.load_state(EXTERNAL_BOOKED) == {}
+    finally:
+        await repository.close()
