@@ -561,15 +561,18 @@ class CcxtExchange:
     async def fetch_force_orders(
         self, symbol: str, start: datetime, end: datetime
     ) -> dict[str, ExitReason]:
-        """GET /fapi/v1/forceOrders in the window, LIQUIDATION then ADL (weight 20 each),
-        under the ids `fetch_account_fills` gives their trades (`order-<Binance order id>`)."""
+        """GET /fapi/v1/forceOrders in the window, LIQUIDATION then ADL (weight 20 each; a
+        failed request is not retried), under the ids `fetch_account_fills` gives their
+        trades (`order-<Binance order id>`)."""
         market_id = await self._market_id(symbol, Operation.ACCOUNT)
         start_ms, end_ms = ms_from_utc(start), ms_from_utc(end)
         found = await force_orders(self._force_orders, symbol, market_id, start_ms, end_ms)
         return {f"order-{oid}": reason for oid, reason in found.items()}
 
     async def _force_orders(self, params: Mapping[str, Any]) -> Any:
-        return await self._read(Operation.ACCOUNT, "fapiPrivateGetForceOrders", params)
+        """Asked once, never retried: it only names a close booked meanwhile as MANUAL, so a
+        failure must not hold the keeper's tick back (keeper/forced.py)."""
+        return await self._rest.call("fapiPrivateGetForceOrders", params, Operation.ACCOUNT)
 
     async def _fills_of(self, payload: Any, symbol: str, client_order_id: str) -> list[Fill]:
         """The order's fills, a commission in BNB valued in USDT (fee_prices.py)."""

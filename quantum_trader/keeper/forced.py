@@ -5,7 +5,8 @@ it (`Exchange.fetch_force_orders`: Binance's GET /fapi/v1/forceOrders, weight 20
 It is read only when a plan books such a close from the account's own trades
 (keeper/external.py, `Plan.external_trades`), on those trades' symbol and around their times,
 and it only names the close: price, fee and quantity are the trades'. A read that fails or an
-answer that cannot be read leaves the close booked MANUAL, as before, with one warning line
+answer that cannot be read — or refused for the API key: the close must not wait for an
+operator — leaves the close booked MANUAL, as before, with one warning line
 (`force_orders_unread`): the booking is never held back for it.
 """
 
@@ -14,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 
 from quantum_trader.domain import ExitReason, Fill
-from quantum_trader.errors import MarketDataError, RetryLater
+from quantum_trader.errors import QuantumTraderError
 from quantum_trader.keeper.external import ACCOUNT_TRADES_SLACK
 from quantum_trader.keeper.plan import Observation
 from quantum_trader.log import get_logger
@@ -54,7 +55,7 @@ async def read_force_orders(
         start, end = min(times) - ACCOUNT_TRADES_SLACK, max(times) + ACCOUNT_TRADES_SLACK
         try:
             forced = await exchange.fetch_force_orders(symbol, start, end)
-        except (RetryLater, MarketDataError) as error:
+        except QuantumTraderError as error:  # whatever it is, the close stays booked MANUAL
             log.warning("force_orders_unread", symbol=symbol, error=str(error), booked="MANUAL")
             continue
         if forced_reason(trade_ids, fills, forced) is not ExitReason.MANUAL:

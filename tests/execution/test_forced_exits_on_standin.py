@@ -10,6 +10,7 @@ from collections.abc import MutableMapping
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from loopback import Fault, LoopbackBinance
 from loopback.fixtures import connect
 from structlog.testing import capture_logs
@@ -83,3 +84,22 @@ async def test_an_unreadable_or_full_forceOrders_answer_books_manual_at_the_trad
         assert (trade.exit_reason, trade.exit_price) == (ExitReason.MANUAL, closed_at)
         assert trade.fees_usdt > trade.quantity * closed_at * TAKER_FEE  # the exit's counted
         assert [e["symbol"] for e in logs if e["event"] == "force_orders_unread"] == [BTC]
+
+
+BUSY = "Internal error; unable to process your request. Please try again."
+REFUSED = "Invalid API-key, IP, or permissions for action."
+
+
+@pytest.mark.parametrize(("status", "code", "msg"), [(503, -1001, BUSY), (401, -2015, REFUSED)])
+async def test_a_failed_forceOrders_request_is_not_retried_and_warns_once(
+    status: int, code: int, msg: str
+) -> None:
+    """Binance answering 503 (an outage) or refusing the key: one request, one warning line,
+    the close booked in the same tick MANUAL at its own trade (was: no read at all, MANUAL)."""
+    fault = Fault("/fapi/v1/forceOrders", method="GET", status=status, code=code, msg=msg)
+    trade, closed_at, logs, server = await force_closed("LIQUIDATION", fault)
+
+    assert (trade.exit_reason, trade.exit_price) == (ExitReason.MANUAL, closed_at)
+    assert server.count("/fapi/v1/forceOrders") == 1
+    said = [e["event"] for e in logs if e["event"] in ("exchange_retry", "force_orders_unread")]
+    assert said == ["force_orders_unread"]
