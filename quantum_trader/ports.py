@@ -18,6 +18,7 @@ from quantum_trader.domain import (
     EquitySnapshot,
     ExchangePosition,
     ExchangeSnapshot,
+    ExitReason,
     Fill,
     MarketRules,
     MarketSnapshot,
@@ -86,6 +87,15 @@ class Exchange(Protocol):
         sent its order, oldest first; `client_order_id` is the order's id as the exchange
         lists it (Binance's userTrades carry its order id, not the client's). Raises
         RetryLater or MarketDataError when they cannot all be read."""
+        ...
+
+    async def fetch_force_orders(
+        self, symbol: str, start: datetime, end: datetime
+    ) -> dict[str, ExitReason]:
+        """The orders the exchange itself sent on `symbol` from `start` to `end` (at most 7
+        days back) to close the account's position: each order's id, as `fetch_account_fills`
+        lists it, to LIQUIDATION or ADL. Raises RetryLater or MarketDataError when they cannot
+        all be read."""
         ...
 
     async def fetch_funding_paid(self, symbol: str, since: datetime) -> Decimal:

@@ -83,8 +83,10 @@ class ExitReason(StrEnum):
     PARTIAL_TP = "PARTIAL_TP"
     TIME_EXIT = "TIME_EXIT"
     EMERGENCY = "EMERGENCY"
-    MANUAL = "MANUAL"
+    MANUAL = "MANUAL"  # closed outside the program: by hand, or by Binance unnamed
     PROTECTION_FAILED = "PROTECTION_FAILED"
+    LIQUIDATION = "LIQUIDATION"  # closed outside the program by Binance's liquidation
+    ADL = "ADL"  # closed outside the program by Binance's auto-deleveraging
 
 
 class Regime(StrEnum):

@@ -40,6 +40,7 @@ from quantum_trader.domain import (
     ExchangeMode,
     ExchangePosition,
     ExchangeSnapshot,
+    ExitReason,
     Fill,
     FloatArray,
     IntArray,
@@ -69,6 +70,7 @@ from quantum_trader.execution.binance_client import (
     build_rest_client,
     translate_error,
 )
+from quantum_trader.execution.binance_force_orders import force_orders
 from quantum_trader.execution.binance_requests import order_params, to_wire
 from quantum_trader.execution.fee_prices import KLINES_ENDPOINT, CommissionPrices, fills_in_usdt
 from quantum_trader.log import get_logger
@@ -555,6 +557,22 @@ class CcxtExchange:
             for f in await self._fills_of(of, symbol, f"order-{oid}")
         ]
         return sorted(fills, key=lambda fill: fill.time)
+
+    async def fetch_force_orders(
+        self, symbol: str, start: datetime, end: datetime
+    ) -> dict[str, ExitReason]:
+        """GET /fapi/v1/forceOrders in the window, LIQUIDATION then ADL (weight 20 each; a
+        failed request is not retried), under the ids `fetch_account_fills` gives their
+        trades (`order-<Binance order id>`)."""
+        market_id = await self._market_id(symbol, Operation.ACCOUNT)
+        start_ms, end_ms = ms_from_utc(start), ms_from_utc(end)
+        found = await force_orders(self._force_orders, symbol, market_id, start_ms, end_ms)
+        return {f"order-{oid}": reason for oid, reason in found.items()}
+
+    async def _force_orders(self, params: Mapping[str, Any]) -> Any:
+        """Asked once, never retried: it only names a close booked meanwhile as MANUAL, so a
+        failure must not hold the keeper's tick back (keeper/forced.py)."""
+        return await self._rest.call("fapiPrivateGetForceOrders", params, Operation.ACCOUNT)
 
     async def _fills_of(self, payload: Any, symbol: str, client_order_id: str) -> list[Fill]:
         """The order's fills, a commission in BNB valued in USDT (fee_prices.py)."""

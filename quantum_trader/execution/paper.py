@@ -24,6 +24,7 @@ from quantum_trader.domain import (
     Bars,
     ExchangePosition,
     ExchangeSnapshot,
+    ExitReason,
     Fill,
     MarketRules,
     Order,
@@ -256,6 +257,12 @@ class PaperExchange:
             if fill.symbol == symbol and start <= fill.time <= end
         ]
         return sorted(fills, key=lambda fill: fill.time)
+
+    async def fetch_force_orders(
+        self, symbol: str, start: datetime, end: datetime
+    ) -> dict[str, ExitReason]:
+        """None: the paper exchange neither liquidates nor deleverages."""
+        return {}
 
     async def fetch_funding_paid(self, symbol: str, since: datetime) -> Decimal:
         """Funding paid on `symbol` at settlements since `since` (negative = received)."""

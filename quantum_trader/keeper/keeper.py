@@ -43,6 +43,7 @@ from quantum_trader.keeper.external import read_account_fills, unread_external_e
 from quantum_trader.keeper.external_saved import ExternalBooked
 from quantum_trader.keeper.fee_carry import read_fills
 from quantum_trader.keeper.fees import fee_reads
+from quantum_trader.keeper.forced import read_force_orders
 from quantum_trader.keeper.ids import ClientOrderIds, Purpose, is_ours
 from quantum_trader.keeper.orders import INTENTS
 from quantum_trader.keeper.plan import (
@@ -276,6 +277,9 @@ class PositionKeeper:
                 self._exchange, seen, positions, external, at, now, booked
             )
             result = plan(book, seen, now, context, self._checks)
+            named = await read_force_orders(self._exchange, seen, result.external_trades)
+            if named is not None:  # a liquidation or ADL (keeper/forced.py)
+                result = plan(book, named, now, context, self._checks)
         await self._carrier.carry_out(result, now, context)
         await self._external.remember(result.external_trades, self._carrier.book.positions)
         self._reconciled_at = now

@@ -39,6 +39,7 @@ from decimal import Decimal
 
 from quantum_trader.domain import (
     ExchangeSnapshot,
+    ExitReason,
     Fill,
     MarketRules,
     Order,
@@ -67,7 +68,9 @@ class Observation:
     (an order that ended is then booked from its state, its fee read later: keeper/fees.py);
     `account_fills`: the account's trades on a symbol whose position a first plan found
     reduced with no order of ours to explain it, by symbol (keeper/external.py);
-    `account_unread`: such symbols whose trades could not be read.
+    `account_unread`: such symbols whose trades could not be read;
+    `force_orders`: by symbol, the exchange's own orders (order id → LIQUIDATION or ADL) near
+    the account's trades a first plan booked such a reduction at (keeper/forced.py).
     """
 
     snapshot: ExchangeSnapshot
@@ -78,6 +81,7 @@ class Observation:
     fills_unread: frozenset[str] = frozenset()
     account_fills: Mapping[str, Sequence[Fill]] = field(default_factory=dict)
     account_unread: frozenset[str] = frozenset()
+    force_orders: Mapping[str, Mapping[str, ExitReason]] = field(default_factory=dict)
 
 
 @record

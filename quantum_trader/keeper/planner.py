@@ -38,6 +38,7 @@ from quantum_trader.keeper.external import (
 )
 from quantum_trader.keeper.fees import remembered, settle_fees
 from quantum_trader.keeper.firing import trigger_times
+from quantum_trader.keeper.forced import forced_reason
 from quantum_trader.keeper.ids import Purpose, is_ours
 from quantum_trader.keeper.manage import manage
 from quantum_trader.keeper.plan import (
@@ -298,10 +299,14 @@ class Planner(OrderSettling):
         now holds on the other side (a flip)."""
         quantity = position.quantity - target
         found, why = self._account_execution(position, quantity, opened)
+        reason = ExitReason.MANUAL
         if found is not None:
             price, fee = found.price, found.fee_usdt
             self.external_trades[position.symbol] = found.trade_ids
             how = f"the price of the account's {found.trades} trade(s) {price}, fee {fee}"
+            reason = self._forced(position.symbol, found.trade_ids)
+            if reason is not ExitReason.MANUAL:
+                how += f"; the exchange's own {reason} order (keeper/forced.py)"
         else:
             mark = self.observation.marks.get(position.symbol)
             price, fee = mark or position.stop_price, ZERO
@@ -311,11 +316,17 @@ class Planner(OrderSettling):
             f"explain it; booked at {how}"
         )
         self.notes.append(Note("position_closed_externally", position.symbol, detail, True))
-        booked = reduced(position, quantity, price, fee, ExitReason.MANUAL, self.now)
+        booked = reduced(position, quantity, price, fee, reason, self.now)
         if isinstance(booked, TradeDraft):
             self._closed(booked)
             return None
         return booked
+
+    def _forced(self, symbol: str, trade_ids: frozenset[str]) -> ExitReason:
+        """LIQUIDATION or ADL when the exchange's own orders made those trades, else MANUAL."""
+        seen = self.observation
+        forced = seen.force_orders.get(symbol, {})
+        return forced_reason(trade_ids, seen.account_fills.get(symbol, ()), forced)
 
     def _account_execution(
         self, position: Position, quantity: Decimal, opened: Decimal

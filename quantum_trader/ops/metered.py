@@ -14,6 +14,7 @@ from typing import TypeVar
 from quantum_trader.domain import (
     Balance,
     ExchangePosition,
+    ExitReason,
     Fill,
     MarketRules,
     Order,
@@ -96,6 +97,12 @@ class MeteredExchange:
     async def fetch_account_fills(self, symbol: str, start: datetime, end: datetime) -> list[Fill]:
         """Read only for a position reduced with no order of ours (keeper/external.py)."""
         return await self._count_errors(lambda: self._inner.fetch_account_fills(symbol, start, end))
+
+    async def fetch_force_orders(
+        self, symbol: str, start: datetime, end: datetime
+    ) -> dict[str, ExitReason]:
+        """Read only for a close outside the program booked from the account's trades."""
+        return await self._count_errors(lambda: self._inner.fetch_force_orders(symbol, start, end))
 
     async def fetch_funding_paid(self, symbol: str, since: datetime) -> Decimal:
         return await self._count_errors(lambda: self._inner.fetch_funding_paid(symbol, since))

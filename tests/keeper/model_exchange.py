@@ -16,11 +16,15 @@ failing (`fills_unreadable`: that many, whatever else can be read) or answered i
 adapter cannot read (`fills_malformed`: that many; MarketDataError, as the ccxt adapter raises
 for a userTrades row with a commission "NaN" or a field missing) or listing none of the order's
 trades yet (`fills_unlisted`: that many), the next reads of the account's trades on a symbol
-failing (`account_fills_unreadable`: that many). As Binance does (-2021),
+failing (`account_fills_unreadable`: that many), the next reads of its force orders failing
+(`force_orders_unreadable`) or answered in a shape the adapter cannot read
+(`force_orders_malformed`). A test liquidates or deleverages a position (`force_close`: the
+whole of it, by an order not ours that `fetch_force_orders` lists). As Binance does (-2021),
 it refuses a conditional order whose trigger the mark has already reached; with
 `answers_without_fees`, as Binance's do, its orders carry no commission (only their fills do).
 It keeps a log of every order request it received, so a test can count entries, and of every
-read of an order's fills (`fills_asked`) and of the account's trades (`account_fills_asked`).
+read of an order's fills (`fills_asked`), of the account's trades (`account_fills_asked`) and
+of its force orders (`force_orders_asked`).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from quantum_trader.domain import (
     ZERO,
     Balance,
     ExchangePosition,
+    ExitReason,
     Fill,
     MarketRules,
     Order,
@@ -74,6 +79,10 @@ class ModelExchange:
     fills_unlisted: int = 0
     account_fills_unreadable: int = 0
     account_fills_asked: list[tuple[str, datetime, datetime]] = field(default_factory=list)
+    forced: dict[str, tuple[str, ExitReason, datetime]] = field(default_factory=dict)
+    force_orders_unreadable: int = 0
+    force_orders_malformed: int = 0
+    force_orders_asked: list[tuple[str, datetime, datetime]] = field(default_factory=list)
     answers_without_fees: bool = False
     fills_asked: list[str] = field(default_factory=list)
     # Set: a funding read waits on it (a process that dies while the read is in flight).
@@ -139,6 +148,23 @@ class ModelExchange:
             raise RetryLater("account trades read failed (loopback model)")
         fills = [f for by in self.fills.values() for f in by if f.symbol == symbol]
         return sorted((f for f in fills if start <= f.time <= end), key=lambda f: f.time)
+
+    async def fetch_force_orders(
+        self, symbol: str, start: datetime, end: datetime
+    ) -> dict[str, ExitReason]:
+        self._read()
+        self.force_orders_asked.append((symbol, start, end))
+        if self.force_orders_unreadable > 0:
+            self.force_orders_unreadable -= 1
+            raise RetryLater("force orders read failed (loopback model)")
+        if self.force_orders_malformed > 0:
+            self.force_orders_malformed -= 1
+            raise MarketDataError(f"forceOrders {symbol}: missing field 'orderId'")
+        return {
+            order_id: reason
+            for order_id, (forced_symbol, reason, at) in self.forced.items()
+            if forced_symbol == symbol and start <= at <= end
+        }
 
     async def fetch_funding_paid(self, symbol: str, since: datetime) -> Decimal:
         self.funding_asked.set()
@@ -281,6 +307,20 @@ class ModelExchange:
     def by_hand(self, symbol: str, side: OrderSide, quantity: Decimal) -> None:
         """A person trades on the account (never through our client ids)."""
         self._apply(symbol, side, quantity, self.marks[symbol])
+
+    def force_close(self, symbol: str, reason: ExitReason) -> str:
+        """The exchange closes the whole position itself (LIQUIDATION or ADL) at the mark, by
+        an order not ours that `fetch_force_orders` lists; its id."""
+        side, quantity, _ = self.held[symbol]
+        prefix = "autoclose" if reason is ExitReason.LIQUIDATION else "adl_autoclose"
+        name = f"{prefix}-{self._id()}"
+        request = OrderRequest(
+            name, symbol, side.exit_order_side, OrderKind.MARKET, quantity, reduce_only=True
+        )
+        order = Order.pending(request, self.now)
+        self._execute(order, quantity, self.marks[symbol], OrderStatus.FILLED)
+        self.forced[name] = (symbol, reason, self.now)
+        return name
 
     def _id(self) -> str:
         self.sequence += 1

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
-from . import payloads
+from . import force_orders, payloads
 from .markets import LoopbackMarket
 from .state import BinanceError, LoopbackState
 
@@ -78,6 +78,28 @@ class Engine:
         self._execute(market, order, executable, fill)
         if params.get("newOrderRespType") == "ACK":
             return {**order, "status": "NEW", "executedQty": "0", "avgPrice": "0"}
+        return order
+
+    def force_close(self, market_id: str, auto_close_type: str) -> dict[str, Any]:
+        """The exchange closes the whole position on `market_id` itself, at the mark: a
+        liquidation (LIQUIDATION: a LIMIT IOC order, as in Binance's example) or an
+        auto-deleveraging (ADL: LIMIT GTC); listed by GET /fapi/v1/forceOrders and its trades
+        by userTrades, as any order's. Returns the order."""
+        s = self.state
+        market = s.markets[market_id]
+        held = s.holding(market_id).amount
+        if held == 0:
+            raise ValueError(f"no position on {market_id} to close")
+        side = "SELL" if held > 0 else "BUY"
+        order_id = s.new_id()
+        client_id = force_orders.client_order_id(auto_close_type, s.now_ms, order_id)
+        params = {"symbol": market_id, "side": side}
+        order = payloads.order_json(order_id, client_id, params, abs(held), s.now_ms)
+        kept = "IOC" if auto_close_type == "LIQUIDATION" else "GTC"
+        price = str(s.mark(market_id))
+        order.update(type="LIMIT", origType="LIMIT", timeInForce=kept, price=price)
+        s.force_orders.append((order, auto_close_type))
+        self._execute(market, order, abs(held), None)
         return order
 
     def _check_position_side(self, params: dict[str, str]) -> None:

@@ -29,6 +29,7 @@ from quantum_trader.ports import Clock
 
 from .engine import Engine
 from .faults import Fault, Outage, RandomFaults
+from .force_orders import force_orders
 from .state import BinanceError, LoopbackState
 from .streams import StreamHub
 from .weights import LoggedRequest, request_weight, weight_by_route, weight_per_minute
@@ -238,6 +239,7 @@ ROUTES: dict[tuple[str, str], Handler] = {
     ("GET", "/fapi/v1/openAlgoOrders"): lambda b, p: b.state.open_algo_orders(p),
     ("GET", "/fapi/v1/userTrades"): lambda b, p: b.state.user_trades(p),
     ("GET", "/fapi/v1/income"): lambda b, p: b.state.income_history(p),
+    ("GET", "/fapi/v1/forceOrders"): lambda b, p: force_orders(b.state, p),
     ("POST", "/fapi/v1/listenKey"): lambda b, p: b.state.create_listen_key(),
     ("PUT", "/fapi/v1/listenKey"): lambda b, p: b.state.keep_alive_listen_key(),
     ("DELETE", "/fapi/v1/listenKey"): lambda b, p: b.state.close_listen_key(),

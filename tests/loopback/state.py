@@ -73,6 +73,8 @@ class LoopbackState:
     orders: dict[str, dict[str, Any]] = field(default_factory=dict)  # by client order id
     algo_orders: dict[str, dict[str, Any]] = field(default_factory=dict)  # by client algo id
     trades: list[dict[str, Any]] = field(default_factory=list)
+    # The exchange's own orders (force_orders.py): each with its autoCloseType.
+    force_orders: list[tuple[dict[str, Any], str]] = field(default_factory=list)
     income: list[dict[str, Any]] = field(default_factory=list)
     marks: dict[str, Decimal] = field(default_factory=dict)  # pinned mark prices
     tickers_24h: list[dict[str, Any]] = field(default_factory=list)  # a recorded answer, as set

@@ -14,6 +14,7 @@ from quantum_trader.clock import ManualClock, utc_from_ms
 
 from . import (
     DEFAULT_MARKETS,
+    BinanceError,
     Engine,
     Fault,
     LoopbackBinance,
@@ -23,7 +24,9 @@ from . import (
     RandomFaults,
     generated_markets,
     random_outages,
+    request_weight,
 )
+from .force_orders import force_orders
 from .state import LISTEN_KEY_VALIDITY_MS, START_MS
 
 BTC_MARKET = DEFAULT_MARKETS[0]
@@ -282,3 +285,37 @@ def test_random_outages_repeat_for_a_seed() -> None:
     assert outages == random_outages(5, paths, START_MS, START_MS + 600_000, count=4)
     assert all(10_000 <= o.end_ms - o.start_ms <= 40_000 for o in outages)
     assert [o.start_ms for o in outages] == sorted(o.start_ms for o in outages)
+
+
+def test_force_orders_are_listed_as_binance_documents() -> None:
+    """A liquidation and an ADL: listed by autoCloseType (neither: both), by the order's time
+    (no startTime: the 7 days before endTime), `limit` at most 100; their trades are listed by
+    userTrades under the order's id, as any order's."""
+    engine, _ = engine_with_events()
+    state = engine.state
+    engine.place_order({"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET",
+                        "quantity": "0.010", "newClientOrderId": "e1"})  # fmt: skip
+    liquidation = engine.force_close("BTCUSDT", "LIQUIDATION")
+    assert state.holding("BTCUSDT").amount == 0
+    assert liquidation["clientOrderId"].startswith("autoclose-")
+    assert (liquidation["status"], liquidation["side"]) == ("FILLED", "SELL")
+    state.now_ms += 8 * 86_400_000
+    engine.place_order({"symbol": "BTCUSDT", "side": "SELL", "type": "MARKET",
+                        "quantity": "0.010", "newClientOrderId": "e2"})  # fmt: skip
+    adl = engine.force_close("BTCUSDT", "ADL")
+    assert adl["clientOrderId"] == "adl_autoclose"
+
+    def ids(**params: str) -> list[int]:
+        return [o["orderId"] for o in force_orders(state, {"symbol": "BTCUSDT", **params})]
+
+    assert ids() == [adl["orderId"]]  # the last 7 days
+    assert ids(startTime="0") == [liquidation["orderId"], adl["orderId"]]
+    assert ids(startTime="0", autoCloseType="ADL") == [adl["orderId"]]
+    assert ids(startTime="0", autoCloseType="LIQUIDATION") == [liquidation["orderId"]]
+    assert ids(startTime="0", limit="1") == [liquidation["orderId"]]
+    with pytest.raises(BinanceError):
+        ids(limit="101")
+    [trade] = [t for t in state.trades if t["orderId"] == liquidation["orderId"]]
+    assert trade["side"] == "SELL"
+    assert request_weight("GET", "/fapi/v1/forceOrders", {"symbol": "BTCUSDT"}) == 20
+    assert request_weight("GET", "/fapi/v1/forceOrders", {}) == 50

@@ -29,6 +29,8 @@ def request_weight(method: str, path: str, params: dict[str, str]) -> int:
         return 1 if "symbol" in params else 10
     if path == "/fapi/v1/openAlgoOrders":
         return 1 if "symbol" in params else 40
+    if path == "/fapi/v1/forceOrders":
+        return 20 if "symbol" in params else 50
     if path == "/fapi/v1/klines":
         limit = int(params.get("limit", 500))
         return 1 if limit < 100 else 2 if limit < 500 else 5 if limit <= 1000 else 10

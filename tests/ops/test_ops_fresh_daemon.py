@@ -32,6 +32,8 @@ CLOSING_REASONS = [
     "EMERGENCY",
     "MANUAL",
     "PROTECTION_FAILED",
+    "LIQUIDATION",
+    "ADL",
 ]
 EXCHANGE_ERRORS = [
     "RetryLater",

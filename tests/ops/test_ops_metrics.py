@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -15,8 +16,9 @@ from loopback import LoopbackBinance
 from loopback.faults import Fault
 
 import quantum_trader
+from quantum_trader.clock import utc_from_ms
 from quantum_trader.domain import OrderKind, OrderRequest, OrderSide
-from quantum_trader.errors import OrderRejected
+from quantum_trader.errors import MarketDataError, OrderRejected
 from quantum_trader.execution.ccxt_exchange import CcxtExchange
 from quantum_trader.ops.known_labels import VERDICTS
 from quantum_trader.ops.metered import MeteredExchange
@@ -115,3 +117,19 @@ def test_every_reason_code_the_code_gives_is_listed_under_a_gate() -> None:
     listed = {reason.value for reasons in VERDICTS.values() for reason in reasons}
     assert len(given) > 40
     assert given <= listed, given - listed
+
+
+async def test_a_force_orders_read_is_metered_and_its_failure_counted(
+    exchange: CcxtExchange, loopback: LoopbackBinance
+) -> None:
+    """Read only for a close booked from the account's trades (keeper/forced.py): two
+    requests of weight 20, and a malformed answer one MarketDataError at the port."""
+    metrics = Metrics()
+    metered = MeteredExchange(exchange, metrics)
+    now = utc_from_ms(loopback.state.now_ms)
+    assert await metered.fetch_force_orders(BTC, now - timedelta(minutes=5), now) == {}
+    assert loopback.weight == 40
+    loopback.inject(Fault(path="/fapi/v1/forceOrders", status=200, body='{"rows": []}'))
+    with pytest.raises(MarketDataError):
+        await metered.fetch_force_orders(BTC, now - timedelta(minutes=5), now)
+    assert sample(metrics, "qt_errors_total", error="MarketDataError", where="exchange") == 1

@@ -26,6 +26,7 @@ from quantum_trader.ops.notify import Notification, NotificationKind, Notifier, 
 from quantum_trader.ops.operator_view import trades_document
 from quantum_trader.ops.quiet import RepeatedWarnings
 from quantum_trader.ops.settings import NotifySettings
+from quantum_trader.report.statistics import group_table, trade_table
 
 T0 = datetime(2025, 9, 8, tzinfo=UTC)
 CHAT = "-1001234"
@@ -205,3 +206,27 @@ def test_the_daemon_keeps_trading_while_its_receivers_are_down(tmp_path: Path) -
     output = daemon.output.read_text() + daemon.stderr
     assert BOT_TOKEN not in output
     assert down not in output
+
+
+def test_a_liquidation_and_an_adl_are_named_wherever_exits_are_read() -> None:
+    """The exit message, `trades --json`, the closed-trade metric and the report's table by
+    exit reason (keeper/forced.py names them; were MANUAL)."""
+    base = ClosedTrade(
+        "BTC/USDT:USDT", Side.LONG, Decimal("0.01"), Decimal(90_000), Decimal(60_000), T0,
+        T0 + timedelta(hours=3), ExitReason.LIQUIDATION, Decimal(-300), Decimal(1), Decimal(0),
+        -1.0, "qt-e-2",
+    )  # fmt: skip
+    trades = [base, dataclasses.replace(base, exit_reason=ExitReason.ADL)]
+    assert exit_(base).text.startswith("EXIT LONG BTC/USDT:USDT (LIQUIDATION) @ 60000")
+    assert exit_(trades[1]).fields["reason"] == "ADL"
+    rows = trades_document(trades, Path("quantum_trader.db"))["trades"]
+    assert [row["exit_reason"] for row in rows] == ["LIQUIDATION", "ADL"]
+    metrics = Metrics()
+    for reason in ("LIQUIDATION", "ADL"):  # exported at 0 before the first
+        labels = {"reason": reason}
+        assert metrics.registry.get_sample_value("qt_trades_closed_total", labels) == 0
+    table = group_table(trade_table(trades), "exit_reason")
+    assert [(row["exit_reason"], row["trades"]) for row in table] == [
+        ("ADL", 1),
+        ("LIQUIDATION", 1),
+    ]

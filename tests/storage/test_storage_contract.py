@@ -15,7 +15,7 @@ import pytest
 import storage_samples as s
 from state_refusals import refuse_state_writes
 
-from quantum_trader.domain import GateName, OrderStatus, ReasonCode
+from quantum_trader.domain import ExitReason, GateName, OrderStatus, ReasonCode
 from quantum_trader.ports import Repository, StateWrite
 from quantum_trader.storage.memory import InMemoryRepository
 from quantum_trader.storage.split import SplitRepository
@@ -171,6 +171,25 @@ async def test_closed_trades_round_trip_sorted_by_close_and_stored_once(repo: Re
     await repo.record_closed_trade(late)
 
     assert await repo.closed_trades() == [early, late]
+
+
+async def test_every_exit_reason_round_trips_the_exchanges_own_closes_too(repo: Repo) -> None:
+    """LIQUIDATION and ADL (keeper/forced.py) beside the reasons stored before them, whose
+    stored text is unchanged: a database written before reads the same."""
+    reasons = list(ExitReason)
+    assert {ExitReason.LIQUIDATION, ExitReason.ADL} <= set(reasons)
+    trades = [
+        replace(s.closed_trade(closed_at=s.at(i), entry_order_id=f"qt-{i}"), exit_reason=reason)
+        for i, reason in enumerate(reasons)
+    ]
+    events = [replace(s.position_event(time=s.at(i)), reason=r) for i, r in enumerate(reasons)]
+    for trade in trades:
+        await repo.record_closed_trade(trade)
+    await repo.record_position_events(events)
+
+    assert await repo.closed_trades() == trades
+    assert [e.reason for e in await repo.position_events()] == reasons
+    assert (ExitReason.MANUAL.value, ExitReason.SL_HIT.value) == ("MANUAL", "SL_HIT")
 
 
 async def test_a_trade_that_closes_its_position_deletes_that_position_alone(repo: Repo) -> None:
