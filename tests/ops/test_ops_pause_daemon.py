@@ -34,6 +34,20 @@ def status_json(daemon: Daemon) -> dict[str, Any]:
     return document
 
 
+def listed_positions(daemon: Daemon) -> list[dict[str, Any]]:
+    """The open positions `positions --json` lists."""
+    done = daemon.cli("positions", "--json")
+    assert done.returncode == 0, done.stderr
+    listed: list[dict[str, Any]] = json.loads(done.stdout)["positions"]
+    return listed
+
+
+def done_lines(daemon: Daemon, request: str) -> list[dict[str, Any]]:
+    """The lines saying the daemon carried out `request` and deleted it."""
+    lines = daemon.logged_so_far("operator_request_done")
+    return [e for e in lines if e["request"] == request]
+
+
 def paused(daemon: Daemon) -> dict[str, Any] | None:
     state = saved_state(daemon, "governor", "state")
     trips = state["trips"] if state else []
@@ -48,8 +62,8 @@ def test_close_all_pauses_across_a_restart_until_resume(tmp_path: Path) -> None:
     try:
         eventually(lambda: first.query("SELECT 1 FROM positions"), 120, "an open position")
         eventually(lambda: (tmp_path / "marks.json").is_file() or None, 30, "marks.json")
-        positions = json.loads(first.cli("positions", "--json").stdout)["positions"]
-        assert positions
+        # At 3,000x a position may close on its own while the command starts: ask again.
+        positions = eventually(lambda: listed_positions(first), 120, "positions listed")
         assert all(p["leverage"] >= 1 for p in positions)
 
         done = first.cli("close-all", "--operator", "desk")
@@ -57,6 +71,9 @@ def test_close_all_pauses_across_a_restart_until_resume(tmp_path: Path) -> None:
         eventually(lambda: paused(first), 60, "the pause close-all sets")
         eventually(lambda: not first.query("SELECT 1 FROM positions"), 60, "flat")
         eventually(lambda: first.query(PAUSED), 60, "an entry refused with OPERATOR_PAUSED")
+        # The request is deleted once carried out, after the flattening, while the cycles go
+        # on refusing entries: wait for the line that says it is done.
+        eventually(lambda: done_lines(first, "close_all"), 60, "close-all done")
         assert first.query("SELECT 1 FROM state WHERE namespace = 'operator'") == []
 
         document = status_json(first)
@@ -64,11 +81,12 @@ def test_close_all_pauses_across_a_restart_until_resume(tmp_path: Path) -> None:
         assert document["trading"]["why"][0].startswith("PAUSED since")
         live = get(status_url(first) + "/status").json()
         assert live["trading"]["paused"]["detail"] == "close-all by desk"
+        # The gauge is set as the pause is seen, just before this notification is sent.
+        eventually(lambda: "operator_paused" in receiver.kinds() or None, 30, "a notification")
         assert "qt_operator_paused 1.0" in get(status_url(first) + "/metrics").body.decode()
         again = first.cli("pause")
         assert again.returncode == 0
         assert "already paused" in again.stdout
-        eventually(lambda: "operator_paused" in receiver.kinds() or None, 30, "a notification")
     finally:
         assert first.stop(signal.SIGTERM) == 0, first.stderr[-2000:]
 
