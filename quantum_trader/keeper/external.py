@@ -13,6 +13,14 @@ failed, trades that do not add up (some older than the window, some not listed y
 that added to the position by hand since it opened (a reopen, a round trip: the reducing trades
 may be the person's own position's), an order of ours on the symbol whose fills are unread and
 so cannot be told apart — books at the mark as before, and the note says why.
+
+A trade the books took a reduction from — an exit of ours (a partial take-profit of a tick
+before lies in the window) or a person's trade booked for an earlier reduction — is never taken
+again: the keeper remembers them while the position is held (`Plan.external_trades`), saved
+under EXTERNAL_TRADES so a restart keeps them. Found by an outside probe (2026-12-03): with
+the person's own trade not listed yet, our partial take-profit of a tick before — or, after a
+restart, the person's earlier trade — added up and was booked again, its price taken for the
+close and its fee counted twice.
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ from quantum_trader.domain import ZERO, Fill, Position
 from quantum_trader.errors import MarketDataError, RetryLater
 from quantum_trader.keeper.plan import Observation, Plan
 from quantum_trader.log import get_logger
-from quantum_trader.ports import Exchange
+from quantum_trader.ports import Exchange, Repository
 from quantum_trader.record import record, replace
 
 log = get_logger("keeper")
@@ -34,6 +42,8 @@ log = get_logger("keeper")
 ACCOUNT_TRADES_SLACK = timedelta(minutes=5)
 # Binance's userTrades: startTime and endTime at most 7 days apart.
 ACCOUNT_TRADES_SPAN = timedelta(days=7) - timedelta(seconds=1)
+# State namespace: by symbol held, the account's trades its reductions were booked from.
+EXTERNAL_TRADES = "keeper_external_trades"
 
 
 @record
@@ -124,9 +134,10 @@ async def read_account_fills(
     """`seen` with the account's trades on `symbols` (each position's window), or with the
     symbols whose trades could not be read (then booked at the mark, as before).
 
-    The trades `booked` on an earlier tick (`Plan.external_trades`) are left out: the window
-    reaches back before that tick, and a reduction whose own trades Binance does not list yet
-    must not be booked again at them (at the mark instead: its trades do not add up)."""
+    The trades `booked` on an earlier tick (`Plan.external_trades`: our exits', and those of
+    reductions with no order of ours) are left out: the window reaches back before that tick,
+    and a reduction whose own trades Binance does not list yet must not be booked at them (at
+    the mark instead: its trades do not add up)."""
     fills, unread = dict(seen.account_fills), set(seen.account_unread)
     for symbol in symbols:
         start, end = account_trades_window(positions[symbol], reconciled_at, now)
@@ -139,3 +150,36 @@ async def read_account_fills(
         before = booked.get(symbol, frozenset())
         fills[symbol] = [f for f in read if f.trade_id not in before]
     return replace(seen, account_fills=fills, account_unread=frozenset(unread))
+
+
+def with_trades(
+    took: Mapping[str, frozenset[str]], more: Mapping[str, frozenset[str]]
+) -> dict[str, frozenset[str]]:
+    """`took` with the trade ids of `more` added, by symbol."""
+    return {s: took.get(s, frozenset()) | more.get(s, frozenset()) for s in {*took, *more}}
+
+
+async def restored_trades(
+    repository: Repository, held: Collection[str]
+) -> dict[str, frozenset[str]]:
+    """The trades the positions `held` were reduced by, as the last run saved them."""
+    saved = await repository.load_state(EXTERNAL_TRADES)
+    return {s: frozenset(map(str, p["trade_ids"])) for s, p in saved.items() if s in held}
+
+
+async def remember_trades(
+    repository: Repository,
+    remembered: dict[str, frozenset[str]],
+    booked: Mapping[str, frozenset[str]],
+    held: Collection[str],
+) -> None:
+    """Add the trades `booked` this tick to `remembered` and save them; forget (and delete)
+    those of symbols no longer `held`."""
+    remembered.update(with_trades(remembered, booked))
+    for symbol in booked:
+        if symbol in held:
+            trade_ids = sorted(remembered[symbol])
+            await repository.save_state(EXTERNAL_TRADES, symbol, {"trade_ids": trade_ids})
+    for symbol in [s for s in remembered if s not in held]:
+        del remembered[symbol]
+        await repository.delete_state(EXTERNAL_TRADES, symbol)

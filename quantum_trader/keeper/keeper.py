@@ -39,7 +39,12 @@ from quantum_trader.keeper.alerts import AlertListener
 from quantum_trader.keeper.book import Book, EntryPlan, Intent, is_unsettled
 from quantum_trader.keeper.carry import Carrier
 from quantum_trader.keeper.checks import ProtectionChecks
-from quantum_trader.keeper.external import read_account_fills, unread_external_exits
+from quantum_trader.keeper.external import (
+    read_account_fills,
+    remember_trades,
+    restored_trades,
+    unread_external_exits,
+)
 from quantum_trader.keeper.fee_carry import read_fills
 from quantum_trader.keeper.fees import fee_reads
 from quantum_trader.keeper.ids import ClientOrderIds, Purpose, is_ours
@@ -47,7 +52,6 @@ from quantum_trader.keeper.orders import INTENTS
 from quantum_trader.keeper.plan import (
     Context,
     Observation,
-    Plan,
     lookups_needed,
     orders_to_read_fills,
     plan,
@@ -83,8 +87,10 @@ class PositionKeeper:
         streams: ExchangeStreams | None = None,
         admits: Callable[[OrderRequest], bool] = lambda request: True,
         conditions: ConditionsFn = lambda: (False, {}),
+        external_booked: Mapping[str, frozenset[str]] | None = None,
     ) -> None:
         self._exchange = exchange
+        self._repository = repository
         self._rules = rules
         self._settings = settings
         self._monitor = monitor
@@ -102,7 +108,7 @@ class PositionKeeper:
             for defensive in (False, True)
         }
         self._filled_known: frozenset[str] = frozenset()  # see keeper/recheck.py
-        self._external_booked: dict[str, frozenset[str]] = {}  # see keeper/external.py
+        self._external_booked = dict(external_booked or {})  # see keeper/external.py
         self._checks = ProtectionChecks()  # a cache of a pure function: plans do not change
         self.wake = asyncio.Event()  # set when a tick is wanted before the next interval
         self._carrier = Carrier(
@@ -131,7 +137,8 @@ class PositionKeeper:
         conditions: ConditionsFn = lambda: (False, {}),
     ) -> PositionKeeper:
         """The keeper as the last run left it: open positions, unsettled orders of ours, our
-        working stops and take-profits, and our orders whose fees are unread."""
+        working stops and take-profits, our orders whose fees are unread, and the account's
+        trades the positions were reduced by (keeper/external.py)."""
         positions = {p.symbol: p for p in await repository.open_positions()}
         extras = await repository.load_state(INTENTS)
         ours = [o for o in await repository.open_orders() if is_ours(o.client_order_id)]
@@ -157,6 +164,7 @@ class PositionKeeper:
             streams=streams,
             admits=admits,
             conditions=conditions,
+            external_booked=await restored_trades(repository, positions.keys()),
         )
 
     # -- what everyone reads ---------------------------------------------------------------------
@@ -246,6 +254,7 @@ class PositionKeeper:
         them already (a plan made again reads them no second time)."""
         for event in self.wake_events():
             event.clear()
+        await self._remember_took()  # the reductions booked from answers since the last tick
         book, known = self._carrier.book, self._filled_known  # known before this read
         snapshot = await self._snapshot(now, rest=rest)
         found = await self._look_up(lookups_needed(book, snapshot))
@@ -273,18 +282,15 @@ class PositionKeeper:
             )
             result = plan(book, seen, now, context, self._checks)
         await self._carrier.carry_out(result, now, context)
-        self._remember_external(result)
+        await self._remember_took()
         self._reconciled_at = now
 
-    def _remember_external(self, result: Plan) -> None:
-        """The account's trades booked for each symbol still held, never taken again (a symbol
-        no longer held forgets them)."""
-        held = self._carrier.book.positions
-        booked = self._external_booked
-        for symbol, ids in result.external_trades.items():
-            booked[symbol] = booked.get(symbol, frozenset()) | ids
-        for symbol in [s for s in booked if s not in held]:
-            del booked[symbol]
+    async def _remember_took(self) -> None:
+        """The account's trades each symbol still held was reduced by, never taken again for a
+        reduction (saved: a restart keeps them); a symbol no longer held forgets them."""
+        took, self._carrier.took = self._carrier.took, {}
+        held = self._carrier.book.positions.keys()
+        await remember_trades(self._repository, self._external_booked, took, held)
 
     async def _snapshot(self, now: datetime, *, rest: bool) -> ExchangeSnapshot:
         streams = self._streams

@@ -245,6 +245,7 @@ class Planner(OrderSettling):
             position = self.book.positions.get(position.symbol, position)
             room = ZERO if cid in self.reflected else target  # a reflected fill is booked whole
             booked = self._book_exit(position, outcome, position.quantity - room)
+            self._took(position.symbol, frozenset(f.trade_id for f in outcome.fills))
             if booked is None:
                 return None
             position = booked
@@ -300,7 +301,7 @@ class Planner(OrderSettling):
         found, why = self._account_execution(position, quantity, opened)
         if found is not None:
             price, fee = found.price, found.fee_usdt
-            self.external_trades[position.symbol] = found.trade_ids
+            self._took(position.symbol, found.trade_ids)
             how = f"the price of the account's {found.trades} trade(s) {price}, fee {fee}"
         else:
             mark = self.observation.marks.get(position.symbol)
@@ -316,6 +317,12 @@ class Planner(OrderSettling):
             self._closed(booked)
             return None
         return booked
+
+    def _took(self, symbol: str, trade_ids: frozenset[str]) -> None:
+        """The account's trades a reduction of `symbol` was booked from: never again for one
+        (keeper/external.py)."""
+        if trade_ids:
+            self.external_trades[symbol] = self.external_trades.get(symbol, frozenset()) | trade_ids
 
     def _account_execution(
         self, position: Position, quantity: Decimal, opened: Decimal
