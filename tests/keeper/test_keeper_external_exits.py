@@ -353,3 +353,34 @@ async def test_a_trade_booked_before_a_restart_is_not_booked_again_after_it() ->
     harness.exchange.fills["web_reduced_11"] = lagging
 
     assert "booked at the mark 100.5 (the account's trades do not add up to 0.600)" in noted(logs)
+
+
+async def test_an_exit_of_ours_settled_by_a_tick_is_not_taken_for_the_persons_either() -> None:
+    """As above, the take-profit's answer lost: the tick that looks it up books it, and its
+    trade is remembered there too."""
+    harness = await Harness.start()
+    exchange = harness.exchange
+    await harness.keeper.enter(sized(BTC, Side.LONG, exchange.marks[BTC]), harness.now)
+    exchange.lose_next_exit = True
+    exchange.lookups_unreadable = 1  # the lookup right after the lost answer
+    price = exchange.marks[BTC]
+    while not sent(exchange, Purpose.EXIT):  # up until the partial take-profit
+        price += Decimal("0.1")
+        exchange.move(BTC, price)
+        await harness.tick()
+    [partial] = sent(exchange, Purpose.EXIT)
+    [ours] = exchange.fills[partial]
+    assert partial in harness.keeper.book.intents  # its answer lost
+    await harness.tick()
+    assert partial not in harness.keeper.book.intents
+    exchange.move(BTC, Decimal(103))
+    await by_hand(harness, "web_reduced_12", OrderSide.SELL, ours.quantity)
+    lagging = exchange.fills.pop("web_reduced_12")  # not listed yet
+    exchange.move(BTC, Decimal(102))
+    with capture_logs() as logs:
+        await harness.tick()
+    exchange.fills["web_reduced_12"] = lagging
+
+    assert f"booked at the mark 102 (the account's trades do not add up to {ours.quantity})" in (
+        noted(logs)
+    )
