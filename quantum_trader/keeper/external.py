@@ -29,7 +29,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from quantum_trader.domain import ZERO, Fill, Position
+from quantum_trader.domain import ZERO, ExchangeSnapshot, Fill, Position
 from quantum_trader.errors import MarketDataError, RetryLater
 from quantum_trader.keeper.plan import Observation, Plan
 from quantum_trader.log import get_logger
@@ -58,13 +58,32 @@ class ExternalExecution:
 
 
 def account_trades_window(
-    position: Position, reconciled_at: datetime | None, now: datetime
+    position: Position, held_at: datetime | None, now: datetime
 ) -> tuple[datetime, datetime]:
-    """Where to look for what reduced `position`: since the keeper last reconciled (then the
-    position was held as booked), else since it opened, within Binance's widest window."""
+    """Where to look for what reduced `position`: since the last tick that found the exchange
+    holding it as booked (`held_at`; not the last tick: ticks awaiting an unsettled order of
+    ours saw it reduced already), else since it opened, within Binance's widest window."""
     end = now + ACCOUNT_TRADES_SLACK
-    since = position.opened_at if reconciled_at is None else max(reconciled_at, position.opened_at)
+    since = position.opened_at if held_at is None else max(held_at, position.opened_at)
     return max(since - ACCOUNT_TRADES_SLACK, end - ACCOUNT_TRADES_SPAN), end
+
+
+def held_as_booked(
+    before: Mapping[str, datetime],
+    positions: Mapping[str, Position],
+    snapshot: ExchangeSnapshot,
+    now: datetime,
+) -> dict[str, datetime]:
+    """By symbol held, the last tick that found the exchange holding the position as booked:
+    `now` where `snapshot` shows it so, else as `before`."""
+    seen = {}
+    for symbol, position in positions.items():
+        held = snapshot.positions.get(symbol)
+        if held is not None and (held.side, held.quantity) == (position.side, position.quantity):
+            seen[symbol] = now
+        elif symbol in before:
+            seen[symbol] = before[symbol]
+    return seen
 
 
 def external_execution(
@@ -127,12 +146,13 @@ async def read_account_fills(
     seen: Observation,
     positions: Mapping[str, Position],
     symbols: Iterable[str],
-    reconciled_at: datetime | None,
+    held_at: Mapping[str, datetime],
     now: datetime,
     booked: Mapping[str, frozenset[str]],
 ) -> Observation:
-    """`seen` with the account's trades on `symbols` (each position's window), or with the
-    symbols whose trades could not be read (then booked at the mark, as before).
+    """`seen` with the account's trades on `symbols` (each position's window: `held_at`, by
+    symbol, the last tick that found it held as booked), or with the symbols whose trades
+    could not be read (then booked at the mark, as before).
 
     The trades `booked` on an earlier tick (`Plan.external_trades`: our exits', and those of
     reductions with no order of ours) are left out: the window reaches back before that tick,
@@ -140,7 +160,7 @@ async def read_account_fills(
     the mark instead: its trades do not add up)."""
     fills, unread = dict(seen.account_fills), set(seen.account_unread)
     for symbol in symbols:
-        start, end = account_trades_window(positions[symbol], reconciled_at, now)
+        start, end = account_trades_window(positions[symbol], held_at.get(symbol), now)
         try:
             read = await exchange.fetch_account_fills(symbol, start, end)
         except (RetryLater, MarketDataError) as error:

@@ -40,6 +40,7 @@ from quantum_trader.keeper.book import Book, EntryPlan, Intent, is_unsettled
 from quantum_trader.keeper.carry import Carrier
 from quantum_trader.keeper.checks import ProtectionChecks
 from quantum_trader.keeper.external import (
+    held_as_booked,
     read_account_fills,
     remember_trades,
     restored_trades,
@@ -98,6 +99,9 @@ class PositionKeeper:
         self._conditions = conditions
         self._lock = asyncio.Lock()
         self._reconciled_at: datetime | None = None
+        # By symbol, the last tick that found the exchange holding the position as booked: where
+        # a reduction with no order of ours is looked for (keeper/external.py).
+        self._held_as_booked: dict[str, datetime] = {}
         self._rest_checked_at: datetime | None = None
         self._last_regime: dict[str, Regime] = {}
         # The regimes last moved into that memory (the market view's own mapping, which the
@@ -236,6 +240,7 @@ class PositionKeeper:
         self._context(advance=True)
         self._filled_known = frozenset()
         self._reconciled_at = self._rest_checked_at = now
+        self._held_as_booked = dict.fromkeys(self._carrier.book.positions, now)
 
     @property
     def alert_listeners(self) -> list[AlertListener]:
@@ -276,13 +281,16 @@ class PositionKeeper:
             return
         external = unread_external_exits(result, seen)
         if external:  # booked from the account's own trades (keeper/external.py)
-            positions, at, booked = book.positions, self._reconciled_at, self._external_booked
+            positions, at, booked = book.positions, self._held_as_booked, self._external_booked
             seen = await read_account_fills(
                 self._exchange, seen, positions, external, at, now, booked
             )
             result = plan(book, seen, now, context, self._checks)
         await self._carrier.carry_out(result, now, context)
         await self._remember_took()
+        self._held_as_booked = held_as_booked(
+            self._held_as_booked, self._carrier.book.positions, snapshot, now
+        )
         self._reconciled_at = now
 
     async def _remember_took(self) -> None:

@@ -296,7 +296,7 @@ async def test_only_the_trades_booked_before_are_left_out_of_the_next_read() -> 
         seen,
         {BTC: position},
         [BTC],
-        None,
+        {},
         harness.now,
         {BTC: frozenset({booked.trade_id})},
     )
