@@ -95,12 +95,26 @@ def external_execution(
 ) -> ExternalExecution | None:
     """The newest trades reducing `position` whose trade ids are not in `ours`, when they add
     up to exactly `quantity` and `opened` (what a flip opened on the other side: the exchange
-    now holds that much the other way); None when they do not. With a flip the oldest of them
-    closed the position (the one that crossed zero in part, with that share of its fee)."""
+    now holds that much the other way); None when they do not. Where the newest do not, those
+    up to an earlier instant are tried (trades after the positions were read). With a flip
+    the oldest of them closed the position (the one that crossed zero in part, with that
+    share of its fee)."""
     side = position.side.exit_order_side
     reducing = [f for f in fills if f.side is side and f.trade_id not in ours]
     reducing.sort(key=lambda f: f.time)  # stable: trades of one instant in the order listed
-    wanted = quantity + opened
+    for instant in sorted({f.time for f in reducing}, reverse=True):
+        taken = _newest_adding_up([f for f in reducing if f.time <= instant], quantity + opened)
+        if taken:
+            return _execution(quantity, taken)
+    return None
+
+
+def _newest_adding_up(reducing: Sequence[Fill], wanted: Decimal) -> list[Fill]:
+    """The newest of `reducing` (oldest first) adding up to exactly `wanted`, newest first;
+    empty when they do not. Newer trades than a tick's positions show are left out by the
+    caller's trying each instant: a person's second sell between the read of the positions
+    and that of the trades (found by an outside-style probe, 2026-12-03: the first sell was
+    booked at the mark)."""
     taken: list[Fill] = []
     total = ZERO
     for fill in reversed(reducing):
@@ -108,8 +122,11 @@ def external_execution(
             break
         taken.append(fill)
         total += fill.quantity
-    if not taken or total != wanted:
-        return None
+    return taken if total == wanted else []
+
+
+def _execution(quantity: Decimal, taken: Sequence[Fill]) -> ExternalExecution:
+    """What `taken` (newest first) says took `quantity` off: the oldest of them closed it."""
     notional = fee = ZERO
     used: list[Fill] = []
     left = quantity
@@ -149,6 +166,7 @@ async def read_account_fills(
     held_at: Mapping[str, datetime],
     now: datetime,
     booked: Mapping[str, frozenset[str]],
+    entered: Mapping[str, datetime],
 ) -> Observation:
     """`seen` with the account's trades on `symbols` (each position's window: `held_at`, by
     symbol, the last tick that found it held as booked), or with the symbols whose trades
@@ -157,7 +175,11 @@ async def read_account_fills(
     The trades `booked` on an earlier tick (`Plan.external_trades`: our exits', and those of
     reductions with no order of ours) are left out: the window reaches back before that tick,
     and a reduction whose own trades Binance does not list yet must not be booked at them (at
-    the mark instead: its trades do not add up)."""
+    the mark instead: its trades do not add up). So are the trades before the position's own
+    entry (`entered`, by symbol: its entry's first fill, in the exchange's time): the window
+    reaches 5 min before it opened, where the last position's exit on the symbol may lie
+    (found by an outside-style probe, 2026-12-03: taken for a close by hand of the next one
+    whose trade Binance did not list yet)."""
     fills, unread = dict(seen.account_fills), set(seen.account_unread)
     for symbol in symbols:
         start, end = account_trades_window(positions[symbol], held_at.get(symbol), now)
@@ -167,9 +189,25 @@ async def read_account_fills(
             log.warning("account_trades_unread", symbol=symbol, error=str(error))
             unread.add(symbol)
             continue
-        before = booked.get(symbol, frozenset())
-        fills[symbol] = [f for f in read if f.trade_id not in before]
+        before, since = booked.get(symbol, frozenset()), entered.get(symbol)
+        fills[symbol] = [
+            f for f in read if f.trade_id not in before and (since is None or f.time >= since)
+        ]
     return replace(seen, account_fills=fills, account_unread=frozenset(unread))
+
+
+async def entry_times(
+    repository: Repository, positions: Mapping[str, Position], symbols: Iterable[str]
+) -> dict[str, datetime]:
+    """By symbol, the time of the position's entry's first fill as recorded (none for an
+    adopted position, or one whose entry's fills were never read)."""
+    entered = {}
+    for symbol in symbols:
+        entry = positions[symbol].entry_order_id
+        times = [f.time for f in await repository.fills(symbol) if f.client_order_id == entry]
+        if times:
+            entered[symbol] = min(times)
+    return entered
 
 
 def with_trades(

@@ -40,6 +40,7 @@ from quantum_trader.keeper.book import Book, EntryPlan, Intent, is_unsettled
 from quantum_trader.keeper.carry import Carrier
 from quantum_trader.keeper.checks import ProtectionChecks
 from quantum_trader.keeper.external import (
+    entry_times,
     held_as_booked,
     read_account_fills,
     remember_trades,
@@ -282,8 +283,9 @@ class PositionKeeper:
         external = unread_external_exits(result, seen)
         if external:  # booked from the account's own trades (keeper/external.py)
             positions, at, booked = book.positions, self._held_as_booked, self._external_booked
+            entered = await entry_times(self._repository, positions, external)
             seen = await read_account_fills(
-                self._exchange, seen, positions, external, at, now, booked
+                self._exchange, seen, positions, external, at, now, booked, entered
             )
             result = plan(book, seen, now, context, self._checks)
         await self._carrier.carry_out(result, now, context)

@@ -299,6 +299,7 @@ async def test_only_the_trades_booked_before_are_left_out_of_the_next_read() -> 
         {},
         harness.now,
         {BTC: frozenset({booked.trade_id})},
+        {},
     )
     assert listed in read.account_fills[BTC]
     assert booked not in read.account_fills[BTC]
