@@ -55,6 +55,7 @@ class ExternalExecution:
     fee_usdt: Decimal
     trades: int
     trade_ids: frozenset[str]
+    opened_fee_usdt: Decimal = ZERO  # a flip: the fee of what opened the other side
 
 
 def account_trades_window(
@@ -139,7 +140,8 @@ def _execution(quantity: Decimal, taken: Sequence[Fill]) -> ExternalExecution:
         left -= part
         used.append(fill)
     ids = frozenset(f.trade_id for f in used)
-    return ExternalExecution(quantity, notional / quantity, fee, len(used), ids)
+    opened_fee = sum((f.fee_usdt for f in taken), ZERO) - fee
+    return ExternalExecution(quantity, notional / quantity, fee, len(used), ids, opened_fee)
 
 
 def added_by_hand(position: Position, fills: Sequence[Fill], ours: Collection[str]) -> bool:

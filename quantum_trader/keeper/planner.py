@@ -97,6 +97,7 @@ class Planner(OrderSettling):
         self.notes: list[Note] = []
         self.amendments: list[TradeFees] = []
         self.external_trades: dict[str, frozenset[str]] = {}
+        self.opened_fees: dict[str, Decimal] = {}  # a flip by hand: the new side's fee
         self.consistent: set[str] = set()
         rest = self.snapshot.source is SnapshotSource.REST
         self.reflected = observation.reflected if rest else frozenset()  # a mirror may lag
@@ -302,6 +303,7 @@ class Planner(OrderSettling):
         if found is not None:
             price, fee = found.price, found.fee_usdt
             self._took(position.symbol, found.trade_ids)
+            self.opened_fees[position.symbol] = found.opened_fee_usdt
             how = f"the price of the account's {found.trades} trade(s) {price}, fee {fee}"
         else:
             mark = self.observation.marks.get(position.symbol)
@@ -368,7 +370,7 @@ class Planner(OrderSettling):
             entry.plan if entry is not None else None,
             entry.client_order_id if entry is not None else None,
             entry.sent_at if entry is not None else self.now,
-            ZERO,
+            self.opened_fees.pop(symbol, ZERO),
             self.context.keeper,
             stop,
             target,

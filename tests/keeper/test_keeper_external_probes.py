@@ -172,3 +172,24 @@ def test_a_sell_after_the_positions_were_read_is_left_out_of_the_close_before_it
     assert both.trade_ids == frozenset({"11", "12"})
     assert external_execution(position, Decimal("1.04"), [first, second], set()) is not None
     assert external_execution(position, Decimal("0.5"), [first, second], set()) is None
+
+
+async def test_a_flip_by_hand_books_the_fee_of_what_it_opened_with_the_adopted_side() -> None:
+    """One sell of twice the long: half its fee closed ours, the other half opened the short
+    the keeper adopts. That half was booked nowhere (found by the fault campaign with a person
+    flipping positions by hand, 2026-12-03: the trades' PnL exceeded the account's cash flow
+    by it); it is the adopted position's fee now."""
+    harness = await Harness.start()
+    quantity = await opened(harness)
+    harness.exchange.move(BTC, Decimal(102))
+    flip = OrderRequest("web_flip_20", BTC, OrderSide.SELL, OrderKind.MARKET, quantity * 2)
+    await harness.exchange.place_order(flip)
+    await harness.tick()
+
+    short = harness.keeper.positions[BTC]
+    assert (short.side, short.quantity) == (Side.SHORT, quantity)
+    assert short.fees_usdt == fee_paid(harness, "web_flip_20") / 2
+    [trade] = await harness.repository.closed_trades()
+    assert trade.fees_usdt + short.fees_usdt == sum(
+        (f.fee_usdt for fills in harness.exchange.fills.values() for f in fills), Decimal(0)
+    )
