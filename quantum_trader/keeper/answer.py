@@ -94,7 +94,8 @@ def answered(
         return Plan(
             book.without_position(intent.symbol), records, trades=(booked,), actions=leftovers
         )
-    return Plan(book.with_position(booked), records)
+    took = {intent.symbol: frozenset(f.trade_id for f in fills or ())}  # keeper/external.py
+    return Plan(book.with_position(booked), records, external_trades=took)
 
 
 def _firing(book: Book, order_id: str) -> bool:

@@ -37,6 +37,7 @@ from quantum_trader.keeper.book import (
     is_unsettled,
 )
 from quantum_trader.keeper.booking import TradeDraft, finish_trade
+from quantum_trader.keeper.external import with_trades
 from quantum_trader.keeper.fee_carry import FeeCarrier, read_fills
 from quantum_trader.keeper.ids import ClientOrderIds, Purpose
 from quantum_trader.keeper.orders import OrderDesk
@@ -87,9 +88,13 @@ class Carrier:
         self._wake = wake
         self.book = book
         self.alert_listeners: list[AlertListener] = []
+        # By symbol, the account's trades the plans carried out booked reductions from, until
+        # the keeper takes them (keeper/external.py).
+        self.took: dict[str, frozenset[str]] = {}
 
     async def carry_out(self, result: Plan, now: datetime, context: Context) -> None:
         """Persist the plan's bookings, then send its orders (each may change the books)."""
+        self.took = with_trades(self.took, result.external_trades)
         # A position closed by a trade of this plan is deleted with its trade's row, once its
         # fees and funding are read: a crash between the two would lose the trade. Its
         # symbol's orders are saved after that row (`_save_records`).

@@ -13,6 +13,14 @@ failed, trades that do not add up (some older than the window, some not listed y
 that added to the position by hand since it opened (a reopen, a round trip: the reducing trades
 may be the person's own position's), an order of ours on the symbol whose fills are unread and
 so cannot be told apart — books at the mark as before, and the note says why.
+
+A trade the books took a reduction from — an exit of ours (a partial take-profit of a tick
+before lies in the window) or a person's trade booked for an earlier reduction — is never taken
+again: the keeper remembers them while the position is held (`Plan.external_trades`), saved
+so a restart keeps them (keeper/external_saved.py). Found by an outside probe (2026-12-03): with
+the person's own trade not listed yet, our partial take-profit of a tick before — or, after a
+restart, the person's earlier trade — added up and was booked again, its price taken for the
+close and its fee counted twice.
 """
 
 from __future__ import annotations
@@ -21,11 +29,11 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from quantum_trader.domain import ZERO, Fill, Position
+from quantum_trader.domain import ZERO, ExchangeSnapshot, Fill, Position
 from quantum_trader.errors import MarketDataError, RetryLater
 from quantum_trader.keeper.plan import Observation, Plan
 from quantum_trader.log import get_logger
-from quantum_trader.ports import Exchange
+from quantum_trader.ports import Exchange, Repository
 from quantum_trader.record import record, replace
 
 log = get_logger("keeper")
@@ -45,16 +53,36 @@ class ExternalExecution:
     fee_usdt: Decimal
     trades: int
     trade_ids: frozenset[str]
+    opened_fee_usdt: Decimal = ZERO  # a flip: the fee of what opened the other side
 
 
 def account_trades_window(
-    position: Position, reconciled_at: datetime | None, now: datetime
+    position: Position, held_at: datetime | None, now: datetime
 ) -> tuple[datetime, datetime]:
-    """Where to look for what reduced `position`: since the keeper last reconciled (then the
-    position was held as booked), else since it opened, within Binance's widest window."""
+    """Where to look for what reduced `position`: since the last tick that found the exchange
+    holding it as booked (`held_at`; not the last tick: ticks awaiting an unsettled order of
+    ours saw it reduced already), else since it opened, within Binance's widest window."""
     end = now + ACCOUNT_TRADES_SLACK
-    since = position.opened_at if reconciled_at is None else max(reconciled_at, position.opened_at)
+    since = position.opened_at if held_at is None else max(held_at, position.opened_at)
     return max(since - ACCOUNT_TRADES_SLACK, end - ACCOUNT_TRADES_SPAN), end
+
+
+def held_as_booked(
+    before: Mapping[str, datetime],
+    positions: Mapping[str, Position],
+    snapshot: ExchangeSnapshot,
+    now: datetime,
+) -> dict[str, datetime]:
+    """By symbol held, the last tick that found the exchange holding the position as booked:
+    `now` where `snapshot` shows it so, else as `before`."""
+    seen = {}
+    for symbol, position in positions.items():
+        held = snapshot.positions.get(symbol)
+        if held is not None and (held.side, held.quantity) == (position.side, position.quantity):
+            seen[symbol] = now
+        elif symbol in before:
+            seen[symbol] = before[symbol]
+    return seen
 
 
 def external_execution(
@@ -66,12 +94,26 @@ def external_execution(
 ) -> ExternalExecution | None:
     """The newest trades reducing `position` whose trade ids are not in `ours`, when they add
     up to exactly `quantity` and `opened` (what a flip opened on the other side: the exchange
-    now holds that much the other way); None when they do not. With a flip the oldest of them
-    closed the position (the one that crossed zero in part, with that share of its fee)."""
+    now holds that much the other way); None when they do not. Where the newest do not, those
+    up to an earlier instant are tried (trades after the positions were read). With a flip
+    the oldest of them closed the position (the one that crossed zero in part, with that
+    share of its fee)."""
     side = position.side.exit_order_side
     reducing = [f for f in fills if f.side is side and f.trade_id not in ours]
     reducing.sort(key=lambda f: f.time)  # stable: trades of one instant in the order listed
-    wanted = quantity + opened
+    for instant in sorted({f.time for f in reducing}, reverse=True):
+        taken = _newest_adding_up([f for f in reducing if f.time <= instant], quantity + opened)
+        if taken:
+            return _execution(quantity, taken)
+    return None
+
+
+def _newest_adding_up(reducing: Sequence[Fill], wanted: Decimal) -> list[Fill]:
+    """The newest of `reducing` (oldest first) adding up to exactly `wanted`, newest first;
+    empty when they do not. Newer trades than a tick's positions show are left out by the
+    caller's trying each instant: a person's second sell between the read of the positions
+    and that of the trades (found by an outside-style probe, 2026-12-03: the first sell was
+    booked at the mark)."""
     taken: list[Fill] = []
     total = ZERO
     for fill in reversed(reducing):
@@ -79,8 +121,11 @@ def external_execution(
             break
         taken.append(fill)
         total += fill.quantity
-    if not taken or total != wanted:
-        return None
+    return taken if total == wanted else []
+
+
+def _execution(quantity: Decimal, taken: Sequence[Fill]) -> ExternalExecution:
+    """What `taken` (newest first) says took `quantity` off: the oldest of them closed it."""
     notional = fee = ZERO
     used: list[Fill] = []
     left = quantity
@@ -93,7 +138,8 @@ def external_execution(
         left -= part
         used.append(fill)
     ids = frozenset(f.trade_id for f in used)
-    return ExternalExecution(quantity, notional / quantity, fee, len(used), ids)
+    opened_fee = sum((f.fee_usdt for f in taken), ZERO) - fee
+    return ExternalExecution(quantity, notional / quantity, fee, len(used), ids, opened_fee)
 
 
 def added_by_hand(position: Position, fills: Sequence[Fill], ours: Collection[str]) -> bool:
@@ -117,25 +163,55 @@ async def read_account_fills(
     seen: Observation,
     positions: Mapping[str, Position],
     symbols: Iterable[str],
-    reconciled_at: datetime | None,
+    held_at: Mapping[str, datetime],
     now: datetime,
     booked: Mapping[str, frozenset[str]],
+    entered: Mapping[str, datetime],
 ) -> Observation:
-    """`seen` with the account's trades on `symbols` (each position's window), or with the
-    symbols whose trades could not be read (then booked at the mark, as before).
+    """`seen` with the account's trades on `symbols` (each position's window: `held_at`, by
+    symbol, the last tick that found it held as booked), or with the symbols whose trades
+    could not be read (then booked at the mark, as before).
 
-    The trades `booked` on an earlier tick (`Plan.external_trades`) are left out: the window
-    reaches back before that tick, and a reduction whose own trades Binance does not list yet
-    must not be booked again at them (at the mark instead: its trades do not add up)."""
+    The trades `booked` on an earlier tick (`Plan.external_trades`: our exits', and those of
+    reductions with no order of ours) are left out: the window reaches back before that tick,
+    and a reduction whose own trades Binance does not list yet must not be booked at them (at
+    the mark instead: its trades do not add up). So are the trades before the position's own
+    entry (`entered`, by symbol: its entry's first fill, in the exchange's time): the window
+    reaches 5 min before it opened, where the last position's exit on the symbol may lie
+    (found by an outside-style probe, 2026-12-03: taken for a close by hand of the next one
+    whose trade Binance did not list yet)."""
     fills, unread = dict(seen.account_fills), set(seen.account_unread)
     for symbol in symbols:
-        start, end = account_trades_window(positions[symbol], reconciled_at, now)
+        start, end = account_trades_window(positions[symbol], held_at.get(symbol), now)
         try:
             read = await exchange.fetch_account_fills(symbol, start, end)
         except (RetryLater, MarketDataError) as error:
             log.warning("account_trades_unread", symbol=symbol, error=str(error))
             unread.add(symbol)
             continue
-        before = booked.get(symbol, frozenset())
-        fills[symbol] = [f for f in read if f.trade_id not in before]
+        before, since = booked.get(symbol, frozenset()), entered.get(symbol)
+        fills[symbol] = [
+            f for f in read if f.trade_id not in before and (since is None or f.time >= since)
+        ]
     return replace(seen, account_fills=fills, account_unread=frozenset(unread))
+
+
+async def entry_times(
+    repository: Repository, positions: Mapping[str, Position], symbols: Iterable[str]
+) -> dict[str, datetime]:
+    """By symbol, the time of the position's entry's first fill as recorded (none for an
+    adopted position, or one whose entry's fills were never read)."""
+    entered = {}
+    for symbol in symbols:
+        entry = positions[symbol].entry_order_id
+        times = [f.time for f in await repository.fills(symbol) if f.client_order_id == entry]
+        if times:
+            entered[symbol] = min(times)
+    return entered
+
+
+def with_trades(
+    took: Mapping[str, frozenset[str]], more: Mapping[str, frozenset[str]]
+) -> dict[str, frozenset[str]]:
+    """`took` with the trade ids of `more` added, by symbol."""
+    return {s: took.get(s, frozenset()) | more.get(s, frozenset()) for s in {*took, *more}}

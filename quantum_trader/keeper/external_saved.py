@@ -1,15 +1,16 @@
-"""The account's trades already booked for positions reduced outside the program
-(keeper/external.py), remembered across restarts.
+"""The account's trades a held position's reductions were booked from — a person's, booked
+for a reduction outside the program (keeper/external.py), and our own exits' — remembered
+across restarts.
 
 A reduction with no order of ours is booked at the newest account trades that add up to it,
-leaving out those an earlier tick booked (`Plan.external_trades`). The read's window reaches
-back before that tick — after a restart to the position's opening — so without this memory a
-later reduction whose own trades Binance does not list yet could be booked at the older ones
-(their price and fee, once more). The keeper alone writes it: in the repository's state
-(namespace `EXTERNAL_BOOKED`, by symbol, `{"trade_ids": [...]}`), each symbol's entry saved
-when a tick books trades for it and deleted once its position is gone. An entry that cannot
-be read back (edited by hand, written by a run that saved something else) is said once, with
-what was saved, and dropped: the keeper starts all the same.
+leaving out those the books already took a reduction from (`Plan.external_trades`). The
+read's window reaches back before that tick — after a restart to the position's opening — so
+without this memory a later reduction whose own trades Binance does not list yet could be
+booked at the older ones (their price and fee, once more). The keeper alone writes it: in the
+repository's state (namespace `EXTERNAL_BOOKED`, by symbol, `{"trade_ids": [...]}`), each
+symbol's entry saved when a tick books trades for it and deleted once its position is gone.
+An entry that cannot be read back (edited by hand, written by a run that saved something
+else) is said once, with what was saved, and dropped: the keeper starts all the same.
 """
 
 from __future__ import annotations

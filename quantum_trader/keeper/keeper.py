@@ -39,7 +39,12 @@ from quantum_trader.keeper.alerts import AlertListener
 from quantum_trader.keeper.book import Book, EntryPlan, Intent, is_unsettled
 from quantum_trader.keeper.carry import Carrier
 from quantum_trader.keeper.checks import ProtectionChecks
-from quantum_trader.keeper.external import read_account_fills, unread_external_exits
+from quantum_trader.keeper.external import (
+    entry_times,
+    held_as_booked,
+    read_account_fills,
+    unread_external_exits,
+)
 from quantum_trader.keeper.external_saved import ExternalBooked
 from quantum_trader.keeper.fee_carry import read_fills
 from quantum_trader.keeper.fees import fee_reads
@@ -87,6 +92,7 @@ class PositionKeeper:
         external: ExternalBooked | None = None,
     ) -> None:
         self._exchange = exchange
+        self._repository = repository
         self._rules = rules
         self._settings = settings
         self._monitor = monitor
@@ -94,6 +100,9 @@ class PositionKeeper:
         self._conditions = conditions
         self._lock = asyncio.Lock()
         self._reconciled_at: datetime | None = None
+        # By symbol, the last tick that found the exchange holding the position as booked: where
+        # a reduction with no order of ours is looked for (keeper/external.py).
+        self._held_as_booked: dict[str, datetime] = {}
         self._rest_checked_at: datetime | None = None
         self._last_regime: dict[str, Regime] = {}
         # The regimes last moved into that memory (the market view's own mapping, which the
@@ -134,7 +143,8 @@ class PositionKeeper:
         conditions: ConditionsFn = lambda: (False, {}),
     ) -> PositionKeeper:
         """The keeper as the last run left it: open positions, unsettled orders of ours, our
-        working stops and take-profits, and our orders whose fees are unread."""
+        working stops and take-profits, our orders whose fees are unread, and the account's
+        trades the positions were reduced by (keeper/external.py)."""
         positions = {p.symbol: p for p in await repository.open_positions()}
         extras = await repository.load_state(INTENTS)
         ours = [o for o in await repository.open_orders() if is_ours(o.client_order_id)]
@@ -233,6 +243,7 @@ class PositionKeeper:
         self._context(advance=True)
         self._filled_known = frozenset()
         self._reconciled_at = self._rest_checked_at = now
+        self._held_as_booked = dict.fromkeys(self._carrier.book.positions, now)
 
     @property
     def alert_listeners(self) -> list[AlertListener]:
@@ -251,6 +262,7 @@ class PositionKeeper:
         them already (a plan made again reads them no second time)."""
         for event in self.wake_events():
             event.clear()
+        await self._remember_took()  # the reductions booked from answers since the last tick
         book, known = self._carrier.book, self._filled_known  # known before this read
         snapshot = await self._snapshot(now, rest=rest)
         found = await self._look_up(lookups_needed(book, snapshot))
@@ -272,17 +284,29 @@ class PositionKeeper:
             return
         external = unread_external_exits(result, seen)
         if external:  # booked from the account's own trades (keeper/external.py)
-            positions, at, booked = book.positions, self._reconciled_at, self._external.by_symbol
+            positions, at, booked = book.positions, self._held_as_booked, self._external.by_symbol
+            entered = await entry_times(self._repository, positions, external)
             seen = await read_account_fills(
-                self._exchange, seen, positions, external, at, now, booked
+                self._exchange, seen, positions, external, at, now, booked, entered
             )
             result = plan(book, seen, now, context, self._checks)
-            named = await read_force_orders(self._exchange, seen, result.external_trades)
+            took = result.external_trades  # our own exits' trades too: read only where needed
+            by_hand = {s: took[s] for s in external if s in took}
+            named = await read_force_orders(self._exchange, seen, by_hand)
             if named is not None:  # a liquidation or ADL (keeper/forced.py)
                 result = plan(book, named, now, context, self._checks)
         await self._carrier.carry_out(result, now, context)
-        await self._external.remember(result.external_trades, self._carrier.book.positions)
+        await self._remember_took()
+        self._held_as_booked = held_as_booked(
+            self._held_as_booked, self._carrier.book.positions, snapshot, now
+        )
         self._reconciled_at = now
+
+    async def _remember_took(self) -> None:
+        """The account's trades each symbol still held was reduced by, never taken again for a
+        reduction (saved: a restart keeps them); a symbol no longer held forgets them."""
+        took, self._carrier.took = self._carrier.took, {}
+        await self._external.remember(took, self._carrier.book.positions.keys())
 
     async def _snapshot(self, now: datetime, *, rest: bool) -> ExchangeSnapshot:
         streams = self._streams

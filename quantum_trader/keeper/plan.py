@@ -116,8 +116,9 @@ class Plan:
     position was reopened since. The keeper plans again from a fresh REST read, which then
     books them in full (keeper/recheck.py).
     `amendments`: closed trades booked without some fees, now read (keeper/fees.py).
-    `external_trades`: by symbol, the account's trades a reduction with no order of ours was
-    booked at (keeper/external.py): never taken again.
+    `external_trades`: by symbol, the account's trades a reduction was booked from — an exit
+    of ours, or a reduction with no order of ours (keeper/external.py): never taken again for
+    one.
     """
 
     book: Book

@@ -98,6 +98,7 @@ class Planner(OrderSettling):
         self.notes: list[Note] = []
         self.amendments: list[TradeFees] = []
         self.external_trades: dict[str, frozenset[str]] = {}
+        self.opened_fees: dict[str, Decimal] = {}  # a flip by hand: the new side's fee
         self.consistent: set[str] = set()
         rest = self.snapshot.source is SnapshotSource.REST
         self.reflected = observation.reflected if rest else frozenset()  # a mirror may lag
@@ -246,6 +247,7 @@ class Planner(OrderSettling):
             position = self.book.positions.get(position.symbol, position)
             room = ZERO if cid in self.reflected else target  # a reflected fill is booked whole
             booked = self._book_exit(position, outcome, position.quantity - room)
+            self._took(position.symbol, frozenset(f.trade_id for f in outcome.fills))
             if booked is None:
                 return None
             position = booked
@@ -302,7 +304,8 @@ class Planner(OrderSettling):
         reason = ExitReason.MANUAL
         if found is not None:
             price, fee = found.price, found.fee_usdt
-            self.external_trades[position.symbol] = found.trade_ids
+            self._took(position.symbol, found.trade_ids)
+            self.opened_fees[position.symbol] = found.opened_fee_usdt
             how = f"the price of the account's {found.trades} trade(s) {price}, fee {fee}"
             reason = self._forced(position.symbol, found.trade_ids)
             if reason is not ExitReason.MANUAL:
@@ -327,6 +330,12 @@ class Planner(OrderSettling):
         seen = self.observation
         forced = seen.force_orders.get(symbol, {})
         return forced_reason(trade_ids, seen.account_fills.get(symbol, ()), forced)
+
+    def _took(self, symbol: str, trade_ids: frozenset[str]) -> None:
+        """The account's trades a reduction of `symbol` was booked from: never again for one
+        (keeper/external.py)."""
+        if trade_ids:
+            self.external_trades[symbol] = self.external_trades.get(symbol, frozenset()) | trade_ids
 
     def _account_execution(
         self, position: Position, quantity: Decimal, opened: Decimal
@@ -372,7 +381,7 @@ class Planner(OrderSettling):
             entry.plan if entry is not None else None,
             entry.client_order_id if entry is not None else None,
             entry.sent_at if entry is not None else self.now,
-            ZERO,
+            self.opened_fees.pop(symbol, ZERO),
             self.context.keeper,
             stop,
             target,

@@ -2,7 +2,8 @@
 
 One-way positions, market orders that fill at the mark at once, reduce-only STOP_MARKET /
 TAKE_PROFIT_MARKET orders that rest until the mark crosses them. Faults, armed by the test:
-an answer lost after the order was executed (`lose_next`), a request lost before it arrived
+an answer lost after the order was executed (`lose_next`; `lose_next_exit`: the next
+reduce-only market order's), a request lost before it arrived
 (`drop_next`; `drop_next_stop`: the next conditional order's), a market order that executes
 only half and ends EXPIRED (`half_next`), a rejection (`reject_next`), exits refused until a
 given time (`exits_refused_until`: every reduce-only market order is rejected, as Binance does
@@ -16,7 +17,8 @@ failing (`fills_unreadable`: that many, whatever else can be read) or answered i
 adapter cannot read (`fills_malformed`: that many; MarketDataError, as the ccxt adapter raises
 for a userTrades row with a commission "NaN" or a field missing) or listing none of the order's
 trades yet (`fills_unlisted`: that many), the next reads of the account's trades on a symbol
-failing (`account_fills_unreadable`: that many), the next reads of its force orders failing
+failing (`account_fills_unreadable`: that many), the next lookups of an order failing
+(`lookups_unreadable`: that many), the next reads of its force orders failing
 (`force_orders_unreadable`) or answered in a shape the adapter cannot read
 (`force_orders_malformed`). A test liquidates or deleverages a position (`force_close`: the
 whole of it, by an order not ours that `fetch_force_orders` lists). As Binance does (-2021),
@@ -65,6 +67,7 @@ class ModelExchange:
     fills: dict[str, list[Fill]] = field(default_factory=dict)
     received: list[OrderRequest] = field(default_factory=list)
     lose_next: bool = False
+    lose_next_exit: bool = False
     drop_next: bool = False
     drop_next_stop: bool = False
     half_next: bool = False
@@ -78,6 +81,7 @@ class ModelExchange:
     fills_malformed: int = 0
     fills_unlisted: int = 0
     account_fills_unreadable: int = 0
+    lookups_unreadable: int = 0
     account_fills_asked: list[tuple[str, datetime, datetime]] = field(default_factory=list)
     forced: dict[str, tuple[str, ExitReason, datetime]] = field(default_factory=dict)
     force_orders_unreadable: int = 0
@@ -116,6 +120,9 @@ class ModelExchange:
 
     async def fetch_order(self, symbol: str, client_order_id: str) -> Order | None:
         self._read()
+        if self.lookups_unreadable > 0:
+            self.lookups_unreadable -= 1
+            raise RetryLater("order lookup failed (loopback model)")
         return self.orders.get(client_order_id)
 
     async def fetch_open_conditional_orders(self, symbol: str | None = None) -> list[Order]:
@@ -194,6 +201,10 @@ class ModelExchange:
             self.drop_next_stop = False
             raise OrderStateUnknown(request.client_order_id, "model: the request was lost")
         order = self._accept(request)
+        exit_ = request.reduce_only and not request.kind.is_conditional
+        if self.lose_next_exit and exit_ and not self.lose_next:
+            self.lose_next_exit = False
+            raise OrderStateUnknown(request.client_order_id, "model: the exit's answer was lost")
         if self.lose_next:
             self.lose_next = False
             raise OrderStateUnknown(request.client_order_id, "model: the answer was lost")

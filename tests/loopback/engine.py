@@ -201,6 +201,8 @@ class Engine:
             s.wallet += (price - holding.entry) * closed * (1 if holding.amount > 0 else -1)
             if new_amount == 0:
                 holding.entry = Decimal(0)
+            elif (new_amount > 0) != (holding.amount > 0):  # a flip: the new side opened here
+                holding.entry = price
         holding.amount = new_amount
         holding.update_ms = s.now_ms
 

@@ -87,6 +87,22 @@ def test_a_stop_triggers_when_the_mark_crosses_and_books_its_market_order() -> N
     assert engine.state.holdings["BTCUSDT"].amount == 0
 
 
+def test_a_flip_opens_the_other_side_at_the_flips_price() -> None:
+    """One order of twice the position closes it and opens the other side, whose entry
+    price is that order's (was: the old side's kept; found by an outside-style probe,
+    2026-12-03, where a person flipped a position by hand and the keeper adopted the rest)."""
+    engine, _ = engine_with_events()
+    state = engine.state
+    state.marks["BTCUSDT"] = Decimal(100_000)
+    engine.place_order({"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET",
+                        "quantity": "0.010", "newClientOrderId": "e1"})  # fmt: skip
+    state.marks["BTCUSDT"] = Decimal(101_000)
+    engine.place_order({"symbol": "BTCUSDT", "side": "SELL", "type": "MARKET",
+                        "quantity": "0.020", "newClientOrderId": "web1"})  # fmt: skip
+    holding = state.holding("BTCUSDT")
+    assert (holding.amount, holding.entry) == (Decimal("-0.010"), Decimal(101_000))
+
+
 def test_an_account_paying_fees_with_bnb_is_charged_bnb_not_usdt() -> None:
     """Binance's shapes for a trade paid in BNB: `commission` in BNB (8 decimals) at the
     discounted taker rate, `commissionAsset` "BNB", the same in the ORDER_TRADE_UPDATE
