@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import pytest
 from loopback import Fault, LoopbackBinance, MarkPath, Outage, RandomStreamFaults
-from loopback.fixtures import advance, advance_until, connect, streams_on
+from loopback.fixtures import advance, advance_until, connect, settle, streams_on
 from loopback.state import START_MS
 from structlog.testing import capture_logs
 from test_ccxt_exchange import BTC, entry, stop
@@ -41,11 +41,11 @@ class Rig:
         return await self.exchange.fetch_snapshot(self.clock.now())
 
     async def until_usable(self, what: str = "usable", max_s: float = 30) -> None:
-        await advance_until(self.clock, lambda: self.streams.health().usable, max_s, what)
+        await advance_until(self.server, lambda: self.streams.health().usable, max_s, what)
 
     async def settle(self, probe: Callable[[], object], what: str) -> None:
         """Let events reach the mirror: a few simulated seconds at most."""
-        await advance_until(self.clock, probe, 5, what, step_s=0.5)
+        await advance_until(self.server, probe, 5, what, step_s=0.5)
 
     async def mirrors_rest(self) -> None:
         truth = await self.rest_truth()
@@ -110,7 +110,7 @@ async def test_mark_prices_of_every_symbol_arrive_each_second(rig: Rig) -> None:
     await rig.settle(on_the_path, "the path's prices")
     streamed = rig.streams.mark_prices(symbols, rig.clock.now())
     assert streamed == await rig.exchange.fetch_mark_prices(symbols)  # same instant, same path
-    await advance(rig.clock, 1)
+    await advance(rig.server, 1)
     await rig.settle(on_the_path, "the next second's prices")
     moved = rig.streams.mark_prices(symbols, rig.clock.now())
     assert moved is not None
@@ -141,9 +141,9 @@ async def test_a_triggered_stop_reaches_the_mirror(rig: Rig) -> None:
 async def test_a_disconnect_is_reconnected_and_the_gap_closed_by_rest(rig: Rig) -> None:
     assert await rig.server.streams.disconnect() == 2
     await rig.exchange.place_order(entry())  # while no user stream is connected
-    await asyncio.sleep(0.05)
+    await settle(rig.server)  # the streams have seen the disconnect; no time has passed
     assert rig.snapshot() is None  # not usable until reseeded
-    waited = await advance_until(rig.clock, lambda: rig.streams.health().usable, 30, "reconnected")
+    waited = await advance_until(rig.server, lambda: rig.streams.health().usable, 30, "reconnected")
     assert waited <= 3  # the first backoff is 1 s
     assert same_account(rig.snapshot(), await rig.rest_truth())
     assert rig.streams.health().reconnects == 2
@@ -154,7 +154,7 @@ async def test_a_silent_market_stream_is_detected_and_replaced(rig: Rig) -> None
     rig.server.streams.silence("market", 60)
     with capture_logs() as logs:
         await advance_until(
-            rig.clock,
+            rig.server,
             lambda: rig.streams.mark_prices([BTC], rig.clock.now()) is None,
             SILENCE_S + 2,
             "stale",
@@ -162,9 +162,9 @@ async def test_a_silent_market_stream_is_detected_and_replaced(rig: Rig) -> None
         await rig.settle(
             lambda: any(e.get("reason", "").startswith("silent") for e in logs), "detected"
         )
-    await advance(rig.clock, 60)  # the stand-in speaks again
+    await advance(rig.server, 60)  # the stand-in speaks again
     await advance_until(
-        rig.clock,
+        rig.server,
         lambda: rig.streams.mark_prices([BTC], rig.clock.now()) == {BTC: Decimal("100000.0")},
         70,
         "prices again",
@@ -192,7 +192,7 @@ async def test_duplicated_and_reordered_events_are_harmless(rig: Rig) -> None:
 
 
 async def test_the_listen_key_is_kept_alive_for_hours(rig: Rig) -> None:
-    await advance(rig.clock, 3 * 3600, step_s=60)
+    await advance(rig.server, 3 * 3600, step_s=60)
     assert rig.server.count("/fapi/v1/listenKey", "PUT") == 6  # every 30 minutes
     assert rig.server.count("/fapi/v1/listenKey", "POST") == 1
     assert rig.streams.health().usable
@@ -201,7 +201,7 @@ async def test_the_listen_key_is_kept_alive_for_hours(rig: Rig) -> None:
 
 async def test_an_expired_listen_key_is_replaced_and_the_mirror_reseeded(rig: Rig) -> None:
     rig.server.streams.expire_listen_keys()
-    await advance(rig.clock, 0.1, 0.1)
+    await advance(rig.server, 0.1, 0.1)
     await rig.until_usable("reconnected with a new key")
     assert rig.server.count("/fapi/v1/listenKey", "POST") == 2
     users = [h for h in rig.server.streams.handshakes if h.startswith("user")]
@@ -213,10 +213,7 @@ async def test_an_expired_listen_key_is_replaced_and_the_mirror_reseeded(rig: Ri
 async def test_binances_pings_are_answered_on_both_streams(rig: Rig) -> None:
     """Binance pings every 3 minutes and drops a connection with no pong in 10 minutes."""
     assert await rig.server.streams.ping(b"fstream-ping") == 2
-    for _ in range(100):  # pongs travel in real time
-        if len(rig.server.streams.pongs) >= 2:
-            break
-        await asyncio.sleep(0.05)
+    await settle(rig.server)  # the pings are read and the pongs come back
     assert sorted(rig.server.streams.pongs) == [(kind, b"fstream-ping")
                                                 for kind in ("market", "user")]  # fmt: skip
     assert rig.streams.health().usable
@@ -225,7 +222,7 @@ async def test_binances_pings_are_answered_on_both_streams(rig: Rig) -> None:
 async def test_a_missed_event_is_found_by_a_rest_snapshot_and_reseeded(rig: Rig) -> None:
     rig.server.streams.faults.drop = 100
     await rig.exchange.place_order(entry())
-    await advance(rig.clock, 1)
+    await advance(rig.server, 1)
     mirrored = rig.snapshot()
     truth = await rig.rest_truth()
     assert mirrored is not None
@@ -252,7 +249,7 @@ async def test_a_malformed_event_makes_the_mirror_reseed_itself(rig: Rig) -> Non
     bad = {"e": "ACCOUNT_UPDATE", "E": now, "T": now, "a": {"m": "ORDER", "B": [], "P": [row]}}
     with capture_logs() as logs:
         rig.server.state.emit(bad)
-        await advance(rig.clock, 1)
+        await advance(rig.server, 1)
         await rig.until_usable("reseeded")
     assert [e["event"] for e in logs if e["event"] == "user_data_event_malformed"]
     assert rig.streams.health().gaps_detected == 1
@@ -263,7 +260,7 @@ async def test_while_rest_is_down_the_mirror_waits_for_its_snapshot(rig: Rig) ->
     now = rig.server.state.now_ms
     rig.server.outage(Outage("/fapi/v3/positionRisk", now, now + 30_000))
     await rig.server.streams.disconnect("user")
-    await advance(rig.clock, 20)
+    await advance(rig.server, 20)
     assert rig.snapshot() is None  # connected again, but not seeded
     await rig.until_usable("seeded after the outage", max_s=40)
     assert rig.server.state.now_ms >= now + 30_000
@@ -285,7 +282,7 @@ async def test_random_stream_faults_leave_the_mirror_right(rig: Rig) -> None:
     for index in range(6):
         await rig.exchange.place_order(entry(f"qte{index}", "0.002"))
         await rig.exchange.place_order(stop(f"qts{index}", "95000"))
-        await advance(rig.clock, 10)
+        await advance(rig.server, 10)
     rig.server.streams.random = None
     await rig.until_usable("usable after the faults", max_s=70)
     kinds = [h.split()[0] for h in rig.server.streams.handshakes]
@@ -321,7 +318,7 @@ async def test_a_user_stream_that_answers_no_ping_is_declared_dead() -> None:
         stopping = asyncio.Event()
         task = asyncio.create_task(streams.run(stopping))
         try:
-            await advance_until(clock, lambda: streams.health().usable, 10, "seeded")
+            await advance_until(server, lambda: streams.health().usable, 10, "seeded")
             server.streams.silence("user", 3600)
 
             def users() -> int:

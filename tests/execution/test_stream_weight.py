@@ -32,12 +32,12 @@ async def test_steady_state_rest_weight_at_50_symbols_and_20_positions() -> None
         stopping = asyncio.Event()
         task = asyncio.create_task(streams.run(stopping))
         try:
-            await advance_until(clock, lambda: streams.health().usable, 10, "seeded")
-            await advance(clock, 1)  # the seed's own snapshot is not steady state
+            await advance_until(server, lambda: streams.health().usable, 10, "seeded")
+            await advance(server, 1)  # the seed's own snapshot is not steady state
             start_ms = ms_from_utc(clock.now())
             for _ in range(MINUTES):
                 await exchange.fetch_snapshot(clock.now())  # the keeper's REST check
-                await advance(clock, 60, step_s=2)
+                await advance(server, 60, step_s=2)
             end_ms = ms_from_utc(clock.now())
             mirrored = streams.snapshot(clock.now())
         finally:

@@ -1,5 +1,6 @@
 """Pytest fixtures and helpers: a running loopback server, a CcxtExchange and the streams
-connected to it, and a way to move a ManualClock in steps the event loop can follow."""
+connected to it, and a way to move the stand-in's ManualClock in steps the event loop can
+follow (`advance`, `advance_until`, `settle`)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from quantum_trader.execution.binance_streams import BinanceStreams
 from quantum_trader.execution.ccxt_exchange import CcxtExchange
 from quantum_trader.ops.metrics import Metrics
 
+from .inflight import in_flight
 from .server import LoopbackBinance, loopback_api_urls
 from .sources import AlwaysBuy
 
@@ -84,15 +86,55 @@ def streams_on(server: LoopbackBinance, exchange: CcxtExchange, **overrides: Any
     )
 
 
-async def advance(clock: ManualClock, seconds: float, step_s: float = 1.0) -> None:
-    """Move `clock` forward by `seconds` in steps, letting sockets and tasks run between."""
+# Turns of the event loop in a row with nothing happening at the stand-in after which the
+# tasks around it are taken to have done all they can without time passing (if nothing is in
+# flight outside the loop either). Counted in turns, not in wall time: a slow or busy machine
+# takes longer per turn, never more turns. Between two of the stand-in's requests or messages
+# its clients take a few turns (an answer parsed, the next request written); 20 is over three
+# times the most the streams tests were seen to need.
+QUIET_TURNS = 20
+IN_FLIGHT_POLL_S = 0.001  # while a thread or the kernel works: leave them the CPU, look again
+
+
+async def settle(server: LoopbackBinance) -> None:
+    """Let the event loop run until the stand-in and its clients have done all they can at
+    the current instant: QUIET_TURNS turns in a row in which the stand-in answered no REST
+    request, had no websocket message waiting or being sent, took none; and then nothing in
+    flight that the loop does not show (`inflight.in_flight`: connections being opened or
+    closed, bytes unread or unacknowledged, another thread of ours running).
+
+    This waits for what has to happen, not for a length of wall time, so the clock moves on
+    only after the effects of its last step, however slow or busy the machine. Not waited
+    for: waits of the client's own in wall time (ccxt's keep-alive pings, retry delays)."""
+    quiet, seen = 0, (server.activity, server.streams.activity)
+    while True:
+        await asyncio.sleep(0)
+        now = (server.activity, server.streams.activity)
+        quiet = 0 if now != seen or server.busy() else quiet + 1
+        seen = now
+        if quiet < QUIET_TURNS:
+            continue
+        if not in_flight(server.port):
+            return
+        quiet = 0
+        await asyncio.sleep(IN_FLIGHT_POLL_S)
+
+
+async def advance(server: LoopbackBinance, seconds: float, step_s: float = 1.0) -> None:
+    """Move the stand-in's clock forward by `seconds` in steps, and after each step let
+    sockets and tasks do all they can at that instant (`settle`)."""
+    clock = manual_clock(server)
     moved = 0.0
     while moved < seconds:
         step = min(step_s, seconds - moved)
         clock.advance(step)
         moved += step
-        for _ in range(3):
-            await asyncio.sleep(0.002)
+        await settle(server)
+
+
+def manual_clock(server: LoopbackBinance) -> ManualClock:
+    assert isinstance(server.clock, ManualClock), "a stand-in on a ManualClock"
+    return server.clock
 
 
 @pytest.fixture
@@ -113,14 +155,19 @@ async def exchange(loopback: LoopbackBinance) -> AsyncIterator[CcxtExchange]:
 
 
 async def advance_until(
-    clock: ManualClock, probe: Callable[[], object], max_s: float, what: str, step_s: float = 1.0
+    server: LoopbackBinance,
+    probe: Callable[[], object],
+    max_s: float,
+    what: str,
+    step_s: float = 1.0,
 ) -> float:
-    """Advance `clock` in steps until `probe()` is truthy; return the seconds it took.
-    Fails naming `what` after `max_s` simulated seconds."""
+    """Settle, then advance the stand-in's clock in steps until `probe()` is truthy; return
+    the seconds it took. Fails naming `what` after `max_s` simulated seconds."""
     waited = 0.0
+    await settle(server)
     while not probe():
         if waited >= max_s:
             raise AssertionError(f"not {what} after {max_s:g} s of simulated time")
-        await advance(clock, step_s, step_s)
+        await advance(server, step_s, step_s)
         waited += step_s
     return waited

@@ -79,10 +79,13 @@ class LoopbackBinance:
         self.retry_after_ms: list[tuple[int, int]] = []
         self.faulted: list[tuple[int, str, str]] = []
         self.banned_until_ms = 0
+        self.activity = 0  # REST requests taken and answered (see `busy`)
+        self._answering = 0
         self._faults: list[Fault] = []
         self._runner: web.AppRunner | None = None
         self._pusher: asyncio.Task[None] | None = None
         self._port = port
+        self.port = 0  # the port it listens on, once entered
         self.base_url = self.ws_url = ""
 
     async def __aenter__(self) -> LoopbackBinance:
@@ -92,7 +95,7 @@ class LoopbackBinance:
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", self._port)
         await site.start()
-        port = self._runner.addresses[0][1]
+        self.port = port = self._runner.addresses[0][1]
         self.base_url, self.ws_url = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}"
         if self.clock is not None:
             self._pusher = asyncio.create_task(self.streams.run(self.clock), name="loopback-push")
@@ -134,6 +137,12 @@ class LoopbackBinance:
     def weight_by_route(self, start_ms: int, end_ms: int) -> dict[str, int]:
         return weight_by_route(self.log, start_ms, end_ms)
 
+    def busy(self) -> bool:
+        """Whether a REST request is being answered or a websocket message waits to be sent.
+        With `activity` and `streams.activity`: nothing changed between two looks if both
+        are the same and the stand-in was not busy (`fixtures.settle`)."""
+        return self._answering > 0 or self.streams.busy()
+
     def sync(self) -> None:
         """Trigger the conditional orders the mark price has crossed (before every answer)."""
         self.engine.sync()
@@ -143,6 +152,15 @@ class LoopbackBinance:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         if request.headers.get("Upgrade", "").lower() == "websocket":
             return await self.streams.handle(request)
+        self.activity += 1
+        self._answering += 1
+        try:
+            return await self._answer_rest(request)
+        finally:
+            self._answering -= 1
+            self.activity += 1
+
+    async def _answer_rest(self, request: web.Request) -> web.StreamResponse:
         params = dict(request.query)
         if request.method in ("POST", "PUT", "DELETE"):
             params.update({k: str(v) for k, v in (await request.post()).items()})

@@ -55,6 +55,8 @@ class StreamHub:
         self.handshakes: list[str] = []
         self.pongs: list[tuple[str, bytes]] = []  # (connection kind, payload) as received
         self._held: list[tuple[Connection, dict[str, Any]]] = []
+        self.activity = 0  # connections opened and closed, messages in and out
+        self._sending = 0
         state.sinks.append(self.on_user_event)
 
     # -- faults --------------------------------------------------------------------------------
@@ -84,14 +86,20 @@ class StreamHub:
             self.state.listen_keys[key] = self.state.now_ms
         self._expire()
 
+    def busy(self) -> bool:
+        """Whether a message waits in a connection's outbox or is being sent."""
+        return self._sending > 0 or any(not c.outbox.empty() for c in self.connections)
+
     def _silent(self, kind: str) -> bool:
         return self.state.now_ms < self.faults.silent_until_ms.get(kind, 0)
 
     # -- serving -------------------------------------------------------------------------------
 
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
+        self.activity += 1
         ws = web.WebSocketResponse(autoping=False)
         await ws.prepare(request)
+        self.activity += 1
         connection = self._connection(ws, request)
         self.handshakes.append(f"{connection.kind} {request.path}")
         if connection.kind == "user" and connection.listen_key not in self.state.listen_keys:
@@ -101,12 +109,14 @@ class StreamHub:
         writer = asyncio.create_task(self._write(connection))
         try:
             async for message in ws:
+                self.activity += 1
                 await self._read(connection, message)
         finally:
             writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await writer
             self.connections.remove(connection)
+            self.activity += 1
         return ws
 
     def _connection(self, ws: web.WebSocketResponse, request: web.Request) -> Connection:
@@ -162,7 +172,12 @@ class StreamHub:
             text = await connection.outbox.get()
             if connection.ws.closed:
                 return
-            await connection.ws.send_str(text)
+            self._sending += 1
+            try:
+                await connection.ws.send_str(text)
+            finally:
+                self._sending -= 1
+                self.activity += 1
 
     def _send(self, connection: Connection, stream: str, payload: Any) -> None:
         if connection.ws.closed:
