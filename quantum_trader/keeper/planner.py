@@ -376,25 +376,34 @@ class Planner(OrderSettling):
             return grown(position, held, ZERO)
         entry = self._latest_entry(symbol, entries)
         stop, target = self._ours_on_exchange(held)
-        adopted = opened_position(
-            held,
-            entry.plan if entry is not None else None,
-            entry.client_order_id if entry is not None else None,
-            entry.sent_at if entry is not None else self.now,
-            self.opened_fees.pop(symbol, ZERO),
-            self.context.keeper,
-            stop,
-            target,
-        )
+        adopted = self._adoptable(held, entries, self.opened_fees.pop(symbol, ZERO))
         for order in (stop, target):
             if order is not None:
                 self.book.add_working(order)
-        adopted = on_tick_grid(adopted, self.context.rules.get(symbol))
         how = "our stop on the exchange" if stop else "its entry's plan" if entry else "default"
         detail = f"{held.side} {held.quantity} @ {held.entry_price}, stop {adopted.stop_price}"
         event = "position_opened" if entry is not None else "position_adopted"
         self.notes.append(Note(event, symbol, f"{detail} ({how})", error=entry is None))
         return adopted
+
+    def _adoptable(
+        self, held: ExchangePosition, entries: list[_Outcome], fees_usdt: Decimal = ZERO
+    ) -> Position:
+        """The position the keeper adopts for `held`: protected by a stop of ours already on
+        the exchange, else its entry's plan, else the default (booking.opened_position)."""
+        entry = self._latest_entry(held.symbol, entries)
+        stop, target = self._ours_on_exchange(held)
+        adopted = opened_position(
+            held,
+            entry.plan if entry is not None else None,
+            entry.client_order_id if entry is not None else None,
+            entry.sent_at if entry is not None else self.now,
+            fees_usdt,
+            self.context.keeper,
+            stop,
+            target,
+        )
+        return on_tick_grid(adopted, self.context.rules.get(held.symbol))
 
     def _latest_entry(self, symbol: str, entries: list[_Outcome]) -> Intent | None:
         candidates = [o.intent for o in entries if o.intent is not None]
