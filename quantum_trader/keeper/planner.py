@@ -254,26 +254,36 @@ class Planner(OrderSettling):
             self.book.put(position)
         if position.quantity <= target:
             return position
-        if self.book.intents_for(position.symbol):
-            self._await_orders(position, target)
-            return position
         flipped = held is not None and held.side is not position.side
+        if self.book.intents_for(position.symbol):
+            self._await_orders(position, target, held if flipped else None)
+            return position
         opened = held.quantity if held is not None and flipped else ZERO  # a flip's new side
         return self._external_exit(position, target, opened)
 
-    def _await_orders(self, position: Position, target: Decimal) -> None:
+    def _await_orders(
+        self, position: Position, target: Decimal, flipped: ExchangePosition | None
+    ) -> None:
         """The exchange shows less than the ledger and an unsettled order of ours may explain
         it: cover what it holds meanwhile. Only REST may say a position is gone: while just the
-        stream shows the reduction (it may have missed an event), cover what we booked."""
-        detail = (
-            f"exchange holds {target}, ledger {position.quantity}: an order of ours is unsettled"
-        )
+        stream shows the reduction (it may have missed an event), cover what we booked.
+        `flipped`: what the exchange holds on the other side, covered too, as it would be
+        adopted (`_adoptable`), the stop then adopted with it (was: nothing covered it until
+        our order settled, up to `unknown_order_final_s`)."""
+        holds = f"{target}" if flipped is None else f"{flipped.side} {flipped.quantity}"
+        ledger = f"{position.side} {position.quantity}" if flipped else f"{position.quantity}"
+        detail = f"exchange holds {holds}, ledger {ledger}: an order of ours is unsettled"
         self.notes.append(Note("reduction_awaits_orders", position.symbol, detail))
         held = target if self.snapshot.source is SnapshotSource.REST else position.quantity
         mark = self.observation.marks.get(position.symbol)
         self.actions += stop_awaiting_orders(
             position, held, self.listed, mark, self.now, self.context
         )
+        if flipped is not None:
+            other = self._adoptable(flipped, [])
+            self.actions += stop_awaiting_orders(
+                other, flipped.quantity, self.listed, mark, self.now, self.context
+            )
 
     def _book_exit(
         self, position: Position, outcome: _Outcome, at_most: Decimal
@@ -376,25 +386,34 @@ class Planner(OrderSettling):
             return grown(position, held, ZERO)
         entry = self._latest_entry(symbol, entries)
         stop, target = self._ours_on_exchange(held)
-        adopted = opened_position(
-            held,
-            entry.plan if entry is not None else None,
-            entry.client_order_id if entry is not None else None,
-            entry.sent_at if entry is not None else self.now,
-            self.opened_fees.pop(symbol, ZERO),
-            self.context.keeper,
-            stop,
-            target,
-        )
+        adopted = self._adoptable(held, entries, self.opened_fees.pop(symbol, ZERO))
         for order in (stop, target):
             if order is not None:
                 self.book.add_working(order)
-        adopted = on_tick_grid(adopted, self.context.rules.get(symbol))
         how = "our stop on the exchange" if stop else "its entry's plan" if entry else "default"
         detail = f"{held.side} {held.quantity} @ {held.entry_price}, stop {adopted.stop_price}"
         event = "position_opened" if entry is not None else "position_adopted"
         self.notes.append(Note(event, symbol, f"{detail} ({how})", error=entry is None))
         return adopted
+
+    def _adoptable(
+        self, held: ExchangePosition, entries: list[_Outcome], fees_usdt: Decimal = ZERO
+    ) -> Position:
+        """The position the keeper adopts for `held`: protected by a stop of ours already on
+        the exchange, else its entry's plan, else the default (booking.opened_position)."""
+        entry = self._latest_entry(held.symbol, entries)
+        stop, target = self._ours_on_exchange(held)
+        adopted = opened_position(
+            held,
+            entry.plan if entry is not None else None,
+            entry.client_order_id if entry is not None else None,
+            entry.sent_at if entry is not None else self.now,
+            fees_usdt,
+            self.context.keeper,
+            stop,
+            target,
+        )
+        return on_tick_grid(adopted, self.context.rules.get(held.symbol))
 
     def _latest_entry(self, symbol: str, entries: list[_Outcome]) -> Intent | None:
         candidates = [o.intent for o in entries if o.intent is not None]

@@ -12,7 +12,7 @@ from decimal import Decimal
 from structlog.testing import capture_logs
 from test_keeper_external_exits import by_hand, fee_paid, noted, opened
 from test_keeper_fees_unread import BTC, sent
-from test_keeper_properties import T0, Harness
+from test_keeper_properties import KEEPER, T0, Harness
 
 from quantum_trader.domain import (
     ExitReason,
@@ -20,11 +20,12 @@ from quantum_trader.domain import (
     OrderKind,
     OrderRequest,
     OrderSide,
+    OrderStatus,
     Position,
     Side,
 )
 from quantum_trader.keeper.external import external_execution
-from quantum_trader.keeper.ids import Purpose
+from quantum_trader.keeper.ids import Purpose, purpose_of
 
 ONE = Decimal(1)
 
@@ -193,3 +194,56 @@ async def test_a_flip_by_hand_books_the_fee_of_what_it_opened_with_the_adopted_s
     assert trade.fees_usdt + short.fees_usdt == sum(
         (f.fee_usdt for fills in harness.exchange.fills.values() for f in fills), Decimal(0)
     )
+
+
+def _our_open_stops(harness: Harness) -> list[tuple[OrderSide, Decimal]]:
+    """Our reduce-only stops open on BTC: (side, quantity left)."""
+    return [
+        (o.side, o.quantity - o.filled_quantity)
+        for o in harness.exchange.orders.values()
+        if o.symbol == BTC
+        and o.kind is OrderKind.STOP_MARKET
+        and o.status is OrderStatus.OPEN
+        and o.reduce_only
+        and purpose_of(o.client_order_id) is not None
+    ]
+
+
+async def test_a_flip_by_hand_while_our_exit_is_unsettled_covers_the_side_the_exchange_holds(
+) -> None:  # fmt: skip
+    """Our exit's request was lost (its lookups failing) and a person sold twice the long:
+    the exchange holds a short. The reduction awaits our exit (`reduction_awaits_orders`);
+    the stop placed meanwhile covered only the ledger's long, so the short had no stop until
+    the exit was known never to have arrived (found by the fault campaign with a person
+    flipping by hand, seed 31211, 2026-12-03: 3-4 ticks). By the end of the next tick a
+    reduce-only buy stop of ours covers the short, at the level the keeper adopts it with;
+    once the exit settles the short is adopted with that stop, none placed twice."""
+    harness = await Harness.start()
+    exchange = harness.exchange
+    quantity = await opened(harness)
+    exchange.move(BTC, Decimal(102))
+    exchange.drop_next = True  # our exit never arrives
+    exchange.lookups_unreadable = 10_000
+    await harness.keeper.close_all(ExitReason.MANUAL, harness.now)
+    flip = OrderRequest("web_flip_21", BTC, OrderSide.SELL, OrderKind.MARKET, quantity * 2)
+    await exchange.place_order(flip)
+    assert exchange.held[BTC][:2] == (Side.SHORT, quantity)
+    await harness.tick()
+
+    assert (OrderSide.BUY, quantity) in _our_open_stops(harness)
+    [cover] = [o for o in exchange.orders.values() if o.side is OrderSide.BUY and o.reduce_only]
+    adopt = Decimal(repr(KEEPER.adopt_stop_pct))
+    assert cover.trigger_price == Decimal(102) * (1 + adopt)  # the short's adopted level
+    exchange.lookups_unreadable = 0
+    for _ in range(10):
+        await harness.tick()
+
+    short = harness.keeper.positions[BTC]
+    assert (short.side, short.quantity) == (Side.SHORT, quantity)
+    assert short.stop_order_id == cover.client_order_id
+    assert _our_open_stops(harness) == [(OrderSide.BUY, quantity)]
+    buy_stops = [r for r in exchange.received if r.side is OrderSide.BUY and r.kind.is_conditional]
+    assert len(buy_stops) == 1
+    [trade] = await harness.repository.closed_trades()
+    assert trade.quantity == quantity
+    assert len(sent(exchange, Purpose.EXIT)) == 1
