@@ -305,8 +305,10 @@ class PositionKeeper:
     async def _remember_took(self) -> None:
         """The account's trades each symbol still held was reduced by, never taken again for a
         reduction (saved: a restart keeps them); a symbol no longer held forgets them."""
-        took, self._carrier.took = self._carrier.took, {}
-        await self._external.remember(took, self._carrier.book.positions.keys())
+        took = self._carrier.took
+        if took or self._external.by_symbol:  # a backtest's ticks mostly have neither
+            self._carrier.took = {}
+            await self._external.remember(took, self._carrier.book.positions.keys())
 
     async def _snapshot(self, now: datetime, *, rest: bool) -> ExchangeSnapshot:
         streams = self._streams
