@@ -94,8 +94,10 @@ def answered(
         return Plan(
             book.without_position(intent.symbol), records, trades=(booked,), actions=leftovers
         )
-    took = {intent.symbol: frozenset(f.trade_id for f in fills or ())}  # keeper/external.py
-    return Plan(book.with_position(booked), records, external_trades=took)
+    took = frozenset(f.trade_id for f in fills or ())  # never taken again: keeper/external.py
+    return Plan(
+        book.with_position(booked), records, reducing_trades={intent.symbol: took} if took else {}
+    )
 
 
 def _firing(book: Book, order_id: str) -> bool:

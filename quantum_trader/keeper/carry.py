@@ -94,8 +94,8 @@ class Carrier:
 
     async def carry_out(self, result: Plan, now: datetime, context: Context) -> None:
         """Persist the plan's bookings, then send its orders (each may change the books)."""
-        if result.external_trades:
-            self.took = with_trades(self.took, result.external_trades)
+        if result.reducing_trades:
+            self.took = with_trades(self.took, result.reducing_trades)
         # A position closed by a trade of this plan is deleted with its trade's row, once its
         # fees and funding are read: a crash between the two would lose the trade. Its
         # symbol's orders are saved after that row (`_save_records`).

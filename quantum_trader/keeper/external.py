@@ -16,7 +16,7 @@ so cannot be told apart — books at the mark as before, and the note says why.
 
 A trade the books took a reduction from — an exit of ours (a partial take-profit of a tick
 before lies in the window) or a person's trade booked for an earlier reduction — is never taken
-again: the keeper remembers them while the position is held (`Plan.external_trades`), saved
+again: the keeper remembers them while the position is held (`Plan.reducing_trades`), saved
 so a restart keeps them (keeper/external_saved.py). Found by an outside probe (2026-12-03): with
 the person's own trade not listed yet, our partial take-profit of a tick before — or, after a
 restart, the person's earlier trade — added up and was booked again, its price taken for the
@@ -172,7 +172,7 @@ async def read_account_fills(
     symbol, the last tick that found it held as booked), or with the symbols whose trades
     could not be read (then booked at the mark, as before).
 
-    The trades `booked` on an earlier tick (`Plan.external_trades`: our exits', and those of
+    The trades `booked` on an earlier tick (`Plan.reducing_trades`: our exits', and those of
     reductions with no order of ours) are left out: the window reaches back before that tick,
     and a reduction whose own trades Binance does not list yet must not be booked at them (at
     the mark instead: its trades do not add up). So are the trades before the position's own

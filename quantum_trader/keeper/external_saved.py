@@ -3,7 +3,7 @@ for a reduction outside the program (keeper/external.py), and our own exits' —
 across restarts.
 
 A reduction with no order of ours is booked at the newest account trades that add up to it,
-leaving out those the books already took a reduction from (`Plan.external_trades`). The
+leaving out those the books already took a reduction from (`Plan.reducing_trades`). The
 read's window reaches back before that tick — after a restart to the position's opening — so
 without this memory a later reduction whose own trades Binance does not list yet could be
 booked at the older ones (their price and fee, once more). The keeper alone writes it: in the
@@ -56,7 +56,7 @@ class ExternalBooked:
     async def remember(
         self, booked_now: Mapping[str, frozenset[str]], held: Collection[str]
     ) -> None:
-        """Add the trades a tick booked (`Plan.external_trades`) for each symbol still `held`;
+        """Add the trades a tick booked (`Plan.reducing_trades`) for each symbol still `held`;
         forget every symbol no longer held. Each change is saved."""
         booked = self._booked
         for symbol in sorted(booked_now.keys() & set(held)):

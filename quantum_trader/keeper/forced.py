@@ -3,7 +3,7 @@ MANUAL. The naming is pure (`forced_reason`); `read_force_orders` is the keeper'
 it (`Exchange.fetch_force_orders`: Binance's GET /fapi/v1/forceOrders, weight 20 a kind).
 
 It is read only when a plan books such a close from the account's own trades
-(keeper/external.py, `Plan.external_trades`), on those trades' symbol and around their times,
+(keeper/external.py, `Plan.reducing_trades`), on those trades' symbol and around their times,
 and it only names the close: price, fee and quantity are the trades'. A read that fails or an
 answer that cannot be read — or refused for the API key: the close must not wait for an
 operator — leaves the close booked MANUAL, as before, with one warning line

@@ -290,7 +290,7 @@ class PositionKeeper:
                 self._exchange, seen, positions, external, at, now, booked, entered
             )
             result = plan(book, seen, now, context, self._checks)
-            took = result.external_trades  # our own exits' trades too: read only where needed
+            took = result.reducing_trades  # our own exits' too: only the closes by hand named
             by_hand = {s: took[s] for s in external if s in took}
             named = await read_force_orders(self._exchange, seen, by_hand)
             if named is not None:  # a liquidation or ADL (keeper/forced.py)

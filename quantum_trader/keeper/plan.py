@@ -116,7 +116,7 @@ class Plan:
     position was reopened since. The keeper plans again from a fresh REST read, which then
     books them in full (keeper/recheck.py).
     `amendments`: closed trades booked without some fees, now read (keeper/fees.py).
-    `external_trades`: by symbol, the account's trades a reduction was booked from — an exit
+    `reducing_trades`: by symbol, the account's trades a reduction was booked from — an exit
     of ours, or a reduction with no order of ours (keeper/external.py): never taken again for
     one.
     """
@@ -129,7 +129,7 @@ class Plan:
     notes: tuple[Note, ...] = ()
     unreflected: tuple[str, ...] = ()
     amendments: tuple[TradeFees, ...] = ()
-    external_trades: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    reducing_trades: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
 
 def plan(

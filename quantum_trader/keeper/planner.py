@@ -97,7 +97,7 @@ class Planner(OrderSettling):
         self.actions: list[OrderAction] = []
         self.notes: list[Note] = []
         self.amendments: list[TradeFees] = []
-        self.external_trades: dict[str, frozenset[str]] = {}
+        self.reducing_trades: dict[str, frozenset[str]] = {}
         self.opened_fees: dict[str, Decimal] = {}  # a flip by hand: the new side's fee
         self.consistent: set[str] = set()
         rest = self.snapshot.source is SnapshotSource.REST
@@ -143,7 +143,7 @@ class Planner(OrderSettling):
             tuple(self.notes),
             tuple(self.unreflected),
             tuple(self.amendments),
-            dict(self.external_trades),
+            dict(self.reducing_trades),
         )
 
     def quiet(self) -> bool:
@@ -345,7 +345,7 @@ class Planner(OrderSettling):
         """The account's trades a reduction of `symbol` was booked from: never again for one
         (keeper/external.py)."""
         if trade_ids:
-            self.external_trades[symbol] = self.external_trades.get(symbol, frozenset()) | trade_ids
+            self.reducing_trades[symbol] = self.reducing_trades.get(symbol, frozenset()) | trade_ids
 
     def _account_execution(
         self, position: Position, quantity: Decimal, opened: Decimal
