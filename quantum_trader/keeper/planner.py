@@ -280,7 +280,8 @@ class Planner(OrderSettling):
             position, held, self.listed, mark, self.now, self.context
         )
         if flipped is not None:
-            other = self._adoptable(flipped, [])
+            entry = self._latest_entry(flipped.symbol, [])
+            other = self._adoptable(flipped, entry, *self._ours_on_exchange(flipped))
             self.actions += stop_awaiting_orders(
                 other, flipped.quantity, self.listed, mark, self.now, self.context
             )
@@ -386,7 +387,8 @@ class Planner(OrderSettling):
             return grown(position, held, ZERO)
         entry = self._latest_entry(symbol, entries)
         stop, target = self._ours_on_exchange(held)
-        adopted = self._adoptable(held, entries, self.opened_fees.pop(symbol, ZERO))
+        fees = self.opened_fees.pop(symbol, ZERO)
+        adopted = self._adoptable(held, entry, stop, target, fees)
         for order in (stop, target):
             if order is not None:
                 self.book.add_working(order)
@@ -397,12 +399,16 @@ class Planner(OrderSettling):
         return adopted
 
     def _adoptable(
-        self, held: ExchangePosition, entries: list[_Outcome], fees_usdt: Decimal = ZERO
+        self,
+        held: ExchangePosition,
+        entry: Intent | None,
+        stop: Order | None,
+        target: Order | None,
+        fees_usdt: Decimal = ZERO,
     ) -> Position:
-        """The position the keeper adopts for `held`: protected by a stop of ours already on
-        the exchange, else its entry's plan, else the default (booking.opened_position)."""
-        entry = self._latest_entry(held.symbol, entries)
-        stop, target = self._ours_on_exchange(held)
+        """The position the keeper adopts for `held`: protected by `stop`, a stop of ours
+        already on the exchange, else by `entry`'s plan, else the default
+        (booking.opened_position)."""
         adopted = opened_position(
             held,
             entry.plan if entry is not None else None,
