@@ -14,8 +14,10 @@ else
         "run 'apt-get install chromium' as root, then 'make test' again" >&2
     exit 1
 fi
-$SUDO apt-get install -y -q chromium >/dev/null 2>&1 || {
-    $SUDO apt-get update -q >/dev/null
-    $SUDO apt-get install -y -q chromium >/dev/null
+# Another install (a second checkout's set-up) may hold dpkg's lock: wait for it, not fail.
+WAIT="-o DPkg::Lock::Timeout=600"
+$SUDO apt-get install $WAIT -y -q chromium >/dev/null 2>&1 || {
+    $SUDO apt-get update $WAIT -q >/dev/null
+    $SUDO apt-get install $WAIT -y -q chromium >/dev/null
 }
 command -v chromium >/dev/null
