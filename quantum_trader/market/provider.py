@@ -10,13 +10,8 @@ from typing import Protocol
 
 from quantum_trader.clock import ms_from_utc
 from quantum_trader.domain import MarketRules
-from quantum_trader.market.model import (
-    GlobalRegimeFn,
-    MarketModel,
-    MarketState,
-    RegimeFn,
-    StatisticsWindows,
-)
+from quantum_trader.market.model import GlobalRegimeFn, MarketModel, MarketState
+from quantum_trader.market.series import RegimeFn, StatisticsWindows
 from quantum_trader.ports import MarketFeed, SignalSource
 
 

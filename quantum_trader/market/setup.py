@@ -22,9 +22,10 @@ from quantum_trader.errors import MarketDataError
 from quantum_trader.log import get_logger
 from quantum_trader.market import regime
 from quantum_trader.market.candle_store import TIMEFRAME_MS, CandleStore
-from quantum_trader.market.model import GlobalRegimeFn, MarketModel, RegimeFn, StatisticsWindows
+from quantum_trader.market.model import GlobalRegimeFn, MarketModel
 from quantum_trader.market.replay import ReplayFeed
 from quantum_trader.market.rules import not_trading
+from quantum_trader.market.series import RegimeFn, StatisticsWindows
 from quantum_trader.market.source import MarketData, resolve_market_data
 from quantum_trader.market.universe import DAY_MS, resolve_recorded
 from quantum_trader.market.validation import MAX_MISSING_BARS, gaps_within

@@ -116,12 +116,12 @@ def test_nan_in_recorded_data_is_a_clear_error(tmp_path: object) -> None:
 @settings(max_examples=200, deadline=None)
 @given(offset_ms=st.integers(min_value=-10_000_000, max_value=4100 * 300_000))
 def test_the_grid_arithmetic_finds_the_row_a_binary_search_finds(offset_ms: int) -> None:
-    from quantum_trader.market.model import _grid_origin, _last_closed_row
+    from quantum_trader.market.series import grid_origin, last_closed_row
 
     now_ms = int(BARS.time_ms[0]) + offset_ms
-    origin = _grid_origin(BARS)
+    origin = grid_origin(BARS)
     assert origin is not None
-    assert _last_closed_row(BARS, origin, len(BARS) - 1, now_ms) == BARS.closed_before(now_ms) - 1
+    assert last_closed_row(BARS, origin, len(BARS) - 1, now_ms) == BARS.closed_before(now_ms) - 1
 
 
 @pytest.mark.parametrize("gapped", [False, True], ids=["grid", "with a gap"])
