@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -75,20 +75,20 @@ class Rig:
     async def rest(self) -> ExchangeSnapshot:
         return await self.exchange.fetch_snapshot(self.now())
 
-    async def by_hand(self, request: OrderRequest) -> None:
-        """`request` sent by a person on Binance's site, every user-data event it makes
-        dropped by the stand-in (never reaching the mirror)."""
+    async def unseen(self, by_hand: Awaitable[object]) -> None:
+        """Await `by_hand` (what a person does on Binance's site), every user-data event it
+        makes dropped by the stand-in: never reaching the mirror."""
         faults = self.server.streams.faults
         faults.drop = DROP_ALL
         try:
-            await self.exchange.place_order(request)
+            await by_hand
             await settle(self.server)
         finally:
             faults.drop = 0
 
 
 @asynccontextmanager
-async def keeper_on_streams(settings: KeeperSettings = KEEPER) -> AsyncIterator[Rig]:
+async def keeper_on_streams() -> AsyncIterator[Rig]:
     """A keeper reading the streams' mirror (usable, seeded) of a stand-in on a manual clock,
     holding a LONG it entered and protected, echoed by the stream and checked by REST."""
     clock = ManualClock(utc_from_ms(START_MS))
@@ -105,7 +105,7 @@ async def keeper_on_streams(settings: KeeperSettings = KEEPER) -> AsyncIterator[
                 repository, Decimal(10_000), clock.now(), PerformanceSettings()
             )
             keeper = await PositionKeeper.load(
-                exchange, repository, ledger, rules, settings, MonitorSettings(), streams=streams
+                exchange, repository, ledger, rules, KEEPER, MonitorSettings(), streams=streams
             )
             rig = Rig(clock, server, exchange, streams, keeper)
             await keeper.tick(rig.now(), rest=True)
@@ -168,7 +168,7 @@ async def test_a_flip_by_hand_the_stream_did_not_show_is_protected_within_the_po
         held = (await rig.rest()).positions[BTC]
         assert held.side is Side.LONG
         flip = OrderRequest("web_flip", BTC, OrderSide.SELL, OrderKind.MARKET, 2 * held.quantity)
-        await rig.by_hand(flip)
+        await rig.unseen(rig.exchange.place_order(flip))
         flipped = await rig.rest()
         assert (flipped.positions[BTC].side, flipped.positions[BTC].quantity) == (
             Side.SHORT,
@@ -198,18 +198,12 @@ async def test_a_stop_cancelled_by_hand_the_stream_did_not_show_is_replaced_by_t
     `rest_check_interval_s` of keeper ticks — the bound for orders."""
     async with keeper_on_streams() as rig:
         [stop] = our_stops(await rig.rest())
-        faults = rig.server.streams.faults
-        faults.drop = DROP_ALL
-        try:
-            await rig.exchange.cancel_conditional_order(BTC, stop.client_order_id)
-            await settle(rig.server)
-        finally:
-            faults.drop = 0
+        await rig.unseen(rig.exchange.cancel_conditional_order(BTC, stop.client_order_id))
         assert not covered(await rig.rest())
 
-        ticks = await ticks_until_covered(rig, ticks_in(KEEPER.rest_check_interval_s) + 1)
+        ticks = await ticks_until_covered(rig, ticks_in(KEEPER.rest_check_interval_s))
 
-        assert ticks <= ticks_in(KEEPER.rest_check_interval_s) + 1
+        assert ticks > ticks_in(KEEPER.rest_position_check_s)  # not the cheap check's doing
         [again] = our_stops(await rig.rest())
         assert again.client_order_id != stop.client_order_id
         assert again.side is OrderSide.SELL
