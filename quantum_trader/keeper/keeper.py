@@ -6,7 +6,8 @@ everyone else reads `view()`, an immutable picture of the books.
 
 `tick` is start-up reconciliation, crash recovery and the 5 s monitor step at once: read what
 the exchange holds (the streams' mirror when usable, REST otherwise and every
-`rest_check_interval_s` to check the mirror), look up our unsettled orders, read the fills of
+`rest_check_interval_s` to check the mirror, its positions alone every
+`rest_position_check_s` while anything is held), look up our unsettled orders, read the fills of
 those that ended and of those booked without them (keeper/fees.py), plan (keeper/plan.py,
 pure) and carry the plan out (keeper/carry.py). An order whose outcome is unknown triggers a
 tick at once and blocks entries on its symbol until it is settled.
@@ -20,6 +21,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from quantum_trader.domain import (
+    ExchangePosition,
     ExchangeSnapshot,
     ExitReason,
     Fill,
@@ -59,7 +61,7 @@ from quantum_trader.keeper.plan import (
     plan,
 )
 from quantum_trader.keeper.protect import CancelOrder, stop_trigger
-from quantum_trader.keeper.recheck import mirror_difference, rest_recheck
+from quantum_trader.keeper.recheck import mirror_difference, positions_difference, rest_recheck
 from quantum_trader.keeper.settings import KeeperSettings
 from quantum_trader.keeper.steady import plans_nothing, steady
 from quantum_trader.keeper.views import EntryResult, KeeperView
@@ -104,6 +106,7 @@ class PositionKeeper:
         # a reduction with no order of ours is looked for (keeper/external.py).
         self._held_as_booked: dict[str, datetime] = {}
         self._rest_checked_at: datetime | None = None
+        self._positions_checked_at: datetime | None = None  # REST read of positions alone
         self._last_regime: dict[str, Regime] = {}
         # The regimes last moved into that memory (the market view's own mapping, which the
         # views of an hour share), and the contexts that then see no turn, by `defensive`.
@@ -311,24 +314,59 @@ class PositionKeeper:
             await self._external.remember(took, self._carrier.book.positions.keys())
 
     async def _snapshot(self, now: datetime, *, rest: bool) -> ExchangeSnapshot:
+        """The mirror while the streams are usable and it needs no check; REST otherwise, and
+        every `rest_check_interval_s`, or as soon as the cheaper check of positions alone
+        (every `rest_position_check_s` while anything is held) finds them different: a
+        position the stream did not show gets its stop this tick, not at the next full check."""
         streams = self._streams
         interval = timedelta(seconds=self._settings.rest_check_interval_s)
         due = self._rest_checked_at is None or now - self._rest_checked_at >= interval
         mirrored = streams.snapshot(now) if streams is not None else None
+        positions: Mapping[str, ExchangePosition] | None = None
         if mirrored is not None and not rest and not due and not self._echo_overdue(now):
-            return mirrored
+            if not self._position_check_due(now, mirrored):
+                return mirrored
+            positions = await self._positions_unlike(mirrored, now)
+            if positions is None:
+                return mirrored
+        if positions is None:
+            positions = {p.symbol: p for p in await self._exchange.fetch_positions()}
         fresh = ExchangeSnapshot(
             now,
             SnapshotSource.REST,
-            {p.symbol: p for p in await self._exchange.fetch_positions()},
+            positions,
             tuple(await self._exchange.fetch_open_conditional_orders()),
         )
-        self._rest_checked_at = now
+        self._rest_checked_at = self._positions_checked_at = now
         difference = mirror_difference(mirrored, fresh) if mirrored is not None else ""
         if streams is not None and difference:
             log.warning("stream_mirror_differs", detail=difference)
             streams.reseed(fresh)
         return fresh
+
+    def _position_check_due(self, now: datetime, mirrored: ExchangeSnapshot) -> bool:
+        """Whether the mirror's positions are to be checked against REST at `now`: once
+        `rest_position_check_s` has passed since the last read of positions, while a position
+        is booked or mirrored or an order of ours is unsettled or working."""
+        last, every = self._positions_checked_at, self._settings.rest_position_check_s
+        if last is not None and now - last < timedelta(seconds=every):
+            return False
+        book = self._carrier.book
+        return bool(book.positions or book.intents or book.working or mirrored.positions)
+
+    async def _positions_unlike(
+        self, mirrored: ExchangeSnapshot, now: datetime
+    ) -> Mapping[str, ExchangePosition] | None:
+        """The positions REST reports (positionRisk, weight 5) when they differ from the
+        mirror's; None when they agree, or could not be read (the mirror stands this tick and
+        the check is made again at the next)."""
+        try:
+            read = {p.symbol: p for p in await self._exchange.fetch_positions()}
+        except (MarketDataError, RetryLater) as error:
+            log.warning("position_check_failed", error=str(error))
+            return None
+        self._positions_checked_at = now
+        return read if positions_difference(mirrored.positions, read) else None
 
     def _echo_overdue(self, now: datetime) -> bool:
         """The stream has not reported an order we booked from its answer: a missed event."""

@@ -11,15 +11,16 @@ A plan is only as true as the positions it was made from. Two cases call for a f
   lookup show the fill either way, so the next plan books it — in full, the rest adopted.
 
 And when a REST snapshot checks the streams' mirror: what the mirror got wrong
-(`mirror_difference`; the keeper logs it and reseeds the mirror).
+(`mirror_difference`; the keeper logs it and reseeds the mirror), or, for the cheaper check of
+positions alone, whether the mirror's positions are wrong (`positions_difference`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Set
+from collections.abc import Mapping, Set
 from decimal import Decimal
 
-from quantum_trader.domain import ExchangeSnapshot, SnapshotSource
+from quantum_trader.domain import ExchangePosition, ExchangeSnapshot, SnapshotSource
 from quantum_trader.keeper.plan import Plan
 
 
@@ -44,17 +45,25 @@ def _unexplained_exit(plan: Plan) -> bool:
 def mirror_difference(mirrored: ExchangeSnapshot, fresh: ExchangeSnapshot) -> str:
     """What the streams' mirror got wrong, or "" when it agrees with REST."""
 
-    def positions(s: ExchangeSnapshot) -> dict[str, tuple[str, Decimal]]:
-        return {k: (p.side.value, p.quantity) for k, p in s.positions.items()}
-
     def orders(s: ExchangeSnapshot) -> set[str]:
         return {o.client_order_id for o in s.open_conditional_orders}
 
-    parts = []
-    if positions(mirrored) != positions(fresh):
-        parts.append(f"positions stream {positions(mirrored)} rest {positions(fresh)}")
+    parts = [positions_difference(mirrored.positions, fresh.positions)]
     if orders(mirrored) != orders(fresh):
         only_stream = sorted(orders(mirrored) - orders(fresh))
         only_rest = sorted(orders(fresh) - orders(mirrored))
         parts.append(f"open orders stream-only {only_stream} rest-only {only_rest}")
-    return "; ".join(parts)
+    return "; ".join(part for part in parts if part)
+
+
+def positions_difference(
+    mirrored: Mapping[str, ExchangePosition], fresh: Mapping[str, ExchangePosition]
+) -> str:
+    """How the mirror's positions (side and quantity by symbol) differ from REST's, or ""."""
+
+    def held(positions: Mapping[str, ExchangePosition]) -> dict[str, tuple[str, Decimal]]:
+        return {k: (p.side.value, p.quantity) for k, p in positions.items()}
+
+    if held(mirrored) == held(fresh):
+        return ""
+    return f"positions stream {held(mirrored)} rest {held(fresh)}"

@@ -1,0 +1,209 @@
+"""A change made by hand on Binance whose user-data events were lost, seen by the keeper
+reading the streams' mirror: through the ccxt adapter and BinanceStreams on the stand-in, in
+its simulated time, the keeper ticked every 5 s as the monitor loop does.
+
+Binance's user-data events carry no sequence number: a dropped event (or a connection that
+stalled without closing) cannot be told from the stream itself, only by reading REST. The
+fault campaign with a person trading by hand found a flip (LONG 3 → SHORT 3, no order of ours
+involved) whose events were dropped left the new side without a stop of ours until the next
+full REST check (`keeper.rest_check_interval_s`, 60 s). The keeper now checks the mirror's
+positions alone every `keeper.rest_position_check_s` while anything is held, so such a
+position is protected within that many seconds' worth of ticks.
+
+A stop of ours cancelled by hand whose events were dropped is only seen by the full check
+(positions do not show it): protected again within `rest_check_interval_s`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from loopback import LoopbackBinance
+from loopback.fixtures import advance, advance_until, connect, settle, streams_on
+from loopback.state import START_MS
+from structlog.testing import capture_logs
+from test_exchange_answers import BTC, sized
+
+from quantum_trader.clock import ManualClock, utc_from_ms
+from quantum_trader.domain import (
+    ExchangeSnapshot,
+    Order,
+    OrderKind,
+    OrderRequest,
+    OrderSide,
+    Side,
+)
+from quantum_trader.execution.binance_streams import BinanceStreams
+from quantum_trader.execution.ccxt_exchange import CcxtExchange
+from quantum_trader.gates.settings import PerformanceSettings
+from quantum_trader.keeper.ids import is_ours
+from quantum_trader.keeper.keeper import PositionKeeper
+from quantum_trader.keeper.settings import KeeperSettings
+from quantum_trader.monitor.settings import MonitorSettings
+from quantum_trader.portfolio.ledger import Ledger
+from quantum_trader.storage.memory import InMemoryRepository
+
+TICK_S = 5.0  # the monitor loop's interval
+KEEPER = KeeperSettings()
+DROP_ALL = 1_000_000  # the stand-in's count of user events to drop: every one until reset
+
+
+@dataclass
+class Rig:
+    clock: ManualClock
+    server: LoopbackBinance
+    exchange: CcxtExchange
+    streams: BinanceStreams
+    keeper: PositionKeeper
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    async def tick(self) -> None:
+        """One monitor step: 5 s of simulated time, the stand-in and the streams settled,
+        then the keeper's tick, and what it sent settled too."""
+        await advance(self.server, TICK_S)
+        await self.keeper.tick(self.now())
+        await settle(self.server)
+
+    async def rest(self) -> ExchangeSnapshot:
+        return await self.exchange.fetch_snapshot(self.now())
+
+    async def unseen(self, by_hand: Awaitable[object]) -> None:
+        """Await `by_hand` (what a person does on Binance's site), every user-data event it
+        makes dropped by the stand-in: never reaching the mirror."""
+        faults = self.server.streams.faults
+        faults.drop = DROP_ALL
+        try:
+            await by_hand
+            await settle(self.server)
+        finally:
+            faults.drop = 0
+
+
+@asynccontextmanager
+async def keeper_on_streams() -> AsyncIterator[Rig]:
+    """A keeper reading the streams' mirror (usable, seeded) of a stand-in on a manual clock,
+    holding a LONG it entered and protected, echoed by the stream and checked by REST."""
+    clock = ManualClock(utc_from_ms(START_MS))
+    async with LoopbackBinance(clock=clock) as server:
+        exchange = connect(server)
+        rules = await exchange.load_markets()
+        streams = streams_on(server, exchange)
+        stopping = asyncio.Event()
+        task = asyncio.create_task(streams.run(stopping))
+        try:
+            await advance_until(server, lambda: streams.health().usable, 30, "seeded")
+            repository = InMemoryRepository()
+            ledger = await Ledger.load(
+                repository, Decimal(10_000), clock.now(), PerformanceSettings()
+            )
+            keeper = await PositionKeeper.load(
+                exchange, repository, ledger, rules, KEEPER, MonitorSettings(), streams=streams
+            )
+            rig = Rig(clock, server, exchange, streams, keeper)
+            await keeper.tick(rig.now(), rest=True)
+            await keeper.enter(sized(BTC, Side.LONG, server.state.mark("BTCUSDT")), rig.now())
+            await settle(server)
+            await rig.tick()  # the stream echoed the entry and its stop: read from the mirror
+            assert keeper.book.unechoed == {}
+            assert streams.snapshot(rig.now()) is not None
+            assert len(our_stops(await rig.rest())) == 1
+            yield rig
+        finally:
+            stopping.set()
+            await asyncio.wait_for(task, 10)
+            await exchange.close()
+
+
+def our_stops(snapshot: ExchangeSnapshot) -> list[Order]:
+    return [
+        o
+        for o in snapshot.open_conditional_orders
+        if is_ours(o.client_order_id) and o.kind is OrderKind.STOP_MARKET and o.reduce_only
+    ]
+
+
+def covered(snapshot: ExchangeSnapshot) -> bool:
+    """Whether what the exchange holds on BTC has a reduce-only stop of ours on the side that
+    closes it, for all of it."""
+    held = snapshot.positions.get(BTC)
+    if held is None:
+        return True
+    return any(
+        o.side is held.side.exit_order_side and o.quantity >= held.quantity
+        for o in snapshot.open_conditional_orders
+        if is_ours(o.client_order_id) and o.kind is OrderKind.STOP_MARKET and o.reduce_only
+    )
+
+
+async def ticks_until_covered(rig: Rig, max_ticks: int) -> int:
+    """The keeper's ticks until the exchange's position on BTC is covered by a stop of ours;
+    fails after `max_ticks`."""
+    for ticks in range(1, max_ticks + 1):
+        await rig.tick()
+        if covered(await rig.rest()):
+            return ticks
+    raise AssertionError(f"BTC held without a stop of ours after {max_ticks} keeper ticks")
+
+
+def ticks_in(seconds: float) -> int:
+    return math.ceil(seconds / TICK_S)
+
+
+async def test_a_flip_by_hand_the_stream_did_not_show_is_protected_within_the_position_check(
+) -> None:  # fmt: skip
+    """LONG → SHORT of the same size in one sell by a person, both its events dropped: the
+    new side has a reduce-only stop of ours within `rest_position_check_s` of keeper ticks
+    (4 at 20 s; it was up to `rest_check_interval_s`, 12: 11 here), found as a mirror
+    difference."""
+    assert KEEPER.rest_position_check_s < KEEPER.rest_check_interval_s
+    async with keeper_on_streams() as rig:
+        held = (await rig.rest()).positions[BTC]
+        assert held.side is Side.LONG
+        flip = OrderRequest("web_flip", BTC, OrderSide.SELL, OrderKind.MARKET, 2 * held.quantity)
+        await rig.unseen(rig.exchange.place_order(flip))
+        flipped = await rig.rest()
+        assert (flipped.positions[BTC].side, flipped.positions[BTC].quantity) == (
+            Side.SHORT,
+            held.quantity,
+        )
+        mirrored = rig.streams.snapshot(rig.now())
+        assert mirrored is not None
+        assert mirrored.positions[BTC].side is Side.LONG  # the stream did not show the flip
+        assert not covered(flipped)
+
+        with capture_logs() as logs:
+            ticks = await ticks_until_covered(rig, ticks_in(KEEPER.rest_check_interval_s))
+
+        assert ticks <= ticks_in(KEEPER.rest_position_check_s)
+        assert "stream_mirror_differs" in [e["event"] for e in logs]
+        assert rig.keeper.positions[BTC].side is Side.SHORT
+        after = await rig.rest()
+        [stop] = our_stops(after)  # the long's stop was cancelled, one for the short
+        assert stop.side is OrderSide.BUY
+
+
+async def test_a_stop_cancelled_by_hand_the_stream_did_not_show_is_replaced_by_the_full_check(
+) -> None:  # fmt: skip
+    """The position's own stop cancelled by a person, its event dropped: positions do not
+    show it, so the cheap check does not either; the full check (positions and open
+    conditional orders) finds it, and the stop is placed again within
+    `rest_check_interval_s` of keeper ticks — the bound for orders."""
+    async with keeper_on_streams() as rig:
+        [stop] = our_stops(await rig.rest())
+        await rig.unseen(rig.exchange.cancel_conditional_order(BTC, stop.client_order_id))
+        assert not covered(await rig.rest())
+
+        ticks = await ticks_until_covered(rig, ticks_in(KEEPER.rest_check_interval_s))
+
+        assert ticks > ticks_in(KEEPER.rest_position_check_s)  # not the cheap check's doing
+        [again] = our_stops(await rig.rest())
+        assert again.client_order_id != stop.client_order_id
+        assert again.side is OrderSide.SELL
