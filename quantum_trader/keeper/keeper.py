@@ -7,7 +7,7 @@ everyone else reads `view()`, an immutable picture of the books.
 `tick` is start-up reconciliation, crash recovery and the 5 s monitor step at once: read what
 the exchange holds (the streams' mirror when usable, REST otherwise and every
 `rest_check_interval_s` to check the mirror, its positions alone every
-`rest_position_check_s` while anything is held), look up our unsettled orders, read the fills of
+`rest_position_check_s`), look up our unsettled orders, read the fills of
 those that ended and of those booked without them (keeper/fees.py), plan (keeper/plan.py,
 pure) and carry the plan out (keeper/carry.py). An order whose outcome is unknown triggers a
 tick at once and blocks entries on its symbol until it is settled.
@@ -316,7 +316,7 @@ class PositionKeeper:
     async def _snapshot(self, now: datetime, *, rest: bool) -> ExchangeSnapshot:
         """The mirror while the streams are usable and it needs no check; REST otherwise, and
         every `rest_check_interval_s`, or as soon as the cheaper check of positions alone
-        (every `rest_position_check_s` while anything is held) finds them different: a
+        (every `rest_position_check_s`) finds them different: a
         position the stream did not show gets its stop this tick, not at the next full check."""
         streams = self._streams
         interval = timedelta(seconds=self._settings.rest_check_interval_s)
@@ -324,7 +324,7 @@ class PositionKeeper:
         mirrored = streams.snapshot(now) if streams is not None else None
         positions: Mapping[str, ExchangePosition] | None = None
         if mirrored is not None and not rest and not due and not self._echo_overdue(now):
-            if not self._position_check_due(now, mirrored):
+            if not self._position_check_due(now):
                 return mirrored
             positions = await self._positions_unlike(mirrored, now)
             if positions is None:
@@ -344,15 +344,12 @@ class PositionKeeper:
             streams.reseed(fresh)
         return fresh
 
-    def _position_check_due(self, now: datetime, mirrored: ExchangeSnapshot) -> bool:
+    def _position_check_due(self, now: datetime) -> bool:
         """Whether the mirror's positions are to be checked against REST at `now`: once
-        `rest_position_check_s` has passed since the last read of positions, while a position
-        is booked or mirrored or an order of ours is unsettled or working."""
+        `rest_position_check_s` has passed since the last read of positions, held or not (a
+        position opened by hand while nothing is held is one a lost event can hide too)."""
         last, every = self._positions_checked_at, self._settings.rest_position_check_s
-        if last is not None and now - last < timedelta(seconds=every):
-            return False
-        book = self._carrier.book
-        return bool(book.positions or book.intents or book.working or mirrored.positions)
+        return last is None or now - last >= timedelta(seconds=every)
 
     async def _positions_unlike(
         self, mirrored: ExchangeSnapshot, now: datetime

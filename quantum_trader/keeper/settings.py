@@ -18,17 +18,16 @@ class KeeperSettings(Section):
     `config.RECV_WINDOW_MARGIN_S` at least (the settings refuse less).
     `rest_check_interval_s`: while the streams are usable, how often a REST snapshot checks
     their mirror (a REST snapshot is used on every tick while they are not).
-    `rest_position_check_s`: while the streams are usable and a position is held or an order
-    of ours is unsettled or working, how often the mirror's positions alone are checked
-    against REST (GET /fapi/v3/positionRisk, weight 5; the full check adds the open
-    conditional orders, weight 40). A difference is handled as one the full check finds: REST
-    is read in full and the mirror reseeded. User-data events carry no sequence number, so a
-    dropped one is seen only by such a read: this bounds how long a position the stream did
-    not show (a flip by hand whose events were lost) goes without a stop of ours, 4 ticks of
-    5 s at 20 s. 20 s adds at most 10 weight a minute (2 reads: the full check's minute has
-    one already): the daemon's worst minute 115 of Binance's 2,400, 4.8 %; 15 s would put it
-    at 120, 5.0 %, the budget's very edge (docs/BENCHMARKS.md). At or above
-    `rest_check_interval_s` it never runs on its own.
+    `rest_position_check_s`: while the streams are usable, how often the mirror's positions
+    alone are checked against REST (GET /fapi/v3/positionRisk, weight 5; the full check adds
+    the open conditional orders, weight 40). A difference is handled as one the full check
+    finds: REST is read in full and the mirror reseeded. User-data events carry no sequence
+    number, so a dropped one is seen only by such a read: this bounds how long a position the
+    stream did not show (a flip by hand whose events were lost, a position opened by hand)
+    goes without a stop of ours, 4 ticks of 5 s at 20 s. 20 s adds at most 10 weight a minute
+    (2 reads: the full check's minute has one already): the daemon's worst minute 115 of
+    Binance's 2,400, 4.8 %; 15 s would put it at 120, 5.0 %, the budget's very edge
+    (docs/BENCHMARKS.md). At or above `rest_check_interval_s` it never runs on its own.
     `stream_echo_timeout_s`: an order booked from its direct answer that the user-data stream
     has not reported this long after is taken as a missed event: the next tick reads REST.
     `refused_exit_stop_gap_pct`: when a full exit is refused while no stop of ours covers the

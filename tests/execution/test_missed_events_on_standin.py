@@ -7,7 +7,7 @@ stalled without closing) cannot be told from the stream itself, only by reading 
 fault campaign with a person trading by hand found a flip (LONG 3 → SHORT 3, no order of ours
 involved) whose events were dropped left the new side without a stop of ours until the next
 full REST check (`keeper.rest_check_interval_s`, 60 s). The keeper now checks the mirror's
-positions alone every `keeper.rest_position_check_s` while anything is held, so such a
+positions alone every `keeper.rest_position_check_s`, so such a
 position is protected within that many seconds' worth of ticks.
 
 A stop of ours cancelled by hand whose events were dropped is only seen by the full check

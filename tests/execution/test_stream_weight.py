@@ -1,8 +1,8 @@
 """REST weight of the exchange boundary in steady state with the streams in use, counted by
 the stand-in per simulated minute: 50 symbols, 20 open positions each with its stop, and one
 REST check of positions and open conditional orders a minute (the keeper's check of the
-mirror), and of positions alone every 20 s between (its cheaper check, while positions are
-held: `keeper.rest_position_check_s`). Binance allows 2,400 a minute; the issue's budget is
+mirror), and of positions alone every 20 s between (its cheaper check, held or not:
+`keeper.rest_position_check_s`). Binance allows 2,400 a minute; the issue's budget is
 5 % of it."""
 
 from __future__ import annotations

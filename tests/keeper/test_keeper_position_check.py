@@ -1,5 +1,5 @@
 """The cheap check of the streams' mirror: its positions alone read from REST every
-`keeper.rest_position_check_s` while anything is held, the full snapshot (positions and open
+`keeper.rest_position_check_s`, held or not, the full snapshot (positions and open
 conditional orders) every `keeper.rest_check_interval_s`.
 
 User-data events carry no sequence number, so a dropped one is seen only by reading REST; the
@@ -127,15 +127,42 @@ async def test_positions_are_checked_every_20_s_while_one_is_held_the_full_snaps
     assert BTC in keeper.positions
 
 
-async def test_nothing_held_nor_live_no_position_check_the_full_snapshot_each_minute() -> None:
+async def test_nothing_held_positions_are_checked_all_the_same() -> None:
+    """Flat and idle, the cadence is the same: a position opened by hand is one a lost event
+    can hide too."""
     exchange, _, keeper = await keeper_on_mirror()
     assert keeper.book.idle
     exchange.reads.clear()
 
-    await ticks(exchange, keeper, TICKS_A_MINUTE - 1)
+    await ticks(exchange, keeper, 3)
     assert exchange.reads == {}
-    await ticks(exchange, keeper, 1)
+    await ticks(exchange, keeper, 1)  # 20 s
+    assert exchange.reads == {"positions": 1}
+    await ticks(exchange, keeper, TICKS_A_MINUTE - 4)  # 40 s, then in full at 60 s
+    assert exchange.reads == {"positions": 3, "orders": 1}
+
+
+async def test_a_position_opened_by_hand_while_flat_the_mirror_missed_is_adopted_and_covered(
+) -> None:  # fmt: skip
+    """Nothing held, a person buys; the mirror still shows nothing. The position check
+    finds it within 4 ticks (was: the full check, 12) and the keeper adopts it with a stop."""
+    exchange, mirror, keeper = await keeper_on_mirror()
+    await ticks(exchange, keeper, 4)  # 20 s: the position check has just run
+    mirror.stale = {}
+    quantity = sized(BTC, Side.LONG, exchange.marks[BTC]).quantity
+    exchange.by_hand(BTC, OrderSide.BUY, quantity)
+    exchange.reads.clear()
+
+    with capture_logs() as logs:
+        await ticks(exchange, keeper, 3)
+        assert BTC not in keeper.positions  # the mirror alone: nothing to see
+        await ticks(exchange, keeper, 1)  # 40 s: the position check
+
     assert exchange.reads == {"positions": 1, "orders": 1}
+    assert [e for e in logs if e["event"] == "stream_mirror_differs"]
+    assert keeper.positions[BTC].side is Side.LONG
+    [stop] = open_stops(exchange)
+    assert (stop.side, stop.quantity) == (OrderSide.SELL, quantity)
 
 
 async def test_a_flip_the_mirror_missed_is_found_by_the_position_check_and_covered() -> None:
