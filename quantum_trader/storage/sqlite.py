@@ -2,8 +2,9 @@
 
 Orders, fills, positions, closed trades and state are committed before the call returns, so an
 order intent written before its request leaves survives kill -9 (WAL with synchronous=NORMAL is
-durable against a process crash); a closed trade, its position's deletion and the state entries
-it changes are one transaction. Decisions, position events and equity snapshots are buffered
+durable against a process crash); a closed trade, its position's deletion, the state entries
+it changes and the writes that go with it are one transaction, and so are the writes given to
+`write` together. Decisions, position events and equity snapshots are buffered
 and written by `flush()` in one transaction; they also flush past `FLUSH_THRESHOLD_ROWS`, before
 any query that reads them, and on `close()`. A writer that must not wait for its audit trail (a
 backtest's replay) may hand full batches of decisions to a process of their own instead
