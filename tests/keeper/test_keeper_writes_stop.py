@@ -9,8 +9,9 @@ taken again for a later one (keeper/carry.py writes a tick's bookings so)."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from model_exchange import ModelExchange
@@ -63,7 +64,7 @@ class StoppingRepository(InMemoryRepository):
         self._check([position], [])
         await super().save_position(position)
 
-    async def save_state(self, namespace: str, key: str, payload: dict[str, object]) -> None:  # type: ignore[override]
+    async def save_state(self, namespace: str, key: str, payload: Mapping[str, Any]) -> None:
         self._check([], [(namespace, key, payload)])
         await super().save_state(namespace, key, payload)
 
