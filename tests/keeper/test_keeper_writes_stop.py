@@ -9,16 +9,19 @@ taken again for a later one (keeper/carry.py writes a tick's bookings so)."""
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
 from model_exchange import ModelExchange
 from structlog.testing import capture_logs
+from test_keeper_booking_one_write import keeper_on as sqlite_keeper
 from test_keeper_external_exits import BTC, by_hand, fee_paid, noted, opened
 from test_keeper_fees_unread import entered, fee_of, sent
-from test_keeper_properties import PRICES, RULES, T0, Harness, keeper_on, sized
+from test_keeper_properties import PRICES, RULES, T0, TICK, Harness, keeper_on, sized
 
 from quantum_trader.domain import (
     ClosedTrade,
@@ -34,6 +37,7 @@ from quantum_trader.keeper.external_saved import EXTERNAL_BOOKED
 from quantum_trader.keeper.ids import Purpose
 from quantum_trader.ports import StateWrite, Writes
 from quantum_trader.storage.memory import InMemoryRepository
+from quantum_trader.storage.sqlite import SqliteRepository
 
 
 class Stopped(Exception):
@@ -219,3 +223,60 @@ async def test_a_stop_as_a_close_is_written_keeps_the_fees_read_for_it() -> None
     assert trade.exit_reason is ExitReason.SL_HIT
     assert stop is not None
     assert trade.fees_usdt == fee_of(exchange, entry) + fee_of(exchange, stop)
+
+
+def refuse_smaller_positions(path: Path, *, accept: bool = False) -> None:
+    """Have SQLite refuse (or, `accept`, no longer) every write of a position with another
+    quantity than the one stored: a part exit's booking."""
+    with contextlib.closing(sqlite3.connect(path)) as other:
+        other.execute(
+            "DROP TRIGGER refused_smaller"
+            if accept
+            else "CREATE TRIGGER refused_smaller BEFORE INSERT ON positions WHEN EXISTS (SELECT 1 "
+            "FROM positions p WHERE p.symbol = NEW.symbol AND p.quantity <> NEW.quantity) "
+            "BEGIN SELECT RAISE(ABORT, 'refused'); END"
+        )
+        other.commit()
+
+
+async def test_a_part_exit_whose_booking_sqlite_refuses_is_booked_as_ours_after_a_restart(
+    tmp_path: Path,
+) -> None:
+    """The part exit above on a real SQLite file, the process ending with the refusal."""
+    path = tmp_path / "quantum_trader.db"
+    exchange = ModelExchange(RULES, dict(PRICES), T0)
+    repository = await SqliteRepository.open(path)
+    now = exchange.now = T0 + TICK
+    try:
+        keeper = await sqlite_keeper(exchange, repository, T0)
+        await keeper.enter(sized(BTC, Side.LONG, exchange.marks[BTC]), now)
+        refuse_smaller_positions(path)
+        price = exchange.marks[BTC]
+        while not sent(exchange, Purpose.EXIT):  # up until the partial take-profit
+            price += Decimal("0.1")
+            exchange.move(BTC, price)
+            now = exchange.now = now + TICK
+            with contextlib.suppress(sqlite3.DatabaseError):
+                await keeper.tick(now)
+        [partial] = sent(exchange, Purpose.EXIT)
+        stored = await repository.get_order(partial)
+        assert stored is not None
+        assert stored.status is OrderStatus.PENDING  # nothing of its booking written
+    finally:
+        await repository.close()  # the process ends here
+
+    refuse_smaller_positions(path, accept=True)
+    repository = await SqliteRepository.open(path)
+    try:
+        keeper = await sqlite_keeper(exchange, repository, now)
+        now = exchange.now = now + TICK
+        with capture_logs() as logs:
+            await keeper.tick(now)
+        assert [e for e in logs if e["event"] == "position_closed_externally"] == []
+        [position] = await repository.open_positions()
+        assert position.quantity == exchange.held[BTC][1] < position.initial_quantity
+        stored = await repository.get_order(partial)
+        assert stored is not None
+        assert stored.status is OrderStatus.FILLED
+    finally:
+        await repository.close()
