@@ -29,6 +29,7 @@ from quantum_trader.domain import (
     SignalSeries,
     StreamHealth,
 )
+from quantum_trader.record import record
 
 
 class Clock(Protocol):
@@ -176,6 +177,31 @@ StateWrite = tuple[str, str, Mapping[str, Any]]
 """A state entry to insert or replace, written with a trade: (namespace, key, JSON payload)."""
 
 
+@record
+class Writes:
+    """Writes that go together (`Repository.write`): one transaction, so a stop (kill -9, a
+    write refused) leaves all of them or none. Applied in this order: orders saved (as
+    `save_order`), fills recorded, positions deleted, positions saved, state entries deleted,
+    state entries saved."""
+
+    orders: Sequence[Order] = ()
+    fills: Sequence[Fill] = ()
+    positions_deleted: Sequence[str] = ()  # by symbol
+    positions: Sequence[Position] = ()
+    state_deleted: Sequence[tuple[str, str]] = ()  # (namespace, key)
+    state: Sequence[StateWrite] = ()
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.orders
+            or self.fills
+            or self.positions_deleted
+            or self.positions
+            or self.state_deleted
+            or self.state
+        )
+
+
 class Repository(Protocol):
     """Persistence. Orders, fills, positions and trades are durable when the call returns;
     decisions, position events and equity snapshots may be buffered until `flush()`."""
@@ -206,15 +232,22 @@ class Repository(Protocol):
         *,
         closes_position: bool = False,
         state: Sequence[StateWrite] = (),
+        writes: Writes | None = None,
     ) -> ClosedTrade | None:
         """Store a round trip and the `state` entries it changes (as `save_state` would) in one
         transaction: a crash leaves all or none. With `closes_position`, the symbol's open
-        position is deleted in it too, never gone without its trade. Return None when stored;
-        where a trade of the same symbol, entry order id and close time is stored already,
-        return that one and write neither `trade` nor `state` (the position is still deleted)."""
+        position is deleted in it too, never gone without its trade; `writes` are written in
+        it after that deletion (as `write` would: a flip's new side, the orders that closed
+        the position). Return None when stored; where a trade of the same symbol, entry order
+        id and close time is stored already, return that one and write neither `trade` nor
+        `state` (the position is still deleted, and `writes` written)."""
         ...
 
     async def closed_trades(self) -> list[ClosedTrade]: ...
+
+    async def write(self, writes: Writes) -> None:
+        """Write `writes` in one transaction (a crash leaves all or none)."""
+        ...
 
     async def amend_closed_trade(
         self, trade: ClosedTrade, *, state: Sequence[StateWrite] = ()

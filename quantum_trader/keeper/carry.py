@@ -5,15 +5,18 @@ keeper's lock. An order's answer is booked as soon as it arrives (keeper/answer.
 entry is protected within the same call, and a lost answer leaves an intent that blocks the
 symbol and wakes the keeper for an early tick. The fees read later (keeper/fees.py) are carried
 out by keeper/fee_carry.py: read before a closed position's trade is booked, or amending the
-trade once they are.
+trade once they are. Each symbol's bookings of a plan are one write (keeper/bookings.py), so
+a stop between two writes restarts into the same bookings (`carry_out`).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence, Set
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
+from functools import partial
+from operator import eq
 
 from quantum_trader.domain import (
     ClosedTrade,
@@ -37,7 +40,8 @@ from quantum_trader.keeper.book import (
     is_unsettled,
 )
 from quantum_trader.keeper.booking import TradeDraft, finish_trade
-from quantum_trader.keeper.external import with_trades
+from quantum_trader.keeper.bookings import Bookings, bookings, changed
+from quantum_trader.keeper.external_saved import ExternalBooked
 from quantum_trader.keeper.fee_carry import FeeCarrier, read_fills
 from quantum_trader.keeper.ids import ClientOrderIds, Purpose
 from quantum_trader.keeper.orders import OrderDesk
@@ -52,7 +56,7 @@ from quantum_trader.keeper.protect import (
 )
 from quantum_trader.log import bound_context, get_logger
 from quantum_trader.portfolio.ledger import Ledger
-from quantum_trader.ports import Exchange, Repository
+from quantum_trader.ports import Exchange, Repository, Writes
 from quantum_trader.record import replace
 
 log = get_logger("keeper")
@@ -76,6 +80,7 @@ class Carrier:
         admits: Callable[[OrderRequest], bool],
         echo: bool,
         wake: asyncio.Event,
+        external: ExternalBooked | None = None,
     ) -> None:
         self._exchange = exchange
         self._repository = repository
@@ -88,29 +93,34 @@ class Carrier:
         self._wake = wake
         self.book = book
         self.alert_listeners: list[AlertListener] = []
-        # By symbol, the account's trades the plans carried out booked reductions from, until
-        # the keeper takes them (keeper/external.py).
-        self.took: dict[str, frozenset[str]] = {}
+        # By symbol, the account's trades the positions held were reduced by, saved with the
+        # bookings that took them (keeper/external_saved.py).
+        self.external = ExternalBooked() if external is None else external
 
     async def carry_out(self, result: Plan, now: datetime, context: Context) -> None:
-        """Persist the plan's bookings, then send its orders (each may change the books)."""
-        if result.reducing_trades:
-            self.took = with_trades(self.took, result.reducing_trades)
-        # A position closed by a trade of this plan is deleted with its trade's row, once its
-        # fees and funding are read: a crash between the two would lose the trade. Its
-        # symbol's orders are saved after that row (`_save_records`).
-        closing = {d.position.symbol for d in result.trades} - result.book.positions.keys()
-        await self._save_records([r for r in result.records if r[0].symbol not in closing])
-        await self._persist_positions(self.book.positions, result.book.positions, closing)
+        """Persist the plan's bookings, then send its orders (each may change the books).
+
+        The bookings are written so that a stop (kill -9, a write refused) between any two
+        writes restarts into the same bookings: amendments first (each once, however often
+        written: see `amend`); then the symbols no trade of the plan closes in one write
+        (keeper/bookings.py: a part exit's order is never saved filled without the smaller
+        position, nor a reduction's trades remembered apart from it); then each symbol a
+        trade closes in its trade's write (`_book_trade`: the position deleted, a flip's new
+        side saved, the orders that closed it settled), so a restart before it finds the
+        order unsettled and books the close with its reason."""
         for fees in result.amendments:  # before their orders are forgotten: see `amend`
             await self._fees.amend(fees, now)
-        await self._fees.persist(self.book.fees_unread, result.book.fees_unread)
+        before = self.book
+        traded = {d.position.symbol for d in result.trades}
+        books = bookings(before, result, result.book, self.external, lambda s: s not in traded)
+        if books.writes:
+            await self._repository.write(books.writes)
+            self.external.keep(books.booked)
         self.book = result.book
         last = {d.position.symbol: i for i, d in enumerate(result.trades)}
         for i, draft in enumerate(result.trades):
-            symbol = draft.position.symbol
-            await self._book_trade(draft, now, closes=symbol in closing and last[symbol] == i)
-        await self._save_records([r for r in result.records if r[0].symbol in closing])
+            then = (before, result) if last[draft.position.symbol] == i else None
+            await self._book_trade(draft, now, then)
         if result.events:
             await self._repository.record_position_events(result.events)
         for event in result.events:
@@ -129,39 +139,14 @@ class Carrier:
                 self._alert(now, note.symbol, note.event, note.detail)
         await self.act(result.actions, now, context)
 
-    async def _save_records(self, records: Sequence[tuple[Order, tuple[Fill, ...]]]) -> None:
-        """Save each order's state and fills, and forget the intents settled. A closing
-        symbol's are saved after its trade, so a restart after a stop between the two finds
-        its stop or exit unsettled and books its reason, not MANUAL (one saved first would
-        explain nothing); a stop after the trade leaves an order filled with no position,
-        which the next tick records (`order_settled_unreflected`), booking nothing twice."""
-        for order, fills in records:
-            await self._repository.save_order(order)
-            if fills:
-                await self._repository.record_fills(fills)
-            if not is_unsettled(order):
-                await self._desk.forget(order.client_order_id)
-
     async def keep_positions(self, positions: Mapping[str, Position]) -> None:
         """Book `positions` (the book's symbols, some with new figures) as a plan that only
         moved them would: the changed ones saved, then the book."""
-        await self._persist_positions(self.book.positions, positions)
+        before = self.book.positions
+        saved = [p for s, p in positions.items() if changed(before.get(s), p)]
+        if saved:
+            await self._repository.write(Writes(positions=saved))
         self.book = replace(self.book, positions=dict(positions))
-
-    async def _persist_positions(
-        self,
-        before: Mapping[str, Position],
-        after: Mapping[str, Position],
-        closing: Set[str] = frozenset(),
-    ) -> None:
-        """Save the positions changed, delete those gone but `closing` (deleted with their
-        trade's row: `_book_trade`)."""
-        for symbol, position in after.items():
-            was = before.get(symbol)
-            if was is not position and was != position:  # most ticks keep the very object
-                await self._repository.save_position(position)
-        for symbol in before.keys() - after.keys() - closing:
-            await self._repository.delete_position(symbol)
 
     async def _funding(self, position: Position) -> Decimal:
         try:
@@ -170,18 +155,33 @@ class Carrier:
             log.warning("funding_unavailable", symbol=position.symbol, error=str(error))
             return Decimal(0)
 
-    async def _book_trade(self, draft: TradeDraft, now: datetime, *, closes: bool) -> None:
+    async def _book_trade(
+        self, draft: TradeDraft, now: datetime, then: tuple[Book, Plan] | None
+    ) -> None:
         """A closed position's trade, with the fees read now of its orders booked without
         them (the orders still unread stay in the book, against the trade), and its funding;
-        `closes`: the position's row is deleted with the trade's."""
+        `then` (the books before the plan, and the plan) for the symbol's last trade of the
+        plan: written with the position's deletion and what else the plan books for the
+        symbol (keeper/bookings.py), in one write."""
         left, draft = await self._fees.settle_close(self.book.fees_unread, draft)
         if left is not self.book.fees_unread:
             self.book = replace(self.book, fees_unread=left)
         funding = await self._funding(draft.position)
-        await self._record_trade(finish_trade(draft, funding), now, closes=closes)
+        books = None
+        if then is not None:
+            symbol = draft.position.symbol
+            books = bookings(then[0], then[1], self.book, self.external, partial(eq, symbol))
+        await self._record_trade(finish_trade(draft, funding), now, books)
 
-    async def _record_trade(self, trade: ClosedTrade, now: datetime, *, closes: bool) -> None:
-        await self._ledger.record_trade(trade, now, closes_position=closes)
+    async def _record_trade(
+        self, trade: ClosedTrade, now: datetime, books: Bookings | None
+    ) -> None:
+        writes = books.writes if books is not None else None
+        await self._ledger.record_trade(
+            trade, now, closes_position=books is not None, writes=writes
+        )
+        if books is not None:
+            self.external.keep(books.booked)
         log.info(
             "position_closed",
             symbol=trade.symbol,

@@ -208,10 +208,3 @@ async def entry_times(
         if times:
             entered[symbol] = min(times)
     return entered
-
-
-def with_trades(
-    took: Mapping[str, frozenset[str]], more: Mapping[str, frozenset[str]]
-) -> dict[str, frozenset[str]]:
-    """`took` with the trade ids of `more` added, by symbol."""
-    return {s: took.get(s, frozenset()) | more.get(s, frozenset()) for s in {*took, *more}}

@@ -8,18 +8,20 @@ read's window reaches back before that tick — after a restart to the position'
 without this memory a later reduction whose own trades Binance does not list yet could be
 booked at the older ones (their price and fee, once more). The keeper alone writes it: in the
 repository's state (namespace `EXTERNAL_BOOKED`, by symbol, `{"trade_ids": [...]}`), each
-symbol's entry saved when a tick books trades for it and deleted once its position is gone.
+symbol's entry saved in the same write as the bookings that took them (keeper/carry.py: a stop
+between the two would forget them) and deleted once its position is gone.
 An entry that cannot be read back (edited by hand, written by a run that saved something
 else) is said once, with what was saved, and dropped: the keeper starts all the same.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from quantum_trader.log import get_logger
-from quantum_trader.ports import Repository
+from quantum_trader.ports import Repository, StateWrite
+from quantum_trader.record import record
 
 log = get_logger("keeper")
 EXTERNAL_BOOKED = "external_booked"
@@ -28,10 +30,7 @@ EXTERNAL_BOOKED = "external_booked"
 class ExternalBooked:
     """By symbol, the ids of the account's trades booked for its position (held only)."""
 
-    def __init__(
-        self, repository: Repository, booked: Mapping[str, frozenset[str]] | None = None
-    ) -> None:
-        self._repository = repository
+    def __init__(self, booked: Mapping[str, frozenset[str]] | None = None) -> None:
         self._booked: dict[str, frozenset[str]] = dict(booked or {})
 
     @classmethod
@@ -47,28 +46,57 @@ class ExternalBooked:
                 booked[symbol] = _trade_ids(saved)
             except (KeyError, TypeError) as error:
                 await _dropped(repository, symbol, saved, repr(error))
-        return cls(repository, booked)
+        return cls(booked)
 
     @property
     def by_symbol(self) -> Mapping[str, frozenset[str]]:
         return self._booked
 
-    async def remember(
-        self, booked_now: Mapping[str, frozenset[str]], held: Collection[str]
-    ) -> None:
-        """Add the trades a tick booked (`Plan.reducing_trades`) for each symbol still `held`;
-        forget every symbol no longer held. Each change is saved."""
+    def changes(
+        self,
+        booked_now: Mapping[str, frozenset[str]],
+        held: Collection[str],
+        symbols: Callable[[str], bool],
+    ) -> BookedChanges:
+        """What a plan booking `booked_now` (`Plan.reducing_trades`) and leaving `held`
+        changes for the `symbols` accepted: the trades added for each still held, each no
+        longer held forgotten. Written with the plan's bookings (keeper/carry.py), then
+        `keep`: a stop between the bookings and this memory would forget the trades."""
         booked = self._booked
+        if not booked_now and not booked:  # a backtest's ticks
+            return _NO_CHANGES
+        saved: dict[str, frozenset[str]] = {}
         for symbol in sorted(booked_now.keys() & set(held)):
             ids = booked.get(symbol, frozenset()) | booked_now[symbol]
-            if ids != booked.get(symbol):
-                await self._repository.save_state(
-                    EXTERNAL_BOOKED, symbol, {"trade_ids": sorted(ids)}
-                )
-                booked[symbol] = ids
-        for symbol in sorted(booked.keys() - set(held)):
-            await self._repository.delete_state(EXTERNAL_BOOKED, symbol)
-            del booked[symbol]
+            if ids != booked.get(symbol) and symbols(symbol):
+                saved[symbol] = ids
+        deleted = [s for s in sorted(booked.keys() - set(held)) if symbols(s)]
+        return BookedChanges(saved, deleted)
+
+    def keep(self, changes: BookedChanges) -> None:
+        """Take `changes` as written."""
+        self._booked.update(changes.saved)
+        for symbol in changes.deleted:
+            self._booked.pop(symbol, None)
+
+
+@record
+class BookedChanges:
+    """By symbol, the trade ids to remember now, and the symbols to forget."""
+
+    saved: Mapping[str, frozenset[str]]
+    deleted: Sequence[str]
+
+    @property
+    def state(self) -> list[StateWrite]:
+        return [
+            (EXTERNAL_BOOKED, symbol, {"trade_ids": sorted(ids)})
+            for symbol, ids in self.saved.items()
+        ]
+
+    @property
+    def state_deleted(self) -> list[tuple[str, str]]:
+        return [(EXTERNAL_BOOKED, symbol) for symbol in self.deleted]
 
 
 def _trade_ids(saved: Mapping[str, Any]) -> frozenset[str]:
@@ -90,3 +118,6 @@ async def _dropped(repository: Repository, symbol: str, saved: Any, why: str) ->
         ),
     )
     await repository.delete_state(EXTERNAL_BOOKED, symbol)
+
+
+_NO_CHANGES = BookedChanges({}, ())

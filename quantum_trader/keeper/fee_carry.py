@@ -9,7 +9,7 @@ account's and the symbol's statistics), once only, also across a restart.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 
 from quantum_trader.domain import ZERO, Fill
@@ -19,7 +19,7 @@ from quantum_trader.keeper.booking import TradeDraft, initial_risk
 from quantum_trader.keeper.fees import FEES_UNREAD, amended, fee_due
 from quantum_trader.log import get_logger
 from quantum_trader.portfolio.ledger import Ledger
-from quantum_trader.ports import Exchange, Repository
+from quantum_trader.ports import Exchange, Repository, StateWrite
 from quantum_trader.record import replace
 
 log = get_logger("keeper")
@@ -39,20 +39,34 @@ async def read_fills(
     return (fills, "") if fills else (None, "no trades listed yet for what it executed")
 
 
+def fee_writes(
+    before: Mapping[str, UnreadFees],
+    after: Mapping[str, UnreadFees],
+    symbols: Callable[[str], bool],
+) -> tuple[list[StateWrite], list[tuple[str, str]]]:
+    """The state entries to save and to delete (`FEES_UNREAD`) that take the remembered
+    orders of the `symbols` accepted from `before` to `after`: written with the bookings
+    that added or settled them (keeper/carry.py)."""
+    if before is after or not (before or after):  # most ticks
+        return [], []
+    saved: list[StateWrite] = [
+        (FEES_UNREAD, cid, after[cid].to_dict())
+        for cid in sorted(after)
+        if before.get(cid) != after[cid] and symbols(after[cid].symbol)  # new, bound, or read
+    ]
+    deleted = [
+        (FEES_UNREAD, cid)
+        for cid in sorted(before.keys() - after.keys())
+        if symbols(before[cid].symbol)
+    ]
+    return saved, deleted
+
+
 class FeeCarrier:
     def __init__(self, exchange: Exchange, repository: Repository, ledger: Ledger) -> None:
         self._exchange = exchange
         self._repository = repository
         self._ledger = ledger
-
-    async def persist(
-        self, before: Mapping[str, UnreadFees], after: Mapping[str, UnreadFees]
-    ) -> None:
-        for cid in sorted(after):
-            if before.get(cid) != after[cid]:  # new, bound to its trade, or read
-                await self._repository.save_state(FEES_UNREAD, cid, after[cid].to_dict())
-        for cid in sorted(before.keys() - after.keys()):
-            await self._repository.delete_state(FEES_UNREAD, cid)
 
     async def settle_close(
         self, book: Mapping[str, UnreadFees], draft: TradeDraft
@@ -81,7 +95,6 @@ class FeeCarrier:
         settled = {u.client_order_id for u in unread}
         left = {c: u for c, u in book.items() if c not in settled}
         left.update((u.client_order_id, replace(u, trade=trade)) for u in missing)
-        await self.persist(book, left)
         if missing:
             log.warning(
                 "trade_fees_incomplete",

@@ -116,8 +116,6 @@ class PositionKeeper:
             for defensive in (False, True)
         }
         self._filled_known: frozenset[str] = frozenset()  # see keeper/recheck.py
-        # The account's trades booked for reductions by hand (keeper/external_saved.py).
-        self._external = ExternalBooked(repository) if external is None else external
         self._checks = ProtectionChecks()  # a cache of a pure function: plans do not change
         self.wake = asyncio.Event()  # set when a tick is wanted before the next interval
         self._carrier = Carrier(
@@ -129,6 +127,7 @@ class PositionKeeper:
             admits=admits,
             echo=streams is not None,
             wake=self.wake,
+            external=external,  # the trades booked for reductions (keeper/external_saved.py)
         )
 
     @classmethod
@@ -265,7 +264,6 @@ class PositionKeeper:
         them already (a plan made again reads them no second time)."""
         for event in self.wake_events():
             event.clear()
-        await self._remember_took()  # the reductions booked from answers since the last tick
         book, known = self._carrier.book, self._filled_known  # known before this read
         snapshot = await self._snapshot(now, rest=rest)
         found = await self._look_up(lookups_needed(book, snapshot))
@@ -287,7 +285,8 @@ class PositionKeeper:
             return
         external = unread_external_exits(result, seen)
         if external:  # booked from the account's own trades (keeper/external.py)
-            positions, at, booked = book.positions, self._held_as_booked, self._external.by_symbol
+            positions, at = book.positions, self._held_as_booked
+            booked = self._carrier.external.by_symbol
             entered = await entry_times(self._repository, positions, external)
             seen = await read_account_fills(
                 self._exchange, seen, positions, external, at, now, booked, entered
@@ -299,19 +298,10 @@ class PositionKeeper:
             if named is not None:  # a liquidation or ADL (keeper/forced.py)
                 result = plan(book, named, now, context, self._checks)
         await self._carrier.carry_out(result, now, context)
-        await self._remember_took()
         self._held_as_booked = held_as_booked(
             self._held_as_booked, self._carrier.book.positions, snapshot, now
         )
         self._reconciled_at = now
-
-    async def _remember_took(self) -> None:
-        """The account's trades each symbol still held was reduced by, never taken again for a
-        reduction (saved: a restart keeps them); a symbol no longer held forgets them."""
-        took = self._carrier.took
-        if took or self._external.by_symbol:  # a backtest's ticks mostly have neither
-            self._carrier.took = {}
-            await self._external.remember(took, self._carrier.book.positions.keys())
 
     async def _snapshot(self, now: datetime, *, rest: bool) -> ExchangeSnapshot:
         """The mirror while the streams are usable and it needs no check; REST otherwise, and

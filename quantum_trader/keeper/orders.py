@@ -1,7 +1,7 @@
 """Sending one of our orders: the intent is written before the request leaves.
 
-Every order is saved PENDING (with the keeper's extra: its plan or exit reason) before it is
-sent, so a crash leaves an intent the next tick resolves by client order id. After an
+Every order is saved PENDING with the keeper's extra (its plan or exit reason), in one write,
+before it is sent, so a crash leaves an intent the next tick resolves by client order id. After an
 ambiguous failure the order is looked up by that id at once; nothing is sent twice blindly.
 """
 
@@ -13,7 +13,7 @@ from quantum_trader.domain import Order, OrderStatus
 from quantum_trader.errors import OrderRejected, OrderStateUnknown, RetryLater
 from quantum_trader.keeper.book import Intent
 from quantum_trader.log import get_logger
-from quantum_trader.ports import Exchange, Repository
+from quantum_trader.ports import Exchange, Repository, Writes
 from quantum_trader.record import replace
 
 log = get_logger("keeper")
@@ -34,18 +34,17 @@ class OrderDesk:
         next tick). Raises OrderRejected after recording the rejection, and RetryLater (a rate
         limit: the request was not executed) after recording it as not sent.
         """
-        await self._repository.save_state(INTENTS, intent.client_order_id, intent.extra_to_dict())
-        await self._repository.save_order(intent.order)
+        cid = intent.client_order_id
+        extra = (INTENTS, cid, intent.extra_to_dict())
+        await self._repository.write(Writes(orders=[intent.order], state=[extra]))
         request = intent.request
         try:
             return await self._exchange.place_order(request)
         except (OrderRejected, RetryLater) as error:  # refused, or held back before it left
-            await self.forget(intent.client_order_id)
-            await self._repository.save_order(
-                replace(
-                    intent.order, status=OrderStatus.REJECTED, detail=str(error), updated_at=now
-                )
+            rejected = replace(
+                intent.order, status=OrderStatus.REJECTED, detail=str(error), updated_at=now
             )
+            await self._repository.write(Writes(orders=[rejected], state_deleted=[(INTENTS, cid)]))
             raise
         except OrderStateUnknown as error:
             return await self._look_up_now(intent, error, now)
@@ -72,7 +71,3 @@ class OrderDesk:
             return None
         log.warning("order_state_recovered", client_order_id=intent.client_order_id)
         return found
-
-    async def forget(self, client_order_id: str) -> None:
-        """The intent is settled: its extra is no longer needed."""
-        await self._repository.delete_state(INTENTS, client_order_id)

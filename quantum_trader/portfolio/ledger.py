@@ -20,7 +20,7 @@ from quantum_trader.portfolio.performance import (
     stats_to_dict,
     streak_of,
 )
-from quantum_trader.ports import Repository, StateWrite
+from quantum_trader.ports import Repository, StateWrite, Writes
 from quantum_trader.record import replace
 
 ACCOUNT_STATE = ("account", "tracker")
@@ -67,11 +67,17 @@ class Ledger:
         return ledger
 
     async def record_trade(
-        self, trade: ClosedTrade, now: datetime, *, closes_position: bool = False
+        self,
+        trade: ClosedTrade,
+        now: datetime,
+        *,
+        closes_position: bool = False,
+        writes: Writes | None = None,
     ) -> None:
         """Book a closed round trip: trade row, streak and hourly PnL updated. The trade's row,
         the tracker and the symbol's stats it changes (and with `closes_position` the
-        position's deletion) are one write, so a stop never leaves one without the others.
+        position's deletion, and `writes`: Repository.record_closed_trade) are one write, so a
+        stop never leaves one without the others.
         A trade stored already under its key (symbol, entry order id, close time) changes
         nothing: the same trade again is a booking replayed (silent); another one under that
         key is refused with a warning, `closed_trade_key_taken`, naming both."""
@@ -79,7 +85,10 @@ class Ledger:
         before = self.stats.get(trade.symbol, SymbolStats(trade.symbol))
         after = record_trade(before, trade, now, self._performance)
         stored = await self._repository.record_closed_trade(
-            trade, closes_position=closes_position, state=self._state(tracker, after)
+            trade,
+            closes_position=closes_position,
+            state=self._state(tracker, after),
+            writes=writes,
         )
         if stored is not None:
             # Refused, not stored under another key: a position makes one trade, closed at a

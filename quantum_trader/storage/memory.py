@@ -20,7 +20,7 @@ from quantum_trader.domain import (
     Position,
     PositionEvent,
 )
-from quantum_trader.ports import StateWrite
+from quantum_trader.ports import StateWrite, Writes
 from quantum_trader.storage import codec
 from quantum_trader.storage.codec import RepositoryRows, Row
 
@@ -108,13 +108,15 @@ class InMemoryRepository:
         *,
         closes_position: bool = False,
         state: Sequence[StateWrite] = (),
+        writes: Writes | None = None,
     ) -> ClosedTrade | None:
         """Store a round trip and `state` together; the same (symbol, entry order, close time)
         is stored once: where it is already, that trade is returned and neither `trade` nor
         `state` stored. With `closes_position`, the symbol's position is deleted with it (also
-        when the trade was stored already)."""
+        when the trade was stored already), then `writes` stored (always)."""
         row = codec.encode_closed_trade(trade)
         upserts = _state_rows(state)  # all encoded before anything changes, as one transaction
+        also = _Encoded(writes) if writes is not None else None
         key = codec.closed_trade_key(row)
         stored = self._closed_trades.get(key)
         if stored is None:
@@ -122,7 +124,29 @@ class InMemoryRepository:
             self._state.update(upserts)
         if closes_position:
             self._positions.pop(trade.symbol, None)
+        if also is not None:
+            self._apply(also)
         return None if stored is None else codec.decode_closed_trade(stored)
+
+    async def write(self, writes: Writes) -> None:
+        """Store `writes` together (all encoded before anything changes)."""
+        self._apply(_Encoded(writes))
+
+    def _apply(self, encoded: _Encoded) -> None:
+        created = codec.ORDER_CREATED_AT
+        for cid, row in encoded.orders:
+            previous = self._orders.get(cid)
+            if previous is not None:  # the first `created_at` is kept, as `save_order`
+                row = (*row[:created], previous[created], *row[created + 1 :])
+            self._orders[cid] = row
+        for row in encoded.fills:
+            self._fills.setdefault(tuple(row[i] for i in codec.FILL_KEY), row)
+        for symbol in encoded.positions_deleted:
+            self._positions.pop(symbol, None)
+        self._positions.update(encoded.positions)
+        for entry in encoded.state_deleted:
+            self._state.pop(entry, None)
+        self._state.update(encoded.state)
 
     async def closed_trades(self) -> list[ClosedTrade]:
         """Trades sorted by closed_at, then arrival."""
@@ -202,6 +226,20 @@ class InMemoryRepository:
     def _sorted_orders(self) -> list[Row]:
         created = codec.ORDER_CREATED_AT
         return sorted(self._orders.values(), key=lambda r: (str(r[created]), str(r[0])))
+
+
+class _Encoded:
+    """`Writes` encoded as the rows they store (raising, as the codec does, before any is)."""
+
+    __slots__ = ("fills", "orders", "positions", "positions_deleted", "state", "state_deleted")
+
+    def __init__(self, writes: Writes) -> None:
+        self.orders = [(o.client_order_id, codec.encode_order(o)) for o in writes.orders]
+        self.fills = [codec.encode_fill(f) for f in writes.fills]
+        self.positions_deleted = list(writes.positions_deleted)
+        self.positions = {p.symbol: codec.encode_position(p) for p in writes.positions}
+        self.state_deleted = list(writes.state_deleted)
+        self.state = _state_rows(writes.state)
 
 
 def _state_rows(state: Sequence[StateWrite]) -> list[tuple[tuple[str, str], str]]:

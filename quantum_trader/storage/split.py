@@ -26,7 +26,7 @@ from quantum_trader.domain import (
     Position,
     PositionEvent,
 )
-from quantum_trader.ports import StateWrite
+from quantum_trader.ports import StateWrite, Writes
 from quantum_trader.record import record
 from quantum_trader.storage.codec import encode_time
 from quantum_trader.storage.memory import InMemoryRepository
@@ -128,10 +128,14 @@ class SplitRepository:
         *,
         closes_position: bool = False,
         state: Sequence[StateWrite] = (),
+        writes: Writes | None = None,
     ) -> ClosedTrade | None:
         return await self._ledger.record_closed_trade(
-            trade, closes_position=closes_position, state=state
+            trade, closes_position=closes_position, state=state, writes=writes
         )
+
+    async def write(self, writes: Writes) -> None:
+        await self._ledger.write(writes)
 
     async def closed_trades(self) -> list[ClosedTrade]:
         return await self._ledger.closed_trades()

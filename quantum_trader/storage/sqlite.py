@@ -2,8 +2,9 @@
 
 Orders, fills, positions, closed trades and state are committed before the call returns, so an
 order intent written before its request leaves survives kill -9 (WAL with synchronous=NORMAL is
-durable against a process crash); a closed trade, its position's deletion and the state entries
-it changes are one transaction. Decisions, position events and equity snapshots are buffered
+durable against a process crash); a closed trade, its position's deletion, the state entries
+it changes and the writes that go with it are one transaction, and so are the writes given to
+`write` together. Decisions, position events and equity snapshots are buffered
 and written by `flush()` in one transaction; they also flush past `FLUSH_THRESHOLD_ROWS`, before
 any query that reads them, and on `close()`. A writer that must not wait for its audit trail (a
 backtest's replay) may hand full batches of decisions to a process of their own instead
@@ -31,7 +32,7 @@ from quantum_trader.domain import (
     Position,
     PositionEvent,
 )
-from quantum_trader.ports import StateWrite
+from quantum_trader.ports import StateWrite, Writes
 from quantum_trader.storage import codec
 from quantum_trader.storage import sqlite_statements as sql
 from quantum_trader.storage.codec import RepositoryRows, Row
@@ -144,13 +145,16 @@ class SqliteRepository:
         *,
         closes_position: bool = False,
         state: Sequence[StateWrite] = (),
+        writes: Writes | None = None,
     ) -> ClosedTrade | None:
         """Store a round trip and `state` in one transaction; the same (symbol, entry order,
         close time) is stored once: where it is already, that trade is returned and neither
         `trade` nor `state` written. With `closes_position`, the symbol's position is deleted
-        in the same transaction (also when the trade was stored already)."""
+        in the same transaction (also when the trade was stored already), then `writes`
+        written in it (always)."""
         row = codec.encode_closed_trade(trade)
         batches = [(sql.INSERT_CLOSED_TRADE, [row]), (sql.UPSERT_STATE, sql.state_rows(state))]
+        also = sql.write_batches(writes) if writes is not None else []
         self._connection.check_writable()
         async with self._connection.lock:  # read and write with no other write between
             stored = await self._stored_trade(row)
@@ -158,9 +162,17 @@ class SqliteRepository:
                 batches = []
             if closes_position:
                 batches.append((sql.DELETE_POSITION, [(trade.symbol,)]))
-            if batches:
+            batches += also
+            if any(rows for _, rows in batches):
                 await self._connection.transaction(batches)
         return stored
+
+    async def write(self, writes: Writes) -> None:
+        """Write `writes` in one transaction."""
+        self._connection.check_writable()
+        batches = sql.write_batches(writes)
+        async with self._connection.lock:
+            await self._connection.transaction(batches)
 
     async def closed_trades(self) -> list[ClosedTrade]:
         """Trades sorted by closed_at, then arrival."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from quantum_trader.ports import StateWrite
+from quantum_trader.ports import StateWrite, Writes
 from quantum_trader.storage import codec
 from quantum_trader.storage.codec import Row, SqlValue
 
@@ -130,3 +130,15 @@ DELETE_STATE = "DELETE FROM state WHERE namespace = ? AND key = ?"
 def state_rows(state: Iterable[StateWrite]) -> list[Row]:
     """The parameters of UPSERT_STATE for each entry, its payload encoded as JSON."""
     return [(namespace, key, codec.encode_json(payload)) for namespace, key, payload in state]
+
+
+def write_batches(writes: Writes) -> list[tuple[str, list[Row]]]:
+    """The statements and their rows that write `writes`, in the port's order."""
+    return [
+        (UPSERT_ORDER, [codec.encode_order(o) for o in writes.orders]),
+        (INSERT_FILL, [codec.encode_fill(f) for f in writes.fills]),
+        (DELETE_POSITION, [(symbol,) for symbol in writes.positions_deleted]),
+        (UPSERT_POSITION, [codec.encode_position(p) for p in writes.positions]),
+        (DELETE_STATE, [(namespace, key) for namespace, key in writes.state_deleted]),
+        (UPSERT_STATE, state_rows(writes.state)),
+    ]

@@ -1,5 +1,6 @@
 """The keeper books a closed position on a real SQLite file: its trade's row, the position's
-deletion, the account tracker and the symbol's statistics are one write. A write of the
+deletion, the account tracker, the symbol's statistics and its orders' settlement are one
+write. A write of the
 statistics that fails (SQLite refusing it, as a stop at that point would leave it) leaves the
 position in place and no trade; the restart books the trade once, with statistics and a
 tracker that count it, and the close as the stop that made it (SL_HIT), not as a close
@@ -100,12 +101,14 @@ def refuse_order_writes(path: Path, *, accept: bool = False) -> None:
         other.commit()
 
 
-async def test_a_stop_between_a_closed_trade_and_its_orders_settlement_books_it_once(
+async def test_a_closed_trade_and_its_orders_settlement_are_one_write(
     tmp_path: Path,
 ) -> None:
-    """The stop's settlement is written after its trade: a stop between the two leaves the
-    trade booked and the stop still working in the orders table. The restart finds it filled
-    with no position left, records it so, and books nothing twice nor sends anything."""
+    """The stop's settlement is written in its trade's transaction (keeper/carry.py): an
+    order write SQLite refuses leaves neither, the stop still working in the orders table and
+    the position in place. The restart books the trade once, as the stop, and sends nothing.
+    (Was, from 2026-12-03: the settlement written after the trade, so a stop between the two
+    left an order filled with no position, recorded by the next tick.)"""
     path = tmp_path / "quantum_trader.db"
     exchange = ModelExchange(RULES, dict(PRICES), T0)
     repository = await SqliteRepository.open(path)
@@ -119,9 +122,10 @@ async def test_a_stop_between_a_closed_trade_and_its_orders_settlement_books_it_
         now = exchange.now = now + TICK
         with pytest.raises(sqlite3.DatabaseError, match="refused"):
             await keeper.tick(now)
-        [booked] = await repository.closed_trades()
-        assert booked.exit_reason is ExitReason.SL_HIT
-        assert await repository.open_positions() == []
+        assert await repository.closed_trades() == []
+        assert [p.symbol for p in await repository.open_positions()] == [BTC]
+        [stop] = [o for o in await repository.orders(BTC) if o.kind is OrderKind.STOP_MARKET]
+        assert stop.status is OrderStatus.OPEN
     finally:
         await repository.close()  # the process ends here
 
@@ -133,14 +137,14 @@ async def test_a_stop_between_a_closed_trade_and_its_orders_settlement_books_it_
         now = exchange.now = now + TICK
         with capture_logs() as logs:
             await keeper.tick(now)
-        assert await repository.closed_trades() == [booked]
+        [trade] = await repository.closed_trades()
+        assert (trade.exit_reason, trade.exit_price) == (ExitReason.SL_HIT, order.stop_price)
         assert len(exchange.received) == sent
         [stop] = [o for o in await repository.orders(BTC) if o.kind is OrderKind.STOP_MARKET]
         assert stop.status is OrderStatus.FILLED
+        assert await repository.open_positions() == []
         assert keeper.view().blocked == {}
-        assert [e["event"] for e in logs if e["event"] == "order_settled_unreflected"] == [
-            "order_settled_unreflected"
-        ]
+        assert [e for e in logs if e["event"] == "position_closed_externally"] == []
     finally:
         await repository.close()
 

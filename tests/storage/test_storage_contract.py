@@ -15,8 +15,8 @@ import pytest
 import storage_samples as s
 from state_refusals import refuse_state_writes
 
-from quantum_trader.domain import ExitReason, GateName, OrderStatus, ReasonCode
-from quantum_trader.ports import Repository, StateWrite
+from quantum_trader.domain import ExitReason, GateName, OrderStatus, ReasonCode, Side
+from quantum_trader.ports import Repository, StateWrite, Writes
 from quantum_trader.storage.memory import InMemoryRepository
 from quantum_trader.storage.split import SplitRepository
 from quantum_trader.storage.sqlite import SqliteRepository
@@ -482,3 +482,91 @@ async def test_writes_racing_a_flush_are_all_kept(repo: Repo) -> None:
     assert await repo.decision_counts() == {("governor", "PAUSED"): 501}
     assert await repo.orders() == [s.order()]
     assert await repo.load_state("ns") == {"k": {"v": 1}}
+
+
+async def test_writes_go_together_in_their_order(repo: Repo) -> None:
+    """`write`: orders saved (the first `created_at` kept), fills, a position deleted and
+    another saved, a state entry deleted and another saved."""
+    await repo.save_order(s.order())
+    await repo.save_position(s.position())
+    await repo.save_state("intents", "qt-1", {"reason": "TP"})
+    filled = replace(s.order(status=OrderStatus.FILLED), created_at=s.at(5), updated_at=s.at(5))
+    smaller = replace(s.position(s.ETH), quantity=Decimal("0.005"))
+    await as_port(repo).write(
+        Writes(
+            orders=[filled],
+            fills=[s.fill()],
+            positions_deleted=[s.BTC],
+            positions=[smaller],
+            state_deleted=[("intents", "qt-1")],
+            state=[("external_booked", s.ETH, {"trade_ids": ["1"]})],
+        )
+    )
+
+    assert await repo.orders() == [replace(filled, created_at=s.T0)]
+    assert await repo.fills() == [s.fill()]
+    assert await repo.open_positions() == [smaller]
+    assert await repo.load_state("intents") == {}
+    assert await repo.load_state("external_booked") == {s.ETH: {"trade_ids": ["1"]}}
+    assert not Writes()
+
+
+async def test_writes_that_cannot_all_be_written_write_none(repo: Repo) -> None:
+    """A payload JSON cannot hold fails the whole write, in memory as in SQLite."""
+    await repo.save_position(s.position())
+    smaller = replace(s.position(), quantity=Decimal("0.005"))
+    writes = Writes(
+        orders=[s.order(status=OrderStatus.FILLED)],
+        positions=[smaller],
+        state=[("external_booked", s.BTC, {"trade_ids": object()})],
+    )
+
+    with pytest.raises(TypeError):
+        await repo.write(writes)
+
+    assert await repo.orders() == []
+    assert await repo.open_positions() == [s.position()]
+    assert await repo.load_state("external_booked") == {}
+
+
+async def test_writes_refused_by_sqlite_midway_leave_none(tmp_path: Path) -> None:
+    """A position's write SQLite refuses (a trigger, as a stop there would) leaves the order
+    written before it in the same call unwritten too: one transaction."""
+    path = tmp_path / "ledger.db"
+    repo = await SqliteRepository.open(path)
+    try:
+        await repo.save_position(s.position())
+        with contextlib.closing(sqlite3.connect(path)) as other:
+            other.execute(
+                "CREATE TRIGGER refused BEFORE INSERT ON positions "
+                "BEGIN SELECT RAISE(ABORT, 'refused'); END"
+            )
+            other.commit()
+        smaller = replace(s.position(), quantity=Decimal("0.005"))
+        with pytest.raises(sqlite3.DatabaseError, match="refused"):
+            await repo.write(
+                Writes(orders=[s.order(status=OrderStatus.FILLED)], positions=[smaller])
+            )
+        assert await repo.orders() == []
+        assert await repo.open_positions() == [s.position()]
+    finally:
+        await repo.close()
+
+
+async def test_a_trade_writes_what_goes_with_it_after_its_positions_deletion(repo: Repo) -> None:
+    """A flip: the closed long's trade deletes its row, then the short the same symbol now
+    holds is saved, with the order that closed it; all again, the trade once, when the trade
+    is stored already (a booking replayed)."""
+    await repo.save_position(s.position())
+    await repo.save_order(s.order("qt-s-1"))
+    short = replace(s.position(), side=Side.SHORT, quantity=Decimal("0.004"))
+    filled = replace(s.order("qt-s-1", status=OrderStatus.FILLED), updated_at=s.at(3))
+    writes = Writes(orders=[filled], positions=[short])
+    for _ in range(2):
+        await as_port(repo).record_closed_trade(
+            s.closed_trade(), closes_position=True, writes=writes
+        )
+
+        assert await repo.closed_trades() == [s.closed_trade()]
+        assert await repo.open_positions() == [short]
+        assert await repo.orders() == [filled]
