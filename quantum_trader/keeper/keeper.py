@@ -5,9 +5,8 @@ scheme and the books; the executor asks it to `enter`, the governor to `close_al
 everyone else reads `view()`, an immutable picture of the books.
 
 `tick` is start-up reconciliation, crash recovery and the 5 s monitor step at once: read what
-the exchange holds (the streams' mirror when usable, REST otherwise and every
-`rest_check_interval_s` to check the mirror, its positions alone every
-`rest_position_check_s`), look up our unsettled orders, read the fills of
+the exchange holds (the streams' mirror when usable, checked against REST: keeper/reads.py),
+look up our unsettled orders, read the fills of
 those that ended and of those booked without them (keeper/fees.py), plan (keeper/plan.py,
 pure) and carry the plan out (keeper/carry.py). An order whose outcome is unknown triggers a
 tick at once and blocks entries on its symbol until it is settled.
@@ -17,14 +16,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 
 from quantum_trader.domain import (
-    ExchangePosition,
     ExchangeSnapshot,
     ExitReason,
-    Fill,
     MarketRules,
     Order,
     OrderRequest,
@@ -32,10 +29,9 @@ from quantum_trader.domain import (
     ReasonCode,
     Regime,
     SizedOrder,
-    SnapshotSource,
     StreamHealth,
 )
-from quantum_trader.errors import MarketDataError, OrderRejected, QuantumTraderError, RetryLater
+from quantum_trader.errors import OrderRejected, QuantumTraderError, RetryLater
 from quantum_trader.keeper import fees_saved
 from quantum_trader.keeper.alerts import AlertListener
 from quantum_trader.keeper.book import Book, EntryPlan, Intent, is_unsettled
@@ -48,7 +44,6 @@ from quantum_trader.keeper.external import (
     unread_external_exits,
 )
 from quantum_trader.keeper.external_saved import ExternalBooked
-from quantum_trader.keeper.fee_carry import read_fills
 from quantum_trader.keeper.fees import fee_reads
 from quantum_trader.keeper.forced import read_force_orders
 from quantum_trader.keeper.ids import ClientOrderIds, Purpose, is_ours
@@ -61,7 +56,8 @@ from quantum_trader.keeper.plan import (
     plan,
 )
 from quantum_trader.keeper.protect import CancelOrder, stop_trigger
-from quantum_trader.keeper.recheck import mirror_difference, positions_difference, rest_recheck
+from quantum_trader.keeper.reads import ExchangeReads, Reads
+from quantum_trader.keeper.recheck import rest_recheck
 from quantum_trader.keeper.settings import KeeperSettings
 from quantum_trader.keeper.steady import plans_nothing, steady
 from quantum_trader.keeper.views import EntryResult, KeeperView
@@ -73,7 +69,6 @@ from quantum_trader.ports import Exchange, ExchangeStreams, Repository
 log = get_logger("keeper")
 RUN_STATE = ("keeper", "run")
 ConditionsFn = Callable[[], tuple[bool, Mapping[str, Regime]]]
-Reads = tuple[dict[str, list[Fill]], frozenset[str]]  # fills read, and the ids not read
 
 
 class PositionKeeper:
@@ -105,8 +100,7 @@ class PositionKeeper:
         # By symbol, the last tick that found the exchange holding the position as booked: where
         # a reduction with no order of ours is looked for (keeper/external.py).
         self._held_as_booked: dict[str, datetime] = {}
-        self._rest_checked_at: datetime | None = None
-        self._positions_checked_at: datetime | None = None  # REST read of positions alone
+        self._reads = ExchangeReads(exchange, streams, settings)  # and their cadence
         self._last_regime: dict[str, Regime] = {}
         # The regimes last moved into that memory (the market view's own mapping, which the
         # views of an hour share), and the contexts that then see no turn, by `defensive`.
@@ -244,7 +238,8 @@ class PositionKeeper:
             raise RuntimeError("repeat_quiet_tick: only for a keeper without streams")
         self._context(advance=True)
         self._filled_known = frozenset()
-        self._reconciled_at = self._rest_checked_at = now
+        self._reconciled_at = now
+        self._reads.checked(now)
         self._held_as_booked = dict.fromkeys(self._carrier.book.positions, now)
 
     @property
@@ -265,16 +260,18 @@ class PositionKeeper:
         for event in self.wake_events():
             event.clear()
         book, known = self._carrier.book, self._filled_known  # known before this read
-        snapshot = await self._snapshot(now, rest=rest)
-        found = await self._look_up(lookups_needed(book, snapshot))
+        reads = self._reads
+        unechoed = (booked for _, booked in book.unechoed.values())
+        snapshot = await reads.snapshot(now, unechoed, rest=rest)
+        found = await reads.look_up(lookups_needed(book, snapshot))
         filled = orders_to_read_fills(book, snapshot, found)
         self._filled_known = frozenset(cid for _, cid in filled)
-        fills, not_read = await self._read_fills(filled)
+        fills, not_read = await reads.read_fills(filled)
         if fees is None:
-            fees = await self._read_fills(fee_reads(book, filled), again=True)
+            fees = await reads.read_fills(fee_reads(book, filled), again=True)
         fills, not_read = {**fills, **fees[0]}, not_read | fees[1]
         symbols = sorted(set(book.positions) | set(snapshot.positions))
-        marks = await self._marks(symbols, now)
+        marks = await reads.marks(symbols, now)
         context = self._context(advance=True)
         seen = Observation(snapshot, found, fills, marks, known, not_read)
         result = plan(book, seen, now, context, self._checks)
@@ -302,105 +299,6 @@ class PositionKeeper:
             self._held_as_booked, self._carrier.book.positions, snapshot, now
         )
         self._reconciled_at = now
-
-    async def _snapshot(self, now: datetime, *, rest: bool) -> ExchangeSnapshot:
-        """The mirror while the streams are usable and it needs no check; REST otherwise, and
-        every `rest_check_interval_s`, or as soon as the cheaper check of positions alone
-        (every `rest_position_check_s`) finds them different: a
-        position the stream did not show gets its stop this tick, not at the next full check."""
-        streams = self._streams
-        interval = timedelta(seconds=self._settings.rest_check_interval_s)
-        due = self._rest_checked_at is None or now - self._rest_checked_at >= interval
-        mirrored = streams.snapshot(now) if streams is not None else None
-        positions: Mapping[str, ExchangePosition] | None = None
-        if mirrored is not None and not rest and not due and not self._echo_overdue(now):
-            if not self._position_check_due(now):
-                return mirrored
-            positions = await self._positions_unlike(mirrored, now)
-            if positions is None:
-                return mirrored
-        if positions is None:
-            positions = {p.symbol: p for p in await self._exchange.fetch_positions()}
-        fresh = ExchangeSnapshot(
-            now,
-            SnapshotSource.REST,
-            positions,
-            tuple(await self._exchange.fetch_open_conditional_orders()),
-        )
-        self._rest_checked_at = self._positions_checked_at = now
-        difference = mirror_difference(mirrored, fresh) if mirrored is not None else ""
-        if streams is not None and difference:
-            log.warning("stream_mirror_differs", detail=difference)
-            streams.reseed(fresh)
-        return fresh
-
-    def _position_check_due(self, now: datetime) -> bool:
-        """Whether the mirror's positions are to be checked against REST at `now`: once
-        `rest_position_check_s` has passed since the last read of positions, held or not (a
-        position opened by hand while nothing is held is one a lost event can hide too)."""
-        last, every = self._positions_checked_at, self._settings.rest_position_check_s
-        return last is None or now - last >= timedelta(seconds=every)
-
-    async def _positions_unlike(
-        self, mirrored: ExchangeSnapshot, now: datetime
-    ) -> Mapping[str, ExchangePosition] | None:
-        """The positions REST reports (positionRisk, weight 5) when they differ from the
-        mirror's; None when they agree, or could not be read (the mirror stands this tick and
-        the check is made again at the next)."""
-        try:
-            read = {p.symbol: p for p in await self._exchange.fetch_positions()}
-        except (MarketDataError, RetryLater) as error:
-            log.warning("position_check_failed", error=str(error))
-            return None
-        self._positions_checked_at = now
-        return read if positions_difference(mirrored.positions, read) else None
-
-    def _echo_overdue(self, now: datetime) -> bool:
-        """The stream has not reported an order we booked from its answer: a missed event."""
-        timeout = timedelta(seconds=self._settings.stream_echo_timeout_s)
-        return any(now - booked >= timeout for _, booked in self._carrier.book.unechoed.values())
-
-    async def _look_up(self, wanted: Sequence[tuple[str, str]]) -> dict[str, Order | None]:
-        found: dict[str, Order | None] = {}
-        for symbol, client_order_id in wanted:
-            try:
-                found[client_order_id] = await self._exchange.fetch_order(symbol, client_order_id)
-            except RetryLater as error:
-                log.warning(
-                    "order_lookup_failed", client_order_id=client_order_id, error=str(error)
-                )
-        return found
-
-    async def _read_fills(self, wanted: Sequence[tuple[str, str]], *, again: bool = False) -> Reads:
-        """The fills of each order in `wanted`, and the orders whose fills could not be read
-        (unreachable, an answer the adapter cannot read, or no trade listed: each executed).
-        `again`: orders whose fees are unread, read each tick until a bound; their failure was
-        said when they were booked and their end will be (`fees_read`, `fees_unread_given_up`,
-        `trade_fees_incomplete`), so each tick's is a debug line, not a warning an order a tick."""
-        fills: dict[str, list[Fill]] = {}
-        failed: set[str] = set()
-        say = log.debug if again else log.warning
-        for symbol, client_order_id in wanted:  # each ended with something executed
-            read, why = await read_fills(self._exchange, symbol, client_order_id)
-            if read is not None:
-                fills[client_order_id] = read
-                continue
-            failed.add(client_order_id)
-            say("fills_read_failed", client_order_id=client_order_id, error=why)
-        return fills, frozenset(failed)
-
-    async def _marks(self, symbols: Sequence[str], now: datetime) -> dict[str, Decimal]:
-        if not symbols:
-            return {}
-        if self._streams is not None:
-            streamed = self._streams.mark_prices(symbols, now)
-            if streamed is not None:
-                return streamed
-        try:
-            return await self._exchange.fetch_mark_prices(symbols)
-        except (MarketDataError, RetryLater) as error:
-            log.warning("mark_prices_unavailable", error=str(error))
-            return {}
 
     def _context(self, *, advance: bool) -> Context:
         """The planner's context; `advance` moves the regime memory on (once per tick), so a

@@ -1,0 +1,147 @@
+"""What a keeper tick reads of the exchange, and the one owner of how often it checks the
+streams' mirror against REST (keeper/keeper.py calls it; the planning is pure elsewhere).
+
+The mirror is used while the streams are usable; REST otherwise, every
+`keeper.rest_check_interval_s` in full (positions and open conditional orders) to check the
+mirror, every `keeper.rest_position_check_s` for positions alone, and at once when an order of
+ours booked from its answer has not been echoed by the stream. User-data events carry no
+sequence number: only such reads find one that was lost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from quantum_trader.domain import ExchangePosition, ExchangeSnapshot, Fill, Order, SnapshotSource
+from quantum_trader.errors import MarketDataError, RetryLater
+from quantum_trader.keeper.fee_carry import read_fills as fills_of
+from quantum_trader.keeper.recheck import mirror_difference, positions_difference
+from quantum_trader.keeper.settings import KeeperSettings
+from quantum_trader.log import get_logger
+from quantum_trader.ports import Exchange, ExchangeStreams
+
+log = get_logger("keeper")
+Reads = tuple[dict[str, list[Fill]], frozenset[str]]  # fills read, and the ids not read
+
+
+class ExchangeReads:
+    """The keeper's reads of the exchange: the snapshot (mirror or REST), our orders looked
+    up, their fills, the mark prices."""
+
+    def __init__(
+        self, exchange: Exchange, streams: ExchangeStreams | None, settings: KeeperSettings
+    ) -> None:
+        self._exchange = exchange
+        self._streams = streams
+        self._settings = settings
+        self._rest_checked_at: datetime | None = None
+        self._positions_checked_at: datetime | None = None  # REST read of positions alone
+
+    def checked(self, now: datetime) -> None:
+        """The exchange was read in full at `now` (a start's reconciliation, a repeated quiet
+        tick): the next full check is due `rest_check_interval_s` later."""
+        self._rest_checked_at = now
+
+    async def snapshot(
+        self, now: datetime, unechoed: Iterable[datetime], *, rest: bool
+    ) -> ExchangeSnapshot:
+        """The mirror while the streams are usable and it needs no check; REST otherwise, and
+        every `rest_check_interval_s`, or as soon as the cheaper check of positions alone
+        (every `rest_position_check_s`) finds them different: a
+        position the stream did not show gets its stop this tick, not at the next full check."""
+        streams = self._streams
+        interval = timedelta(seconds=self._settings.rest_check_interval_s)
+        due = self._rest_checked_at is None or now - self._rest_checked_at >= interval
+        mirrored = streams.snapshot(now) if streams is not None else None
+        positions: Mapping[str, ExchangePosition] | None = None
+        if mirrored is not None and not rest and not due and not self._echo_overdue(now, unechoed):
+            if not self._position_check_due(now):
+                return mirrored
+            positions = await self._positions_unlike(mirrored, now)
+            if positions is None:
+                return mirrored
+        if positions is None:
+            positions = {p.symbol: p for p in await self._exchange.fetch_positions()}
+        fresh = ExchangeSnapshot(
+            now,
+            SnapshotSource.REST,
+            positions,
+            tuple(await self._exchange.fetch_open_conditional_orders()),
+        )
+        self._rest_checked_at = self._positions_checked_at = now
+        difference = mirror_difference(mirrored, fresh) if mirrored is not None else ""
+        if streams is not None and difference:
+            log.warning("stream_mirror_differs", detail=difference)
+            streams.reseed(fresh)
+        return fresh
+
+    def _position_check_due(self, now: datetime) -> bool:
+        """Whether the mirror's positions are to be checked against REST at `now`: once
+        `rest_position_check_s` has passed since the last read of positions, held or not (a
+        position opened by hand while nothing is held is one a lost event can hide too)."""
+        last, every = self._positions_checked_at, self._settings.rest_position_check_s
+        return last is None or now - last >= timedelta(seconds=every)
+
+    async def _positions_unlike(
+        self, mirrored: ExchangeSnapshot, now: datetime
+    ) -> Mapping[str, ExchangePosition] | None:
+        """The positions REST reports (positionRisk, weight 5) when they differ from the
+        mirror's; None when they agree, or could not be read (the mirror stands this tick and
+        the check is made again at the next)."""
+        try:
+            read = {p.symbol: p for p in await self._exchange.fetch_positions()}
+        except (MarketDataError, RetryLater) as error:
+            log.warning("position_check_failed", error=str(error))
+            return None
+        self._positions_checked_at = now
+        return read if positions_difference(mirrored.positions, read) else None
+
+    def _echo_overdue(self, now: datetime, unechoed: Iterable[datetime]) -> bool:
+        """The stream has not reported an order we booked from its answer (`unechoed`: when
+        each such order was booked) within `stream_echo_timeout_s`: a missed event."""
+        timeout = timedelta(seconds=self._settings.stream_echo_timeout_s)
+        return any(now - booked >= timeout for booked in unechoed)
+
+    async def look_up(self, wanted: Sequence[tuple[str, str]]) -> dict[str, Order | None]:
+        found: dict[str, Order | None] = {}
+        for symbol, client_order_id in wanted:
+            try:
+                found[client_order_id] = await self._exchange.fetch_order(symbol, client_order_id)
+            except RetryLater as error:
+                log.warning(
+                    "order_lookup_failed", client_order_id=client_order_id, error=str(error)
+                )
+        return found
+
+    async def read_fills(self, wanted: Sequence[tuple[str, str]], *, again: bool = False) -> Reads:
+        """The fills of each order in `wanted`, and the orders whose fills could not be read
+        (unreachable, an answer the adapter cannot read, or no trade listed: each executed).
+        `again`: orders whose fees are unread, read each tick until a bound; their failure was
+        said when they were booked and their end will be (`fees_read`, `fees_unread_given_up`,
+        `trade_fees_incomplete`), so each tick's is a debug line, not a warning an order a tick."""
+        fills: dict[str, list[Fill]] = {}
+        failed: set[str] = set()
+        say = log.debug if again else log.warning
+        for symbol, client_order_id in wanted:  # each ended with something executed
+            read, why = await fills_of(self._exchange, symbol, client_order_id)
+            if read is not None:
+                fills[client_order_id] = read
+                continue
+            failed.add(client_order_id)
+            say("fills_read_failed", client_order_id=client_order_id, error=why)
+        return fills, frozenset(failed)
+
+    async def marks(self, symbols: Sequence[str], now: datetime) -> dict[str, Decimal]:
+        if not symbols:
+            return {}
+        if self._streams is not None:
+            streamed = self._streams.mark_prices(symbols, now)
+            if streamed is not None:
+                return streamed
+        try:
+            return await self._exchange.fetch_mark_prices(symbols)
+        except (MarketDataError, RetryLater) as error:
+            log.warning("mark_prices_unavailable", error=str(error))
+            return {}
