@@ -9,6 +9,11 @@ still up, until SIGTERM/SIGINT.
 SIGTERM/SIGINT only set the stop event. Then: no new trades, an order in flight finishes (the
 loops are never cancelled mid-step unless the grace period runs out), the database is flushed,
 resources close in reverse order, and the process exits 0. Protective stops stay on the exchange.
+
+A write that fails for a reason that lasts (the disk full: `StorageFailed`) stops the daemon
+the same way, except that nothing more is written: one `storage_failed` line, then the
+process exits 1 with one line saying what to free or repair. The next start reconciles with
+the exchange.
 """
 
 from __future__ import annotations
@@ -28,9 +33,9 @@ from quantum_trader.app_ops import Operations, open_operations
 from quantum_trader.clock import LiveClock, SimulatedClock
 from quantum_trader.config import Settings
 from quantum_trader.domain import Balance, EquitySnapshot
-from quantum_trader.errors import OperatorActionRequired, QuantumTraderError
+from quantum_trader.errors import OperatorActionRequired, QuantumTraderError, StorageFailed
 from quantum_trader.log import get_logger
-from quantum_trader.loops import LoopWatch, Step, periodic
+from quantum_trader.loops import LoopWatch, Step, lasting_failure, periodic
 from quantum_trader.ops.health import HealthSample
 from quantum_trader.ops.metrics import Metrics, StreamHealth, StreamState
 from quantum_trader.ops.operator_view import MARKS_FILE
@@ -56,22 +61,45 @@ async def run_daemon(settings: Settings, source: SignalSource | None = None) -> 
     started = LiveClock().now()  # before the data directory is ours: older requests are stale
     check_address(settings.server)  # a port in use: before the data directory or the exchange
     check_open_files(settings.server)  # a cap the open-file limit cannot hold: the same
-    async with AsyncExitStack() as stack:
-        metrics = Metrics()
-        metrics.declare_loops(loop_intervals_s(settings))
-        runtime = await open_runtime(
-            settings, stack, lambda start: SimulatedClock(start, speed), stopping, metrics, source
-        )
-        ops = await open_operations(runtime, metrics, stack, stream_states(runtime))
-        window = RequestWindow(started, settings.operator.request_max_age_s)
-        runtime.core.governor.accept_requests(window, LiveClock())
-        await runtime.core.governor.handle_operator_requests(runtime.clock.now())
-        await run_loops(runtime, ops, stopping)
-        await runtime.repository.flush()
-        reason = "health CRITICAL" if runtime.health.should_shut_down else "stop requested"
-        ops.telemetry.on_stopped(runtime.clock.now(), reason)
+    failed: StorageFailed | None = None
+    try:
+        async with AsyncExitStack() as stack:
+            metrics = Metrics()
+            metrics.declare_loops(loop_intervals_s(settings))
+            runtime = await open_runtime(
+                settings,
+                stack,
+                lambda start: SimulatedClock(start, speed),
+                stopping,
+                metrics,
+                source,
+            )
+            ops = await open_operations(runtime, metrics, stack, stream_states(runtime))
+            window = RequestWindow(started, settings.operator.request_max_age_s)
+            runtime.core.governor.accept_requests(window, LiveClock())
+            await runtime.core.governor.handle_operator_requests(runtime.clock.now())
+            failed = await run_loops(runtime, ops, stopping)
+            if failed is None:
+                await runtime.repository.flush()
+            reason = _stop_reason(runtime, failed)
+            ops.telemetry.on_stopped(runtime.clock.now(), reason)
+    except Exception as error:
+        if failed is None or lasting_failure(error) is None:
+            raise
+        # Closing met it again (the buffered decisions could not be written either).
+    if failed is not None:
+        raise StorageFailed(
+            f"{failed}; the daemon stopped: start it again once that is done, it reconciles "
+            "with the exchange (the protective stops stay there meanwhile)"
+        ) from failed
     log.info("daemon_stopped", sim_time=runtime.clock.now().isoformat())
     return 0
+
+
+def _stop_reason(runtime: Runtime, failed: StorageFailed | None) -> str:
+    if failed is not None:
+        return "storage failed"
+    return "health CRITICAL" if runtime.health.should_shut_down else "stop requested"
 
 
 def loop_intervals_s(settings: Settings) -> dict[str, float]:
@@ -83,9 +111,12 @@ def loop_intervals_s(settings: Settings) -> dict[str, float]:
     }
 
 
-async def run_loops(runtime: Runtime, ops: Operations, stopping: asyncio.Event) -> None:
+async def run_loops(
+    runtime: Runtime, ops: Operations, stopping: asyncio.Event
+) -> StorageFailed | None:
     """The executor, the keeper's monitor tick, the heartbeat and the streams, until
-    `stopping` is set; then a time-boxed, ordered stop."""
+    `stopping` is set; then a time-boxed, ordered stop. Return the write failure that
+    stopped them, if one did (loops.py)."""
     s, clock = runtime.settings, runtime.clock
     every = loop_intervals_s(s)
     watch = LoopWatch(ops.warnings, ops.telemetry)
@@ -128,6 +159,7 @@ async def run_loops(runtime: Runtime, ops: Operations, stopping: asyncio.Event) 
         for task in late:
             log.warning("shutdown_grace_exceeded", task=task.get_name())
             task.cancel()
+    return watch.fatal
 
 
 def _mark_stopping(data_dir: Path) -> None:

@@ -7,6 +7,8 @@
   RateLimited (HTTP 429) and IpBanned (HTTP 418) say how long to wait before sending anything.
 - OperatorActionRequired: a person must act (bad keys, wrong account mode, reconciliation
   mismatch); the daemon fails closed.
+- StorageFailed: the database or the data directory refused a write for a reason that does
+  not pass by itself (the disk full, an I/O error); the daemon stops, exit 1.
 - OrderRejected: the exchange refused this order; do not resend it as it is.
 - OrderStateUnknown: the request may or may not have reached the exchange; look the client
   order id up before doing anything else with it.
@@ -65,6 +67,14 @@ class IpBanned(RateLimited):
 
 class OperatorActionRequired(QuantumTraderError):
     """The daemon cannot continue safely without a person."""
+
+
+class StorageFailed(QuantumTraderError):
+    """A write to the database or the data directory failed for a reason that does not pass
+    by itself (the disk full, an I/O error, the file made read-only or damaged underneath).
+    Nothing more can be booked, and an order must not be sent whose intent cannot be saved
+    first: the daemon stops. Its message says what to free or repair; the next start
+    reconciles with the exchange, whose protective stops stay in place meanwhile."""
 
 
 class OrderRejected(QuantumTraderError):

@@ -5,12 +5,13 @@ that counts, measures lag and logs repeated warnings once then as summaries."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from quantum_trader.errors import OperatorActionRequired, RetryLater
+from quantum_trader.errors import OperatorActionRequired, RetryLater, StorageFailed
 from quantum_trader.log import get_logger
 from quantum_trader.ops.quiet import RepeatedWarnings
 from quantum_trader.ports import Clock
@@ -19,6 +20,21 @@ log = get_logger("daemon")
 Step = Callable[[datetime], Awaitable[None]]
 OperatorFn = Callable[[datetime, OperatorActionRequired], Awaitable[None]]
 DEFAULT_SUMMARY_INTERVAL_S = 60.0
+# A file write failing so fails again until a person acts (the database's own failures arrive
+# as StorageFailed): the disk or quota full, a file-size limit, a read-only or failing disk.
+LASTING_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO})
+
+
+def lasting_failure(error: BaseException) -> StorageFailed | None:
+    """`error` as StorageFailed when it is a write failure that lasts; None otherwise."""
+    if isinstance(error, StorageFailed):
+        return error
+    if isinstance(error, OSError) and error.errno in LASTING_ERRNOS:
+        where = f"{error.filename}" if error.filename else "a file of the data directory"
+        return StorageFailed(
+            f"{where} could not be written ({error.strerror}): free space or repair the disk"
+        )
+    return None
 
 
 class LoopObserver(Protocol):
@@ -39,6 +55,7 @@ class LoopWatch:
         self.warnings = warnings or RepeatedWarnings(log, DEFAULT_SUMMARY_INTERVAL_S)
         self._observer = observer
         self.steps = self.failed = self.overruns = 0
+        self.fatal: StorageFailed | None = None  # the first failure that stopped the loops
 
     def take(self) -> tuple[int, int, int]:
         """Steps, failures and overruns since the last call."""
@@ -59,6 +76,14 @@ class LoopWatch:
             "loop_step_failed", (loop, type(error).__name__), time.monotonic(),
             level="error", exc_info=error, loop=loop, error=type(error).__name__,
         )  # fmt: skip
+
+    def on_fatal(self, loop: str, error: StorageFailed) -> None:
+        """A write failure that lasts: the loops stop (each says so once)."""
+        self.failed += 1
+        if self._observer is not None:
+            self._observer.on_loop_failure(loop, error)
+        self.fatal = self.fatal or error
+        log.error("storage_failed", loop=loop, error=str(error))
 
     def on_deferred(self, loop: str, error: RetryLater) -> None:
         """A transient failure (RetryLater): the next step tries again."""
@@ -94,9 +119,11 @@ async def periodic(
     Errors are handled by what they ask for: RetryLater is a warning and the next step tries
     again; OperatorActionRequired goes to `on_operator_required` (the governor halts new
     entries until an operator resets, and `status` says why); anything else is logged with
-    its traceback and the loop goes on. A step that overruns its interval logs a warning and
-    the next one starts on the next tick: no pile-up. Each step's lag (how long after its tick
-    it started, in the clock's seconds) goes to the watch.
+    its traceback and the loop goes on — but a write failure that lasts (StorageFailed, the
+    disk full) sets `stopping` and ends the loop: nothing more can be booked, and an order
+    whose intent cannot be saved first must not be sent. A step that overruns its interval
+    logs a warning and the next one starts on the next tick: no pile-up. Each step's lag (how
+    long after its tick it started, in the clock's seconds) goes to the watch.
     """
     interval = timedelta(seconds=interval_s)
     due = deadline = clock.now()  # `due`: the tick this step was due at, even if it was missed
@@ -105,7 +132,9 @@ async def periodic(
         started = clock.now()
         scheduled = started >= deadline  # not a step a wake-up asked for
         watch.on_step(name, interval_s, (started - due).total_seconds() if scheduled else 0.0)
-        await _run_step(name, clock, step, watch, on_operator_required)
+        if not await _run_step(name, clock, step, watch, on_operator_required):
+            stopping.set()
+            return
         if scheduled:
             due = deadline + interval
             deadline = _next_deadline(name, deadline, interval, clock.now(), watch)
@@ -134,7 +163,8 @@ async def _run_step(
     step: Step,
     watch: LoopWatch,
     on_operator_required: OperatorFn | None,
-) -> None:
+) -> bool:
+    """Run one step; False when it met a write failure that lasts (the loops are to stop)."""
     try:
         await step(clock.now())
     except RetryLater as error:
@@ -145,7 +175,12 @@ async def _run_step(
         if on_operator_required is not None:
             await on_operator_required(clock.now(), error)
     except Exception as error:
+        fatal = lasting_failure(error)
+        if fatal is not None:
+            watch.on_fatal(name, fatal)
+            return False
         watch.on_failure(name, error)
+    return True
 
 
 async def sleep_or_stop(

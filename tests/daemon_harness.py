@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import sqlite3
 import subprocess
@@ -34,11 +35,23 @@ class Daemon:
 
     @classmethod
     def start(cls, data_dir: Path, **env: str) -> Daemon:
-        return cls.start_with_config(data_dir, None, **env)
+        return cls.launch(data_dir, None, None, env)
 
     @classmethod
     def start_with_config(cls, data_dir: Path, config: Path | None, **env: str) -> Daemon:
         """`quantum-trader run` (with `--config config` when given) in `data_dir`."""
+        return cls.launch(data_dir, config, None, env)
+
+    @classmethod
+    def start_limited(cls, data_dir: Path, file_size_limit: int, **env: str) -> Daemon:
+        """`quantum-trader run` in `data_dir`, no file it writes growing past `file_size_limit`
+        bytes (RLIMIT_FSIZE: a write past it fails as on a full disk)."""
+        return cls.launch(data_dir, None, file_size_limit, env)
+
+    @classmethod
+    def launch(
+        cls, data_dir: Path, config: Path | None, file_size_limit: int | None, env: dict[str, str]
+    ) -> Daemon:
         data_dir.mkdir(parents=True, exist_ok=True)
         clean = {k: v for k, v in os.environ.items() if not k.startswith("QT_")}
         # Port 0: tests run daemons side by side, each status server on a free port.
@@ -63,6 +76,7 @@ class Daemon:
                 cwd=data_dir,  # no config/default.toml here: built-in defaults and QT_ variables
                 stdout=stdout,
                 stderr=stderr,
+                preexec_fn=None if file_size_limit is None else limit_files(file_size_limit),
             )
         return cls(data_dir, process, output)
 
@@ -77,6 +91,17 @@ class Daemon:
             raise AssertionError(f"the daemon exited with {code}: {self.stderr[-2000:]}")
         return query(self.data_dir / DATABASE, sql)
 
+    def wait(self, timeout_s: float) -> int:
+        """Wait for the daemon to exit by itself and read the log; return the exit code."""
+        try:
+            self.process.wait(timeout=timeout_s)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait()
+        self._read_log()
+        return self.process.returncode
+
     def stop(self, signum: signal.Signals, timeout_s: float = 30.0) -> int:
         """Send `signum`, wait for the exit and read the log; return the exit code."""
         self.process.send_signal(signum)
@@ -86,9 +111,12 @@ class Daemon:
             if self.process.poll() is None:
                 self.process.kill()
                 self.process.wait()
+        self._read_log()
+        return self.process.returncode
+
+    def _read_log(self) -> None:
         lines = self.output.read_text(errors="replace").splitlines()
         self.events = [json.loads(x) for x in lines if x.startswith("{")]
-        return self.process.returncode
 
     def named(self, event: str) -> list[dict[str, Any]]:
         return [e for e in self.events if e.get("event") == event]
@@ -105,6 +133,16 @@ class Daemon:
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         """Another `quantum-trader` command on the same data directory."""
         return cli(self.data_dir, *args)
+
+
+def limit_files(size: int) -> Callable[[], None]:
+    """For `preexec_fn`: the child may not grow a file past `size` bytes. Python ignores
+    SIGXFSZ, so such a write fails with EFBIG instead of killing the process."""
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
+
+    return limit
 
 
 def cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:

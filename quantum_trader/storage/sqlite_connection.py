@@ -11,15 +11,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
 
 import aiosqlite
 
-from quantum_trader.errors import QuantumTraderError
+from quantum_trader.errors import QuantumTraderError, StorageFailed
 from quantum_trader.storage.codec import Row, SqlValue
 
 Batch = tuple[str, list[Row]]  # a statement and the rows it is executed for
+# Result codes of a write that will fail again until a person acts (primary codes: an
+# extended one such as SQLITE_IOERR_WRITE carries its primary in the low byte).
+_LASTING = {
+    sqlite3.SQLITE_FULL: "free space on its disk",
+    sqlite3.SQLITE_IOERR: "check the disk (an I/O error; a file-size limit gives one too)",
+    sqlite3.SQLITE_READONLY: "make it and its directory writable again",
+    sqlite3.SQLITE_CORRUPT: "restore it from a backup",
+    sqlite3.SQLITE_NOTADB: "restore it from a backup",
+}
 
 
 class ReadOnlyRepositoryError(QuantumTraderError):
@@ -72,16 +82,31 @@ class SqliteConnection:
             raise
 
     async def _run_transaction(self, batches: list[Batch]) -> None:
-        await self._conn.execute("BEGIN IMMEDIATE")
         try:
-            for sql, rows in batches:
-                if rows:
-                    await self._conn.executemany(sql, rows)
-            await self._conn.execute("COMMIT")
-        except BaseException:
-            if self._conn.in_transaction:
-                await self._conn.rollback()
-            raise
+            await self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                for sql, rows in batches:
+                    if rows:
+                        await self._conn.executemany(sql, rows)
+                await self._conn.execute("COMMIT")
+            except BaseException:
+                if self._conn.in_transaction:
+                    await self._conn.rollback()
+                raise
+        except sqlite3.DatabaseError as error:
+            lasting = self._lasting(error)
+            if lasting is None:
+                raise
+            raise lasting from error
+
+    def _lasting(self, error: sqlite3.DatabaseError) -> StorageFailed | None:
+        """A write refused for a reason that lasts, as StorageFailed naming what to do."""
+        code = (getattr(error, "sqlite_errorcode", 0) or 0) & 0xFF
+        todo = _LASTING.get(code)
+        if todo is None:
+            return None
+        name = getattr(error, "sqlite_errorname", "") or str(code)
+        return StorageFailed(f"database {self.path} refused a write ({error}, {name}): {todo}")
 
     async def fetch(self, sql: str, params: tuple[SqlValue, ...] = ()) -> list[Row]:
         return [tuple(r) for r in await self._conn.execute_fetchall(sql, params)]

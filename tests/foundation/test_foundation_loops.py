@@ -1,16 +1,19 @@
-"""The daemon's periodic loops: an error never kills a loop and is handled by what it asks for;
-an overrun skips, never piles up; a wake-up runs the step at once."""
+"""The daemon's periodic loops: an error never kills a loop and is handled by what it asks for
+(a write failure that lasts stops them all); an overrun skips, never piles up; a wake-up runs
+the step at once."""
 
 from __future__ import annotations
 
 import asyncio
+import errno
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from structlog.testing import capture_logs
 
 from quantum_trader.clock import ManualClock
-from quantum_trader.errors import OperatorActionRequired, RetryLater
-from quantum_trader.loops import periodic
+from quantum_trader.errors import OperatorActionRequired, RetryLater, StorageFailed
+from quantum_trader.loops import LoopWatch, periodic
 
 T0 = datetime(2025, 9, 1, tzinfo=UTC)
 
@@ -118,3 +121,69 @@ async def test_a_wake_up_runs_the_step_at_once_and_keeps_the_schedule() -> None:
     stopping.set()
     await task
     assert seen == [T0, T0 + timedelta(seconds=2), T0 + timedelta(seconds=5)]
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        StorageFailed("database x.db refused a write (database or disk is full, SQLITE_FULL)"),
+        OSError(errno.ENOSPC, "No space left on device", "heartbeat"),
+    ],
+    ids=["database", "file"],
+)
+async def test_a_write_failure_that_lasts_stops_every_loop_with_one_line(error: Exception) -> None:
+    """The disk full (the database's StorageFailed, or a file's ENOSPC): the loop does not go
+    on failing every step — it sets `stopping` (the others then stop too), the watch keeps the
+    first failure for the exit, and one `storage_failed` error line names it."""
+    clock, stopping, seen = ManualClock(T0), asyncio.Event(), []
+    watch = LoopWatch()
+
+    async def step(now: datetime) -> None:
+        seen.append(now)
+        if len(seen) == 2:
+            raise error
+
+    async def other(now: datetime) -> None:
+        return None
+
+    with capture_logs() as logs:
+        await asyncio.wait_for(
+            asyncio.gather(
+                periodic("monitor", 5, clock, stopping, step, watch),
+                periodic("heartbeat", 60, clock, stopping, other, watch),
+                drive_until(clock, stopping, 5),
+            ),
+            timeout=5,
+        )
+    assert stopping.is_set()
+    assert len(seen) == 2  # no step after the failure
+    assert isinstance(watch.fatal, StorageFailed)
+    failed = [e for e in logs if e["event"] == "storage_failed"]
+    assert [(e["loop"], e["log_level"]) for e in failed] == [("monitor", "error")]
+    assert [e for e in logs if e["event"] == "loop_step_failed"] == []
+
+
+async def test_a_file_error_that_passes_is_not_taken_for_a_full_disk() -> None:
+    clock, stopping, seen = ManualClock(T0), asyncio.Event(), []
+    watch = LoopWatch()
+
+    async def step(now: datetime) -> None:
+        seen.append(now)
+        if len(seen) == 2:
+            raise FileNotFoundError(errno.ENOENT, "No such file or directory", "marks.json")
+
+    with capture_logs() as logs:
+        await asyncio.gather(
+            periodic("heartbeat", 60, clock, stopping, step, watch), drive(clock, stopping, 4, 60)
+        )
+    assert len(seen) >= 4
+    assert watch.fatal is None
+    assert [e["event"] for e in logs if e["log_level"] == "error"] == ["loop_step_failed"]
+
+
+async def drive_until(clock: ManualClock, stopping: asyncio.Event, every_s: float) -> None:
+    """Advance the clock a step at a time until `stopping` is set (by a loop)."""
+    while not stopping.is_set():
+        for _ in range(5):
+            await asyncio.sleep(0)
+        clock.advance(every_s)

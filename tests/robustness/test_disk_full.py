@@ -1,0 +1,73 @@
+"""The disk fills up under a running daemon: it stops, with one line saying what to free, and
+loses nothing.
+
+The real `quantum-trader run` in paper mode at 3,000×, its files limited to 1.5 MB each
+(RLIMIT_FSIZE: a write past it fails as on a full disk, the database's with SQLite's I/O
+error). Was: every step of every loop failed with a traceback a step, for good, and the stop
+ended in another traceback. Now the first such failure stops the loops (`storage_failed`), the
+process exits 1 with one `error:` line, and the next start, with room again, carries on from
+the books as the last committed write left them: the database's positions are the paper
+exchange's, each with its reduce-only stop.
+"""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import pytest
+from daemon_harness import DATABASE, Daemon, eventually, paper_exchange, query
+
+ENV = {
+    "QT_MARKET__REPLAY_SPEED": "3000",
+    "QT_SIGNALS__SOURCE": "rules",
+    "QT_LOG__LEVEL": "WARNING",  # the log file (also limited) stays small: the database fills
+}
+LIMIT_BYTES = 1_500_000
+
+
+def assert_books_agree_and_protected(data_dir: Path) -> list[str]:
+    """The database's positions are the paper exchange's, each with its open reduce-only
+    stop for the whole quantity; the symbols held."""
+    rows = query(data_dir / DATABASE, "SELECT symbol, side, quantity, stop_order_id FROM positions")
+    exchange = paper_exchange(data_dir)
+    held = {s: (p.side.value, str(p.quantity)) for s, p in exchange.positions.items()}
+    assert {s: (side, quantity) for s, side, quantity, _ in rows} == held
+    for symbol, _, quantity, stop_order_id in rows:
+        stop = exchange.orders[stop_order_id]
+        assert (stop.symbol, stop.status.value, stop.kind.value) == (symbol, "OPEN", "STOP_MARKET")
+        assert stop.reduce_only
+        assert str(stop.quantity) == quantity
+    return sorted(held)
+
+
+@pytest.mark.slow
+def test_a_full_disk_stops_the_daemon_with_one_line_and_the_restart_carries_on(
+    tmp_path: Path,
+) -> None:
+    full = Daemon.start_limited(tmp_path, LIMIT_BYTES, **ENV)
+    code = full.wait(timeout_s=180)
+
+    assert code == 1, full.stderr[-3000:]
+    lines = full.stderr.strip().splitlines()
+    assert "Traceback" not in full.stderr, full.stderr[-3000:]
+    [line] = lines  # one line
+    assert line.startswith("error: ")
+    assert "could not be written" in line or "refused a write" in line
+    assert "the daemon stopped: start it again" in line
+    failed = full.named("storage_failed")
+    assert failed, "one storage_failed line from the loop that met it"
+    assert len(failed) <= 3  # at most once per loop, never once per step
+    assert full.named("loop_step_failed") == []
+    assert query(tmp_path / DATABASE, "SELECT COUNT(*) FROM orders")[0][0] > 0  # it traded
+    assert_books_agree_and_protected(tmp_path)
+
+    [(last,)] = query(tmp_path / DATABASE, "SELECT MAX(id) FROM decisions")
+    again = Daemon.start(tmp_path, **ENV)  # room again
+    try:
+        newer = f"SELECT 1 FROM decisions WHERE id > {last}"
+        eventually(lambda: again.query(newer), 60, "a cycle after the restart")
+    finally:
+        assert again.stop(signal.SIGTERM) == 0, again.stderr[-3000:]
+    assert again.named("storage_failed") == []
+    assert_books_agree_and_protected(tmp_path)
