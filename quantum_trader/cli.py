@@ -14,7 +14,12 @@ from rich.console import Console
 from typer.exceptions import TyperException
 
 from quantum_trader.config import Settings, load_settings
-from quantum_trader.errors import ConfigurationError, QuantumTraderError, UsageError
+from quantum_trader.errors import (
+    ConfigurationError,
+    QuantumTraderError,
+    UsageError,
+    lasting_failure,
+)
 from quantum_trader.log import configure_logging
 
 app = typer.Typer(
@@ -114,25 +119,34 @@ def main() -> None:
     del cli_backtest, cli_data, cli_ml, cli_operator, cli_optimize, cli_requests
     try:
         code = app(standalone_mode=False)
-    except ConfigurationError as error:
+    except typer.Exit as done:
+        sys.exit(done.exit_code)
+    except (QuantumTraderError, TyperException, typer.Abort, OSError) as error:
+        sys.exit(_reported(error))
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _reported(error: Exception) -> int:
+    """Say what went wrong in one line per problem (usage errors: typer's text); the exit
+    code. An OSError other than a write failure that lasts is not ours to explain: raised."""
+    if isinstance(error, ConfigurationError):
         for problem in error.problems:
             print(f"configuration error: {problem}", file=sys.stderr)
-        sys.exit(2)
-    except UsageError as error:
+        return 2
+    if isinstance(error, UsageError):
         print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
-    except TyperException as error:  # usage errors: exit code 2
+        return 2
+    if isinstance(error, TyperException):  # usage errors: exit code 2
         show = getattr(error, "show", None)
         if callable(show):
             show()
         else:
             print(f"error: {error.format_message()}", file=sys.stderr)
-        sys.exit(error.exit_code)
-    except typer.Abort:
-        sys.exit(1)
-    except QuantumTraderError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(1)
-    except typer.Exit as done:
-        sys.exit(done.exit_code)
-    sys.exit(code if isinstance(code, int) else 0)
+        return int(error.exit_code)
+    if isinstance(error, typer.Abort):
+        return 1
+    failed = error if isinstance(error, QuantumTraderError) else lasting_failure(error)
+    if failed is None:  # the disk full under any command is one line, not a traceback
+        raise error
+    print(f"error: {failed}", file=sys.stderr)
+    return 1

@@ -33,9 +33,14 @@ from quantum_trader.app_ops import Operations, open_operations
 from quantum_trader.clock import LiveClock, SimulatedClock
 from quantum_trader.config import Settings
 from quantum_trader.domain import Balance, EquitySnapshot
-from quantum_trader.errors import OperatorActionRequired, QuantumTraderError, StorageFailed
+from quantum_trader.errors import (
+    OperatorActionRequired,
+    QuantumTraderError,
+    StorageFailed,
+    lasting_failure,
+)
 from quantum_trader.log import get_logger
-from quantum_trader.loops import LoopWatch, Step, lasting_failure, periodic
+from quantum_trader.loops import LoopWatch, Step, periodic
 from quantum_trader.ops.health import HealthSample
 from quantum_trader.ops.metrics import Metrics, StreamHealth, StreamState
 from quantum_trader.ops.operator_view import MARKS_FILE

@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -75,6 +76,23 @@ class StorageFailed(QuantumTraderError):
     Nothing more can be booked, and an order must not be sent whose intent cannot be saved
     first: the daemon stops. Its message says what to free or repair; the next start
     reconciles with the exchange, whose protective stops stay in place meanwhile."""
+
+
+# A file write failing so fails again until a person acts (the database's own failures arrive
+# as StorageFailed): the disk or quota full, a file-size limit, a read-only or failing disk.
+LASTING_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO})
+
+
+def lasting_failure(error: BaseException) -> StorageFailed | None:
+    """`error` as StorageFailed when it is a write failure that lasts; None otherwise."""
+    if isinstance(error, StorageFailed):
+        return error
+    if isinstance(error, OSError) and error.errno in LASTING_ERRNOS:
+        where = str(error.filename) if error.filename else "a file"
+        return StorageFailed(
+            f"{where} could not be written ({error.strerror}): free space or repair the disk"
+        )
+    return None
 
 
 class OrderRejected(QuantumTraderError):

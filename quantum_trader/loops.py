@@ -5,13 +5,17 @@ that counts, measures lag and logs repeated warnings once then as summaries."""
 from __future__ import annotations
 
 import asyncio
-import errno
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from quantum_trader.errors import OperatorActionRequired, RetryLater, StorageFailed
+from quantum_trader.errors import (
+    OperatorActionRequired,
+    RetryLater,
+    StorageFailed,
+    lasting_failure,
+)
 from quantum_trader.log import get_logger
 from quantum_trader.ops.quiet import RepeatedWarnings
 from quantum_trader.ports import Clock
@@ -20,21 +24,6 @@ log = get_logger("daemon")
 Step = Callable[[datetime], Awaitable[None]]
 OperatorFn = Callable[[datetime, OperatorActionRequired], Awaitable[None]]
 DEFAULT_SUMMARY_INTERVAL_S = 60.0
-# A file write failing so fails again until a person acts (the database's own failures arrive
-# as StorageFailed): the disk or quota full, a file-size limit, a read-only or failing disk.
-LASTING_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO})
-
-
-def lasting_failure(error: BaseException) -> StorageFailed | None:
-    """`error` as StorageFailed when it is a write failure that lasts; None otherwise."""
-    if isinstance(error, StorageFailed):
-        return error
-    if isinstance(error, OSError) and error.errno in LASTING_ERRNOS:
-        where = f"{error.filename}" if error.filename else "a file of the data directory"
-        return StorageFailed(
-            f"{where} could not be written ({error.strerror}): free space or repair the disk"
-        )
-    return None
 
 
 class LoopObserver(Protocol):

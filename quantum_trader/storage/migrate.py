@@ -20,6 +20,7 @@ import aiosqlite
 
 from quantum_trader.errors import OperatorActionRequired
 from quantum_trader.record import record
+from quantum_trader.storage.sqlite_connection import lasting_write_failure
 
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
@@ -135,6 +136,9 @@ async def _apply_one(conn: aiosqlite.Connection, path: Path, migration: Migratio
     except sqlite3.Error as e:
         if conn.in_transaction:
             await conn.rollback()
+        lasting = lasting_write_failure(path, e)  # the disk full: say what to free
+        if lasting is not None:
+            raise lasting from e
         raise OperatorActionRequired(
             f"schema migration {migration.name} failed on database {path} and was rolled back: {e}"
         ) from e

@@ -94,19 +94,10 @@ class SqliteConnection:
                     await self._conn.rollback()
                 raise
         except sqlite3.DatabaseError as error:
-            lasting = self._lasting(error)
+            lasting = lasting_write_failure(self.path, error)
             if lasting is None:
                 raise
             raise lasting from error
-
-    def _lasting(self, error: sqlite3.DatabaseError) -> StorageFailed | None:
-        """A write refused for a reason that lasts, as StorageFailed naming what to do."""
-        code = (getattr(error, "sqlite_errorcode", 0) or 0) & 0xFF
-        todo = _LASTING.get(code)
-        if todo is None:
-            return None
-        name = getattr(error, "sqlite_errorname", "") or str(code)
-        return StorageFailed(f"database {self.path} refused a write ({error}, {name}): {todo}")
 
     async def fetch(self, sql: str, params: tuple[SqlValue, ...] = ()) -> list[Row]:
         return [tuple(r) for r in await self._conn.execute_fetchall(sql, params)]
@@ -115,3 +106,14 @@ class SqliteConnection:
         """Close the connection; every write after it is refused (`check_writable`)."""
         self._closed = True
         await self._conn.close()
+
+
+def lasting_write_failure(path: Path, error: sqlite3.Error) -> StorageFailed | None:
+    """A write SQLite refused for a reason that lasts, as StorageFailed naming the file and
+    what to do; None for any other error."""
+    code = (getattr(error, "sqlite_errorcode", 0) or 0) & 0xFF
+    todo = _LASTING.get(code)
+    if todo is None:
+        return None
+    name = getattr(error, "sqlite_errorname", "") or str(code)
+    return StorageFailed(f"database {path} refused a write ({error}, {name}): {todo}")

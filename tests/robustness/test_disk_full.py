@@ -1,5 +1,5 @@
 """The disk fills up under a running daemon: it stops, with one line saying what to free, and
-loses nothing.
+loses nothing. Under a backtest: one line, and no output left half-written.
 
 The real `quantum-trader run` in paper mode at 3,000×, its files limited to 1.5 MB each
 (RLIMIT_FSIZE: a write past it fails as on a full disk, the database's with SQLite's I/O
@@ -12,11 +12,14 @@ exchange's, each with its reduce-only stop.
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from daemon_harness import DATABASE, Daemon, eventually, paper_exchange, query
+from daemon_harness import DATABASE, Daemon, eventually, limit_files, paper_exchange, query
 
 ENV = {
     "QT_MARKET__REPLAY_SPEED": "3000",
@@ -71,3 +74,32 @@ def test_a_full_disk_stops_the_daemon_with_one_line_and_the_restart_carries_on(
         assert again.stop(signal.SIGTERM) == 0, again.stderr[-3000:]
     assert again.named("storage_failed") == []
     assert_books_agree_and_protected(tmp_path)
+
+
+@pytest.mark.parametrize("limit_bytes", [100_000, 400_000], ids=["database", "report"])
+def test_a_full_disk_under_a_backtest_is_one_line_and_leaves_no_output(
+    tmp_path: Path, limit_bytes: int
+) -> None:
+    """Its database or its report cannot be written: `error: …` (exit 1), no traceback, and
+    neither the output directory nor a half-written one left beside it."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("QT_")}
+    out = tmp_path / "report"
+    window = ["--start", "2025-09-10", "--end", "2025-09-20", "--out", str(out)]
+    done = subprocess.run(
+        [sys.executable, "-m", "quantum_trader", "backtest", *window],
+        env={**clean, "QT_DATA_DIR": str(tmp_path / "data"), "QT_SIGNALS__SOURCE": "rules"},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=limit_files(limit_bytes),
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr, done.stderr[-3000:]
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith("error: ")
+    assert "free space" in line or "check the disk" in line
+    assert [
+        p.name for p in tmp_path.iterdir() if p.name != "data"
+    ] == []  # the backtest makes no data dir
