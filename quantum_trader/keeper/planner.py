@@ -238,6 +238,7 @@ class Planner(OrderSettling):
     ) -> Position | None:
         """Book what the exchange took off the position; None once it is closed."""
         target = held.quantity if held is not None and held.side is position.side else ZERO
+        closer: _Outcome | None = None  # an exit of ours that ran out of position
         for outcome in exits:
             cid = outcome.execution.order.client_order_id
             if position.quantity <= target and cid not in self.reflected:
@@ -252,14 +253,17 @@ class Planner(OrderSettling):
                 return None
             position = booked
             self.book.put(position)
+            if _ran_out(outcome):
+                closer = outcome
         if position.quantity <= target:
             return position
         flipped = held is not None and held.side is not position.side
-        if self.book.intents_for(position.symbol):
+        symbol = position.symbol
+        if self.book.intents_for(symbol) or self.working_unsettled(symbol):
             self._await_orders(position, target, held if flipped else None)
             return position
         opened = held.quantity if held is not None and flipped else ZERO  # a flip's new side
-        return self._external_exit(position, target, opened)
+        return self._external_exit(position, target, opened, closer)
 
     def _await_orders(
         self, position: Position, target: Decimal, flipped: ExchangePosition | None
@@ -290,26 +294,34 @@ class Planner(OrderSettling):
         self, position: Position, outcome: _Outcome, at_most: Decimal
     ) -> Position | None:
         execution = outcome.execution
-        price = execution.price or self.observation.marks.get(position.symbol)
-        booked = reduced(
-            position,
-            min(execution.quantity, at_most),
-            price or position.stop_price,
-            execution.fee_usdt,
-            exit_reason(position, execution.order, outcome.intent, self.context.monitor),
-            self.now,
-        )
+        price, reason = self._exit_terms(position, outcome)
+        quantity = min(execution.quantity, at_most)
+        booked = reduced(position, quantity, price, execution.fee_usdt, reason, self.now)
         if isinstance(booked, TradeDraft):
             self._closed(booked)
             return None
         return booked
 
+    def _exit_terms(self, position: Position, outcome: _Outcome) -> tuple[Decimal, ExitReason]:
+        """The price and reason an exit of ours is booked at."""
+        execution = outcome.execution
+        price = execution.price or self.observation.marks.get(position.symbol)
+        reason = exit_reason(position, execution.order, outcome.intent, self.context.monitor)
+        return price or position.stop_price, reason
+
     def _external_exit(
-        self, position: Position, target: Decimal, opened: Decimal
+        self,
+        position: Position,
+        target: Decimal,
+        opened: Decimal,
+        closer: _Outcome | None = None,
     ) -> Position | None:
         """Book what left the position with no order of ours: at the account's own trades
         when they show it, else at the mark (keeper/external.py); `opened`: what the exchange
-        now holds on the other side (a flip)."""
+        now holds on the other side (a flip). `closer`: an exit of ours booked this tick that
+        ran out of position (`_ran_out`): it came after this reduction, so a trade it closes
+        is booked at its price and reason, not the person's (was: MANUAL, found by the
+        campaign with a person trading by hand, 2026-12-03)."""
         quantity = position.quantity - target
         found, why = self._account_execution(position, quantity, opened)
         reason = ExitReason.MANUAL
@@ -329,9 +341,15 @@ class Planner(OrderSettling):
             f"{position.side} {quantity} gone from the exchange with no order of ours to "
             f"explain it; booked at {how}"
         )
+        if closer is not None:
+            cid = closer.execution.order.client_order_id
+            detail += f"; before our {cid}, which closed the rest: the trade's exit"
         self.notes.append(Note("position_closed_externally", position.symbol, detail, True))
         booked = reduced(position, quantity, price, fee, reason, self.now)
         if isinstance(booked, TradeDraft):
+            if closer is not None:
+                price, reason = self._exit_terms(position, closer)
+                booked = replace(booked, exit_price=price, reason=reason)
             self._closed(booked)
             return None
         return booked
@@ -504,3 +522,11 @@ class Planner(OrderSettling):
         busy = set(self.book.positions) | {i.symbol for i in self.book.intents.values()}
         for symbol in sorted(self.listed.keys() - busy):
             self.actions += plan_release(symbol, self.listed[symbol])
+
+
+def _ran_out(outcome: _Outcome) -> bool:
+    """A stop or take-profit of ours that executed less than its quantity: reduce-only, it
+    ran out of position (Binance ends its market order EXPIRED with what it executed), so it
+    took the last of it — any reduction not ours it was booked beside came before it."""
+    order = outcome.execution.order
+    return outcome.intent is None and 0 < outcome.execution.quantity < order.quantity

@@ -12,7 +12,8 @@ from quantum_trader.domain import ExchangeSnapshot, Fill, Order, OrderStatus
 from quantum_trader.keeper.book import Intent
 from quantum_trader.keeper.draft import Draft
 from quantum_trader.keeper.ids import Purpose
-from quantum_trader.keeper.plan import Note, Observation, may_have_filled, state_of
+from quantum_trader.keeper.plan import Context, Note, Observation, may_have_filled, state_of
+from quantum_trader.keeper.protect import is_stuck
 from quantum_trader.record import replace
 
 
@@ -23,6 +24,7 @@ class OrderSettling:
     snapshot: ExchangeSnapshot
     observation: Observation
     now: datetime
+    context: Context
     grace: timedelta
     listed_ids: Mapping[str, Order]  # the listed conditional orders by client order id
     notes: list[Note]
@@ -95,6 +97,28 @@ class OrderSettling:
                 detail = "no longer known to the exchange"
                 self._gone(order, detail)
                 self.record(replace(order, status=OrderStatus.EXPIRED, detail=detail))
+
+    def working_unsettled(self, symbol: str) -> list[str]:
+        """Our stops and take-profits on `symbol` the exchange no longer lists and whose end
+        it has not told (their lookup failed, or they ended filled and their fills are not
+        read), or that met their trigger and are executing, not stuck (`is_stuck`): each may
+        have reduced the position, so a reduction waits for them as for an unsettled order
+        of ours (was: booked closed outside the program, MANUAL, on the tick the stop's
+        lookup failed — the campaign with a person trading by hand, 2026-12-03). Bounded as
+        for such orders: a lookup that answers settles them, a stop firing for good counts
+        once stuck."""
+        waiting = []
+        for order in self.book.working_for(symbol):
+            cid = order.client_order_id
+            listed = self.listed_ids.get(cid)
+            state = listed if listed is not None else self.state(cid)
+            if state is None or state.status.is_final:
+                waiting.append(cid)  # unknown, or filled with its fills unread
+            elif state.triggered_at is not None and not is_stuck(
+                state, self.now, self.context.monitor
+            ):
+                waiting.append(cid)  # executing
+        return waiting
 
     def _gone(self, order: Order, how: str) -> None:
         """Drop a working order that ended unfilled. A position's own stop is never cancelled

@@ -310,7 +310,9 @@ class ModelExchange:
                 continue
             assert order.trigger_price is not None
             quantity = min(order.quantity, self._held_quantity(symbol, order.side))
-            status = OrderStatus.FILLED if quantity > 0 else OrderStatus.EXPIRED
+            # Binance: reduce-only, its market order executes what is held and, short of the
+            # order's quantity, ends EXPIRED with what it executed.
+            status = OrderStatus.FILLED if quantity == order.quantity else OrderStatus.EXPIRED
             self.orders[order.client_order_id] = self._execute(
                 order, quantity, order.trigger_price, status
             )

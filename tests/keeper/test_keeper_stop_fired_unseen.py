@@ -1,0 +1,141 @@
+"""A stop of ours that fired is booked as ours (SL_HIT at its fills), not as a close by hand.
+
+Found by the campaign with a person trading by hand (helper-49, 2026-12-03): (a) our stop
+filled while its lookup by client id failed (HTTP 429): the same tick booked the position
+closed outside the program, MANUAL — at the mark, or at the stop's own trade, which the
+account's trades list under an order id not ours (seeds 30024, 30055, 30078, 30105; 30156,
+30163, 30175); (b) our stop, larger than the position after a reduction by hand, fired in the
+same tick as the reduction was seen: it executed what was held and ended EXPIRED, and the
+close was booked MANUAL, the person's part booked last (seeds 30031, 30078, 30123, 30126,
+30146). Time in keeper ticks (the model exchange; `Harness.tick` is 5 s)."""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from decimal import Decimal
+from typing import Any
+
+from structlog.testing import capture_logs
+from test_keeper_external_exits import by_hand, fee_paid, opened
+from test_keeper_fees_unread import BTC, sent
+from test_keeper_properties import Harness
+
+from quantum_trader.domain import ExitReason, OrderSide, OrderStatus
+from quantum_trader.keeper.ids import Purpose
+
+
+def _events(logs: list[MutableMapping[str, Any]], name: str) -> list[MutableMapping[str, Any]]:
+    return [e for e in logs if e["event"] == name]
+
+
+async def test_our_stop_filled_while_its_lookup_fails_awaits_the_lookup_and_books_sl_hit() -> None:
+    """Our stop fires and fills at 97; its lookups fail for 3 ticks. The reduction awaits the
+    lookup (`reduction_awaits_orders`), then is booked as the stop: SL_HIT at its trigger,
+    its fee counted (was: MANUAL in the same tick, at the stop's own trade read from the
+    account's trades, or at the mark when those could not be read)."""
+    harness = await Harness.start()
+    exchange = harness.exchange
+    await opened(harness)
+    position = harness.keeper.positions[BTC]
+    assert position.stop_order_id is not None
+    stop = exchange.orders[position.stop_order_id]
+    assert stop.trigger_price is not None
+    exchange.lookups_unreadable = 3
+    exchange.move(BTC, stop.trigger_price - 1)
+    assert exchange.orders[stop.client_order_id].status is OrderStatus.FILLED
+    assert BTC not in exchange.held
+    exchange.move(BTC, stop.trigger_price - 2)  # the mark moves on
+    with capture_logs() as logs:
+        for _ in range(3):
+            await harness.tick()
+    assert BTC in harness.keeper.positions  # awaiting the lookup
+    assert len(_events(logs, "reduction_awaits_orders")) == 3
+    assert not _events(logs, "position_closed_externally")
+    assert await harness.repository.closed_trades() == []
+    await harness.tick()
+
+    assert harness.keeper.positions == {}
+    [trade] = await harness.repository.closed_trades()
+    assert (trade.exit_reason, trade.exit_price) == (ExitReason.SL_HIT, stop.trigger_price)
+    assert trade.fees_usdt == position.fees_usdt + fee_paid(harness, stop.client_order_id)
+    assert sent(exchange, Purpose.EXIT) == []
+
+
+async def test_a_close_by_hand_while_our_stops_lookup_fails_is_booked_once_it_answers() -> None:
+    """A person closes the position while our stop rests (not fired) and its lookup fails —
+    the stop is cancelled by hand too, so it is gone from the open list: the reduction awaits
+    the lookup, then, the stop found CANCELED, is booked MANUAL at the person's trade."""
+    harness = await Harness.start()
+    exchange = harness.exchange
+    quantity = await opened(harness)
+    position = harness.keeper.positions[BTC]
+    assert position.stop_order_id is not None
+    await exchange.cancel_conditional_order(BTC, position.stop_order_id)
+    exchange.move(BTC, Decimal(102))
+    await by_hand(harness, "web_closed_51", OrderSide.SELL, quantity)
+    exchange.move(BTC, Decimal(104))
+    exchange.lookups_unreadable = 2
+    for _ in range(2):
+        await harness.tick()
+    assert BTC in harness.keeper.positions
+    await harness.tick()
+
+    [trade] = await harness.repository.closed_trades()
+    assert (trade.exit_reason, trade.exit_price) == (ExitReason.MANUAL, Decimal(102))
+    assert trade.fees_usdt == position.fees_usdt + fee_paid(harness, "web_closed_51")
+
+
+async def test_our_stop_larger_than_the_position_after_a_sell_by_hand_is_booked_as_ours() -> None:
+    """A person sells a third of the long and, before the keeper's next tick, our stop (for
+    the whole long: not resized yet) fires: reduce-only, it executes the two thirds held and
+    ends EXPIRED. The tick books the person's third MANUAL at its trade and the rest as our
+    stop, the trade SL_HIT at the stop's price (was: MANUAL at the person's price, the part
+    not ours booked last; the campaign with a person trading by hand, seeds 30031, 30078,
+    30123, 30126, 30146)."""
+    harness = await Harness.start()
+    exchange = harness.exchange
+    quantity = await opened(harness)
+    position = harness.keeper.positions[BTC]
+    assert position.stop_order_id is not None
+    stop = exchange.orders[position.stop_order_id]
+    assert stop.trigger_price is not None
+    exchange.move(BTC, Decimal(99))
+    third = quantity / 3
+    await by_hand(harness, "web_reduced_52", OrderSide.SELL, third)
+    exchange.move(BTC, stop.trigger_price - 1)
+    fired = exchange.orders[stop.client_order_id]
+    assert (fired.status, fired.filled_quantity) == (OrderStatus.EXPIRED, quantity - third)
+    with capture_logs() as logs:
+        await harness.tick()
+
+    assert harness.keeper.positions == {}
+    [trade] = await harness.repository.closed_trades()
+    assert (trade.exit_reason, trade.exit_price) == (ExitReason.SL_HIT, stop.trigger_price)
+    paid = fee_paid(harness, "web_reduced_52") + fee_paid(harness, stop.client_order_id)
+    assert trade.fees_usdt == position.fees_usdt + paid
+    gross = (Decimal(99) - position.entry_price) * third
+    gross += (stop.trigger_price - position.entry_price) * (quantity - third)
+    assert trade.pnl_usdt == gross - trade.fees_usdt - trade.funding_usdt
+    [note] = _events(logs, "position_closed_externally")
+    assert f"LONG {third} gone" in str(note["detail"])
+    assert "the account's 1 trade(s) 99" in str(note["detail"])
+
+
+async def test_our_stop_is_resized_down_at_once_after_a_reduction_by_hand() -> None:
+    """KEEPER's "resized at once after a partial exit" holds for a reduction by hand too: the
+    tick that books it places a stop for what is left and cancels the larger one, so our
+    stop is larger than the position only until the keeper sees the reduction."""
+    harness = await Harness.start()
+    exchange = harness.exchange
+    quantity = await opened(harness)
+    old = harness.keeper.positions[BTC].stop_order_id
+    assert old is not None
+    third = quantity / 3
+    await by_hand(harness, "web_reduced_53", OrderSide.SELL, third)
+    await harness.tick()
+
+    position = harness.keeper.positions[BTC]
+    assert position.quantity == quantity - third
+    assert position.stop_order_id not in (None, old)
+    assert exchange.orders[old].status is OrderStatus.CANCELED
+    assert exchange.orders[position.stop_order_id].quantity == quantity - third
