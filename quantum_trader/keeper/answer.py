@@ -17,7 +17,6 @@ from decimal import Decimal
 
 from quantum_trader.domain import (
     ExchangePosition,
-    ExitReason,
     Fill,
     Order,
     OrderStatus,
@@ -28,6 +27,7 @@ from quantum_trader.keeper.booking import (
     Execution,
     TradeDraft,
     execution_of,
+    exit_reason,
     grown,
     opened_position,
     reduced,
@@ -82,7 +82,7 @@ def answered(
         min(execution.quantity, position.quantity),
         execution.price,
         execution.fee_usdt,
-        intent.reason or ExitReason.MANUAL,
+        exit_reason(position, state, intent, context.monitor),  # a stop by where it stood
         now,
     )
     if isinstance(booked, TradeDraft):

@@ -12,16 +12,30 @@ close was booked MANUAL, the person's part booked last (seeds 30031, 30078, 3012
 from __future__ import annotations
 
 from collections.abc import MutableMapping
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
+import pytest
+from position_builders import NOW, SETTINGS, position, protected
 from structlog.testing import capture_logs
 from test_keeper_external_exits import by_hand, fee_paid, opened
 from test_keeper_fees_unread import BTC, sent
 from test_keeper_properties import Harness
 
-from quantum_trader.domain import ExitReason, OrderSide, OrderStatus
+from quantum_trader.domain import (
+    ExitReason,
+    Order,
+    OrderKind,
+    OrderRequest,
+    OrderSide,
+    OrderStatus,
+)
+from quantum_trader.keeper.answer import answered
+from quantum_trader.keeper.book import Book, Intent
 from quantum_trader.keeper.ids import Purpose
+from quantum_trader.keeper.plan import Context
+from quantum_trader.keeper.settings import KeeperSettings
 
 
 def _events(logs: list[MutableMapping[str, Any]], name: str) -> list[MutableMapping[str, Any]]:
@@ -139,3 +153,40 @@ async def test_our_stop_is_resized_down_at_once_after_a_reduction_by_hand() -> N
     assert position.stop_order_id not in (None, old)
     assert exchange.orders[old].status is OrderStatus.CANCELED
     assert exchange.orders[position.stop_order_id].quantity == quantity - third
+
+
+@pytest.mark.parametrize(
+    ("kind", "trigger", "reason"),
+    [
+        (OrderKind.STOP_MARKET, Decimal(87_300), ExitReason.SL_HIT),
+        (OrderKind.TAKE_PROFIT_MARKET, Decimal(95_400), ExitReason.TP_HIT),
+    ],
+    ids=["stop", "take-profit"],
+)
+def test_a_stop_placed_and_filled_before_its_answer_is_booked_as_the_stop(
+    kind: OrderKind, trigger: Decimal, reason: ExitReason
+) -> None:
+    """Our stop for what is left after reductions by hand was placed with the mark at it: its
+    answer was lost, and the lookup made at once found it filled already. That answer books
+    the close as the stop (its reason by where it stood), not MANUAL at the stop's own price
+    (the campaign with a person trading by hand, seed 30126: `order_state_recovered`, then
+    MANUAL at the stop's fill, with no close by hand)."""
+    held = protected(position(), "qt-s-BTC-a-1")
+    request = OrderRequest(
+        "qt-s-BTC-a-2", BTC, OrderSide.SELL, kind, held.quantity, trigger, reduce_only=True
+    )
+    intent = Intent(Order.pending(request, NOW), NOW)
+    book = Book({BTC: held}).with_intent(intent)
+    filled = replace(
+        intent.order,
+        status=OrderStatus.FILLED,
+        filled_quantity=held.quantity,
+        average_price=trigger,
+        updated_at=NOW,
+    )
+    context = Context({}, KeeperSettings(), SETTINGS)
+
+    result = answered(book, intent, filled, [], NOW, context, echo=False)
+
+    [draft] = result.trades
+    assert (draft.reason, draft.exit_price) == (reason, trigger)
