@@ -241,8 +241,12 @@ class Planner(OrderSettling):
         closer: _Outcome | None = None  # an exit of ours that ran out of position
         for outcome in exits:
             cid = outcome.execution.order.client_order_id
-            if position.quantity <= target and cid not in self.reflected:
-                self.unreflected.append(cid)  # filled after the read, or the position reopened
+            # Not shown by the positions: filled after they were read, or the position
+            # reopened since. One that ran out of position left none on its side: so too
+            # when the positions show it held (a reduction by hand came before it).
+            shown = position.quantity > target and not (_ran_out(outcome) and target > 0)
+            if not shown and cid not in self.reflected:
+                self.unreflected.append(cid)
                 continue
             self._consume(outcome, booked=True)
             position = self.book.positions.get(position.symbol, position)

@@ -12,18 +12,20 @@ close was booked MANUAL, the person's part booked last (seeds 30031, 30078, 3012
 from __future__ import annotations
 
 from collections.abc import MutableMapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from model_exchange import ModelExchange
 from position_builders import NOW, SETTINGS, position, protected
 from structlog.testing import capture_logs
 from test_keeper_external_exits import by_hand, fee_paid, opened
 from test_keeper_fees_unread import BTC, sent
-from test_keeper_properties import Harness
+from test_keeper_properties import PRICES, RULES, T0, Harness, keeper_on
 
 from quantum_trader.domain import (
+    ExchangePosition,
     ExitReason,
     Order,
     OrderKind,
@@ -36,6 +38,7 @@ from quantum_trader.keeper.book import Book, Intent
 from quantum_trader.keeper.ids import Purpose
 from quantum_trader.keeper.plan import Context
 from quantum_trader.keeper.settings import KeeperSettings
+from quantum_trader.storage.memory import InMemoryRepository
 
 
 def _events(logs: list[MutableMapping[str, Any]], name: str) -> list[MutableMapping[str, Any]]:
@@ -190,3 +193,50 @@ def test_a_stop_placed_and_filled_before_its_answer_is_booked_as_the_stop(
 
     [draft] = result.trades
     assert (draft.reason, draft.exit_price) == (reason, trigger)
+
+
+@dataclass
+class _FiresAfterPositions(ModelExchange):
+    """Moves the mark to `fire_at` (once) right after a read of the positions: our stop fires
+    between the tick's read of the positions and that of the open orders."""
+
+    fire_at: Decimal | None = None
+
+    async def fetch_positions(self) -> list[ExchangePosition]:
+        read = await super().fetch_positions()
+        if self.fire_at is not None:
+            self.move(BTC, self.fire_at)
+            self.fire_at = None
+        return read
+
+
+async def test_our_stop_that_ran_out_after_the_positions_were_read_is_booked_whole() -> None:
+    """A person sells a third of the long; the tick reads the positions (two thirds held),
+    then our stop for the whole long fires, executes the two thirds and ends EXPIRED, then
+    the open orders are read (no stop). The positions show the person's third gone, not the
+    stop's fill: it is planned again from a fresh read (`exit_fill_checked_by_rest`), the
+    stop booked whole, the person's third MANUAL at its trade, the trade SL_HIT (was: the
+    stop booked for the third the positions showed gone, the rest at the mark a tick later,
+    MANUAL; the campaign with a person trading by hand, seed 30078)."""
+    exchange = _FiresAfterPositions(RULES, dict(PRICES), T0)
+    repository = InMemoryRepository()
+    harness = Harness(exchange, repository, await keeper_on(exchange, repository, T0), T0)
+    quantity = await opened(harness)
+    position = harness.keeper.positions[BTC]
+    assert position.stop_order_id is not None
+    stop = exchange.orders[position.stop_order_id]
+    assert stop.trigger_price is not None
+    exchange.move(BTC, Decimal(99))
+    third = quantity / 3
+    await by_hand(harness, "web_reduced_54", OrderSide.SELL, third)
+    exchange.fire_at = stop.trigger_price - 1
+    with capture_logs() as logs:
+        await harness.tick()
+
+    assert exchange.orders[stop.client_order_id].status is OrderStatus.EXPIRED
+    assert "exit_fill_checked_by_rest" in [e["event"] for e in logs]
+    assert harness.keeper.positions == {}
+    [trade] = await harness.repository.closed_trades()
+    assert (trade.exit_reason, trade.exit_price) == (ExitReason.SL_HIT, stop.trigger_price)
+    paid = fee_paid(harness, "web_reduced_54") + fee_paid(harness, stop.client_order_id)
+    assert trade.fees_usdt == position.fees_usdt + paid
