@@ -18,7 +18,9 @@ the 5 s tick are one code path. Per tick (planner.py, settle.py):
    outside this program, at the price and fee of the account's own trades when they show it
    (keeper/external.py: the keeper reads them and plans again), else at the mark — unless an
    order of ours on that symbol is still
-   unsettled, which may explain it later (a stop covers what the exchange holds meanwhile,
+   unsettled, which may explain it later (an intent, or a stop or take-profit of ours no
+   longer listed whose end is not known yet, or one executing: settle.working_unsettled;
+   a stop covers what the exchange holds meanwhile,
    protect.stop_while_unsettled: what we booked while only the stream shows the reduction).
    An increase, or a position we did not hold, is adopted: protected by our stop already on
    the exchange, else by its entry's plan, else by the default. A symbol the user-data
@@ -112,8 +114,9 @@ class Plan:
     """The books after a tick, what to persist, and the orders to send, in order.
 
     `unreflected`: exits of ours that filled (fills read) but the position does not show, not
-    in `Observation.reflected`: they may have filled after the positions were read, or the
-    position was reopened since. The keeper plans again from a fresh REST read, which then
+    in `Observation.reflected` (a stop or take-profit that ran out of position, where the
+    position still shows some held on its side): they may have filled after the positions
+    were read, or the position was reopened since. The keeper plans again from a fresh REST read, which then
     books them in full (keeper/recheck.py).
     `amendments`: closed trades booked without some fees, now read (keeper/fees.py).
     `reducing_trades`: by symbol, the account's trades a reduction was booked from — an exit
