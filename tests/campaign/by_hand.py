@@ -18,8 +18,11 @@ ours, database against the stand-in, at the end):
   cancelled) goes without a reduce-only stop of ours for more than `STOP_WITHIN_TICKS` of the
   keeper's ticks that could send;
 - every close by hand (a person's trade that takes a position to zero or across it) is booked
-  as a closed trade with reason MANUAL at that trade's price, and no closed trade is booked
-  MANUAL without one;
+  as a closed trade with reason MANUAL at the price of the account's trades — that trade's, or
+  the average of it and the person's reductions just before it that a tick booked together
+  (`CloseByHand.exit_prices`) — or, when a fault answered the read of the account's trades
+  soon after, at the mark (`at_the_mark`, the keeper's documented limit); and no closed trade
+  is booked MANUAL without one;
 - no fee is counted twice: on each symbol the fees the database booked (closed trades, and the
   positions still open) do not exceed the commissions the stand-in charged.
 
@@ -80,6 +83,7 @@ SECONDS_BETWEEN = (5.0, 30.0)
 TICKS_BETWEEN = 2
 FEE_SLACK_USDT = Decimal("0.000001")  # rounding of a fee shared between two positions
 TRADES_ROUTE = "/fapi/v1/userTrades"
+PRICE_DIGITS = Decimal("1e-12")
 # A close by hand may be booked at the mark, without its fee, when a fault answered a read of
 # the account's trades this soon after it (a known limit: KEEPER.md, "at the mark"): the
 # ticks that book it come within a REST check interval (60 s) and a tick.
@@ -197,27 +201,52 @@ def _quantity(
 
 @dataclass(frozen=True, slots=True)
 class CloseByHand:
-    """A person's trade that took a position to zero or across it."""
+    """A person's trade that took a position to zero or across it, at `price`.
+
+    `exit_prices` are the exit prices the books may show for it: the keeper books the
+    person's reducing trades it has not booked yet in one reduction, at their average, so a
+    close by hand is booked at the average of the last one, two, … of the person's reductions
+    of that position ending with it (the share of a flip that closed it counted)."""
 
     market_id: str
     time_ms: int
     price: Decimal
     held_before: Decimal
+    exit_prices: tuple[Decimal, ...]
 
 
 def closes_by_hand(state: LoopbackState) -> list[CloseByHand]:
     """The stand-in's trades in order, the position on each symbol followed from flat."""
     client_of = {o["orderId"]: o["clientOrderId"] for o in state.orders.values()}
     held: dict[str, Decimal] = defaultdict(Decimal)
+    reductions: dict[str, list[tuple[Decimal, Decimal]]] = defaultdict(list)  # (qty, price)
     closes = []
     for trade in sorted(state.trades, key=lambda t: int(t["id"])):
         market_id, before = trade["symbol"], held[trade["symbol"]]
+        price = Decimal(trade["price"])
         signed = Decimal(trade["qty"]) * (1 if trade["side"] == "BUY" else -1)
         held[market_id] = after = before + signed
         by_hand = client_of.get(trade["orderId"], "").startswith(PERSON_PREFIX)
-        if by_hand and before != 0 and (after == 0 or (after > 0) != (before > 0)):
-            closes.append(CloseByHand(market_id, trade["time"], Decimal(trade["price"]), before))
+        if before == 0 or (before > 0) == (signed > 0):
+            continue  # it opened or added to a position
+        if by_hand:
+            reductions[market_id].append((min(abs(signed), abs(before)), price))
+        if after == 0 or (after > 0) != (before > 0):
+            if by_hand:
+                prices = _averages_ending_last(reductions[market_id])
+                closes.append(CloseByHand(market_id, trade["time"], price, before, prices))
+            reductions[market_id] = []
     return closes
+
+
+def _averages_ending_last(parts: list[tuple[Decimal, Decimal]]) -> tuple[Decimal, ...]:
+    """The average price of the last one, two, … of `parts` (quantity, price)."""
+    averages = []
+    for first in range(len(parts) - 1, -1, -1):
+        tail = parts[first:]
+        quantity = sum((q for q, _ in tail), Decimal(0))
+        averages.append(sum((q * p for q, p in tail), Decimal(0)) / quantity)
+    return tuple(averages)
 
 
 @dataclass
@@ -227,6 +256,7 @@ class HandOutcome:
     closes: list[CloseByHand]
     closed: list[ClosedTrade]
     trades_unread_ms: list[int]  # when a fault answered a read of the account's trades
+    standin: LoopbackState  # the stand-in's books at the end
     fees_paid: dict[str, Decimal] = field(default_factory=dict)  # by market id
     fees_booked: dict[str, Decimal] = field(default_factory=dict)
 
@@ -253,7 +283,15 @@ async def run_by_hand(seed: int, data_dir: Path, *, minutes: float = 4.0) -> Han
         paid[trade["symbol"]] += Decimal(trade["commission"])
     closes = closes_by_hand(state)
     unread = [t for t, _, path in person.server.faulted if path == TRADES_ROUTE]
-    return HandOutcome(outcome, person.actions, closes, closed, unread, dict(paid), dict(booked))
+    return HandOutcome(
+        outcome, person.actions, closes, closed, unread, state, dict(paid), dict(booked)
+    )
+
+
+def _booked_at(trade: ClosedTrade, prices: tuple[Decimal, ...]) -> bool:
+    """Whether `trade` was booked at one of `prices` (to 12 digits: an average's last digits
+    depend on the order the keeper summed it in)."""
+    return any(abs(trade.exit_price - price) <= price * PRICE_DIGITS for price in prices)
 
 
 def at_the_mark(close: CloseByHand, result: HandOutcome) -> bool:
@@ -271,7 +309,7 @@ def hand_problems(seed: int, result: HandOutcome) -> list[str]:
     for close in result.closes:
         symbol = symbol_of[close.market_id]
         match = next(
-            (t for t in manual if t.symbol == symbol and t.exit_price == close.price), None
+            (t for t in manual if t.symbol == symbol and _booked_at(t, close.exit_prices)), None
         ) or next((t for t in manual if t.symbol == symbol and at_the_mark(close, result)), None)
         if match is None:
             booked = [
@@ -281,7 +319,8 @@ def hand_problems(seed: int, result: HandOutcome) -> list[str]:
             ]
             found.append(
                 f"seed {seed}: close by hand of {close.held_before} {close.market_id} at "
-                f"{close.price} (stand-in ms {close.time_ms}) not booked MANUAL at its price; "
+                f"{close.price} (stand-in ms {close.time_ms}) not booked MANUAL at its trades' "
+                f"prices {[f'{p:.4f}' for p in close.exit_prices]}; "
                 f"booked on the symbol: {booked}"
             )
         else:
@@ -335,9 +374,25 @@ async def _one(seed: int, minutes: float) -> int:
             f"(sim_time), ticks planned at {ticks}",
             flush=True,
         )
+    _print_books(result.standin)
     for line in found:
         print(f"PROBLEM {line}", flush=True)
     return 1 if found else 0
+
+
+def _print_books(state: LoopbackState) -> None:
+    """The stand-in's trades and conditional orders, for reading a failure beside the log."""
+    client_of = {o["orderId"]: o["clientOrderId"] for o in state.orders.values()}
+    for t in sorted(state.trades, key=lambda t: int(t["id"])):
+        at = utc_from_ms(t["time"]).strftime("%H:%M:%S.%f")[:-3]
+        print(f"TRADE {at} {t['symbol']} {t['side']} {t['qty']} @ {t['price']} "
+              f"fee {t['commission']} {client_of.get(t['orderId'], t['orderId'])}")  # fmt: skip
+    for o in state.algo_orders.values():
+        at = utc_from_ms(o["updateTime"]).strftime("%H:%M:%S.%f")[:-3]
+        actual = state.orders.get(f"algo-{o['algoId']}", {})
+        print(f"ALGO {at} {o['clientAlgoId']} {o['symbol']} {o['side']} {o['quantity']} "
+              f"trigger {o['triggerPrice']} {o['algoStatus']} "
+              f"{actual.get('status', '')} {actual.get('executedQty', '')}")  # fmt: skip
 
 
 def _campaign(first: int, count: int, at_once: int, minutes: float, logs: Path) -> int:
