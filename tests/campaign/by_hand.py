@@ -32,9 +32,15 @@ kept in LOGS/SEED.log, the problems printed):
     PYTHONPATH=tests:tests/campaign .venv/bin/python tests/campaign/by_hand.py \\
         campaign FIRST COUNT [--at-once 5] [--minutes 4] [--logs LOGS]
 
-and one seed, its daemon's log on stdout (what replays a failure):
+and one seed, its daemon's log on stdout, then what the person did (BY HAND), the stand-in's
+trades (TRADE) and conditional orders (ALGO), the spans without a stop of more than a tick
+(BARE) and the problems (PROBLEM):
 
     PYTHONPATH=tests:tests/campaign .venv/bin/python tests/campaign/by_hand.py run SEED
+
+A seed fixes what is drawn — the signals, the faults, the person's actions and their timing
+— not how they interleave with the daemon's loops on the machine of the day (the person
+acts on whatever is held when its turn comes), so a rerun does not always repeat a failure.
 """
 
 from __future__ import annotations
