@@ -20,9 +20,9 @@ ours, database against the stand-in, at the end):
 - every close by hand (a person's trade that takes a position to zero or across it) is booked
   as a closed trade with reason MANUAL at the price of the account's trades — that trade's, or
   the average of it and the person's reductions just before it that a tick booked together
-  (`CloseByHand.exit_prices`) — or, when a fault answered the read of the account's trades
-  soon after, at the mark (`at_the_mark`, the keeper's documented limit); and no closed trade
-  is booked MANUAL without one;
+  (`CloseByHand.exit_prices`) — or at the mark when the daemon could not read the account's
+  trades before booking it (`at_the_mark`, the keeper's documented limit); and no closed
+  trade is booked MANUAL without one;
 - no fee is counted twice: on each symbol the fees the database booked (closed trades, and the
   positions still open) do not exceed the commissions the stand-in charged.
 
@@ -67,7 +67,7 @@ from loopback.server import SECOND_CLIENT, LoopbackBinance
 from loopback.state import LoopbackState
 
 from quantum_trader.app import Runtime
-from quantum_trader.clock import utc_from_ms
+from quantum_trader.clock import ms_from_utc, utc_from_ms
 from quantum_trader.domain import ClosedTrade, ExitReason
 from quantum_trader.keeper.ids import is_ours
 from quantum_trader.storage.sqlite import SqliteRepository
@@ -90,10 +90,6 @@ TICKS_BETWEEN = 2
 FEE_SLACK_USDT = Decimal("0.000001")  # rounding of a fee shared between two positions
 TRADES_ROUTE = "/fapi/v1/userTrades"
 PRICE_DIGITS = Decimal("1e-12")
-# A close by hand may be booked at the mark, without its fee, when a fault answered a read of
-# the account's trades this soon after it (a known limit: KEEPER.md, "at the mark"): the
-# ticks that book it come within a REST check interval (60 s) and a tick.
-UNREAD_WINDOW_MS = 65_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,6 +258,7 @@ class HandOutcome:
     closes: list[CloseByHand]
     closed: list[ClosedTrade]
     trades_unread_ms: list[int]  # when a fault answered a read of the account's trades
+    holds_ms: list[tuple[int, int]]  # Retry-After holds: the daemon's client sent nothing
     standin: LoopbackState  # the stand-in's books at the end
     fees_paid: dict[str, Decimal] = field(default_factory=dict)  # by market id
     fees_booked: dict[str, Decimal] = field(default_factory=dict)
@@ -289,8 +286,9 @@ async def run_by_hand(seed: int, data_dir: Path, *, minutes: float = 4.0) -> Han
         paid[trade["symbol"]] += Decimal(trade["commission"])
     closes = closes_by_hand(state)
     unread = [t for t, _, path in person.server.faulted if path == TRADES_ROUTE]
+    holds = list(person.server.retry_after_ms)
     return HandOutcome(
-        outcome, person.actions, closes, closed, unread, state, dict(paid), dict(booked)
+        outcome, person.actions, closes, closed, unread, holds, state, dict(paid), dict(booked)
     )
 
 
@@ -300,11 +298,16 @@ def _booked_at(trade: ClosedTrade, prices: tuple[Decimal, ...]) -> bool:
     return any(abs(trade.exit_price - price) <= price * PRICE_DIGITS for price in prices)
 
 
-def at_the_mark(close: CloseByHand, result: HandOutcome) -> bool:
-    """Whether the keeper may have booked `close` at the mark, as it says it does when the
-    account's trades cannot be read (KEEPER.md): a fault answered such a read within
-    `UNREAD_WINDOW_MS` after it."""
-    return any(0 <= t - close.time_ms <= UNREAD_WINDOW_MS for t in result.trades_unread_ms)
+def at_the_mark(close: CloseByHand, trade: ClosedTrade, result: HandOutcome) -> bool:
+    """Whether the keeper may have booked `close` as `trade` at the mark, as it says it does
+    when the account's trades cannot be read (KEEPER.md): between the close and the tick that
+    booked it (`closed_at`), a fault answered a read of them, or a Retry-After hold kept the
+    daemon's client from sending one."""
+    start, end = close.time_ms, ms_from_utc(trade.closed_at)
+    return end >= start and (
+        any(start <= t <= end for t in result.trades_unread_ms)
+        or any(s <= end and start < e for s, e in result.holds_ms)
+    )
 
 
 def hand_problems(seed: int, result: HandOutcome) -> list[str]:
@@ -316,7 +319,7 @@ def hand_problems(seed: int, result: HandOutcome) -> list[str]:
         symbol = symbol_of[close.market_id]
         match = next(
             (t for t in manual if t.symbol == symbol and _booked_at(t, close.exit_prices)), None
-        ) or next((t for t in manual if t.symbol == symbol and at_the_mark(close, result)), None)
+        ) or next((t for t in manual if t.symbol == symbol and at_the_mark(close, t, result)), None)
         if match is None:
             booked = [
                 f"{t.exit_reason} {t.side} {t.quantity} at {t.exit_price}"
@@ -381,6 +384,9 @@ async def _one(seed: int, minutes: float) -> int:
             flush=True,
         )
     _print_books(result.standin)
+    for trade in result.closed:
+        print(f"CLOSED {trade.closed_at:%H:%M:%S.%f} {trade.symbol} {trade.side} {trade.quantity} "
+              f"{trade.exit_reason} at {trade.exit_price} fees {trade.fees_usdt}")  # fmt: skip
     for line in found:
         print(f"PROBLEM {line}", flush=True)
     return 1 if found else 0
