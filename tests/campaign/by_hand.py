@@ -73,10 +73,12 @@ from quantum_trader.keeper.ids import is_ours
 from quantum_trader.storage.sqlite import SqliteRepository
 
 # The bound on a position without a covering stop of ours, in the keeper's ticks that could
-# send: the fault campaign's (campaign.STOP_WITHIN_TICKS). A flip or a cancelled stop whose
-# user-data events the stand-in dropped is seen only by the keeper's REST check, every
+# send: the fault campaign's (campaign.STOP_WITHIN_TICKS), the design's promise. A flip or a
+# stop cancelled by hand that the user-data stream missed (an event dropped, a silence, a
+# reconnect whose reseed came before it) is seen only by the keeper's REST check, every
 # `keeper.rest_check_interval_s` (60 s: 12 ticks) — a gap being fixed in the keeper; until
-# then such seeds fail here, and are not left out of the draw.
+# then such seeds fail here (about one in six on 2026-12-03: STATUS.md), and are not left out
+# of the draw. Ticks the person's own trades wake count too: a span of 3 can last 2 s.
 STOP_WITHIN_TICKS = 2
 PERSON_PREFIX = "web_"
 # What the person does, with its weight in the draw.
