@@ -312,6 +312,21 @@ def at_the_mark(close: CloseByHand, trade: ClosedTrade, result: HandOutcome) -> 
     )
 
 
+def _booking_of(
+    close: CloseByHand, manual: list[ClosedTrade], result: HandOutcome
+) -> ClosedTrade | None:
+    """The closed trade (of `manual`, booked MANUAL on the symbol) that booked `close`: the
+    first booked after it at one of its exit prices, else the first booked after it when it
+    may be at the mark (`at_the_mark`)."""
+    after = sorted(
+        (t for t in manual if ms_from_utc(t.closed_at) >= close.time_ms), key=lambda t: t.closed_at
+    )
+    at_price = next((t for t in after if _booked_at(t, close.exit_prices)), None)
+    if at_price is not None or not after:
+        return at_price
+    return after[0] if at_the_mark(close, after[0], result) else None
+
+
 def hand_problems(seed: int, result: HandOutcome) -> list[str]:
     """What this seed's run broke, one line each (empty: nothing)."""
     found = campaign_problems(seed, result.outcome, stop_within_ticks=STOP_WITHIN_TICKS)
@@ -319,9 +334,7 @@ def hand_problems(seed: int, result: HandOutcome) -> list[str]:
     manual = [t for t in result.closed if t.exit_reason is ExitReason.MANUAL]
     for close in result.closes:
         symbol = symbol_of[close.market_id]
-        match = next(
-            (t for t in manual if t.symbol == symbol and _booked_at(t, close.exit_prices)), None
-        ) or next((t for t in manual if t.symbol == symbol and at_the_mark(close, t, result)), None)
+        match = _booking_of(close, [t for t in manual if t.symbol == symbol], result)
         if match is None:
             booked = [
                 f"{t.exit_reason} {t.side} {t.quantity} at {t.exit_price}"
