@@ -62,7 +62,7 @@ from typing import IO, Any
 
 import aiohttp
 import uvloop
-from campaign import MARKET_IDS, Outcome, TickCounter, campaign_problems, run_campaign
+from campaign import MARKET_IDS, MONITOR_S, Outcome, TickCounter, campaign_problems, run_campaign
 from loopback.server import SECOND_CLIENT, LoopbackBinance
 from loopback.state import LoopbackState
 
@@ -92,6 +92,7 @@ TICKS_BETWEEN = 2
 FEE_SLACK_USDT = Decimal("0.000001")  # rounding of a fee shared between two positions
 TRADES_ROUTE = "/fapi/v1/userTrades"
 PRICE_DIGITS = Decimal("1e-12")
+TICK_MS = round(MONITOR_S * 1000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,29 +303,39 @@ def _booked_at(trade: ClosedTrade, prices: tuple[Decimal, ...]) -> bool:
 
 def at_the_mark(close: CloseByHand, trade: ClosedTrade, result: HandOutcome) -> bool:
     """Whether the keeper may have booked `close` as `trade` at the mark, as it says it does
-    when the account's trades cannot be read (KEEPER.md): between the close and the tick that
-    booked it (`closed_at`), a fault answered a read of them, or a Retry-After hold kept the
-    daemon's client from sending one."""
-    start, end = close.time_ms, ms_from_utc(trade.closed_at)
-    return end >= start and (
-        any(start <= t <= end for t in result.trades_unread_ms)
-        or any(s <= end and start < e for s, e in result.holds_ms)
+    when the account's trades cannot be read (KEEPER.md): between the close and the end of the
+    tick that booked it (`closed_at`, when it started, and a tick), a fault answered a read of
+    them, or a Retry-After hold kept the daemon's client from sending one."""
+    booked_ms = ms_from_utc(trade.closed_at)
+    start, end = min(close.time_ms, booked_ms), max(close.time_ms, booked_ms) + TICK_MS
+    return any(start <= t <= end for t in result.trades_unread_ms) or any(
+        s <= end and start < e for s, e in result.holds_ms
     )
 
 
-def _booking_of(
-    close: CloseByHand, manual: list[ClosedTrade], result: HandOutcome
-) -> ClosedTrade | None:
-    """The closed trade (of `manual`, booked MANUAL on the symbol) that booked `close`: the
-    first booked after it at one of its exit prices, else the first booked after it when it
-    may be at the mark (`at_the_mark`)."""
-    after = sorted(
-        (t for t in manual if ms_from_utc(t.closed_at) >= close.time_ms), key=lambda t: t.closed_at
-    )
-    at_price = next((t for t in after if _booked_at(t, close.exit_prices)), None)
-    if at_price is not None or not after:
-        return at_price
-    return after[0] if at_the_mark(close, after[0], result) else None
+def _bookings(
+    closes: list[CloseByHand], manual: list[ClosedTrade], result: HandOutcome
+) -> dict[int, ClosedTrade]:
+    """Which closed trade booked each close by hand (by its index in `closes`): first the
+    earliest booked at one of its exit prices, then, for the closes left, the earliest left
+    booked from a tick before it at most a tick (a tick's time is when it started, so it may
+    precede the trade it books) when it may be at the mark (`at_the_mark`)."""
+    symbol_of = {m: s for s, m in MARKET_IDS.items()}
+    left = sorted(manual, key=lambda t: t.closed_at)
+    found: dict[int, ClosedTrade] = {}
+    for index, close in enumerate(closes):
+        on = [t for t in left if t.symbol == symbol_of[close.market_id]]
+        match = next((t for t in on if _booked_at(t, close.exit_prices)), None)
+        if match is not None:
+            found[index] = match
+            left.remove(match)
+    for index, close in enumerate(closes):
+        on = [t for t in left if t.symbol == symbol_of[close.market_id]]
+        after = [t for t in on if ms_from_utc(t.closed_at) >= close.time_ms - TICK_MS]
+        if index not in found and after and at_the_mark(close, after[0], result):
+            found[index] = after[0]
+            left.remove(after[0])
+    return found
 
 
 def hand_problems(seed: int, result: HandOutcome) -> list[str]:
@@ -332,23 +343,23 @@ def hand_problems(seed: int, result: HandOutcome) -> list[str]:
     found = campaign_problems(seed, result.outcome, stop_within_ticks=STOP_WITHIN_TICKS)
     symbol_of = {m: s for s, m in MARKET_IDS.items()}
     manual = [t for t in result.closed if t.exit_reason is ExitReason.MANUAL]
-    for close in result.closes:
+    bookings = _bookings(result.closes, manual, result)
+    for index, close in enumerate(result.closes):
+        if index in bookings:
+            manual.remove(bookings[index])
+            continue
         symbol = symbol_of[close.market_id]
-        match = _booking_of(close, [t for t in manual if t.symbol == symbol], result)
-        if match is None:
-            booked = [
-                f"{t.exit_reason} {t.side} {t.quantity} at {t.exit_price}"
-                for t in result.closed
-                if t.symbol == symbol
-            ]
-            found.append(
-                f"seed {seed}: close by hand of {close.held_before} {close.market_id} at "
-                f"{close.price} (stand-in ms {close.time_ms}) not booked MANUAL at its trades' "
-                f"prices {[f'{p:.4f}' for p in close.exit_prices]}; "
-                f"booked on the symbol: {booked}"
-            )
-        else:
-            manual.remove(match)
+        booked = [
+            f"{t.exit_reason} {t.side} {t.quantity} at {t.exit_price}"
+            for t in result.closed
+            if t.symbol == symbol
+        ]
+        found.append(
+            f"seed {seed}: close by hand of {close.held_before} {close.market_id} at "
+            f"{close.price} (stand-in ms {close.time_ms}) not booked MANUAL at its trades' "
+            f"prices {[f'{p:.4f}' for p in close.exit_prices]}; "
+            f"booked on the symbol: {booked}"
+        )
     for trade in manual:  # not matched by a close by hand
         found.append(
             f"seed {seed}: {trade.symbol} {trade.side} {trade.quantity} booked MANUAL at "
