@@ -16,7 +16,8 @@ ours, database against the stand-in, at the end):
 
 - no position the stand-in holds (ours, one a flip opened, one whose stop the person
   cancelled) goes without a reduce-only stop of ours for more than `STOP_WITHIN_TICKS` of the
-  keeper's ticks that could send;
+  keeper's ticks that could send — or, where a user-data event about it never reached the
+  daemon, than the REST check that reveals it allows (`allowed_ticks`);
 - every close by hand (a person's trade that takes a position to zero or across it) is booked
   as a closed trade with reason MANUAL at the price of the account's trades — that trade's, or
   the average of it and the person's reductions just before it that a tick booked together
@@ -47,6 +48,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import random
 import subprocess
 import sys
@@ -70,15 +72,19 @@ from quantum_trader.app import Runtime
 from quantum_trader.clock import ms_from_utc, utc_from_ms
 from quantum_trader.domain import ClosedTrade, ExitReason
 from quantum_trader.keeper.ids import is_ours
+from quantum_trader.keeper.settings import KeeperSettings
 from quantum_trader.storage.sqlite import SqliteRepository
 
 # The bound on a position without a covering stop of ours, in the keeper's ticks that could
-# send: the fault campaign's (campaign.STOP_WITHIN_TICKS), the design's promise. A flip or a
-# stop cancelled by hand that the user-data stream missed (an event dropped, a silence, a
-# reconnect whose reseed came before it) is seen only by the keeper's REST check, every
-# `keeper.rest_check_interval_s` (60 s: 12 ticks) — a gap being fixed in the keeper; until
-# then such seeds fail here (about one in six on 2026-12-03: STATUS.md), and are not left out
-# of the draw. Ticks the person's own trades wake count too: a span of 3 can last 2 s.
+# send: the fault campaign's (campaign.STOP_WITHIN_TICKS), the design's promise for what the
+# keeper can know. What a user-data event the stand-in never delivered (dropped, silenced, no
+# stream connected: `StreamHub.hidden`) kept from it is seen only by its REST checks
+# (KEEPER.md, "Streams first, REST to check"): a position changed (a flip: ACCOUNT_UPDATE
+# hidden) by the check of positions every `keeper.rest_position_check_s`, our stop cancelled
+# by hand (its ALGO_UPDATE hidden) by the full check every `keeper.rest_check_interval_s`. A
+# span on a symbol with such an event hidden since the last full check before it is held to
+# that check's ticks, plus STOP_WITHIN_TICKS (the tick that reads it may find it just after;
+# ticks the person's trades wake count too: a span of 3 can last 2 s).
 STOP_WITHIN_TICKS = 2
 PERSON_PREFIX = "web_"
 # What the person does, with its weight in the draw.
@@ -116,11 +122,12 @@ class Person:
         self._rng = random.Random(f"by-hand-{seed}")
         self.actions: list[HandAction] = []
         self.server: LoopbackBinance | None = None  # the stand-in, once beside one
+        self.keeper: KeeperSettings | None = None  # the daemon's, once beside one
 
     def beside(
         self, server: LoopbackBinance, runtime: Runtime
     ) -> Callable[[asyncio.Event], Awaitable[None]]:
-        self.server = server
+        self.server, self.keeper = server, runtime.settings.keeper
         return lambda stopping: self.trade(server, runtime, stopping)
 
     async def trade(
@@ -263,6 +270,9 @@ class HandOutcome:
     trades_unread_ms: list[int]  # when a fault answered a read of the account's trades
     holds_ms: list[tuple[int, int]]  # Retry-After holds: the daemon's client sent nothing
     standin: LoopbackState  # the stand-in's books at the end
+    hidden: list[tuple[int, dict[str, Any]]]  # user-data events no stream delivered
+    rest_position_check_s: float
+    rest_check_interval_s: float
     fees_paid: dict[str, Decimal] = field(default_factory=dict)  # by market id
     fees_booked: dict[str, Decimal] = field(default_factory=dict)
 
@@ -290,9 +300,48 @@ async def run_by_hand(seed: int, data_dir: Path, *, minutes: float = 4.0) -> Han
     closes = closes_by_hand(state)
     unread = [t for t, _, path in person.server.faulted if path == TRADES_ROUTE]
     holds = list(person.server.retry_after_ms)
+    keeper = person.keeper
+    assert keeper is not None
     return HandOutcome(
-        outcome, person.actions, closes, closed, unread, holds, state, dict(paid), dict(booked)
+        outcome,
+        person.actions,
+        closes,
+        closed,
+        unread,
+        holds,
+        state,
+        list(person.server.streams.hidden),
+        keeper.rest_position_check_s,
+        keeper.rest_check_interval_s,
+        dict(paid),
+        dict(booked),
     )
+
+
+def _hidden_about(event: dict[str, Any], market_id: str) -> str | None:
+    """Which REST check reveals `event` about `market_id`: "positions", "orders" or None."""
+    if event["e"] == "ACCOUNT_UPDATE":
+        rows = event["a"]["P"]
+        return "positions" if any(r["s"] == market_id for r in rows) else None
+    if event["e"] in ("ALGO_UPDATE", "ORDER_TRADE_UPDATE"):
+        return "orders" if event["o"]["s"] == market_id else None
+    return None
+
+
+def allowed_ticks(result: HandOutcome, market_id: str, start_ms: int, end_ms: int) -> int:
+    """The ticks a span without our stop on `market_id` from `start_ms` may last: the design's
+    bound, or the REST check's that reveals a user-data event hidden before or during it."""
+    full_ms = round(result.rest_check_interval_s * 1000)
+    checks = {
+        "positions": math.ceil(result.rest_position_check_s * 1000 / TICK_MS),
+        "orders": math.ceil(full_ms / TICK_MS),
+    }
+    allowed = STOP_WITHIN_TICKS
+    for at_ms, event in result.hidden:
+        which = _hidden_about(event, market_id)
+        if which is not None and start_ms - full_ms <= at_ms <= end_ms:
+            allowed = max(allowed, checks[which] + STOP_WITHIN_TICKS)
+    return allowed
 
 
 def _booked_at(trade: ClosedTrade, prices: tuple[Decimal, ...]) -> bool:
@@ -340,7 +389,15 @@ def _bookings(
 
 def hand_problems(seed: int, result: HandOutcome) -> list[str]:
     """What this seed's run broke, one line each (empty: nothing)."""
-    found = campaign_problems(seed, result.outcome, stop_within_ticks=STOP_WITHIN_TICKS)
+    # Spans of our stop's absence: checked here, each against its own bound.
+    found = campaign_problems(seed, result.outcome, stop_within_ticks=sys.maxsize)
+    for market_id, start_ms, end_ms, planned in result.outcome.watch.bare_spans:
+        allowed = allowed_ticks(result, market_id, start_ms, end_ms)
+        if len(planned) > allowed:
+            found.append(
+                f"seed {seed}: {market_id} without a stop for {len(planned)} ticks "
+                f"(at most {allowed}) from {utc_from_ms(start_ms):%H:%M:%S}"
+            )
     symbol_of = {m: s for s, m in MARKET_IDS.items()}
     manual = [t for t in result.closed if t.exit_reason is ExitReason.MANUAL]
     bookings = _bookings(result.closes, manual, result)
