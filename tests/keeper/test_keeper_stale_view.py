@@ -8,7 +8,8 @@ entry's ACCOUNT_UPDATE, received after the tick's `now` but older than the REST 
 close's own event was dropped). The next tick read that mirror, adopted the position again,
 and the tick after booked its close again at the same trade: its fee counted twice and a
 closed trade that never was. The trades the position was reduced by are remembered only
-while it is held; the adopted one's window (5 min before the adoption) held the old close.
+while it is held; the adopted one's window (5 min before the adoption) held the old close, so
+the trades of the symbol's last position gone — a person's or our exit's — are left out too.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from decimal import Decimal
 
 from model_exchange import ModelExchange
 from structlog.testing import capture_logs
-from test_keeper_properties import KEEPER, PRICES, RULES, SYMBOLS, T0, TICK, sized
+from test_keeper_external_exits import by_hand, fee_paid, opened
+from test_keeper_properties import KEEPER, PRICES, RULES, SYMBOLS, T0, TICK, Harness, sized
 from test_keeper_stream_gap import UsableMirror
 
 from quantum_trader.domain import (
@@ -100,3 +102,62 @@ async def test_a_position_closed_by_hand_is_not_adopted_again_from_a_stale_mirro
     paid = sum((f.fee_usdt for f in exchange.fills[request_id]), entered.fees_usdt)
     assert trade.fees_usdt == paid  # once
     assert keeper.positions == {}
+
+
+async def test_a_closed_positions_trade_is_not_taken_for_the_close_of_one_adopted_after_it() -> (
+    None
+):
+    """A person closed our long (booked at the trade), opened the same long by hand (the
+    keeper adopts it), then closed it while Binance does not list that trade yet: the first
+    close's trade lies in the adopted position's window and adds up; it must not be booked
+    again (at the mark instead, the line saying why)."""
+    harness = await Harness.start()
+    exchange = harness.exchange
+    quantity = await opened(harness)
+    exchange.move(BTC, Decimal(102))
+    await by_hand(harness, "web_closed_first", OrderSide.SELL, quantity)
+    await harness.tick()
+    assert harness.keeper.positions == {}
+    exchange.move(BTC, Decimal(101))
+    await exchange.place_order(
+        OrderRequest("web_opened_again", BTC, OrderSide.BUY, OrderKind.MARKET, quantity)
+    )
+    await harness.tick()
+    assert harness.keeper.positions[BTC].quantity == quantity  # adopted
+    exchange.move(BTC, Decimal(103))
+    await by_hand(harness, "web_closed_second", OrderSide.SELL, quantity)
+    lagging = exchange.fills.pop("web_closed_second")  # not listed yet
+    exchange.move(BTC, Decimal("103.5"))
+    with capture_logs() as logs:
+        await harness.tick()
+    exchange.fills["web_closed_second"] = lagging
+
+    first, second = await harness.repository.closed_trades()
+    assert first.exit_price == Decimal(102)
+    assert second.exit_price == Decimal("103.5")  # the mark: its own trade not listed
+    [note] = [e for e in logs if e["event"] == "position_closed_externally"]
+    assert "do not add up" in str(note["detail"])
+    assert first.fees_usdt > fee_paid(harness, "web_closed_first")  # with the entry's
+    assert second.fees_usdt == 0  # adopted with none; the first close's fee not again
+
+
+async def test_our_exits_trade_is_not_taken_for_the_close_of_a_position_adopted_after_it() -> None:
+    """The same with our exit's trade (booked from its answer) in the window: left out too."""
+    harness = await Harness.start()
+    exchange = harness.exchange
+    quantity = await opened(harness)
+    exchange.move(BTC, Decimal(103))
+    await harness.keeper.close_all(ExitReason.MANUAL, harness.now)
+    assert harness.keeper.positions == {}
+    await exchange.place_order(
+        OrderRequest("web_opened_after", BTC, OrderSide.BUY, OrderKind.MARKET, quantity)
+    )
+    await harness.tick()
+    assert harness.keeper.positions[BTC].quantity == quantity  # adopted
+    await by_hand(harness, "web_closed_after", OrderSide.SELL, quantity)
+    exchange.fills.pop("web_closed_after")  # not listed yet
+    exchange.move(BTC, Decimal("103.5"))
+    await harness.tick()
+
+    _, second = await harness.repository.closed_trades()
+    assert (second.exit_price, second.fees_usdt) == (Decimal("103.5"), Decimal(0))  # the mark
