@@ -85,6 +85,8 @@ def answered(
         exit_reason(position, state, intent, context.monitor),  # a stop by where it stood
         now,
     )
+    took = frozenset(f.trade_id for f in fills or ())  # never taken again: keeper/external.py
+    reducing = {intent.symbol: took} if took else {}
     if isinstance(booked, TradeDraft):
         leftovers = tuple(
             CancelOrder(position.symbol, order_id)
@@ -92,12 +94,13 @@ def answered(
             if order_id is not None and not _firing(book, order_id)
         )
         return Plan(
-            book.without_position(intent.symbol), records, trades=(booked,), actions=leftovers
+            book.without_position(intent.symbol),
+            records,
+            trades=(booked,),
+            actions=leftovers,
+            reducing_trades=reducing,  # nor for a position adopted after it (external_saved)
         )
-    took = frozenset(f.trade_id for f in fills or ())  # never taken again: keeper/external.py
-    return Plan(
-        book.with_position(booked), records, reducing_trades={intent.symbol: took} if took else {}
-    )
+    return Plan(book.with_position(booked), records, reducing_trades=reducing)
 
 
 def _firing(book: Book, order_id: str) -> bool:

@@ -283,7 +283,7 @@ class PositionKeeper:
         external = unread_external_exits(result, seen)
         if external:  # booked from the account's own trades (keeper/external.py)
             positions, at = book.positions, self._held_as_booked
-            booked = self._carrier.external.by_symbol
+            booked = self._carrier.external.left_out()
             entered = await entry_times(self._repository, positions, external)
             seen = await read_account_fills(
                 self._exchange, seen, positions, external, at, now, booked, entered

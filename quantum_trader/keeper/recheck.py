@@ -5,6 +5,12 @@ A plan is only as true as the positions it was made from. Two cases call for a f
 - a plan from the streams' mirror that books a position (or part of it) closed with no order
   of ours to explain it: a stream that missed an event must not free a symbol the exchange
   still holds (only REST may say a position is gone);
+- a plan from the mirror that adopts a position, or books one grown, with no order of ours to
+  explain it: a mirror behind the exchange must not resurrect a position a REST read showed
+  closed (only REST may say a position appeared by hand). Found by the campaign with a person
+  trading by hand (seed 30079, 2026-12-03): a reseed re-applied an entry's event received
+  after the tick began, its close's event dropped; the next tick adopted the closed position
+  from the mirror and booked its close again at the same trade;
 - an exit of ours that filled while the position shows no reduction, and that the exchange had
   not reported filled before the positions were read (`Plan.unreflected`): it may have filled
   after the read, or the position was reopened since (by hand). Positions read after the
@@ -32,6 +38,8 @@ def rest_recheck(plan: Plan, source: SnapshotSource, known_filled: Set[str]) -> 
     """
     if source is not SnapshotSource.REST and _unexplained_exit(plan):
         return "stream_exit_checked_by_rest"
+    if source is not SnapshotSource.REST and _unexplained_entry(plan):
+        return "stream_adoption_checked_by_rest"
     if any(cid not in known_filled for cid in plan.unreflected):
         return "exit_fill_checked_by_rest"
     return None
@@ -40,6 +48,14 @@ def rest_recheck(plan: Plan, source: SnapshotSource, known_filled: Set[str]) -> 
 def _unexplained_exit(plan: Plan) -> bool:
     """The plan books a position (or part of it) closed with no order of ours to explain it."""
     return any(note.event == "position_closed_externally" for note in plan.notes)
+
+
+def _unexplained_entry(plan: Plan) -> bool:
+    """The plan adopts a position, or grows one, with no order of ours to explain it."""
+    return any(
+        note.event == "position_adopted" or (note.event == "position_grown" and note.error)
+        for note in plan.notes
+    )
 
 
 def mirror_difference(mirrored: ExchangeSnapshot, fresh: ExchangeSnapshot) -> str:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -59,6 +59,9 @@ READ_ROUTES = ("/fapi/v1/order", "/fapi/v3/positionRisk", "/fapi/v1/openAlgoOrde
 # What settling an unknown order needs: its lookup by client id.
 ORDER_ROUTES = ("/fapi/v1/order", "/fapi/v1/algoOrder")
 MONITOR_S = 5.0
+# A position without a covering stop of ours is protected again by the next tick that may
+# send; counted from the last sample that saw it covered, that tick is at most the second.
+STOP_WITHIN_TICKS = 2
 RETRY_DELAYS_S = (0.02, 0.05)  # the daemon's client here: a read is tried three times
 READ_ATTEMPTS = len(RETRY_DELAYS_S) + 1
 RELAXED_HEALTH = {
@@ -104,6 +107,9 @@ class Watch:
     # of ours covering it (spans when the routes the keeper needs were down are not counted,
     # nor ticks that overlapped a Retry-After hold: `sending_ticks`)
     unprotected_ticks: dict[str, int] = field(default_factory=dict)
+    # every such span of more than one tick: (market id, first seen bare, seen covered again,
+    # the planned times of the ticks counted), in the stand-in's ms
+    bare_spans: list[tuple[str, int, int, list[int]]] = field(default_factory=list)
     # the most keeper ticks that completed while an order of ours stayed unsettled after it
     # could have been settled (past `unknown_order_final_s`, order routes up; ticks whose
     # lookups a fault answered or a Retry-After hold forbade are not counted: `settling_ticks`)
@@ -331,6 +337,9 @@ async def watcher(
             start_ms, start_tick, covered_ms = bare_since.pop(market_id)
             if not routes_down(server, KEEPER_ROUTES, start_ms, now_ms):
                 spanned = ticks.planned_after(start_tick, covered_ms)
+                if spanned > 1:
+                    planned = [t for t in ticks.planned_ms[start_tick:] if t > covered_ms]
+                    watch.bare_spans.append((market_id, start_ms, now_ms, planned))
                 best = watch.unprotected_ticks.get(market_id, 0)
                 watch.unprotected_ticks[market_id] = max(best, spanned)
         for market_id in bare:
@@ -411,8 +420,19 @@ async def run_for(
         )
 
 
+# Another client of the account, running beside the daemon while the faults are armed (a
+# person trading by hand: by_hand.py): given the stand-in and the daemon's runtime, what to
+# run until the event it is given is set.
+Beside = Callable[[LoopbackBinance, Runtime], Callable[[asyncio.Event], Awaitable[None]]]
+
+
 async def run_campaign(
-    seed: int, data_dir: Path, *, minutes: float = 4.0, speed: float = 30.0
+    seed: int,
+    data_dir: Path,
+    *,
+    minutes: float = 4.0,
+    speed: float = 30.0,
+    beside: Beside | None = None,
 ) -> Outcome:
     clock = SimulatedClock(utc_from_ms(START_MS + 3_600_000), speed)
     watch = Watch()
@@ -426,10 +446,11 @@ async def run_campaign(
                 rate_limit=False, retry_delays_s=RETRY_DELAYS_S,
             )  # fmt: skip
             arm_faults(server, seed, ms_from_utc(clock.now()), minutes)
+            others = [beside(server, runtime)] if beside is not None else []
             await run_for(
                 runtime,
                 minutes * 60,
-                [lambda stop: watcher(server, runtime, watch, stop)],
+                [lambda stop: watcher(server, runtime, watch, stop), *others],
                 min_ticks=round(minutes * 60 / MONITOR_S),
             )
             disarm_faults(server)
@@ -464,8 +485,8 @@ async def compare(settings: Settings, server: LoopbackBinance, watch: Watch) -> 
         recorded = orders.get(client_id)
         if recorded is None:
             missing.append(client_id)
-        elif recorded.status is not _status(raw):
-            mismatched.append(f"{client_id}: db {recorded.status} exchange {_status(raw)}")
+        elif (status := _status(raw, server.state.orders)) is not recorded.status:
+            mismatched.append(f"{client_id}: db {recorded.status} exchange {status}")
     unsettled = [
         o.client_order_id
         for o in open_orders
@@ -475,9 +496,44 @@ async def compare(settings: Settings, server: LoopbackBinance, watch: Watch) -> 
     return Outcome(watch, ledger, exchange, mismatched, missing, unsettled, len(trades))
 
 
-def _status(raw: dict[str, Any]) -> OrderStatus:
-    """The stand-in's state of an order in our vocabulary (as the adapter maps it)."""
+def campaign_problems(
+    seed: int, outcome: Outcome, *, stop_within_ticks: int = STOP_WITHIN_TICKS
+) -> list[str]:
+    """What this seed's run broke, one line each (empty: nothing)."""
+    watch = outcome.watch
+    found = []
+    if watch.entries == 0:
+        found.append("no entry: the campaign must trade to prove anything")
+    if watch.entries_while_holding:
+        found.append(f"entries while the exchange held the symbol: {watch.entries_while_holding}")
+    if any(ticks > stop_within_ticks for ticks in watch.unprotected_ticks.values()):
+        found.append(
+            f"positions without a stop for more than {stop_within_ticks} ticks: "
+            f"{watch.unprotected_ticks}"
+        )
+    if watch.late_settling_ticks > 1:
+        found.append(f"{watch.late_order} settled {watch.late_settling_ticks} ticks late")
+    if outcome.unsettled_at_end:
+        found.append(f"unsettled at the end: {outcome.unsettled_at_end}")
+    if outcome.database_positions != outcome.exchange_positions:
+        found.append(
+            f"positions: database {outcome.database_positions} "
+            f"exchange {outcome.exchange_positions}"
+        )
+    if outcome.missing_orders or outcome.mismatched_orders:
+        found.append(f"orders: missing {outcome.missing_orders} {outcome.mismatched_orders}")
+    return [f"seed {seed}: {line}" for line in found]
+
+
+def _status(raw: dict[str, Any], orders: Mapping[str, dict[str, Any]]) -> OrderStatus:
+    """The stand-in's state of an order in our vocabulary (as the adapter maps it). A
+    conditional order that FINISHED is EXPIRED when its market order (in `orders`, the
+    stand-in's by client id) ran out of what was held — a reduce-only stop larger than the
+    position after a reduction by hand — as the keeper records it, else FILLED."""
     if "algoStatus" in raw:
+        actual = orders.get(f"algo-{raw['algoId']}", {})
+        if raw["algoStatus"] == "FINISHED" and actual.get("status") == "EXPIRED":
+            return OrderStatus.EXPIRED
         return {
             "NEW": OrderStatus.OPEN,
             "CANCELED": OrderStatus.CANCELED,

@@ -231,9 +231,8 @@ async def compare_live(data_dir: Path, server: LoopbackBinance) -> list[str]:
         recorded = orders.get(client_id)
         if recorded is None:
             problems.append(f"{client_id} on the exchange, not in the database")
-        elif recorded.status is not _status(raw) and recorded.status not in (
-            OrderStatus.PENDING,
-            OrderStatus.UNKNOWN,
+        elif (status := _status(raw, server.state.orders)) is not recorded.status and (
+            recorded.status not in (OrderStatus.PENDING, OrderStatus.UNKNOWN)
         ):
-            problems.append(f"{client_id}: database {recorded.status}, exchange {_status(raw)}")
+            problems.append(f"{client_id}: database {recorded.status}, exchange {status}")
     return problems

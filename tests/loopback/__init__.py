@@ -10,12 +10,13 @@ from .faults import (
     random_outages,
 )
 from .markets import DEFAULT_MARKETS, LoopbackMarket, MarkPath, generated_markets
-from .server import LoopbackBinance, loopback_api_urls
+from .server import SECOND_CLIENT, LoopbackBinance, loopback_api_urls
 from .state import BinanceError, LoopbackState
 from .weights import WEIGHT_LIMIT_PER_MINUTE, LoggedRequest, request_weight
 
 __all__ = [
     "DEFAULT_MARKETS",
+    "SECOND_CLIENT",
     "WEIGHT_LIMIT_PER_MINUTE",
     "BinanceError",
     "Engine",

@@ -7,6 +7,10 @@ every request is logged with its Binance request weight and the stand-in's time
 `random_faults` per request from a seed, `ban(until_ms)` (HTTP 418 with Retry-After); every
 error a fault answered is kept in `faulted` (stand-in ms, method, path), every Retry-After in
 `retry_after_ms` ([start, end) in the stand-in's ms).
+A second client of the same account (a person on Binance's web site: another front door,
+another IP) sends the header `SECOND_CLIENT` (`X-Loopback-Client`, any value): it trades and
+reads the same books, and its orders' user-data events go out like any, but it meets none of
+the faults, outages or bans, and its requests are not logged or weighed with the API's.
 Websockets (`streams`, a StreamHub): mark prices every second of the stand-in's clock and
 user-data events; they run only when a clock is given.
 
@@ -35,6 +39,7 @@ from .streams import StreamHub
 from .weights import LoggedRequest, request_weight, weight_by_route, weight_per_minute
 
 Handler = Callable[["LoopbackBinance", dict[str, str]], Any]
+SECOND_CLIENT = "X-Loopback-Client"
 
 
 def loopback_api_urls(base_url: str) -> dict[str, str]:
@@ -165,6 +170,9 @@ class LoopbackBinance:
         if request.method in ("POST", "PUT", "DELETE"):
             params.update({k: str(v) for k, v in (await request.post()).items()})
         params.pop("signature", None)
+        if request.headers.get(SECOND_CLIENT):
+            self.sync()
+            return self._answer(request.method, request.path, params, None)
         weight = request_weight(request.method, request.path, params)
         self.requests.append((request.method, request.path, params))
         self.log.append(

@@ -56,6 +56,9 @@ class StreamHub:
         self.pongs: list[tuple[str, bytes]] = []  # (connection kind, payload) as received
         self._held: list[tuple[Connection, dict[str, Any]]] = []
         self.activity = 0  # connections opened and closed, messages in and out
+        # User-data events that reached no user stream (dropped, silenced, or none was
+        # connected), with the stand-in's ms: what only a REST read could reveal.
+        self.hidden: list[tuple[int, dict[str, Any]]] = []
         self._sending = 0
         state.sinks.append(self.on_user_event)
 
@@ -230,16 +233,20 @@ class StreamHub:
 
     def on_user_event(self, event: dict[str, Any]) -> None:
         """A user-data event from the engine: deliver it, faults permitting."""
-        for connection in self._users():
-            if connection.events is None or event["e"] in connection.events:
-                self._deliver(connection, event)
+        users = [c for c in self._users() if c.events is None or event["e"] in c.events]
+        if not users:
+            self.hidden.append((self.state.now_ms, event))
+        for connection in users:
+            self._deliver(connection, event)
 
     def _deliver(self, connection: Connection, event: dict[str, Any]) -> None:
         faults, rng = self.faults, self.random
         if self._silent("user"):
+            self.hidden.append((self.state.now_ms, event))
             return
         if faults.drop > 0 or (rng is not None and rng.rng.random() < rng.drop):
             faults.drop = max(0, faults.drop - 1)
+            self.hidden.append((self.state.now_ms, event))
             return
         holding = any(c is connection for c, _ in self._held)
         if not holding and (

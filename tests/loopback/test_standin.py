@@ -14,6 +14,7 @@ from quantum_trader.clock import ManualClock, utc_from_ms
 
 from . import (
     DEFAULT_MARKETS,
+    SECOND_CLIENT,
     BinanceError,
     Engine,
     Fault,
@@ -139,6 +140,37 @@ async def test_faults_and_outages_can_be_for_one_symbol() -> None:
                 body = await response.text()
                 answers.append((response.status, body if response.status != 200 else body[:2]))
         assert answers == [(200, "[["), (503, "Service Unavailable"), (200, "[]"), (200, "[[")]
+
+
+async def test_a_second_client_trades_the_same_account_past_every_fault() -> None:
+    """A person on the web site: same books and events, none of the API's faults or weight."""
+    async with LoopbackBinance() as server, aiohttp.ClientSession() as session:
+        events: list[dict[str, Any]] = []
+        server.state.sinks.append(events.append)
+        server.engine.place_order({"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET",
+                                   "quantity": "0.010", "newClientOrderId": "qt-e-1"})  # fmt: skip
+        server.random_faults = RandomFaults(1, unavailable=1.0)
+        now = server.state.now_ms
+        server.outage(Outage("/fapi/v1/order", now, now + 60_000))
+        server.ban(now + 60_000)
+        order = {"symbol": "BTCUSDT", "side": "SELL", "type": "MARKET", "quantity": "0.004",
+                 "reduceOnly": "true", "newClientOrderId": "web_1"}  # fmt: skip
+        url = f"{server.base_url}/fapi/v1/order"
+        async with session.post(url, data=order) as refused:
+            assert refused.status == 418  # the API's client is banned
+        by_hand = {SECOND_CLIENT: "person"}
+        async with session.post(url, data=order, headers=by_hand) as answer:
+            assert answer.status == 200
+            assert (await answer.json())["status"] == "FILLED"
+        assert server.state.holding("BTCUSDT").amount == Decimal("0.006")
+        assert [t["orderId"] for t in server.state.trades][-1] == order_id(server, "web_1")
+        assert "ORDER_TRADE_UPDATE" in [e["e"] for e in events[-3:]]
+        assert [p for _, p, _ in server.requests] == ["/fapi/v1/order"]  # only the API's
+        assert server.faulted == []
+
+
+def order_id(server: LoopbackBinance, client_id: str) -> Any:
+    return server.state.orders[client_id]["orderId"]
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,36 @@
+"""The fault campaign with a person trading by hand on the same account (reductions, closes,
+flips, our stop cancelled; tests/campaign/by_hand.py says what is drawn and watched): seeds
+30001–30010, five at a time. Beyond the fault campaign's checks, every close by hand is
+booked MANUAL at its own trade's price and no fee is booked beyond what the exchange charged.
+
+More seeds from the command line, one process each (by_hand.py's docstring):
+
+    PYTHONPATH=tests:tests/campaign .venv/bin/python tests/campaign/by_hand.py campaign 30001 100
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from by_hand import hand_problems, run_by_hand
+
+FIRST_SEED, SEEDS, AT_ONCE = 30001, 10, 5
+GROUPS = [
+    list(range(start, min(start + AT_ONCE, FIRST_SEED + SEEDS)))
+    for start in range(FIRST_SEED, FIRST_SEED + SEEDS, AT_ONCE)
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("group", GROUPS, ids=lambda g: f"{g[0]}-{g[-1]}")
+async def test_a_person_trading_by_hand_costs_no_stop_and_is_booked_at_its_own_trades(
+    group: list[int], tmp_path: Path
+) -> None:
+    results = await asyncio.gather(*(run_by_hand(seed, tmp_path / str(seed)) for seed in group))
+    found = [
+        line for seed, r in zip(group, results, strict=True) for line in hand_problems(seed, r)
+    ]
+    assert found == []
+    assert sum(len(r.closes) for r in results) >= len(group), "too few closes by hand"
