@@ -92,31 +92,22 @@ class Daemon:
         return query(self.data_dir / DATABASE, sql)
 
     def wait(self, timeout_s: float) -> int:
-        """Wait for the daemon to exit by itself and read the log; return the exit code."""
+        """Wait for the daemon to exit (killed after `timeout_s`) and read the log; return the
+        exit code."""
         try:
             self.process.wait(timeout=timeout_s)
         finally:
             if self.process.poll() is None:
                 self.process.kill()
                 self.process.wait()
-        self._read_log()
+        lines = self.output.read_text(errors="replace").splitlines()
+        self.events = [json.loads(x) for x in lines if x.startswith("{")]
         return self.process.returncode
 
     def stop(self, signum: signal.Signals, timeout_s: float = 30.0) -> int:
         """Send `signum`, wait for the exit and read the log; return the exit code."""
         self.process.send_signal(signum)
-        try:
-            self.process.wait(timeout=timeout_s)
-        finally:
-            if self.process.poll() is None:
-                self.process.kill()
-                self.process.wait()
-        self._read_log()
-        return self.process.returncode
-
-    def _read_log(self) -> None:
-        lines = self.output.read_text(errors="replace").splitlines()
-        self.events = [json.loads(x) for x in lines if x.startswith("{")]
+        return self.wait(timeout_s)
 
     def named(self, event: str) -> list[dict[str, Any]]:
         return [e for e in self.events if e.get("event") == event]
