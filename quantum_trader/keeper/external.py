@@ -142,13 +142,27 @@ def _execution(quantity: Decimal, taken: Sequence[Fill]) -> ExternalExecution:
     return ExternalExecution(quantity, notional / quantity, fee, len(used), ids, opened_fee)
 
 
-def added_by_hand(position: Position, fills: Sequence[Fill], ours: Collection[str]) -> bool:
+def added_by_hand(
+    position: Position,
+    fills: Sequence[Fill],
+    ours: Collection[str],
+    until: datetime | None = None,
+) -> bool:
     """Whether the account's trades add to `position`'s side after it opened (beyond the
-    clocks' slack) in a trade not ours: the position was reopened or added to by hand, so the
-    reducing trades may have closed the person's position, not ours (a round trip by hand
-    while the close itself fell out of Binance's 7-day window, a close then a reopen)."""
+    clocks' slack), and not after `until` (when the trades that closed it were made), in a
+    trade not ours: the position was reopened or added to by hand, so the reducing trades may
+    have closed the person's position, not ours (a round trip by hand while the close itself
+    fell out of Binance's 7-day window, a close then a reopen). One after the close belongs
+    to what came next: a buy reducing the short a flip of a long opened (seed 30186 of the
+    hand-trading campaign: it was taken for an addition, the flip booked at the mark)."""
     side, since = position.side.entry_order_side, position.opened_at + ACCOUNT_TRADES_SLACK
-    return any(f.side is side and f.time > since and f.trade_id not in ours for f in fills)
+    return any(
+        f.side is side
+        and f.time > since
+        and (until is None or f.time <= until)
+        and f.trade_id not in ours
+        for f in fills
+    )
 
 
 def unread_external_exits(plan: Plan, seen: Observation) -> list[str]:

@@ -384,9 +384,13 @@ class Planner(OrderSettling):
         if any(o.symbol == symbol and o.client_order_id in unread for o, _ in self.records):
             return None, " (an order of ours on it has unread fills: not told apart)"
         ours = {f.trade_id for read in seen.fills.values() for f in read}
-        if added_by_hand(position, fills, ours):
-            return None, " (the account's trades show it added to by hand since it opened)"
         found = external_execution(position, quantity, fills, ours, opened)
+        # Trades after those that closed it are another position's (a flip's other side).
+        until = max(
+            (f.time for f in fills if found and f.trade_id in found.trade_ids), default=None
+        )
+        if added_by_hand(position, fills, ours, until):
+            return None, " (the account's trades show it added to by hand since it opened)"
         if found is None:
             flip = f" and the {opened} opened the other way" if opened else ""
             return None, f" (the account's trades do not add up to {quantity}{flip})"

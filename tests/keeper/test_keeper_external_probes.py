@@ -6,13 +6,14 @@ Those that found a defect say so; the others held and are kept as regressions.""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
+from model_exchange import ModelExchange
 from structlog.testing import capture_logs
 from test_keeper_external_exits import by_hand, fee_paid, noted, opened
 from test_keeper_fees_unread import BTC, sent
-from test_keeper_properties import KEEPER, T0, Harness
+from test_keeper_properties import KEEPER, PRICES, RULES, T0, Harness, keeper_on
 
 from quantum_trader.domain import (
     ExitReason,
@@ -24,8 +25,9 @@ from quantum_trader.domain import (
     Position,
     Side,
 )
-from quantum_trader.keeper.external import external_execution
+from quantum_trader.keeper.external import ACCOUNT_TRADES_SLACK, external_execution
 from quantum_trader.keeper.ids import Purpose, purpose_of
+from quantum_trader.storage.memory import InMemoryRepository
 
 ONE = Decimal(1)
 
@@ -247,3 +249,47 @@ async def test_a_flip_by_hand_while_our_exit_is_unsettled_covers_the_side_the_ex
     [trade] = await harness.repository.closed_trades()
     assert trade.quantity == quantity
     assert len(sent(exchange, Purpose.EXIT)) == 1
+
+
+class BuyingBetweenReads(ModelExchange):
+    """The model exchange where a person's order lands between the tick's read of the
+    positions and its read of the account's trades (`between`, once)."""
+
+    between: OrderRequest | None = None
+
+    async def fetch_account_fills(self, symbol: str, start: datetime, end: datetime) -> list[Fill]:
+        if self.between is not None:
+            request, self.between = self.between, None
+            await self.place_order(request)
+        return await super().fetch_account_fills(symbol, start, end)
+
+
+async def test_a_buy_reducing_a_flips_short_after_the_positions_were_read_is_not_an_addition() -> (
+    None
+):
+    """A person flips our long (a sell of twice it), then buys back part of the short, the
+    buy landing between the tick's read of the positions and of the account's trades. The buy
+    was taken for an addition to the long by hand, so the flip was booked at the mark with
+    that reason (hand-trading campaign, seed 30186); it belongs to the short: the long is
+    booked at the flip's own trade, and the short adopted."""
+    exchange = BuyingBetweenReads(RULES, dict(PRICES), T0)
+    repository = InMemoryRepository()
+    harness = Harness(exchange, repository, await keeper_on(exchange, repository, T0), T0)
+    quantity = await opened(harness)
+    harness.advance(ACCOUNT_TRADES_SLACK * 2)  # an addition that soon after is not looked for
+    await harness.tick()
+    exchange.move(BTC, Decimal(102))
+    flip = OrderRequest("web_flip_30186", BTC, OrderSide.SELL, OrderKind.MARKET, quantity * 2)
+    await exchange.place_order(flip)
+    part = (quantity / 2).quantize(Decimal("0.001"))
+    exchange.between = OrderRequest("web_buy_30186", BTC, OrderSide.BUY, OrderKind.MARKET, part)
+
+    with capture_logs() as logs:
+        await harness.tick()
+
+    [trade] = await repository.closed_trades()
+    [flip_fill] = exchange.fills["web_flip_30186"]
+    assert (trade.exit_reason, trade.exit_price) == (ExitReason.MANUAL, flip_fill.price)
+    assert "added to by hand" not in noted(logs)
+    assert "the mark" not in noted(logs)
+    assert harness.keeper.positions[BTC].side is Side.SHORT
