@@ -55,10 +55,6 @@ class ExternalBooked:
                 await _dropped(repository, symbol, saved, repr(error))
         return cls(booked)
 
-    @property
-    def by_symbol(self) -> Mapping[str, frozenset[str]]:
-        return self._booked
-
     def left_out(self) -> Mapping[str, frozenset[str]]:
         """By symbol, the trades a reduction is never booked at: those booked for the
         position held, and for the last one gone on the symbol this run."""

@@ -386,9 +386,7 @@ class Planner(OrderSettling):
         ours = {f.trade_id for read in seen.fills.values() for f in read}
         found = external_execution(position, quantity, fills, ours, opened)
         # Trades after those that closed it are another position's (a flip's other side).
-        until = max(
-            (f.time for f in fills if found and f.trade_id in found.trade_ids), default=None
-        )
+        until = max(f.time for f in fills if f.trade_id in found.trade_ids) if found else None
         if added_by_hand(position, fills, ours, until):
             return None, " (the account's trades show it added to by hand since it opened)"
         if found is None:

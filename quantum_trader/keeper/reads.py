@@ -49,8 +49,8 @@ class ExchangeReads:
     ) -> ExchangeSnapshot:
         """The mirror while the streams are usable and it needs no check; REST otherwise, and
         every `rest_check_interval_s`, or as soon as the cheaper check of positions alone
-        (every `rest_position_check_s`) finds them different: a
-        position the stream did not show gets its stop this tick, not at the next full check."""
+        (every `rest_position_check_s`) finds them different: a position the stream did not
+        show gets its stop this tick, not at the next full check."""
         streams = self._streams
         interval = timedelta(seconds=self._settings.rest_check_interval_s)
         due = self._rest_checked_at is None or now - self._rest_checked_at >= interval
