@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
+from quantum_trader.cycle_audit import decisions_of, log_signals
 from quantum_trader.cycle_inputs import AccountInputs, CycleInputs, Observed
 from quantum_trader.domain import (
-    Action,
     Candidate,
     Decision,
     GateName,
@@ -27,6 +26,7 @@ from quantum_trader.domain import (
 )
 from quantum_trader.errors import OrderRejected, RetryLater
 from quantum_trader.gates.chain import ApprovalChain, Approved
+from quantum_trader.gates.signal_filter import select_candidates
 from quantum_trader.keeper.keeper import PositionKeeper
 from quantum_trader.log import bound_context, get_logger
 from quantum_trader.market.model import MarketState
@@ -268,7 +268,7 @@ class Executor:
     ) -> set[GateName]:
         """Filter the signals, run the chain and enter what it approves; verdicts go into
         `verdicts` as they are reached. Return the gates the chain consulted."""
-        _log_signals(market.signals)
+        log_signals(market.signals)
         candidates, filtered = select_candidates(
             market, portfolio, self._min_confidence, self._keeper.blocked_symbols()
         )
@@ -345,28 +345,7 @@ class Executor:
         verdicts: Sequence[Verdict],
         signals: Sequence[Signal],
     ) -> None:
-        by_symbol = {s.symbol: s for s in signals}
-        logged = log.is_enabled_for(logging.INFO)  # a backtest's summary level: not spelled
-        for verdict in verdicts:
-            signal = by_symbol.get(verdict.symbol)
-            confidence = signal.confidence if signal else 0.0
-            side = signal.action.side if signal else None
-            votes = _votes(signal)
-            extra: dict[str, object] = {"votes": votes} if votes else {}
-            summary.decisions.append(
-                Decision(summary.cycle_id, now, verdict, confidence, side, extra)
-            )
-            if logged:
-                log.info(
-                    "decision",
-                    symbol=verdict.symbol,
-                    gate=verdict.gate,
-                    approved=verdict.approved,
-                    reason=verdict.reason,
-                    detail=verdict.detail,
-                    confidence=round(confidence, 4),
-                    votes=votes,
-                )
+        summary.decisions += decisions_of(summary.cycle_id, now, verdicts, signals)
         summary.opened = sum(1 for v in verdicts if v.gate is GateName.EXECUTION and v.approved)
         await self._repository.record_decisions(summary.decisions)
 
@@ -374,67 +353,6 @@ class Executor:
 def _answering(answer: object) -> AccountInputs:
     """Account inputs that answer `answer` whatever they are shown."""
     return lambda portfolio, market: answer
-
-
-def select_candidates(
-    market: MarketState,
-    portfolio: PortfolioView,
-    min_confidence: float,
-    blocked: Mapping[str, str],
-) -> tuple[list[Candidate], list[Verdict]]:
-    """Turn signals into candidates. HOLD is not a decision; weak signals, symbols that
-    already hold a position (one-way mode) and symbols with an order of ours whose outcome is
-    unknown (`blocked`, symbol → why) are denied here, before the chain."""
-    candidates: list[Candidate] = []
-    denied: list[Verdict] = []
-    view = market.view
-    for signal in market.signals:
-        side = signal.action.side
-        if signal.action is Action.HOLD or side is None:
-            continue
-        if signal.symbol in portfolio.positions:
-            denied.append(
-                Verdict.deny(
-                    GateName.SIGNAL_FILTER, signal.symbol, ReasonCode.POSITION_ALREADY_OPEN
-                )
-            )
-        elif signal.symbol in blocked:
-            denied.append(
-                Verdict.deny(
-                    GateName.SIGNAL_FILTER,
-                    signal.symbol,
-                    ReasonCode.ORDER_UNSETTLED,
-                    blocked[signal.symbol],
-                )
-            )
-        elif signal.confidence < min_confidence:
-            detail = f"{signal.confidence:.3f} < {min_confidence}"
-            denied.append(
-                Verdict.deny(
-                    GateName.SIGNAL_FILTER, signal.symbol, ReasonCode.LOW_CONFIDENCE, detail
-                )
-            )
-        else:
-            price, regime = view.prices[signal.symbol], view.regimes[signal.symbol]
-            candidates.append(Candidate(signal, side, price, view.atr_pct[signal.symbol], regime))
-    return candidates, denied
-
-
-def _log_signals(signals: Sequence[Signal]) -> None:
-    if not log.is_enabled_for(logging.INFO):  # a backtest's summary level: not even spelled
-        return
-    log.info(
-        "signals",
-        source=signals[0].source if signals else None,
-        signals={s.symbol: f"{s.action}:{s.confidence:.2f}" for s in signals},
-    )
-
-
-def _votes(signal: Signal | None) -> str:
-    """Every model's vote, when there are several to tell apart (the ensemble's)."""
-    if signal is None or len(signal.votes) < 2:
-        return ""
-    return ",".join(f"{v.model}:{v.action}:{v.confidence:.2f}" for v in signal.votes)
 
 
 def _deny(gate: GateName, candidate: Candidate, reason: ReasonCode, detail: str = "") -> Verdict:

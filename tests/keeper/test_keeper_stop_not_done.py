@@ -32,7 +32,6 @@ from structlog.testing import capture_logs
 from test_keeper_properties import KEEPER, SYMBOLS, T0, sized
 
 from quantum_trader.clock import ManualClock
-from quantum_trader.cycle import select_candidates
 from quantum_trader.domain import (
     Action,
     ExitReason,
@@ -47,6 +46,7 @@ from quantum_trader.domain import (
 from quantum_trader.errors import OrderRejected
 from quantum_trader.execution.ccxt_exchange import CcxtExchange
 from quantum_trader.gates.settings import PerformanceSettings
+from quantum_trader.gates.signal_filter import select_candidates
 from quantum_trader.keeper.alerts import ProtectionAlert
 from quantum_trader.keeper.keeper import PositionKeeper
 from quantum_trader.keeper.protect import CancelOrder, PlaceStop, StopWhy, plan_protection
@@ -251,7 +251,7 @@ async def no_entry_beside_a_stuck_stop(
 
 
 def denied_signals(keeper: PositionKeeper, price: Decimal, clock: ManualClock) -> list[Verdict]:
-    """What the executor's signal filter answers a BUY signal on BTC (cycle.select_candidates
+    """What the executor's signal filter answers a BUY signal on BTC (`select_candidates`
     with the keeper's `blocked_symbols`, as the executor calls it)."""
     view = MarketView(clock.now(), {BTC: price}, {}, {BTC: 0.02})
     market = MarketState(view, [Signal(BTC, Action.BUY, 0.9, "test")])
