@@ -15,9 +15,11 @@ price protection stays off because it can hold a triggered stop back exactly whe
 mark prices part, which is when a protective stop must not wait.
 
 A triggered stop (FINISHED) is booked from its actual order (GET /fapi/v1/order by
-actualOrderId) or, when Binance reports no actual order id, from the trades on its side in the
-trigger's time window (GET /fapi/v1/userTrades); a commission Binance charged in BNB is valued
-in USDT at BNBUSDT's 1m close of its minute (fee_prices.py). Only idempotent reads are
+actualOrderId: its status, executedQty and avgPrice, read whether or not userTrades lists its
+trades yet) or, when Binance reports no actual order id, from the trades on its side in the
+trigger's time window (GET /fapi/v1/userTrades); while that is not known yet the lookup fails
+(RetryLater), never reading as EXPIRED with nothing executed. A commission Binance charged in
+BNB is valued in USDT at BNBUSDT's 1m close of its minute (fee_prices.py). Only idempotent reads are
 retried, a few times with backoff; orders and cancels are sent once (a -1021 refusal is resent
 by BinanceRest: it executed nothing), and a cancel is done only when Binance says "success".
 """
@@ -35,6 +37,7 @@ import numpy as np
 from quantum_trader.clock import LiveClock, ms_from_utc
 from quantum_trader.config import ExchangeSettings
 from quantum_trader.domain import (
+    ZERO,
     Balance,
     Bars,
     ExchangeMode,
@@ -85,6 +88,12 @@ DEFAULT_RETRY_DELAYS_S = (0.5, 2.0)
 KLINES_MAX_LIMIT = 1500
 FUNDING_MAX_LIMIT = 1000
 TRIGGER_SLACK_MS = 5_000
+# A FINISHED stop reported without its actual order id whose window lists no trade this long
+# after it finished executed nothing (before, its trades may not be listed yet).
+TRADES_LISTED_WITHIN_MS = 60_000
+# Binance's order query no longer finds an order that ended CANCELED or EXPIRED with no
+# filled trade 3 days after it was created (GET /fapi/v1/order, "These orders will not be found").
+FORGOTTEN_AFTER_MS = 3 * 86_400_000
 INCOME_PAGE = 1_000  # GET /fapi/v1/income: default 100, at most 1,000
 INCOME_KEPT = timedelta(days=90)  # "only contains data for the last three months"
 NOT_FOUND = frozenset({-2013, -2011})  # "Order does not exist", "Unknown order sent"
@@ -464,8 +473,7 @@ class CcxtExchange:
             return None
         execution = None
         if algo.get("algoStatus") == wire.ALGO_FINISHED:
-            rows = await self._triggered_trades(symbol, algo)
-            execution = trades.execution_of_trades(rows, symbol)
+            execution = await self._triggered_execution(symbol, client_order_id, algo)
         return wire.parse_algo_order(algo, symbol, execution)
 
     async def _plain_order(self, market_id: str, key: Mapping[str, str]) -> Any:
@@ -579,6 +587,36 @@ class CcxtExchange:
         return await fills_in_usdt(
             payload, symbol, client_order_id, self._fee_prices, self._symbol_by_id
         )
+
+    async def _triggered_execution(
+        self, symbol: str, client_order_id: str, algo: Any
+    ) -> wire.Execution:
+        """What a FINISHED algo order's market order executed: that order's own executedQty
+        and avgPrice (GET /fapi/v1/order by actualOrderId, weight 1), which do not wait for
+        userTrades to list its trades; without an actual order id, its trades on the stop's
+        side in the trigger's window. RetryLater while that is not known yet: the order still
+        working, or not found though Binance keeps it (the last 3 days), or no trade listed in
+        the window yet (`TRADES_LISTED_WITHIN_MS` after the stop finished) — never nothing
+        executed for want of a read."""
+        actual = str(algo.get("actualOrderId") or "")
+        finished = wire.int_field(algo, "updateTime", "algoOrder")
+        age_ms = ms_from_utc(self._rest.now()) - finished
+        if not actual:
+            rows = await self._triggered_trades(symbol, algo)
+            if not wire.as_list(rows, "userTrades") and age_ms <= TRADES_LISTED_WITHIN_MS:
+                raise RetryLater(f"{client_order_id} finished: no trade listed yet")
+            return trades.execution_of_trades(rows, symbol)
+        params = {"orderId": actual}
+        payload = await self._plain_order(self._id_by_symbol[symbol], params)
+        if payload is None and age_ms > FORGOTTEN_AFTER_MS:
+            return wire.Execution(ZERO, None)  # forgotten: it ended with no filled trade
+        if payload is None:
+            raise RetryLater(f"{client_order_id} finished: its order {actual} not found yet")
+        final, execution = trades.actual_order_execution(payload, symbol)
+        if not final:
+            status = wire.field(payload, "status", "order")
+            raise RetryLater(f"{client_order_id} finished: its order {actual} still {status}")
+        return execution
 
     async def _triggered_trades(self, symbol: str, algo: Any) -> Any:
         """Trades of a triggered algo order's market order: by its actual order id, or by
