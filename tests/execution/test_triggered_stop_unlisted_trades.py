@@ -28,7 +28,8 @@ from test_ccxt_wire import QTY, trigger_stop
 
 from quantum_trader.clock import ManualClock, utc_from_ms
 from quantum_trader.domain import OrderStatus
-from quantum_trader.errors import RetryLater
+from quantum_trader.errors import MarketDataError, RetryLater
+from quantum_trader.execution import binance_fills as trades
 from quantum_trader.execution.ccxt_exchange import CcxtExchange
 
 LAG = timedelta(seconds=30)
@@ -166,3 +167,21 @@ async def test_a_fired_stop_without_an_actual_order_id_and_no_trade_executed_not
         order = await exchange.fetch_order(BTC, "qtsBTC1")
         assert order is not None
         assert (order.status, order.filled_quantity) == (OrderStatus.EXPIRED, Decimal(0))
+
+
+@pytest.mark.parametrize(
+    ("answer", "said"),
+    [
+        ({"status": "CALCULATED", "executedQty": "0.010", "avgPrice": "1"}, "unknown status"),
+        ({"status": "FILLED", "executedQty": "0.010", "avgPrice": "0"}, "without an avgPrice"),
+        ({"status": "FILLED", "avgPrice": "94900"}, "executedQty"),
+        ({"status": "FILLED", "executedQty": "NaN", "avgPrice": "94900"}, "executedQty"),
+    ],
+    ids=["unknown-status", "no-price", "no-quantity", "nan-quantity"],
+)
+def test_an_actual_order_answer_that_cannot_say_what_executed_is_malformed(
+    answer: dict[str, str], said: str
+) -> None:
+    """Never read as nothing executed: the lookup fails with the field named."""
+    with pytest.raises(MarketDataError, match=said):
+        trades.actual_order_execution(answer, BTC)
