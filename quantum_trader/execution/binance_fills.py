@@ -20,6 +20,7 @@ from quantum_trader.clock import utc_from_ms
 from quantum_trader.domain import ZERO, Fill, OrderSide
 from quantum_trader.errors import MarketDataError
 from quantum_trader.execution.binance_wire import (
+    PLAIN_STATUS,
     SETTLE_ASSET,
     Execution,
     as_list,
@@ -62,6 +63,22 @@ def execution_of_trades(payload: Any, symbol: str) -> Execution:
     """Quantity and average price of an order's trades (their fees are not needed, not read)."""
     unpriced = dict.fromkeys(price_minutes(payload, symbol))
     return Execution.of_fills(parse_fills(payload, symbol, "", unpriced))
+
+
+def actual_order_execution(payload: Any, symbol: str) -> tuple[bool, Execution]:
+    """Whether a triggered algo order's actual order (GET /fapi/v1/order by its actualOrderId)
+    has ended, and what it executed: its `executedQty` and `avgPrice`, which Binance's order
+    query reports as the order stands, whether or not userTrades lists its trades yet."""
+    what = f"order {symbol}"
+    raw = str(field(payload, "status", what))
+    if raw not in PLAIN_STATUS:
+        raise MarketDataError(f"{what}: unknown status {raw!r}")
+    quantity = decimal_field(payload, "executedQty", what)
+    price = decimal_field(payload, "avgPrice", what) if payload.get("avgPrice") else ZERO
+    if quantity > 0 and price <= 0:
+        raise MarketDataError(f"{what}: executedQty {quantity} without an avgPrice")
+    execution = Execution(quantity, price) if quantity > 0 else Execution(ZERO, None)
+    return PLAIN_STATUS[raw].is_final, execution
 
 
 def other_asset_fees(

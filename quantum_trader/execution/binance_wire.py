@@ -11,7 +11,7 @@ engine) are OPEN: not final, the stop fired or is about to (the latter two carry
 are final with nothing executed. FINISHED means the triggered order ended in the matching
 engine, "filled or cancelled": it is booked from the execution of the actual order (FILLED
 when it executed the whole quantity, EXPIRED with the executed quantity otherwise), and is
-UNKNOWN while that execution is not known.
+UNKNOWN while that execution is not known (the adapter reads it: ccxt_exchange.py).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ SETTLE_ASSET = "USDT"
 
 _KINDS = frozenset(kind.value for kind in OrderKind)
 CONDITIONAL_KINDS = frozenset(kind.value for kind in OrderKind if kind.is_conditional)
-_PLAIN_STATUS = {
+PLAIN_STATUS = {
     "NEW": OrderStatus.OPEN,
     "PARTIALLY_FILLED": OrderStatus.OPEN,
     "FILLED": OrderStatus.FILLED,
@@ -243,7 +243,7 @@ def parse_order(payload: Payload, symbol: str) -> Order:
         side=OrderSide(field(payload, "side", what)),
         kind=kind,
         quantity=decimal_field(payload, "origQty", what),
-        status=_status(_PLAIN_STATUS, payload, "status", what),
+        status=_status(PLAIN_STATUS, payload, "status", what),
         created_at=utc_from_ms(int(created_ms)),
         exchange_order_id=str(field(payload, "orderId", what)),
         reduce_only=_flag(payload.get("reduceOnly", False)),

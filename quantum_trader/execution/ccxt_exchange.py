@@ -2,11 +2,10 @@
 
 Every call goes to a raw endpoint through `binance_client.BinanceRest` (ccxt's signing and
 transport; recvWindow, Retry-After and time resync there) and is parsed by `binance_wire`
-into Decimal domain objects. Routes: market orders POST /fapi/v1/order (newOrderRespType
-RESULT, so the answer carries status and executed quantity); STOP_MARKET / TAKE_PROFIT_MARKET
-go to the Algo Order API (POST/GET/DELETE /fapi/v1/algoOrder, GET /fapi/v1/openAlgoOrders,
-algoType CONDITIONAL, our id as clientAlgoId); positions GET /fapi/v3/positionRisk with the
-leverage from GET /fapi/v1/symbolConfig (v3 rows carry none); listen keys /fapi/v1/listenKey.
+into Decimal domain objects. This module holds the markets and the account: positions GET
+/fapi/v3/positionRisk with the leverage from GET /fapi/v1/symbolConfig (v3 rows carry none),
+listen keys /fapi/v1/listenKey; the orders, their lookups and fills are `OrderCalls`
+(binance_orders.py), which the adapter inherits.
 
 Trigger price: conditional orders are sent with workingType=MARK_PRICE and priceProtect=FALSE.
 The keeper and the monitor reason in mark price (the stream they read is the mark price),
@@ -14,19 +13,15 @@ liquidation is computed on it, and a thin book's last-price wick cannot fire a s
 price protection stays off because it can hold a triggered stop back exactly when last and
 mark prices part, which is when a protective stop must not wait.
 
-A triggered stop (FINISHED) is booked from its actual order (GET /fapi/v1/order by
-actualOrderId) or, when Binance reports no actual order id, from the trades on its side in the
-trigger's time window (GET /fapi/v1/userTrades); a commission Binance charged in BNB is valued
-in USDT at BNBUSDT's 1m close of its minute (fee_prices.py). Only idempotent reads are
-retried, a few times with backoff; orders and cancels are sent once (a -1021 refusal is resent
-by BinanceRest: it executed nothing), and a cancel is done only when Binance says "success".
+Only idempotent reads are retried, a few times with backoff; orders and cancels are sent once
+(a -1021 refusal is resent by BinanceRest: it executed nothing).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -40,14 +35,9 @@ from quantum_trader.domain import (
     ExchangeMode,
     ExchangePosition,
     ExchangeSnapshot,
-    ExitReason,
-    Fill,
     FloatArray,
     IntArray,
     MarketRules,
-    Order,
-    OrderRequest,
-    OrderSide,
     ReasonCode,
     SnapshotSource,
 )
@@ -55,13 +45,10 @@ from quantum_trader.errors import (
     MarketDataError,
     OperatorActionRequired,
     OrderRejected,
-    OrderStateUnknown,
     RateLimited,
     RetryLater,
 )
-from quantum_trader.execution import binance_fills as trades
 from quantum_trader.execution import binance_wire as wire
-from quantum_trader.execution.binance_account_trades import TRADES_PAGE, account_trades
 from quantum_trader.execution.binance_brackets import BracketAnswer, parse_brackets
 from quantum_trader.execution.binance_client import (
     BinanceRest,
@@ -70,9 +57,10 @@ from quantum_trader.execution.binance_client import (
     build_rest_client,
     translate_error,
 )
-from quantum_trader.execution.binance_force_orders import force_orders
-from quantum_trader.execution.binance_requests import order_params, to_wire
-from quantum_trader.execution.fee_prices import KLINES_ENDPOINT, CommissionPrices, fills_in_usdt
+from quantum_trader.execution.binance_income import INCOME_KEPT, funding_rows
+from quantum_trader.execution.binance_orders import OrderCalls
+from quantum_trader.execution.binance_requests import to_wire
+from quantum_trader.execution.fee_prices import KLINES_ENDPOINT, CommissionPrices
 from quantum_trader.log import get_logger
 from quantum_trader.market.candle_store import TIMEFRAME_MS
 from quantum_trader.ports import Clock
@@ -84,10 +72,6 @@ T = TypeVar("T")
 DEFAULT_RETRY_DELAYS_S = (0.5, 2.0)
 KLINES_MAX_LIMIT = 1500
 FUNDING_MAX_LIMIT = 1000
-TRIGGER_SLACK_MS = 5_000
-INCOME_PAGE = 1_000  # GET /fapi/v1/income: default 100, at most 1,000
-INCOME_KEPT = timedelta(days=90)  # "only contains data for the last three months"
-NOT_FOUND = frozenset({-2013, -2011})  # "Order does not exist", "Unknown order sent"
 LISTEN_KEY_MISSING = frozenset({-1125})
 MARGIN_TYPE_ALREADY_SET = frozenset({-4046})
 # Binance refuses to change the leverage of a symbol that holds a position: -4161 (lower it in
@@ -95,7 +79,7 @@ MARGIN_TYPE_ALREADY_SET = frozenset({-4046})
 LEVERAGE_HELD = frozenset({-4161, -2027, -2028})
 
 
-class CcxtExchange:
+class CcxtExchange(OrderCalls):
     """Binance USD-M futures (demo trading for mode=testnet, production for mode=live)."""
 
     def __init__(self, rest: BinanceRest, mode: ExchangeMode, retry_delays_s: Sequence[float]):
@@ -362,8 +346,7 @@ class CcxtExchange:
 
     async def fetch_funding_paid(self, symbol: str, since: datetime) -> Decimal:
         """Funding paid on `symbol` since `since` (positive = paid): every settlement Binance
-        lists, a page of INCOME_PAGE at a time from the oldest (a symbol settling hourly
-        settles 1,000 times in 42 days). Binance keeps three months of income history: for a
+        lists (binance_income.py). Binance keeps three months of income history: for a
         position open longer, what it kept, with a `funding_history_short` warning."""
         market_id = await self._market_id(symbol, Operation.ACCOUNT)
         kept_from = self._rest.now() - INCOME_KEPT
@@ -376,23 +359,12 @@ class CcxtExchange:
                 detail="Binance keeps three months of income history: funding settled before "
                 "kept_from is not counted in this trade",
             )
-        params = {"symbol": market_id, "incomeType": "FUNDING_FEE", "limit": INCOME_PAGE}
-        start, rows, seen = ms_from_utc(since), list[Any](), set[tuple[object, ...]]()
-        while True:
-            page = await self._read(
-                Operation.ACCOUNT, "fapiPrivateGetIncome", {**params, "startTime": start}
-            )
-            listed = wire.as_list(page, "income")
-            # tranId is unique per income type: a settlement on a page boundary counts once.
-            new = [r for r in listed if _new_income(r, seen)]
-            rows += new
-            # A full page with nothing new: an answer that ignores startTime, not more pages.
-            if len(listed) < INCOME_PAGE or not new:
-                return wire.parse_funding_income(rows)
-            # From the last time listed again (its other rows may be on the next page); past
-            # it when a whole page shares it.
-            latest = max(wire.int_field(r, "time", "income") for r in listed)
-            start = latest if latest > start else start + 1
+        rows = await funding_rows(
+            lambda params: self._read(Operation.ACCOUNT, "fapiPrivateGetIncome", params),
+            market_id,
+            ms_from_utc(since),
+        )
+        return wire.parse_funding_income(rows)
 
     async def fetch_snapshot(self, taken_at: datetime) -> ExchangeSnapshot:
         """Positions and every open conditional order from REST (weight 5 + 40), as the
@@ -424,209 +396,8 @@ class CcxtExchange:
     async def close_listen_key(self) -> None:
         await self._read(Operation.ACCOUNT, "fapiPrivateDeleteListenKey", {}, LISTEN_KEY_MISSING)
 
-    # -- orders ------------------------------------------------------------------------------
-
-    async def place_order(self, request: OrderRequest) -> Order:
-        """Send once. OrderRejected if refused; OrderStateUnknown if the answer is lost or
-        the client id exists already; RetryLater if Binance executed nothing (rate limit)."""
-        rules = await self._rules_for(request.symbol)
-        quantity = rules.round_quantity_down(request.quantity)
-        if quantity <= 0:
-            raise OrderRejected(ReasonCode.BELOW_MIN_QUANTITY, f"{request.quantity} rounds to 0")
-        params = order_params(request, self._id_by_symbol[request.symbol], quantity, rules)
-        endpoint = "fapiPrivatePostAlgoOrder" if request.kind.is_conditional else (
-            "fapiPrivatePostOrder"
-        )  # fmt: skip
-        answer = await self._rest.call(
-            endpoint, params, Operation.ORDER, client_order_id=request.client_order_id
-        )
-        try:
-            if request.kind.is_conditional:
-                return wire.parse_algo_order(answer, request.symbol)
-            return wire.parse_order(answer, request.symbol)
-        except (MarketDataError, KeyError, TypeError, ValueError) as error:
-            raise OrderStateUnknown(
-                request.client_order_id, f"unreadable answer to an order request: {error}"
-            ) from error
-
-    async def _rules_for(self, symbol: str) -> MarketRules:
-        await self._market_id(symbol, Operation.ORDER)
-        return self._rules[symbol]
-
-    async def fetch_order(self, symbol: str, client_order_id: str) -> Order | None:
-        """Look up a plain order, then a conditional (algo) order, by our client id."""
-        market_id = await self._market_id(symbol, Operation.ACCOUNT)
-        plain = await self._plain_order(market_id, {"origClientOrderId": client_order_id})
-        if plain is not None:
-            return wire.parse_order(plain, symbol)
-        algo = await self._algo_order(client_order_id)
-        if algo is None:
-            return None
-        execution = None
-        if algo.get("algoStatus") == wire.ALGO_FINISHED:
-            rows = await self._triggered_trades(symbol, algo)
-            execution = trades.execution_of_trades(rows, symbol)
-        return wire.parse_algo_order(algo, symbol, execution)
-
-    async def _plain_order(self, market_id: str, key: Mapping[str, str]) -> Any:
-        params = {"symbol": market_id, **key}
-        return await self._read(
-            Operation.ACCOUNT, "fapiPrivateGetOrder", params, NOT_FOUND, lookup=True
-        )
-
-    async def _algo_order(self, client_order_id: str) -> Any:
-        params = {"clientAlgoId": client_order_id}
-        return await self._read(
-            Operation.ACCOUNT, "fapiPrivateGetAlgoOrder", params, NOT_FOUND, lookup=True
-        )
-
-    async def _trades(self, params: Mapping[str, Any]) -> Any:
-        """GET /fapi/v1/userTrades, as many as Binance lists at once (its default is 500)."""
-        paged = {**params, "limit": TRADES_PAGE}
-        return await self._read(Operation.ACCOUNT, "fapiPrivateGetUserTrades", paged, lookup=True)
-
-    async def fetch_open_conditional_orders(self, symbol: str | None = None) -> list[Order]:
-        """Open STOP_MARKET / TAKE_PROFIT_MARKET algo orders, of one symbol (weight 1) or all
-        (weight 40). Orders of other types and unknown symbols are left out."""
-        params = {}
-        if symbol is not None:
-            params["symbol"] = await self._market_id(symbol, Operation.ACCOUNT)
-        elif not self._rules:
-            await self.load_markets()
-        payload = await self._read(Operation.ACCOUNT, "fapiPrivateGetOpenAlgoOrders", params)
-        orders = []
-        for row in wire.as_list(payload, "openAlgoOrders"):
-            known = self._symbol_by_id.get(str(wire.field(row, "symbol", "openAlgoOrders")))
-            if known is not None and row.get("orderType") in wire.CONDITIONAL_KINDS:
-                orders.append(wire.parse_algo_order(row, known))
-        return orders
-
-    async def cancel_conditional_order(self, symbol: str, client_order_id: str) -> None:
-        """Cancel once. Returns when Binance answered "success". Raises OrderRejected when the
-        order is no longer open (final — it may have filled just before —, or unknown to
-        Binance): it was not cancelled, and the caller learns how it ended from a lookup;
-        OrderStateUnknown otherwise (a stop that is triggering, an answer not a success)."""
-        await self._market_id(symbol, Operation.CANCEL)
-        answer = await self._rest.call(
-            "fapiPrivateDeleteAlgoOrder",
-            {"clientAlgoId": client_order_id},
-            Operation.CANCEL,
-            client_order_id=client_order_id,
-            absent=NOT_FOUND,
-        )
-        if answer is not None and wire.is_cancel_success(answer):
-            return
-        if answer is not None:
-            raise OrderStateUnknown(client_order_id, f"cancel not confirmed: {answer!r}")
-        order = await self.fetch_order(symbol, client_order_id)
-        if order is not None and not order.status.is_final:
-            raise OrderStateUnknown(client_order_id, f"cancel refused while {order.status}")
-        ended = order.status if order is not None else "unknown to Binance"
-        raise OrderRejected(ReasonCode.ORDER_REJECTED, f"{client_order_id} is already {ended}")
-
-    async def fetch_fills(self, symbol: str, client_order_id: str) -> list[Fill]:
-        """Executions of our order (for a triggered stop: of the market order it started)."""
-        market_id = await self._market_id(symbol, Operation.ACCOUNT)
-        plain = await self._plain_order(market_id, {"origClientOrderId": client_order_id})
-        if plain is not None:
-            params = {"symbol": market_id, "orderId": plain["orderId"]}
-            fills = await self._fills_of(await self._trades(params), symbol, client_order_id)
-            _say_if_short(fills, plain, client_order_id)
-            return fills
-        algo = await self._algo_order(client_order_id)
-        if algo is None or algo.get("algoStatus") not in ("TRIGGERED", wire.ALGO_FINISHED):
-            return []
-        return await self._fills_of(
-            await self._triggered_trades(symbol, algo), symbol, client_order_id
-        )
-
-    async def fetch_account_fills(self, symbol: str, start: datetime, end: datetime) -> list[Fill]:
-        """GET /fapi/v1/userTrades in the window (weight 5 a page): each order's trades under
-        `order-<its Binance order id>`. Rows of another symbol are left out, said once."""
-        market_id = await self._market_id(symbol, Operation.ACCOUNT)
-        start_ms, end_ms = ms_from_utc(start), ms_from_utc(end)
-        rows = await account_trades(self._trades, symbol, market_id, start_ms, end_ms)
-        what = f"userTrades {symbol}"
-        own = [r for r in rows if str(wire.field(r, "symbol", what)) == market_id]
-        if len(own) < len(rows):
-            log.warning("account_trades_other_symbol", symbol=symbol, rows=len(rows) - len(own))
-        by_order = wire.trades_by_order(own, what)
-        fills = [
-            f
-            for oid, of in by_order.items()
-            for f in await self._fills_of(of, symbol, f"order-{oid}")
-        ]
-        return sorted(fills, key=lambda fill: fill.time)
-
-    async def fetch_force_orders(
-        self, symbol: str, start: datetime, end: datetime
-    ) -> dict[str, ExitReason]:
-        """GET /fapi/v1/forceOrders in the window, LIQUIDATION then ADL (weight 20 each; a
-        failed request is not retried), under the ids `fetch_account_fills` gives their
-        trades (`order-<Binance order id>`)."""
-        market_id = await self._market_id(symbol, Operation.ACCOUNT)
-        start_ms, end_ms = ms_from_utc(start), ms_from_utc(end)
-        found = await force_orders(self._force_orders, symbol, market_id, start_ms, end_ms)
-        return {f"order-{oid}": reason for oid, reason in found.items()}
-
-    async def _force_orders(self, params: Mapping[str, Any]) -> Any:
-        """Asked once, never retried: it only names a close booked meanwhile as MANUAL, so a
-        failure must not hold the keeper's tick back (keeper/forced.py)."""
-        return await self._rest.call("fapiPrivateGetForceOrders", params, Operation.ACCOUNT)
-
-    async def _fills_of(self, payload: Any, symbol: str, client_order_id: str) -> list[Fill]:
-        """The order's fills, a commission in BNB valued in USDT (fee_prices.py)."""
-        return await fills_in_usdt(
-            payload, symbol, client_order_id, self._fee_prices, self._symbol_by_id
-        )
-
-    async def _triggered_trades(self, symbol: str, algo: Any) -> Any:
-        """Trades of a triggered algo order's market order: by its actual order id, or by
-        side in the trigger's time window when Binance did not report the id."""
-        market_id = self._id_by_symbol[symbol]
-        actual = str(algo.get("actualOrderId") or "")
-        if actual:
-            return await self._trades({"symbol": market_id, "orderId": actual})
-        start_ms, end_ms = wire.trigger_window_ms(algo, TRIGGER_SLACK_MS)
-        params = {"symbol": market_id, "startTime": start_ms, "endTime": end_ms}
-        payload = await self._trades(params)
-        side = OrderSide(wire.field(algo, "side", "algoOrder"))
-        return wire.pick_triggered_trades(payload, side, start_ms + TRIGGER_SLACK_MS)
-
     async def close(self) -> None:
         await self._rest.close()
-
-
-def _say_if_short(fills: Sequence[Fill], order: Any, client_order_id: str) -> None:
-    """One warning when Binance listed fewer trades than the order executed (more than
-    TRADES_PAGE trades, or older than its 7-day window): it is booked from the order's own
-    executed quantity and average price (keeper/booking.py `execution_of`)."""
-    if not fills or not isinstance(order, dict) or "executedQty" not in order:
-        return  # only a warning: the order's own parse says what is missing
-    executed = wire.decimal_field(order, "executedQty", "order")
-    read = sum((f.quantity for f in fills), Decimal(0))
-    if read < executed:
-        log.warning(
-            "fills_incomplete",
-            client_order_id=client_order_id,
-            trades=len(fills),
-            executed=str(executed),
-            in_trades=str(read),
-            detail="booked from the order's executed quantity and average price; "
-            "its fee is the listed trades' scaled up to that quantity",
-        )
-
-
-def _new_income(row: Any, seen: set[tuple[object, ...]]) -> bool:
-    """Whether income `row` was not read before (and note it); a row that is not an object
-    is left for the parser to refuse."""
-    if not isinstance(row, dict):
-        return True
-    key = (row.get("tranId"), row.get("time"), row.get("income"))
-    if key in seen:
-        return False
-    seen.add(key)
-    return True
 
 
 def _flag(payload: Any, name: str) -> bool:

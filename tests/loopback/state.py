@@ -89,6 +89,10 @@ class LoopbackState:
     # Whether GET openAlgoOrders lists orders that met their trigger and are not done
     # (TRIGGERING, TRIGGERED); Binance's documentation does not say, so tests try both.
     lists_firing: bool = False
+    # How long after a trade GET userTrades first lists it (ms). Binance documents no such
+    # bound; trades have been seen missing just after an order ended (BAD_INPUTS.md), while
+    # GET /fapi/v1/order already reports the order's status, executedQty and avgPrice.
+    trades_lag_ms: int = 0
 
     @property
     def now_ms(self) -> int:
@@ -356,6 +360,7 @@ class LoopbackState:
             if t["symbol"] == market.market_id
             and (order_id is None or str(t["orderId"]) == order_id)
             and listed(t)
+            and t["time"] + self.trades_lag_ms <= self.now_ms
         ]
         return sorted(rows, key=lambda t: int(t["id"]))[:limit]
 
