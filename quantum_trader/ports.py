@@ -69,7 +69,9 @@ class Exchange(Protocol):
         ...
 
     async def fetch_order(self, symbol: str, client_order_id: str) -> Order | None:
-        """Look an order (plain or conditional) up by our client order id; None if unknown."""
+        """Look an order (plain or conditional) up by our client order id; None if unknown.
+        Raises RetryLater (not read) or MarketDataError (an answer that cannot be read): the
+        order's state is not known."""
         ...
 
     async def fetch_open_conditional_orders(self, symbol: str | None = None) -> list[Order]: ...
@@ -78,7 +80,8 @@ class Exchange(Protocol):
         """Return once the order is cancelled. Raises OrderRejected when it was no longer open
         (already final — filled, perhaps, just before — or unknown): not cancelled, it ended
         otherwise and a lookup says how; OrderStateUnknown when the exchange did not confirm
-        the cancel."""
+        the cancel; RetryLater or MarketDataError when the order could not be read after
+        Binance said it is not open (the cancel may be tried again)."""
         ...
 
     async def fetch_fills(self, symbol: str, client_order_id: str) -> list[Fill]: ...

@@ -205,7 +205,7 @@ class Carrier:
                 try:
                     if not await self._one(action, now, context):
                         failed.add(action.symbol)
-                except RetryLater as error:
+                except (MarketDataError, RetryLater) as error:  # unreadable: tried next tick
                     kind = type(action).__name__
                     log.warning("order_action_failed", action=kind, error=str(error))
                     failed.add(action.symbol)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from quantum_trader.domain import Order, OrderStatus
-from quantum_trader.errors import OrderRejected, OrderStateUnknown, RetryLater
+from quantum_trader.errors import MarketDataError, OrderRejected, OrderStateUnknown, RetryLater
 from quantum_trader.keeper.book import Intent
 from quantum_trader.log import get_logger
 from quantum_trader.ports import Exchange, Repository, Writes
@@ -54,7 +54,7 @@ class OrderDesk:
     ) -> Order | None:
         try:
             found = await self._exchange.fetch_order(intent.symbol, intent.client_order_id)
-        except RetryLater as lookup_error:
+        except (MarketDataError, RetryLater) as lookup_error:  # unreadable: as if not made
             found = None
             log.warning(
                 "order_lookup_failed",

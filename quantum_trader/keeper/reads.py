@@ -109,7 +109,7 @@ class ExchangeReads:
         for symbol, client_order_id in wanted:
             try:
                 found[client_order_id] = await self._exchange.fetch_order(symbol, client_order_id)
-            except RetryLater as error:
+            except (MarketDataError, RetryLater) as error:  # an unreadable answer: not found yet
                 log.warning(
                     "order_lookup_failed", client_order_id=client_order_id, error=str(error)
                 )

@@ -18,7 +18,10 @@ adapter cannot read (`fills_malformed`: that many; MarketDataError, as the ccxt 
 for a userTrades row with a commission "NaN" or a field missing) or listing none of the order's
 trades yet (`fills_unlisted`: that many), the next reads of the account's trades on a symbol
 failing (`account_fills_unreadable`: that many), the next lookups of an order failing
-(`lookups_unreadable`: that many), the next reads of its force orders failing
+(`lookups_unreadable`: that many) or answered in a shape the adapter cannot read
+(`lookups_malformed`: that many; MarketDataError), the next cancels answered so
+(`cancels_malformed`: that many; the adapter's cancel looks the order up when Binance says it
+is not open), the next reads of its force orders failing
 (`force_orders_unreadable`) or answered in a shape the adapter cannot read
 (`force_orders_malformed`). A test liquidates or deleverages a position (`force_close`: the
 whole of it, by an order not ours that `fetch_force_orders` lists). As Binance does (-2021),
@@ -82,6 +85,8 @@ class ModelExchange:
     fills_unlisted: int = 0
     account_fills_unreadable: int = 0
     lookups_unreadable: int = 0
+    lookups_malformed: int = 0
+    cancels_malformed: int = 0
     account_fills_asked: list[tuple[str, datetime, datetime]] = field(default_factory=list)
     forced: dict[str, tuple[str, ExitReason, datetime]] = field(default_factory=dict)
     force_orders_unreadable: int = 0
@@ -123,6 +128,9 @@ class ModelExchange:
         if self.lookups_unreadable > 0:
             self.lookups_unreadable -= 1
             raise RetryLater("order lookup failed (loopback model)")
+        if self.lookups_malformed > 0:
+            self.lookups_malformed -= 1
+            raise MarketDataError("order: executedQty 'NaN' (loopback model)")
         return self.orders.get(client_order_id)
 
     async def fetch_open_conditional_orders(self, symbol: str | None = None) -> list[Order]:
@@ -278,6 +286,9 @@ class ModelExchange:
         self.held[symbol] = (new_side, abs(after), entry)
 
     async def cancel_conditional_order(self, symbol: str, client_order_id: str) -> None:
+        if self.cancels_malformed > 0:
+            self.cancels_malformed -= 1
+            raise MarketDataError("algoOrder: algoStatus 'SOMETHING' (loopback model)")
         order = self.orders.get(client_order_id)
         if order is None or order.status is not OrderStatus.OPEN:
             raise OrderRejected(ReasonCode.ORDER_REJECTED, "model: unknown order")
