@@ -11,10 +11,30 @@ by a plain order's update under the same client id (the market order a triggered
 order became, should Binance give it the conditional order's id: ALGO_UPDATE alone reports a
 conditional order, its execution included).
 
-`seed(snapshot)` replaces the mirror with a REST snapshot, then re-applies the events received
-since `snapshot.taken_at` (a bounded log of recent events is kept for this): the snapshot
+`seed(snapshot)` replaces the mirror with a REST snapshot, then re-applies the events the
+snapshot's reads may not show (a bounded log of recent events is kept for this): the snapshot
 closes the gap, the newer events stay. A seed keeps the final states of orders (they cannot
 change) and forgets open ones the snapshot does not list: their fate is for REST to tell.
+
+Which events a seed re-applies. A REST snapshot is several reads, each stamped when it was
+sent on the clock that stamps each event's receipt (`ExchangeSnapshot.taken_at` for the
+positions, `conditional_orders_taken_at` for the open conditional orders; the caller stamps
+them before sending, with `ExchangeStreams.now`). An event received before a read was sent
+happened before it, so the read shows it, or shows what came after it: re-applying it could
+only move the mirror back (an entry's ACCOUNT_UPDATE re-applied over a read that showed the
+person's close 0.2 s later, the close's event dropped: the position came back — the
+hand-trading campaign, seed 30079). An event received after a read was sent may have happened
+after the read was answered: it is re-applied, even though the read may show it already (then
+re-applying it moves nothing a later event does not move on). So, by the kind of event: an
+ACCOUNT_UPDATE (and a leverage change) is re-applied when received at or after `taken_at`, an
+ALGO_UPDATE at or after `conditional_orders_taken_at`, an ORDER_TRADE_UPDATE at or after
+`taken_at` (no read lists plain orders; their updates only move forward). Receipt times, not
+Binance's `E` (event time) or `T` (transaction time): those are Binance's clock, which ours is
+not synchronised with to the millisecond, and a read's answer carries no time of its own (a
+flat position is not even listed). `T` still orders one symbol's position events (Binance
+orders the events of one type on a connection by `T` and `E`): the largest `T` of those not
+re-applied is the seeded position's time, so a late copy of one the read reflects (a
+duplicate, a reordered event) is older than the seeded state and cannot move it back.
 """
 
 from __future__ import annotations
@@ -63,6 +83,9 @@ class AccountMirror:
         self._replay = timedelta(seconds=replay_s)
         self._keep_final = timedelta(seconds=keep_final_s)
         self._positions: dict[str, tuple[int, PositionState]] = {}
+        # By symbol, the transaction time (ms) the last seed's REST read reflects: no position
+        # event at or before it moves the mirror.
+        self._seeded_at_ms: dict[str, int] = {}
         self._orders: dict[str, _Held] = {}
         self._leverage: dict[str, int] = {}
         self._log: deque[tuple[datetime, UserEvent]] = deque()
@@ -100,6 +123,8 @@ class AccountMirror:
         held = self._positions.get(state.symbol)
         if held is not None and held[0] > time_ms:
             return False
+        if time_ms <= self._seeded_at_ms.get(state.symbol, _NEVER):
+            return False  # the seed's read shows it already, or what came after it
         self._positions[state.symbol] = (time_ms, state)
         if state.amount != 0 and state.symbol not in self._leverage:
             self.needs_seed = True  # a position on a symbol whose leverage we never learnt
@@ -113,10 +138,12 @@ class AccountMirror:
         return True
 
     def seed(self, snapshot: ExchangeSnapshot, leverage: Mapping[str, int]) -> None:
-        """Replace the mirror with `snapshot`, then re-apply the events received since it
-        was taken. `leverage` (by symbol) completes what the snapshot's positions say."""
+        """Replace the mirror with `snapshot`, then re-apply the events its reads may not show
+        (received at or after the read of their kind was sent: see the module doc).
+        `leverage` (by symbol) completes what the snapshot's positions say."""
         self._leverage.update(leverage)
         self._leverage.update({s: p.leverage for s, p in snapshot.positions.items()})
+        self._seeded_at_ms = self._reflected_ms(snapshot.taken_at)
         self._positions = {s: (_NEVER, _state_of(p)) for s, p in snapshot.positions.items()}
         self._orders = {
             cid: held for cid, held in self._orders.items() if held.order.status.is_final
@@ -128,8 +155,19 @@ class AccountMirror:
                 self._orders[cid] = _Held(order, (_FINAL_STAGE, order.filled_quantity, _NEVER))
         self.needs_seed = False
         for received_at, event in self._log:
-            if received_at >= snapshot.taken_at:
+            if received_at >= _read_sent(snapshot, event):
                 self._apply(event)
+
+    def _reflected_ms(self, positions_read_at: datetime) -> dict[str, int]:
+        """By symbol, the latest transaction time of the position events received before the
+        positions were read at `positions_read_at`: the read shows them."""
+        reflected: dict[str, int] = {}
+        for received_at, event in self._log:
+            if received_at >= positions_read_at or not isinstance(event, AccountUpdate):
+                continue
+            for state in event.positions:
+                reflected[state.symbol] = max(event.time_ms, reflected.get(state.symbol, _NEVER))
+        return reflected
 
     def snapshot(self, now: datetime) -> ExchangeSnapshot:
         """The mirrored account at `now`; final orders older than `keep_final_s` are dropped."""
@@ -151,6 +189,13 @@ class AccountMirror:
             open_conditional_orders=tuple(h.order for h in self._orders.values() if h.resting),
             orders={cid: held.order for cid, held in self._orders.items()},
         )
+
+
+def _read_sent(snapshot: ExchangeSnapshot, event: UserEvent) -> datetime:
+    """When the read of `snapshot` that shows what `event` is about was sent."""
+    if isinstance(event, AlgoUpdate):
+        return snapshot.conditional_orders_taken_at
+    return snapshot.taken_at
 
 
 def _state_of(position: ExchangePosition) -> PositionState:

@@ -146,6 +146,9 @@ class BinanceStreams:
             prices[symbol] = held[0]
         return prices
 
+    def now(self) -> datetime:
+        return self._clock.now()  # the clock `_on_user` stamps each event's receipt with
+
     def reseed(self, snapshot: ExchangeSnapshot) -> None:
         self._gaps += 1
         self._mirror.seed(snapshot, self._rest.leverage_by_symbol())

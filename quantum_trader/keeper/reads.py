@@ -56,6 +56,7 @@ class ExchangeReads:
         due = self._rest_checked_at is None or now - self._rest_checked_at >= interval
         mirrored = streams.snapshot(now) if streams is not None else None
         positions: Mapping[str, ExchangePosition] | None = None
+        positions_sent = self._sent(now)  # when the positions read alone was sent, if made
         if mirrored is not None and not rest and not due and not self._echo_overdue(now, unechoed):
             if not self._position_check_due(now):
                 return mirrored
@@ -63,12 +64,15 @@ class ExchangeReads:
             if positions is None:
                 return mirrored
         if positions is None:
+            positions_sent = self._sent(now)
             positions = {p.symbol: p for p in await self._exchange.fetch_positions()}
+        orders_sent = self._sent(now)
         fresh = ExchangeSnapshot(
-            now,
+            positions_sent,
             SnapshotSource.REST,
             positions,
             tuple(await self._exchange.fetch_open_conditional_orders()),
+            orders_taken_at=orders_sent,
         )
         self._rest_checked_at = self._positions_checked_at = now
         difference = mirror_difference(mirrored, fresh) if mirrored is not None else ""
@@ -76,6 +80,12 @@ class ExchangeReads:
             log.warning("stream_mirror_differs", detail=difference)
             streams.reseed(fresh)
         return fresh
+
+    def _sent(self, now: datetime) -> datetime:
+        """The stamp of a read about to be sent: the streams' receipt clock, which a reseed
+        compares each event's receipt with (the tick's `now` may be well before the read: a
+        tick planned again from REST reads after its lookups; account_mirror.py)."""
+        return self._streams.now() if self._streams is not None else now
 
     def _position_check_due(self, now: datetime) -> bool:
         """Whether the mirror's positions are to be checked against REST at `now`: once
