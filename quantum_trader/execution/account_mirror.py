@@ -34,7 +34,10 @@ not synchronised with to the millisecond, and a read's answer carries no time of
 flat position is not even listed). `T` still orders one symbol's position events (Binance
 orders the events of one type on a connection by `T` and `E`): the largest `T` of those not
 re-applied is the seeded position's time, so a late copy of one the read reflects (a
-duplicate, a reordered event) is older than the seeded state and cannot move it back.
+duplicate, a reordered event) is older than the seeded state and cannot move it back; so for
+a conditional order the read no longer lists whose end the mirror did not see (cancelled by
+hand, its event dropped), no event of it at or before the latest `T` received before the read
+brings it back, unless final.
 """
 
 from __future__ import annotations
@@ -86,6 +89,10 @@ class AccountMirror:
         # By symbol, the transaction time (ms) the last seed's REST read reflects: no position
         # event at or before it moves the mirror.
         self._seeded_at_ms: dict[str, int] = {}
+        # By client id, the conditional orders the last seed's read no longer lists and whose
+        # end the mirror did not see, with the latest transaction time (ms) of their events
+        # before the read: an event not final at or before it is older than their end.
+        self._gone_at_ms: dict[str, int] = {}
         self._orders: dict[str, _Held] = {}
         self._leverage: dict[str, int] = {}
         self._log: deque[tuple[datetime, UserEvent]] = deque()
@@ -111,6 +118,9 @@ class AccountMirror:
             return self._apply_order(_Held(order, key))
         if isinstance(event, AlgoUpdate):
             stage = _ALGO_STAGE.get(event.raw_status, _FINAL_STAGE)
+            gone_at = self._gone_at_ms.get(event.order.client_order_id, _NEVER)
+            if stage < _FINAL_STAGE and event.time_ms <= gone_at:
+                return False  # a late copy: the seed's read showed the order ended since
             key = (stage, event.order.filled_quantity, event.time_ms)
             return self._apply_order(_Held(event.order, key, stage == 0))
         if isinstance(event, LeverageUpdate):
@@ -143,7 +153,7 @@ class AccountMirror:
         `leverage` (by symbol) completes what the snapshot's positions say."""
         self._leverage.update(leverage)
         self._leverage.update({s: p.leverage for s, p in snapshot.positions.items()})
-        self._seeded_at_ms = self._reflected_ms(snapshot.taken_at)
+        self._seeded_at_ms = self._before(snapshot.taken_at, AccountUpdate)
         self._positions = {s: (_NEVER, _state_of(p)) for s, p in snapshot.positions.items()}
         self._orders = {
             cid: held for cid, held in self._orders.items() if held.order.status.is_final
@@ -153,21 +163,32 @@ class AccountMirror:
         for cid, order in snapshot.orders.items():
             if order.status.is_final:
                 self._orders[cid] = _Held(order, (_FINAL_STAGE, order.filled_quantity, _NEVER))
+        before = self._before(snapshot.conditional_orders_taken_at, AlgoUpdate)
+        self._gone_at_ms = {c: t for c, t in before.items() if c not in self._orders}
         self.needs_seed = False
         for received_at, event in self._log:
             if received_at >= _read_sent(snapshot, event):
                 self._apply(event)
 
-    def _reflected_ms(self, positions_read_at: datetime) -> dict[str, int]:
-        """By symbol, the latest transaction time of the position events received before the
-        positions were read at `positions_read_at`: the read shows them."""
-        reflected: dict[str, int] = {}
+    def _before(
+        self, read_sent: datetime, kind: type[AccountUpdate | AlgoUpdate]
+    ) -> dict[str, int]:
+        """The latest transaction time (ms) of the events of `kind` received before a read
+        sent at `read_sent` (which shows them), by symbol for positions, by client order id
+        for conditional orders."""
+        latest: dict[str, int] = {}
         for received_at, event in self._log:
-            if received_at >= positions_read_at or not isinstance(event, AccountUpdate):
+            if received_at >= read_sent:
                 continue
-            for state in event.positions:
-                reflected[state.symbol] = max(event.time_ms, reflected.get(state.symbol, _NEVER))
-        return reflected
+            if isinstance(event, AccountUpdate) and kind is AccountUpdate:
+                keys = [state.symbol for state in event.positions]
+            elif isinstance(event, AlgoUpdate) and kind is AlgoUpdate:
+                keys = [event.order.client_order_id]
+            else:
+                continue
+            for key in keys:
+                latest[key] = max(event.time_ms, latest.get(key, _NEVER))
+        return latest
 
     def snapshot(self, now: datetime) -> ExchangeSnapshot:
         """The mirrored account at `now`; final orders older than `keep_final_s` are dropped."""

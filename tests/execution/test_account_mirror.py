@@ -206,6 +206,18 @@ def test_an_event_a_reseed_already_reflects_does_not_move_the_mirror_back_when_l
     assert mirror.snapshot(at(1.3)).positions[BTC].quantity == Decimal("0.004")
 
 
+def test_a_late_copy_of_a_stop_the_reseed_found_gone_does_not_bring_it_back() -> None:
+    """A stop cancelled by hand, its event dropped: the read lists it no more. A copy of its
+    NEW arriving late is older than that read; how it ended, when told, is kept."""
+    mirror = seeded_mirror()
+    mirror.apply(parse(algo_update("NEW", T0 + 1)), at(0.1))
+    mirror.seed(ExchangeSnapshot(at(0.3), SnapshotSource.REST, {}, ()), {})
+    mirror.apply(parse(algo_update("NEW", T0 + 1)), at(1.0))
+    assert mirror.snapshot(at(1.1)).open_conditional_orders == ()
+    mirror.apply(parse(algo_update("CANCELED", T0 + 2)), at(1.2))
+    assert mirror.snapshot(at(1.3)).orders["qts1"].status is OrderStatus.CANCELED
+
+
 def test_a_position_with_an_unknown_leverage_asks_for_a_seed() -> None:
     mirror = AccountMirror(replay_s=300, keep_final_s=3600)
     mirror.seed(empty_snapshot(NOW), {})
