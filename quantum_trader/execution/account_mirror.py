@@ -24,20 +24,24 @@ happened before it, so the read shows it, or shows what came after it: re-applyi
 only move the mirror back (an entry's ACCOUNT_UPDATE re-applied over a read that showed the
 person's close 0.2 s later, the close's event dropped: the position came back — the
 hand-trading campaign, seed 30079). An event received after a read was sent may have happened
-after the read was answered: it is re-applied, even though the read may show it already (then
-re-applying it moves nothing a later event does not move on). So, by the kind of event: an
+after the read was answered: it is re-applied, even though the read may show it already (if
+so, and the event of a later change was lost, the mirror is behind until the next check, as
+after any lost event). So, by the kind of event: an
 ACCOUNT_UPDATE (and a leverage change) is re-applied when received at or after `taken_at`, an
 ALGO_UPDATE at or after `conditional_orders_taken_at`, an ORDER_TRADE_UPDATE at or after
 `taken_at` (no read lists plain orders; their updates only move forward). Receipt times, not
 Binance's `E` (event time) or `T` (transaction time): those are Binance's clock, which ours is
 not synchronised with to the millisecond, and a read's answer carries no time of its own (a
 flat position is not even listed). `T` still orders one symbol's position events (Binance
-orders the events of one type on a connection by `T` and `E`): the largest `T` of those not
-re-applied is the seeded position's time, so a late copy of one the read reflects (a
-duplicate, a reordered event) is older than the seeded state and cannot move it back; so for
+orders the events of one type on a connection by `T` and `E`): a position event at or before
+the largest `T` of the symbol's events received before the read is not applied on the seeded
+state, so a late copy of one the read reflects (a duplicate, a reordered event) cannot move it
+back; so for
 a conditional order the read no longer lists whose end the mirror did not see (cancelled by
 hand, its event dropped), no event of it at or before the latest `T` received before the read
-brings it back, unless final.
+brings it back, unless final. What this assumes: a REST read shows a change by the time its
+event reaches us; should a read lag the stream, the mirror keeps the read's older state until
+the symbol's next event or the keeper's next check against REST.
 """
 
 from __future__ import annotations

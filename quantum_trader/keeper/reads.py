@@ -5,7 +5,9 @@ The mirror is used while the streams are usable; REST otherwise, every
 `keeper.rest_check_interval_s` in full (positions and open conditional orders) to check the
 mirror, every `keeper.rest_position_check_s` for positions alone, and at once when an order of
 ours booked from its answer has not been echoed by the stream. User-data events carry no
-sequence number: only such reads find one that was lost.
+sequence number: only such reads find one that was lost. Each REST read is stamped when it is
+sent, on the streams' clock (`ExchangeStreams.now`), so a reseed from it re-applies only the
+events it may not show (execution/account_mirror.py).
 """
 
 from __future__ import annotations
