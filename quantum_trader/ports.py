@@ -137,9 +137,16 @@ class ExchangeStreams(Protocol):
         """Mark prices of `symbols` from the stream, or None if any is missing or stale."""
         ...
 
+    def now(self) -> datetime:
+        """The time on the clock that stamps the receipt of every user-data event. A REST read
+        that may reseed the mirror is stamped with it just before it is sent."""
+        ...
+
     def reseed(self, snapshot: ExchangeSnapshot) -> None:
         """Replace the mirror with a REST snapshot that disagreed with it (a missed event).
-        Events received since `snapshot.taken_at` are applied again on top of it."""
+        The events received since each of its reads was sent (`snapshot.taken_at`, the
+        positions'; `conditional_orders_taken_at`) are applied again on top of it, not those
+        received before: the reads show them (execution/account_mirror.py)."""
         ...
 
 

@@ -24,7 +24,11 @@ class SnapshotSource(StrEnum):
 
 @record
 class ExchangeSnapshot:
-    """The account at `taken_at` (for a REST snapshot: when its first read was sent).
+    """The account at `taken_at`: for a REST snapshot, no later than when the read of its
+    positions was sent, on the clock that stamps the receipt of the user-data stream's events
+    (`ExchangeStreams.now`), so a reseed of the streams' mirror can tell which events the reads
+    may not show (execution/account_mirror.py); `orders_taken_at` likewise for the read of the
+    open conditional orders (None: `taken_at`, when it was sent first or at once).
 
     `positions`: non-zero one-way positions by symbol. `open_conditional_orders`: every open
     STOP_MARKET / TAKE_PROFIT_MARKET order on the account. `orders`: the latest state the
@@ -37,6 +41,12 @@ class ExchangeSnapshot:
     positions: Mapping[str, ExchangePosition]
     open_conditional_orders: tuple[Order, ...]
     orders: Mapping[str, Order] = field(default_factory=dict)
+    orders_taken_at: datetime | None = None
+
+    @property
+    def conditional_orders_taken_at(self) -> datetime:
+        """When the read of the open conditional orders was sent (see the class doc)."""
+        return self.orders_taken_at or self.taken_at
 
 
 @record

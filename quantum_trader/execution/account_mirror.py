@@ -11,10 +11,37 @@ by a plain order's update under the same client id (the market order a triggered
 order became, should Binance give it the conditional order's id: ALGO_UPDATE alone reports a
 conditional order, its execution included).
 
-`seed(snapshot)` replaces the mirror with a REST snapshot, then re-applies the events received
-since `snapshot.taken_at` (a bounded log of recent events is kept for this): the snapshot
+`seed(snapshot)` replaces the mirror with a REST snapshot, then re-applies the events the
+snapshot's reads may not show (a bounded log of recent events is kept for this): the snapshot
 closes the gap, the newer events stay. A seed keeps the final states of orders (they cannot
 change) and forgets open ones the snapshot does not list: their fate is for REST to tell.
+
+Which events a seed re-applies. A REST snapshot is several reads, each stamped when it was
+sent on the clock that stamps each event's receipt (`ExchangeSnapshot.taken_at` for the
+positions, `conditional_orders_taken_at` for the open conditional orders; the caller stamps
+them before sending, with `ExchangeStreams.now`). An event received before a read was sent
+happened before it, so the read shows it, or shows what came after it: re-applying it could
+only move the mirror back (an entry's ACCOUNT_UPDATE re-applied over a read that showed the
+person's close 0.2 s later, the close's event dropped: the position came back — the
+hand-trading campaign, seed 30079). An event received after a read was sent may have happened
+after the read was answered: it is re-applied, even though the read may show it already (if
+so, and the event of a later change was lost, the mirror is behind until the next check, as
+after any lost event). So, by the kind of event: an
+ACCOUNT_UPDATE (and a leverage change) is re-applied when received at or after `taken_at`, an
+ALGO_UPDATE at or after `conditional_orders_taken_at`, an ORDER_TRADE_UPDATE at or after
+`taken_at` (no read lists plain orders; their updates only move forward). Receipt times, not
+Binance's `E` (event time) or `T` (transaction time): those are Binance's clock, which ours is
+not synchronised with to the millisecond, and a read's answer carries no time of its own (a
+flat position is not even listed). `T` still orders one symbol's position events (Binance
+orders the events of one type on a connection by `T` and `E`): a position event at or before
+the largest `T` of the symbol's events received before the read is not applied on the seeded
+state, so a late copy of one the read reflects (a duplicate, a reordered event) cannot move it
+back; so for
+a conditional order the read no longer lists whose end the mirror did not see (cancelled by
+hand, its event dropped), no event of it at or before the latest `T` received before the read
+brings it back, unless final. What this assumes: a REST read shows a change by the time its
+event reaches us; should a read lag the stream, the mirror keeps the read's older state until
+the symbol's next event or the keeper's next check against REST.
 """
 
 from __future__ import annotations
@@ -63,6 +90,13 @@ class AccountMirror:
         self._replay = timedelta(seconds=replay_s)
         self._keep_final = timedelta(seconds=keep_final_s)
         self._positions: dict[str, tuple[int, PositionState]] = {}
+        # By symbol, the transaction time (ms) the last seed's REST read reflects: no position
+        # event at or before it moves the mirror.
+        self._seeded_at_ms: dict[str, int] = {}
+        # By client id, the conditional orders the last seed's read no longer lists and whose
+        # end the mirror did not see, with the latest transaction time (ms) of their events
+        # before the read: an event not final at or before it is older than their end.
+        self._gone_at_ms: dict[str, int] = {}
         self._orders: dict[str, _Held] = {}
         self._leverage: dict[str, int] = {}
         self._log: deque[tuple[datetime, UserEvent]] = deque()
@@ -88,6 +122,9 @@ class AccountMirror:
             return self._apply_order(_Held(order, key))
         if isinstance(event, AlgoUpdate):
             stage = _ALGO_STAGE.get(event.raw_status, _FINAL_STAGE)
+            gone_at = self._gone_at_ms.get(event.order.client_order_id, _NEVER)
+            if stage < _FINAL_STAGE and event.time_ms <= gone_at:
+                return False  # a late copy: the seed's read showed the order ended since
             key = (stage, event.order.filled_quantity, event.time_ms)
             return self._apply_order(_Held(event.order, key, stage == 0))
         if isinstance(event, LeverageUpdate):
@@ -100,6 +137,8 @@ class AccountMirror:
         held = self._positions.get(state.symbol)
         if held is not None and held[0] > time_ms:
             return False
+        if time_ms <= self._seeded_at_ms.get(state.symbol, _NEVER):
+            return False  # the seed's read shows it already, or what came after it
         self._positions[state.symbol] = (time_ms, state)
         if state.amount != 0 and state.symbol not in self._leverage:
             self.needs_seed = True  # a position on a symbol whose leverage we never learnt
@@ -113,10 +152,12 @@ class AccountMirror:
         return True
 
     def seed(self, snapshot: ExchangeSnapshot, leverage: Mapping[str, int]) -> None:
-        """Replace the mirror with `snapshot`, then re-apply the events received since it
-        was taken. `leverage` (by symbol) completes what the snapshot's positions say."""
+        """Replace the mirror with `snapshot`, then re-apply the events its reads may not show
+        (received at or after the read of their kind was sent: see the module doc).
+        `leverage` (by symbol) completes what the snapshot's positions say."""
         self._leverage.update(leverage)
         self._leverage.update({s: p.leverage for s, p in snapshot.positions.items()})
+        self._seeded_at_ms = self._before(snapshot.taken_at, AccountUpdate)
         self._positions = {s: (_NEVER, _state_of(p)) for s, p in snapshot.positions.items()}
         self._orders = {
             cid: held for cid, held in self._orders.items() if held.order.status.is_final
@@ -126,10 +167,32 @@ class AccountMirror:
         for cid, order in snapshot.orders.items():
             if order.status.is_final:
                 self._orders[cid] = _Held(order, (_FINAL_STAGE, order.filled_quantity, _NEVER))
+        before = self._before(snapshot.conditional_orders_taken_at, AlgoUpdate)
+        self._gone_at_ms = {c: t for c, t in before.items() if c not in self._orders}
         self.needs_seed = False
         for received_at, event in self._log:
-            if received_at >= snapshot.taken_at:
+            if received_at >= _read_sent(snapshot, event):
                 self._apply(event)
+
+    def _before(
+        self, read_sent: datetime, kind: type[AccountUpdate | AlgoUpdate]
+    ) -> dict[str, int]:
+        """The latest transaction time (ms) of the events of `kind` received before a read
+        sent at `read_sent` (which shows them), by symbol for positions, by client order id
+        for conditional orders."""
+        latest: dict[str, int] = {}
+        for received_at, event in self._log:
+            if received_at >= read_sent:
+                continue
+            if isinstance(event, AccountUpdate) and kind is AccountUpdate:
+                keys = [state.symbol for state in event.positions]
+            elif isinstance(event, AlgoUpdate) and kind is AlgoUpdate:
+                keys = [event.order.client_order_id]
+            else:
+                continue
+            for key in keys:
+                latest[key] = max(event.time_ms, latest.get(key, _NEVER))
+        return latest
 
     def snapshot(self, now: datetime) -> ExchangeSnapshot:
         """The mirrored account at `now`; final orders older than `keep_final_s` are dropped."""
@@ -151,6 +214,13 @@ class AccountMirror:
             open_conditional_orders=tuple(h.order for h in self._orders.values() if h.resting),
             orders={cid: held.order for cid, held in self._orders.items()},
         )
+
+
+def _read_sent(snapshot: ExchangeSnapshot, event: UserEvent) -> datetime:
+    """When the read of `snapshot` that shows what `event` is about was sent."""
+    if isinstance(event, AlgoUpdate):
+        return snapshot.conditional_orders_taken_at
+    return snapshot.taken_at
 
 
 def _state_of(position: ExchangePosition) -> PositionState:

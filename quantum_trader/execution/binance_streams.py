@@ -8,10 +8,11 @@ Two connections, each in its own loop until `stopping` is set:
 - user data: a listen key (POST /fapi/v1/listenKey), kept alive every
   `exchange.listen_key_keepalive_s` (PUT; Binance expires it after 60 minutes without), and
   the /private route filtered to the events we mirror. After every (re)connect the mirror is
-  seeded from a REST snapshot taken after the connection opened (events received meanwhile
-  are re-applied on top), and only then is the stream usable. listenKeyExpired, a keep-alive
-  that finds the key gone, or an unanswered ping (ccxt's keep-alive) ends the connection;
-  a malformed event, or a position on a symbol whose leverage is unknown, triggers a reseed.
+  seeded from a REST snapshot taken after the connection opened (events received since each
+  of its reads was sent are re-applied on top), and only then is the stream usable.
+  listenKeyExpired, a keep-alive that finds the key gone, or an unanswered ping (ccxt's
+  keep-alive) ends the connection; a malformed event, or a position on a symbol whose
+  leverage is unknown, triggers a reseed.
 Reconnects back off exponentially (1 s doubling up to `exchange.stream_backoff_max_s`). Every
 time comes from the clock passed in, so tests run it in accelerated time.
 """
@@ -26,7 +27,13 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from quantum_trader.config import ExchangeSettings
-from quantum_trader.domain import ExchangeSnapshot, StreamHealth
+from quantum_trader.domain import (
+    ExchangePosition,
+    ExchangeSnapshot,
+    Order,
+    SnapshotSource,
+    StreamHealth,
+)
 from quantum_trader.errors import (
     MarketDataError,
     OperatorActionRequired,
@@ -59,7 +66,9 @@ class StreamRest(Protocol):
 
     def leverage_by_symbol(self) -> dict[str, int]: ...
 
-    async def fetch_snapshot(self, taken_at: datetime) -> ExchangeSnapshot: ...
+    async def fetch_positions(self) -> list[ExchangePosition]: ...
+
+    async def fetch_open_conditional_orders(self) -> list[Order]: ...
 
     async def create_listen_key(self) -> str: ...
 
@@ -145,6 +154,9 @@ class BinanceStreams:
                 return None
             prices[symbol] = held[0]
         return prices
+
+    def now(self) -> datetime:
+        return self._clock.now()  # the clock `_on_user` stamps each event's receipt with
 
     def reseed(self, snapshot: ExchangeSnapshot) -> None:
         self._gaps += 1
@@ -278,14 +290,28 @@ class BinanceStreams:
 
     async def _seed(self) -> None:
         self._usable = False
-        taken_at = self._clock.now()
-        snapshot = await self._rest.fetch_snapshot(taken_at)
+        snapshot = await self._read_snapshot()
         self._mirror.seed(snapshot, self._rest.leverage_by_symbol())
         self._usable = not self._mirror.needs_seed
         self._detail = "streaming"
         log.info("user_data_stream_seeded", positions=len(snapshot.positions),
                  open_conditional_orders=len(snapshot.open_conditional_orders))  # fmt: skip
         self._updated.set()
+
+    async def _read_snapshot(self) -> ExchangeSnapshot:
+        """Positions and the open conditional orders from REST, each read stamped when it is
+        sent on the clock that stamps the events' receipt: the seed re-applies the events
+        received since (account_mirror.py)."""
+        positions_sent = self._clock.now()
+        positions = await self._rest.fetch_positions()
+        orders_sent = self._clock.now()
+        return ExchangeSnapshot(
+            positions_sent,
+            SnapshotSource.REST,
+            {p.symbol: p for p in positions},
+            tuple(await self._rest.fetch_open_conditional_orders()),
+            orders_taken_at=orders_sent,
+        )
 
     async def _keep_alive(self) -> str:
         """Return once a keep-alive finds the listen key gone."""

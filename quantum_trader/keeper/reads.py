@@ -5,7 +5,9 @@ The mirror is used while the streams are usable; REST otherwise, every
 `keeper.rest_check_interval_s` in full (positions and open conditional orders) to check the
 mirror, every `keeper.rest_position_check_s` for positions alone, and at once when an order of
 ours booked from its answer has not been echoed by the stream. User-data events carry no
-sequence number: only such reads find one that was lost.
+sequence number: only such reads find one that was lost. Each REST read is stamped when it is
+sent, on the streams' clock (`ExchangeStreams.now`), so a reseed from it re-applies only the
+events it may not show (execution/account_mirror.py).
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ class ExchangeReads:
         due = self._rest_checked_at is None or now - self._rest_checked_at >= interval
         mirrored = streams.snapshot(now) if streams is not None else None
         positions: Mapping[str, ExchangePosition] | None = None
+        positions_sent = self._sent(now)  # when the positions read alone was sent, if made
         if mirrored is not None and not rest and not due and not self._echo_overdue(now, unechoed):
             if not self._position_check_due(now):
                 return mirrored
@@ -63,12 +66,15 @@ class ExchangeReads:
             if positions is None:
                 return mirrored
         if positions is None:
+            positions_sent = self._sent(now)
             positions = {p.symbol: p for p in await self._exchange.fetch_positions()}
+        orders_sent = self._sent(now)
         fresh = ExchangeSnapshot(
-            now,
+            positions_sent,
             SnapshotSource.REST,
             positions,
             tuple(await self._exchange.fetch_open_conditional_orders()),
+            orders_taken_at=orders_sent,
         )
         self._rest_checked_at = self._positions_checked_at = now
         difference = mirror_difference(mirrored, fresh) if mirrored is not None else ""
@@ -76,6 +82,12 @@ class ExchangeReads:
             log.warning("stream_mirror_differs", detail=difference)
             streams.reseed(fresh)
         return fresh
+
+    def _sent(self, now: datetime) -> datetime:
+        """The stamp of a read about to be sent: the streams' receipt clock, which a reseed
+        compares each event's receipt with (the tick's `now` may be well before the read: a
+        tick planned again from REST reads after its lookups; account_mirror.py)."""
+        return self._streams.now() if self._streams is not None else now
 
     def _position_check_due(self, now: datetime) -> bool:
         """Whether the mirror's positions are to be checked against REST at `now`: once

@@ -150,6 +150,74 @@ def test_a_seed_replaces_the_mirror_and_replays_only_later_events() -> None:
     assert seeded.orders["qte1"].status is OrderStatus.FILLED  # final: kept
 
 
+def at(seconds: float) -> datetime:
+    """`seconds` after NOW, the tick's `now` in the tests below, on the receipt clock."""
+    return NOW + timedelta(seconds=seconds)
+
+
+def seeded_mirror() -> AccountMirror:
+    mirror = AccountMirror(replay_s=300, keep_final_s=3600)
+    mirror.seed(empty_snapshot(NOW - timedelta(seconds=60)), {BTC: 5})
+    return mirror
+
+
+def test_a_reseed_does_not_reapply_a_position_event_received_before_the_positions_read() -> None:
+    """Seed 30079 of the hand-trading campaign: our entry's ACCOUNT_UPDATE arrived after the
+    tick's `now` but before its REST read, which already showed the person's close 0.2 s later
+    (whose event was dropped). The read is stamped when it began, so the entry stays out."""
+    mirror = seeded_mirror()
+    mirror.apply(parse(account_update("0.010", T0 + 1)), at(0.1))  # the entry's
+    positions_read = ExchangeSnapshot(at(0.3), SnapshotSource.REST, {}, ())  # flat: closed
+    mirror.seed(positions_read, {})
+    assert mirror.snapshot(at(0.4)).positions == {}
+
+
+def test_a_reseed_reapplies_a_position_event_received_after_its_read_began() -> None:
+    """An event received once the read was sent may or may not be in its answer: re-applied."""
+    mirror = seeded_mirror()
+    read = ExchangeSnapshot(at(0.3), SnapshotSource.REST, {}, (), orders_taken_at=at(0.5))
+    mirror.apply(parse(account_update("0.010", T0 + 1)), at(0.4))  # between the two reads
+    mirror.seed(read, {})
+    assert mirror.snapshot(at(0.6)).positions[BTC].quantity == Decimal("0.010")
+
+
+def test_an_algo_event_is_reapplied_only_from_the_read_of_the_open_orders_on() -> None:
+    """Positions and open conditional orders are two reads: a stop's event received between
+    them is in the second (a stop placed, then cancelled by hand with its event dropped: not
+    listed, not brought back); one received after the second began is re-applied."""
+    mirror = seeded_mirror()
+    mirror.apply(parse(algo_update("NEW", T0 + 1, cid="qtsGONE")), at(0.4))
+    mirror.apply(parse(algo_update("NEW", T0 + 2, cid="qtsNEW")), at(0.6))
+    read = ExchangeSnapshot(at(0.3), SnapshotSource.REST, {}, (), orders_taken_at=at(0.5))
+    mirror.seed(read, {})
+    listed = mirror.snapshot(at(0.7)).open_conditional_orders
+    assert [o.client_order_id for o in listed] == ["qtsNEW"]
+
+
+def test_an_event_a_reseed_already_reflects_does_not_move_the_mirror_back_when_late() -> None:
+    """A duplicate (or a late copy) of a position event the REST read reflected is older than
+    the read: it does not bring back what the read showed gone. A newer one still moves it."""
+    mirror = seeded_mirror()
+    mirror.apply(parse(account_update("0.010", T0 + 1)), at(0.1))
+    mirror.seed(ExchangeSnapshot(at(0.3), SnapshotSource.REST, {}, ()), {})
+    mirror.apply(parse(account_update("0.010", T0 + 1)), at(1.0))  # the entry's, again
+    assert mirror.snapshot(at(1.1)).positions == {}
+    mirror.apply(parse(account_update("0.004", T0 + 5)), at(1.2))
+    assert mirror.snapshot(at(1.3)).positions[BTC].quantity == Decimal("0.004")
+
+
+def test_a_late_copy_of_a_stop_the_reseed_found_gone_does_not_bring_it_back() -> None:
+    """A stop cancelled by hand, its event dropped: the read lists it no more. A copy of its
+    NEW arriving late is older than that read; how it ended, when told, is kept."""
+    mirror = seeded_mirror()
+    mirror.apply(parse(algo_update("NEW", T0 + 1)), at(0.1))
+    mirror.seed(ExchangeSnapshot(at(0.3), SnapshotSource.REST, {}, ()), {})
+    mirror.apply(parse(algo_update("NEW", T0 + 1)), at(1.0))
+    assert mirror.snapshot(at(1.1)).open_conditional_orders == ()
+    mirror.apply(parse(algo_update("CANCELED", T0 + 2)), at(1.2))
+    assert mirror.snapshot(at(1.3)).orders["qts1"].status is OrderStatus.CANCELED
+
+
 def test_a_position_with_an_unknown_leverage_asks_for_a_seed() -> None:
     mirror = AccountMirror(replay_s=300, keep_final_s=3600)
     mirror.seed(empty_snapshot(NOW), {})

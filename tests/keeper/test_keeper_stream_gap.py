@@ -63,6 +63,11 @@ class UsableMirror:
     def mark_prices(self, symbols: Sequence[str], now: datetime) -> dict[str, Decimal] | None:
         return None
 
+    def now(self) -> datetime:
+        """It receives no events, so its reseeds compare no receipt with a read's stamp: its
+        clock stands at the tests' start."""
+        return T0
+
     def reseed(self, snapshot: ExchangeSnapshot) -> None:
         self.reseeded.append(snapshot)
 
