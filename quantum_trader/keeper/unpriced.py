@@ -103,6 +103,18 @@ def unpriced_writes(
     return saved, deleted
 
 
+async def saved_closes(repository: Repository) -> dict[str, UnpricedClose]:
+    """The closes awaiting their price as saved, those that read back (changes nothing: the
+    `status` command reads them beside a running daemon)."""
+    unpriced = {}
+    for symbol, saved in (await repository.load_state(UNPRICED)).items():
+        try:
+            unpriced[symbol] = UnpricedClose.from_dict(saved)
+        except _UNREADABLE:
+            continue
+    return unpriced
+
+
 async def restored(repository: Repository) -> dict[str, UnpricedClose]:
     """The closes awaiting their price, by symbol, as the last run saved them."""
     unpriced = {}

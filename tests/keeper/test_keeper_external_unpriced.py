@@ -26,6 +26,7 @@ from test_keeper_properties import KEEPER, PRICES, RULES, T0, TICK, Harness, siz
 from quantum_trader.domain import ExitReason, OrderKind, OrderRequest, OrderSide, OrderStatus, Side
 from quantum_trader.keeper.ids import Purpose
 from quantum_trader.keeper.unpriced import UNPRICED
+from quantum_trader.ops.operator_view import blocked_symbols
 from quantum_trader.storage.sqlite import SqliteRepository
 
 BOUND = timedelta(seconds=KEEPER.external_close_mark_after_s)
@@ -122,7 +123,8 @@ async def test_trades_never_read_book_the_close_at_a_mark_read_after_the_bound_a
 
 async def test_a_restart_while_the_close_awaits_its_price_books_it_once() -> None:
     """A restart after the tick that saw the close (neither read answered): the new run still
-    knows the position gone and the symbol blocked, books the close at its trade's price,
+    knows the position gone and the symbol blocked (so does `status`, reading the database),
+    books the close at its trade's price,
     once, and a restart after that books nothing again."""
     harness = await Harness.start()
     quantity = await opened(harness)
@@ -130,7 +132,8 @@ async def test_a_restart_while_the_close_awaits_its_price_books_it_once() -> Non
     seen_at = harness.now
     await harness.restart()
     assert harness.keeper.positions == {}
-    assert BTC in harness.keeper.view().blocked
+    why = harness.keeper.view().blocked[BTC]
+    assert await blocked_symbols(harness.repository) == {BTC: why}  # `status`, from the database
     await harness.tick()
     await harness.restart()
     for _ in range(3):
