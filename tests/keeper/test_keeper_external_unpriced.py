@@ -20,7 +20,7 @@ from structlog.testing import capture_logs
 from test_keeper_booking_one_write import keeper_on as sqlite_keeper_on
 from test_keeper_external_exits import by_hand, fee_paid, noted, opened
 from test_keeper_external_saved import reduce_by_hand
-from test_keeper_fees_unread import BTC, sent
+from test_keeper_fees_unread import BTC, entered, sent
 from test_keeper_properties import KEEPER, PRICES, RULES, T0, TICK, Harness, sized
 
 from quantum_trader.domain import ExitReason, OrderKind, OrderRequest, OrderSide, OrderStatus, Side
@@ -230,3 +230,25 @@ async def test_a_saved_close_that_cannot_be_read_back_is_said_once_and_dropped()
     assert "will not be booked" in said["detail"]
     assert await harness.repository.load_state(UNPRICED) == {}
     assert harness.keeper.view().blocked == {}
+
+
+async def test_an_entry_fee_read_while_the_close_awaits_its_price_goes_into_its_trade() -> None:
+    """The entry's fills were unread; the close by hand is seen with nothing to price it;
+    the entry's fee is read on the next tick (the trades still unreadable) and kept with the
+    waiting close, across a restart; the trade, booked at the person's price, has both fees,
+    each once."""
+    harness = await Harness.start()
+    exchange = harness.exchange
+    entry = await entered(harness, unreadable=2)  # the answer's read and the next tick's
+    quantity = harness.keeper.positions[BTC].quantity
+    await closed_by_hand_unread(harness, "web_closed_45", quantity)
+    exchange.account_fills_unreadable = 1
+    await harness.tick()  # the entry's fills read, the account's trades not
+    assert harness.keeper.book.fees_unread == {}
+    assert await harness.repository.closed_trades() == []
+    await harness.restart()
+    await harness.tick()
+
+    [trade] = await harness.repository.closed_trades()
+    assert trade.exit_price == Decimal(102)
+    assert trade.fees_usdt == fee_paid(harness, entry) + fee_paid(harness, "web_closed_45")
