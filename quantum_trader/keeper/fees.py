@@ -124,9 +124,9 @@ def _booked(book: Draft, unread: UnreadFees, fee_usdt: Decimal) -> Note:
     cid = unread.client_order_id
     waiting = book.unpriced.get(unread.symbol)
     if waiting is not None and unread.since <= waiting.since:  # its position's close awaits
-        position = waiting.position  # a price (keeper/unpriced.py): its trade takes the fee
-        fees = position.fees_usdt + fee_usdt
-        book.unpriced[unread.symbol] = replace(waiting, position=replace(position, fees_usdt=fees))
+        closed = waiting.position  # a price (keeper/unpriced.py): its trade takes the fee
+        fees = closed.fees_usdt + fee_usdt
+        book.unpriced[unread.symbol] = replace(waiting, position=replace(closed, fees_usdt=fees))
         return Note("fees_read", unread.symbol, f"{cid}: {fee_usdt} USDT added to the fees")
     position = book.positions.get(unread.symbol)
     if position is None:  # closes read them first (carry.py): not expected
