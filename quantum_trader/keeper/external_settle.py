@@ -56,14 +56,16 @@ class ExternalSettling:
     ) -> Position | None:
         """A reduction with no order of ours, and neither the account's trades nor a mark to
         book it at: a part waits with the position booked as it was (its stop covers what is
-        held; the next tick books it); a close leaves the books now and its trade awaits a
-        price (keeper/unpriced.py). Never at a price no one traded at (was: the stop's)."""
+        held; the next tick books it), and so does a close on a symbol where another awaits
+        its price (one a symbol: a flip's other side closed too); a close leaves the books
+        now and its trade awaits a price (keeper/unpriced.py). Never at a price no one traded
+        at (was: the stop's)."""
         symbol = position.symbol
         detail = (
             f"{position.side} {position.quantity - target} gone from the exchange with no "
             f"order of ours to explain it, and nothing to book it at: no mark read{why}"
         )
-        if target > 0:
+        if target > 0 or symbol in self.book.unpriced:  # a part, or a close beside another
             detail += "; the position stays booked as it was until a tick reads a price"
             self.notes.append(Note(AWAITS_PRICE, symbol, detail, warning=True))
             return position

@@ -252,3 +252,29 @@ async def test_an_entry_fee_read_while_the_close_awaits_its_price_goes_into_its_
     [trade] = await harness.repository.closed_trades()
     assert trade.exit_price == Decimal(102)
     assert trade.fees_usdt == fee_paid(harness, entry) + fee_paid(harness, "web_closed_45")
+
+
+async def test_a_flips_other_side_closed_while_the_first_close_awaits_its_price_is_kept() -> None:
+    """A flip by hand seen with nothing to price it (the long waits, the short adopted), then
+    the short bought back by hand, seen with nothing to price it either: the short stays
+    booked (one close awaits a price on a symbol), the long's close is not lost; once the
+    reads answer, both are booked once, each at its own trade."""
+    harness = await Harness.start()
+    exchange = harness.exchange
+    quantity = await opened(harness)
+    await closed_by_hand_unread(harness, "web_flipped_41", quantity * 2, flip=True)
+    exchange.move(BTC, Decimal(101))
+    buy = OrderRequest("web_closed_46", BTC, OrderSide.BUY, OrderKind.MARKET, quantity)
+    await exchange.place_order(buy)
+    exchange.account_fills_unreadable = exchange.marks_unreadable = 1
+    await harness.tick()
+    assert harness.keeper.positions[BTC].side is Side.SHORT
+    for _ in range(3):
+        await harness.tick()
+
+    trades = sorted(await harness.repository.closed_trades(), key=lambda t: t.side)
+    assert [(t.side, t.exit_price) for t in trades] == [
+        (Side.LONG, Decimal(102)),
+        (Side.SHORT, Decimal(101)),
+    ]
+    assert harness.keeper.book.idle
