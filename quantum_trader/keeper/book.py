@@ -26,6 +26,7 @@ from quantum_trader.domain import (
 )
 from quantum_trader.keeper.firing import firing_reason
 from quantum_trader.keeper.ids import Purpose, purpose_of
+from quantum_trader.keeper.unpriced import UnpricedClose
 from quantum_trader.record import record, replace
 
 
@@ -260,6 +261,8 @@ class Book:
     `fees_unread` holds our orders booked without their fills, by client order id, until
     their fills are read and their fee booked, in their position or, when it closed first,
     as an amendment of its closed trade (keeper/fees.py).
+    `unpriced` holds, by symbol, a position closed outside the program that no price could be
+    read for yet, gone from `positions`, until its trade is booked (keeper/unpriced.py).
     """
 
     positions: Mapping[str, Position] = field(default_factory=dict)
@@ -267,15 +270,21 @@ class Book:
     unechoed: Mapping[str, tuple[str, datetime]] = field(default_factory=dict)
     working: Mapping[str, Order] = field(default_factory=dict)
     fees_unread: Mapping[str, UnreadFees] = field(default_factory=dict)
+    unpriced: Mapping[str, UnpricedClose] = field(default_factory=dict)
     # `blocked()` once per book: a book is never changed, only replaced (the executor and a
     # backtest's quiet-step checks ask each cycle and each step).
     _blocked: Mapping[str, str] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def idle(self) -> bool:
-        """No position, order, unsettled intent or unread fee of ours."""
+        """No position, order, unsettled intent or unread fee of ours, no close unpriced."""
         return not (
-            self.positions or self.intents or self.working or self.unechoed or self.fees_unread
+            self.positions
+            or self.intents
+            or self.working
+            or self.unechoed
+            or self.fees_unread
+            or self.unpriced
         )
 
     def intents_for(self, symbol: str) -> list[Intent]:
@@ -284,7 +293,8 @@ class Book:
     def blocked(self) -> Mapping[str, str]:
         """Symbols no entry may go to now, and why: an unsettled order of ours there, or a
         working stop or take-profit of ours that met its trigger and is not done
-        (keeper/firing.py); one reason a symbol, the latest unsettled order's first."""
+        (keeper/firing.py), or a close outside the program awaiting its price
+        (keeper/unpriced.py); one reason a symbol, the latest unsettled order's first."""
         blocked = self._blocked
         if blocked is None:
             blocked = self._find_blocked()
@@ -294,6 +304,7 @@ class Book:
     def _find_blocked(self) -> dict[str, str]:
         firing = [(o.triggered_at, o) for o in self.working.values() if o.triggered_at]
         why = {o.symbol: firing_reason(o) for _, o in sorted(firing, key=lambda f: f[0])}
+        why.update((symbol, waiting.blocks()) for symbol, waiting in self.unpriced.items())
         why.update(
             (i.symbol, f"order {i.client_order_id} unsettled since {i.sent_at.isoformat()}")
             for i in sorted(self.intents.values(), key=lambda i: i.sent_at)

@@ -20,6 +20,7 @@ from quantum_trader.keeper.external_saved import BookedChanges, ExternalBooked
 from quantum_trader.keeper.fee_carry import fee_writes
 from quantum_trader.keeper.orders import INTENTS
 from quantum_trader.keeper.plan import Plan
+from quantum_trader.keeper.unpriced import unpriced_writes
 from quantum_trader.ports import Writes
 from quantum_trader.record import record
 
@@ -47,8 +48,9 @@ def bookings(
 ) -> Bookings:
     """What `result` books from `before` to `after` for the symbols `mine` accepts: the
     orders' states and fills (the intents of those settled forgotten), the positions changed
-    or gone, the account's trades booked for those still held (`external`), and the orders
-    whose fees are unread (keeper/fees.py)."""
+    or gone, the account's trades booked for those still held or awaiting a close's price
+    (`external`), the orders whose fees are unread (keeper/fees.py), and the closes awaiting
+    their price (keeper/unpriced.py)."""
     orders: list[Order] = []
     fills: list[Fill] = []
     deleted: list[tuple[str, str]] = []
@@ -61,7 +63,10 @@ def bookings(
     held, now_held = before.positions, after.positions
     saved = [p for s, p in now_held.items() if changed(held.get(s), p) and mine(s)]
     gone = [s for s in held.keys() - now_held.keys() if mine(s)]
-    booked = external.changes(result.reducing_trades, now_held.keys(), mine)
+    kept = now_held.keys() | after.unpriced.keys()
+    booked = external.changes(result.reducing_trades, kept, mine)
     fees, fees_read = fee_writes(before.fees_unread, after.fees_unread, mine)
-    deleted += booked.state_deleted + fees_read
-    return Bookings(Writes(orders, fills, gone, saved, deleted, booked.state + fees), booked)
+    unpriced, priced = unpriced_writes(before.unpriced, after.unpriced, mine)
+    deleted += booked.state_deleted + fees_read + priced
+    state = booked.state + fees + unpriced
+    return Bookings(Writes(orders, fills, gone, saved, deleted, state), booked)

@@ -177,9 +177,10 @@ class Carrier:
         self, trade: ClosedTrade, now: datetime, books: Bookings | None
     ) -> None:
         writes = books.writes if books is not None else None
-        await self._ledger.record_trade(
-            trade, now, closes_position=books is not None, writes=writes
-        )
+        # Not the row of a position the books hold on the symbol: a flip's other side, which
+        # a close booked after its price was awaited (keeper/unpriced.py) leaves unchanged.
+        closes = books is not None and trade.symbol not in self.book.positions
+        await self._ledger.record_trade(trade, now, closes_position=closes, writes=writes)
         if books is not None:
             self.external.keep(books.booked)
         log.info(

@@ -10,6 +10,7 @@ from datetime import datetime
 
 from quantum_trader.domain import Order, Position
 from quantum_trader.keeper.book import Book, Intent, UnreadFees
+from quantum_trader.keeper.unpriced import UnpricedClose
 
 
 class Draft:
@@ -19,6 +20,7 @@ class Draft:
         self.unechoed: dict[str, tuple[str, datetime]] = dict(book.unechoed)
         self.working: dict[str, Order] = dict(book.working)
         self.fees_unread: dict[str, UnreadFees] = dict(book.fees_unread)
+        self.unpriced: dict[str, UnpricedClose] = dict(book.unpriced)
         self._by_symbol: dict[str, dict[str, Intent]] = {}
         for intent in self.intents.values():
             self._by_symbol.setdefault(intent.symbol, {})[intent.client_order_id] = intent
@@ -59,4 +61,5 @@ class Draft:
             dict(self.unechoed),
             dict(self.working),
             dict(self.fees_unread),
+            dict(self.unpriced),
         )

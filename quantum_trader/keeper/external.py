@@ -31,6 +31,7 @@ from decimal import Decimal
 
 from quantum_trader.domain import ZERO, ExchangeSnapshot, Fill, Position
 from quantum_trader.errors import MarketDataError, RetryLater
+from quantum_trader.keeper.book import Book
 from quantum_trader.keeper.plan import Observation, Plan
 from quantum_trader.log import get_logger
 from quantum_trader.ports import Exchange, Repository
@@ -165,11 +166,25 @@ def added_by_hand(
     )
 
 
+EXTERNAL_NOTES = ("position_closed_externally", "external_close_awaits_price")
+
+
 def unread_external_exits(plan: Plan, seen: Observation) -> list[str]:
-    """Symbols `plan` books reduced with no order of ours whose account trades are not read."""
-    noted = {n.symbol for n in plan.notes if n.event == "position_closed_externally"}
+    """Symbols `plan` books reduced with no order of ours, or leaves a close awaiting its
+    price on (keeper/unpriced.py), whose account trades are not read."""
+    noted = {n.symbol for n in plan.notes if n.event in EXTERNAL_NOTES}
     read = seen.account_fills.keys() | seen.account_unread
-    return sorted(noted - read)
+    return sorted((noted | plan.book.unpriced.keys()) - read)
+
+
+def closed_positions(
+    book: Book, held_at: Mapping[str, datetime]
+) -> tuple[dict[str, Position], dict[str, datetime]]:
+    """The positions whose reductions the account's trades are read for, by symbol, and the
+    last tick each was held as booked: a close awaiting its price reads for the position it
+    closed (since it opened: a flip's other side, held now, does not bound its window)."""
+    positions = {**book.positions, **{s: u.position for s, u in book.unpriced.items()}}
+    return positions, {s: t for s, t in held_at.items() if s not in book.unpriced}
 
 
 async def read_account_fills(

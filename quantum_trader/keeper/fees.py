@@ -121,8 +121,14 @@ def amended(trade: ClosedTrade, fees: TradeFees) -> ClosedTrade:
 
 
 def _booked(book: Draft, unread: UnreadFees, fee_usdt: Decimal) -> Note:
-    position = book.positions.get(unread.symbol)
     cid = unread.client_order_id
+    waiting = book.unpriced.get(unread.symbol)
+    if waiting is not None and unread.since <= waiting.since:  # its position's close awaits
+        closed = waiting.position  # a price (keeper/unpriced.py): its trade takes the fee
+        fees = closed.fees_usdt + fee_usdt
+        book.unpriced[unread.symbol] = replace(waiting, position=replace(closed, fees_usdt=fees))
+        return Note("fees_read", unread.symbol, f"{cid}: {fee_usdt} USDT added to the fees")
+    position = book.positions.get(unread.symbol)
     if position is None:  # closes read them first (carry.py): not expected
         return Note("fees_read", unread.symbol, f"{cid}: {fee_usdt} USDT, no position to add to")
     book.put(replace(position, fees_usdt=position.fees_usdt + fee_usdt))

@@ -38,6 +38,7 @@ from quantum_trader.keeper.book import Book, EntryPlan, Intent, is_unsettled
 from quantum_trader.keeper.carry import Carrier
 from quantum_trader.keeper.checks import ProtectionChecks
 from quantum_trader.keeper.external import (
+    closed_positions,
     entry_times,
     held_as_booked,
     read_account_fills,
@@ -60,6 +61,7 @@ from quantum_trader.keeper.reads import ExchangeReads, Reads
 from quantum_trader.keeper.recheck import rest_recheck
 from quantum_trader.keeper.settings import KeeperSettings
 from quantum_trader.keeper.steady import plans_nothing, steady
+from quantum_trader.keeper.unpriced import restored as unpriced_restored
 from quantum_trader.keeper.views import EntryResult, KeeperView
 from quantum_trader.log import bound_context, get_logger
 from quantum_trader.monitor.settings import MonitorSettings
@@ -139,8 +141,9 @@ class PositionKeeper:
         conditions: ConditionsFn = lambda: (False, {}),
     ) -> PositionKeeper:
         """The keeper as the last run left it: open positions, unsettled orders of ours, our
-        working stops and take-profits, our orders whose fees are unread, and the account's
-        trades the positions were reduced by (keeper/external.py)."""
+        working stops and take-profits, our orders whose fees are unread, the closes outside
+        the program awaiting their price (keeper/unpriced.py), and the account's trades the
+        positions were reduced by (keeper/external.py)."""
         positions = {p.symbol: p for p in await repository.open_positions()}
         extras = await repository.load_state(INTENTS)
         ours = [o for o in await repository.open_orders() if is_ours(o.client_order_id)]
@@ -151,7 +154,8 @@ class PositionKeeper:
         }
         working = {o.client_order_id: o for o in ours if not is_unsettled(o)}
         fees_unread = await fees_saved.restored(repository)
-        external = await ExternalBooked.restored(repository, positions)
+        unpriced = await unpriced_restored(repository)
+        external = await ExternalBooked.restored(repository, positions.keys() | unpriced.keys())
         saved = (await repository.load_state(RUN_STATE[0])).get(RUN_STATE[1], {})
         run = int(saved.get("n", 0)) + 1
         await repository.save_state(*RUN_STATE, {"n": run})
@@ -162,7 +166,7 @@ class PositionKeeper:
             rules,
             settings,
             monitor,
-            Book(positions, intents, working=working, fees_unread=fees_unread),
+            Book(positions, intents, working=working, fees_unread=fees_unread, unpriced=unpriced),
             ClientOrderIds(run),
             streams=streams,
             admits=admits,
@@ -270,7 +274,7 @@ class PositionKeeper:
         if fees is None:
             fees = await reads.read_fills(fee_reads(book, filled), again=True)
         fills, not_read = {**fills, **fees[0]}, not_read | fees[1]
-        symbols = sorted(set(book.positions) | set(snapshot.positions))
+        symbols = sorted(set(book.positions) | set(snapshot.positions) | set(book.unpriced))
         marks = await reads.marks(symbols, now)
         context = self._context(advance=True)
         seen = Observation(snapshot, found, fills, marks, known, not_read)
@@ -282,7 +286,7 @@ class PositionKeeper:
             return
         external = unread_external_exits(result, seen)
         if external:  # booked from the account's own trades (keeper/external.py)
-            positions, at = book.positions, self._held_as_booked
+            positions, at = closed_positions(book, self._held_as_booked)
             booked = self._carrier.external.left_out()
             entered = await entry_times(self._repository, positions, external)
             seen = await read_account_fills(

@@ -31,14 +31,9 @@ from quantum_trader.keeper.booking import (
 from quantum_trader.keeper.checks import ProtectionChecks
 from quantum_trader.keeper.cover import clear_of_mark, stop_awaiting_orders, stop_while_unechoed
 from quantum_trader.keeper.draft import Draft
-from quantum_trader.keeper.external import (
-    ExternalExecution,
-    added_by_hand,
-    external_execution,
-)
+from quantum_trader.keeper.external_settle import ExternalSettling
 from quantum_trader.keeper.fees import remembered, settle_fees
 from quantum_trader.keeper.firing import trigger_times
-from quantum_trader.keeper.forced import forced_reason
 from quantum_trader.keeper.ids import Purpose, is_ours
 from quantum_trader.keeper.manage import manage
 from quantum_trader.keeper.plan import (
@@ -76,7 +71,7 @@ class _Outcome:
     unread: bool = False
 
 
-class Planner(OrderSettling):
+class Planner(OrderSettling, ExternalSettling):
     def __init__(
         self,
         book: Book,
@@ -123,6 +118,8 @@ class Planner(OrderSettling):
             self.records += records
             self.notes += notes
             self.amendments += amendments
+        if self.book.unpriced:  # closes by hand awaiting a price (keeper/unpriced.py)
+            self.settle_unpriced()
         if shortcut and self.quiet():
             self.consistent.update(self.book.positions)  # what `reconcile` finds (see quiet)
         else:
@@ -330,17 +327,18 @@ class Planner(OrderSettling):
         found, why = self._account_execution(position, quantity, opened)
         reason = ExitReason.MANUAL
         if found is not None:
-            price, fee = found.price, found.fee_usdt
-            self._took(position.symbol, found.trade_ids)
+            price, fee, how, reason = self._terms_found(position.symbol, found)
             self.opened_fees[position.symbol] = found.opened_fee_usdt
-            how = f"the price of the account's {found.trades} trade(s) {price}, fee {fee}"
-            reason = self._forced(position.symbol, found.trade_ids)
-            if reason is not ExitReason.MANUAL:
-                how += f"; the exchange's own {reason} order (keeper/forced.py)"
         else:
             mark = self.observation.marks.get(position.symbol)
-            price, fee = mark or position.stop_price, ZERO
-            how = f"{'the mark' if mark else 'the stop'} {price}{why}"
+            ours = closer.execution.price if closer is not None else None
+            if mark is None and ours is None:
+                return self._await_price(position, target, opened, why)
+            price, fee = mark or ours or ZERO, ZERO
+            how = f"the mark {price}{why}"
+            if mark is None and closer is not None:
+                cid = closer.execution.order.client_order_id
+                how = f"the price of our {cid} {price} (no mark read{why})"
         detail = (
             f"{position.side} {quantity} gone from the exchange with no order of ours to "
             f"explain it; booked at {how}"
@@ -357,42 +355,6 @@ class Planner(OrderSettling):
             self._closed(booked)
             return None
         return booked
-
-    def _forced(self, symbol: str, trade_ids: frozenset[str]) -> ExitReason:
-        """LIQUIDATION or ADL when the exchange's own orders made those trades, else MANUAL."""
-        seen = self.observation
-        forced = seen.force_orders.get(symbol, {})
-        return forced_reason(trade_ids, seen.account_fills.get(symbol, ()), forced)
-
-    def _took(self, symbol: str, trade_ids: frozenset[str]) -> None:
-        """The account's trades a reduction of `symbol` was booked from: never again for one
-        (keeper/external.py)."""
-        if trade_ids:
-            self.reducing_trades[symbol] = self.reducing_trades.get(symbol, frozenset()) | trade_ids
-
-    def _account_execution(
-        self, position: Position, quantity: Decimal, opened: Decimal
-    ) -> tuple[ExternalExecution | None, str]:
-        """What the account's trades say took `quantity` off, or None and why not."""
-        symbol, seen = position.symbol, self.observation
-        if symbol in seen.account_unread:
-            return None, " (the account's trades could not be read)"
-        fills = seen.account_fills.get(symbol)
-        if fills is None:
-            return None, ""  # not read yet: the keeper reads them and plans again
-        unread = seen.fills_unread
-        if any(o.symbol == symbol and o.client_order_id in unread for o, _ in self.records):
-            return None, " (an order of ours on it has unread fills: not told apart)"
-        ours = {f.trade_id for read in seen.fills.values() for f in read}
-        found = external_execution(position, quantity, fills, ours, opened)
-        # Trades after those that closed it are another position's (a flip's other side).
-        until = max(f.time for f in fills if f.trade_id in found.trade_ids) if found else None
-        if added_by_hand(position, fills, ours, until):
-            return None, " (the account's trades show it added to by hand since it opened)"
-        if found is None:
-            flip = f" and the {opened} opened the other way" if opened else ""
-            return None, f" (the account's trades do not add up to {quantity}{flip})"
-        return found, ""
 
     def _closed(self, draft: TradeDraft) -> None:
         self.trades.append(draft)

@@ -27,6 +27,7 @@ from collections.abc import Mapping, Set
 from decimal import Decimal
 
 from quantum_trader.domain import ExchangePosition, ExchangeSnapshot, SnapshotSource
+from quantum_trader.keeper.external import EXTERNAL_NOTES
 from quantum_trader.keeper.plan import Plan
 
 
@@ -46,8 +47,9 @@ def rest_recheck(plan: Plan, source: SnapshotSource, known_filled: Set[str]) -> 
 
 
 def _unexplained_exit(plan: Plan) -> bool:
-    """The plan books a position (or part of it) closed with no order of ours to explain it."""
-    return any(note.event == "position_closed_externally" for note in plan.notes)
+    """The plan books a position (or part of it) closed with no order of ours to explain it,
+    or takes it off the books to await a price (keeper/unpriced.py)."""
+    return any(note.event in EXTERNAL_NOTES for note in plan.notes)
 
 
 def _unexplained_entry(plan: Plan) -> bool:

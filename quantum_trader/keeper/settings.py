@@ -39,6 +39,11 @@ class KeeperSettings(Section):
     is given up (`fees_unread_given_up`). An hour bounds the reads at one an order a tick,
     720 at the 5 s tick, and stays well inside the 7 days for which Binance lists an
     order's trades.
+    `external_close_mark_after_s`: a position closed outside the program on a tick that read
+    neither the account's trades nor a mark waits for its trades (read once a tick); this
+    long after the close was seen, a mark read then books it instead (keeper/unpriced.py).
+    A minute: Binance's request limits count by the minute, so a 429 has passed by then, and
+    every second longer lets the mark drift further from the price the close was made at.
     """
 
     adopt_stop_pct: float = Field(0.03, gt=0, lt=1)
@@ -49,3 +54,4 @@ class KeeperSettings(Section):
     stream_echo_timeout_s: float = Field(10.0, gt=0)
     refused_exit_stop_gap_pct: float = Field(0.002, gt=0, le=0.05)
     fees_unread_give_up_s: float = Field(3600.0, gt=0, le=6 * 86_400)
+    external_close_mark_after_s: float = Field(60.0, gt=0, le=3600)

@@ -44,8 +44,10 @@ def steady(
     objects, or copies that only record a new highest or lowest price (nothing a tick plans
     from reads those). None when the tick would do anything else. The caller knows the book
     otherwise settled and consistent with the exchange."""
-    if book.intents or book.unechoed or book.fees_unread or listed.keys() - book.positions.keys():
-        return None  # in flight or fees to read, or an order of ours to release
+    if book.intents or book.unechoed or book.fees_unread or book.unpriced:
+        return None  # in flight, fees or a close's price to read
+    if listed.keys() - book.positions.keys():
+        return None  # an order of ours to release
     if any(order.triggered_at is not None for order in book.working.values()):
         return None
     positions: dict[str, Position] = {}
@@ -88,7 +90,7 @@ def plans_nothing(
     """Whether a tick at `now` reading `snapshot` and `marks` (`known`: the fills the last tick
     read) would leave everything as it is: nothing to look up or read, and its plan with
     nothing to record, send or say and the same book."""
-    if book.fees_unread or lookups_needed(book, snapshot):
+    if book.fees_unread or book.unpriced or lookups_needed(book, snapshot):
         return False
     if orders_to_read_fills(book, snapshot, {}):
         return False

@@ -24,6 +24,7 @@ from quantum_trader.gates.governor import GovernorState
 from quantum_trader.keeper.book import Book, Intent, is_unsettled
 from quantum_trader.keeper.ids import is_ours
 from quantum_trader.keeper.orders import INTENTS
+from quantum_trader.keeper.unpriced import saved_closes
 from quantum_trader.ops.governor_keeper import EVENTS_NAMESPACE
 from quantum_trader.ops.governor_keeper import STATE_KEY as GOVERNOR_STATE
 from quantum_trader.ops.health import HealthReport, HealthStatus
@@ -115,8 +116,9 @@ def trades_document(trades: Sequence[ClosedTrade], database: Path) -> dict[str, 
 
 
 async def blocked_symbols(repository: Repository) -> dict[str, str]:
-    """Symbols the keeper takes no entry on (an order of ours with an unknown outcome), and
-    why: the same answer the keeper gives (`Book.blocked`), from the database. A stop of ours
+    """Symbols the keeper takes no entry on (an order of ours with an unknown outcome, a close
+    outside the program awaiting its price: keeper/unpriced.py), and why: the same answer the
+    keeper gives (`Book.blocked`), from the database. A stop of ours
     that met its trigger blocks too, but only the running keeper knows it (the database keeps
     no trigger times): the status server of the running daemon shows it (ops/snapshot.py)."""
     extras = await repository.load_state(INTENTS)
@@ -125,7 +127,8 @@ async def blocked_symbols(repository: Repository) -> dict[str, str]:
         for order in await repository.open_orders()
         if is_ours(order.client_order_id) and is_unsettled(order)
     ]
-    return dict(Book(intents={i.client_order_id: i for i in intents}).blocked())
+    unpriced = await saved_closes(repository)
+    return dict(Book(intents={i.client_order_id: i for i in intents}, unpriced=unpriced).blocked())
 
 
 def pause_json(state: GovernorState) -> dict[str, str] | None:

@@ -155,3 +155,38 @@ async def test_trades_of_another_symbol_in_the_answer_are_not_taken() -> None:
             assert trade.exit_price == closed_at
         finally:
             await exchange.close()
+
+
+async def test_a_close_by_hand_seen_while_userTrades_and_the_marks_answer_429_waits_for_its_trade(
+) -> None:  # fmt: skip
+    """Seed 30066 of the hand-trading campaign, through ccxt: the tick that sees the close gets
+    a 429 on userTrades and on premiumIndex. No trade is booked then (was: at the position's
+    stop price), the symbol takes no entry; the next tick books the close at the person's
+    trade (keeper/unpriced.py)."""
+    async with LoopbackBinance() as server:
+        exchange = connect(server)
+        try:
+            keeper, repository = await keeper_on(exchange)
+            now = utc_from_ms(server.state.now_ms)
+            await keeper.tick(now, rest=True)
+            await keeper.enter(sized(BTC, Side.LONG, server.state.mark("BTCUSDT")), now)
+            held = server.state.holding("BTCUSDT").amount
+            closed_at = server.state.mark("BTCUSDT")
+            web = OrderRequest("web_8f2e", BTC, OrderSide.SELL, OrderKind.MARKET, held,
+                               reduce_only=True)  # fmt: skip
+            await exchange.place_order(web)
+            server.state.marks["BTCUSDT"] = closed_at + 100
+            for path in ("/fapi/v1/userTrades", "/fapi/v1/premiumIndex"):
+                server.inject(Fault(path, method="GET", status=429, code=-1003))
+            await keeper.tick(now + timedelta(seconds=5), rest=True)
+            assert keeper.positions == {}
+            assert await repository.closed_trades() == []
+            assert BTC in keeper.view().blocked
+
+            await keeper.tick(now + timedelta(seconds=10), rest=True)
+            [trade] = await repository.closed_trades()
+            assert (trade.exit_reason, trade.exit_price) == (ExitReason.MANUAL, closed_at)
+            assert trade.closed_at == now + timedelta(seconds=5)
+            assert keeper.view().blocked == {}
+        finally:
+            await exchange.close()

@@ -84,6 +84,7 @@ class ModelExchange:
     fills_malformed: int = 0
     fills_unlisted: int = 0
     account_fills_unreadable: int = 0
+    marks_unreadable: int = 0
     lookups_unreadable: int = 0
     lookups_malformed: int = 0
     cancels_malformed: int = 0
@@ -110,6 +111,9 @@ class ModelExchange:
 
     async def fetch_mark_prices(self, symbols: Sequence[str]) -> dict[str, Decimal]:
         self._read()
+        if self.marks_unreadable > 0:
+            self.marks_unreadable -= 1
+            raise RetryLater("mark prices read failed (loopback model)")
         return {s: self.marks[s] for s in symbols}
 
     async def fetch_balance(self) -> Balance:

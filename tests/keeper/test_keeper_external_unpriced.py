@@ -1,0 +1,280 @@
+"""A close outside the program seen on a tick that could read neither the account's trades
+nor a mark (keeper/unpriced.py): the position is gone from the books at once (no stop, nothing
+to protect, entries on the symbol blocked), and its trade waits for a price — the trades that
+closed it when a later tick reads them, else, `keeper.external_close_mark_after_s` after the
+close was seen, a mark read then, the line saying so — booked once, also across a restart.
+
+Was: booked at once at the position's stop price, a price no one may have traded at (the
+campaign with a person trading by hand, seed 30066, 2026-12-03: a 429 on both reads)."""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from model_exchange import ModelExchange
+from structlog.testing import capture_logs
+from test_keeper_booking_one_write import keeper_on as sqlite_keeper_on
+from test_keeper_external_exits import by_hand, fee_paid, noted, opened
+from test_keeper_external_saved import reduce_by_hand
+from test_keeper_fees_unread import BTC, entered, sent
+from test_keeper_properties import KEEPER, PRICES, RULES, T0, TICK, Harness, sized
+
+from quantum_trader.domain import ExitReason, OrderKind, OrderRequest, OrderSide, OrderStatus, Side
+from quantum_trader.keeper.ids import Purpose
+from quantum_trader.keeper.unpriced import UNPRICED
+from quantum_trader.ops.operator_view import blocked_symbols
+from quantum_trader.storage.sqlite import SqliteRepository
+
+BOUND = timedelta(seconds=KEEPER.external_close_mark_after_s)
+
+
+def awaiting(logs: list[MutableMapping[str, Any]]) -> str:
+    """The lines saying a reduction outside the program awaits its price."""
+    return "\n".join(str(e["detail"]) for e in logs if e["event"] == "external_close_awaits_price")
+
+
+async def closed_by_hand_unread(
+    harness: Harness, name: str, quantity: Decimal, *, flip: bool = False
+) -> str:
+    """A person sells `quantity` at 102 (reduce-only unless `flip`); the tick that sees it
+    (the mark then 103) can read neither the account's trades nor the marks. Returns the
+    lines saying what awaits a price."""
+    exchange = harness.exchange
+    exchange.move(BTC, Decimal(102))
+    if flip:
+        sell = OrderRequest(name, BTC, OrderSide.SELL, OrderKind.MARKET, quantity)
+        await exchange.place_order(sell)
+    else:
+        await by_hand(harness, name, OrderSide.SELL, quantity)
+    exchange.move(BTC, Decimal(103))
+    exchange.account_fills_unreadable = 1
+    exchange.marks_unreadable = 1
+    with capture_logs() as logs:
+        await harness.tick()
+    return awaiting(logs)
+
+
+async def test_a_close_seen_with_neither_trades_nor_mark_is_booked_at_its_trade_once_read(
+) -> None:  # fmt: skip
+    """Both reads fail on the tick that sees the close: no trade booked (was: at the stop
+    price), the position gone, no stop placed for it, entries blocked; the next tick reads
+    the trades and books the close at 102 with the person's fee, MANUAL, closed when it was
+    seen; never again."""
+    harness = await Harness.start()
+    quantity = await opened(harness)
+    entry_fees = harness.keeper.positions[BTC].fees_usdt
+    stops = len(sent(harness.exchange, Purpose.STOP))
+    line = await closed_by_hand_unread(harness, "web_closed_40", quantity)
+    seen_at = harness.now
+
+    assert await harness.repository.closed_trades() == []
+    assert harness.keeper.positions == {}
+    assert "awaits its price" in harness.keeper.view().blocked[BTC]
+    assert "could not be read" in line
+    assert "no mark" in line
+    with capture_logs() as logs:
+        await harness.tick()
+
+    [trade] = await harness.repository.closed_trades()
+    assert (trade.exit_price, trade.exit_reason) == (Decimal(102), ExitReason.MANUAL)
+    assert trade.fees_usdt == entry_fees + fee_paid(harness, "web_closed_40")
+    assert trade.closed_at == seen_at
+    assert "the account's 1 trade(s) 102" in noted(logs)
+    assert BTC not in harness.keeper.view().blocked
+    for _ in range(5):
+        await harness.tick()
+    assert len(await harness.repository.closed_trades()) == 1
+    assert len(sent(harness.exchange, Purpose.STOP)) == stops
+    assert harness.keeper.book.idle
+
+
+async def test_trades_never_read_book_the_close_at_a_mark_read_after_the_bound_and_say_so(
+) -> None:  # fmt: skip
+    """The account's trades stay unreadable; marks come back at once. The close waits
+    `external_close_mark_after_s` for its trades, then is booked at the mark read then, with
+    no fee of its own, the line naming that mark, when it was read and why."""
+    harness = await Harness.start()
+    quantity = await opened(harness)
+    entry_fees = harness.keeper.positions[BTC].fees_usdt
+    await closed_by_hand_unread(harness, "web_closed_41", quantity)
+    seen_at = harness.now
+    harness.exchange.account_fills_unreadable = 10_000
+    harness.exchange.move(BTC, Decimal(105))
+    while harness.now + TICK < seen_at + BOUND:
+        await harness.tick()
+    assert await harness.repository.closed_trades() == []
+    with capture_logs() as logs:
+        await harness.tick()
+
+    [trade] = await harness.repository.closed_trades()
+    assert (trade.exit_price, trade.exit_reason) == (Decimal(105), ExitReason.MANUAL)
+    assert trade.fees_usdt == entry_fees
+    assert trade.closed_at == seen_at
+    detail = noted(logs)
+    waited = int(BOUND.total_seconds())
+    assert f"booked at the mark 105 read {waited} s after the close was seen" in detail
+    assert "could not be read" in detail
+    assert BTC not in harness.keeper.view().blocked
+
+
+async def test_a_restart_while_the_close_awaits_its_price_books_it_once() -> None:
+    """A restart after the tick that saw the close (neither read answered): the new run still
+    knows the position gone and the symbol blocked (so does `status`, reading the database),
+    books the close at its trade's price,
+    once, and a restart after that books nothing again."""
+    harness = await Harness.start()
+    quantity = await opened(harness)
+    await closed_by_hand_unread(harness, "web_closed_42", quantity)
+    seen_at = harness.now
+    await harness.restart()
+    assert harness.keeper.positions == {}
+    why = harness.keeper.view().blocked[BTC]
+    assert await blocked_symbols(harness.repository) == {BTC: why}  # `status`, from the database
+    await harness.tick()
+    await harness.restart()
+    for _ in range(3):
+        await harness.tick()
+
+    [trade] = await harness.repository.closed_trades()
+    assert (trade.exit_price, trade.exit_reason) == (Decimal(102), ExitReason.MANUAL)
+    assert trade.closed_at == seen_at
+    assert harness.keeper.book.idle
+
+
+async def test_a_flip_by_hand_seen_unpriced_adopts_the_short_and_books_the_long_later() -> None:
+    """A person sells twice the long: the short the exchange now holds is adopted and covered
+    in the same tick; the long's close waits and is booked at 102 once the trades are read,
+    the short's share of the fee added to the short."""
+    harness = await Harness.start()
+    quantity = await opened(harness)
+    await closed_by_hand_unread(harness, "web_flipped_40", quantity * 2, flip=True)
+    short = harness.keeper.positions[BTC]
+    assert (short.side, short.quantity) == (Side.SHORT, quantity)
+    assert await harness.repository.closed_trades() == []
+    await harness.tick()
+
+    [trade] = await harness.repository.closed_trades()
+    assert trade.exit_price == Decimal(102)
+    short = harness.keeper.positions[BTC]
+    assert (short.side, short.quantity) == (Side.SHORT, quantity)
+    assert short.fees_usdt == fee_paid(harness, "web_flipped_40") / 2
+    stops = [o for o in harness.exchange.orders.values() if o.kind is OrderKind.STOP_MARKET]
+    assert any(o.side is OrderSide.BUY and o.status is OrderStatus.OPEN for o in stops)
+
+
+async def test_a_part_sold_by_hand_unpriced_waits_and_is_booked_at_its_trade() -> None:
+    """A person sells half while neither read answers: the reduction waits (the position
+    booked as it was, its stop still covering it) and the next tick books it at 102."""
+    harness = await Harness.start()
+    quantity = await opened(harness)
+    half = quantity / 2
+    await closed_by_hand_unread(harness, "web_reduced_40", half)
+    assert harness.keeper.positions[BTC].quantity == quantity
+    await harness.tick()
+
+    position = harness.keeper.positions[BTC]
+    assert position.quantity == quantity - half
+    assert position.realized_pnl_usdt == (Decimal(102) - position.entry_price) * half
+    bought = OrderRequest("web_closed_43", BTC, OrderSide.SELL, OrderKind.MARKET, quantity - half)
+    await harness.exchange.place_order(bought)
+    await harness.tick()
+    [trade] = await harness.repository.closed_trades()
+    assert trade.exit_reason is ExitReason.MANUAL
+
+
+async def test_the_close_awaiting_its_price_survives_a_restart_on_sqlite(tmp_path: Path) -> None:
+    """On a real SQLite file: the waiting close is saved with the position's deletion, read
+    back by the next run (the symbol blocked), booked at its trade and then forgotten."""
+    path = tmp_path / "quantum_trader.db"
+    exchange = ModelExchange(RULES, dict(PRICES), T0)
+    now = exchange.now = T0 + TICK
+    repository = await SqliteRepository.open(path)
+    try:
+        keeper = await sqlite_keeper_on(exchange, repository, T0)
+        await keeper.enter(sized(BTC, Side.LONG, exchange.marks[BTC]), now)
+        quantity = keeper.positions[BTC].quantity
+        await reduce_by_hand(exchange, "web_closed_44", quantity)
+        exchange.account_fills_unreadable = exchange.marks_unreadable = 1
+        now = exchange.now = now + TICK
+        await keeper.tick(now)
+        assert list(await repository.load_state(UNPRICED)) == [BTC]
+        assert await repository.open_positions() == []
+    finally:
+        await repository.close()
+
+    repository = await SqliteRepository.open(path)
+    try:
+        keeper = await sqlite_keeper_on(exchange, repository, now)
+        assert BTC in keeper.view().blocked
+        now = exchange.now = now + TICK
+        await keeper.tick(now)
+        [trade] = await repository.closed_trades()
+        assert trade.exit_price == exchange.fills["web_closed_44"][0].price
+        assert await repository.load_state(UNPRICED) == {}
+        assert keeper.book.idle
+    finally:
+        await repository.close()
+
+
+async def test_a_saved_close_that_cannot_be_read_back_is_said_once_and_dropped() -> None:
+    harness = await Harness.start()
+    await harness.repository.save_state(UNPRICED, BTC, {"position": [], "since": "x"})
+    with capture_logs() as logs:
+        await harness.restart()
+    [said] = [e for e in logs if e["event"] == "external_unpriced_unreadable"]
+    assert said["symbol"] == BTC
+    assert "will not be booked" in said["detail"]
+    assert await harness.repository.load_state(UNPRICED) == {}
+    assert harness.keeper.view().blocked == {}
+
+
+async def test_an_entry_fee_read_while_the_close_awaits_its_price_goes_into_its_trade() -> None:
+    """The entry's fills were unread; the close by hand is seen with nothing to price it;
+    the entry's fee is read on the next tick (the trades still unreadable) and kept with the
+    waiting close, across a restart; the trade, booked at the person's price, has both fees,
+    each once."""
+    harness = await Harness.start()
+    exchange = harness.exchange
+    entry = await entered(harness, unreadable=2)  # the answer's read and the next tick's
+    quantity = harness.keeper.positions[BTC].quantity
+    await closed_by_hand_unread(harness, "web_closed_45", quantity)
+    exchange.account_fills_unreadable = 1
+    await harness.tick()  # the entry's fills read, the account's trades not
+    assert harness.keeper.book.fees_unread == {}
+    assert await harness.repository.closed_trades() == []
+    await harness.restart()
+    await harness.tick()
+
+    [trade] = await harness.repository.closed_trades()
+    assert trade.exit_price == Decimal(102)
+    assert trade.fees_usdt == fee_paid(harness, entry) + fee_paid(harness, "web_closed_45")
+
+
+async def test_a_flips_other_side_closed_while_the_first_close_awaits_its_price_is_kept() -> None:
+    """A flip by hand seen with nothing to price it (the long waits, the short adopted), then
+    the short bought back by hand, seen with nothing to price it either: the short stays
+    booked (one close awaits a price on a symbol), the long's close is not lost; once the
+    reads answer, both are booked once, each at its own trade."""
+    harness = await Harness.start()
+    exchange = harness.exchange
+    quantity = await opened(harness)
+    await closed_by_hand_unread(harness, "web_flipped_41", quantity * 2, flip=True)
+    exchange.move(BTC, Decimal(101))
+    buy = OrderRequest("web_closed_46", BTC, OrderSide.BUY, OrderKind.MARKET, quantity)
+    await exchange.place_order(buy)
+    exchange.account_fills_unreadable = exchange.marks_unreadable = 1
+    await harness.tick()
+    assert harness.keeper.positions[BTC].side is Side.SHORT
+    for _ in range(3):
+        await harness.tick()
+
+    trades = sorted(await harness.repository.closed_trades(), key=lambda t: t.side)
+    assert [(t.side, t.exit_price) for t in trades] == [
+        (Side.LONG, Decimal(102)),
+        (Side.SHORT, Decimal(101)),
+    ]
+    assert harness.keeper.book.idle
