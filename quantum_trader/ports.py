@@ -52,7 +52,8 @@ class Exchange(Protocol):
     async def load_markets(self) -> Mapping[str, MarketRules]: ...
 
     async def fetch_mark_prices(self, symbols: Sequence[str]) -> dict[str, Decimal]:
-        """All requested mark prices in one request."""
+        """The requested mark prices, in one request. A symbol the exchange does not list
+        (or lists unreadably) is left out; MarketDataError when none could be read."""
         ...
 
     async def fetch_balance(self) -> Balance: ...

@@ -157,19 +157,26 @@ def parse_lot_size(payload: Payload, what: str) -> LotSize:
 
 def parse_mark_prices(
     payload: Any, symbol_by_id: Mapping[str, str], wanted: Sequence[str]
-) -> dict[str, Decimal]:
-    """Mark prices of `wanted` from premiumIndex (all symbols); a missing one is an error."""
+) -> tuple[dict[str, Decimal], dict[str, str]]:
+    """Mark prices of `wanted` from premiumIndex (all symbols), and why each of the others has
+    none (not listed, or its row cannot be read): one symbol's row does not cost the others
+    theirs. A payload that is not a list of rows is an error."""
     prices: dict[str, Decimal] = {}
+    unread: dict[str, str] = {}
     for row in as_list(payload, "premiumIndex"):
         symbol = symbol_by_id.get(str(field(row, "symbol", "premiumIndex")))
-        if symbol is not None and symbol in wanted:
+        if symbol is None or symbol not in wanted:
+            continue
+        try:
             prices[symbol] = decimal_field(
                 row, "markPrice", f"premiumIndex {symbol}", positive=True
             )
-    missing = [s for s in wanted if s not in prices]
-    if missing:
-        raise MarketDataError(f"premiumIndex: no mark price for {missing}")
-    return prices
+        except MarketDataError as error:
+            unread[symbol] = str(error)
+    for symbol in wanted:
+        if symbol not in prices and symbol not in unread:
+            unread[symbol] = f"premiumIndex: no mark price for {symbol}"
+    return prices, unread
 
 
 def parse_balance(payload: Any) -> Balance:

@@ -90,6 +90,7 @@ class CcxtExchange(OrderCalls):
         self._id_by_symbol: dict[str, str] = {}
         self._symbol_by_id: dict[str, str] = {}
         self._leverage: dict[str, int] = {}
+        self._marks_unread: set[str] = set()  # symbols whose mark the last read left out
         self._fee_prices = CommissionPrices(
             lambda params: self._read(Operation.DATA, KLINES_ENDPOINT, params)
         )
@@ -219,11 +220,25 @@ class CcxtExchange(OrderCalls):
         raise OrderRejected(ReasonCode.UNKNOWN_SYMBOL, f"unknown symbol {symbol!r}")
 
     async def fetch_mark_prices(self, symbols: Sequence[str]) -> dict[str, Decimal]:
-        """Mark prices of `symbols` from ONE premiumIndex request for all symbols."""
+        """Mark prices of `symbols` from ONE premiumIndex request for all symbols. A symbol
+        Binance does not list there (one being delisted) or whose row cannot be read is left
+        out, said once while it stays so (`mark_prices_incomplete`), so that it does not cost
+        the others theirs; MarketDataError when none of `symbols` could be read."""
         for symbol in symbols:
             await self._market_id(symbol, Operation.DATA)
         payload = await self._read(Operation.DATA, "fapiPublicGetPremiumIndex", {})
-        return wire.parse_mark_prices(payload, self._symbol_by_id, symbols)
+        prices, unread = wire.parse_mark_prices(payload, self._symbol_by_id, symbols)
+        if symbols and not prices:
+            raise MarketDataError("; ".join(unread.values()))
+        if unread and set(unread) != self._marks_unread:
+            log.warning(
+                "mark_prices_incomplete",
+                symbols=sorted(unread),
+                error="; ".join(unread.values()),
+                detail="left out; the other symbols' marks are used",
+            )
+        self._marks_unread = set(unread)
+        return prices
 
     async def fetch_ohlcv(self, symbol: str, timeframe: str, since_ms: int, limit: int) -> Bars:
         """Up to `limit` bars opening at or after `since_ms`; the last may still be forming.
