@@ -108,18 +108,27 @@ def unwrap(message: Any) -> Any:
     return message
 
 
-def parse_mark_prices(message: Any, symbol_by_id: Mapping[str, str]) -> dict[str, Decimal]:
-    """Mark prices by symbol from one `!markPrice@arr` message (a list of markPriceUpdate)."""
+def parse_mark_prices(
+    message: Any, symbol_by_id: Mapping[str, str]
+) -> tuple[dict[str, Decimal], dict[str, str]]:
+    """Mark prices by symbol from one `!markPrice@arr` message (a list of markPriceUpdate), and
+    why each of our symbols whose row cannot be read has none: one bad row costs its symbol's
+    mark, not the others' (nor the stream). A message that is not a list of rows is an error."""
     payload = unwrap(message)
     rows = [payload] if isinstance(payload, Mapping) else as_list(payload, "markPrice stream")
-    prices = {}
+    prices: dict[str, Decimal] = {}
+    unread: dict[str, str] = {}
     for row in rows:
         if not isinstance(row, Mapping) or row.get("e") != "markPriceUpdate":
             continue
         symbol = symbol_by_id.get(str(row.get("s")))
-        if symbol is not None:
+        if symbol is None:
+            continue
+        try:
             prices[symbol] = decimal_field(row, "p", f"markPrice {symbol}", positive=True)
-    return prices
+        except MarketDataError as error:
+            unread[symbol] = str(error)
+    return prices, unread
 
 
 def parse_user_event(message: Any, symbol_by_id: Mapping[str, str]) -> UserEvent | None:

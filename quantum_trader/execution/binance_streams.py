@@ -111,6 +111,7 @@ class BinanceStreams:
         self._backoff_max_s = settings.stream_backoff_max_s
         self._mirror = AccountMirror(REPLAY_S, KEEP_FINAL_ORDERS_S)
         self._marks: dict[str, tuple[Decimal, datetime]] = {}
+        self._marks_unread: set[str] = set()  # our symbols whose streamed row was unreadable
         self._updated = asyncio.Event()
         self._wake = asyncio.Event()  # the user session must reseed or reconnect
         self._key_expired = False
@@ -208,8 +209,17 @@ class BinanceStreams:
     def _on_market(self, message: Any) -> None:
         now = self._clock.now()
         self._last_message_at = self._last_mark_at = now
-        for symbol, price in parse_mark_prices(message, self._rest.symbol_by_id).items():
+        prices, unread = parse_mark_prices(message, self._rest.symbol_by_id)
+        for symbol, price in prices.items():
             self._marks[symbol] = (price, now)
+        if unread and set(unread) != self._marks_unread:  # its mark goes stale: REST reads it
+            log.warning(
+                "mark_price_unreadable",
+                symbols=sorted(unread),
+                error="; ".join(unread.values()),
+                detail="left out of the stream's marks; the others' kept",
+            )
+        self._marks_unread = (self._marks_unread - set(prices)) | set(unread)
 
     async def _silent(self) -> str:
         """Return once the market stream has been silent for `stream_silence_s`."""

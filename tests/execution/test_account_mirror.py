@@ -297,9 +297,13 @@ def test_mark_prices_of_the_all_market_stream() -> None:
         {"e": "markPriceUpdate", "E": T0, "s": "BTCUSDT", "p": "100000.10", "r": "0.0001"},
         {"e": "markPriceUpdate", "E": T0, "s": "NEWUSDT", "p": "1.5"},
     ]
-    assert parse_mark_prices(rows, IDS) == {BTC: Decimal("100000.10")}
-    assert parse_mark_prices({"stream": "!markPrice@arr@1s", "data": rows}, IDS) == {
-        BTC: Decimal("100000.10")
-    }
-    with pytest.raises(MarketDataError, match="'p'"):
-        parse_mark_prices([{**rows[0], "p": "-3"}], IDS)
+    assert parse_mark_prices(rows, IDS) == ({BTC: Decimal("100000.10")}, {})
+    assert parse_mark_prices({"stream": "!markPrice@arr@1s", "data": rows}, IDS) == (
+        {BTC: Decimal("100000.10")},
+        {},
+    )
+    prices, unread = parse_mark_prices([{**rows[0], "p": "-3"}], IDS)
+    assert prices == {}
+    assert "'p'" in unread[BTC]
+    with pytest.raises(MarketDataError, match="markPrice stream"):
+        parse_mark_prices("not rows", IDS)

@@ -22,6 +22,7 @@ from quantum_trader.errors import OperatorActionRequired
 from quantum_trader.execution.binance_streams import BinanceStreams
 from quantum_trader.execution.ccxt_exchange import CcxtExchange
 
+ETH = "ETH/USDT:USDT"
 SILENCE_S = 5.0
 
 
@@ -343,3 +344,31 @@ async def test_a_user_stream_that_answers_no_ping_is_declared_dead() -> None:
             stopping.set()
             await asyncio.wait_for(task, 10)
             await exchange.close()
+
+
+async def test_one_symbols_unreadable_mark_keeps_the_stream_and_the_others(rig: Rig) -> None:
+    """A bad row for one symbol in the all-market mark-price stream costs that symbol its
+    streamed mark (stale: REST reads it), not the stream: the others' marks keep arriving on
+    the same connection, said once while it stays so (was: the row's error closed the stream,
+    reconnected with every message)."""
+    await rig.settle(lambda: rig.streams.mark_prices([BTC, ETH], rig.clock.now()) is not None, "up")
+    rig.server.state.marks["ETHUSDT"] = Decimal("NaN")
+    rig.server.state.marks["BTCUSDT"] = Decimal("101000.5")
+    with capture_logs() as logs:
+        for _ in range(5):
+            await advance(rig.server, 1)
+        await rig.settle(
+            lambda: rig.streams.mark_prices([BTC], rig.clock.now()) == {BTC: Decimal("101000.5")},
+            "BTC's new mark",
+        )
+        for _ in range(15):  # past the stream's silence bound: ETH's mark goes stale
+            await advance(rig.server, 1)
+        await rig.settle(
+            lambda: rig.streams.mark_prices([BTC], rig.clock.now()) == {BTC: Decimal("101000.5")},
+            "BTC's mark still streamed",
+        )
+    assert rig.streams.mark_prices([BTC, ETH], rig.clock.now()) is None  # ETH's is stale
+    assert rig.streams.health().reconnects == 0
+    assert not [e for e in logs if e["event"] == "exchange_stream_down"]
+    said = [e for e in logs if e["event"] == "mark_price_unreadable"]
+    assert [e["symbols"] for e in said] == [[ETH]]
