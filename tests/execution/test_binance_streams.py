@@ -350,7 +350,7 @@ async def test_one_symbols_unreadable_mark_keeps_the_stream_and_the_others(rig: 
     """A bad row for one symbol in the all-market mark-price stream costs that symbol its
     streamed mark (stale: REST reads it), not the stream: the others' marks keep arriving on
     the same connection, said once while it stays so (was: the row's error closed the stream,
-    reconnected with every message)."""
+    again at the first message after each reconnect)."""
     await rig.settle(lambda: rig.streams.mark_prices([BTC, ETH], rig.clock.now()) is not None, "up")
     rig.server.state.marks["ETHUSDT"] = Decimal("NaN")
     rig.server.state.marks["BTCUSDT"] = Decimal("101000.5")
