@@ -65,12 +65,12 @@ class ExternalSettling:
         was (its stop covers what is held; the next tick books it), and so does a close on a
         symbol where another awaits its price (one a symbol: a flip's other side closed too);
         a close leaves the books now and its trade awaits a price (keeper/unpriced.py). Never
-        at a price no one traded at (was: the stop's; with a mark read, the mark's)."""
+        at a price no one may have traded at (was: the stop's; with a mark read, the mark's)."""
         symbol = position.symbol
-        lacks = "no mark read" if mark is None else f"the mark {mark} is no price it traded at"
+        lacks = ": no mark read" if mark is None else f" but the mark {mark}"
         detail = (
             f"{position.side} {position.quantity - target} gone from the exchange with no "
-            f"order of ours to explain it, and nothing to book it at: {lacks}{why}"
+            f"order of ours to explain it, and nothing to book it at{lacks}{why}"
         )
         if target > 0 or symbol in self.book.unpriced:  # a part, or a close beside another
             detail += "; the position stays booked as it was until a tick reads a price"
@@ -90,7 +90,7 @@ class ExternalSettling:
     def _awaits_trades(self, position: Position, target: Decimal) -> bool:
         """Whether a reduction with no order of ours waits for the account's trades, which
         could not be read, though a mark reads: a close (a flip's too) does, as one with no
-        mark does — the mark is a price no one traded at (was: booked at it at once, 1.5 %
+        mark does — the mark is not a traded price (was: booked at it at once, 1.5 %
         off the person's price in the hand-trading campaign, seed 30003). Not a part (the
         position stays held: booked at the mark now, so managed at once; booking it later
         would need an amendment of its PnL, not built), nor a close beside another awaiting

@@ -72,7 +72,7 @@ async def test_an_unreadable_userTrades_answer_awaits_the_trades_and_the_tick_go
 ) -> None:  # fmt: skip
     """A malformed userTrades answer on the tick that sees the close, the marks read: the
     tick goes on, the position leaves the books and its close awaits its trades (was: booked
-    at that mark at once, a price no one traded at); the next tick books the person's."""
+    at that mark at once, not a traded price); the next tick books the person's."""
     async with LoopbackBinance() as server:
         exchange = connect(server)
         try:
@@ -95,7 +95,7 @@ async def test_an_unreadable_userTrades_answer_awaits_the_trades_and_the_tick_go
             assert await repository.closed_trades() == []
             assert [e["symbol"] for e in logs if e["event"] == "account_trades_unread"] == [BTC]
             [waits] = [e for e in logs if e["event"] == "external_close_awaits_price"]
-            assert f"the mark {later} is no price it traded at" in waits["detail"]
+            assert f"nothing to book it at but the mark {later} " in waits["detail"]
             assert BTC in keeper.view().blocked
 
             await keeper.tick(now + timedelta(seconds=10), rest=True)

@@ -108,8 +108,8 @@ async def test_a_part_closed_by_hand_is_booked_at_its_price_and_the_rest_kept() 
 async def test_trades_that_cannot_be_read_are_awaited_though_the_mark_reads() -> None:
     """The account's trades cannot be read on the tick that sees the close, the mark can:
     the close waits for its trades (keeper/unpriced.py), the line saying why, and is booked at
-    the person's 102 once they are read, not at the mark 104 (was: at the mark at once, a
-    price no one traded at: the hand-trading campaign, seed 30003, 1.5 % off)."""
+    the person's 102 once they are read, not at the mark 104 (was: at the mark at once, not
+    a traded price: the hand-trading campaign, seed 30003, 1.5 % off)."""
     harness = await Harness.start()
     quantity = await opened(harness)
     harness.exchange.move(BTC, Decimal(102))
@@ -122,7 +122,7 @@ async def test_trades_that_cannot_be_read_are_awaited_though_the_mark_reads() ->
     assert await harness.repository.closed_trades() == []
     assert harness.keeper.positions == {}
     [waits] = [e for e in logs if e["event"] == "external_close_awaits_price"]
-    assert "the mark 104 is no price it traded at" in waits["detail"]
+    assert "nothing to book it at but the mark 104 (the account's trades could" in waits["detail"]
     assert "could not be read" in waits["detail"]
     assert [e["symbol"] for e in logs if e["event"] == "account_trades_unread"] == [BTC]
     await harness.tick()

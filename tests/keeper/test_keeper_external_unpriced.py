@@ -84,7 +84,7 @@ async def test_a_close_seen_with_its_trades_unread_is_booked_at_its_trade_once_r
     assert harness.keeper.positions == {}
     assert "awaits its price" in harness.keeper.view().blocked[BTC]
     assert "could not be read" in line
-    assert ("the mark 103 is no price it traded at" if marks else "no mark read") in line
+    assert ("but the mark 103" if marks else ": no mark read") in line
     with capture_logs() as logs:
         await harness.tick()
 
