@@ -52,18 +52,25 @@ class ExternalSettling:
         return price, fee, how, reason
 
     def _await_price(
-        self, position: Position, target: Decimal, opened: Decimal, why: str
+        self,
+        position: Position,
+        target: Decimal,
+        opened: Decimal,
+        why: str,
+        mark: Decimal | None = None,
     ) -> Position | None:
         """A reduction with no order of ours, and neither the account's trades nor a mark to
-        book it at: a part waits with the position booked as it was (its stop covers what is
-        held; the next tick books it), and so does a close on a symbol where another awaits
-        its price (one a symbol: a flip's other side closed too); a close leaves the books
-        now and its trade awaits a price (keeper/unpriced.py). Never at a price no one traded
-        at (was: the stop's)."""
+        book it at — or a close whose trades could not be read, `mark` read (a price no one
+        traded at: planner.py `_awaits_trades`): a part waits with the position booked as it
+        was (its stop covers what is held; the next tick books it), and so does a close on a
+        symbol where another awaits its price (one a symbol: a flip's other side closed too);
+        a close leaves the books now and its trade awaits a price (keeper/unpriced.py). Never
+        at a price no one may have traded at (was: the stop's; with a mark read, the mark's)."""
         symbol = position.symbol
+        lacks = ": no mark read" if mark is None else f" but the mark {mark}"
         detail = (
             f"{position.side} {position.quantity - target} gone from the exchange with no "
-            f"order of ours to explain it, and nothing to book it at: no mark read{why}"
+            f"order of ours to explain it, and nothing to book it at{lacks}{why}"
         )
         if target > 0 or symbol in self.book.unpriced:  # a part, or a close beside another
             detail += "; the position stays booked as it was until a tick reads a price"
@@ -79,6 +86,21 @@ class ExternalSettling:
         )
         self.notes.append(Note(AWAITS_PRICE, symbol, detail, warning=True))
         return None
+
+    def _awaits_trades(self, position: Position, target: Decimal) -> bool:
+        """Whether a reduction with no order of ours waits for the account's trades, which
+        could not be read, though a mark reads: a close (a flip's too) does, as one with no
+        mark does — the mark is not a traded price (was: booked at it at once, 1.5 %
+        off the person's price in the hand-trading campaign, seed 30003). Not a part (the
+        position stays held: booked at the mark now, so managed at once; booking it later
+        would need an amendment of its PnL, not built), nor a close beside another awaiting
+        its price (one a symbol: booked at the mark now)."""
+        symbol = position.symbol
+        return (
+            symbol in self.observation.account_unread
+            and target == 0
+            and symbol not in self.book.unpriced
+        )
 
     def settle_unpriced(self) -> None:
         """Book the closes awaiting their price (keeper/unpriced.py) a price is read for now:

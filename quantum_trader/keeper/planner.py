@@ -322,7 +322,9 @@ class Planner(OrderSettling, ExternalSettling):
         now holds on the other side (a flip). `closer`: an exit of ours booked this tick that
         ran out of position (`_ran_out`): it came after this reduction, so a trade it closes
         is booked at its price and reason, not the person's (was: MANUAL, found by the
-        campaign with a person trading by hand, 2026-12-03)."""
+        campaign with a person trading by hand, 2026-12-03). A close whose trades could not
+        be read awaits them even when the mark reads (`_awaits_trades`), unless an exit of
+        ours closed its rest: the trade takes our exit's price."""
         quantity = position.quantity - target
         found, why = self._account_execution(position, quantity, opened)
         reason = ExitReason.MANUAL
@@ -332,8 +334,9 @@ class Planner(OrderSettling, ExternalSettling):
         else:
             mark = self.observation.marks.get(position.symbol)
             ours = closer.execution.price if closer is not None else None
-            if mark is None and ours is None:
-                return self._await_price(position, target, opened, why)
+            waits = closer is None and self._awaits_trades(position, target)
+            if (mark is None and ours is None) or waits:
+                return self._await_price(position, target, opened, why, mark)
             price, fee = mark or ours or ZERO, ZERO
             how = f"the mark {price}{why}"
             if mark is None and closer is not None:

@@ -39,8 +39,8 @@ class KeeperSettings(Section):
     is given up (`fees_unread_given_up`). An hour bounds the reads at one an order a tick,
     720 at the 5 s tick, and stays well inside the 7 days for which Binance lists an
     order's trades.
-    `external_close_mark_after_s`: a position closed outside the program on a tick that read
-    neither the account's trades nor a mark waits for its trades (read once a tick); this
+    `external_close_mark_after_s`: a position closed outside the program on a tick that could
+    not read the account's trades (a mark read or not) waits for them (read once a tick); this
     long after the close was seen, a mark read then books it instead (keeper/unpriced.py).
     A minute: Binance's request limits count by the minute, so a 429 has passed by then, and
     every second longer lets the mark drift further from the price the close was made at.

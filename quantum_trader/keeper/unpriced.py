@@ -1,14 +1,16 @@
-"""A position closed outside the program, seen on a tick that could read neither the
-account's trades nor a mark: gone from the books at once, its trade booked once a price is read.
+"""A position closed outside the program, seen on a tick that could not read the account's
+trades (a mark read or not): gone from the books at once, its trade booked once a price is read.
 
-Such a close used to be booked at once at the position's stop price — a price no one may have
-traded at (the campaign with a person trading by hand, seed 30066, 2026-12-03: a 429 on both
-reads). Now the position leaves the books in that tick (nothing to protect: its stops of ours
-are released; a flip's other side is adopted and covered as always) and the close waits as an
-`UnpricedClose`, which blocks entries on the symbol (`Book.blocked`): a new position's trades
-would share the symbol's trade history the price is read from. Every tick reads the account's
-trades for it (keeper/external.py, the position's window, trades up to the slack after the
-close was seen) and the planner books it (planner.py `settle_unpriced`):
+Such a close used to be booked at once at the position's stop price when no mark was read
+either — a price no one may have traded at (the campaign with a person trading by hand, seed
+30066, 2026-12-03: a 429 on both reads) — and at once at the mark when one was, no traded
+price either (seed 30003: 1.5 % off the person's). Now the position leaves the books in
+that tick (nothing to protect: its stops of ours are released; a flip's other side is adopted
+and covered as always) and the close waits as an `UnpricedClose`, which blocks entries on the
+symbol (`Book.blocked`): a new position's trades would share the symbol's trade history the
+price is read from. Every tick reads the account's trades for it (keeper/external.py, the
+position's window, trades up to the slack after the close was seen) and the planner books it
+(external_settle.py `settle_unpriced`):
 
 - at the trades that add up to it, with their fee, MANUAL (or LIQUIDATION/ADL: keeper/forced.py),
   as soon as a tick reads them;
@@ -22,8 +24,10 @@ restart books it once). The waiting close is saved in the repository's state (na
 `UNPRICED`, by symbol) in the write that deletes the position, and deleted in the trade's
 write, so a stop between ticks leaves it waiting, booked once. A saved entry that cannot be
 read back is said once and dropped (the close is then never booked: the line says so).
-A part reduction seen so does not wait here: the position stays booked as it was (its stop
-still covers what is held) and the next tick books the reduction (planner.py `_external_exit`).
+A part reduction seen so does not wait here: with no mark, the position stays booked as it
+was (its stop still covers what is held) and the next tick books the reduction; with a mark,
+it is booked at the mark at once, the position being held and managed (planner.py
+`_external_exit`, external_settle.py `_awaits_trades`).
 """
 
 from __future__ import annotations

@@ -22,8 +22,8 @@ ours, database against the stand-in, at the end):
   as a closed trade with reason MANUAL at the price of the account's trades — that trade's, or
   the average of it and the person's reductions just before it that a tick booked together
   (`CloseByHand.exit_prices`) — or at the mark when the daemon could not read the account's
-  trades before booking it (`at_the_mark`, the keeper's documented limit); and no closed
-  trade is booked MANUAL without one;
+  trades for `keeper.external_close_mark_after_s` after it saw the close (`at_the_mark`, the
+  keeper's design); and no closed trade is booked MANUAL without one;
 - no fee is counted twice: on each symbol the fees the database booked (closed trades, and the
   positions still open) do not exceed the commissions the stand-in charged.
 
@@ -352,19 +352,40 @@ def _booked_at(trade: ClosedTrade, prices: tuple[Decimal, ...]) -> bool:
 
 
 def at_the_mark(close: CloseByHand, trade: ClosedTrade, result: HandOutcome) -> bool:
-    """Whether the keeper may have booked `close` as `trade` at the mark, as it says it does
-    when the account's trades cannot be read (KEEPER.md): between the close and the end of the
-    tick that booked it, a fault answered a read of them, or a Retry-After hold kept the
-    daemon's client from sending one. The tick started at `closed_at`; its end is not
-    recorded, and with its retries and a hold it can last several ticks of the stand-in's
-    accelerated clock (seeds 30041, 30188: a hold begun 1–2 ticks after the tick started), so
-    the window runs `BOOKING_TICK_TICKS` ticks past its start."""
-    booked_ms = ms_from_utc(trade.closed_at)
-    start = min(close.time_ms, booked_ms)
-    end = max(close.time_ms, booked_ms) + BOOKING_TICK_TICKS * TICK_MS
-    return any(start <= t <= end for t in result.trades_unread_ms) or any(
-        s <= end and start < e for s, e in result.holds_ms
-    )
+    """Whether the keeper may have booked `close` as `trade` at the mark, as it does only when
+    the account's trades stay unreadable for `keeper.external_close_mark_after_s` after the
+    tick that saw the close (KEEPER.md, "A close with nothing to book it at"; was: at once, at
+    the mark of that tick, accepted here within a window around it). The trade is closed at
+    that tick (`closed_at`), and booked on one at least the bound later whose read of the
+    trades failed too, at a mark read then. So, of a fault answering a read of the trades or
+    a Retry-After hold keeping the daemon's client from sending one:
+
+    - one between the close and the end of the tick that saw it (its end is not recorded;
+      with its retries and a hold it can last several ticks of the stand-in's accelerated
+      clock, seeds 30041, 30188: the window runs `BOOKING_TICK_TICKS` ticks past its start);
+    - and one at least the bound after that tick, on the tick that booked it, the trade's
+      price the stand-in's mark (`mark_path`) at a second of that tick, or up to the 10 s
+      before it a streamed mark may be old before the stream counts as silent
+      (`exchange.stream_silence_s`).
+
+    Not checked, for want of the stand-in's answered reads in the outcome: that no read of
+    the trades answered in between (one would have booked them). The daemon runs the default
+    bound (`campaign_settings` sets no keeper settings)."""
+    seen_ms, span = ms_from_utc(trade.closed_at), BOOKING_TICK_TICKS * TICK_MS
+    start, end = min(close.time_ms, seen_ms), max(close.time_ms, seen_ms) + span
+    unread = [(t, t + 1) for t in result.trades_unread_ms] + result.holds_ms  # [a, b) in ms
+    if not any(a <= end and start < b for a, b in unread):
+        return False
+    path, market = result.standin.mark_path, result.standin.markets[close.market_id]
+    earliest = seen_ms + round(KeeperSettings().external_close_mark_after_s * 1000)
+    for a, b in unread:
+        if b < earliest or path is None:
+            continue
+        # The booking tick started at or after `earliest`, at most `span` before its read.
+        seconds = range((max(a - span, earliest) - 10_000) // 1000, (b + span) // 1000 + 1)
+        if _booked_at(trade, tuple(path.price(market, s * 1000) for s in seconds)):
+            return True
+    return False
 
 
 def _bookings(

@@ -68,8 +68,11 @@ async def test_a_close_by_hand_is_booked_from_the_accounts_trades_through_ccxt()
             await exchange.close()
 
 
-async def test_an_unreadable_userTrades_answer_books_at_the_mark_and_the_tick_goes_on(
+async def test_an_unreadable_userTrades_answer_awaits_the_trades_and_the_tick_goes_on(
 ) -> None:  # fmt: skip
+    """A malformed userTrades answer on the tick that sees the close, the marks read: the
+    tick goes on, the position leaves the books and its close awaits its trades (was: booked
+    at that mark at once, not a traded price); the next tick books the person's."""
     async with LoopbackBinance() as server:
         exchange = connect(server)
         try:
@@ -78,19 +81,27 @@ async def test_an_unreadable_userTrades_answer_books_at_the_mark_and_the_tick_go
             await keeper.tick(now, rest=True)
             await keeper.enter(sized(BTC, Side.LONG, server.state.mark("BTCUSDT")), now)
             held = server.state.holding("BTCUSDT").amount
+            closed_at = server.state.mark("BTCUSDT")
             web = OrderRequest("web_8f2b", BTC, OrderSide.SELL, OrderKind.MARKET, held,
                                reduce_only=True)  # fmt: skip
             await exchange.place_order(web)
-            server.state.marks["BTCUSDT"] = later = server.state.mark("BTCUSDT") + 100
+            server.state.marks["BTCUSDT"] = later = closed_at + 100
             malformed = '[{"id": 1}]'  # no side, price, quantity or time
             server.inject(Fault("/fapi/v1/userTrades", method="GET", status=200, body=malformed))
             with capture_logs() as logs:
                 await keeper.tick(now + timedelta(seconds=5), rest=True)
 
             assert keeper.positions == {}
-            [trade] = await repository.closed_trades()
-            assert trade.exit_price == later
+            assert await repository.closed_trades() == []
             assert [e["symbol"] for e in logs if e["event"] == "account_trades_unread"] == [BTC]
+            [waits] = [e for e in logs if e["event"] == "external_close_awaits_price"]
+            assert f"nothing to book it at but the mark {later} " in waits["detail"]
+            assert BTC in keeper.view().blocked
+
+            await keeper.tick(now + timedelta(seconds=10), rest=True)
+            [trade] = await repository.closed_trades()
+            assert (trade.exit_reason, trade.exit_price) == (ExitReason.MANUAL, closed_at)
+            assert keeper.view().blocked == {}
         finally:
             await exchange.close()
 

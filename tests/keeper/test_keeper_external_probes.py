@@ -92,8 +92,9 @@ async def test_our_exit_executed_answer_lost_then_a_sell_by_hand_books_ours_and_
 
 async def test_our_exit_lost_a_close_by_hand_a_restart_and_trades_unreadable_book_once() -> None:
     """Our exit's request lost, a person closed the position, the daemon restarted, and the
-    account's trades could not be read on the tick that books the close: booked once, at the
-    mark (the line says why), no exit sent again."""
+    account's trades could not be read on the tick that sees the close: it awaits them (the
+    line says why) and is booked once, at the person's trade (was: at the mark, the account's
+    trades unread), no exit sent again."""
     harness = await Harness.start()
     exchange = harness.exchange
     quantity = await opened(harness)
@@ -110,8 +111,10 @@ async def test_our_exit_lost_a_close_by_hand_a_restart_and_trades_unreadable_boo
             await harness.tick()
 
     [trade] = await harness.repository.closed_trades()
-    assert trade.exit_price == Decimal(104)
-    assert "could not be read" in noted(logs)
+    assert trade.exit_price == Decimal(102)
+    [waits] = [e for e in logs if e["event"] == "external_close_awaits_price"]
+    assert "could not be read" in waits["detail"]
+    assert "the account's 1 trade(s) 102" in noted(logs)
     assert len(sent(exchange, Purpose.EXIT)) == 1
     assert harness.keeper.positions == {}
 

@@ -1,11 +1,14 @@
-"""A close outside the program seen on a tick that could read neither the account's trades
-nor a mark (keeper/unpriced.py): the position is gone from the books at once (no stop, nothing
-to protect, entries on the symbol blocked), and its trade waits for a price — the trades that
-closed it when a later tick reads them, else, `keeper.external_close_mark_after_s` after the
-close was seen, a mark read then, the line saying so — booked once, also across a restart.
+"""A close outside the program seen on a tick that could not read the account's trades,
+whether or not it read a mark (keeper/unpriced.py): the position is gone from the books at
+once (no stop, nothing to protect, entries on the symbol blocked), and its trade waits for a
+price — the trades that closed it when a later tick reads them, else,
+`keeper.external_close_mark_after_s` after the close was seen, a mark read then, the line
+saying so — booked once, also across a restart.
 
-Was: booked at once at the position's stop price, a price no one may have traded at (the
-campaign with a person trading by hand, seed 30066, 2026-12-03: a 429 on both reads)."""
+Was: with no mark either, booked at once at the position's stop price, a price no one may
+have traded at (the campaign with a person trading by hand, seed 30066, 2026-12-03: a 429 on
+both reads); with the mark read, booked at once at that mark, no traded price either (seed
+30003: 1.5 % off the person's). The tests run both ways (`MARKS`)."""
 
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
 from model_exchange import ModelExchange
 from structlog.testing import capture_logs
 from test_keeper_booking_one_write import keeper_on as sqlite_keeper_on
@@ -30,6 +34,8 @@ from quantum_trader.ops.operator_view import blocked_symbols
 from quantum_trader.storage.sqlite import SqliteRepository
 
 BOUND = timedelta(seconds=KEEPER.external_close_mark_after_s)
+# Whether the tick that sees the close reads the marks: the close waits for its trades either way.
+MARKS = pytest.mark.parametrize("marks", [False, True], ids=["no_mark", "mark_read"])
 
 
 def awaiting(logs: list[MutableMapping[str, Any]]) -> str:
@@ -38,11 +44,11 @@ def awaiting(logs: list[MutableMapping[str, Any]]) -> str:
 
 
 async def closed_by_hand_unread(
-    harness: Harness, name: str, quantity: Decimal, *, flip: bool = False
+    harness: Harness, name: str, quantity: Decimal, *, flip: bool = False, marks: bool = False
 ) -> str:
     """A person sells `quantity` at 102 (reduce-only unless `flip`); the tick that sees it
-    (the mark then 103) can read neither the account's trades nor the marks. Returns the
-    lines saying what awaits a price."""
+    (the mark then 103) cannot read the account's trades, nor the marks unless `marks`.
+    Returns the lines saying what awaits a price."""
     exchange = harness.exchange
     exchange.move(BTC, Decimal(102))
     if flip:
@@ -52,30 +58,33 @@ async def closed_by_hand_unread(
         await by_hand(harness, name, OrderSide.SELL, quantity)
     exchange.move(BTC, Decimal(103))
     exchange.account_fills_unreadable = 1
-    exchange.marks_unreadable = 1
+    exchange.marks_unreadable = 0 if marks else 1
     with capture_logs() as logs:
         await harness.tick()
     return awaiting(logs)
 
 
-async def test_a_close_seen_with_neither_trades_nor_mark_is_booked_at_its_trade_once_read(
-) -> None:  # fmt: skip
-    """Both reads fail on the tick that sees the close: no trade booked (was: at the stop
-    price), the position gone, no stop placed for it, entries blocked; the next tick reads
-    the trades and books the close at 102 with the person's fee, MANUAL, closed when it was
+@MARKS
+async def test_a_close_seen_with_its_trades_unread_is_booked_at_its_trade_once_read(
+    marks: bool,
+) -> None:
+    """The account's trades cannot be read on the tick that sees the close, the mark (103)
+    read or not: no trade booked (was: at the stop price with no mark, at the mark 103 with
+    one), the position gone, no stop placed for it, entries blocked; the next tick reads the
+    trades and books the close at 102 with the person's fee, MANUAL, closed when it was
     seen; never again."""
     harness = await Harness.start()
     quantity = await opened(harness)
     entry_fees = harness.keeper.positions[BTC].fees_usdt
     stops = len(sent(harness.exchange, Purpose.STOP))
-    line = await closed_by_hand_unread(harness, "web_closed_40", quantity)
+    line = await closed_by_hand_unread(harness, "web_closed_40", quantity, marks=marks)
     seen_at = harness.now
 
     assert await harness.repository.closed_trades() == []
     assert harness.keeper.positions == {}
     assert "awaits its price" in harness.keeper.view().blocked[BTC]
     assert "could not be read" in line
-    assert "no mark" in line
+    assert ("but the mark 103" if marks else ": no mark read") in line
     with capture_logs() as logs:
         await harness.tick()
 
@@ -92,15 +101,18 @@ async def test_a_close_seen_with_neither_trades_nor_mark_is_booked_at_its_trade_
     assert harness.keeper.book.idle
 
 
+@MARKS
 async def test_trades_never_read_book_the_close_at_a_mark_read_after_the_bound_and_say_so(
-) -> None:  # fmt: skip
-    """The account's trades stay unreadable; marks come back at once. The close waits
-    `external_close_mark_after_s` for its trades, then is booked at the mark read then, with
-    no fee of its own, the line naming that mark, when it was read and why."""
+    marks: bool,
+) -> None:
+    """The account's trades stay unreadable; marks read from the tick that sees the close
+    (`marks`), else from the next. The close waits `external_close_mark_after_s` for its
+    trades, then is booked at the mark read then, with no fee of its own, the line naming
+    that mark, when it was read and why."""
     harness = await Harness.start()
     quantity = await opened(harness)
     entry_fees = harness.keeper.positions[BTC].fees_usdt
-    await closed_by_hand_unread(harness, "web_closed_41", quantity)
+    await closed_by_hand_unread(harness, "web_closed_41", quantity, marks=marks)
     seen_at = harness.now
     harness.exchange.account_fills_unreadable = 10_000
     harness.exchange.move(BTC, Decimal(105))
@@ -121,14 +133,15 @@ async def test_trades_never_read_book_the_close_at_a_mark_read_after_the_bound_a
     assert BTC not in harness.keeper.view().blocked
 
 
-async def test_a_restart_while_the_close_awaits_its_price_books_it_once() -> None:
-    """A restart after the tick that saw the close (neither read answered): the new run still
-    knows the position gone and the symbol blocked (so does `status`, reading the database),
-    books the close at its trade's price,
-    once, and a restart after that books nothing again."""
+@MARKS
+async def test_a_restart_while_the_close_awaits_its_price_books_it_once(marks: bool) -> None:
+    """A restart after the tick that saw the close (the trades unread; the mark too, or
+    not): the new run still knows the position gone and the symbol blocked (so does
+    `status`, reading the database), books the close at its trade's price, once, and a
+    restart after that books nothing again."""
     harness = await Harness.start()
     quantity = await opened(harness)
-    await closed_by_hand_unread(harness, "web_closed_42", quantity)
+    await closed_by_hand_unread(harness, "web_closed_42", quantity, marks=marks)
     seen_at = harness.now
     await harness.restart()
     assert harness.keeper.positions == {}
@@ -145,13 +158,17 @@ async def test_a_restart_while_the_close_awaits_its_price_books_it_once() -> Non
     assert harness.keeper.book.idle
 
 
-async def test_a_flip_by_hand_seen_unpriced_adopts_the_short_and_books_the_long_later() -> None:
-    """A person sells twice the long: the short the exchange now holds is adopted and covered
-    in the same tick; the long's close waits and is booked at 102 once the trades are read,
-    the short's share of the fee added to the short."""
+@MARKS
+async def test_a_flip_by_hand_seen_unpriced_adopts_the_short_and_books_the_long_later(
+    marks: bool,
+) -> None:
+    """A person sells twice the long, the trades unread (the mark too, or not): the short
+    the exchange now holds is adopted and covered in the same tick; the long's close waits
+    and is booked at 102 once the trades are read, the short's share of the fee added to the
+    short."""
     harness = await Harness.start()
     quantity = await opened(harness)
-    await closed_by_hand_unread(harness, "web_flipped_40", quantity * 2, flip=True)
+    await closed_by_hand_unread(harness, "web_flipped_40", quantity * 2, flip=True, marks=marks)
     short = harness.keeper.positions[BTC]
     assert (short.side, short.quantity) == (Side.SHORT, quantity)
     assert await harness.repository.closed_trades() == []
@@ -184,6 +201,32 @@ async def test_a_part_sold_by_hand_unpriced_waits_and_is_booked_at_its_trade() -
     await harness.tick()
     [trade] = await harness.repository.closed_trades()
     assert trade.exit_reason is ExitReason.MANUAL
+
+
+async def test_a_part_sold_by_hand_with_its_trades_unread_is_booked_at_the_mark_at_once(
+) -> None:  # fmt: skip
+    """A person sells half; the tick that sees it cannot read the account's trades but reads
+    the mark (103): a part does not wait for its trades (the position is held and managed;
+    booking its quantity now and its price later would need an amendment, not built): it is
+    booked at the mark in that tick, the line saying why, and nothing awaits a price."""
+    harness = await Harness.start()
+    quantity = await opened(harness)
+    half = quantity / 2
+    exchange = harness.exchange
+    exchange.move(BTC, Decimal(102))
+    await by_hand(harness, "web_reduced_41", OrderSide.SELL, half)
+    exchange.move(BTC, Decimal(103))
+    exchange.account_fills_unreadable = 1
+    with capture_logs() as logs:
+        await harness.tick()
+    assert awaiting(logs) == ""
+
+    position = harness.keeper.positions[BTC]
+    assert position.quantity == quantity - half
+    assert position.realized_pnl_usdt == (Decimal(103) - position.entry_price) * half
+    assert "booked at the mark 103 (the account's trades could not be read)" in noted(logs)
+    assert harness.keeper.book.unpriced == {}
+    assert BTC not in harness.keeper.view().blocked
 
 
 async def test_the_close_awaiting_its_price_survives_a_restart_on_sqlite(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from decimal import Decimal
 
 from structlog.testing import capture_logs
 from test_keeper_external_exits import BTC, by_hand, fee_paid, noted, opened
-from test_keeper_properties import T0, Harness
+from test_keeper_properties import KEEPER, T0, TICK, Harness
 
 from quantum_trader.domain import ExitReason, Fill, OrderSide
 from quantum_trader.keeper.forced import forced_reason
@@ -87,8 +87,8 @@ async def test_a_close_by_hand_stays_manual_and_the_force_orders_are_read_once()
 
 async def test_no_force_orders_are_read_without_a_close_booked_from_the_accounts_trades(
 ) -> None:  # fmt: skip
-    """Quiet ticks read none; nor does a close booked at the mark (its trades unread): there
-    are no trades to name."""
+    """Quiet ticks read none; nor does a close booked at the mark (its trades unread for
+    `keeper.external_close_mark_after_s`: keeper/unpriced.py): there are no trades to name."""
     harness = await Harness.start()
     await opened(harness)
     for _ in range(3):
@@ -96,8 +96,9 @@ async def test_no_force_orders_are_read_without_a_close_booked_from_the_accounts
     assert harness.exchange.force_orders_asked == []
 
     harness.exchange.force_close(BTC, ExitReason.LIQUIDATION)
-    harness.exchange.account_fills_unreadable = 1
-    await harness.tick()
+    harness.exchange.account_fills_unreadable = 10_000
+    for _ in range(int(KEEPER.external_close_mark_after_s / TICK.total_seconds()) + 2):
+        await harness.tick()
 
     [trade] = await harness.repository.closed_trades()
     assert trade.exit_reason is ExitReason.MANUAL
