@@ -70,7 +70,7 @@ from loopback.state import LoopbackState
 
 from quantum_trader.app import Runtime
 from quantum_trader.clock import ms_from_utc, utc_from_ms
-from quantum_trader.domain import ClosedTrade, ExitReason
+from quantum_trader.domain import ClosedTrade, ExitReason, Side
 from quantum_trader.keeper.ids import is_ours
 from quantum_trader.keeper.settings import KeeperSettings
 from quantum_trader.storage.sqlite import SqliteRepository
@@ -93,6 +93,12 @@ WEIGHTS = (30, 25, 25, 20)
 # The person acts every 5–30 simulated seconds, and never before the keeper completed two
 # ticks since the last action: on a busy machine simulated time runs ahead of the ticks, and a
 # flip followed by a reduction before the keeper saw the flip is a known limit (STATUS.md).
+# Two ticks are the design's bound only while the user-data events reach the daemon: one
+# lost, a position changed by hand is seen by the check of positions (4 ticks at 20 s), so
+# while the keeper's books still differ from what the stand-in holds on the symbol last
+# traded, the person waits up to `CATCH_UP_TICKS` (seeds 30102 and 30108: a flip whose events
+# were lost, unseen for 2 ticks, then a reduction, or a flip back, by hand — the close booked
+# at the mark, or the round trip not at all).
 SECONDS_BETWEEN = (5.0, 30.0)
 TICKS_BETWEEN = 2
 FEE_SLACK_USDT = Decimal("0.000001")  # rounding of a fee shared between two positions
@@ -100,6 +106,7 @@ TRADES_ROUTE = "/fapi/v1/userTrades"
 PRICE_DIGITS = Decimal("1e-12")
 TICK_MS = round(MONITOR_S * 1000)
 BOOKING_TICK_TICKS = 3  # how long a tick that books may last, in the stand-in's ticks
+CATCH_UP_TICKS = math.ceil(KeeperSettings().rest_position_check_s / MONITOR_S) + TICKS_BETWEEN
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,12 +131,30 @@ class Person:
         self.actions: list[HandAction] = []
         self.server: LoopbackBinance | None = None  # the stand-in, once beside one
         self.keeper: KeeperSettings | None = None  # the daemon's, once beside one
+        # each closed trade (`booking_key`) → the stand-in's ms when the database first held it
+        self.booked_seen_ms: dict[tuple[str, str, int], int] = {}
 
     def beside(
         self, server: LoopbackBinance, runtime: Runtime
     ) -> Callable[[asyncio.Event], Awaitable[None]]:
         self.server, self.keeper = server, runtime.settings.keeper
-        return lambda stopping: self.trade(server, runtime, stopping)
+
+        async def both(stopping: asyncio.Event) -> None:
+            await asyncio.gather(
+                self.trade(server, runtime, stopping), self.watch_bookings(runtime, stopping)
+            )
+
+        return both
+
+    async def watch_bookings(self, runtime: Runtime, stopping: asyncio.Event) -> None:
+        """When each closed trade first shows in the database, sampled every simulated second:
+        the tick that booked it read the account's trades before it wrote it (`at_the_mark`)."""
+        clock, state = runtime.clock, self.server.state if self.server else None
+        assert state is not None
+        while not stopping.is_set():
+            for trade in await runtime.repository.closed_trades():
+                self.booked_seen_ms.setdefault(booking_key(trade), state.now_ms)
+            await clock.sleep_until(clock.now() + timedelta(seconds=1))
 
     async def trade(
         self, server: LoopbackBinance, runtime: Runtime, stopping: asyncio.Event
@@ -141,15 +166,34 @@ class Person:
             while not stopping.is_set():
                 start, wait_s = ticks.sample(), self._rng.uniform(*SECONDS_BETWEEN)
                 until = clock.now() + timedelta(seconds=wait_s)
-                while (clock.now() < until or ticks.sample() - start < TICKS_BETWEEN) and (
-                    not stopping.is_set()
-                ):
+                while (
+                    clock.now() < until
+                    or ticks.sample() - start < TICKS_BETWEEN
+                    or (ticks.sample() - start < CATCH_UP_TICKS and self._unseen(runtime))
+                ) and not stopping.is_set():
                     await clock.sleep_until(clock.now() + timedelta(seconds=1))
                 # Drawn whatever is held, so the draws stay in step with the seed.
                 kind = self._rng.choices(KINDS, WEIGHTS)[0]
                 pick, share = self._rng.random(), self._rng.uniform(0.2, 0.8)
                 if not stopping.is_set():
                     await self._act(session, server.state, kind, pick, share)
+
+    def _unseen(self, runtime: Runtime) -> bool:
+        """Whether the keeper's books differ from what the stand-in holds on the symbol of the
+        person's last trade (not seen yet)."""
+        trades = [a for a in self.actions if a.kind != "cancel_stop"]
+        if not trades or self.server is None:
+            return False
+        market_id = trades[-1].market_id
+        amount = self.server.state.holding(market_id).amount
+        symbol = {m: s for s, m in MARKET_IDS.items()}[market_id]
+        booked = runtime.core.keeper.view().positions.get(symbol)
+        signed = (
+            Decimal(0)
+            if booked is None
+            else booked.quantity * (1 if booked.side is Side.LONG else -1)
+        )
+        return signed != amount
 
     async def _act(
         self,
@@ -210,6 +254,11 @@ def _quantity(
         return size
     part = (size * Decimal(str(share)) / step).to_integral_value(ROUND_DOWN) * step
     return min(max(part, step), size - step)
+
+
+def booking_key(trade: ClosedTrade) -> tuple[str, str, int]:
+    """A closed trade's key in the database: its symbol, entry order and close time."""
+    return trade.symbol, trade.entry_order_id, ms_from_utc(trade.closed_at)
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,6 +325,9 @@ class HandOutcome:
     rest_check_interval_s: float
     fees_paid: dict[str, Decimal] = field(default_factory=dict)  # by market id
     fees_booked: dict[str, Decimal] = field(default_factory=dict)
+    # each closed trade (`booking_key`) → the stand-in's ms when the database first held it,
+    # while the person traded (`Person.watch_bookings`)
+    booked_seen_ms: dict[tuple[str, str, int], int] = field(default_factory=dict)
 
 
 async def run_by_hand(seed: int, data_dir: Path, *, minutes: float = 4.0) -> HandOutcome:
@@ -316,6 +368,7 @@ async def run_by_hand(seed: int, data_dir: Path, *, minutes: float = 4.0) -> Han
         keeper.rest_check_interval_s,
         dict(paid),
         dict(booked),
+        dict(person.booked_seen_ms),
     )
 
 
@@ -355,13 +408,24 @@ def at_the_mark(close: CloseByHand, trade: ClosedTrade, result: HandOutcome) -> 
     """Whether the keeper may have booked `close` as `trade` at the mark, as it says it does
     when the account's trades cannot be read (KEEPER.md): between the close and the end of the
     tick that booked it, a fault answered a read of them, or a Retry-After hold kept the
-    daemon's client from sending one. The tick started at `closed_at`; its end is not
-    recorded, and with its retries and a hold it can last several ticks of the stand-in's
-    accelerated clock (seeds 30041, 30188: a hold begun 1–2 ticks after the tick started), so
-    the window runs `BOOKING_TICK_TICKS` ticks past its start."""
+    daemon's client from sending one. The tick started at `closed_at` and read the trades
+    before it wrote the trade: its end is when the database first held the trade
+    (`HandOutcome.booked_seen_ms`, sampled every simulated second while the person trades).
+    A tick can last far longer than the keeper's interval on the stand-in's accelerated clock:
+    a request whose answer the stand-in loses waits out the client's timeout, 2 s real, 60 s
+    of the 30× clock (seen: trades first held 61 s after their tick started; seed 30123, a
+    tick started 13:27:04 whose read of the trades answered 429 after 13:28:03 — was: a
+    window of `BOOKING_TICK_TICKS` ticks past the start, which missed it). A trade booked
+    after the person stopped keeps that window (seeds 30041, 30188: a hold begun 1–2 ticks
+    after the tick started)."""
     booked_ms = ms_from_utc(trade.closed_at)
     start = min(close.time_ms, booked_ms)
-    end = max(close.time_ms, booked_ms) + BOOKING_TICK_TICKS * TICK_MS
+    seen_ms = result.booked_seen_ms.get(booking_key(trade))
+    end = (
+        seen_ms
+        if seen_ms is not None
+        else max(close.time_ms, booked_ms) + BOOKING_TICK_TICKS * TICK_MS
+    )
     return any(start <= t <= end for t in result.trades_unread_ms) or any(
         s <= end and start < e for s, e in result.holds_ms
     )
