@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import math
 import random
 import subprocess
@@ -64,7 +65,15 @@ from typing import IO, Any
 
 import aiohttp
 import uvloop
-from campaign import MARKET_IDS, MONITOR_S, Outcome, TickCounter, campaign_problems, run_campaign
+from campaign import (
+    MARKET_IDS,
+    MONITOR_S,
+    Outcome,
+    TickCounter,
+    campaign_problems,
+    run_campaign,
+    unprotected,
+)
 from loopback.server import SECOND_CLIENT, LoopbackBinance
 from loopback.state import LoopbackState
 
@@ -112,7 +121,9 @@ CATCH_UP_TICKS = math.ceil(KeeperSettings().rest_position_check_s / MONITOR_S) +
 @dataclass(frozen=True, slots=True)
 class HandAction:
     """What the person did: `kind` on `market_id` at the stand-in's `time_ms`, `quantity`
-    the order's (0 for a cancel), `answer` the stand-in's order status or error."""
+    the order's (0 for a cancel), `answer` the stand-in's order status or error;
+    `covered_ms`, for a cancel, when the person last saw the position covered by a stop of
+    ours, just before cancelling it (None: it was not)."""
 
     time_ms: int
     market_id: str
@@ -120,6 +131,7 @@ class HandAction:
     client_id: str
     quantity: Decimal
     answer: str
+    covered_ms: int | None = None
 
 
 class Person:
@@ -210,8 +222,9 @@ class Person:
             return
         market_id = sorted(held)[int(pick * len(held))]
         client_id = f"{PERSON_PREFIX}{self.seed}_{len(self.actions)}"
+        covered_ms = None
         if kind == "cancel_stop":
-            answer_text = await self._cancel_stop(session, market_id)
+            answer_text, covered_ms = await self._cancel_stop(session, state, market_id)
             quantity = Decimal(0)
         else:
             quantity = _quantity(kind, held[market_id], share, state, market_id)
@@ -224,10 +237,12 @@ class Person:
                 body = await answer.json()
             answer_text = body.get("status") or f"{body.get('code')} {body.get('msg')}"
         self.actions.append(
-            HandAction(state.now_ms, market_id, kind, client_id, quantity, answer_text)
+            HandAction(state.now_ms, market_id, kind, client_id, quantity, answer_text, covered_ms)
         )
 
-    async def _cancel_stop(self, session: aiohttp.ClientSession, market_id: str) -> str:
+    async def _cancel_stop(
+        self, session: aiohttp.ClientSession, state: LoopbackState, market_id: str
+    ) -> tuple[str, int | None]:
         async with session.get("/fapi/v1/openAlgoOrders", params={"symbol": market_id}) as got:
             stops = [
                 o["clientAlgoId"]
@@ -235,11 +250,13 @@ class Person:
                 if is_ours(o["clientAlgoId"]) and o["orderType"] == "STOP_MARKET"
             ]
         if not stops:
-            return "no stop of ours"
+            return "no stop of ours", None
+        covered_ms = None if market_id in unprotected(state) else state.now_ms
         params = {"symbol": market_id, "clientAlgoId": stops[0]}
         async with session.delete("/fapi/v1/algoOrder", params=params) as answer:
             body: dict[str, Any] = await answer.json()
-        return f"canceled {stops[0]}" if answer.status == 200 else f"{body.get('msg')}"
+        text = f"canceled {stops[0]}" if answer.status == 200 else f"{body.get('msg')}"
+        return text, covered_ms
 
 
 def _quantity(
@@ -398,6 +415,33 @@ def allowed_ticks(result: HandOutcome, market_id: str, start_ms: int, end_ms: in
     return allowed
 
 
+def covered_apart(
+    result: HandOutcome, market_id: str, start_ms: int, end_ms: int, planned: list[int]
+) -> list[tuple[int, int, list[int]]]:
+    """A span without our stop as the watcher sampled it (every simulated second), split where
+    the person saw the position covered by a stop of ours just before cancelling it
+    (`HandAction.covered_ms`): two spans the samples merged. Each part with the ticks it
+    counts: those planned up to the moment it was covered (one of them placed that stop), and
+    after it those planned since. Seed 30187: a stop placed at the tick of 13:26:20.317 after
+    an entry left bare and cancelled by hand 0.27 s later, re-placed the next tick — one span
+    of 3 ticks, two of 2 and 1."""
+    cuts = sorted(
+        a.covered_ms
+        for a in result.actions
+        if a.market_id == market_id
+        and a.covered_ms is not None
+        and start_ms < a.covered_ms < end_ms
+    )
+    bounds = [start_ms, *cuts, end_ms]
+    parts = []
+    for first, last in itertools.pairwise(bounds):
+        ticks = [
+            t for t in planned if (first == start_ms or t > first) and (last == end_ms or t <= last)
+        ]
+        parts.append((first, last, ticks))
+    return parts
+
+
 def _booked_at(trade: ClosedTrade, prices: tuple[Decimal, ...]) -> bool:
     """Whether `trade` was booked at one of `prices` (to 12 digits: an average's last digits
     depend on the order the keeper summed it in)."""
@@ -461,12 +505,13 @@ def hand_problems(seed: int, result: HandOutcome) -> list[str]:
     # Spans of our stop's absence: checked here, each against its own bound.
     found = campaign_problems(seed, result.outcome, stop_within_ticks=sys.maxsize)
     for market_id, start_ms, end_ms, planned in result.outcome.watch.bare_spans:
-        allowed = allowed_ticks(result, market_id, start_ms, end_ms)
-        if len(planned) > allowed:
-            found.append(
-                f"seed {seed}: {market_id} without a stop for {len(planned)} ticks "
-                f"(at most {allowed}) from {utc_from_ms(start_ms):%H:%M:%S}"
-            )
+        for first_ms, last_ms, ticks in covered_apart(result, market_id, start_ms, end_ms, planned):
+            allowed = allowed_ticks(result, market_id, first_ms, last_ms)
+            if len(ticks) > allowed:
+                found.append(
+                    f"seed {seed}: {market_id} without a stop for {len(ticks)} ticks "
+                    f"(at most {allowed}) from {utc_from_ms(first_ms):%H:%M:%S}"
+                )
     symbol_of = {m: s for s, m in MARKET_IDS.items()}
     manual = [t for t in result.closed if t.exit_reason is ExitReason.MANUAL]
     bookings = _bookings(result.closes, manual, result)
