@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import math
 import random
 import subprocess
@@ -64,13 +65,21 @@ from typing import IO, Any
 
 import aiohttp
 import uvloop
-from campaign import MARKET_IDS, MONITOR_S, Outcome, TickCounter, campaign_problems, run_campaign
+from campaign import (
+    MARKET_IDS,
+    MONITOR_S,
+    Outcome,
+    TickCounter,
+    campaign_problems,
+    run_campaign,
+    unprotected,
+)
 from loopback.server import SECOND_CLIENT, LoopbackBinance
 from loopback.state import LoopbackState
 
 from quantum_trader.app import Runtime
 from quantum_trader.clock import ms_from_utc, utc_from_ms
-from quantum_trader.domain import ClosedTrade, ExitReason
+from quantum_trader.domain import ClosedTrade, ExitReason, Side
 from quantum_trader.keeper.ids import is_ours
 from quantum_trader.keeper.settings import KeeperSettings
 from quantum_trader.storage.sqlite import SqliteRepository
@@ -93,6 +102,12 @@ WEIGHTS = (30, 25, 25, 20)
 # The person acts every 5–30 simulated seconds, and never before the keeper completed two
 # ticks since the last action: on a busy machine simulated time runs ahead of the ticks, and a
 # flip followed by a reduction before the keeper saw the flip is a known limit (STATUS.md).
+# Two ticks are the design's bound only while the user-data events reach the daemon: one
+# lost, a position changed by hand is seen by the check of positions (4 ticks at 20 s), so
+# while the keeper's books still differ from what the stand-in holds on the symbol last
+# traded, the person waits up to `CATCH_UP_TICKS` (seeds 30102 and 30108: a flip whose events
+# were lost, unseen for 2 ticks, then a reduction, or a flip back, by hand — the close booked
+# at the mark, or the round trip not at all).
 SECONDS_BETWEEN = (5.0, 30.0)
 TICKS_BETWEEN = 2
 FEE_SLACK_USDT = Decimal("0.000001")  # rounding of a fee shared between two positions
@@ -100,12 +115,18 @@ TRADES_ROUTE = "/fapi/v1/userTrades"
 PRICE_DIGITS = Decimal("1e-12")
 TICK_MS = round(MONITOR_S * 1000)
 BOOKING_TICK_TICKS = 3  # how long a tick that books may last, in the stand-in's ticks
+# The longest a tick's start may precede one of its reads: a lost answer waits out the
+# client's 2 s timeout, 60 s of the stand-in's 30× clock (seen: 61–63 s, seed 30123).
+LONGEST_TICK_MS = 70_000
+CATCH_UP_TICKS = math.ceil(KeeperSettings().rest_position_check_s / MONITOR_S) + TICKS_BETWEEN
 
 
 @dataclass(frozen=True, slots=True)
 class HandAction:
     """What the person did: `kind` on `market_id` at the stand-in's `time_ms`, `quantity`
-    the order's (0 for a cancel), `answer` the stand-in's order status or error."""
+    the order's (0 for a cancel), `answer` the stand-in's order status or error;
+    `covered_ms`, for a cancel, when the person last saw the position covered by a stop of
+    ours, just before cancelling it (None: it was not)."""
 
     time_ms: int
     market_id: str
@@ -113,6 +134,7 @@ class HandAction:
     client_id: str
     quantity: Decimal
     answer: str
+    covered_ms: int | None = None
 
 
 class Person:
@@ -124,12 +146,30 @@ class Person:
         self.actions: list[HandAction] = []
         self.server: LoopbackBinance | None = None  # the stand-in, once beside one
         self.keeper: KeeperSettings | None = None  # the daemon's, once beside one
+        # each closed trade (`booking_key`) → the stand-in's ms when the database first held it
+        self.booked_seen_ms: dict[tuple[str, str, int], int] = {}
 
     def beside(
         self, server: LoopbackBinance, runtime: Runtime
     ) -> Callable[[asyncio.Event], Awaitable[None]]:
         self.server, self.keeper = server, runtime.settings.keeper
-        return lambda stopping: self.trade(server, runtime, stopping)
+
+        async def both(stopping: asyncio.Event) -> None:
+            await asyncio.gather(
+                self.trade(server, runtime, stopping), self.watch_bookings(runtime, stopping)
+            )
+
+        return both
+
+    async def watch_bookings(self, runtime: Runtime, stopping: asyncio.Event) -> None:
+        """When each closed trade first shows in the database, sampled every simulated second:
+        the tick that booked it read the account's trades before it wrote it (`at_the_mark`)."""
+        clock, state = runtime.clock, self.server.state if self.server else None
+        assert state is not None
+        while not stopping.is_set():
+            for trade in await runtime.repository.closed_trades():
+                self.booked_seen_ms.setdefault(booking_key(trade), state.now_ms)
+            await clock.sleep_until(clock.now() + timedelta(seconds=1))
 
     async def trade(
         self, server: LoopbackBinance, runtime: Runtime, stopping: asyncio.Event
@@ -141,15 +181,34 @@ class Person:
             while not stopping.is_set():
                 start, wait_s = ticks.sample(), self._rng.uniform(*SECONDS_BETWEEN)
                 until = clock.now() + timedelta(seconds=wait_s)
-                while (clock.now() < until or ticks.sample() - start < TICKS_BETWEEN) and (
-                    not stopping.is_set()
-                ):
+                while (
+                    clock.now() < until
+                    or ticks.sample() - start < TICKS_BETWEEN
+                    or (ticks.sample() - start < CATCH_UP_TICKS and self._unseen(runtime))
+                ) and not stopping.is_set():
                     await clock.sleep_until(clock.now() + timedelta(seconds=1))
                 # Drawn whatever is held, so the draws stay in step with the seed.
                 kind = self._rng.choices(KINDS, WEIGHTS)[0]
                 pick, share = self._rng.random(), self._rng.uniform(0.2, 0.8)
                 if not stopping.is_set():
                     await self._act(session, server.state, kind, pick, share)
+
+    def _unseen(self, runtime: Runtime) -> bool:
+        """Whether the keeper's books differ from what the stand-in holds on the symbol of the
+        person's last trade (not seen yet)."""
+        trades = [a for a in self.actions if a.kind != "cancel_stop"]
+        if not trades or self.server is None:
+            return False
+        market_id = trades[-1].market_id
+        amount = self.server.state.holding(market_id).amount
+        symbol = {m: s for s, m in MARKET_IDS.items()}[market_id]
+        booked = runtime.core.keeper.view().positions.get(symbol)
+        signed = (
+            Decimal(0)
+            if booked is None
+            else booked.quantity * (1 if booked.side is Side.LONG else -1)
+        )
+        return signed != amount
 
     async def _act(
         self,
@@ -166,8 +225,9 @@ class Person:
             return
         market_id = sorted(held)[int(pick * len(held))]
         client_id = f"{PERSON_PREFIX}{self.seed}_{len(self.actions)}"
+        covered_ms = None
         if kind == "cancel_stop":
-            answer_text = await self._cancel_stop(session, market_id)
+            answer_text, covered_ms = await self._cancel_stop(session, state, market_id)
             quantity = Decimal(0)
         else:
             quantity = _quantity(kind, held[market_id], share, state, market_id)
@@ -180,10 +240,12 @@ class Person:
                 body = await answer.json()
             answer_text = body.get("status") or f"{body.get('code')} {body.get('msg')}"
         self.actions.append(
-            HandAction(state.now_ms, market_id, kind, client_id, quantity, answer_text)
+            HandAction(state.now_ms, market_id, kind, client_id, quantity, answer_text, covered_ms)
         )
 
-    async def _cancel_stop(self, session: aiohttp.ClientSession, market_id: str) -> str:
+    async def _cancel_stop(
+        self, session: aiohttp.ClientSession, state: LoopbackState, market_id: str
+    ) -> tuple[str, int | None]:
         async with session.get("/fapi/v1/openAlgoOrders", params={"symbol": market_id}) as got:
             stops = [
                 o["clientAlgoId"]
@@ -191,11 +253,13 @@ class Person:
                 if is_ours(o["clientAlgoId"]) and o["orderType"] == "STOP_MARKET"
             ]
         if not stops:
-            return "no stop of ours"
+            return "no stop of ours", None
+        covered_ms = None if market_id in unprotected(state) else state.now_ms
         params = {"symbol": market_id, "clientAlgoId": stops[0]}
         async with session.delete("/fapi/v1/algoOrder", params=params) as answer:
             body: dict[str, Any] = await answer.json()
-        return f"canceled {stops[0]}" if answer.status == 200 else f"{body.get('msg')}"
+        text = f"canceled {stops[0]}" if answer.status == 200 else f"{body.get('msg')}"
+        return text, covered_ms
 
 
 def _quantity(
@@ -210,6 +274,11 @@ def _quantity(
         return size
     part = (size * Decimal(str(share)) / step).to_integral_value(ROUND_DOWN) * step
     return min(max(part, step), size - step)
+
+
+def booking_key(trade: ClosedTrade) -> tuple[str, str, int]:
+    """A closed trade's key in the database: its symbol, entry order and close time."""
+    return trade.symbol, trade.entry_order_id, ms_from_utc(trade.closed_at)
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,6 +345,9 @@ class HandOutcome:
     rest_check_interval_s: float
     fees_paid: dict[str, Decimal] = field(default_factory=dict)  # by market id
     fees_booked: dict[str, Decimal] = field(default_factory=dict)
+    # each closed trade (`booking_key`) → the stand-in's ms when the database first held it,
+    # while the person traded (`Person.watch_bookings`)
+    booked_seen_ms: dict[tuple[str, str, int], int] = field(default_factory=dict)
 
 
 async def run_by_hand(seed: int, data_dir: Path, *, minutes: float = 4.0) -> HandOutcome:
@@ -316,6 +388,7 @@ async def run_by_hand(seed: int, data_dir: Path, *, minutes: float = 4.0) -> Han
         keeper.rest_check_interval_s,
         dict(paid),
         dict(booked),
+        dict(person.booked_seen_ms),
     )
 
 
@@ -345,6 +418,33 @@ def allowed_ticks(result: HandOutcome, market_id: str, start_ms: int, end_ms: in
     return allowed
 
 
+def covered_apart(
+    result: HandOutcome, market_id: str, start_ms: int, end_ms: int, planned: list[int]
+) -> list[tuple[int, int, list[int]]]:
+    """A span without our stop as the watcher sampled it (every simulated second), split where
+    the person saw the position covered by a stop of ours just before cancelling it
+    (`HandAction.covered_ms`): two spans the samples merged. Each part with the ticks it
+    counts: those planned up to the moment it was covered (one of them placed that stop), and
+    after it those planned since. Seed 30187: a stop placed at the tick of 13:26:20.317 after
+    an entry left bare and cancelled by hand 0.27 s later, re-placed the next tick — one span
+    of 3 ticks, two of 2 and 1."""
+    cuts = sorted(
+        a.covered_ms
+        for a in result.actions
+        if a.market_id == market_id
+        and a.covered_ms is not None
+        and start_ms < a.covered_ms < end_ms
+    )
+    bounds = [start_ms, *cuts, end_ms]
+    parts = []
+    for first, last in itertools.pairwise(bounds):
+        ticks = [
+            t for t in planned if (first == start_ms or t > first) and (last == end_ms or t <= last)
+        ]
+        parts.append((first, last, ticks))
+    return parts
+
+
 def _booked_at(trade: ClosedTrade, prices: tuple[Decimal, ...]) -> bool:
     """Whether `trade` was booked at one of `prices` (to 12 digits: an average's last digits
     depend on the order the keeper summed it in)."""
@@ -360,19 +460,25 @@ def at_the_mark(close: CloseByHand, trade: ClosedTrade, result: HandOutcome) -> 
     trades failed too, at a mark read then. So, of a fault answering a read of the trades or
     a Retry-After hold keeping the daemon's client from sending one:
 
-    - one between the close and the end of the tick that saw it (its end is not recorded;
-      with its retries and a hold it can last several ticks of the stand-in's accelerated
-      clock, seeds 30041, 30188: the window runs `BOOKING_TICK_TICKS` ticks past its start);
+    - one between the close and the end of the tick that saw it. Its end is not recorded; it
+      is before the database first held the trade (`HandOutcome.booked_seen_ms`, sampled
+      every simulated second while the person trades), else `BOOKING_TICK_TICKS` ticks past
+      its start (a trade booked after the person stopped; seeds 30041, 30188). A tick can
+      last far longer than the keeper's interval on the stand-in's accelerated clock: a
+      request whose answer the stand-in loses waits out the client's timeout, 2 s real, 60 s
+      of the 30× clock (seed 30123: a read of the trades answered 429 59 s into its tick);
     - and one at least the bound after that tick, on the tick that booked it, the trade's
-      price the stand-in's mark (`mark_path`) at a second of that tick, or up to the 10 s
-      before it a streamed mark may be old before the stream counts as silent
+      price the stand-in's mark (`mark_path`) at a second of that tick — which began at most
+      `LONGEST_TICK_MS` before that read and not before the bound — or up to the 10 s before
+      it a streamed mark may be old before the stream counts as silent
       (`exchange.stream_silence_s`).
 
     Not checked, for want of the stand-in's answered reads in the outcome: that no read of
     the trades answered in between (one would have booked them). The daemon runs the default
     bound (`campaign_settings` sets no keeper settings)."""
     seen_ms, span = ms_from_utc(trade.closed_at), BOOKING_TICK_TICKS * TICK_MS
-    start, end = min(close.time_ms, seen_ms), max(close.time_ms, seen_ms) + span
+    start = min(close.time_ms, seen_ms)
+    end = result.booked_seen_ms.get(booking_key(trade), max(close.time_ms, seen_ms) + span)
     unread = [(t, t + 1) for t in result.trades_unread_ms] + result.holds_ms  # [a, b) in ms
     if not any(a <= end and start < b for a, b in unread):
         return False
@@ -381,8 +487,8 @@ def at_the_mark(close: CloseByHand, trade: ClosedTrade, result: HandOutcome) -> 
     for a, b in unread:
         if b < earliest or path is None:
             continue
-        # The booking tick started at or after `earliest`, at most `span` before its read.
-        seconds = range((max(a - span, earliest) - 10_000) // 1000, (b + span) // 1000 + 1)
+        first = max(a - LONGEST_TICK_MS, earliest) - 10_000
+        seconds = range(first // 1000, (b + span) // 1000 + 1)
         if _booked_at(trade, tuple(path.price(market, s * 1000) for s in seconds)):
             return True
     return False
@@ -418,12 +524,13 @@ def hand_problems(seed: int, result: HandOutcome) -> list[str]:
     # Spans of our stop's absence: checked here, each against its own bound.
     found = campaign_problems(seed, result.outcome, stop_within_ticks=sys.maxsize)
     for market_id, start_ms, end_ms, planned in result.outcome.watch.bare_spans:
-        allowed = allowed_ticks(result, market_id, start_ms, end_ms)
-        if len(planned) > allowed:
-            found.append(
-                f"seed {seed}: {market_id} without a stop for {len(planned)} ticks "
-                f"(at most {allowed}) from {utc_from_ms(start_ms):%H:%M:%S}"
-            )
+        for first_ms, last_ms, ticks in covered_apart(result, market_id, start_ms, end_ms, planned):
+            allowed = allowed_ticks(result, market_id, first_ms, last_ms)
+            if len(ticks) > allowed:
+                found.append(
+                    f"seed {seed}: {market_id} without a stop for {len(ticks)} ticks "
+                    f"(at most {allowed}) from {utc_from_ms(first_ms):%H:%M:%S}"
+                )
     symbol_of = {m: s for s, m in MARKET_IDS.items()}
     manual = [t for t in result.closed if t.exit_reason is ExitReason.MANUAL]
     bookings = _bookings(result.closes, manual, result)
