@@ -36,6 +36,28 @@ async def keeper_on(exchange: CcxtExchange) -> tuple[PositionKeeper, InMemoryRep
     return keeper, repository
 
 
+async def close_by_hand_in(
+    server: LoopbackBinance, pieces: int, symbol: str = BTC
+) -> tuple[PositionKeeper, InMemoryRepository, CcxtExchange]:
+    """A long entered by the keeper, then closed by a person in `pieces` trades."""
+    exchange = connect(server)
+    keeper, repository = await keeper_on(exchange)
+    now = utc_from_ms(server.state.now_ms)
+    await keeper.tick(now, rest=True)
+    market = symbol.split("/")[0] + "USDT"
+    entry = sized(symbol, Side.LONG, server.state.mark(market))
+    await keeper.enter(entry if symbol == BTC else replace(entry, quantity=Q), now)
+    held = server.state.holding(market).amount
+    server.state.now_ms += 60_000
+    server.engine.trades_per_execution = pieces
+    web = OrderRequest("web_8f2c", symbol, OrderSide.SELL, OrderKind.MARKET, held,
+                       reduce_only=True)  # fmt: skip
+    await exchange.place_order(web)
+    server.engine.trades_per_execution = 1
+    server.state.now_ms += 120_000
+    return keeper, repository, exchange
+
+
 async def test_a_close_by_hand_is_booked_from_the_accounts_trades_through_ccxt() -> None:
     async with LoopbackBinance() as server:
         exchange = connect(server)
@@ -74,22 +96,15 @@ async def test_an_unreadable_userTrades_answer_awaits_the_trades_and_the_tick_go
     tick goes on, the position leaves the books and its close awaits its trades (was: booked
     at that mark at once, not a traded price); the next tick books the person's."""
     async with LoopbackBinance() as server:
-        exchange = connect(server)
+        keeper, repository, exchange = await close_by_hand_in(server, 1)
         try:
-            keeper, repository = await keeper_on(exchange)
             now = utc_from_ms(server.state.now_ms)
-            await keeper.tick(now, rest=True)
-            await keeper.enter(sized(BTC, Side.LONG, server.state.mark("BTCUSDT")), now)
-            held = server.state.holding("BTCUSDT").amount
             closed_at = server.state.mark("BTCUSDT")
-            web = OrderRequest("web_8f2b", BTC, OrderSide.SELL, OrderKind.MARKET, held,
-                               reduce_only=True)  # fmt: skip
-            await exchange.place_order(web)
             server.state.marks["BTCUSDT"] = later = closed_at + 100
             malformed = '[{"id": 1}]'  # no side, price, quantity or time
             server.inject(Fault("/fapi/v1/userTrades", method="GET", status=200, body=malformed))
             with capture_logs() as logs:
-                await keeper.tick(now + timedelta(seconds=5), rest=True)
+                await keeper.tick(now, rest=True)
 
             assert keeper.positions == {}
             assert await repository.closed_trades() == []
@@ -98,34 +113,12 @@ async def test_an_unreadable_userTrades_answer_awaits_the_trades_and_the_tick_go
             assert f"nothing to book it at but the mark {later} " in waits["detail"]
             assert BTC in keeper.view().blocked
 
-            await keeper.tick(now + timedelta(seconds=10), rest=True)
+            await keeper.tick(now + timedelta(seconds=5), rest=True)
             [trade] = await repository.closed_trades()
             assert (trade.exit_reason, trade.exit_price) == (ExitReason.MANUAL, closed_at)
             assert keeper.view().blocked == {}
         finally:
             await exchange.close()
-
-
-async def close_by_hand_in(
-    server: LoopbackBinance, pieces: int, symbol: str = BTC
-) -> tuple[PositionKeeper, InMemoryRepository, CcxtExchange]:
-    """A long entered by the keeper, then closed by a person in `pieces` trades."""
-    exchange = connect(server)
-    keeper, repository = await keeper_on(exchange)
-    now = utc_from_ms(server.state.now_ms)
-    await keeper.tick(now, rest=True)
-    market = symbol.split("/")[0] + "USDT"
-    entry = sized(symbol, Side.LONG, server.state.mark(market))
-    await keeper.enter(entry if symbol == BTC else replace(entry, quantity=Q), now)
-    held = server.state.holding(market).amount
-    server.state.now_ms += 60_000
-    server.engine.trades_per_execution = pieces
-    web = OrderRequest("web_8f2c", symbol, OrderSide.SELL, OrderKind.MARKET, held,
-                       reduce_only=True)  # fmt: skip
-    await exchange.place_order(web)
-    server.engine.trades_per_execution = 1
-    server.state.now_ms += 120_000
-    return keeper, repository, exchange
 
 
 async def test_a_close_by_hand_in_more_trades_than_a_page_is_read_whole() -> None:
@@ -175,29 +168,22 @@ async def test_a_close_by_hand_seen_while_userTrades_and_the_marks_answer_429_wa
     stop price), the symbol takes no entry; the next tick books the close at the person's
     trade (keeper/unpriced.py)."""
     async with LoopbackBinance() as server:
-        exchange = connect(server)
+        keeper, repository, exchange = await close_by_hand_in(server, 1)
         try:
-            keeper, repository = await keeper_on(exchange)
             now = utc_from_ms(server.state.now_ms)
-            await keeper.tick(now, rest=True)
-            await keeper.enter(sized(BTC, Side.LONG, server.state.mark("BTCUSDT")), now)
-            held = server.state.holding("BTCUSDT").amount
             closed_at = server.state.mark("BTCUSDT")
-            web = OrderRequest("web_8f2e", BTC, OrderSide.SELL, OrderKind.MARKET, held,
-                               reduce_only=True)  # fmt: skip
-            await exchange.place_order(web)
             server.state.marks["BTCUSDT"] = closed_at + 100
             for path in ("/fapi/v1/userTrades", "/fapi/v1/premiumIndex"):
                 server.inject(Fault(path, method="GET", status=429, code=-1003))
-            await keeper.tick(now + timedelta(seconds=5), rest=True)
+            await keeper.tick(now, rest=True)
             assert keeper.positions == {}
             assert await repository.closed_trades() == []
             assert BTC in keeper.view().blocked
 
-            await keeper.tick(now + timedelta(seconds=10), rest=True)
+            await keeper.tick(now + timedelta(seconds=5), rest=True)
             [trade] = await repository.closed_trades()
             assert (trade.exit_reason, trade.exit_price) == (ExitReason.MANUAL, closed_at)
-            assert trade.closed_at == now + timedelta(seconds=5)
+            assert trade.closed_at == now
             assert keeper.view().blocked == {}
         finally:
             await exchange.close()
