@@ -9,6 +9,7 @@ probability that the trade ends with R > 0 after costs and into its expected R.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 import numpy as np
@@ -97,3 +98,15 @@ def both_sides(features: FloatArray) -> FloatArray:
     n = features.shape[0]
     stacked = np.concatenate([features, features])
     return with_side(stacked, np.repeat(SIDE_SIGNS, n))
+
+
+def tree_scores(batch: Batch, predict: Callable[[FloatArray], object]) -> Scores:
+    """A tree model's scores: `predict` answers `both_sides` of the complete rows (long rows
+    first, then short); the incomplete rows abstain."""
+    ok = batch.features_ok
+    values = np.zeros((len(batch), 2))
+    rows = batch.features[ok]
+    if rows.shape[0]:
+        out = np.asarray(predict(both_sides(rows)), dtype=np.float64)
+        values[ok] = out.reshape(2, -1).T
+    return Scores(values, ok.copy())

@@ -15,7 +15,13 @@ import numpy.typing as npt
 
 from quantum_trader.domain import FloatArray
 from quantum_trader.errors import ModelArtifactError
-from quantum_trader.signals.models.base import LIGHTGBM, Batch, Scores, both_sides, with_side
+from quantum_trader.signals.models.base import (
+    LIGHTGBM,
+    Batch,
+    Scores,
+    tree_scores,
+    with_side,
+)
 from quantum_trader.signals.models.model_files import check_lightgbm_text
 
 DEFAULT_PARAMS: dict[str, Any] = {
@@ -59,13 +65,7 @@ class LightGBMModel:
         return cls(lgb.train(params, data, num_boost_round=rounds))
 
     def scores(self, batch: Batch) -> Scores:
-        ok = batch.features_ok
-        values = np.zeros((len(batch), 2))
-        rows = batch.features[ok]
-        if rows.shape[0]:
-            out = self._booster.predict(both_sides(rows), num_threads=1)
-            values[ok] = np.asarray(out, dtype=np.float64).reshape(2, -1).T
-        return Scores(values, ok.copy())
+        return tree_scores(batch, lambda rows: self._booster.predict(rows, num_threads=1))
 
     def to_bytes(self) -> bytes:
         return str(self._booster.model_to_string()).encode()

@@ -16,7 +16,13 @@ import xgboost as xgb
 
 from quantum_trader.domain import FloatArray
 from quantum_trader.errors import ModelArtifactError
-from quantum_trader.signals.models.base import XGBOOST, Batch, Scores, both_sides, with_side
+from quantum_trader.signals.models.base import (
+    XGBOOST,
+    Batch,
+    Scores,
+    tree_scores,
+    with_side,
+)
 from quantum_trader.signals.models.model_files import check_xgboost_json
 
 DEFAULT_PARAMS: dict[str, Any] = {
@@ -59,13 +65,7 @@ class XGBoostModel:
         return cls(xgb.train(params, data, num_boost_round=rounds))
 
     def scores(self, batch: Batch) -> Scores:
-        ok = batch.features_ok
-        values = np.zeros((len(batch), 2))
-        rows = batch.features[ok]
-        if rows.shape[0]:
-            out = np.asarray(self._booster.inplace_predict(both_sides(rows)), dtype=np.float64)
-            values[ok] = out.reshape(2, -1).T
-        return Scores(values, ok.copy())
+        return tree_scores(batch, self._booster.inplace_predict)
 
     def to_bytes(self) -> bytes:
         return bytes(self._booster.save_raw(raw_format="json"))
