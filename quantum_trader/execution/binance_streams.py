@@ -42,7 +42,6 @@ from quantum_trader.errors import (
     RetryLater,
 )
 from quantum_trader.execution.account_mirror import AccountMirror
-from quantum_trader.execution.binance_client import BinanceSockets, StreamClosed
 from quantum_trader.execution.binance_events import (
     MARK_PRICE_STREAM,
     USER_EVENTS,
@@ -50,6 +49,7 @@ from quantum_trader.execution.binance_events import (
     parse_mark_prices,
     parse_user_event,
 )
+from quantum_trader.execution.binance_sockets import BinanceSockets, StreamClosed
 from quantum_trader.log import get_logger
 from quantum_trader.ports import Clock
 

@@ -50,13 +50,8 @@ from quantum_trader.errors import (
 )
 from quantum_trader.execution import binance_wire as wire
 from quantum_trader.execution.binance_brackets import BracketAnswer, parse_brackets
-from quantum_trader.execution.binance_client import (
-    BinanceRest,
-    Operation,
-    RequestObserver,
-    build_rest_client,
-    translate_error,
-)
+from quantum_trader.execution.binance_client import BinanceRest, RequestObserver, build_rest_client
+from quantum_trader.execution.binance_errors import Operation, translate_error
 from quantum_trader.execution.binance_income import INCOME_KEPT, funding_rows
 from quantum_trader.execution.binance_marks import MarkPriceReads
 from quantum_trader.execution.binance_orders import OrderCalls
