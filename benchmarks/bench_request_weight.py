@@ -8,8 +8,11 @@ the keeper's ticks and its REST checks. The stand-in counts Binance's documented
 every request per simulated minute. Run:
 
     .venv/bin/python -m benchmarks.bench_request_weight [--minutes 10] [--speed 20]
+        [--cases streams,stale,rest]
 
-It measures twice, with the streams (the default) and with exchange.use_streams = false.
+It measures with the streams (the default), with the streams and one held symbol the
+mark-price stream never carries (its mark read over REST every tick), and with
+exchange.use_streams = false, with 20 positions and with 3.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from tempfile import mkdtemp
+from typing import Any
 
 import numpy as np
 import structlog
@@ -82,10 +86,10 @@ def sized(symbol: str, price: Decimal, quantity: Decimal) -> SizedOrder:
     )
 
 
-async def enter_positions(runtime: Runtime) -> None:
+async def enter_positions(runtime: Runtime, positions: int) -> None:
     exchange = runtime.exchange
     rules = await exchange.load_markets()
-    symbols = list(runtime.settings.market.symbols)[:POSITIONS]
+    symbols = list(runtime.settings.market.symbols)[:positions]
     prices = await exchange.fetch_mark_prices(symbols)
     for symbol in symbols:
         quantity = rules[symbol].round_quantity_down(Decimal(400) / prices[symbol])
@@ -93,12 +97,16 @@ async def enter_positions(runtime: Runtime) -> None:
         await runtime.core.keeper.enter(order, runtime.clock.now())
 
 
-async def measure(minutes: float, speed: float, streams: bool) -> tuple[list[int], dict[str, int]]:
+async def measure(
+    minutes: float, speed: float, streams: bool, left_out: bool = False, positions: int = POSITIONS
+) -> tuple[list[int], dict[str, int]]:
     markets = generated_markets(SYMBOLS)
     state = LoopbackState(markets={m.market_id: m for m in markets})
     state.mark_path = MarkPath(7, swing=0.0005, period_s=3600.0, noise=0.00005)  # calm
     clock = SimulatedClock(utc_from_ms(START_MS + 3_600_000), speed)
     async with LoopbackBinance(state, clock=clock) as server:
+        if left_out:  # the first symbol, held: its streamed mark is stale for good
+            server.streams.faults.marks_left_out.add(markets[0].market_id)
         symbols = tuple(f"{m.base}/USDT:USDT" for m in markets)
         settings = Settings(
             data_dir=Path(mkdtemp(prefix="qt-weight-")),
@@ -112,7 +120,7 @@ async def measure(minutes: float, speed: float, streams: bool) -> tuple[list[int
             runtime = await open_exchange_runtime(
                 settings, stack, stopping, clock=clock, source=Hold(), rate_limit=False
             )
-            await enter_positions(runtime)
+            await enter_positions(runtime, positions)
             # Steady state from the fifth minute: by then the 300-bar history of 50 symbols is
             # loaded and the streams are seeded (the start costs ≈ 300 weight a minute, once).
             start_ms = ms_from_utc(clock.now()) + 240_000
@@ -125,8 +133,8 @@ async def measure(minutes: float, speed: float, streams: bool) -> tuple[list[int
             ops = await open_operations(runtime, Metrics(), stack)
             await asyncio.gather(run_loops(runtime, ops, stopping), stop_at_end())
             held = len(runtime.core.keeper.positions)
-        if held != POSITIONS:
-            raise SystemExit(f"steady state lost: {held} positions instead of {POSITIONS}")
+        if held != positions:
+            raise SystemExit(f"steady state lost: {held} positions instead of {positions}")
         return server.weight_per_minute(start_ms, end_ms), server.weight_by_route(start_ms, end_ms)
 
 
@@ -143,18 +151,27 @@ def report(label: str, per_minute: list[int], routes: dict[str, int], minutes: f
     return worst
 
 
+CASES: dict[str, tuple[str, dict[str, Any]]] = {
+    "streams": ("with the streams", {"streams": True}),
+    "stale": ("streams, one held symbol not streamed", {"streams": True, "left_out": True}),
+    "rest": ("REST only (exchange.use_streams = false)", {"streams": False}),
+    "rest3": ("REST only, 3 positions", {"streams": False, "positions": 3}),
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--speed", type=float, default=20.0)
+    parser.add_argument("--cases", default=",".join(CASES), help=f"of {', '.join(CASES)}")
     args = parser.parse_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))
-    streamed = asyncio.run(measure(args.minutes, args.speed, streams=True))
-    rest = asyncio.run(measure(args.minutes, args.speed, streams=False))
-    print(f"{SYMBOLS} symbols, {POSITIONS} positions, {args.minutes:g} simulated minutes")
-    worst_streams = report("with the streams", *streamed, args.minutes)
-    worst_rest = report("REST only (exchange.use_streams = false)", *rest, args.minutes)
-    print(f"REST only / streams: {worst_rest / worst_streams:.1f} ×")
+    cases = [CASES[name] for name in args.cases.split(",")]
+    measured = [(label, asyncio.run(measure(args.minutes, args.speed, **how)))
+                for label, how in cases]  # fmt: skip
+    print(f"{SYMBOLS} symbols, {POSITIONS} positions unless said, {args.minutes:g} simulated min")
+    for label, (per_minute, routes) in measured:
+        report(label, per_minute, routes, args.minutes)
 
 
 if __name__ == "__main__":

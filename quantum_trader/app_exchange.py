@@ -33,7 +33,7 @@ from quantum_trader.clock import LiveClock, ms_from_utc
 from quantum_trader.config import ExchangeSettings, Settings
 from quantum_trader.domain import ExchangeMode, GlobalRegime
 from quantum_trader.errors import ConfigurationError, MarketDataError, RetryLater
-from quantum_trader.execution.binance_client import Operation
+from quantum_trader.execution.binance_errors import Operation
 from quantum_trader.execution.binance_streams import BinanceStreams
 from quantum_trader.execution.ccxt_exchange import DEFAULT_RETRY_DELAYS_S, CcxtExchange
 from quantum_trader.gates.settings import RegimeSettings

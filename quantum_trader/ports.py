@@ -135,7 +135,8 @@ class ExchangeStreams(Protocol):
         ...
 
     def mark_prices(self, symbols: Sequence[str], now: datetime) -> dict[str, Decimal] | None:
-        """Mark prices of `symbols` from the stream, or None if any is missing or stale."""
+        """The fresh streamed marks of `symbols`: one left out is missing or stale (read it
+        over REST); None when none of them is fresh."""
         ...
 
     def now(self) -> datetime:

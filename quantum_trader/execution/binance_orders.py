@@ -38,7 +38,8 @@ from quantum_trader.errors import MarketDataError, OrderRejected, OrderStateUnkn
 from quantum_trader.execution import binance_fills as trades
 from quantum_trader.execution import binance_wire as wire
 from quantum_trader.execution.binance_account_trades import TRADES_PAGE, account_trades
-from quantum_trader.execution.binance_client import BinanceRest, Operation
+from quantum_trader.execution.binance_client import BinanceRest
+from quantum_trader.execution.binance_errors import Operation
 from quantum_trader.execution.binance_force_orders import force_orders
 from quantum_trader.execution.binance_requests import order_params
 from quantum_trader.execution.fee_prices import CommissionPrices, fills_in_usdt

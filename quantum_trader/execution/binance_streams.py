@@ -4,7 +4,8 @@ ccxt.pro's websocket client, mirrored in memory (`AccountMirror`).
 Two connections, each in its own loop until `stopping` is set:
 - market: `!markPrice@arr@1s` on Binance's /market route. Mark prices arrive every second, so
   a stream with no message for `exchange.stream_silence_s` is silent: it is dropped and
-  reconnected, and `mark_prices` answers None while prices are older than that.
+  reconnected; `mark_prices` gives the marks no older than that, and leaves out the others
+  (stale: their readers read them over REST).
 - user data: a listen key (POST /fapi/v1/listenKey), kept alive every
   `exchange.listen_key_keepalive_s` (PUT; Binance expires it after 60 minutes without), and
   the /private route filtered to the events we mirror. After every (re)connect the mirror is
@@ -41,7 +42,6 @@ from quantum_trader.errors import (
     RetryLater,
 )
 from quantum_trader.execution.account_mirror import AccountMirror
-from quantum_trader.execution.binance_client import BinanceSockets, StreamClosed
 from quantum_trader.execution.binance_events import (
     MARK_PRICE_STREAM,
     USER_EVENTS,
@@ -49,6 +49,7 @@ from quantum_trader.execution.binance_events import (
     parse_mark_prices,
     parse_user_event,
 )
+from quantum_trader.execution.binance_sockets import BinanceSockets, StreamClosed
 from quantum_trader.log import get_logger
 from quantum_trader.ports import Clock
 
@@ -148,13 +149,10 @@ class BinanceStreams:
         return self._mirror.snapshot(now)
 
     def mark_prices(self, symbols: Sequence[str], now: datetime) -> dict[str, Decimal] | None:
-        prices = {}
-        for symbol in symbols:
-            held = self._marks.get(symbol)
-            if held is None or now - held[1] > self._silence:
-                return None
-            prices[symbol] = held[0]
-        return prices
+        fresh = {symbol: held[0] for symbol in symbols
+                 if (held := self._marks.get(symbol)) is not None
+                 and now - held[1] <= self._silence}  # fmt: skip
+        return fresh or None
 
     def now(self) -> datetime:
         return self._clock.now()  # the clock `_on_user` stamps each event's receipt with

@@ -158,12 +158,14 @@ def parse_lot_size(payload: Payload, what: str) -> LotSize:
 def parse_mark_prices(
     payload: Any, symbol_by_id: Mapping[str, str], wanted: Sequence[str]
 ) -> tuple[dict[str, Decimal], dict[str, str]]:
-    """Mark prices of `wanted` from premiumIndex (all symbols), and why each of the others has
-    none (not listed, or its row cannot be read): one symbol's row does not cost the others
-    theirs. A payload that is not a list of rows is an error."""
+    """Mark prices of `wanted` from premiumIndex, and why each of the others has none (not
+    listed, or its row cannot be read): one symbol's row does not cost the others theirs.
+    Binance answers a list of rows without `symbol`, that symbol's row alone with it; a
+    payload of neither shape is an error."""
     prices: dict[str, Decimal] = {}
     unread: dict[str, str] = {}
-    for row in as_list(payload, "premiumIndex"):
+    rows = [payload] if isinstance(payload, Mapping) else as_list(payload, "premiumIndex")
+    for row in rows:
         symbol = symbol_by_id.get(str(field(row, "symbol", "premiumIndex")))
         if symbol is None or symbol not in wanted:
             continue

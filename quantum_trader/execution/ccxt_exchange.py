@@ -50,14 +50,10 @@ from quantum_trader.errors import (
 )
 from quantum_trader.execution import binance_wire as wire
 from quantum_trader.execution.binance_brackets import BracketAnswer, parse_brackets
-from quantum_trader.execution.binance_client import (
-    BinanceRest,
-    Operation,
-    RequestObserver,
-    build_rest_client,
-    translate_error,
-)
+from quantum_trader.execution.binance_client import BinanceRest, RequestObserver, build_rest_client
+from quantum_trader.execution.binance_errors import Operation, translate_error
 from quantum_trader.execution.binance_income import INCOME_KEPT, funding_rows
+from quantum_trader.execution.binance_marks import MarkPriceReads
 from quantum_trader.execution.binance_orders import OrderCalls
 from quantum_trader.execution.binance_requests import to_wire
 from quantum_trader.execution.fee_prices import KLINES_ENDPOINT, CommissionPrices
@@ -90,7 +86,9 @@ class CcxtExchange(OrderCalls):
         self._id_by_symbol: dict[str, str] = {}
         self._symbol_by_id: dict[str, str] = {}
         self._leverage: dict[str, int] = {}
-        self._marks_unread: set[str] = set()  # symbols whose mark the last read left out
+        self._marks = MarkPriceReads(
+            lambda params: self._read(Operation.DATA, "fapiPublicGetPremiumIndex", params)
+        )
         self._fee_prices = CommissionPrices(
             lambda params: self._read(Operation.DATA, KLINES_ENDPOINT, params)
         )
@@ -220,25 +218,12 @@ class CcxtExchange(OrderCalls):
         raise OrderRejected(ReasonCode.UNKNOWN_SYMBOL, f"unknown symbol {symbol!r}")
 
     async def fetch_mark_prices(self, symbols: Sequence[str]) -> dict[str, Decimal]:
-        """Mark prices of `symbols` from ONE premiumIndex request for all symbols. A symbol
-        Binance does not list there (one being delisted) or whose row cannot be read is left
-        out, said once while it stays so (`mark_prices_incomplete`), so that it does not cost
-        the others theirs; MarketDataError when none of `symbols` could be read."""
-        for symbol in symbols:
-            await self._market_id(symbol, Operation.DATA)
-        payload = await self._read(Operation.DATA, "fapiPublicGetPremiumIndex", {})
-        prices, unread = wire.parse_mark_prices(payload, self._symbol_by_id, symbols)
-        if symbols and not prices:
-            raise MarketDataError("; ".join(unread.values()))
-        if unread and set(unread) != self._marks_unread:
-            log.warning(
-                "mark_prices_incomplete",
-                symbols=sorted(unread),
-                error="; ".join(unread.values()),
-                detail="left out; the other symbols' marks are used",
-            )
-        self._marks_unread = set(unread)
-        return prices
+        """Mark prices of `symbols` from premiumIndex, per symbol (weight 1 each) for a few,
+        in one request for all (weight 10) for more (binance_marks.py). A symbol whose read
+        fails or whose row cannot be read is left out, said once while it stays so; none read
+        is MarketDataError (or the RetryLater why); a rate limit is RateLimited."""
+        ids = {symbol: await self._market_id(symbol, Operation.DATA) for symbol in symbols}
+        return await self._marks.read(ids, self._symbol_by_id)
 
     async def fetch_ohlcv(self, symbol: str, timeframe: str, since_ms: int, limit: int) -> Bars:
         """Up to `limit` bars opening at or after `since_ms`; the last may still be forming.

@@ -146,14 +146,18 @@ class ExchangeReads:
         return fills, frozenset(failed)
 
     async def marks(self, symbols: Sequence[str], now: datetime) -> dict[str, Decimal]:
+        """The streamed marks that are fresh, and only the others read over REST (one stale
+        symbol costs weight 1 a tick, not premiumIndex of all symbols: 10). What cannot be
+        read is left out (`mark_prices_unavailable`)."""
         if not symbols:
             return {}
-        if self._streams is not None:
-            streamed = self._streams.mark_prices(symbols, now)
-            if streamed is not None:
-                return streamed
+        streamed = self._streams.mark_prices(symbols, now) if self._streams is not None else None
+        marks = dict(streamed or {})
+        stale = [symbol for symbol in symbols if symbol not in marks]
+        if not stale:
+            return marks
         try:
-            return await self._exchange.fetch_mark_prices(symbols)
+            marks.update(await self._exchange.fetch_mark_prices(stale))
         except (MarketDataError, RetryLater) as error:
-            log.warning("mark_prices_unavailable", error=str(error))
-            return {}
+            log.warning("mark_prices_unavailable", symbols=stale, error=str(error))
+        return marks

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import field
 from datetime import datetime
 from decimal import Decimal
@@ -265,15 +265,14 @@ class RuntimeView:
         return self._balance, self._marks
 
     async def _read(self, symbols: list[str], now: datetime) -> None:
-        exchange, streams = self._runtime.exchange, self._runtime.streams
-        streamed = streams.mark_prices(symbols, now) if streams else None
+        exchange = self._runtime.exchange
+        streamed, stale = self._streamed_marks(symbols, now)
         try:
             self._balance = await exchange.fetch_balance()
             self._balance_at = now
-            if streamed is not None:  # the mark-price stream costs no request weight
-                self._marks = streamed
-            else:
-                self._marks = await exchange.fetch_mark_prices(symbols) if symbols else {}
+            # The mark-price stream costs no request weight: REST reads only its stale marks.
+            read = await exchange.fetch_mark_prices(stale) if stale else {}
+            self._marks = {**streamed, **read}
             self._marks_at = now
             self._failed = None
         except QuantumTraderError as error:
@@ -301,22 +300,30 @@ class RuntimeView:
 
     async def marks(self) -> dict[str, Decimal]:
         """Mark prices of the open positions: the last read when still fresh, else the
-        mark-price stream, else one read of the exchange (no balance read). {} on failure."""
+        mark-price stream's fresh marks and a read of the exchange for the others (no balance
+        read); those alone on failure."""
         symbols = sorted(self.positions())
         fresh = self._read_at is not None and (
             self._monotonic() - self._read_at < self._read_interval_s
         )
         if fresh and set(symbols) <= set(self._marks):
             return {symbol: self._marks[symbol] for symbol in symbols}
-        streams = self._runtime.streams
-        streamed = streams.mark_prices(symbols, self._runtime.clock.now()) if streams else None
-        if streamed is not None or not symbols:
-            return streamed or {}
+        streamed, stale = self._streamed_marks(symbols, self._runtime.clock.now())
+        if not stale:
+            return streamed
         try:
-            return await self._runtime.exchange.fetch_mark_prices(symbols)
+            return {**streamed, **await self._runtime.exchange.fetch_mark_prices(stale)}
         except QuantumTraderError as error:
             log.warning("status_exchange_read_failed", error=type(error).__name__)
-            return {}
+            return streamed
+
+    def _streamed_marks(
+        self, symbols: Sequence[str], now: datetime
+    ) -> tuple[dict[str, Decimal], list[str]]:
+        """The fresh marks of `symbols` the mark-price stream has, and the others (stale)."""
+        streams = self._runtime.streams
+        streamed = dict((streams.mark_prices(symbols, now) if streams else None) or {})
+        return streamed, [symbol for symbol in symbols if symbol not in streamed]
 
     async def position_statuses(self) -> tuple[PositionStatus, ...]:
         _, marks = await self.account()

@@ -17,7 +17,7 @@ import aiohttp
 import ccxt.async_support as ccxt
 import pytest
 
-from quantum_trader.execution.binance_client import BinanceSockets, StreamClosed
+from quantum_trader.execution.binance_sockets import BinanceSockets, StreamClosed
 
 URL = "wss://stand-in/market"
 

@@ -57,13 +57,18 @@ async def test_market_rules_come_from_exchange_info(exchange: CcxtExchange) -> N
     assert len(rules) == 8
 
 
-async def test_mark_prices_for_all_symbols_are_one_request(
+async def test_mark_prices_of_a_few_symbols_are_one_request_each(
     exchange: CcxtExchange, loopback: LoopbackBinance
 ) -> None:
+    """Weight 1 each with `symbol`, 10 for all: four symbols cost 4 (binance_marks.py)."""
     prices = await exchange.fetch_mark_prices(SYMBOLS)
     assert prices[BTC] == Decimal("100000.0")
     assert set(prices) == set(SYMBOLS)
-    assert [(m, p) for m, p, _ in loopback.requests] == [("GET", "/fapi/v1/premiumIndex")]
+    assert sorted((m, p, q["symbol"]) for m, p, q in loopback.requests) == [
+        ("GET", "/fapi/v1/premiumIndex", market_id)
+        for market_id in ("BNBUSDT", "BTCUSDT", "ETHUSDT", "SOLUSDT")
+    ]
+    assert loopback.weight == 4
 
 
 async def test_market_order_goes_in_with_our_client_id_and_fills(
@@ -285,7 +290,8 @@ async def test_rejected_api_key_needs_an_operator(
         ('[{"symbol": "BTCUSDT", "markPrice": "abc"}]', "markPrice"),
         ('[{"symbol": "BTCUSDT", "markPrice": "NaN"}]', "markPrice"),
         ('[{"symbol": "BTCUSDT", "markPrice": "-1"}]', "markPrice"),
-        ('{"unexpected": true}', "expected a list"),
+        ('{"unexpected": true}', "missing field 'symbol'"),
+        ('"text"', "expected a list"),
     ],
 )
 async def test_malformed_mark_prices_name_the_field(

@@ -2,7 +2,7 @@
 
 8 symbols, one open position with a protective stop. The executor cycle refreshes the market
 (ExchangeFeed over the adapter), batched mark prices, balance and positions; the monitor tick
-reads batched mark prices and the open conditional orders of the position's symbol.
+reads the position's mark price (one symbol: weight 1) and its open conditional orders.
 """
 
 from __future__ import annotations
@@ -58,8 +58,9 @@ async def test_steady_state_cycle_and_tick_request_budget(
     await monitor_tick(exchange)
     new_bar = (len(loopback.requests), loopback.weight)
 
-    # mark prices 10 + account 5 + positionRisk 5; tick: mark prices 10 + openAlgoOrders 1
-    assert quiet == (5, 31)
+    # mark prices of 8 symbols 10 + account 5 + positionRisk 5; tick: BTC's mark price 1 +
+    # openAlgoOrders 1
+    assert quiet == (5, 22)
     # plus 8 klines requests of weight 1 (limit 1)
-    assert new_bar == (13, 39)
+    assert new_bar == (13, 30)
     assert loopback.unknown_paths == []

@@ -115,12 +115,15 @@ class StreamFaults:
     """The hub's switches. `silent_until_ms` by stream kind ("market", "user"): nothing is
     sent and pings go unanswered until then. The next `duplicate` user events are sent
     twice, the next `reorder` are each held back behind the following one, and the next
-    `drop` are never sent (a missed event only a REST snapshot reveals)."""
+    `drop` are never sent (a missed event only a REST snapshot reveals). `marks_left_out`:
+    market ids the mark-price streams never carry (REST still answers them), so their
+    streamed marks are stale for good."""
 
     silent_until_ms: dict[str, int] = field(default_factory=dict)
     duplicate: int = 0
     reorder: int = 0
     drop: int = 0
+    marks_left_out: set[str] = field(default_factory=set)
 
 
 @dataclass

@@ -208,14 +208,16 @@ class StreamHub:
         rows = [
             payloads.mark_price_row(i, self.state.mark(i), now, self.state.next_funding_ms())
             for i in self.state.markets
+            if i not in self.faults.marks_left_out
         ]
         for connection in [c for c in self.connections if c.kind == "market"]:
             for stream in connection.streams:
                 if stream in MARK_STREAMS:
                     self._send(connection, stream, rows)
-                elif stream.split("@")[0].upper() in self.state.markets and "@markprice" in stream:
-                    row = next(r for r in rows if r["s"] == stream.split("@")[0].upper())
-                    self._send(connection, stream, row)
+                elif "@markprice" in stream:
+                    row = next((r for r in rows if r["s"] == stream.split("@")[0].upper()), None)
+                    if row is not None:
+                        self._send(connection, stream, row)
 
     def _expire(self) -> None:
         for key in self.state.expired_listen_keys():

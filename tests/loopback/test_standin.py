@@ -316,6 +316,26 @@ async def test_weight_is_counted_per_minute_of_the_stand_ins_clock() -> None:
         assert len(state.premium_index({})) == 50
 
 
+async def test_premium_index_of_one_symbol_is_one_object_at_weight_one() -> None:
+    """Binance: GET /fapi/v1/premiumIndex with `symbol` answers that symbol's object (weight
+    1), without it a list of every symbol's (weight 10); an unknown symbol is HTTP 400 -1121."""
+    async with LoopbackBinance() as server, aiohttp.ClientSession() as session:
+        url = server.base_url + "/fapi/v1/premiumIndex"
+        async with session.get(url, params={"symbol": "ETHUSDT"}) as answer:
+            assert answer.status == 200
+            one = await answer.json()
+        async with session.get(url, params={"symbol": "NOPEUSDT"}) as answer:
+            assert answer.status == 400
+            assert await answer.json() == {"code": -1121, "msg": "Invalid symbol."}
+        async with session.get(url) as answer:
+            every = await answer.json()
+        assert isinstance(one, dict)
+        assert one["symbol"] == "ETHUSDT"
+        assert one in every
+        assert len(every) == len(server.state.markets)
+        assert [entry.weight for entry in server.log] == [1, 1, 10]
+
+
 def test_random_faults_repeat_for_a_seed() -> None:
     def draws(seed: int) -> list[Fault | None]:
         faults = RandomFaults(seed, lost_answer=0.2, unavailable=0.2, rate_limited=0.1,

@@ -37,9 +37,9 @@ async def test_request_weight_is_binance_own_figure(
     metrics = Metrics()
     exchange.on_request = metrics.on_request
     await exchange.fetch_balance()  # v3/account: weight 5
-    await exchange.fetch_mark_prices([BTC])  # premiumIndex for all symbols: weight 10
+    await exchange.fetch_mark_prices([BTC])  # premiumIndex of one symbol: weight 1
     await exchange.fetch_positions()  # v2/positionRisk: weight 5
-    assert loopback.weight == 20
+    assert loopback.weight == 11
     assert sample(metrics, "qt_exchange_used_weight_1m") == loopback.weight
     assert sample(metrics, "qt_exchange_requests_total", operation="account") == 2
     assert sample(metrics, "qt_exchange_requests_total", operation="data") == 1
