@@ -61,6 +61,11 @@ READ_ROUTES = ("/fapi/v1/order", "/fapi/v3/positionRisk", "/fapi/v1/openAlgoOrde
 # What settling an unknown order needs: its lookup by client id.
 ORDER_ROUTES = ("/fapi/v1/order", "/fapi/v1/algoOrder")
 MONITOR_S = 5.0
+SPEED = 30.0  # simulated seconds per real second
+# The heartbeat (balance read, health) keeps real time: at its 60 s a faulted balance read at
+# the start held health CRITICAL, entries off, for most of a run (seed 30028). Once a simulated
+# minute, as live.
+HEARTBEAT_S = 60.0 / SPEED
 # A position without a covering stop of ours is protected again by the next tick that may
 # send; counted from the last sample that saw it covered, that tick is at most the second.
 STOP_WITHIN_TICKS = 2
@@ -160,6 +165,7 @@ def campaign_settings(data_dir: Path, server: LoopbackBinance) -> Settings:
         exchange=loopback_settings(2.0, server, stream_silence_s=10.0),
         market=MarketSettings(symbols=SYMBOLS, history_bars=300),
         server={"enabled": False},
+        executor={"heartbeat_interval_s": HEARTBEAT_S},
         health=RELAXED_HEALTH,
         governor={
             "correlation_spike": 1.0,
@@ -452,7 +458,7 @@ async def run_campaign(
     data_dir: Path,
     *,
     minutes: float = 4.0,
-    speed: float = 30.0,
+    speed: float = SPEED,
     beside: Beside | None = None,
 ) -> Outcome:
     clock = SimulatedClock(utc_from_ms(START_MS + 3_600_000), speed)

@@ -1,13 +1,19 @@
-"""The campaigns' signals (campaign.SeededSignals): a draw per seed, symbol and bar. The daemon
+"""What the campaigns feed the daemon lets every seed trade (a seed with no entry proves
+nothing). The signals (campaign.SeededSignals): a draw per seed, symbol and bar. The daemon
 keeps a window of a fixed length that slides as bars close, so a draw keyed on a bar's place in
 the window gave a symbol the same action on every bar of a run, and every symbol HOLD in
-0.4⁴ ≈ 2.6 % of seeds: those seeds made no entry (2.2 % of the hand-trading campaign's)."""
+0.4⁴ ≈ 2.6 % of seeds: those seeds made no entry (2.2 % of the hand-trading campaign's). The
+heartbeat: sampled in real time, one faulted balance read kept entries off for a whole run."""
 
 from __future__ import annotations
 
-import numpy as np
-from campaign import SYMBOLS, SeededSignals
+from pathlib import Path
 
+import numpy as np
+from campaign import SPEED, SYMBOLS, SeededSignals, campaign_settings
+from loopback.server import LoopbackBinance
+
+from quantum_trader.config import ExecutorSettings
 from quantum_trader.domain import Bars
 
 FIVE_MINUTES_MS = 300_000
@@ -63,3 +69,13 @@ def test_the_draws_still_give_buys_sells_and_holds() -> None:
     drawn = np.concatenate([actions(seed, window(LAST_OPEN_MS, 50)).ravel() for seed in range(200)])
     shares = {a: float(np.mean(drawn == a)) for a in (-1, 0, 1)}
     assert all(0.2 < share < 0.45 for share in shares.values()), shares
+
+
+async def test_the_daemons_health_is_sampled_every_simulated_minute_as_live(tmp_path: Path) -> None:
+    """The heartbeat (balance read, health) keeps real time: every 60 s it was 30 simulated
+    minutes at the campaigns' 30×, longer than a run, so one faulted balance read at the start
+    held health CRITICAL and every entry off for most of it (seed 30028: no entry)."""
+    async with LoopbackBinance() as server:
+        settings = campaign_settings(tmp_path, server)
+    simulated_s = settings.executor.heartbeat_interval_s * SPEED
+    assert simulated_s <= ExecutorSettings().heartbeat_interval_s
