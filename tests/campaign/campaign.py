@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import zlib
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from loopback.faults import Fault, Outage, RandomFaults, RandomStreamFaults, random_outages
 from loopback.fixtures import loopback_settings
 from loopback.markets import DEFAULT_MARKETS, MarkPath
@@ -59,6 +61,11 @@ READ_ROUTES = ("/fapi/v1/order", "/fapi/v3/positionRisk", "/fapi/v1/openAlgoOrde
 # What settling an unknown order needs: its lookup by client id.
 ORDER_ROUTES = ("/fapi/v1/order", "/fapi/v1/algoOrder")
 MONITOR_S = 5.0
+SPEED = 30.0  # simulated seconds per real second
+# The heartbeat (balance read, health) keeps real time: at its 60 s a faulted balance read at
+# the start held health CRITICAL, entries off, for most of a run (seed 30028). Once a simulated
+# minute, as live.
+HEARTBEAT_S = 60.0 / SPEED
 # A position without a covering stop of ours is protected again by the next tick that may
 # send; counted from the last sample that saw it covered, that tick is at most the second.
 STOP_WITHIN_TICKS = 2
@@ -73,7 +80,12 @@ RELAXED_HEALTH = {
 
 
 class SeededSignals:
-    """BUY, SELL or HOLD per (seed, symbol, bar), confident: many entries and exits."""
+    """BUY, SELL or HOLD per (seed, symbol, bar), confident: many entries and exits.
+
+    A bar's draw is keyed on its open time, not its place in the window: the daemon's window
+    slides at a fixed length, so a draw by place gave a symbol the same action on every bar of
+    a run and every symbol HOLD in 0.4⁴ ≈ 2.6 % of seeds (no entry). On each bar one symbol,
+    drawn, buys or sells: every cycle has a candidate."""
 
     warmup_hours = 1
 
@@ -87,14 +99,28 @@ class SeededSignals:
     def evaluate(
         self, bars: Mapping[str, Bars], tail: int | None = None
     ) -> dict[str, SignalSeries]:
+        symbols = sorted(bars)
         series = {}
         for symbol, b in bars.items():
-            rng = np.random.default_rng([self._seed, sum(symbol.encode())])
-            draws = rng.integers(0, 10, size=b.time_ms.shape[0] + 1)[: len(b)]
-            action = np.where(draws < 3, 1, np.where(draws < 6, -1, 0)).astype(np.int8)
+            bar = b.time_ms // b.timeframe_ms
+            draws = _draws(self._seed, symbol, bar) % 10
+            leads = _draws(self._seed, "", bar) % len(symbols) == symbols.index(symbol)
+            buy = np.where(leads, draws < 5, draws < 3)
+            sell = ~buy & np.where(leads, True, draws < 6)
+            action = np.where(buy, 1, np.where(sell, -1, 0)).astype(np.int8)
             confidence = np.full(len(b), 0.9)
             series[symbol] = SignalSeries(action, confidence, {self.name: (action, confidence)})
         return series
+
+
+def _draws(seed: int, stream: str, bar: npt.NDArray[np.int64]) -> npt.NDArray[np.uint64]:
+    """A 64-bit draw per bar number, from (seed, stream): splitmix64's finaliser."""
+    key = np.random.SeedSequence([seed, zlib.crc32(stream.encode())]).generate_state(1, np.uint64)
+    x = bar.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15) + key[0]
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    mixed: npt.NDArray[np.uint64] = x ^ (x >> np.uint64(31))
+    return mixed
 
 
 @dataclass
@@ -139,6 +165,7 @@ def campaign_settings(data_dir: Path, server: LoopbackBinance) -> Settings:
         exchange=loopback_settings(2.0, server, stream_silence_s=10.0),
         market=MarketSettings(symbols=SYMBOLS, history_bars=300),
         server={"enabled": False},
+        executor={"heartbeat_interval_s": HEARTBEAT_S},
         health=RELAXED_HEALTH,
         governor={
             "correlation_spike": 1.0,
@@ -431,7 +458,7 @@ async def run_campaign(
     data_dir: Path,
     *,
     minutes: float = 4.0,
-    speed: float = 30.0,
+    speed: float = SPEED,
     beside: Beside | None = None,
 ) -> Outcome:
     clock = SimulatedClock(utc_from_ms(START_MS + 3_600_000), speed)
