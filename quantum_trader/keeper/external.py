@@ -166,7 +166,8 @@ def added_by_hand(
     )
 
 
-EXTERNAL_NOTES = ("position_closed_externally", "external_close_awaits_price")
+# The last: a position held as booked at another entry price (keeper/round_trip_settle.py).
+EXTERNAL_NOTES = ("position_closed_externally", "external_close_awaits_price", "entry_price_moved")
 
 
 def unread_external_exits(plan: Plan, seen: Observation) -> list[str]:

@@ -29,13 +29,12 @@ from quantum_trader.keeper.booking import (
     reduced,
 )
 from quantum_trader.keeper.checks import ProtectionChecks
-from quantum_trader.keeper.cover import clear_of_mark, stop_awaiting_orders, stop_while_unechoed
+from quantum_trader.keeper.cover import stop_awaiting_orders, stop_while_unechoed
 from quantum_trader.keeper.draft import Draft
-from quantum_trader.keeper.external_settle import ExternalSettling
 from quantum_trader.keeper.fees import remembered, settle_fees
 from quantum_trader.keeper.firing import trigger_times
+from quantum_trader.keeper.guard import Protecting
 from quantum_trader.keeper.ids import Purpose, is_ours
-from quantum_trader.keeper.manage import manage
 from quantum_trader.keeper.plan import (
     Context,
     Note,
@@ -45,14 +44,9 @@ from quantum_trader.keeper.plan import (
 )
 from quantum_trader.keeper.protect import (
     OrderAction,
-    SendExit,
-    StopWhy,
-    as_of,
-    guarded_exits,
     on_tick_grid,
-    plan_release,
-    protection_actions,
 )
+from quantum_trader.keeper.round_trip_settle import RoundTripSettling
 from quantum_trader.keeper.settle import OrderSettling
 from quantum_trader.record import replace
 
@@ -71,7 +65,7 @@ class _Outcome:
     unread: bool = False
 
 
-class Planner(OrderSettling, ExternalSettling):
+class Planner(OrderSettling, RoundTripSettling, Protecting):
     def __init__(
         self,
         book: Book,
@@ -159,7 +153,10 @@ class Planner(OrderSettling, ExternalSettling):
             return False
         if any(cid not in self.listed_ids for cid in book.working):
             return False
-        return all(holds_same(p, held[s]) for s, p in book.positions.items())
+        return all(
+            holds_same(p, held[s]) and not self._entry_moved(p, held[s])
+            for s, p in book.positions.items()
+        )
 
     # -- positions -------------------------------------------------------------------------
 
@@ -171,10 +168,13 @@ class Planner(OrderSettling, ExternalSettling):
         position = self.book.positions.get(symbol)
         held = self.snapshot.positions.get(symbol)
         outcomes = self._filled_outcomes(symbol)
+        booked = position
         if position is not None:
             exits = [o for o in outcomes if o.purpose is not Purpose.ENTRY]
             position = self._reduce(position, held, exits)
         entries = [o for o in outcomes if o.purpose is Purpose.ENTRY]
+        if position is not None and held is not None and not outcomes:
+            position = self._traded_between_looks(position, held, position is not booked)
         if held is not None and holds_more(position, held):
             position = self._grow(symbol, position, held, entries)
         if position is None:
@@ -457,42 +457,6 @@ class Planner(OrderSettling, ExternalSettling):
         stop = next((o for o in mine if o.kind is OrderKind.STOP_MARKET), None)
         target = next((o for o in mine if o.kind is OrderKind.TAKE_PROFIT_MARKET), None)
         return stop, target
-
-    # -- manage and protect ----------------------------------------------------------------
-
-    def manage_and_protect(self) -> None:
-        for symbol in sorted(self.consistent):
-            position = self.book.positions.get(symbol)
-            if position is None:
-                continue
-            exiting = any(i.purpose is Purpose.EXIT for i in self.book.intents_for(symbol))
-            actions: list[SendExit] = []
-            mark = self.observation.marks.get(symbol)
-            if not exiting:  # else an exit of ours is in flight: a later tick books it
-                position, actions, events = manage(position, mark, self.now, self.context)
-                self.book.put(position)
-                self.events += events
-            rules = self.context.rules.get(symbol)
-            tick_size = rules.tick_size if rules else None
-            check = self.checks.check(position, self.listed.get(symbol, []), tick_size)
-            check = as_of(check, self.now, self.context.monitor)
-            if check.needs is StopWhy.STUCK:
-                detail = "its stop met the trigger but is still open: another goes beside it"
-                self.notes.append(Note("stop_stuck_triggering", symbol, detail, True))
-            if actions:  # exits now, covered (protect.py); the stop is resized once booked
-                gap = self.context.keeper.refused_exit_stop_gap_pct
-                self.actions += guarded_exits(position, check, actions, mark, tick_size, gap)
-            else:
-                cover = protection_actions(position, check, self.now, self.context.monitor)
-                self.actions += clear_of_mark(cover, mark if exiting else None, self.context)
-
-    def release_orphans(self) -> None:
-        """Cancel our conditional orders on symbols with no position and no unsettled order."""
-        if self.listed.keys() <= self.book.positions.keys():
-            return  # every listed symbol holds a position
-        busy = set(self.book.positions) | {i.symbol for i in self.book.intents.values()}
-        for symbol in sorted(self.listed.keys() - busy):
-            self.actions += plan_release(symbol, self.listed[symbol])
 
 
 def _ran_out(outcome: _Outcome) -> bool:
