@@ -1,16 +1,28 @@
 """The last steps of a tick: each reconciled position managed at its mark and protected, and
-our conditional orders where no position needs them released. Pure; a part of `Planner`
-(keeper/planner.py), which holds the state these steps read and write."""
+our conditional orders where no position needs them released; and what a position adopted,
+or not reconciled while the stream has not echoed our order, is protected by. Pure; a part
+of `Planner` (keeper/planner.py), which holds the state these steps read and write."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 
-from quantum_trader.domain import Order, PositionEvent
+from quantum_trader.domain import (
+    ZERO,
+    ExchangePosition,
+    ExchangeSnapshot,
+    Order,
+    OrderKind,
+    Position,
+    PositionEvent,
+)
+from quantum_trader.keeper.book import Intent
+from quantum_trader.keeper.booking import opened_position
 from quantum_trader.keeper.checks import ProtectionChecks
-from quantum_trader.keeper.cover import clear_of_mark
+from quantum_trader.keeper.cover import clear_of_mark, stop_while_unechoed
 from quantum_trader.keeper.draft import Draft
-from quantum_trader.keeper.ids import Purpose
+from quantum_trader.keeper.ids import Purpose, is_ours
 from quantum_trader.keeper.manage import manage
 from quantum_trader.keeper.plan import Context, Note, Observation
 from quantum_trader.keeper.protect import (
@@ -19,6 +31,7 @@ from quantum_trader.keeper.protect import (
     StopWhy,
     as_of,
     guarded_exits,
+    on_tick_grid,
     plan_release,
     protection_actions,
 )
@@ -29,6 +42,7 @@ class Protecting:
 
     book: Draft
     observation: Observation
+    snapshot: ExchangeSnapshot
     now: datetime
     context: Context
     checks: ProtectionChecks
@@ -71,3 +85,47 @@ class Protecting:
         busy = set(self.book.positions) | {i.symbol for i in self.book.intents.values()}
         for symbol in sorted(self.listed.keys() - busy):
             self.actions += plan_release(symbol, self.listed[symbol])
+
+    # -- what an adopted or unechoed position is protected by -------------------------------
+
+    def _cover_unechoed(self, symbol: str) -> None:
+        """Not reconciled from the stream yet, but protected (cover.stop_while_unechoed)."""
+        position = self.book.positions.get(symbol)
+        if position is not None:
+            mark, reported = self.observation.marks.get(symbol), self.snapshot.orders
+            self.actions += stop_while_unechoed(
+                position, self.book.working, self.listed, reported, mark, self.now, self.context
+            )
+
+    def _adoptable(
+        self,
+        held: ExchangePosition,
+        entry: Intent | None,
+        stop: Order | None,
+        target: Order | None,
+        fees_usdt: Decimal = ZERO,
+    ) -> Position:
+        """The position the keeper adopts for `held`: protected by `stop`, a stop of ours
+        already on the exchange, else by `entry`'s plan, else the default
+        (booking.opened_position)."""
+        adopted = opened_position(
+            held,
+            entry.plan if entry is not None else None,
+            entry.client_order_id if entry is not None else None,
+            entry.sent_at if entry is not None else self.now,
+            fees_usdt,
+            self.context.keeper,
+            stop,
+            target,
+        )
+        return on_tick_grid(adopted, self.context.rules.get(held.symbol))
+
+    def _ours_on_exchange(self, held: ExchangePosition) -> tuple[Order | None, Order | None]:
+        mine = [
+            o
+            for o in self.listed.get(held.symbol, ())
+            if o.side is held.side.exit_order_side and is_ours(o.client_order_id) and o.reduce_only
+        ]
+        stop = next((o for o in mine if o.kind is OrderKind.STOP_MARKET), None)
+        target = next((o for o in mine if o.kind is OrderKind.TAKE_PROFIT_MARKET), None)
+        return stop, target

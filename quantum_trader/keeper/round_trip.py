@@ -22,9 +22,9 @@ the booked price (the entry unchanged: nothing to see).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from quantum_trader.domain import (
@@ -38,17 +38,19 @@ from quantum_trader.domain import (
 )
 from quantum_trader.record import record
 
-# Without a tick size: Binance reports its average entry to eight decimals or more (Decimal
-# division of our fills' prices differs from it in far smaller digits).
+# Without a tick size: a rounding of the same average (Binance's precision, our Decimal
+# division of our fills' prices), not a trade.
 RELATIVE_TOLERANCE = Decimal("1e-9")
-MOST_TRADES = 200  # a replay tries each suffix's end: quadratic, bounded
+OPENING_SLACK = timedelta(minutes=5)  # our clock against the exchange's (external.py's)
+MOST_TRADES = 100  # a replay tries each run's start and end: bounded
 
 
 def entry_tolerance(price: Decimal, rules: MarketRules | None) -> Decimal:
     """How far Binance's entry may lie from the book's with nothing traded by hand: half a
     tick. Both are averages of the same fills — ours in exact Decimal, Binance's at its own
-    precision, well below a tick — and a single fill's price, on the tick grid, differs from
-    any other by a tick at least. Less than half a tick apart a round trip goes unseen."""
+    precision (assumed finer than half a tick) — and a single fill's price, on the tick grid,
+    differs from any other by a tick at least. Less than half a tick apart a round trip goes
+    unseen."""
     if rules is not None and rules.tick_size > 0:
         return rules.tick_size / 2
     return price * RELATIVE_TOLERANCE
@@ -100,36 +102,41 @@ class Replay:
 
 def replay(
     position: Position,
-    held: ExchangePosition,
+    held: ExchangePosition | None,
     fills: Sequence[Fill],
     rules: MarketRules | None,
 ) -> Replay | None:
     """The newest run of `fills` (the account's trades on the symbol, not ours, not booked)
-    taking `position` to `held` at its entry price; None when none does. Runs ending before
-    the newest trade are tried too: trades made after the positions were read."""
+    taking `position` to `held` (None: nothing held) at its entry price; None when none does.
+    Runs ending before the newest trade are tried too: trades made after the positions were
+    read."""
     trades = sorted(fills, key=lambda f: f.time)[-MOST_TRADES:]
     start_amount = position.quantity * position.side.sign
-    held_amount = held.quantity * held.side.sign
+    held_amount = ZERO if held is None else held.quantity * held.side.sign
+    # Trades before the run are the position's own entry or were booked (left out): one
+    # later than its opening is a change the run leaves out (a close older than the window
+    # and a round trip after it: the run would take the round trip's sell for our close).
+    opened = position.opened_at + OPENING_SLACK
     for end in range(len(trades), 0, -1):
-        first = _run_start(trades[:end], start_amount, held_amount)
-        if first is None:
-            continue
-        done = _replayed(position, trades[first:end])
-        if _lands_on(done, held, rules):
-            return done
+        for first in _run_starts(trades[:end], start_amount, held_amount):
+            if any(f.time > opened for f in trades[:first]):
+                continue
+            done = _replayed(position, trades[first:end])
+            if _lands_on(done, held, rules):
+                return done
     return None
 
 
-def _run_start(trades: Sequence[Fill], start: Decimal, held: Decimal) -> int | None:
-    """The index of the newest trade from which `trades` take the amount `start` to `held`
-    (signed: long positive), walking back from the newest; None when none does."""
+def _run_starts(trades: Sequence[Fill], start: Decimal, held: Decimal) -> Iterator[int]:
+    """The indices of the trades from which `trades` take the amount `start` to `held`
+    (signed: long positive), newest first. Not the newest alone: a reduction by hand of the
+    position a round trip reopened starts a run that takes its amount to `held` too."""
     amount = held
     for index in range(len(trades) - 1, -1, -1):
         fill = trades[index]
         amount -= fill.quantity if fill.side is OrderSide.BUY else -fill.quantity
         if amount == start:
-            return index
-    return None
+            yield index
 
 
 def _replayed(position: Position, trades: Sequence[Fill]) -> Replay:
@@ -179,9 +186,11 @@ def _add(leg: Leg | None, fill: Fill, part: Decimal) -> Leg:
     return leg
 
 
-def _lands_on(done: Replay, held: ExchangePosition, rules: MarketRules | None) -> bool:
+def _lands_on(done: Replay, held: ExchangePosition | None, rules: MarketRules | None) -> bool:
     """Whether the replay ends holding `held`, at its entry price (within the tolerance)."""
     last = done.now_held or done.ours
+    if held is None:
+        return last.quantity == 0
     if (last.side, last.quantity) != (held.side, held.quantity):
         return False
     return abs(last.entry_price - held.entry_price) <= entry_tolerance(held.entry_price, rules)

@@ -91,12 +91,38 @@ class RoundTripSettling(ExternalSettling):
         self.book.entries_seen.pop(symbol, None)
         return self._book_replay(position, held, found)
 
-    def _book_replay(self, position: Position, held: ExchangePosition, found: Replay) -> Position:
+    def _replayed_exit(
+        self, position: Position, held: ExchangePosition | None
+    ) -> tuple[bool, Position | None]:
+        """A change the newest trades do not add up to (external.py), replayed from the
+        position as booked: a flip by hand followed, before the keeper saw it, by a reduction,
+        a close or a flip back (the hand-trading campaign's seed 30102: booked at the mark).
+        (True, the position held now) when the trades show it; (False, None) when they were
+        not read, or an order of ours on the symbol has unread fills (its trades cannot be
+        told apart), or no run of them does."""
+        symbol, seen = position.symbol, self.observation
+        fills = seen.account_fills.get(symbol)
+        unread = seen.fills_unread
+        if any(o.symbol == symbol and o.client_order_id in unread for o, _ in self.records):
+            return False, None
+        if fills is None or symbol in seen.account_unread:
+            return False, None
+        ours = {f.trade_id for read in seen.fills.values() for f in read}
+        rules = self.context.rules.get(symbol)
+        found = replay(position, held, [f for f in fills if f.trade_id not in ours], rules)
+        if found is None:
+            return False, None
+        self._took(symbol, found.trade_ids)
+        return True, self._book_replay(position, held, found)
+
+    def _book_replay(
+        self, position: Position, held: ExchangePosition | None, found: Replay
+    ) -> Position | None:
         symbol, ours = position.symbol, found.ours
         reason = self._forced(symbol, frozenset(ours.trade_ids))
         price, fee = ours.exit_price, ours.fees_usdt
         booked = reduced(position, ours.reduced, price, fee, reason, self.now)
-        how = f"booked at the price of the account's trades {price}, fee {fee} (round trip by hand)"
+        how = f"booked at the price of the account's trades {price}, fee {fee} (replayed)"
         if isinstance(booked, TradeDraft):
             detail = f"{position.side} {position.quantity} closed with no order of ours; {how}"
             self.notes.append(Note("position_closed_externally", symbol, detail, True))
@@ -104,6 +130,8 @@ class RoundTripSettling(ExternalSettling):
             self.book.drop_position(symbol)
         for leg in found.between:
             self._between(position, leg)
+        if held is None:
+            return None
         if found.now_held is None:  # ours, reduced and added to again
             assert not isinstance(booked, TradeDraft)
             detail = f"{ours.reduced} of it reduced, {how}; {ours.opened} added again"

@@ -193,3 +193,60 @@ async def test_a_round_trip_before_a_restart_is_booked_after_it() -> None:
     [closed] = await harness.repository.closed_trades()
     assert closed.exit_price == Decimal(102)
     assert harness.keeper.positions[BTC].entry_price == Decimal(105)
+
+
+async def test_a_flip_then_a_reduction_by_hand_before_the_keeper_looked_is_replayed() -> None:
+    """A flip by hand (sold twice the long at 102), then a third of the short bought back at
+    101, both before the keeper looked: the trades do not add up to the close (the newest
+    reducing ones are the flip's 2 × quantity, the short held is smaller), so it was booked
+    at the mark (hand-trading campaign, seed 30102). Replayed, the long closed at 102 and the
+    short held now adopted at Binance's entry with its reduction's PnL."""
+    harness = await Harness.start()
+    quantity = await opened(harness)
+    [entry] = sent(harness.exchange, Purpose.ENTRY)
+    harness.exchange.move(BTC, Decimal(102))
+    await trade(harness, "web_flip_3", OrderSide.SELL, 2 * quantity)
+    harness.exchange.move(BTC, Decimal(101))
+    third = quantity / 3
+    await by_hand(harness, "web_reduced_1", OrderSide.BUY, third)
+    harness.exchange.move(BTC, Decimal("101.5"))
+    await harness.tick()
+
+    [closed] = await harness.repository.closed_trades()
+    assert (closed.side, closed.exit_price, closed.exit_reason) == (
+        Side.LONG,
+        Decimal(102),
+        ExitReason.MANUAL,
+    )
+    position = harness.keeper.positions[BTC]
+    assert (position.side, position.quantity, position.entry_price) == (
+        Side.SHORT,
+        quantity - third,
+        Decimal(102),
+    )
+    assert position.realized_pnl_usdt == (Decimal(102) - Decimal(101)) * third
+    paid = sum(fee_paid(harness, cid) for cid in (entry, "web_flip_3", "web_reduced_1"))
+    assert closed.fees_usdt + position.fees_usdt == paid
+
+
+async def test_a_flip_then_a_close_by_hand_before_the_keeper_looked_books_both() -> None:
+    """A flip by hand at 102, its short closed by hand at 99 before the keeper looked:
+    nothing held, the long closed at 102 and the short a trade of its own (was: the long at
+    the mark, the short not at all)."""
+    harness = await Harness.start()
+    quantity = await opened(harness)
+    harness.exchange.move(BTC, Decimal(102))
+    await trade(harness, "web_flip_4", OrderSide.SELL, 2 * quantity)
+    harness.exchange.move(BTC, Decimal(99))
+    await by_hand(harness, "web_closed_2", OrderSide.BUY, quantity)
+    harness.exchange.move(BTC, Decimal(98))
+    await harness.tick()
+
+    ours, short = sorted(await harness.repository.closed_trades(), key=lambda t: t.side.value)
+    assert (ours.side, ours.exit_price) == (Side.LONG, Decimal(102))
+    assert (short.side, short.entry_price, short.exit_price) == (
+        Side.SHORT,
+        Decimal(102),
+        Decimal(99),
+    )
+    assert harness.keeper.positions == {}
