@@ -17,7 +17,7 @@ now Binance's. Trades that do not show it are said once: the entry price is reme
 from __future__ import annotations
 
 from quantum_trader.domain import ZERO, ExchangePosition, ExitReason, Position
-from quantum_trader.keeper.booking import TradeDraft, opened_position, reduced
+from quantum_trader.keeper.booking import TradeDraft, opened_position
 from quantum_trader.keeper.external_settle import ExternalSettling
 from quantum_trader.keeper.plan import Note
 from quantum_trader.keeper.protect import on_tick_grid
@@ -118,30 +118,36 @@ class RoundTripSettling(ExternalSettling):
     def _book_replay(
         self, position: Position, held: ExchangePosition | None, found: Replay
     ) -> Position | None:
+        """The replay's bookings: ours from its leg (what the person added to it before
+        closing it counted: its quantity, average entry and PnL), those in between, and the
+        position held now."""
         symbol, ours = position.symbol, found.ours
-        reason = self._forced(symbol, frozenset(ours.trade_ids))
-        price, fee = ours.exit_price, ours.fees_usdt
-        booked = reduced(position, ours.reduced, price, fee, reason, self.now)
-        how = f"booked at the price of the account's trades {price}, fee {fee} (replayed)"
-        if isinstance(booked, TradeDraft):
+        after = replace(
+            position,
+            quantity=ours.quantity,
+            entry_price=ours.entry_price,
+            initial_quantity=position.initial_quantity + ours.opened,
+            realized_pnl_usdt=position.realized_pnl_usdt + ours.realized_usdt,
+            fees_usdt=position.fees_usdt + ours.fees_usdt,
+        )
+        price = ours.exit_price if ours.reduced else position.entry_price
+        how = f"booked at the account's trades' price {price}, fees {ours.fees_usdt} (replayed)"
+        if ours.quantity == 0:
+            reason = self._forced(symbol, frozenset(ours.trade_ids))
             detail = f"{position.side} {position.quantity} closed with no order of ours; {how}"
+            if ours.opened:
+                detail += f"; {ours.opened} added to it by hand before"
             self.notes.append(Note("position_closed_externally", symbol, detail, True))
-            self.trades.append(booked)
+            self.trades.append(TradeDraft(after, price, reason, self.now))
             self.book.drop_position(symbol)
         for leg in found.between:
             self._between(position, leg)
         if held is None:
             return None
-        if found.now_held is None:  # ours, reduced and added to again
-            assert not isinstance(booked, TradeDraft)
-            detail = f"{ours.reduced} of it reduced, {how}; {ours.opened} added again"
+        if found.now_held is None:  # ours, reduced and added to by hand
+            detail = f"{ours.reduced} of it reduced, {how}; {ours.opened} added by hand"
             self.notes.append(Note("position_traded_by_hand", symbol, detail, True))
-            return replace(
-                booked,
-                quantity=held.quantity,
-                entry_price=held.entry_price,
-                initial_quantity=booked.initial_quantity + ours.opened,
-            )
+            return replace(after, entry_price=held.entry_price)
         return self._adopt(held, found.now_held)
 
     def _between(self, position: Position, leg: Leg) -> None:

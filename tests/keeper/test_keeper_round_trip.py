@@ -250,3 +250,28 @@ async def test_a_flip_then_a_close_by_hand_before_the_keeper_looked_books_both()
         Decimal(99),
     )
     assert harness.keeper.positions == {}
+
+
+async def test_a_position_added_to_and_closed_by_hand_between_two_looks_is_booked_whole() -> None:
+    """1 bought by hand at 101 beside our 3 at 100, then all 4 sold at 103: the trades do
+    not add up to the 3 booked (was: booked at the mark). Replayed: one trade of 4 at the
+    average entry 100.25, closed at 103, with every fee."""
+    harness = await Harness.start()
+    quantity = await opened(harness)
+    [entry] = sent(harness.exchange, Purpose.ENTRY)
+    harness.exchange.move(BTC, Decimal(101))
+    await trade(harness, "web_added_1", OrderSide.BUY, Decimal(1))
+    harness.exchange.move(BTC, Decimal(103))
+    await by_hand(harness, "web_closed_3", OrderSide.SELL, quantity + 1)
+    harness.exchange.move(BTC, Decimal(104))
+    await harness.tick()
+
+    [closed] = await harness.repository.closed_trades()
+    assert (closed.quantity, closed.entry_price, closed.exit_price) == (
+        quantity + 1,
+        (quantity * 100 + 101) / (quantity + 1),
+        Decimal(103),
+    )
+    paid = sum(fee_paid(harness, cid) for cid in (entry, "web_added_1", "web_closed_3"))
+    assert closed.fees_usdt == paid
+    assert closed.pnl_usdt == quantity * 3 + 2 - paid
