@@ -58,6 +58,8 @@ def entry_tolerance(price: Decimal, rules: MarketRules | None) -> Decimal:
 
 def entry_moved(position: Position, held: ExchangePosition, rules: MarketRules | None) -> bool:
     """Whether the exchange holds `position` as booked (side, quantity) at another entry."""
+    if held.entry_price == position.entry_price:  # most ticks, and every backtest's
+        return False
     if held.side is not position.side or held.quantity != position.quantity:
         return False
     gap = abs(held.entry_price - position.entry_price)
