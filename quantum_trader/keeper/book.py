@@ -263,6 +263,10 @@ class Book:
     as an amendment of its closed trade (keeper/fees.py).
     `unpriced` holds, by symbol, a position closed outside the program that no price could be
     read for yet, gone from `positions`, until its trade is booked (keeper/unpriced.py).
+    `entries_seen` holds, by symbol held, an exchange entry price that differed from the
+    position's and that the account's trades did not explain (keeper/round_trip.py): said
+    once, not looked at again until it moves once more. In memory only: a restart reads the
+    trades once more.
     """
 
     positions: Mapping[str, Position] = field(default_factory=dict)
@@ -271,6 +275,7 @@ class Book:
     working: Mapping[str, Order] = field(default_factory=dict)
     fees_unread: Mapping[str, UnreadFees] = field(default_factory=dict)
     unpriced: Mapping[str, UnpricedClose] = field(default_factory=dict)
+    entries_seen: Mapping[str, Decimal] = field(default_factory=dict)
     # `blocked()` once per book: a book is never changed, only replaced (the executor and a
     # backtest's quiet-step checks ask each cycle and each step).
     _blocked: Mapping[str, str] | None = field(default=None, init=False, repr=False, compare=False)

@@ -7,6 +7,7 @@ it hundreds of times, so the planner edits a `Draft` and freezes it once at the 
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 
 from quantum_trader.domain import Order, Position
 from quantum_trader.keeper.book import Book, Intent, UnreadFees
@@ -21,6 +22,7 @@ class Draft:
         self.working: dict[str, Order] = dict(book.working)
         self.fees_unread: dict[str, UnreadFees] = dict(book.fees_unread)
         self.unpriced: dict[str, UnpricedClose] = dict(book.unpriced)
+        self.entries_seen: dict[str, Decimal] = dict(book.entries_seen)
         self._by_symbol: dict[str, dict[str, Intent]] = {}
         for intent in self.intents.values():
             self._by_symbol.setdefault(intent.symbol, {})[intent.client_order_id] = intent
@@ -62,4 +64,5 @@ class Draft:
             dict(self.working),
             dict(self.fees_unread),
             dict(self.unpriced),
+            {s: p for s, p in self.entries_seen.items() if s in self.positions},
         )

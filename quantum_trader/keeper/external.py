@@ -12,7 +12,8 @@ way) give the price (their average) and the fee (their sum). Anything else — a
 failed, trades that do not add up (some older than the window, some not listed yet), trades
 that added to the position by hand since it opened (a reopen, a round trip: the reducing trades
 may be the person's own position's), an order of ours on the symbol whose fills are unread and
-so cannot be told apart — books at the mark as before, and the note says why.
+so cannot be told apart — is replayed from the position as booked (keeper/round_trip.py),
+and books at the mark as before where that does not show it either, the note saying why.
 
 A trade the books took a reduction from — an exit of ours (a partial take-profit of a tick
 before lies in the window) or a person's trade booked for an earlier reduction — is never taken
@@ -166,7 +167,8 @@ def added_by_hand(
     )
 
 
-EXTERNAL_NOTES = ("position_closed_externally", "external_close_awaits_price")
+# The last: a position held as booked at another entry price (keeper/round_trip_settle.py).
+EXTERNAL_NOTES = ("position_closed_externally", "external_close_awaits_price", "entry_price_moved")
 
 
 def unread_external_exits(plan: Plan, seen: Observation) -> list[str]:

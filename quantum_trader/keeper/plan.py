@@ -16,7 +16,9 @@ the 5 s tick are one code path. Per tick (planner.py, settle.py):
    exchange had reported the fill before the positions were read, even where the position
    shows no reduction (it was reopened since: the rest is adopted) — the rest as a close
    outside this program, at the price and fee of the account's own trades when they show it
-   (keeper/external.py: the keeper reads them and plans again), else at the mark — unless an
+   (keeper/external.py: the keeper reads them and plans again; replayed when they do not add
+   up, and for a position held as booked at another entry price: keeper/round_trip.py),
+   else at the mark — unless an
    order of ours on that symbol is still
    unsettled, which may explain it later (an intent, or a stop or take-profit of ours no
    longer listed whose end is not known yet, or one executing: settle.working_unsettled;

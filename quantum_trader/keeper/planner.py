@@ -25,17 +25,15 @@ from quantum_trader.keeper.booking import (
     grown,
     holds_more,
     holds_same,
-    opened_position,
     reduced,
 )
 from quantum_trader.keeper.checks import ProtectionChecks
-from quantum_trader.keeper.cover import clear_of_mark, stop_awaiting_orders, stop_while_unechoed
+from quantum_trader.keeper.cover import stop_awaiting_orders
 from quantum_trader.keeper.draft import Draft
-from quantum_trader.keeper.external_settle import ExternalSettling
 from quantum_trader.keeper.fees import remembered, settle_fees
 from quantum_trader.keeper.firing import trigger_times
-from quantum_trader.keeper.ids import Purpose, is_ours
-from quantum_trader.keeper.manage import manage
+from quantum_trader.keeper.guard import Protecting
+from quantum_trader.keeper.ids import Purpose
 from quantum_trader.keeper.plan import (
     Context,
     Note,
@@ -45,14 +43,8 @@ from quantum_trader.keeper.plan import (
 )
 from quantum_trader.keeper.protect import (
     OrderAction,
-    SendExit,
-    StopWhy,
-    as_of,
-    guarded_exits,
-    on_tick_grid,
-    plan_release,
-    protection_actions,
 )
+from quantum_trader.keeper.round_trip_settle import RoundTripSettling
 from quantum_trader.keeper.settle import OrderSettling
 from quantum_trader.record import replace
 
@@ -71,7 +63,7 @@ class _Outcome:
     unread: bool = False
 
 
-class Planner(OrderSettling, ExternalSettling):
+class Planner(OrderSettling, RoundTripSettling, Protecting):
     def __init__(
         self,
         book: Book,
@@ -159,7 +151,10 @@ class Planner(OrderSettling, ExternalSettling):
             return False
         if any(cid not in self.listed_ids for cid in book.working):
             return False
-        return all(holds_same(p, held[s]) for s, p in book.positions.items())
+        return all(
+            holds_same(p, held[s]) and not self._entry_moved(p, held[s])
+            for s, p in book.positions.items()
+        )
 
     # -- positions -------------------------------------------------------------------------
 
@@ -171,10 +166,13 @@ class Planner(OrderSettling, ExternalSettling):
         position = self.book.positions.get(symbol)
         held = self.snapshot.positions.get(symbol)
         outcomes = self._filled_outcomes(symbol)
+        booked = position
         if position is not None:
             exits = [o for o in outcomes if o.purpose is not Purpose.ENTRY]
             position = self._reduce(position, held, exits)
         entries = [o for o in outcomes if o.purpose is Purpose.ENTRY]
+        if position is not None and held is not None and not outcomes:
+            position = self._traded_between_looks(position, held, position is not booked)
         if held is not None and holds_more(position, held):
             position = self._grow(symbol, position, held, entries)
         if position is None:
@@ -183,15 +181,6 @@ class Planner(OrderSettling, ExternalSettling):
         self.book.put(position)
         if held is not None and holds_same(position, held):
             self.consistent.add(symbol)
-
-    def _cover_unechoed(self, symbol: str) -> None:
-        """Not reconciled from the stream yet, but protected (cover.stop_while_unechoed)."""
-        position = self.book.positions.get(symbol)
-        if position is not None:
-            mark, reported = self.observation.marks.get(symbol), self.snapshot.orders
-            self.actions += stop_while_unechoed(
-                position, self.book.working, self.listed, reported, mark, self.now, self.context
-            )
 
     def _filled_outcomes(self, symbol: str) -> list[_Outcome]:
         """Our orders on `symbol` that ended with something filled, fills read, oldest first."""
@@ -264,7 +253,7 @@ class Planner(OrderSettling, ExternalSettling):
             self._await_orders(position, target, held if flipped else None)
             return position
         opened = held.quantity if held is not None and flipped else ZERO  # a flip's new side
-        return self._external_exit(position, target, opened, closer)
+        return self._external_exit(position, held, target, opened, closer)
 
     def _await_orders(
         self, position: Position, target: Decimal, flipped: ExchangePosition | None
@@ -313,6 +302,7 @@ class Planner(OrderSettling, ExternalSettling):
     def _external_exit(
         self,
         position: Position,
+        held: ExchangePosition | None,
         target: Decimal,
         opened: Decimal,
         closer: _Outcome | None = None,
@@ -324,9 +314,14 @@ class Planner(OrderSettling, ExternalSettling):
         is booked at its price and reason, not the person's (was: MANUAL, found by the
         campaign with a person trading by hand, 2026-12-03). A close whose trades could not
         be read awaits them even when the mark reads (`_awaits_trades`), unless an exit of
-        ours closed its rest: the trade takes our exit's price."""
+        ours closed its rest: the trade takes our exit's price. Trades that do not add up
+        are replayed before the mark is taken (keeper/round_trip_settle.py)."""
         quantity = position.quantity - target
         found, why = self._account_execution(position, quantity, opened)
+        if found is None and closer is None:
+            replayed, after = self._replayed_exit(position, held)
+            if replayed:
+                return after
         reason = ExitReason.MANUAL
         if found is not None:
             price, fee, how, reason = self._terms_found(position.symbol, found)
@@ -387,29 +382,6 @@ class Planner(OrderSettling, ExternalSettling):
         self.notes.append(Note(event, symbol, f"{detail} ({how})", error=entry is None))
         return adopted
 
-    def _adoptable(
-        self,
-        held: ExchangePosition,
-        entry: Intent | None,
-        stop: Order | None,
-        target: Order | None,
-        fees_usdt: Decimal = ZERO,
-    ) -> Position:
-        """The position the keeper adopts for `held`: protected by `stop`, a stop of ours
-        already on the exchange, else by `entry`'s plan, else the default
-        (booking.opened_position)."""
-        adopted = opened_position(
-            held,
-            entry.plan if entry is not None else None,
-            entry.client_order_id if entry is not None else None,
-            entry.sent_at if entry is not None else self.now,
-            fees_usdt,
-            self.context.keeper,
-            stop,
-            target,
-        )
-        return on_tick_grid(adopted, self.context.rules.get(held.symbol))
-
     def _latest_entry(self, symbol: str, entries: list[_Outcome]) -> Intent | None:
         candidates = [o.intent for o in entries if o.intent is not None]
         candidates += [i for i in self.book.intents_for(symbol) if i.purpose is Purpose.ENTRY]
@@ -447,52 +419,6 @@ class Planner(OrderSettling, ExternalSettling):
             self._consume(outcome)
             detail = f"{intent.purpose.name} {intent.client_order_id} filled but not reflected"
             self.notes.append(Note("order_settled_unreflected", intent.symbol, detail, True))
-
-    def _ours_on_exchange(self, held: ExchangePosition) -> tuple[Order | None, Order | None]:
-        mine = [
-            o
-            for o in self.listed.get(held.symbol, ())
-            if o.side is held.side.exit_order_side and is_ours(o.client_order_id) and o.reduce_only
-        ]
-        stop = next((o for o in mine if o.kind is OrderKind.STOP_MARKET), None)
-        target = next((o for o in mine if o.kind is OrderKind.TAKE_PROFIT_MARKET), None)
-        return stop, target
-
-    # -- manage and protect ----------------------------------------------------------------
-
-    def manage_and_protect(self) -> None:
-        for symbol in sorted(self.consistent):
-            position = self.book.positions.get(symbol)
-            if position is None:
-                continue
-            exiting = any(i.purpose is Purpose.EXIT for i in self.book.intents_for(symbol))
-            actions: list[SendExit] = []
-            mark = self.observation.marks.get(symbol)
-            if not exiting:  # else an exit of ours is in flight: a later tick books it
-                position, actions, events = manage(position, mark, self.now, self.context)
-                self.book.put(position)
-                self.events += events
-            rules = self.context.rules.get(symbol)
-            tick_size = rules.tick_size if rules else None
-            check = self.checks.check(position, self.listed.get(symbol, []), tick_size)
-            check = as_of(check, self.now, self.context.monitor)
-            if check.needs is StopWhy.STUCK:
-                detail = "its stop met the trigger but is still open: another goes beside it"
-                self.notes.append(Note("stop_stuck_triggering", symbol, detail, True))
-            if actions:  # exits now, covered (protect.py); the stop is resized once booked
-                gap = self.context.keeper.refused_exit_stop_gap_pct
-                self.actions += guarded_exits(position, check, actions, mark, tick_size, gap)
-            else:
-                cover = protection_actions(position, check, self.now, self.context.monitor)
-                self.actions += clear_of_mark(cover, mark if exiting else None, self.context)
-
-    def release_orphans(self) -> None:
-        """Cancel our conditional orders on symbols with no position and no unsettled order."""
-        if self.listed.keys() <= self.book.positions.keys():
-            return  # every listed symbol holds a position
-        busy = set(self.book.positions) | {i.symbol for i in self.book.intents.values()}
-        for symbol in sorted(self.listed.keys() - busy):
-            self.actions += plan_release(symbol, self.listed[symbol])
 
 
 def _ran_out(outcome: _Outcome) -> bool:

@@ -79,7 +79,7 @@ from loopback.state import LoopbackState
 
 from quantum_trader.app import Runtime
 from quantum_trader.clock import ms_from_utc, utc_from_ms
-from quantum_trader.domain import ClosedTrade, ExitReason, Side
+from quantum_trader.domain import ClosedTrade, ExitReason
 from quantum_trader.keeper.ids import is_ours
 from quantum_trader.keeper.settings import KeeperSettings
 from quantum_trader.storage.sqlite import SqliteRepository
@@ -103,11 +103,12 @@ WEIGHTS = (30, 25, 25, 20)
 # ticks since the last action: on a busy machine simulated time runs ahead of the ticks, and a
 # flip followed by a reduction before the keeper saw the flip is a known limit (STATUS.md).
 # Two ticks are the design's bound only while the user-data events reach the daemon: one
-# lost, a position changed by hand is seen by the check of positions (4 ticks at 20 s), so
-# while the keeper's books still differ from what the stand-in holds on the symbol last
-# traded, the person waits up to `CATCH_UP_TICKS` (seeds 30102 and 30108: a flip whose events
-# were lost, unseen for 2 ticks, then a reduction, or a flip back, by hand — the close booked
-# at the mark, or the round trip not at all).
+# lost, a position changed by hand is seen by the check of positions (4 ticks at 20 s). The
+# person no longer waits for the keeper to catch up (it did, up to 6 ticks, until 2026-12-03:
+# seeds 30102 and 30108, a flip whose events were lost, unseen for 2 ticks, then a reduction,
+# or a flip back, by hand — the close booked at the mark, or the round trip not at all): the
+# keeper now replays the account's trades from the position as booked, and sees a round trip
+# by its entry price (keeper/round_trip.py).
 SECONDS_BETWEEN = (5.0, 30.0)
 TICKS_BETWEEN = 2
 FEE_SLACK_USDT = Decimal("0.000001")  # rounding of a fee shared between two positions
@@ -118,7 +119,6 @@ BOOKING_TICK_TICKS = 3  # how long a tick that books may last, in the stand-in's
 # The longest a tick's start may precede one of its reads: a lost answer waits out the
 # client's 2 s timeout, 60 s of the stand-in's 30× clock (seen: 61–63 s, seed 30123).
 LONGEST_TICK_MS = 70_000
-CATCH_UP_TICKS = math.ceil(KeeperSettings().rest_position_check_s / MONITOR_S) + TICKS_BETWEEN
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,9 +182,7 @@ class Person:
                 start, wait_s = ticks.sample(), self._rng.uniform(*SECONDS_BETWEEN)
                 until = clock.now() + timedelta(seconds=wait_s)
                 while (
-                    clock.now() < until
-                    or ticks.sample() - start < TICKS_BETWEEN
-                    or (ticks.sample() - start < CATCH_UP_TICKS and self._unseen(runtime))
+                    clock.now() < until or ticks.sample() - start < TICKS_BETWEEN
                 ) and not stopping.is_set():
                     await clock.sleep_until(clock.now() + timedelta(seconds=1))
                 # Drawn whatever is held, so the draws stay in step with the seed.
@@ -192,23 +190,6 @@ class Person:
                 pick, share = self._rng.random(), self._rng.uniform(0.2, 0.8)
                 if not stopping.is_set():
                     await self._act(session, server.state, kind, pick, share)
-
-    def _unseen(self, runtime: Runtime) -> bool:
-        """Whether the keeper's books differ from what the stand-in holds on the symbol of the
-        person's last trade (not seen yet)."""
-        trades = [a for a in self.actions if a.kind != "cancel_stop"]
-        if not trades or self.server is None:
-            return False
-        market_id = trades[-1].market_id
-        amount = self.server.state.holding(market_id).amount
-        symbol = {m: s for s, m in MARKET_IDS.items()}[market_id]
-        booked = runtime.core.keeper.view().positions.get(symbol)
-        signed = (
-            Decimal(0)
-            if booked is None
-            else booked.quantity * (1 if booked.side is Side.LONG else -1)
-        )
-        return signed != amount
 
     async def _act(
         self,

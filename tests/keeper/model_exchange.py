@@ -1,35 +1,36 @@
 """A small exchange behind the Exchange port, with the faults the keeper must survive.
 
 One-way positions, market orders that fill at the mark at once, reduce-only STOP_MARKET /
-TAKE_PROFIT_MARKET orders that rest until the mark crosses them. Faults, armed by the test:
-an answer lost after the order was executed (`lose_next`; `lose_next_exit`: the next
-reduce-only market order's), a request lost before it arrived
-(`drop_next`; `drop_next_stop`: the next conditional order's), a market order that executes
-only half and ends EXPIRED (`half_next`), a rejection (`reject_next`), exits refused until a
-given time (`exits_refused_until`: every reduce-only market order is rejected, as Binance does
-with -4131 PERCENT_PRICE when the book is too thin), every conditional order refused
-(`stops_refused`), read outages until a given time (`reads_down_until`: every read raises
-RetryLater, as Binance's REST does when it is unreachable), the next conditional order the
-mark crosses left firing for good (`stall_next`: open, `triggered_at` set, never executed nor
-cancellable, as Binance's demo trading has left stops in TRIGGERING) or ended with nothing
-executed (`expire_next`: its market order ran out of book), the next reads of an order's fills
-failing (`fills_unreadable`: that many, whatever else can be read) or answered in a shape the
-adapter cannot read (`fills_malformed`: that many; MarketDataError, as the ccxt adapter raises
-for a userTrades row with a commission "NaN" or a field missing) or listing none of the order's
-trades yet (`fills_unlisted`: that many), the next reads of the account's trades on a symbol
-failing (`account_fills_unreadable`: that many), the next lookups of an order failing
-(`lookups_unreadable`: that many) or answered in a shape the adapter cannot read
-(`lookups_malformed`: that many; MarketDataError), the next cancels answered so
-(`cancels_malformed`: that many; the adapter's cancel looks the order up when Binance says it
-is not open), the next reads of its force orders failing
+TAKE_PROFIT_MARKET orders that rest until the mark crosses them. Faults, armed by the test: an
+answer lost after the order was executed (`lose_next`; `lose_next_exit`: the next reduce-only
+market order's), a request lost before it arrived (`drop_next`; `drop_next_stop`: the next
+conditional order's), a market order that executes only half and ends EXPIRED (`half_next`), a
+rejection (`reject_next`), exits refused until a given time (`exits_refused_until`: every
+reduce-only market order is rejected, as Binance does with -4131 PERCENT_PRICE when the book is
+too thin), every conditional order refused (`stops_refused`), read outages until a given time
+(`reads_down_until`: every read raises RetryLater, as Binance's REST does when it is
+unreachable), the next conditional order the mark crosses left firing for good (`stall_next`:
+open, `triggered_at` set, never executed nor cancellable, as Binance's demo trading has left
+stops in TRIGGERING) or ended with nothing executed (`expire_next`: its market order ran out of
+book), the next reads of an order's fills failing (`fills_unreadable`: that many, whatever else
+can be read) or answered in a shape the adapter cannot read (`fills_malformed`: that many;
+MarketDataError, as the ccxt adapter raises for a userTrades row with a commission "NaN" or a
+field missing) or listing none of the order's trades yet (`fills_unlisted`: that many), the
+next reads of the account's trades on a symbol failing (`account_fills_unreadable`: that many),
+the next lookups of an order failing (`lookups_unreadable`: that many) or answered in a shape
+the adapter cannot read (`lookups_malformed`: that many; MarketDataError), the next cancels
+answered so (`cancels_malformed`: that many; the adapter's cancel looks the order up when
+Binance says it is not open), the next reads of its force orders failing
 (`force_orders_unreadable`) or answered in a shape the adapter cannot read
-(`force_orders_malformed`). A test liquidates or deleverages a position (`force_close`: the
-whole of it, by an order not ours that `fetch_force_orders` lists). As Binance does (-2021),
-it refuses a conditional order whose trigger the mark has already reached; with
-`answers_without_fees`, as Binance's do, its orders carry no commission (only their fills do).
-It keeps a log of every order request it received, so a test can count entries, and of every
-read of an order's fills (`fills_asked`), of the account's trades (`account_fills_asked`) and
-of its force orders (`force_orders_asked`).
+(`force_orders_malformed`). The next market order may execute in two trades, the second at the
+mark plus `split_next` (an entry of ours filled at two prices); the positions may report their
+entry price rounded to `entry_quantum` (Binance's own precision). A test liquidates or
+deleverages a position (`force_close`: the whole of it, by an order not ours that
+`fetch_force_orders` lists). As Binance does (-2021), it refuses a conditional order whose
+trigger the mark has already reached; with `answers_without_fees`, as Binance's do, its orders
+carry no commission (only their fills do). It keeps a log of every order request it received,
+so a test can count entries, and of every read of an order's fills (`fills_asked`), of the
+account's trades (`account_fills_asked`) and of its force orders (`force_orders_asked`).
 """
 
 from __future__ import annotations
@@ -99,6 +100,8 @@ class ModelExchange:
     funding_hangs: asyncio.Event | None = None
     funding_asked: asyncio.Event = field(default_factory=asyncio.Event)
     sequence: int = 0
+    split_next: Decimal | None = None
+    entry_quantum: Decimal | None = None
 
     # -- reads ----------------------------------------------------------------------------------
 
@@ -122,8 +125,11 @@ class ModelExchange:
 
     async def fetch_positions(self) -> list[ExchangePosition]:
         self._read()
+        quantum = self.entry_quantum
         return [
-            ExchangePosition(symbol, side, quantity, entry, 3)
+            ExchangePosition(
+                symbol, side, quantity, entry.quantize(quantum) if quantum else entry, 3
+            )
             for symbol, (side, quantity, entry) in sorted(self.held.items())
         ]
 
@@ -245,7 +251,23 @@ class ModelExchange:
             quantity = min(quantity, self._held_quantity(request.symbol, request.side))
             if quantity <= 0:
                 raise OrderRejected(ReasonCode.ORDER_REJECTED, "model: reduce-only rejected")
-        order = self._execute(order, quantity, self.marks[request.symbol], status)
+        price = self.marks[request.symbol]
+        if self.split_next is not None:
+            first = self.rules[request.symbol].round_quantity_down(quantity / 3)
+            executed = self._execute(order, first, price, status)
+            price += self.split_next
+            self.split_next = None
+            order = self._execute(order, quantity - first, price, status)
+            fills = self.fills[request.client_order_id]
+            notional = sum((f.quantity * f.price for f in fills), ZERO)
+            order = replace(
+                order,
+                filled_quantity=quantity,
+                average_price=notional / quantity,
+                fee_usdt=executed.fee_usdt + order.fee_usdt,
+            )
+        else:
+            order = self._execute(order, quantity, price, status)
         self.orders[request.client_order_id] = order
         return order
 

@@ -248,9 +248,11 @@ async def test_a_round_trip_by_hand_after_the_close_is_not_taken_for_it() -> Non
     assert "added to by hand since it opened" in noted(logs)
 
 
-async def test_a_position_reopened_by_hand_then_reduced_books_at_the_mark() -> None:
+async def test_a_position_reopened_by_hand_then_reduced_is_replayed_from_the_trades() -> None:
     """Closed by hand at 102, bought again at 105, half sold at 104: the sell at 104 reduced
-    the person's new position, not ours, so its price is not taken for ours."""
+    the person's new position, not ours, so its price is not taken for ours. Was booked at
+    the mark 104; the trades, replayed from the position as booked (keeper/round_trip.py),
+    show ours closed at 102 and the person's long, held now, reduced at 104."""
     harness = await Harness.start()
     quantity = await opened(harness)
     harness.exchange.move(BTC, Decimal(102))
@@ -261,11 +263,16 @@ async def test_a_position_reopened_by_hand_then_reduced_books_at_the_mark() -> N
     await harness.exchange.place_order(bought)
     harness.exchange.move(BTC, Decimal(104))
     await by_hand(harness, "web_reduced_3", OrderSide.SELL, quantity / 2)
-    with capture_logs() as logs:
-        await harness.tick()
+    await harness.tick()
 
-    detail = noted(logs)
-    assert "booked at the mark 104 (the account's trades show it added to by hand" in detail
+    [trade] = await harness.repository.closed_trades()
+    assert (trade.exit_price, trade.exit_reason) == (Decimal(102), ExitReason.MANUAL)
+    position = harness.keeper.positions[BTC]
+    half = quantity / 2
+    assert (position.quantity, position.entry_price) == (half, Decimal(105))
+    assert position.realized_pnl_usdt == (Decimal(104) - Decimal(105)) * half
+    sold = fee_paid(harness, "web_reduced_3")
+    assert position.fees_usdt == fee_paid(harness, "web_opened_2") + sold
 
 
 async def test_a_trade_booked_on_an_earlier_tick_is_not_booked_again() -> None:

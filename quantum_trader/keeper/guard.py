@@ -1,0 +1,131 @@
+"""The last steps of a tick: each reconciled position managed at its mark and protected, and
+our conditional orders where no position needs them released; and what a position adopted,
+or not reconciled while the stream has not echoed our order, is protected by. Pure; a part
+of `Planner` (keeper/planner.py), which holds the state these steps read and write."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from quantum_trader.domain import (
+    ZERO,
+    ExchangePosition,
+    ExchangeSnapshot,
+    Order,
+    OrderKind,
+    Position,
+    PositionEvent,
+)
+from quantum_trader.keeper.book import Intent
+from quantum_trader.keeper.booking import opened_position
+from quantum_trader.keeper.checks import ProtectionChecks
+from quantum_trader.keeper.cover import clear_of_mark, stop_while_unechoed
+from quantum_trader.keeper.draft import Draft
+from quantum_trader.keeper.ids import Purpose, is_ours
+from quantum_trader.keeper.manage import manage
+from quantum_trader.keeper.plan import Context, Note, Observation
+from quantum_trader.keeper.protect import (
+    OrderAction,
+    SendExit,
+    StopWhy,
+    as_of,
+    guarded_exits,
+    on_tick_grid,
+    plan_release,
+    protection_actions,
+)
+
+
+class Protecting:
+    """The steps; the attributes are the planner's (set in `Planner.__init__`)."""
+
+    book: Draft
+    observation: Observation
+    snapshot: ExchangeSnapshot
+    now: datetime
+    context: Context
+    checks: ProtectionChecks
+    consistent: set[str]
+    listed: dict[str, list[Order]]
+    events: list[PositionEvent]
+    actions: list[OrderAction]
+    notes: list[Note]
+
+    def manage_and_protect(self) -> None:
+        for symbol in sorted(self.consistent):
+            position = self.book.positions.get(symbol)
+            if position is None:
+                continue
+            exiting = any(i.purpose is Purpose.EXIT for i in self.book.intents_for(symbol))
+            actions: list[SendExit] = []
+            mark = self.observation.marks.get(symbol)
+            if not exiting:  # else an exit of ours is in flight: a later tick books it
+                position, actions, events = manage(position, mark, self.now, self.context)
+                self.book.put(position)
+                self.events += events
+            rules = self.context.rules.get(symbol)
+            tick_size = rules.tick_size if rules else None
+            check = self.checks.check(position, self.listed.get(symbol, []), tick_size)
+            check = as_of(check, self.now, self.context.monitor)
+            if check.needs is StopWhy.STUCK:
+                detail = "its stop met the trigger but is still open: another goes beside it"
+                self.notes.append(Note("stop_stuck_triggering", symbol, detail, True))
+            if actions:  # exits now, covered (protect.py); the stop is resized once booked
+                gap = self.context.keeper.refused_exit_stop_gap_pct
+                self.actions += guarded_exits(position, check, actions, mark, tick_size, gap)
+            else:
+                cover = protection_actions(position, check, self.now, self.context.monitor)
+                self.actions += clear_of_mark(cover, mark if exiting else None, self.context)
+
+    def release_orphans(self) -> None:
+        """Cancel our conditional orders on symbols with no position and no unsettled order."""
+        if self.listed.keys() <= self.book.positions.keys():
+            return  # every listed symbol holds a position
+        busy = set(self.book.positions) | {i.symbol for i in self.book.intents.values()}
+        for symbol in sorted(self.listed.keys() - busy):
+            self.actions += plan_release(symbol, self.listed[symbol])
+
+    # -- what an adopted or unechoed position is protected by -------------------------------
+
+    def _cover_unechoed(self, symbol: str) -> None:
+        """Not reconciled from the stream yet, but protected (cover.stop_while_unechoed)."""
+        position = self.book.positions.get(symbol)
+        if position is not None:
+            mark, reported = self.observation.marks.get(symbol), self.snapshot.orders
+            self.actions += stop_while_unechoed(
+                position, self.book.working, self.listed, reported, mark, self.now, self.context
+            )
+
+    def _adoptable(
+        self,
+        held: ExchangePosition,
+        entry: Intent | None,
+        stop: Order | None,
+        target: Order | None,
+        fees_usdt: Decimal = ZERO,
+    ) -> Position:
+        """The position the keeper adopts for `held`: protected by `stop`, a stop of ours
+        already on the exchange, else by `entry`'s plan, else the default
+        (booking.opened_position)."""
+        adopted = opened_position(
+            held,
+            entry.plan if entry is not None else None,
+            entry.client_order_id if entry is not None else None,
+            entry.sent_at if entry is not None else self.now,
+            fees_usdt,
+            self.context.keeper,
+            stop,
+            target,
+        )
+        return on_tick_grid(adopted, self.context.rules.get(held.symbol))
+
+    def _ours_on_exchange(self, held: ExchangePosition) -> tuple[Order | None, Order | None]:
+        mine = [
+            o
+            for o in self.listed.get(held.symbol, ())
+            if o.side is held.side.exit_order_side and is_ours(o.client_order_id) and o.reduce_only
+        ]
+        stop = next((o for o in mine if o.kind is OrderKind.STOP_MARKET), None)
+        target = next((o for o in mine if o.kind is OrderKind.TAKE_PROFIT_MARKET), None)
+        return stop, target
