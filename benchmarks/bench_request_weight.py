@@ -8,11 +8,12 @@ the keeper's ticks and its REST checks. The stand-in counts Binance's documented
 every request per simulated minute. Run:
 
     .venv/bin/python -m benchmarks.bench_request_weight [--minutes 10] [--speed 20]
-        [--cases streams,stale,rest]
+        [--cases streams,stale,rest,rest3,streams3]
 
 It measures with the streams (the default), with the streams and one held symbol the
 mark-price stream never carries (its mark read over REST every tick), and with
-exchange.use_streams = false, with 20 positions and with 3.
+exchange.use_streams = false, with 20 positions and with 3; and with the streams and 3
+positions (the keeper's check then reads each held symbol's open algo orders: weight 1 each).
 """
 
 from __future__ import annotations
@@ -156,6 +157,7 @@ CASES: dict[str, tuple[str, dict[str, Any]]] = {
     "stale": ("streams, one held symbol not streamed", {"streams": True, "left_out": True}),
     "rest": ("REST only (exchange.use_streams = false)", {"streams": False}),
     "rest3": ("REST only, 3 positions", {"streams": False, "positions": 3}),
+    "streams3": ("with the streams, 3 positions", {"streams": True, "positions": 3}),
 }
 
 

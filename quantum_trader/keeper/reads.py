@@ -3,8 +3,9 @@ streams' mirror against REST (keeper/keeper.py calls it; the planning is pure el
 
 The mirror is used while the streams are usable; REST otherwise, every
 `keeper.rest_check_interval_s` in full (positions and open conditional orders) to check the
-mirror, every `keeper.rest_position_check_s` for positions alone, and at once when an order of
-ours booked from its answer has not been echoed by the stream. User-data events carry no
+mirror, every `keeper.rest_position_check_s` for positions alone (and the open conditional
+orders of each held symbol while 4 at most are held: keeper/stop_check.py), and at once when
+an order of ours booked from its answer has not been echoed by the stream. User-data events carry no
 sequence number: only such reads find one that was lost. Each REST read is stamped when it is
 sent, on the streams' clock (`ExchangeStreams.now`), so a reseed from it re-applies only the
 events it may not show (execution/account_mirror.py).
@@ -21,6 +22,7 @@ from quantum_trader.errors import MarketDataError, RetryLater
 from quantum_trader.keeper.fee_carry import read_fills as fills_of
 from quantum_trader.keeper.recheck import mirror_difference, positions_difference
 from quantum_trader.keeper.settings import KeeperSettings
+from quantum_trader.keeper.stop_check import stops_difference
 from quantum_trader.log import get_logger
 from quantum_trader.ports import Exchange, ExchangeStreams
 
@@ -99,16 +101,19 @@ class ExchangeReads:
     async def _positions_unlike(
         self, mirrored: ExchangeSnapshot, now: datetime
     ) -> Mapping[str, ExchangePosition] | None:
-        """The positions REST reports (positionRisk, weight 5) when they differ from the
+        """The positions REST reports (positionRisk, weight 5) when they, or the open
+        conditional orders of the few symbols held (`stops_difference`), differ from the
         mirror's; None when they agree, or could not be read (the mirror stands this tick and
-        the check is made again at the next)."""
+        the check is made again at the next; orders unread wait for the next check)."""
         try:
             read = {p.symbol: p for p in await self._exchange.fetch_positions()}
         except (MarketDataError, RetryLater) as error:
             log.warning("position_check_failed", error=str(error))
             return None
         self._positions_checked_at = now
-        return read if positions_difference(mirrored.positions, read) else None
+        if positions_difference(mirrored.positions, read):
+            return read
+        return read if await stops_difference(self._exchange, mirrored) else None
 
     def _echo_overdue(self, now: datetime, unechoed: Iterable[datetime]) -> bool:
         """The stream has not reported an order we booked from its answer (`unechoed`: when

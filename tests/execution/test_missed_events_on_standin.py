@@ -10,8 +10,8 @@ full REST check (`keeper.rest_check_interval_s`, 60 s). The keeper now checks th
 positions alone every `keeper.rest_position_check_s`, so such a
 position is protected within that many seconds' worth of ticks.
 
-A stop of ours cancelled by hand whose events were dropped is only seen by the full check
-(positions do not show it): protected again within `rest_check_interval_s`.
+A stop of ours cancelled by hand whose events were dropped: test_stop_check_on_standin.py
+(found with the positions while 4 symbols at most are held, else by the full check).
 """
 
 from __future__ import annotations
@@ -188,22 +188,3 @@ async def test_a_flip_by_hand_the_stream_did_not_show_is_protected_within_the_po
         after = await rig.rest()
         [stop] = our_stops(after)  # the long's stop was cancelled, one for the short
         assert stop.side is OrderSide.BUY
-
-
-async def test_a_stop_cancelled_by_hand_the_stream_did_not_show_is_replaced_by_the_full_check(
-) -> None:  # fmt: skip
-    """The position's own stop cancelled by a person, its event dropped: positions do not
-    show it, so the cheap check does not either; the full check (positions and open
-    conditional orders) finds it, and the stop is placed again within
-    `rest_check_interval_s` of keeper ticks — the bound for orders."""
-    async with keeper_on_streams() as rig:
-        [stop] = our_stops(await rig.rest())
-        await rig.unseen(rig.exchange.cancel_conditional_order(BTC, stop.client_order_id))
-        assert not covered(await rig.rest())
-
-        ticks = await ticks_until_covered(rig, ticks_in(KEEPER.rest_check_interval_s))
-
-        assert ticks > ticks_in(KEEPER.rest_position_check_s)  # not the cheap check's doing
-        [again] = our_stops(await rig.rest())
-        assert again.client_order_id != stop.client_order_id
-        assert again.side is OrderSide.SELL

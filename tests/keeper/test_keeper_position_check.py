@@ -24,6 +24,7 @@ from quantum_trader.domain import (
     ExchangeSnapshot,
     Order,
     OrderSide,
+    OrderStatus,
     Side,
     SnapshotSource,
 )
@@ -39,7 +40,7 @@ TICKS_A_MINUTE = 12
 @dataclass
 class CountingExchange(ModelExchange):
     """The model exchange counting its REST reads of positions and of open conditional
-    orders."""
+    orders (of all symbols, weight 40 on Binance, or of one: weight 1)."""
 
     reads: Counter[str] = field(default_factory=Counter)
 
@@ -48,7 +49,7 @@ class CountingExchange(ModelExchange):
         return await super().fetch_positions()
 
     async def fetch_open_conditional_orders(self, symbol: str | None = None) -> list[Order]:
-        self.reads["orders"] += 1
+        self.reads["orders" if symbol is None else "orders of a symbol"] += 1
         return await super().fetch_open_conditional_orders(symbol)
 
 
@@ -59,17 +60,23 @@ class MirrorMissingPositions(LaggingMirror):
 
     def __init__(self, exchange: ModelExchange) -> None:
         super().__init__(exchange, positions=True, listed=True, echoes=True)
+        self.exchange = exchange
         self.stale: dict[str, ExchangePosition] | None = None
 
     def snapshot(self, now: datetime) -> ExchangeSnapshot | None:
         shown = super().snapshot(now)
-        if shown is None or self.stale is None:
+        if shown is None:
             return shown
+        listed = tuple(  # every open conditional order, as the streams' mirror lists them
+            o
+            for o in self.exchange.orders.values()
+            if o.kind.is_conditional and o.status is OrderStatus.OPEN
+        )
         return ExchangeSnapshot(
             now,
             SnapshotSource.STREAM,
-            dict(self.stale),
-            shown.open_conditional_orders,
+            shown.positions if self.stale is None else dict(self.stale),
+            listed,
             shown.orders,
         )
 
@@ -108,22 +115,25 @@ def test_the_intervals_the_counts_below_assume() -> None:
 
 async def test_positions_are_checked_every_20_s_while_one_is_held_the_full_snapshot_each_minute(
 ) -> None:  # fmt: skip
+    """With the positions, the held symbol's open conditional orders (weight 1 on Binance:
+    keeper/stop_check.py), not all symbols' (40)."""
     exchange, _, keeper = await keeper_on_mirror()
     await keeper.enter(sized(BTC, Side.LONG, exchange.marks[BTC]), T0)
     exchange.reads.clear()
+    checked = {"positions": 1, "orders of a symbol": 1}
 
     await ticks(exchange, keeper, 3)  # 5 s to 15 s: the mirror alone
     assert exchange.reads == {}
-    await ticks(exchange, keeper, 1)  # 20 s: positions, not the orders (weight 5, not 45)
-    assert exchange.reads == {"positions": 1}
+    await ticks(exchange, keeper, 1)  # 20 s: positions and BTC's orders, not all orders
+    assert exchange.reads == checked
     await ticks(exchange, keeper, 3)
-    assert exchange.reads == {"positions": 1}  # not every tick
+    assert exchange.reads == checked  # not every tick
     await ticks(exchange, keeper, TICKS_A_MINUTE - 7)  # to 60 s: 40 s, then in full
-    assert exchange.reads == {"positions": 3, "orders": 1}
+    assert exchange.reads == {"positions": 3, "orders of a symbol": 2, "orders": 1}
     await ticks(exchange, keeper, 3)  # the full check counts as one of positions: 80 s next
-    assert exchange.reads == {"positions": 3, "orders": 1}
+    assert exchange.reads == {"positions": 3, "orders of a symbol": 2, "orders": 1}
     await ticks(exchange, keeper, 1)
-    assert exchange.reads == {"positions": 4, "orders": 1}
+    assert exchange.reads == {"positions": 4, "orders of a symbol": 3, "orders": 1}
     assert BTC in keeper.positions
 
 
@@ -206,7 +216,7 @@ async def test_a_position_check_that_fails_leaves_the_mirror_and_is_made_at_the_
     assert BTC in keeper.positions  # the tick went on from the mirror
     assert exchange.reads == {"positions": 1}
 
-    await ticks(exchange, keeper, 1)
-    assert exchange.reads == {"positions": 2}  # made again at once, and then not before 45 s
+    await ticks(exchange, keeper, 1)  # made again at once, and then not before 45 s
+    assert exchange.reads == {"positions": 2, "orders of a symbol": 1}
     await ticks(exchange, keeper, 3)
-    assert exchange.reads == {"positions": 2}
+    assert exchange.reads == {"positions": 2, "orders of a symbol": 1}
