@@ -16,6 +16,8 @@ now Binance's. Trades that do not show it are said once: the entry price is reme
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from quantum_trader.domain import ZERO, ExchangePosition, ExitReason, Position
 from quantum_trader.keeper.booking import TradeDraft, opened_position
 from quantum_trader.keeper.external_settle import ExternalSettling
@@ -56,8 +58,9 @@ class RoundTripSettling(ExternalSettling):
             return position
         return self._round_trip(position, held)
 
-    def working_unsettled(self, symbol: str) -> list[str]:  # keeper/settle.py
-        raise NotImplementedError
+    if TYPE_CHECKING:  # OrderSettling's (keeper/settle.py), beside this in the planner
+
+        def working_unsettled(self, symbol: str) -> list[str]: ...
 
     def _round_trip(self, position: Position, held: ExchangePosition) -> Position | None:
         """Book what the account's trades show happened to `position`, held now as `held`:

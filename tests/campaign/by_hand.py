@@ -100,8 +100,8 @@ PERSON_PREFIX = "web_"
 KINDS = ("reduce", "close", "flip", "cancel_stop")
 WEIGHTS = (30, 25, 25, 20)
 # The person acts every 5–30 simulated seconds, and never before the keeper completed two
-# ticks since the last action: on a busy machine simulated time runs ahead of the ticks, and a
-# flip followed by a reduction before the keeper saw the flip is a known limit (STATUS.md).
+# ticks since the last action: on a busy machine simulated time runs ahead of the ticks, and
+# the person would trade again and again before the keeper looked once.
 # Two ticks are the design's bound only while the user-data events reach the daemon: one
 # lost, a position changed by hand is seen by the check of positions (4 ticks at 20 s). The
 # person no longer waits for the keeper to catch up (it did, up to 6 ticks, until 2026-12-03:
