@@ -204,7 +204,8 @@ async def read_account_fills(
     could not be read (then booked at the mark, as before).
 
     The trades `booked` on an earlier tick (`Plan.reducing_trades`: our exits', and those of
-    reductions with no order of ours) are left out: the window reaches back before that tick,
+    reductions with no order of ours) and all of ours recorded (`OwnTrades.left_out`) are
+    left out: the window reaches back before that tick,
     and a reduction whose own trades Binance does not list yet must not be booked at them (at
     the mark instead: its trades do not add up). So are the trades before the position's own
     entry (`entered`, by symbol: its entry's first fill, in the exchange's time): the window
