@@ -204,7 +204,8 @@ async def read_account_fills(
     could not be read (then booked at the mark, as before).
 
     The trades `booked` on an earlier tick (`Plan.reducing_trades`: our exits', and those of
-    reductions with no order of ours) are left out: the window reaches back before that tick,
+    reductions with no order of ours) and all of ours recorded (`OwnTrades.left_out`) are
+    left out: the window reaches back before that tick,
     and a reduction whose own trades Binance does not list yet must not be booked at them (at
     the mark instead: its trades do not add up). So are the trades before the position's own
     entry (`entered`, by symbol: its entry's first fill, in the exchange's time): the window
@@ -227,15 +228,37 @@ async def read_account_fills(
     return replace(seen, account_fills=fills, account_unread=frozenset(unread))
 
 
-async def entry_times(
+@record
+class OwnTrades:
+    """By symbol, from the fills of our orders as recorded: the time of the position's
+    entry's first fill (none for an adopted position, or one whose entry's fills were never
+    read), and the ids of every trade of ours (left out of the account's trades: never a
+    person's)."""
+
+    entered: Mapping[str, datetime]
+    trade_ids: Mapping[str, frozenset[str]]
+
+    def left_out(self, booked: Mapping[str, frozenset[str]]) -> dict[str, frozenset[str]]:
+        """`booked` (trades a reduction was booked from) and ours."""
+        ours = self.trade_ids
+        return {
+            s: booked.get(s, frozenset()) | ours.get(s, frozenset())
+            for s in booked.keys() | ours.keys()
+        }
+
+
+async def own_trades(
     repository: Repository, positions: Mapping[str, Position], symbols: Iterable[str]
-) -> dict[str, datetime]:
-    """By symbol, the time of the position's entry's first fill as recorded (none for an
-    adopted position, or one whose entry's fills were never read)."""
-    entered = {}
+) -> OwnTrades:
+    """Our recorded trades on `symbols`. Ours include the entry of a position a flip by hand
+    closed: the position adopted from the flip reaches 5 min before it was adopted, where
+    that entry's trade may lie, and it was taken for the adopted position's close by hand
+    (the hand-trading campaign, seed 30513: the person's own trades did not add up)."""
+    entered, ours = {}, {}
     for symbol in symbols:
-        entry = positions[symbol].entry_order_id
-        times = [f.time for f in await repository.fills(symbol) if f.client_order_id == entry]
+        entry, fills = positions[symbol].entry_order_id, await repository.fills(symbol)
+        times = [f.time for f in fills if f.client_order_id == entry]
         if times:
             entered[symbol] = min(times)
-    return entered
+        ours[symbol] = frozenset(f.trade_id for f in fills)
+    return OwnTrades(entered, ours)

@@ -39,8 +39,8 @@ from quantum_trader.keeper.carry import Carrier
 from quantum_trader.keeper.checks import ProtectionChecks
 from quantum_trader.keeper.external import (
     closed_positions,
-    entry_times,
     held_as_booked,
+    own_trades,
     read_account_fills,
     unread_external_exits,
 )
@@ -287,10 +287,10 @@ class PositionKeeper:
         external = unread_external_exits(result, seen)
         if external:  # booked from the account's own trades (keeper/external.py)
             positions, at = closed_positions(book, self._held_as_booked)
-            booked = self._carrier.external.left_out()
-            entered = await entry_times(self._repository, positions, external)
+            ours = await own_trades(self._repository, positions, external)
+            booked = ours.left_out(self._carrier.external.left_out())
             seen = await read_account_fills(
-                self._exchange, seen, positions, external, at, now, booked, entered
+                self._exchange, seen, positions, external, at, now, booked, ours.entered
             )
             result = plan(book, seen, now, context, self._checks)
             took = result.reducing_trades  # our own exits' too: only the closes by hand named
