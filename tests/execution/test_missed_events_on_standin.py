@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -88,9 +88,10 @@ class Rig:
 
 
 @asynccontextmanager
-async def keeper_on_streams() -> AsyncIterator[Rig]:
+async def keeper_on_streams(symbols: Sequence[str] = (BTC,)) -> AsyncIterator[Rig]:
     """A keeper reading the streams' mirror (usable, seeded) of a stand-in on a manual clock,
-    holding a LONG it entered and protected, echoed by the stream and checked by REST."""
+    holding a LONG of each of `symbols` it entered and protected, echoed by the stream and
+    checked by REST."""
     clock = ManualClock(utc_from_ms(START_MS))
     async with LoopbackBinance(clock=clock) as server:
         exchange = connect(server)
@@ -109,12 +110,14 @@ async def keeper_on_streams() -> AsyncIterator[Rig]:
             )
             rig = Rig(clock, server, exchange, streams, keeper)
             await keeper.tick(rig.now(), rest=True)
-            await keeper.enter(sized(BTC, Side.LONG, server.state.mark("BTCUSDT")), rig.now())
-            await settle(server)
-            await rig.tick()  # the stream echoed the entry and its stop: read from the mirror
+            for symbol in symbols:
+                mark = server.state.mark(symbol.split(":")[0].replace("/", ""))
+                await keeper.enter(sized(symbol, Side.LONG, mark), rig.now())
+                await settle(server)
+            await rig.tick()  # the stream echoed the entries and their stops: read from the mirror
             assert keeper.book.unechoed == {}
             assert streams.snapshot(rig.now()) is not None
-            assert len(our_stops(await rig.rest())) == 1
+            assert len(our_stops(await rig.rest())) == len(symbols)
             yield rig
         finally:
             stopping.set()

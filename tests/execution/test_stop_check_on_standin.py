@@ -13,28 +13,18 @@ stands.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from decimal import Decimal
 
 import pytest
 from loopback import LoopbackBinance
 from loopback.faults import Outage
-from loopback.fixtures import advance_until, connect, settle, streams_on
-from loopback.state import START_MS
 from structlog.testing import capture_logs
-from test_exchange_answers import sized
-from test_missed_events_on_standin import KEEPER, Rig, ticks_in
+from test_missed_events_on_standin import KEEPER, Rig, keeper_on_streams, ticks_in
 
-from quantum_trader.clock import ManualClock, ms_from_utc, utc_from_ms
-from quantum_trader.domain import ExchangeSnapshot, Order, OrderKind, Side
-from quantum_trader.gates.settings import PerformanceSettings
+from quantum_trader.clock import ms_from_utc
+from quantum_trader.domain import ExchangeSnapshot, Order, OrderKind
 from quantum_trader.keeper.ids import is_ours
-from quantum_trader.keeper.keeper import PositionKeeper
-from quantum_trader.monitor.settings import MonitorSettings
-from quantum_trader.portfolio.ledger import Ledger
-from quantum_trader.storage.memory import InMemoryRepository
 
 # Symbols whose quantity step (0.001 … 0.1) `sized`'s 300 USDT entry fits; BTC's stop is cancelled.
 SYMBOLS = ("BTC/USDT:USDT", "ETH/USDT:USDT", "BCH/USDT:USDT", "BNB/USDT:USDT", "XRP/USDT:USDT")
@@ -48,40 +38,12 @@ def market_id(symbol: str) -> str:
 
 @asynccontextmanager
 async def keeper_holding(symbols: Sequence[str]) -> AsyncIterator[Rig]:
-    """A keeper on the streams' mirror (usable, seeded) of the stand-in on a manual clock,
-    holding a LONG of each of `symbols` it entered and protected, echoed by the stream."""
-    clock = ManualClock(utc_from_ms(START_MS))
-    async with LoopbackBinance(clock=clock) as server:
-        exchange = connect(server)
-        rules = await exchange.load_markets()
-        streams = streams_on(server, exchange)
-        stopping = asyncio.Event()
-        task = asyncio.create_task(streams.run(stopping))
-        try:
-            await advance_until(server, lambda: streams.health().usable, 30, "seeded")
-            repository = InMemoryRepository()
-            ledger = await Ledger.load(
-                repository, Decimal(10_000), clock.now(), PerformanceSettings()
-            )
-            keeper = await PositionKeeper.load(
-                exchange, repository, ledger, rules, KEEPER, MonitorSettings(), streams=streams
-            )
-            rig = Rig(clock, server, exchange, streams, keeper)
-            await keeper.tick(rig.now(), rest=True)
-            for symbol in symbols:
-                mark = server.state.mark(market_id(symbol))
-                await keeper.enter(sized(symbol, Side.LONG, mark), rig.now())
-                await settle(server)
-            await rig.tick()  # the stream echoed the entries and their stops
-            assert keeper.book.unechoed == {}
-            held = await rig.rest()
-            assert sorted(held.positions) == sorted(symbols)
-            assert all(covered(held, symbol) for symbol in symbols)
-            yield rig
-        finally:
-            stopping.set()
-            await asyncio.wait_for(task, 10)
-            await exchange.close()
+    """The missed-events rig holding a LONG of each of `symbols`, each covered by its stop."""
+    async with keeper_on_streams(symbols) as rig:
+        held = await rig.rest()
+        assert sorted(held.positions) == sorted(symbols)
+        assert all(covered(held, symbol) for symbol in symbols)
+        yield rig
 
 
 def our_stops(snapshot: ExchangeSnapshot, symbol: str) -> list[Order]:
