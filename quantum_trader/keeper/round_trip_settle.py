@@ -16,9 +16,10 @@ now Binance's. Trades that do not show it are said once: the entry price is reme
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from quantum_trader.domain import ZERO, ExchangePosition, ExitReason, Position
+from quantum_trader.domain import ZERO, ExchangePosition, ExitReason, Fill, Position
 from quantum_trader.keeper.booking import TradeDraft, opened_position
 from quantum_trader.keeper.external_settle import ExternalSettling
 from quantum_trader.keeper.plan import Note
@@ -78,9 +79,7 @@ class RoundTripSettling(ExternalSettling):
         if fills is None:  # the keeper reads them and plans again
             self.notes.append(Note(ENTRY_MOVED, symbol, f"{what}; the account's trades are read"))
             return position
-        ours = {f.trade_id for read in seen.fills.values() for f in read}
-        rules = self.context.rules.get(symbol)
-        found = replay(position, held, [f for f in fills if f.trade_id not in ours], rules)
+        found = self._replay(position, held, fills)
         if found is None:
             self.book.entries_seen[symbol] = held.entry_price
             what += (
@@ -110,13 +109,20 @@ class RoundTripSettling(ExternalSettling):
             return False, None
         if fills is None or symbol in seen.account_unread:
             return False, None
-        ours = {f.trade_id for read in seen.fills.values() for f in read}
-        rules = self.context.rules.get(symbol)
-        found = replay(position, held, [f for f in fills if f.trade_id not in ours], rules)
+        found = self._replay(position, held, fills)
         if found is None:
             return False, None
         self._took(symbol, found.trade_ids)
         return True, self._book_replay(position, held, found)
+
+    def _replay(
+        self, position: Position, held: ExchangePosition | None, fills: Sequence[Fill]
+    ) -> Replay | None:
+        """`replay` of the account's trades without this tick's fills of our orders (not
+        recorded yet, so not left out when the trades were read)."""
+        ours = {f.trade_id for read in self.observation.fills.values() for f in read}
+        trades = [f for f in fills if f.trade_id not in ours]
+        return replay(position, held, trades, self.context.rules.get(position.symbol))
 
     def _book_replay(
         self, position: Position, held: ExchangePosition | None, found: Replay
