@@ -1,5 +1,7 @@
 """The mirror's open conditional orders checked against REST with its positions, while few
-symbols are held (keeper/reads.py calls it at the check of positions alone).
+symbols are held (keeper/reads.py calls it at the check of positions alone); and the read of
+a few symbols' open conditional orders, one request each, that it and a REST-only tick make
+(`read_orders_of`).
 
 A stop of ours cancelled outside the program whose user-data event was lost leaves the
 positions as they were: the check of positions cannot see it, only a read of the open orders.
@@ -16,6 +18,7 @@ Above it the full check alone, every `keeper.rest_check_interval_s`, finds such 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 from quantum_trader.domain import ExchangeSnapshot, Order, SnapshotSource
 from quantum_trader.errors import MarketDataError, RetryLater
@@ -36,6 +39,25 @@ async def stops_difference(exchange: Exchange, mirrored: ExchangeSnapshot) -> st
     symbols = sorted(mirrored.positions)
     if not symbols or len(symbols) > STOPS_READ_PER_SYMBOL_AT_MOST:
         return ""
+    read, failed = await read_orders_of(exchange, symbols)
+    if failed:
+        log.warning(
+            "stop_check_failed",
+            symbols=sorted(failed),
+            error="; ".join(failed.values()),
+            detail="the mirror's orders stand for them; the full check reads them again",
+        )
+    if not read:
+        return ""
+    return mirror_difference(_of(mirrored, read), _of(mirrored, read, rest=True))
+
+
+async def read_orders_of(
+    exchange: Exchange, symbols: Sequence[str]
+) -> tuple[dict[str, list[Order]], dict[str, str]]:
+    """The open conditional orders of each of `symbols`, one request each (weight 1), sent
+    together; and, by symbol, why each read that failed (unreachable, refused, an answer the
+    adapter cannot read) did. Anything else raised is raised."""
     answers = await asyncio.gather(
         *(exchange.fetch_open_conditional_orders(symbol) for symbol in symbols),
         return_exceptions=True,
@@ -49,16 +71,7 @@ async def stops_difference(exchange: Exchange, mirrored: ExchangeSnapshot) -> st
             raise answer
         else:
             read[symbol] = answer
-    if failed:
-        log.warning(
-            "stop_check_failed",
-            symbols=sorted(failed),
-            error="; ".join(failed.values()),
-            detail="the mirror's orders stand for them; the full check reads them again",
-        )
-    if not read:
-        return ""
-    return mirror_difference(_of(mirrored, read), _of(mirrored, read, rest=True))
+    return read, failed
 
 
 def _of(
