@@ -148,6 +148,16 @@ async def test_a_minute_reads_the_held_symbols_orders_each_tick_and_all_once() -
     assert routes[f"GET {ALGO_ORDERS}"] == 11 * 2 + 40
 
 
+async def test_with_five_symbols_held_every_tick_reads_every_symbols_orders() -> None:
+    """Above 4 (STOPS_READ_PER_SYMBOL_AT_MOST) nothing changes: one read of all a tick."""
+    held = [BTC, ETH, "BCH/USDT:USDT", "BNB/USDT:USDT", "XRP/USDT:USDT"]
+    async with keeper_rest_only(held) as rig:
+        rig.server.reset_counts()
+        for _ in range(3):
+            await rig.tick()
+        assert order_reads(rig.server) == ([], 3)
+
+
 async def test_a_stop_cancelled_by_hand_is_replaced_at_the_next_tick() -> None:
     async with keeper_rest_only([BTC, ETH]) as rig:
         await ticks_until_full_check(rig)
