@@ -2,8 +2,9 @@
 
 A snapshot comes either from the websocket streams' mirror of the account (STREAM) or from
 REST reads (REST); the keeper does not care which, only that it is whole: every non-zero
-position, every open conditional order (ours and others'), and the latest state of those of
-our orders the source has reported, by client order id.
+position, every open conditional order (ours and others') — or of the symbols it names, said
+in the snapshot (`orders_of`) — and the latest state of those of our orders the source has
+reported, by client order id.
 """
 
 from __future__ import annotations
@@ -31,9 +32,11 @@ class ExchangeSnapshot:
     open conditional orders (None: `taken_at`, when it was sent first or at once).
 
     `positions`: non-zero one-way positions by symbol. `open_conditional_orders`: every open
-    STOP_MARKET / TAKE_PROFIT_MARKET order on the account. `orders`: the latest state the
-    source has seen of orders by client order id (the user-data stream reports every update
-    of ours; a REST snapshot holds only what was looked up).
+    STOP_MARKET / TAKE_PROFIT_MARKET order on the account — or, when `orders_of` is a set,
+    those of its symbols alone (a REST read per symbol: keeper/reads.py); no order of any other
+    symbol is known to be open or gone. `orders`: the latest state the source has seen of
+    orders by client order id (the user-data stream reports every update of ours; a REST
+    snapshot holds only what was looked up).
     """
 
     taken_at: datetime
@@ -42,6 +45,11 @@ class ExchangeSnapshot:
     open_conditional_orders: tuple[Order, ...]
     orders: Mapping[str, Order] = field(default_factory=dict)
     orders_taken_at: datetime | None = None
+    orders_of: frozenset[str] | None = None  # None: every symbol's
+
+    def lists_orders_of(self, symbol: str) -> bool:
+        """Whether `open_conditional_orders` says which orders of `symbol` are open."""
+        return self.orders_of is None or symbol in self.orders_of
 
     @property
     def conditional_orders_taken_at(self) -> datetime:

@@ -57,7 +57,7 @@ from quantum_trader.keeper.plan import (
     plan,
 )
 from quantum_trader.keeper.protect import CancelOrder, stop_trigger
-from quantum_trader.keeper.reads import ExchangeReads, Reads
+from quantum_trader.keeper.reads import ExchangeReads, Reads, symbols_of_ours
 from quantum_trader.keeper.recheck import rest_recheck
 from quantum_trader.keeper.settings import KeeperSettings
 from quantum_trader.keeper.steady import plans_nothing, steady
@@ -266,7 +266,7 @@ class PositionKeeper:
         book, known = self._carrier.book, self._filled_known  # known before this read
         reads = self._reads
         unechoed = (booked for _, booked in book.unechoed.values())
-        snapshot = await reads.snapshot(now, unechoed, rest=rest)
+        snapshot = await reads.snapshot(now, unechoed, rest=rest, ours=symbols_of_ours(book))
         found = await reads.look_up(lookups_needed(book, snapshot))
         filled = orders_to_read_fills(book, snapshot, found)
         self._filled_known = frozenset(cid for _, cid in filled)

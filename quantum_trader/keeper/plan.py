@@ -165,6 +165,7 @@ def lookups_needed(book: Book, snapshot: ExchangeSnapshot) -> list[tuple[str, st
         (o.symbol, o.client_order_id)
         for o in book.working.values()
         if o.client_order_id not in listed
+        and snapshot.lists_orders_of(o.symbol)  # unread this tick is not gone
         and _final(snapshot.orders.get(o.client_order_id)) is None
     ]
     return wanted

@@ -95,7 +95,7 @@ class Planner(OrderSettling, RoundTripSettling, Protecting):
             self.book.unechoed.clear()
         self.listed: dict[str, list[Order]] = {}
         self.listed_ids: dict[str, Order] = {}
-        for order in self.snapshot.open_conditional_orders:
+        for order in self.snapshot.open_conditional_orders:  # of the symbols `read` alone
             self.listed.setdefault(order.symbol, []).append(order)
             self.listed_ids[order.client_order_id] = order
 
@@ -113,13 +113,15 @@ class Planner(OrderSettling, RoundTripSettling, Protecting):
         if self.book.unpriced:  # closes by hand awaiting a price (keeper/unpriced.py)
             self.settle_unpriced()
         if shortcut and self.quiet():
-            self.consistent.update(self.book.positions)  # what `reconcile` finds (see quiet)
+            # what `reconcile` finds (see quiet)
+            self.consistent.update(s for s in self.book.positions if self.read(s))
         else:
             self.clear_echoes()
             self.settle_unfilled()
             self.settle_gone_working()
             for symbol in sorted(set(self.book.positions) | set(self.snapshot.positions)):
-                self.reconcile(symbol)
+                if self.read(symbol):
+                    self.reconcile(symbol)
             self.settle_leftovers()
         self.manage_and_protect()
         self.release_orphans()

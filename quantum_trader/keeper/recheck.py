@@ -62,7 +62,9 @@ def _unexplained_entry(plan: Plan) -> bool:
 
 
 def mirror_difference(mirrored: ExchangeSnapshot, fresh: ExchangeSnapshot) -> str:
-    """What the streams' mirror got wrong, or "" when it agrees with REST."""
+    """What the streams' mirror got wrong, or "" when it agrees with REST. The open orders by
+    client id alone: an id of ours is never sent twice and Binance cannot modify an algo
+    order, so its trigger and quantity are those it was placed with (docs/KEEPER.md)."""
 
     def orders(s: ExchangeSnapshot) -> set[str]:
         return {o.client_order_id for o in s.open_conditional_orders}

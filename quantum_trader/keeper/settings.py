@@ -17,7 +17,9 @@ class KeeperSettings(Section):
     Binance, sent explicitly), after which a delayed request can no longer be executed, by
     `config.RECV_WINDOW_MARGIN_S` at least (the settings refuse less).
     `rest_check_interval_s`: while the streams are usable, how often a REST snapshot checks
-    their mirror (a REST snapshot is used on every tick while they are not).
+    their mirror (a REST snapshot is used on every tick while they are not: then how often
+    every symbol's open conditional orders are read, weight 40, those of the 4 symbols at
+    most the book names or REST holds being read each tick, weight 1 each: keeper/reads.py).
     `rest_position_check_s`: while the streams are usable, how often the mirror's positions
     alone are checked against REST (GET /fapi/v3/positionRisk, weight 5; the full check adds
     the open conditional orders, weight 40). A difference is handled as one the full check

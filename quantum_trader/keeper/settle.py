@@ -30,6 +30,13 @@ class OrderSettling:
     notes: list[Note]
     records: list[tuple[Order, tuple[Fill, ...]]]
 
+    def read(self, symbol: str) -> bool:
+        """Whether the snapshot lists `symbol`'s open orders. One it does not (a REST read of
+        that symbol alone failed: keeper/reads.py) is left as booked this tick: not
+        reconciled, managed or protected, and no order of ours there looked up, placed,
+        cancelled or settled as gone from a list never read."""
+        return self.snapshot.lists_orders_of(symbol)
+
     def state(self, order_id: str) -> Order | None:
         return state_of(order_id, self.snapshot, self.observation.found)
 
