@@ -40,6 +40,23 @@ class ServerSettings(Section):
     max_connections: int = Field(64, ge=1, le=10_000)
     request_head_timeout_s: float = Field(10.0, ge=1, le=3_600)
 
+    @field_validator("host")
+    @classmethod
+    def _check_host(cls, value: str) -> str:
+        """A host name or address alone: asyncio binds an empty host on every interface, and a
+        port or a scheme would only fail later, as if the port were taken."""
+        advice = (
+            "; give a host name or address: 127.0.0.1 for this machine only, 0.0.0.0 for "
+            "every interface"
+        )
+        if not value.strip():
+            raise ValueError(f"is empty, which would listen on every interface{advice}")
+        if "/" in value:
+            raise ValueError(f"is a host, not a URL{advice} (the port is server.port)")
+        if value.count(":") == 1:  # an IPv6 address has two or more
+            raise ValueError(f"a host without a port{advice} (the port is server.port)")
+        return value
+
     @field_validator("token")
     @classmethod
     def _check_token(cls, value: SecretStr | None) -> SecretStr | None:

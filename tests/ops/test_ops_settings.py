@@ -188,3 +188,44 @@ def test_the_address_is_checked_as_the_server_would_bind_it() -> None:
     (line,) = error.value.problems
     assert line.startswith(f"server.host: cannot listen on 192.0.2.1:{port} (")
     assert "QT_SERVER__HOST" in line
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        # Was accepted: asyncio binds an empty host on every interface, so a template's
+        # `QT_SERVER__HOST=` served /status to the network (found by an outside-style probe).
+        ("", "is empty"),
+        ("   ", "is empty"),
+        # Were accepted, then `run` blamed server.port and asked whether another daemon ran.
+        ("127.0.0.1:8080", "without a port"),
+        ("http://127.0.0.1", "not a URL"),
+        ("localhost/", "not a URL"),
+    ],
+)
+def test_a_host_that_is_no_host_is_one_line_naming_server_host(
+    monkeypatch: pytest.MonkeyPatch, value: str, says: str
+) -> None:
+    monkeypatch.setenv("QT_SERVER__HOST", value)
+    (line,) = problems(QT_SERVER__HOST=value)
+    assert line.startswith("server.host: ")
+    assert says in line
+    assert "127.0.0.1 for this machine only" in line
+    assert line.endswith("[QT_SERVER__HOST]")
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "0.0.0.0", "::1", "::", "fe80::1"])
+def test_host_names_and_addresses_ipv6_ones_too_are_taken(host: str) -> None:
+    assert ServerSettings(host=host).host == host
+
+
+def test_a_host_name_that_does_not_resolve_is_named_as_the_host(tmp_path: Path) -> None:
+    """Was: `server.port: cannot listen on nosuchhost.invalid:8080 (Name or service not
+    known); is another daemon running?`."""
+    done = run_cli("run", cwd=tmp_path, QT_SERVER__HOST="nosuchhost.invalid")
+    assert done.returncode == 2
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("configuration error: server.host: cannot listen on nosuchhost")
+    assert "not a name or address of this machine" in line
+    assert "another daemon" not in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing opened
