@@ -85,6 +85,15 @@ class NotifySettings(Section):
     request_timeout_s: float = Field(5.0, gt=0)
     shutdown_flush_s: float = Field(2.0, ge=0)
 
+    @field_validator("telegram_bot_token", "telegram_chat_id", mode="before")
+    @classmethod
+    def _not_empty(cls, value: object) -> object:
+        """Set to nothing (a template's `QT_NOTIFY__TELEGRAM_BOT_TOKEN=`): every message would
+        be refused by Telegram; unset means no Telegram."""
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("is empty; unset it, or give the value")
+        return value
+
     @model_validator(mode="after")
     def _check_telegram(self) -> NotifySettings:
         if (self.telegram_bot_token is None) != (self.telegram_chat_id is None):
