@@ -34,6 +34,8 @@ from quantum_trader.market.validation import (
     check_funding,
 )
 
+# The timeframes market.timeframe takes (the replay's execution bars).
+REPLAY_TIMEFRAMES = ("1m", "5m", "15m", "1h")
 __all__ = ["PRICE_COLUMNS", "TIMEFRAME_MS", "CandleStore", "bundled_sample_dir", "file_stem"]
 log = get_logger("market")
 
@@ -107,7 +109,19 @@ class CandleStore:
             f"(recorded: {', '.join(known) or 'none'}); get it with `quantum-trader "
             f"download-data --symbols {symbol} --timeframe {timeframe}` or `import-data`"
         )
-        return message + "".join(f"; ignored {m}" for m in misnamed)
+        message += "".join(f"; ignored {m}" for m in misnamed)
+        others = [
+            other
+            for other in REPLAY_TIMEFRAMES
+            if other != timeframe and self.candle_path(symbol, other).is_file()
+        ]
+        if others:  # hourly candles only (spot imports): the setting that replays them
+            message += (
+                f"; {symbol} has {', '.join(others)} candles in {self.directory}: to replay "
+                "them set market.timeframe (QT_MARKET__TIMEFRAME) to "
+                + " or ".join(f'"{other}"' for other in others)
+            )
+        return message
 
     def load_funding(self, symbol: str) -> tuple[IntArray, FloatArray]:
         """Funding settlement times (ms) and rates; empty arrays when none are recorded."""

@@ -267,3 +267,22 @@ def test_refused_candle_times_say_what_to_do() -> None:
         "BTC-5m: timestamp 2025-03-01 00:04:59 at row 0 is off the 5m bar grid; times must be "
         "the bars' open times (not their close times), or download the data again"
     )
+
+
+def test_a_symbol_recorded_only_in_another_timeframe_is_said_with_the_setting_to_use(
+    tmp_path: Path,
+) -> None:
+    """Hourly candles only (spot imports, an hourly download): was `unknown symbol … for 5m
+    … (recorded: none); get it with download-data … --timeframe 5m`, as if nothing were
+    recorded, the setting that replays them not named (found by an outside-style probe)."""
+    market = market_of(tmp_path)
+    for path in market.glob("BTC_USDT_USDT-5m-*"):
+        path.unlink()
+    done = run_cli(["backtest", "--symbols", BTC, "--out", "out"], tmp_path / "data", tmp_path)
+    assert done.returncode == 2, done.stderr
+    (line,) = [x for x in done.stderr.splitlines() if x.strip() and not x.startswith("{")]
+    assert line.startswith(f"configuration error: unknown symbol '{BTC}' for 5m: ")
+    assert line.endswith(
+        f"; {BTC} has 1m, 1h candles in {market}: to replay them set market.timeframe "
+        '(QT_MARKET__TIMEFRAME) to "1m" or "1h"'
+    )
