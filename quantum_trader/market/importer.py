@@ -85,10 +85,16 @@ def collect(paths: Sequence[Path]) -> list[tuple[Path, CandleFile]]:
         except MarketDataError as error:
             problems.append(str(error))
             continue
-        key = (candle_file.symbol, candle_file.timeframe, str(candle_file.kind))
+        # Spot candles are stored as the perpetual's: keyed by the file each would become.
+        stored = CandleKind.FUTURES if candle_file.kind is CandleKind.SPOT else candle_file.kind
+        key = (candle_file.symbol, candle_file.timeframe, str(stored))
         other = by_content.setdefault(key, path)
         if other != path:  # the second would silently replace the first
-            problems.append(f"{path}: the same candles as {other} ({', '.join(key)}); import one")
+            spot = CandleKind.SPOT in (candle_file.kind, parse_file_name(other).kind)
+            why = ": spot candles are imported as the perpetual's" if spot else ""
+            problems.append(
+                f"{path}: the same candles as {other} ({', '.join(key)}{why}); import one"
+            )
             continue
         parsed.append((path, candle_file))
     if not files and not problems:
