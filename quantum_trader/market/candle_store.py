@@ -100,8 +100,9 @@ class CandleStore:
             columns["volume"],
         )
 
-    def unknown_symbol_message(self, symbol: str, timeframe: str) -> str:
-        """Why `symbol` has no candles here, which symbols do, and how to get it."""
+    def unknown_symbol_message(self, symbol: str, timeframe: str, *or_also: str) -> str:
+        """Why `symbol` has no candles here, which symbols do, and how to get it; `or_also`:
+        the other timeframes the command reads (`train`: 5m or 1h), not market.timeframe."""
         path = self.candle_path(symbol, timeframe)
         known, misnamed = self._scan(timeframe)
         message = (
@@ -110,12 +111,16 @@ class CandleStore:
             f"download-data --symbols {symbol} --timeframe {timeframe}` or `import-data`"
         )
         message += "".join(f"; ignored {m}" for m in misnamed)
+        read = (timeframe, *or_also)
         others = [
-            other
-            for other in REPLAY_TIMEFRAMES
-            if other != timeframe and self.candle_path(symbol, other).is_file()
+            t for t in REPLAY_TIMEFRAMES if t not in read and self.candle_path(symbol, t).is_file()
         ]
-        if others:  # hourly candles only (spot imports): the setting that replays them
+        if others and or_also:
+            message += (
+                f"; {symbol} has {', '.join(others)} candles in {self.directory}, but this "
+                f"command reads {' or '.join(read)} candles"
+            )
+        elif others:  # hourly candles only (spot imports): the setting that replays them
             message += (
                 f"; {symbol} has {', '.join(others)} candles in {self.directory}: to replay "
                 "them set market.timeframe (QT_MARKET__TIMEFRAME) to "

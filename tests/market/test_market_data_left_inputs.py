@@ -286,3 +286,21 @@ def test_a_symbol_recorded_only_in_another_timeframe_is_said_with_the_setting_to
         f"; {BTC} has 1m, 1h candles in {market}: to replay them set market.timeframe "
         '(QT_MARKET__TIMEFRAME) to "1m" or "1h"'
     )
+
+
+def test_train_on_candles_it_does_not_read_says_which_it_reads(tmp_path: Path) -> None:
+    """One-minute candles only: `train` reads 5m or 1h whatever market.timeframe says, so the
+    replay's hint (set market.timeframe) would send the user round in a circle."""
+    market = market_of(tmp_path)
+    for path in market.glob("BTC_USDT_USDT-*-futures.feather"):
+        if "-1m-" not in path.name:
+            path.unlink()
+    config = tmp_path / "one-minute.toml"
+    config.write_text(f'[market]\ntimeframe = "1m"\nsymbols = ["{BTC}"]\n', encoding="utf-8")
+    done = run_cli(["train", "--config", str(config)], tmp_path / "data", tmp_path)
+    assert done.returncode == 2, done.stderr
+    (line,) = [x for x in done.stderr.splitlines() if x.strip() and not x.startswith("{")]
+    assert line.startswith(f"configuration error: unknown symbol '{BTC}' for 5m: ")
+    assert line.endswith(
+        f"; {BTC} has 1m candles in {market}, but this command reads 5m or 1h candles"
+    )
