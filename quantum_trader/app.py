@@ -121,6 +121,28 @@ def make_paper_exchange(
     )
 
 
+def said_kept_balance(settings: Settings, exchange: PaperExchange, state_path: Path) -> None:
+    """One warning when a kept paper account began with another balance than the setting,
+    which makes a fresh account only (a changed setting was ignored without a word)."""
+    totals = exchange.totals
+    began = totals.wallet_usdt - totals.realized_pnl_usdt + totals.fees_usdt + totals.funding_usdt
+    wanted = Decimal(repr(settings.exchange.paper_initial_balance_usdt))
+    if began == wanted:
+        return
+    began_text, wanted_text = (format(x.normalize(), "f") for x in (began, wanted))
+    log.warning(
+        "paper_initial_balance_not_applied",
+        setting=wanted_text,
+        account_started_with=began_text,
+        hint=(
+            f"exchange.paper_initial_balance_usdt ({wanted_text}) makes a fresh paper account "
+            f"only; {state_path} was started with {began_text} USDT and is kept: to start "
+            "afresh with the new balance, stop the daemon and move paper_exchange.json aside "
+            "together with quantum_trader.db (and its -wal and -shm files)"
+        ),
+    )
+
+
 async def assemble(
     settings: Settings,
     market: MarketStateProvider,
@@ -285,6 +307,7 @@ async def open_runtime(
         settings.exchange.paper_order_latency_s,
     )
     stack.push_async_callback(exchange.close)
+    said_kept_balance(settings, exchange, settings.data_dir / PAPER_STATE_FILE)
     traded = metered(exchange, metrics)
     market = LiveMarket(
         feed,

@@ -190,3 +190,29 @@ def test_a_restart_resumes_no_earlier_than_the_paper_account(data_dir: Path) -> 
         assert daemon.stop(signal.SIGTERM) == 0
     (ready,) = daemon.named("runtime_ready")
     assert datetime.fromisoformat(ready["replay_from"]) >= paper_last
+
+
+def test_a_changed_initial_balance_on_a_kept_paper_account_is_said_once(data_dir: Path) -> None:
+    """The setting makes a fresh account only. Was (found by an outside-style probe,
+    2026-12-04): a restart with `QT_EXCHANGE__PAPER_INITIAL_BALANCE_USDT=50000` went on with the
+    10,000 USDT account without a word, and `status` showed 10,000."""
+    daemon = Daemon.start(data_dir, QT_EXCHANGE__PAPER_INITIAL_BALANCE_USDT="50000")
+    try:
+        (said,) = eventually(
+            lambda: daemon.logged_so_far("paper_initial_balance_not_applied") or None,
+            60,
+            "the warning that the kept account's balance stands",
+        )
+        eventually(lambda: daemon.logged_so_far("runtime_ready") or None, 60, "the start")
+    finally:
+        assert daemon.stop(signal.SIGTERM) == 0, daemon.stderr
+    assert said["level"] == "warning"
+    assert said["setting"] == "50000"
+    assert said["account_started_with"] == "10000"
+    assert said["hint"] == (
+        f"exchange.paper_initial_balance_usdt (50000) makes a fresh paper account only; "
+        f"{data_dir / PAPER_STATE} was started with 10000 USDT and is kept: to start afresh "
+        "with the new balance, stop the daemon and move paper_exchange.json aside together "
+        "with quantum_trader.db (and its -wal and -shm files)"
+    )
+    assert len(daemon.named("paper_initial_balance_not_applied")) == 1
