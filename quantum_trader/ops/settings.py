@@ -62,6 +62,14 @@ class ServerSettings(Section):
     def _check_token(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value()) < 16:
             raise ValueError("the bearer token must be at least 16 characters")
+        text = "" if value is None else value.get_secret_value()
+        # A browser sends a header's characters beyond ASCII as single bytes, not the UTF-8
+        # the server reads; a space at either end is dropped on the way.
+        if not (text.isascii() and text.isprintable() and text == text.strip()):
+            raise ValueError(
+                "must be printable ASCII without a space at either end: the live page's "
+                "browser sends nothing else in a header"
+            )
         return value
 
 

@@ -229,3 +229,22 @@ def test_a_host_name_that_does_not_resolve_is_named_as_the_host(tmp_path: Path) 
     assert "not a name or address of this machine" in line
     assert "another daemon" not in line
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing opened
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["pässwörd-ünïcode-tökën-1234", "token-with-a-tab\there-12345", " token-with-a-leading-space"],
+)
+def test_a_token_the_live_page_cannot_send_is_refused_without_echoing_it(
+    monkeypatch: pytest.MonkeyPatch, token: str
+) -> None:
+    """Was accepted (found by an outside-style probe, 2026-12-04): a browser sends a header's
+    characters beyond ASCII as single bytes, which the server does not read as the UTF-8 curl
+    sends, so the page got 401 for ever with the right token; a space at either end is
+    dropped from a header on its way."""
+    monkeypatch.setenv("QT_SERVER__TOKEN", token)
+    (line,) = problems(QT_SERVER__TOKEN=token)
+    assert line == (
+        "server.token: must be printable ASCII without a space at either end: the live page's "
+        "browser sends nothing else in a header [QT_SERVER__TOKEN]"
+    )
