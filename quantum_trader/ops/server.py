@@ -223,7 +223,8 @@ class StatusServer:
             await self._runner.cleanup()
             raise _cannot_listen(s, error) from None
         self.port = int(self._listener.sockets[0].getsockname()[1])
-        url = f"http://{s.host}:{self.port}"
+        host = f"[{s.host}]" if ":" in s.host else s.host  # an IPv6 address, as URLs write it
+        url = f"http://{host}:{self.port}"
         log.info("status_server_started", url=url, token_required=self._token is not None)
         return url
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import os
 import resource
+import signal
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from daemon_harness import Daemon, eventually
 from ops_builders import BOT_TOKEN, TOKEN
 
 from quantum_trader.config import load_settings
@@ -248,3 +250,19 @@ def test_a_token_the_live_page_cannot_send_is_refused_without_echoing_it(
         "server.token: must be printable ASCII without a space at either end: the live page's "
         "browser sends nothing else in a header [QT_SERVER__TOKEN]"
     )
+
+
+@pytest.mark.parametrize("host", ["::1", "::"])
+def test_an_ipv6_address_is_bracketed_in_the_url_it_logs(tmp_path: Path, host: str) -> None:
+    """Was `http://::1:39695` / `http://:::39613`, which no browser or curl opens (found by an
+    outside-style probe, 2026-12-04)."""
+    daemon = Daemon.start(tmp_path / "data", QT_SERVER__HOST=host, QT_MARKET__REPLAY_SPEED="60")
+    try:
+        (started,) = eventually(
+            lambda: daemon.logged_so_far("status_server_started") or None, 60, "the server"
+        )
+    finally:
+        assert daemon.stop(signal.SIGTERM) == 0, daemon.stderr
+    assert started["url"].startswith(f"http://[{host}]:")
+    port = int(started["url"].rsplit(":", 1)[1])
+    assert port > 0
