@@ -177,8 +177,13 @@ def read_columns(path: Path, parsed: CandleFile) -> tuple[IntArray, dict[str, Fl
             f"{path.name}: cannot read it as {parsed.suffix} ({error})"
         ) from error
     missing = [name for name in COLUMNS if name not in table.column_names]
-    if missing:
-        raise MarketDataError(f"{path.name}: missing column(s) {', '.join(missing)}")
+    if missing:  # the names found show capitals or another separator at a glance
+        found = ", ".join(table.column_names)
+        found = found if len(found) <= 200 else found[:200] + "…"
+        raise MarketDataError(
+            f"{path.name}: missing column(s) {', '.join(missing)} (found: {found}); name them "
+            f"{', '.join(COLUMNS)}, in lower case (a CSV separated by commas)"
+        )
     try:
         time_ms = _dates_ms(table["date"])
         columns = {

@@ -304,3 +304,31 @@ def test_train_on_candles_it_does_not_read_says_which_it_reads(tmp_path: Path) -
     assert line.endswith(
         f"; {BTC} has 1m candles in {market}, but this command reads 5m or 1h candles"
     )
+
+
+@pytest.mark.parametrize(
+    ("header", "found"),
+    [
+        ("Date,Open,High,Low,Close,Volume", "Date, Open, High, Low, Close, Volume"),
+        ("date;open;high;low;close;volume", "date;open;high;low;close;volume"),
+    ],
+)
+def test_columns_named_otherwise_are_said_with_the_names_found(
+    tmp_path: Path, header: str, found: str
+) -> None:
+    """A spreadsheet's capitals, a semicolon-separated export: was `missing column(s) date,
+    open, high, low, close, volume` alone, as if the file held none of them (found by an
+    outside-style probe, 2026-12-04)."""
+    given = tmp_path / "BTC_USDT_USDT-5m-futures.csv"
+    sep = ";" if ";" in header else ","
+    row = sep.join(["2025-09-01T00:00:00", "1", "2", "0.5", "1.5", "10"])
+    given.write_text(f"{header}\n{row}\n", encoding="utf-8")
+    done = run_cli(
+        ["import-data", str(given), "--exchange-info", str(RULES)], tmp_path / "data", tmp_path
+    )
+    assert done.returncode == 1, done.stderr
+    assert one_line(done.stderr) == (
+        f"error: {given.name}: missing column(s) date, open, high, low, close, volume (found: "
+        f"{found}); name them date, open, high, low, close, volume, in lower case (a CSV "
+        "separated by commas)"
+    )
