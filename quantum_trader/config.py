@@ -330,12 +330,6 @@ class Settings(BaseSettings):
             )
             if value > limit
         ]
-        balance, minimum = self.exchange.paper_initial_balance_usdt, self.risk.min_balance_usdt
-        if balance < minimum:  # the paper account of a run, a backtest, a walk-forward
-            problems.append(
-                f"exchange.paper_initial_balance_usdt: must be at least risk.min_balance_usdt "
-                f"({minimum:g}), or the risk guard refuses every entry; got {balance:g}"
-            )
         grace, window_s = self.keeper.unknown_order_final_s, self.exchange.recv_window_ms / 1000
         if grace < window_s + RECV_WINDOW_MARGIN_S:
             problems.append(

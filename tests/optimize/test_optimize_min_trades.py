@@ -26,11 +26,10 @@ from quantum_trader.optimize.runner import OptimizeRequest, cut_markets, study_l
 from quantum_trader.optimize.space import load_space
 from quantum_trader.optimize.study import StudyRequest
 
-# The risk guard refuses every entry whose reward is below this multiple of its risk. (A
-# minimum balance above the paper account's is refused as a broken rule between settings.)
-NEVER_TRADES = {"risk.min_reward_risk": 1_000_000.0}
-TRADES = {"risk.min_reward_risk": 1.5}
-EITHER = '[space]\n"risk.min_reward_risk" = { choices = [1.5, 1000000.0] }\n'
+# The risk guard refuses every entry below this balance: the paper account holds 10,000 USDT.
+NEVER_TRADES = {"risk.min_balance_usdt": 1_000_000.0}
+TRADES = {"risk.min_balance_usdt": 100.0}
+EITHER = '[space]\n"risk.min_balance_usdt" = { choices = [100.0, 1000000.0] }\n'
 # One fold of two days and a two-day holdout ending 2025-10-16: the settings as given make 4
 # trades out of sample there and score a Sharpe of −25.9, the probe's case.
 WINDOW = (
@@ -111,7 +110,7 @@ def test_min_trades_0_lets_the_trial_that_never_trades_win_as_before(tmp_path: P
 def test_when_no_trial_makes_enough_trades_the_command_says_so_in_one_line_and_exits_2(
     tmp_path: Path,
 ) -> None:
-    space = write_space(tmp_path, '[space]\n"risk.min_reward_risk" = { low = 1e6, high = 2e6 }\n')
+    space = write_space(tmp_path, '[space]\n"risk.min_balance_usdt" = { low = 1e6, high = 2e6 }\n')
     done = optimize_cli(tmp_path, "--space", str(space), "--trials", "2", "--seed", "1", *WINDOW)
     assert done.returncode == 2, done.stderr[-3000:]
     assert done.stderr.splitlines()[-1] == (

@@ -130,7 +130,8 @@ def test_an_empty_telegram_token_and_chat_are_refused(monkeypatch: pytest.Monkey
 
 def test_a_paper_account_below_the_risk_guards_minimum_is_refused(tmp_path: Path) -> None:
     """Was: a backtest of 50 USDT ran, every entry refused BALANCE_BELOW_MINIMUM, and its
-    summary said `trades 0` without saying why."""
+    summary said `trades 0` without saying why. (`run` says it through its health check:
+    tests/ops/test_ops_health.py starts a daemon so on purpose.)"""
     done = cli(tmp_path, "backtest", "--out", "out", QT_EXCHANGE__PAPER_INITIAL_BALANCE_USDT="50")
     assert done.returncode == 2
     (line,) = done.stderr.strip().splitlines()
