@@ -57,6 +57,7 @@ from quantum_trader.ops.health import HealthMonitor
 from quantum_trader.ops.metered import MeteredExchange
 from quantum_trader.ops.metrics import Metrics
 from quantum_trader.ops.presence import HEARTBEAT_FILE, STOPPING_FILE
+from quantum_trader.paper_account_checks import refuse_symbols_left_out, said_kept_balance
 from quantum_trader.portfolio.ledger import Ledger
 from quantum_trader.ports import Clock, Exchange, ExchangeStreams, Repository, SignalSource
 from quantum_trader.sizing.costs import CostModel
@@ -118,28 +119,6 @@ def make_paper_exchange(
         funding=feed.funding,
         state_path=state_path,
         order_latency_s=order_latency_s,
-    )
-
-
-def said_kept_balance(settings: Settings, exchange: PaperExchange, state_path: Path) -> None:
-    """One warning when a kept paper account began with another balance than the setting,
-    which makes a fresh account only (a changed setting was ignored without a word)."""
-    totals = exchange.totals
-    began = totals.wallet_usdt - totals.realized_pnl_usdt + totals.fees_usdt + totals.funding_usdt
-    wanted = Decimal(repr(settings.exchange.paper_initial_balance_usdt))
-    if began == wanted:
-        return
-    began_text, wanted_text = (format(x.normalize(), "f") for x in (began, wanted))
-    log.warning(
-        "paper_initial_balance_not_applied",
-        setting=wanted_text,
-        account_started_with=began_text,
-        hint=(
-            f"exchange.paper_initial_balance_usdt ({wanted_text}) makes a fresh paper account "
-            f"only; {state_path} was started with {began_text} USDT and is kept: to start "
-            "afresh with the new balance, stop the daemon and move paper_exchange.json aside "
-            "together with quantum_trader.db (and its -wal and -shm files)"
-        ),
     )
 
 
@@ -293,6 +272,7 @@ async def open_runtime(
     feed.check_ticks(rules)
     if not database_path(settings).is_file():  # a first run: where it starts, before the file
         feed.check_covers(settings.market.replay_start or feed.start)
+    refuse_symbols_left_out(settings, settings.data_dir / PAPER_STATE_FILE, rules)
     repository, paper_last = await _open_paper_books(settings, stack)
     replay_from = await _replay_start(settings, feed, repository, paper_last)
     said_in_sample(settings, source, (replay_from, feed.end))
