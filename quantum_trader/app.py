@@ -57,6 +57,7 @@ from quantum_trader.ops.health import HealthMonitor
 from quantum_trader.ops.metered import MeteredExchange
 from quantum_trader.ops.metrics import Metrics
 from quantum_trader.ops.presence import HEARTBEAT_FILE, STOPPING_FILE
+from quantum_trader.paper_account_checks import refuse_symbols_left_out, said_kept_balance
 from quantum_trader.portfolio.ledger import Ledger
 from quantum_trader.ports import Clock, Exchange, ExchangeStreams, Repository, SignalSource
 from quantum_trader.sizing.costs import CostModel
@@ -271,6 +272,7 @@ async def open_runtime(
     feed.check_ticks(rules)
     if not database_path(settings).is_file():  # a first run: where it starts, before the file
         feed.check_covers(settings.market.replay_start or feed.start)
+    refuse_symbols_left_out(settings, settings.data_dir / PAPER_STATE_FILE, rules)
     repository, paper_last = await _open_paper_books(settings, stack)
     replay_from = await _replay_start(settings, feed, repository, paper_last)
     said_in_sample(settings, source, (replay_from, feed.end))
@@ -285,6 +287,7 @@ async def open_runtime(
         settings.exchange.paper_order_latency_s,
     )
     stack.push_async_callback(exchange.close)
+    said_kept_balance(settings, exchange, settings.data_dir / PAPER_STATE_FILE)
     traded = metered(exchange, metrics)
     market = LiveMarket(
         feed,

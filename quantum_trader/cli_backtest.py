@@ -26,6 +26,7 @@ from quantum_trader.cli import (
     parse_symbols,
 )
 from quantum_trader.config import Settings
+from quantum_trader.errors import ConfigurationError
 from quantum_trader.helper_process import FALLBACK_WARNINGS
 from quantum_trader.log import configure_logging
 
@@ -43,11 +44,26 @@ def _quiet(config: Path | None, symbols: tuple[str, ...] | None) -> Settings:
     from quantum_trader.market.setup import MISSING_INPUT_WARNINGS
 
     settings = _settings(config)
+    _refuse_an_account_that_cannot_trade(settings)
     log_market_data(settings, symbols)
     if settings.log.level != "DEBUG":  # a year is a million lines, all in the report: summary
         shown = FALLBACK_WARNINGS | MISSING_INPUT_WARNINGS
         configure_logging(settings.log.format, "ERROR", shown=shown)
     return settings
+
+
+def _refuse_an_account_that_cannot_trade(settings: Settings) -> None:
+    """A replay's fresh paper account below the risk guard's minimum trades nothing, and the
+    summary said only `trades 0` (a daemon says it: health CRITICAL on the balance, then a
+    clean stop; an optimize trial drawing it is set aside for too few trades)."""
+    balance, minimum = settings.exchange.paper_initial_balance_usdt, settings.risk.min_balance_usdt
+    if balance < minimum:
+        raise ConfigurationError(
+            [
+                f"exchange.paper_initial_balance_usdt: must be at least risk.min_balance_usdt "
+                f"({minimum:g}), or the risk guard refuses every entry; got {balance:g}"
+            ]
+        )
 
 
 def _symbols(value: str | None) -> tuple[str, ...] | None:

@@ -27,7 +27,7 @@ from quantum_trader.config import Settings
 from quantum_trader.errors import ConfigurationError, MarketDataError
 from quantum_trader.market.candle_store import TIMEFRAME_MS
 from quantum_trader.market.download import download
-from quantum_trader.market.rules import parse_rules, write_rules
+from quantum_trader.market.rules import parse_rules, rules_file_name, write_rules
 from quantum_trader.market.source import market_dir
 from quantum_trader.ops.data_dir import prepare_data_dir
 from quantum_trader.record import replace
@@ -158,6 +158,10 @@ def import_data(
     staging = Path(tempfile.mkdtemp(prefix=".import-", dir=out))
     try:
         staged = [import_file(path, parsed, staging) for path, parsed in found]
+        targets = [out / item.target.name for item in staged if item.target is not None]
+        if checked is not None:
+            targets.append(out / rules_file_name(checked[1]))
+        _refuse_non_files(targets)
         if checked is not None:
             saved = write_rules(out, *checked)
             console.print(f"market rules: {saved.name} from {exchange_info}")
@@ -168,6 +172,20 @@ def import_data(
         console.print(describe_import(item))
     _report_missing_rules(settings, [i.parsed.symbol for i in imported if i.target is not None])
     console.print(f"Imported {sum(i.target is not None for i in imported)} file(s) into {out}.")
+
+
+def _refuse_non_files(targets: list[Path]) -> None:
+    """A directory (or anything but a file) where an imported file goes: its rename would
+    fail there, after the rules and the files renamed before it."""
+    taken = [path for path in targets if path.exists() and not path.is_file()]
+    if taken:
+        raise ConfigurationError(
+            [
+                f"import-data: {path} is not a file (a directory?): move it aside, then import "
+                "again; nothing was imported"
+                for path in taken
+            ]
+        )
 
 
 def _moved_into(item: Imported, out: Path) -> Imported:

@@ -122,13 +122,18 @@ class ExchangeSettings(Section):
                 "(QT_EXCHANGE__I_UNDERSTAND_LIVE_RISK=true) to confirm"
             )
         if self.mode is not ExchangeMode.PAPER and (
-            self.api_key is None or self.api_secret is None
+            _blank(self.api_key) or _blank(self.api_secret)
         ):
             raise ValueError(
                 f"mode={self.mode} needs exchange.api_key and exchange.api_secret "
                 "(QT_EXCHANGE__API_KEY, QT_EXCHANGE__API_SECRET)"
             )
         return self
+
+
+def _blank(secret: SecretStr | None) -> bool:
+    """Unset, or set to nothing (`QT_EXCHANGE__API_KEY=` left in a template)."""
+    return secret is None or not secret.get_secret_value().strip()
 
 
 class MarketSettings(Section):
@@ -143,6 +148,17 @@ class MarketSettings(Section):
     replay_start: datetime | None = None
     history_bars: int = Field(300, ge=50, le=100_000)
     universe: UniverseSettings = UniverseSettings()
+
+    @field_validator("replay_dir", mode="before")
+    @classmethod
+    def _dir_not_empty(cls, value: object) -> object:
+        """An empty value would be the working directory: refused, as for data_dir."""
+        if isinstance(value, str) and not value.strip():
+            raise ValueError(
+                "is empty, which would mean the working directory; unset it for "
+                "data_dir/market or the bundled sample, or name a directory"
+            )
+        return value
 
     @field_validator("replay_start")
     @classmethod
@@ -415,12 +431,30 @@ def _describe(error: ValidationError, env: Mapping[str, str], path: Path | None)
             continue
         if item["type"] == "extra_forbidden":
             message = "unknown setting (misspelt?)"
+        if item["type"] == "model_type":  # `market = 5`: a value where a table belongs
+            message = _section_as_value(location, item["ctx"]["class_name"])
+            origin = origin or (
+                f"config file {path}" if path and _file_sets(path, item["loc"]) else ""
+            )
         shown = "" if _is_secret(location) or item["type"] == "extra_forbidden" else item["input"]
         if isinstance(shown, str):
             shown = redact_url(shown)
         got = f"; got {shown!r}" if shown not in ("", None) and not isinstance(shown, dict) else ""
         lines.append(f"{location}: {message}{got}" + (f" [{origin}]" if origin else ""))
     return lines
+
+
+def _section_as_value(location: str, class_name: str) -> str:
+    node: Any = Settings
+    for part in location.split("."):
+        node = node.model_fields[part].annotation if part in node.model_fields else None
+        if not (isinstance(node, type) and issubclass(node, BaseModel)):
+            return f"expected a table of settings ({class_name})"
+    first = next(iter(node.model_fields))
+    return (
+        f"names the whole [{location}] section; write its settings under a [{location}] "
+        f"table, e.g. [{location}] {first} = ..."
+    )
 
 
 def _origin(location: tuple[int | str, ...], env: Mapping[str, str], path: Path | None) -> str:

@@ -6,9 +6,10 @@ When a replay reaches the end of the recorded market the daemon says so once
 (`replay_finished`) and idles: no more cycles, operator requests still read, the status server
 still up, until SIGTERM/SIGINT.
 
-SIGTERM/SIGINT only set the stop event. Then: no new trades, an order in flight finishes (the
-loops are never cancelled mid-step unless the grace period runs out), the database is flushed,
-resources close in reverse order, and the process exits 0. Protective stops stay on the exchange.
+SIGTERM/SIGINT (and SIGHUP, unless `nohup` ignores it) only set the stop event. Then: no new
+trades, an order in flight finishes (the loops are never cancelled mid-step unless the grace
+period runs out), the database is flushed, resources close in reverse order, and the process
+exits 0. Protective stops stay on the exchange.
 
 A write that fails for a reason that lasts (the disk full: `StorageFailed`) stops the daemon
 the same way, except that nothing more is written: one `storage_failed` line, then the
@@ -55,12 +56,19 @@ log = get_logger("daemon")
 ANALYTICS_FILE = "portfolio_analytics.json"
 
 
+def stop_signals() -> tuple[signal.Signals, ...]:
+    """SIGTERM, SIGINT and SIGHUP (a closed terminal: it killed the daemon without its ordered
+    stop), unless SIGHUP is ignored (`nohup`), which stays so."""
+    hangup = () if signal.getsignal(signal.SIGHUP) is signal.SIG_IGN else (signal.SIGHUP,)
+    return (signal.SIGTERM, signal.SIGINT, *hangup)
+
+
 async def run_daemon(settings: Settings, source: SignalSource | None = None) -> int:
     """Run until SIGTERM/SIGINT; return the exit code. `source` replaces the signal source the
     settings choose (the kill -9 campaign runs the daemon with a seeded one)."""
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
+    for signum in stop_signals():
         loop.add_signal_handler(signum, stopping.set)
     speed = settings.market.replay_speed
     started = LiveClock().now()  # before the data directory is ours: older requests are stale

@@ -34,6 +34,8 @@ from quantum_trader.market.validation import (
     check_funding,
 )
 
+# The timeframes market.timeframe takes (the replay's execution bars).
+REPLAY_TIMEFRAMES = ("1m", "5m", "15m", "1h")
 __all__ = ["PRICE_COLUMNS", "TIMEFRAME_MS", "CandleStore", "bundled_sample_dir", "file_stem"]
 log = get_logger("market")
 
@@ -98,8 +100,9 @@ class CandleStore:
             columns["volume"],
         )
 
-    def unknown_symbol_message(self, symbol: str, timeframe: str) -> str:
-        """Why `symbol` has no candles here, which symbols do, and how to get it."""
+    def unknown_symbol_message(self, symbol: str, timeframe: str, *or_also: str) -> str:
+        """Why `symbol` has no candles here, which symbols do, and how to get it; `or_also`:
+        the other timeframes the command reads (`train`: 5m or 1h), not market.timeframe."""
         path = self.candle_path(symbol, timeframe)
         known, misnamed = self._scan(timeframe)
         message = (
@@ -107,7 +110,23 @@ class CandleStore:
             f"(recorded: {', '.join(known) or 'none'}); get it with `quantum-trader "
             f"download-data --symbols {symbol} --timeframe {timeframe}` or `import-data`"
         )
-        return message + "".join(f"; ignored {m}" for m in misnamed)
+        message += "".join(f"; ignored {m}" for m in misnamed)
+        read = (timeframe, *or_also)
+        others = [
+            t for t in REPLAY_TIMEFRAMES if t not in read and self.candle_path(symbol, t).is_file()
+        ]
+        if others and or_also:
+            message += (
+                f"; {symbol} has {', '.join(others)} candles in {self.directory}, but this "
+                f"command reads {' or '.join(read)} candles"
+            )
+        elif others:  # hourly candles only (spot imports): the setting that replays them
+            message += (
+                f"; {symbol} has {', '.join(others)} candles in {self.directory}: to replay "
+                "them set market.timeframe (QT_MARKET__TIMEFRAME) to "
+                + " or ".join(f'"{other}"' for other in others)
+            )
+        return message
 
     def load_funding(self, symbol: str) -> tuple[IntArray, FloatArray]:
         """Funding settlement times (ms) and rates; empty arrays when none are recorded."""

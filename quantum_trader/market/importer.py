@@ -85,10 +85,16 @@ def collect(paths: Sequence[Path]) -> list[tuple[Path, CandleFile]]:
         except MarketDataError as error:
             problems.append(str(error))
             continue
-        key = (candle_file.symbol, candle_file.timeframe, str(candle_file.kind))
+        # Spot candles are stored as the perpetual's: keyed by the file each would become.
+        stored = CandleKind.FUTURES if candle_file.kind is CandleKind.SPOT else candle_file.kind
+        key = (candle_file.symbol, candle_file.timeframe, str(stored))
         other = by_content.setdefault(key, path)
         if other != path:  # the second would silently replace the first
-            problems.append(f"{path}: the same candles as {other} ({', '.join(key)}); import one")
+            spot = CandleKind.SPOT in (candle_file.kind, parse_file_name(other).kind)
+            why = ": spot candles are imported as the perpetual's" if spot else ""
+            problems.append(
+                f"{path}: the same candles as {other} ({', '.join(key)}{why}); import one"
+            )
             continue
         parsed.append((path, candle_file))
     if not files and not problems:
@@ -171,8 +177,13 @@ def read_columns(path: Path, parsed: CandleFile) -> tuple[IntArray, dict[str, Fl
             f"{path.name}: cannot read it as {parsed.suffix} ({error})"
         ) from error
     missing = [name for name in COLUMNS if name not in table.column_names]
-    if missing:
-        raise MarketDataError(f"{path.name}: missing column(s) {', '.join(missing)}")
+    if missing:  # the names found show capitals or another separator at a glance
+        found = ", ".join(table.column_names)
+        found = found if len(found) <= 200 else found[:200] + "…"
+        raise MarketDataError(
+            f"{path.name}: missing column(s) {', '.join(missing)} (found: {found}); name them "
+            f"{', '.join(COLUMNS)}, in lower case (a CSV separated by commas)"
+        )
     try:
         time_ms = _dates_ms(table["date"])
         columns = {

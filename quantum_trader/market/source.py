@@ -59,7 +59,7 @@ class MarketData:
         candles of a timeframe in `or_also`) and how to get them."""
         store = self.store()
         unknown = [
-            store.unknown_symbol_message(symbol, timeframe)
+            store.unknown_symbol_message(symbol, timeframe, *or_also)
             for symbol in symbols
             if not any(store.candle_path(symbol, t).is_file() for t in (timeframe, *or_also))
         ]

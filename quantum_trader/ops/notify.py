@@ -106,9 +106,17 @@ class TelegramChannel:
 
 async def _post(session: aiohttp.ClientSession, url: str, body: Mapping[str, Any]) -> None:
     try:
-        async with session.post(url, json=body) as response:
+        # Not followed: a 301/302/303 would turn the POST into a GET without the notification
+        # (its 200 taken for a delivery), a 307/308 send it wherever the Location points.
+        async with session.post(url, json=body, allow_redirects=False) as response:
             if 200 <= response.status < 300:
                 return
+            if 300 <= response.status < 400:
+                raise DeliveryFailed(
+                    f"HTTP {response.status}: a redirect; set the URL to the address it "
+                    "redirects to",
+                    retryable=False,
+                )
             retry_after = await _retry_after(response)
             retryable = response.status in RETRYABLE_STATUS or response.status >= 500
             raise DeliveryFailed(f"HTTP {response.status}", retryable, retry_after)

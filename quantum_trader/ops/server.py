@@ -64,13 +64,15 @@ def check_address(settings: ServerSettings) -> None:
     reconcile the account first. A check, not a reservation (the port may be taken between
     the two), binding as asyncio's server does on Unix: each address of the host, reusing
     one in TIME_WAIT, IPv6 ones for IPv6 only."""
-    if not settings.enabled or settings.port == 0:
+    if not settings.enabled:
         return
     try:
         addresses = socket.getaddrinfo(
             settings.host, settings.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
         )
-    except OSError:  # an unknown host: `start` says so
+    except OSError as error:  # a name that does not resolve
+        raise _cannot_listen(settings, error) from None
+    if settings.port == 0:
         return
     for family, kind, protocol, _, address in addresses:
         try:
@@ -89,6 +91,14 @@ def check_address(settings: ServerSettings) -> None:
 
 def _cannot_listen(settings: ServerSettings, error: OSError) -> ConfigurationError:
     where = f"cannot listen on {settings.host}:{settings.port} ({error.strerror})"
+    if isinstance(error, socket.gaierror):
+        return ConfigurationError(
+            [
+                f"server.host: {where}: not a name or address of this machine; set "
+                "QT_SERVER__HOST to one (127.0.0.1 for this machine only, 0.0.0.0 for every "
+                "interface)"
+            ]
+        )
     if error.errno == errno.EADDRNOTAVAIL:
         return ConfigurationError(
             [
@@ -213,7 +223,8 @@ class StatusServer:
             await self._runner.cleanup()
             raise _cannot_listen(s, error) from None
         self.port = int(self._listener.sockets[0].getsockname()[1])
-        url = f"http://{s.host}:{self.port}"
+        host = f"[{s.host}]" if ":" in s.host else s.host  # an IPv6 address, as URLs write it
+        url = f"http://{host}:{self.port}"
         log.info("status_server_started", url=url, token_required=self._token is not None)
         return url
 

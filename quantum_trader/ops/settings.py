@@ -40,11 +40,36 @@ class ServerSettings(Section):
     max_connections: int = Field(64, ge=1, le=10_000)
     request_head_timeout_s: float = Field(10.0, ge=1, le=3_600)
 
+    @field_validator("host")
+    @classmethod
+    def _check_host(cls, value: str) -> str:
+        """A host name or address alone: asyncio binds an empty host on every interface, and a
+        port or a scheme would only fail later, as if the port were taken."""
+        advice = (
+            "; give a host name or address: 127.0.0.1 for this machine only, 0.0.0.0 for "
+            "every interface"
+        )
+        if not value.strip():
+            raise ValueError(f"is empty, which would listen on every interface{advice}")
+        if "/" in value:
+            raise ValueError(f"is a host, not a URL{advice} (the port is server.port)")
+        if value.count(":") == 1:  # an IPv6 address has two or more
+            raise ValueError(f"a host without a port{advice} (the port is server.port)")
+        return value
+
     @field_validator("token")
     @classmethod
     def _check_token(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value()) < 16:
             raise ValueError("the bearer token must be at least 16 characters")
+        text = "" if value is None else value.get_secret_value()
+        # A browser sends a header's characters beyond ASCII as single bytes, not the UTF-8
+        # the server reads; a space at either end is dropped on the way.
+        if not (text.isascii() and text.isprintable() and text == text.strip()):
+            raise ValueError(
+                "must be printable ASCII without a space at either end: the live page's "
+                "browser sends nothing else in a header"
+            )
         return value
 
 
@@ -67,6 +92,15 @@ class NotifySettings(Section):
     backoff_max_s: float = Field(30.0, gt=0)
     request_timeout_s: float = Field(5.0, gt=0)
     shutdown_flush_s: float = Field(2.0, ge=0)
+
+    @field_validator("telegram_bot_token", "telegram_chat_id", mode="before")
+    @classmethod
+    def _not_empty(cls, value: object) -> object:
+        """Set to nothing (a template's `QT_NOTIFY__TELEGRAM_BOT_TOKEN=`): every message would
+        be refused by Telegram; unset means no Telegram."""
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("is empty; unset it, or give the value")
+        return value
 
     @model_validator(mode="after")
     def _check_telegram(self) -> NotifySettings:

@@ -8,12 +8,15 @@ leaves `.NAME.previous` without NAME: the next run puts it back before anything 
 
 Only a directory that holds a backtest's outputs (or nothing) is ever replaced: anything else
 is refused, so `--out data` cannot wipe a data directory, nor a later run a file someone put
-beside the outputs of an earlier one.
+beside the outputs of an earlier one. One run at a time writes an output directory: a run holds
+`.NAME.lock` beside it (flock, released by the kernel however the process ends, removed when
+the run ends) and another run there is refused at its start, naming the first's PID.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 from collections.abc import Iterator
@@ -35,6 +38,14 @@ def staged_output(out: Path) -> Iterator[Path]:
     """Yield an empty partial directory; on success it becomes `out` in one swap."""
     out = out.absolute()
     partial = out.parent / f".{out.name}.partial-{os.getpid()}"
+    lock = _lock(out)
+    try:
+        yield from _staged(out, partial)
+    finally:
+        _unlock(out, lock)
+
+
+def _staged(out: Path, partial: Path) -> Iterator[Path]:
     try:
         _refuse_foreign(out)
         _recover(out)
@@ -54,6 +65,48 @@ def staged_output(out: Path) -> Iterator[Path]:
         shutil.rmtree(partial, ignore_errors=True)
         raise
     _swap(partial, out)
+
+
+def _lock_path(out: Path) -> Path:
+    return out.parent / f".{out.name}.lock"
+
+
+def _lock(out: Path) -> int:
+    """Hold `out`'s lock (a descriptor), or raise ConfigurationError naming the run that does."""
+    path = _lock_path(out)
+    while True:
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as error:
+            why = error.strerror or str(error)
+            raise ConfigurationError(
+                [f"--out {out}: cannot write there ({why}); choose a directory you can write to"]
+            ) from None
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(descriptor, 32).decode("ascii", "replace").strip() or "?"
+            os.close(descriptor)
+            raise ConfigurationError(
+                [
+                    f"--out {out}: another backtest or walk-forward (PID {holder}) is writing "
+                    "there; wait for it to finish, or choose another directory"
+                ]
+            ) from None
+        # A run that ended unlinks the file it locked: lock the one at the path.
+        with contextlib.suppress(FileNotFoundError):
+            if os.fstat(descriptor).st_ino == os.stat(path).st_ino:
+                os.ftruncate(descriptor, 0)
+                os.write(descriptor, f"{os.getpid()}\n".encode("ascii"))
+                return descriptor
+        os.close(descriptor)
+
+
+def _unlock(out: Path, descriptor: int) -> None:
+    with contextlib.suppress(OSError):
+        _lock_path(out).unlink()  # while held: a run waiting on it sees it gone and retries
+    os.close(descriptor)
 
 
 def _refuse_foreign(out: Path) -> None:

@@ -80,3 +80,15 @@ def readme_first_events() -> list[str]:
     found = re.search(r"In order: ((?:`\w+`, )+)then every 30 s", text)
     assert found, "README: the 'In order: ..., then every 30 s' sentence"
     return re.findall(r"`(\w+)`", found.group(1))
+
+
+@pytest.mark.slow
+def test_sighup_stops_the_daemon_in_order_as_sigterm_does(tmp_path: Path) -> None:
+    """A closed terminal (an SSH session dropped under `make run`) sends SIGHUP. Was (found by
+    an outside-style probe, 2026-12-04): the process killed on the spot, exit 129, without the
+    ordered stop (no order in flight finished, no `stopping` mark, no notification)."""
+    daemon = Daemon.start(tmp_path, QT_MARKET__REPLAY_START=START, QT_MARKET__REPLAY_SPEED="1")
+    eventually(lambda: daemon.query("SELECT 1 FROM state"), 60, "the daemon to start")
+    assert daemon.stop(signal.SIGHUP, timeout_s=15) == 0, daemon.stderr[-2000:]
+    assert daemon.events[-1]["event"] == "daemon_stopped"
+    assert "shutdown_requested" in [e["event"] for e in daemon.events]

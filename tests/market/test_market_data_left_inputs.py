@@ -267,3 +267,68 @@ def test_refused_candle_times_say_what_to_do() -> None:
         "BTC-5m: timestamp 2025-03-01 00:04:59 at row 0 is off the 5m bar grid; times must be "
         "the bars' open times (not their close times), or download the data again"
     )
+
+
+def test_a_symbol_recorded_only_in_another_timeframe_is_said_with_the_setting_to_use(
+    tmp_path: Path,
+) -> None:
+    """Hourly candles only (spot imports, an hourly download): was `unknown symbol … for 5m
+    … (recorded: none); get it with download-data … --timeframe 5m`, as if nothing were
+    recorded, the setting that replays them not named (found by an outside-style probe)."""
+    market = market_of(tmp_path)
+    for path in market.glob("BTC_USDT_USDT-5m-*"):
+        path.unlink()
+    done = run_cli(["backtest", "--symbols", BTC, "--out", "out"], tmp_path / "data", tmp_path)
+    assert done.returncode == 2, done.stderr
+    (line,) = [x for x in done.stderr.splitlines() if x.strip() and not x.startswith("{")]
+    assert line.startswith(f"configuration error: unknown symbol '{BTC}' for 5m: ")
+    assert line.endswith(
+        f"; {BTC} has 1m, 1h candles in {market}: to replay them set market.timeframe "
+        '(QT_MARKET__TIMEFRAME) to "1m" or "1h"'
+    )
+
+
+def test_train_on_candles_it_does_not_read_says_which_it_reads(tmp_path: Path) -> None:
+    """One-minute candles only: `train` reads 5m or 1h whatever market.timeframe says, so the
+    replay's hint (set market.timeframe) would send the user round in a circle."""
+    market = market_of(tmp_path)
+    for path in market.glob("BTC_USDT_USDT-*-futures.feather"):
+        if "-1m-" not in path.name:
+            path.unlink()
+    config = tmp_path / "one-minute.toml"
+    config.write_text(f'[market]\ntimeframe = "1m"\nsymbols = ["{BTC}"]\n', encoding="utf-8")
+    done = run_cli(["train", "--config", str(config)], tmp_path / "data", tmp_path)
+    assert done.returncode == 2, done.stderr
+    (line,) = [x for x in done.stderr.splitlines() if x.strip() and not x.startswith("{")]
+    assert line.startswith(f"configuration error: unknown symbol '{BTC}' for 5m: ")
+    assert line.endswith(
+        f"; {BTC} has 1m candles in {market}, but this command reads 5m or 1h candles"
+    )
+
+
+@pytest.mark.parametrize(
+    ("header", "found"),
+    [
+        ("Date,Open,High,Low,Close,Volume", "Date, Open, High, Low, Close, Volume"),
+        ("date;open;high;low;close;volume", "date;open;high;low;close;volume"),
+    ],
+)
+def test_columns_named_otherwise_are_said_with_the_names_found(
+    tmp_path: Path, header: str, found: str
+) -> None:
+    """A spreadsheet's capitals, a semicolon-separated export: was `missing column(s) date,
+    open, high, low, close, volume` alone, as if the file held none of them (found by an
+    outside-style probe, 2026-12-04)."""
+    given = tmp_path / "BTC_USDT_USDT-5m-futures.csv"
+    sep = ";" if ";" in header else ","
+    row = sep.join(["2025-09-01T00:00:00", "1", "2", "0.5", "1.5", "10"])
+    given.write_text(f"{header}\n{row}\n", encoding="utf-8")
+    done = run_cli(
+        ["import-data", str(given), "--exchange-info", str(RULES)], tmp_path / "data", tmp_path
+    )
+    assert done.returncode == 1, done.stderr
+    assert one_line(done.stderr) == (
+        f"error: {given.name}: missing column(s) date, open, high, low, close, volume (found: "
+        f"{found}); name them date, open, high, low, close, volume, in lower case (a CSV "
+        "separated by commas)"
+    )

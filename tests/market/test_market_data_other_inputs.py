@@ -123,6 +123,49 @@ def test_the_same_import_without_the_bad_file_lands_whole(tmp_path: Path) -> Non
     assert names == ["BTC_USDT_USDT-5m-futures.feather", RULES.name]
 
 
+def test_spot_and_futures_candles_of_one_pair_and_timeframe_are_refused_nothing_imported(
+    tmp_path: Path,
+) -> None:
+    """Both would become `BTC_USDT_USDT-1h-futures.feather` (spot candles are imported as the
+    perpetual's). Was (found by an outside-style probe, 2026-12-04): a FileNotFoundError
+    traceback at the second rename, exit 1, the first file and the rules already imported."""
+    spot, futures = tmp_path / "spot", tmp_path / "futures"
+    spot.mkdir()
+    futures.mkdir()
+    shutil.copy(SAMPLE / "BTC_USDT_USDT-1h-futures.feather", futures)
+    shutil.copy(SAMPLE / "BTC_USDT_USDT-1h-futures.feather", spot / "BTC_USDT-1h.feather")
+    data = tmp_path / "data"
+    given = [str(spot / "BTC_USDT-1h.feather"), str(futures / "BTC_USDT_USDT-1h-futures.feather")]
+    done = run_cli(["import-data", *given, "--exchange-info", str(RULES)], data, tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert one_line(done.stderr) == (
+        f"configuration error: {given[1]}: the same candles as {given[0]} (BTC/USDT:USDT, 1h, "
+        "futures: spot candles are imported as the perpetual's); import one"
+    )
+    assert sorted(p.name for p in (data / "market").iterdir()) == []
+
+
+@pytest.mark.parametrize("taken", ["ETH_USDT_USDT-5m-futures.feather", RULES.name])
+def test_an_import_onto_a_directory_named_as_a_file_it_writes_imports_nothing(
+    tmp_path: Path, taken: str
+) -> None:
+    """Was (found by an outside-style probe, 2026-12-04): an IsADirectoryError traceback at
+    that file's rename, exit 1, the files renamed before it and the rules already imported (or
+    a `.partial` rules file left)."""
+    market = tmp_path / "data" / "market"
+    (market / taken).mkdir(parents=True)
+    given = [
+        str(SAMPLE / f"{stem}-5m-futures.feather") for stem in ("BTC_USDT_USDT", "ETH_USDT_USDT")
+    ]
+    done = run_cli(["import-data", *given, "--exchange-info", str(RULES)], market.parent, tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert one_line(done.stderr) == (
+        f"configuration error: import-data: {market / taken} is "
+        "not a file (a directory?): move it aside, then import again; nothing was imported"
+    )
+    assert sorted(p.name for p in market.iterdir()) == [taken]
+
+
 def test_a_rules_entry_that_cannot_be_used_is_named_with_its_reason(tmp_path: Path) -> None:
     parsed = parse_rules(with_tick("ETHUSDT", "0"), tmp_path / "exchange-info-2025-12-01.json")
     assert BTC in parsed.listings

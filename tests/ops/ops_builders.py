@@ -36,6 +36,7 @@ class Receiver:
     script: list[tuple[int, float, str]] = field(default_factory=list)
     received: list[Received] = field(default_factory=list)
     attempts: int = 0
+    redirect_to: str | None = None  # the Location of a 3xx answer (a GET there answers 200)
 
     def __post_init__(self) -> None:
         receiver = self
@@ -57,8 +58,17 @@ class Receiver:
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     self.send_response(status)
                     self.send_header("Content-Type", "application/json")
+                    if 300 <= status < 400 and receiver.redirect_to is not None:
+                        self.send_header("Location", receiver.redirect_to)
                     self.end_headers()
                     self.wfile.write(answer.encode())
+
+            def do_GET(self) -> None:  # where a redirected POST lands as a GET, body lost
+                receiver.attempts += 1
+                receiver.received.append(Received(self.path, {"method": "GET"}))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
 
             def log_message(self, format: str, *args: Any) -> None:
                 return None

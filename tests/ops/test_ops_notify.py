@@ -126,6 +126,32 @@ async def test_a_refusal_is_final(receiver: Receiver) -> None:
     assert BOT_TOKEN not in str(logs)
 
 
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+async def test_a_redirect_is_a_final_failure_not_a_delivery(
+    receiver: Receiver, status: int
+) -> None:
+    """A webhook that moved (an http:// address the server upgrades to https://). Was (found by
+    an outside-style probe, 2026-12-04): aiohttp followed it, turning the POST of a 301, 302 or
+    303 into a GET without the notification, whose 200 counted as sent; a 307/308 resent the
+    notification to wherever the Location pointed."""
+    receiver.script = [(status, 0.0, "{}")]
+    receiver.redirect_to = "/moved"
+    notifier, metrics = notifier_for(settings_for(f"{receiver.url}/hook", None, max_attempts=3))
+    await notifier.start()
+    with capture_logs() as logs:
+        notifier.publish(message(1))
+        await notifier.close()
+    assert [r.path for r in receiver.received] == []
+    assert receiver.attempts == 1
+    assert counted(metrics, "webhook", "sent") == 0
+    assert counted(metrics, "webhook", "failed") == 1
+    (failed,) = [e for e in logs if e["event"] == "notification_failed"]
+    assert failed["reason"] == (
+        f"HTTP {status}: a redirect; set the URL to the address it redirects to"
+    )
+    assert "/moved" not in str(logs)
+
+
 async def test_a_down_receiver_bounds_the_queue_drops_the_oldest_and_never_logs_the_token() -> None:
     down = closed_port_url()
     settings = settings_for(down, down.removesuffix("/hook"), queue_size=5, max_attempts=3)

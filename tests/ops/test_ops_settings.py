@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import os
 import resource
+import signal
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from daemon_harness import Daemon, eventually
 from ops_builders import BOT_TOKEN, TOKEN
 
 from quantum_trader.config import load_settings
@@ -188,3 +190,79 @@ def test_the_address_is_checked_as_the_server_would_bind_it() -> None:
     (line,) = error.value.problems
     assert line.startswith(f"server.host: cannot listen on 192.0.2.1:{port} (")
     assert "QT_SERVER__HOST" in line
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        # Was accepted: asyncio binds an empty host on every interface, so a template's
+        # `QT_SERVER__HOST=` served /status to the network (found by an outside-style probe).
+        ("", "is empty"),
+        ("   ", "is empty"),
+        # Were accepted, then `run` blamed server.port and asked whether another daemon ran.
+        ("127.0.0.1:8080", "without a port"),
+        ("http://127.0.0.1", "not a URL"),
+        ("localhost/", "not a URL"),
+    ],
+)
+def test_a_host_that_is_no_host_is_one_line_naming_server_host(
+    monkeypatch: pytest.MonkeyPatch, value: str, says: str
+) -> None:
+    monkeypatch.setenv("QT_SERVER__HOST", value)
+    (line,) = problems(QT_SERVER__HOST=value)
+    assert line.startswith("server.host: ")
+    assert says in line
+    assert "127.0.0.1 for this machine only" in line
+    assert line.endswith("[QT_SERVER__HOST]")
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "0.0.0.0", "::1", "::", "fe80::1"])
+def test_host_names_and_addresses_ipv6_ones_too_are_taken(host: str) -> None:
+    assert ServerSettings(host=host).host == host
+
+
+def test_a_host_name_that_does_not_resolve_is_named_as_the_host(tmp_path: Path) -> None:
+    """Was: `server.port: cannot listen on nosuchhost.invalid:8080 (Name or service not
+    known); is another daemon running?`."""
+    done = run_cli("run", cwd=tmp_path, QT_SERVER__HOST="nosuchhost.invalid")
+    assert done.returncode == 2
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("configuration error: server.host: cannot listen on nosuchhost")
+    assert "not a name or address of this machine" in line
+    assert "another daemon" not in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing opened
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["pässwörd-ünïcode-tökën-1234", "token-with-a-tab\there-12345", " token-with-a-leading-space"],
+)
+def test_a_token_the_live_page_cannot_send_is_refused_without_echoing_it(
+    monkeypatch: pytest.MonkeyPatch, token: str
+) -> None:
+    """Was accepted (found by an outside-style probe, 2026-12-04): a browser sends a header's
+    characters beyond ASCII as single bytes, which the server does not read as the UTF-8 curl
+    sends, so the page got 401 for ever with the right token; a space at either end is
+    dropped from a header on its way."""
+    monkeypatch.setenv("QT_SERVER__TOKEN", token)
+    (line,) = problems(QT_SERVER__TOKEN=token)
+    assert line == (
+        "server.token: must be printable ASCII without a space at either end: the live page's "
+        "browser sends nothing else in a header [QT_SERVER__TOKEN]"
+    )
+
+
+@pytest.mark.parametrize("host", ["::1", "::"])
+def test_an_ipv6_address_is_bracketed_in_the_url_it_logs(tmp_path: Path, host: str) -> None:
+    """Was `http://::1:39695` / `http://:::39613`, which no browser or curl opens (found by an
+    outside-style probe, 2026-12-04)."""
+    daemon = Daemon.start(tmp_path / "data", QT_SERVER__HOST=host, QT_MARKET__REPLAY_SPEED="60")
+    try:
+        (started,) = eventually(
+            lambda: daemon.logged_so_far("status_server_started") or None, 60, "the server"
+        )
+    finally:
+        assert daemon.stop(signal.SIGTERM) == 0, daemon.stderr
+    assert started["url"].startswith(f"http://[{host}]:")
+    port = int(started["url"].rsplit(":", 1)[1])
+    assert port > 0

@@ -127,6 +127,33 @@ def test_the_working_directory_is_never_replaced(tmp_path: Path) -> None:
         pass
 
 
+def test_a_run_into_outputs_another_run_is_writing_is_refused_naming_it(tmp_path: Path) -> None:
+    """Was (two backtests with one --out, found by an outside-style probe): the later swap
+    failed with a traceback, `OSError: [Errno 39] Directory not empty`, exit 1, its partial
+    directory left, or its recovery put one run's old outputs back under the other's swap."""
+    out = tmp_path / "report"
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("QT_")}
+    with staged_output(out) as work:
+        (work / "report.json").write_text("first")
+        done = subprocess.run(
+            [sys.executable, "-m", "quantum_trader", "backtest", "--out", str(out)],
+            env={**clean, "QT_DATA_DIR": str(tmp_path / "data")},
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert done.returncode == 2, done.stderr
+    (line,) = [x for x in done.stderr.splitlines() if not x.startswith("{")]
+    assert line == (
+        f"configuration error: --out {out}: another backtest or walk-forward (PID "
+        f"{os.getpid()}) is writing there; wait for it to finish, or choose another directory"
+    )
+    assert (out / "report.json").read_text() == "first"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]
+
+
 def backtest(out: Path, start: str, end: str, symbols: str) -> subprocess.Popen[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("QT_")}
     window = ["--start", start, "--end", end, "--symbols", symbols, "--out", str(out)]

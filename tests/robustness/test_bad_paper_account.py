@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import signal
+import subprocess
+import sys
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -190,3 +193,68 @@ def test_a_restart_resumes_no_earlier_than_the_paper_account(data_dir: Path) -> 
         assert daemon.stop(signal.SIGTERM) == 0
     (ready,) = daemon.named("runtime_ready")
     assert datetime.fromisoformat(ready["replay_from"]) >= paper_last
+
+
+def test_a_changed_initial_balance_on_a_kept_paper_account_is_said_once(data_dir: Path) -> None:
+    """The setting makes a fresh account only. Was (found by an outside-style probe,
+    2026-12-04): a restart with `QT_EXCHANGE__PAPER_INITIAL_BALANCE_USDT=50000` went on with the
+    10,000 USDT account without a word, and `status` showed 10,000."""
+    daemon = Daemon.start(data_dir, QT_EXCHANGE__PAPER_INITIAL_BALANCE_USDT="50000")
+    try:
+        (said,) = eventually(
+            lambda: daemon.logged_so_far("paper_initial_balance_not_applied") or None,
+            60,
+            "the warning that the kept account's balance stands",
+        )
+        eventually(lambda: daemon.logged_so_far("runtime_ready") or None, 60, "the start")
+    finally:
+        assert daemon.stop(signal.SIGTERM) == 0, daemon.stderr
+    assert said["level"] == "warning"
+    assert said["setting"] == "50000"
+    assert said["account_started_with"] == "10000"
+    assert said["hint"] == (
+        f"exchange.paper_initial_balance_usdt (50000) makes a fresh paper account only; "
+        f"{data_dir / PAPER_STATE} was started with 10000 USDT and is kept: to start afresh "
+        "with the new balance, stop the daemon and move paper_exchange.json aside together "
+        "with quantum_trader.db (and its -wal and -shm files)"
+    )
+    assert len(daemon.named("paper_initial_balance_not_applied")) == 1
+
+
+def test_symbols_that_leave_out_what_the_account_holds_are_a_configuration_line(
+    data_dir: Path,
+) -> None:
+    """A restart with fewer symbols than the kept account holds positions on. Was (found by
+    an outside-style probe, 2026-12-04): `error: paper exchange state … holds positions or
+    stops on X, which have no recorded prices or market rules here`, exit 1: neither the
+    setting nor what to do, and the prices were recorded."""
+    state = load_state(data_dir / PAPER_STATE)
+    assert state is not None
+    held = sorted(state.positions)
+    assert held
+    other = next(s for s in ("BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT") if s not in held)
+    before = contents(data_dir)
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("QT_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "quantum_trader", "run"],
+        env={
+            **clean,
+            "QT_DATA_DIR": str(data_dir),
+            "QT_SERVER__PORT": "0",
+            "QT_MARKET__SYMBOLS": other,
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    (line,) = [x for x in done.stderr.splitlines() if x.strip() and not x.startswith("{")]
+    assert line == (
+        f"configuration error: market.symbols: leaves out {', '.join(held)}, which the paper "
+        f"account {data_dir / PAPER_STATE} holds positions or stops on: list them again "
+        "(market.symbols, QT_MARKET__SYMBOLS) so that the daemon manages them to their exit, "
+        "or stop it and move paper_exchange.json aside together with quantum_trader.db (and "
+        "its -wal and -shm files) to start afresh"
+    )
+    assert contents(data_dir) == before
