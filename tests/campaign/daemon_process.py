@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 
 import uvloop
-from campaign import SeededSignals
+from seeded_signals import SeededSignals
 
 from quantum_trader.config import load_settings
 from quantum_trader.daemon import run_daemon

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from campaign import MARKET_IDS, SYMBOLS, _status, standin_state, unprotected
+from campaign import MARKET_IDS, SYMBOLS, _status, standin_state
+from campaign_watch import unprotected
 from conftest import REPO
 from loopback.faults import Fault
 from loopback.fixtures import API_KEY, API_SECRET

@@ -14,7 +14,8 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from by_hand import hand_problems, run_by_hand
+from by_hand import run_by_hand
+from by_hand_check import hand_problems
 
 FIRST_SEED, SEEDS, AT_ONCE = 30001, 10, 5
 GROUPS = [

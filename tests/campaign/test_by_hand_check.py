@@ -10,7 +10,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any, cast
 
-from by_hand import TICK_MS, CloseByHand, HandOutcome, at_the_mark
+from by_hand_check import TICK_MS, CloseByHand, HandOutcome, at_the_mark
 from campaign import standin_state
 
 from quantum_trader.clock import utc_from_ms

@@ -10,8 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from campaign import SPEED, SYMBOLS, SeededSignals, campaign_settings
+from campaign import SPEED, SYMBOLS, campaign_settings
 from loopback.server import LoopbackBinance
+from seeded_signals import SeededSignals
 
 from quantum_trader.config import ExecutorSettings
 from quantum_trader.domain import Bars

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from campaign import run_lost_entry_and_read_outage
+from lost_entry import run_lost_entry_and_read_outage
 
 from quantum_trader.domain import OrderStatus
 

@@ -1,0 +1,282 @@
+"""What the campaign with a person trading by hand (by_hand.py) checks in a seed's outcome:
+each span without our stop against its bound, every close by hand booked MANUAL at the
+account's trades (or at the mark where the design allows it), no fee booked twice."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import sys
+from collections import defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from by_hand_person import PERSON_PREFIX, HandAction, booking_key
+from campaign import MARKET_IDS, MONITOR_S, Outcome, campaign_problems
+from loopback.state import LoopbackState
+
+from quantum_trader.clock import ms_from_utc, utc_from_ms
+from quantum_trader.domain import ClosedTrade, ExitReason
+from quantum_trader.keeper.settings import KeeperSettings
+
+# The bound on a position without a covering stop of ours, in the keeper's ticks that could
+# send: the fault campaign's (campaign.STOP_WITHIN_TICKS), the design's promise for what the
+# keeper can know. What a user-data event the stand-in never delivered (dropped, silenced, no
+# stream connected: `StreamHub.hidden`) kept from it is seen only by its REST checks
+# (KEEPER.md, "Streams first, REST to check"): a position changed (a flip: ACCOUNT_UPDATE
+# hidden) by the check of positions every `keeper.rest_position_check_s`, our stop cancelled
+# by hand (its ALGO_UPDATE hidden) by the full check every `keeper.rest_check_interval_s`. A
+# span on a symbol with such an event hidden since the last full check before it is held to
+# that check's ticks, plus STOP_WITHIN_TICKS (the tick that reads it may find it just after;
+# ticks the person's trades wake count too: a span of 3 can last 2 s).
+STOP_WITHIN_TICKS = 2
+FEE_SLACK_USDT = Decimal("0.000001")  # rounding of a fee shared between two positions
+PRICE_DIGITS = Decimal("1e-12")
+TICK_MS = round(MONITOR_S * 1000)
+BOOKING_TICK_TICKS = 3  # how long a tick that books may last, in the stand-in's ticks
+# The longest a tick's start may precede one of its reads: a lost answer waits out the
+# client's 2 s timeout, 60 s of the stand-in's 30× clock (seen: 61–63 s, seed 30123).
+LONGEST_TICK_MS = 70_000
+
+
+@dataclass(frozen=True, slots=True)
+class CloseByHand:
+    """A person's trade that took a position to zero or across it, at `price`.
+
+    `exit_prices` are the exit prices the books may show for it: the keeper books the
+    person's reducing trades it has not booked yet in one reduction, at their average, so a
+    close by hand is booked at the average of the last one, two, … of the person's reductions
+    of that position ending with it (the share of a flip that closed it counted)."""
+
+    market_id: str
+    time_ms: int
+    price: Decimal
+    held_before: Decimal
+    exit_prices: tuple[Decimal, ...]
+
+
+def closes_by_hand(state: LoopbackState) -> list[CloseByHand]:
+    """The stand-in's trades in order, the position on each symbol followed from flat."""
+    client_of = {o["orderId"]: o["clientOrderId"] for o in state.orders.values()}
+    held: dict[str, Decimal] = defaultdict(Decimal)
+    reductions: dict[str, list[tuple[Decimal, Decimal]]] = defaultdict(list)  # (qty, price)
+    closes = []
+    for trade in sorted(state.trades, key=lambda t: int(t["id"])):
+        market_id, before = trade["symbol"], held[trade["symbol"]]
+        price = Decimal(trade["price"])
+        signed = Decimal(trade["qty"]) * (1 if trade["side"] == "BUY" else -1)
+        held[market_id] = after = before + signed
+        by_hand = client_of.get(trade["orderId"], "").startswith(PERSON_PREFIX)
+        if before == 0 or (before > 0) == (signed > 0):
+            continue  # it opened or added to a position
+        if by_hand:
+            reductions[market_id].append((min(abs(signed), abs(before)), price))
+        if after == 0 or (after > 0) != (before > 0):
+            if by_hand:
+                prices = _averages_ending_last(reductions[market_id])
+                closes.append(CloseByHand(market_id, trade["time"], price, before, prices))
+            reductions[market_id] = []
+    return closes
+
+
+def _averages_ending_last(parts: list[tuple[Decimal, Decimal]]) -> tuple[Decimal, ...]:
+    """The average price of the last one, two, … of `parts` (quantity, price)."""
+    averages = []
+    for first in range(len(parts) - 1, -1, -1):
+        tail = parts[first:]
+        quantity = sum((q for q, _ in tail), Decimal(0))
+        averages.append(sum((q * p for q, p in tail), Decimal(0)) / quantity)
+    return tuple(averages)
+
+
+@dataclass
+class HandOutcome:
+    outcome: Outcome
+    actions: list[HandAction]
+    closes: list[CloseByHand]
+    closed: list[ClosedTrade]
+    trades_unread_ms: list[int]  # when a fault answered a read of the account's trades
+    holds_ms: list[tuple[int, int]]  # Retry-After holds: the daemon's client sent nothing
+    standin: LoopbackState  # the stand-in's books at the end
+    hidden: list[tuple[int, dict[str, Any]]]  # user-data events no stream delivered
+    rest_position_check_s: float
+    rest_check_interval_s: float
+    fees_paid: dict[str, Decimal] = field(default_factory=dict)  # by market id
+    fees_booked: dict[str, Decimal] = field(default_factory=dict)
+    # each closed trade (`booking_key`) → the stand-in's ms when the database first held it,
+    # while the person traded (`Person.watch_bookings`)
+    booked_seen_ms: dict[tuple[str, str, int], int] = field(default_factory=dict)
+
+
+def _hidden_about(event: dict[str, Any], market_id: str) -> str | None:
+    """Which REST check reveals `event` about `market_id`: "positions", "orders" or None."""
+    if event["e"] == "ACCOUNT_UPDATE":
+        rows = event["a"]["P"]
+        return "positions" if any(r["s"] == market_id for r in rows) else None
+    if event["e"] in ("ALGO_UPDATE", "ORDER_TRADE_UPDATE"):
+        return "orders" if event["o"]["s"] == market_id else None
+    return None
+
+
+def allowed_ticks(result: HandOutcome, market_id: str, start_ms: int, end_ms: int) -> int:
+    """The ticks a span without our stop on `market_id` from `start_ms` may last: the design's
+    bound, or the REST check's that reveals a user-data event hidden before or during it."""
+    full_ms = round(result.rest_check_interval_s * 1000)
+    checks = {
+        "positions": math.ceil(result.rest_position_check_s * 1000 / TICK_MS),
+        "orders": math.ceil(full_ms / TICK_MS),
+    }
+    allowed = STOP_WITHIN_TICKS
+    for at_ms, event in result.hidden:
+        which = _hidden_about(event, market_id)
+        if which is not None and start_ms - full_ms <= at_ms <= end_ms:
+            allowed = max(allowed, checks[which] + STOP_WITHIN_TICKS)
+    return allowed
+
+
+def covered_apart(
+    result: HandOutcome, market_id: str, start_ms: int, end_ms: int, planned: list[int]
+) -> list[tuple[int, int, list[int]]]:
+    """A span without our stop as the watcher sampled it (every simulated second), split where
+    the person saw the position covered by a stop of ours just before cancelling it
+    (`HandAction.covered_ms`): two spans the samples merged. Each part with the ticks it
+    counts: those planned up to the moment it was covered (one of them placed that stop), and
+    after it those planned since. Seed 30187: a stop placed at the tick of 13:26:20.317 after
+    an entry left bare and cancelled by hand 0.27 s later, re-placed the next tick — one span
+    of 3 ticks, two of 2 and 1."""
+    cuts = sorted(
+        a.covered_ms
+        for a in result.actions
+        if a.market_id == market_id
+        and a.covered_ms is not None
+        and start_ms < a.covered_ms < end_ms
+    )
+    bounds = [start_ms, *cuts, end_ms]
+    parts = []
+    for first, last in itertools.pairwise(bounds):
+        ticks = [
+            t for t in planned if (first == start_ms or t > first) and (last == end_ms or t <= last)
+        ]
+        parts.append((first, last, ticks))
+    return parts
+
+
+def _booked_at(trade: ClosedTrade, prices: tuple[Decimal, ...]) -> bool:
+    """Whether `trade` was booked at one of `prices` (to 12 digits: an average's last digits
+    depend on the order the keeper summed it in)."""
+    return any(abs(trade.exit_price - price) <= price * PRICE_DIGITS for price in prices)
+
+
+def at_the_mark(close: CloseByHand, trade: ClosedTrade, result: HandOutcome) -> bool:
+    """Whether the keeper may have booked `close` as `trade` at the mark, as it does only when
+    the account's trades stay unreadable for `keeper.external_close_mark_after_s` after the
+    tick that saw the close (KEEPER.md, "A close with nothing to book it at"; was: at once, at
+    the mark of that tick, accepted here within a window around it). The trade is closed at
+    that tick (`closed_at`), and booked on one at least the bound later whose read of the
+    trades failed too, at a mark read then. So, of a fault answering a read of the trades or
+    a Retry-After hold keeping the daemon's client from sending one:
+
+    - one between the close and the end of the tick that saw it. Its end is not recorded; it
+      is before the database first held the trade (`HandOutcome.booked_seen_ms`, sampled
+      every simulated second while the person trades), else `BOOKING_TICK_TICKS` ticks past
+      its start (a trade booked after the person stopped; seeds 30041, 30188). A tick can
+      last far longer than the keeper's interval on the stand-in's accelerated clock: a
+      request whose answer the stand-in loses waits out the client's timeout, 2 s real, 60 s
+      of the 30× clock (seed 30123: a read of the trades answered 429 59 s into its tick);
+    - and one at least the bound after that tick, on the tick that booked it, the trade's
+      price the stand-in's mark (`mark_path`) at a second of that tick — which began at most
+      `LONGEST_TICK_MS` before that read and not before the bound — or up to the 10 s before
+      it a streamed mark may be old before the stream counts as silent
+      (`exchange.stream_silence_s`).
+
+    Not checked, for want of the stand-in's answered reads in the outcome: that no read of
+    the trades answered in between (one would have booked them). The daemon runs the default
+    bound (`campaign_settings` sets no keeper settings)."""
+    seen_ms, span = ms_from_utc(trade.closed_at), BOOKING_TICK_TICKS * TICK_MS
+    start = min(close.time_ms, seen_ms)
+    end = result.booked_seen_ms.get(booking_key(trade), max(close.time_ms, seen_ms) + span)
+    unread = [(t, t + 1) for t in result.trades_unread_ms] + result.holds_ms  # [a, b) in ms
+    if not any(a <= end and start < b for a, b in unread):
+        return False
+    path, market = result.standin.mark_path, result.standin.markets[close.market_id]
+    earliest = seen_ms + round(KeeperSettings().external_close_mark_after_s * 1000)
+    for a, b in unread:
+        if b < earliest or path is None:
+            continue
+        first = max(a - LONGEST_TICK_MS, earliest) - 10_000
+        seconds = range(first // 1000, (b + span) // 1000 + 1)
+        if _booked_at(trade, tuple(path.price(market, s * 1000) for s in seconds)):
+            return True
+    return False
+
+
+def _bookings(
+    closes: list[CloseByHand], manual: list[ClosedTrade], result: HandOutcome
+) -> dict[int, ClosedTrade]:
+    """Which closed trade booked each close by hand (by its index in `closes`): first the
+    earliest booked at one of its exit prices, then, for the closes left, the earliest left
+    booked from a tick before it at most a tick (a tick's time is when it started, so it may
+    precede the trade it books) when it may be at the mark (`at_the_mark`)."""
+    symbol_of = {m: s for s, m in MARKET_IDS.items()}
+    left = sorted(manual, key=lambda t: t.closed_at)
+    found: dict[int, ClosedTrade] = {}
+    for index, close in enumerate(closes):
+        on = [t for t in left if t.symbol == symbol_of[close.market_id]]
+        match = next((t for t in on if _booked_at(t, close.exit_prices)), None)
+        if match is not None:
+            found[index] = match
+            left.remove(match)
+    for index, close in enumerate(closes):
+        on = [t for t in left if t.symbol == symbol_of[close.market_id]]
+        after = [t for t in on if ms_from_utc(t.closed_at) >= close.time_ms - TICK_MS]
+        if index not in found and after and at_the_mark(close, after[0], result):
+            found[index] = after[0]
+            left.remove(after[0])
+    return found
+
+
+def hand_problems(seed: int, result: HandOutcome) -> list[str]:
+    """What this seed's run broke, one line each (empty: nothing)."""
+    # Spans of our stop's absence: checked here, each against its own bound.
+    found = campaign_problems(seed, result.outcome, stop_within_ticks=sys.maxsize)
+    for market_id, start_ms, end_ms, planned in result.outcome.watch.bare_spans:
+        for first_ms, last_ms, ticks in covered_apart(result, market_id, start_ms, end_ms, planned):
+            allowed = allowed_ticks(result, market_id, first_ms, last_ms)
+            if len(ticks) > allowed:
+                found.append(
+                    f"seed {seed}: {market_id} without a stop for {len(ticks)} ticks "
+                    f"(at most {allowed}) from {utc_from_ms(first_ms):%H:%M:%S}"
+                )
+    symbol_of = {m: s for s, m in MARKET_IDS.items()}
+    manual = [t for t in result.closed if t.exit_reason is ExitReason.MANUAL]
+    bookings = _bookings(result.closes, manual, result)
+    for index, close in enumerate(result.closes):
+        if index in bookings:
+            manual.remove(bookings[index])
+            continue
+        symbol = symbol_of[close.market_id]
+        booked = [
+            f"{t.exit_reason} {t.side} {t.quantity} at {t.exit_price}"
+            for t in result.closed
+            if t.symbol == symbol
+        ]
+        found.append(
+            f"seed {seed}: close by hand of {close.held_before} {close.market_id} at "
+            f"{close.price} (stand-in ms {close.time_ms}) not booked MANUAL at its trades' "
+            f"prices {[f'{p:.4f}' for p in close.exit_prices]}; "
+            f"booked on the symbol: {booked}"
+        )
+    for trade in manual:  # not matched by a close by hand
+        found.append(
+            f"seed {seed}: {trade.symbol} {trade.side} {trade.quantity} booked MANUAL at "
+            f"{trade.exit_price} with no close by hand at that price"
+        )
+    for market_id, booked_fees in sorted(result.fees_booked.items()):
+        paid = result.fees_paid.get(market_id, Decimal(0))
+        if booked_fees > paid + FEE_SLACK_USDT:
+            found.append(
+                f"seed {seed}: fees on {market_id}: booked {booked_fees}, the stand-in "
+                f"charged {paid}"
+            )
+    return found

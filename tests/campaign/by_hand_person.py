@@ -1,0 +1,182 @@
+"""The person of the campaign with a person trading by hand (by_hand.py): now and then it
+reduces, closes or flips a position the account holds, or cancels our stop, through the
+stand-in's HTTP API as a second client, everything drawn from the seed."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import ROUND_DOWN, Decimal
+from typing import Any
+
+import aiohttp
+from campaign_watch import TickCounter, unprotected
+from loopback.server import SECOND_CLIENT, LoopbackBinance
+from loopback.state import LoopbackState
+
+from quantum_trader.app import Runtime
+from quantum_trader.clock import ms_from_utc
+from quantum_trader.domain import ClosedTrade
+from quantum_trader.keeper.ids import is_ours
+from quantum_trader.keeper.settings import KeeperSettings
+
+PERSON_PREFIX = "web_"
+# What the person does, with its weight in the draw.
+KINDS = ("reduce", "close", "flip", "cancel_stop")
+WEIGHTS = (30, 25, 25, 20)
+# The person acts every 5–30 simulated seconds, and never before the keeper completed two
+# ticks since the last action: on a busy machine simulated time runs ahead of the ticks, and
+# the person would trade again and again before the keeper looked once.
+# Two ticks are the design's bound only while the user-data events reach the daemon: one
+# lost, a position changed by hand is seen by the check of positions (4 ticks at 20 s). The
+# person no longer waits for the keeper to catch up (it did, up to 6 ticks, until 2026-12-03:
+# seeds 30102 and 30108, a flip whose events were lost, unseen for 2 ticks, then a reduction,
+# or a flip back, by hand — the close booked at the mark, or the round trip not at all): the
+# keeper now replays the account's trades from the position as booked, and sees a round trip
+# by its entry price (keeper/round_trip.py).
+SECONDS_BETWEEN = (5.0, 30.0)
+TICKS_BETWEEN = 2
+
+
+@dataclass(frozen=True, slots=True)
+class HandAction:
+    """What the person did: `kind` on `market_id` at the stand-in's `time_ms`, `quantity`
+    the order's (0 for a cancel), `answer` the stand-in's order status or error;
+    `covered_ms`, for a cancel, when the person last saw the position covered by a stop of
+    ours, just before cancelling it (None: it was not)."""
+
+    time_ms: int
+    market_id: str
+    kind: str
+    client_id: str
+    quantity: Decimal
+    answer: str
+    covered_ms: int | None = None
+
+
+class Person:
+    """Trades by hand beside the daemon, everything drawn from `seed`."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+        self._rng = random.Random(f"by-hand-{seed}")
+        self.actions: list[HandAction] = []
+        self.server: LoopbackBinance | None = None  # the stand-in, once beside one
+        self.keeper: KeeperSettings | None = None  # the daemon's, once beside one
+        # each closed trade (`booking_key`) → the stand-in's ms when the database first held it
+        self.booked_seen_ms: dict[tuple[str, str, int], int] = {}
+
+    def beside(
+        self, server: LoopbackBinance, runtime: Runtime
+    ) -> Callable[[asyncio.Event], Awaitable[None]]:
+        self.server, self.keeper = server, runtime.settings.keeper
+
+        async def both(stopping: asyncio.Event) -> None:
+            await asyncio.gather(
+                self.trade(server, runtime, stopping), self.watch_bookings(runtime, stopping)
+            )
+
+        return both
+
+    async def watch_bookings(self, runtime: Runtime, stopping: asyncio.Event) -> None:
+        """When each closed trade first shows in the database, sampled every simulated second:
+        the tick that booked it read the account's trades before it wrote it (`at_the_mark`)."""
+        clock, state = runtime.clock, self.server.state if self.server else None
+        assert state is not None
+        while not stopping.is_set():
+            for trade in await runtime.repository.closed_trades():
+                self.booked_seen_ms.setdefault(booking_key(trade), state.now_ms)
+            await clock.sleep_until(clock.now() + timedelta(seconds=1))
+
+    async def trade(
+        self, server: LoopbackBinance, runtime: Runtime, stopping: asyncio.Event
+    ) -> None:
+        """Act now and then (`SECONDS_BETWEEN`, `TICKS_BETWEEN`) until `stopping` is set."""
+        ticks, clock = TickCounter(runtime), runtime.clock
+        headers = {SECOND_CLIENT: "person"}
+        async with aiohttp.ClientSession(server.base_url, headers=headers) as session:
+            while not stopping.is_set():
+                start, wait_s = ticks.sample(), self._rng.uniform(*SECONDS_BETWEEN)
+                until = clock.now() + timedelta(seconds=wait_s)
+                while (
+                    clock.now() < until or ticks.sample() - start < TICKS_BETWEEN
+                ) and not stopping.is_set():
+                    await clock.sleep_until(clock.now() + timedelta(seconds=1))
+                # Drawn whatever is held, so the draws stay in step with the seed.
+                kind = self._rng.choices(KINDS, WEIGHTS)[0]
+                pick, share = self._rng.random(), self._rng.uniform(0.2, 0.8)
+                if not stopping.is_set():
+                    await self._act(session, server.state, kind, pick, share)
+
+    async def _act(
+        self,
+        session: aiohttp.ClientSession,
+        state: LoopbackState,
+        kind: str,
+        pick: float,
+        share: float,
+    ) -> None:
+        async with session.get("/fapi/v3/positionRisk") as answer:
+            rows = await answer.json()
+        held = {r["symbol"]: Decimal(r["positionAmt"]) for r in rows if Decimal(r["positionAmt"])}
+        if not held:
+            return
+        market_id = sorted(held)[int(pick * len(held))]
+        client_id = f"{PERSON_PREFIX}{self.seed}_{len(self.actions)}"
+        covered_ms = None
+        if kind == "cancel_stop":
+            answer_text, covered_ms = await self._cancel_stop(session, state, market_id)
+            quantity = Decimal(0)
+        else:
+            quantity = _quantity(kind, held[market_id], share, state, market_id)
+            side = "SELL" if held[market_id] > 0 else "BUY"
+            params = {"symbol": market_id, "side": side, "type": "MARKET",
+                      "quantity": str(quantity), "newClientOrderId": client_id}  # fmt: skip
+            if kind != "flip":
+                params["reduceOnly"] = "true"
+            async with session.post("/fapi/v1/order", data=params) as answer:
+                body = await answer.json()
+            answer_text = body.get("status") or f"{body.get('code')} {body.get('msg')}"
+        self.actions.append(
+            HandAction(state.now_ms, market_id, kind, client_id, quantity, answer_text, covered_ms)
+        )
+
+    async def _cancel_stop(
+        self, session: aiohttp.ClientSession, state: LoopbackState, market_id: str
+    ) -> tuple[str, int | None]:
+        async with session.get("/fapi/v1/openAlgoOrders", params={"symbol": market_id}) as got:
+            stops = [
+                o["clientAlgoId"]
+                for o in await got.json()
+                if is_ours(o["clientAlgoId"]) and o["orderType"] == "STOP_MARKET"
+            ]
+        if not stops:
+            return "no stop of ours", None
+        covered_ms = None if market_id in unprotected(state) else state.now_ms
+        params = {"symbol": market_id, "clientAlgoId": stops[0]}
+        async with session.delete("/fapi/v1/algoOrder", params=params) as answer:
+            body: dict[str, Any] = await answer.json()
+        text = f"canceled {stops[0]}" if answer.status == 200 else f"{body.get('msg')}"
+        return text, covered_ms
+
+
+def _quantity(
+    kind: str, held: Decimal, share: float, state: LoopbackState, market_id: str
+) -> Decimal:
+    """The person's order: a share of the position (at least a step, less than all of it,
+    when it has two steps or more), all of it, or twice it (a flip)."""
+    size, step = abs(held), Decimal(state.markets[market_id].step_size)
+    if kind == "flip":
+        return 2 * size
+    if kind == "close" or size < 2 * step:
+        return size
+    part = (size * Decimal(str(share)) / step).to_integral_value(ROUND_DOWN) * step
+    return min(max(part, step), size - step)
+
+
+def booking_key(trade: ClosedTrade) -> tuple[str, str, int]:
+    """A closed trade's key in the database: its symbol, entry order and close time."""
+    return trade.symbol, trade.entry_order_id, ms_from_utc(trade.closed_at)
