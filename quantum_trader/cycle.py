@@ -310,6 +310,8 @@ class Executor:
             detail = " ".join(f"{k}={v:.3f}" for k, v in factors.items())
             if sized.market_max_quantity is not None:  # the exchange's market maximum bound
                 detail += f" capped_at_market_max_qty={sized.market_max_quantity}"
+            if sized.slippage_max_quantity is not None:  # the book's depth (cost model) bound
+                detail += f" capped_at_slippage_qty={sized.slippage_max_quantity}"
             sized_verdict = Verdict.allow(
                 GateName.SIZER,
                 candidate.symbol,

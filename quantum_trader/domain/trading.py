@@ -113,6 +113,8 @@ class SizedOrder:
     Invariant: `expected_loss_usdt` (loss at the stop, before costs) is at most the risk budget.
     `market_max_quantity`: the exchange's market-order maximum (MARKET_LOT_SIZE maxQty) when it
     capped `quantity` below what the budget and the margin cap allowed; None when it did not.
+    `slippage_max_quantity`: likewise the market's depth as the cost model sees it (the most
+    whose expected slippage stays within `sizing.max_slippage_stop_share` of the stop distance).
     """
 
     symbol: str
@@ -132,6 +134,7 @@ class SizedOrder:
     method: str = "math"
     exit_mode: ExitMode = ExitMode.DEFENSIVE_TRAIL
     market_max_quantity: Decimal | None = None
+    slippage_max_quantity: Decimal | None = None
 
     @property
     def reward_risk(self) -> float:

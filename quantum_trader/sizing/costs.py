@@ -53,6 +53,22 @@ class CostModel:
         share = (notional - s.small_order_notional_usdt) / span if span > 0 else 1.0
         return s.slippage_small + (s.slippage_large - s.slippage_small) * share
 
+    def notional_within_slippage(self, max_rate: float, atr_pct: float) -> float:
+        """The largest notional whose `slippage_rate` is at most `max_rate` (the market's depth
+        as the model sees it): 0.0 when even the smallest order slips more, inf when none does.
+        """
+        s = self.settings
+        room = max_rate - self._volatility_slippage(atr_pct)
+        if not math.isfinite(room) or room < s.slippage_small:
+            return 0.0
+        if s.slippage_large <= 0:
+            return math.inf  # no slippage at any size
+        if room >= s.slippage_large:
+            return s.large_order_notional_usdt * (room / s.slippage_large) ** 2
+        share = (room - s.slippage_small) / (s.slippage_large - s.slippage_small)
+        span = s.large_order_notional_usdt - s.small_order_notional_usdt
+        return s.small_order_notional_usdt + span * share
+
     def _volatility_slippage(self, atr_pct: float) -> float:
         s = self.settings
         if not math.isfinite(atr_pct):

@@ -10,7 +10,10 @@ Quantities round down to the step, the stop toward the entry and the target away
 the loss at the stop plus the costs of getting stopped out never exceed the budget. The entry is
 a market order: its quantity is capped at the market-order maximum (MARKET_LOT_SIZE maxQty,
 rounded down to its step), which Binance would refuse with -4005 every cycle; the order records
-that cap (`SizedOrder.market_max_quantity`) as the risk plan records the margin cap.
+that cap (`SizedOrder.market_max_quantity`) as the risk plan records the margin cap. It is
+also capped at the book's depth as the cost model sees it: the expected slippage at most
+`max_slippage_stop_share` of the nearer exit's distance (`slippage_max_quantity`), else the
+fill's own impact could carry it past the target (a huge paper account did so).
 """
 
 from __future__ import annotations
@@ -188,6 +191,11 @@ class MathSizer:
             quantity * per_unit > risk.budget_usdt or quantity * entry > risk.notional_usdt
         ):
             quantity -= rules.step_size
+        depth = self._depth_quantity(candidate, rules, min(distance, (target - entry) * side.sign))
+        if isinstance(depth, Verdict):
+            return depth
+        slippage_capped = depth if depth is not None and quantity > depth else None
+        quantity = min(quantity, depth) if depth is not None else quantity
         market = rules.market_lot_size
         capped_at = market.max_quantity if market.exceeded_by(quantity) else None
         quantity = market.cap(quantity)
@@ -221,7 +229,30 @@ class MathSizer:
             method=self.method,
             exit_mode=plan.exit_mode,
             market_max_quantity=capped_at,
+            slippage_max_quantity=slippage_capped,
         )
+
+    def _depth_quantity(
+        self, candidate: Candidate, rules: MarketRules, exit_distance: Decimal
+    ) -> Decimal | Verdict | None:
+        """The most this entry may buy or sell before its expected slippage exceeds
+        `max_slippage_stop_share` of the nearer exit's distance (None: no bound), or a denial
+        when even the smallest order would: past it, the fill's own market impact would carry
+        it toward, or past, the target (booked there as a TP_HIT at a loss)."""
+        share = self.settings.max_slippage_stop_share
+        max_rate = float(exit_distance / candidate.price) * share
+        notional = self.costs.notional_within_slippage(max_rate, candidate.atr_pct)
+        if math.isinf(notional):
+            return None
+        if notional <= 0:
+            smallest = self.costs.slippage_rate(0.0, candidate.atr_pct)
+            return _deny(
+                candidate,
+                ReasonCode.SIZE_ZERO,
+                f"slippage {smallest:.4%} at any size exceeds {share} of the stop distance "
+                f"({max_rate / share:.4%}): the market is too thin for this stop",
+            )
+        return rules.round_quantity_down(to_decimal(notional) / candidate.price)
 
     def _cost_per_unit(
         self, candidate: Candidate, stop: Decimal, risk: RiskPlan, funding_rate_8h: float

@@ -95,6 +95,9 @@ class SizingSettings(Section):
     max_stop_pct: Annotated[float, Field(gt=0, lt=1), at_least("min_stop_pct")] = 0.10
     kelly_min_trades: int = Field(10, ge=1)
     max_risk_fraction: Annotated[float, Field(gt=0, le=0.1), at_least("risk_per_trade")] = 0.02
+    # The entry's expected slippage (cost model) at most this share of the nearer exit's
+    # distance: beyond the book's depth a fill's own impact would carry it past the target.
+    max_slippage_stop_share: float = Field(0.25, gt=0, le=1)
     cvar_level: float = Field(0.95, gt=0.5, lt=1)
     cvar_min_returns: int = Field(20, ge=5)
     volatility_target_atr_pct: float = Field(0.02, gt=0)
