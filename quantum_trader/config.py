@@ -131,6 +131,16 @@ class ExchangeSettings(Section):
         return self
 
 
+def _a_directory(value: object, unset_means: str) -> object:
+    """`value` unless it is an empty text, which a path would read as the working directory."""
+    if isinstance(value, str) and not value.strip():
+        raise ValueError(
+            f"is empty, which would mean the working directory; unset it for {unset_means}, "
+            "or name a directory"
+        )
+    return value
+
+
 def _blank(secret: SecretStr | None) -> bool:
     """Unset, or set to nothing (`QT_EXCHANGE__API_KEY=` left in a template)."""
     return secret is None or not secret.get_secret_value().strip()
@@ -153,12 +163,7 @@ class MarketSettings(Section):
     @classmethod
     def _dir_not_empty(cls, value: object) -> object:
         """An empty value would be the working directory: refused, as for data_dir."""
-        if isinstance(value, str) and not value.strip():
-            raise ValueError(
-                "is empty, which would mean the working directory; unset it for "
-                "data_dir/market or the bundled sample, or name a directory"
-            )
-        return value
+        return _a_directory(value, "data_dir/market or the bundled sample")
 
     @field_validator("replay_start")
     @classmethod
@@ -299,12 +304,7 @@ class Settings(BaseSettings):
     @classmethod
     def _not_empty(cls, value: object) -> object:
         """An empty value (`QT_DATA_DIR=`) would be the working directory: refused."""
-        if isinstance(value, str) and not value.strip():
-            raise ValueError(
-                "is empty, which would mean the working directory; unset it for ./data, or "
-                "name a directory"
-            )
-        return value
+        return _a_directory(value, "./data")
 
     @model_validator(mode="after")
     def _check_sections_agree(self) -> Settings:

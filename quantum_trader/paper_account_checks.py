@@ -10,7 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from quantum_trader.config import Settings
-from quantum_trader.domain import MarketRules, OrderStatus
+from quantum_trader.domain import MarketRules
 from quantum_trader.errors import ConfigurationError
 from quantum_trader.execution.paper import PaperExchange
 from quantum_trader.execution.paper_state import load_state
@@ -29,11 +29,7 @@ def refuse_symbols_left_out(
     state = load_state(state_path)
     if state is None:
         return
-    held = set(state.positions) | {
-        order.symbol
-        for order in state.orders.values()
-        if order.kind.is_conditional and order.status is OrderStatus.OPEN
-    }
+    held = state.symbols_held()
     left_out = sorted(held - set(rules))
     if left_out:
         raise ConfigurationError(

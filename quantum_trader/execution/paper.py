@@ -29,7 +29,6 @@ from quantum_trader.domain import (
     MarketRules,
     Order,
     OrderRequest,
-    OrderStatus,
     SnapshotSource,
 )
 from quantum_trader.errors import MarketDataError, OperatorActionRequired
@@ -299,11 +298,7 @@ class PaperExchange:
 
 def _check_symbols(state: PaperState, rules: Mapping[str, MarketRules], path: Path | None) -> None:
     """A saved account must only hold symbols this exchange still has prices for."""
-    held = set(state.positions) | {
-        order.symbol
-        for order in state.orders.values()
-        if order.kind.is_conditional and order.status is OrderStatus.OPEN
-    }
+    held = state.symbols_held()
     missing = sorted(held - set(rules))
     if missing:
         raise OperatorActionRequired(

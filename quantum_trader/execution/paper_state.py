@@ -53,6 +53,16 @@ class PaperState:
     next_order_no: int = 1
     next_trade_no: int = 1
 
+    def symbols_held(self) -> set[str]:
+        """The symbols with a position or a resting stop or target: those the account needs
+        prices and rules for."""
+        resting = (
+            o.symbol
+            for o in self.orders.values()
+            if o.kind.is_conditional and o.status is OrderStatus.OPEN
+        )
+        return set(self.positions) | set(resting)
+
 
 def save_state(path: Path, state: PaperState) -> None:
     """Write `state` to `path` atomically: a crash leaves the old file or the new one."""
