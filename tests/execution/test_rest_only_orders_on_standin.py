@@ -25,11 +25,11 @@ from loopback.state import START_MS
 from structlog.testing import capture_logs
 from test_exchange_answers import sized
 from test_missed_events_on_standin import KEEPER, TICK_S, ticks_in
+from test_stop_check_on_standin import our_stops
 
 from quantum_trader.clock import ManualClock, ms_from_utc, utc_from_ms
 from quantum_trader.domain import (
     ExchangeSnapshot,
-    Order,
     OrderKind,
     OrderRequest,
     OrderSide,
@@ -37,7 +37,7 @@ from quantum_trader.domain import (
 )
 from quantum_trader.execution.ccxt_exchange import CcxtExchange
 from quantum_trader.gates.settings import PerformanceSettings
-from quantum_trader.keeper.ids import ClientOrderIds, Purpose, is_ours
+from quantum_trader.keeper.ids import ClientOrderIds, Purpose
 from quantum_trader.keeper.keeper import PositionKeeper
 from quantum_trader.monitor.settings import MonitorSettings
 from quantum_trader.portfolio.ledger import Ledger
@@ -101,17 +101,6 @@ async def keeper_rest_only(symbols: Sequence[str]) -> AsyncIterator[Rig]:
 
 def market_id(symbol: str) -> str:
     return symbol.split(":")[0].replace("/", "")
-
-
-def our_stops(snapshot: ExchangeSnapshot, symbol: str) -> list[Order]:
-    return [
-        o
-        for o in snapshot.open_conditional_orders
-        if o.symbol == symbol
-        and is_ours(o.client_order_id)
-        and o.kind is OrderKind.STOP_MARKET
-        and o.reduce_only
-    ]
 
 
 def order_reads(server: LoopbackBinance) -> tuple[list[str], int]:
