@@ -19,7 +19,7 @@ import re
 from pathlib import Path
 
 ROOT = "_replay"
-OPENED = ("Executor.run_cycle", "QuietSteps._keeper_still", "QuietSteps._cycle_unmoved")
+OPENED = ("Executor.run_cycle", "QuietSteps._keeper_still", "QuietChecks.cycle_unmoved")
 
 
 def _name(frame: str) -> str:

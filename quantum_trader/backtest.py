@@ -31,12 +31,11 @@ from pathlib import Path
 
 from quantum_trader.app import Core, assemble, make_paper_exchange
 from quantum_trader.app_signals import choose_signal_source, said_not_trained_on
-from quantum_trader.clock import ManualClock, ms_from_utc, utc_from_ms
+from quantum_trader.clock import ManualClock, ms_from_utc
 from quantum_trader.collector import collector_paused, loaded_objects_exempt
 from quantum_trader.config import Settings
 from quantum_trader.domain import EquitySnapshot, MarketRules
-from quantum_trader.errors import ConfigurationError, QuantumTraderError
-from quantum_trader.log import get_logger
+from quantum_trader.errors import QuantumTraderError
 from quantum_trader.market.candle_store import TIMEFRAME_MS, CandleStore
 from quantum_trader.market.correlations_aside import correlations_aside
 from quantum_trader.market.provider import PrecomputedMarket
@@ -52,6 +51,7 @@ from quantum_trader.market.source import resolve_market_data
 from quantum_trader.ports import SignalSource
 from quantum_trader.record import record
 from quantum_trader.replay_quiet import QuietSteps
+from quantum_trader.replay_window import said_narrowed, window
 from quantum_trader.report.benchmark import buy_and_hold
 from quantum_trader.report.chart_inputs import ChartInputs, chart_inputs
 from quantum_trader.report.chart_process import ChartProcess, chart_process
@@ -65,7 +65,6 @@ from quantum_trader.storage.memory import InMemoryRepository
 from quantum_trader.storage.split import SplitRepository
 from quantum_trader.storage.sqlite import SqliteRepository
 
-log = get_logger("backtest")
 EQUITY_EVERY = timedelta(hours=1)
 DATABASE_FILE = "backtest.db"
 UNCHANGED_KEY = ("executor", "unchanged_cycles")
@@ -379,52 +378,3 @@ async def _snapshot_equity(core: Core, repository: SplitRepository, now: datetim
             len(core.keeper.positions),
         )
     )
-
-
-def window(
-    feed: ReplayFeed, start: datetime | None, end: datetime | None
-) -> tuple[datetime, datetime]:
-    """The requested window within the recorded data (after warm-up), or ConfigurationError."""
-    first = max(start or feed.start, feed.start)
-    last = min(end or feed.end, feed.end)
-    if first >= last and start is None and end is None:  # the recording itself is too short
-        raise ConfigurationError([feed.too_short()])
-    if first >= last:
-        raise ConfigurationError(
-            [
-                f"--start/--end: nothing to replay between {first.isoformat()} and "
-                f"{last.isoformat()}; recorded data (after warm-up) covers "
-                f"{feed.start.isoformat()} .. {feed.end.isoformat()}"
-                + "".join(f" ({line})" for line in narrowed(feed, start, end))
-            ]
-        )
-    return first, last
-
-
-def said_narrowed(feed: ReplayFeed, start: datetime | None, end: datetime | None) -> list[str]:
-    """`narrowed`, each line also a warning (shown by a quiet command): for its report."""
-    lines = narrowed(feed, start, end)
-    for line in lines:
-        log.warning("replay_window_narrowed", detail=line)
-    return lines
-
-
-def narrowed(feed: ReplayFeed, start: datetime | None, end: datetime | None) -> list[str]:
-    """One line for each end of the requested window that a symbol's recording moves: the
-    replay covers only what every symbol covers."""
-    lines = []
-    if start is not None and feed.start > start:
-        symbol = feed.first_starting
-        first = utc_from_ms(int(feed.bars[symbol].time_ms[0]))
-        lines.append(
-            f"{symbol}'s candles begin at {first:%Y-%m-%d %H:%M}: after {feed.history_bars} "
-            f"bars of warm-up the replay starts at {feed.start:%Y-%m-%d %H:%M}, not at "
-            f"{start:%Y-%m-%d %H:%M}"
-        )
-    if end is not None and feed.end < end:
-        symbol = feed.first_ending
-        lines.append(
-            f"{symbol}'s candles end at {feed.end:%Y-%m-%d %H:%M}: the replay ends there, "
-            f"not at {end:%Y-%m-%d %H:%M}"
-        )
-    return lines

@@ -13,7 +13,8 @@ import typer
 from rich.console import Console
 from typer.exceptions import TyperException
 
-from quantum_trader.config import Settings, load_settings
+from quantum_trader.config import Settings
+from quantum_trader.config_load import load_settings
 from quantum_trader.errors import (
     ConfigurationError,
     QuantumTraderError,

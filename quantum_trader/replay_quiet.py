@@ -38,9 +38,9 @@ an interval of each mark or of the equity, so passing at the extremes covers eve
 Where the base's inputs read prices (the balancer's priced refusals), the cycle's part is
 checked over the box the stretch spans — each held symbol's view price between the lowest and
 highest its steps show, the account between the two corners' — the balancer's refusals
-bounded check by check (`_unmoved_within`; balancer_holds.py `within`); where that does not
-show them, at each step's own balance and prices (`_priced_prefix`), which still spares each
-step the keeper's part.
+bounded check by check (replay_quiet_checks.py `unmoved_within`; balancer_holds.py `within`);
+where that does not show them, at each step's own balance and prices (`priced_prefix`), which
+still spares each step the keeper's part.
 
 A step that runs (at the hour, after a timer, when the cycle's inputs moved) may still spare
 its parts: the keeper's tick where the keeper's part of the checks holds — the keeper then
@@ -51,7 +51,6 @@ at the step's balance hold (`repeats_cycle`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -60,7 +59,7 @@ from quantum_trader.app import Core
 from quantum_trader.clock import ms_from_utc
 from quantum_trader.config import BacktestSettings
 from quantum_trader.cycle import CycleSummary
-from quantum_trader.domain import Balance, Order, PortfolioView, Position
+from quantum_trader.domain import Balance, Position
 from quantum_trader.execution.paper import PaperExchange
 from quantum_trader.gates.governor_state import GovernorState
 from quantum_trader.keeper.book import Book
@@ -69,6 +68,7 @@ from quantum_trader.market.model import MarketModel
 from quantum_trader.monitor.stops import with_extremes
 from quantum_trader.portfolio.account import AccountTracker
 from quantum_trader.record import record
+from quantum_trader.replay_quiet_checks import QuietChecks
 
 
 @record
@@ -96,6 +96,9 @@ class QuietSteps:
         self._step = step
         self._model = model
         self._exchange = exchange
+        self._checks = QuietChecks(core, model, exchange)
+        # Bound once: the per-step check costs the lookups it did as a method here.
+        self._cycle_unmoved = self._checks.cycle_unmoved
         self._enabled = settings.skip_quiet_steps
         self._reset_after = settings.operator_reset_after
         self._key: object = None  # the quiet key of the step that left the state as it was
@@ -250,7 +253,7 @@ class QuietSteps:
         The stretch starts after a repeated step: the keeper's regime memory, the one thing
         a tick moves that its plan reads, then stands until the regimes change. A base whose
         inputs read prices has the cycle's part checked over the range of prices the steps
-        show (`_unmoved_within`), or else at each step (`_priced_prefix`)."""
+        show (`QuietChecks.unmoved_within`), or else at each step (`priced_prefix`)."""
         self._failed = True
         held, steps = self._core.keeper.positions, list[datetime]()
         if not held or not self._found:
@@ -266,7 +269,7 @@ class QuietSteps:
         for length in (len(steps), len(steps) // 2):
             if length < 2:
                 continue
-            corners = self._corners(steps[length - 1], marks[:length], listed)
+            corners = self._checks.corners(steps[length - 1], marks[:length], listed)
             if corners is None:
                 continue
             if not priced:
@@ -275,73 +278,16 @@ class QuietSteps:
                 if not all(self._cycle_unmoved(balance_at(c), last, p) for c, p in corners):
                     continue
                 holding = length
-            elif self._unmoved_within(steps[:length], corners):
+            elif self._checks.unmoved_within(steps[:length], corners):
                 holding = length
                 self.ranged += 1
             else:
-                holding = self._priced_prefix(steps[:length], marks[:length])
+                holding = self._checks.priced_prefix(steps[:length], marks[:length])
             self._ahead = dict(zip(steps[:holding], marks[:holding], strict=True))
             # Cut short at a step whose own check fails: that step runs, the next try
             # waits for a step that ran.
             self._failed = holding < length
             return
-
-    def _priced_prefix(self, steps: Sequence[datetime], marks: Sequence[dict[str, Decimal]]) -> int:
-        """How many of `steps` pass the cycle's part of the checks at their own balance and
-        prices, from the first on: for a base whose inputs read prices where
-        `_unmoved_within` did not show them unmoved over the whole stretch."""
-        positions = self._core.keeper.positions
-        for index, (step, at) in enumerate(zip(steps, marks, strict=True)):
-            # What each step's tick leaves, as `repeats` books it: new highs and lows.
-            positions = {s: with_extremes(p, at[s]) for s, p in positions.items()}
-            if not self._cycle_unmoved(self._exchange.balance_at(at), step, positions):
-                return index
-        return len(steps)
-
-    def _corners(
-        self, last: datetime, marks: list[dict[str, Decimal]], listed: Mapping[str, Sequence[Order]]
-    ) -> list[tuple[dict[str, Decimal], dict[str, Position]]] | None:
-        """The keeper's part of the checks of steps up to `last` at the extremes of `marks`
-        (`_stretch`): each of the two corners (the lowest equity: every long at its lowest
-        mark, every short at its highest; and the other way round), with the positions its
-        tick would leave; None where the check fails at either."""
-        keeper = self._core.keeper
-        held = keeper.positions
-        low = {s: min(m[s] for m in marks) for s in held}
-        high = {s: max(m[s] for m in marks) for s in held}
-        found = []
-        for ends in ((low, high), (high, low)):
-            corner = {s: ends[0][s] if p.side.sign > 0 else ends[1][s] for s, p in held.items()}
-            positions = keeper.steady_at(last, listed, corner)
-            if positions is None:
-                return None
-            found.append((corner, positions))
-        return found
-
-    def _unmoved_within(
-        self,
-        steps: Sequence[datetime],
-        corners: list[tuple[dict[str, Decimal], dict[str, Position]]],
-    ) -> bool:
-        """The cycle's part of the checks of `steps` at once, for a base whose inputs read
-        prices: the tracker and the governor at the two corners, as for a base that reads
-        none, and the cycle's inputs over the range of the view's prices the steps show and
-        of the corners' accounts (`Executor.would_repeat_within`). False where that is not
-        shown; the steps are then checked one by one (`_priced_prefix`)."""
-        last = steps[-1]
-        accounts = []
-        for corner, positions in corners:
-            portfolio = self._account_unmoved(self._exchange.balance_at(corner), last, positions)
-            if portfolio is None:
-                return False
-            accounts.append(portfolio)
-        held = self._core.keeper.positions
-        shown = [self._model.prices_at(ms_from_utc(step)) for step in steps]
-        # As the balancer values a position: at the view's price, its entry price without.
-        prices = {s: [at.get(s, p.entry_price) for at in shown] for s, p in held.items()}
-        low = {s: min(seen) for s, seen in prices.items()}
-        high = {s: max(seen) for s, seen in prices.items()}
-        return self._core.executor.would_repeat_within(accounts, low, high, last)
 
     def _keeper_still(self, now: datetime) -> tuple[Balance, dict[str, Position]] | None:
         """Whether the keeper's tick at `now` would change nothing but the highs and lows
@@ -372,36 +318,6 @@ class QuietSteps:
 
     def _state(self) -> GovernorState:
         return self._core.governor.governor.state
-
-    def _cycle_unmoved(
-        self, balance: Balance, now: datetime, positions: Mapping[str, Position]
-    ) -> bool:
-        """Whether the cycle at `now`, the account at `balance` and the keeper holding
-        `positions`, would leave the tracker and the governor as they are and find its inputs
-        as the base's."""
-        portfolio = self._account_unmoved(balance, now, positions)
-        if portfolio is None:
-            return False
-        executor = self._core.executor
-        if executor.repeats_unpriced:
-            return executor.would_repeat(portfolio, now)
-        return executor.would_repeat(portfolio, now, self._model.state_at(ms_from_utc(now)))
-
-    def _account_unmoved(
-        self, balance: Balance, now: datetime, positions: Mapping[str, Position]
-    ) -> PortfolioView | None:
-        """The portfolio view the cycle at `now` would observe, the account at `balance` and
-        the keeper holding `positions`, where observing it leaves the tracker and the
-        governor as they are; None otherwise."""
-        core = self._core
-        portfolio = core.ledger.unchanged_view(balance, positions, now)
-        market = core.executor.latest_market
-        if portfolio is None or market is None:
-            return None
-        health = core.executor.health(now)
-        if not core.governor.governor.unchanged_by(portfolio, market, now, health):
-            return None
-        return portfolio
 
     def _settled(self, summary: CycleSummary) -> bool:
         """The step ended with a base the next cycle may repeat, nothing else to observe."""

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from quantum_trader.backtest import Replay, check_stop, run_replay, said_narrowed, window
+from quantum_trader.backtest import Replay, check_stop, run_replay
 from quantum_trader.clock import ms_from_utc
 from quantum_trader.config import Settings
 from quantum_trader.domain import Bars, SignalSeries
@@ -29,6 +29,7 @@ from quantum_trader.market.setup import history_bars, missing_inputs, replay_cav
 from quantum_trader.market.source import resolve_market_data
 from quantum_trader.ports import SignalSource
 from quantum_trader.record import record
+from quantum_trader.replay_window import said_narrowed, window
 from quantum_trader.report.model import BacktestReport
 from quantum_trader.report.outputs import staged_output
 from quantum_trader.report.provenance import SignalPeriod, training_window, walk_forward_provenance

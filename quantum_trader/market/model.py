@@ -23,7 +23,6 @@ import numpy.typing as npt
 
 from quantum_trader.clock import utc_from_ms
 from quantum_trader.domain import (
-    Action,
     Bars,
     FloatArray,
     GlobalRegime,
@@ -32,8 +31,6 @@ from quantum_trader.domain import (
     MarketView,
     Regime,
     Signal,
-    SignalSeries,
-    Vote,
 )
 from quantum_trader.domain.correlation import (
     CorrelationMatrix,
@@ -43,6 +40,7 @@ from quantum_trader.domain.correlation import (
 from quantum_trader.market.correlations_ahead import CorrelationsAhead, Rows
 from quantum_trader.market.correlations_aside import CorrelationJob, Matrices
 from quantum_trader.market.replay import FundingSeries
+from quantum_trader.market.run_signals import RunSignals
 from quantum_trader.market.series import (
     RegimeFn,
     StatisticsWindows,
@@ -63,7 +61,6 @@ from quantum_trader.record import record
 
 FundingFn = Callable[[str, int], float]
 GlobalRegimeFn = Callable[[int], GlobalRegime]
-_ACTIONS = {1: Action.BUY, -1: Action.SELL, 0: Action.HOLD}
 
 
 @record
@@ -103,7 +100,6 @@ class MarketModel:
     ) -> None:
         self._series = dict(series)
         self._rules = rules
-        self._source = source_name
         self._funding = funding_rate_8h
         self._global_regime = global_regime
         self._windows = windows
@@ -111,7 +107,7 @@ class MarketModel:
         self._origins = {symbol: grid_origin(s.bars) for symbol, s in self._series.items()}
         self._last_rows = {symbol: len(s.bars) - 1 for symbol, s in self._series.items()}
         self._runs = {symbol: signal_runs(s.signals) for symbol, s in self._series.items()}
-        self._signals: dict[str, tuple[int, Signal]] = {}  # symbol → (run, its signal)
+        self._signals = RunSignals(source_name)
         self._slow_runs = {
             symbol: slow_runs(s, self._runs[symbol]) for symbol, s in self._series.items()
         }
@@ -365,7 +361,7 @@ class MarketModel:
             regimes[symbol] = s.regime[last]
             if math.isfinite(zscore := s.return_zscore.item(last)):
                 zscores[symbol] = zscore
-            signals.append(self._signal_of_run(symbol, s.signals, self._runs[symbol].item(last)))
+            signals.append(self._signals.of_run(symbol, s.signals, self._runs[symbol].item(last)))
         fields = (atr_pct, regimes, zscores, signals)
         self._slow = _HeldSlow(key, fields, now_ms, now_ms)  # held from its second instant on
         return fields
@@ -386,25 +382,3 @@ class MarketModel:
                 matrix = correlation_matrix(returns, None, self._windows.returns_bars)
             self._correlations = (period, matrix)
         return self._correlations[1]
-
-    def _signal_of_run(self, symbol: str, series: SignalSeries, run: int) -> Signal:
-        """The signal of the run starting at row `run`, the same object for every row of it."""
-        cached = self._signals.get(symbol)
-        if cached is not None and cached[0] == run:
-            return cached[1]
-        signal = self._signal(symbol, series, run)
-        self._signals[symbol] = (run, signal)
-        return signal
-
-    def _signal(self, symbol: str, series: SignalSeries, row: int) -> Signal:
-        votes = tuple(
-            Vote(model, _ACTIONS[int(actions[row])], float(confidences[row]))
-            for model, (actions, confidences) in series.votes.items()
-        )
-        return Signal(
-            symbol,
-            _ACTIONS[int(series.action[row])],
-            float(series.confidence[row]),
-            self._source,
-            votes,
-        )

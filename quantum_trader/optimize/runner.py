@@ -15,7 +15,7 @@ from typing import Any
 
 import optuna
 
-from quantum_trader.backtest import BacktestInterrupted, narrowed, window
+from quantum_trader.backtest import BacktestInterrupted
 from quantum_trader.config import Settings
 from quantum_trader.errors import ConfigurationError, QuantumTraderError
 from quantum_trader.market.candle_store import CandleStore
@@ -41,6 +41,7 @@ from quantum_trader.optimize.study import (
     split,
 )
 from quantum_trader.record import record
+from quantum_trader.replay_window import narrowed, window
 from quantum_trader.signals.rules import RuleAgent
 from quantum_trader.walk_forward import Block
 

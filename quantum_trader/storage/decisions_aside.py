@@ -34,7 +34,7 @@ from typing import IO
 from quantum_trader.helper_process import start_helper
 from quantum_trader.log import get_logger
 from quantum_trader.storage import decisions_writer
-from quantum_trader.storage.codec import Row
+from quantum_trader.storage.tables import Row
 
 log = get_logger("storage")
 

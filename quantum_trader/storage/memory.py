@@ -21,10 +21,10 @@ from quantum_trader.domain import (
     PositionEvent,
 )
 from quantum_trader.ports import StateWrite, Writes
-from quantum_trader.storage import codec
-from quantum_trader.storage.codec import RepositoryRows, Row
+from quantum_trader.storage import codec, tables
+from quantum_trader.storage.tables import RepositoryRows, Row
 
-_OPEN_STATUSES = frozenset(s.value for s in codec.OPEN_ORDER_STATUSES)
+_OPEN_STATUSES = frozenset(s.value for s in tables.OPEN_ORDER_STATUSES)
 
 
 class InMemoryRepository:
@@ -59,7 +59,7 @@ class InMemoryRepository:
         row = codec.encode_order(order)
         previous = self._orders.get(order.client_order_id)
         if previous is not None:
-            created = codec.ORDER_CREATED_AT
+            created = tables.ORDER_CREATED_AT
             row = (*row[:created], previous[created], *row[created + 1 :])
         self._orders[order.client_order_id] = row
 
@@ -72,25 +72,25 @@ class InMemoryRepository:
         return [
             codec.decode_order(r)
             for r in self._sorted_orders()
-            if _matches(r, codec.ORDER_SYMBOL, symbol)
+            if _matches(r, tables.ORDER_SYMBOL, symbol)
         ]
 
     async def open_orders(self) -> list[Order]:
         """Orders still PENDING, OPEN or UNKNOWN, sorted like `orders()`."""
         rows = self._sorted_orders()
-        return [codec.decode_order(r) for r in rows if r[codec.ORDER_STATUS] in _OPEN_STATUSES]
+        return [codec.decode_order(r) for r in rows if r[tables.ORDER_STATUS] in _OPEN_STATUSES]
 
     async def record_fills(self, fills: Sequence[Fill]) -> None:
         """Store fills; a fill already stored (same symbol and trade id) is ignored."""
         for fill in fills:
             row = codec.encode_fill(fill)
-            self._fills.setdefault(tuple(row[i] for i in codec.FILL_KEY), row)
+            self._fills.setdefault(tuple(row[i] for i in tables.FILL_KEY), row)
 
     async def fills(self, symbol: str | None = None) -> list[Fill]:
         """Fills sorted by time, then trade id (as text), then arrival."""
-        time, trade_id = codec.FILL_SORT
+        time, trade_id = tables.FILL_SORT
         rows = sorted(self._fills.values(), key=lambda r: (str(r[time]), str(r[trade_id])))
-        return [codec.decode_fill(r) for r in rows if _matches(r, codec.FILL_SYMBOL, symbol)]
+        return [codec.decode_fill(r) for r in rows if _matches(r, tables.FILL_SYMBOL, symbol)]
 
     async def save_position(self, position: Position) -> None:
         self._positions[position.symbol] = codec.encode_position(position)
@@ -133,14 +133,14 @@ class InMemoryRepository:
         self._apply(_Encoded(writes))
 
     def _apply(self, encoded: _Encoded) -> None:
-        created = codec.ORDER_CREATED_AT
+        created = tables.ORDER_CREATED_AT
         for cid, row in encoded.orders:
             previous = self._orders.get(cid)
             if previous is not None:  # the first `created_at` is kept, as `save_order`
                 row = (*row[:created], previous[created], *row[created + 1 :])
             self._orders[cid] = row
         for row in encoded.fills:
-            self._fills.setdefault(tuple(row[i] for i in codec.FILL_KEY), row)
+            self._fills.setdefault(tuple(row[i] for i in tables.FILL_KEY), row)
         for symbol in encoded.positions_deleted:
             self._positions.pop(symbol, None)
         self._positions.update(encoded.positions)
@@ -150,7 +150,7 @@ class InMemoryRepository:
 
     async def closed_trades(self) -> list[ClosedTrade]:
         """Trades sorted by closed_at, then arrival."""
-        rows = _sorted_by(list(self._closed_trades.values()), codec.CLOSED_TRADE_CLOSED_AT)
+        rows = _sorted_by(list(self._closed_trades.values()), tables.CLOSED_TRADE_CLOSED_AT)
         return [codec.decode_closed_trade(r) for r in rows]
 
     async def amend_closed_trade(
@@ -174,7 +174,7 @@ class InMemoryRepository:
         rows = [codec.encode_decision(d) for d in decisions]
         self._decisions.extend(rows)
         self._decision_counts.update(
-            (str(r[codec.DECISION_GATE]), str(r[codec.DECISION_REASON])) for r in rows
+            (str(r[tables.DECISION_GATE]), str(r[tables.DECISION_REASON])) for r in rows
         )
 
     async def decision_counts(self) -> dict[tuple[str, str], int]:
@@ -182,7 +182,7 @@ class InMemoryRepository:
 
     async def recent_decisions(self, limit: int) -> list[Decision]:
         """The `limit` newest decisions, newest first (ties: latest recorded first)."""
-        time = codec.DECISION_TIME
+        time = tables.DECISION_TIME
         order = sorted(
             range(len(self._decisions)),
             key=lambda i: (str(self._decisions[i][time]), i),
@@ -196,7 +196,7 @@ class InMemoryRepository:
 
     async def position_events(self) -> list[PositionEvent]:
         """Events sorted by time, then arrival."""
-        rows = _sorted_by(self._events, codec.POSITION_EVENT_TIME)
+        rows = _sorted_by(self._events, tables.POSITION_EVENT_TIME)
         return [codec.decode_position_event(r) for r in rows]
 
     async def record_equity(self, snapshot: EquitySnapshot) -> None:
@@ -204,7 +204,7 @@ class InMemoryRepository:
 
     async def equity_history(self) -> list[EquitySnapshot]:
         """Snapshots sorted by time, then arrival."""
-        return [codec.decode_equity(r) for r in _sorted_by(self._equity, codec.EQUITY_TIME)]
+        return [codec.decode_equity(r) for r in _sorted_by(self._equity, tables.EQUITY_TIME)]
 
     async def save_state(self, namespace: str, key: str, payload: Mapping[str, Any]) -> None:
         """Insert or replace the JSON payload stored under (namespace, key)."""
@@ -224,7 +224,7 @@ class InMemoryRepository:
         """Nothing to release; the records stay readable."""
 
     def _sorted_orders(self) -> list[Row]:
-        created = codec.ORDER_CREATED_AT
+        created = tables.ORDER_CREATED_AT
         return sorted(self._orders.values(), key=lambda r: (str(r[created]), str(r[0])))
 
 

@@ -35,12 +35,12 @@ from quantum_trader.domain import (
 from quantum_trader.ports import StateWrite, Writes
 from quantum_trader.storage import codec
 from quantum_trader.storage import sqlite_statements as sql
-from quantum_trader.storage.codec import RepositoryRows, Row
 from quantum_trader.storage.decisions_aside import DecisionsAside
 from quantum_trader.storage.migrate import Migration
 from quantum_trader.storage.sqlite_audit import FLUSH_THRESHOLD_ROWS, BufferedAudit
 from quantum_trader.storage.sqlite_connection import ReadOnlyRepositoryError, SqliteConnection
 from quantum_trader.storage.sqlite_open import open_database
+from quantum_trader.storage.tables import RepositoryRows, Row
 
 __all__ = ["FLUSH_THRESHOLD_ROWS", "ReadOnlyRepositoryError", "SqliteRepository"]
 

@@ -16,10 +16,10 @@ from collections.abc import Sequence
 from quantum_trader.domain import Decision, EquitySnapshot, PositionEvent
 from quantum_trader.storage import codec
 from quantum_trader.storage import sqlite_statements as sql
-from quantum_trader.storage.codec import Row
 from quantum_trader.storage.decisions_aside import DecisionsAside
 from quantum_trader.storage.sqlite_connection import SqliteConnection
 from quantum_trader.storage.sqlite_open import BUSY_TIMEOUT_MS
+from quantum_trader.storage.tables import Row
 
 FLUSH_THRESHOLD_ROWS = 5_000
 DECISIONS_ASIDE_FINISH_S = 60.0  # a decisions writer process's last batches: milliseconds, normally

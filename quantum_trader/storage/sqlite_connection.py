@@ -18,7 +18,7 @@ from pathlib import Path
 import aiosqlite
 
 from quantum_trader.errors import QuantumTraderError, StorageFailed
-from quantum_trader.storage.codec import Row, SqlValue
+from quantum_trader.storage.tables import Row, SqlValue
 
 Batch = tuple[str, list[Row]]  # a statement and the rows it is executed for
 # Result codes of a write that will fail again until a person acts (primary codes: an

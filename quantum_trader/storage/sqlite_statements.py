@@ -1,4 +1,4 @@
-"""The SQL the SQLite repository runs, table by table, built from codec.py's column lists.
+"""The SQL the SQLite repository runs, table by table, built from tables.py's column lists.
 
 Every statement reads or writes the rows codec.py encodes, in its column order; the sort orders
 are the ones the Repository port promises (memory.py keeps the same ones in Python). Table and
@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from quantum_trader.ports import StateWrite, Writes
-from quantum_trader.storage import codec
-from quantum_trader.storage.codec import Row, SqlValue
+from quantum_trader.storage import codec, tables
+from quantum_trader.storage.tables import Row, SqlValue
 
 
 def _insert(table: str, columns: Sequence[str], conflict: str = "") -> str:
@@ -36,18 +36,18 @@ def _of_symbol(select: str, sort: str, symbol: str | None) -> tuple[str, tuple[S
 # orders
 UPSERT_ORDER = _insert(
     "orders",
-    codec.ORDER_COLUMNS,
+    tables.ORDER_COLUMNS,
     "ON CONFLICT (client_order_id) DO UPDATE SET "
-    + _update_all_but(codec.ORDER_COLUMNS, {"client_order_id", "created_at"}),
+    + _update_all_but(tables.ORDER_COLUMNS, {"client_order_id", "created_at"}),
 )
-_SELECT_ORDERS = _select("orders", codec.ORDER_COLUMNS)
+_SELECT_ORDERS = _select("orders", tables.ORDER_COLUMNS)
 _ORDERS_SORT = " ORDER BY created_at, client_order_id"
 SELECT_ORDER = _SELECT_ORDERS + " WHERE client_order_id = ?"
 SELECT_OPEN_ORDERS = (
-    f"{_SELECT_ORDERS} WHERE status IN ({', '.join('?' * len(codec.OPEN_ORDER_STATUSES))})"
+    f"{_SELECT_ORDERS} WHERE status IN ({', '.join('?' * len(tables.OPEN_ORDER_STATUSES))})"
     + _ORDERS_SORT
 )
-OPEN_ORDER_STATUSES = tuple(s.value for s in codec.OPEN_ORDER_STATUSES)  # its parameters
+OPEN_ORDER_STATUSES = tuple(s.value for s in tables.OPEN_ORDER_STATUSES)  # its parameters
 
 
 def select_orders(symbol: str | None) -> tuple[str, tuple[SqlValue, ...]]:
@@ -56,8 +56,8 @@ def select_orders(symbol: str | None) -> tuple[str, tuple[SqlValue, ...]]:
 
 
 # fills
-INSERT_FILL = _insert("fills", codec.FILL_COLUMNS, "ON CONFLICT (symbol, trade_id) DO NOTHING")
-_SELECT_FILLS = _select("fills", codec.FILL_COLUMNS)
+INSERT_FILL = _insert("fills", tables.FILL_COLUMNS, "ON CONFLICT (symbol, trade_id) DO NOTHING")
+_SELECT_FILLS = _select("fills", tables.FILL_COLUMNS)
 
 
 def select_fills(symbol: str | None) -> tuple[str, tuple[SqlValue, ...]]:
@@ -68,31 +68,33 @@ def select_fills(symbol: str | None) -> tuple[str, tuple[SqlValue, ...]]:
 # positions
 UPSERT_POSITION = _insert(
     "positions",
-    codec.POSITION_COLUMNS,
-    "ON CONFLICT (symbol) DO UPDATE SET " + _update_all_but(codec.POSITION_COLUMNS, {"symbol"}),
+    tables.POSITION_COLUMNS,
+    "ON CONFLICT (symbol) DO UPDATE SET " + _update_all_but(tables.POSITION_COLUMNS, {"symbol"}),
 )
 DELETE_POSITION = "DELETE FROM positions WHERE symbol = ?"
-SELECT_POSITIONS = _select("positions", codec.POSITION_COLUMNS) + " ORDER BY symbol"
+SELECT_POSITIONS = _select("positions", tables.POSITION_COLUMNS) + " ORDER BY symbol"
 
 # closed trades: one under each key, (symbol, entry order id, close time): codec.closed_trade_key
 INSERT_CLOSED_TRADE = _insert(
     "closed_trades",
-    codec.CLOSED_TRADE_COLUMNS,
+    tables.CLOSED_TRADE_COLUMNS,
     "ON CONFLICT (symbol, entry_order_id, closed_at) DO NOTHING",
 )
-_CLOSED_TRADE_KEY_COLUMNS = tuple(codec.CLOSED_TRADE_COLUMNS[i] for i in codec.CLOSED_TRADE_KEY)
+_CLOSED_TRADE_KEY_COLUMNS = tuple(tables.CLOSED_TRADE_COLUMNS[i] for i in tables.CLOSED_TRADE_KEY)
 _CLOSED_TRADE_WHERE = " WHERE " + " AND ".join(f"{c} = ?" for c in _CLOSED_TRADE_KEY_COLUMNS)
 _CLOSED_TRADE_AMENDED = [
-    c for c in codec.CLOSED_TRADE_COLUMNS if c not in _CLOSED_TRADE_KEY_COLUMNS
+    c for c in tables.CLOSED_TRADE_COLUMNS if c not in _CLOSED_TRADE_KEY_COLUMNS
 ]
-_CLOSED_TRADE_AMENDED_AT = tuple(codec.CLOSED_TRADE_COLUMNS.index(c) for c in _CLOSED_TRADE_AMENDED)
+_CLOSED_TRADE_AMENDED_AT = tuple(
+    tables.CLOSED_TRADE_COLUMNS.index(c) for c in _CLOSED_TRADE_AMENDED
+)
 AMEND_CLOSED_TRADE = (
     f"UPDATE closed_trades SET {', '.join(f'{c} = ?' for c in _CLOSED_TRADE_AMENDED)}"  # noqa: S608
     + _CLOSED_TRADE_WHERE
 )
-SELECT_CLOSED_TRADE = _select("closed_trades", codec.CLOSED_TRADE_COLUMNS) + _CLOSED_TRADE_WHERE
+SELECT_CLOSED_TRADE = _select("closed_trades", tables.CLOSED_TRADE_COLUMNS) + _CLOSED_TRADE_WHERE
 SELECT_CLOSED_TRADES = (
-    _select("closed_trades", codec.CLOSED_TRADE_COLUMNS) + " ORDER BY closed_at, id"
+    _select("closed_trades", tables.CLOSED_TRADE_COLUMNS) + " ORDER BY closed_at, id"
 )
 
 
@@ -103,18 +105,18 @@ def closed_trade_amendment(row: Row) -> Row:
 
 
 # decisions, position events, equity snapshots: append-only, in arrival order (id)
-INSERT_DECISION = _insert("decisions", codec.DECISION_COLUMNS)
-RECENT_DECISIONS = _select("decisions", codec.DECISION_COLUMNS) + (
+INSERT_DECISION = _insert("decisions", tables.DECISION_COLUMNS)
+RECENT_DECISIONS = _select("decisions", tables.DECISION_COLUMNS) + (
     " ORDER BY time DESC, id DESC LIMIT ?"
 )
 COUNT_DECISIONS = "SELECT gate, reason, count(*) FROM decisions GROUP BY gate, reason"
 HIGHEST_DECISION_ID = "SELECT max(id) FROM decisions"
-INSERT_POSITION_EVENT = _insert("position_events", codec.POSITION_EVENT_COLUMNS)
+INSERT_POSITION_EVENT = _insert("position_events", tables.POSITION_EVENT_COLUMNS)
 SELECT_POSITION_EVENTS = (
-    _select("position_events", codec.POSITION_EVENT_COLUMNS) + " ORDER BY time, id"
+    _select("position_events", tables.POSITION_EVENT_COLUMNS) + " ORDER BY time, id"
 )
-INSERT_EQUITY = _insert("equity_snapshots", codec.EQUITY_COLUMNS)
-SELECT_EQUITY = _select("equity_snapshots", codec.EQUITY_COLUMNS) + " ORDER BY time, id"
+INSERT_EQUITY = _insert("equity_snapshots", tables.EQUITY_COLUMNS)
+SELECT_EQUITY = _select("equity_snapshots", tables.EQUITY_COLUMNS) + " ORDER BY time, id"
 
 # state: a JSON payload under (namespace, key)
 UPSERT_STATE = (

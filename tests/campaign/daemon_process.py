@@ -13,7 +13,7 @@ import sys
 import uvloop
 from seeded_signals import SeededSignals
 
-from quantum_trader.config import load_settings
+from quantum_trader.config_load import load_settings
 from quantum_trader.daemon import run_daemon
 from quantum_trader.log import configure_logging
 

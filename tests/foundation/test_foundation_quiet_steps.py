@@ -11,8 +11,8 @@ ran may still repeat its cycle (`QuietSteps.repeats_cycle`); a keeper tick that 
 record new highs or lows is booked instead of run (`QuietSteps.tick_spared`). Steps with
 positions open are also found to repeat a stretch at a time, checked at its extreme marks
 (`QuietSteps._stretch`), and, where the base's inputs read prices, those checked over the
-range of prices the stretch shows (`QuietSteps._unmoved_within`) or else at each step's own
-(`QuietSteps._priced_prefix`)."""
+range of prices the stretch shows (`QuietChecks.unmoved_within`) or else at each step's own
+(`QuietChecks.priced_prefix`)."""
 
 from __future__ import annotations
 
@@ -178,7 +178,7 @@ def test_what_reads_the_clock_inside_a_stretch_changes_no_row(tmp_path: Path) ->
 
 def test_a_priced_stretch_reaching_where_a_candidate_fits_runs_its_steps(tmp_path: Path) -> None:
     """Where the base's inputs read prices, a stretch is checked at once over the range of
-    prices its steps show (`QuietSteps._unmoved_within`; balancer_holds.py `within`). In this
+    prices its steps show (`QuietChecks.unmoved_within`; balancer_holds.py `within`). In this
     month a stretch reaches prices at which a denied candidate fits: a range check that
     always found the denials holding makes the repeating run's decisions differ from there
     on (found so; the windows above never reach such prices)."""

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from quantum_trader.config import Settings, load_settings
+from quantum_trader.config import Settings
+from quantum_trader.config_load import load_settings
 from quantum_trader.errors import ConfigurationError
 
 

@@ -226,7 +226,7 @@ def test_denials_shown_to_hold_over_a_range_hold_at_every_point_of_it(
     seed: int,
     inside: list[list[float]],
 ) -> None:
-    """A backtest checks a stretch of steps at once (replay_quiet.py `_unmoved_within`): each
+    """A backtest checks a stretch of steps at once (replay_quiet_checks.py `unmoved_within`): each
     open position's price anywhere in a range, the equity and the free margin anywhere
     between two accounts'. Declared at one set of prices and account, asked over the range
     from there to another — near (prices up to 20 % away, the equity up to 10 %: ranges

@@ -18,13 +18,13 @@ import pyarrow.feather as feather
 import pytest
 from test_market_data_bad_inputs import run_cli
 
-from quantum_trader.backtest import narrowed
 from quantum_trader.clock import utc_from_ms
 from quantum_trader.errors import ConfigurationError, MarketDataError
 from quantum_trader.market.candle_store import CandleStore, bundled_sample_dir
 from quantum_trader.market.replay import ReplayFeed
 from quantum_trader.market.rules import parse_rules, rules_for
 from quantum_trader.market.validation import check_candles
+from quantum_trader.replay_window import narrowed
 
 SAMPLE = bundled_sample_dir()
 RULES = next(SAMPLE.glob("exchange-info-*.json"))

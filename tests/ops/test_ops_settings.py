@@ -15,7 +15,7 @@ import pytest
 from daemon_harness import Daemon, eventually
 from ops_builders import BOT_TOKEN, TOKEN
 
-from quantum_trader.config import load_settings
+from quantum_trader.config_load import load_settings
 from quantum_trader.errors import ConfigurationError
 from quantum_trader.ops.server import check_address, check_open_files
 from quantum_trader.ops.settings import ServerSettings

@@ -11,7 +11,7 @@ import pytest
 from optimize_builders import optimize_cli
 from rich.console import Console
 
-from quantum_trader.config import load_settings
+from quantum_trader.config_load import load_settings
 from quantum_trader.errors import ConfigurationError
 from quantum_trader.optimize.results import StudyResults, check_out, print_results, write_results
 

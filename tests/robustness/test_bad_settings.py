@@ -17,7 +17,8 @@ import pytest
 from conftest import REPO
 from pydantic import BaseModel
 
-from quantum_trader.config import Settings, load_settings
+from quantum_trader.config import Settings
+from quantum_trader.config_load import load_settings
 from quantum_trader.errors import ConfigurationError
 
 

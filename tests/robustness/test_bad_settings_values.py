@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from quantum_trader.config import load_settings
+from quantum_trader.config_load import load_settings
 from quantum_trader.errors import ConfigurationError
 
 

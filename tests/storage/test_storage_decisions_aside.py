@@ -26,9 +26,9 @@ from structlog.testing import capture_logs
 from quantum_trader.domain import Decision, EquitySnapshot
 from quantum_trader.helper_process import FALLBACK_WARNINGS
 from quantum_trader.record import replace
-from quantum_trader.storage.codec import Row
 from quantum_trader.storage.decisions_aside import DecisionsAside
 from quantum_trader.storage.sqlite import FLUSH_THRESHOLD_ROWS, SqliteRepository
+from quantum_trader.storage.tables import Row
 
 BATCHES = 3
 
