@@ -339,7 +339,7 @@ class Executor:
             return _deny(GateName.EXECUTION, candidate, ReasonCode.ORDER_FAILED, str(error))
         if result.position is None:
             reason = ReasonCode.ORDER_UNSETTLED if result.unknown else ReasonCode.ORDER_FAILED
-            return _deny(GateName.EXECUTION, candidate, reason, f"not filled: {result.detail}")
+            return _deny(GateName.EXECUTION, candidate, reason, f"no position: {result.detail}")
         await self._sizing.on_position_opened(order, result.position.entry_order_id)
         return Verdict.allow(GateName.EXECUTION, candidate.symbol, f"opened ({result.detail})")
 

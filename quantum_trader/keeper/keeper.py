@@ -368,7 +368,11 @@ class PositionKeeper:
                 await self._reconcile_now(now)
                 position = self._carrier.book.positions.get(symbol)
                 return EntryResult(position, "outcome unknown", unknown=True)
-            return EntryResult(self._carrier.book.positions.get(symbol), str(answer.status))
+            position = self._carrier.book.positions.get(symbol)
+            detail = str(answer.status)
+            if position is None and answer.filled_quantity > 0:  # keeper/fill_check.py
+                detail += " and closed at once: see this symbol's keeper warning or error"
+            return EntryResult(position, detail)
 
     async def _protect_blind(self, sized: SizedOrder, now: datetime) -> None:
         """After an entry whose outcome is unknown, place its reduce-only stop at once: if the

@@ -22,6 +22,7 @@ from test_keeper_properties import KEEPER, SYMBOLS, Harness, assert_protected, s
 from test_keeper_scenarios import open_stops, ours
 
 from quantum_trader.domain import ExitReason, Side
+from quantum_trader.keeper.book import EntryPlan
 from quantum_trader.keeper.ids import Purpose
 
 BTC = SYMBOLS[0]
@@ -89,8 +90,16 @@ async def test_an_entry_filled_past_its_target_is_said_protected_and_exited_at_o
 
 async def test_an_entry_filled_past_its_target_with_the_mark_there_too_places_no_target() -> None:
     """A fast move: the mark at the fill too. Was: the take-profit refused (-2021,
-    `take_profit_order_failed`) and the next tick's TP_HIT."""
-    harness, logs = await entered(Side.LONG, None, mark=Decimal("106.20"))
+    `take_profit_order_failed`) and the next tick's TP_HIT. The executor is told."""
+    harness = await Harness.start()
+    await harness.keeper.tick(harness.now, rest=True)
+    plan = sized(BTC, Side.LONG, harness.exchange.marks[BTC])
+    harness.exchange.marks[BTC] = Decimal("106.20")
+    with capture_logs() as logs:
+        result = await harness.keeper.enter(plan, harness.now)
+
+    assert result.position is None
+    assert result.detail.startswith("FILLED and closed at once")
 
     assert said(logs, "take_profit_order_failed") == []
     assert len(said(logs, "entry_filled_past_target")) == 1
@@ -235,3 +244,20 @@ async def test_a_stop_refused_for_a_fill_past_its_target_closes_it_once() -> Non
     assert BTC not in exchange.held
     [trade] = await harness.repository.closed_trades()
     assert trade.exit_reason is ExitReason.PROTECTION_FAILED
+
+
+def test_an_entry_plan_keeps_what_was_approved_across_a_restart() -> None:
+    """The plan is saved with the entry's intent: what was approved reads back, and a plan
+    saved before it carried them reads back without (its fill checked for target and stop)."""
+    plan = EntryPlan.of(sized(BTC, Side.LONG, Decimal(100)), Decimal(12))
+    assert (plan.entry_price, plan.quantity, plan.risk_usdt, plan.risk_cap_usdt) == (
+        Decimal(100),
+        Decimal(3),
+        PLANNED_RISK,
+        Decimal(12),
+    )
+    assert EntryPlan.from_dict(plan.to_dict()) == plan
+    older = {k: v for k, v in plan.to_dict().items() if k not in ("risk_usdt", "risk_cap_usdt")}
+    older.pop("entry_price")
+    older.pop("quantity")
+    assert EntryPlan.from_dict(older).risk_usdt is None
