@@ -325,18 +325,21 @@ class Executor:
                 await self._sizing.open_paper(sized, now)
                 reason, detail = ReasonCode.LIFECYCLE_PAPER, "traded in the paper book"
                 return [*verdicts, _deny(GateName.EXECUTION, candidate, reason, detail)]
-            return [*verdicts, await self._execute(sized, candidate, now)]
+            cap = self._chain.risk_cap_usdt(portfolio)  # the keeper checks the fill against it
+            return [*verdicts, await self._execute(sized, candidate, now, cap)]
 
-    async def _execute(self, order: SizedOrder, candidate: Candidate, now: datetime) -> Verdict:
+    async def _execute(
+        self, order: SizedOrder, candidate: Candidate, now: datetime, cap: Decimal | None
+    ) -> Verdict:
         try:
-            result = await self._keeper.enter(order, now)
+            result = await self._keeper.enter(order, now, risk_cap_usdt=cap)
         except OrderRejected as error:
             return _deny(GateName.EXECUTION, candidate, error.reason, str(error))
         except RetryLater as error:  # not sent (rate limited, unreachable): a later cycle may
             return _deny(GateName.EXECUTION, candidate, ReasonCode.ORDER_FAILED, str(error))
         if result.position is None:
             reason = ReasonCode.ORDER_UNSETTLED if result.unknown else ReasonCode.ORDER_FAILED
-            return _deny(GateName.EXECUTION, candidate, reason, f"not filled: {result.detail}")
+            return _deny(GateName.EXECUTION, candidate, reason, f"no position: {result.detail}")
         await self._sizing.on_position_opened(order, result.position.entry_order_id)
         return Verdict.allow(GateName.EXECUTION, candidate.symbol, f"opened ({result.detail})")
 

@@ -87,6 +87,9 @@ class ExitReason(StrEnum):
     PROTECTION_FAILED = "PROTECTION_FAILED"
     LIQUIDATION = "LIQUIDATION"  # closed outside the program by Binance's liquidation
     ADL = "ADL"  # closed outside the program by Binance's auto-deleveraging
+    # An entry that filled at or past its own target or stop, exited at once; or the part of
+    # one whose fill risked more than the risk guard's per-trade cap (keeper/fill_check.py).
+    FILL_OFF_PLAN = "FILL_OFF_PLAN"
 
 
 class Regime(StrEnum):

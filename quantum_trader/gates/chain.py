@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import field
 from datetime import datetime
+from decimal import Decimal
 from typing import Protocol, cast, runtime_checkable
 
 from quantum_trader.domain import (
@@ -22,6 +23,7 @@ from quantum_trader.domain import (
     TradePlan,
     Verdict,
 )
+from quantum_trader.gates.risk_guard import RiskGuard
 from quantum_trader.record import record
 
 
@@ -126,6 +128,12 @@ class ApprovalChain:
             if not verdict.approved:
                 break
         return verdicts
+
+    def risk_cap_usdt(self, portfolio: PortfolioView) -> Decimal | None:
+        """The tightest per-trade cap on risk at the stop the order gates hold `portfolio` to
+        (the risk guard's), None without one: the keeper checks an entry's fill against it."""
+        caps = [g.risk_cap_usdt(portfolio) for g in self.order_gates if isinstance(g, RiskGuard)]
+        return min(caps, default=None)
 
 
 def _adjust(plan: TradePlan, verdict: Verdict) -> TradePlan:

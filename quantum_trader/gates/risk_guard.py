@@ -156,9 +156,14 @@ def _check_open_positions(ctx: _Context) -> _Failure:
     return None
 
 
+def risk_cap_usdt(portfolio: PortfolioView, settings: RiskGuardSettings) -> Decimal:
+    """The most an order may risk at its stop: `max_risk_per_trade` of the equity."""
+    return portfolio.equity_usdt * as_decimal(settings.max_risk_per_trade)
+
+
 def _check_risk(ctx: _Context) -> _Failure:
     risk = risk_at_stop_usdt(ctx.order)
-    cap = ctx.portfolio.equity_usdt * as_decimal(ctx.settings.max_risk_per_trade)
+    cap = risk_cap_usdt(ctx.portfolio, ctx.settings)
     if risk > cap:
         return ReasonCode.RISK_PER_TRADE_EXCEEDED, f"risk at stop {risk} > {cap}"
     return None
@@ -197,6 +202,10 @@ class RiskGuard:
     @property
     def name(self) -> GateName:
         return GateName.RISK_GUARD
+
+    def risk_cap_usdt(self, portfolio: PortfolioView) -> Decimal:
+        """The per-trade cap on risk at the stop its check applies to `portfolio` now."""
+        return risk_cap_usdt(portfolio, self.settings)
 
     def review_order(
         self, order: SizedOrder, portfolio: PortfolioView, market: MarketView, now: datetime

@@ -33,6 +33,7 @@ from quantum_trader.keeper.booking import (
     reduced,
 )
 from quantum_trader.keeper.fees import remembered
+from quantum_trader.keeper.fill_check import check_fill, limit_exits, with_limit
 from quantum_trader.keeper.ids import Purpose
 from quantum_trader.keeper.plan import Context, Note, Plan
 from quantum_trader.keeper.protect import (
@@ -42,6 +43,7 @@ from quantum_trader.keeper.protect import (
     PlaceTarget,
     StopWhy,
     exchange_trigger,
+    refused_exit_trigger,
 )
 from quantum_trader.record import replace
 
@@ -142,33 +144,45 @@ def _entered(
             existing.entry_price * existing.quantity + execution.price * execution.quantity
         ) / quantity
     held = ExchangePosition(intent.symbol, plan.side, quantity, price, plan.leverage)
+    limit: Decimal | None = None
+    checked: list[Note] = []
     if existing is not None and existing.side is plan.side:
         position = grown(existing, held, execution.fee_usdt)
     else:
         position = opened_position(
             held, plan, intent.client_order_id, now, execution.fee_usdt, context.keeper
         )
-    actions: list[OrderAction] = list(_protection(position, now, context))
+        limit, checked = check_fill(position, plan, context)  # far from its plan: fill_check.py
+        book = with_limit(book, intent.symbol, limit)
+    actions = _protection(position, context, limit)
     note = Note(
         "position_opened",
         intent.symbol,
         f"{position.side} {execution.quantity} @ {execution.price} "
         f"({execution.order.status}), stop {position.stop_price}",
     )
-    return Plan(book.with_position(position), records, actions=tuple(actions), notes=(note,))
+    notes = (note, *checked)
+    return Plan(book.with_position(position), records, actions=tuple(actions), notes=notes)
 
 
-def _protection(position: Position, now: datetime, context: Context) -> list[OrderAction]:
+def _protection(position: Position, context: Context, limit: Decimal | None) -> list[OrderAction]:
+    """Stop, then take-profit; for a fill far from its plan (`limit`: keeper/fill_check.py)
+    the stop clear of the fill, no take-profit when it is exited, then its exit."""
     rules = context.rules.get(position.symbol)
     tick = rules.tick_size if rules else None
     side = position.side.exit_order_side
     trigger = exchange_trigger(position, tick)
+    if limit is not None:  # Binance refuses a stop the mark, near the fill, has reached
+        gap = context.keeper.refused_exit_stop_gap_pct
+        trigger = refused_exit_trigger(position.side, trigger, position.entry_price, tick, gap)
     actions: list[OrderAction] = [
         PlaceStop(position.symbol, side, position.quantity, trigger, StopWhy.ENTRY)
     ]
-    if position.take_profit_order_id is None and position.take_profit_price > 0:
+    if position.take_profit_order_id is None and position.take_profit_price > 0 and limit != 0:
         target = position.take_profit_price
         actions.append(
             PlaceTarget(position.symbol, position.side.exit_order_side, position.quantity, target)
         )
+    if limit is not None:
+        actions += limit_exits(position, limit)
     return actions

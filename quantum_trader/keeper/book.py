@@ -24,6 +24,7 @@ from quantum_trader.domain import (
     Side,
     SizedOrder,
 )
+from quantum_trader.gates.risk_guard import risk_at_stop_usdt
 from quantum_trader.keeper.firing import firing_reason
 from quantum_trader.keeper.ids import Purpose, purpose_of
 from quantum_trader.keeper.unpriced import UnpricedClose
@@ -32,7 +33,10 @@ from quantum_trader.record import record, replace
 
 @record
 class EntryPlan:
-    """The protection and shape the sizer chose for an entry."""
+    """The protection and shape the sizer chose for an entry, and what was approved: the
+    sizer's `entry_price` and `quantity`, the risk at the stop the risk guard approved
+    (`risk_usdt`) and its per-trade cap then (`risk_cap_usdt`), against which the fill is
+    checked (keeper/fill_check.py). None in a plan saved before they were (not checked)."""
 
     side: Side
     stop_price: Decimal
@@ -40,9 +44,13 @@ class EntryPlan:
     leverage: int
     atr_pct: float
     exit_mode: ExitMode
+    entry_price: Decimal | None = None
+    quantity: Decimal | None = None
+    risk_usdt: Decimal | None = None
+    risk_cap_usdt: Decimal | None = None
 
     @classmethod
-    def of(cls, sized: SizedOrder) -> EntryPlan:
+    def of(cls, sized: SizedOrder, risk_cap_usdt: Decimal | None = None) -> EntryPlan:
         return cls(
             sized.side,
             sized.stop_price,
@@ -50,10 +58,14 @@ class EntryPlan:
             sized.leverage,
             sized.atr_pct,
             sized.exit_mode,
+            sized.entry_price,
+            sized.quantity,
+            risk_at_stop_usdt(sized),
+            risk_cap_usdt,
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        saved: dict[str, Any] = {
             "side": self.side.value,
             "stop_price": str(self.stop_price),
             "take_profit_price": str(self.take_profit_price),
@@ -61,9 +73,15 @@ class EntryPlan:
             "atr_pct": self.atr_pct,
             "exit_mode": self.exit_mode.value,
         }
+        for name in _APPROVED:
+            value = getattr(self, name)
+            if value is not None:
+                saved[name] = str(value)
+        return saved
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> EntryPlan:
+        approved = {n: Decimal(raw[n]) for n in _APPROVED if raw.get(n) is not None}
         return cls(
             Side(raw["side"]),
             Decimal(raw["stop_price"]),
@@ -71,7 +89,11 @@ class EntryPlan:
             int(raw["leverage"]),
             float(raw["atr_pct"]),
             ExitMode(raw["exit_mode"]),
+            **approved,
         )
+
+
+_APPROVED = ("entry_price", "quantity", "risk_usdt", "risk_cap_usdt")
 
 
 @record
@@ -267,6 +289,9 @@ class Book:
     position's and that the account's trades did not explain (keeper/round_trip.py): said
     once, not looked at again until it moves once more. In memory only: a restart reads the
     trades once more.
+    `limits` holds, by symbol held, the most an entry of ours whose fill lay far from its
+    plan may hold (0: it is exited), until it holds no more (keeper/fill_check.py); saved in
+    the repository's state (namespace `entry_limits`) with the position's bookings.
     """
 
     positions: Mapping[str, Position] = field(default_factory=dict)
@@ -276,6 +301,7 @@ class Book:
     fees_unread: Mapping[str, UnreadFees] = field(default_factory=dict)
     unpriced: Mapping[str, UnpricedClose] = field(default_factory=dict)
     entries_seen: Mapping[str, Decimal] = field(default_factory=dict)
+    limits: Mapping[str, Decimal] = field(default_factory=dict)
     # `blocked()` once per book: a book is never changed, only replaced (the executor and a
     # backtest's quiet-step checks ask each cycle and each step).
     _blocked: Mapping[str, str] | None = field(default=None, init=False, repr=False, compare=False)
@@ -320,7 +346,11 @@ class Book:
         return replace(self, positions={**self.positions, position.symbol: position})
 
     def without_position(self, symbol: str) -> Book:
-        return replace(self, positions={s: p for s, p in self.positions.items() if s != symbol})
+        positions = {s: p for s, p in self.positions.items() if s != symbol}
+        if symbol not in self.limits:
+            return replace(self, positions=positions)
+        limits = {s: q for s, q in self.limits.items() if s != symbol}
+        return replace(self, positions=positions, limits=limits)
 
     def with_intent(self, intent: Intent) -> Book:
         return replace(self, intents={**self.intents, intent.client_order_id: intent})

@@ -18,6 +18,7 @@ from quantum_trader.domain import Fill, Order, Position
 from quantum_trader.keeper.book import Book, is_unsettled
 from quantum_trader.keeper.external_saved import BookedChanges, ExternalBooked
 from quantum_trader.keeper.fee_carry import fee_writes
+from quantum_trader.keeper.fill_check import limit_writes
 from quantum_trader.keeper.orders import INTENTS
 from quantum_trader.keeper.plan import Plan
 from quantum_trader.keeper.unpriced import unpriced_writes
@@ -49,8 +50,9 @@ def bookings(
     """What `result` books from `before` to `after` for the symbols `mine` accepts: the
     orders' states and fills (the intents of those settled forgotten), the positions changed
     or gone, the account's trades booked for those still held or awaiting a close's price
-    (`external`), the orders whose fees are unread (keeper/fees.py), and the closes awaiting
-    their price (keeper/unpriced.py)."""
+    (`external`), the orders whose fees are unread (keeper/fees.py), the closes awaiting
+    their price (keeper/unpriced.py), and the limits of fills far from their plan
+    (keeper/fill_check.py)."""
     orders: list[Order] = []
     fills: list[Fill] = []
     deleted: list[tuple[str, str]] = []
@@ -67,6 +69,7 @@ def bookings(
     booked = external.changes(result.reducing_trades, kept, mine)
     fees, fees_read = fee_writes(before.fees_unread, after.fees_unread, mine)
     unpriced, priced = unpriced_writes(before.unpriced, after.unpriced, mine)
-    deleted += booked.state_deleted + fees_read + priced
-    state = booked.state + fees + unpriced
+    limits, lifted = limit_writes(before.limits, after.limits, mine)
+    deleted += booked.state_deleted + fees_read + priced + lifted
+    state = booked.state + fees + unpriced + limits
     return Bookings(Writes(orders, fills, gone, saved, deleted, state), booked)

@@ -23,6 +23,7 @@ class Draft:
         self.fees_unread: dict[str, UnreadFees] = dict(book.fees_unread)
         self.unpriced: dict[str, UnpricedClose] = dict(book.unpriced)
         self.entries_seen: dict[str, Decimal] = dict(book.entries_seen)
+        self.limits: dict[str, Decimal] = dict(book.limits)
         self._by_symbol: dict[str, dict[str, Intent]] = {}
         for intent in self.intents.values():
             self._by_symbol.setdefault(intent.symbol, {})[intent.client_order_id] = intent
@@ -65,4 +66,5 @@ class Draft:
             dict(self.fees_unread),
             dict(self.unpriced),
             {s: p for s, p in self.entries_seen.items() if s in self.positions},
+            {s: q for s, q in self.limits.items() if s in self.positions},
         )

@@ -22,6 +22,7 @@ from quantum_trader.keeper.booking import opened_position
 from quantum_trader.keeper.checks import ProtectionChecks
 from quantum_trader.keeper.cover import clear_of_mark, stop_while_unechoed
 from quantum_trader.keeper.draft import Draft
+from quantum_trader.keeper.fill_check import limit_exits
 from quantum_trader.keeper.ids import Purpose, is_ours
 from quantum_trader.keeper.manage import manage
 from quantum_trader.keeper.plan import Context, Note, Observation
@@ -60,7 +61,10 @@ class Protecting:
             exiting = any(i.purpose is Purpose.EXIT for i in self.book.intents_for(symbol))
             actions: list[SendExit] = []
             mark = self.observation.marks.get(symbol)
-            if not exiting:  # else an exit of ours is in flight: a later tick books it
+            limit = self._limit(position)
+            if not exiting and limit is not None:  # a fill far from its plan (fill_check.py)
+                actions = limit_exits(position, limit)
+            elif not exiting:  # else an exit of ours is in flight: a later tick books it
                 position, actions, events = manage(position, mark, self.now, self.context)
                 self.book.put(position)
                 self.events += events
@@ -77,6 +81,15 @@ class Protecting:
             else:
                 cover = protection_actions(position, check, self.now, self.context.monitor)
                 self.actions += clear_of_mark(cover, mark if exiting else None, self.context)
+
+    def _limit(self, position: Position) -> Decimal | None:
+        """The most `position` may hold after a fill far from its plan (keeper/fill_check.py),
+        None once it holds no more (then forgotten: a later addition by hand is not sold)."""
+        limit = self.book.limits.get(position.symbol)
+        if limit is not None and 0 < position.quantity <= limit:
+            del self.book.limits[position.symbol]
+            return None
+        return limit
 
     def release_orphans(self) -> None:
         """Cancel our conditional orders on symbols with no position and no unsettled order."""

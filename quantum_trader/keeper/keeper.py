@@ -32,7 +32,7 @@ from quantum_trader.domain import (
     StreamHealth,
 )
 from quantum_trader.errors import OrderRejected, QuantumTraderError, RetryLater
-from quantum_trader.keeper import fees_saved
+from quantum_trader.keeper import fees_saved, fill_check
 from quantum_trader.keeper.alerts import AlertListener
 from quantum_trader.keeper.book import Book, EntryPlan, Intent, is_unsettled
 from quantum_trader.keeper.carry import Carrier
@@ -155,6 +155,7 @@ class PositionKeeper:
         working = {o.client_order_id: o for o in ours if not is_unsettled(o)}
         fees_unread = await fees_saved.restored(repository)
         unpriced = await unpriced_restored(repository)
+        limits = await fill_check.restored(repository, positions)  # fills far from their plan
         external = await ExternalBooked.restored(repository, positions.keys() | unpriced.keys())
         saved = (await repository.load_state(RUN_STATE[0])).get(RUN_STATE[1], {})
         run = int(saved.get("n", 0)) + 1
@@ -166,7 +167,14 @@ class PositionKeeper:
             rules,
             settings,
             monitor,
-            Book(positions, intents, working=working, fees_unread=fees_unread, unpriced=unpriced),
+            Book(
+                positions,
+                intents,
+                working=working,
+                fees_unread=fees_unread,
+                unpriced=unpriced,
+                limits=limits,
+            ),
             ClientOrderIds(run),
             streams=streams,
             admits=admits,
@@ -323,8 +331,14 @@ class PositionKeeper:
 
     # -- what the executor and the governor ask for ----------------------------------------------
 
-    async def enter(self, sized: SizedOrder, now: datetime) -> EntryResult:
+    async def enter(
+        self, sized: SizedOrder, now: datetime, *, risk_cap_usdt: Decimal | None = None
+    ) -> EntryResult:
         """Enter at market and protect the fill at once (stop, then take-profit).
+
+        The fill is checked against the plan (keeper/fill_check.py): one at or past its target
+        or stop is exited at once; one risking more than approved is said, and its excess over
+        `risk_cap_usdt` (the risk guard's per-trade cap now; None: none) sold.
 
         An unknown outcome triggers a REST reconciliation at once: a fill is then adopted with
         the sizer's stop, and the symbol stays blocked until the order is settled. Raises
@@ -347,14 +361,18 @@ class PositionKeeper:
                 sized.quantity,
                 now,
                 self._context(advance=False),
-                plan=EntryPlan.of(sized),
+                plan=EntryPlan.of(sized, risk_cap_usdt),
             )
             if answer is None or is_unsettled(answer):
                 await self._protect_blind(sized, now)
                 await self._reconcile_now(now)
                 position = self._carrier.book.positions.get(symbol)
                 return EntryResult(position, "outcome unknown", unknown=True)
-            return EntryResult(self._carrier.book.positions.get(symbol), str(answer.status))
+            position = self._carrier.book.positions.get(symbol)
+            detail = str(answer.status)
+            if position is None and answer.filled_quantity > 0:  # keeper/fill_check.py
+                detail += " and closed at once: see this symbol's keeper warning or error"
+            return EntryResult(position, detail)
 
     async def _protect_blind(self, sized: SizedOrder, now: datetime) -> None:
         """After an entry whose outcome is unknown, place its reduce-only stop at once: if the

@@ -31,6 +31,7 @@ from quantum_trader.keeper.checks import ProtectionChecks
 from quantum_trader.keeper.cover import stop_awaiting_orders
 from quantum_trader.keeper.draft import Draft
 from quantum_trader.keeper.fees import remembered, settle_fees
+from quantum_trader.keeper.fill_check import check_fill
 from quantum_trader.keeper.firing import trigger_times
 from quantum_trader.keeper.guard import Protecting
 from quantum_trader.keeper.ids import Purpose
@@ -382,6 +383,11 @@ class Planner(OrderSettling, RoundTripSettling, Protecting):
         detail = f"{held.side} {held.quantity} @ {held.entry_price}, stop {adopted.stop_price}"
         event = "position_opened" if entry is not None else "position_adopted"
         self.notes.append(Note(event, symbol, f"{detail} ({how})", error=entry is None))
+        if entry is not None and entry.plan is not None:  # far from its plan: fill_check.py
+            limit, checked = check_fill(adopted, entry.plan, self.context)
+            if limit is not None:
+                self.book.limits[symbol] = limit
+            self.notes += checked
         return adopted
 
     def _latest_entry(self, symbol: str, entries: list[_Outcome]) -> Intent | None:

@@ -46,6 +46,12 @@ class KeeperSettings(Section):
     long after the close was seen, a mark read then books it instead (keeper/unpriced.py).
     A minute: Binance's request limits count by the minute, so a 429 has passed by then, and
     every second longer lets the mark drift further from the price the close was made at.
+    `fill_risk_warn_factor`: an entry whose fill risks more than this many times the risk the
+    risk guard approved (fill to stop, against the sizer's entry to stop) is said
+    (`entry_risk_above_plan`), and its excess over the guard's per-trade cap sold
+    (keeper/fill_check.py). 1.5: the sizer keeps the cost model's expected slippage within a
+    quarter of the stop distance (`sizing.max_slippage_stop_share`), so a fill twice that far
+    off is a book thinner than the model, not the slippage it priced.
     """
 
     adopt_stop_pct: float = Field(0.03, gt=0, lt=1)
@@ -57,3 +63,4 @@ class KeeperSettings(Section):
     refused_exit_stop_gap_pct: float = Field(0.002, gt=0, le=0.05)
     fees_unread_give_up_s: float = Field(3600.0, gt=0, le=6 * 86_400)
     external_close_mark_after_s: float = Field(60.0, gt=0, le=3600)
+    fill_risk_warn_factor: float = Field(1.5, gt=1, le=10)

@@ -44,8 +44,8 @@ def steady(
     objects, or copies that only record a new highest or lowest price (nothing a tick plans
     from reads those). None when the tick would do anything else. The caller knows the book
     otherwise settled and consistent with the exchange."""
-    if book.intents or book.unechoed or book.fees_unread or book.unpriced:
-        return None  # in flight, fees or a close's price to read
+    if book.intents or book.unechoed or book.fees_unread or book.unpriced or book.limits:
+        return None  # in flight, fees or a close's price to read, a fill's excess to sell
     if listed.keys() - book.positions.keys():
         return None  # an order of ours to release
     if any(order.triggered_at is not None for order in book.working.values()):

@@ -20,6 +20,7 @@ from quantum_trader.domain import (
     SizedOrder,
     Verdict,
 )
+from quantum_trader.gates.chain import ApprovalChain
 from quantum_trader.gates.risk_guard import RiskGuard, required_margin_usdt, risk_at_stop_usdt
 from quantum_trader.gates.settings import RiskGuardSettings
 
@@ -215,3 +216,12 @@ def test_leverage_cap_from_the_exchanges_bracket_for_the_notional() -> None:
     denied = review(sized_order(quantity="10", leverage=5), view=view)
     assert denied.reason is ReasonCode.LEVERAGE_TOO_HIGH
     assert bracketed.max_leverage_for(Decimal(5000)) == 0  # beyond the last cap: none
+
+
+def test_the_chain_gives_the_keeper_the_risk_guards_cap_on_risk_at_the_stop() -> None:
+    """`max_risk_per_trade` of the equity, the figure its check refuses above (the keeper
+    checks an entry's fill against it: keeper/fill_check.py); None with no risk guard."""
+    guard = RiskGuard(RiskGuardSettings(max_risk_per_trade=0.02))
+    account = portfolio(equity="10000")
+    assert ApprovalChain([], [guard]).risk_cap_usdt(account) == Decimal("200.00")
+    assert ApprovalChain([], []).risk_cap_usdt(account) is None

@@ -24,7 +24,9 @@ Binance says it is not open), the next reads of its force orders failing
 (`force_orders_unreadable`) or answered in a shape the adapter cannot read
 (`force_orders_malformed`). The next market order may execute in two trades, the second at the
 mark plus `split_next` (an entry of ours filled at two prices); the positions may report their
-entry price rounded to `entry_quantum` (Binance's own precision). A test liquidates or
+entry price rounded to `entry_quantum` (Binance's own precision), and the next entry (a market
+order not reduce-only) may fill at `entry_fills_at`, not the mark (a book thinner than the
+cost model prices, or a market that moved while the order travelled). A test liquidates or
 deleverages a position (`force_close`: the whole of it, by an order not ours that
 `fetch_force_orders` lists). As Binance does (-2021), it refuses a conditional order whose
 trigger the mark has already reached; with `answers_without_fees`, as Binance's do, its orders
@@ -102,6 +104,7 @@ class ModelExchange:
     sequence: int = 0
     split_next: Decimal | None = None
     entry_quantum: Decimal | None = None
+    entry_fills_at: Decimal | None = None
 
     # -- reads ----------------------------------------------------------------------------------
 
@@ -252,6 +255,8 @@ class ModelExchange:
             if quantity <= 0:
                 raise OrderRejected(ReasonCode.ORDER_REJECTED, "model: reduce-only rejected")
         price = self.marks[request.symbol]
+        if self.entry_fills_at is not None and not request.reduce_only:
+            price, self.entry_fills_at = self.entry_fills_at, None
         if self.split_next is not None:
             first = self.rules[request.symbol].round_quantity_down(quantity / 3)
             executed = self._execute(order, first, price, status)

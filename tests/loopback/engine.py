@@ -22,10 +22,13 @@ CONDITIONAL_TYPES = ("STOP_MARKET", "TAKE_PROFIT_MARKET")
 @dataclass(frozen=True, slots=True)
 class FillPlan:
     """Execute only `ratio` of a market order's quantity; the order ends `status`
-    (EXPIRED, as a market order that ran out of book, or PARTIALLY_FILLED, left open)."""
+    (EXPIRED, as a market order that ran out of book, or PARTIALLY_FILLED, left open).
+    `price`: execute at this price, not the mark (a book thinner than the mark suggests, or
+    a market that moved while the order travelled)."""
 
     ratio: Decimal
     status: str = "EXPIRED"
+    price: Decimal | None = None
 
 
 class Engine:
@@ -146,9 +149,9 @@ class Engine:
         quantity: Decimal,
         fill: FillPlan | None,
     ) -> None:
-        """Fill `quantity` of `order` at the mark price and report it."""
+        """Fill `quantity` of `order` at the mark price (or the fill plan's) and report it."""
         s = self.state
-        price = s.mark(market.market_id)
+        price = s.mark(market.market_id) if fill is None or fill.price is None else fill.price
         ordered = Decimal(order["origQty"])
         trades = []
         if quantity > 0:

@@ -1,0 +1,158 @@
+"""An entry's fill against its plan: at or past its target or stop, or risking more than the
+risk guard approved. Pure, but for the saved limits' reads and writes.
+
+The sizer plans an entry at the price it reads, with its stop and target there, and the risk
+guard approves its risk at the stop against its per-trade cap (`max_risk_per_trade` of the
+equity). A market order fills elsewhere: a book thinner than the cost model prices, or a
+market that moved while the order travelled. Was: the plan's stop and target booked whatever
+the fill; a take-profit the mark had passed refused (-2021) and the next tick's TP_HIT at
+about −fees, or one behind the fill resting until it booked a loss as TP_HIT; a fill risking
+twice the approved risk not said at all. Now, when the fill is booked (its answer, or the
+tick that books it from the entry's plan):
+
+- **at or past its target** (long: fill ≥ target; short: ≤), or **at or past its stop**: the
+  plan has nothing left to win (its reward:risk from the fill is ≤ 0, which the risk guard
+  never approves), or the level the signal named as wrong has been crossed. It is exited at
+  once, reduce-only (FILL_OFF_PLAN), not re-anchored: a stop and target moved to the fill
+  would be a trade no signal proposed and no gate checked. Its stop still goes on first, so
+  it is protected while the exit travels, `refused_exit_stop_gap_pct` beyond the fill where
+  the plan's lies at or past it (Binance would refuse it); no take-profit is placed;
+- **risking more than `keeper.fill_risk_warn_factor` times the approved risk** (fill to
+  stop): said with both, in USDT and R; and when it also breaks the guard's per-trade cap,
+  what holds more than the cap / the stop distance (down to the step) is sold at once,
+  reduce-only (FILL_OFF_PLAN). The trade's R stays over the risk its fill took.
+
+The most the position may hold (0: exit it) is a `Book.limits` entry, saved with the
+position's booking (namespace `entry_limits`), so a refused exit or a restart before the
+order still finds it: each tick sells what exceeds it (`limit_exits`) until it holds no more.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping
+from decimal import Decimal, InvalidOperation
+
+from quantum_trader.domain import ZERO, ExitReason, Position
+from quantum_trader.keeper.book import Book, EntryPlan
+from quantum_trader.keeper.plan import Context, Note
+from quantum_trader.keeper.protect import SendExit
+from quantum_trader.log import get_logger
+from quantum_trader.ports import Repository, StateWrite
+from quantum_trader.record import replace
+
+log = get_logger("keeper")
+LIMITS = "entry_limits"
+_REASON = ExitReason.FILL_OFF_PLAN
+
+
+def check_fill(
+    position: Position, plan: EntryPlan, context: Context
+) -> tuple[Decimal | None, list[Note]]:
+    """The most `position`, just opened by an entry of `plan`, may hold (0: exit it; None: as
+    it is), and what to say about its fill."""
+    sign, fill = position.side.sign, position.entry_price
+    target, stop = plan.take_profit_price, plan.stop_price
+    held = f"{position.side} {position.quantity} @ {fill}"
+    if target > 0 and (fill - target) * sign >= 0:
+        detail = f"{held}, at or past its target {target} ({_planned(plan)}): nothing left to win"
+        return ZERO, [_exiting("entry_filled_past_target", position, detail)]
+    if (fill - stop) * sign <= 0:
+        detail = f"{held}, at or past its stop {stop} ({_planned(plan)}): the plan's stop crossed"
+        return ZERO, [_exiting("entry_filled_past_stop", position, detail)]
+    return _risk_checked(position, plan, context)
+
+
+def _risk_checked(
+    position: Position, plan: EntryPlan, context: Context
+) -> tuple[Decimal | None, list[Note]]:
+    approved = plan.risk_usdt
+    distance = (position.entry_price - position.initial_stop_price) * position.side.sign
+    actual = distance * position.quantity
+    factor = Decimal(repr(context.keeper.fill_risk_warn_factor))
+    if approved is None or approved <= 0 or actual <= approved * factor:
+        return None, []
+    detail = (
+        f"{position.side} {position.quantity} @ {position.entry_price} risks {actual:.2f} USDT "
+        f"to its stop {position.initial_stop_price}, {actual / approved:.1f} R of the "
+        f"{approved:.2f} approved ({_planned(plan)})"
+    )
+    cap, limit = plan.risk_cap_usdt, None
+    if cap is None or actual <= cap:
+        within = "" if cap is None else f" within the risk guard's cap {cap:.2f}:"
+        detail += f";{within} kept as filled"
+    else:
+        rules = context.rules.get(position.symbol)
+        keep = cap / distance
+        keep = max(rules.round_quantity_down(keep) if rules else keep, ZERO)
+        limit = keep
+        detail += (
+            f"; above the risk guard's cap {cap:.2f}: selling {position.quantity - keep} now "
+            f"(reduce-only, {ExitReason.FILL_OFF_PLAN}) to hold {keep}, risking "
+            f"{keep * distance:.2f}"
+        )
+    return limit, [Note("entry_risk_above_plan", position.symbol, detail, warning=True)]
+
+
+def _exiting(event: str, position: Position, detail: str) -> Note:
+    then = f"; its stop kept, no take-profit placed, exited at market now ({_REASON})"
+    return Note(event, position.symbol, detail + then, warning=True)
+
+
+def _planned(plan: EntryPlan) -> str:
+    entry = "" if plan.entry_price is None else f" {plan.quantity} @ entry {plan.entry_price},"
+    return f"plan:{entry} stop {plan.stop_price}, target {plan.take_profit_price}"
+
+
+def limit_exits(position: Position, limit: Decimal) -> list[SendExit]:
+    """The reduce-only exit that leaves `position` holding at most `limit` (0: all of it)."""
+    if position.quantity <= limit:
+        return []
+    quantity = position.quantity - limit if limit > 0 else position.quantity
+    side = position.side.exit_order_side
+    return [SendExit(position.symbol, side, quantity, ExitReason.FILL_OFF_PLAN)]
+
+
+def with_limit(book: Book, symbol: str, limit: Decimal | None) -> Book:
+    """`book` with `symbol`'s limit set (None: cleared)."""
+    if limit is None and symbol not in book.limits:
+        return book
+    limits = {s: q for s, q in book.limits.items() if s != symbol}
+    if limit is not None:
+        limits[symbol] = limit
+    return replace(book, limits=limits)
+
+
+def limit_writes(
+    before: Mapping[str, Decimal], after: Mapping[str, Decimal], mine: Callable[[str], bool]
+) -> tuple[list[StateWrite], list[tuple[str, str]]]:
+    """The state entries to save and to delete (`LIMITS`) from `before` to `after`, for the
+    symbols `mine` accepts: written with the position's bookings (keeper/bookings.py)."""
+    if before is after or not (before or after):  # every tick but a fill far from its plan's
+        return [], []
+    saved: list[StateWrite] = [
+        (LIMITS, s, {"quantity": str(q)})
+        for s, q in sorted(after.items())
+        if before.get(s) != q and mine(s)
+    ]
+    deleted = [(LIMITS, s) for s in sorted(before.keys() - after.keys()) if mine(s)]
+    return saved, deleted
+
+
+async def restored(repository: Repository, held: Collection[str]) -> dict[str, Decimal]:
+    """The limits of the positions `held` as the last run saved them; one that does not read
+    back is said and dropped (the position is then kept as held), one of no position dropped."""
+    limits = {}
+    for symbol, saved in (await repository.load_state(LIMITS)).items():
+        if symbol not in held:  # written and deleted with its position: not expected
+            await repository.delete_state(LIMITS, symbol)
+            continue
+        try:
+            limit = Decimal(str(saved["quantity"]))
+            if not limit.is_finite() or limit < 0:
+                raise ValueError(f"not a quantity: {limit}")
+            limits[symbol] = limit
+        except (KeyError, TypeError, ValueError, InvalidOperation) as error:
+            detail = f"cannot be read again ({error!r}): the position is kept as held"
+            log.warning("entry_limit_unreadable", symbol=symbol, saved=saved, detail=detail)
+            await repository.delete_state(LIMITS, symbol)
+    return limits

@@ -1,0 +1,155 @@
+"""An entry the stand-in fills far from its plan, through the ccxt adapter and BinanceStreams
+in the stand-in's simulated time (keeper/fill_check.py; the model exchange's cases:
+tests/keeper/test_keeper_fill_off_plan.py).
+
+The sizer plans BTC at the mark 100,000: 0.003 BTC, stop 97,000, target 106,000, 9 USDT at
+risk. The stand-in fills the market order at a price of its own (`FillPlan.price`: a book
+thinner than the mark suggests). Past the target, was: the target placed at 106,000 below the
+fill, resting until a TP_HIT booked a loss. Far past the stop distance, was: nothing said, 18
+USDT at risk where 9 were approved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, MutableMapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from loopback import Fault, FillPlan, LoopbackBinance
+from loopback.fixtures import advance, advance_until, connect, settle, streams_on
+from loopback.state import START_MS
+from structlog.testing import capture_logs
+from test_exchange_answers import BTC, sized
+from test_stop_check_on_standin import covered
+
+from quantum_trader.clock import ManualClock, utc_from_ms
+from quantum_trader.domain import ExitReason, Side
+from quantum_trader.execution.ccxt_exchange import CcxtExchange
+from quantum_trader.gates.settings import PerformanceSettings
+from quantum_trader.keeper.keeper import PositionKeeper
+from quantum_trader.keeper.settings import KeeperSettings
+from quantum_trader.monitor.settings import MonitorSettings
+from quantum_trader.portfolio.ledger import Ledger
+from quantum_trader.storage.memory import InMemoryRepository
+
+ALGO_ORDER = "/fapi/v1/algoOrder"
+MARKET = "BTCUSDT"
+
+
+@dataclass
+class Rig:
+    clock: ManualClock
+    server: LoopbackBinance
+    exchange: CcxtExchange
+    keeper: PositionKeeper
+    repository: InMemoryRepository
+
+    async def tick(self) -> None:
+        await advance(self.server, 5.0)
+        await self.keeper.tick(self.clock.now())
+        await settle(self.server)
+
+    async def enter_filled_at(
+        self, price: Decimal, cap: Decimal | None = None
+    ) -> list[MutableMapping[str, Any]]:
+        """Enter BTC LONG as planned at the mark, the stand-in filling it at `price`; `cap`:
+        the risk guard's per-trade cap."""
+        plan = sized(BTC, Side.LONG, self.server.state.mark(MARKET))
+        fill = FillPlan(Decimal(1), price=price)
+        self.server.inject(Fault("/fapi/v1/order", method="POST", fill=fill))
+        with capture_logs() as logs:
+            if cap is None:
+                await self.keeper.enter(plan, self.clock.now())
+            else:
+                await self.keeper.enter(plan, self.clock.now(), risk_cap_usdt=cap)
+            await settle(self.server)
+        return logs
+
+    def targets_sent(self) -> list[dict[str, str]]:
+        return [
+            p
+            for m, path, p in self.server.requests
+            if (m, path) == ("POST", ALGO_ORDER) and p.get("type") == "TAKE_PROFIT_MARKET"
+        ]
+
+
+@asynccontextmanager
+async def keeper_on_standin() -> AsyncIterator[Rig]:
+    """A keeper of an empty account reading the streams' mirror of a stand-in."""
+    clock = ManualClock(utc_from_ms(START_MS))
+    async with LoopbackBinance(clock=clock) as server:
+        exchange = connect(server)
+        rules = await exchange.load_markets()
+        streams = streams_on(server, exchange)
+        stopping = asyncio.Event()
+        task = asyncio.create_task(streams.run(stopping))
+        try:
+            await advance_until(server, lambda: streams.health().usable, 30, "seeded")
+            repository = InMemoryRepository()
+            ledger = await Ledger.load(
+                repository, Decimal(10_000), clock.now(), PerformanceSettings()
+            )
+            keeper = await PositionKeeper.load(
+                exchange,
+                repository,
+                ledger,
+                rules,
+                KeeperSettings(),
+                MonitorSettings(),
+                streams=streams,
+            )
+            await keeper.tick(clock.now(), rest=True)
+            yield Rig(clock, server, exchange, keeper, repository)
+        finally:
+            stopping.set()
+            await asyncio.wait_for(task, 10)
+            await exchange.close()
+
+
+async def test_an_entry_the_standin_fills_past_its_target_is_exited_with_no_target_placed(
+) -> None:  # fmt: skip
+    async with keeper_on_standin() as rig:
+        logs = await rig.enter_filled_at(Decimal("106500.0"))
+
+        [line] = [e for e in logs if e["event"] == "entry_filled_past_target"]
+        assert "@ 106500" in line["detail"]
+        assert "target 106000" in line["detail"]
+        assert rig.targets_sent() == []
+        assert [e for e in logs if e["event"] == "take_profit_order_failed"] == []
+        assert rig.server.state.holding(MARKET).amount == 0  # sold at once, reduce-only
+        [trade] = await rig.repository.closed_trades()
+        assert trade.exit_reason is ExitReason.FILL_OFF_PLAN
+        assert trade.entry_price == Decimal("106500.0")
+        for _ in range(3):
+            await rig.tick()
+        snapshot = await rig.exchange.fetch_snapshot(rig.clock.now())
+        assert snapshot.positions == {}
+        assert list(snapshot.open_conditional_orders) == []  # its stop cancelled once it closed
+
+
+async def test_an_entry_the_standin_fills_far_past_its_stop_distance_is_cut_to_the_cap() -> None:
+    """Filled at 103,000: 6,000 from the stop, 18 USDT at risk (2 R); the cap 12 allows 0.002
+    BTC, so 0.001 is sold at once, reduce-only, and the stop resized to what is held."""
+    async with keeper_on_standin() as rig:
+        logs = await rig.enter_filled_at(Decimal("103000.0"), Decimal(12))
+
+        [line] = [e for e in logs if e["event"] == "entry_risk_above_plan"]
+        assert "18.00 USDT" in line["detail"]
+        assert "2.0 R of the 9.00 approved" in line["detail"]
+        assert "selling 0.001" in line["detail"]
+        assert rig.server.state.holding(MARKET).amount == Decimal("0.002")
+        assert len(rig.targets_sent()) == 1  # the target still lies beyond the fill
+        for _ in range(2):
+            await rig.tick()
+            snapshot = await rig.exchange.fetch_snapshot(rig.clock.now())
+            assert covered(snapshot, BTC)
+        assert rig.keeper.positions[BTC].quantity == Decimal("0.002")
+        sells = [
+            p
+            for m, path, p in rig.server.requests
+            if (m, path) == ("POST", "/fapi/v1/order") and p.get("reduceOnly") == "true"
+        ]
+        assert [p["quantity"] for p in sells] == ["0.001"]  # once
