@@ -26,7 +26,6 @@ import time
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from datetime import datetime
-from decimal import Decimal
 from pathlib import Path
 
 from quantum_trader.app import Runtime, open_runtime, save_replay_time
@@ -238,14 +237,16 @@ async def _heartbeat(
     watch: LoopWatch,
     stopping: asyncio.Event,
 ) -> None:
-    """Touch the heartbeat file (liveness), sample health, record equity, log one line."""
+    """Touch the heartbeat file (liveness), sample health, record equity, log one line.
+    Health is acted on before anything else that reads the exchange: in an outage those
+    reads fail too, and must not hide the CRITICAL (its page, its shutdown)."""
     balance, latency_ms = await _timed_balance(runtime)
     steps, failed, overruns = watch.take()
     usage = ops.sampler.sample()
     report = runtime.health.record(
         HealthSample(
             exchange_latency_ms=latency_ms,
-            balance_usdt=balance.equity_usdt if balance else Decimal(0),
+            balance_usdt=balance.equity_usdt if balance else None,
             models_status=runtime.models_status(runtime.clock.now()),
             steps=steps,
             failed_steps=failed,
@@ -255,15 +256,15 @@ async def _heartbeat(
         )
     )
     (runtime.settings.data_dir / HEARTBEAT_FILE).write_text(wall_time.isoformat())
-    await _write_analytics(runtime)
-    await ops.telemetry.write_marks(runtime.settings.data_dir / MARKS_FILE, wall_time)
-    if balance is not None:
-        await _record_equity(runtime, balance)
     ops.telemetry.on_heartbeat(report, balance, runtime.clock.now())
-    ops.warnings.flush(time.monotonic())
     if runtime.health.should_shut_down:
         log.error("health_critical_shutdown", problems=list(report.problems))
         stopping.set()
+    if balance is not None:
+        await _write_analytics(runtime, balance)
+        await _record_equity(runtime, balance)
+    await ops.telemetry.write_marks(runtime.settings.data_dir / MARKS_FILE, wall_time)
+    ops.warnings.flush(time.monotonic())
     log.info(
         "heartbeat",
         health=report.status,
@@ -298,13 +299,14 @@ async def _timed_balance(runtime: Runtime) -> tuple[Balance | None, float | None
     return balance, (time.perf_counter() - started) * 1000
 
 
-async def _write_analytics(runtime: Runtime) -> None:
-    """The portfolio's risk analytics (SPEC §7) for `quantum-trader status` to read."""
+async def _write_analytics(runtime: Runtime, balance: Balance) -> None:
+    """The portfolio's risk analytics (SPEC §7) for `quantum-trader status` to read, on the
+    heartbeat's balance (not a second read)."""
     market = runtime.core.executor.latest_market
     if market is None:
         return
     s = runtime.settings
-    portfolio = await runtime.core.executor.portfolio(runtime.clock.now())
+    portfolio = await runtime.core.executor.portfolio(runtime.clock.now(), balance)
     report = portfolio_report(portfolio, market, s.balancer.sectors, s.analytics)
     target = s.data_dir / ANALYTICS_FILE
     temporary = target.with_suffix(".tmp")
