@@ -1,20 +1,19 @@
 """`quantum-trader train`: train the ensemble's models on the recorded market, publish them as one
 model set under data_dir/models, and print the out-of-sample validation report.
 
-SIGTERM or SIGINT stops training cleanly: nothing is published, the set in use stays in use,
-and the command exits 1 with one line saying so. The daemon and the backtest pick a new set up
-on their next start (signals.source unset).
+SIGTERM or SIGINT (or SIGHUP, a closed terminal, unless `nohup` ignores it) stops training
+cleanly: nothing is published, the set in use stays in use, and the command exits 1 with one
+line saying so. The daemon and the backtest pick a new set up on their next start
+(signals.source unset).
 """
 
 from __future__ import annotations
 
-import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING
 
 import typer
@@ -29,12 +28,12 @@ from quantum_trader.market.source import resolve_market_data
 from quantum_trader.ops.data_dir import prepare_data_dir
 from quantum_trader.signals.model_set import ModelSetError, current_set, models_dir_in
 from quantum_trader.signals.stopping import TRAINING_STOP, StopRequested
+from quantum_trader.stop_signals import on_stop_signals
 
 if TYPE_CHECKING:  # at run time only `train` imports training and its model libraries
     from quantum_trader.signals.training import TrainingResult
 
 __all__ = ["models_dir", "train", "train_ensemble"]
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 def models_dir(settings: Settings) -> Path:
@@ -89,19 +88,13 @@ def train_ensemble(settings: Settings, out: Console, now: datetime) -> TrainingR
 
 @contextmanager
 def stop_on_signals() -> Iterator[None]:
-    """Turn SIGTERM and SIGINT into a stop training carries out at its next safe point
-    (StopRequested; signals.stopping says why not at once). Main thread only."""
-
-    def request_stop(signum: int, _frame: FrameType | None) -> None:
-        TRAINING_STOP.request(signal.Signals(signum).name)
-
+    """Turn the stop signals (stop_signals.py) into a stop training carries out at its next
+    safe point (StopRequested; signals.stopping says why not at once). Main thread only."""
     TRAINING_STOP.clear()
-    previous = {s: signal.signal(s, request_stop) for s in STOP_SIGNALS}
     try:
-        yield
+        with on_stop_signals(lambda signum: TRAINING_STOP.request(signum.name)):
+            yield
     finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
         TRAINING_STOP.clear()
 
 

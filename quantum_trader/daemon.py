@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 import time
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
@@ -50,25 +49,17 @@ from quantum_trader.ops.requests import RequestWindow
 from quantum_trader.ops.server import check_address, check_open_files
 from quantum_trader.portfolio.analytics import portfolio_report
 from quantum_trader.ports import Clock, SignalSource
+from quantum_trader.stop_signals import add_stop_handlers
 
 log = get_logger("daemon")
 ANALYTICS_FILE = "portfolio_analytics.json"
-
-
-def stop_signals() -> tuple[signal.Signals, ...]:
-    """SIGTERM, SIGINT and SIGHUP (a closed terminal: it killed the daemon without its ordered
-    stop), unless SIGHUP is ignored (`nohup`), which stays so."""
-    hangup = () if signal.getsignal(signal.SIGHUP) is signal.SIG_IGN else (signal.SIGHUP,)
-    return (signal.SIGTERM, signal.SIGINT, *hangup)
 
 
 async def run_daemon(settings: Settings, source: SignalSource | None = None) -> int:
     """Run until SIGTERM/SIGINT; return the exit code. `source` replaces the signal source the
     settings choose (the kill -9 campaign runs the daemon with a seeded one)."""
     stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in stop_signals():
-        loop.add_signal_handler(signum, stopping.set)
+    add_stop_handlers(asyncio.get_running_loop(), stopping.set)
     speed = settings.market.replay_speed
     started = LiveClock().now()  # before the data directory is ours: older requests are stale
     check_address(settings.server)  # a port in use: before the data directory or the exchange

@@ -216,7 +216,9 @@ def snapshot(directory: Path) -> dict[str, str]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize(
+    "stop", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=["SIGTERM", "SIGINT", "SIGHUP"]
+)
 def test_a_signal_during_train_leaves_the_set_in_use_intact_and_no_partial_set(
     trained: Trained, tmp_path: Path, stop: signal.Signals
 ) -> None:
