@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,6 +26,7 @@ from quantum_trader.clock import LiveClock
 from quantum_trader.config import Settings
 from quantum_trader.market.source import resolve_market_data
 from quantum_trader.ops.data_dir import prepare_data_dir
+from quantum_trader.report.outputs import sole_writer
 from quantum_trader.signals.model_set import ModelSetError, current_set, models_dir_in
 from quantum_trader.signals.stopping import TRAINING_STOP, StopRequested
 from quantum_trader.stop_signals import on_stop_signals
@@ -98,6 +99,21 @@ def stop_on_signals() -> Iterator[None]:
         TRAINING_STOP.clear()
 
 
+def one_train_at_a_time(settings: Settings) -> AbstractContextManager[None]:
+    """Hold the models directory as a backtest holds its --out (`.models.lock` beside it): a
+    second `train` on the data directory would sweep the first's set as it is written (its
+    `.partial-*`, taken for a stopped run's) and both would replace CURRENT."""
+    target = models_dir(settings)
+
+    def refused(pid: str) -> str:
+        return (
+            f"{target}: another train (PID {pid}) is writing model sets there; wait for it "
+            "to finish (or stop it), or point QT_DATA_DIR at another data directory"
+        )
+
+    return sole_writer(target, str(target), refused)
+
+
 @app.command()
 def train(config: ConfigOption = None) -> None:
     """Train the ensemble's models, publish them as a model set, print the validation report."""
@@ -107,7 +123,7 @@ def train(config: ConfigOption = None) -> None:
     log_market_data(settings)
     before = _current_name(settings)
     try:
-        with stop_on_signals():
+        with one_train_at_a_time(settings), stop_on_signals():
             train_ensemble(settings, console, LiveClock().now())
     except StopRequested as stop:
         after = _current_name(settings)
