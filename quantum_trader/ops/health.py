@@ -5,10 +5,11 @@ DEGRADED is logged and trading goes on; CRITICAL stops new entries (the governor
 every position still protected by its stop on the exchange. `assess` is pure; the daemon's
 heartbeat takes the measurements.
 
-A failed balance read (already retried by the exchange adapter) is DEGRADED on its own: a
-blip of a few seconds would otherwise refuse entries for a whole heartbeat and page someone.
-From `FAILED_READS_CRITICAL` in a row it is CRITICAL, so an outage still stops new entries at
-the second sample and the daemon after the shutdown rule's count of CRITICAL samples.
+A balance read that failed, or answered slower than `latency_acceptable_ms` (its time counts
+the exchange adapter's retries: a blip answered on a retry is slow), is DEGRADED on its own: a
+blip of seconds would otherwise refuse entries for a whole heartbeat and page someone. From
+`BAD_READS_CRITICAL` such reads in a row it is CRITICAL, so an outage still stops new entries
+at the second sample and the daemon after the shutdown rule's count of CRITICAL samples.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from enum import StrEnum
 from quantum_trader.config import HealthSettings
 from quantum_trader.record import record
 
-FAILED_READS_CRITICAL = 2  # consecutive failed exchange reads that make the exchange CRITICAL
+BAD_READS_CRITICAL = 2  # failed or too slow exchange reads in a row that make it CRITICAL
 
 
 class HealthStatus(StrEnum):
@@ -59,13 +60,13 @@ def assess(
     sample: HealthSample,
     settings: HealthSettings,
     min_balance_usdt: float,
-    failed_reads_in_a_row: int = 1,
+    bad_reads_in_a_row: int = 1,
 ) -> HealthReport:
     """The worst status of all checks, with one line per failing check.
-    `failed_reads_in_a_row`: this sample's failed read and the ones right before it (the
-    monitor counts them; a sample assessed on its own is its first)."""
+    `bad_reads_in_a_row`: this sample's failed or too slow read and those right before it
+    (the monitor counts them; a sample assessed on its own is its first)."""
     checks = [
-        _latency(sample.exchange_latency_ms, failed_reads_in_a_row, settings),
+        _latency(sample.exchange_latency_ms, bad_reads_in_a_row, settings),
         _balance(sample.balance_usdt, min_balance_usdt),
         _models(sample.models_status),
         _rate(sample.failed_steps, sample.steps, settings.max_error_rate, "error rate"),
@@ -81,16 +82,16 @@ def assess(
 Check = tuple[HealthStatus, str] | None
 
 
-def _latency(latency_ms: float | None, failed_reads: int, s: HealthSettings) -> Check:
-    if latency_ms is None and failed_reads >= FAILED_READS_CRITICAL:
-        return HealthStatus.CRITICAL, f"exchange unreachable: {failed_reads} failed reads in a row"
-    if latency_ms is None:
-        return (
-            HealthStatus.DEGRADED,
-            "exchange unreachable: 1 failed read (CRITICAL if the next fails too)",
-        )
-    if latency_ms >= s.latency_acceptable_ms:
-        return HealthStatus.CRITICAL, f"exchange latency {latency_ms:.0f} ms"
+def _latency(latency_ms: float | None, bad_reads: int, s: HealthSettings) -> Check:
+    if latency_ms is not None and latency_ms < s.latency_acceptable_ms:
+        return _good_or_slow(latency_ms, s)
+    what = "exchange unreachable" if latency_ms is None else f"exchange latency {latency_ms:.0f} ms"
+    if bad_reads >= BAD_READS_CRITICAL:
+        return HealthStatus.CRITICAL, f"{what}: {bad_reads} failed or slow reads in a row"
+    return HealthStatus.DEGRADED, f"{what} (CRITICAL if the next read fails or is slow too)"
+
+
+def _good_or_slow(latency_ms: float, s: HealthSettings) -> Check:
     if latency_ms >= s.latency_good_ms:
         return HealthStatus.DEGRADED, f"exchange latency {latency_ms:.0f} ms"
     return None
@@ -142,14 +143,15 @@ class HealthMonitor:
     min_balance_usdt: float
     latest: HealthReport = HEALTHY
     critical_in_a_row: int = 0
-    failed_reads_in_a_row: int = 0
+    bad_reads_in_a_row: int = 0
     missing_inputs: list[str] = field(default_factory=list)
     checks: list[Callable[[], Sequence[str]]] = field(default_factory=list)
 
     def record(self, sample: HealthSample) -> HealthReport:
-        failed = sample.exchange_latency_ms is None
-        self.failed_reads_in_a_row = self.failed_reads_in_a_row + 1 if failed else 0
-        report = assess(sample, self.settings, self.min_balance_usdt, self.failed_reads_in_a_row)
+        latency = sample.exchange_latency_ms
+        bad = latency is None or latency >= self.settings.latency_acceptable_ms
+        self.bad_reads_in_a_row = self.bad_reads_in_a_row + 1 if bad else 0
+        report = assess(sample, self.settings, self.min_balance_usdt, self.bad_reads_in_a_row)
         missing = [*self.missing_inputs, *(line for check in self.checks for line in check())]
         if missing:
             status = max(report.status, HealthStatus.DEGRADED, key=_RANK.__getitem__)
