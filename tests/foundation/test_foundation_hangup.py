@@ -63,3 +63,31 @@ def test_under_nohup_a_hangup_is_ignored_and_the_backtest_finishes(tmp_path: Pat
     _, stderr = run.communicate(timeout=300)
     assert run.returncode == 0, stderr[-3000:]
     assert '"start": "2025-09-15' in (out / "report.json").read_text()
+
+
+def test_a_hangup_stops_a_walk_forward_once_its_block_is_trained(tmp_path: Path) -> None:
+    out = tmp_path / "wf"
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("QT_")}
+    tiny = {  # ml_fixtures.TINY: a block trains in seconds
+        "QT_ENSEMBLE__TREE_ROUNDS": "15",
+        "QT_ENSEMBLE__FORECASTER_STEPS": "10",
+        "QT_ENSEMBLE__TORCH_THREADS": "1",
+        "QT_ENSEMBLE__WALK_FORWARD_FOLDS": "3",
+        "QT_ENSEMBLE__VALIDATION_FRACTION": "0.5",
+        "QT_ENSEMBLE__EMBARGO_H": "8",
+    }
+    window = ["--start", "2025-09-20", "--end", "2025-10-02", "--symbols", SYMBOLS]
+    blocks = ["--block-days", "4", "--training-days", "7", "--out", str(out)]
+    run = as_a_terminal_job(
+        [sys.executable, "-m", "quantum_trader", "walk-forward", *window, *blocks],
+        tmp_path,
+        {**clean, **tiny, "QT_DATA_DIR": str(tmp_path / "data"), "COLUMNS": "200"},
+    )
+    assert run.stdout is not None
+    lines = iter(run.stdout.readline, "")
+    assert any(line.startswith("block 1/3: training") for line in lines)
+    os.killpg(run.pid, signal.SIGHUP)
+    _, stderr = run.communicate(timeout=300)
+    assert run.returncode == 1, stderr[-3000:]
+    assert [x for x in stderr.splitlines() if not x.startswith("{")] == [STOPPED]
+    assert list(tmp_path.iterdir()) == []  # no output, no partial directory
