@@ -2,7 +2,8 @@
 commands stop in the order SIGTERM gives them, their helper processes leave it to them, and
 under `nohup` the hangup stays ignored. Was (2026-12-04): `backtest`, `walk-forward`, `train`
 and `optimize` died on the spot, exit 129, with no line saying what was kept. (`run`:
-test_foundation_lifecycle.py; `train`: test_ml_integration.py.)"""
+test_foundation_lifecycle.py; `train`: test_ml_integration.py; `optimize`:
+test_optimize_hangup.py.)"""
 
 from __future__ import annotations
 
