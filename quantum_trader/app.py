@@ -57,7 +57,11 @@ from quantum_trader.ops.health import HealthMonitor
 from quantum_trader.ops.metered import MeteredExchange
 from quantum_trader.ops.metrics import Metrics
 from quantum_trader.ops.presence import HEARTBEAT_FILE, STOPPING_FILE
-from quantum_trader.paper_account_checks import refuse_symbols_left_out, said_kept_balance
+from quantum_trader.paper_account_checks import (
+    refuse_held_symbols_unrecorded,
+    refuse_symbols_left_out,
+    said_kept_balance,
+)
 from quantum_trader.portfolio.ledger import Ledger
 from quantum_trader.ports import Clock, Exchange, ExchangeStreams, Repository, SignalSource
 from quantum_trader.sizing.costs import CostModel
@@ -260,6 +264,7 @@ async def open_runtime(
             settings, stack, stopping, metrics=metrics, source=source
         )
     data = resolve_market_data(settings)
+    refuse_held_symbols_unrecorded(settings, settings.data_dir / PAPER_STATE_FILE, data)
     start = settings.market.replay_start
     settings = with_universe(settings, data, ms_from_utc(start) if start else None)
     log.info(

@@ -1,7 +1,8 @@
 """`quantum-trader backtest` and `quantum-trader walk-forward`.
 
-Both stop cleanly on SIGTERM/SIGINT (the replay ends at its next step, the partial output is
-removed, the previous outputs stay as they were; exit 1) and print a summary that names the
+Both stop cleanly on SIGTERM/SIGINT, and on SIGHUP unless `nohup` ignores it (the replay
+ends at its next step, the partial output is removed, the previous outputs stay as they were;
+exit 1) and print a summary that names the
 sample (OUT-OF-SAMPLE / IN-SAMPLE), the signal source and the models' training window.
 """
 
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -29,6 +29,7 @@ from quantum_trader.config import Settings
 from quantum_trader.errors import ConfigurationError
 from quantum_trader.helper_process import FALLBACK_WARNINGS
 from quantum_trader.log import configure_logging
+from quantum_trader.stop_signals import add_stop_handlers, remove_stop_handlers
 
 T = TypeVar("T")
 
@@ -72,16 +73,15 @@ def _symbols(value: str | None) -> tuple[str, ...] | None:
 
 
 async def until_signalled(run: Callable[[asyncio.Event], Awaitable[T]]) -> T:
-    """Run `run(stopping)` with SIGTERM and SIGINT setting `stopping` instead of killing."""
+    """Run `run(stopping)` with the stop signals (stop_signals.py) setting `stopping` instead
+    of killing."""
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stopping.set)
+    add_stop_handlers(loop, stopping.set)
     try:
         return await run(stopping)
     finally:
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(signum)
+        remove_stop_handlers(loop)
 
 
 @app.command()

@@ -1,20 +1,19 @@
 """`quantum-trader train`: train the ensemble's models on the recorded market, publish them as one
 model set under data_dir/models, and print the out-of-sample validation report.
 
-SIGTERM or SIGINT stops training cleanly: nothing is published, the set in use stays in use,
-and the command exits 1 with one line saying so. The daemon and the backtest pick a new set up
-on their next start (signals.source unset).
+SIGTERM or SIGINT (or SIGHUP, a closed terminal, unless `nohup` ignores it) stops training
+cleanly: nothing is published, the set in use stays in use, and the command exits 1 with one
+line saying so. The daemon and the backtest pick a new set up on their next start
+(signals.source unset).
 """
 
 from __future__ import annotations
 
-import signal
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING
 
 import typer
@@ -27,14 +26,15 @@ from quantum_trader.clock import LiveClock
 from quantum_trader.config import Settings
 from quantum_trader.market.source import resolve_market_data
 from quantum_trader.ops.data_dir import prepare_data_dir
+from quantum_trader.report.outputs import sole_writer
 from quantum_trader.signals.model_set import ModelSetError, current_set, models_dir_in
 from quantum_trader.signals.stopping import TRAINING_STOP, StopRequested
+from quantum_trader.stop_signals import on_stop_signals
 
 if TYPE_CHECKING:  # at run time only `train` imports training and its model libraries
     from quantum_trader.signals.training import TrainingResult
 
 __all__ = ["models_dir", "train", "train_ensemble"]
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 def models_dir(settings: Settings) -> Path:
@@ -89,20 +89,29 @@ def train_ensemble(settings: Settings, out: Console, now: datetime) -> TrainingR
 
 @contextmanager
 def stop_on_signals() -> Iterator[None]:
-    """Turn SIGTERM and SIGINT into a stop training carries out at its next safe point
-    (StopRequested; signals.stopping says why not at once). Main thread only."""
-
-    def request_stop(signum: int, _frame: FrameType | None) -> None:
-        TRAINING_STOP.request(signal.Signals(signum).name)
-
+    """Turn the stop signals (stop_signals.py) into a stop training carries out at its next
+    safe point (StopRequested; signals.stopping says why not at once). Main thread only."""
     TRAINING_STOP.clear()
-    previous = {s: signal.signal(s, request_stop) for s in STOP_SIGNALS}
     try:
-        yield
+        with on_stop_signals(lambda signum: TRAINING_STOP.request(signum.name)):
+            yield
     finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
         TRAINING_STOP.clear()
+
+
+def one_train_at_a_time(settings: Settings) -> AbstractContextManager[None]:
+    """Hold the models directory as a backtest holds its --out (`.models.lock` beside it): a
+    second `train` on the data directory would sweep the first's set as it is written (its
+    `.partial-*`, taken for a stopped run's) and both would replace CURRENT."""
+    target = models_dir(settings)
+
+    def refused(pid: str) -> str:
+        return (
+            f"{target}: another train (PID {pid}) is writing model sets there; wait for it "
+            "to finish (or stop it), or point QT_DATA_DIR at another data directory"
+        )
+
+    return sole_writer(target, str(target), refused)
 
 
 @app.command()
@@ -114,7 +123,7 @@ def train(config: ConfigOption = None) -> None:
     log_market_data(settings)
     before = _current_name(settings)
     try:
-        with stop_on_signals():
+        with one_train_at_a_time(settings), stop_on_signals():
             train_ensemble(settings, console, LiveClock().now())
     except StopRequested as stop:
         after = _current_name(settings)

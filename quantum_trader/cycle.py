@@ -13,6 +13,7 @@ from decimal import Decimal
 from quantum_trader.cycle_audit import decisions_of, log_signals
 from quantum_trader.cycle_inputs import AccountInputs, CycleInputs, Observed
 from quantum_trader.domain import (
+    Balance,
     Candidate,
     Decision,
     GateName,
@@ -295,8 +296,9 @@ class Executor:
             verdicts += await self._size_and_execute(candidate, portfolio, market, now)
             portfolio = await self.portfolio(now)  # the next one sees this one's margin
 
-    async def portfolio(self, now: datetime) -> PortfolioView:
-        balance = await self._exchange.fetch_balance()
+    async def portfolio(self, now: datetime, balance: Balance | None = None) -> PortfolioView:
+        """The portfolio at `now`, on `balance` when the caller has just read it."""
+        balance = balance or await self._exchange.fetch_balance()
         return await self._ledger.observe(balance, self._keeper.positions, now)
 
     async def _size_and_execute(

@@ -21,12 +21,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 import time
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from datetime import datetime
-from decimal import Decimal
 from pathlib import Path
 
 from quantum_trader.app import Runtime, open_runtime, save_replay_time
@@ -51,25 +49,17 @@ from quantum_trader.ops.requests import RequestWindow
 from quantum_trader.ops.server import check_address, check_open_files
 from quantum_trader.portfolio.analytics import portfolio_report
 from quantum_trader.ports import Clock, SignalSource
+from quantum_trader.stop_signals import add_stop_handlers
 
 log = get_logger("daemon")
 ANALYTICS_FILE = "portfolio_analytics.json"
-
-
-def stop_signals() -> tuple[signal.Signals, ...]:
-    """SIGTERM, SIGINT and SIGHUP (a closed terminal: it killed the daemon without its ordered
-    stop), unless SIGHUP is ignored (`nohup`), which stays so."""
-    hangup = () if signal.getsignal(signal.SIGHUP) is signal.SIG_IGN else (signal.SIGHUP,)
-    return (signal.SIGTERM, signal.SIGINT, *hangup)
 
 
 async def run_daemon(settings: Settings, source: SignalSource | None = None) -> int:
     """Run until SIGTERM/SIGINT; return the exit code. `source` replaces the signal source the
     settings choose (the kill -9 campaign runs the daemon with a seeded one)."""
     stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in stop_signals():
-        loop.add_signal_handler(signum, stopping.set)
+    add_stop_handlers(asyncio.get_running_loop(), stopping.set)
     speed = settings.market.replay_speed
     started = LiveClock().now()  # before the data directory is ours: older requests are stale
     check_address(settings.server)  # a port in use: before the data directory or the exchange
@@ -238,14 +228,16 @@ async def _heartbeat(
     watch: LoopWatch,
     stopping: asyncio.Event,
 ) -> None:
-    """Touch the heartbeat file (liveness), sample health, record equity, log one line."""
+    """Touch the heartbeat file (liveness), sample health, record equity, log one line.
+    Health is acted on before anything else that reads the exchange: in an outage those
+    reads fail too, and must not hide the CRITICAL (its page, its shutdown)."""
     balance, latency_ms = await _timed_balance(runtime)
     steps, failed, overruns = watch.take()
     usage = ops.sampler.sample()
     report = runtime.health.record(
         HealthSample(
             exchange_latency_ms=latency_ms,
-            balance_usdt=balance.equity_usdt if balance else Decimal(0),
+            balance_usdt=balance.equity_usdt if balance else None,
             models_status=runtime.models_status(runtime.clock.now()),
             steps=steps,
             failed_steps=failed,
@@ -255,15 +247,15 @@ async def _heartbeat(
         )
     )
     (runtime.settings.data_dir / HEARTBEAT_FILE).write_text(wall_time.isoformat())
-    await _write_analytics(runtime)
-    await ops.telemetry.write_marks(runtime.settings.data_dir / MARKS_FILE, wall_time)
-    if balance is not None:
-        await _record_equity(runtime, balance)
     ops.telemetry.on_heartbeat(report, balance, runtime.clock.now())
-    ops.warnings.flush(time.monotonic())
     if runtime.health.should_shut_down:
         log.error("health_critical_shutdown", problems=list(report.problems))
         stopping.set()
+    if balance is not None:
+        await _write_analytics(runtime, balance)
+        await _record_equity(runtime, balance)
+    await ops.telemetry.write_marks(runtime.settings.data_dir / MARKS_FILE, wall_time)
+    ops.warnings.flush(time.monotonic())
     log.info(
         "heartbeat",
         health=report.status,
@@ -298,13 +290,14 @@ async def _timed_balance(runtime: Runtime) -> tuple[Balance | None, float | None
     return balance, (time.perf_counter() - started) * 1000
 
 
-async def _write_analytics(runtime: Runtime) -> None:
-    """The portfolio's risk analytics (SPEC §7) for `quantum-trader status` to read."""
+async def _write_analytics(runtime: Runtime, balance: Balance) -> None:
+    """The portfolio's risk analytics (SPEC §7) for `quantum-trader status` to read, on the
+    heartbeat's balance (not a second read)."""
     market = runtime.core.executor.latest_market
     if market is None:
         return
     s = runtime.settings
-    portfolio = await runtime.core.executor.portfolio(runtime.clock.now())
+    portfolio = await runtime.core.executor.portfolio(runtime.clock.now(), balance)
     report = portfolio_report(portfolio, market, s.balancer.sectors, s.analytics)
     target = s.data_dir / ANALYTICS_FILE
     temporary = target.with_suffix(".tmp")

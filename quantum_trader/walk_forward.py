@@ -1,12 +1,15 @@
 """`quantum-trader walk-forward`: retrain on a rolling window, trade each next block out of
 sample, one account and one report over all blocks.
 
-The window is cut into consecutive blocks of `block_days`. Before each block the ensemble is
-trained on the `training_days` that end at the block's start (`ensemble.training_end` = the
-block's start: only hourly bars closed by then are read), into out/models/block-NN/. One
-backtest then runs over the whole window; at every instant the signals come from the models of
-the block that instant falls in, so every decision is made by models that finished learning
-before its block began. The account, the governor and the statistics carry across blocks.
+The window is cut into consecutive blocks of `block_days`; a tail shorter than half a block
+is traded by the block before it (a model set trained to trade a day or two costs a whole
+training and gives a block too short to read; the older models keep it out of sample). Before
+each block the ensemble is trained on the `training_days` that end at the block's start
+(`ensemble.training_end` = the block's start: only hourly bars closed by then are read), into
+out/models/block-NN/. One backtest then runs over the whole window; at every instant the
+signals come from the models of the block that instant falls in, so every decision is made by
+models that finished learning before its block began. The account, the governor and the
+statistics carry across blocks.
 """
 
 from __future__ import annotations
@@ -58,13 +61,17 @@ class Block:
 
 
 def plan_blocks(start: datetime, end: datetime, days: int) -> list[Block]:
-    """Consecutive blocks of `days` from `start`; the last one ends at `end`."""
+    """Consecutive blocks of `days` from `start`; the last one ends at `end`, and takes in a
+    tail shorter than half a block (at most 1.5 blocks long)."""
     # Longer than the window is the window: no date arithmetic beyond the calendar.
     length = timedelta(days=min(days, (end - start).days + 1))
     blocks, first = [], start
     while first < end:
         blocks.append(Block(first, min(first + length, end)))
         first += length
+    if len(blocks) > 1 and (blocks[-1].end - blocks[-1].start) * 2 < length:
+        tail = blocks.pop()
+        blocks[-1] = Block(blocks[-1].start, tail.end)
     return blocks
 
 

@@ -160,11 +160,29 @@ def eventually(probe: Callable[[], T | None], timeout_s: float, what: str) -> T:
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
-def ignores_sigint(pid: int) -> bool:
-    """Whether process `pid` has set SIGINT to be ignored (Linux: its /proc status)."""
+def ignores_terminal_signals(pid: int) -> bool:
+    """Whether process `pid` has set SIGINT and SIGHUP, which a terminal sends its whole job,
+    to be ignored (Linux: its /proc status)."""
     status = Path(f"/proc/{pid}/status").read_text()
-    ignored = next(line for line in status.splitlines() if line.startswith("SigIgn:"))
-    return bool(int(ignored.split()[1], 16) & 1 << (signal.SIGINT - 1))
+    ignored = int(next(x for x in status.splitlines() if x.startswith("SigIgn:")).split()[1], 16)
+    return all(ignored & 1 << (signum - 1) for signum in (signal.SIGINT, signal.SIGHUP))
+
+
+def as_a_terminal_job(
+    command: list[str], cwd: Path, env: dict[str, str], *, nohup: bool = False
+) -> subprocess.Popen[str]:
+    """`command` started as a terminal starts a job: in a process group of its own, which a
+    hangup (`os.killpg(pid, SIGHUP)`) reaches whole; with `nohup`, under nohup."""
+    return subprocess.Popen(
+        ["nohup", *command] if nohup else command,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def niceness(pid: int) -> int:

@@ -297,11 +297,15 @@ class PaperExchange:
 
 
 def _check_symbols(state: PaperState, rules: Mapping[str, MarketRules], path: Path | None) -> None:
-    """A saved account must only hold symbols this exchange still has prices for."""
+    """A saved account must only hold symbols this exchange still has prices for (the start's
+    checks, paper_account_checks.py, say it first, naming the setting: this is the backstop)."""
     held = state.symbols_held()
     missing = sorted(held - set(rules))
     if missing:
         raise OperatorActionRequired(
-            f"paper exchange state {path} holds positions or stops on {', '.join(missing)}, "
-            "which have no recorded prices or market rules here"
+            f"paper account {path} holds positions or stops on {', '.join(missing)}, which this "
+            "run has no recorded candles or market rules of: list them in market.symbols and "
+            "point market.replay_dir at data that records them, so that the daemon manages "
+            "them to their exit; or stop it and move paper_exchange.json aside together with "
+            "quantum_trader.db (and its -wal and -shm files) to start afresh"
         )

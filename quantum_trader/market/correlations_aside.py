@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
-import signal
 import subprocess
 import sys
 import threading
@@ -39,6 +38,7 @@ from quantum_trader.helper_process import start_helper
 from quantum_trader.log import get_logger
 from quantum_trader.market.correlations_ahead import Rows
 from quantum_trader.record import record
+from quantum_trader.stop_signals import leave_stops_to_the_parent
 
 log = get_logger("market")
 
@@ -208,7 +208,7 @@ def _read_array(
 
 def main() -> None:
     """The child: compute the one job read from stdin."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    leave_stops_to_the_parent()  # Ctrl-C and a hangup reach the group: the command decides
     job = sys.stdin.buffer.read()
     if not job:  # closed unused
         return

@@ -4,6 +4,12 @@ DEGRADED is logged and trading goes on; CRITICAL stops new entries (the governor
 `critical_checks_to_shutdown` consecutive CRITICAL samples stop the daemon gracefully, with
 every position still protected by its stop on the exchange. `assess` is pure; the daemon's
 heartbeat takes the measurements.
+
+A balance read that failed, or answered slower than `latency_acceptable_ms` (its time counts
+the exchange adapter's retries: a blip answered on a retry is slow), is DEGRADED on its own: a
+blip of seconds would otherwise refuse entries for a whole heartbeat and page someone. From
+`BAD_READS_CRITICAL` such reads in a row it is CRITICAL, so an outage still stops new entries
+at the second sample and the daemon after the shutdown rule's count of CRITICAL samples.
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ from enum import StrEnum
 
 from quantum_trader.config import HealthSettings
 from quantum_trader.record import record
+
+BAD_READS_CRITICAL = 2  # failed or too slow exchange reads in a row that make it CRITICAL
 
 
 class HealthStatus(StrEnum):
@@ -28,11 +36,12 @@ _RANK = {HealthStatus.HEALTHY: 0, HealthStatus.DEGRADED: 1, HealthStatus.CRITICA
 
 @record
 class HealthSample:
-    """One round of measurements. `exchange_latency_ms` None: the exchange did not answer;
-    `cpu_pct` None: not measured this round (too soon after the previous one)."""
+    """One round of measurements. `exchange_latency_ms` None: the exchange did not answer
+    (and `balance_usdt` is then None: not read, not 0); `cpu_pct` None: not measured this
+    round (too soon after the previous one)."""
 
     exchange_latency_ms: float | None
-    balance_usdt: Decimal
+    balance_usdt: Decimal | None
     models_status: str
     steps: int
     failed_steps: int
@@ -47,11 +56,18 @@ class HealthReport:
     problems: tuple[str, ...]
 
 
-def assess(sample: HealthSample, settings: HealthSettings, min_balance_usdt: float) -> HealthReport:
-    """The worst status of all checks, with one line per failing check."""
+def assess(
+    sample: HealthSample,
+    settings: HealthSettings,
+    min_balance_usdt: float,
+    bad_reads_in_a_row: int = 1,
+) -> HealthReport:
+    """The worst status of all checks, with one line per failing check.
+    `bad_reads_in_a_row`: this sample's failed or too slow read and those right before it
+    (the monitor counts them; a sample assessed on its own is its first)."""
     checks = [
-        _latency(sample.exchange_latency_ms, settings),
-        _at_least(float(sample.balance_usdt), min_balance_usdt, "balance", HealthStatus.CRITICAL),
+        _latency(sample.exchange_latency_ms, bad_reads_in_a_row, settings),
+        _balance(sample.balance_usdt, min_balance_usdt),
         _models(sample.models_status),
         _rate(sample.failed_steps, sample.steps, settings.max_error_rate, "error rate"),
         _rate(sample.overruns, sample.steps, settings.max_error_rate, "loops off schedule"),
@@ -66,11 +82,16 @@ def assess(sample: HealthSample, settings: HealthSettings, min_balance_usdt: flo
 Check = tuple[HealthStatus, str] | None
 
 
-def _latency(latency_ms: float | None, s: HealthSettings) -> Check:
-    if latency_ms is None:
-        return HealthStatus.CRITICAL, "exchange unreachable"
-    if latency_ms >= s.latency_acceptable_ms:
-        return HealthStatus.CRITICAL, f"exchange latency {latency_ms:.0f} ms"
+def _latency(latency_ms: float | None, bad_reads: int, s: HealthSettings) -> Check:
+    if latency_ms is not None and latency_ms < s.latency_acceptable_ms:
+        return _good_or_slow(latency_ms, s)
+    what = "exchange unreachable" if latency_ms is None else f"exchange latency {latency_ms:.0f} ms"
+    if bad_reads >= BAD_READS_CRITICAL:
+        return HealthStatus.CRITICAL, f"{what}: {bad_reads} failed or slow reads in a row"
+    return HealthStatus.DEGRADED, f"{what} (CRITICAL if the next read fails or is slow too)"
+
+
+def _good_or_slow(latency_ms: float, s: HealthSettings) -> Check:
     if latency_ms >= s.latency_good_ms:
         return HealthStatus.DEGRADED, f"exchange latency {latency_ms:.0f} ms"
     return None
@@ -80,6 +101,12 @@ def _models(status: str) -> Check:
     if status in (HealthStatus.DEGRADED, HealthStatus.CRITICAL):
         return HealthStatus(status), f"models {status.lower()}"
     return None
+
+
+def _balance(balance_usdt: Decimal | None, min_balance_usdt: float) -> Check:
+    if balance_usdt is None:  # not read: the exchange check says so
+        return None
+    return _at_least(float(balance_usdt), min_balance_usdt, "balance", HealthStatus.CRITICAL)
 
 
 def _rate(count: int, total: int, limit: float, name: str) -> Check:
@@ -116,11 +143,15 @@ class HealthMonitor:
     min_balance_usdt: float
     latest: HealthReport = HEALTHY
     critical_in_a_row: int = 0
+    bad_reads_in_a_row: int = 0
     missing_inputs: list[str] = field(default_factory=list)
     checks: list[Callable[[], Sequence[str]]] = field(default_factory=list)
 
     def record(self, sample: HealthSample) -> HealthReport:
-        report = assess(sample, self.settings, self.min_balance_usdt)
+        latency = sample.exchange_latency_ms
+        bad = latency is None or latency >= self.settings.latency_acceptable_ms
+        self.bad_reads_in_a_row = self.bad_reads_in_a_row + 1 if bad else 0
+        report = assess(sample, self.settings, self.min_balance_usdt, self.bad_reads_in_a_row)
         missing = [*self.missing_inputs, *(line for check in self.checks for line in check())]
         if missing:
             status = max(report.status, HealthStatus.DEGRADED, key=_RANK.__getitem__)

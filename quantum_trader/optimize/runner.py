@@ -7,8 +7,8 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import signal
 from collections.abc import Callable
+from contextlib import ExitStack
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,6 @@ from quantum_trader.optimize.scratch import make_scratch
 from quantum_trader.optimize.space import SEARCHABLE, SearchSpace, apply, load_space
 from quantum_trader.optimize.study import (
     INTERRUPTED_EXIT,
-    STOP_SIGNALS,
     StudyRequest,
     WorkerJob,
     finished,
@@ -43,13 +42,14 @@ from quantum_trader.optimize.study import (
 from quantum_trader.record import record
 from quantum_trader.replay_window import narrowed, window
 from quantum_trader.signals.rules import RuleAgent
+from quantum_trader.stop_signals import on_stop_signals
 from quantum_trader.walk_forward import Block
 
 STUDY_DB = "optimize/studies.db"
 
 
 class OptimizeInterrupted(QuantumTraderError):
-    """SIGTERM/SIGINT stopped the study; what finished is in the store."""
+    """SIGTERM/SIGINT/SIGHUP stopped the study; what finished is in the store."""
 
 
 @record
@@ -89,7 +89,8 @@ def run_optimize(
     stop = Stop()
     # Around the trials too (the workers install their own): a signal while the markets are
     # cut or the holdout scored must still end in the line, exit 1, and the scratch removed.
-    previous = {s: signal.signal(s, lambda *_: stop.request()) for s in STOP_SIGNALS}
+    handlers = ExitStack()
+    handlers.enter_context(on_stop_signals(lambda _signal: stop.request()))
     scratch = make_scratch()
     try:
         evaluation = Evaluation(
@@ -122,8 +123,7 @@ def run_optimize(
             ) from None
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        handlers.close()
 
 
 def trial_base(settings: Settings, request: OptimizeRequest) -> Settings:

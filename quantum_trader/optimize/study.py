@@ -32,8 +32,8 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
-from types import FrameType
 from typing import Any, Literal
 
 import numpy as np
@@ -46,13 +46,13 @@ from quantum_trader.errors import ConfigurationError, UsageError
 from quantum_trader.optimize.objective import Evaluation, Objective, Stop
 from quantum_trader.record import record
 from quantum_trader.settings_base import redact_url
+from quantum_trader.stop_signals import on_stop_signals
 
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED)
 SQLITE_BUSY_TIMEOUT_S = 60
 HEARTBEAT_S = 30
 GRACE_S = 120
 SPEC_ATTR = "quantum_trader_spec"
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 INTERRUPTED_EXIT = 130
 PARENT_CHECK_S = 1.0
 # A worker's peak RSS with 2 symbols and 2-day blocks (≈ 405 MB, 2026-12-03, docs/OPTIMIZE.md).
@@ -204,11 +204,12 @@ OPTUNA_TRIAL_LOGGER = "optuna.study._optimize"
 
 
 def run_worker(job: WorkerJob, stop: Stop | None = None) -> None:
-    """Run up to `job.quota` trials of the study in this process. SIGTERM and SIGINT (or a
-    `stop` already requested) stop the running trial at its next backtest step (Optuna
-    records it as failed) and raise BacktestInterrupted."""
+    """Run up to `job.quota` trials of the study in this process. SIGTERM, SIGINT and SIGHUP
+    (stop_signals.py), or a `stop` already requested, stop the running trial at its next
+    backtest step (Optuna records it as failed) and raise BacktestInterrupted."""
     stop = stop or Stop()
-    previous = {s: signal.signal(s, lambda *_: stop.request()) for s in STOP_SIGNALS}
+    handlers = ExitStack()
+    handlers.enter_context(on_stop_signals(lambda _signal: stop.request()))
     quiet = _NoTracebackOfAStop()
     logging.getLogger(OPTUNA_TRIAL_LOGGER).addFilter(quiet)
     try:
@@ -224,8 +225,7 @@ def run_worker(job: WorkerJob, stop: Stop | None = None) -> None:
         )
     finally:
         logging.getLogger(OPTUNA_TRIAL_LOGGER).removeFilter(quiet)
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        handlers.close()
 
 
 def worker_process(job: WorkerJob, parent: int) -> None:
@@ -255,34 +255,29 @@ def _stop_when_orphaned(parent: int, stop: Stop) -> None:
 
 def run_workers(jobs: list[WorkerJob], poll: Callable[[], None]) -> list[int]:
     """Start one spawned process per job, call `poll` about once a second until they end,
-    forward SIGTERM/SIGINT to them; return their exit codes."""
+    forward a stop signal to them as SIGTERM; return their exit codes."""
     context = multiprocessing.get_context("spawn")
     parent = os.getpid()
     processes = [context.Process(target=worker_process, args=(job, parent)) for job in jobs]
     for process in processes:
         process.start()
 
-    def forward(signum: int, frame: FrameType | None) -> None:
-        del frame
+    def forward(_signal: signal.Signals) -> None:
         for process in processes:
             if process.is_alive() and process.pid is not None:
-                _signal(process.pid, signum)
+                _stop(process.pid)
 
-    previous = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT)}
-    try:
+    with on_stop_signals(forward):
         while any(p.is_alive() for p in processes):
             for process in processes:
                 process.join(timeout=1.0 / len(processes))
             poll()
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
     return [p.exitcode if p.exitcode is not None else 1 for p in processes]
 
 
-def _signal(pid: int, signum: int) -> None:
+def _stop(pid: int) -> None:
     with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM if signum == signal.SIGINT else signum)
+        os.kill(pid, signal.SIGTERM)
 
 
 def usable_cores() -> int:

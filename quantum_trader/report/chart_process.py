@@ -25,7 +25,6 @@ import asyncio
 import contextlib
 import os
 import pickle
-import signal
 import sys
 from collections.abc import AsyncIterator, Sequence
 
@@ -37,6 +36,7 @@ from quantum_trader.helper_process import (
 )
 from quantum_trader.log import get_logger
 from quantum_trader.report.chart_inputs import CHART_NAMES, ChartInputs
+from quantum_trader.stop_signals import leave_stops_to_the_parent
 
 log = get_logger("report")
 # Every chart: drawn there in two processes while this one renders the page, where drawing
@@ -192,7 +192,7 @@ def _draw_forked(inputs: ChartInputs) -> dict[str, bytes]:
 def main() -> None:
     """The child: load the chart library, then draw the one job read from stdin."""
     os.nice(10)  # its work is wanted only at the end: the replay and its helpers first
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    leave_stops_to_the_parent()  # Ctrl-C and a hangup reach the group: the command decides
     from quantum_trader.report import charts  # noqa: F401 - the point of starting early
 
     job = sys.stdin.buffer.read()

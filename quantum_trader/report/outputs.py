@@ -10,7 +10,8 @@ Only a directory that holds a backtest's outputs (or nothing) is ever replaced: 
 is refused, so `--out data` cannot wipe a data directory, nor a later run a file someone put
 beside the outputs of an earlier one. One run at a time writes an output directory: a run holds
 `.NAME.lock` beside it (flock, released by the kernel however the process ends, removed when
-the run ends) and another run there is refused at its start, naming the first's PID.
+the run ends) and another run there is refused at its start, naming the first's PID
+(`sole_writer`, which `train` takes on the models directory too).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import contextlib
 import fcntl
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -38,11 +39,27 @@ def staged_output(out: Path) -> Iterator[Path]:
     """Yield an empty partial directory; on success it becomes `out` in one swap."""
     out = out.absolute()
     partial = out.parent / f".{out.name}.partial-{os.getpid()}"
-    lock = _lock(out)
-    try:
+
+    def refused(pid: str) -> str:
+        return (
+            f"--out {out}: another backtest or walk-forward (PID {pid}) is writing there; "
+            "wait for it to finish, or choose another directory"
+        )
+
+    with sole_writer(out, f"--out {out}", refused):
         yield from _staged(out, partial)
+
+
+@contextmanager
+def sole_writer(target: Path, name: str, refused: Callable[[str], str]) -> Iterator[None]:
+    """Hold `target`'s lock (`.NAME.lock` beside it) for the block, or raise
+    ConfigurationError: `refused(PID)` when another process holds it, else that `name`
+    cannot be written."""
+    lock = _lock(target, name, refused)
+    try:
+        yield
     finally:
-        _unlock(out, lock)
+        _unlock(target, lock)
 
 
 def _staged(out: Path, partial: Path) -> Iterator[Path]:
@@ -71,7 +88,7 @@ def _lock_path(out: Path) -> Path:
     return out.parent / f".{out.name}.lock"
 
 
-def _lock(out: Path) -> int:
+def _lock(out: Path, name: str, refused: Callable[[str], str]) -> int:
     """Hold `out`'s lock (a descriptor), or raise ConfigurationError naming the run that does."""
     path = _lock_path(out)
     while True:
@@ -81,19 +98,14 @@ def _lock(out: Path) -> int:
         except OSError as error:
             why = error.strerror or str(error)
             raise ConfigurationError(
-                [f"--out {out}: cannot write there ({why}); choose a directory you can write to"]
+                [f"{name}: cannot write there ({why}); choose a directory you can write to"]
             ) from None
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.read(descriptor, 32).decode("ascii", "replace").strip() or "?"
             os.close(descriptor)
-            raise ConfigurationError(
-                [
-                    f"--out {out}: another backtest or walk-forward (PID {holder}) is writing "
-                    "there; wait for it to finish, or choose another directory"
-                ]
-            ) from None
+            raise ConfigurationError([refused(holder)]) from None
         # A run that ended unlinks the file it locked: lock the one at the path.
         with contextlib.suppress(FileNotFoundError):
             if os.fstat(descriptor).st_ino == os.stat(path).st_ino:

@@ -35,6 +35,7 @@ from quantum_trader import __version__
 from quantum_trader.errors import ModelArtifactError
 from quantum_trader.record import record
 from quantum_trader.signals.calibration import Calibration
+from quantum_trader.stop_signals import stop_signals
 
 FORMAT_VERSION = 2
 MODELS_SUBDIR = "models"
@@ -345,11 +346,11 @@ def _flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 @contextmanager
 def _signals_deferred() -> Iterator[None]:
-    """Hold SIGTERM/SIGINT back until the block is done (main thread; elsewhere a no-op)."""
+    """Hold the stop signals back until the block is done (main thread; elsewhere a no-op)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals())
     try:
         yield
     finally:

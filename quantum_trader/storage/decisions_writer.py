@@ -1,6 +1,7 @@
-"""The decisions writer process of decisions_aside.py: standard library only, so it starts in
-a few tens of milliseconds beside a replay that has just begun (the repository's module,
-which this once was, imports ≈ 0.24 s of CPU worth of libraries).
+"""The decisions writer process of decisions_aside.py: standard library only (and the light
+stop_signals.py), so it starts in a few tens of milliseconds beside a replay that has just
+begun (the repository's module, which this once was, imports ≈ 0.24 s of CPU worth of
+libraries).
 
     python -m quantum_trader.storage.decisions_writer DATABASE INSERT_SQL BUSY_TIMEOUT_MS
 
@@ -12,16 +13,17 @@ from __future__ import annotations
 
 import os
 import pickle
-import signal
 import sqlite3
 import sys
+
+from quantum_trader.stop_signals import leave_stops_to_the_parent
 
 HEADER_BYTES = 8
 
 
 def main() -> None:
     os.nice(10)  # never urgent (its pipe holds a batch and more): the replay first
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C: the backtest decides
+    leave_stops_to_the_parent()  # Ctrl-C and a hangup reach the group: the command decides
     database, insert, busy_timeout_ms = sys.argv[1], sys.argv[2], int(sys.argv[3])
     connection = sqlite3.connect(database, isolation_level=None, timeout=busy_timeout_ms / 1000)
     connection.execute("PRAGMA synchronous = NORMAL")  # the repository's; WAL is the file's

@@ -277,8 +277,16 @@ async def test_a_saved_account_on_symbols_without_prices_needs_an_operator(tmp_p
     clock = ManualClock(at(0))
     first = make_exchange(clock, {ETH: make_bars(ETH, flat_rows(20000.0, 10))}, state_path=path)
     await first.place_order(market("e1", BUY, "0.1", symbol=ETH))
-    with pytest.raises(OperatorActionRequired, match="ETH"):
+    with pytest.raises(OperatorActionRequired) as refused:
         make_exchange(clock, {BTC: make_bars(BTC, flat_rows(20000.0, 10))}, state_path=path)
+    # The backstop behind the start's checks (paper_account_checks.py): what to do, too.
+    assert str(refused.value) == (
+        f"paper account {path} holds positions or stops on {ETH}, which this run has no "
+        "recorded candles or market rules of: list them in market.symbols and point "
+        "market.replay_dir at data that records them, so that the daemon manages them to "
+        "their exit; or stop it and move paper_exchange.json aside together with "
+        "quantum_trader.db (and its -wal and -shm files) to start afresh"
+    )
 
 
 async def test_funding_paid_since_an_instant_counts_each_settlement_from_it_on(

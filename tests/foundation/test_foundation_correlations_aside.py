@@ -14,7 +14,7 @@ from typing import IO, NoReturn
 
 import numpy as np
 import pytest
-from daemon_harness import eventually, ignores_sigint
+from daemon_harness import eventually, ignores_terminal_signals
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
@@ -213,7 +213,7 @@ def test_an_answer_of_the_arrays_asked_for_is_taken() -> None:
 
 def test_ctrl_c_reaching_the_correlation_process_does_not_stop_it() -> None:
     child, errors = started(["-m", "quantum_trader.market.correlations_aside"])
-    eventually(lambda: ignores_sigint(child.pid), 60, "the process ignoring SIGINT")
+    eventually(lambda: ignores_terminal_signals(child.pid), 60, "ignoring SIGINT, SIGHUP")
     os.kill(child.pid, signal.SIGINT)  # a terminal's Ctrl-C reaches the process group
     aside = CorrelationsAside(small_job(), child, errors)
     assert answered(aside) is not None

@@ -5,7 +5,7 @@ follow (`advance`, `advance_until`, `settle`)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -18,7 +18,7 @@ from quantum_trader.clock import ManualClock, utc_from_ms
 from quantum_trader.config import ExchangeSettings, Settings
 from quantum_trader.domain import ExchangeMode
 from quantum_trader.execution.binance_streams import BinanceStreams
-from quantum_trader.execution.ccxt_exchange import CcxtExchange
+from quantum_trader.execution.ccxt_exchange import DEFAULT_RETRY_DELAYS_S, CcxtExchange
 from quantum_trader.ops.metrics import Metrics
 
 from .inflight import in_flight
@@ -52,6 +52,7 @@ async def open_runtime_on(
     *,
     clock: ManualClock | None = None,
     metrics: Metrics | None = None,
+    retry_delays_s: Sequence[float] = DEFAULT_RETRY_DELAYS_S,
 ) -> Runtime:
     """The testnet runtime on the stand-in, trading AlwaysBuy signals without rate limiting;
     its clock 10 s into a 5 m bar of the stand-in's unless `clock` is given."""
@@ -64,6 +65,7 @@ async def open_runtime_on(
         source=AlwaysBuy(),
         rate_limit=False,
         metrics=metrics,
+        retry_delays_s=retry_delays_s,
     )
 
 

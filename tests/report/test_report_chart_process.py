@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import uvloop
-from daemon_harness import eventually, ignores_sigint, niceness, ten_lower_than_ours
+from daemon_harness import eventually, ignores_terminal_signals, niceness, ten_lower_than_ours
 from report_builders import TWO, utc
 from structlog.testing import capture_logs
 
@@ -329,7 +329,7 @@ def test_ctrl_c_reaching_the_chart_process_does_not_stop_it(
         # It yields the CPU to the backtest's process, whose run needs it first (set first).
         lower = ten_lower_than_ours()
         eventually(lambda: niceness(process.pid) == lower, 60, "the chart process at nice +10")
-        eventually(lambda: ignores_sigint(process.pid), 60, "the chart process ignoring SIGINT")
+        eventually(lambda: ignores_terminal_signals(process.pid), 60, "ignoring SIGINT, SIGHUP")
         os.kill(process.pid, signal.SIGINT)  # a terminal's Ctrl-C reaches the process group
         return process
 

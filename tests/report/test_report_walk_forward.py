@@ -4,6 +4,7 @@ changing the bars after a block's start changes nothing the earlier blocks saw o
 from __future__ import annotations
 
 import asyncio
+import itertools
 import sqlite3
 from contextlib import closing
 from datetime import datetime, timedelta
@@ -149,4 +150,26 @@ def test_a_walk_forward_report_names_the_inputs_its_data_lack(tmp_path: Path) ->
 def test_a_block_as_long_as_the_window_or_beyond_the_calendar_is_the_window(days: int) -> None:
     # Was: OverflowError, a traceback, for --block-days beyond what a date can add.
     assert plan_blocks(START, END, days) == [Block(START, END)]
-    assert [b.end for b in plan_blocks(START, END, 5)] == [utc(2025, 9, 25), utc(2025, 9, 30), END]
+    assert [b.end for b in plan_blocks(START, END, 4)] == [utc(2025, 9, 24), utc(2025, 9, 28), END]
+
+
+@pytest.mark.parametrize(
+    ("days", "ends"),
+    [
+        # 12 days in 5-day blocks: the 2-day tail is traded by the second block's models.
+        (5, [utc(2025, 9, 25), END]),
+        # 12 days in 11-day blocks: a 1-day tail, not a block trained for one day.
+        (11, [END]),
+        # 12 days in 8-day blocks: a 4-day tail, half a block, is a block of its own.
+        (8, [utc(2025, 9, 28), END]),
+    ],
+)
+def test_a_tail_shorter_than_half_a_block_is_traded_by_the_block_before(
+    days: int, ends: list[datetime]
+) -> None:
+    """Was: the window's last days, however few, were a block of their own: a model set
+    trained (minutes) to trade one day, and reported as a block like the others."""
+    blocks = plan_blocks(START, END, days)
+    assert [b.end for b in blocks] == ends
+    assert blocks[0].start == START
+    assert all(a.end == b.start for a, b in itertools.pairwise(blocks))

@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,6 +23,8 @@ from damage_fixtures import contents, data_dir, stopped_daemon_template
 from quantum_trader.clock import utc_from_ms
 from quantum_trader.errors import OperatorActionRequired
 from quantum_trader.execution.paper_state import load_state
+from quantum_trader.market.candle_store import bundled_sample_dir
+from quantum_trader.market.layout import file_stem
 from quantum_trader.storage.sqlite import SqliteRepository
 
 __all__ = ["data_dir", "stopped_daemon_template"]
@@ -256,5 +259,49 @@ def test_symbols_that_leave_out_what_the_account_holds_are_a_configuration_line(
         "(market.symbols, QT_MARKET__SYMBOLS) so that the daemon manages them to their exit, "
         "or stop it and move paper_exchange.json aside together with quantum_trader.db (and "
         "its -wal and -shm files) to start afresh"
+    )
+    assert contents(data_dir) == before
+
+
+@pytest.mark.parametrize("universe", ["fixed", "top_volume"])
+def test_a_replay_dir_without_a_held_symbol_is_one_line_naming_both(
+    data_dir: Path, tmp_path: Path, universe: str
+) -> None:
+    """market.replay_dir changed to a directory without a symbol the kept account holds. Was:
+    with a fixed list, `unknown symbol …: download-data` (not that the account holds it, nor
+    that the old directory has it); with the universe rule, `market.symbols: leaves out …:
+    list them again`, which then fails the same way; the paper exchange's own backstop said
+    `… which have no recorded prices or market rules here`."""
+    state = load_state(data_dir / PAPER_STATE)
+    assert state is not None
+    held = sorted(state.positions)
+    replay = tmp_path / "recorded"
+    replay.mkdir()
+    left_out = tuple(file_stem(symbol) + "-" for symbol in held)
+    for source in bundled_sample_dir().iterdir():
+        if not source.name.startswith(left_out):
+            shutil.copyfile(source, replay / source.name)
+    before = contents(data_dir)
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("QT_")}
+    environment = {"QT_DATA_DIR": str(data_dir), "QT_MARKET__REPLAY_DIR": str(replay)}
+    done = subprocess.run(
+        [sys.executable, "-m", "quantum_trader", "run"],
+        env={**clean, **environment, "QT_MARKET__UNIVERSE__RULE": universe},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    (line,) = [x for x in done.stderr.splitlines() if x.strip() and not x.startswith("{")]
+    symbols, listed = ", ".join(held), ",".join(held)
+    assert line == (
+        f"configuration error: market.replay_dir: {replay} has no 5m candles of {symbols}, "
+        f"which the paper account {data_dir / PAPER_STATE} holds positions or stops on: point "
+        "market.replay_dir (QT_MARKET__REPLAY_DIR) back at the data they were traded on, or "
+        f"add their candles there (quantum-trader download-data --symbols {listed} --timeframe "
+        "5m, or import-data), so that the daemon manages them to their exit; or "
+        "stop it and move paper_exchange.json aside together with quantum_trader.db (and its "
+        "-wal and -shm files) to start afresh"
     )
     assert contents(data_dir) == before

@@ -216,7 +216,9 @@ def snapshot(directory: Path) -> dict[str, str]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize(
+    "stop", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=["SIGTERM", "SIGINT", "SIGHUP"]
+)
 def test_a_signal_during_train_leaves_the_set_in_use_intact_and_no_partial_set(
     trained: Trained, tmp_path: Path, stop: signal.Signals
 ) -> None:
@@ -245,3 +247,40 @@ def test_a_signal_during_train_leaves_the_set_in_use_intact_and_no_partial_set(
     assert snapshot(data_dir / "models") == before
     assert (data_dir / "models" / CURRENT_FILE).read_text().strip() == name
     assert load_ensemble(data_dir / "models", settings_for(data_dir)) is not None
+
+
+@pytest.mark.slow
+def test_a_second_train_on_the_data_dir_is_refused_naming_the_first(tmp_path: Path) -> None:
+    """Was (2026-12-04, reproduced with two real processes, the first frozen while its set was
+    being written): the second swept the first's `.partial-*` ("removed half-written sets of
+    a stopped run") and published; the first then failed with a traceback, FileNotFoundError,
+    exit 1. Now the second is refused at its start, as a second backtest on one --out is."""
+    data_dir = tmp_path / "data"
+    config = tiny_config(data_dir, "forecaster_steps = 5000\n")
+    command = [sys.executable, "-m", "quantum_trader", "train", "--config", str(config)]
+    first = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment()
+    )
+    try:
+        assert first.stdout is not None
+        lines = iter(first.stdout.readline, "")
+        assert any(line.startswith("Training") for line in lines)  # it holds the directory
+        second = subprocess.run(
+            command, capture_output=True, text=True, timeout=120, env=environment(), check=False
+        )
+    finally:
+        first.send_signal(signal.SIGTERM)
+        _, stderr = first.communicate(timeout=120)
+    assert second.returncode == 2, second.stderr
+    models = data_dir / "models"
+    assert second.stderr.strip().splitlines() == [
+        f"configuration error: {models}: another train (PID {first.pid}) is writing model "
+        "sets there; wait for it to finish (or stop it), or point QT_DATA_DIR at another data "
+        "directory"
+    ]
+    assert "Training" not in second.stdout
+    assert first.returncode == 1, stderr
+    assert stderr.strip().splitlines() == [
+        "error: training stopped by SIGTERM before it finished; no model set was published"
+    ]
+    assert sorted(p.name for p in models.iterdir()) == []  # nothing half-written left

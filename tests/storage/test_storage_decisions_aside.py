@@ -20,7 +20,13 @@ from typing import IO
 
 import pytest
 import storage_samples as s
-from daemon_harness import eventually, ignores_sigint, niceness, query, ten_lower_than_ours
+from daemon_harness import (
+    eventually,
+    ignores_terminal_signals,
+    niceness,
+    query,
+    ten_lower_than_ours,
+)
 from structlog.testing import capture_logs
 
 from quantum_trader.domain import Decision, EquitySnapshot
@@ -173,7 +179,7 @@ def test_ctrl_c_reaching_the_writer_process_does_not_stop_it(tmp_path: Path) -> 
         # It yields the CPU to the replay, which needs it first (set first).
         lower = ten_lower_than_ours()
         eventually(lambda: niceness(aside.pid) == lower, 60, "the process at nice +10")
-        eventually(lambda: ignores_sigint(aside.pid), 60, "the process ignoring SIGINT")
+        eventually(lambda: ignores_terminal_signals(aside.pid), 60, "ignoring SIGINT, SIGHUP")
         os.kill(aside.pid, signal.SIGINT)  # a terminal's Ctrl-C reaches the process group
 
     asyncio.run(recorded(tmp_path / "here.db", aside=False))
