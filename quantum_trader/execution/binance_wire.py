@@ -47,6 +47,7 @@ Payload = Mapping[str, Any]
 SETTLE_ASSET = "USDT"
 
 _KINDS = frozenset(kind.value for kind in OrderKind)
+_SIDES = frozenset(side.value for side in OrderSide)
 CONDITIONAL_KINDS = frozenset(kind.value for kind in OrderKind if kind.is_conditional)
 PLAIN_STATUS = {
     "NEW": OrderStatus.OPEN,
@@ -113,6 +114,24 @@ def int_field(payload: Payload, name: str, what: str) -> int:
         return int(str(raw))
     except ValueError:
         raise MarketDataError(f"{what}: field {name!r} is not an integer: {raw!r}") from None
+
+
+def side_field(payload: Payload, name: str, what: str) -> OrderSide:
+    raw = field(payload, name, what)
+    if not isinstance(raw, str) or raw not in _SIDES:
+        raise MarketDataError(f"{what}: field {name!r} is not BUY or SELL: {raw!r}")
+    return OrderSide(raw)
+
+
+def ms_field(payload: Payload, name: str, what: str) -> int:
+    """An epoch-milliseconds field that is a time `datetime` can hold (was: a ValueError or
+    OSError, which no caller reads as a malformed answer)."""
+    ms = int_field(payload, name, what)
+    try:
+        utc_from_ms(ms)
+    except (OverflowError, OSError, ValueError):
+        raise MarketDataError(f"{what}: field {name!r} is not a time: {ms}") from None
+    return ms
 
 
 def as_list(payload: Any, what: str) -> Sequence[Any]:
@@ -245,20 +264,20 @@ def parse_order(payload: Payload, symbol: str) -> Order:
     kind = OrderKind(kind_raw)
     filled = decimal_field(payload, "executedQty", what)
     average = decimal_field(payload, "avgPrice", what) if payload.get("avgPrice") else ZERO
-    created_ms = payload.get("time") or int_field(payload, "updateTime", what)
+    created_ms = ms_field(payload, "time" if payload.get("time") else "updateTime", what)
     return Order(
         client_order_id=str(field(payload, "clientOrderId", what)),
         symbol=symbol,
-        side=OrderSide(field(payload, "side", what)),
+        side=side_field(payload, "side", what),
         kind=kind,
         quantity=decimal_field(payload, "origQty", what),
         status=_status(PLAIN_STATUS, payload, "status", what),
-        created_at=utc_from_ms(int(created_ms)),
+        created_at=utc_from_ms(created_ms),
         exchange_order_id=str(field(payload, "orderId", what)),
         reduce_only=_flag(payload.get("reduceOnly", False)),
         filled_quantity=filled,
         average_price=average if average > 0 else None,
-        updated_at=utc_from_ms(int_field(payload, "updateTime", what)),
+        updated_at=utc_from_ms(ms_field(payload, "updateTime", what)),
     )
 
 
@@ -283,17 +302,17 @@ def parse_algo_order(payload: Payload, symbol: str, execution: Execution | None 
     return Order(
         client_order_id=str(field(payload, "clientAlgoId", what)),
         symbol=symbol,
-        side=OrderSide(field(payload, "side", what)),
+        side=side_field(payload, "side", what),
         kind=OrderKind(kind_raw),
         quantity=quantity,
         status=status,
-        created_at=utc_from_ms(int_field(payload, "createTime", what)),
+        created_at=utc_from_ms(ms_field(payload, "createTime", what)),
         exchange_order_id=str(field(payload, "algoId", what)),
         trigger_price=decimal_field(payload, "triggerPrice", what, positive=True),
         reduce_only=_flag(payload.get("reduceOnly", False)),
         filled_quantity=execution.quantity if execution else ZERO,
         average_price=execution.average_price if execution else None,
-        updated_at=utc_from_ms(int_field(payload, "updateTime", what)),
+        updated_at=utc_from_ms(ms_field(payload, "updateTime", what)),
         detail=str(payload.get("actualOrderId") or ""),
         triggered_at=firing_since(raw_status, payload.get("triggerTime"), payload["updateTime"]),
     )
