@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -41,13 +41,18 @@ from quantum_trader.domain import (
     Side,
 )
 from quantum_trader.errors import MarketDataError
+from quantum_trader.execution.binance_fields import Payload as Payload
+from quantum_trader.execution.binance_fields import as_list as as_list
+from quantum_trader.execution.binance_fields import decimal_field as decimal_field
+from quantum_trader.execution.binance_fields import field as field
+from quantum_trader.execution.binance_fields import int_field as int_field
+from quantum_trader.execution.binance_fields import ms_field as ms_field
+from quantum_trader.execution.binance_fields import side_field as side_field
 from quantum_trader.record import record
 
-Payload = Mapping[str, Any]
 SETTLE_ASSET = "USDT"
 
 _KINDS = frozenset(kind.value for kind in OrderKind)
-_SIDES = frozenset(side.value for side in OrderSide)
 CONDITIONAL_KINDS = frozenset(kind.value for kind in OrderKind if kind.is_conditional)
 PLAIN_STATUS = {
     "NEW": OrderStatus.OPEN,
@@ -82,62 +87,6 @@ class Execution:
         if quantity <= 0:
             return cls(ZERO, None)
         return cls(quantity, sum((f.quantity * f.price for f in fills), ZERO) / quantity)
-
-
-def field(payload: Payload, name: str, what: str) -> Any:
-    """Return `payload[name]`; raise MarketDataError naming `what` and the field if absent."""
-    if not isinstance(payload, Mapping):
-        raise MarketDataError(f"{what}: expected an object, got {type(payload).__name__}")
-    value = payload.get(name)
-    if value is None:
-        raise MarketDataError(f"{what}: missing field {name!r}")
-    return value
-
-
-def decimal_field(payload: Payload, name: str, what: str, *, positive: bool = False) -> Decimal:
-    """Parse a finite Decimal field (strictly positive when `positive`)."""
-    raw = field(payload, name, what)
-    try:
-        value = Decimal(str(raw))
-    except InvalidOperation:
-        raise MarketDataError(f"{what}: field {name!r} is not a number: {raw!r}") from None
-    if not value.is_finite():
-        raise MarketDataError(f"{what}: field {name!r} is not finite: {raw!r}")
-    if positive and value <= 0:
-        raise MarketDataError(f"{what}: field {name!r} must be positive, got {raw!r}")
-    return value
-
-
-def int_field(payload: Payload, name: str, what: str) -> int:
-    raw = field(payload, name, what)
-    try:
-        return int(str(raw))
-    except ValueError:
-        raise MarketDataError(f"{what}: field {name!r} is not an integer: {raw!r}") from None
-
-
-def side_field(payload: Payload, name: str, what: str) -> OrderSide:
-    raw = field(payload, name, what)
-    if not isinstance(raw, str) or raw not in _SIDES:
-        raise MarketDataError(f"{what}: field {name!r} is not BUY or SELL: {raw!r}")
-    return OrderSide(raw)
-
-
-def ms_field(payload: Payload, name: str, what: str) -> int:
-    """An epoch-milliseconds field that is a time `datetime` can hold (was: a ValueError or
-    OSError, which no caller reads as a malformed answer)."""
-    ms = int_field(payload, name, what)
-    try:
-        utc_from_ms(ms)
-    except (OverflowError, OSError, ValueError):
-        raise MarketDataError(f"{what}: field {name!r} is not a time: {ms}") from None
-    return ms
-
-
-def as_list(payload: Any, what: str) -> Sequence[Any]:
-    if not isinstance(payload, list):
-        raise MarketDataError(f"{what}: expected a list, got {type(payload).__name__}")
-    return payload
 
 
 def parse_market_rules(symbol: str, info: Payload) -> MarketRules:
