@@ -28,19 +28,26 @@ log = get_logger("app")
 
 
 def choose_signal_source(
-    settings: Settings, funding: Mapping[str, FundingSeries] | None = None
+    settings: Settings,
+    funding: Mapping[str, FundingSeries] | None = None,
+    said: list[str] | None = None,
 ) -> SignalSource:
     """The ensemble when enough trained models load (or when asked for), else the rule agent.
 
     `funding` is the funding history the ensemble's funding feature reads, per symbol; None
-    loads the recorded funding of `settings.market.symbols` from the candle store.
+    loads the recorded funding of `settings.market.symbols` from the candle store. When
+    trained models are there but not used, one line says why in `said` (a backtest's report
+    shows it: its log shows warnings of missing inputs only).
     """
     wanted = settings.signals.source
     if wanted == "rules":
         return RuleAgent(settings.signals)
-    ensemble = _load_ensemble(settings, funding)
+    not_used: list[str] = []
+    ensemble = _load_ensemble(settings, funding, not_used)
     if ensemble is not None:
         return ensemble
+    if said is not None and not_used:
+        said.append(f"trained models not used: {'; '.join(not_used)}; the rule agent trades")
     if wanted == "ensemble":
         raise ConfigurationError(
             [
@@ -53,19 +60,25 @@ def choose_signal_source(
 
 
 def _load_ensemble(
-    settings: Settings, funding: Mapping[str, FundingSeries] | None = None
+    settings: Settings, funding: Mapping[str, FundingSeries] | None, not_used: list[str]
 ) -> SignalSource | None:
-    """The ensemble of the models that load, or None when fewer than `min_models` do."""
+    """The ensemble of the models that load, or None when fewer than `min_models` do (and
+    then why in `not_used`, when a set was there)."""
     models_dir = models_dir_in(settings.data_dir)
     if not models_dir.is_dir():
         return None
     from quantum_trader.signals.ensemble import recorded_funding  # heavy
     from quantum_trader.signals.loading import load_ensemble
 
-    ensemble = load_ensemble(models_dir, settings)
+    ensemble = load_ensemble(models_dir, settings, not_used=not_used)
     if ensemble is None:
         return None
     if len(ensemble.model_names) < settings.ensemble.min_models:
+        not_used.append(
+            f"{len(ensemble.model_names)} of the {len(settings.ensemble.models)} models in "
+            f"{models_dir} loaded ({', '.join(ensemble.model_names)}), fewer than "
+            f"ensemble.min_models ({settings.ensemble.min_models}); see model_load_failed"
+        )
         log.warning(
             "ensemble_unavailable",
             loaded=list(ensemble.model_names),

@@ -144,14 +144,15 @@ def prepare_replay(settings: Settings, request: BacktestRequest) -> tuple[Settin
     rules = data.rules(symbols, settings.market.timeframe)
     store = data.store()
     # The ensemble's funding feature needs the recorded rates of exactly these symbols.
-    source = choose_signal_source(settings, recorded_funding(store, symbols))
+    not_used: list[str] = []  # trained models there but refused: said in the report
+    source = choose_signal_source(settings, recorded_funding(store, symbols), not_used)
     feed = ReplayFeed(store, symbols, settings.market.timeframe, history_bars(settings, source))
     feed.check_ticks(rules)
     start, end = window(feed, request.start, request.end)
     missing = missing_inputs(store, settings, feed, ms_from_utc(start))
     missing += said_narrowed(feed, request.start, request.end)
     missing += replay_caveats(data, feed, start, end)  # not TRADING, gaps in the window
-    missing += said_not_trained_on(settings, source, symbols)
+    missing += said_not_trained_on(settings, source, symbols) + not_used
     metadata = source.metadata if isinstance(source, Ensemble) else None
     provenance = check_window(
         source.name,

@@ -22,7 +22,7 @@ from decimal import Decimal
 from typing import Any
 
 from quantum_trader.clock import utc_from_ms
-from quantum_trader.domain import ZERO, Order, OrderKind, OrderSide, OrderStatus
+from quantum_trader.domain import ZERO, Order, OrderKind, OrderStatus
 from quantum_trader.errors import MarketDataError
 from quantum_trader.execution.binance_wire import (
     Execution,
@@ -32,6 +32,8 @@ from quantum_trader.execution.binance_wire import (
     field,
     firing_since,
     int_field,
+    ms_field,
+    side_field,
 )
 from quantum_trader.record import record
 
@@ -162,12 +164,12 @@ def _order_update(
     status_raw = str(field(o, "X", what))
     if status_raw not in _PLAIN_STATUS:
         raise MarketDataError(f"{what} {symbol}: unknown order status {status_raw!r}")
-    time_ms = int(o.get("T") or int_field(payload, "T", what))
+    time_ms = ms_field(o, "T", what) if o.get("T") else ms_field(payload, "T", what)
     average = decimal_field(o, "ap", what)
     order = Order(
         client_order_id=str(field(o, "c", what)),
         symbol=symbol,
-        side=OrderSide(field(o, "S", what)),
+        side=side_field(o, "S", what),
         kind=OrderKind(kind),
         quantity=decimal_field(o, "q", what),
         status=_PLAIN_STATUS[status_raw],
@@ -188,7 +190,8 @@ def _algo_update(payload: Mapping[str, Any], symbol_by_id: Mapping[str, str]) ->
     kind = o.get("o")
     if symbol is None or kind not in _KINDS or kind == OrderKind.MARKET:
         return None
-    time_ms = max(int(payload.get("T") or 0), int_field(payload, "E", what))
+    sent_ms = ms_field(payload, "T", what) if payload.get("T") else 0
+    time_ms = max(sent_ms, ms_field(payload, "E", what))
     quantity = ZERO  # a close-position order has no quantity: it closes whatever is held
     if o.get("q") not in (None, "") or o.get("cp") is not True:
         quantity = decimal_field(o, "q", what)
@@ -201,7 +204,7 @@ def _algo_update(payload: Mapping[str, Any], symbol_by_id: Mapping[str, str]) ->
     order = Order(
         client_order_id=str(field(o, "caid", what)),
         symbol=symbol,
-        side=OrderSide(field(o, "S", what)),
+        side=side_field(o, "S", what),
         kind=OrderKind(kind),
         quantity=quantity,
         status=status,
@@ -236,7 +239,7 @@ def _account_update(payload: Mapping[str, Any], symbol_by_id: Mapping[str, str])
                 unrealized_pnl_usdt=decimal_field(row, "up", item) if row.get("up") else ZERO,
             )
         )
-    time_ms = int(payload.get("T") or int_field(payload, "E", what))
+    time_ms = ms_field(payload, "T", what) if payload.get("T") else ms_field(payload, "E", what)
     return AccountUpdate(time_ms, tuple(positions))
 
 
@@ -250,5 +253,5 @@ def _leverage_update(
     if symbol is None:
         return None
     what = "ACCOUNT_CONFIG_UPDATE"
-    time_ms = int(payload.get("T") or int_field(payload, "E", what))
+    time_ms = ms_field(payload, "T", what) if payload.get("T") else ms_field(payload, "E", what)
     return LeverageUpdate(symbol, int_field(config, "l", what), time_ms)

@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from quantum_trader.clock import utc_from_ms
-from quantum_trader.domain import ZERO, Fill, OrderSide
+from quantum_trader.domain import ZERO, Fill
 from quantum_trader.errors import MarketDataError
 from quantum_trader.execution.binance_wire import (
     PLAIN_STATUS,
@@ -27,6 +27,8 @@ from quantum_trader.execution.binance_wire import (
     decimal_field,
     field,
     int_field,
+    ms_field,
+    side_field,
 )
 
 MINUTE_MS = 60_000
@@ -111,22 +113,16 @@ def parse_minute_close(payload: Any, market_id: str, minute_ms: int) -> Decimal:
 
 
 def _fill(row: Any, what: str, symbol: str, client_order_id: str, prices: Prices) -> Fill:
-    side, time_ms = str(field(row, "side", what)), int_field(row, "time", what)
-    if side not in (OrderSide.BUY.value, OrderSide.SELL.value):
-        raise MarketDataError(f"{what}: unknown side {side!r}")
-    try:
-        time = utc_from_ms(time_ms)
-    except (OverflowError, OSError, ValueError):
-        raise MarketDataError(f"{what}: time {time_ms} out of range") from None
+    side, time_ms = side_field(row, "side", what), ms_field(row, "time", what)
     return Fill(
         trade_id=str(field(row, "id", what)),
         client_order_id=client_order_id,
         symbol=symbol,
-        side=OrderSide(side),
+        side=side,
         quantity=decimal_field(row, "qty", what, positive=True),
         price=decimal_field(row, "price", what, positive=True),
         fee_usdt=_fee_usdt(row, what, time_ms, prices),
-        time=time,
+        time=utc_from_ms(time_ms),
         is_maker=bool(row.get("maker", False)),
     )
 

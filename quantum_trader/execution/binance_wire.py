@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -41,9 +41,15 @@ from quantum_trader.domain import (
     Side,
 )
 from quantum_trader.errors import MarketDataError
+from quantum_trader.execution.binance_fields import Payload as Payload
+from quantum_trader.execution.binance_fields import as_list as as_list
+from quantum_trader.execution.binance_fields import decimal_field as decimal_field
+from quantum_trader.execution.binance_fields import field as field
+from quantum_trader.execution.binance_fields import int_field as int_field
+from quantum_trader.execution.binance_fields import ms_field as ms_field
+from quantum_trader.execution.binance_fields import side_field as side_field
 from quantum_trader.record import record
 
-Payload = Mapping[str, Any]
 SETTLE_ASSET = "USDT"
 
 _KINDS = frozenset(kind.value for kind in OrderKind)
@@ -81,44 +87,6 @@ class Execution:
         if quantity <= 0:
             return cls(ZERO, None)
         return cls(quantity, sum((f.quantity * f.price for f in fills), ZERO) / quantity)
-
-
-def field(payload: Payload, name: str, what: str) -> Any:
-    """Return `payload[name]`; raise MarketDataError naming `what` and the field if absent."""
-    if not isinstance(payload, Mapping):
-        raise MarketDataError(f"{what}: expected an object, got {type(payload).__name__}")
-    value = payload.get(name)
-    if value is None:
-        raise MarketDataError(f"{what}: missing field {name!r}")
-    return value
-
-
-def decimal_field(payload: Payload, name: str, what: str, *, positive: bool = False) -> Decimal:
-    """Parse a finite Decimal field (strictly positive when `positive`)."""
-    raw = field(payload, name, what)
-    try:
-        value = Decimal(str(raw))
-    except InvalidOperation:
-        raise MarketDataError(f"{what}: field {name!r} is not a number: {raw!r}") from None
-    if not value.is_finite():
-        raise MarketDataError(f"{what}: field {name!r} is not finite: {raw!r}")
-    if positive and value <= 0:
-        raise MarketDataError(f"{what}: field {name!r} must be positive, got {raw!r}")
-    return value
-
-
-def int_field(payload: Payload, name: str, what: str) -> int:
-    raw = field(payload, name, what)
-    try:
-        return int(str(raw))
-    except ValueError:
-        raise MarketDataError(f"{what}: field {name!r} is not an integer: {raw!r}") from None
-
-
-def as_list(payload: Any, what: str) -> Sequence[Any]:
-    if not isinstance(payload, list):
-        raise MarketDataError(f"{what}: expected a list, got {type(payload).__name__}")
-    return payload
 
 
 def parse_market_rules(symbol: str, info: Payload) -> MarketRules:
@@ -245,20 +213,20 @@ def parse_order(payload: Payload, symbol: str) -> Order:
     kind = OrderKind(kind_raw)
     filled = decimal_field(payload, "executedQty", what)
     average = decimal_field(payload, "avgPrice", what) if payload.get("avgPrice") else ZERO
-    created_ms = payload.get("time") or int_field(payload, "updateTime", what)
+    created_ms = ms_field(payload, "time" if payload.get("time") else "updateTime", what)
     return Order(
         client_order_id=str(field(payload, "clientOrderId", what)),
         symbol=symbol,
-        side=OrderSide(field(payload, "side", what)),
+        side=side_field(payload, "side", what),
         kind=kind,
         quantity=decimal_field(payload, "origQty", what),
         status=_status(PLAIN_STATUS, payload, "status", what),
-        created_at=utc_from_ms(int(created_ms)),
+        created_at=utc_from_ms(created_ms),
         exchange_order_id=str(field(payload, "orderId", what)),
         reduce_only=_flag(payload.get("reduceOnly", False)),
         filled_quantity=filled,
         average_price=average if average > 0 else None,
-        updated_at=utc_from_ms(int_field(payload, "updateTime", what)),
+        updated_at=utc_from_ms(ms_field(payload, "updateTime", what)),
     )
 
 
@@ -283,17 +251,17 @@ def parse_algo_order(payload: Payload, symbol: str, execution: Execution | None 
     return Order(
         client_order_id=str(field(payload, "clientAlgoId", what)),
         symbol=symbol,
-        side=OrderSide(field(payload, "side", what)),
+        side=side_field(payload, "side", what),
         kind=OrderKind(kind_raw),
         quantity=quantity,
         status=status,
-        created_at=utc_from_ms(int_field(payload, "createTime", what)),
+        created_at=utc_from_ms(ms_field(payload, "createTime", what)),
         exchange_order_id=str(field(payload, "algoId", what)),
         trigger_price=decimal_field(payload, "triggerPrice", what, positive=True),
         reduce_only=_flag(payload.get("reduceOnly", False)),
         filled_quantity=execution.quantity if execution else ZERO,
         average_price=execution.average_price if execution else None,
-        updated_at=utc_from_ms(int_field(payload, "updateTime", what)),
+        updated_at=utc_from_ms(ms_field(payload, "updateTime", what)),
         detail=str(payload.get("actualOrderId") or ""),
         triggered_at=firing_since(raw_status, payload.get("triggerTime"), payload["updateTime"]),
     )

@@ -42,6 +42,11 @@ MISSING_INPUT_WARNINGS = frozenset(
         "symbol_not_trading",
         "replay_gaps",
         "symbols_not_trained_on",  # app_signals.said_not_trained_on: the models never saw them
+        # trained models there but not used (signals/loading.py, app_signals.py): the rule
+        # agent trades instead, and the report says why
+        "model_set_refused",
+        "model_load_failed",
+        "ensemble_unavailable",
     }
 )
 CORRELATION_PERIODS_AHEAD = 24  # a recording's correlation matrices, a day's at a time

@@ -55,8 +55,11 @@ def load_ensemble(
     models_dir: Path,
     settings: Settings,
     funding: Mapping[str, FundingSeries] | None = None,
+    not_used: list[str] | None = None,
 ) -> Ensemble | None:
-    """The ensemble of the current set's models that load; None when none does."""
+    """The ensemble of the current set's models that load; None when none does. A set there
+    that is refused, or of which no model loads, is also a line in `not_used` (a backtest
+    shows it in its report)."""
     try:
         set_dir = current_set(models_dir)
         if set_dir is None:
@@ -65,10 +68,14 @@ def load_ensemble(
         manifest = read_manifest(set_dir, expected_spec(settings))
     except ModelSetError as error:
         log.warning("model_set_refused", models_dir=str(models_dir), reason=str(error))
+        if not_used is not None:
+            not_used.append(f"the model set in {models_dir} was refused: {error}")
         return None
     loaded = _load_models(set_dir, manifest, settings)
     if not loaded:
         log.info("no_models_loaded", models_dir=str(models_dir), model_set=manifest.set_id)
+        if not_used is not None:
+            not_used.append(f"no model of set {manifest.set_id} loaded (model_load_failed)")
         return None
     rules = RuleAgent(settings.signals)
     return Ensemble(loaded, settings.ensemble, manifest.trained_at, rules, funding)

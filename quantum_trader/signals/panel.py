@@ -113,6 +113,7 @@ def load_panel(
     time_ms = np.concatenate([p.time_ms for p in parts])
     data_start_ms = min(int(b.time_ms[0]) for b in hourly.values())
     short = coverage.shorter_than_asked(int(time_ms.min()), window, data_start_ms, settings)
+    notes += [p.gaps for p in parts if p.gaps]
     notes += [f"{u}: left out of training" for u in unusable] + ([short] if short else [])
     frames = [p.frame for p in parts]
     return Panel(
@@ -149,6 +150,7 @@ class _SymbolPart:
     label_end_ms: Int64Array
     rule_action: Int8Array
     unusable: str
+    gaps: str | None = None  # the note of rows left out next to gaps
 
 
 def _symbol_part(
@@ -171,6 +173,10 @@ def _symbol_part(
     )
     labels = triple_barrier_labels(bars, funding, candidates, rules)
     known = np.isfinite(labels.r).all(axis=1)
+    history = coverage.history_h(settings)
+    spanning = coverage.across_gaps(bars, candidates, labels.exit_ms.max(axis=1), history)
+    gaps = coverage.gaps_left_out(bars, candidates, history, int((known & spanning).sum()))
+    known &= ~spanning
     rows = candidates[known]
     why = "" if rows.size else coverage.unusable(bars.symbol, bars, features, window, settings)
     return _SymbolPart(
@@ -181,6 +187,7 @@ def _symbol_part(
         labels.exit_ms[known].max(axis=1),
         agent.hourly_actions(bars)[rows],
         why,
+        gaps,
     )
 
 

@@ -280,6 +280,25 @@ def test_what_we_do_not_mirror_is_ignored(payload: dict[str, Any]) -> None:
         ({**order_update("NEW", "0", T0), "o": {"s": "BTCUSDT", "o": "MARKET"}}, "'X'"),
         (algo_update("PAUSED", T0), "algoStatus"),
         ([1, 2], "expected an object"),
+        # a side or a time that is no such thing: was a ValueError or OverflowError, which no
+        # caller reads as a malformed event (found by an outside-style probe, 2026-12-04)
+        (
+            {
+                **order_update("NEW", "0", T0),
+                "o": {**order_update("NEW", "0", T0)["o"], "S": "buy"},
+            },
+            "'S'",
+        ),
+        ({**algo_update("NEW", T0), "o": {**algo_update("NEW", T0)["o"], "S": "LONG"}}, "'S'"),
+        (
+            {
+                **order_update("NEW", "0", T0),
+                "T": "soon",
+                "o": {**order_update("NEW", "0", T0)["o"], "T": "soon"},
+            },
+            "'T'",
+        ),
+        ({**algo_update("NEW", T0), "T": 10**20}, "'T'"),
     ],
 )
 def test_a_malformed_event_names_the_field(payload: Any, field: str) -> None:

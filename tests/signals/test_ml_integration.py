@@ -35,6 +35,8 @@ from quantum_trader.cli_ml import models_dir, train_ensemble
 from quantum_trader.clock import ManualClock
 from quantum_trader.errors import ConfigurationError
 from quantum_trader.market.candle_store import CandleStore, bundled_sample_dir
+from quantum_trader.market.setup import MISSING_INPUT_WARNINGS
+from quantum_trader.record import replace
 from quantum_trader.signals.ensemble import Ensemble, recorded_funding
 from quantum_trader.signals.loading import load_ensemble
 from quantum_trader.signals.model_set import CURRENT_FILE, current_set, sha256_hex
@@ -134,6 +136,39 @@ def test_a_set_made_for_other_exits_is_not_traded_on(trained: Trained) -> None:
         assert choose_signal_source(wider).name == "rules"
     (refused,) = [e for e in logs if e["event"] == "model_set_refused"]
     assert "sizing.stop_atr_multiple = 1.5, settings ask for 2.0" in refused["reason"]
+
+
+async def test_a_backtest_whose_models_are_not_used_says_why_in_its_report(
+    trained: Trained, tmp_path: Path
+) -> None:
+    """A backtest after a setting changed (or with a damaged set) trades the rule agent, as a
+    daemon does, and says so where a backtest shows things: a `missing input` line of the
+    summary and report.json, and the warnings its quiet log shows. Was: the summary said
+    "RULES (NO TRAINED MODELS)" alone, the refusal's line filtered out with the other
+    warnings, as if no model had been trained (found by an outside-style probe, 2026-12-04,
+    round two)."""
+    settings = settings_for(trained[0])
+    wider = settings.model_copy(
+        update={"sizing": settings.sizing.model_copy(update={"stop_atr_multiple": 2.0})}
+    )
+    request = BacktestRequest(
+        start=datetime(2025, 9, 15, tzinfo=UTC),
+        end=datetime(2025, 9, 16, tzinfo=UTC),
+        symbols=SYMBOLS,
+        out_dir=tmp_path / "refused",
+    )
+    report = await run_backtest(wider, request)
+    assert report.signal_source == "rules"
+    [line] = [m for m in report.missing_inputs if "rule agent trades" in m]
+    assert "sizing.stop_atr_multiple = 1.5, settings ask for 2.0" in line
+    assert {"model_set_refused", "ensemble_unavailable"} <= MISSING_INPUT_WARNINGS
+
+    data_dir = copy_data_dir(trained[0], tmp_path)
+    corrupt(data_dir, "xgboost", "lightgbm", "nhits")
+    report = await run_backtest(settings_for(data_dir), replace(request, out_dir=tmp_path / "c"))
+    [line] = [m for m in report.missing_inputs if "rule agent trades" in m]
+    assert "1 of the 4 models" in line
+    assert "model_load_failed" in MISSING_INPUT_WARNINGS
 
 
 def test_without_models_the_rules_trade_and_asking_for_the_ensemble_is_an_error(

@@ -43,8 +43,12 @@ from quantum_trader.domain import Bars
 from quantum_trader.errors import MarketDataError
 from quantum_trader.market.candle_store import CandleStore, bundled_sample_dir
 from quantum_trader.market.live_universe import UniverseChange
+from quantum_trader.signals.coverage import history_h
+from quantum_trader.signals.labels import ExitRules
 from quantum_trader.signals.loading import load_ensemble
 from quantum_trader.signals.model_set import current_set
+from quantum_trader.signals.panel import load_panel
+from quantum_trader.signals.rules import RuleAgent
 from quantum_trader.signals.training import REPORT_FILE, TrainingResult, train_models
 
 SAMPLE = bundled_sample_dir()
@@ -466,3 +470,44 @@ def test_a_symbol_whose_candles_do_not_fill_an_hour_is_left_out_not_a_traceback(
     )
     with pytest.raises(MarketDataError, match=r"^no hour to train on: ETH/USDT:USDT: its candles"):
         train(tmp_path / "again", market, (ETH,))
+
+
+def test_no_training_row_reaches_across_a_gap_in_the_candles_and_the_gap_is_noted(
+    tmp_path: Path,
+) -> None:
+    """ETH's candles miss five days inside the training window. A row's features read the
+    181 hours before it, and its labels the trade's hours after it, by position: rows next to
+    the gap read hours days apart as one after the other (a trade held through five unrecorded
+    days, exited at the first bar after them). Those rows are left out, and a note says so (was:
+    trained on them without a word; found by an outside-style probe, 2026-12-04, round two)."""
+    market = tmp_path / "market"
+    copy_hourly(market, BTC, datetime(2025, 7, 1, tzinfo=UTC), datetime(2025, 9, 1, tzinfo=UTC))
+    copy_hourly(market, ETH, datetime(2025, 7, 1, tzinfo=UTC), datetime(2025, 8, 1, tzinfo=UTC))
+    after = tmp_path / "after"
+    copy_hourly(after, ETH, datetime(2025, 8, 6, tzinfo=UTC), datetime(2025, 9, 1, tzinfo=UTC))
+    for kind in ("futures", "funding_rate"):
+        both = pa.concat_tables(
+            [feather.read_table(d / file_of(ETH, kind)) for d in (market, after)]
+        )
+        feather.write_feather(both, market / file_of(ETH, kind))
+    settings = settings_for(
+        tmp_path / "data", ensemble=TREES.model_copy(update={"training_days": 60})
+    )
+    panel = load_panel(
+        settings.ensemble, ExitRules.of(settings), RuleAgent(settings.signals), market,
+        (BTC, ETH), need_windows=False,
+    )  # fmt: skip
+    gap = (int(datetime(2025, 7, 31, 23, tzinfo=UTC).timestamp() * 1000),
+           int(datetime(2025, 8, 6, tzinfo=UTC).timestamp() * 1000))  # fmt: skip
+    eth = panel.frames[1]
+    assert eth.symbol == ETH
+    times = eth.hourly.time_ms[eth.rows]
+    ends = panel.label_end_ms[panel.time_ms.size - times.size :]
+    reaching = (times - history_h(settings.ensemble) * 3_600_000 <= gap[0]) & (ends > gap[1])
+    assert not reaching.any()
+    assert (times > gap[1]).any()  # the rest is trained on
+    assert (times < gap[0]).any()
+    [note] = [n for n in panel.notes if "gap" in n]
+    assert note.startswith(
+        "ETH/USDT:USDT: its candles miss 5 days from 2025-08-01 00:00 to 2025-08-06 00:00"
+    )
