@@ -31,7 +31,10 @@ the 5 s tick are one code path. Per tick (planner.py, settle.py):
    (cover.stop_while_unechoed);
 3. each reconciled position is managed at its mark price (monitor/stops.py): exits, partial
    take-profit, break-even, trailing, time exit; then protected: one reduce-only stop of ours
-   at the managed stop. Our conditional orders where no position needs them are cancelled.
+   at the managed stop, and after it, for an entry of ours this tick settled (answered NEW
+   and filled later, or its answer lost), the take-profit of its plan, as an entry booked
+   from its answer gets (protect.entry_target). Our conditional orders where no position
+   needs them are cancelled.
 """
 
 from __future__ import annotations
