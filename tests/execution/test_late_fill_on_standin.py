@@ -13,8 +13,8 @@ instead, a taker's fill where the exchange's order would have closed it at the t
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -104,13 +104,23 @@ async def load_keeper(
     )
 
 
-@asynccontextmanager
-async def keeper_filled_later(later_ms: int = FILLED_AFTER_MS) -> AsyncIterator[Rig]:
+def keeper_filled_later(later_ms: int = FILLED_AFTER_MS) -> AbstractAsyncContextManager[Rig]:
     """A keeper of an empty account reading the streams' mirror of a stand-in that answers
     market orders NEW and executes them `later_ms` on."""
+
+    def fill_later(server: LoopbackBinance) -> None:
+        server.engine.fill_market_later_ms = later_ms
+
+    return keeper_on_streams(fill_later)
+
+
+@asynccontextmanager
+async def keeper_on_streams(setup: Callable[[LoopbackBinance], None]) -> AsyncIterator[Rig]:
+    """A keeper of an empty account reading the streams' mirror (seeded) of a stand-in on a
+    manual clock, `setup` applied to the stand-in first."""
     clock = ManualClock(utc_from_ms(START_MS))
     async with LoopbackBinance(clock=clock) as server:
-        server.engine.fill_market_later_ms = later_ms
+        setup(server)
         exchange = connect(server)
         await exchange.load_markets()
         streams = streams_on(server, exchange)
