@@ -34,7 +34,7 @@ from quantum_trader.keeper.fees import remembered, settle_fees
 from quantum_trader.keeper.fill_check import check_fill
 from quantum_trader.keeper.firing import trigger_times
 from quantum_trader.keeper.guard import Protecting
-from quantum_trader.keeper.ids import Purpose
+from quantum_trader.keeper.ids import Purpose, as_sent
 from quantum_trader.keeper.plan import (
     Context,
     Note,
@@ -97,7 +97,7 @@ class Planner(OrderSettling, RoundTripSettling, Protecting):
             self.book.unechoed.clear()
         self.listed: dict[str, list[Order]] = {}
         self.listed_ids: dict[str, Order] = {}
-        for order in self.snapshot.open_conditional_orders:  # of the symbols `read` alone
+        for order in map(as_sent, self.snapshot.open_conditional_orders):  # of those `read`
             self.listed.setdefault(order.symbol, []).append(order)
             self.listed_ids[order.client_order_id] = order
 

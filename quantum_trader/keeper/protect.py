@@ -363,8 +363,11 @@ def _covers(order: Order | None, position: Position) -> bool:
 
 
 def _protects(order: Order, position: Position) -> bool:
+    """`order`, one of ours, closes `position` only: reduce-only (as the exchange states it,
+    or as sent where its answer does not say: the planner reads listed orders via
+    ids.as_sent), on the side that closes it, with a trigger."""
     return (
-        order.reduce_only
+        order.reduce_only is True
         and order.side is position.side.exit_order_side
         and order.trigger_price is not None
     )
