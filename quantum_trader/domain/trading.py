@@ -160,6 +160,9 @@ class OrderRequest:
 class Order:
     """An order as the exchange (or our intent record) knows it.
 
+    `reduce_only`: None when the exchange's answer left the field out (Binance documents it in
+    every order answer, but an answer without it says nothing either way; keeper/ids.py
+    `as_sent` reads an order of ours as this program sent it).
     `triggered_at`: when a conditional order still open met its trigger condition (Binance's
     algo statuses TRIGGERING and TRIGGERED: its market order is on the way or running). Such
     an order is executing, not waiting: it cannot be cancelled, and one that stays so (Binance
@@ -175,7 +178,7 @@ class Order:
     created_at: datetime
     exchange_order_id: str | None = None
     trigger_price: Decimal | None = None
-    reduce_only: bool = False
+    reduce_only: bool | None = False
     filled_quantity: Decimal = ZERO
     average_price: Decimal | None = None
     fee_usdt: Decimal = ZERO

@@ -24,6 +24,7 @@ from typing import Any
 from quantum_trader.clock import utc_from_ms
 from quantum_trader.domain import ZERO, Order, OrderKind, OrderStatus
 from quantum_trader.errors import MarketDataError
+from quantum_trader.execution.binance_fields import reduce_only_stated
 from quantum_trader.execution.binance_wire import (
     Execution,
     algo_outcome,
@@ -175,7 +176,7 @@ def _order_update(
         status=_PLAIN_STATUS[status_raw],
         created_at=utc_from_ms(time_ms),
         exchange_order_id=str(field(o, "i", what)),
-        reduce_only=o.get("R") is True,
+        reduce_only=reduce_only_stated(o.get("R"), o.get("cp")),
         filled_quantity=decimal_field(o, "z", what),
         average_price=average if average > 0 else None,
         updated_at=utc_from_ms(time_ms),
@@ -211,7 +212,7 @@ def _algo_update(payload: Mapping[str, Any], symbol_by_id: Mapping[str, str]) ->
         created_at=utc_from_ms(time_ms),
         exchange_order_id=str(field(o, "aid", what)),
         trigger_price=decimal_field(o, "tp", what, positive=True),
-        reduce_only=o.get("R") is True,
+        reduce_only=reduce_only_stated(o.get("R"), o.get("cp")),
         filled_quantity=execution.quantity if execution else ZERO,
         average_price=execution.average_price if execution else None,
         updated_at=utc_from_ms(time_ms),

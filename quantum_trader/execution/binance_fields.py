@@ -71,3 +71,17 @@ def as_list(payload: Any, what: str) -> Sequence[Any]:
     if not isinstance(payload, list):
         raise MarketDataError(f"{what}: expected a list, got {type(payload).__name__}")
     return payload
+
+
+def reduce_only_stated(reduce_only: Any, close_position: Any) -> bool | None:
+    """An order's reduceOnly as its answer states it (Binance writes true/false, as JSON or as
+    text); a closePosition order only closes, so it reduces; None when neither says (a field
+    left out is not a "false")."""
+    if flag(close_position):
+        return True
+    return None if reduce_only is None else flag(reduce_only)
+
+
+def flag(value: Any) -> bool:
+    """A boolean field Binance writes as JSON or as text ("true", "TRUE")."""
+    return value is True or str(value).lower() == "true"

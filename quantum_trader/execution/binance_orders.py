@@ -44,6 +44,7 @@ from quantum_trader.execution.binance_force_orders import force_orders
 from quantum_trader.execution.binance_requests import order_params
 from quantum_trader.execution.fee_prices import CommissionPrices, fills_in_usdt
 from quantum_trader.log import get_logger
+from quantum_trader.record import replace
 
 log = get_logger("ccxt_exchange")
 TRIGGER_SLACK_MS = 5_000
@@ -98,12 +99,16 @@ class OrderCalls:
         )
         try:
             if request.kind.is_conditional:
-                return wire.parse_algo_order(answer, request.symbol)
-            return wire.parse_order(answer, request.symbol)
+                order = wire.parse_algo_order(answer, request.symbol)
+            else:
+                order = wire.parse_order(answer, request.symbol)
         except (MarketDataError, KeyError, TypeError, ValueError) as error:
             raise OrderStateUnknown(
                 request.client_order_id, f"unreadable answer to an order request: {error}"
             ) from error
+        if order.reduce_only is None:  # the answer does not say: as sent
+            return replace(order, reduce_only=request.reduce_only)
+        return order
 
     async def _rules_for(self, symbol: str) -> MarketRules:
         await self._market_id(symbol, Operation.ORDER)

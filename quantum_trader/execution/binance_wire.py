@@ -45,6 +45,7 @@ from quantum_trader.execution.binance_fields import Payload as Payload
 from quantum_trader.execution.binance_fields import as_list as as_list
 from quantum_trader.execution.binance_fields import decimal_field as decimal_field
 from quantum_trader.execution.binance_fields import field as field
+from quantum_trader.execution.binance_fields import flag, reduce_only_stated
 from quantum_trader.execution.binance_fields import int_field as int_field
 from quantum_trader.execution.binance_fields import ms_field as ms_field
 from quantum_trader.execution.binance_fields import side_field as side_field
@@ -223,7 +224,7 @@ def parse_order(payload: Payload, symbol: str) -> Order:
         status=_status(PLAIN_STATUS, payload, "status", what),
         created_at=utc_from_ms(created_ms),
         exchange_order_id=str(field(payload, "orderId", what)),
-        reduce_only=_flag(payload.get("reduceOnly", False)),
+        reduce_only=reduce_only_stated(payload.get("reduceOnly"), payload.get("closePosition")),
         filled_quantity=filled,
         average_price=average if average > 0 else None,
         updated_at=utc_from_ms(ms_field(payload, "updateTime", what)),
@@ -241,7 +242,7 @@ def parse_algo_order(payload: Payload, symbol: str, execution: Execution | None 
     if kind_raw not in _KINDS or kind_raw == OrderKind.MARKET:
         raise MarketDataError(f"{what}: unsupported conditional order type {kind_raw!r}")
     quantity = ZERO  # closePosition orders have no quantity: they close whatever is held
-    if payload.get("quantity") not in (None, "") or not _flag(payload.get("closePosition")):
+    if payload.get("quantity") not in (None, "") or not flag(payload.get("closePosition")):
         quantity = decimal_field(payload, "quantity", what)
     raw_status = str(field(payload, "algoStatus", what))
     status, execution = algo_outcome(raw_status, quantity, execution)
@@ -258,7 +259,7 @@ def parse_algo_order(payload: Payload, symbol: str, execution: Execution | None 
         created_at=utc_from_ms(ms_field(payload, "createTime", what)),
         exchange_order_id=str(field(payload, "algoId", what)),
         trigger_price=decimal_field(payload, "triggerPrice", what, positive=True),
-        reduce_only=_flag(payload.get("reduceOnly", False)),
+        reduce_only=reduce_only_stated(payload.get("reduceOnly"), payload.get("closePosition")),
         filled_quantity=execution.quantity if execution else ZERO,
         average_price=execution.average_price if execution else None,
         updated_at=utc_from_ms(ms_field(payload, "updateTime", what)),
@@ -334,10 +335,6 @@ def trades_by_order(rows: Sequence[Any], what: str) -> dict[str, list[Any]]:
     for row in rows:
         by_order.setdefault(str(field(row, "orderId", what)), []).append(row)
     return by_order
-
-
-def _flag(value: Any) -> bool:
-    return value is True or str(value).lower() == "true"
 
 
 def _status(

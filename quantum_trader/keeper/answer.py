@@ -40,8 +40,8 @@ from quantum_trader.keeper.protect import (
     CancelOrder,
     OrderAction,
     PlaceStop,
-    PlaceTarget,
     StopWhy,
+    entry_target,
     exchange_trigger,
     refused_exit_trigger,
 )
@@ -175,14 +175,6 @@ def _protection(position: Position, context: Context, limit: Decimal | None) -> 
     if limit is not None:  # Binance refuses a stop the mark, near the fill, has reached
         gap = context.keeper.refused_exit_stop_gap_pct
         trigger = refused_exit_trigger(position.side, trigger, position.entry_price, tick, gap)
-    actions: list[OrderAction] = [
-        PlaceStop(position.symbol, side, position.quantity, trigger, StopWhy.ENTRY)
-    ]
-    if position.take_profit_order_id is None and position.take_profit_price > 0 and limit != 0:
-        target = position.take_profit_price
-        actions.append(
-            PlaceTarget(position.symbol, position.side.exit_order_side, position.quantity, target)
-        )
-    if limit is not None:
-        actions += limit_exits(position, limit)
-    return actions
+    exits = limit_exits(position, limit) if limit is not None else []
+    stop = PlaceStop(position.symbol, side, position.quantity, trigger, StopWhy.ENTRY)
+    return [stop, *entry_target(position, exits), *exits]

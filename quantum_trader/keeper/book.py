@@ -124,7 +124,7 @@ class Intent:
             order.kind,
             order.quantity,
             trigger_price=order.trigger_price,
-            reduce_only=order.reduce_only,
+            reduce_only=order.reduce_only is True,  # ours as sent, or as_sent
         )
 
     @property

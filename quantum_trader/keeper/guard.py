@@ -5,6 +5,7 @@ of `Planner` (keeper/planner.py), which holds the state these steps read and wri
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 
@@ -28,9 +29,11 @@ from quantum_trader.keeper.manage import manage
 from quantum_trader.keeper.plan import Context, Note, Observation
 from quantum_trader.keeper.protect import (
     OrderAction,
+    PlaceTarget,
     SendExit,
     StopWhy,
     as_of,
+    entry_target,
     guarded_exits,
     on_tick_grid,
     plan_release,
@@ -48,6 +51,7 @@ class Protecting:
     context: Context
     checks: ProtectionChecks
     consistent: set[str]
+    entered: set[str]  # an entry of ours settled into a position this tick (planner.py)
     listed: dict[str, list[Order]]
     events: list[PositionEvent]
     actions: list[OrderAction]
@@ -77,10 +81,13 @@ class Protecting:
                 self.notes.append(Note("stop_stuck_triggering", symbol, detail, True))
             if actions:  # exits now, covered (protect.py); the stop is resized once booked
                 gap = self.context.keeper.refused_exit_stop_gap_pct
-                self.actions += guarded_exits(position, check, actions, mark, tick_size, gap)
+                planned = guarded_exits(position, check, actions, mark, tick_size, gap)
             else:
                 cover = protection_actions(position, check, self.now, self.context.monitor)
-                self.actions += clear_of_mark(cover, mark if exiting else None, self.context)
+                planned = clear_of_mark(cover, mark if exiting else None, self.context)
+            if symbol in self.entered and not exiting:
+                planned = _with_target(planned, entry_target(position, planned))
+            self.actions += planned
 
     def _limit(self, position: Position) -> Decimal | None:
         """The most `position` may hold after a fill far from its plan (keeper/fill_check.py),
@@ -100,6 +107,14 @@ class Protecting:
             self.actions += plan_release(symbol, self.listed[symbol])
 
     # -- what an adopted or unechoed position is protected by -------------------------------
+
+    def latest_entry(self, symbol: str, settled: Sequence[Intent | None]) -> Intent | None:
+        """The newest entry of ours with a plan on `symbol`, among those `settled` this tick
+        and those in flight: what a position the exchange now holds was opened by."""
+        candidates = [i for i in settled if i is not None]
+        candidates += [i for i in self.book.intents_for(symbol) if i.purpose is Purpose.ENTRY]
+        with_plan = [i for i in candidates if i.plan is not None]
+        return max(with_plan, key=lambda i: i.sent_at, default=None)
 
     def _cover_unechoed(self, symbol: str) -> None:
         """Not reconciled from the stream yet, but protected (cover.stop_while_unechoed)."""
@@ -142,3 +157,10 @@ class Protecting:
         stop = next((o for o in mine if o.kind is OrderKind.STOP_MARKET), None)
         target = next((o for o in mine if o.kind is OrderKind.TAKE_PROFIT_MARKET), None)
         return stop, target
+
+
+def _with_target(planned: list[OrderAction], target: list[PlaceTarget]) -> list[OrderAction]:
+    """`planned` with `target` after its stop and before its exits, as an entry booked from
+    its answer has them (keeper/answer.py)."""
+    first_exit = next((i for i, a in enumerate(planned) if isinstance(a, SendExit)), len(planned))
+    return [*planned[:first_exit], *target, *planned[first_exit:]]

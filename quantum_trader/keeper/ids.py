@@ -8,7 +8,9 @@ within Binance's rule ^[.A-Z:/a-z0-9_-]{1,36}$ for `newClientOrderId` and `clien
 
 Every order whose id starts with `qt-` is ours; anything else (an order placed by hand, by
 another program) is never touched. Ids written by earlier versions (`qt-sl-…` for stops) keep
-meaning what they meant.
+meaning what they meant. An id of ours also says how the order was sent: every one but an
+entry reduce-only (keeper/carry.py), so an answer that leaves reduceOnly out is read so
+(`as_sent`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from datetime import datetime
 from enum import StrEnum
 
 from quantum_trader.clock import ms_from_utc
+from quantum_trader.domain import Order
+from quantum_trader.record import replace
 
 OUR_PREFIX = "qt-"
 VALID_ID = re.compile(r"^[.A-Z:/a-z0-9_-]{1,36}$")
@@ -50,6 +54,21 @@ def purpose_of(client_order_id: str) -> Purpose | None:
         return Purpose(kind)
     except ValueError:
         return None
+
+
+def as_sent(order: Order) -> Order:
+    """`order` with `reduce_only` as this program sent it when the exchange's answer left the
+    field out (None): was read as false, so every stop of ours looked like one that could open
+    a position and each tick replaced it (an outside-style probe, 2026-12-04). Exits, stops
+    and take-profits of ours are reduce-only, entries not; an order not ours is left as
+    answered (the keeper never touches it)."""
+    if order.reduce_only is not None or not is_ours(order.client_order_id):
+        return order
+    reducing = purpose_of(order.client_order_id) in _REDUCING
+    return replace(order, reduce_only=reducing)
+
+
+_REDUCING = frozenset({Purpose.EXIT, Purpose.STOP, Purpose.TARGET})
 
 
 def base36(value: int) -> str:

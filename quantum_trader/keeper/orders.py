@@ -12,6 +12,7 @@ from datetime import datetime
 from quantum_trader.domain import Order, OrderStatus
 from quantum_trader.errors import MarketDataError, OrderRejected, OrderStateUnknown, RetryLater
 from quantum_trader.keeper.book import Intent
+from quantum_trader.keeper.ids import as_sent
 from quantum_trader.log import get_logger
 from quantum_trader.ports import Exchange, Repository, Writes
 from quantum_trader.record import replace
@@ -70,4 +71,4 @@ class OrderDesk:
             )
             return None
         log.warning("order_state_recovered", client_order_id=intent.client_order_id)
-        return found
+        return as_sent(found)

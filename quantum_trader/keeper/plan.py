@@ -31,7 +31,10 @@ the 5 s tick are one code path. Per tick (planner.py, settle.py):
    (cover.stop_while_unechoed);
 3. each reconciled position is managed at its mark price (monitor/stops.py): exits, partial
    take-profit, break-even, trailing, time exit; then protected: one reduce-only stop of ours
-   at the managed stop. Our conditional orders where no position needs them are cancelled.
+   at the managed stop, and after it, for an entry of ours this tick settled (answered NEW
+   and filled later, or its answer lost), the take-profit of its plan, as an entry booked
+   from its answer gets (protect.entry_target). Our conditional orders where no position
+   needs them are cancelled.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ from quantum_trader.domain import (
 from quantum_trader.keeper.book import Book, TradeFees
 from quantum_trader.keeper.booking import TradeDraft
 from quantum_trader.keeper.checks import ProtectionChecks
+from quantum_trader.keeper.ids import as_sent
 from quantum_trader.keeper.protect import OrderAction
 from quantum_trader.keeper.settings import KeeperSettings
 from quantum_trader.monitor.settings import MonitorSettings
@@ -203,12 +207,14 @@ def _final(order: Order | None) -> Order | None:
 def state_of(
     order_id: str, snapshot: ExchangeSnapshot, found: Mapping[str, Order | None]
 ) -> Order | None:
-    """The latest state the exchange reported of one of our orders, if it says anything."""
+    """The latest state the exchange reported of one of our orders, if it says anything (read
+    as sent where the answer leaves reduceOnly out: ids.as_sent)."""
     streamed = ended(snapshot.orders.get(order_id))
     looked_up = ended(found.get(order_id))
     if streamed is not None and looked_up is not None:
-        return looked_up if looked_up.status.is_final else streamed
-    return streamed or looked_up
+        return as_sent(looked_up if looked_up.status.is_final else streamed)
+    state = streamed or looked_up
+    return as_sent(state) if state is not None else None
 
 
 def may_have_filled(order: Order) -> bool:

@@ -34,7 +34,7 @@ from quantum_trader.keeper.fees import remembered, settle_fees
 from quantum_trader.keeper.fill_check import check_fill
 from quantum_trader.keeper.firing import trigger_times
 from quantum_trader.keeper.guard import Protecting
-from quantum_trader.keeper.ids import Purpose
+from quantum_trader.keeper.ids import Purpose, as_sent
 from quantum_trader.keeper.plan import (
     Context,
     Note,
@@ -88,6 +88,7 @@ class Planner(OrderSettling, RoundTripSettling, Protecting):
         self.reducing_trades: dict[str, frozenset[str]] = {}
         self.opened_fees: dict[str, Decimal] = {}  # a flip by hand: the new side's fee
         self.consistent: set[str] = set()
+        self.entered: set[str] = set()  # an entry of ours settled into a position this tick
         rest = self.snapshot.source is SnapshotSource.REST
         self.reflected = observation.reflected if rest else frozenset()  # a mirror may lag
         self.unreflected: list[str] = []
@@ -96,7 +97,7 @@ class Planner(OrderSettling, RoundTripSettling, Protecting):
             self.book.unechoed.clear()
         self.listed: dict[str, list[Order]] = {}
         self.listed_ids: dict[str, Order] = {}
-        for order in self.snapshot.open_conditional_orders:  # of the symbols `read` alone
+        for order in map(as_sent, self.snapshot.open_conditional_orders):  # of those `read`
             self.listed.setdefault(order.symbol, []).append(order)
             self.listed_ids[order.client_order_id] = order
 
@@ -277,7 +278,7 @@ class Planner(OrderSettling, RoundTripSettling, Protecting):
             position, held, self.listed, mark, self.now, self.context
         )
         if flipped is not None:
-            entry = self._latest_entry(flipped.symbol, [])
+            entry = self.latest_entry(flipped.symbol, [])
             other = self._adoptable(flipped, entry, *self._ours_on_exchange(flipped))
             self.actions += stop_awaiting_orders(
                 other, flipped.quantity, self.listed, mark, self.now, self.context
@@ -372,7 +373,7 @@ class Planner(OrderSettling, RoundTripSettling, Protecting):
             detail = f"{position.quantity} → {held.quantity}"
             self.notes.append(Note("position_grown", symbol, detail, error=not entries))
             return grown(position, held, ZERO)
-        entry = self._latest_entry(symbol, entries)
+        entry = self.latest_entry(symbol, [o.intent for o in entries])
         stop, target = self._ours_on_exchange(held)
         fees = self.opened_fees.pop(symbol, ZERO)
         adopted = self._adoptable(held, entry, stop, target, fees)
@@ -390,19 +391,15 @@ class Planner(OrderSettling, RoundTripSettling, Protecting):
             self.notes += checked
         return adopted
 
-    def _latest_entry(self, symbol: str, entries: list[_Outcome]) -> Intent | None:
-        candidates = [o.intent for o in entries if o.intent is not None]
-        candidates += [i for i in self.book.intents_for(symbol) if i.purpose is Purpose.ENTRY]
-        with_plan = [i for i in candidates if i.plan is not None]
-        return max(with_plan, key=lambda i: i.sent_at, default=None)
-
     def _settle_entries(self, position: Position, entries: list[_Outcome]) -> Position:
-        """Entries the position reflects: record them and add their fees."""
+        """Entries the position reflects: record them and add their fees; each is `entered`
+        (its take-profit placed after its stop: guard.py)."""
         for outcome in entries:
             plan = outcome.intent.plan if outcome.intent is not None else None
             if plan is None or plan.side is not position.side:
                 continue
             self._consume(outcome, booked=True)
+            self.entered.add(position.symbol)
             position = replace(position, fees_usdt=position.fees_usdt + outcome.execution.fee_usdt)
         return position
 

@@ -94,6 +94,19 @@ class SendExit:
 OrderAction = PlaceStop | PlaceTarget | CancelOrder | SendExit
 
 
+def entry_target(position: Position, planned: Sequence[OrderAction]) -> list[PlaceTarget]:
+    """The take-profit of `position`, just booked from an entry of ours (its answer, or the
+    tick that settles it: answered NEW and filled later, its answer lost), to be placed once
+    after its stop and before `planned`'s exits: none when it has one of ours, its plan has
+    no target, or an exit in `planned` closes all of it (a fill past its target:
+    keeper/fill_check.py; the stop maths' exit: Binance would refuse the target, -2021)."""
+    whole = any(isinstance(a, SendExit) and a.quantity >= position.quantity for a in planned)
+    if position.take_profit_order_id is not None or position.take_profit_price <= 0 or whole:
+        return []
+    side = position.side.exit_order_side
+    return [PlaceTarget(position.symbol, side, position.quantity, position.take_profit_price)]
+
+
 def plan_protection(
     position: Position,
     open_conditional_orders_for_symbol: Sequence[Order],
@@ -350,8 +363,11 @@ def _covers(order: Order | None, position: Position) -> bool:
 
 
 def _protects(order: Order, position: Position) -> bool:
+    """`order`, one of ours, closes `position` only: reduce-only (as the exchange states it,
+    or as sent where its answer does not say: the planner reads listed orders via
+    ids.as_sent), on the side that closes it, with a trigger."""
     return (
-        order.reduce_only
+        order.reduce_only is True
         and order.side is position.side.exit_order_side
         and order.trigger_price is not None
     )

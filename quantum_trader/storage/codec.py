@@ -89,7 +89,7 @@ def encode_order(order: Order) -> Row:
         str(order.quantity),
         order.status._value_,
         _opt_dec_text(order.trigger_price),
-        int(order.reduce_only),
+        int(order.reduce_only is True),  # not stated: not reduce-only (the keeper's are as_sent)
         str(order.filled_quantity),
         _opt_dec_text(order.average_price),
         str(order.fee_usdt),

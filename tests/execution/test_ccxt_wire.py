@@ -159,6 +159,24 @@ def test_an_algo_order_firing_without_any_time_is_malformed() -> None:
         wire.parse_algo_order(payload, BTC)
 
 
+@pytest.mark.parametrize(
+    ("stated", "reduce_only"),
+    [
+        ({"reduceOnly": True}, True),
+        ({"reduceOnly": False}, False),
+        ({"reduceOnly": "true"}, True),
+        ({}, None),  # left out: not stated, not false
+        ({"closePosition": True}, True),  # it closes the position: it only reduces
+        ({"reduceOnly": False, "closePosition": True}, True),
+    ],
+)
+def test_reduce_only_as_an_algo_order_answer_states_it(
+    stated: dict[str, object], reduce_only: bool | None
+) -> None:
+    payload = {k: v for k, v in {**ALGO, "algoStatus": "NEW"}.items() if k != "reduceOnly"}
+    assert wire.parse_algo_order(payload | stated, BTC).reduce_only is reduce_only
+
+
 def test_an_unknown_algo_status_is_malformed() -> None:
     with pytest.raises(MarketDataError, match="algoStatus"):
         wire.parse_algo_order({**ALGO, "algoStatus": "PAUSED"}, BTC)

@@ -220,6 +220,19 @@ def test_a_triggered_and_a_finished_stop_as_binance_sent_them() -> None:
         OrderStatus.FILLED, Decimal(38), Decimal("0.13861"))  # fmt: skip
 
 
+def test_an_algo_update_without_reduce_only_does_not_say() -> None:
+    """ "R" left out is not stated (None), not false; with "cp" true the order only closes."""
+    payload = documented_algo_update(o="STOP_MARKET", X="NEW")
+    del payload["o"]["R"]
+    event = parse(payload)
+    assert isinstance(event, AlgoUpdate)
+    assert event.order.reduce_only is None
+    payload["o"]["cp"] = True
+    closing = parse(payload)
+    assert isinstance(closing, AlgoUpdate)
+    assert closing.order.reduce_only is True
+
+
 @pytest.mark.parametrize("quantity", [None, ""])
 def test_a_close_position_stop_without_a_quantity_is_read(quantity: str | None) -> None:
     payload = documented_algo_update(o="STOP_MARKET", X="NEW", cp=True)

@@ -11,7 +11,14 @@ import pytest
 from position_builders import NOW, SETTINGS, position, protected, stop_order
 
 from quantum_trader.domain import ExitReason, MarketRules, OrderKind, OrderSide, Side
-from quantum_trader.keeper.ids import VALID_ID, ClientOrderIds, Purpose, is_ours, purpose_of
+from quantum_trader.keeper.ids import (
+    VALID_ID,
+    ClientOrderIds,
+    Purpose,
+    as_sent,
+    is_ours,
+    purpose_of,
+)
 from quantum_trader.keeper.protect import (
     CancelOrder,
     PlaceStop,
@@ -262,6 +269,32 @@ def test_client_ids_are_valid_ours_named_by_purpose_and_unique_across_runs() -> 
     assert len(issued) == 5 * len(Purpose) * 40
     assert purpose_of("qt-sl-BTC-kx2-1") is Purpose.STOP  # ids of earlier versions
     assert purpose_of("web_8f2k") is None
+
+
+@pytest.mark.parametrize(
+    ("client_order_id", "read_as"),
+    [
+        ("qt-s-BTC-kx2-1.1", True),
+        ("qt-t-BTC-kx2-1.2", True),
+        ("qt-x-BTC-kx2-1.3", True),
+        ("qt-sl-BTC-kx2-1", True),  # a stop of an earlier version
+        ("qt-e-BTC-kx2-1.4", False),  # entries are never reduce-only
+        ("web_8f2k", None),  # not ours: left as answered
+    ],
+)
+def test_an_answer_without_reduce_only_is_read_as_sent(
+    client_order_id: str, read_as: bool | None
+) -> None:
+    unstated = replace(stop_order(position(), client_order_id), reduce_only=None)
+    assert as_sent(unstated).reduce_only is read_as
+    stated = replace(unstated, reduce_only=False)
+    assert as_sent(stated) is stated  # what the exchange states stands
+
+
+def test_a_stop_of_ours_answered_without_reduce_only_is_kept() -> None:
+    held = protected(position())
+    unstated = replace(stop_order(held, EXECUTOR_STOP), reduce_only=None)
+    assert plan_protection(held, [as_sent(unstated)], NOW, SETTINGS) == []
 
 
 def test_a_recorded_stop_that_matches_needs_nothing() -> None:

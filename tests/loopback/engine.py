@@ -4,6 +4,12 @@ the mark price crosses their trigger (workingType MARK_PRICE; CONTRACT_PRICE use
 price here), then run as a market order: ALGO_UPDATE TRIGGERING → TRIGGERED → FINISHED with
 the actual order's id, average price and executed quantity. Every change is pushed as the
 user-data events Binance sends (ORDER_TRADE_UPDATE, ALGO_UPDATE, ACCOUNT_UPDATE).
+
+`fill_market_later_ms` answers a market order NEW with nothing executed and executes it at the
+first request (or stream push) that much later on the stand-in's clock: Binance has answered
+market orders so, newOrderRespType RESULT or not (ccxt/node-binance-api#444: status NEW,
+executedQty "0", avgPrice "0.00000" for an order that had filled); the fill then comes as
+ORDER_TRADE_UPDATE and in the order query.
 """
 
 from __future__ import annotations
@@ -53,6 +59,8 @@ class Engine:
         self.stall_triggers = False
         self.triggered_fill: FillPlan | None = None
         self.trades_per_execution = 1
+        self.fill_market_later_ms: int | None = None
+        self._later: list[tuple[int, dict[str, Any], FillPlan | None]] = []  # (due ms, order)
 
     # -- market orders -------------------------------------------------------------------------
 
@@ -77,11 +85,28 @@ class Engine:
         order = payloads.order_json(s.new_id(), client_id, params, quantity, s.now_ms)
         s.orders[client_id] = order
         s.emit(payloads.order_trade_update(order, "NEW", None, s.now_ms))
-        executable = self._executable(market, order, quantity, reduce_only, fill)
-        self._execute(market, order, executable, fill)
+        if self.fill_market_later_ms is not None:  # answered NEW, executed later: see above
+            self._later.append((s.now_ms + self.fill_market_later_ms, order, fill))
+            return {**order, "avgPrice": "0.00"}
+        self._execute_market(order, fill)
         if params.get("newOrderRespType") == "ACK":
             return {**order, "status": "NEW", "executedQty": "0", "avgPrice": "0"}
         return order
+
+    def _execute_market(self, order: dict[str, Any], fill: FillPlan | None) -> None:
+        market = self.state.markets[order["symbol"]]
+        reduce_only = order["reduceOnly"]
+        quantity = Decimal(order["origQty"])
+        self._execute(
+            market, order, self._executable(market, order, quantity, reduce_only, fill), fill
+        )
+
+    def _execute_due(self) -> None:
+        """Execute the market orders answered NEW whose time has come (`fill_market_later_ms`)."""
+        due = [(o, f) for at, o, f in self._later if at <= self.state.now_ms]
+        self._later = [entry for entry in self._later if entry[0] > self.state.now_ms]
+        for order, fill in due:
+            self._execute_market(order, fill)
 
     def force_close(self, market_id: str, auto_close_type: str) -> dict[str, Any]:
         """The exchange closes the whole position on `market_id` itself, at the mark: a
@@ -245,7 +270,9 @@ class Engine:
         }
 
     def sync(self) -> None:
-        """Trigger every resting conditional order the mark price has crossed."""
+        """Execute the market orders due (`fill_market_later_ms`), then trigger every resting
+        conditional order the mark price has crossed."""
+        self._execute_due()
         for order in list(self.state.algo_orders.values()):
             if order["algoStatus"] == "NEW" and self._crossed(order):
                 self._trigger(order)

@@ -7,6 +7,10 @@ every request is logged with its Binance request weight and the stand-in's time
 `random_faults` per request from a seed, `ban(until_ms)` (HTTP 418 with Retry-After); every
 error a fault answered is kept in `faulted` (stand-in ms, method, path), every Retry-After in
 `retry_after_ms` ([start, end) in the stand-in's ms).
+`algo_answer_omits`: fields left out of every algo order in its REST answers (POST and GET
+/fapi/v1/algoOrder, GET /fapi/v1/openAlgoOrders), and `streams.algo_event_omits` out of
+ALGO_UPDATE's order: Binance documents them, but a client must not take an answer without an
+optional one for a different order.
 A second client of the same account (a person on Binance's web site: another front door,
 another IP) sends the header `SECOND_CLIENT` (`X-Loopback-Client`, any value): it trades and
 reads the same books, and its orders' user-data events go out like any, but it meets none of
@@ -84,6 +88,7 @@ class LoopbackBinance:
         self.retry_after_ms: list[tuple[int, int]] = []
         self.faulted: list[tuple[int, str, str]] = []
         self.banned_until_ms = 0
+        self.algo_answer_omits: frozenset[str] = frozenset()
         self.activity = 0  # REST requests taken and answered (see `busy`)
         self._answering = 0
         self._faults: list[Fault] = []
@@ -232,9 +237,12 @@ class LoopbackBinance:
             self.unknown_paths.append(f"{method} {path}")
             return _error(BinanceError(-5000, f"Path {path} not emulated", 404))
         try:
-            return web.json_response(handler(self, params))
+            answer = handler(self, params)
         except BinanceError as error:
             return _error(error)
+        if path in ALGO_PATHS and self.algo_answer_omits:
+            answer = _omitted(answer, self.algo_answer_omits)
+        return web.json_response(answer)
 
 
 ROUTES: dict[tuple[str, str], Handler] = {
@@ -270,6 +278,17 @@ ROUTES: dict[tuple[str, str], Handler] = {
     ("PUT", "/fapi/v1/listenKey"): lambda b, p: b.state.keep_alive_listen_key(),
     ("DELETE", "/fapi/v1/listenKey"): lambda b, p: b.state.close_listen_key(),
 }
+
+
+ALGO_PATHS = ("/fapi/v1/algoOrder", "/fapi/v1/openAlgoOrders")
+
+
+def _omitted(answer: Any, fields: frozenset[str]) -> Any:
+    """A copy of an algo order (or a list of them) without `fields`; a cancel's answer
+    ({"code", "msg"}) names none of them."""
+    if isinstance(answer, list):
+        return [_omitted(row, fields) for row in answer]
+    return {k: v for k, v in answer.items() if k not in fields}
 
 
 def _fault_answer(fault: Fault) -> web.Response:

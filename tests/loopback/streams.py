@@ -60,6 +60,7 @@ class StreamHub:
         # connected), with the stand-in's ms: what only a REST read could reveal.
         self.hidden: list[tuple[int, dict[str, Any]]] = []
         self._sending = 0
+        self.algo_event_omits: frozenset[str] = frozenset()  # keys left out of ALGO_UPDATE's "o"
         state.sinks.append(self.on_user_event)
 
     # -- faults --------------------------------------------------------------------------------
@@ -235,6 +236,9 @@ class StreamHub:
 
     def on_user_event(self, event: dict[str, Any]) -> None:
         """A user-data event from the engine: deliver it, faults permitting."""
+        if event["e"] == "ALGO_UPDATE" and self.algo_event_omits:
+            kept = {k: v for k, v in event["o"].items() if k not in self.algo_event_omits}
+            event = {**event, "o": kept}
         users = [c for c in self._users() if c.events is None or event["e"] in c.events]
         if not users:
             self.hidden.append((self.state.now_ms, event))

@@ -88,6 +88,28 @@ def test_a_stop_triggers_when_the_mark_crosses_and_books_its_market_order() -> N
     assert engine.state.holdings["BTCUSDT"].amount == 0
 
 
+def test_a_market_order_filled_later_is_answered_new_and_executes_when_due() -> None:
+    engine, events = engine_with_events()
+    engine.fill_market_later_ms = 3_000
+    state = engine.state
+    answer = engine.place_order({"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET",
+                                 "quantity": "0.010", "newClientOrderId": "e1"})  # fmt: skip
+    assert (answer["status"], answer["executedQty"], answer["avgPrice"]) == ("NEW", "0", "0.00")
+    state.now_ms += 2_999
+    engine.sync()
+    assert state.orders["e1"]["status"] == "NEW"
+    assert state.holding("BTCUSDT").amount == 0
+    state.now_ms += 1
+    engine.sync()
+    assert state.orders["e1"]["status"] == "FILLED"
+    assert state.holding("BTCUSDT").amount == Decimal("0.010")
+    assert kinds(events) == [
+        "ORDER_TRADE_UPDATE NEW",
+        "ORDER_TRADE_UPDATE FILLED",
+        "ACCOUNT_UPDATE",
+    ]
+
+
 def test_a_flip_opens_the_other_side_at_the_flips_price() -> None:
     """One order of twice the position closes it and opens the other side, whose entry
     price is that order's (was: the old side's kept; found by an outside-style probe,

@@ -15,26 +15,16 @@ from daemon_harness import Daemon, eventually
 from ops_builders import TOKEN, Answer, Receiver, get, status_url
 from prometheus_client.parser import text_string_to_metric_families
 
+from quantum_trader.domain import ExitReason
 from quantum_trader.market.candle_store import bundled_sample_dir
 from quantum_trader.ops.known_labels import verdict_labels
 
 pytestmark = pytest.mark.slow  # the real CLI in a subprocess
 SAMPLE_END = datetime(2025, 12, 1, tzinfo=UTC)  # the bundled sample's last instant
 BTC_HOURLY = "BTC_USDT_USDT-1h-futures.feather"  # the global regime's input, left out
-# Every exit reason but TRAILING (a stop moved), and every error class of the exchange port.
-CLOSING_REASONS = [
-    "SL_HIT",
-    "TP_HIT",
-    "TRAILING_HIT",
-    "BREAK_EVEN",
-    "PARTIAL_TP",
-    "TIME_EXIT",
-    "EMERGENCY",
-    "MANUAL",
-    "PROTECTION_FAILED",
-    "LIQUIDATION",
-    "ADL",
-]
+# Every exit reason but TRAILING (a stop moved), from the enum the keeper books them by, so a
+# new one cannot be left out (FILL_OFF_PLAN was); and every error class of the exchange port.
+CLOSING_REASONS = [r.value for r in ExitReason if r is not ExitReason.TRAILING]
 EXCHANGE_ERRORS = [
     "RetryLater",
     "RateLimited",

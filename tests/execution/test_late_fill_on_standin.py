@@ -1,0 +1,200 @@
+"""A market entry Binance answers NEW with nothing executed, its fill reported later: through
+the ccxt adapter and BinanceStreams on the stand-in (`Engine.fill_market_later_ms`: the answer
+`status NEW, executedQty "0", avgPrice "0.00"`, the fill in ORDER_TRADE_UPDATE and the order
+query some seconds on), in its simulated time, the keeper ticked every 5 s.
+
+The sizer plans BTC at the mark 100,000: 0.003 BTC, stop 97,000, target 106,000. An entry
+booked from its answer gets its stop and its take-profit at once (keeper/answer.py). Booked by
+the tick that settles it, was: the stop alone (the one `enter` places blind for an entry whose
+outcome is unknown), never the take-profit — the stop maths sold at market at the target
+instead, a taker's fill where the exchange's order would have closed it at the trigger.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from decimal import Decimal
+
+from loopback import Fault, FillPlan, LoopbackBinance
+from loopback.fixtures import advance, advance_until, connect, settle, streams_on
+from loopback.state import START_MS
+from structlog.testing import capture_logs
+from test_exchange_answers import BTC, sized
+
+from quantum_trader.clock import ManualClock, utc_from_ms
+from quantum_trader.domain import ExitReason, Side
+from quantum_trader.execution.binance_streams import BinanceStreams
+from quantum_trader.execution.ccxt_exchange import CcxtExchange
+from quantum_trader.gates.settings import PerformanceSettings
+from quantum_trader.keeper.keeper import PositionKeeper
+from quantum_trader.keeper.settings import KeeperSettings
+from quantum_trader.monitor.settings import MonitorSettings
+from quantum_trader.portfolio.ledger import Ledger
+from quantum_trader.storage.memory import InMemoryRepository
+
+MARKET = "BTCUSDT"
+ALGO_ORDER = "/fapi/v1/algoOrder"
+FILLED_AFTER_MS = 8_000  # the entry executes 8 s after it was answered NEW
+PLANNED = [
+    ("STOP_MARKET", "SELL", "0.003", "97000"),
+    ("TAKE_PROFIT_MARKET", "SELL", "0.003", "106000"),
+]
+
+
+@dataclass
+class Rig:
+    clock: ManualClock
+    server: LoopbackBinance
+    exchange: CcxtExchange
+    streams: BinanceStreams
+    repository: InMemoryRepository
+    keeper: PositionKeeper
+
+    async def tick(self, times: int = 1) -> None:
+        for _ in range(times):
+            await advance(self.server, 5.0)
+            await self.keeper.tick(self.clock.now())
+            await settle(self.server)
+
+    async def restart(self) -> None:
+        """A new keeper on the same database, as after a restart of the daemon."""
+        self.keeper = await load_keeper(self.exchange, self.streams, self.repository)
+        await self.keeper.tick(self.clock.now(), rest=True)
+        await settle(self.server)
+
+    async def enter(self) -> None:
+        plan = sized(BTC, Side.LONG, self.server.state.mark(MARKET))
+        await self.keeper.enter(plan, self.clock.now())
+        await settle(self.server)
+
+    def sent(self, order_type: str) -> list[dict[str, str]]:
+        """The conditional orders of `order_type` sent to the stand-in."""
+        return [
+            p
+            for m, path, p in self.server.requests
+            if (m, path) == ("POST", ALGO_ORDER) and p.get("type") == order_type
+        ]
+
+    def open_orders(self) -> list[tuple[str, str, str, str]]:
+        return sorted(
+            (o["orderType"], o["side"], o["quantity"], o["triggerPrice"])
+            for o in self.server.state.algo_orders.values()
+            if o["algoStatus"] == "NEW"
+        )
+
+    def market_exits(self) -> list[dict[str, str]]:
+        return [
+            p
+            for m, path, p in self.server.requests
+            if (m, path) == ("POST", "/fapi/v1/order") and p.get("reduceOnly") == "true"
+        ]
+
+
+async def load_keeper(
+    exchange: CcxtExchange, streams: BinanceStreams, repository: InMemoryRepository
+) -> PositionKeeper:
+    rules = await exchange.load_markets()
+    now = utc_from_ms(START_MS)
+    ledger = await Ledger.load(repository, Decimal(10_000), now, PerformanceSettings())
+    return await PositionKeeper.load(
+        exchange, repository, ledger, rules, KeeperSettings(), MonitorSettings(), streams=streams
+    )
+
+
+def keeper_filled_later(later_ms: int = FILLED_AFTER_MS) -> AbstractAsyncContextManager[Rig]:
+    """A keeper of an empty account reading the streams' mirror of a stand-in that answers
+    market orders NEW and executes them `later_ms` on."""
+
+    def fill_later(server: LoopbackBinance) -> None:
+        server.engine.fill_market_later_ms = later_ms
+
+    return keeper_on_streams(fill_later)
+
+
+@asynccontextmanager
+async def keeper_on_streams(setup: Callable[[LoopbackBinance], None]) -> AsyncIterator[Rig]:
+    """A keeper of an empty account reading the streams' mirror (seeded) of a stand-in on a
+    manual clock, `setup` applied to the stand-in first."""
+    clock = ManualClock(utc_from_ms(START_MS))
+    async with LoopbackBinance(clock=clock) as server:
+        setup(server)
+        exchange = connect(server)
+        await exchange.load_markets()
+        streams = streams_on(server, exchange)
+        stopping = asyncio.Event()
+        task = asyncio.create_task(streams.run(stopping))
+        try:
+            await advance_until(server, lambda: streams.health().usable, 30, "seeded")
+            repository = InMemoryRepository()
+            keeper = await load_keeper(exchange, streams, repository)
+            await keeper.tick(clock.now(), rest=True)
+            yield Rig(clock, server, exchange, streams, repository, keeper)
+        finally:
+            stopping.set()
+            await asyncio.wait_for(task, 10)
+            await exchange.close()
+
+
+async def test_an_entry_answered_new_and_filled_later_gets_its_stop_and_take_profit() -> None:
+    async with keeper_filled_later() as rig:
+        await rig.enter()
+        assert rig.server.state.holding(MARKET).amount == 0  # answered NEW, nothing executed
+        await rig.tick(4)  # filled 8 s on; booked by the tick after
+
+        assert rig.server.state.holding(MARKET).amount == Decimal("0.003")
+        assert rig.open_orders() == PLANNED
+        position = rig.keeper.view().positions[BTC]
+        assert position.take_profit_order_id == rig.sent("TAKE_PROFIT_MARKET")[0]["clientAlgoId"]
+        assert (len(rig.sent("STOP_MARKET")), len(rig.sent("TAKE_PROFIT_MARKET"))) == (1, 1)
+
+
+async def test_the_take_profit_of_an_entry_filled_later_closes_it_on_the_exchange() -> None:
+    """The mark reaches the target: the exchange's take-profit closes the position (TP_HIT at
+    its trigger), not a market exit of the keeper's."""
+    async with keeper_filled_later() as rig:
+        await rig.enter()
+        await rig.tick(4)
+        rig.server.state.marks[MARKET] = Decimal("106000.0")
+        await rig.tick(3)
+
+        assert rig.server.state.holding(MARKET).amount == 0
+        [trade] = await rig.repository.closed_trades()
+        assert trade.exit_reason is ExitReason.TP_HIT
+        assert trade.exit_price == Decimal("106000.0")
+        assert rig.market_exits() == []
+
+
+async def test_restarts_around_a_late_fill_place_its_stop_and_take_profit_once() -> None:
+    """Restarted while the entry is still NEW on the exchange, and again once it is
+    protected: one stop and one take-profit sent in all, both kept."""
+    async with keeper_filled_later(12_000) as rig:
+        await rig.enter()
+        await rig.tick()
+        await rig.restart()  # the entry unsettled, its blind stop working
+        assert rig.server.state.holding(MARKET).amount == 0
+        await rig.tick(4)
+        await rig.restart()
+        await rig.tick(3)
+
+        assert rig.open_orders() == PLANNED
+        assert (len(rig.sent("STOP_MARKET")), len(rig.sent("TAKE_PROFIT_MARKET"))) == (1, 1)
+        assert rig.keeper.view().positions[BTC].quantity == Decimal("0.003")
+
+
+async def test_an_entry_filled_later_past_its_target_is_exited_with_no_target_placed() -> None:
+    """The fill-vs-plan check applies to an entry the tick books (keeper/fill_check.py)."""
+    async with keeper_filled_later() as rig:
+        fill = FillPlan(Decimal(1), price=Decimal("106500.0"))
+        rig.server.inject(Fault("/fapi/v1/order", method="POST", fill=fill))
+        with capture_logs() as logs:
+            await rig.enter()
+            await rig.tick(4)
+
+        assert [e["event"] for e in logs].count("entry_filled_past_target") == 1
+        assert rig.sent("TAKE_PROFIT_MARKET") == []
+        assert rig.server.state.holding(MARKET).amount == 0
+        [trade] = await rig.repository.closed_trades()
+        assert trade.exit_reason is ExitReason.FILL_OFF_PLAN
