@@ -7,7 +7,7 @@ returns and the signals' alignment.
 It is computed vectorized in one pass (ATR %, returns, regimes, signals) and read at any instant
 with `state_at`. A gap in a symbol's candles is folded into its columns then (market/series.py,
 market/gaps.py): no indicator reads across it, and until the data after it covers the history
-its signals read the symbol shows a HOLD signal and the ATR and regime of before the gap, its
+its signals read, the symbol shows a HOLD signal and the ATR and regime of before the gap, its
 price still shown. The daemon computes it each cycle over its trailing window and reads the newest
 row; the backtest computes it once over the whole range and reads row after row. Both read the
 same way, so both run the same decisions.
