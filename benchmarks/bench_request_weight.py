@@ -56,6 +56,7 @@ class Hold:
 
     name = "hold"
     warmup_hours = 1
+    history_hours = 1
 
     def evaluate(
         self, bars: Mapping[str, Bars], tail: int | None = None

@@ -151,7 +151,8 @@ def prepare_replay(settings: Settings, request: BacktestRequest) -> tuple[Settin
     start, end = window(feed, request.start, request.end)
     missing = missing_inputs(store, settings, feed, ms_from_utc(start))
     missing += said_narrowed(feed, request.start, request.end)
-    missing += replay_caveats(data, feed, start, end)  # not TRADING, gaps in the window
+    # not TRADING, gaps in the window and the warm-ups after them
+    missing += replay_caveats(data, feed, start, end, source.history_hours)
     missing += said_not_trained_on(settings, source, symbols) + not_used
     metadata = source.metadata if isinstance(source, Ensemble) else None
     provenance = check_window(

@@ -177,6 +177,12 @@ class SignalSource(Protocol):
         """Hours of closed history needed before the first meaningful signal."""
         ...
 
+    @property
+    def history_hours(self) -> int:
+        """Hours of closed bars a signal reads back by position: after a gap in a symbol's
+        candles its signal is not used until that many have closed (market/gaps.py)."""
+        ...
+
     def evaluate(
         self, bars: Mapping[str, Bars], tail: int | None = None
     ) -> dict[str, SignalSeries]:

@@ -38,6 +38,7 @@ from quantum_trader.report.outputs import staged_output
 from quantum_trader.report.provenance import SignalPeriod, training_window, walk_forward_provenance
 from quantum_trader.signals.ensemble import Ensemble, recorded_funding
 from quantum_trader.signals.loading import load_ensemble
+from quantum_trader.signals.rules import RuleAgent
 
 MODELS_DIR = "models"
 
@@ -119,6 +120,10 @@ class BlockwiseSignals:
     def warmup_hours(self) -> int:
         return max(source.warmup_hours for _, source in self._blocks)
 
+    @property
+    def history_hours(self) -> int:
+        return max(source.history_hours for _, source in self._blocks)
+
     def evaluate(
         self, bars: Mapping[str, Bars], tail: int | None = None
     ) -> dict[str, SignalSeries]:
@@ -162,14 +167,15 @@ async def run_walk_forward(
         rules = data.rules(symbols, settings.market.timeframe)
         funding = recorded_funding(store, symbols)
         # The ensemble's warm-up depends on its settings alone, not on trained models.
-        warm_up = history_bars(settings, Ensemble((), settings.ensemble))
+        planned = Ensemble((), settings.ensemble, rules=RuleAgent(settings.signals))
+        warm_up = history_bars(settings, planned)
         feed = ReplayFeed(store, symbols, settings.market.timeframe, warm_up)
         feed.check_ticks(rules)
         start, end = window(feed, request.start, request.end)
         missing = (
             *missing_inputs(store, settings, feed, ms_from_utc(start)),
             *said_narrowed(feed, request.start, request.end),
-            *replay_caveats(data, feed, start, end),
+            *replay_caveats(data, feed, start, end, planned.history_hours),
         )
         blocks = plan_blocks(start, end, request.block_days)
         trained, periods = [], []

@@ -8,6 +8,9 @@ import numpy as np
 from quantum_trader.domain import Bars, FloatArray
 from quantum_trader.ta import talib
 
+ATR_PERIOD = 14
+"""Bars of the ATR the market model shows (`atr_pct`): its first value is at row ATR_PERIOD."""
+
 
 def ema(values: FloatArray, period: int) -> FloatArray:
     return np.asarray(talib.EMA(values, timeperiod=period), dtype=np.float64)
@@ -21,7 +24,7 @@ def atr(bars: Bars, period: int = 14) -> FloatArray:
     return np.asarray(talib.ATR(bars.high, bars.low, bars.close, timeperiod=period))
 
 
-def atr_pct(bars: Bars, period: int = 14) -> FloatArray:
+def atr_pct(bars: Bars, period: int = ATR_PERIOD) -> FloatArray:
     """ATR as a fraction of the close (0.02 = 2 %)."""
     return atr(bars, period) / bars.close
 

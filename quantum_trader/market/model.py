@@ -5,7 +5,10 @@ stops inside the noise) and forward-filled onto the execution bars, which carry 
 returns and the signals' alignment.
 
 It is computed vectorized in one pass (ATR %, returns, regimes, signals) and read at any instant
-with `state_at`. The daemon computes it each cycle over its trailing window and reads the newest
+with `state_at`. A gap in a symbol's candles is folded into its columns then (market/series.py,
+market/gaps.py): no indicator reads across it, and until the data after it covers the history
+its signals read, the symbol shows a HOLD signal and the ATR and regime of before the gap, its
+price still shown. The daemon computes it each cycle over its trailing window and reads the newest
 row; the backtest computes it once over the whole range and reads row after row. Both read the
 same way, so both run the same decisions.
 """
@@ -39,6 +42,7 @@ from quantum_trader.domain.correlation import (
 )
 from quantum_trader.market.correlations_ahead import CorrelationsAhead, Rows
 from quantum_trader.market.correlations_aside import CorrelationJob, Matrices
+from quantum_trader.market.gaps import Warmup, warmup_hours
 from quantum_trader.market.replay import FundingSeries
 from quantum_trader.market.run_signals import RunSignals
 from quantum_trader.market.series import (
@@ -154,9 +158,10 @@ class MarketModel:
         `funding_rate_8h` function is asked at each instant."""
         spans = windows or StatisticsWindows()
         signals = source.evaluate(bars, tail=tail)
+        warmup_h = warmup_hours(source.history_hours)
         series = {
             symbol: with_funding(
-                symbol_series(b, signals[symbol], regime, spans),
+                symbol_series(b, signals[symbol], regime, spans, warmup_h),
                 (funding_series or {}).get(symbol),
             )
             for symbol, b in bars.items()
@@ -166,7 +171,8 @@ class MarketModel:
 
     def state_at(self, now_ms: int) -> MarketState:
         """The view as of `now_ms`: only bars closed by then are visible; a symbol more than
-        one bar behind (a gap in its data) is left out of the view and the signals.
+        one bar behind (a gap in its data) is left out of the view and the signals. After a
+        gap, while it warms up, it is shown with a HOLD signal (market/gaps.py).
 
         What changes hourly (ATR, regime, z-score, signal) is built once per run of equal rows
         and shared by the views of that run; prices, returns and funding are read at every
@@ -203,6 +209,15 @@ class MarketModel:
         state = MarketState(view, signals)
         self._state = (now_ms, state)
         return state
+
+    def warming_up(self, now_ms: int) -> list[tuple[str, Warmup]]:
+        """Each symbol in a warm-up after a gap at `now_ms` (market/gaps.py), with it."""
+        return [
+            (symbol, warmup)
+            for symbol, s in self._series.items()
+            for warmup in s.warmups
+            if warmup.resume_ms <= now_ms < warmup.warm_ms
+        ]
 
     def prices_at(self, now_ms: int) -> Mapping[str, Decimal]:
         """`state_at(now_ms).view.prices` without the rest of the view."""

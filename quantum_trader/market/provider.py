@@ -10,6 +10,7 @@ from typing import Protocol
 
 from quantum_trader.clock import ms_from_utc
 from quantum_trader.domain import MarketRules
+from quantum_trader.market.gaps import said_warmup
 from quantum_trader.market.model import GlobalRegimeFn, MarketModel, MarketState
 from quantum_trader.market.series import RegimeFn, StatisticsWindows
 from quantum_trader.ports import MarketFeed, SignalSource
@@ -21,7 +22,8 @@ class MarketStateProvider(Protocol):
 
 class LiveMarket:
     """Each cycle: closed bars from the feed, then the model over that window in a worker
-    thread (inference never blocks the event loop), read at its newest row.
+    thread (inference never blocks the event loop), read at its newest row. A symbol warming
+    up after a gap in its candles (market/gaps.py) is said once per gap (`gap_warmup`).
 
     `before_signals`, when given, runs after each snapshot and before the signals are
     computed (the composition root hands the signal source the feed's funding there)."""
@@ -43,6 +45,7 @@ class LiveMarket:
         self._global_regime = global_regime
         self._windows = windows
         self._before_signals = before_signals
+        self._said: set[tuple[str, int]] = set()  # the warm-ups said: (symbol, resume_ms)
 
     async def state(self, now: datetime) -> MarketState:
         snapshot = await self._feed.snapshot(now)
@@ -60,7 +63,15 @@ class LiveMarket:
             global_regime=self._global_regime,
             windows=self._windows,
         )
+        self._say_warmups(model, snapshot.time_ms)
         return model.state_at(snapshot.time_ms)
+
+    def _say_warmups(self, model: MarketModel, now_ms: int) -> None:
+        """Log each warm-up after a gap once, at the first cycle that shows it."""
+        for symbol, warmup in model.warming_up(now_ms):
+            if (symbol, warmup.resume_ms) not in self._said:
+                self._said.add((symbol, warmup.resume_ms))
+                said_warmup(symbol, warmup)
 
 
 class PrecomputedMarket:

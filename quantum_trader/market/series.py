@@ -1,18 +1,23 @@
 """The per-symbol columns the market model reads row by row (market/model.py): prices,
 returns, ATR %, regimes and signals on the execution bars, and the runs of rows whose slower
-fields stay equal, which let a reader build objects once per run instead of once per bar."""
+fields stay equal, which let a reader build objects once per run instead of once per bar.
+
+A gap in the candles (market/gaps.py) is folded into the columns once, here: the hourly
+indicators restart after it, and the rows of its warm-up hold the ATR % and regime from before
+it with no signal and no z-score, so reading a row costs the same with gaps as without."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
 from quantum_trader.domain import Bars, FloatArray, Regime, SignalSeries
-from quantum_trader.market import indicators
+from quantum_trader.market import gaps, indicators
 from quantum_trader.market.replay import FundingSeries
 from quantum_trader.market.resample import hourly_row_for, on_rows, resample_hourly
 from quantum_trader.record import record, replace
@@ -54,6 +59,8 @@ class SymbolSeries:
     regime: npt.NDArray[np.object_]
     signals: SignalSeries
     funding_8h: FloatArray | None = None
+    warmups: tuple[gaps.Warmup, ...] = ()
+    """The warm-ups after the gaps in its bars (market/gaps.py), oldest first."""
 
 
 def trailing_sigma(returns: FloatArray, window: int, min_count: int) -> FloatArray:
@@ -74,27 +81,93 @@ def trailing_sigma(returns: FloatArray, window: int, min_count: int) -> FloatArr
 
 
 def symbol_series(
-    bars: Bars, signals: SignalSeries, regime: RegimeFn, windows: StatisticsWindows
+    bars: Bars,
+    signals: SignalSeries,
+    regime: RegimeFn,
+    windows: StatisticsWindows,
+    warmup_h: int,
 ) -> SymbolSeries:
-    """ATR and regime on closed hourly bars, forward-filled onto the execution rows."""
+    """ATR and regime on closed hourly bars, forward-filled onto the execution rows.
+
+    The hourly indicators restart after each gap (market/gaps.py), as at a recording's start:
+    none reads bars across one. The rows of the `warmup_h` hours after a gap show no signal,
+    the last ATR and regime from before it and no z-score (`_warming_up`)."""
     hourly = resample_hourly(bars)
     rows = hourly_row_for(bars, hourly)
-    hourly_regime = regime(hourly)
+    runs = gaps.stretches(hourly.time_ms)
+    hourly_regime = _by_stretch(regime, hourly, runs)
     regimes = _filled(len(bars), Regime.CHOPPY)
     known = rows >= 0
     regimes[known] = hourly_regime[rows[known]]
-    hourly_returns = indicators.simple_returns(hourly.close)
-    sigma = trailing_sigma(hourly_returns, windows.volatility_bars, windows.volatility_min_bars)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        zscore = np.where(sigma > 0, hourly_returns / sigma, np.nan)
-    return SymbolSeries(
+    zscore = _by_stretch(functools.partial(_return_zscore, windows=windows), hourly, runs)
+    series = SymbolSeries(
         bars,
-        on_rows(indicators.atr_pct(hourly), rows),
+        on_rows(_by_stretch(indicators.atr_pct, hourly, runs), rows),
         indicators.simple_returns(bars.close),
         on_rows(zscore, rows),
         regimes,
         signals,
     )
+    return _warming_up(series, gaps.warmups(bars.time_ms, warmup_h))
+
+
+def _return_zscore(hourly: Bars, windows: StatisticsWindows) -> FloatArray:
+    """Each hourly return over the trailing σ of the returns before it (NaN while unknown)."""
+    hourly_returns = indicators.simple_returns(hourly.close)
+    sigma = trailing_sigma(hourly_returns, windows.volatility_bars, windows.volatility_min_bars)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        zscore: FloatArray = np.where(sigma > 0, hourly_returns / sigma, np.nan)
+    return zscore
+
+
+_Column = TypeVar("_Column", bound=np.generic)
+
+
+def _by_stretch(
+    compute: Callable[[Bars], npt.NDArray[_Column]], hourly: Bars, runs: list[tuple[int, int]]
+) -> npt.NDArray[_Column]:
+    """`compute` over each run of hourly bars between gaps, as if each were a recording of its
+    own, joined; over the bars as they are when there is no gap."""
+    if len(runs) == 1:
+        return compute(hourly)
+    return np.concatenate([compute(hourly.slice(start, stop)) for start, stop in runs])
+
+
+def _warming_up(series: SymbolSeries, warmups: tuple[gaps.Warmup, ...]) -> SymbolSeries:
+    """`series` with the rows inside a warm-up after a gap showing HOLD, the ATR % and regime
+    of the last row before it, and no z-score. Without an ATR there (bars that begin less than
+    ATR_PERIOD + 1 hours before the gap: a daemon's window late in a warm-up) the ATR restarted
+    after the gap is shown once defined; without either the row is left out of the view, as at
+    a recording's start. Unchanged without a gap."""
+    bars = series.bars
+    warming = gaps.warming_rows(bars.time_ms, bars.timeframe_ms, warmups)
+    if not warming.any():
+        return series
+    trusted = np.maximum.accumulate(np.where(warming, -1, np.arange(len(bars))))
+    before = np.maximum(trusted, 0)
+    held = np.where(trusted >= 0, series.atr_pct[before], np.nan)
+    atr_pct = np.where(np.isfinite(held), held, series.atr_pct)
+    regimes = series.regime[before]
+    regimes[trusted < 0] = Regime.CHOPPY
+    signals = series.signals
+    votes = {name: _hold(pair, warming) for name, pair in signals.votes.items()}
+    action, confidence = _hold((signals.action, signals.confidence), warming)
+    return replace(
+        series,
+        atr_pct=atr_pct,
+        return_zscore=np.where(warming, np.nan, series.return_zscore),
+        regime=regimes,
+        signals=SignalSeries(action, confidence, votes),
+        warmups=warmups,
+    )
+
+
+def _hold(
+    pair: tuple[npt.NDArray[np.int8], FloatArray], rows: npt.NDArray[np.bool_]
+) -> tuple[npt.NDArray[np.int8], FloatArray]:
+    """An (action, confidence) pair with `rows` HOLD at confidence 0."""
+    action, confidence = pair
+    return np.where(rows, 0, action).astype(np.int8), np.where(rows, 0.0, confidence)
 
 
 def with_funding(series: SymbolSeries, funding: FundingSeries | None) -> SymbolSeries:

@@ -20,7 +20,7 @@ from quantum_trader.config import Settings
 from quantum_trader.domain import Bars, GlobalRegime, MarketRules
 from quantum_trader.errors import MarketDataError
 from quantum_trader.log import get_logger
-from quantum_trader.market import regime
+from quantum_trader.market import gaps, regime
 from quantum_trader.market.candle_store import TIMEFRAME_MS, CandleStore
 from quantum_trader.market.model import GlobalRegimeFn, MarketModel
 from quantum_trader.market.replay import ReplayFeed
@@ -41,6 +41,7 @@ MISSING_INPUT_WARNINGS = frozenset(
         "replay_window_narrowed",
         "symbol_not_trading",
         "replay_gaps",
+        "gap_warmup",
         "symbols_not_trained_on",  # app_signals.said_not_trained_on: the models never saw them
         # trained models there but not used (signals/loading.py, app_signals.py): the rule
         # agent trades instead, and the report says why
@@ -240,11 +241,28 @@ def recorded_input_check(
     return check
 
 
-def replay_caveats(data: MarketData, feed: ReplayFeed, start: datetime, end: datetime) -> list[str]:
-    """One line (and one shown warning) per symbol the rules list as not TRADING and per
-    symbol with gaps in its candles between `start` and `end`: for the report."""
+def replay_caveats(
+    data: MarketData, feed: ReplayFeed, start: datetime, end: datetime, history_hours: int
+) -> list[str]:
+    """One line (and one shown warning) per symbol the rules list as not TRADING, per symbol
+    with gaps in its candles between `start` and `end`, and per gap whose warm-up reaches into
+    them (`history_hours`: the signal source's): for the report."""
     lines = said_not_trading(data, feed.symbols)
-    return lines + said_gaps(feed, ms_from_utc(start), ms_from_utc(end))
+    start_ms, end_ms = ms_from_utc(start), ms_from_utc(end)
+    lines += said_gaps(feed, start_ms, end_ms)
+    return lines + said_warmups(feed, start_ms, end_ms, history_hours)
+
+
+def said_warmups(feed: ReplayFeed, start_ms: int, end_ms: int, history_hours: int) -> list[str]:
+    """`gaps.said_warmup` of each gap whose warm-up overlaps [`start_ms`, `end_ms`): the
+    market model computes the same warm-ups from the same bars."""
+    warmup_h = gaps.warmup_hours(history_hours)
+    return [
+        gaps.said_warmup(symbol, warmup)
+        for symbol, bars in feed.bars.items()
+        for warmup in gaps.warmups(bars.time_ms, warmup_h)
+        if warmup.resume_ms < end_ms and warmup.warm_ms > start_ms
+    ]
 
 
 def said_not_trading(data: MarketData, symbols: Sequence[str]) -> list[str]:

@@ -17,15 +17,14 @@ import numpy.typing as npt
 
 from quantum_trader.clock import utc_from_ms
 from quantum_trader.domain import Bars, FloatArray, IntArray
+from quantum_trader.market.gaps import gap_rows, gaps_before, span_text
 from quantum_trader.market.resample import HOUR_MS
-from quantum_trader.market.validation import MAX_MISSING_BARS
 from quantum_trader.signals.features import WARMUP_H, usable_rows
 from quantum_trader.signals.settings import EnsembleSettings
 
 MIN_TRAIN_ROWS = 50
 """Rows the first walk-forward block must learn from (the later blocks learn from more)."""
 DAY_MS = 24 * HOUR_MS
-GAP_MS = (MAX_MISSING_BARS + 1) * HOUR_MS  # more apart: a gap the replay cannot trade across
 
 
 def _at(ms: int) -> str:
@@ -139,13 +138,13 @@ def across_gaps(
     bars: Bars, rows: IntArray, ends_ms: npt.NDArray[np.int64], history: int
 ) -> npt.NDArray[np.bool_]:
     """The rows whose features (the `history` bars before them) or labels (the bars up to the
-    one ending at `ends_ms`) would read across a gap of more than MAX_MISSING_BARS missing
-    bars: both read bars by position, so hours days apart would be taken for consecutive ones
-    (a trade held through days nothing was recorded, exited at the first bar after them)."""
-    gaps_before = np.r_[0, np.cumsum(np.diff(bars.time_ms) > GAP_MS)]
+    one ending at `ends_ms`) would read across a gap (market/gaps.py, the replay's warm-up
+    rule too): both read bars by position, so hours days apart would be taken for consecutive
+    ones (a trade held through days nothing was recorded, exited at the first bar after them)."""
+    counts = gaps_before(bars.time_ms)
     first = np.maximum(rows - history, 0)
     last = np.clip(np.searchsorted(bars.time_ms, ends_ms - HOUR_MS), 0, len(bars) - 1)
-    return np.asarray(gaps_before[last] != gaps_before[first])
+    return np.asarray(counts[last] != counts[first])
 
 
 def gaps_left_out(bars: Bars, rows: IntArray, history: int, left_out: int) -> str | None:
@@ -153,13 +152,12 @@ def gaps_left_out(bars: Bars, rows: IntArray, history: int, left_out: int) -> st
     largest gap among those the training rows' windows reached; None when none was."""
     steps = np.diff(bars.time_ms)
     first = int(max(int(rows.min()) - history, 0)) if rows.size else 0
-    big = [k for k in np.flatnonzero(steps > GAP_MS).tolist() if k >= first]
+    big = [k for k in gap_rows(bars.time_ms).tolist() if k >= first]
     if not big or left_out == 0:
         return None
     k = max(big, key=lambda i: int(steps[i]))
     start, end = int(bars.time_ms[k]) + HOUR_MS, int(bars.time_ms[k + 1])
-    hours = (end - start) / HOUR_MS
-    span = f"{hours / 24:g} days" if hours >= 48 else f"{hours:g} hours"
+    span = span_text(end - start)
     more = f" (the largest of {len(big)} gaps)" if len(big) > 1 else ""
     return (
         f"{bars.symbol}: its candles miss {span} from {_at(start)} to {_at(end)}{more}: the "

@@ -22,6 +22,7 @@ from quantum_trader.market.replay import FundingSeries
 from quantum_trader.market.resample import HOUR_MS, hourly_row_for, resample_hourly
 from quantum_trader.record import record
 from quantum_trader.signals.calibration import Calibration
+from quantum_trader.signals.coverage import history_h
 from quantum_trader.signals.features import FEATURE_WINDOW_H, compute_features
 from quantum_trader.signals.model_set import ModelProvenance
 from quantum_trader.signals.models.base import (
@@ -107,6 +108,13 @@ class Ensemble:
     def warmup_hours(self) -> int:
         """FEATURE_WINDOW_H closed hours (≥ lookback + indicator warm-up), plus the forming one."""
         return max(FEATURE_WINDOW_H, self._settings.lookback_bars + 1) + 1
+
+    @property
+    def history_hours(self) -> int:
+        """`history_h`, the history a training row needs (none read across a gap); with
+        meta-labeling, at least the rule agent's, which proposes the side."""
+        proposer = 0 if self._rules is None else self._rules.history_hours
+        return max(history_h(self._settings), proposer)
 
     def set_funding(self, funding: Mapping[str, FundingSeries]) -> None:
         """Replace the funding history the funding feature reads (missing symbol → 0)."""

@@ -45,6 +45,11 @@ class RuleAgent:
         s = self._settings
         return 3 * max(s.rules_slow_ema, 2 * s.rules_adx_period, s.rules_rsi_period)
 
+    @property
+    def history_hours(self) -> int:
+        """The warm-up: the EMAs and ADX seeded before a gap matter until then."""
+        return self.warmup_hours
+
     def evaluate(
         self, bars: Mapping[str, Bars], tail: int | None = None
     ) -> dict[str, SignalSeries]:

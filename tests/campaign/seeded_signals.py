@@ -21,6 +21,7 @@ class SeededSignals:
     drawn, buys or sells: every cycle has a candidate."""
 
     warmup_hours = 1
+    history_hours = 1
 
     def __init__(self, seed: int) -> None:
         self._seed = seed

@@ -15,6 +15,7 @@ class AlwaysBuy:
 
     name = "always_buy"
     warmup_hours = 1
+    history_hours = 1
 
     def evaluate(
         self, bars: Mapping[str, Bars], tail: int | None = None

@@ -35,6 +35,7 @@ class FundingReader:
 
     name = "funding_reader"
     warmup_hours = 1
+    history_hours = 1
 
     def __init__(self) -> None:
         self.funding: dict[str, FundingSeries] = {}

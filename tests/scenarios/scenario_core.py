@@ -36,6 +36,7 @@ from quantum_trader.market.setup import (
     open_store,
     recorded_model,
 )
+from quantum_trader.ports import SignalSource
 from quantum_trader.storage.memory import InMemoryRepository
 
 
@@ -63,9 +64,12 @@ class SteppedCore:
     step_size: timedelta
 
     @classmethod
-    async def open(cls, settings: Settings, start: datetime) -> SteppedCore:
-        """Assemble the core at `start` over the bundled sample (settings.market.symbols)."""
-        source = choose_signal_source(settings)
+    async def open(
+        cls, settings: Settings, start: datetime, source: SignalSource | None = None
+    ) -> SteppedCore:
+        """Assemble the core at `start` over the bundled sample (settings.market.symbols), or
+        the market settings.market.replay_dir names; with `source`, its signals."""
+        source = source or choose_signal_source(settings)
         store = open_store(settings)
         symbols = settings.market.symbols
         timeframe = settings.market.timeframe
