@@ -17,8 +17,9 @@ from datetime import timedelta
 
 from loopback import LoopbackBinance
 from loopback.fixtures import connect
+from standin_keeper import keeper_on_streams
 from test_exchange_answers import BTC, T0, keeper_on, sized
-from test_late_fill_on_standin import MARKET, PLANNED, keeper_on_streams
+from test_late_fill_on_standin import MARKET, PLANNED, Rig
 
 from quantum_trader.domain import Side
 
@@ -65,7 +66,7 @@ async def test_stops_answered_and_streamed_without_reduce_only_are_kept() -> Non
         server.algo_answer_omits = frozenset({"reduceOnly"})
         server.streams.algo_event_omits = frozenset({"R"})
 
-    async with keeper_on_streams(omit) as rig:
+    async with keeper_on_streams(Rig, omit) as rig:
         await rig.enter()
         await rig.tick(13)  # past a full REST check (60 s), which reseeds nothing: no difference
 

@@ -11,47 +11,25 @@ USDT at risk where 9 were approved.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, MutableMapping
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from collections.abc import MutableMapping
+from contextlib import AbstractAsyncContextManager
 from decimal import Decimal
 from typing import Any
 
-from loopback import Fault, FillPlan, LoopbackBinance
-from loopback.fixtures import advance, advance_until, connect, settle, streams_on
-from loopback.state import START_MS
+from loopback import Fault, FillPlan
+from loopback.fixtures import settle
+from standin_keeper import StandinKeeper, keeper_on_streams
 from structlog.testing import capture_logs
 from test_exchange_answers import BTC, sized
 from test_stop_check_on_standin import covered
 
-from quantum_trader.clock import ManualClock, utc_from_ms
 from quantum_trader.domain import ExitReason, Side
-from quantum_trader.execution.ccxt_exchange import CcxtExchange
-from quantum_trader.gates.settings import PerformanceSettings
-from quantum_trader.keeper.keeper import PositionKeeper
-from quantum_trader.keeper.settings import KeeperSettings
-from quantum_trader.monitor.settings import MonitorSettings
-from quantum_trader.portfolio.ledger import Ledger
-from quantum_trader.storage.memory import InMemoryRepository
 
 ALGO_ORDER = "/fapi/v1/algoOrder"
 MARKET = "BTCUSDT"
 
 
-@dataclass
-class Rig:
-    clock: ManualClock
-    server: LoopbackBinance
-    exchange: CcxtExchange
-    keeper: PositionKeeper
-    repository: InMemoryRepository
-
-    async def tick(self) -> None:
-        await advance(self.server, 5.0)
-        await self.keeper.tick(self.clock.now())
-        await settle(self.server)
-
+class Rig(StandinKeeper):
     async def enter_filled_at(
         self, price: Decimal, cap: Decimal | None = None
     ) -> list[MutableMapping[str, Any]]:
@@ -76,37 +54,9 @@ class Rig:
         ]
 
 
-@asynccontextmanager
-async def keeper_on_standin() -> AsyncIterator[Rig]:
+def keeper_on_standin() -> AbstractAsyncContextManager[Rig]:
     """A keeper of an empty account reading the streams' mirror of a stand-in."""
-    clock = ManualClock(utc_from_ms(START_MS))
-    async with LoopbackBinance(clock=clock) as server:
-        exchange = connect(server)
-        rules = await exchange.load_markets()
-        streams = streams_on(server, exchange)
-        stopping = asyncio.Event()
-        task = asyncio.create_task(streams.run(stopping))
-        try:
-            await advance_until(server, lambda: streams.health().usable, 30, "seeded")
-            repository = InMemoryRepository()
-            ledger = await Ledger.load(
-                repository, Decimal(10_000), clock.now(), PerformanceSettings()
-            )
-            keeper = await PositionKeeper.load(
-                exchange,
-                repository,
-                ledger,
-                rules,
-                KeeperSettings(),
-                MonitorSettings(),
-                streams=streams,
-            )
-            await keeper.tick(clock.now(), rest=True)
-            yield Rig(clock, server, exchange, keeper, repository)
-        finally:
-            stopping.set()
-            await asyncio.wait_for(task, 10)
-            await exchange.close()
+    return keeper_on_streams(Rig)
 
 
 async def test_an_entry_the_standin_fills_past_its_target_is_exited_with_no_target_placed(

@@ -12,28 +12,16 @@ instead, a taker's fill where the exchange's order would have closed it at the t
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass
+from contextlib import AbstractAsyncContextManager
 from decimal import Decimal
 
 from loopback import Fault, FillPlan, LoopbackBinance
-from loopback.fixtures import advance, advance_until, connect, settle, streams_on
-from loopback.state import START_MS
+from loopback.fixtures import settle
+from standin_keeper import StandinKeeper, keeper_on_streams
 from structlog.testing import capture_logs
 from test_exchange_answers import BTC, sized
 
-from quantum_trader.clock import ManualClock, utc_from_ms
 from quantum_trader.domain import ExitReason, Side
-from quantum_trader.execution.binance_streams import BinanceStreams
-from quantum_trader.execution.ccxt_exchange import CcxtExchange
-from quantum_trader.gates.settings import PerformanceSettings
-from quantum_trader.keeper.keeper import PositionKeeper
-from quantum_trader.keeper.settings import KeeperSettings
-from quantum_trader.monitor.settings import MonitorSettings
-from quantum_trader.portfolio.ledger import Ledger
-from quantum_trader.storage.memory import InMemoryRepository
 
 MARKET = "BTCUSDT"
 ALGO_ORDER = "/fapi/v1/algoOrder"
@@ -44,27 +32,7 @@ PLANNED = [
 ]
 
 
-@dataclass
-class Rig:
-    clock: ManualClock
-    server: LoopbackBinance
-    exchange: CcxtExchange
-    streams: BinanceStreams
-    repository: InMemoryRepository
-    keeper: PositionKeeper
-
-    async def tick(self, times: int = 1) -> None:
-        for _ in range(times):
-            await advance(self.server, 5.0)
-            await self.keeper.tick(self.clock.now())
-            await settle(self.server)
-
-    async def restart(self) -> None:
-        """A new keeper on the same database, as after a restart of the daemon."""
-        self.keeper = await load_keeper(self.exchange, self.streams, self.repository)
-        await self.keeper.tick(self.clock.now(), rest=True)
-        await settle(self.server)
-
+class Rig(StandinKeeper):
     async def enter(self) -> None:
         plan = sized(BTC, Side.LONG, self.server.state.mark(MARKET))
         await self.keeper.enter(plan, self.clock.now())
@@ -93,17 +61,6 @@ class Rig:
         ]
 
 
-async def load_keeper(
-    exchange: CcxtExchange, streams: BinanceStreams, repository: InMemoryRepository
-) -> PositionKeeper:
-    rules = await exchange.load_markets()
-    now = utc_from_ms(START_MS)
-    ledger = await Ledger.load(repository, Decimal(10_000), now, PerformanceSettings())
-    return await PositionKeeper.load(
-        exchange, repository, ledger, rules, KeeperSettings(), MonitorSettings(), streams=streams
-    )
-
-
 def keeper_filled_later(later_ms: int = FILLED_AFTER_MS) -> AbstractAsyncContextManager[Rig]:
     """A keeper of an empty account reading the streams' mirror of a stand-in that answers
     market orders NEW and executes them `later_ms` on."""
@@ -111,31 +68,7 @@ def keeper_filled_later(later_ms: int = FILLED_AFTER_MS) -> AbstractAsyncContext
     def fill_later(server: LoopbackBinance) -> None:
         server.engine.fill_market_later_ms = later_ms
 
-    return keeper_on_streams(fill_later)
-
-
-@asynccontextmanager
-async def keeper_on_streams(setup: Callable[[LoopbackBinance], None]) -> AsyncIterator[Rig]:
-    """A keeper of an empty account reading the streams' mirror (seeded) of a stand-in on a
-    manual clock, `setup` applied to the stand-in first."""
-    clock = ManualClock(utc_from_ms(START_MS))
-    async with LoopbackBinance(clock=clock) as server:
-        setup(server)
-        exchange = connect(server)
-        await exchange.load_markets()
-        streams = streams_on(server, exchange)
-        stopping = asyncio.Event()
-        task = asyncio.create_task(streams.run(stopping))
-        try:
-            await advance_until(server, lambda: streams.health().usable, 30, "seeded")
-            repository = InMemoryRepository()
-            keeper = await load_keeper(exchange, streams, repository)
-            await keeper.tick(clock.now(), rest=True)
-            yield Rig(clock, server, exchange, streams, repository, keeper)
-        finally:
-            stopping.set()
-            await asyncio.wait_for(task, 10)
-            await exchange.close()
+    return keeper_on_streams(Rig, fill_later)
 
 
 async def test_an_entry_answered_new_and_filled_later_gets_its_stop_and_take_profit() -> None:

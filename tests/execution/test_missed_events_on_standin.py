@@ -16,21 +16,16 @@ A stop of ours cancelled by hand whose events were dropped: test_stop_check_on_s
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from datetime import datetime
-from decimal import Decimal
 
-from loopback import LoopbackBinance
-from loopback.fixtures import advance, advance_until, connect, settle, streams_on
-from loopback.state import START_MS
+from loopback.fixtures import settle
+from standin_keeper import TICK_S, StandinKeeper
+from standin_keeper import keeper_on_streams as empty_account
 from structlog.testing import capture_logs
 from test_exchange_answers import BTC, sized
 
-from quantum_trader.clock import ManualClock, utc_from_ms
 from quantum_trader.domain import (
     ExchangeSnapshot,
     Order,
@@ -39,39 +34,14 @@ from quantum_trader.domain import (
     OrderSide,
     Side,
 )
-from quantum_trader.execution.binance_streams import BinanceStreams
-from quantum_trader.execution.ccxt_exchange import CcxtExchange
-from quantum_trader.gates.settings import PerformanceSettings
 from quantum_trader.keeper.ids import is_ours
-from quantum_trader.keeper.keeper import PositionKeeper
 from quantum_trader.keeper.settings import KeeperSettings
-from quantum_trader.monitor.settings import MonitorSettings
-from quantum_trader.portfolio.ledger import Ledger
-from quantum_trader.storage.memory import InMemoryRepository
 
-TICK_S = 5.0  # the monitor loop's interval
 KEEPER = KeeperSettings()
 DROP_ALL = 1_000_000  # the stand-in's count of user events to drop: every one until reset
 
 
-@dataclass
-class Rig:
-    clock: ManualClock
-    server: LoopbackBinance
-    exchange: CcxtExchange
-    streams: BinanceStreams
-    keeper: PositionKeeper
-
-    def now(self) -> datetime:
-        return self.clock.now()
-
-    async def tick(self) -> None:
-        """One monitor step: 5 s of simulated time, the stand-in and the streams settled,
-        then the keeper's tick, and what it sent settled too."""
-        await advance(self.server, TICK_S)
-        await self.keeper.tick(self.now())
-        await settle(self.server)
-
+class Rig(StandinKeeper):
     async def rest(self) -> ExchangeSnapshot:
         return await self.exchange.fetch_snapshot(self.now())
 
@@ -92,37 +62,17 @@ async def keeper_on_streams(symbols: Sequence[str] = (BTC,)) -> AsyncIterator[Ri
     """A keeper reading the streams' mirror (usable, seeded) of a stand-in on a manual clock,
     holding a LONG of each of `symbols` it entered and protected, echoed by the stream and
     checked by REST."""
-    clock = ManualClock(utc_from_ms(START_MS))
-    async with LoopbackBinance(clock=clock) as server:
-        exchange = connect(server)
-        rules = await exchange.load_markets()
-        streams = streams_on(server, exchange)
-        stopping = asyncio.Event()
-        task = asyncio.create_task(streams.run(stopping))
-        try:
-            await advance_until(server, lambda: streams.health().usable, 30, "seeded")
-            repository = InMemoryRepository()
-            ledger = await Ledger.load(
-                repository, Decimal(10_000), clock.now(), PerformanceSettings()
-            )
-            keeper = await PositionKeeper.load(
-                exchange, repository, ledger, rules, KEEPER, MonitorSettings(), streams=streams
-            )
-            rig = Rig(clock, server, exchange, streams, keeper)
-            await keeper.tick(rig.now(), rest=True)
-            for symbol in symbols:
-                mark = server.state.mark(symbol.split(":")[0].replace("/", ""))
-                await keeper.enter(sized(symbol, Side.LONG, mark), rig.now())
-                await settle(server)
-            await rig.tick()  # the stream echoed the entries and their stops: read from the mirror
-            assert keeper.book.unechoed == {}
-            assert streams.snapshot(rig.now()) is not None
-            assert len(our_stops(await rig.rest())) == len(symbols)
-            yield rig
-        finally:
-            stopping.set()
-            await asyncio.wait_for(task, 10)
-            await exchange.close()
+    async with empty_account(Rig) as rig:
+        keeper, server = rig.keeper, rig.server
+        for symbol in symbols:
+            mark = server.state.mark(symbol.split(":")[0].replace("/", ""))
+            await keeper.enter(sized(symbol, Side.LONG, mark), rig.now())
+            await settle(server)
+        await rig.tick()  # the stream echoed the entries and their stops: read from the mirror
+        assert keeper.book.unechoed == {}
+        assert rig.streams.snapshot(rig.now()) is not None
+        assert len(our_stops(await rig.rest())) == len(symbols)
+        yield rig
 
 
 def our_stops(snapshot: ExchangeSnapshot) -> list[Order]:

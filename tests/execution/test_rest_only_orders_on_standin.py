@@ -22,9 +22,10 @@ from loopback import LoopbackBinance
 from loopback.faults import Outage
 from loopback.fixtures import advance, connect, settle
 from loopback.state import START_MS
+from standin_keeper import TICK_S
 from structlog.testing import capture_logs
 from test_exchange_answers import sized
-from test_missed_events_on_standin import KEEPER, TICK_S, ticks_in
+from test_missed_events_on_standin import KEEPER, ticks_in
 from test_stop_check_on_standin import our_stops
 
 from quantum_trader.clock import ManualClock, ms_from_utc, utc_from_ms

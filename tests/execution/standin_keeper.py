@@ -1,0 +1,96 @@
+"""A keeper of an empty account on the loopback stand-in, reading its streams' mirror: the rig
+the stand-in's keeper tests share (one place that starts, seeds and stops the streams)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import TypeVar
+
+from loopback import LoopbackBinance
+from loopback.fixtures import advance, advance_until, connect, settle, streams_on
+from loopback.state import START_MS
+
+from quantum_trader.clock import ManualClock, utc_from_ms
+from quantum_trader.execution.binance_streams import BinanceStreams
+from quantum_trader.execution.ccxt_exchange import CcxtExchange
+from quantum_trader.gates.settings import PerformanceSettings
+from quantum_trader.keeper.keeper import PositionKeeper
+from quantum_trader.keeper.settings import KeeperSettings
+from quantum_trader.monitor.settings import MonitorSettings
+from quantum_trader.portfolio.ledger import Ledger
+from quantum_trader.storage.memory import InMemoryRepository
+
+TICK_S = 5.0  # the monitor loop's interval
+
+
+@dataclass
+class StandinKeeper:
+    clock: ManualClock
+    server: LoopbackBinance
+    exchange: CcxtExchange
+    streams: BinanceStreams
+    repository: InMemoryRepository
+    keeper: PositionKeeper
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    async def tick(self, times: int = 1) -> None:
+        """Monitor steps: 5 s of simulated time, the stand-in and the streams settled, then
+        the keeper's tick, and what it sent settled too."""
+        for _ in range(times):
+            await advance(self.server, TICK_S)
+            await self.keeper.tick(self.now())
+            await settle(self.server)
+
+    async def restart(self) -> None:
+        """A new keeper on the same database, as after a restart of the daemon."""
+        self.keeper = await load_keeper(self.exchange, self.streams, self.repository)
+        await self.keeper.tick(self.now(), rest=True)
+        await settle(self.server)
+
+
+Rig = TypeVar("Rig", bound=StandinKeeper)
+
+
+async def load_keeper(
+    exchange: CcxtExchange, streams: BinanceStreams, repository: InMemoryRepository
+) -> PositionKeeper:
+    rules = await exchange.load_markets()
+    now = utc_from_ms(START_MS)
+    ledger = await Ledger.load(repository, Decimal(10_000), now, PerformanceSettings())
+    return await PositionKeeper.load(
+        exchange, repository, ledger, rules, KeeperSettings(), MonitorSettings(), streams=streams
+    )
+
+
+@asynccontextmanager
+async def keeper_on_streams(
+    kind: type[Rig], setup: Callable[[LoopbackBinance], None] = lambda server: None
+) -> AsyncIterator[Rig]:
+    """A keeper of an empty account reading the streams' mirror (usable, seeded) of a
+    stand-in on a manual clock, `setup` applied to the stand-in first; after its first tick
+    (REST)."""
+    clock = ManualClock(utc_from_ms(START_MS))
+    async with LoopbackBinance(clock=clock) as server:
+        setup(server)
+        exchange = connect(server)
+        await exchange.load_markets()
+        streams = streams_on(server, exchange)
+        stopping = asyncio.Event()
+        task = asyncio.create_task(streams.run(stopping))
+        try:
+            await advance_until(server, lambda: streams.health().usable, 30, "seeded")
+            repository = InMemoryRepository()
+            keeper = await load_keeper(exchange, streams, repository)
+            await keeper.tick(clock.now(), rest=True)
+            yield kind(clock, server, exchange, streams, repository, keeper)
+        finally:
+            stopping.set()
+            await asyncio.wait_for(task, 10)
+            await exchange.close()
