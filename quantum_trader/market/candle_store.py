@@ -30,6 +30,7 @@ from quantum_trader.market.layout import (
 from quantum_trader.market.validation import (
     PRICE_COLUMNS,
     CandleReport,
+    Gap,
     check_candles,
     check_funding,
 )
@@ -140,8 +141,11 @@ class CandleStore:
         return times, rates
 
 
-def log_report(label: str, report: CandleReport) -> None:
-    """One warning per kind of finding: bars removed (with why), gaps kept."""
+def log_report(label: str, report: CandleReport, said: set[Gap] | None = None) -> None:
+    """One warning per kind of finding: bars removed (with why), gaps kept. With `said` (the
+    gaps a window said before; left holding this report's), gaps said before are not said
+    again: a live window holds a gap for as long as it spans it, and is checked at every
+    refresh."""
     for repair in report.repairs:
         log.warning(
             "market_data_repaired",
@@ -151,6 +155,11 @@ def log_report(label: str, report: CandleReport) -> None:
             reason=repair.reason,
         )
     gaps = report.untradeable_gaps
+    if said is not None:
+        held = gaps
+        gaps = tuple(g for g in held if g not in said)
+        said.clear()  # the gaps that left the window are forgotten
+        said.update(held)
     if gaps:
         largest = max(gaps, key=lambda g: g.missing_bars)
         log.warning(

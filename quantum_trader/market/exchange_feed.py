@@ -30,6 +30,7 @@ from quantum_trader.market.validation import (
     EXCHANGE_ADVICE,
     MAX_FUNDING_RATE,
     Advice,
+    Gap,
     check_candles,
 )
 
@@ -53,9 +54,12 @@ class OhlcvSource(Protocol):
         ...
 
 
-def validate_bars(bars: Bars, advice: Advice = EXCHANGE_ADVICE) -> Bars:
+def validate_bars(
+    bars: Bars, advice: Advice = EXCHANGE_ADVICE, said_gaps: set[Gap] | None = None
+) -> Bars:
     """The bars after market.validation: repaired (spikes removed, logged) or refused with a
-    MarketDataError naming the symbol and row, and `advice`."""
+    MarketDataError naming the symbol and row, and `advice`. `said_gaps`: the gaps said
+    already for this window (candle_store.log_report)."""
     columns = {
         "open": bars.open,
         "high": bars.high,
@@ -66,7 +70,7 @@ def validate_bars(bars: Bars, advice: Advice = EXCHANGE_ADVICE) -> Bars:
     time_ms, checked, report = check_candles(
         bars.symbol, bars.time_ms, columns, bars.timeframe_ms, advice
     )
-    log_report(bars.symbol, report)
+    log_report(bars.symbol, report, said_gaps)
     if not report.repairs:
         return bars
     return Bars(
@@ -120,6 +124,7 @@ class ExchangeFeed:
         self._funding: dict[str, FundingSeries] = {}
         self._funding_fetched_ms: int | None = None
         self.rejected: dict[str, str] = {}  # symbol → why its candles were refused last cycle
+        self._gaps_said: dict[str, set[Gap]] = {}  # per symbol, the gaps its window holds
 
     @property
     def symbols(self) -> Sequence[str]:
@@ -204,7 +209,8 @@ class ExchangeFeed:
         merged = fresh if held is None else concat(held, fresh)
         merged = merged.slice(max(0, len(merged) - self.history_bars), len(merged))
         try:
-            self._bars[symbol] = validate_bars(merged)
+            said = self._gaps_said.setdefault(symbol, set())
+            self._bars[symbol] = validate_bars(merged, said_gaps=said)
         except MarketDataError:
             self._bars.pop(symbol, None)  # refetch the whole window next cycle
             raise

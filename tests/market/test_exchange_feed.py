@@ -16,7 +16,7 @@ from test_exchange_feed_fakes import FIVE_MINUTES_MS, SampleSource, writable
 from quantum_trader.clock import ms_from_utc
 from quantum_trader.domain import FloatArray, IntArray
 from quantum_trader.market.candle_store import CandleStore, bundled_sample_dir
-from quantum_trader.market.exchange_feed import ExchangeFeed
+from quantum_trader.market.exchange_feed import ExchangeFeed, concat
 from quantum_trader.market.replay import ReplayFeed
 
 BTC, ETH = "BTC/USDT:USDT", "ETH/USDT:USDT"
@@ -250,3 +250,21 @@ async def test_a_bad_candle_from_the_exchange_says_it_is_fetched_again() -> None
         "at row 31; the answer is not used: the symbol sits this cycle out and its bars are "
         "fetched again"
     )
+
+
+async def test_a_gap_in_the_window_is_said_once_not_at_every_refresh() -> None:
+    """The window is checked at every refresh and holds a gap for as long as it spans it
+    (days at 5 m bars): said when it first appears, not every five minutes after."""
+    source = SampleSource(ms_from_utc(NOW))
+    bars = source.store.load_bars(BTC, "5m")
+    cut = int(np.searchsorted(bars.time_ms, ms_from_utc(NOW - timedelta(hours=6))))
+    source.overrides[BTC] = concat(bars.slice(0, cut), bars.slice(cut + 24, len(bars)))
+    market = feed(source)
+    with capture_logs() as logs:
+        for minutes in range(0, 30, 5):  # six refreshes, each fetching one new bar
+            later = NOW + timedelta(minutes=minutes)
+            source.now_ms = ms_from_utc(later)
+            snapshot = await market.snapshot(later)
+            assert BTC in snapshot.bars
+    said = [e for e in logs if e["event"] == "market_data_gaps"]
+    assert [(e["source"], e["largest_missing_bars"]) for e in said] == [(BTC, 24)]
