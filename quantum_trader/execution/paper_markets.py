@@ -4,8 +4,8 @@ A `PriceTape` answers "what is the price now" from one symbol's execution bars (
 the bar that contains `now`, else the last close. A fill or a mark price asks
 `tradeable_price_at`, which refuses a price more than one missing bar old (a gap in the data:
 the symbol is untradeable until it resumes, as on an exchange that halts a market); valuation
-and funding use the last known price. It precomputes ATR(14)/close so a fill can ask for the
-volatility of the last closed bar in O(log n).
+and funding use the last known price. It precomputes ATR(14)/close (restarted after a gap) so a
+fill can ask for the volatility of the last closed bar in O(log n).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import numpy as np
 from quantum_trader.clock import utc_from_ms
 from quantum_trader.domain import Bars, FloatArray, MarketRules
 from quantum_trader.errors import MarketDataError
+from quantum_trader.market import gaps
 from quantum_trader.market.candle_store import bundled_sample_dir
 from quantum_trader.market.replay import FundingSeries
 from quantum_trader.market.rules import newest_rules_file, read_rules
@@ -145,7 +146,17 @@ class PriceTape:
 
 
 def _atr_pct(bars: Bars) -> FloatArray:
-    if len(bars) <= ATR_PERIOD:
-        return np.zeros(len(bars), dtype=np.float64)
-    atr = talib.ATR(bars.high, bars.low, bars.close, timeperiod=ATR_PERIOD)
-    return np.nan_to_num(np.asarray(atr, dtype=np.float64) / bars.close, nan=0.0)
+    """ATR(14)/close at each bar, restarted after each gap (market/gaps.py) as at the tape's
+    start: across one the first true range would span the jump, and the fills after a
+    maintenance window would pay that as slippage for hours. While it warms up again after a
+    gap it holds the value of the last bar before it; before the first, 0."""
+    atr_pct = np.zeros(len(bars), dtype=np.float64)
+    before = 0.0
+    for start, stop in gaps.stretches(bars.time_ms):
+        part = np.full(stop - start, np.nan)
+        if stop - start > ATR_PERIOD:
+            high, low, close = (c[start:stop] for c in (bars.high, bars.low, bars.close))
+            part = np.asarray(talib.ATR(high, low, close, timeperiod=ATR_PERIOD)) / close
+        atr_pct[start:stop] = np.where(np.isnan(part), before, part)
+        before = float(atr_pct[stop - 1]) if stop > start else before
+    return atr_pct
