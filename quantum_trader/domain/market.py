@@ -124,6 +124,19 @@ class Bars:
             self.volume[start:stop],
         )
 
+    def take(self, rows: npt.NDArray[np.intp] | npt.NDArray[np.bool_]) -> Bars:
+        """The bars at `rows`, an index array or a boolean mask (a copy, unlike `slice`)."""
+        return Bars(
+            self.symbol,
+            self.timeframe_ms,
+            self.time_ms[rows],
+            self.open[rows],
+            self.high[rows],
+            self.low[rows],
+            self.close[rows],
+            self.volume[rows],
+        )
+
     def closed_before(self, now_ms: int) -> int:
         """Number of bars whose close time (open + timeframe) is at or before `now_ms`."""
         return int(np.searchsorted(self.time_ms, now_ms - self.timeframe_ms, side="right"))

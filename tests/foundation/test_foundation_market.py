@@ -130,18 +130,7 @@ def test_a_symbol_whose_data_ended_leaves_the_view_once_a_bar_is_missing(gapped:
     gap-free recording (rows found by arithmetic) and one with a gap (binary search)."""
     bars = BARS.slice(0, 3000)
     if gapped:  # a day missing in the middle
-        keep = np.r_[0:1000, 1288:3000]
-        b = bars
-        bars = Bars(
-            BTC,
-            b.timeframe_ms,
-            b.time_ms[keep],
-            b.open[keep],
-            b.high[keep],
-            b.low[keep],
-            b.close[keep],
-            b.volume[keep],
-        )
+        bars = bars.take(np.r_[0:1000, 1288:3000])
     model = MarketModel.compute({BTC: bars}, AGENT, default_market_rules((BTC,)), tail=None)
     last_close = int(bars.time_ms[-1]) + bars.timeframe_ms
     step = bars.timeframe_ms
@@ -159,19 +148,6 @@ def test_a_symbol_whose_data_ended_leaves_the_view_once_a_bar_is_missing(gapped:
         assert BTC in model.state_at(int(bars.time_ms[999]) + step).view.prices
 
 
-def _with_rows(bars: Bars, keep: np.ndarray) -> Bars:
-    return Bars(
-        bars.symbol,
-        bars.timeframe_ms,
-        bars.time_ms[keep],
-        bars.open[keep],
-        bars.high[keep],
-        bars.low[keep],
-        bars.close[keep],
-        bars.volume[keep],
-    )
-
-
 @pytest.fixture(scope="module")
 def uneven() -> MarketModel:
     """Three symbols shown differently: a gap-free grid, a recording with a day missing (rows
@@ -179,7 +155,7 @@ def uneven() -> MarketModel:
     eth, sol = "ETH/USDT:USDT", "SOL/USDT:USDT"
     bars = {
         BTC: BARS.slice(0, 3000),
-        eth: _with_rows(STORE.load_bars(eth, "5m").slice(0, 3000), np.r_[0:1000, 1288:3000]),
+        eth: STORE.load_bars(eth, "5m").slice(0, 3000).take(np.r_[0:1000, 1288:3000]),
         sol: STORE.load_bars(sol, "5m").slice(0, 2000),
     }
     return MarketModel.compute(bars, AGENT, default_market_rules(tuple(bars)), tail=None)

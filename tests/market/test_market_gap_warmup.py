@@ -43,17 +43,7 @@ AGENT = RuleAgent(SignalsSettings())
 
 def without(bars: Bars, first_ms: int, stop_ms: int) -> Bars:
     """`bars` without those opening in [first_ms, stop_ms): a gap."""
-    keep = (bars.time_ms < first_ms) | (bars.time_ms >= stop_ms)
-    return Bars(
-        bars.symbol,
-        bars.timeframe_ms,
-        bars.time_ms[keep],
-        bars.open[keep],
-        bars.high[keep],
-        bars.low[keep],
-        bars.close[keep],
-        bars.volume[keep],
-    )
+    return bars.take((bars.time_ms < first_ms) | (bars.time_ms >= stop_ms))
 
 
 def gapped_market() -> dict[str, Bars]:
