@@ -3,7 +3,6 @@ the stand-in's keeper tests share (one place that starts, seeds and stops the st
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -12,7 +11,7 @@ from decimal import Decimal
 from typing import TypeVar
 
 from loopback import LoopbackBinance
-from loopback.fixtures import advance, advance_until, connect, settle, streams_on
+from loopback.fixtures import advance, advance_until, connect, running_streams, settle
 from loopback.state import START_MS
 
 from quantum_trader.clock import ManualClock, utc_from_ms
@@ -80,17 +79,13 @@ async def keeper_on_streams(
     async with LoopbackBinance(clock=clock) as server:
         setup(server)
         exchange = connect(server)
-        await exchange.load_markets()
-        streams = streams_on(server, exchange)
-        stopping = asyncio.Event()
-        task = asyncio.create_task(streams.run(stopping))
         try:
-            await advance_until(server, lambda: streams.health().usable, 30, "seeded")
-            repository = InMemoryRepository()
-            keeper = await load_keeper(exchange, streams, repository)
-            await keeper.tick(clock.now(), rest=True)
-            yield kind(clock, server, exchange, streams, repository, keeper)
+            await exchange.load_markets()
+            async with running_streams(server, exchange) as streams:
+                await advance_until(server, lambda: streams.health().usable, 30, "seeded")
+                repository = InMemoryRepository()
+                keeper = await load_keeper(exchange, streams, repository)
+                await keeper.tick(clock.now(), rest=True)
+                yield kind(clock, server, exchange, streams, repository, keeper)
         finally:
-            stopping.set()
-            await asyncio.wait_for(task, 10)
             await exchange.close()

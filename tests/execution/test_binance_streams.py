@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import pytest
 from loopback import Fault, LoopbackBinance, MarkPath, Outage, RandomStreamFaults
-from loopback.fixtures import advance, advance_until, connect, settle, streams_on
+from loopback.fixtures import advance, advance_until, connect, running_streams, settle, streams_on
 from loopback.state import START_MS
 from structlog.testing import capture_logs
 from test_ccxt_exchange import BTC, entry, stop
@@ -315,34 +315,30 @@ async def test_a_user_stream_that_answers_no_ping_is_declared_dead() -> None:
     async with LoopbackBinance(clock=clock) as server:
         exchange = connect(server)
         await exchange.load_markets()
-        streams = streams_on(server, exchange, stream_silence_s=1.5)
-        stopping = asyncio.Event()
-        task = asyncio.create_task(streams.run(stopping))
         try:
-            await advance_until(server, lambda: streams.health().usable, 10, "seeded")
-            server.streams.silence("user", 3600)
+            async with running_streams(server, exchange, stream_silence_s=1.5) as streams:
+                await advance_until(server, lambda: streams.health().usable, 10, "seeded")
+                server.streams.silence("user", 3600)
 
-            def users() -> int:
-                return sum(h.startswith("user") for h in server.streams.handshakes)
+                def users() -> int:
+                    return sum(h.startswith("user") for h in server.streams.handshakes)
 
-            with capture_logs() as logs:
-                for _ in range(100):  # up to 10 s of real time
-                    if users() >= 2:
-                        break
-                    await asyncio.sleep(0.1)
-                    clock.advance(0.1)
-            assert users() >= 2
-            # the market stream may also go silent on a busy machine (simulated time runs on
-            # while the loop waits): the user-data stream's own line is the one under test
-            down = [
-                e
-                for e in logs
-                if e["event"] == "exchange_stream_down" and e["stream"] == "user-data"
-            ]
-            assert "RequestTimeout" in down[0]["reason"]  # ccxt's keep-alive gave up
+                with capture_logs() as logs:
+                    for _ in range(100):  # up to 10 s of real time
+                        if users() >= 2:
+                            break
+                        await asyncio.sleep(0.1)
+                        clock.advance(0.1)
+                assert users() >= 2
+                # the market stream may also go silent on a busy machine (simulated time runs on
+                # while the loop waits): the user-data stream's own line is the one under test
+                down = [
+                    e
+                    for e in logs
+                    if e["event"] == "exchange_stream_down" and e["stream"] == "user-data"
+                ]
+                assert "RequestTimeout" in down[0]["reason"]  # ccxt's keep-alive gave up
         finally:
-            stopping.set()
-            await asyncio.wait_for(task, 10)
             await exchange.close()
 
 

@@ -8,14 +8,13 @@ in one request for all (weight 10); one symbol's failed read leaves out that sym
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from decimal import Decimal
 
 import pytest
 from loopback import Fault, LoopbackBinance, LoopbackState, generated_markets
-from loopback.fixtures import advance_until, connect, streams_on
+from loopback.fixtures import advance_until, connect, running_streams
 from loopback.state import START_MS
 from structlog.testing import capture_logs
 
@@ -50,19 +49,15 @@ async def streamed() -> AsyncIterator[Streamed]:
     async with LoopbackBinance(clock=clock) as server:
         server.streams.faults.marks_left_out.add("ETHUSDT")
         exchange = connect(server)
-        await exchange.load_markets()
-        streams = streams_on(server, exchange)
-        stopping = asyncio.Event()
-        task = asyncio.create_task(streams.run(stopping))
         try:
-            await advance_until(server, lambda: streams.health().usable, 30, "usable")
-            await advance_until(
-                server, lambda: streams.mark_prices([BTC], clock.now()), 5, "BTC's mark"
-            )
-            yield Streamed(server, exchange, streams, clock)
+            await exchange.load_markets()
+            async with running_streams(server, exchange) as streams:
+                await advance_until(server, lambda: streams.health().usable, 30, "usable")
+                await advance_until(
+                    server, lambda: streams.mark_prices([BTC], clock.now()), 5, "BTC's mark"
+                )
+                yield Streamed(server, exchange, streams, clock)
         finally:
-            stopping.set()
-            await asyncio.wait_for(task, 10)
             await exchange.close()
 
 

@@ -7,11 +7,10 @@ mirror), and of positions alone every 20 s between (its cheaper check, held or n
 
 from __future__ import annotations
 
-import asyncio
 from decimal import Decimal
 
 from loopback import WEIGHT_LIMIT_PER_MINUTE, LoopbackBinance, LoopbackState, generated_markets
-from loopback.fixtures import advance, advance_until, connect, streams_on
+from loopback.fixtures import advance, advance_until, connect, running_streams
 from loopback.state import START_MS
 
 from quantum_trader.clock import ManualClock, ms_from_utc, utc_from_ms
@@ -26,28 +25,24 @@ async def test_steady_state_rest_weight_at_50_symbols_and_20_positions() -> None
     state = LoopbackState(markets={m.market_id: m for m in generated_markets(SYMBOLS)})
     async with LoopbackBinance(state, clock=clock) as server:
         exchange = connect(server)
-        await exchange.load_markets()
-        symbols = sorted(exchange.symbol_by_id.values())[:POSITIONS]
-        for index, symbol in enumerate(symbols):
-            await open_protected(exchange, symbol, index)
-        streams = streams_on(server, exchange)
-        stopping = asyncio.Event()
-        task = asyncio.create_task(streams.run(stopping))
         try:
-            await advance_until(server, lambda: streams.health().usable, 10, "seeded")
-            await advance(server, 1)  # the seed's own snapshot is not steady state
-            start_ms = ms_from_utc(clock.now())
-            for _ in range(MINUTES):
-                await exchange.fetch_snapshot(clock.now())  # the keeper's REST check
-                for _ in range(2):
+            await exchange.load_markets()
+            symbols = sorted(exchange.symbol_by_id.values())[:POSITIONS]
+            for index, symbol in enumerate(symbols):
+                await open_protected(exchange, symbol, index)
+            async with running_streams(server, exchange) as streams:
+                await advance_until(server, lambda: streams.health().usable, 10, "seeded")
+                await advance(server, 1)  # the seed's own snapshot is not steady state
+                start_ms = ms_from_utc(clock.now())
+                for _ in range(MINUTES):
+                    await exchange.fetch_snapshot(clock.now())  # the keeper's REST check
+                    for _ in range(2):
+                        await advance(server, 20, step_s=2)
+                        await exchange.fetch_positions()  # its check of positions alone
                     await advance(server, 20, step_s=2)
-                    await exchange.fetch_positions()  # its check of positions alone
-                await advance(server, 20, step_s=2)
-            end_ms = ms_from_utc(clock.now())
-            mirrored = streams.snapshot(clock.now())
+                end_ms = ms_from_utc(clock.now())
+                mirrored = streams.snapshot(clock.now())
         finally:
-            stopping.set()
-            await asyncio.wait_for(task, 10)
             await exchange.close()
         per_minute = server.weight_per_minute(start_ms, end_ms)
         routes = server.weight_by_route(start_ms, end_ms)

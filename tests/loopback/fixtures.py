@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import pytest
@@ -86,6 +86,22 @@ def streams_on(server: LoopbackBinance, exchange: CcxtExchange, **overrides: Any
     return BinanceStreams.create(
         loopback_settings(2.0, server, **overrides), exchange, server.clock
     )
+
+
+@asynccontextmanager
+async def running_streams(
+    server: LoopbackBinance, exchange: CcxtExchange, **overrides: Any
+) -> AsyncIterator[BinanceStreams]:
+    """`streams_on(server, exchange, **overrides)` running for the block, stopped (and waited
+    for) when it ends. Call after `exchange.load_markets()`."""
+    streams = streams_on(server, exchange, **overrides)
+    stopping = asyncio.Event()
+    task = asyncio.create_task(streams.run(stopping))
+    try:
+        yield streams
+    finally:
+        stopping.set()
+        await asyncio.wait_for(task, 10)
 
 
 # Turns of the event loop in a row with nothing happening at the stand-in after which the
