@@ -136,15 +136,18 @@ def limit_files(size: int) -> Callable[[], None]:
     return limit
 
 
-def cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def cli(
+    data_dir: Path, *args: str, timeout_s: float = 60, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """A `quantum-trader` command on `data_dir`, with no QT_ variable but `env`'s."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("QT_")}
     return subprocess.run(
         [sys.executable, "-m", "quantum_trader", *args],
-        env={**clean, "QT_DATA_DIR": str(data_dir)},
+        env={**clean, "QT_DATA_DIR": str(data_dir), **env},
         cwd=data_dir,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=timeout_s,
         check=False,
     )
 

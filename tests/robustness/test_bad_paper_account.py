@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import shutil
 import signal
-import subprocess
-import sys
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -237,20 +234,7 @@ def test_symbols_that_leave_out_what_the_account_holds_are_a_configuration_line(
     assert held
     other = next(s for s in ("BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT") if s not in held)
     before = contents(data_dir)
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("QT_")}
-    done = subprocess.run(
-        [sys.executable, "-m", "quantum_trader", "run"],
-        env={
-            **clean,
-            "QT_DATA_DIR": str(data_dir),
-            "QT_SERVER__PORT": "0",
-            "QT_MARKET__SYMBOLS": other,
-        },
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = cli(data_dir, "run", timeout_s=120, QT_SERVER__PORT="0", QT_MARKET__SYMBOLS=other)
     assert done.returncode == 2, done.stderr
     (line,) = [x for x in done.stderr.splitlines() if x.strip() and not x.startswith("{")]
     assert line == (
@@ -282,15 +266,12 @@ def test_a_replay_dir_without_a_held_symbol_is_one_line_naming_both(
         if not source.name.startswith(left_out):
             shutil.copyfile(source, replay / source.name)
     before = contents(data_dir)
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("QT_")}
-    environment = {"QT_DATA_DIR": str(data_dir), "QT_MARKET__REPLAY_DIR": str(replay)}
-    done = subprocess.run(
-        [sys.executable, "-m", "quantum_trader", "run"],
-        env={**clean, **environment, "QT_MARKET__UNIVERSE__RULE": universe},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    done = cli(
+        data_dir,
+        "run",
+        timeout_s=120,
+        QT_MARKET__REPLAY_DIR=str(replay),
+        QT_MARKET__UNIVERSE__RULE=universe,
     )
     assert done.returncode == 2, done.stderr
     (line,) = [x for x in done.stderr.splitlines() if x.strip() and not x.startswith("{")]
