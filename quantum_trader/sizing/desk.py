@@ -193,6 +193,7 @@ class SizingDesk:
         log.info(
             "rl_learned" if reward is not None else "rl_not_learned",
             symbol=trade.symbol,
+            entry_order_id=trade.entry_order_id,
             reward_r=None if reward is None else round(reward, 4),
         )
 
