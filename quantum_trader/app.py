@@ -167,7 +167,7 @@ async def assemble(
     sizing = await SizingDesk.load(
         settings.sizing, CostModel(settings.costs), repository, settings.monitor
     )
-    ledger.trade_listeners.append(lambda trade: sizing.on_trade_closed(trade, ledger.stats))
+    connect_learning(sizing, keeper, ledger)
     executor = Executor(
         market,
         exchange,
@@ -184,6 +184,13 @@ async def assemble(
     )
     executor_ref.append(executor)
     return Core(keeper, ledger, governor_keeper, balancer, sizing, executor)
+
+
+def connect_learning(sizing: SizingDesk, keeper: PositionKeeper, ledger: Ledger) -> None:
+    """The sizing desk hears of each entry before the keeper sends it (the RL decision kept by
+    its client order id) and of each trade the ledger books (learnt from)."""
+    keeper.entry_listeners.append(sizing)
+    ledger.trade_listeners.append(lambda trade: sizing.on_trade_closed(trade, ledger.stats))
 
 
 async def reconciled_core(

@@ -342,7 +342,6 @@ class Executor:
         if result.position is None:
             reason = ReasonCode.ORDER_UNSETTLED if result.unknown else ReasonCode.ORDER_FAILED
             return _deny(GateName.EXECUTION, candidate, reason, f"no position: {result.detail}")
-        await self._sizing.on_position_opened(order, result.position.entry_order_id)
         return Verdict.allow(GateName.EXECUTION, candidate.symbol, f"opened ({result.detail})")
 
     async def _record(

@@ -358,14 +358,16 @@ class Carrier:
         trigger: Decimal | None = None,
         reason: ExitReason | None = None,
         plan: EntryPlan | None = None,
+        client_order_id: str | None = None,
     ) -> Order | None:
         """Send one order of ours and book the answer; None when the outcome is unknown.
+        `client_order_id`: one issued already (an entry's, told its listeners first).
 
         Raises OrderRejected (recorded) when the exchange refuses it, or when it would add
         exposure while the governor allows only reducing orders.
         """
         request = OrderRequest(
-            self._ids.next(purpose, symbol, now),
+            client_order_id or self._ids.next(purpose, symbol, now),
             symbol,
             side,
             _KINDS[purpose],

@@ -62,7 +62,7 @@ from quantum_trader.keeper.recheck import rest_recheck
 from quantum_trader.keeper.settings import KeeperSettings
 from quantum_trader.keeper.steady import plans_nothing, steady
 from quantum_trader.keeper.unpriced import restored as unpriced_restored
-from quantum_trader.keeper.views import EntryResult, KeeperView
+from quantum_trader.keeper.views import EntryListener, EntryResult, KeeperView
 from quantum_trader.log import bound_context, get_logger
 from quantum_trader.monitor.settings import MonitorSettings
 from quantum_trader.portfolio.ledger import Ledger
@@ -113,6 +113,8 @@ class PositionKeeper:
         }
         self._filled_known: frozenset[str] = frozenset()  # see keeper/recheck.py
         self._checks = ProtectionChecks()  # a cache of a pure function: plans do not change
+        self._ids = ids  # the carrier issues every other id; `enter` its entry's, told first
+        self.entry_listeners: list[EntryListener] = []
         self.wake = asyncio.Event()  # set when a tick is wanted before the next interval
         self._carrier = Carrier(
             exchange,
@@ -344,6 +346,9 @@ class PositionKeeper:
         the sizer's stop, and the symbol stays blocked until the order is settled. Raises
         OrderRejected when the exchange (or the governor's state) refuses the entry, or when
         the symbol already holds a position or an unsettled order.
+
+        `entry_listeners` are told the entry's client order id before it is sent, and again
+        when it opened nothing (refused, not sent, answered with nothing executed).
         """
         async with self._lock:
             symbol = sized.symbol
@@ -354,25 +359,34 @@ class PositionKeeper:
             if unsettled is not None:
                 raise OrderRejected(ReasonCode.ORDER_UNSETTLED, unsettled)
             await self._exchange.set_leverage(symbol, sized.leverage)
-            answer = await self._carrier.send(
-                Purpose.ENTRY,
-                symbol,
-                sized.side.entry_order_side,
-                sized.quantity,
-                now,
-                self._context(advance=False),
-                plan=EntryPlan.of(sized, risk_cap_usdt),
-            )
+            client_order_id = self._ids.next(Purpose.ENTRY, symbol, now)
+            for listener in self.entry_listeners:  # before: the trade may close within `send`
+                await listener.on_entry_sending(sized, client_order_id, now)
+            try:
+                answer = await self._carrier.send(
+                    Purpose.ENTRY, symbol, sized.side.entry_order_side, sized.quantity, now,
+                    self._context(advance=False), plan=EntryPlan.of(sized, risk_cap_usdt),
+                    client_order_id=client_order_id,
+                )  # fmt: skip
+            except (OrderRejected, RetryLater):
+                await self._entry_void(client_order_id)
+                raise
             if answer is None or is_unsettled(answer):
                 await self._protect_blind(sized, now)
                 await self._reconcile_now(now)
                 position = self._carrier.book.positions.get(symbol)
                 return EntryResult(position, "outcome unknown", unknown=True)
+            if answer.filled_quantity <= 0:
+                await self._entry_void(client_order_id)
             position = self._carrier.book.positions.get(symbol)
             detail = str(answer.status)
             if position is None and answer.filled_quantity > 0:  # keeper/fill_check.py
                 detail += " and closed at once: see this symbol's keeper warning or error"
             return EntryResult(position, detail)
+
+    async def _entry_void(self, client_order_id: str) -> None:
+        for listener in self.entry_listeners:
+            await listener.on_entry_void(client_order_id)
 
     async def _protect_blind(self, sized: SizedOrder, now: datetime) -> None:
         """After an entry whose outcome is unknown, place its reduce-only stop at once: if the

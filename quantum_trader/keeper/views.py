@@ -1,13 +1,14 @@
-"""What the keeper publishes (read by the executor, the governor, status and metrics) and what
-an entry returns."""
+"""What the keeper publishes (read by the executor, the governor, status and metrics), what
+an entry returns, and what it tells of each entry it sends (`EntryListener`)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import field
 from datetime import datetime
+from typing import Protocol
 
-from quantum_trader.domain import Position, StreamHealth
+from quantum_trader.domain import Position, SizedOrder, StreamHealth
 from quantum_trader.record import record
 
 
@@ -33,3 +34,21 @@ class EntryResult:
     position: Position | None
     detail: str = ""
     unknown: bool = False
+
+
+class EntryListener(Protocol):
+    """Told of each entry of ours by its client order id: the trade it opens carries that id
+    as its `entry_order_id`, however it is booked (in `enter`, a later tick, after a restart).
+    The sizing desk keeps its RL decisions so."""
+
+    async def on_entry_sending(
+        self, sized: SizedOrder, client_order_id: str, now: datetime
+    ) -> None:
+        """Before the entry is sent: its fill, and a trade closed at once, may follow within
+        the same `enter`."""
+        ...
+
+    async def on_entry_void(self, client_order_id: str) -> None:
+        """The entry opened nothing: refused, never sent, or answered with nothing executed.
+        Not told of an entry whose outcome was unknown and that later settled unexecuted."""
+        ...

@@ -1,6 +1,15 @@
 """The sizing desk: approved candidate → multipliers (one visible place) → the configured
 method → SizedOrder. It also keeps what sizing learns durable: the lifecycle stages and the RL
-agent's Q-table, updated from each closed trade."""
+agent's Q-table, updated from each closed trade.
+
+The RL agent's decision for an entry is kept (repository state `rl_pending`) by the entry's
+client order id before the keeper sends it (`on_entry_sending`, a keeper entry listener), so
+the trade that entry opens is learnt from however and whenever it closes: within the entry
+(a fill past its target), at a later tick (an answer lost, or NEW), after a restart. A
+decision whose entry opened nothing is dropped when the keeper knows it at once
+(`on_entry_void`); the rest (an entry settled unexecuted at a later tick, a trade whose
+booking a crash cut off before its listeners) are bounded: the oldest beyond
+`RL_PENDING_MAX` are dropped."""
 
 from __future__ import annotations
 
@@ -25,7 +34,7 @@ from quantum_trader.domain.correlation import correlation_matrix
 from quantum_trader.gates.chain import Approved
 from quantum_trader.log import get_logger
 from quantum_trader.monitor.settings import MonitorSettings
-from quantum_trader.ports import Repository
+from quantum_trader.ports import Repository, StateWrite, Writes
 from quantum_trader.sizing.costs import CostModel
 from quantum_trader.sizing.lifecycle import (
     LifecycleBook,
@@ -45,6 +54,9 @@ LIFECYCLE_STATE = ("sizing", "lifecycle")
 PAPER_BOOK_STATE = ("sizing", "paper_book")
 RL_STATE = ("sizing", "rl_q_table")
 RL_PENDING = "rl_pending"
+# Far more than the positions a book holds at once (each holds one decision until it closes),
+# so only the decisions of entries that opened nothing, rare, reach it.
+RL_PENDING_MAX = 200
 
 
 @dataclass(slots=True)
@@ -119,11 +131,31 @@ class SizingDesk:
         detail = f"{stage} margin room {room:.2f} < {order.margin_usdt:.2f}"
         return Verdict.deny(GateName.SIZER, order.symbol, ReasonCode.STAGE_CAP_REACHED, detail)
 
-    async def on_position_opened(self, order: SizedOrder, entry_order_id: str) -> None:
-        decision = decision_of(order)
-        if decision is not None:
-            payload = {"state": decision.state, "action": decision.action.key}
-            await self.repository.save_state(RL_PENDING, entry_order_id, payload)
+    async def on_entry_sending(
+        self, sized: SizedOrder, client_order_id: str, now: datetime
+    ) -> None:
+        """Keep the RL decision `sized` carries by its entry's client order id (see the module
+        doc), then drop the oldest kept beyond `RL_PENDING_MAX`."""
+        decision = decision_of(sized)
+        if self.agent is None or decision is None:
+            return
+        payload = {
+            "state": decision.state,
+            "action": decision.action.key,
+            "sent_at": now.isoformat(),
+        }
+        await self.repository.save_state(RL_PENDING, client_order_id, payload)
+        kept = await self.repository.load_state(RL_PENDING)
+        if len(kept) > RL_PENDING_MAX:
+            oldest = sorted(kept, key=lambda key: (str(kept[key].get("sent_at", "")), key))
+            dropped = [(RL_PENDING, key) for key in oldest[: len(kept) - RL_PENDING_MAX]]
+            await self.repository.write(Writes(state_deleted=dropped))
+            log.warning("rl_pending_dropped", count=len(dropped), kept=RL_PENDING_MAX)
+
+    async def on_entry_void(self, client_order_id: str) -> None:
+        """The entry opened nothing: its decision has no trade to learn from."""
+        if self.agent is not None:
+            await self.repository.delete_state(RL_PENDING, client_order_id)
 
     async def on_trade_closed(
         self, trade: ClosedTrade, symbol_stats: Mapping[str, SymbolStats]
@@ -151,13 +183,17 @@ class SizingDesk:
         if action is None:
             return
         reward = trade.r_multiple
+        learnt: list[StateWrite] = []
         if reward is not None:  # an unknown R is no reward to learn from
             self.agent.learn(str(pending["state"]), action, reward)
-            await self.repository.save_state(*RL_STATE, self.agent.to_dict())
-        await self.repository.save_state(RL_PENDING, trade.entry_order_id, {})
+            learnt.append((*RL_STATE, self.agent.to_dict()))
+        # One write: a stop leaves the decision kept and the Q-table without it, or neither.
+        done = [(RL_PENDING, trade.entry_order_id)]
+        await self.repository.write(Writes(state_deleted=done, state=learnt))
         log.info(
             "rl_learned" if reward is not None else "rl_not_learned",
             symbol=trade.symbol,
+            entry_order_id=trade.entry_order_id,
             reward_r=None if reward is None else round(reward, 4),
         )
 

@@ -18,7 +18,7 @@ from quantum_trader.app import (
 from quantum_trader.clock import ManualClock
 from quantum_trader.config import Settings
 from quantum_trader.domain import Order, OrderKind, OrderRequest
-from quantum_trader.errors import OrderRejected, OrderStateUnknown
+from quantum_trader.errors import OrderRejected, OrderStateUnknown, RetryLater
 from quantum_trader.execution.paper import PaperExchange
 from quantum_trader.execution.paper_markets import default_market_rules
 from quantum_trader.market.provider import PrecomputedMarket
@@ -45,7 +45,8 @@ class FaultyExchange:
     """The paper exchange behind the port, counting calls and failing on request.
 
     `fail_kinds` makes place_order reject those order kinds; `lose_next_answer` makes the next
-    place_order reach the exchange but raise OrderStateUnknown, as a timeout would.
+    place_order reach the exchange but raise OrderStateUnknown, as a timeout would;
+    `reads_failing` makes the next that many reads (`fetch_…`) raise RetryLater.
     """
 
     def __init__(self, inner: PaperExchange) -> None:
@@ -53,6 +54,7 @@ class FaultyExchange:
         self.calls: dict[str, int] = {}
         self.fail_kinds: set[OrderKind] = set()
         self.lose_next_answer = False
+        self.reads_failing = 0
         self.seen_pending: list[bool] = []
         self.repository: InMemoryRepository | None = None
         # Run just before a request leaves, as if other tasks ran while it was on its way.
@@ -65,6 +67,9 @@ class FaultyExchange:
 
         async def counted(*args: Any, **kwargs: Any) -> Any:
             self.calls[name] = self.calls.get(name, 0) + 1
+            if name.startswith("fetch_") and self.reads_failing > 0:
+                self.reads_failing -= 1
+                raise RetryLater(f"{name} unreachable (test)")
             return await attribute(*args, **kwargs)
 
         return counted

@@ -12,7 +12,7 @@ from sizing_fakes import SYMBOL, candidate, portfolio, rules, stats
 from quantum_trader.domain import ClosedTrade, ExitReason, Regime, Side, SizedOrder, TradePlan
 from quantum_trader.monitor.settings import MonitorSettings
 from quantum_trader.sizing.costs import CostModel
-from quantum_trader.sizing.desk import RL_PENDING, SizingDesk
+from quantum_trader.sizing.desk import RL_PENDING, RL_PENDING_MAX, SizingDesk
 from quantum_trader.sizing.rl import ACTIONS, QAgent, RLSizer, decision_of, state_key
 from quantum_trader.sizing.settings import CostSettings, RLSettings, SizingSettings
 from quantum_trader.storage.memory import InMemoryRepository
@@ -94,7 +94,32 @@ async def test_a_trade_of_unknown_r_teaches_nothing_and_leaves_no_pending_entry(
     await desk.on_trade_closed(unknown, {})
     assert desk.agent.to_dict()["table"] == {}
     assert desk.recent_r == []
-    assert (await repository.load_state(RL_PENDING))["qt-e-1"] == {}
+    assert list(await repository.load_state(RL_PENDING)) == ["qt-e-2"]
     await desk.on_trade_closed(closed_trade(entry_order_id="qt-e-2", r_multiple=1.5), {})
     assert desk.agent.to_dict()["table"] != {}  # a known R is learned from
     assert desk.recent_r == [1.5]
+
+
+async def test_the_decisions_kept_are_bounded_the_oldest_dropped() -> None:
+    """An entry whose outcome was unknown and that settled unexecuted at a later tick is not
+    told to the desk: its decision is dropped once `RL_PENDING_MAX` newer ones are kept. A
+    record of an earlier version (an empty payload) goes first."""
+    repository = InMemoryRepository()
+    settings = SizingSettings(method="rl")
+    desk = await SizingDesk.load(settings, CostModel(CostSettings()), repository, MonitorSettings())
+    await repository.save_state(RL_PENDING, "qt-e-old", {})  # learnt from, by an earlier version
+    order = SizedOrder(
+        symbol=SYMBOL, side=Side.LONG, quantity=Decimal(1), entry_price=Decimal(100),
+        stop_price=Decimal(97), take_profit_price=Decimal(106), leverage=2,
+        notional_usdt=Decimal(100), margin_usdt=Decimal(50), expected_loss_usdt=Decimal(3),
+        expected_profit_usdt=Decimal(6), costs_usdt=Decimal(0), atr_pct=0.02, confidence=0.8,
+        method=f"rl|s#{ACTIONS[0].key}",
+    )  # fmt: skip
+    start = datetime(2025, 10, 1, tzinfo=UTC)
+    for i in range(RL_PENDING_MAX + 1):
+        await desk.on_entry_sending(order, f"qt-e-{i:03d}", start + timedelta(minutes=i))
+    kept = await repository.load_state(RL_PENDING)
+    assert len(kept) == RL_PENDING_MAX
+    assert sorted(kept) == [f"qt-e-{i:03d}" for i in range(1, RL_PENDING_MAX + 1)]
+    await desk.on_entry_void("qt-e-001")
+    assert "qt-e-001" not in await repository.load_state(RL_PENDING)
