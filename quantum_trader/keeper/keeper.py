@@ -364,10 +364,15 @@ class PositionKeeper:
                 await listener.on_entry_sending(sized, client_order_id, now)
             try:
                 answer = await self._carrier.send(
-                    Purpose.ENTRY, symbol, sized.side.entry_order_side, sized.quantity, now,
-                    self._context(advance=False), plan=EntryPlan.of(sized, risk_cap_usdt),
+                    Purpose.ENTRY,
+                    symbol,
+                    sized.side.entry_order_side,
+                    sized.quantity,
+                    now,
+                    self._context(advance=False),
+                    plan=EntryPlan.of(sized, risk_cap_usdt),
                     client_order_id=client_order_id,
-                )  # fmt: skip
+                )
             except (OrderRejected, RetryLater):
                 await self._entry_void(client_order_id)
                 raise
