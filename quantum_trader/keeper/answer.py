@@ -102,6 +102,8 @@ def answered(
             actions=leftovers,
             reducing_trades=reducing,  # nor for a position adopted after it (external_saved)
         )
+    if intent.purpose is Purpose.TARGET:  # none after a take-profit that executed (target.py)
+        booked = replace(booked, take_profit_order_id=intent.client_order_id)
     return Plan(book.with_position(booked), records, reducing_trades=reducing)
 
 
