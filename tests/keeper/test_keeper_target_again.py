@@ -258,6 +258,11 @@ async def test_no_take_profit_after_one_of_ours_that_filled() -> None:
     assert held.take_profit_order_id == first
     assert ours(harness.exchange, Purpose.TARGET) == [first]
     assert harness.exchange.orders[first].status is OrderStatus.FILLED
+    harness.exchange.move(BTC, Decimal(107))  # the stop maths sells the rest at the target
+    with capture_logs() as logs:
+        await harness.tick()
+    assert BTC not in harness.keeper.positions
+    assert said(logs, "cancel_not_needed") == []  # no cancel sent for the one that filled
 
 
 async def test_a_restart_with_the_take_profit_cancelled_meanwhile_places_it_once() -> None:
