@@ -90,9 +90,11 @@ def answered(
     took = frozenset(f.trade_id for f in fills or ())  # never taken again: keeper/external.py
     reducing = {intent.symbol: took} if took else {}
     if isinstance(booked, TradeDraft):
+        target = position.take_profit_order_id
+        done = target is not None and target not in book.working  # one that executed: settle.py
         leftovers = tuple(
             CancelOrder(position.symbol, order_id)
-            for order_id in (position.stop_order_id, position.take_profit_order_id)
+            for order_id in (position.stop_order_id, None if done else target)
             if order_id is not None and not _firing(book, order_id)
         )
         return Plan(
@@ -102,6 +104,8 @@ def answered(
             actions=leftovers,
             reducing_trades=reducing,  # nor for a position adopted after it (external_saved)
         )
+    if intent.purpose is Purpose.TARGET:  # none after a take-profit that executed (target.py)
+        booked = replace(booked, take_profit_order_id=intent.client_order_id)
     return Plan(book.with_position(booked), records, reducing_trades=reducing)
 
 

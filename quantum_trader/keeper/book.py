@@ -292,6 +292,10 @@ class Book:
     `limits` holds, by symbol held, the most an entry of ours whose fill lay far from its
     plan may hold (0: it is exited), until it holds no more (keeper/fill_check.py); saved in
     the repository's state (namespace `entry_limits`) with the position's bookings.
+    `targets_refused` holds, by symbol held, when a take-profit of ours was last refused (or
+    kept from going out by a rate limit): it is tried again `monitor.take_profit_retry_s`
+    later, the refusal said once until one is placed (keeper/target.py). In memory only: a
+    restart tries at once.
     """
 
     positions: Mapping[str, Position] = field(default_factory=dict)
@@ -302,6 +306,7 @@ class Book:
     unpriced: Mapping[str, UnpricedClose] = field(default_factory=dict)
     entries_seen: Mapping[str, Decimal] = field(default_factory=dict)
     limits: Mapping[str, Decimal] = field(default_factory=dict)
+    targets_refused: Mapping[str, datetime] = field(default_factory=dict)
     # `blocked()` once per book: a book is never changed, only replaced (the executor and a
     # backtest's quiet-step checks ask each cycle and each step).
     _blocked: Mapping[str, str] | None = field(default=None, init=False, repr=False, compare=False)

@@ -219,15 +219,31 @@ class Carrier:
             await self._exit(action, now, context)
             return True
         if isinstance(action, PlaceTarget):
-            try:
-                await self.send(
-                    Purpose.TARGET, action.symbol, action.side, action.quantity, now, context,
-                    trigger=action.trigger,
-                )  # fmt: skip
-            except OrderRejected as error:  # the stop protects; the tick exits at the target
-                log.warning("take_profit_order_failed", error=str(error))
+            await self._place_target(action, now, context)
             return True
         return await self._place_stop(action, now, context)
+
+    async def _place_target(self, action: PlaceTarget, now: datetime, context: Context) -> None:
+        """Place a take-profit. Refused, or kept from going out by a rate limit: the stop
+        protects and the stop maths exits at the target; tried again
+        `monitor.take_profit_retry_s` later (keeper/target.py), said once until one is placed."""
+        refused = self.book.targets_refused
+        try:
+            answer = await self.send(
+                Purpose.TARGET, action.symbol, action.side, action.quantity, now, context,
+                trigger=action.trigger,
+            )  # fmt: skip
+        except (OrderRejected, RetryLater) as error:
+            retry = f"tried again every {context.monitor.take_profit_retry_s:g} s"
+            emit = log.info if action.symbol in refused else log.warning
+            emit("take_profit_order_failed", error=str(error), detail=retry)
+            since = {**self.book.targets_refused, action.symbol: now}
+            self.book = replace(self.book, targets_refused=since)
+            return
+        if answer is not None and action.symbol in self.book.targets_refused:
+            log.info("take_profit_placed_after_refusal", trigger=str(action.trigger))
+            left = {s: t for s, t in self.book.targets_refused.items() if s != action.symbol}
+            self.book = replace(self.book, targets_refused=left)
 
     async def _exit(self, action: SendExit, now: datetime, context: Context) -> None:
         """Send an exit; when the exchange refuses it, the stop maths retries it every tick,

@@ -24,6 +24,7 @@ class Draft:
         self.unpriced: dict[str, UnpricedClose] = dict(book.unpriced)
         self.entries_seen: dict[str, Decimal] = dict(book.entries_seen)
         self.limits: dict[str, Decimal] = dict(book.limits)
+        self.targets_refused: dict[str, datetime] = dict(book.targets_refused)
         self._by_symbol: dict[str, dict[str, Intent]] = {}
         for intent in self.intents.values():
             self._by_symbol.setdefault(intent.symbol, {})[intent.client_order_id] = intent
@@ -67,4 +68,5 @@ class Draft:
             dict(self.unpriced),
             {s: p for s, p in self.entries_seen.items() if s in self.positions},
             {s: q for s, q in self.limits.items() if s in self.positions},
+            {s: t for s, t in self.targets_refused.items() if s in self.positions},
         )

@@ -5,7 +5,7 @@ of `Planner` (keeper/planner.py), which holds the state these steps read and wri
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
 
@@ -13,6 +13,7 @@ from quantum_trader.domain import (
     ZERO,
     ExchangePosition,
     ExchangeSnapshot,
+    MarketRules,
     Order,
     OrderKind,
     Position,
@@ -39,6 +40,7 @@ from quantum_trader.keeper.protect import (
     plan_release,
     protection_actions,
 )
+from quantum_trader.keeper.target import target_again
 
 
 class Protecting:
@@ -56,6 +58,7 @@ class Protecting:
     events: list[PositionEvent]
     actions: list[OrderAction]
     notes: list[Note]
+    working_unsettled: Callable[[str], list[str]]  # settle.py's, through the planner
 
     def manage_and_protect(self) -> None:
         for symbol in sorted(self.consistent):
@@ -87,7 +90,39 @@ class Protecting:
                 planned = clear_of_mark(cover, mark if exiting else None, self.context)
             if symbol in self.entered and not exiting:
                 planned = _with_target(planned, entry_target(position, planned))
+            else:  # last: the stop goes first (keeper/target.py)
+                planned = [*planned, *self._target_again(position, planned, mark, rules)]
             self.actions += planned
+
+    def _unsettled(self, symbol: str) -> bool:
+        """An order of ours on `symbol` whose outcome is unknown: in flight, or a stop or
+        take-profit that may have filled (settle.working_unsettled); the tick that settles it
+        decides what the position still needs."""
+        return bool(self.book.intents_for(symbol) or self.working_unsettled(symbol))
+
+    def _target_again(
+        self,
+        position: Position,
+        planned: Sequence[OrderAction],
+        mark: Decimal | None,
+        rules: MarketRules | None,
+    ) -> list[PlaceTarget]:
+        """The take-profit `position` lacks (keeper/target.py), none while an order of ours
+        on the symbol is unsettled; said once an episode: not again while a refusal is
+        retried."""
+        symbol, monitor = position.symbol, self.context.monitor
+        refused = self.book.targets_refused.get(symbol)
+        listed = self.listed.get(symbol, [])
+        again = target_again(position, listed, planned, mark, refused, self.now, monitor, rules)
+        if not again or self._unsettled(symbol):
+            return []
+        if refused is None:
+            place = again[0]
+            detail = (
+                f"no take-profit of ours: placing one again, {place.quantity} at {place.trigger}"
+            )
+            self.notes.append(Note("take_profit_missing", symbol, detail, warning=True))
+        return again
 
     def _limit(self, position: Position) -> Decimal | None:
         """The most `position` may hold after a fill far from its plan (keeper/fill_check.py),

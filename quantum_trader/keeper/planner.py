@@ -222,6 +222,8 @@ class Planner(OrderSettling, RoundTripSettling, Protecting):
         else:
             self.book.drop_working(order.client_order_id)
             self._forget_protection(order.symbol, order.client_order_id)
+        if outcome.purpose is Purpose.TARGET and outcome.execution.quantity > 0:
+            self.took_profit(order)
 
     def _reduce(
         self, position: Position, held: ExchangePosition | None, exits: list[_Outcome]

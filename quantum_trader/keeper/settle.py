@@ -138,6 +138,14 @@ class OrderSettling:
         self.book.drop_working(order.client_order_id)
         self._forget_protection(order.symbol, order.client_order_id)
 
+    def took_profit(self, order: Order) -> None:
+        """A take-profit of ours executed (some or all): it stays its position's own, so no
+        take-profit is placed after it (keeper/target.py) — what is left, a part added by
+        hand, say, is the stop's and the stop maths'."""
+        position = self.book.positions.get(order.symbol)
+        if position is not None and order.side is position.side.exit_order_side:
+            self.book.put(replace(position, take_profit_order_id=order.client_order_id))
+
     def _forget_protection(self, symbol: str, client_order_id: str) -> None:
         position = self.book.positions.get(symbol)
         if position is None:

@@ -5,8 +5,9 @@ nothing of ours in flight or firing and the exchange holding and listing what th
 the next tick's settling and reconciling find nothing again (Planner.quiet); what can still move
 is what reads the mark and the clock: each position's stop maths (manage.py) and its
 protection with its timers (a stop move held back by `stop_replace_min_interval_s`, a stop
-stuck firing). This checks exactly those, with the planner's own functions; a new highest or
-lowest price recorded on a position is all such a tick may then do without running.
+stuck firing, a take-profit to place again: keeper/target.py). This checks exactly those, with
+the planner's own functions; a new highest or lowest price recorded on a position is all such
+a tick may then do without running.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from quantum_trader.keeper.plan import (
     plan,
 )
 from quantum_trader.keeper.protect import as_of, protection_actions
+from quantum_trader.keeper.target import target_again
 
 
 def steady(
@@ -63,6 +65,10 @@ def steady(
         check = as_of(check, now, context.monitor)
         if check.needs is not None or protection_actions(managed, check, now, context.monitor):
             return None
+        refused = book.targets_refused.get(symbol)
+        orders = listed.get(symbol, ())
+        if target_again(managed, orders, (), mark, refused, now, context.monitor, rules):
+            return None  # a take-profit to place again (keeper/target.py)
         positions[symbol] = managed
     return positions
 

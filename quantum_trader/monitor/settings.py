@@ -22,6 +22,11 @@ class MonitorSettings(Section):
     long after (Binance has left such orders in TRIGGERING for good) no longer counts as the
     position's protection: another is placed beside it (keeper/protect.py).
 
+    `take_profit_retry_s`: a position's take-profit placed again (keeper/target.py) that the
+    exchange refused, or that a rate limit kept from going out, is tried again no sooner than
+    this (one warning an episode, not one a tick); the stop and the stop maths' exit at the
+    target protect meanwhile.
+
     The orchestrator's exit mode picks each position's base trail mode. Both default to BALANCED
     (1 × ATR, the SPEC's "trail at 1×ATR"): SPEC §4.1 asks for *tight* trailing when TRENDING, so
     TREND_FOLLOW is not LOOSE, and keeping DEFENSIVE_TRAIL at BALANCED leaves the governor's
@@ -31,6 +36,7 @@ class MonitorSettings(Section):
     interval_s: float = Field(5.0, gt=0, le=DAY_S)
     stop_replace_min_interval_s: float = Field(60.0, ge=0, le=DAY_S)
     stop_stuck_after_s: float = Field(30.0, gt=0, le=DAY_S)
+    take_profit_retry_s: float = Field(60.0, gt=0, le=DAY_S)
     break_even_trigger: float = Field(0.01, gt=0)
     break_even_offset_pct: float = Field(0.0012, ge=0, lt=0.01)
     partial_tp_trigger: float = Field(0.04, gt=0)

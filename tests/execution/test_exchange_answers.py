@@ -79,8 +79,10 @@ async def test_a_stop_refused_for_the_matching_engines_recv_window_is_placed_aga
             held = server.state.holding("BTCUSDT").amount
             assert held > 0  # not closed at market
             await keeper.tick(T0 + timedelta(seconds=5))
-            stops = [o for o in server.state.algo_orders.values() if o["algoStatus"] == "NEW"]
-            assert [(o["side"], Decimal(o["quantity"])) for o in stops] == [("SELL", held)]
+            listed = [o for o in server.state.algo_orders.values() if o["algoStatus"] == "NEW"]
+            ours = sorted((o["orderType"], o["side"], Decimal(o["quantity"])) for o in listed)
+            # the take-profit, which the entry left out once its stop failed, goes on too
+            assert ours == [("STOP_MARKET", "SELL", held), ("TAKE_PROFIT_MARKET", "SELL", held)]
             assert server.state.holding("BTCUSDT").amount == held
         finally:
             await exchange.close()

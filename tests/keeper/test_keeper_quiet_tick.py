@@ -356,9 +356,16 @@ def test_steady_sees_the_stop_maths_and_a_held_back_stop_move() -> None:
     replaces it."""
     held = protected(position(Side.LONG, symbol=SYMBOLS[0]), "qt-s-0-r1-1")
     held = replace(held, highest_price=Decimal(90_400), lowest_price=Decimal(89_000))
+    held = replace(held, take_profit_order_id="qt-t-0-r1-2")
     stop = stop_order(held, "qt-s-0-r1-1")
-    book = Book({held.symbol: held}, working={stop.client_order_id: stop})
-    snapshot = ExchangeSnapshot(NOW, SnapshotSource.REST, {held.symbol: held_as(held)}, (stop,))
+    target = stop_order(
+        held, "qt-t-0-r1-2", kind=OrderKind.TAKE_PROFIT_MARKET, trigger=held.take_profit_price
+    )
+    ours = {stop.client_order_id: stop, target.client_order_id: target}
+    book = Book({held.symbol: held}, working=ours)
+    snapshot = ExchangeSnapshot(
+        NOW, SnapshotSource.REST, {held.symbol: held_as(held)}, (stop, target)
+    )
     listed = _by_symbol(snapshot.open_conditional_orders)
     for mark in (Decimal(90_300), Decimal(90_500)):
         observation = Observation(snapshot, marks={held.symbol: mark})
@@ -372,7 +379,7 @@ def test_steady_sees_the_stop_maths_and_a_held_back_stop_move() -> None:
     assert steady(book, listed, observation.marks, NOW, CONTEXT, ProtectionChecks()) is None
     assert plan(book, observation, NOW, CONTEXT).events  # the stop maths act there
     moved = replace(held, stop_price=held.stop_price + 100, stop_replaced_at=NOW)
-    book = Book({held.symbol: moved}, working={stop.client_order_id: stop})
+    book = Book({held.symbol: moved}, working=ours)
     observation = Observation(snapshot, marks={held.symbol: Decimal(90_300)})
     interval = timedelta(seconds=SETTINGS.stop_replace_min_interval_s)
     soon, later = NOW + interval / 2, NOW + interval

@@ -1,0 +1,118 @@
+"""A take-profit that is missing is placed again: through the ccxt adapter and BinanceStreams
+on the stand-in, in its simulated time, the keeper ticked every 5 s (keeper/target.py).
+
+The sizer plans BTC at the mark 100,000: 0.003 BTC, stop 97,000, target 106,000. Was: the
+take-profit placed once, when the entry was booked; cancelled by hand on Binance, or never
+sent because the process stopped between the entry's booking (saved first) and its sending,
+it was never placed again, and while the daemon was down the exchange held none.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from loopback.fixtures import settle
+from standin_keeper import StandinKeeper, keeper_on_streams, load_keeper
+from test_exchange_answers import BTC, sized
+
+from quantum_trader.domain import OrderKind, Side
+from quantum_trader.ports import Writes
+from quantum_trader.storage.memory import InMemoryRepository
+
+MARKET = "BTCUSDT"
+ALGO_ORDER = "/fapi/v1/algoOrder"
+PLANNED = [
+    ("STOP_MARKET", "SELL", "0.003", "97000"),
+    ("TAKE_PROFIT_MARKET", "SELL", "0.003", "106000"),
+]
+
+
+class Stopped(Exception):
+    """The process stopped here: the refused write and everything after it never happened."""
+
+
+class StopsBeforeTarget(InMemoryRepository):
+    """Refuses (`Stopped`) the write of a take-profit's intent while `armed`: the process
+    stopped after the entry's booking and its stop, before the take-profit left."""
+
+    armed = True
+
+    async def write(self, writes: Writes) -> None:
+        if self.armed and any(o.kind is OrderKind.TAKE_PROFIT_MARKET for o in writes.orders):
+            raise Stopped("before the take-profit's intent was saved")
+        await super().write(writes)
+
+
+class Rig(StandinKeeper):
+    async def enter(self) -> None:
+        plan = sized(BTC, Side.LONG, self.server.state.mark(MARKET))
+        await self.keeper.enter(plan, self.clock.now())
+        await settle(self.server)
+
+    def sent(self, order_type: str) -> list[str]:
+        """The client ids of the conditional orders of `order_type` sent to the stand-in."""
+        return [
+            p["clientAlgoId"]
+            for m, path, p in self.server.requests
+            if (m, path) == ("POST", ALGO_ORDER) and p.get("type") == order_type
+        ]
+
+    def open_orders(self) -> list[tuple[str, str, str, str]]:
+        return sorted(
+            (o["orderType"], o["side"], o["quantity"], o["triggerPrice"])
+            for o in self.server.state.algo_orders.values()
+            if o["algoStatus"] == "NEW"
+        )
+
+
+async def test_a_take_profit_cancelled_by_hand_is_placed_again_once() -> None:
+    async with keeper_on_streams(Rig) as rig:
+        await rig.enter()
+        assert rig.open_orders() == PLANNED
+        [first] = rig.sent("TAKE_PROFIT_MARKET")
+        await rig.exchange.cancel_conditional_order(BTC, first)  # a person, by hand
+        await settle(rig.server)
+        assert rig.open_orders() == PLANNED[:1]
+        await rig.tick()
+
+        assert rig.open_orders() == PLANNED
+        [_, second] = rig.sent("TAKE_PROFIT_MARKET")
+        assert second != first
+        assert rig.keeper.view().positions[BTC].take_profit_order_id == second
+        await rig.tick(12)  # a minute, the full REST check among them
+        assert rig.sent("TAKE_PROFIT_MARKET") == [first, second]
+        assert len(rig.sent("STOP_MARKET")) == 1
+        assert rig.open_orders() == PLANNED
+
+
+async def test_a_stop_between_the_entry_and_its_take_profit_gets_it_at_the_restart() -> None:
+    """The entry booked and its stop placed, the process stopped before the take-profit's
+    intent was saved: nothing of it on the exchange or in the database. The restart's tick
+    places it, once."""
+    async with keeper_on_streams(Rig) as rig:
+        repository = StopsBeforeTarget()
+        rig.repository = repository
+        rig.keeper = await load_keeper(rig.exchange, rig.streams, repository)
+        await rig.keeper.tick(rig.now(), rest=True)
+        try:
+            await rig.enter()
+        except Stopped:
+            pass
+        else:
+            raise AssertionError("the take-profit's write was not reached")
+        await settle(rig.server)
+        assert rig.open_orders() == PLANNED[:1]
+        [saved] = await repository.open_positions()
+        assert saved.take_profit_order_id is None
+
+        repository.armed = False
+        await rig.restart()
+        await rig.tick(3)
+
+        assert rig.open_orders() == PLANNED
+        [target] = rig.sent("TAKE_PROFIT_MARKET")
+        assert rig.keeper.view().positions[BTC].take_profit_order_id == target
+        [saved] = await repository.open_positions()
+        assert saved.take_profit_order_id == target
+        assert len(rig.sent("STOP_MARKET")) == 1
+        assert rig.keeper.view().positions[BTC].quantity == Decimal("0.003")
