@@ -174,6 +174,8 @@ def _symbol_part(
     labels = triple_barrier_labels(bars, funding, candidates, rules)
     known = np.isfinite(labels.r).all(axis=1)
     history = coverage.history_h(settings)
+    if settings.side_source == "rules":  # the proposed side reads its own history too
+        history = max(history, agent.history_hours)  # as EnsembleAgent.history_hours
     spanning = coverage.across_gaps(bars, candidates, labels.exit_ms.max(axis=1), history)
     gaps = coverage.gaps_left_out(bars, candidates, history, int((known & spanning).sum()))
     known &= ~spanning

@@ -49,6 +49,7 @@ from quantum_trader.signals.loading import load_ensemble
 from quantum_trader.signals.model_set import current_set
 from quantum_trader.signals.panel import load_panel
 from quantum_trader.signals.rules import RuleAgent
+from quantum_trader.signals.settings import SignalsSettings
 from quantum_trader.signals.training import REPORT_FILE, TrainingResult, train_models
 
 SAMPLE = bundled_sample_dir()
@@ -472,14 +473,9 @@ def test_a_symbol_whose_candles_do_not_fill_an_hour_is_left_out_not_a_traceback(
         train(tmp_path / "again", market, (ETH,))
 
 
-def test_no_training_row_reaches_across_a_gap_in_the_candles_and_the_gap_is_noted(
-    tmp_path: Path,
-) -> None:
-    """ETH's candles miss five days inside the training window. A row's features read the
-    181 hours before it, and its labels the trade's hours after it, by position: rows next to
-    the gap read hours days apart as one after the other (a trade held through five unrecorded
-    days, exited at the first bar after them). Those rows are left out, and a note says so (was:
-    trained on them without a word; found by an outside-style probe, 2026-12-04, round two)."""
+def eth_with_five_days_missing(tmp_path: Path) -> tuple[Path, tuple[int, int]]:
+    """BTC July–August; ETH the same less 2025-08-01 00:00 to 08-06 00:00: the market dir and
+    the gap (the last hour before it, the first after it, ms)."""
     market = tmp_path / "market"
     copy_hourly(market, BTC, datetime(2025, 7, 1, tzinfo=UTC), datetime(2025, 9, 1, tzinfo=UTC))
     copy_hourly(market, ETH, datetime(2025, 7, 1, tzinfo=UTC), datetime(2025, 8, 1, tzinfo=UTC))
@@ -490,6 +486,20 @@ def test_no_training_row_reaches_across_a_gap_in_the_candles_and_the_gap_is_note
             [feather.read_table(d / file_of(ETH, kind)) for d in (market, after)]
         )
         feather.write_feather(both, market / file_of(ETH, kind))
+    gap = (int(datetime(2025, 7, 31, 23, tzinfo=UTC).timestamp() * 1000),
+           int(datetime(2025, 8, 6, tzinfo=UTC).timestamp() * 1000))  # fmt: skip
+    return market, gap
+
+
+def test_no_training_row_reaches_across_a_gap_in_the_candles_and_the_gap_is_noted(
+    tmp_path: Path,
+) -> None:
+    """ETH's candles miss five days inside the training window. A row's features read the
+    181 hours before it, and its labels the trade's hours after it, by position: rows next to
+    the gap read hours days apart as one after the other (a trade held through five unrecorded
+    days, exited at the first bar after them). Those rows are left out, and a note says so (was:
+    trained on them without a word; found by an outside-style probe, 2026-12-04, round two)."""
+    market, gap = eth_with_five_days_missing(tmp_path)
     settings = settings_for(
         tmp_path / "data", ensemble=TREES.model_copy(update={"training_days": 60})
     )
@@ -497,8 +507,6 @@ def test_no_training_row_reaches_across_a_gap_in_the_candles_and_the_gap_is_note
         settings.ensemble, ExitRules.of(settings), RuleAgent(settings.signals), market,
         (BTC, ETH), need_windows=False,
     )  # fmt: skip
-    gap = (int(datetime(2025, 7, 31, 23, tzinfo=UTC).timestamp() * 1000),
-           int(datetime(2025, 8, 6, tzinfo=UTC).timestamp() * 1000))  # fmt: skip
     eth = panel.frames[1]
     assert eth.symbol == ETH
     times = eth.hourly.time_ms[eth.rows]
@@ -511,3 +519,29 @@ def test_no_training_row_reaches_across_a_gap_in_the_candles_and_the_gap_is_note
     assert note.startswith(
         "ETH/USDT:USDT: its candles miss 5 days from 2025-08-01 00:00 to 2025-08-06 00:00"
     )
+
+
+def test_with_the_rules_proposing_the_side_no_row_reads_their_indicators_across_a_gap(
+    tmp_path: Path,
+) -> None:
+    """Meta-labeling: the rule agent's side at each row is a label input too. With a slow EMA
+    of 80 h it reads 240 h (three spans), more than the models' 181: the rows after the gap
+    whose side the rules computed from hours before it are left out as well (was: only the
+    models' 181 h, so a side from EMAs seeded before a five-day hole was trained on)."""
+    market, gap = eth_with_five_days_missing(tmp_path)
+    settings = settings_for(
+        tmp_path / "data",
+        ensemble=TREES.model_copy(update={"training_days": 60, "side_source": "rules"}),
+    )
+    agent = RuleAgent(SignalsSettings(rules_slow_ema=80))
+    assert agent.history_hours == 240 > history_h(settings.ensemble)
+    panel = load_panel(
+        settings.ensemble, ExitRules.of(settings), agent, market, (BTC, ETH), need_windows=False
+    )
+    eth = panel.frames[1]
+    assert eth.symbol == ETH
+    after = eth.hourly.time_ms[eth.rows]
+    after = after[after > gap[1]]
+    assert after.size  # the rest is trained on
+    # by position, a row's history is the hours before it: all of them after the gap
+    assert after.min() - agent.history_hours * 3_600_000 >= gap[1]
