@@ -32,9 +32,8 @@ from quantum_trader.domain import (
     StreamHealth,
 )
 from quantum_trader.errors import OrderRejected, QuantumTraderError, RetryLater
-from quantum_trader.keeper import fees_saved, fill_check
 from quantum_trader.keeper.alerts import AlertListener
-from quantum_trader.keeper.book import Book, EntryPlan, Intent, is_unsettled
+from quantum_trader.keeper.book import Book, EntryPlan, is_unsettled
 from quantum_trader.keeper.carry import Carrier
 from quantum_trader.keeper.checks import ProtectionChecks
 from quantum_trader.keeper.external import (
@@ -48,7 +47,6 @@ from quantum_trader.keeper.external_saved import ExternalBooked
 from quantum_trader.keeper.fees import fee_reads
 from quantum_trader.keeper.forced import read_force_orders
 from quantum_trader.keeper.ids import ClientOrderIds, Purpose, is_ours
-from quantum_trader.keeper.orders import INTENTS
 from quantum_trader.keeper.plan import (
     Context,
     Observation,
@@ -59,9 +57,9 @@ from quantum_trader.keeper.plan import (
 from quantum_trader.keeper.protect import CancelOrder, stop_trigger
 from quantum_trader.keeper.reads import ExchangeReads, Reads, symbols_of_ours
 from quantum_trader.keeper.recheck import rest_recheck
+from quantum_trader.keeper.restore import restored
 from quantum_trader.keeper.settings import KeeperSettings
 from quantum_trader.keeper.steady import plans_nothing, steady
-from quantum_trader.keeper.unpriced import restored as unpriced_restored
 from quantum_trader.keeper.views import EntryListener, EntryResult, KeeperView
 from quantum_trader.log import bound_context, get_logger
 from quantum_trader.monitor.settings import MonitorSettings
@@ -69,7 +67,6 @@ from quantum_trader.portfolio.ledger import Ledger
 from quantum_trader.ports import Exchange, ExchangeStreams, Repository
 
 log = get_logger("keeper")
-RUN_STATE = ("keeper", "run")
 ConditionsFn = Callable[[], tuple[bool, Mapping[str, Regime]]]
 
 
@@ -142,26 +139,8 @@ class PositionKeeper:
         admits: Callable[[OrderRequest], bool] = lambda request: True,
         conditions: ConditionsFn = lambda: (False, {}),
     ) -> PositionKeeper:
-        """The keeper as the last run left it: open positions, unsettled orders of ours, our
-        working stops and take-profits, our orders whose fees are unread, the closes outside
-        the program awaiting their price (keeper/unpriced.py), and the account's trades the
-        positions were reduced by (keeper/external.py)."""
-        positions = {p.symbol: p for p in await repository.open_positions()}
-        extras = await repository.load_state(INTENTS)
-        ours = [o for o in await repository.open_orders() if is_ours(o.client_order_id)]
-        intents = {
-            o.client_order_id: Intent.restore(o, extras.get(o.client_order_id))
-            for o in ours
-            if is_unsettled(o)
-        }
-        working = {o.client_order_id: o for o in ours if not is_unsettled(o)}
-        fees_unread = await fees_saved.restored(repository)
-        unpriced = await unpriced_restored(repository)
-        limits = await fill_check.restored(repository, positions)  # fills far from their plan
-        external = await ExternalBooked.restored(repository, positions.keys() | unpriced.keys())
-        saved = (await repository.load_state(RUN_STATE[0])).get(RUN_STATE[1], {})
-        run = int(saved.get("n", 0)) + 1
-        await repository.save_state(*RUN_STATE, {"n": run})
+        """The keeper as the last run left it (keeper/restore.py)."""
+        book, ids, external = await restored(repository)
         return cls(
             exchange,
             repository,
@@ -169,15 +148,8 @@ class PositionKeeper:
             rules,
             settings,
             monitor,
-            Book(
-                positions,
-                intents,
-                working=working,
-                fees_unread=fees_unread,
-                unpriced=unpriced,
-                limits=limits,
-            ),
-            ClientOrderIds(run),
+            book,
+            ids,
             streams=streams,
             admits=admits,
             conditions=conditions,
