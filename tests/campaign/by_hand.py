@@ -7,7 +7,8 @@ through the stand-in's HTTP API as a second client of the same account (Binance'
 the header `SECOND_CLIENT`, so the API's faults never touch the person's requests and the
 daemon's fault draws stay its own), with client order ids that are not ours (`web_…`). What
 the person does is drawn from the seed: a partial reduction, a full close, a flip (LONG 3 →
-SHORT 3 in one market order), or cancelling our protective stop. The person acts only while
+SHORT 3 in one market order), or cancelling our protective stop or our take-profit (since
+2026-12-04: the draws of a seed changed then). The person acts only while
 the faults are armed; the daemon then settles without faults or person, as in the fault
 campaign.
 
@@ -110,6 +111,9 @@ async def run_by_hand(seed: int, data_dir: Path, *, minutes: float = 4.0) -> Han
         dict(paid),
         dict(booked),
         dict(person.booked_seen_ms),
+        list(person.faults_on),
+        list(person.outages),
+        person.take_profit_retry_s,
     )
 
 
@@ -165,8 +169,9 @@ def _print_books(state: LoopbackState) -> None:
               f"fee {t['commission']} {client_of.get(t['orderId'], t['orderId'])}")  # fmt: skip
     for o in state.algo_orders.values():
         at = utc_from_ms(o["updateTime"]).strftime("%H:%M:%S.%f")[:-3]
+        made = utc_from_ms(o["createTime"]).strftime("%H:%M:%S.%f")[:-3]
         actual = state.orders.get(f"algo-{o['algoId']}", {})
-        print(f"ALGO {at} {o['clientAlgoId']} {o['symbol']} {o['side']} {o['quantity']} "
+        print(f"ALGO {made}–{at} {o['clientAlgoId']} {o['symbol']} {o['side']} {o['quantity']} "
               f"trigger {o['triggerPrice']} {o['algoStatus']} "
               f"{actual.get('status', '')} {actual.get('executedQty', '')}")  # fmt: skip
 

@@ -1,6 +1,8 @@
 """What the campaign with a person trading by hand (by_hand.py) checks in a seed's outcome:
 each span without our stop against its bound, every close by hand booked MANUAL at the
-account's trades (or at the mark where the design allows it), no fee booked twice."""
+account's trades (or at the mark where the design allows it), no fee booked twice; and our
+take-profits (by_hand_targets.py): one cancelled by hand back in time, never two at once,
+none after one executed."""
 
 from __future__ import annotations
 
@@ -13,7 +15,9 @@ from decimal import Decimal
 from typing import Any
 
 from by_hand_person import PERSON_PREFIX, HandAction, booking_key
+from by_hand_targets import target_problems
 from campaign import MARKET_IDS, MONITOR_S, Outcome, campaign_problems
+from loopback.faults import Outage
 from loopback.state import LoopbackState
 
 from quantum_trader.clock import ms_from_utc, utc_from_ms
@@ -107,6 +111,11 @@ class HandOutcome:
     # each closed trade (`booking_key`) → the stand-in's ms when the database first held it,
     # while the person traded (`Person.watch_bookings`)
     booked_seen_ms: dict[tuple[str, str, int], int] = field(default_factory=dict)
+    # what bounds a take-profit's return (by_hand_targets.py): faults drawn for the daemon's
+    # requests about a symbol (stand-in ms, market id), the read outages, the back-off
+    faults_on: list[tuple[int, str]] = field(default_factory=list)
+    outages: list[Outage] = field(default_factory=list)
+    take_profit_retry_s: float = 60.0
 
 
 def _hidden_about(event: dict[str, Any], market_id: str) -> str | None:
@@ -272,6 +281,7 @@ def hand_problems(seed: int, result: HandOutcome) -> list[str]:
             f"seed {seed}: {trade.symbol} {trade.side} {trade.quantity} booked MANUAL at "
             f"{trade.exit_price} with no close by hand at that price"
         )
+    found += target_problems(seed, result, allowed_ticks)
     for market_id, booked_fees in sorted(result.fees_booked.items()):
         paid = result.fees_paid.get(market_id, Decimal(0))
         if booked_fees > paid + FEE_SLACK_USDT:

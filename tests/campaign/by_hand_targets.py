@@ -1,0 +1,243 @@
+"""What the campaign with a person trading by hand (by_hand.py) checks of our take-profits
+(KEEPER.md, "A take-profit placed again"), from the stand-in's books at the end:
+
+- one the person cancelled (`cancel_target`) on a position an entry of ours opened is back —
+  a reduce-only take-profit of ours on the same side at the same trigger, for what is held —
+  within the keeper's ticks `target_allowed_ticks` derives, unless before then the position
+  changed (a trade on the symbol: an exit, a stop, the person) or the mark reached the
+  target (Binance would refuse one, -2021, and the stop maths exits at market);
+- never two take-profits of ours open at once on one symbol;
+- none placed after one of ours executed while the position it executed on is held (it stays
+  the position's own: keeper/settle.py `took_profit`).
+
+The ticks counted are those that could settle the cancelled one and send its successor
+(`campaign_watch.settling_ticks`: not those a Retry-After hold overlapped, nor those whose
+every lookup a fault answered), planned after the cancel: the tick under way then read the
+books before it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from campaign import MONITOR_S
+from campaign_watch import KEEPER_ROUTES, ORDER_ROUTES
+from loopback.state import LoopbackState
+
+from quantum_trader.clock import utc_from_ms
+from quantum_trader.keeper.ids import Purpose, is_ours, purpose_of
+from quantum_trader.keeper.settings import KeeperSettings
+
+if TYPE_CHECKING:
+    from by_hand_check import HandOutcome
+
+TICK_MS = round(MONITOR_S * 1000)
+TARGET = "TAKE_PROFIT_MARKET"
+# A tick plans with a mark up to this old: the streams count as silent past it
+# (`exchange.stream_silence_s`, campaign_settings), and REST's then.
+MARK_AGE_MS = 10_000
+# by_hand_check.allowed_ticks: the ticks a span without our stop may last (market id, from,
+# to), the same for a take-profit cancelled by hand before any back-off
+Allowed = Callable[["HandOutcome", str, int, int], int]
+
+
+@dataclass(frozen=True, slots=True)
+class Life:
+    """A position the stand-in held on `market_id` from `start_ms` to `end_ms` (None: still
+    held at the end): from the trade that opened it to the one that took it to zero or across;
+    `ours` when an entry of ours opened it; `changes_ms` when each trade in it moved it."""
+
+    market_id: str
+    start_ms: int
+    end_ms: int | None
+    ours: bool
+    changes_ms: tuple[int, ...]
+
+    def holds(self, at_ms: int) -> bool:
+        return self.start_ms <= at_ms and (self.end_ms is None or at_ms < self.end_ms)
+
+
+def lives(state: LoopbackState) -> list[Life]:
+    """Every position the stand-in held, from its trades in order."""
+    client_of = {o["orderId"]: o["clientOrderId"] for o in state.orders.values()}
+    held: dict[str, Decimal] = defaultdict(Decimal)
+    open_: dict[str, tuple[int, bool, list[int]]] = {}
+    found = []
+    for trade in sorted(state.trades, key=lambda t: int(t["id"])):
+        market_id, at = trade["symbol"], trade["time"]
+        before = held[market_id]
+        signed = Decimal(trade["qty"]) * (1 if trade["side"] == "BUY" else -1)
+        held[market_id] = after = before + signed
+        if before != 0:
+            start, ours, changes = open_[market_id]
+            changes.append(at)
+            if after == 0 or (after > 0) != (before > 0):
+                found.append(Life(market_id, start, at, ours, tuple(changes)))
+                del open_[market_id]
+        if after != 0 and market_id not in open_:
+            client_id = client_of.get(trade["orderId"], "")
+            open_[market_id] = (at, purpose_of(client_id) is Purpose.ENTRY, [at])
+    for market_id, (start, ours, changes) in open_.items():
+        found.append(Life(market_id, start, None, ours, tuple(changes)))
+    return found
+
+
+def _targets(state: LoopbackState) -> list[dict[str, Any]]:
+    """Our take-profits the stand-in ever held, by creation."""
+    ours = [
+        o
+        for o in state.algo_orders.values()
+        if o["orderType"] == TARGET and is_ours(o["clientAlgoId"])
+    ]
+    return sorted(ours, key=lambda o: (o["createTime"], int(o["algoId"])))
+
+
+def _open_until(order: dict[str, Any]) -> int | None:
+    """When a take-profit stopped waiting (triggered, cancelled, …): None while it waits."""
+    if order["algoStatus"] == "NEW":
+        return None
+    return int(order["triggerTime"]) or int(order["updateTime"])
+
+
+def _executed_ms(order: dict[str, Any], state: LoopbackState) -> int | None:
+    """When a take-profit of ours executed (any of it), else None."""
+    actual = state.orders.get(f"algo-{order['algoId']}")
+    if actual is None or Decimal(actual["executedQty"]) == 0:
+        return None
+    return int(order["triggerTime"])
+
+
+def target_problems(seed: int, result: HandOutcome, base: Allowed) -> Iterator[str]:
+    """What this seed broke of our take-profits, one line each (`base`: see `Allowed`)."""
+    state = result.standin
+    targets = _targets(state)
+    by_market: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for order in targets:
+        by_market[order["symbol"]].append(order)
+    for market_id, orders in sorted(by_market.items()):
+        for index, second in enumerate(orders):
+            for first in orders[:index]:
+                until = _open_until(first)
+                if until is None or second["createTime"] < until:
+                    yield (
+                        f"seed {seed}: two take-profits of ours open at once on {market_id}: "
+                        f"{first['clientAlgoId']} and {second['clientAlgoId']} from "
+                        f"{utc_from_ms(second['createTime']):%H:%M:%S}"
+                    )
+    every = lives(state)
+    for order in targets:
+        executed = _executed_ms(order, state)
+        if executed is None:
+            continue
+        on = [x for x in every if x.market_id == order["symbol"] and x.holds(executed - 1)]
+        if not on:
+            continue
+        life = on[0]
+        for later in by_market[order["symbol"]]:
+            if later["createTime"] > executed and life.holds(later["createTime"]):
+                yield (
+                    f"seed {seed}: take-profit {later['clientAlgoId']} placed on "
+                    f"{order['symbol']} after {order['clientAlgoId']} executed for the same "
+                    f"position"
+                )
+    for action in result.actions:
+        if action.kind == "cancel_target" and action.cancelled:
+            line = _target_back(seed, result, every, action.cancelled, base)
+            if line is not None:
+                yield line
+
+
+def _target_back(
+    seed: int, result: HandOutcome, every: list[Life], cancelled: str, base: Allowed
+) -> str | None:
+    """A problem when the take-profit cancelled by hand, `cancelled`, is not back in time."""
+    state = result.standin
+    gone = state.algo_orders[cancelled]
+    market_id, at_ms = gone["symbol"], int(gone["updateTime"])
+    life = next((x for x in every if x.market_id == market_id and x.holds(at_ms)), None)
+    if life is None or not life.ours:
+        return None  # adopted, or closed as it was cancelled: no take-profit of ours is due
+    ends = [c for c in life.changes_ms if c > at_ms]
+    reached = _mark_reached(state, gone, at_ms - MARK_AGE_MS, state.now_ms)
+    if reached is not None:
+        ends.append(reached)
+    back = next(
+        (
+            o
+            for o in _targets(state)
+            if o["symbol"] == market_id
+            and o["createTime"] >= at_ms
+            and o["clientAlgoId"] != cancelled
+            and o["side"] == gone["side"]
+            and Decimal(o["triggerPrice"]) == Decimal(gone["triggerPrice"])
+            and o["reduceOnly"]
+        ),
+        None,
+    )
+    if back is not None:
+        ends.append(int(back["createTime"]))
+    end_ms = min(ends, default=state.now_ms)
+    if _reads_down(result, at_ms, end_ms):
+        return None  # as a span without our stop: not counted while the routes are down
+    ticks = [t for t in result.outcome.watch.settling_ms if at_ms < t <= end_ms]
+    allowed = target_allowed_ticks(result, market_id, at_ms, end_ms, base)
+    if len(ticks) <= allowed:
+        return None
+    how = "not back" if back is None else f"back as {back['clientAlgoId']}"
+    return (
+        f"seed {seed}: {market_id} take-profit {cancelled} cancelled by hand at "
+        f"{utc_from_ms(at_ms):%H:%M:%S} {how} after {len(ticks)} ticks (at most {allowed})"
+    )
+
+
+def target_allowed_ticks(
+    result: HandOutcome, market_id: str, at_ms: int, end_ms: int, base: Allowed
+) -> int:
+    """The ticks a take-profit of ours cancelled by hand at `at_ms` may take to be back.
+
+    The tick that sees the cancel places it (keeper/target.py, after the stop; the lookup of
+    the one cancelled settles it in that tick): the same 2 ticks as a stop of ours cancelled
+    by hand (by_hand_check.STOP_WITHIN_TICKS), or, where a user-data event about the symbol
+    never reached the daemon, the REST check's that reveals it (`allowed_ticks`). Plus the
+    back-off, `monitor.take_profit_retry_s` in ticks, where something may have refused or held
+    back an order of ours on the symbol: a fault the stand-in drew for a request about it (a
+    503 or a 429 refuses the take-profit, RetryLater or OrderRejected: tried again after the
+    back-off; a lost answer or 503 leaves an order of ours unsettled, which it waits out, at
+    most `keeper.unknown_order_final_s`, less than the back-off) from that wait before the
+    cancel on, or a Retry-After hold (every request refused: RetryLater) meanwhile."""
+    allowed = base(result, market_id, at_ms, end_ms)
+    since = at_ms - round(KeeperSettings().unknown_order_final_s * 1000)
+    faulted = any(since <= t <= end_ms and m == market_id for t, m in result.faults_on)
+    held = any(a <= end_ms and at_ms < b for a, b in result.holds_ms)
+    if faulted or held:
+        allowed += math.ceil(result.take_profit_retry_s * 1000 / TICK_MS)
+    return allowed
+
+
+def _mark_reached(
+    state: LoopbackState, order: dict[str, Any], from_ms: int, to_ms: int
+) -> int | None:
+    """The first second in [from_ms, to_ms] the stand-in's mark was at or past `order`'s
+    trigger, where Binance would trigger (or refuse) it."""
+    path, market = state.mark_path, state.markets[order["symbol"]]
+    if path is None:
+        return None
+    trigger, sells = Decimal(order["triggerPrice"]), order["side"] == "SELL"
+    for second in range(from_ms // 1000, to_ms // 1000 + 1):
+        mark = path.price(market, second * 1000)
+        if (mark >= trigger) if sells else (mark <= trigger):
+            return second * 1000
+    return None
+
+
+def _reads_down(result: HandOutcome, start_ms: int, end_ms: int) -> bool:
+    routes = KEEPER_ROUTES + ORDER_ROUTES
+    return any(
+        o.start_ms < end_ms and start_ms < o.end_ms and any(r in o.path for r in routes)
+        for o in result.outages
+    )
