@@ -2,7 +2,8 @@
 (KEEPER.md, "A take-profit placed again"), from the stand-in's books at the end:
 
 - one the person cancelled (`cancel_target`) on a position an entry of ours opened is back —
-  a reduce-only take-profit of ours on the same side at the same trigger, for what is held —
+  a reduce-only take-profit of ours on the same side at the same trigger, for all that is
+  held (the position's quantity: keeper/target.py) —
   within the keeper's ticks `target_allowed_ticks` derives, unless before then the position
   changed (a trade on the symbol: an exit, a stop, the person) or the mark reached the
   target (Binance would refuse one, -2021, and the stop maths exits at market);
@@ -186,6 +187,13 @@ def _target_back(
         return None  # as a span without our stop: not counted while the routes are down
     ticks = [t for t in result.outcome.watch.settling_ms if at_ms < t <= end_ms]
     allowed = target_allowed_ticks(result, market_id, at_ms, end_ms, base)
+    held = _held(state, market_id, at_ms)
+    if back is not None and end_ms == back["createTime"] and Decimal(back["quantity"]) < held:
+        return (
+            f"seed {seed}: {market_id} take-profit {cancelled} cancelled by hand at "
+            f"{utc_from_ms(at_ms):%H:%M:%S} back as {back['clientAlgoId']} for "
+            f"{back['quantity']}, {held} held"
+        )
     if len(ticks) <= allowed:
         return None
     how = "not back" if back is None else f"back as {back['clientAlgoId']}"
@@ -233,6 +241,13 @@ def _mark_reached(
         if (mark >= trigger) if sells else (mark <= trigger):
             return second * 1000
     return None
+
+
+def _held(state: LoopbackState, market_id: str, at_ms: int) -> Decimal:
+    """How much the stand-in held on `market_id` at `at_ms`, either side."""
+    trades = [t for t in state.trades if t["symbol"] == market_id and t["time"] <= at_ms]
+    signed = (Decimal(t["qty"]) * (1 if t["side"] == "BUY" else -1) for t in trades)
+    return abs(sum(signed, Decimal(0)))
 
 
 def _reads_down(result: HandOutcome, start_ms: int, end_ms: int) -> bool:

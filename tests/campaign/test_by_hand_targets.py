@@ -92,6 +92,16 @@ def test_a_take_profit_back_on_the_second_tick_after_the_cancel_passes() -> None
     assert problems(outcome(books)) == []
 
 
+def test_a_take_profit_back_for_less_than_is_held_is_a_problem() -> None:
+    books = Books()
+    books.cancel(books.first, CANCEL_MS)
+    books.target(CANCEL_MS + TICK_MS, "0.002")
+    books.at(CANCEL_MS + 60_000)
+    found = problems(outcome(books))
+    assert len(found) == 1
+    assert "for 0.002, 0.003 held" in found[0]
+
+
 def test_a_take_profit_not_back_for_three_ticks_is_a_problem_unless_a_fault_may_have_refused_it(
 ) -> None:  # fmt: skip
     books = Books()
