@@ -26,7 +26,12 @@ ours, database against the stand-in, at the end):
   trades for `keeper.external_close_mark_after_s` after it saw the close (`at_the_mark`, the
   keeper's design); and no closed trade is booked MANUAL without one;
 - no fee is counted twice: on each symbol the fees the database booked (closed trades, and the
-  positions still open) do not exceed the commissions the stand-in charged.
+  positions still open) do not exceed the commissions the stand-in charged;
+- our take-profits (by_hand_targets.py): one the person cancelled on a position an entry of
+  ours opened is back, at its trigger for all that is held, within the ticks its bound allows
+  (`target_allowed_ticks`) unless the position changed or the mark reached the target first;
+  never two of ours open at once on a symbol; none placed after one of ours executed while
+  the position it executed on is held.
 
 A wider campaign from the command line (one process per seed, five at a time; each seed's log
 kept in LOGS/SEED.log, the problems printed):
@@ -36,7 +41,8 @@ kept in LOGS/SEED.log, the problems printed):
 
 and one seed, its daemon's log on stdout, then what the person did (BY HAND), the stand-in's
 trades (TRADE) and conditional orders (ALGO), the spans without a stop of more than a tick
-(BARE) and the problems (PROBLEM):
+(BARE), what followed each take-profit cancelled by hand (TAKE-PROFIT) and the problems
+(PROBLEM):
 
     PYTHONPATH=tests:tests/campaign .venv/bin/python tests/campaign/by_hand.py run SEED
 
@@ -61,8 +67,9 @@ from pathlib import Path
 from typing import IO
 
 import uvloop
-from by_hand_check import HandOutcome, closes_by_hand, hand_problems
+from by_hand_check import HandOutcome, allowed_ticks, closes_by_hand, hand_problems
 from by_hand_person import HandAction, Person
+from by_hand_targets import target_returns
 from campaign import MARKET_IDS, run_campaign
 from loopback.state import LoopbackState
 
@@ -155,6 +162,8 @@ async def _one(seed: int, minutes: float) -> int:
     for trade in result.closed:
         print(f"CLOSED {trade.closed_at:%H:%M:%S.%f} {trade.symbol} {trade.side} {trade.quantity} "
               f"{trade.exit_reason} at {trade.exit_price} fees {trade.fees_usdt}")  # fmt: skip
+    for cancel in target_returns(result, allowed_ticks):
+        print(f"TAKE-PROFIT {cancel}", flush=True)
     for line in found:
         print(f"PROBLEM {line}", flush=True)
     return 1 if found else 0
@@ -193,7 +202,7 @@ def _campaign(first: int, count: int, at_once: int, minutes: float, logs: Path) 
             written.close()
             del running[seed]
             text = (logs / f"{seed}.log").read_text(errors="replace").splitlines()
-            lines = [t for t in text if t.startswith(("RESULT", "PROBLEM"))]
+            lines = [t for t in text if t.startswith(("RESULT", "PROBLEM", "TAKE-PROFIT"))]
             print(
                 "\n".join(lines) or f"seed {seed}: exit {process.returncode}, no result", flush=True
             )

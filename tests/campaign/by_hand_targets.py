@@ -146,27 +146,55 @@ def target_problems(seed: int, result: HandOutcome, base: Allowed) -> Iterator[s
                     f"{order['symbol']} after {order['clientAlgoId']} executed for the same "
                     f"position"
                 )
-    for action in result.actions:
-        if action.kind == "cancel_target" and action.cancelled:
-            line = _target_back(seed, result, every, action.cancelled, base)
-            if line is not None:
-                yield line
+    for cancel in target_returns(result, base):
+        if cancel.problem:
+            yield f"seed {seed}: {cancel}"
 
 
-def _target_back(
-    seed: int, result: HandOutcome, every: list[Life], cancelled: str, base: Allowed
-) -> str | None:
-    """A problem when the take-profit cancelled by hand, `cancelled`, is not back in time."""
+@dataclass(frozen=True, slots=True)
+class Return:
+    """What followed a take-profit of ours the person cancelled at `at_ms`: `how` it ended
+    (back, the position changed, the mark reached the target, never; or not checked:
+    adopted, reads down), the ticks it took and those allowed, and whether that broke it."""
+
+    market_id: str
+    cancelled: str
+    at_ms: int
+    how: str
+    ticks: int = 0
+    allowed: int = 0
+    problem: bool = False
+
+    def __str__(self) -> str:
+        return (
+            f"{self.market_id} take-profit {self.cancelled} cancelled by hand at "
+            f"{utc_from_ms(self.at_ms):%H:%M:%S}: {self.how} after {self.ticks} ticks "
+            f"(at most {self.allowed})"
+        )
+
+
+def target_returns(result: HandOutcome, base: Allowed) -> list[Return]:
+    """Each take-profit of ours the person cancelled, and what followed."""
+    every = lives(result.standin)
+    return [
+        _target_back(result, every, action.cancelled, base)
+        for action in result.actions
+        if action.kind == "cancel_target" and action.cancelled
+    ]
+
+
+def _target_back(result: HandOutcome, every: list[Life], cancelled: str, base: Allowed) -> Return:
+    """Whether the take-profit cancelled by hand, `cancelled`, is back in time."""
     state = result.standin
     gone = state.algo_orders[cancelled]
     market_id, at_ms = gone["symbol"], int(gone["updateTime"])
     life = next((x for x in every if x.market_id == market_id and x.holds(at_ms)), None)
-    if life is None or not life.ours:
-        return None  # adopted, or closed as it was cancelled: no take-profit of ours is due
-    ends = [c for c in life.changes_ms if c > at_ms]
+    if life is None or not life.ours:  # adopted, or closed as it was cancelled: none is due
+        return Return(market_id, cancelled, at_ms, "not ours to place again")
+    ends = {c: "the position changed" for c in life.changes_ms if c > at_ms}
     reached = _mark_reached(state, gone, at_ms - MARK_AGE_MS, state.now_ms)
     if reached is not None:
-        ends.append(reached)
+        ends.setdefault(reached, "the mark reached the target")
     back = next(
         (
             o
@@ -181,26 +209,18 @@ def _target_back(
         None,
     )
     if back is not None:
-        ends.append(int(back["createTime"]))
+        ends[int(back["createTime"])] = f"back as {back['clientAlgoId']}"
     end_ms = min(ends, default=state.now_ms)
-    if _reads_down(result, at_ms, end_ms):
-        return None  # as a span without our stop: not counted while the routes are down
-    ticks = [t for t in result.outcome.watch.settling_ms if at_ms < t <= end_ms]
+    how = ends.get(end_ms, "not back")
+    if _reads_down(result, at_ms, end_ms):  # as a span without our stop: not counted
+        return Return(market_id, cancelled, at_ms, f"{how}, reads down")
+    ticks = len([t for t in result.outcome.watch.settling_ms if at_ms < t <= end_ms])
     allowed = target_allowed_ticks(result, market_id, at_ms, end_ms, base)
     held = _held(state, market_id, at_ms)
-    if back is not None and end_ms == back["createTime"] and Decimal(back["quantity"]) < held:
-        return (
-            f"seed {seed}: {market_id} take-profit {cancelled} cancelled by hand at "
-            f"{utc_from_ms(at_ms):%H:%M:%S} back as {back['clientAlgoId']} for "
-            f"{back['quantity']}, {held} held"
-        )
-    if len(ticks) <= allowed:
-        return None
-    how = "not back" if back is None else f"back as {back['clientAlgoId']}"
-    return (
-        f"seed {seed}: {market_id} take-profit {cancelled} cancelled by hand at "
-        f"{utc_from_ms(at_ms):%H:%M:%S} {how} after {len(ticks)} ticks (at most {allowed})"
-    )
+    if back is not None and how.startswith("back") and Decimal(back["quantity"]) < held:
+        how = f"{how} for {back['quantity']}, {held} held"
+        return Return(market_id, cancelled, at_ms, how, ticks, allowed, problem=True)
+    return Return(market_id, cancelled, at_ms, how, ticks, allowed, ticks > allowed)
 
 
 def target_allowed_ticks(
