@@ -10,6 +10,7 @@ import itertools
 import math
 import sys
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -32,9 +33,17 @@ from quantum_trader.keeper.settings import KeeperSettings
 # hidden) by the check of positions every `keeper.rest_position_check_s`, our stop cancelled
 # by hand (its ALGO_UPDATE hidden) by the full check every `keeper.rest_check_interval_s`. A
 # span on a symbol with such an event hidden since the last full check before it is held to
-# that check's ticks, plus STOP_WITHIN_TICKS (the tick that reads it may find it just after;
-# ticks the person's trades wake count too: a span of 3 can last 2 s).
+# that check's ticks (those planned until it is due), plus STOP_WITHIN_TICKS (the tick that
+# reads it may find it just after; ticks the person's trades wake count too: a span of 3 can
+# last 2 s); and a tick more for each order change on the symbol a fault answered.
 STOP_WITHIN_TICKS = 2
+# The daemon's requests that place or cancel an order (a fault on one about a symbol costs
+# that symbol a tick: `allowed_ticks`).
+ORDER_CHANGES = frozenset(
+    (method, path)
+    for method in ("POST", "DELETE")
+    for path in ("/fapi/v1/order", "/fapi/v1/algoOrder")
+)
 FEE_SLACK_USDT = Decimal("0.000001")  # rounding of a fee shared between two positions
 PRICE_DIGITS = Decimal("1e-12")
 TICK_MS = round(MONITOR_S * 1000)
@@ -111,9 +120,9 @@ class HandOutcome:
     # each closed trade (`booking_key`) → the stand-in's ms when the database first held it,
     # while the person traded (`Person.watch_bookings`)
     booked_seen_ms: dict[tuple[str, str, int], int] = field(default_factory=dict)
-    # what bounds a take-profit's return (by_hand_targets.py): faults drawn for the daemon's
-    # requests about a symbol (stand-in ms, market id), the read outages, the back-off
-    faults_on: list[tuple[int, str]] = field(default_factory=list)
+    # faults drawn for the daemon's requests about a symbol, lost answers too (stand-in ms,
+    # market id, method, path); the read outages; the take-profit's back-off
+    faults_on: list[tuple[int, str, str, str]] = field(default_factory=list)
     outages: list[Outage] = field(default_factory=list)
     take_profit_retry_s: float = 60.0
 
@@ -128,20 +137,33 @@ def _hidden_about(event: dict[str, Any], market_id: str) -> str | None:
     return None
 
 
-def allowed_ticks(result: HandOutcome, market_id: str, start_ms: int, end_ms: int) -> int:
-    """The ticks a span without our stop on `market_id` from `start_ms` may last: the design's
-    bound, or the REST check's that reveals a user-data event hidden before or during it."""
+def allowed_ticks(
+    result: HandOutcome, market_id: str, start_ms: int, end_ms: int, planned: Sequence[int]
+) -> int:
+    """The ticks a span without our stop on `market_id` from `start_ms` may last, `planned`
+    the planned times of those it counts: the design's bound, or the REST check's that
+    reveals a user-data event hidden before or during it — its interval in ticks, or every
+    tick planned before it is due if events woke more (seed 30726: 7 in 20 s) — plus a tick
+    for each request of the daemon's that changes an order on the symbol a fault answered
+    (`ORDER_CHANGES`; seed 30745: two stops answered 503, the third tick's placed): that
+    tick's stop, or its actions on the symbol after the failed one, could not go out
+    (keeper/carry.py), and the next tick tries again."""
     full_ms = round(result.rest_check_interval_s * 1000)
-    checks = {
-        "positions": math.ceil(result.rest_position_check_s * 1000 / TICK_MS),
-        "orders": math.ceil(full_ms / TICK_MS),
-    }
+    checks_ms = {"positions": round(result.rest_position_check_s * 1000), "orders": full_ms}
     allowed = STOP_WITHIN_TICKS
     for at_ms, event in result.hidden:
         which = _hidden_about(event, market_id)
         if which is not None and start_ms - full_ms <= at_ms <= end_ms:
-            allowed = max(allowed, checks[which] + STOP_WITHIN_TICKS)
-    return allowed
+            due_ms = max(start_ms, at_ms) + checks_ms[which]
+            within = sum(1 for t in planned if t <= due_ms)
+            ticks = max(math.ceil(checks_ms[which] / TICK_MS), within)
+            allowed = max(allowed, ticks + STOP_WITHIN_TICKS)
+    refused = sum(
+        1
+        for at_ms, on, method, path in result.faults_on
+        if on == market_id and start_ms <= at_ms <= end_ms and (method, path) in ORDER_CHANGES
+    )
+    return allowed + refused
 
 
 def covered_apart(
@@ -251,7 +273,7 @@ def hand_problems(seed: int, result: HandOutcome) -> list[str]:
     found = campaign_problems(seed, result.outcome, stop_within_ticks=sys.maxsize)
     for market_id, start_ms, end_ms, planned in result.outcome.watch.bare_spans:
         for first_ms, last_ms, ticks in covered_apart(result, market_id, start_ms, end_ms, planned):
-            allowed = allowed_ticks(result, market_id, first_ms, last_ms)
+            allowed = allowed_ticks(result, market_id, first_ms, last_ms, ticks)
             if len(ticks) > allowed:
                 found.append(
                     f"seed {seed}: {market_id} without a stop for {len(ticks)} ticks "

@@ -75,8 +75,8 @@ class Person:
         # each closed trade (`booking_key`) → the stand-in's ms when the database first held it
         self.booked_seen_ms: dict[tuple[str, str, int], int] = {}
         # every fault the stand-in drew for a request of the daemon's about a symbol, lost
-        # answers too (`server.faulted` keeps neither): (stand-in ms, market id)
-        self.faults_on: list[tuple[int, str]] = []
+        # answers too (`server.faulted` keeps neither): (stand-in ms, market id, method, path)
+        self.faults_on: list[tuple[int, str, str, str]] = []
         self.outages: list[Outage] = []  # the read outages armed (cleared at the settling)
 
     def beside(
@@ -90,7 +90,8 @@ class Person:
         def recording(method: str, path: str, params: dict[str, str]) -> Fault | None:
             fault = take_fault(method, path, params)
             if fault is not None and "symbol" in params:
-                self.faults_on.append((server.state.now_ms, params["symbol"]))
+                at, market_id = server.state.now_ms, params["symbol"]
+                self.faults_on.append((at, market_id, method, path))
             return fault
 
         server._take_fault = recording  # type: ignore[method-assign]

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -43,8 +43,8 @@ TARGET = "TAKE_PROFIT_MARKET"
 # (`exchange.stream_silence_s`, campaign_settings), and REST's then.
 MARK_AGE_MS = 10_000
 # by_hand_check.allowed_ticks: the ticks a span without our stop may last (market id, from,
-# to), the same for a take-profit cancelled by hand before any back-off
-Allowed = Callable[["HandOutcome", str, int, int], int]
+# to, the ticks counted), the same for a take-profit cancelled by hand before any back-off
+Allowed = Callable[["HandOutcome", str, int, int, Sequence[int]], int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,8 +214,9 @@ def _target_back(result: HandOutcome, every: list[Life], cancelled: str, base: A
     how = ends.get(end_ms, "not back")
     if _reads_down(result, at_ms, end_ms):  # as a span without our stop: not counted
         return Return(market_id, cancelled, at_ms, f"{how}, reads down")
-    ticks = len([t for t in result.outcome.watch.settling_ms if at_ms < t <= end_ms])
-    allowed = target_allowed_ticks(result, market_id, at_ms, end_ms, base)
+    planned = [t for t in result.outcome.watch.settling_ms if at_ms < t <= end_ms]
+    ticks = len(planned)
+    allowed = target_allowed_ticks(result, market_id, at_ms, end_ms, planned, base)
     held = _held(state, market_id, at_ms)
     if back is not None and how.startswith("back") and Decimal(back["quantity"]) < held:
         how = f"{how} for {back['quantity']}, {held} held"
@@ -224,7 +225,12 @@ def _target_back(result: HandOutcome, every: list[Life], cancelled: str, base: A
 
 
 def target_allowed_ticks(
-    result: HandOutcome, market_id: str, at_ms: int, end_ms: int, base: Allowed
+    result: HandOutcome,
+    market_id: str,
+    at_ms: int,
+    end_ms: int,
+    planned: Sequence[int],
+    base: Allowed,
 ) -> int:
     """The ticks a take-profit of ours cancelled by hand at `at_ms` may take to be back.
 
@@ -238,9 +244,9 @@ def target_allowed_ticks(
     back-off; a lost answer or 503 leaves an order of ours unsettled, which it waits out, at
     most `keeper.unknown_order_final_s`, less than the back-off) from that wait before the
     cancel on, or a Retry-After hold (every request refused: RetryLater) meanwhile."""
-    allowed = base(result, market_id, at_ms, end_ms)
+    allowed = base(result, market_id, at_ms, end_ms, planned)
     since = at_ms - round(KeeperSettings().unknown_order_final_s * 1000)
-    faulted = any(since <= t <= end_ms and m == market_id for t, m in result.faults_on)
+    faulted = any(since <= t <= end_ms and m == market_id for t, m, _, _ in result.faults_on)
     held = any(a <= end_ms and at_ms < b for a, b in result.holds_ms)
     if faulted or held:
         allowed += math.ceil(result.take_profit_retry_s * 1000 / TICK_MS)

@@ -23,6 +23,7 @@ MARKET, SYMBOL = "BTCUSDT", "BTC/USDT:USDT"
 TICK_MS = round(MONITOR_S * 1000)
 CANCEL_MS = START_MS + 60_000  # the person cancels our take-profit
 IDS = ClientOrderIds()
+PLACED = ("POST", "/fapi/v1/algoOrder")
 
 
 def our_id(purpose: Purpose, at_ms: int) -> str:
@@ -67,7 +68,9 @@ class Books:
                                  "reduceOnly": "true"})  # fmt: skip
 
 
-def outcome(books: Books, *, faults_on: list[tuple[int, str]] | None = None) -> HandOutcome:
+def outcome(
+    books: Books, *, faults_on: list[tuple[int, str, str, str]] | None = None
+) -> HandOutcome:
     """A run whose keeper ticks were planned every 5 s, the person having cancelled
     `books.first` at CANCEL_MS."""
     action = HandAction(CANCEL_MS, MARKET, "cancel_target", "web_0", Decimal(0), "canceled")
@@ -112,9 +115,9 @@ def test_a_take_profit_not_back_for_three_ticks_is_a_problem_unless_a_fault_may_
     assert len(found) == 1
     assert "after 3 ticks (at most 2)" in found[0]
     # a 429 on the symbol's placement: tried again `take_profit_retry_s` (12 ticks) later
-    assert problems(outcome(books, faults_on=[(CANCEL_MS + 2_000, MARKET)])) == []
+    assert problems(outcome(books, faults_on=[(CANCEL_MS + 2_000, MARKET, *PLACED)])) == []
     # one on another symbol refuses nothing of this one's
-    assert problems(outcome(books, faults_on=[(CANCEL_MS + 2_000, "ETHUSDT")])) != []
+    assert problems(outcome(books, faults_on=[(CANCEL_MS + 2_000, "ETHUSDT", *PLACED)])) != []
 
 
 def test_never_back_is_a_problem_but_not_when_the_position_changed_first() -> None:
