@@ -212,11 +212,11 @@ def _target_back(result: HandOutcome, every: list[Life], cancelled: str, base: A
         ends[int(back["createTime"])] = f"back as {back['clientAlgoId']}"
     end_ms = min(ends, default=state.now_ms)
     how = ends.get(end_ms, "not back")
-    if _reads_down(result, at_ms, end_ms):  # as a span without our stop: not counted
-        return Return(market_id, cancelled, at_ms, f"{how}, reads down")
     planned = [t for t in result.outcome.watch.settling_ms if at_ms < t <= end_ms]
     ticks = len(planned)
     allowed = target_allowed_ticks(result, market_id, at_ms, end_ms, planned, base)
+    if _reads_down(result, at_ms, end_ms):  # as a span without our stop: not held to it
+        return Return(market_id, cancelled, at_ms, f"{how}, reads down", ticks, allowed)
     held = _held(state, market_id, at_ms)
     if back is not None and how.startswith("back") and Decimal(back["quantity"]) < held:
         how = f"{how} for {back['quantity']}, {held} held"
