@@ -89,9 +89,9 @@ class Person:
 
         def recording(method: str, path: str, params: dict[str, str]) -> Fault | None:
             fault = take_fault(method, path, params)
-            if fault is not None and "symbol" in params:
-                at, market_id = server.state.now_ms, params["symbol"]
-                self.faults_on.append((at, market_id, method, path))
+            market_id = params.get("symbol") or _named(params)
+            if fault is not None and market_id:
+                self.faults_on.append((server.state.now_ms, market_id, method, path))
             return fault
 
         server._take_fault = recording  # type: ignore[method-assign]
@@ -191,6 +191,17 @@ class Person:
         async with session.delete("/fapi/v1/algoOrder", params=params) as answer:
             body: dict[str, Any] = await answer.json()
         return f"canceled {client_id}" if answer.status == 200 else f"{body.get('msg')}"
+
+
+def _named(params: dict[str, str]) -> str | None:
+    """The market id an order of ours that `params` name is on, for a request without a
+    symbol (a conditional order's cancel and lookup name it by client id alone): our ids
+    carry the base asset (`keeper.ids`: qt-t-BNB-… → BNBUSDT)."""
+    for key in ("clientAlgoId", "origClientOrderId"):
+        client_id = params.get(key, "")
+        if is_ours(client_id):
+            return client_id.split("-")[2] + "USDT"
+    return None
 
 
 def _quantity(

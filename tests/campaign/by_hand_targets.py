@@ -218,6 +218,8 @@ def _target_back(result: HandOutcome, every: list[Life], cancelled: str, base: A
     if _reads_down(result, at_ms, end_ms):  # as a span without our stop: not held to it
         return Return(market_id, cancelled, at_ms, f"{how}, reads down", ticks, allowed)
     held = _held(state, market_id, at_ms)
+    if _may_refuse(result, market_id, at_ms, end_ms):
+        how += " (a fault or Retry-After on the symbol: the back-off allowed)"
     if back is not None and how.startswith("back") and Decimal(back["quantity"]) < held:
         how = f"{how} for {back['quantity']}, {held} held"
         return Return(market_id, cancelled, at_ms, how, ticks, allowed, problem=True)
@@ -245,12 +247,18 @@ def target_allowed_ticks(
     most `keeper.unknown_order_final_s`, less than the back-off) from that wait before the
     cancel on, or a Retry-After hold (every request refused: RetryLater) meanwhile."""
     allowed = base(result, market_id, at_ms, end_ms, planned)
+    return allowed + (backoff_ticks(result) if _may_refuse(result, market_id, at_ms, end_ms) else 0)
+
+
+def backoff_ticks(result: HandOutcome) -> int:
+    """`monitor.take_profit_retry_s` in ticks."""
+    return math.ceil(result.take_profit_retry_s * 1000 / TICK_MS)
+
+
+def _may_refuse(result: HandOutcome, market_id: str, at_ms: int, end_ms: int) -> bool:
     since = at_ms - round(KeeperSettings().unknown_order_final_s * 1000)
     faulted = any(since <= t <= end_ms and m == market_id for t, m, _, _ in result.faults_on)
-    held = any(a <= end_ms and at_ms < b for a, b in result.holds_ms)
-    if faulted or held:
-        allowed += math.ceil(result.take_profit_retry_s * 1000 / TICK_MS)
-    return allowed
+    return faulted or any(a <= end_ms and at_ms < b for a, b in result.holds_ms)
 
 
 def _mark_reached(

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 from by_hand_check import STOP_WITHIN_TICKS, HandOutcome, allowed_ticks
+from by_hand_person import _named
 from campaign import standin_state
 
 MARKET = "BTCUSDT"
@@ -68,3 +69,12 @@ def test_each_placement_a_fault_answered_on_the_symbol_costs_its_tick() -> None:
     ]
     result = outcome([], elsewhere)
     assert allowed_ticks(result, MARKET, start, start + 61_400, planned) == STOP_WITHIN_TICKS
+
+
+def test_a_fault_on_a_request_naming_an_order_of_ours_by_id_alone_is_its_symbols() -> None:
+    """A conditional order's cancel and lookup carry no symbol, only the client id (seen:
+    faults on them went unattributed, so neither bound counted them)."""
+    assert _named({"clientAlgoId": "qt-t-BNB-mhgbe4e6-1.6"}) == "BNBUSDT"
+    assert _named({"origClientOrderId": "qt-x-ETH-mhgbe4e6-1.9"}) == "ETHUSDT"
+    assert _named({"origClientOrderId": "web_30718_1"}) is None
+    assert _named({}) is None
