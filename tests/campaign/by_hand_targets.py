@@ -218,7 +218,7 @@ def _target_back(result: HandOutcome, every: list[Life], cancelled: str, base: A
     if _reads_down(result, at_ms, end_ms):  # as a span without our stop: not held to it
         return Return(market_id, cancelled, at_ms, f"{how}, reads down", ticks, allowed)
     held = _held(state, market_id, at_ms)
-    if _may_refuse(result, market_id, at_ms, end_ms):
+    if _refusing_ms(result, market_id, at_ms, end_ms):
         how += " (a fault or Retry-After on the symbol: the back-off allowed)"
     if back is not None and how.startswith("back") and Decimal(back["quantity"]) < held:
         how = f"{how} for {back['quantity']}, {held} held"
@@ -245,20 +245,27 @@ def target_allowed_ticks(
     503 or a 429 refuses the take-profit, RetryLater or OrderRejected: tried again after the
     back-off; a lost answer or 503 leaves an order of ours unsettled, which it waits out, at
     most `keeper.unknown_order_final_s`, less than the back-off) from that wait before the
-    cancel on, or a Retry-After hold (every request refused: RetryLater) meanwhile."""
+    cancel on, or a Retry-After hold (every request refused: RetryLater) meanwhile. The
+    back-off is a time: every tick planned within it after the first such refusal to the
+    last (events wake ticks between the 5 s ones: 16 ticks in 63 s, seed 30718), at least
+    its 12 ticks of 5 s, and the tick at or after its end that places it."""
     allowed = base(result, market_id, at_ms, end_ms, planned)
-    return allowed + (backoff_ticks(result) if _may_refuse(result, market_id, at_ms, end_ms) else 0)
+    refusing = _refusing_ms(result, market_id, at_ms, end_ms)
+    if not refusing:
+        return allowed
+    retry_ms = round(result.take_profit_retry_s * 1000)
+    within = sum(1 for t in planned if min(refusing) < t <= max(refusing) + retry_ms)
+    return allowed + max(math.ceil(retry_ms / TICK_MS), within) + 1
 
 
-def backoff_ticks(result: HandOutcome) -> int:
-    """`monitor.take_profit_retry_s` in ticks."""
-    return math.ceil(result.take_profit_retry_s * 1000 / TICK_MS)
-
-
-def _may_refuse(result: HandOutcome, market_id: str, at_ms: int, end_ms: int) -> bool:
+def _refusing_ms(result: HandOutcome, market_id: str, at_ms: int, end_ms: int) -> list[int]:
+    """When something may have refused or held back an order of ours on `market_id` between
+    `at_ms` (less the wait for an unsettled one) and `end_ms`: each fault the stand-in drew
+    for a request about it, and the end of each Retry-After hold (a tick sending in it is
+    refused; its `now`, from which the back-off counts, is before the hold's end)."""
     since = at_ms - round(KeeperSettings().unknown_order_final_s * 1000)
-    faulted = any(since <= t <= end_ms and m == market_id for t, m, _, _ in result.faults_on)
-    return faulted or any(a <= end_ms and at_ms < b for a, b in result.holds_ms)
+    faults = [t for t, m, _, _ in result.faults_on if m == market_id and since <= t <= end_ms]
+    return faults + [b for a, b in result.holds_ms if a <= end_ms and at_ms < b]
 
 
 def _mark_reached(

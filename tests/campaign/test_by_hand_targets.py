@@ -116,6 +116,15 @@ def test_a_take_profit_not_back_for_three_ticks_is_a_problem_unless_a_fault_may_
     assert "after 3 ticks (at most 2)" in found[0]
     # a 429 on the symbol's placement: tried again `take_profit_retry_s` (12 ticks) later
     assert problems(outcome(books, faults_on=[(CANCEL_MS + 2_000, MARKET, *PLACED)])) == []
+    # the back-off is a time: ticks woken between the 5 s ones count within it (seed 30718)
+    books = Books()
+    books.cancel(books.first, CANCEL_MS)
+    books.target(CANCEL_MS + 63_000)
+    books.at(CANCEL_MS + 120_000)
+    result = outcome(books, faults_on=[(CANCEL_MS + 2_000, MARKET, *PLACED)])
+    result.outcome.watch.settling_ms += [CANCEL_MS + 2_500 + 5_000 * i for i in range(4)]
+    result.outcome.watch.settling_ms.sort()
+    assert problems(result) == []  # 17 ticks in 63 s, a refusal at +2 s
     # one on another symbol refuses nothing of this one's
     assert problems(outcome(books, faults_on=[(CANCEL_MS + 2_000, "ETHUSDT", *PLACED)])) != []
 
