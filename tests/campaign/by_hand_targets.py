@@ -14,7 +14,8 @@
 The ticks counted are those that could settle the cancelled one and send its successor
 (`campaign_watch.settling_ticks`: not those a Retry-After hold overlapped, nor those whose
 every lookup a fault answered), planned after the cancel: the tick under way then read the
-books before it.
+books before it. A return during a read outage is shown, not held to its bound (as a span
+without our stop: campaign_watch.py).
 """
 
 from __future__ import annotations
