@@ -25,7 +25,7 @@ from quantum_trader.domain import (
     SizedOrder,
 )
 from quantum_trader.gates.risk_guard import risk_at_stop_usdt
-from quantum_trader.keeper.firing import firing_reason
+from quantum_trader.keeper.firing import firing_reason, left_reason
 from quantum_trader.keeper.ids import Purpose, purpose_of
 from quantum_trader.keeper.unpriced import UnpricedClose
 from quantum_trader.record import record, replace
@@ -329,8 +329,10 @@ class Book:
     def blocked(self) -> Mapping[str, str]:
         """Symbols no entry may go to now, and why: an unsettled order of ours there, or a
         working stop or take-profit of ours that met its trigger and is not done
-        (keeper/firing.py), or a close outside the program awaiting its price
-        (keeper/unpriced.py); one reason a symbol, the latest unsettled order's first."""
+        (keeper/firing.py) or that no position holds any more (not released yet: its cancel
+        failed or was not sent, `firing.left_reason`), or a close outside the program
+        awaiting its price (keeper/unpriced.py); one reason a symbol, the latest unsettled
+        order's first."""
         blocked = self._blocked
         if blocked is None:
             blocked = self._find_blocked()
@@ -338,8 +340,13 @@ class Book:
         return blocked
 
     def _find_blocked(self) -> dict[str, str]:
+        why = {
+            o.symbol: left_reason(o)
+            for o in self.working.values()
+            if o.symbol not in self.positions
+        }
         firing = [(o.triggered_at, o) for o in self.working.values() if o.triggered_at]
-        why = {o.symbol: firing_reason(o) for _, o in sorted(firing, key=lambda f: f[0])}
+        why.update((o.symbol, firing_reason(o)) for _, o in sorted(firing, key=lambda f: f[0]))
         why.update((symbol, waiting.blocks()) for symbol, waiting in self.unpriced.items())
         why.update(
             (i.symbol, f"order {i.client_order_id} unsettled since {i.sent_at.isoformat()}")

@@ -7,7 +7,8 @@ through the stand-in's HTTP API as a second client of the same account (Binance'
 the header `SECOND_CLIENT`, so the API's faults never touch the person's requests and the
 daemon's fault draws stay its own), with client order ids that are not ours (`web_…`). What
 the person does is drawn from the seed: a partial reduction, a full close, a flip (LONG 3 →
-SHORT 3 in one market order), or cancelling our protective stop. The person acts only while
+SHORT 3 in one market order), or cancelling our protective stop or our take-profit (since
+2026-12-04: the draws of a seed changed then). The person acts only while
 the faults are armed; the daemon then settles without faults or person, as in the fault
 campaign.
 
@@ -25,7 +26,12 @@ ours, database against the stand-in, at the end):
   trades for `keeper.external_close_mark_after_s` after it saw the close (`at_the_mark`, the
   keeper's design); and no closed trade is booked MANUAL without one;
 - no fee is counted twice: on each symbol the fees the database booked (closed trades, and the
-  positions still open) do not exceed the commissions the stand-in charged.
+  positions still open) do not exceed the commissions the stand-in charged;
+- our take-profits (by_hand_targets.py): one the person cancelled on a position an entry of
+  ours opened is back, at its trigger for all that is held, within the ticks its bound allows
+  (`target_allowed_ticks`) unless the position changed or the mark reached the target first;
+  never two of ours open at once on a symbol; none placed after one of ours executed while
+  the position it executed on is held.
 
 A wider campaign from the command line (one process per seed, five at a time; each seed's log
 kept in LOGS/SEED.log, the problems printed):
@@ -35,7 +41,8 @@ kept in LOGS/SEED.log, the problems printed):
 
 and one seed, its daemon's log on stdout, then what the person did (BY HAND), the stand-in's
 trades (TRADE) and conditional orders (ALGO), the spans without a stop of more than a tick
-(BARE) and the problems (PROBLEM):
+(BARE), what followed each take-profit cancelled by hand (TAKE-PROFIT) and the problems
+(PROBLEM):
 
     PYTHONPATH=tests:tests/campaign .venv/bin/python tests/campaign/by_hand.py run SEED
 
@@ -60,8 +67,9 @@ from pathlib import Path
 from typing import IO
 
 import uvloop
-from by_hand_check import HandOutcome, closes_by_hand, hand_problems
+from by_hand_check import HandOutcome, allowed_ticks, closes_by_hand, hand_problems
 from by_hand_person import HandAction, Person
+from by_hand_targets import target_returns
 from campaign import MARKET_IDS, run_campaign
 from loopback.state import LoopbackState
 
@@ -110,6 +118,9 @@ async def run_by_hand(seed: int, data_dir: Path, *, minutes: float = 4.0) -> Han
         dict(paid),
         dict(booked),
         dict(person.booked_seen_ms),
+        list(person.faults_on),
+        list(person.outages),
+        person.take_profit_retry_s,
     )
 
 
@@ -151,6 +162,8 @@ async def _one(seed: int, minutes: float) -> int:
     for trade in result.closed:
         print(f"CLOSED {trade.closed_at:%H:%M:%S.%f} {trade.symbol} {trade.side} {trade.quantity} "
               f"{trade.exit_reason} at {trade.exit_price} fees {trade.fees_usdt}")  # fmt: skip
+    for cancel in target_returns(result, allowed_ticks):
+        print(f"TAKE-PROFIT {cancel}", flush=True)
     for line in found:
         print(f"PROBLEM {line}", flush=True)
     return 1 if found else 0
@@ -165,8 +178,9 @@ def _print_books(state: LoopbackState) -> None:
               f"fee {t['commission']} {client_of.get(t['orderId'], t['orderId'])}")  # fmt: skip
     for o in state.algo_orders.values():
         at = utc_from_ms(o["updateTime"]).strftime("%H:%M:%S.%f")[:-3]
+        made = utc_from_ms(o["createTime"]).strftime("%H:%M:%S.%f")[:-3]
         actual = state.orders.get(f"algo-{o['algoId']}", {})
-        print(f"ALGO {at} {o['clientAlgoId']} {o['symbol']} {o['side']} {o['quantity']} "
+        print(f"ALGO {made}–{at} {o['clientAlgoId']} {o['symbol']} {o['side']} {o['quantity']} "
               f"trigger {o['triggerPrice']} {o['algoStatus']} "
               f"{actual.get('status', '')} {actual.get('executedQty', '')}")  # fmt: skip
 
@@ -188,7 +202,7 @@ def _campaign(first: int, count: int, at_once: int, minutes: float, logs: Path) 
             written.close()
             del running[seed]
             text = (logs / f"{seed}.log").read_text(errors="replace").splitlines()
-            lines = [t for t in text if t.startswith(("RESULT", "PROBLEM"))]
+            lines = [t for t in text if t.startswith(("RESULT", "PROBLEM", "TAKE-PROFIT"))]
             print(
                 "\n".join(lines) or f"seed {seed}: exit {process.returncode}, no result", flush=True
             )

@@ -1,6 +1,8 @@
 """What the campaign with a person trading by hand (by_hand.py) checks in a seed's outcome:
 each span without our stop against its bound, every close by hand booked MANUAL at the
-account's trades (or at the mark where the design allows it), no fee booked twice."""
+account's trades (or at the mark where the design allows it), no fee booked twice; and our
+take-profits (by_hand_targets.py): one cancelled by hand back in time, never two at once,
+none after one executed."""
 
 from __future__ import annotations
 
@@ -8,12 +10,15 @@ import itertools
 import math
 import sys
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from by_hand_person import PERSON_PREFIX, HandAction, booking_key
+from by_hand_targets import target_problems
 from campaign import MARKET_IDS, MONITOR_S, Outcome, campaign_problems
+from loopback.faults import Outage
 from loopback.state import LoopbackState
 
 from quantum_trader.clock import ms_from_utc, utc_from_ms
@@ -28,9 +33,17 @@ from quantum_trader.keeper.settings import KeeperSettings
 # hidden) by the check of positions every `keeper.rest_position_check_s`, our stop cancelled
 # by hand (its ALGO_UPDATE hidden) by the full check every `keeper.rest_check_interval_s`. A
 # span on a symbol with such an event hidden since the last full check before it is held to
-# that check's ticks, plus STOP_WITHIN_TICKS (the tick that reads it may find it just after;
-# ticks the person's trades wake count too: a span of 3 can last 2 s).
+# that check's ticks (those planned until it is due), plus STOP_WITHIN_TICKS (the tick that
+# reads it may find it just after; ticks the person's trades wake count too: a span of 3 can
+# last 2 s); and a tick more for each order change on the symbol a fault answered.
 STOP_WITHIN_TICKS = 2
+# The daemon's requests that place or cancel an order (a fault on one about a symbol costs
+# that symbol a tick: `allowed_ticks`).
+ORDER_CHANGES = frozenset(
+    (method, path)
+    for method in ("POST", "DELETE")
+    for path in ("/fapi/v1/order", "/fapi/v1/algoOrder")
+)
 FEE_SLACK_USDT = Decimal("0.000001")  # rounding of a fee shared between two positions
 PRICE_DIGITS = Decimal("1e-12")
 TICK_MS = round(MONITOR_S * 1000)
@@ -107,6 +120,11 @@ class HandOutcome:
     # each closed trade (`booking_key`) → the stand-in's ms when the database first held it,
     # while the person traded (`Person.watch_bookings`)
     booked_seen_ms: dict[tuple[str, str, int], int] = field(default_factory=dict)
+    # faults drawn for the daemon's requests about a symbol, lost answers too (stand-in ms,
+    # market id, method, path); the read outages; the take-profit's back-off
+    faults_on: list[tuple[int, str, str, str]] = field(default_factory=list)
+    outages: list[Outage] = field(default_factory=list)
+    take_profit_retry_s: float = 60.0
 
 
 def _hidden_about(event: dict[str, Any], market_id: str) -> str | None:
@@ -119,20 +137,33 @@ def _hidden_about(event: dict[str, Any], market_id: str) -> str | None:
     return None
 
 
-def allowed_ticks(result: HandOutcome, market_id: str, start_ms: int, end_ms: int) -> int:
-    """The ticks a span without our stop on `market_id` from `start_ms` may last: the design's
-    bound, or the REST check's that reveals a user-data event hidden before or during it."""
+def allowed_ticks(
+    result: HandOutcome, market_id: str, start_ms: int, end_ms: int, planned: Sequence[int]
+) -> int:
+    """The ticks a span without our stop on `market_id` from `start_ms` may last, `planned`
+    the planned times of those it counts: the design's bound, or the REST check's that
+    reveals a user-data event hidden before or during it — its interval in ticks, or every
+    tick planned before it is due if events woke more (seed 30726: 7 in 20 s) — plus a tick
+    for each request of the daemon's that changes an order on the symbol a fault answered
+    (`ORDER_CHANGES`; seed 30745: two stops answered 503, the third tick's placed): that
+    tick's stop, or its actions on the symbol after the failed one, could not go out
+    (keeper/carry.py), and the next tick tries again."""
     full_ms = round(result.rest_check_interval_s * 1000)
-    checks = {
-        "positions": math.ceil(result.rest_position_check_s * 1000 / TICK_MS),
-        "orders": math.ceil(full_ms / TICK_MS),
-    }
+    checks_ms = {"positions": round(result.rest_position_check_s * 1000), "orders": full_ms}
     allowed = STOP_WITHIN_TICKS
     for at_ms, event in result.hidden:
         which = _hidden_about(event, market_id)
         if which is not None and start_ms - full_ms <= at_ms <= end_ms:
-            allowed = max(allowed, checks[which] + STOP_WITHIN_TICKS)
-    return allowed
+            due_ms = max(start_ms, at_ms) + checks_ms[which]
+            within = sum(1 for t in planned if t <= due_ms)
+            ticks = max(math.ceil(checks_ms[which] / TICK_MS), within)
+            allowed = max(allowed, ticks + STOP_WITHIN_TICKS)
+    refused = sum(
+        1
+        for at_ms, on, method, path in result.faults_on
+        if on == market_id and start_ms <= at_ms <= end_ms and (method, path) in ORDER_CHANGES
+    )
+    return allowed + refused
 
 
 def covered_apart(
@@ -242,7 +273,7 @@ def hand_problems(seed: int, result: HandOutcome) -> list[str]:
     found = campaign_problems(seed, result.outcome, stop_within_ticks=sys.maxsize)
     for market_id, start_ms, end_ms, planned in result.outcome.watch.bare_spans:
         for first_ms, last_ms, ticks in covered_apart(result, market_id, start_ms, end_ms, planned):
-            allowed = allowed_ticks(result, market_id, first_ms, last_ms)
+            allowed = allowed_ticks(result, market_id, first_ms, last_ms, ticks)
             if len(ticks) > allowed:
                 found.append(
                     f"seed {seed}: {market_id} without a stop for {len(ticks)} ticks "
@@ -272,6 +303,7 @@ def hand_problems(seed: int, result: HandOutcome) -> list[str]:
             f"seed {seed}: {trade.symbol} {trade.side} {trade.quantity} booked MANUAL at "
             f"{trade.exit_price} with no close by hand at that price"
         )
+    found += target_problems(seed, result, allowed_ticks)
     for market_id, booked_fees in sorted(result.fees_booked.items()):
         paid = result.fees_paid.get(market_id, Decimal(0))
         if booked_fees > paid + FEE_SLACK_USDT:

@@ -1,19 +1,22 @@
 """The person of the campaign with a person trading by hand (by_hand.py): now and then it
-reduces, closes or flips a position the account holds, or cancels our stop, through the
-stand-in's HTTP API as a second client, everything drawn from the seed."""
+reduces, closes or flips a position the account holds, or cancels our stop or our
+take-profit, through the stand-in's HTTP API as a second client, everything drawn from the
+seed. The draw gained `cancel_target` on 2026-12-04 (the others' proportions kept): a seed
+run before then drew other actions at other times."""
 
 from __future__ import annotations
 
 import asyncio
 import random
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
 import aiohttp
 from campaign_watch import TickCounter, unprotected
+from loopback.faults import Fault, Outage
 from loopback.server import SECOND_CLIENT, LoopbackBinance
 from loopback.state import LoopbackState
 
@@ -25,8 +28,8 @@ from quantum_trader.keeper.settings import KeeperSettings
 
 PERSON_PREFIX = "web_"
 # What the person does, with its weight in the draw.
-KINDS = ("reduce", "close", "flip", "cancel_stop")
-WEIGHTS = (30, 25, 25, 20)
+KINDS = ("reduce", "close", "flip", "cancel_stop", "cancel_target")
+WEIGHTS = (30, 25, 25, 20, 20)
 # The person acts every 5–30 simulated seconds, and never before the keeper completed two
 # ticks since the last action: on a busy machine simulated time runs ahead of the ticks, and
 # the person would trade again and again before the keeper looked once.
@@ -45,8 +48,9 @@ TICKS_BETWEEN = 2
 class HandAction:
     """What the person did: `kind` on `market_id` at the stand-in's `time_ms`, `quantity`
     the order's (0 for a cancel), `answer` the stand-in's order status or error;
-    `covered_ms`, for a cancel, when the person last saw the position covered by a stop of
-    ours, just before cancelling it (None: it was not)."""
+    `covered_ms`, for a stop's cancel, when the person last saw the position covered by a
+    stop of ours, just before cancelling it (None: it was not); `cancelled`, for a cancel,
+    the client id of the order of ours it cancelled ("" if none was)."""
 
     time_ms: int
     market_id: str
@@ -55,6 +59,7 @@ class HandAction:
     quantity: Decimal
     answer: str
     covered_ms: int | None = None
+    cancelled: str = ""
 
 
 class Person:
@@ -66,13 +71,30 @@ class Person:
         self.actions: list[HandAction] = []
         self.server: LoopbackBinance | None = None  # the stand-in, once beside one
         self.keeper: KeeperSettings | None = None  # the daemon's, once beside one
+        self.take_profit_retry_s = 0.0  # the daemon's `monitor.take_profit_retry_s`, likewise
         # each closed trade (`booking_key`) → the stand-in's ms when the database first held it
         self.booked_seen_ms: dict[tuple[str, str, int], int] = {}
+        # every fault the stand-in drew for a request of the daemon's about a symbol, lost
+        # answers too (`server.faulted` keeps neither): (stand-in ms, market id, method, path)
+        self.faults_on: list[tuple[int, str, str, str]] = []
+        self.outages: list[Outage] = []  # the read outages armed (cleared at the settling)
 
     def beside(
         self, server: LoopbackBinance, runtime: Runtime
     ) -> Callable[[asyncio.Event], Awaitable[None]]:
         self.server, self.keeper = server, runtime.settings.keeper
+        self.take_profit_retry_s = runtime.settings.monitor.take_profit_retry_s
+        self.outages = list(server.outages)
+        take_fault = server._take_fault
+
+        def recording(method: str, path: str, params: dict[str, str]) -> Fault | None:
+            fault = take_fault(method, path, params)
+            market_id = params.get("symbol") or _named(params)
+            if fault is not None and market_id:
+                self.faults_on.append((server.state.now_ms, market_id, method, path))
+            return fault
+
+        server._take_fault = recording  # type: ignore[method-assign]
 
         async def both(stopping: asyncio.Event) -> None:
             await asyncio.gather(
@@ -126,9 +148,17 @@ class Person:
             return
         market_id = sorted(held)[int(pick * len(held))]
         client_id = f"{PERSON_PREFIX}{self.seed}_{len(self.actions)}"
-        covered_ms = None
-        if kind == "cancel_stop":
-            answer_text, covered_ms = await self._cancel_stop(session, state, market_id)
+        covered_ms, cancelled = None, ""
+        if kind in ("cancel_stop", "cancel_target"):
+            order_type = "STOP_MARKET" if kind == "cancel_stop" else "TAKE_PROFIT_MARKET"
+            ours = await self._ours(session, market_id, order_type)
+            if ours is None:
+                answer_text = f"no {order_type} of ours"
+            else:
+                if kind == "cancel_stop" and market_id not in unprotected(state):
+                    covered_ms = state.now_ms
+                answer_text = await self._cancel(session, market_id, ours)
+                cancelled = ours if answer_text.startswith("canceled") else ""
             quantity = Decimal(0)
         else:
             quantity = _quantity(kind, held[market_id], share, state, market_id)
@@ -140,27 +170,38 @@ class Person:
             async with session.post("/fapi/v1/order", data=params) as answer:
                 body = await answer.json()
             answer_text = body.get("status") or f"{body.get('code')} {body.get('msg')}"
-        self.actions.append(
-            HandAction(state.now_ms, market_id, kind, client_id, quantity, answer_text, covered_ms)
-        )
+        action = HandAction(state.now_ms, market_id, kind, client_id, quantity, answer_text)
+        self.actions.append(replace(action, covered_ms=covered_ms, cancelled=cancelled))
 
-    async def _cancel_stop(
-        self, session: aiohttp.ClientSession, state: LoopbackState, market_id: str
-    ) -> tuple[str, int | None]:
+    async def _ours(
+        self, session: aiohttp.ClientSession, market_id: str, order_type: str
+    ) -> str | None:
+        """The client id of an open conditional order of ours of `order_type` on `market_id`
+        (a stop, a take-profit), None if there is none."""
         async with session.get("/fapi/v1/openAlgoOrders", params={"symbol": market_id}) as got:
-            stops = [
+            ours = [
                 o["clientAlgoId"]
                 for o in await got.json()
-                if is_ours(o["clientAlgoId"]) and o["orderType"] == "STOP_MARKET"
+                if is_ours(o["clientAlgoId"]) and o["orderType"] == order_type
             ]
-        if not stops:
-            return "no stop of ours", None
-        covered_ms = None if market_id in unprotected(state) else state.now_ms
-        params = {"symbol": market_id, "clientAlgoId": stops[0]}
+        return ours[0] if ours else None
+
+    async def _cancel(self, session: aiohttp.ClientSession, market_id: str, client_id: str) -> str:
+        params = {"symbol": market_id, "clientAlgoId": client_id}
         async with session.delete("/fapi/v1/algoOrder", params=params) as answer:
             body: dict[str, Any] = await answer.json()
-        text = f"canceled {stops[0]}" if answer.status == 200 else f"{body.get('msg')}"
-        return text, covered_ms
+        return f"canceled {client_id}" if answer.status == 200 else f"{body.get('msg')}"
+
+
+def _named(params: dict[str, str]) -> str | None:
+    """The market id an order of ours that `params` name is on, for a request without a
+    symbol (a conditional order's cancel and lookup name it by client id alone): our ids
+    carry the base asset (`keeper.ids`: qt-t-BNB-… → BNBUSDT)."""
+    for key in ("clientAlgoId", "origClientOrderId"):
+        client_id = params.get(key, "")
+        if is_ours(client_id):
+            return client_id.split("-")[2] + "USDT"
+    return None
 
 
 def _quantity(

@@ -46,6 +46,9 @@ class Watch:
     # lookups a fault answered or a Retry-After hold forbade are not counted: `settling_ticks`)
     late_settling_ticks: int = 0
     late_order: str = ""
+    # the planned times (stand-in ms) of the completed ticks that could settle an order of
+    # ours and send (`settling_ticks`), both phases, in order
+    settling_ms: list[int] = field(default_factory=list)
     ticks: int = 0
     trades: int = 0
 
@@ -204,6 +207,7 @@ async def watcher(
         sampled_ms = now_ms
         await _late_orders(runtime, server, final_after, settling, late_since, watch)
         await clock.sleep_until(clock.now() + timedelta(seconds=1))
+    watch.settling_ms = sorted({*watch.settling_ms, *settling.planned_ms})
 
 
 async def _late_orders(

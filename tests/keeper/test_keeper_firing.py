@@ -72,14 +72,22 @@ def test_a_firing_stop_or_take_profit_of_ours_blocks_its_symbol_and_says_since_w
     target = firing(
         stop_order(eth, "qt-t-ETH-a-1", kind=OrderKind.TAKE_PROFIT_MARKET), 5 * STUCK_AFTER
     )
-    waiting = stop_order(eth, "qt-s-ETH-a-2")  # not triggered: no block
+    waiting = stop_order(eth, "qt-s-ETH-a-2")  # not triggered
     book = Book(working={o.client_order_id: o for o in (stop, target, waiting)})
 
     assert book.blocked() == {
         BTC: reason("stop", STOP, STUCK_AFTER),
         eth.symbol: reason("take-profit", "qt-t-ETH-a-1", 5 * STUCK_AFTER),
     }
-    assert Book(working={waiting.client_order_id: waiting}).blocked() == {}
+    # not triggered, its position held: no block (the position blocks entries itself)
+    assert (
+        Book(positions={eth.symbol: eth}, working={waiting.client_order_id: waiting}).blocked()
+        == {}
+    )
+    # its position closed and it not cancelled yet: blocks (test_keeper_leftover_orders.py)
+    assert Book(working={waiting.client_order_id: waiting}).blocked() == {
+        eth.symbol: "stop qt-s-ETH-a-2 of a closed position not cancelled yet"
+    }
 
 
 def test_an_unsettled_order_on_the_symbol_gives_its_own_reason_first() -> None:
