@@ -13,8 +13,10 @@ from typing import TypeVar
 from loopback import LoopbackBinance
 from loopback.fixtures import advance, advance_until, connect, running_streams, settle
 from loopback.state import START_MS
+from test_exchange_answers import BTC, sized
 
 from quantum_trader.clock import ManualClock, utc_from_ms
+from quantum_trader.domain import Side
 from quantum_trader.execution.binance_streams import BinanceStreams
 from quantum_trader.execution.ccxt_exchange import CcxtExchange
 from quantum_trader.gates.settings import PerformanceSettings
@@ -25,6 +27,8 @@ from quantum_trader.portfolio.ledger import Ledger
 from quantum_trader.storage.memory import InMemoryRepository
 
 TICK_S = 5.0  # the monitor loop's interval
+BTC_MARKET = "BTCUSDT"
+ALGO_ORDER = "/fapi/v1/algoOrder"
 
 
 @dataclass
@@ -52,6 +56,32 @@ class StandinKeeper:
         self.keeper = await load_keeper(self.exchange, self.streams, self.repository)
         await self.keeper.tick(self.now(), rest=True)
         await settle(self.server)
+
+
+class EnteringKeeper(StandinKeeper):
+    """The rig entering the sizer's BTC long at the stand-in's mark (at 100,000: 0.003 BTC,
+    stop 97,000, target 106,000), and what the stand-in was sent and holds."""
+
+    async def enter(self) -> None:
+        plan = sized(BTC, Side.LONG, self.server.state.mark(BTC_MARKET))
+        await self.keeper.enter(plan, self.clock.now())
+        await settle(self.server)
+
+    def sent(self, order_type: str) -> list[dict[str, str]]:
+        """The conditional orders of `order_type` sent to the stand-in, in order."""
+        return [
+            p
+            for m, path, p in self.server.requests
+            if (m, path) == ("POST", ALGO_ORDER) and p.get("type") == order_type
+        ]
+
+    def open_orders(self) -> list[tuple[str, str, str, str]]:
+        """The stand-in's working conditional orders: (type, side, quantity, trigger)."""
+        return sorted(
+            (o["orderType"], o["side"], o["quantity"], o["triggerPrice"])
+            for o in self.server.state.algo_orders.values()
+            if o["algoStatus"] == "NEW"
+        )
 
 
 Rig = TypeVar("Rig", bound=StandinKeeper)

@@ -16,15 +16,13 @@ from contextlib import AbstractAsyncContextManager
 from decimal import Decimal
 
 from loopback import Fault, FillPlan, LoopbackBinance
-from loopback.fixtures import settle
-from standin_keeper import StandinKeeper, keeper_on_streams
+from standin_keeper import EnteringKeeper, keeper_on_streams
 from structlog.testing import capture_logs
-from test_exchange_answers import BTC, sized
+from test_exchange_answers import BTC
 
-from quantum_trader.domain import ExitReason, Side
+from quantum_trader.domain import ExitReason
 
 MARKET = "BTCUSDT"
-ALGO_ORDER = "/fapi/v1/algoOrder"
 FILLED_AFTER_MS = 8_000  # the entry executes 8 s after it was answered NEW
 PLANNED = [
     ("STOP_MARKET", "SELL", "0.003", "97000"),
@@ -32,27 +30,7 @@ PLANNED = [
 ]
 
 
-class Rig(StandinKeeper):
-    async def enter(self) -> None:
-        plan = sized(BTC, Side.LONG, self.server.state.mark(MARKET))
-        await self.keeper.enter(plan, self.clock.now())
-        await settle(self.server)
-
-    def sent(self, order_type: str) -> list[dict[str, str]]:
-        """The conditional orders of `order_type` sent to the stand-in."""
-        return [
-            p
-            for m, path, p in self.server.requests
-            if (m, path) == ("POST", ALGO_ORDER) and p.get("type") == order_type
-        ]
-
-    def open_orders(self) -> list[tuple[str, str, str, str]]:
-        return sorted(
-            (o["orderType"], o["side"], o["quantity"], o["triggerPrice"])
-            for o in self.server.state.algo_orders.values()
-            if o["algoStatus"] == "NEW"
-        )
-
+class Rig(EnteringKeeper):
     def market_exits(self) -> list[dict[str, str]]:
         return [
             p

@@ -12,19 +12,21 @@ from __future__ import annotations
 from decimal import Decimal
 
 from loopback.fixtures import settle
-from standin_keeper import StandinKeeper, keeper_on_streams, load_keeper
-from test_exchange_answers import BTC, sized
+from standin_keeper import EnteringKeeper, keeper_on_streams, load_keeper
+from test_exchange_answers import BTC
 
-from quantum_trader.domain import OrderKind, Side
+from quantum_trader.domain import OrderKind
 from quantum_trader.ports import Writes
 from quantum_trader.storage.memory import InMemoryRepository
 
-MARKET = "BTCUSDT"
-ALGO_ORDER = "/fapi/v1/algoOrder"
 PLANNED = [
     ("STOP_MARKET", "SELL", "0.003", "97000"),
     ("TAKE_PROFIT_MARKET", "SELL", "0.003", "106000"),
 ]
+
+
+def ids(sent: list[dict[str, str]]) -> list[str]:
+    return [p["clientAlgoId"] for p in sent]
 
 
 class Stopped(Exception):
@@ -43,44 +45,22 @@ class StopsBeforeTarget(InMemoryRepository):
         await super().write(writes)
 
 
-class Rig(StandinKeeper):
-    async def enter(self) -> None:
-        plan = sized(BTC, Side.LONG, self.server.state.mark(MARKET))
-        await self.keeper.enter(plan, self.clock.now())
-        await settle(self.server)
-
-    def sent(self, order_type: str) -> list[str]:
-        """The client ids of the conditional orders of `order_type` sent to the stand-in."""
-        return [
-            p["clientAlgoId"]
-            for m, path, p in self.server.requests
-            if (m, path) == ("POST", ALGO_ORDER) and p.get("type") == order_type
-        ]
-
-    def open_orders(self) -> list[tuple[str, str, str, str]]:
-        return sorted(
-            (o["orderType"], o["side"], o["quantity"], o["triggerPrice"])
-            for o in self.server.state.algo_orders.values()
-            if o["algoStatus"] == "NEW"
-        )
-
-
 async def test_a_take_profit_cancelled_by_hand_is_placed_again_once() -> None:
-    async with keeper_on_streams(Rig) as rig:
+    async with keeper_on_streams(EnteringKeeper) as rig:
         await rig.enter()
         assert rig.open_orders() == PLANNED
-        [first] = rig.sent("TAKE_PROFIT_MARKET")
+        [first] = ids(rig.sent("TAKE_PROFIT_MARKET"))
         await rig.exchange.cancel_conditional_order(BTC, first)  # a person, by hand
         await settle(rig.server)
         assert rig.open_orders() == PLANNED[:1]
         await rig.tick()
 
         assert rig.open_orders() == PLANNED
-        [_, second] = rig.sent("TAKE_PROFIT_MARKET")
+        [_, second] = ids(rig.sent("TAKE_PROFIT_MARKET"))
         assert second != first
         assert rig.keeper.view().positions[BTC].take_profit_order_id == second
         await rig.tick(12)  # a minute, the full REST check among them
-        assert rig.sent("TAKE_PROFIT_MARKET") == [first, second]
+        assert ids(rig.sent("TAKE_PROFIT_MARKET")) == [first, second]
         assert len(rig.sent("STOP_MARKET")) == 1
         assert rig.open_orders() == PLANNED
 
@@ -89,7 +69,7 @@ async def test_a_stop_between_the_entry_and_its_take_profit_gets_it_at_the_resta
     """The entry booked and its stop placed, the process stopped before the take-profit's
     intent was saved: nothing of it on the exchange or in the database. The restart's tick
     places it, once."""
-    async with keeper_on_streams(Rig) as rig:
+    async with keeper_on_streams(EnteringKeeper) as rig:
         repository = StopsBeforeTarget()
         rig.repository = repository
         rig.keeper = await load_keeper(rig.exchange, rig.streams, repository)
@@ -110,7 +90,7 @@ async def test_a_stop_between_the_entry_and_its_take_profit_gets_it_at_the_resta
         await rig.tick(3)
 
         assert rig.open_orders() == PLANNED
-        [target] = rig.sent("TAKE_PROFIT_MARKET")
+        [target] = ids(rig.sent("TAKE_PROFIT_MARKET"))
         assert rig.keeper.view().positions[BTC].take_profit_order_id == target
         [saved] = await repository.open_positions()
         assert saved.take_profit_order_id == target
