@@ -94,13 +94,18 @@ class SendExit:
 OrderAction = PlaceStop | PlaceTarget | CancelOrder | SendExit
 
 
+def closes_all(position: Position, actions: Sequence[OrderAction]) -> bool:
+    """An exit among `actions` closes all of `position`."""
+    return any(isinstance(a, SendExit) and a.quantity >= position.quantity for a in actions)
+
+
 def entry_target(position: Position, planned: Sequence[OrderAction]) -> list[PlaceTarget]:
     """The take-profit of `position`, just booked from an entry of ours (its answer, or the
     tick that settles it: answered NEW and filled later, its answer lost), to be placed once
     after its stop and before `planned`'s exits: none when it has one of ours, its plan has
     no target, or an exit in `planned` closes all of it (a fill past its target:
     keeper/fill_check.py; the stop maths' exit: Binance would refuse the target, -2021)."""
-    whole = any(isinstance(a, SendExit) and a.quantity >= position.quantity for a in planned)
+    whole = closes_all(position, planned)
     if position.take_profit_order_id is not None or position.take_profit_price <= 0 or whole:
         return []
     side = position.side.exit_order_side
@@ -245,7 +250,7 @@ def stop_before_partial_exit(
     the rest after the exit too; the tick after the exit is booked resizes it. One smaller
     than the position (it grew by hand) does not cover it should the exit be refused.
     """
-    full = any(isinstance(e, SendExit) and e.quantity >= position.quantity for e in exits)
+    full = closes_all(position, exits)
     if full or (check.needs is not StopWhy.MISSING and _covers(check.current, position)):
         return []
     side, why = position.side.exit_order_side, check.needs or StopWhy.MISSING

@@ -19,7 +19,7 @@ from decimal import Decimal
 
 from quantum_trader.domain import MarketRules, Order, OrderKind, Position
 from quantum_trader.keeper.ids import is_ours
-from quantum_trader.keeper.protect import OrderAction, PlaceTarget, SendExit
+from quantum_trader.keeper.protect import OrderAction, PlaceTarget, closes_all
 from quantum_trader.monitor.settings import MonitorSettings
 
 
@@ -58,7 +58,7 @@ def target_again(
         return []
     if any(_firing_target(o) for o in listed):
         return []
-    if any(isinstance(a, SendExit) and a.quantity >= position.quantity for a in planned):
+    if closes_all(position, planned):
         return []
     target = position.take_profit_price
     trigger = rules.round_price(target) if rules is not None else target
