@@ -56,18 +56,23 @@ class Warmup:
     hours: int
 
 
-def gap_rows(time_ms: IntArray) -> IntArray:
-    """The rows k (of bars of any timeframe, open times in ms) followed by a gap: the hours of
+def _followed_by_gap(time_ms: IntArray) -> npt.NDArray[np.bool_]:
+    """For each row k but the last (bars of any timeframe, open times in ms): the hours of
     bars k and k + 1 are more than GAP_MS apart."""
-    hours = time_ms // HOUR_MS
-    rows: IntArray = np.flatnonzero(np.diff(hours) * HOUR_MS > GAP_MS)
+    gap: npt.NDArray[np.bool_] = np.diff(time_ms // HOUR_MS) * HOUR_MS > GAP_MS
+    return gap
+
+
+def gap_rows(time_ms: IntArray) -> IntArray:
+    """The rows k followed by a gap (`_followed_by_gap`)."""
+    rows: IntArray = np.flatnonzero(_followed_by_gap(time_ms))
     return rows
 
 
 def gaps_before(time_ms: IntArray) -> IntArray:
     """Row t: how many gaps lie between row 0 and row t (two rows with the same count read
     no gap between them)."""
-    counts: IntArray = np.r_[0, np.cumsum(np.diff(time_ms // HOUR_MS) * HOUR_MS > GAP_MS)]
+    counts: IntArray = np.r_[0, np.cumsum(_followed_by_gap(time_ms))]
     return counts
 
 
