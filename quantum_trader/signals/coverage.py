@@ -31,9 +31,12 @@ def _at(ms: int) -> str:
     return f"{utc_from_ms(ms):%Y-%m-%d %H:%M}"
 
 
-def history_h(settings: EnsembleSettings) -> int:
-    """Hours of history a training row needs behind it (features and forecaster window)."""
-    return max(WARMUP_H, settings.lookback_bars)
+def history_h(settings: EnsembleSettings, proposer_h: int = 0) -> int:
+    """Hours of history a training row needs behind it: the features' and the forecasters'
+    window and, under meta-labeling (`side_source = "rules"`), the `proposer_h` of the rule
+    agent that proposes the side, when longer."""
+    proposer = proposer_h if settings.side_source == "rules" else 0
+    return max(WARMUP_H, settings.lookback_bars, proposer)
 
 
 def ended_early(hourly: Mapping[str, Bars], end_ms: int) -> list[str]:
@@ -69,13 +72,14 @@ def unusable(
     features: FloatArray,
     window: tuple[int, int],
     settings: EnsembleSettings,
+    history: int,
 ) -> str:
-    """Why a symbol gave no training row."""
-    needed = history_h(settings) + settings.forecast_horizon_h + 1
+    """Why a symbol gave no training row; `history` is `history_h`'s."""
+    needed = history + settings.forecast_horizon_h + 1
     if len(bars) < needed:
         return (
             f"{symbol}: {len(bars)} hourly bars, fewer than the {needed} a row needs "
-            f"({history_h(settings)} h of history before it, "
+            f"({history} h of history before it, "
             f"{settings.forecast_horizon_h} h after it)"
         )
     if not usable_rows(features).any():
@@ -90,16 +94,21 @@ def unusable(
 
 
 def shorter_than_asked(
-    first_row_ms: int, window: tuple[int, int], data_start_ms: int, settings: EnsembleSettings
+    first_row_ms: int,
+    window: tuple[int, int],
+    data_start_ms: int,
+    settings: EnsembleSettings,
+    history: int,
 ) -> str | None:
-    """A note when the labelled rows cover less than `training_days` (the data is shorter)."""
+    """A note when the labelled rows cover less than `training_days` (the data is shorter);
+    `history` is `history_h`'s."""
     if first_row_ms - window[0] < DAY_MS:
         return None
     covered = (window[1] - first_row_ms) / DAY_MS
     return (
         f"the labelled rows cover {covered:.1f} of the {settings.training_days} days of "
         f"ensemble.training_days (from {_at(first_row_ms)}): the data begins at "
-        f"{_at(data_start_ms)} and a row needs {history_h(settings)} h of history before it; "
+        f"{_at(data_start_ms)} and a row needs {history} h of history before it; "
         "import a longer history to train on the whole window"
     )
 
@@ -110,11 +119,13 @@ def too_little(
     data_start_ms: int,
     settings: EnsembleSettings,
     why: str,
+    history: int,
 ) -> str:
     """The refusal when the panel cannot be cut into walk-forward blocks that learn.
 
     `window` is the training window asked for (ms); `data_start_ms` the first recorded bar: when
     the data begins inside the window, more history is what helps, else a longer window.
+    `history` is `history_h`'s.
     """
     span = (
         f"{time_ms.shape[0]} labelled (symbol, hour) rows from {_at(int(time_ms.min()))} to "
@@ -122,13 +133,13 @@ def too_little(
         if time_ms.size
         else "no labelled (symbol, hour) row"
     )
-    if data_start_ms + history_h(settings) * HOUR_MS > window[0]:
+    if data_start_ms + history * HOUR_MS > window[0]:
         more = f"import a longer history (the data begins at {_at(data_start_ms)})"
     else:
         more = f"raise ensemble.training_days ({settings.training_days})"
     return (
         f"too little data to train and validate: {span}: {why}; a row needs "
-        f"{history_h(settings)} h of history before it and its trades' outcomes after it; "
+        f"{history} h of history before it and its trades' outcomes after it; "
         f"{more} or lower ensemble.walk_forward_folds ({settings.walk_forward_folds}); "
         "nothing was published"
     )

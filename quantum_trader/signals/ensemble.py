@@ -114,7 +114,7 @@ class Ensemble:
         """`history_h`, the history a training row needs (none read across a gap); with
         meta-labeling, at least the rule agent's, which proposes the side."""
         proposer = 0 if self._rules is None else self._rules.history_hours
-        return max(history_h(self._settings), proposer)
+        return history_h(self._settings, proposer)
 
     def set_funding(self, funding: Mapping[str, FundingSeries]) -> None:
         """Replace the funding history the funding feature reads (missing symbol → 0)."""

@@ -59,6 +59,8 @@ class Panel:
     """The training window asked for: `training_days` ending at the newest common bar."""
     data_start_ms: int = 0
     """The first recorded hourly bar of any symbol."""
+    history_h: int = 0
+    """The hours of history a row needs behind it (`coverage.history_h`)."""
 
     @property
     def rows(self) -> int:
@@ -102,17 +104,19 @@ def load_panel(
     end_ms = min(int(b.time_ms[-1]) for b in hourly.values())
     window = (end_ms - settings.training_days * 24 * HOUR_MS, end_ms)
     notes = coverage.ended_early(hourly, end_ms)
+    history = coverage.history_h(settings, agent.history_hours)
     parts = []
     for symbol, bars in hourly.items():
         funding = FundingSeries.from_rates(*store.load_funding(symbol))
         if funding.time_ms.size == 0:
             notes.append(coverage.no_funding(symbol))
-        parts.append(_symbol_part(settings, rules, agent, bars, funding, window))
+        parts.append(_symbol_part(settings, rules, agent, bars, funding, window, history))
     unusable += [p.unusable for p in parts if p.unusable]
     _refuse_if_empty(unusable, sum(not p.unusable for p in parts))
     time_ms = np.concatenate([p.time_ms for p in parts])
     data_start_ms = min(int(b.time_ms[0]) for b in hourly.values())
-    short = coverage.shorter_than_asked(int(time_ms.min()), window, data_start_ms, settings)
+    first_ms = int(time_ms.min())
+    short = coverage.shorter_than_asked(first_ms, window, data_start_ms, settings, history)
     notes += [p.gaps for p in parts if p.gaps]
     notes += [f"{u}: left out of training" for u in unusable] + ([short] if short else [])
     frames = [p.frame for p in parts]
@@ -127,6 +131,7 @@ def load_panel(
         tuple(notes),
         window,
         data_start_ms,
+        history,
     )
 
 
@@ -160,8 +165,10 @@ def _symbol_part(
     bars: Bars,
     funding: FundingSeries,
     window: tuple[int, int],
+    history: int,
 ) -> _SymbolPart:
-    """The labelled rows of one symbol inside `window` (ms, both ends included)."""
+    """The labelled rows of one symbol inside `window` (ms, both ends included), each with
+    `history` hours behind it (`coverage.history_h`)."""
     features = compute_features(bars, funding)
     index = np.arange(len(bars))
     candidates = np.flatnonzero(
@@ -173,14 +180,15 @@ def _symbol_part(
     )
     labels = triple_barrier_labels(bars, funding, candidates, rules)
     known = np.isfinite(labels.r).all(axis=1)
-    history = coverage.history_h(settings)
-    if settings.side_source == "rules":  # the proposed side reads its own history too
-        history = max(history, agent.history_hours)  # as EnsembleAgent.history_hours
     spanning = coverage.across_gaps(bars, candidates, labels.exit_ms.max(axis=1), history)
     gaps = coverage.gaps_left_out(bars, candidates, history, int((known & spanning).sum()))
     known &= ~spanning
     rows = candidates[known]
-    why = "" if rows.size else coverage.unusable(bars.symbol, bars, features, window, settings)
+    why = (
+        ""
+        if rows.size
+        else coverage.unusable(bars.symbol, bars, features, window, settings, history)
+    )
     return _SymbolPart(
         SymbolFrame(bars.symbol, bars, features, rows),
         bars.time_ms[rows],
@@ -241,7 +249,9 @@ def make_folds(panel: Panel, settings: EnsembleSettings) -> Folds:
 
 
 def _too_little(panel: Panel, settings: EnsembleSettings, why: str) -> str:
-    return coverage.too_little(panel.time_ms, panel.window_ms, panel.data_start_ms, settings, why)
+    return coverage.too_little(
+        panel.time_ms, panel.window_ms, panel.data_start_ms, settings, why, panel.history_h
+    )
 
 
 def exit_reason_shares(panel: Panel) -> dict[str, float]:

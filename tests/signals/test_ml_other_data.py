@@ -545,3 +545,26 @@ def test_with_the_rules_proposing_the_side_no_row_reads_their_indicators_across_
     assert after.size  # the rest is trained on
     # by position, a row's history is the hours before it: all of them after the gap
     assert after.min() - agent.history_hours * 3_600_000 >= gap[1]
+
+
+def test_with_the_rules_proposing_the_side_a_short_symbol_is_told_the_rules_history(
+    tmp_path: Path,
+) -> None:
+    """Meta-labeling with a slow EMA of 80 h: a row needs the rule agent's 240 h behind it,
+    and the note for a symbol too short says so (was: the models' 181 h, so a user who added
+    history up to that figure still saw the symbol left out)."""
+    market = tmp_path / "market"
+    copy_hourly(market, BTC, datetime(2025, 7, 1, tzinfo=UTC), datetime(2025, 9, 1, tzinfo=UTC))
+    copy_hourly(market, ETH, datetime(2025, 8, 24, tzinfo=UTC), datetime(2025, 9, 1, tzinfo=UTC))
+    settings = settings_for(
+        tmp_path / "data",
+        ensemble=TREES.model_copy(update={"training_days": 30, "side_source": "rules"}),
+    )
+    agent = RuleAgent(SignalsSettings(rules_slow_ema=80))
+    panel = load_panel(
+        settings.ensemble, ExitRules.of(settings), agent, market, (BTC, ETH), need_windows=False
+    )
+
+    assert panel.history_h == agent.history_hours == 240
+    assert f"{ETH}: 192 hourly bars, fewer than the 249 a row needs (240 h of history before " \
+        "it, 8 h after it): left out of training" in panel.notes  # fmt: skip
