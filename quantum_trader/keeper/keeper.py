@@ -46,10 +46,11 @@ from quantum_trader.keeper.external import (
 from quantum_trader.keeper.external_saved import ExternalBooked
 from quantum_trader.keeper.fees import fee_reads
 from quantum_trader.keeper.forced import read_force_orders
-from quantum_trader.keeper.ids import ClientOrderIds, Purpose, is_ours
+from quantum_trader.keeper.ids import ClientOrderIds, Purpose, is_ours, purpose_of
 from quantum_trader.keeper.plan import (
     Context,
     Observation,
+    Plan,
     lookups_needed,
     orders_to_read_fills,
     plan,
@@ -281,6 +282,7 @@ class PositionKeeper:
             if named is not None:  # a liquidation or ADL (keeper/forced.py)
                 result = plan(book, named, now, context, self._checks)
         await self._carrier.carry_out(result, now, context)
+        await self._entries_void(result)
         self._held_as_booked = held_as_booked(
             self._held_as_booked, self._carrier.book.positions, snapshot, now
         )
@@ -364,6 +366,15 @@ class PositionKeeper:
     async def _entry_void(self, client_order_id: str) -> None:
         for listener in self.entry_listeners:
             await listener.on_entry_void(client_order_id)
+
+    async def _entries_void(self, result: Plan) -> None:
+        """Entries of ours a tick settled with nothing executed (their outcome unknown to
+        `enter`: lost on the way, never accepted, expired): told as `enter` tells of those it
+        knows at once."""
+        for order, _ in result.records:
+            ended_empty = order.status.is_final and order.filled_quantity <= 0
+            if ended_empty and purpose_of(order.client_order_id) is Purpose.ENTRY:
+                await self._entry_void(order.client_order_id)
 
     async def _protect_blind(self, sized: SizedOrder, now: datetime) -> None:
         """After an entry whose outcome is unknown, place its reduce-only stop at once: if the

@@ -49,6 +49,6 @@ class EntryListener(Protocol):
         ...
 
     async def on_entry_void(self, client_order_id: str) -> None:
-        """The entry opened nothing: refused, never sent, or answered with nothing executed.
-        Not told of an entry whose outcome was unknown and that later settled unexecuted."""
+        """The entry opened nothing: refused, never sent, answered with nothing executed, or
+        (its outcome unknown to `enter`) settled so at a later tick. May be told twice."""
         ...

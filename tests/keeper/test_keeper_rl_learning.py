@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from model_exchange import ModelExchange
 from structlog.testing import capture_logs
-from test_keeper_properties import KEEPER, PRICES, RULES, SYMBOLS, T0, Harness, sized
+from test_keeper_properties import GRACE, KEEPER, PRICES, RULES, SYMBOLS, T0, Harness, sized
 
 from quantum_trader.app import connect_learning
 from quantum_trader.domain import ClosedTrade, ExitReason, Order, OrderRequest, Side, SizedOrder
@@ -152,6 +152,31 @@ async def test_a_refused_entry_leaves_no_decision_kept() -> None:
     assert list(kept) == [exchange.received[0].client_order_id]
     assert kept[exchange.received[0].client_order_id]["action"] == ACTION.key
     assert await harness.repository.load_state(RL_PENDING) == {}
+
+
+async def test_an_entry_lost_on_its_way_leaves_no_decision_kept_once_settled() -> None:
+    """The request never reached the exchange: `enter` cannot know (outcome unknown), and the
+    tick that settles the entry as never accepted drops its decision. Was: kept until the
+    200-decision cap pushed it out."""
+    harness, _ = await started()
+    harness.exchange.drop_next = True
+    result = await harness.keeper.enter(rl_order(harness), harness.now)
+    assert (result.position, result.unknown) == (None, True)
+    entry = result_entry_id(harness)
+    assert list(await harness.repository.load_state(RL_PENDING)) == [entry]
+
+    while entry not in await settled_orders(harness):
+        assert harness.now < T0 + GRACE + timedelta(minutes=1)
+        await harness.tick()
+
+    assert BTC not in harness.keeper.positions
+    assert await harness.repository.load_state(RL_PENDING) == {}
+
+
+async def settled_orders(harness: Harness) -> set[str]:
+    """The client ids of the orders the database holds as ended."""
+    orders = await harness.repository.orders()
+    return {o.client_order_id for o in orders if o.status.is_final}
 
 
 async def test_a_restart_between_the_entry_and_its_booking_still_learns_once() -> None:
