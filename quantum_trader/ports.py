@@ -261,7 +261,13 @@ class Repository(Protocol):
         `state` (the position is still deleted, and `writes` written)."""
         ...
 
-    async def closed_trades(self) -> list[ClosedTrade]: ...
+    async def closed_trades(self) -> list[ClosedTrade]:
+        """Every stored trade, by closing time, then arrival."""
+        ...
+
+    async def latest_closed_trades(self, count: int) -> list[ClosedTrade]:
+        """The last `count` of `closed_trades()`, in the same order, without reading the rest."""
+        ...
 
     async def write(self, writes: Writes) -> None:
         """Write `writes` in one transaction (a crash leaves all or none)."""

@@ -6,10 +6,13 @@ The RL agent's decision for an entry is kept (repository state `rl_pending`) by 
 client order id before the keeper sends it (`on_entry_sending`, a keeper entry listener), so
 the trade that entry opens is learnt from however and whenever it closes: within the entry
 (a fill past its target), at a later tick (an answer lost, or NEW), after a restart. A
-decision whose entry opened nothing is dropped when the keeper knows it at once
-(`on_entry_void`); the rest (an entry settled unexecuted at a later tick, a trade whose
-booking a crash cut off before its listeners) are bounded: the oldest beyond
-`RL_PENDING_MAX` are dropped."""
+decision whose entry opened nothing is dropped when the keeper knows it (`on_entry_void`: at
+once, or at the tick that settles an entry whose outcome was unknown); the oldest beyond
+`RL_PENDING_MAX` are dropped.
+
+At start-up the recent R the performance multiplier reads is taken from the stored trades
+(was: empty after every restart, so a losing streak was forgotten), and a trade a stop cut
+off from its listeners (stored, its decision still kept) is learnt from then."""
 
 from __future__ import annotations
 
@@ -57,6 +60,7 @@ RL_PENDING = "rl_pending"
 # Far more than the positions a book holds at once (each holds one decision until it closes),
 # so only the decisions of entries that opened nothing, rare, reach it.
 RL_PENDING_MAX = 200
+RECENT_R = 20  # trades of known R the performance multiplier reads
 
 
 @dataclass(slots=True)
@@ -86,7 +90,14 @@ class SizingDesk:
         if settings.method == "rl":
             agent = QAgent.from_dict(settings.rl, saved.get(RL_STATE[1], {}))
         rng = random.Random(settings.rl.seed)  # noqa: S311 - exploration, not secrets
-        return cls(settings, costs, repository, lifecycle, agent, rng, monitor, paper)
+        desk = cls(settings, costs, repository, lifecycle, agent, rng, monitor, paper)
+        latest = await _latest_of_known_r(repository, RECENT_R)
+        desk.recent_r = [t.r_multiple for t in latest if t.r_multiple is not None][-RECENT_R:]
+        pending = await repository.load_state(RL_PENDING) if agent is not None else {}
+        for trade in latest:  # stored, its listeners never told (a stop in between)
+            if trade.entry_order_id in pending:
+                await desk._learn(trade)
+        return desk
 
     def size(
         self, approved: Approved, portfolio: PortfolioView, market: MarketView
@@ -162,7 +173,7 @@ class SizingDesk:
     ) -> None:
         """Learn from a closed trade: recent R, the RL agent, the symbol's lifecycle stage."""
         if trade.r_multiple is not None:  # an unknown R says nothing of recent performance
-            self.recent_r = [*self.recent_r, trade.r_multiple][-20:]
+            self.recent_r = [*self.recent_r, trade.r_multiple][-RECENT_R:]
         await self._learn(trade)
         if self.settings.lifecycle.enabled:
             stats = symbol_stats.get(trade.symbol)
@@ -254,3 +265,13 @@ class SizingDesk:
 
 def _action(key: object) -> RLAction | None:
     return ACTION_BY_KEY.get(str(key)) if key else None
+
+
+async def _latest_of_known_r(repository: Repository, known: int) -> list[ClosedTrade]:
+    """The latest stored trades, enough of them to hold `known` of known R (or all)."""
+    count = known
+    while True:
+        latest = await repository.latest_closed_trades(count)
+        if len(latest) < count or sum(t.r_multiple is not None for t in latest) >= known:
+            return latest
+        count *= 2

@@ -153,6 +153,9 @@ class InMemoryRepository:
         rows = _sorted_by(list(self._closed_trades.values()), tables.CLOSED_TRADE_CLOSED_AT)
         return [codec.decode_closed_trade(r) for r in rows]
 
+    async def latest_closed_trades(self, count: int) -> list[ClosedTrade]:
+        return (await self.closed_trades())[-count:] if count > 0 else []
+
     async def amend_closed_trade(
         self, trade: ClosedTrade, *, state: Sequence[StateWrite] = ()
     ) -> ClosedTrade | None:

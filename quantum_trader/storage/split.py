@@ -140,6 +140,9 @@ class SplitRepository:
     async def closed_trades(self) -> list[ClosedTrade]:
         return await self._ledger.closed_trades()
 
+    async def latest_closed_trades(self, count: int) -> list[ClosedTrade]:
+        return await self._ledger.latest_closed_trades(count)
+
     async def amend_closed_trade(
         self, trade: ClosedTrade, *, state: Sequence[StateWrite] = ()
     ) -> ClosedTrade | None:

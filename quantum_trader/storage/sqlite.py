@@ -179,6 +179,11 @@ class SqliteRepository:
         rows = await self._connection.fetch(sql.SELECT_CLOSED_TRADES)
         return [codec.decode_closed_trade(r) for r in rows]
 
+    async def latest_closed_trades(self, count: int) -> list[ClosedTrade]:
+        """The last `count` of `closed_trades()`, read through the closing time's index."""
+        rows = await self._connection.fetch(sql.SELECT_LATEST_CLOSED_TRADES, (max(count, 0),))
+        return [codec.decode_closed_trade(r) for r in reversed(rows)]
+
     async def amend_closed_trade(
         self, trade: ClosedTrade, *, state: Sequence[StateWrite] = ()
     ) -> ClosedTrade | None:

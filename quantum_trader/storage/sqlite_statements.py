@@ -96,6 +96,10 @@ SELECT_CLOSED_TRADE = _select("closed_trades", tables.CLOSED_TRADE_COLUMNS) + _C
 SELECT_CLOSED_TRADES = (
     _select("closed_trades", tables.CLOSED_TRADE_COLUMNS) + " ORDER BY closed_at, id"
 )
+SELECT_LATEST_CLOSED_TRADES = (
+    _select("closed_trades", tables.CLOSED_TRADE_COLUMNS)
+    + " ORDER BY closed_at DESC, id DESC LIMIT ?"
+)
 
 
 def closed_trade_amendment(row: Row) -> Row:

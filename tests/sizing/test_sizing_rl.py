@@ -101,9 +101,9 @@ async def test_a_trade_of_unknown_r_teaches_nothing_and_leaves_no_pending_entry(
 
 
 async def test_the_decisions_kept_are_bounded_the_oldest_dropped() -> None:
-    """An entry whose outcome was unknown and that settled unexecuted at a later tick is not
-    told to the desk: its decision is dropped once `RL_PENDING_MAX` newer ones are kept. A
-    record of an earlier version (an empty payload) goes first."""
+    """A decision no entry's end ever drops (its trade's booking cut off by a stop before it
+    was stored) goes once `RL_PENDING_MAX` newer ones are kept. A record of an earlier version
+    (an empty payload) goes first."""
     repository = InMemoryRepository()
     settings = SizingSettings(method="rl")
     desk = await SizingDesk.load(settings, CostModel(CostSettings()), repository, MonitorSettings())
