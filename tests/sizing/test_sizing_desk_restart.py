@@ -50,7 +50,7 @@ async def repository_of(kind: str, tmp_path: Path) -> AsyncIterator[Repository]:
 
 
 async def desk_on(repository: Repository, method: str = "math") -> SizingDesk:
-    settings = SizingSettings(method=method)  # type: ignore[arg-type]
+    settings = SizingSettings(method=method)
     return await SizingDesk.load(settings, CostModel(CostSettings()), repository, MonitorSettings())
 
 
