@@ -5,7 +5,8 @@ transport; recvWindow, Retry-After and time resync there) and is parsed by `bina
 into Decimal domain objects. This module holds the markets and the account: positions GET
 /fapi/v3/positionRisk with the leverage from GET /fapi/v1/symbolConfig (v3 rows carry none),
 listen keys /fapi/v1/listenKey; the orders, their lookups and fills are `OrderCalls`
-(binance_orders.py), which the adapter inherits.
+(binance_orders.py), and the account's modes, margin type and leverage `AccountSetup`
+(binance_account_setup.py), which the adapter inherits.
 
 Trigger price: conditional orders are sent with workingType=MARK_PRICE and priceProtect=FALSE.
 The keeper and the monitor reason in mark price (the stream they read is the mark price),
@@ -43,12 +44,12 @@ from quantum_trader.domain import (
 )
 from quantum_trader.errors import (
     MarketDataError,
-    OperatorActionRequired,
     OrderRejected,
     RateLimited,
     RetryLater,
 )
 from quantum_trader.execution import binance_wire as wire
+from quantum_trader.execution.binance_account_setup import AccountSetup
 from quantum_trader.execution.binance_brackets import BracketAnswer, parse_brackets
 from quantum_trader.execution.binance_client import BinanceRest, RequestObserver, build_rest_client
 from quantum_trader.execution.binance_errors import Operation, translate_error
@@ -69,13 +70,9 @@ DEFAULT_RETRY_DELAYS_S = (0.5, 2.0)
 KLINES_MAX_LIMIT = 1500
 FUNDING_MAX_LIMIT = 1000
 LISTEN_KEY_MISSING = frozenset({-1125})
-MARGIN_TYPE_ALREADY_SET = frozenset({-4046})
-# Binance refuses to change the leverage of a symbol that holds a position: -4161 (lower it in
-# isolated margin), -2028 (lower it: margin insufficient), -2027 (raise it past the bracket).
-LEVERAGE_HELD = frozenset({-4161, -2027, -2028})
 
 
-class CcxtExchange(OrderCalls):
+class CcxtExchange(OrderCalls, AccountSetup):
     """Binance USD-M futures (demo trading for mode=testnet, production for mode=live)."""
 
     def __init__(self, rest: BinanceRest, mode: ExchangeMode, retry_delays_s: Sequence[float]):
@@ -274,76 +271,6 @@ class CcxtExchange(OrderCalls):
             self._leverage.update(wire.parse_leverages(config))
         return wire.parse_positions(payload, self._symbol_by_id, self._leverage)
 
-    async def set_leverage(self, symbol: str, leverage: int) -> None:
-        await self._set_leverage(symbol, leverage, frozenset())
-
-    async def _set_leverage(self, symbol: str, leverage: int, refused: frozenset[int]) -> bool:
-        """POST leverage; False when Binance answered one of the `refused` codes."""
-        market_id = await self._market_id(symbol, Operation.ACCOUNT)
-        params = {"symbol": market_id, "leverage": leverage}
-        answer = await self._read(Operation.ACCOUNT, "fapiPrivatePostLeverage", params, refused)
-        if answer is None:
-            return False
-        self._leverage.update(wire.parse_leverages(answer))
-        return True
-
-    async def prepare_account(
-        self, symbols: Sequence[str], leverage: int, caps: Mapping[str, int] | None = None
-    ) -> None:
-        """Check one-way and single-asset modes, then set ISOLATED margin and `leverage`
-        (at most `caps[symbol]`, the exchange's ceiling for the symbol, when given).
-
-        Raises OperatorActionRequired, naming what to change, when the account is not usable.
-        """
-        dual = await self._read(Operation.ACCOUNT, "fapiPrivateGetPositionSideDual", {})
-        if _flag(dual, "dualSidePosition"):
-            raise OperatorActionRequired(
-                "the Binance futures account is in hedge mode; switch it to one-way position "
-                "mode (Preferences → Position Mode) before starting"
-            )
-        multi = await self._read(Operation.ACCOUNT, "fapiPrivateGetMultiAssetsMargin", {})
-        if _flag(multi, "multiAssetsMargin"):
-            raise OperatorActionRequired(
-                "the Binance futures account uses multi-assets margin; switch it to "
-                "single-asset mode before starting"
-            )
-        for symbol in symbols:
-            await self.prepare_symbol(symbol, min(leverage, (caps or {}).get(symbol, leverage)))
-        log.info("exchange_account_prepared", symbols=len(symbols), leverage=leverage)
-
-    async def prepare_symbol(self, symbol: str, leverage: int) -> None:
-        """Set ISOLATED margin and `leverage` on one symbol (a symbol joining the universe).
-
-        A symbol holding a position whose leverage Binance refuses to change (`LEVERAGE_HELD`,
-        e.g. a restart with a lower `sizing.default_leverage`) keeps the leverage it has,
-        read back and logged (`leverage_kept`): the daemon starts and manages the position;
-        the next entry on the symbol sets its own leverage."""
-        await self._set_isolated(symbol)
-        if await self._set_leverage(symbol, leverage, LEVERAGE_HELD):
-            return
-        market_id = self._id_by_symbol[symbol]
-        params = {"symbol": market_id}
-        config = await self._read(Operation.ACCOUNT, "fapiPrivateGetSymbolConfig", params)
-        self._leverage.update(wire.parse_leverages(config))
-        log.warning(
-            "leverage_kept",
-            symbol=symbol,
-            wanted=leverage,
-            kept=self._leverage.get(market_id),
-            detail="Binance refuses to change the leverage of a symbol holding a position",
-        )
-
-    async def _set_isolated(self, symbol: str) -> None:
-        market_id = await self._market_id(symbol, Operation.ACCOUNT)
-        params = {"symbol": market_id, "marginType": "ISOLATED"}
-        try:
-            await self._read(
-                Operation.ACCOUNT, "fapiPrivatePostMarginType", params, MARGIN_TYPE_ALREADY_SET
-            )
-        except OperatorActionRequired as error:
-            message = f"cannot set ISOLATED margin on {symbol}: {error}"
-            raise OperatorActionRequired(message) from error
-
     async def fetch_funding_paid(self, symbol: str, since: datetime) -> Decimal:
         """Funding paid on `symbol` since `since` (positive = paid): every settlement Binance
         lists (binance_income.py). Binance keeps three months of income history: for a
@@ -398,12 +325,3 @@ class CcxtExchange(OrderCalls):
 
     async def close(self) -> None:
         await self._rest.close()
-
-
-def _flag(payload: Any, name: str) -> bool:
-    value = wire.field(payload, name, name)
-    if isinstance(value, bool):
-        return value
-    if str(value).lower() in {"true", "false"}:
-        return str(value).lower() == "true"
-    raise MarketDataError(f"{name}: expected true or false, got {value!r}")

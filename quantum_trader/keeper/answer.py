@@ -32,6 +32,7 @@ from quantum_trader.keeper.booking import (
     opened_position,
     reduced,
 )
+from quantum_trader.keeper.exit_stops import refused_exit_trigger
 from quantum_trader.keeper.fees import remembered
 from quantum_trader.keeper.fill_check import check_fill, limit_exits, with_limit
 from quantum_trader.keeper.ids import Purpose
@@ -43,7 +44,6 @@ from quantum_trader.keeper.protect import (
     StopWhy,
     entry_target,
     exchange_trigger,
-    refused_exit_trigger,
 )
 from quantum_trader.record import replace
 

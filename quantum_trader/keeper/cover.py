@@ -19,12 +19,12 @@ from datetime import datetime
 from decimal import Decimal
 
 from quantum_trader.domain import Order, OrderSide, Position, Side
+from quantum_trader.keeper.exit_stops import refused_exit_trigger
 from quantum_trader.keeper.plan import Context
 from quantum_trader.keeper.protect import (
     OrderAction,
     PlaceStop,
     is_stuck,
-    refused_exit_trigger,
     stop_while_unsettled,
 )
 from quantum_trader.record import replace

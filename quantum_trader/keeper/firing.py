@@ -54,9 +54,10 @@ def firing_reason(order: Order) -> str:
 def left_reason(order: Order) -> str:
     """Why no entry may go to `order`'s symbol while it is open there with no position held:
     a closed position's stop or take-profit whose release has not gone through (its cancel
-    failed, or was not sent after one before it on the symbol failed: keeper/carry.py). A new
-    position there would keep it — orphans are released only where none is held — and it
-    would reduce that position at a price no plan of ours set (the campaign with a person
-    trading by hand, seed 30764: two take-profits of ours at once, four minutes)."""
+    failed, or was not sent after one before it on the symbol failed:
+    keeper/carry_actions.py). A new position there would keep it — orphans are released only
+    where none is held — and it would reduce that position at a price no plan of ours set (the
+    campaign with a person trading by hand, seed 30764: two take-profits of ours at once, four
+    minutes)."""
     kind = "stop" if order.kind is OrderKind.STOP_MARKET else "take-profit"
     return f"{kind} {order.client_order_id} of a closed position not cancelled yet"

@@ -24,6 +24,7 @@ from quantum_trader.keeper.booking import opened_position
 from quantum_trader.keeper.checks import ProtectionChecks
 from quantum_trader.keeper.cover import clear_of_mark, stop_while_unechoed
 from quantum_trader.keeper.draft import Draft
+from quantum_trader.keeper.exit_stops import guarded_exits
 from quantum_trader.keeper.fill_check import limit_exits
 from quantum_trader.keeper.ids import Purpose, is_ours
 from quantum_trader.keeper.manage import manage
@@ -35,7 +36,6 @@ from quantum_trader.keeper.protect import (
     StopWhy,
     as_of,
     entry_target,
-    guarded_exits,
     on_tick_grid,
     plan_release,
     protection_actions,
@@ -82,7 +82,7 @@ class Protecting:
             if check.needs is StopWhy.STUCK:
                 detail = "its stop met the trigger but is still open: another goes beside it"
                 self.notes.append(Note("stop_stuck_triggering", symbol, detail, True))
-            if actions:  # exits now, covered (protect.py); the stop is resized once booked
+            if actions:  # exits now, covered (exit_stops.py); the stop is resized once booked
                 gap = self.context.keeper.refused_exit_stop_gap_pct
                 planned = guarded_exits(position, check, actions, mark, tick_size, gap)
             else:

@@ -1,8 +1,8 @@
 """The position keeper: the one owner of orders and positions (the async shell).
 
 Only the keeper writes order and position state. It holds the lock, the client-order-id
-scheme and the books; the executor asks it to `enter`, the governor to `close_all`, and
-everyone else reads `view()`, an immutable picture of the books.
+scheme and the books; the executor asks it to `enter` (keeper/entry.py), the governor to
+`close_all`, and everyone else reads `view()`, an immutable picture of the books.
 
 `tick` is start-up reconciliation, crash recovery and the 5 s monitor step at once: read what
 the exchange holds (the streams' mirror when usable, checked against REST: keeper/reads.py),
@@ -26,16 +26,15 @@ from quantum_trader.domain import (
     Order,
     OrderRequest,
     Position,
-    ReasonCode,
     Regime,
-    SizedOrder,
     StreamHealth,
 )
 from quantum_trader.errors import OrderRejected, QuantumTraderError, RetryLater
 from quantum_trader.keeper.alerts import AlertListener
-from quantum_trader.keeper.book import Book, EntryPlan, is_unsettled
+from quantum_trader.keeper.book import Book
 from quantum_trader.keeper.carry import Carrier
 from quantum_trader.keeper.checks import ProtectionChecks
+from quantum_trader.keeper.entry import Entering
 from quantum_trader.keeper.external import (
     closed_positions,
     held_as_booked,
@@ -46,22 +45,21 @@ from quantum_trader.keeper.external import (
 from quantum_trader.keeper.external_saved import ExternalBooked
 from quantum_trader.keeper.fees import fee_reads
 from quantum_trader.keeper.forced import read_force_orders
-from quantum_trader.keeper.ids import ClientOrderIds, Purpose, is_ours, purpose_of
+from quantum_trader.keeper.ids import ClientOrderIds, Purpose, is_ours
 from quantum_trader.keeper.plan import (
     Context,
     Observation,
-    Plan,
     lookups_needed,
     orders_to_read_fills,
     plan,
 )
-from quantum_trader.keeper.protect import CancelOrder, stop_trigger
+from quantum_trader.keeper.protect import CancelOrder
 from quantum_trader.keeper.reads import ExchangeReads, Reads, symbols_of_ours
 from quantum_trader.keeper.recheck import rest_recheck
 from quantum_trader.keeper.restore import restored
 from quantum_trader.keeper.settings import KeeperSettings
 from quantum_trader.keeper.steady import plans_nothing, steady
-from quantum_trader.keeper.views import EntryListener, EntryResult, KeeperView
+from quantum_trader.keeper.views import EntryListener, KeeperView
 from quantum_trader.log import bound_context, get_logger
 from quantum_trader.monitor.settings import MonitorSettings
 from quantum_trader.portfolio.ledger import Ledger
@@ -71,7 +69,7 @@ log = get_logger("keeper")
 ConditionsFn = Callable[[], tuple[bool, Mapping[str, Regime]]]
 
 
-class PositionKeeper:
+class PositionKeeper(Entering):
     def __init__(
         self,
         exchange: Exchange,
@@ -305,95 +303,7 @@ class PositionKeeper:
             self._absorbed = regimes
         return Context(self._rules, self._settings, self._monitor, defensive, choppy)
 
-    # -- what the executor and the governor ask for ----------------------------------------------
-
-    async def enter(
-        self, sized: SizedOrder, now: datetime, *, risk_cap_usdt: Decimal | None = None
-    ) -> EntryResult:
-        """Enter at market and protect the fill at once (stop, then take-profit).
-
-        The fill is checked against the plan (keeper/fill_check.py): one at or past its target
-        or stop is exited at once; one risking more than approved is said, and its excess over
-        `risk_cap_usdt` (the risk guard's per-trade cap now; None: none) sold.
-
-        An unknown outcome triggers a REST reconciliation at once: a fill is then adopted with
-        the sizer's stop, and the symbol stays blocked until the order is settled. Raises
-        OrderRejected when the exchange (or the governor's state) refuses the entry, or when
-        the symbol already holds a position or an unsettled order.
-
-        `entry_listeners` are told the entry's client order id before it is sent, and again
-        when it opened nothing (refused, not sent, answered with nothing executed).
-        """
-        async with self._lock:
-            symbol = sized.symbol
-            book = self._carrier.book
-            if symbol in book.positions:
-                raise OrderRejected(ReasonCode.POSITION_ALREADY_OPEN, symbol)
-            unsettled = book.blocked().get(symbol)
-            if unsettled is not None:
-                raise OrderRejected(ReasonCode.ORDER_UNSETTLED, unsettled)
-            await self._exchange.set_leverage(symbol, sized.leverage)
-            client_order_id = self._ids.next(Purpose.ENTRY, symbol, now)
-            for listener in self.entry_listeners:  # before: the trade may close within `send`
-                await listener.on_entry_sending(sized, client_order_id, now)
-            try:
-                answer = await self._carrier.send(
-                    Purpose.ENTRY,
-                    symbol,
-                    sized.side.entry_order_side,
-                    sized.quantity,
-                    now,
-                    self._context(advance=False),
-                    plan=EntryPlan.of(sized, risk_cap_usdt),
-                    client_order_id=client_order_id,
-                )
-            except (OrderRejected, RetryLater):
-                await self._entry_void(client_order_id)
-                raise
-            if answer is None or is_unsettled(answer):
-                await self._protect_blind(sized, now)
-                await self._reconcile_now(now)
-                position = self._carrier.book.positions.get(symbol)
-                return EntryResult(position, "outcome unknown", unknown=True)
-            if answer.filled_quantity <= 0:
-                await self._entry_void(client_order_id)
-            position = self._carrier.book.positions.get(symbol)
-            detail = str(answer.status)
-            if position is None and answer.filled_quantity > 0:  # keeper/fill_check.py
-                detail += " and closed at once: see this symbol's keeper warning or error"
-            return EntryResult(position, detail)
-
-    async def _entry_void(self, client_order_id: str) -> None:
-        for listener in self.entry_listeners:
-            await listener.on_entry_void(client_order_id)
-
-    async def _entries_void(self, result: Plan) -> None:
-        """Entries of ours a tick settled with nothing executed (their outcome unknown to
-        `enter`: lost on the way, never accepted, expired): told as `enter` tells of those it
-        knows at once."""
-        for order, _ in result.records:
-            ended_empty = order.status.is_final and order.filled_quantity <= 0
-            if ended_empty and purpose_of(order.client_order_id) is Purpose.ENTRY:
-                await self._entry_void(order.client_order_id)
-
-    async def _protect_blind(self, sized: SizedOrder, now: datetime) -> None:
-        """After an entry whose outcome is unknown, place its reduce-only stop at once: if the
-        entry filled, it is protected even while the exchange cannot be read; if not, the stop
-        can close nothing and is cancelled once the entry is settled."""
-        rules = self._rules.get(sized.symbol)
-        tick = rules.tick_size if rules else None
-        try:
-            await self._carrier.send(
-                Purpose.STOP,
-                sized.symbol,
-                sized.side.exit_order_side,
-                sized.quantity,
-                now,
-                self._context(advance=False),
-                trigger=stop_trigger(sized.side, sized.stop_price, tick),
-            )
-        except (OrderRejected, RetryLater) as error:
-            log.warning("blind_stop_failed", symbol=sized.symbol, error=str(error))
+    # -- what the governor asks for (the executor's `enter`: keeper/entry.py) ----------------------
 
     async def _reconcile_now(self, now: datetime) -> None:
         try:

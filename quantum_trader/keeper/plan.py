@@ -3,7 +3,7 @@
 Pure and synchronous: `plan(book, observation, now, context)` returns the new book and what
 to do; the keeper (keeper.py) carries it out. It runs at start, on every monitor tick and at
 once after an order whose outcome is unknown, so start-up reconciliation, crash recovery and
-the 5 s tick are one code path. Per tick (planner.py, settle.py):
+the 5 s tick are one code path. Per tick (planner.py, settle.py, reduce_settle.py):
 
 1. orders: an order of ours settles once the exchange reports how it ended and, if it filled,
    once the exchange position shows it (or `unknown_order_final_s` has passed); one the

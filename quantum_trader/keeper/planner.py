@@ -1,14 +1,19 @@
-"""One tick of planning (keeper/plan.py says what it does and why). Pure: no I/O, no clock."""
+"""One tick of planning (keeper/plan.py says what it does and why). Pure: no I/O, no clock.
+
+`Planner` holds the tick's state and runs its steps, each group in a module of its own that it
+inherits: our orders settled (settle.py), what left a position booked (reduce_settle.py; a
+reduction no order of ours explains: external_settle.py, round_trip_settle.py), positions
+managed and protected (guard.py). Here: the tick's order, each symbol reconciled, our orders'
+outcomes, and what a position grew by.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
 from quantum_trader.domain import (
     ExchangePosition,
-    ExitReason,
     Fill,
     Order,
     OrderKind,
@@ -18,17 +23,13 @@ from quantum_trader.domain import (
 )
 from quantum_trader.keeper.book import Book, Intent, TradeFees
 from quantum_trader.keeper.booking import (
-    Execution,
     TradeDraft,
     execution_of,
-    exit_reason,
     grown,
     holds_more,
     holds_same,
-    reduced,
 )
 from quantum_trader.keeper.checks import ProtectionChecks
-from quantum_trader.keeper.cover import stop_awaiting_orders
 from quantum_trader.keeper.draft import Draft
 from quantum_trader.keeper.fees import remembered, settle_fees
 from quantum_trader.keeper.fill_check import check_fill
@@ -45,26 +46,14 @@ from quantum_trader.keeper.plan import (
 from quantum_trader.keeper.protect import (
     OrderAction,
 )
-from quantum_trader.keeper.round_trip_settle import RoundTripSettling
+from quantum_trader.keeper.reduce_settle import Outcome, ReductionSettling
 from quantum_trader.keeper.settle import OrderSettling
 from quantum_trader.record import replace
 
 ZERO = Decimal(0)
 
 
-@dataclass(slots=True)
-class _Outcome:
-    """A settled order of ours with what it did; `intent` is None for a working stop/target;
-    `unread`: its fills could not be read, it is booked from its state (keeper/fees.py)."""
-
-    execution: Execution
-    purpose: Purpose
-    intent: Intent | None
-    fills: tuple[Fill, ...]
-    unread: bool = False
-
-
-class Planner(OrderSettling, RoundTripSettling, Protecting):
+class Planner(OrderSettling, ReductionSettling, Protecting):
     def __init__(
         self,
         book: Book,
@@ -186,7 +175,7 @@ class Planner(OrderSettling, RoundTripSettling, Protecting):
         if held is not None and holds_same(position, held):
             self.consistent.add(symbol)
 
-    def _filled_outcomes(self, symbol: str) -> list[_Outcome]:
+    def _filled_outcomes(self, symbol: str) -> list[Outcome]:
         """Our orders on `symbol` that ended with something filled, fills read, oldest first."""
         if not (self.observation.fills or self.observation.fills_unread):
             return []  # an outcome needs a read of its fills (`_outcome`): the usual quiet tick
@@ -199,18 +188,18 @@ class Planner(OrderSettling, RoundTripSettling, Protecting):
         found = [o for o in outcomes if o is not None]
         return sorted(found, key=lambda o: o.execution.order.updated_at or self.now)
 
-    def _outcome(self, order_id: str, purpose: Purpose, intent: Intent | None) -> _Outcome | None:
+    def _outcome(self, order_id: str, purpose: Purpose, intent: Intent | None) -> Outcome | None:
         state = self.state(order_id)
         if state is None or not state.status.is_final or not may_have_filled(state):
             return None
         if order_id in self.observation.fills_unread:  # booked now, its fee read later
-            return _Outcome(execution_of(state, ()), purpose, intent, (), unread=True)
+            return Outcome(execution_of(state, ()), purpose, intent, (), unread=True)
         if order_id not in self.observation.fills:
             return None  # its fills were not read: settle it on a later tick
         fills = tuple(self.observation.fills[order_id])
-        return _Outcome(execution_of(state, fills), purpose, intent, fills)
+        return Outcome(execution_of(state, fills), purpose, intent, fills)
 
-    def _consume(self, outcome: _Outcome, *, booked: bool = False) -> None:
+    def _consume(self, outcome: Outcome, *, booked: bool = False) -> None:
         """Settle an outcome the books now reflect; `booked`: its fee is in a position's."""
         order = outcome.execution.order
         self.record(order, outcome.fills)
@@ -225,151 +214,12 @@ class Planner(OrderSettling, RoundTripSettling, Protecting):
         if outcome.purpose is Purpose.TARGET and outcome.execution.quantity > 0:
             self.took_profit(order)
 
-    def _reduce(
-        self, position: Position, held: ExchangePosition | None, exits: list[_Outcome]
-    ) -> Position | None:
-        """Book what the exchange took off the position; None once it is closed."""
-        target = held.quantity if held is not None and held.side is position.side else ZERO
-        closer: _Outcome | None = None  # an exit of ours that ran out of position
-        for outcome in exits:
-            cid = outcome.execution.order.client_order_id
-            # Not shown by the positions: filled after they were read, or the position
-            # reopened since. One that ran out of position left none on its side: so too
-            # when the positions show it held (a reduction by hand came before it).
-            shown = position.quantity > target and not (_ran_out(outcome) and target > 0)
-            if not shown and cid not in self.reflected:
-                self.unreflected.append(cid)
-                continue
-            self._consume(outcome, booked=True)
-            position = self.book.positions.get(position.symbol, position)
-            room = ZERO if cid in self.reflected else target  # a reflected fill is booked whole
-            booked = self._book_exit(position, outcome, position.quantity - room)
-            self._took(position.symbol, frozenset(f.trade_id for f in outcome.fills))
-            if booked is None:
-                return None
-            position = booked
-            self.book.put(position)
-            if _ran_out(outcome):
-                closer = outcome
-        if position.quantity <= target:
-            return position
-        flipped = held is not None and held.side is not position.side
-        symbol = position.symbol
-        if self.book.intents_for(symbol) or self.working_unsettled(symbol):
-            self._await_orders(position, target, held if flipped else None)
-            return position
-        opened = held.quantity if held is not None and flipped else ZERO  # a flip's new side
-        return self._external_exit(position, held, target, opened, closer)
-
-    def _await_orders(
-        self, position: Position, target: Decimal, flipped: ExchangePosition | None
-    ) -> None:
-        """The exchange shows less than the ledger and an unsettled order of ours may explain
-        it: cover what it holds meanwhile. Only REST may say a position is gone: while just the
-        stream shows the reduction (it may have missed an event), cover what we booked.
-        `flipped`: what the exchange holds on the other side, covered too, as it would be
-        adopted (`_adoptable`), the stop then adopted with it (was: nothing covered it until
-        our order settled, up to `unknown_order_final_s`)."""
-        holds = f"{target}" if flipped is None else f"{flipped.side} {flipped.quantity}"
-        ledger = f"{position.side} {position.quantity}" if flipped else f"{position.quantity}"
-        detail = f"exchange holds {holds}, ledger {ledger}: an order of ours is unsettled"
-        self.notes.append(Note("reduction_awaits_orders", position.symbol, detail))
-        held = target if self.snapshot.source is SnapshotSource.REST else position.quantity
-        mark = self.observation.marks.get(position.symbol)
-        self.actions += stop_awaiting_orders(
-            position, held, self.listed, mark, self.now, self.context
-        )
-        if flipped is not None:
-            entry = self.latest_entry(flipped.symbol, [])
-            other = self._adoptable(flipped, entry, *self._ours_on_exchange(flipped))
-            self.actions += stop_awaiting_orders(
-                other, flipped.quantity, self.listed, mark, self.now, self.context
-            )
-
-    def _book_exit(
-        self, position: Position, outcome: _Outcome, at_most: Decimal
-    ) -> Position | None:
-        execution = outcome.execution
-        price, reason = self._exit_terms(position, outcome)
-        quantity = min(execution.quantity, at_most)
-        booked = reduced(position, quantity, price, execution.fee_usdt, reason, self.now)
-        if isinstance(booked, TradeDraft):
-            self._closed(booked)
-            return None
-        return booked
-
-    def _exit_terms(self, position: Position, outcome: _Outcome) -> tuple[Decimal, ExitReason]:
-        """The price and reason an exit of ours is booked at."""
-        execution = outcome.execution
-        price = execution.price or self.observation.marks.get(position.symbol)
-        reason = exit_reason(position, execution.order, outcome.intent, self.context.monitor)
-        return price or position.stop_price, reason
-
-    def _external_exit(
-        self,
-        position: Position,
-        held: ExchangePosition | None,
-        target: Decimal,
-        opened: Decimal,
-        closer: _Outcome | None = None,
-    ) -> Position | None:
-        """Book what left the position with no order of ours: at the account's own trades
-        when they show it, else at the mark (keeper/external.py); `opened`: what the exchange
-        now holds on the other side (a flip). `closer`: an exit of ours booked this tick that
-        ran out of position (`_ran_out`): it came after this reduction, so a trade it closes
-        is booked at its price and reason, not the person's (was: MANUAL, found by the
-        campaign with a person trading by hand, 2026-12-03). A close whose trades could not
-        be read awaits them even when the mark reads (`_awaits_trades`), unless an exit of
-        ours closed its rest: the trade takes our exit's price. Trades that do not add up
-        are replayed before the mark is taken (keeper/round_trip_settle.py)."""
-        quantity = position.quantity - target
-        found, why = self._account_execution(position, quantity, opened)
-        if found is None and closer is None:
-            replayed, after = self._replayed_exit(position, held)
-            if replayed:
-                return after
-        reason = ExitReason.MANUAL
-        if found is not None:
-            price, fee, how, reason = self._terms_found(position.symbol, found)
-            self.opened_fees[position.symbol] = found.opened_fee_usdt
-        else:
-            mark = self.observation.marks.get(position.symbol)
-            ours = closer.execution.price if closer is not None else None
-            waits = closer is None and self._awaits_trades(position, target)
-            if (mark is None and ours is None) or waits:
-                return self._await_price(position, target, opened, why, mark)
-            price, fee = mark or ours or ZERO, ZERO
-            how = f"the mark {price}{why}"
-            if mark is None and closer is not None:
-                cid = closer.execution.order.client_order_id
-                how = f"the price of our {cid} {price} (no mark read{why})"
-        detail = (
-            f"{position.side} {quantity} gone from the exchange with no order of ours to "
-            f"explain it; booked at {how}"
-        )
-        if closer is not None:
-            cid = closer.execution.order.client_order_id
-            detail += f"; before our {cid}, which closed the rest: the trade's exit"
-        self.notes.append(Note("position_closed_externally", position.symbol, detail, True))
-        booked = reduced(position, quantity, price, fee, reason, self.now)
-        if isinstance(booked, TradeDraft):
-            if closer is not None:
-                price, reason = self._exit_terms(position, closer)
-                booked = replace(booked, exit_price=price, reason=reason)
-            self._closed(booked)
-            return None
-        return booked
-
-    def _closed(self, draft: TradeDraft) -> None:
-        self.trades.append(draft)
-        self.book.drop_position(draft.position.symbol)
-
     def _grow(
         self,
         symbol: str,
         position: Position | None,
         held: ExchangePosition,
-        entries: list[_Outcome],
+        entries: list[Outcome],
     ) -> Position:
         if position is not None:
             detail = f"{position.quantity} → {held.quantity}"
@@ -393,7 +243,7 @@ class Planner(OrderSettling, RoundTripSettling, Protecting):
             self.notes += checked
         return adopted
 
-    def _settle_entries(self, position: Position, entries: list[_Outcome]) -> Position:
+    def _settle_entries(self, position: Position, entries: list[Outcome]) -> Position:
         """Entries the position reflects: record them and add their fees; each is `entered`
         (its take-profit placed after its stop: guard.py)."""
         for outcome in entries:
@@ -426,11 +276,3 @@ class Planner(OrderSettling, RoundTripSettling, Protecting):
             self._consume(outcome)
             detail = f"{intent.purpose.name} {intent.client_order_id} filled but not reflected"
             self.notes.append(Note("order_settled_unreflected", intent.symbol, detail, True))
-
-
-def _ran_out(outcome: _Outcome) -> bool:
-    """A stop or take-profit of ours that executed less than its quantity: reduce-only, it
-    ran out of position (Binance ends its market order EXPIRED with what it executed), so it
-    took the last of it — any reduction not ours it was booked beside came before it."""
-    order = outcome.execution.order
-    return outcome.intent is None and 0 < outcome.execution.quantity < order.quantity

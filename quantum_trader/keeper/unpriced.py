@@ -26,7 +26,7 @@ write, so a stop between ticks leaves it waiting, booked once. A saved entry tha
 read back is said once and dropped (the close is then never booked: the line says so).
 A part reduction seen so does not wait here: with no mark, the position stays booked as it
 was (its stop still covers what is held) and the next tick books the reduction; with a mark,
-it is booked at the mark at once, the position being held and managed (planner.py
+it is booked at the mark at once, the position being held and managed (reduce_settle.py
 `_external_exit`, external_settle.py `_awaits_trades`).
 """
 

@@ -147,7 +147,7 @@ def allowed_ticks(
     for each request of the daemon's that changes an order on the symbol a fault answered
     (`ORDER_CHANGES`; seed 30745: two stops answered 503, the third tick's placed): that
     tick's stop, or its actions on the symbol after the failed one, could not go out
-    (keeper/carry.py), and the next tick tries again."""
+    (keeper/carry_actions.py), and the next tick tries again."""
     full_ms = round(result.rest_check_interval_s * 1000)
     checks_ms = {"positions": round(result.rest_position_check_s * 1000), "orders": full_ms}
     allowed = STOP_WITHIN_TICKS

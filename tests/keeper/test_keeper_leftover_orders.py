@@ -4,12 +4,12 @@ symbol until they are released (`Book.blocked`).
 
 Found by the campaign with a person trading by hand, seed 30764 (2026-12-04): a short closed
 by hand; the tick that saw it sent the cancel of its stop, whose answer was lost (processed,
-the client timed out: the symbol's actions end, keeper/carry.py), so its take-profit's cancel
-never went out. An entry of ours on the symbol followed before the next release, and from then
-a position was held there: `release_orphans` cancels only on symbols with no position, so the
-old position's take-profit stayed four minutes beside the new one's — two take-profits of ours
-on one symbol, the old one ready to reduce a later position on its side at a price no plan of
-ours set."""
+the client timed out: the symbol's actions end, keeper/carry_actions.py), so its
+take-profit's cancel never went out. An entry of ours on the symbol followed before the next
+release, and from then a position was held there: `release_orphans` cancels only on symbols
+with no position, so the old position's take-profit stayed four minutes beside the new one's —
+two take-profits of ours on one symbol, the old one ready to reduce a later position on its
+side at a price no plan of ours set."""
 
 from __future__ import annotations
 

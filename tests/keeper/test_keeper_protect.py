@@ -11,6 +11,11 @@ import pytest
 from position_builders import NOW, SETTINGS, position, protected, stop_order
 
 from quantum_trader.domain import ExitReason, MarketRules, OrderKind, OrderSide, Side
+from quantum_trader.keeper.exit_stops import (
+    guarded_exits,
+    refused_exit_trigger,
+    stop_before_partial_exit,
+)
 from quantum_trader.keeper.ids import (
     VALID_ID,
     ClientOrderIds,
@@ -26,11 +31,8 @@ from quantum_trader.keeper.protect import (
     StopWhy,
     check_protection,
     exchange_trigger,
-    guarded_exits,
     plan_protection,
     plan_release,
-    refused_exit_trigger,
-    stop_before_partial_exit,
     stop_while_unsettled,
 )
 

@@ -1,0 +1,182 @@
+"""Carrying out a plan's order actions (keeper/protect.py): stops and take-profits placed, exits
+sent, our orders cancelled, and what follows when the exchange refuses one — a stop refused
+closes the position at market, an exit refused while no stop of ours covers it places one, a
+take-profit refused is tried again later. A part of `Carrier` (keeper/carry.py), which sends
+the orders and books their answers; apart from it because these are the decisions about each
+action and its refusal, carry.py the persisting of a plan and the sending of one order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from decimal import Decimal
+
+from quantum_trader.domain import ExitReason, Order, OrderSide, OrderStatus
+from quantum_trader.errors import MarketDataError, OrderRejected, OrderStateUnknown, RetryLater
+from quantum_trader.keeper.alerts import AlertListener, ProtectionAlert, tell
+from quantum_trader.keeper.book import Book
+from quantum_trader.keeper.ids import Purpose
+from quantum_trader.keeper.plan import Context
+from quantum_trader.keeper.protect import (
+    CancelOrder,
+    OrderAction,
+    PlaceStop,
+    PlaceTarget,
+    SendExit,
+    StopWhy,
+)
+from quantum_trader.log import bound_context, get_logger
+from quantum_trader.ports import Exchange, Repository
+from quantum_trader.record import replace
+
+log = get_logger("keeper")
+
+
+class ActionCarrying:
+    """The order actions of `Carrier`, which sets these attributes and gives `send` and
+    `send_exit` (an order sent and its answer booked)."""
+
+    _exchange: Exchange
+    _repository: Repository
+    book: Book
+    alert_listeners: list[AlertListener]
+
+    send_exit: Callable[
+        [str, OrderSide, Decimal, datetime, Context, ExitReason], Awaitable[Order | None]
+    ]
+    send: Callable[..., Awaitable[Order | None]]  # with keywords: trigger, reason, plan, id
+
+    async def act(self, actions: Sequence[OrderAction], now: datetime, context: Context) -> None:
+        """Carry out the actions in order. When a symbol's new stop fails, nothing after it
+        for that symbol happens (its old stop is not cancelled)."""
+        failed: set[str] = set()
+        for action in actions:
+            if action.symbol in failed:
+                continue
+            with bound_context(symbol=action.symbol):
+                try:
+                    if not await self._one(action, now, context):
+                        failed.add(action.symbol)
+                except (MarketDataError, RetryLater) as error:  # unreadable: tried next tick
+                    kind = type(action).__name__
+                    log.warning("order_action_failed", action=kind, error=str(error))
+                    failed.add(action.symbol)
+
+    async def _one(self, action: OrderAction, now: datetime, context: Context) -> bool:
+        if isinstance(action, CancelOrder):
+            await self._cancel(action, now)
+            return True
+        if isinstance(action, SendExit):
+            await self._exit(action, now, context)
+            return True
+        if isinstance(action, PlaceTarget):
+            await self._place_target(action, now, context)
+            return True
+        return await self._place_stop(action, now, context)
+
+    async def _place_target(self, action: PlaceTarget, now: datetime, context: Context) -> None:
+        """Place a take-profit. Refused, or kept from going out by a rate limit: the stop
+        protects and the stop maths exits at the target; tried again
+        `monitor.take_profit_retry_s` later (keeper/target.py), said once until one is placed."""
+        refused = self.book.targets_refused
+        try:
+            answer = await self.send(
+                Purpose.TARGET, action.symbol, action.side, action.quantity, now, context,
+                trigger=action.trigger,
+            )  # fmt: skip
+        except (OrderRejected, RetryLater) as error:
+            retry = f"tried again every {context.monitor.take_profit_retry_s:g} s"
+            emit = log.info if action.symbol in refused else log.warning
+            emit("take_profit_order_failed", error=str(error), detail=retry)
+            since = {**self.book.targets_refused, action.symbol: now}
+            self.book = replace(self.book, targets_refused=since)
+            return
+        if answer is not None and action.symbol in self.book.targets_refused:
+            log.info("take_profit_placed_after_refusal", trigger=str(action.trigger))
+            left = {s: t for s, t in self.book.targets_refused.items() if s != action.symbol}
+            self.book = replace(self.book, targets_refused=left)
+
+    async def _exit(self, action: SendExit, now: datetime, context: Context) -> None:
+        """Send an exit; when the exchange refuses it, the stop maths retries it every tick,
+        and a position no stop of ours covers gets one now (`action.if_refused`)."""
+        try:
+            await self.send_exit(
+                action.symbol, action.side, action.quantity, now, context, action.reason
+            )
+            return
+        except OrderRejected as error:
+            refusal = str(error)
+        stop = next((a for a in action.if_refused if isinstance(a, PlaceStop)), None)
+        if stop is None:  # a stop of ours covers the position: it protects meanwhile
+            log.error("exit_rejected", reason=action.reason, error=refusal)
+            return
+        detail = (
+            f"no stop of ours covers {action.quantity}: placing a reduce-only stop at "
+            f"{stop.trigger} now; the exit is retried every tick. Check why the exchange "
+            "refuses it (symbol status, price filters, reduce-only) and close by hand if "
+            "it persists"
+        )
+        log.error("exit_rejected_unprotected", reason=action.reason, error=refusal, detail=detail)
+        self._alert(now, action.symbol, "exit_rejected_unprotected", f"{refusal}; {detail}")
+        await self.act(action.if_refused, now, context)
+
+    async def _place_stop(self, action: PlaceStop, now: datetime, context: Context) -> bool:
+        try:
+            answer = await self.send(
+                Purpose.STOP, action.symbol, action.side, action.quantity, now, context,
+                trigger=action.trigger,
+            )  # fmt: skip
+        except OrderRejected as error:
+            log.error("protective_stop_failed", why=action.why, detail=str(error))
+            closing = action.why is not StopWhy.EXIT_REFUSED  # else an exit was refused just now
+            then = "closing the position at market" if closing else "retried next tick"
+            detail = f"stop ({action.why}) at {action.trigger} refused: {error}; {then}"
+            self._alert(now, action.symbol, "protective_stop_failed", detail)
+            if closing:
+                await self._exit_unprotected(action, now, context)
+            return False
+        if answer is None:
+            return False  # unknown: the next tick finds it working, or places another
+        log.info("protective_stop_placed", why=action.why, trigger=str(action.trigger))
+        return True
+
+    def _alert(self, now: datetime, symbol: str, event: str, detail: str) -> None:
+        tell(self.alert_listeners, ProtectionAlert(now, symbol, event, detail))
+
+    async def _exit_unprotected(self, action: PlaceStop, now: datetime, context: Context) -> None:
+        """No position stays open without a stop: close it at market (unless an exit of ours
+        is in flight); the next tick places a stop or exits again if that is refused."""
+        position = self.book.positions.get(action.symbol)
+        exiting = any(i.purpose is Purpose.EXIT for i in self.book.intents_for(action.symbol))
+        if position is None or exiting:
+            return
+        try:
+            await self.send_exit(
+                action.symbol, action.side, position.quantity, now, context,
+                ExitReason.PROTECTION_FAILED,
+            )  # fmt: skip
+        except OrderRejected as error:
+            log.error("exit_rejected", reason=ExitReason.PROTECTION_FAILED, error=str(error))
+
+    async def _cancel(self, action: CancelOrder, now: datetime) -> None:
+        """Cancel one of ours; one that is already gone is looked up by the next tick."""
+        try:
+            await self._exchange.cancel_conditional_order(action.symbol, action.client_order_id)
+        except OrderRejected as error:  # already filled, expired or cancelled
+            log.info("cancel_not_needed", client_order_id=action.client_order_id, detail=str(error))
+            return
+        except OrderStateUnknown as error:  # not confirmed: the next tick looks it up
+            log.warning(
+                "cancel_unconfirmed", client_order_id=action.client_order_id, error=str(error)
+            )
+            return
+        order = self.book.working.get(action.client_order_id) or (
+            await self._repository.get_order(action.client_order_id)
+        )
+        if order is not None:
+            await self._repository.save_order(
+                replace(order, status=OrderStatus.CANCELED, updated_at=now)
+            )
+        working = {c: o for c, o in self.book.working.items() if c != action.client_order_id}
+        self.book = replace(self.book, working=working)

@@ -1,0 +1,213 @@
+"""The steps of a tick that book what left a position: our exits that ended with something
+filled, booked at their own price (a fill the exchange's positions do not show yet waits, up to
+a grace period), and a reduction no order of ours explains (`_external_exit`: the account's
+trades, keeper/external_settle.py; a replay, keeper/round_trip_settle.py; else the mark), or
+covered by a stop while an unsettled order of ours may explain it (`_await_orders`). Pure; a
+part of `Planner` (keeper/planner.py), which holds the state these steps read and write, and
+settles the orders whose `Outcome` they book.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from quantum_trader.domain import (
+    ZERO,
+    ExchangePosition,
+    ExchangeSnapshot,
+    ExitReason,
+    Fill,
+    Order,
+    Position,
+    SnapshotSource,
+)
+from quantum_trader.keeper.book import Intent
+from quantum_trader.keeper.booking import Execution, TradeDraft, exit_reason, reduced
+from quantum_trader.keeper.cover import stop_awaiting_orders
+from quantum_trader.keeper.ids import Purpose
+from quantum_trader.keeper.plan import Note
+from quantum_trader.keeper.protect import OrderAction
+from quantum_trader.keeper.round_trip_settle import RoundTripSettling
+from quantum_trader.record import replace
+
+
+@dataclass(slots=True)
+class Outcome:
+    """A settled order of ours with what it did; `intent` is None for a working stop/target;
+    `unread`: its fills could not be read, it is booked from its state (keeper/fees.py)."""
+
+    execution: Execution
+    purpose: Purpose
+    intent: Intent | None
+    fills: tuple[Fill, ...]
+    unread: bool = False
+
+
+class ReductionSettling(RoundTripSettling):
+    """The steps; the attributes are the planner's (set in `Planner.__init__`)."""
+
+    snapshot: ExchangeSnapshot
+    reflected: frozenset[str]  # Observation.reflected on a REST snapshot (a mirror may lag)
+    unreflected: list[str]  # Plan.unreflected
+    listed: dict[str, list[Order]]
+    actions: list[OrderAction]
+    opened_fees: dict[str, Decimal]
+    _adoptable: Callable[..., Position]  # Protecting's: held, entry, stop, target[, fees_usdt]
+
+    if TYPE_CHECKING:  # the planner's own and Protecting's (keeper/guard.py), beside this
+
+        def _consume(self, outcome: Outcome, *, booked: bool = False) -> None: ...
+
+        def latest_entry(self, symbol: str, settled: Sequence[Intent | None]) -> Intent | None: ...
+
+        def _ours_on_exchange(
+            self, held: ExchangePosition
+        ) -> tuple[Order | None, Order | None]: ...
+
+    def _reduce(
+        self, position: Position, held: ExchangePosition | None, exits: list[Outcome]
+    ) -> Position | None:
+        """Book what the exchange took off the position; None once it is closed."""
+        target = held.quantity if held is not None and held.side is position.side else ZERO
+        closer: Outcome | None = None  # an exit of ours that ran out of position
+        for outcome in exits:
+            cid = outcome.execution.order.client_order_id
+            # Not shown by the positions: filled after they were read, or the position
+            # reopened since. One that ran out of position left none on its side: so too
+            # when the positions show it held (a reduction by hand came before it).
+            shown = position.quantity > target and not (_ran_out(outcome) and target > 0)
+            if not shown and cid not in self.reflected:
+                self.unreflected.append(cid)
+                continue
+            self._consume(outcome, booked=True)
+            position = self.book.positions.get(position.symbol, position)
+            room = ZERO if cid in self.reflected else target  # a reflected fill is booked whole
+            booked = self._book_exit(position, outcome, position.quantity - room)
+            self._took(position.symbol, frozenset(f.trade_id for f in outcome.fills))
+            if booked is None:
+                return None
+            position = booked
+            self.book.put(position)
+            if _ran_out(outcome):
+                closer = outcome
+        if position.quantity <= target:
+            return position
+        flipped = held is not None and held.side is not position.side
+        symbol = position.symbol
+        if self.book.intents_for(symbol) or self.working_unsettled(symbol):
+            self._await_orders(position, target, held if flipped else None)
+            return position
+        opened = held.quantity if held is not None and flipped else ZERO  # a flip's new side
+        return self._external_exit(position, held, target, opened, closer)
+
+    def _await_orders(
+        self, position: Position, target: Decimal, flipped: ExchangePosition | None
+    ) -> None:
+        """The exchange shows less than the ledger and an unsettled order of ours may explain
+        it: cover what it holds meanwhile. Only REST may say a position is gone: while just the
+        stream shows the reduction (it may have missed an event), cover what we booked.
+        `flipped`: what the exchange holds on the other side, covered too, as it would be
+        adopted (`_adoptable`), the stop then adopted with it (was: nothing covered it until
+        our order settled, up to `unknown_order_final_s`)."""
+        holds = f"{target}" if flipped is None else f"{flipped.side} {flipped.quantity}"
+        ledger = f"{position.side} {position.quantity}" if flipped else f"{position.quantity}"
+        detail = f"exchange holds {holds}, ledger {ledger}: an order of ours is unsettled"
+        self.notes.append(Note("reduction_awaits_orders", position.symbol, detail))
+        held = target if self.snapshot.source is SnapshotSource.REST else position.quantity
+        mark = self.observation.marks.get(position.symbol)
+        self.actions += stop_awaiting_orders(
+            position, held, self.listed, mark, self.now, self.context
+        )
+        if flipped is not None:
+            entry = self.latest_entry(flipped.symbol, [])
+            other = self._adoptable(flipped, entry, *self._ours_on_exchange(flipped))
+            self.actions += stop_awaiting_orders(
+                other, flipped.quantity, self.listed, mark, self.now, self.context
+            )
+
+    def _book_exit(self, position: Position, outcome: Outcome, at_most: Decimal) -> Position | None:
+        execution = outcome.execution
+        price, reason = self._exit_terms(position, outcome)
+        quantity = min(execution.quantity, at_most)
+        booked = reduced(position, quantity, price, execution.fee_usdt, reason, self.now)
+        if isinstance(booked, TradeDraft):
+            self._closed(booked)
+            return None
+        return booked
+
+    def _exit_terms(self, position: Position, outcome: Outcome) -> tuple[Decimal, ExitReason]:
+        """The price and reason an exit of ours is booked at."""
+        execution = outcome.execution
+        price = execution.price or self.observation.marks.get(position.symbol)
+        reason = exit_reason(position, execution.order, outcome.intent, self.context.monitor)
+        return price or position.stop_price, reason
+
+    def _external_exit(
+        self,
+        position: Position,
+        held: ExchangePosition | None,
+        target: Decimal,
+        opened: Decimal,
+        closer: Outcome | None = None,
+    ) -> Position | None:
+        """Book what left the position with no order of ours: at the account's own trades
+        when they show it, else at the mark (keeper/external.py); `opened`: what the exchange
+        now holds on the other side (a flip). `closer`: an exit of ours booked this tick that
+        ran out of position (`_ran_out`): it came after this reduction, so a trade it closes
+        is booked at its price and reason, not the person's (was: MANUAL, found by the
+        campaign with a person trading by hand, 2026-12-03). A close whose trades could not
+        be read awaits them even when the mark reads (`_awaits_trades`), unless an exit of
+        ours closed its rest: the trade takes our exit's price. Trades that do not add up
+        are replayed before the mark is taken (keeper/round_trip_settle.py)."""
+        quantity = position.quantity - target
+        found, why = self._account_execution(position, quantity, opened)
+        if found is None and closer is None:
+            replayed, after = self._replayed_exit(position, held)
+            if replayed:
+                return after
+        reason = ExitReason.MANUAL
+        if found is not None:
+            price, fee, how, reason = self._terms_found(position.symbol, found)
+            self.opened_fees[position.symbol] = found.opened_fee_usdt
+        else:
+            mark = self.observation.marks.get(position.symbol)
+            ours = closer.execution.price if closer is not None else None
+            waits = closer is None and self._awaits_trades(position, target)
+            if (mark is None and ours is None) or waits:
+                return self._await_price(position, target, opened, why, mark)
+            price, fee = mark or ours or ZERO, ZERO
+            how = f"the mark {price}{why}"
+            if mark is None and closer is not None:
+                cid = closer.execution.order.client_order_id
+                how = f"the price of our {cid} {price} (no mark read{why})"
+        detail = (
+            f"{position.side} {quantity} gone from the exchange with no order of ours to "
+            f"explain it; booked at {how}"
+        )
+        if closer is not None:
+            cid = closer.execution.order.client_order_id
+            detail += f"; before our {cid}, which closed the rest: the trade's exit"
+        self.notes.append(Note("position_closed_externally", position.symbol, detail, True))
+        booked = reduced(position, quantity, price, fee, reason, self.now)
+        if isinstance(booked, TradeDraft):
+            if closer is not None:
+                price, reason = self._exit_terms(position, closer)
+                booked = replace(booked, exit_price=price, reason=reason)
+            self._closed(booked)
+            return None
+        return booked
+
+    def _closed(self, draft: TradeDraft) -> None:
+        self.trades.append(draft)
+        self.book.drop_position(draft.position.symbol)
+
+
+def _ran_out(outcome: Outcome) -> bool:
+    """A stop or take-profit of ours that executed less than its quantity: reduce-only, it
+    ran out of position (Binance ends its market order EXPIRED with what it executed), so it
+    took the last of it — any reduction not ours it was booked beside came before it."""
+    order = outcome.execution.order
+    return outcome.intent is None and 0 < outcome.execution.quantity < order.quantity
