@@ -9,11 +9,12 @@ because these calls change the account's settings. I/O.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from quantum_trader.errors import MarketDataError, OperatorActionRequired
 from quantum_trader.execution import binance_wire as wire
+from quantum_trader.execution.adapter_part import AdapterPart
 from quantum_trader.execution.binance_errors import Operation
 from quantum_trader.log import get_logger
 
@@ -24,14 +25,12 @@ MARGIN_TYPE_ALREADY_SET = frozenset({-4046})
 LEVERAGE_HELD = frozenset({-4161, -2027, -2028})
 
 
-class AccountSetup:
+class AccountSetup(AdapterPart):
     """The account-setup calls of `CcxtExchange`, which sets these attributes and gives
-    `_read` and `_market_id` (its markets and retried reads)."""
+    `_read` and `_market_id` (its markets and retried reads: adapter_part.py)."""
 
     _id_by_symbol: dict[str, str]
     _leverage: dict[str, int]
-    _read: Callable[..., Awaitable[Any]]  # (operation, endpoint, params, absent codes)
-    _market_id: Callable[[str, Operation], Awaitable[str]]
 
     async def set_leverage(self, symbol: str, leverage: int) -> None:
         await self._set_leverage(symbol, leverage, frozenset())

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from quantum_trader.clock import ms_from_utc
 from quantum_trader.domain import (
@@ -37,6 +37,7 @@ from quantum_trader.domain import (
 from quantum_trader.errors import MarketDataError, OrderRejected, OrderStateUnknown, RetryLater
 from quantum_trader.execution import binance_fills as trades
 from quantum_trader.execution import binance_wire as wire
+from quantum_trader.execution.adapter_part import AdapterPart
 from quantum_trader.execution.binance_account_trades import TRADES_PAGE, account_trades
 from quantum_trader.execution.binance_client import BinanceRest
 from quantum_trader.execution.binance_errors import Operation
@@ -57,31 +58,15 @@ FORGOTTEN_AFTER_MS = 3 * 86_400_000
 NOT_FOUND = frozenset({-2013, -2011})  # "Order does not exist", "Unknown order sent"
 
 
-class OrderCalls:
+class OrderCalls(AdapterPart):
     """The order calls of `CcxtExchange`, which sets these attributes and gives `_read` and
-    `_market_id` (its markets and retried reads)."""
+    `_market_id` (its markets and retried reads: adapter_part.py)."""
 
     _rest: BinanceRest
     _rules: dict[str, MarketRules]
     _id_by_symbol: dict[str, str]
     _symbol_by_id: dict[str, str]
     _fee_prices: CommissionPrices
-
-    if TYPE_CHECKING:
-
-        async def _read(
-            self,
-            operation: Operation,
-            endpoint: str,
-            params: Mapping[str, Any],
-            absent: frozenset[int] = frozenset(),
-            *,
-            lookup: bool = False,
-        ) -> Any: ...
-
-        async def _market_id(self, symbol: str, operation: Operation) -> str: ...
-
-        async def load_markets(self, reload: bool = False) -> Mapping[str, MarketRules]: ...
 
     async def place_order(self, request: OrderRequest) -> Order:
         """Send once. OrderRejected if refused; OrderStateUnknown if the answer is lost or

@@ -188,39 +188,6 @@ class Carrier(ActionCarrying):
             r_multiple=None if trade.r_multiple is None else round(trade.r_multiple, 3),
         )
 
-    async def send_exit(
-        self,
-        symbol: str,
-        side: OrderSide,
-        quantity: Decimal,
-        now: datetime,
-        context: Context,
-        reason: ExitReason,
-    ) -> Order | None:
-        """Send a reduce-only market exit of `quantity` in slices of at most the market-order
-        maximum (MARKET_LOT_SIZE maxQty: Binance refuses a larger market order, closes
-        included, with -4005), each booked as it is answered; one order when no maximum binds.
-
-        Stops after a slice that did not fill in full (unknown, still filling, partly
-        executed): the ticks settle it, and the stop maths, or the stop, covers the rest.
-        Raises OrderRejected when a slice is refused (the slices before it stay booked)."""
-        rules = context.rules.get(symbol)
-        remaining = quantity
-        while True:
-            part = rules.market_lot_size.cap(remaining) if rules is not None else remaining
-            part = part if part > 0 else remaining  # a maximum below one step: Binance decides
-            answer = await self.send(Purpose.EXIT, symbol, side, part, now, context, reason=reason)
-            remaining -= part
-            if (
-                remaining <= 0
-                or answer is None
-                or answer.status is not OrderStatus.FILLED
-                or answer.filled_quantity < part
-                or symbol not in self.book.positions
-            ):
-                return answer
-            log.info("exit_sliced", sent=str(part), left=str(remaining), reason=reason)
-
     async def send(
         self,
         purpose: Purpose,

@@ -1,21 +1,23 @@
 """Carrying out a plan's order actions (keeper/protect.py): stops and take-profits placed, exits
 sent, our orders cancelled, and what follows when the exchange refuses one — a stop refused
 closes the position at market, an exit refused while no stop of ours covers it places one, a
-take-profit refused is tried again later. A part of `Carrier` (keeper/carry.py), which sends
-the orders and books their answers; apart from it because these are the decisions about each
-action and its refusal, carry.py the persisting of a plan and the sending of one order.
+take-profit refused is tried again later; and an exit sent in slices of the market-order
+maximum (`send_exit`). A part of `Carrier` (keeper/carry.py), which sends one order and books
+its answer (`send`); apart from it because these are the decisions about each action and its
+refusal, carry.py the persisting of a plan and the sending of one order.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from quantum_trader.domain import ExitReason, Order, OrderSide, OrderStatus
 from quantum_trader.errors import MarketDataError, OrderRejected, OrderStateUnknown, RetryLater
 from quantum_trader.keeper.alerts import AlertListener, ProtectionAlert, tell
-from quantum_trader.keeper.book import Book
+from quantum_trader.keeper.book import Book, EntryPlan
 from quantum_trader.keeper.ids import Purpose
 from quantum_trader.keeper.plan import Context
 from quantum_trader.keeper.protect import (
@@ -34,18 +36,31 @@ log = get_logger("keeper")
 
 
 class ActionCarrying:
-    """The order actions of `Carrier`, which sets these attributes and gives `send` and
-    `send_exit` (an order sent and its answer booked)."""
+    """The order actions of `Carrier`, which sets these attributes and gives `send` (an order
+    sent and its answer booked; declared here for type checking, so an override that drifts
+    from it fails mypy)."""
 
     _exchange: Exchange
     _repository: Repository
     book: Book
     alert_listeners: list[AlertListener]
 
-    send_exit: Callable[
-        [str, OrderSide, Decimal, datetime, Context, ExitReason], Awaitable[Order | None]
-    ]
-    send: Callable[..., Awaitable[Order | None]]  # with keywords: trigger, reason, plan, id
+    if TYPE_CHECKING:
+
+        async def send(
+            self,
+            purpose: Purpose,
+            symbol: str,
+            side: OrderSide,
+            quantity: Decimal,
+            now: datetime,
+            context: Context,
+            *,
+            trigger: Decimal | None = None,
+            reason: ExitReason | None = None,
+            plan: EntryPlan | None = None,
+            client_order_id: str | None = None,
+        ) -> Order | None: ...
 
     async def act(self, actions: Sequence[OrderAction], now: datetime, context: Context) -> None:
         """Carry out the actions in order. When a symbol's new stop fails, nothing after it
@@ -180,3 +195,36 @@ class ActionCarrying:
             )
         working = {c: o for c, o in self.book.working.items() if c != action.client_order_id}
         self.book = replace(self.book, working=working)
+
+    async def send_exit(
+        self,
+        symbol: str,
+        side: OrderSide,
+        quantity: Decimal,
+        now: datetime,
+        context: Context,
+        reason: ExitReason,
+    ) -> Order | None:
+        """Send a reduce-only market exit of `quantity` in slices of at most the market-order
+        maximum (MARKET_LOT_SIZE maxQty: Binance refuses a larger market order, closes
+        included, with -4005), each booked as it is answered; one order when no maximum binds.
+
+        Stops after a slice that did not fill in full (unknown, still filling, partly
+        executed): the ticks settle it, and the stop maths, or the stop, covers the rest.
+        Raises OrderRejected when a slice is refused (the slices before it stay booked)."""
+        rules = context.rules.get(symbol)
+        remaining = quantity
+        while True:
+            part = rules.market_lot_size.cap(remaining) if rules is not None else remaining
+            part = part if part > 0 else remaining  # a maximum below one step: Binance decides
+            answer = await self.send(Purpose.EXIT, symbol, side, part, now, context, reason=reason)
+            remaining -= part
+            if (
+                remaining <= 0
+                or answer is None
+                or answer.status is not OrderStatus.FILLED
+                or answer.filled_quantity < part
+                or symbol not in self.book.positions
+            ):
+                return answer
+            log.info("exit_sliced", sent=str(part), left=str(remaining), reason=reason)

@@ -9,7 +9,7 @@ settles the orders whose `Outcome` they book.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -55,7 +55,6 @@ class ReductionSettling(RoundTripSettling):
     listed: dict[str, list[Order]]
     actions: list[OrderAction]
     opened_fees: dict[str, Decimal]
-    _adoptable: Callable[..., Position]  # Protecting's: held, entry, stop, target[, fees_usdt]
 
     if TYPE_CHECKING:  # the planner's own and Protecting's (keeper/guard.py), beside this
 
@@ -66,6 +65,15 @@ class ReductionSettling(RoundTripSettling):
         def _ours_on_exchange(
             self, held: ExchangePosition
         ) -> tuple[Order | None, Order | None]: ...
+
+        def _adoptable(
+            self,
+            held: ExchangePosition,
+            entry: Intent | None,
+            stop: Order | None,
+            target: Order | None,
+            fees_usdt: Decimal = ZERO,
+        ) -> Position: ...
 
     def _reduce(
         self, position: Position, held: ExchangePosition | None, exits: list[Outcome]
