@@ -75,6 +75,12 @@ class BufferedAudit:
         await self.flush()
         return [codec.decode_equity(r) for r in await self._connection.fetch(sql.SELECT_EQUITY)]
 
+    async def latest_equity(self, count: int) -> list[EquitySnapshot]:
+        """The last `count` snapshots, oldest first, read through the time's index."""
+        await self.flush()
+        rows = await self._connection.fetch(sql.SELECT_LATEST_EQUITY, (max(count, 0),))
+        return [codec.decode_equity(r) for r in reversed(rows)]
+
     async def flush(self) -> None:
         """Write every buffered row in one transaction; on failure the rows stay buffered.
         Decisions going through a writer process (`insert_decisions_aside`) are settled
