@@ -60,7 +60,7 @@ class SqliteRepository:
         self._connection = SqliteConnection(conn, path, read_only=read_only)
         self._version = version
         self._applied = applied
-        self._audit = BufferedAudit(self._connection)
+        self._audit = BufferedAudit(self._connection, version)
 
     @classmethod
     async def open(
@@ -223,6 +223,7 @@ class SqliteRepository:
         await self._audit.record_decisions(decisions)
 
     async def decision_counts(self) -> dict[tuple[str, str], int]:
+        """Read from the tallies the database keeps (schema 3 on), not the decisions."""
         return await self._audit.decision_counts()
 
     async def recent_decisions(self, limit: int) -> list[Decision]:

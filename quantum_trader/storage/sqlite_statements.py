@@ -117,6 +117,10 @@ RECENT_DECISIONS = _select("decisions", tables.DECISION_COLUMNS) + (
     " ORDER BY time DESC, id DESC LIMIT ?"
 )
 COUNT_DECISIONS = "SELECT gate, reason, count(*) FROM decisions GROUP BY gate, reason"
+# The same counts, kept as decisions are written (migration 0003, its triggers): a few rows
+# however many decisions the table holds. Files of an older schema are counted as above.
+TALLIED_DECISIONS = "SELECT gate, reason, decisions FROM decision_tallies"
+TALLIES_VERSION = 3
 HIGHEST_DECISION_ID = "SELECT max(id) FROM decisions"
 INSERT_POSITION_EVENT = _insert("position_events", tables.POSITION_EVENT_COLUMNS)
 SELECT_POSITION_EVENTS = (
