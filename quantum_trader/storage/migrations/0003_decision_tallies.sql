@@ -8,7 +8,7 @@ CREATE TABLE decision_tallies (
     reason    TEXT NOT NULL,
     decisions INTEGER NOT NULL,
     PRIMARY KEY (gate, reason)
-) STRICT, WITHOUT ROWID;
+) STRICT;
 INSERT INTO decision_tallies (gate, reason, decisions)
 SELECT gate, reason, count(*) FROM decisions GROUP BY gate, reason;
 CREATE TRIGGER decisions_tallied AFTER INSERT ON decisions
