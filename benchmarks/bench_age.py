@@ -1,10 +1,12 @@
 """A daemon's data directory after a year of service: what reading it costs the operator.
 
-Run: .venv/bin/python -m benchmarks.bench_age [--days 365] [--base-s 90] [--keep DIR]
+Run: .venv/bin/python -m benchmarks.bench_age [--days 365] [--base-s 90 | --base DIR] [--keep DIR]
 
 1. A fresh paper run: `quantum-trader run` at 600× (the bundled market, rule agent) for
-   `--base-s` seconds, then stopped (SIGTERM). Its database and paper account are the
-   "fresh" data directory; the rows it wrote per simulated hour are printed (the rates).
+   `--base-s` seconds, then stopped (SIGTERM), or a copy of `--base`, a stopped run's data
+   directory. Its database and paper account are the "fresh" data directory; the rows it
+   wrote per simulated hour are printed (the rates). `--keep DIR --reuse` times the two
+   directories a previous run kept, as they are (e.g. a year-old file of an older schema).
 2. A copy of it is aged: its own decisions, orders, fills, closed trades and position events
    are written again, through the repository's write path (SqliteRepository.record_decisions,
    save_order, record_fills, record_closed_trade, record_position_events), shifted back by the
