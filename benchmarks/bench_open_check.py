@@ -3,8 +3,9 @@
 Every open (`run`, `status`, `positions`, `trades`, operator requests) runs SQLite's
 `quick_check` over the whole file and compares the schema with the migrations. Measured side by
 side on the same file: opening read-only (with the checks), a bare read-only connection reading
-the schema version (the open before the checks existed), and `decision_counts()` (the
-GROUP BY over every decision that `status` runs anyway).
+the schema version (the open before the checks existed), and `decision_counts()` (what `status`
+reads of the decisions: since migration 0003 the tallies the database keeps, a few rows;
+before it, a GROUP BY over every decision, 2.3× the checks).
 
 Run: .venv/bin/python -m benchmarks.bench_open_check [--decisions N]
 """
@@ -78,8 +79,7 @@ async def main(decisions: int) -> None:
     print(
         f"{decisions:,} decisions, {size_mb:,.0f} MB: open with checks {checked * 1000:,.0f} ms "
         f"({checked / size_mb * 1000:.2f} ms/MB), bare open {bare * 1000:.1f} ms, "
-        f"decision_counts {counted * 1000:,.0f} ms; checks / decision_counts = "
-        f"{checked / counted:.2f}"
+        f"decision_counts {counted * 1000:,.1f} ms"
     )
 
 

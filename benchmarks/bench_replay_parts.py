@@ -70,14 +70,18 @@ def timed(owner: type, name: str) -> None:
     around(owner, name, time.perf_counter, end)
 
 
+DERIVED = ("schema_version", "decision_tallies")
+
+
 def fingerprint(database: Path) -> list[tuple[str, int, str]]:
-    """Each table's name, rows and a short SHA-256 of them (the schema's creation time and the
-    counts of repeated and spared work aside)."""
+    """Each table's name, rows and a short SHA-256 of them (the schema's creation time, the
+    decisions' tallies, which the database derives from the decisions fingerprinted here,
+    and the counts of repeated and spared work aside)."""
     prints = []
     with sqlite3.connect(database) as connection:
         tables = connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
         for (table,) in sorted(tables.fetchall()):
-            if table == "schema_version":
+            if table in DERIVED:
                 continue
             rows = connection.execute(f"SELECT * FROM {table} ORDER BY rowid").fetchall()
             if table == "state":

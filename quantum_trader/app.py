@@ -375,7 +375,7 @@ async def _open_paper_books(
         refuse_if_apart(Books(fills=0, open_positions=0))  # before the file is created
     repository = await SqliteRepository.open(database)
     stack.push_async_callback(repository.close)
-    refuse_if_apart(Books(len(await repository.fills()), len(await repository.open_positions())))
+    refuse_if_apart(Books(await repository.fill_count(), len(await repository.open_positions())))
     return repository, None if paper is None else utc_from_ms(paper.last_ms)
 
 

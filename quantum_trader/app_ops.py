@@ -70,7 +70,7 @@ async def open_operations(
     )
     stack.push_async_callback(view.close)
     telemetry = Telemetry(view, metrics, notifier, s.server, streams or NoStreams())
-    history = (await runtime.repository.equity_history())[-s.server.equity_points :]
+    history = await runtime.repository.latest_equity(s.server.equity_points)
     telemetry.attach((point.time, point.equity_usdt) for point in history)
     url = None
     if s.server.enabled:

@@ -158,7 +158,7 @@ def trades(
     async def read() -> list[ClosedTrade]:
         repository = await _open_read_only(settings, db)
         try:
-            return (await repository.closed_trades())[-limit:]
+            return await repository.latest_closed_trades(limit)
         finally:
             await repository.close()
 

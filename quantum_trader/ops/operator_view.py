@@ -164,14 +164,16 @@ class StatusData:
 
 
 async def read_status(repository: Repository) -> StatusData:
-    equity = await repository.equity_history()
+    """Read what `status` shows: the newest equity snapshot and the counts, never every row
+    (a year of service holds half a million snapshots and millions of decisions)."""
+    equity = await repository.latest_equity(1)
     saved = (await repository.load_state(GOVERNOR_STATE[0])).get(GOVERNOR_STATE[1])
     events = (await repository.load_state(EVENTS_NAMESPACE)).values()
     clock = (await repository.load_state("replay")).get("clock", {})
     return StatusData(
         equity=equity[-1] if equity else None,
         positions=await repository.open_positions(),
-        closed_trades=len(await repository.closed_trades()),
+        closed_trades=await repository.closed_trade_count(),
         decision_counts=await repository.decision_counts(),
         governor=GovernorState.from_dict(saved) if saved else GovernorState(),
         governor_events=sorted(events, key=lambda e: str(e.get("time"))),

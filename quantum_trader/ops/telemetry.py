@@ -144,17 +144,17 @@ class Telemetry:
 
     def _observe_governor(self, now: datetime | None) -> None:
         """Announce each breaker trip once (not those restored at start, `now` None), and the
-        operator's pause and resume."""
+        operator's pause and resume. Only the trips in force are remembered: one that ended
+        never comes back (a breaker tripping again is a trip of a later `since`), so the
+        daemon's age does not grow what is held."""
         state = self.view.governor_state()
         self.metrics.trading_state.state(state.trading_state.value)
         self.metrics.operator_paused.set(0 if state.pause is None else 1)
         for trip in state.trips:
             key = (trip.breaker, trip.since)
-            if key in self._trips_seen or trip is state.pause:
-                continue
-            self._trips_seen.add(key)
-            if now is not None:
+            if key not in self._trips_seen and trip is not state.pause and now is not None:
                 self.notifier.publish(messages.governor_trip(now, trip))
+        self._trips_seen = {(trip.breaker, trip.since) for trip in state.trips}
         if state.pause != self._pause and now is not None:
             if state.pause is not None:
                 self.notifier.publish(messages.paused(now, state.pause))

@@ -92,6 +92,9 @@ class InMemoryRepository:
         rows = sorted(self._fills.values(), key=lambda r: (str(r[time]), str(r[trade_id])))
         return [codec.decode_fill(r) for r in rows if _matches(r, tables.FILL_SYMBOL, symbol)]
 
+    async def fill_count(self) -> int:
+        return len(self._fills)
+
     async def save_position(self, position: Position) -> None:
         self._positions[position.symbol] = codec.encode_position(position)
 
@@ -156,6 +159,9 @@ class InMemoryRepository:
     async def latest_closed_trades(self, count: int) -> list[ClosedTrade]:
         return (await self.closed_trades())[-count:] if count > 0 else []
 
+    async def closed_trade_count(self) -> int:
+        return len(self._closed_trades)
+
     async def amend_closed_trade(
         self, trade: ClosedTrade, *, state: Sequence[StateWrite] = ()
     ) -> ClosedTrade | None:
@@ -208,6 +214,9 @@ class InMemoryRepository:
     async def equity_history(self) -> list[EquitySnapshot]:
         """Snapshots sorted by time, then arrival."""
         return [codec.decode_equity(r) for r in _sorted_by(self._equity, tables.EQUITY_TIME)]
+
+    async def latest_equity(self, count: int) -> list[EquitySnapshot]:
+        return (await self.equity_history())[-count:] if count > 0 else []
 
     async def save_state(self, namespace: str, key: str, payload: Mapping[str, Any]) -> None:
         """Insert or replace the JSON payload stored under (namespace, key)."""

@@ -113,6 +113,9 @@ class SplitRepository:
     async def fills(self, symbol: str | None = None) -> list[Fill]:
         return await self._ledger.fills(symbol)
 
+    async def fill_count(self) -> int:
+        return await self._ledger.fill_count()
+
     async def save_position(self, position: Position) -> None:
         await self._ledger.save_position(position)
 
@@ -142,6 +145,9 @@ class SplitRepository:
 
     async def latest_closed_trades(self, count: int) -> list[ClosedTrade]:
         return await self._ledger.latest_closed_trades(count)
+
+    async def closed_trade_count(self) -> int:
+        return await self._ledger.closed_trade_count()
 
     async def amend_closed_trade(
         self, trade: ClosedTrade, *, state: Sequence[StateWrite] = ()
@@ -188,6 +194,9 @@ class SplitRepository:
 
     async def equity_history(self) -> list[EquitySnapshot]:
         return await self.database.equity_history()
+
+    async def latest_equity(self, count: int) -> list[EquitySnapshot]:
+        return await self.database.latest_equity(count)
 
     async def flush(self) -> None:
         await self.database.flush()

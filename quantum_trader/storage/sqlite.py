@@ -60,7 +60,7 @@ class SqliteRepository:
         self._connection = SqliteConnection(conn, path, read_only=read_only)
         self._version = version
         self._applied = applied
-        self._audit = BufferedAudit(self._connection)
+        self._audit = BufferedAudit(self._connection, version)
 
     @classmethod
     async def open(
@@ -128,6 +128,9 @@ class SqliteRepository:
         rows = await self._connection.fetch(*sql.select_fills(symbol))
         return [codec.decode_fill(r) for r in rows]
 
+    async def fill_count(self) -> int:
+        return await self._count(sql.COUNT_FILLS)
+
     async def save_position(self, position: Position) -> None:
         await self._connection.write(sql.UPSERT_POSITION, [codec.encode_position(position)])
 
@@ -184,6 +187,9 @@ class SqliteRepository:
         rows = await self._connection.fetch(sql.SELECT_LATEST_CLOSED_TRADES, (max(count, 0),))
         return [codec.decode_closed_trade(r) for r in reversed(rows)]
 
+    async def closed_trade_count(self) -> int:
+        return await self._count(sql.COUNT_CLOSED_TRADES)
+
     async def amend_closed_trade(
         self, trade: ClosedTrade, *, state: Sequence[StateWrite] = ()
     ) -> ClosedTrade | None:
@@ -203,6 +209,10 @@ class SqliteRepository:
             )
         return was
 
+    async def _count(self, query: str) -> int:
+        ((rows,),) = await self._connection.fetch(query)
+        return int(rows or 0)
+
     async def _stored_trade(self, row: Row) -> ClosedTrade | None:
         """The trade stored under encoded `row`'s key, if any."""
         rows = await self._connection.fetch(sql.SELECT_CLOSED_TRADE, codec.closed_trade_key(row))
@@ -213,6 +223,7 @@ class SqliteRepository:
         await self._audit.record_decisions(decisions)
 
     async def decision_counts(self) -> dict[tuple[str, str], int]:
+        """Read from the tallies the database keeps (schema 3 on), not the decisions."""
         return await self._audit.decision_counts()
 
     async def recent_decisions(self, limit: int) -> list[Decision]:
@@ -234,6 +245,10 @@ class SqliteRepository:
     async def equity_history(self) -> list[EquitySnapshot]:
         """Snapshots sorted by time, then arrival."""
         return await self._audit.equity_history()
+
+    async def latest_equity(self, count: int) -> list[EquitySnapshot]:
+        """The last `count` of `equity_history()`, read through the time's index."""
+        return await self._audit.latest_equity(count)
 
     async def save_state(self, namespace: str, key: str, payload: Mapping[str, Any]) -> None:
         """Insert or replace the JSON payload stored under (namespace, key)."""
@@ -293,6 +308,11 @@ class SqliteRepository:
     @_aside.setter
     def _aside(self, aside: DecisionsAside | None) -> None:
         self._audit.aside = aside
+
+    # The connection, for the tests that count the steps a read takes (however old the file).
+    @property
+    def _sqlite(self) -> aiosqlite.Connection:
+        return self._connection.sqlite
 
     async def _highest_decision_id(self) -> int:
         return await self._audit.highest_decision_id()

@@ -28,8 +28,10 @@ DECISIONS_ASIDE_FINISH_S = 60.0  # a decisions writer process's last batches: mi
 class BufferedAudit:
     """The audit rows not written yet, and the decisions writer process when one runs."""
 
-    def __init__(self, connection: SqliteConnection) -> None:
+    def __init__(self, connection: SqliteConnection, version: int) -> None:
         self._connection = connection
+        tallied = version >= sql.TALLIES_VERSION
+        self._count_decisions = sql.TALLIED_DECISIONS if tallied else sql.COUNT_DECISIONS
         self._decisions: list[Row] = []
         self._events: list[Row] = []
         self._equity: list[Row] = []
@@ -43,7 +45,7 @@ class BufferedAudit:
 
     async def decision_counts(self) -> dict[tuple[str, str], int]:
         await self.flush()
-        rows = await self._connection.fetch(sql.COUNT_DECISIONS)
+        rows = await self._connection.fetch(self._count_decisions)
         return {(str(g), str(r)): int(n or 0) for g, r, n in rows}
 
     async def recent_decisions(self, limit: int) -> list[Decision]:
@@ -74,6 +76,12 @@ class BufferedAudit:
         """Snapshots sorted by time, then arrival."""
         await self.flush()
         return [codec.decode_equity(r) for r in await self._connection.fetch(sql.SELECT_EQUITY)]
+
+    async def latest_equity(self, count: int) -> list[EquitySnapshot]:
+        """The last `count` snapshots, oldest first, read through the time's index."""
+        await self.flush()
+        rows = await self._connection.fetch(sql.SELECT_LATEST_EQUITY, (max(count, 0),))
+        return [codec.decode_equity(r) for r in reversed(rows)]
 
     async def flush(self) -> None:
         """Write every buffered row in one transaction; on failure the rows stay buffered.

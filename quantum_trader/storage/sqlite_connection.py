@@ -50,6 +50,11 @@ class SqliteConnection:
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def sqlite(self) -> aiosqlite.Connection:
+        """The connection itself, for the tests that count what a read costs (its steps)."""
+        return self._conn
+
     def check_writable(self) -> None:
         """Raise unless a write may go through: the connection open, and not read-only."""
         if self._closed:

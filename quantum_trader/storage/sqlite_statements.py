@@ -65,6 +65,8 @@ def select_fills(symbol: str | None) -> tuple[str, tuple[SqlValue, ...]]:
     return _of_symbol(_SELECT_FILLS, " ORDER BY time, trade_id, id", symbol)
 
 
+COUNT_FILLS = "SELECT count(*) FROM fills"
+
 # positions
 UPSERT_POSITION = _insert(
     "positions",
@@ -100,6 +102,7 @@ SELECT_LATEST_CLOSED_TRADES = (
     _select("closed_trades", tables.CLOSED_TRADE_COLUMNS)
     + " ORDER BY closed_at DESC, id DESC LIMIT ?"
 )
+COUNT_CLOSED_TRADES = "SELECT count(*) FROM closed_trades"
 
 
 def closed_trade_amendment(row: Row) -> Row:
@@ -114,6 +117,10 @@ RECENT_DECISIONS = _select("decisions", tables.DECISION_COLUMNS) + (
     " ORDER BY time DESC, id DESC LIMIT ?"
 )
 COUNT_DECISIONS = "SELECT gate, reason, count(*) FROM decisions GROUP BY gate, reason"
+# The same counts, kept as decisions are written (migration 0003, its triggers): a few rows
+# however many decisions the table holds. Files of an older schema are counted as above.
+TALLIED_DECISIONS = "SELECT gate, reason, decisions FROM decision_tallies"
+TALLIES_VERSION = 3
 HIGHEST_DECISION_ID = "SELECT max(id) FROM decisions"
 INSERT_POSITION_EVENT = _insert("position_events", tables.POSITION_EVENT_COLUMNS)
 SELECT_POSITION_EVENTS = (
@@ -121,6 +128,9 @@ SELECT_POSITION_EVENTS = (
 )
 INSERT_EQUITY = _insert("equity_snapshots", tables.EQUITY_COLUMNS)
 SELECT_EQUITY = _select("equity_snapshots", tables.EQUITY_COLUMNS) + " ORDER BY time, id"
+SELECT_LATEST_EQUITY = _select("equity_snapshots", tables.EQUITY_COLUMNS) + (
+    " ORDER BY time DESC, id DESC LIMIT ?"
+)
 
 # state: a JSON payload under (namespace, key)
 UPSERT_STATE = (

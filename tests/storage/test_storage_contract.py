@@ -449,6 +449,29 @@ async def test_equity_history_round_trips_sorted_by_time(repo: Repo) -> None:
     assert await repo.equity_history() == [earlier, later]
 
 
+async def test_latest_equity_is_the_end_of_the_history_in_its_order(repo: Repo) -> None:
+    tie_first, tie_second = s.equity(s.at(60), "10100.5"), s.equity(s.at(60), "10100.25")
+    for snapshot in (s.equity(s.at(120), "10200"), tie_first, s.equity(s.at(0)), tie_second):
+        await repo.record_equity(snapshot)  # unflushed: read all the same
+
+    history = await repo.equity_history()
+    assert [await repo.latest_equity(n) for n in (0, 1, 3, 9)] == [
+        [], history[-1:], history[-3:], history,
+    ]  # fmt: skip
+    assert history[1:3] == [tie_first, tie_second]
+
+
+async def test_fills_and_closed_trades_are_counted_as_read(repo: Repo) -> None:
+    assert (await repo.fill_count(), await repo.closed_trade_count()) == (0, 0)
+    await repo.record_fills([s.fill("t-1"), s.fill("t-2"), s.fill("t-1")])  # t-1 once
+    await repo.record_fills([s.fill("t-1", symbol=s.ETH)])
+    for minute in (0, 5, 5):  # the same close twice: stored once
+        await repo.record_closed_trade(s.closed_trade(closed_at=s.at(60 * minute)))
+
+    assert await repo.fill_count() == len(await repo.fills()) == 3
+    assert await repo.closed_trade_count() == len(await repo.closed_trades()) == 2
+
+
 async def test_state_save_load_and_overwrite_per_namespace(repo: Repo) -> None:
     await repo.save_state("governor", "halt", {"halted": True, "until": None})
     await repo.save_state("governor", "daily", {"loss_usdt": Decimal("12.50"), "n": 3})

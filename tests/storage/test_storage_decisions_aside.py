@@ -105,6 +105,10 @@ def test_decisions_written_aside_are_the_ones_written_here(tmp_path: Path) -> No
     assert len(rows(tmp_path / "here.db")) == BATCHES * FLUSH_THRESHOLD_ROWS + 123
     for table in ("equity_snapshots", "position_events"):
         assert rows(tmp_path / "aside.db", table) == rows(tmp_path / "here.db", table)
+    tallies = "SELECT gate, reason, decisions FROM decision_tallies"  # kept by the table
+    made = BATCHES * FLUSH_THRESHOLD_ROWS + 123
+    for database in ("aside.db", "here.db"):
+        assert query(tmp_path / database, tallies) == [("governor", "PAUSED", made)]
 
 
 @pytest.mark.parametrize("after_first_batch", [False, True])

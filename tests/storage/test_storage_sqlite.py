@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import storage_samples as s
 
+from quantum_trader.domain import GateName, ReasonCode
 from quantum_trader.errors import OperatorActionRequired
 from quantum_trader.storage.migrate import Migration, bundled_migrations
 from quantum_trader.storage.sqlite import (
@@ -100,6 +101,41 @@ async def test_the_r_multiple_of_a_trade_of_unknown_risk_becomes_null(tmp_path: 
         assert [t.r_multiple for t in await repo.closed_trades()] == [1.7345, None, 0.0, None]
     finally:
         await repo.close()
+
+
+async def test_decisions_are_tallied_as_they_are_written_and_removed(tmp_path: Path) -> None:
+    """0003: the counts by gate and reason are kept as decisions are written (and removed by
+    hand), begun from those a version-2 file holds; a reader of a version-2 file, not
+    migrated, counts the table itself. The counts are the table's GROUP BY throughout."""
+    path = tmp_path / "ledger.db"
+    low = s.decision(gate=GateName.ORCHESTRATOR, reason=ReasonCode.SYMBOL_LOW_WIN_RATE)
+    first = await SqliteRepository.open(path, migrations=bundled_migrations()[:2])
+    await first.record_decisions([s.decision(), s.decision(), low])
+    await first.close()
+    by_hand = "SELECT gate, reason, count(*) FROM decisions GROUP BY gate, reason ORDER BY 1"
+    before = {("governor", "PAUSED"): 2, ("orchestrator", "SYMBOL_LOW_WIN_RATE"): 1}
+
+    reader = await SqliteRepository.open(path, read_only=True)
+    try:
+        assert (reader.schema_version, await reader.decision_counts()) == (2, before)
+    finally:
+        await reader.close()
+    repo = await SqliteRepository.open(path)
+    try:
+        assert await repo.decision_counts() == before
+        await repo.record_decisions([s.full_decision(), low])
+        assert await repo.decision_counts() == {
+            ("balancer", "APPROVED"): 1, ("governor", "PAUSED"): 2,
+            ("orchestrator", "SYMBOL_LOW_WIN_RATE"): 2,
+        }  # fmt: skip
+    finally:
+        await repo.close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("DELETE FROM decisions WHERE gate IN ('governor', 'balancer')")
+        kept = conn.execute("SELECT gate, reason, decisions FROM decision_tallies").fetchall()
+        assert (
+            kept == conn.execute(by_hand).fetchall() == [("orchestrator", "SYMBOL_LOW_WIN_RATE", 2)]
+        )
 
 
 async def test_a_version_1_file_is_read_as_it_is_without_the_daemon_migrating_it(
