@@ -12,10 +12,16 @@ from pathlib import Path
 import pytest
 from loopback import LoopbackBinance
 from loopback.faults import Fault
-from loopback.fixtures import API_KEY, API_SECRET, loopback, loopback_settings, open_runtime_on
+from loopback.fixtures import (
+    API_KEY,
+    API_SECRET,
+    daemon_settings,
+    loopback,
+    open_runtime_on,
+)
 from structlog.testing import capture_logs
 
-from quantum_trader.config import MarketSettings, Settings
+from quantum_trader.config import Settings
 from quantum_trader.errors import ConfigurationError, OperatorActionRequired
 from quantum_trader.execution.ccxt_exchange import DEFAULT_RETRY_DELAYS_S
 from quantum_trader.loops import periodic
@@ -25,11 +31,7 @@ BTC = "BTC/USDT:USDT"
 
 
 def demo_settings(data_dir: Path, symbols: tuple[str, ...] = (BTC,)) -> Settings:
-    return Settings(
-        data_dir=data_dir,
-        exchange=loopback_settings(),
-        market=MarketSettings(symbols=symbols, history_bars=300),
-    )
+    return daemon_settings(data_dir, symbols)
 
 
 async def test_a_cycle_enters_and_protects_on_the_exchange_then_stops_cleanly(

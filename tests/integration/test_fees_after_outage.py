@@ -12,11 +12,15 @@ from pathlib import Path
 
 from loopback import Fault, LoopbackBinance
 from loopback.faults import Outage
-from loopback.fixtures import loopback, loopback_settings, open_runtime_on
+from loopback.fixtures import (
+    clock_into_bar,
+    daemon_settings,
+    loopback,
+    open_runtime_on,
+)
 from structlog.testing import capture_logs
 
-from quantum_trader.clock import ManualClock, utc_from_ms
-from quantum_trader.config import MarketSettings, Settings
+from quantum_trader.clock import utc_from_ms
 from quantum_trader.domain import ExitReason
 
 __all__ = ["loopback"]
@@ -26,12 +30,8 @@ BTC = "BTC/USDT:USDT"
 async def test_an_entrys_fee_unread_at_its_fill_is_booked_once_the_trades_answer(
     loopback: LoopbackBinance, tmp_path: Path
 ) -> None:
-    settings = Settings(
-        data_dir=tmp_path,
-        exchange=loopback_settings(),
-        market=MarketSettings(symbols=(BTC,), history_bars=300),
-    )
-    clock = ManualClock(utc_from_ms(loopback.state.now_ms + 10_000))
+    settings = daemon_settings(tmp_path)
+    clock = clock_into_bar(loopback)
     now_ms = loopback.state.now_ms
     loopback.outage(Outage("/fapi/v1/userTrades", now_ms, now_ms + 60_000, method="GET"))
     async with AsyncExitStack() as stack:
@@ -69,12 +69,8 @@ async def test_a_close_whose_exit_fee_is_unread_is_amended_once_the_trades_answe
 ) -> None:
     """The market exit's trades cannot be read at its answer nor at the close: its trade is
     booked without that fee, in the SQLite ledger, then amended on the tick that reads it."""
-    settings = Settings(
-        data_dir=tmp_path,
-        exchange=loopback_settings(),
-        market=MarketSettings(symbols=(BTC,), history_bars=300),
-    )
-    clock = ManualClock(utc_from_ms(loopback.state.now_ms + 10_000))
+    settings = daemon_settings(tmp_path)
+    clock = clock_into_bar(loopback)
     async with AsyncExitStack() as stack:
         runtime = await open_runtime_on(loopback, settings, stack, clock=clock)
         assert (await runtime.core.executor.run_cycle(clock.now())).opened == 1
@@ -113,12 +109,8 @@ async def test_an_entry_whose_trades_answer_is_malformed_is_booked_and_its_fee_r
     """userTrades answers HTTP 200 with a trade whose commission is "NaN": the ccxt adapter
     cannot read it (MarketDataError); the entry is booked and protected from the order's own
     answer, one `fills_read_failed` warning says why, and the next tick reads its fee."""
-    settings = Settings(
-        data_dir=tmp_path,
-        exchange=loopback_settings(),
-        market=MarketSettings(symbols=(BTC,), history_bars=300),
-    )
-    clock = ManualClock(utc_from_ms(loopback.state.now_ms + 10_000))
+    settings = daemon_settings(tmp_path)
+    clock = clock_into_bar(loopback)
     row = {"id": 1, "side": "BUY", "qty": "0.010", "price": "100", "commission": "NaN",
            "commissionAsset": "USDT", "time": loopback.state.now_ms}  # fmt: skip
     loopback.inject(Fault("/fapi/v1/userTrades", status=200, body=json.dumps([row]), method="GET"))

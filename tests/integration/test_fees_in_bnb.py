@@ -11,11 +11,16 @@ from pathlib import Path
 
 from loopback import Fault, LoopbackBinance
 from loopback.faults import Outage
-from loopback.fixtures import loopback, loopback_settings, open_runtime_on
+from loopback.fixtures import (
+    clock_into_bar,
+    daemon_settings,
+    loopback,
+    open_runtime_on,
+)
 from structlog.testing import capture_logs
 
 from quantum_trader.clock import ManualClock, utc_from_ms
-from quantum_trader.config import MarketSettings, Settings
+from quantum_trader.config import Settings
 from quantum_trader.domain import ExitReason
 
 __all__ = ["loopback"]
@@ -24,11 +29,7 @@ MINUTE_MS = 60_000
 
 
 def settings_in(tmp_path: Path) -> Settings:
-    return Settings(
-        data_dir=tmp_path,
-        exchange=loopback_settings(),
-        market=MarketSettings(symbols=(BTC,), history_bars=300),
-    )
+    return daemon_settings(tmp_path)
 
 
 def usdt_fee(server: LoopbackBinance, side: str) -> Decimal:
@@ -53,7 +54,7 @@ async def test_an_entry_and_exit_paid_in_bnb_book_their_fees_in_usdt(
     loopback: LoopbackBinance, tmp_path: Path
 ) -> None:
     loopback.state.commission_asset = "BNB"
-    clock = ManualClock(utc_from_ms(loopback.state.now_ms + 10_000))
+    clock = clock_into_bar(loopback)
     async with AsyncExitStack() as stack:
         runtime = await open_runtime_on(loopback, settings_in(tmp_path), stack, clock=clock)
         with capture_logs() as logs:
@@ -85,7 +86,7 @@ async def test_an_entrys_bnb_price_unread_at_its_fill_is_booked_once_it_can_be_r
     """BNBUSDT's candles are out (HTTP 503) when the entry fills: its fills are not read (no
     fee of 0), and the tick after the outage reads its price and adds the fee once."""
     loopback.state.commission_asset = "BNB"
-    clock = ManualClock(utc_from_ms(loopback.state.now_ms + 10_000))
+    clock = clock_into_bar(loopback)
     now_ms = loopback.state.now_ms
     down = Outage("/fapi/v1/klines", now_ms, now_ms + 60_000, method="GET", symbol="BNBUSDT")
     loopback.outage(down)
@@ -116,7 +117,7 @@ async def test_an_exit_whose_bnb_price_answer_is_malformed_amends_its_trade_late
     """BNBUSDT's klines answer HTTP 200 with no candle (`[]`) at the exit's answer and at the
     close: the trade is booked without the exit's fee, then amended by it on the next tick."""
     loopback.state.commission_asset = "BNB"
-    clock = ManualClock(utc_from_ms(loopback.state.now_ms + 10_000))
+    clock = clock_into_bar(loopback)
     async with AsyncExitStack() as stack:
         runtime = await open_runtime_on(loopback, settings_in(tmp_path), stack, clock=clock)
         assert (await runtime.core.executor.run_cycle(clock.now())).opened == 1

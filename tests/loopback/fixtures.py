@@ -1,5 +1,6 @@
 """Pytest fixtures and helpers: a running loopback server, a CcxtExchange and the streams
-connected to it, and a way to move the stand-in's ManualClock in steps the event loop can
+connected to it, a testnet daemon's settings and clock on it (`daemon_settings`,
+`clock_into_bar`), and a way to move the stand-in's ManualClock in steps the event loop can
 follow (`advance`, `advance_until`, `settle`)."""
 
 from __future__ import annotations
@@ -7,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +17,7 @@ from pydantic import SecretStr
 from quantum_trader.app import Runtime
 from quantum_trader.app_exchange import open_exchange_runtime
 from quantum_trader.clock import ManualClock, utc_from_ms
-from quantum_trader.config import ExchangeSettings, Settings
+from quantum_trader.config import ExchangeSettings, MarketSettings, Settings
 from quantum_trader.domain import ExchangeMode
 from quantum_trader.execution.binance_streams import BinanceStreams
 from quantum_trader.execution.ccxt_exchange import DEFAULT_RETRY_DELAYS_S, CcxtExchange
@@ -42,6 +44,22 @@ def loopback_settings(
         **urls,
         **overrides,
     )
+
+
+BTC = "BTC/USDT:USDT"
+
+
+def daemon_settings(data_dir: Path, symbols: tuple[str, ...] = (BTC,), **sections: Any) -> Settings:
+    """A testnet daemon's settings on the stand-in (`loopback_settings`): `symbols` with 300
+    bars of history, and any other section given (`server=`, `notify=`, `exchange=`, …)."""
+    market = MarketSettings(symbols=symbols, history_bars=300)
+    defaults: dict[str, Any] = {"exchange": loopback_settings(), "market": market}
+    return Settings(data_dir=data_dir, **(defaults | sections))
+
+
+def clock_into_bar(server: LoopbackBinance) -> ManualClock:
+    """A daemon's clock 10 s after the stand-in's, inside its current 5 m bar."""
+    return ManualClock(utc_from_ms(server.state.now_ms + 10_000))
 
 
 async def open_runtime_on(

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import numpy as np
 from loopback import LoopbackBinance
-from loopback.fixtures import loopback, loopback_settings
+from loopback.fixtures import clock_into_bar, loopback, loopback_settings
 from loopback.server import loopback_api_urls
 from loopback.state import FUNDING_INTERVAL_MS
 
 from quantum_trader.app_exchange import open_exchange_runtime
-from quantum_trader.clock import ManualClock, ms_from_utc, utc_from_ms
+from quantum_trader.clock import ms_from_utc, utc_from_ms
 from quantum_trader.config import MarketSettings, Settings
 from quantum_trader.domain import Bars, SignalSeries
 from quantum_trader.market.replay import FundingSeries
@@ -67,7 +67,7 @@ async def test_the_signal_sources_funding_follows_the_exchange_over_the_bars_win
         market=MarketSettings(symbols=(BTC, ETH), history_bars=HISTORY),
     )
     source = FundingReader()
-    clock = ManualClock(utc_from_ms(loopback.state.now_ms + 10_000))
+    clock = clock_into_bar(loopback)
     async with AsyncExitStack() as stack:
         runtime = await open_exchange_runtime(
             settings,

@@ -15,14 +15,19 @@ from decimal import Decimal
 from pathlib import Path
 
 from loopback import LoopbackBinance
-from loopback.fixtures import loopback, loopback_settings, open_runtime_on
+from loopback.fixtures import (
+    clock_into_bar,
+    daemon_settings,
+    loopback,
+    open_runtime_on,
+)
 from ops_builders import Receiver
 from pydantic import SecretStr
 
 from quantum_trader.app import database_path
 from quantum_trader.app_ops import open_operations
-from quantum_trader.clock import ManualClock, utc_from_ms
-from quantum_trader.config import MarketSettings, Settings
+from quantum_trader.clock import utc_from_ms
+from quantum_trader.config import Settings
 from quantum_trader.domain import EquitySnapshot
 from quantum_trader.gates.governor_state import Breaker, GovernorDecision, Trip
 from quantum_trader.ops.metrics import Metrics
@@ -55,7 +60,7 @@ async def started(
     server: LoopbackBinance, settings: Settings
 ) -> tuple[int, tuple[tuple[object, Decimal], ...]]:
     """The steps SQLite takes while the operations open, and the equity curve they seed."""
-    clock = ManualClock(utc_from_ms(server.state.now_ms + 10_000))
+    clock = clock_into_bar(server)
     steps = 0
 
     def count() -> int:
@@ -77,12 +82,7 @@ async def started(
 async def test_the_equity_curve_is_seeded_from_the_last_points_alone(
     loopback: LoopbackBinance, tmp_path: Path
 ) -> None:
-    settings = Settings(
-        data_dir=tmp_path,
-        exchange=loopback_settings(),
-        market=MarketSettings(symbols=(BTC,), history_bars=300),
-        server=ServerSettings(enabled=False, equity_points=POINTS),
-    )
+    settings = daemon_settings(tmp_path, server=ServerSettings(enabled=False, equity_points=POINTS))
     await add_snapshots(settings, POINTS + 1)
     young, _ = await started(loopback, settings)
     await add_snapshots(settings, 30 * POINTS)
@@ -102,14 +102,12 @@ async def test_the_trips_remembered_are_those_in_force(
     """Twenty trips of a breaker, one after the other: each announced once, and only the one
     in force held (every trip of the daemon's life was, one tuple each)."""
     receiver = Receiver()
-    settings = Settings(
-        data_dir=tmp_path,
-        exchange=loopback_settings(),
-        market=MarketSettings(symbols=(BTC,), history_bars=300),
+    settings = daemon_settings(
+        tmp_path,
         server=ServerSettings(enabled=False),
         notify=NotifySettings(webhook_url=SecretStr(receiver.url), backoff_initial_s=0.01),
     )
-    clock = ManualClock(utc_from_ms(loopback.state.now_ms + 10_000))
+    clock = clock_into_bar(loopback)
     held = []
     try:
         async with AsyncExitStack() as stack:

@@ -17,12 +17,11 @@ from typing import Any
 import aiohttp
 from loopback import LoopbackBinance
 from loopback.faults import Fault, Outage
-from loopback.fixtures import loopback, loopback_settings, open_runtime_on
+from loopback.fixtures import daemon_settings, loopback, open_runtime_on
 from ops_builders import TOKEN
 from pydantic import SecretStr
 
 from quantum_trader.app_ops import open_operations
-from quantum_trader.config import MarketSettings, Settings
 from quantum_trader.ops.metrics import Metrics
 from quantum_trader.ops.settings import ServerSettings
 
@@ -43,12 +42,7 @@ async def served_after_a_cycle(
         exchange_read_interval_s=0.01,
         exchange_read_wait_s=read_wait_s,
     )
-    settings = Settings(
-        data_dir=data_dir,
-        exchange=loopback_settings(),
-        market=MarketSettings(symbols=(BTC,), history_bars=300),
-        server=server,
-    )
+    settings = daemon_settings(data_dir, server=server)
     metrics = Metrics()
     async with AsyncExitStack() as stack:
         runtime = await open_runtime_on(loopback, settings, stack, metrics=metrics)

@@ -15,13 +15,13 @@ from typing import Any
 
 from loopback import LoopbackBinance
 from loopback.faults import Fault, Outage
-from loopback.fixtures import loopback, loopback_settings, open_runtime_on
+from loopback.fixtures import daemon_settings, loopback, open_runtime_on
 from ops_builders import Receiver
 from pydantic import SecretStr
 from structlog.testing import capture_logs
 
 from quantum_trader.app_ops import open_operations
-from quantum_trader.config import ExecutorSettings, MarketSettings, Settings
+from quantum_trader.config import ExecutorSettings
 from quantum_trader.daemon import run_loops
 from quantum_trader.ops.metrics import Metrics
 from quantum_trader.ops.settings import NotifySettings, ServerSettings
@@ -43,10 +43,8 @@ async def test_one_failed_read_is_a_blip_and_an_outage_stops_the_loops(
     loopback: LoopbackBinance, tmp_path: Path
 ) -> None:
     receiver = Receiver()
-    settings = Settings(
-        data_dir=tmp_path,
-        exchange=loopback_settings(),
-        market=MarketSettings(symbols=(BTC,), history_bars=300),
+    settings = daemon_settings(
+        tmp_path,
         executor=ExecutorSettings(heartbeat_interval_s=0.3),
         server=ServerSettings(enabled=False),
         notify=NotifySettings(webhook_url=SecretStr(f"{receiver.url}/hook")),

@@ -11,13 +11,16 @@ from pathlib import Path
 from typing import Any
 
 from loopback import Fault, LoopbackBinance
-from loopback.fixtures import loopback, loopback_settings, open_runtime_on
+from loopback.fixtures import (
+    clock_into_bar,
+    daemon_settings,
+    loopback,
+    open_runtime_on,
+)
 from ops_builders import Receiver
 from pydantic import SecretStr
 
 from quantum_trader.app_ops import open_operations
-from quantum_trader.clock import ManualClock, utc_from_ms
-from quantum_trader.config import MarketSettings, Settings
 from quantum_trader.ops.metrics import Metrics
 from quantum_trader.ops.settings import NotifySettings, ServerSettings
 
@@ -38,14 +41,12 @@ async def test_an_exit_refused_without_a_stop_is_notified(
     loopback: LoopbackBinance, tmp_path: Path
 ) -> None:
     receiver = Receiver()
-    settings = Settings(
-        data_dir=tmp_path,
-        exchange=loopback_settings(),
-        market=MarketSettings(symbols=(BTC,), history_bars=300),
+    settings = daemon_settings(
+        tmp_path,
         server=ServerSettings(enabled=False),
         notify=NotifySettings(webhook_url=SecretStr(receiver.url), backoff_initial_s=0.01),
     )
-    clock = ManualClock(utc_from_ms(loopback.state.now_ms + 10_000))
+    clock = clock_into_bar(loopback)
     try:
         async with AsyncExitStack() as stack:
             runtime = await open_runtime_on(loopback, settings, stack, clock=clock)

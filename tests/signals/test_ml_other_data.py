@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.feather as feather
 import pytest
 from loopback import LoopbackBinance
-from loopback.fixtures import loopback_settings
+from loopback.fixtures import clock_into_bar, loopback_settings
 from loopback.server import loopback_api_urls
 from ml_fixtures import (  # noqa: F401 (trained_fixture is the fixture `trained`)
     TINY,
@@ -329,7 +329,7 @@ async def test_a_testnet_start_on_symbols_the_models_did_not_learn_from_says_so(
                 settings,
                 stack,
                 asyncio.Event(),
-                clock=ManualClock(utc_from_ms(loopback.state.now_ms + 10_000)),
+                clock=clock_into_bar(loopback),
                 api_urls=loopback_api_urls(loopback.base_url),
                 source=ensemble,
                 rate_limit=False,
