@@ -188,9 +188,11 @@ async def assemble(
 
 def connect_learning(sizing: SizingDesk, keeper: PositionKeeper, ledger: Ledger) -> None:
     """The sizing desk hears of each entry before the keeper sends it (the RL decision kept by
-    its client order id) and of each trade the ledger books (learnt from)."""
+    its client order id), of each trade the ledger books (learnt from) and of each it amends
+    (the recent R read anew)."""
     keeper.entry_listeners.append(sizing)
     ledger.trade_listeners.append(lambda trade: sizing.on_trade_closed(trade, ledger.stats))
+    ledger.amend_listeners.append(sizing.on_trade_amended)
 
 
 async def reconciled_core(

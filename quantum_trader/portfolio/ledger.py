@@ -45,6 +45,8 @@ class Ledger:
         self.stats = stats
         self._tracker_saved_at: datetime | None = None
         self.trade_listeners: list[Callable[[ClosedTrade], Awaitable[None]]] = []
+        # Told of each amendment once written (the trade as it was, then as it is now).
+        self.amend_listeners: list[Callable[[ClosedTrade, ClosedTrade], Awaitable[None]]] = []
 
     @classmethod
     async def load(
@@ -119,7 +121,8 @@ class Ledger:
 
         A win that becomes a loss (or the reverse) moves the streaks to what the trades in
         the order they closed give. The trade listeners (the sizing desk's learning) are not
-        told: they learnt from the trade once, when it closed."""
+        told again: they learnt from the trade once, when it closed; the amend listeners are
+        (the sizing desk's recent R is read anew)."""
         # Read before the write, so it can carry the statistics: the ledger is the trades'
         # one writer, and its caller (the keeper) awaits each booking.
         trades = await self._repository.closed_trades()  # amendments are rare
@@ -137,6 +140,8 @@ class Ledger:
         )
         await self._repository.amend_closed_trade(trade, state=self._state(tracker, after))
         self._keep(tracker, before, after, now)
+        for listener in self.amend_listeners:
+            await listener(was, trade)
         return was
 
     @staticmethod

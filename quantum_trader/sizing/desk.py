@@ -10,9 +10,10 @@ decision whose entry opened nothing is dropped when the keeper knows it (`on_ent
 once, or at the tick that settles an entry whose outcome was unknown); the oldest beyond
 `RL_PENDING_MAX` are dropped.
 
-At start-up the recent R the performance multiplier reads is taken from the stored trades
-(was: empty after every restart, so a losing streak was forgotten), and a trade a stop cut
-off from its listeners (stored, its decision still kept) is learnt from then."""
+At start-up, and after a stored trade is amended, the recent R the performance multiplier
+reads is taken from the stored trades (was: empty after every restart, so a losing streak was
+forgotten; an amendment's new R never reached it), and at start-up a trade a stop cut off
+from its listeners (stored, its decision still kept) is learnt from."""
 
 from __future__ import annotations
 
@@ -91,8 +92,7 @@ class SizingDesk:
             agent = QAgent.from_dict(settings.rl, saved.get(RL_STATE[1], {}))
         rng = random.Random(settings.rl.seed)  # noqa: S311 - exploration, not secrets
         desk = cls(settings, costs, repository, lifecycle, agent, rng, monitor, paper)
-        latest = await _latest_of_known_r(repository, RECENT_R)
-        desk.recent_r = [t.r_multiple for t in latest if t.r_multiple is not None][-RECENT_R:]
+        latest = await desk._read_recent_r()
         pending = await repository.load_state(RL_PENDING) if agent is not None else {}
         for trade in latest:  # stored, its listeners never told (a stop in between)
             if trade.entry_order_id in pending:
@@ -162,6 +162,17 @@ class SizingDesk:
             dropped = [(RL_PENDING, key) for key in oldest[: len(kept) - RL_PENDING_MAX]]
             await self.repository.write(Writes(state_deleted=dropped))
             log.warning("rl_pending_dropped", count=len(dropped), kept=RL_PENDING_MAX)
+
+    async def _read_recent_r(self) -> list[ClosedTrade]:
+        """Take the recent R from the stored trades; return the latest trades read."""
+        latest = await _latest_of_known_r(self.repository, RECENT_R)
+        self.recent_r = [t.r_multiple for t in latest if t.r_multiple is not None][-RECENT_R:]
+        return latest
+
+    async def on_trade_amended(self, was: ClosedTrade, now: ClosedTrade) -> None:
+        """A stored trade amended (its fees read later: keeper/fees.py): the recent R is read
+        anew. The RL agent learnt from the trade once, at its close, and keeps that."""
+        await self._read_recent_r()
 
     async def on_entry_void(self, client_order_id: str) -> None:
         """The entry opened nothing: its decision has no trade to learn from."""

@@ -53,21 +53,21 @@ class WatchedExchange(ModelExchange):
 async def started() -> tuple[Harness, SizingDesk]:
     exchange = WatchedExchange(RULES, dict(PRICES), T0)
     exchange.repository, exchange.kept_on_arrival = InMemoryRepository(), []
-    keeper, desk = await program_on(exchange)
+    keeper, desk, _ = await program_on(exchange)
     return Harness(exchange, exchange.repository, keeper, T0), desk
 
 
 async def restarted(harness: Harness) -> SizingDesk:
     """The program started again on the same exchange and database."""
     assert isinstance(harness.exchange, WatchedExchange)
-    harness.keeper, desk = await program_on(harness.exchange, harness.now)
+    harness.keeper, desk, _ = await program_on(harness.exchange, harness.now)
     return desk
 
 
 async def program_on(
     exchange: WatchedExchange, now: datetime = T0
-) -> tuple[PositionKeeper, SizingDesk]:
-    """The keeper and the RL sizing desk, connected as the daemon connects them."""
+) -> tuple[PositionKeeper, SizingDesk, Ledger]:
+    """The keeper, the RL sizing desk and the ledger, connected as the daemon connects them."""
     repository = exchange.repository
     ledger = await Ledger.load(repository, Decimal(10_000), now, PerformanceSettings())
     monitor = MonitorSettings()
@@ -76,7 +76,7 @@ async def program_on(
     desk = await SizingDesk.load(settings, CostModel(CostSettings()), repository, monitor)
     connect_learning(desk, keeper, ledger)
     await keeper.tick(now, rest=True)
-    return keeper, desk
+    return keeper, desk, ledger
 
 
 def rl_order(harness: Harness) -> SizedOrder:
@@ -203,3 +203,26 @@ async def test_a_restart_between_the_entry_and_its_booking_still_learns_once() -
 def result_entry_id(harness: Harness) -> str:
     [entry] = [r for r in harness.exchange.received if not r.reduce_only]
     return entry.client_order_id
+
+
+async def test_a_trade_amended_with_fees_read_later_moves_the_recent_r() -> None:
+    """The trade's fees read after it was booked (keeper/fees.py) lower its R; the ledger's
+    amendment reaches the desk, whose recent R is read anew (was: the R booked at the close
+    stayed there until a restart). The Q-table keeps what it learnt at the close."""
+    exchange = WatchedExchange(RULES, dict(PRICES), T0)
+    exchange.repository, exchange.kept_on_arrival = InMemoryRepository(), []
+    keeper, desk, ledger = await program_on(exchange)
+    harness = Harness(exchange, exchange.repository, keeper, T0)
+    await harness.keeper.enter(rl_order(harness), harness.now)
+    trade = await closed_at_stop(harness)
+    assert trade.r_multiple is not None
+    assert desk.recent_r == [trade.r_multiple]
+    assert desk.agent is not None
+    learnt = desk.agent.value(STATE, ACTION)
+
+    amended = replace(trade, fees_usdt=trade.fees_usdt + 1, pnl_usdt=trade.pnl_usdt - 1,
+                      r_multiple=trade.r_multiple - 0.25)  # fmt: skip
+    assert await ledger.amend_trade(amended, harness.now) == trade
+
+    assert desk.recent_r == [pytest.approx(trade.r_multiple - 0.25)]
+    assert desk.agent.value(STATE, ACTION) == learnt
