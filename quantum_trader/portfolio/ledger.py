@@ -45,8 +45,7 @@ class Ledger:
         self.stats = stats
         self._tracker_saved_at: datetime | None = None
         self.trade_listeners: list[Callable[[ClosedTrade], Awaitable[None]]] = []
-        # Told of each amendment once written (the trade as it was, then as it is now).
-        self.amend_listeners: list[Callable[[ClosedTrade, ClosedTrade], Awaitable[None]]] = []
+        self.amend_listeners: list[Callable[[ClosedTrade], Awaitable[None]]] = []  # once written
 
     @classmethod
     async def load(
@@ -141,7 +140,7 @@ class Ledger:
         await self._repository.amend_closed_trade(trade, state=self._state(tracker, after))
         self._keep(tracker, before, after, now)
         for listener in self.amend_listeners:
-            await listener(was, trade)
+            await listener(trade)
         return was
 
     @staticmethod

@@ -169,7 +169,7 @@ class SizingDesk:
         self.recent_r = [t.r_multiple for t in latest if t.r_multiple is not None][-RECENT_R:]
         return latest
 
-    async def on_trade_amended(self, was: ClosedTrade, now: ClosedTrade) -> None:
+    async def on_trade_amended(self, trade: ClosedTrade) -> None:
         """A stored trade amended (its fees read later: keeper/fees.py): the recent R is read
         anew. The RL agent learnt from the trade once, at its close, and keeps that."""
         await self._read_recent_r()
