@@ -33,6 +33,7 @@ from quantum_trader.keeper.booking import (
     reduced,
 )
 from quantum_trader.keeper.exit_stops import refused_exit_trigger
+from quantum_trader.keeper.external_saved import LastExit
 from quantum_trader.keeper.fees import remembered
 from quantum_trader.keeper.fill_check import check_fill, limit_exits, with_limit
 from quantum_trader.keeper.ids import Purpose
@@ -79,14 +80,9 @@ def answered(
     position = book.positions.get(intent.symbol)
     if position is None:
         return Plan(book, records)
-    booked = reduced(
-        position,
-        min(execution.quantity, position.quantity),
-        execution.price,
-        execution.fee_usdt,
-        exit_reason(position, state, intent, context.monitor),  # a stop by where it stood
-        now,
-    )
+    reason = exit_reason(position, state, intent, context.monitor)  # a stop by where it stood
+    quantity = min(execution.quantity, position.quantity)
+    booked = reduced(position, quantity, execution.price, execution.fee_usdt, reason, now)
     took = frozenset(f.trade_id for f in fills or ())  # never taken again: keeper/external.py
     reducing = {intent.symbol: took} if took else {}
     if isinstance(booked, TradeDraft):
@@ -106,7 +102,10 @@ def answered(
         )
     if intent.purpose is Purpose.TARGET:  # none after a take-profit that executed (target.py)
         booked = replace(booked, take_profit_order_id=intent.client_order_id)
-    return Plan(book.with_position(booked), records, reducing_trades=reducing)
+    last = LastExit.of(intent.client_order_id, reason, execution.price, fills or ())
+    last_exits = {intent.symbol: last} if last is not None else {}
+    book = book.with_position(booked)
+    return Plan(book, records, reducing_trades=reducing, last_exits=last_exits)
 
 
 def _firing(book: Book, order_id: str) -> bool:

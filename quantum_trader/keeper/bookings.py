@@ -66,7 +66,7 @@ def bookings(
     saved = [p for s, p in now_held.items() if changed(held.get(s), p) and mine(s)]
     gone = [s for s in held.keys() - now_held.keys() if mine(s)]
     kept = now_held.keys() | after.unpriced.keys()
-    booked = external.changes(result.reducing_trades, kept, mine)
+    booked = external.changes(result.reducing_trades, kept, mine, result.last_exits)
     fees, fees_read = fee_writes(before.fees_unread, after.fees_unread, mine)
     unpriced, priced = unpriced_writes(before.unpriced, after.unpriced, mine)
     limits, lifted = limit_writes(before.limits, after.limits, mine)

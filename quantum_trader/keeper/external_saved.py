@@ -18,13 +18,23 @@ position on the symbol too, in memory (`left_out`): one adopted, with no entry o
 bound its window, reaches 5 min before the tick that adopted it, where that close lies (found
 by the campaign with a person trading by hand, seed 30079, 2026-12-03: a close by hand was
 booked again for the position adopted after it, its fee counted twice).
+
+Beside them, the last exit of ours that reduced the held position and left some (`LastExit`:
+its order, reason, price and last trade), saved in the same entry (`"last_exit"`): a
+reduction by hand found a tick later whose trades came before it closes the trade with our
+exit's price and reason, not the person's (the campaign with a person trading by hand, seed
+30721: our market exit, reduce-only, executed what a sell by hand left; booked from its
+answer, the person's part the next tick, the trade MANUAL at the person's price).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
+from quantum_trader.domain import ExitReason, Fill
 from quantum_trader.log import get_logger
 from quantum_trader.ports import Repository, StateWrite
 from quantum_trader.record import record
@@ -33,27 +43,90 @@ log = get_logger("keeper")
 EXTERNAL_BOOKED = "external_booked"
 
 
-class ExternalBooked:
-    """By symbol, the ids of the account's trades booked for its position (held only)."""
+@record
+class LastExit:
+    """An exit of ours that reduced a position and left some: what a trade it turns out to
+    have closed is booked at (keeper/reduce_settle.py)."""
 
-    def __init__(self, booked: Mapping[str, frozenset[str]] | None = None) -> None:
+    client_order_id: str
+    reason: ExitReason
+    price: Decimal
+    time: datetime  # its last trade's, in the exchange's time
+    trade_id: str
+
+    @classmethod
+    def of(
+        cls, client_order_id: str, reason: ExitReason, price: Decimal, fills: Sequence[Fill]
+    ) -> LastExit | None:
+        """None without fills: nothing to tell its place among the account's trades by."""
+        if not fills:
+            return None
+        last = max(fills, key=trade_order)
+        return cls(client_order_id, reason, price, last.time, last.trade_id)
+
+    def after(self, fills: Sequence[Fill]) -> bool:
+        """Whether this exit's last trade came after every one of `fills` (by time, then by
+        Binance's trade id, which grows with each trade of a symbol)."""
+        mine = trade_order(self)
+        return all(_before(trade_order(f), mine) for f in fills)
+
+    def encoded(self) -> dict[str, str]:
+        return {
+            "order": self.client_order_id,
+            "reason": self.reason.value,
+            "price": str(self.price),
+            "time": self.time.isoformat(),
+            "trade_id": self.trade_id,
+        }
+
+
+def trade_order(trade: Fill | LastExit) -> tuple[datetime, int | None]:
+    """A trade's place: its time, then its id when numeric (Binance's are)."""
+    trade_id = trade.trade_id
+    return trade.time, int(trade_id) if trade_id.isdigit() else None
+
+
+def _before(one: tuple[datetime, int | None], other: tuple[datetime, int | None]) -> bool:
+    """Strictly before; at the same time only the ids can tell (neither numeric: not)."""
+    if one[0] != other[0]:
+        return one[0] < other[0]
+    return one[1] is not None and other[1] is not None and one[1] < other[1]
+
+
+class ExternalBooked:
+    """By symbol, the ids of the account's trades booked for its position (held only), and
+    the last exit of ours that left some of it."""
+
+    def __init__(
+        self,
+        booked: Mapping[str, frozenset[str]] | None = None,
+        last: Mapping[str, LastExit] | None = None,
+    ) -> None:
         self._booked: dict[str, frozenset[str]] = dict(booked or {})
+        self._last: dict[str, LastExit] = dict(last or {})
         self._closed: dict[str, frozenset[str]] = {}  # the last position gone, by symbol
 
     @classmethod
     async def restored(cls, repository: Repository, held: Collection[str]) -> ExternalBooked:
         """As the last run saved them, for the symbols `held` (an entry of a position gone
         while the daemon was stopped, or before its deletion was written, is deleted)."""
-        booked = {}
+        booked, last = {}, {}
         for symbol, saved in (await repository.load_state(EXTERNAL_BOOKED)).items():
             if symbol not in held:
                 await repository.delete_state(EXTERNAL_BOOKED, symbol)
                 continue
             try:
                 booked[symbol] = _trade_ids(saved)
-            except (KeyError, TypeError) as error:
+                if saved.get("last_exit") is not None:
+                    last[symbol] = _last_exit(saved["last_exit"])
+            except (KeyError, TypeError, ValueError, ArithmeticError) as error:
+                booked.pop(symbol, None)
                 await _dropped(repository, symbol, saved, repr(error))
-        return cls(booked)
+        return cls(booked, last)
+
+    def last_exits(self) -> Mapping[str, LastExit]:
+        """By symbol held, the last exit of ours that left some of the position."""
+        return self._last
 
     def left_out(self) -> Mapping[str, frozenset[str]]:
         """By symbol, the trades a reduction is never booked at: those booked for the
@@ -71,19 +144,25 @@ class ExternalBooked:
         booked_now: Mapping[str, frozenset[str]],
         held: Collection[str],
         symbols: Callable[[str], bool],
+        last_now: Mapping[str, LastExit] | None = None,
     ) -> BookedChanges:
-        """What a plan booking `booked_now` (`Plan.reducing_trades`) and leaving `held`
-        changes for the `symbols` accepted: the trades added for each still held, each no
-        longer held forgotten. Written with the plan's bookings (keeper/carry.py), then
-        `keep`: a stop between the bookings and this memory would forget the trades."""
-        booked = self._booked
-        if not booked_now and not booked:  # a backtest's ticks
+        """What a plan booking `booked_now` (`Plan.reducing_trades`) and `last_now`
+        (`Plan.last_exits`) and leaving `held` changes for the `symbols` accepted: the trades
+        added for each still held, its last exit of ours, each no longer held forgotten.
+        Written with the plan's bookings (keeper/carry.py), then `keep`: a stop between the
+        bookings and this memory would forget the trades."""
+        booked, last_now = self._booked, last_now or {}
+        if not booked_now and not booked and not last_now:  # a backtest's ticks
             return _NO_CHANGES
         saved: dict[str, frozenset[str]] = {}
-        for symbol in sorted(booked_now.keys() & set(held)):
-            ids = booked.get(symbol, frozenset()) | booked_now[symbol]
-            if ids != booked.get(symbol) and symbols(symbol):
+        last: dict[str, LastExit] = {}
+        for symbol in sorted((booked_now.keys() | last_now.keys()) & set(held)):
+            ids = booked.get(symbol, frozenset()) | booked_now.get(symbol, frozenset())
+            exit_ = last_now.get(symbol) or self._last.get(symbol)
+            if (ids != booked.get(symbol) or exit_ != self._last.get(symbol)) and symbols(symbol):
                 saved[symbol] = ids
+                if exit_ is not None:
+                    last[symbol] = exit_
         deleted = [s for s in sorted(booked.keys() - set(held)) if symbols(s)]
         gone = (booked.keys() | booked_now.keys()) - set(held)
         closed = {
@@ -91,13 +170,15 @@ class ExternalBooked:
             for s in sorted(gone)
             if symbols(s)
         }
-        return BookedChanges(saved, deleted, closed)
+        return BookedChanges(saved, deleted, closed, last)
 
     def keep(self, changes: BookedChanges) -> None:
         """Take `changes` as written."""
         self._booked.update(changes.saved)
+        self._last.update(changes.last)
         for symbol in changes.deleted:
             self._booked.pop(symbol, None)
+            self._last.pop(symbol, None)
         self._closed.update(changes.closed)
 
 
@@ -108,13 +189,17 @@ class BookedChanges:
     saved: Mapping[str, frozenset[str]]
     deleted: Sequence[str]
     closed: Mapping[str, frozenset[str]]  # the trades of each position gone: in memory only
+    last: Mapping[str, LastExit]  # of the symbols saved
 
     @property
     def state(self) -> list[StateWrite]:
-        return [
-            (EXTERNAL_BOOKED, symbol, {"trade_ids": sorted(ids)})
-            for symbol, ids in self.saved.items()
-        ]
+        writes: list[StateWrite] = []
+        for symbol, ids in self.saved.items():
+            entry: dict[str, Any] = {"trade_ids": sorted(ids)}
+            if symbol in self.last:
+                entry["last_exit"] = self.last[symbol].encoded()
+            writes.append((EXTERNAL_BOOKED, symbol, entry))
+        return writes
 
     @property
     def state_deleted(self) -> list[tuple[str, str]]:
@@ -126,6 +211,17 @@ def _trade_ids(saved: Mapping[str, Any]) -> frozenset[str]:
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
         raise TypeError(f"trade_ids is not a list of trade ids: {ids!r}")
     return frozenset(ids)
+
+
+def _last_exit(saved: Mapping[str, Any]) -> LastExit:
+    texts = [saved[k] for k in ("order", "reason", "price", "time", "trade_id")]
+    if not all(isinstance(t, str) for t in texts):
+        raise TypeError(f"last_exit holds a value that is not text: {dict(saved)!r}")
+    order, reason, price, time, trade_id = texts
+    amount, moment = Decimal(price), datetime.fromisoformat(time)
+    if not amount.is_finite() or amount <= 0 or moment.tzinfo is None:
+        raise ValueError(f"last_exit's price or time is not one a trade has: {dict(saved)!r}")
+    return LastExit(order, ExitReason(reason), amount, moment, trade_id)
 
 
 async def _dropped(repository: Repository, symbol: str, saved: Any, why: str) -> None:
@@ -142,4 +238,4 @@ async def _dropped(repository: Repository, symbol: str, saved: Any, why: str) ->
     await repository.delete_state(EXTERNAL_BOOKED, symbol)
 
 
-_NO_CHANGES = BookedChanges({}, (), {})
+_NO_CHANGES = BookedChanges({}, (), {}, {})

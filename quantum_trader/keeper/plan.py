@@ -56,6 +56,7 @@ from quantum_trader.domain import (
 from quantum_trader.keeper.book import Book, TradeFees
 from quantum_trader.keeper.booking import TradeDraft
 from quantum_trader.keeper.checks import ProtectionChecks
+from quantum_trader.keeper.external_saved import LastExit
 from quantum_trader.keeper.ids import as_sent
 from quantum_trader.keeper.protect import OrderAction
 from quantum_trader.keeper.settings import KeeperSettings
@@ -78,7 +79,9 @@ class Observation:
     reduced with no order of ours to explain it, by symbol (keeper/external.py);
     `account_unread`: such symbols whose trades could not be read;
     `force_orders`: by symbol, the exchange's own orders (order id → LIQUIDATION or ADL) near
-    the account's trades a first plan booked such a reduction at (keeper/forced.py).
+    the account's trades a first plan booked such a reduction at (keeper/forced.py);
+    `last_exits`: by symbol held, the last exit of ours that left some of the position, on an
+    earlier tick (keeper/external_saved.py).
     """
 
     snapshot: ExchangeSnapshot
@@ -90,6 +93,7 @@ class Observation:
     account_fills: Mapping[str, Sequence[Fill]] = field(default_factory=dict)
     account_unread: frozenset[str] = frozenset()
     force_orders: Mapping[str, Mapping[str, ExitReason]] = field(default_factory=dict)
+    last_exits: Mapping[str, LastExit] = field(default_factory=dict)
 
 
 @record
@@ -127,7 +131,8 @@ class Plan:
     `amendments`: closed trades booked without some fees, now read (keeper/fees.py).
     `reducing_trades`: by symbol, the account's trades a reduction was booked from — an exit
     of ours, or a reduction with no order of ours (keeper/external.py): never taken again for
-    one.
+    one. `last_exits`: by symbol, an exit of ours this plan booked that left some of the
+    position (keeper/external_saved.py).
     """
 
     book: Book
@@ -139,6 +144,7 @@ class Plan:
     unreflected: tuple[str, ...] = ()
     amendments: tuple[TradeFees, ...] = ()
     reducing_trades: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    last_exits: Mapping[str, LastExit] = field(default_factory=dict)
 
 
 def plan(

@@ -31,6 +31,7 @@ from quantum_trader.keeper.booking import (
 )
 from quantum_trader.keeper.checks import ProtectionChecks
 from quantum_trader.keeper.draft import Draft
+from quantum_trader.keeper.external_saved import LastExit
 from quantum_trader.keeper.fees import remembered, settle_fees
 from quantum_trader.keeper.fill_check import check_fill
 from quantum_trader.keeper.firing import trigger_times
@@ -75,6 +76,7 @@ class Planner(OrderSettling, ReductionSettling, Protecting):
         self.notes: list[Note] = []
         self.amendments: list[TradeFees] = []
         self.reducing_trades: dict[str, frozenset[str]] = {}
+        self.last_exits: dict[str, LastExit] = {}
         self.opened_fees: dict[str, Decimal] = {}  # a flip by hand: the new side's fee
         self.consistent: set[str] = set()
         self.entered: set[str] = set()  # an entry of ours settled into a position this tick
@@ -126,6 +128,7 @@ class Planner(OrderSettling, ReductionSettling, Protecting):
             tuple(self.unreflected),
             tuple(self.amendments),
             dict(self.reducing_trades),
+            dict(self.last_exits),
         )
 
     def quiet(self) -> bool:

@@ -27,6 +27,8 @@ from quantum_trader.domain import (
 from quantum_trader.keeper.book import Intent
 from quantum_trader.keeper.booking import Execution, TradeDraft, exit_reason, reduced
 from quantum_trader.keeper.cover import stop_awaiting_orders
+from quantum_trader.keeper.external import ExternalExecution
+from quantum_trader.keeper.external_saved import LastExit
 from quantum_trader.keeper.ids import Purpose
 from quantum_trader.keeper.plan import Note
 from quantum_trader.keeper.protect import OrderAction
@@ -55,6 +57,7 @@ class ReductionSettling(RoundTripSettling):
     listed: dict[str, list[Order]]
     actions: list[OrderAction]
     opened_fees: dict[str, Decimal]
+    last_exits: dict[str, LastExit]
 
     if TYPE_CHECKING:  # the planner's own and Protecting's (keeper/guard.py), beside this
 
@@ -144,6 +147,10 @@ class ReductionSettling(RoundTripSettling):
         if isinstance(booked, TradeDraft):
             self._closed(booked)
             return None
+        cid = execution.order.client_order_id
+        last = LastExit.of(cid, reason, price, outcome.fills)
+        if last is not None:
+            self.last_exits[position.symbol] = last
         return booked
 
     def _exit_terms(self, position: Position, outcome: Outcome) -> tuple[Decimal, ExitReason]:
@@ -195,18 +202,36 @@ class ReductionSettling(RoundTripSettling):
             f"{position.side} {quantity} gone from the exchange with no order of ours to "
             f"explain it; booked at {how}"
         )
-        if closer is not None:
-            cid = closer.execution.order.client_order_id
-            detail += f"; before our {cid}, which closed the rest: the trade's exit"
-        self.notes.append(Note("position_closed_externally", position.symbol, detail, True))
         booked = reduced(position, quantity, price, fee, reason, self.now)
+        ours_last = self._closed_by_ours(position, closer, found)
+        if ours_last is not None and isinstance(booked, TradeDraft):
+            cid, price, reason = ours_last
+            detail += f"; before our {cid}, which closed the rest: the trade's exit"
+            booked = replace(booked, exit_price=price, reason=reason)
+        self.notes.append(Note("position_closed_externally", position.symbol, detail, True))
         if isinstance(booked, TradeDraft):
-            if closer is not None:
-                price, reason = self._exit_terms(position, closer)
-                booked = replace(booked, exit_price=price, reason=reason)
             self._closed(booked)
             return None
         return booked
+
+    def _closed_by_ours(
+        self, position: Position, closer: Outcome | None, found: ExternalExecution | None
+    ) -> tuple[str, Decimal, ExitReason] | None:
+        """The exit of ours that came after this reduction and took what it left: `closer`,
+        booked this tick; else our last exit booked on an earlier tick, when its trade came
+        after every one of those `found` (a reduction by hand found only now: seed 30721,
+        a market exit of ours capped by Binance to what a sell by hand left)."""
+        if closer is not None:
+            price, reason = self._exit_terms(position, closer)
+            return closer.execution.order.client_order_id, price, reason
+        last = self.observation.last_exits.get(position.symbol)
+        if last is None or found is None:
+            return None
+        read = self.observation.account_fills.get(position.symbol, ())
+        theirs = [f for f in read if f.trade_id in found.trade_ids]
+        if not theirs or not last.after(theirs):
+            return None
+        return last.client_order_id, last.price, last.reason
 
     def _closed(self, draft: TradeDraft) -> None:
         self.trades.append(draft)

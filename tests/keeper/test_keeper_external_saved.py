@@ -19,6 +19,13 @@ from quantum_trader.keeper.external_saved import EXTERNAL_BOOKED
 from quantum_trader.storage.sqlite import SqliteRepository
 
 BTC = "BTC/USDT:USDT"
+LAST_EXIT = {  # as keeper/external_saved.py saves one
+    "order": "qt-x-BTC-a-1",
+    "reason": "TIME_EXIT",
+    "price": "98",
+    "time": "2025-06-01T00:00:05+00:00",
+    "trade_id": "7",
+}
 
 
 async def reduce_by_hand(exchange: ModelExchange, name: str, quantity: Decimal) -> str:
@@ -63,8 +70,26 @@ async def test_the_trades_booked_survive_a_restart_on_sqlite_and_go_with_the_pos
 
 @pytest.mark.parametrize(
     "saved",
-    [{"trade_ids": "t-1"}, {"trade_ids": [1, 2]}, {"ids": ["t-1"]}],
-    ids=["not a list", "not strings", "no trade ids"],
+    [
+        {"trade_ids": "t-1"},
+        {"trade_ids": [1, 2]},
+        {"ids": ["t-1"]},
+        {"trade_ids": ["t-1"], "last_exit": "qt-x-BTC-a-1"},
+        {"trade_ids": ["t-1"], "last_exit": {**LAST_EXIT, "reason": "BECAUSE"}},
+        {"trade_ids": ["t-1"], "last_exit": {**LAST_EXIT, "price": "NaN"}},
+        {"trade_ids": ["t-1"], "last_exit": {**LAST_EXIT, "time": "2025-06-01T00:00:00"}},
+        {"trade_ids": ["t-1"], "last_exit": {k: v for k, v in LAST_EXIT.items() if k != "price"}},
+    ],
+    ids=[
+        "not a list",
+        "not strings",
+        "no trade ids",
+        "last exit not a record",
+        "last exit's reason unknown",
+        "last exit's price NaN",
+        "last exit's time naive",
+        "last exit without a price",
+    ],
 )
 async def test_an_entry_that_cannot_be_read_back_is_said_once_and_dropped(
     tmp_path: Path, saved: dict[str, object]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import MutableMapping
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -22,7 +23,7 @@ from position_builders import NOW, SETTINGS, position, protected
 from structlog.testing import capture_logs
 from test_keeper_external_exits import by_hand, fee_paid, opened
 from test_keeper_fees_unread import BTC, sent
-from test_keeper_properties import PRICES, RULES, T0, Harness, keeper_on
+from test_keeper_properties import PRICES, RULES, T0, Harness, keeper_on, sized
 
 from quantum_trader.domain import (
     ExchangePosition,
@@ -32,6 +33,7 @@ from quantum_trader.domain import (
     OrderRequest,
     OrderSide,
     OrderStatus,
+    Side,
 )
 from quantum_trader.keeper.answer import answered
 from quantum_trader.keeper.book import Book, Intent
@@ -240,3 +242,97 @@ async def test_our_stop_that_ran_out_after_the_positions_were_read_is_booked_who
     assert (trade.exit_reason, trade.exit_price) == (ExitReason.SL_HIT, stop.trigger_price)
     paid = fee_paid(harness, "web_reduced_54") + fee_paid(harness, stop.client_order_id)
     assert trade.fees_usdt == position.fees_usdt + paid
+
+
+@dataclass
+class _SoldAfterPositions(ModelExchange):
+    """A person sells `sell` at the mark right after a read of the positions, then the mark
+    moves to `then`: the tick plans for what it read, and our exit meets less."""
+
+    sell: Decimal | None = None
+    then: Decimal = Decimal(98)
+
+    async def fetch_positions(self) -> list[ExchangePosition]:
+        read = await super().fetch_positions()
+        if self.sell is not None:
+            request = OrderRequest(
+                "web_sold_55", BTC, OrderSide.SELL, OrderKind.MARKET, self.sell, reduce_only=True
+            )
+            self.sell = None
+            await self.place_order(request)
+            self.move(BTC, self.then)
+        return read
+
+
+async def test_our_market_exit_capped_after_a_sell_by_hand_closes_the_trade_as_ours() -> None:
+    """The long reaches its 48 h time exit; between the tick's read of the positions and our
+    market exit a person sells two thirds at 99. Ours, reduce-only, executes the third left
+    at 98: it is booked from its answer that tick, the person's two thirds the next (found
+    gone then). The trade's exit is ours — TIME_EXIT at 98, our trade the later one — not
+    the person's MANUAL at 99 booked last (the campaign with a person trading by hand, seed
+    30721: a break-even exit so capped, booked MANUAL). Both trades are at one instant here:
+    Binance's trade ids, which grow, tell their order."""
+    exchange = _SoldAfterPositions(RULES, dict(PRICES), T0)
+    repository = InMemoryRepository()
+    harness = Harness(exchange, repository, await keeper_on(exchange, repository, T0), T0)
+    quantity = await opened(harness)
+    position = harness.keeper.positions[BTC]
+    exchange.move(BTC, Decimal(99))
+    harness.advance(timedelta(hours=48))
+    exchange.sell = quantity - quantity / 3
+    await harness.tick()
+    [exit_] = sent(exchange, Purpose.EXIT)
+    ours = exchange.orders[exit_]
+    assert ours.filled_quantity == quantity / 3
+    assert BTC in harness.keeper.positions  # the person's part is seen next tick
+    with capture_logs() as logs:
+        await harness.tick()
+
+    assert harness.keeper.positions == {}
+    [trade] = await harness.repository.closed_trades()
+    assert (trade.exit_reason, trade.exit_price) == (ExitReason.TIME_EXIT, Decimal(98))
+    paid = fee_paid(harness, "web_sold_55") + fee_paid(harness, exit_)
+    assert trade.fees_usdt == position.fees_usdt + paid
+    gross = (Decimal(99) - position.entry_price) * (quantity - quantity / 3)
+    gross += (Decimal(98) - position.entry_price) * (quantity / 3)
+    assert trade.pnl_usdt == gross - trade.fees_usdt - trade.funding_usdt
+    assert f"before our {exit_}" in str(_events(logs, "position_closed_externally")[0]["detail"])
+
+
+async def test_our_capped_exit_closes_the_trade_as_ours_across_a_restart() -> None:
+    """As above with the daemon restarted between the two ticks: our exit's terms are kept
+    with the trades booked for the position (keeper/external_saved.py)."""
+    exchange = _SoldAfterPositions(RULES, dict(PRICES), T0)
+    repository = InMemoryRepository()
+    harness = Harness(exchange, repository, await keeper_on(exchange, repository, T0), T0)
+    quantity = await opened(harness)
+    exchange.move(BTC, Decimal(99))
+    harness.advance(timedelta(hours=48))
+    exchange.sell = quantity - quantity / 3
+    await harness.tick()
+    await harness.restart()
+    await harness.tick()
+
+    [trade] = await harness.repository.closed_trades()
+    assert (trade.exit_reason, trade.exit_price) == (ExitReason.TIME_EXIT, Decimal(98))
+
+
+async def test_a_close_by_hand_after_our_partial_exit_stays_the_persons() -> None:
+    """Our partial take-profit is booked a tick before; a person then sells the rest by hand
+    at 103, a later trade than ours: the trade is MANUAL at 103, the person's close."""
+    harness = await Harness.start()
+    exchange = harness.exchange
+    await harness.keeper.enter(sized(BTC, Side.LONG, exchange.marks[BTC]), harness.now)
+    price = exchange.marks[BTC]
+    while not sent(exchange, Purpose.EXIT):  # up until the partial take-profit
+        price += Decimal("0.1")
+        exchange.move(BTC, price)
+        await harness.tick()
+    await harness.tick()
+    exchange.move(BTC, Decimal(103))
+    await by_hand(harness, "web_closed_56", OrderSide.SELL, harness.keeper.positions[BTC].quantity)
+    exchange.move(BTC, Decimal(102))
+    await harness.tick()
+
+    [trade] = await harness.repository.closed_trades()
+    assert (trade.exit_reason, trade.exit_price) == (ExitReason.MANUAL, Decimal(103))
