@@ -45,6 +45,19 @@ async def by_hand(harness: Harness, name: str, side: OrderSide, quantity: Decima
     await harness.exchange.place_order(request)
 
 
+async def partial_taken(harness: Harness) -> str:
+    """The long entered on BTC, the mark raised a step a tick up until our partial
+    take-profit is sent; its client order id."""
+    exchange = harness.exchange
+    price = exchange.marks[BTC]
+    while not sent(exchange, Purpose.EXIT):
+        price += Decimal("0.1")
+        exchange.move(BTC, price)
+        await harness.tick()
+    [partial] = sent(exchange, Purpose.EXIT)
+    return partial
+
+
 def fee_paid(harness: Harness, client_order_id: str) -> Decimal:
     return sum((f.fee_usdt for f in harness.exchange.fills[client_order_id]), Decimal(0))
 
@@ -353,12 +366,7 @@ async def test_an_exit_of_ours_booked_on_an_earlier_tick_is_not_taken_for_the_pe
     harness = await Harness.start()
     exchange = harness.exchange
     await harness.keeper.enter(sized(BTC, Side.LONG, exchange.marks[BTC]), harness.now)
-    price = exchange.marks[BTC]
-    while not sent(exchange, Purpose.EXIT):  # up until the partial take-profit
-        price += Decimal("0.1")
-        exchange.move(BTC, price)
-        await harness.tick()
-    [partial] = sent(exchange, Purpose.EXIT)
+    partial = await partial_taken(harness)
     [ours] = exchange.fills[partial]
     await harness.tick()
     exchange.move(BTC, Decimal(103))
@@ -404,12 +412,7 @@ async def test_an_exit_of_ours_settled_by_a_tick_is_not_taken_for_the_persons_ei
     await harness.keeper.enter(sized(BTC, Side.LONG, exchange.marks[BTC]), harness.now)
     exchange.lose_next_exit = True
     exchange.lookups_unreadable = 1  # the lookup right after the lost answer
-    price = exchange.marks[BTC]
-    while not sent(exchange, Purpose.EXIT):  # up until the partial take-profit
-        price += Decimal("0.1")
-        exchange.move(BTC, price)
-        await harness.tick()
-    [partial] = sent(exchange, Purpose.EXIT)
+    partial = await partial_taken(harness)
     [ours] = exchange.fills[partial]
     assert partial in harness.keeper.book.intents  # its answer lost
     await harness.tick()

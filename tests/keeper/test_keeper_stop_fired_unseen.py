@@ -21,7 +21,7 @@ import pytest
 from model_exchange import ModelExchange
 from position_builders import NOW, SETTINGS, position, protected
 from structlog.testing import capture_logs
-from test_keeper_external_exits import by_hand, fee_paid, opened
+from test_keeper_external_exits import by_hand, fee_paid, opened, partial_taken
 from test_keeper_fees_unread import BTC, sent
 from test_keeper_properties import PRICES, RULES, T0, Harness, keeper_on, sized
 
@@ -323,11 +323,7 @@ async def test_a_close_by_hand_after_our_partial_exit_stays_the_persons() -> Non
     harness = await Harness.start()
     exchange = harness.exchange
     await harness.keeper.enter(sized(BTC, Side.LONG, exchange.marks[BTC]), harness.now)
-    price = exchange.marks[BTC]
-    while not sent(exchange, Purpose.EXIT):  # up until the partial take-profit
-        price += Decimal("0.1")
-        exchange.move(BTC, price)
-        await harness.tick()
+    await partial_taken(harness)
     await harness.tick()
     exchange.move(BTC, Decimal(103))
     await by_hand(harness, "web_closed_56", OrderSide.SELL, harness.keeper.positions[BTC].quantity)
