@@ -15,7 +15,7 @@ from test_keeper_booking_one_write import keeper_on
 from test_keeper_properties import PRICES, RULES, T0, TICK, sized
 
 from quantum_trader.domain import OrderKind, OrderRequest, OrderSide, Side
-from quantum_trader.keeper.external_saved import EXTERNAL_BOOKED
+from quantum_trader.keeper.external_saved import EXTERNAL_BOOKED, ExternalBooked
 from quantum_trader.storage.sqlite import SqliteRepository
 
 BTC = "BTC/USDT:USDT"
@@ -124,6 +124,56 @@ async def test_an_entry_of_a_position_gone_is_forgotten_at_start(tmp_path: Path)
         with capture_logs() as logs:
             await keeper_on(exchange, repository, T0)
         assert not [e for e in logs if e["event"] == "external_booked_unreadable"]
+        assert await repository.load_state(EXTERNAL_BOOKED) == {}
+    finally:
+        await repository.close()
+
+
+async def test_our_last_exit_that_left_some_is_saved_beside_the_trades_on_sqlite(
+    tmp_path: Path,
+) -> None:
+    """Our partial take-profit leaves some of the long: its order, reason, price and trade
+    are saved in the symbol's entry with its trade (`last_exit`), and read back after a
+    restart; both go with the position."""
+    path = tmp_path / "quantum_trader.db"
+    exchange = ModelExchange(RULES, dict(PRICES), T0)
+    now = exchange.now = T0 + TICK
+    repository = await SqliteRepository.open(path)
+    try:
+        keeper = await keeper_on(exchange, repository, T0)
+        await keeper.enter(sized(BTC, Side.LONG, exchange.marks[BTC]), now)
+        price = exchange.marks[BTC]
+        while not [r for r in exchange.received if r.reduce_only and not r.kind.is_conditional]:
+            price += Decimal("0.1")
+            exchange.move(BTC, price)
+            now = exchange.now = now + TICK
+            await keeper.tick(now)
+        [partial] = [r for r in exchange.received if r.reduce_only and not r.kind.is_conditional]
+        [fill] = exchange.fills[partial.client_order_id]
+        saved = (await repository.load_state(EXTERNAL_BOOKED))[BTC]
+        assert saved == {
+            "trade_ids": [fill.trade_id],
+            "last_exit": {
+                "order": partial.client_order_id,
+                "reason": "PARTIAL_TP",
+                "price": str(fill.price),
+                "time": fill.time.isoformat(),
+                "trade_id": fill.trade_id,
+            },
+        }
+    finally:
+        await repository.close()
+
+    repository = await SqliteRepository.open(path)
+    try:
+        restored = await ExternalBooked.restored(repository, {BTC})
+        [last] = restored.last_exits().values()
+        assert (last.client_order_id, last.price) == (partial.client_order_id, fill.price)
+        keeper = await keeper_on(exchange, repository, now)
+        await reduce_by_hand(exchange, "web_rest_2", keeper.positions[BTC].quantity)
+        now = exchange.now = now + TICK
+        await keeper.tick(now)
+        assert BTC not in keeper.positions
         assert await repository.load_state(EXTERNAL_BOOKED) == {}
     finally:
         await repository.close()
