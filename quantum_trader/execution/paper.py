@@ -5,8 +5,8 @@ funding on the bars that closed since the last call), then answers. One-way mode
 margin, taker fills with the cost model's fee and slippage (SPEC §5.5). Conditional orders
 (reduce-only STOP_MARKET / TAKE_PROFIT_MARKET) live in their own book, as on Binance's Algo
 Order API. With `state_path`, the whole account is rewritten atomically after every change and
-reloaded on construction, so protective stops survive a kill -9 of the daemon; before a save,
-at most once a simulated hour, it forgets what Binance itself no longer returns
+reloaded on construction, so protective stops survive a kill -9 of the daemon; as it catches
+up, at most once a simulated hour, it forgets what Binance itself no longer returns
 (paper_retention.py), so the file stays bounded. A backtest (no `state_path`) prunes nothing:
 it saves no file, and so every answer it asks for stays what it was.
 
@@ -291,22 +291,28 @@ class PaperExchange:
         if synced is not None and synced[0] == now:
             return synced[1]
         now_ms = ms_from_utc(now)
-        if self._catch_up.run(now_ms):
+        changed = self._catch_up.run(now_ms)
+        if self._prune_due():
+            changed |= bool(prune(self._ledger.state, self._ledger.state.last_ms))
+        if changed:
             self._persist()
         self._synced = (now, now_ms)
         return now_ms
 
-    def _persist(self) -> None:
-        """Save the account, first pruning it when a simulated hour has passed since the last
-        pruning (at the account's own time: `last_ms`)."""
+    def _prune_due(self) -> bool:
+        """Whether to prune now: with a state file, once a simulated hour (the account's own
+        time, `last_ms`; the first call after loading prunes)."""
         if self._state_path is None:
-            return
-        state = self._ledger.state
-        last = self._pruned_at_ms
-        if last is None or state.last_ms - last >= PRUNE_EVERY_MS:
-            prune(state, state.last_ms)
-            self._pruned_at_ms = state.last_ms
-        save_state(self._state_path, state)
+            return False
+        last, now_ms = self._pruned_at_ms, self._ledger.state.last_ms
+        if last is not None and now_ms - last < PRUNE_EVERY_MS:
+            return False
+        self._pruned_at_ms = now_ms
+        return True
+
+    def _persist(self) -> None:
+        if self._state_path is not None:
+            save_state(self._state_path, self._ledger.state)
 
 
 def _check_symbols(state: PaperState, rules: Mapping[str, MarketRules], path: Path | None) -> None:

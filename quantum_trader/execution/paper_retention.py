@@ -9,8 +9,8 @@ Binance's documented retention (USD-M futures API, developers.binance.com):
 - Get Income History (GET /fapi/v1/income, funding fees among them): the last three months.
 
 So `prune` forgets, at `now_ms` (the account's simulated time, never the wall clock): orders
-canceled or expired with nothing filled 3 days after their creation; other final orders 90
-days after; fills 184 days after (six months at their longest); funding settlements 92 days
+canceled or expired with nothing filled 3 days after they ended; other final orders 90 days
+after; fills 184 days after (six months at their longest); funding settlements 92 days
 after (three months at their longest).
 
 Kept whatever its age: an order still live (not final); and everything of a symbol from the
@@ -21,8 +21,11 @@ it books the position and for up to 6 days after, `keeper.fees_unread_give_up_s`
 funding, so that `fetch_funding_paid(symbol, since=its opening)` answers exactly what it did
 before pruning, for a position held a year too (Binance's own answer would have lost all but
 three months).
-A canceled or expired order with nothing filled has no fills to ask for: it goes after 3
-days as on Binance even then (the keeper looks an order up at the tick after it ended).
+A canceled or expired order with nothing filled has no fills to ask for: it goes 3 days after
+it ended even then (the keeper looks an order up at the tick after it ended). Binance counts
+both order rules from the creation, so a stop that rested longer than 3 days is not found
+the moment it is canceled; the paper account counts from the order's end, so the lookup a
+cancel can be followed by still finds it (a filled order likewise stays 90 days from its fill).
 
 The fills forgotten are counted (`PaperState.pruned_fills`), so the account's fill count
 (`PaperState.fill_count`) stays the true total the continuity check compares with the
@@ -51,11 +54,14 @@ _UNFILLED_ENDINGS = (OrderStatus.CANCELED, OrderStatus.EXPIRED)
 
 @record
 class Pruned:
-    """How many of each the last `prune` forgot."""
+    """How many of each the last `prune` forgot (true when any)."""
 
     orders: int
     fills: int
     funding: int
+
+    def __bool__(self) -> bool:
+        return bool(self.orders or self.fills or self.funding)
 
 
 def note_holding(state: PaperState, symbol: str, held: bool, now_ms: int) -> None:
@@ -102,13 +108,14 @@ def _cut(now_ms: int, retention_ms: int, kept_from: int | None) -> int:
 
 
 def _order_forgotten(order: Order, filled: bool, now_ms: int, kept_from: int | None) -> bool:
+    """Binance's two rules, each counted from the order's last change (its creation, or its
+    end) rather than its creation alone: see the module docstring."""
     if not order.status.is_final:
         return False
-    created_ms = ms_from_utc(order.created_at)
+    changed_ms = ms_from_utc(max(order.created_at, order.updated_at or order.created_at))
     if order.status in _UNFILLED_ENDINGS and not filled and order.filled_quantity == 0:
-        return created_ms + UNFILLED_ORDER_RETENTION_MS < now_ms
-    changed = order.updated_at or order.created_at
-    return max(created_ms, ms_from_utc(changed)) < _cut(now_ms, ORDER_RETENTION_MS, kept_from)
+        return changed_ms + UNFILLED_ORDER_RETENTION_MS < now_ms
+    return changed_ms < _cut(now_ms, ORDER_RETENTION_MS, kept_from)
 
 
 def _prune_orders(state: PaperState, now_ms: int, kept_from: dict[str, int]) -> int:
