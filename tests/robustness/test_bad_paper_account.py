@@ -64,6 +64,19 @@ DAMAGED_VALUES: dict[str, tuple[Edit, str]] = {
     "negative clock": (lambda a: a.__setitem__("last_ms", -5), "last_ms is -5"),
     "missing field": (lambda a: a.pop("fees_usdt"), "missing field 'fees_usdt'"),
     "unknown version": (lambda a: a.__setitem__("version", 99), "unsupported state version 99"),
+    "negative pruned fills": (
+        lambda a: a.__setitem__("pruned_fills", -3),
+        "pruned_fills is -3, not an integer of at least 0",
+    ),
+    "pruned fills missing": (lambda a: a.pop("pruned_fills"), "missing field 'pruned_fills'"),
+    "held span closed before it opened": (
+        lambda a: a["held"].__setitem__("BTC/USDT:USDT", [[1000, 5]]),
+        "held span of BTC/USDT:USDT closed_ms is 5, not an integer of at least 1000",
+    ),
+    "held span not a pair": (
+        lambda a: a["held"].__setitem__("BTC/USDT:USDT", [7]),
+        "held span of BTC/USDT:USDT is 7, not [opened_ms, closed_ms]",
+    ),
 }
 
 
