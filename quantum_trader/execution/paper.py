@@ -5,7 +5,10 @@ funding on the bars that closed since the last call), then answers. One-way mode
 margin, taker fills with the cost model's fee and slippage (SPEC §5.5). Conditional orders
 (reduce-only STOP_MARKET / TAKE_PROFIT_MARKET) live in their own book, as on Binance's Algo
 Order API. With `state_path`, the whole account is rewritten atomically after every change and
-reloaded on construction, so protective stops survive a kill -9 of the daemon.
+reloaded on construction, so protective stops survive a kill -9 of the daemon; as it catches
+up, at most once a simulated hour, it forgets what Binance itself no longer returns
+(paper_retention.py), so the file stays bounded. A backtest (no `state_path`) prunes nothing:
+it saves no file, and so every answer it asks for stays what it was.
 
 Not modelled: liquidation (positions are expected to carry a stop), maker fills, partial fills.
 """
@@ -35,6 +38,7 @@ from quantum_trader.errors import MarketDataError, OperatorActionRequired
 from quantum_trader.execution.paper_ledger import Ledger
 from quantum_trader.execution.paper_markets import PriceTape, default_market_rules
 from quantum_trader.execution.paper_orders import cancel_conditional, place, set_leverage
+from quantum_trader.execution.paper_retention import PRUNE_EVERY_MS, prune
 from quantum_trader.execution.paper_state import PaperState, load_state, save_state
 from quantum_trader.execution.paper_triggers import CatchUp, ConditionalBook
 from quantum_trader.log import get_logger
@@ -84,6 +88,7 @@ class PaperExchange:
         self._clock = clock
         self._synced: tuple[datetime, int] | None = None  # the last instant synced, in ms
         self._state_path = state_path
+        self._pruned_at_ms: int | None = None  # the account's time of the last pruning
         self._order_latency_s = order_latency_s
         self._rules = {symbol: rules[symbol] for symbol in bars if symbol in rules}
         tapes = {s: PriceTape(bars[s], funding.get(s)) for s in self._rules}
@@ -286,10 +291,24 @@ class PaperExchange:
         if synced is not None and synced[0] == now:
             return synced[1]
         now_ms = ms_from_utc(now)
-        if self._catch_up.run(now_ms):
+        changed = self._catch_up.run(now_ms)
+        if self._prune_due():
+            changed |= bool(prune(self._ledger.state, self._ledger.state.last_ms))
+        if changed:
             self._persist()
         self._synced = (now, now_ms)
         return now_ms
+
+    def _prune_due(self) -> bool:
+        """Whether to prune now: with a state file, once a simulated hour (the account's own
+        time, `last_ms`; the first call after loading prunes)."""
+        if self._state_path is None:
+            return False
+        last, now_ms = self._pruned_at_ms, self._ledger.state.last_ms
+        if last is not None and now_ms - last < PRUNE_EVERY_MS:
+            return False
+        self._pruned_at_ms = now_ms
+        return True
 
     def _persist(self) -> None:
         if self._state_path is not None:

@@ -31,9 +31,11 @@ def continuity_problem(
     """Why the two cannot be used together, or None when they can.
 
     Fills are the shared history: every fill of the paper account is recorded in the database
-    and neither side ever deletes one, so fills on one side only mean the other was lost.
+    and neither side ever deletes one, so fills on one side only mean the other was lost. The
+    paper account forgets old fills as Binance does (paper_retention.py) but counts them:
+    its count is every fill it ever made.
     """
-    paper_fills = 0 if paper is None else sum(len(f) for f in paper.fills.values())
+    paper_fills = 0 if paper is None else paper.fill_count()
     if paper is not None and paper_fills and not books.fills:
         return (
             f"the paper account {paper_path} has {_count(paper_fills, 'fill')} and "

@@ -22,6 +22,7 @@ from quantum_trader.domain import (
     Side,
 )
 from quantum_trader.execution.paper_markets import PriceTape, to_decimal
+from quantum_trader.execution.paper_retention import note_holding
 from quantum_trader.execution.paper_state import PaperPosition, PaperState
 from quantum_trader.record import record
 from quantum_trader.sizing.costs import CostModel
@@ -145,6 +146,7 @@ class Ledger:
         state = self.state
         plan = self.plan(symbol, side, quantity, price)
         position = state.positions.get(symbol)
+        held_before = position is not None
         if position is not None and plan.closing > 0:
             position.quantity -= plan.closing
             if position.quantity == 0:
@@ -166,6 +168,8 @@ class Ledger:
         )
         state.next_trade_no += 1
         state.fills.setdefault(client_order_id, []).append(fill)
+        if (symbol in state.positions) is not held_before:
+            note_holding(state, symbol, not held_before, now_ms)
         return fill
 
     def _open(self, symbol: str, side: Side, plan: FillPlan, price: Decimal) -> None:

@@ -3,6 +3,11 @@
 Decimals are written as strings, times as ISO-8601 UTC, enums by value, so a new process that
 loads the file sees exactly the account the previous one left: positions, open stop orders,
 fills, the funding ledger and the instant up to which recorded prices were processed.
+
+Version 2 adds what pruning needs (execution/paper_retention.py): `held`, when each symbol's
+recent positions opened and went flat, and `pruned_fills`, the fills forgotten. A version-1
+file has nothing pruned yet: it loads with every symbol it names held since 0 (kept whole
+while held, or for a week after the load).
 """
 
 from __future__ import annotations
@@ -20,7 +25,8 @@ from typing import Any
 from quantum_trader.domain import ZERO, Fill, Order, OrderKind, OrderSide, OrderStatus, Side
 from quantum_trader.errors import OperatorActionRequired
 
-STATE_VERSION = 1
+STATE_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 MAX_LEVERAGE = 125  # Binance USD-M's highest leverage on any symbol
 
 
@@ -31,6 +37,15 @@ class PaperPosition:
     side: Side
     quantity: Decimal
     entry_price: Decimal
+
+
+@dataclass(slots=True)
+class HeldSpan:
+    """A position of a symbol, from its opening (`opened_ms`) to the instant the symbol went
+    flat (`closed_ms`; None while held). A flip continues it."""
+
+    opened_ms: int
+    closed_ms: int | None
 
 
 @dataclass(slots=True)
@@ -52,6 +67,12 @@ class PaperState:
     funding_usdt: Decimal = ZERO
     next_order_no: int = 1
     next_trade_no: int = 1
+    held: dict[str, list[HeldSpan]] = field(default_factory=dict)
+    pruned_fills: int = 0
+
+    def fill_count(self) -> int:
+        """Every fill the account ever made: those kept and those pruned."""
+        return sum(len(fills) for fills in self.fills.values()) + self.pruned_fills
 
     def symbols_held(self) -> set[str]:
         """The symbols with a position or a resting stop or target: those the account needs
@@ -149,6 +170,11 @@ def _encode_state(state: PaperState) -> dict[str, Any]:
         "funding_usdt": str(state.funding_usdt),
         "next_order_no": state.next_order_no,
         "next_trade_no": state.next_trade_no,
+        "held": {
+            symbol: [[span.opened_ms, span.closed_ms] for span in spans]
+            for symbol, spans in state.held.items()
+        },
+        "pruned_fills": state.pruned_fills,
     }
 
 
@@ -233,8 +259,9 @@ def _decode_position(symbol: str, raw: list[Any]) -> PaperPosition:
 def _decode_state(raw: dict[str, Any]) -> PaperState:
     if not isinstance(raw, dict):
         raise ValueError("not a JSON object")
-    if raw.get("version") != STATE_VERSION:
-        raise ValueError(f"unsupported state version {raw.get('version')!r}")
+    version = raw.get("version")
+    if isinstance(version, bool) or version not in READABLE_VERSIONS:
+        raise ValueError(f"unsupported state version {version!r}")
     state = PaperState(
         wallet_usdt=_number(raw["wallet_usdt"], "wallet_usdt"),
         last_ms=_count(raw["last_ms"], "last_ms", 0),
@@ -263,7 +290,34 @@ def _decode_state(raw: dict[str, Any]) -> PaperState:
     state.funding_usdt = _number(raw["funding_usdt"], "funding_usdt")
     state.next_order_no = _count(raw["next_order_no"], "next_order_no", 1)
     state.next_trade_no = _count(raw["next_trade_no"], "next_trade_no", 1)
+    if version == 1:
+        state.held = _held_before_version_2(state)
+    else:
+        state.held = {
+            symbol: [_held_span(symbol, span) for span in spans]
+            for symbol, spans in raw["held"].items()
+        }
+        state.pruned_fills = _count(raw["pruned_fills"], "pruned_fills", 0)
     return state
+
+
+def _held_span(symbol: str, raw: object) -> HeldSpan:
+    if not isinstance(raw, list) or len(raw) != 2:
+        raise ValueError(f"held span of {symbol} is {raw!r}, not [opened_ms, closed_ms]")
+    opened = _count(raw[0], f"held span of {symbol} opened_ms", 0)
+    closed = None if raw[1] is None else _count(raw[1], f"held span of {symbol} closed_ms", opened)
+    return HeldSpan(opened, closed)
+
+
+def _held_before_version_2(state: PaperState) -> dict[str, list[HeldSpan]]:
+    """A version-1 account never recorded when its positions opened: every symbol it names is
+    taken as held since 0, the held ones still held, the others flat since the load."""
+    named = {o.symbol for o in state.orders.values()} | set(state.funding)
+    named |= {f.symbol for fills in state.fills.values() for f in fills}
+    return {
+        symbol: [HeldSpan(0, None if symbol in state.positions else state.last_ms)]
+        for symbol in sorted(named | set(state.positions))
+    }
 
 
 def _leverage(symbol: str, value: object) -> int:

@@ -64,6 +64,19 @@ DAMAGED_VALUES: dict[str, tuple[Edit, str]] = {
     "negative clock": (lambda a: a.__setitem__("last_ms", -5), "last_ms is -5"),
     "missing field": (lambda a: a.pop("fees_usdt"), "missing field 'fees_usdt'"),
     "unknown version": (lambda a: a.__setitem__("version", 99), "unsupported state version 99"),
+    "negative pruned fills": (
+        lambda a: a.__setitem__("pruned_fills", -3),
+        "pruned_fills is -3, not an integer of at least 0",
+    ),
+    "pruned fills missing": (lambda a: a.pop("pruned_fills"), "missing field 'pruned_fills'"),
+    "held span closed before it opened": (
+        lambda a: a["held"].__setitem__("BTC/USDT:USDT", [[1000, 5]]),
+        "held span of BTC/USDT:USDT closed_ms is 5, not an integer of at least 1000",
+    ),
+    "held span not a pair": (
+        lambda a: a["held"].__setitem__("BTC/USDT:USDT", [7]),
+        "held span of BTC/USDT:USDT is 7, not [opened_ms, closed_ms]",
+    ),
 }
 
 
@@ -176,10 +189,28 @@ def test_a_lost_paper_account_beside_a_database_is_refused(data_dir: Path, how: 
     assert contents(data_dir) == before
 
 
+def test_a_pruned_paper_account_beside_its_database_starts(data_dir: Path) -> None:
+    """Every fill forgotten as Binance forgets trades after six months, and counted
+    (`pruned_fills`): the database's fills are the account's own, so the daemon starts. Was:
+    refused as "the paper account … is new (it has no fills)"."""
+
+    def prune_every_fill(account: dict[str, Any]) -> None:
+        account["pruned_fills"] += len(account["fills"])
+        account["fills"] = []
+
+    edit_account(data_dir, prune_every_fill)
+    assert json.loads((data_dir / PAPER_STATE).read_text())["pruned_fills"] > 0
+    daemon = Daemon.start(data_dir, QT_MARKET__REPLAY_SPEED="1")
+    try:
+        eventually(lambda: daemon.logged_so_far("runtime_ready") or None, 60, "the start")
+    finally:
+        assert daemon.stop(signal.SIGTERM) == 0, daemon.stderr
+
+
 def fresh_account(account: dict[str, Any]) -> None:
-    for key in ("positions", "leverage", "funding"):
+    for key in ("positions", "leverage", "funding", "held"):
         account[key] = {}
-    account["orders"], account["fills"] = [], []
+    account["orders"], account["fills"], account["pruned_fills"] = [], [], 0
 
 
 def test_a_restart_resumes_no_earlier_than_the_paper_account(data_dir: Path) -> None:
