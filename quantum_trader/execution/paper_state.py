@@ -50,7 +50,9 @@ class HeldSpan:
 
 @dataclass(slots=True)
 class PaperState:
-    """Everything the paper exchange knows. Mutated only by `PaperBook`.
+    """Everything the paper exchange knows. Mutated only by the paper exchange's parts: its
+    ledger (paper_ledger.py), orders and triggers (paper_orders.py, paper_triggers.py) and
+    retention (paper_retention.py).
 
     Invariant: wallet = initial + realized PnL − fees − funding (all in USDT).
     """
