@@ -218,16 +218,18 @@ class ReductionSettling(RoundTripSettling):
         self, position: Position, closer: Outcome | None, found: ExternalExecution | None
     ) -> tuple[str, Decimal, ExitReason] | None:
         """The exit of ours that came after this reduction and took what it left: `closer`,
-        booked this tick; else our last exit booked on an earlier tick, when its trade came
-        after every one of those `found` (a reduction by hand found only now: seed 30721,
-        a market exit of ours capped by Binance to what a sell by hand left)."""
+        booked this tick; else our last exit that left some of the position — booked this
+        tick, or on an earlier one — when its trade came after every one of those `found` (a
+        reduction by hand found only now: seed 30721, a market exit of ours capped by Binance
+        to what a sell by hand left, booked from its answer or from a later lookup)."""
         if closer is not None:
             price, reason = self._exit_terms(position, closer)
             return closer.execution.order.client_order_id, price, reason
-        last = self.observation.last_exits.get(position.symbol)
+        symbol = position.symbol
+        last = self.last_exits.get(symbol) or self.observation.last_exits.get(symbol)
         if last is None or found is None:
             return None
-        read = self.observation.account_fills.get(position.symbol, ())
+        read = self.observation.account_fills.get(symbol, ())
         theirs = [f for f in read if f.trade_id in found.trade_ids]
         if not theirs or not last.after(theirs):
             return None

@@ -251,6 +251,7 @@ class _SoldAfterPositions(ModelExchange):
 
     sell: Decimal | None = None
     then: Decimal = Decimal(98)
+    lose_our_answer: bool = False  # our exit's, sent next
 
     async def fetch_positions(self) -> list[ExchangePosition]:
         read = await super().fetch_positions()
@@ -261,6 +262,7 @@ class _SoldAfterPositions(ModelExchange):
             self.sell = None
             await self.place_order(request)
             self.move(BTC, self.then)
+            self.lose_next_exit = self.lose_our_answer
         return read
 
 
@@ -332,3 +334,26 @@ async def test_a_close_by_hand_after_our_partial_exit_stays_the_persons() -> Non
 
     [trade] = await harness.repository.closed_trades()
     assert (trade.exit_reason, trade.exit_price) == (ExitReason.MANUAL, Decimal(103))
+
+
+async def test_our_capped_exit_settled_by_a_lookup_with_the_sell_by_hand_closes_as_ours() -> None:
+    """As above, our exit's answer lost and its first lookup failing: the next tick looks it
+    up and sees the person's two thirds gone, both at once. Ours, its trade the later, closes
+    the trade: TIME_EXIT at 98, not MANUAL at 99 booked after it."""
+    exchange = _SoldAfterPositions(RULES, dict(PRICES), T0)
+    repository = InMemoryRepository()
+    harness = Harness(exchange, repository, await keeper_on(exchange, repository, T0), T0)
+    quantity = await opened(harness)
+    exchange.move(BTC, Decimal(99))
+    harness.advance(timedelta(hours=48))
+    exchange.sell = quantity - quantity / 3
+    exchange.lose_our_answer = True
+    exchange.lookups_unreadable = 1  # the lookup right after the lost answer
+    await harness.tick()
+    [exit_] = sent(exchange, Purpose.EXIT)
+    assert exit_ in harness.keeper.book.intents  # its outcome unknown
+    await harness.tick()
+
+    assert harness.keeper.positions == {}
+    [trade] = await harness.repository.closed_trades()
+    assert (trade.exit_reason, trade.exit_price) == (ExitReason.TIME_EXIT, Decimal(98))
