@@ -61,14 +61,14 @@ class LastExit:
         """None without fills: nothing to tell its place among the account's trades by."""
         if not fills:
             return None
-        last = max(fills, key=trade_order)
+        last = max(fills, key=_trade_order)
         return cls(client_order_id, reason, price, last.time, last.trade_id)
 
     def after(self, fills: Sequence[Fill]) -> bool:
         """Whether this exit's last trade came after every one of `fills` (by time, then by
         Binance's trade id, which grows with each trade of a symbol)."""
-        mine = trade_order(self)
-        return all(_before(trade_order(f), mine) for f in fills)
+        mine = _trade_order(self)
+        return all(_before(_trade_order(f), mine) for f in fills)
 
     def encoded(self) -> dict[str, str]:
         return {
@@ -80,7 +80,7 @@ class LastExit:
         }
 
 
-def trade_order(trade: Fill | LastExit) -> tuple[datetime, int | None]:
+def _trade_order(trade: Fill | LastExit) -> tuple[datetime, int | None]:
     """A trade's place: its time, then its id when numeric (Binance's are)."""
     trade_id = trade.trade_id
     return trade.time, int(trade_id) if trade_id.isdigit() else None
@@ -125,8 +125,9 @@ class ExternalBooked:
         return cls(booked, last)
 
     def last_exits(self) -> Mapping[str, LastExit]:
-        """By symbol held, the last exit of ours that left some of the position."""
-        return self._last
+        """By symbol held, the last exit of ours that left some of the position (a copy: a
+        plan reads it while the books move on)."""
+        return dict(self._last)
 
     def left_out(self) -> Mapping[str, frozenset[str]]:
         """By symbol, the trades a reduction is never booked at: those booked for the
