@@ -266,6 +266,19 @@ class _SoldAfterPositions(ModelExchange):
         return read
 
 
+async def _at_the_time_exit(*, lose_our_answer: bool = False) -> tuple[Harness, Decimal]:
+    """A long on BTC at 100, the mark at 99 and its 48 h time exit due at the next tick, before
+    whose exit a person sells two thirds (`_SoldAfterPositions`); the harness, the quantity."""
+    exchange = _SoldAfterPositions(RULES, dict(PRICES), T0, lose_our_answer=lose_our_answer)
+    repository = InMemoryRepository()
+    harness = Harness(exchange, repository, await keeper_on(exchange, repository, T0), T0)
+    quantity = await opened(harness)
+    exchange.move(BTC, Decimal(99))
+    harness.advance(timedelta(hours=48))
+    exchange.sell = quantity - quantity / 3
+    return harness, quantity
+
+
 async def test_our_market_exit_capped_after_a_sell_by_hand_closes_the_trade_as_ours() -> None:
     """The long reaches its 48 h time exit; between the tick's read of the positions and our
     market exit a person sells two thirds at 99. Ours, reduce-only, executes the third left
@@ -274,14 +287,9 @@ async def test_our_market_exit_capped_after_a_sell_by_hand_closes_the_trade_as_o
     the person's MANUAL at 99 booked last (the campaign with a person trading by hand, seed
     30721: a break-even exit so capped, booked MANUAL). Both trades are at one instant here:
     Binance's trade ids, which grow, tell their order."""
-    exchange = _SoldAfterPositions(RULES, dict(PRICES), T0)
-    repository = InMemoryRepository()
-    harness = Harness(exchange, repository, await keeper_on(exchange, repository, T0), T0)
-    quantity = await opened(harness)
+    harness, quantity = await _at_the_time_exit()
+    exchange = harness.exchange
     position = harness.keeper.positions[BTC]
-    exchange.move(BTC, Decimal(99))
-    harness.advance(timedelta(hours=48))
-    exchange.sell = quantity - quantity / 3
     await harness.tick()
     [exit_] = sent(exchange, Purpose.EXIT)
     ours = exchange.orders[exit_]
@@ -304,13 +312,7 @@ async def test_our_market_exit_capped_after_a_sell_by_hand_closes_the_trade_as_o
 async def test_our_capped_exit_closes_the_trade_as_ours_across_a_restart() -> None:
     """As above with the daemon restarted between the two ticks: our exit's terms are kept
     with the trades booked for the position (keeper/external_saved.py)."""
-    exchange = _SoldAfterPositions(RULES, dict(PRICES), T0)
-    repository = InMemoryRepository()
-    harness = Harness(exchange, repository, await keeper_on(exchange, repository, T0), T0)
-    quantity = await opened(harness)
-    exchange.move(BTC, Decimal(99))
-    harness.advance(timedelta(hours=48))
-    exchange.sell = quantity - quantity / 3
+    harness, _ = await _at_the_time_exit()
     await harness.tick()
     await harness.restart()
     await harness.tick()
@@ -337,20 +339,13 @@ async def test_a_close_by_hand_after_our_partial_exit_stays_the_persons() -> Non
 
 
 async def test_our_capped_exit_settled_by_a_lookup_with_the_sell_by_hand_closes_as_ours() -> None:
-    """As above, our exit's answer lost and its first lookup failing: the next tick looks it
-    up and sees the person's two thirds gone, both at once. Ours, its trade the later, closes
-    the trade: TIME_EXIT at 98, not MANUAL at 99 booked after it."""
-    exchange = _SoldAfterPositions(RULES, dict(PRICES), T0)
-    repository = InMemoryRepository()
-    harness = Harness(exchange, repository, await keeper_on(exchange, repository, T0), T0)
-    quantity = await opened(harness)
-    exchange.move(BTC, Decimal(99))
-    harness.advance(timedelta(hours=48))
-    exchange.sell = quantity - quantity / 3
-    exchange.lose_our_answer = True
-    exchange.lookups_unreadable = 1  # the lookup right after the lost answer
+    """As the capped time exit above, our exit's answer lost and its first lookup failing:
+    the next tick looks it up and sees the person's two thirds gone, both at once. Ours, its
+    trade the later, closes the trade: TIME_EXIT at 98, not MANUAL at 99 booked after it."""
+    harness, _ = await _at_the_time_exit(lose_our_answer=True)
+    harness.exchange.lookups_unreadable = 1  # the lookup right after the lost answer
     await harness.tick()
-    [exit_] = sent(exchange, Purpose.EXIT)
+    [exit_] = sent(harness.exchange, Purpose.EXIT)
     assert exit_ in harness.keeper.book.intents  # its outcome unknown
     await harness.tick()
 
