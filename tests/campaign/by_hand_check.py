@@ -175,7 +175,20 @@ def covered_apart(
     counts: those planned up to the moment it was covered (one of them placed that stop), and
     after it those planned since. Seed 30187: a stop placed at the tick of 13:26:20.317 after
     an entry left bare and cancelled by hand 0.27 s later, re-placed the next tick — one span
-    of 3 ticks, two of 2 and 1."""
+    of 3 ticks, two of 2 and 1. A span that a cancel by hand began (the person's cancel of our
+    stop since the sample before it) counts the ticks planned after the cancel only: one
+    planned before it read a stop still there, as one planned before an entry filled cannot
+    protect it (seed 30908: a tick planned 0.64 s before the cancel counted, 3 ticks where 2
+    were allowed, the two after it the design's)."""
+    began = [
+        a.time_ms
+        for a in result.actions
+        if a.market_id == market_id
+        and a.covered_ms is not None
+        and start_ms - TICK_MS < a.time_ms <= start_ms  # since the sample before, at most
+    ]
+    if began:
+        planned = [t for t in planned if t > max(began)]
     cuts = sorted(
         a.covered_ms
         for a in result.actions

@@ -8,14 +8,18 @@
   ticks: a bound in time is the ticks planned within it;
 - seed 30745: the stop placed by each of the first two ticks after a flip answered 503
   (unprocessed) by the stand-in's faults, the third's accepted: each tick tried. A tick
-  whose placement a fault answered could not protect; the next tries again."""
+  whose placement a fault answered could not protect; the next tries again;
+- seed 30908 (2026-12-04 evening): our stop cancelled by hand 0.64 s after a tick was
+  planned, that tick counted as one that could see the cancel (it read the stop there)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+from decimal import Decimal
 from typing import Any, cast
 
-from by_hand_check import STOP_WITHIN_TICKS, HandOutcome, allowed_ticks
-from by_hand_person import _named
+from by_hand_check import STOP_WITHIN_TICKS, HandOutcome, allowed_ticks, covered_apart
+from by_hand_person import HandAction, _named
 from campaign import standin_state
 
 MARKET = "BTCUSDT"
@@ -78,3 +82,23 @@ def test_a_fault_on_a_request_naming_an_order_of_ours_by_id_alone_is_its_symbols
     assert _named({"origClientOrderId": "qt-x-ETH-mhgbe4e6-1.9"}) == "ETHUSDT"
     assert _named({"origClientOrderId": "web_30718_1"}) is None
     assert _named({}) is None
+
+
+def test_a_span_a_cancel_by_hand_began_counts_the_ticks_planned_after_the_cancel() -> None:
+    """Seed 30908: ETH's stop cancelled at 13:29:50.009 (the person saw it covered 20 ms
+    before); a tick planned at 13:29:49.371 had read it there; the two planned after the
+    cancel saw it gone and placed a new one — the design's 2 ticks, not 3."""
+    cancel_ms = 1_762_003_790_009
+    cancel = HandAction(
+        cancel_ms, "ETHUSDT", "cancel_stop", "web_30908_4", Decimal(0), "canceled",
+        covered_ms=cancel_ms - 20, cancelled="qt-s-ETH-mhgbifey-1.c",
+    )  # fmt: skip
+    planned = [cancel_ms - 638, cancel_ms + 60_442, cancel_ms + 183_648]
+    start, end = cancel_ms + 200, cancel_ms + 184_010
+    result = replace(outcome([], []), actions=[cancel])
+    [(first, last, ticks)] = covered_apart(result, "ETHUSDT", start, end, planned)
+    assert ticks == planned[1:]
+    assert len(ticks) <= allowed_ticks(result, "ETHUSDT", first, last, ticks)
+    # without the cancel (bare for another reason) every tick planned since the sample counts
+    [(_, _, every)] = covered_apart(outcome([], []), "ETHUSDT", start, end, planned)
+    assert every == planned
