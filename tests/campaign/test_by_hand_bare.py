@@ -10,7 +10,9 @@
   (unprocessed) by the stand-in's faults, the third's accepted: each tick tried. A tick
   whose placement a fault answered could not protect; the next tries again;
 - seed 30908 (2026-12-04 evening): our stop cancelled by hand 0.64 s after a tick was
-  planned, that tick counted as one that could see the cancel (it read the stop there)."""
+  planned, that tick counted as one that could see the cancel (it read the stop there);
+- seed 30970 (the same evening): a Retry-After hold after a hidden flip; the ticks planned
+  within it sent nothing (no REST check, no stop) and were counted."""
 
 from __future__ import annotations
 
@@ -102,3 +104,17 @@ def test_a_span_a_cancel_by_hand_began_counts_the_ticks_planned_after_the_cancel
     # without the cancel (bare for another reason) every tick planned since the sample counts
     [(_, _, every)] = covered_apart(outcome([], []), "ETHUSDT", start, end, planned)
     assert every == planned
+
+
+def test_each_tick_planned_within_a_retry_after_hold_costs_its_tick() -> None:
+    """A flip hidden from the stream, and a 429 whose Retry-After holds the daemon's client
+    back over the check of positions: the ticks planned within the hold send nothing."""
+    planned = [FLIP_MS + 1_000 + 5_000 * i for i in range(8)]
+    hidden = [(FLIP_MS, account_update(MARKET))]
+    start, end = FLIP_MS + 160, FLIP_MS + 40_000
+    bound = allowed_ticks(outcome(hidden, []), MARKET, start, end, planned)
+    held = replace(outcome(hidden, []), holds_ms=[(FLIP_MS + 19_000, FLIP_MS + 30_000)])
+    assert allowed_ticks(held, MARKET, start, end, planned) == bound + 2  # at +21 s and +26 s
+    # a hold on no tick costs nothing
+    idle = replace(outcome(hidden, []), holds_ms=[(FLIP_MS + 2_000, FLIP_MS + 3_000)])
+    assert allowed_ticks(idle, MARKET, start, end, planned) == bound
