@@ -167,8 +167,15 @@ def added_by_hand(
     )
 
 
-# The last: a position held as booked at another entry price (keeper/round_trip_settle.py).
-EXTERNAL_NOTES = ("position_closed_externally", "external_close_awaits_price", "entry_price_moved")
+# The last two: a position held as booked at another entry price
+# (keeper/round_trip_settle.py); an exit of ours on the side that adds to the position
+# (keeper/reduce_settle.py).
+EXTERNAL_NOTES = (
+    "position_closed_externally",
+    "external_close_awaits_price",
+    "entry_price_moved",
+    "exit_filled_other_side",
+)
 
 
 def unread_external_exits(plan: Plan, seen: Observation) -> list[str]:

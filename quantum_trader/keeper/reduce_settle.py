@@ -35,6 +35,8 @@ from quantum_trader.keeper.protect import OrderAction
 from quantum_trader.keeper.round_trip_settle import RoundTripSettling
 from quantum_trader.record import replace
 
+EXIT_OTHER_SIDE = "exit_filled_other_side"  # one of external.py's EXTERNAL_NOTES
+
 
 @dataclass(slots=True)
 class Outcome:
@@ -82,6 +84,10 @@ class ReductionSettling(RoundTripSettling):
         self, position: Position, held: ExchangePosition | None, exits: list[Outcome]
     ) -> Position | None:
         """Book what the exchange took off the position; None once it is closed."""
+        if any(_other_side(position, outcome) for outcome in exits):
+            replayed, after = self._other_side_exits(position, held, exits)
+            if replayed:
+                return after
         target = held.quantity if held is not None and held.side is position.side else ZERO
         closer: Outcome | None = None  # an exit of ours that ran out of position
         for outcome in exits:
@@ -113,6 +119,53 @@ class ReductionSettling(RoundTripSettling):
             return position
         opened = held.quantity if held is not None and flipped else ZERO  # a flip's new side
         return self._external_exit(position, held, target, opened, closer)
+
+    def _other_side_exits(
+        self, position: Position, held: ExchangePosition | None, exits: list[Outcome]
+    ) -> tuple[bool, Position | None]:
+        """An exit of ours among `exits` whose side adds to `position`: it cannot have reduced
+        it, so it closed a side a person opened — our old side's stop, still resting when
+        the keeper adopted the other side of a flip by hand, fired after a flip back (the
+        hand-trading campaign's seed 31013: booked against the position, at the stop's price
+        and reason, the person's close and the side they opened missing). Replayed from the
+        position as booked with the account's trades and every exit's fills
+        (keeper/round_trip.py): (True, the position held now) when they show it, or while the
+        trades are not read (the keeper reads them and plans again); (False, None), said,
+        when they cannot show it: booked as before."""
+        symbol, seen = position.symbol, self.observation
+        other = [o.execution.order.client_order_id for o in exits if _other_side(position, o)]
+        what = (
+            f"our {', '.join(other)} filled on the side that adds to {position.side} "
+            f"{position.quantity}: it closed a position opened by hand"
+        )
+        fills = seen.account_fills.get(symbol)
+        if fills is None and symbol not in seen.account_unread:
+            self.notes.append(
+                Note(EXIT_OTHER_SIDE, symbol, f"{what}; the account's trades are read")
+            )
+            return True, position
+        found = None
+        if fills is not None and not any(o.unread for o in exits):
+            ours = [f for o in exits for f in o.fills]
+            found = self._replay(position, held, fills, ours)
+        if found is None:
+            what += (
+                "; the account's trades could not be read or do not show how: booked against "
+                "the position as before, its exit price and reason our order's"
+            )
+            self.notes.append(Note(EXIT_OTHER_SIDE, symbol, what, warning=True))
+            return False, None
+        closers: dict[str, tuple[Order, Intent | None]] = {}
+        for outcome in exits:
+            self._consume(outcome, booked=True)
+            for fill in outcome.fills:
+                closers[fill.trade_id] = (outcome.execution.order, outcome.intent)
+        self._took(symbol, found.trade_ids)
+        self.book.entries_seen.pop(symbol, None)
+        self.notes.append(
+            Note(EXIT_OTHER_SIDE, symbol, f"{what}; replayed from the account's trades")
+        )
+        return True, self._book_replay(position, held, found, closers)
 
     def _await_orders(
         self, position: Position, target: Decimal, flipped: ExchangePosition | None
@@ -238,6 +291,11 @@ class ReductionSettling(RoundTripSettling):
     def _closed(self, draft: TradeDraft) -> None:
         self.trades.append(draft)
         self.book.drop_position(draft.position.symbol)
+
+
+def _other_side(position: Position, outcome: Outcome) -> bool:
+    """An exit of ours whose side adds to `position` (reduce-only: it reduced another)."""
+    return outcome.execution.order.side is not position.side.exit_order_side
 
 
 def _ran_out(outcome: Outcome) -> bool:

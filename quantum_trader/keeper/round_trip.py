@@ -11,7 +11,8 @@ moves never change it). A held position whose exchange entry differs from the bo
 than `entry_tolerance` was traded by hand since the last look: the keeper reads the account's
 trades (keeper/external.py) and replays them here from the position as booked.
 
-`replay` finds the newest run of the account's trades (not ours, not booked before) that takes
+`replay` finds the newest run of the account's trades (not ours — but for the fills of an exit
+of ours on the side that adds to the position, keeper/reduce_settle.py — not booked before) that takes
 the position as booked to what the exchange holds now, at its entry price: the position's
 reductions and its close (each at its trades' price, with their share of the fee), the
 positions the person opened and closed in between, and the one held now, opened by the trades
@@ -84,6 +85,7 @@ class Leg:
     fees_usdt: Decimal = ZERO
     closed_at: datetime | None = None
     trade_ids: set[str] = field(default_factory=set)
+    last_reduced_by: str = ""  # the trade that reduced it last: its close, once closed
 
     @property
     def exit_price(self) -> Decimal:
@@ -171,6 +173,7 @@ def _reduce(leg: Leg, fill: Fill, part: Decimal) -> None:
     leg.reduced_notional += part * fill.price
     leg.fees_usdt += fill.fee_usdt * part / fill.quantity
     leg.trade_ids.add(fill.trade_id)
+    leg.last_reduced_by = fill.trade_id
 
 
 def _add(leg: Leg | None, fill: Fill, part: Decimal) -> Leg:

@@ -16,11 +16,12 @@ now Binance's. Trades that do not show it are said once: the entry price is reme
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from quantum_trader.domain import ZERO, ExchangePosition, ExitReason, Fill, Position
-from quantum_trader.keeper.booking import TradeDraft, opened_position
+from quantum_trader.domain import ZERO, ExchangePosition, ExitReason, Fill, Order, Position
+from quantum_trader.keeper.book import Intent
+from quantum_trader.keeper.booking import TradeDraft, exit_reason, opened_position
 from quantum_trader.keeper.external_settle import ExternalSettling
 from quantum_trader.keeper.plan import Note
 from quantum_trader.keeper.protect import on_tick_grid
@@ -29,6 +30,10 @@ from quantum_trader.record import replace
 
 ENTRY_MOVED = "entry_price_moved"
 ENTRY_UNEXPLAINED = "entry_price_moved_unexplained"
+
+# A trade of an exit of ours in a replay (keeper/reduce_settle.py `_other_side_exits`): its
+# order and intent, by trade id; the leg it closed takes the order's reason.
+Closers = Mapping[str, tuple[Order, Intent | None]]
 
 
 class RoundTripSettling(ExternalSettling):
@@ -116,20 +121,30 @@ class RoundTripSettling(ExternalSettling):
         return True, self._book_replay(position, held, found)
 
     def _replay(
-        self, position: Position, held: ExchangePosition | None, fills: Sequence[Fill]
+        self,
+        position: Position,
+        held: ExchangePosition | None,
+        fills: Sequence[Fill],
+        ours: Sequence[Fill] = (),
     ) -> Replay | None:
         """`replay` of the account's trades without this tick's fills of our orders (not
-        recorded yet, so not left out when the trades were read)."""
-        ours = {f.trade_id for read in self.observation.fills.values() for f in read}
-        trades = [f for f in fills if f.trade_id not in ours]
+        recorded yet, so not left out when the trades were read), but with `ours`: the
+        fills of exits of ours the replay books (`_other_side_exits`)."""
+        read = {f.trade_id for fills_read in self.observation.fills.values() for f in fills_read}
+        trades = [f for f in fills if f.trade_id not in read] + list(ours)
         return replay(position, held, trades, self.context.rules.get(position.symbol))
 
     def _book_replay(
-        self, position: Position, held: ExchangePosition | None, found: Replay
+        self,
+        position: Position,
+        held: ExchangePosition | None,
+        found: Replay,
+        closers: Closers | None = None,
     ) -> Position | None:
         """The replay's bookings: ours from its leg (what the person added to it before
         closing it counted: its quantity, average entry and PnL), those in between, and the
-        position held now."""
+        position held now. A leg a trade of `closers` closed takes that exit's reason."""
+        closers = closers or {}
         symbol, ours = position.symbol, found.ours
         after = replace(
             position,
@@ -142,15 +157,24 @@ class RoundTripSettling(ExternalSettling):
         price = ours.exit_price if ours.reduced else position.entry_price
         how = f"booked at the account's trades' price {price}, fees {ours.fees_usdt} (replayed)"
         if ours.quantity == 0:
-            reason = self._forced(symbol, frozenset(ours.trade_ids))
-            detail = f"{position.side} {position.quantity} closed with no order of ours; {how}"
+            closer = closers.get(ours.last_reduced_by)
+            if closer is None:
+                reason = self._forced(symbol, frozenset(ours.trade_ids))
+                detail = f"{position.side} {position.quantity} closed with no order of ours; {how}"
+            else:
+                reason = exit_reason(position, *closer, self.context.monitor)
+                cid = closer[0].client_order_id
+                detail = (
+                    f"{position.side} {position.quantity} closed by our {cid} after trades by "
+                    f"hand; {how}"
+                )
             if ours.opened:
                 detail += f"; {ours.opened} added to it by hand before"
             self.notes.append(Note("position_closed_externally", symbol, detail, True))
             self.trades.append(TradeDraft(after, price, reason, self.now))
             self.book.drop_position(symbol)
         for leg in found.between:
-            self._between(position, leg)
+            self._between(position, leg, closers.get(leg.last_reduced_by))
         if held is None:
             return None
         if found.now_held is None:  # ours, reduced and added to by hand
@@ -159,8 +183,12 @@ class RoundTripSettling(ExternalSettling):
             return replace(after, entry_price=held.entry_price)
         return self._adopt(held, found.now_held)
 
-    def _between(self, position: Position, leg: Leg) -> None:
-        """A position the person opened and closed between two looks: a trade of its own."""
+    def _between(
+        self, position: Position, leg: Leg, closer: tuple[Order, Intent | None] | None
+    ) -> None:
+        """A position the person opened and closed between two looks: a trade of its own;
+        `closer`: the exit of ours that closed it (a stop placed for the side the books
+        held then: its reason, SL_HIT for a stop), else closed by hand."""
         symbol = position.symbol
         opened = ExchangePosition(symbol, leg.side, leg.opened, leg.entry_price, position.leverage)
         start = opened_position(opened, None, None, leg.opened_at, ZERO, self.context.keeper)
@@ -168,11 +196,15 @@ class RoundTripSettling(ExternalSettling):
             start, quantity=ZERO, realized_pnl_usdt=leg.realized_usdt, fees_usdt=leg.fees_usdt
         )
         assert leg.closed_at is not None
-        self.trades.append(TradeDraft(closed, leg.exit_price, ExitReason.MANUAL, leg.closed_at))
+        reason, how = ExitReason.MANUAL, "by hand"
+        if closer is not None:
+            reason = exit_reason(start, *closer, self.context.monitor)
+            how = f"by our {closer[0].client_order_id} ({reason})"
+        self.trades.append(TradeDraft(closed, leg.exit_price, reason, leg.closed_at))
         detail = (
-            f"{leg.side} {leg.opened} opened and closed by hand between two looks, booked at "
-            f"the account's trades: entry {leg.entry_price}, exit {leg.exit_price}, fees "
-            f"{leg.fees_usdt}"
+            f"{leg.side} {leg.opened} opened by hand and closed {how} between two looks, "
+            f"booked at the account's trades: entry {leg.entry_price}, exit {leg.exit_price}, "
+            f"fees {leg.fees_usdt}"
         )
         self.notes.append(Note("position_closed_externally", symbol, detail, True))
 
