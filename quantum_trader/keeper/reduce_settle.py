@@ -130,14 +130,21 @@ class ReductionSettling(RoundTripSettling):
         and reason, the person's close and the side they opened missing). Replayed from the
         position as booked with the account's trades and every exit's fills
         (keeper/round_trip.py): (True, the position held now) when they show it, or while the
-        trades are not read (the keeper reads them and plans again); (False, None), said,
-        when they cannot show it: booked as before."""
+        trades are not read (the keeper reads them and plans again) or an exit may have
+        filled after the positions were read (`Plan.unreflected`: read again, as for any exit
+        the positions do not show); (False, None), said, when the trades cannot show it:
+        booked as before."""
         symbol, seen = position.symbol, self.observation
         other = [o.execution.order.client_order_id for o in exits if _other_side(position, o)]
         what = (
             f"our {', '.join(other)} filled on the side that adds to {position.side} "
             f"{position.quantity}: it closed a position opened by hand"
         )
+        ids = [o.execution.order.client_order_id for o in exits]
+        late = [cid for cid in ids if cid not in self.reflected]
+        if late:  # may have filled after the positions were read: read them again first
+            self.unreflected += late
+            return True, position
         fills = seen.account_fills.get(symbol)
         if fills is None and symbol not in seen.account_unread:
             self.notes.append(

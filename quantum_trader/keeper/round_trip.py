@@ -12,10 +12,10 @@ than `entry_tolerance` was traded by hand since the last look: the keeper reads 
 trades (keeper/external.py) and replays them here from the position as booked.
 
 `replay` finds the newest run of the account's trades (not ours — but for the fills of an exit
-of ours on the side that adds to the position, keeper/reduce_settle.py — not booked before) that takes
-the position as booked to what the exchange holds now, at its entry price: the position's
-reductions and its close (each at its trades' price, with their share of the fee), the
-positions the person opened and closed in between, and the one held now, opened by the trades
+of ours on the side that adds to the position, keeper/reduce_settle.py — not booked before)
+that takes the position as booked to what the exchange holds now, at its entry price: the
+position's reductions and its close (each at its trades' price, with their share of the fee),
+the positions the person opened and closed in between, and the one held now, opened by the trades
 (adopted at Binance's entry) or the booked one still held (reduced and added to again). None
 when no run does: a trade not listed yet, one older than the window, a round trip at exactly
 the booked price (the entry unchanged: nothing to see).

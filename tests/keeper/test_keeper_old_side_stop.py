@@ -8,24 +8,30 @@ trades with our stop's fills among them (keeper/reduce_settle.py `_other_side_ex
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 
 from structlog.testing import capture_logs
 from test_keeper_external_exits import BTC, fee_paid, opened
 from test_keeper_fees_unread import sent
-from test_keeper_properties import Harness
+from test_keeper_properties import PRICES, RULES, T0, Harness, keeper_on
 from test_keeper_round_trip import stops_of_ours, trade
+from test_keeper_stop_fired_unseen import _FiresAfterPositions
 
 from quantum_trader.domain import ExitReason, OrderSide, OrderStatus, Side
 from quantum_trader.keeper.ids import Purpose
+from quantum_trader.storage.memory import InMemoryRepository
 
 OTHER_SIDE = "exit_filled_other_side"
 
 
-async def flipped_and_back(harness: Harness, back: Decimal) -> tuple[Decimal, str, str]:
+async def flipped_and_back(
+    harness: Harness, back: Decimal, *, after_positions: bool = False
+) -> tuple[Decimal, str, str]:
     """Our long at 100 (its stop at 97) flipped by hand at 101 and adopted as a short, the
     cancel of our old stop failing once; then bought back by hand at 99, `back` × the
-    quantity, and the mark down to 96.5: the old stop fires. The quantity, the old stop, the
+    quantity, and the mark down to 96.5: the old stop fires — now, or with `after_positions`
+    right after the next tick's read of the positions. The quantity, the old stop, the
     entry."""
     exchange = harness.exchange
     quantity = await opened(harness)
@@ -37,10 +43,15 @@ async def flipped_and_back(harness: Harness, back: Decimal) -> tuple[Decimal, st
     await harness.tick()
     assert harness.keeper.positions[BTC].side is Side.SHORT
     assert exchange.orders[old_stop].status is OrderStatus.OPEN
+    harness.advance(timedelta(seconds=1))  # the person's trades a second after the tick
     exchange.move(BTC, Decimal(99))
     await trade(harness, "web_flip_2", OrderSide.BUY, back * quantity)
-    exchange.move(BTC, Decimal("96.5"))  # above the default stop of what is held after
-    assert exchange.orders[old_stop].status is OrderStatus.FILLED
+    low = Decimal("96.5")  # above the default stop of what is held after
+    if isinstance(exchange, _FiresAfterPositions) and after_positions:
+        exchange.fire_at = low
+    else:
+        exchange.move(BTC, low)
+        assert exchange.orders[old_stop].status is OrderStatus.FILLED
     return quantity, old_stop, entry
 
 
@@ -126,3 +137,31 @@ async def test_when_the_trades_cannot_be_read_the_old_stop_is_booked_as_before_a
     assert (short.side, short.exit_price) == (Side.SHORT, Decimal(97))
     assert short.fees_usdt >= fee_paid(harness, old_stop)
     assert harness.keeper.positions == {}
+
+
+async def test_our_old_stop_filled_after_the_positions_were_read_is_replayed_from_a_new_read() -> (
+    None
+):
+    """The old stop fires right after the tick's read of the positions (the long the person
+    bought back still held there): the positions are read again before the trades are
+    replayed (was, before that check: the run of trades without our stop's fill matched the
+    long read, which was adopted and our fill taken for booked — the long then closed at the
+    mark on the next tick, MANUAL, the stop's fee lost)."""
+    exchange = _FiresAfterPositions(RULES, dict(PRICES), T0)
+    repository = InMemoryRepository()
+    harness = Harness(exchange, repository, await keeper_on(exchange, repository, T0), T0)
+    quantity, old_stop, _ = await flipped_and_back(harness, Decimal(2), after_positions=True)
+    with capture_logs() as logs:
+        await harness.tick()
+
+    assert exchange.orders[old_stop].status is OrderStatus.FILLED
+    assert "exit_fill_checked_by_rest" in [e["event"] for e in logs]
+    assert harness.keeper.positions == {}
+    long = min(await harness.repository.closed_trades(), key=lambda t: t.entry_price)
+    assert (long.side, long.quantity, long.exit_price, long.exit_reason) == (
+        Side.LONG,
+        quantity,
+        Decimal(97),
+        ExitReason.SL_HIT,
+    )
+    assert long.fees_usdt == fee_paid(harness, "web_flip_2") / 2 + fee_paid(harness, old_stop)
