@@ -26,13 +26,18 @@ OTHER_SIDE = "exit_filled_other_side"
 
 
 async def flipped_and_back(
-    harness: Harness, back: Decimal, *, after_positions: bool = False
+    harness: Harness,
+    back: Decimal,
+    *,
+    after_positions: bool = False,
+    then: Decimal = Decimal("96.5"),  # above the default stop of what is held after
 ) -> tuple[Decimal, str, str]:
-    """Our long at 100 (its stop at 97) flipped by hand at 101 and adopted as a short, the
-    cancel of our old stop failing once; then bought back by hand at 99, `back` × the
-    quantity, and the mark down to 96.5: the old stop fires — now, or with `after_positions`
-    right after the next tick's read of the positions. The quantity, the old stop, the
-    entry."""
+    """Our long at 100 (its stop at 97, its take-profit at 106) flipped by hand at 101 and
+    adopted as a short, the cancel of our old stop failing once (the symbol's other
+    actions wait for the next tick: the old take-profit rests too); then bought back by hand
+    at 99, `back` × the quantity, and the mark to `then`: at 96.5 the old stop fires — now,
+    or with `after_positions` right after the next tick's read of the positions. The
+    quantity, the old stop, the entry."""
     exchange = harness.exchange
     quantity = await opened(harness)
     [entry] = sent(exchange, Purpose.ENTRY)
@@ -46,12 +51,10 @@ async def flipped_and_back(
     harness.advance(timedelta(seconds=1))  # the person's trades a second after the tick
     exchange.move(BTC, Decimal(99))
     await trade(harness, "web_flip_2", OrderSide.BUY, back * quantity)
-    low = Decimal("96.5")  # above the default stop of what is held after
     if isinstance(exchange, _FiresAfterPositions) and after_positions:
-        exchange.fire_at = low
+        exchange.fire_at = then
     else:
-        exchange.move(BTC, low)
-        assert exchange.orders[old_stop].status is OrderStatus.FILLED
+        exchange.move(BTC, then)
     return quantity, old_stop, entry
 
 
@@ -61,6 +64,7 @@ async def test_our_old_stop_filled_after_a_flip_back_closes_the_side_the_person_
     the short closed SL_HIT at 97, the long missing, the buy's fee missing)."""
     harness = await Harness.start()
     quantity, old_stop, entry = await flipped_and_back(harness, Decimal(2))
+    assert harness.exchange.orders[old_stop].status is OrderStatus.FILLED
     with capture_logs() as logs:
         await harness.tick()
         await harness.tick()
@@ -165,3 +169,27 @@ async def test_our_old_stop_filled_after_the_positions_were_read_is_replayed_fro
         ExitReason.SL_HIT,
     )
     assert long.fees_usdt == fee_paid(harness, "web_flip_2") / 2 + fee_paid(harness, old_stop)
+
+
+async def test_our_old_take_profit_filled_after_a_flip_back_is_booked_tp_hit() -> None:
+    """The mark up to 106 instead: our long's old take-profit, resting beside the old stop,
+    sells the long the person bought back (the adopted short's stop, a BUY, executes
+    nothing on a long): that long closed TP_HIT at 106, the short MANUAL at 99."""
+    harness = await Harness.start()
+    quantity, _, _ = await flipped_and_back(harness, Decimal(2), then=Decimal(106))
+    await harness.tick()
+
+    long, _, short = sorted(await harness.repository.closed_trades(), key=lambda t: t.entry_price)
+    assert (short.side, short.exit_price, short.exit_reason) == (
+        Side.SHORT,
+        Decimal(99),
+        ExitReason.MANUAL,
+    )
+    assert (long.side, long.quantity, long.entry_price, long.exit_price, long.exit_reason) == (
+        Side.LONG,
+        quantity,
+        Decimal(99),
+        Decimal(106),
+        ExitReason.TP_HIT,
+    )
+    assert harness.keeper.positions == {}
