@@ -2,13 +2,17 @@
 
 `run_by_hand(seed, ...)` is `campaign.run_campaign` (the daemon in testnet mode, in-process on
 a simulated clock, against the stand-in with faults drawn from `seed`) with a person beside it
-who now and then (`SECONDS_BETWEEN`, `TICKS_BETWEEN`) trades by hand on a symbol the account holds:
+who now and then (`SECONDS_BETWEEN`, `TICKS_BETWEEN`) trades by hand on the account:
 through the stand-in's HTTP API as a second client of the same account (Binance's web site:
 the header `SECOND_CLIENT`, so the API's faults never touch the person's requests and the
 daemon's fault draws stay its own), with client order ids that are not ours (`web_…`). What
-the person does is drawn from the seed: a partial reduction, a full close, a flip (LONG 3 →
-SHORT 3 in one market order), or cancelling our protective stop or our take-profit (since
-2026-12-04: the draws of a seed changed then). The person acts only while
+the person does is drawn from the seed: on a symbol the account holds, a partial reduction,
+a full close, a flip (LONG 3 → SHORT 3 in one market order), an addition on the position's
+side (a share of it, as a reduction's), or cancelling our protective stop or our
+take-profit (since 2026-12-04: the draws of a seed changed then); or, on a symbol of the
+daemon's that nothing holds, opening a position of 1,400–2,600 USDT, either side
+(`by_hand_person.OPEN_NOTIONAL_USDT`, about our entries' size; `add` and `open` since the
+evening of 2026-12-04, when the draws of a seed changed again). The person acts only while
 the faults are armed; the daemon then settles without faults or person, as in the fault
 campaign.
 
