@@ -1,0 +1,94 @@
+"""The hand-trading campaign's check of entries of ours while the stand-in holds the symbol
+(by_hand_check.py `entries_beside_an_open`), since the person opens positions by hand on
+symbols nothing holds: an entry the stand-in received beside a position a person opened is
+excused only until the keeper acted on that symbol (a stop of ours placed, or tried and
+answered by a fault) — before, its books could not hold the position (KEEPER.md, "Entries":
+refused while the books hold the symbol); after, the entry broke the rule as before. And the
+person's sizes (by_hand_person.py)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from by_hand_check import HandOutcome, entries_beside_an_open, hand_problems
+from by_hand_person import _quantity, opening_quantity
+from campaign import Outcome, standin_state
+from campaign_watch import Watch
+from loopback.engine import Engine
+
+MARKET = "BNBUSDT"
+ENTRY = "qt-e-BNB-mhgbe4gv-1.1"
+STOP = "qt-s-BNB-mhgbe4gv-1.2"
+
+
+def market(side: str, quantity: str, client_id: str) -> dict[str, str]:
+    return {"symbol": MARKET, "side": side, "type": "MARKET", "quantity": quantity,
+            "newClientOrderId": client_id}  # fmt: skip
+
+
+def our_stop(engine: Engine) -> None:
+    """A reduce-only stop of ours under the long held."""
+    trigger = str(engine.state.mark(MARKET) * Decimal("0.9"))
+    engine.place_algo_order(
+        {"symbol": MARKET, "side": "SELL", "type": "STOP_MARKET", "algoType": "CONDITIONAL",
+         "quantity": "3", "triggerPrice": f"{Decimal(trigger):.2f}", "reduceOnly": "true",
+         "clientAlgoId": STOP}
+    )  # fmt: skip
+
+
+def outcome(engine: Engine, faults_on: list[tuple[int, str, str, str]]) -> HandOutcome:
+    """The run as the watcher saw it: our entry received while the symbol was held."""
+    watch = Watch(entries=1, entries_while_holding=[ENTRY])
+    ran = Outcome(watch, {}, {}, [], [], [], 0)
+    return HandOutcome(
+        ran, [], [], [], [], [], engine.state, [], 20.0, 60.0, faults_on=faults_on
+    )  # fmt: skip
+
+
+def test_an_entry_before_the_keeper_acted_on_a_position_opened_by_hand_is_excused() -> None:
+    engine = Engine(standin_state(32000))
+    engine.place_order(market("BUY", "3", "web_32000_4"))
+    engine.place_order(market("BUY", "2", ENTRY))
+    result = outcome(engine, [])
+    assert entries_beside_an_open(result) == {ENTRY}
+    assert not [p for p in hand_problems(32000, result) if "entries while" in p]
+
+
+def test_an_entry_after_a_stop_of_ours_on_the_opened_position_is_not_excused() -> None:
+    """The keeper had adopted the position (its stop placed): its books held the symbol."""
+    engine = Engine(standin_state(32000))
+    engine.place_order(market("BUY", "3", "web_32000_4"))
+    our_stop(engine)
+    engine.place_order(market("BUY", "2", ENTRY))
+    result = outcome(engine, [])
+    assert entries_beside_an_open(result) == set()
+    assert [p for p in hand_problems(32000, result) if "entries while" in p]
+
+
+def test_an_entry_after_a_stop_of_ours_a_fault_answered_is_not_excused() -> None:
+    engine = Engine(standin_state(32000))
+    engine.place_order(market("BUY", "3", "web_32000_4"))
+    refused_ms = engine.state.now_ms
+    engine.place_order(market("BUY", "2", ENTRY))
+    faults = [(refused_ms, MARKET, "POST", "/fapi/v1/algoOrder")]
+    assert entries_beside_an_open(outcome(engine, faults)) == set()
+
+
+def test_an_entry_beside_a_position_an_entry_of_ours_opened_is_not_excused() -> None:
+    """Not opened by hand: what the fault campaign's check forbids (one decision, one entry)."""
+    engine = Engine(standin_state(32000))
+    engine.place_order(market("BUY", "3", "qt-e-BNB-mhgbe4gv-1.0"))
+    engine.place_order(market("BUY", "2", ENTRY))
+    assert entries_beside_an_open(outcome(engine, [])) == set()
+
+
+def test_the_persons_sizes() -> None:
+    """An addition is a share of the position, a step at least; an open about our entries'
+    notional (1,400–2,600 USDT at the mark), a step at least."""
+    state = standin_state(32000)
+    assert _quantity("add", Decimal("5.06"), 0.5, state, MARKET) == Decimal("2.53")
+    assert _quantity("add", Decimal("0.01"), 0.2, state, MARKET) == Decimal("0.01")
+    for share in (0.2, 0.8):
+        quantity = opening_quantity(share, state, MARKET)
+        assert Decimal(1390) <= quantity * state.mark(MARKET) <= Decimal(2600)
+        assert quantity % Decimal("0.01") == 0
