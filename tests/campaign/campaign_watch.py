@@ -194,20 +194,40 @@ async def watcher(
         watch.ticks = ticks.total
         bare = set(unprotected(server.state))
         for market_id in [m for m in bare_since if m not in bare]:
-            start_ms, start_tick, covered_ms = bare_since.pop(market_id)
-            if not routes_down(server, KEEPER_ROUTES, start_ms, now_ms):
-                spanned = ticks.planned_after(start_tick, covered_ms)
-                if spanned > 1:
-                    planned = [t for t in ticks.planned_ms[start_tick:] if t > covered_ms]
-                    watch.bare_spans.append((market_id, start_ms, now_ms, planned))
-                best = watch.unprotected_ticks.get(market_id, 0)
-                watch.unprotected_ticks[market_id] = max(best, spanned)
+            _span_ended(server, ticks, watch, market_id, bare_since.pop(market_id), now_ms)
         for market_id in bare:
             bare_since.setdefault(market_id, (now_ms, sending, sampled_ms))
         sampled_ms = now_ms
         await _late_orders(runtime, server, final_after, settling, late_since, watch)
         await clock.sleep_until(clock.now() + timedelta(seconds=1))
+    # A span still open when the watching stops counts as far as it went: one never covered
+    # again (a position opened by hand and never protected) was not counted at all.
+    now_ms = server.state.now_ms
+    ticks.sample(now_ms)
+    for market_id, since in bare_since.items():
+        _span_ended(server, ticks, watch, market_id, since, now_ms)
     watch.settling_ms = sorted({*watch.settling_ms, *settling.planned_ms})
+
+
+def _span_ended(
+    server: LoopbackBinance,
+    ticks: CountedTicks,
+    watch: Watch,
+    market_id: str,
+    since: tuple[int, int, int],
+    now_ms: int,
+) -> None:
+    """Count a span without our stop on `market_id`, seen bare since `since` (`watcher`'s
+    `bare_since`) until `now_ms`, unless the routes the keeper needs were down in it."""
+    start_ms, start_tick, covered_ms = since
+    if routes_down(server, KEEPER_ROUTES, start_ms, now_ms):
+        return
+    spanned = ticks.planned_after(start_tick, covered_ms)
+    if spanned > 1:
+        planned = [t for t in ticks.planned_ms[start_tick:] if t > covered_ms]
+        watch.bare_spans.append((market_id, start_ms, now_ms, planned))
+    best = watch.unprotected_ticks.get(market_id, 0)
+    watch.unprotected_ticks[market_id] = max(best, spanned)
 
 
 async def _late_orders(
