@@ -19,8 +19,8 @@ campaign.
 Watched, on top of the fault campaign's checks (campaign.py; positions and every order of
 ours, database against the stand-in, at the end):
 
-- no position the stand-in holds (ours, one a flip opened, one whose stop the person
-  cancelled) goes without a reduce-only stop of ours for more than `STOP_WITHIN_TICKS` of the
+- no position the stand-in holds (ours, one a flip or the person opened, one the person
+  added to, one whose stop the person cancelled) goes without a reduce-only stop of ours for more than `STOP_WITHIN_TICKS` of the
   keeper's ticks that could send — or, where a user-data event about it never reached the
   daemon, than the REST check that reveals it allows (`allowed_ticks`);
 - every close by hand (a person's trade that takes a position to zero or across it) is booked
@@ -29,6 +29,9 @@ ours, database against the stand-in, at the end):
   (`CloseByHand.exit_prices`) — or at the mark when the daemon could not read the account's
   trades for `keeper.external_close_mark_after_s` after it saw the close (`at_the_mark`, the
   keeper's design); and no closed trade is booked MANUAL without one;
+- an entry of ours reaches the stand-in while it holds the symbol only beside a position
+  the person opened that the keeper had not acted on yet (`entries_beside_an_open`): its
+  books, which refuse the entry, learn of such a position at the tick that adopts it;
 - no fee is counted twice: on each symbol the fees the database booked (closed trades, and the
   positions still open) do not exceed the commissions the stand-in charged;
 - our take-profits (by_hand_targets.py): one the person cancelled on a position an entry of
