@@ -20,9 +20,10 @@ Watched, on top of the fault campaign's checks (campaign.py; positions and every
 ours, database against the stand-in, at the end):
 
 - no position the stand-in holds (ours, one a flip or the person opened, one the person
-  added to, one whose stop the person cancelled) goes without a reduce-only stop of ours for more than `STOP_WITHIN_TICKS` of the
-  keeper's ticks that could send — or, where a user-data event about it never reached the
-  daemon, than the REST check that reveals it allows (`allowed_ticks`);
+  added to, one whose stop the person cancelled) goes without a reduce-only stop of ours for
+  more than `STOP_WITHIN_TICKS` of the keeper's ticks that could send — or, where a user-data
+  event about it never reached the daemon, than the REST check that reveals it allows
+  (`allowed_ticks`);
 - every close by hand (a person's trade that takes a position to zero or across it) is booked
   as a closed trade with reason MANUAL at the price of the account's trades — that trade's, or
   the average of it and the person's reductions just before it that a tick booked together

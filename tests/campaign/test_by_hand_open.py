@@ -13,7 +13,7 @@ from decimal import Decimal
 from by_hand_check import HandOutcome, entries_beside_an_open, hand_problems
 from by_hand_person import _quantity, opening_quantity
 from campaign import Outcome, standin_state
-from campaign_watch import Watch
+from campaign_watch import Watch, count_span
 from loopback.engine import Engine
 
 MARKET = "BNBUSDT"
@@ -92,3 +92,16 @@ def test_the_persons_sizes() -> None:
         quantity = opening_quantity(share, state, MARKET)
         assert Decimal(1390) <= quantity * state.mark(MARKET) <= Decimal(2600)
         assert quantity % Decimal("0.01") == 0
+
+
+def test_a_span_still_bare_when_the_watching_stops_is_counted() -> None:
+    """A position opened by hand and never protected: its span never ended, and was never
+    counted (the watcher counted a span only once the position was covered or flat). Now
+    the watcher counts it at its stop as far as it went; here the counting, on ticks planned
+    after the sample before the span (3 of them) and not those before."""
+    watch = Watch()
+    opened_ms = 1_762_003_869_101
+    planned = [opened_ms - 4_000, opened_ms + 1_000, opened_ms + 6_000, opened_ms + 11_000]
+    count_span(watch, MARKET, (opened_ms + 500, 0, opened_ms - 500), opened_ms + 12_000, planned)
+    assert watch.unprotected_ticks == {MARKET: 3}
+    assert watch.bare_spans == [(MARKET, opened_ms + 500, opened_ms + 12_000, planned[1:])]
