@@ -8,15 +8,20 @@ person's sizes (by_hand_person.py)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 
-from by_hand_check import HandOutcome, entries_beside_an_open, hand_problems
+from by_hand_check import HandOutcome, closes_by_hand, entries_beside_an_open, hand_problems
 from by_hand_person import _quantity, opening_quantity
 from campaign import Outcome, standin_state
 from campaign_watch import Watch, count_span
 from loopback.engine import Engine
 
-MARKET = "BNBUSDT"
+from quantum_trader.clock import utc_from_ms
+from quantum_trader.domain import Fill, OrderSide, Position, Side
+from quantum_trader.keeper.round_trip import replay
+
+MARKET, SYMBOL = "BNBUSDT", "BNB/USDT:USDT"
 ENTRY = "qt-e-BNB-mhgbe4gv-1.1"
 STOP = "qt-s-BNB-mhgbe4gv-1.2"
 
@@ -105,3 +110,39 @@ def test_a_span_still_bare_when_the_watching_stops_is_counted() -> None:
     count_span(watch, MARKET, (opened_ms + 500, 0, opened_ms - 500), opened_ms + 12_000, planned)
     assert watch.unprotected_ticks == {MARKET: 3}
     assert watch.bare_spans == [(MARKET, opened_ms + 500, opened_ms + 12_000, planned[1:])]
+
+
+def test_an_addition_by_hand_between_reductions_keeps_the_averages_the_keeper_replays() -> None:
+    """A close by hand after a reduction and an addition by hand: `exit_prices` averages the
+    person's reductions since the position opened, additions between them counted in no
+    reset — as the keeper's replay of trades that do not add up books it (KEEPER.md "Also when
+    the newest trades do not add up": an addition by hand then a close; its leg's exit price
+    is the average of all its reductions), and as a tick that booked the reduction before
+    the addition books the close alone (the last price)."""
+    state = standin_state(32000)
+    engine = Engine(state)
+    prices = {}
+    for side, quantity, client_id in (
+        ("BUY", "3", ENTRY), ("SELL", "1", "web_32000_1"), ("BUY", "2", "web_32000_2"),
+        ("SELL", "4", "web_32000_3"),
+    ):  # fmt: skip
+        state.now_ms += 7_000  # a new mark each: prices apart
+        prices[client_id] = Decimal(
+            engine.place_order(market(side, quantity, client_id))["avgPrice"]
+        )
+    [close] = closes_by_hand(state)
+    sold = (prices["web_32000_1"] + 4 * prices["web_32000_3"]) / 5
+    assert close.exit_prices == (prices["web_32000_3"], sold)
+    at = utc_from_ms(state.now_ms)
+    position = Position(
+        SYMBOL, Side.LONG, Decimal(3), prices[ENTRY], 3, prices[ENTRY] - 10, prices[ENTRY] + 10,
+        at - timedelta(minutes=1), ENTRY, prices[ENTRY] - 10, Decimal(3),
+    )  # fmt: skip
+    fills = [
+        Fill(str(t["id"]), "", SYMBOL, OrderSide(t["side"]), Decimal(t["qty"]),
+             Decimal(t["price"]), Decimal(t["commission"]), utc_from_ms(t["time"]))
+        for t in state.trades[1:]
+    ]  # fmt: skip
+    replayed = replay(position, None, fills, None)
+    assert replayed is not None
+    assert replayed.ours.exit_price == sold  # in `exit_prices`, not the last alone
