@@ -32,7 +32,9 @@ ours, database against the stand-in, at the end):
   keeper's design); and no closed trade is booked MANUAL without one;
 - an entry of ours reaches the stand-in while it holds the symbol only beside a position
   the person opened that the keeper had not acted on yet (`entries_beside_an_open`): its
-  books, which refuse the entry, learn of such a position at the tick that adopts it;
+  books, which refuse the entry, learn of such a position at the tick that adopts it; one
+  that went against that position without crossing zero is booked as our position closed
+  MANUAL at the person's opening trade (`raced_closes`: the account's result);
 - no fee is counted twice: on each symbol the fees the database booked (closed trades, and the
   positions still open) do not exceed the commissions the stand-in charged;
 - our take-profits (by_hand_targets.py): one the person cancelled on a position an entry of

@@ -69,6 +69,7 @@ class CloseByHand:
     price: Decimal
     held_before: Decimal
     exit_prices: tuple[Decimal, ...]
+    raced: str = ""  # an entry of ours that met a position opened by hand (`raced_closes`)
 
 
 def closes_by_hand(state: LoopbackState) -> list[CloseByHand]:
@@ -303,7 +304,7 @@ def entries_beside_an_open(result: HandOutcome) -> set[str]:
         order = state.orders.get(client_id)
         if order is None:
             continue
-        opener = _opened_by(state, order["symbol"], int(order["orderId"]))
+        opener, _ = _opened_by(state, order["symbol"], int(order["orderId"]))
         if opener is None or not client_of.get(opener["orderId"], "").startswith(PERSON_PREFIX):
             continue
         if not _acted_on(result, order["symbol"], opener, order):
@@ -311,9 +312,38 @@ def entries_beside_an_open(result: HandOutcome) -> set[str]:
     return excused
 
 
-def _opened_by(state: LoopbackState, market_id: str, before_id: int) -> dict[str, Any] | None:
+def raced_closes(result: HandOutcome, excused: set[str]) -> list[CloseByHand]:
+    """The closes the books show for the entries of ours in `excused` that went against the
+    position the person opened without taking it across zero: the keeper, which did not
+    know that position, books its entry's fill as our position opened and the person's
+    opening trade as its close by hand (and what is left the other way adopted, as for a
+    flip) — at that trade's price, which realizes what the account did, the two trades'
+    difference on the quantity they share, whichever came first. Seed 32139 (2026-12-04):
+    the person's sell 67 ms before our buy, booked so. A close at any other price is not:
+    seed 32035, the person's buy 61 s before our sell (a tick stalled on a lost answer), our
+    short booked closed at a mark 67 s later, 20 USDT from the account's result."""
+    state = result.standin
+    closes = []
+    for client_id in sorted(excused):
+        order = state.orders[client_id]
+        market_id = order["symbol"]
+        opener, held = _opened_by(state, market_id, int(order["orderId"]))
+        ours = [t for t in state.trades if t["orderId"] == order["orderId"]]
+        filled = sum((Decimal(t["qty"]) for t in ours), Decimal(0))
+        if opener is None or not ours or opener["side"] == order["side"] or filled > abs(held):
+            continue  # added to it, or took it across zero: a reduction by hand at most
+        price, sign = Decimal(opener["price"]), 1 if order["side"] == "BUY" else -1
+        at_ms = min(int(t["time"]) for t in ours)
+        closes.append(CloseByHand(market_id, at_ms, price, sign * filled, (price,), client_id))
+    return closes
+
+
+def _opened_by(
+    state: LoopbackState, market_id: str, before_id: int
+) -> tuple[dict[str, Any] | None, Decimal]:
     """The trade on `market_id` that last took the position from flat or across zero among
-    those before the id `before_id` (the stand-in's ids are one sequence), None if none."""
+    those before the id `before_id` (the stand-in's ids are one sequence), None if none is
+    held then; and what was held then (signed)."""
     held, opener = Decimal(0), None
     for trade in sorted(state.trades, key=lambda t: int(t["id"])):
         if trade["symbol"] != market_id or int(trade["id"]) > before_id:
@@ -323,7 +353,7 @@ def _opened_by(state: LoopbackState, market_id: str, before_id: int) -> dict[str
         if after != 0 and (held == 0 or (held > 0) != (after > 0)):
             opener = trade
         held = after
-    return opener if held != 0 else None
+    return (opener if held != 0 else None), held
 
 
 def _acted_on(
@@ -348,11 +378,9 @@ def hand_problems(seed: int, result: HandOutcome) -> list[str]:
     """What this seed's run broke, one line each (empty: nothing)."""
     # Spans of our stop's absence: checked here, each against its own bound; and entries
     # while the stand-in held a position opened by hand the keeper had not seen yet.
+    excused = entries_beside_an_open(result)
     found = campaign_problems(
-        seed,
-        result.outcome,
-        stop_within_ticks=sys.maxsize,
-        excused_entries=entries_beside_an_open(result),
+        seed, result.outcome, stop_within_ticks=sys.maxsize, excused_entries=excused
     )
     for market_id, start_ms, end_ms, planned in result.outcome.watch.bare_spans:
         for first_ms, last_ms, ticks in covered_apart(result, market_id, start_ms, end_ms, planned):
@@ -364,8 +392,9 @@ def hand_problems(seed: int, result: HandOutcome) -> list[str]:
                 )
     symbol_of = {m: s for s, m in MARKET_IDS.items()}
     manual = [t for t in result.closed if t.exit_reason is ExitReason.MANUAL]
-    bookings = _bookings(result.closes, manual, result)
-    for index, close in enumerate(result.closes):
+    closes = [*result.closes, *raced_closes(result, excused)]
+    bookings = _bookings(closes, manual, result)
+    for index, close in enumerate(closes):
         if index in bookings:
             manual.remove(bookings[index])
             continue
@@ -375,8 +404,9 @@ def hand_problems(seed: int, result: HandOutcome) -> list[str]:
             for t in result.closed
             if t.symbol == symbol
         ]
+        raced = f"our entry {close.raced} against the position opened by hand: " * bool(close.raced)
         found.append(
-            f"seed {seed}: close by hand of {close.held_before} {close.market_id} at "
+            f"seed {seed}: {raced}close by hand of {close.held_before} {close.market_id} at "
             f"{close.price} (stand-in ms {close.time_ms}) not booked MANUAL at its trades' "
             f"prices {[f'{p:.4f}' for p in close.exit_prices]}; "
             f"booked on the symbol: {booked}"

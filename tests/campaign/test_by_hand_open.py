@@ -8,17 +8,24 @@ person's sizes (by_hand_person.py)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 
-from by_hand_check import HandOutcome, closes_by_hand, entries_beside_an_open, hand_problems
+from by_hand_check import (
+    HandOutcome,
+    closes_by_hand,
+    entries_beside_an_open,
+    hand_problems,
+    raced_closes,
+)
 from by_hand_person import _quantity, opening_quantity
 from campaign import Outcome, standin_state
 from campaign_watch import Watch, count_span
 from loopback.engine import Engine
 
 from quantum_trader.clock import utc_from_ms
-from quantum_trader.domain import Fill, OrderSide, Position, Side
+from quantum_trader.domain import ClosedTrade, ExitReason, Fill, OrderSide, Position, Side
 from quantum_trader.keeper.round_trip import replay
 
 MARKET, SYMBOL = "BNBUSDT", "BNB/USDT:USDT"
@@ -146,3 +153,45 @@ def test_an_addition_by_hand_between_reductions_keeps_the_averages_the_keeper_re
     replayed = replay(position, None, fills, None)
     assert replayed is not None
     assert replayed.ours.exit_price == sold  # in `exit_prices`, not the last alone
+
+
+def raced(entry_side: str, entry_quantity: str) -> HandOutcome:
+    """The person opens a long of 3 by hand; our entry, before the keeper saw it, meets it."""
+    engine = Engine(standin_state(32035))
+    engine.place_order(market("BUY", "3", "web_32035_8"))
+    engine.state.now_ms += 61_000  # a tick stalled on a lost answer, as in seed 32035
+    engine.place_order(market(entry_side, entry_quantity, ENTRY))
+    return outcome(engine, [])
+
+
+def our_short_closed_at(result: HandOutcome, price: Decimal) -> HandOutcome:
+    """The books: our short of 2 (its entry's answer) closed MANUAL at `price`."""
+    at, zero = utc_from_ms(result.standin.now_ms), Decimal(0)
+    entry = Decimal(result.standin.trades[-1]["price"])
+    trade = ClosedTrade(
+        SYMBOL, Side.SHORT, Decimal(2), entry, price, at, at, ExitReason.MANUAL, zero, zero,
+        zero, None, ENTRY,
+    )  # fmt: skip
+    return replace(result, closed=[trade])
+
+
+def test_our_entry_against_a_position_opened_by_hand_is_booked_at_the_persons_trade() -> None:
+    """Seed 32139: our entry's position booked closed MANUAL at the person's opening trade
+    (the account's result, whichever came first) passes (it failed before: a MANUAL close
+    with no close by hand); seed 32035: closed at a mark (here 0.5 % off) fails, named as
+    our entry against the position opened by hand."""
+    result = raced("SELL", "2")
+    [close] = raced_closes(result, {ENTRY})
+    person = Decimal(result.standin.trades[0]["price"])
+    assert (close.exit_prices, close.held_before, close.raced) == ((person,), Decimal(-2), ENTRY)
+    assert hand_problems(32035, our_short_closed_at(result, person)) == []
+    unmatched, manual = hand_problems(32035, our_short_closed_at(result, person * Decimal("0.995")))
+    assert f"our entry {ENTRY} against the position opened by hand" in unmatched
+    assert "booked MANUAL at" in manual
+
+
+def test_our_entry_that_adds_to_or_crosses_a_position_opened_by_hand_closes_nothing() -> None:
+    """Added to it (grown, seed 32051), or taken across zero (ours held, reduced by the
+    person's trade): no close is booked, none expected."""
+    assert raced_closes(raced("BUY", "2"), {ENTRY}) == []
+    assert raced_closes(raced("SELL", "4"), {ENTRY}) == []
