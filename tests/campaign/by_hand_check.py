@@ -1,6 +1,7 @@
 """What the campaign with a person trading by hand (by_hand.py) checks in a seed's outcome:
 each span without our stop against its bound, every close by hand booked MANUAL at the
-account's trades (or at the mark where the design allows it), no fee booked twice; and our
+account's trades (or at the mark where the design allows it), no fee booked twice, an
+entry of ours beside a position opened by hand only before the keeper could see it; and our
 take-profits (by_hand_targets.py): one cancelled by hand back in time, never two at once,
 none after one executed."""
 
@@ -23,6 +24,7 @@ from loopback.state import LoopbackState
 
 from quantum_trader.clock import ms_from_utc, utc_from_ms
 from quantum_trader.domain import ClosedTrade, ExitReason
+from quantum_trader.keeper.ids import is_ours
 from quantum_trader.keeper.settings import KeeperSettings
 
 # The bound on a position without a covering stop of ours, in the keeper's ticks that could
@@ -67,6 +69,7 @@ class CloseByHand:
     price: Decimal
     held_before: Decimal
     exit_prices: tuple[Decimal, ...]
+    raced: str = ""  # an entry of ours that met a position opened by hand (`raced_closes`)
 
 
 def closes_by_hand(state: LoopbackState) -> list[CloseByHand]:
@@ -285,10 +288,100 @@ def _bookings(
     return found
 
 
+def entries_beside_an_open(result: HandOutcome) -> set[str]:
+    """Entries of ours the stand-in received while it held a position a person's trade opened
+    (from flat, or across zero) that the keeper had not acted on yet: no conditional order of
+    ours placed on the symbol since that trade, nor a placement there a fault answered. The
+    keeper refuses an entry while its books hold the symbol (KEEPER.md, "Entries"), and its
+    books learn of a position opened by hand at the tick that reads it — the one that adopts
+    it and places its stop, held to its bound as any span without our stop is
+    (`allowed_ticks`); an entry sent before then was decided on a symbol the books rightly
+    held flat. Once the keeper placed a stop there it knew: an entry after is not excused."""
+    state = result.standin
+    client_of = {o["orderId"]: o["clientOrderId"] for o in state.orders.values()}
+    excused = set()
+    for client_id in result.outcome.watch.entries_while_holding:
+        order = state.orders.get(client_id)
+        if order is None:
+            continue
+        opener, _ = _opened_by(state, order["symbol"], int(order["orderId"]))
+        if opener is None or not client_of.get(opener["orderId"], "").startswith(PERSON_PREFIX):
+            continue
+        if not _acted_on(result, order["symbol"], opener, order):
+            excused.add(client_id)
+    return excused
+
+
+def raced_closes(result: HandOutcome, excused: set[str]) -> list[CloseByHand]:
+    """The closes the books show for the entries of ours in `excused` that went against the
+    position the person opened without taking it across zero: the keeper, which did not
+    know that position, books its entry's fill as our position opened and the person's
+    opening trade as its close by hand (and what is left the other way adopted, as for a
+    flip) — at that trade's price, which realizes what the account did, the two trades'
+    difference on the quantity they share, whichever came first. Seed 32139 (2026-12-04):
+    the person's sell 67 ms before our buy, booked so. A close at any other price is not:
+    seed 32035, the person's buy 61 s before our sell (a tick stalled on a lost answer), our
+    short booked closed at a mark 67 s later, 20 USDT from the account's result."""
+    state = result.standin
+    closes = []
+    for client_id in sorted(excused):
+        order = state.orders[client_id]
+        market_id = order["symbol"]
+        opener, held = _opened_by(state, market_id, int(order["orderId"]))
+        ours = [t for t in state.trades if t["orderId"] == order["orderId"]]
+        filled = sum((Decimal(t["qty"]) for t in ours), Decimal(0))
+        if opener is None or not ours or opener["side"] == order["side"] or filled > abs(held):
+            continue  # added to it, or took it across zero: a reduction by hand at most
+        price, sign = Decimal(opener["price"]), 1 if order["side"] == "BUY" else -1
+        at_ms = min(int(t["time"]) for t in ours)
+        closes.append(CloseByHand(market_id, at_ms, price, sign * filled, (price,), client_id))
+    return closes
+
+
+def _opened_by(
+    state: LoopbackState, market_id: str, before_id: int
+) -> tuple[dict[str, Any] | None, Decimal]:
+    """The trade on `market_id` that last took the position from flat or across zero among
+    those before the id `before_id` (the stand-in's ids are one sequence), None if none is
+    held then; and what was held then (signed)."""
+    held, opener = Decimal(0), None
+    for trade in sorted(state.trades, key=lambda t: int(t["id"])):
+        if trade["symbol"] != market_id or int(trade["id"]) > before_id:
+            continue
+        signed = Decimal(trade["qty"]) * (1 if trade["side"] == "BUY" else -1)
+        after = held + signed
+        if after != 0 and (held == 0 or (held > 0) != (after > 0)):
+            opener = trade
+        held = after
+    return (opener if held != 0 else None), held
+
+
+def _acted_on(
+    result: HandOutcome, market_id: str, opener: dict[str, Any], entry: dict[str, Any]
+) -> bool:
+    """Whether the daemon placed a conditional order of ours on `market_id` between `opener`
+    and `entry`, or tried to and a fault answered."""
+    first, last = int(opener["id"]), int(entry["orderId"])
+    placed = any(
+        o["symbol"] == market_id and is_ours(o["clientAlgoId"]) and first < int(o["algoId"]) < last
+        for o in result.standin.algo_orders.values()
+    )
+    refused = any(
+        on == market_id and (method, path) == ("POST", "/fapi/v1/algoOrder")
+        and opener["time"] <= at_ms <= entry["time"]
+        for at_ms, on, method, path in result.faults_on
+    )  # fmt: skip
+    return placed or refused
+
+
 def hand_problems(seed: int, result: HandOutcome) -> list[str]:
     """What this seed's run broke, one line each (empty: nothing)."""
-    # Spans of our stop's absence: checked here, each against its own bound.
-    found = campaign_problems(seed, result.outcome, stop_within_ticks=sys.maxsize)
+    # Spans of our stop's absence: checked here, each against its own bound; and entries
+    # while the stand-in held a position opened by hand the keeper had not seen yet.
+    excused = entries_beside_an_open(result)
+    found = campaign_problems(
+        seed, result.outcome, stop_within_ticks=sys.maxsize, excused_entries=excused
+    )
     for market_id, start_ms, end_ms, planned in result.outcome.watch.bare_spans:
         for first_ms, last_ms, ticks in covered_apart(result, market_id, start_ms, end_ms, planned):
             allowed = allowed_ticks(result, market_id, first_ms, last_ms, ticks)
@@ -299,8 +392,9 @@ def hand_problems(seed: int, result: HandOutcome) -> list[str]:
                 )
     symbol_of = {m: s for s, m in MARKET_IDS.items()}
     manual = [t for t in result.closed if t.exit_reason is ExitReason.MANUAL]
-    bookings = _bookings(result.closes, manual, result)
-    for index, close in enumerate(result.closes):
+    closes = [*result.closes, *raced_closes(result, excused)]
+    bookings = _bookings(closes, manual, result)
+    for index, close in enumerate(closes):
         if index in bookings:
             manual.remove(bookings[index])
             continue
@@ -310,8 +404,9 @@ def hand_problems(seed: int, result: HandOutcome) -> list[str]:
             for t in result.closed
             if t.symbol == symbol
         ]
+        raced = f"our entry {close.raced} against the position opened by hand: " * bool(close.raced)
         found.append(
-            f"seed {seed}: close by hand of {close.held_before} {close.market_id} at "
+            f"seed {seed}: {raced}close by hand of {close.held_before} {close.market_id} at "
             f"{close.price} (stand-in ms {close.time_ms}) not booked MANUAL at its trades' "
             f"prices {[f'{p:.4f}' for p in close.exit_prices]}; "
             f"booked on the symbol: {booked}"

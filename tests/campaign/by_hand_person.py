@@ -1,8 +1,10 @@
 """The person of the campaign with a person trading by hand (by_hand.py): now and then it
-reduces, closes or flips a position the account holds, or cancels our stop or our
-take-profit, through the stand-in's HTTP API as a second client, everything drawn from the
-seed. The draw gained `cancel_target` on 2026-12-04 (the others' proportions kept): a seed
-run before then drew other actions at other times."""
+reduces, closes, flips or adds to a position the account holds, cancels our stop or our
+take-profit, or opens a position on a symbol of the daemon's that nothing holds, through the
+stand-in's HTTP API as a second client, everything drawn from the seed. The draw gained
+`cancel_target` on 2026-12-04, and `add` and `open` (and a side for each turn) later that
+day (the others' proportions kept): a seed run before either drew other actions at other
+times."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
 import aiohttp
+from campaign import MARKET_IDS
 from campaign_watch import TickCounter, unprotected
 from loopback.faults import Fault, Outage
 from loopback.server import SECOND_CLIENT, LoopbackBinance
@@ -28,8 +31,13 @@ from quantum_trader.keeper.settings import KeeperSettings
 
 PERSON_PREFIX = "web_"
 # What the person does, with its weight in the draw.
-KINDS = ("reduce", "close", "flip", "cancel_stop", "cancel_target")
-WEIGHTS = (30, 25, 25, 20, 20)
+KINDS = ("reduce", "close", "flip", "cancel_stop", "cancel_target", "add", "open")
+WEIGHTS = (30, 25, 25, 20, 20, 10, 10)
+# The notional of a position the person opens (`open`), before the draw's share (0.2–0.8)
+# scales it by 0.7–1.3: 1,400–2,600 USDT, as our entries on the stand-in's markets (seed
+# 30001: 1,580 USDT of BTC, 2,180 of ETH, 3,000 of BNB), well above every market's minimum
+# notional and within the account's margin beside ours.
+OPEN_NOTIONAL_USDT = Decimal(2000)
 # The person acts every 5–30 simulated seconds, and never before the keeper completed two
 # ticks since the last action: on a busy machine simulated time runs ahead of the ticks, and
 # the person would trade again and again before the keeper looked once.
@@ -60,6 +68,16 @@ class HandAction:
     answer: str
     covered_ms: int | None = None
     cancelled: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Draw:
+    """A turn's draws beside its kind: `pick` the symbol (of those held, or free for an
+    open), `share` the size, `buy` an open's side."""
+
+    pick: float
+    share: float
+    buy: bool
 
 
 class Person:
@@ -130,23 +148,26 @@ class Person:
                 # Drawn whatever is held, so the draws stay in step with the seed.
                 kind = self._rng.choices(KINDS, WEIGHTS)[0]
                 pick, share = self._rng.random(), self._rng.uniform(0.2, 0.8)
+                buy = self._rng.random() < 0.5  # an open's side
                 if not stopping.is_set():
-                    await self._act(session, server.state, kind, pick, share)
+                    await self._act(session, server.state, kind, Draw(pick, share, buy))
 
     async def _act(
         self,
         session: aiohttp.ClientSession,
         state: LoopbackState,
         kind: str,
-        pick: float,
-        share: float,
+        draw: Draw,
     ) -> None:
         async with session.get("/fapi/v3/positionRisk") as answer:
             rows = await answer.json()
         held = {r["symbol"]: Decimal(r["positionAmt"]) for r in rows if Decimal(r["positionAmt"])}
+        if kind == "open":
+            await self._open(session, state, held, draw)
+            return
         if not held:
             return
-        market_id = sorted(held)[int(pick * len(held))]
+        market_id = sorted(held)[int(draw.pick * len(held))]
         client_id = f"{PERSON_PREFIX}{self.seed}_{len(self.actions)}"
         covered_ms, cancelled = None, ""
         if kind in ("cancel_stop", "cancel_target"):
@@ -161,17 +182,51 @@ class Person:
                 cancelled = ours if answer_text.startswith("canceled") else ""
             quantity = Decimal(0)
         else:
-            quantity = _quantity(kind, held[market_id], share, state, market_id)
-            side = "SELL" if held[market_id] > 0 else "BUY"
-            params = {"symbol": market_id, "side": side, "type": "MARKET",
-                      "quantity": str(quantity), "newClientOrderId": client_id}  # fmt: skip
-            if kind != "flip":
-                params["reduceOnly"] = "true"
-            async with session.post("/fapi/v1/order", data=params) as answer:
-                body = await answer.json()
-            answer_text = body.get("status") or f"{body.get('code')} {body.get('msg')}"
+            quantity = _quantity(kind, held[market_id], draw.share, state, market_id)
+            long = held[market_id] > 0
+            side = "BUY" if long == (kind == "add") else "SELL"
+            answer_text = await self._order(session, market_id, side, quantity, client_id, kind)
         action = HandAction(state.now_ms, market_id, kind, client_id, quantity, answer_text)
         self.actions.append(replace(action, covered_ms=covered_ms, cancelled=cancelled))
+
+    async def _open(
+        self,
+        session: aiohttp.ClientSession,
+        state: LoopbackState,
+        held: dict[str, Decimal],
+        draw: Draw,
+    ) -> None:
+        """A position on a symbol of the daemon's that nothing holds (`OPEN_NOTIONAL_USDT`);
+        nothing when every one is held."""
+        free = sorted(m for m in MARKET_IDS.values() if m not in held)
+        if not free:
+            return
+        market_id = free[int(draw.pick * len(free))]
+        client_id = f"{PERSON_PREFIX}{self.seed}_{len(self.actions)}"
+        quantity = opening_quantity(draw.share, state, market_id)
+        side = "BUY" if draw.buy else "SELL"
+        answer_text = await self._order(session, market_id, side, quantity, client_id, "open")
+        self.actions.append(
+            HandAction(state.now_ms, market_id, "open", client_id, quantity, answer_text)
+        )
+
+    async def _order(
+        self,
+        session: aiohttp.ClientSession,
+        market_id: str,
+        side: str,
+        quantity: Decimal,
+        client_id: str,
+        kind: str,
+    ) -> str:
+        """A market order by hand; reduce-only but for a flip, an addition and an open."""
+        params = {"symbol": market_id, "side": side, "type": "MARKET",
+                  "quantity": str(quantity), "newClientOrderId": client_id}  # fmt: skip
+        if kind not in ("flip", "add", "open"):
+            params["reduceOnly"] = "true"
+        async with session.post("/fapi/v1/order", data=params) as answer:
+            body = await answer.json()
+        return str(body.get("status") or f"{body.get('code')} {body.get('msg')}")
 
     async def _ours(
         self, session: aiohttp.ClientSession, market_id: str, order_type: str
@@ -208,14 +263,26 @@ def _quantity(
     kind: str, held: Decimal, share: float, state: LoopbackState, market_id: str
 ) -> Decimal:
     """The person's order: a share of the position (at least a step, less than all of it,
-    when it has two steps or more), all of it, or twice it (a flip)."""
+    when it has two steps or more), all of it, or twice it (a flip); an addition the same
+    share (at least a step)."""
     size, step = abs(held), Decimal(state.markets[market_id].step_size)
+    part = (size * Decimal(str(share)) / step).to_integral_value(ROUND_DOWN) * step
     if kind == "flip":
         return 2 * size
+    if kind == "add":
+        return max(part, step)
     if kind == "close" or size < 2 * step:
         return size
-    part = (size * Decimal(str(share)) / step).to_integral_value(ROUND_DOWN) * step
     return min(max(part, step), size - step)
+
+
+def opening_quantity(share: float, state: LoopbackState, market_id: str) -> Decimal:
+    """A position the person opens: `OPEN_NOTIONAL_USDT` scaled by 0.5 + `share` at the
+    stand-in's mark, rounded down to the step (at least a step)."""
+    step = Decimal(state.markets[market_id].step_size)
+    notional = OPEN_NOTIONAL_USDT * (Decimal("0.5") + Decimal(str(share)))
+    steps = (notional / state.mark(market_id) / step).to_integral_value(ROUND_DOWN)
+    return max(steps, Decimal(1)) * step
 
 
 def booking_key(trade: ClosedTrade) -> tuple[str, str, int]:

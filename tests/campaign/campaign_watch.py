@@ -138,10 +138,6 @@ class CountedTicks:
                 self.planned_ms.append(start_ms)
         return self.count
 
-    def planned_after(self, first: int, after_ms: int) -> int:
-        """How many of the ticks counted from the `first`-th on were planned after `after_ms`."""
-        return sum(1 for planned in self.planned_ms[first:] if planned > after_ms)
-
 
 def sending_ticks(runtime: Runtime, server: LoopbackBinance) -> CountedTicks:
     """Ticks that could send orders: not those overlapping a Retry-After hold the stand-in
@@ -194,20 +190,41 @@ async def watcher(
         watch.ticks = ticks.total
         bare = set(unprotected(server.state))
         for market_id in [m for m in bare_since if m not in bare]:
-            start_ms, start_tick, covered_ms = bare_since.pop(market_id)
-            if not routes_down(server, KEEPER_ROUTES, start_ms, now_ms):
-                spanned = ticks.planned_after(start_tick, covered_ms)
-                if spanned > 1:
-                    planned = [t for t in ticks.planned_ms[start_tick:] if t > covered_ms]
-                    watch.bare_spans.append((market_id, start_ms, now_ms, planned))
-                best = watch.unprotected_ticks.get(market_id, 0)
-                watch.unprotected_ticks[market_id] = max(best, spanned)
+            since = bare_since.pop(market_id)
+            if not routes_down(server, KEEPER_ROUTES, since[0], now_ms):
+                count_span(watch, market_id, since, now_ms, ticks.planned_ms)
         for market_id in bare:
             bare_since.setdefault(market_id, (now_ms, sending, sampled_ms))
         sampled_ms = now_ms
         await _late_orders(runtime, server, final_after, settling, late_since, watch)
         await clock.sleep_until(clock.now() + timedelta(seconds=1))
+    # A span still open when the watching stops counts as far as it went: one never covered
+    # again (a position opened by hand and never protected) was not counted at all.
+    now_ms = server.state.now_ms
+    ticks.sample(now_ms)
+    for market_id, since in bare_since.items():
+        if not routes_down(server, KEEPER_ROUTES, since[0], now_ms):
+            count_span(watch, market_id, since, now_ms, ticks.planned_ms)
     watch.settling_ms = sorted({*watch.settling_ms, *settling.planned_ms})
+
+
+def count_span(
+    watch: Watch,
+    market_id: str,
+    since: tuple[int, int, int],
+    end_ms: int,
+    planned_ms: list[int],
+) -> None:
+    """Count a span without our stop on `market_id`, seen bare since `since` (`watcher`'s
+    `bare_since`: first seen bare, the sending ticks counted then, the sample before's ms)
+    until `end_ms`, in the ticks of `planned_ms` (every sending tick counted, in order)
+    planned after the sample before it."""
+    start_ms, start_tick, covered_ms = since
+    planned = [t for t in planned_ms[start_tick:] if t > covered_ms]
+    if len(planned) > 1:
+        watch.bare_spans.append((market_id, start_ms, end_ms, planned))
+    best = watch.unprotected_ticks.get(market_id, 0)
+    watch.unprotected_ticks[market_id] = max(best, len(planned))
 
 
 async def _late_orders(

@@ -1,6 +1,7 @@
 """The fault campaign with a person trading by hand on the same account (reductions, closes,
-flips, our stop or take-profit cancelled; tests/campaign/by_hand.py says what is drawn and
-watched): seeds 30001–30010, five at a time. Beyond the fault campaign's checks, every close
+flips, additions, positions opened on a free symbol, our stop or take-profit cancelled;
+tests/campaign/by_hand.py says what is drawn and watched): seeds 30001–30010, five at a time.
+Beyond the fault campaign's checks, every close
 by hand is booked MANUAL at its own trade's price, no fee is booked beyond what the exchange
 charged, and a take-profit of ours cancelled by hand is back within its bound, never two at
 once, none after one executed (by_hand_targets.py).
