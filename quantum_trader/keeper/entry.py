@@ -14,7 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from quantum_trader.domain import MarketRules, ReasonCode, SizedOrder
+from quantum_trader.domain import ExchangePosition, MarketRules, Position, ReasonCode, SizedOrder
 from quantum_trader.errors import OrderRejected, RetryLater
 from quantum_trader.keeper.book import EntryPlan, is_unsettled
 from quantum_trader.keeper.carry import Carrier
@@ -27,6 +27,46 @@ from quantum_trader.ports import Exchange
 
 log = get_logger("keeper")
 
+KEPT_ENTRIES = 64  # entries remembered: one matters until the tick after it, or a few more
+
+
+class FlatBefore:
+    """By entry of ours, the last time before it was sent that the keeper read its symbol
+    flat on the exchange (the tick's time; the read comes after it): where the account's
+    trades are read from for that position's reductions by hand, not from the entry's own
+    first fill. A person may have opened a position on the symbol after that read, and our
+    entry then met it — Binance nets them (one-way mode) — with no trade of the person after
+    ours (seed 32035 of the hand-trading campaign). Nothing of a last position on the symbol
+    lies after that read (the reason the trades before an entry are left out: the last
+    position's exit): it had been seen gone. In memory: after a restart, the entry's fill."""
+
+    def __init__(self) -> None:
+        self._at: dict[str, datetime] = {}
+
+    def record(
+        self,
+        client_order_id: str,
+        symbol: str,
+        last_read: tuple[datetime, Mapping[str, ExchangePosition]] | None,
+    ) -> None:
+        if last_read is None or symbol in last_read[1]:
+            return
+        self._at[client_order_id] = last_read[0]
+        if len(self._at) > KEPT_ENTRIES:
+            del self._at[next(iter(self._at))]  # the oldest
+
+    def since(
+        self, entered: Mapping[str, datetime], positions: Mapping[str, Position]
+    ) -> dict[str, datetime]:
+        """`entered` (by symbol, the position's entry's first fill), each moved back to when
+        its symbol was last read flat before the entry, where that is known and earlier."""
+        since = dict(entered)
+        for symbol, at in entered.items():
+            flat = self._at.get(positions[symbol].entry_order_id)
+            if flat is not None and flat < at:
+                since[symbol] = flat
+        return since
+
 
 class Entering:
     """The entry of `PositionKeeper`, which sets these attributes and gives `_context` (the
@@ -37,6 +77,8 @@ class Entering:
     _lock: asyncio.Lock
     _ids: ClientOrderIds
     _carrier: Carrier
+    _last_read: tuple[datetime, Mapping[str, ExchangePosition]] | None
+    _flat_before: FlatBefore
     entry_listeners: list[EntryListener]
 
     if TYPE_CHECKING:
@@ -72,6 +114,7 @@ class Entering:
                 raise OrderRejected(ReasonCode.ORDER_UNSETTLED, unsettled)
             await self._exchange.set_leverage(symbol, sized.leverage)
             client_order_id = self._ids.next(Purpose.ENTRY, symbol, now)
+            self._flat_before.record(client_order_id, symbol, self._last_read)
             for listener in self.entry_listeners:  # before: the trade may close within `send`
                 await listener.on_entry_sending(sized, client_order_id, now)
             try:

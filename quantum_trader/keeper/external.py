@@ -215,10 +215,12 @@ async def read_account_fills(
     left out: the window reaches back before that tick,
     and a reduction whose own trades Binance does not list yet must not be booked at them (at
     the mark instead: its trades do not add up). So are the trades before the position's own
-    entry (`entered`, by symbol: its entry's first fill, in the exchange's time): the window
-    reaches 5 min before it opened, where the last position's exit on the symbol may lie
-    (found by an outside-style probe, 2026-12-03: taken for a close by hand of the next one
-    whose trade Binance did not list yet)."""
+    entry (`entered`, by symbol: its entry's first fill, in the exchange's time; or the last
+    read of the symbol flat before the entry, keeper/entry.py `FlatBefore`, a position a
+    person opened there after it met by our entry): the window reaches 5 min before it
+    opened, where the last position's exit on the symbol may lie (found by an outside-style
+    probe, 2026-12-03: taken for a close by hand of the next one whose trade Binance did
+    not list yet)."""
     fills, unread = dict(seen.account_fills), set(seen.account_unread)
     for symbol in symbols:
         start, end = account_trades_window(positions[symbol], held_at.get(symbol), now)

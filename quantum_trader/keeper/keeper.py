@@ -20,6 +20,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from quantum_trader.domain import (
+    ExchangePosition,
     ExchangeSnapshot,
     ExitReason,
     MarketRules,
@@ -34,7 +35,7 @@ from quantum_trader.keeper.alerts import AlertListener
 from quantum_trader.keeper.book import Book
 from quantum_trader.keeper.carry import Carrier
 from quantum_trader.keeper.checks import ProtectionChecks
-from quantum_trader.keeper.entry import Entering
+from quantum_trader.keeper.entry import Entering, FlatBefore
 from quantum_trader.keeper.external import (
     closed_positions,
     held_as_booked,
@@ -108,6 +109,10 @@ class PositionKeeper(Entering):
             for defensive in (False, True)
         }
         self._filled_known: frozenset[str] = frozenset()  # see keeper/recheck.py
+        # The last tick's time and the positions it read; by entry of ours sent when that read
+        # showed its symbol flat, that time (`FlatBefore`, keeper/entry.py).
+        self._last_read: tuple[datetime, Mapping[str, ExchangePosition]] | None = None
+        self._flat_before = FlatBefore()
         self._checks = ProtectionChecks()  # a cache of a pure function: plans do not change
         self._ids = ids  # the carrier issues every other id; `enter` its entry's, told first
         self.entry_listeners: list[EntryListener] = []
@@ -248,6 +253,7 @@ class PositionKeeper(Entering):
         reads = self._reads
         unechoed = (booked for _, booked in book.unechoed.values())
         snapshot = await reads.snapshot(now, unechoed, rest=rest, ours=symbols_of_ours(book))
+        self._last_read = now, snapshot.positions
         found = await reads.look_up(lookups_needed(book, snapshot))
         filled = orders_to_read_fills(book, snapshot, found)
         self._filled_known = frozenset(cid for _, cid in filled)
@@ -271,8 +277,9 @@ class PositionKeeper(Entering):
             positions, at = closed_positions(book, self._held_as_booked)
             ours = await own_trades(self._repository, positions, external)
             booked = ours.left_out(self._carrier.external.left_out())
+            since = self._flat_before.since(ours.entered, positions)
             seen = await read_account_fills(
-                self._exchange, seen, positions, external, at, now, booked, ours.entered
+                self._exchange, seen, positions, external, at, now, booked, since
             )
             result = plan(book, seen, now, context, self._checks)
             took = result.reducing_trades  # our own exits' too: only the closes by hand named

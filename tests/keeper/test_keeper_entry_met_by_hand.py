@@ -1,0 +1,90 @@
+"""An entry of ours sent while a person had just opened a position on the symbol by hand,
+which the keeper's last read had not shown: Binance nets our order against it (one-way
+mode), so the exchange holds what is left of the person's position, and our position as
+booked from the entry's answer is gone at once, with no trade of the person after ours (the
+hand-trading campaign's seed 32035, 2026-12-04: our SELL 2.19 met a LONG 3.11 opened by hand
+a minute before, its tick stalled; the short booked from the answer was closed at the mark,
+MANUAL at 596.87 where the account's trades gave 606.38 — the person's trade came before our
+entry's, and the trades before a position's entry are left out, as the last position's exit
+may lie there). The trades since the keeper last saw the symbol flat, before the entry, are
+now read for it: nothing of a last position can lie there."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+from structlog.testing import capture_logs
+from test_keeper_external_exits import BTC, by_hand, fee_paid, noted, opened
+from test_keeper_fees_unread import sent
+from test_keeper_properties import Harness, sized
+from test_keeper_round_trip import trade
+
+from quantum_trader.domain import ExitReason, OrderSide, Side
+from quantum_trader.keeper.ids import Purpose
+
+
+async def test_our_entry_that_met_a_position_opened_by_hand_is_booked_at_the_persons_trade() -> (
+    None
+):
+    """The keeper saw BTC flat; a person sold 4 at 100; our long of 2.97 bought at 101 met
+    that short, 1.03 of it left: our long booked closed MANUAL at the person's 100 with its
+    share of their fee, the short left adopted at Binance's entry 100 (was: our long closed
+    at the mark, 100.5)."""
+    harness = await Harness.start()
+    exchange = harness.exchange
+    await harness.tick()  # BTC flat on the exchange and in the books
+    harness.advance(timedelta(seconds=1))
+    await trade(harness, "web_opened_1", OrderSide.SELL, Decimal(4))
+    harness.advance(timedelta(seconds=1))
+    exchange.move(BTC, Decimal(101))
+    await harness.keeper.enter(sized(BTC, Side.LONG, Decimal(101)), harness.now)
+    [entry] = sent(exchange, Purpose.ENTRY)
+    quantity = exchange.orders[entry].filled_quantity  # 2.970
+    exchange.move(BTC, Decimal("100.5"))
+    with capture_logs() as logs:
+        await harness.tick()
+
+    [closed] = await harness.repository.closed_trades()
+    assert (closed.side, closed.quantity, closed.entry_price) == (Side.LONG, quantity, Decimal(101))
+    assert (closed.exit_price, closed.exit_reason) == (Decimal(100), ExitReason.MANUAL)
+    person = fee_paid(harness, "web_opened_1")
+    assert closed.fees_usdt == fee_paid(harness, entry) + person * quantity / 4
+    position = harness.keeper.positions[BTC]
+    assert (position.side, position.quantity, position.entry_price) == (
+        Side.SHORT,
+        4 - quantity,
+        Decimal(100),
+    )
+    events = [e["event"] for e in logs]
+    assert "position_adopted" in events
+
+
+async def test_the_last_positions_close_by_hand_before_the_flat_read_is_still_not_taken() -> None:
+    """A long closed by hand at 103 and booked; after a restart (the trades booked for it
+    forgotten: a run's memory) a tick reads BTC flat, then a long of the same size opens and
+    a person closes it while Binance does not list that trade yet: the old close's trade,
+    before the flat read, is not taken for it (booked at the mark, as before the change)."""
+    harness = await Harness.start()
+    exchange = harness.exchange
+    quantity = await opened(harness)
+    exchange.move(BTC, Decimal(103))
+    await by_hand(harness, "web_closed_31", OrderSide.SELL, quantity)
+    await harness.tick()
+    assert harness.keeper.positions == {}
+    await harness.restart()
+    harness.advance(timedelta(minutes=1))
+    exchange.move(BTC, Decimal(100))
+    await harness.tick()  # BTC read flat
+    assert await opened(harness) == quantity
+    exchange.move(BTC, Decimal(101))
+    await by_hand(harness, "web_closed_32", OrderSide.SELL, quantity)
+    lagging = exchange.fills.pop("web_closed_32")  # not listed yet
+    exchange.move(BTC, Decimal("100.5"))
+    with capture_logs() as logs:
+        await harness.tick()
+    exchange.fills["web_closed_32"] = lagging
+
+    assert f"booked at the mark 100.5 (the account's trades do not add up to {quantity})" in (
+        noted(logs)
+    )
