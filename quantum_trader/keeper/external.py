@@ -33,7 +33,7 @@ from decimal import Decimal
 from quantum_trader.domain import ZERO, ExchangeSnapshot, Fill, Position
 from quantum_trader.errors import MarketDataError, RetryLater
 from quantum_trader.keeper.book import Book
-from quantum_trader.keeper.plan import Observation, Plan
+from quantum_trader.keeper.plan import Note, Observation, Plan
 from quantum_trader.log import get_logger
 from quantum_trader.ports import Exchange, Repository
 from quantum_trader.record import record, replace
@@ -126,6 +126,25 @@ def _newest_adding_up(reducing: Sequence[Fill], wanted: Decimal) -> list[Fill]:
     return taken if total == wanted else []
 
 
+def added_trades(
+    position: Position, added: Decimal, fills: Sequence[Fill], ours: Collection[str]
+) -> list[Fill]:
+    """The newest trades adding to `position` whose trade ids are not in `ours`, when they
+    add up to exactly `added` (a growth by hand the keeper books), newest first; empty when
+    they do not (as for a reduction, those up to an earlier instant are tried too)."""
+    side = position.side.entry_order_side
+    adding = sorted((f for f in fills if f.side is side and f.trade_id not in ours), key=_time)
+    for instant in sorted({f.time for f in adding}, reverse=True):
+        taken = _newest_adding_up([f for f in adding if f.time <= instant], added)
+        if taken:
+            return taken
+    return []
+
+
+def _time(fill: Fill) -> datetime:
+    return fill.time
+
+
 def _execution(quantity: Decimal, taken: Sequence[Fill]) -> ExternalExecution:
     """What `taken` (newest first) says took `quantity` off: the oldest of them closed it."""
     notional = fee = ZERO
@@ -181,9 +200,15 @@ EXTERNAL_NOTES = (
 def unread_external_exits(plan: Plan, seen: Observation) -> list[str]:
     """Symbols `plan` books reduced with no order of ours, or leaves a close awaiting its
     price on (keeper/unpriced.py), whose account trades are not read."""
-    noted = {n.symbol for n in plan.notes if n.event in EXTERNAL_NOTES}
+    noted = {n.symbol for n in plan.notes if n.event in EXTERNAL_NOTES or _grown_by_hand(n)}
     read = seen.account_fills.keys() | seen.account_unread
     return sorted((noted | plan.book.unpriced.keys()) - read)
+
+
+def _grown_by_hand(note: Note) -> bool:
+    """A position grown with no entry of ours (keeper/planner.py `_grow`): the trades that
+    made it are read and taken, so that a later close does not see an addition unbooked."""
+    return note.event == "position_grown" and note.error
 
 
 def closed_positions(

@@ -31,6 +31,7 @@ from quantum_trader.keeper.booking import (
 )
 from quantum_trader.keeper.checks import ProtectionChecks
 from quantum_trader.keeper.draft import Draft
+from quantum_trader.keeper.external import added_trades
 from quantum_trader.keeper.external_saved import LastExit
 from quantum_trader.keeper.fees import remembered, settle_fees
 from quantum_trader.keeper.fill_check import check_fill
@@ -226,8 +227,12 @@ class Planner(OrderSettling, ReductionSettling, Protecting):
     ) -> Position:
         if position is not None:
             detail = f"{position.quantity} → {held.quantity}"
+            fee = ZERO
+            if not entries:  # by hand: the trades that made it taken (seed 32221)
+                fee, how = self._addition(position, held.quantity - position.quantity)
+                detail += how
             self.notes.append(Note("position_grown", symbol, detail, error=not entries))
-            return grown(position, held, ZERO)
+            return grown(position, held, fee)
         entry = self.latest_entry(symbol, [o.intent for o in entries])
         stop, target = self._ours_on_exchange(held)
         fees = self.opened_fees.pop(symbol, ZERO)
@@ -245,6 +250,23 @@ class Planner(OrderSettling, ReductionSettling, Protecting):
                 self.book.limits[symbol] = limit
             self.notes += checked
         return adopted
+
+    def _addition(self, position: Position, added: Decimal) -> tuple[Decimal, str]:
+        """The fee of the account's trades that added `added` to `position` by hand, and the
+        line's words; the trades taken (never booked again: an addition the books hold is
+        not one a later close must see unbooked, keeper/external.py `added_by_hand`). None
+        read yet: the keeper reads them and plans again (`unread_external_exits`)."""
+        symbol, seen = position.symbol, self.observation
+        fills = seen.account_fills.get(symbol)
+        if fills is None:
+            return ZERO, ""
+        ours = {f.trade_id for read in seen.fills.values() for f in read}
+        taken = added_trades(position, added, fills, ours)
+        if not taken:
+            return ZERO, "; the account's trades do not show it: its fee not booked"
+        self._took(symbol, frozenset(f.trade_id for f in taken))
+        fee = sum((f.fee_usdt for f in taken), ZERO)
+        return fee, f"; by the account's {len(taken)} trade(s), fee {fee}"
 
     def _settle_entries(self, position: Position, entries: list[Outcome]) -> Position:
         """Entries the position reflects: record them and add their fees; each is `entered`
