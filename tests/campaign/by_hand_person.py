@@ -26,7 +26,7 @@ from loopback.state import LoopbackState
 from quantum_trader.app import Runtime
 from quantum_trader.clock import ms_from_utc
 from quantum_trader.domain import ClosedTrade
-from quantum_trader.keeper.ids import is_ours
+from quantum_trader.keeper.ids import Purpose, is_ours, purpose_of
 from quantum_trader.keeper.settings import KeeperSettings
 
 PERSON_PREFIX = "web_"
@@ -197,9 +197,12 @@ class Person:
         draw: Draw,
     ) -> None:
         """A position on a symbol of the daemon's that nothing holds (`OPEN_NOTIONAL_USDT`);
-        nothing when every one is held."""
+        nothing when every one is held, or before the daemon's first entry reached the
+        stand-in: positions opened by hand before it, adopted, refuse its entries on their
+        symbols, and a seed whose first cycles a fault answered made no entry at all (seed
+        30002 in the suite on a loaded machine; a campaign must trade to prove anything)."""
         free = sorted(m for m in MARKET_IDS.values() if m not in held)
-        if not free:
+        if not free or not _entered(state):
             return
         market_id = free[int(draw.pick * len(free))]
         client_id = f"{PERSON_PREFIX}{self.seed}_{len(self.actions)}"
@@ -274,6 +277,13 @@ def _quantity(
     if kind == "close" or size < 2 * step:
         return size
     return min(max(part, step), size - step)
+
+
+def _entered(state: LoopbackState) -> bool:
+    """Whether an entry of ours has reached the stand-in."""
+    return any(
+        purpose_of(str(o.get("clientOrderId", ""))) is Purpose.ENTRY for o in state.orders.values()
+    )
 
 
 def opening_quantity(share: float, state: LoopbackState, market_id: str) -> Decimal:
