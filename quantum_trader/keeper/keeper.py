@@ -37,6 +37,7 @@ from quantum_trader.keeper.carry import Carrier
 from quantum_trader.keeper.checks import ProtectionChecks
 from quantum_trader.keeper.entry import Entering, FlatBefore
 from quantum_trader.keeper.external import (
+    EXTERNAL_NOTES,
     closed_positions,
     held_as_booked,
     own_trades,
@@ -283,7 +284,8 @@ class PositionKeeper(Entering):
             )
             result = plan(book, seen, now, context, self._checks)
             took = result.reducing_trades  # our own exits' too: only the closes by hand named
-            by_hand = {s: took[s] for s in external if s in took}
+            reduced = {n.symbol for n in result.notes if n.event in EXTERNAL_NOTES}
+            by_hand = {s: took[s] for s in external if s in took and s in reduced}
             named = await read_force_orders(self._exchange, seen, by_hand)
             if named is not None:  # a liquidation or ADL (keeper/forced.py)
                 result = plan(book, named, now, context, self._checks)

@@ -30,6 +30,7 @@ async def grown_by_hand(harness: Harness) -> tuple[Decimal, str]:
     await trade(harness, "web_added_2", OrderSide.BUY, Decimal(1))
     await harness.tick()
     assert harness.keeper.positions[BTC].quantity == quantity + 1
+    assert harness.exchange.force_orders_asked == []  # an addition is no liquidation
     return quantity, entry
 
 
