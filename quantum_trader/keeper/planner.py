@@ -258,6 +258,8 @@ class Planner(OrderSettling, ReductionSettling, Protecting):
         read yet: the keeper reads them and plans again (`unread_external_exits`)."""
         symbol, seen = position.symbol, self.observation
         fills = seen.account_fills.get(symbol)
+        if symbol in seen.account_unread:
+            return ZERO, "; the account's trades could not be read: its fee not booked"
         if fills is None:
             return ZERO, ""
         ours = {f.trade_id for read in seen.fills.values() for f in read}

@@ -73,3 +73,19 @@ async def test_a_flip_by_hand_after_an_addition_seen_is_booked_at_its_trade() ->
         quantity + 1,
         Decimal(99),
     )
+
+
+async def test_a_growth_whose_trades_cannot_be_read_is_booked_and_said() -> None:
+    """The account's trades unreadable at the growth: grown all the same, the line says its
+    fee is not booked."""
+    harness = await Harness.start()
+    quantity = await opened(harness)
+    harness.advance(timedelta(minutes=10))
+    await trade(harness, "web_added_3", OrderSide.BUY, Decimal(1))
+    harness.exchange.account_fills_unreadable = 1
+    with capture_logs() as logs:
+        await harness.tick()
+
+    assert harness.keeper.positions[BTC].quantity == quantity + 1
+    [grew] = [e for e in logs if e["event"] == "position_grown"]
+    assert "could not be read: its fee not booked" in grew["detail"]
