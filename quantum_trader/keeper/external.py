@@ -102,12 +102,30 @@ def external_execution(
     share of its fee)."""
     side = position.side.exit_order_side
     reducing = [f for f in fills if f.side is side and f.trade_id not in ours]
-    reducing.sort(key=lambda f: f.time)  # stable: trades of one instant in the order listed
-    for instant in sorted({f.time for f in reducing}, reverse=True):
-        taken = _newest_adding_up([f for f in reducing if f.time <= instant], quantity + opened)
+    taken = _newest_up_to_an_instant(reducing, quantity + opened)
+    return _execution(quantity, taken) if taken else None
+
+
+def added_trades(
+    position: Position, added: Decimal, fills: Sequence[Fill], ours: Collection[str]
+) -> list[Fill]:
+    """The newest trades adding to `position` whose trade ids are not in `ours`, when they
+    add up to exactly `added` (a growth by hand the keeper books), newest first; empty when
+    they do not (as for a reduction, those up to an earlier instant are tried too)."""
+    side = position.side.entry_order_side
+    adding = [f for f in fills if f.side is side and f.trade_id not in ours]
+    return _newest_up_to_an_instant(adding, added)
+
+
+def _newest_up_to_an_instant(trades: Sequence[Fill], wanted: Decimal) -> list[Fill]:
+    """`_newest_adding_up` of the trades up to the newest instant where they add up to
+    `wanted`, newest first; empty when at none."""
+    ordered = sorted(trades, key=lambda f: f.time)  # stable: one instant's in listed order
+    for instant in sorted({f.time for f in ordered}, reverse=True):
+        taken = _newest_adding_up([f for f in ordered if f.time <= instant], wanted)
         if taken:
-            return _execution(quantity, taken)
-    return None
+            return taken
+    return []
 
 
 def _newest_adding_up(reducing: Sequence[Fill], wanted: Decimal) -> list[Fill]:
@@ -124,25 +142,6 @@ def _newest_adding_up(reducing: Sequence[Fill], wanted: Decimal) -> list[Fill]:
         taken.append(fill)
         total += fill.quantity
     return taken if total == wanted else []
-
-
-def added_trades(
-    position: Position, added: Decimal, fills: Sequence[Fill], ours: Collection[str]
-) -> list[Fill]:
-    """The newest trades adding to `position` whose trade ids are not in `ours`, when they
-    add up to exactly `added` (a growth by hand the keeper books), newest first; empty when
-    they do not (as for a reduction, those up to an earlier instant are tried too)."""
-    side = position.side.entry_order_side
-    adding = sorted((f for f in fills if f.side is side and f.trade_id not in ours), key=_time)
-    for instant in sorted({f.time for f in adding}, reverse=True):
-        taken = _newest_adding_up([f for f in adding if f.time <= instant], added)
-        if taken:
-            return taken
-    return []
-
-
-def _time(fill: Fill) -> datetime:
-    return fill.time
 
 
 def _execution(quantity: Decimal, taken: Sequence[Fill]) -> ExternalExecution:
