@@ -136,8 +136,11 @@ async def assemble(
     stopping: asyncio.Event,
     health: HealthFn = lambda now: "HEALTHY",
     streams: ExchangeStreams | None = None,
+    clock: Callable[[], datetime] | None = None,
 ) -> Core:
-    """Ledger, governor, keeper, approval chain, sizing desk and executor."""
+    """Ledger, governor, keeper, approval chain, sizing desk and executor. `clock`: the
+    daemon's, which the keeper reads before an entry (keeper/entry_fresh.py); a backtest gives
+    none (it has no person to open a position beside the books)."""
     balance = await exchange.fetch_balance()
     ledger = await Ledger.load(repository, balance.equity_usdt, start, settings.performance)
     governor = await load_governor(settings.governor, repository)
@@ -157,6 +160,7 @@ async def assemble(
         streams=streams,
         admits=governor.state_allows_order,
         conditions=conditions,
+        clock=clock,
     )
     governor_keeper = GovernorKeeper(governor, repository, keeper, ledger)
     balancer = BalancerJournal(PortfolioBalancer(settings.balancer, CostModel(settings.costs)))
@@ -219,6 +223,7 @@ async def reconciled_core(
         stopping,
         lambda _now: health.latest.status.value,
         streams,
+        clock.now,
     )
     await first_reconciliation(core.keeper, clock)
     return core, health

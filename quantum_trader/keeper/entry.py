@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -18,12 +18,14 @@ from quantum_trader.domain import ExchangePosition, MarketRules, Position, Reaso
 from quantum_trader.errors import OrderRejected, RetryLater
 from quantum_trader.keeper.book import EntryPlan, is_unsettled
 from quantum_trader.keeper.carry import Carrier
+from quantum_trader.keeper.entry_fresh import Clock, held_outside_books
 from quantum_trader.keeper.ids import ClientOrderIds, Purpose, purpose_of
 from quantum_trader.keeper.plan import Context, Plan
 from quantum_trader.keeper.protect import stop_trigger
 from quantum_trader.keeper.views import EntryListener, EntryResult
 from quantum_trader.log import get_logger
-from quantum_trader.ports import Exchange
+from quantum_trader.monitor.settings import MonitorSettings
+from quantum_trader.ports import Exchange, ExchangeStreams
 
 log = get_logger("keeper")
 
@@ -73,6 +75,9 @@ class Entering:
     planner's context) and `_reconcile_now` (a REST tick at once)."""
 
     _exchange: Exchange
+    _streams: ExchangeStreams | None
+    _clock: Clock | None
+    _monitor: MonitorSettings
     _rules: Mapping[str, MarketRules]
     _lock: asyncio.Lock
     _ids: ClientOrderIds
@@ -80,6 +85,7 @@ class Entering:
     _last_read: tuple[datetime, Mapping[str, ExchangePosition]] | None
     _flat_before: FlatBefore
     entry_listeners: list[EntryListener]
+    wake: asyncio.Event
 
     if TYPE_CHECKING:
 
@@ -99,7 +105,8 @@ class Entering:
         An unknown outcome triggers a REST reconciliation at once: a fill is then adopted with
         the sizer's stop, and the symbol stays blocked until the order is settled. Raises
         OrderRejected when the exchange (or the governor's state) refuses the entry, or when
-        the symbol already holds a position or an unsettled order.
+        the symbol already holds a position or an unsettled order — in the books, or on the
+        exchange where a fresh look shows one the books do not (keeper/entry_fresh.py).
 
         `entry_listeners` are told the entry's client order id before it is sent, and again
         when it opened nothing (refused, not sent, answered with nothing executed).
@@ -112,6 +119,7 @@ class Entering:
             unsettled = book.blocked().get(symbol)
             if unsettled is not None:
                 raise OrderRejected(ReasonCode.ORDER_UNSETTLED, unsettled)
+            await self._refuse_held_outside(symbol)
             await self._exchange.set_leverage(symbol, sized.leverage)
             client_order_id = self._ids.next(Purpose.ENTRY, symbol, now)
             self._flat_before.record(client_order_id, symbol, self._last_read)
@@ -143,6 +151,35 @@ class Entering:
             if position is None and answer.filled_quantity > 0:  # keeper/fill_check.py
                 detail += " and closed at once: see this symbol's keeper warning or error"
             return EntryResult(position, detail)
+
+    async def _refuse_held_outside(self, symbol: str) -> None:
+        """Raise OrderRejected when the exchange is seen holding `symbol` though the books do
+        not (a person opened it since the last read); the next tick adopts it, and is woken."""
+        last_read_at = self._last_read[0] if self._last_read is not None else None
+        held = await held_outside_books(
+            symbol,
+            self._exchange,
+            self._streams,
+            self._clock,
+            last_read_at,
+            timedelta(seconds=2 * self._monitor.interval_s),
+        )
+        if held is None:
+            return
+        log.warning(
+            "entry_refused_position_outside",
+            symbol=symbol,
+            side=held.side.value,
+            quantity=str(held.quantity),
+            detail="the exchange holds a position the keeper's books do not (opened outside "
+            "the program since its last read): not entered; the next tick adopts it",
+        )
+        self.wake.set()
+        raise OrderRejected(
+            ReasonCode.POSITION_ALREADY_OPEN,
+            f"{symbol}: the exchange holds {held.side.value} {held.quantity} that the books do "
+            "not (opened outside the program?); not entered, the keeper adopts it",
+        )
 
     async def _entry_void(self, client_order_id: str) -> None:
         for listener in self.entry_listeners:

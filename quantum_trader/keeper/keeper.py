@@ -36,6 +36,7 @@ from quantum_trader.keeper.book import Book
 from quantum_trader.keeper.carry import Carrier
 from quantum_trader.keeper.checks import ProtectionChecks
 from quantum_trader.keeper.entry import Entering, FlatBefore
+from quantum_trader.keeper.entry_fresh import Clock
 from quantum_trader.keeper.external import (
     EXTERNAL_NOTES,
     closed_positions,
@@ -87,6 +88,7 @@ class PositionKeeper(Entering):
         admits: Callable[[OrderRequest], bool] = lambda request: True,
         conditions: ConditionsFn = lambda: (False, {}),
         external: ExternalBooked | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self._exchange = exchange
         self._repository = repository
@@ -95,6 +97,7 @@ class PositionKeeper(Entering):
         self._monitor = monitor
         self._streams = streams
         self._conditions = conditions
+        self._clock = clock  # the time an entry is sent at, not its cycle's (keeper/entry_fresh.py)
         self._lock = asyncio.Lock()
         self._reconciled_at: datetime | None = None
         # By symbol, the last tick that found the exchange holding the position as booked: where
@@ -143,6 +146,7 @@ class PositionKeeper(Entering):
         streams: ExchangeStreams | None = None,
         admits: Callable[[OrderRequest], bool] = lambda request: True,
         conditions: ConditionsFn = lambda: (False, {}),
+        clock: Clock | None = None,
     ) -> PositionKeeper:
         """The keeper as the last run left it (keeper/restore.py)."""
         book, ids, external = await restored(repository)
@@ -159,6 +163,7 @@ class PositionKeeper(Entering):
             admits=admits,
             conditions=conditions,
             external=external,
+            clock=clock,
         )
 
     # -- what everyone reads ---------------------------------------------------------------------

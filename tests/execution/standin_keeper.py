@@ -53,7 +53,7 @@ class StandinKeeper:
 
     async def restart(self) -> None:
         """A new keeper on the same database, as after a restart of the daemon."""
-        self.keeper = await load_keeper(self.exchange, self.streams, self.repository)
+        self.keeper = await load_keeper(self.exchange, self.streams, self.repository, self.clock)
         await self.keeper.tick(self.now(), rest=True)
         await settle(self.server)
 
@@ -88,14 +88,20 @@ Rig = TypeVar("Rig", bound=StandinKeeper)
 
 
 async def load_keeper(
-    exchange: CcxtExchange, streams: BinanceStreams, repository: InMemoryRepository
+    exchange: CcxtExchange,
+    streams: BinanceStreams,
+    repository: InMemoryRepository,
+    clock: ManualClock,
 ) -> PositionKeeper:
+    """A keeper as the daemon's composition root makes one: reading the streams, and the
+    clock (when an entry gets the keeper's lock: keeper/entry_fresh.py)."""
     rules = await exchange.load_markets()
     now = utc_from_ms(START_MS)
     ledger = await Ledger.load(repository, Decimal(10_000), now, PerformanceSettings())
     return await PositionKeeper.load(
-        exchange, repository, ledger, rules, KeeperSettings(), MonitorSettings(), streams=streams
-    )
+        exchange, repository, ledger, rules, KeeperSettings(), MonitorSettings(),
+        streams=streams, clock=clock.now,
+    )  # fmt: skip
 
 
 @asynccontextmanager
@@ -114,7 +120,7 @@ async def keeper_on_streams(
             async with running_streams(server, exchange) as streams:
                 await advance_until(server, lambda: streams.health().usable, 30, "seeded")
                 repository = InMemoryRepository()
-                keeper = await load_keeper(exchange, streams, repository)
+                keeper = await load_keeper(exchange, streams, repository, clock)
                 await keeper.tick(clock.now(), rest=True)
                 yield kind(clock, server, exchange, streams, repository, keeper)
         finally:

@@ -72,7 +72,7 @@ async def test_a_stop_between_the_entry_and_its_take_profit_gets_it_at_the_resta
     async with keeper_on_streams(EnteringKeeper) as rig:
         repository = StopsBeforeTarget()
         rig.repository = repository
-        rig.keeper = await load_keeper(rig.exchange, rig.streams, repository)
+        rig.keeper = await load_keeper(rig.exchange, rig.streams, repository, rig.clock)
         await rig.keeper.tick(rig.now(), rest=True)
         try:
             await rig.enter()
