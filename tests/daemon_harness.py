@@ -22,6 +22,23 @@ T = TypeVar("T")
 DATABASE = "quantum_trader.db"
 PAPER_STATE = "paper_exchange.json"
 
+# A terminal starts its jobs with SIGHUP at its default. A suite run under `nohup` (or by a
+# service that ignores SIGHUP) hands its children SIGHUP ignored, which the program honours
+# (stop_signals.py: whoever used nohup asked it to outlive the terminal), so a test hanging
+# one up would wait for nothing. The commands tests hang up start through this: SIGHUP back
+# to its default, then the command in the same process (exec: the pid stays the child's).
+HANGUP_AT_DEFAULT = [
+    sys.executable,
+    "-c",
+    "import os, signal, sys; signal.signal(signal.SIGHUP, signal.SIG_DFL); "
+    "os.execvp(sys.argv[1], sys.argv[1:])",
+]
+
+
+def as_from_a_terminal(command: list[str]) -> list[str]:
+    """`command` started with SIGHUP at its default, as from a terminal (HANGUP_AT_DEFAULT)."""
+    return [*HANGUP_AT_DEFAULT, *command]
+
 
 @dataclass(slots=True)
 class Daemon:
@@ -65,13 +82,15 @@ class Daemon:
         output = data_dir / f"run-{runs + 1}.stdout"
         with output.open("wb") as stdout, output.with_suffix(".stderr").open("wb") as stderr:
             process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "quantum_trader",
-                    "run",
-                    *(["--config", str(config)] if config else []),
-                ],
+                as_from_a_terminal(
+                    [
+                        sys.executable,
+                        "-m",
+                        "quantum_trader",
+                        "run",
+                        *(["--config", str(config)] if config else []),
+                    ]
+                ),
                 env={**clean, **settings},
                 cwd=data_dir,  # no config/default.toml here: built-in defaults and QT_ variables
                 stdout=stdout,
@@ -177,7 +196,7 @@ def as_a_terminal_job(
     """`command` started as a terminal starts a job: in a process group of its own, which a
     hangup (`os.killpg(pid, SIGHUP)`) reaches whole; with `nohup`, under nohup."""
     return subprocess.Popen(
-        ["nohup", *command] if nohup else command,
+        as_from_a_terminal(["nohup", *command] if nohup else command),
         cwd=cwd,
         env=env,
         stdin=subprocess.DEVNULL,

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from daemon_harness import as_from_a_terminal
 from ml_fixtures import (  # noqa: F401 (trained_fixture is the fixture `trained`)
     SYMBOLS,
     TINY,
@@ -261,7 +262,9 @@ def test_a_signal_during_train_leaves_the_set_in_use_intact_and_no_partial_set(
     before = snapshot(data_dir / "models")
     config = tiny_config(data_dir, "forecaster_steps = 5000\n")
     child = subprocess.Popen(
-        [sys.executable, "-m", "quantum_trader", "train", "--config", str(config)],
+        as_from_a_terminal(
+            [sys.executable, "-m", "quantum_trader", "train", "--config", str(config)]
+        ),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
