@@ -54,7 +54,8 @@ def isolated_from_the_user(
 ) -> None:
     """No test reads or writes the user's `./data`, working directory, `$HOME` or `QT_`
     settings: each test starts in an empty directory of its own, with an empty home and
-    none of the caller's QT_ variables. Files of the checkout are reached through REPO."""
+    none of the caller's QT_ variables, nor PYTHONUNBUFFERED. Files of the checkout are
+    reached through REPO."""
     root = tmp_path_factory.mktemp("user")
     (root / "home").mkdir()
     (root / "cwd").mkdir()
@@ -62,4 +63,7 @@ def isolated_from_the_user(
     for name in list(os.environ):
         if name.upper().startswith("QT_"):
             monkeypatch.delenv(name)
+    # Children start as in a default environment, buffered: this machine sets it, which once
+    # hid a helper process that failed without it (test_foundation_correlations_aside.py).
+    monkeypatch.delenv("PYTHONUNBUFFERED", raising=False)
     monkeypatch.chdir(root / "cwd")

@@ -213,11 +213,22 @@ def main() -> None:
     if not job:  # closed unused
         return
     order, values = compute(pickle.loads(job))  # noqa: S301 (written by the parent that started this process)
-    np.save(sys.stdout.buffer, order, allow_pickle=False)
-    np.save(sys.stdout.buffer, values, allow_pickle=False)
-    sys.stdout.buffer.flush()
+    with open(sys.stdout.fileno(), "wb", closefd=False) as out:  # buffered, whatever -u says
+        write_array(out, order)
+        write_array(out, values)
     sys.stderr.flush()
     os._exit(0)
+
+
+def write_array(stream: IO[bytes], array: npt.NDArray[Any]) -> None:
+    """`array` in NumPy's format 1.0, as `_read_array` reads it. Not `np.save`: onto a pipe
+    through a buffered stream (`sys.stdout.buffer` unless PYTHONUNBUFFERED is set) its
+    `tofile` fails, "obtaining file position failed" — so every backtest of a user without
+    that variable fell back to computing here, with a warning (found 2026-12-05 running the
+    suite as a user other than the machine's, whose environment sets it)."""
+    array = np.ascontiguousarray(array)
+    np.lib.format.write_array_header_1_0(stream, np.lib.format.header_data_from_array_1_0(array))
+    stream.write(array.data.cast("B"))
 
 
 if __name__ == "__main__":

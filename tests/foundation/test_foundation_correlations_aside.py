@@ -30,6 +30,7 @@ from quantum_trader.market.correlations_aside import (
     CorrelationJob,
     CorrelationsAside,
     Matrices,
+    compute,
     correlations_aside,
 )
 from quantum_trader.market.model import MarketModel
@@ -57,7 +58,10 @@ END_MS = START_MS + 20 * 86_400_000
 
 def answered(aside: CorrelationsAside | None) -> Matrices:
     assert aside is not None
-    return eventually(aside.matrices, 120, "the correlation process's answer")
+    eventually(lambda: aside.settled, 120, "the correlation process's answer")
+    matrices = aside.matrices()
+    assert matrices is not None, "the correlation process answered no matrices (warned why)"
+    return matrices
 
 
 @pytest.fixture(scope="module")
@@ -164,10 +168,11 @@ def test_a_killed_correlation_process_leaves_the_matrices_to_the_replay() -> Non
 
 _JOB = small_job()
 SMALL = (len(_JOB.rows), len(_JOB.returns))  # periods, symbols
+WRITES = "import numpy as np; from quantum_trader.market.correlations_aside import write_array; "
 RIGHT = (  # the arrays the small job asks for, then `answer`'s more
-    "import numpy as np; out = sys.stdout.buffer; "
-    f"np.save(out, np.full({SMALL}, -1, dtype=np.int16)); "
-    f"np.save(out, np.zeros(({SMALL[0]}, {SMALL[1]}, {SMALL[1]}))); "
+    f"{WRITES}out = sys.stdout.buffer; "
+    f"write_array(out, np.full({SMALL}, -1, dtype=np.int16)); "
+    f"write_array(out, np.zeros(({SMALL[0]}, {SMALL[1]}, {SMALL[1]}))); "
 )
 
 
@@ -175,7 +180,7 @@ RIGHT = (  # the arrays the small job asks for, then `answer`'s more
     "answer",
     [
         "sys.stdout.buffer.write(b'not arrays')",
-        "import numpy as np; np.save(sys.stdout.buffer, np.zeros((1, 3), dtype=np.int16))",
+        f"{WRITES}write_array(sys.stdout.buffer, np.zeros((1, 3), dtype=np.int16))",
         # a header that claims a trillion rows: refused before anything is allocated
         "import numpy as np; out = sys.stdout.buffer; out.write(np.lib.format.magic(1, 0)); "
         "np.lib.format.write_array_header_1_0("
@@ -200,6 +205,29 @@ def test_a_correlation_process_without_its_matrices_leaves_them_to_the_replay(
         "correlation_process_failed"
     ]
     assert "correlation_process_failed" in FALLBACK_WARNINGS  # shown by the backtest command
+
+
+@pytest.mark.parametrize("unbuffered", [None, "1"], ids=["buffered", "PYTHONUNBUFFERED"])
+def test_the_correlation_process_answers_however_python_buffers_its_output(
+    unbuffered: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Was (found 2026-12-05, the suite run as a user whose environment, unlike the
+    machine's, does not set PYTHONUNBUFFERED): the process wrote its answer with `np.save`
+    onto `sys.stdout.buffer`, whose `tofile` fails through a buffered pipe ("obtaining file
+    position failed"), so every backtest of such a user warned `correlation_process_failed`
+    and computed every matrix itself."""
+    if unbuffered is None:
+        monkeypatch.delenv("PYTHONUNBUFFERED", raising=False)
+    else:
+        monkeypatch.setenv("PYTHONUNBUFFERED", unbuffered)
+    job = small_job()
+    with capture_logs() as logs, correlations_aside(job) as aside:
+        matrices = answered(aside)
+    assert [entry["event"] for entry in logs if entry["log_level"] == "warning"] == []
+    assert matrices.values.shape == (SMALL[0], SMALL[1], SMALL[1])
+    order, values = compute(job)
+    assert matrices.order.tobytes() == order.tobytes()
+    assert matrices.values.tobytes() == values.tobytes()
 
 
 def test_an_answer_of_the_arrays_asked_for_is_taken() -> None:
