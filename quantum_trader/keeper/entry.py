@@ -18,7 +18,7 @@ from quantum_trader.domain import ExchangePosition, MarketRules, Position, Reaso
 from quantum_trader.errors import OrderRejected, RetryLater
 from quantum_trader.keeper.book import EntryPlan, is_unsettled
 from quantum_trader.keeper.carry import Carrier
-from quantum_trader.keeper.entry_fresh import Clock, held_outside_books
+from quantum_trader.keeper.entry_fresh import Now, held_outside_books
 from quantum_trader.keeper.ids import ClientOrderIds, Purpose, purpose_of
 from quantum_trader.keeper.plan import Context, Plan
 from quantum_trader.keeper.protect import stop_trigger
@@ -76,7 +76,7 @@ class Entering:
 
     _exchange: Exchange
     _streams: ExchangeStreams | None
-    _clock: Clock | None
+    _clock: Now | None
     _monitor: MonitorSettings
     _rules: Mapping[str, MarketRules]
     _lock: asyncio.Lock

@@ -24,14 +24,14 @@ from datetime import datetime, timedelta
 from quantum_trader.domain import ExchangePosition
 from quantum_trader.ports import Exchange, ExchangeStreams
 
-Clock = Callable[[], datetime]
+Now = Callable[[], datetime]  # the time now, read when it is needed
 
 
 async def held_outside_books(
     symbol: str,
     exchange: Exchange,
     streams: ExchangeStreams | None,
-    clock: Clock | None,
+    clock: Now | None,
     last_read_at: datetime | None,
     stale_after: timedelta,
 ) -> ExchangePosition | None:

@@ -36,7 +36,7 @@ from quantum_trader.keeper.book import Book
 from quantum_trader.keeper.carry import Carrier
 from quantum_trader.keeper.checks import ProtectionChecks
 from quantum_trader.keeper.entry import Entering, FlatBefore
-from quantum_trader.keeper.entry_fresh import Clock
+from quantum_trader.keeper.entry_fresh import Now
 from quantum_trader.keeper.external import (
     EXTERNAL_NOTES,
     closed_positions,
@@ -88,7 +88,7 @@ class PositionKeeper(Entering):
         admits: Callable[[OrderRequest], bool] = lambda request: True,
         conditions: ConditionsFn = lambda: (False, {}),
         external: ExternalBooked | None = None,
-        clock: Clock | None = None,
+        clock: Now | None = None,
     ) -> None:
         self._exchange = exchange
         self._repository = repository
@@ -146,7 +146,7 @@ class PositionKeeper(Entering):
         streams: ExchangeStreams | None = None,
         admits: Callable[[OrderRequest], bool] = lambda request: True,
         conditions: ConditionsFn = lambda: (False, {}),
-        clock: Clock | None = None,
+        clock: Now | None = None,
     ) -> PositionKeeper:
         """The keeper as the last run left it (keeper/restore.py)."""
         book, ids, external = await restored(repository)
