@@ -9,6 +9,8 @@
   mismatch); the daemon fails closed.
 - StorageFailed: the database or the data directory refused a write for a reason that does
   not pass by itself (the disk full, an I/O error); the daemon stops, exit 1.
+  StorageBusy: another program held the database's write lock too long (a sqlite3 shell
+  or a database browser in a transaction); the same, once that program is done.
 - OrderRejected: the exchange refused this order; do not resend it as it is.
 - OrderStateUnknown: the request may or may not have reached the exchange; look the client
   order id up before doing anything else with it.
@@ -76,6 +78,15 @@ class StorageFailed(QuantumTraderError):
     Nothing more can be booked, and an order must not be sent whose intent cannot be saved
     first: the daemon stops. Its message says what to free or repair; the next start
     reconciles with the exchange, whose protective stops stay in place meanwhile."""
+
+
+class StorageBusy(StorageFailed):
+    """Another program held the database's write lock for longer than the busy timeout
+    (SQLite's SQLITE_BUSY): the write was not made. It passes once that program ends its
+    transaction, but the daemon cannot wait for that: every loop's bookings queue behind the
+    lock, and a step that went on without its write would leave the books in memory ahead of
+    the file. So it is a StorageFailed: the daemon stops as for the disk full (its stops stay
+    on the exchange), and a start or a command meeting it says so in one line."""
 
 
 # A file write failing so fails again until a person acts (the database's own failures arrive

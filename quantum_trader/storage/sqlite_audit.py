@@ -17,8 +17,7 @@ from quantum_trader.domain import Decision, EquitySnapshot, PositionEvent
 from quantum_trader.storage import codec
 from quantum_trader.storage import sqlite_statements as sql
 from quantum_trader.storage.decisions_aside import DecisionsAside
-from quantum_trader.storage.sqlite_connection import SqliteConnection
-from quantum_trader.storage.sqlite_open import BUSY_TIMEOUT_MS
+from quantum_trader.storage.sqlite_connection import BUSY_TIMEOUT_MS, SqliteConnection
 from quantum_trader.storage.tables import Row
 
 FLUSH_THRESHOLD_ROWS = 5_000

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import aiosqlite
 
-from quantum_trader.errors import QuantumTraderError, StorageFailed
+from quantum_trader.errors import QuantumTraderError, StorageBusy, StorageFailed
 from quantum_trader.storage.tables import Row, SqlValue
 
+BUSY_TIMEOUT_MS = 5_000  # how long a write waits for another connection's lock
 Batch = tuple[str, list[Row]]  # a statement and the rows it is executed for
 # Result codes of a write that will fail again until a person acts (primary codes: an
 # extended one such as SQLITE_IOERR_WRITE carries its primary in the low byte).
@@ -115,8 +116,16 @@ class SqliteConnection:
 
 def lasting_write_failure(path: Path, error: sqlite3.Error) -> StorageFailed | None:
     """A write SQLite refused for a reason that lasts, as StorageFailed naming the file and
-    what to do; None for any other error."""
+    what to do (StorageBusy: another program's lock outlasted the busy timeout); None for
+    any other error."""
     code = (getattr(error, "sqlite_errorcode", 0) or 0) & 0xFF
+    if code == sqlite3.SQLITE_BUSY:
+        return StorageBusy(
+            f"database {path} is locked by another program ({error}, for over "
+            f"{BUSY_TIMEOUT_MS / 1000:g} s): end that program's transaction (a sqlite3 shell, "
+            "a database browser with unwritten changes); only quantum-trader may write to it "
+            "while the daemon runs"
+        )
     todo = _LASTING.get(code)
     if todo is None:
         return None

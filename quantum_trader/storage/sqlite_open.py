@@ -33,8 +33,7 @@ from quantum_trader.storage.migrate import (
     refuse_newer,
     schema_problems,
 )
-
-BUSY_TIMEOUT_MS = 5_000
+from quantum_trader.storage.sqlite_connection import BUSY_TIMEOUT_MS
 
 _SQLITE_READONLY = 8
 _SQLITE_CORRUPT = 11
