@@ -21,6 +21,11 @@ def ms_from_utc(moment: datetime) -> int:
     return round(moment.timestamp() * 1000)
 
 
+# Real seconds a wait may run past what it asked for before a clock still short of its deadline
+# is taken for one stepped back (a simulated clock, read from the monotonic clock, never is).
+STEP_BACK_SLACK_S = 0.05
+
+
 class LiveClock:
     """Real time."""
 
@@ -54,14 +59,23 @@ class SimulatedClock:
 
 
 async def _sleep_until(clock: LiveClock | SimulatedClock, deadline: datetime, speed: float) -> None:
-    """Return once `clock.now()` has reached `deadline` (after one turn of the loop at least).
+    """Return once `clock.now()` has reached `deadline` (after one turn of the loop at least),
+    or once the real time the wait asked for at its start has passed, whatever the clock then
+    reads: a wall clock stepped back meanwhile (NTP correcting a clock that ran ahead, a
+    person setting it) must not stretch a wait by the step — an hour back would have stopped
+    every loop for an hour. The caller sees the clock short of `deadline` (loops.py starts its
+    schedule again from there).
+
     An event loop's timer may fire early — uvloop's by up to a millisecond (libuv counts whole
     milliseconds; MagicStack/uvloop#739), and asyncio documents early wake-ups too — which at
     600x is 0.6 simulated seconds: what remains is slept again."""
+    started = time.monotonic()
+    longest = max((deadline - clock.now()).total_seconds(), 0.0) / speed + STEP_BACK_SLACK_S
     while True:
-        remaining = (deadline - clock.now()).total_seconds()
-        await asyncio.sleep(max(remaining, 0.0) / speed)
-        if clock.now() >= deadline:
+        remaining = (deadline - clock.now()).total_seconds() / speed
+        left = longest - (time.monotonic() - started)
+        await asyncio.sleep(max(min(remaining, left), 0.0))
+        if clock.now() >= deadline or time.monotonic() - started >= longest:
             return
 
 

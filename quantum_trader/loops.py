@@ -82,6 +82,14 @@ class LoopWatch:
             loop=loop, error=str(error),
         )  # fmt: skip
 
+    def on_clock_stepped_back(self, loop: str, by: timedelta) -> None:
+        """The clock read earlier than the loop's schedule allows: it was set back (NTP
+        stepping a clock that ran ahead, a person); the schedule starts again from it."""
+        self.warnings.warn(
+            "clock_stepped_back", loop, time.monotonic(),
+            loop=loop, by_s=round(by.total_seconds(), 3),
+        )  # fmt: skip
+
     def on_overrun(self, loop: str, skipped_ticks: int) -> None:
         self.overruns += 1
         if self._observer is not None:
@@ -115,10 +123,15 @@ async def periodic(
     long after its tick it started, in the clock's seconds) goes to the watch.
     """
     interval = timedelta(seconds=interval_s)
-    due = deadline = clock.now()  # `due`: the tick this step was due at, even if it was missed
+    due = deadline = target = clock.now()  # `due`: the tick this step was due at, even if missed
     watch = watch or LoopWatch()
     while not stopping.is_set():
         started = clock.now()
+        woken = any(wake.is_set() for wake in wakes)
+        if deadline - started > interval or (started < target and not woken):
+            # The clock stepped back (a wait ends short of its target only so): from now on.
+            watch.on_clock_stepped_back(name, (max(deadline - interval, target) - started))
+            due = deadline = started
         scheduled = started >= deadline  # not a step a wake-up asked for
         watch.on_step(name, interval_s, (started - due).total_seconds() if scheduled else 0.0)
         if not await _run_step(name, clock, step, watch, on_operator_required):
@@ -127,12 +140,20 @@ async def periodic(
         if scheduled:
             due = deadline + interval
             deadline = _next_deadline(name, deadline, interval, clock.now(), watch)
+        target = deadline
         if any(wake.is_set() for wake in wakes):
-            if await sleep_or_stop(clock, min(deadline, started + interval / 5), stopping):
+            target = min(target, started + interval / 5)
+            if await sleep_or_stop(clock, target, stopping, at_most=interval):
                 return
             continue
-        if await sleep_or_stop(clock, deadline, stopping, *wakes):
+        if await sleep_or_stop(clock, target, stopping, *wakes, at_most=interval):
             return
+
+
+async def _sleep(clock: Clock, deadline: datetime, at_most: timedelta | None) -> None:
+    if at_most is not None:
+        deadline = min(deadline, clock.now() + at_most)
+    await clock.sleep_until(deadline)
 
 
 def _next_deadline(
@@ -173,13 +194,19 @@ async def _run_step(
 
 
 async def sleep_or_stop(
-    clock: Clock, deadline: datetime, stopping: asyncio.Event, *wakes: asyncio.Event
+    clock: Clock,
+    deadline: datetime,
+    stopping: asyncio.Event,
+    *wakes: asyncio.Event,
+    at_most: timedelta | None = None,
 ) -> bool:
     """Sleep until `deadline` unless `stopping` (or one of `wakes`) is set first; return
-    whether `stopping` is set."""
+    whether `stopping` is set. `at_most`: no longer than that from when the wait starts, on
+    the clock as it reads then (a clock set back since `deadline` was reckoned would stretch
+    the wait by the step)."""
     if stopping.is_set():
         return True
-    waits = [clock.sleep_until(deadline), stopping.wait(), *(wake.wait() for wake in wakes)]
+    waits = [_sleep(clock, deadline, at_most), stopping.wait(), *(w.wait() for w in wakes)]
     tasks = [asyncio.ensure_future(w) for w in waits]
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)

@@ -94,3 +94,32 @@ def test_instants_convert_to_epoch_milliseconds_and_back_whatever_was_converted_
     ]
     assert ms_from_utc(datetime(2025, 3, 1, 12, 5, tzinfo=UTC)) == 1740830700000
     assert utc_from_ms(ms_from_utc(b)) == b
+
+
+class SteppedWallClock(LiveClock):
+    """The real clock read through an offset a test sets: the wall clock stepped (NTP, a person
+    setting the date); the sleeping is LiveClock's own."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def now(self) -> datetime:
+        return super().now() + self.offset
+
+
+async def test_a_wall_clock_stepped_back_does_not_stretch_a_sleep() -> None:
+    """A 0.2 s sleep during which the wall clock is set back an hour ends after about its own
+    0.2 s, the clock still short of the deadline (the caller starts its schedule again); it
+    used to sleep until the clock came back to the deadline, an hour later. The bound (10 s)
+    only separates the two by far."""
+    clock = SteppedWallClock()
+    deadline = clock.now() + timedelta(seconds=0.2)
+
+    async def step_back() -> None:
+        await asyncio.sleep(0.05)
+        clock.offset = -timedelta(hours=1)
+
+    stepping = asyncio.create_task(step_back())
+    await asyncio.wait_for(clock.sleep_until(deadline), timeout=10)
+    await stepping
+    assert clock.now() < deadline - timedelta(minutes=59)

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from structlog.testing import capture_logs
+from test_foundation_clock import SteppedWallClock
 
 from quantum_trader.clock import ManualClock
 from quantum_trader.errors import OperatorActionRequired, RetryLater, StorageFailed
@@ -187,3 +189,40 @@ async def drive_until(clock: ManualClock, stopping: asyncio.Event, every_s: floa
         for _ in range(5):
             await asyncio.sleep(0)
         clock.advance(every_s)
+
+
+@pytest.mark.parametrize("during", ["sleep", "step"])
+async def test_a_wall_clock_set_back_an_hour_keeps_the_loop_stepping(during: str) -> None:
+    """The wall clock is set back an hour (NTP stepping a clock that ran ahead — a clock kept
+    in local time, corrected after a boot —, a person), during the loop's sleep or during a
+    step: the next steps come an interval apart, from the new time, with one warning. Was:
+    the loop slept until the clock came back to its old schedule — an hour with no keeper
+    tick, no cycle, no heartbeat. LiveClock's own sleeping, the wall read through an offset."""
+    clock, stopping = SteppedWallClock(), asyncio.Event()
+    seen: list[datetime] = []
+    back = timedelta(hours=1)
+    reached = {3: asyncio.Event(), 8: asyncio.Event()}
+
+    async def step(now: datetime) -> None:
+        seen.append(now)
+        if during == "step" and len(seen) == 3:
+            clock.offset = -back
+        if len(seen) in reached:
+            reached[len(seen)].set()
+
+    with capture_logs() as events:
+        task = asyncio.create_task(periodic("monitor", 0.05, clock, stopping, step))
+        async with asyncio.timeout(20):  # only catches a loop that stalled
+            if during == "sleep":
+                await reached[3].wait()
+                clock.offset = -back
+            await reached[8].wait()
+        stopping.set()
+        await task
+    after = [t for t in seen if t < seen[0]]  # the steps read on the clock set back
+    assert len(after) >= 4
+    gaps = [b - a for a, b in itertools.pairwise(after)]
+    assert all(timedelta(0) < gap < timedelta(minutes=1) for gap in gaps)
+    [warned] = [e for e in events if e["event"] == "clock_stepped_back"]
+    assert warned["loop"] == "monitor"
+    assert 3500 < warned["by_s"] <= 3600
