@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from child_env import child_env
+
 from quantum_trader.execution.paper_state import PaperState, load_state
 
 T = TypeVar("T")
@@ -70,7 +72,7 @@ class Daemon:
         cls, data_dir: Path, config: Path | None, file_size_limit: int | None, env: dict[str, str]
     ) -> Daemon:
         data_dir.mkdir(parents=True, exist_ok=True)
-        clean = {k: v for k, v in os.environ.items() if not k.startswith("QT_")}
+        clean = child_env()
         # Port 0: tests run daemons side by side, each status server on a free port.
         settings = {
             "QT_DATA_DIR": str(data_dir),
@@ -159,7 +161,7 @@ def cli(
     data_dir: Path, *args: str, timeout_s: float = 60, **env: str
 ) -> subprocess.CompletedProcess[str]:
     """A `quantum-trader` command on `data_dir`, with no QT_ variable but `env`'s."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("QT_")}
+    clean = child_env()
     return subprocess.run(
         [sys.executable, "-m", "quantum_trader", *args],
         env={**clean, "QT_DATA_DIR": str(data_dir), **env},

@@ -25,6 +25,7 @@ from typing import Any
 
 from campaign import MARKET_IDS, SYMBOLS, _status, standin_state
 from campaign_watch import unprotected
+from child_env import child_env
 from conftest import REPO
 from loopback.faults import Fault
 from loopback.fixtures import API_KEY, API_SECRET
@@ -50,7 +51,7 @@ class Kill:
 
 
 def daemon_env(data_dir: Path, server: LoopbackBinance) -> dict[str, str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("QT_")}
+    clean = child_env()
     return {
         **clean,
         "PYTHONPATH": f"{REPO / 'tests'}{os.pathsep}{REPO / 'tests' / 'campaign'}",

@@ -5,10 +5,11 @@ chart process, which draws with pandas and matplotlib, is a process of its own."
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
+
+from child_env import child_env
 
 IMPORTED_AT_EXIT = """
 import atexit, sys
@@ -20,7 +21,7 @@ main()
 
 
 def test_a_backtest_with_its_report_never_imports_pandas(tmp_path: Path) -> None:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("QT_")}
+    clean = child_env()
     window = ["--start", "2025-09-20", "--end", "2025-09-22", "--out", str(tmp_path / "out")]
     done = subprocess.run(
         [sys.executable, "-c", IMPORTED_AT_EXIT, "backtest", *window],
@@ -51,7 +52,7 @@ except TypeError:
 
 
 def test_ta_lib_is_imported_without_its_pandas_wrappers_and_pandas_after_it() -> None:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("QT_")}
+    clean = child_env()
     done = subprocess.run(
         [sys.executable, "-c", WITHOUT_WRAPPERS], env=clean, capture_output=True, text=True
     )

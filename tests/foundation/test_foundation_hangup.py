@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from child_env import child_env
 from daemon_harness import as_a_terminal_job, eventually
 
 from quantum_trader.helper_process import FALLBACK_WARNINGS
@@ -27,7 +28,7 @@ STOPPED = (
 
 
 def backtest(out: Path, end: str, *, nohup: bool = False) -> subprocess.Popen[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("QT_")}
+    clean = child_env()
     window = ["--start", "2025-09-15", "--end", end, "--symbols", SYMBOLS, "--out", str(out)]
     return as_a_terminal_job(
         [sys.executable, "-m", "quantum_trader", "backtest", *window],
@@ -68,7 +69,7 @@ def test_under_nohup_a_hangup_is_ignored_and_the_backtest_finishes(tmp_path: Pat
 
 def test_a_hangup_stops_a_walk_forward_once_its_block_is_trained(tmp_path: Path) -> None:
     out = tmp_path / "wf"
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("QT_")}
+    clean = child_env()
     tiny = {  # ml_fixtures.TINY: a block trains in seconds
         "QT_ENSEMBLE__TREE_ROUNDS": "15",
         "QT_ENSEMBLE__FORECASTER_STEPS": "10",

@@ -5,13 +5,13 @@ optional inputs its data lack among the year's ≈ 1,800 governor warnings it do
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from child_env import child_env
 
 from quantum_trader.helper_process import FALLBACK_WARNINGS
 from quantum_trader.market.candle_store import bundled_sample_dir, file_stem
@@ -62,7 +62,7 @@ def quiet_backtest(
 ) -> list[dict[str, object]]:
     """The JSON lines of `quantum-trader backtest ARGUMENTS` (rule signals, its own data
     directory, `env` added), which must succeed."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("QT_")}
+    clean = child_env()
     done = subprocess.run(
         [sys.executable, "-m", "quantum_trader", "backtest", *arguments],
         env={

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from child_env import child_env
 
 from quantum_trader.config import Settings
 from quantum_trader.config_load import load_settings
@@ -18,7 +19,7 @@ from quantum_trader.errors import ConfigurationError
 def cli(
     *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("QT_")}
+    clean = child_env()
     return subprocess.run(
         [sys.executable, "-m", "quantum_trader", *args],
         capture_output=True,

@@ -68,6 +68,7 @@ def rule_settings(tmp_path: Path, **universe: Any) -> Settings:
         data_dir=tmp_path,
         exchange=loopback_settings(),
         market=MarketSettings(history_bars=HISTORY, universe=UniverseSettings(**(rule | universe))),
+        server={"port": 0},  # not 8080, which something else on the machine may serve
     )
 
 

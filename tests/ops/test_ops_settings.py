@@ -3,7 +3,6 @@ and an address already in use is a configuration problem (exit 2), not a crash."
 
 from __future__ import annotations
 
-import os
 import resource
 import signal
 import socket
@@ -12,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from child_env import child_env
 from daemon_harness import Daemon, eventually
 from ops_builders import BOT_TOKEN, TOKEN
 
@@ -22,7 +22,7 @@ from quantum_trader.ops.settings import ServerSettings
 
 
 def run_cli(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("QT_")}
+    clean = child_env()
     return subprocess.run(
         [sys.executable, "-m", "quantum_trader", *args],
         capture_output=True,
@@ -96,7 +96,7 @@ def test_a_bad_cap_or_head_timeout_is_one_line_and_exit_2(
 def test_a_cap_beyond_the_open_file_limit_is_one_line_and_exit_2(tmp_path: Path) -> None:
     """Under `ulimit -n 512`, a cap of 5,000 (was accepted: 700 slow clients then took every
     descriptor, `Too many open files` failed the cycles, as before the guard); 64 is fine."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("QT_")}
+    clean = child_env()
 
     def at_most_512_files() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (512, 512))

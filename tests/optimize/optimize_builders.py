@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -12,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.feather as feather
+from child_env import child_env
 
 from quantum_trader.clock import ms_from_utc
 from quantum_trader.market.candle_store import bundled_sample_dir
@@ -96,5 +96,5 @@ def optimize_command(*args: str) -> list[str]:
 
 
 def clean_env(cwd: Path) -> dict[str, str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("QT_")}
+    clean = child_env()
     return {**clean, "QT_DATA_DIR": str(cwd / "data")}

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from child_env import child_env
 from daemon_harness import eventually
 
 from quantum_trader.errors import ConfigurationError
@@ -132,7 +133,7 @@ def test_a_run_into_outputs_another_run_is_writing_is_refused_naming_it(tmp_path
     failed with a traceback, `OSError: [Errno 39] Directory not empty`, exit 1, its partial
     directory left, or its recovery put one run's old outputs back under the other's swap."""
     out = tmp_path / "report"
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("QT_")}
+    clean = child_env()
     with staged_output(out) as work:
         (work / "report.json").write_text("first")
         done = subprocess.run(
@@ -155,7 +156,7 @@ def test_a_run_into_outputs_another_run_is_writing_is_refused_naming_it(tmp_path
 
 
 def backtest(out: Path, start: str, end: str, symbols: str) -> subprocess.Popen[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("QT_")}
+    clean = child_env()
     window = ["--start", start, "--end", end, "--symbols", symbols, "--out", str(out)]
     return subprocess.Popen(
         [sys.executable, "-m", "quantum_trader", "backtest", *window],

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from child_env import child_env
 from conftest import REPO
 from pydantic import BaseModel
 
@@ -46,7 +47,7 @@ def loads(**env: str) -> Settings:
 
 
 def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("QT_")}
+    clean = child_env()
     return subprocess.run(
         [sys.executable, "-m", "quantum_trader", *args],
         capture_output=True,

@@ -5,12 +5,12 @@ the outside-style probes of 2026-12-04). Each is one line naming the setting, ex
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from child_env import child_env
 
 from quantum_trader.config_load import load_settings
 from quantum_trader.errors import ConfigurationError
@@ -65,7 +65,7 @@ def test_a_section_written_as_a_value_in_the_file_names_the_section(tmp_path: Pa
 
 
 def cli(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("QT_")}
+    clean = child_env()
     return subprocess.run(
         [sys.executable, "-m", "quantum_trader", *args],
         capture_output=True,

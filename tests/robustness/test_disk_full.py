@@ -12,13 +12,13 @@ exchange's, each with its reduce-only stop.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from child_env import child_env
 from daemon_harness import DATABASE, Daemon, eventually, limit_files, paper_exchange, query
 
 ENV = {
@@ -82,7 +82,7 @@ def test_a_full_disk_under_a_backtest_is_one_line_and_leaves_no_output(
 ) -> None:
     """Its database or its report cannot be written: `error: …` (exit 1), no traceback, and
     neither the output directory nor a half-written one left beside it."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("QT_")}
+    clean = child_env()
     out = tmp_path / "report"
     window = ["--start", "2025-09-10", "--end", "2025-09-20", "--out", str(out)]
     done = subprocess.run(

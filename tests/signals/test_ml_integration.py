@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import os
 import signal
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from child_env import child_env
 from daemon_harness import as_from_a_terminal
 from ml_fixtures import (  # noqa: F401 (trained_fixture is the fixture `trained`)
     SYMBOLS,
@@ -208,7 +208,7 @@ def tiny_config(data_dir: Path, extra: str = "") -> Path:
 
 def environment() -> dict[str, str]:
     return {
-        **{k: v for k, v in os.environ.items() if not k.startswith("QT_")},
+        **child_env(),
         "COLUMNS": "160",
     }
 

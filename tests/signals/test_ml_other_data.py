@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import os
 import subprocess
 import sys
 import warnings
@@ -23,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.feather as feather
 import pytest
+from child_env import child_env
 from loopback import LoopbackBinance
 from loopback.fixtures import clock_into_bar, loopback_settings
 from loopback.server import loopback_api_urls
@@ -92,7 +92,7 @@ def flatten(out: Path, symbol: str) -> None:
 
 def run_train(data_dir: Path, symbols: str, **ensemble: str) -> subprocess.CompletedProcess[str]:
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("QT_")},
+        **child_env(),
         "QT_DATA_DIR": str(data_dir),
         "QT_MARKET__SYMBOLS": symbols,
         "QT_ENSEMBLE__MODELS": "xgboost,lightgbm",
