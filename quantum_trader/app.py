@@ -51,7 +51,7 @@ from quantum_trader.market.setup import (
     with_universe,
 )
 from quantum_trader.market.source import describe, resolve_market_data
-from quantum_trader.ops.data_dir import hold_data_dir, prepare_data_dir
+from quantum_trader.ops.data_dir import HeldDataDir, hold_data_dir, prepare_data_dir
 from quantum_trader.ops.governor_keeper import GovernorKeeper, load_governor
 from quantum_trader.ops.health import HealthMonitor
 from quantum_trader.ops.metered import MeteredExchange
@@ -100,6 +100,7 @@ class Runtime:
     models_status: HealthFn
     streams: ExchangeStreams | None = None
     universe: LiveUniverse | None = None  # testnet/live: refreshed on a schedule
+    held: HeldDataDir | None = None  # the data directory, checked at every step (daemon.py)
 
 
 def database_path(settings: Settings) -> Path:
@@ -113,6 +114,7 @@ def make_paper_exchange(
     rules: Mapping[str, MarketRules],
     state_path: Path | None,
     order_latency_s: float = 0.0,
+    held: HeldDataDir | None = None,
 ) -> PaperExchange:
     return PaperExchange(
         rules=rules,
@@ -123,6 +125,7 @@ def make_paper_exchange(
         funding=feed.funding,
         state_path=state_path,
         order_latency_s=order_latency_s,
+        before_save=held.check if held is not None else None,
     )
 
 
@@ -263,7 +266,7 @@ async def open_runtime(
     if paper:
         _require_replay(settings)
     prepare_data_dir(settings.data_dir)
-    stack.enter_context(hold_data_dir(settings.data_dir))
+    held = stack.enter_context(hold_data_dir(settings.data_dir))
     (settings.data_dir / STOPPING_FILE).unlink(missing_ok=True)  # a previous daemon's
     heartbeat = settings.data_dir / HEARTBEAT_FILE
     if heartbeat.exists() and not heartbeat.is_file():  # every step would fail to touch it
@@ -274,9 +277,10 @@ async def open_runtime(
     if not paper:
         from quantum_trader.app_exchange import open_exchange_runtime  # ccxt: only when used
 
-        return await open_exchange_runtime(
+        runtime = await open_exchange_runtime(
             settings, stack, stopping, metrics=metrics, source=source
         )
+        return _holding(runtime, held)
     data = resolve_market_data(settings)
     refuse_held_symbols_unrecorded(settings, settings.data_dir / PAPER_STATE_FILE, data)
     start = settings.market.replay_start
@@ -304,6 +308,7 @@ async def open_runtime(
         rules,
         settings.data_dir / PAPER_STATE_FILE,
         settings.exchange.paper_order_latency_s,
+        held,
     )
     stack.push_async_callback(exchange.close)
     said_kept_balance(settings, exchange, settings.data_dir / PAPER_STATE_FILE)
@@ -343,9 +348,17 @@ async def open_runtime(
         open_positions=len(core.keeper.positions),
         trading_state=core.governor.governor.state.trading_state,
     )
-    return Runtime(
+    runtime = Runtime(
         settings, clock, repository, traded, core, feed.end, health, source_health(source)
     )
+    return _holding(runtime, held)
+
+
+def _holding(runtime: Runtime, held: HeldDataDir) -> Runtime:
+    """`runtime` with its data directory held, the database checked along with the lock."""
+    held.keep(database_path(runtime.settings))
+    runtime.held = held
+    return runtime
 
 
 def metered(exchange: Exchange, metrics: Metrics | None) -> Exchange:

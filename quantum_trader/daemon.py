@@ -84,12 +84,16 @@ async def run_daemon(settings: Settings, source: SignalSource | None = None) -> 
             failed = await run_loops(runtime, ops, stopping)
             if failed is None:
                 await runtime.repository.flush()
+            else:
+                await _protect_unbooked(runtime)
             reason = _stop_reason(runtime, failed)
             ops.telemetry.on_stopped(runtime.clock.now(), reason)
     except Exception as error:
-        if failed is None or lasting_failure(error) is None:
+        if failed is None or (lasting_failure(error) is None and not isinstance(error, OSError)):
             raise
-        # Closing met it again (the buffered decisions could not be written either).
+        # Closing met it again (the buffered decisions, the paper account could not be
+        # written either; the data directory gone, as a file error of its own).
+        log.warning("closing_failed", error=str(error))
     if failed is not None:
         raise StorageFailed(
             f"{failed}; the daemon stopped: start it again once that is done, it reconciles "
@@ -97,6 +101,15 @@ async def run_daemon(settings: Settings, source: SignalSource | None = None) -> 
         ) from failed
     log.info("daemon_stopped", sim_time=runtime.clock.now().isoformat())
     return 0
+
+
+async def _protect_unbooked(runtime: Runtime) -> None:
+    """The loops stopped on a write failure, perhaps between an entry's fill and its stop:
+    the stops a tick would place go out unbooked (keeper/last_stand.py)."""
+    try:
+        await runtime.core.keeper.protect_unbooked(runtime.clock.now())
+    except Exception as error:  # the exchange unreadable too: the stop goes on regardless
+        log.error("last_protection_failed", error=type(error).__name__, detail=str(error))
 
 
 def _stop_reason(runtime: Runtime, failed: StorageFailed | None) -> str:
@@ -148,7 +161,16 @@ async def run_loops(
     async with asyncio.TaskGroup() as group:
         tasks = [
             group.create_task(
-                periodic(name, every, ticks, stopping, step, watch, wakes, operator_required),
+                periodic(
+                    name,
+                    every,
+                    ticks,
+                    stopping,
+                    _in_held_dir(runtime, step),
+                    watch,
+                    wakes,
+                    operator_required,
+                ),
                 name=name,
             )
             for name, every, ticks, step, wakes in loops
@@ -157,7 +179,8 @@ async def run_loops(
             tasks.append(group.create_task(_streams(runtime, stopping), name="streams"))
         await stopping.wait()
         log.info("shutdown_requested", grace_s=s.executor.shutdown_grace_s)
-        _mark_stopping(s.data_dir)
+        if _still_held(runtime):  # not into a directory removed or replaced under it
+            _mark_stopping(s.data_dir)
         _, late = await asyncio.wait(tasks, timeout=s.executor.shutdown_grace_s)
         for task in late:
             log.warning("shutdown_grace_exceeded", task=task.get_name())
@@ -193,6 +216,35 @@ async def _monitor_tick(runtime: Runtime, ops: Operations, now: datetime) -> Non
     if not ops.replay_finished:
         await runtime.core.keeper.tick(now)
     ops.telemetry.on_monitor_tick(now)
+
+
+def _in_held_dir(runtime: Runtime, step: Step) -> Step:
+    """`step`, first checking that the data directory is still the one the daemon holds
+    (StorageFailed, and the loops stop, when it was removed or replaced under it); a file
+    error during the step is that failure when the directory went meanwhile."""
+
+    async def checked(now: datetime) -> None:
+        _check_held(runtime)
+        try:
+            await step(now)
+        except OSError:
+            _check_held(runtime)
+            raise
+
+    return checked
+
+
+def _check_held(runtime: Runtime) -> None:
+    if runtime.held is not None:
+        runtime.held.check()
+
+
+def _still_held(runtime: Runtime) -> bool:
+    try:
+        _check_held(runtime)
+    except StorageFailed:
+        return False
+    return True
 
 
 async def _cycle(runtime: Runtime, ops: Operations, now: datetime) -> None:

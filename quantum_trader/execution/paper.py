@@ -16,7 +16,7 @@ Not modelled: liquidation (positions are expected to carry a stop), maker fills,
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -84,8 +84,12 @@ class PaperExchange:
         funding: Mapping[str, FundingSeries],
         state_path: Path | None = None,
         order_latency_s: float = 0.0,
+        before_save: Callable[[], None] | None = None,
     ) -> None:
         self._clock = clock
+        # Raises (StorageFailed) when `state_path`'s directory is no longer the one the
+        # daemon holds: the account is never saved into another (ops/data_dir.py).
+        self._before_save = before_save
         self._synced: tuple[datetime, int] | None = None  # the last instant synced, in ms
         self._state_path = state_path
         self._pruned_at_ms: int | None = None  # the account's time of the last pruning
@@ -312,6 +316,8 @@ class PaperExchange:
 
     def _persist(self) -> None:
         if self._state_path is not None:
+            if self._before_save is not None:
+                self._before_save()
             save_state(self._state_path, self._ledger.state)
 
 

@@ -90,7 +90,7 @@ class PaperState:
 def save_state(path: Path, state: PaperState) -> None:
     """Write `state` to `path` atomically: a crash leaves the old file or the new one."""
     payload = json.dumps(_encode_state(state), separators=(",", ":"))
-    path.parent.mkdir(parents=True, exist_ok=True)
+    # Into the directory as it is: one removed under a running daemon is not made again.
     handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:

@@ -49,6 +49,7 @@ from quantum_trader.keeper.fee_carry import FeeCarrier, read_fills
 from quantum_trader.keeper.ids import ClientOrderIds, Purpose
 from quantum_trader.keeper.orders import OrderDesk
 from quantum_trader.keeper.plan import Context, Plan
+from quantum_trader.keeper.protect import PlaceStop
 from quantum_trader.log import get_logger
 from quantum_trader.portfolio.ledger import Ledger
 from quantum_trader.ports import Exchange, Repository, Writes
@@ -242,6 +243,16 @@ class Carrier(ActionCarrying):
         booked = answered(self.book, intent, answer, fills, now, context, echo=self._echo)
         await self.carry_out(booked, now, context)
         return answer
+
+    async def place_stop_unbooked(self, stop: PlaceStop, now: datetime) -> Order | None:
+        """`stop` sent without its intent saved first: only when nothing can be saved (the
+        daemon stops on a StorageFailed, keeper/last_stand.py). OrderStateUnknown, like any
+        lost answer, is left to the next start, which reads the exchange."""
+        request = OrderRequest(
+            self._ids.next(Purpose.STOP, stop.symbol, now), stop.symbol, stop.side,
+            OrderKind.STOP_MARKET, stop.quantity, trigger_price=stop.trigger, reduce_only=True,
+        )  # fmt: skip
+        return await self._exchange.place_order(request)
 
     async def _answer_fills(self, answer: Order) -> list[Fill] | None:
         """The answered order's fills; None when they could not be read, or none is listed

@@ -49,6 +49,7 @@ from quantum_trader.keeper.external_saved import ExternalBooked
 from quantum_trader.keeper.fees import fee_reads
 from quantum_trader.keeper.forced import read_force_orders
 from quantum_trader.keeper.ids import ClientOrderIds, Purpose, is_ours
+from quantum_trader.keeper.last_stand import stops_to_place
 from quantum_trader.keeper.plan import (
     Context,
     Observation,
@@ -325,6 +326,32 @@ class PositionKeeper(Entering):
             await self._tick(now, rest=True)
         except QuantumTraderError as error:
             log.warning("reconcile_deferred", error=str(error))
+
+    async def protect_unbooked(self, now: datetime) -> int:
+        """Nothing can be booked any more (the daemon stops on a StorageFailed): read the
+        exchange, plan as a tick would, and send the protective stops the plan places without
+        saving their intents (keeper/last_stand.py). Returns how many were placed."""
+        async with self._lock:
+            book, reads = self._carrier.book, self._reads
+            snapshot = await reads.snapshot(now, (), rest=True, ours=symbols_of_ours(book))
+            found = await reads.look_up(lookups_needed(book, snapshot))
+            fills, not_read = await reads.read_fills(orders_to_read_fills(book, snapshot, found))
+            marks = await reads.marks(sorted(set(book.positions) | set(snapshot.positions)), now)
+            seen = Observation(snapshot, found, fills, marks, self._filled_known, not_read)
+            placed = 0
+            result = plan(book, seen, now, self._context(advance=False), self._checks)
+            for stop in stops_to_place(result, snapshot):
+                try:
+                    await self._carrier.place_stop_unbooked(stop, now)
+                except QuantumTraderError as error:
+                    log.error("protective_stop_failed", symbol=stop.symbol, detail=str(error))
+                    continue
+                placed += 1
+                log.warning(
+                    "protective_stop_placed_unbooked", symbol=stop.symbol, why=stop.why,
+                    trigger=str(stop.trigger), quantity=str(stop.quantity),
+                )  # fmt: skip
+            return placed
 
     async def close_all(self, reason: ExitReason, now: datetime) -> None:
         """Close every position at market and cancel our conditional orders, but not those of

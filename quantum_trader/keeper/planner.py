@@ -240,6 +240,7 @@ class Planner(OrderSettling, ReductionSettling, Protecting):
         for order in (stop, target):
             if order is not None:
                 self.book.add_working(order)
+                self.record(order)  # saved with it: one sent unbooked (last_stand.py) too
         how = "our stop on the exchange" if stop else "its entry's plan" if entry else "default"
         detail = f"{held.side} {held.quantity} @ {held.entry_price}, stop {adopted.stop_price}"
         event = "position_opened" if entry is not None else "position_adopted"

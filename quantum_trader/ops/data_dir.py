@@ -5,6 +5,9 @@ ConfigurationError naming `data_dir`. `hold_data_dir` takes an exclusive `flock`
 `data_dir/daemon.lock` and writes the holder's PID into it; the kernel drops the lock when the
 process exits, however it exits (kill -9 included), so a lock file left by a dead process is
 simply taken over. `read_lock` tells, without taking anything, whether a process holds it.
+`HeldDataDir.check` tells the running daemon that its directory was removed or replaced
+under it (`rm -rf data` while it runs), after which its writes would go to files no one reads
+and another daemon could take the directory.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from quantum_trader.errors import ConfigurationError, UsageError
+from quantum_trader.errors import ConfigurationError, StorageFailed, UsageError
 from quantum_trader.record import record
 
 LOCK_FILE = "daemon.lock"
@@ -67,8 +70,41 @@ def prepare_data_dir(
     os.unlink(probe)
 
 
+class HeldDataDir:
+    """The lock file held, and the files the daemon keeps open there, as they were opened."""
+
+    def __init__(self, path: Path, lock_descriptor: int) -> None:
+        self.path = path
+        status = os.fstat(lock_descriptor)
+        self._kept = {path / LOCK_FILE: (status.st_dev, status.st_ino)}
+
+    def keep(self, file: Path) -> None:
+        """Check `file` (opened and kept open: the database) along with the lock."""
+        status = os.stat(file)
+        self._kept[file] = (status.st_dev, status.st_ino)
+
+    def check(self) -> None:
+        """Raise StorageFailed when a kept file is gone from its path or another file is
+        there: the directory was removed, moved or replaced while the daemon ran."""
+        for file, identity in self._kept.items():
+            try:
+                status = os.stat(file)
+            except FileNotFoundError:
+                found = "is gone"
+            else:
+                if (status.st_dev, status.st_ino) == identity:
+                    continue
+                found = "is another file"
+            raise StorageFailed(
+                f"{file} {found}: the data directory {self.path} was removed or replaced while "
+                "the daemon ran, so what it writes would be lost and another daemon could take "
+                "the directory; put it back, or start afresh (the exchange's positions are "
+                "adopted; a paper account starts anew)"
+            )
+
+
 @contextmanager
-def hold_data_dir(path: Path) -> Iterator[None]:
+def hold_data_dir(path: Path) -> Iterator[HeldDataDir]:
     """Hold `path`'s lock for the duration; UsageError naming the PID of another holder."""
     lock = path / LOCK_FILE
     try:
@@ -90,7 +126,7 @@ def hold_data_dir(path: Path) -> Iterator[None]:
             )
         os.ftruncate(descriptor, 0)
         os.pwrite(descriptor, f"{os.getpid()}\n".encode(), 0)
-        yield
+        yield HeldDataDir(path, descriptor)
     finally:
         os.close(descriptor)  # releases the lock; the file stays (unlinking it would race)
 

@@ -11,10 +11,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from child_env import child_env
 from daemon_harness import Daemon, cli, eventually
 from damage_fixtures import contents, data_dir, stopped_daemon_template
 
-from quantum_trader.errors import UsageError
+from quantum_trader.errors import StorageFailed, UsageError
 from quantum_trader.ops.data_dir import LOCK_FILE, hold_data_dir, read_lock
 from quantum_trader.ops.presence import daemon_presence
 
@@ -75,7 +76,7 @@ def test_the_commands_that_write_into_it_check_it_first(tmp_path: Path, command:
     training after the work was done)."""
     (tmp_path / "file").write_text("")
     path = tmp_path / "file" / "data"
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("QT_")}
+    clean = child_env()
     done = subprocess.run(
         [sys.executable, "-m", "quantum_trader", *WRITERS[command]],
         env={**clean, "QT_DATA_DIR": str(path), "QT_SIGNALS__SOURCE": "rules"},
@@ -174,7 +175,7 @@ def test_reading_the_lock_creates_nothing(tmp_path: Path) -> None:
 
 
 def run_with_data_dir(cwd: Path, data_dir: Path) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("QT_")}
+    clean = child_env()
     return subprocess.run(
         [sys.executable, "-m", "quantum_trader", "run"],
         env={**clean, "QT_DATA_DIR": str(data_dir)},
@@ -196,7 +197,7 @@ def run_read_only(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str
         finally:
             data_dir.chmod(0o755)
     mount = 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" && exec "$@"'
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("QT_")}
+    clean = child_env()
     return subprocess.run(
         [*UNSHARE, "sh", "-c", mount, str(data_dir), sys.executable, "-m", "quantum_trader", *args],
         env={**clean, "QT_DATA_DIR": str(data_dir)},
@@ -206,3 +207,25 @@ def run_read_only(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str
         timeout=60,
         check=False,
     )
+
+
+def test_the_held_directory_says_when_its_files_are_gone_or_another(tmp_path: Path) -> None:
+    """`HeldDataDir.check`, which the daemon makes at every step: quiet while the lock file
+    and the database are the files it opened; StorageFailed naming the file once either is
+    gone (the directory removed) or another file stands in its place (replaced)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    database = data / "quantum_trader.db"
+    database.write_bytes(b"")
+    with hold_data_dir(data) as held:
+        held.keep(database)
+        held.check()
+        database.rename(data / "aside.db")
+        database.write_bytes(b"")  # another file at the path
+        with pytest.raises(StorageFailed, match=f"^{database} is another file: the data dir"):
+            held.check()
+        (data / "aside.db").replace(database)
+        held.check()  # the same file back
+        (data / LOCK_FILE).unlink()
+        with pytest.raises(StorageFailed, match=f"^{data / LOCK_FILE} is gone: the data dir"):
+            held.check()

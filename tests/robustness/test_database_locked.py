@@ -85,7 +85,7 @@ def test_a_database_held_locked_stops_the_daemon_in_one_line_and_the_restart_car
         assert query(database, BOOKS) == books  # nothing sent, nothing booked
         assert paper_exchange(tmp_path).positions == held
 
-    [(last,)] = query(database, "SELECT MAX(id) FROM decisions")
+    [(last,)] = query(database, "SELECT COALESCE(MAX(id), 0) FROM decisions")
     again = Daemon.start(tmp_path, **ENV)
     try:
         newer = f"SELECT 1 FROM decisions WHERE id > {last}"
