@@ -11,7 +11,6 @@ memory ahead of the file (an order's intent kept unsaved); a start met it as a t
 
 from __future__ import annotations
 
-import signal
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from daemon_harness import DATABASE, Daemon, eventually, paper_exchange, query
-from test_disk_full import assert_books_agree_and_protected
+from test_disk_full import restart_carries_on
 
 ENV = {"QT_MARKET__REPLAY_SPEED": "3000", "QT_SIGNALS__SOURCE": "rules"}
 BOOKS = "SELECT client_order_id, status, filled_quantity FROM orders ORDER BY client_order_id"
@@ -85,12 +84,4 @@ def test_a_database_held_locked_stops_the_daemon_in_one_line_and_the_restart_car
         assert query(database, BOOKS) == books  # nothing sent, nothing booked
         assert paper_exchange(tmp_path).positions == held
 
-    [(last,)] = query(database, "SELECT COALESCE(MAX(id), 0) FROM decisions")
-    again = Daemon.start(tmp_path, **ENV)
-    try:
-        newer = f"SELECT 1 FROM decisions WHERE id > {last}"
-        eventually(lambda: again.query(newer), 60, "a cycle after the restart")
-    finally:
-        assert again.stop(signal.SIGTERM) == 0, again.stderr[-3000:]
-    assert again.named("storage_failed") == []
-    assert_books_agree_and_protected(tmp_path)
+    restart_carries_on(tmp_path, ENV)

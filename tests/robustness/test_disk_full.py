@@ -44,6 +44,20 @@ def assert_books_agree_and_protected(data_dir: Path) -> list[str]:
     return sorted(held)
 
 
+def restart_carries_on(data_dir: Path, env: dict[str, str]) -> None:
+    """A start on `data_dir` cycles on (a decision after the last one written), stops
+    cleanly, and leaves the books the exchange's, each position protected."""
+    [(last,)] = query(data_dir / DATABASE, "SELECT COALESCE(MAX(id), 0) FROM decisions")
+    again = Daemon.start(data_dir, **env)
+    try:
+        newer = f"SELECT 1 FROM decisions WHERE id > {last}"
+        eventually(lambda: again.query(newer), 60, "a cycle after the restart")
+    finally:
+        assert again.stop(signal.SIGTERM) == 0, again.stderr[-3000:]
+    assert again.named("storage_failed") == []
+    assert_books_agree_and_protected(data_dir)
+
+
 @pytest.mark.slow
 def test_a_full_disk_stops_the_daemon_with_one_line_and_the_restart_carries_on(
     tmp_path: Path,
@@ -65,15 +79,7 @@ def test_a_full_disk_stops_the_daemon_with_one_line_and_the_restart_carries_on(
     assert query(tmp_path / DATABASE, "SELECT COUNT(*) FROM orders")[0][0] > 0  # it traded
     assert_books_agree_and_protected(tmp_path)
 
-    [(last,)] = query(tmp_path / DATABASE, "SELECT MAX(id) FROM decisions")
-    again = Daemon.start(tmp_path, **ENV)  # room again
-    try:
-        newer = f"SELECT 1 FROM decisions WHERE id > {last}"
-        eventually(lambda: again.query(newer), 60, "a cycle after the restart")
-    finally:
-        assert again.stop(signal.SIGTERM) == 0, again.stderr[-3000:]
-    assert again.named("storage_failed") == []
-    assert_books_agree_and_protected(tmp_path)
+    restart_carries_on(tmp_path, ENV)  # room again
 
 
 @pytest.mark.parametrize("limit_bytes", [100_000, 400_000], ids=["database", "report"])
