@@ -124,11 +124,11 @@ async def periodic(
     """
     interval = timedelta(seconds=interval_s)
     due = deadline = target = clock.now()  # `due`: the tick this step was due at, even if missed
+    timed = False  # the last wait ran its time: no wake-up ended it
     watch = watch or LoopWatch()
     while not stopping.is_set():
         started = clock.now()
-        woken = any(wake.is_set() for wake in wakes)
-        if deadline - started > interval or (started < target and not woken):
+        if deadline - started > interval or (timed and started < target):
             # The clock stepped back (a wait ends short of its target only so): from now on.
             watch.on_clock_stepped_back(name, (max(deadline - interval, target) - started))
             due = deadline = started
@@ -143,10 +143,10 @@ async def periodic(
         target = deadline
         if any(wake.is_set() for wake in wakes):
             target = min(target, started + interval / 5)
-            if await sleep_or_stop(clock, target, stopping, at_most=interval):
-                return
-            continue
-        if await sleep_or_stop(clock, target, stopping, *wakes, at_most=interval):
+            stopped, timed = await _wait(clock, target, stopping, (), interval)
+        else:
+            stopped, timed = await _wait(clock, target, stopping, wakes, interval)
+        if stopped:
             return
 
 
@@ -194,24 +194,34 @@ async def _run_step(
 
 
 async def sleep_or_stop(
+    clock: Clock, deadline: datetime, stopping: asyncio.Event, *wakes: asyncio.Event
+) -> bool:
+    """Sleep until `deadline` unless `stopping` (or one of `wakes`) is set first; return
+    whether `stopping` is set."""
+    stopped, _ = await _wait(clock, deadline, stopping, wakes, None)
+    return stopped
+
+
+async def _wait(
     clock: Clock,
     deadline: datetime,
     stopping: asyncio.Event,
-    *wakes: asyncio.Event,
-    at_most: timedelta | None = None,
-) -> bool:
-    """Sleep until `deadline` unless `stopping` (or one of `wakes`) is set first; return
-    whether `stopping` is set. `at_most`: no longer than that from when the wait starts, on
-    the clock as it reads then (a clock set back since `deadline` was reckoned would stretch
-    the wait by the step)."""
+    wakes: Sequence[asyncio.Event],
+    at_most: timedelta | None,
+) -> tuple[bool, bool]:
+    """`sleep_or_stop`, no longer than `at_most` from when the wait starts, on the clock as
+    it reads then (a clock set back since `deadline` was reckoned would stretch the wait by
+    the step). Whether `stopping` is set, and whether the wait ran its time (no wake-up or
+    stop ended it)."""
     if stopping.is_set():
-        return True
-    waits = [_sleep(clock, deadline, at_most), stopping.wait(), *(w.wait() for w in wakes)]
-    tasks = [asyncio.ensure_future(w) for w in waits]
+        return True, False
+    sleep = asyncio.ensure_future(_sleep(clock, deadline, at_most))
+    tasks = [sleep, asyncio.ensure_future(stopping.wait())]
+    tasks += [asyncio.ensure_future(wake.wait()) for wake in wakes]
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-    return stopping.is_set()
+    return stopping.is_set(), not sleep.cancelled()

@@ -125,6 +125,34 @@ async def test_a_wake_up_runs_the_step_at_once_and_keeps_the_schedule() -> None:
     assert seen == [T0, T0 + timedelta(seconds=2), T0 + timedelta(seconds=5)]
 
 
+async def test_a_wake_up_cleared_before_the_loop_looks_is_no_clock_set_back() -> None:
+    """The keeper's tick clears its wake-up events, and `enter` may run one before the monitor
+    loop resumes from the wake: the loop, short of its schedule, must not take that for a
+    clock set back (a warning, the schedule moved)."""
+    clock, stopping, seen = ManualClock(T0), asyncio.Event(), []
+    wake = asyncio.Event()
+
+    async def step(now: datetime) -> None:
+        seen.append(now)
+
+    with capture_logs() as events:
+        task = asyncio.create_task(periodic("monitor", 5, clock, stopping, step, wakes=(wake,)))
+        for _ in range(5):  # the first step, then the loop waiting
+            await asyncio.sleep(0)
+        clock.advance(2)
+        wake.set()
+        wake.clear()  # by another tick, before the loop resumes
+        for _ in range(30):
+            await asyncio.sleep(0)
+        clock.advance(3)
+        for _ in range(30):
+            await asyncio.sleep(0)
+        stopping.set()
+        await task
+    assert seen == [T0, T0 + timedelta(seconds=2), T0 + timedelta(seconds=5)]
+    assert [e for e in events if e["event"] == "clock_stepped_back"] == []
+
+
 @pytest.mark.parametrize(
     "error",
     [
