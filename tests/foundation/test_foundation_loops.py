@@ -103,6 +103,19 @@ async def test_errors_are_handled_by_what_they_ask_for() -> None:
     assert "loop_step_failed" not in events
 
 
+async def to_the_next_tick_and_stop(
+    clock: ManualClock, stopping: asyncio.Event, task: asyncio.Task[None]
+) -> None:
+    """Let a woken step run, move the clock to the 5 s tick (T0 + 5), let it run, stop."""
+    for _ in range(30):
+        await asyncio.sleep(0)
+    clock.advance(3)
+    for _ in range(30):
+        await asyncio.sleep(0)
+    stopping.set()
+    await task
+
+
 async def test_a_wake_up_runs_the_step_at_once_and_keeps_the_schedule() -> None:
     clock, stopping, seen = ManualClock(T0), asyncio.Event(), []
     wake = asyncio.Event()
@@ -115,13 +128,7 @@ async def test_a_wake_up_runs_the_step_at_once_and_keeps_the_schedule() -> None:
     await asyncio.sleep(0)
     clock.advance(2)
     wake.set()  # an order's outcome turned out unknown: tick now, not in 3 s
-    for _ in range(30):
-        await asyncio.sleep(0)
-    clock.advance(3)
-    for _ in range(30):
-        await asyncio.sleep(0)
-    stopping.set()
-    await task
+    await to_the_next_tick_and_stop(clock, stopping, task)
     assert seen == [T0, T0 + timedelta(seconds=2), T0 + timedelta(seconds=5)]
 
 
@@ -142,13 +149,7 @@ async def test_a_wake_up_cleared_before_the_loop_looks_is_no_clock_set_back() ->
         clock.advance(2)
         wake.set()
         wake.clear()  # by another tick, before the loop resumes
-        for _ in range(30):
-            await asyncio.sleep(0)
-        clock.advance(3)
-        for _ in range(30):
-            await asyncio.sleep(0)
-        stopping.set()
-        await task
+        await to_the_next_tick_and_stop(clock, stopping, task)
     assert seen == [T0, T0 + timedelta(seconds=2), T0 + timedelta(seconds=5)]
     assert [e for e in events if e["event"] == "clock_stepped_back"] == []
 
