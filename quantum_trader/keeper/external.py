@@ -69,6 +69,14 @@ def account_trades_window(
     return max(since - ACCOUNT_TRADES_SLACK, end - ACCOUNT_TRADES_SPAN), end
 
 
+def _since_flat_window(flat_at: datetime, now: datetime) -> tuple[datetime, datetime]:
+    """Where to look for what opened a position found where a look at `flat_at` read the
+    symbol flat: from then (less the clocks' slack; the trades before it are left out),
+    within Binance's widest window."""
+    end = now + ACCOUNT_TRADES_SLACK
+    return max(flat_at - ACCOUNT_TRADES_SLACK, end - ACCOUNT_TRADES_SPAN), end
+
+
 def held_as_booked(
     before: Mapping[str, datetime],
     positions: Mapping[str, Position],
@@ -198,10 +206,25 @@ EXTERNAL_NOTES = (
 
 def unread_external_exits(plan: Plan, seen: Observation) -> list[str]:
     """Symbols `plan` books reduced with no order of ours, or leaves a close awaiting its
-    price on (keeper/unpriced.py), whose account trades are not read."""
-    noted = {n.symbol for n in plan.notes if n.event in EXTERNAL_NOTES or _grown_by_hand(n)}
+    price on (keeper/unpriced.py), or adopts a position on where the last whole tick read
+    it flat, whose account trades are not read."""
+    noted = {
+        n.symbol
+        for n in plan.notes
+        if n.event in EXTERNAL_NOTES or _grown_by_hand(n) or _adopted_from_flat(n, seen)
+    }
     read = seen.account_fills.keys() | seen.account_unread
     return sorted((noted | plan.book.unpriced.keys()) - read)
+
+
+def _adopted_from_flat(note: Note, seen: Observation) -> bool:
+    """A position adopted, or an exit of ours filled with no position of ours, where the
+    last whole tick read the symbol flat: the trades since are replayed from flat
+    (keeper/from_flat_settle.py)."""
+    return note.event in FROM_FLAT_NOTES and note.symbol in seen.flat_at
+
+
+FROM_FLAT_NOTES = ("position_adopted", "order_settled_unreflected")
 
 
 def _grown_by_hand(note: Note) -> bool:
@@ -231,7 +254,8 @@ async def read_account_fills(
     entered: Mapping[str, datetime],
 ) -> Observation:
     """`seen` with the account's trades on `symbols` (each position's window: `held_at`, by
-    symbol, the last tick that found it held as booked), or with the symbols whose trades
+    symbol, the last tick that found it held as booked; a symbol with no position, since
+    the last whole tick read it flat, `seen.flat_at`), or with the symbols whose trades
     could not be read (then booked at the mark, as before).
 
     The trades `booked` on an earlier tick (`Plan.reducing_trades`: our exits', and those of
@@ -247,14 +271,19 @@ async def read_account_fills(
     not list yet)."""
     fills, unread = dict(seen.account_fills), set(seen.account_unread)
     for symbol in symbols:
-        start, end = account_trades_window(positions[symbol], held_at.get(symbol), now)
+        position, since = positions.get(symbol), entered.get(symbol)
+        if position is not None:
+            start, end = account_trades_window(position, held_at.get(symbol), now)
+        else:  # a position adopted where it was read flat: nothing before that look
+            since = seen.flat_at[symbol].at
+            start, end = _since_flat_window(since, now)
         try:
             read = await exchange.fetch_account_fills(symbol, start, end)
         except (RetryLater, MarketDataError) as error:
             log.warning("account_trades_unread", symbol=symbol, error=str(error))
             unread.add(symbol)
             continue
-        before, since = booked.get(symbol, frozenset()), entered.get(symbol)
+        before = booked.get(symbol, frozenset())
         fills[symbol] = [
             f for f in read if f.trade_id not in before and (since is None or f.time >= since)
         ]
@@ -289,8 +318,8 @@ async def own_trades(
     (the hand-trading campaign, seed 30513: the person's own trades did not add up)."""
     entered, ours = {}, {}
     for symbol in symbols:
-        entry, fills = positions[symbol].entry_order_id, await repository.fills(symbol)
-        times = [f.time for f in fills if f.client_order_id == entry]
+        position, fills = positions.get(symbol), await repository.fills(symbol)
+        times = [f.time for f in fills if position and f.client_order_id == position.entry_order_id]
         if times:
             entered[symbol] = min(times)
         ours[symbol] = frozenset(f.trade_id for f in fills)

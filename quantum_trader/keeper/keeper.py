@@ -52,6 +52,7 @@ from quantum_trader.keeper.ids import ClientOrderIds, Purpose, is_ours
 from quantum_trader.keeper.last_stand import stops_to_place
 from quantum_trader.keeper.plan import (
     Context,
+    FlatRead,
     Observation,
     lookups_needed,
     orders_to_read_fills,
@@ -118,6 +119,11 @@ class PositionKeeper(Entering):
         # showed its symbol flat, that time (`FlatBefore`, keeper/entry.py).
         self._last_read: tuple[datetime, Mapping[str, ExchangePosition]] | None = None
         self._flat_before = FlatBefore()
+        # By symbol of the universe the books held nothing on, the last whole tick that read it
+        # flat: what happened there since is replayed from flat (Observation.flat_at); by
+        # symbol, the leverage of the last position read there.
+        self._flat_at: dict[str, FlatRead] = {}
+        self._leverage: dict[str, int] = {}
         self._checks = ProtectionChecks()  # a cache of a pure function: plans do not change
         self._ids = ids  # the carrier issues every other id; `enter` its entry's, told first
         self.entry_listeners: list[EntryListener] = []
@@ -272,7 +278,10 @@ class PositionKeeper(Entering):
         marks = await reads.marks(symbols, now)
         context = self._context(advance=True)
         last_exits = self._carrier.external.last_exits()
-        seen = Observation(snapshot, found, fills, marks, known, not_read, last_exits=last_exits)
+        seen = Observation(
+            snapshot, found, fills, marks, known, not_read,
+            last_exits=last_exits, flat_at=self._flat_at,
+        )  # fmt: skip
         result = plan(book, seen, now, context, self._checks)
         recheck = rest_recheck(result, snapshot.source, known)
         if recheck is not None:  # the plan is pure: drop it and plan again (keeper/recheck.py)
@@ -300,7 +309,18 @@ class PositionKeeper(Entering):
         self._held_as_booked = held_as_booked(
             self._held_as_booked, self._carrier.book.positions, snapshot, now
         )
+        self._flat_at = self._read_flat(snapshot, now)
         self._reconciled_at = now
+
+    def _read_flat(self, snapshot: ExchangeSnapshot, now: datetime) -> dict[str, FlatRead]:
+        """The symbols of the universe a whole tick at `now` read flat with nothing booked."""
+        held, kept = snapshot.positions, self._carrier.book.positions
+        self._leverage.update((s, p.leverage) for s, p in held.items())
+        return {
+            s: FlatRead(now, self._leverage.get(s, 1))
+            for s in self._rules
+            if s not in held and s not in kept
+        }
 
     def _context(self, *, advance: bool) -> Context:
         """The planner's context; `advance` moves the regime memory on (once per tick), so a

@@ -65,6 +65,16 @@ from quantum_trader.record import record
 
 
 @record
+class FlatRead:
+    """A whole tick that read a symbol flat with nothing booked on it: its time, and the
+    leverage of the last position the keeper read there (1 when none: a round trip
+    replayed from flat is booked with it; the flat read does not tell it)."""
+
+    at: datetime
+    leverage: int = 1
+
+
+@record
 class Observation:
     """What the keeper read this tick.
 
@@ -81,7 +91,10 @@ class Observation:
     `force_orders`: by symbol, the exchange's own orders (order id → LIQUIDATION or ADL) near
     the account's trades a first plan booked such a reduction at (keeper/forced.py);
     `last_exits`: by symbol held, the last exit of ours that left some of the position, on an
-    earlier tick (keeper/external_saved.py).
+    earlier tick (keeper/external_saved.py);
+    `flat_at`: by symbol the books hold nothing on, the last whole tick that read it flat on
+    the exchange: what happened there since is replayed from flat with the account's trades
+    (keeper/from_flat_settle.py).
     """
 
     snapshot: ExchangeSnapshot
@@ -94,6 +107,7 @@ class Observation:
     account_unread: frozenset[str] = frozenset()
     force_orders: Mapping[str, Mapping[str, ExitReason]] = field(default_factory=dict)
     last_exits: Mapping[str, LastExit] = field(default_factory=dict)
+    flat_at: Mapping[str, FlatRead] = field(default_factory=dict)
 
 
 @record

@@ -36,6 +36,7 @@ from quantum_trader.keeper.external_saved import LastExit
 from quantum_trader.keeper.fees import remembered, settle_fees
 from quantum_trader.keeper.fill_check import check_fill
 from quantum_trader.keeper.firing import trigger_times
+from quantum_trader.keeper.from_flat_settle import FromFlatSettling
 from quantum_trader.keeper.guard import Protecting
 from quantum_trader.keeper.ids import Purpose, as_sent
 from quantum_trader.keeper.plan import (
@@ -48,14 +49,14 @@ from quantum_trader.keeper.plan import (
 from quantum_trader.keeper.protect import (
     OrderAction,
 )
-from quantum_trader.keeper.reduce_settle import Outcome, ReductionSettling
+from quantum_trader.keeper.reduce_settle import Outcome
 from quantum_trader.keeper.settle import OrderSettling
 from quantum_trader.record import replace
 
 ZERO = Decimal(0)
 
 
-class Planner(OrderSettling, ReductionSettling, Protecting):
+class Planner(OrderSettling, FromFlatSettling, Protecting):
     def __init__(
         self,
         book: Book,
@@ -164,14 +165,14 @@ class Planner(OrderSettling, ReductionSettling, Protecting):
         held = self.snapshot.positions.get(symbol)
         outcomes = self._filled_outcomes(symbol)
         booked = position
+        exits = [o for o in outcomes if o.purpose is not Purpose.ENTRY]
         if position is not None:
-            exits = [o for o in outcomes if o.purpose is not Purpose.ENTRY]
             position = self._reduce(position, held, exits)
         entries = [o for o in outcomes if o.purpose is Purpose.ENTRY]
         if position is not None and held is not None and not outcomes:
             position = self._traded_between_looks(position, held, position is not booked)
         if held is not None and holds_more(position, held):
-            position = self._grow(symbol, position, held, entries)
+            position = self._grow(symbol, position, held, entries, [] if booked else exits)
         if position is None:
             return
         position = self._settle_entries(position, entries)
@@ -224,7 +225,11 @@ class Planner(OrderSettling, ReductionSettling, Protecting):
         position: Position | None,
         held: ExchangePosition,
         entries: list[Outcome],
+        exits: list[Outcome],
     ) -> Position:
+        """`position` grown to `held`, or `held` adopted (None): replayed from flat with
+        `exits` (our stops and take-profits on the symbol that filled) where it was read
+        flat and no entry of ours opened it (keeper/from_flat_settle.py)."""
         if position is not None:
             detail = f"{position.quantity} → {held.quantity}"
             fee = ZERO
@@ -236,7 +241,14 @@ class Planner(OrderSettling, ReductionSettling, Protecting):
         entry = self.latest_entry(symbol, [o.intent for o in entries])
         stop, target = self._ours_on_exchange(held)
         fees = self.opened_fees.pop(symbol, ZERO)
+        leg, replayed = self._from_flat(symbol, held, exits) if entry is None else (None, "")
+        if leg is not None:
+            fees += leg.fees_usdt
         adopted = self._adoptable(held, entry, stop, target, fees)
+        if leg is not None and leg.reduced:  # reduced by hand before the look: its PnL kept
+            adopted = replace(
+                adopted, realized_pnl_usdt=leg.realized_usdt, initial_quantity=leg.opened
+            )
         for order in (stop, target):
             if order is not None:
                 self.book.add_working(order)
@@ -244,7 +256,7 @@ class Planner(OrderSettling, ReductionSettling, Protecting):
         how = "our stop on the exchange" if stop else "its entry's plan" if entry else "default"
         detail = f"{held.side} {held.quantity} @ {held.entry_price}, stop {adopted.stop_price}"
         event = "position_opened" if entry is not None else "position_adopted"
-        self.notes.append(Note(event, symbol, f"{detail} ({how})", error=entry is None))
+        self.notes.append(Note(event, symbol, f"{detail} ({how}){replayed}", error=entry is None))
         if entry is not None and entry.plan is not None:  # far from its plan: fill_check.py
             limit, checked = check_fill(adopted, entry.plan, self.context)
             if limit is not None:
@@ -286,7 +298,14 @@ class Planner(OrderSettling, ReductionSettling, Protecting):
     def settle_leftovers(self) -> None:
         """Filled orders the exchange position never reflected within the grace period, and
         stops or targets that filled with no position left to reduce: record them (their
-        quantity was booked from whatever the exchange position showed)."""
+        quantity was booked from whatever the exchange position showed). Such a stop or
+        target may have closed a position a person opened where the symbol was read flat:
+        replayed from flat first (keeper/from_flat_settle.py)."""
+        unheld = {o.symbol for o in self.book.working.values()} - self.book.positions.keys()
+        for symbol in sorted(unheld - self.snapshot.positions.keys()):
+            exits = [o for o in self._filled_outcomes(symbol) if o.intent is None]
+            if exits:
+                self._from_flat(symbol, None, exits)
         for order in list(self.book.working.values()):
             if order.symbol in self.book.positions:
                 continue

@@ -19,6 +19,9 @@ the positions the person opened and closed in between, and the one held now, ope
 (adopted at Binance's entry) or the booked one still held (reduced and added to again). None
 when no run does: a trade not listed yet, one older than the window, a round trip at exactly
 the booked price (the entry unchanged: nothing to see).
+
+`replay_from_flat` does the same from flat for a position found where the books held nothing
+(keeper/round_trip_settle.py `_from_flat`): the trades since a look that read the symbol flat.
 """
 
 from __future__ import annotations
@@ -146,8 +149,55 @@ def _run_starts(trades: Sequence[Fill], start: Decimal, held: Decimal) -> Iterat
 def _replayed(position: Position, trades: Sequence[Fill]) -> Replay:
     """`trades`, oldest first, applied to `position`."""
     ours = Leg(position.side, position.quantity, position.entry_price, position.opened_at)
+    legs, leg = _walked(ours, trades)
+    now_held = leg if leg is not ours else None
+    between = tuple(g for g in legs if g is not ours)
+    ids = frozenset(i for g in (ours, *between, *([leg] if leg else [])) for i in g.trade_ids)
+    return Replay(ours, between, now_held, ids)
+
+
+@record
+class FromFlat:
+    """What the trades since a look that read the symbol flat did: `between`, positions
+    they opened and closed; `now_held`, the one held now (None: none)."""
+
+    between: tuple[Leg, ...]
+    now_held: Leg | None
+    trade_ids: frozenset[str]
+
+
+def replay_from_flat(
+    held: ExchangePosition | None, fills: Sequence[Fill], rules: MarketRules | None
+) -> FromFlat | None:
+    """`fills` (the account's trades on the symbol since a look that read it flat, not
+    booked; ours only where given: an exit of ours that closed a person's position) taking
+    flat to `held` (None: flat again) at its entry price; None when they do not. All of
+    them from the first: the symbol was flat before it. Runs ending before the newest trade
+    are tried too (trades made after the positions were read); more than `MOST_TRADES`:
+    None."""
+    trades = sorted(fills, key=lambda f: f.time)
+    if not trades or len(trades) > MOST_TRADES:
+        return None
+    held_amount = ZERO if held is None else held.quantity * held.side.sign
+    amount = sum((_signed(f) for f in trades), ZERO)
+    for end in range(len(trades), 0, -1):
+        if amount == held_amount:
+            legs, leg = _walked(None, trades[:end])
+            if held is None or (leg is not None and _leg_lands_on(leg, held, rules)):
+                ids = frozenset(i for g in (*legs, *([leg] if leg else [])) for i in g.trade_ids)
+                return FromFlat(tuple(legs), leg, ids)
+        amount -= _signed(trades[end - 1])
+    return None
+
+
+def _signed(fill: Fill) -> Decimal:
+    return fill.quantity if fill.side is OrderSide.BUY else -fill.quantity
+
+
+def _walked(leg: Leg | None, trades: Sequence[Fill]) -> tuple[list[Leg], Leg | None]:
+    """`trades`, oldest first, applied to `leg` (None: flat): the legs they closed, and the
+    one held after them (None: flat)."""
     legs: list[Leg] = []
-    leg: Leg | None = ours
     for fill in trades:
         left = fill.quantity
         if leg is not None and fill.side is leg.side.exit_order_side:
@@ -160,10 +210,7 @@ def _replayed(position: Position, trades: Sequence[Fill]) -> Replay:
                 leg = None
         if left > 0:
             leg = _add(leg, fill, left)
-    now_held = leg if leg is not ours else None
-    between = tuple(g for g in legs if g is not ours)
-    ids = frozenset(i for g in (ours, *between, *([leg] if leg else [])) for i in g.trade_ids)
-    return Replay(ours, between, now_held, ids)
+    return legs, leg
 
 
 def _reduce(leg: Leg, fill: Fill, part: Decimal) -> None:
@@ -196,6 +243,10 @@ def _lands_on(done: Replay, held: ExchangePosition | None, rules: MarketRules | 
     last = done.now_held or done.ours
     if held is None:
         return last.quantity == 0
-    if (last.side, last.quantity) != (held.side, held.quantity):
+    return _leg_lands_on(last, held, rules)
+
+
+def _leg_lands_on(leg: Leg, held: ExchangePosition, rules: MarketRules | None) -> bool:
+    if (leg.side, leg.quantity) != (held.side, held.quantity):
         return False
-    return abs(last.entry_price - held.entry_price) <= entry_tolerance(held.entry_price, rules)
+    return abs(leg.entry_price - held.entry_price) <= entry_tolerance(held.entry_price, rules)

@@ -174,7 +174,7 @@ class RoundTripSettling(ExternalSettling):
             self.trades.append(TradeDraft(after, price, reason, self.now))
             self.book.drop_position(symbol)
         for leg in found.between:
-            self._between(position, leg, closers.get(leg.last_reduced_by))
+            self._between(symbol, position.leverage, leg, closers.get(leg.last_reduced_by))
         if held is None:
             return None
         if found.now_held is None:  # ours, reduced and added to by hand
@@ -184,13 +184,12 @@ class RoundTripSettling(ExternalSettling):
         return self._adopt(held, found.now_held)
 
     def _between(
-        self, position: Position, leg: Leg, closer: tuple[Order, Intent | None] | None
+        self, symbol: str, leverage: int, leg: Leg, closer: tuple[Order, Intent | None] | None
     ) -> None:
         """A position the person opened and closed between two looks: a trade of its own;
         `closer`: the exit of ours that closed it (a stop placed for the side the books
         held then: its reason, SL_HIT for a stop), else closed by hand."""
-        symbol = position.symbol
-        opened = ExchangePosition(symbol, leg.side, leg.opened, leg.entry_price, position.leverage)
+        opened = ExchangePosition(symbol, leg.side, leg.opened, leg.entry_price, leverage)
         start = opened_position(opened, None, None, leg.opened_at, ZERO, self.context.keeper)
         closed = replace(
             start, quantity=ZERO, realized_pnl_usdt=leg.realized_usdt, fees_usdt=leg.fees_usdt

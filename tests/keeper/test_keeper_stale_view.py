@@ -138,7 +138,9 @@ async def test_a_closed_positions_trade_is_not_taken_for_the_close_of_one_adopte
     [note] = [e for e in logs if e["event"] == "position_closed_externally"]
     assert "do not add up" in str(note["detail"])
     assert first.fees_usdt > fee_paid(harness, "web_closed_first")  # with the entry's
-    assert second.fees_usdt == 0  # adopted with none; the first close's fee not again
+    # Adopted with its own open's fee (replayed from flat: round_trip_settle.py); the first
+    # close's fee not again.
+    assert second.fees_usdt == fee_paid(harness, "web_opened_again")
 
 
 async def test_our_exits_trade_is_not_taken_for_the_close_of_a_position_adopted_after_it() -> None:

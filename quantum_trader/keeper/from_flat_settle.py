@@ -1,0 +1,92 @@
+"""The step of a tick about a symbol the books held nothing on, where the last whole tick read
+it flat (`Observation.flat_at`): what the account's trades since did, replayed from flat
+(keeper/round_trip.py `replay_from_flat`). Pure; a part of `Planner` (keeper/planner.py).
+
+A person may open a position there and flip it, or close it and open again, within one look
+(hand-trading seed 30002: a long and its flip 14 s apart within one look stalled by 503s):
+the look finds only what is held now, and the first round trip was never booked. Or an old
+stop of ours, resting after the position it protected was closed by hand (its cancel
+failed), closes a position the person opened in the same side meanwhile: it was recorded
+as filled with no position of ours (`order_settled_unreflected`) and the person's round
+trip never booked. Each position the trades (and such exits of ours) opened and closed is
+now a trade of its own — closed by hand (MANUAL) or by our exit (its reason) — and the one
+held now is adopted with its own trades' fees and what was realized of it.
+
+Nothing is replayed on the keeper's first look after a start (no look read the symbol flat),
+while an order of ours on the symbol is in flight or its fills unread (its trades cannot be
+told apart), or when the trades are not read, cannot be, or do not show it: the position is
+adopted, or our exit recorded, as before, and the line says so. The adoption is never held
+back: a plan that needs the trades adopts, and the keeper reads them and plans again
+(keeper/external.py `unread_external_exits`).
+"""
+
+from __future__ import annotations
+
+from quantum_trader.domain import ExchangePosition, Fill, Order
+from quantum_trader.keeper.book import Intent
+from quantum_trader.keeper.reduce_settle import Outcome, ReductionSettling
+from quantum_trader.keeper.round_trip import Leg, replay_from_flat
+
+
+class FromFlatSettling(ReductionSettling):
+    """The step; the attributes are the planner's (set in `Planner.__init__`)."""
+
+    def _from_flat(
+        self, symbol: str, held: ExchangePosition | None, exits: list[Outcome]
+    ) -> tuple[Leg | None, str]:
+        """Replay from flat what happened on `symbol` since the last look read it flat, with
+        `exits` (our stops and take-profits on it that ended filled, fills read) among the
+        trades: each position opened and closed booked, `exits` settled. The leg of what is
+        held now (`held`; None: nothing is), or None and the adoption line's words on why
+        not (`exits` then left as they are: settle_leftovers records them)."""
+        trades, why_not = self._trades_since_flat(symbol, held, exits)
+        if trades is None:
+            return None, why_not
+        found = replay_from_flat(held, trades, self.context.rules.get(symbol))
+        if found is None:
+            return None, (
+                f"; the account's {len(trades)} trade(s) since it was read flat do not show how "
+                "it was opened (one not listed yet): a round trip before it, if any, not booked"
+            )
+        closers: dict[str, tuple[Order, Intent | None]] = {}
+        for outcome in exits:
+            self._consume(outcome)
+            for fill in outcome.fills:
+                closers[fill.trade_id] = (outcome.execution.order, None)
+        self._took(symbol, found.trade_ids)
+        flat = self.observation.flat_at[symbol]
+        leverage = held.leverage if held is not None else flat.leverage
+        for leg in found.between:
+            self._between(symbol, leverage, leg, closers.get(leg.last_reduced_by))
+        how = f"; by the account's {len(found.trade_ids)} trade(s) since it was read flat"
+        if found.between:
+            how += f", {len(found.between)} round trip(s) before it booked"
+        return found.now_held, how
+
+    def _trades_since_flat(
+        self, symbol: str, held: ExchangePosition | None, exits: list[Outcome]
+    ) -> tuple[list[Fill] | None, str]:
+        """The trades to replay from flat — the account's since the flat look, this tick's
+        fills of ours but `exits`' left out (not recorded yet when they were read) — or None
+        and why not (empty words: not yet — the trades are read, or the positions read
+        again, and the tick planned again)."""
+        seen = self.observation
+        if symbol not in seen.flat_at:
+            return None, ""
+        ids = {o.execution.order.client_order_id for o in exits}
+        unsettled = [cid for cid in self.working_unsettled(symbol) if cid not in ids]
+        if self.book.intents_for(symbol) or unsettled or any(o.unread for o in exits):
+            return None, "; an order of ours on it is unsettled: not replayed"
+        late = [cid for cid in ids if cid not in self.reflected]
+        if held is not None and late:  # filled after the positions were read? read again
+            self.unreflected += late
+            return None, ""
+        if symbol in seen.account_unread:
+            why = "; the account's trades could not be read: a round trip before it not booked"
+            return None, why
+        fills = seen.account_fills.get(symbol)
+        if fills is None:
+            return None, ""  # the keeper reads them and plans again
+        read = {f.trade_id for fills_read in seen.fills.values() for f in fills_read}
+        ours = [f for o in exits for f in o.fills]
+        return [f for f in fills if f.trade_id not in read] + ours, ""

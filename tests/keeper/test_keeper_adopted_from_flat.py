@@ -1,0 +1,192 @@
+"""A position a person opened and flipped, or opened, closed and opened again, between two of
+the keeper's looks on a symbol the books held nothing on: the first look finds only what is
+held now. The trades since the last look that read the symbol flat are replayed from flat
+(keeper/round_trip.py `replay_from_flat`): each position opened and closed in between is a
+trade of its own, the one held now adopted with its own trades' fees. Without a look that
+read the symbol flat (the keeper's first), nothing bounds the trades: adopted as before."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from structlog.testing import capture_logs
+from test_keeper_external_exits import BTC, by_hand, fee_paid, opened
+from test_keeper_properties import Harness
+from test_keeper_round_trip import stops_of_ours, trade
+
+from quantum_trader.domain import ExitReason, OrderSide, OrderStatus, Side
+
+QUANTITY = Decimal("0.01")
+
+
+async def opened_and_flipped(harness: Harness) -> None:
+    """Bought 0.01 at 100, sold 0.02 at 102 (a short 0.01 opened), the mark 101 then."""
+    harness.exchange.move(BTC, Decimal(100))
+    await trade(harness, "web_open_1", OrderSide.BUY, QUANTITY)
+    harness.exchange.move(BTC, Decimal(102))
+    await trade(harness, "web_flip_1", OrderSide.SELL, 2 * QUANTITY)
+    harness.exchange.move(BTC, Decimal(101))
+
+
+async def test_an_open_and_flip_by_hand_within_one_look_books_the_first_round_trip() -> None:
+    """Was: the short adopted, the long 100 → 102 never booked (hand-trading seed 30002)."""
+    harness = await Harness.start()
+    await harness.tick()  # reads BTC flat
+    await opened_and_flipped(harness)
+    with capture_logs() as logs:
+        await harness.tick()
+
+    [long] = await harness.repository.closed_trades()
+    assert (long.side, long.quantity, long.entry_price, long.exit_price) == (
+        Side.LONG,
+        QUANTITY,
+        Decimal(100),
+        Decimal(102),
+    )
+    assert long.exit_reason is ExitReason.MANUAL
+    assert long.pnl_usdt == 2 * QUANTITY - long.fees_usdt - long.funding_usdt
+    position = harness.keeper.positions[BTC]
+    assert (position.side, position.quantity, position.entry_price) == (
+        Side.SHORT,
+        QUANTITY,
+        Decimal(102),
+    )
+    paid = fee_paid(harness, "web_open_1") + fee_paid(harness, "web_flip_1")
+    assert long.fees_usdt + position.fees_usdt == paid
+    assert position.fees_usdt == fee_paid(harness, "web_flip_1") / 2
+    events = [e["event"] for e in logs]
+    assert "position_adopted" in events
+    assert "position_closed_externally" in events
+
+    with capture_logs() as logs:  # booked once
+        await harness.tick()
+        await harness.tick()
+    assert len(await harness.repository.closed_trades()) == 1
+    assert not [e for e in logs if e["event"] == "position_closed_externally"]
+
+
+async def test_an_open_close_and_reopen_by_hand_books_the_first_and_adopts_the_second() -> None:
+    harness = await Harness.start()
+    await harness.tick()
+    harness.exchange.move(BTC, Decimal(100))
+    await trade(harness, "web_open_1", OrderSide.BUY, QUANTITY)
+    harness.exchange.move(BTC, Decimal(99))
+    await trade(harness, "web_close_1", OrderSide.SELL, QUANTITY)
+    harness.exchange.move(BTC, Decimal(103))
+    await trade(harness, "web_open_2", OrderSide.BUY, QUANTITY)
+    await harness.tick()
+
+    [first] = await harness.repository.closed_trades()
+    assert (first.side, first.entry_price, first.exit_price) == (
+        Side.LONG,
+        Decimal(100),
+        Decimal(99),
+    )
+    assert first.fees_usdt == fee_paid(harness, "web_open_1") + fee_paid(harness, "web_close_1")
+    position = harness.keeper.positions[BTC]
+    assert (position.side, position.entry_price) == (Side.LONG, Decimal(103))
+    assert position.fees_usdt == fee_paid(harness, "web_open_2")
+
+
+async def test_the_first_look_after_a_start_adopts_what_is_held_without_a_replay() -> None:
+    """Nothing read the symbol flat before: the trades before the start are not bounded (a
+    position of an earlier run, booked then), so nothing is replayed and none is read."""
+    harness = await Harness.start()
+    await opened_and_flipped(harness)
+    await harness.tick()
+
+    assert await harness.repository.closed_trades() == []
+    position = harness.keeper.positions[BTC]
+    assert (position.side, position.entry_price) == (Side.SHORT, Decimal(102))
+    assert harness.exchange.account_fills_asked == []
+
+
+async def test_trades_that_do_not_show_it_adopt_what_is_held_and_say_so() -> None:
+    """The open's trade not listed yet: the trades since the flat look do not take flat to
+    the short held at its entry; the short adopted at once (never left unprotected), the
+    note saying the round trip could not be booked."""
+    harness = await Harness.start()
+    await harness.tick()
+    await opened_and_flipped(harness)
+    harness.exchange.fills["web_open_1"] = []  # not listed yet
+    with capture_logs() as logs:
+        await harness.tick()
+
+    assert await harness.repository.closed_trades() == []
+    position = harness.keeper.positions[BTC]
+    assert (position.side, position.quantity) == (Side.SHORT, QUANTITY)
+    assert position.stop_price > 0
+    [adopted] = [e for e in logs if e["event"] == "position_adopted"]
+    assert "do not show" in str(adopted["detail"])
+
+
+async def our_old_stop_closing_a_reopen(harness: Harness, bought: Decimal) -> tuple[str, Decimal]:
+    """Our long at 100 (its stop at 97) closed by hand at 101 and booked, the cancel of our
+    stop failing once (it rests); then within one look a person buys `bought` × its
+    quantity at 99 and the mark falls to 96.5: our old stop fires on the person's long. The
+    stop's id and the quantity."""
+    exchange = harness.exchange
+    quantity = await opened(harness)
+    [old_stop] = stops_of_ours(harness)
+    exchange.move(BTC, Decimal(101))
+    await by_hand(harness, "web_closed_1", OrderSide.SELL, quantity)
+    exchange.cancels_malformed = 1  # the stop outlives the close (a 503 on its cancel)
+    await harness.tick()
+    assert BTC not in harness.keeper.positions
+    assert exchange.orders[old_stop].status is OrderStatus.OPEN
+    exchange.move(BTC, Decimal(99))
+    await trade(harness, "web_open_2", OrderSide.BUY, bought * quantity)
+    exchange.move(BTC, Decimal("96.5"))
+    return old_stop, quantity
+
+
+async def test_our_old_stop_closing_a_position_opened_by_hand_within_one_look_is_booked() -> None:
+    """Was: the stop recorded, `order_settled_unreflected`, the person's long 99 → 97 never
+    booked (session 54's left item)."""
+    harness = await Harness.start()
+    old_stop, quantity = await our_old_stop_closing_a_reopen(harness, Decimal(1))
+    await harness.tick()
+
+    ours, theirs = sorted(await harness.repository.closed_trades(), key=lambda t: t.closed_at)
+    assert ours.exit_price == Decimal(101)
+    assert (theirs.side, theirs.quantity, theirs.entry_price, theirs.exit_price) == (
+        Side.LONG,
+        quantity,
+        Decimal(99),
+        Decimal(97),
+    )
+    assert theirs.exit_reason is ExitReason.SL_HIT
+    assert theirs.fees_usdt == fee_paid(harness, "web_open_2") + fee_paid(harness, old_stop)
+    assert BTC not in harness.keeper.positions
+    assert harness.exchange.orders[old_stop].status is OrderStatus.FILLED
+    await harness.tick()
+    assert len(await harness.repository.closed_trades()) == 2
+
+
+async def test_our_old_stop_closing_part_of_a_position_opened_by_hand_adopts_the_rest() -> None:
+    """The person bought three times as much: our stop sold a third of it; the rest is
+    adopted with that reduction's PnL and both trades' fees, no trade of its own."""
+    harness = await Harness.start()
+    old_stop, quantity = await our_old_stop_closing_a_reopen(harness, Decimal(3))
+    await harness.tick()
+
+    [ours] = await harness.repository.closed_trades()
+    assert ours.exit_price == Decimal(101)
+    position = harness.keeper.positions[BTC]
+    assert (position.side, position.quantity, position.entry_price) == (
+        Side.LONG,
+        2 * quantity,
+        Decimal(99),
+    )
+    assert (position.initial_quantity, position.realized_pnl_usdt) == (
+        3 * quantity,
+        (Decimal(97) - Decimal(99)) * quantity,
+    )
+    assert position.fees_usdt == fee_paid(harness, "web_open_2") + fee_paid(harness, old_stop)
+    assert harness.exchange.orders[old_stop].status is OrderStatus.FILLED
+    with capture_logs() as logs:  # settled once: nothing booked against the adopted rest
+        await harness.tick()
+        await harness.tick()
+    assert harness.keeper.positions[BTC].quantity == 2 * quantity
+    assert len(await harness.repository.closed_trades()) == 1
+    assert not [e for e in logs if e.get("log_level") in ("error", "warning")]
