@@ -2,9 +2,10 @@
 
 `Planner` holds the tick's state and runs its steps, each group in a module of its own that it
 inherits: our orders settled (settle.py), what left a position booked (reduce_settle.py; a
-reduction no order of ours explains: external_settle.py, round_trip_settle.py), positions
-managed and protected (guard.py). Here: the tick's order, each symbol reconciled, our orders'
-outcomes, and what a position grew by.
+reduction no order of ours explains: external_settle.py, round_trip_settle.py; what happened
+where the books held nothing: from_flat_settle.py), positions managed and protected
+(guard.py). Here: the tick's order, each symbol reconciled, our orders' outcomes, and what a
+position grew by.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ when no run does: a trade not listed yet, one older than the window, a round tri
 the booked price (the entry unchanged: nothing to see).
 
 `replay_from_flat` does the same from flat for a position found where the books held nothing
-(keeper/round_trip_settle.py `_from_flat`): the trades since a look that read the symbol flat.
+(keeper/from_flat_settle.py): the trades since a look that read the symbol flat.
 """
 
 from __future__ import annotations
