@@ -1,0 +1,57 @@
+"""What a person does within one look on a symbol the books hold nothing on, through the ccxt
+adapter and BinanceStreams on the stand-in (keeper/from_flat_settle.py): an open and a flip,
+both streamed, seen by the next tick as a short alone. Hand-trading seed 30002 (the long's
+round trip never booked); here the account's trades are read through GET /fapi/v1/userTrades
+from the tick that read the symbol flat."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from loopback.fixtures import settle
+from standin_keeper import BTC_MARKET, StandinKeeper, keeper_on_streams
+from structlog.testing import capture_logs
+from test_exchange_answers import BTC
+from test_missed_events_on_standin import our_stops
+
+from quantum_trader.domain import ExitReason, OrderKind, OrderRequest, OrderSide, Side
+
+QUANTITY = Decimal("0.003")
+
+
+async def by_hand(rig: StandinKeeper, name: str, side: OrderSide, quantity: Decimal) -> None:
+    """A market order a person sends on Binance's site (not one of ours)."""
+    await rig.exchange.place_order(OrderRequest(name, BTC, side, OrderKind.MARKET, quantity))
+    await settle(rig.server)
+
+
+async def test_an_open_and_flip_by_hand_within_one_look_books_the_long_through_ccxt() -> None:
+    async with keeper_on_streams(StandinKeeper) as rig:  # its first tick read BTC flat
+        marks = rig.server.state.marks
+        opened = rig.server.state.mark(BTC_MARKET)
+        await by_hand(rig, "web_open_1", OrderSide.BUY, QUANTITY)
+        marks[BTC_MARKET] = flipped = opened + 250
+        await by_hand(rig, "web_flip_1", OrderSide.SELL, 2 * QUANTITY)
+        with capture_logs() as logs:
+            await rig.tick()
+
+        closed = [e for e in logs if e["event"] == "position_closed"]
+        assert [(e["side"], e["exit_reason"], Decimal(e["exit_price"])) for e in closed] == [
+            (Side.LONG, ExitReason.MANUAL, flipped)
+        ]
+        [long] = await rig.repository.closed_trades()
+        assert (long.quantity, long.entry_price) == (QUANTITY, opened)
+        assert long.fees_usdt > 0  # the open's and half the flip's, from the account's trades
+        position = rig.keeper.positions[BTC]
+        assert (position.side, position.quantity, position.entry_price) == (
+            Side.SHORT,
+            QUANTITY,
+            flipped,
+        )
+        assert position.fees_usdt > 0  # the flip's other half
+        [stop] = our_stops(await rig.exchange.fetch_snapshot(rig.now()))
+        assert (stop.side, stop.trigger_price) == (OrderSide.BUY, position.stop_price)
+        assert any(path == "/fapi/v1/userTrades" for _, path, _ in rig.server.requests)
+
+        await rig.tick(3)  # booked once
+        assert len(await rig.repository.closed_trades()) == 1
