@@ -70,9 +70,10 @@ def account_trades_window(
 
 
 def _since_flat_window(flat_at: datetime, now: datetime) -> tuple[datetime, datetime]:
-    """Where to look for what opened a position found where a look at `flat_at` read the
-    symbol flat: from then (less the clocks' slack; the trades before it are left out),
-    within Binance's widest window."""
+    """Where to look for what happened where a look at `flat_at` read the symbol flat: from
+    then, less the clocks' slack (a read that lagged: keeper/round_trip.py
+    `replay_from_flat` takes in the fewest trades before it that it must), within Binance's
+    widest window."""
     end = now + ACCOUNT_TRADES_SLACK
     return max(flat_at - ACCOUNT_TRADES_SLACK, end - ACCOUNT_TRADES_SPAN), end
 
@@ -274,9 +275,8 @@ async def read_account_fills(
         position, since = positions.get(symbol), entered.get(symbol)
         if position is not None:
             start, end = account_trades_window(position, held_at.get(symbol), now)
-        else:  # a position adopted where it was read flat: nothing before that look
-            since = seen.flat_at[symbol].at
-            start, end = _since_flat_window(since, now)
+        else:  # where it was read flat: the trades before that look too (round_trip.py)
+            start, end = _since_flat_window(seen.flat_at[symbol].at, now)
         try:
             read = await exchange.fetch_account_fills(symbol, start, end)
         except (RetryLater, MarketDataError) as error:

@@ -42,7 +42,8 @@ class FromFlatSettling(ReductionSettling):
         trades, why_not = self._trades_since_flat(symbol, held, exits)
         if trades is None:
             return None, why_not
-        found = replay_from_flat(held, trades, self.context.rules.get(symbol))
+        flat = self.observation.flat_at[symbol]
+        found = replay_from_flat(held, trades, flat.at, self.context.rules.get(symbol))
         if found is None:
             return None, (
                 f"; the account's {len(trades)} trade(s) since it was read flat do not show how "
@@ -54,7 +55,6 @@ class FromFlatSettling(ReductionSettling):
             for fill in outcome.fills:
                 closers[fill.trade_id] = (outcome.execution.order, None)
         self._took(symbol, found.trade_ids)
-        flat = self.observation.flat_at[symbol]
         leverage = held.leverage if held is not None else flat.leverage
         for leg in found.between:
             self._between(symbol, leverage, leg, closers.get(leg.last_reduced_by))

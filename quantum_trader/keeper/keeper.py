@@ -278,10 +278,11 @@ class PositionKeeper(Entering):
         marks = await reads.marks(symbols, now)
         context = self._context(advance=True)
         last_exits = self._carrier.external.last_exits()
+        # Not where an entry of ours was booked since (from its answer: keeper/answer.py).
+        flat = {s: read for s, read in self._flat_at.items() if s not in book.positions}
         seen = Observation(
-            snapshot, found, fills, marks, known, not_read,
-            last_exits=last_exits, flat_at=self._flat_at,
-        )  # fmt: skip
+            snapshot, found, fills, marks, known, not_read, last_exits=last_exits, flat_at=flat
+        )
         result = plan(book, seen, now, context, self._checks)
         recheck = rest_recheck(result, snapshot.source, known)
         if recheck is not None:  # the plan is pure: drop it and plan again (keeper/recheck.py)

@@ -47,6 +47,7 @@ from quantum_trader.record import record
 RELATIVE_TOLERANCE = Decimal("1e-9")
 OPENING_SLACK = timedelta(minutes=5)  # our clock against the exchange's (external.py's)
 MOST_TRADES = 100  # a replay tries each run's start and end: bounded
+EARLIER_MOST = 5  # a replay from flat: trades before the flat look it may take in
 
 
 def entry_tolerance(price: Decimal, rules: MarketRules | None) -> Decimal:
@@ -167,17 +168,37 @@ class FromFlat:
 
 
 def replay_from_flat(
-    held: ExchangePosition | None, fills: Sequence[Fill], rules: MarketRules | None
+    held: ExchangePosition | None,
+    fills: Sequence[Fill],
+    since: datetime,
+    rules: MarketRules | None,
 ) -> FromFlat | None:
-    """`fills` (the account's trades on the symbol since a look that read it flat, not
-    booked; ours only where given: an exit of ours that closed a person's position) taking
-    flat to `held` (None: flat again) at its entry price; None when they do not. All of
-    them from the first: the symbol was flat before it. Runs ending before the newest trade
-    are tried too (trades made after the positions were read); more than `MOST_TRADES`:
-    None."""
-    trades = sorted(fills, key=lambda f: f.time)
-    if not trades or len(trades) > MOST_TRADES:
-        return None
+    """`fills` (the account's trades on the symbol around and after a look at `since` that
+    read it flat, not booked; ours only where given: an exit of ours that closed a person's
+    position) taking flat to `held` (None: flat again) at its entry price; None when they do
+    not. All of those from `since` on: the symbol was flat before them. Where they do not
+    show it, up to `EARLIER_MOST` trades before `since` are taken in, newest first, the
+    fewest that do: a read that lagged the exchange (the streams' mirror an event behind)
+    showed flat after a trade. Runs ending before the newest trade are tried too (trades
+    made after the positions were read); more than `MOST_TRADES`: None."""
+    ordered = sorted(fills, key=lambda f: f.time)
+    after = [f for f in ordered if f.time >= since]
+    before = [f for f in ordered if f.time < since][-EARLIER_MOST:]
+    for taken in range(len(before) + 1):
+        trades = before[len(before) - taken :] + after
+        if not trades or len(trades) > MOST_TRADES:
+            continue
+        found = _from_flat(held, trades, rules)
+        if found is not None:
+            return found
+    return None
+
+
+def _from_flat(
+    held: ExchangePosition | None, trades: Sequence[Fill], rules: MarketRules | None
+) -> FromFlat | None:
+    """`trades` (oldest first) from flat, or a run of them ending before the newest,
+    landing on `held`; None when none does."""
     held_amount = ZERO if held is None else held.quantity * held.side.sign
     amount = sum((_signed(f) for f in trades), ZERO)
     for end in range(len(trades), 0, -1):

@@ -7,11 +7,12 @@ read the symbol flat (the keeper's first), nothing bounds the trades: adopted as
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 
 from structlog.testing import capture_logs
 from test_keeper_external_exits import BTC, by_hand, fee_paid, opened
-from test_keeper_properties import Harness
+from test_keeper_properties import Harness, sized
 from test_keeper_round_trip import stops_of_ours, trade
 
 from quantum_trader.domain import ExitReason, OrderSide, OrderStatus, Side
@@ -190,3 +191,43 @@ async def test_our_old_stop_closing_part_of_a_position_opened_by_hand_adopts_the
     assert harness.keeper.positions[BTC].quantity == 2 * quantity
     assert len(await harness.repository.closed_trades()) == 1
     assert not [e for e in logs if e.get("log_level") in ("error", "warning")]
+
+
+async def test_a_read_that_lagged_the_open_takes_in_the_trade_before_it() -> None:
+    """The look that read BTC flat lagged the exchange (the streams' mirror an event behind):
+    the person's open is stamped 2 s before it. The trades since do not show the short; the
+    fewest before it that do are taken in: the long booked as before."""
+    harness = await Harness.start()
+    await harness.tick()  # reads BTC flat at harness.now
+    harness.exchange.now = harness.now - timedelta(seconds=2)
+    harness.exchange.move(BTC, Decimal(100))
+    await trade(harness, "web_open_1", OrderSide.BUY, QUANTITY)
+    harness.exchange.now = harness.now + timedelta(seconds=1)
+    harness.exchange.move(BTC, Decimal(102))
+    await trade(harness, "web_flip_1", OrderSide.SELL, 2 * QUANTITY)
+    await harness.tick()
+
+    [long] = await harness.repository.closed_trades()
+    assert (long.side, long.entry_price, long.exit_price) == (Side.LONG, Decimal(100), Decimal(102))
+    assert harness.keeper.positions[BTC].fees_usdt == fee_paid(harness, "web_flip_1") / 2
+
+
+async def test_our_entry_booked_since_the_flat_look_and_flipped_by_hand_is_no_replay() -> None:
+    """Our entry, booked from its answer after the look that read BTC flat, flipped by hand:
+    a flip of a position of ours (its close at the person's trade, the other side adopted
+    with that trade's other half of the fee), not a replay from flat."""
+    harness = await Harness.start()
+    await harness.tick()
+    exchange = harness.exchange
+    await harness.keeper.enter(sized(BTC, Side.LONG, exchange.marks[BTC]), harness.now)
+    quantity = harness.keeper.positions[BTC].quantity  # booked from its answer (hand-trading
+    harness.exchange.move(BTC, Decimal(103))  # seed 32584: "do not show" said of the flip)
+    await trade(harness, "web_flip_1", OrderSide.SELL, 2 * quantity)
+    with capture_logs() as logs:
+        await harness.tick()
+
+    [ours] = await harness.repository.closed_trades()
+    assert (ours.exit_price, ours.exit_reason) == (Decimal(103), ExitReason.MANUAL)
+    assert harness.keeper.positions[BTC].fees_usdt == fee_paid(harness, "web_flip_1") / 2
+    [adopted] = [e for e in logs if e["event"] == "position_adopted"]
+    assert "read flat" not in str(adopted["detail"])
