@@ -133,7 +133,8 @@ class LoopbackState:
         fee = quote * TAKER_FEE
         if self.commission_asset == "USDT":
             return str(fee), "USDT"
-        minute = self.now_ms - self.now_ms % INTERVAL_MS["1m"]
+        now = self.now_ms  # read once: a running clock moves between two reads
+        minute = now - now % INTERVAL_MS["1m"]
         params = {"symbol": f"{self.commission_asset}USDT", "interval": "1m"}
         [candle] = self.klines({**params, "startTime": str(minute), "limit": "1"})
         in_asset = fee * BNB_DISCOUNT / Decimal(candle[4])
@@ -170,7 +171,8 @@ class LoopbackState:
         }
 
     def next_funding_ms(self) -> int:
-        return self.now_ms - self.now_ms % FUNDING_INTERVAL_MS + FUNDING_INTERVAL_MS
+        now = self.now_ms
+        return now - now % FUNDING_INTERVAL_MS + FUNDING_INTERVAL_MS
 
     def premium_index(self, params: dict[str, str]) -> Any:
         rows = [
@@ -336,7 +338,8 @@ class LoopbackState:
         timed = "startTime" in params or "endTime" in params
         if "fromId" in params and timed:
             raise BinanceError(-1128, "Combination of optional parameters invalid.")
-        start, end = self.now_ms - 7 * DAY_MS, self.now_ms
+        now = self.now_ms  # once: two reads of a running clock were > 7 days apart (-1127)
+        start, end = now - 7 * DAY_MS, now
         if "startTime" in params:
             start = int(params["startTime"])
             end = int(params.get("endTime", start + 7 * DAY_MS))
