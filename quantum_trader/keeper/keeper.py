@@ -314,14 +314,17 @@ class PositionKeeper(Entering):
         self._reconciled_at = now
 
     def _read_flat(self, snapshot: ExchangeSnapshot, now: datetime) -> dict[str, FlatRead]:
-        """The symbols of the universe a whole tick at `now` read flat with nothing booked."""
+        """The symbols of the universe a whole tick at `now` read flat with nothing booked,
+        and those read flat before and held since that the books hold nothing on yet (a tick
+        that could not read the symbol's orders plans nothing there: hand-trading seed
+        30002 lost its flat read so)."""
         held, kept = snapshot.positions, self._carrier.book.positions
         self._leverage.update((s, p.leverage) for s, p in held.items())
-        return {
-            s: FlatRead(now, self._leverage.get(s, 1))
-            for s in self._rules
-            if s not in held and s not in kept
-        }
+        flat = {s: r for s, r in self._flat_at.items() if s in held and s not in kept}
+        for symbol in self._rules:
+            if symbol not in held and symbol not in kept:
+                flat[symbol] = FlatRead(now, self._leverage.get(symbol, 1))
+        return flat
 
     def _context(self, *, advance: bool) -> Context:
         """The planner's context; `advance` moves the regime memory on (once per tick), so a

@@ -12,10 +12,12 @@ from decimal import Decimal
 
 from structlog.testing import capture_logs
 from test_keeper_external_exits import BTC, by_hand, fee_paid, opened
-from test_keeper_properties import Harness, sized
+from test_keeper_orders_unread import SymbolReadsFail
+from test_keeper_properties import PRICES, RULES, T0, Harness, keeper_on, sized
 from test_keeper_round_trip import stops_of_ours, trade
 
 from quantum_trader.domain import ExitReason, OrderSide, OrderStatus, Side
+from quantum_trader.storage.memory import InMemoryRepository
 
 QUANTITY = Decimal("0.01")
 
@@ -231,3 +233,27 @@ async def test_our_entry_booked_since_the_flat_look_and_flipped_by_hand_is_no_re
     assert harness.keeper.positions[BTC].fees_usdt == fee_paid(harness, "web_flip_1") / 2
     [adopted] = [e for e in logs if e["event"] == "position_adopted"]
     assert "read flat" not in str(adopted["detail"])
+
+
+async def test_a_look_that_read_the_position_but_not_its_orders_keeps_the_flat_read() -> None:
+    """Hand-trading seed 30002 again (1 of 10 runs): the look after the person's open read
+    the long but not BTC's orders (a 503: nothing planned there), and its end took BTC for
+    no longer read flat; the next adopted the short with nothing replayed. The flat read
+    stands until the books hold something there."""
+    exchange = SymbolReadsFail(RULES, dict(PRICES), T0)
+    repository = InMemoryRepository()
+    harness = Harness(exchange, repository, await keeper_on(exchange, repository, T0), T0)
+    await harness.tick()  # reads BTC flat
+    exchange.move(BTC, Decimal(100))
+    await trade(harness, "web_open_1", OrderSide.BUY, QUANTITY)
+    exchange.unreadable.add(BTC)
+    await harness.tick()  # reads the long, plans nothing on BTC
+    assert BTC not in harness.keeper.positions
+    exchange.unreadable.clear()
+    exchange.move(BTC, Decimal(102))
+    await trade(harness, "web_flip_1", OrderSide.SELL, 2 * QUANTITY)
+    await harness.tick()
+
+    [long] = await repository.closed_trades()
+    assert (long.side, long.entry_price, long.exit_price) == (Side.LONG, Decimal(100), Decimal(102))
+    assert harness.keeper.positions[BTC].side is Side.SHORT
