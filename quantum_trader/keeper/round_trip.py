@@ -11,14 +11,18 @@ moves never change it). A held position whose exchange entry differs from the bo
 than `entry_tolerance` was traded by hand since the last look: the keeper reads the account's
 trades (keeper/external.py) and replays them here from the position as booked.
 
-`replay` finds the newest run of the account's trades (not ours — but for the fills of an exit
+`replay` finds the longest run of the account's trades (not ours — but for the fills of an exit
 of ours on the side that adds to the position, keeper/reduce_settle.py — not booked before)
 that takes the position as booked to what the exchange holds now, at its entry price: the
 position's reductions and its close (each at its trades' price, with their share of the fee),
 the positions the person opened and closed in between, and the one held now, opened by the trades
 (adopted at Binance's entry) or the booked one still held (reduced and added to again). None
 when no run does: a trade not listed yet, one older than the window, a round trip at exactly
-the booked price (the entry unchanged: nothing to see).
+the booked price (the entry unchanged: nothing to see). The longest, its oldest start first:
+two round trips within one look are both booked (the newest start, tried first until
+2026-12-05, closed the booked position at the second close's price, the first close and the
+person's position between them never booked; trades within 5 min of the opening are not
+"later than it", so nothing skipped that run).
 
 `replay_from_flat` does the same from flat for a position found where the books held nothing
 (keeper/from_flat_settle.py): the trades since a look that read the symbol flat.
@@ -114,10 +118,10 @@ def replay(
     fills: Sequence[Fill],
     rules: MarketRules | None,
 ) -> Replay | None:
-    """The newest run of `fills` (the account's trades on the symbol, not ours, not booked)
-    taking `position` to `held` (None: nothing held) at its entry price; None when none does.
-    Runs ending before the newest trade are tried too: trades made after the positions were
-    read."""
+    """The longest run of `fills` (the account's trades on the symbol, not ours, not
+    booked) taking `position` to `held` (None: nothing held) at its entry price — its oldest
+    start first —; None when none does. Runs ending before the newest trade are tried too:
+    trades made after the positions were read."""
     trades = sorted(fills, key=lambda f: f.time)[-MOST_TRADES:]
     start_amount = position.quantity * position.side.sign
     held_amount = ZERO if held is None else held.quantity * held.side.sign
@@ -126,7 +130,7 @@ def replay(
     # and a round trip after it: the run would take the round trip's sell for our close).
     opened = position.opened_at + OPENING_SLACK
     for end in range(len(trades), 0, -1):
-        for first in _run_starts(trades[:end], start_amount, held_amount):
+        for first in sorted(_run_starts(trades[:end], start_amount, held_amount)):
             if any(f.time > opened for f in trades[:first]):
                 continue
             done = _replayed(position, trades[first:end])
@@ -138,7 +142,8 @@ def replay(
 def _run_starts(trades: Sequence[Fill], start: Decimal, held: Decimal) -> Iterator[int]:
     """The indices of the trades from which `trades` take the amount `start` to `held`
     (signed: long positive), newest first. Not the newest alone: a reduction by hand of the
-    position a round trip reopened starts a run that takes its amount to `held` too."""
+    position a round trip reopened starts a run that takes its amount to `held` too, and so
+    does each round trip before the newest."""
     amount = held
     for index in range(len(trades) - 1, -1, -1):
         fill = trades[index]
