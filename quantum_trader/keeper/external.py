@@ -203,6 +203,9 @@ EXTERNAL_NOTES = (
     "entry_price_moved",
     "exit_filled_other_side",
 )
+# A position adopted, or an exit of ours filled with no position of ours, where the symbol
+# was read flat (keeper/from_flat_settle.py).
+FROM_FLAT_NOTES = ("position_adopted", "order_settled_unreflected")
 
 
 def unread_external_exits(plan: Plan, seen: Observation) -> list[str]:
@@ -223,9 +226,6 @@ def _adopted_from_flat(note: Note, seen: Observation) -> bool:
     last whole tick read the symbol flat: the trades since are replayed from flat
     (keeper/from_flat_settle.py)."""
     return note.event in FROM_FLAT_NOTES and note.symbol in seen.flat_at
-
-
-FROM_FLAT_NOTES = ("position_adopted", "order_settled_unreflected")
 
 
 def _grown_by_hand(note: Note) -> bool:
