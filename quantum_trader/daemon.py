@@ -21,14 +21,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from datetime import datetime
-from pathlib import Path
 
 from quantum_trader.app import Runtime, open_runtime, save_replay_time
 from quantum_trader.app_ops import Operations, open_operations
+from quantum_trader.atomic_file import open_directory, replace_in
 from quantum_trader.clock import LiveClock, SimulatedClock
 from quantum_trader.config import Settings
 from quantum_trader.domain import Balance, EquitySnapshot
@@ -38,6 +39,7 @@ from quantum_trader.errors import (
     StorageFailed,
     lasting_failure,
 )
+from quantum_trader.gates.balancer_journal import OUTPUT_FILE as BALANCER_FILE
 from quantum_trader.log import get_logger
 from quantum_trader.loops import LoopWatch, Step, periodic
 from quantum_trader.ops.health import HealthSample
@@ -180,7 +182,7 @@ async def run_loops(
         await stopping.wait()
         log.info("shutdown_requested", grace_s=s.executor.shutdown_grace_s)
         if _still_held(runtime):  # not into a directory removed or replaced under it
-            _mark_stopping(s.data_dir)
+            _mark_stopping(runtime)
         _, late = await asyncio.wait(tasks, timeout=s.executor.shutdown_grace_s)
         for task in late:
             log.warning("shutdown_grace_exceeded", task=task.get_name())
@@ -188,10 +190,10 @@ async def run_loops(
     return watch.fatal
 
 
-def _mark_stopping(data_dir: Path) -> None:
+def _mark_stopping(runtime: Runtime) -> None:
     """Say the daemon is stopping, so operator commands refuse what it would not carry out."""
     try:
-        (data_dir / STOPPING_FILE).touch()
+        _write_data_file(runtime, STOPPING_FILE, "")
     except OSError as error:  # the commands then accept a request the next start drops
         log.warning("stopping_mark_failed", error=str(error))
 
@@ -256,7 +258,9 @@ async def _cycle(runtime: Runtime, ops: Operations, now: datetime) -> None:
     started = time.perf_counter()
     summary = await runtime.core.executor.run_cycle(now)
     await runtime.repository.flush()
-    runtime.core.balancer.write_latest(runtime.settings.data_dir)
+    latest = runtime.core.balancer.latest_json()
+    if latest is not None:
+        _write_data_file(runtime, BALANCER_FILE, latest)
     if runtime.replay_end is not None:
         await save_replay_time(runtime.repository, now)
     ops.telemetry.on_cycle(summary, time.perf_counter() - started, now)
@@ -298,7 +302,7 @@ async def _heartbeat(
             memory_pct=usage.memory_pct,
         )
     )
-    (runtime.settings.data_dir / HEARTBEAT_FILE).write_text(wall_time.isoformat())
+    _write_data_file(runtime, HEARTBEAT_FILE, wall_time.isoformat())
     ops.telemetry.on_heartbeat(report, balance, runtime.clock.now())
     if runtime.health.should_shut_down:
         log.error("health_critical_shutdown", problems=list(report.problems))
@@ -306,7 +310,7 @@ async def _heartbeat(
     if balance is not None:
         await _write_analytics(runtime, balance)
         await _record_equity(runtime, balance)
-    await ops.telemetry.write_marks(runtime.settings.data_dir / MARKS_FILE, wall_time)
+    _write_data_file(runtime, MARKS_FILE, await ops.telemetry.marks_document(wall_time))
     ops.warnings.flush(time.monotonic())
     log.info(
         "heartbeat",
@@ -351,10 +355,21 @@ async def _write_analytics(runtime: Runtime, balance: Balance) -> None:
     s = runtime.settings
     portfolio = await runtime.core.executor.portfolio(runtime.clock.now(), balance)
     report = portfolio_report(portfolio, market, s.balancer.sectors, s.analytics)
-    target = s.data_dir / ANALYTICS_FILE
-    temporary = target.with_suffix(".tmp")
-    temporary.write_text(json.dumps(report.to_dict(), indent=2, default=str))
-    temporary.replace(target)
+    _write_data_file(runtime, ANALYTICS_FILE, json.dumps(report.to_dict(), indent=2, default=str))
+
+
+def _write_data_file(runtime: Runtime, name: str, text: str) -> None:
+    """Replace `name` in the data directory atomically: the held one (app.py), even when its
+    path names another by now — never a directory moved or made in its place between the
+    step's check and this write (ops/data_dir.py; atomic_file.py)."""
+    if runtime.held is not None:
+        runtime.held.write(name, text)
+        return
+    directory = open_directory(runtime.settings.data_dir)
+    try:
+        replace_in(directory, name, text)
+    finally:
+        os.close(directory)
 
 
 class _ExchangeStreams:

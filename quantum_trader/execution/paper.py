@@ -16,11 +16,14 @@ Not modelled: liquidation (positions are expected to carry a stop), maker fills,
 from __future__ import annotations
 
 import asyncio
+import os
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
+from quantum_trader.atomic_file import open_directory
 from quantum_trader.clock import ms_from_utc
 from quantum_trader.domain import (
     Balance,
@@ -92,6 +95,12 @@ class PaperExchange:
         self._before_save = before_save
         self._synced: tuple[datetime, int] | None = None  # the last instant synced, in ms
         self._state_path = state_path
+        # The directory as it was opened: a save never lands in another directory moved or
+        # made in its place between the check before it and the write (ops/data_dir.py).
+        self._directory: int | None = None
+        if state_path is not None:
+            self._directory = open_directory(state_path.parent)
+            weakref.finalize(self, os.close, self._directory)
         self._pruned_at_ms: int | None = None  # the account's time of the last pruning
         self._order_latency_s = order_latency_s
         self._rules = {symbol: rules[symbol] for symbol in bars if symbol in rules}
@@ -318,7 +327,7 @@ class PaperExchange:
         if self._state_path is not None:
             if self._before_save is not None:
                 self._before_save()
-            save_state(self._state_path, self._ledger.state)
+            save_state(self._state_path, self._ledger.state, self._directory)
 
 
 def _check_symbols(state: PaperState, rules: Mapping[str, MarketRules], path: Path | None) -> None:

@@ -22,6 +22,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from quantum_trader.atomic_file import replace_in
 from quantum_trader.domain import ZERO, Fill, Order, OrderKind, OrderSide, OrderStatus, Side
 from quantum_trader.errors import OperatorActionRequired
 
@@ -87,9 +88,15 @@ class PaperState:
         return set(self.positions) | set(resting)
 
 
-def save_state(path: Path, state: PaperState) -> None:
-    """Write `state` to `path` atomically: a crash leaves the old file or the new one."""
+def save_state(path: Path, state: PaperState, directory: int | None = None) -> None:
+    """Write `state` to `path` atomically: a crash leaves the old file or the new one.
+    `directory`: a descriptor of `path`'s directory as it was opened — written there even
+    when its path names another directory by now (moved or replaced under a running daemon:
+    ops/data_dir.py), never into that other one."""
     payload = json.dumps(_encode_state(state), separators=(",", ":"))
+    if directory is not None:
+        replace_in(directory, path.name, payload, durable=True)
+        return
     # Into the directory as it is: one removed under a running daemon is not made again.
     handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from pathlib import Path
 
 from quantum_trader.domain import Candidate, GateName, MarketView, PortfolioView, Verdict
 from quantum_trader.gates.balancer import PortfolioBalancer, refused_by_fit, verdicts_from
@@ -58,11 +57,9 @@ class BalancerJournal:
             self._held = HeldDenials.of(candidates, portfolio, market, settings, none_fit=none_fit)
         return verdicts_from(self.latest, len(candidates))
 
-    def write_latest(self, data_dir: Path) -> None:
-        """Replace the JSON file atomically with the latest output, if there is one."""
+    def latest_json(self) -> str | None:
+        """The latest output as OUTPUT_FILE's text (the daemon writes it into its held
+        directory), if there is one."""
         if self.latest is None:
-            return
-        target = data_dir / OUTPUT_FILE
-        temporary = target.with_suffix(".tmp")
-        temporary.write_text(json.dumps(self.latest.to_dict(), indent=2, default=str))
-        temporary.replace(target)
+            return None
+        return json.dumps(self.latest.to_dict(), indent=2, default=str)

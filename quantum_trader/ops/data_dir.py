@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from quantum_trader.atomic_file import open_directory, replace_in
 from quantum_trader.errors import ConfigurationError, StorageFailed, UsageError
 from quantum_trader.record import record
 
@@ -73,8 +74,9 @@ def prepare_data_dir(
 class HeldDataDir:
     """The lock file held, and the files the daemon keeps open there, as they were opened."""
 
-    def __init__(self, path: Path, lock_descriptor: int) -> None:
+    def __init__(self, path: Path, lock_descriptor: int, directory: int) -> None:
         self.path = path
+        self._directory = directory  # the directory as it was held: writes land there
         status = os.fstat(lock_descriptor)
         self._kept = {path / LOCK_FILE: (status.st_dev, status.st_ino)}
 
@@ -82,6 +84,11 @@ class HeldDataDir:
         """Check `file` (opened and kept open: the database) along with the lock."""
         status = os.stat(file)
         self._kept[file] = (status.st_dev, status.st_ino)
+
+    def write(self, name: str, text: str) -> None:
+        """Replace `name` in the held directory atomically — in that directory even when its
+        path names another by now (moved or replaced between the check and the write)."""
+        replace_in(self._directory, name, text)
 
     def check(self) -> None:
         """Raise StorageFailed when a kept file is gone from its path or another file is
@@ -126,7 +133,11 @@ def hold_data_dir(path: Path) -> Iterator[HeldDataDir]:
             )
         os.ftruncate(descriptor, 0)
         os.pwrite(descriptor, f"{os.getpid()}\n".encode(), 0)
-        yield HeldDataDir(path, descriptor)
+        directory = open_directory(path)
+        try:
+            yield HeldDataDir(path, descriptor, directory)
+        finally:
+            os.close(directory)
     finally:
         os.close(descriptor)  # releases the lock; the file stays (unlinking it would race)
 

@@ -51,17 +51,22 @@ class Marks:
     prices: Mapping[str, Decimal]
 
 
-def write_marks(
-    path: Path, as_of: datetime, written_at: datetime, prices: Mapping[str, Decimal]
-) -> None:
-    """Write `path` atomically (temporary file, then rename)."""
+def marks_document(as_of: datetime, written_at: datetime, prices: Mapping[str, Decimal]) -> str:
+    """The marks file's text (MARKS_FILE: the daemon writes it into its held directory)."""
     document = {
         "as_of": as_of.isoformat(),
         "written_at": written_at.isoformat(),
         "prices": {symbol: str(price) for symbol, price in sorted(prices.items())},
     }
+    return json.dumps(document, indent=2)
+
+
+def write_marks(
+    path: Path, as_of: datetime, written_at: datetime, prices: Mapping[str, Decimal]
+) -> None:
+    """Write `path` atomically (temporary file, then rename)."""
     temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps(document, indent=2))
+    temporary.write_text(marks_document(as_of, written_at, prices))
     temporary.replace(path)
 
 

@@ -11,7 +11,6 @@ from collections import deque
 from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
-from pathlib import Path
 
 from quantum_trader.cycle import CycleSummary
 from quantum_trader.domain import Balance, ClosedTrade, GateName
@@ -21,7 +20,7 @@ from quantum_trader.ops import messages
 from quantum_trader.ops.health import HealthReport, HealthStatus
 from quantum_trader.ops.metrics import Metrics, StreamHealth
 from quantum_trader.ops.notify import Notifier
-from quantum_trader.ops.operator_view import write_marks
+from quantum_trader.ops.operator_view import marks_document
 from quantum_trader.ops.settings import ServerSettings
 from quantum_trader.ops.snapshot import (
     CycleStatus,
@@ -162,10 +161,11 @@ class Telemetry:
                 self.notifier.publish(messages.resumed(now, state.trading_state.value))
         self._pause = state.pause
 
-    async def write_marks(self, path: Path, wall_now: datetime) -> None:
-        """The open positions' mark prices for `positions` and `status` (every heartbeat)."""
+    async def marks_document(self, wall_now: datetime) -> str:
+        """The open positions' mark prices for `positions` and `status` (every heartbeat:
+        the daemon writes them, MARKS_FILE)."""
         marks = await self.view.marks()
-        write_marks(path, self.view.runtime.clock.now(), wall_now, marks)
+        return marks_document(self.view.runtime.clock.now(), wall_now, marks)
 
     # -- what the status server reads ----------------------------------------------------------
 

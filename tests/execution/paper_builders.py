@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -80,6 +80,7 @@ def make_exchange(
     balance: str = "10000",
     costs: CostModel = COSTS,
     state_path: Path | None = None,
+    before_save: Callable[[], None] | None = None,
 ) -> PaperExchange:
     return PaperExchange(
         rules={symbol: rules_for(symbol) for symbol in bars},
@@ -89,6 +90,7 @@ def make_exchange(
         bars=bars,
         funding=funding or {},
         state_path=state_path,
+        before_save=before_save,
     )
 
 

@@ -320,3 +320,31 @@ async def test_funding_paid_since_an_instant_counts_each_settlement_from_it_on(
     reopened = make_exchange(clock, bars, funding=funding, state_path=path)
     for since, paid in expected.items():
         assert await reopened.fetch_funding_paid(BTC, since) == paid, since
+
+
+async def test_a_save_lands_in_the_directory_opened_even_when_another_took_its_path() -> None:
+    """The daemon checks its data directory before every save (ops/data_dir.py); a directory
+    moved away and another made in its place between that check and the write got the
+    account (`test_data_dir_removed.py` failed so once in the whole suite, 2026-12-05). The
+    save now goes into the directory as it was opened: the new one stays empty."""
+    with tempfile.TemporaryDirectory() as scratch:
+        held, moved = Path(scratch) / "data", Path(scratch) / "data.old"
+        held.mkdir()
+
+        def replaced_after_the_check() -> None:
+            if not moved.exists():
+                held.rename(moved)
+                held.mkdir()
+
+        clock = ManualClock(at(0))
+        bars = {BTC: make_bars(BTC, flat_rows(20000.0, 300))}
+        paper = make_exchange(
+            clock, bars, state_path=held / "paper.json", before_save=replaced_after_the_check
+        )
+        await paper.place_order(market("e1", BUY, "0.1"))
+
+        assert state_files(held) == []
+        assert state_files(moved) == ["paper.json"]
+        saved = json.loads((moved / "paper.json").read_text())
+        assert saved["wallet_usdt"] == str(paper.totals.wallet_usdt)
+        assert saved["positions"]

@@ -209,6 +209,25 @@ def run_read_only(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str
     )
 
 
+def test_the_held_directory_writes_into_itself_even_after_another_took_its_path(
+    tmp_path: Path,
+) -> None:
+    """`HeldDataDir.write`, which every file the daemon writes there goes through (heartbeat,
+    marks, analytics, the balancer's output, the stopping mark): moved away and another made
+    in its place between the step's check and the write, the file lands in the directory
+    held, not the new one (the suite's data-directory test met that race, 2026-12-05)."""
+    data, moved = tmp_path / "data", tmp_path / "data.old"
+    data.mkdir()
+    with hold_data_dir(data) as held:
+        held.write("heartbeat", "one")
+        data.rename(moved)
+        data.mkdir()
+        held.write("heartbeat", "two")
+    assert list(data.iterdir()) == []
+    assert (moved / "heartbeat").read_text() == "two"
+    assert sorted(p.name for p in moved.iterdir()) == [LOCK_FILE, "heartbeat"]
+
+
 def test_the_held_directory_says_when_its_files_are_gone_or_another(tmp_path: Path) -> None:
     """`HeldDataDir.check`, which the daemon makes at every step: quiet while the lock file
     and the database are the files it opened; StorageFailed naming the file once either is
