@@ -64,18 +64,16 @@ def account_trades_window(
     """Where to look for what reduced `position`: since the last tick that found the exchange
     holding it as booked (`held_at`; not the last tick: ticks awaiting an unsettled order of
     ours saw it reduced already), else since it opened, within Binance's widest window."""
-    end = now + ACCOUNT_TRADES_SLACK
     since = position.opened_at if held_at is None else max(held_at, position.opened_at)
-    return max(since - ACCOUNT_TRADES_SLACK, end - ACCOUNT_TRADES_SPAN), end
+    return trades_window_since(since, now)
 
 
-def _since_flat_window(flat_at: datetime, now: datetime) -> tuple[datetime, datetime]:
-    """Where to look for what happened where a look at `flat_at` read the symbol flat: from
-    then, less the clocks' slack (a read that lagged: keeper/round_trip.py
-    `replay_from_flat` takes in the fewest trades before it that it must), within Binance's
-    widest window."""
+def trades_window_since(since: datetime, now: datetime) -> tuple[datetime, datetime]:
+    """From `since` to `now`, each widened by the clocks' slack, within Binance's widest
+    window. Also where a look at `since` read a symbol flat (a read that lagged:
+    keeper/round_trip.py `replay_from_flat` takes in the fewest trades before it it must)."""
     end = now + ACCOUNT_TRADES_SLACK
-    return max(flat_at - ACCOUNT_TRADES_SLACK, end - ACCOUNT_TRADES_SPAN), end
+    return max(since - ACCOUNT_TRADES_SLACK, end - ACCOUNT_TRADES_SPAN), end
 
 
 def held_as_booked(
@@ -276,7 +274,7 @@ async def read_account_fills(
         if position is not None:
             start, end = account_trades_window(position, held_at.get(symbol), now)
         else:  # where it was read flat: the trades before that look too (round_trip.py)
-            start, end = _since_flat_window(seen.flat_at[symbol].at, now)
+            start, end = trades_window_since(seen.flat_at[symbol].at, now)
         try:
             read = await exchange.fetch_account_fills(symbol, start, end)
         except (RetryLater, MarketDataError) as error:

@@ -87,6 +87,6 @@ class FromFlatSettling(ReductionSettling):
         fills = seen.account_fills.get(symbol)
         if fills is None:
             return None, ""  # the keeper reads them and plans again
-        read = {f.trade_id for fills_read in seen.fills.values() for f in fills_read}
+        read = seen.trade_ids_read()
         ours = [f for o in exits for f in o.fills]
         return [f for f in fills if f.trade_id not in read] + ours, ""

@@ -109,6 +109,11 @@ class Observation:
     last_exits: Mapping[str, LastExit] = field(default_factory=dict)
     flat_at: Mapping[str, FlatRead] = field(default_factory=dict)
 
+    def trade_ids_read(self) -> set[str]:
+        """The trade ids of this tick's fills of our orders: not recorded yet, so not left
+        out of the account's trades when those were read (keeper/external.py)."""
+        return {f.trade_id for read in self.fills.values() for f in read}
+
 
 @record
 class Context:

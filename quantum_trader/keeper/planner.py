@@ -276,7 +276,7 @@ class Planner(OrderSettling, FromFlatSettling, Protecting):
             return ZERO, "; the account's trades could not be read: its fee not booked"
         if fills is None:
             return ZERO, ""
-        ours = {f.trade_id for read in seen.fills.values() for f in read}
+        ours = seen.trade_ids_read()
         taken = added_trades(position, added, fills, ours)
         if not taken:
             return ZERO, "; the account's trades do not show it: its fee not booked"

@@ -130,7 +130,7 @@ class RoundTripSettling(ExternalSettling):
         """`replay` of the account's trades without this tick's fills of our orders (not
         recorded yet, so not left out when the trades were read), but with `ours`: the
         fills of exits of ours the replay books (`_other_side_exits`)."""
-        read = {f.trade_id for fills_read in self.observation.fills.values() for f in fills_read}
+        read = self.observation.trade_ids_read()
         trades = [f for f in fills if f.trade_id not in read] + list(ours)
         return replay(position, held, trades, self.context.rules.get(position.symbol))
 
