@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+from pathlib import Path
 
 
 def open_directory(path: os.PathLike[str] | str) -> int:
@@ -36,3 +37,12 @@ def replace_in(directory: int, name: str, text: str, *, durable: bool = False) -
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary, dir_fd=directory)
         raise
+
+
+def replace_at(path: Path, text: str, *, durable: bool = False) -> None:
+    """`replace_in` the directory `path` names now (no directory held open)."""
+    directory = open_directory(path.parent)
+    try:
+        replace_in(directory, path.name, text, durable=durable)
+    finally:
+        os.close(directory)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
@@ -29,7 +28,7 @@ from datetime import datetime
 
 from quantum_trader.app import Runtime, open_runtime, save_replay_time
 from quantum_trader.app_ops import Operations, open_operations
-from quantum_trader.atomic_file import open_directory, replace_in
+from quantum_trader.atomic_file import replace_at
 from quantum_trader.clock import LiveClock, SimulatedClock
 from quantum_trader.config import Settings
 from quantum_trader.domain import Balance, EquitySnapshot
@@ -364,12 +363,8 @@ def _write_data_file(runtime: Runtime, name: str, text: str) -> None:
     step's check and this write (ops/data_dir.py; atomic_file.py)."""
     if runtime.held is not None:
         runtime.held.write(name, text)
-        return
-    directory = open_directory(runtime.settings.data_dir)
-    try:
-        replace_in(directory, name, text)
-    finally:
-        os.close(directory)
+    else:
+        replace_at(runtime.settings.data_dir / name, text)
 
 
 class _ExchangeStreams:

@@ -13,8 +13,6 @@ while held, or for a week after the load).
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from decimal import Decimal
@@ -22,7 +20,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from quantum_trader.atomic_file import replace_in
+from quantum_trader.atomic_file import replace_at, replace_in
 from quantum_trader.domain import ZERO, Fill, Order, OrderKind, OrderSide, OrderStatus, Side
 from quantum_trader.errors import OperatorActionRequired
 
@@ -92,22 +90,13 @@ def save_state(path: Path, state: PaperState, directory: int | None = None) -> N
     """Write `state` to `path` atomically: a crash leaves the old file or the new one.
     `directory`: a descriptor of `path`'s directory as it was opened — written there even
     when its path names another directory by now (moved or replaced under a running daemon:
-    ops/data_dir.py), never into that other one."""
+    ops/data_dir.py), never into that other one. Without it, into the directory as it is: one
+    removed is not made again."""
     payload = json.dumps(_encode_state(state), separators=(",", ":"))
-    if directory is not None:
+    if directory is None:
+        replace_at(path, payload, durable=True)
+    else:
         replace_in(directory, path.name, payload, durable=True)
-        return
-    # Into the directory as it is: one removed under a running daemon is not made again.
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(payload)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
 
 
 def load_state(path: Path) -> PaperState | None:

@@ -61,15 +61,6 @@ def marks_document(as_of: datetime, written_at: datetime, prices: Mapping[str, D
     return json.dumps(document, indent=2)
 
 
-def write_marks(
-    path: Path, as_of: datetime, written_at: datetime, prices: Mapping[str, Decimal]
-) -> None:
-    """Write `path` atomically (temporary file, then rename)."""
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(marks_document(as_of, written_at, prices))
-    temporary.replace(path)
-
-
 def read_marks(path: Path) -> Marks | None:
     """The marks in `path`; None when it is missing or unreadable (then no mark is shown)."""
     try:

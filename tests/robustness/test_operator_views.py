@@ -21,7 +21,7 @@ from quantum_trader.gates.settings import GovernorSettings
 from quantum_trader.keeper.book import Intent
 from quantum_trader.keeper.orders import INTENTS
 from quantum_trader.ops.governor_keeper import STATE_KEY
-from quantum_trader.ops.operator_view import MARKS_FILE, write_marks
+from quantum_trader.ops.operator_view import MARKS_FILE, marks_document
 from quantum_trader.storage.sqlite import SqliteRepository
 
 __all__ = ["data_dir", "stopped_daemon_template"]
@@ -54,7 +54,7 @@ def test_positions_json_carries_mark_upnl_leverage_margin_and_liquidation(data_d
     assert held, "the template holds an open position"
     marks = {symbol: (entry * Decimal("1.01")).quantize(EIGHT) for symbol, _, _, entry, _ in held}
     as_of = datetime(2025, 9, 12, 6, tzinfo=UTC)
-    write_marks(data_dir / MARKS_FILE, as_of, datetime.now(UTC), marks)
+    (data_dir / MARKS_FILE).write_text(marks_document(as_of, datetime.now(UTC), marks))
 
     document = as_json(data_dir, "positions")
     assert set(document) == {"positions", "marks", "liquidation_price_basis"}
@@ -109,7 +109,7 @@ def test_a_mark_written_before_the_position_opened_is_not_shown_as_its_mark(
     conn.close()
     before = datetime.fromisoformat(opened) - timedelta(hours=3)
     earlier = {symbol: entry / 2 for symbol, _, _, entry, _ in positions_in(data_dir)}
-    write_marks(data_dir / MARKS_FILE, before, datetime.now(UTC), earlier)
+    (data_dir / MARKS_FILE).write_text(marks_document(before, datetime.now(UTC), earlier))
     for document in (
         as_json(data_dir, "positions")["positions"],
         as_json(data_dir, "status")["open_positions"],
