@@ -47,12 +47,12 @@ from quantum_trader.keeper.external import (
 )
 from quantum_trader.keeper.external_saved import ExternalBooked
 from quantum_trader.keeper.fees import fee_reads
+from quantum_trader.keeper.flat_reads import FlatReads
 from quantum_trader.keeper.forced import read_force_orders
 from quantum_trader.keeper.ids import ClientOrderIds, Purpose, is_ours
 from quantum_trader.keeper.last_stand import stops_to_place
 from quantum_trader.keeper.plan import (
     Context,
-    FlatRead,
     Observation,
     lookups_needed,
     orders_to_read_fills,
@@ -119,11 +119,7 @@ class PositionKeeper(Entering):
         # showed its symbol flat, that time (`FlatBefore`, keeper/entry.py).
         self._last_read: tuple[datetime, Mapping[str, ExchangePosition]] | None = None
         self._flat_before = FlatBefore()
-        # By symbol of the universe the books held nothing on, the last whole tick that read it
-        # flat: what happened there since is replayed from flat (Observation.flat_at); by
-        # symbol, the leverage of the last position read there.
-        self._flat_at: dict[str, FlatRead] = {}
-        self._leverage: dict[str, int] = {}
+        self._flat_reads = FlatReads()  # by symbol, the last whole tick that read it flat
         self._checks = ProtectionChecks()  # a cache of a pure function: plans do not change
         self._ids = ids  # the carrier issues every other id; `enter` its entry's, told first
         self.entry_listeners: list[EntryListener] = []
@@ -278,8 +274,7 @@ class PositionKeeper(Entering):
         marks = await reads.marks(symbols, now)
         context = self._context(advance=True)
         last_exits = self._carrier.external.last_exits()
-        # Not where an entry of ours was booked since (from its answer: keeper/answer.py).
-        flat = {s: read for s, read in self._flat_at.items() if s not in book.positions}
+        flat = self._flat_reads.unbooked(book.positions)
         seen = Observation(
             snapshot, found, fills, marks, known, not_read, last_exits=last_exits, flat_at=flat
         )
@@ -310,21 +305,10 @@ class PositionKeeper(Entering):
         self._held_as_booked = held_as_booked(
             self._held_as_booked, self._carrier.book.positions, snapshot, now
         )
-        self._flat_at = self._read_flat(snapshot, now)
+        self._flat_reads.after_tick(
+            self._rules, snapshot.positions, self._carrier.book.positions, now
+        )
         self._reconciled_at = now
-
-    def _read_flat(self, snapshot: ExchangeSnapshot, now: datetime) -> dict[str, FlatRead]:
-        """The symbols of the universe a whole tick at `now` read flat with nothing booked,
-        and those read flat before and held since that the books hold nothing on yet (a tick
-        that could not read the symbol's orders plans nothing there: hand-trading seed
-        30002 lost its flat read so)."""
-        held, kept = snapshot.positions, self._carrier.book.positions
-        self._leverage.update((s, p.leverage) for s, p in held.items())
-        flat = {s: r for s, r in self._flat_at.items() if s in held and s not in kept}
-        for symbol in self._rules:
-            if symbol not in held and symbol not in kept:
-                flat[symbol] = FlatRead(now, self._leverage.get(symbol, 1))
-        return flat
 
     def _context(self, *, advance: bool) -> Context:
         """The planner's context; `advance` moves the regime memory on (once per tick), so a
