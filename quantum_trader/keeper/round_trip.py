@@ -193,13 +193,13 @@ def replay_from_flat(
         trades = before[len(before) - taken :] + after
         if not trades or len(trades) > MOST_TRADES:
             continue
-        found = _from_flat(held, trades, rules)
+        found = _run_from_flat(held, trades, rules)
         if found is not None:
             return found
     return None
 
 
-def _from_flat(
+def _run_from_flat(
     held: ExchangePosition | None, trades: Sequence[Fill], rules: MarketRules | None
 ) -> FromFlat | None:
     """`trades` (oldest first) from flat, or a run of them ending before the newest,
