@@ -1,20 +1,59 @@
 """Where the keeper last read each symbol flat with nothing booked (`FlatRead`): what
 happened there since is replayed from flat with the account's trades
-(keeper/from_flat_settle.py). In memory: the first look after a start replays nothing."""
+(keeper/from_flat_settle.py).
+
+The daemon's keeper also saves, by symbol, when such a run of flat reads began (the
+repository's state, namespace `FLAT_READS`), and deletes it when the run ends (the books
+hold something there, or the symbol left the universe): so the first look after a restart
+replays from there what a person did while the daemon was stopped — an open and a flip, say
+— instead of adopting what is held with nothing before it booked. Any time within the run
+bounds the trades as well as its last: the symbol was flat then and nothing was booked
+there since. Written only when a run begins or ends, not every tick; a backtest saves
+nothing (no person trades beside it). A saved read that cannot be read back is said once
+and dropped (the keeper starts all the same, as it did before: nothing replayed there)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime
+from typing import Any
 
 from quantum_trader.domain import ExchangePosition, Position
 from quantum_trader.keeper.plan import FlatRead
+from quantum_trader.log import get_logger
+from quantum_trader.ports import Repository
+
+log = get_logger("keeper")
+FLAT_READS = "flat_reads"
 
 
 class FlatReads:
-    def __init__(self) -> None:
-        self._at: dict[str, FlatRead] = {}
+    def __init__(
+        self, repository: Repository | None = None, restored: Mapping[str, FlatRead] | None = None
+    ) -> None:
+        self._repository = repository  # None: nothing saved (a backtest)
+        self._at: dict[str, FlatRead] = dict(restored or {})
+        self._saved: set[str] = set(self._at)  # the symbols whose run is saved
         self._leverage: dict[str, int] = {}  # by symbol, of the last position read there
+
+    @classmethod
+    async def restored(
+        cls, repository: Repository, universe: Collection[str], booked: Collection[str]
+    ) -> FlatReads:
+        """As the last run saved them, for the symbols of `universe` the books hold nothing
+        on (`booked`: a run the last one ended with a booking, stopped before it deleted its
+        entry — such an entry would bound a later run of flat reads too early, before the
+        trades of a position since, which a restart no longer leaves out)."""
+        reads: dict[str, FlatRead] = {}
+        for symbol, saved in (await repository.load_state(FLAT_READS)).items():
+            try:
+                if symbol in universe and symbol not in booked:
+                    reads[symbol] = _decoded(saved)
+                    continue
+            except (KeyError, TypeError, ValueError) as error:
+                _said_unreadable(symbol, saved, repr(error))
+            await repository.delete_state(FLAT_READS, symbol)
+        return cls(repository, reads)
 
     def unbooked(self, booked: Mapping[str, Position]) -> dict[str, FlatRead]:
         """The flat reads of symbols the books hold nothing on now (not where an entry of
@@ -38,3 +77,37 @@ class FlatReads:
             if symbol not in held and symbol not in booked:
                 flat[symbol] = FlatRead(now, self._leverage.get(symbol, 1))
         self._at = flat
+
+    async def save(self) -> None:
+        """The runs begun and ended since the last save, written (the daemon's keeper)."""
+        if self._repository is None:
+            return
+        for symbol in sorted(self._at.keys() - self._saved):
+            read = self._at[symbol]
+            payload = {"at": read.at.isoformat(), "leverage": read.leverage}
+            await self._repository.save_state(FLAT_READS, symbol, payload)
+            self._saved.add(symbol)
+        for symbol in sorted(self._saved - self._at.keys()):
+            await self._repository.delete_state(FLAT_READS, symbol)
+            self._saved.discard(symbol)
+
+
+def _decoded(saved: Any) -> FlatRead:
+    at = datetime.fromisoformat(saved["at"])
+    leverage = saved["leverage"]
+    if at.tzinfo is None or type(leverage) is not int or leverage < 1:
+        raise ValueError(f"at {saved['at']!r}, leverage {leverage!r}")
+    return FlatRead(at, leverage, restored=True)
+
+
+def _said_unreadable(symbol: str, saved: Any, why: str) -> None:
+    log.warning(
+        "flat_read_unreadable",
+        symbol=symbol,
+        saved=saved,
+        detail=(
+            f"where the last run read the symbol flat cannot be read again ({why}): a "
+            "position a person opened there while the daemon was stopped is adopted with "
+            "nothing before it booked; the entry is dropped"
+        ),
+    )

@@ -12,10 +12,11 @@ trip never booked. Each position the trades (and such exits of ours) opened and 
 now a trade of its own — closed by hand (MANUAL) or by our exit (its reason) — and the one
 held now is adopted with its own trades' fees and what was realized of it.
 
-Nothing is replayed on the keeper's first look after a start (no look read the symbol flat),
-while an order of ours on the symbol is in flight or its fills unread (its trades cannot be
-told apart), or when the trades are not read, cannot be, or do not show it: the position is
-adopted, or our exit recorded, as before, and the line says so. The adoption is never held
+Nothing is replayed where no look ever read the symbol flat (a daemon's very first start;
+after a restart the last run's saved reads bound it: keeper/flat_reads.py), while an order
+of ours on the symbol is in flight or its fills unread (its trades cannot be told apart),
+or when the trades are not read, cannot be, or do not show it: the position is adopted, or
+our exit recorded, as before, and the line says so. The adoption is never held
 back: a plan that needs the trades adopts, and the keeper reads them and plans again
 (keeper/external.py `unread_external_exits`).
 """
@@ -25,7 +26,7 @@ from __future__ import annotations
 from quantum_trader.domain import ExchangePosition, Fill, Order
 from quantum_trader.keeper.book import Intent
 from quantum_trader.keeper.reduce_settle import Outcome, ReductionSettling
-from quantum_trader.keeper.round_trip import Leg, replay_from_flat
+from quantum_trader.keeper.round_trip import EARLIER_MOST, Leg, replay_from_flat
 
 
 class FromFlatSettling(ReductionSettling):
@@ -43,7 +44,8 @@ class FromFlatSettling(ReductionSettling):
         if trades is None:
             return None, why_not
         flat = self.observation.flat_at[symbol]
-        found = replay_from_flat(held, trades, flat.at, self.context.rules.get(symbol))
+        earlier = 0 if flat.restored else EARLIER_MOST  # a restart forgot what it booked
+        found = replay_from_flat(held, trades, flat.at, self.context.rules.get(symbol), earlier)
         if found is None:
             return None, (
                 f"; the account's {len(trades)} trade(s) since it was read flat do not show how "

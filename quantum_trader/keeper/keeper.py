@@ -91,6 +91,7 @@ class PositionKeeper(Entering):
         conditions: ConditionsFn = lambda: (False, {}),
         external: ExternalBooked | None = None,
         clock: Now | None = None,
+        flat_reads: FlatReads | None = None,
     ) -> None:
         self._exchange = exchange
         self._repository = repository
@@ -119,7 +120,8 @@ class PositionKeeper(Entering):
         # showed its symbol flat, that time (`FlatBefore`, keeper/entry.py).
         self._last_read: tuple[datetime, Mapping[str, ExchangePosition]] | None = None
         self._flat_before = FlatBefore()
-        self._flat_reads = FlatReads()  # by symbol, the last whole tick that read it flat
+        # By symbol, the last whole tick that read it flat (keeper/flat_reads.py).
+        self._flat_reads = flat_reads or FlatReads()
         self._checks = ProtectionChecks()  # a cache of a pure function: plans do not change
         self._ids = ids  # the carrier issues every other id; `enter` its entry's, told first
         self.entry_listeners: list[EntryListener] = []
@@ -150,9 +152,16 @@ class PositionKeeper(Entering):
         admits: Callable[[OrderRequest], bool] = lambda request: True,
         conditions: ConditionsFn = lambda: (False, {}),
         clock: Now | None = None,
+        save_flat_reads: bool = True,
     ) -> PositionKeeper:
-        """The keeper as the last run left it (keeper/restore.py)."""
+        """The keeper as the last run left it (keeper/restore.py). `save_flat_reads`: where
+        it read each symbol flat is saved for the next run (keeper/flat_reads.py; the
+        daemon's: a backtest has no person trading beside it)."""
         book, ids, external = await restored(repository)
+        flat_reads = None
+        if save_flat_reads:
+            booked = book.positions.keys() | book.unpriced.keys()
+            flat_reads = await FlatReads.restored(repository, rules, booked)
         return cls(
             exchange,
             repository,
@@ -167,6 +176,7 @@ class PositionKeeper(Entering):
             conditions=conditions,
             external=external,
             clock=clock,
+            flat_reads=flat_reads,
         )
 
     # -- what everyone reads ---------------------------------------------------------------------
@@ -308,6 +318,7 @@ class PositionKeeper(Entering):
         self._flat_reads.after_tick(
             self._rules, snapshot.positions, self._carrier.book.positions, now
         )
+        await self._flat_reads.save()
         self._reconciled_at = now
 
     def _context(self, *, advance: bool) -> Context:

@@ -68,10 +68,12 @@ from quantum_trader.record import record
 class FlatRead:
     """A whole tick that read a symbol flat with nothing booked on it: its time, and the
     leverage of the last position the keeper read there (1 when none: a round trip
-    replayed from flat is booked with it; the flat read does not tell it)."""
+    replayed from flat is booked with it; the flat read does not tell it). `restored`: read
+    by a run before the last start (keeper/flat_reads.py): no trade before it is taken in."""
 
     at: datetime
     leverage: int = 1
+    restored: bool = False
 
 
 @record

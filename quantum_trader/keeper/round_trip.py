@@ -177,18 +177,19 @@ def replay_from_flat(
     fills: Sequence[Fill],
     since: datetime,
     rules: MarketRules | None,
+    earlier: int = EARLIER_MOST,
 ) -> FromFlat | None:
     """`fills` (the account's trades on the symbol around and after a look at `since` that
     read it flat, not booked; ours only where given: an exit of ours that closed a person's
     position) taking flat to `held` (None: flat again) at its entry price; None when they do
     not. All of those from `since` on: the symbol was flat before them. Where they do not
-    show it, up to `EARLIER_MOST` trades before `since` are taken in, newest first, the
-    fewest that do: a read that lagged the exchange (the streams' mirror an event behind)
-    showed flat after a trade. Runs ending before the newest trade are tried too (trades
+    show it, up to `earlier` trades before `since` are taken in, newest first, the fewest
+    that do: a read that lagged the exchange (the streams' mirror an event behind) showed
+    flat after a trade. Runs ending before the newest trade are tried too (trades
     made after the positions were read); more than `MOST_TRADES`: None."""
     ordered = sorted(fills, key=lambda f: f.time)
     after = [f for f in ordered if f.time >= since]
-    before = [f for f in ordered if f.time < since][-EARLIER_MOST:]
+    before = [f for f in ordered if f.time < since][-earlier:] if earlier > 0 else []
     for taken in range(len(before) + 1):
         trades = before[len(before) - taken :] + after
         if not trades or len(trades) > MOST_TRADES:

@@ -55,3 +55,26 @@ async def test_an_open_and_flip_by_hand_within_one_look_books_the_long_through_c
 
         await rig.tick(3)  # booked once
         assert len(await rig.repository.closed_trades()) == 1
+
+
+async def test_an_open_and_flip_while_the_daemon_was_stopped_books_the_long_through_ccxt() -> None:
+    """The same, made while the daemon was stopped: the start's first look replays from
+    where the last run read BTC flat (saved: keeper/flat_reads.py); before, it adopted the
+    short with the long's round trip never booked."""
+    async with keeper_on_streams(StandinKeeper) as rig:  # its first tick read BTC flat
+        marks = rig.server.state.marks
+        opened = rig.server.state.mark(BTC_MARKET)
+        await by_hand(rig, "web_open_1", OrderSide.BUY, QUANTITY)
+        marks[BTC_MARKET] = flipped = opened + 250
+        await by_hand(rig, "web_flip_1", OrderSide.SELL, 2 * QUANTITY)
+        await rig.restart()
+
+        [long] = await rig.repository.closed_trades()
+        assert (long.side, long.exit_reason) == (Side.LONG, ExitReason.MANUAL)
+        assert (long.quantity, long.entry_price, long.exit_price) == (QUANTITY, opened, flipped)
+        assert long.fees_usdt > 0
+        position = rig.keeper.positions[BTC]
+        assert (position.side, position.entry_price) == (Side.SHORT, flipped)
+        assert position.fees_usdt > 0
+        [stop] = our_stops(await rig.exchange.fetch_snapshot(rig.now()))
+        assert (stop.side, stop.trigger_price) == (OrderSide.BUY, position.stop_price)

@@ -3,7 +3,8 @@ the keeper's looks on a symbol the books held nothing on: the first look finds o
 held now. The trades since the last look that read the symbol flat are replayed from flat
 (keeper/round_trip.py `replay_from_flat`): each position opened and closed in between is a
 trade of its own, the one held now adopted with its own trades' fees. Without a look that
-read the symbol flat (the keeper's first), nothing bounds the trades: adopted as before."""
+ever read the symbol flat (a daemon's very first), nothing bounds the trades: adopted as
+before (across a restart: test_keeper_flat_reads_saved.py)."""
 
 from __future__ import annotations
 
@@ -91,9 +92,10 @@ async def test_an_open_close_and_reopen_by_hand_books_the_first_and_adopts_the_s
     assert position.fees_usdt == fee_paid(harness, "web_open_2")
 
 
-async def test_the_first_look_after_a_start_adopts_what_is_held_without_a_replay() -> None:
-    """Nothing read the symbol flat before: the trades before the start are not bounded (a
-    position of an earlier run, booked then), so nothing is replayed and none is read."""
+async def test_the_first_look_of_a_new_database_adopts_what_is_held_without_a_replay() -> None:
+    """No look ever read the symbol flat (a new database): the trades before the start are
+    not bounded (a position of an earlier run, booked then), so nothing is replayed and
+    none is read."""
     harness = await Harness.start()
     await opened_and_flipped(harness)
     await harness.tick()

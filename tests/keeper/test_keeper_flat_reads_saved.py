@@ -1,0 +1,189 @@
+"""Where the keeper read each symbol flat, kept across a restart (keeper/flat_reads.py): what
+a person did there while the daemon was stopped is replayed from flat at the first look
+after the start, as within one run (test_keeper_adopted_from_flat.py). Before, the first
+look after a start adopted what was held with nothing before it booked: an open and a flip
+made while the daemon was down left the long's round trip and the short's fee unbooked."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+from structlog.testing import capture_logs
+from test_keeper_adopted_from_flat import QUANTITY, opened_and_flipped
+from test_keeper_external_exits import BTC, by_hand, fee_paid, opened
+from test_keeper_properties import KEEPER, RULES, T0, Harness
+from test_keeper_round_trip import trade
+
+from quantum_trader.domain import ExitReason, OrderSide, Side
+from quantum_trader.gates.settings import PerformanceSettings
+from quantum_trader.keeper.flat_reads import FLAT_READS
+from quantum_trader.keeper.keeper import PositionKeeper
+from quantum_trader.monitor.settings import MonitorSettings
+from quantum_trader.portfolio.ledger import Ledger
+
+
+async def test_an_open_and_flip_while_the_daemon_was_stopped_books_the_first_round_trip() -> None:
+    """Was: the short adopted with no fee, the long 100 → 102 never booked."""
+    harness = await Harness.start()
+    await harness.tick()  # reads BTC flat, saved
+    harness.advance(timedelta(hours=2))  # the daemon stopped meanwhile
+    await opened_and_flipped(harness)
+    await harness.restart()
+    with capture_logs() as logs:
+        await harness.tick()
+
+    [long] = await harness.repository.closed_trades()
+    assert (long.side, long.quantity, long.entry_price, long.exit_price) == (
+        Side.LONG,
+        QUANTITY,
+        Decimal(100),
+        Decimal(102),
+    )
+    assert long.exit_reason is ExitReason.MANUAL
+    position = harness.keeper.positions[BTC]
+    assert (position.side, position.entry_price) == (Side.SHORT, Decimal(102))
+    paid = fee_paid(harness, "web_open_1") + fee_paid(harness, "web_flip_1")
+    assert long.fees_usdt + position.fees_usdt == paid
+    [adopted] = [e for e in logs if e["event"] == "position_adopted"]
+    assert "1 round trip(s) before it booked" in str(adopted["detail"])
+    assert BTC not in await saved_reads(harness)  # the books hold BTC now: its run ended
+
+    await harness.restart()  # and booked once
+    await harness.tick()
+    assert len(await harness.repository.closed_trades()) == 1
+
+
+async def test_a_run_is_saved_when_it_begins_and_deleted_when_it_ends() -> None:
+    """Written only when a symbol's run of flat reads begins or ends, with its first time."""
+    harness = await Harness.start()
+    await harness.tick()
+    began = harness.now
+    saved = await saved_reads(harness)
+    assert set(saved) == set(RULES)
+    assert saved[BTC] == {"at": began.isoformat(), "leverage": 1}
+    await harness.tick()
+    assert (await saved_reads(harness))[BTC]["at"] == began.isoformat()
+
+    await opened(harness)
+    assert BTC not in await saved_reads(harness)
+    assert set(await saved_reads(harness)) == set(RULES) - {BTC}
+
+
+async def test_a_restored_read_takes_in_no_trade_before_it() -> None:
+    """Our long closed by hand at 101 (booked MANUAL), BTC read flat and saved, a restart:
+    the trades booked then are no longer left out (that memory is this run's). A short
+    the person opened at 101 whose trade is not listed yet must not be explained by the
+    old close's sell, 0.0… at 101 too: within a run the five trades before a flat read may
+    be taken in (a read that lagged); from a restored read none is. Adopted as before,
+    the old close's fee not counted again."""
+    harness = await Harness.start()
+    quantity = await opened(harness)
+    harness.exchange.move(BTC, Decimal(101))
+    await by_hand(harness, "web_closed_1", OrderSide.SELL, quantity)
+    await harness.tick()  # the close booked
+    await harness.tick()  # BTC read flat, saved
+    [ours] = await harness.repository.closed_trades()
+    assert ours.exit_reason is ExitReason.MANUAL
+    await harness.restart()
+    await trade(harness, "web_open_1", OrderSide.SELL, quantity)
+    harness.exchange.fills["web_open_1"] = []  # not listed yet
+    with capture_logs() as logs:
+        await harness.tick()
+
+    assert len(await harness.repository.closed_trades()) == 1
+    position = harness.keeper.positions[BTC]
+    assert (position.side, position.quantity) == (Side.SHORT, quantity)
+    assert position.fees_usdt == 0  # not the old close's
+    [adopted] = [e for e in logs if e["event"] == "position_adopted"]
+    assert "do not show" in str(adopted["detail"])
+
+
+async def test_a_read_older_than_the_trades_window_replays_the_week_it_reaches() -> None:
+    """Stopped for more than a week: one read of Binance's trades reaches back 7 days. The
+    open and flip of the last days are replayed as after a short stop; a long opened before
+    the window and flipped in it is not shown by the week's trades (a sell of twice the
+    short held: arithmetic, not a guess), so it is adopted as before, the line saying so."""
+    harness = await Harness.start()
+    await harness.tick()
+    harness.advance(timedelta(days=8))
+    await opened_and_flipped(harness)
+    await harness.restart()
+    await harness.tick()
+    [long] = await harness.repository.closed_trades()
+    assert (long.entry_price, long.exit_price) == (Decimal(100), Decimal(102))
+    [(_, start, _)] = harness.exchange.account_fills_asked
+    assert start > T0
+
+    harness = await Harness.start()
+    await harness.tick()
+    harness.exchange.move(BTC, Decimal(100))
+    harness.advance(timedelta(days=1))
+    await trade(harness, "web_open_1", OrderSide.BUY, QUANTITY)  # while stopped, 9 days ago
+    harness.advance(timedelta(days=9))
+    harness.exchange.move(BTC, Decimal(102))
+    await trade(harness, "web_flip_1", OrderSide.SELL, 2 * QUANTITY)
+    await harness.restart()
+    with capture_logs() as logs:
+        await harness.tick()
+    assert await harness.repository.closed_trades() == []
+    assert harness.keeper.positions[BTC].side is Side.SHORT
+    [adopted] = [e for e in logs if e["event"] == "position_adopted"]
+    assert "do not show" in str(adopted["detail"])
+
+
+async def test_a_saved_read_of_a_symbol_the_books_hold_is_deleted_at_the_start() -> None:
+    """A stop between the booking that ended a run and the deletion of its entry: kept, it
+    would bound the run after the position's close from before the position, whose
+    trades by hand a restart no longer leaves out. Deleted; the next run saved anew."""
+    harness = await Harness.start()
+    await harness.tick()
+    quantity = await opened(harness)
+    await harness.repository.save_state(FLAT_READS, BTC, {"at": T0.isoformat(), "leverage": 1})
+    await harness.restart()
+    assert BTC not in await saved_reads(harness)
+
+    await by_hand(harness, "web_closed_1", OrderSide.SELL, quantity)
+    await harness.tick()  # the close booked, BTC read flat
+    assert (await saved_reads(harness))[BTC]["at"] == harness.now.isoformat()
+
+
+async def test_an_unreadable_saved_read_is_said_once_and_dropped() -> None:
+    harness = await Harness.start()
+    await harness.tick()
+    await harness.repository.save_state(FLAT_READS, BTC, {"at": "yesterday", "leverage": 1})
+    await harness.repository.save_state(FLAT_READS, "GONE/USDT:USDT", {"at": T0.isoformat()})
+    await opened_and_flipped(harness)
+    with capture_logs() as logs:
+        await harness.restart()
+    [said] = [e for e in logs if e["event"] == "flat_read_unreadable"]
+    assert said["symbol"] == BTC
+    assert "adopted with nothing before it booked" in str(said["detail"])
+    saved = await saved_reads(harness)
+    assert BTC not in saved
+    assert "GONE/USDT:USDT" not in saved  # out of the universe: deleted, nothing to say
+
+    await harness.tick()  # adopted as on a first look
+    assert await harness.repository.closed_trades() == []
+    assert harness.keeper.positions[BTC].side is Side.SHORT
+
+
+async def test_a_keeper_that_does_not_save_its_flat_reads_writes_nothing() -> None:
+    """A backtest's (app.assemble gives no clock): no person trades beside it."""
+    harness = await Harness.start()
+    ledger = await Ledger.load(harness.repository, Decimal(10_000), T0, PerformanceSettings())
+    harness.keeper = await PositionKeeper.load(
+        harness.exchange,
+        harness.repository,
+        ledger,
+        RULES,
+        KEEPER,
+        MonitorSettings(),
+        save_flat_reads=False,
+    )
+    await harness.tick()
+    assert await saved_reads(harness) == {}
+
+
+async def saved_reads(harness: Harness) -> dict[str, dict[str, object]]:
+    return await harness.repository.load_state(FLAT_READS)
