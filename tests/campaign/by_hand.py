@@ -86,7 +86,7 @@ from by_hand_check import (
 )
 from by_hand_person import HandAction, Person
 from by_hand_targets import target_returns
-from campaign import MARKET_IDS, run_campaign
+from campaign import MARKET_IDS, Restart, run_campaign
 from loopback.state import LoopbackState
 
 from quantum_trader.clock import utc_from_ms
@@ -94,11 +94,18 @@ from quantum_trader.storage.sqlite import SqliteRepository
 
 TRADES_ROUTE = "/fapi/v1/userTrades"
 SHOWN = ("RESULT", "PROBLEM", "TAKE-PROFIT", "EXCUSED")  # a seed's lines the campaign prints
+DOWN_S = 120.0  # simulated seconds the daemon is stopped for, with `--restart`
 
 
-async def run_by_hand(seed: int, data_dir: Path, *, minutes: float = 4.0) -> HandOutcome:
+async def run_by_hand(
+    seed: int, data_dir: Path, *, minutes: float = 4.0, restart: bool = False
+) -> HandOutcome:
+    """`restart`: the daemon stopped half-way for `DOWN_S`, the person trading meanwhile."""
     person = Person(seed)
-    outcome = await run_campaign(seed, data_dir, minutes=minutes, beside=person.beside)
+    stopped = Restart(minutes * 30, DOWN_S, person.while_down) if restart else None
+    outcome = await run_campaign(
+        seed, data_dir, minutes=minutes, beside=person.beside, restart=stopped
+    )
     assert person.server is not None
     state = person.server.state
     database = await SqliteRepository.open(data_dir / "quantum_trader.db", read_only=True)
@@ -160,9 +167,9 @@ def _done(action: HandAction) -> bool:
     return action.answer == "FILLED" or action.answer.startswith("canceled")
 
 
-async def _one(seed: int, minutes: float) -> int:
+async def _one(seed: int, minutes: float, restart: bool) -> int:
     with tempfile.TemporaryDirectory(prefix=f"by-hand-{seed}-") as data_dir:
-        result = await run_by_hand(seed, Path(data_dir), minutes=minutes)
+        result = await run_by_hand(seed, Path(data_dir), minutes=minutes, restart=restart)
     found = hand_problems(seed, result)
     for action in result.actions:
         at = utc_from_ms(action.time_ms).strftime("%H:%M:%S.%f")[:-3]
@@ -204,7 +211,9 @@ def _print_books(state: LoopbackState) -> None:
               f"{actual.get('status', '')} {actual.get('executedQty', '')}")  # fmt: skip
 
 
-def _campaign(first: int, count: int, at_once: int, minutes: float, logs: Path) -> int:
+def _campaign(
+    first: int, count: int, at_once: int, minutes: float, logs: Path, restart: bool
+) -> int:
     """Seeds FIRST..FIRST+COUNT-1, one process each, `at_once` at a time."""
     logs.mkdir(parents=True, exist_ok=True)
     pending, failed = list(range(first, first + count)), []
@@ -214,6 +223,7 @@ def _campaign(first: int, count: int, at_once: int, minutes: float, logs: Path) 
             seed = pending.pop(0)
             out = (logs / f"{seed}.log").open("w")
             command = [sys.executable, __file__, "run", str(seed), "--minutes", str(minutes)]
+            command += ["--restart"] if restart else []
             running[seed] = (subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT), out)
         for seed, (process, written) in list(running.items()):
             if process.poll() is None:
@@ -238,16 +248,18 @@ def main() -> int:
     run = commands.add_parser("run", help="one seed, its daemon's log on stdout")
     run.add_argument("seed", type=int)
     run.add_argument("--minutes", type=float, default=4.0)
+    run.add_argument("--restart", action="store_true", help="stopped half-way, traded on")
     many = commands.add_parser("campaign", help="COUNT seeds from FIRST, a process each")
     many.add_argument("first", type=int)
     many.add_argument("count", type=int)
     many.add_argument("--at-once", type=int, default=5)
     many.add_argument("--minutes", type=float, default=4.0)
     many.add_argument("--logs", type=Path, default=Path("by-hand-logs"))
+    many.add_argument("--restart", action="store_true", help="stopped half-way, traded on")
     args = parser.parse_args()
     if args.command == "run":
-        return uvloop.run(_one(args.seed, args.minutes))
-    return _campaign(args.first, args.count, args.at_once, args.minutes, args.logs)
+        return uvloop.run(_one(args.seed, args.minutes, args.restart))
+    return _campaign(args.first, args.count, args.at_once, args.minutes, args.logs, args.restart)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from loopback.server import SECOND_CLIENT, LoopbackBinance
 from loopback.state import LoopbackState
 
 from quantum_trader.app import Runtime
-from quantum_trader.clock import ms_from_utc
+from quantum_trader.clock import SimulatedClock, ms_from_utc
 from quantum_trader.domain import ClosedTrade
 from quantum_trader.keeper.ids import Purpose, is_ours, purpose_of
 from quantum_trader.keeper.settings import KeeperSettings
@@ -100,6 +100,7 @@ class Person:
     def beside(
         self, server: LoopbackBinance, runtime: Runtime
     ) -> Callable[[asyncio.Event], Awaitable[None]]:
+        first = self.server is None  # beside a daemon started again: recording already
         self.server, self.keeper = server, runtime.settings.keeper
         self.take_profit_retry_s = runtime.settings.monitor.take_profit_retry_s
         self.outages = list(server.outages)
@@ -112,7 +113,8 @@ class Person:
                 self.faults_on.append((server.state.now_ms, market_id, method, path))
             return fault
 
-        server._take_fault = recording  # type: ignore[method-assign]
+        if first:
+            server._take_fault = recording  # type: ignore[method-assign]
 
         async def both(stopping: asyncio.Event) -> None:
             await asyncio.gather(
@@ -151,6 +153,24 @@ class Person:
                 buy = self._rng.random() < 0.5  # an open's side
                 if not stopping.is_set():
                     await self._act(session, server.state, kind, Draw(pick, share, buy))
+
+    async def while_down(
+        self, server: LoopbackBinance, clock: SimulatedClock, down_s: float
+    ) -> None:
+        """Act now and then (`SECONDS_BETWEEN`) for `down_s` simulated seconds while the
+        daemon is stopped (campaign.Restart): what the first look after its start finds."""
+        headers = {SECOND_CLIENT: "person"}
+        end = clock.now() + timedelta(seconds=down_s)
+        async with aiohttp.ClientSession(server.base_url, headers=headers) as session:
+            while True:
+                until = clock.now() + timedelta(seconds=self._rng.uniform(*SECONDS_BETWEEN))
+                await clock.sleep_until(min(until, end))
+                if clock.now() >= end:
+                    return
+                kind = self._rng.choices(KINDS, WEIGHTS)[0]
+                pick, share = self._rng.random(), self._rng.uniform(0.2, 0.8)
+                buy = self._rng.random() < 0.5
+                await self._act(session, server.state, kind, Draw(pick, share, buy))
 
     async def _act(
         self,

@@ -26,11 +26,12 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable, Collection, Mapping
-from contextlib import AsyncExitStack
+from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping
+from contextlib import AsyncExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -178,6 +179,20 @@ async def run_for(
 # person trading by hand: by_hand.py): given the stand-in and the daemon's runtime, what to
 # run until the event it is given is set.
 Beside = Callable[[LoopbackBinance, Runtime], Callable[[asyncio.Event], Awaitable[None]]]
+# What goes on while the daemon is stopped (`Restart`): given the stand-in and the clock,
+# for the simulated seconds given.
+WhileDown = Callable[[LoopbackBinance, SimulatedClock, float], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Restart:
+    """The daemon stopped gracefully `after_s` simulated seconds into the faulted run, down
+    for `down_s` (`while_down` run meanwhile: a person trading on the account), then
+    started again on the same data directory for the rest of the run."""
+
+    after_s: float
+    down_s: float
+    while_down: WhileDown | None = None
 
 
 async def run_campaign(
@@ -187,32 +202,62 @@ async def run_campaign(
     minutes: float = 4.0,
     speed: float = SPEED,
     beside: Beside | None = None,
+    restart: Restart | None = None,
 ) -> Outcome:
     clock = SimulatedClock(utc_from_ms(START_MS + 3_600_000), speed)
     watch = Watch()
+    total_s = minutes * 60
+    phases = [total_s] if restart is None else [restart.after_s, total_s - restart.after_s]
     async with LoopbackBinance(standin_state(seed), clock=clock) as server:
         watch_entries(server, watch)
         settings = campaign_settings(data_dir, server)
-        async with AsyncExitStack() as stack:
-            stopping = asyncio.Event()
-            runtime = await open_exchange_runtime(
-                settings, stack, stopping, clock=clock, source=SeededSignals(seed),
-                rate_limit=False, retry_delays_s=RETRY_DELAYS_S,
-            )  # fmt: skip
-            arm_faults(server, seed, ms_from_utc(clock.now()), minutes)
-            others = [beside(server, runtime)] if beside is not None else []
-            await run_for(
-                runtime,
-                minutes * 60,
-                [lambda stop: watcher(server, runtime, watch, stop), *others],
-                min_ticks=round(minutes * 60 / MONITOR_S),
-            )
-            disarm_faults(server)
-            # Settle: past the REST check interval, and three ticks whatever the machine's load.
-            tail_s = runtime.settings.keeper.rest_check_interval_s + MONITOR_S
-            watching = [lambda stop: watcher(server, runtime, watch, stop)]
-            await run_for(runtime, tail_s, watching, ticks=3)
+        for phase, phase_s in enumerate(phases):
+            if phase > 0 and restart is not None:  # the daemon stopped: down for a while
+                await _down(server, clock, restart)
+            async with AsyncExitStack() as stack:
+                stopping = asyncio.Event()
+                with _faults_held(server):  # the start is not under test
+                    runtime = await open_exchange_runtime(
+                        settings, stack, stopping, clock=clock, source=SeededSignals(seed),
+                        rate_limit=False, retry_delays_s=RETRY_DELAYS_S,
+                    )  # fmt: skip
+                if phase == 0:
+                    arm_faults(server, seed, ms_from_utc(clock.now()), minutes)
+                others = [beside(server, runtime)] if beside is not None else []
+                await run_for(
+                    runtime,
+                    phase_s,
+                    [partial(watcher, server, runtime, watch), *others],
+                    min_ticks=round(phase_s / MONITOR_S),
+                )
+                if phase < len(phases) - 1:
+                    continue
+                disarm_faults(server)
+                # Settle: past the REST check interval, and three ticks whatever the load.
+                tail_s = runtime.settings.keeper.rest_check_interval_s + MONITOR_S
+                watching = [partial(watcher, server, runtime, watch)]
+                await run_for(runtime, tail_s, watching, ticks=3)
         return await compare(settings, server, watch)
+
+
+@contextmanager
+def _faults_held(server: LoopbackBinance) -> Iterator[None]:
+    """No fault while the daemon starts (the first start: none armed yet), as before."""
+    held = server.random_faults, server.streams.random, list(server.outages)
+    server.random_faults, server.streams.random = None, None
+    server.outages.clear()
+    try:
+        yield
+    finally:
+        server.random_faults, server.streams.random = held[0], held[1]
+        server.outages.extend(held[2])
+
+
+async def _down(server: LoopbackBinance, clock: SimulatedClock, restart: Restart) -> None:
+    if restart.while_down is not None:
+        await restart.while_down(server, clock, restart.down_s)
+    else:
+        await clock.sleep_until(clock.now() + timedelta(seconds=restart.down_s))
 
 
 async def compare(settings: Settings, server: LoopbackBinance, watch: Watch) -> Outcome:
