@@ -33,6 +33,7 @@ from decimal import Decimal
 from quantum_trader.domain import ZERO, ExchangeSnapshot, Fill, Position
 from quantum_trader.errors import MarketDataError, RetryLater
 from quantum_trader.keeper.book import Book
+from quantum_trader.keeper.external_saved import strictly_before, trade_order
 from quantum_trader.keeper.plan import Note, Observation, Plan
 from quantum_trader.log import get_logger
 from quantum_trader.ports import Exchange, Repository
@@ -111,6 +112,23 @@ def external_execution(
     reducing = [f for f in fills if f.side is side and f.trade_id not in ours]
     taken = _newest_up_to_an_instant(reducing, quantity + opened)
     return _execution(quantity, taken) if taken else None
+
+
+def unexplained_before(
+    fills: Sequence[Fill], found: ExternalExecution, ours: Collection[str]
+) -> bool:
+    """Whether trades not ours came before those `found` took off the position and are not
+    among them: the newest trades add up, but what came before them is left unexplained —
+    a flip by hand and a flip back before the last flip, all while the daemon was stopped
+    (the hand-trading campaign with a restart, seed 40019): the last flip alone booked, the
+    two round trips before it lost."""
+    first = min(trade_order(f) for f in fills if f.trade_id in found.trade_ids)
+    return any(
+        strictly_before(trade_order(f), first)
+        and f.trade_id not in ours
+        and f.trade_id not in found.trade_ids
+        for f in fills
+    )
 
 
 def added_trades(

@@ -61,14 +61,14 @@ class LastExit:
         """None without fills: nothing to tell its place among the account's trades by."""
         if not fills:
             return None
-        last = max(fills, key=_trade_order)
+        last = max(fills, key=trade_order)
         return cls(client_order_id, reason, price, last.time, last.trade_id)
 
     def after(self, fills: Sequence[Fill]) -> bool:
         """Whether this exit's last trade came after every one of `fills` (by time, then by
         Binance's trade id, which grows with each trade of a symbol)."""
-        mine = _trade_order(self)
-        return all(_before(_trade_order(f), mine) for f in fills)
+        mine = trade_order(self)
+        return all(strictly_before(trade_order(f), mine) for f in fills)
 
     def encoded(self) -> dict[str, str]:
         return {
@@ -80,13 +80,13 @@ class LastExit:
         }
 
 
-def _trade_order(trade: Fill | LastExit) -> tuple[datetime, int | None]:
+def trade_order(trade: Fill | LastExit) -> tuple[datetime, int | None]:
     """A trade's place: its time, then its id when numeric (Binance's are)."""
     trade_id = trade.trade_id
     return trade.time, int(trade_id) if trade_id.isdigit() else None
 
 
-def _before(one: tuple[datetime, int | None], other: tuple[datetime, int | None]) -> bool:
+def strictly_before(one: tuple[datetime, int | None], other: tuple[datetime, int | None]) -> bool:
     """Strictly before; at the same time only the ids can tell (neither numeric: not)."""
     if one[0] != other[0]:
         return one[0] < other[0]

@@ -27,7 +27,7 @@ from quantum_trader.domain import (
 from quantum_trader.keeper.book import Intent
 from quantum_trader.keeper.booking import Execution, TradeDraft, exit_reason, reduced
 from quantum_trader.keeper.cover import stop_awaiting_orders
-from quantum_trader.keeper.external import ExternalExecution
+from quantum_trader.keeper.external import ExternalExecution, unexplained_before
 from quantum_trader.keeper.external_saved import LastExit
 from quantum_trader.keeper.ids import Purpose
 from quantum_trader.keeper.plan import Note
@@ -220,6 +220,13 @@ class ReductionSettling(RoundTripSettling):
         reason = exit_reason(position, execution.order, outcome.intent, self.context.monitor)
         return price or position.stop_price, reason
 
+    def _left_unexplained(self, position: Position, found: ExternalExecution) -> bool:
+        """Whether trades before those `found` took are left unexplained by it: a replay
+        from the position as booked is tried first (its longest run: keeper/round_trip.py),
+        `found` booked where none shows what is held."""
+        fills = self.observation.account_fills.get(position.symbol, ())
+        return unexplained_before(fills, found, self.observation.trade_ids_read())
+
     def _external_exit(
         self,
         position: Position,
@@ -239,7 +246,7 @@ class ReductionSettling(RoundTripSettling):
         are replayed before the mark is taken (keeper/round_trip_settle.py)."""
         quantity = position.quantity - target
         found, why = self._account_execution(position, quantity, opened)
-        if found is None and closer is None:
+        if closer is None and (found is None or self._left_unexplained(position, found)):
             replayed, after = self._replayed_exit(position, held)
             if replayed:
                 return after

@@ -56,6 +56,12 @@ excused beside a position opened by hand (EXCUSED) and the problems (PROBLEM):
 
     PYTHONPATH=tests:tests/campaign .venv/bin/python tests/campaign/by_hand.py run SEED
 
+With `--restart` (run and campaign) the daemon stops gracefully half-way through the faulted
+run, stays down for `DOWN_S` simulated seconds while the person goes on trading (closes of
+our positions, positions opened and flipped, stops cancelled: what the first look after the
+start must find and book), and starts again on the same data directory; the checks are the
+same. The person's draws after the stop differ from the same seed's without it.
+
 A seed fixes what is drawn — the signals, the faults, the person's actions and their timing
 — not how they interleave with the daemon's loops on the machine of the day (the person
 acts on whatever is held when its turn comes), so a rerun does not always repeat a failure.

@@ -5,6 +5,7 @@ own entry's several fills, its partial take-profit and its break-even never look
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 
 from structlog.testing import capture_logs
@@ -180,6 +181,43 @@ async def test_a_round_trip_the_trades_do_not_show_is_said_once_and_not_read_aga
     position = harness.keeper.positions[BTC]
     assert (position.quantity, position.entry_price) == (quantity, Decimal(100))
     assert await harness.repository.closed_trades() == []
+
+
+async def test_three_flips_by_hand_before_the_keeper_looked_book_every_round_trip() -> None:
+    """Sold twice the long at 102, bought twice back at 98, sold twice again at 104, all
+    before the keeper looked (the daemon stopped meanwhile: the hand-trading campaign with a
+    restart, seed 40019): the newest sell alone adds up to the flip seen, so the long was
+    booked closed at 104 and the round trips at 102 and 98 were lost. Replayed instead: the
+    long closed at 102, the person's short 102 → 98 and long 98 → 104 trades of their own,
+    the short held adopted at 104, every fee booked once."""
+    harness = await Harness.start()
+    quantity = await opened(harness)
+    [entry] = sent(harness.exchange, Purpose.ENTRY)
+    flips = [("web_flip_5", OrderSide.SELL, 102), ("web_flip_6", OrderSide.BUY, 98)]
+    for second, (name, side, price) in enumerate([*flips, ("web_flip_7", OrderSide.SELL, 104)]):
+        harness.exchange.now = harness.now + timedelta(seconds=second + 1)  # a second apart
+        harness.exchange.move(BTC, Decimal(price))
+        await trade(harness, name, side, 2 * quantity)
+    harness.exchange.move(BTC, Decimal(103))
+    await harness.restart()
+    await harness.tick()
+
+    closed = sorted(await harness.repository.closed_trades(), key=lambda t: t.entry_price)
+    assert [(t.side, t.entry_price, t.exit_price, t.exit_reason) for t in closed] == [
+        (Side.LONG, Decimal(98), Decimal(104), ExitReason.MANUAL),
+        (Side.LONG, closed[1].entry_price, Decimal(102), ExitReason.MANUAL),  # ours
+        (Side.SHORT, Decimal(102), Decimal(98), ExitReason.MANUAL),
+    ]
+    assert closed[1].entry_price == harness.exchange.orders[entry].average_price
+    position = harness.keeper.positions[BTC]
+    assert (position.side, position.quantity, position.entry_price) == (
+        Side.SHORT,
+        quantity,
+        Decimal(104),
+    )
+    names = (entry, "web_flip_5", "web_flip_6", "web_flip_7")
+    paid = sum(fee_paid(harness, cid) for cid in names)
+    assert sum(t.fees_usdt for t in closed) + position.fees_usdt == paid
 
 
 async def test_a_round_trip_before_a_restart_is_booked_after_it() -> None:
