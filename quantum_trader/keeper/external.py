@@ -233,8 +233,9 @@ def unread_external_exits(plan: Plan, seen: Observation) -> list[str]:
         for n in plan.notes
         if n.event in EXTERNAL_NOTES or _grown_by_hand(n) or _adopted_from_flat(n, seen)
     }
+    stopped = {s for s in seen.flat_while_stopped if s not in seen.snapshot.positions}
     read = seen.account_fills.keys() | seen.account_unread
-    return sorted((noted | plan.book.unpriced.keys()) - read)
+    return sorted((noted | plan.book.unpriced.keys() | stopped) - read)
 
 
 def _adopted_from_flat(note: Note, seen: Observation) -> bool:
@@ -292,7 +293,8 @@ async def read_account_fills(
         if position is not None:
             start, end = account_trades_window(position, held_at.get(symbol), now)
         else:  # where it was read flat: the trades before that look too (round_trip.py)
-            start, end = trades_window_since(seen.flat_at[symbol].at, now)
+            flat = seen.flat_while_stopped.get(symbol) or seen.flat_at[symbol]
+            start, end = trades_window_since(flat.at, now)
         try:
             read = await exchange.fetch_account_fills(symbol, start, end)
         except (RetryLater, MarketDataError) as error:

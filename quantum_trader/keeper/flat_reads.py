@@ -8,8 +8,15 @@ hold something there, or the symbol left the universe): so the first look after 
 replays from there what a person did while the daemon was stopped — an open and a flip, say
 — instead of adopting what is held with nothing before it booked. Any time within the run
 bounds the trades as well as its last: the symbol was flat then and nothing was booked
-there since. Written only when a run begins or ends, not every tick; a backtest saves
-nothing (no person trades beside it). A saved read that cannot be read back is said once
+there since. Written only when a run begins or ends, not every tick, and once more at the
+second whole tick after a start; a backtest saves nothing (no person trades beside it).
+
+The second whole tick after a start also books the round trips a person made while the
+daemon was stopped on a symbol the last run read flat and both ticks read flat again (an
+open and a close: nothing held to adopt, so nothing else would read its trades): one read
+of the account's trades on each such symbol, once per start (`Observation.
+flat_while_stopped`, keeper/from_flat_settle.py) — the second, so the first protects what
+it finds without waiting for those reads. A saved read that cannot be read back is said once
 and dropped (the keeper starts all the same, as it did before: nothing replayed there)."""
 
 from __future__ import annotations
@@ -35,6 +42,11 @@ class FlatReads:
         self._at: dict[str, FlatRead] = dict(restored or {})
         self._saved: set[str] = set(self._at)  # the symbols whose run is saved
         self._leverage: dict[str, int] = {}  # by symbol, of the last position read there
+        # The restored reads, until the second whole tick after the start: what a person did
+        # on a symbol while the daemon was stopped and that is flat again (round trips) is
+        # booked then — not on the first, which protects what it finds first.
+        self._stopped: dict[str, FlatRead] = dict(self._at)
+        self._whole_ticks = 0
 
     @classmethod
     async def restored(
@@ -60,6 +72,13 @@ class FlatReads:
         ours was booked since, from its answer: keeper/answer.py)."""
         return {s: read for s, read in self._at.items() if s not in booked}
 
+    def while_stopped(self, booked: Mapping[str, Position]) -> dict[str, FlatRead]:
+        """On the second whole tick after a start, the restored reads of the symbols the
+        first read flat and the books hold nothing on; empty on every other tick."""
+        if self._whole_ticks != 1:
+            return {}
+        return {s: read for s, read in self._stopped.items() if s not in booked}
+
     def after_tick(
         self,
         universe: Iterable[str],
@@ -77,6 +96,14 @@ class FlatReads:
             if symbol not in held and symbol not in booked:
                 flat[symbol] = FlatRead(now, self._leverage.get(symbol, 1))
         self._at = flat
+        self._whole_ticks += 1
+        if self._whole_ticks == 1:  # kept where the first read them flat, nothing booked
+            self._stopped = {
+                s: read for s, read in self._stopped.items() if s not in held and s not in booked
+            }
+        elif self._whole_ticks == 2:  # booked now: a later start bounds its reads after
+            self._stopped = {}
+            self._saved -= self._at.keys()
 
     async def save(self) -> None:
         """The runs begun and ended since the last save, written (the daemon's keeper)."""

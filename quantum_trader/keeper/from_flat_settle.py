@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from quantum_trader.domain import ExchangePosition, Fill, Order
 from quantum_trader.keeper.book import Intent
+from quantum_trader.keeper.plan import Note
 from quantum_trader.keeper.reduce_settle import Outcome, ReductionSettling
 from quantum_trader.keeper.round_trip import EARLIER_MOST, Leg, replay_from_flat
 
@@ -64,6 +65,39 @@ class FromFlatSettling(ReductionSettling):
         if found.between:
             how += f", {len(found.between)} round trip(s) before it booked"
         return found.now_held, how
+
+    def settle_while_stopped(self) -> None:
+        """The round trips a person made while the daemon was stopped on a symbol read flat
+        before the stop and at both looks since the start (`Observation.flat_while_stopped`):
+        each a trade of its own, closed by hand, at its trades (the hand-trading campaign
+        with a restart, seed 40016: an open, a reduction and a close by hand while stopped,
+        never booked). Not where an order of ours is unsettled there; nothing when the
+        trades do not take flat back to flat (one not listed yet: said)."""
+        seen = self.observation
+        for symbol, flat in sorted(seen.flat_while_stopped.items()):
+            if symbol in seen.snapshot.positions or symbol in self.book.positions:
+                continue
+            if self.book.intents_for(symbol) or self.working_unsettled(symbol):
+                continue
+            fills = seen.account_fills.get(symbol)
+            if fills is None:
+                continue  # unread: said by the read (account_trades_unread)
+            read = seen.trade_ids_read()
+            trades = [f for f in fills if f.trade_id not in read]
+            if not trades:
+                continue
+            rules = self.context.rules.get(symbol)
+            found = replay_from_flat(None, trades, flat.at, rules, earlier=0)
+            if found is None or not found.between:
+                detail = (
+                    f"the account's {len(trades)} trade(s) on it while the daemon was stopped "
+                    "do not take it from flat back to flat (one not listed yet?): not booked"
+                )
+                self.notes.append(Note("round_trips_while_stopped", symbol, detail, True))
+                continue
+            self._took(symbol, found.trade_ids)
+            for leg in found.between:
+                self._between(symbol, flat.leverage, leg, None)
 
     def _trades_since_flat(
         self, symbol: str, held: ExchangePosition | None, exits: list[Outcome]

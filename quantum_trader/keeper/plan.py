@@ -96,7 +96,10 @@ class Observation:
     earlier tick (keeper/external_saved.py);
     `flat_at`: by symbol the books hold nothing on, the last whole tick that read it flat on
     the exchange: what happened there since is replayed from flat with the account's trades
-    (keeper/from_flat_settle.py).
+    (keeper/from_flat_settle.py);
+    `flat_while_stopped`: on the second whole tick after a start, by symbol read flat by
+    both and held by neither, where the last run read it flat: the round trips a person made
+    there while the daemon was stopped are booked (keeper/flat_reads.py).
     """
 
     snapshot: ExchangeSnapshot
@@ -110,6 +113,7 @@ class Observation:
     force_orders: Mapping[str, Mapping[str, ExitReason]] = field(default_factory=dict)
     last_exits: Mapping[str, LastExit] = field(default_factory=dict)
     flat_at: Mapping[str, FlatRead] = field(default_factory=dict)
+    flat_while_stopped: Mapping[str, FlatRead] = field(default_factory=dict)
 
     def trade_ids_read(self) -> set[str]:
         """The trade ids of this tick's fills of our orders: not recorded yet, so not left

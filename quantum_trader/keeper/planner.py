@@ -108,6 +108,8 @@ class Planner(OrderSettling, FromFlatSettling, Protecting):
             self.amendments += amendments
         if self.book.unpriced:  # closes by hand awaiting a price (keeper/unpriced.py)
             self.settle_unpriced()
+        if self.observation.flat_while_stopped:  # the second tick after a start
+            self.settle_while_stopped()
         if shortcut and self.quiet():
             # what `reconcile` finds (see quiet)
             self.consistent.update(s for s in self.book.positions if self.read(s))
