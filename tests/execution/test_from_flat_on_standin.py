@@ -78,3 +78,25 @@ async def test_an_open_and_flip_while_the_daemon_was_stopped_books_the_long_thro
         assert position.fees_usdt > 0
         [stop] = our_stops(await rig.exchange.fetch_snapshot(rig.now()))
         assert (stop.side, stop.trigger_price) == (OrderSide.BUY, position.stop_price)
+
+
+async def test_a_round_trip_while_the_daemon_was_stopped_is_booked_through_ccxt() -> None:
+    """Opened and closed by hand while the daemon was stopped: nothing held, so only the
+    second look after the start reads BTC's trades (GET /fapi/v1/userTrades) and books it."""
+    async with keeper_on_streams(StandinKeeper) as rig:  # its first tick read BTC flat
+        marks = rig.server.state.marks
+        opened = rig.server.state.mark(BTC_MARKET)
+        await by_hand(rig, "web_open_1", OrderSide.SELL, QUANTITY)
+        marks[BTC_MARKET] = closed = opened - 300
+        await by_hand(rig, "web_close_1", OrderSide.BUY, QUANTITY)
+        await rig.restart()  # its first look: nothing held, nothing booked
+        assert await rig.repository.closed_trades() == []
+        await rig.tick()
+
+        [short] = await rig.repository.closed_trades()
+        assert (short.side, short.exit_reason) == (Side.SHORT, ExitReason.MANUAL)
+        assert (short.quantity, short.entry_price, short.exit_price) == (QUANTITY, opened, closed)
+        assert short.fees_usdt > 0
+        assert short.pnl_usdt > 0
+        await rig.tick(2)
+        assert len(await rig.repository.closed_trades()) == 1
