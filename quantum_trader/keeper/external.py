@@ -115,18 +115,18 @@ def external_execution(
 
 
 def unexplained_before(
-    fills: Sequence[Fill], found: ExternalExecution, ours: Collection[str]
+    fills: Sequence[Fill], taken: Collection[str], ours: Collection[str]
 ) -> bool:
-    """Whether trades not ours came before those `found` took off the position and are not
-    among them: the newest trades add up, but what came before them is left unexplained —
+    """Whether trades not ours came before those `taken` (ids) and are not among them: the
+    newest trades add up to what changed, but what came before them is left unexplained —
     a flip by hand and a flip back before the last flip, all while the daemon was stopped
-    (the hand-trading campaign with a restart, seed 40019): the last flip alone booked, the
-    two round trips before it lost."""
-    first = min(trade_order(f) for f in fills if f.trade_id in found.trade_ids)
+    (the hand-trading campaign with a restart, seed 40019: the last flip alone booked, the
+    two round trips before it lost)."""
+    first = min(trade_order(f) for f in fills if f.trade_id in taken)
     return any(
         strictly_before(trade_order(f), first)
         and f.trade_id not in ours
-        and f.trade_id not in found.trade_ids
+        and f.trade_id not in taken
         for f in fills
     )
 

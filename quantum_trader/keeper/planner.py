@@ -32,7 +32,7 @@ from quantum_trader.keeper.booking import (
 )
 from quantum_trader.keeper.checks import ProtectionChecks
 from quantum_trader.keeper.draft import Draft
-from quantum_trader.keeper.external import added_trades
+from quantum_trader.keeper.external import added_trades, unexplained_before
 from quantum_trader.keeper.external_saved import LastExit
 from quantum_trader.keeper.fees import remembered, settle_fees
 from quantum_trader.keeper.fill_check import check_fill
@@ -234,6 +234,9 @@ class Planner(OrderSettling, FromFlatSettling, Protecting):
         `exits` (our stops and take-profits on the symbol that filled) where it was read
         flat and no entry of ours opened it (keeper/from_flat_settle.py)."""
         if position is not None:
+            after = self._growth_replayed(position, held) if not entries else None
+            if after is not None:
+                return after
             detail = f"{position.quantity} → {held.quantity}"
             fee = ZERO
             if not entries:  # by hand: the trades that made it taken (seed 32221)
@@ -266,6 +269,25 @@ class Planner(OrderSettling, FromFlatSettling, Protecting):
                 self.book.limits[symbol] = limit
             self.notes += checked
         return adopted
+
+    def _growth_replayed(self, position: Position, held: ExchangePosition) -> Position | None:
+        """A growth with no entry of ours that the newest adding trades do not show, or show
+        leaving earlier trades unexplained — our short closed by hand and a larger one
+        opened, while the daemon was stopped (the hand-trading campaign with a restart, seed
+        40039: booked as an addition, its fee not booked, our close lost): replayed from the
+        position as booked, what is held now after it; None where no run of the trades shows
+        it (booked as a growth, as before)."""
+        symbol, seen = position.symbol, self.observation
+        fills = seen.account_fills.get(symbol)
+        if fills is None or symbol in seen.account_unread:
+            return None
+        ours = seen.trade_ids_read()
+        taken = added_trades(position, held.quantity - position.quantity, fills, ours)
+        ids = {f.trade_id for f in taken}
+        if taken and not unexplained_before(fills, ids, ours):
+            return None
+        replayed, after = self._replayed_exit(position, held)
+        return after if replayed else None
 
     def _addition(self, position: Position, added: Decimal) -> tuple[Decimal, str]:
         """The fee of the account's trades that added `added` to `position` by hand, and the

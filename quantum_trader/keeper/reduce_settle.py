@@ -225,7 +225,7 @@ class ReductionSettling(RoundTripSettling):
         from the position as booked is tried first (its longest run: keeper/round_trip.py),
         `found` booked where none shows what is held."""
         fills = self.observation.account_fills.get(position.symbol, ())
-        return unexplained_before(fills, found, self.observation.trade_ids_read())
+        return unexplained_before(fills, found.trade_ids, self.observation.trade_ids_read())
 
     def _external_exit(
         self,

@@ -220,6 +220,40 @@ async def test_three_flips_by_hand_before_the_keeper_looked_book_every_round_tri
     assert sum(t.fees_usdt for t in closed) + position.fees_usdt == paid
 
 
+async def test_a_close_by_hand_and_a_larger_reopen_are_not_taken_for_an_addition() -> None:
+    """Our long sold by hand at 102, twice as much bought by hand at 99, before the keeper
+    looked (the daemon stopped meanwhile: the hand-trading campaign with a restart, seed
+    40039): the long held grew, and was booked as an addition whose trades did not show it,
+    our close lost. Replayed: our long closed at 102, the person's long adopted at 99 with
+    its fee."""
+    harness = await Harness.start()
+    quantity = await opened(harness)
+    [entry] = sent(harness.exchange, Purpose.ENTRY)
+    harness.exchange.now = harness.now + timedelta(seconds=1)
+    harness.exchange.move(BTC, Decimal(102))
+    await by_hand(harness, "web_closed_9", OrderSide.SELL, quantity)
+    harness.exchange.now = harness.now + timedelta(seconds=2)
+    harness.exchange.move(BTC, Decimal(99))
+    await trade(harness, "web_open_9", OrderSide.BUY, 2 * quantity)
+    await harness.restart()
+    await harness.tick()
+
+    [ours] = await harness.repository.closed_trades()
+    assert (ours.side, ours.exit_price, ours.exit_reason) == (
+        Side.LONG,
+        Decimal(102),
+        ExitReason.MANUAL,
+    )
+    position = harness.keeper.positions[BTC]
+    assert (position.side, position.quantity, position.entry_price) == (
+        Side.LONG,
+        2 * quantity,
+        Decimal(99),
+    )
+    paid = sum(fee_paid(harness, cid) for cid in (entry, "web_closed_9", "web_open_9"))
+    assert ours.fees_usdt + position.fees_usdt == paid
+
+
 async def test_a_round_trip_before_a_restart_is_booked_after_it() -> None:
     """The daemon was down across the round trip: the first look after the restart books
     it (the trades read since the position opened)."""
