@@ -210,14 +210,15 @@ def added_by_hand(
     )
 
 
-# The last two: a position held as booked at another entry price
-# (keeper/round_trip_settle.py); an exit of ours on the side that adds to the position
-# (keeper/reduce_settle.py).
+# The last three: a position held as booked at another entry price
+# (keeper/round_trip_settle.py); an exit of ours on the side that adds to the position, or
+# filled on a position booked by an earlier run after trades by hand (keeper/reduce_settle.py).
 EXTERNAL_NOTES = (
     "position_closed_externally",
     "external_close_awaits_price",
     "entry_price_moved",
     "exit_filled_other_side",
+    "exit_filled_after_trades_by_hand",
 )
 # A position adopted, or an exit of ours filled with no position of ours, where the symbol
 # was read flat (keeper/from_flat_settle.py).

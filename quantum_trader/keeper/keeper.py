@@ -106,6 +106,8 @@ class PositionKeeper(Entering):
         # By symbol, the last tick that found the exchange holding the position as booked: where
         # a reduction with no order of ours is looked for (keeper/external.py).
         self._held_as_booked: dict[str, datetime] = {}
+        # The positions an earlier run booked that no whole tick has found held as booked.
+        self._restored_unseen = frozenset(book.positions)
         self._reads = ExchangeReads(exchange, streams, settings)  # and their cadence
         self._last_regime: dict[str, Regime] = {}
         # The regimes last moved into that memory (the market view's own mapping, which the
@@ -288,7 +290,7 @@ class PositionKeeper(Entering):
         stopped = self._flat_reads.while_stopped(book.positions)
         seen = Observation(
             snapshot, found, fills, marks, known, not_read, last_exits=last_exits, flat_at=flat,
-            flat_while_stopped=stopped,
+            flat_while_stopped=stopped, restored_unseen=self._restored_unseen,
         )  # fmt: skip
         result = plan(book, seen, now, context, self._checks)
         recheck = rest_recheck(result, snapshot.source, known)
@@ -317,6 +319,9 @@ class PositionKeeper(Entering):
         self._held_as_booked = held_as_booked(
             self._held_as_booked, self._carrier.book.positions, snapshot, now
         )
+        if self._restored_unseen:
+            still = self._carrier.book.positions.keys() - self._held_as_booked.keys()
+            self._restored_unseen = self._restored_unseen & still
         self._flat_reads.after_tick(
             self._rules, snapshot.positions, self._carrier.book.positions, now
         )

@@ -99,7 +99,10 @@ class Observation:
     (keeper/from_flat_settle.py);
     `flat_while_stopped`: on the second whole tick after a start, by symbol read flat by
     both and held by neither, where the last run read it flat: the round trips a person made
-    there while the daemon was stopped are booked (keeper/flat_reads.py).
+    there while the daemon was stopped are booked (keeper/flat_reads.py);
+    `restored_unseen`: the positions an earlier run booked that no whole tick of this run
+    found held as booked yet: an exit of ours that filled on one may have come after trades
+    by hand made while the daemon was stopped (keeper/reduce_settle.py).
     """
 
     snapshot: ExchangeSnapshot
@@ -114,6 +117,7 @@ class Observation:
     last_exits: Mapping[str, LastExit] = field(default_factory=dict)
     flat_at: Mapping[str, FlatRead] = field(default_factory=dict)
     flat_while_stopped: Mapping[str, FlatRead] = field(default_factory=dict)
+    restored_unseen: frozenset[str] = frozenset()
 
     def trade_ids_read(self) -> set[str]:
         """The trade ids of this tick's fills of our orders: not recorded yet, so not left

@@ -28,7 +28,7 @@ from quantum_trader.keeper.book import Intent
 from quantum_trader.keeper.booking import Execution, TradeDraft, exit_reason, reduced
 from quantum_trader.keeper.cover import stop_awaiting_orders
 from quantum_trader.keeper.external import ExternalExecution, unexplained_before
-from quantum_trader.keeper.external_saved import LastExit
+from quantum_trader.keeper.external_saved import LastExit, strictly_before, trade_order
 from quantum_trader.keeper.ids import Purpose
 from quantum_trader.keeper.plan import Note
 from quantum_trader.keeper.protect import OrderAction
@@ -36,6 +36,7 @@ from quantum_trader.keeper.round_trip_settle import RoundTripSettling
 from quantum_trader.record import replace
 
 EXIT_OTHER_SIDE = "exit_filled_other_side"  # one of external.py's EXTERNAL_NOTES
+EXIT_AFTER_STOP = "exit_filled_after_trades_by_hand"  # one of them too
 
 
 @dataclass(slots=True)
@@ -84,10 +85,9 @@ class ReductionSettling(RoundTripSettling):
         self, position: Position, held: ExchangePosition | None, exits: list[Outcome]
     ) -> Position | None:
         """Book what the exchange took off the position; None once it is closed."""
-        if any(_other_side(position, outcome) for outcome in exits):
-            replayed, after = self._other_side_exits(position, held, exits)
-            if replayed:
-                return after
+        replayed, after = self._exits_replayed(position, held, exits)
+        if replayed:
+            return after
         target = held.quantity if held is not None and held.side is position.side else ZERO
         closer: Outcome | None = None  # an exit of ours that ran out of position
         for outcome in exits:
@@ -120,8 +120,66 @@ class ReductionSettling(RoundTripSettling):
         opened = held.quantity if held is not None and flipped else ZERO  # a flip's new side
         return self._external_exit(position, held, target, opened, closer)
 
-    def _other_side_exits(
+    def _exits_replayed(
         self, position: Position, held: ExchangePosition | None, exits: list[Outcome]
+    ) -> tuple[bool, Position | None]:
+        """Exits of ours the trades by hand around them must be replayed with: (True, what
+        is held after) when they were; (False, None): booked one by one, as usual."""
+        if any(_other_side(position, outcome) for outcome in exits):
+            return self._other_side_exits(position, held, exits)
+        if exits and position.symbol in self.observation.restored_unseen:
+            return self._exits_after_a_stop(position, held, exits)
+        return False, None
+
+    def _exits_after_a_stop(
+        self, position: Position, held: ExchangePosition | None, exits: list[Outcome]
+    ) -> tuple[bool, Position | None]:
+        """Exits of ours filled on a position an earlier run booked, before any tick of this
+        run found it held as booked: a person may have traded on it while the daemon was
+        stopped — a flip and a flip back, then our stop fired on the person's position (the
+        hand-trading campaign with a restart, seeds 40033 and 40041: booked as our position
+        stopped out, the person's closes lost). The account's trades are read; where trades
+        not ours came after the position opened and before our exits' fills, it is replayed
+        as `_other_side_exits` replays (True, what is held after); else (False, None): booked
+        as before."""
+        symbol, seen = position.symbol, self.observation
+        if symbol in seen.account_unread:
+            return False, None
+        fills = seen.account_fills.get(symbol)
+        ids = ", ".join(o.execution.order.client_order_id for o in exits)
+        what = (
+            f"our {ids} filled on {position.side} {position.quantity}, booked before the "
+            "start, after trades not ours"
+        )
+        late = [o.execution.order.client_order_id for o in exits]
+        late = [cid for cid in late if cid not in self.reflected]
+        if late:  # may have filled after the positions were read: read them again first
+            self.unreflected += late
+            return True, position
+        if fills is None:
+            detail = f"{what}?; the account's trades are read"
+            self.notes.append(Note(EXIT_AFTER_STOP, symbol, detail))
+            return True, position
+        ours = seen.trade_ids_read() | {f.trade_id for o in exits for f in o.fills}
+        filled = [trade_order(f) for o in exits for f in o.fills]
+        if not filled:
+            return False, None
+        first = min(filled)
+        if not any(
+            f.trade_id not in ours
+            and f.time > position.opened_at
+            and strictly_before(trade_order(f), first)
+            for f in fills
+        ):
+            return False, None
+        return self._other_side_exits(position, held, exits, what)
+
+    def _other_side_exits(
+        self,
+        position: Position,
+        held: ExchangePosition | None,
+        exits: list[Outcome],
+        what: str | None = None,
     ) -> tuple[bool, Position | None]:
         """An exit of ours among `exits` whose side adds to `position`: it cannot have reduced
         it, so it closed a side a person opened — our old side's stop, still resting when
@@ -136,7 +194,7 @@ class ReductionSettling(RoundTripSettling):
         booked as before."""
         symbol, seen = position.symbol, self.observation
         other = [o.execution.order.client_order_id for o in exits if _other_side(position, o)]
-        what = (
+        what = what or (
             f"our {', '.join(other)} filled on the side that adds to {position.side} "
             f"{position.quantity}: it closed a position opened by hand"
         )

@@ -254,6 +254,45 @@ async def test_a_close_by_hand_and_a_larger_reopen_are_not_taken_for_an_addition
     assert ours.fees_usdt + position.fees_usdt == paid
 
 
+async def test_our_stop_filled_after_a_flip_and_flip_back_while_stopped_books_them_all() -> None:
+    """While the daemon was stopped a person sold twice our long at 102 and bought twice
+    back at 98, then our stop, resting for our long, fired on the person's long (the
+    hand-trading campaign with a restart, seeds 40033 and 40041): booked as our long
+    stopped out, the two closes by hand lost. Replayed with our stop's fill: our long
+    closed by hand at 102, the person's short 102 → 98, the person's long closed by our
+    stop (SL_HIT), every fee booked once."""
+    harness = await Harness.start()
+    quantity = await opened(harness)
+    [entry] = sent(harness.exchange, Purpose.ENTRY)
+    [stop] = stops_of_ours(harness)
+    harness.exchange.now = harness.now + timedelta(seconds=1)
+    harness.exchange.move(BTC, Decimal(102))
+    await trade(harness, "web_flip_8", OrderSide.SELL, 2 * quantity)
+    harness.exchange.now = harness.now + timedelta(seconds=2)
+    harness.exchange.move(BTC, Decimal(98))
+    await trade(harness, "web_flip_9", OrderSide.BUY, 2 * quantity)
+    harness.exchange.now = harness.now + timedelta(seconds=3)
+    harness.exchange.move(BTC, Decimal("96.5"))  # our stop at 97 fires
+    assert harness.exchange.orders[stop].status is OrderStatus.FILLED
+    await harness.restart()
+    await harness.tick()  # reads the stop's fill, and the positions again (keeper/recheck.py)
+    await harness.tick()
+
+    closed = await harness.repository.closed_trades()
+    assert sorted((t.side, t.entry_price, t.exit_reason) for t in closed) == [
+        (Side.LONG, Decimal(98), ExitReason.SL_HIT),  # the person's, by our stop
+        (Side.LONG, Decimal(100), ExitReason.MANUAL),  # ours, at the first flip
+        (Side.SHORT, Decimal(102), ExitReason.MANUAL),  # the person's, 102 → 98
+    ]
+    assert sorted(t.exit_price for t in closed if t.exit_reason is ExitReason.MANUAL) == [
+        Decimal(98),
+        Decimal(102),
+    ]
+    assert harness.keeper.positions == {}
+    names = (entry, "web_flip_8", "web_flip_9", stop)
+    assert sum(t.fees_usdt for t in closed) == sum(fee_paid(harness, cid) for cid in names)
+
+
 async def test_a_round_trip_before_a_restart_is_booked_after_it() -> None:
     """The daemon was down across the round trip: the first look after the restart books
     it (the trades read since the position opened)."""
