@@ -32,7 +32,7 @@ from quantum_trader.keeper.booking import (
 )
 from quantum_trader.keeper.checks import ProtectionChecks
 from quantum_trader.keeper.draft import Draft
-from quantum_trader.keeper.external import added_trades, unexplained_before
+from quantum_trader.keeper.external import added_trades, unexplained_beside
 from quantum_trader.keeper.external_saved import LastExit
 from quantum_trader.keeper.fees import remembered, settle_fees
 from quantum_trader.keeper.fill_check import check_fill
@@ -284,7 +284,7 @@ class Planner(OrderSettling, FromFlatSettling, Protecting):
         ours = seen.trade_ids_read()
         taken = added_trades(position, held.quantity - position.quantity, fills, ours)
         ids = {f.trade_id for f in taken}
-        if taken and not unexplained_before(fills, ids, ours):
+        if taken and not unexplained_beside(fills, ids, ours):
             return None
         replayed, after = self._replayed_exit(position, held)
         return after if replayed else None

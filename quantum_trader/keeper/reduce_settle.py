@@ -27,7 +27,7 @@ from quantum_trader.domain import (
 from quantum_trader.keeper.book import Intent
 from quantum_trader.keeper.booking import Execution, TradeDraft, exit_reason, reduced
 from quantum_trader.keeper.cover import stop_awaiting_orders
-from quantum_trader.keeper.external import ExternalExecution, unexplained_before
+from quantum_trader.keeper.external import ExternalExecution, unexplained_beside
 from quantum_trader.keeper.external_saved import LastExit, strictly_before, trade_order
 from quantum_trader.keeper.ids import Purpose
 from quantum_trader.keeper.plan import Note
@@ -283,7 +283,7 @@ class ReductionSettling(RoundTripSettling):
         from the position as booked is tried first (its longest run: keeper/round_trip.py),
         `found` booked where none shows what is held."""
         fills = self.observation.account_fills.get(position.symbol, ())
-        return unexplained_before(fills, found.trade_ids, self.observation.trade_ids_read())
+        return unexplained_beside(fills, found.trade_ids, self.observation.trade_ids_read())
 
     def _external_exit(
         self,

@@ -293,6 +293,48 @@ async def test_our_stop_filled_after_a_flip_and_flip_back_while_stopped_books_th
     assert sum(t.fees_usdt for t in closed) == sum(fee_paid(harness, cid) for cid in names)
 
 
+async def test_a_reduction_then_a_flip_and_flip_back_before_the_keeper_looked_books_all() -> None:
+    """A third of our long sold by hand at 101, then the rest flipped at 102 and flipped
+    back at 99, before the keeper looked (the daemon stopped meanwhile: the hand-trading
+    campaign with a restart, seed 40084): the quantity held is the reduction's, so the
+    reduction alone was booked and the flip and flip back after it were lost. Replayed:
+    our long closed at 102 with its reduction, the person's short 102 → 99 a trade of its
+    own, the long held adopted at 99, every fee once."""
+    harness = await Harness.start()
+    quantity = await opened(harness)
+    [entry] = sent(harness.exchange, Purpose.ENTRY)
+    third = quantity / 3
+    rest = quantity - third
+    steps = [
+        ("web_reduced_12", OrderSide.SELL, 101, third),
+        ("web_flip_10", OrderSide.SELL, 102, 2 * rest),
+        ("web_flip_11", OrderSide.BUY, 99, 2 * rest),
+    ]
+    for second, (name, side, price, size) in enumerate(steps):
+        harness.exchange.now = harness.now + timedelta(seconds=second + 1)
+        harness.exchange.move(BTC, Decimal(price))
+        await trade(harness, name, side, size)
+    await harness.restart()
+    await harness.tick()
+
+    closed = await harness.repository.closed_trades()
+    assert sorted((t.side, t.entry_price, t.exit_reason) for t in closed) == [
+        (Side.LONG, Decimal(100), ExitReason.MANUAL),
+        (Side.SHORT, Decimal(102), ExitReason.MANUAL),
+    ]
+    [short] = [t for t in closed if t.side is Side.SHORT]
+    assert (short.quantity, short.exit_price) == (rest, Decimal(99))
+    position = harness.keeper.positions[BTC]
+    assert (position.side, position.quantity, position.entry_price) == (
+        Side.LONG,
+        rest,
+        Decimal(99),
+    )
+    names = (entry, "web_reduced_12", "web_flip_10", "web_flip_11")
+    paid = sum(fee_paid(harness, cid) for cid in names)
+    assert sum(t.fees_usdt for t in closed) + position.fees_usdt == paid
+
+
 async def test_a_round_trip_before_a_restart_is_booked_after_it() -> None:
     """The daemon was down across the round trip: the first look after the restart books
     it (the trades read since the position opened)."""
