@@ -82,8 +82,8 @@ class FromFlatSettling(ReductionSettling):
             fills = seen.account_fills.get(symbol)
             if fills is None:
                 continue  # unread: said by the read (account_trades_unread)
-            read = seen.trade_ids_read()
-            trades = [f for f in fills if f.trade_id not in read]
+            read = seen.trade_ids_read()  # the window reaches 5 min before the flat read
+            trades = [f for f in fills if f.trade_id not in read and f.time >= flat.at]
             if not trades:
                 continue
             rules = self.context.rules.get(symbol)

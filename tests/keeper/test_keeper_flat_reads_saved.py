@@ -248,3 +248,20 @@ async def test_trades_while_stopped_that_do_not_come_back_to_flat_are_said() -> 
     [said] = [e for e in logs if e["event"] == "round_trips_while_stopped"]
     assert said["symbol"] == BTC
     assert "not listed yet" in str(said["detail"])
+
+
+async def test_trades_before_the_saved_read_are_not_taken_for_a_round_trip_while_stopped() -> None:
+    """The read of the trades reaches 5 min before the saved flat read, where the last
+    position's close by hand lies: nothing happened while stopped, so nothing is said
+    (was: "do not take it from flat back to flat", the campaign with a restart, seed 40108)."""
+    harness = await Harness.start()
+    quantity = await opened(harness)
+    await by_hand(harness, "web_closed_1", OrderSide.SELL, quantity)
+    await harness.tick()  # the close booked, BTC read flat and saved
+    await harness.restart()
+    await harness.tick()
+    with capture_logs() as logs:
+        await harness.tick()
+
+    assert len(await harness.repository.closed_trades()) == 1
+    assert [e for e in logs if e["event"] == "round_trips_while_stopped"] == []
