@@ -25,13 +25,18 @@ async def by_hand(rig: StandinKeeper, name: str, side: OrderSide, quantity: Deci
     await settle(rig.server)
 
 
+async def opened_and_flipped(rig: StandinKeeper) -> tuple[Decimal, Decimal]:
+    """BTC bought by hand at the mark, then sold twice as much 250 higher: the two prices."""
+    opened = rig.server.state.mark(BTC_MARKET)
+    await by_hand(rig, "web_open_1", OrderSide.BUY, QUANTITY)
+    rig.server.state.marks[BTC_MARKET] = flipped = opened + 250
+    await by_hand(rig, "web_flip_1", OrderSide.SELL, 2 * QUANTITY)
+    return opened, flipped
+
+
 async def test_an_open_and_flip_by_hand_within_one_look_books_the_long_through_ccxt() -> None:
     async with keeper_on_streams(StandinKeeper) as rig:  # its first tick read BTC flat
-        marks = rig.server.state.marks
-        opened = rig.server.state.mark(BTC_MARKET)
-        await by_hand(rig, "web_open_1", OrderSide.BUY, QUANTITY)
-        marks[BTC_MARKET] = flipped = opened + 250
-        await by_hand(rig, "web_flip_1", OrderSide.SELL, 2 * QUANTITY)
+        opened, flipped = await opened_and_flipped(rig)
         with capture_logs() as logs:
             await rig.tick()
 
@@ -62,11 +67,7 @@ async def test_an_open_and_flip_while_the_daemon_was_stopped_books_the_long_thro
     where the last run read BTC flat (saved: keeper/flat_reads.py); before, it adopted the
     short with the long's round trip never booked."""
     async with keeper_on_streams(StandinKeeper) as rig:  # its first tick read BTC flat
-        marks = rig.server.state.marks
-        opened = rig.server.state.mark(BTC_MARKET)
-        await by_hand(rig, "web_open_1", OrderSide.BUY, QUANTITY)
-        marks[BTC_MARKET] = flipped = opened + 250
-        await by_hand(rig, "web_flip_1", OrderSide.SELL, 2 * QUANTITY)
+        opened, flipped = await opened_and_flipped(rig)
         await rig.restart()
 
         [long] = await rig.repository.closed_trades()

@@ -17,7 +17,7 @@ from test_keeper_orders_unread import SymbolReadsFail
 from test_keeper_properties import PRICES, RULES, T0, Harness, keeper_on, sized
 from test_keeper_round_trip import stops_of_ours, trade
 
-from quantum_trader.domain import ExitReason, OrderSide, OrderStatus, Side
+from quantum_trader.domain import ClosedTrade, ExitReason, OrderSide, OrderStatus, Position, Side
 from quantum_trader.storage.memory import InMemoryRepository
 
 QUANTITY = Decimal("0.01")
@@ -32,14 +32,9 @@ async def opened_and_flipped(harness: Harness) -> None:
     harness.exchange.move(BTC, Decimal(101))
 
 
-async def test_an_open_and_flip_by_hand_within_one_look_books_the_first_round_trip() -> None:
-    """Was: the short adopted, the long 100 → 102 never booked (hand-trading seed 30002)."""
-    harness = await Harness.start()
-    await harness.tick()  # reads BTC flat
-    await opened_and_flipped(harness)
-    with capture_logs() as logs:
-        await harness.tick()
-
+async def the_longs_round_trip_booked(harness: Harness) -> tuple[ClosedTrade, Position]:
+    """After `opened_and_flipped`: the long 100 → 102 booked MANUAL, the short held adopted
+    at 102, every fee booked once; the two."""
     [long] = await harness.repository.closed_trades()
     assert (long.side, long.quantity, long.entry_price, long.exit_price) == (
         Side.LONG,
@@ -48,7 +43,6 @@ async def test_an_open_and_flip_by_hand_within_one_look_books_the_first_round_tr
         Decimal(102),
     )
     assert long.exit_reason is ExitReason.MANUAL
-    assert long.pnl_usdt == 2 * QUANTITY - long.fees_usdt - long.funding_usdt
     position = harness.keeper.positions[BTC]
     assert (position.side, position.quantity, position.entry_price) == (
         Side.SHORT,
@@ -57,6 +51,19 @@ async def test_an_open_and_flip_by_hand_within_one_look_books_the_first_round_tr
     )
     paid = fee_paid(harness, "web_open_1") + fee_paid(harness, "web_flip_1")
     assert long.fees_usdt + position.fees_usdt == paid
+    return long, position
+
+
+async def test_an_open_and_flip_by_hand_within_one_look_books_the_first_round_trip() -> None:
+    """Was: the short adopted, the long 100 → 102 never booked (hand-trading seed 30002)."""
+    harness = await Harness.start()
+    await harness.tick()  # reads BTC flat
+    await opened_and_flipped(harness)
+    with capture_logs() as logs:
+        await harness.tick()
+
+    long, position = await the_longs_round_trip_booked(harness)
+    assert long.pnl_usdt == 2 * QUANTITY - long.fees_usdt - long.funding_usdt
     assert position.fees_usdt == fee_paid(harness, "web_flip_1") / 2
     events = [e["event"] for e in logs]
     assert "position_adopted" in events

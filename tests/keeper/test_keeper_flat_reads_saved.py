@@ -10,7 +10,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 from structlog.testing import capture_logs
-from test_keeper_adopted_from_flat import QUANTITY, opened_and_flipped
+from test_keeper_adopted_from_flat import QUANTITY, opened_and_flipped, the_longs_round_trip_booked
 from test_keeper_external_exits import BTC, by_hand, fee_paid, opened
 from test_keeper_properties import KEEPER, RULES, T0, Harness
 from test_keeper_round_trip import trade
@@ -33,18 +33,7 @@ async def test_an_open_and_flip_while_the_daemon_was_stopped_books_the_first_rou
     with capture_logs() as logs:
         await harness.tick()
 
-    [long] = await harness.repository.closed_trades()
-    assert (long.side, long.quantity, long.entry_price, long.exit_price) == (
-        Side.LONG,
-        QUANTITY,
-        Decimal(100),
-        Decimal(102),
-    )
-    assert long.exit_reason is ExitReason.MANUAL
-    position = harness.keeper.positions[BTC]
-    assert (position.side, position.entry_price) == (Side.SHORT, Decimal(102))
-    paid = fee_paid(harness, "web_open_1") + fee_paid(harness, "web_flip_1")
-    assert long.fees_usdt + position.fees_usdt == paid
+    await the_longs_round_trip_booked(harness)
     [adopted] = [e for e in logs if e["event"] == "position_adopted"]
     assert "1 round trip(s) before it booked" in str(adopted["detail"])
     assert BTC not in await saved_reads(harness)  # the books hold BTC now: its run ended
