@@ -8,15 +8,17 @@ hold something there, or the symbol left the universe): so the first look after 
 replays from there what a person did while the daemon was stopped — an open and a flip, say
 — instead of adopting what is held with nothing before it booked. Any time within the run
 bounds the trades as well as its last: the symbol was flat then and nothing was booked
-there since. Written only when a run begins or ends, not every tick, and once more at the
-second whole tick after a start; a backtest saves nothing (no person trades beside it).
+there since. Written only when a run begins or ends, not every tick, and once more after a
+start where what happened while stopped was read; a backtest saves nothing (no person
+trades beside it).
 
 The second whole tick after a start also books the round trips a person made while the
 daemon was stopped on a symbol the last run read flat and both ticks read flat again (an
 open and a close: nothing held to adopt, so nothing else would read its trades): one read
-of the account's trades on each such symbol, once per start (`Observation.
-flat_while_stopped`, keeper/from_flat_settle.py) — the second, so the first protects what
-it finds without waiting for those reads. A saved read that cannot be read back is said once
+of the account's trades on each such symbol, once per start — a read that failed is tried
+on the next tick until it reads (`Observation.flat_while_stopped`,
+keeper/from_flat_settle.py) — the second, so the first protects what it finds without
+waiting for those reads. A saved read that cannot be read back is said once
 and dropped (the keeper starts all the same, as it did before: nothing replayed there)."""
 
 from __future__ import annotations
@@ -73,9 +75,10 @@ class FlatReads:
         return {s: read for s, read in self._at.items() if s not in booked}
 
     def while_stopped(self, booked: Mapping[str, Position]) -> dict[str, FlatRead]:
-        """On the second whole tick after a start, the restored reads of the symbols the
-        first read flat and the books hold nothing on; empty on every other tick."""
-        if self._whole_ticks != 1:
+        """From the second whole tick after a start, the restored reads of the symbols the
+        first read flat and the books hold nothing on, until their trades were read (a read
+        that failed is tried on the next tick); empty before and once all were read."""
+        if self._whole_ticks < 1:
             return {}
         return {s: read for s, read in self._stopped.items() if s not in booked}
 
@@ -85,11 +88,13 @@ class FlatReads:
         held: Mapping[str, ExchangePosition],
         booked: Mapping[str, Position],
         now: datetime,
+        unread: Collection[str] = (),
     ) -> None:
         """A whole tick at `now` read `held` and left `booked`: the symbols of `universe`
         flat with nothing booked read flat now; those read flat before and held since that
         the books hold nothing on yet keep their read (a tick that could not read the
-        symbol's orders plans nothing there: hand-trading seed 30002 lost its read so)."""
+        symbol's orders plans nothing there: hand-trading seed 30002 lost its read so).
+        `unread`: the symbols whose account trades it could not read."""
         self._leverage.update((s, p.leverage) for s, p in held.items())
         flat = {s: r for s, r in self._at.items() if s in held and s not in booked}
         for symbol in universe:
@@ -97,13 +102,18 @@ class FlatReads:
                 flat[symbol] = FlatRead(now, self._leverage.get(symbol, 1))
         self._at = flat
         self._whole_ticks += 1
-        if self._whole_ticks == 1:  # kept where the first read them flat, nothing booked
-            self._stopped = {
-                s: read for s, read in self._stopped.items() if s not in held and s not in booked
-            }
-        elif self._whole_ticks == 2:  # booked now: a later start bounds its reads after
-            self._stopped = {}
-            self._saved -= self._at.keys()
+        if not self._stopped:
+            return
+        # Kept where the first read them flat with nothing booked, until their trades were
+        # read (the second tick on: booked then).
+        pending = unread if self._whole_ticks > 1 else self._stopped.keys()
+        done = self._stopped.keys() - set(pending)
+        self._stopped = {
+            s: read
+            for s, read in self._stopped.items()
+            if s in pending and s not in held and s not in booked
+        }
+        self._saved -= done & self._at.keys()  # saved again: a later start reads from now
 
     async def save(self) -> None:
         """The runs begun and ended since the last save, written (the daemon's keeper)."""

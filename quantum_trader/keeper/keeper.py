@@ -323,7 +323,7 @@ class PositionKeeper(Entering):
             still = self._carrier.book.positions.keys() - self._held_as_booked.keys()
             self._restored_unseen = self._restored_unseen & still
         self._flat_reads.after_tick(
-            self._rules, snapshot.positions, self._carrier.book.positions, now
+            self._rules, snapshot.positions, self._carrier.book.positions, now, seen.account_unread
         )
         await self._flat_reads.save()
         self._reconciled_at = now
