@@ -113,9 +113,7 @@ class FromFlatSettling(ReductionSettling):
         unsettled = [cid for cid in self.working_unsettled(symbol) if cid not in ids]
         if self.book.intents_for(symbol) or unsettled or any(o.unread for o in exits):
             return None, "; an order of ours on it is unsettled: not replayed"
-        late = [cid for cid in ids if cid not in self.reflected]
-        if held is not None and late:  # filled after the positions were read? read again
-            self.unreflected += late
+        if held is not None and self._read_again_first(exits):
             return None, ""
         if symbol in seen.account_unread:
             why = "; the account's trades could not be read: a round trip before it not booked"

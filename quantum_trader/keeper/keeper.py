@@ -289,9 +289,17 @@ class PositionKeeper(Entering):
         flat = self._flat_reads.unbooked(book.positions)
         stopped = self._flat_reads.while_stopped(book.positions)
         seen = Observation(
-            snapshot, found, fills, marks, known, not_read, last_exits=last_exits, flat_at=flat,
-            flat_while_stopped=stopped, restored_unseen=self._restored_unseen,
-        )  # fmt: skip
+            snapshot,
+            found,
+            fills,
+            marks,
+            known,
+            not_read,
+            last_exits=last_exits,
+            flat_at=flat,
+            flat_while_stopped=stopped,
+            restored_unseen=self._restored_unseen,
+        )
         result = plan(book, seen, now, context, self._checks)
         recheck = rest_recheck(result, snapshot.source, known)
         if recheck is not None:  # the plan is pure: drop it and plan again (keeper/recheck.py)

@@ -151,10 +151,7 @@ class ReductionSettling(RoundTripSettling):
             f"our {ids} filled on {position.side} {position.quantity}, booked before the "
             "start, after trades not ours"
         )
-        late = [o.execution.order.client_order_id for o in exits]
-        late = [cid for cid in late if cid not in self.reflected]
-        if late:  # may have filled after the positions were read: read them again first
-            self.unreflected += late
+        if self._read_again_first(exits):
             return True, position
         if fills is None:
             detail = f"{what}?; the account's trades are read"
@@ -198,10 +195,7 @@ class ReductionSettling(RoundTripSettling):
             f"our {', '.join(other)} filled on the side that adds to {position.side} "
             f"{position.quantity}: it closed a position opened by hand"
         )
-        ids = [o.execution.order.client_order_id for o in exits]
-        late = [cid for cid in ids if cid not in self.reflected]
-        if late:  # may have filled after the positions were read: read them again first
-            self.unreflected += late
+        if self._read_again_first(exits):
             return True, position
         fills = seen.account_fills.get(symbol)
         if fills is None and symbol not in seen.account_unread:
@@ -278,10 +272,18 @@ class ReductionSettling(RoundTripSettling):
         reason = exit_reason(position, execution.order, outcome.intent, self.context.monitor)
         return price or position.stop_price, reason
 
+    def _read_again_first(self, exits: list[Outcome]) -> bool:
+        """Whether an exit among `exits` may have filled after the positions were read (not
+        `reflected`): the positions are read again first (`Plan.unreflected`)."""
+        ids = (o.execution.order.client_order_id for o in exits)
+        late = [cid for cid in ids if cid not in self.reflected]
+        self.unreflected += late
+        return bool(late)
+
     def _left_unexplained(self, position: Position, found: ExternalExecution) -> bool:
-        """Whether trades before those `found` took are left unexplained by it: a replay
-        from the position as booked is tried first (its longest run: keeper/round_trip.py),
-        `found` booked where none shows what is held."""
+        """Whether trades in the window not ours are left beside those `found` took: a
+        replay from the position as booked is tried first (its longest run:
+        keeper/round_trip.py), `found` booked where none shows what is held."""
         fills = self.observation.account_fills.get(position.symbol, ())
         return unexplained_beside(fills, found.trade_ids, self.observation.trade_ids_read())
 
