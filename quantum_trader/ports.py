@@ -144,6 +144,13 @@ class ExchangeStreams(Protocol):
         that may reseed the mirror is stamped with it just before it is sent."""
         ...
 
+    def moved(self) -> Mapping[str, datetime]:
+        """By symbol, when the latest user-data event about its position or a fill on it was
+        received (on `now()`'s clock), whether the mirror was usable or not: where the keeper
+        read a symbol flat at a look and again at the next, a person may have opened and
+        closed a position between (keeper/flat_reads.py)."""
+        ...
+
     def reseed(self, snapshot: ExchangeSnapshot) -> None:
         """Replace the mirror with a REST snapshot that disagreed with it (a missed event).
         The events received since each of its reads was sent (`snapshot.taken_at`, the

@@ -100,11 +100,16 @@ class AccountMirror:
         self._orders: dict[str, _Held] = {}
         self._leverage: dict[str, int] = {}
         self._log: deque[tuple[datetime, UserEvent]] = deque()
+        # By symbol, when the latest event about its position or a fill on it was received,
+        # applied or not: the keeper reads the trades of a symbol it read flat before and
+        # again since where one was (a round trip by hand between two looks).
+        self._moved: dict[str, datetime] = {}
         self.needs_seed = True
 
     def apply(self, event: UserEvent, received_at: datetime) -> bool:
         """Record `event` (received at `received_at`); True if the mirror changed."""
         self._log.append((received_at, event))
+        self._moved.update((symbol, received_at) for symbol in _symbols_moved(event))
         while self._log and self._log[0][0] < received_at - self._replay:
             self._log.popleft()
         return self._apply(event)
@@ -150,6 +155,12 @@ class AccountMirror:
             return False
         self._orders[update.order.client_order_id] = update
         return True
+
+    @property
+    def moved(self) -> Mapping[str, datetime]:
+        """By symbol, when the latest event about its position (ACCOUNT_UPDATE) or a fill on
+        it (an order's update with a quantity executed) was received."""
+        return self._moved
 
     def seed(self, snapshot: ExchangeSnapshot, leverage: Mapping[str, int]) -> None:
         """Replace the mirror with `snapshot`, then re-apply the events its reads may not show
@@ -214,6 +225,15 @@ class AccountMirror:
             open_conditional_orders=tuple(h.order for h in self._orders.values() if h.resting),
             orders={cid: held.order for cid, held in self._orders.items()},
         )
+
+
+def _symbols_moved(event: UserEvent) -> tuple[str, ...]:
+    """The symbols `event` says a position changed or an order filled on."""
+    if isinstance(event, AccountUpdate):
+        return tuple(state.symbol for state in event.positions)
+    if isinstance(event, (OrderUpdate, AlgoUpdate)) and event.order.filled_quantity > 0:
+        return (event.order.symbol,)
+    return ()
 
 
 def _read_sent(snapshot: ExchangeSnapshot, event: UserEvent) -> datetime:

@@ -157,6 +157,9 @@ class BinanceStreams:
     def now(self) -> datetime:
         return self._clock.now()  # the clock `_on_user` stamps each event's receipt with
 
+    def moved(self) -> Mapping[str, datetime]:
+        return self._mirror.moved
+
     def reseed(self, snapshot: ExchangeSnapshot) -> None:
         self._gaps += 1
         self._mirror.seed(snapshot, self._rest.leverage_by_symbol())

@@ -230,9 +230,13 @@ def unread_external_exits(plan: Plan, seen: Observation) -> list[str]:
         for n in plan.notes
         if n.event in EXTERNAL_NOTES or _grown_by_hand(n) or _adopted_from_flat(n, seen)
     }
-    stopped = {s for s in seen.flat_while_stopped if s not in seen.snapshot.positions}
+    again = {  # an entry of ours in flight there: its trades not told apart (not replayed)
+        s
+        for s in seen.flat_again
+        if s not in seen.snapshot.positions and not plan.book.intents_for(s)
+    }
     read = seen.account_fills.keys() | seen.account_unread
-    return sorted((noted | plan.book.unpriced.keys() | stopped) - read)
+    return sorted((noted | plan.book.unpriced.keys() | again) - read)
 
 
 def _adopted_from_flat(note: Note, seen: Observation) -> bool:
@@ -290,7 +294,7 @@ async def read_account_fills(
         if position is not None:
             start, end = account_trades_window(position, held_at.get(symbol), now)
         else:  # where it was read flat: the trades before that look too (round_trip.py)
-            flat = seen.flat_while_stopped.get(symbol) or seen.flat_at[symbol]
+            flat = seen.flat_again.get(symbol) or seen.flat_at[symbol]
             start, end = trades_window_since(flat.at, now)
         try:
             read = await exchange.fetch_account_fills(symbol, start, end)

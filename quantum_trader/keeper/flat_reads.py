@@ -16,7 +16,7 @@ The second whole tick after a start also books the round trips a person made whi
 daemon was stopped on a symbol the last run read flat and both ticks read flat again (an
 open and a close: nothing held to adopt, so nothing else would read its trades): one read
 of the account's trades on each such symbol, once per start — a read that failed is tried
-on the next tick until it reads (`Observation.flat_while_stopped`,
+on the next tick until it reads (`Observation.flat_again`,
 keeper/from_flat_settle.py) — the second, so the first protects what it finds without
 waiting for those reads. A saved read that cannot be read back is said once
 and dropped (the keeper starts all the same, as it did before: nothing replayed there)."""
@@ -74,13 +74,26 @@ class FlatReads:
         ours was booked since, from its answer: keeper/answer.py)."""
         return {s: read for s, read in self._at.items() if s not in booked}
 
-    def while_stopped(self, booked: Mapping[str, Position]) -> dict[str, FlatRead]:
-        """From the second whole tick after a start, the restored reads of the symbols the
-        first read flat and the books hold nothing on, until their trades were read (a read
-        that failed is tried on the next tick); empty before and once all were read."""
-        if self._whole_ticks < 1:
-            return {}
-        return {s: read for s, read in self._stopped.items() if s not in booked}
+    def again(
+        self, booked: Mapping[str, Position], moved: Mapping[str, datetime]
+    ) -> dict[str, FlatRead]:
+        """The reads of the symbols the books hold nothing on where a round trip by hand may
+        have been made since (`Observation.flat_again`): the last whole tick's where the
+        user-data stream reported a change there since (`moved`, by symbol, the latest
+        event's receipt); from the second whole tick after a start, the restored reads of the
+        symbols the first read flat too, until their trades were read (a read that failed is
+        tried on the next tick)."""
+        again = {
+            s: read
+            for s, read in self._at.items()
+            if s not in booked
+            and not read.restored  # the second tick after a start reads those (below)
+            and (at := moved.get(s)) is not None
+            and at >= read.at
+        }
+        if self._whole_ticks >= 1:
+            again.update((s, read) for s, read in self._stopped.items() if s not in booked)
+        return again
 
     def after_tick(
         self,
@@ -98,7 +111,11 @@ class FlatReads:
         self._leverage.update((s, p.leverage) for s, p in held.items())
         flat = {s: r for s, r in self._at.items() if s in held and s not in booked}
         for symbol in universe:
-            if symbol not in held and symbol not in booked:
+            if symbol in held or symbol in booked:
+                continue
+            if symbol in unread and symbol in self._at:  # its trades since are read next tick
+                flat[symbol] = self._at[symbol]
+            else:
                 flat[symbol] = FlatRead(now, self._leverage.get(symbol, 1))
         self._at = flat
         self._whole_ticks += 1

@@ -66,15 +66,18 @@ class FromFlatSettling(ReductionSettling):
             how += f", {len(found.between)} round trip(s) before it booked"
         return found.now_held, how
 
-    def settle_while_stopped(self) -> None:
-        """The round trips a person made while the daemon was stopped on a symbol read flat
-        before the stop and at both looks since the start (`Observation.flat_while_stopped`):
-        each a trade of its own, closed by hand, at its trades (the hand-trading campaign
-        with a restart, seed 40016: an open, a reduction and a close by hand while stopped,
-        never booked). Not where an order of ours is unsettled there; nothing when the
-        trades do not take flat back to flat (one not listed yet: said)."""
+    def settle_flat_again(self) -> None:
+        """The round trips a person made on a symbol the books hold nothing on, read flat at
+        a look before and again now (`Observation.flat_again`): each a trade of its own,
+        closed by hand, at its trades. While the daemon was stopped (the hand-trading
+        campaign with a restart, seed 40016: an open, a reduction and a close by hand while
+        stopped, never booked), or between two looks within a run (a long opened and closed
+        before the keeper read the positions again: seed 40065's, then taken for an addition
+        by a later close's replay). Only trades since the read: those before it are our own
+        position's or were booked. Not where an order of ours is unsettled there; nothing
+        when the trades do not take flat back to flat (one not listed yet: said)."""
         seen = self.observation
-        for symbol, flat in sorted(seen.flat_while_stopped.items()):
+        for symbol, flat in sorted(seen.flat_again.items()):
             if symbol in seen.snapshot.positions or symbol in self.book.positions:
                 continue
             if self.book.intents_for(symbol) or self.working_unsettled(symbol):
@@ -88,12 +91,14 @@ class FromFlatSettling(ReductionSettling):
                 continue
             rules = self.context.rules.get(symbol)
             found = replay_from_flat(None, trades, flat.at, rules, earlier=0)
+            event = "round_trips_while_stopped" if flat.restored else "round_trips_between_looks"
             if found is None or not found.between:
+                when = "while the daemon was stopped" if flat.restored else "since it was read flat"
                 detail = (
-                    f"the account's {len(trades)} trade(s) on it while the daemon was stopped "
-                    "do not take it from flat back to flat (one not listed yet?): not booked"
+                    f"the account's {len(trades)} trade(s) on it {when} do not take it from "
+                    "flat back to flat (one not listed yet?): not booked"
                 )
-                self.notes.append(Note("round_trips_while_stopped", symbol, detail, True))
+                self.notes.append(Note(event, symbol, detail, True))
                 continue
             self._took(symbol, found.trade_ids)
             for leg in found.between:

@@ -287,7 +287,8 @@ class PositionKeeper(Entering):
         context = self._context(advance=True)
         last_exits = self._carrier.external.last_exits()
         flat = self._flat_reads.unbooked(book.positions)
-        stopped = self._flat_reads.while_stopped(book.positions)
+        moved = self._streams.moved() if self._streams is not None else {}
+        again = self._flat_reads.again(book.positions, moved)
         seen = Observation(
             snapshot,
             found,
@@ -297,7 +298,7 @@ class PositionKeeper(Entering):
             not_read,
             last_exits=last_exits,
             flat_at=flat,
-            flat_while_stopped=stopped,
+            flat_again=again,
             restored_unseen=self._restored_unseen,
         )
         result = plan(book, seen, now, context, self._checks)

@@ -97,9 +97,12 @@ class Observation:
     `flat_at`: by symbol the books hold nothing on, the last whole tick that read it flat on
     the exchange: what happened there since is replayed from flat with the account's trades
     (keeper/from_flat_settle.py);
-    `flat_while_stopped`: on the second whole tick after a start, by symbol read flat by
-    both and held by neither, where the last run read it flat: the round trips a person made
-    there while the daemon was stopped are booked (keeper/flat_reads.py);
+    `flat_again`: by symbol the books hold nothing on, read flat at a look before and where
+    a person may have opened and closed a position since (a round trip: nothing held to
+    adopt, so nothing else reads its trades): within a run, those of `flat_at` the user-data
+    stream reported a change of position or a fill on since; on the second whole tick after
+    a start, those the last run read flat (its read) and both ticks read flat: the round
+    trips made there are booked (keeper/flat_reads.py);
     `restored_unseen`: the positions an earlier run booked that no whole tick of this run
     found held as booked yet: an exit of ours that filled on one may have come after trades
     by hand made while the daemon was stopped (keeper/reduce_settle.py).
@@ -116,7 +119,7 @@ class Observation:
     force_orders: Mapping[str, Mapping[str, ExitReason]] = field(default_factory=dict)
     last_exits: Mapping[str, LastExit] = field(default_factory=dict)
     flat_at: Mapping[str, FlatRead] = field(default_factory=dict)
-    flat_while_stopped: Mapping[str, FlatRead] = field(default_factory=dict)
+    flat_again: Mapping[str, FlatRead] = field(default_factory=dict)
     restored_unseen: frozenset[str] = frozenset()
 
     def trade_ids_read(self) -> set[str]:

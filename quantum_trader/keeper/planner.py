@@ -108,8 +108,8 @@ class Planner(OrderSettling, FromFlatSettling, Protecting):
             self.amendments += amendments
         if self.book.unpriced:  # closes by hand awaiting a price (keeper/unpriced.py)
             self.settle_unpriced()
-        if self.observation.flat_while_stopped:  # the second tick after a start
-            self.settle_while_stopped()
+        if self.observation.flat_again:  # round trips by hand (keeper/flat_reads.py)
+            self.settle_flat_again()
         if shortcut and self.quiet():
             # what `reconcile` finds (see quiet)
             self.consistent.update(s for s in self.book.positions if self.read(s))

@@ -3,8 +3,9 @@ reduces, closes, flips or adds to a position the account holds, cancels our stop
 take-profit, or opens a position on a symbol of the daemon's that nothing holds, through the
 stand-in's HTTP API as a second client, everything drawn from the seed. The draw gained
 `cancel_target` on 2026-12-04, and `add` and `open` (and a side for each turn) later that
-day (the others' proportions kept): a seed run before either drew other actions at other
-times."""
+day, and `round_trip` (an open and its close sent back to back: within one look of the
+keeper's, often) on 2026-12-05 (the others' proportions kept): a seed run before one of these
+drew other actions at other times."""
 
 from __future__ import annotations
 
@@ -31,8 +32,8 @@ from quantum_trader.keeper.settings import KeeperSettings
 
 PERSON_PREFIX = "web_"
 # What the person does, with its weight in the draw.
-KINDS = ("reduce", "close", "flip", "cancel_stop", "cancel_target", "add", "open")
-WEIGHTS = (30, 25, 25, 20, 20, 10, 10)
+KINDS = ("reduce", "close", "flip", "cancel_stop", "cancel_target", "add", "open", "round_trip")
+WEIGHTS = (30, 25, 25, 20, 20, 10, 10, 10)
 # The notional of a position the person opens (`open`), before the draw's share (0.2–0.8)
 # scales it by 0.7–1.3: 1,400–2,600 USDT, as our entries on the stand-in's markets (seed
 # 30001: 1,580 USDT of BTC, 2,180 of ETH, 3,000 of BNB), well above every market's minimum
@@ -182,8 +183,8 @@ class Person:
         async with session.get("/fapi/v3/positionRisk") as answer:
             rows = await answer.json()
         held = {r["symbol"]: Decimal(r["positionAmt"]) for r in rows if Decimal(r["positionAmt"])}
-        if kind == "open":
-            await self._open(session, state, held, draw)
+        if kind in ("open", "round_trip"):
+            await self._open(session, state, held, draw, back=kind == "round_trip")
             return
         if not held:
             return
@@ -215,8 +216,11 @@ class Person:
         state: LoopbackState,
         held: dict[str, Decimal],
         draw: Draw,
+        *,
+        back: bool = False,
     ) -> None:
-        """A position on a symbol of the daemon's that nothing holds (`OPEN_NOTIONAL_USDT`);
+        """A position on a symbol of the daemon's that nothing holds (`OPEN_NOTIONAL_USDT`),
+        closed at once by a second order sent as soon as the first was answered (`back`);
         nothing when every one is held, or before the daemon's first entry reached the
         stand-in: positions opened by hand before it, adopted, refuse its entries on their
         symbols, and a seed whose first cycles a fault answered made no entry at all (seed
@@ -232,6 +236,13 @@ class Person:
         self.actions.append(
             HandAction(state.now_ms, market_id, "open", client_id, quantity, answer_text)
         )
+        if back:
+            client_id = f"{PERSON_PREFIX}{self.seed}_{len(self.actions)}"
+            other = "SELL" if draw.buy else "BUY"
+            answer_text = await self._order(session, market_id, other, quantity, client_id, "close")
+            self.actions.append(
+                HandAction(state.now_ms, market_id, "round_trip", client_id, quantity, answer_text)
+            )
 
     async def _order(
         self,

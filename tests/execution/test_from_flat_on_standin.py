@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from loopback.faults import Fault
 from loopback.fixtures import settle
 from standin_keeper import BTC_MARKET, StandinKeeper, keeper_on_streams
 from structlog.testing import capture_logs
@@ -99,5 +100,64 @@ async def test_a_round_trip_while_the_daemon_was_stopped_is_booked_through_ccxt(
         assert (short.quantity, short.entry_price, short.exit_price) == (QUANTITY, opened, closed)
         assert short.fees_usdt > 0
         assert short.pnl_usdt > 0
+        await rig.tick(2)
+        assert len(await rig.repository.closed_trades()) == 1
+
+
+async def test_a_round_trip_within_one_look_is_booked_through_ccxt() -> None:
+    """Opened and closed by hand between two looks of a running keeper: nothing held, but
+    the user-data stream reported BTC's position change, so the next look reads its trades
+    (GET /fapi/v1/userTrades) and books the round trip; before, nothing read them (the
+    hand-trading campaign, seed 40065: a later close's replay took them for an addition)."""
+    async with keeper_on_streams(StandinKeeper) as rig:  # its first tick read BTC flat
+        marks = rig.server.state.marks
+        opened = rig.server.state.mark(BTC_MARKET)
+        await by_hand(rig, "web_open_1", OrderSide.BUY, QUANTITY)
+        marks[BTC_MARKET] = closed = opened + 400
+        await by_hand(rig, "web_close_1", OrderSide.SELL, QUANTITY)
+        with capture_logs() as logs:
+            await rig.tick()
+
+        [long] = await rig.repository.closed_trades()
+        assert (long.side, long.exit_reason) == (Side.LONG, ExitReason.MANUAL)
+        assert (long.quantity, long.entry_price, long.exit_price) == (QUANTITY, opened, closed)
+        assert long.fees_usdt > 0
+        assert long.pnl_usdt > 0
+        said = [e for e in logs if e["event"] == "position_closed_externally"]
+        assert ["between two looks" in e["detail"] for e in said] == [True]
+        assert BTC not in rig.keeper.positions
+        reads = sum(path == "/fapi/v1/userTrades" for _, path, _ in rig.server.requests)
+        await rig.tick(3)  # booked once, its trades read once
+        assert len(await rig.repository.closed_trades()) == 1
+        assert sum(path == "/fapi/v1/userTrades" for _, path, _ in rig.server.requests) == reads
+
+
+async def test_a_look_with_no_stream_event_on_a_flat_symbol_reads_no_trades() -> None:
+    """The round trip's read costs weight only where the stream reported a change: ticks on
+    a flat account read no trades."""
+    async with keeper_on_streams(StandinKeeper) as rig:
+        await rig.tick(3)
+        assert not any(path == "/fapi/v1/userTrades" for _, path, _ in rig.server.requests)
+
+
+async def test_a_round_trip_within_one_look_whose_trades_answered_429_is_booked_next_look() -> None:
+    """The read of its trades refused (429): the look that read BTC flat before is kept,
+    so the next look reads the trades again and books the round trip (once)."""
+    async with keeper_on_streams(StandinKeeper) as rig:
+        opened = rig.server.state.mark(BTC_MARKET)
+        await by_hand(rig, "web_open_1", OrderSide.SELL, QUANTITY)
+        rig.server.state.marks[BTC_MARKET] = opened - 200
+        await by_hand(rig, "web_close_1", OrderSide.BUY, QUANTITY)
+        busy = Fault(path="/fapi/v1/userTrades", status=429, code=-1003, msg="Too many requests")
+        rig.server.inject(busy)
+        with capture_logs() as logs:
+            await rig.tick()
+        assert [e["symbol"] for e in logs if e["event"] == "account_trades_unread"] == [BTC]
+        assert await rig.repository.closed_trades() == []
+        await rig.tick()
+
+        [short] = await rig.repository.closed_trades()
+        assert (short.side, short.exit_reason) == (Side.SHORT, ExitReason.MANUAL)
+        assert (short.entry_price, short.exit_price) == (opened, opened - 200)
         await rig.tick(2)
         assert len(await rig.repository.closed_trades()) == 1

@@ -15,7 +15,7 @@ is not protected twice because the mirror does not list that stop yet.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -67,6 +67,9 @@ class UsableMirror:
         """It receives no events, so its reseeds compare no receipt with a read's stamp: its
         clock stands at the tests' start."""
         return T0
+
+    def moved(self) -> Mapping[str, datetime]:
+        return {}
 
     def reseed(self, snapshot: ExchangeSnapshot) -> None:
         self.reseeded.append(snapshot)
