@@ -19,7 +19,12 @@ of the account's trades on each such symbol, once per start — a read that fail
 on the next tick until it reads (`Observation.flat_again`,
 keeper/from_flat_settle.py) — the second, so the first protects what it finds without
 waiting for those reads. A saved read that cannot be read back is said once
-and dropped (the keeper starts all the same, as it did before: nothing replayed there)."""
+and dropped (the keeper starts all the same, as it did before: nothing replayed there).
+
+Within a run, a round trip between two looks on a symbol read flat at both is booked the
+same way where the user-data stream reported a change of position or a fill there since
+the first look (`ExchangeStreams.moved`): one read of the trades per such symbol and event,
+kept where it failed (the earlier flat read stays, so the next look reads again)."""
 
 from __future__ import annotations
 

@@ -12,6 +12,11 @@ trip never booked. Each position the trades (and such exits of ours) opened and 
 now a trade of its own — closed by hand (MANUAL) or by our exit (its reason) — and the one
 held now is adopted with its own trades' fees and what was realized of it.
 
+A round trip where nothing is held after it (flat at the look before and now) is booked
+where a reason to read the trades exists: the second look after a start, for the last run's
+reads, and within a run a user-data event about the symbol since the look before
+(`settle_flat_again`, keeper/flat_reads.py).
+
 Nothing is replayed where no look ever read the symbol flat (a daemon's very first start;
 after a restart the last run's saved reads bound it: keeper/flat_reads.py), while an order
 of ours on the symbol is in flight or its fills unread (its trades cannot be told apart),
