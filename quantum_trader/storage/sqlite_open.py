@@ -80,14 +80,24 @@ async def open_database(
 
 
 async def _connect(path: Path, read_only: bool) -> aiosqlite.Connection:
-    """Connect in autocommit mode (we issue BEGIN/COMMIT ourselves)."""
+    """Connect in autocommit mode (we issue BEGIN/COMMIT ourselves). A file SQLite cannot
+    open is refused by a plain connection first: aiosqlite's own, failing, leaves its worker
+    thread to stop after we return — after the event loop closed, at a command's exit, it
+    prints a traceback ("Event loop is closed")."""
     if read_only:
         uri = f"{(await asyncio.to_thread(path.resolve)).as_uri()}?mode=ro"
         if await asyncio.to_thread(_frozen, path):
             uri += "&immutable=1"
+        await asyncio.to_thread(_opens, uri, uri=True)
         return await aiosqlite.connect(uri, uri=True, isolation_level=None)
     await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
+    await asyncio.to_thread(_opens, path, uri=False)
     return await aiosqlite.connect(path, isolation_level=None)
+
+
+def _opens(database: str | Path, *, uri: bool) -> None:
+    """Raise sqlite3's error when `database` cannot be opened."""
+    sqlite3.connect(database, uri=uri).close()
 
 
 def _frozen(path: Path) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -215,6 +216,19 @@ async def test_a_missing_database_cannot_be_opened_read_only(tmp_path: Path) -> 
 
     assert str(path) in str(caught.value)
     assert not path.exists()
+    assert connection_threads() == [], "no aiosqlite worker left to stop after we return"
+
+
+def connection_threads() -> list[threading.Thread]:
+    """aiosqlite's worker threads alive (one per connection not closed). A failed connect
+    of its own stops its thread after returning: when the loop closed first, the thread
+    raised "Event loop is closed" (seen as a PytestUnhandledThreadExceptionWarning)."""
+    worker = "_connection_worker_thread"  # its target's name in aiosqlite 0.21 and 0.22
+    return [
+        t
+        for t in threading.enumerate()
+        if getattr(getattr(t, "_target", None), "__name__", "") == worker
+    ]
 
 
 async def test_the_writer_uses_wal(tmp_path: Path) -> None:
