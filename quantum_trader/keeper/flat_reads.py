@@ -29,16 +29,17 @@ kept where it failed (the earlier flat read stays, so the next look reads again)
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from quantum_trader.domain import ExchangePosition, Position
-from quantum_trader.keeper.plan import FlatRead
+from quantum_trader.keeper.plan import FlatRead, Observation, Plan
 from quantum_trader.log import get_logger
 from quantum_trader.ports import Repository
 
 log = get_logger("keeper")
 FLAT_READS = "flat_reads"
+_AFTER = timedelta(milliseconds=1)  # Binance stamps trades to the millisecond
 
 
 class FlatReads:
@@ -107,12 +108,21 @@ class FlatReads:
         booked: Mapping[str, Position],
         now: datetime,
         unread: Collection[str] = (),
+        closed: Mapping[str, datetime] | None = None,
+        restored: Collection[str] = (),
     ) -> None:
         """A whole tick at `now` read `held` and left `booked`: the symbols of `universe`
         flat with nothing booked read flat now; those read flat before and held since that
         the books hold nothing on yet keep their read (a tick that could not read the
         symbol's orders plans nothing there: hand-trading seed 30002 lost its read so).
-        `unread`: the symbols whose account trades it could not read."""
+        `unread`: the symbols whose account trades it could not read. `closed`: by symbol,
+        where the tick booked a position closed, the instant after its last trade
+        (`closes_at`): flat since then, not only since `now` — a round trip by hand after the
+        close and before this tick is read for at the next look where the stream reported
+        one; where the position was booked by an earlier run (`restored`: not seen held
+        since the start), at the next whole tick whatever the stream (made while stopped:
+        the restart campaign, seed 40185, our stop filled and two round trips after it)."""
+        closed = closed or {}
         self._leverage.update((s, p.leverage) for s, p in held.items())
         flat = {s: r for s, r in self._at.items() if s in held and s not in booked}
         for symbol in universe:
@@ -121,11 +131,9 @@ class FlatReads:
             if symbol in unread and symbol in self._at:  # its trades since are read next tick
                 flat[symbol] = self._at[symbol]
             else:
-                flat[symbol] = FlatRead(now, self._leverage.get(symbol, 1))
+                flat[symbol] = FlatRead(closed.get(symbol, now), self._leverage.get(symbol, 1))
         self._at = flat
         self._whole_ticks += 1
-        if not self._stopped:
-            return
         # Kept where the first read them flat with nothing booked, until their trades were
         # read (the second tick on: booked then).
         pending = unread if self._whole_ticks > 1 else self._stopped.keys()
@@ -136,6 +144,8 @@ class FlatReads:
             if s in pending and s not in held and s not in booked
         }
         self._saved -= done & self._at.keys()  # saved again: a later start reads from now
+        for symbol in set(restored) & closed.keys() & flat.keys():
+            self._stopped[symbol] = FlatRead(closed[symbol], flat[symbol].leverage, restored=True)
 
     async def save(self) -> None:
         """The runs begun and ended since the last save, written (the daemon's keeper)."""
@@ -170,3 +180,23 @@ def _said_unreadable(symbol: str, saved: Any, why: str) -> None:
             "nothing before it booked; the entry is dropped"
         ),
     )
+
+
+def closes_at(booked: Collection[str], plan: Plan, seen: Observation) -> dict[str, datetime]:
+    """By symbol the books held at a tick's start (`booked`) and `plan` books closed with
+    nothing held now: the instant after the last trade that closed it (the fills of our
+    exit, or the account's trades it took), where known — Binance's time, 1 ms on, so that
+    no trade of the close itself is taken for a later one's (its ids are forgotten by a
+    restart)."""
+    times = {}
+    for draft in plan.trades:
+        symbol = draft.position.symbol
+        if symbol not in booked or symbol in seen.snapshot.positions:
+            continue
+        taken = plan.reducing_trades.get(symbol, frozenset())
+        fills = [f for read in seen.fills.values() for f in read if f.symbol == symbol]
+        fills += seen.account_fills.get(symbol, ())
+        last = max((f.time for f in fills if f.trade_id in taken), default=None)
+        if last is not None:
+            times[symbol] = last + _AFTER
+    return times

@@ -47,7 +47,7 @@ from quantum_trader.keeper.external import (
 )
 from quantum_trader.keeper.external_saved import ExternalBooked
 from quantum_trader.keeper.fees import fee_reads
-from quantum_trader.keeper.flat_reads import FlatReads
+from quantum_trader.keeper.flat_reads import FlatReads, closes_at
 from quantum_trader.keeper.forced import read_force_orders
 from quantum_trader.keeper.ids import ClientOrderIds, Purpose, is_ours
 from quantum_trader.keeper.last_stand import stops_to_place
@@ -60,7 +60,7 @@ from quantum_trader.keeper.plan import (
 )
 from quantum_trader.keeper.protect import CancelOrder
 from quantum_trader.keeper.reads import ExchangeReads, Reads, symbols_of_ours
-from quantum_trader.keeper.recheck import rest_recheck
+from quantum_trader.keeper.recheck import rest_recheck, rest_recheck_of_trades
 from quantum_trader.keeper.restore import restored
 from quantum_trader.keeper.settings import KeeperSettings
 from quantum_trader.keeper.steady import plans_nothing, steady
@@ -317,12 +317,19 @@ class PositionKeeper(Entering):
                 self._exchange, seen, positions, external, at, now, booked, since
             )
             result = plan(book, seen, now, context, self._checks)
+            recheck = rest_recheck_of_trades(result, snapshot.source)
+            if recheck is not None:
+                log.info(recheck)
+                await self._tick(now, rest=True, fees=fees)
+                return
             took = result.reducing_trades  # our own exits' too: only the closes by hand named
             reduced = {n.symbol for n in result.notes if n.event in EXTERNAL_NOTES}
             by_hand = {s: took[s] for s in external if s in took and s in reduced}
             named = await read_force_orders(self._exchange, seen, by_hand)
             if named is not None:  # a liquidation or ADL (keeper/forced.py)
                 result = plan(book, named, now, context, self._checks)
+        closed = closes_at(book.positions.keys(), result, seen)  # the book changes next
+        restored = self._restored_unseen
         await self._carrier.carry_out(result, now, context)
         await self._entries_void(result)
         self._held_as_booked = held_as_booked(
@@ -332,7 +339,13 @@ class PositionKeeper(Entering):
             still = self._carrier.book.positions.keys() - self._held_as_booked.keys()
             self._restored_unseen = self._restored_unseen & still
         self._flat_reads.after_tick(
-            self._rules, snapshot.positions, self._carrier.book.positions, now, seen.account_unread
+            self._rules,
+            snapshot.positions,
+            self._carrier.book.positions,
+            now,
+            seen.account_unread,
+            closed,
+            restored,
         )
         await self._flat_reads.save()
         self._reconciled_at = now

@@ -11,6 +11,13 @@ A plan is only as true as the positions it was made from. Two cases call for a f
   trading by hand (seed 30079, 2026-12-03): a reseed re-applied an entry's event received
   after the tick began, its close's event dropped; the next tick adopted the closed position
   from the mirror and booked its close again at the same trade;
+- a plan from the mirror, made again with the account's trades (`rest_recheck_of_trades`),
+  whose trades since a look that read a symbol flat, read flat again, do not come back to
+  flat (`round_trips_between_looks`,
+  `round_trips_while_stopped`): the mirror may have missed the position they opened (its
+  ACCOUNT_UPDATE lost, the fill's event received: the hand-trading campaign, seed 32885),
+  which REST shows and the next plan adopts from flat; a REST read that shows it flat too
+  leaves the line standing (a trade not listed yet);
 - an exit of ours that filled while the position shows no reduction, and that the exchange had
   not reported filled before the positions were read (`Plan.unreflected`): it may have filled
   after the read, or the position was reopened since (by hand). Positions read after the
@@ -27,7 +34,7 @@ from collections.abc import Mapping, Set
 from decimal import Decimal
 
 from quantum_trader.domain import ExchangePosition, ExchangeSnapshot, SnapshotSource
-from quantum_trader.keeper.external import EXTERNAL_NOTES
+from quantum_trader.keeper.external import EXTERNAL_NOTES, FLAT_AGAIN_NOTES
 from quantum_trader.keeper.plan import Plan
 from quantum_trader.keeper.round_trip import RELATIVE_TOLERANCE
 
@@ -59,6 +66,16 @@ def _unexplained_entry(plan: Plan) -> bool:
         note.event == "position_adopted" or (note.event == "position_grown" and note.error)
         for note in plan.notes
     )
+
+
+def rest_recheck_of_trades(plan: Plan, source: SnapshotSource) -> str | None:
+    """The log event naming why `plan`, made again with the account's trades read, must be
+    planned once more from REST, or None: from the mirror, trades on a symbol read flat
+    again that do not take it back to flat (the only case a plan made with those trades adds
+    to `rest_recheck`'s: the first plan reads no trades)."""
+    if source is not SnapshotSource.REST and any(n.event in FLAT_AGAIN_NOTES for n in plan.notes):
+        return "stream_flat_checked_by_rest"
+    return None
 
 
 def mirror_difference(mirrored: ExchangeSnapshot, fresh: ExchangeSnapshot) -> str:

@@ -6,11 +6,13 @@ from the tick that read the symbol flat."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
+from typing import Any
 
 from loopback.faults import Fault
-from loopback.fixtures import settle
-from standin_keeper import BTC_MARKET, StandinKeeper, keeper_on_streams
+from loopback.fixtures import advance, settle
+from standin_keeper import BTC_MARKET, EnteringKeeper, StandinKeeper, keeper_on_streams
 from structlog.testing import capture_logs
 from test_exchange_answers import BTC
 from test_missed_events_on_standin import our_stops
@@ -161,3 +163,105 @@ async def test_a_round_trip_within_one_look_whose_trades_answered_429_is_booked_
         assert (short.entry_price, short.exit_price) == (opened, opened - 200)
         await rig.tick(2)
         assert len(await rig.repository.closed_trades()) == 1
+
+
+async def test_an_open_whose_position_event_was_lost_is_adopted_at_the_look_reading_its_trade() -> (
+    None
+):
+    """The person's open reached the mirror as its fill (ORDER_TRADE_UPDATE) but not as a
+    position (ACCOUNT_UPDATE lost): the look reads BTC flat, its trade does not come back to
+    flat, and that plan is dropped for a REST read, which shows the long — adopted with its
+    fee and protected at that look (the hand-trading campaign, seed 32885: said as a round
+    trip not booked, the long adopted by the position check up to 20 s later)."""
+    async with keeper_on_streams(StandinKeeper) as rig:
+        sinks = rig.server.state.sinks
+        rig.server.state.sinks = [lost_position_events(sink) for sink in sinks]
+        opened = rig.server.state.mark(BTC_MARKET)
+        await by_hand(rig, "web_open_1", OrderSide.BUY, QUANTITY)
+        rig.server.state.sinks = sinks
+        with capture_logs() as logs:
+            await rig.tick()
+
+        assert [e["event"] for e in logs if "round_trips" in e["event"]] == []
+        checked = [e["event"] for e in logs if e["event"].startswith("stream_")]
+        assert checked[:2] == ["stream_flat_checked_by_rest", "stream_mirror_differs"]
+        position = rig.keeper.positions[BTC]
+        assert (position.side, position.quantity, position.entry_price) == (
+            Side.LONG,
+            QUANTITY,
+            opened,
+        )
+        assert position.fees_usdt > 0
+        [stop] = our_stops(await rig.exchange.fetch_snapshot(rig.now()))
+        assert (stop.side, stop.trigger_price) == (OrderSide.SELL, position.stop_price)
+
+
+def lost_position_events(
+    sink: Callable[[dict[str, Any]], None],
+) -> Callable[[dict[str, Any]], None]:
+    """`sink` (the stand-in's stream hub) without the ACCOUNT_UPDATE events."""
+
+    def passed(event: dict[str, Any]) -> None:
+        if event.get("e") != "ACCOUNT_UPDATE":
+            sink(event)
+
+    return passed
+
+
+async def stopped_out_then_round_trip(rig: EnteringKeeper) -> tuple[Decimal, Decimal]:
+    """Our BTC long (stop 97,000) stopped out at 96,500, then a short opened by hand a
+    second later and closed another second later 300 lower: the short's two prices."""
+    await rig.enter()
+    await rig.tick()
+    rig.server.state.marks[BTC_MARKET] = Decimal(96_500)
+    rig.server.sync()  # the stop fires on the new mark
+    await advance(rig.server, 1)
+    await by_hand(rig, "web_open_1", OrderSide.SELL, QUANTITY)
+    await advance(rig.server, 1)
+    rig.server.state.marks[BTC_MARKET] = Decimal(96_200)
+    await by_hand(rig, "web_close_1", OrderSide.BUY, QUANTITY)
+    return Decimal(96_500), Decimal(96_200)
+
+
+async def the_stop_and_the_short_booked(
+    rig: EnteringKeeper, prices: tuple[Decimal, Decimal]
+) -> None:
+    long, short = sorted(
+        await rig.repository.closed_trades(), key=lambda t: t.side.sign, reverse=True
+    )
+    assert (long.side, long.exit_reason) == (Side.LONG, ExitReason.SL_HIT)
+    assert (short.side, short.exit_reason) == (Side.SHORT, ExitReason.MANUAL)
+    assert (short.quantity, short.entry_price, short.exit_price) == (QUANTITY, *prices)
+    assert short.fees_usdt > 0
+    await rig.tick(3)  # each booked once
+    assert len(await rig.repository.closed_trades()) == 2
+    assert BTC not in rig.keeper.positions
+
+
+async def test_a_round_trip_after_our_stop_filled_within_one_look_is_booked() -> None:
+    """Our stop filled and a person opened and closed a short before the keeper's next look:
+    the look books our close; the symbol has been flat since the stop's fill, not only since
+    that look, so the next look reads the trades the stream reported since and books the
+    short. Before, the round trip was never booked."""
+    async with keeper_on_streams(EnteringKeeper) as rig:
+        prices = await stopped_out_then_round_trip(rig)
+        await rig.tick()
+        [long] = await rig.repository.closed_trades()
+        assert long.exit_reason is ExitReason.SL_HIT
+        await rig.tick()
+
+        await the_stop_and_the_short_booked(rig, prices)
+
+
+async def test_a_round_trip_after_our_stop_filled_while_the_daemon_was_stopped_is_booked() -> None:
+    """The same while the daemon was stopped (the restart campaign, seed 40185: our stop
+    filled, then two round trips by hand, never booked): the first look after the start
+    books our close, the second reads the trades since the stop's fill and books the short."""
+    async with keeper_on_streams(EnteringKeeper) as rig:
+        prices = await stopped_out_then_round_trip(rig)
+        await rig.restart()
+        [long] = await rig.repository.closed_trades()
+        assert long.exit_reason is ExitReason.SL_HIT
+        await rig.tick()
+
+        await the_stop_and_the_short_booked(rig, prices)

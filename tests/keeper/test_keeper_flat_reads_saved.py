@@ -135,8 +135,10 @@ async def test_a_saved_read_of_a_symbol_the_books_hold_is_deleted_at_the_start()
     assert BTC not in await saved_reads(harness)
 
     await by_hand(harness, "web_closed_1", OrderSide.SELL, quantity)
-    await harness.tick()  # the close booked, BTC read flat
-    assert (await saved_reads(harness))[BTC]["at"] == harness.now.isoformat()
+    await harness.tick()  # the close booked: BTC flat since the instant after its trade
+    [close] = harness.exchange.fills["web_closed_1"]
+    after_it = close.time + timedelta(milliseconds=1)
+    assert (await saved_reads(harness))[BTC]["at"] == after_it.isoformat()
 
 
 async def test_an_unreadable_saved_read_is_said_once_and_dropped() -> None:
