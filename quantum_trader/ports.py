@@ -28,6 +28,7 @@ from quantum_trader.domain import (
     PositionEvent,
     SignalSeries,
     StreamHealth,
+    StreamMoves,
 )
 from quantum_trader.record import record
 
@@ -144,11 +145,12 @@ class ExchangeStreams(Protocol):
         that may reseed the mirror is stamped with it just before it is sent."""
         ...
 
-    def moved(self) -> Mapping[str, datetime]:
+    def moved(self) -> StreamMoves:
         """By symbol, when the latest user-data event about its position or a fill on it was
-        received (on `now()`'s clock), whether the mirror was usable or not: where the keeper
-        read a symbol flat at a look and again at the next, a person may have opened and
-        closed a position between (keeper/flat_reads.py)."""
+        received (on `now()`'s clock), whether the mirror was usable or not, and when the
+        read of its last seed was sent (events before it may have been lost): where the
+        keeper read a symbol flat at a look and again at the next, a person may have opened
+        and closed a position between (keeper/flat_reads.py)."""
         ...
 
     def reseed(self, snapshot: ExchangeSnapshot) -> None:

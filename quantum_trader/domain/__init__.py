@@ -15,7 +15,12 @@ from quantum_trader.domain.enums import (
     Side,
     TrailMode,
 )
-from quantum_trader.domain.exchange import ExchangeSnapshot, SnapshotSource, StreamHealth
+from quantum_trader.domain.exchange import (
+    ExchangeSnapshot,
+    SnapshotSource,
+    StreamHealth,
+    StreamMoves,
+)
 from quantum_trader.domain.market import (
     Bars,
     FloatArray,
@@ -88,6 +93,7 @@ __all__ = [
     "SizedOrder",
     "SnapshotSource",
     "StreamHealth",
+    "StreamMoves",
     "SymbolStats",
     "TradePlan",
     "TrailMode",

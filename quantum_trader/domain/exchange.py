@@ -71,3 +71,22 @@ class StreamHealth:
     reconnects: int = 0
     gaps_detected: int = 0
     detail: str = "no streams"
+
+
+@record
+class StreamMoves:
+    """What the user-data stream said moved (execution/account_mirror.py): by symbol, when
+    the latest event about its position or a fill on it was received; `lost_before`, when
+    the read of the mirror's last seed (after a (re)connect, or a gap a REST check found)
+    was sent — an event before it may have been lost, so any symbol may have moved then
+    (None: never seeded). Times on the clock that stamps each event's receipt."""
+
+    by_symbol: Mapping[str, datetime] = field(default_factory=dict)
+    lost_before: datetime | None = None
+
+    def since(self, symbol: str, at: datetime) -> bool:
+        """Whether `symbol` may have moved at or after `at`: an event received then, or a
+        seed's read sent after it (what was lost lies before that read)."""
+        moved = self.by_symbol.get(symbol)
+        lost = self.lost_before
+        return (moved is not None and moved >= at) or (lost is not None and lost > at)

@@ -58,6 +58,7 @@ from quantum_trader.domain import (
     Order,
     Side,
     SnapshotSource,
+    StreamMoves,
 )
 from quantum_trader.execution.binance_events import (
     AccountUpdate,
@@ -104,6 +105,7 @@ class AccountMirror:
         # applied or not: the keeper reads the trades of a symbol it read flat before and
         # again since where one was (a round trip by hand between two looks).
         self._moved: dict[str, datetime] = {}
+        self._lost_before: datetime | None = None  # the last seed's read: see `moved`
         self.needs_seed = True
 
     def apply(self, event: UserEvent, received_at: datetime) -> bool:
@@ -157,15 +159,18 @@ class AccountMirror:
         return True
 
     @property
-    def moved(self) -> Mapping[str, datetime]:
+    def moved(self) -> StreamMoves:
         """By symbol, when the latest event about its position (ACCOUNT_UPDATE) or a fill on
-        it (an order's update with a quantity executed) was received."""
-        return self._moved
+        it (an order's update with a quantity executed) was received, applied or not; and
+        when the last seed's read was sent: a seed follows a (re)connect or a gap, whose
+        events were lost, so before then any symbol may have moved unseen."""
+        return StreamMoves(self._moved, self._lost_before)
 
     def seed(self, snapshot: ExchangeSnapshot, leverage: Mapping[str, int]) -> None:
         """Replace the mirror with `snapshot`, then re-apply the events its reads may not show
         (received at or after the read of their kind was sent: see the module doc).
         `leverage` (by symbol) completes what the snapshot's positions say."""
+        self._lost_before = snapshot.taken_at
         self._leverage.update(leverage)
         self._leverage.update({s: p.leverage for s, p in snapshot.positions.items()})
         self._seeded_at_ms = self._before(snapshot.taken_at, AccountUpdate)

@@ -34,6 +34,7 @@ from quantum_trader.domain import (
     Order,
     SnapshotSource,
     StreamHealth,
+    StreamMoves,
 )
 from quantum_trader.errors import (
     MarketDataError,
@@ -157,7 +158,7 @@ class BinanceStreams:
     def now(self) -> datetime:
         return self._clock.now()  # the clock `_on_user` stamps each event's receipt with
 
-    def moved(self) -> Mapping[str, datetime]:
+    def moved(self) -> StreamMoves:
         return self._mirror.moved
 
     def reseed(self, snapshot: ExchangeSnapshot) -> None:

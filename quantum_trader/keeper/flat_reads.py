@@ -32,7 +32,7 @@ from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from quantum_trader.domain import ExchangePosition, Position
+from quantum_trader.domain import ExchangePosition, Position, StreamMoves
 from quantum_trader.keeper.plan import FlatRead, Observation, Plan
 from quantum_trader.log import get_logger
 from quantum_trader.ports import Repository
@@ -80,22 +80,19 @@ class FlatReads:
         ours was booked since, from its answer: keeper/answer.py)."""
         return {s: read for s, read in self._at.items() if s not in booked}
 
-    def again(
-        self, booked: Mapping[str, Position], moved: Mapping[str, datetime]
-    ) -> dict[str, FlatRead]:
+    def again(self, booked: Mapping[str, Position], moves: StreamMoves) -> dict[str, FlatRead]:
         """The reads of the symbols the books hold nothing on where a round trip by hand may
         have been made since (`Observation.flat_again`): the last whole tick's where the
-        user-data stream reported a change there since (`moved`, by symbol, the latest
-        event's receipt); from the second whole tick after a start, the restored reads of the
-        symbols the first read flat too, until their trades were read (a read that failed is
-        tried on the next tick)."""
+        user-data stream reported a change there since, or lost events since (`moves`); from
+        the second whole tick after a start, the restored reads of the symbols the first
+        read flat too, until their trades were read (a read that failed is tried on the
+        next tick)."""
         again = {
             s: read
             for s, read in self._at.items()
             if s not in booked
             and not read.restored  # the second tick after a start reads those (below)
-            and (at := moved.get(s)) is not None
-            and at >= read.at
+            and moves.since(s, read.at)
         }
         if self._whole_ticks >= 1:
             again.update((s, read) for s, read in self._stopped.items() if s not in booked)
@@ -110,6 +107,7 @@ class FlatReads:
         unread: Collection[str] = (),
         closed: Mapping[str, datetime] | None = None,
         restored: Collection[str] = (),
+        watched: bool = True,
     ) -> None:
         """A whole tick at `now` read `held` and left `booked`: the symbols of `universe`
         flat with nothing booked read flat now; those read flat before and held since that
@@ -121,14 +119,18 @@ class FlatReads:
         close and before this tick is read for at the next look where the stream reported
         one; where the position was booked by an earlier run (`restored`: not seen held
         since the start), at the next whole tick whatever the stream (made while stopped:
-        the restart campaign, seed 40185, our stop filled and two round trips after it)."""
+        the restart campaign, seed 40185, our stop filled and two round trips after it).
+        `watched`: whether the user-data stream was usable (or there is none); while it is
+        not, the flat reads stand, so that the look after its seed reads the trades made
+        during the outage (the restart campaign, seed 40200: a round trip by hand while the
+        stream reconnected, never booked)."""
         closed = closed or {}
         self._leverage.update((s, p.leverage) for s, p in held.items())
         flat = {s: r for s, r in self._at.items() if s in held and s not in booked}
         for symbol in universe:
             if symbol in held or symbol in booked:
                 continue
-            if symbol in unread and symbol in self._at:  # its trades since are read next tick
+            if symbol in self._at and (symbol in unread or not watched):  # read from there
                 flat[symbol] = self._at[symbol]
             else:
                 flat[symbol] = FlatRead(closed.get(symbol, now), self._leverage.get(symbol, 1))

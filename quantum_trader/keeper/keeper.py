@@ -29,6 +29,7 @@ from quantum_trader.domain import (
     Position,
     Regime,
     StreamHealth,
+    StreamMoves,
 )
 from quantum_trader.errors import OrderRejected, QuantumTraderError, RetryLater
 from quantum_trader.keeper.alerts import AlertListener
@@ -287,8 +288,8 @@ class PositionKeeper(Entering):
         context = self._context(advance=True)
         last_exits = self._carrier.external.last_exits()
         flat = self._flat_reads.unbooked(book.positions)
-        moved = self._streams.moved() if self._streams is not None else {}
-        again = self._flat_reads.again(book.positions, moved)
+        moves = self._streams.moved() if self._streams is not None else StreamMoves()
+        again = self._flat_reads.again(book.positions, moves)
         seen = Observation(
             snapshot,
             found,
@@ -346,6 +347,7 @@ class PositionKeeper(Entering):
             seen.account_unread,
             closed,
             restored,
+            watched=self._streams is None or self._streams.health().usable,
         )
         await self._flat_reads.save()
         self._reconciled_at = now

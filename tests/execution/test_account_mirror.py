@@ -21,6 +21,7 @@ from quantum_trader.domain import (
     OrderStatus,
     Side,
     SnapshotSource,
+    StreamMoves,
 )
 from quantum_trader.errors import MarketDataError
 from quantum_trader.execution.account_mirror import AccountMirror
@@ -210,19 +211,20 @@ def test_the_mirror_says_when_each_symbol_last_moved_applied_or_not() -> None:
     """A position event or a fill on a symbol is noted at its receipt, even one the mirror
     does not apply (a late copy, before a seed): what the keeper reads to book a round trip
     by hand between two looks (keeper/flat_reads.py). An order accepted and not filled, or
-    a stop placed, moves nothing."""
+    a stop placed, moves nothing. A seed says since when events may have been lost."""
     mirror = seeded_mirror()
+    assert mirror.moved.lost_before == NOW - timedelta(seconds=60)  # the seed's read
     mirror.apply(parse(order_update("NEW", "0", T0 + 1)), at(0.1))
     mirror.apply(parse(algo_update("NEW", T0 + 1)), at(0.2))
-    assert mirror.moved == {}
+    assert mirror.moved.by_symbol == {}
     mirror.apply(parse(order_update("FILLED", "0.010", T0 + 2)), at(0.3))
-    assert mirror.moved == {BTC: at(0.3)}
+    assert mirror.moved.by_symbol == {BTC: at(0.3)}
     mirror.apply(parse(account_update("0", T0 + 3)), at(0.5))
     mirror.apply(parse(account_update("0.010", T0 + 2)), at(0.7))  # older: not applied
     assert mirror.snapshot(at(0.8)).positions == {}
-    assert mirror.moved == {BTC: at(0.7)}
+    assert mirror.moved.by_symbol == {BTC: at(0.7)}
     mirror.seed(empty_snapshot(at(1.0)), {})
-    assert mirror.moved == {BTC: at(0.7)}  # a seed forgets no receipt
+    assert mirror.moved == StreamMoves({BTC: at(0.7)}, at(1.0))  # no receipt forgotten
 
 
 def test_a_late_copy_of_a_stop_the_reseed_found_gone_does_not_bring_it_back() -> None:

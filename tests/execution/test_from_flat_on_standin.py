@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from loopback.faults import Fault
-from loopback.fixtures import advance, settle
+from loopback.fixtures import advance, advance_until, settle
 from standin_keeper import BTC_MARKET, EnteringKeeper, StandinKeeper, keeper_on_streams
 from structlog.testing import capture_logs
 from test_exchange_answers import BTC
@@ -265,3 +265,28 @@ async def test_a_round_trip_after_our_stop_filled_while_the_daemon_was_stopped_i
         await rig.tick()
 
         await the_stop_and_the_short_booked(rig, prices)
+
+
+async def test_a_round_trip_while_the_user_stream_reconnected_is_booked_after_its_seed() -> None:
+    """Opened and closed by hand while the user-data stream was disconnected: its events
+    never came, but the mirror's seed after the reconnect says events before its read may
+    have been lost, so the next look reads the trades of every symbol it read flat before
+    (the restart campaign, seed 40200: never booked)."""
+    async with keeper_on_streams(StandinKeeper) as rig:
+        assert await rig.server.streams.disconnect("user") == 1
+        await settle(rig.server)
+        opened = rig.server.state.mark(BTC_MARKET)
+        await by_hand(rig, "web_open_1", OrderSide.BUY, QUANTITY)
+        rig.server.state.marks[BTC_MARKET] = opened + 100
+        await by_hand(rig, "web_close_1", OrderSide.SELL, QUANTITY)
+        assert rig.streams.moved().by_symbol == {}  # nothing received
+        await advance_until(rig.server, lambda: rig.streams.health().usable, 30, "reseeded")
+        await rig.tick()
+
+        [long] = await rig.repository.closed_trades()
+        assert (long.side, long.exit_reason) == (Side.LONG, ExitReason.MANUAL)
+        assert (long.entry_price, long.exit_price) == (opened, opened + 100)
+        asked = [p["symbol"] for _, path, p in rig.server.requests if path == "/fapi/v1/userTrades"]
+        assert sorted(asked) == sorted(rig.server.state.markets)  # every flat symbol, once
+        await rig.tick(2)
+        assert len(await rig.repository.closed_trades()) == 1

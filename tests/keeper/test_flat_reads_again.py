@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from quantum_trader.domain import StreamMoves
 from quantum_trader.keeper.flat_reads import FlatReads
 from quantum_trader.keeper.plan import FlatRead
 
@@ -21,10 +22,10 @@ def at(seconds: float) -> datetime:
 def test_a_symbol_moved_since_the_last_flat_read_is_read_again() -> None:
     reads = FlatReads()
     reads.after_tick(UNIVERSE, {}, {}, at(5))
-    moved = {BTC: at(7), ETH: at(4.9)}  # ETH's event came before the look that read it flat
+    moved = StreamMoves({BTC: at(7), ETH: at(4.9)})  # ETH's came before the look read it flat
 
     assert reads.again({}, moved) == {BTC: FlatRead(at(5))}
-    assert reads.again({}, {}) == {}
+    assert reads.again({}, StreamMoves()) == {}
 
 
 def test_a_symbol_whose_trades_could_not_be_read_keeps_its_earlier_read() -> None:
@@ -32,7 +33,7 @@ def test_a_symbol_whose_trades_could_not_be_read_keeps_its_earlier_read() -> Non
     reads = FlatReads()
     reads.after_tick(UNIVERSE, {}, {}, at(5))
     reads.after_tick(UNIVERSE, {}, {}, at(10), unread={BTC})
-    moved = {BTC: at(7), ETH: at(7)}
+    moved = StreamMoves({BTC: at(7), ETH: at(7)})
 
     assert reads.again({}, moved) == {BTC: FlatRead(at(5))}
     reads.after_tick(UNIVERSE, {}, {}, at(15))
@@ -44,8 +45,36 @@ def test_the_last_runs_reads_wait_for_the_second_look_after_a_start() -> None:
     daemon was stopped, events since the start or not."""
     restored = {BTC: FlatRead(at(-600), 3, restored=True)}
     reads = FlatReads(None, restored)
-    moved = {BTC: at(1), ETH: at(1)}
+    moved = StreamMoves({BTC: at(1), ETH: at(1)})
     assert reads.again({}, moved) == {}
 
     reads.after_tick(UNIVERSE, {}, {}, at(5))
     assert reads.again({}, moved) == {BTC: restored[BTC]}  # ETH's event came before the look
+
+
+def test_every_flat_symbol_is_read_again_after_events_may_have_been_lost() -> None:
+    """The stream reseeded (a reconnect, a gap): an event before its read may never have
+    come, so every symbol read flat before it is read; while the stream is down the reads
+    stand, so the look after the seed reads from before the outage."""
+    reads = FlatReads()
+    reads.after_tick(UNIVERSE, {}, {}, at(5))
+    reads.after_tick(UNIVERSE, {}, {}, at(10), watched=False)  # the stream down
+    assert reads.again({}, StreamMoves(lost_before=at(4))) == {}
+    reseeded = StreamMoves(lost_before=at(12))
+
+    assert reads.again({}, reseeded) == {s: FlatRead(at(5)) for s in UNIVERSE}
+    reads.after_tick(UNIVERSE, {}, {}, at(15))
+    assert reads.again({}, reseeded) == {}
+
+
+def test_a_symbol_closed_this_tick_is_flat_from_its_close() -> None:
+    """From the instant after the close's last trade, not the look's time: a round trip by
+    hand between the two is read for; a position an earlier run booked (`restored`) is
+    read at the next whole tick, events or not (made while the daemon was stopped)."""
+    reads = FlatReads()
+    reads.after_tick(UNIVERSE, {}, {}, at(10), closed={BTC: at(3), ETH: at(4)}, restored={ETH})
+
+    assert reads.again({}, StreamMoves({BTC: at(6)})) == {
+        BTC: FlatRead(at(3)),
+        ETH: FlatRead(at(4), restored=True),
+    }

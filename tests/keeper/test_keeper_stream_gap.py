@@ -15,7 +15,7 @@ is not protected twice because the mirror does not list that stop yet.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -32,6 +32,7 @@ from quantum_trader.domain import (
     Side,
     SnapshotSource,
     StreamHealth,
+    StreamMoves,
 )
 from quantum_trader.gates.settings import PerformanceSettings
 from quantum_trader.keeper.keeper import PositionKeeper
@@ -68,8 +69,8 @@ class UsableMirror:
         clock stands at the tests' start."""
         return T0
 
-    def moved(self) -> Mapping[str, datetime]:
-        return {}
+    def moved(self) -> StreamMoves:
+        return StreamMoves()
 
     def reseed(self, snapshot: ExchangeSnapshot) -> None:
         self.reseeded.append(snapshot)
