@@ -9,15 +9,20 @@ without this memory a later reduction whose own trades Binance does not list yet
 booked at the older ones (their price and fee, once more). The keeper alone writes it: in the
 repository's state (namespace `EXTERNAL_BOOKED`, by symbol, `{"trade_ids": [...]}`), each
 symbol's entry saved in the same write as the bookings that took them (keeper/carry.py: a stop
-between the two would forget them) and deleted once its position is gone.
+between the two would forget them); once its position is gone, its trades stay as the
+entry's `closed_ids` (below).
 An entry that cannot be read back (edited by hand, written by a run that saved something
 else) is said once, with what was saved, and dropped: the keeper starts all the same.
 
 The trades a symbol's last position was reduced and closed by are left out for the next
-position on the symbol too, in memory (`left_out`): one adopted, with no entry of ours to
-bound its window, reaches 5 min before the tick that adopted it, where that close lies (found
-by the campaign with a person trading by hand, seed 30079, 2026-12-03: a close by hand was
-booked again for the position adopted after it, its fee counted twice).
+position on the symbol too (`left_out`): one adopted, with no entry of ours to bound its
+window, reaches 5 min before the tick that adopted it, where that close lies (found by the
+campaign with a person trading by hand, seed 30079, 2026-12-03: a close by hand was booked
+again for the position adopted after it, its fee counted twice). Saved too since 2026-12-05
+(`"closed_ids"`, kept on a symbol no longer held until the next position there is gone): the
+first look after a restart read the close of a position adopted before the stop from 5 min
+before its adoption, where a round trip by hand booked by the last run lay, and took that
+round trip's buy for an addition (the campaign with a restart, seed 40212).
 
 Beside them, the last exit of ours that reduced the held position and left some (`LastExit`:
 its order, reason, price and last trade), saved in the same entry (`"last_exit"`): a
@@ -30,6 +35,7 @@ answer, the person's part the next tick, the trade MANUAL at the person's price)
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -101,28 +107,34 @@ class ExternalBooked:
         self,
         booked: Mapping[str, frozenset[str]] | None = None,
         last: Mapping[str, LastExit] | None = None,
+        closed: Mapping[str, frozenset[str]] | None = None,
     ) -> None:
         self._booked: dict[str, frozenset[str]] = dict(booked or {})
         self._last: dict[str, LastExit] = dict(last or {})
-        self._closed: dict[str, frozenset[str]] = {}  # the last position gone, by symbol
+        # by symbol, the trades of the last position gone there (and round trips booked)
+        self._closed: dict[str, frozenset[str]] = dict(closed or {})
 
     @classmethod
     async def restored(cls, repository: Repository, held: Collection[str]) -> ExternalBooked:
         """As the last run saved them, for the symbols `held` (an entry of a position gone
         while the daemon was stopped, or before its deletion was written, is deleted)."""
-        booked, last = {}, {}
+        booked, last, closed = {}, {}, {}
         for symbol, saved in (await repository.load_state(EXTERNAL_BOOKED)).items():
-            if symbol not in held:
-                await repository.delete_state(EXTERNAL_BOOKED, symbol)
-                continue
             try:
+                if saved.get("closed_ids"):
+                    closed[symbol] = _trade_ids(saved, "closed_ids")
+                if symbol not in held:
+                    if symbol not in closed:
+                        await repository.delete_state(EXTERNAL_BOOKED, symbol)
+                    continue
                 booked[symbol] = _trade_ids(saved)
                 if saved.get("last_exit") is not None:
                     last[symbol] = _last_exit(saved["last_exit"])
-            except (KeyError, TypeError, ValueError, ArithmeticError) as error:
+            except (AttributeError, KeyError, TypeError, ValueError, ArithmeticError) as error:
                 booked.pop(symbol, None)
+                closed.pop(symbol, None)
                 await _dropped(repository, symbol, saved, repr(error))
-        return cls(booked, last)
+        return cls(booked, last, closed)
 
     def last_exits(self) -> Mapping[str, LastExit]:
         """By symbol held, the last exit of ours that left some of the position (a copy: a
@@ -131,7 +143,7 @@ class ExternalBooked:
 
     def left_out(self) -> Mapping[str, frozenset[str]]:
         """By symbol, the trades a reduction is never booked at: those booked for the
-        position held, and for the last one gone on the symbol this run."""
+        position held, and for the last one gone on the symbol."""
         closed = self._closed
         if not closed:
             return self._booked
@@ -164,14 +176,15 @@ class ExternalBooked:
                 saved[symbol] = ids
                 if exit_ is not None:
                     last[symbol] = exit_
-        deleted = [s for s in sorted(booked.keys() - set(held)) if symbols(s)]
         gone = (booked.keys() | booked_now.keys()) - set(held)
         closed = {
             s: booked.get(s, frozenset()) | booked_now.get(s, frozenset())
             for s in sorted(gone)
             if symbols(s)
         }
-        return BookedChanges(saved, deleted, closed, last)
+        deleted = [s for s in sorted(booked.keys() - set(held)) if symbols(s)]
+        kept = {s: ids for s, ids in self._closed.items() if s in saved}
+        return BookedChanges(saved, deleted, closed, last, kept)
 
     def keep(self, changes: BookedChanges) -> None:
         """Take `changes` as written."""
@@ -188,9 +201,10 @@ class BookedChanges:
     """By symbol, the trade ids to remember now, and the symbols to forget."""
 
     saved: Mapping[str, frozenset[str]]
-    deleted: Sequence[str]
-    closed: Mapping[str, frozenset[str]]  # the trades of each position gone: in memory only
+    deleted: Sequence[str]  # the symbols whose position is gone (their entry: `closed`)
+    closed: Mapping[str, frozenset[str]]  # the trades of each position gone
     last: Mapping[str, LastExit]  # of the symbols saved
+    closed_kept: Mapping[str, frozenset[str]] = field(default_factory=dict)  # of those saved
 
     @property
     def state(self) -> list[StateWrite]:
@@ -199,18 +213,26 @@ class BookedChanges:
             entry: dict[str, Any] = {"trade_ids": sorted(ids)}
             if symbol in self.last:
                 entry["last_exit"] = self.last[symbol].encoded()
+            if self.closed_kept.get(symbol):
+                entry["closed_ids"] = sorted(self.closed_kept[symbol])
             writes.append((EXTERNAL_BOOKED, symbol, entry))
+        for symbol, ids in self.closed.items():
+            if symbol not in self.saved:
+                writes.append(
+                    (EXTERNAL_BOOKED, symbol, {"trade_ids": [], "closed_ids": sorted(ids)})
+                )
         return writes
 
     @property
     def state_deleted(self) -> list[tuple[str, str]]:
-        return [(EXTERNAL_BOOKED, symbol) for symbol in self.deleted]
+        """None: a position gone leaves its trades saved (`closed_ids`)."""
+        return []
 
 
-def _trade_ids(saved: Mapping[str, Any]) -> frozenset[str]:
-    ids = saved["trade_ids"]
+def _trade_ids(saved: Mapping[str, Any], key: str = "trade_ids") -> frozenset[str]:
+    ids = saved[key]
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-        raise TypeError(f"trade_ids is not a list of trade ids: {ids!r}")
+        raise TypeError(f"{key} is not a list of trade ids: {ids!r}")
     return frozenset(ids)
 
 

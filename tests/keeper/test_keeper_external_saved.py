@@ -59,11 +59,20 @@ async def test_the_trades_booked_survive_a_restart_on_sqlite_and_go_with_the_pos
         keeper = await keeper_on(exchange, repository, now)
         assert keeper.positions[BTC].quantity > 0
         rest = keeper.positions[BTC].quantity
-        await reduce_by_hand(exchange, "web_rest", rest)
+        second = await reduce_by_hand(exchange, "web_rest", rest)
         now = exchange.now = now + TICK
         await keeper.tick(now)
         assert BTC not in keeper.positions
-        assert await repository.load_state(EXTERNAL_BOOKED) == {}
+        closed = {"trade_ids": [], "closed_ids": sorted([first, second])}
+        assert await repository.load_state(EXTERNAL_BOOKED) == {BTC: closed}
+    finally:
+        await repository.close()
+
+    repository = await SqliteRepository.open(path)  # the position gone: its trades kept
+    try:
+        restored = await ExternalBooked.restored(repository, set())
+        assert restored.left_out() == {BTC: frozenset({first, second})}
+        assert await repository.load_state(EXTERNAL_BOOKED) == {BTC: closed}
     finally:
         await repository.close()
 
@@ -79,6 +88,7 @@ async def test_the_trades_booked_survive_a_restart_on_sqlite_and_go_with_the_pos
         {"trade_ids": ["t-1"], "last_exit": {**LAST_EXIT, "price": "NaN"}},
         {"trade_ids": ["t-1"], "last_exit": {**LAST_EXIT, "time": "2025-06-01T00:00:00"}},
         {"trade_ids": ["t-1"], "last_exit": {k: v for k, v in LAST_EXIT.items() if k != "price"}},
+        {"trade_ids": ["t-1"], "closed_ids": "t-0"},
     ],
     ids=[
         "not a list",
@@ -89,6 +99,7 @@ async def test_the_trades_booked_survive_a_restart_on_sqlite_and_go_with_the_pos
         "last exit's price NaN",
         "last exit's time naive",
         "last exit without a price",
+        "closed ids not a list",
     ],
 )
 async def test_an_entry_that_cannot_be_read_back_is_said_once_and_dropped(
@@ -170,10 +181,12 @@ async def test_our_last_exit_that_left_some_is_saved_beside_the_trades_on_sqlite
         [last] = restored.last_exits().values()
         assert (last.client_order_id, last.price) == (partial.client_order_id, fill.price)
         keeper = await keeper_on(exchange, repository, now)
-        await reduce_by_hand(exchange, "web_rest_2", keeper.positions[BTC].quantity)
+        rest = await reduce_by_hand(exchange, "web_rest_2", keeper.positions[BTC].quantity)
         now = exchange.now = now + TICK
         await keeper.tick(now)
         assert BTC not in keeper.positions
-        assert await repository.load_state(EXTERNAL_BOOKED) == {}
+        assert await repository.load_state(EXTERNAL_BOOKED) == {
+            BTC: {"trade_ids": [], "closed_ids": sorted([fill.trade_id, rest])}
+        }  # the last exit went with the position
     finally:
         await repository.close()
