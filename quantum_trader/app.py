@@ -164,7 +164,7 @@ async def assemble(
         admits=governor.state_allows_order,
         conditions=conditions,
         clock=clock,
-        save_flat_reads=clock is not None,
+        beside_a_person=clock is not None,
     )
     governor_keeper = GovernorKeeper(governor, repository, keeper, ledger)
     balancer = BalancerJournal(PortfolioBalancer(settings.balancer, CostModel(settings.costs)))

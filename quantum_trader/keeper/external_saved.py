@@ -19,7 +19,8 @@ position on the symbol too (`left_out`): one adopted, with no entry of ours to b
 window, reaches 5 min before the tick that adopted it, where that close lies (found by the
 campaign with a person trading by hand, seed 30079, 2026-12-03: a close by hand was booked
 again for the position adopted after it, its fee counted twice). Saved too since 2026-12-05
-(`"closed_ids"`, kept on a symbol no longer held until the next position there is gone): the
+(`"closed_ids"`, kept on a symbol no longer held, with those of the positions gone before
+it, the newest 100): the
 first look after a restart read the close of a position adopted before the stop from 5 min
 before its adoption, where a round trip by hand booked by the last run lay, and took that
 round trip's buy for an addition (the campaign with a restart, seed 40212).
@@ -47,6 +48,9 @@ from quantum_trader.record import record
 
 log = get_logger("keeper")
 EXTERNAL_BOOKED = "external_booked"
+# The trades of positions gone kept by symbol: the newest, as many as a replay takes
+# (keeper/round_trip.py MOST_TRADES).
+CLOSED_KEPT = 100
 
 
 @record
@@ -108,16 +112,23 @@ class ExternalBooked:
         booked: Mapping[str, frozenset[str]] | None = None,
         last: Mapping[str, LastExit] | None = None,
         closed: Mapping[str, frozenset[str]] | None = None,
+        *,
+        keep_closed: bool = True,
     ) -> None:
         self._booked: dict[str, frozenset[str]] = dict(booked or {})
         self._last: dict[str, LastExit] = dict(last or {})
-        # by symbol, the trades of the last position gone there (and round trips booked)
+        # by symbol, the trades of the positions gone there (and round trips booked), newest
         self._closed: dict[str, frozenset[str]] = dict(closed or {})
+        self._keep_closed = keep_closed  # False: a backtest's (no person reads them)
 
     @classmethod
-    async def restored(cls, repository: Repository, held: Collection[str]) -> ExternalBooked:
-        """As the last run saved them, for the symbols `held` (an entry of a position gone
-        while the daemon was stopped, or before its deletion was written, is deleted)."""
+    async def restored(
+        cls, repository: Repository, held: Collection[str], *, keep_closed: bool = True
+    ) -> ExternalBooked:
+        """As the last run saved them: the trades booked for the symbols `held` and their last
+        exits, and the trades of positions gone (`closed_ids`) on any symbol; an entry of a
+        symbol not held with none of those is deleted (a position gone while the daemon was
+        stopped, or a backtest's)."""
         booked, last, closed = {}, {}, {}
         for symbol, saved in (await repository.load_state(EXTERNAL_BOOKED)).items():
             try:
@@ -134,7 +145,7 @@ class ExternalBooked:
                 booked.pop(symbol, None)
                 closed.pop(symbol, None)
                 await _dropped(repository, symbol, saved, repr(error))
-        return cls(booked, last, closed)
+        return cls(booked, last, closed, keep_closed=keep_closed)
 
     def last_exits(self) -> Mapping[str, LastExit]:
         """By symbol held, the last exit of ours that left some of the position (a copy: a
@@ -143,7 +154,7 @@ class ExternalBooked:
 
     def left_out(self) -> Mapping[str, frozenset[str]]:
         """By symbol, the trades a reduction is never booked at: those booked for the
-        position held, and for the last one gone on the symbol."""
+        position held, and for those gone on the symbol (the newest `CLOSED_KEPT`)."""
         closed = self._closed
         if not closed:
             return self._booked
@@ -178,9 +189,13 @@ class ExternalBooked:
                     last[symbol] = exit_
         gone = (booked.keys() | booked_now.keys()) - set(held)
         closed = {
-            s: booked.get(s, frozenset()) | booked_now.get(s, frozenset())
+            s: newest(
+                self._closed.get(s, frozenset())
+                | booked.get(s, frozenset())
+                | booked_now.get(s, frozenset())
+            )
             for s in sorted(gone)
-            if symbols(s)
+            if symbols(s) and self._keep_closed
         }
         deleted = [s for s in sorted(booked.keys() - set(held)) if symbols(s)]
         kept = {s: ids for s, ids in self._closed.items() if s in saved}
@@ -225,8 +240,21 @@ class BookedChanges:
 
     @property
     def state_deleted(self) -> list[tuple[str, str]]:
-        """None: a position gone leaves its trades saved (`closed_ids`)."""
-        return []
+        """The entries of positions gone whose trades are not kept (a backtest's: the
+        others are written over with their `closed_ids`)."""
+        return [(EXTERNAL_BOOKED, symbol) for symbol in self.deleted if symbol not in self.closed]
+
+
+def newest(trade_ids: frozenset[str]) -> frozenset[str]:
+    """The `CLOSED_KEPT` newest of `trade_ids` (Binance's grow with each trade of a symbol):
+    a close booked before the last position gone may lie in a later read's window too (the
+    campaign with a restart, seed 40236: an adopted short's open and close by hand, then our
+    short and a flip of it — the close of the long it left read from 5 min before it, where
+    the first short's trades lay)."""
+    if len(trade_ids) <= CLOSED_KEPT:
+        return trade_ids
+    ordered = sorted(trade_ids, key=lambda i: (i.isdigit(), int(i) if i.isdigit() else 0, i))
+    return frozenset(ordered[-CLOSED_KEPT:])
 
 
 def _trade_ids(saved: Mapping[str, Any], key: str = "trade_ids") -> frozenset[str]:

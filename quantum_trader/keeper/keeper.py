@@ -155,14 +155,15 @@ class PositionKeeper(Entering):
         admits: Callable[[OrderRequest], bool] = lambda request: True,
         conditions: ConditionsFn = lambda: (False, {}),
         clock: Now | None = None,
-        save_flat_reads: bool = True,
+        beside_a_person: bool = True,
     ) -> PositionKeeper:
-        """The keeper as the last run left it (keeper/restore.py). `save_flat_reads`: where
-        it read each symbol flat is saved for the next run (keeper/flat_reads.py; the
-        daemon's: a backtest has no person trading beside it)."""
-        book, ids, external = await restored(repository)
+        """The keeper as the last run left it (keeper/restore.py). `beside_a_person`: a
+        person may trade on the account (the daemon's; not a backtest's), so where it read
+        each symbol flat is saved for the next run (keeper/flat_reads.py) and the trades of
+        positions gone are kept left out (keeper/external_saved.py)."""
+        book, ids, external = await restored(repository, keep_closed=beside_a_person)
         flat_reads = None
-        if save_flat_reads:
+        if beside_a_person:
             booked = book.positions.keys() | book.unpriced.keys()
             flat_reads = await FlatReads.restored(repository, rules, booked)
         return cls(

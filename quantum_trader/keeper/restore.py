@@ -13,12 +13,15 @@ from quantum_trader.ports import Repository
 RUN_STATE = ("keeper", "run")
 
 
-async def restored(repository: Repository) -> tuple[Book, ClientOrderIds, ExternalBooked]:
+async def restored(
+    repository: Repository, *, keep_closed: bool = True
+) -> tuple[Book, ClientOrderIds, ExternalBooked]:
     """Open positions, unsettled orders of ours, our working stops and take-profits, our orders
     whose fees are unread, the closes outside the program awaiting their price
     (keeper/unpriced.py), the limits of fills far from their plan (keeper/fill_check.py) and
     the account's trades the positions were reduced by (keeper/external_saved.py); and the ids
-    of this run, whose number is saved one up, so that ids never repeat across restarts."""
+    of this run, whose number is saved one up, so that ids never repeat across restarts.
+    `keep_closed`: keep the trades of positions gone (`ExternalBooked`)."""
     positions = {p.symbol: p for p in await repository.open_positions()}
     extras = await repository.load_state(INTENTS)
     ours = [o for o in await repository.open_orders() if is_ours(o.client_order_id)]
@@ -31,7 +34,8 @@ async def restored(repository: Repository) -> tuple[Book, ClientOrderIds, Extern
     fees_unread = await fees_saved.restored(repository)
     unpriced = await unpriced_restored(repository)
     limits = await fill_check.restored(repository, positions)
-    external = await ExternalBooked.restored(repository, positions.keys() | unpriced.keys())
+    held = positions.keys() | unpriced.keys()
+    external = await ExternalBooked.restored(repository, held, keep_closed=keep_closed)
     saved = (await repository.load_state(RUN_STATE[0])).get(RUN_STATE[1], {})
     run = int(saved.get("n", 0)) + 1
     await repository.save_state(*RUN_STATE, {"n": run})

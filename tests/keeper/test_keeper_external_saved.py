@@ -190,3 +190,23 @@ async def test_our_last_exit_that_left_some_is_saved_beside_the_trades_on_sqlite
         }  # the last exit went with the position
     finally:
         await repository.close()
+
+
+def test_the_trades_of_the_positions_gone_before_stay_left_out_the_newest_kept() -> None:
+    """A position gone does not forget the one gone before it (the campaign with a restart,
+    seed 40236: an adopted short's open and close by hand, then ours flipped by hand — the
+    first short's trades taken again for the long the flip left); the newest 100 are kept
+    (Binance's trade ids grow)."""
+    external = ExternalBooked()
+    first = external.changes({BTC: frozenset({"1", "2"})}, (), lambda s: True)
+    external.keep(first)
+    second = external.changes({BTC: frozenset({"5"})}, (), lambda s: True)
+    external.keep(second)
+
+    assert external.left_out() == {BTC: frozenset({"1", "2", "5"})}
+    assert second.state == [
+        (EXTERNAL_BOOKED, BTC, {"trade_ids": [], "closed_ids": ["1", "2", "5"]})
+    ]
+    many = external.changes({BTC: frozenset(str(i) for i in range(10, 110))}, (), lambda s: True)
+    external.keep(many)
+    assert external.left_out() == {BTC: frozenset(str(i) for i in range(10, 110))}

@@ -172,7 +172,7 @@ async def test_a_keeper_that_does_not_save_its_flat_reads_writes_nothing() -> No
         RULES,
         KEEPER,
         MonitorSettings(),
-        save_flat_reads=False,
+        beside_a_person=False,
     )
     await harness.tick()
     assert await saved_reads(harness) == {}
