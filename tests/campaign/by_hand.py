@@ -151,6 +151,7 @@ async def run_by_hand(
         list(person.faults_on),
         list(person.outages),
         person.take_profit_retry_s,
+        list(person.server.streams.unconnected),
     )
 
 

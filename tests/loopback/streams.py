@@ -59,6 +59,9 @@ class StreamHub:
         # User-data events that reached no user stream (dropped, silenced, or none was
         # connected), with the stand-in's ms: what only a REST read could reveal.
         self.hidden: list[tuple[int, dict[str, Any]]] = []
+        # of those, the ones hidden because no user-data stream was connected (the client's
+        # reconnect and seed tell it events may have been lost; a silence or a drop does not)
+        self.unconnected: list[tuple[int, dict[str, Any]]] = []
         self._sending = 0
         self.algo_event_omits: frozenset[str] = frozenset()  # keys left out of ALGO_UPDATE's "o"
         state.sinks.append(self.on_user_event)
@@ -242,6 +245,7 @@ class StreamHub:
         users = [c for c in self._users() if c.events is None or event["e"] in c.events]
         if not users:
             self.hidden.append((self.state.now_ms, event))
+            self.unconnected.append((self.state.now_ms, event))
         for connection in users:
             self._deliver(connection, event)
 
