@@ -52,7 +52,8 @@ kept in LOGS/SEED.log, the problems printed):
 and one seed, its daemon's log on stdout, then what the person did (BY HAND), the stand-in's
 trades (TRADE) and conditional orders (ALGO), the spans without a stop of more than a tick
 (BARE), what followed each take-profit cancelled by hand (TAKE-PROFIT), the entries of ours
-excused beside a position opened by hand (EXCUSED) and the problems (PROBLEM):
+excused beside a position opened by hand and the round trips by hand the stream never
+reported (EXCUSED) and the problems (PROBLEM):
 
     PYTHONPATH=tests:tests/campaign .venv/bin/python tests/campaign/by_hand.py run SEED
 

@@ -10,7 +10,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any, cast
 
-from by_hand_check import TICK_MS, CloseByHand, HandOutcome, at_the_mark
+from by_hand_check import TICK_MS, CloseByHand, HandOutcome, at_the_mark, unseen_round_trip
 from campaign import standin_state
 
 from quantum_trader.clock import utc_from_ms
@@ -64,3 +64,40 @@ def test_a_mark_read_the_bound_after_without_a_failed_read_then_is_not_accepted(
     assert not at_the_mark(*booked_at(result, later), result)
     result = outcome([later])
     assert not at_the_mark(*booked_at(result, later), result)
+
+
+def round_trip_result(delivered: str = "", unconnected: bool = False) -> HandOutcome:
+    """A person's open of 3 on a flat symbol and its close 50 ms later, every user-data
+    event of both hidden but `delivered` ("ACCOUNT_UPDATE" or "ORDER_TRADE_UPDATE" of the
+    close); `unconnected`: hidden because no stream was connected."""
+    state = standin_state(30003)
+    hidden: list[tuple[int, dict[str, Any]]] = []
+    for n, (side, at_ms) in enumerate((("BUY", CLOSED_MS - 50), ("SELL", CLOSED_MS)), 1):
+        client_id, order_id = f"web_{n}", 900_000 + n
+        state.orders[client_id] = {"orderId": order_id, "clientOrderId": client_id}
+        state.trades.append({"id": str(800_000 + n), "symbol": MARKET, "orderId": order_id,
+                             "qty": "3", "side": side, "time": at_ms, "price": "100"})  # fmt: skip
+        fill = {"e": "ORDER_TRADE_UPDATE", "o": {"s": MARKET, "c": client_id, "x": "TRADE"}}
+        position = {"e": "ACCOUNT_UPDATE", "a": {"P": [{"s": MARKET}]}}
+        for event in (fill, position):
+            if not (n == 2 and event["e"] == delivered):
+                hidden.append((at_ms, event))
+    result = outcome([])
+    result.standin, result.hidden = state, hidden
+    result.unconnected = list(hidden) if unconnected else []
+    return result
+
+
+CLOSE = CloseByHand(MARKET, CLOSED_MS, Decimal(100), Decimal(3), (Decimal(100),))
+
+
+def test_a_round_trip_the_stream_never_reported_is_excused() -> None:
+    assert unseen_round_trip(round_trip_result(), CLOSE)
+
+
+def test_a_round_trip_with_one_event_delivered_or_no_stream_connected_is_not_excused() -> None:
+    """One event delivered tells the daemon to read the trades; an unconnected stream's
+    reconnect and seed do too."""
+    assert not unseen_round_trip(round_trip_result("ACCOUNT_UPDATE"), CLOSE)
+    assert not unseen_round_trip(round_trip_result("ORDER_TRADE_UPDATE"), CLOSE)
+    assert not unseen_round_trip(round_trip_result(unconnected=True), CLOSE)
