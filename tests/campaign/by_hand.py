@@ -61,7 +61,9 @@ With `--restart` (run and campaign) the daemon stops gracefully half-way through
 run, stays down for `DOWN_S` simulated seconds while the person goes on trading (closes of
 our positions, positions opened and flipped, stops cancelled: what the first look after the
 start must find and book), and starts again on the same data directory; the checks are the
-same. The person's draws after the stop differ from the same seed's without it.
+same. The person's draws after the stop differ from the same seed's without it. With
+`--round-trips` the person also opens a position and closes it at once (by_hand_person.py);
+the suite's seeds run without.
 
 A seed fixes what is drawn — the signals, the faults, the person's actions and their timing
 — not how they interleave with the daemon's loops on the machine of the day (the person
@@ -102,13 +104,20 @@ from quantum_trader.storage.sqlite import SqliteRepository
 TRADES_ROUTE = "/fapi/v1/userTrades"
 SHOWN = ("RESULT", "PROBLEM", "TAKE-PROFIT", "EXCUSED")  # a seed's lines the campaign prints
 DOWN_S = 120.0  # simulated seconds the daemon is stopped for, with `--restart`
+ROUND_TRIPS_HELP = "the person also opens and closes at once (not in the suite's seeds)"
 
 
 async def run_by_hand(
-    seed: int, data_dir: Path, *, minutes: float = 4.0, restart: bool = False
+    seed: int,
+    data_dir: Path,
+    *,
+    minutes: float = 4.0,
+    restart: bool = False,
+    round_trips: bool = False,
 ) -> HandOutcome:
-    """`restart`: the daemon stopped half-way for `DOWN_S`, the person trading meanwhile."""
-    person = Person(seed)
+    """`restart`: the daemon stopped half-way for `DOWN_S`, the person trading meanwhile;
+    `round_trips`: the person draws round trips too (by_hand_person.py)."""
+    person = Person(seed, round_trips=round_trips)
     stopped = Restart(minutes * 30, DOWN_S, person.while_down) if restart else None
     outcome = await run_campaign(
         seed, data_dir, minutes=minutes, beside=person.beside, restart=stopped
@@ -175,9 +184,11 @@ def _done(action: HandAction) -> bool:
     return action.answer == "FILLED" or action.answer.startswith("canceled")
 
 
-async def _one(seed: int, minutes: float, restart: bool) -> int:
+async def _one(seed: int, minutes: float, restart: bool, round_trips: bool) -> int:
     with tempfile.TemporaryDirectory(prefix=f"by-hand-{seed}-") as data_dir:
-        result = await run_by_hand(seed, Path(data_dir), minutes=minutes, restart=restart)
+        result = await run_by_hand(
+            seed, Path(data_dir), minutes=minutes, restart=restart, round_trips=round_trips
+        )
     found = hand_problems(seed, result)
     for action in result.actions:
         at = utc_from_ms(action.time_ms).strftime("%H:%M:%S.%f")[:-3]
@@ -220,7 +231,13 @@ def _print_books(state: LoopbackState) -> None:
 
 
 def _campaign(
-    first: int, count: int, at_once: int, minutes: float, logs: Path, restart: bool
+    first: int,
+    count: int,
+    at_once: int,
+    minutes: float,
+    logs: Path,
+    restart: bool,
+    round_trips: bool,
 ) -> int:
     """Seeds FIRST..FIRST+COUNT-1, one process each, `at_once` at a time."""
     logs.mkdir(parents=True, exist_ok=True)
@@ -232,6 +249,7 @@ def _campaign(
             out = (logs / f"{seed}.log").open("w")
             command = [sys.executable, __file__, "run", str(seed), "--minutes", str(minutes)]
             command += ["--restart"] if restart else []
+            command += ["--round-trips"] if round_trips else []
             running[seed] = (subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT), out)
         for seed, (process, written) in list(running.items()):
             if process.poll() is None:
@@ -257,6 +275,7 @@ def main() -> int:
     run.add_argument("seed", type=int)
     run.add_argument("--minutes", type=float, default=4.0)
     run.add_argument("--restart", action="store_true", help="stopped half-way, traded on")
+    run.add_argument("--round-trips", action="store_true", help=ROUND_TRIPS_HELP)
     many = commands.add_parser("campaign", help="COUNT seeds from FIRST, a process each")
     many.add_argument("first", type=int)
     many.add_argument("count", type=int)
@@ -264,10 +283,19 @@ def main() -> int:
     many.add_argument("--minutes", type=float, default=4.0)
     many.add_argument("--logs", type=Path, default=Path("by-hand-logs"))
     many.add_argument("--restart", action="store_true", help="stopped half-way, traded on")
+    many.add_argument("--round-trips", action="store_true", help=ROUND_TRIPS_HELP)
     args = parser.parse_args()
     if args.command == "run":
-        return uvloop.run(_one(args.seed, args.minutes, args.restart))
-    return _campaign(args.first, args.count, args.at_once, args.minutes, args.logs, args.restart)
+        return uvloop.run(_one(args.seed, args.minutes, args.restart, args.round_trips))
+    return _campaign(
+        args.first,
+        args.count,
+        args.at_once,
+        args.minutes,
+        args.logs,
+        args.restart,
+        args.round_trips,
+    )
 
 
 if __name__ == "__main__":

@@ -3,9 +3,11 @@ reduces, closes, flips or adds to a position the account holds, cancels our stop
 take-profit, or opens a position on a symbol of the daemon's that nothing holds, through the
 stand-in's HTTP API as a second client, everything drawn from the seed. The draw gained
 `cancel_target` on 2026-12-04, and `add` and `open` (and a side for each turn) later that
-day, and `round_trip` (an open and its close sent back to back: within one look of the
-keeper's, often) on 2026-12-05 (the others' proportions kept): a seed run before one of these
-drew other actions at other times."""
+day (the others' proportions kept): a seed run before either drew other actions at other
+times. `round_trip` (an open and its close sent back to back: within one look of the
+keeper's, often; 2026-12-05) is drawn only with `round_trips` (by_hand.py `--round-trips`):
+its seeds draw otherwise, and the suite's seeds keep theirs (why: docs/STATUS.md, *The
+person's round trips*)."""
 
 from __future__ import annotations
 
@@ -32,8 +34,9 @@ from quantum_trader.keeper.settings import KeeperSettings
 
 PERSON_PREFIX = "web_"
 # What the person does, with its weight in the draw.
-KINDS = ("reduce", "close", "flip", "cancel_stop", "cancel_target", "add", "open", "round_trip")
-WEIGHTS = (30, 25, 25, 20, 20, 10, 10, 10)
+KINDS = ("reduce", "close", "flip", "cancel_stop", "cancel_target", "add", "open")
+WEIGHTS = (30, 25, 25, 20, 20, 10, 10)
+WITH_ROUND_TRIPS = ((*KINDS, "round_trip"), (*WEIGHTS, 10))
 # The notional of a position the person opens (`open`), before the draw's share (0.2–0.8)
 # scales it by 0.7–1.3: 1,400–2,600 USDT, as our entries on the stand-in's markets (seed
 # 30001: 1,580 USDT of BTC, 2,180 of ETH, 3,000 of BNB), well above every market's minimum
@@ -84,8 +87,12 @@ class Draw:
 class Person:
     """Trades by hand beside the daemon, everything drawn from `seed`."""
 
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, *, round_trips: bool = False) -> None:
         self.seed = seed
+        drawn: tuple[tuple[str, ...], tuple[int, ...]] = (
+            WITH_ROUND_TRIPS if round_trips else (KINDS, WEIGHTS)
+        )
+        self._kinds, self._weights = drawn
         self._rng = random.Random(f"by-hand-{seed}")
         self.actions: list[HandAction] = []
         self.server: LoopbackBinance | None = None  # the stand-in, once beside one
@@ -149,7 +156,7 @@ class Person:
                 ) and not stopping.is_set():
                     await clock.sleep_until(clock.now() + timedelta(seconds=1))
                 # Drawn whatever is held, so the draws stay in step with the seed.
-                kind = self._rng.choices(KINDS, WEIGHTS)[0]
+                kind = self._rng.choices(self._kinds, self._weights)[0]
                 pick, share = self._rng.random(), self._rng.uniform(0.2, 0.8)
                 buy = self._rng.random() < 0.5  # an open's side
                 if not stopping.is_set():
@@ -168,7 +175,7 @@ class Person:
                 await clock.sleep_until(min(until, end))
                 if clock.now() >= end:
                     return
-                kind = self._rng.choices(KINDS, WEIGHTS)[0]
+                kind = self._rng.choices(self._kinds, self._weights)[0]
                 pick, share = self._rng.random(), self._rng.uniform(0.2, 0.8)
                 buy = self._rng.random() < 0.5
                 await self._act(session, server.state, kind, Draw(pick, share, buy))
