@@ -218,7 +218,9 @@ EXTERNAL_NOTES = (
 )
 # Trades on a symbol read flat at a look before and at this one that do not take it back to
 # flat (keeper/from_flat_settle.py `settle_flat_again`).
-FLAT_AGAIN_NOTES = ("round_trips_between_looks", "round_trips_while_stopped")
+ROUND_TRIPS_BETWEEN_LOOKS = "round_trips_between_looks"
+ROUND_TRIPS_WHILE_STOPPED = "round_trips_while_stopped"
+FLAT_AGAIN_NOTES = (ROUND_TRIPS_BETWEEN_LOOKS, ROUND_TRIPS_WHILE_STOPPED)
 # A position adopted, or an exit of ours filled with no position of ours, where the symbol
 # was read flat (keeper/from_flat_settle.py).
 FROM_FLAT_NOTES = ("position_adopted", "order_settled_unreflected")

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from quantum_trader.domain import ExchangePosition, Fill, Order
 from quantum_trader.keeper.book import Intent
+from quantum_trader.keeper.external import ROUND_TRIPS_BETWEEN_LOOKS, ROUND_TRIPS_WHILE_STOPPED
 from quantum_trader.keeper.plan import Note
 from quantum_trader.keeper.reduce_settle import Outcome, ReductionSettling
 from quantum_trader.keeper.round_trip import EARLIER_MOST, Leg, replay_from_flat
@@ -96,7 +97,7 @@ class FromFlatSettling(ReductionSettling):
                 continue
             rules = self.context.rules.get(symbol)
             found = replay_from_flat(None, trades, flat.at, rules, earlier=0)
-            event = "round_trips_while_stopped" if flat.restored else "round_trips_between_looks"
+            event = ROUND_TRIPS_WHILE_STOPPED if flat.restored else ROUND_TRIPS_BETWEEN_LOOKS
             if found is None or not found.between:
                 when = "while the daemon was stopped" if flat.restored else "since it was read flat"
                 detail = (
