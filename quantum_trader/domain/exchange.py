@@ -79,10 +79,14 @@ class StreamMoves:
     the latest event about its position or a fill on it was received; `lost_before`, when
     the read of the mirror's last seed (after a (re)connect, or a gap a REST check found)
     was sent — an event before it may have been lost, so any symbol may have moved then
-    (None: never seeded). Times on the clock that stamps each event's receipt."""
+    (None: never seeded); `lost_since`, the receipt of the last event before the gap that
+    seed followed (or the read of the seed before it): every event up to it came, so what
+    was lost lies between the two (None: not known — never seeded before). Times on the
+    clock that stamps each event's receipt."""
 
     by_symbol: Mapping[str, datetime] = field(default_factory=dict)
     lost_before: datetime | None = None
+    lost_since: datetime | None = None
 
     def since(self, symbol: str, at: datetime) -> bool:
         """Whether `symbol` may have moved at or after `at`: an event received then, or a
@@ -90,3 +94,13 @@ class StreamMoves:
         moved = self.by_symbol.get(symbol)
         lost = self.lost_before
         return (moved is not None and moved >= at) or (lost is not None and lost > at)
+
+    def unseen_from(self, at: datetime) -> datetime:
+        """Where a look at `at` that trusted the stream stops being sure nothing moved: `at`,
+        or earlier where the last seed's gap began before it — a look between the gap's
+        start and its discovery (a connection dead before the client noticed) read a symbol
+        flat with the events since lost (the hand-trading campaign, seed 32930)."""
+        lost, since = self.lost_before, self.lost_since
+        if lost is not None and lost > at and since is not None and since < at:
+            return since
+        return at

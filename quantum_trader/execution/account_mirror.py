@@ -106,12 +106,19 @@ class AccountMirror:
         # again since where one was (a round trip by hand between two looks).
         self._moved: dict[str, datetime] = {}
         self._lost_before: datetime | None = None  # the last seed's read: see `moved`
+        self._lost_since: datetime | None = None  # where its gap began: see `moved`
+        # The receipt of the latest event since the last seed (or that seed's read), and the
+        # earliest such instant at a gap or a connection's end not seeded over yet: events
+        # come in order on a connection, so those before it came.
+        self._heard_at: datetime | None = None
+        self._unheard_since: datetime | None = None
         self.needs_seed = True
 
     def apply(self, event: UserEvent, received_at: datetime) -> bool:
         """Record `event` (received at `received_at`); True if the mirror changed."""
         self._log.append((received_at, event))
         self._moved.update((symbol, received_at) for symbol in _symbols_moved(event))
+        self._heard_at = received_at
         while self._log and self._log[0][0] < received_at - self._replay:
             self._log.popleft()
         return self._apply(event)
@@ -163,14 +170,26 @@ class AccountMirror:
         """By symbol, when the latest event about its position (ACCOUNT_UPDATE) or a fill on
         it (an order's update with a quantity executed) was received, applied or not; and
         when the last seed's read was sent: a seed follows a (re)connect or a gap, whose
-        events were lost, so before then any symbol may have moved unseen."""
-        return StreamMoves(self._moved, self._lost_before)
+        events were lost, so before then any symbol may have moved unseen — since the last
+        event received before the gap (`lost`)."""
+        return StreamMoves(self._moved, self._lost_before, self._lost_since)
+
+    def lost(self) -> None:
+        """The connection ended, or a gap was found on it: events after the last one received
+        may have been lost (told to the next seed's `moved`)."""
+        heard, unheard = self._heard_at, self._unheard_since
+        if heard is not None:
+            self._unheard_since = heard if unheard is None else min(unheard, heard)
 
     def seed(self, snapshot: ExchangeSnapshot, leverage: Mapping[str, int]) -> None:
         """Replace the mirror with `snapshot`, then re-apply the events its reads may not show
         (received at or after the read of their kind was sent: see the module doc).
-        `leverage` (by symbol) completes what the snapshot's positions say."""
-        self._lost_before = snapshot.taken_at
+        `leverage` (by symbol) completes what the snapshot's positions say. A seed with no
+        gap told (`lost`) before it — a REST check that found the mirror off — takes the
+        last event received as where the gap began (one lost before it is not looked for)."""
+        self.lost()
+        self._lost_before, self._lost_since = snapshot.taken_at, self._unheard_since
+        self._heard_at, self._unheard_since = snapshot.taken_at, None
         self._leverage.update(leverage)
         self._leverage.update({s: p.leverage for s, p in snapshot.positions.items()})
         self._seeded_at_ms = self._before(snapshot.taken_at, AccountUpdate)

@@ -250,6 +250,7 @@ class BinanceStreams:
             except QuantumTraderError as error:  # StreamClosed, RetryLater, MarketDataError
                 why = f"{type(error).__name__}: {error}"
             self._usable = self._user_connected = False
+            self._mirror.lost()
             self._note_down("user-data", why, stopping)
             backoff.note_up_since(up_since)
             if not stopping.is_set():
@@ -354,6 +355,7 @@ class BinanceStreams:
             self._updated.set()
 
     def _gap(self) -> None:
+        self._mirror.lost()
         self._gaps += 1
         self._usable = False
         self._mirror.needs_seed = True

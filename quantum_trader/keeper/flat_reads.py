@@ -39,6 +39,7 @@ from quantum_trader.domain import ExchangePosition, Position, StreamMoves
 from quantum_trader.keeper.plan import FlatRead, Observation, Plan
 from quantum_trader.log import get_logger
 from quantum_trader.ports import Repository
+from quantum_trader.record import replace
 
 log = get_logger("keeper")
 FLAT_READS = "flat_reads"
@@ -51,6 +52,9 @@ class FlatReads:
     ) -> None:
         self._repository = repository  # None: nothing saved (a backtest)
         self._at: dict[str, FlatRead] = dict(restored or {})
+        # By symbol, where its run of flat reads began: flat then, and nothing booked since
+        # but round trips at their trades (whose ids stay left out).
+        self._runs: dict[str, datetime] = {s: read.at for s, read in self._at.items()}
         self._saved: set[str] = set(self._at)  # the symbols whose run is saved
         self._leverage: dict[str, int] = {}  # by symbol, of the last position read there
         # The restored reads, until the second whole tick after the start: what a person did
@@ -78,20 +82,24 @@ class FlatReads:
             await repository.delete_state(FLAT_READS, symbol)
         return cls(repository, reads)
 
-    def unbooked(self, booked: Mapping[str, Position]) -> dict[str, FlatRead]:
+    def unbooked(
+        self, booked: Mapping[str, Position], moves: StreamMoves | None = None
+    ) -> dict[str, FlatRead]:
         """The flat reads of symbols the books hold nothing on now (not where an entry of
-        ours was booked since, from its answer: keeper/answer.py)."""
-        return {s: read for s, read in self._at.items() if s not in booked}
+        ours was booked since, from its answer: keeper/answer.py), each from where the
+        stream's last gap began where a read since trusted it (`reach`)."""
+        moves = moves or StreamMoves()
+        return {s: self.reach(s, read, moves) for s, read in self._at.items() if s not in booked}
 
     def again(self, booked: Mapping[str, Position], moves: StreamMoves) -> dict[str, FlatRead]:
         """The reads of the symbols the books hold nothing on where a round trip by hand may
         have been made since (`Observation.flat_again`): the last whole tick's where the
-        user-data stream reported a change there since, or lost events since (`moves`); from
-        the second whole tick after a start, the restored reads of the symbols the first
-        read flat too, until their trades were read (a read that failed is tried on the
-        next tick)."""
+        user-data stream reported a change there since, or lost events since (`moves`,
+        `reach`); from the second whole tick after a start, the restored reads of the
+        symbols the first read flat too, until their trades were read (a read that failed
+        is tried on the next tick)."""
         again = {
-            s: read
+            s: self.reach(s, read, moves)
             for s, read in self._at.items()
             if s not in booked
             and not read.restored  # the second tick after a start reads those (below)
@@ -100,6 +108,17 @@ class FlatReads:
         if self._whole_ticks >= 1:
             again.update((s, read) for s, read in self._stopped.items() if s not in booked)
         return again
+
+    def reach(self, symbol: str, read: FlatRead, moves: StreamMoves) -> FlatRead:
+        """`read`, or from earlier where the stream's last gap began before it
+        (`StreamMoves.unseen_from`) — a look between a dead connection's last event and
+        its discovery trusted the stream and read the symbol flat, its round trip lost
+        (the hand-trading campaign, seed 32930) — but not before the symbol's run of flat
+        reads began (before it, trades of a position booked, some at the mark, unnamed)."""
+        if read.restored:
+            return read
+        start = max(moves.unseen_from(read.at), self._runs.get(symbol, read.at))
+        return read if start == read.at else replace(read, at=start)
 
     def after_tick(
         self,
@@ -137,6 +156,9 @@ class FlatReads:
                 flat[symbol] = self._at[symbol]
             else:
                 flat[symbol] = FlatRead(closed.get(symbol, now), self._leverage.get(symbol, 1))
+        self._runs = {
+            s: self._runs.get(s, read.at) if s in self._at else read.at for s, read in flat.items()
+        }
         self._at = flat
         self._whole_ticks += 1
         # Kept where the first read them flat with nothing booked, until their trades were

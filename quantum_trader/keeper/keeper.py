@@ -288,8 +288,8 @@ class PositionKeeper(Entering):
         marks = await reads.marks(symbols, now)
         context = self._context(advance=True)
         last_exits = self._carrier.external.last_exits()
-        flat = self._flat_reads.unbooked(book.positions)
         moves = self._streams.moved() if self._streams is not None else StreamMoves()
+        flat = self._flat_reads.unbooked(book.positions, moves)
         again = self._flat_reads.again(book.positions, moves)
         seen = Observation(
             snapshot,

@@ -224,7 +224,23 @@ def test_the_mirror_says_when_each_symbol_last_moved_applied_or_not() -> None:
     assert mirror.snapshot(at(0.8)).positions == {}
     assert mirror.moved.by_symbol == {BTC: at(0.7)}
     mirror.seed(empty_snapshot(at(1.0)), {})
-    assert mirror.moved == StreamMoves({BTC: at(0.7)}, at(1.0))  # no receipt forgotten
+    assert mirror.moved == StreamMoves({BTC: at(0.7)}, at(1.0), at(0.7))  # nothing forgotten
+
+
+def test_a_seed_says_where_the_gap_before_it_began() -> None:
+    """At the last event received before the connection ended (events come in order: those
+    before it came), not at a later one received on the next connection before its seed;
+    with no event since the last seed, at that seed's read."""
+    mirror = seeded_mirror()
+    mirror.apply(parse(order_update("FILLED", "0.010", T0 + 2)), at(0.3))
+    mirror.lost()  # the connection ended
+    mirror.apply(parse(account_update("0.010", T0 + 2)), at(2.0))  # on the next one
+    mirror.seed(empty_snapshot(at(2.5)), {})
+    assert (mirror.moved.lost_before, mirror.moved.lost_since) == (at(2.5), at(0.3))
+
+    mirror.lost()
+    mirror.seed(empty_snapshot(at(4.0)), {})
+    assert (mirror.moved.lost_before, mirror.moved.lost_since) == (at(4.0), at(2.5))
 
 
 def test_a_late_copy_of_a_stop_the_reseed_found_gone_does_not_bring_it_back() -> None:

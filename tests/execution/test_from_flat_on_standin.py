@@ -290,3 +290,32 @@ async def test_a_round_trip_while_the_user_stream_reconnected_is_booked_after_it
         assert sorted(asked) == sorted(rig.server.state.markets)  # every flat symbol, once
         await rig.tick(2)
         assert len(await rig.repository.closed_trades()) == 1
+
+
+async def test_a_round_trip_lost_before_a_drop_the_client_had_not_noticed_is_booked() -> None:
+    """The user-data stream went silent (its events lost), a look trusted it and read BTC
+    flat after a round trip by hand, and only then did the connection end: the seed after
+    the reconnect says events were lost since the last one received before the gap, so the
+    next look reads BTC's trades from there, not from that look (the hand-trading
+    campaign, seed 32930: never booked)."""
+    async with keeper_on_streams(StandinKeeper) as rig:
+        hub = rig.server.streams
+        hub.silence("user", 600)
+        opened = rig.server.state.mark(BTC_MARKET)
+        await by_hand(rig, "web_open_1", OrderSide.SELL, QUANTITY)
+        rig.server.state.marks[BTC_MARKET] = opened - 150
+        await by_hand(rig, "web_close_1", OrderSide.BUY, QUANTITY)
+        await rig.tick()  # the stream still usable to the client: BTC read flat
+        assert await rig.repository.closed_trades() == []
+        hub.faults.silent_until_ms["user"] = 0
+        assert await hub.disconnect("user") == 1
+        await settle(rig.server)
+        await advance_until(rig.server, lambda: rig.streams.health().usable, 30, "reseeded")
+        await rig.tick()
+
+        [short] = await rig.repository.closed_trades()
+        assert (short.side, short.exit_reason) == (Side.SHORT, ExitReason.MANUAL)
+        assert (short.entry_price, short.exit_price) == (opened, opened - 150)
+        assert short.fees_usdt > 0
+        await rig.tick(2)
+        assert len(await rig.repository.closed_trades()) == 1

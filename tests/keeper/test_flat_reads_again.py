@@ -78,3 +78,24 @@ def test_a_symbol_closed_this_tick_is_flat_from_its_close() -> None:
         BTC: FlatRead(at(3)),
         ETH: FlatRead(at(4), restored=True),
     }
+
+
+def test_after_a_gap_a_read_reaches_back_to_where_the_gap_began() -> None:
+    """A look at 10 trusted the stream, which had been dead since its last event at 7 (the
+    client noticed at 11, reseeded at 12): the symbols are read from 7, what a look at 10
+    could not see — but not before each symbol's run of flat reads began (ETH's at its
+    close at 8: trades before it were a position's, booked)."""
+    reads = FlatReads()
+    reads.after_tick((BTC, SOL), {}, {}, at(5))  # ETH booked then
+    reads.after_tick(UNIVERSE, {}, {}, at(10), closed={ETH: at(8)})
+    gap = StreamMoves(lost_before=at(12), lost_since=at(7))
+
+    assert reads.again({}, gap) == {
+        BTC: FlatRead(at(7)),
+        ETH: FlatRead(at(8)),
+        SOL: FlatRead(at(7)),
+    }
+    assert reads.unbooked({}, gap)[BTC] == FlatRead(at(7))  # an adoption replays from there too
+    assert reads.again({}, StreamMoves({BTC: at(11)}, at(4), at(3))) == {BTC: FlatRead(at(10))}
+    reads.after_tick(UNIVERSE, {}, {}, at(15))
+    assert reads.again({}, gap) == {}
