@@ -36,6 +36,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from quantum_trader.domain import ExchangePosition, Position, StreamMoves
+from quantum_trader.keeper.ids import is_ours
 from quantum_trader.keeper.plan import FlatRead, Observation, Plan
 from quantum_trader.log import get_logger
 from quantum_trader.ports import Repository
@@ -62,6 +63,9 @@ class FlatReads:
         # booked then — not on the first, which protects what it finds first.
         self._stopped: dict[str, FlatRead] = dict(self._at)
         self._whole_ticks = 0
+        # By symbol an entry of ours was booked on while its read was to come: read up to
+        # the entry's first fill (keeper/before_entry.py).
+        self._before_entry: dict[str, FlatRead] = {}
 
     @classmethod
     async def restored(
@@ -109,6 +113,13 @@ class FlatReads:
             again.update((s, read) for s, read in self._stopped.items() if s not in booked)
         return again
 
+    def before_entry(self, booked: Mapping[str, Position]) -> dict[str, FlatRead]:
+        """By symbol an entry of ours was booked on since a look read it flat, where the
+        stream reported a change since that read (our entry's own fill, or a person's round
+        trip before it): that read, until the trades up to the entry's first fill are read
+        (keeper/before_entry.py)."""
+        return {s: read for s, read in self._before_entry.items() if s in booked}
+
     def reach(self, symbol: str, read: FlatRead, moves: StreamMoves) -> FlatRead:
         """`read`, or from earlier where the stream's last gap began before it
         (`StreamMoves.unseen_from`) — a look between a dead connection's last event and
@@ -130,6 +141,8 @@ class FlatReads:
         closed: Mapping[str, datetime] | None = None,
         restored: Collection[str] = (),
         watched: bool = True,
+        moves: StreamMoves | None = None,
+        before_read: Collection[str] = (),
     ) -> None:
         """A whole tick at `now` read `held` and left `booked`: the symbols of `universe`
         flat with nothing booked read flat now; those read flat before and held since that
@@ -145,8 +158,22 @@ class FlatReads:
         `watched`: whether the user-data stream was usable (or there is none); while it is
         not, the flat reads stand, so that the look after its seed reads the trades made
         during the outage (the restart campaign, seed 40200: a round trip by hand while the
-        stream reconnected, never booked)."""
-        closed = closed or {}
+        stream reconnected, never booked). `moves`: what the stream said moved, read at the
+        tick's start — a symbol read flat at the last tick and booked since by an entry of
+        ours, where a change came since that read, keeps the read for `before_entry` until
+        its trades are read (`before_read`)."""
+        closed, moves = closed or {}, moves or StreamMoves()
+        for symbol, read in self._at.items():
+            position = booked.get(symbol)
+            if position is None or not is_ours(position.entry_order_id):
+                continue  # not booked, or adopted: its replay from flat books round trips
+            if moves.since(symbol, read.at) or symbol in self._stopped:
+                self._before_entry.setdefault(symbol, self.reach(symbol, read, moves))
+        self._before_entry = {
+            s: read
+            for s, read in self._before_entry.items()
+            if s in booked and s not in before_read
+        }
         self._leverage.update((s, p.leverage) for s, p in held.items())
         flat = {s: r for s, r in self._at.items() if s in held and s not in booked}
         for symbol in universe:

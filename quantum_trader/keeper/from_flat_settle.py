@@ -29,6 +29,7 @@ back: a plan that needs the trades adopts, and the keeper reads them and plans a
 from __future__ import annotations
 
 from quantum_trader.domain import ExchangePosition, Fill, Order
+from quantum_trader.keeper.before_entry import settles_now
 from quantum_trader.keeper.book import Intent
 from quantum_trader.keeper.external import ROUND_TRIPS_BETWEEN_LOOKS, ROUND_TRIPS_WHILE_STOPPED
 from quantum_trader.keeper.plan import Note
@@ -109,6 +110,26 @@ class FromFlatSettling(ReductionSettling):
             self._took(symbol, found.trade_ids)
             for leg in found.between:
                 self._between(symbol, flat.leverage, leg, None)
+
+    def settle_before_entry(self) -> None:
+        """The round trips a person made on a symbol read flat at a look, before an entry of
+        ours there (`Observation.before_entry`): the trades from the look to our entry's
+        first fill, each round trip they show a trade of its own, closed by hand; what is
+        left (a position our entry met) stays for the position's own reads. A read of them
+        waiting for a settling, or kept across our entry (the restart campaign, seeds
+        40288 and 40289: a read refused by a 503, then our entry booked: never booked)."""
+        seen, rules = self.observation, self.context.rules
+        for symbol, before in sorted(seen.before_entry.items()):
+            if not settles_now(self.book, seen.snapshot, rules, symbol):
+                continue
+            found = replay_from_flat(
+                None, before.trades, before.flat.at, rules.get(symbol), earlier=0
+            )
+            if found is None or not found.between:
+                continue  # no round trip: a position our entry met, if anything
+            self._took(symbol, found.trade_ids)
+            for leg in found.between:
+                self._between(symbol, before.flat.leverage, leg, None)
 
     def _trades_since_flat(
         self, symbol: str, held: ExchangePosition | None, exits: list[Outcome]

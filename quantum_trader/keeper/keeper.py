@@ -33,6 +33,7 @@ from quantum_trader.domain import (
 )
 from quantum_trader.errors import OrderRejected, QuantumTraderError, RetryLater
 from quantum_trader.keeper.alerts import AlertListener
+from quantum_trader.keeper.before_entry import read_before_entries, settles_now
 from quantum_trader.keeper.book import Book
 from quantum_trader.keeper.carry import Carrier
 from quantum_trader.keeper.checks import ProtectionChecks
@@ -291,6 +292,7 @@ class PositionKeeper(Entering):
         moves = self._streams.moved() if self._streams is not None else StreamMoves()
         flat = self._flat_reads.unbooked(book.positions, moves)
         again = self._flat_reads.again(book.positions, moves)
+        before = self._flat_reads.before_entry(book.positions)
         seen = Observation(
             snapshot,
             found,
@@ -303,6 +305,12 @@ class PositionKeeper(Entering):
             flat_again=again,
             restored_unseen=self._restored_unseen,
         )
+        if before:  # round trips by hand before an entry of ours (keeper/before_entry.py)
+            left_out = self._carrier.external.left_out()
+            repository, exchange = self._repository, self._exchange
+            seen = await read_before_entries(
+                exchange, repository, seen, before, book.positions, left_out, now
+            )
         result = plan(book, seen, now, context, self._checks)
         recheck = rest_recheck(result, snapshot.source, known)
         if recheck is not None:  # the plan is pure: drop it and plan again (keeper/recheck.py)
@@ -331,6 +339,8 @@ class PositionKeeper(Entering):
             if named is not None:  # a liquidation or ADL (keeper/forced.py)
                 result = plan(book, named, now, context, self._checks)
         closed = closes_at(book.positions.keys(), result, seen)  # the book changes next
+        rules = self._rules
+        settled = {s for s in seen.before_entry if settles_now(book, snapshot, rules, s)}
         restored = self._restored_unseen
         await self._carrier.carry_out(result, now, context)
         await self._entries_void(result)
@@ -349,6 +359,8 @@ class PositionKeeper(Entering):
             closed,
             restored,
             watched=self._streams is None or self._streams.health().usable,
+            moves=moves,
+            before_read=settled,
         )
         await self._flat_reads.save()
         self._reconciled_at = now

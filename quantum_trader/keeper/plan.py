@@ -77,6 +77,17 @@ class FlatRead:
 
 
 @record
+class BeforeEntry:
+    """A symbol read flat at a look (`flat`) where the user-data stream reported a change
+    before an entry of ours there was booked: the account's trades from that look to our
+    entry's first fill (`trades`, ours left out), where a person's round trip may lie
+    (keeper/flat_reads.py `FlatReads.before_entry`)."""
+
+    flat: FlatRead
+    trades: tuple[Fill, ...]
+
+
+@record
 class Observation:
     """What the keeper read this tick.
 
@@ -103,6 +114,8 @@ class Observation:
     stream reported a change of position or a fill on since; on the second whole tick after
     a start, those the last run read flat (its read) and both ticks read flat: the round
     trips made there are booked (keeper/flat_reads.py);
+    `before_entry`: by symbol an entry of ours was booked on since a look read it flat,
+    where the stream reported a change before it, the trades between (`BeforeEntry`);
     `restored_unseen`: the positions an earlier run booked that no whole tick of this run
     found held as booked yet: an exit of ours that filled on one may have come after trades
     by hand made while the daemon was stopped (keeper/reduce_settle.py).
@@ -120,6 +133,7 @@ class Observation:
     last_exits: Mapping[str, LastExit] = field(default_factory=dict)
     flat_at: Mapping[str, FlatRead] = field(default_factory=dict)
     flat_again: Mapping[str, FlatRead] = field(default_factory=dict)
+    before_entry: Mapping[str, BeforeEntry] = field(default_factory=dict)
     restored_unseen: frozenset[str] = frozenset()
 
     def trade_ids_read(self) -> set[str]:

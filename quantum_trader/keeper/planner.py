@@ -110,6 +110,8 @@ class Planner(OrderSettling, FromFlatSettling, Protecting):
             self.settle_unpriced()
         if self.observation.flat_again:  # round trips by hand (keeper/flat_reads.py)
             self.settle_flat_again()
+        if self.observation.before_entry:  # and those before an entry of ours
+            self.settle_before_entry()
         if shortcut and self.quiet():
             # what `reconcile` finds (see quiet)
             self.consistent.update(s for s in self.book.positions if self.read(s))

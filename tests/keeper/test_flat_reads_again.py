@@ -6,9 +6,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from position_builders import position
+
 from quantum_trader.domain import StreamMoves
 from quantum_trader.keeper.flat_reads import FlatReads
 from quantum_trader.keeper.plan import FlatRead
+from quantum_trader.record import replace
 
 T0 = datetime(2026, 12, 1, tzinfo=UTC)
 BTC, ETH, SOL = "BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT"
@@ -99,3 +102,33 @@ def test_after_a_gap_a_read_reaches_back_to_where_the_gap_began() -> None:
     assert reads.again({}, StreamMoves({BTC: at(11)}, at(4), at(3))) == {BTC: FlatRead(at(10))}
     reads.after_tick(UNIVERSE, {}, {}, at(15))
     assert reads.again({}, gap) == {}
+
+
+def test_an_entry_of_ours_booked_after_a_change_keeps_the_read_until_it_is_read() -> None:
+    """BTC read flat at 5, a change reported at 6, our entry booked at 7: the read is kept
+    for the trades up to our entry's first fill (keeper/before_entry.py) until a tick read
+    them; ETH, adopted, replays its own round trips from flat (not kept)."""
+    reads = FlatReads()
+    reads.after_tick(UNIVERSE, {}, {}, at(5))
+    ours = position(symbol=BTC)
+    adopted = replace(position(symbol=ETH), entry_order_id="adopted-ETH-1")
+    booked = {BTC: ours, ETH: adopted}
+    moved = StreamMoves({BTC: at(6), ETH: at(6)})
+    assert reads.before_entry(booked) == {}
+
+    reads.after_tick(UNIVERSE, {}, booked, at(10), moves=moved)
+    assert reads.before_entry(booked) == {BTC: FlatRead(at(5))}
+    reads.after_tick(UNIVERSE, {}, booked, at(15), moves=moved)  # not read yet: kept
+    assert reads.before_entry(booked) == {BTC: FlatRead(at(5))}
+    reads.after_tick(UNIVERSE, {}, booked, at(20), moves=moved, before_read={BTC})
+    assert reads.before_entry(booked) == {}
+
+
+def test_a_read_before_our_entry_is_dropped_with_the_position() -> None:
+    reads = FlatReads()
+    reads.after_tick(UNIVERSE, {}, {}, at(5))
+    booked = {BTC: position(symbol=BTC)}
+    reads.after_tick(UNIVERSE, {}, booked, at(10), moves=StreamMoves({BTC: at(6)}))
+    reads.after_tick(UNIVERSE, {}, {}, at(15))
+
+    assert reads.before_entry(booked) == {}
