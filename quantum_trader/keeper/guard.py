@@ -143,13 +143,20 @@ class Protecting:
 
     # -- what an adopted or unechoed position is protected by -------------------------------
 
-    def latest_entry(self, symbol: str, settled: Sequence[Intent | None]) -> Intent | None:
-        """The newest entry of ours with a plan on `symbol`, among those `settled` this tick
-        and those in flight: what a position the exchange now holds was opened by."""
+    def latest_entry(
+        self, held: ExchangePosition, settled: Sequence[Intent | None]
+    ) -> Intent | None:
+        """The newest entry of ours with a plan on `held`'s symbol and side, among those
+        `settled` this tick and those in flight: what the position the exchange now holds
+        was opened by. Not one on the other side: a buy of ours in flight does not open a
+        short (the hand-trading campaign, seed 32932: a person's short, opened while our
+        long's entry was unanswered, was booked with the long's plan — its stop mirrored,
+        its target "passed" — and closed at market by us at once)."""
         candidates = [i for i in settled if i is not None]
-        candidates += [i for i in self.book.intents_for(symbol) if i.purpose is Purpose.ENTRY]
-        with_plan = [i for i in candidates if i.plan is not None]
-        return max(with_plan, key=lambda i: i.sent_at, default=None)
+        candidates += [i for i in self.book.intents_for(held.symbol) if i.purpose is Purpose.ENTRY]
+        opening = held.side.exit_order_side
+        fits = [i for i in candidates if i.plan is not None and i.order.side is not opening]
+        return max(fits, key=lambda i: i.sent_at, default=None)
 
     def _cover_unechoed(self, symbol: str) -> None:
         """Not reconciled from the stream yet, but protected (cover.stop_while_unechoed)."""

@@ -246,7 +246,7 @@ class Planner(OrderSettling, FromFlatSettling, Protecting):
                 detail += how
             self.notes.append(Note("position_grown", symbol, detail, error=not entries))
             return grown(position, held, fee)
-        entry = self.latest_entry(symbol, [o.intent for o in entries])
+        entry = self.latest_entry(held, [o.intent for o in entries])
         stop, target = self._ours_on_exchange(held)
         fees = self.opened_fees.pop(symbol, ZERO)
         leg, replayed = self._from_flat(symbol, held, exits) if entry is None else (None, "")

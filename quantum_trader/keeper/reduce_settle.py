@@ -66,7 +66,9 @@ class ReductionSettling(RoundTripSettling):
 
         def _consume(self, outcome: Outcome, *, booked: bool = False) -> None: ...
 
-        def latest_entry(self, symbol: str, settled: Sequence[Intent | None]) -> Intent | None: ...
+        def latest_entry(
+            self, held: ExchangePosition, settled: Sequence[Intent | None]
+        ) -> Intent | None: ...
 
         def _ours_on_exchange(
             self, held: ExchangePosition
@@ -245,7 +247,7 @@ class ReductionSettling(RoundTripSettling):
             position, held, self.listed, mark, self.now, self.context
         )
         if flipped is not None:
-            entry = self.latest_entry(flipped.symbol, [])
+            entry = self.latest_entry(flipped, [])
             other = self._adoptable(flipped, entry, *self._ours_on_exchange(flipped))
             self.actions += stop_awaiting_orders(
                 other, flipped.quantity, self.listed, mark, self.now, self.context

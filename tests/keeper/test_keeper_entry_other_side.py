@@ -1,0 +1,43 @@
+"""A position on the other side of an entry of ours in flight is not that entry's.
+
+The hand-trading campaign, seed 32932: our long's entry went unanswered (a 503; it never
+reached the exchange), and a person opened a short on the symbol meanwhile. The look took
+the short for our entry's position — booked with the long's plan, its target "passed" — and
+exited it at market at once: the person's short closed by us, booked FILL_OFF_PLAN, and
+booked again MANUAL at the mark when the mirror caught up. A buy does not open a short: the
+short is adopted as a person's (default stop), our entry settled on its own.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from structlog.testing import capture_logs
+from test_keeper_properties import SYMBOLS, Harness, sized
+from test_keeper_scenarios import ours
+
+from quantum_trader.domain import OrderSide, Side
+from quantum_trader.keeper.ids import Purpose
+
+BTC = SYMBOLS[0]
+
+
+async def test_a_short_opened_by_hand_while_our_long_entry_is_unanswered_is_adopted() -> None:
+    harness = await Harness.start()
+    exchange, keeper = harness.exchange, harness.keeper
+    await keeper.tick(harness.now, rest=True)
+    exchange.drop_next = True  # our long's entry never reaches the exchange
+    await keeper.enter(sized(BTC, Side.LONG, exchange.marks[BTC]), harness.now)
+    exchange.by_hand(BTC, OrderSide.SELL, Decimal(2))
+    with capture_logs() as logs:
+        await keeper.tick(harness.now, rest=True)
+
+    events = [(e["event"], e.get("symbol")) for e in logs]
+    assert ("position_adopted", BTC) in events
+    assert ("position_opened", BTC) not in events
+    position = keeper.positions[BTC]
+    assert (position.side, position.quantity) == (Side.SHORT, Decimal(2))
+    assert not position.entry_order_id.startswith("qt-")
+    assert position.stop_price > exchange.marks[BTC]  # a short's stop, above
+    assert ours(exchange, Purpose.EXIT) == []  # the person's short left to the person
+    assert exchange.held[BTC][:2] == (Side.SHORT, Decimal(2))
