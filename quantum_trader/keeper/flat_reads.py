@@ -51,14 +51,19 @@ _AFTER = timedelta(milliseconds=1)  # Binance stamps trades to the millisecond
 
 class FlatReads:
     def __init__(
-        self, repository: Repository | None = None, restored: Mapping[str, FlatRead] | None = None
+        self,
+        repository: Repository | None = None,
+        restored: Mapping[str, FlatRead] | None = None,
+        before_entry: Mapping[str, FlatRead] | None = None,
     ) -> None:
         self._repository = repository  # None: nothing saved (a backtest)
         self._at: dict[str, FlatRead] = dict(restored or {})
         # By symbol, where its run of flat reads began: flat then, and nothing booked since
         # but round trips at their trades (whose ids stay left out).
         self._runs: dict[str, datetime] = {s: read.at for s, read in self._at.items()}
-        self._saved: set[str] = set(self._at)  # the symbols whose run is saved
+        # The symbols whose run is saved; a run our entry ended stays saved until the trades
+        # before the entry are read (`before_entry`): a restart reads them then.
+        self._saved: set[str] = set(self._at) | set(before_entry or {})
         self._leverage: dict[str, int] = {}  # by symbol, of the last position read there
         # The restored reads, until the second whole tick after the start: what a person did
         # on a symbol while the daemon was stopped and that is flat again (round trips) is
@@ -67,26 +72,38 @@ class FlatReads:
         self._whole_ticks = 0
         # By symbol an entry of ours was booked on while its read was to come: read up to
         # the entry's first fill (keeper/before_entry.py).
-        self._before_entry: dict[str, FlatRead] = {}
+        self._before_entry: dict[str, FlatRead] = dict(before_entry or {})
 
     @classmethod
     async def restored(
-        cls, repository: Repository, universe: Collection[str], booked: Collection[str]
+        cls,
+        repository: Repository,
+        universe: Collection[str],
+        booked: Collection[str],
+        ours: Collection[str] = (),
     ) -> FlatReads:
         """As the last run saved them, for the symbols of `universe` the books hold nothing
         on (`booked`: a run the last one ended with a booking, stopped before it deleted its
         entry — such an entry would bound a later run of flat reads too early, before the
-        trades of a position since, which a restart no longer leaves out)."""
+        trades of a position since, which a restart no longer leaves out); and, for the
+        symbols of `ours` (booked, opened by an entry of ours), as reads before that entry
+        (`before_entry`: the trades to its first fill do not reach into the position — the
+        restart campaign with round trips, seed 40290: a round trip by hand, our entry 5 s
+        later booked as the daemon stopped, the round trip never booked)."""
         reads: dict[str, FlatRead] = {}
+        before: dict[str, FlatRead] = {}
         for symbol, saved in (await repository.load_state(FLAT_READS)).items():
             try:
                 if symbol in universe and symbol not in booked:
                     reads[symbol] = _decoded(saved)
                     continue
+                if symbol in universe and symbol in ours:
+                    before[symbol] = _decoded(saved)
+                    continue
             except (KeyError, TypeError, ValueError) as error:
                 _said_unreadable(symbol, saved, repr(error))
             await repository.delete_state(FLAT_READS, symbol)
-        return cls(repository, reads)
+        return cls(repository, reads, before)
 
     def unbooked(
         self, booked: Mapping[str, Position], moves: StreamMoves | None = None
@@ -119,8 +136,13 @@ class FlatReads:
         """By symbol an entry of ours was booked on since a look read it flat, where the
         stream reported a change since that read (our entry's own fill, or a person's round
         trip before it): that read, until the trades up to the entry's first fill are read
-        (keeper/before_entry.py)."""
-        return {s: read for s, read in self._before_entry.items() if s in booked}
+        (keeper/before_entry.py); a restored one (the last run's, saved) from the second
+        whole tick after the start, as the round trips made while stopped."""
+        return {
+            s: read
+            for s, read in self._before_entry.items()
+            if s in booked and (self._whole_ticks >= 1 or not read.restored)
+        }
 
     def reach(self, symbol: str, read: FlatRead, moves: StreamMoves) -> FlatRead:
         """`read`, or from earlier where the stream's last gap began before it
@@ -171,10 +193,9 @@ class FlatReads:
                 continue  # not booked, or adopted: its replay from flat books round trips
             if moves.since(symbol, read.at) or symbol in self._stopped:
                 self._before_entry.setdefault(symbol, self.reach(symbol, read, moves))
+        before = self._before_entry
         self._before_entry = {
-            s: read
-            for s, read in self._before_entry.items()
-            if s in booked and s not in before_read
+            s: read for s, read in before.items() if s in booked and s not in before_read
         }
         self._leverage.update((s, p.leverage) for s, p in held.items())
         flat = {s: r for s, r in self._at.items() if s in held and s not in booked}
@@ -200,6 +221,7 @@ class FlatReads:
             if s in pending and s not in held and s not in booked
         }
         self._saved -= done & self._at.keys()  # saved again: a later start reads from now
+        self._saved -= (before.keys() - self._before_entry.keys()) & self._at.keys()  # anew
         for symbol in set(restored) & closed.keys() & flat.keys():
             self._stopped[symbol] = FlatRead(closed[symbol], flat[symbol].leverage, restored=True)
 
@@ -212,7 +234,7 @@ class FlatReads:
             payload = {"at": read.at.isoformat(), "leverage": read.leverage}
             await self._repository.save_state(FLAT_READS, symbol, payload)
             self._saved.add(symbol)
-        for symbol in sorted(self._saved - self._at.keys()):
+        for symbol in sorted(self._saved - self._at.keys() - self._before_entry.keys()):
             await self._repository.delete_state(FLAT_READS, symbol)
             self._saved.discard(symbol)
 

@@ -166,7 +166,8 @@ class PositionKeeper(Entering):
         flat_reads = None
         if beside_a_person:
             booked = book.positions.keys() | book.unpriced.keys()
-            flat_reads = await FlatReads.restored(repository, rules, booked)
+            ours = {s for s, p in book.positions.items() if is_ours(p.entry_order_id)}
+            flat_reads = await FlatReads.restored(repository, rules, booked, ours)
         return cls(
             exchange,
             repository,

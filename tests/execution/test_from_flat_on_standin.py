@@ -381,3 +381,31 @@ async def test_a_round_trip_and_our_entry_within_one_look_books_the_round_trip()
         await rig.tick(3)
         assert len(await rig.repository.closed_trades()) == 1
         assert sum(path == "/fapi/v1/userTrades" for _, path, _ in rig.server.requests) == reads
+
+
+async def test_a_round_trip_before_our_entry_booked_as_the_daemon_stopped_is_booked_after_it() -> (
+    None
+):
+    """The same with the daemon stopped right after our entry was booked, before any look
+    read the trades (the restart campaign with round trips, seed 40290): the last run's
+    saved flat read of BTC, whose run our entry ended, is read after the start up to our
+    entry's first fill — the round trip booked, our long kept."""
+    async with keeper_on_streams(EnteringKeeper) as rig:
+        opened = rig.server.state.mark(BTC_MARKET)
+        await by_hand(rig, "web_open_1", OrderSide.SELL, QUANTITY)
+        rig.server.state.marks[BTC_MARKET] = opened + 120
+        await by_hand(rig, "web_close_1", OrderSide.BUY, QUANTITY)
+        await advance(rig.server, 1)
+        await rig.enter()
+        ours = rig.keeper.positions[BTC]
+        await rig.restart()
+        await rig.tick()
+
+        [short] = await rig.repository.closed_trades()
+        assert (short.side, short.exit_reason) == (Side.SHORT, ExitReason.MANUAL)
+        assert (short.entry_price, short.exit_price) == (opened, opened + 120)
+        assert rig.keeper.positions[BTC] == ours
+        await rig.tick(2)
+        await rig.restart()
+        await rig.tick(2)
+        assert len(await rig.repository.closed_trades()) == 1

@@ -126,12 +126,35 @@ async def test_a_read_older_than_the_trades_window_replays_the_week_it_reaches()
 async def test_a_saved_read_of_a_symbol_the_books_hold_is_deleted_at_the_start() -> None:
     """A stop between the booking that ended a run and the deletion of its entry: kept, it
     would bound the run after the position's close from before the position, whose
-    trades by hand a restart no longer leaves out. Deleted; the next run saved anew."""
+    trades by hand a restart no longer leaves out. Deleted (a position adopted: its replay
+    from flat read what came before it)."""
+    harness = await Harness.start()
+    await harness.tick()
+    await trade(harness, "web_open_1", OrderSide.BUY, QUANTITY)
+    await harness.tick()
+    assert not harness.keeper.positions[BTC].entry_order_id.startswith("qt-")
+    await harness.repository.save_state(FLAT_READS, BTC, {"at": T0.isoformat(), "leverage": 1})
+    await harness.restart()
+    assert BTC not in await saved_reads(harness)
+
+
+async def test_a_saved_read_before_our_entry_is_read_after_the_start_then_saved_anew() -> None:
+    """Where our entry ended the run, the saved read stays until the trades before the entry
+    are read — the second look after the start (seed 40290: a round trip by hand just
+    before our entry, the daemon stopped before a look read it) — and never bounds the run
+    after the position's close: that one is saved anew."""
     harness = await Harness.start()
     await harness.tick()
     quantity = await opened(harness)
     await harness.repository.save_state(FLAT_READS, BTC, {"at": T0.isoformat(), "leverage": 1})
     await harness.restart()
+    assert (await saved_reads(harness))[BTC]["at"] == T0.isoformat()
+    asked = len(harness.exchange.account_fills_asked)
+    await harness.tick()  # the first look after the start protects what it finds
+    assert harness.exchange.account_fills_asked[asked:] == []
+    await harness.tick()  # and the second reads (ETH too: what was done there while stopped)
+    [start] = [a[1] for a in harness.exchange.account_fills_asked[asked:] if a[0] == BTC]
+    assert start <= T0
     assert BTC not in await saved_reads(harness)
 
     await by_hand(harness, "web_closed_1", OrderSide.SELL, quantity)
