@@ -28,6 +28,37 @@ async def by_hand(rig: StandinKeeper, name: str, side: OrderSide, quantity: Deci
     await settle(rig.server)
 
 
+async def round_trip(rig: StandinKeeper, side: OrderSide, move: int) -> Decimal:
+    """BTC opened by hand on `side` at the mark, then closed with the mark `move` away: the
+    opening price."""
+    opened = rig.server.state.mark(BTC_MARKET)
+    await by_hand(rig, "web_open_1", side, QUANTITY)
+    rig.server.state.marks[BTC_MARKET] = opened + move
+    closing = OrderSide.SELL if side is OrderSide.BUY else OrderSide.BUY
+    await by_hand(rig, "web_close_1", closing, QUANTITY)
+    return opened
+
+
+async def trades_read_refused(rig: StandinKeeper) -> None:
+    """A look whose read of BTC's trades is refused (429)."""
+    busy = Fault(path="/fapi/v1/userTrades", status=429, code=-1003, msg="Too many requests")
+    rig.server.inject(busy)
+    with capture_logs() as logs:
+        await rig.tick()
+    assert [e["symbol"] for e in logs if e["event"] == "account_trades_unread"] == [BTC]
+
+
+async def the_round_trip_booked(
+    rig: StandinKeeper, side: Side, prices: tuple[Decimal, Decimal]
+) -> None:
+    """One trade booked, BTC's round trip by hand: `side`, MANUAL, at its (entry, exit)
+    prices, with fees."""
+    [trade] = await rig.repository.closed_trades()
+    assert (trade.side, trade.exit_reason) == (side, ExitReason.MANUAL)
+    assert (trade.entry_price, trade.exit_price) == prices
+    assert trade.fees_usdt > 0
+
+
 async def opened_and_flipped(rig: StandinKeeper) -> tuple[Decimal, Decimal]:
     """BTC bought by hand at the mark, then sold twice as much 250 higher: the two prices."""
     opened = rig.server.state.mark(BTC_MARKET)
@@ -88,11 +119,8 @@ async def test_a_round_trip_while_the_daemon_was_stopped_is_booked_through_ccxt(
     """Opened and closed by hand while the daemon was stopped: nothing held, so only the
     second look after the start reads BTC's trades (GET /fapi/v1/userTrades) and books it."""
     async with keeper_on_streams(StandinKeeper) as rig:  # its first tick read BTC flat
-        marks = rig.server.state.marks
-        opened = rig.server.state.mark(BTC_MARKET)
-        await by_hand(rig, "web_open_1", OrderSide.SELL, QUANTITY)
-        marks[BTC_MARKET] = closed = opened - 300
-        await by_hand(rig, "web_close_1", OrderSide.BUY, QUANTITY)
+        opened = await round_trip(rig, OrderSide.SELL, -300)
+        closed = opened - 300
         await rig.restart()  # its first look: nothing held, nothing booked
         assert await rig.repository.closed_trades() == []
         await rig.tick()
@@ -112,11 +140,8 @@ async def test_a_round_trip_within_one_look_is_booked_through_ccxt() -> None:
     (GET /fapi/v1/userTrades) and books the round trip; before, nothing read them (the
     hand-trading campaign, seed 40065: a later close's replay took them for an addition)."""
     async with keeper_on_streams(StandinKeeper) as rig:  # its first tick read BTC flat
-        marks = rig.server.state.marks
-        opened = rig.server.state.mark(BTC_MARKET)
-        await by_hand(rig, "web_open_1", OrderSide.BUY, QUANTITY)
-        marks[BTC_MARKET] = closed = opened + 400
-        await by_hand(rig, "web_close_1", OrderSide.SELL, QUANTITY)
+        opened = await round_trip(rig, OrderSide.BUY, 400)
+        closed = opened + 400
         with capture_logs() as logs:
             await rig.tick()
 
@@ -146,15 +171,8 @@ async def test_a_round_trip_within_one_look_whose_trades_answered_429_is_booked_
     """The read of its trades refused (429): the look that read BTC flat before is kept,
     so the next look reads the trades again and books the round trip (once)."""
     async with keeper_on_streams(StandinKeeper) as rig:
-        opened = rig.server.state.mark(BTC_MARKET)
-        await by_hand(rig, "web_open_1", OrderSide.SELL, QUANTITY)
-        rig.server.state.marks[BTC_MARKET] = opened - 200
-        await by_hand(rig, "web_close_1", OrderSide.BUY, QUANTITY)
-        busy = Fault(path="/fapi/v1/userTrades", status=429, code=-1003, msg="Too many requests")
-        rig.server.inject(busy)
-        with capture_logs() as logs:
-            await rig.tick()
-        assert [e["symbol"] for e in logs if e["event"] == "account_trades_unread"] == [BTC]
+        opened = await round_trip(rig, OrderSide.SELL, -200)
+        await trades_read_refused(rig)
         assert await rig.repository.closed_trades() == []
         await rig.tick()
 
@@ -275,10 +293,7 @@ async def test_a_round_trip_while_the_user_stream_reconnected_is_booked_after_it
     async with keeper_on_streams(StandinKeeper) as rig:
         assert await rig.server.streams.disconnect("user") == 1
         await settle(rig.server)
-        opened = rig.server.state.mark(BTC_MARKET)
-        await by_hand(rig, "web_open_1", OrderSide.BUY, QUANTITY)
-        rig.server.state.marks[BTC_MARKET] = opened + 100
-        await by_hand(rig, "web_close_1", OrderSide.SELL, QUANTITY)
+        opened = await round_trip(rig, OrderSide.BUY, 100)
         assert rig.streams.moved().by_symbol == {}  # nothing received
         await advance_until(rig.server, lambda: rig.streams.health().usable, 30, "reseeded")
         await rig.tick()
@@ -301,10 +316,7 @@ async def test_a_round_trip_lost_before_a_drop_the_client_had_not_noticed_is_boo
     async with keeper_on_streams(StandinKeeper) as rig:
         hub = rig.server.streams
         hub.silence("user", 600)
-        opened = rig.server.state.mark(BTC_MARKET)
-        await by_hand(rig, "web_open_1", OrderSide.SELL, QUANTITY)
-        rig.server.state.marks[BTC_MARKET] = opened - 150
-        await by_hand(rig, "web_close_1", OrderSide.BUY, QUANTITY)
+        opened = await round_trip(rig, OrderSide.SELL, -150)
         await rig.tick()  # the stream still usable to the client: BTC read flat
         assert await rig.repository.closed_trades() == []
         hub.faults.silent_until_ms["user"] = 0
@@ -313,10 +325,7 @@ async def test_a_round_trip_lost_before_a_drop_the_client_had_not_noticed_is_boo
         await advance_until(rig.server, lambda: rig.streams.health().usable, 30, "reseeded")
         await rig.tick()
 
-        [short] = await rig.repository.closed_trades()
-        assert (short.side, short.exit_reason) == (Side.SHORT, ExitReason.MANUAL)
-        assert (short.entry_price, short.exit_price) == (opened, opened - 150)
-        assert short.fees_usdt > 0
+        await the_round_trip_booked(rig, Side.SHORT, (opened, opened - 150))
         await rig.tick(2)
         assert len(await rig.repository.closed_trades()) == 1
 
@@ -328,24 +337,14 @@ async def test_a_round_trip_whose_read_was_refused_before_our_entry_is_booked_af
     across the entry and made up to our entry's first fill: the round trip booked once,
     our long kept as entered, and a close of it by hand booked at its own trade."""
     async with keeper_on_streams(EnteringKeeper) as rig:
-        opened = rig.server.state.mark(BTC_MARKET)
-        await by_hand(rig, "web_open_1", OrderSide.SELL, QUANTITY)
-        rig.server.state.marks[BTC_MARKET] = opened - 200
-        await by_hand(rig, "web_close_1", OrderSide.BUY, QUANTITY)
-        busy = Fault(path="/fapi/v1/userTrades", status=429, code=-1003, msg="Too many requests")
-        rig.server.inject(busy)
-        with capture_logs() as logs:
-            await rig.tick()
-        assert [e["symbol"] for e in logs if e["event"] == "account_trades_unread"] == [BTC]
+        opened = await round_trip(rig, OrderSide.SELL, -200)
+        await trades_read_refused(rig)
         await advance(rig.server, 1)
         await rig.enter()
         ours = rig.keeper.positions[BTC]
         await rig.tick(2)
 
-        [short] = await rig.repository.closed_trades()
-        assert (short.side, short.exit_reason) == (Side.SHORT, ExitReason.MANUAL)
-        assert (short.entry_price, short.exit_price) == (opened, opened - 200)
-        assert short.fees_usdt > 0
+        await the_round_trip_booked(rig, Side.SHORT, (opened, opened - 200))
         assert rig.keeper.positions[BTC] == ours
         await rig.tick(2)
         assert len(await rig.repository.closed_trades()) == 1
@@ -364,18 +363,13 @@ async def test_a_round_trip_and_our_entry_within_one_look_books_the_round_trip()
     trades up to our entry's first fill — the round trip booked, left out of the long's
     reads after (seed 40223's family: a later replay took them for an addition)."""
     async with keeper_on_streams(EnteringKeeper) as rig:
-        opened = rig.server.state.mark(BTC_MARKET)
-        await by_hand(rig, "web_open_1", OrderSide.BUY, QUANTITY)
-        rig.server.state.marks[BTC_MARKET] = opened + 300
-        await by_hand(rig, "web_close_1", OrderSide.SELL, QUANTITY)
+        opened = await round_trip(rig, OrderSide.BUY, 300)
         await advance(rig.server, 1)
         await rig.enter()
         ours = rig.keeper.positions[BTC]
         await rig.tick(2)
 
-        [long] = await rig.repository.closed_trades()
-        assert (long.side, long.exit_reason) == (Side.LONG, ExitReason.MANUAL)
-        assert (long.entry_price, long.exit_price) == (opened, opened + 300)
+        await the_round_trip_booked(rig, Side.LONG, (opened, opened + 300))
         assert rig.keeper.positions[BTC] == ours
         reads = sum(path == "/fapi/v1/userTrades" for _, path, _ in rig.server.requests)
         await rig.tick(3)
@@ -391,19 +385,14 @@ async def test_a_round_trip_before_our_entry_booked_as_the_daemon_stopped_is_boo
     saved flat read of BTC, whose run our entry ended, is read after the start up to our
     entry's first fill — the round trip booked, our long kept."""
     async with keeper_on_streams(EnteringKeeper) as rig:
-        opened = rig.server.state.mark(BTC_MARKET)
-        await by_hand(rig, "web_open_1", OrderSide.SELL, QUANTITY)
-        rig.server.state.marks[BTC_MARKET] = opened + 120
-        await by_hand(rig, "web_close_1", OrderSide.BUY, QUANTITY)
+        opened = await round_trip(rig, OrderSide.SELL, 120)
         await advance(rig.server, 1)
         await rig.enter()
         ours = rig.keeper.positions[BTC]
         await rig.restart()
         await rig.tick()
 
-        [short] = await rig.repository.closed_trades()
-        assert (short.side, short.exit_reason) == (Side.SHORT, ExitReason.MANUAL)
-        assert (short.entry_price, short.exit_price) == (opened, opened + 120)
+        await the_round_trip_booked(rig, Side.SHORT, (opened, opened + 120))
         assert rig.keeper.positions[BTC] == ours
         await rig.tick(2)
         await rig.restart()
