@@ -398,3 +398,28 @@ async def test_a_round_trip_before_our_entry_booked_as_the_daemon_stopped_is_boo
         await rig.restart()
         await rig.tick(2)
         assert len(await rig.repository.closed_trades()) == 1
+
+
+async def test_a_round_trip_booked_before_our_entry_is_not_booked_again_after_a_restart() -> None:
+    """The saved read our entry ended reaches back to where BTC's run of flat reads began,
+    before a round trip a look already booked: its trades stay left out (the trades of
+    positions gone, saved), so the restart books nothing again."""
+    async with keeper_on_streams(EnteringKeeper) as rig:
+        opened = await round_trip(rig, OrderSide.BUY, 250)
+        await rig.tick()
+        await the_round_trip_booked(rig, Side.LONG, (opened, opened + 250))
+        await advance(rig.server, 1)
+        await rig.enter()
+        asked = len(rig.server.requests)
+        await rig.restart()
+        await rig.tick(3)
+
+        assert len(await rig.repository.closed_trades()) == 1
+        assert rig.keeper.positions[BTC].side is Side.LONG
+        requests = rig.server.requests[asked:]
+        read = [p for _, path, p in requests if path == "/fapi/v1/userTrades"]
+        opened_ms = int(rig.server.state.trades[0]["time"])  # the round trip's first trade
+        starts = [
+            int(p["startTime"]) for p in read if p["symbol"] == "BTCUSDT" and "startTime" in p
+        ]
+        assert any(start <= opened_ms for start in starts)  # the read before our entry, made
