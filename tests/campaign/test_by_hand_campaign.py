@@ -36,5 +36,5 @@ async def test_a_person_trading_by_hand_costs_no_stop_and_is_booked_at_its_own_t
     found = [
         line for seed, r in zip(group, results, strict=True) for line in hand_problems(seed, r)
     ]
-    assert found == []
+    assert found == [], "\n".join(found)
     assert sum(len(r.closes) for r in results) >= len(group), "too few closes by hand"
