@@ -111,7 +111,8 @@ class FlatReads:
         """The flat reads of symbols the books hold nothing on now (not where an entry of
         ours was booked since, from its answer: keeper/answer.py), each from where the
         stream's last gap began where a read since trusted it (`reach`)."""
-        moves = moves or StreamMoves()
+        if moves is None or moves.lost_before is None:  # never seeded: nothing to reach for
+            return {s: read for s, read in self._at.items() if s not in booked}
         return {s: self.reach(s, read, moves) for s, read in self._at.items() if s not in booked}
 
     def again(self, booked: Mapping[str, Position], moves: StreamMoves) -> dict[str, FlatRead]:
@@ -186,17 +187,8 @@ class FlatReads:
         tick's start — a symbol read flat at the last tick and booked since by an entry of
         ours, where a change came since that read, keeps the read for `before_entry` until
         its trades are read (`before_read`)."""
-        closed, moves = closed or {}, moves or StreamMoves()
-        for symbol, read in self._at.items():
-            position = booked.get(symbol)
-            if position is None or not is_ours(position.entry_order_id):
-                continue  # not booked, or adopted: its replay from flat books round trips
-            if moves.since(symbol, read.at) or symbol in self._stopped:
-                self._before_entry.setdefault(symbol, self.reach(symbol, read, moves))
-        before = self._before_entry
-        self._before_entry = {
-            s: read for s, read in before.items() if s in booked and s not in before_read
-        }
+        closed = closed or {}
+        ended = self._keep_before_entry(booked, moves or StreamMoves(), before_read)
         self._leverage.update((s, p.leverage) for s, p in held.items())
         flat = {s: r for s, r in self._at.items() if s in held and s not in booked}
         for symbol in universe:
@@ -206,9 +198,9 @@ class FlatReads:
                 flat[symbol] = self._at[symbol]
             else:
                 flat[symbol] = FlatRead(closed.get(symbol, now), self._leverage.get(symbol, 1))
-        self._runs = {
-            s: self._runs.get(s, read.at) if s in self._at else read.at for s, read in flat.items()
-        }
+        if flat.keys() != self._at.keys():  # a run began or ended (most ticks: none)
+            runs, at = self._runs, self._at
+            self._runs = {s: runs.get(s, r.at) if s in at else r.at for s, r in flat.items()}
         self._at = flat
         self._whole_ticks += 1
         # Kept where the first read them flat with nothing booked, until their trades were
@@ -221,9 +213,29 @@ class FlatReads:
             if s in pending and s not in held and s not in booked
         }
         self._saved -= done & self._at.keys()  # saved again: a later start reads from now
-        self._saved -= (before.keys() - self._before_entry.keys()) & self._at.keys()  # anew
+        self._saved -= ended & self._at.keys()  # a run after a read before an entry: anew
         for symbol in set(restored) & closed.keys() & flat.keys():
             self._stopped[symbol] = FlatRead(closed[symbol], flat[symbol].leverage, restored=True)
+
+    def _keep_before_entry(
+        self, booked: Mapping[str, Position], moves: StreamMoves, read: Collection[str]
+    ) -> set[str]:
+        """`after_tick`'s part about reads before an entry of ours: a symbol of the last
+        tick's flat reads that an entry of ours was booked on since, where a change came
+        since its read, kept (`before_entry`); those `read` this tick, or whose position is
+        gone, dropped. Returns the symbols dropped."""
+        before = self._before_entry
+        if moves.by_symbol or moves.lost_before is not None or self._stopped:
+            for symbol, flat in self._at.items():
+                position = booked.get(symbol)
+                if position is None or not is_ours(position.entry_order_id):
+                    continue  # not booked, or adopted: its replay from flat books round trips
+                if moves.since(symbol, flat.at) or symbol in self._stopped:
+                    before.setdefault(symbol, self.reach(symbol, flat, moves))
+        if not before:
+            return set()
+        self._before_entry = {s: r for s, r in before.items() if s in booked and s not in read}
+        return before.keys() - self._before_entry.keys()
 
     async def save(self) -> None:
         """The runs begun and ended since the last save, written (the daemon's keeper)."""
