@@ -9,7 +9,8 @@ apart), or the round trip and our entry both between two looks — the round tri
 booked (the restart campaign with round trips, seeds 40288 and 40289), and its trades lay
 in our position's window for a later replay to take (seed 40223's family). The read is now
 kept across the entry (`FlatReads.before_entry`) and made once our entry's first fill is
-recorded, its time in the exchange's clock bounding it; the round trips it shows are booked
+recorded, its time in the exchange's clock bounding it, at a tick that finds our position
+held as booked (`settles_now`: not read before); the round trips it shows are booked
 by the planner (keeper/from_flat_settle.py `settle_before_entry`), their trades left out of
 the position's reads after. Cost: one GET /fapi/v1/userTrades (weight 5) per entry of ours
 where an event came since the symbol's flat read (our entry's own fill is one).

@@ -293,7 +293,11 @@ class PositionKeeper(Entering):
         moves = self._streams.moved() if self._streams is not None else StreamMoves()
         flat = self._flat_reads.unbooked(book.positions, moves)
         again = self._flat_reads.again(book.positions, moves)
-        before = self._flat_reads.before_entry(book.positions)
+        before = {  # read only where it would be booked now (keeper/before_entry.py)
+            s: read
+            for s, read in self._flat_reads.before_entry(book.positions).items()
+            if settles_now(book, snapshot, self._rules, s)
+        }
         seen = Observation(
             snapshot,
             found,
@@ -340,8 +344,6 @@ class PositionKeeper(Entering):
             if named is not None:  # a liquidation or ADL (keeper/forced.py)
                 result = plan(book, named, now, context, self._checks)
         closed = closes_at(book.positions.keys(), result, seen)  # the book changes next
-        rules = self._rules
-        settled = {s for s in seen.before_entry if settles_now(book, snapshot, rules, s)}
         restored = self._restored_unseen
         await self._carrier.carry_out(result, now, context)
         await self._entries_void(result)
@@ -361,7 +363,7 @@ class PositionKeeper(Entering):
             restored,
             watched=self._streams is None or self._streams.health().usable,
             moves=moves,
-            before_read=settled,
+            before_read=seen.before_entry.keys(),
         )
         await self._flat_reads.save()
         self._reconciled_at = now
