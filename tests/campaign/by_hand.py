@@ -53,7 +53,8 @@ and one seed, its daemon's log on stdout, then what the person did (BY HAND), th
 trades (TRADE) and conditional orders (ALGO), the spans without a stop of more than a tick
 (BARE), what followed each take-profit cancelled by hand (TAKE-PROFIT), the entries of ours
 excused beside a position opened by hand and the round trips by hand the stream never
-reported (EXCUSED) and the problems (PROBLEM):
+reported (EXCUSED), the fills and position changes the stream never delivered (HIDDEN) and the
+problems (PROBLEM):
 
     PYTHONPATH=tests:tests/campaign .venv/bin/python tests/campaign/by_hand.py run SEED
 
@@ -209,9 +210,34 @@ async def _one(seed: int, minutes: float, restart: bool, round_trips: bool) -> i
         print(f"TAKE-PROFIT {cancel}", flush=True)
     for client_id in sorted(entries_beside_an_open(result)):
         print(f"EXCUSED entry {client_id}: beside a position opened by hand, not yet seen")
+    for line in _hidden_lines(result):
+        print(line, flush=True)
     for line in found:
         print(f"PROBLEM {line}", flush=True)
     return 1 if found else 0
+
+
+def _hidden_lines(result: HandOutcome) -> list[str]:
+    """The fills and position changes the stand-in's user-data stream never delivered (a
+    silence, a dropped event, or no stream connected), for reading a round trip not booked:
+    `HIDDEN time event market [client id status] (why)`."""
+    unconnected = {id(event) for _, event in result.unconnected}
+    lines = []
+    for ms, event in result.hidden:
+        kind = event.get("e", "?")
+        if kind == "ACCOUNT_UPDATE":
+            markets = [p.get("s", "?") for p in event.get("a", {}).get("P", [])]
+            what = " ".join(markets)
+        elif kind in ("ORDER_TRADE_UPDATE", "ALGO_UPDATE"):
+            order = event.get("o", {})
+            client = order.get("c") or order.get("caid", "")
+            what = f"{order.get('s', '?')} {client} {order.get('X', '')}".rstrip()
+        else:
+            continue
+        why = "unconnected" if id(event) in unconnected else "silenced or dropped"
+        at = utc_from_ms(ms).strftime("%H:%M:%S.%f")[:-3]
+        lines.append(f"HIDDEN {at} {kind} {what} ({why})")
+    return lines
 
 
 def _print_books(state: LoopbackState) -> None:
