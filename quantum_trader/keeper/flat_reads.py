@@ -121,15 +121,17 @@ class FlatReads:
         user-data stream reported a change there since, or lost events since (`moves`,
         `reach`); from the second whole tick after a start, the restored reads of the
         symbols the first read flat too, until their trades were read (a read that failed
-        is tried on the next tick)."""
+        is tried on the next tick) — and a restored read the looks kept while the stream
+        was unusable, where the stream says it may have moved since (the restart campaign,
+        seed 40345: started with the stream down, a round trip after the second look read
+        nothing, never booked)."""
+        started = self._whole_ticks >= 1  # before it, the first look protects what it finds
         again = {
             s: self.reach(s, read, moves)
             for s, read in self._at.items()
-            if s not in booked
-            and not read.restored  # the second tick after a start reads those (below)
-            and moves.since(s, read.at)
+            if s not in booked and (started or not read.restored) and moves.since(s, read.at)
         }
-        if self._whole_ticks >= 1:
+        if started:
             again.update((s, read) for s, read in self._stopped.items() if s not in booked)
         return again
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from loopback.faults import Fault
+from loopback.faults import Fault, Outage
 from loopback.fixtures import advance, advance_until, settle
 from standin_keeper import BTC_MARKET, EnteringKeeper, StandinKeeper, keeper_on_streams
 from structlog.testing import capture_logs
@@ -423,3 +423,27 @@ async def test_a_round_trip_booked_before_our_entry_is_not_booked_again_after_a_
             int(p["startTime"]) for p in read if p["symbol"] == "BTCUSDT" and "startTime" in p
         ]
         assert any(start <= opened_ms for start in starts)  # the read before our entry, made
+
+
+async def test_a_round_trip_after_a_start_while_the_user_stream_is_down_is_booked() -> None:
+    """The daemon started with the user-data stream down (the restart campaign, seed
+    40345: seeded only two minutes in): the looks keep the last run's read of BTC while
+    the stream is unusable, and that read — the last run's, restored — was never taken for
+    a read since: a round trip by hand after the second look, never booked. It is read
+    once the stream is back, like any flat read the stream says may have moved."""
+    async with keeper_on_streams(StandinKeeper) as rig:  # its first tick read BTC flat
+        now_ms = rig.server.state.now_ms
+        rig.server.outage(Outage("/fapi/v1/listenKey", now_ms, now_ms + 20_000))
+        assert await rig.server.streams.disconnect("user") == 1
+        await settle(rig.server)
+        await rig.restart()  # the first look after the start: the stream down
+        await rig.tick()  # the second: what was done while stopped read (nothing)
+        opened = await round_trip(rig, OrderSide.BUY, 180)
+        await rig.tick()
+        assert not rig.streams.health().usable
+        await advance_until(rig.server, lambda: rig.streams.health().usable, 60, "reseeded")
+        await rig.tick()
+
+        await the_round_trip_booked(rig, Side.LONG, (opened, opened + 180))
+        await rig.tick(2)
+        assert len(await rig.repository.closed_trades()) == 1

@@ -132,3 +132,21 @@ def test_a_read_before_our_entry_is_dropped_with_the_position() -> None:
     reads.after_tick(UNIVERSE, {}, {}, at(15))
 
     assert reads.before_entry(booked) == {}
+
+
+def test_a_restored_read_kept_while_the_stream_was_down_is_read_where_it_moved() -> None:
+    """After a start with the stream unusable the looks keep the last run's reads; once the
+    second look has read what was done while stopped, such a read is read again where the
+    stream says the symbol moved since (seed 40345: a round trip after the second look,
+    never booked)."""
+    restored = {BTC: FlatRead(at(-600), 3, restored=True)}
+    reads = FlatReads(None, restored)
+    reads.after_tick(UNIVERSE, {}, {}, at(5), watched=False)
+    reads.after_tick(UNIVERSE, {}, {}, at(10), watched=False)  # the second look: read
+    moved = StreamMoves({BTC: at(12)}, lost_before=at(14), lost_since=at(11))
+
+    assert reads.again({}, moved) == {
+        BTC: restored[BTC],  # was left out: restored, and no longer the second look's
+        ETH: FlatRead(at(5)),
+        SOL: FlatRead(at(5)),
+    }
