@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
-from quantum_trader.domain import ExchangeSnapshot, MarketRules, Position
+from quantum_trader.domain import ExchangeSnapshot, MarketRules
 from quantum_trader.errors import MarketDataError, RetryLater
 from quantum_trader.keeper.book import Book
 from quantum_trader.keeper.booking import holds_same
@@ -41,16 +41,20 @@ async def read_before_entries(
     repository: Repository,
     seen: Observation,
     flat: Mapping[str, FlatRead],
-    positions: Mapping[str, Position],
+    book: Book,
+    rules: Mapping[str, MarketRules],
     booked: Mapping[str, frozenset[str]],
     now: datetime,
 ) -> Observation:
-    """`seen` with, by symbol of `flat` (where it was read flat before our position's entry,
-    by symbol of `positions`), the account's trades from there to the entry's first fill,
-    those `booked` (by symbol: taken for a booking) and ours left out. A symbol whose
-    entry's fills are not recorded yet, or whose trades could not be read, is left for a
-    later tick."""
-    ours = await own_trades(repository, positions, flat)
+    """`seen` with, by symbol of `flat` (where it was read flat before the entry of our
+    position in `book`) that this tick would book (`settles_now`), the account's trades
+    from there to the entry's first fill, those `booked` (by symbol: taken for a booking)
+    and ours left out. A symbol whose entry's fills are not recorded yet, or whose trades
+    could not be read, is left for a later tick."""
+    flat = {s: read for s, read in flat.items() if settles_now(book, seen.snapshot, rules, s)}
+    if not flat:
+        return seen
+    ours = await own_trades(repository, book.positions, flat)
     read: dict[str, BeforeEntry] = {}
     for symbol, at in sorted(flat.items()):
         entered = ours.entered.get(symbol)

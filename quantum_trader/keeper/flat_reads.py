@@ -105,13 +105,11 @@ class FlatReads:
             await repository.delete_state(FLAT_READS, symbol)
         return cls(repository, reads, before)
 
-    def unbooked(
-        self, booked: Mapping[str, Position], moves: StreamMoves | None = None
-    ) -> dict[str, FlatRead]:
+    def unbooked(self, booked: Mapping[str, Position], moves: StreamMoves) -> dict[str, FlatRead]:
         """The flat reads of symbols the books hold nothing on now (not where an entry of
         ours was booked since, from its answer: keeper/answer.py), each from where the
         stream's last gap began where a read since trusted it (`reach`)."""
-        if moves is None or moves.lost_before is None:  # never seeded: nothing to reach for
+        if moves.lost_before is None:  # never seeded: nothing to reach for
             return {s: read for s, read in self._at.items() if s not in booked}
         return {s: self.reach(s, read, moves) for s, read in self._at.items() if s not in booked}
 

@@ -33,7 +33,7 @@ from quantum_trader.domain import (
 )
 from quantum_trader.errors import OrderRejected, QuantumTraderError, RetryLater
 from quantum_trader.keeper.alerts import AlertListener
-from quantum_trader.keeper.before_entry import read_before_entries, settles_now
+from quantum_trader.keeper.before_entry import read_before_entries
 from quantum_trader.keeper.book import Book
 from quantum_trader.keeper.carry import Carrier
 from quantum_trader.keeper.checks import ProtectionChecks
@@ -293,11 +293,7 @@ class PositionKeeper(Entering):
         moves = self._streams.moved() if self._streams is not None else StreamMoves()
         flat = self._flat_reads.unbooked(book.positions, moves)
         again = self._flat_reads.again(book.positions, moves)
-        before = {  # read only where it would be booked now (keeper/before_entry.py)
-            s: read
-            for s, read in self._flat_reads.before_entry(book.positions).items()
-            if settles_now(book, snapshot, self._rules, s)
-        }
+        before = self._flat_reads.before_entry(book.positions)
         seen = Observation(
             snapshot,
             found,
@@ -311,10 +307,9 @@ class PositionKeeper(Entering):
             restored_unseen=self._restored_unseen,
         )
         if before:  # round trips by hand before an entry of ours (keeper/before_entry.py)
-            left_out = self._carrier.external.left_out()
-            repository, exchange = self._repository, self._exchange
+            left_out, rules = self._carrier.external.left_out(), self._rules
             seen = await read_before_entries(
-                exchange, repository, seen, before, book.positions, left_out, now
+                self._exchange, self._repository, seen, before, book, rules, left_out, now
             )
         result = plan(book, seen, now, context, self._checks)
         recheck = rest_recheck(result, snapshot.source, known)
