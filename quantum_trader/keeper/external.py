@@ -206,15 +206,17 @@ def added_by_hand(
     )
 
 
-# The last three: a position held as booked at another entry price
-# (keeper/round_trip_settle.py); an exit of ours on the side that adds to the position, or
-# filled on a position booked by an earlier run after trades by hand (keeper/reduce_settle.py).
+# The last four: a position held as booked at another entry price
+# (keeper/round_trip_settle.py); an exit of ours on the side that adds to the position,
+# filled on a position booked by an earlier run after trades by hand, or filled for all of
+# the position with something held after it (keeper/reduce_settle.py).
 EXTERNAL_NOTES = (
     "position_closed_externally",
     "external_close_awaits_price",
     "entry_price_moved",
     "exit_filled_other_side",
     "exit_filled_after_trades_by_hand",
+    "exit_filled_then_opened_by_hand",
 )
 # Trades on a symbol read flat at a look before and at this one that do not take it back to
 # flat (keeper/from_flat_settle.py `settle_flat_again`).

@@ -37,6 +37,7 @@ from quantum_trader.record import replace
 
 EXIT_OTHER_SIDE = "exit_filled_other_side"  # one of external.py's EXTERNAL_NOTES
 EXIT_AFTER_STOP = "exit_filled_after_trades_by_hand"  # one of them too
+EXIT_THEN_OPENED = "exit_filled_then_opened_by_hand"  # and this
 
 
 @dataclass(slots=True)
@@ -129,9 +130,33 @@ class ReductionSettling(RoundTripSettling):
         is held after) when they were; (False, None): booked one by one, as usual."""
         if any(_other_side(position, outcome) for outcome in exits):
             return self._other_side_exits(position, held, exits)
+        if self._closed_then_held(position, held, exits):
+            assert held is not None
+            ids = ", ".join(o.execution.order.client_order_id for o in exits)
+            what = (
+                f"our {ids} filled for all of {position.side} {position.quantity}, and "
+                f"{held.side} {held.quantity} held after: opened by hand since"
+            )
+            return self._other_side_exits(position, held, exits, what, EXIT_THEN_OPENED)
         if exits and position.symbol in self.observation.restored_unseen:
             return self._exits_after_a_stop(position, held, exits)
         return False, None
+
+    def _closed_then_held(
+        self, position: Position, held: ExchangePosition | None, exits: list[Outcome]
+    ) -> bool:
+        """Whether `exits` filled for all of `position` while something is held after them:
+        a position a person opened on the symbol since (reduce-only, ours cannot have left
+        any), maybe opened and flipped — the restart campaign, seed 40365: our stop filled,
+        then an open and a flip by hand, all while the daemon was stopped; the short was
+        adopted and the long never booked — replayed as `_other_side_exits` replays. Not
+        while another order of ours is in flight there (its fills cannot be told apart)."""
+        if held is None or not exits:
+            return False
+        ids = {o.execution.order.client_order_id for o in exits}
+        if any(i.client_order_id not in ids for i in self.book.intents_for(position.symbol)):
+            return False
+        return sum((o.execution.quantity for o in exits), ZERO) >= position.quantity
 
     def _exits_after_a_stop(
         self, position: Position, held: ExchangePosition | None, exits: list[Outcome]
@@ -179,6 +204,7 @@ class ReductionSettling(RoundTripSettling):
         held: ExchangePosition | None,
         exits: list[Outcome],
         what: str | None = None,
+        event: str = EXIT_OTHER_SIDE,
     ) -> tuple[bool, Position | None]:
         """An exit of ours among `exits` whose side adds to `position`: it cannot have reduced
         it, so it closed a side a person opened — our old side's stop, still resting when
@@ -201,9 +227,7 @@ class ReductionSettling(RoundTripSettling):
             return True, position
         fills = seen.account_fills.get(symbol)
         if fills is None and symbol not in seen.account_unread:
-            self.notes.append(
-                Note(EXIT_OTHER_SIDE, symbol, f"{what}; the account's trades are read")
-            )
+            self.notes.append(Note(event, symbol, f"{what}; the account's trades are read"))
             return True, position
         found = None
         if fills is not None and not any(o.unread for o in exits):
@@ -214,7 +238,7 @@ class ReductionSettling(RoundTripSettling):
                 "; the account's trades could not be read or do not show how: booked against "
                 "the position as before, its exit price and reason our order's"
             )
-            self.notes.append(Note(EXIT_OTHER_SIDE, symbol, what, warning=True))
+            self.notes.append(Note(event, symbol, what, warning=True))
             return False, None
         closers: dict[str, tuple[Order, Intent | None]] = {}
         for outcome in exits:
@@ -223,9 +247,7 @@ class ReductionSettling(RoundTripSettling):
                 closers[fill.trade_id] = (outcome.execution.order, outcome.intent)
         self._took(symbol, found.trade_ids)
         self.book.entries_seen.pop(symbol, None)
-        self.notes.append(
-            Note(EXIT_OTHER_SIDE, symbol, f"{what}; replayed from the account's trades")
-        )
+        self.notes.append(Note(event, symbol, f"{what}; replayed from the account's trades"))
         return True, self._book_replay(position, held, found, closers)
 
     def _await_orders(
