@@ -266,3 +266,42 @@ async def test_a_look_that_read_the_position_but_not_its_orders_keeps_the_flat_r
     [long] = await repository.closed_trades()
     assert (long.side, long.entry_price, long.exit_price) == (Side.LONG, Decimal(100), Decimal(102))
     assert harness.keeper.positions[BTC].side is Side.SHORT
+
+
+async def test_a_round_trip_unseen_before_the_flat_read_is_not_taken_into_the_adopted_one() -> None:
+    """The restart campaign, seed 40398: a short opened and closed by hand that no look saw
+    (the stream never reported it), a look that read the symbol flat after it, then a long
+    opened by hand, adopted from that read, and flipped. The flip's replay from the long as
+    booked took in the unseen round trip's trades (within the 5 min its window reaches back
+    before the adoption): the long booked closed at the round trip's sell, the round trip's
+    buy as an addition to it. The trades before the flat read that the adoption's replay did
+    not take are not the adopted position's: left out of its later reads."""
+    harness = await Harness.start()
+    await harness.tick()  # reads BTC flat
+    harness.exchange.move(BTC, Decimal(100))
+    await trade(harness, "web_short_1", OrderSide.SELL, QUANTITY)
+    await trade(harness, "web_cover_1", OrderSide.BUY, QUANTITY)
+    await harness.tick()  # reads BTC flat again: the round trip between, unseen
+    harness.exchange.move(BTC, Decimal(103))
+    await trade(harness, "web_open_1", OrderSide.BUY, QUANTITY)
+    await harness.tick()
+    assert harness.keeper.positions[BTC].entry_price == Decimal(103)
+    harness.exchange.move(BTC, Decimal(101))
+    await trade(harness, "web_flip_1", OrderSide.SELL, 2 * QUANTITY)
+    await harness.tick()
+
+    [long] = await harness.repository.closed_trades()
+    assert (long.side, long.quantity, long.entry_price, long.exit_price) == (
+        Side.LONG,
+        QUANTITY,
+        Decimal(103),
+        Decimal(101),
+    )
+    flip_fee = fee_paid(harness, "web_flip_1")
+    assert long.fees_usdt == fee_paid(harness, "web_open_1") + flip_fee / 2
+    position = harness.keeper.positions[BTC]
+    assert (position.side, position.entry_price, position.fees_usdt) == (
+        Side.SHORT,
+        Decimal(101),
+        flip_fee / 2,
+    )
