@@ -54,6 +54,13 @@ MOST_TRADES = 100  # a replay tries each run's start and end: bounded
 EARLIER_MOST = 5  # a replay from flat: trades before the flat look it may take in
 
 
+def in_trade_order(fill: Fill) -> tuple[datetime, int]:
+    """The key of the order trades were made in: time, then Binance's id (increasing on a
+    symbol) where numeric — a person's trade in the millisecond of our fill's is placed by
+    it (was: after our fills, which the replays append to the account's)."""
+    return fill.time, int(fill.trade_id) if fill.trade_id.isdigit() else -1
+
+
 def entry_tolerance(price: Decimal, rules: MarketRules | None) -> Decimal:
     """How far Binance's entry may lie from the book's with nothing traded by hand: half a
     tick. Both are averages of the same fills — ours in exact Decimal, Binance's at its own
@@ -122,7 +129,7 @@ def replay(
     booked) taking `position` to `held` (None: nothing held) at its entry price — its oldest
     start first —; None when none does. Runs ending before the newest trade are tried too:
     trades made after the positions were read."""
-    trades = sorted(fills, key=lambda f: f.time)[-MOST_TRADES:]
+    trades = sorted(fills, key=in_trade_order)[-MOST_TRADES:]
     start_amount = position.quantity * position.side.sign
     held_amount = ZERO if held is None else held.quantity * held.side.sign
     # Trades before the run are the position's own entry or were booked (left out): one
@@ -187,7 +194,7 @@ def replay_from_flat(
     that do: a read that lagged the exchange (the streams' mirror an event behind) showed
     flat after a trade. Runs ending before the newest trade are tried too (trades
     made after the positions were read); more than `MOST_TRADES`: None."""
-    ordered = sorted(fills, key=lambda f: f.time)
+    ordered = sorted(fills, key=in_trade_order)
     after = [f for f in ordered if f.time >= since]
     before = [f for f in ordered if f.time < since][-earlier:] if earlier > 0 else []
     for taken in range(len(before) + 1):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
 from loopback.fixtures import advance
 from standin_keeper import BTC_MARKET
 from structlog.testing import capture_logs
@@ -22,11 +23,16 @@ from test_missed_events_on_standin import KEEPER, keeper_on_streams, our_stops, 
 from quantum_trader.domain import ExitReason, OrderKind, OrderRequest, OrderSide, Side
 
 
-async def test_an_open_and_flip_by_hand_after_our_stop_filled_books_the_persons_long() -> None:
+@pytest.mark.parametrize("apart_s", [1, 0], ids=["a second apart", "in one millisecond"])
+async def test_an_open_and_flip_by_hand_after_our_stop_filled_books_the_persons_long(
+    apart_s: int,
+) -> None:
     """Our long (its SELL stop below) stopped out; a person buys the same quantity 1,000
     under our entry and sells twice it at 2,000 under. Booked: ours SL_HIT at the stop's
     fill, the person's long MANUAL between their two trades, the short adopted at the
-    flip's price with our stop on it; every commission the stand-in charged once."""
+    flip's price with our stop on it; every commission the stand-in charged once. The
+    trades `apart_s` apart: in one millisecond, Binance's trade ids order them (was: our
+    fill taken for the last, the person's long closed with no order of ours)."""
     async with keeper_on_streams() as rig:
         server, marks = rig.server, rig.server.state.marks
         before = await rig.rest()
@@ -39,11 +45,11 @@ async def test_an_open_and_flip_by_hand_after_our_stop_filled_books_the_persons_
         stop_fill = server.state.orders[f"algo-{algo_id}"]
         assert stop_fill["status"] == "FILLED"
 
-        await advance(server, 1)  # Binance stamps each trade: a second apart here
+        await advance(server, apart_s)
         marks[BTC_MARKET] = bought = held.entry_price - 1_000
         buy = OrderRequest("web_open_1", BTC, OrderSide.BUY, OrderKind.MARKET, quantity)
         await rig.exchange.place_order(buy)
-        await advance(server, 1)
+        await advance(server, apart_s)
         marks[BTC_MARKET] = sold = held.entry_price - 2_000
         flip = OrderRequest("web_flip_1", BTC, OrderSide.SELL, OrderKind.MARKET, 2 * quantity)
         await rig.exchange.place_order(flip)
