@@ -22,10 +22,9 @@ from quantum_trader.domain import ClosedTrade, ExitReason, OrderSide, Side
 SECOND = timedelta(seconds=1)
 
 
-async def stopped_then_opened_and_flipped(harness: Harness) -> tuple[str, Decimal]:
+async def stopped(harness: Harness) -> tuple[str, Decimal]:
     """Our long entered; the mark falls through its stop (filled at its trigger); a second
-    later a person buys 0.01 at 99, and a second after that sells 0.02 at 98 (a short 0.01
-    held). Our stop's id and trigger."""
+    passes. Our stop's id and trigger."""
     await opened(harness)
     exchange = harness.exchange
     [stop] = stops_of_ours(harness)
@@ -33,6 +32,14 @@ async def stopped_then_opened_and_flipped(harness: Harness) -> tuple[str, Decima
     assert trigger is not None
     exchange.move(BTC, trigger - 1)
     exchange.now += SECOND
+    return stop, trigger
+
+
+async def stopped_then_opened_and_flipped(harness: Harness) -> tuple[str, Decimal]:
+    """`stopped`, then a person buys 0.01 at 99, and a second after that sells 0.02 at 98 (a
+    short 0.01 held). Our stop's id and trigger."""
+    stop, trigger = await stopped(harness)
+    exchange = harness.exchange
     exchange.move(BTC, Decimal(99))
     await trade(harness, "web_open_1", OrderSide.BUY, QUANTITY)
     exchange.now += SECOND
@@ -99,14 +106,8 @@ async def test_a_plain_open_by_hand_after_our_stop_filled_is_adopted_with_its_fe
     ours (0.01 of 3 "held", at our entry), then "entry_price_moved_unexplained" at every
     look; now ours is closed at its stop and the long adopted at 99 with its own fee."""
     harness = await Harness.start()
-    await opened(harness)
-    exchange = harness.exchange
-    [stop] = stops_of_ours(harness)
-    trigger = exchange.orders[stop].trigger_price
-    assert trigger is not None
-    exchange.move(BTC, trigger - 1)
-    exchange.now += SECOND
-    exchange.move(BTC, Decimal(99))
+    await stopped(harness)
+    harness.exchange.move(BTC, Decimal(99))
     await trade(harness, "web_open_1", OrderSide.BUY, QUANTITY)
     await harness.tick()
 
