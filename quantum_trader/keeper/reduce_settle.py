@@ -130,8 +130,7 @@ class ReductionSettling(RoundTripSettling):
         is held after) when they were; (False, None): booked one by one, as usual."""
         if any(_other_side(position, outcome) for outcome in exits):
             return self._other_side_exits(position, held, exits)
-        if self._closed_then_held(position, held, exits):
-            assert held is not None
+        if held is not None and self._closed_then_held(position, exits):
             ids = ", ".join(o.execution.order.client_order_id for o in exits)
             what = (
                 f"our {ids} filled for all of {position.side} {position.quantity}, and "
@@ -142,16 +141,14 @@ class ReductionSettling(RoundTripSettling):
             return self._exits_after_a_stop(position, held, exits)
         return False, None
 
-    def _closed_then_held(
-        self, position: Position, held: ExchangePosition | None, exits: list[Outcome]
-    ) -> bool:
-        """Whether `exits` filled for all of `position` while something is held after them:
+    def _closed_then_held(self, position: Position, exits: list[Outcome]) -> bool:
+        """Whether `exits` filled for all of `position`, something being held after them:
         a position a person opened on the symbol since (reduce-only, ours cannot have left
         any), maybe opened and flipped — the restart campaign, seed 40365: our stop filled,
         then an open and a flip by hand, all while the daemon was stopped; the short was
         adopted and the long never booked — replayed as `_other_side_exits` replays. Not
         while another order of ours is in flight there (its fills cannot be told apart)."""
-        if held is None or not exits:
+        if not exits:
             return False
         ids = {o.execution.order.client_order_id for o in exits}
         if any(i.client_order_id not in ids for i in self.book.intents_for(position.symbol)):
@@ -216,7 +213,8 @@ class ReductionSettling(RoundTripSettling):
         trades are not read (the keeper reads them and plans again) or an exit may have
         filled after the positions were read (`Plan.unreflected`: read again, as for any exit
         the positions do not show); (False, None), said, when the trades cannot show it:
-        booked as before."""
+        booked as before. `what` and `event`: the line's words and event, a caller's own
+        case's (`_exits_after_a_stop`, `_closed_then_held`)."""
         symbol, seen = position.symbol, self.observation
         other = [o.execution.order.client_order_id for o in exits if _other_side(position, o)]
         what = what or (

@@ -44,6 +44,7 @@ from quantum_trader.domain import (
     Position,
     Side,
 )
+from quantum_trader.keeper.external_saved import trade_order
 from quantum_trader.record import record
 
 # Without a tick size: a rounding of the same average (Binance's precision, our Decimal
@@ -55,10 +56,11 @@ EARLIER_MOST = 5  # a replay from flat: trades before the flat look it may take 
 
 
 def in_trade_order(fill: Fill) -> tuple[datetime, int]:
-    """The key of the order trades were made in: time, then Binance's id (increasing on a
-    symbol) where numeric — a person's trade in the millisecond of our fill's is placed by
-    it (was: after our fills, which the replays append to the account's)."""
-    return fill.time, int(fill.trade_id) if fill.trade_id.isdigit() else -1
+    """`trade_order` as a sort key (an id not numeric first within its millisecond): a
+    person's trade in the millisecond of our fill's is placed by Binance's id, increasing
+    on a symbol (was: after our fills, which the replays append to the account's)."""
+    time, trade_id = trade_order(fill)
+    return time, -1 if trade_id is None else trade_id
 
 
 def entry_tolerance(price: Decimal, rules: MarketRules | None) -> Decimal:
