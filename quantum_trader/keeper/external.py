@@ -260,12 +260,18 @@ def _grown_by_hand(note: Note) -> bool:
 
 
 def closed_positions(
-    book: Book, held_at: Mapping[str, datetime]
+    book: Book, held_at: Mapping[str, datetime], plan: Plan
 ) -> tuple[dict[str, Position], dict[str, datetime]]:
     """The positions whose reductions the account's trades are read for, by symbol, and the
     last tick each was held as booked: a close awaiting its price reads for the position it
-    closed (since it opened: a flip's other side, held now, does not bound its window)."""
-    positions = {**book.positions, **{s: u.position for s, u in book.unpriced.items()}}
+    closed (since it opened: a flip's other side, held now, does not bound its window); a
+    position an entry of ours opened where the books held none, booked by `plan` from its
+    fill and traded by hand before it was read (keeper/unseen_entry.py), since it was sent
+    (was: no window for it where no look had read the symbol flat — the tick failed)."""
+    ours = {i.client_order_id for i in book.intents.values()}
+    opened = [t.position for t in plan.trades] + list(plan.book.positions.values())
+    positions = {p.symbol: p for p in opened if p.entry_order_id in ours}
+    positions |= {**book.positions, **{s: u.position for s, u in book.unpriced.items()}}
     return positions, {s: t for s, t in held_at.items() if s not in book.unpriced}
 
 

@@ -171,9 +171,10 @@ class Plan:
 
     `unreflected`: exits of ours that filled (fills read) but the position does not show, not
     in `Observation.reflected` (a stop or take-profit that ran out of position, where the
-    position still shows some held on its side): they may have filled after the positions
-    were read, or the position was reopened since. The keeper plans again from a fresh REST
-    read, which then books them in full (keeper/recheck.py).
+    position still shows some held on its side), or entries of ours that filled for more than
+    is held on their side (keeper/unseen_entry.py): they may have filled after the positions
+    were read, or the position was reopened (or traded away) since. The keeper plans again
+    from a fresh REST read, which then books them in full (keeper/recheck.py).
     `amendments`: closed trades booked without some fees, now read (keeper/fees.py).
     `reducing_trades`: by symbol, the account's trades a reduction was booked from — an exit
     of ours, or a reduction with no order of ours (keeper/external.py): never taken again for

@@ -52,12 +52,13 @@ from quantum_trader.keeper.protect import (
 )
 from quantum_trader.keeper.reduce_settle import Outcome
 from quantum_trader.keeper.settle import OrderSettling
+from quantum_trader.keeper.unseen_entry import UnseenEntrySettling
 from quantum_trader.record import replace
 
 ZERO = Decimal(0)
 
 
-class Planner(OrderSettling, FromFlatSettling, Protecting):
+class Planner(OrderSettling, UnseenEntrySettling, FromFlatSettling, Protecting):
     def __init__(
         self,
         book: Book,
@@ -83,6 +84,7 @@ class Planner(OrderSettling, FromFlatSettling, Protecting):
         self.opened_fees: dict[str, Decimal] = {}  # a flip by hand: the new side's fee
         self.consistent: set[str] = set()
         self.entered: set[str] = set()  # an entry of ours settled into a position this tick
+        self.unseen_entries: set[str] = set()  # keeper/unseen_entry.py
         rest = self.snapshot.source is SnapshotSource.REST
         self.reflected = observation.reflected if rest else frozenset()  # a mirror may lag
         self.unreflected: list[str] = []
@@ -119,7 +121,9 @@ class Planner(OrderSettling, FromFlatSettling, Protecting):
             self.clear_echoes()
             self.settle_unfilled()
             self.settle_gone_working()
-            for symbol in sorted(set(self.book.positions) | set(self.snapshot.positions)):
+            entering = {i.symbol for i in self.book.intents.values() if i.purpose is Purpose.ENTRY}
+            held = set(self.book.positions) | set(self.snapshot.positions)
+            for symbol in sorted(held | entering):  # an entry's fill may be held by no one
                 if self.read(symbol):
                     self.reconcile(symbol)
             self.settle_leftovers()
@@ -169,11 +173,17 @@ class Planner(OrderSettling, FromFlatSettling, Protecting):
         position = self.book.positions.get(symbol)
         held = self.snapshot.positions.get(symbol)
         outcomes = self._filled_outcomes(symbol)
+        entries = [o for o in outcomes if o.purpose is Purpose.ENTRY]
+        if position is None:  # an entry of ours traded away before it was read, if any
+            position, waits = self.opened_unseen(symbol, held, entries)
+            if waits or (position is None and held is not None and self.awaits_entry(held)):
+                return
+            if position is not None:
+                entries = []
         booked = position
         exits = [o for o in outcomes if o.purpose is not Purpose.ENTRY]
         if position is not None:
             position = self._reduce(position, held, exits)
-        entries = [o for o in outcomes if o.purpose is Purpose.ENTRY]
         if position is not None and held is not None and not outcomes:
             position = self._traded_between_looks(position, held, position is not booked)
         if held is not None and holds_more(position, held):
@@ -249,7 +259,9 @@ class Planner(OrderSettling, FromFlatSettling, Protecting):
         entry = self.latest_entry(held, [o.intent for o in entries])
         stop, target = self._ours_on_exchange(held)
         fees = self.opened_fees.pop(symbol, ZERO)
-        leg, replayed = self._from_flat(symbol, held, exits) if entry is None else (None, "")
+        flipped_here = symbol in self.unseen_entries  # the other side of our entry's fill
+        replays = entry is None and not flipped_here
+        leg, replayed = self._from_flat(symbol, held, exits) if replays else (None, "")
         if leg is not None:
             fees += leg.fees_usdt
         adopted = self._adoptable(held, entry, stop, target, fees)

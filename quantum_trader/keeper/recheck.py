@@ -18,10 +18,12 @@ A plan is only as true as the positions it was made from. Two cases call for a f
   ACCOUNT_UPDATE lost, the fill's event received: the hand-trading campaign, seed 32885),
   which REST shows and the next plan adopts from flat; a REST read that shows it flat too
   leaves the line standing (a trade not listed yet);
-- an exit of ours that filled while the position shows no reduction, and that the exchange had
-  not reported filled before the positions were read (`Plan.unreflected`): it may have filled
-  after the read, or the position was reopened since (by hand). Positions read after the
-  lookup show the fill either way, so the next plan books it — in full, the rest adopted.
+- an exit of ours that filled while the position shows no reduction, or an entry of ours that
+  filled for more than its side holds (keeper/unseen_entry.py), that the exchange had not
+  reported filled before the positions were read (`Plan.unreflected`): it may have filled
+  after the read, or the position was reopened (or traded away) since, by hand. Positions
+  read after the lookup show the fill either way, so the next plan books it — in full, the
+  rest adopted or booked as a reduction by hand.
 
 And when a REST snapshot checks the streams' mirror: what the mirror got wrong
 (`mirror_difference`; the keeper logs it and reseeds the mirror), or, for the cheaper check of

@@ -16,11 +16,12 @@ from contextlib import AbstractAsyncContextManager
 from decimal import Decimal
 
 from loopback import Fault, FillPlan, LoopbackBinance
+from loopback.fixtures import advance
 from standin_keeper import EnteringKeeper, keeper_on_streams
 from structlog.testing import capture_logs
 from test_exchange_answers import BTC
 
-from quantum_trader.domain import ExitReason
+from quantum_trader.domain import ExitReason, OrderKind, OrderRequest, OrderSide, Side
 
 MARKET = "BTCUSDT"
 FILLED_AFTER_MS = 8_000  # the entry executes 8 s after it was answered NEW
@@ -109,3 +110,39 @@ async def test_an_entry_filled_later_past_its_target_is_exited_with_no_target_pl
         assert rig.server.state.holding(MARKET).amount == 0
         [trade] = await rig.repository.closed_trades()
         assert trade.exit_reason is ExitReason.FILL_OFF_PLAN
+
+
+async def test_an_entry_filled_later_and_flipped_by_hand_before_a_tick_is_booked_then_flipped() -> (
+    None
+):
+    """The suite's hand-trading seed 30006: our long, answered NEW, fills 8 s on; a second
+    after, before the keeper's next tick, a person sells twice it 1,000 under (a short held).
+    Booked: our long closed MANUAL at the person's price, the short adopted with its half of
+    the flip's fee, every commission the stand-in charged once (was: the short adopted
+    "(default)", our long never booked — "filled but not reflected")."""
+    async with keeper_filled_later() as rig:
+        server = rig.server
+        await rig.enter()
+        await advance(server, FILLED_AFTER_MS / 1000 + 1)
+        server.engine.fill_market_later_ms = None  # the person's order fills at once
+        entered = server.state.mark(MARKET)
+        server.state.marks[MARKET] = sold = entered - 1_000
+        flip = OrderRequest("web_flip_1", BTC, OrderSide.SELL, OrderKind.MARKET, Decimal("0.006"))
+        await rig.exchange.place_order(flip)
+        with capture_logs() as logs:
+            await rig.tick(3)
+
+        [ours] = await rig.repository.closed_trades()
+        row = (ours.side, ours.quantity, ours.entry_price, ours.exit_price, ours.exit_reason)
+        assert row == (Side.LONG, Decimal("0.003"), entered, sold, ExitReason.MANUAL)
+        position = rig.keeper.positions[BTC]
+        assert (position.side, position.quantity, position.entry_price) == (
+            Side.SHORT,
+            Decimal("0.003"),
+            sold,
+        )
+        charged = server.state.trades  # our entry, the flip
+        assert len(charged) == 2
+        paid = sum(Decimal(t["commission"]) for t in charged)
+        assert ours.fees_usdt + position.fees_usdt == paid
+        assert "order_settled_unreflected" not in [e["event"] for e in logs]

@@ -10,10 +10,13 @@ short is adopted as a person's (default stop), our entry settled on its own.
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from decimal import Decimal
+from typing import Any
 
 from structlog.testing import capture_logs
 from test_keeper_properties import SYMBOLS, Harness, sized
+from test_keeper_round_trip import stops_of_ours
 from test_keeper_scenarios import ours
 
 from quantum_trader.domain import OrderSide, Side
@@ -23,21 +26,37 @@ BTC = SYMBOLS[0]
 
 
 async def test_a_short_opened_by_hand_while_our_long_entry_is_unanswered_is_adopted() -> None:
+    """While our entry is unsettled the short is only covered by a stop (it may be what a
+    person made of our fill: keeper/unseen_entry.py); once the entry is settled as never
+    accepted, the short is adopted as a person's, with that stop."""
     harness = await Harness.start()
     exchange, keeper = harness.exchange, harness.keeper
     await keeper.tick(harness.now, rest=True)
     exchange.drop_next = True  # our long's entry never reaches the exchange
     await keeper.enter(sized(BTC, Side.LONG, exchange.marks[BTC]), harness.now)
     exchange.by_hand(BTC, OrderSide.SELL, Decimal(2))
-    with capture_logs() as logs:
+    with capture_logs() as waiting:
         await keeper.tick(harness.now, rest=True)
+    assert ("adoption_awaits_entry", BTC) in events_of(waiting)
+    assert BTC not in keeper.positions
+    stops = stops_of_ours(harness)  # our long's blind stop, and the short's
+    [cover] = [c for c in stops if exchange.orders[c].side is OrderSide.BUY]
 
-    events = [(e["event"], e.get("symbol")) for e in logs]
+    with capture_logs() as logs:
+        for _ in range(8):  # past `unknown_order_final_s` (30 s)
+            await harness.tick()
+
+    events = events_of(logs)
     assert ("position_adopted", BTC) in events
     assert ("position_opened", BTC) not in events
     position = keeper.positions[BTC]
     assert (position.side, position.quantity) == (Side.SHORT, Decimal(2))
     assert not position.entry_order_id.startswith("qt-")
+    assert position.stop_order_id == cover
     assert position.stop_price > exchange.marks[BTC]  # a short's stop, above
     assert ours(exchange, Purpose.EXIT) == []  # the person's short left to the person
     assert exchange.held[BTC][:2] == (Side.SHORT, Decimal(2))
+
+
+def events_of(logs: list[MutableMapping[str, Any]]) -> list[tuple[str, str | None]]:
+    return [(e["event"], e.get("symbol")) for e in logs]

@@ -1,0 +1,114 @@
+"""The step of a tick about an entry of ours that filled and what is held when a tick first
+settles it: a person may have traded the position away before any read of ours booked it.
+Pure; a part of `Planner` (keeper/planner.py).
+
+The suite's hand-trading seed 30006 (session 60): our long's answer came late, a person
+flipped the long to a short, and the tick that settled our entry FILLED read the short: it
+was adopted as a person's ("(default)"), our long never booked ("filled but not reflected"
+once the grace period ran out). A buy of ours that filled opened a long, whatever is held
+when it is first read: it is booked from its fill (`opened_unseen`), and what is held now is
+a reduction of it no order of ours explains — a close, a flip, a part — booked as one of a
+booked position is (keeper/reduce_settle.py `_reduce`: the account's trades, else the mark).
+
+And while such an entry is in flight, its outcome not known or its fills not read, a
+position held on its other side is not adopted (`awaits_entry`): it may be what a person
+made of our fill (was: adopted while our entry was unanswered, then the entry settled FILLED
+beside it and was never booked). Its stop is placed meanwhile, as for a reduction awaiting
+an order of ours; it is adopted once the entry settles with nothing filled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from quantum_trader.domain import ExchangePosition, Position
+from quantum_trader.keeper.cover import stop_awaiting_orders
+from quantum_trader.keeper.fill_check import check_fill
+from quantum_trader.keeper.ids import Purpose
+from quantum_trader.keeper.plan import Note
+from quantum_trader.keeper.reduce_settle import Outcome, ReductionSettling
+
+ADOPTION_AWAITS_ENTRY = "adoption_awaits_entry"
+
+
+class UnseenEntrySettling(ReductionSettling):
+    """The step; the attributes are the planner's (set in `Planner.__init__`)."""
+
+    unseen_entries: set[str]  # symbols whose position an entry of ours opened unseen, this tick
+
+    def opened_unseen(
+        self, symbol: str, held: ExchangePosition | None, entries: Sequence[Outcome]
+    ) -> tuple[Position | None, bool]:
+        """The position an entry of ours among `entries` opened, booked from its fill, where
+        `held` does not show it (nothing held, the other side, or less of its side); and
+        whether the symbol waits (its fill may come after the positions were read: they are
+        read again first, what is held covered meanwhile). (None, False): the usual path."""
+        outcome = next((o for o in entries if _opened(o)), None)
+        if outcome is None or outcome.intent is None or outcome.intent.plan is None:
+            return None, False
+        plan, execution = outcome.intent.plan, outcome.execution
+        if held is not None and held.side is plan.side and held.quantity >= execution.quantity:
+            return None, False  # held shows it: adopted with its plan (`_grow`)
+        if self._read_again_first([outcome]):
+            if held is not None:
+                self._cover_held(held)
+            return None, True
+        assert execution.price is not None  # `_opened`
+        filled = ExchangePosition(
+            symbol, plan.side, execution.quantity, execution.price, plan.leverage
+        )
+        stop, target = self._ours_on_exchange(filled)
+        position = self._adoptable(filled, outcome.intent, stop, target, execution.fee_usdt)
+        for order in (stop, target):
+            if order is not None:
+                self.book.add_working(order)
+        self._consume(outcome, booked=True)
+        self.book.put(position)
+        self.unseen_entries.add(symbol)
+        holds = "nothing" if held is None else f"{held.side} {held.quantity}"
+        detail = (
+            f"{position.side} {execution.quantity} @ {execution.price} "
+            f"({execution.order.status}), stop {position.stop_price}; {holds} held when first "
+            "read: traded by hand before, booked as a reduction of it"
+        )
+        self.notes.append(Note("position_opened", symbol, detail, warning=True))
+        limit, checked = check_fill(position, plan, self.context)
+        if limit is not None:
+            self.book.limits[symbol] = limit
+        self.notes += checked
+        return position, False
+
+    def awaits_entry(self, held: ExchangePosition) -> bool:
+        """Whether `held`, booked nowhere, waits for an entry of ours in flight on its other
+        side (its stop placed meanwhile): it may be what a person made of our fill."""
+        against = [
+            i
+            for i in self.book.intents_for(held.symbol)
+            if i.purpose is Purpose.ENTRY and i.plan is not None and i.plan.side is not held.side
+        ]
+        if not against:
+            return False
+        ids = ", ".join(i.client_order_id for i in against)
+        detail = (
+            f"{held.side} {held.quantity} @ {held.entry_price} held, our entry {ids} on the "
+            "other side unsettled: not adopted until it settles (a person may have flipped "
+            "its fill), its stop placed meanwhile"
+        )
+        self.notes.append(Note(ADOPTION_AWAITS_ENTRY, held.symbol, detail))
+        self._cover_held(held)
+        return True
+
+    def _cover_held(self, held: ExchangePosition) -> None:
+        """A stop for what the exchange holds, as it would be adopted (`_adoptable`)."""
+        other = self._adoptable(held, None, *self._ours_on_exchange(held))
+        mark = self.observation.marks.get(held.symbol)
+        self.actions += stop_awaiting_orders(
+            other, held.quantity, self.listed, mark, self.now, self.context
+        )
+
+
+def _opened(outcome: Outcome) -> bool:
+    """An entry of ours with its plan that executed something at a known price."""
+    intent, execution = outcome.intent, outcome.execution
+    plan = intent.plan if intent is not None else None
+    return plan is not None and execution.quantity > 0 and execution.price is not None
