@@ -2,7 +2,10 @@
 
 Every order is saved PENDING with the keeper's extra (its plan or exit reason), in one write,
 before it is sent, so a crash leaves an intent the next tick resolves by client order id. After an
-ambiguous failure the order is looked up by that id at once; nothing is sent twice blindly.
+ambiguous failure the order is looked up by that id at once — but for an entry, whose stop the
+keeper places blind first and whose lookup the REST tick after it makes (keeper/entry.py: a
+lookup retried against a slow exchange left the entry's fill bare for up to half a minute);
+nothing is sent twice blindly.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from datetime import datetime
 from quantum_trader.domain import Order, OrderStatus
 from quantum_trader.errors import MarketDataError, OrderRejected, OrderStateUnknown, RetryLater
 from quantum_trader.keeper.book import Intent
-from quantum_trader.keeper.ids import as_sent
+from quantum_trader.keeper.ids import Purpose, as_sent, purpose_of
 from quantum_trader.log import get_logger
 from quantum_trader.ports import Exchange, Repository, Writes
 from quantum_trader.record import replace
@@ -48,6 +51,9 @@ class OrderDesk:
             await self._repository.write(Writes(orders=[rejected], state_deleted=[(INTENTS, cid)]))
             raise
         except OrderStateUnknown as error:
+            if purpose_of(cid) is Purpose.ENTRY:  # protected blind first, looked up after
+                await self._unknown(intent, error, now)
+                return None
             return await self._look_up_now(intent, error, now)
 
     async def _look_up_now(
@@ -63,12 +69,14 @@ class OrderDesk:
                 error=str(lookup_error),
             )
         if found is None:
-            await self._repository.save_order(
-                replace(intent.order, status=OrderStatus.UNKNOWN, detail=str(error), updated_at=now)
-            )
-            log.error(
-                "order_state_unknown", client_order_id=intent.client_order_id, error=str(error)
-            )
+            await self._unknown(intent, error, now)
             return None
         log.warning("order_state_recovered", client_order_id=intent.client_order_id)
         return as_sent(found)
+
+    async def _unknown(self, intent: Intent, error: OrderStateUnknown, now: datetime) -> None:
+        """Saved UNKNOWN, said: the next tick looks it up."""
+        await self._repository.save_order(
+            replace(intent.order, status=OrderStatus.UNKNOWN, detail=str(error), updated_at=now)
+        )
+        log.error("order_state_unknown", client_order_id=intent.client_order_id, error=str(error))

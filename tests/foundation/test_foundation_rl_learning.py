@@ -26,7 +26,7 @@ async def test_a_trade_whose_entry_answer_was_lost_is_learnt_from_like_every_oth
     async def unreadable_after_the_first_entry(request: OrderRequest) -> None:
         if not lost and request.client_order_id.startswith("qt-e-"):
             lost.append(request.client_order_id)
-            exchange.reads_failing = 2  # its look-up and the reconciliation: a later tick books it
+            exchange.reads_failing = 1  # the REST tick after its blind stop: a later tick books it
 
     exchange.while_in_flight = unreadable_after_the_first_entry
     with capture_logs() as logs:
