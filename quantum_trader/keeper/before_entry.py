@@ -54,7 +54,7 @@ async def read_before_entries(
     flat = {s: read for s, read in flat.items() if settles_now(book, seen.snapshot, rules, s)}
     if not flat:
         return seen
-    ours = await own_trades(repository, book.positions, flat)
+    ours = await own_trades(repository, book.positions, flat, {})  # recorded ones only
     read: dict[str, BeforeEntry] = {}
     for symbol, at in sorted(flat.items()):
         entered = ours.entered.get(symbol)

@@ -269,7 +269,9 @@ def closed_positions(
     fill and traded by hand before it was read (keeper/unseen_entry.py), since it was sent
     (was: no window for it where no look had read the symbol flat — the tick failed)."""
     ours = {i.client_order_id for i in book.intents.values()}
-    opened = [t.position for t in plan.trades] + list(plan.book.positions.values())
+    after = plan.book
+    opened = [t.position for t in plan.trades] + [u.position for u in after.unpriced.values()]
+    opened += after.positions.values()
     positions = {p.symbol: p for p in opened if p.entry_order_id in ours}
     positions |= {**book.positions, **{s: u.position for s, u in book.unpriced.items()}}
     return positions, {s: t for s, t in held_at.items() if s not in book.unpriced}
@@ -342,15 +344,22 @@ class OwnTrades:
 
 
 async def own_trades(
-    repository: Repository, positions: Mapping[str, Position], symbols: Iterable[str]
+    repository: Repository,
+    positions: Mapping[str, Position],
+    symbols: Iterable[str],
+    unrecorded: Mapping[str, Sequence[Fill]],
 ) -> OwnTrades:
     """Our recorded trades on `symbols`. Ours include the entry of a position a flip by hand
     closed: the position adopted from the flip reaches 5 min before it was adopted, where
     that entry's trade may lie, and it was taken for the adopted position's close by hand
-    (the hand-trading campaign, seed 30513: the person's own trades did not add up)."""
+    (the hand-trading campaign, seed 30513: the person's own trades did not add up).
+    `unrecorded`: this tick's fills of our orders, by client order id — an entry booked this
+    tick from its fill (keeper/unseen_entry.py) is entered at its first."""
     entered, ours = {}, {}
     for symbol in symbols:
         position, fills = positions.get(symbol), await repository.fills(symbol)
+        if position is not None:
+            fills = [*fills, *unrecorded.get(position.entry_order_id, ())]
         times = [f.time for f in fills if position and f.client_order_id == position.entry_order_id]
         if times:
             entered[symbol] = min(times)

@@ -320,7 +320,7 @@ class PositionKeeper(Entering):
         external = unread_external_exits(result, seen)
         if external:  # booked from the account's own trades (keeper/external.py)
             positions, at = closed_positions(book, self._held_as_booked, result)
-            ours = await own_trades(self._repository, positions, external)
+            ours = await own_trades(self._repository, positions, external, seen.fills)
             booked = ours.left_out(self._carrier.external.left_out())
             since = self._flat_before.since(ours.entered, positions)
             seen = await read_account_fills(

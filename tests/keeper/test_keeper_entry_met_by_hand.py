@@ -11,9 +11,11 @@ now read for it: nothing of a last position can lie there."""
 
 from __future__ import annotations
 
+import contextlib
 from datetime import timedelta
 from decimal import Decimal
 
+import pytest
 from structlog.testing import capture_logs
 from test_keeper_external_exits import BTC, by_hand, fee_paid, noted, opened
 from test_keeper_fees_unread import sent
@@ -21,16 +23,20 @@ from test_keeper_properties import Harness, sized
 from test_keeper_round_trip import trade
 
 from quantum_trader.domain import ExitReason, OrderSide, Side
+from quantum_trader.errors import RetryLater
 from quantum_trader.keeper.ids import Purpose
 
 
-async def test_our_entry_that_met_a_position_opened_by_hand_is_booked_at_the_persons_trade() -> (
-    None
-):
+@pytest.mark.parametrize("answer", ["answered", "lost"])
+async def test_our_entry_that_met_a_position_opened_by_hand_is_booked_at_the_persons_trade(
+    answer: str,
+) -> None:
     """The keeper saw BTC flat; a person sold 4 at 100; our long of 2.97 bought at 101 met
     that short, 1.03 of it left: our long booked closed MANUAL at the person's 100 with its
     share of their fee, the short left adopted at Binance's entry 100 (was: our long closed
-    at the mark, 100.5)."""
+    at the mark, 100.5). So too when the entry's answer was lost and the exchange could not
+    be read for 20 s: booked by the tick that settles it (keeper/unseen_entry.py; was: the
+    short adopted, our long never booked)."""
     harness = await Harness.start()
     exchange = harness.exchange
     await harness.tick()  # BTC flat on the exchange and in the books
@@ -38,12 +44,19 @@ async def test_our_entry_that_met_a_position_opened_by_hand_is_booked_at_the_per
     await trade(harness, "web_opened_1", OrderSide.SELL, Decimal(4))
     harness.advance(timedelta(seconds=1))
     exchange.move(BTC, Decimal(101))
-    await harness.keeper.enter(sized(BTC, Side.LONG, Decimal(101)), harness.now)
+    if answer == "lost":
+        exchange.lose_next = True
+        exchange.reads_down_until = harness.now + timedelta(seconds=20)
+    with contextlib.suppress(RetryLater):
+        await harness.keeper.enter(sized(BTC, Side.LONG, Decimal(101)), harness.now)
     [entry] = sent(exchange, Purpose.ENTRY)
     quantity = exchange.orders[entry].filled_quantity  # 2.970
     exchange.move(BTC, Decimal("100.5"))
     with capture_logs() as logs:
-        await harness.tick()
+        for _ in range(6):  # one tick, or the outage and the unknown order's grace
+            await harness.tick()
+            if answer == "answered":
+                break
 
     [closed] = await harness.repository.closed_trades()
     assert (closed.side, closed.quantity, closed.entry_price) == (Side.LONG, quantity, Decimal(101))
@@ -88,3 +101,44 @@ async def test_the_last_positions_close_by_hand_before_the_flat_read_is_still_no
     assert f"booked at the mark 100.5 (the account's trades do not add up to {quantity})" in (
         noted(logs)
     )
+
+
+async def test_a_round_trip_before_the_flat_read_is_not_taken_for_a_lost_entrys_close() -> None:
+    """A person's long 3 opened at 99 and sold at 102 between two looks that read BTC flat
+    (no look saw it); then our long's answer lost and the exchange unread for 20 s, its close
+    by hand before any read, while Binance does not list that trade yet. The position booked
+    from our entry's fill reads the account's trades from the last flat read before the entry
+    (keeper/external.py `own_trades`, as for an entry booked from its answer), so the round
+    trip's sell at 102 is not taken for our close (was: booked at 102); the close awaits its
+    own trade and is booked at it, 101, once Binance lists it."""
+    harness = await Harness.start()
+    exchange = harness.exchange
+    await harness.tick()  # BTC read flat
+    exchange.move(BTC, Decimal(99))
+    await trade(harness, "web_open_51", OrderSide.BUY, Decimal(3))
+    harness.advance(timedelta(seconds=1))
+    exchange.move(BTC, Decimal(102))
+    await trade(harness, "web_close_51", OrderSide.SELL, Decimal(3))
+    await harness.tick()  # flat again: nothing seen
+    exchange.move(BTC, Decimal(100))
+    exchange.lose_next = True
+    exchange.reads_down_until = harness.now + timedelta(seconds=20)
+    with contextlib.suppress(RetryLater):
+        await harness.keeper.enter(sized(BTC, Side.LONG, Decimal(100)), harness.now)
+    [entry] = sent(exchange, Purpose.ENTRY)
+    quantity = exchange.orders[entry].filled_quantity
+    assert quantity == 3  # as the round trip's
+    exchange.move(BTC, Decimal(101))
+    await by_hand(harness, "web_closed_52", OrderSide.SELL, quantity)
+    lagging = exchange.fills.pop("web_closed_52")  # not listed yet
+    exchange.move(BTC, Decimal("100.5"))
+    with capture_logs() as logs:
+        for _ in range(6):
+            await harness.tick()
+    assert "external_close_awaits_price" in [e["event"] for e in logs]
+    exchange.fills["web_closed_52"] = lagging
+    await harness.tick()
+
+    [ours] = await harness.repository.closed_trades()
+    assert (ours.entry_order_id, ours.quantity) == (entry, quantity)
+    assert (ours.exit_price, ours.exit_reason) == (Decimal(101), ExitReason.MANUAL)
