@@ -25,6 +25,7 @@ from quantum_trader.domain import (
     SizedOrder,
 )
 from quantum_trader.gates.risk_guard import risk_at_stop_usdt
+from quantum_trader.keeper.added_unread import UnreadAddition
 from quantum_trader.keeper.firing import firing_reason, left_reason
 from quantum_trader.keeper.ids import Purpose, purpose_of
 from quantum_trader.keeper.unpriced import UnpricedClose
@@ -296,6 +297,9 @@ class Book:
     kept from going out by a rate limit): it is tried again `monitor.take_profit_retry_s`
     later, the refusal said once until one is placed (keeper/target.py). In memory only: a
     restart tries at once.
+    `added_unread` holds, by symbol held (or awaiting a close's price), what a growth by hand
+    added while the account's trades could not be read, until they are and its fee is booked
+    (keeper/added_unread.py); saved in the repository's state with the position's bookings.
     """
 
     positions: Mapping[str, Position] = field(default_factory=dict)
@@ -307,6 +311,7 @@ class Book:
     entries_seen: Mapping[str, Decimal] = field(default_factory=dict)
     limits: Mapping[str, Decimal] = field(default_factory=dict)
     targets_refused: Mapping[str, datetime] = field(default_factory=dict)
+    added_unread: Mapping[str, UnreadAddition] = field(default_factory=dict)
     # `blocked()` once per book: a book is never changed, only replaced (the executor and a
     # backtest's quiet-step checks ask each cycle and each step).
     _blocked: Mapping[str, str] | None = field(default=None, init=False, repr=False, compare=False)
@@ -359,10 +364,11 @@ class Book:
 
     def without_position(self, symbol: str) -> Book:
         positions = {s: p for s, p in self.positions.items() if s != symbol}
-        if symbol not in self.limits:
+        if symbol not in self.limits and symbol not in self.added_unread:
             return replace(self, positions=positions)
         limits = {s: q for s, q in self.limits.items() if s != symbol}
-        return replace(self, positions=positions, limits=limits)
+        added = {s: a for s, a in self.added_unread.items() if s != symbol}
+        return replace(self, positions=positions, limits=limits, added_unread=added)
 
     def with_intent(self, intent: Intent) -> Book:
         return replace(self, intents={**self.intents, intent.client_order_id: intent})

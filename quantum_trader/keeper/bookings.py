@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from quantum_trader.domain import Fill, Order, Position
+from quantum_trader.keeper.added_unread import added_writes
 from quantum_trader.keeper.book import Book, is_unsettled
 from quantum_trader.keeper.external_saved import BookedChanges, ExternalBooked
 from quantum_trader.keeper.fee_carry import fee_writes
@@ -51,8 +52,9 @@ def bookings(
     orders' states and fills (the intents of those settled forgotten), the positions changed
     or gone, the account's trades booked for those still held or awaiting a close's price
     (`external`), the orders whose fees are unread (keeper/fees.py), the closes awaiting
-    their price (keeper/unpriced.py), and the limits of fills far from their plan
-    (keeper/fill_check.py)."""
+    their price (keeper/unpriced.py), the limits of fills far from their plan
+    (keeper/fill_check.py), and the growths by hand whose trades are unread
+    (keeper/added_unread.py)."""
     orders: list[Order] = []
     fills: list[Fill] = []
     deleted: list[tuple[str, str]] = []
@@ -70,6 +72,7 @@ def bookings(
     fees, fees_read = fee_writes(before.fees_unread, after.fees_unread, mine)
     unpriced, priced = unpriced_writes(before.unpriced, after.unpriced, mine)
     limits, lifted = limit_writes(before.limits, after.limits, mine)
-    deleted += booked.state_deleted + fees_read + priced + lifted
-    state = booked.state + fees + unpriced + limits
+    added, added_read = added_writes(before.added_unread, after.added_unread, mine)
+    deleted += booked.state_deleted + fees_read + priced + lifted + added_read
+    state = booked.state + fees + unpriced + limits + added
     return Bookings(Writes(orders, fills, gone, saved, deleted, state), booked)

@@ -10,6 +10,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from quantum_trader.domain import Order, Position
+from quantum_trader.keeper.added_unread import UnreadAddition
 from quantum_trader.keeper.book import Book, Intent, UnreadFees
 from quantum_trader.keeper.unpriced import UnpricedClose
 
@@ -25,6 +26,7 @@ class Draft:
         self.entries_seen: dict[str, Decimal] = dict(book.entries_seen)
         self.limits: dict[str, Decimal] = dict(book.limits)
         self.targets_refused: dict[str, datetime] = dict(book.targets_refused)
+        self.added_unread: dict[str, UnreadAddition] = dict(book.added_unread)
         self._by_symbol: dict[str, dict[str, Intent]] = {}
         for intent in self.intents.values():
             self._by_symbol.setdefault(intent.symbol, {})[intent.client_order_id] = intent
@@ -69,4 +71,9 @@ class Draft:
             {s: p for s, p in self.entries_seen.items() if s in self.positions},
             {s: q for s, q in self.limits.items() if s in self.positions},
             {s: t for s, t in self.targets_refused.items() if s in self.positions},
+            {
+                s: a
+                for s, a in self.added_unread.items()
+                if s in self.positions or s in self.unpriced
+            },
         )

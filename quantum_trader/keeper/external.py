@@ -230,8 +230,9 @@ FROM_FLAT_NOTES = ("position_adopted", "order_settled_unreflected")
 
 def unread_external_exits(plan: Plan, seen: Observation) -> list[str]:
     """Symbols `plan` books reduced with no order of ours, or leaves a close awaiting its
-    price on (keeper/unpriced.py), or adopts a position on where the last whole tick read
-    it flat, whose account trades are not read."""
+    price on (keeper/unpriced.py) or a growth awaiting its trades (keeper/added_unread.py),
+    or adopts a position on where the last whole tick read it flat, whose account trades
+    are not read."""
     noted = {
         n.symbol
         for n in plan.notes
@@ -243,7 +244,8 @@ def unread_external_exits(plan: Plan, seen: Observation) -> list[str]:
         if s not in seen.snapshot.positions and not plan.book.intents_for(s)
     }
     read = seen.account_fills.keys() | seen.account_unread
-    return sorted((noted | plan.book.unpriced.keys() | again) - read)
+    waiting = plan.book.unpriced.keys() | plan.book.added_unread.keys()
+    return sorted((noted | waiting | again) - read)
 
 
 def _adopted_from_flat(note: Note, seen: Observation) -> bool:
@@ -267,14 +269,19 @@ def closed_positions(
     closed (since it opened: a flip's other side, held now, does not bound its window); a
     position an entry of ours opened where the books held none, booked by `plan` from its
     fill and traded by hand before it was read (keeper/unseen_entry.py), since it was sent
-    (was: no window for it where no look had read the symbol flat — the tick failed)."""
+    (was: no window for it where no look had read the symbol flat — the tick failed); one
+    grown by hand while the trades could not be read, since the growth (added_unread.py)."""
     ours = {i.client_order_id for i in book.intents.values()}
     after = plan.book
     opened = [t.position for t in plan.trades] + [u.position for u in after.unpriced.values()]
     opened += after.positions.values()
     positions = {p.symbol: p for p in opened if p.entry_order_id in ours}
     positions |= {**book.positions, **{s: u.position for s, u in book.unpriced.items()}}
-    return positions, {s: t for s, t in held_at.items() if s not in book.unpriced}
+    at = {s: t for s, t in held_at.items() if s not in book.unpriced}
+    for symbol, waiting in after.added_unread.items():  # from the growth (added_unread.py)
+        if symbol in at:
+            at[symbol] = min(at[symbol], waiting.since)
+    return positions, at
 
 
 async def read_account_fills(

@@ -175,7 +175,7 @@ class ExternalSettling:
         unread = seen.fills_unread
         if any(o.symbol == symbol and o.client_order_id in unread for o, _ in self.records):
             return None, " (an order of ours on it has unread fills: not told apart)"
-        ours = seen.trade_ids_read()
+        ours = seen.trade_ids_read() | self.reducing_trades.get(symbol, frozenset())
         found = external_execution(position, quantity, fills, ours, opened)
         # Trades after those that closed it are another position's (a flip's other side).
         until = max(f.time for f in fills if f.trade_id in found.trade_ids) if found else None

@@ -22,6 +22,8 @@ from quantum_trader.domain import (
     PositionEvent,
     SnapshotSource,
 )
+from quantum_trader.keeper.added_settle import settle_added_unread
+from quantum_trader.keeper.added_unread import remember
 from quantum_trader.keeper.book import Book, Intent, TradeFees
 from quantum_trader.keeper.booking import (
     TradeDraft,
@@ -108,6 +110,7 @@ class Planner(OrderSettling, UnseenEntrySettling, FromFlatSettling, Protecting):
             self.records += records
             self.notes += notes
             self.amendments += amendments
+        self.settle_added()  # growths by hand whose trades were unread: before any close
         if self.book.unpriced:  # closes by hand awaiting a price (keeper/unpriced.py)
             self.settle_unpriced()
         if self.observation.flat_again:  # round trips by hand (keeper/flat_reads.py)
@@ -141,6 +144,16 @@ class Planner(OrderSettling, UnseenEntrySettling, FromFlatSettling, Protecting):
             dict(self.reducing_trades),
             dict(self.last_exits),
         )
+
+    def settle_added(self) -> None:
+        """The growths by hand booked while their trades could not be read, whose trades
+        this tick reads (keeper/added_settle.py): taken, their fee booked."""
+        if not self.book.added_unread:
+            return
+        notes, taken = settle_added_unread(self.book, self.observation, self.now, self.context)
+        self.notes += notes
+        for symbol, ids in taken.items():
+            self._took(symbol, ids)
 
     def quiet(self) -> bool:
         """Nothing to settle: no order of ours in flight or unechoed, nothing looked up or
@@ -310,11 +323,12 @@ class Planner(OrderSettling, UnseenEntrySettling, FromFlatSettling, Protecting):
         read yet: the keeper reads them and plans again (`unread_external_exits`)."""
         symbol, seen = position.symbol, self.observation
         fills = seen.account_fills.get(symbol)
-        if symbol in seen.account_unread:
-            return ZERO, "; the account's trades could not be read: its fee not booked"
+        if symbol in seen.account_unread:  # read on later ticks (keeper/added_unread.py)
+            remember(self.book.added_unread, position, added, self.now)
+            return ZERO, "; the account's trades could not be read: its fee booked once they are"
         if fills is None:
             return ZERO, ""
-        ours = seen.trade_ids_read()
+        ours = seen.trade_ids_read() | self.reducing_trades.get(symbol, frozenset())
         taken = added_trades(position, added, fills, ours)
         if not taken:
             return ZERO, "; the account's trades do not show it: its fee not booked"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from quantum_trader.keeper import fees_saved, fill_check
+from quantum_trader.keeper import added_unread, fees_saved, fill_check
 from quantum_trader.keeper.book import Book, Intent, is_unsettled
 from quantum_trader.keeper.external_saved import ExternalBooked
 from quantum_trader.keeper.ids import ClientOrderIds, is_ours
@@ -18,8 +18,9 @@ async def restored(
 ) -> tuple[Book, ClientOrderIds, ExternalBooked]:
     """Open positions, unsettled orders of ours, our working stops and take-profits, our orders
     whose fees are unread, the closes outside the program awaiting their price
-    (keeper/unpriced.py), the limits of fills far from their plan (keeper/fill_check.py) and
-    the account's trades the positions were reduced by (keeper/external_saved.py); and the ids
+    (keeper/unpriced.py), the limits of fills far from their plan (keeper/fill_check.py), the
+    growths by hand whose trades are unread (keeper/added_unread.py) and the account's
+    trades the positions were reduced by (keeper/external_saved.py); and the ids
     of this run, whose number is saved one up, so that ids never repeat across restarts.
     `keep_closed`: keep the trades of positions gone (`ExternalBooked`)."""
     positions = {p.symbol: p for p in await repository.open_positions()}
@@ -35,6 +36,7 @@ async def restored(
     unpriced = await unpriced_restored(repository)
     limits = await fill_check.restored(repository, positions)
     held = positions.keys() | unpriced.keys()
+    added = await added_unread.restored(repository, held)
     external = await ExternalBooked.restored(repository, held, keep_closed=keep_closed)
     saved = (await repository.load_state(RUN_STATE[0])).get(RUN_STATE[1], {})
     run = int(saved.get("n", 0)) + 1
@@ -46,5 +48,6 @@ async def restored(
         fees_unread=fees_unread,
         unpriced=unpriced,
         limits=limits,
+        added_unread=added,
     )
     return book, ClientOrderIds(run), external

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 
+import pytest
 from structlog.testing import capture_logs
 from test_keeper_external_exits import BTC, by_hand, fee_paid, noted, opened
 from test_keeper_fees_unread import sent
@@ -77,7 +78,7 @@ async def test_a_flip_by_hand_after_an_addition_seen_is_booked_at_its_trade() ->
 
 async def test_a_growth_whose_trades_cannot_be_read_is_booked_and_said() -> None:
     """The account's trades unreadable at the growth: grown all the same, the line says its
-    fee is not booked."""
+    fee is booked once they can be read (below)."""
     harness = await Harness.start()
     quantity = await opened(harness)
     harness.advance(timedelta(minutes=10))
@@ -88,4 +89,160 @@ async def test_a_growth_whose_trades_cannot_be_read_is_booked_and_said() -> None
 
     assert harness.keeper.positions[BTC].quantity == quantity + 1
     [grew] = [e for e in logs if e["event"] == "position_grown"]
-    assert "could not be read: its fee not booked" in grew["detail"]
+    assert "could not be read: its fee booked once they are" in grew["detail"]
+
+
+async def grown_unread(harness: Harness) -> tuple[Decimal, str]:
+    """Our long of 3 at 100; 10 min later 1 bought by hand at 101, the growth booked by a
+    tick that could not read the account's trades. The quantity our entry opened, its id."""
+    quantity = await opened(harness)
+    [entry] = sent(harness.exchange, Purpose.ENTRY)
+    harness.advance(timedelta(minutes=10))
+    harness.exchange.move(BTC, Decimal(101))
+    await trade(harness, "web_added_6", OrderSide.BUY, Decimal(1))
+    harness.exchange.account_fills_unreadable = 1
+    await harness.tick()
+    assert harness.keeper.positions[BTC].quantity == quantity + 1
+    assert harness.keeper.positions[BTC].fees_usdt == fee_paid(harness, entry)
+    return quantity, entry
+
+
+async def test_a_growth_whose_trades_could_not_be_read_gets_its_fee_once_they_can_be() -> None:
+    """Was: its fee never booked."""
+    harness = await Harness.start()
+    _, entry = await grown_unread(harness)
+    with capture_logs() as logs:
+        await harness.tick()
+
+    paid = fee_paid(harness, entry) + fee_paid(harness, "web_added_6")
+    assert harness.keeper.positions[BTC].fees_usdt == paid
+    [read] = [e for e in logs if e["event"] == "position_grown_trades_read"]
+    assert "by the account's 1 trade(s)" in read["detail"]
+    await harness.tick()
+    assert harness.keeper.positions[BTC].fees_usdt == paid  # once
+
+
+@pytest.mark.parametrize("restart", [False, True], ids=["within a run", "across a restart"])
+async def test_a_close_by_hand_after_a_growth_read_later_is_booked_at_its_trade(
+    restart: bool,
+) -> None:
+    """The restart campaign, seed 40304: the growth booked while the account's trades could
+    not be read, then a close by hand (while the daemon was stopped): the trades showed an
+    addition the books never took, and the close was booked at the mark. Now the growth's
+    trades are taken first — its quantity remembered, saved across a restart — and the
+    close is booked at its own trade, every fee once."""
+    harness = await Harness.start()
+    quantity, entry = await grown_unread(harness)
+    if restart:
+        await harness.restart()
+    harness.exchange.move(BTC, Decimal(103))
+    await by_hand(harness, "web_closed_7", OrderSide.SELL, quantity + 1)
+    harness.exchange.move(BTC, Decimal(104))
+    with capture_logs() as logs:
+        await harness.tick()
+
+    [closed] = await harness.repository.closed_trades()
+    assert (closed.quantity, closed.exit_price, closed.exit_reason) == (
+        quantity + 1,
+        Decimal(103),
+        ExitReason.MANUAL,
+    )
+    paid = sum(fee_paid(harness, c) for c in (entry, "web_added_6", "web_closed_7"))
+    assert closed.fees_usdt == paid
+    assert "the account's 1 trade(s) 103" in noted(logs)
+
+
+async def test_a_growth_whose_trades_never_show_is_given_up_once() -> None:
+    """Its trades never listed: read each tick until `keeper.fees_unread_give_up_s`, then
+    one warning, the fee not booked, no more reads."""
+    harness = await Harness.start()
+    _, entry = await grown_unread(harness)
+    harness.exchange.fills.pop("web_added_6")  # Binance lists it nowhere
+    with capture_logs() as logs:
+        await harness.tick()
+        harness.advance(timedelta(hours=1))
+        await harness.tick()
+        asked = len(harness.exchange.account_fills_asked)
+        await harness.tick()
+
+    [given_up] = [e for e in logs if e["event"] == "position_grown_trades_read"]
+    assert "its fee not booked" in given_up["detail"]
+    assert given_up["log_level"] == "warning"
+    assert harness.keeper.positions[BTC].fees_usdt == fee_paid(harness, entry)
+    assert len(harness.exchange.account_fills_asked) == asked  # no more reads
+    assert await harness.repository.load_state("added_unread") == {}
+
+
+async def test_a_saved_growth_that_cannot_be_read_back_is_said_and_dropped() -> None:
+    harness = await Harness.start()
+    await grown_unread(harness)
+    saved = await harness.repository.load_state("added_unread")
+    assert set(saved) == {BTC}
+    await harness.repository.save_state("added_unread", BTC, {**saved[BTC], "quantity": "NaN"})
+    with capture_logs() as logs:
+        await harness.restart()
+
+    [said] = [e for e in logs if e["event"] == "added_unread_unreadable"]
+    assert "its fee will not be booked" in said["detail"]
+    assert await harness.repository.load_state("added_unread") == {}
+    assert harness.keeper.positions[BTC].quantity == 4  # the position kept as held
+
+
+async def test_a_growth_remembered_is_dropped_with_a_flip_by_hand() -> None:
+    """Flipped before its trades were read again: the growth's trades taken first, the flip
+    booked at its own trade with the growth's fee, nothing remembered after."""
+    harness = await Harness.start()
+    quantity, entry = await grown_unread(harness)
+    harness.exchange.move(BTC, Decimal(99))
+    await trade(harness, "web_flip_8", OrderSide.SELL, 2 * (quantity + 1))
+    await harness.tick()
+    await harness.tick()
+
+    [closed] = await harness.repository.closed_trades()
+    assert (closed.exit_price, closed.exit_reason) == (Decimal(99), ExitReason.MANUAL)
+    flip = fee_paid(harness, "web_flip_8")
+    assert closed.fees_usdt == fee_paid(harness, entry) + fee_paid(harness, "web_added_6") + (
+        flip / 2
+    )
+    position = harness.keeper.positions[BTC]
+    assert (position.side, position.quantity) == (Side.SHORT, quantity + 1)
+    assert await harness.repository.load_state("added_unread") == {}
+
+
+async def test_a_second_growth_read_at_once_takes_its_own_trade_and_the_first_its_own() -> None:
+    """The first growth's trades unread, a second growth 10 min later read at once: each
+    takes its own trade, every fee once."""
+    harness = await Harness.start()
+    quantity, entry = await grown_unread(harness)
+    harness.advance(timedelta(minutes=10))
+    harness.exchange.move(BTC, Decimal(102))
+    await trade(harness, "web_added_9", OrderSide.BUY, Decimal(2))
+    with capture_logs() as logs:
+        await harness.tick()
+
+    position = harness.keeper.positions[BTC]
+    assert position.quantity == quantity + 3
+    fees = [fee_paid(harness, c) for c in (entry, "web_added_6", "web_added_9")]
+    assert position.fees_usdt == sum(fees)
+    [read] = [e for e in logs if e["event"] == "position_grown_trades_read"]
+    assert f"fee {fees[1]} booked" in read["detail"]
+
+
+async def test_two_growths_whose_trades_were_unread_are_both_taken_once_read() -> None:
+    harness = await Harness.start()
+    quantity, entry = await grown_unread(harness)
+    harness.advance(timedelta(minutes=10))
+    harness.exchange.move(BTC, Decimal(102))
+    await trade(harness, "web_added_10", OrderSide.BUY, Decimal(2))
+    harness.exchange.account_fills_unreadable = 1
+    await harness.tick()
+    with capture_logs() as logs:
+        await harness.tick()
+
+    position = harness.keeper.positions[BTC]
+    assert position.quantity == quantity + 3
+    fees = [fee_paid(harness, c) for c in (entry, "web_added_6", "web_added_10")]
+    assert position.fees_usdt == sum(fees)
+    [read] = [e for e in logs if e["event"] == "position_grown_trades_read"]
+    assert read["detail"].startswith("3.000 added by hand")
+    assert "by the account's 2 trade(s)" in read["detail"]

@@ -1,0 +1,120 @@
+"""A growth by hand booked while the account's trades could not be read: what it added is
+remembered (`Book.added_unread`) until a tick reads them, and then its trades are taken and
+their fee booked in the position.
+
+The restart campaign, seed 40304 (session 59): a growth by hand booked while the trades
+answered 429 had no fee, and a later close by hand (the daemon stopped meanwhile) refused the
+account's trades — they showed an addition the books never took, so the close might have
+been the person's (keeper/external.py `added_by_hand`) — and was booked at the mark. Now
+every tick reads the symbol's trades from the last tick before the growth (keeper/external.py
+`closed_positions`) until the newest adding trades not ours add up to what was added
+(`added_trades`, as a growth read at once takes them): taken, never booked again, their fee
+added to the position (or to its close awaiting a price, keeper/unpriced.py), one line
+`position_grown_trades_read`. A close in the same tick is booked after that, at its own
+trades. After `keeper.fees_unread_give_up_s` it is given up, said once (the fee not booked).
+Saved in the repository's state (namespace `added_unread`, by symbol) with the position's
+bookings, so a restart reads them too; dropped with the position.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping, MutableMapping
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from quantum_trader.domain import Position
+from quantum_trader.log import get_logger
+from quantum_trader.ports import Repository, StateWrite
+from quantum_trader.record import record
+
+log = get_logger("keeper")
+ADDED_UNREAD = "added_unread"
+
+
+@record
+class UnreadAddition:
+    """`quantity` added by hand to the position on its symbol (opened by `entry_order_id`),
+    booked at `since` (a tick) while the account's trades could not be read."""
+
+    quantity: Decimal
+    since: datetime
+    entry_order_id: str  # the position's: one closed or flipped since is not this one's
+    last: datetime  # the latest of such growths, where two were (`since` the first's)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "quantity": str(self.quantity),
+            "since": self.since.isoformat(),
+            "entry_order_id": self.entry_order_id,
+            "last": self.last.isoformat(),
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> UnreadAddition:
+        quantity = Decimal(str(raw["quantity"]))
+        if not quantity.is_finite() or quantity <= 0:
+            raise ValueError(f"not a quantity: {raw['quantity']!r}")
+        since, last = _instant(raw["since"]), _instant(raw["last"])
+        return cls(quantity, since, str(raw["entry_order_id"]), last)
+
+
+def _instant(raw: Any) -> datetime:
+    at = datetime.fromisoformat(raw)
+    if at.tzinfo is None:
+        raise ValueError(f"a time without its zone: {raw!r}")
+    return at
+
+
+def remember(
+    added_unread: MutableMapping[str, UnreadAddition],
+    position: Position,
+    added: Decimal,
+    now: datetime,
+) -> None:
+    """`added` to `position` with its trades unread: remembered, beside one before."""
+    earlier = added_unread.get(position.symbol)
+    since = now
+    if earlier is not None and earlier.entry_order_id == position.entry_order_id:
+        added, since = added + earlier.quantity, earlier.since
+    added_unread[position.symbol] = UnreadAddition(added, since, position.entry_order_id, now)
+
+
+def of_position(waiting: UnreadAddition, position: Position | None) -> bool:
+    """Whether `waiting` was remembered for `position` (not one closed, or flipped, since)."""
+    return position is not None and position.entry_order_id == waiting.entry_order_id
+
+
+def added_writes(
+    before: Mapping[str, UnreadAddition],
+    after: Mapping[str, UnreadAddition],
+    mine: Callable[[str], bool],
+) -> tuple[list[StateWrite], list[tuple[str, str]]]:
+    """The state entries to save and to delete (`ADDED_UNREAD`) from `before` to `after`, for
+    the symbols `mine` accepts: written with the position's bookings (keeper/bookings.py)."""
+    if before is after or not (before or after):  # most ticks
+        return [], []
+    saved: list[StateWrite] = [
+        (ADDED_UNREAD, s, a.to_dict())
+        for s, a in sorted(after.items())
+        if before.get(s) != a and mine(s)
+    ]
+    deleted = [(ADDED_UNREAD, s) for s in sorted(before.keys() - after.keys()) if mine(s)]
+    return saved, deleted
+
+
+async def restored(repository: Repository, held: Collection[str]) -> dict[str, UnreadAddition]:
+    """The growths of the positions `held` (or closes awaiting a price) as the last run saved
+    them; one that does not read back is said and dropped (its fee then not booked)."""
+    added = {}
+    for symbol, saved in (await repository.load_state(ADDED_UNREAD)).items():
+        if symbol not in held:
+            await repository.delete_state(ADDED_UNREAD, symbol)
+            continue
+        try:
+            added[symbol] = UnreadAddition.from_dict(saved)
+        except (KeyError, TypeError, ValueError, InvalidOperation) as error:
+            detail = f"cannot be read again ({error!r}): its fee will not be booked"
+            log.warning("added_unread_unreadable", symbol=symbol, saved=saved, detail=detail)
+            await repository.delete_state(ADDED_UNREAD, symbol)
+    return added
