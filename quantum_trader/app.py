@@ -407,7 +407,11 @@ async def _replay_start(
 
     Never before the instant the paper account has processed: its stops only trigger on prices
     after it, so resuming earlier (the database's clock is saved once a cycle) would leave them
-    blind until the replay caught up.
+    blind until the replay caught up — nor where the database saved no clock at all (a run
+    stopped before its first cycle's save, by a database another program held locked: the
+    replay began again at its start, the paper account's time went back, and a position it
+    closed then was saved closed before it opened — the next start refused the account as
+    damaged; `tests/robustness/test_database_locked.py`, under load).
     """
     saved = (await repository.load_state(REPLAY_STATE[0])).get(REPLAY_STATE[1])
     if saved:
@@ -415,7 +419,7 @@ async def _replay_start(
         return max(resume, paper_last) if paper_last is not None else resume
     start = settings.market.replay_start or feed.start
     feed.check_covers(start)
-    return start
+    return max(start, paper_last) if paper_last is not None else start
 
 
 async def save_replay_time(repository: Repository, now: datetime) -> None:

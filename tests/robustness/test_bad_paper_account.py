@@ -8,7 +8,9 @@ import json
 import re
 import shutil
 import signal
+import sqlite3
 from collections.abc import Callable
+from contextlib import closing
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -217,6 +219,25 @@ def test_a_restart_resumes_no_earlier_than_the_paper_account(data_dir: Path) -> 
     """The database's clock is saved once a cycle; the paper account moves on with every
     monitor tick. A restart resumes at the later of the two, so no stop is left blind."""
     paper_last = utc_from_ms(json.loads((data_dir / PAPER_STATE).read_text())["last_ms"])
+    daemon = Daemon.start(data_dir, QT_MARKET__REPLAY_SPEED="1")
+    try:
+        eventually(lambda: daemon.logged_so_far("runtime_ready"), 30, "the daemon ready")
+    finally:
+        assert daemon.stop(signal.SIGTERM) == 0
+    (ready,) = daemon.named("runtime_ready")
+    assert datetime.fromisoformat(ready["replay_from"]) >= paper_last
+
+
+def test_a_database_with_no_replay_clock_resumes_no_earlier_than_the_paper_account(
+    data_dir: Path,
+) -> None:
+    """A run stopped before its first cycle saved the replay's clock (its database held
+    locked by another program): the restart resumes where the paper account is, not at the
+    recording's start (was: the account's time went back, a position closed then was saved
+    closed before it opened, and the next start refused the account as damaged)."""
+    paper_last = utc_from_ms(json.loads((data_dir / PAPER_STATE).read_text())["last_ms"])
+    with closing(sqlite3.connect(data_dir / DATABASE)) as database, database:
+        database.execute("DELETE FROM state WHERE namespace = 'replay'")
     daemon = Daemon.start(data_dir, QT_MARKET__REPLAY_SPEED="1")
     try:
         eventually(lambda: daemon.logged_so_far("runtime_ready"), 30, "the daemon ready")
