@@ -41,20 +41,27 @@ async def test_a_close_by_hand_after_an_addition_seen_is_booked_at_its_trade() -
     assert harness.keeper.positions[BTC].fees_usdt == fee_paid(harness, entry) + fee_paid(
         harness, "web_added_2"
     )
+    await closed_by_hand_at_its_trade(harness, quantity + 1, (entry, "web_added_2"))
+
+
+async def closed_by_hand_at_its_trade(
+    harness: Harness, quantity: Decimal, paid_by: tuple[str, ...]
+) -> None:
+    """A person sells all of the long at 103 (the mark 104 by the next tick): booked MANUAL
+    at 103 by its own trade, with the fees of the orders `paid_by` and of the close."""
     harness.exchange.move(BTC, Decimal(103))
-    await by_hand(harness, "web_closed_4", OrderSide.SELL, quantity + 1)
+    await by_hand(harness, "web_closed_4", OrderSide.SELL, quantity)
     harness.exchange.move(BTC, Decimal(104))
     with capture_logs() as logs:
         await harness.tick()
 
     [closed] = await harness.repository.closed_trades()
     assert (closed.quantity, closed.exit_price, closed.exit_reason) == (
-        quantity + 1,
+        quantity,
         Decimal(103),
         ExitReason.MANUAL,
     )
-    paid = sum(fee_paid(harness, c) for c in (entry, "web_added_2", "web_closed_4"))
-    assert closed.fees_usdt == paid
+    assert closed.fees_usdt == sum(fee_paid(harness, c) for c in (*paid_by, "web_closed_4"))
     assert "the account's 1 trade(s) 103" in noted(logs)
 
 
@@ -135,21 +142,7 @@ async def test_a_close_by_hand_after_a_growth_read_later_is_booked_at_its_trade(
     quantity, entry = await grown_unread(harness)
     if restart:
         await harness.restart()
-    harness.exchange.move(BTC, Decimal(103))
-    await by_hand(harness, "web_closed_7", OrderSide.SELL, quantity + 1)
-    harness.exchange.move(BTC, Decimal(104))
-    with capture_logs() as logs:
-        await harness.tick()
-
-    [closed] = await harness.repository.closed_trades()
-    assert (closed.quantity, closed.exit_price, closed.exit_reason) == (
-        quantity + 1,
-        Decimal(103),
-        ExitReason.MANUAL,
-    )
-    paid = sum(fee_paid(harness, c) for c in (entry, "web_added_6", "web_closed_7"))
-    assert closed.fees_usdt == paid
-    assert "the account's 1 trade(s) 103" in noted(logs)
+    await closed_by_hand_at_its_trade(harness, quantity + 1, (entry, "web_added_6"))
 
 
 async def test_a_growth_whose_trades_never_show_is_given_up_once() -> None:
@@ -209,14 +202,20 @@ async def test_a_growth_remembered_is_dropped_with_a_flip_by_hand() -> None:
     assert await harness.repository.load_state("added_unread") == {}
 
 
-async def test_a_second_growth_read_at_once_takes_its_own_trade_and_the_first_its_own() -> None:
-    """The first growth's trades unread, a second growth 10 min later read at once: each
-    takes its own trade, every fee once."""
+@pytest.mark.parametrize("unread", [False, True], ids=["the second read at once", "both unread"])
+async def test_a_second_growth_and_the_first_unread_each_take_their_own_trades(
+    unread: bool,
+) -> None:
+    """The first growth's trades unread, a second growth 10 min later, its trades read at
+    once or unread too: each trade taken once, every fee once."""
     harness = await Harness.start()
     quantity, entry = await grown_unread(harness)
     harness.advance(timedelta(minutes=10))
     harness.exchange.move(BTC, Decimal(102))
     await trade(harness, "web_added_9", OrderSide.BUY, Decimal(2))
+    if unread:
+        harness.exchange.account_fills_unreadable = 1
+        await harness.tick()
     with capture_logs() as logs:
         await harness.tick()
 
@@ -225,24 +224,6 @@ async def test_a_second_growth_read_at_once_takes_its_own_trade_and_the_first_it
     fees = [fee_paid(harness, c) for c in (entry, "web_added_6", "web_added_9")]
     assert position.fees_usdt == sum(fees)
     [read] = [e for e in logs if e["event"] == "position_grown_trades_read"]
-    assert f"fee {fees[1]} booked" in read["detail"]
-
-
-async def test_two_growths_whose_trades_were_unread_are_both_taken_once_read() -> None:
-    harness = await Harness.start()
-    quantity, entry = await grown_unread(harness)
-    harness.advance(timedelta(minutes=10))
-    harness.exchange.move(BTC, Decimal(102))
-    await trade(harness, "web_added_10", OrderSide.BUY, Decimal(2))
-    harness.exchange.account_fills_unreadable = 1
-    await harness.tick()
-    with capture_logs() as logs:
-        await harness.tick()
-
-    position = harness.keeper.positions[BTC]
-    assert position.quantity == quantity + 3
-    fees = [fee_paid(harness, c) for c in (entry, "web_added_6", "web_added_10")]
-    assert position.fees_usdt == sum(fees)
-    [read] = [e for e in logs if e["event"] == "position_grown_trades_read"]
-    assert read["detail"].startswith("3.000 added by hand")
-    assert "by the account's 2 trade(s)" in read["detail"]
+    added, trades, fee = ("3.000", 2, fees[1] + fees[2]) if unread else ("1.000", 1, fees[1])
+    assert read["detail"].startswith(f"{added} added by hand")
+    assert f"by the account's {trades} trade(s), fee {fee} booked" in read["detail"]
