@@ -43,22 +43,22 @@ class UnseenEntrySettling(ReductionSettling):
         `held` does not show it (nothing held, the other side, or less of its side); and
         whether the symbol waits (its fill may come after the positions were read: they are
         read again first, what is held covered meanwhile). (None, False): the usual path."""
-        outcome = next((o for o in entries if _opened(o)), None)
-        if outcome is None or outcome.intent is None or outcome.intent.plan is None:
+        outcome = next((o for o in entries if o.execution.quantity > 0), None)
+        intent = outcome.intent if outcome is not None else None
+        if outcome is None or intent is None or intent.plan is None:
             return None, False
-        plan, execution = outcome.intent.plan, outcome.execution
+        plan, execution, price = intent.plan, outcome.execution, outcome.execution.price
+        if price is None:
+            return None, False  # nothing to book it at: settled as before
         if held is not None and held.side is plan.side and held.quantity >= execution.quantity:
             return None, False  # held shows it: adopted with its plan (`_grow`)
         if self._read_again_first([outcome]):
             if held is not None:
                 self._cover_held(held)
             return None, True
-        assert execution.price is not None  # `_opened`
-        filled = ExchangePosition(
-            symbol, plan.side, execution.quantity, execution.price, plan.leverage
-        )
+        filled = ExchangePosition(symbol, plan.side, execution.quantity, price, plan.leverage)
         stop, target = self._ours_on_exchange(filled)
-        position = self._adoptable(filled, outcome.intent, stop, target, execution.fee_usdt)
+        position = self._adoptable(filled, intent, stop, target, execution.fee_usdt)
         for order in (stop, target):
             if order is not None:
                 self.book.add_working(order)
@@ -105,10 +105,3 @@ class UnseenEntrySettling(ReductionSettling):
         self.actions += stop_awaiting_orders(
             other, held.quantity, self.listed, mark, self.now, self.context
         )
-
-
-def _opened(outcome: Outcome) -> bool:
-    """An entry of ours with its plan that executed something at a known price."""
-    intent, execution = outcome.intent, outcome.execution
-    plan = intent.plan if intent is not None else None
-    return plan is not None and execution.quantity > 0 and execution.price is not None
