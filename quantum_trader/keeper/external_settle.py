@@ -155,6 +155,11 @@ class ExternalSettling:
         if trade_ids:
             self.reducing_trades[symbol] = self.reducing_trades.get(symbol, frozenset()) | trade_ids
 
+    def _not_theirs(self, symbol: str) -> set[str]:
+        """The account's trades on `symbol` a person's reduction or growth cannot be: this
+        tick's fills of ours, and those a booking of this tick took (`_took`)."""
+        return self.observation.trade_ids_read() | self.reducing_trades.get(symbol, frozenset())
+
     def _account_execution(
         self,
         position: Position,
@@ -175,7 +180,7 @@ class ExternalSettling:
         unread = seen.fills_unread
         if any(o.symbol == symbol and o.client_order_id in unread for o, _ in self.records):
             return None, " (an order of ours on it has unread fills: not told apart)"
-        ours = seen.trade_ids_read() | self.reducing_trades.get(symbol, frozenset())
+        ours = self._not_theirs(symbol)
         found = external_execution(position, quantity, fills, ours, opened)
         # Trades after those that closed it are another position's (a flip's other side).
         until = max(f.time for f in fills if f.trade_id in found.trade_ids) if found else None

@@ -328,8 +328,7 @@ class Planner(OrderSettling, UnseenEntrySettling, FromFlatSettling, Protecting):
             return ZERO, "; the account's trades could not be read: its fee booked once they are"
         if fills is None:
             return ZERO, ""
-        ours = seen.trade_ids_read() | self.reducing_trades.get(symbol, frozenset())
-        taken = added_trades(position, added, fills, ours)
+        taken = added_trades(position, added, fills, self._not_theirs(symbol))
         if not taken:
             return ZERO, "; the account's trades do not show it: its fee not booked"
         self._took(symbol, frozenset(f.trade_id for f in taken))

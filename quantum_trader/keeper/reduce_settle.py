@@ -267,11 +267,15 @@ class ReductionSettling(RoundTripSettling):
             position, held, self.listed, mark, self.now, self.context
         )
         if flipped is not None:
-            entry = self.latest_entry(flipped, [])
-            other = self._adoptable(flipped, entry, *self._ours_on_exchange(flipped))
-            self.actions += stop_awaiting_orders(
-                other, flipped.quantity, self.listed, mark, self.now, self.context
-            )
+            self._cover_held(flipped, self.latest_entry(flipped, []))
+
+    def _cover_held(self, held: ExchangePosition, entry: Intent | None = None) -> None:
+        """A stop for what the exchange holds, as it would be adopted (`_adoptable`)."""
+        other = self._adoptable(held, entry, *self._ours_on_exchange(held))
+        mark = self.observation.marks.get(held.symbol)
+        self.actions += stop_awaiting_orders(
+            other, held.quantity, self.listed, mark, self.now, self.context
+        )
 
     def _book_exit(self, position: Position, outcome: Outcome, at_most: Decimal) -> Position | None:
         execution = outcome.execution

@@ -22,7 +22,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from quantum_trader.domain import ExchangePosition, Position
-from quantum_trader.keeper.cover import stop_awaiting_orders
 from quantum_trader.keeper.fill_check import check_fill
 from quantum_trader.keeper.ids import Purpose
 from quantum_trader.keeper.plan import Note
@@ -97,11 +96,3 @@ class UnseenEntrySettling(ReductionSettling):
         self.notes.append(Note(ADOPTION_AWAITS_ENTRY, held.symbol, detail))
         self._cover_held(held)
         return True
-
-    def _cover_held(self, held: ExchangePosition) -> None:
-        """A stop for what the exchange holds, as it would be adopted (`_adoptable`)."""
-        other = self._adoptable(held, None, *self._ours_on_exchange(held))
-        mark = self.observation.marks.get(held.symbol)
-        self.actions += stop_awaiting_orders(
-            other, held.quantity, self.listed, mark, self.now, self.context
-        )
