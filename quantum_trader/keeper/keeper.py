@@ -353,7 +353,7 @@ class PositionKeeper(Entering):
             snapshot.positions,
             self._carrier.book.positions,
             now,
-            seen.account_unread,
+            seen.account_unread | result.flat_kept,
             closed,
             restored,
             watched=self._streams is None or self._streams.health().usable,

@@ -179,7 +179,9 @@ class Plan:
     `reducing_trades`: by symbol, the account's trades a reduction was booked from — an exit
     of ours, or a reduction with no order of ours (keeper/external.py): never taken again for
     one. `last_exits`: by symbol, an exit of ours this plan booked that left some of the
-    position (keeper/external_saved.py).
+    position (keeper/external_saved.py). `flat_kept`: the symbols of `Observation.flat_again`
+    whose round trips by hand this plan left for a later tick — an order of ours unsettled
+    there, or the trades unread: their flat read is kept (keeper/flat_reads.py).
     """
 
     book: Book
@@ -192,6 +194,7 @@ class Plan:
     amendments: tuple[TradeFees, ...] = ()
     reducing_trades: Mapping[str, frozenset[str]] = field(default_factory=dict)
     last_exits: Mapping[str, LastExit] = field(default_factory=dict)
+    flat_kept: frozenset[str] = frozenset()
 
 
 def plan(

@@ -83,6 +83,7 @@ class Planner(OrderSettling, UnseenEntrySettling, FromFlatSettling, Protecting):
         self.amendments: list[TradeFees] = []
         self.reducing_trades: dict[str, frozenset[str]] = {}
         self.last_exits: dict[str, LastExit] = {}
+        self.flat_kept: set[str] = set()  # keeper/from_flat_settle.py `settle_flat_again`
         self.opened_fees: dict[str, Decimal] = {}  # a flip by hand: the new side's fee
         self.consistent: set[str] = set()
         self.entered: set[str] = set()  # an entry of ours settled into a position this tick
@@ -143,6 +144,7 @@ class Planner(OrderSettling, UnseenEntrySettling, FromFlatSettling, Protecting):
             tuple(self.amendments),
             dict(self.reducing_trades),
             dict(self.last_exits),
+            frozenset(self.flat_kept),
         )
 
     def settle_added(self) -> None:

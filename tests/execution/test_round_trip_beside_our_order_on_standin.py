@@ -1,0 +1,98 @@
+"""A person's round trip on a flat symbol while an order of ours there is in doubt, through the
+ccxt adapter and BinanceStreams on the stand-in (keeper/from_flat_settle.py
+`settle_flat_again`).
+
+The restart campaign with round trips, seed 40467 (2026-12-05; not reproduced in four
+reruns): our old stop's cancel answered 503 and its lookup 429 as a person opened and closed
+BTC, and the round trip was never booked. Both tests here failed before: the look after the
+round trip left it for later (its trades cannot be told apart from those of an order of ours
+in doubt) but moved BTC's flat read on to itself, past the round trip. The read is now kept
+until the round trip is settled (`Plan.flat_kept`).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from loopback import Fault
+from loopback.fixtures import settle
+from standin_keeper import ALGO_ORDER, EnteringKeeper, StandinKeeper
+from standin_keeper import keeper_on_streams as flat_account
+from test_exchange_answers import BTC
+from test_from_flat_on_standin import by_hand, round_trip
+from test_missed_events_on_standin import keeper_on_streams as long_held
+
+from quantum_trader.domain import ExitReason, OrderSide, Side
+from quantum_trader.keeper.settings import KeeperSettings
+
+UNANSWERED = Fault("/fapi/v1/order", method="POST", status=503, body="Service Unavailable")
+CANCELLED_UNANSWERED = Fault(
+    ALGO_ORDER, method="DELETE", status=503, body="Service Unavailable", processed=True
+)
+
+
+def commissions(rig: StandinKeeper, *client_ids: str) -> Decimal:
+    """What the stand-in charged the orders of `client_ids`, one trade each."""
+    state = rig.server.state
+    ids = {o["orderId"] for o in state.orders.values() if o["clientOrderId"] in client_ids}
+    paid = [Decimal(t["commission"]) for t in state.trades if t["orderId"] in ids]
+    assert len(paid) == len(client_ids)
+    assert all(fee > 0 for fee in paid)
+    return sum(paid, Decimal(0))
+
+
+async def test_a_round_trip_while_our_entry_is_in_doubt_is_booked_once_the_entry_is_void() -> None:
+    """A person sold and bought back BTC; our entry's request then met a 503 that it never
+    reached: in doubt until `unknown_order_final_s`. Nothing is booked while it is; once
+    void, the round trip is, once, at its trades, with both commissions."""
+    async with flat_account(EnteringKeeper) as rig:
+        opened = await round_trip(rig, OrderSide.SELL, -200)
+        rig.server.inject(UNANSWERED)
+        await rig.enter()
+        assert rig.keeper.book.intents  # in doubt
+        await rig.tick()
+        assert await rig.repository.closed_trades() == []
+
+        final_s = KeeperSettings().unknown_order_final_s
+        for _ in range(int(final_s // 5) + 3):
+            await rig.tick()
+            if not rig.keeper.book.intents:
+                break
+        await rig.tick()
+
+        assert not rig.keeper.book.intents
+        assert BTC not in rig.keeper.positions
+        [short] = await rig.repository.closed_trades()
+        assert (short.side, short.exit_reason) == (Side.SHORT, ExitReason.MANUAL)
+        assert (short.entry_price, short.exit_price) == (opened, opened - 200)
+        assert short.fees_usdt == commissions(rig, "web_open_1", "web_close_1")
+        await rig.tick(3)
+        assert len(await rig.repository.closed_trades()) == 1
+
+
+async def test_a_round_trip_while_our_old_stops_cancel_is_in_doubt_is_booked() -> None:
+    """Our long closed by hand; the keeper's cancels of its stop and take-profit were carried
+    out but answered 503. The person then sold and bought back BTC: the look after reads
+    the trades but leaves them while the stop's end is unknown to it; the next books the
+    round trip, once (was: never)."""
+    async with long_held() as rig:
+        held = (await rig.rest()).positions[BTC]
+        await by_hand(rig, "web_close_0", OrderSide.SELL, held.quantity)
+        rig.server.inject(CANCELLED_UNANSWERED)
+        await rig.tick()
+        [ours] = await rig.repository.closed_trades()
+        assert (ours.side, ours.exit_reason) == (Side.LONG, ExitReason.MANUAL)
+
+        opened = await round_trip(rig, OrderSide.SELL, -200)
+        await settle(rig.server)
+        await rig.tick()
+        assert len(await rig.repository.closed_trades()) == 1  # the stop's end unknown yet
+        await rig.tick()
+
+        _, short = await rig.repository.closed_trades()
+        assert (short.side, short.exit_reason) == (Side.SHORT, ExitReason.MANUAL)
+        assert (short.entry_price, short.exit_price) == (opened, opened - 200)
+        assert short.fees_usdt == commissions(rig, "web_open_1", "web_close_1")
+        await rig.tick(3)
+        assert len(await rig.repository.closed_trades()) == 2
+        assert BTC not in rig.keeper.positions
