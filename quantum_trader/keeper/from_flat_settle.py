@@ -29,7 +29,9 @@ back: a plan that needs the trades adopts, and the keeper reads them and plans a
 
 from __future__ import annotations
 
-from quantum_trader.domain import ExchangePosition, Fill, Order
+from datetime import timedelta
+
+from quantum_trader.domain import ExchangePosition, Fill, Order, SnapshotSource
 from quantum_trader.keeper.before_entry import settles_now
 from quantum_trader.keeper.book import Intent
 from quantum_trader.keeper.external import ROUND_TRIPS_BETWEEN_LOOKS, ROUND_TRIPS_WHILE_STOPPED
@@ -92,8 +94,10 @@ class FromFlatSettling(ReductionSettling):
         trades cannot be told apart) or the trades are unread: the read is kept for a later
         tick (`Plan.flat_kept`; was: moved on to this tick, the round trip never booked —
         the restart campaign with round trips, seed 40467, by its log most likely our old
-        stop's lookup refused by a 429 as a person opened and closed); nothing when the
-        trades do not take flat back to flat (one not listed yet: said)."""
+        stop's lookup refused by a 429 as a person opened and closed). Trades that do not
+        take flat back to flat (one not listed yet: Binance lists a trade a while after it)
+        are read again each tick until `keeper.external_close_mark_after_s` after the last
+        of them (was: said, and never booked), then said, nothing booked."""
         seen = self.observation
         for symbol, flat in sorted(seen.flat_again.items()):
             if symbol in seen.snapshot.positions or symbol in self.book.positions:
@@ -110,16 +114,32 @@ class FromFlatSettling(ReductionSettling):
             found = replay_from_flat(None, trades, flat.at, rules, earlier=0)
             event = ROUND_TRIPS_WHILE_STOPPED if flat.restored else ROUND_TRIPS_BETWEEN_LOOKS
             if found is None or not found.between:
+                if self._unlisted_yet(trades):
+                    self.flat_kept.add(symbol)  # one not listed yet, most likely: read again
+                    continue
                 when = "while the daemon was stopped" if flat.restored else "since it was read flat"
                 detail = (
                     f"the account's {len(trades)} trade(s) on it {when} do not take it from "
-                    "flat back to flat (one not listed yet?): not booked"
+                    f"flat back to flat, {self._listing_s.total_seconds():g} s after the last "
+                    "(one never listed?): not booked"
                 )
                 self.notes.append(Note(event, symbol, detail, True))
                 continue
             self._took(symbol, found.trade_ids)
             for leg in found.between:
                 self._between(symbol, flat.leverage, leg, None)
+
+    @property
+    def _listing_s(self) -> timedelta:
+        """How long after a person's trade one of the same round trip may still be unlisted."""
+        return timedelta(seconds=self.context.keeper.external_close_mark_after_s)
+
+    def _unlisted_yet(self, trades: list[Fill]) -> bool:
+        """Whether `trades`, not back to flat on a symbol REST read flat, may lack one not
+        listed yet. Read from the mirror, a position it missed is as likely: planned again
+        from REST (keeper/recheck.py `rest_recheck_of_trades`, on the note)."""
+        rest = self.snapshot.source is SnapshotSource.REST
+        return rest and self.now - max(f.time for f in trades) < self._listing_s
 
     def settle_before_entry(self) -> None:
         """The round trips a person made on a symbol read flat at a look, before an entry of

@@ -15,11 +15,12 @@ from __future__ import annotations
 from decimal import Decimal
 
 from loopback import Fault
-from loopback.fixtures import settle
-from standin_keeper import ALGO_ORDER, EnteringKeeper, StandinKeeper
+from loopback.fixtures import advance, settle
+from standin_keeper import ALGO_ORDER, BTC_MARKET, EnteringKeeper, StandinKeeper
 from standin_keeper import keeper_on_streams as flat_account
+from structlog.testing import capture_logs
 from test_exchange_answers import BTC
-from test_from_flat_on_standin import by_hand, round_trip
+from test_from_flat_on_standin import QUANTITY, by_hand, round_trip
 from test_missed_events_on_standin import keeper_on_streams as long_held
 
 from quantum_trader.domain import ExitReason, OrderSide, Side
@@ -96,3 +97,29 @@ async def test_a_round_trip_while_our_old_stops_cancel_is_in_doubt_is_booked() -
         await rig.tick(3)
         assert len(await rig.repository.closed_trades()) == 2
         assert BTC not in rig.keeper.positions
+
+
+async def test_a_round_trip_whose_close_is_not_listed_yet_is_booked_at_a_later_look() -> None:
+    """Binance lists a trade a while after it (the stand-in: 7 s here). A person sold BTC,
+    and bought it back 8 s later, just before a look: the look reads the sell alone, which
+    does not take BTC from flat back to flat; the read is kept, and the next look books the
+    round trip (was: said, and never booked)."""
+    async with flat_account(StandinKeeper) as rig:
+        rig.server.state.trades_lag_ms = 7_000
+        opened = rig.server.state.mark(BTC_MARKET)
+        await by_hand(rig, "web_open_1", OrderSide.SELL, QUANTITY)
+        await advance(rig.server, 8)
+        rig.server.state.marks[BTC_MARKET] = opened - 200
+        await by_hand(rig, "web_close_1", OrderSide.BUY, QUANTITY)
+        with capture_logs() as logs:
+            await rig.tick()
+        assert await rig.repository.closed_trades() == []
+        assert [e for e in logs if e["event"] == "round_trips_between_looks"] == []
+        await rig.tick()
+
+        [short] = await rig.repository.closed_trades()
+        assert (short.side, short.exit_reason) == (Side.SHORT, ExitReason.MANUAL)
+        assert (short.entry_price, short.exit_price) == (opened, opened - 200)
+        assert short.fees_usdt == commissions(rig, "web_open_1", "web_close_1")
+        await rig.tick(3)
+        assert len(await rig.repository.closed_trades()) == 1
