@@ -42,6 +42,18 @@ def commissions(rig: StandinKeeper, *client_ids: str) -> Decimal:
     return sum(paid, Decimal(0))
 
 
+async def the_short_booked_once(rig: StandinKeeper, opened: Decimal) -> None:
+    """The last trade booked is the person's short, sold at `opened` and bought back 200
+    lower: MANUAL at its trades, with both commissions; and the next looks book nothing."""
+    trades = await rig.repository.closed_trades()
+    short = trades[-1]
+    assert (short.side, short.exit_reason) == (Side.SHORT, ExitReason.MANUAL)
+    assert (short.entry_price, short.exit_price) == (opened, opened - 200)
+    assert short.fees_usdt == commissions(rig, "web_open_1", "web_close_1")
+    await rig.tick(3)
+    assert len(await rig.repository.closed_trades()) == len(trades)
+
+
 async def test_a_round_trip_while_our_entry_is_in_doubt_is_booked_once_the_entry_is_void() -> None:
     """A person sold and bought back BTC; our entry's request then met a 503 that it never
     reached: in doubt until `unknown_order_final_s`. Nothing is booked while it is; once
@@ -63,12 +75,8 @@ async def test_a_round_trip_while_our_entry_is_in_doubt_is_booked_once_the_entry
 
         assert not rig.keeper.book.intents
         assert BTC not in rig.keeper.positions
-        [short] = await rig.repository.closed_trades()
-        assert (short.side, short.exit_reason) == (Side.SHORT, ExitReason.MANUAL)
-        assert (short.entry_price, short.exit_price) == (opened, opened - 200)
-        assert short.fees_usdt == commissions(rig, "web_open_1", "web_close_1")
-        await rig.tick(3)
         assert len(await rig.repository.closed_trades()) == 1
+        await the_short_booked_once(rig, opened)
 
 
 async def test_a_round_trip_while_our_old_stops_cancel_is_in_doubt_is_booked() -> None:
@@ -90,12 +98,8 @@ async def test_a_round_trip_while_our_old_stops_cancel_is_in_doubt_is_booked() -
         assert len(await rig.repository.closed_trades()) == 1  # the stop's end unknown yet
         await rig.tick()
 
-        _, short = await rig.repository.closed_trades()
-        assert (short.side, short.exit_reason) == (Side.SHORT, ExitReason.MANUAL)
-        assert (short.entry_price, short.exit_price) == (opened, opened - 200)
-        assert short.fees_usdt == commissions(rig, "web_open_1", "web_close_1")
-        await rig.tick(3)
         assert len(await rig.repository.closed_trades()) == 2
+        await the_short_booked_once(rig, opened)
         assert BTC not in rig.keeper.positions
 
 
@@ -117,9 +121,5 @@ async def test_a_round_trip_whose_close_is_not_listed_yet_is_booked_at_a_later_l
         assert [e for e in logs if e["event"] == "round_trips_between_looks"] == []
         await rig.tick()
 
-        [short] = await rig.repository.closed_trades()
-        assert (short.side, short.exit_reason) == (Side.SHORT, ExitReason.MANUAL)
-        assert (short.entry_price, short.exit_price) == (opened, opened - 200)
-        assert short.fees_usdt == commissions(rig, "web_open_1", "web_close_1")
-        await rig.tick(3)
         assert len(await rig.repository.closed_trades()) == 1
+        await the_short_booked_once(rig, opened)
