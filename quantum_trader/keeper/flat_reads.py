@@ -25,12 +25,12 @@ Within a run, a round trip between two looks on a symbol read flat at both is bo
 same way where the user-data stream reported a change of position or a fill there since
 the first look, or was reseeded since (events lost: `ExchangeStreams.moved`): one read of
 the trades per such symbol and event, kept where it failed or the plan left the round trip
-for later — an order of ours in doubt there, `Plan.flat_kept` — (the earlier flat read
-stays, so the next look reads again), and kept while the stream is unusable; after a gap, from
-where the gap began (`reach`). A symbol whose position a tick booked closed is flat from the
-instant after the close's last trade, not from the tick (`closes_at`). A read still to come
-when an entry of ours is booked on the symbol is kept for the trades before that entry
-(`before_entry`, keeper/before_entry.py)."""
+for later (`Plan.flat_kept`: an order of ours in doubt there, or a trade not listed yet) —
+the earlier flat read stays, so the next look reads again — and kept while the stream is
+unusable; after a gap, from where the gap began (`reach`). A symbol whose position a tick
+booked closed is flat from the instant after the close's last trade, not from the tick
+(`closes_at`). A read still to come when an entry of ours is booked on the symbol is kept
+for the trades before that entry (`before_entry`, keeper/before_entry.py)."""
 
 from __future__ import annotations
 

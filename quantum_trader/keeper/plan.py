@@ -181,7 +181,8 @@ class Plan:
     one. `last_exits`: by symbol, an exit of ours this plan booked that left some of the
     position (keeper/external_saved.py). `flat_kept`: the symbols of `Observation.flat_again`
     whose round trips by hand this plan left for a later tick — an order of ours unsettled
-    there, or the trades unread: their flat read is kept (keeper/flat_reads.py).
+    there, the trades unread, or not back to flat yet (one not listed yet): their flat read
+    is kept (keeper/flat_reads.py).
     """
 
     book: Book
