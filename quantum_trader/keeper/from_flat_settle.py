@@ -97,7 +97,9 @@ class FromFlatSettling(ReductionSettling):
         stop's lookup refused by a 429 as a person opened and closed). Trades that do not
         take flat back to flat (one not listed yet: Binance lists a trade a while after it)
         are read again each tick until `keeper.external_close_mark_after_s` after the last
-        of them (was: said, and never booked), then said, nothing booked."""
+        of them (was: said, and never booked), then said, nothing booked; none at all listed
+        since the read where the stream reported a person's fill there, the same from that
+        fill (`_none_listed`; was: never booked, nothing said)."""
         seen = self.observation
         for symbol, flat in sorted(seen.flat_again.items()):
             if symbol in seen.snapshot.positions or symbol in self.book.positions:
@@ -108,11 +110,12 @@ class FromFlatSettling(ReductionSettling):
                 continue
             read = seen.trade_ids_read()  # the window reaches 5 min before the flat read
             trades = [f for f in fills if f.trade_id not in read and f.time >= flat.at]
+            event = ROUND_TRIPS_WHILE_STOPPED if flat.restored else ROUND_TRIPS_BETWEEN_LOOKS
             if not trades:
+                self._none_listed(symbol, event)
                 continue
             rules = self.context.rules.get(symbol)
             found = replay_from_flat(None, trades, flat.at, rules, earlier=0)
-            event = ROUND_TRIPS_WHILE_STOPPED if flat.restored else ROUND_TRIPS_BETWEEN_LOOKS
             if found is None or not found.between:
                 if self._unlisted_yet(trades):
                     self.flat_kept.add(symbol)  # one not listed yet, most likely: read again
@@ -140,6 +143,24 @@ class FromFlatSettling(ReductionSettling):
         from REST (keeper/recheck.py `rest_recheck_of_trades`, on the note)."""
         rest = self.snapshot.source is SnapshotSource.REST
         return rest and self.now - max(f.time for f in trades) < self._listing_s
+
+    def _none_listed(self, symbol: str, event: str) -> None:
+        """No trade listed since `symbol`'s flat read. Where the stream reported a fill there
+        of an order not ours made since (`Observation.others_filled`), read again until
+        `_listing_s` after it (kept), then said, nothing booked; otherwise only ours moved
+        it (our close's late event reports fills before the read)."""
+        filled = self.observation.others_filled.get(symbol)
+        if filled is None:
+            return
+        if self.now - filled < self._listing_s:
+            self.flat_kept.add(symbol)
+            return
+        detail = (
+            f"the user-data stream reported a fill of an order not ours on it at "
+            f"{filled.isoformat()}, but the account's trades list none since it was read flat "
+            f"{self._listing_s.total_seconds():g} s after (never listed?): not booked"
+        )
+        self.notes.append(Note(event, symbol, detail, True))
 
     def settle_before_entry(self) -> None:
         """The round trips a person made on a symbol read flat at a look, before an entry of

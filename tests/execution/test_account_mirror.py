@@ -224,7 +224,30 @@ def test_the_mirror_says_when_each_symbol_last_moved_applied_or_not() -> None:
     assert mirror.snapshot(at(0.8)).positions == {}
     assert mirror.moved.by_symbol == {BTC: at(0.7)}
     mirror.seed(empty_snapshot(at(1.0)), {})
-    assert mirror.moved == StreamMoves({BTC: at(0.7)}, at(1.0), at(0.7))  # nothing forgotten
+    filled = {BTC: {"qte1": utc_from_ms(T0 + 2)}}
+    assert mirror.moved == StreamMoves({BTC: at(0.7)}, at(1.0), at(0.7), filled)  # all kept
+
+
+def test_the_mirror_says_whose_orders_filled_on_each_symbol() -> None:
+    """By symbol and client order id, the latest fill among the events kept, at its
+    transaction time: a person's fill made since a flat read, whose trade Binance may not
+    list yet, is told apart from our own (keeper/from_flat_settle.py)."""
+    mirror = seeded_mirror()
+    mirror.apply(parse(order_update("FILLED", "0.010", T0 + 1, cid="qt-e-BTC-1")), at(0.1))
+    mirror.apply(parse(order_update("NEW", "0", T0 + 2, cid="web_1")), at(0.2))
+    mirror.apply(parse(order_update("PARTIALLY_FILLED", "0.004", T0 + 3, cid="web_1")), at(0.3))
+    mirror.apply(parse(order_update("FILLED", "0.010", T0 + 4, cid="web_1")), at(0.4))
+    moved = mirror.moved
+    made = utc_from_ms(T0 + 4)
+    assert moved.filled == {BTC: {"qt-e-BTC-1": utc_from_ms(T0 + 1), "web_1": made}}
+
+    def ours(cid: str) -> bool:
+        return cid.startswith("qt-")
+
+    assert moved.filled_since(BTC, made, ours) == made
+    assert moved.filled_since(BTC, made + timedelta(milliseconds=1), ours) is None  # none since
+    assert moved.filled_since(BTC, utc_from_ms(T0), lambda cid: True) is None  # all ours
+    assert moved.filled_since("ETH/USDT:USDT", utc_from_ms(T0), ours) is None
 
 
 def test_a_seed_says_where_the_gap_before_it_began() -> None:

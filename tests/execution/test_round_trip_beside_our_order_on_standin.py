@@ -1,13 +1,16 @@
-"""A person's round trip on a flat symbol while an order of ours there is in doubt, through the
+"""A person's round trip on a flat symbol that a look could not book at once, through the
 ccxt adapter and BinanceStreams on the stand-in (keeper/from_flat_settle.py
-`settle_flat_again`).
+`settle_flat_again`): the symbol's flat read is kept until it can (`Plan.flat_kept`).
 
-The restart campaign with round trips, seed 40467 (2026-12-05; not reproduced in four
-reruns): our old stop's cancel answered 503 and its lookup 429 as a person opened and closed
-BTC, and the round trip was never booked. Both tests here failed before: the look after the
-round trip left it for later (its trades cannot be told apart from those of an order of ours
-in doubt) but moved BTC's flat read on to itself, past the round trip. The read is now kept
-until the round trip is settled (`Plan.flat_kept`).
+An order of ours in doubt there: the restart campaign with round trips, seed 40467
+(2026-12-05; not reproduced in four reruns) — our old stop's cancel answered 503 and its
+lookup 429 as a person opened and closed BTC, never booked. The look after the round trip
+left it for later (its trades cannot be told apart from those of an order of ours in
+doubt) but moved BTC's flat read on to itself, past it. Both such tests failed before.
+
+A trade Binance does not list yet (`trades_lag_ms`): the close alone unlisted, said and
+never booked; neither listed, nothing read for it at all (the stream's report of the
+person's fills now keeps the read: `Observation.others_filled`). Both failed before.
 """
 
 from __future__ import annotations
@@ -123,3 +126,59 @@ async def test_a_round_trip_whose_close_is_not_listed_yet_is_booked_at_a_later_l
 
         assert len(await rig.repository.closed_trades()) == 1
         await the_short_booked_once(rig, opened)
+
+
+async def test_a_round_trip_none_of_whose_trades_is_listed_yet_is_booked_at_a_later_look() -> None:
+    """A person sold and bought back BTC at once, just before a look, and Binance lists
+    neither trade yet (the stand-in: 7 s): the look reads no trade since BTC's flat read,
+    but the stream reported fills of orders not ours, so the read is kept and the next look
+    books the round trip (was: nothing read, the read moved on, never booked)."""
+    async with flat_account(StandinKeeper) as rig:
+        rig.server.state.trades_lag_ms = 7_000
+        opened = await round_trip(rig, OrderSide.SELL, -200)
+        await rig.tick()
+        assert await rig.repository.closed_trades() == []
+        await rig.tick()
+
+        assert len(await rig.repository.closed_trades()) == 1
+        await the_short_booked_once(rig, opened)
+
+
+async def test_a_round_trip_whose_trades_are_never_listed_is_said_once() -> None:
+    """The stream reported the person's fills, and Binance lists no trade for 10 minutes: the
+    trades are read at each look until `keeper.external_close_mark_after_s` after the fills,
+    then it is said once, nothing booked, and the reads stop."""
+    async with flat_account(StandinKeeper) as rig:
+        rig.server.state.trades_lag_ms = 600_000
+        await round_trip(rig, OrderSide.SELL, -200)
+        with capture_logs() as logs:
+            await rig.tick(round(KeeperSettings().external_close_mark_after_s / 5) + 2)
+
+        assert await rig.repository.closed_trades() == []
+        [said] = [e for e in logs if e["event"] == "round_trips_between_looks"]
+        assert "never listed" in said["detail"]
+        reads = trades_read(rig)
+        await rig.tick(3)
+        assert trades_read(rig) == reads
+
+
+def trades_read(rig: StandinKeeper) -> int:
+    return sum(path == "/fapi/v1/userTrades" for _, path, _ in rig.server.requests)
+
+
+async def test_our_stops_fill_keeps_no_read_of_the_trades_after_its_close_is_booked() -> None:
+    """Our stop filled; its market order's fill is reported under a client id not ours (the
+    stand-in's; Binance does not document which id it carries), and the look books our
+    close. The looks after read the trades at most once, not at each look for a minute:
+    that fill was made before BTC's flat read, which begins after our close's last trade."""
+    async with flat_account(EnteringKeeper) as rig:
+        await rig.enter()
+        await rig.tick()
+        rig.server.state.marks[BTC_MARKET] = Decimal(96_500)
+        rig.server.sync()  # our stop fires
+        await rig.tick(2)
+        [ours] = await rig.repository.closed_trades()
+        assert ours.exit_reason is ExitReason.SL_HIT
+        reads = trades_read(rig)
+        await rig.tick(4)
+        assert trades_read(rig) <= reads + 1
