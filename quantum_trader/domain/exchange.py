@@ -9,7 +9,7 @@ reported, by client order id.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import field
 from datetime import datetime
 from enum import StrEnum
@@ -81,24 +81,28 @@ class StreamMoves:
     was sent — an event before it may have been lost, so any symbol may have moved then
     (None: never seeded); `lost_since`, the receipt of the last event before the gap that
     seed followed (or the read of the seed before it): every event up to it came, so what
-    was lost lies between the two (None: not known — never seeded before). Times on the
-    clock that stamps each event's receipt, but `filled`'s: by symbol, the orders a fill was
-    reported for among the events kept (the last 5 min), by client order id, at the latest
-    such event's transaction time (Binance's clock)."""
+    was lost lies between the two (None: not known — never seeded before); `traded`, by
+    symbol, the trades reported among the events kept (the last 5 min), by trade id, at
+    their transaction time. Times on the clock that stamps each event's receipt, but
+    `traded`'s (Binance's)."""
 
     by_symbol: Mapping[str, datetime] = field(default_factory=dict)
     lost_before: datetime | None = None
     lost_since: datetime | None = None
-    filled: Mapping[str, Mapping[str, datetime]] = field(default_factory=dict)
+    traded: Mapping[str, Mapping[str, datetime]] = field(default_factory=dict)
 
-    def filled_since(
-        self, symbol: str, at: datetime, ours: Callable[[str], bool]
+    def unlisted(
+        self, symbol: str, listed: Collection[str], start: datetime, end: datetime
     ) -> datetime | None:
-        """When the latest fill of an order on `symbol` that `ours` does not claim was
-        made, if at or after `at`: a person's trade, which Binance may not list yet."""
-        times = [t for cid, t in self.filled.get(symbol, {}).items() if not ours(cid)]
-        latest = max(times, default=None)
-        return latest if latest is not None and latest >= at else None
+        """The time of the latest trade on `symbol` reported within [`start`, `end`] whose id
+        is not in `listed` (what GET userTrades listed for that window: Binance lists a
+        trade a while after it), or None."""
+        times = [
+            at
+            for trade_id, at in self.traded.get(symbol, {}).items()
+            if start <= at <= end and trade_id not in listed
+        ]
+        return max(times, default=None)
 
     def since(self, symbol: str, at: datetime) -> bool:
         """Whether `symbol` may have moved at or after `at`: an event received then, or a

@@ -172,16 +172,15 @@ class AccountMirror:
         it (an order's update with a quantity executed) was received, applied or not; and
         when the last seed's read was sent: a seed follows a (re)connect or a gap, whose
         events were lost, so before then any symbol may have moved unseen — since the last
-        event received before the gap (`lost`); and the orders a fill was reported for
-        among the events kept, by symbol, at the latest such event's transaction time
-        (Binance's: a person's trade may not be listed yet; our close's own fills come before
-        the symbol's flat read, which begins after their last trade)."""
-        filled: dict[str, dict[str, datetime]] = {}
+        event received before the gap (`lost`); and the trades reported among the events
+        kept, by symbol and trade id, at their transaction time (a person's may not be
+        listed by GET userTrades yet)."""
+        traded: dict[str, dict[str, datetime]] = {}
         for _, event in self._log:
-            if isinstance(event, (OrderUpdate, AlgoUpdate)) and event.order.filled_quantity > 0:
-                order, at = event.order, utc_from_ms(event.time_ms)
-                filled.setdefault(order.symbol, {})[order.client_order_id] = at
-        return StreamMoves(self._moved, self._lost_before, self._lost_since, filled)
+            if isinstance(event, OrderUpdate) and event.trade_id is not None:
+                at = utc_from_ms(event.time_ms)
+                traded.setdefault(event.order.symbol, {})[event.trade_id] = at
+        return StreamMoves(self._moved, self._lost_before, self._lost_since, traded)
 
     def lost(self) -> None:
         """The connection ended, or a gap was found on it: events after the last one received

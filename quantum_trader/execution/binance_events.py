@@ -80,6 +80,7 @@ class AccountUpdate:
 class OrderUpdate:
     order: Order
     time_ms: int  # the order's transaction time
+    trade_id: str | None = None  # the trade it reports ("x" TRADE, "t"), the userTrades row's id
 
 
 @record
@@ -181,7 +182,16 @@ def _order_update(
         average_price=average if average > 0 else None,
         updated_at=utc_from_ms(time_ms),
     )
-    return OrderUpdate(order, time_ms)
+    return OrderUpdate(order, time_ms, _trade_id(o))
+
+
+def _trade_id(o: Mapping[str, Any]) -> str | None:
+    """The id of the trade an ORDER_TRADE_UPDATE reports, or None (not a trade, or none
+    given: another stand-in may leave "t" out, and nothing then waits for its listing)."""
+    trade = o.get("t")
+    if o.get("x") != "TRADE" or type(trade) is not int or trade <= 0:
+        return None
+    return str(trade)
 
 
 def _algo_update(payload: Mapping[str, Any], symbol_by_id: Mapping[str, str]) -> AlgoUpdate | None:

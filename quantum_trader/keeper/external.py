@@ -30,7 +30,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from quantum_trader.domain import ZERO, ExchangeSnapshot, Fill, Position
+from quantum_trader.domain import ZERO, ExchangeSnapshot, Fill, Position, StreamMoves
 from quantum_trader.errors import MarketDataError, RetryLater
 from quantum_trader.keeper.book import Book
 from quantum_trader.keeper.plan import Note, Observation, Plan
@@ -293,11 +293,14 @@ async def read_account_fills(
     now: datetime,
     booked: Mapping[str, frozenset[str]],
     entered: Mapping[str, datetime],
+    reported: StreamMoves | None = None,
 ) -> Observation:
     """`seen` with the account's trades on `symbols` (each position's window: `held_at`, by
     symbol, the last tick that found it held as booked; a symbol with no position, since
     the last whole tick read it flat, `seen.flat_at`), or with the symbols whose trades
-    could not be read (then booked at the mark, as before).
+    could not be read (then booked at the mark, as before). For a symbol with no position,
+    the trades `reported` by the user-data stream in its window that the read does not list
+    yet (`Observation.unlisted_fills`).
 
     The trades `booked` on an earlier tick (`Plan.reducing_trades`: our exits', and those of
     reductions with no order of ours) and all of ours recorded (`OwnTrades.left_out`) are
@@ -311,6 +314,7 @@ async def read_account_fills(
     probe, 2026-12-03: taken for a close by hand of the next one whose trade Binance did
     not list yet)."""
     fills, unread = dict(seen.account_fills), set(seen.account_unread)
+    unlisted = dict(seen.unlisted_fills)
     for symbol in symbols:
         position, since = positions.get(symbol), entered.get(symbol)
         if position is not None:
@@ -328,7 +332,13 @@ async def read_account_fills(
         fills[symbol] = [
             f for f in read if f.trade_id not in before and (since is None or f.time >= since)
         ]
-    return replace(seen, account_fills=fills, account_unread=frozenset(unread))
+        if position is None and reported is not None:  # a round trip's trade not listed yet
+            trade = reported.unlisted(symbol, {f.trade_id for f in read}, start, end)
+            if trade is not None:
+                unlisted[symbol] = trade
+    return replace(
+        seen, account_fills=fills, account_unread=frozenset(unread), unlisted_fills=unlisted
+    )
 
 
 @record

@@ -252,14 +252,6 @@ class FlatReads:
             self._saved.discard(symbol)
 
 
-def filled_by_others(again: Mapping[str, FlatRead], moves: StreamMoves) -> dict[str, datetime]:
-    """By symbol of `again` (`FlatReads.again`), the time of the latest fill there of an
-    order not ours the stream reported, made since its flat read: a person's trade, which
-    Binance may list only a while later (`Observation.others_filled`)."""
-    filled = {s: moves.filled_since(s, read.at, is_ours) for s, read in again.items()}
-    return {s: at for s, at in filled.items() if at is not None}
-
-
 def _decoded(saved: Any) -> FlatRead:
     at = datetime.fromisoformat(saved["at"])
     leverage = saved["leverage"]

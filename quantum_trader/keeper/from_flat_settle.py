@@ -98,8 +98,8 @@ class FromFlatSettling(ReductionSettling):
         take flat back to flat (one not listed yet: Binance lists a trade a while after it)
         are read again each tick until `keeper.external_close_mark_after_s` after the last
         of them (was: said, and never booked), then said, nothing booked; none at all listed
-        since the read where the stream reported a person's fill there, the same from that
-        fill (`_none_listed`; was: never booked, nothing said)."""
+        since the read where the stream reported a trade there the read does not list, the
+        same from that trade (`_none_listed`; was: never booked, nothing said)."""
         seen = self.observation
         for symbol, flat in sorted(seen.flat_again.items()):
             if symbol in seen.snapshot.positions or symbol in self.book.positions:
@@ -145,20 +145,19 @@ class FromFlatSettling(ReductionSettling):
         return rest and self.now - max(f.time for f in trades) < self._listing_s
 
     def _none_listed(self, symbol: str, event: str) -> None:
-        """No trade listed since `symbol`'s flat read. Where the stream reported a fill there
-        of an order not ours made since (`Observation.others_filled`), read again until
-        `_listing_s` after it (kept), then said, nothing booked; otherwise only ours moved
-        it (our close's late event reports fills before the read)."""
-        filled = self.observation.others_filled.get(symbol)
-        if filled is None:
+        """No trade listed since `symbol`'s flat read. Where the stream reported one there
+        that the read does not list (`Observation.unlisted_fills`: a person's, by its id),
+        read again until `_listing_s` after it (kept), then said, nothing booked."""
+        unlisted = self.observation.unlisted_fills.get(symbol)
+        if unlisted is None:
             return
-        if self.now - filled < self._listing_s:
+        if self.now - unlisted < self._listing_s:
             self.flat_kept.add(symbol)
             return
         detail = (
-            f"the user-data stream reported a fill of an order not ours on it at "
-            f"{filled.isoformat()}, but the account's trades list none since it was read flat "
-            f"{self._listing_s.total_seconds():g} s after (never listed?): not booked"
+            f"the user-data stream reported a trade on it at {unlisted.isoformat()} that the "
+            f"account's trades do not list {self._listing_s.total_seconds():g} s after "
+            "(never listed?): not booked"
         )
         self.notes.append(Note(event, symbol, detail, True))
 

@@ -49,7 +49,7 @@ from quantum_trader.keeper.external import (
 )
 from quantum_trader.keeper.external_saved import ExternalBooked
 from quantum_trader.keeper.fees import fee_reads
-from quantum_trader.keeper.flat_reads import FlatReads, closes_at, filled_by_others
+from quantum_trader.keeper.flat_reads import FlatReads, closes_at
 from quantum_trader.keeper.forced import read_force_orders
 from quantum_trader.keeper.ids import ClientOrderIds, Purpose, is_ours
 from quantum_trader.keeper.last_stand import stops_to_place
@@ -304,7 +304,6 @@ class PositionKeeper(Entering):
             last_exits=last_exits,
             flat_at=flat,
             flat_again=again,
-            others_filled=filled_by_others(again, moves),
             restored_unseen=self._restored_unseen,
         )
         if before:  # round trips by hand before an entry of ours (keeper/before_entry.py)
@@ -325,7 +324,7 @@ class PositionKeeper(Entering):
             booked = ours.left_out(self._carrier.external.left_out())
             since = self._flat_before.since(ours.entered, positions)
             seen = await read_account_fills(
-                self._exchange, seen, positions, external, at, now, booked, since
+                self._exchange, seen, positions, external, at, now, booked, since, moves
             )
             result = plan(book, seen, now, context, self._checks)
             recheck = rest_recheck_of_trades(result, snapshot.source)

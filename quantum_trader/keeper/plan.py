@@ -114,9 +114,9 @@ class Observation:
     stream reported a change of position or a fill on since; on the second whole tick after
     a start, those the last run read flat (its read) and both ticks read flat: the round
     trips made there are booked (keeper/flat_reads.py);
-    `others_filled`: by symbol of `flat_again`, the time of the latest fill there of an
-    order not ours the user-data stream reported, made since its flat read (a person's
-    trade, which Binance may list only a while later: keeper/from_flat_settle.py);
+    `unlisted_fills`: by symbol whose trades were read from where it was read flat, the
+    time of the latest trade the user-data stream reported in the read's window that the
+    read does not list (Binance lists a trade a while after it: keeper/from_flat_settle.py);
     `before_entry`: by symbol an entry of ours was booked on since a look read it flat,
     where the stream reported a change before it, the trades between (`BeforeEntry`);
     `restored_unseen`: the positions an earlier run booked that no whole tick of this run
@@ -136,7 +136,7 @@ class Observation:
     last_exits: Mapping[str, LastExit] = field(default_factory=dict)
     flat_at: Mapping[str, FlatRead] = field(default_factory=dict)
     flat_again: Mapping[str, FlatRead] = field(default_factory=dict)
-    others_filled: Mapping[str, datetime] = field(default_factory=dict)
+    unlisted_fills: Mapping[str, datetime] = field(default_factory=dict)
     before_entry: Mapping[str, BeforeEntry] = field(default_factory=dict)
     restored_unseen: frozenset[str] = frozenset()
 

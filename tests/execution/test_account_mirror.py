@@ -224,30 +224,35 @@ def test_the_mirror_says_when_each_symbol_last_moved_applied_or_not() -> None:
     assert mirror.snapshot(at(0.8)).positions == {}
     assert mirror.moved.by_symbol == {BTC: at(0.7)}
     mirror.seed(empty_snapshot(at(1.0)), {})
-    filled = {BTC: {"qte1": utc_from_ms(T0 + 2)}}
-    assert mirror.moved == StreamMoves({BTC: at(0.7)}, at(1.0), at(0.7), filled)  # all kept
+    assert mirror.moved == StreamMoves({BTC: at(0.7)}, at(1.0), at(0.7))  # nothing forgotten
 
 
-def test_the_mirror_says_whose_orders_filled_on_each_symbol() -> None:
-    """By symbol and client order id, the latest fill among the events kept, at its
-    transaction time: a person's fill made since a flat read, whose trade Binance may not
-    list yet, is told apart from our own (keeper/from_flat_settle.py)."""
+def test_the_mirror_says_which_trades_were_reported_on_each_symbol() -> None:
+    """By symbol and trade id ("t" of an ORDER_TRADE_UPDATE whose execution is a TRADE), at
+    its transaction time: a trade GET userTrades does not list yet is told by its id
+    (keeper/from_flat_settle.py). An update that reports no trade, or no id, adds none."""
     mirror = seeded_mirror()
-    mirror.apply(parse(order_update("FILLED", "0.010", T0 + 1, cid="qt-e-BTC-1")), at(0.1))
-    mirror.apply(parse(order_update("NEW", "0", T0 + 2, cid="web_1")), at(0.2))
-    mirror.apply(parse(order_update("PARTIALLY_FILLED", "0.004", T0 + 3, cid="web_1")), at(0.3))
-    mirror.apply(parse(order_update("FILLED", "0.010", T0 + 4, cid="web_1")), at(0.4))
+    mirror.apply(parse(traded("NEW", "0", T0 + 1, "NEW", 0)), at(0.1))
+    mirror.apply(parse(traded("PARTIALLY_FILLED", "0.004", T0 + 3, "TRADE", 501)), at(0.3))
+    mirror.apply(parse(traded("FILLED", "0.010", T0 + 4, "TRADE", 502)), at(0.4))
+    mirror.apply(parse(order_update("FILLED", "0.010", T0 + 5)), at(0.5))  # no "t"
     moved = mirror.moved
-    made = utc_from_ms(T0 + 4)
-    assert moved.filled == {BTC: {"qt-e-BTC-1": utc_from_ms(T0 + 1), "web_1": made}}
+    first, second = utc_from_ms(T0 + 3), utc_from_ms(T0 + 4)
+    assert moved.traded == {BTC: {"501": first, "502": second}}
 
-    def ours(cid: str) -> bool:
-        return cid.startswith("qt-")
+    window = utc_from_ms(T0), utc_from_ms(T0 + 10)
+    assert moved.unlisted(BTC, {"501"}, *window) == second
+    assert moved.unlisted(BTC, {"502"}, *window) == first
+    assert moved.unlisted(BTC, {"501", "502"}, *window) is None
+    assert moved.unlisted(BTC, set(), second + timedelta(milliseconds=1), window[1]) is None
+    assert moved.unlisted("ETH/USDT:USDT", set(), *window) is None
 
-    assert moved.filled_since(BTC, made, ours) == made
-    assert moved.filled_since(BTC, made + timedelta(milliseconds=1), ours) is None  # none since
-    assert moved.filled_since(BTC, utc_from_ms(T0), lambda cid: True) is None  # all ours
-    assert moved.filled_since("ETH/USDT:USDT", utc_from_ms(T0), ours) is None
+
+def traded(status: str, filled: str, t: int, execution: str, trade_id: int) -> dict[str, Any]:
+    """An ORDER_TRADE_UPDATE of a person's order, with its execution type and trade id."""
+    payload = order_update(status, filled, t, cid="web_1")
+    payload["o"].update(x=execution, t=trade_id)
+    return payload
 
 
 def test_a_seed_says_where_the_gap_before_it_began() -> None:

@@ -9,8 +9,9 @@ left it for later (its trades cannot be told apart from those of an order of our
 doubt) but moved BTC's flat read on to itself, past it. Both such tests failed before.
 
 A trade Binance does not list yet (`trades_lag_ms`): the close alone unlisted, said and
-never booked; neither listed, nothing read for it at all (the stream's report of the
-person's fills now keeps the read: `Observation.others_filled`). Both failed before.
+never booked; neither listed, nothing read for it at all (the trades the stream reported
+that the read does not list, by id, now keep the read: `Observation.unlisted_fills`). Both
+failed before.
 """
 
 from __future__ import annotations
@@ -170,7 +171,7 @@ async def test_our_stops_fill_keeps_no_read_of_the_trades_after_its_close_is_boo
     """Our stop filled; its market order's fill is reported under a client id not ours (the
     stand-in's; Binance does not document which id it carries), and the look books our
     close. The looks after read the trades at most once, not at each look for a minute:
-    that fill was made before BTC's flat read, which begins after our close's last trade."""
+    the trade the stream reported is listed."""
     async with flat_account(EnteringKeeper) as rig:
         await rig.enter()
         await rig.tick()
