@@ -62,7 +62,7 @@ from quantum_trader.keeper.plan import (
 )
 from quantum_trader.keeper.protect import CancelOrder
 from quantum_trader.keeper.reads import ExchangeReads, Reads, symbols_of_ours
-from quantum_trader.keeper.recheck import rest_recheck, rest_recheck_of_trades
+from quantum_trader.keeper.recheck import POSITIONS_MOVED, rest_recheck
 from quantum_trader.keeper.restore import restored
 from quantum_trader.keeper.settings import KeeperSettings
 from quantum_trader.keeper.steady import plans_nothing, steady
@@ -269,9 +269,12 @@ class PositionKeeper(Entering):
         async with self._lock:
             await self._tick(now, rest=rest)
 
-    async def _tick(self, now: datetime, *, rest: bool = False, fees: Reads | None = None) -> None:
+    async def _tick(
+        self, now: datetime, *, rest: bool = False, fees: Reads | None = None, moved: bool = False
+    ) -> None:
         """One tick; `fees`: the fills of the orders whose fees are unread, when this tick read
-        them already (a plan made again reads them no second time)."""
+        them already (a plan made again reads them no second time); `moved`: planned again
+        because the positions moved after the account's trades were read (once a tick)."""
         for event in self.wake_events():
             event.clear()
         book, known = self._carrier.book, self._filled_known  # known before this read
@@ -315,7 +318,7 @@ class PositionKeeper(Entering):
         recheck = rest_recheck(result, snapshot.source, known)
         if recheck is not None:  # the plan is pure: drop it and plan again (keeper/recheck.py)
             log.info(recheck)
-            await self._tick(now, rest=True, fees=fees)
+            await self._tick(now, rest=True, fees=fees, moved=moved)
             return
         external = unread_external_exits(result, seen)
         if external:  # booked from the account's own trades (keeper/external.py)
@@ -327,10 +330,10 @@ class PositionKeeper(Entering):
                 self._exchange, seen, positions, external, at, now, booked, since, moves
             )
             result = plan(book, seen, now, context, self._checks)
-            recheck = rest_recheck_of_trades(result, snapshot.source)
+            recheck = await reads.recheck_after_trades(result, snapshot, seen, moved=moved)
             if recheck is not None:
-                log.info(recheck)
-                await self._tick(now, rest=True, fees=fees)
+                moved = moved or recheck == POSITIONS_MOVED
+                await self._tick(now, rest=True, fees=fees, moved=moved)
                 return
             took = result.reducing_trades  # our own exits' too: only the closes by hand named
             reduced = {n.symbol for n in result.notes if n.event in EXTERNAL_NOTES}

@@ -18,6 +18,12 @@ A plan is only as true as the positions it was made from. Two cases call for a f
   ACCOUNT_UPDATE lost, the fill's event received: the hand-trading campaign, seed 32885),
   which REST shows and the next plan adopts from flat; a REST read that shows it flat too
   leaves the line standing (a trade not listed yet);
+- a plan made again with the account's trades on a symbol held, whose positions read again
+  after those trades (REST, weight 5) differ from the snapshot they were planned with
+  (`POSITIONS_MOVED`, keeper/reads.py `positions_moved`; once a tick): a trade the trades
+  list and the positions do not show came between the two reads — our stop filling, its
+  market order's trade under an id not ours, was taken for a person's reduction and booked
+  again as our close (the campaign with a person trading by hand, seed 33081);
 - an exit of ours that filled while the position shows no reduction, or an entry of ours that
   filled for more than its side holds (keeper/unseen_entry.py), that the exchange had not
   reported filled before the positions were read (`Plan.unreflected`): it may have filled
@@ -39,6 +45,8 @@ from quantum_trader.domain import ExchangePosition, ExchangeSnapshot, SnapshotSo
 from quantum_trader.keeper.external import EXTERNAL_NOTES, FLAT_AGAIN_NOTES
 from quantum_trader.keeper.plan import Plan
 from quantum_trader.keeper.round_trip import RELATIVE_TOLERANCE
+
+POSITIONS_MOVED = "positions_moved_checked_by_rest"
 
 
 def rest_recheck(plan: Plan, source: SnapshotSource, known_filled: Set[str]) -> str | None:
