@@ -28,6 +28,7 @@ from pathlib import Path
 from benchmarks.bench_backtest import SHARED_FUTURES
 from benchmarks.bench_side_by_side import ROOT, _environment, compiled, export
 from benchmarks.compare_reports import compare
+from benchmarks.scratch import scratch_dir
 
 SETTINGS = {
     "QT_MARKET__REPLAY_DIR": str(SHARED_FUTURES),
@@ -59,9 +60,9 @@ def main() -> None:
     options = parser.parse_args()
     if not SHARED_FUTURES.is_dir():
         raise SystemExit(f"{SHARED_FUTURES}: not found (../shared/data is not part of the project)")
-    base = export(options.base, Path(tempfile.mkdtemp(prefix="qt-alternating-")))
+    base = export(options.base, scratch_dir("qt-alternating-"))
     compiled(ROOT)
-    outputs = Path(tempfile.mkdtemp(prefix="qt-alternating-out-"))
+    outputs = scratch_dir("qt-alternating-out-")
     ratios = []
     print("| round | base wall | this tree wall | ratio | CPU base / this | peak RSS base / this |")
     print("|---|---|---|---|---|---|")

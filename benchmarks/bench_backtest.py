@@ -22,10 +22,11 @@ import os
 import resource
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from benchmarks.scratch import scratch_dir
 
 # ../shared beside the checkout; a worktree one level further down finds it one level up.
 SHARED_FUTURES = next(
@@ -40,7 +41,7 @@ SHARED_FUTURES = next(
 
 def run(args: list[str], env: dict[str, str]) -> tuple[float, float, float, dict[str, Any]]:
     """Wall seconds, CPU seconds (user + system) and peak RSS (MB) of one command, its report."""
-    out = Path(tempfile.mkdtemp(prefix="qt-bench-"))
+    out = scratch_dir("qt-bench-")
     started = time.perf_counter()
     subprocess.run(
         [sys.executable, "-m", "quantum_trader", "backtest", "--out", str(out), *args],
@@ -64,7 +65,7 @@ def main() -> None:
     options = parser.parse_args()
     env = {k: v for k, v in os.environ.items() if not k.startswith("QT_")}
     env["QT_SIGNALS__SOURCE"] = "rules"
-    env["QT_DATA_DIR"] = tempfile.mkdtemp(prefix="qt-bench-data-")
+    env["QT_DATA_DIR"] = str(scratch_dir("qt-bench-data-"))
     if options.reset_after != "none":
         env["QT_BACKTEST__OPERATOR_RESET_AFTER"] = options.reset_after
     if options.shared_year:

@@ -16,10 +16,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 
 import psutil
+
+from benchmarks.scratch import scratch_dir
 
 
 def main() -> None:
@@ -28,7 +29,7 @@ def main() -> None:
     parser.add_argument("--cycles", type=int, default=1000)
     parser.add_argument("--models", type=str, default=None, help="trained models to load")
     options = parser.parse_args()
-    data_dir = tempfile.mkdtemp(prefix="qt-daemon-")
+    data_dir = str(scratch_dir("qt-daemon-"))
     if options.models:
         shutil.copytree(options.models, f"{data_dir}/models")
     env = {k: v for k, v in os.environ.items() if not k.startswith("QT_")}

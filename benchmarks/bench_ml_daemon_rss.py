@@ -1,7 +1,7 @@
 """RSS of the daemon (`quantum-trader run`, paper mode on the bundled replay) with the trained
 ensemble loaded vs the rule agent, after it has run for a while.
 
-Run: .venv/bin/python benchmarks/bench_ml_daemon_rss.py --models DIR [--seconds 60]
+Run: .venv/bin/python -m benchmarks.bench_ml_daemon_rss --models DIR [--seconds 60]
 DIR holds trained artifacts (`quantum-trader train` writes them to data_dir/models). Each run
 gets a fresh data directory (the models copied in for the ensemble run), replay speed 600
 (one 30 s cycle every 50 ms), and is stopped with SIGTERM after the RSS sample.
@@ -16,17 +16,18 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import psutil
 
+from benchmarks.scratch import scratch_dir
+
 PROGRAM = Path(sys.executable).with_name("quantum-trader")
 
 
 def run_once(models: Path | None, seconds: float) -> dict[str, object]:
-    data_dir = Path(tempfile.mkdtemp(prefix="qt-rss-"))
+    data_dir = scratch_dir("qt-rss-")
     if models is not None:
         shutil.copytree(models, data_dir / "models")
     environment = {k: v for k, v in os.environ.items() if not k.startswith("QT_")}

@@ -1,6 +1,6 @@
 """Ensemble inference cost: the live path (tail=1) for 50 symbols, the backtest path, and RSS.
 
-Run: .venv/bin/python benchmarks/bench_ml_inference.py [--models DIR] [--symbols 50]
+Run: .venv/bin/python -m benchmarks.bench_ml_inference [--models DIR] [--symbols 50]
 DIR is a models directory (`data_dir/models`: CURRENT and the model sets).
 Without --models it first trains the four models quickly (30 days, 10 forecaster steps: the
 networks and trees have their full size, so inference costs the same as after a full run).
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 
+from benchmarks.scratch import scratch_dir
 from quantum_trader.config import DEFAULT_SYMBOLS, MarketSettings, Settings
 from quantum_trader.domain import Bars
 from quantum_trader.market.candle_store import CandleStore, bundled_sample_dir
@@ -33,7 +33,7 @@ RUNS = 50
 
 
 def quick_models(settings: Settings) -> Path:
-    out = Path(tempfile.mkdtemp(prefix="qt-bench-models-"))
+    out = scratch_dir("qt-bench-models-")
     quick = settings.ensemble.model_copy(update={"training_days": 30, "forecaster_steps": 10})
     train_models(
         settings.model_copy(update={"ensemble": quick}),

@@ -1,6 +1,6 @@
 """Wall time of `train_models` on the bundled sample (8 symbols, 1h), per stage and in total.
 
-Run: .venv/bin/python benchmarks/bench_ml_training.py [--days 90] [--out DIR] [--report FILE]
+Run: .venv/bin/python -m benchmarks.bench_ml_training [--days 90] [--out DIR] [--report FILE]
     [--source DIR] [--end YYYY-MM-DD] [--threads 2]
 Trains all four models with the default settings except `training_days` (the SPEC's default is
 90; 270 = the bundled sample's nine months), `training_end` and `torch_threads`, on this
@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import argparse
 import resource
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from benchmarks.scratch import scratch_dir
 from quantum_trader.config import DEFAULT_SYMBOLS, MarketSettings, Settings
 from quantum_trader.market.candle_store import bundled_sample_dir
 from quantum_trader.signals.training import train_models
@@ -46,7 +46,7 @@ def main() -> None:
         }
     )
     settings = base.model_copy(update={"ensemble": ensemble})
-    out = args.out or Path(tempfile.mkdtemp(prefix="qt-models-"))
+    out = args.out or scratch_dir("qt-models-")
     started = time.perf_counter()
     stage_started = [started, 0.0]
     last_stage = ["start"]

@@ -18,11 +18,11 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import optuna
+
+from benchmarks.scratch import scratch_dir
 
 SPACE = """\
 [space]
@@ -37,7 +37,7 @@ STUDY = (
 
 
 def run(workers: int, trials: int) -> dict[str, float]:
-    cwd = Path(tempfile.mkdtemp(prefix="qt-bench-optimize-"))
+    cwd = scratch_dir("qt-bench-optimize-")
     (cwd / "space.toml").write_text(SPACE, encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith("QT_")}
     env["QT_DATA_DIR"] = str(cwd / "data")

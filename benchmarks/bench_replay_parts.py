@@ -21,13 +21,13 @@ import collections
 import hashlib
 import json
 import sqlite3
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from benchmarks.bench_backtest import SHARED_FUTURES
+from benchmarks.scratch import scratch_dir
 from benchmarks.wrapping import around
 from quantum_trader.backtest import UNCHANGED_KEY, BacktestRequest, run_backtest
 from quantum_trader.config import Settings
@@ -115,7 +115,7 @@ def main() -> None:
             print(f"skipped: {SHARED_FUTURES} not present (--bundled replays the sample)")
             return
         market["replay_dir"] = str(SHARED_FUTURES)
-    out = Path(tempfile.mkdtemp(prefix="qt-bench-parts-"))
+    out = scratch_dir("qt-bench-parts-")
     settings = Settings(
         data_dir=out / "data",
         signals={"source": "rules"},

@@ -35,6 +35,7 @@ from pathlib import Path
 from benchmarks.bench_backtest import SHARED_FUTURES
 from benchmarks.bench_side_by_side import compiled
 from benchmarks.compare_reports import compare
+from benchmarks.scratch import scratch_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 PARTS = ("load", "build", "write", "report")
@@ -88,7 +89,7 @@ def prepare(run: Path, shared_year: bool) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("QT_")}
     env |= {
         "QT_SIGNALS__SOURCE": "rules",
-        "QT_DATA_DIR": tempfile.mkdtemp(prefix="qt-bench-data-"),
+        "QT_DATA_DIR": str(scratch_dir("qt-bench-data-")),
         "QT_BACKTEST__OPERATOR_RESET_AFTER": "86400",
     }
     window = ["2025-09-10T00:00:00+00:00", "2025-10-10T00:00:00+00:00"]

@@ -26,7 +26,6 @@ from contextlib import AsyncExitStack
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
-from tempfile import mkdtemp
 from typing import Any
 
 import numpy as np
@@ -39,6 +38,7 @@ from loopback.fixtures import loopback_settings
 from loopback.markets import MarkPath, generated_markets
 from loopback.state import START_MS
 
+from benchmarks.scratch import scratch_dir
 from quantum_trader.app import Runtime
 from quantum_trader.app_exchange import open_exchange_runtime
 from quantum_trader.app_ops import open_operations
@@ -111,7 +111,7 @@ async def measure(
             server.streams.faults.marks_left_out.add(markets[0].market_id)
         symbols = tuple(f"{m.base}/USDT:USDT" for m in markets)
         settings = Settings(
-            data_dir=Path(mkdtemp(prefix="qt-weight-")),
+            data_dir=scratch_dir("qt-weight-"),
             exchange=loopback_settings(10.0, server, use_streams=streams),
             market=MarketSettings(symbols=symbols, history_bars=300),
             health={"latency_good_ms": 60_000, "latency_acceptable_ms": 60_000},

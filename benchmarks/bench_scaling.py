@@ -25,7 +25,6 @@ import math
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.bench_backtest import SHARED_FUTURES
+from benchmarks.scratch import scratch_dir
 from quantum_trader.config import DEFAULT_SYMBOLS
 from quantum_trader.market.candle_store import CandleStore, bundled_sample_dir
 from quantum_trader.market.rules import newest_rules_file
@@ -96,11 +96,11 @@ def scratch_market(folder: Path) -> Path:
 
 
 def run(symbols: list[str], start: str, end: str, market: Path) -> dict[str, Any]:
-    out = Path(tempfile.mkdtemp(prefix="qt-scaling-")) / "out"
+    out = scratch_dir("qt-scaling-") / "out"
     env = {k: v for k, v in os.environ.items() if not k.startswith("QT_")}
     env |= {
         "QT_SIGNALS__SOURCE": "rules",
-        "QT_DATA_DIR": tempfile.mkdtemp(prefix="qt-scaling-data-"),
+        "QT_DATA_DIR": str(scratch_dir("qt-scaling-data-")),
         "QT_MARKET__REPLAY_DIR": str(market),
         "QT_BACKTEST__OPERATOR_RESET_AFTER": "86400",
     }
@@ -131,7 +131,7 @@ def main() -> None:
     if not SHARED_FUTURES.is_dir():
         print(f"skipped: {SHARED_FUTURES} not present")
         return
-    market = scratch_market(Path(tempfile.mkdtemp(prefix="qt-scaling-market-")))
+    market = scratch_market(scratch_dir("qt-scaling-market-"))
     rows = []
     if options.only in (None, "symbols"):
         for count in (4, 8, 16):

@@ -24,6 +24,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from benchmarks.scratch import scratch_dir
+
 ROOT = Path(__file__).resolve().parent.parent
 CPU = re.compile(r"([0-9.]+) s CPU in all")
 PRINT = re.compile(r"^\w+: [0-9,]+ rows, [0-9a-f]{12}$", re.MULTILINE)
@@ -99,7 +101,7 @@ def main() -> None:
     options = parser.parse_args()
     window = [f"--{name}={value}" for name in ("start", "end") if (value := getattr(options, name))]
     window += ["--bundled"] if options.bundled else []
-    base = export(options.base, Path(tempfile.mkdtemp(prefix="qt-side-by-side-")))
+    base = export(options.base, scratch_dir("qt-side-by-side-"))
     compiled(ROOT)
     ratios = []
     print("| round | base CPU | this tree CPU | ratio | same results |\n|---|---|---|---|---|")

@@ -21,7 +21,6 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -30,6 +29,8 @@ from pathlib import Path
 
 import psutil
 from prometheus_client.parser import text_string_to_metric_families
+
+from benchmarks.scratch import scratch_dir
 
 LOOPS = {"executor": 30.0, "monitor": 5.0, "heartbeat": 60.0}
 
@@ -105,7 +106,7 @@ def main() -> None:
     parser.add_argument("--warmup-hours", type=float, default=2.0)
     parser.add_argument("--sample-s", type=float, default=5.0)
     options = parser.parse_args()
-    data_dir = tempfile.mkdtemp(prefix="qt-soak-")
+    data_dir = str(scratch_dir("qt-soak-"))
     process, log = start(data_dir, options.speed)
     url = server_url(log, process)
     child = psutil.Process(process.pid)
