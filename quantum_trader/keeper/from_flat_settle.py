@@ -76,7 +76,7 @@ class FromFlatSettling(ReductionSettling):
         self._took(symbol, found.trade_ids | before)
         leverage = held.leverage if held is not None else flat.leverage
         for leg in found.between:
-            self._between(symbol, leverage, leg, closers.get(leg.last_reduced_by))
+            self._between(symbol, leverage, leg, closers)
         how = f"; by the account's {len(found.trade_ids)} trade(s) since it was read flat"
         if found.between:
             how += f", {len(found.between)} round trip(s) before it booked"
@@ -130,7 +130,7 @@ class FromFlatSettling(ReductionSettling):
                 continue
             self._took(symbol, found.trade_ids)
             for leg in found.between:
-                self._between(symbol, flat.leverage, leg, None)
+                self._between(symbol, flat.leverage, leg, {})
 
     @property
     def _listing_s(self) -> timedelta:
@@ -179,7 +179,7 @@ class FromFlatSettling(ReductionSettling):
                 continue  # no round trip: a position our entry met, if anything
             self._took(symbol, found.trade_ids)
             for leg in found.between:
-                self._between(symbol, before.flat.leverage, leg, None)
+                self._between(symbol, before.flat.leverage, leg, {})
 
     def _trades_since_flat(
         self, symbol: str, held: ExchangePosition | None, exits: list[Outcome]

@@ -30,7 +30,7 @@ person's position between them never booked; trades within 5 min of the opening 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -88,8 +88,8 @@ def entry_moved(position: Position, held: ExchangePosition, rules: MarketRules |
 class Leg:
     """A position as the account's trades took it: opened at `opened_at` (the booked one:
     its own), `quantity` held now, `entry_price` its average; what its reductions realized,
-    their quantity and notional (their average price), and the fees of the trades in the run
-    (their share of one that crossed zero)."""
+    their quantity, each reduction (its trade, part and price), and the fees of the trades in
+    the run (their share of one that crossed zero)."""
 
     side: Side
     quantity: Decimal
@@ -98,7 +98,7 @@ class Leg:
     opened: Decimal = ZERO  # what the trades opened or added (the booked one: what they added)
     realized_usdt: Decimal = ZERO
     reduced: Decimal = ZERO
-    reduced_notional: Decimal = ZERO
+    reductions: list[tuple[str, Decimal, Decimal]] = field(default_factory=list)
     fees_usdt: Decimal = ZERO
     closed_at: datetime | None = None
     trade_ids: set[str] = field(default_factory=set)
@@ -106,7 +106,25 @@ class Leg:
 
     @property
     def exit_price(self) -> Decimal:
-        return self.reduced_notional / self.reduced
+        """The average price of all its reductions."""
+        return self.exit_price_by({})
+
+    def exit_price_by(self, orders: Mapping[str, str]) -> Decimal:
+        """The price its close is booked at: the average of its last reductions by one hand —
+        the person's (trades not in `orders`) or one order of ours (`orders`: trade id → the
+        order's client id) — as a daemon that saw each reduction books the earlier ones as
+        reductions of their own and the close at its own trades. Was: the average of all, so
+        a long grown by hand, reduced by our stop and closed by hand while the daemon was
+        stopped was booked closed at a price no trade had (the restart campaign with round
+        trips, seed 40625). With no order of ours among them: the average of all."""
+        last = orders.get(self.reductions[-1][0])
+        quantity = notional = ZERO
+        for trade_id, part, price in reversed(self.reductions):
+            if orders.get(trade_id) != last:
+                break
+            quantity += part
+            notional += part * price
+        return notional / quantity
 
 
 @record
@@ -253,7 +271,7 @@ def _reduce(leg: Leg, fill: Fill, part: Decimal) -> None:
     leg.quantity -= part
     leg.realized_usdt += (fill.price - leg.entry_price) * leg.side.sign * part
     leg.reduced += part
-    leg.reduced_notional += part * fill.price
+    leg.reductions.append((fill.trade_id, part, fill.price))
     leg.fees_usdt += fill.fee_usdt * part / fill.quantity
     leg.trade_ids.add(fill.trade_id)
     leg.last_reduced_by = fill.trade_id

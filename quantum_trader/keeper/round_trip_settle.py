@@ -154,7 +154,7 @@ class RoundTripSettling(ExternalSettling):
             realized_pnl_usdt=position.realized_pnl_usdt + ours.realized_usdt,
             fees_usdt=position.fees_usdt + ours.fees_usdt,
         )
-        price = ours.exit_price if ours.reduced else position.entry_price
+        price = ours.exit_price_by(_orders(closers)) if ours.reduced else position.entry_price
         how = f"booked at the account's trades' price {price}, fees {ours.fees_usdt} (replayed)"
         if ours.quantity == 0:
             closer = closers.get(ours.last_reduced_by)
@@ -174,7 +174,7 @@ class RoundTripSettling(ExternalSettling):
             self.trades.append(TradeDraft(after, price, reason, self.now))
             self.book.drop_position(symbol)
         for leg in found.between:
-            self._between(symbol, position.leverage, leg, closers.get(leg.last_reduced_by))
+            self._between(symbol, position.leverage, leg, closers)
         if held is None:
             return None
         if found.now_held is None:  # ours, reduced and added to by hand
@@ -183,12 +183,11 @@ class RoundTripSettling(ExternalSettling):
             return replace(after, entry_price=held.entry_price)
         return self._adopt(held, found.now_held)
 
-    def _between(
-        self, symbol: str, leverage: int, leg: Leg, closer: tuple[Order, Intent | None] | None
-    ) -> None:
+    def _between(self, symbol: str, leverage: int, leg: Leg, closers: Closers) -> None:
         """A position the person opened and closed between two looks: a trade of its own;
-        `closer`: the exit of ours that closed it (a stop placed for the side the books
-        held then: its reason, SL_HIT for a stop), else closed by hand."""
+        closed by an exit of ours when its last trade is one of `closers` (a stop placed for
+        the side the books held then: its reason, SL_HIT for a stop), else by hand."""
+        closer = closers.get(leg.last_reduced_by)
         opened = ExchangePosition(symbol, leg.side, leg.opened, leg.entry_price, leverage)
         start = opened_position(opened, None, None, leg.opened_at, ZERO, self.context.keeper)
         closed = replace(
@@ -199,10 +198,11 @@ class RoundTripSettling(ExternalSettling):
         if closer is not None:
             reason = exit_reason(start, *closer, self.context.monitor)
             how = f"by our {closer[0].client_order_id} ({reason})"
-        self.trades.append(TradeDraft(closed, leg.exit_price, reason, leg.closed_at))
+        price = leg.exit_price_by(_orders(closers))
+        self.trades.append(TradeDraft(closed, price, reason, leg.closed_at))
         detail = (
             f"{leg.side} {leg.opened} opened by hand and closed {how} between two looks, "
-            f"booked at the account's trades: entry {leg.entry_price}, exit {leg.exit_price}, "
+            f"booked at the account's trades: entry {leg.entry_price}, exit {price}, "
             f"fees {leg.fees_usdt}"
         )
         self.notes.append(Note("position_closed_externally", symbol, detail, True))
@@ -220,3 +220,8 @@ class RoundTripSettling(ExternalSettling):
         detail = f"{held.side} {held.quantity} @ {held.entry_price}, stop {adopted.stop_price}"
         self.notes.append(Note("position_adopted", held.symbol, f"{detail} (default)", True))
         return adopted
+
+
+def _orders(closers: Closers) -> dict[str, str]:
+    """Each trade of an exit of ours in a replay → its order's client id."""
+    return {trade_id: order.client_order_id for trade_id, (order, _) in closers.items()}

@@ -428,3 +428,40 @@ async def test_a_position_added_to_and_closed_by_hand_between_two_looks_is_booke
     paid = sum(fee_paid(harness, cid) for cid in (entry, "web_added_1", "web_closed_3"))
     assert closed.fees_usdt == paid
     assert closed.pnl_usdt == quantity * 3 + 2 - paid
+
+
+async def test_our_stop_between_an_addition_and_a_close_by_hand_while_stopped() -> None:
+    """While the daemon was stopped a person bought 1 beside our long of 3 at 100, our stop
+    (resting for 3) fired, and the person sold the 1 left (the restart campaign with round
+    trips, seed 40625). Replayed as one position of 4, which it was — but booked closed at
+    the average of our stop's fill and the person's sale, a price no close had: a daemon
+    that saw each step books our stop's reduction, then the close by hand at its own price.
+    The close is booked so: at the person's sale, MANUAL, the PnL and fees of all of it."""
+    harness = await Harness.start()
+    quantity = await opened(harness)
+    [entry] = sent(harness.exchange, Purpose.ENTRY)
+    [stop] = stops_of_ours(harness)
+    harness.exchange.now = harness.now + timedelta(seconds=1)
+    harness.exchange.move(BTC, Decimal(101))
+    await trade(harness, "web_added_4", OrderSide.BUY, Decimal(1))
+    harness.exchange.now = harness.now + timedelta(seconds=2)
+    harness.exchange.move(BTC, Decimal("96.5"))  # our stop at 97 fires, for our 3
+    assert harness.exchange.orders[stop].status is OrderStatus.FILLED
+    harness.exchange.now = harness.now + timedelta(seconds=3)
+    harness.exchange.move(BTC, Decimal(95))
+    await by_hand(harness, "web_closed_4", OrderSide.SELL, Decimal(1))
+    await harness.restart()
+    await harness.tick()
+    await harness.tick()
+
+    [closed] = await harness.repository.closed_trades()
+    assert (closed.quantity, closed.exit_reason) == (quantity + 1, ExitReason.MANUAL)
+    assert closed.entry_price == (quantity * 100 + 101) / (quantity + 1)
+    assert closed.exit_price == Decimal(95)
+    names = (entry, "web_added_4", stop, "web_closed_4")
+    paid = sum(fee_paid(harness, cid) for cid in names)
+    assert closed.fees_usdt == paid
+    [stop_fill] = harness.exchange.fills[stop]
+    realized = quantity * (stop_fill.price - closed.entry_price) + (95 - closed.entry_price)
+    assert closed.pnl_usdt == realized - paid
+    assert harness.keeper.positions == {}
