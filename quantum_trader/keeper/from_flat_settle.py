@@ -39,6 +39,12 @@ from quantum_trader.keeper.plan import Note
 from quantum_trader.keeper.reduce_settle import Outcome, ReductionSettling
 from quantum_trader.keeper.round_trip import EARLIER_MOST, Leg, replay_from_flat
 
+# Why a position was adopted with no replay: its trades unread; its fee is read later.
+TRADES_UNREAD = (
+    "; the account's trades could not be read: its fee booked once they are, a round trip "
+    "before it not booked"
+)
+
 
 class FromFlatSettling(ReductionSettling):
     """The step; the attributes are the planner's (set in `Planner.__init__`)."""
@@ -197,9 +203,8 @@ class FromFlatSettling(ReductionSettling):
             return None, "; an order of ours on it is unsettled: not replayed"
         if held is not None and self._read_again_first(exits):
             return None, ""
-        if symbol in seen.account_unread:
-            why = "; the account's trades could not be read: a round trip before it not booked"
-            return None, why
+        if symbol in seen.account_unread:  # its fee read later (keeper/planner.py)
+            return None, TRADES_UNREAD
         fills = seen.account_fills.get(symbol)
         if fills is None:
             return None, ""  # the keeper reads them and plans again

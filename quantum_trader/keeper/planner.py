@@ -39,7 +39,7 @@ from quantum_trader.keeper.external_saved import LastExit
 from quantum_trader.keeper.fees import remembered, settle_fees
 from quantum_trader.keeper.fill_check import check_fill
 from quantum_trader.keeper.firing import trigger_times
-from quantum_trader.keeper.from_flat_settle import FromFlatSettling
+from quantum_trader.keeper.from_flat_settle import TRADES_UNREAD, FromFlatSettling
 from quantum_trader.keeper.guard import Protecting
 from quantum_trader.keeper.ids import Purpose, as_sent
 from quantum_trader.keeper.plan import (
@@ -271,6 +271,12 @@ class Planner(OrderSettling, UnseenEntrySettling, FromFlatSettling, Protecting):
                 detail += how
             self.notes.append(Note("position_grown", symbol, detail, error=not entries))
             return grown(position, held, fee)
+        return self._adopted(symbol, held, entries, exits)
+
+    def _adopted(
+        self, symbol: str, held: ExchangePosition, entries: list[Outcome], exits: list[Outcome]
+    ) -> Position:
+        """`held` adopted, where the books hold nothing: `_grow`'s, for no position."""
         entry = self.latest_entry(held, [o.intent for o in entries])
         stop, target = self._ours_on_exchange(held)
         fees = self.opened_fees.pop(symbol, ZERO)
@@ -280,6 +286,9 @@ class Planner(OrderSettling, UnseenEntrySettling, FromFlatSettling, Protecting):
         if leg is not None:
             fees += leg.fees_usdt
         adopted = self._adoptable(held, entry, stop, target, fees)
+        if replayed == TRADES_UNREAD:  # opened by hand from flat: its fee taken as a
+            # growth's is (keeper/added_unread.py; was: never booked — restart seed 40645)
+            remember(self.book.added_unread, adopted, held.quantity, self.now)
         if leg is not None and leg.reduced:  # reduced by hand before the look: its PnL kept
             adopted = replace(
                 adopted, realized_pnl_usdt=leg.realized_usdt, initial_quantity=leg.opened

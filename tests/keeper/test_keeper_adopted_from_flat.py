@@ -305,3 +305,30 @@ async def test_a_round_trip_unseen_before_the_flat_read_is_not_taken_into_the_ad
         Decimal(101),
         flip_fee / 2,
     )
+
+
+async def test_an_open_by_hand_adopted_while_the_trades_are_unreadable_gets_its_fee_later() -> None:
+    """A person's open on a symbol read flat, adopted by a tick whose read of the account's
+    trades failed (the restart campaign with round trips, seed 40645: a 429): adopted with no
+    fee, and the fee was never booked. Now remembered as a growth from flat whose trades are
+    unread (keeper/added_unread.py): the next tick that reads them books the open's fee, once."""
+    harness = await Harness.start()
+    await harness.tick()  # reads BTC flat
+    harness.exchange.move(BTC, Decimal(100))
+    await trade(harness, "web_open_7", OrderSide.BUY, QUANTITY)
+    harness.exchange.account_fills_unreadable = 1
+    with capture_logs() as logs:
+        await harness.tick()
+    [adopted] = [e for e in logs if e["event"] == "position_adopted"]
+    assert "could not be read" in adopted["detail"]
+    assert "its fee booked once they are" in adopted["detail"]
+    assert harness.keeper.positions[BTC].fees_usdt == 0
+
+    with capture_logs() as logs:
+        await harness.tick()
+    assert harness.keeper.positions[BTC].fees_usdt == fee_paid(harness, "web_open_7")
+    [read] = [e for e in logs if e["event"] == "position_grown_trades_read"]
+    assert "by the account's 1 trade(s)" in read["detail"]
+    await harness.tick()
+    assert harness.keeper.positions[BTC].fees_usdt == fee_paid(harness, "web_open_7")  # once
+    assert await harness.repository.load_state("added_unread") == {}
