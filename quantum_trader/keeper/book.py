@@ -28,6 +28,7 @@ from quantum_trader.gates.risk_guard import risk_at_stop_usdt
 from quantum_trader.keeper.added_unread import UnreadAddition
 from quantum_trader.keeper.firing import firing_reason, left_reason
 from quantum_trader.keeper.ids import Purpose, purpose_of
+from quantum_trader.keeper.part_unread import UnreadPart
 from quantum_trader.keeper.unpriced import UnpricedClose
 from quantum_trader.record import record, replace
 
@@ -300,6 +301,9 @@ class Book:
     `added_unread` holds, by symbol held (or awaiting a close's price), what a growth by hand
     added while the account's trades could not be read, until they are and its fee is booked
     (keeper/added_unread.py); saved in the repository's state with the position's bookings.
+    `parts_unread` holds, by symbol held, the parts a person reduced that were booked at the
+    mark while the account's trades could not be read, until they are and the position is
+    amended to them (keeper/part_unread.py). In memory only: a restart keeps the mark's terms.
     """
 
     positions: Mapping[str, Position] = field(default_factory=dict)
@@ -312,6 +316,7 @@ class Book:
     limits: Mapping[str, Decimal] = field(default_factory=dict)
     targets_refused: Mapping[str, datetime] = field(default_factory=dict)
     added_unread: Mapping[str, UnreadAddition] = field(default_factory=dict)
+    parts_unread: Mapping[str, tuple[UnreadPart, ...]] = field(default_factory=dict)
     # `blocked()` once per book: a book is never changed, only replaced (the executor and a
     # backtest's quiet-step checks ask each cycle and each step).
     _blocked: Mapping[str, str] | None = field(default=None, init=False, repr=False, compare=False)
@@ -364,11 +369,14 @@ class Book:
 
     def without_position(self, symbol: str) -> Book:
         positions = {s: p for s, p in self.positions.items() if s != symbol}
-        if symbol not in self.limits and symbol not in self.added_unread:
+        if not any(symbol in m for m in (self.limits, self.added_unread, self.parts_unread)):
             return replace(self, positions=positions)
         limits = {s: q for s, q in self.limits.items() if s != symbol}
         added = {s: a for s, a in self.added_unread.items() if s != symbol}
-        return replace(self, positions=positions, limits=limits, added_unread=added)
+        parts = {s: a for s, a in self.parts_unread.items() if s != symbol}
+        return replace(
+            self, positions=positions, limits=limits, added_unread=added, parts_unread=parts
+        )
 
     def with_intent(self, intent: Intent) -> Book:
         return replace(self, intents={**self.intents, intent.client_order_id: intent})

@@ -12,6 +12,7 @@ from decimal import Decimal
 from quantum_trader.domain import Order, Position
 from quantum_trader.keeper.added_unread import UnreadAddition
 from quantum_trader.keeper.book import Book, Intent, UnreadFees
+from quantum_trader.keeper.part_unread import UnreadPart
 from quantum_trader.keeper.unpriced import UnpricedClose
 
 
@@ -27,6 +28,7 @@ class Draft:
         self.limits: dict[str, Decimal] = dict(book.limits)
         self.targets_refused: dict[str, datetime] = dict(book.targets_refused)
         self.added_unread: dict[str, UnreadAddition] = dict(book.added_unread)
+        self.parts_unread: dict[str, tuple[UnreadPart, ...]] = dict(book.parts_unread)
         self._by_symbol: dict[str, dict[str, Intent]] = {}
         for intent in self.intents.values():
             self._by_symbol.setdefault(intent.symbol, {})[intent.client_order_id] = intent
@@ -76,4 +78,5 @@ class Draft:
                 for s, a in self.added_unread.items()
                 if s in self.positions or s in self.unpriced
             },
+            {s: p for s, p in self.parts_unread.items() if s in self.positions},
         )

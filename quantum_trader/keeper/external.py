@@ -230,7 +230,8 @@ FROM_FLAT_NOTES = ("position_adopted", "order_settled_unreflected")
 
 def unread_external_exits(plan: Plan, seen: Observation) -> list[str]:
     """Symbols `plan` books reduced with no order of ours, or leaves a close awaiting its
-    price on (keeper/unpriced.py) or a growth awaiting its trades (keeper/added_unread.py),
+    price on (keeper/unpriced.py), a growth awaiting its trades (keeper/added_unread.py) or a
+    part booked at the mark awaiting them (keeper/part_unread.py),
     or adopts a position on where the last whole tick read it flat, whose account trades
     are not read."""
     noted = {
@@ -245,6 +246,7 @@ def unread_external_exits(plan: Plan, seen: Observation) -> list[str]:
     }
     read = seen.account_fills.keys() | seen.account_unread
     waiting = plan.book.unpriced.keys() | plan.book.added_unread.keys()
+    waiting |= plan.book.parts_unread.keys()
     return sorted((noted | waiting | again) - read)
 
 
@@ -270,7 +272,8 @@ def closed_positions(
     position an entry of ours opened where the books held none, booked by `plan` from its
     fill and traded by hand before it was read (keeper/unseen_entry.py), since it was sent
     (was: no window for it where no look had read the symbol flat — the tick failed); one
-    grown by hand while the trades could not be read, since the growth (added_unread.py)."""
+    grown by hand while the trades could not be read, since the growth (added_unread.py); one
+    reduced by hand and booked at the mark meanwhile, since that part (part_unread.py)."""
     ours = {i.client_order_id for i in book.intents.values()}
     after = plan.book
     opened = [t.position for t in plan.trades] + [u.position for u in after.unpriced.values()]
@@ -281,6 +284,9 @@ def closed_positions(
     for symbol, waiting in after.added_unread.items():  # from the growth (added_unread.py)
         if symbol in at:
             at[symbol] = min(at[symbol], waiting.since)
+    for symbol, parts in after.parts_unread.items():  # from the first part (part_unread.py)
+        if symbol in at:
+            at[symbol] = min(at[symbol], *(p.since for p in parts))
     return positions, at
 
 

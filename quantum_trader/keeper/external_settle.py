@@ -92,8 +92,8 @@ class ExternalSettling:
         could not be read, though a mark reads: a close (a flip's too) does, as one with no
         mark does — the mark is not a traded price (was: booked at it at once, 1.5 %
         off the person's price in the hand-trading campaign, seed 30003). Not a part (the
-        position stays held: booked at the mark now, so managed at once; booking it later
-        would need an amendment of its PnL, not built), nor a close beside another awaiting
+        position stays held: booked at the mark now, so managed at once, and amended once its
+        trades are read: keeper/part_unread.py), nor a close beside another awaiting
         its price (one a symbol: booked at the mark now)."""
         symbol = position.symbol
         return (

@@ -42,6 +42,7 @@ from quantum_trader.keeper.firing import trigger_times
 from quantum_trader.keeper.from_flat_settle import TRADES_UNREAD, FromFlatSettling
 from quantum_trader.keeper.guard import Protecting
 from quantum_trader.keeper.ids import Purpose, as_sent
+from quantum_trader.keeper.part_settle import settle_parts_unread
 from quantum_trader.keeper.plan import (
     Context,
     Note,
@@ -112,6 +113,7 @@ class Planner(OrderSettling, UnseenEntrySettling, FromFlatSettling, Protecting):
             self.notes += notes
             self.amendments += amendments
         self.settle_added()  # growths by hand whose trades were unread: before any close
+        self.settle_parts()  # and parts reduced by hand booked at the mark meanwhile
         if self.book.unpriced:  # closes by hand awaiting a price (keeper/unpriced.py)
             self.settle_unpriced()
         if self.observation.flat_again:  # round trips by hand (keeper/flat_reads.py)
@@ -153,6 +155,18 @@ class Planner(OrderSettling, UnseenEntrySettling, FromFlatSettling, Protecting):
         if not self.book.added_unread:
             return
         notes, taken = settle_added_unread(self.book, self.observation, self.now, self.context)
+        self.notes += notes
+        for symbol, ids in taken.items():
+            self._took(symbol, ids)
+
+    def settle_parts(self) -> None:
+        """The parts reduced by hand booked at the mark while their trades could not be read,
+        whose trades this tick reads (keeper/part_settle.py): the position amended to them."""
+        if not self.book.parts_unread:
+            return
+        ours = self.observation.trade_ids_read()
+        found = settle_parts_unread(self.book, self.observation, self.now, self.context, ours)
+        notes, taken = found
         self.notes += notes
         for symbol, ids in taken.items():
             self._took(symbol, ids)

@@ -30,6 +30,7 @@ from quantum_trader.keeper.cover import stop_awaiting_orders
 from quantum_trader.keeper.external import ExternalExecution, unexplained_beside
 from quantum_trader.keeper.external_saved import LastExit, strictly_before, trade_order
 from quantum_trader.keeper.ids import Purpose
+from quantum_trader.keeper.part_settle import remember as remember_part
 from quantum_trader.keeper.plan import Note
 from quantum_trader.keeper.protect import OrderAction
 from quantum_trader.keeper.round_trip_settle import RoundTripSettling
@@ -336,7 +337,7 @@ class ReductionSettling(RoundTripSettling):
             replayed, after = self._replayed_exit(position, held)
             if replayed:
                 return after
-        reason = ExitReason.MANUAL
+        reason, unread_at_mark = ExitReason.MANUAL, False
         if found is not None:
             price, fee, how, reason = self._terms_found(position.symbol, found)
             self.opened_fees[position.symbol] = found.opened_fee_usdt
@@ -348,6 +349,7 @@ class ReductionSettling(RoundTripSettling):
                 return self._await_price(position, target, opened, why, mark)
             price, fee = mark or ours or ZERO, ZERO
             how = f"the mark {price}{why}"
+            unread_at_mark = mark is not None and position.symbol in self.observation.account_unread
             if mark is None and closer is not None:
                 cid = closer.execution.order.client_order_id
                 how = f"the price of our {cid} {price} (no mark read{why})"
@@ -361,10 +363,14 @@ class ReductionSettling(RoundTripSettling):
             cid, price, reason = ours_last
             detail += f"; before our {cid}, which closed the rest: the trade's exit"
             booked = replace(booked, exit_price=price, reason=reason)
-        self.notes.append(Note("position_closed_externally", position.symbol, detail, True))
         if isinstance(booked, TradeDraft):
+            self.notes.append(Note("position_closed_externally", position.symbol, detail, True))
             self._closed(booked)
             return None
+        if unread_at_mark:  # a part: amended once its trades are read (keeper/part_unread.py)
+            remember_part(self.book, booked, quantity, price, self.now)
+            detail += "; amended to its trades once they are read"
+        self.notes.append(Note("position_closed_externally", position.symbol, detail, True))
         return booked
 
     def _closed_by_ours(

@@ -7,8 +7,10 @@ now reads the account's trades and takes those that made it, with their fee."""
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
@@ -145,24 +147,31 @@ async def test_a_close_by_hand_after_a_growth_read_later_is_booked_at_its_trade(
     await closed_by_hand_at_its_trade(harness, quantity + 1, (entry, "web_added_6"))
 
 
-async def test_a_growth_whose_trades_never_show_is_given_up_once() -> None:
-    """Its trades never listed: read each tick until `keeper.fees_unread_give_up_s`, then
-    one warning, the fee not booked, no more reads."""
-    harness = await Harness.start()
-    _, entry = await grown_unread(harness)
-    harness.exchange.fills.pop("web_added_6")  # Binance lists it nowhere
+async def given_up_unlisted(harness: Harness, name: str, event: str) -> MutableMapping[str, Any]:
+    """The trade of `name` listed nowhere: read each tick until `keeper.fees_unread_give_up_s`
+    (an hour on), then one warning line `event` and no more reads; the line."""
+    harness.exchange.fills.pop(name)  # Binance lists it nowhere
     with capture_logs() as logs:
         await harness.tick()
         harness.advance(timedelta(hours=1))
         await harness.tick()
         asked = len(harness.exchange.account_fills_asked)
         await harness.tick()
-
-    [given_up] = [e for e in logs if e["event"] == "position_grown_trades_read"]
-    assert "its fee not booked" in given_up["detail"]
-    assert given_up["log_level"] == "warning"
-    assert harness.keeper.positions[BTC].fees_usdt == fee_paid(harness, entry)
     assert len(harness.exchange.account_fills_asked) == asked  # no more reads
+    [given_up] = [e for e in logs if e["event"] == event]
+    assert given_up["log_level"] == "warning"
+    return given_up
+
+
+async def test_a_growth_whose_trades_never_show_is_given_up_once() -> None:
+    """Its trades never listed: read each tick until `keeper.fees_unread_give_up_s`, then
+    one warning, the fee not booked, no more reads."""
+    harness = await Harness.start()
+    _, entry = await grown_unread(harness)
+    given_up = await given_up_unlisted(harness, "web_added_6", "position_grown_trades_read")
+
+    assert "its fee not booked" in given_up["detail"]
+    assert harness.keeper.positions[BTC].fees_usdt == fee_paid(harness, entry)
     assert await harness.repository.load_state("added_unread") == {}
 
 

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from model_exchange import ModelExchange
 from structlog.testing import capture_logs
+from test_keeper_added_seen import given_up_unlisted
 from test_keeper_booking_one_write import keeper_on as sqlite_keeper_on
 from test_keeper_external_exits import by_hand, fee_paid, noted, opened
 from test_keeper_external_saved import reduce_by_hand
@@ -206,9 +207,9 @@ async def test_a_part_sold_by_hand_unpriced_waits_and_is_booked_at_its_trade() -
 async def test_a_part_sold_by_hand_with_its_trades_unread_is_booked_at_the_mark_at_once(
 ) -> None:  # fmt: skip
     """A person sells half; the tick that sees it cannot read the account's trades but reads
-    the mark (103): a part does not wait for its trades (the position is held and managed;
-    booking its quantity now and its price later would need an amendment, not built): it is
-    booked at the mark in that tick, the line saying why, and nothing awaits a price."""
+    the mark (103): a part does not wait for its trades (the position is held and managed):
+    it is booked at the mark in that tick, the line saying why, and nothing awaits a price
+    (its trades amend it once read: below)."""
     harness = await Harness.start()
     quantity = await opened(harness)
     half = quantity / 2
@@ -321,3 +322,62 @@ async def test_a_flips_other_side_closed_while_the_first_close_awaits_its_price_
         (Side.SHORT, Decimal(101)),
     ]
     assert harness.keeper.book.idle
+
+
+async def part_booked_at_the_mark(harness: Harness, name: str) -> Decimal:
+    """Our long at 100; a person sells half at 102, seen by a tick that cannot read the
+    account's trades but reads the mark 103: booked at the mark. The half."""
+    quantity = await opened(harness)
+    half = quantity / 2
+    harness.exchange.move(BTC, Decimal(102))
+    await by_hand(harness, name, OrderSide.SELL, half)
+    harness.exchange.move(BTC, Decimal(103))
+    harness.exchange.account_fills_unreadable = 1
+    await harness.tick()
+    position = harness.keeper.positions[BTC]
+    assert position.realized_pnl_usdt == (Decimal(103) - position.entry_price) * half
+    return half
+
+
+async def test_a_part_booked_at_the_mark_is_amended_to_its_trade_once_it_is_read() -> None:
+    """Was: left at the mark's terms, the person's fee in no booking (the restart campaign
+    with round trips, 2026-12-06: in 10 of 180 seeds). The next tick that reads the
+    trades moves its PnL to the person's 102 and books the fee, once; the close after it
+    keeps both."""
+    harness = await Harness.start()
+    half = await part_booked_at_the_mark(harness, "web_reduced_42")
+    [entry] = sent(harness.exchange, Purpose.ENTRY)
+    with capture_logs() as logs:
+        await harness.tick()
+
+    position = harness.keeper.positions[BTC]
+    assert position.realized_pnl_usdt == (Decimal(102) - position.entry_price) * half
+    paid = fee_paid(harness, entry) + fee_paid(harness, "web_reduced_42")
+    assert position.fees_usdt == paid
+    [read] = [e for e in logs if e["event"] == "position_reduced_trades_read"]
+    assert "by the account's 1 trade(s) at 102" in read["detail"]
+    assert harness.keeper.book.parts_unread == {}
+    await harness.tick()
+    assert harness.keeper.positions[BTC] == position  # once
+
+    harness.exchange.move(BTC, Decimal(104))
+    await by_hand(harness, "web_closed_42", OrderSide.SELL, position.quantity)
+    await harness.tick()
+    [trade] = await harness.repository.closed_trades()
+    assert trade.exit_price == Decimal(104)  # the close's own trade, not the part's
+    assert trade.fees_usdt == paid + fee_paid(harness, "web_closed_42")
+    gross = (Decimal(102) + Decimal(104) - 2 * position.entry_price) * half
+    assert trade.pnl_usdt == gross - trade.fees_usdt
+
+
+async def test_a_part_whose_trade_is_never_listed_keeps_the_marks_terms_said_once() -> None:
+    """Its trade listed nowhere: read each tick until `keeper.fees_unread_give_up_s`, then one
+    warning, the mark's terms kept, no more reads for it."""
+    harness = await Harness.start()
+    half = await part_booked_at_the_mark(harness, "web_reduced_43")
+    event = "position_reduced_trades_read"
+    given_up = await given_up_unlisted(harness, "web_reduced_43", event)
+
+    assert "the mark's terms kept, its fee not booked" in given_up["detail"]
+    position = harness.keeper.positions[BTC]
+    assert position.realized_pnl_usdt == (Decimal(103) - position.entry_price) * half

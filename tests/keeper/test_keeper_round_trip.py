@@ -40,6 +40,14 @@ def stops_of_ours(harness: Harness) -> list[str]:
     ]
 
 
+async def opened_with_its_stop(harness: Harness) -> tuple[Decimal, str, str]:
+    """Our long at 100 (`opened`): its quantity, its entry's client id and its stop's."""
+    quantity = await opened(harness)
+    [entry] = sent(harness.exchange, Purpose.ENTRY)
+    [stop] = stops_of_ours(harness)
+    return quantity, entry, stop
+
+
 async def closed_and_reopened(harness: Harness, mark: Decimal = Decimal(104)) -> Decimal:
     """Our long at 100, closed by hand at 102 and bought again at 105 between two looks (no
     event: the model has no stream), the mark `mark` then; its quantity."""
@@ -262,9 +270,7 @@ async def test_our_stop_filled_after_a_flip_and_flip_back_while_stopped_books_th
     closed by hand at 102, the person's short 102 → 98, the person's long closed by our
     stop (SL_HIT), every fee booked once."""
     harness = await Harness.start()
-    quantity = await opened(harness)
-    [entry] = sent(harness.exchange, Purpose.ENTRY)
-    [stop] = stops_of_ours(harness)
+    quantity, entry, stop = await opened_with_its_stop(harness)
     harness.exchange.now = harness.now + timedelta(seconds=1)
     harness.exchange.move(BTC, Decimal(102))
     await trade(harness, "web_flip_8", OrderSide.SELL, 2 * quantity)
@@ -438,9 +444,7 @@ async def test_our_stop_between_an_addition_and_a_close_by_hand_while_stopped() 
     that saw each step books our stop's reduction, then the close by hand at its own price.
     The close is booked so: at the person's sale, MANUAL, the PnL and fees of all of it."""
     harness = await Harness.start()
-    quantity = await opened(harness)
-    [entry] = sent(harness.exchange, Purpose.ENTRY)
-    [stop] = stops_of_ours(harness)
+    quantity, entry, stop = await opened_with_its_stop(harness)
     harness.exchange.now = harness.now + timedelta(seconds=1)
     harness.exchange.move(BTC, Decimal(101))
     await trade(harness, "web_added_4", OrderSide.BUY, Decimal(1))

@@ -1,0 +1,77 @@
+"""The step of a tick that amends the parts reduced by hand that were booked at the mark while
+the account's trades could not be read (keeper/part_unread.py says why). Pure; the planner runs
+it before any position is reconciled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from quantum_trader.domain import Position
+from quantum_trader.keeper.draft import Draft
+from quantum_trader.keeper.external import ACCOUNT_TRADES_SLACK, external_execution
+from quantum_trader.keeper.part_unread import UnreadPart
+from quantum_trader.keeper.plan import Context, Note, Observation
+from quantum_trader.record import replace
+
+PART_TRADES_READ = "position_reduced_trades_read"
+
+
+def remember(
+    book: Draft, position: Position, quantity: Decimal, mark: Decimal, now: datetime
+) -> None:
+    """The part of `position` just booked at `mark`, its trades unread."""
+    part = UnreadPart(quantity, mark, now, position.entry_order_id)
+    book.parts_unread[position.symbol] = (*book.parts_unread.get(position.symbol, ()), part)
+
+
+def settle_parts_unread(
+    book: Draft, seen: Observation, now: datetime, context: Context, ours: Collection[str]
+) -> tuple[list[Note], dict[str, frozenset[str]]]:
+    """The remembered parts whose trades this tick read and show, oldest first: the position
+    amended, they forgotten; those given up, or whose position is gone, forgotten. The lines,
+    and by symbol the trades taken (`ours`: trades not a person's, or taken already)."""
+    notes: list[Note] = []
+    taken: dict[str, frozenset[str]] = {}
+    give_up = timedelta(seconds=context.keeper.fees_unread_give_up_s)
+    for symbol, parts in sorted(book.parts_unread.items()):
+        position = book.positions.get(symbol)
+        left: list[UnreadPart] = []
+        for part in parts:
+            if position is None or part.entry_order_id != position.entry_order_id:
+                continue  # another position's (closed or flipped since): forgotten
+            fills = seen.account_fills.get(symbol, ())
+            made = [f for f in fills if f.time <= part.since + ACCOUNT_TRADES_SLACK]
+            not_theirs = {*ours, *taken.get(symbol, ())}
+            found = external_execution(position, part.quantity, made, not_theirs)
+            what = f"{part.quantity} reduced by hand, booked at the mark {part.mark}"
+            if found is None:
+                if now - part.since < give_up:
+                    left.append(part)  # unread, or not listed yet: read at the next tick
+                    continue
+                detail = (
+                    f"{what} at {part.since.isoformat()}: its trades not found in "
+                    f"{give_up.total_seconds():g} s, the mark's terms kept, its fee not booked"
+                )
+                notes.append(Note(PART_TRADES_READ, symbol, detail, warning=True))
+                continue
+            moved = (found.price - part.mark) * part.quantity * position.side.sign
+            position = replace(
+                position,
+                realized_pnl_usdt=position.realized_pnl_usdt + moved,
+                fees_usdt=position.fees_usdt + found.fee_usdt,
+            )
+            book.put(position)
+            taken[symbol] = taken.get(symbol, frozenset()) | found.trade_ids
+            detail = (
+                f"{what}: by the account's {found.trades} trade(s) at {found.price}, fee "
+                f"{found.fee_usdt}; its PnL moved by {moved}"
+            )
+            notes.append(Note(PART_TRADES_READ, symbol, detail))
+        if left:
+            book.parts_unread[symbol] = tuple(left)
+        else:
+            del book.parts_unread[symbol]
+    return notes, taken
