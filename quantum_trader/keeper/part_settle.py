@@ -9,7 +9,7 @@ from collections.abc import Collection
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from quantum_trader.domain import Position
+from quantum_trader.domain import ZERO, Position
 from quantum_trader.keeper.draft import Draft
 from quantum_trader.keeper.external import ACCOUNT_TRADES_SLACK, external_execution
 from quantum_trader.keeper.part_unread import UnreadPart
@@ -57,7 +57,7 @@ def settle_parts_unread(
                 )
                 notes.append(Note(PART_TRADES_READ, symbol, detail, warning=True))
                 continue
-            moved = (found.price - part.mark) * part.quantity * position.side.sign
+            moved = (found.price - part.mark) * part.quantity * position.side.sign + ZERO  # no -0
             position = replace(
                 position,
                 realized_pnl_usdt=position.realized_pnl_usdt + moved,
