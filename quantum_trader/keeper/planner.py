@@ -164,9 +164,8 @@ class Planner(OrderSettling, UnseenEntrySettling, FromFlatSettling, Protecting):
         whose trades this tick reads (keeper/part_settle.py): the position amended to them."""
         if not self.book.parts_unread:
             return
-        ours = self.observation.trade_ids_read()
-        found = settle_parts_unread(self.book, self.observation, self.now, self.context, ours)
-        notes, taken = found
+        seen, ours = self.observation, self.observation.trade_ids_read()
+        notes, taken = settle_parts_unread(self.book, seen, self.now, self.context, ours)
         self.notes += notes
         for symbol, ids in taken.items():
             self._took(symbol, ids)
