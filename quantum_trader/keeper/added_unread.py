@@ -20,15 +20,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, MutableMapping
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from quantum_trader.domain import Position
-from quantum_trader.log import get_logger
+from quantum_trader.keeper.saved_by_symbol import restored_by_symbol, state_writes
 from quantum_trader.ports import Repository, StateWrite
 from quantum_trader.record import record
 
-log = get_logger("keeper")
 ADDED_UNREAD = "added_unread"
 
 
@@ -55,11 +54,11 @@ class UnreadAddition:
         quantity = Decimal(str(raw["quantity"]))
         if not quantity.is_finite() or quantity <= 0:
             raise ValueError(f"not a quantity: {raw['quantity']!r}")
-        since, last = _instant(raw["since"]), _instant(raw["last"])
+        since, last = instant(raw["since"]), instant(raw["last"])
         return cls(quantity, since, str(raw["entry_order_id"]), last)
 
 
-def _instant(raw: Any) -> datetime:
+def instant(raw: Any) -> datetime:
     at = datetime.fromisoformat(raw)
     if at.tzinfo is None:
         raise ValueError(f"a time without its zone: {raw!r}")
@@ -92,29 +91,11 @@ def added_writes(
 ) -> tuple[list[StateWrite], list[tuple[str, str]]]:
     """The state entries to save and to delete (`ADDED_UNREAD`) from `before` to `after`, for
     the symbols `mine` accepts: written with the position's bookings (keeper/bookings.py)."""
-    if before is after or not (before or after):  # most ticks
-        return [], []
-    saved: list[StateWrite] = [
-        (ADDED_UNREAD, s, a.to_dict())
-        for s, a in sorted(after.items())
-        if before.get(s) != a and mine(s)
-    ]
-    deleted = [(ADDED_UNREAD, s) for s in sorted(before.keys() - after.keys()) if mine(s)]
-    return saved, deleted
+    return state_writes(ADDED_UNREAD, before, after, mine, UnreadAddition.to_dict)
 
 
 async def restored(repository: Repository, held: Collection[str]) -> dict[str, UnreadAddition]:
     """The growths of the positions `held` (or closes awaiting a price) as the last run saved
     them; one that does not read back is said and dropped (its fee then not booked)."""
-    added = {}
-    for symbol, saved in (await repository.load_state(ADDED_UNREAD)).items():
-        if symbol not in held:
-            await repository.delete_state(ADDED_UNREAD, symbol)
-            continue
-        try:
-            added[symbol] = UnreadAddition.from_dict(saved)
-        except (KeyError, TypeError, ValueError, InvalidOperation) as error:
-            detail = f"cannot be read again ({error!r}): its fee will not be booked"
-            log.warning("added_unread_unreadable", symbol=symbol, saved=saved, detail=detail)
-            await repository.delete_state(ADDED_UNREAD, symbol)
-    return added
+    lost = "its fee will not be booked"
+    return await restored_by_symbol(repository, ADDED_UNREAD, held, UnreadAddition.from_dict, lost)

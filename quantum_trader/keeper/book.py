@@ -303,7 +303,7 @@ class Book:
     (keeper/added_unread.py); saved in the repository's state with the position's bookings.
     `parts_unread` holds, by symbol held, the parts a person reduced that were booked at the
     mark while the account's trades could not be read, until they are and the position is
-    amended to them (keeper/part_unread.py). In memory only: a restart keeps the mark's terms.
+    amended to them (keeper/part_unread.py); saved with the position's bookings too.
     """
 
     positions: Mapping[str, Position] = field(default_factory=dict)

@@ -21,6 +21,7 @@ from quantum_trader.keeper.external_saved import BookedChanges, ExternalBooked
 from quantum_trader.keeper.fee_carry import fee_writes
 from quantum_trader.keeper.fill_check import limit_writes
 from quantum_trader.keeper.orders import INTENTS
+from quantum_trader.keeper.part_unread import part_writes
 from quantum_trader.keeper.plan import Plan
 from quantum_trader.keeper.unpriced import unpriced_writes
 from quantum_trader.ports import Writes
@@ -53,8 +54,8 @@ def bookings(
     or gone, the account's trades booked for those still held or awaiting a close's price
     (`external`), the orders whose fees are unread (keeper/fees.py), the closes awaiting
     their price (keeper/unpriced.py), the limits of fills far from their plan
-    (keeper/fill_check.py), and the growths by hand whose trades are unread
-    (keeper/added_unread.py)."""
+    (keeper/fill_check.py), the growths by hand whose trades are unread
+    (keeper/added_unread.py) and the parts booked at the mark meanwhile (keeper/part_unread.py)."""
     orders: list[Order] = []
     fills: list[Fill] = []
     deleted: list[tuple[str, str]] = []
@@ -73,6 +74,7 @@ def bookings(
     unpriced, priced = unpriced_writes(before.unpriced, after.unpriced, mine)
     limits, lifted = limit_writes(before.limits, after.limits, mine)
     added, added_read = added_writes(before.added_unread, after.added_unread, mine)
-    deleted += booked.state_deleted + fees_read + priced + lifted + added_read
-    state = booked.state + fees + unpriced + limits + added
+    parts, parts_read = part_writes(before.parts_unread, after.parts_unread, mine)
+    deleted += booked.state_deleted + fees_read + priced + lifted + added_read + parts_read
+    state = booked.state + fees + unpriced + limits + added + parts
     return Bookings(Writes(orders, fills, gone, saved, deleted, state), booked)

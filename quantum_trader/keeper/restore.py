@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from quantum_trader.keeper import added_unread, fees_saved, fill_check
+from quantum_trader.keeper import added_unread, fees_saved, fill_check, part_unread
 from quantum_trader.keeper.book import Book, Intent, is_unsettled
 from quantum_trader.keeper.external_saved import ExternalBooked
 from quantum_trader.keeper.ids import ClientOrderIds, is_ours
@@ -19,7 +19,8 @@ async def restored(
     """Open positions, unsettled orders of ours, our working stops and take-profits, our orders
     whose fees are unread, the closes outside the program awaiting their price
     (keeper/unpriced.py), the limits of fills far from their plan (keeper/fill_check.py), the
-    growths by hand whose trades are unread (keeper/added_unread.py) and the account's
+    growths by hand whose trades are unread (keeper/added_unread.py), the parts booked at the
+    mark meanwhile (keeper/part_unread.py) and the account's
     trades the positions were reduced by (keeper/external_saved.py); and the ids
     of this run, whose number is saved one up, so that ids never repeat across restarts.
     `keep_closed`: keep the trades of positions gone (`ExternalBooked`)."""
@@ -37,6 +38,7 @@ async def restored(
     limits = await fill_check.restored(repository, positions)
     held = positions.keys() | unpriced.keys()
     added = await added_unread.restored(repository, held)
+    parts = await part_unread.restored(repository, positions.keys())
     external = await ExternalBooked.restored(repository, held, keep_closed=keep_closed)
     saved = (await repository.load_state(RUN_STATE[0])).get(RUN_STATE[1], {})
     run = int(saved.get("n", 0)) + 1
@@ -49,5 +51,6 @@ async def restored(
         unpriced=unpriced,
         limits=limits,
         added_unread=added,
+        parts_unread=parts,
     )
     return book, ClientOrderIds(run), external

@@ -339,6 +339,36 @@ async def part_booked_at_the_mark(harness: Harness, name: str) -> Decimal:
     return half
 
 
+async def test_a_part_booked_at_the_mark_is_amended_after_a_restart() -> None:
+    """Saved with the position's bookings: the next run's first tick that reads the trades
+    amends it as this run's would have; once read, its saved entry is deleted."""
+    harness = await Harness.start()
+    half = await part_booked_at_the_mark(harness, "web_reduced_44")
+    assert set(await harness.repository.load_state("parts_unread")) == {BTC}
+    await harness.restart()
+    await harness.tick()
+
+    position = harness.keeper.positions[BTC]
+    assert position.realized_pnl_usdt == (Decimal(102) - position.entry_price) * half
+    assert await harness.repository.load_state("parts_unread") == {}
+
+
+async def test_a_saved_part_that_cannot_be_read_back_is_said_and_dropped() -> None:
+    harness = await Harness.start()
+    half = await part_booked_at_the_mark(harness, "web_reduced_45")
+    saved = await harness.repository.load_state("parts_unread")
+    broken = {"parts": [{**saved[BTC]["parts"][0], "mark": "NaN"}]}
+    await harness.repository.save_state("parts_unread", BTC, broken)
+    with capture_logs() as logs:
+        await harness.restart()
+
+    [said] = [e for e in logs if e["event"] == "parts_unread_unreadable"]
+    assert "the mark's terms kept" in said["detail"]
+    assert await harness.repository.load_state("parts_unread") == {}
+    position = harness.keeper.positions[BTC]  # the position kept as held, at the mark's terms
+    assert position.realized_pnl_usdt == (Decimal(103) - position.entry_price) * half
+
+
 async def test_a_part_booked_at_the_mark_is_amended_to_its_trade_once_it_is_read() -> None:
     """Was: left at the mark's terms, the person's fee in no booking (the restart campaign
     with round trips, 2026-12-06: in 10 of 180 seeds). The next tick that reads the
