@@ -24,7 +24,7 @@ from decimal import Decimal
 from typing import Any
 
 from quantum_trader.domain import Position
-from quantum_trader.keeper.saved_by_symbol import restored_by_symbol, state_writes
+from quantum_trader.keeper.saved_by_symbol import instant, restored_by_symbol, state_writes
 from quantum_trader.ports import Repository, StateWrite
 from quantum_trader.record import record
 
@@ -56,13 +56,6 @@ class UnreadAddition:
             raise ValueError(f"not a quantity: {raw['quantity']!r}")
         since, last = instant(raw["since"]), instant(raw["last"])
         return cls(quantity, since, str(raw["entry_order_id"]), last)
-
-
-def instant(raw: Any) -> datetime:
-    at = datetime.fromisoformat(raw)
-    if at.tzinfo is None:
-        raise ValueError(f"a time without its zone: {raw!r}")
-    return at
 
 
 def remember(

@@ -24,8 +24,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from quantum_trader.keeper.added_unread import instant
-from quantum_trader.keeper.saved_by_symbol import restored_by_symbol, state_writes
+from quantum_trader.keeper.saved_by_symbol import instant, restored_by_symbol, state_writes
 from quantum_trader.ports import Repository, StateWrite
 from quantum_trader.record import record
 

@@ -97,12 +97,19 @@ class Leg:
     opened_at: datetime
     opened: Decimal = ZERO  # what the trades opened or added (the booked one: what they added)
     realized_usdt: Decimal = ZERO
-    reduced: Decimal = ZERO
     reductions: list[tuple[str, Decimal, Decimal]] = field(default_factory=list)
     fees_usdt: Decimal = ZERO
     closed_at: datetime | None = None
     trade_ids: set[str] = field(default_factory=set)
-    last_reduced_by: str = ""  # the trade that reduced it last: its close, once closed
+
+    @property
+    def reduced(self) -> Decimal:
+        return sum((part for _, part, _ in self.reductions), ZERO)
+
+    @property
+    def last_reduced_by(self) -> str:
+        """The trade that reduced it last: its close, once closed."""
+        return self.reductions[-1][0] if self.reductions else ""
 
     @property
     def exit_price(self) -> Decimal:
@@ -270,11 +277,9 @@ def _walked(leg: Leg | None, trades: Sequence[Fill]) -> tuple[list[Leg], Leg | N
 def _reduce(leg: Leg, fill: Fill, part: Decimal) -> None:
     leg.quantity -= part
     leg.realized_usdt += (fill.price - leg.entry_price) * leg.side.sign * part
-    leg.reduced += part
     leg.reductions.append((fill.trade_id, part, fill.price))
     leg.fees_usdt += fill.fee_usdt * part / fill.quantity
     leg.trade_ids.add(fill.trade_id)
-    leg.last_reduced_by = fill.trade_id
 
 
 def _add(leg: Leg | None, fill: Fill, part: Decimal) -> Leg:

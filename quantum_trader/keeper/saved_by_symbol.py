@@ -5,6 +5,7 @@ the entries read back at start, one that does not read back said once and droppe
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
+from datetime import datetime
 from decimal import InvalidOperation
 from typing import Any, TypeVar
 
@@ -13,6 +14,14 @@ from quantum_trader.ports import Repository, StateWrite
 
 log = get_logger("keeper")
 T = TypeVar("T")
+
+
+def instant(raw: Any) -> datetime:
+    """A saved instant, its zone required."""
+    at = datetime.fromisoformat(raw)
+    if at.tzinfo is None:
+        raise ValueError(f"a time without its zone: {raw!r}")
+    return at
 
 
 def state_writes(
