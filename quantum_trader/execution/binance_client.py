@@ -16,7 +16,9 @@ documents, whatever Binance code its body carries (an order is then looked up, n
 refused), unless the code says nothing executed (-1008 throttled). HTTP 429 and 418 are read
 with their Retry-After: after a 429 nothing is sent until it has passed; after a 418 (IP
 banned) nothing is sent until the ban ends, said in one log line; calls in the meantime fail
-at once with RateLimited / IpBanned.
+at once with RateLimited / IpBanned. A connection the event loop refuses because a closed
+socket's file descriptor is still held by its old transport (a known race of uvloop and
+asyncio under aiohttp) is a network failure like any other, not a crash.
 """
 
 from __future__ import annotations
@@ -52,6 +54,8 @@ from quantum_trader.ports import Clock
 log = get_logger("binance_client")
 USED_WEIGHT_HEADER = "x-mbx-used-weight-1m"
 RequestObserver = Callable[[str, int | None], None]
+# The event loop's refusal of a socket whose fd number an old transport still holds.
+FD_REUSED = "is used by transport"
 REST_API_NAMES = ("fapiPublic", "fapiPublicV2", "fapiPublicV3", "fapiPrivate", "fapiPrivateV2",
                   "fapiPrivateV3")  # fmt: skip
 
@@ -71,6 +75,18 @@ def _client_class(base: type[Any], custom_bases: Sequence[str]) -> type[Any]:
     addresses with Binance's USD-M (fapi) table, as it does for Binance's own hosts."""
 
     class _Client(base):  # type: ignore[misc]
+        async def fetch(
+            self, url: str, method: str = "GET", headers: Any = None, body: Any = None
+        ) -> Any:
+            try:
+                return await super().fetch(url, method, headers, body)
+            except RuntimeError as error:
+                if FD_REUSED not in str(error):
+                    raise
+                # The event loop's socket race (uvloop#653, aiohttp#10506): an ordinary
+                # network failure, which ccxt does not expect in this form.
+                raise ccxt.ExchangeNotAvailable(f"{self.id} {method} {url} {error}") from error
+
         def get_exceptions_by_url(self, url: str | None, exact_or_broad: str) -> Any:
             if url is not None and custom_bases and url.startswith(tuple(custom_bases)):
                 return self.safe_dict(self.exceptions["linear"], exact_or_broad, {})

@@ -4,19 +4,22 @@ must do map to one of ours, by translation alone and over HTTP from the stand-in
 from __future__ import annotations
 
 import inspect
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from typing import cast
+from typing import Any, cast
 
+import aiohttp
 import ccxt.async_support as ccxt
 import pytest
 from loopback import Fault, LoopbackBinance
-from loopback.fixtures import connect
+from loopback.fixtures import connect, loopback_settings
 from loopback.state import START_MS
 from structlog.testing import capture_logs
 from test_ccxt_exchange import BTC, entry, stop
 
 from quantum_trader.clock import ManualClock, utc_from_ms
-from quantum_trader.domain import OrderStatus, ReasonCode
+from quantum_trader.domain import ExchangeMode, OrderStatus, ReasonCode
 from quantum_trader.errors import (
     IpBanned,
     MarketDataError,
@@ -27,6 +30,7 @@ from quantum_trader.errors import (
     RateLimited,
     RetryLater,
 )
+from quantum_trader.execution.binance_client import BinanceRest, build_rest_client
 from quantum_trader.execution.ccxt_exchange import CcxtExchange, Operation, translate_error
 
 ORDER, DATA, ACCOUNT, CANCEL = Operation.ORDER, Operation.DATA, Operation.ACCOUNT, Operation.CANCEL
@@ -322,3 +326,80 @@ async def test_an_account_switched_to_hedge_mode_after_the_start_needs_an_operat
             await exchange.place_order(request)
     assert loopback.state.orders == {}
     assert loopback.state.algo_orders == {}
+
+
+class RacingConnector(aiohttp.TCPConnector):
+    """Refuses its first `refusals` connections as uvloop's (and asyncio's) sock_connect does
+    when a closed socket's fd number is still held by its old transport (uvloop#653): with a
+    plain RuntimeError, before anything is sent."""
+
+    def __init__(self, refusals: int, message: str) -> None:
+        super().__init__()
+        self.refusals, self.message = refusals, message
+
+    async def connect(self, *args: Any, **kwargs: Any) -> Any:  # request, traces, timeout
+        if self.refusals > 0:
+            self.refusals -= 1
+            raise RuntimeError(self.message)
+        return await super().connect(*args, **kwargs)
+
+
+FD_RACE = "File descriptor 75 is used by transport <TCPTransport closed=False reading=True>"
+
+
+@asynccontextmanager
+async def racing(
+    server: LoopbackBinance, connector: RacingConnector
+) -> AsyncIterator[CcxtExchange]:
+    """A CcxtExchange on `server` whose HTTP connections go through `connector`."""
+    settings = loopback_settings(2.0, server)
+    client = build_rest_client(settings, None, rate_limit=False)
+    client.session = aiohttp.ClientSession(connector=connector)
+    clock = ManualClock(utc_from_ms(START_MS))
+    exchange = CcxtExchange(
+        BinanceRest(client, clock, settings.recv_window_ms), ExchangeMode.TESTNET, (0.01, 0.02)
+    )
+    try:
+        yield exchange
+    finally:
+        await exchange.close()
+
+
+async def test_the_event_loops_socket_race_is_a_network_failure_a_read_retries(
+    loopback: LoopbackBinance,
+) -> None:
+    """Seen once in the suite: the race raised through the user stream's listen-key request
+    and ended the daemon. Two refusals, then the third attempt of the read gets its answer;
+    three (every attempt) are RetryLater, which every loop of the daemon waits out."""
+    async with racing(loopback, RacingConnector(2, FD_RACE)) as exchange:
+        assert await exchange.create_listen_key()
+    async with racing(loopback, RacingConnector(3, FD_RACE)) as exchange:
+        with pytest.raises(RetryLater, match="is used by transport"):
+            await exchange.create_listen_key()
+
+
+async def test_the_event_loops_socket_race_leaves_an_order_unknown(
+    loopback: LoopbackBinance,
+) -> None:
+    """Raised at connect, so nothing was sent; the answer stays the conservative one of any
+    network failure on an order: look it up before anything else is sent for it."""
+    connector = RacingConnector(0, FD_RACE)
+    async with racing(loopback, connector) as exchange:
+        await exchange.load_markets()
+        loopback.reset_counts()
+        connector.refusals = 1
+        with pytest.raises(OrderStateUnknown) as raised:
+            await exchange.place_order(entry("qteRACE"))
+        assert raised.value.client_order_id == "qteRACE"
+        assert loopback.count("/fapi/v1/order", "POST") == 0
+        assert await exchange.fetch_order(BTC, "qteRACE") is None
+
+
+async def test_any_other_runtime_error_is_not_taken_for_a_network_failure(
+    loopback: LoopbackBinance,
+) -> None:
+    """Only the race's message is translated: another RuntimeError is a fault of ours and stays
+    loud."""
+    async with racing(loopback, RacingConnector(1, "Session is closed")) as exchange:
+        with pytest.raises(RuntimeError, match="Session is closed"):
+            await exchange.create_listen_key()
