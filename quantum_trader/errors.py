@@ -106,6 +106,14 @@ def lasting_failure(error: BaseException) -> StorageFailed | None:
     return None
 
 
+def socket_race(error: BaseException) -> bool:
+    """Whether `error` is the event loop refusing a new socket whose fd number an old
+    transport still holds (uvloop's and asyncio's `sock_connect`, reached through aiohttp as a
+    plain RuntimeError: MagicStack/uvloop#653, aio-libs/aiohttp#10506): a connection not made,
+    a transient network failure, not a fault of ours."""
+    return isinstance(error, RuntimeError) and "is used by transport" in str(error)
+
+
 class OrderRejected(QuantumTraderError):
     """The exchange refused the order; `reason` is the stable code for logs and the database."""
 

@@ -38,6 +38,7 @@ from quantum_trader.errors import (
     QuantumTraderError,
     RateLimited,
     RetryLater,
+    socket_race,
 )
 from quantum_trader.execution.binance_errors import (
     THROTTLED,
@@ -54,8 +55,6 @@ from quantum_trader.ports import Clock
 log = get_logger("binance_client")
 USED_WEIGHT_HEADER = "x-mbx-used-weight-1m"
 RequestObserver = Callable[[str, int | None], None]
-# The event loop's refusal of a socket whose fd number an old transport still holds.
-FD_REUSED = "is used by transport"
 REST_API_NAMES = ("fapiPublic", "fapiPublicV2", "fapiPublicV3", "fapiPrivate", "fapiPrivateV2",
                   "fapiPrivateV3")  # fmt: skip
 
@@ -81,10 +80,8 @@ def _client_class(base: type[Any], custom_bases: Sequence[str]) -> type[Any]:
             try:
                 return await super().fetch(url, method, headers, body)
             except RuntimeError as error:
-                if FD_REUSED not in str(error):
+                if not socket_race(error):  # ccxt wraps aiohttp's errors, not this one
                     raise
-                # The event loop's socket race (uvloop#653, aiohttp#10506): an ordinary
-                # network failure, which ccxt does not expect in this form.
                 raise ccxt.ExchangeNotAvailable(f"{self.id} {method} {url} {error}") from error
 
         def get_exceptions_by_url(self, url: str | None, exact_or_broad: str) -> Any:

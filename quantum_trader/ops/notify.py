@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 import aiohttp
 
+from quantum_trader.errors import socket_race
 from quantum_trader.log import get_logger
 from quantum_trader.ops.metrics import Metrics
 from quantum_trader.ops.quiet import RepeatedWarnings
@@ -122,6 +123,10 @@ async def _post(session: aiohttp.ClientSession, url: str, body: Mapping[str, Any
             raise DeliveryFailed(f"HTTP {response.status}", retryable, retry_after)
     except (aiohttp.ClientError, TimeoutError) as error:
         raise DeliveryFailed(type(error).__name__, retryable=True) from None
+    except RuntimeError as error:
+        if not socket_race(error):
+            raise
+        raise DeliveryFailed("connection not made (event loop socket race)", True) from None
 
 
 async def _retry_after(response: aiohttp.ClientResponse) -> float | None:

@@ -7,7 +7,7 @@ import inspect
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import cast
 
 import aiohttp
 import ccxt.async_support as ccxt
@@ -15,6 +15,7 @@ import pytest
 from loopback import Fault, LoopbackBinance
 from loopback.fixtures import connect, loopback_settings
 from loopback.state import START_MS
+from socket_race import FD_RACE, RacingConnector
 from structlog.testing import capture_logs
 from test_ccxt_exchange import BTC, entry, stop
 
@@ -328,25 +329,6 @@ async def test_an_account_switched_to_hedge_mode_after_the_start_needs_an_operat
     assert loopback.state.algo_orders == {}
 
 
-class RacingConnector(aiohttp.TCPConnector):
-    """Refuses its first `refusals` connections as uvloop's (and asyncio's) sock_connect does
-    when a closed socket's fd number is still held by its old transport (uvloop#653): with a
-    plain RuntimeError, before anything is sent."""
-
-    def __init__(self, refusals: int, message: str) -> None:
-        super().__init__()
-        self.refusals, self.message = refusals, message
-
-    async def connect(self, *args: Any, **kwargs: Any) -> Any:  # request, traces, timeout
-        if self.refusals > 0:
-            self.refusals -= 1
-            raise RuntimeError(self.message)
-        return await super().connect(*args, **kwargs)
-
-
-FD_RACE = "File descriptor 75 is used by transport <TCPTransport closed=False reading=True>"
-
-
 @asynccontextmanager
 async def racing(
     server: LoopbackBinance, connector: RacingConnector
@@ -371,9 +353,9 @@ async def test_the_event_loops_socket_race_is_a_network_failure_a_read_retries(
     """Seen once in the suite: the race raised through the user stream's listen-key request
     and ended the daemon. Two refusals, then the third attempt of the read gets its answer;
     three (every attempt) are RetryLater, which every loop of the daemon waits out."""
-    async with racing(loopback, RacingConnector(2, FD_RACE)) as exchange:
+    async with racing(loopback, RacingConnector(2)) as exchange:
         assert await exchange.create_listen_key()
-    async with racing(loopback, RacingConnector(3, FD_RACE)) as exchange:
+    async with racing(loopback, RacingConnector(3)) as exchange:
         with pytest.raises(RetryLater, match="is used by transport"):
             await exchange.create_listen_key()
 
@@ -383,7 +365,7 @@ async def test_the_event_loops_socket_race_leaves_an_order_unknown(
 ) -> None:
     """Raised at connect, so nothing was sent; the answer stays the conservative one of any
     network failure on an order: look it up before anything else is sent for it."""
-    connector = RacingConnector(0, FD_RACE)
+    connector = RacingConnector(0)
     async with racing(loopback, connector) as exchange:
         await exchange.load_markets()
         loopback.reset_counts()

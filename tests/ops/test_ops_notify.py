@@ -4,6 +4,7 @@ logged. The daemon itself keeps trading while its receiver is down."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import signal
 from collections.abc import Iterator
@@ -12,17 +13,26 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from daemon_harness import Daemon, eventually, query
 from ops_builders import BOT_TOKEN, Receiver, closed_port_url, status_url
 from pydantic import SecretStr
+from socket_race import RacingConnector
 from structlog.testing import capture_logs
 
 from quantum_trader.domain import ClosedTrade, ExitReason, Side
 from quantum_trader.log import get_logger
 from quantum_trader.ops.messages import exit_
 from quantum_trader.ops.metrics import Metrics
-from quantum_trader.ops.notify import Notification, NotificationKind, Notifier, backoff_s
+from quantum_trader.ops.notify import (
+    Notification,
+    NotificationKind,
+    Notifier,
+    Outbox,
+    WebhookChannel,
+    backoff_s,
+)
 from quantum_trader.ops.operator_view import trades_document
 from quantum_trader.ops.quiet import RepeatedWarnings
 from quantum_trader.ops.settings import NotifySettings
@@ -99,6 +109,30 @@ async def test_a_slow_receiver_is_retried_until_it_answers(receiver: Receiver) -
     assert counted(metrics, "webhook", "sent") == 1
     assert counted(metrics, "webhook", "failed") == 0
     assert not [e for e in logs if e["event"] == "notification_failed"]
+
+
+async def test_the_event_loops_socket_race_is_retried_not_a_lost_notification(
+    receiver: Receiver,
+) -> None:
+    """uvloop's fd-reuse race (a plain RuntimeError from aiohttp's connect) is a connection
+    not made: retried like any network failure, where the worker took it for a bug in the
+    message and dropped it."""
+    settings = settings_for(f"{receiver.url}/hook", None)
+    metrics = Metrics()
+    outbox = Outbox(
+        WebhookChannel(f"{receiver.url}/hook"), settings, metrics,
+        RepeatedWarnings(get_logger("test"), 60.0),
+    )  # fmt: skip
+    async with aiohttp.ClientSession(connector=RacingConnector(1)) as session:
+        worker = asyncio.create_task(outbox.run(session))
+        with capture_logs() as logs:
+            outbox.put(message(1))
+            await asyncio.wait_for(outbox.drained.wait(), 10)
+        worker.cancel()
+        await asyncio.wait({worker})
+    assert [r.body["n"] for r in receiver.received] == ["1"]
+    assert counted(metrics, "webhook", "sent") == 1
+    assert not [e for e in logs if e["log_level"] in ("error", "warning")]
 
 
 async def test_telegram_flood_control_is_respected(receiver: Receiver) -> None:
