@@ -77,14 +77,11 @@ the command line.
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
-import time
 from collections import Counter, defaultdict
 from decimal import Decimal
 from pathlib import Path
-from typing import IO
 
 import uvloop
 from by_hand_check import (
@@ -98,6 +95,7 @@ from by_hand_person import HandAction, Person
 from by_hand_targets import target_returns
 from campaign import MARKET_IDS, Restart, run_campaign
 from loopback.state import LoopbackState
+from seeds_cli import run_seeds
 
 from quantum_trader.clock import utc_from_ms
 from quantum_trader.storage.sqlite import SqliteRepository
@@ -256,44 +254,6 @@ def _print_books(state: LoopbackState) -> None:
               f"{actual.get('status', '')} {actual.get('executedQty', '')}")  # fmt: skip
 
 
-def _campaign(
-    first: int,
-    count: int,
-    at_once: int,
-    minutes: float,
-    logs: Path,
-    restart: bool,
-    round_trips: bool,
-) -> int:
-    """Seeds FIRST..FIRST+COUNT-1, one process each, `at_once` at a time."""
-    logs.mkdir(parents=True, exist_ok=True)
-    pending, failed = list(range(first, first + count)), []
-    running: dict[int, tuple[subprocess.Popen[bytes], IO[str]]] = {}
-    while pending or running:
-        while pending and len(running) < at_once:
-            seed = pending.pop(0)
-            out = (logs / f"{seed}.log").open("w")
-            command = [sys.executable, __file__, "run", str(seed), "--minutes", str(minutes)]
-            command += ["--restart"] if restart else []
-            command += ["--round-trips"] if round_trips else []
-            running[seed] = (subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT), out)
-        for seed, (process, written) in list(running.items()):
-            if process.poll() is None:
-                continue
-            written.close()
-            del running[seed]
-            text = (logs / f"{seed}.log").read_text(errors="replace").splitlines()
-            lines = [t for t in text if t.startswith(SHOWN)]
-            print(
-                "\n".join(lines) or f"seed {seed}: exit {process.returncode}, no result", flush=True
-            )
-            if process.returncode != 0:
-                failed.append(seed)
-        time.sleep(1)
-    print(f"{count} seeds from {first}: {len(failed)} failed {failed}; logs in {logs}")
-    return 1 if failed else 0
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -313,15 +273,10 @@ def main() -> int:
     args = parser.parse_args()
     if args.command == "run":
         return uvloop.run(_one(args.seed, args.minutes, args.restart, args.round_trips))
-    return _campaign(
-        args.first,
-        args.count,
-        args.at_once,
-        args.minutes,
-        args.logs,
-        args.restart,
-        args.round_trips,
-    )
+    options = ["--minutes", str(args.minutes)]
+    options += ["--restart"] if args.restart else []
+    options += ["--round-trips"] if args.round_trips else []
+    return run_seeds(__file__, args.first, args.count, args.at_once, args.logs, options, SHOWN)
 
 
 if __name__ == "__main__":

@@ -20,12 +20,23 @@ is compared with the stand-in: positions, and every order of ours with its state
 
 The watching is campaign_watch.py's, the signals seeded_signals.py's; issue 10's lost entry
 end to end is lost_entry.py.
+
+The suite runs 20 seeds (test_fault_campaign.py). More from the command line, one process a
+seed (its daemon's log in LOGS/SEED.log, the result and problems printed), or one seed with
+its log on stdout:
+
+    PYTHONPATH=tests:tests/campaign .venv/bin/python tests/campaign/campaign.py \
+        campaign FIRST COUNT [--at-once 2] [--minutes 4] [--logs LOGS]
+    PYTHONPATH=tests:tests/campaign .venv/bin/python tests/campaign/campaign.py run SEED
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import random
+import sys
+import tempfile
 from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping
 from contextlib import AsyncExitStack, contextmanager
 from dataclasses import dataclass
@@ -35,6 +46,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import uvloop
 from campaign_watch import RETRY_DELAYS_S, TickCounter, Watch, watch_entries, watcher
 from loopback.faults import RandomFaults, RandomStreamFaults, random_outages
 from loopback.fixtures import loopback_settings
@@ -42,6 +54,7 @@ from loopback.markets import DEFAULT_MARKETS, MarkPath
 from loopback.server import LoopbackBinance
 from loopback.state import START_MS, LoopbackState
 from seeded_signals import SeededSignals
+from seeds_cli import run_seeds
 
 from quantum_trader.app import Runtime
 from quantum_trader.app_exchange import open_exchange_runtime
@@ -357,3 +370,42 @@ def _status(raw: dict[str, Any], orders: Mapping[str, dict[str, Any]]) -> OrderS
 
 def seeds(count: int) -> list[int]:
     return [random.Random(i).randrange(1, 10_000) for i in range(count)]
+
+
+async def _one(seed: int, minutes: float) -> int:
+    with tempfile.TemporaryDirectory(prefix=f"faults-{seed}-") as data_dir:
+        outcome = await run_campaign(seed, Path(data_dir), minutes=minutes)
+    found = campaign_problems(seed, outcome)
+    watch = outcome.watch
+    print(
+        f"RESULT seed {seed}: entries {watch.entries}, closed trades {outcome.closed_trades}, "
+        f"most ticks bare {max(watch.unprotected_ticks.values(), default=0)}",
+        flush=True,
+    )
+    for line in found:
+        print(f"PROBLEM {line}", flush=True)
+    return 1 if found else 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="one seed, its daemon's log on stdout")
+    run.add_argument("seed", type=int)
+    run.add_argument("--minutes", type=float, default=4.0)
+    many = commands.add_parser("campaign", help="COUNT seeds from FIRST, a process each")
+    many.add_argument("first", type=int)
+    many.add_argument("count", type=int)
+    many.add_argument("--at-once", type=int, default=2)
+    many.add_argument("--minutes", type=float, default=4.0)
+    many.add_argument("--logs", type=Path, default=Path("fault-logs"))
+    args = parser.parse_args()
+    if args.command == "run":
+        return uvloop.run(_one(args.seed, args.minutes))
+    options = ["--minutes", str(args.minutes)]
+    shown = ("RESULT", "PROBLEM")
+    return run_seeds(__file__, args.first, args.count, args.at_once, args.logs, options, shown)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
