@@ -301,9 +301,10 @@ class Book:
     `added_unread` holds, by symbol held (or awaiting a close's price), what a growth by hand
     added while the account's trades could not be read, until they are and its fee is booked
     (keeper/added_unread.py); saved in the repository's state with the position's bookings.
-    `parts_unread` holds, by symbol held, the parts a person reduced that were booked at the
-    mark while the account's trades could not be read, until they are and the position is
-    amended to them (keeper/part_unread.py); saved with the position's bookings too.
+    `parts_unread` holds, by symbol held (or awaiting a close's price), the parts a person
+    reduced that were booked at the mark while the account's trades could not be read, until
+    they are and the position (or its close) is amended to them (keeper/part_unread.py);
+    saved with the position's bookings too.
     """
 
     positions: Mapping[str, Position] = field(default_factory=dict)

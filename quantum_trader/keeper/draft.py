@@ -78,5 +78,9 @@ class Draft:
                 for s, a in self.added_unread.items()
                 if s in self.positions or s in self.unpriced
             },
-            {s: p for s, p in self.parts_unread.items() if s in self.positions},
+            {
+                s: p
+                for s, p in self.parts_unread.items()
+                if s in self.positions or s in self.unpriced
+            },
         )

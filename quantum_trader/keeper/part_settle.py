@@ -5,15 +5,16 @@ it before any position is reconciled.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from quantum_trader.domain import ZERO, Position
+from quantum_trader.domain import ZERO, Fill, Position
 from quantum_trader.keeper.draft import Draft
 from quantum_trader.keeper.external import ACCOUNT_TRADES_SLACK, external_execution
 from quantum_trader.keeper.part_unread import UnreadPart
 from quantum_trader.keeper.plan import Context, Note, Observation
+from quantum_trader.keeper.unpriced import UnpricedClose
 from quantum_trader.record import replace
 
 PART_TRADES_READ = "position_reduced_trades_read"
@@ -31,20 +32,29 @@ def settle_parts_unread(
     book: Draft, seen: Observation, now: datetime, context: Context, ours: Collection[str]
 ) -> tuple[list[Note], dict[str, frozenset[str]]]:
     """The remembered parts whose trades this tick read and show, oldest first: the position
-    amended, they forgotten; those given up, or whose position is gone, forgotten. The lines,
-    and by symbol the trades taken (`ours`: trades not a person's, or taken already)."""
+    amended (or its close awaiting a price, keeper/unpriced.py: this step runs before such
+    closes are booked), they forgotten; those given up, or whose position is gone, forgotten.
+    The lines, and by symbol the trades taken (`ours`: trades not a person's, or taken
+    already)."""
     notes: list[Note] = []
     taken: dict[str, frozenset[str]] = {}
     give_up = timedelta(seconds=context.keeper.fees_unread_give_up_s)
     for symbol, parts in sorted(book.parts_unread.items()):
-        position = book.positions.get(symbol)
         left: list[UnreadPart] = []
         for part in parts:
-            if position is None or part.entry_order_id != position.entry_order_id:
-                continue  # another position's (closed or flipped since): forgotten
+            held, unpriced = book.positions.get(symbol), book.unpriced.get(symbol)
+            if held is not None and held.entry_order_id == part.entry_order_id:
+                position, closing = held, None
+            elif unpriced is not None and unpriced.position.entry_order_id == part.entry_order_id:
+                position, closing = unpriced.position, unpriced  # a flip's other side held
+            else:
+                continue  # another position's (closed by an exit of ours, say): forgotten
             fills = seen.account_fills.get(symbol, ())
             made = [f for f in fills if f.time <= part.since + ACCOUNT_TRADES_SLACK]
             not_theirs = {*ours, *taken.get(symbol, ())}
+            if closing is not None:  # the close's own trades are not the part's
+                closed_by = _closing_trades(closing, fills, not_theirs)
+                not_theirs |= closed_by if closed_by is not None else {t.trade_id for t in made}
             found = external_execution(position, part.quantity, made, not_theirs)
             what = f"{part.quantity} reduced by hand, booked at the mark {part.mark}"
             if found is None:
@@ -63,7 +73,10 @@ def settle_parts_unread(
                 realized_pnl_usdt=position.realized_pnl_usdt + moved,
                 fees_usdt=position.fees_usdt + found.fee_usdt,
             )
-            book.put(position)
+            if closing is None:
+                book.put(position)
+            else:
+                book.unpriced[symbol] = replace(closing, position=position)
             taken[symbol] = taken.get(symbol, frozenset()) | found.trade_ids
             detail = (
                 f"{what}: by the account's {found.trades} trade(s) at {found.price}, fee "
@@ -75,3 +88,16 @@ def settle_parts_unread(
         else:
             del book.parts_unread[symbol]
     return notes, taken
+
+
+def _closing_trades(
+    unpriced: UnpricedClose, fills: Sequence[Fill], ours: Collection[str]
+) -> frozenset[str] | None:
+    """The trades that closed the position awaiting its price, as keeper/external_settle.py
+    will find them (the newest made by the slack after the close adding up to it), or None
+    when they do not add up: the part's trades are then not told apart from them (the part
+    waits, and keeps the mark's terms if the close is booked at the mark)."""
+    until = unpriced.since + ACCOUNT_TRADES_SLACK
+    made = [f for f in fills if f.time <= until]
+    found = external_execution(unpriced.position, unpriced.quantity, made, ours, unpriced.opened)
+    return found.trade_ids if found is not None else None

@@ -12,9 +12,11 @@ trades not ours, made by then (`ACCOUNT_TRADES_SLACK` after it, as for a close a
 price), add up to the part: taken (never booked again), the position's realized PnL moved by
 what their price differs from the mark's on that quantity and their fee added, one line
 `position_reduced_trades_read`. Given up after `keeper.fees_unread_give_up_s`, said once;
-forgotten with the position (its closed trade then keeps the mark's terms, as before). Saved
-in the repository's state (namespace `parts_unread`, by symbol) with the position's bookings,
-so a restart reads them too.
+amended in the position's close by hand awaiting its price (keeper/unpriced.py: the same
+outage) before that is booked; forgotten with a position an exit of ours closed first (its
+closed trade keeps the mark's terms: amending a trade's PnL is not built). Saved in the
+repository's state (namespace `parts_unread`, by symbol held or awaiting a close's price)
+with the position's bookings, so a restart reads them too.
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ async def restored(
     limits = await fill_check.restored(repository, positions)
     held = positions.keys() | unpriced.keys()
     added = await added_unread.restored(repository, held)
-    parts = await part_unread.restored(repository, positions.keys())
+    parts = await part_unread.restored(repository, held)
     external = await ExternalBooked.restored(repository, held, keep_closed=keep_closed)
     saved = (await repository.load_state(RUN_STATE[0])).get(RUN_STATE[1], {})
     run = int(saved.get("n", 0)) + 1

@@ -28,7 +28,15 @@ from test_keeper_external_saved import reduce_by_hand
 from test_keeper_fees_unread import BTC, entered, sent
 from test_keeper_properties import KEEPER, PRICES, RULES, T0, TICK, Harness, sized
 
-from quantum_trader.domain import ExitReason, OrderKind, OrderRequest, OrderSide, OrderStatus, Side
+from quantum_trader.domain import (
+    ZERO,
+    ExitReason,
+    OrderKind,
+    OrderRequest,
+    OrderSide,
+    OrderStatus,
+    Side,
+)
 from quantum_trader.keeper.ids import Purpose
 from quantum_trader.keeper.unpriced import UNPRICED
 from quantum_trader.ops.operator_view import blocked_symbols
@@ -411,3 +419,75 @@ async def test_a_part_whose_trade_is_never_listed_keeps_the_marks_terms_said_onc
     assert "the mark's terms kept, its fee not booked" in given_up["detail"]
     position = harness.keeper.positions[BTC]
     assert position.realized_pnl_usdt == (Decimal(103) - position.entry_price) * half
+
+
+@pytest.mark.parametrize("restart", [False, True], ids=["same_run", "restarted"])
+async def test_a_part_at_the_mark_then_the_close_awaiting_its_price_both_book_their_trades(
+    restart: bool,
+) -> None:
+    """The trades unreadable from the part to the close by hand (a read outage): the close
+    awaits its price, and the part is amended in it when the trades are read, before the
+    close is booked — the trade at the person's 102 for the part and 104 for the rest, every
+    fee once; also when the daemon restarted in between (both saved). Was: the part
+    forgotten with the position, its closed trade at the mark's terms (103) and without the
+    part's fee."""
+    harness = await Harness.start()
+    half = await part_booked_at_the_mark(harness, "web_reduced_46")
+    [entry] = sent(harness.exchange, Purpose.ENTRY)
+    entry_price = harness.keeper.positions[BTC].entry_price
+    harness.exchange.move(BTC, Decimal(104))
+    await by_hand(harness, "web_closed_46", OrderSide.SELL, half)
+    harness.exchange.account_fills_unreadable = 1
+    await harness.tick()
+    assert harness.keeper.positions == {}
+    assert await harness.repository.closed_trades() == []
+    assert set(await harness.repository.load_state("parts_unread")) == {BTC}
+    if restart:
+        await harness.restart()
+    with capture_logs() as logs:
+        await harness.tick()
+
+    [trade] = await harness.repository.closed_trades()
+    assert trade.exit_price == Decimal(104)  # the close's own trade, not the part's
+    paid = sum(fee_paid(harness, name) for name in (entry, "web_reduced_46", "web_closed_46"))
+    assert trade.fees_usdt == paid
+    gross = (Decimal(102) + Decimal(104) - 2 * entry_price) * half
+    assert trade.pnl_usdt == gross - paid
+    [read] = [e for e in logs if e["event"] == "position_reduced_trades_read"]
+    assert "by the account's 1 trade(s) at 102" in read["detail"]
+    assert harness.keeper.book.parts_unread == {}
+    assert await harness.repository.load_state("parts_unread") == {}
+    for _ in range(3):
+        await harness.tick()
+    assert await harness.repository.closed_trades() == [trade]
+    assert harness.keeper.book.idle
+
+
+async def test_a_part_at_the_mark_then_a_flip_awaiting_its_price_amends_the_long_not_the_short(
+) -> None:  # fmt: skip
+    """The same outage, the rest flipped by hand (sold twice over at 104): the short held is
+    adopted at once, the long's close awaits its price; once the trades are read the part is
+    amended in the long's close (not taken for the short's, the position the symbol holds),
+    the flip's sale left to the close."""
+    harness = await Harness.start()
+    half = await part_booked_at_the_mark(harness, "web_reduced_47")
+    [entry] = sent(harness.exchange, Purpose.ENTRY)
+    entry_price = harness.keeper.positions[BTC].entry_price
+    harness.exchange.move(BTC, Decimal(104))
+    flip = OrderRequest("web_flipped_47", BTC, OrderSide.SELL, OrderKind.MARKET, half * 2)
+    await harness.exchange.place_order(flip)
+    harness.exchange.account_fills_unreadable = 1
+    await harness.tick()
+    assert harness.keeper.positions[BTC].side is Side.SHORT
+    await harness.tick()
+
+    [trade] = await harness.repository.closed_trades()
+    assert (trade.side, trade.exit_price) == (Side.LONG, Decimal(104))
+    paid = fee_paid(harness, entry) + fee_paid(harness, "web_reduced_47")
+    assert trade.fees_usdt == paid + fee_paid(harness, "web_flipped_47") / 2
+    gross = (Decimal(102) + Decimal(104) - 2 * entry_price) * half
+    assert trade.pnl_usdt == gross - trade.fees_usdt
+    short = harness.keeper.positions[BTC]
+    assert (short.side, short.quantity, short.realized_pnl_usdt) == (Side.SHORT, half, ZERO)
+    assert short.fees_usdt == fee_paid(harness, "web_flipped_47") / 2
+    assert harness.keeper.book.parts_unread == {}
