@@ -131,7 +131,9 @@ class ReductionSettling(RoundTripSettling):
         is held after) when they were; (False, None): booked one by one, as usual."""
         if any(_other_side(position, outcome) for outcome in exits):
             return self._other_side_exits(position, held, exits)
-        if held is not None and self._closed_then_held(position, exits):
+        if held is not None and _filled_for_all(position, exits):
+            if self._others_unsettled(position, exits):
+                return True, self._await_exits(position, held)
             ids = ", ".join(o.execution.order.client_order_id for o in exits)
             what = (
                 f"our {ids} filled for all of {position.side} {position.quantity}, and "
@@ -142,19 +144,22 @@ class ReductionSettling(RoundTripSettling):
             return self._exits_after_a_stop(position, held, exits)
         return False, None
 
-    def _closed_then_held(self, position: Position, exits: list[Outcome]) -> bool:
-        """Whether `exits` filled for all of `position`, something being held after them:
-        a position a person opened on the symbol since (reduce-only, ours cannot have left
-        any), maybe opened and flipped — the restart campaign, seed 40365: our stop filled,
-        then an open and a flip by hand, all while the daemon was stopped; the short was
-        adopted and the long never booked — replayed as `_other_side_exits` replays. Not
-        while another order of ours is in flight there (its fills cannot be told apart)."""
-        if not exits:
-            return False
+    def _others_unsettled(self, position: Position, exits: list[Outcome]) -> bool:
+        """Whether an order of ours on the symbol other than `exits` is unsettled: its fills
+        cannot be told apart from a person's trades yet."""
         ids = {o.execution.order.client_order_id for o in exits}
-        if any(i.client_order_id not in ids for i in self.book.intents_for(position.symbol)):
-            return False
-        return sum((o.execution.quantity for o in exits), ZERO) >= position.quantity
+        return any(i.client_order_id not in ids for i in self.book.intents_for(position.symbol))
+
+    def _await_exits(self, position: Position, held: ExchangePosition) -> Position:
+        """`_filled_for_all`, while another order of ours there is unsettled: nothing booked,
+        what is held covered, the exits read again at the next tick (was: booked for only what
+        the positions' difference showed — the cap for a conditional order whose executed
+        quantity is assumed — and the person's trades before them never booked: the
+        hand-trading campaign, seed 33350). Once that order is settled they are replayed as
+        any exits filled for all of a position with something held after."""
+        flipped = held if held.side is not position.side else None
+        self._await_orders(position, ZERO if flipped else held.quantity, flipped)
+        return position
 
     def _exits_after_a_stop(
         self, position: Position, held: ExchangePosition | None, exits: list[Outcome]
@@ -215,7 +220,7 @@ class ReductionSettling(RoundTripSettling):
         filled after the positions were read (`Plan.unreflected`: read again, as for any exit
         the positions do not show); (False, None), said, when the trades cannot show it:
         booked as before. `what` and `event`: the line's words and event, a caller's own
-        case's (`_exits_after_a_stop`, `_closed_then_held`)."""
+        case's (`_exits_after_a_stop`, `_filled_for_all`)."""
         symbol, seen = position.symbol, self.observation
         other = [o.execution.order.client_order_id for o in exits if _other_side(position, o)]
         what = what or (
@@ -410,3 +415,13 @@ def _ran_out(outcome: Outcome) -> bool:
     took the last of it — any reduction not ours it was booked beside came before it."""
     order = outcome.execution.order
     return outcome.intent is None and 0 < outcome.execution.quantity < order.quantity
+
+
+def _filled_for_all(position: Position, exits: list[Outcome]) -> bool:
+    """Whether `exits` filled for all of `position`: something held after them is a position
+    a person opened (or added to) on the symbol since — reduce-only, ours cannot have left any
+    — maybe opened and flipped (the restart campaign, seed 40365: our stop filled, then an
+    open and a flip by hand, all while the daemon was stopped; the short was adopted and the
+    long never booked), replayed as `_other_side_exits` replays. Not while another order of
+    ours is unsettled there (`_await_exits`)."""
+    return bool(exits) and sum((o.execution.quantity for o in exits), ZERO) >= position.quantity
