@@ -15,7 +15,7 @@ import pytest
 from loopback import Fault, LoopbackBinance
 from loopback.fixtures import connect, loopback_settings
 from loopback.state import START_MS
-from socket_race import FD_RACE, RacingConnector
+from socket_race import RacingConnector
 from structlog.testing import capture_logs
 from test_ccxt_exchange import BTC, entry, stop
 
