@@ -20,7 +20,7 @@ from quantum_trader.keeper.external import (
 )
 from quantum_trader.keeper.forced import forced_reason
 from quantum_trader.keeper.plan import Context, Note, Observation
-from quantum_trader.keeper.unpriced import UnpricedClose
+from quantum_trader.keeper.unpriced import ClosedBy, UnpricedClose
 from quantum_trader.record import replace
 
 AWAITS_PRICE = "external_close_awaits_price"
@@ -58,6 +58,7 @@ class ExternalSettling:
         opened: Decimal,
         why: str,
         mark: Decimal | None = None,
+        closed_by: ClosedBy | None = None,
     ) -> Position | None:
         """A reduction with no order of ours, and neither the account's trades nor a mark to
         book it at — or a close whose trades could not be read, `mark` read (a price no one
@@ -65,7 +66,8 @@ class ExternalSettling:
         was (its stop covers what is held; the next tick books it), and so does a close on a
         symbol where another awaits its price (one a symbol: a flip's other side closed too);
         a close leaves the books now and its trade awaits a price (keeper/unpriced.py). Never
-        at a price no one may have traded at (was: the stop's; with a mark read, the mark's)."""
+        at a price no one may have traded at (was: the stop's; with a mark read, the mark's).
+        `closed_by`: an exit of ours that took the rest after it, the trade's exit."""
         symbol = position.symbol
         lacks = ": no mark read" if mark is None else f" but the mark {mark}"
         detail = (
@@ -76,9 +78,11 @@ class ExternalSettling:
             detail += "; the position stays booked as it was until a tick reads a price"
             self.notes.append(Note(AWAITS_PRICE, symbol, detail, warning=True))
             return position
-        self.book.unpriced[symbol] = UnpricedClose(position, self.now, opened)
+        self.book.unpriced[symbol] = UnpricedClose(position, self.now, opened, closed_by)
         self.book.drop_position(symbol)
         bound = self.context.keeper.external_close_mark_after_s
+        if closed_by is not None:
+            detail += f"; our {closed_by.client_order_id} closed the rest"
         detail += (
             f"; the position is gone from the books and its trade awaits the account's trades "
             f"(read every tick), or a mark read {bound:g} s after now "
@@ -127,13 +131,19 @@ class ExternalSettling:
                 continue
             del self.book.unpriced[symbol]
             booked = reduced(position, waiting.quantity, price, fee, reason, waiting.since)
-            if isinstance(booked, TradeDraft):  # always: the whole position left
-                self.trades.append(booked)
             detail = (
                 f"{position.side} {waiting.quantity} gone from the exchange with no order of "
                 f"ours to explain it, seen {waiting.since.isoformat()} with nothing to book it "
                 f"at; booked at {how}"
             )
+            ours = waiting.closed_by
+            if ours is not None and isinstance(booked, TradeDraft):
+                booked = replace(booked, exit_price=ours.price, reason=ours.reason)
+                detail += (
+                    f"; before our {ours.client_order_id}, which closed the rest: the trade's exit"
+                )
+            if isinstance(booked, TradeDraft):  # always: the whole position left
+                self.trades.append(booked)
             self.notes.append(Note("position_closed_externally", symbol, detail, True))
 
     def _add_opened_fee(self, waiting: UnpricedClose, fee: Decimal) -> None:

@@ -34,6 +34,7 @@ from quantum_trader.keeper.part_settle import remember as remember_part
 from quantum_trader.keeper.plan import Note
 from quantum_trader.keeper.protect import OrderAction
 from quantum_trader.keeper.round_trip_settle import RoundTripSettling
+from quantum_trader.keeper.unpriced import ClosedBy
 from quantum_trader.record import replace
 
 EXIT_OTHER_SIDE = "exit_filled_other_side"  # one of external.py's EXTERNAL_NOTES
@@ -333,8 +334,10 @@ class ReductionSettling(RoundTripSettling):
         ran out of position (`_ran_out`): it came after this reduction, so a trade it closes
         is booked at its price and reason, not the person's (was: MANUAL, found by the
         campaign with a person trading by hand, 2026-12-03). A close whose trades could not
-        be read awaits them even when the mark reads (`_awaits_trades`), unless an exit of
-        ours closed its rest: the trade takes our exit's price. Trades that do not add up
+        be read awaits them even when the mark reads (`_awaits_trades`), also where an exit
+        of ours closed its rest (the trade then takes our exit's price and reason, the
+        person's part their own trades': `ClosedBy`; was: that part at the mark, seed
+        40797). Trades that do not add up
         are replayed before the mark is taken (keeper/round_trip_settle.py)."""
         quantity = position.quantity - target
         found, why = self._account_execution(position, quantity, opened)
@@ -349,9 +352,10 @@ class ReductionSettling(RoundTripSettling):
         else:
             mark = self.observation.marks.get(position.symbol)
             ours = closer.execution.price if closer is not None else None
-            waits = closer is None and self._awaits_trades(position, target)
-            if (mark is None and ours is None) or waits:
-                return self._await_price(position, target, opened, why, mark)
+            if (mark is None and ours is None) or self._awaits_trades(position, target):
+                last = self._closed_by_ours(position, closer, None)
+                closed_by = ClosedBy(*last) if last is not None else None
+                return self._await_price(position, target, opened, why, mark, closed_by)
             price, fee = mark or ours or ZERO, ZERO
             how = f"the mark {price}{why}"
             unread_at_mark = mark is not None and position.symbol in self.observation.account_unread

@@ -24,6 +24,11 @@ restart books it once). The waiting close is saved in the repository's state (na
 `UNPRICED`, by symbol) in the write that deletes the position, and deleted in the trade's
 write, so a stop between ticks leaves it waiting, booked once. A saved entry that cannot be
 read back is said once and dropped (the close is then never booked: the line says so).
+A close by hand that an exit of ours finished — reduce-only, it took what the person's
+sale left, in the same tick (reduce_settle.py `_closed_by_ours`) — waits so too, since
+2026-12-06: the person's part at their own trades, the trade's exit price and reason our
+exit's (`ClosedBy`; was: the person's part booked at once at the mark, their fee in no
+booking — the restart campaign with round trips, seed 40797).
 A part reduction seen so does not wait here: with no mark, the position stays booked as it
 was (its stop still covers what is held) and the next tick books the reduction; with a mark,
 it is booked at the mark at once, the position being held and managed (reduce_settle.py
@@ -37,7 +42,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from quantum_trader.domain import ZERO, Position
+from quantum_trader.domain import ZERO, ExitReason, Position
 from quantum_trader.log import get_logger
 from quantum_trader.ports import Repository, StateWrite
 from quantum_trader.record import record
@@ -49,6 +54,26 @@ _UNREADABLE = (AttributeError, ArithmeticError, IndexError, KeyError, TypeError,
 
 
 @record
+class ClosedBy:
+    """The exit of ours that took the rest of a position after a close outside the program:
+    the trade's exit price and reason."""
+
+    client_order_id: str
+    price: Decimal
+    reason: ExitReason
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"order": self.client_order_id, "price": str(self.price), "reason": self.reason}
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> ClosedBy:
+        price = Decimal(str(raw["price"]))
+        if not price.is_finite() or price <= 0:
+            raise ValueError(f"not a price: {raw['price']!r}")
+        return cls(str(raw["order"]), price, ExitReason(raw["reason"]))
+
+
+@record
 class UnpricedClose:
     """A close outside the program awaiting its price: `position` as booked before it,
     `opened` what the exchange held the other way then (a flip, else 0), `since` the tick
@@ -57,6 +82,7 @@ class UnpricedClose:
     position: Position
     since: datetime
     opened: Decimal = ZERO
+    closed_by: ClosedBy | None = None
 
     @property
     def symbol(self) -> str:
@@ -74,11 +100,14 @@ class UnpricedClose:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        saved: dict[str, Any] = {
             "position": list(encode_position(self.position)),
             "since": self.since.isoformat(),
             "opened": str(self.opened),
         }
+        if self.closed_by is not None:
+            saved["closed_by"] = self.closed_by.to_dict()
+        return saved
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> UnpricedClose:
@@ -86,7 +115,9 @@ class UnpricedClose:
         if not opened.is_finite():
             raise ValueError(f"not a finite quantity: {raw['opened']!r}")
         position = decode_position(tuple(raw["position"]))
-        return cls(position, datetime.fromisoformat(raw["since"]), opened)
+        ours = raw.get("closed_by")
+        closed_by = None if ours is None else ClosedBy.from_dict(ours)
+        return cls(position, datetime.fromisoformat(raw["since"]), opened, closed_by)
 
 
 def unpriced_writes(

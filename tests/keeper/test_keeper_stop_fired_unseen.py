@@ -352,3 +352,49 @@ async def test_our_capped_exit_settled_by_a_lookup_with_the_sell_by_hand_closes_
     assert harness.keeper.positions == {}
     [trade] = await harness.repository.closed_trades()
     assert (trade.exit_reason, trade.exit_price) == (ExitReason.TIME_EXIT, Decimal(98))
+
+
+@pytest.mark.parametrize("restart", [False, True], ids=["same_run", "restarted"])
+async def test_a_sell_by_hand_then_our_stop_with_the_trades_unread_awaits_the_persons_price(
+    restart: bool,
+) -> None:
+    """The same, the account's trades unreadable on that tick (the mark read): the trade
+    waits for the person's price as a close by hand does (keeper/unpriced.py), then is booked
+    SL_HIT at our stop's price with the person's third at 99 and its fee, also after a
+    restart in between (was: booked at once, the third at the mark, its fee in no booking —
+    the restart campaign with round trips, seed 40797, 2026-12-06)."""
+    harness = await Harness.start()
+    exchange = harness.exchange
+    quantity = await opened(harness)
+    position = harness.keeper.positions[BTC]
+    assert position.stop_order_id is not None
+    stop = exchange.orders[position.stop_order_id]
+    assert stop.trigger_price is not None
+    exchange.move(BTC, Decimal(99))
+    third = quantity / 3
+    await by_hand(harness, "web_reduced_53", OrderSide.SELL, third)
+    exchange.move(BTC, stop.trigger_price - 1)
+    exchange.account_fills_unreadable = 1
+    with capture_logs() as logs:
+        await harness.tick()
+    assert harness.keeper.positions == {}
+    assert await harness.repository.closed_trades() == []
+    [waits] = _events(logs, "external_close_awaits_price")
+    assert f"LONG {third} gone" in str(waits["detail"])
+    assert f"our {stop.client_order_id} closed the rest" in str(waits["detail"])
+    if restart:
+        await harness.restart()
+    with capture_logs() as logs:
+        await harness.tick()
+
+    [trade] = await harness.repository.closed_trades()
+    assert (trade.exit_reason, trade.exit_price) == (ExitReason.SL_HIT, stop.trigger_price)
+    paid = fee_paid(harness, "web_reduced_53") + fee_paid(harness, stop.client_order_id)
+    assert trade.fees_usdt == position.fees_usdt + paid
+    gross = (Decimal(99) - position.entry_price) * third
+    gross += (stop.trigger_price - position.entry_price) * (quantity - third)
+    assert trade.pnl_usdt == gross - trade.fees_usdt - trade.funding_usdt
+    [note] = _events(logs, "position_closed_externally")
+    assert "the account's 1 trade(s) 99" in str(note["detail"])
+    assert f"before our {stop.client_order_id}, which closed the rest" in str(note["detail"])
+    assert harness.keeper.book.idle
