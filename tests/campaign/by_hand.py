@@ -76,7 +76,6 @@ the command line.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 from collections import Counter, defaultdict
@@ -95,7 +94,7 @@ from by_hand_person import HandAction, Person
 from by_hand_targets import target_returns
 from campaign import MARKET_IDS, Restart, run_campaign
 from loopback.state import LoopbackState
-from seeds_cli import run_seeds
+from seeds_cli import run_seeds, seed_commands
 
 from quantum_trader.clock import utc_from_ms
 from quantum_trader.storage.sqlite import SqliteRepository
@@ -255,21 +254,10 @@ def _print_books(state: LoopbackState) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("run", help="one seed, its daemon's log on stdout")
-    run.add_argument("seed", type=int)
-    run.add_argument("--minutes", type=float, default=4.0)
-    run.add_argument("--restart", action="store_true", help="stopped half-way, traded on")
-    run.add_argument("--round-trips", action="store_true", help=ROUND_TRIPS_HELP)
-    many = commands.add_parser("campaign", help="COUNT seeds from FIRST, a process each")
-    many.add_argument("first", type=int)
-    many.add_argument("count", type=int)
-    many.add_argument("--at-once", type=int, default=5)
-    many.add_argument("--minutes", type=float, default=4.0)
-    many.add_argument("--logs", type=Path, default=Path("by-hand-logs"))
-    many.add_argument("--restart", action="store_true", help="stopped half-way, traded on")
-    many.add_argument("--round-trips", action="store_true", help=ROUND_TRIPS_HELP)
+    parser, run, many = seed_commands(__doc__.split("\n\n")[0], 5, "by-hand-logs")
+    for command in (run, many):
+        command.add_argument("--restart", action="store_true", help="stopped half-way, traded on")
+        command.add_argument("--round-trips", action="store_true", help=ROUND_TRIPS_HELP)
     args = parser.parse_args()
     if args.command == "run":
         return uvloop.run(_one(args.seed, args.minutes, args.restart, args.round_trips))

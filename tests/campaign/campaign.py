@@ -32,7 +32,6 @@ its log on stdout:
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import random
 import sys
@@ -54,7 +53,7 @@ from loopback.markets import DEFAULT_MARKETS, MarkPath
 from loopback.server import LoopbackBinance
 from loopback.state import START_MS, LoopbackState
 from seeded_signals import SeededSignals
-from seeds_cli import run_seeds
+from seeds_cli import run_seeds, seed_commands
 
 from quantum_trader.app import Runtime
 from quantum_trader.app_exchange import open_exchange_runtime
@@ -388,17 +387,7 @@ async def _one(seed: int, minutes: float) -> int:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("run", help="one seed, its daemon's log on stdout")
-    run.add_argument("seed", type=int)
-    run.add_argument("--minutes", type=float, default=4.0)
-    many = commands.add_parser("campaign", help="COUNT seeds from FIRST, a process each")
-    many.add_argument("first", type=int)
-    many.add_argument("count", type=int)
-    many.add_argument("--at-once", type=int, default=2)
-    many.add_argument("--minutes", type=float, default=4.0)
-    many.add_argument("--logs", type=Path, default=Path("fault-logs"))
+    parser, _, _ = seed_commands(__doc__.split("\n\n")[0], 2, "fault-logs")
     args = parser.parse_args()
     if args.command == "run":
         return uvloop.run(_one(args.seed, args.minutes))

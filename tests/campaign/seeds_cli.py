@@ -3,6 +3,7 @@ seed's output kept in LOGS/SEED.log and its summary lines printed."""
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 import time
@@ -47,3 +48,22 @@ def run_seeds(
         time.sleep(1)
     print(f"{count} seeds from {first}: {len(failed)} failed {failed}; logs in {logs}")
     return 1 if failed else 0
+
+
+def seed_commands(
+    description: str, at_once: int, logs: str
+) -> tuple[argparse.ArgumentParser, argparse.ArgumentParser, argparse.ArgumentParser]:
+    """The parser of a campaign's command line, and its `run SEED` and `campaign FIRST COUNT`
+    commands (each with `--minutes`), for the caller's own options."""
+    parser = argparse.ArgumentParser(description=description)
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="one seed, its daemon's log on stdout")
+    run.add_argument("seed", type=int)
+    run.add_argument("--minutes", type=float, default=4.0)
+    many = commands.add_parser("campaign", help="COUNT seeds from FIRST, a process each")
+    many.add_argument("first", type=int)
+    many.add_argument("count", type=int)
+    many.add_argument("--at-once", type=int, default=at_once)
+    many.add_argument("--minutes", type=float, default=4.0)
+    many.add_argument("--logs", type=Path, default=Path(logs))
+    return parser, run, many

@@ -33,6 +33,7 @@ from quantum_trader.domain import (
     OrderRequest,
     OrderSide,
     OrderStatus,
+    Position,
     Side,
 )
 from quantum_trader.keeper.answer import answered
@@ -104,6 +105,39 @@ async def test_a_close_by_hand_while_our_stops_lookup_fails_is_booked_once_it_an
     assert trade.fees_usdt == position.fees_usdt + fee_paid(harness, "web_closed_51")
 
 
+async def sold_then_stopped(harness: Harness, name: str) -> tuple[Position, Order, Decimal]:
+    """Our long opened; a person sells a third at 99 (`name`), then the mark falls through
+    our stop, for the whole long: it executes the two thirds held. The position as booked
+    before, the stop as placed, the third."""
+    exchange = harness.exchange
+    quantity = await opened(harness)
+    position = harness.keeper.positions[BTC]
+    assert position.stop_order_id is not None
+    stop = exchange.orders[position.stop_order_id]
+    assert stop.trigger_price is not None
+    exchange.move(BTC, Decimal(99))
+    third = quantity / 3
+    await by_hand(harness, name, OrderSide.SELL, third)
+    exchange.move(BTC, stop.trigger_price - 1)
+    return position, stop, third
+
+
+async def booked_as_ours_after_theirs(
+    harness: Harness, position: Position, stop: Order, name: str
+) -> None:
+    """`sold_then_stopped`'s one trade: SL_HIT at our stop's trigger, the person's third at
+    99, both fees."""
+    [trade] = await harness.repository.closed_trades()
+    trigger, quantity, third = stop.trigger_price, position.quantity, position.quantity / 3
+    assert trigger is not None
+    assert (trade.exit_reason, trade.exit_price) == (ExitReason.SL_HIT, trigger)
+    paid = fee_paid(harness, name) + fee_paid(harness, stop.client_order_id)
+    assert trade.fees_usdt == position.fees_usdt + paid
+    gross = (Decimal(99) - position.entry_price) * third
+    gross += (trigger - position.entry_price) * (quantity - third)
+    assert trade.pnl_usdt == gross - trade.fees_usdt - trade.funding_usdt
+
+
 async def test_our_stop_larger_than_the_position_after_a_sell_by_hand_is_booked_as_ours() -> None:
     """A person sells a third of the long and, before the keeper's next tick, our stop (for
     the whole long: not resized yet) fires: reduce-only, it executes the two thirds held and
@@ -113,28 +147,16 @@ async def test_our_stop_larger_than_the_position_after_a_sell_by_hand_is_booked_
     30123, 30126, 30146)."""
     harness = await Harness.start()
     exchange = harness.exchange
-    quantity = await opened(harness)
-    position = harness.keeper.positions[BTC]
-    assert position.stop_order_id is not None
-    stop = exchange.orders[position.stop_order_id]
-    assert stop.trigger_price is not None
-    exchange.move(BTC, Decimal(99))
-    third = quantity / 3
-    await by_hand(harness, "web_reduced_52", OrderSide.SELL, third)
-    exchange.move(BTC, stop.trigger_price - 1)
+    position, stop, third = await sold_then_stopped(harness, "web_reduced_52")
+    quantity, trigger = position.quantity, stop.trigger_price
+    assert trigger is not None
     fired = exchange.orders[stop.client_order_id]
     assert (fired.status, fired.filled_quantity) == (OrderStatus.EXPIRED, quantity - third)
     with capture_logs() as logs:
         await harness.tick()
 
     assert harness.keeper.positions == {}
-    [trade] = await harness.repository.closed_trades()
-    assert (trade.exit_reason, trade.exit_price) == (ExitReason.SL_HIT, stop.trigger_price)
-    paid = fee_paid(harness, "web_reduced_52") + fee_paid(harness, stop.client_order_id)
-    assert trade.fees_usdt == position.fees_usdt + paid
-    gross = (Decimal(99) - position.entry_price) * third
-    gross += (stop.trigger_price - position.entry_price) * (quantity - third)
-    assert trade.pnl_usdt == gross - trade.fees_usdt - trade.funding_usdt
+    await booked_as_ours_after_theirs(harness, position, stop, "web_reduced_52")
     [note] = _events(logs, "position_closed_externally")
     assert f"LONG {third} gone" in str(note["detail"])
     assert "the account's 1 trade(s) 99" in str(note["detail"])
@@ -365,15 +387,7 @@ async def test_a_sell_by_hand_then_our_stop_with_the_trades_unread_awaits_the_pe
     the restart campaign with round trips, seed 40797, 2026-12-06)."""
     harness = await Harness.start()
     exchange = harness.exchange
-    quantity = await opened(harness)
-    position = harness.keeper.positions[BTC]
-    assert position.stop_order_id is not None
-    stop = exchange.orders[position.stop_order_id]
-    assert stop.trigger_price is not None
-    exchange.move(BTC, Decimal(99))
-    third = quantity / 3
-    await by_hand(harness, "web_reduced_53", OrderSide.SELL, third)
-    exchange.move(BTC, stop.trigger_price - 1)
+    position, stop, third = await sold_then_stopped(harness, "web_reduced_53")
     exchange.account_fills_unreadable = 1
     with capture_logs() as logs:
         await harness.tick()
@@ -387,13 +401,7 @@ async def test_a_sell_by_hand_then_our_stop_with_the_trades_unread_awaits_the_pe
     with capture_logs() as logs:
         await harness.tick()
 
-    [trade] = await harness.repository.closed_trades()
-    assert (trade.exit_reason, trade.exit_price) == (ExitReason.SL_HIT, stop.trigger_price)
-    paid = fee_paid(harness, "web_reduced_53") + fee_paid(harness, stop.client_order_id)
-    assert trade.fees_usdt == position.fees_usdt + paid
-    gross = (Decimal(99) - position.entry_price) * third
-    gross += (stop.trigger_price - position.entry_price) * (quantity - third)
-    assert trade.pnl_usdt == gross - trade.fees_usdt - trade.funding_usdt
+    await booked_as_ours_after_theirs(harness, position, stop, "web_reduced_53")
     [note] = _events(logs, "position_closed_externally")
     assert "the account's 1 trade(s) 99" in str(note["detail"])
     assert f"before our {stop.client_order_id}, which closed the rest" in str(note["detail"])
