@@ -32,11 +32,13 @@ from quantum_trader.keeper.booking import (
     opened_position,
     reduced,
 )
+from quantum_trader.keeper.draft import Draft
 from quantum_trader.keeper.exit_stops import refused_exit_trigger
 from quantum_trader.keeper.external_saved import LastExit
 from quantum_trader.keeper.fees import remembered
 from quantum_trader.keeper.fill_check import check_fill, limit_exits, with_limit
 from quantum_trader.keeper.ids import Purpose
+from quantum_trader.keeper.part_settle import await_parts
 from quantum_trader.keeper.plan import Context, Note, Plan
 from quantum_trader.keeper.protect import (
     CancelOrder,
@@ -46,6 +48,7 @@ from quantum_trader.keeper.protect import (
     entry_target,
     exchange_trigger,
 )
+from quantum_trader.keeper.unpriced import ClosedBy
 from quantum_trader.record import replace
 
 Records = tuple[tuple[Order, tuple[Fill, ...]], ...]
@@ -93,6 +96,12 @@ def answered(
             for order_id in (position.stop_order_id, None if done else target)
             if order_id is not None and not _firing(book, order_id)
         )
+        draft = Draft(book)  # parts of it at the mark, trades unread: it waits for them
+        ours = ClosedBy(intent.client_order_id, execution.price, reason)
+        waits = await_parts(draft, position, execution.fee_usdt, ours, now)
+        if waits is not None:
+            return Plan(draft.frozen(), records, actions=leftovers, notes=(waits,),
+                        reducing_trades=reducing)  # fmt: skip
         return Plan(
             book.without_position(intent.symbol),
             records,

@@ -19,6 +19,7 @@ from quantum_trader.keeper.external import (
     external_execution,
 )
 from quantum_trader.keeper.forced import forced_reason
+from quantum_trader.keeper.part_settle import PART_TRADES_READ, awaited
 from quantum_trader.keeper.plan import Context, Note, Observation
 from quantum_trader.keeper.unpriced import ClosedBy, UnpricedClose
 from quantum_trader.record import replace
@@ -114,6 +115,9 @@ class ExternalSettling:
         seen = self.observation
         bound = timedelta(seconds=self.context.keeper.external_close_mark_after_s)
         for symbol, waiting in sorted(self.book.unpriced.items()):
+            if waiting.ours:  # our close, awaiting only its parts' trades
+                self._book_ours_after_parts(waiting, bound)
+                continue
             if symbol not in seen.account_fills and symbol not in seen.account_unread:
                 continue  # not read yet: the keeper reads them and plans again
             position, until = waiting.position, waiting.since + ACCOUNT_TRADES_SLACK
@@ -145,6 +149,30 @@ class ExternalSettling:
             if isinstance(booked, TradeDraft):  # always: the whole position left
                 self.trades.append(booked)
             self.notes.append(Note("position_closed_externally", symbol, detail, True))
+
+    def _book_ours_after_parts(self, waiting: UnpricedClose, bound: timedelta) -> None:
+        """Our close awaiting the trades of parts reduced by hand before it
+        (part_settle.py `await_parts`): booked at its own terms once they are read (this
+        tick's `settle_parts` ran first) or after `bound`, with the mark's terms for those
+        still unread."""
+        symbol, ours = waiting.symbol, waiting.closed_by
+        assert ours is not None  # a close of ours keeps its terms (unpriced.py)
+        left = awaited(self.book, waiting.position)
+        waited = self.now - waiting.since
+        if left and waited < bound:
+            return
+        del self.book.unpriced[symbol]
+        booked = reduced(waiting.position, waiting.quantity, ours.price, ZERO, ours.reason,
+                         waiting.since)  # fmt: skip
+        if isinstance(booked, TradeDraft):  # always: the whole position left
+            self.trades.append(booked)
+        if left:
+            detail = (
+                f"our {ours.client_order_id}'s trade booked without the trades of what a person "
+                f"reduced before it, not read in {waited.total_seconds():g} s: the mark's terms "
+                "kept for it, its fee not booked"
+            )
+            self.notes.append(Note(PART_TRADES_READ, symbol, detail, warning=True))
 
     def _add_opened_fee(self, waiting: UnpricedClose, fee: Decimal) -> None:
         """A flip's other side, adopted while the close awaited its price: its share of the

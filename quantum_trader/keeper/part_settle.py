@@ -14,10 +14,11 @@ from quantum_trader.keeper.draft import Draft
 from quantum_trader.keeper.external import ACCOUNT_TRADES_SLACK, external_execution
 from quantum_trader.keeper.part_unread import UnreadPart
 from quantum_trader.keeper.plan import Context, Note, Observation
-from quantum_trader.keeper.unpriced import UnpricedClose
+from quantum_trader.keeper.unpriced import ClosedBy, UnpricedClose
 from quantum_trader.record import replace
 
 PART_TRADES_READ = "position_reduced_trades_read"
+PARTS_AWAITED = "close_awaits_parts"
 
 
 def remember(
@@ -26,6 +27,38 @@ def remember(
     """The part of `position` just booked at `mark`, its trades unread."""
     part = UnreadPart(quantity, mark, now, position.entry_order_id)
     book.parts_unread[position.symbol] = (*book.parts_unread.get(position.symbol, ()), part)
+
+
+def awaited(book: Draft, position: Position) -> list[UnreadPart]:
+    """The parts of `position` booked at the mark whose trades are still unread."""
+    parts = book.parts_unread.get(position.symbol, ())
+    return [p for p in parts if p.entry_order_id == position.entry_order_id]
+
+
+def await_parts(
+    book: Draft, position: Position, fee: Decimal, ours: ClosedBy, now: datetime
+) -> Note | None:
+    """An exit of ours (`ours`, its `fee`) that closes `position` while parts of it booked at
+    the mark await their trades: the trade waits for them as a close by hand awaits its price
+    (keeper/unpriced.py: the position leaves the books, entries on the symbol are blocked),
+    then is booked at our exit's terms and the parts' own (external_settle.py
+    `settle_unpriced`; at most `keeper.external_close_mark_after_s`, then with the mark's
+    terms for them). The line saying so; None (book it now) when no part awaits, or another
+    close awaits there."""
+    symbol = position.symbol
+    parts = awaited(book, position)
+    if not parts or symbol in book.unpriced:
+        return None
+    waiting = replace(position, fees_usdt=position.fees_usdt + fee)
+    book.unpriced[symbol] = UnpricedClose(waiting, now, ZERO, ours, ours=True)
+    book.drop_position(symbol)
+    reduced = sum((p.quantity for p in parts), ZERO)
+    detail = (
+        f"our {ours.client_order_id} closed {position.side} {position.quantity} at {ours.price}; "
+        f"its trade awaits the account's trades for what a person reduced before it ({reduced} "
+        "booked at the mark), no entry on the symbol meanwhile"
+    )
+    return Note(PARTS_AWAITED, symbol, detail, warning=True)
 
 
 def settle_parts_unread(
@@ -52,7 +85,7 @@ def settle_parts_unread(
             fills = seen.account_fills.get(symbol, ())
             made = [f for f in fills if f.time <= part.since + ACCOUNT_TRADES_SLACK]
             not_theirs = {*ours, *taken.get(symbol, ())}
-            if closing is not None:  # the close's own trades are not the part's
+            if closing is not None and not closing.ours:  # the close's trades are not the part's
                 closed_by = _closing_trades(closing, fills, not_theirs)
                 not_theirs |= closed_by if closed_by is not None else {t.trade_id for t in made}
             found = external_execution(position, part.quantity, made, not_theirs)

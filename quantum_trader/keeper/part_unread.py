@@ -13,8 +13,9 @@ price), add up to the part: taken (never booked again), the position's realized 
 what their price differs from the mark's on that quantity and their fee added, one line
 `position_reduced_trades_read`. Given up after `keeper.fees_unread_give_up_s`, said once;
 amended in the position's close by hand awaiting its price (keeper/unpriced.py: the same
-outage) before that is booked; forgotten with a position an exit of ours closed first (its
-closed trade keeps the mark's terms: amending a trade's PnL is not built). Saved in the
+outage) before that is booked; a close by an exit of ours waits for it the same way
+(part_settle.py `await_parts`), at most `keeper.external_close_mark_after_s`, then is booked
+with the mark's terms for it (amending a closed trade's PnL is not built). Saved in the
 repository's state (namespace `parts_unread`, by symbol held or awaiting a close's price)
 with the position's bookings, so a restart reads them too.
 """

@@ -30,6 +30,7 @@ from quantum_trader.keeper.cover import stop_awaiting_orders
 from quantum_trader.keeper.external import ExternalExecution, unexplained_beside
 from quantum_trader.keeper.external_saved import LastExit, strictly_before, trade_order
 from quantum_trader.keeper.ids import Purpose
+from quantum_trader.keeper.part_settle import await_parts
 from quantum_trader.keeper.part_settle import remember as remember_part
 from quantum_trader.keeper.plan import Note
 from quantum_trader.keeper.protect import OrderAction
@@ -289,10 +290,15 @@ class ReductionSettling(RoundTripSettling):
         price, reason = self._exit_terms(position, outcome)
         quantity = min(execution.quantity, at_most)
         booked = reduced(position, quantity, price, execution.fee_usdt, reason, self.now)
-        if isinstance(booked, TradeDraft):
-            self._closed(booked)
-            return None
         cid = execution.order.client_order_id
+        if isinstance(booked, TradeDraft):
+            ours = ClosedBy(cid, price, reason)
+            waits = await_parts(self.book, position, execution.fee_usdt, ours, self.now)
+            if waits is None:
+                self._closed(booked)
+            else:
+                self.notes.append(waits)
+            return None
         last = LastExit.of(cid, reason, price, outcome.fills)
         if last is not None:
             self.last_exits[position.symbol] = last

@@ -28,7 +28,10 @@ A close by hand that an exit of ours finished — reduce-only, it took what the 
 sale left, in the same tick (reduce_settle.py `_closed_by_ours`) — waits so too, since
 2026-12-06: the person's part at their own trades, the trade's exit price and reason our
 exit's (`ClosedBy`; was: the person's part booked at once at the mark, their fee in no
-booking — the restart campaign with round trips, seed 40797).
+booking — the restart campaign with round trips, seed 40797). And an exit of ours that
+closes a position some of which a person reduced and which was booked at the mark while the
+trades were unreadable (keeper/part_unread.py) waits here for those trades (`ours`), at
+most `keeper.external_close_mark_after_s`, its own terms kept.
 A part reduction seen so does not wait here: with no mark, the position stays booked as it
 was (its stop still covers what is held) and the next tick books the reduction; with a mark,
 it is booked at the mark at once, the position being held and managed (reduce_settle.py
@@ -77,12 +80,16 @@ class ClosedBy:
 class UnpricedClose:
     """A close outside the program awaiting its price: `position` as booked before it,
     `opened` what the exchange held the other way then (a flip, else 0), `since` the tick
-    that saw it gone (the trade's close time)."""
+    that saw it gone (the trade's close time). `closed_by`: an exit of ours that took the
+    rest after it (the trade's exit). `ours`: the close was all that exit's (its fee in
+    `position`), which waits only for the trades of parts reduced by hand before it and
+    booked at the mark (keeper/part_unread.py), at most `keeper.external_close_mark_after_s`."""
 
     position: Position
     since: datetime
     opened: Decimal = ZERO
     closed_by: ClosedBy | None = None
+    ours: bool = False
 
     @property
     def symbol(self) -> str:
@@ -94,6 +101,11 @@ class UnpricedClose:
 
     def blocks(self) -> str:
         """Why no entry may go to its symbol meanwhile."""
+        if self.ours:
+            return (
+                f"our close ({self.position.side} {self.quantity}) awaits the trades of a part "
+                f"reduced by hand since {self.since.isoformat()}"
+            )
         return (
             f"a close outside the program ({self.position.side} {self.quantity}) awaits its "
             f"price since {self.since.isoformat()}"
@@ -107,6 +119,8 @@ class UnpricedClose:
         }
         if self.closed_by is not None:
             saved["closed_by"] = self.closed_by.to_dict()
+        if self.ours:
+            saved["ours"] = True
         return saved
 
     @classmethod
@@ -115,9 +129,12 @@ class UnpricedClose:
         if not opened.is_finite():
             raise ValueError(f"not a finite quantity: {raw['opened']!r}")
         position = decode_position(tuple(raw["position"]))
-        ours = raw.get("closed_by")
-        closed_by = None if ours is None else ClosedBy.from_dict(ours)
-        return cls(position, datetime.fromisoformat(raw["since"]), opened, closed_by)
+        terms = raw.get("closed_by")
+        closed_by = None if terms is None else ClosedBy.from_dict(terms)
+        ours = raw.get("ours", False) is True
+        if ours and closed_by is None:
+            raise ValueError("a close of ours without its terms")
+        return cls(position, datetime.fromisoformat(raw["since"]), opened, closed_by, ours)
 
 
 def unpriced_writes(

@@ -491,3 +491,103 @@ async def test_a_part_at_the_mark_then_a_flip_awaiting_its_price_amends_the_long
     assert (short.side, short.quantity, short.realized_pnl_usdt) == (Side.SHORT, half, ZERO)
     assert short.fees_usdt == fee_paid(harness, "web_flipped_47") / 2
     assert harness.keeper.book.parts_unread == {}
+
+
+@pytest.mark.parametrize("restart", [False, True], ids=["same_run", "restarted"])
+async def test_a_part_at_the_mark_then_our_stop_waits_for_the_parts_trades(
+    restart: bool,
+) -> None:
+    """The trades unreadable from the part to our stop's fill for the rest: the trade is not
+    booked at once (its part still at the mark's terms) but waits, the symbol blocked, until
+    a tick reads the person's trade — the part amended to 102 and its fee — and is then
+    booked at our stop's own terms; also across a restart. Was: booked at once, the
+    part forgotten at the mark's terms, its fee in no booking."""
+    harness = await Harness.start()
+    half = await part_booked_at_the_mark(harness, "web_reduced_48")
+    [entry] = sent(harness.exchange, Purpose.ENTRY)
+    position = harness.keeper.positions[BTC]
+    stop = harness.exchange.orders[position.stop_order_id or ""]
+    assert stop.trigger_price is not None
+    harness.exchange.move(BTC, stop.trigger_price - 1)  # our stop fills the rest
+    harness.exchange.account_fills_unreadable = 1
+    with capture_logs() as logs:
+        await harness.tick()
+    assert harness.keeper.positions == {}
+    assert await harness.repository.closed_trades() == []
+    assert BTC in harness.keeper.view().blocked
+    [waits] = [e for e in logs if e["event"] == "close_awaits_parts"]
+    assert "awaits the account's trades for what a person reduced" in waits["detail"]
+    if restart:
+        await harness.restart()
+    await harness.tick()
+
+    [trade] = await harness.repository.closed_trades()
+    trailed = (ExitReason.TRAILING_HIT, stop.trigger_price)  # the stop trailed the mark's 103
+    assert (trade.exit_reason, trade.exit_price) == trailed
+    paid = sum(fee_paid(harness, name) for name in (entry, "web_reduced_48", stop.client_order_id))
+    assert trade.fees_usdt == paid
+    entry_price = position.entry_price
+    gross = (Decimal(102) - entry_price + stop.trigger_price - entry_price) * half
+    assert trade.pnl_usdt == gross - paid
+    assert harness.keeper.book.parts_unread == {}
+    assert BTC not in harness.keeper.view().blocked
+    assert await harness.repository.load_state("parts_unread") == {}
+    assert await harness.repository.load_state(UNPRICED) == {}
+
+
+async def test_our_stop_waiting_for_a_parts_trades_is_booked_at_the_bound_without_them() -> None:
+    """The trades never read: `keeper.external_close_mark_after_s` after our stop's fill the
+    trade is booked at its own terms with the part's mark, one warning, the symbol free."""
+    harness = await Harness.start()
+    half = await part_booked_at_the_mark(harness, "web_reduced_49")
+    position = harness.keeper.positions[BTC]
+    stop = harness.exchange.orders[position.stop_order_id or ""]
+    assert stop.trigger_price is not None
+    harness.exchange.move(BTC, stop.trigger_price - 1)
+    harness.exchange.account_fills_unreadable = 1_000
+    await harness.tick()
+    filled_at = harness.now
+    with capture_logs() as logs:
+        while harness.now - filled_at < BOUND:
+            assert await harness.repository.closed_trades() == []
+            await harness.tick()
+
+    [trade] = await harness.repository.closed_trades()
+    assert trade.exit_price == stop.trigger_price
+    entry_price = position.entry_price
+    gross = (Decimal(103) - entry_price + stop.trigger_price - entry_price) * half  # the mark
+    assert trade.pnl_usdt == gross - trade.fees_usdt
+    [said] = [e for e in logs if e["event"] == "position_reduced_trades_read"]
+    assert "the mark's terms kept for it, its fee not booked" in said["detail"]
+    assert BTC not in harness.keeper.view().blocked
+
+
+async def test_a_part_at_the_mark_then_our_market_exit_answered_waits_for_the_parts_trades(
+) -> None:  # fmt: skip
+    """The same wait where the close is our own market exit booked from its answer (our stop
+    stuck firing, the keeper exits at market): booked once the part's trade is read."""
+    harness = await Harness.start()
+    half = await part_booked_at_the_mark(harness, "web_reduced_50")
+    position = harness.keeper.positions[BTC]
+    exchange = harness.exchange
+    exchange.stall_next = True
+    exchange.move(BTC, position.stop_price - 1)
+    exchange.account_fills_unreadable = 1
+    with capture_logs() as logs:
+        await harness.tick()
+    [exit_] = sent(exchange, Purpose.EXIT)
+    assert harness.keeper.positions == {}
+    assert await harness.repository.closed_trades() == []
+    assert [e["event"] for e in logs if e["event"] == "close_awaits_parts"] == [
+        "close_awaits_parts"
+    ]
+    await harness.tick()
+
+    [trade] = await harness.repository.closed_trades()
+    exit_price = exchange.orders[exit_].average_price
+    assert exit_price is not None
+    assert trade.exit_price == exit_price
+    gross = (Decimal(102) - position.entry_price + exit_price - position.entry_price) * half
+    assert trade.pnl_usdt == gross - trade.fees_usdt
+    paid = fee_paid(harness, "web_reduced_50") + fee_paid(harness, exit_)
+    assert trade.fees_usdt == position.fees_usdt + paid
