@@ -81,7 +81,7 @@ def settle_parts_unread(
             elif unpriced is not None and unpriced.position.entry_order_id == part.entry_order_id:
                 position, closing = unpriced.position, unpriced  # a flip's other side held
             else:
-                continue  # another position's (closed by an exit of ours, say): forgotten
+                continue  # another position's (its trade booked already): forgotten
             fills = seen.account_fills.get(symbol, ())
             made = [f for f in fills if f.time <= part.since + ACCOUNT_TRADES_SLACK]
             not_theirs = {*ours, *taken.get(symbol, ())}
