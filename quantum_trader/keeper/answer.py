@@ -96,17 +96,14 @@ def answered(
             for order_id in (position.stop_order_id, None if done else target)
             if order_id is not None and not _firing(book, order_id)
         )
-        draft = Draft(book)  # parts of it at the mark, trades unread: it waits for them
         ours = ClosedBy(intent.client_order_id, execution.price, reason)
-        waits = await_parts(draft, position, execution.fee_usdt, ours, now)
-        if waits is not None:
-            return Plan(draft.frozen(), records, actions=leftovers, notes=(waits,),
-                        reducing_trades=reducing)  # fmt: skip
+        after, trades, notes = _closed(book, booked, ours, execution.fee_usdt, now)
         return Plan(
-            book.without_position(intent.symbol),
+            after,
             records,
-            trades=(booked,),
+            trades=trades,
             actions=leftovers,
+            notes=notes,
             reducing_trades=reducing,  # nor for a position adopted after it (external_saved)
         )
     if intent.purpose is Purpose.TARGET:  # none after a take-profit that executed (target.py)
@@ -115,6 +112,21 @@ def answered(
     last_exits = {intent.symbol: last} if last is not None else {}
     book = book.with_position(booked)
     return Plan(book, records, reducing_trades=reducing, last_exits=last_exits)
+
+
+def _closed(
+    book: Book, booked: TradeDraft, ours: ClosedBy, fee: Decimal, now: datetime
+) -> tuple[Book, tuple[TradeDraft, ...], tuple[Note, ...]]:
+    """The books after our exit `ours` (its `fee`) closed a position, the trade to book and
+    the lines: the trade now, or, while parts of the position booked at the mark await their
+    trades, the close waiting for them (part_settle.py `await_parts`)."""
+    position = book.positions[booked.position.symbol]
+    if position.symbol in book.parts_unread:
+        draft = Draft(book)
+        waits = await_parts(draft, position, fee, ours, now)
+        if waits is not None:
+            return draft.frozen(), (), (waits,)
+    return book.without_position(position.symbol), (booked,), ()
 
 
 def _firing(book: Book, order_id: str) -> bool:
