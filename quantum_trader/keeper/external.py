@@ -209,7 +209,7 @@ def added_by_hand(
 # The last four: a position held as booked at another entry price
 # (keeper/round_trip_settle.py); an exit of ours on the side that adds to the position,
 # filled on a position booked by an earlier run after trades by hand, or filled for all of
-# the position with something held after it (keeper/reduce_settle.py).
+# the position with something held after it (keeper/exit_replay_settle.py).
 EXTERNAL_NOTES = (
     "position_closed_externally",
     "external_close_awaits_price",

@@ -34,9 +34,10 @@ from datetime import timedelta
 from quantum_trader.domain import ExchangePosition, Fill, Order, SnapshotSource
 from quantum_trader.keeper.before_entry import settles_now
 from quantum_trader.keeper.book import Intent
+from quantum_trader.keeper.exit_replay_settle import Outcome
 from quantum_trader.keeper.external import ROUND_TRIPS_BETWEEN_LOOKS, ROUND_TRIPS_WHILE_STOPPED
 from quantum_trader.keeper.plan import Note
-from quantum_trader.keeper.reduce_settle import Outcome, ReductionSettling
+from quantum_trader.keeper.reduce_settle import ReductionSettling
 from quantum_trader.keeper.round_trip import EARLIER_MOST, Leg, replay_from_flat
 
 # Why a position was adopted with no replay: its trades unread; its fee is read later.

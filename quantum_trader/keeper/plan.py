@@ -121,7 +121,7 @@ class Observation:
     where the stream reported a change before it, the trades between (`BeforeEntry`);
     `restored_unseen`: the positions an earlier run booked that no whole tick of this run
     found held as booked yet: an exit of ours that filled on one may have come after trades
-    by hand made while the daemon was stopped (keeper/reduce_settle.py).
+    by hand made while the daemon was stopped (keeper/exit_replay_settle.py).
     """
 
     snapshot: ExchangeSnapshot

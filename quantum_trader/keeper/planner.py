@@ -34,6 +34,7 @@ from quantum_trader.keeper.booking import (
 )
 from quantum_trader.keeper.checks import ProtectionChecks
 from quantum_trader.keeper.draft import Draft
+from quantum_trader.keeper.exit_replay_settle import Outcome
 from quantum_trader.keeper.external import added_trades, unexplained_beside
 from quantum_trader.keeper.external_saved import LastExit
 from quantum_trader.keeper.fees import remembered, settle_fees
@@ -53,7 +54,6 @@ from quantum_trader.keeper.plan import (
 from quantum_trader.keeper.protect import (
     OrderAction,
 )
-from quantum_trader.keeper.reduce_settle import Outcome
 from quantum_trader.keeper.settle import OrderSettling
 from quantum_trader.keeper.unseen_entry import UnseenEntrySettling
 from quantum_trader.record import replace

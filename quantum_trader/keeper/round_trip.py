@@ -12,7 +12,7 @@ than `entry_tolerance` was traded by hand since the last look: the keeper reads 
 trades (keeper/external.py) and replays them here from the position as booked.
 
 `replay` finds the longest run of the account's trades (not ours — but for the fills of an exit
-of ours on the side that adds to the position, keeper/reduce_settle.py — not booked before)
+of ours on the side that adds to the position, keeper/exit_replay_settle.py — not booked before)
 that takes the position as booked to what the exchange holds now, at its entry price: the
 position's reductions and its close (each at its trades' price, with their share of the fee),
 the positions the person opened and closed in between, and the one held now, opened by the trades

@@ -31,7 +31,7 @@ from quantum_trader.record import replace
 ENTRY_MOVED = "entry_price_moved"
 ENTRY_UNEXPLAINED = "entry_price_moved_unexplained"
 
-# A trade of an exit of ours in a replay (keeper/reduce_settle.py `_other_side_exits`): its
+# A trade of an exit of ours in a replay (keeper/exit_replay_settle.py `_other_side_exits`): its
 # order and intent, by trade id; the leg it closed takes the order's reason.
 Closers = Mapping[str, tuple[Order, Intent | None]]
 

@@ -22,10 +22,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from quantum_trader.domain import ExchangePosition, Position
+from quantum_trader.keeper.exit_replay_settle import Outcome
 from quantum_trader.keeper.fill_check import check_fill
 from quantum_trader.keeper.ids import Purpose
 from quantum_trader.keeper.plan import Note
-from quantum_trader.keeper.reduce_settle import Outcome, ReductionSettling
+from quantum_trader.keeper.reduce_settle import ReductionSettling
 
 ADOPTION_AWAITS_ENTRY = "adoption_awaits_entry"
 

@@ -5,8 +5,8 @@ of test_missed_events_on_standin.py).
 The restart campaign, seed 40365 (all while the daemon was stopped there): our close booked,
 the short adopted "(default)", the person's long — the open and the flip's first half —
 never booked. Now an exit of ours that filled for all of the position with something held
-after it is replayed from the position as booked (keeper/reduce_settle.py
-`_closed_then_held`; with the model exchange: tests/keeper/test_keeper_adopted_after_our_exit.py).
+after it is replayed from the position as booked (keeper/exit_replay_settle.py
+`_filled_for_all`; with the model exchange: tests/keeper/test_keeper_adopted_after_our_exit.py).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ placed, met a 503); the person flipped back and that stop, reduce-only, closed t
 they had just opened. It was booked against the adopted position, at the stop's price and
 reason; the person's close of it and the position our stop closed were missing, and a fee
 with them. Now replayed from the account's trades with our stop's fill among them
-(keeper/reduce_settle.py `_other_side_exits`; with the model exchange:
+(keeper/exit_replay_settle.py `_other_side_exits`; with the model exchange:
 tests/keeper/test_keeper_old_side_stop.py).
 """
 

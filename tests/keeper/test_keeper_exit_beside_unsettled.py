@@ -7,7 +7,7 @@ was down, and a take-profit of ours was in doubt (503). The tick booked our stop
 (what the positions' difference showed), kept the rest as "held as booked", and the person's
 addition — its trade, its fee, its price in the entry — was never booked. Now the planner
 waits: nothing is booked while that order is unsettled, what is held is covered, and once it
-is settled the exit is booked whole and what is held after it adopted (keeper/reduce_settle.py
+is settled the exit is booked whole and what is held after it adopted (keeper/exit_replay_settle.py
 `_await_exits`).
 """
 

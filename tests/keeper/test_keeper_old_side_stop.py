@@ -4,7 +4,7 @@ campaign's seed 31013, 2026-12-04: our short's old BUY stop, still resting when 
 adopted the long a flip by hand opened, fired after a flip back by hand and was booked against
 that long, BREAK_EVEN at the stop's price; the person's sell that closed the long, and the
 short it opened and our stop closed, were not booked). Now replayed from the account's
-trades with our stop's fills among them (keeper/reduce_settle.py `_other_side_exits`)."""
+trades with our stop's fills among them (keeper/exit_replay_settle.py `_other_side_exits`)."""
 
 from __future__ import annotations
 
