@@ -591,3 +591,29 @@ async def test_a_part_at_the_mark_then_our_market_exit_answered_waits_for_the_pa
     assert trade.pnl_usdt == gross - trade.fees_usdt
     paid = fee_paid(harness, "web_reduced_50") + fee_paid(harness, exit_)
     assert trade.fees_usdt == position.fees_usdt + paid
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"ours": True},  # a close of ours without its terms
+        {"closed_by": {"order": "qt-s-1", "price": "NaN", "reason": "SL_HIT"}},
+        {"closed_by": {"order": "qt-s-1", "price": "0", "reason": "SL_HIT"}},
+        {"closed_by": {"order": "qt-s-1", "price": "101", "reason": "SOMETHING"}},
+        {"closed_by": {"order": "qt-s-1", "price": "101"}},
+    ],
+)
+async def test_a_saved_close_with_terms_that_do_not_read_back_is_dropped(
+    change: dict[str, Any],
+) -> None:
+    """The terms of an exit of ours saved with a waiting close are checked as the rest of it:
+    one that does not read back is said once and the entry dropped, as any unreadable one."""
+    harness = await Harness.start()
+    quantity = await opened(harness)
+    await closed_by_hand_unread(harness, "web_closed_49", quantity)
+    [saved] = (await harness.repository.load_state(UNPRICED)).values()
+    await harness.repository.save_state(UNPRICED, BTC, {**saved, **change})
+    with capture_logs() as logs:
+        await harness.restart()
+    assert [e["event"] for e in logs].count("external_unpriced_unreadable") == 1
+    assert await harness.repository.load_state(UNPRICED) == {}
