@@ -46,6 +46,7 @@ from quantum_trader.keeper.bookings import Bookings, bookings, changed
 from quantum_trader.keeper.carry_actions import ActionCarrying
 from quantum_trader.keeper.external_saved import ExternalBooked
 from quantum_trader.keeper.fee_carry import FeeCarrier, read_fills
+from quantum_trader.keeper.flat_reads import AFTER_A_TRADE
 from quantum_trader.keeper.ids import ClientOrderIds, Purpose
 from quantum_trader.keeper.orders import OrderDesk
 from quantum_trader.keeper.plan import Context, Plan
@@ -92,6 +93,9 @@ class Carrier(ActionCarrying):
         # By symbol, the account's trades the positions held were reduced by, saved with the
         # bookings that took them (keeper/external_saved.py).
         self.external = ExternalBooked() if external is None else external
+        # By symbol, positions an answer of ours booked closed, and the instant after the
+        # close's last fill: flat since then, taken by the next whole tick (`answered_closes`).
+        self._answered_closes: dict[str, datetime] = {}
 
     async def carry_out(self, result: Plan, now: datetime, context: Context) -> None:
         """Persist the plan's bookings, then send its orders (each may change the books).
@@ -241,8 +245,20 @@ class Carrier(ActionCarrying):
             return answer
         fills = await self._answer_fills(answer)
         booked = answered(self.book, intent, answer, fills, now, context, echo=self._echo)
+        for draft in booked.trades:  # a close: flat from its last fill (keeper/flat_reads.py)
+            last = max((f.time for f in fills or ()), default=answer.updated_at or now)
+            self._answered_closes[draft.position.symbol] = last + AFTER_A_TRADE
         await self.carry_out(booked, now, context)
         return answer
+
+    def answered_closes(self) -> dict[str, datetime]:
+        """The positions our orders' answers booked closed since the last call, by symbol:
+        the instant after the close's last fill (Binance's time). The tick's positions may
+        still show them held, so no whole tick would read them flat from then — and a stop
+        of the daemon before the next tick left no flat read saved for a restart to replay
+        a round trip by hand from (the restart campaign, seed 40919)."""
+        closes, self._answered_closes = self._answered_closes, {}
+        return closes
 
     async def place_stop_unbooked(self, stop: PlaceStop, now: datetime) -> Order | None:
         """`stop` sent without its intent saved first: only when nothing can be saved (the

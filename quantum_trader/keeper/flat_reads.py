@@ -47,7 +47,7 @@ from quantum_trader.record import replace
 
 log = get_logger("keeper")
 FLAT_READS = "flat_reads"
-_AFTER = timedelta(milliseconds=1)  # Binance stamps trades to the millisecond
+AFTER_A_TRADE = timedelta(milliseconds=1)  # Binance stamps trades to the millisecond
 
 
 class FlatReads:
@@ -289,5 +289,5 @@ def closes_at(booked: Collection[str], plan: Plan, seen: Observation) -> dict[st
         fills += seen.account_fills.get(symbol, ())
         last = max((f.time for f in fills if f.trade_id in taken), default=None)
         if last is not None:
-            times[symbol] = last + _AFTER
+            times[symbol] = last + AFTER_A_TRADE
     return times

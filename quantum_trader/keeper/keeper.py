@@ -344,6 +344,8 @@ class PositionKeeper(Entering):
         closed = closes_at(book.positions.keys(), result, seen)  # the book changes next
         restored = self._restored_unseen
         await self._carrier.carry_out(result, now, context)
+        answered = self._carrier.answered_closes()  # the tick's positions still show them
+        closed |= answered
         await self._entries_void(result)
         self._held_as_booked = held_as_booked(
             self._held_as_booked, self._carrier.book.positions, snapshot, now
@@ -353,7 +355,7 @@ class PositionKeeper(Entering):
             self._restored_unseen = self._restored_unseen & still
         self._flat_reads.after_tick(
             self._rules,
-            snapshot.positions,
+            {s: p for s, p in snapshot.positions.items() if s not in answered},
             self._carrier.book.positions,
             now,
             seen.account_unread | result.flat_kept,

@@ -371,3 +371,41 @@ async def test_a_round_trip_booked_before_a_restart_is_not_taken_for_an_addition
         Decimal(104),
     )
     assert long.fees_usdt == fee_paid(harness, "web_long") + fee_paid(harness, "web_long_close")
+
+
+async def test_a_round_trip_while_stopped_after_our_exit_answered_in_the_last_tick_is_booked(
+) -> None:  # fmt: skip
+    """Our market exit (the stop stuck firing) answered and booked in the daemon's last tick:
+    the positions that tick read still showed the long, so no whole tick read the symbol
+    flat after it and no run of flat reads was saved; a person's round trip while the daemon
+    was stopped then went unbooked (the restart campaign with round trips, seed 40919,
+    2026-12-06; it failed on every run). The run now begins at the instant after our exit's
+    last fill, saved in that tick, and the second look after the start books the round
+    trip."""
+    harness = await Harness.start()
+    await opened(harness)
+    position = harness.keeper.positions[BTC]
+    exchange = harness.exchange
+    exchange.stall_next = True
+    exchange.move(BTC, position.stop_price - 1)
+    await harness.tick()  # our exit at market, answered and booked in this tick
+    assert harness.keeper.positions == {}
+    assert BTC in await saved_reads(harness)
+    await harness.restart()  # before another tick
+    harness.advance(timedelta(minutes=1))
+    exchange.move(BTC, Decimal(100))
+    await trade(harness, "web_open_2", OrderSide.SELL, QUANTITY)
+    exchange.now += timedelta(seconds=1)
+    exchange.move(BTC, Decimal(98))
+    await trade(harness, "web_close_2", OrderSide.BUY, QUANTITY)
+    await harness.tick()
+    await harness.tick()
+
+    trades = await harness.repository.closed_trades()
+    [short] = [t for t in trades if t.side is Side.SHORT]
+    assert (short.entry_price, short.exit_price, short.exit_reason) == (
+        Decimal(100),
+        Decimal(98),
+        ExitReason.MANUAL,
+    )
+    assert short.fees_usdt == fee_paid(harness, "web_open_2") + fee_paid(harness, "web_close_2")
