@@ -97,7 +97,7 @@ def answered(
             if order_id is not None and not _firing(book, order_id)
         )
         ours = ClosedBy(intent.client_order_id, execution.price, reason)
-        after, trades, notes = _closed(book, booked, ours, execution.fee_usdt, now)
+        after, trades, notes = _closed(book, position, booked, ours, execution.fee_usdt, now)
         return Plan(
             after,
             records,
@@ -115,12 +115,16 @@ def answered(
 
 
 def _closed(
-    book: Book, booked: TradeDraft, ours: ClosedBy, fee: Decimal, now: datetime
+    book: Book,
+    position: Position,
+    booked: TradeDraft,
+    ours: ClosedBy,
+    fee: Decimal,
+    now: datetime,
 ) -> tuple[Book, tuple[TradeDraft, ...], tuple[Note, ...]]:
-    """The books after our exit `ours` (its `fee`) closed a position, the trade to book and
-    the lines: the trade now, or, while parts of the position booked at the mark await their
-    trades, the close waiting for them (part_settle.py `await_parts`)."""
-    position = book.positions[booked.position.symbol]
+    """The books after our exit `ours` (its `fee`) closed `position` (`booked`), the trade to
+    book and the lines: the trade now, or, while parts of the position booked at the mark
+    await their trades, the close waiting for them (part_settle.py `await_parts`)."""
     if position.symbol in book.parts_unread:
         draft = Draft(book)
         waits = await_parts(draft, position, fee, ours, now)
