@@ -14,11 +14,12 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from quantum_trader.domain import ExchangePosition, MarketRules, Position, ReasonCode, SizedOrder
+from quantum_trader.domain import ExchangePosition, MarketRules, ReasonCode, SizedOrder
 from quantum_trader.errors import OrderRejected, RetryLater
 from quantum_trader.keeper.book import EntryPlan, is_unsettled
 from quantum_trader.keeper.carry import Carrier
 from quantum_trader.keeper.entry_fresh import Now, held_outside_books
+from quantum_trader.keeper.flat_before import FlatBefore
 from quantum_trader.keeper.ids import ClientOrderIds, Purpose, purpose_of
 from quantum_trader.keeper.plan import Context, Plan
 from quantum_trader.keeper.protect import stop_trigger
@@ -28,47 +29,6 @@ from quantum_trader.monitor.settings import MonitorSettings
 from quantum_trader.ports import Exchange, ExchangeStreams
 
 log = get_logger("keeper")
-
-KEPT_ENTRIES = 64  # entries remembered: one matters until the tick after it, or a few more
-
-
-class FlatBefore:
-    """By entry of ours, the last time before it was sent that the keeper read its symbol
-    flat on the exchange (the tick's time; the read comes after it): where the account's
-    trades are read from for that position's reductions by hand, not from the entry's own
-    first fill. A person may have opened a position on the symbol after that read, and our
-    entry then met it — Binance nets them (one-way mode) — with no trade of the person after
-    ours (seed 32035 of the hand-trading campaign). Nothing of a last position on the symbol
-    lies after that read (the reason the trades before an entry are left out: the last
-    position's exit): it had been seen gone. In memory: after a restart, the entry's fill."""
-
-    def __init__(self) -> None:
-        self._at: dict[str, datetime] = {}
-
-    def record(
-        self,
-        client_order_id: str,
-        symbol: str,
-        last_read: tuple[datetime, Mapping[str, ExchangePosition]] | None,
-    ) -> None:
-        if last_read is None or symbol in last_read[1]:
-            return
-        self._at[client_order_id] = last_read[0]
-        if len(self._at) > KEPT_ENTRIES:
-            del self._at[next(iter(self._at))]  # the oldest
-
-    def since(
-        self, entered: Mapping[str, datetime], positions: Mapping[str, Position]
-    ) -> dict[str, datetime]:
-        """`entered` (by symbol, the position's entry's first fill), each moved back to when
-        its symbol was last read flat before the entry, where that is known and earlier."""
-        since = dict(entered)
-        for symbol, at in entered.items():
-            flat = self._at.get(positions[symbol].entry_order_id)
-            if flat is not None and flat < at:
-                since[symbol] = flat
-        return since
-
 
 class Entering:
     """The entry of `PositionKeeper`, which sets these attributes and gives `_context` (the
@@ -122,7 +82,7 @@ class Entering:
             await self._refuse_held_outside(symbol)
             await self._exchange.set_leverage(symbol, sized.leverage)
             client_order_id = self._ids.next(Purpose.ENTRY, symbol, now)
-            self._flat_before.record(client_order_id, symbol, self._last_read)
+            await self._flat_before.record(client_order_id, symbol, self._last_read)
             for listener in self.entry_listeners:  # before: the trade may close within `send`
                 await listener.on_entry_sending(sized, client_order_id, now)
             try:

@@ -37,7 +37,7 @@ from quantum_trader.keeper.before_entry import read_before_entries
 from quantum_trader.keeper.book import Book
 from quantum_trader.keeper.carry import Carrier
 from quantum_trader.keeper.checks import ProtectionChecks
-from quantum_trader.keeper.entry import Entering, FlatBefore
+from quantum_trader.keeper.entry import Entering
 from quantum_trader.keeper.entry_fresh import Now
 from quantum_trader.keeper.external import (
     EXTERNAL_NOTES,
@@ -49,6 +49,7 @@ from quantum_trader.keeper.external import (
 )
 from quantum_trader.keeper.external_saved import ExternalBooked
 from quantum_trader.keeper.fees import fee_reads
+from quantum_trader.keeper.flat_before import FlatBefore
 from quantum_trader.keeper.flat_reads import FlatReads, closes_at
 from quantum_trader.keeper.forced import read_force_orders
 from quantum_trader.keeper.ids import ClientOrderIds, Purpose, is_ours
@@ -94,6 +95,7 @@ class PositionKeeper(Entering):
         external: ExternalBooked | None = None,
         clock: Now | None = None,
         flat_reads: FlatReads | None = None,
+        flat_before: FlatBefore | None = None,
     ) -> None:
         self._exchange = exchange
         self._repository = repository
@@ -121,9 +123,9 @@ class PositionKeeper(Entering):
         }
         self._filled_known: frozenset[str] = frozenset()  # see keeper/recheck.py
         # The last tick's time and the positions it read; by entry of ours sent when that read
-        # showed its symbol flat, that time (`FlatBefore`, keeper/entry.py).
+        # showed its symbol flat, that time (keeper/flat_before.py).
         self._last_read: tuple[datetime, Mapping[str, ExchangePosition]] | None = None
-        self._flat_before = FlatBefore()
+        self._flat_before = flat_before or FlatBefore()
         # By symbol, the last whole tick that read it flat (keeper/flat_reads.py).
         self._flat_reads = flat_reads or FlatReads()
         self._checks = ProtectionChecks()  # a cache of a pure function: plans do not change
@@ -163,11 +165,12 @@ class PositionKeeper(Entering):
         each symbol flat is saved for the next run (keeper/flat_reads.py) and the trades of
         positions gone are kept left out (keeper/external_saved.py)."""
         book, ids, external = await restored(repository, keep_closed=beside_a_person)
-        flat_reads = None
+        flat_reads, flat_before = None, None
         if beside_a_person:
             booked = book.positions.keys() | book.unpriced.keys()
             ours = {s for s, p in book.positions.items() if is_ours(p.entry_order_id)}
             flat_reads = await FlatReads.restored(repository, rules, booked, ours)
+            flat_before = await FlatBefore.restored(repository, book)
         return cls(
             exchange,
             repository,
@@ -183,6 +186,7 @@ class PositionKeeper(Entering):
             external=external,
             clock=clock,
             flat_reads=flat_reads,
+            flat_before=flat_before,
         )
 
     # -- what everyone reads ---------------------------------------------------------------------

@@ -142,3 +142,38 @@ async def test_a_round_trip_before_the_flat_read_is_not_taken_for_a_lost_entrys_
     [ours] = await harness.repository.closed_trades()
     assert (ours.entry_order_id, ours.quantity) == (entry, quantity)
     assert (ours.exit_price, ours.exit_reason) == (Decimal(101), ExitReason.MANUAL)
+
+
+async def test_after_a_restart_the_part_our_entry_met_is_amended_to_the_persons_trade() -> None:
+    """The restart campaign, seed 40824: a person sold 1 at 100 after the keeper read BTC
+    flat; our long of 2.97 at 101 met it, 1.97 left. The account's trades could not be read,
+    so the part was booked at the mark (100.5), to be amended once they are; then the daemon
+    restarted. The window of the position's trades still begins at that flat read, saved
+    with the entry (keeper/flat_before.py): the part is amended to the person's trade, its
+    fee booked (was: the window began at our fill, the person's trade before it was never
+    found — the mark's terms kept, the fee in no booking)."""
+    harness = await Harness.start()
+    exchange = harness.exchange
+    await harness.tick()  # BTC flat on the exchange and in the books
+    harness.advance(timedelta(seconds=1))
+    await trade(harness, "web_opened_61", OrderSide.SELL, Decimal(1))
+    harness.advance(timedelta(seconds=1))
+    exchange.move(BTC, Decimal(101))
+    await harness.keeper.enter(sized(BTC, Side.LONG, Decimal(101)), harness.now)
+    exchange.move(BTC, Decimal("100.5"))
+    exchange.account_fills_unreadable = 100
+    with capture_logs() as logs:
+        await harness.tick()
+    assert "booked at the mark 100.5" in noted(logs)
+    booked = harness.keeper.positions[BTC]
+    await harness.restart()
+    exchange.account_fills_unreadable = 0
+    with capture_logs() as logs:
+        await harness.tick()
+
+    assert "position_reduced_trades_read" in [e["event"] for e in logs]
+    position = harness.keeper.positions[BTC]
+    assert position.quantity == booked.quantity == Decimal("1.970")
+    assert position.fees_usdt == booked.fees_usdt + fee_paid(harness, "web_opened_61")
+    moved = (Decimal(100) - Decimal("100.5")) * 1  # the part's price against the mark's
+    assert position.realized_pnl_usdt == booked.realized_pnl_usdt + moved
