@@ -30,6 +30,7 @@ from quantum_trader.ports import Exchange, ExchangeStreams
 
 log = get_logger("keeper")
 
+
 class Entering:
     """The entry of `PositionKeeper`, which sets these attributes and gives `_context` (the
     planner's context) and `_reconcile_now` (a REST tick at once)."""
