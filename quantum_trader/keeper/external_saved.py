@@ -66,11 +66,21 @@ class LastExit:
 
     @classmethod
     def of(
-        cls, client_order_id: str, reason: ExitReason, price: Decimal, fills: Sequence[Fill]
+        cls,
+        client_order_id: str,
+        reason: ExitReason,
+        price: Decimal,
+        fills: Sequence[Fill],
+        finished: datetime | None = None,
     ) -> LastExit | None:
-        """None without fills: nothing to tell its place among the account's trades by."""
+        """Placed by its last trade; without fills (read later: keeper/fees.py), by when the
+        exchange `finished` the order, with no trade id (a trade at that very time is then
+        not taken for one before it); None with neither: nothing to place it by (the
+        hand-trading campaign, seed 33491: our stop that ran out after a sale by hand, its
+        fills unread, booked a tick before the sale; the trade was closed MANUAL at the
+        person's price)."""
         if not fills:
-            return None
+            return None if finished is None else cls(client_order_id, reason, price, finished, "")
         last = max(fills, key=trade_order)
         return cls(client_order_id, reason, price, last.time, last.trade_id)
 

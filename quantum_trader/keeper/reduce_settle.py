@@ -88,7 +88,8 @@ class ReductionSettling(ExitReplaySettling):
             else:
                 self.notes.append(waits)
             return None
-        last = LastExit.of(cid, reason, price, outcome.fills)
+        finished = execution.order.updated_at if outcome.unread else None
+        last = LastExit.of(cid, reason, price, outcome.fills, finished)
         if last is not None:
             self.last_exits[position.symbol] = last
         return booked

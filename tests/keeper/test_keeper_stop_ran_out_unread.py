@@ -1,0 +1,97 @@
+"""Our stop that ran out of position after a sale by hand, its fills unread, booked a tick
+before the sale: the trade is still closed at our stop's terms.
+
+The hand-trading campaign, seed 33491 (2026-12-06): a person sold part of our short, then
+our stop fired and executed what was left (Binance ends a reduce-only stop's market order
+EXPIRED with what it executed). Its fills could not be read (429), and a take-profit of ours
+was in doubt, so the tick booked the stop from its order (its fee read later) and left the
+person's part for the tick that settled the take-profit. That tick closed the trade MANUAL
+at the person's price: an exit of ours booked on an earlier tick is known to the next only
+by its last trade (`LastExit`), and there was none read. Now an exit booked with its fills
+unread is placed by the time the exchange finished it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+from decimal import Decimal
+
+from position_builders import NOW, SETTINGS, position, protected, stop_order
+
+from quantum_trader.domain import (
+    ExchangeSnapshot,
+    ExitReason,
+    Fill,
+    MarketRules,
+    Order,
+    OrderKind,
+    OrderSide,
+    OrderStatus,
+    SnapshotSource,
+)
+from quantum_trader.keeper.book import Book, Intent
+from quantum_trader.keeper.plan import Context, Observation, Plan
+from quantum_trader.keeper.planner import Planner
+from quantum_trader.keeper.settings import KeeperSettings
+
+BTC = "BTC/USDT:USDT"
+CONTEXT = Context(
+    {BTC: MarketRules(BTC, Decimal("0.1"), Decimal("0.001"), Decimal("0.001"), Decimal(5))},
+    KeeperSettings(),
+    SETTINGS,
+)
+STOP, TARGET = "qt-s-BTC-r2-4", "qt-t-BTC-r2-5"
+FLAT = ExchangeSnapshot(NOW, SnapshotSource.REST, {}, ())
+SOLD_AT = NOW - timedelta(seconds=10)  # the person's sale
+FIRED_AT = NOW - timedelta(seconds=4)  # our stop, after it
+
+
+def first_tick() -> tuple[Plan, Decimal]:
+    """Our long of 2 @ 90,000; a person sold 0.8, then our stop for 2 executed the 1.2 left
+    at its trigger, EXPIRED; its fills unread; a take-profit of ours not known to the
+    exchange yet. The plan, and the stop's price."""
+    held = protected(position(quantity=Decimal(2), opened_at=NOW - timedelta(minutes=10)), STOP)
+    stop = stop_order(held, STOP)
+    ran_out = replace(stop, status=OrderStatus.EXPIRED, filled_quantity=Decimal("1.2"),
+                      average_price=held.stop_price, updated_at=FIRED_AT)  # fmt: skip
+    target = Order(TARGET, BTC, OrderSide.SELL, OrderKind.TAKE_PROFIT_MARKET, Decimal(2),
+                   OrderStatus.UNKNOWN, NOW, trigger_price=Decimal(95_400),
+                   reduce_only=True)  # fmt: skip
+    book = Book({BTC: held}, {TARGET: Intent(target, NOW)}, working={STOP: stop})
+    seen = Observation(FLAT, {STOP: ran_out, TARGET: None}, marks={BTC: Decimal(87_000)},
+                       fills_unread=frozenset({STOP}))  # fmt: skip
+    return Planner(book, seen, NOW, CONTEXT).run(), held.stop_price
+
+
+def test_the_sale_booked_a_tick_after_our_stop_closes_the_trade_at_the_stops_terms() -> None:
+    first, stop_price = first_tick()
+    assert first.book.positions[BTC].quantity == Decimal("0.8")  # the sale awaits the target
+    assert first.trades == ()
+
+    later = NOW + timedelta(seconds=30)  # the take-profit settled: never accepted
+    book = replace(first.book, intents={})
+    sale = Fill("7001", "order-9001", BTC, OrderSide.SELL, Decimal("0.8"), Decimal(88_000),
+                Decimal("28.16"), SOLD_AT)  # fmt: skip
+    seen = Observation(replace(FLAT, taken_at=later), marks={BTC: Decimal(87_000)},
+                       last_exits=first.last_exits, account_fills={BTC: [sale]})  # fmt: skip
+    plan = Planner(book, seen, later, CONTEXT).run()
+
+    [trade] = plan.trades
+    assert (trade.exit_price, trade.reason) == (stop_price, ExitReason.SL_HIT)  # was: MANUAL
+    pnl = (Decimal(88_000) - 90_000) * Decimal("0.8") + (stop_price - 90_000) * Decimal("1.2")
+    assert trade.position.realized_pnl_usdt == pnl  # each part at its own price, as before
+
+
+def test_a_sale_after_our_stop_is_not_taken_for_one_it_closed() -> None:
+    """Where the sale's trade is later than the time our stop finished, the trade is the
+    person's: MANUAL at their price."""
+    first, _ = first_tick()
+    later = NOW + timedelta(seconds=30)
+    book = replace(first.book, intents={})
+    sale = Fill("7001", "order-9001", BTC, OrderSide.SELL, Decimal("0.8"), Decimal(88_000),
+                Decimal("28.16"), FIRED_AT + timedelta(seconds=1))  # fmt: skip
+    seen = Observation(replace(FLAT, taken_at=later), marks={BTC: Decimal(87_000)},
+                       last_exits=first.last_exits, account_fills={BTC: [sale]})  # fmt: skip
+    [trade] = Planner(book, seen, later, CONTEXT).run().trades
+    assert (trade.exit_price, trade.reason) == (Decimal(88_000), ExitReason.MANUAL)
