@@ -6,6 +6,7 @@ these steps read and write."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -18,6 +19,7 @@ from quantum_trader.keeper.external import (
     added_by_hand,
     external_execution,
 )
+from quantum_trader.keeper.external_saved import LastExit
 from quantum_trader.keeper.forced import forced_reason
 from quantum_trader.keeper.part_settle import PART_TRADES_READ, awaited
 from quantum_trader.keeper.plan import Context, Note, Observation
@@ -38,6 +40,19 @@ class ExternalSettling:
     records: list[tuple[Order, tuple[Fill, ...]]]
     trades: list[TradeDraft]
     reducing_trades: dict[str, frozenset[str]]
+    last_exits: dict[str, LastExit]
+
+    def _last_exit_after(self, symbol: str, trade_ids: Collection[str]) -> LastExit | None:
+        """Our last exit that left some of the position on `symbol` — booked this tick, or
+        on an earlier one — when it came after every one of the account's trades
+        `trade_ids`: it closed what they left, so the trade's exit is its (seed 30721; and
+        in a replay, seed 33545)."""
+        last = self.last_exits.get(symbol) or self.observation.last_exits.get(symbol)
+        if last is None:
+            return None
+        read = self.observation.account_fills.get(symbol, ())
+        theirs = [f for f in read if f.trade_id in trade_ids]
+        return last if theirs and last.after(theirs) else None
 
     def _terms_found(
         self, symbol: str, found: ExternalExecution

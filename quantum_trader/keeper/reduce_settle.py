@@ -33,7 +33,6 @@ class ReductionSettling(ExitReplaySettling):
     """The steps; the attributes are the planner's (set in `Planner.__init__`)."""
 
     opened_fees: dict[str, Decimal]
-    last_exits: dict[str, LastExit]
 
     def _reduce(
         self, position: Position, held: ExchangePosition | None, exits: list[Outcome]
@@ -181,15 +180,8 @@ class ReductionSettling(ExitReplaySettling):
         if closer is not None:
             price, reason = self._exit_terms(position, closer)
             return closer.execution.order.client_order_id, price, reason
-        symbol = position.symbol
-        last = self.last_exits.get(symbol) or self.observation.last_exits.get(symbol)
-        if last is None or found is None:
-            return None
-        read = self.observation.account_fills.get(symbol, ())
-        theirs = [f for f in read if f.trade_id in found.trade_ids]
-        if not theirs or not last.after(theirs):
-            return None
-        return last.client_order_id, last.price, last.reason
+        last = self._last_exit_after(position.symbol, found.trade_ids) if found else None
+        return (last.client_order_id, last.price, last.reason) if last is not None else None
 
     def _closed(self, draft: TradeDraft) -> None:
         self.trades.append(draft)

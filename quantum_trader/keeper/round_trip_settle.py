@@ -158,7 +158,14 @@ class RoundTripSettling(ExternalSettling):
         how = f"booked at the account's trades' price {price}, fees {ours.fees_usdt} (replayed)"
         if ours.quantity == 0:
             closer = closers.get(ours.last_reduced_by)
-            if closer is None:
+            last = self._last_exit_after(symbol, ours.trade_ids) if closer is None else None
+            if last is not None:  # our exit booked before the replay came after its trades
+                reason, price = last.reason, last.price
+                detail = (
+                    f"{position.side} {position.quantity} closed by our {last.client_order_id} "
+                    f"after trades by hand, the trade's exit; {how}"
+                )
+            elif closer is None:
                 reason = self._forced(symbol, frozenset(ours.trade_ids))
                 detail = f"{position.side} {position.quantity} closed with no order of ours; {how}"
             else:

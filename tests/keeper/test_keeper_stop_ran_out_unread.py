@@ -20,6 +20,7 @@ from decimal import Decimal
 from position_builders import NOW, SETTINGS, position, protected, stop_order
 
 from quantum_trader.domain import (
+    ExchangePosition,
     ExchangeSnapshot,
     ExitReason,
     Fill,
@@ -28,6 +29,7 @@ from quantum_trader.domain import (
     OrderKind,
     OrderSide,
     OrderStatus,
+    Side,
     SnapshotSource,
 )
 from quantum_trader.keeper.book import Book, Intent
@@ -95,3 +97,37 @@ def test_a_sale_after_our_stop_is_not_taken_for_one_it_closed() -> None:
                        last_exits=first.last_exits, account_fills={BTC: [sale]})  # fmt: skip
     [trade] = Planner(book, seen, later, CONTEXT).run().trades
     assert (trade.exit_price, trade.reason) == (Decimal(88_000), ExitReason.MANUAL)
+
+
+def test_a_stop_that_ran_out_then_an_open_by_hand_closes_the_trade_at_the_stops_terms() -> None:
+    """The hand-trading campaign, seed 33545: a person sold part of our long, our stop then
+    ran out of position (its fills read this time), and a person opened a long again before
+    the look: the growth is replayed from the position as booked, whose last part went with
+    the person's sale — but our stop came after that sale and closed the rest, so the trade's
+    exit is our stop's (was: MANUAL at the person's price); what is held is adopted."""
+    held = protected(position(quantity=Decimal(2), opened_at=NOW - timedelta(minutes=10)), STOP)
+    stop = stop_order(held, STOP)
+    ran_out = replace(stop, status=OrderStatus.EXPIRED, filled_quantity=Decimal("1.5"),
+                      average_price=held.stop_price, updated_at=FIRED_AT)  # fmt: skip
+    ours = Fill("7002", STOP, BTC, OrderSide.SELL, Decimal("1.5"), held.stop_price,
+                Decimal("52.38"), FIRED_AT)  # fmt: skip
+    sale = Fill("7001", "order-9001", BTC, OrderSide.SELL, Decimal("0.5"), Decimal(88_000),
+                Decimal("17.6"), SOLD_AT)  # fmt: skip
+    opened = Fill("7003", "order-9002", BTC, OrderSide.BUY, Decimal(3), Decimal(87_500),
+                  Decimal("105"), FIRED_AT + timedelta(seconds=2))  # fmt: skip
+    listed = replace(ours, client_order_id="order-9000")  # as userTrades lists our stop's
+    snapshot = ExchangeSnapshot(NOW, SnapshotSource.REST,
+                                {BTC: ExchangePosition(BTC, Side.LONG, Decimal(3),
+                                                       Decimal(87_500), 3)}, ())  # fmt: skip
+    seen = Observation(snapshot, {STOP: ran_out}, {STOP: [ours]}, marks={BTC: Decimal(87_400)},
+                       account_fills={BTC: [sale, listed, opened]},
+                       reflected=frozenset({STOP}))  # fmt: skip
+    book = Book({BTC: held}, {}, working={STOP: stop})
+    plan = Planner(book, seen, NOW, CONTEXT).run()
+
+    [trade] = plan.trades
+    assert (trade.exit_price, trade.reason) == (held.stop_price, ExitReason.SL_HIT)
+    pnl = (Decimal(88_000) - 90_000) * Decimal("0.5") + (held.stop_price - 90_000) * Decimal("1.5")
+    assert trade.position.realized_pnl_usdt == pnl
+    adopted = plan.book.positions[BTC]
+    assert (adopted.quantity, adopted.entry_price) == (Decimal(3), Decimal(87_500))
