@@ -36,6 +36,7 @@ from quantum_trader.keeper.round_trip_settle import RoundTripSettling
 EXIT_OTHER_SIDE = "exit_filled_other_side"  # one of external.py's EXTERNAL_NOTES
 EXIT_AFTER_STOP = "exit_filled_after_trades_by_hand"  # one of them too
 EXIT_THEN_OPENED = "exit_filled_then_opened_by_hand"  # and this
+EXIT_BEYOND_BOOKED = "exit_filled_beyond_booked"  # and this
 
 
 @dataclass(slots=True)
@@ -96,6 +97,16 @@ class ExitReplaySettling(RoundTripSettling):
                 f"{held.side} {held.quantity} held after: opened by hand since"
             )
             return self._other_side_exits(position, held, exits, what, EXIT_THEN_OPENED)
+        if held is None and _filled_beyond(position, exits):
+            if self._others_unsettled(position, exits):
+                return False, None  # an entry of ours may have added it: booked as before
+            ids = ", ".join(o.execution.order.client_order_id for o in exits)
+            filled = sum((o.execution.quantity for o in exits), ZERO)
+            what = (
+                f"our {ids} filled {filled} of {position.side} {position.quantity} booked: "
+                "added to by hand before"
+            )
+            return self._other_side_exits(position, held, exits, what, EXIT_BEYOND_BOOKED)
         if exits and position.symbol in self.observation.restored_unseen:
             return self._exits_after_a_stop(position, held, exits)
         return False, None
@@ -261,3 +272,12 @@ def _filled_for_all(position: Position, exits: list[Outcome]) -> bool:
     long never booked), replayed as `_other_side_exits` replays. Not while another order of
     ours is unsettled there (`_await_exits`)."""
     return bool(exits) and sum((o.execution.quantity for o in exits), ZERO) >= position.quantity
+
+
+def _filled_beyond(position: Position, exits: list[Outcome]) -> bool:
+    """Whether `exits` filled for more than `position`: reduce-only, they sold what was
+    held, so a person had added to it unseen (the hand-trading campaign, seed 33553: our
+    stop, still standing for more than the position booked after our market exit, sold
+    what a person had added; the stop was booked for what was booked, the person's trade
+    and fee in no booking). Replayed as `_filled_for_all` is, with nothing held after."""
+    return sum((o.execution.quantity for o in exits), ZERO) > position.quantity

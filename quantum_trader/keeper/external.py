@@ -206,10 +206,11 @@ def added_by_hand(
     )
 
 
-# The last four: a position held as booked at another entry price
+# The last five: a position held as booked at another entry price
 # (keeper/round_trip_settle.py); an exit of ours on the side that adds to the position,
-# filled on a position booked by an earlier run after trades by hand, or filled for all of
-# the position with something held after it (keeper/exit_replay_settle.py).
+# filled on a position booked by an earlier run after trades by hand, filled for all of the
+# position with something held after it, or filled for more than it with nothing held
+# (keeper/exit_replay_settle.py).
 EXTERNAL_NOTES = (
     "position_closed_externally",
     "external_close_awaits_price",
@@ -217,6 +218,7 @@ EXTERNAL_NOTES = (
     "exit_filled_other_side",
     "exit_filled_after_trades_by_hand",
     "exit_filled_then_opened_by_hand",
+    "exit_filled_beyond_booked",
 )
 # Trades on a symbol read flat at a look before and at this one that do not take it back to
 # flat (keeper/from_flat_settle.py `settle_flat_again`).

@@ -131,3 +131,33 @@ def test_a_stop_that_ran_out_then_an_open_by_hand_closes_the_trade_at_the_stops_
     assert trade.position.realized_pnl_usdt == pnl
     adopted = plan.book.positions[BTC]
     assert (adopted.quantity, adopted.entry_price) == (Decimal(3), Decimal(87_500))
+
+
+def test_our_stop_that_sold_more_than_booked_books_the_addition_by_hand_it_sold() -> None:
+    """The hand-trading campaign, seed 33553: our long booked at 1 while its stop still
+    stood for 2; a person bought 1 more, unseen, and the stop sold the 2. Reduce-only, our
+    stop cannot sell what was not held: the position had been added to by hand. Replayed
+    from the position as booked with the account's trades: the addition's price and fee in
+    the trade, its exit our stop's (was: the stop booked for the 1 booked, the person's
+    trade and fee in no booking, PnL short by the addition's own)."""
+    held = protected(position(quantity=Decimal(1), opened_at=NOW - timedelta(minutes=10)), STOP)
+    stop = stop_order(held, STOP, quantity=Decimal(2))
+    filled = replace(stop, status=OrderStatus.FILLED, filled_quantity=Decimal(2),
+                     average_price=held.stop_price, updated_at=FIRED_AT)  # fmt: skip
+    ours = Fill("7002", STOP, BTC, OrderSide.SELL, Decimal(2), held.stop_price,
+                Decimal("69.84"), FIRED_AT)  # fmt: skip
+    added = Fill("7001", "order-9001", BTC, OrderSide.BUY, Decimal(1), Decimal(89_000),
+                 Decimal("35.6"), SOLD_AT)  # fmt: skip
+    listed = replace(ours, client_order_id="order-9000")
+    seen = Observation(FLAT, {STOP: filled}, {STOP: [ours]}, marks={BTC: Decimal(87_200)},
+                       account_fills={BTC: [added, listed]},
+                       reflected=frozenset({STOP}))  # fmt: skip
+    book = Book({BTC: held}, {}, working={STOP: stop})
+    plan = Planner(book, seen, NOW, CONTEXT).run()
+
+    [trade] = plan.trades
+    assert (trade.exit_price, trade.reason) == (held.stop_price, ExitReason.SL_HIT)
+    pnl = (held.stop_price - 90_000) + (held.stop_price - 89_000)
+    assert trade.position.realized_pnl_usdt == pnl
+    assert trade.position.fees_usdt == held.fees_usdt + Decimal("69.84") + Decimal("35.6")
+    assert plan.book.positions == {}
