@@ -45,7 +45,7 @@ class ExternalSettling:
     def _last_exit_after(self, symbol: str, trade_ids: Collection[str]) -> LastExit | None:
         """Our last exit that left some of the position on `symbol` — booked this tick, or
         on an earlier one — when it came after every one of the account's trades
-        `trade_ids`: it closed what they left, so the trade's exit is its (seed 30721; and
+        `trade_ids`: it closed what they left, so the trade exits at its terms (seed 30721; and
         in a replay, seed 33545)."""
         last = self.last_exits.get(symbol) or self.observation.last_exits.get(symbol)
         if last is None:
