@@ -37,6 +37,7 @@ EXIT_OTHER_SIDE = "exit_filled_other_side"  # one of external.py's EXTERNAL_NOTE
 EXIT_AFTER_STOP = "exit_filled_after_trades_by_hand"  # one of them too
 EXIT_THEN_OPENED = "exit_filled_then_opened_by_hand"  # and this
 EXIT_BEYOND_BOOKED = "exit_filled_beyond_booked"  # and this
+GROWTH_AWAITS_ORDERS = "growth_awaits_orders"
 
 
 @dataclass(slots=True)
@@ -241,6 +242,31 @@ class ExitReplaySettling(RoundTripSettling):
         )
         if flipped is not None:
             self._cover_held(flipped, self.latest_entry(flipped, []))
+
+    def _growth_awaits_orders(self, position: Position, held: ExchangePosition) -> bool:
+        """Whether a growth of `position` to `held` with no entry of ours waits: a stop or
+        take-profit of ours on the symbol has ended unseen or is executing
+        (`working_unsettled`), and it may have closed the position before a person opened
+        what is held (the hand-trading campaign, seed 33556: our stop closed the long, a
+        person opened a larger one, the stop's lookup met a 429 — booked as a growth by
+        hand, then the stop booked against it: two trades merged into one, the person's fee
+        in no booking). What is held is covered meanwhile; once the order is settled, its
+        fill is replayed with the person's trades (`_filled_for_all`), or the growth booked
+        as before."""
+        unsettled = self.working_unsettled(position.symbol)
+        if not unsettled:
+            return False
+        detail = (
+            f"exchange holds {held.quantity}, ledger {position.quantity}: our "
+            f"{', '.join(unsettled)} unsettled (it may have closed the position before "
+            "what is held was opened)"
+        )
+        self.notes.append(Note(GROWTH_AWAITS_ORDERS, position.symbol, detail))
+        mark = self.observation.marks.get(position.symbol)
+        self.actions += stop_awaiting_orders(
+            position, held.quantity, self.listed, mark, self.now, self.context
+        )
+        return True
 
     def _cover_held(self, held: ExchangePosition, entry: Intent | None = None) -> None:
         """A stop for what the exchange holds, as it would be adopted (`_adoptable`)."""

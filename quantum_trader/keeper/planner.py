@@ -274,6 +274,8 @@ class Planner(OrderSettling, UnseenEntrySettling, FromFlatSettling, Protecting):
         `exits` (our stops and take-profits on the symbol that filled) where it was read
         flat and no entry of ours opened it (keeper/from_flat_settle.py)."""
         if position is not None:
+            if not entries and self._growth_awaits_orders(position, held):
+                return position
             after = self._growth_replayed(position, held) if not entries else None
             if after is not None:
                 return after
