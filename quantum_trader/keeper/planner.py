@@ -316,6 +316,8 @@ class Planner(OrderSettling, UnseenEntrySettling, FromFlatSettling, Protecting):
         detail = f"{held.side} {held.quantity} @ {held.entry_price}, stop {adopted.stop_price}"
         event = "position_opened" if entry is not None else "position_adopted"
         self.notes.append(Note(event, symbol, f"{detail} ({how}){replayed}", error=entry is None))
+        if entry is not None:  # a person's part beside our fill: its fee taken
+            adopted = self.beside_our_fill(adopted, held, entries)
         if entry is not None and entry.plan is not None:  # far from its plan: fill_check.py
             limit, checked = check_fill(adopted, entry.plan, self.context)
             if limit is not None:

@@ -22,14 +22,17 @@ awaiting an order of ours; it is adopted once the entry settles with nothing fil
 from __future__ import annotations
 
 from collections.abc import Sequence
+from decimal import Decimal
+from typing import TYPE_CHECKING
 
-from quantum_trader.domain import ExchangePosition, Position
+from quantum_trader.domain import ZERO, ExchangePosition, Position
 from quantum_trader.keeper.book import Intent
 from quantum_trader.keeper.exit_replay_settle import Outcome
 from quantum_trader.keeper.fill_check import check_fill
 from quantum_trader.keeper.ids import Purpose
 from quantum_trader.keeper.plan import Note
 from quantum_trader.keeper.reduce_settle import ReductionSettling
+from quantum_trader.record import replace
 
 ADOPTION_AWAITS_ENTRY = "adoption_awaits_entry"
 
@@ -38,6 +41,10 @@ class UnseenEntrySettling(ReductionSettling):
     """The step; the attributes are the planner's (set in `Planner.__init__`)."""
 
     unseen_entries: set[str]  # symbols whose position an entry of ours opened unseen, this tick
+
+    if TYPE_CHECKING:  # the planner's own (keeper/planner.py)
+
+        def _addition(self, position: Position, added: Decimal) -> tuple[Decimal, str]: ...
 
     def opened_unseen(
         self, symbol: str, held: ExchangePosition | None, entries: Sequence[Outcome]
@@ -81,6 +88,23 @@ class UnseenEntrySettling(ReductionSettling):
         self.notes += checked
         return position, False
 
+    def beside_our_fill(
+        self, adopted: Position, held: ExchangePosition, entries: Sequence[Outcome]
+    ) -> Position:
+        """`adopted`, opened by an entry of ours among `entries` and held as `held`, with the
+        fee of what a person added beside our fill (more held on its side than our entries
+        executed) taken as a growth by hand's is (the restart campaign, seed 41021: our
+        entry's answer lost, a person bought 0.489 a second before our 0.639 filled; the
+        1.128 held was booked as our entry's, the person's fee in no booking — an answered
+        entry's growth was booked so already)."""
+        ours = sum((o.execution.quantity for o in entries if _opens(o, held)), ZERO)
+        if not 0 < ours < held.quantity:
+            return adopted
+        fee, how = self._addition(adopted, held.quantity - ours)
+        detail = f"{ours} → {held.quantity}: added by hand beside our entry's fill{how}"
+        self.notes.append(Note("position_grown", held.symbol, detail, error=True))
+        return replace(adopted, fees_usdt=adopted.fees_usdt + fee)
+
     def awaits_entry(self, held: ExchangePosition) -> bool:
         """Whether `held`, booked nowhere, waits for an entry of ours in flight (its stop
         placed meanwhile): one on its other side (it may be what a person made of our fill),
@@ -117,3 +141,9 @@ class UnseenEntrySettling(ReductionSettling):
         its size, the person's fee in no booking)."""
         found = self.observation.found
         return intent.client_order_id in found and found[intent.client_order_id] is None
+
+
+def _opens(outcome: Outcome, held: ExchangePosition) -> bool:
+    """An entry of ours on `held`'s side."""
+    intent = outcome.intent
+    return intent is not None and intent.plan is not None and intent.plan.side is held.side

@@ -177,3 +177,30 @@ async def test_after_a_restart_the_part_our_entry_met_is_amended_to_the_persons_
     assert position.fees_usdt == booked.fees_usdt + fee_paid(harness, "web_opened_61")
     moved = (Decimal(100) - Decimal("100.5")) * 1  # the part's price against the mark's
     assert position.realized_pnl_usdt == booked.realized_pnl_usdt + moved
+
+
+async def test_a_part_bought_by_hand_beside_our_lost_entry_has_its_fee_booked() -> None:
+    """The restart campaign, seed 41021: a person bought 1 BTC after the keeper read it
+    flat; our long's answer was lost, so the tick that looked it up booked what was held —
+    ours and the person's — as our entry's. The person's part is a growth by hand beside our
+    fill: its trade's fee is booked (was: in no booking; an answered entry's growth was)."""
+    harness = await Harness.start()
+    exchange = harness.exchange
+    await harness.tick()  # BTC flat on the exchange and in the books
+    harness.advance(timedelta(seconds=1))
+    await trade(harness, "web_added_81", OrderSide.BUY, Decimal(1))
+    harness.advance(timedelta(seconds=1))
+    exchange.lose_next = True
+    with capture_logs() as logs:
+        with contextlib.suppress(RetryLater):
+            await harness.keeper.enter(sized(BTC, Side.LONG, Decimal(100)), harness.now)
+        for _ in range(3):
+            await harness.tick()
+    [entry] = sent(exchange, Purpose.ENTRY)
+    quantity = exchange.orders[entry].filled_quantity
+
+    position = harness.keeper.positions[BTC]
+    assert position.entry_order_id == entry
+    assert position.quantity == quantity + 1
+    assert position.fees_usdt == fee_paid(harness, entry) + fee_paid(harness, "web_added_81")
+    assert ("position_grown", BTC) in [(e["event"], e.get("symbol")) for e in logs]
