@@ -15,31 +15,24 @@ from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 
-from position_builders import NOW, SETTINGS, position, protected, stop_order
+from position_builders import NOW, position, protected, stop_order
+from test_keeper_exit_beside_unsettled import BTC, CONTEXT
 
 from quantum_trader.domain import (
     ExchangePosition,
     ExchangeSnapshot,
     ExitReason,
     Fill,
-    MarketRules,
     OrderSide,
     OrderStatus,
     Side,
     SnapshotSource,
 )
 from quantum_trader.keeper.book import Book
-from quantum_trader.keeper.plan import Context, Observation
+from quantum_trader.keeper.plan import Observation
 from quantum_trader.keeper.planner import Planner
 from quantum_trader.keeper.protect import PlaceStop
-from quantum_trader.keeper.settings import KeeperSettings
 
-BTC = "BTC/USDT:USDT"
-CONTEXT = Context(
-    {BTC: MarketRules(BTC, Decimal("0.1"), Decimal("0.001"), Decimal("0.001"), Decimal(5))},
-    KeeperSettings(),
-    SETTINGS,
-)
 STOP = "qt-s-BTC-r3-4"
 FIRED_AT = NOW - timedelta(seconds=20)
 OPENED_AT = NOW - timedelta(seconds=10)

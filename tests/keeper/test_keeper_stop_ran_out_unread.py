@@ -17,14 +17,14 @@ from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 
-from position_builders import NOW, SETTINGS, position, protected, stop_order
+from position_builders import NOW, position, protected, stop_order
+from test_keeper_exit_beside_unsettled import BTC, CONTEXT
 
 from quantum_trader.domain import (
     ExchangePosition,
     ExchangeSnapshot,
     ExitReason,
     Fill,
-    MarketRules,
     Order,
     OrderKind,
     OrderSide,
@@ -33,16 +33,9 @@ from quantum_trader.domain import (
     SnapshotSource,
 )
 from quantum_trader.keeper.book import Book, Intent
-from quantum_trader.keeper.plan import Context, Observation, Plan
+from quantum_trader.keeper.plan import Observation, Plan
 from quantum_trader.keeper.planner import Planner
-from quantum_trader.keeper.settings import KeeperSettings
 
-BTC = "BTC/USDT:USDT"
-CONTEXT = Context(
-    {BTC: MarketRules(BTC, Decimal("0.1"), Decimal("0.001"), Decimal("0.001"), Decimal(5))},
-    KeeperSettings(),
-    SETTINGS,
-)
 STOP, TARGET = "qt-s-BTC-r2-4", "qt-t-BTC-r2-5"
 FLAT = ExchangeSnapshot(NOW, SnapshotSource.REST, {}, ())
 SOLD_AT = NOW - timedelta(seconds=10)  # the person's sale
