@@ -102,9 +102,8 @@ class ExitReplaySettling(RoundTripSettling):
             if self._others_unsettled(position, exits):
                 return False, None  # an entry of ours may have added it: booked as before
             ids = ", ".join(o.execution.order.client_order_id for o in exits)
-            filled = sum((o.execution.quantity for o in exits), ZERO)
             what = (
-                f"our {ids} filled {filled} of {position.side} {position.quantity} booked: "
+                f"our {ids} filled {_filled(exits)} of {position.side} {position.quantity} booked: "
                 "added to by hand before"
             )
             return self._other_side_exits(position, held, exits, what, EXIT_BEYOND_BOOKED)
@@ -297,7 +296,7 @@ def _filled_for_all(position: Position, exits: list[Outcome]) -> bool:
     open and a flip by hand, all while the daemon was stopped; the short was adopted and the
     long never booked), replayed as `_other_side_exits` replays. Not while another order of
     ours is unsettled there (`_await_exits`)."""
-    return bool(exits) and sum((o.execution.quantity for o in exits), ZERO) >= position.quantity
+    return bool(exits) and _filled(exits) >= position.quantity
 
 
 def _filled_beyond(position: Position, exits: list[Outcome]) -> bool:
@@ -306,4 +305,9 @@ def _filled_beyond(position: Position, exits: list[Outcome]) -> bool:
     stop, still standing for more than the position booked after our market exit, sold
     what a person had added; the stop was booked for what was booked, the person's trade
     and fee in no booking). Replayed as `_filled_for_all` is, with nothing held after."""
-    return sum((o.execution.quantity for o in exits), ZERO) > position.quantity
+    return _filled(exits) > position.quantity
+
+
+def _filled(exits: list[Outcome]) -> Decimal:
+    """What `exits` executed together."""
+    return sum((o.execution.quantity for o in exits), ZERO)

@@ -109,13 +109,13 @@ class UnseenEntrySettling(ReductionSettling):
         """Whether `held`, booked nowhere, waits for an entry of ours in flight (its stop
         placed meanwhile): one on its other side (it may be what a person made of our fill),
         or one on its side that this tick's lookup did not find (`_not_found`)."""
-        entries = [
-            i
+        sides = [
+            (i, i.plan.side)
             for i in self.book.intents_for(held.symbol)
             if i.purpose is Purpose.ENTRY and i.plan is not None
         ]
-        against = [i for i in entries if i.plan is not None and i.plan.side is not held.side]
-        unknown = [i for i in entries if i not in against and self._not_found(i)]
+        against = [i for i, side in sides if side is not held.side]
+        unknown = [i for i, side in sides if side is held.side and self._not_found(i)]
         if not against and not unknown:
             return False
         ids = ", ".join(i.client_order_id for i in (against or unknown))
