@@ -33,7 +33,8 @@ from decimal import Decimal
 from quantum_trader.domain import ZERO, ExchangeSnapshot, Fill, Position, StreamMoves
 from quantum_trader.errors import MarketDataError, RetryLater
 from quantum_trader.keeper.book import Book
-from quantum_trader.keeper.plan import Note, Observation, Plan
+from quantum_trader.keeper.plan import BeforeEntry, FlatRead, Note, Observation, Plan
+from quantum_trader.keeper.round_trip import round_trips_before
 from quantum_trader.log import get_logger
 from quantum_trader.ports import Exchange, Repository
 from quantum_trader.record import record, replace
@@ -302,6 +303,7 @@ async def read_account_fills(
     booked: Mapping[str, frozenset[str]],
     entered: Mapping[str, datetime],
     reported: StreamMoves | None = None,
+    first_fills: Mapping[str, datetime] | None = None,
 ) -> Observation:
     """`seen` with the account's trades on `symbols` (each position's window: `held_at`, by
     symbol, the last tick that found it held as booked; a symbol with no position, since
@@ -320,9 +322,16 @@ async def read_account_fills(
     person opened there after it met by our entry): the window reaches 5 min before it
     opened, where the last position's exit on the symbol may lie (found by an outside-style
     probe, 2026-12-03: taken for a close by hand of the next one whose trade Binance did
-    not list yet)."""
+    not list yet).
+
+    Where the window begins at that flat read, before the entry's first fill (`first_fills`,
+    by symbol), the round trips a person made from it before that fill are taken out of the
+    position's trades and left to be booked as trades of their own (`BeforeEntry`,
+    `told_apart`): a replay from the position as booked took them for changes of it (the
+    hand-trading campaign, seed 33720: a short opened and bought back by hand 2 s before
+    our long filled, its sale taken for our long's close)."""
     fills, unread = dict(seen.account_fills), set(seen.account_unread)
-    unlisted = dict(seen.unlisted_fills)
+    unlisted, before_entry = dict(seen.unlisted_fills), dict(seen.before_entry)
     for symbol in symbols:
         position, since = positions.get(symbol), entered.get(symbol)
         if position is not None:
@@ -340,12 +349,22 @@ async def read_account_fills(
         fills[symbol] = [
             f for f in read if f.trade_id not in before and (since is None or f.time >= since)
         ]
+        first = (first_fills or {}).get(symbol)
+        if position is not None and since is not None and first is not None and since < first:
+            made, fills[symbol] = round_trips_before(fills[symbol], first)
+            if made:
+                flat = FlatRead(since, position.leverage)
+                before_entry[symbol] = BeforeEntry(flat, tuple(made), told_apart=True)
         if position is None and reported is not None:  # a round trip's trade not listed yet
             trade = reported.unlisted(symbol, {f.trade_id for f in read}, start, end)
             if trade is not None:
                 unlisted[symbol] = trade
     return replace(
-        seen, account_fills=fills, account_unread=frozenset(unread), unlisted_fills=unlisted
+        seen,
+        account_fills=fills,
+        account_unread=frozenset(unread),
+        unlisted_fills=unlisted,
+        before_entry=before_entry,
     )
 
 

@@ -174,10 +174,12 @@ class FromFlatSettling(ReductionSettling):
         first fill, each round trip they show a trade of its own, closed by hand; what is
         left (a position our entry met) stays for the position's own reads. A read of them
         waiting for a settling, or kept across our entry (the restart campaign, seeds
-        40288 and 40289: a read refused by a 503, then our entry booked: never booked)."""
+        40288 and 40289: a read refused by a 503, then our entry booked: never booked), or
+        told apart from the position's own trades by their read (`BeforeEntry.told_apart`:
+        booked whatever the position does this tick)."""
         seen, rules = self.observation, self.context.rules
         for symbol, before in sorted(seen.before_entry.items()):
-            if not settles_now(self.book, seen.snapshot, rules, symbol):
+            if not before.told_apart and not settles_now(self.book, seen.snapshot, rules, symbol):
                 continue
             found = replay_from_flat(
                 None, before.trades, before.flat.at, rules.get(symbol), earlier=0

@@ -330,8 +330,9 @@ class PositionKeeper(Entering):
             ours = await own_trades(self._repository, positions, external, seen.fills)
             booked = ours.left_out(self._carrier.external.left_out())
             since = self._flat_before.since(ours.entered, positions)
+            first = ours.entered  # the round trips before it told apart (external.py)
             seen = await read_account_fills(
-                self._exchange, seen, positions, external, at, now, booked, since, moves
+                self._exchange, seen, positions, external, at, now, booked, since, moves, first
             )
             result = plan(book, seen, now, context, self._checks)
             recheck = await reads.recheck_after_trades(result, snapshot, seen, moved=moved)

@@ -81,10 +81,13 @@ class BeforeEntry:
     """A symbol read flat at a look (`flat`) where the user-data stream reported a change
     before an entry of ours there was booked: the account's trades from that look to our
     entry's first fill (`trades`, ours left out), where a person's round trip may lie
-    (keeper/flat_reads.py `FlatReads.before_entry`)."""
+    (keeper/flat_reads.py `FlatReads.before_entry`). `told_apart`: the round trips a read of
+    the position's own trades found there (keeper/external.py `read_account_fills`), left out
+    of them: booked whatever the tick holds."""
 
     flat: FlatRead
     trades: tuple[Fill, ...]
+    told_apart: bool = False
 
 
 @record

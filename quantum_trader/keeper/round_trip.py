@@ -251,6 +251,23 @@ def _run_from_flat(
     return None
 
 
+def round_trips_before(fills: Sequence[Fill], entered: datetime) -> tuple[list[Fill], list[Fill]]:
+    """`fills` (a person's trades on a symbol since a look read it flat, ours left out),
+    split: those that take it from flat back to flat before `entered` (our entry's first
+    fill, in the exchange's time) — round trips made before our position existed, which
+    cannot have changed it — and the rest (what our entry may have met, and every trade
+    from its fill on)."""
+    ordered = sorted(fills, key=in_trade_order)
+    amount, cut = ZERO, 0
+    for index, fill in enumerate(ordered):
+        if fill.time >= entered:
+            break
+        amount += _signed(fill)
+        if amount == 0:
+            cut = index + 1
+    return ordered[:cut], ordered[cut:]
+
+
 def _signed(fill: Fill) -> Decimal:
     return fill.quantity if fill.side is OrderSide.BUY else -fill.quantity
 
