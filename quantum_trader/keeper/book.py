@@ -305,6 +305,10 @@ class Book:
     reduced that were booked at the mark while the account's trades could not be read, until
     they are and the position (or its close) is amended to them (keeper/part_unread.py);
     saved with the position's bookings too.
+    `entries_moved` holds, by symbol held, an exchange entry price that differed from the
+    position's while an order of ours there was unsettled, the round trip's replay waiting
+    for it (keeper/round_trip_settle.py): an exit of ours that fills first is replayed with
+    the account's trades (keeper/exit_replay_settle.py). In memory only.
     """
 
     positions: Mapping[str, Position] = field(default_factory=dict)
@@ -318,6 +322,7 @@ class Book:
     targets_refused: Mapping[str, datetime] = field(default_factory=dict)
     added_unread: Mapping[str, UnreadAddition] = field(default_factory=dict)
     parts_unread: Mapping[str, tuple[UnreadPart, ...]] = field(default_factory=dict)
+    entries_moved: Mapping[str, Decimal] = field(default_factory=dict)
     # `blocked()` once per book: a book is never changed, only replaced (the executor and a
     # backtest's quiet-step checks ask each cycle and each step).
     _blocked: Mapping[str, str] | None = field(default=None, init=False, repr=False, compare=False)

@@ -29,6 +29,7 @@ class Draft:
         self.targets_refused: dict[str, datetime] = dict(book.targets_refused)
         self.added_unread: dict[str, UnreadAddition] = dict(book.added_unread)
         self.parts_unread: dict[str, tuple[UnreadPart, ...]] = dict(book.parts_unread)
+        self.entries_moved: dict[str, Decimal] = dict(book.entries_moved)
         self._by_symbol: dict[str, dict[str, Intent]] = {}
         for intent in self.intents.values():
             self._by_symbol.setdefault(intent.symbol, {})[intent.client_order_id] = intent
@@ -83,4 +84,5 @@ class Draft:
                 for s, p in self.parts_unread.items()
                 if s in self.positions or s in self.unpriced
             },
+            {s: p for s, p in self.entries_moved.items() if s in self.positions},
         )

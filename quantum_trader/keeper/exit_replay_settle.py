@@ -37,6 +37,7 @@ EXIT_OTHER_SIDE = "exit_filled_other_side"  # one of external.py's EXTERNAL_NOTE
 EXIT_AFTER_STOP = "exit_filled_after_trades_by_hand"  # one of them too
 EXIT_THEN_OPENED = "exit_filled_then_opened_by_hand"  # and this
 EXIT_BEYOND_BOOKED = "exit_filled_beyond_booked"  # and this
+EXIT_AFTER_MOVED = "exit_filled_after_entry_moved"  # and this
 GROWTH_AWAITS_ORDERS = "growth_awaits_orders"
 
 
@@ -107,6 +108,14 @@ class ExitReplaySettling(RoundTripSettling):
                 "added to by hand before"
             )
             return self._other_side_exits(position, held, exits, what, EXIT_BEYOND_BOOKED)
+        moved = self.book.entries_moved.get(position.symbol)
+        if exits and moved is not None:
+            ids = ", ".join(o.execution.order.client_order_id for o in exits)
+            what = (
+                f"our {ids} filled on {position.side} {position.quantity} after Binance's entry "
+                f"moved to {moved}, its replay awaiting an order of ours: traded by hand before"
+            )
+            return self._other_side_exits(position, held, exits, what, EXIT_AFTER_MOVED)
         if exits and position.symbol in self.observation.restored_unseen:
             return self._exits_after_a_stop(position, held, exits)
         return False, None
@@ -218,6 +227,7 @@ class ExitReplaySettling(RoundTripSettling):
                 closers[fill.trade_id] = (outcome.execution.order, outcome.intent)
         self._took(symbol, found.trade_ids)
         self.book.entries_seen.pop(symbol, None)
+        self.book.entries_moved.pop(symbol, None)
         self.notes.append(Note(event, symbol, f"{what}; replayed from the account's trades"))
         return True, self._book_replay(position, held, found, closers)
 

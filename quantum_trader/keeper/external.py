@@ -220,6 +220,7 @@ EXTERNAL_NOTES = (
     "exit_filled_after_trades_by_hand",
     "exit_filled_then_opened_by_hand",
     "exit_filled_beyond_booked",
+    "exit_filled_after_entry_moved",
 )
 # Trades on a symbol read flat at a look before and at this one that do not take it back to
 # flat (keeper/from_flat_settle.py `settle_flat_again`).

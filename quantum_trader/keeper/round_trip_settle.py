@@ -61,7 +61,9 @@ class RoundTripSettling(ExternalSettling):
             return position
         symbol = position.symbol
         if self.book.intents_for(symbol) or self.working_unsettled(symbol):
+            self.book.entries_moved[symbol] = held.entry_price  # for an exit of ours first
             return position
+        self.book.entries_moved.pop(symbol, None)
         return self._round_trip(position, held)
 
     if TYPE_CHECKING:  # OrderSettling's (keeper/settle.py), beside this in the planner
