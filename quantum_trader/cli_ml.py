@@ -27,7 +27,8 @@ from quantum_trader.config import Settings
 from quantum_trader.market.source import resolve_market_data
 from quantum_trader.ops.data_dir import prepare_data_dir
 from quantum_trader.report.outputs import sole_writer
-from quantum_trader.signals.model_set import ModelSetError, current_set, models_dir_in
+from quantum_trader.signals.manifest import ModelSetError
+from quantum_trader.signals.model_set import current_set, models_dir_in
 from quantum_trader.signals.stopping import TRAINING_STOP, StopRequested
 from quantum_trader.stop_signals import on_stop_signals
 

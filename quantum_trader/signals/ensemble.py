@@ -24,7 +24,7 @@ from quantum_trader.record import record
 from quantum_trader.signals.calibration import Calibration
 from quantum_trader.signals.coverage import history_h
 from quantum_trader.signals.features import FEATURE_WINDOW_H, compute_features
-from quantum_trader.signals.model_set import ModelProvenance
+from quantum_trader.signals.manifest import ModelProvenance
 from quantum_trader.signals.models.base import (
     FORECASTERS,
     MODEL_NAMES,

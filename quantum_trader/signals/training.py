@@ -37,12 +37,8 @@ from quantum_trader.signals.calibration import Calibration
 from quantum_trader.signals.coverage import MIN_TRAIN_ROWS
 from quantum_trader.signals.labels import ExitRules
 from quantum_trader.signals.loading import expected_spec
-from quantum_trader.signals.model_set import (
-    Manifest,
-    entry_for,
-    publish_model_set,
-    sweep_partials,
-)
+from quantum_trader.signals.manifest import Manifest
+from quantum_trader.signals.model_set import entry_for, publish_model_set, sweep_partials
 from quantum_trader.signals.models.base import (
     FORECASTERS,
     LIGHTGBM,
