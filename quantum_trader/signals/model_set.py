@@ -8,6 +8,9 @@ Layout under the models directory:
   <set id>/VALIDATION.md, *.png the training report and its reliability diagrams
   .partial-<set id>/           a set being written (ignored by readers, swept by the next train)
 
+`train` removes only folders named as it names its sets (`SET_ID`), keeping the newest KEEP_SETS
+of them: any other folder (a user's backup, a copied set) is left alone, whatever it holds.
+
 Publishing writes every file into `.partial-<id>/`, flushes it, renames the directory to `<id>`
 and only then replaces CURRENT: a reader sees the previous complete set or the new complete set,
 never a mix, whenever the writer stops. A set is used only when its manifest matches what the
@@ -20,15 +23,19 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
+import secrets
 import shutil
 import signal
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from quantum_trader.errors import ModelArtifactError
+from quantum_trader.log import get_logger
 from quantum_trader.signals.calibration import Calibration
 from quantum_trader.signals.manifest import (
     MODEL_FILES,
@@ -44,6 +51,15 @@ CURRENT_FILE = "CURRENT"
 MANIFEST_FILE = "manifest.json"
 PARTIAL_PREFIX = ".partial-"
 KEEP_SETS = 3
+SET_ID = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{6}")
+"""How `new_set_id` names a set: the only folders `train` ever removes."""
+
+log = get_logger("signals.model_set")
+
+
+def new_set_id(now: datetime) -> str:
+    """A new set's name: its training time (names sort by time) and a random suffix."""
+    return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
 
 
 def sha256_hex(payload: bytes) -> str:
@@ -215,8 +231,14 @@ def _sync_directory(path: Path) -> None:
 
 
 def _prune(models_dir: Path, current: str) -> None:
-    """Keep the newest KEEP_SETS published sets (by name: ids sort by time)."""
-    sets = sorted(p for p in models_dir.iterdir() if p.is_dir() and (p / MANIFEST_FILE).is_file())
+    """Keep the newest KEEP_SETS sets `train` published (by name: ids sort by time) and
+    `current`; remove the older ones, each logged. Other folders are a user's: kept."""
+    sets = sorted(
+        p
+        for p in models_dir.iterdir()
+        if SET_ID.fullmatch(p.name) and p.is_dir() and (p / MANIFEST_FILE).is_file()
+    )
     for old in sets[:-KEEP_SETS]:
         if old.name != current:
             shutil.rmtree(old, ignore_errors=True)
+            log.info("model_set_removed", model_set=old.name, models_dir=str(models_dir))
