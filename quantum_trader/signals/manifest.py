@@ -148,9 +148,32 @@ class Manifest:
             )
         except (ValueError, KeyError, TypeError) as error:
             raise ModelSetError(f"unreadable model set manifest ({error!r})") from error
-        if manifest.trained_at.tzinfo is None:
-            raise ModelSetError("model set manifest: trained_at has no time zone")
+        damage = manifest._damage(data["symbols"])
+        if damage:
+            raise ModelSetError(
+                f"model set {manifest.set_id}: manifest.json {damage}; retrain with"
+                " `quantum-trader train`"
+            )
         return manifest
+
+    def _damage(self, symbols: object) -> str:
+        """What a readable manifest holds that no `train` writes, or ''."""
+        times = ("trained_at", "training_start", "training_end")
+        naive = [t for t in times if getattr(self, t).tzinfo is None]
+        if naive:
+            return f"has {naive[0]} without a time zone"
+        if not isinstance(symbols, list):  # a string would be read as one symbol per letter
+            return f"has symbols {symbols!r}, not a list of symbols"
+        names = [m.name for m in self.models]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:  # each entry is a voter: one listed twice would vote twice
+            return f"lists {', '.join(twice)} twice"
+        if self.training_start > self.training_end:
+            return (
+                f"has training_start {self.training_start.isoformat()} after training_end"
+                f" {self.training_end.isoformat()}"
+            )
+        return ""
 
 
 @record

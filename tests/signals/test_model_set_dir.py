@@ -3,13 +3,24 @@ or a manifest that is not what `train` wrote (found by an outside probe of the M
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import pytest
+from ml_fixtures import (  # noqa: F401 (trained_fixture is the fixture `trained`)
+    copy_data_dir,
+    settings_for,
+    trained_fixture,
+)
 from structlog.testing import capture_logs
 
+from quantum_trader.app_signals import choose_signal_source
 from quantum_trader.signals.manifest import Manifest, SetSpec
-from quantum_trader.signals.model_set import MANIFEST_FILE, publish_model_set
+from quantum_trader.signals.model_set import MANIFEST_FILE, current_set, publish_model_set
+from quantum_trader.signals.rules import RuleAgent
 
 
 def empty_set(day: int) -> Manifest:
@@ -43,3 +54,59 @@ def test_train_removes_only_its_own_older_sets_and_logs_each(tmp_path: Path) -> 
     removed = [e for e in logs if e["event"] == "model_set_removed"]
     assert [e["model_set"] for e in removed] == [m.set_id for m in published[:2]]
     assert (models / "CURRENT").read_text().strip() == published[-1].set_id
+
+
+def edited_manifest(data_dir: Path, edit: Callable[[dict[str, Any]], None]) -> None:
+    current = current_set(data_dir / "models")
+    assert current is not None
+    path = current / MANIFEST_FILE
+    manifest = json.loads(path.read_text())
+    edit(manifest)
+    path.write_text(json.dumps(manifest))
+
+
+def _model_twice(manifest: dict[str, Any]) -> None:
+    manifest["models"].append(manifest["models"][0])
+
+
+def _symbols_a_string(manifest: dict[str, Any]) -> None:
+    manifest["symbols"] = "BTC/USDT:USDT"
+
+
+def _start_after_end(manifest: dict[str, Any]) -> None:
+    manifest["training_start"], manifest["training_end"] = (
+        manifest["training_end"],
+        manifest["training_start"],
+    )
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (_model_twice, "manifest.json lists xgboost twice"),
+        (_symbols_a_string, "manifest.json has symbols 'BTC/USDT:USDT', not a list of symbols"),
+        (_start_after_end, "manifest.json has training_start 2025-11-20T00:00:00+00:00 after"),
+    ],
+)
+def test_a_manifest_no_train_writes_is_refused_and_the_rule_agent_trades(
+    trained: tuple[Path, object],
+    tmp_path: Path,
+    edit: Callable[[dict[str, Any]], None],
+    expected: str,
+) -> None:
+    """Was: a model listed twice voted twice (it alone met ensemble.min_models = 2); symbols
+    written as a string were read one letter a symbol; a training window that ends before it
+    begins was accepted."""
+    data_dir = copy_data_dir(trained[0], tmp_path)
+    edited_manifest(data_dir, edit)
+    settings = settings_for(data_dir)
+    said: list[str] = []
+    with capture_logs() as logs:
+        source = choose_signal_source(settings, {}, said)
+    assert isinstance(source, RuleAgent)
+    (refused,) = [e for e in logs if e["event"] == "model_set_refused"]
+    assert expected in refused["reason"]
+    assert refused["reason"].endswith("; retrain with `quantum-trader train`")
+    (line,) = said
+    assert line.startswith(f"trained models not used: the model set in {data_dir / 'models'}")
+    assert expected in line
