@@ -4,12 +4,15 @@ or a manifest that is not what `train` wrote (found by an outside probe of the M
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from child_env import child_env
 from ml_fixtures import (  # noqa: F401 (trained_fixture is the fixture `trained`)
     copy_data_dir,
     settings_for,
@@ -110,3 +113,43 @@ def test_a_manifest_no_train_writes_is_refused_and_the_rule_agent_trades(
     (line,) = said
     assert line.startswith(f"trained models not used: the model set in {data_dir / 'models'}")
     assert expected in line
+
+
+def cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The real command on a data directory, with a small training (2 trees, 2 folds)."""
+    small = {
+        "QT_DATA_DIR": str(data_dir),
+        "QT_MARKET__SYMBOLS": "BTC/USDT:USDT",
+        "QT_ENSEMBLE__MODELS": "xgboost,lightgbm",
+        "QT_ENSEMBLE__TRAINING_DAYS": "20",
+        "QT_ENSEMBLE__TREE_ROUNDS": "10",
+        "QT_ENSEMBLE__WALK_FORWARD_FOLDS": "2",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "quantum_trader", *args],
+        capture_output=True,
+        text=True,
+        env=child_env(**small),
+        cwd=data_dir.parent,
+        timeout=300,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("pointer", ["CURRENT", "CURRENT.tmp"])
+def test_train_where_current_is_a_directory_is_refused_before_training(
+    tmp_path: Path, pointer: str
+) -> None:
+    """Was: the whole training, then an IsADirectoryError traceback from publish_model_set,
+    exit 1, the new set's folder and CURRENT.tmp left behind."""
+    models = tmp_path / "data" / "models"
+    (models / pointer).mkdir(parents=True)
+    done = cli(tmp_path / "data", "train")
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stderr.splitlines() == [
+        f"configuration error: {models / pointer} is a directory; train writes there the name "
+        "of the set it publishes: move it aside, then train again; nothing was trained"
+    ]
+    assert "Training" not in done.stdout
+    assert [p.name for p in models.iterdir()] == [pointer]
+    assert not any((models / pointer).iterdir())
