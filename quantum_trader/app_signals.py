@@ -65,7 +65,7 @@ def _load_ensemble(
     """The ensemble of the models that load, or None when fewer than `min_models` do (and
     then why in `not_used`, when a set was there)."""
     models_dir = models_dir_in(settings.data_dir)
-    if not models_dir.is_dir():
+    if not models_dir.exists():  # never trained; a file there is refused (current_set)
         return None
     from quantum_trader.signals.ensemble import recorded_funding  # heavy
     from quantum_trader.signals.loading import load_ensemble

@@ -113,10 +113,32 @@ def models_dir_in(data_dir: Path) -> Path:
 
 
 def current_set(models_dir: Path) -> Path | None:
-    """The directory CURRENT names, or None when no set was ever published."""
-    pointer = models_dir / CURRENT_FILE
-    if not pointer.is_file():
+    """The directory CURRENT names, or None when no set was ever published (no models
+    directory, or one with neither CURRENT nor a set). Sets without a usable CURRENT (missing,
+    a directory) and a models path that is a file are a ModelSetError: whoever trained must
+    hear why the models are not used, not see the rule agent trade in silence."""
+    if not models_dir.exists():
         return None
+    if not models_dir.is_dir():
+        raise ModelSetError(
+            f"{models_dir} is a file, not the directory model sets are kept in; move it aside,"
+            " then retrain with `quantum-trader train`"
+        )
+    pointer = models_dir / CURRENT_FILE
+    if not pointer.exists():
+        sets = published_sets(models_dir)
+        if not sets:
+            return None
+        raise ModelSetError(
+            f"{pointer} is missing, though {models_dir} holds model sets"
+            f" ({', '.join(sets[-KEEP_SETS:])}); write the name of the set to use into it"
+            " or retrain with `quantum-trader train`"
+        )
+    if not pointer.is_file():
+        raise ModelSetError(
+            f"{pointer} is not a file (a directory?); move it aside, then write the name of"
+            " the set to use into it or retrain with `quantum-trader train`"
+        )
     try:
         name = pointer.read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError) as error:
@@ -124,6 +146,15 @@ def current_set(models_dir: Path) -> Path | None:
     if not name or "/" in name or name.startswith("."):
         raise ModelSetError(f"{pointer}: does not name a model set ({name!r})")
     return models_dir / name
+
+
+def published_sets(models_dir: Path) -> list[str]:
+    """The folders holding a manifest (the sets, a user's copies too), by name."""
+    return sorted(
+        p.name
+        for p in models_dir.iterdir()
+        if not p.name.startswith(".") and (p / MANIFEST_FILE).is_file()
+    )
 
 
 def read_manifest(set_dir: Path, spec: SetSpec) -> Manifest:

@@ -4,6 +4,7 @@ or a manifest that is not what `train` wrote (found by an outside probe of the M
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from quantum_trader.app_signals import choose_signal_source
 from quantum_trader.signals.manifest import Manifest, SetSpec
 from quantum_trader.signals.model_set import MANIFEST_FILE, current_set, publish_model_set
 from quantum_trader.signals.rules import RuleAgent
+from quantum_trader.signals.training import TrainingResult
 
 
 def empty_set(day: int) -> Manifest:
@@ -92,7 +94,7 @@ def _start_after_end(manifest: dict[str, Any]) -> None:
     ],
 )
 def test_a_manifest_no_train_writes_is_refused_and_the_rule_agent_trades(
-    trained: tuple[Path, object],
+    trained: tuple[Path, TrainingResult],
     tmp_path: Path,
     edit: Callable[[dict[str, Any]], None],
     expected: str,
@@ -153,3 +155,69 @@ def test_train_where_current_is_a_directory_is_refused_before_training(
     assert "Training" not in done.stdout
     assert [p.name for p in models.iterdir()] == [pointer]
     assert not any((models / pointer).iterdir())
+
+
+def _current_missing(models: Path) -> None:
+    (models / "CURRENT").unlink()
+
+
+def _current_a_directory(models: Path) -> None:
+    (models / "CURRENT").unlink()
+    (models / "CURRENT").mkdir()
+
+
+def _models_a_file(models: Path) -> None:
+    shutil.rmtree(models)
+    models.write_text("")
+
+
+@pytest.mark.parametrize(
+    ("damage", "expected"),
+    [
+        (_current_missing, "CURRENT is missing, though {models} holds model sets ({set_id}); "),
+        (_current_a_directory, "CURRENT is not a file (a directory?); move it aside, then "),
+        (_models_a_file, "{models} is a file, not the directory model sets are kept in; "),
+    ],
+    ids=["CURRENT missing", "CURRENT a directory", "models a file"],
+)
+def test_trained_models_that_cannot_be_found_are_said_not_taken_for_none(
+    trained: tuple[Path, TrainingResult],
+    tmp_path: Path,
+    damage: Callable[[Path], None],
+    expected: str,
+) -> None:
+    """Was: current_set answered "never trained" whenever CURRENT was not a regular file, so
+    backtest and run traded the rule agent, the summary saying `rules (no trained models)`."""
+    data_dir = copy_data_dir(trained[0], tmp_path)
+    models = data_dir / "models"
+    damage(models)
+    said: list[str] = []
+    with capture_logs() as logs:
+        source = choose_signal_source(settings_for(data_dir), {}, said)
+    assert isinstance(source, RuleAgent)
+    (refused,) = [e for e in logs if e["event"] == "model_set_refused"]
+    line = expected.format(models=models, set_id=trained[1].set_dir.name)
+    assert line in refused["reason"]
+    assert refused["reason"].endswith("retrain with `quantum-trader train`")
+    (row,) = said
+    assert line in row
+    assert row.endswith("; the rule agent trades")
+
+
+@pytest.mark.parametrize("leftover", [None, "xgboost.json", ".partial-20250101T000000Z-000001"])
+def test_a_models_directory_without_a_set_is_never_trained(
+    tmp_path: Path, leftover: str | None
+) -> None:
+    models = tmp_path / "models"
+    models.mkdir()
+    if leftover == "xgboost.json":  # the old layout's file
+        (models / leftover).touch()
+    elif leftover is not None:  # a set a stopped train half-wrote
+        (models / leftover).mkdir()
+        (models / leftover / MANIFEST_FILE).write_text("{}")
+    said: list[str] = []
+    with capture_logs() as logs:
+        source = choose_signal_source(settings_for(tmp_path), {}, said)
+    assert isinstance(source, RuleAgent)
+    assert said == []
+    assert [e["event"] for e in logs if e["log_level"] == "warning"] == []
