@@ -228,7 +228,8 @@ def make_folds(panel: Panel, settings: EnsembleSettings) -> Folds:
     if test_hours < 1:
         hours_text = "1 labelled hour is" if len(hours) == 1 else f"{len(hours)} labelled hours are"
         why = f"{hours_text} too few for {k} walk-forward blocks"
-        raise MarketDataError(_too_little(panel, settings, why))
+        blamed = coverage.small_validation(len(hours), settings)
+        raise MarketDataError(_too_little(panel, settings, why, blamed))
     blocks, train, test = [], [], []
     # TimeSeriesSplit needs two splits; with one block, keep the last of two.
     splits = list(TimeSeriesSplit(n_splits=max(k, 2), test_size=test_hours).split(hours))[-k:]
@@ -244,13 +245,17 @@ def make_folds(panel: Panel, settings: EnsembleSettings) -> Folds:
             f"the first of {k} walk-forward blocks would learn from {learned} rows (at least "
             f"{coverage.MIN_TRAIN_ROWS}), so the models could be neither validated nor calibrated"
         )
-        raise MarketDataError(_too_little(panel, settings, why))
+        start = blocks[0][0]
+        blamed = coverage.first_block_starved(
+            int((panel.time_ms < start).sum()), int((panel.label_end_ms <= start).sum()), settings
+        )
+        raise MarketDataError(_too_little(panel, settings, why, blamed))
     return Folds(tuple(blocks), tuple(train), tuple(test))
 
 
-def _too_little(panel: Panel, settings: EnsembleSettings, why: str) -> str:
+def _too_little(panel: Panel, settings: EnsembleSettings, why: str, blamed: coverage.Blamed) -> str:
     return coverage.too_little(
-        panel.time_ms, panel.window_ms, panel.data_start_ms, settings, why, panel.history_h
+        panel.time_ms, panel.window_ms, panel.data_start_ms, settings, why, panel.history_h, blamed
     )
 
 

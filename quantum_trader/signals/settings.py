@@ -56,7 +56,7 @@ class EnsembleSettings(Section):
     seed: int = Field(7, ge=0)
     walk_forward_folds: int = Field(5, ge=1, le=12)
     validation_fraction: float = Field(0.5, gt=0, lt=1)
-    embargo_h: int = Field(24, ge=0)
+    embargo_h: int = Field(24, ge=0, le=int(YEAR_H))
     tree_rounds: int = Field(250, ge=10)
     forecaster_steps: int = Field(300, ge=10)
     torch_threads: int = Field(2, ge=1, le=2)

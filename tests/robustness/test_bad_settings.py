@@ -99,6 +99,21 @@ def test_a_duration_beyond_the_calendar_is_refused() -> None:
     assert line.startswith("governor.pause_duration_s: Input should be less than or equal to")
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "bound"),
+    [
+        # Was: accepted; train then blamed the data ("raise ensemble.training_days").
+        ("QT_ENSEMBLE__EMBARGO_H", "1000000", "8760"),
+    ],
+)
+def test_a_setting_beyond_its_upper_bound_is_refused(variable: str, value: str, bound: str) -> None:
+    """Found by an outside probe of the ML commands (2026-12-06)."""
+    setting = ".".join(variable.removeprefix("QT_").lower().split("__"))
+    assert problems(**{variable: value}) == (
+        f"{setting}: Input should be less than or equal to {bound}; got {value!r} [{variable}]",
+    )
+
+
 def test_the_cli_refuses_an_infinite_replay_speed_with_exit_2() -> None:
     done = cli("run", env={"QT_MARKET__REPLAY_SPEED": "inf", "QT_DATA_DIR": "never-created"})
     assert done.returncode == 2
