@@ -104,6 +104,13 @@ def test_a_duration_beyond_the_calendar_is_refused() -> None:
     [
         # Was: accepted; train then blamed the data ("raise ensemble.training_days").
         ("QT_ENSEMBLE__EMBARGO_H", "1000000", "8760"),
+        # Was: an XGBoostError traceback once training began (LightGBM's seed is a C int).
+        ("QT_ENSEMBLE__SEED", str(2**63), "2147483647"),
+        ("QT_ENSEMBLE__SEED", str(2**31), "2147483647"),
+        # Was: a matplotlib traceback drawing the backtest's equity curve.
+        ("QT_EXCHANGE__PAPER_INITIAL_BALANCE_USDT", "1e308", "1000000000"),
+        # Was: the costs overflowed, and train said no hour had every feature defined.
+        ("QT_ENSEMBLE__LABEL_NOTIONAL_USDT", "1e300", "1000000000"),
     ],
 )
 def test_a_setting_beyond_its_upper_bound_is_refused(variable: str, value: str, bound: str) -> None:
