@@ -76,7 +76,8 @@ def load_ensemble(
             not_used.append(f"no model of set {manifest.set_id} loaded (model_load_failed)")
         return None
     rules = RuleAgent(settings.signals)
-    return Ensemble(loaded, settings.ensemble, manifest.trained_at, rules, funding)
+    listed = tuple(m.name for m in manifest.models)
+    return Ensemble(loaded, settings.ensemble, manifest.trained_at, rules, funding, listed)
 
 
 def _load_models(set_dir: Path, manifest: Manifest, settings: Settings) -> list[LoadedModel]:

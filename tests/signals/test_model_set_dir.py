@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from child_env import child_env
 from ml_fixtures import (  # noqa: F401 (trained_fixture is the fixture `trained`)
+    TINY,
     copy_data_dir,
     settings_for,
     trained_fixture,
@@ -22,8 +23,10 @@ from ml_fixtures import (  # noqa: F401 (trained_fixture is the fixture `trained
 from structlog.testing import capture_logs
 
 from quantum_trader.app_signals import choose_signal_source
+from quantum_trader.config import Settings
 from quantum_trader.signals.manifest import Manifest, SetSpec
 from quantum_trader.signals.model_set import MANIFEST_FILE, current_set, publish_model_set
+from quantum_trader.signals.models.base import TREE_MODELS
 from quantum_trader.signals.rules import RuleAgent
 from quantum_trader.signals.training import TrainingResult
 
@@ -221,3 +224,42 @@ def test_a_models_directory_without_a_set_is_never_trained(
     assert isinstance(source, RuleAgent)
     assert said == []
     assert [e["event"] for e in logs if e["log_level"] == "warning"] == []
+
+
+def damaged_xgboost(data_dir: Path) -> None:
+    current = current_set(data_dir / "models")
+    assert current is not None
+    damaged = current / "xgboost.json"
+    damaged.write_bytes(b"x" * damaged.stat().st_size)  # its sha256 no longer matches
+
+
+def not_used_row(settings: Settings) -> str:
+    said: list[str] = []
+    with capture_logs():
+        assert isinstance(choose_signal_source(settings, {}, said), RuleAgent)
+    (row,) = said
+    return row
+
+
+def test_the_models_not_used_row_counts_the_models_of_the_set(
+    trained: tuple[Path, TrainingResult], tmp_path: Path
+) -> None:
+    """A set of the two tree models (`train` with QT_ENSEMBLE__MODELS=xgboost,lightgbm), one
+    of them damaged, under the default four: was `1 of the 4 models in DIR loaded`, the
+    settings' count, as if three of the set's models had failed."""
+    data_dir = copy_data_dir(trained[0], tmp_path / "trees")
+
+    def trees_only(manifest: dict[str, Any]) -> None:
+        manifest["models"] = [m for m in manifest["models"] if m["name"] in TREE_MODELS]
+
+    edited_manifest(data_dir, trees_only)
+    damaged_xgboost(data_dir)
+    row = not_used_row(settings_for(data_dir))
+    assert f"1 of the 2 models in {data_dir / 'models'} loaded (lightgbm), fewer than " in row
+
+    data_dir = copy_data_dir(trained[0], tmp_path / "four")
+    damaged_xgboost(data_dir)
+    trees = settings_for(data_dir, ensemble=TINY.model_copy(update={"models": TREE_MODELS}))
+    row = not_used_row(trees)
+    models = data_dir / "models"
+    assert f"1 of the 2 models ensemble.models takes of the 4 in {models} loaded" in row
