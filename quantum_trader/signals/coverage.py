@@ -41,18 +41,36 @@ def history_h(settings: EnsembleSettings, proposer_h: int = 0) -> int:
     return max(WARMUP_H, settings.lookback_bars, proposer)
 
 
-def ended_early(hourly: Mapping[str, Bars], end_ms: int) -> list[str]:
-    """A note for each symbol whose hourly bars stop before another's: the window ends there."""
+def ended_early(
+    hourly: Mapping[str, Bars], end_ms: int, resumes: Mapping[str, int | None] | None = None
+) -> list[str]:
+    """A note for each symbol whose hourly bars stop before another's: the window ends there.
+    `resumes` is where a symbol's bars go on after training_end cut them (a gap, not an end)."""
     latest = max(int(b.time_ms[-1]) for b in hourly.values())
     if latest - end_ms < HOUR_MS:
         return []
     return [
-        f"{symbol}'s hourly bars end at {_at(end_ms)}: training ends there for every symbol, "
-        f"though other symbols' go on to {_at(latest)}; bring {symbol}'s data up to date or "
-        "leave it out of market.symbols"
+        _ended(symbol, end_ms, latest, (resumes or {}).get(symbol))
         for symbol, bars in hourly.items()
         if int(bars.time_ms[-1]) == end_ms
     ]
+
+
+def _ended(symbol: str, end_ms: int, latest: int, resume_ms: int | None) -> str:
+    if resume_ms is None:
+        return (
+            f"{symbol}'s hourly bars end at {_at(end_ms)}: training ends there for every "
+            f"symbol, though other symbols' go on to {_at(latest)}; bring {symbol}'s data up "
+            "to date or leave it out of market.symbols"
+        )
+    start = end_ms + HOUR_MS
+    return (
+        f"{symbol}'s candles miss {span_text(resume_ms - start)} from {_at(start)} to "
+        f"{_at(resume_ms)}, a gap ensemble.training_end falls in (a walk-forward: the block's "
+        f"start): training ends at {_at(end_ms)} for every symbol, though other symbols' go on "
+        f"to {_at(latest)}; move training_end past the gap (a walk-forward: --start or "
+        f"--block-days, so that no block begins in it), or leave {symbol} out of market.symbols"
+    )
 
 
 def no_funding(symbol: str) -> str:

@@ -97,13 +97,14 @@ def load_panel(
     """
     store = CandleStore(source_dir)
     until_ms = None if settings.training_end is None else ms_from_utc(settings.training_end)
-    loaded = {s: _hourly_bars(store, s, until_ms) for s in symbols}
+    cut = {s: _hourly_bars(store, s, until_ms) for s in symbols}
+    loaded = {s: bars for s, (bars, _) in cut.items()}
     unusable = [coverage.no_hour(s) for s, b in loaded.items() if len(b) == 0]
     hourly = {s: b for s, b in loaded.items() if len(b)}
     _refuse_if_empty(unusable, len(hourly))
     end_ms = min(int(b.time_ms[-1]) for b in hourly.values())
     window = (end_ms - settings.training_days * 24 * HOUR_MS, end_ms)
-    notes = coverage.ended_early(hourly, end_ms)
+    notes = coverage.ended_early(hourly, end_ms, {s: resume for s, (_, resume) in cut.items()})
     history = coverage.history_h(settings, agent.history_hours)
     parts = []
     for symbol, bars in hourly.items():
@@ -201,14 +202,15 @@ def _symbol_part(
     )
 
 
-def _hourly_bars(store: CandleStore, symbol: str, until_ms: int | None) -> Bars:
-    """Recorded 1h bars (else 5m resampled); with `until_ms`, only those closed by then."""
+def _hourly_bars(store: CandleStore, symbol: str, until_ms: int | None) -> tuple[Bars, int | None]:
+    """Recorded 1h bars (else 5m resampled); with `until_ms`, only those closed by then, and
+    the open of the first bar after them (None when they are the last)."""
     if store.candle_path(symbol, "1h").is_file():
         bars = store.load_bars(symbol, "1h")
     else:
         bars = resample_hourly(store.load_bars(symbol, "5m"))
     if until_ms is None:
-        return bars
+        return bars, None
     closed = bars.closed_before(until_ms)
     if closed == 0:
         raise MarketDataError(
@@ -217,7 +219,8 @@ def _hourly_bars(store: CandleStore, symbol: str, until_ms: int | None) -> Bars:
             f"{utc_from_ms(int(bars.time_ms[0])):%Y-%m-%d %H:%M}; set a later training_end or "
             "import older data; nothing was published"
         )
-    return bars.slice(0, closed)
+    resumes = int(bars.time_ms[closed]) if closed < len(bars) else None
+    return bars.slice(0, closed), resumes
 
 
 def make_folds(panel: Panel, settings: EnsembleSettings) -> Folds:
