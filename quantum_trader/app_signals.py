@@ -23,6 +23,7 @@ from quantum_trader.signals.rules import RuleAgent
 
 if TYPE_CHECKING:
     from quantum_trader.market.live_universe import UniverseChange
+    from quantum_trader.signals.ensemble import Ensemble
 
 log = get_logger("app")
 
@@ -65,7 +66,7 @@ def _load_ensemble(
     """The ensemble of the models that load, or None when fewer than `min_models` do (and
     then why in `not_used`, when a set was there)."""
     models_dir = models_dir_in(settings.data_dir)
-    if not models_dir.is_dir():
+    if not models_dir.exists():  # never trained; a file there is refused (current_set)
         return None
     from quantum_trader.signals.ensemble import recorded_funding  # heavy
     from quantum_trader.signals.loading import load_ensemble
@@ -75,9 +76,9 @@ def _load_ensemble(
         return None
     if len(ensemble.model_names) < settings.ensemble.min_models:
         not_used.append(
-            f"{len(ensemble.model_names)} of the {len(settings.ensemble.models)} models in "
-            f"{models_dir} loaded ({', '.join(ensemble.model_names)}), fewer than "
-            f"ensemble.min_models ({settings.ensemble.min_models}); see model_load_failed"
+            f"{_tried(ensemble, settings)} in {models_dir} loaded "
+            f"({', '.join(ensemble.model_names)}), fewer than ensemble.min_models "
+            f"({settings.ensemble.min_models}); see model_load_failed"
         )
         log.warning(
             "ensemble_unavailable",
@@ -91,6 +92,16 @@ def _load_ensemble(
     ensemble.set_funding(funding)
     log.info("ensemble_loaded", models=list(ensemble.model_names), models_dir=str(models_dir))
     return ensemble
+
+
+def _tried(ensemble: Ensemble, settings: Settings) -> str:
+    """'N of the M models' the set lists and the settings take (not the settings' count:
+    a set of two models under the default four is not two models short)."""
+    taken = [name for name in ensemble.listed if name in settings.ensemble.models]
+    tried = f"{len(ensemble.model_names)} of the {len(taken)} models"
+    if len(taken) < len(ensemble.listed):
+        tried += f" ensemble.models takes of the {len(ensemble.listed)}"
+    return tried
 
 
 def source_health(source: SignalSource) -> HealthFn:

@@ -24,10 +24,12 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from quantum_trader.cli import ConfigOption, _settings, app, console, log_market_data
 from quantum_trader.clock import LiveClock
 from quantum_trader.config import Settings
+from quantum_trader.errors import ConfigurationError
 from quantum_trader.market.source import resolve_market_data
 from quantum_trader.ops.data_dir import prepare_data_dir
 from quantum_trader.report.outputs import sole_writer
-from quantum_trader.signals.model_set import ModelSetError, current_set, models_dir_in
+from quantum_trader.signals.manifest import ModelSetError
+from quantum_trader.signals.model_set import CURRENT_FILE, current_set, models_dir_in
 from quantum_trader.signals.stopping import TRAINING_STOP, StopRequested
 from quantum_trader.stop_signals import on_stop_signals
 
@@ -120,6 +122,7 @@ def train(config: ConfigOption = None) -> None:
     settings = _settings(config)
     # Checked before minutes of training, not when the first model set is written.
     prepare_data_dir(models_dir(settings), "training writes its model sets there")
+    refuse_a_pointer_that_is_no_file(models_dir(settings))
     log_market_data(settings)
     before = _current_name(settings)
     try:
@@ -133,6 +136,21 @@ def train(config: ConfigOption = None) -> None:
         kept = f"model set {before} stays in use" if before else "no model set was published"
         print(f"error: training stopped by {stop} before it finished; {kept}", file=sys.stderr)
         raise typer.Exit(1) from None
+
+
+def refuse_a_pointer_that_is_no_file(target: Path) -> None:
+    """ConfigurationError when CURRENT (or the CURRENT.tmp renamed onto it) is there but not a
+    file: publishing would fail after the whole training, leaving the new set behind."""
+    for name in (CURRENT_FILE, f"{CURRENT_FILE}.tmp"):
+        path = target / name
+        if path.exists() and not path.is_file():
+            kind = "a directory" if path.is_dir() else "not a regular file"
+            raise ConfigurationError(
+                [
+                    f"{path} is {kind}; train writes there the name of the set it publishes: "
+                    "move it aside, then train again; nothing was trained"
+                ]
+            )
 
 
 def _current_name(settings: Settings) -> str | None:

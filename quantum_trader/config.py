@@ -43,6 +43,7 @@ from quantum_trader.monitor.settings import MonitorSettings
 from quantum_trader.ops.settings import NotifySettings, OperatorSettings, ServerSettings
 from quantum_trader.settings_base import (
     DAY_S,
+    MAX_USDT,
     CommaList,
     Section,
     at_least,
@@ -75,7 +76,7 @@ class ExchangeSettings(Section):
     api_secret: SecretStr | None = None
     i_understand_live_risk: bool = False
     request_timeout_s: float = Field(10.0, gt=0, le=300)
-    paper_initial_balance_usdt: float = Field(10_000.0, gt=0)
+    paper_initial_balance_usdt: float = Field(10_000.0, gt=0, le=MAX_USDT)
     paper_order_latency_s: float = Field(0.0, ge=0, le=10)
     # A Binance-compatible stand-in or proxy: base addresses without /fapi or /ws ("" = Binance).
     rest_url: str = ""

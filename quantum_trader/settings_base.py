@@ -30,6 +30,8 @@ MAX_LEVERAGE = 125  # Binance USD-M's highest leverage on any symbol
 DAY_S = 86_400.0
 YEAR_S = 365 * DAY_S
 YEAR_H = 365 * 24.0
+MAX_USDT = 1e9  # an account or one order beyond any this program is made for; far below overflow
+MAX_SEED = 2**31 - 1  # LightGBM's seed is a C int; XGBoost refuses 2**63
 
 
 class Section(BaseModel):

@@ -160,9 +160,12 @@ async def run_walk_forward(
     """Train before every block, then backtest all blocks in one run; write one report."""
     started = time.perf_counter()
     stopping = stopping or asyncio.Event()
+    symbols = request.symbols or settings.market.symbols
+    data = resolve_market_data(settings)
+    # Training reads 5m or 1h candles whatever market.timeframe says: said before any work,
+    # in the words `train` uses, not after the warm-up as an unknown symbol.
+    data.require_symbols(symbols, "5m", "1h")
     with staged_output(request.out_dir) as work:
-        symbols = request.symbols or settings.market.symbols
-        data = resolve_market_data(settings)
         store = data.store()
         rules = data.rules(symbols, settings.market.timeframe)
         funding = recorded_funding(store, symbols)

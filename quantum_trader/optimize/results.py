@@ -191,6 +191,14 @@ def check_out(out: Path, inputs: Mapping[str, Path | None] | None = None) -> Non
     may take hours. Its directory is created."""
     if not out.name or out.is_dir():
         raise ConfigurationError([f"--out {out}: name a file (the chosen settings, TOML)"])
+    beside = _results_path(out)
+    if beside.exists() and not beside.is_file():
+        raise ConfigurationError(
+            [
+                f"--out {out}: the results are written beside it to {beside}, which is a "
+                "directory; move it aside or choose another --out"
+            ]
+        )
     for option, path in (inputs or {}).items():
         written = (out, _results_path(out))
         if path is not None and path.is_file() and any(_same(path, w) for w in written):

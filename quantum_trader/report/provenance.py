@@ -17,7 +17,7 @@ from typing import Any
 
 from quantum_trader.errors import ConfigurationError
 from quantum_trader.record import record
-from quantum_trader.signals.model_set import ModelProvenance
+from quantum_trader.signals.manifest import ModelProvenance
 
 IN_SAMPLE_FLAG = "--allow-in-sample"
 TRAIN_ON_THEM = (

@@ -19,11 +19,13 @@ from quantum_trader.clock import utc_from_ms
 from quantum_trader.domain import Bars, FloatArray, IntArray
 from quantum_trader.market.gaps import gap_rows, gaps_before, span_text
 from quantum_trader.market.resample import HOUR_MS
+from quantum_trader.record import record
 from quantum_trader.signals.features import WARMUP_H, usable_rows
 from quantum_trader.signals.settings import EnsembleSettings
 
 MIN_TRAIN_ROWS = 50
 """Rows the first walk-forward block must learn from (the later blocks learn from more)."""
+DEFAULT_VALIDATION: float = EnsembleSettings.model_fields["validation_fraction"].default
 DAY_MS = 24 * HOUR_MS
 
 
@@ -39,18 +41,36 @@ def history_h(settings: EnsembleSettings, proposer_h: int = 0) -> int:
     return max(WARMUP_H, settings.lookback_bars, proposer)
 
 
-def ended_early(hourly: Mapping[str, Bars], end_ms: int) -> list[str]:
-    """A note for each symbol whose hourly bars stop before another's: the window ends there."""
+def ended_early(
+    hourly: Mapping[str, Bars], end_ms: int, resumes: Mapping[str, int | None] | None = None
+) -> list[str]:
+    """A note for each symbol whose hourly bars stop before another's: the window ends there.
+    `resumes` is where a symbol's bars go on after training_end cut them (a gap, not an end)."""
     latest = max(int(b.time_ms[-1]) for b in hourly.values())
     if latest - end_ms < HOUR_MS:
         return []
     return [
-        f"{symbol}'s hourly bars end at {_at(end_ms)}: training ends there for every symbol, "
-        f"though other symbols' go on to {_at(latest)}; bring {symbol}'s data up to date or "
-        "leave it out of market.symbols"
+        _ended(symbol, end_ms, latest, (resumes or {}).get(symbol))
         for symbol, bars in hourly.items()
         if int(bars.time_ms[-1]) == end_ms
     ]
+
+
+def _ended(symbol: str, end_ms: int, latest: int, resume_ms: int | None) -> str:
+    if resume_ms is None:
+        return (
+            f"{symbol}'s hourly bars end at {_at(end_ms)}: training ends there for every "
+            f"symbol, though other symbols' go on to {_at(latest)}; bring {symbol}'s data up "
+            "to date or leave it out of market.symbols"
+        )
+    start = end_ms + HOUR_MS
+    return (
+        f"{symbol}'s candles miss {span_text(resume_ms - start)} from {_at(start)} to "
+        f"{_at(resume_ms)}, a gap ensemble.training_end falls in (a walk-forward: the block's "
+        f"start): training ends at {_at(end_ms)} for every symbol, though other symbols' go on "
+        f"to {_at(latest)}; move training_end past the gap (a walk-forward: --start or "
+        f"--block-days, so that no block begins in it), or leave {symbol} out of market.symbols"
+    )
 
 
 def no_funding(symbol: str) -> str:
@@ -113,6 +133,52 @@ def shorter_than_asked(
     )
 
 
+@record
+class Blamed:
+    """The settings that make the blocks starve (what to change, with their values), and
+    whether more data or fewer blocks would help too."""
+
+    fixes: tuple[str, ...] = ()
+    data_helps: bool = True
+
+
+def small_validation(hours: int, settings: EnsembleSettings) -> Blamed:
+    """When the blocks hold no hour: a `validation_fraction` below the default is named."""
+    fraction = settings.validation_fraction
+    if fraction >= DEFAULT_VALIDATION:
+        return Blamed()
+    return Blamed(
+        (
+            f"raise ensemble.validation_fraction ({fraction:g}: {fraction:g} of {hours} hours "
+            f"is under one hour a block)",
+        )
+    )
+
+
+def first_block_starved(before: int, unembargoed: int, settings: EnsembleSettings) -> Blamed:
+    """When the first block learns from too few rows: `before` rows precede it, `unembargoed`
+    of them have trades that ended before it (the rows it would learn from without the
+    embargo). The embargo alone, or a `validation_fraction` above the default, is named."""
+    embargo, fraction = settings.embargo_h, settings.validation_fraction
+    if unembargoed >= MIN_TRAIN_ROWS:
+        return Blamed(
+            (
+                f"lower ensemble.embargo_h ({embargo}: a block learns only from rows whose "
+                f"trades ended {embargo} h before it; without it the first would learn from "
+                f"{unembargoed})",
+            ),
+            data_helps=False,
+        )
+    if fraction <= DEFAULT_VALIDATION:
+        return Blamed()
+    return Blamed(
+        (
+            f"lower ensemble.validation_fraction ({fraction:g}: the blocks take the last "
+            f"{fraction:.1%} of the hours, leaving {before} rows before the first)",
+        )
+    )
+
+
 def too_little(
     time_ms: npt.NDArray[np.int64],
     window: tuple[int, int],
@@ -120,13 +186,16 @@ def too_little(
     settings: EnsembleSettings,
     why: str,
     history: int,
+    blamed: Blamed | None = None,
 ) -> str:
     """The refusal when the panel cannot be cut into walk-forward blocks that learn.
 
     `window` is the training window asked for (ms); `data_start_ms` the first recorded bar: when
     the data begins inside the window, more history is what helps, else a longer window.
-    `history` is `history_h`'s.
+    `history` is `history_h`'s; `blamed` the settings to name first (small_validation,
+    first_block_starved).
     """
+    blamed = blamed or Blamed()
     span = (
         f"{time_ms.shape[0]} labelled (symbol, hour) rows from {_at(int(time_ms.min()))} to "
         f"{_at(int(time_ms.max()))} UTC"
@@ -137,11 +206,14 @@ def too_little(
         more = f"import a longer history (the data begins at {_at(data_start_ms)})"
     else:
         more = f"raise ensemble.training_days ({settings.training_days})"
+    fixes = list(blamed.fixes)
+    if blamed.data_helps:
+        fixes += [more, f"lower ensemble.walk_forward_folds ({settings.walk_forward_folds})"]
+    either = fixes[0] if len(fixes) == 1 else f"{', '.join(fixes[:-1])} or {fixes[-1]}"
     return (
         f"too little data to train and validate: {span}: {why}; a row needs "
         f"{history} h of history before it and its trades' outcomes after it; "
-        f"{more} or lower ensemble.walk_forward_folds ({settings.walk_forward_folds}); "
-        "nothing was published"
+        f"{either}; nothing was published"
     )
 
 

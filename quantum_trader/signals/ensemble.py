@@ -24,7 +24,7 @@ from quantum_trader.record import record
 from quantum_trader.signals.calibration import Calibration
 from quantum_trader.signals.coverage import history_h
 from quantum_trader.signals.features import FEATURE_WINDOW_H, compute_features
-from quantum_trader.signals.model_set import ModelProvenance
+from quantum_trader.signals.manifest import ModelProvenance
 from quantum_trader.signals.models.base import (
     FORECASTERS,
     MODEL_NAMES,
@@ -65,7 +65,8 @@ class Ensemble:
 
     `rules` proposes the sides in meta-labeling (`settings.side_source == "rules"`); it is
     required then (when there are models) and ignored otherwise. `trained_at` is the model
-    set's training time (None only for an ensemble without models, e.g. to ask its warm-up).
+    set's training time (None only for an ensemble without models, e.g. to ask its warm-up);
+    `listed` the models its set lists.
     """
 
     def __init__(
@@ -75,6 +76,7 @@ class Ensemble:
         trained_at: datetime | None = None,
         rules: RuleAgent | None = None,
         funding: Mapping[str, FundingSeries] | None = None,
+        listed: Sequence[str] = (),
     ) -> None:
         if models and trained_at is None:
             raise ValueError("an ensemble of trained models needs their training time")
@@ -86,6 +88,7 @@ class Ensemble:
         self._rules = rules if settings.side_source == "rules" else None
         self._funding: Mapping[str, FundingSeries] = dict(funding or {})
         self._failing: set[str] = set()
+        self._listed = tuple(listed)
 
     @property
     def name(self) -> str:
@@ -94,6 +97,11 @@ class Ensemble:
     @property
     def model_names(self) -> tuple[str, ...]:
         return tuple(m.predictor.name for m in self._models)
+
+    @property
+    def listed(self) -> tuple[str, ...]:
+        """The models its set lists, loaded or not (empty when not loaded from a set)."""
+        return self._listed
 
     @property
     def trained_at(self) -> datetime | None:

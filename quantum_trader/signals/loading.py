@@ -20,16 +20,14 @@ from quantum_trader.market.replay import FundingSeries
 from quantum_trader.signals.ensemble import Ensemble, LoadedModel
 from quantum_trader.signals.features import MODEL_INPUTS
 from quantum_trader.signals.labels import ExitRules
-from quantum_trader.signals.model_set import (
+from quantum_trader.signals.manifest import (
     Manifest,
     ModelEntry,
     ModelProvenance,
     ModelSetError,
     SetSpec,
-    current_set,
-    read_manifest,
-    read_model_bytes,
 )
+from quantum_trader.signals.model_set import current_set, read_manifest, read_model_bytes
 from quantum_trader.signals.models.base import TREE_MODELS
 from quantum_trader.signals.models.model_files import probe_in_child, probe_result
 from quantum_trader.signals.models.registry import build_predictor
@@ -78,7 +76,8 @@ def load_ensemble(
             not_used.append(f"no model of set {manifest.set_id} loaded (model_load_failed)")
         return None
     rules = RuleAgent(settings.signals)
-    return Ensemble(loaded, settings.ensemble, manifest.trained_at, rules, funding)
+    listed = tuple(m.name for m in manifest.models)
+    return Ensemble(loaded, settings.ensemble, manifest.trained_at, rules, funding, listed)
 
 
 def _load_models(set_dir: Path, manifest: Manifest, settings: Settings) -> list[LoadedModel]:

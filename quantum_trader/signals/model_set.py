@@ -8,6 +8,9 @@ Layout under the models directory:
   <set id>/VALIDATION.md, *.png the training report and its reliability diagrams
   .partial-<set id>/           a set being written (ignored by readers, swept by the next train)
 
+`train` removes only folders named as it names its sets (`SET_ID`), keeping the newest KEEP_SETS
+of them: any other folder (a user's backup, a copied set) is left alone, whatever it holds.
+
 Publishing writes every file into `.partial-<id>/`, flushes it, renames the directory to `<id>`
 and only then replaces CURRENT: a reader sees the previous complete set or the new complete set,
 never a mix, whenever the writer stops. A set is used only when its manifest matches what the
@@ -19,189 +22,44 @@ line saying why. A listed file that is present but damaged makes only that model
 from __future__ import annotations
 
 import hashlib
-import json
 import os
+import re
+import secrets
 import shutil
 import signal
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from quantum_trader import __version__
 from quantum_trader.errors import ModelArtifactError
-from quantum_trader.record import record
+from quantum_trader.log import get_logger
 from quantum_trader.signals.calibration import Calibration
+from quantum_trader.signals.manifest import (
+    MODEL_FILES,
+    Manifest,
+    ModelEntry,
+    ModelSetError,
+    SetSpec,
+)
 from quantum_trader.stop_signals import stop_signals
 
-FORMAT_VERSION = 2
 MODELS_SUBDIR = "models"
 CURRENT_FILE = "CURRENT"
 MANIFEST_FILE = "manifest.json"
 PARTIAL_PREFIX = ".partial-"
 KEEP_SETS = 3
-MODEL_FILES = {
-    "xgboost": "xgboost.json",
-    "lightgbm": "lightgbm.txt",
-    "nhits": "nhits.pt",
-    "patchtst": "patchtst.pt",
-}
+SET_ID = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{6}")
+"""How `new_set_id` names a set: the only folders `train` ever removes."""
+
+log = get_logger("signals.model_set")
 
 
-class ModelSetError(ModelArtifactError):
-    """The model set as a whole cannot be used (missing, incomplete, or made for other settings)."""
-
-
-@record
-class ModelEntry:
-    """One model of a set: its file and everything needed to use it."""
-
-    name: str
-    file: str
-    sha256: str
-    size_bytes: int
-    calibration: Calibration
-    params: Mapping[str, Any] = field(default_factory=dict)
-    metrics: Mapping[str, float | None] = field(default_factory=dict)
-    """Out-of-sample numbers; None (JSON null) where undefined (no trade scored)."""
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "file": self.file,
-            "sha256": self.sha256,
-            "size_bytes": self.size_bytes,
-            "calibration": self.calibration.to_json(),
-            "params": dict(self.params),
-            "metrics": dict(self.metrics),
-        }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> ModelEntry:
-        name = str(data["name"])
-        if MODEL_FILES.get(name) != data["file"]:
-            raise ValueError(f"unexpected file {data['file']!r} for {name!r}")
-        return cls(
-            name=name,
-            file=str(data["file"]),
-            sha256=str(data["sha256"]),
-            size_bytes=int(data["size_bytes"]),
-            calibration=Calibration.from_json(data["calibration"]),
-            params=dict(data["params"]),
-            metrics={
-                str(k): None if v is None else float(v) for k, v in dict(data["metrics"]).items()
-            },
-        )
-
-
-@record
-class SetSpec:
-    """What a model set must have been trained for, to be usable with these settings."""
-
-    features: tuple[str, ...]
-    lookback_bars: int
-    horizon_h: int
-    exit_rules: Mapping[str, Any]
-
-
-@record
-class Manifest:
-    """A model set's description (`manifest.json`).
-
-    `training_start` .. `training_end` is the data the set's labels read: from the open of the
-    first labelled hour to the close of the last bar of the training data (a label scans up to
-    there when its trade is still open). A backtest inside it is in-sample. `symbols` are those
-    its rows came from: a symbol left out of training (no usable row) is not among them.
-    """
-
-    set_id: str
-    trained_at: datetime
-    spec: SetSpec
-    symbols: tuple[str, ...]
-    training_start: datetime
-    training_end: datetime
-    models: tuple[ModelEntry, ...]
-    format_version: int = FORMAT_VERSION
-    package_version: str = __version__
-
-    def to_json(self) -> str:
-        return json.dumps(
-            {
-                "format_version": self.format_version,
-                "package_version": self.package_version,
-                "set_id": self.set_id,
-                "trained_at": self.trained_at.isoformat(),
-                "features": list(self.spec.features),
-                "lookback_bars": self.spec.lookback_bars,
-                "horizon_h": self.spec.horizon_h,
-                "exit_rules": dict(self.spec.exit_rules),
-                "symbols": list(self.symbols),
-                "training_start": self.training_start.isoformat(),
-                "training_end": self.training_end.isoformat(),
-                "models": [m.to_json() for m in self.models],
-            },
-            indent=1,
-            sort_keys=True,
-        )
-
-    @classmethod
-    def from_json(cls, text: str) -> Manifest:
-        try:
-            data = json.loads(text)
-            version = int(data["format_version"])
-            if version != FORMAT_VERSION:
-                raise ModelSetError(
-                    f"model set format {version}, this program reads {FORMAT_VERSION};"
-                    " retrain with `quantum-trader train`"
-                )
-            manifest = cls(
-                set_id=str(data["set_id"]),
-                trained_at=datetime.fromisoformat(str(data["trained_at"])),
-                spec=SetSpec(
-                    tuple(str(f) for f in data["features"]),
-                    int(data["lookback_bars"]),
-                    int(data["horizon_h"]),
-                    dict(data["exit_rules"]),
-                ),
-                symbols=tuple(str(s) for s in data["symbols"]),
-                training_start=datetime.fromisoformat(str(data["training_start"])),
-                training_end=datetime.fromisoformat(str(data["training_end"])),
-                models=tuple(ModelEntry.from_json(m) for m in data["models"]),
-                format_version=version,
-                package_version=str(data["package_version"]),
-            )
-        except (ValueError, KeyError, TypeError) as error:
-            raise ModelSetError(f"unreadable model set manifest ({error!r})") from error
-        if manifest.trained_at.tzinfo is None:
-            raise ModelSetError("model set manifest: trained_at has no time zone")
-        return manifest
-
-
-@record
-class ModelProvenance:
-    """Where a loaded model learned: its set, when, the data its labels read and the symbols
-    it learned from."""
-
-    model: str
-    set_id: str
-    trained_at: datetime
-    training_start: datetime
-    training_end: datetime
-    symbols: tuple[str, ...] = ()
-
-    @classmethod
-    def of(cls, manifest: Manifest, model: str) -> ModelProvenance:
-        return cls(
-            model,
-            manifest.set_id,
-            manifest.trained_at,
-            manifest.training_start,
-            manifest.training_end,
-            manifest.symbols,
-        )
+def new_set_id(now: datetime) -> str:
+    """A new set's name: its training time (names sort by time) and a random suffix."""
+    return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
 
 
 def sha256_hex(payload: bytes) -> str:
@@ -255,10 +113,32 @@ def models_dir_in(data_dir: Path) -> Path:
 
 
 def current_set(models_dir: Path) -> Path | None:
-    """The directory CURRENT names, or None when no set was ever published."""
-    pointer = models_dir / CURRENT_FILE
-    if not pointer.is_file():
+    """The directory CURRENT names, or None when no set was ever published (no models
+    directory, or one with neither CURRENT nor a set). Sets without a usable CURRENT (missing,
+    a directory) and a models path that is a file are a ModelSetError: whoever trained must
+    hear why the models are not used, not see the rule agent trade in silence."""
+    if not models_dir.exists():
         return None
+    if not models_dir.is_dir():
+        raise ModelSetError(
+            f"{models_dir} is a file, not the directory model sets are kept in; move it aside,"
+            " then retrain with `quantum-trader train`"
+        )
+    pointer = models_dir / CURRENT_FILE
+    if not pointer.exists():
+        sets = published_sets(models_dir)
+        if not sets:
+            return None
+        raise ModelSetError(
+            f"{pointer} is missing, though {models_dir} holds model sets"
+            f" ({', '.join(sets[-KEEP_SETS:])}); write the name of the set to use into it"
+            " or retrain with `quantum-trader train`"
+        )
+    if not pointer.is_file():
+        raise ModelSetError(
+            f"{pointer} is not a file (a directory?); move it aside, then write the name of"
+            " the set to use into it or retrain with `quantum-trader train`"
+        )
     try:
         name = pointer.read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError) as error:
@@ -266,6 +146,15 @@ def current_set(models_dir: Path) -> Path | None:
     if not name or "/" in name or name.startswith("."):
         raise ModelSetError(f"{pointer}: does not name a model set ({name!r})")
     return models_dir / name
+
+
+def published_sets(models_dir: Path) -> list[str]:
+    """The folders holding a manifest (the sets, a user's copies too), by name."""
+    return sorted(
+        p.name
+        for p in models_dir.iterdir()
+        if not p.name.startswith(".") and (p / MANIFEST_FILE).is_file()
+    )
 
 
 def read_manifest(set_dir: Path, spec: SetSpec) -> Manifest:
@@ -373,8 +262,14 @@ def _sync_directory(path: Path) -> None:
 
 
 def _prune(models_dir: Path, current: str) -> None:
-    """Keep the newest KEEP_SETS published sets (by name: ids sort by time)."""
-    sets = sorted(p for p in models_dir.iterdir() if p.is_dir() and (p / MANIFEST_FILE).is_file())
+    """Keep the newest KEEP_SETS sets `train` published (by name: ids sort by time) and
+    `current`; remove the older ones, each logged. Other folders are a user's: kept."""
+    sets = sorted(
+        p
+        for p in models_dir.iterdir()
+        if SET_ID.fullmatch(p.name) and p.is_dir() and (p / MANIFEST_FILE).is_file()
+    )
     for old in sets[:-KEEP_SETS]:
         if old.name != current:
             shutil.rmtree(old, ignore_errors=True)
+            log.info("model_set_removed", model_set=old.name, models_dir=str(models_dir))

@@ -97,13 +97,14 @@ def load_panel(
     """
     store = CandleStore(source_dir)
     until_ms = None if settings.training_end is None else ms_from_utc(settings.training_end)
-    loaded = {s: _hourly_bars(store, s, until_ms) for s in symbols}
+    cut = {s: _hourly_bars(store, s, until_ms) for s in symbols}
+    loaded = {s: bars for s, (bars, _) in cut.items()}
     unusable = [coverage.no_hour(s) for s, b in loaded.items() if len(b) == 0]
     hourly = {s: b for s, b in loaded.items() if len(b)}
     _refuse_if_empty(unusable, len(hourly))
     end_ms = min(int(b.time_ms[-1]) for b in hourly.values())
     window = (end_ms - settings.training_days * 24 * HOUR_MS, end_ms)
-    notes = coverage.ended_early(hourly, end_ms)
+    notes = coverage.ended_early(hourly, end_ms, {s: resume for s, (_, resume) in cut.items()})
     history = coverage.history_h(settings, agent.history_hours)
     parts = []
     for symbol, bars in hourly.items():
@@ -201,14 +202,15 @@ def _symbol_part(
     )
 
 
-def _hourly_bars(store: CandleStore, symbol: str, until_ms: int | None) -> Bars:
-    """Recorded 1h bars (else 5m resampled); with `until_ms`, only those closed by then."""
+def _hourly_bars(store: CandleStore, symbol: str, until_ms: int | None) -> tuple[Bars, int | None]:
+    """Recorded 1h bars (else 5m resampled); with `until_ms`, only those closed by then, and
+    the open of the first bar after them (None when they are the last)."""
     if store.candle_path(symbol, "1h").is_file():
         bars = store.load_bars(symbol, "1h")
     else:
         bars = resample_hourly(store.load_bars(symbol, "5m"))
     if until_ms is None:
-        return bars
+        return bars, None
     closed = bars.closed_before(until_ms)
     if closed == 0:
         raise MarketDataError(
@@ -217,7 +219,8 @@ def _hourly_bars(store: CandleStore, symbol: str, until_ms: int | None) -> Bars:
             f"{utc_from_ms(int(bars.time_ms[0])):%Y-%m-%d %H:%M}; set a later training_end or "
             "import older data; nothing was published"
         )
-    return bars.slice(0, closed)
+    resumes = int(bars.time_ms[closed]) if closed < len(bars) else None
+    return bars.slice(0, closed), resumes
 
 
 def make_folds(panel: Panel, settings: EnsembleSettings) -> Folds:
@@ -228,7 +231,8 @@ def make_folds(panel: Panel, settings: EnsembleSettings) -> Folds:
     if test_hours < 1:
         hours_text = "1 labelled hour is" if len(hours) == 1 else f"{len(hours)} labelled hours are"
         why = f"{hours_text} too few for {k} walk-forward blocks"
-        raise MarketDataError(_too_little(panel, settings, why))
+        blamed = coverage.small_validation(len(hours), settings)
+        raise MarketDataError(_too_little(panel, settings, why, blamed))
     blocks, train, test = [], [], []
     # TimeSeriesSplit needs two splits; with one block, keep the last of two.
     splits = list(TimeSeriesSplit(n_splits=max(k, 2), test_size=test_hours).split(hours))[-k:]
@@ -244,13 +248,17 @@ def make_folds(panel: Panel, settings: EnsembleSettings) -> Folds:
             f"the first of {k} walk-forward blocks would learn from {learned} rows (at least "
             f"{coverage.MIN_TRAIN_ROWS}), so the models could be neither validated nor calibrated"
         )
-        raise MarketDataError(_too_little(panel, settings, why))
+        start = blocks[0][0]
+        blamed = coverage.first_block_starved(
+            int((panel.time_ms < start).sum()), int((panel.label_end_ms <= start).sum()), settings
+        )
+        raise MarketDataError(_too_little(panel, settings, why, blamed))
     return Folds(tuple(blocks), tuple(train), tuple(test))
 
 
-def _too_little(panel: Panel, settings: EnsembleSettings, why: str) -> str:
+def _too_little(panel: Panel, settings: EnsembleSettings, why: str, blamed: coverage.Blamed) -> str:
     return coverage.too_little(
-        panel.time_ms, panel.window_ms, panel.data_start_ms, settings, why, panel.history_h
+        panel.time_ms, panel.window_ms, panel.data_start_ms, settings, why, panel.history_h, blamed
     )
 
 

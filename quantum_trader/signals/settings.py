@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from quantum_trader.settings_base import YEAR_H, CommaList, Section, above
+from quantum_trader.settings_base import MAX_SEED, MAX_USDT, YEAR_H, CommaList, Section, above
 
 ModelName = Literal["xgboost", "lightgbm", "nhits", "patchtst"]
 
@@ -48,15 +48,15 @@ class EnsembleSettings(Section):
     max_model_age_h: float = Field(24.0 * 14, gt=0, le=10 * YEAR_H)
     min_expected_r: float = Field(0.05, ge=-1.0, le=5.0)
     side_source: Literal["models", "rules"] = "models"
-    label_notional_usdt: float = Field(3_000.0, gt=0)
+    label_notional_usdt: float = Field(3_000.0, gt=0, le=MAX_USDT)
     forecast_horizon_h: int = Field(8, ge=1)
     lookback_bars: int = Field(168, ge=16)
     training_days: int = Field(90, ge=7)
     training_end: datetime | None = None
-    seed: int = Field(7, ge=0)
+    seed: int = Field(7, ge=0, le=MAX_SEED)
     walk_forward_folds: int = Field(5, ge=1, le=12)
     validation_fraction: float = Field(0.5, gt=0, lt=1)
-    embargo_h: int = Field(24, ge=0)
+    embargo_h: int = Field(24, ge=0, le=int(YEAR_H))
     tree_rounds: int = Field(250, ge=10)
     forecaster_steps: int = Field(300, ge=10)
     torch_threads: int = Field(2, ge=1, le=2)

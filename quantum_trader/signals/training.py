@@ -19,7 +19,6 @@ call it). In order:
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -37,9 +36,10 @@ from quantum_trader.signals.calibration import Calibration
 from quantum_trader.signals.coverage import MIN_TRAIN_ROWS
 from quantum_trader.signals.labels import ExitRules
 from quantum_trader.signals.loading import expected_spec
+from quantum_trader.signals.manifest import Manifest
 from quantum_trader.signals.model_set import (
-    Manifest,
     entry_for,
+    new_set_id,
     publish_model_set,
     sweep_partials,
 )
@@ -241,7 +241,7 @@ def _manifest(
         for name in runs
     )
     return Manifest(
-        set_id=f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}",
+        set_id=new_set_id(now),
         trained_at=now,
         spec=expected_spec(settings),
         symbols=tuple(f.symbol for f in panel.frames if len(f.rows)),  # what it learned from

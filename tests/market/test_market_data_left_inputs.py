@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import subprocess
+import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.feather as feather
 import pytest
+from child_env import child_env
 from structlog.testing import capture_logs
 from test_market_data_bad_inputs import run_cli
 from test_market_data_other_inputs import one_line, rules_document
@@ -332,3 +335,34 @@ def test_columns_named_otherwise_are_said_with_the_names_found(
         f"{found}); name them date, open, high, low, close, volume, in lower case (a CSV "
         "separated by commas)"
     )
+
+
+def test_walk_forward_on_candles_training_does_not_read_says_so_before_any_work(
+    tmp_path: Path,
+) -> None:
+    """Was: exit 1 after the warm-up, when the first block's training met the one-minute
+    candles: `unknown symbol … set market.timeframe to "1m"`, though it was 1m (found by an
+    outside probe of the ML commands, 2026-12-06). Now `train`'s line, exit 2, nothing made."""
+    market = market_of(tmp_path)
+    for path in market.glob("BTC_USDT_USDT-*-futures.feather"):
+        if "-1m-" not in path.name:
+            path.unlink()
+    config = tmp_path / "one-minute.toml"
+    config.write_text(f'[market]\ntimeframe = "1m"\nsymbols = ["{BTC}"]\n', encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "quantum_trader", "walk-forward", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        env=child_env(QT_DATA_DIR=str(tmp_path / "data")),
+        cwd=tmp_path,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    (line,) = [x for x in done.stderr.splitlines() if x.strip() and not x.startswith("{")]
+    assert line.startswith(f"configuration error: unknown symbol '{BTC}' for 5m: ")
+    assert line.endswith(
+        f"; {BTC} has 1m candles in {market}, but this command reads 5m or 1h candles"
+    )
+    assert "block 1/" not in done.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "one-minute.toml"]

@@ -153,3 +153,23 @@ def test_an_empty_study_name_is_refused(tmp_path: Path, name: str) -> None:
         f"configuration error: --study {name!r}: name the study, e.g. --study sweep-1"
     ]
     assert not (tmp_path / "data" / "optimize").exists()
+
+
+def test_an_out_whose_results_file_is_a_directory_is_refused_before_the_study(
+    tmp_path: Path,
+) -> None:
+    """Was: every trial ran, then an IsADirectoryError traceback in write_results, the chosen
+    settings written without their results (found by an outside probe, 2026-12-06)."""
+    space = tmp_path / "space.toml"
+    space.write_text('[space]\n"sizing.risk_per_trade" = { low = 0.005, high = 0.01 }\n')
+    out = tmp_path / "best.toml"
+    (tmp_path / "best.results.json").mkdir()
+    done = optimize_cli(tmp_path, "--space", str(space), "--trials", "1", "--out", str(out))
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stderr.splitlines() == [
+        f"configuration error: --out {out}: the results are written beside it to "
+        f"{tmp_path / 'best.results.json'}, which is a directory; move it aside or choose "
+        "another --out"
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.results.json", "space.toml"]
+    assert not any((tmp_path / "best.results.json").iterdir())

@@ -99,6 +99,28 @@ def test_a_duration_beyond_the_calendar_is_refused() -> None:
     assert line.startswith("governor.pause_duration_s: Input should be less than or equal to")
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "bound"),
+    [
+        # Was: accepted; train then blamed the data ("raise ensemble.training_days").
+        ("QT_ENSEMBLE__EMBARGO_H", "1000000", "8760"),
+        # Was: an XGBoostError traceback once training began (LightGBM's seed is a C int).
+        ("QT_ENSEMBLE__SEED", str(2**63), "2147483647"),
+        ("QT_ENSEMBLE__SEED", str(2**31), "2147483647"),
+        # Was: a matplotlib traceback drawing the backtest's equity curve.
+        ("QT_EXCHANGE__PAPER_INITIAL_BALANCE_USDT", "1e308", "1000000000"),
+        # Was: the costs overflowed, and train said no hour had every feature defined.
+        ("QT_ENSEMBLE__LABEL_NOTIONAL_USDT", "1e300", "1000000000"),
+    ],
+)
+def test_a_setting_beyond_its_upper_bound_is_refused(variable: str, value: str, bound: str) -> None:
+    """Found by an outside probe of the ML commands (2026-12-06)."""
+    setting = ".".join(variable.removeprefix("QT_").lower().split("__"))
+    assert problems(**{variable: value}) == (
+        f"{setting}: Input should be less than or equal to {bound}; got {value!r} [{variable}]",
+    )
+
+
 def test_the_cli_refuses_an_infinite_replay_speed_with_exit_2() -> None:
     done = cli("run", env={"QT_MARKET__REPLAY_SPEED": "inf", "QT_DATA_DIR": "never-created"})
     assert done.returncode == 2

@@ -28,13 +28,8 @@ from quantum_trader.market.candle_store import CandleStore, bundled_sample_dir
 from quantum_trader.signals.ensemble import CRITICAL, DEGRADED, HEALTHY, Ensemble, LoadedModel
 from quantum_trader.signals.labels import ExitRules
 from quantum_trader.signals.loading import load_ensemble
-from quantum_trader.signals.model_set import (
-    CURRENT_FILE,
-    MANIFEST_FILE,
-    Manifest,
-    current_set,
-    sha256_hex,
-)
+from quantum_trader.signals.manifest import Manifest
+from quantum_trader.signals.model_set import CURRENT_FILE, MANIFEST_FILE, current_set, sha256_hex
 from quantum_trader.signals.models.base import MODEL_NAMES, Batch, Scores
 from quantum_trader.signals.panel import load_panel, make_folds
 from quantum_trader.signals.rules import RuleAgent

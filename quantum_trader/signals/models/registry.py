@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import ModuleType
 
 from quantum_trader.errors import ModelArtifactError
-from quantum_trader.signals.model_set import ModelEntry
+from quantum_trader.signals.manifest import ModelEntry
 from quantum_trader.signals.models.base import FORECASTERS, LIGHTGBM, XGBOOST, Predictor
 from quantum_trader.signals.models.lightgbm_model import LightGBMModel
 from quantum_trader.signals.models.xgboost_model import XGBoostModel
