@@ -160,5 +160,5 @@ def _file_sets(path: Path, location: tuple[int | str, ...]) -> bool:
 
 
 def _is_secret(location: str) -> bool:
-    secret = ("api_key", "api_secret", "token", "webhook_url")
+    secret = ("api_key", "api_secret", "token", "webhook_url", "telegram_api_url")
     return location.endswith(secret) or location in ("exchange", "server", "notify")

@@ -30,6 +30,8 @@ MAX_LEVERAGE = 125  # Binance USD-M's highest leverage on any symbol
 DAY_S = 86_400.0
 YEAR_S = 365 * DAY_S
 YEAR_H = 365 * 24.0
+# Histories counted in days (training windows, EMAs of daily closes) may span years.
+TEN_YEARS_DAYS = 3650
 
 
 class Section(BaseModel):
