@@ -236,7 +236,9 @@ def _summary_table(document: dict[str, Any], data: StatusData) -> Table:
     blocked = "; ".join(f"{k}: {v}" for k, v in data.blocked.items())
     summary.add_row("blocked symbols", blocked or "none")
     pending = "; ".join(
-        f"{r['request']} (by {r['by']} at {r['requested_at']})" for r in data.requests
+        f"{r['request']} (by {r['by']} at {r['requested_at']})"
+        + (f": {r['not_carried_out']}" if "not_carried_out" in r else "")
+        for r in document["operator_requests"]
     )
     summary.add_row("operator requests", pending or "none")
     return summary

@@ -47,6 +47,7 @@ class NotificationKind(StrEnum):
     UNIVERSE_CHANGED = "universe_changed"
     OPERATOR_PAUSED = "operator_paused"
     OPERATOR_RESUMED = "operator_resumed"
+    OPERATOR_REQUEST_NOT_DONE = "operator_request_not_done"
     PROTECTION_FAILED = "protection_failed"
 
 

@@ -366,3 +366,30 @@ def test_a_liquidation_and_an_adl_are_named_wherever_exits_are_read() -> None:
         ("ADL", 1),
         ("LIQUIDATION", 1),
     ]
+
+
+def test_a_request_the_stopping_daemon_did_not_carry_out_is_notified(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """A grace too short for the loops to end: the stop sends nothing more, and the request
+    filed before it is notified as not done (the log and `status` say so too:
+    tests/robustness/test_bad_operator_requests.py)."""
+    daemon = Daemon.start(
+        tmp_path / "data",
+        QT_MARKET__REPLAY_SPEED="1",
+        QT_MONITOR__INTERVAL_S="3600",  # no tick between the request and the stop
+        QT_OPERATOR__REQUEST_MAX_AGE_S="7210",
+        QT_EXECUTOR__SHUTDOWN_GRACE_S="0.000001",
+        QT_NOTIFY__WEBHOOK_URL=f"{receiver.url}/hook",
+    )
+    try:
+        eventually(lambda: daemon.logged_so_far("cycle_completed"), 60, "the first cycle")
+        assert daemon.cli("close-all", "--operator", "desk").returncode == 0
+    finally:
+        assert daemon.stop(signal.SIGTERM) == 0
+    (not_done,) = [
+        r.body for r in receiver.received if r.body["kind"] == "operator_request_not_done"
+    ]
+    assert not_done["request"] == "close_all"
+    assert not_done["by"] == "desk"
+    assert not_done["text"].startswith("NOT DONE: operator request close_all (by desk at ")
