@@ -23,7 +23,7 @@ from quantum_trader.cli import plain_console as console
 from quantum_trader.clock import LiveClock
 from quantum_trader.config import Settings
 from quantum_trader.domain import ClosedTrade, Position
-from quantum_trader.errors import OperatorActionRequired
+from quantum_trader.errors import OperatorActionRequired, UsageError
 from quantum_trader.gates.governor import GovernorState
 from quantum_trader.ops.operator_view import (
     MARKS_FILE,
@@ -49,6 +49,11 @@ async def _open_read_only(settings: Settings, db: Path | None = None) -> SqliteR
     if path.is_dir():
         raise OperatorActionRequired(
             f"{path} is a directory, not a database file: "
+            + ("check --db" if db else "move it aside; the daemon creates its database there")
+        )
+    if not path.is_file() and (path.exists() or path.is_symlink()):  # a FIFO, a link loop
+        raise OperatorActionRequired(
+            f"{path} is not a regular file, so not a database: "
             + ("check --db" if db else "move it aside; the daemon creates its database there")
         )
     if not path.is_file():
@@ -144,10 +149,21 @@ def _cell(value: object, key: str) -> str:
     return str(value)
 
 
+MAX_TRADES = 1_000_000  # far more than years of trading; SQLite's LIMIT overflows past 2**63
+
+
+def _trade_limit(value: int) -> int:
+    if not 1 <= value <= MAX_TRADES:
+        raise UsageError(f"--limit: a number of trades from 1 to {MAX_TRADES:,}; got {value}")
+    return value
+
+
 @app.command()
 def trades(
     config: ConfigOption = None,
-    limit: Annotated[int, typer.Option(min=1, help="How many of the newest trades.")] = 20,
+    limit: Annotated[
+        int, typer.Option(help="How many of the newest trades.", callback=_trade_limit)
+    ] = 20,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -236,7 +252,9 @@ def _summary_table(document: dict[str, Any], data: StatusData) -> Table:
     blocked = "; ".join(f"{k}: {v}" for k, v in data.blocked.items())
     summary.add_row("blocked symbols", blocked or "none")
     pending = "; ".join(
-        f"{r['request']} (by {r['by']} at {r['requested_at']})" for r in data.requests
+        f"{r['request']} (by {r['by']} at {r['requested_at']})"
+        + (f": {r['not_carried_out']}" if "not_carried_out" in r else "")
+        for r in document["operator_requests"]
     )
     summary.add_row("operator requests", pending or "none")
     return summary

@@ -26,7 +26,7 @@ from quantum_trader.config import Settings
 from quantum_trader.errors import OperatorActionRequired, UsageError
 from quantum_trader.gates.governor import GovernorState
 from quantum_trader.ops.governor_keeper import STATE_KEY
-from quantum_trader.ops.presence import require_running_daemon
+from quantum_trader.ops.presence import daemon_presence, require_running_daemon
 from quantum_trader.ops.requests import Request, RequestKind, file_request, pending_requests
 from quantum_trader.portfolio.ledger import STATS_NAMESPACE
 
@@ -68,7 +68,19 @@ def _request(settings: Settings, kind: str, operator: str, what: str, detail: st
     now = LiveClock().now()
     presence = require_running_daemon(settings.data_dir, now, what)
     asyncio.run(file_request(database_path(settings), kind, now, operator, detail))
-    console.print(f"{what} requested: {presence.describe()}; it acts on its next monitor tick.")
+    # The daemon marks itself stopping before it carries out what is pending a last time:
+    # unmarked now, it will see this request; marked, it may have looked already.
+    after = daemon_presence(settings.data_dir, LiveClock().now())
+    if after.stopping or not after.running:
+        raise OperatorActionRequired(
+            f"{what} was filed, but {after.describe()} now: it carries out the requests "
+            "pending as it stops, perhaps before this one was filed; quantum-trader status "
+            "shows it still pending if it was not carried out (ask again once a daemon runs)"
+        )
+    console.print(
+        f"{what} requested: {presence.describe()}; it acts on its next monitor tick (or as "
+        "it stops, if it is stopped first)."
+    )
 
 
 @app.command("close-all")

@@ -44,6 +44,7 @@ from quantum_trader.ops.settings import NotifySettings, OperatorSettings, Server
 from quantum_trader.settings_base import (
     DAY_S,
     MAX_USDT,
+    YEAR_S,
     CommaList,
     Section,
     at_least,
@@ -52,6 +53,10 @@ from quantum_trader.signals.settings import EnsembleSettings, SignalsSettings
 from quantum_trader.sizing.settings import CostSettings, SizingSettings
 
 ENV_PREFIX = "QT_"
+YEAR_MS = YEAR_S * 1000
+# Beyond twice the monitor's tick, how long an operator request may wait: the command's own
+# start after it stamped the request (quick_check of a large database) and a tick running late.
+OPERATOR_REQUEST_SLACK_S = 10.0
 # Simulated seconds per real second; far beyond it the simulated clock leaves the calendar.
 MAX_REPLAY_SPEED = 1_000_000.0
 DEFAULT_CONFIG_PATH = Path("config/default.toml")
@@ -82,8 +87,8 @@ class ExchangeSettings(Section):
     rest_url: str = ""
     ws_url: str = ""
     recv_window_ms: int = Field(5000, ge=1000, le=60_000)
-    stream_silence_s: float = Field(10.0, gt=0)
-    stream_backoff_max_s: float = Field(60.0, gt=0)
+    stream_silence_s: float = Field(10.0, gt=0, le=YEAR_S)
+    stream_backoff_max_s: float = Field(60.0, gt=0, le=YEAR_S)
     listen_key_keepalive_s: float = Field(1800.0, gt=0, le=3300)
     # Mark prices and the account from Binance's websocket streams, REST only to check them
     # (off: REST on every monitor tick, ≈ 10 × the request weight).
@@ -229,12 +234,14 @@ class LogSettings(Section):
 
     format: Literal["json", "console"] | None = None
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    repeat_summary_interval_s: float = Field(60.0, gt=0)
+    repeat_summary_interval_s: float = Field(60.0, gt=0, le=DAY_S)
 
 
 class HealthSettings(Section):
-    latency_good_ms: float = Field(500.0, gt=0)
-    latency_acceptable_ms: Annotated[float, Field(gt=0), at_least("latency_good_ms")] = 1000.0
+    latency_good_ms: float = Field(500.0, gt=0, le=YEAR_MS)
+    latency_acceptable_ms: Annotated[
+        float, Field(gt=0, le=YEAR_MS), at_least("latency_good_ms")
+    ] = 1000.0
     max_error_rate: float = Field(0.05, ge=0, le=1)
     max_cpu_pct: float = Field(80.0, gt=0, le=100)
     max_memory_pct: float = Field(90.0, gt=0, le=100)
@@ -332,9 +339,34 @@ class Settings(BaseSettings):
                 f"Binance may still execute a delayed order that long after it was sent, and "
                 f"the keeper would take it for never accepted and enter again; got {grace:g}"
             )
+        problems.extend(self._operator_request_problems())
         if problems:
             raise ValueError("\n".join(problems))
         return self
+
+    def _operator_request_problems(self) -> list[str]:
+        """A request older than `operator.request_max_age_s` is dropped as too old: it must
+        outlive two monitor ticks (real seconds: paper mode ticks on the replay's clock) and
+        the filing command's start, or every request is dropped while the command said it
+        was filed."""
+        max_age, interval = self.operator.request_max_age_s, self.monitor.interval_s
+        tick_s = interval
+        tick = f"monitor.interval_s ({interval:g} s)"
+        speed = self.market.replay_speed
+        if self.exchange.mode is ExchangeMode.PAPER and speed != 1:
+            tick_s = interval / speed
+            tick = (
+                f"monitor.interval_s ({interval:g} s of the replay's clock, {tick_s:g} s of "
+                f"real time at market.replay_speed {speed:g})"
+            )
+        needed = 2 * tick_s + OPERATOR_REQUEST_SLACK_S
+        if max_age >= needed:
+            return []
+        return [
+            f"operator.request_max_age_s: must be at least twice {tick} plus "
+            f"{OPERATOR_REQUEST_SLACK_S:g} s ({needed:g}), or the daemon drops every operator "
+            f"request as too old before a monitor tick carries it out; got {max_age:g}"
+        ]
 
     def redacted(self) -> dict[str, Any]:
         """The effective settings as plain data, secrets replaced by '**********'."""

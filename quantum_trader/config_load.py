@@ -50,6 +50,10 @@ def _resolve_config_path(config_path: Path | None) -> Path | None:
         return DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.is_file() else None
     if config_path.is_dir() or not config_path.name:
         raise ConfigurationError([f"--config {config_path}: a directory; name the TOML file"])
+    if not config_path.is_file() and os.path.lexists(config_path):  # /dev/null, a FIFO
+        raise ConfigurationError(
+            [f"--config {config_path}: not a regular file; name the TOML file"]
+        )
     if not config_path.is_file():
         raise ConfigurationError([f"config file not found: {config_path} (--config)"])
     return config_path
@@ -160,5 +164,5 @@ def _file_sets(path: Path, location: tuple[int | str, ...]) -> bool:
 
 
 def _is_secret(location: str) -> bool:
-    secret = ("api_key", "api_secret", "token", "webhook_url")
+    secret = ("api_key", "api_secret", "token", "webhook_url", "telegram_api_url")
     return location.endswith(secret) or location in ("exchange", "server", "notify")

@@ -8,8 +8,11 @@ still up, until SIGTERM/SIGINT.
 
 SIGTERM/SIGINT (and SIGHUP, unless `nohup` ignores it) only set the stop event. Then: no new
 trades, an order in flight finishes (the loops are never cancelled mid-step unless the grace
-period runs out), the database is flushed, resources close in reverse order, and the process
-exits 0. Protective stops stay on the exchange.
+period runs out), the operator requests pending then are carried out as a monitor tick would
+(within the grace again), the database is flushed, resources close in reverse order, and the
+process exits 0. Protective stops stay on the exchange. A request left pending (the loops cut,
+a write failed, a request failing or filed as the daemon stopped) is said not done: one error
+line and a notification each.
 
 A write that fails for a reason that lasts (the disk full: `StorageFailed`) stops the daemon
 the same way, except that nothing more is written: one `storage_failed` line, then the
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import time
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
@@ -42,6 +46,7 @@ from quantum_trader.gates.balancer_journal import OUTPUT_FILE as BALANCER_FILE
 from quantum_trader.log import get_logger
 from quantum_trader.loops import LoopWatch, Step, periodic
 from quantum_trader.ops.health import HealthSample
+from quantum_trader.ops.messages import request_not_done
 from quantum_trader.ops.metrics import Metrics, StreamHealth, StreamState
 from quantum_trader.ops.operator_view import MARKS_FILE
 from quantum_trader.ops.presence import HEARTBEAT_FILE as HEARTBEAT_FILE  # re-exported
@@ -186,7 +191,42 @@ async def run_loops(
         for task in late:
             log.warning("shutdown_grace_exceeded", task=task.get_name())
             task.cancel()
+    # A loop cut mid-step may have left the keeper half-way: nothing more is sent then.
+    await _requests_at_stop(runtime, ops, carry_out=watch.fatal is None and not late)
     return watch.fatal
+
+
+async def _requests_at_stop(runtime: Runtime, ops: Operations, carry_out: bool) -> None:
+    """The operator requests pending as the loops end: carried out as a monitor tick would
+    (the command that filed them said the daemon would), within the executor's grace; any
+    left is said not done, so that no one takes it for done (the next start drops it)."""
+    governor = runtime.core.governor
+    grace_s = runtime.settings.executor.shutdown_grace_s
+    if carry_out:
+        try:
+            async with asyncio.timeout(grace_s):
+                await governor.handle_operator_requests(runtime.clock.now())
+        except TimeoutError:
+            log.error("operator_requests_cut_at_stop", grace_s=grace_s)
+        except QuantumTraderError as error:  # it stays pending: said below
+            log.error("operator_request_failed_at_stop", error=str(error))
+    try:
+        left = await governor.pending_requests()
+    except (QuantumTraderError, sqlite3.Error, OSError) as error:  # the write failure's cause
+        log.error("operator_requests_unread_at_stop", error=str(error))
+        return
+    now = runtime.clock.now()
+    for request in left:
+        at = request.filed_at.isoformat()
+        log.error(
+            "operator_request_not_done",
+            request=request.key,
+            by=request.by,
+            requested_at=at,
+            why="the daemon stopped before carrying it out",
+            todo="ask again once a daemon runs (the next start drops this one)",
+        )
+        ops.notifier.publish(request_not_done(now, request.key, request.by, at))
 
 
 def _mark_stopping(runtime: Runtime) -> None:

@@ -32,6 +32,8 @@ YEAR_S = 365 * DAY_S
 YEAR_H = 365 * 24.0
 MAX_USDT = 1e9  # an account or one order beyond any this program is made for; far below overflow
 MAX_SEED = 2**31 - 1  # LightGBM's seed is a C int; XGBoost refuses 2**63
+# Histories counted in days (training windows, EMAs of daily closes) may span years.
+TEN_YEARS_DAYS = 3650
 
 
 class Section(BaseModel):

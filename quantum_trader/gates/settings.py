@@ -8,6 +8,7 @@ from pydantic import Field
 
 from quantum_trader.settings_base import (
     MAX_LEVERAGE,
+    TEN_YEARS_DAYS,
     YEAR_H,
     YEAR_S,
     JsonMapping,
@@ -160,13 +161,13 @@ class RegimeSettings(Section):
     ema_fast_period: int = Field(20, ge=2)
     ema_slow_period: Annotated[int, Field(ge=3), above("ema_fast_period")] = 50
     atr_period: int = Field(14, ge=2)
-    atr_mean_days: float = Field(20.0, gt=0, le=3650)
+    atr_mean_days: float = Field(20.0, gt=0, le=TEN_YEARS_DAYS)
     trending_min_adx: float = Field(25.0, ge=0)
     ranging_max_adx: Annotated[float, Field(ge=0), at_most("trending_min_adx")] = 20.0
     ranging_max_atr_ratio: float = Field(1.0, gt=0)
     breakout_min_atr_ratio: Annotated[float, Field(gt=0), at_least("ranging_max_atr_ratio")] = 1.5
     range_break_bars: int = Field(20, ge=2)
-    global_ema_days: int = Field(200, ge=2)
+    global_ema_days: int = Field(200, ge=2, le=TEN_YEARS_DAYS)
     global_band: float = Field(0.10, gt=0, lt=1)
 
 

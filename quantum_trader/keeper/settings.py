@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from quantum_trader.settings_base import Section
+from quantum_trader.settings_base import DAY_S, YEAR_S, Section
 
 
 class KeeperSettings(Section):
@@ -57,9 +57,9 @@ class KeeperSettings(Section):
     adopt_stop_pct: float = Field(0.03, gt=0, lt=1)
     adopt_reward_risk: float = Field(2.0, gt=0)
     unknown_order_final_s: float = Field(30.0, ge=10, le=600)
-    rest_check_interval_s: float = Field(60.0, gt=0)
-    rest_position_check_s: float = Field(20.0, gt=0)
-    stream_echo_timeout_s: float = Field(10.0, gt=0)
+    rest_check_interval_s: float = Field(60.0, gt=0, le=DAY_S)
+    rest_position_check_s: float = Field(20.0, gt=0, le=DAY_S)
+    stream_echo_timeout_s: float = Field(10.0, gt=0, le=YEAR_S)
     refused_exit_stop_gap_pct: float = Field(0.002, gt=0, le=0.05)
     fees_unread_give_up_s: float = Field(3600.0, gt=0, le=6 * 86_400)
     external_close_mark_after_s: float = Field(60.0, gt=0, le=3600)

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
 
-from quantum_trader.settings_base import Section
+from quantum_trader.settings_base import TEN_YEARS_DAYS, Section
 
 
 class UniverseSettings(Section):
@@ -19,7 +19,7 @@ class UniverseSettings(Section):
 
     rule: Literal["fixed", "top_volume"] = "fixed"
     top_n: int = Field(8, ge=1, le=200)
-    min_listing_days: float = Field(30.0, ge=0)
+    min_listing_days: float = Field(30.0, ge=0, le=TEN_YEARS_DAYS)
     refresh_s: float = Field(86_400.0, ge=60.0, le=30 * 86_400.0)
     blacklist: Annotated[tuple[str, ...], NoDecode] = ()
 

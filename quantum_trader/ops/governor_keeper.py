@@ -24,7 +24,14 @@ from quantum_trader.gates.governor import (
 from quantum_trader.gates.settings import GovernorSettings
 from quantum_trader.keeper.keeper import PositionKeeper
 from quantum_trader.log import get_logger
-from quantum_trader.ops.requests import Request, RequestKind, RequestWindow, done, take_due
+from quantum_trader.ops.requests import (
+    Request,
+    RequestKind,
+    RequestWindow,
+    done,
+    pending_requests,
+    take_due,
+)
 from quantum_trader.portfolio.ledger import Ledger
 from quantum_trader.ports import Clock, Repository
 
@@ -118,6 +125,10 @@ class GovernorKeeper:
         for request in await take_due(self._repository, self._window, wall_now):
             await self._carry_out(request, now)
             await done(self._repository, request)
+
+    async def pending_requests(self) -> list[Request]:
+        """The requests filed and not yet carried out or dropped, oldest first."""
+        return [r for r in await pending_requests(self._repository) if isinstance(r, Request)]
 
     async def _carry_out(self, request: Request, now: datetime) -> None:
         by, key = request.by, request.key

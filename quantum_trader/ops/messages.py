@@ -122,6 +122,15 @@ def paused(now: datetime, held: Trip) -> Notification:
     return Notification(NotificationKind.OPERATOR_PAUSED, now, text, fields)
 
 
+def request_not_done(now: datetime, request: str, by: str, requested_at: str) -> Notification:
+    text = (
+        f"NOT DONE: operator request {request} (by {by} at {requested_at}) was not carried "
+        "out: the daemon stopped first. Ask again once a daemon runs"
+    )
+    fields = {"request": request, "by": by, "requested_at": requested_at}
+    return Notification(NotificationKind.OPERATOR_REQUEST_NOT_DONE, now, text, fields)
+
+
 def resumed(now: datetime, trading_state: str) -> Notification:
     text = f"RESUMED: the operator's pause has ended; trading state {trading_state}"
     return Notification(

@@ -3,19 +3,22 @@
 `Notifier.publish` is synchronous and O(1): it appends to a bounded queue per destination and
 returns. When a queue is full the oldest notification is dropped, counted and logged. One
 worker task per destination sends in order, retrying timeouts, connection errors, HTTP 408,
-429 and 5xx with exponential backoff (Telegram's `retry_after` is honoured, capped); any other
-answer is final. The bot token and the webhook URL (which often embeds a token) are never
-logged: failures are logged by error class or HTTP status only.
+429 and 5xx with exponential backoff (Retry-After and Telegram's `retry_after` are honoured,
+capped); any other answer is final, and so is a URL aiohttp cannot use. A message that fails by
+an unexpected error (a bug) is counted failed too. The bot token and the webhook URL (which
+often embeds a token) are never logged: failures are logged by error class or HTTP status only.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import field
-from datetime import datetime
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -30,6 +33,8 @@ from quantum_trader.record import record
 
 log = get_logger("notify")
 RETRYABLE_STATUS = frozenset({408, 425, 429})
+# Retry-After's delay-seconds (RFC 9110 §10.2.3): ASCII digits only (str.isdigit takes "²").
+DELAY_SECONDS = re.compile(r"[0-9]+")
 
 
 class NotificationKind(StrEnum):
@@ -42,6 +47,7 @@ class NotificationKind(StrEnum):
     UNIVERSE_CHANGED = "universe_changed"
     OPERATOR_PAUSED = "operator_paused"
     OPERATOR_RESUMED = "operator_resumed"
+    OPERATOR_REQUEST_NOT_DONE = "operator_request_not_done"
     PROTECTION_FAILED = "protection_failed"
 
 
@@ -121,6 +127,8 @@ async def _post(session: aiohttp.ClientSession, url: str, body: Mapping[str, Any
             retry_after = await _retry_after(response)
             retryable = response.status in RETRYABLE_STATUS or response.status >= 500
             raise DeliveryFailed(f"HTTP {response.status}", retryable, retry_after)
+    except aiohttp.InvalidURL:  # the same URL fails the same way however often it is tried
+        raise DeliveryFailed("InvalidURL", retryable=False) from None
     except (aiohttp.ClientError, TimeoutError) as error:
         raise DeliveryFailed(type(error).__name__, retryable=True) from None
     except RuntimeError as error:
@@ -130,17 +138,35 @@ async def _post(session: aiohttp.ClientSession, url: str, body: Mapping[str, Any
 
 
 async def _retry_after(response: aiohttp.ClientResponse) -> float | None:
-    """Seconds to wait from a 429: Telegram's `parameters.retry_after` or Retry-After."""
+    """Seconds to wait from a 429: Retry-After, else Telegram's `parameters.retry_after`;
+    None (the normal backoff) for anything else."""
     if response.status != 429:
         return None
-    header = response.headers.get("Retry-After", "")
-    if header.isdigit():
-        return float(header)
+    header = retry_after_s(response.headers.get("Retry-After", ""), datetime.now(UTC))
+    if header is not None:
+        return header
     try:
         payload = await response.json(content_type=None)
         return float(str(payload["parameters"]["retry_after"]))
     except (ValueError, KeyError, TypeError, aiohttp.ClientError):
         return None
+
+
+def retry_after_s(header: str, now: datetime) -> float | None:
+    """A Retry-After value in seconds from `now`: delay-seconds or an HTTP date (RFC 9110);
+    None for anything else."""
+    text = header.strip()
+    if DELAY_SECONDS.fullmatch(text):
+        return float(text)
+    if not text.isascii():
+        return None
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # "-0000": no zone said; an HTTP date is always GMT
+        when = when.replace(tzinfo=UTC)
+    return max((when - now).total_seconds(), 0.0)
 
 
 class Outbox:
@@ -198,8 +224,12 @@ class Outbox:
             self.busy = True
             try:
                 await self._deliver(session, notification)
-            except Exception:  # a bug in one message must not end the worker
-                log.exception("notification_error", channel=self.channel.name)
+            except Exception as error:  # a bug in one message must not end the worker
+                self._metrics.notifications.labels(self.channel.name, "failed").inc()
+                self._metrics.on_error(type(error).__name__, f"notify:{self.channel.name}")
+                log.exception(
+                    "notification_error", channel=self.channel.name, kind=notification.kind.value
+                )
             finally:
                 self.busy = False
 

@@ -144,6 +144,22 @@ async def requests_json(repository: Repository) -> list[dict[str, str]]:
     ]
 
 
+NOT_CARRIED_OUT = (
+    "not carried out: no daemon is running (it stopped first); the next start drops it, so "
+    "ask again once a daemon runs"
+)
+
+
+def requests_shown(
+    requests: list[dict[str, str]], presence: DaemonPresence | None
+) -> list[dict[str, str]]:
+    """The pending requests, each said not carried out when no daemon runs to carry it out
+    (the one that stopped said so in its log; the next start drops it)."""
+    if presence is None or presence.running:
+        return requests
+    return [r | {"not_carried_out": NOT_CARRIED_OUT} for r in requests]
+
+
 @record
 class StatusData:
     """Everything `status` reads from the database, in one pass."""
@@ -227,7 +243,7 @@ def status_document(
         "liquidation_price_basis": positions["liquidation_price_basis"],
         "closed_trades": data.closed_trades,
         "blocked_symbols": data.blocked,
-        "operator_requests": data.requests,
+        "operator_requests": requests_shown(data.requests, presence),
         "analytics": analytics,
         "decisions": [
             {"gate": gate, "reason": reason, "count": count}

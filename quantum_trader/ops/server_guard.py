@@ -18,7 +18,11 @@ pyproject allows, does not), so the guard does both itself, without touching aio
   connection, a client that does not read its response), is aborted. `middleware` tells
   the guard when a request reaches the application and when its handler is done; while a
   handler runs, the clock stops (the handlers bound themselves: /status waits at most
-  `server.exchange_read_wait_s` for the exchange). Counted with `reason="timeout"`; a
+  `server.exchange_read_wait_s` for the exchange). A request that arrives while part of an
+  earlier answer is still unsent (in the transport's buffer or the kernel's send queue: the
+  client has not read it) does not stop or restart the clock: a client that keeps asking
+  without reading (pipelined or one request every few seconds) is aborted the timeout after
+  the last answer it took, not when the buffers finally fill. Counted with `reason="timeout"`; a
   connection that had sent part of a request (Slowloris) is also a
   `status_request_timed_out` warning, an idle one (a browser's preconnect) is not.
 """
@@ -26,6 +30,9 @@ pyproject allows, does not), so the guard does both itself, without touching aio
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import struct
+import termios
 import time
 from collections.abc import Callable
 from typing import cast
@@ -66,12 +73,14 @@ class ConnectionGuard:
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         guarded = self._open.get(request.transport) if request.transport else None
-        if guarded is not None:
+        # An earlier answer not yet taken by the client: its clock keeps running.
+        timed = guarded is not None and guarded.unsent_bytes() == 0
+        if timed and guarded is not None:
             guarded.disarm()
         try:
             return await handler(request)
         finally:
-            if guarded is not None:
+            if timed and guarded is not None:
                 guarded.arm()
 
     def _admit(self, guarded: _Guarded, transport: asyncio.BaseTransport) -> bool:
@@ -133,6 +142,20 @@ class _Guarded(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+    def unsent_bytes(self) -> int:
+        """Bytes written to this connection that the client has not taken yet: in the
+        transport's buffer, and in the kernel's send queue (Linux; elsewhere 0)."""
+        transport = self._transport
+        if transport is None:
+            return 0
+        queued = transport.get_write_buffer_size()
+        sock = transport.get_extra_info("socket")
+        try:
+            raw = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, struct.pack("i", 0))
+        except (AttributeError, OSError):
+            return queued
+        return queued + int(struct.unpack("i", raw)[0])
 
     def _expire(self) -> None:
         self._timer = None

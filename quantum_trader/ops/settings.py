@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from quantum_trader.settings_base import Section
+from quantum_trader.settings_base import DAY_S, YEAR_S, Section
+
+# The longest notify.shutdown_flush_s: the stop must end within the shipped service unit's
+# TimeoutStopSec (60 s) after the executor's grace; beyond it systemd kills the daemon.
+MAX_SHUTDOWN_FLUSH_S = 60.0
 
 
 class ServerSettings(Section):
@@ -32,7 +38,7 @@ class ServerSettings(Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     token: SecretStr | None = None
-    exchange_read_interval_s: float = Field(15.0, gt=0)
+    exchange_read_interval_s: float = Field(15.0, gt=0, le=DAY_S)
     exchange_read_wait_s: float = Field(2.0, gt=0, le=60)
     maintenance_margin_rate: float = Field(0.005, ge=0, lt=0.5)
     equity_points: int = Field(500, ge=10, le=100_000)
@@ -88,10 +94,10 @@ class NotifySettings(Section):
     telegram_api_url: str = "https://api.telegram.org"
     queue_size: int = Field(100, ge=1, le=100_000)
     max_attempts: int = Field(4, ge=1, le=20)
-    backoff_initial_s: float = Field(1.0, gt=0)
-    backoff_max_s: float = Field(30.0, gt=0)
-    request_timeout_s: float = Field(5.0, gt=0)
-    shutdown_flush_s: float = Field(2.0, ge=0)
+    backoff_initial_s: float = Field(1.0, gt=0, le=YEAR_S)
+    backoff_max_s: float = Field(30.0, gt=0, le=YEAR_S)
+    request_timeout_s: float = Field(5.0, gt=0, le=300)
+    shutdown_flush_s: float = Field(2.0, ge=0, le=MAX_SHUTDOWN_FLUSH_S)
 
     @field_validator("telegram_bot_token", "telegram_chat_id", mode="before")
     @classmethod
@@ -114,16 +120,42 @@ class NotifySettings(Section):
     @field_validator("webhook_url")
     @classmethod
     def _check_webhook(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not value.get_secret_value().startswith(("http://", "https://")):
-            raise ValueError("must be an http(s) URL")
+        if value is not None:
+            problem = url_problem(value.get_secret_value(), userinfo=True)
+            if problem:  # the value is never shown: its path or query may hold a token
+                raise ValueError(f"{problem}, e.g. https://hooks.example.com/path")
         return value
 
     @field_validator("telegram_api_url")
     @classmethod
     def _check_api_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must be an http(s) URL, e.g. https://api.telegram.org")
+        problem = url_problem(value, userinfo=False)
+        if problem:
+            raise ValueError(f"{problem}, e.g. https://api.telegram.org")
         return value.rstrip("/")
+
+
+def url_problem(url: str, *, userinfo: bool) -> str | None:
+    """Why `url` is no http(s) address a request can be sent to, in words that do not repeat
+    it (a webhook's path may carry a token); None when it is one. Checked at load: a URL that
+    cannot be parsed fails every send, and retrying cannot help."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # ValueError when not a number in 0..65535
+    except ValueError:
+        return "must be an http(s) URL with a host and a port in 1..65535 (it cannot be parsed)"
+    if parts.scheme not in ("http", "https"):
+        return "must be an http(s) URL"
+    if not parts.hostname or any(c.isspace() for c in url):
+        return "must be an http(s) URL with a host (and no spaces)"
+    if port == 0:
+        return "must be an http(s) URL with a port in 1..65535"
+    if not userinfo and (parts.username is not None or parts.password is not None):
+        return (
+            "must not carry a user or password (user:password@): the address is shown by "
+            "config show; give it without them"
+        )
+    return None
 
 
 class OperatorSettings(Section):
@@ -131,7 +163,9 @@ class OperatorSettings(Section):
 
     The daemon acts only on requests filed after it started and at most
     `request_max_age_s` seconds (wall clock) ago; older ones are dropped with a log line, so
-    nothing filed long ago is carried out later by surprise.
+    nothing filed long ago is carried out later by surprise. It must be at least twice the
+    monitor's tick plus 10 s (config.py): requests are carried out on that tick.
     """
 
-    request_max_age_s: float = Field(300.0, gt=0, le=86_400)
+    # Above a day: config.py requires twice the monitor's tick, which may be a day.
+    request_max_age_s: float = Field(300.0, gt=0, le=3 * DAY_S)

@@ -7,7 +7,15 @@ from typing import Annotated, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from quantum_trader.settings_base import MAX_SEED, MAX_USDT, YEAR_H, CommaList, Section, above
+from quantum_trader.settings_base import (
+    MAX_SEED,
+    MAX_USDT,
+    TEN_YEARS_DAYS,
+    YEAR_H,
+    CommaList,
+    Section,
+    above,
+)
 
 ModelName = Literal["xgboost", "lightgbm", "nhits", "patchtst"]
 
@@ -49,9 +57,9 @@ class EnsembleSettings(Section):
     min_expected_r: float = Field(0.05, ge=-1.0, le=5.0)
     side_source: Literal["models", "rules"] = "models"
     label_notional_usdt: float = Field(3_000.0, gt=0, le=MAX_USDT)
-    forecast_horizon_h: int = Field(8, ge=1)
+    forecast_horizon_h: int = Field(8, ge=1, le=int(YEAR_H))
     lookback_bars: int = Field(168, ge=16)
-    training_days: int = Field(90, ge=7)
+    training_days: int = Field(90, ge=7, le=TEN_YEARS_DAYS)
     training_end: datetime | None = None
     seed: int = Field(7, ge=0, le=MAX_SEED)
     walk_forward_folds: int = Field(5, ge=1, le=12)

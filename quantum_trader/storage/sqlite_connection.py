@@ -106,12 +106,25 @@ class SqliteConnection:
             raise lasting from error
 
     async def fetch(self, sql: str, params: tuple[SqlValue, ...] = ()) -> list[Row]:
-        return [tuple(r) for r in await self._conn.execute_fetchall(sql, params)]
+        try:
+            return [tuple(r) for r in await self._conn.execute_fetchall(sql, params)]
+        except sqlite3.OperationalError as error:  # another program's exclusive lock
+            busy = busy_failure(self.path, error)
+            if busy is None:
+                raise
+            raise busy from error
 
     async def close(self) -> None:
         """Close the connection; every write after it is refused (`check_writable`)."""
         self._closed = True
         await self._conn.close()
+
+
+def busy_failure(path: Path, error: sqlite3.Error) -> StorageBusy | None:
+    """`error` as StorageBusy when it is SQLITE_BUSY (a lock another program held past the
+    busy timeout: for a read too, under its `locking_mode=EXCLUSIVE`); None otherwise."""
+    failure = lasting_write_failure(path, error)
+    return failure if isinstance(failure, StorageBusy) else None
 
 
 def lasting_write_failure(path: Path, error: sqlite3.Error) -> StorageFailed | None:

@@ -33,7 +33,7 @@ from quantum_trader.storage.migrate import (
     refuse_newer,
     schema_problems,
 )
-from quantum_trader.storage.sqlite_connection import BUSY_TIMEOUT_MS
+from quantum_trader.storage.sqlite_connection import BUSY_TIMEOUT_MS, busy_failure
 
 _SQLITE_READONLY = 8
 _SQLITE_CORRUPT = 11
@@ -168,11 +168,12 @@ _RESTORE = (
 
 @contextlib.contextmanager
 def _operator_problems(path: Path) -> Iterator[None]:
-    """Raise the SQLite errors a person must fix as OperatorActionRequired; others as they are."""
+    """Raise the SQLite errors a person must fix as OperatorActionRequired (another program's
+    lock as StorageBusy, as for a write); others as they are."""
     try:
         yield
     except sqlite3.DatabaseError as e:
-        problem = _operator_problem(path, e)
+        problem = _operator_problem(path, e) or busy_failure(path, e)
         if problem is None:
             raise
         raise problem from e

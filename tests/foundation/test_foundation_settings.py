@@ -97,6 +97,17 @@ def test_a_config_directory_is_named_as_one(tmp_path: Path) -> None:
     assert problems(tmp_path) == (f"--config {tmp_path}: a directory; name the TOML file",)
 
 
+@pytest.mark.parametrize("kind", ["device", "fifo", "link loop"])
+def test_a_config_that_is_no_regular_file_is_named_as_such(tmp_path: Path, kind: str) -> None:
+    """Was: `config file not found` for /dev/null, a FIFO or a symbolic link loop."""
+    path = Path("/dev/null") if kind == "device" else tmp_path / "config.toml"
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "link loop":
+        path.symlink_to(path.name)
+    assert problems(path) == (f"--config {path}: not a regular file; name the TOML file",)
+
+
 def test_invalid_toml_is_named(tmp_path: Path) -> None:
     config = tmp_path / "bad.toml"
     config.write_text("[executor\n")

@@ -37,6 +37,7 @@ class Receiver:
     received: list[Received] = field(default_factory=list)
     attempts: int = 0
     redirect_to: str | None = None  # the Location of a 3xx answer (a GET there answers 200)
+    headers: dict[str, bytes] = field(default_factory=dict)  # sent as given with each answer
 
     def __post_init__(self) -> None:
         receiver = self
@@ -60,6 +61,8 @@ class Receiver:
                     self.send_header("Content-Type", "application/json")
                     if 300 <= status < 400 and receiver.redirect_to is not None:
                         self.send_header("Location", receiver.redirect_to)
+                    for name, value in receiver.headers.items():  # raw bytes: UTF-8 too
+                        self.send_header(name, value.decode("latin-1"))
                     self.end_headers()
                     self.wfile.write(answer.encode())
 

@@ -11,6 +11,7 @@ import gc
 import re
 import socket
 import struct
+import time
 import warnings
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -200,6 +201,38 @@ async def test_a_client_that_does_not_read_its_answer_is_dropped() -> None:
             await until(lambda: served.guard.open_connections == 0, "the connection gone")
         finally:
             client.close()
+
+
+def ask_without_reading(port: int, times: int, pause_s: float) -> bool:
+    """A client that asks for /health `times` times, `pause_s` apart, and never reads an
+    answer (a small receive buffer, so its window closes after a few); whether the server
+    closed the connection meanwhile (a send refused)."""
+    with socket.socket() as client:
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        client.settimeout(WAIT_S)
+        client.connect(("127.0.0.1", port))
+        for _ in range(times):
+            try:
+                client.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            except OSError:  # reset or broken pipe: aborted by the server
+                return True
+            time.sleep(pause_s)
+        return False
+
+
+async def test_a_client_that_keeps_asking_without_reading_is_dropped() -> None:
+    """Was (found by an outside-style probe, 2026-12-05): each request restarted the head
+    timeout, so a client asking every 4 s (or pipelining) without reading held its connection
+    until the buffers filled: 70 s and more, with /health refused while 64 such held the cap.
+    Here 60 asks of 1 kB answers, 50 ms apart (six head timeouts in all), stay well within the
+    transport's and the kernel's buffers: only a clock that keeps running for a client with an
+    answer unread closes the connection while it asks."""
+    async with guarded_server(2, head_timeout_s=0.5, body=b"x" * 1000) as served:
+        closed = await asyncio.to_thread(ask_without_reading, served.port, 60, 0.05)
+        assert closed
+        assert served.closed("timeout") == 1
+        await until(lambda: served.guard.open_connections == 0, "the connection gone")
+        assert (await get_health(served.port)).startswith(b"HTTP/1.1 200 OK")
 
 
 def exchange(port: int, chunks: list[bytes], then: str = "read") -> bytes:

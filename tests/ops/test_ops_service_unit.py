@@ -16,6 +16,7 @@ from conftest import REPO
 from daemon_harness import Daemon, eventually
 
 from quantum_trader.config import Settings
+from quantum_trader.ops.settings import MAX_SHUTDOWN_FLUSH_S
 
 Unit = dict[str, dict[str, str]]
 
@@ -55,9 +56,12 @@ def test_the_unit_runs_this_checkouts_daemon_as_the_user_without_secrets() -> No
 
 def test_the_stop_timeout_outlasts_the_daemons_grace() -> None:
     service = rendered()[1]["Service"]
-    grace_s = Settings().executor.shutdown_grace_s
-    # The grace for an order in flight, then the database's flush and the exit.
-    assert float(service["TimeoutStopSec"]) >= 3 * grace_s
+    settings = Settings()
+    grace_s, flush_s = settings.executor.shutdown_grace_s, settings.notify.shutdown_flush_s
+    # The grace for an order in flight, the same again for the operator requests pending,
+    # the notifications' flush, then the database's flush and the exit.
+    assert float(service["TimeoutStopSec"]) >= 2 * grace_s + flush_s + 10
+    assert float(service["TimeoutStopSec"]) >= MAX_SHUTDOWN_FLUSH_S
     assert service["KillMode"] == "mixed"  # the daemon first; its helpers only at the timeout
 
 

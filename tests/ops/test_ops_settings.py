@@ -266,3 +266,87 @@ def test_an_ipv6_address_is_bracketed_in_the_url_it_logs(tmp_path: Path, host: s
     assert started["url"].startswith(f"http://[{host}]:")
     port = int(started["url"].rsplit(":", 1)[1])
     assert port > 0
+
+
+SECRET_PATH = "services/T000/XYZsecret"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://",
+        f"http://127.0.0.1:99999/{SECRET_PATH}",
+        f"http://[::1/{SECRET_PATH}",
+        f"http://hooks.example.invalid:0/{SECRET_PATH}",
+        f"ftp://hooks.example.invalid/{SECRET_PATH}",
+    ],
+)
+def test_a_webhook_url_nothing_can_be_sent_to_is_refused_without_echoing_it(
+    tmp_path: Path, url: str
+) -> None:
+    """Was: only its scheme checked; the daemon ran and every notification failed
+    (InvalidUrlClientError), retried as if it could pass."""
+    done = run_cli("config", "show", cwd=tmp_path, QT_NOTIFY__WEBHOOK_URL=url)
+    assert done.returncode == 2
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("configuration error: notify.webhook_url: must be an http(s) URL")
+    assert line.endswith("[QT_NOTIFY__WEBHOOK_URL]")
+    assert "XYZsecret" not in line
+    assert "99999" not in line
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("https://bob:pw-secret@tg.example.invalid", "must not carry a user or password"),
+        ("ftp://bob:pw-secret@tg.example.invalid", "must be an http(s) URL"),
+    ],
+)
+def test_a_telegram_api_url_with_a_password_is_refused_without_echoing_it(
+    tmp_path: Path, url: str, why: str
+) -> None:
+    """Was: printed by `config show`, and echoed whole by the bad-scheme error."""
+    done = run_cli("config", "show", cwd=tmp_path, QT_NOTIFY__TELEGRAM_API_URL=url)
+    assert done.returncode == 2
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith(f"configuration error: notify.telegram_api_url: {why}")
+    assert "pw-secret" not in done.stderr + done.stdout
+
+
+@pytest.mark.parametrize(
+    ("env", "needed"),
+    [
+        ({"QT_OPERATOR__REQUEST_MAX_AGE_S": "4"}, "twice monitor.interval_s (5 s) plus 10 s (20)"),
+        (
+            {"QT_OPERATOR__REQUEST_MAX_AGE_S": "60", "QT_MONITOR__INTERVAL_S": "30"},
+            "twice monitor.interval_s (30 s) plus 10 s (70)",
+        ),
+        (
+            {"QT_MARKET__REPLAY_SPEED": "0.02"},
+            "twice monitor.interval_s (5 s of the replay's clock, 250 s of real time at "
+            "market.replay_speed 0.02) plus 10 s (510)",
+        ),
+    ],
+)
+def test_a_request_max_age_that_a_monitor_tick_outlives_is_refused(
+    tmp_path: Path, env: dict[str, str], needed: str
+) -> None:
+    """Was: accepted; every request was then dropped as `too_old` while the command said the
+    daemon would act on it at its next tick (exit 0)."""
+    data_dir = tmp_path / "never"
+    done = run_cli("run", cwd=tmp_path, **{"QT_DATA_DIR": str(data_dir), **env})
+    assert done.returncode == 2
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith(
+        f"configuration error: operator.request_max_age_s: must be at least {needed}"
+    )
+    assert not data_dir.exists()
+
+
+def test_a_notification_flush_beyond_the_service_units_stop_timeout_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Was: 1e12 accepted; with a webhook that never answered, SIGTERM never finished."""
+    monkeypatch.setenv("QT_NOTIFY__SHUTDOWN_FLUSH_S", "61")
+    (line,) = problems(QT_NOTIFY__SHUTDOWN_FLUSH_S="61")
+    assert line.startswith("notify.shutdown_flush_s: Input should be less than or equal to 60")

@@ -3,6 +3,7 @@ request is refused (exit 1) and nothing is filed; with one running, the user lea
 
 from __future__ import annotations
 
+import json
 import signal
 import sqlite3
 from datetime import UTC, datetime, timedelta
@@ -152,3 +153,59 @@ def test_a_traded_symbol_outside_market_symbols_is_known(data_dir: Path) -> None
     done = cli(data_dir, "lift-blacklist", "AVAX/USDT:USDT")
     assert done.returncode == 1
     assert "lift-blacklist AVAX/USDT:USDT was not requested" in done.stderr
+
+
+QUIET_MONITOR = {
+    "QT_MARKET__REPLAY_SPEED": "1",
+    # The monitor ticks at the start, then not for an hour: a request filed meanwhile is
+    # still pending when SIGTERM comes.
+    "QT_MONITOR__INTERVAL_S": "3600",
+    "QT_OPERATOR__REQUEST_MAX_AGE_S": "7210",
+}
+
+
+def filed_while_running(daemon: Daemon, *request: str) -> None:
+    """`request` filed once the daemon's loops have stepped (its monitor ticked at start)."""
+    eventually(lambda: daemon.logged_so_far("cycle_completed"), 60, "the first cycle")
+    done = daemon.cli(*request)
+    assert done.returncode == 0, done.stderr
+    assert "or as it stops, if it is stopped first" in " ".join(done.stdout.split())
+    assert [key for key, _ in pending_requests(daemon.data_dir)] == [request[0].replace("-", "_")]
+
+
+def test_a_request_pending_as_the_daemon_stops_is_carried_out_by_the_stop(data_dir: Path) -> None:
+    """Was (found by an outside-style probe, 2026-12-05): `pause` (or `close-all`) then a
+    restart within a tick: the command said it was requested, the daemon stopped without a
+    word, and the next start dropped it as filed before it started."""
+    daemon = Daemon.start(data_dir, **QUIET_MONITOR)
+    try:
+        filed_while_running(daemon, "pause", "--reason", "before a restart")
+    finally:
+        assert daemon.stop(signal.SIGTERM) == 0
+    assert [e["request"] for e in daemon.named("operator_request_done")] == ["pause"]
+    assert daemon.named("operator_request_not_done") == []
+    assert pending_requests(data_dir) == []
+    status = json.loads(cli(data_dir, "status", "--json").stdout)
+    assert status["trading"]["paused"]["detail"] == "paused by operator: before a restart"
+    assert status["operator_requests"] == []
+
+
+def test_a_request_the_stop_cannot_carry_out_is_said_not_done(data_dir: Path) -> None:
+    """A grace too short for the loops to end cuts them: the keeper may be half-way through a
+    step, so the stop sends nothing more; the request is said not done, in the log and by
+    `status`, rather than left to look pending."""
+    daemon = Daemon.start(data_dir, **QUIET_MONITOR, QT_EXECUTOR__SHUTDOWN_GRACE_S="0.000001")
+    try:
+        filed_while_running(daemon, "close-all")
+    finally:
+        assert daemon.stop(signal.SIGTERM) == 0
+    (said,) = daemon.named("operator_request_not_done")
+    assert said["level"] == "error"
+    assert said["request"] == "close_all"
+    assert said["todo"] == "ask again once a daemon runs (the next start drops this one)"
+    status = json.loads(cli(data_dir, "status", "--json").stdout)
+    (left,) = status["operator_requests"]
+    assert left["not_carried_out"].startswith("not carried out: no daemon is running")
+    shown = " ".join(w for w in cli(data_dir, "status").stdout.split() if w != "│")
+    assert "close_all (by operator at" in shown
+    assert "not carried out: no daemon is running (it stopped first)" in shown

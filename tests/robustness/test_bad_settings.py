@@ -343,3 +343,30 @@ def test_the_keeper_may_not_give_up_an_order_binance_may_still_execute() -> None
     settings = loads(QT_EXCHANGE__RECV_WINDOW_MS="60000", QT_KEEPER__UNKNOWN_ORDER_FINAL_S="65")
     assert settings.keeper.unknown_order_final_s == 65
     assert loads(QT_EXCHANGE__RECV_WINDOW_MS="25000").exchange.recv_window_ms == 25_000  # 25 + 5
+
+
+DURATION_SUFFIXES = ("_s", "_ms", "_h", "_days")
+
+
+def duration_settings(
+    model: type[BaseModel], prefix: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], object]]:
+    """Every setting named as a duration (`*_s`, `*_ms`, `*_h`, `*_days`), with its type."""
+    for name, field in model.model_fields.items():
+        kind = field.annotation
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            yield from duration_settings(kind, (*prefix, name))
+        elif name.endswith(DURATION_SUFFIXES):
+            yield (*prefix, name), kind
+
+
+def test_every_duration_setting_refuses_a_value_beyond_the_calendar() -> None:
+    """Was: 11 of them (notify's backoffs, timeout and flush, the keeper's REST checks, ...)
+    took 1e12; a notification flush of 1e12 s kept SIGTERM from ever finishing."""
+    found = list(duration_settings(Settings))
+    assert len(found) > 40  # the walk found the sections' durations, nested ones included
+    for path, kind in found:
+        variable = "QT_" + "__".join(part.upper() for part in path)
+        value = "1000000000000" if kind is int else "1e12"
+        (line,) = problems(**{variable: value})
+        assert line.startswith(f"{'.'.join(path)}: Input should be less than"), line

@@ -17,10 +17,15 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 
 import pytest
-from daemon_harness import DATABASE, Daemon, eventually, paper_exchange, query
+from daemon_harness import DATABASE, Daemon, cli, eventually, paper_exchange, query
+from damage_fixtures import data_dir, stopped_daemon_template
 from test_disk_full import restart_carries_on
 
+from quantum_trader.ops.data_dir import hold_data_dir
+from quantum_trader.ops.presence import STOPPING_FILE
+
 ENV = {"QT_MARKET__REPLAY_SPEED": "3000", "QT_SIGNALS__SOURCE": "rules"}
+__all__ = ["data_dir", "stopped_daemon_template"]
 BOOKS = "SELECT client_order_id, status, filled_quantity FROM orders ORDER BY client_order_id"
 
 
@@ -85,3 +90,46 @@ def test_a_database_held_locked_stops_the_daemon_in_one_line_and_the_restart_car
         assert paper_exchange(tmp_path).positions == held
 
     restart_carries_on(tmp_path, ENV)
+
+
+@contextmanager
+def locked_exclusively(database: Path) -> Iterator[None]:
+    """`database` held by another connection in EXCLUSIVE locking mode: no one may even read
+    it until the block ends (an outside probe's `sqlite3` shell)."""
+    with closing(sqlite3.connect(database, isolation_level=None)) as other:
+        other.execute("PRAGMA locking_mode = EXCLUSIVE")
+        other.execute("BEGIN EXCLUSIVE")
+        other.execute("CREATE TABLE probe (x)")
+        try:
+            yield
+        finally:
+            other.execute("ROLLBACK")
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("status",),
+        ("trades",),
+        ("positions", "--json"),
+        ("status", "--db", DATABASE),
+        ("pause",),
+        ("resume",),
+        ("close-all",),
+        ("reset-halt",),
+        ("lift-blacklist", "INJ/USDT:USDT"),
+    ],
+)
+def test_a_database_locked_exclusively_is_one_line_to_readers_and_requests(
+    data_dir: Path, command: tuple[str, ...]
+) -> None:
+    """Was (found by an outside-style probe, 2026-12-05): a 72-line `sqlite3.OperationalError:
+    database is locked` traceback, exit 1. The requests meet it with a daemon holding the
+    directory, as they would."""
+    (data_dir / STOPPING_FILE).unlink(missing_ok=True)  # the template's daemon stopped
+    with hold_data_dir(data_dir), locked_exclusively(data_dir / DATABASE):
+        done = cli(data_dir, *command)
+    assert done.returncode == 1
+    one_error_line(done.stderr)
+    assert done.stdout == ""
+    assert query(data_dir / DATABASE, "SELECT key FROM state WHERE namespace = 'operator'") == []

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -211,3 +212,27 @@ def test_trades_json_is_one_document_with_decimal_strings(data_dir: Path) -> Non
     for trade in document["trades"]:
         assert isinstance(trade["pnl_usdt"], str)
         assert isinstance(trade["r_multiple"], float)
+
+
+def test_trades_refuses_a_limit_beyond_a_million_in_one_line(data_dir: Path) -> None:
+    """Was: `--limit 9223372036854775808` ended in an OverflowError traceback."""
+    for limit in ("9223372036854775808", "1000001", "0"):
+        done = cli(data_dir, "trades", "--limit", limit)
+        assert done.returncode == 2
+        assert done.stderr.strip().splitlines() == [
+            f"error: --limit: a number of trades from 1 to 1,000,000; got {limit}"
+        ]
+    assert cli(data_dir, "trades", "--limit", "1000000").returncode == 0
+
+
+def test_a_database_that_is_no_regular_file_is_named_as_such(tmp_path: Path) -> None:
+    """Was: `no database at X` for a FIFO, /dev/null or a symbolic link loop."""
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "loop").symlink_to("loop")
+    for given in ("fifo", "loop", "/dev/null"):
+        for command in ("status", "positions", "trades"):
+            done = cli(tmp_path, command, "--db", given)
+            assert done.returncode == 1
+            assert done.stderr.strip().splitlines() == [
+                f"error: {given} is not a regular file, so not a database: check --db"
+            ]

@@ -35,6 +35,8 @@ QUIET = {
     "QT_MARKET__REPLAY_SPEED": "1",
     "QT_EXECUTOR__INTERVAL_S": "86400",
     "QT_MONITOR__INTERVAL_S": "86400",
+    # Requests must outlive two such ticks (none is filed here).
+    "QT_OPERATOR__REQUEST_MAX_AGE_S": "172810",
 }
 RESUME = {"QT_MARKET__REPLAY_SPEED": "600", "QT_EXECUTOR__SHUTDOWN_GRACE_S": "5"}
 POSITIONS_SQL = "SELECT symbol, side, quantity, stop_order_id FROM positions"
