@@ -291,15 +291,22 @@ def test_a_symbol_recorded_only_in_another_timeframe_is_said_with_the_setting_to
     )
 
 
-def test_train_on_candles_it_does_not_read_says_which_it_reads(tmp_path: Path) -> None:
-    """One-minute candles only: `train` reads 5m or 1h whatever market.timeframe says, so the
-    replay's hint (set market.timeframe) would send the user round in a circle."""
+def one_minute_only(tmp_path: Path) -> tuple[Path, Path]:
+    """BTC's one-minute candles alone in the data directory: a config that replays them, and
+    the market directory."""
     market = market_of(tmp_path)
     for path in market.glob("BTC_USDT_USDT-*-futures.feather"):
         if "-1m-" not in path.name:
             path.unlink()
     config = tmp_path / "one-minute.toml"
     config.write_text(f'[market]\ntimeframe = "1m"\nsymbols = ["{BTC}"]\n', encoding="utf-8")
+    return config, market
+
+
+def test_train_on_candles_it_does_not_read_says_which_it_reads(tmp_path: Path) -> None:
+    """One-minute candles only: `train` reads 5m or 1h whatever market.timeframe says, so the
+    replay's hint (set market.timeframe) would send the user round in a circle."""
+    config, market = one_minute_only(tmp_path)
     done = run_cli(["train", "--config", str(config)], tmp_path / "data", tmp_path)
     assert done.returncode == 2, done.stderr
     (line,) = [x for x in done.stderr.splitlines() if x.strip() and not x.startswith("{")]
@@ -343,12 +350,7 @@ def test_walk_forward_on_candles_training_does_not_read_says_so_before_any_work(
     """Was: exit 1 after the warm-up, when the first block's training met the one-minute
     candles: `unknown symbol … set market.timeframe to "1m"`, though it was 1m (found by an
     outside probe of the ML commands, 2026-12-06). Now `train`'s line, exit 2, nothing made."""
-    market = market_of(tmp_path)
-    for path in market.glob("BTC_USDT_USDT-*-futures.feather"):
-        if "-1m-" not in path.name:
-            path.unlink()
-    config = tmp_path / "one-minute.toml"
-    config.write_text(f'[market]\ntimeframe = "1m"\nsymbols = ["{BTC}"]\n', encoding="utf-8")
+    config, market = one_minute_only(tmp_path)
     done = subprocess.run(
         [sys.executable, "-m", "quantum_trader", "walk-forward", "--config", str(config)],
         capture_output=True,

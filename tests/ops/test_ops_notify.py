@@ -151,7 +151,7 @@ async def test_telegram_flood_control_is_respected(receiver: Receiver) -> None:
 async def test_a_retry_after_that_is_no_number_is_the_normal_backoff(
     receiver: Receiver, header: bytes
 ) -> None:
-    """Was (found by an outside-style probe, 2026-12-05): `Retry-After: ²` passed isdigit,
+    """Was (found by an outside-style probe, 2026-12-06): `Retry-After: ²` passed isdigit,
     float() failed, and the message was lost with a traceback, counted nowhere."""
     receiver.script = [(429, 0.0, "{}")]
     receiver.headers = {"Retry-After": header}

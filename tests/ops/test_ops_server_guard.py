@@ -221,7 +221,7 @@ def ask_without_reading(port: int, times: int, pause_s: float) -> bool:
 
 
 async def test_a_client_that_keeps_asking_without_reading_is_dropped() -> None:
-    """Was (found by an outside-style probe, 2026-12-05): each request restarted the head
+    """Was (found by an outside-style probe, 2026-12-06): each request restarted the head
     timeout, so a client asking every 4 s (or pipelining) without reading held its connection
     until the buffers filled: 70 s and more, with /health refused while 64 such held the cap.
     Here 60 asks of 1 kB answers, 50 ms apart (six head timeouts in all), stay well within the

@@ -174,7 +174,7 @@ def filed_while_running(daemon: Daemon, *request: str) -> None:
 
 
 def test_a_request_pending_as_the_daemon_stops_is_carried_out_by_the_stop(data_dir: Path) -> None:
-    """Was (found by an outside-style probe, 2026-12-05): `pause` (or `close-all`) then a
+    """Was (found by an outside-style probe, 2026-12-06): `pause` (or `close-all`) then a
     restart within a tick: the command said it was requested, the daemon stopped without a
     word, and the next start dropped it as filed before it started."""
     daemon = Daemon.start(data_dir, **QUIET_MONITOR)

@@ -123,7 +123,7 @@ def locked_exclusively(database: Path) -> Iterator[None]:
 def test_a_database_locked_exclusively_is_one_line_to_readers_and_requests(
     data_dir: Path, command: tuple[str, ...]
 ) -> None:
-    """Was (found by an outside-style probe, 2026-12-05): a 72-line `sqlite3.OperationalError:
+    """Was (found by an outside-style probe, 2026-12-06): a 72-line `sqlite3.OperationalError:
     database is locked` traceback, exit 1. The requests meet it with a daemon holding the
     directory, as they would."""
     (data_dir / STOPPING_FILE).unlink(missing_ok=True)  # the template's daemon stopped
