@@ -14,6 +14,9 @@ import pytest
 
 from quantum_trader.config import LogSettings, MarketSettings, Settings
 from quantum_trader.market.candle_store import bundled_sample_dir
+from quantum_trader.signals.labels import ExitRules
+from quantum_trader.signals.panel import Panel, load_panel
+from quantum_trader.signals.rules import RuleAgent
 from quantum_trader.signals.settings import EnsembleSettings, SignalsSettings
 from quantum_trader.signals.training import TrainingResult, train_models
 
@@ -43,6 +46,19 @@ def settings_for(
         signals=SignalsSettings(source=source),
         ensemble=ensemble,
         log=LogSettings(level="DEBUG"),
+    )
+
+
+def tiny_panel() -> Panel:
+    """The bundled sample's panel for `TINY`, labelled by the rule agent's exits."""
+    settings = settings_for(Path("unused"))
+    return load_panel(
+        TINY,
+        ExitRules.of(settings),
+        RuleAgent(settings.signals),
+        bundled_sample_dir(),
+        SYMBOLS,
+        need_windows=False,
     )
 
 

@@ -17,6 +17,7 @@ from ml_fixtures import (  # noqa: F401 (trained_fixture is the fixture `trained
     TRAINED_AT,
     copy_data_dir,
     settings_for,
+    tiny_panel,
     train_tiny,
     trained_fixture,
 )
@@ -26,12 +27,11 @@ from quantum_trader.config import Settings
 from quantum_trader.domain import Bars
 from quantum_trader.market.candle_store import CandleStore, bundled_sample_dir
 from quantum_trader.signals.ensemble import CRITICAL, DEGRADED, HEALTHY, Ensemble, LoadedModel
-from quantum_trader.signals.labels import ExitRules
 from quantum_trader.signals.loading import load_ensemble
 from quantum_trader.signals.manifest import Manifest
 from quantum_trader.signals.model_set import CURRENT_FILE, MANIFEST_FILE, current_set, sha256_hex
 from quantum_trader.signals.models.base import MODEL_NAMES, Batch, Scores
-from quantum_trader.signals.panel import load_panel, make_folds
+from quantum_trader.signals.panel import make_folds
 from quantum_trader.signals.rules import RuleAgent
 from quantum_trader.signals.training import REPORT_FILE, TrainingResult
 from quantum_trader.signals.training_report import ENSEMBLE, MAJORITY, META, RULES
@@ -320,15 +320,7 @@ def test_a_model_failing_at_inference_abstains_and_degrades_health(trained: Trai
 
 
 def test_no_training_row_of_a_block_has_a_label_that_reaches_into_the_block() -> None:
-    settings = settings_for(Path("unused"))
-    panel = load_panel(
-        TINY,
-        ExitRules.of(settings),
-        RuleAgent(settings.signals),
-        bundled_sample_dir(),
-        SYMBOLS,
-        need_windows=False,
-    )
+    panel = tiny_panel()
     folds = make_folds(panel, TINY)
     embargo_ms = TINY.embargo_h * 3_600_000
     for (start, stop), train, test in zip(folds.blocks, folds.train, folds.test, strict=True):

@@ -5,30 +5,18 @@ ensemble.training_days or lower ensemble.walk_forward_folds", which changes noth
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
-from ml_fixtures import SYMBOLS, TINY, settings_for
+from ml_fixtures import TINY, tiny_panel
 
 from quantum_trader.errors import MarketDataError
-from quantum_trader.market.candle_store import bundled_sample_dir
-from quantum_trader.signals.labels import ExitRules
-from quantum_trader.signals.panel import Panel, load_panel, make_folds
-from quantum_trader.signals.rules import RuleAgent
+from quantum_trader.signals.panel import Panel, make_folds
 
 
 @pytest.fixture(scope="module")
 def panel() -> Panel:
-    settings = settings_for(Path("unused"))
-    return load_panel(
-        TINY,
-        ExitRules.of(settings),
-        RuleAgent(settings.signals),
-        bundled_sample_dir(),
-        SYMBOLS,
-        need_windows=False,
-    )
+    return tiny_panel()
 
 
 @pytest.mark.parametrize(
