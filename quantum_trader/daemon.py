@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 import time
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
@@ -46,7 +45,6 @@ from quantum_trader.gates.balancer_journal import OUTPUT_FILE as BALANCER_FILE
 from quantum_trader.log import get_logger
 from quantum_trader.loops import LoopWatch, Step, periodic
 from quantum_trader.ops.health import HealthSample
-from quantum_trader.ops.messages import request_not_done
 from quantum_trader.ops.metrics import Metrics, StreamHealth, StreamState
 from quantum_trader.ops.operator_view import MARKS_FILE
 from quantum_trader.ops.presence import HEARTBEAT_FILE as HEARTBEAT_FILE  # re-exported
@@ -55,6 +53,7 @@ from quantum_trader.ops.requests import RequestWindow
 from quantum_trader.ops.server import check_address, check_open_files
 from quantum_trader.portfolio.analytics import portfolio_report
 from quantum_trader.ports import Clock, SignalSource
+from quantum_trader.requests_at_stop import requests_at_stop
 from quantum_trader.stop_signals import add_stop_handlers
 
 log = get_logger("daemon")
@@ -192,41 +191,8 @@ async def run_loops(
             log.warning("shutdown_grace_exceeded", task=task.get_name())
             task.cancel()
     # A loop cut mid-step may have left the keeper half-way: nothing more is sent then.
-    await _requests_at_stop(runtime, ops, carry_out=watch.fatal is None and not late)
+    await requests_at_stop(runtime, ops, carry_out=watch.fatal is None and not late)
     return watch.fatal
-
-
-async def _requests_at_stop(runtime: Runtime, ops: Operations, carry_out: bool) -> None:
-    """The operator requests pending as the loops end: carried out as a monitor tick would
-    (the command that filed them said the daemon would), within the executor's grace; any
-    left is said not done, so that no one takes it for done (the next start drops it)."""
-    governor = runtime.core.governor
-    grace_s = runtime.settings.executor.shutdown_grace_s
-    if carry_out:
-        try:
-            async with asyncio.timeout(grace_s):
-                await governor.handle_operator_requests(runtime.clock.now())
-        except TimeoutError:
-            log.error("operator_requests_cut_at_stop", grace_s=grace_s)
-        except QuantumTraderError as error:  # it stays pending: said below
-            log.error("operator_request_failed_at_stop", error=str(error))
-    try:
-        left = await governor.pending_requests()
-    except (QuantumTraderError, sqlite3.Error, OSError) as error:  # the write failure's cause
-        log.error("operator_requests_unread_at_stop", error=str(error))
-        return
-    now = runtime.clock.now()
-    for request in left:
-        at = request.filed_at.isoformat()
-        log.error(
-            "operator_request_not_done",
-            request=request.key,
-            by=request.by,
-            requested_at=at,
-            why="the daemon stopped before carrying it out",
-            todo="ask again once a daemon runs (the next start drops this one)",
-        )
-        ops.notifier.publish(request_not_done(now, request.key, request.by, at))
 
 
 def _mark_stopping(runtime: Runtime) -> None:

@@ -142,6 +142,7 @@ async def _retry_after(response: aiohttp.ClientResponse) -> float | None:
     None (the normal backoff) for anything else."""
     if response.status != 429:
         return None
+    # An HTTP date is the receiver's wall time, never the trading clock (a replay's runs fast).
     header = retry_after_s(response.headers.get("Retry-After", ""), datetime.now(UTC))
     if header is not None:
         return header
