@@ -167,7 +167,9 @@ async def assemble(
         beside_a_person=clock is not None,
     )
     governor_keeper = GovernorKeeper(governor, repository, keeper, ledger)
-    balancer = BalancerJournal(PortfolioBalancer(settings.balancer, CostModel(settings.costs)))
+    costs = CostModel(settings.costs)
+    share = settings.sizing.max_slippage_stop_share
+    balancer = BalancerJournal(PortfolioBalancer(settings.balancer, costs, share))
     chain = ApprovalChain(
         gates=[OrchestratorPolicy(settings.orchestrator), balancer, governor],
         order_gates=[RiskGuard(settings.risk)],

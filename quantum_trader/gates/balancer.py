@@ -7,6 +7,7 @@ priority, lets the best candidates that fit in, and is the BatchGate of the appr
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
@@ -36,6 +37,7 @@ from quantum_trader.gates.balancer_rules import (
     Failure,
     breaches,
     candidate_exposure,
+    candidate_stop_pct,
     fit,
     position_exposure,
     priority,
@@ -133,10 +135,11 @@ def _decide(
     mode: RiskMode,
     matrix: CorrelationMatrix,
     settings: BalancerSettings,
+    depths: Mapping[str, float],
 ) -> list[TradeDecision]:
     decisions, taken = [], 0
     for index, cand, score in ranked:
-        x = candidate_exposure(cand, book.equity_usdt, settings)
+        x = candidate_exposure(cand, book.equity_usdt, settings, depths.get(cand.symbol, math.inf))
         failure: Failure
         if mode is RiskMode.SAFE:
             failure = ReasonCode.CRITICAL_VIOLATIONS, "SAFE mode blocks new trades"
@@ -169,15 +172,29 @@ class PortfolioBalancer:
     """BatchGate: rank the cycle's candidates and allow the best that fit every constraint.
 
     With `costs`, a candidate's cost score comes from the same cost model as paper fills and
-    sizing (fees, size- and volatility-dependent slippage, funding over the expected hold).
+    sizing (fees, size- and volatility-dependent slippage, funding over the expected hold);
+    with `slippage_stop_share` as well (`sizing.max_slippage_stop_share`), a candidate is
+    estimated no larger than the sizer will make it where the book's depth stops it
+    (`depths`): a large account's candidates were judged, and priced, at orders never sent.
     """
 
     settings: BalancerSettings
     costs: CostModel | None = None
+    slippage_stop_share: float | None = None
 
     @property
     def name(self) -> GateName:
         return GateName.BALANCER
+
+    def depths(self, candidates: Iterable[Candidate]) -> dict[str, float]:
+        """Each candidate's largest notional before its expected slippage reaches
+        `slippage_stop_share` of its likely stop's distance, as the sizer bounds it (none
+        without a cost model and a share: no bound)."""
+        share = self.slippage_stop_share
+        if self.costs is None or share is None:
+            return {}
+        within, s = self.costs.notional_within_slippage, self.settings
+        return {c.symbol: within(candidate_stop_pct(c, s) * share, c.atr_pct) for c in candidates}
 
     def analyze_portfolio(
         self,
@@ -192,8 +209,10 @@ class PortfolioBalancer:
         daily_drawdown: float = 0.0,
         losing_streak: int = 0,
         symbol_stats: Mapping[str, SymbolStats] | None = None,
+        depths: Mapping[str, float] | None = None,
     ) -> BalancerOutput:
-        """The whole §4.2 analysis; pure. Allowed trades come in priority order."""
+        """The whole §4.2 analysis; pure. Allowed trades come in priority order. `depths`:
+        the candidates' as `depths` gives them, when the caller has them already."""
         s, stats = self.settings, symbol_stats or {}
         book = Book(equity_usdt, free_margin_usdt)
         book.holdings.extend(position_exposure(p, market, s) for p in positions)
@@ -204,12 +223,19 @@ class PortfolioBalancer:
         violations = breaches(book, s, matrix, skip_pairs=len(book.holdings))
         mode = risk_mode(violations, book, daily_drawdown, losing_streak, s)
         state = portfolio_state(book, used_margin_usdt, free_margin_usdt)
+        depths = self.depths(candidates) if depths is None else depths
         scored = [
-            (i, c, priority(c, market, stats.get(c.symbol), s, self._cost_pct(c, market, book)))
+            (
+                i,
+                c,
+                priority(
+                    c, market, stats.get(c.symbol), s, self._cost_pct(c, market, book, depths)
+                ),
+            )
             for i, c in enumerate(candidates)
         ]
         scored.sort(key=lambda item: (-item[2], item[1].symbol, item[0]))
-        decisions = _decide(scored, book, mode, matrix, s)
+        decisions = _decide(scored, book, mode, matrix, s, depths)
         recommendations, actions = advice(mode, violations)
         return BalancerOutput(
             now,
@@ -222,11 +248,14 @@ class PortfolioBalancer:
             actions,
         )
 
-    def _cost_pct(self, candidate: Candidate, market: MarketView, book: Book) -> float | None:
+    def _cost_pct(
+        self, candidate: Candidate, market: MarketView, book: Book, depths: Mapping[str, float]
+    ) -> float | None:
         """The expected round trip of the sizer's likely order, in percent of its notional."""
         if self.costs is None:
             return None
-        estimate = candidate_exposure(candidate, book.equity_usdt, self.settings)
+        depth = depths.get(candidate.symbol, math.inf)
+        estimate = candidate_exposure(candidate, book.equity_usdt, self.settings, depth)
         if estimate.notional_usdt <= 0:
             return None
         funding = market.funding_rate_8h.get(candidate.symbol, 0.0)
@@ -256,6 +285,7 @@ class PortfolioBalancer:
         portfolio: PortfolioView,
         market: MarketView,
         now: datetime,
+        depths: Mapping[str, float] | None = None,
     ) -> BalancerOutput:
         """`analyze_portfolio` fed from the portfolio view (for the JSON file and status)."""
         return self.analyze_portfolio(
@@ -269,6 +299,7 @@ class PortfolioBalancer:
             daily_drawdown=portfolio.daily_drawdown,
             losing_streak=portfolio.losing_streak,
             symbol_stats=portfolio.symbol_stats,
+            depths=depths,
         )
 
 

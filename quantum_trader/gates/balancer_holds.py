@@ -11,15 +11,21 @@ positions are open and the correlations are the review's; only the others are pr
 by the checks that read prices (the counts and the correlations pass them by then). The cycle
 compares the correlations on their own (cycle_inputs.py `statistics`; a backtest's quiet key
 holds the period's), so a re-check with others never makes it repeat.
+
+Each candidate is estimated as the review estimated it, its book depth included (`depths`,
+symbol → the notional the sizer stops at: `PortfolioBalancer.depths`).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
+from dataclasses import field
 from decimal import Decimal
 
 from quantum_trader.domain import Candidate, MarketView, PortfolioView, Side
 from quantum_trader.domain.correlation import CorrelationMatrix, correlation_matrix
+from quantum_trader.gates.balancer_output import Exposure
 from quantum_trader.gates.balancer_rules import (
     Book,
     Bounds,
@@ -43,10 +49,11 @@ def denials_hold(
     portfolio: PortfolioView,
     market: MarketView,
     settings: BalancerSettings,
+    depths: Mapping[str, float] | None = None,
 ) -> bool:
     """Whether every candidate is denied at these prices (see the module docstring)."""
     book, matrix = _book(candidates, portfolio, market, settings)
-    return _none_fits(candidates, book, matrix, settings)
+    return _none_fits(candidates, book, matrix, settings, depths or {})
 
 
 @record
@@ -57,6 +64,8 @@ class HeldDenials:
     held: Held  # the open positions (symbol, side) the split was made against
     priced: tuple[Candidate, ...]  # denied only as long as prices keep them out
     everything: tuple[Candidate, ...]
+    # as the review estimated the candidates (not hashed: a dict)
+    depths: Mapping[str, float] = field(default_factory=dict, hash=False)
 
     @classmethod
     def of(
@@ -67,17 +76,19 @@ class HeldDenials:
         settings: BalancerSettings,
         *,
         none_fit: bool = False,
+        depths: Mapping[str, float] | None = None,
     ) -> HeldDenials | None:
         """The split, or None when some candidate would fit beside the open positions.
         `none_fit`: the caller knows none does (a review whose every refusal was `fit`'s
         against the open positions alone: `refused_by_fit`)."""
+        depths = depths or {}
         book, matrix = _book(candidates, portfolio, market, settings)
-        if not none_fit and not _none_fits(candidates, book, matrix, settings):
+        if not none_fit and not _none_fits(candidates, book, matrix, settings, depths):
             return None
         priced = tuple(
-            c for c in candidates if not _refused_at_any_price(c, book, matrix, settings)
+            c for c in candidates if not _refused_at_any_price(c, book, matrix, settings, depths)
         )
-        return cls(settings, _held(portfolio), priced, tuple(candidates))
+        return cls(settings, _held(portfolio), priced, tuple(candidates), depths)
 
     def __call__(self, portfolio: PortfolioView, market: MarketView) -> bool:
         return self.hold(portfolio, market)
@@ -115,8 +126,9 @@ class HeldDenials:
             Book(0.0, 0.0, most_net).net(),
         )
         for candidate in self.priced:
-            least = candidate_exposure(candidate, bounds.low.equity_usdt, s)
-            most = candidate_exposure(candidate, bounds.high.equity_usdt, s)
+            depth = self.depths.get(candidate.symbol, math.inf)
+            least = candidate_exposure(candidate, bounds.low.equity_usdt, s, depth)
+            most = candidate_exposure(candidate, bounds.high.equity_usdt, s, depth)
             if not refused_throughout(bounds, least, most, s):
                 return None
         return True
@@ -125,14 +137,14 @@ class HeldDenials:
         """Whether every candidate is still denied with this account at these prices (with
         the review's correlations, while the same positions are open)."""
         if _held(portfolio) != self.held:
-            return denials_hold(self.everything, portfolio, market, self.settings)
+            return denials_hold(self.everything, portfolio, market, self.settings, self.depths)
         if not self.priced:
             return True
         settings = self.settings
         book = _held_book(portfolio, market, settings)
-        equity = book.equity_usdt
+        equity, depths = book.equity_usdt, self.depths
         return all(
-            fit_priced(book, candidate_exposure(c, equity, settings), settings) is not None
+            fit_priced(book, _exposure(c, equity, settings, depths), settings) is not None
             for c in self.priced
         )
 
@@ -160,25 +172,36 @@ def _held_book(portfolio: PortfolioView, market: MarketView, settings: BalancerS
     return book
 
 
+def _exposure(
+    candidate: Candidate, equity: float, settings: BalancerSettings, depths: Mapping[str, float]
+) -> Exposure:
+    return candidate_exposure(candidate, equity, settings, depths.get(candidate.symbol, math.inf))
+
+
 def _none_fits(
     candidates: Sequence[Candidate],
     book: Book,
     matrix: CorrelationMatrix,
     settings: BalancerSettings,
+    depths: Mapping[str, float],
 ) -> bool:
     equity = book.equity_usdt
     return all(
-        fit(book, candidate_exposure(c, equity, settings), settings, matrix) is not None
+        fit(book, _exposure(c, equity, settings, depths), settings, matrix) is not None
         for c in candidates
     )
 
 
 def _refused_at_any_price(
-    candidate: Candidate, book: Book, matrix: CorrelationMatrix, settings: BalancerSettings
+    candidate: Candidate,
+    book: Book,
+    matrix: CorrelationMatrix,
+    settings: BalancerSettings,
+    depths: Mapping[str, float],
 ) -> bool:
     """Refused by the counts or by correlation with an open position: neither reads a price
     (the candidate's symbol and side are what they compare)."""
-    x = candidate_exposure(candidate, book.equity_usdt, settings)
+    x = _exposure(candidate, book.equity_usdt, settings, depths)
     if fit_counts(book, x, settings) is not None:
         return True
     return any(signed_correlation(matrix, h, x) > settings.max_correlation for h in book.holdings)

@@ -49,12 +49,20 @@ class BalancerJournal:
         market: MarketView,
         now: datetime,
     ) -> list[Verdict]:
-        self.latest = self._balancer.analyze(candidates, portfolio, market, now)
+        balancer = self._balancer
+        depths = balancer.depths(candidates)
+        self.latest = balancer.analyze(candidates, portfolio, market, now, depths)
         self._held = None
         if not self.latest.allowed:
-            settings = self._balancer.settings
             none_fit = refused_by_fit(self.latest)  # `fit` ran on each: no need to again
-            self._held = HeldDenials.of(candidates, portfolio, market, settings, none_fit=none_fit)
+            self._held = HeldDenials.of(
+                candidates,
+                portfolio,
+                market,
+                balancer.settings,
+                none_fit=none_fit,
+                depths=depths,
+            )
         return verdicts_from(self.latest, len(candidates))
 
     def latest_json(self) -> str | None:

@@ -3,7 +3,10 @@ candidate fits.
 
 Candidates are not sized yet, so each is estimated the way the math sizer will size it: loss at
 the stop = `candidate_risk_fraction` × equity; notional = that budget ÷ (ATR% × stop multiple),
-capped by `candidate_max_margin_fraction` × equity × `candidate_leverage`. Concentrations are
+capped by `candidate_max_margin_fraction` × equity × `candidate_leverage`, and by the book's depth
+where the caller knows it (`depth_usdt`: the notional at which the sizer stops, its expected
+slippage reaching `sizing.max_slippage_stop_share` of that stop; the risk shrinks with it).
+Concentrations are
 fractions of max(gross exposure, equity), so a first small position is not "100 % of exposure".
 A symbol missing from the sector map is in `unknown_sector`. Correlation is signed by the sides: a
 long and a short on correlated symbols hedge each other.
@@ -11,6 +14,7 @@ long and a short on correlated symbols hedge each other.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -58,18 +62,29 @@ LIMIT_TOLERANCE = 1e-9
 
 
 def candidate_exposure(
-    candidate: Candidate, equity_usdt: float, settings: BalancerSettings
+    candidate: Candidate,
+    equity_usdt: float,
+    settings: BalancerSettings,
+    depth_usdt: float = math.inf,
 ) -> Exposure:
     """The sizer's likely order for `candidate` (see the module docstring)."""
     risk = settings.candidate_risk_fraction * equity_usdt
-    stop_pct = max(candidate.atr_pct * settings.candidate_stop_atr_multiple, 1e-6)
+    stop_pct = candidate_stop_pct(candidate, settings)
     leverage = settings.candidate_leverage
     cap = settings.candidate_max_margin_fraction * equity_usdt * leverage
     notional = min(risk / stop_pct, cap)
+    if notional > depth_usdt:
+        risk *= depth_usdt / notional
+        notional = depth_usdt
     sector = sector_of(candidate.symbol, settings)
     return Exposure(
         candidate.symbol, candidate.side, notional, risk, notional / leverage, leverage, sector
     )
+
+
+def candidate_stop_pct(candidate: Candidate, settings: BalancerSettings) -> float:
+    """The likely stop's distance, a fraction of the price."""
+    return max(candidate.atr_pct * settings.candidate_stop_atr_multiple, 1e-6)
 
 
 def priority(

@@ -1,4 +1,5 @@
-"""The balancer's cost score comes from the same cost model as paper fills and sizing."""
+"""The balancer's cost score comes from the same cost model as paper fills and sizing, for the
+order the sizer will make (bounded by the book's depth as the sizer bounds it)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ from dataclasses import replace
 import gate_builders as b
 import pytest
 
+from quantum_trader.domain import ReasonCode
 from quantum_trader.gates.balancer import PortfolioBalancer
+from quantum_trader.gates.balancer_rules import candidate_exposure, priority
 from quantum_trader.gates.settings import BalancerSettings
 from quantum_trader.sizing.costs import CostModel
-from quantum_trader.sizing.settings import CostSettings
+from quantum_trader.sizing.settings import CostSettings, SizingSettings
 
 CALM, WILD = "BNB/USDT:USDT", "SOL/USDT:USDT"  # neither has a category boost
 
@@ -43,3 +46,39 @@ def test_without_a_cost_model_the_settings_estimate_is_used() -> None:
     priorities = dict(ranked(flat, atr_wild=0.05))
     stability_gap = 10 * (0.05 - 0.01) / BalancerSettings().stability_max_atr_pct
     assert priorities[CALM] - priorities[WILD] == pytest.approx(stability_gap)
+
+
+def test_a_large_accounts_candidate_is_estimated_as_the_sizer_caps_it_at_the_books_depth() -> None:
+    """At 1e11 USDT the likely order before the depth bound slips so far that its cost put
+    every candidate below the priority floor (an outside probe: no trade at all from that paper
+    balance): the sizer never sends that order, it stops where the expected slippage reaches
+    its share of the stop, so the balancer estimates and prices that one."""
+    costs, share, s = (
+        CostModel(CostSettings()),
+        SizingSettings().max_slippage_stop_share,
+        BalancerSettings(),
+    )
+    atr = 0.01
+    view = replace(b.market((CALM,)), atr_pct={CALM: atr})
+    cand = replace(b.candidate(CALM), atr_pct=atr)
+    account = b.portfolio(equity="100000000000")
+    depth = costs.notional_within_slippage(atr * s.candidate_stop_atr_multiple * share, atr)
+    likely = candidate_exposure(cand, 1e11, s)
+    assert 0 < depth < likely.notional_usdt  # the bound binds at this size
+    capped = candidate_exposure(cand, 1e11, s, depth)
+    assert capped.notional_usdt == depth
+    assert capped.risk_usdt == pytest.approx(likely.risk_usdt * depth / likely.notional_usdt)
+
+    unbounded = PortfolioBalancer(s, costs).analyze([cand], account, view, b.NOW)
+    assert [d.reason for d in unbounded.dropped] == [ReasonCode.LOW_PRIORITY]
+    bounded = PortfolioBalancer(s, costs, share).analyze([cand], account, view, b.NOW)
+    assert [d.symbol for d in bounded.allowed] == [CALM]
+    trip = costs.round_trip(depth, atr, cand.side).total_usdt / depth * 100
+    assert bounded.allowed[0].priority == pytest.approx(priority(cand, view, None, s, trip))
+
+
+def test_below_the_books_depth_the_estimate_is_unchanged() -> None:
+    costs, share = CostModel(CostSettings()), SizingSettings().max_slippage_stop_share
+    assert dict(ranked(PortfolioBalancer(BalancerSettings(), costs, share), 0.05)) == dict(
+        ranked(PortfolioBalancer(BalancerSettings(), costs), 0.05)
+    )

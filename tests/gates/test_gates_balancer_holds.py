@@ -26,6 +26,8 @@ from quantum_trader.gates.balancer import PortfolioBalancer
 from quantum_trader.gates.balancer_holds import HeldDenials, denials_hold
 from quantum_trader.gates.balancer_journal import BalancerJournal
 from quantum_trader.gates.settings import BalancerSettings
+from quantum_trader.sizing.costs import CostModel
+from quantum_trader.sizing.settings import CostSettings, SizingSettings
 
 BTC, SOL, DOGE = (f"{b}/USDT:USDT" for b in ("BTC", "SOL", "DOGE"))
 UNIVERSE = (BTC, SOL, DOGE, "ETH/USDT:USDT", "INJ/USDT:USDT", "XRP/USDT:USDT")
@@ -125,6 +127,16 @@ def _candidates(drawn: list[tuple[str, Side, float, float]]) -> list[Candidate]:
 
 price_lists = st.lists(st.integers(40, 250), min_size=len(POOL), max_size=len(POOL))
 
+# A market this thin bounds some candidates by its depth at these accounts' sizes, not others.
+THIN = CostModel(CostSettings(small_order_notional_usdt=100, large_order_notional_usdt=500))
+
+
+def _balancer(s: BalancerSettings, thin: bool) -> PortfolioBalancer:
+    """Without a cost model, or with a thin market's and the sizer's slippage share."""
+    if not thin:
+        return PortfolioBalancer(s)
+    return PortfolioBalancer(s, THIN, SizingSettings().max_slippage_stop_share)
+
 
 @settings(max_examples=300, deadline=None)
 @given(
@@ -136,6 +148,7 @@ price_lists = st.lists(st.integers(40, 250), min_size=len(POOL), max_size=len(PO
     drawdown=st.floats(0.0, 0.05),
     streak=st.integers(0, 6),
     seed=st.integers(0, 30),
+    thin=st.booleans(),
 )
 def test_whenever_the_denials_hold_a_full_analysis_allows_nothing(
     positions: list[tuple[str, Side, int, int]],
@@ -146,29 +159,34 @@ def test_whenever_the_denials_hold_a_full_analysis_allows_nothing(
     drawdown: float,
     streak: int,
     seed: int,
+    thin: bool,
 ) -> None:
     """A review's denials are declared at one set of prices and equity, re-checked at another:
     the quick re-check agrees with the whole one, and where it says they hold, a full analysis
-    allows nothing."""
+    allows nothing — also where the book's depth bounds candidates (`thin`)."""
     s = BalancerSettings()
+    balancer = _balancer(s, thin)
     open_positions, cands = _positions(positions), _candidates(candidates)
+    depths = balancer.depths(cands)
     before = _account(open_positions, equity[0], free_share, drawdown, streak)
-    declared = HeldDenials.of(cands, before, _view(prices[0], seed), s)
+    declared = HeldDenials.of(cands, before, _view(prices[0], seed), s, depths=depths)
     event(f"declared: {declared is not None}")
+    # 12,000: the largest notional a candidate is estimated at here without the bound
+    event(f"bounded by depth: {any(d < 12_000 for d in depths.values())}")
     # The chain's review declares the same, sparing the fits its analysis already ran.
-    journal = BalancerJournal(PortfolioBalancer(s))
+    journal = BalancerJournal(balancer)
     journal.review_all(cands, before, _view(prices[0], seed), NOW)
     reviewed = journal.account_inputs
     assert (reviewed is None) is (declared is None)
     assert reviewed == declared
     account = _account(open_positions, equity[1], free_share, drawdown, streak)
     view = _view(prices[1], seed)
-    holds = denials_hold(cands, account, view, s)
+    holds = denials_hold(cands, account, view, s, depths)
     event(f"denials hold at the new prices: {holds}")
     if declared is not None:
         assert declared.hold(account, view) is holds
     if holds:
-        assert PortfolioBalancer(s).analyze(cands, account, view, NOW).allowed == ()
+        assert balancer.analyze(cands, account, view, NOW).allowed == ()
 
 
 def _limits(
@@ -212,6 +230,7 @@ limits = st.builds(
     free=st.tuples(st.floats(0.0, 1.0), st.floats(0.0, 1.0)),
     seed=st.integers(0, 30),
     inside=st.lists(st.lists(st.floats(0, 1), min_size=len(POOL) + 2, max_size=len(POOL) + 2)),
+    thin=st.booleans(),
 )
 def test_denials_shown_to_hold_over_a_range_hold_at_every_point_of_it(
     reach: str,
@@ -225,6 +244,7 @@ def test_denials_shown_to_hold_over_a_range_hold_at_every_point_of_it(
     free: tuple[float, float],
     seed: int,
     inside: list[list[float]],
+    thin: bool,
 ) -> None:
     """A backtest checks a stretch of steps at once (replay_quiet_checks.py `unmoved_within`): each
     open position's price anywhere in a range, the equity and the free margin anywhere
@@ -232,8 +252,10 @@ def test_denials_shown_to_hold_over_a_range_hold_at_every_point_of_it(
     from there to another — near (prices up to 20 % away, the equity up to 10 %: ranges
     that end near a limit) or far (any other prices and equity: checks loose on the wrong
     side) —: where `within` says the denials hold over it, the point-by-point re-check says
-    so at the other end, at every mix of the ranges' ends, and inside."""
+    so at the other end, at every mix of the ranges' ends, and inside; also where the book's
+    depth bounds candidates (`thin`)."""
     open_positions, cands = _positions(positions), _candidates(candidates)
+    depths = _balancer(s, thin).depths(cands)
 
     def account(equity: float, free: float) -> PortfolioView:
         return portfolio(equity=f"{equity:.2f}", free=f"{free:.2f}", positions=open_positions)
@@ -245,7 +267,7 @@ def test_denials_shown_to_hold_over_a_range_hold_at_every_point_of_it(
         other, equities = prices[1], equity
     views = [_view(prices[0], seed), _view(other, seed)]
     frees = (equities[0] * free[0], equities[1] * free[1])
-    declared = HeldDenials.of(cands, account(equities[0], frees[0]), views[0], s)
+    declared = HeldDenials.of(cands, account(equities[0], frees[0]), views[0], s, depths=depths)
     if declared is None:
         return
     held = [p.symbol for p in open_positions]
