@@ -28,7 +28,7 @@ from quantum_trader.domain import ExchangeMode, MarketRules, Regime
 from quantum_trader.errors import ConfigurationError, OperatorActionRequired, RetryLater
 from quantum_trader.execution.paper import PaperExchange
 from quantum_trader.execution.paper_continuity import Books, continuity_problem
-from quantum_trader.execution.paper_state import load_state
+from quantum_trader.execution.paper_state import load_state, refuse_linked
 from quantum_trader.gates.balancer import PortfolioBalancer
 from quantum_trader.gates.balancer_journal import BalancerJournal
 from quantum_trader.gates.chain import ApprovalChain
@@ -269,7 +269,8 @@ async def open_runtime(
     if paper:
         _require_replay(settings)
     prepare_data_dir(settings.data_dir)
-    held = stack.enter_context(hold_data_dir(settings.data_dir))
+    # A database linked elsewhere is used there (SQLite keeps its journal beside the file).
+    held = stack.enter_context(hold_data_dir(settings.data_dir, (DATABASE_FILE,)))
     (settings.data_dir / STOPPING_FILE).unlink(missing_ok=True)  # a previous daemon's
     heartbeat = settings.data_dir / HEARTBEAT_FILE
     if heartbeat.exists() and not heartbeat.is_file():  # every step would fail to touch it
@@ -387,6 +388,7 @@ async def _open_paper_books(
     together (one was lost or replaced) before either is changed. Return the repository and
     the instant up to which the paper account has processed prices (None: no account yet)."""
     paper_path, database = settings.data_dir / PAPER_STATE_FILE, database_path(settings)
+    refuse_linked(paper_path)
     paper = load_state(paper_path)  # a damaged account is refused before anything is opened
 
     def refuse_if_apart(books: Books) -> None:

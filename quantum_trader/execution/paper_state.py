@@ -22,7 +22,7 @@ from typing import Any
 
 from quantum_trader.atomic_file import replace_at, replace_in
 from quantum_trader.domain import ZERO, Fill, Order, OrderKind, OrderSide, OrderStatus, Side
-from quantum_trader.errors import OperatorActionRequired
+from quantum_trader.errors import ConfigurationError, OperatorActionRequired
 
 STATE_VERSION = 2
 READABLE_VERSIONS = (1, 2)
@@ -97,6 +97,22 @@ def save_state(path: Path, state: PaperState, directory: int | None = None) -> N
         replace_at(path, payload, durable=True)
     else:
         replace_in(directory, path.name, payload, durable=True)
+
+
+def refuse_linked(path: Path) -> None:
+    """ConfigurationError when the account's file is a symbolic link: each save replaces it
+    inside the data directory, so the link would become a file of its own at the first save
+    and the file it named would stay behind, an account no longer kept."""
+    if path.is_symlink():
+        raise ConfigurationError(
+            [
+                f"data_dir: the paper account {path} is a symbolic link (to {path.readlink()}): "
+                "each save replaces it inside the data directory, leaving the linked file "
+                "behind; move that file into the data directory in place of the link, or "
+                "point QT_DATA_DIR (or data_dir in the config file) at the directory that "
+                "holds it"
+            ]
+        )
 
 
 def load_state(path: Path) -> PaperState | None:

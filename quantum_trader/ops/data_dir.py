@@ -4,7 +4,10 @@
 ConfigurationError naming `data_dir`. `hold_data_dir` takes an exclusive `flock` on
 `data_dir/daemon.lock` and writes the holder's PID into it; the kernel drops the lock when the
 process exits, however it exits (kill -9 included), so a lock file left by a dead process is
-simply taken over. `read_lock` tells, without taking anything, whether a process holds it.
+simply taken over. A file the daemon keeps there (its database, its paper account) that is a
+symbolic link into another directory is that directory's too: its lock is held as well, so a
+daemon there, or another linking to the same files, is refused as on the same directory.
+`read_lock` tells, without taking anything, whether a process holds it.
 `HeldDataDir.check` tells the running daemon that its directory was removed or replaced
 under it (`rm -rf data` while it runs), after which its writes would go to files no one reads
 and another daemon could take the directory.
@@ -16,8 +19,8 @@ import fcntl
 import os
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from quantum_trader.atomic_file import open_directory, replace_in
@@ -111,9 +114,31 @@ class HeldDataDir:
 
 
 @contextmanager
-def hold_data_dir(path: Path) -> Iterator[HeldDataDir]:
-    """Hold `path`'s lock for the duration; UsageError naming the PID of another holder."""
-    lock = path / LOCK_FILE
+def hold_data_dir(path: Path, kept: Sequence[str] = ()) -> Iterator[HeldDataDir]:
+    """Hold `path`'s lock for the duration, and the lock of each other directory one of the
+    files named in `kept` links into; UsageError naming the PID of another holder."""
+    with ExitStack() as stack:
+        descriptor = stack.enter_context(_held_lock(path / LOCK_FILE))
+        if descriptor is None:
+            raise _in_use(f"data directory {path}", path / LOCK_FILE)
+        for name, home in _linked_homes(path, kept):
+            if stack.enter_context(_held_lock(home / LOCK_FILE)) is None:
+                raise _in_use(
+                    f"{path / name} links into {home}, which",
+                    home / LOCK_FILE,
+                    " (two daemons would write the same file)",
+                )
+        directory = open_directory(path)
+        try:
+            yield HeldDataDir(path, descriptor, directory)
+        finally:
+            os.close(directory)
+
+
+@contextmanager
+def _held_lock(lock: Path) -> Iterator[int | None]:
+    """The lock file's descriptor, locked with this process's PID written in (None: another
+    process holds it) until the end of the block."""
     try:
         descriptor = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as error:
@@ -125,21 +150,37 @@ def hold_data_dir(path: Path) -> Iterator[HeldDataDir]:
         ) from None
     try:
         if not _lock_exclusively(descriptor):
-            pid = _read_pid(descriptor)
-            holder = f"PID {pid}" if pid else "a process that has not written its PID yet"
-            raise UsageError(
-                f"data directory {path} is in use by another daemon ({holder}, lock {lock}): "
-                f"stop that daemon first, or {_WHERE} another directory"
-            )
+            yield None
+            return
         os.ftruncate(descriptor, 0)
         os.pwrite(descriptor, f"{os.getpid()}\n".encode(), 0)
-        directory = open_directory(path)
-        try:
-            yield HeldDataDir(path, descriptor, directory)
-        finally:
-            os.close(directory)
+        yield descriptor
     finally:
         os.close(descriptor)  # releases the lock; the file stays (unlinking it would race)
+
+
+def _in_use(what: str, lock: Path, why: str = "") -> UsageError:
+    pid = read_lock(lock.parent).pid
+    holder = f"PID {pid}" if pid else "a process that has not written its PID yet"
+    return UsageError(
+        f"{what} is in use by another daemon ({holder}, lock {lock}){why}: stop that daemon "
+        f"first, or {_WHERE} another directory"
+    )
+
+
+def _linked_homes(path: Path, kept: Sequence[str]) -> list[tuple[str, Path]]:
+    """(name, the directory it resolves into) of each file of `kept` in `path` that is a
+    symbolic link resolving outside `path`, each directory once."""
+    here, homes, found = path.resolve(), set(), []
+    for name in kept:
+        file = path / name
+        if not file.is_symlink():
+            continue
+        home = file.resolve().parent
+        if home != here and home not in homes:
+            homes.add(home)
+            found.append((name, home))
+    return found
 
 
 def read_lock(path: Path) -> LockState:

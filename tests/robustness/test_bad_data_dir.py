@@ -1,5 +1,6 @@
 """The data directory: a file, uncreatable or read-only → exit 2 naming `data_dir`; one
-daemon per directory (an exclusive flock), the second exits 2 naming the holder's PID."""
+daemon per directory (an exclusive flock), the second exits 2 naming the holder's PID — also
+where its database or paper account links into the first's directory."""
 
 from __future__ import annotations
 
@@ -159,6 +160,94 @@ def test_a_lock_left_by_a_killed_process_is_taken_over(tmp_path: Path) -> None:
     with hold_data_dir(tmp_path):
         assert read_lock(tmp_path).pid == os.getpid()
     assert not read_lock(tmp_path).held
+
+
+def test_a_file_linked_into_a_held_directory_is_refused_naming_its_holder(tmp_path: Path) -> None:
+    """An outside probe (2026-12-06) started a second daemon on a running one's database
+    through a symbolic link: the lock was per directory. The link's directory is held too."""
+    kept = "quantum_trader.db"
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    (first / kept).write_text("")
+    (second / kept).symlink_to(first / kept)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(first)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(UsageError) as refused, hold_data_dir(second, (kept,)):
+            pass
+        assert str(refused.value) == (
+            f"{second / kept} links into {first}, which is in use by another daemon (PID "
+            f"{holder.pid}, lock {first / LOCK_FILE}) (two daemons would write the same file): "
+            "stop that daemon first, or point QT_DATA_DIR (or data_dir in the config file) at "
+            "another directory"
+        )
+        assert not read_lock(second).held  # given up with the refusal
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    with hold_data_dir(second, (kept,)):  # the other way round: the daemon there is refused
+        assert read_lock(first).pid == read_lock(second).pid == os.getpid()
+        with pytest.raises(UsageError, match=f"PID {os.getpid()}"), hold_data_dir(first):
+            pass
+    assert not read_lock(first).held
+
+
+def test_a_link_inside_the_data_dir_or_a_linked_data_dir_takes_one_lock(tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "elsewhere.db").write_text("")
+    (real / "quantum_trader.db").symlink_to(real / "elsewhere.db")
+    (tmp_path / "linked").symlink_to(real)
+    with hold_data_dir(tmp_path / "linked", ("quantum_trader.db", "paper_exchange.json")):
+        assert read_lock(real).pid == os.getpid()
+    assert not read_lock(real).held
+
+
+def test_a_second_daemon_on_a_running_daemons_database_by_a_link_exits_2(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    first = Daemon.start(data_dir, QT_MARKET__REPLAY_SPEED="1")
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "quantum_trader.db").symlink_to(data_dir / "quantum_trader.db")
+    try:
+        eventually(lambda: read_lock(data_dir).pid == first.process.pid, 30, "the first's lock")
+        second = cli(other, "run")
+        assert second.returncode == 2
+        assert only_line(second).startswith(
+            f"error: {other / 'quantum_trader.db'} links into {data_dir}, which is in use by "
+            f"another daemon (PID {first.process.pid}, "
+        )
+        assert first.process.poll() is None, "the first daemon must keep running"
+    finally:
+        assert first.stop(signal.SIGTERM) == 0
+    assert not read_lock(other).held
+
+
+def test_a_linked_paper_account_exits_2_and_stays_as_it_was(data_dir: Path, tmp_path: Path) -> None:
+    """Each save replaces the account inside the data directory: the link would have become a
+    file of its own, the linked account left behind unchanged."""
+    elsewhere = tmp_path / "kept" / "paper_exchange.json"
+    elsewhere.parent.mkdir()
+    (data_dir / "paper_exchange.json").replace(elsewhere)
+    (data_dir / "paper_exchange.json").symlink_to(elsewhere)
+    before, kept = contents(data_dir), elsewhere.read_bytes()
+    done = cli(data_dir, "run")
+    assert done.returncode == 2
+    assert only_line(done) == (
+        f"configuration error: data_dir: the paper account {data_dir / 'paper_exchange.json'} "
+        f"is a symbolic link (to {elsewhere}): each save replaces it inside the data "
+        "directory, leaving the linked file behind; move that file into the data directory in "
+        "place of the link, or point QT_DATA_DIR (or data_dir in the config file) at the "
+        "directory that holds it"
+    )
+    assert contents(data_dir) == before
+    assert elsewhere.read_bytes() == kept
+    assert (data_dir / "paper_exchange.json").is_symlink()
 
 
 def test_a_lock_file_with_garbage_is_taken_over(tmp_path: Path) -> None:
