@@ -70,7 +70,7 @@ class Provenance:
     def describe(self) -> str:
         """One line for the summary: the source and the models' training window(s)."""
         if not self.periods:
-            return f"{self.signal_source} (no trained models)"
+            return f"{self.signal_source} (no trained models used)"  # none, or refused
         windows = "; ".join(
             f"{p.start.date()}..{p.end.date()} from models trained on "
             + (p.training.describe() if p.training else "an unrecorded window")

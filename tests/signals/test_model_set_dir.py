@@ -190,7 +190,8 @@ def test_trained_models_that_cannot_be_found_are_said_not_taken_for_none(
     expected: str,
 ) -> None:
     """Was: current_set answered "never trained" whenever CURRENT was not a regular file, so
-    backtest and run traded the rule agent, the summary saying `rules (no trained models)`."""
+    backtest and run traded the rule agent, the summary saying `rules (no trained models)`
+    (now `(no trained models used)`, beside the row that says why)."""
     data_dir = copy_data_dir(trained[0], tmp_path)
     models = data_dir / "models"
     damage(models)
