@@ -2,16 +2,18 @@
 
 Wraps monitor/stops.py (SPEC §6): a full exit or a partial take-profit becomes a reduce-only
 market `SendExit`; a moved stop changes the position, and the protection step then keeps the
-exchange-side stop in step with it.
+exchange-side stop in step with it. A partial take-profit is sized so that both the part and
+what is left meet the symbol's minimum quantity: Binance refuses a reduce-only order below it,
+so a rest below it could neither be stopped nor closed (`partial_size`).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 from typing import TYPE_CHECKING
 
-from quantum_trader.domain import Position, PositionEvent
+from quantum_trader.domain import MarketRules, Position, PositionEvent
 from quantum_trader.keeper.protect import SendExit
 from quantum_trader.monitor import stops
 
@@ -52,8 +54,22 @@ def manage(
                 events,
             )
         if isinstance(intent, stops.PartialClose):
-            rules = context.rules.get(position.symbol)
-            quantity = rules.round_quantity_down(intent.quantity) if rules else intent.quantity
-            if 0 < quantity < position.quantity:  # else too small to split: the rest runs
+            quantity = partial_size(
+                intent.quantity, position.quantity, context.rules.get(position.symbol)
+            )
+            if quantity > 0:  # else too small to split: the rest runs
                 actions.append(SendExit(position.symbol, side, quantity, intent.reason))
     return managed, actions, events
+
+
+def partial_size(wanted: Decimal, held: Decimal, rules: MarketRules | None) -> Decimal:
+    """The part of `held` a partial take-profit of `wanted` closes: on the market order's step,
+    at least its minimum, leaving at least the minimum a stop or a close of the rest needs
+    (less where it would leave too little; 0: no partial)."""
+    if rules is None:
+        return wanted if 0 < wanted < held else Decimal(0)
+    lot = rules.market_lot_size
+    least = max(lot.min_quantity, rules.min_quantity)  # the rest's stop is a conditional order
+    part = min(wanted, held - least)
+    part = (part / lot.step_size).to_integral_value(ROUND_DOWN) * lot.step_size
+    return part if lot.min_quantity <= part < held and part > 0 else Decimal(0)
