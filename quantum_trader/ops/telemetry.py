@@ -17,6 +17,7 @@ from quantum_trader.domain import Balance, ClosedTrade, GateName
 from quantum_trader.keeper.alerts import ProtectionAlert
 from quantum_trader.log import get_logger
 from quantum_trader.ops import messages
+from quantum_trader.ops.alert_repeats import AlertRepeats
 from quantum_trader.ops.health import HealthReport, HealthStatus
 from quantum_trader.ops.metrics import Metrics, StreamHealth
 from quantum_trader.ops.notify import Notifier
@@ -54,6 +55,7 @@ class Telemetry:
         self._health: HealthStatus = view.runtime.health.latest.status
         self._trips_seen = {(t.breaker, t.since) for t in view.governor_state().trips}
         self._pause = view.governor_state().pause
+        self._alert_repeats = AlertRepeats()
         self.replay_finished = False
 
     def attach(self, equity_history: Iterable[tuple[datetime, Decimal]]) -> None:
@@ -126,7 +128,9 @@ class Telemetry:
         self.notifier.publish(messages.exit_(trade))
 
     def on_protection_alert(self, alert: ProtectionAlert) -> None:
-        self.notifier.publish(messages.protection_failed(alert))
+        told = self._alert_repeats.to_tell(alert)  # a refusal met every tick: not every tick
+        if told is not None:
+            self.notifier.publish(messages.protection_failed(told))
 
     def on_started(self, now: datetime) -> None:
         s = self.view.runtime.settings
