@@ -3,9 +3,12 @@
 `download-data` writes `exchange-info-YYYY-MM-DD.json` into the market data directory: the
 answer of GET /fapi/v1/exchangeInfo as Binance sent it (through ccxt), and, when exchange keys
 are configured, GET /fapi/v1/leverageBracket (Binance serves brackets to signed requests only).
-Paper mode and backtests read the newest such file; the bundled sample ships its own. Without
-brackets a symbol's maximum leverage is Binance's ceiling, 125: the settings' own caps
-(sizing.max_leverage, risk.max_leverage) still bind.
+Paper mode and backtests read the newest such file; the bundled sample ships its own. A
+symbol's brackets bound each order by its notional, as Binance does (market.saved_brackets);
+without brackets a symbol's maximum leverage is Binance's ceiling, 125: the settings' own caps
+(sizing.max_leverage, risk.max_leverage) still bind. An entry that cannot be used is refused
+when its symbol is asked for, naming the file; a file listing the symbol decides over the
+bundled sample's rules.
 
 Each symbol's quantity limits are read from both LOT_SIZE (limit orders) and MARKET_LOT_SIZE
 (market orders: every entry and close we send) by `binance_wire.parse_market_rules`; a file
