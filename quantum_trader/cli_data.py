@@ -30,7 +30,7 @@ from quantum_trader.market.download import download
 from quantum_trader.market.rules import parse_rules, rules_file_name, write_rules
 from quantum_trader.market.source import market_dir
 from quantum_trader.ops.data_dir import prepare_data_dir
-from quantum_trader.record import replace
+from quantum_trader.record import record, replace
 
 if TYPE_CHECKING:  # the importer loads pyarrow's CSV and Parquet readers: import-data only
     from quantum_trader.market.importer import Imported
@@ -160,10 +160,10 @@ def import_data(
         staged = [import_file(path, parsed, staging) for path, parsed in found]
         targets = [out / item.target.name for item in staged if item.target is not None]
         if checked is not None:
-            targets.append(out / rules_file_name(checked[1]))
+            targets.append(out / rules_file_name(checked.saved_at))
         _refuse_non_files(targets)
         if checked is not None:
-            saved = write_rules(out, *checked)
+            saved = write_rules(out, checked.exchange_info, checked.saved_at, checked.brackets)
             console.print(f"market rules: {saved.name} from {exchange_info}")
         imported = [_moved_into(item, out) for item in staged]
     finally:
@@ -197,11 +197,26 @@ def _moved_into(item: Imported, out: Path) -> Imported:
     return replace(item, target=target)
 
 
-def read_exchange_info(path: Path) -> tuple[dict[str, Any], datetime]:
-    """A user's copy of Binance's exchangeInfo answer, checked as the rules file it becomes,
-    and the date it is saved under: its `serverTime`, else the `fetched_at` of a rules file
-    saved by this program, else the file's modification time. ConfigurationError (exit 2)
-    naming what is wrong."""
+@record
+class ExchangeInfoCopy:
+    """A user's copy of Binance's market rules, checked, and the date it is saved under."""
+
+    exchange_info: dict[str, Any]
+    saved_at: datetime
+    brackets: list[Any] | None  # leverageBracket rows a rules file saved by this program holds
+
+
+FIX_EXCHANGE_INFO = (
+    "save Binance's answer (https://fapi.binance.com/fapi/v1/exchangeInfo) as it came, or "
+    "correct the entry named, then import it again"
+)
+
+
+def read_exchange_info(path: Path) -> ExchangeInfoCopy:
+    """A user's copy of Binance's exchangeInfo answer (or a rules file this program saved, its
+    leverage brackets kept), checked as the rules file it becomes is checked when read. Saved
+    under its `serverTime`, else the `fetched_at` of a rules file saved by this program, else
+    the file's modification time. ConfigurationError (exit 2) naming the file and the fix."""
     import json
     from datetime import UTC
 
@@ -213,9 +228,10 @@ def read_exchange_info(path: Path) -> tuple[dict[str, Any], datetime]:
         raise ConfigurationError(
             [f"--exchange-info: {path} is not readable JSON ({error})"]
         ) from None
-    saved_at = None
+    saved_at, brackets = None, None
     if isinstance(answer, dict) and isinstance(answer.get("exchangeInfo"), dict):
         saved_at = _fetched_at(answer.get("fetched_at"))  # a rules file saved by this program
+        brackets = answer.get("leverageBrackets")
         answer = answer["exchangeInfo"]
     if not isinstance(answer, dict):
         raise ConfigurationError([f"--exchange-info: {path} is not an exchangeInfo answer"])
@@ -228,12 +244,13 @@ def read_exchange_info(path: Path) -> tuple[dict[str, Any], datetime]:
             ]
         )
     try:
-        parse_rules({"exchangeInfo": answer}, Path("exchangeInfo"))
-    except MarketDataError as error:
-        raise ConfigurationError([f"--exchange-info: {error}"]) from None
+        parse_rules({"exchangeInfo": answer, "leverageBrackets": brackets}, path)
+    except MarketDataError as error:  # it names the file
+        raise ConfigurationError([f"--exchange-info: {error}; {FIX_EXCHANGE_INFO}"]) from None
     if isinstance(stamp, int):
-        return answer, datetime.fromtimestamp(stamp / 1000, tz=UTC)
-    return answer, saved_at or datetime.fromtimestamp(os.path.getmtime(path), tz=UTC)
+        saved_at = datetime.fromtimestamp(stamp / 1000, tz=UTC)
+    moment = saved_at or datetime.fromtimestamp(os.path.getmtime(path), tz=UTC)
+    return ExchangeInfoCopy(answer, moment, brackets if isinstance(brackets, list) else None)
 
 
 def _fetched_at(value: object) -> datetime | None:

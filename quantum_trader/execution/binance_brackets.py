@@ -39,7 +39,7 @@ def parse_brackets(payload: Any) -> BracketAnswer:
         market_id = row.get("symbol") if isinstance(row, Mapping) else None
         key = str(market_id) if market_id is not None else f"row {index}"
         try:
-            found[key] = _symbol_brackets(row, f"{WHAT} {key}")
+            found[key] = parse_symbol_brackets(row, f"{WHAT} {key}")
         except MarketDataError as error:
             problems[key] = str(error)
     if problems and not found:
@@ -47,7 +47,9 @@ def parse_brackets(payload: Any) -> BracketAnswer:
     return BracketAnswer(found, problems)
 
 
-def _symbol_brackets(row: Any, what: str) -> tuple[LeverageBracket, ...]:
+def parse_symbol_brackets(row: Any, what: str) -> tuple[LeverageBracket, ...]:
+    """One symbol's row, lowest floor first: from notional 0, no gap, leverage >= 1; else
+    MarketDataError naming `what`. Also reads the brackets saved in a rules file."""
     entries = wire.as_list(wire.field(row, "brackets", what), what)
     if not entries:
         raise MarketDataError(f"{what}: no brackets")
@@ -89,9 +91,14 @@ def with_brackets(
             )
             missing[symbol] = reason
             continue
-        capped[symbol] = replace(
-            rules[symbol],
-            max_leverage=max(b.initial_leverage for b in brackets),
-            leverage_brackets=brackets,
-        )
+        capped[symbol] = bracketed(rules[symbol], brackets)
     return capped, missing
+
+
+def bracketed(rules: MarketRules, brackets: tuple[LeverageBracket, ...]) -> MarketRules:
+    """`rules` bound by `brackets`: each notional's leverage, and the highest as the ceiling."""
+    return replace(
+        rules,
+        max_leverage=max(b.initial_leverage for b in brackets),
+        leverage_brackets=brackets,
+    )

@@ -3,9 +3,12 @@
 `download-data` writes `exchange-info-YYYY-MM-DD.json` into the market data directory: the
 answer of GET /fapi/v1/exchangeInfo as Binance sent it (through ccxt), and, when exchange keys
 are configured, GET /fapi/v1/leverageBracket (Binance serves brackets to signed requests only).
-Paper mode and backtests read the newest such file; the bundled sample ships its own. Without
-brackets a symbol's maximum leverage is Binance's ceiling, 125: the settings' own caps
-(sizing.max_leverage, risk.max_leverage) still bind.
+Paper mode and backtests read the newest such file; the bundled sample ships its own. A
+symbol's brackets bound each order by its notional, as Binance does (market.saved_brackets);
+without brackets a symbol's maximum leverage is Binance's ceiling, 125: the settings' own caps
+(sizing.max_leverage, risk.max_leverage) still bind. An entry that cannot be used is refused
+when its symbol is asked for, naming the file; a file listing the symbol decides over the
+bundled sample's rules.
 
 Each symbol's quantity limits are read from both LOT_SIZE (limit orders) and MARKET_LOT_SIZE
 (market orders: every entry and close we send) by `binance_wire.parse_market_rules`; a file
@@ -31,7 +34,8 @@ from typing import Any
 from quantum_trader.domain import MarketRules
 from quantum_trader.errors import ConfigurationError, MarketDataError
 from quantum_trader.execution import binance_wire as wire
-from quantum_trader.record import record, replace
+from quantum_trader.market.saved_brackets import read_brackets
+from quantum_trader.record import record
 
 RULES_GLOB = "exchange-info-*.json"
 _RULES_NAME = re.compile(r"^exchange-info-(\d{4}-\d{2}-\d{2})\.json$")
@@ -98,42 +102,52 @@ def newest_rules_file(directory: Path) -> Path | None:
 
 
 def read_rules(path: Path) -> RulesFile:
-    """Read a rules file; MarketDataError naming the file when it cannot be used."""
+    """Read a rules file; MarketDataError naming the file when it cannot be read at all. An
+    entry that cannot be used is kept in `unusable` with why: refused when its symbol is asked
+    for (`rules_for`), as for a file whose every entry is so."""
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise MarketDataError(f"{path.name}: not a readable rules file ({error})") from error
-    return parse_rules(document, path)
+    return read_listings(document, path)
 
 
 def parse_rules(document: Any, path: Path) -> RulesFile:
+    """`read_listings`, refusing (MarketDataError) a document with no usable USDT perpetual:
+    what a download or an import would save, and a live exchangeInfo answer."""
+    found = read_listings(document, path)
+    if not found.listings:
+        named = list(found.unusable.items())[:3]
+        why = "; ".join(f"{symbol}: {reason}" for symbol, reason in named)
+        raise MarketDataError(
+            f"{path}: no USDT-margined perpetual in the exchange answer"
+            + (f" that can be used ({why})" if why else "")
+        )
+    return found
+
+
+def read_listings(document: Any, path: Path) -> RulesFile:
+    """Every USDT perpetual of a rules document, its leverage brackets applied; MarketDataError
+    only when the document's shape is wrong (no exchangeInfo object, lists that are none)."""
     if not isinstance(document, dict) or not isinstance(document.get("exchangeInfo"), dict):
-        raise MarketDataError(f"{path.name}: no 'exchangeInfo' object (Binance's answer)")
-    brackets = _max_leverage_by_id(document.get("leverageBrackets"), path)
+        raise MarketDataError(f"{path}: no 'exchangeInfo' object (Binance's answer)")
+    brackets = read_brackets(document.get("leverageBrackets"), path)
     listings: dict[str, SymbolListing] = {}
     unusable: dict[str, str] = {}
-    for entry in wire.as_list(document["exchangeInfo"].get("symbols"), f"{path.name} symbols"):
+    for entry in wire.as_list(document["exchangeInfo"].get("symbols"), f"{path} symbols"):
         symbol = usdt_perpetual_symbol(entry)
         if symbol is None:
             _note_other_contract(entry, unusable)
             continue
         try:
-            rules = wire.parse_market_rules(symbol, entry)
+            rules = brackets.applied(wire.parse_market_rules(symbol, entry), str(entry["symbol"]))
             onboard = _onboard_ms(entry.get("onboardDate"))
         except MarketDataError as error:  # that symbol has no rules: why, for who asks
             unusable[symbol] = str(error)
             continue
-        if entry["symbol"] in brackets:
-            rules = replace(rules, max_leverage=brackets[entry["symbol"]])
         listings[symbol] = SymbolListing(rules, str(entry.get("status", "")), onboard)
-    if not listings:
-        why = "; ".join(f"{symbol}: {reason}" for symbol, reason in list(unusable.items())[:3])
-        raise MarketDataError(
-            f"{path.name}: no USDT-margined perpetual in the exchange answer"
-            + (f" that can be used ({why})" if why else "")
-        )
     fetched_at = str(document.get("fetched_at", ""))
-    return RulesFile(path, fetched_at, listings, bool(brackets), unusable)
+    return RulesFile(path, fetched_at, listings, brackets.any, unusable)
 
 
 def _onboard_ms(value: Any) -> int | None:
@@ -170,39 +184,30 @@ def usdt_perpetual_symbol(entry: Any) -> str | None:
     return f"{base}/USDT:USDT"
 
 
-def _max_leverage_by_id(payload: Any, path: Path) -> dict[str, int]:
-    if payload is None:
-        return {}
-    found = {}
-    for row in wire.as_list(payload, f"{path.name} leverageBrackets"):
-        first = wire.as_list(wire.field(row, "brackets", path.name), path.name)
-        if first:
-            found[str(wire.field(row, "symbol", path.name))] = max(
-                int(wire.field(b, "initialLeverage", path.name)) for b in first
-            )
-    return found
-
-
 def rules_for(
     symbols: Sequence[str], sources: Sequence[RulesFile], directory: Path
 ) -> dict[str, MarketRules]:
-    """The rules of `symbols` from the first source that lists each; ConfigurationError (exit 2)
+    """The rules of `symbols` from the first source that names each; ConfigurationError (exit 2)
     naming every symbol without rules and how to get them."""
     rules: dict[str, MarketRules] = {}
     problems = []
     for symbol in symbols:
-        listing = next((s.listings[symbol] for s in sources if symbol in s.listings), None)
-        if listing is not None:
-            rules[symbol] = listing.rules
-            continue
-        unusable = next((s for s in sources if symbol in s.unusable), None)
-        if unusable is None:
+        source = deciding_source(symbol, sources)
+        if source is None:
             problems.append(missing_rules_message(symbol, directory))
+        elif symbol in source.listings:
+            rules[symbol] = source.listings[symbol].rules
         else:
-            problems.append(unusable_rules_message(symbol, unusable))
+            problems.append(unusable_rules_message(symbol, source))
     if problems:
         raise ConfigurationError(problems)
     return rules
+
+
+def deciding_source(symbol: str, sources: Sequence[RulesFile]) -> RulesFile | None:
+    """The first source that names `symbol`, usable or not: an entry the user's file holds
+    but that cannot be used is refused, not replaced by the bundled sample's rules."""
+    return next((s for s in sources if symbol in s.listings or symbol in s.unusable), None)
 
 
 def not_trading(
@@ -212,9 +217,11 @@ def not_trading(
     SETTLING, CLOSE, ...), with that status and its file. A file without statuses lists none."""
     found = {}
     for symbol in symbols:
-        source = next((s for s in sources if symbol in s.listings), None)
-        if source is not None and source.listings[symbol].status not in ("TRADING", ""):
-            found[symbol] = (source.listings[symbol].status, source)
+        source = deciding_source(symbol, sources)
+        if source is not None and symbol in source.listings:
+            status = source.listings[symbol].status
+            if status not in ("TRADING", ""):
+                found[symbol] = (status, source)
     return found
 
 

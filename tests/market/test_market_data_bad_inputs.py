@@ -156,8 +156,17 @@ def test_freqtrade_name_without_settle_currency_is_one_clear_line(tmp_path: Path
     assert CandleStore(out).available_symbols("5m") == [BTC]
 
 
-def run_cli(args: list[str], data_dir: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(cwd), "QT_DATA_DIR": str(data_dir)}
+def run_cli(
+    args: list[str], data_dir: Path, cwd: Path, **settings: str
+) -> subprocess.CompletedProcess[str]:
+    # PYTHONPATH: the child runs this tree's code, not the one an editable install names.
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(cwd),
+        "QT_DATA_DIR": str(data_dir),
+        "PYTHONPATH": str(REPO),
+        **settings,
+    }
     return subprocess.run(
         [sys.executable, "-m", "quantum_trader", *args],
         capture_output=True,
