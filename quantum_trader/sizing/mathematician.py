@@ -8,12 +8,14 @@ The arithmetic, in order:
   notional = budget ÷ (stop distance + costs at the stop), capped by margin cap × leverage
 Quantities round down to the step, the stop toward the entry and the target away from it, so
 the loss at the stop plus the costs of getting stopped out never exceed the budget. The entry is
-a market order: its quantity is capped at the market-order maximum (MARKET_LOT_SIZE maxQty,
-rounded down to its step), which Binance would refuse with -4005 every cycle; the order records
-that cap (`SizedOrder.market_max_quantity`) as the risk plan records the margin cap. It is
-also capped at the book's depth as the cost model sees it: the expected slippage at most
+a market order, sized to the market order's step and minimum (`MarketRules.market_order_lot`:
+MARKET_LOT_SIZE's, LOT_SIZE's too; Binance refuses an entry off that step or below that
+minimum every cycle) and capped at its maximum (MARKET_LOT_SIZE maxQty, -4005); the order
+records that cap (`SizedOrder.market_max_quantity`) as the risk plan records the margin cap. It
+is also capped at the book's depth as the cost model sees it: the expected slippage at most
 `max_slippage_stop_share` of the nearer exit's distance (`slippage_max_quantity`), else the
-fill's own impact could carry it past the target (a huge paper account did so).
+fill's own impact could carry it past the target (a huge paper account did so). A refusal names
+the limit that set the quantity and the filter it failed.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from quantum_trader.domain import (
     ZERO,
     Candidate,
     GateName,
+    LotSize,
     MarketRules,
     PortfolioView,
     ReasonCode,
@@ -64,6 +67,18 @@ class RiskPlan:
     @property
     def margin_usdt(self) -> Decimal:
         return self.notional_usdt / self.leverage
+
+
+@record
+class BoundQuantity:
+    """An entry's quantity on the market order step, and the limit that set it (`bound`, for a
+    refusal to name): the budget, the notional cap, the book's depth or the market maximum."""
+
+    quantity: Decimal
+    allowed: Decimal
+    bound: str
+    market_max_quantity: Decimal | None = None
+    slippage_max_quantity: Decimal | None = None
 
 
 def to_decimal(value: float) -> Decimal:
@@ -183,25 +198,14 @@ class MathSizer:
         if distance <= 0 or (target - entry) * side.sign <= 0 or target <= 0:
             return _deny(candidate, ReasonCode.SIZE_ZERO, "stop or target within one tick")
         per_unit = distance + self._cost_per_unit(candidate, stop, risk, funding_rate_8h)
-        quantity = _round_within(
-            min(risk.budget_usdt / per_unit, risk.notional_usdt / entry), rules
-        )
-        # Decimal division rounds to 28 digits; one step back guards the caps exactly.
-        if quantity > 0 and (
-            quantity * per_unit > risk.budget_usdt or quantity * entry > risk.notional_usdt
-        ):
-            quantity -= rules.step_size
-        depth = self._depth_quantity(candidate, rules, min(distance, (target - entry) * side.sign))
-        if isinstance(depth, Verdict):
-            return depth
-        slippage_capped = depth if depth is not None and quantity > depth else None
-        quantity = min(quantity, depth) if depth is not None else quantity
-        market = rules.market_lot_size
-        capped_at = market.max_quantity if market.exceeded_by(quantity) else None
-        quantity = market.cap(quantity)
-        denial = _check_minimums(candidate, rules, quantity)
+        exit_distance = min(distance, (target - entry) * side.sign)
+        bound = self._bound_quantity(candidate, rules, per_unit, risk, exit_distance)
+        if isinstance(bound, Verdict):
+            return bound
+        denial = _check_minimums(candidate, rules, bound)
         if denial is not None:
             return denial
+        quantity = bound.quantity
         notional = quantity * entry
         costs = self.costs.round_trip_at(
             float(quantity),
@@ -228,12 +232,50 @@ class MathSizer:
             confidence=candidate.confidence,
             method=self.method,
             exit_mode=plan.exit_mode,
-            market_max_quantity=capped_at,
-            slippage_max_quantity=slippage_capped,
+            market_max_quantity=bound.market_max_quantity,
+            slippage_max_quantity=bound.slippage_max_quantity,
         )
 
+    def _bound_quantity(
+        self,
+        candidate: Candidate,
+        rules: MarketRules,
+        per_unit: Decimal,
+        risk: RiskPlan,
+        exit_distance: Decimal,
+    ) -> BoundQuantity | Verdict:
+        """The most the budget, the notional cap, the book's depth and the market maximum
+        allow, rounded down to the market order step; which of them set it."""
+        order_lot = rules.market_order_lot
+        lot = order_lot.lot
+        by_budget, by_notional = risk.budget_usdt / per_unit, risk.notional_usdt / candidate.price
+        if by_budget <= by_notional:
+            allowed, bound = by_budget, f"the risk budget {risk.budget_usdt:.2f} USDT"
+        else:
+            allowed, bound = by_notional, f"the notional cap {risk.notional_usdt:.2f} USDT"
+        quantity = lot.round_down(max(allowed, ZERO))
+        # Decimal division rounds to 28 digits; one step back guards the caps exactly.
+        if quantity > 0 and (
+            quantity * per_unit > risk.budget_usdt
+            or quantity * candidate.price > risk.notional_usdt
+        ):
+            quantity -= lot.step_size
+        depth = self._depth_quantity(candidate, lot, exit_distance)
+        if isinstance(depth, Verdict):
+            return depth
+        result = BoundQuantity(quantity, allowed, bound)
+        if depth is not None and quantity > depth:
+            within = f"the book's depth as the cost model sees it ({depth})"
+            result = BoundQuantity(depth, depth, within, slippage_max_quantity=depth)
+        maximum = lot.max_quantity
+        if maximum is not None and result.quantity > maximum:
+            named = f"the market order maximum {maximum} ({order_lot.maximum_filter})"
+            capped = lot.cap(result.quantity)
+            result = BoundQuantity(capped, maximum, named, maximum, result.slippage_max_quantity)
+        return result
+
     def _depth_quantity(
-        self, candidate: Candidate, rules: MarketRules, exit_distance: Decimal
+        self, candidate: Candidate, lot: LotSize, exit_distance: Decimal
     ) -> Decimal | Verdict | None:
         """The most this entry may buy or sell before its expected slippage exceeds
         `max_slippage_stop_share` of the nearer exit's distance (None: no bound), or a denial
@@ -252,7 +294,7 @@ class MathSizer:
                 f"slippage {smallest:.4%} at any size exceeds {share} of the stop distance "
                 f"({max_rate / share:.4%}): the market is too thin for this stop",
             )
-        return rules.round_quantity_down(to_decimal(notional) / candidate.price)
+        return lot.round_down(to_decimal(notional) / candidate.price)
 
     def _cost_per_unit(
         self, candidate: Candidate, stop: Decimal, risk: RiskPlan, funding_rate_8h: float
@@ -271,10 +313,6 @@ class MathSizer:
         return (entry + stop) * to_decimal(trading) + entry * to_decimal(funding)
 
 
-def _round_within(quantity: Decimal, rules: MarketRules) -> Decimal:
-    return rules.round_quantity_down(max(quantity, ZERO))
-
-
 def _valid_inputs(candidate: Candidate, plan: TradePlan) -> bool:
     return (
         candidate.price > 0
@@ -285,21 +323,33 @@ def _valid_inputs(candidate: Candidate, plan: TradePlan) -> bool:
     )
 
 
-def _check_minimums(candidate: Candidate, rules: MarketRules, quantity: Decimal) -> Verdict | None:
+def _check_minimums(
+    candidate: Candidate, rules: MarketRules, bound: BoundQuantity
+) -> Verdict | None:
+    """A refusal naming the filter the quantity fails and the limit that set it."""
+    order_lot = rules.market_order_lot
+    quantity, lot = bound.quantity, order_lot.lot
     if quantity <= 0:
-        return _deny(candidate, ReasonCode.SIZE_ZERO, "quantity rounds to zero")
-    if quantity < rules.min_quantity:
+        return _deny(
+            candidate,
+            ReasonCode.SIZE_ZERO,
+            f"quantity rounds to zero on the market order step {lot.step_size} "
+            f"({order_lot.step_filter}): {bound.allowed:.6g} allowed by {bound.bound}",
+        )
+    if quantity < lot.min_quantity:
         return _deny(
             candidate,
             ReasonCode.BELOW_MIN_QUANTITY,
-            f"quantity {quantity} < minimum {rules.min_quantity}",
+            f"quantity {quantity} set by {bound.bound} is below the market order minimum "
+            f"{lot.min_quantity} ({order_lot.minimum_filter})",
         )
     notional = quantity * candidate.price
     if notional < rules.min_notional:
         return _deny(
             candidate,
             ReasonCode.BELOW_MIN_NOTIONAL,
-            f"notional {notional:.2f} < minimum {rules.min_notional}",
+            f"notional {notional:.2f} < minimum {rules.min_notional} (MIN_NOTIONAL): "
+            f"quantity {quantity} set by {bound.bound}",
         )
     return None
 

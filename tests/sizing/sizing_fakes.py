@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 
+import numpy as np
+
+from quantum_trader.clock import ms_from_utc
 from quantum_trader.domain import (
     Action,
+    Bars,
     Candidate,
     MarketRules,
     PortfolioView,
@@ -17,6 +22,8 @@ from quantum_trader.domain import (
 )
 
 SYMBOL = "BTC/USDT:USDT"
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
+BAR_MS = 300_000
 
 
 def candidate(
@@ -71,3 +78,18 @@ def rules(
 
 def stats(trades: int, wins: int, symbol: str = SYMBOL) -> SymbolStats:
     return SymbolStats(symbol, trades=trades, wins=wins, losses=trades - wins)
+
+
+def flat_bars(price: Decimal, count: int = 300, symbol: str = SYMBOL) -> Bars:
+    """5m bars at one price from T0: a market the paper exchange fills at `price`."""
+    prices = np.full(count, float(price), dtype=np.float64)
+    return Bars(
+        symbol=symbol,
+        timeframe_ms=BAR_MS,
+        time_ms=ms_from_utc(T0) + BAR_MS * np.arange(count, dtype=np.int64),
+        open=prices.copy(),
+        high=prices.copy(),
+        low=prices.copy(),
+        close=prices.copy(),
+        volume=np.ones(count, dtype=np.float64),
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
@@ -11,6 +12,7 @@ from sizing_fakes import candidate, portfolio, rules, stats
 
 from quantum_trader.domain import (
     GateName,
+    LotSize,
     MarketRules,
     ReasonCode,
     Regime,
@@ -176,6 +178,13 @@ def scenarios(draw: st.DrawFn) -> dict[str, object]:
         "funding": draw(st.floats(min_value=-0.003, max_value=0.003)),
         "record": stats(wins + draw(st.integers(min_value=0, max_value=40)), wins),
         "margin_fraction": draw(st.floats(min_value=0.01, max_value=1.0)),
+        # MARKET_LOT_SIZE: none, or a step and a minimum that are multiples of LOT_SIZE's.
+        "market_lot": draw(
+            st.one_of(
+                st.none(),
+                st.tuples(st.sampled_from([1, 10, 100]), st.sampled_from([1, 5, 50])),
+            )
+        ),
     }
 
 
@@ -194,6 +203,12 @@ def test_sizer_properties(case: dict[str, object]) -> None:
     plan = TradePlan(size_factor=case["size_factor"], tp_r_multiple=case["tp_r"])  # type: ignore[arg-type]
     book = portfolio(equity, wallet, {cand.symbol: case["record"]})  # type: ignore[dict-item]
     market = rules(tick=str(case["tick"]), step=str(case["step"]), min_quantity=str(case["step"]))
+    market_lot = case["market_lot"]
+    if market_lot is not None:
+        assert isinstance(market_lot, tuple)
+        steps, minimum_steps = market_lot
+        market_step = market.step_size * steps
+        market = replace(market, market_lot=LotSize(market_step * minimum_steps, market_step))
     funding = float(case["funding"])  # type: ignore[arg-type]
     result = MathSizer(config, COSTS).size(cand, plan, book, market, funding)
     if isinstance(result, Verdict):
@@ -207,9 +222,11 @@ def test_sizer_properties(case: dict[str, object]) -> None:
         return
     _check_order(result, config, equity, wallet, plan, funding)
     assert market.is_quantity_precise(result.quantity)
+    assert result.quantity % market.market_lot_size.step_size == 0
     assert market.is_price_precise(result.stop_price)
     assert market.is_price_precise(result.take_profit_price)
     assert result.quantity >= market.min_quantity
+    assert result.quantity >= market.market_lot_size.min_quantity
     assert result.notional_usdt >= market.min_notional
 
 
