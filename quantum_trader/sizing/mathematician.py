@@ -5,9 +5,12 @@ The arithmetic, in order:
   tp_pct   = sl_pct × R (R from the plan, else from the regime)
   budget   = min(risk_per_trade × size_factor, max_risk_fraction) × equity
   leverage = half-Kelly on the symbol's win rate and R, clamped to [1, max]; default without record
-  notional = budget ÷ (stop distance + costs at the stop), capped by margin cap × leverage
+  notional = budget ÷ (stop distance + fill rounding + costs at the stop), capped by
+             margin cap × leverage
 Quantities round down to the step, the stop toward the entry and the target away from it, so
-the loss at the stop plus the costs of getting stopped out never exceed the budget. The entry is
+the loss at the stop plus the costs of getting stopped out never exceed the budget, with the
+entry and the stop filled a tick worse each (sizing/fill_risk.py: a coarse tick, a probe's 0.8 %
+of the price, lost twice the planned distance). The entry is
 a market order, sized to the market order's step and minimum (`MarketRules.market_order_lot`:
 MARKET_LOT_SIZE's, LOT_SIZE's too; Binance refuses an entry off that step or below that
 minimum every cycle) and capped at its maximum (MARKET_LOT_SIZE maxQty, -4005); the order
@@ -39,6 +42,7 @@ from quantum_trader.domain import (
 )
 from quantum_trader.record import record
 from quantum_trader.sizing.costs import CostModel
+from quantum_trader.sizing.fill_risk import fill_base_high, loss_per_unit
 from quantum_trader.sizing.rounding import stop_price, take_profit_price
 from quantum_trader.sizing.settings import SizingSettings
 
@@ -197,7 +201,7 @@ class MathSizer:
         distance = (entry - stop) * side.sign
         if distance <= 0 or (target - entry) * side.sign <= 0 or target <= 0:
             return _deny(candidate, ReasonCode.SIZE_ZERO, "stop or target within one tick")
-        per_unit = distance + self._cost_per_unit(candidate, stop, risk, funding_rate_8h)
+        per_unit = self._loss_per_unit(candidate, stop, risk, funding_rate_8h, rules.tick_size)
         exit_distance = min(distance, (target - entry) * side.sign)
         bound = self._bound_quantity(candidate, rules, per_unit, risk, exit_distance)
         if isinstance(bound, Verdict):
@@ -296,21 +300,35 @@ class MathSizer:
             )
         return lot.round_down(to_decimal(notional) / candidate.price)
 
-    def _cost_per_unit(
-        self, candidate: Candidate, stop: Decimal, risk: RiskPlan, funding_rate_8h: float
+    def _loss_per_unit(
+        self,
+        candidate: Candidate,
+        stop: Decimal,
+        risk: RiskPlan,
+        funding_rate_8h: float,
+        tick: Decimal,
     ) -> Decimal:
-        """Upper bound of the cost of one unit entered at the price and stopped out at `stop`.
+        """Upper bound of the loss of one unit entered at the price and stopped out at `stop`,
+        the fills' rounding to the tick and every cost included (sizing/fill_risk.py).
 
-        Slippage is taken at the largest notional this order can have (slippage never falls
-        with size); funding received is not counted as a saving.
+        Slippage is taken at the largest notional either fill of this order can have (slippage
+        never falls with size); funding received is not counted as a saving.
         """
-        trading = self.costs.fee_rate(is_maker=False) + self.costs.slippage_rate(
-            float(risk.notional_usdt), candidate.atr_pct
-        )
+        entry = candidate.price
+        highest = max(fill_base_high(entry, tick), stop)
+        largest = float(risk.notional_usdt * highest / entry)
+        slippage = self.costs.slippage_rate(largest, candidate.atr_pct)
         hold_h = self.costs.settings.expected_hold_h
         funding = max(funding_rate_8h * (hold_h / 8.0) * candidate.side.sign, 0.0)
-        entry = candidate.price
-        return (entry + stop) * to_decimal(trading) + entry * to_decimal(funding)
+        return loss_per_unit(
+            entry,
+            stop,
+            candidate.side,
+            tick,
+            to_decimal(self.costs.fee_rate(is_maker=False)),
+            to_decimal(slippage),
+            to_decimal(funding),
+        )
 
 
 def _valid_inputs(candidate: Candidate, plan: TradePlan) -> bool:
