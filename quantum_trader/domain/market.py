@@ -53,9 +53,9 @@ class LotSize:
 @record
 class MarketOrderLot:
     """What a market order's quantity must meet, and the filter each limit comes from (named
-    in refusals). `lot.step_size` is a multiple of both filters' steps and `lot.min_quantity`
-    the larger minimum: the paper exchange checks LOT_SIZE and MARKET_LOT_SIZE alike, and on
-    Binance the market filter's step is a multiple of LOT_SIZE's."""
+    in refusals). `lot.step_size` is the smallest multiple of both filters' steps (the coarser
+    where one is a multiple of the other) and `lot.min_quantity` the larger minimum: the paper
+    exchange checks LOT_SIZE and MARKET_LOT_SIZE alike, so meeting both is never refused."""
 
     lot: LotSize
     step_filter: str

@@ -52,7 +52,8 @@ def test_a_price_between_ticks_counts_the_tick_it_may_be_filled_from(
     side: Side, price: Decimal
 ) -> None:
     # On a 0.1 tick the paper exchange fills from the nearest tick, 100.1 for the buyer and
-    # 100.0 for the seller, then rounds against the taker again; the budget binds (200 USDT).
+    # 100.0 for the seller (0.04 against either), moves it by the slippage and rounds against
+    # the taker again, as it does the stop's fill; the budget (200 USDT) binds.
     wide = SIZING.model_copy(update={"max_margin_fraction": 1.0})
     coarse = rules(tick="0.1")
     order = sized(MathSizer(wide, COSTS).size(candidate(side, price), TradePlan(), portfolio(),
