@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
 
 import numpy as np
@@ -35,11 +36,43 @@ class LotSize:
     def exceeded_by(self, quantity: Decimal) -> bool:
         return self.max_quantity is not None and quantity > self.max_quantity
 
+    def round_down(self, quantity: Decimal) -> Decimal:
+        """Round down to the step: rounding must never increase the risk taken."""
+        return (quantity / self.step_size).to_integral_value(ROUND_DOWN) * self.step_size
+
+    def is_on_step(self, quantity: Decimal) -> bool:
+        return quantity % self.step_size == 0
+
     def cap(self, quantity: Decimal) -> Decimal:
         """`quantity`, at most the maximum rounded down to the step."""
         if self.max_quantity is None or quantity <= self.max_quantity:
             return quantity
-        return (self.max_quantity / self.step_size).to_integral_value(ROUND_DOWN) * self.step_size
+        return self.round_down(self.max_quantity)
+
+
+@record
+class MarketOrderLot:
+    """What a market order's quantity must meet, and the filter each limit comes from (named
+    in refusals). `lot.step_size` is the smallest multiple of both filters' steps (the coarser
+    where one is a multiple of the other) and `lot.min_quantity` the larger minimum: the paper
+    exchange checks LOT_SIZE and MARKET_LOT_SIZE alike, so meeting both is never refused."""
+
+    lot: LotSize
+    step_filter: str
+    minimum_filter: str
+    maximum_filter: str
+
+
+LOT_SIZE = "LOT_SIZE"
+MARKET_LOT_SIZE = "MARKET_LOT_SIZE"
+
+
+def common_step(first: Decimal, second: Decimal) -> Decimal:
+    """The smallest positive multiple of both steps (> 0), as one of them where it is one."""
+    exponent = min(int(first.as_tuple().exponent), int(second.as_tuple().exponent))
+    units = math.lcm(int(first.scaleb(-exponent)), int(second.scaleb(-exponent)))
+    common = Decimal(units).scaleb(exponent)
+    return next((step for step in (first, second) if step == common), common)
 
 
 @record
@@ -70,6 +103,23 @@ class MarketRules:
         if self.market_lot is not None:
             return self.market_lot
         return LotSize(self.min_quantity, self.step_size, self.max_quantity)
+
+    @property
+    def market_order_lot(self) -> MarketOrderLot:
+        """The limits an entry (a market order) is sized to: MARKET_LOT_SIZE's step, minimum
+        and maximum, each at least LOT_SIZE's step and minimum; LOT_SIZE's alone without it."""
+        market = self.market_lot
+        if market is None:
+            lot = LotSize(self.min_quantity, self.step_size, self.max_quantity)
+            return MarketOrderLot(lot, LOT_SIZE, LOT_SIZE, LOT_SIZE)
+        step = common_step(self.step_size, market.step_size)
+        minimum = max(self.min_quantity, market.min_quantity)
+        return MarketOrderLot(
+            LotSize(minimum, step, market.max_quantity),
+            MARKET_LOT_SIZE if step == market.step_size else LOT_SIZE,
+            MARKET_LOT_SIZE if minimum == market.min_quantity else LOT_SIZE,
+            MARKET_LOT_SIZE,
+        )
 
     def max_leverage_for(self, notional_usdt: Decimal) -> int:
         """The highest leverage allowed at `notional_usdt`: its bracket's, at most

@@ -2,8 +2,9 @@
 
 Checks run in a fixed order and the first failure is the verdict: market known, order
 well-formed, account alive, leverage, exchange rules (precision, minimum quantity, minimum
-notional), free balance, margin per trade, notional exposure, open positions, risk at the stop,
-reward:risk. "Balance" is the account's equity in USDT.
+notional, maximum quantity: an entry is a market order, held to MARKET_LOT_SIZE and LOT_SIZE
+alike, `MarketRules.market_order_lot`), free balance, margin per trade, notional exposure,
+open positions, risk at the stop, reward:risk. "Balance" is the account's equity in USDT.
 """
 
 from __future__ import annotations
@@ -92,35 +93,46 @@ def _check_leverage(ctx: _Context) -> _Failure:
 
 
 def _check_precision(ctx: _Context) -> _Failure:
-    o, rules = ctx.order, ctx.rules
-    if not rules.is_quantity_precise(o.quantity):
+    """An entry is a market order: its quantity on the market order step (MARKET_LOT_SIZE's and
+    LOT_SIZE's), its stop and target on the tick."""
+    o, order_lot = ctx.order, ctx.rules.market_order_lot
+    if not order_lot.lot.is_on_step(o.quantity):
         return (
             ReasonCode.BAD_PRECISION,
-            f"quantity {o.quantity} not a multiple of {rules.step_size}",
+            f"quantity {o.quantity} not a multiple of the market order step "
+            f"{order_lot.lot.step_size} ({order_lot.step_filter})",
         )
     for label, price in (("stop", o.stop_price), ("take-profit", o.take_profit_price)):
-        if not rules.is_price_precise(price):
-            return ReasonCode.BAD_PRECISION, f"{label} {price} not a multiple of {rules.tick_size}"
+        if not ctx.rules.is_price_precise(price):
+            return (
+                ReasonCode.BAD_PRECISION,
+                f"{label} {price} not a multiple of {ctx.rules.tick_size}",
+            )
     return None
 
 
 def _check_exchange_minimums(ctx: _Context) -> _Failure:
-    o, rules = ctx.order, ctx.rules
-    if o.quantity < rules.min_quantity:
-        return ReasonCode.BELOW_MIN_QUANTITY, f"quantity {o.quantity} < {rules.min_quantity}"
+    o, order_lot = ctx.order, ctx.rules.market_order_lot
+    if o.quantity < order_lot.lot.min_quantity:
+        return (
+            ReasonCode.BELOW_MIN_QUANTITY,
+            f"quantity {o.quantity} < the market order minimum {order_lot.lot.min_quantity} "
+            f"({order_lot.minimum_filter})",
+        )
     notional = o.quantity * o.entry_price
-    if notional < rules.min_notional:
-        return ReasonCode.BELOW_MIN_NOTIONAL, f"notional {notional} < {rules.min_notional}"
+    if notional < ctx.rules.min_notional:
+        return ReasonCode.BELOW_MIN_NOTIONAL, f"notional {notional} < {ctx.rules.min_notional}"
     return None
 
 
 def _check_market_maximum(ctx: _Context) -> _Failure:
     """An entry is a market order: above MARKET_LOT_SIZE maxQty Binance refuses it (-4005)."""
-    lot = ctx.rules.market_lot_size
-    if lot.exceeded_by(ctx.order.quantity):
+    order_lot = ctx.rules.market_order_lot
+    if order_lot.lot.exceeded_by(ctx.order.quantity):
         return (
             ReasonCode.ABOVE_MAX_QUANTITY,
-            f"quantity {ctx.order.quantity} > market order maximum {lot.max_quantity}",
+            f"quantity {ctx.order.quantity} > market order maximum "
+            f"{order_lot.lot.max_quantity} ({order_lot.maximum_filter})",
         )
     return None
 

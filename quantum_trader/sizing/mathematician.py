@@ -5,15 +5,20 @@ The arithmetic, in order:
   tp_pct   = sl_pct × R (R from the plan, else from the regime)
   budget   = min(risk_per_trade × size_factor, max_risk_fraction) × equity
   leverage = half-Kelly on the symbol's win rate and R, clamped to [1, max]; default without record
-  notional = budget ÷ (stop distance + costs at the stop), capped by margin cap × leverage
+  notional = budget ÷ (stop distance + fill rounding + costs at the stop), capped by
+             margin cap × leverage
 Quantities round down to the step, the stop toward the entry and the target away from it, so
-the loss at the stop plus the costs of getting stopped out never exceed the budget. The entry is
-a market order: its quantity is capped at the market-order maximum (MARKET_LOT_SIZE maxQty,
-rounded down to its step), which Binance would refuse with -4005 every cycle; the order records
-that cap (`SizedOrder.market_max_quantity`) as the risk plan records the margin cap. It is
-also capped at the book's depth as the cost model sees it: the expected slippage at most
+the loss at the stop plus the costs of getting stopped out never exceed the budget, with the
+entry and the stop filled a tick worse each (sizing/fill_risk.py: a coarse tick, a probe's 0.8 %
+of the price, lost twice the planned distance). The entry is
+a market order, sized to the market order's step and minimum (`MarketRules.market_order_lot`:
+MARKET_LOT_SIZE's, LOT_SIZE's too; Binance refuses an entry off that step or below that
+minimum every cycle) and capped at its maximum (MARKET_LOT_SIZE maxQty, -4005); the order
+records that cap (`SizedOrder.market_max_quantity`) as the risk plan records the margin cap. It
+is also capped at the book's depth as the cost model sees it: the expected slippage at most
 `max_slippage_stop_share` of the nearer exit's distance (`slippage_max_quantity`), else the
-fill's own impact could carry it past the target (a huge paper account did so).
+fill's own impact could carry it past the target (a huge paper account did so). A refusal names
+the limit that set the quantity and the filter it failed.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from quantum_trader.domain import (
     ZERO,
     Candidate,
     GateName,
+    LotSize,
     MarketRules,
     PortfolioView,
     ReasonCode,
@@ -36,6 +42,7 @@ from quantum_trader.domain import (
 )
 from quantum_trader.record import record
 from quantum_trader.sizing.costs import CostModel
+from quantum_trader.sizing.fill_risk import fill_base_high, loss_per_unit
 from quantum_trader.sizing.rounding import stop_price, take_profit_price
 from quantum_trader.sizing.settings import SizingSettings
 
@@ -64,6 +71,18 @@ class RiskPlan:
     @property
     def margin_usdt(self) -> Decimal:
         return self.notional_usdt / self.leverage
+
+
+@record
+class BoundQuantity:
+    """An entry's quantity on the market order step, and the limit that set it (`bound`, for a
+    refusal to name): the budget, the notional cap, the book's depth or the market maximum."""
+
+    quantity: Decimal
+    allowed: Decimal
+    bound: str
+    market_max_quantity: Decimal | None = None
+    slippage_max_quantity: Decimal | None = None
 
 
 def to_decimal(value: float) -> Decimal:
@@ -182,26 +201,15 @@ class MathSizer:
         distance = (entry - stop) * side.sign
         if distance <= 0 or (target - entry) * side.sign <= 0 or target <= 0:
             return _deny(candidate, ReasonCode.SIZE_ZERO, "stop or target within one tick")
-        per_unit = distance + self._cost_per_unit(candidate, stop, risk, funding_rate_8h)
-        quantity = _round_within(
-            min(risk.budget_usdt / per_unit, risk.notional_usdt / entry), rules
-        )
-        # Decimal division rounds to 28 digits; one step back guards the caps exactly.
-        if quantity > 0 and (
-            quantity * per_unit > risk.budget_usdt or quantity * entry > risk.notional_usdt
-        ):
-            quantity -= rules.step_size
-        depth = self._depth_quantity(candidate, rules, min(distance, (target - entry) * side.sign))
-        if isinstance(depth, Verdict):
-            return depth
-        slippage_capped = depth if depth is not None and quantity > depth else None
-        quantity = min(quantity, depth) if depth is not None else quantity
-        market = rules.market_lot_size
-        capped_at = market.max_quantity if market.exceeded_by(quantity) else None
-        quantity = market.cap(quantity)
-        denial = _check_minimums(candidate, rules, quantity)
+        per_unit = self._loss_per_unit(candidate, stop, risk, funding_rate_8h, rules.tick_size)
+        exit_distance = min(distance, (target - entry) * side.sign)
+        bound = self._bound_quantity(candidate, rules, per_unit, risk, exit_distance)
+        if isinstance(bound, Verdict):
+            return bound
+        denial = _check_minimums(candidate, rules, bound)
         if denial is not None:
             return denial
+        quantity = bound.quantity
         notional = quantity * entry
         costs = self.costs.round_trip_at(
             float(quantity),
@@ -228,12 +236,50 @@ class MathSizer:
             confidence=candidate.confidence,
             method=self.method,
             exit_mode=plan.exit_mode,
-            market_max_quantity=capped_at,
-            slippage_max_quantity=slippage_capped,
+            market_max_quantity=bound.market_max_quantity,
+            slippage_max_quantity=bound.slippage_max_quantity,
         )
 
+    def _bound_quantity(
+        self,
+        candidate: Candidate,
+        rules: MarketRules,
+        per_unit: Decimal,
+        risk: RiskPlan,
+        exit_distance: Decimal,
+    ) -> BoundQuantity | Verdict:
+        """The most the budget, the notional cap, the book's depth and the market maximum
+        allow, rounded down to the market order step; which of them set it."""
+        order_lot = rules.market_order_lot
+        lot = order_lot.lot
+        by_budget, by_notional = risk.budget_usdt / per_unit, risk.notional_usdt / candidate.price
+        if by_budget <= by_notional:
+            allowed, bound = by_budget, f"the risk budget {risk.budget_usdt:.2f} USDT"
+        else:
+            allowed, bound = by_notional, f"the notional cap {risk.notional_usdt:.2f} USDT"
+        quantity = lot.round_down(max(allowed, ZERO))
+        # Decimal division rounds to 28 digits; one step back guards the caps exactly.
+        if quantity > 0 and (
+            quantity * per_unit > risk.budget_usdt
+            or quantity * candidate.price > risk.notional_usdt
+        ):
+            quantity -= lot.step_size
+        depth = self._depth_quantity(candidate, lot, exit_distance)
+        if isinstance(depth, Verdict):
+            return depth
+        result = BoundQuantity(quantity, allowed, bound)
+        if depth is not None and quantity > depth:
+            within = f"the book's depth as the cost model sees it ({depth})"
+            result = BoundQuantity(depth, depth, within, slippage_max_quantity=depth)
+        maximum = lot.max_quantity
+        if maximum is not None and result.quantity > maximum:
+            named = f"the market order maximum {maximum} ({order_lot.maximum_filter})"
+            capped = lot.cap(result.quantity)
+            result = BoundQuantity(capped, maximum, named, maximum, result.slippage_max_quantity)
+        return result
+
     def _depth_quantity(
-        self, candidate: Candidate, rules: MarketRules, exit_distance: Decimal
+        self, candidate: Candidate, lot: LotSize, exit_distance: Decimal
     ) -> Decimal | Verdict | None:
         """The most this entry may buy or sell before its expected slippage exceeds
         `max_slippage_stop_share` of the nearer exit's distance (None: no bound), or a denial
@@ -252,27 +298,37 @@ class MathSizer:
                 f"slippage {smallest:.4%} at any size exceeds {share} of the stop distance "
                 f"({max_rate / share:.4%}): the market is too thin for this stop",
             )
-        return rules.round_quantity_down(to_decimal(notional) / candidate.price)
+        return lot.round_down(to_decimal(notional) / candidate.price)
 
-    def _cost_per_unit(
-        self, candidate: Candidate, stop: Decimal, risk: RiskPlan, funding_rate_8h: float
+    def _loss_per_unit(
+        self,
+        candidate: Candidate,
+        stop: Decimal,
+        risk: RiskPlan,
+        funding_rate_8h: float,
+        tick: Decimal,
     ) -> Decimal:
-        """Upper bound of the cost of one unit entered at the price and stopped out at `stop`.
+        """Upper bound of the loss of one unit entered at the price and stopped out at `stop`,
+        the fills' rounding to the tick and every cost included (sizing/fill_risk.py).
 
-        Slippage is taken at the largest notional this order can have (slippage never falls
-        with size); funding received is not counted as a saving.
+        Slippage is taken at the largest notional either fill of this order can have (slippage
+        never falls with size); funding received is not counted as a saving.
         """
-        trading = self.costs.fee_rate(is_maker=False) + self.costs.slippage_rate(
-            float(risk.notional_usdt), candidate.atr_pct
-        )
+        entry = candidate.price
+        highest = max(fill_base_high(entry, tick), stop)
+        largest = float(risk.notional_usdt * highest / entry)
+        slippage = self.costs.slippage_rate(largest, candidate.atr_pct)
         hold_h = self.costs.settings.expected_hold_h
         funding = max(funding_rate_8h * (hold_h / 8.0) * candidate.side.sign, 0.0)
-        entry = candidate.price
-        return (entry + stop) * to_decimal(trading) + entry * to_decimal(funding)
-
-
-def _round_within(quantity: Decimal, rules: MarketRules) -> Decimal:
-    return rules.round_quantity_down(max(quantity, ZERO))
+        return loss_per_unit(
+            entry,
+            stop,
+            candidate.side,
+            tick,
+            to_decimal(self.costs.fee_rate(is_maker=False)),
+            to_decimal(slippage),
+            to_decimal(funding),
+        )
 
 
 def _valid_inputs(candidate: Candidate, plan: TradePlan) -> bool:
@@ -285,21 +341,33 @@ def _valid_inputs(candidate: Candidate, plan: TradePlan) -> bool:
     )
 
 
-def _check_minimums(candidate: Candidate, rules: MarketRules, quantity: Decimal) -> Verdict | None:
+def _check_minimums(
+    candidate: Candidate, rules: MarketRules, bound: BoundQuantity
+) -> Verdict | None:
+    """A refusal naming the filter the quantity fails and the limit that set it."""
+    order_lot = rules.market_order_lot
+    quantity, lot = bound.quantity, order_lot.lot
     if quantity <= 0:
-        return _deny(candidate, ReasonCode.SIZE_ZERO, "quantity rounds to zero")
-    if quantity < rules.min_quantity:
+        return _deny(
+            candidate,
+            ReasonCode.SIZE_ZERO,
+            f"quantity rounds to zero on the market order step {lot.step_size} "
+            f"({order_lot.step_filter}): {bound.allowed:.6g} allowed by {bound.bound}",
+        )
+    if quantity < lot.min_quantity:
         return _deny(
             candidate,
             ReasonCode.BELOW_MIN_QUANTITY,
-            f"quantity {quantity} < minimum {rules.min_quantity}",
+            f"quantity {quantity} set by {bound.bound} is below the market order minimum "
+            f"{lot.min_quantity} ({order_lot.minimum_filter})",
         )
     notional = quantity * candidate.price
     if notional < rules.min_notional:
         return _deny(
             candidate,
             ReasonCode.BELOW_MIN_NOTIONAL,
-            f"notional {notional:.2f} < minimum {rules.min_notional}",
+            f"notional {notional:.2f} < minimum {rules.min_notional} (MIN_NOTIONAL): "
+            f"quantity {quantity} set by {bound.bound}",
         )
     return None
 

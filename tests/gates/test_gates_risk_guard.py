@@ -137,11 +137,31 @@ def test_a_market_entry_above_the_market_maximum_is_refused() -> None:
     assert review(sized_order(quantity="10"), view=view).approved
     above = review(sized_order(quantity="10.001"), view=view)
     assert above.reason is ReasonCode.ABOVE_MAX_QUANTITY
-    assert above.detail == "quantity 10.001 > market order maximum 10"
+    assert above.detail == "quantity 10.001 > market order maximum 10 (MARKET_LOT_SIZE)"
     lot_only = market(market_rules={"ETH/USDT:USDT": replace(rules(), max_quantity=D("9"))})
     assert review(sized_order(quantity="10"), view=lot_only).reason is (
         ReasonCode.ABOVE_MAX_QUANTITY  # no MARKET_LOT_SIZE: LOT_SIZE's maximum
     )
+
+
+def test_an_entry_off_the_market_order_step_is_refused_naming_the_filter() -> None:
+    # The probe's SOL: LOT_SIZE step 0.01, MARKET_LOT_SIZE step 1 (Binance: -1111 or -4003).
+    sol = replace(rules(step="0.01", min_quantity="0.01"), market_lot=LotSize(D(1), D(1), None))
+    view = market(market_rules={"ETH/USDT:USDT": sol})
+    assert review(sized_order(quantity="10"), view=view).approved
+    off = review(sized_order(quantity="9.5"), view=view)
+    assert off.reason is ReasonCode.BAD_PRECISION
+    assert off.detail == "quantity 9.5 not a multiple of the market order step 1 (MARKET_LOT_SIZE)"
+
+
+def test_an_entry_below_the_market_order_minimum_is_refused_naming_the_filter() -> None:
+    # The probe's ETH: LOT_SIZE minimum 0.001, MARKET_LOT_SIZE minimum 0.5.
+    eth = replace(rules(), market_lot=LotSize(D("0.5"), D("0.001"), None))
+    view = market(market_rules={"ETH/USDT:USDT": eth})
+    assert review(sized_order(quantity="0.5"), view=view).approved
+    low = review(sized_order(quantity="0.499"), view=view)
+    assert low.reason is ReasonCode.BELOW_MIN_QUANTITY
+    assert low.detail == "quantity 0.499 < the market order minimum 0.5 (MARKET_LOT_SIZE)"
 
 
 def test_minimum_notional() -> None:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 
+import numpy as np
+
+from quantum_trader.clock import ms_from_utc
 from quantum_trader.domain import (
     Action,
+    Bars,
     Candidate,
     MarketRules,
     PortfolioView,
@@ -13,10 +18,17 @@ from quantum_trader.domain import (
     Regime,
     Side,
     Signal,
+    SizedOrder,
     SymbolStats,
 )
+from quantum_trader.execution.paper_ledger import Ledger
+from quantum_trader.execution.paper_markets import PriceTape
+from quantum_trader.execution.paper_state import PaperState
+from quantum_trader.sizing.costs import CostModel
 
 SYMBOL = "BTC/USDT:USDT"
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
+BAR_MS = 300_000
 
 
 def candidate(
@@ -71,3 +83,48 @@ def rules(
 
 def stats(trades: int, wins: int, symbol: str = SYMBOL) -> SymbolStats:
     return SymbolStats(symbol, trades=trades, wins=wins, losses=trades - wins)
+
+
+def flat_bars(price: Decimal, count: int = 300, symbol: str = SYMBOL) -> Bars:
+    """5m bars at one price from T0: a market the paper exchange fills at `price`."""
+    prices = np.full(count, float(price), dtype=np.float64)
+    return Bars(
+        symbol=symbol,
+        timeframe_ms=BAR_MS,
+        time_ms=ms_from_utc(T0) + BAR_MS * np.arange(count, dtype=np.int64),
+        open=prices.copy(),
+        high=prices.copy(),
+        low=prices.copy(),
+        close=prices.copy(),
+        volume=np.ones(count, dtype=np.float64),
+    )
+
+
+class FixedAtrTape(PriceTape):
+    """A market flat at `price` whose ATR % is the sizer's (`atr_pct`): the paper exchange's
+    slippage is then the cost model's at the volatility the sizer priced."""
+
+    def __init__(self, price: Decimal, atr_pct: float, symbol: str = SYMBOL) -> None:
+        super().__init__(flat_bars(price, 1, symbol), None)
+        self.fixed_atr_pct = atr_pct
+
+    def atr_pct_at(self, now_ms: int) -> float:
+        return self.fixed_atr_pct
+
+
+def paper_loss_at_stop(order: SizedOrder, rules: MarketRules, costs: CostModel) -> Decimal:
+    """What `order` loses on the paper exchange entered at its price and stopped out at its
+    stop (not gapped through): the fills' own prices (`Ledger.fill_price`, `taker_price`: the
+    price on the tick, slippage, rounded against the taker) and the fees charged on them."""
+    symbol, quantity, now_ms = order.symbol, order.quantity, ms_from_utc(T0)
+    tape = FixedAtrTape(order.entry_price, order.atr_pct, symbol)
+    ledger = Ledger(PaperState(Decimal(0), now_ms), {symbol: rules}, {symbol: tape}, costs)
+    buy_or_sell, close = order.side.entry_order_side, order.side.exit_order_side
+    base = ledger.fill_price(symbol, now_ms)
+    entry = ledger.taker_price(symbol, buy_or_sell, base, quantity, now_ms)
+    stop = ledger.taker_price(symbol, close, order.stop_price, quantity, now_ms)
+    fees = (
+        ledger.plan(symbol, buy_or_sell, quantity, entry).fee_usdt
+        + ledger.plan(symbol, close, quantity, stop).fee_usdt
+    )
+    return (entry - stop) * order.side.sign * quantity + fees

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sizing_fakes import candidate, portfolio, rules, stats
+from sizing_fakes import candidate, paper_loss_at_stop, portfolio, rules, stats
 
 from quantum_trader.domain import (
     GateName,
+    LotSize,
     MarketRules,
     ReasonCode,
     Regime,
@@ -78,11 +80,13 @@ def test_costs_are_reported_and_fit_in_the_budget() -> None:
 
 def test_uncapped_loss_at_stop_plus_costs_is_the_budget() -> None:
     wide = SIZING.model_copy(update={"max_margin_fraction": 1.0})
+    # Besides the costs, each fill may round a tick (0.01) against the trade: 0.02 a unit.
     order = sized(MathSizer(wide, COSTS).size(candidate(), TradePlan(), portfolio(), rules()))
-    total = order.expected_loss_usdt + order.costs_usdt
+    total = order.expected_loss_usdt + order.costs_usdt + order.quantity * Decimal("0.02")
     assert Decimal(199) < total <= Decimal(200)
     free_order = sized(MathSizer(wide, FREE).size(candidate(), TradePlan(), portfolio(), rules()))
-    assert Decimal("199.99") < free_order.expected_loss_usdt <= Decimal(200)
+    free_total = free_order.expected_loss_usdt + free_order.quantity * Decimal("0.02")
+    assert Decimal("199.99") < free_total <= Decimal(200)
 
 
 @pytest.mark.parametrize(
@@ -160,11 +164,19 @@ STEPS = st.sampled_from(["0.0001", "0.001", "0.01", "0.1", "1", "10"])
 @st.composite
 def scenarios(draw: st.DrawFn) -> dict[str, object]:
     tick = Decimal(draw(TICKS))
-    ticks = draw(st.integers(min_value=50, max_value=10_000_000))
+    # Ticks coarse beside the price too (the probe's: 0.8 % of it), and prices between ticks
+    # (a recorded close need not be on the tick).
+    ticks = draw(
+        st.one_of(
+            st.integers(min_value=50, max_value=10_000_000),
+            st.integers(min_value=20, max_value=2_000),
+        )
+    )
+    between = Decimal(draw(st.sampled_from([0, 0, 1, 25, 50, 99]))) / 100
     wins = draw(st.integers(min_value=0, max_value=40))
     return {
         "side": draw(st.sampled_from(list(Side))),
-        "price": tick * ticks,
+        "price": tick * (ticks + between),
         "tick": str(tick),
         "step": draw(STEPS),
         "atr_pct": draw(st.floats(min_value=0.0, max_value=0.2)),
@@ -176,6 +188,13 @@ def scenarios(draw: st.DrawFn) -> dict[str, object]:
         "funding": draw(st.floats(min_value=-0.003, max_value=0.003)),
         "record": stats(wins + draw(st.integers(min_value=0, max_value=40)), wins),
         "margin_fraction": draw(st.floats(min_value=0.01, max_value=1.0)),
+        # MARKET_LOT_SIZE: none, or a step and a minimum that are multiples of LOT_SIZE's.
+        "market_lot": draw(
+            st.one_of(
+                st.none(),
+                st.tuples(st.sampled_from([1, 10, 100]), st.sampled_from([1, 5, 50])),
+            )
+        ),
     }
 
 
@@ -194,6 +213,12 @@ def test_sizer_properties(case: dict[str, object]) -> None:
     plan = TradePlan(size_factor=case["size_factor"], tp_r_multiple=case["tp_r"])  # type: ignore[arg-type]
     book = portfolio(equity, wallet, {cand.symbol: case["record"]})  # type: ignore[dict-item]
     market = rules(tick=str(case["tick"]), step=str(case["step"]), min_quantity=str(case["step"]))
+    market_lot = case["market_lot"]
+    if market_lot is not None:
+        assert isinstance(market_lot, tuple)
+        steps, minimum_steps = market_lot
+        market_step = market.step_size * steps
+        market = replace(market, market_lot=LotSize(market_step * minimum_steps, market_step))
     funding = float(case["funding"])  # type: ignore[arg-type]
     result = MathSizer(config, COSTS).size(cand, plan, book, market, funding)
     if isinstance(result, Verdict):
@@ -206,11 +231,32 @@ def test_sizer_properties(case: dict[str, object]) -> None:
         }
         return
     _check_order(result, config, equity, wallet, plan, funding)
+    _check_paper_loss(result, market, budget_of(config, equity, plan), funding)
     assert market.is_quantity_precise(result.quantity)
+    assert result.quantity % market.market_lot_size.step_size == 0
     assert market.is_price_precise(result.stop_price)
     assert market.is_price_precise(result.take_profit_price)
     assert result.quantity >= market.min_quantity
+    assert result.quantity >= market.market_lot_size.min_quantity
     assert result.notional_usdt >= market.min_notional
+
+
+def budget_of(config: SizingSettings, equity: Decimal, plan: TradePlan) -> Decimal:
+    fraction = min(config.risk_per_trade * plan.size_factor, config.max_risk_fraction)
+    return equity * to_decimal(fraction)
+
+
+def _check_paper_loss(
+    order: SizedOrder, market: MarketRules, budget: Decimal, funding: float
+) -> None:
+    """The README's promise with the paper exchange's own fills: the loss at the stop, with
+    fees, slippage, the fills' rounding to the tick and the funding the sizer expects, never
+    exceeds the budget."""
+    loss = paper_loss_at_stop(order, market, COSTS)
+    hold_h = COSTS.settings.expected_hold_h
+    paid = COSTS.funding_usdt(float(order.notional_usdt), funding, order.side, hold_h)
+    # The ledger rounds each fee to 1e-8 USDT.
+    assert loss + to_decimal(paid) <= budget + Decimal("0.00000002"), (loss, budget)
 
 
 def _check_order(
@@ -221,8 +267,7 @@ def _check_order(
     plan: TradePlan,
     funding: float,
 ) -> None:
-    fraction = min(config.risk_per_trade * plan.size_factor, config.max_risk_fraction)
-    budget = equity * to_decimal(fraction)
+    budget = budget_of(config, equity, plan)
     loss = (order.entry_price - order.stop_price) * order.side.sign * order.quantity
     assert loss == order.expected_loss_usdt
     costs = COSTS.round_trip_at(
