@@ -10,7 +10,7 @@ so a rest below it could neither be stopped nor closed (`partial_size`).
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import ROUND_DOWN, Decimal
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from quantum_trader.domain import MarketRules, Position, PositionEvent
@@ -68,8 +68,6 @@ def partial_size(wanted: Decimal, held: Decimal, rules: MarketRules | None) -> D
     (less where it would leave too little; 0: no partial)."""
     if rules is None:
         return wanted if 0 < wanted < held else Decimal(0)
-    lot = rules.market_lot_size
-    least = max(lot.min_quantity, rules.min_quantity)  # the rest's stop is a conditional order
-    part = min(wanted, held - least)
-    part = (part / lot.step_size).to_integral_value(ROUND_DOWN) * lot.step_size
+    lot = rules.market_order_lot.lot  # both filters' step and minimum: the rest's stop too
+    part = lot.round_down(min(wanted, held - lot.min_quantity))
     return part if lot.min_quantity <= part < held and part > 0 else Decimal(0)

@@ -148,5 +148,5 @@ def test_a_part_and_its_rest_each_meet_every_minimum_or_there_is_no_part(
     rest = quantity - part
     assert part <= wanted * step
     assert part % step == 0
-    assert part >= market.min_quantity
+    assert part >= max(market.min_quantity, rules.min_quantity)
     assert rest >= max(market.min_quantity, rules.min_quantity)
