@@ -51,6 +51,11 @@ class Engine:
     with what executed, possibly nothing. `trades_per_execution` splits each execution into
     that many trades (as many as the quantity's steps allow), as a market order that meets
     many resting orders is reported: one userTrades row and one ORDER_TRADE_UPDATE each.
+    `child_carries_algo_id` True gives a triggered conditional order's market order the
+    conditional order's clientAlgoId as its clientOrderId (and its type as origType), as
+    NautilusTrader saw on Binance (nautilus_trader#3287, #3664: an ORDER_TRADE_UPDATE under
+    the algo order's client id); False (the default) gives it `algo-<algoId>`: Binance does
+    not document which client id that order carries.
     """
 
     def __init__(self, state: LoopbackState, report_actual_order: bool = True) -> None:
@@ -60,6 +65,7 @@ class Engine:
         self.triggered_fill: FillPlan | None = None
         self.trades_per_execution = 1
         self.fill_market_later_ms: int | None = None
+        self.child_carries_algo_id = False
         self._later: list[tuple[int, dict[str, Any], FillPlan | None]] = []  # (due ms, order)
 
     # -- market orders -------------------------------------------------------------------------
@@ -313,9 +319,14 @@ class Engine:
             return
         params = {"symbol": algo["symbol"], "side": algo["side"],
                   "reduceOnly": "true" if algo["reduceOnly"] else "false"}  # fmt: skip
+        child_id = f"algo-{algo['algoId']}"
+        if self.child_carries_algo_id:
+            child_id = algo["clientAlgoId"]
         order = payloads.order_json(
-            s.new_id(), f"algo-{algo['algoId']}", params, Decimal(algo["quantity"]), s.now_ms
+            s.new_id(), child_id, params, Decimal(algo["quantity"]), s.now_ms
         )
+        if self.child_carries_algo_id:
+            order["origType"] = algo["orderType"]
         s.orders[order["clientOrderId"]] = order
         if self.report_actual_order:
             algo["actualOrderId"] = str(order["orderId"])
