@@ -11,7 +11,8 @@ the market table are ignored (None); a malformed event of a type we use is a Mar
 A conditional order's state is ALGO_UPDATE's alone: an ORDER_TRADE_UPDATE of a conditional
 type, or of the market order a triggered one became ("ot" conditional), is ignored; the
 triggered order's execution arrives in ALGO_UPDATE's "aq"/"ap". Fields Binance documents as
-sometimes absent are not required: commission "n"/"N" (never read), "aq"/"ap" before the
+sometimes absent are not required: commission "n"/"N" (never read: fees come from userTrades;
+a reader would take it as charged by binance_fills.py `charged_commission`), "aq"/"ap" before the
 trigger, "q" of a close-position conditional order (quantity 0, as the REST parser).
 """
 
