@@ -67,6 +67,7 @@ from quantum_trader.execution.binance_events import (
     LeverageUpdate,
     OrderUpdate,
     PositionState,
+    TradeReported,
     UserEvent,
 )
 from quantum_trader.record import record
@@ -169,17 +170,19 @@ class AccountMirror:
     @property
     def moved(self) -> StreamMoves:
         """By symbol, when the latest event about its position (ACCOUNT_UPDATE) or a fill on
-        it (an order's update with a quantity executed) was received, applied or not; and
+        it (an order's update with a quantity executed, or a fill of an order not mirrored:
+        a person's LIMIT order, a liquidation) was received, applied or not; and
         when the last seed's read was sent: a seed follows a (re)connect or a gap, whose
         events were lost, so before then any symbol may have moved unseen — since the last
         event received before the gap (`lost`); and the trades reported among the events
         kept, by symbol and trade id, at their transaction time (a person's may not be
-        listed by GET userTrades yet)."""
+        listed by GET userTrades yet), whatever the order's type."""
         traded: dict[str, dict[str, datetime]] = {}
         for _, event in self._log:
-            if isinstance(event, OrderUpdate) and event.trade_id is not None:
-                at = utc_from_ms(event.time_ms)
-                traded.setdefault(event.order.symbol, {})[event.trade_id] = at
+            reported = _trade_of(event)
+            if reported is not None:
+                symbol, trade_id, time_ms = reported
+                traded.setdefault(symbol, {})[trade_id] = utc_from_ms(time_ms)
         return StreamMoves(self._moved, self._lost_before, self._lost_since, traded)
 
     def lost(self) -> None:
@@ -263,9 +266,20 @@ def _symbols_moved(event: UserEvent) -> tuple[str, ...]:
     """The symbols `event` says a position changed or an order filled on."""
     if isinstance(event, AccountUpdate):
         return tuple(state.symbol for state in event.positions)
+    if isinstance(event, TradeReported):
+        return (event.symbol,)
     if isinstance(event, (OrderUpdate, AlgoUpdate)) and event.order.filled_quantity > 0:
         return (event.order.symbol,)
     return ()
+
+
+def _trade_of(event: UserEvent) -> tuple[str, str, int] | None:
+    """The trade `event` reports with its id, any order's: (symbol, trade id, time ms)."""
+    if isinstance(event, OrderUpdate) and event.trade_id is not None:
+        return event.order.symbol, event.trade_id, event.time_ms
+    if isinstance(event, TradeReported) and event.trade_id is not None:
+        return event.symbol, event.trade_id, event.time_ms
+    return None
 
 
 def _read_sent(snapshot: ExchangeSnapshot, event: UserEvent) -> datetime:

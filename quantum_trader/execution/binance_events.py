@@ -5,13 +5,19 @@ ORDER_TRADE_UPDATE (plain orders), ALGO_UPDATE (conditional orders), ACCOUNT_UPD
 (positions), ACCOUNT_CONFIG_UPDATE (leverage), listenKeyExpired. Numbers are strings parsed to
 Decimal (never ccxt's floats). A combined-stream wrapper {"stream": ..., "data": ...} is
 unwrapped. Events of other types (TRADE_LITE, MARGIN_CALL, CONDITIONAL_ORDER_TRIGGER_REJECT,
-STRATEGY_UPDATE, GRID_UPDATE, ...), orders of types we never send (LIMIT...) and symbols outside
-the market table are ignored (None); a malformed event of a type we use is a MarketDataError.
+STRATEGY_UPDATE, GRID_UPDATE, ...) and symbols outside the market table are ignored (None); a
+malformed event of a type we use is a MarketDataError. An order of a type we never send
+(LIMIT..., a liquidation's, a triggered conditional order's market order) is not mirrored;
+only its fills are kept, each a `TradeReported` (execution type TRADE, last filled quantity
+"l" above 0): a person's LIMIT fills, a liquidation's or ADL's (client ids `autoclose-`,
+`adl_autoclose`, `settlement_autoclose-`), so the keeper knows a trade it may not find
+listed yet.
 
 A conditional order's state is ALGO_UPDATE's alone: an ORDER_TRADE_UPDATE of a conditional
 type, or of the market order a triggered one became ("ot" conditional), is ignored; the
 triggered order's execution arrives in ALGO_UPDATE's "aq"/"ap". Fields Binance documents as
-sometimes absent are not required: commission "n"/"N" (never read), "aq"/"ap" before the
+sometimes absent are not required: commission "n"/"N" (never read: fees come from userTrades;
+a reader would take it as charged by binance_fills.py `charged_commission`), "aq"/"ap" before the
 trigger, "q" of a close-position conditional order (quantity 0, as the REST parser).
 """
 
@@ -84,6 +90,16 @@ class OrderUpdate:
 
 
 @record
+class TradeReported:
+    """A fill of an order the mirror does not track (module doc): its symbol moved and
+    traded, nothing more."""
+
+    symbol: str
+    time_ms: int  # the trade's transaction time
+    trade_id: str | None  # "t", the userTrades row's id; None when not given
+
+
+@record
 class AlgoUpdate:
     order: Order
     raw_status: str  # Binance's algo status: NEW, TRIGGERING, ..., FINISHED
@@ -102,7 +118,9 @@ class ListenKeyExpired:
     time_ms: int
 
 
-UserEvent = AccountUpdate | OrderUpdate | AlgoUpdate | LeverageUpdate | ListenKeyExpired
+UserEvent = (
+    AccountUpdate | OrderUpdate | TradeReported | AlgoUpdate | LeverageUpdate | ListenKeyExpired
+)
 
 
 def unwrap(message: Any) -> Any:
@@ -156,17 +174,19 @@ def parse_user_event(message: Any, symbol_by_id: Mapping[str, str]) -> UserEvent
 
 def _order_update(
     payload: Mapping[str, Any], symbol_by_id: Mapping[str, str]
-) -> OrderUpdate | None:
+) -> OrderUpdate | TradeReported | None:
     what = "ORDER_TRADE_UPDATE"
     o = field(payload, "o", what)
     symbol = symbol_by_id.get(str(field(o, "s", what)))
-    kind = o.get("o")
-    if symbol is None or kind != OrderKind.MARKET or o.get("ot", kind) in _CONDITIONAL:
+    if symbol is None:
         return None
+    time_ms = ms_field(o, "T", what) if o.get("T") else ms_field(payload, "T", what)
+    kind = o.get("o")
+    if kind != OrderKind.MARKET or o.get("ot", kind) in _CONDITIONAL:
+        return _trade_reported(o, symbol, time_ms)
     status_raw = str(field(o, "X", what))
     if status_raw not in _PLAIN_STATUS:
         raise MarketDataError(f"{what} {symbol}: unknown order status {status_raw!r}")
-    time_ms = ms_field(o, "T", what) if o.get("T") else ms_field(payload, "T", what)
     average = decimal_field(o, "ap", what)
     order = Order(
         client_order_id=str(field(o, "c", what)),
@@ -183,6 +203,13 @@ def _order_update(
         updated_at=utc_from_ms(time_ms),
     )
     return OrderUpdate(order, time_ms, _trade_id(o))
+
+
+def _trade_reported(o: Mapping[str, Any], symbol: str, time_ms: int) -> TradeReported | None:
+    """The fill an update of an order not mirrored reports, or None (not a fill)."""
+    if o.get("x") != "TRADE" or decimal_field(o, "l", f"ORDER_TRADE_UPDATE {symbol}") <= 0:
+        return None
+    return TradeReported(symbol, time_ms, _trade_id(o))
 
 
 def _trade_id(o: Mapping[str, Any]) -> str | None:

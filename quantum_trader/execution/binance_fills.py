@@ -8,6 +8,10 @@ it values a BNB commission, so the nearest it publishes is used, the close of th
 kline of the asset's USDT perpetual (`parse_minute_close`; while that minute still forms, the
 latest price). An asset with no such market is given as None: its commission counts 0 and the
 caller says so.
+
+The sign of a commission (`charged_commission`): a taker's is a charge whatever its sign —
+Binance's own Account Trade List example writes a taker fill's commission "-0.07819010" —, a
+maker's negative one a rebate.
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ def price_minutes(payload: Any, symbol: str) -> set[PriceKey]:
     keys = set()
     for row in as_list(payload, "userTrades"):
         asset = str(field(row, "commissionAsset", what))
-        if asset != SETTLE_ASSET and decimal_field(row, "commission", what) != 0:
+        if asset != SETTLE_ASSET and _commission(row, what) != 0:
             keys.add((asset, minute_of(int_field(row, "time", what))))
     return keys
 
@@ -91,7 +95,7 @@ def other_asset_fees(
     fees: dict[str, tuple[Decimal, Decimal]] = {}
     for row in as_list(payload, "userTrades"):
         asset = str(field(row, "commissionAsset", what))
-        fee = decimal_field(row, "commission", what)
+        fee = _commission(row, what)
         if asset != SETTLE_ASSET and fee != 0:
             in_asset, in_usdt = fees.get(asset, (ZERO, ZERO))
             usdt = _fee_usdt(row, what, int_field(row, "time", what), prices)
@@ -127,8 +131,28 @@ def _fill(row: Any, what: str, symbol: str, client_order_id: str, prices: Prices
     )
 
 
+def charged_commission(commission: Decimal, is_maker: bool) -> Decimal:
+    """What a fill cost, from the commission Binance reports for it (a userTrades row's
+    `commission` with its `maker`; ORDER_TRADE_UPDATE's "n" with its "m"): positive a
+    charge, negative a rebate.
+
+    A taker pays on every Binance fee schedule, so its commission is a charge whatever its
+    sign (Binance's Account Trade List example shows a taker's "-0.07819010"; booked as
+    written, it was a rebate). A maker's negative commission is kept as a rebate: Binance's
+    USD-M maker rates go below zero for market-maker programme accounts. Were a maker's
+    charge ever written negative as in that example, its fee would read as a rebate: only
+    a person's resting orders fill as maker, never ours (market orders)."""
+    return commission if is_maker else abs(commission)
+
+
+def _commission(row: Any, what: str) -> Decimal:
+    """A userTrades row's commission as charged (`charged_commission`); a row that does not
+    say it was the maker's is the taker's, as all of ours are (market orders)."""
+    return charged_commission(decimal_field(row, "commission", what), row.get("maker") is True)
+
+
 def _fee_usdt(row: Any, what: str, time_ms: int, prices: Prices) -> Decimal:
-    fee = decimal_field(row, "commission", what)
+    fee = _commission(row, what)
     asset = str(field(row, "commissionAsset", what))
     if asset == SETTLE_ASSET or fee == 0:
         return fee

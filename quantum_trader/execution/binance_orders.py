@@ -4,8 +4,11 @@ Routes: market orders POST /fapi/v1/order (newOrderRespType RESULT, so the answe
 status and executed quantity); STOP_MARKET / TAKE_PROFIT_MARKET go to the Algo Order API
 (POST/GET/DELETE /fapi/v1/algoOrder, GET /fapi/v1/openAlgoOrders, algoType CONDITIONAL, our id
 as clientAlgoId). An order is looked up by our client id as a plain order, then as an algo
-order. Orders and cancels are sent once, and a cancel is done only when Binance says
-"success".
+order; one of our stops or take-profits (its id says so: keeper/ids.py) as an algo order
+first, since Binance does not document which client id a triggered algo order's market order
+carries — should it carry the algo order's, the plain lookup would find that market order and
+the stop's fill would read as a plain market order's. Orders and cancels are sent once, and a
+cancel is done only when Binance says "success".
 
 A triggered stop (FINISHED) is booked from its actual order (GET /fapi/v1/order by
 actualOrderId: its status, executedQty and avgPrice, read whether or not userTrades lists its
@@ -44,6 +47,7 @@ from quantum_trader.execution.binance_errors import Operation
 from quantum_trader.execution.binance_force_orders import force_orders
 from quantum_trader.execution.binance_requests import order_params
 from quantum_trader.execution.fee_prices import CommissionPrices, fills_in_usdt
+from quantum_trader.keeper.ids import Purpose, purpose_of
 from quantum_trader.log import get_logger
 from quantum_trader.record import replace
 
@@ -100,18 +104,27 @@ class OrderCalls(AdapterPart):
         return self._rules[symbol]
 
     async def fetch_order(self, symbol: str, client_order_id: str) -> Order | None:
-        """Look up a plain order, then a conditional (algo) order, by our client id."""
+        """Look up an order by our client id: a plain order, then a conditional (algo) order;
+        one of our stops or take-profits the other way round (module doc). Weight: GET order
+        and GET algoOrder 1 each, a FINISHED algo order's actual order 1 more (so a stop's
+        lookup costs 1 less than plain first: the plain miss is not asked)."""
         market_id = await self._market_id(symbol, Operation.ACCOUNT)
-        plain = await self._plain_order(market_id, {"origClientOrderId": client_order_id})
-        if plain is not None:
-            return wire.parse_order(plain, symbol)
+        if not _conditional_of_ours(client_order_id):
+            plain = await self._plain_order(market_id, {"origClientOrderId": client_order_id})
+            if plain is not None:
+                return wire.parse_order(plain, symbol)
         algo = await self._algo_order(client_order_id)
-        if algo is None:
+        if algo is not None:
+            execution = None
+            if algo.get("algoStatus") == wire.ALGO_FINISHED:
+                execution = await self._triggered_execution(symbol, client_order_id, algo)
+            return wire.parse_algo_order(algo, symbol, execution)
+        if not _conditional_of_ours(client_order_id):
             return None
-        execution = None
-        if algo.get("algoStatus") == wire.ALGO_FINISHED:
-            execution = await self._triggered_execution(symbol, client_order_id, algo)
-        return wire.parse_algo_order(algo, symbol, execution)
+        # Not an algo order: one sent before Binance moved conditional orders to its Algo
+        # Order API, on the plain order endpoint.
+        plain = await self._plain_order(market_id, {"origClientOrderId": client_order_id})
+        return None if plain is None else wire.parse_order(plain, symbol)
 
     async def _plain_order(self, market_id: str, key: Mapping[str, str]) -> Any:
         params = {"symbol": market_id, **key}
@@ -170,20 +183,34 @@ class OrderCalls(AdapterPart):
         raise OrderRejected(ReasonCode.ORDER_REJECTED, f"{client_order_id} is already {ended}")
 
     async def fetch_fills(self, symbol: str, client_order_id: str) -> list[Fill]:
-        """Executions of our order (for a triggered stop: of the market order it started)."""
+        """Executions of our order (for a triggered stop: of the market order it started),
+        looked up in `fetch_order`'s order; userTrades weighs 5."""
         market_id = await self._market_id(symbol, Operation.ACCOUNT)
-        plain = await self._plain_order(market_id, {"origClientOrderId": client_order_id})
-        if plain is not None:
-            params = {"symbol": market_id, "orderId": plain["orderId"]}
-            fills = await self._fills_of(await self._trades(params), symbol, client_order_id)
-            _say_if_short(fills, plain, client_order_id)
-            return fills
+        conditional = _conditional_of_ours(client_order_id)
+        if not conditional:
+            fills = await self._plain_fills(symbol, market_id, client_order_id)
+            if fills is not None:
+                return fills
         algo = await self._algo_order(client_order_id)
+        if algo is None and conditional:  # sent before the Algo Order API: see fetch_order
+            return await self._plain_fills(symbol, market_id, client_order_id) or []
         if algo is None or algo.get("algoStatus") not in ("TRIGGERED", wire.ALGO_FINISHED):
             return []
         return await self._fills_of(
             await self._triggered_trades(symbol, algo), symbol, client_order_id
         )
+
+    async def _plain_fills(
+        self, symbol: str, market_id: str, client_order_id: str
+    ) -> list[Fill] | None:
+        """The fills of the plain order of `client_order_id`; None if Binance knows none."""
+        plain = await self._plain_order(market_id, {"origClientOrderId": client_order_id})
+        if plain is None:
+            return None
+        params = {"symbol": market_id, "orderId": plain["orderId"]}
+        fills = await self._fills_of(await self._trades(params), symbol, client_order_id)
+        _say_if_short(fills, plain, client_order_id)
+        return fills
 
     async def fetch_account_fills(self, symbol: str, start: datetime, end: datetime) -> list[Fill]:
         """GET /fapi/v1/userTrades in the window (weight 5 a page): each order's trades under
@@ -267,6 +294,11 @@ class OrderCalls(AdapterPart):
         payload = await self._trades(params)
         side = OrderSide(wire.field(algo, "side", "algoOrder"))
         return wire.pick_triggered_trades(payload, side, start_ms + TRIGGER_SLACK_MS)
+
+
+def _conditional_of_ours(client_order_id: str) -> bool:
+    """Whether the id names one of our stops or take-profits (sent as algo orders)."""
+    return purpose_of(client_order_id) in (Purpose.STOP, Purpose.TARGET)
 
 
 def _say_if_short(fills: Sequence[Fill], order: Any, client_order_id: str) -> None:

@@ -248,6 +248,48 @@ def test_the_mirror_says_which_trades_were_reported_on_each_symbol() -> None:
     assert moved.unlisted("ETH/USDT:USDT", set(), *window) is None
 
 
+@pytest.mark.parametrize(
+    ("kind", "original", "cid"),
+    [
+        ("LIMIT", "LIMIT", "web_limit_1"),  # a person's resting order
+        ("STOP_MARKET", "STOP_MARKET", "web_stop_1"),  # a person's own stop
+        ("MARKET", "STOP_MARKET", "web_stop_2"),  # the market order it became once triggered
+        ("LIMIT", "LIMIT", "autoclose-1762000000000"),  # a liquidation's
+        ("LIMIT", "LIMIT", "adl_autoclose"),  # an auto-deleveraging's
+        ("LIMIT", "LIMIT", "settlement_autoclose-1"),  # a delisting's settlement
+    ],
+)
+def test_a_fill_of_any_order_type_is_a_move_and_a_trade_not_an_order(
+    kind: str, original: str, cid: str
+) -> None:
+    """Every fill an ORDER_TRADE_UPDATE reports ("x" TRADE, "l" above 0) tells its symbol
+    moved and its trade id, whatever the order's type: a person's round trip made with
+    LIMIT orders, not listed by GET userTrades yet, is waited for (keeper/external.py). The
+    order itself is not mirrored (only MARKET orders are: ours, and a person's at market).
+    Failed before: only MARKET orders' fills were kept."""
+    mirror = seeded_mirror()
+    new = traded("NEW", "0", T0 + 1, "NEW", 0)
+    new["o"].update(o=kind, ot=original, c=cid, l="0")
+    fill = traded("FILLED", "0.010", T0 + 2, "TRADE", 601)
+    fill["o"].update(o=kind, ot=original, c=cid, l="0.010", L="100000", m=True)
+    assert parse_user_event(new, IDS) is None
+    assert mirror.apply(parse(fill), at(0.2)) is False  # nothing the snapshot shows
+    moved = mirror.moved
+    assert moved.by_symbol == {BTC: at(0.2)}
+    assert moved.traded == {BTC: {"601": utc_from_ms(T0 + 2)}}
+    assert cid not in mirror.snapshot(at(0.3)).orders
+    mirror.seed(empty_snapshot(at(1.0)), {})  # re-applied after a seed, still nothing else
+    assert mirror.moved.traded == {BTC: {"601": utc_from_ms(T0 + 2)}}
+    assert mirror.snapshot(at(1.1)).orders == {}
+
+
+def test_a_fill_of_an_order_not_mirrored_without_a_last_quantity_is_malformed() -> None:
+    fill = traded("FILLED", "0.010", T0 + 2, "TRADE", 601)
+    fill["o"].update(o="LIMIT", ot="LIMIT", l="not a number")
+    with pytest.raises(MarketDataError):
+        parse_user_event(fill, IDS)
+
+
 def traded(status: str, filled: str, t: int, execution: str, trade_id: int) -> dict[str, Any]:
     """An ORDER_TRADE_UPDATE of a person's order, with its execution type and trade id."""
     payload = order_update(status, filled, t, cid="web_1")

@@ -88,6 +88,40 @@ async def test_a_triggered_stop_is_booked_from_its_execution(reported: bool) -> 
             await exchange.close()
 
 
+OUR_STOP = "qt-s-BTC-mhg98w2o-1.2"  # an id of ours naming a stop (keeper/ids.py)
+
+
+@pytest.mark.parametrize("reported", [True, False], ids=["actual-order-id", "trades-window"])
+async def test_our_triggered_stop_is_read_as_a_stop_when_its_market_order_carries_its_id(
+    reported: bool,
+) -> None:
+    """Binance does not document which client id a triggered algo order's market order
+    carries; given the stop's own (`child_carries_algo_id`), the stop is still read from the
+    Algo Order API, FILLED at its execution, its fills the market order's (was: the plain
+    lookup found the market order and returned it as a MARKET order)."""
+    async with LoopbackBinance(report_actual_order=reported) as server:
+        server.engine.child_carries_algo_id = True
+        exchange = connect(server)
+        try:
+            await exchange.place_order(entry())
+            await exchange.place_order(stop(OUR_STOP, "95000"))
+            server.state.marks["BTCUSDT"] = Decimal("94900.0")
+            order = await exchange.fetch_order(BTC, OUR_STOP)
+            assert order is not None
+            assert (order.kind, order.status) == (OrderKind.STOP_MARKET, OrderStatus.FILLED)
+            assert (order.filled_quantity, order.average_price) == (QTY, Decimal("94900.0"))
+            fills = await exchange.fetch_fills(BTC, OUR_STOP)
+            [paid] = [t["commission"] for t in server.state.trades if t["side"] == "SELL"]
+            assert [(f.quantity, f.price, f.fee_usdt) for f in fills] == [
+                (QTY, Decimal("94900.0"), Decimal(paid))
+            ]
+            assert OUR_STOP in server.state.orders  # the market order under the stop's id
+            by_id = [p for m, path, p in server.requests if p.get("origClientOrderId")]
+            assert by_id == []  # the stop is asked for on the Algo Order API alone
+        finally:
+            await exchange.close()
+
+
 async def test_a_stop_larger_than_the_position_finishes_expired_with_what_it_closed(
     exchange: CcxtExchange, loopback: LoopbackBinance
 ) -> None:

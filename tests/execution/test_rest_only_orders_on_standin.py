@@ -55,6 +55,7 @@ class Rig:
     server: LoopbackBinance
     exchange: CcxtExchange
     keeper: PositionKeeper
+    repository: InMemoryRepository
 
     def now(self) -> datetime:
         return self.clock.now()
@@ -85,7 +86,7 @@ async def keeper_rest_only(symbols: Sequence[str]) -> AsyncIterator[Rig]:
             keeper = await PositionKeeper.load(
                 exchange, repository, ledger, rules, KEEPER, MonitorSettings()
             )
-            rig = Rig(clock, server, exchange, keeper)
+            rig = Rig(clock, server, exchange, keeper, repository)
             await keeper.tick(rig.now())
             for symbol in symbols:
                 mark = server.state.mark(market_id(symbol))

@@ -51,6 +51,11 @@ class Engine:
     with what executed, possibly nothing. `trades_per_execution` splits each execution into
     that many trades (as many as the quantity's steps allow), as a market order that meets
     many resting orders is reported: one userTrades row and one ORDER_TRADE_UPDATE each.
+    `child_carries_algo_id` True gives a triggered conditional order's market order the
+    conditional order's clientAlgoId as its clientOrderId (and its type as origType), as
+    NautilusTrader saw on Binance (nautilus_trader#3287, #3664: an ORDER_TRADE_UPDATE under
+    the algo order's client id); False (the default) gives it `algo-<algoId>`: Binance does
+    not document which client id that order carries.
     """
 
     def __init__(self, state: LoopbackState, report_actual_order: bool = True) -> None:
@@ -60,6 +65,7 @@ class Engine:
         self.triggered_fill: FillPlan | None = None
         self.trades_per_execution = 1
         self.fill_market_later_ms: int | None = None
+        self.child_carries_algo_id = False
         self._later: list[tuple[int, dict[str, Any], FillPlan | None]] = []  # (due ms, order)
 
     # -- market orders -------------------------------------------------------------------------
@@ -130,6 +136,23 @@ class Engine:
         self._execute(market, order, abs(held), None)
         return order
 
+    def fill_limit_by_hand(
+        self, market_id: str, side: str, quantity: Decimal, client_id: str
+    ) -> dict[str, Any]:
+        """A person's LIMIT order (GTC at the mark, placed on Binance's site) that a taker
+        met at once: filled whole as the maker and reported as Binance reports a LIMIT fill
+        (ORDER_TRADE_UPDATE "o" LIMIT, "x" TRADE, "m" true; its userTrades row "maker" true,
+        its commission at the maker rate). The REST order route here takes MARKET orders
+        alone (ours). Returns the order."""
+        s = self.state
+        params = {"symbol": market_id, "side": side}
+        order = payloads.order_json(s.new_id(), client_id, params, quantity, s.now_ms)
+        order.update(type="LIMIT", origType="LIMIT", price=str(s.mark(market_id)))
+        s.orders[client_id] = order
+        s.emit(payloads.order_trade_update(order, "NEW", None, s.now_ms))
+        self._execute(s.markets[market_id], order, quantity, None, maker=True)
+        return order
+
     def _check_position_side(self, params: dict[str, str]) -> None:
         """Hedge mode wants positionSide LONG or SHORT; one-way mode BOTH (or none)."""
         side = params.get("positionSide", "BOTH")
@@ -173,19 +196,23 @@ class Engine:
         order: dict[str, Any],
         quantity: Decimal,
         fill: FillPlan | None,
+        maker: bool = False,
     ) -> None:
-        """Fill `quantity` of `order` at the mark price (or the fill plan's) and report it."""
+        """Fill `quantity` of `order` at the mark price (or the fill plan's) and report it,
+        as the taker unless `maker`."""
         s = self.state
         price = s.mark(market.market_id) if fill is None or fill.price is None else fill.price
         ordered = Decimal(order["origQty"])
         trades = []
         if quantity > 0:
             signed = quantity if order["side"] == "BUY" else -quantity
-            self._move_position(market, signed, price)
+            self._move_position(market, signed, price, maker)
             step = Decimal(market.step_size)
             for piece in _pieces(quantity, step, self.trades_per_execution):
-                paid = s.commission(piece * price)
-                trades.append(payloads.trade_json(s.new_id(), order, piece, price, s.now_ms, paid))
+                paid = s.commission(piece * price, maker)
+                trades.append(
+                    payloads.trade_json(s.new_id(), order, piece, price, s.now_ms, paid, maker)
+                )
             s.trades.extend(trades)
         done = quantity == ordered
         partial = fill is not None and fill.status == "PARTIALLY_FILLED" and quantity > 0
@@ -206,19 +233,22 @@ class Engine:
                 shown["status"] = status if executed == quantity else "PARTIALLY_FILLED"
                 last = (piece, price, int(trade["id"]))
                 paid = (trade["commission"], trade["commissionAsset"])
+                shown_order = {**order, **shown}
                 s.emit(
-                    payloads.order_trade_update({**order, **shown}, "TRADE", last, s.now_ms, paid)
+                    payloads.order_trade_update(shown_order, "TRADE", last, s.now_ms, paid, maker)
                 )
             row = s.position_row(market.market_id)
             s.emit(payloads.account_update([row], s.wallet, "ORDER", s.now_ms))
         if order["status"] == "EXPIRED":
             s.emit(payloads.order_trade_update(order, "EXPIRED", None, s.now_ms))
 
-    def _move_position(self, market: LoopbackMarket, signed: Decimal, price: Decimal) -> None:
+    def _move_position(
+        self, market: LoopbackMarket, signed: Decimal, price: Decimal, maker: bool = False
+    ) -> None:
         s = self.state
         holding = s.holding(market.market_id)
         if s.commission_asset == "USDT":  # a commission in BNB is not taken from USDT
-            s.wallet -= abs(signed) * price * payloads.TAKER_FEE
+            s.wallet -= abs(signed) * price * (payloads.MAKER_FEE if maker else payloads.TAKER_FEE)
         new_amount = holding.amount + signed
         if holding.amount == 0 or (holding.amount > 0) == (signed > 0):
             holding.entry = (holding.entry * abs(holding.amount) + price * abs(signed)) / abs(
@@ -313,9 +343,14 @@ class Engine:
             return
         params = {"symbol": algo["symbol"], "side": algo["side"],
                   "reduceOnly": "true" if algo["reduceOnly"] else "false"}  # fmt: skip
+        child_id = f"algo-{algo['algoId']}"
+        if self.child_carries_algo_id:
+            child_id = algo["clientAlgoId"]
         order = payloads.order_json(
-            s.new_id(), f"algo-{algo['algoId']}", params, Decimal(algo["quantity"]), s.now_ms
+            s.new_id(), child_id, params, Decimal(algo["quantity"]), s.now_ms
         )
+        if self.child_carries_algo_id:
+            order["origType"] = algo["orderType"]
         s.orders[order["clientOrderId"]] = order
         if self.report_actual_order:
             algo["actualOrderId"] = str(order["orderId"])

@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 TAKER_FEE = Decimal("0.0004")
+MAKER_FEE = Decimal("0.0002")  # Binance's USD-M regular rate for a resting order's fill
 BNB_DISCOUNT = Decimal("0.9")  # "a 10% discount on standard trading fees" paid in BNB
 Commission = tuple[str, str]  # (commission, commissionAsset) as Binance writes them
 
@@ -50,9 +51,10 @@ def trade_json(
     price: Decimal,
     now_ms: int,
     commission: Commission | None = None,
+    maker: bool = False,
 ) -> dict[str, Any]:
-    """One execution (GET /fapi/v1/userTrades); its commission in USDT at the taker rate
-    unless `commission` says otherwise."""
+    """One execution (GET /fapi/v1/userTrades), the taker's unless `maker`; its commission
+    in USDT at the taker rate unless `commission` says otherwise."""
     amount, asset = commission or (str(quantity * price * TAKER_FEE), "USDT")
     return {
         "id": trade_id,
@@ -66,7 +68,7 @@ def trade_json(
         "commissionAsset": asset,
         "realizedPnl": "0",
         "positionSide": "BOTH",
-        "maker": False,
+        "maker": maker,
         "buyer": order["side"] == "BUY",
         "time": now_ms,
     }
@@ -111,9 +113,11 @@ def order_trade_update(
     last: tuple[Decimal, Decimal, int] | None,
     now_ms: int,
     commission: Commission | None = None,
+    maker: bool = False,
 ) -> dict[str, Any]:
-    """ORDER_TRADE_UPDATE for `order` (REST shape); `last` = (quantity, price, trade id),
-    its commission in USDT at the taker rate unless `commission` says otherwise."""
+    """ORDER_TRADE_UPDATE for `order` (REST shape); `last` = (quantity, price, trade id), the
+    taker's unless `maker`, its commission in USDT at the taker rate unless `commission` says
+    otherwise."""
     quantity, price, trade_id = last or (Decimal(0), Decimal(0), 0)
     body: dict[str, Any] = {
         "e": "ORDER_TRADE_UPDATE",
@@ -126,7 +130,7 @@ def order_trade_update(
             "o": order["type"],
             "f": "GTC",
             "q": order["origQty"],
-            "p": "0",
+            "p": order["price"],
             "ap": order["avgPrice"],
             "sp": "0",
             "x": execution,
@@ -139,7 +143,7 @@ def order_trade_update(
             "t": trade_id,
             "b": "0",
             "a": "0",
-            "m": False,
+            "m": maker,
             "R": order["reduceOnly"],
             "wt": "CONTRACT_PRICE",
             "ot": order["origType"],

@@ -29,7 +29,7 @@ from .markets import (
     leverage_brackets,
     symbol_info,
 )
-from .payloads import BNB_DISCOUNT, TAKER_FEE
+from .payloads import BNB_DISCOUNT, MAKER_FEE, TAKER_FEE
 
 FIVE_MINUTES_MS = 300_000
 INTERVAL_MS = {"1m": 60_000, "5m": 300_000, "15m": 900_000, "1h": 3_600_000, "1d": 86_400_000}
@@ -128,9 +128,9 @@ class LoopbackState:
         self.next_id += 1
         return self.next_id
 
-    def commission(self, quote: Decimal) -> tuple[str, str]:
-        """(commission, commissionAsset) of a taker trade worth `quote` USDT now."""
-        fee = quote * TAKER_FEE
+    def commission(self, quote: Decimal, maker: bool = False) -> tuple[str, str]:
+        """(commission, commissionAsset) of a taker (or `maker`) trade worth `quote` USDT now."""
+        fee = quote * (MAKER_FEE if maker else TAKER_FEE)
         if self.commission_asset == "USDT":
             return str(fee), "USDT"
         now = self.now_ms  # read once: a running clock moves between two reads
