@@ -86,7 +86,12 @@ def _check_balance(ctx: _Context) -> _Failure:
 def _check_leverage(ctx: _Context) -> _Failure:
     """The setting, and the exchange's leverage bracket for this order's notional."""
     notional = ctx.order.quantity * ctx.order.entry_price
-    limit = min(ctx.settings.max_leverage, ctx.rules.max_leverage_for(notional))
+    bracket = ctx.rules.max_leverage_for(notional)
+    if bracket == 0:  # Binance takes no position this large at any leverage
+        cap = ctx.rules.leverage_brackets[-1].notional_cap
+        detail = f"notional {notional:.2f} is beyond the last leverage bracket's cap {cap}"
+        return ReasonCode.LEVERAGE_TOO_HIGH, detail
+    limit = min(ctx.settings.max_leverage, bracket)
     if ctx.order.leverage > limit:
         return ReasonCode.LEVERAGE_TOO_HIGH, f"leverage {ctx.order.leverage} > {limit}"
     return None

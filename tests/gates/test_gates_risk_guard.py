@@ -236,6 +236,10 @@ def test_leverage_cap_from_the_exchanges_bracket_for_the_notional() -> None:
     denied = review(sized_order(quantity="10", leverage=5), view=view)
     assert denied.reason is ReasonCode.LEVERAGE_TOO_HIGH
     assert bracketed.max_leverage_for(Decimal(5000)) == 0  # beyond the last cap: none
+    beyond = review(sized_order(quantity="60", leverage=1), view=view)
+    assert beyond.reason is ReasonCode.LEVERAGE_TOO_HIGH
+    # Was "leverage 1 > 0": true, but it did not say the notional was what no leverage allows.
+    assert beyond.detail == "notional 6000.00 is beyond the last leverage bracket's cap 5000"
 
 
 def test_the_chain_gives_the_keeper_the_risk_guards_cap_on_risk_at_the_stop() -> None:
