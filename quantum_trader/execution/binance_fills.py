@@ -127,7 +127,7 @@ def _fill(row: Any, what: str, symbol: str, client_order_id: str, prices: Prices
         price=decimal_field(row, "price", what, positive=True),
         fee_usdt=_fee_usdt(row, what, time_ms, prices),
         time=utc_from_ms(time_ms),
-        is_maker=bool(row.get("maker", False)),
+        is_maker=row.get("maker") is True,  # as the commission reads it: "false" is no maker
     )
 
 

@@ -80,3 +80,12 @@ def test_the_rule_for_a_commission_of_either_source(
     """The same rule for a userTrades row (`commission`, `maker`) and an ORDER_TRADE_UPDATE
     ("n", "m"), should the stream's ever be read."""
     assert trades.charged_commission(Decimal(commission), is_maker) == Decimal(charged)
+
+
+def test_a_maker_flag_written_as_text_is_read_as_no_maker_alike_in_the_fill_and_its_fee() -> None:
+    """The fill's flag took any non-empty text for a maker (`bool("false")`), the fee's rule
+    only `true` itself: the same row read two ways."""
+    row = {**DOCUMENTED_TAKER_FILL, "maker": "false"}
+    [fill] = trades.parse_fills([row], BTC, "qt-x-BTC-1", {})
+    assert not fill.is_maker
+    assert fill.fee_usdt == Decimal("0.07819010")
