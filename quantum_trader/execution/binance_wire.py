@@ -188,7 +188,8 @@ def parse_positions(
 
     v3 rows carry no leverage: it comes from `leverage_by_id` (GET /fapi/v1/symbolConfig or
     what we set), and a row without a known leverage is a MarketDataError. Margin is
-    `isolatedMargin`, else `initialMargin`, else zero (fields v3 may leave out).
+    `isolatedMargin` where it is not zero (an isolated position), else `initialMargin`, else
+    zero (fields v3 may leave out).
     """
     positions = []
     for row in as_list(payload, "positionRisk"):
@@ -200,7 +201,12 @@ def parse_positions(
             continue
         if market_id not in leverage_by_id:
             raise MarketDataError(f"{what}: no leverage known for the symbol")
-        margin_name = "isolatedMargin" if row.get("isolatedMargin") else "initialMargin"
+        # A cross position's row says "isolatedMargin": "0" (Binance's v3 example): a string,
+        # so truthy; its margin is then initialMargin.
+        isolated = row.get("isolatedMargin") not in (None, "") and (
+            decimal_field(row, "isolatedMargin", what) != 0
+        )
+        margin_name = "isolatedMargin" if isolated else "initialMargin"
         positions.append(
             ExchangePosition(
                 symbol=symbol,

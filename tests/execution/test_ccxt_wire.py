@@ -423,3 +423,23 @@ async def test_an_order_lookup_answered_with_a_side_that_is_no_side_is_a_market_
             await exchange.fetch_order(BTC, "qt-e-1")
     finally:
         await exchange.close()
+
+
+def test_a_cross_positions_margin_is_its_initial_margin() -> None:
+    """Binance's v3 positionRisk example is a cross position with "isolatedMargin": "0" and
+    "initialMargin": "0.61571385": the text "0" was taken for a margin (an outside review,
+    2026-12-06), so `positions` showed 0."""
+    row = {
+        "symbol": "ADAUSDT",
+        "positionSide": "BOTH",
+        "positionAmt": "30",
+        "entryPrice": "0.385",
+        "unRealizedProfit": "0.00000000",
+        "isolatedMargin": "0",
+        "initialMargin": "0.61571385",
+    }
+    [cross] = wire.parse_positions([row], {"ADAUSDT": "ADA/USDT:USDT"}, {"ADAUSDT": 20})
+    assert cross.margin_usdt == Decimal("0.61571385")
+    isolated = {**row, "isolatedMargin": "0.57750000"}
+    [held] = wire.parse_positions([isolated], {"ADAUSDT": "ADA/USDT:USDT"}, {"ADAUSDT": 20})
+    assert held.margin_usdt == Decimal("0.57750000")
