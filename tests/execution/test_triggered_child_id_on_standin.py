@@ -60,11 +60,16 @@ async def booked_at_its_fill(
     assert set(stop_order_lookups(server, stop)) <= {"/fapi/v1/algoOrder"}
 
 
+RIGS = pytest.mark.parametrize("streams", [False, True], ids=["rest-only", "with-the-streams"])
+
+
+@RIGS
 @CARRIES
-async def test_a_stop_that_fires_is_booked_at_its_fill_rest_only(
-    child_carries_algo_id: bool,
+async def test_a_stop_that_fires_is_booked_at_its_fill(
+    streams: bool, child_carries_algo_id: bool
 ) -> None:
-    async with keeper_rest_only([BTC]) as rig:
+    rigged = keeper_on_streams() if streams else keeper_rest_only([BTC])
+    async with rigged as rig:
         rig.server.engine.child_carries_algo_id = child_carries_algo_id
         [stop] = our_stops(await rig.rest(), BTC)
         assert stop.trigger_price is not None
@@ -77,24 +82,5 @@ async def test_a_stop_that_fires_is_booked_at_its_fill_rest_only(
 
         await booked_at_its_fill(rig.repository, rig.server, stop, fired)
         assert BTC not in rig.keeper.positions
-        if child_carries_algo_id:  # the stand-in did as asked
+        if child_carries_algo_id and not streams:  # the stand-in did as asked
             assert stop.client_order_id in rig.server.state.orders
-
-
-@CARRIES
-async def test_a_stop_that_fires_is_booked_at_its_fill_with_the_streams(
-    child_carries_algo_id: bool,
-) -> None:
-    async with keeper_on_streams() as rig:
-        rig.server.engine.child_carries_algo_id = child_carries_algo_id
-        [stop] = our_stops(await rig.rest(), BTC)
-        assert stop.trigger_price is not None
-        fired = stop.trigger_price - FIRED_AT
-        rig.server.state.marks[BTC_MARKET] = fired
-        for _ in range(6):
-            await rig.tick()
-            if await rig.repository.closed_trades():
-                break
-
-        await booked_at_its_fill(rig.repository, rig.server, stop, fired)
-        assert BTC not in rig.keeper.positions

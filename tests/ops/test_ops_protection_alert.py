@@ -23,6 +23,7 @@ from ops_builders import Receiver
 from pydantic import SecretStr
 
 from quantum_trader.app_ops import open_operations
+from quantum_trader.config import Settings
 from quantum_trader.keeper.alerts import ProtectionAlert, tell
 from quantum_trader.ops.metrics import Metrics
 from quantum_trader.ops.settings import NotifySettings, ServerSettings
@@ -30,6 +31,15 @@ from quantum_trader.ops.settings import NotifySettings, ServerSettings
 __all__ = ["loopback"]
 BTC, ETH = "BTC/USDT:USDT", "ETH/USDT:USDT"
 PERCENT_PRICE = "The counterparty's best price does not meet the PERCENT_PRICE filter limit."
+
+
+def notifying(tmp_path: Path, receiver: Receiver) -> Settings:
+    """The stand-in daemon's settings, notifying `receiver` by webhook."""
+    return daemon_settings(
+        tmp_path,
+        server=ServerSettings(enabled=False),
+        notify=NotifySettings(webhook_url=SecretStr(receiver.url), backoff_initial_s=0.01),
+    )
 
 
 def working_stops(server: LoopbackBinance) -> list[dict[str, Any]]:
@@ -44,11 +54,7 @@ async def test_an_exit_refused_without_a_stop_is_notified(
     loopback: LoopbackBinance, tmp_path: Path
 ) -> None:
     receiver = Receiver()
-    settings = daemon_settings(
-        tmp_path,
-        server=ServerSettings(enabled=False),
-        notify=NotifySettings(webhook_url=SecretStr(receiver.url), backoff_initial_s=0.01),
-    )
+    settings = notifying(tmp_path, receiver)
     clock = clock_into_bar(loopback)
     try:
         async with AsyncExitStack() as stack:
@@ -83,11 +89,7 @@ async def test_a_refusal_met_every_tick_is_notified_once_then_once_an_interval(
     first goes out at once, the rest once every ten minutes of the trading clock, saying how
     many were held back; another symbol's, or another kind, is told at once."""
     receiver = Receiver()
-    settings = daemon_settings(
-        tmp_path,
-        server=ServerSettings(enabled=False),
-        notify=NotifySettings(webhook_url=SecretStr(receiver.url), backoff_initial_s=0.01),
-    )
+    settings = notifying(tmp_path, receiver)
     clock = clock_into_bar(loopback)
     start = clock.now()
     try:
