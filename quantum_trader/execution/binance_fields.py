@@ -27,8 +27,11 @@ def field(payload: Payload, name: str, what: str) -> Any:
     return value
 
 
-def decimal_field(payload: Payload, name: str, what: str, *, positive: bool = False) -> Decimal:
-    """Parse a finite Decimal field (strictly positive when `positive`)."""
+def decimal_field(
+    payload: Payload, name: str, what: str, *, positive: bool = False, minimum: bool = False
+) -> Decimal:
+    """Parse a finite Decimal field (strictly positive when `positive`; not negative when
+    `minimum`: a minimum of 0 is none, a negative one no rule Binance sends)."""
     raw = field(payload, name, what)
     try:
         value = Decimal(str(raw))
@@ -38,6 +41,8 @@ def decimal_field(payload: Payload, name: str, what: str, *, positive: bool = Fa
         raise MarketDataError(f"{what}: field {name!r} is not finite: {raw!r}")
     if positive and value <= 0:
         raise MarketDataError(f"{what}: field {name!r} must be positive, got {raw!r}")
+    if minimum and value < 0:
+        raise MarketDataError(f"{what}: field {name!r} must not be negative, got {raw!r}")
     return value
 
 

@@ -108,7 +108,7 @@ def parse_market_rules(symbol: str, info: Payload) -> MarketRules:
         tick_size=decimal_field(price, "tickSize", what, positive=True),
         step_size=lot.step_size,
         min_quantity=lot.min_quantity,
-        min_notional=_not_negative(notional, "notional", what),
+        min_notional=decimal_field(notional, "notional", what, minimum=True),
         max_quantity=lot.max_quantity,
         market_lot=None if market is None else parse_lot_size(market, f"{what} MARKET_LOT_SIZE"),
     )
@@ -122,7 +122,7 @@ def parse_lot_size(payload: Payload, what: str) -> LotSize:
     down to the step), so a minQty off the step would make every order off Binance's grid.
     """
     has_max = isinstance(payload, Mapping) and payload.get("maxQty") not in (None, "")
-    minimum = _not_negative(payload, "minQty", what)
+    minimum = decimal_field(payload, "minQty", what, minimum=True)
     step = decimal_field(payload, "stepSize", what, positive=True)
     if minimum % step != 0:
         raise MarketDataError(
@@ -134,14 +134,6 @@ def parse_lot_size(payload: Payload, what: str) -> LotSize:
         step_size=step,
         max_quantity=decimal_field(payload, "maxQty", what, positive=True) if has_max else None,
     )
-
-
-def _not_negative(payload: Payload, name: str, what: str) -> Decimal:
-    """A minimum (minQty, notional): zero means none; a negative one is no rule Binance sends."""
-    value = decimal_field(payload, name, what)
-    if value < 0:
-        raise MarketDataError(f"{what}: field {name!r} must not be negative, got {payload[name]!r}")
-    return value
 
 
 def parse_mark_prices(
