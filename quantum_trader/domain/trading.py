@@ -145,7 +145,11 @@ class SizedOrder:
 
 @record
 class OrderRequest:
-    """An order we want on the exchange, identified by our own client order id."""
+    """An order we want on the exchange, identified by our own client order id.
+
+    `close_position`: a STOP_MARKET that closes whatever is held when it fires (Binance's
+    closePosition, "Close-All": sent without a quantity, so no lot filter applies; one per
+    symbol and side). It reduces only, so `reduce_only` is True with it."""
 
     client_order_id: str
     symbol: str
@@ -154,6 +158,7 @@ class OrderRequest:
     quantity: Decimal
     trigger_price: Decimal | None = None
     reduce_only: bool = False
+    close_position: bool = False
 
 
 @record
@@ -167,6 +172,7 @@ class Order:
     algo statuses TRIGGERING and TRIGGERED: its market order is on the way or running). Such
     an order is executing, not waiting: it cannot be cancelled, and one that stays so (Binance
     has left some in TRIGGERING for good) protects nothing (keeper/protect.py).
+    `close_position`: a close-all stop (OrderRequest), which covers any quantity held.
     """
 
     client_order_id: str
@@ -185,6 +191,7 @@ class Order:
     updated_at: datetime | None = None
     detail: str = ""
     triggered_at: datetime | None = None
+    close_position: bool = False  # closes whatever is held: `quantity` is 0 (OrderRequest)
 
     @classmethod
     def pending(cls, request: OrderRequest, now: datetime) -> Order:
@@ -199,6 +206,7 @@ class Order:
             trigger_price=request.trigger_price,
             reduce_only=request.reduce_only,
             updated_at=now,
+            close_position=request.close_position,
         )
 
 

@@ -33,6 +33,7 @@ _BANNED_UNTIL = re.compile(r"banned until (\d{12,14})")
 _REJECTION_BY_CODE = {
     -4164: ReasonCode.BELOW_MIN_NOTIONAL,
     -4005: ReasonCode.ABOVE_MAX_QUANTITY,  # "Quantity greater than max quantity."
+    -4004: ReasonCode.BELOW_MIN_QUANTITY,  # "Quantity less than min quantity."
     -1111: ReasonCode.BAD_PRECISION,
     -2019: ReasonCode.INSUFFICIENT_FREE_BALANCE,
     -1121: ReasonCode.UNKNOWN_SYMBOL,

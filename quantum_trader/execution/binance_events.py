@@ -230,15 +230,16 @@ def _algo_update(payload: Mapping[str, Any], symbol_by_id: Mapping[str, str]) ->
         return None
     sent_ms = ms_field(payload, "T", what) if payload.get("T") else 0
     time_ms = max(sent_ms, ms_field(payload, "E", what))
+    close_all = o.get("cp") is True
     quantity = ZERO  # a close-position order has no quantity: it closes whatever is held
-    if o.get("q") not in (None, "") or o.get("cp") is not True:
+    if o.get("q") not in (None, "") or not close_all:
         quantity = decimal_field(o, "q", what)
     execution = None
     if o.get("aq") not in (None, ""):
         price = decimal_field(o, "ap", what) if o.get("ap") else ZERO
         execution = Execution(decimal_field(o, "aq", what), price if price > 0 else None)
     raw_status = str(field(o, "X", what))
-    status, execution = algo_outcome(raw_status, quantity, execution)
+    status, execution = algo_outcome(raw_status, quantity, execution, close_all=close_all)
     order = Order(
         client_order_id=str(field(o, "caid", what)),
         symbol=symbol,
@@ -255,6 +256,7 @@ def _algo_update(payload: Mapping[str, Any], symbol_by_id: Mapping[str, str]) ->
         updated_at=utc_from_ms(time_ms),
         detail=str(o.get("ai") or ""),
         triggered_at=firing_since(raw_status, o.get("tt"), time_ms),
+        close_position=close_all,
     )
     return AlgoUpdate(order, raw_status, time_ms)
 

@@ -77,7 +77,7 @@ class OrderCalls(AdapterPart):
         the client id exists already; RetryLater if Binance executed nothing (rate limit)."""
         rules = await self._rules_for(request.symbol)
         quantity = rules.round_quantity_down(request.quantity)
-        if quantity <= 0:
+        if quantity <= 0 and not request.close_position:
             raise OrderRejected(ReasonCode.BELOW_MIN_QUANTITY, f"{request.quantity} rounds to 0")
         params = order_params(request, self._id_by_symbol[request.symbol], quantity, rules)
         endpoint = "fapiPrivatePostAlgoOrder" if request.kind.is_conditional else (
@@ -88,7 +88,9 @@ class OrderCalls(AdapterPart):
         )
         try:
             if request.kind.is_conditional:
-                order = wire.parse_algo_order(answer, request.symbol)
+                order = wire.parse_algo_order(
+                    answer, request.symbol, sent_close_all=request.close_position
+                )
             else:
                 order = wire.parse_order(answer, request.symbol)
         except (MarketDataError, KeyError, TypeError, ValueError) as error:

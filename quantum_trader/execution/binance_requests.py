@@ -23,15 +23,21 @@ def order_params(
     request: OrderRequest, market_id: str, quantity: Decimal, rules: MarketRules
 ) -> dict[str, Any]:
     """POST /fapi/v1/order (market) or /fapi/v1/algoOrder (conditional) parameters, with our
-    client order id; `quantity` is already rounded to the market's step."""
+    client order id; `quantity` is already rounded to the market's step (none is sent with
+    closePosition, a close-all stop)."""
     params: dict[str, Any] = {
         "symbol": market_id,
         "side": request.side.value,
         "type": request.kind.value,
-        "quantity": to_wire(quantity),
     }
-    if request.reduce_only:
-        params["reduceOnly"] = "true"
+    if request.close_position and not request.kind.is_conditional:
+        raise OrderRejected(ReasonCode.ORDER_REJECTED, "closePosition is for conditional orders")
+    if request.close_position:  # Binance refuses a quantity or reduceOnly beside it
+        params["closePosition"] = "true"
+    else:
+        params["quantity"] = to_wire(quantity)
+        if request.reduce_only:
+            params["reduceOnly"] = "true"
     if not request.kind.is_conditional:
         return {**params, "newClientOrderId": request.client_order_id, "newOrderRespType": "RESULT"}
     if request.trigger_price is None or request.trigger_price <= 0:

@@ -246,24 +246,36 @@ def parse_order(payload: Payload, symbol: str) -> Order:
         filled_quantity=filled,
         average_price=average if average > 0 else None,
         updated_at=utc_from_ms(ms_field(payload, "updateTime", what)),
+        close_position=flag(payload.get("closePosition")),
     )
 
 
-def parse_algo_order(payload: Payload, symbol: str, execution: Execution | None = None) -> Order:
+def parse_algo_order(
+    payload: Payload,
+    symbol: str,
+    execution: Execution | None = None,
+    *,
+    sent_close_all: bool = False,
+) -> Order:
     """A conditional order of Binance's Algo Order API (POST/GET /fapi/v1/algoOrder).
 
     A FINISHED order is booked from `execution` (of its actual order, found by the caller);
     without it the status is UNKNOWN. `detail` holds the actual order id once triggered.
+    `sent_close_all`: the answer to our closePosition request, one if the answer leaves the
+    flag out.
     """
     what = f"algoOrder {symbol}"
     kind_raw = field(payload, "orderType", what)
     if kind_raw not in _KINDS or kind_raw == OrderKind.MARKET:
         raise MarketDataError(f"{what}: unsupported conditional order type {kind_raw!r}")
+    close_all = flag(payload.get("closePosition"))
+    if payload.get("closePosition") is None:
+        close_all = sent_close_all
     quantity = ZERO  # closePosition orders have no quantity: they close whatever is held
-    if payload.get("quantity") not in (None, "") or not flag(payload.get("closePosition")):
+    if payload.get("quantity") not in (None, "") or not close_all:
         quantity = decimal_field(payload, "quantity", what)
     raw_status = str(field(payload, "algoStatus", what))
-    status, execution = algo_outcome(raw_status, quantity, execution)
+    status, execution = algo_outcome(raw_status, quantity, execution, close_all=close_all)
     if execution is None and payload.get("actualPrice"):
         price = decimal_field(payload, "actualPrice", what)
         execution = Execution(ZERO, price if price > 0 else None)
@@ -283,6 +295,7 @@ def parse_algo_order(payload: Payload, symbol: str, execution: Execution | None 
         updated_at=utc_from_ms(ms_field(payload, "updateTime", what)),
         detail=str(payload.get("actualOrderId") or ""),
         triggered_at=firing_since(raw_status, payload.get("triggerTime"), payload["updateTime"]),
+        close_position=close_all,
     )
 
 
@@ -302,9 +315,10 @@ def firing_since(raw_status: str, trigger_ms: object, update_ms: object) -> date
 
 
 def algo_outcome(
-    raw_status: str, quantity: Decimal, execution: Execution | None
+    raw_status: str, quantity: Decimal, execution: Execution | None, *, close_all: bool = False
 ) -> tuple[OrderStatus, Execution | None]:
-    """Our status for a Binance algo status (see the module docstring)."""
+    """Our status for a Binance algo status (see the module docstring); a close-all order
+    (closePosition) that executed anything closed what was held: FILLED."""
     if raw_status in ALGO_OPEN:
         return OrderStatus.OPEN, execution
     if raw_status in _ALGO_FINAL:
@@ -313,7 +327,7 @@ def algo_outcome(
         raise MarketDataError(f"algoOrder: unknown algoStatus {raw_status!r}")
     if execution is None:
         return OrderStatus.UNKNOWN, None
-    if execution.quantity >= quantity > 0:
+    if execution.quantity >= quantity > 0 or (close_all and execution.quantity > 0):
         return OrderStatus.FILLED, execution
     return OrderStatus.EXPIRED, execution
 

@@ -4,8 +4,9 @@ Checks, in order: duplicate client order id, unknown symbol, quantity precision 
 for market orders the MARKET_LOT_SIZE filter (step, minimum, and maximum: above it Binance's
 -4005 "Quantity greater than max quantity.", reduce-only closes included), the reduce-only
 rule, the minimum notional (reduce-only exempt) and the free balance; for conditional orders
-reduce-only, trigger precision, "would immediately trigger" (Binance -2021) and at most 10 open
-conditional orders per symbol (MAX_NUM_ALGO_ORDERS).
+reduce-only, trigger precision, one close-all order (closePosition, no quantity and so no lot
+filter) per symbol and side (Binance -4130), "would immediately trigger" (Binance -2021) and at
+most 10 open conditional orders per symbol (MAX_NUM_ALGO_ORDERS).
 """
 
 from __future__ import annotations
@@ -83,6 +84,12 @@ def _check_common(ledger: Ledger, request: OrderRequest) -> MarketRules:
     rules = ledger.rules.get(request.symbol)
     if rules is None:
         raise OrderRejected(ReasonCode.UNKNOWN_SYMBOL, f"unknown symbol {request.symbol!r}")
+    if request.close_position:  # no quantity: it closes whatever is held
+        if not request.kind.is_conditional:
+            raise OrderRejected(
+                ReasonCode.ORDER_REJECTED, "closePosition is for conditional orders"
+            )
+        return rules
     if request.quantity <= 0:
         raise OrderRejected(ReasonCode.ORDER_REJECTED, f"quantity {request.quantity} <= 0")
     _check_lot(request.quantity, rules.step_size, rules.min_quantity, "")
@@ -182,6 +189,14 @@ def _book_conditional(
         raise OrderRejected(
             ReasonCode.BAD_PRECISION,
             f"trigger {trigger} is not a multiple of tick {rules.tick_size}",
+        )
+    if request.close_position and any(
+        o.close_position and o.side is request.side for o in book.orders(request.symbol)
+    ):
+        raise OrderRejected(
+            ReasonCode.ORDER_REJECTED,
+            "An open stop or take profit order with GTE and closePosition in the direction "
+            "is existing. (-4130)",
         )
     if book.count(request.symbol) >= MAX_OPEN_CONDITIONAL_PER_SYMBOL:
         raise OrderRejected(

@@ -223,9 +223,13 @@ def _time_or_none(value: object) -> datetime | None:
 
 def _decode_order(raw: dict[str, Any]) -> Order:
     name = f"order {raw['client_order_id']}"
-    quantity = _number(raw["quantity"], f"{name} quantity", positive=True)
+    close_all = raw.get("close_position", False)  # absent from files written before it
+    if not isinstance(close_all, bool):
+        raise ValueError(f"{name} close_position is {close_all!r}, not true or false")
+    # A close-all stop has no quantity (it closes whatever is held when it fires).
+    quantity = _number(raw["quantity"], f"{name} quantity", positive=not close_all)
     filled = _number(raw["filled_quantity"], f"{name} filled_quantity")
-    if not 0 <= filled <= quantity:
+    if filled < 0 or (filled > quantity and not close_all):
         raise ValueError(f"{name} filled_quantity {filled} is outside 0..{quantity}")
     return Order(
         client_order_id=raw["client_order_id"],
@@ -243,6 +247,7 @@ def _decode_order(raw: dict[str, Any]) -> Order:
         fee_usdt=_number(raw["fee_usdt"], f"{name} fee_usdt"),
         updated_at=_time_or_none(raw["updated_at"]),
         detail=raw["detail"],
+        close_position=close_all,
     )
 
 

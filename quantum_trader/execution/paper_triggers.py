@@ -267,7 +267,9 @@ class CatchUp:
             )
             ledger.state.orders[order.client_order_id] = expired
             return
-        quantity = min(order.quantity, position.quantity)
+        quantity = position.quantity
+        if not order.close_position:
+            quantity = min(order.quantity, quantity)
         bar_open_ms = int(tape.bars.time_ms[event.index])
         base = trigger_fill_base(order, to_decimal(tape.bars.open[event.index]))
         price = ledger.taker_price(order.symbol, order.side, base, quantity, bar_open_ms)

@@ -127,6 +127,7 @@ class Intent:
             order.quantity,
             trigger_price=order.trigger_price,
             reduce_only=order.reduce_only is True,  # ours as sent, or as_sent
+            close_position=order.close_position,
         )
 
     @property

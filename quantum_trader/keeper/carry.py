@@ -21,9 +21,11 @@ from functools import partial
 from operator import eq
 
 from quantum_trader.domain import (
+    ZERO,
     ClosedTrade,
     ExitReason,
     Fill,
+    MarketRules,
     Order,
     OrderKind,
     OrderRequest,
@@ -50,7 +52,7 @@ from quantum_trader.keeper.flat_reads import AFTER_A_TRADE
 from quantum_trader.keeper.ids import ClientOrderIds, Purpose
 from quantum_trader.keeper.orders import OrderDesk
 from quantum_trader.keeper.plan import Context, Plan
-from quantum_trader.keeper.protect import PlaceStop
+from quantum_trader.keeper.protect import PlaceStop, fits_quantity_stop
 from quantum_trader.log import get_logger
 from quantum_trader.portfolio.ledger import Ledger
 from quantum_trader.ports import Exchange, Repository, Writes
@@ -206,9 +208,11 @@ class Carrier(ActionCarrying):
         reason: ExitReason | None = None,
         plan: EntryPlan | None = None,
         client_order_id: str | None = None,
+        close_position: bool = False,
     ) -> Order | None:
         """Send one order of ours and book the answer; None when the outcome is unknown.
-        `client_order_id`: one issued already (an entry's, told its listeners first).
+        `client_order_id`: one issued already (an entry's, told its listeners first);
+        `close_position`: a close-all stop (keeper/protect.py), sent without a quantity.
 
         Raises OrderRejected (recorded) when the exchange refuses it, or when it would add
         exposure while the governor allows only reducing orders.
@@ -218,9 +222,10 @@ class Carrier(ActionCarrying):
             symbol,
             side,
             _KINDS[purpose],
-            quantity,
+            ZERO if close_position else quantity,
             trigger_price=trigger,
             reduce_only=purpose is not Purpose.ENTRY,
+            close_position=close_position,
         )
         if not self._admits(request):
             raise OrderRejected(
@@ -260,13 +265,18 @@ class Carrier(ActionCarrying):
         closes, self._answered_closes = self._answered_closes, {}
         return closes
 
-    async def place_stop_unbooked(self, stop: PlaceStop, now: datetime) -> Order | None:
+    async def place_stop_unbooked(
+        self, stop: PlaceStop, now: datetime, rules: MarketRules | None
+    ) -> Order | None:
         """`stop` sent without its intent saved first: only when nothing can be saved (the
-        daemon stops on a StorageFailed, keeper/last_stand.py). OrderStateUnknown, like any
-        lost answer, is left to the next start, which reads the exchange."""
+        daemon stops on a StorageFailed, keeper/last_stand.py); a close-all one where no stop
+        of its quantity fits `rules` (keeper/protect.py). OrderStateUnknown, like any lost
+        answer, is left to the next start, which reads the exchange."""
+        close_all = not fits_quantity_stop(stop.quantity, rules)
         request = OrderRequest(
             self._ids.next(Purpose.STOP, stop.symbol, now), stop.symbol, stop.side,
-            OrderKind.STOP_MARKET, stop.quantity, trigger_price=stop.trigger, reduce_only=True,
+            OrderKind.STOP_MARKET, ZERO if close_all else stop.quantity,
+            trigger_price=stop.trigger, reduce_only=True, close_position=close_all,
         )  # fmt: skip
         return await self._exchange.place_order(request)
 

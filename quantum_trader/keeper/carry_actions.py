@@ -27,6 +27,7 @@ from quantum_trader.keeper.protect import (
     PlaceTarget,
     SendExit,
     StopWhy,
+    fits_quantity_stop,
 )
 from quantum_trader.log import bound_context, get_logger
 from quantum_trader.ports import Exchange, Repository
@@ -60,6 +61,7 @@ class ActionCarrying:
             reason: ExitReason | None = None,
             plan: EntryPlan | None = None,
             client_order_id: str | None = None,
+            close_position: bool = False,
         ) -> Order | None: ...
 
     async def act(self, actions: Sequence[OrderAction], now: datetime, context: Context) -> None:
@@ -137,10 +139,16 @@ class ActionCarrying:
         await self.act(action.if_refused, now, context)
 
     async def _place_stop(self, action: PlaceStop, now: datetime, context: Context) -> bool:
+        """Place a stop: a close-all one where no stop of its quantity fits the symbol's lot
+        filters (keeper/protect.py `fits_quantity_stop`), after cancelling any other close-all
+        stop of ours on that side, which Binance would not keep beside it (-4130)."""
+        close_all = not fits_quantity_stop(action.quantity, context.rules.get(action.symbol))
+        if close_all:
+            await self._cancel_close_all(action, now)
         try:
             answer = await self.send(
                 Purpose.STOP, action.symbol, action.side, action.quantity, now, context,
-                trigger=action.trigger,
+                trigger=action.trigger, close_position=close_all,
             )  # fmt: skip
         except OrderRejected as error:
             log.error("protective_stop_failed", why=action.why, detail=str(error))
@@ -153,8 +161,24 @@ class ActionCarrying:
             return False
         if answer is None:
             return False  # unknown: the next tick finds it working, or places another
-        log.info("protective_stop_placed", why=action.why, trigger=str(action.trigger))
+        log.info(
+            "protective_stop_placed", why=action.why, trigger=str(action.trigger),
+            close_all=close_all,
+        )  # fmt: skip
         return True
+
+    async def _cancel_close_all(self, action: PlaceStop, now: datetime) -> None:
+        """Cancel our open close-all stops on `action`'s symbol and side (not one executing:
+        it closes the position as it is, and Binance refuses the cancel)."""
+        for order in list(self.book.working.values()):
+            if (
+                order.close_position
+                and order.symbol == action.symbol
+                and order.side is action.side
+                and order.triggered_at is None
+                and not order.status.is_final
+            ):
+                await self._cancel(CancelOrder(order.symbol, order.client_order_id), now)
 
     def _alert(self, now: datetime, symbol: str, event: str, detail: str) -> None:
         tell(self.alert_listeners, ProtectionAlert(now, symbol, event, detail))

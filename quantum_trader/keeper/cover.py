@@ -24,6 +24,7 @@ from quantum_trader.keeper.plan import Context
 from quantum_trader.keeper.protect import (
     OrderAction,
     PlaceStop,
+    covers,
     is_stuck,
     stop_while_unsettled,
 )
@@ -69,7 +70,7 @@ def stop_while_unechoed(
     """
     own = working.get(position.stop_order_id) if position.stop_order_id is not None else None
     monitor = context.monitor
-    if own is not None and own.quantity - own.filled_quantity >= position.quantity:
+    if own is not None and covers(own, position.quantity):
         ended = reported.get(own.client_order_id)
         if (ended is None or not ended.status.is_final) and not is_stuck(own, now, monitor):
             return []

@@ -23,6 +23,7 @@ from quantum_trader.keeper.protect import (
     StopWhy,
     _on_tick,
     closes_all,
+    covers,
 )
 from quantum_trader.record import replace
 
@@ -118,4 +119,4 @@ def refused_exit_trigger(
 
 
 def _covers(order: Order | None, position: Position) -> bool:
-    return order is not None and order.quantity - order.filled_quantity >= position.quantity
+    return order is not None and covers(order, position.quantity)

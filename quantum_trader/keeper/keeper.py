@@ -409,11 +409,14 @@ class PositionKeeper(Entering):
             fills, not_read = await reads.read_fills(orders_to_read_fills(book, snapshot, found))
             marks = await reads.marks(sorted(set(book.positions) | set(snapshot.positions)), now)
             seen = Observation(snapshot, found, fills, marks, self._filled_known, not_read)
-            result = plan(book, seen, now, self._context(advance=False), self._checks)
+            context = self._context(advance=False)
+            result = plan(book, seen, now, context, self._checks)
             placed = 0
             for stop in stops_to_place(result, snapshot):
                 try:
-                    await self._carrier.place_stop_unbooked(stop, now)
+                    await self._carrier.place_stop_unbooked(
+                        stop, now, context.rules.get(stop.symbol)
+                    )
                 except QuantumTraderError as error:
                     log.error("protective_stop_failed", symbol=stop.symbol, detail=str(error))
                     continue

@@ -6,6 +6,13 @@ managed stop, so it stays protected when this process is gone. A `PlaceStop` com
 replaced (two reduce-only stops may coexist; neither can open a position); if the placement
 fails, the keeper skips the cancels and closes the position at market.
 
+A position no stop of its quantity can cover (below the symbol's minimum quantity after a
+reduction by hand or a minimum raised, or off its step) gets a close-all stop instead
+(`fits_quantity_stop`; Binance's closePosition, placed by keeper/carry_actions.py), which covers
+whatever is held and is never resized. Binance keeps one close-all order per symbol and side
+(-4130), so one is replaced by cancelling the old first: the one moment such a position is
+without a stop.
+
 Exits go out as the stop maths decides them, with the stops they need when no stop of ours
 covers the position (keeper/exit_stops.py).
 
@@ -182,7 +189,10 @@ def check_protection(
     needs: StopWhy | None = None
     if current is None or not _protects(current, position):
         needs = StopWhy.MISSING
-    elif current.quantity - current.filled_quantity != position.quantity:
+    elif (
+        not current.close_position
+        and current.quantity - current.filled_quantity != position.quantity
+    ):
         needs = StopWhy.RESIZED
     moved = (
         needs is None
@@ -239,7 +249,7 @@ def stop_while_unsettled(
         _is_ours_open(o, position.symbol)
         and o.kind is OrderKind.STOP_MARKET
         and _protects(o, position)
-        and o.quantity - o.filled_quantity >= held
+        and covers(o, held)
         and not is_stuck(o, now, settings)
         for o in orders
     ):
@@ -260,6 +270,22 @@ def on_tick_grid(position: Position, rules: MarketRules | None) -> Position:
         initial_stop_price=rules.round_price(position.initial_stop_price),
         take_profit_price=rules.round_price(position.take_profit_price),
     )
+
+
+def covers(stop: Order, quantity: Decimal) -> bool:
+    """`stop` closes at least `quantity` when it fires: a close-all one whatever is held."""
+    return stop.close_position or stop.quantity - stop.filled_quantity >= quantity
+
+
+def fits_quantity_stop(quantity: Decimal, rules: MarketRules | None) -> bool:
+    """A stop of exactly `quantity` meets the symbol's lot filters (both market order filters'
+    step and minimum: it fires as a market order). Else the position gets a close-all stop
+    (closePosition), which carries no quantity: Binance would refuse a quantity stop below
+    the minimum, and one rounded down to the step would leave a rest unprotected."""
+    if rules is None:
+        return True
+    lot = rules.market_order_lot.lot
+    return quantity >= lot.min_quantity and lot.is_on_step(quantity)
 
 
 def _is_ours_open(order: Order, symbol: str) -> bool:

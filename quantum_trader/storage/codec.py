@@ -96,6 +96,7 @@ def encode_order(order: Order) -> Row:
         encode_time(order.created_at),
         _opt_time_text(order.updated_at),
         order.detail,
+        int(order.close_position),
     )
 
 
@@ -116,6 +117,7 @@ def decode_order(row: Row) -> Order:
         created_at=decode_time(row[12]),
         updated_at=_opt_time(row[13]),
         detail=_text(row[14]),
+        close_position=bool(row[15]),
     )
 
 

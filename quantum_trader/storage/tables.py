@@ -18,6 +18,7 @@ def _columns(names: str) -> tuple[str, ...]:
 ORDER_COLUMNS = _columns(
     "client_order_id exchange_order_id symbol side kind quantity status trigger_price"
     " reduce_only filled_quantity average_price fee_usdt created_at updated_at detail"
+    " close_position"
 )
 ORDER_CREATED_AT = ORDER_COLUMNS.index("created_at")
 ORDER_STATUS = ORDER_COLUMNS.index("status")

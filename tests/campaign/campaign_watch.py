@@ -69,7 +69,8 @@ def watch_entries(server: LoopbackBinance, watch: Watch) -> None:
 
 
 def unprotected(state: LoopbackState) -> list[str]:
-    """Market ids the stand-in holds with no reduce-only stop of ours covering all of it."""
+    """Market ids the stand-in holds with no reduce-only stop of ours covering all of it (a
+    close-all one covers whatever is held)."""
     bare = []
     for market_id, holding in state.holdings.items():
         if holding.amount == 0:
@@ -82,7 +83,7 @@ def unprotected(state: LoopbackState) -> list[str]:
             and o["reduceOnly"]
             and o["side"] == exit_side
             and is_ours(o["clientAlgoId"])
-            and Decimal(o["quantity"]) >= abs(holding.amount)
+            and (o["closePosition"] or Decimal(o["quantity"]) >= abs(holding.amount))
             for o in state.algo_orders.values()
         )
         if not covered:

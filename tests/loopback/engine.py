@@ -274,7 +274,8 @@ class Engine:
             raise BinanceError(-1102, "Mandatory parameter 'triggerPrice' was not sent.")
         if params.get("type") not in CONDITIONAL_TYPES:
             raise BinanceError(-1116, "Invalid orderType.")
-        quantity = _quantity(market, params)
+        close_all = params.get("closePosition") == "true"
+        quantity = self._close_all_checked(params) if close_all else _quantity(market, params)
         client_id = params.get("clientAlgoId") or f"auto{s.new_id()}"
         if client_id in s.algo_orders:
             raise BinanceError(-4116, "ClientOrderId is duplicated.")
@@ -284,6 +285,24 @@ class Engine:
         s.algo_orders[client_id] = order
         s.emit(payloads.algo_update(order, s.now_ms))
         return order
+
+    def _close_all_checked(self, params: dict[str, str]) -> Decimal:
+        """A closePosition (Close-All) order: no quantity or reduceOnly beside it, and one per
+        symbol and side (Binance's -4130)."""
+        for name in ("quantity", "reduceOnly"):
+            if name in params:
+                raise BinanceError(-1106, f"Parameter '{name.lower()}' sent when not required.")
+        if any(
+            o["closePosition"] and o["algoStatus"] == "NEW"
+            and (o["symbol"], o["side"]) == (params["symbol"], params["side"])
+            for o in self.state.algo_orders.values()
+        ):  # fmt: skip
+            raise BinanceError(
+                -4130,
+                "An open stop or take profit order with GTE and closePosition in the "
+                "direction is existing.",
+            )
+        return Decimal(0)
 
     def cancel_algo_order(self, params: dict[str, str]) -> dict[str, Any]:
         s = self.state
@@ -329,13 +348,16 @@ class Engine:
                 self._run_triggered(algo)
 
     def _run_triggered(self, algo: dict[str, Any]) -> None:
-        """Send a triggered order's market order (reduce-only: at most what is held)."""
+        """Send a triggered order's market order (reduce-only: at most what is held; a
+        close-all one: what is held)."""
         s = self.state
         market = s.markets[algo["symbol"]]
         holding = s.holding(market.market_id)
-        quantity = Decimal(algo["quantity"])
+        closes = holding.amount != 0 and (holding.amount > 0) == (algo["side"] == "SELL")
+        # A close-all order's market order is for whatever is held when it fires.
+        ordered = abs(holding.amount) if algo["closePosition"] else Decimal(algo["quantity"])
+        quantity = ordered
         if algo["reduceOnly"]:
-            closes = holding.amount != 0 and (holding.amount > 0) == (algo["side"] == "SELL")
             quantity = min(quantity, abs(holding.amount)) if closes else Decimal(0)
         if quantity == 0:
             algo.update(algoStatus="REJECTED", updateTime=s.now_ms)
@@ -346,9 +368,7 @@ class Engine:
         child_id = f"algo-{algo['algoId']}"
         if self.child_carries_algo_id:
             child_id = algo["clientAlgoId"]
-        order = payloads.order_json(
-            s.new_id(), child_id, params, Decimal(algo["quantity"]), s.now_ms
-        )
+        order = payloads.order_json(s.new_id(), child_id, params, ordered, s.now_ms)
         if self.child_carries_algo_id:
             order["origType"] = algo["orderType"]
         s.orders[order["clientOrderId"]] = order
@@ -372,6 +392,8 @@ def _quantity(market: LoopbackMarket, params: dict[str, str]) -> Decimal:
     quantity = Decimal(params["quantity"])
     if quantity <= 0 or quantity % Decimal(market.step_size) != 0:
         raise BinanceError(-1111, "Precision is over the maximum defined for this asset.")
+    if quantity < Decimal(market.min_quantity):
+        raise BinanceError(-4004, "Quantity less than min quantity.")
     return quantity
 
 

@@ -1,0 +1,93 @@
+"""A close-all stop (Binance's closePosition) through the ccxt adapter, on the stand-in.
+
+Binance's New Algo Order: `closePosition` "true" is Close-All, used with STOP_MARKET or
+TAKE_PROFIT_MARKET, and cannot be sent with `quantity` (nor `reduceOnly`); its answers and
+ALGO_UPDATE events carry `closePosition` / `cp` true and a quantity of 0. One per symbol and
+side: a second is refused with -4130. The keeper places one for a position no stop of its
+quantity can cover (keeper/protect.py `fits_quantity_stop`).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from loopback import LoopbackBinance
+from loopback.payloads import algo_update
+
+from quantum_trader.domain import ZERO, OrderKind, OrderRequest, OrderSide, OrderStatus
+from quantum_trader.errors import OrderRejected
+from quantum_trader.execution.binance_events import AlgoUpdate, parse_user_event
+from quantum_trader.execution.ccxt_exchange import CcxtExchange
+
+BTC = "BTC/USDT:USDT"
+
+
+def close_all(client_id: str = "qt-s-BTC-1", trigger: str = "95000") -> OrderRequest:
+    return OrderRequest(
+        client_id, BTC, OrderSide.SELL, OrderKind.STOP_MARKET, ZERO,
+        trigger_price=Decimal(trigger), reduce_only=True, close_position=True,
+    )  # fmt: skip
+
+
+async def hold_btc(exchange: CcxtExchange, quantity: str) -> None:
+    entry = OrderRequest("qt-e-BTC-1", BTC, OrderSide.BUY, OrderKind.MARKET, Decimal(quantity))
+    await exchange.place_order(entry)
+
+
+async def test_a_close_all_stop_is_sent_without_a_quantity_and_read_back_as_one(
+    exchange: CcxtExchange, loopback: LoopbackBinance
+) -> None:
+    await hold_btc(exchange, "0.010")
+    placed = await exchange.place_order(close_all())
+
+    method, path, params = loopback.requests[-1]
+    assert (method, path) == ("POST", "/fapi/v1/algoOrder")
+    assert params["closePosition"] == "true"
+    assert "quantity" not in params
+    assert "reduceOnly" not in params
+    for order in (placed, *await exchange.fetch_open_conditional_orders(BTC)):
+        assert order.close_position
+        assert order.reduce_only is True
+        assert order.quantity == ZERO
+        assert order.status is OrderStatus.OPEN
+
+
+async def test_a_second_close_all_stop_on_the_same_side_is_refused(
+    exchange: CcxtExchange, loopback: LoopbackBinance
+) -> None:
+    await hold_btc(exchange, "0.010")
+    await exchange.place_order(close_all("qt-s-BTC-1"))
+    with pytest.raises(OrderRejected, match="-4130"):
+        await exchange.place_order(close_all("qt-s-BTC-2", "96000"))
+    await exchange.cancel_conditional_order(BTC, "qt-s-BTC-1")
+    await exchange.place_order(close_all("qt-s-BTC-2", "96000"))  # once the first is gone
+
+
+async def test_a_close_all_stop_that_fires_closes_whatever_is_held(
+    exchange: CcxtExchange, loopback: LoopbackBinance
+) -> None:
+    await hold_btc(exchange, "0.010")
+    await exchange.place_order(close_all())
+    more = OrderRequest("qt-e-BTC-2", BTC, OrderSide.BUY, OrderKind.MARKET, Decimal("0.007"))
+    await exchange.place_order(more)  # held after the stop was placed: closed too
+    loopback.state.marks["BTCUSDT"] = Decimal("94000.0")
+
+    fired = await exchange.fetch_order(BTC, "qt-s-BTC-1")
+    assert fired is not None
+    assert fired.status is OrderStatus.FILLED
+    assert fired.close_position
+    assert fired.filled_quantity == Decimal("0.017")
+    assert await exchange.fetch_positions() == []
+
+
+def test_an_algo_update_of_a_close_all_order_reads_as_one(loopback: LoopbackBinance) -> None:
+    params = {"type": "STOP_MARKET", "symbol": "BTCUSDT", "side": "SELL", "triggerPrice": "95000"}
+    algo = loopback.engine.place_algo_order(  # the stand-in's own REST shape of one
+        {**params, "algoType": "CONDITIONAL", "closePosition": "true", "clientAlgoId": "qt-s-1"}
+    )
+    event = parse_user_event(algo_update(algo, 1), {"BTCUSDT": BTC})
+    assert isinstance(event, AlgoUpdate)
+    assert event.order.close_position
+    assert event.order.quantity == ZERO
+    assert event.order.reduce_only is True
