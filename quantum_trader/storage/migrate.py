@@ -49,8 +49,9 @@ class Migration:
 # The oldest schema version the read-only commands read as it is, without the daemon
 # migrating it first: 0002 only lets closed_trades.r_multiple be NULL, which a reader of a
 # version-1 file never meets; 0003 adds the decisions' tallies, which a reader of an older
-# file replaces by counting the decisions (sqlite_audit.py). A migration that changes what a
-# reader sees raises it.
+# file replaces by counting the decisions (sqlite_audit.py); 0004 adds the orders'
+# close_position, read as 0 from an older file (sqlite_statements.py `order_reads`). A
+# migration that changes what a reader sees raises it.
 OLDEST_READABLE = 1
 
 

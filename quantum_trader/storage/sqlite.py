@@ -61,6 +61,7 @@ class SqliteRepository:
         self._version = version
         self._applied = applied
         self._audit = BufferedAudit(self._connection, version)
+        self._order_reads = sql.order_reads(version)
 
     @classmethod
     async def open(
@@ -106,17 +107,18 @@ class SqliteRepository:
         await self._connection.write(sql.UPSERT_ORDER, [codec.encode_order(order)])
 
     async def get_order(self, client_order_id: str) -> Order | None:
-        rows = await self._connection.fetch(sql.SELECT_ORDER, (client_order_id,))
+        rows = await self._connection.fetch(self._order_reads.select_one, (client_order_id,))
         return codec.decode_order(rows[0]) if rows else None
 
     async def orders(self, symbol: str | None = None) -> list[Order]:
         """Orders sorted by created_at, then client order id."""
-        rows = await self._connection.fetch(*sql.select_orders(symbol))
+        rows = await self._connection.fetch(*self._order_reads.select(symbol))
         return [codec.decode_order(r) for r in rows]
 
     async def open_orders(self) -> list[Order]:
         """Orders still PENDING, OPEN or UNKNOWN, sorted like `orders()`."""
-        rows = await self._connection.fetch(sql.SELECT_OPEN_ORDERS, sql.OPEN_ORDER_STATUSES)
+        reads = self._order_reads
+        rows = await self._connection.fetch(reads.select_open, sql.OPEN_ORDER_STATUSES)
         return [codec.decode_order(r) for r in rows]
 
     async def record_fills(self, fills: Sequence[Fill]) -> None:

@@ -8,6 +8,7 @@ column names are constants of this program, never input, so the f-strings below 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from quantum_trader.ports import StateWrite, Writes
 from quantum_trader.storage import codec, tables
@@ -40,19 +41,37 @@ UPSERT_ORDER = _insert(
     "ON CONFLICT (client_order_id) DO UPDATE SET "
     + _update_all_but(tables.ORDER_COLUMNS, {"client_order_id", "created_at"}),
 )
-_SELECT_ORDERS = _select("orders", tables.ORDER_COLUMNS)
 _ORDERS_SORT = " ORDER BY created_at, client_order_id"
-SELECT_ORDER = _SELECT_ORDERS + " WHERE client_order_id = ?"
-SELECT_OPEN_ORDERS = (
-    f"{_SELECT_ORDERS} WHERE status IN ({', '.join('?' * len(tables.OPEN_ORDER_STATUSES))})"
-    + _ORDERS_SORT
-)
-OPEN_ORDER_STATUSES = tuple(s.value for s in tables.OPEN_ORDER_STATUSES)  # its parameters
+OPEN_ORDER_STATUSES = tuple(s.value for s in tables.OPEN_ORDER_STATUSES)  # SELECT_OPEN's
+CLOSE_POSITION_SINCE = 4  # migration 0004; a file before it, read as it is, has no close-all
 
 
-def select_orders(symbol: str | None) -> tuple[str, tuple[SqlValue, ...]]:
-    """The SQL and parameters that read every order, or `symbol`'s, in their order."""
-    return _of_symbol(_SELECT_ORDERS, _ORDERS_SORT, symbol)
+@dataclass(frozen=True)
+class OrderReads:
+    """The statements that read orders from a file of one schema version: one by client id,
+    the open ones (`OPEN_ORDER_STATUSES`), and every order (`select`)."""
+
+    select_one: str
+    select_open: str
+    _every: str
+
+    def select(self, symbol: str | None) -> tuple[str, tuple[SqlValue, ...]]:
+        """The SQL and parameters that read every order, or `symbol`'s, in their order."""
+        return _of_symbol(self._every, _ORDERS_SORT, symbol)
+
+
+def order_reads(version: int) -> OrderReads:
+    """The order reads of a file at schema `version` (readers read older files as they are)."""
+    columns = tables.ORDER_COLUMNS
+    if version < CLOSE_POSITION_SINCE:
+        columns = tuple("0 AS close_position" if c == "close_position" else c for c in columns)
+    every = _select("orders", columns)
+    statuses = ", ".join("?" * len(OPEN_ORDER_STATUSES))
+    return OrderReads(
+        every + " WHERE client_order_id = ?",
+        f"{every} WHERE status IN ({statuses}){_ORDERS_SORT}",
+        every,
+    )
 
 
 # fills

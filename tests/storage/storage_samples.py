@@ -71,6 +71,7 @@ def full_order() -> Order:
         fee_usdt=Decimal("0.12256665"),
         updated_at=at(5),
         detail="partially filled",
+        close_position=True,
     )
 
 

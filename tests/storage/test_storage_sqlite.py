@@ -11,14 +11,17 @@ from pathlib import Path
 import pytest
 import storage_samples as s
 
-from quantum_trader.domain import GateName, ReasonCode
+from quantum_trader.domain import ZERO, GateName, ReasonCode
 from quantum_trader.errors import OperatorActionRequired
+from quantum_trader.record import replace
+from quantum_trader.storage.codec import encode_order
 from quantum_trader.storage.migrate import Migration, bundled_migrations
 from quantum_trader.storage.sqlite import (
     FLUSH_THRESHOLD_ROWS,
     ReadOnlyRepositoryError,
     SqliteRepository,
 )
+from quantum_trader.storage.tables import ORDER_COLUMNS
 
 LATEST = len(bundled_migrations())
 
@@ -157,6 +160,43 @@ async def test_a_version_1_file_is_read_as_it_is_without_the_daemon_migrating_it
     finally:
         await reader.close()
     assert [v for v, _ in versions(path)] == [1]
+
+
+async def test_a_version_3_files_orders_are_read_as_they_are_with_no_close_all_stop(
+    tmp_path: Path,
+) -> None:
+    """0004 adds the orders' close_position: `status` (open orders) and a report's `--db` on a
+    file from before it read its orders as none close-all, the file left at version 3."""
+    path = tmp_path / "ledger.db"
+    await (await SqliteRepository.open(path, migrations=bundled_migrations()[:3])).close()
+    columns = ORDER_COLUMNS[:-1]  # as a program of schema version 3 wrote them
+    assert ORDER_COLUMNS[-1] == "close_position"
+    with sqlite3.connect(path) as conn:
+        marks = ", ".join("?" * len(columns))
+        conn.execute(
+            f"INSERT INTO orders ({', '.join(columns)}) VALUES ({marks})",
+            encode_order(s.order())[:-1],
+        )
+
+    reader = await SqliteRepository.open(path, read_only=True)
+    try:
+        assert reader.schema_version == 3
+        assert await reader.orders() == [s.order()]
+        assert await reader.open_orders() == [o for o in [s.order()] if not o.status.is_final]
+        assert await reader.get_order(s.order().client_order_id) == s.order()
+    finally:
+        await reader.close()
+    assert [v for v, _ in versions(path)] == [1, 2, 3]
+
+
+async def test_a_close_all_stop_is_kept_as_one(tmp_path: Path) -> None:
+    repository = await SqliteRepository.open(tmp_path / "ledger.db")
+    try:
+        close_all = replace(s.order(), quantity=ZERO, close_position=True)
+        await repository.save_order(close_all)
+        assert await repository.get_order(close_all.client_order_id) == close_all
+    finally:
+        await repository.close()
 
 
 async def test_a_file_older_than_what_readers_read_asks_for_the_daemon_first(
