@@ -40,10 +40,9 @@ def within_brackets(
     below the last cap, then the leverage lowered to the notional's bracket, the notional at
     most `notional_cap_usdt` and `margin_cap_usdt` × that leverage. Loops while a smaller
     notional lands in a bracket of lower leverage still; the leverage falls every time."""
-    fitted = Bracketed(quantity, leverage)
-    if not rules.leverage_brackets:
+    fitted, cap = Bracketed(quantity, leverage), rules.notional_cap
+    if cap is None:
         return fitted
-    cap = rules.leverage_brackets[-1].notional_cap
     if quantity * price >= cap:
         below = _largest_quantity(lot, cap, price, below=True)
         named = f"the last leverage bracket's cap {cap} USDT"
