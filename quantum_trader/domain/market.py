@@ -121,6 +121,12 @@ class MarketRules:
             MARKET_LOT_SIZE,
         )
 
+    @property
+    def notional_cap(self) -> Decimal | None:
+        """The last leverage bracket's cap, USDT: Binance takes no position of this notional
+        or more. None without brackets."""
+        return self.leverage_brackets[-1].notional_cap if self.leverage_brackets else None
+
     def max_leverage_for(self, notional_usdt: Decimal) -> int:
         """The highest leverage allowed at `notional_usdt`: its bracket's, at most
         `max_leverage`; 0 beyond the last bracket's cap (Binance takes no such position)."""

@@ -14,6 +14,7 @@ from datetime import datetime
 from quantum_trader.domain import (
     Candidate,
     GateName,
+    MarketRules,
     MarketView,
     PortfolioView,
     Position,
@@ -176,6 +177,7 @@ class PortfolioBalancer:
     with `slippage_stop_share` as well (`sizing.max_slippage_stop_share`), a candidate is
     estimated no larger than the sizer will make it where the book's depth stops it
     (`depths`): a large account's candidates were judged, and priced, at orders never sent.
+    Nor larger than its market's last leverage bracket's cap, below which the sizer stays.
     """
 
     settings: BalancerSettings
@@ -186,15 +188,21 @@ class PortfolioBalancer:
     def name(self) -> GateName:
         return GateName.BALANCER
 
-    def depths(self, candidates: Iterable[Candidate]) -> dict[str, float]:
-        """Each candidate's largest notional before its expected slippage reaches
-        `slippage_stop_share` of its likely stop's distance, as the sizer bounds it (none
-        without a cost model and a share: no bound)."""
+    def depths(
+        self, candidates: Iterable[Candidate], rules: Mapping[str, MarketRules]
+    ) -> dict[str, float]:
+        """Each candidate's largest notional as the sizer bounds it: before its expected
+        slippage reaches `slippage_stop_share` of its likely stop's distance (with a cost model
+        and a share), and at most its market's last leverage bracket's cap (the sizer stays
+        just below it); infinite where neither bounds it."""
+        return {c.symbol: min(self._depth(c), _cap(rules.get(c.symbol))) for c in candidates}
+
+    def _depth(self, candidate: Candidate) -> float:
         share = self.slippage_stop_share
         if self.costs is None or share is None:
-            return {}
-        within, s = self.costs.notional_within_slippage, self.settings
-        return {c.symbol: within(candidate_stop_pct(c, s) * share, c.atr_pct) for c in candidates}
+            return math.inf
+        stop_pct = candidate_stop_pct(candidate, self.settings)
+        return self.costs.notional_within_slippage(stop_pct * share, candidate.atr_pct)
 
     def analyze_portfolio(
         self,
@@ -223,7 +231,7 @@ class PortfolioBalancer:
         violations = breaches(book, s, matrix, skip_pairs=len(book.holdings))
         mode = risk_mode(violations, book, daily_drawdown, losing_streak, s)
         state = portfolio_state(book, used_margin_usdt, free_margin_usdt)
-        depths = self.depths(candidates) if depths is None else depths
+        depths = self.depths(candidates, market.rules) if depths is None else depths
         scored = [
             (
                 i,
@@ -301,6 +309,11 @@ class PortfolioBalancer:
             symbol_stats=portfolio.symbol_stats,
             depths=depths,
         )
+
+
+def _cap(rules: MarketRules | None) -> float:
+    cap = None if rules is None else rules.notional_cap
+    return math.inf if cap is None else float(cap)
 
 
 def refused_by_fit(output: BalancerOutput) -> bool:

@@ -50,7 +50,7 @@ class BalancerJournal:
         now: datetime,
     ) -> list[Verdict]:
         balancer = self._balancer
-        depths = balancer.depths(candidates)
+        depths = balancer.depths(candidates, market.rules)
         self.latest = balancer.analyze(candidates, portfolio, market, now, depths)
         self._held = None
         if not self.latest.allowed:

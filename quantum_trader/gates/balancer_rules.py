@@ -3,9 +3,10 @@ candidate fits.
 
 Candidates are not sized yet, so each is estimated the way the math sizer will size it: loss at
 the stop = `candidate_risk_fraction` × equity; notional = that budget ÷ (ATR% × stop multiple),
-capped by `candidate_max_margin_fraction` × equity × `candidate_leverage`, and by the book's depth
-where the caller knows it (`depth_usdt`: the notional at which the sizer stops, its expected
-slippage reaching `sizing.max_slippage_stop_share` of that stop; the risk shrinks with it).
+capped by `candidate_max_margin_fraction` × equity × `candidate_leverage`, and by `depth_usdt`
+where the caller knows it (the notional at which the sizer stops: the book's depth, its expected
+slippage reaching `sizing.max_slippage_stop_share` of that stop, or the market's last leverage
+bracket's cap; the risk shrinks with it).
 Concentrations are
 fractions of max(gross exposure, equity), so a first small position is not "100 % of exposure".
 A symbol missing from the sector map is in `unknown_sector`. Correlation is signed by the sides: a

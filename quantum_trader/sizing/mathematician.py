@@ -17,8 +17,11 @@ minimum every cycle) and capped at its maximum (MARKET_LOT_SIZE maxQty, -4005); 
 records that cap (`SizedOrder.market_max_quantity`) as the risk plan records the margin cap. It
 is also capped at the book's depth as the cost model sees it: the expected slippage at most
 `max_slippage_stop_share` of the nearer exit's distance (`slippage_max_quantity`), else the
-fill's own impact could carry it past the target (a huge paper account did so). A refusal names
-the limit that set the quantity and the filter it failed.
+fill's own impact could carry it past the target (a huge paper account did so). Last come
+Binance's leverage brackets (sizing/brackets.py): the notional below the last bracket's cap,
+the leverage at most the notional's bracket's (a large account was refused the symbol, or the
+leverage, rather than sized within them). A refusal names the limit that set the quantity and
+the filter it failed.
 """
 
 from __future__ import annotations
@@ -40,7 +43,8 @@ from quantum_trader.domain import (
     TradePlan,
     Verdict,
 )
-from quantum_trader.record import record
+from quantum_trader.record import record, replace
+from quantum_trader.sizing.brackets import within_brackets
 from quantum_trader.sizing.costs import CostModel
 from quantum_trader.sizing.fill_risk import fill_base_high, loss_per_unit
 from quantum_trader.sizing.rounding import stop_price, take_profit_price
@@ -206,6 +210,7 @@ class MathSizer:
         bound = self._bound_quantity(candidate, rules, per_unit, risk, exit_distance)
         if isinstance(bound, Verdict):
             return bound
+        bound, leverage = _bracketed(candidate.price, rules, risk, bound)
         denial = _check_minimums(candidate, rules, bound)
         if denial is not None:
             return denial
@@ -226,9 +231,9 @@ class MathSizer:
             entry_price=entry,
             stop_price=stop,
             take_profit_price=target,
-            leverage=risk.leverage,
+            leverage=leverage,
             notional_usdt=notional,
-            margin_usdt=notional / risk.leverage,
+            margin_usdt=notional / leverage,
             expected_loss_usdt=quantity * distance,
             expected_profit_usdt=quantity * (target - entry) * side.sign,
             costs_usdt=to_decimal(costs.total_usdt).quantize(COST_QUANTUM),
@@ -339,6 +344,19 @@ def _valid_inputs(candidate: Candidate, plan: TradePlan) -> bool:
         and math.isfinite(plan.size_factor)
         and plan.size_factor > 0
     )
+
+
+def _bracketed(
+    price: Decimal, rules: MarketRules, risk: RiskPlan, bound: BoundQuantity
+) -> tuple[BoundQuantity, int]:
+    """The bound quantity and the plan's leverage as the leverage brackets allow them."""
+    lot = rules.market_order_lot.lot
+    fitted = within_brackets(
+        rules, lot, price, bound.quantity, risk.leverage, risk.margin_cap_usdt, risk.notional_usdt
+    )
+    if fitted.bound is not None:
+        bound = replace(bound, quantity=fitted.quantity, allowed=fitted.allowed, bound=fitted.bound)
+    return bound, fitted.leverage
 
 
 def _check_minimums(

@@ -1,14 +1,17 @@
 """The balancer's cost score comes from the same cost model as paper fills and sizing, for the
-order the sizer will make (bounded by the book's depth as the sizer bounds it)."""
+order the sizer will make (bounded by the book's depth and the last leverage bracket's cap as
+the sizer bounds it)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
+from decimal import Decimal
 
 import gate_builders as b
 import pytest
 
-from quantum_trader.domain import ReasonCode
+from quantum_trader.domain import LeverageBracket, ReasonCode
 from quantum_trader.gates.balancer import PortfolioBalancer
 from quantum_trader.gates.balancer_rules import candidate_exposure, priority
 from quantum_trader.gates.settings import BalancerSettings
@@ -82,3 +85,24 @@ def test_below_the_books_depth_the_estimate_is_unchanged() -> None:
     assert dict(ranked(PortfolioBalancer(BalancerSettings(), costs, share), 0.05)) == dict(
         ranked(PortfolioBalancer(BalancerSettings(), costs), 0.05)
     )
+
+
+def test_a_large_accounts_candidate_is_estimated_at_most_at_the_last_leverage_brackets_cap() -> (
+    None
+):
+    """The sizer stops just below the last leverage bracket's cap (Binance takes no larger
+    position): the balancer estimates, and prices, the candidate there, not at the order the
+    account alone would make."""
+    costs, s, atr, cap = CostModel(CostSettings()), BalancerSettings(), 0.01, 1_000_000.0
+    bracket = LeverageBracket(5, Decimal(0), Decimal(1_000_000))
+    capped = replace(b.rules(CALM), leverage_brackets=(bracket,))
+    view = replace(b.market((CALM,), market_rules={CALM: capped}), atr_pct={CALM: atr})
+    cand = replace(b.candidate(CALM), atr_pct=atr)
+    balancer = PortfolioBalancer(s, costs)
+    assert balancer.depths([cand], view.rules) == {CALM: cap}
+    assert balancer.depths([cand], {}) == {CALM: math.inf}  # no rules known: no bound
+    assert candidate_exposure(cand, 1e8, s).notional_usdt > cap
+
+    output = balancer.analyze([cand], b.portfolio(equity="100000000"), view, b.NOW)
+    trip = costs.round_trip(cap, atr, cand.side).total_usdt / cap * 100
+    assert output.allowed[0].priority == pytest.approx(priority(cand, view, None, s, trip))

@@ -167,7 +167,7 @@ def test_whenever_the_denials_hold_a_full_analysis_allows_nothing(
     s = BalancerSettings()
     balancer = _balancer(s, thin)
     open_positions, cands = _positions(positions), _candidates(candidates)
-    depths = balancer.depths(cands)
+    depths = balancer.depths(cands, _view(prices[0], seed).rules)
     before = _account(open_positions, equity[0], free_share, drawdown, streak)
     declared = HeldDenials.of(cands, before, _view(prices[0], seed), s, depths=depths)
     event(f"declared: {declared is not None}")
@@ -255,7 +255,7 @@ def test_denials_shown_to_hold_over_a_range_hold_at_every_point_of_it(
     so at the other end, at every mix of the ranges' ends, and inside; also where the book's
     depth bounds candidates (`thin`)."""
     open_positions, cands = _positions(positions), _candidates(candidates)
-    depths = _balancer(s, thin).depths(cands)
+    depths = _balancer(s, thin).depths(cands, _view(prices[0], seed).rules)
 
     def account(equity: float, free: float) -> PortfolioView:
         return portfolio(equity=f"{equity:.2f}", free=f"{free:.2f}", positions=open_positions)

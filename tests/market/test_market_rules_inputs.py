@@ -128,9 +128,11 @@ def test_an_import_keeps_the_brackets_of_a_rules_file(tmp_path: Path, form: str)
     assert read_rules(imported).listings[ETH].rules.max_leverage_for(Decimal(5000)) == 0
 
 
-def test_a_backtest_refuses_entries_beyond_the_last_brackets_cap(tmp_path: Path) -> None:
-    """With 200,000 USDT the sizer's entries are ≈ 40,000 USDT; the bracket allows 5,000 (was:
-    entries of ≈ 40,000 USDT at 2x, the cap ignored)."""
+def test_a_backtest_sizes_entries_below_the_last_brackets_cap(tmp_path: Path) -> None:
+    """With 200,000 USDT the sizer's entries would be ≈ 40,000 USDT; the bracket takes less
+    than 5,000, so each is sized just below it (was: each refused by the risk guard, "beyond
+    the last leverage bracket's cap 5000", no trade at all; before that, entries of ≈ 40,000
+    USDT at 2x, the cap ignored)."""
     eth_market(tmp_path, sample_rules([ETH_BRACKETS]))
     out = tmp_path / "out"
     args = ["backtest", "--symbols", ETH, "--start", "2025-10-01", "--end", "2025-10-08"]
@@ -146,10 +148,15 @@ def test_a_backtest_refuses_entries_beyond_the_last_brackets_cap(tmp_path: Path)
             "select detail from decisions where gate = 'risk_guard' "
             "and reason = 'LEVERAGE_TOO_HIGH'"
         ).fetchall()
-        fills = db.execute("select quantity, price from fills").fetchall()
-    assert refused
-    assert all("beyond the last leverage bracket's cap 5000" in detail for (detail,) in refused)
-    assert all(Decimal(q) * Decimal(p) < 5000 for q, p in fills)
+        entries = db.execute(
+            "select f.quantity, f.price from fills f join orders o using (client_order_id) "
+            "where o.reduce_only = 0"
+        ).fetchall()
+    assert refused == []
+    assert entries
+    # Each the largest quantity on ETH's 0.001 step (≈ 4.5 USDT) below 5,000 USDT at the
+    # signal's price; the fill's price, moved by the slippage, can end a hair above (5,000.19).
+    assert all(4990 < Decimal(q) * Decimal(p) < 5005 for q, p in entries)
 
 
 # -- quantity and notional minimums ----------------------------------------------------------

@@ -6,13 +6,16 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import numpy as np
+from hypothesis import strategies as st
 
 from quantum_trader.clock import ms_from_utc
 from quantum_trader.domain import (
     Action,
     Bars,
     Candidate,
+    LeverageBracket,
     MarketRules,
+    MarketView,
     PortfolioView,
     Position,
     Regime,
@@ -20,10 +23,14 @@ from quantum_trader.domain import (
     Signal,
     SizedOrder,
     SymbolStats,
+    Verdict,
 )
 from quantum_trader.execution.paper_ledger import Ledger
 from quantum_trader.execution.paper_markets import PriceTape
 from quantum_trader.execution.paper_state import PaperState
+from quantum_trader.gates.risk_guard import RiskGuard
+from quantum_trader.gates.settings import RiskGuardSettings
+from quantum_trader.settings_base import MAX_LEVERAGE
 from quantum_trader.sizing.costs import CostModel
 
 SYMBOL = "BTC/USDT:USDT"
@@ -79,6 +86,34 @@ def rules(
         Decimal(min_notional),
         max_leverage,
     )
+
+
+def brackets(*rows: tuple[int, int]) -> tuple[LeverageBracket, ...]:
+    """Leverage brackets from (leverage, notional cap) rows, each floor the previous cap."""
+    floors = (0, *(cap for _, cap in rows[:-1]))
+    return tuple(
+        LeverageBracket(leverage, Decimal(floor), Decimal(cap))
+        for (leverage, cap), floor in zip(rows, floors, strict=True)
+    )
+
+
+@st.composite
+def bracket_sets(draw: st.DrawFn) -> tuple[LeverageBracket, ...]:
+    """One to five brackets with caps up to 10⁹ USDT, their leverage not always falling as
+    the notional grows (Binance's does; the sizer must not depend on it)."""
+    caps = sorted(set(draw(st.lists(st.integers(1, 10**9), min_size=1, max_size=5))))
+    leverages = draw(st.lists(st.integers(1, MAX_LEVERAGE), min_size=len(caps), max_size=len(caps)))
+    return brackets(*zip(leverages, caps, strict=True))
+
+
+def guard_review(order: SizedOrder, market: MarketRules, account: PortfolioView) -> Verdict:
+    """The risk guard's verdict on `order`, its leverage limited by the market alone (the
+    setting at the most Binance allows) and no minimum balance: the checks after the leverage
+    check still apply."""
+    guard = RiskGuard(RiskGuardSettings(max_leverage=MAX_LEVERAGE, min_balance_usdt=0))
+    symbol = order.symbol
+    view = MarketView(T0, {symbol: order.entry_price}, {symbol: market}, {symbol: order.atr_pct})
+    return guard.review_order(order, account, view, T0)
 
 
 def stats(trades: int, wins: int, symbol: str = SYMBOL) -> SymbolStats:

@@ -8,7 +8,15 @@ from decimal import Decimal
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sizing_fakes import candidate, paper_loss_at_stop, portfolio, rules, stats
+from sizing_fakes import (
+    bracket_sets,
+    candidate,
+    guard_review,
+    paper_loss_at_stop,
+    portfolio,
+    rules,
+    stats,
+)
 
 from quantum_trader.domain import (
     GateName,
@@ -195,6 +203,7 @@ def scenarios(draw: st.DrawFn) -> dict[str, object]:
                 st.tuples(st.sampled_from([1, 10, 100]), st.sampled_from([1, 5, 50])),
             )
         ),
+        "brackets": draw(st.one_of(st.just(()), bracket_sets())),
     }
 
 
@@ -213,6 +222,7 @@ def test_sizer_properties(case: dict[str, object]) -> None:
     plan = TradePlan(size_factor=case["size_factor"], tp_r_multiple=case["tp_r"])  # type: ignore[arg-type]
     book = portfolio(equity, wallet, {cand.symbol: case["record"]})  # type: ignore[dict-item]
     market = rules(tick=str(case["tick"]), step=str(case["step"]), min_quantity=str(case["step"]))
+    market = replace(market, leverage_brackets=case["brackets"])  # type: ignore[arg-type]
     market_lot = case["market_lot"]
     if market_lot is not None:
         assert isinstance(market_lot, tuple)
@@ -231,6 +241,7 @@ def test_sizer_properties(case: dict[str, object]) -> None:
         }
         return
     _check_order(result, config, equity, wallet, plan, funding)
+    assert guard_review(result, market, book).reason is not ReasonCode.LEVERAGE_TOO_HIGH
     _check_paper_loss(result, market, budget_of(config, equity, plan), funding)
     assert market.is_quantity_precise(result.quantity)
     assert result.quantity % market.market_lot_size.step_size == 0

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sizing_fakes import SYMBOL, candidate, portfolio, rules, stats
+from sizing_fakes import SYMBOL, bracket_sets, candidate, guard_review, portfolio, rules, stats
 
-from quantum_trader.domain import GateName, ReasonCode, Regime, Side, SizedOrder, TradePlan, Verdict
+from quantum_trader.domain import (
+    GateName,
+    LeverageBracket,
+    ReasonCode,
+    Regime,
+    Side,
+    SizedOrder,
+    TradePlan,
+    Verdict,
+)
 from quantum_trader.sizing.costs import CostModel
 from quantum_trader.sizing.mathematician import MathSizer, to_decimal
 from quantum_trader.sizing.methods import MethodSizer, expected_shortfall, make_sizer
@@ -118,6 +128,7 @@ def test_cvar_uses_the_tail_when_it_is_wider_than_the_stop() -> None:
     losses=st.integers(0, 30),
     size_factor=st.floats(min_value=0.05, max_value=2.0),
     margin_fraction=st.floats(min_value=0.01, max_value=1.0),
+    brackets=st.one_of(st.just(()), bracket_sets()),
 )
 def test_every_method_keeps_the_caps(
     method: SizingMethod,
@@ -130,6 +141,7 @@ def test_every_method_keeps_the_caps(
     losses: int,
     size_factor: float,
     margin_fraction: float,
+    brackets: tuple[LeverageBracket, ...],
 ) -> None:
     config = SizingSettings(method=method, max_margin_fraction=margin_fraction)
     returns = {SYMBOL: np.linspace(-0.05, 0.05, 40)}
@@ -138,7 +150,8 @@ def test_every_method_keeps_the_caps(
         sizer = sizer.with_returns(returns)
     book = portfolio(Decimal(equity), stats={SYMBOL: stats(wins + losses, wins)})
     cand = candidate(side, Decimal("0.01") * ticks, atr_pct, regime)
-    result = sizer.size(cand, TradePlan(size_factor=size_factor), book, rules())
+    market = replace(rules(), leverage_brackets=brackets)
+    result = sizer.size(cand, TradePlan(size_factor=size_factor), book, market)
     if isinstance(result, Verdict):
         assert result.gate is GateName.SIZER
         return
@@ -146,5 +159,6 @@ def test_every_method_keeps_the_caps(
     assert result.expected_loss_usdt + result.costs_usdt <= cap + Decimal("0.00000002")
     assert result.margin_usdt <= to_decimal(margin_fraction) * Decimal(equity)
     assert 1 <= result.leverage <= config.max_leverage
+    assert guard_review(result, market, book).reason is not ReasonCode.LEVERAGE_TOO_HIGH
     assert (result.entry_price - result.stop_price) * side.sign > 0
     assert (result.take_profit_price - result.entry_price) * side.sign > 0
