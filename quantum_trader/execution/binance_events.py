@@ -8,10 +8,10 @@ unwrapped. Events of other types (TRADE_LITE, MARGIN_CALL, CONDITIONAL_ORDER_TRI
 STRATEGY_UPDATE, GRID_UPDATE, ...) and symbols outside the market table are ignored (None); a
 malformed event of a type we use is a MarketDataError. An order of a type we never send
 (LIMIT..., a liquidation's, a triggered conditional order's market order) is not mirrored;
-only its fills are kept, each a `TradeReported` (execution type TRADE, last filled quantity
-"l" above 0): a person's LIMIT fills, a liquidation's or ADL's (client ids `autoclose-`,
-`adl_autoclose`, `settlement_autoclose-`), so the keeper knows a trade it may not find
-listed yet.
+only its fills are kept, each a `TradeReported` (execution type TRADE, or CALCULATED for a
+liquidation's; last filled quantity "l" above 0): a person's LIMIT fills, a liquidation's or
+ADL's (client ids `autoclose-`, `adl_autoclose`, `settlement_autoclose-`), so the keeper knows
+a trade it may not find listed yet.
 
 A conditional order's state is ALGO_UPDATE's alone: an ORDER_TRADE_UPDATE of a conditional
 type, or of the market order a triggered one became ("ot" conditional), is ignored; the
@@ -207,7 +207,7 @@ def _order_update(
 
 def _trade_reported(o: Mapping[str, Any], symbol: str, time_ms: int) -> TradeReported | None:
     """The fill an update of an order not mirrored reports, or None (not a fill)."""
-    if o.get("x") != "TRADE" or decimal_field(o, "l", f"ORDER_TRADE_UPDATE {symbol}") <= 0:
+    if o.get("x") not in _FILLS or decimal_field(o, "l", f"ORDER_TRADE_UPDATE {symbol}") <= 0:
         return None
     return TradeReported(symbol, time_ms, _trade_id(o))
 
@@ -216,9 +216,14 @@ def _trade_id(o: Mapping[str, Any]) -> str | None:
     """The id of the trade an ORDER_TRADE_UPDATE reports, or None (not a trade, or none
     given: another stand-in may leave "t" out, and nothing then waits for its listing)."""
     trade = o.get("t")
-    if o.get("x") != "TRADE" or type(trade) is not int or trade <= 0:
+    if o.get("x") not in _FILLS or type(trade) is not int or trade <= 0:
         return None
     return str(trade)
+
+
+# Execution types that are fills: a trade, and a liquidation's ("CALCULATED - Liquidation
+# Execution", Binance's Event-Order-Update).
+_FILLS = frozenset({"TRADE", "CALCULATED"})
 
 
 def _algo_update(payload: Mapping[str, Any], symbol_by_id: Mapping[str, str]) -> AlgoUpdate | None:

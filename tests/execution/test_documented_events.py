@@ -25,6 +25,7 @@ from quantum_trader.execution.binance_events import (
     LeverageUpdate,
     ListenKeyExpired,
     OrderUpdate,
+    TradeReported,
     UserEvent,
     parse_user_event,
 )
@@ -243,6 +244,23 @@ def test_a_close_position_stop_without_a_quantity_is_read(quantity: str | None) 
     event = parse(payload)
     assert isinstance(event, AlgoUpdate)
     assert (event.order.quantity, event.order.status) == (Decimal(0), OrderStatus.OPEN)
+    assert event.order.close_position
+
+
+@pytest.mark.parametrize("order_type", ["LIQUIDATION", "LIMIT", "MARKET"])
+def test_a_liquidations_calculated_execution_is_a_reported_trade(order_type: str) -> None:
+    """ "CALCULATED - Liquidation Execution": the liquidation's fill, counted as a trade the
+    keeper may not find listed yet (was: only execution type TRADE counted)."""
+    payload = documented_order_update(
+        o=order_type, ot=order_type, c="autoclose-1", ps="BOTH", x="CALCULATED", X="FILLED",
+        l="0.001", z="0.001", L="7100.5", ap="7100.5", t=7,
+    )  # fmt: skip
+    event = parse(payload)
+    if isinstance(event, OrderUpdate):  # a market one is mirrored as any order not ours
+        assert event.trade_id == "7"
+    else:
+        assert isinstance(event, TradeReported)
+        assert (event.symbol, event.trade_id) == (BTC, "7")
 
 
 def test_the_documented_algo_example_of_a_limit_type_is_not_mirrored() -> None:
