@@ -12,7 +12,6 @@ does.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -20,7 +19,7 @@ import numpy as np
 import pytest
 from position_builders import position, protected, stop_order
 from structlog.testing import capture_logs
-from test_keeper_partial_minimum import INJ, RULES, T0, entry
+from test_keeper_partial_minimum import INJ, RULES, T0, entry, inj_keeper
 
 from quantum_trader.clock import ManualClock, ms_from_utc
 from quantum_trader.domain import (
@@ -33,15 +32,10 @@ from quantum_trader.domain import (
     OrderSide,
 )
 from quantum_trader.execution.paper import PaperExchange
-from quantum_trader.gates.settings import PerformanceSettings
 from quantum_trader.keeper.keeper import PositionKeeper
 from quantum_trader.keeper.protect import StopWhy, check_protection, fits_quantity_stop
-from quantum_trader.keeper.settings import KeeperSettings
 from quantum_trader.monitor.settings import MonitorSettings
-from quantum_trader.portfolio.ledger import Ledger
 from quantum_trader.record import replace
-from quantum_trader.sizing.costs import CostModel
-from quantum_trader.sizing.settings import CostSettings
 from quantum_trader.storage.memory import InMemoryRepository
 
 BALANCE = Decimal(100_000)
@@ -63,25 +57,11 @@ def bars(closes: list[float]) -> Bars:
 
 
 async def keeper_holding(
-    closes: list[float], held: int, sold_by_hand: int, repository: InMemoryRepository | None = None
-) -> tuple[PositionKeeper, PaperExchange, ManualClock]:
+    closes: list[float], held: int, sold_by_hand: int
+) -> tuple[PositionKeeper, PaperExchange, ManualClock, InMemoryRepository]:
     """The keeper's long of `held` INJ at 20 (stop 19.4), of which a person then sold
     `sold_by_hand` on the exchange, ticked once after the sale."""
-    clock = ManualClock(T0 + timedelta(minutes=1))
-    paper = PaperExchange(
-        rules={INJ: RULES},
-        costs=CostModel(CostSettings()),
-        clock=clock,
-        initial_balance_usdt=BALANCE,
-        bars={INJ: bars(closes)},
-        funding={},
-    )
-    repository = repository or InMemoryRepository()
-    ledger = await Ledger.load(repository, BALANCE, clock.now(), PerformanceSettings())
-    keeper = await PositionKeeper.load(
-        paper, repository, ledger, {INJ: RULES}, KeeperSettings(), MonitorSettings()
-    )
-    await keeper.tick(clock.now(), rest=True)
+    keeper, paper, clock, repository = await inj_keeper(bars(closes), MonitorSettings())
     await keeper.enter(entry(Decimal(held)), clock.now())
     clock.advance(60)
     await keeper.tick(clock.now(), rest=True)
@@ -92,7 +72,7 @@ async def keeper_holding(
     await paper.place_order(sale)
     clock.advance(60)
     await keeper.tick(clock.now(), rest=True)
-    return keeper, paper, clock
+    return keeper, paper, clock, repository
 
 
 def unexpected_errors(logs: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
@@ -114,7 +94,7 @@ async def our_stops(paper: PaperExchange) -> list[Order]:
 
 async def test_a_position_below_the_minimum_gets_a_close_all_stop_that_closes_it() -> None:
     # Flat at 20 for half an hour, then 19 (below the stop at 19.4).
-    keeper, paper, clock = await keeper_holding([20.0] * 6 + [19.0], held=24, sold_by_hand=16)
+    keeper, paper, clock, _ = await keeper_holding([20.0] * 6 + [19.0], 24, 16)
 
     [stop] = await our_stops(paper)
     assert stop.close_position
@@ -136,8 +116,7 @@ async def test_a_position_below_the_minimum_gets_a_close_all_stop_that_closes_it
 async def test_a_close_all_stop_is_moved_by_cancelling_it_first() -> None:
     # 20, then 21 (+5 %: break-even and then a trailing stop move it up), then 20.5.
     closes = [20.0] * 3 + [21.0] * 30 + [20.5]
-    repository = InMemoryRepository()
-    keeper, paper, clock = await keeper_holding(closes, 24, 16, repository)
+    keeper, paper, clock, repository = await keeper_holding(closes, 24, 16)
     [first] = await our_stops(paper)
     assert first.close_position
     with capture_logs() as logs:
@@ -158,7 +137,7 @@ async def test_a_close_all_stop_is_moved_by_cancelling_it_first() -> None:
 
 
 async def test_a_position_the_person_grew_back_above_the_minimum_keeps_its_close_all_stop() -> None:
-    keeper, paper, clock = await keeper_holding([20.0] * 300, held=24, sold_by_hand=16)
+    keeper, paper, clock, _ = await keeper_holding([20.0] * 300, 24, 16)
     purchase = OrderRequest("web_by_hand_2", INJ, OrderSide.BUY, OrderKind.MARKET, Decimal(12))
     await paper.place_order(purchase)
     with capture_logs() as logs:

@@ -82,6 +82,29 @@ def entry(quantity: Decimal) -> SizedOrder:
     )
 
 
+async def inj_keeper(
+    bars: Bars, monitor: MonitorSettings
+) -> tuple[PositionKeeper, PaperExchange, ManualClock, InMemoryRepository]:
+    """A keeper of INJ on the paper exchange at `bars` (the probe's rules), flat, ticked once
+    at a minute past T0."""
+    clock = ManualClock(T0 + timedelta(minutes=1))
+    paper = PaperExchange(
+        rules={INJ: RULES},
+        costs=CostModel(CostSettings()),
+        clock=clock,
+        initial_balance_usdt=BALANCE,
+        bars={INJ: bars},
+        funding={},
+    )
+    repository = InMemoryRepository()
+    ledger = await Ledger.load(repository, BALANCE, clock.now(), PerformanceSettings())
+    keeper = await PositionKeeper.load(
+        paper, repository, ledger, {INJ: RULES}, KeeperSettings(), monitor
+    )
+    await keeper.tick(clock.now(), rest=True)
+    return keeper, paper, clock, repository
+
+
 @pytest.mark.parametrize(
     ("held", "parts", "left"),
     [
@@ -93,22 +116,9 @@ def entry(quantity: Decimal) -> SizedOrder:
 async def test_a_partial_take_profit_leaves_at_least_the_minimum(
     held: int, parts: list[int], left: int
 ) -> None:
-    clock = ManualClock(T0 + timedelta(minutes=1))
-    paper = PaperExchange(
-        rules={INJ: RULES},
-        costs=CostModel(CostSettings()),
-        clock=clock,
-        initial_balance_usdt=BALANCE,
-        bars={INJ: rising_bars()},
-        funding={},
+    keeper, paper, clock, _ = await inj_keeper(
+        rising_bars(), MonitorSettings(partial_tp_fraction=0.7)
     )
-    repository = InMemoryRepository()
-    ledger = await Ledger.load(repository, BALANCE, clock.now(), PerformanceSettings())
-    monitor = MonitorSettings(partial_tp_fraction=0.7)
-    keeper = await PositionKeeper.load(
-        paper, repository, ledger, {INJ: RULES}, KeeperSettings(), monitor
-    )
-    await keeper.tick(clock.now(), rest=True)
     await keeper.enter(entry(Decimal(held)), clock.now())
     with capture_logs() as logs:
         for _ in range(6):  # into the +5 % bars, and a few ticks after the partial
