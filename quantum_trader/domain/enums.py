@@ -191,6 +191,10 @@ class ReasonCode(StrEnum):
     # execution
     ORDER_REJECTED = "ORDER_REJECTED"
     ORDER_FAILED = "ORDER_FAILED"
+    # Binance -4130: a close-all (closePosition) order already holds the symbol's side
+    CLOSE_ALL_EXISTS = "CLOSE_ALL_EXISTS"
+    # Binance -4509: a close-all order (time in force GTE) with no position open
+    NO_POSITION_FOR_CLOSE_ALL = "NO_POSITION_FOR_CLOSE_ALL"
     # an order of ours on the symbol has an unknown outcome: no entry until it is settled
     ORDER_UNSETTLED = "ORDER_UNSETTLED"
 

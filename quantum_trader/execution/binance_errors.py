@@ -34,6 +34,9 @@ _REJECTION_BY_CODE = {
     -4164: ReasonCode.BELOW_MIN_NOTIONAL,
     -4005: ReasonCode.ABOVE_MAX_QUANTITY,  # "Quantity greater than max quantity."
     -4004: ReasonCode.BELOW_MIN_QUANTITY,  # "Quantity less than min quantity."
+    -4130: ReasonCode.CLOSE_ALL_EXISTS,  # "An open stop or take profit order with GTE and
+    # closePosition in the direction is existing."
+    -4509: ReasonCode.NO_POSITION_FOR_CLOSE_ALL,  # "TIF GTE can only be used with open positions"
     -1111: ReasonCode.BAD_PRECISION,
     -2019: ReasonCode.INSUFFICIENT_FREE_BALANCE,
     -1121: ReasonCode.UNKNOWN_SYMBOL,
@@ -119,14 +122,13 @@ def _refused(
         return OrderRejected(ReasonCode.UNKNOWN_SYMBOL, str(error))
     if operation is Operation.DATA:
         return MarketDataError(f"market data request failed: {error}")
-    if isinstance(error, ccxt.InvalidOrder | ccxt.BadRequest):
-        if operation is Operation.ACCOUNT:
-            return OperatorActionRequired(f"the exchange refused an account request: {error}")
+    if isinstance(error, ccxt.InvalidOrder | ccxt.BadRequest) and operation is Operation.ACCOUNT:
+        return OperatorActionRequired(f"the exchange refused an account request: {error}")
+    if isinstance(error, ccxt.InvalidOrder | ccxt.BadRequest) or operation is Operation.ORDER:
+        # The code says why, whichever class ccxt raised (-4130 and -4509 are no InvalidOrder).
         return OrderRejected(
             _REJECTION_BY_CODE.get(code or 0, ReasonCode.ORDER_REJECTED), str(error)
         )
-    if operation is Operation.ORDER:
-        return OrderRejected(ReasonCode.ORDER_REJECTED, str(error))
     return RetryLater(f"exchange error: {error}")
 
 

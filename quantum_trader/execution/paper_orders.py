@@ -5,8 +5,9 @@ for market orders the MARKET_LOT_SIZE filter (step, minimum, and maximum: above 
 -4005 "Quantity greater than max quantity.", reduce-only closes included), the reduce-only
 rule, the minimum notional (reduce-only exempt) and the free balance; for conditional orders
 reduce-only, trigger precision, one close-all order (closePosition, no quantity and so no lot
-filter) per symbol and side (Binance -4130), "would immediately trigger" (Binance -2021) and at
-most 10 open conditional orders per symbol (MAX_NUM_ALGO_ORDERS).
+filter) per symbol and side (Binance -4130) and only beside a position it would close (-4509;
+it expires with that position: `expire_close_all`), "would immediately trigger" (Binance
+-2021) and at most 10 open conditional orders per symbol (MAX_NUM_ALGO_ORDERS).
 """
 
 from __future__ import annotations
@@ -17,7 +18,11 @@ from quantum_trader.clock import utc_from_ms
 from quantum_trader.domain import MarketRules, Order, OrderRequest, OrderStatus, ReasonCode
 from quantum_trader.errors import MarketDataError, OrderRejected
 from quantum_trader.execution.paper_ledger import Ledger
-from quantum_trader.execution.paper_triggers import ConditionalBook, would_trigger_now
+from quantum_trader.execution.paper_triggers import (
+    ConditionalBook,
+    expire_close_all,
+    would_trigger_now,
+)
 from quantum_trader.record import replace
 
 MAX_OPEN_CONDITIONAL_PER_SYMBOL = 10
@@ -33,6 +38,8 @@ def place(ledger: Ledger, book: ConditionalBook, request: OrderRequest, now_ms: 
         order = _fill_market(ledger, request, rules, price, now_ms)
     ledger.state.orders[order.client_order_id] = order
     ledger.state.next_order_no += 1
+    if not request.kind.is_conditional:
+        expire_close_all(ledger, book, request.symbol, now_ms)
     return order
 
 
@@ -194,9 +201,14 @@ def _book_conditional(
         o.close_position and o.side is request.side for o in book.orders(request.symbol)
     ):
         raise OrderRejected(
-            ReasonCode.ORDER_REJECTED,
+            ReasonCode.CLOSE_ALL_EXISTS,
             "An open stop or take profit order with GTE and closePosition in the direction "
             "is existing. (-4130)",
+        )
+    if request.close_position and not _holds_to_close(ledger, request):
+        raise OrderRejected(
+            ReasonCode.NO_POSITION_FOR_CLOSE_ALL,
+            "Time in Force (TIF) GTE can only be used with open positions. (-4509)",
         )
     if book.count(request.symbol) >= MAX_OPEN_CONDITIONAL_PER_SYMBOL:
         raise OrderRejected(
@@ -210,6 +222,13 @@ def _book_conditional(
         )
     book.add(order)
     return order
+
+
+def _holds_to_close(ledger: Ledger, request: OrderRequest) -> bool:
+    """A position a close-all order on `request`'s side would close (Binance ties such an
+    order to the open position, time in force GTE_GTC)."""
+    position = ledger.state.positions.get(request.symbol)
+    return position is not None and position.side.exit_order_side is request.side
 
 
 def _accepted(ledger: Ledger, request: OrderRequest, now_ms: int) -> Order:

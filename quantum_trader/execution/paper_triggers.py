@@ -253,6 +253,8 @@ class CatchUp:
         cursor.bar_from = event.index + 1
 
     def _trigger(self, order: Order, event: _Event) -> None:
+        if order.status is not OrderStatus.OPEN:  # a close-all ended with its position
+            return
         ledger = self.ledger
         tape = ledger.tapes[order.symbol]
         position = ledger.state.positions.get(order.symbol)
@@ -284,3 +286,21 @@ class CatchUp:
             fee_usdt=fill.fee_usdt,
             updated_at=stamp,
         )
+        expire_close_all(ledger, self.book, order.symbol, event.time_ms)
+
+
+def expire_close_all(ledger: Ledger, book: ConditionalBook, symbol: str, now_ms: int) -> None:
+    """End the close-all orders of `symbol` once no position they would close is held: Binance
+    ends a GTE order with its position (an order left would close a later one)."""
+    position = ledger.state.positions.get(symbol)
+    for order in book.orders(symbol):
+        if order.close_position and (
+            position is None or position.side.exit_order_side is not order.side
+        ):
+            book.remove(order)
+            ledger.state.orders[order.client_order_id] = replace(
+                order,
+                status=OrderStatus.EXPIRED,
+                updated_at=utc_from_ms(now_ms),
+                detail="expired with its position (GTE)",
+            )

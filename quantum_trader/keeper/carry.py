@@ -98,6 +98,8 @@ class Carrier(ActionCarrying):
         # By symbol, positions an answer of ours booked closed, and the instant after the
         # close's last fill: flat since then, taken by the next whole tick (`answered_closes`).
         self._answered_closes: dict[str, datetime] = {}
+        self._cancelled_ahead: set[str] = set()  # keeper/carry_close_all.py
+        self._held_off: dict[str, datetime] = {}  # keeper/carry_close_all.py
 
     async def carry_out(self, result: Plan, now: datetime, context: Context) -> None:
         """Persist the plan's bookings, then send its orders (each may change the books).

@@ -18,6 +18,7 @@ from quantum_trader.domain import ExitReason, Order, OrderSide, OrderStatus
 from quantum_trader.errors import MarketDataError, OrderRejected, OrderStateUnknown, RetryLater
 from quantum_trader.keeper.alerts import AlertListener, ProtectionAlert, tell
 from quantum_trader.keeper.book import Book, EntryPlan
+from quantum_trader.keeper.carry_close_all import HELD_BY_ANOTHER, Cancelled, CloseAllStops
 from quantum_trader.keeper.ids import Purpose
 from quantum_trader.keeper.plan import Context
 from quantum_trader.keeper.protect import (
@@ -36,7 +37,7 @@ from quantum_trader.record import replace
 log = get_logger("keeper")
 
 
-class ActionCarrying:
+class ActionCarrying(CloseAllStops):
     """The order actions of `Carrier`, which sets these attributes and gives `send` (an order
     sent and its answer booked; declared here for type checking, so an override that drifts
     from it fails mypy)."""
@@ -82,7 +83,8 @@ class ActionCarrying:
 
     async def _one(self, action: OrderAction, now: datetime, context: Context) -> bool:
         if isinstance(action, CancelOrder):
-            await self._cancel(action, now)
+            if not self.spared_cancel(action.client_order_id):
+                await self._cancel(action, now)
             return True
         if isinstance(action, SendExit):
             await self._exit(action, now, context)
@@ -143,42 +145,59 @@ class ActionCarrying:
         filters (keeper/protect.py `fits_quantity_stop`), after cancelling any other close-all
         stop of ours on that side, which Binance would not keep beside it (-4130)."""
         close_all = not fits_quantity_stop(action.quantity, context.rules.get(action.symbol))
+        cancelled: list[Order] = []
         if close_all:
-            await self._cancel_close_all(action, now)
+            if self.waits_beside_another(action, now):
+                return False
+            moved = await self.cancel_close_all(action, now)
+            if moved is None:
+                return False  # one not confirmed cancelled: Binance would refuse ours beside it
+            cancelled = moved
         try:
             answer = await self.send(
                 Purpose.STOP, action.symbol, action.side, action.quantity, now, context,
                 trigger=action.trigger, close_position=close_all,
             )  # fmt: skip
         except OrderRejected as error:
-            log.error("protective_stop_failed", why=action.why, detail=str(error))
-            closing = action.why is not StopWhy.EXIT_REFUSED  # else an exit was refused just now
-            then = "closing the position at market" if closing else "retried next tick"
-            detail = f"stop ({action.why}) at {action.trigger} refused: {error}; {then}"
-            self._alert(now, action.symbol, "protective_stop_failed", detail)
-            if closing:
-                await self._exit_unprotected(action, now, context)
+            await self._stop_refused(action, error, cancelled, now, context)
             return False
+        except (RetryLater, MarketDataError) as error:
+            if cancelled:  # not sent: the cancelled one goes back on
+                await self.put_back(action, cancelled[0], error, now, context)
+            raise
         if answer is None:
             return False  # unknown: the next tick finds it working, or places another
+        self.placed(action.symbol)
         log.info(
             "protective_stop_placed", why=action.why, trigger=str(action.trigger),
             close_all=close_all,
         )  # fmt: skip
         return True
 
-    async def _cancel_close_all(self, action: PlaceStop, now: datetime) -> None:
-        """Cancel our open close-all stops on `action`'s symbol and side (not one executing:
-        it closes the position as it is, and Binance refuses the cancel)."""
-        for order in list(self.book.working.values()):
-            if (
-                order.close_position
-                and order.symbol == action.symbol
-                and order.side is action.side
-                and order.triggered_at is None
-                and not order.status.is_final
-            ):
-                await self._cancel(CancelOrder(order.symbol, order.client_order_id), now)
+    async def _stop_refused(
+        self,
+        action: PlaceStop,
+        error: OrderRejected,
+        cancelled: list[Order],
+        now: datetime,
+        context: Context,
+    ) -> None:
+        """A stop refused: closed at market (no position stays without a stop) but where an
+        exit was refused just now, another close-all order holds the side (it protects), or a
+        close-all stop of ours cancelled for it can go back on."""
+        if error.reason in HELD_BY_ANOTHER:
+            self.held_by_another(action, error, now)
+            return
+        log.error("protective_stop_failed", why=action.why, detail=str(error))
+        if cancelled:
+            await self.put_back(action, cancelled[0], error, now, context)
+            return
+        closing = action.why is not StopWhy.EXIT_REFUSED  # else an exit was refused just now
+        then = "closing the position at market" if closing else "retried next tick"
+        detail = f"stop ({action.why}) at {action.trigger} refused: {error}; {then}"
+        self._alert(now, action.symbol, "protective_stop_failed", detail)
+        if closing:
+            await self._exit_unprotected(action, now, context)
 
     def _alert(self, now: datetime, symbol: str, event: str, detail: str) -> None:
         tell(self.alert_listeners, ProtectionAlert(now, symbol, event, detail))
@@ -198,18 +217,18 @@ class ActionCarrying:
         except OrderRejected as error:
             log.error("exit_rejected", reason=ExitReason.PROTECTION_FAILED, error=str(error))
 
-    async def _cancel(self, action: CancelOrder, now: datetime) -> None:
+    async def _cancel(self, action: CancelOrder, now: datetime) -> Cancelled:
         """Cancel one of ours; one that is already gone is looked up by the next tick."""
         try:
             await self._exchange.cancel_conditional_order(action.symbol, action.client_order_id)
         except OrderRejected as error:  # already filled, expired or cancelled
             log.info("cancel_not_needed", client_order_id=action.client_order_id, detail=str(error))
-            return
+            return Cancelled.ENDED
         except OrderStateUnknown as error:  # not confirmed: the next tick looks it up
             log.warning(
                 "cancel_unconfirmed", client_order_id=action.client_order_id, error=str(error)
             )
-            return
+            return Cancelled.UNCONFIRMED
         order = self.book.working.get(action.client_order_id) or (
             await self._repository.get_order(action.client_order_id)
         )
@@ -219,6 +238,7 @@ class ActionCarrying:
             )
         working = {c: o for c, o in self.book.working.items() if c != action.client_order_id}
         self.book = replace(self.book, working=working)
+        return Cancelled.YES
 
     async def send_exit(
         self,

@@ -19,8 +19,9 @@ tick that books it from the entry's plan):
   the plan's lies at or past it (Binance would refuse it); no take-profit is placed;
 - **risking more than `keeper.fill_risk_warn_factor` times the approved risk** (fill to
   stop): said with both, in USDT and R; and when it also breaks the guard's per-trade cap,
-  what holds more than the cap / the stop distance (down to the step) is sold at once,
-  reduce-only (FILL_OFF_PLAN). The trade's R stays over the risk its fill took.
+  what holds more than the cap / the stop distance (down to the market order step, both the
+  sale and the rest at least the minimum: `kept_within`) is sold at once, reduce-only
+  (FILL_OFF_PLAN). The trade's R stays over the risk its fill took.
 
 The most the position may hold (0: exit it) is a `Book.limits` entry, saved with the
 position's booking (namespace `entry_limits`), so a refused exit or a restart before the
@@ -32,7 +33,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping
 from decimal import Decimal, InvalidOperation
 
-from quantum_trader.domain import ZERO, ExitReason, Position
+from quantum_trader.domain import ZERO, ExitReason, MarketRules, Position
 from quantum_trader.keeper.book import Book, EntryPlan
 from quantum_trader.keeper.plan import Context, Note
 from quantum_trader.keeper.protect import SendExit
@@ -81,9 +82,7 @@ def _risk_checked(
         within = "" if cap is None else f" within the risk guard's cap {cap:.2f}:"
         detail += f";{within} kept as filled"
     else:
-        rules = context.rules.get(position.symbol)
-        keep = cap / distance
-        keep = max(rules.round_quantity_down(keep) if rules else keep, ZERO)
+        keep = kept_within(position.quantity, cap / distance, context.rules.get(position.symbol))
         limit = keep
         detail += (
             f"; above the risk guard's cap {cap:.2f}: selling {position.quantity - keep} now "
@@ -91,6 +90,23 @@ def _risk_checked(
             f"{keep * distance:.2f}"
         )
     return limit, [Note("entry_risk_above_plan", position.symbol, detail, warning=True)]
+
+
+def kept_within(held: Decimal, wanted: Decimal, rules: MarketRules | None) -> Decimal:
+    """The most of `held` to keep, at most `wanted`, such that what is kept and what is sold
+    are each a market order Binance takes — on the market order lot's step (both filters'),
+    at least its minimum — selling more where the excess alone would be below the minimum;
+    0 (all of it sold) where what is kept would be. A quantity off MARKET_LOT_SIZE's step was
+    refused (-1111) every tick (an outside probe, 2026-12-06: the excess was rounded on
+    LOT_SIZE's step alone)."""
+    wanted = max(wanted, ZERO)
+    if rules is None:
+        return wanted
+    lot = rules.market_order_lot.lot
+    keep = lot.round_down(min(wanted, held))
+    if keep < held and held - keep < lot.min_quantity:  # the excess too small to sell alone
+        keep = lot.round_down(max(held - lot.min_quantity, ZERO))
+    return keep if keep >= lot.min_quantity else ZERO
 
 
 def _exiting(event: str, position: Position, detail: str) -> Note:

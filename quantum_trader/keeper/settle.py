@@ -130,9 +130,16 @@ class OrderSettling:
     def _gone(self, order: Order, how: str) -> None:
         """Drop a working order that ended unfilled. A position's own stop is never cancelled
         by us (a new one goes on first): it ended on the exchange (Binance's demo trading has
-        cancelled stops a minute after placing them) or by hand, so say so."""
+        cancelled stops a minute after placing them) or by hand, so say so — but a close-all
+        one the exchange ended with the position it would have closed."""
         position = self.book.positions.get(order.symbol)
-        if position is not None and position.stop_order_id == order.client_order_id:
+        # Binance ends a close-all order with its position (time in force GTE): not a loss.
+        with_position = order.close_position and order.symbol not in self.snapshot.positions
+        if (
+            position is not None
+            and position.stop_order_id == order.client_order_id
+            and not with_position
+        ):
             detail = f"{order.client_order_id} {how}, not by this program: a new stop goes on now"
             self.notes.append(Note("protective_stop_gone", order.symbol, detail, True))
         self.book.drop_working(order.client_order_id)

@@ -60,6 +60,8 @@ VERDICTS: Mapping[GateName, tuple[ReasonCode, ...]] = {
         R.ABOVE_MAX_QUANTITY, R.LEVERAGE_TOO_HIGH,
     ),
 }  # fmt: skip
+# Refusals of a close-all stop (keeper/carry_close_all.py), never of an entry: no verdict.
+STOP_ONLY_REASONS = (R.CLOSE_ALL_EXISTS, R.NO_POSITION_FOR_CLOSE_ALL)
 ORDER_KINDS = tuple(OrderKind)
 ORDER_OUTCOMES = ("filled", "accepted", "rejected", "unknown")  # ops/metered.py
 FILL_SIDES = tuple(OrderSide)

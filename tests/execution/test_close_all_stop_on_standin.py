@@ -15,7 +15,7 @@ import pytest
 from loopback import LoopbackBinance
 from loopback.payloads import algo_update
 
-from quantum_trader.domain import ZERO, OrderKind, OrderRequest, OrderSide, OrderStatus
+from quantum_trader.domain import ZERO, OrderKind, OrderRequest, OrderSide, OrderStatus, ReasonCode
 from quantum_trader.errors import OrderRejected
 from quantum_trader.execution.binance_events import AlgoUpdate, parse_user_event
 from quantum_trader.execution.ccxt_exchange import CcxtExchange
@@ -58,10 +58,29 @@ async def test_a_second_close_all_stop_on_the_same_side_is_refused(
 ) -> None:
     await hold_btc(exchange, "0.010")
     await exchange.place_order(close_all("qt-s-BTC-1"))
-    with pytest.raises(OrderRejected, match="-4130"):
+    with pytest.raises(OrderRejected, match="-4130") as refused:
         await exchange.place_order(close_all("qt-s-BTC-2", "96000"))
+    assert refused.value.reason is ReasonCode.CLOSE_ALL_EXISTS
     await exchange.cancel_conditional_order(BTC, "qt-s-BTC-1")
     await exchange.place_order(close_all("qt-s-BTC-2", "96000"))  # once the first is gone
+
+
+async def test_a_close_all_stop_needs_a_position_and_ends_with_it(
+    exchange: CcxtExchange, loopback: LoopbackBinance
+) -> None:
+    with pytest.raises(OrderRejected, match="-4509") as refused:
+        await exchange.place_order(close_all())
+    assert refused.value.reason is ReasonCode.NO_POSITION_FOR_CLOSE_ALL
+    await hold_btc(exchange, "0.010")
+    await exchange.place_order(close_all())
+    close = OrderRequest(
+        "web-1", BTC, OrderSide.SELL, OrderKind.MARKET, Decimal("0.010"), reduce_only=True
+    )
+    await exchange.place_order(close)  # closed by hand: Binance ends the close-all with it
+    ended = await exchange.fetch_order(BTC, "qt-s-BTC-1")
+    assert ended is not None
+    assert ended.status is OrderStatus.EXPIRED
+    assert await exchange.fetch_open_conditional_orders(BTC) == []
 
 
 async def test_a_close_all_stop_that_fires_closes_whatever_is_held(
@@ -82,6 +101,7 @@ async def test_a_close_all_stop_that_fires_closes_whatever_is_held(
 
 
 def test_an_algo_update_of_a_close_all_order_reads_as_one(loopback: LoopbackBinance) -> None:
+    loopback.state.holding("BTCUSDT").amount = Decimal("0.010")
     params = {"type": "STOP_MARKET", "symbol": "BTCUSDT", "side": "SELL", "triggerPrice": "95000"}
     algo = loopback.engine.place_algo_order(  # the stand-in's own REST shape of one
         {**params, "algoType": "CONDITIONAL", "closePosition": "true", "clientAlgoId": "qt-s-1"}

@@ -11,7 +11,15 @@ import pytest
 from paper_builders import BTC, at, conditional, flat_rows, make_bars, make_exchange, market
 
 from quantum_trader.clock import ManualClock
-from quantum_trader.domain import ZERO, Bars, OrderKind, OrderRequest, OrderSide, OrderStatus
+from quantum_trader.domain import (
+    ZERO,
+    Bars,
+    OrderKind,
+    OrderRequest,
+    OrderSide,
+    OrderStatus,
+    ReasonCode,
+)
 from quantum_trader.errors import OrderRejected
 from quantum_trader.record import replace
 
@@ -60,3 +68,24 @@ async def test_a_close_all_stop_is_kept_across_a_restart(tmp_path: Path) -> None
     assert listed.close_position
     clock.set(at(90))
     assert await reopened.fetch_positions() == []
+
+
+async def test_a_close_all_stop_needs_a_position_and_ends_with_it() -> None:
+    # Binance ties a close-all order to the open position (time in force GTE_GTC): -4509
+    # without one, and it ends when the position does (else it would close a later one).
+    clock = ManualClock(at(1))
+    paper = make_exchange(clock, falling_bars())
+    with pytest.raises(OrderRejected, match="-4509") as refused:
+        await paper.place_order(close_all("s0", "19500"))
+    assert refused.value.reason is ReasonCode.NO_POSITION_FOR_CLOSE_ALL
+    await paper.place_order(market("e1", BUY, "0.005"))
+    await paper.place_order(close_all("s1", "19500"))
+    await paper.place_order(market("by-hand", SELL, "0.005", reduce_only=True))
+
+    assert await paper.fetch_open_conditional_orders(BTC) == []
+    ended = await paper.fetch_order(BTC, "s1")
+    assert ended is not None
+    assert ended.status is OrderStatus.EXPIRED
+    await paper.place_order(market("e2", BUY, "0.005"))  # a new long later
+    clock.set(at(90))
+    assert len(await paper.fetch_positions()) == 1  # not closed by the old order

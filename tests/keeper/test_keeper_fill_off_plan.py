@@ -21,8 +21,9 @@ from structlog.testing import capture_logs
 from test_keeper_properties import KEEPER, SYMBOLS, Harness, assert_protected, sized
 from test_keeper_scenarios import open_stops, ours
 
-from quantum_trader.domain import ExitReason, Side
+from quantum_trader.domain import ExitReason, LotSize, MarketRules, Side
 from quantum_trader.keeper.book import EntryPlan
+from quantum_trader.keeper.fill_check import kept_within
 from quantum_trader.keeper.ids import Purpose
 
 BTC = SYMBOLS[0]
@@ -261,3 +262,30 @@ def test_an_entry_plan_keeps_what_was_approved_across_a_restart() -> None:
     older.pop("entry_price")
     older.pop("quantity")
     assert EntryPlan.from_dict(older).risk_usdt is None
+
+
+# Step 1 for limit orders, 5 and a minimum of 10 for market ones (an outside probe's odd rules).
+ODD_LOTS = MarketRules(
+    "INJ/USDT:USDT", Decimal("0.001"), Decimal(1), Decimal(1), Decimal(5),
+    market_lot=LotSize(Decimal(10), Decimal(5)),
+)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("held", "wanted", "kept"),
+    [
+        ("60", "33.7", "30"),  # on the market step (was 33: a sale of 27, off it, refused)
+        ("60", "55", "50"),  # a sale of 5 would be below the minimum: 10 sold
+        ("60", "12", "10"),
+        ("60", "9.9", "0"),  # the rest would be below the minimum: all of it sold
+        ("15", "12", "0"),  # neither 5 sold nor 5 kept meets it
+    ],
+)
+def test_the_excess_sold_and_the_rest_are_each_a_market_order_binance_takes(
+    held: str, wanted: str, kept: str
+) -> None:
+    keep = kept_within(Decimal(held), Decimal(wanted), ODD_LOTS)
+    assert keep == Decimal(kept)
+    lot = ODD_LOTS.market_order_lot.lot
+    for part in (keep, Decimal(held) - keep):
+        assert part == 0 or (lot.is_on_step(part) and part >= lot.min_quantity)

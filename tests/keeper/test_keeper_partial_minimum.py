@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import TypeVar, overload
 
 import numpy as np
 import pytest
@@ -41,6 +42,7 @@ from quantum_trader.sizing.settings import CostSettings
 from quantum_trader.storage.memory import InMemoryRepository
 
 INJ = "INJ/USDT:USDT"
+P = TypeVar("P", bound=PaperExchange)
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 BALANCE = Decimal(100_000)
 # Step 1, minimum 10 for limit and market orders alike, as the probe's rules.
@@ -82,13 +84,25 @@ def entry(quantity: Decimal) -> SizedOrder:
     )
 
 
+@overload
 async def inj_keeper(
     bars: Bars, monitor: MonitorSettings
+) -> tuple[PositionKeeper, PaperExchange, ManualClock, InMemoryRepository]: ...
+
+
+@overload
+async def inj_keeper(
+    bars: Bars, monitor: MonitorSettings, exchange: type[P]
+) -> tuple[PositionKeeper, P, ManualClock, InMemoryRepository]: ...
+
+
+async def inj_keeper(
+    bars: Bars, monitor: MonitorSettings, exchange: type[PaperExchange] = PaperExchange
 ) -> tuple[PositionKeeper, PaperExchange, ManualClock, InMemoryRepository]:
     """A keeper of INJ on the paper exchange at `bars` (the probe's rules), flat, ticked once
-    at a minute past T0."""
+    at a minute past T0; `exchange`: a fake built on the paper exchange."""
     clock = ManualClock(T0 + timedelta(minutes=1))
-    paper = PaperExchange(
+    paper = exchange(
         rules={INJ: RULES},
         costs=CostModel(CostSettings()),
         clock=clock,

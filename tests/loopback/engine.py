@@ -239,6 +239,7 @@ class Engine:
                 )
             row = s.position_row(market.market_id)
             s.emit(payloads.account_update([row], s.wallet, "ORDER", s.now_ms))
+            self._expire_close_all(market.market_id)
         if order["status"] == "EXPIRED":
             s.emit(payloads.order_trade_update(order, "EXPIRED", None, s.now_ms))
 
@@ -287,11 +288,16 @@ class Engine:
         return order
 
     def _close_all_checked(self, params: dict[str, str]) -> Decimal:
-        """A closePosition (Close-All) order: no quantity or reduceOnly beside it, and one per
-        symbol and side (Binance's -4130)."""
+        """A closePosition (Close-All) order: no quantity or reduceOnly beside it, one per
+        symbol and side (Binance's -4130), and only beside a position it closes (time in force
+        GTE: -4509; `_expire_close_all` ends it with that position)."""
         for name in ("quantity", "reduceOnly"):
             if name in params:
                 raise BinanceError(-1106, f"Parameter '{name.lower()}' sent when not required.")
+        if not self._closes(params["symbol"], params["side"]):
+            raise BinanceError(
+                -4509, "Time in Force (TIF) GTE can only be used with open positions."
+            )
         if any(
             o["closePosition"] and o["algoStatus"] == "NEW"
             and (o["symbol"], o["side"]) == (params["symbol"], params["side"])
@@ -303,6 +309,25 @@ class Engine:
                 "direction is existing.",
             )
         return Decimal(0)
+
+    def _closes(self, market_id: str, side: str) -> bool:
+        """Whether the position held of `market_id` is one an order on `side` reduces."""
+        amount = self.state.holding(market_id).amount
+        return amount != 0 and (amount > 0) == (side == "SELL")
+
+    def _expire_close_all(self, market_id: str) -> None:
+        """End the resting close-all orders of `market_id` no position held would be closed by
+        (Binance ends GTE orders with their position)."""
+        s = self.state
+        for algo in s.algo_orders.values():
+            if (
+                algo["closePosition"]
+                and algo["algoStatus"] == "NEW"
+                and algo["symbol"] == market_id
+                and not self._closes(market_id, algo["side"])
+            ):
+                algo.update(algoStatus="EXPIRED", updateTime=s.now_ms)
+                s.emit(payloads.algo_update(algo, s.now_ms))
 
     def cancel_algo_order(self, params: dict[str, str]) -> dict[str, Any]:
         s = self.state

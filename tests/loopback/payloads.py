@@ -86,7 +86,7 @@ def algo_json(
         "symbol": params["symbol"],
         "side": params["side"],
         "positionSide": "BOTH",
-        "timeInForce": "GTC",
+        "timeInForce": "GTE_GTC" if params.get("closePosition") == "true" else "GTC",
         "quantity": str(quantity),
         "algoStatus": "NEW",
         "actualOrderId": "",

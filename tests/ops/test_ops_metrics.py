@@ -20,7 +20,7 @@ from quantum_trader.clock import utc_from_ms
 from quantum_trader.domain import OrderKind, OrderRequest, OrderSide
 from quantum_trader.errors import MarketDataError, OrderRejected
 from quantum_trader.execution.ccxt_exchange import CcxtExchange
-from quantum_trader.ops.known_labels import VERDICTS
+from quantum_trader.ops.known_labels import STOP_ONLY_REASONS, VERDICTS
 from quantum_trader.ops.metered import MeteredExchange
 from quantum_trader.ops.metrics import Metrics, StreamState
 
@@ -116,7 +116,8 @@ def test_every_reason_code_the_code_gives_is_listed_under_a_gate() -> None:
     }
     listed = {reason.value for reasons in VERDICTS.values() for reason in reasons}
     assert len(given) > 40
-    assert given <= listed, given - listed
+    assert given <= listed | {r.value for r in STOP_ONLY_REASONS}, given - listed
+    assert not listed & {r.value for r in STOP_ONLY_REASONS}
 
 
 async def test_a_force_orders_read_is_metered_and_its_failure_counted(
