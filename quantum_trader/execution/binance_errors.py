@@ -34,6 +34,8 @@ _REJECTION_BY_CODE = {
     -4164: ReasonCode.BELOW_MIN_NOTIONAL,
     -4005: ReasonCode.ABOVE_MAX_QUANTITY,  # "Quantity greater than max quantity."
     -4004: ReasonCode.BELOW_MIN_QUANTITY,  # "Quantity less than min quantity."
+    -2027: ReasonCode.LEVERAGE_TOO_HIGH,  # "Exceeded the maximum allowable position at
+    # current leverage."
     -4130: ReasonCode.CLOSE_ALL_EXISTS,  # "An open stop or take profit order with GTE and
     # closePosition in the direction is existing."
     -4509: ReasonCode.NO_POSITION_FOR_CLOSE_ALL,  # "TIF GTE can only be used with open positions"

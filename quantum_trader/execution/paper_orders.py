@@ -3,7 +3,8 @@
 Checks, in order: duplicate client order id, unknown symbol, quantity precision and minimum;
 for market orders the MARKET_LOT_SIZE filter (step, minimum, and maximum: above it Binance's
 -4005 "Quantity greater than max quantity.", reduce-only closes included), the reduce-only
-rule, the minimum notional (reduce-only exempt) and the free balance; for conditional orders
+rule, the minimum notional (reduce-only exempt), the position limit of the symbol's leverage
+(its leverage brackets, -2027) and the free balance; for conditional orders
 reduce-only, trigger precision, one close-all order (closePosition, no quantity and so no lot
 filter) per symbol and side (Binance -4130) and only beside a position it would close (-4509;
 it expires with that position: `expire_close_all`), "would immediately trigger" (Binance
@@ -15,7 +16,14 @@ from __future__ import annotations
 from decimal import Decimal
 
 from quantum_trader.clock import utc_from_ms
-from quantum_trader.domain import MarketRules, Order, OrderRequest, OrderStatus, ReasonCode
+from quantum_trader.domain import (
+    MarketRules,
+    Order,
+    OrderRequest,
+    OrderSide,
+    OrderStatus,
+    ReasonCode,
+)
 from quantum_trader.errors import MarketDataError, OrderRejected
 from quantum_trader.execution.paper_ledger import Ledger
 from quantum_trader.execution.paper_triggers import (
@@ -26,6 +34,7 @@ from quantum_trader.execution.paper_triggers import (
 from quantum_trader.record import replace
 
 MAX_OPEN_CONDITIONAL_PER_SYMBOL = 10
+LONG_PRICING = Decimal("1.0005")
 
 
 def place(ledger: Ledger, book: ConditionalBook, request: OrderRequest, now_ms: int) -> Order:
@@ -137,6 +146,7 @@ def _fill_market(
     fill_price = ledger.taker_price(request.symbol, request.side, price, quantity, now_ms)
     plan = ledger.plan(request.symbol, request.side, quantity, fill_price)
     if plan.opening > 0:
+        _check_bracket(ledger, request, rules, plan.opening, price)
         needed = ledger.required_margin(request.symbol, plan, fill_price) + plan.fee_usdt
         available = ledger.free() + plan.released_margin_usdt + plan.realized_pnl_usdt
         if needed > available:
@@ -166,6 +176,26 @@ def _check_market_lot(request: OrderRequest, rules: MarketRules) -> None:
             f"order maximum {lot.max_quantity}",
         )
     _check_lot(request.quantity, lot.step_size, lot.min_quantity, "market order ")
+
+
+def _check_bracket(
+    ledger: Ledger, request: OrderRequest, rules: MarketRules, opening: Decimal, price: Decimal
+) -> None:
+    """Binance's position limit at the symbol's leverage (its leverage brackets): the position
+    the order leaves, a long priced at 1.0005 × the price as Binance prices a long market
+    order for it (its FAQ "Cost Required to Open a Position"; the book's ask is not known)."""
+    position = ledger.state.positions.get(request.symbol)
+    held = position.quantity if position and position.side.entry_order_side is request.side else 0
+    if request.side is OrderSide.BUY:
+        price *= LONG_PRICING
+    notional = (held + opening) * price
+    leverage = ledger.leverage(request.symbol)
+    if rules.max_leverage_for(notional) < leverage:
+        raise OrderRejected(
+            ReasonCode.LEVERAGE_TOO_HIGH,
+            f"Exceeded the maximum allowable position at current leverage. (-2027): "
+            f"{notional:.2f} USDT at {leverage}x",
+        )
 
 
 def _reduce_only_quantity(ledger: Ledger, request: OrderRequest) -> Decimal:

@@ -45,6 +45,7 @@ from quantum_trader.gates.balancer_rules import (
 )
 from quantum_trader.gates.settings import BalancerSettings
 from quantum_trader.record import record
+from quantum_trader.sizing.brackets import HEADROOM
 from quantum_trader.sizing.costs import CostModel
 
 
@@ -312,8 +313,9 @@ class PortfolioBalancer:
 
 
 def _cap(rules: MarketRules | None) -> float:
+    """The most the sizer sizes at: the last bracket's cap less its headroom."""
     cap = None if rules is None else rules.notional_cap
-    return math.inf if cap is None else float(cap)
+    return math.inf if cap is None else float(cap / (1 + HEADROOM))
 
 
 def refused_by_fit(output: BalancerOutput) -> bool:

@@ -2,24 +2,35 @@
 below the last bracket's cap, its leverage at most its own notional's bracket's.
 
 Binance takes no position beyond the last cap and refuses a leverage above the notional's
-bracket; the risk guard refuses both (gates/risk_guard.py `_check_leverage`). The leverage is
-lowered first, which changes only the margin; where the margin cap then binds, the quantity
-shrinks with it. Each step rounds down on the market order step, so the quantity only falls:
-the bounds already met (budget, fill ticks, the book's depth, the market maximum) still hold.
+bracket (-2027); the risk guard refuses both (gates/risk_guard.py `_check_leverage`). Each
+bracket offers an order: the planned leverage, at most the bracket's, and the notional that
+leverage and the bracket allow — below the bracket's cap by `HEADROOM`, within the plan's
+notional cap and the margin cap at that leverage. The largest is taken (the higher leverage
+on a tie): a lower leverage changes only the margin, and where the margin cap binds, a bracket
+of higher leverage may hold more (was: the leverage lowered step by step and never raised
+again, up to 3 × the margin locked for the same order; an outside probe, 2026-12-06). The
+quantity is rounded down on the market order step and never exceeds the one asked for, so the
+bounds already met (budget, fill ticks, the book's depth, the market maximum) still hold.
+
+`HEADROOM`: Binance checks a long market order against the bracket at ask × 1.0005 (its FAQ
+"Cost Required to Open a Position"), and the ask and the fill's slippage lie above the price
+sized at; an order sized right at a cap was refused on every cycle.
 """
 
 from __future__ import annotations
 
 from decimal import Decimal
 
-from quantum_trader.domain import ZERO, LotSize, MarketRules
+from quantum_trader.domain import ZERO, LeverageBracket, LotSize, MarketRules
 from quantum_trader.record import record
+
+HEADROOM = Decimal("0.01")
 
 
 @record
 class Bracketed:
-    """An entry's quantity and leverage within the brackets; `bound` names the bracket limit
-    that lowered the quantity (None: unchanged) and `allowed` what it allowed before rounding."""
+    """An entry's quantity and leverage within the brackets; `bound` names the limit that
+    lowered the quantity (None: unchanged) and `allowed` what it allowed before rounding."""
 
     quantity: Decimal
     leverage: int
@@ -36,35 +47,51 @@ def within_brackets(
     margin_cap_usdt: Decimal,
     notional_cap_usdt: Decimal,
 ) -> Bracketed:
-    """`quantity` (on `lot`'s step) at `leverage`, as the brackets allow them: the notional
-    below the last cap, then the leverage lowered to the notional's bracket, the notional at
-    most `notional_cap_usdt` and `margin_cap_usdt` × that leverage. Loops while a smaller
-    notional lands in a bracket of lower leverage still; the leverage falls every time."""
-    fitted, cap = Bracketed(quantity, leverage), rules.notional_cap
-    if cap is None:
-        return fitted
-    if quantity * price >= cap:
-        below = _largest_quantity(lot, cap, price, below=True)
-        named = f"the last leverage bracket's cap {cap} USDT"
-        fitted = Bracketed(below, leverage, cap / price, named)
-    while (allowed := rules.max_leverage_for(fitted.quantity * price)) < fitted.leverage:
-        limit = min(notional_cap_usdt, margin_cap_usdt * allowed)
-        if fitted.quantity * price <= limit:
-            fitted = Bracketed(fitted.quantity, allowed, fitted.allowed, fitted.bound)
-            continue
-        named = (
-            f"the margin cap {margin_cap_usdt:.2f} USDT at {allowed}x, the leverage bracket's "
-            f"at notional {fitted.quantity * price:.2f} USDT"
-        )
-        fitted = Bracketed(_largest_quantity(lot, limit, price), allowed, limit / price, named)
-    return fitted
+    """`quantity` (on `lot`'s step) at `leverage`, as the brackets allow them (module doc):
+    the largest of each bracket's offer, quantity 0 where none is left."""
+    if not rules.leverage_brackets or price <= 0:
+        return Bracketed(quantity, leverage)
+    offers = [
+        _offer(rules, bracket, lot, price, quantity, leverage, margin_cap_usdt, notional_cap_usdt)
+        for bracket in rules.leverage_brackets
+    ]
+    fitting = [o for o in offers if o is not None]
+    if not fitting:
+        named = f"the last leverage bracket's cap {rules.leverage_brackets[-1].notional_cap} USDT"
+        return Bracketed(ZERO, leverage, ZERO, named)
+    best = max(fitting, key=lambda o: (o.quantity, o.leverage))
+    return best if best.quantity < quantity else Bracketed(quantity, best.leverage)
 
 
-def _largest_quantity(
-    lot: LotSize, notional_usdt: Decimal, price: Decimal, *, below: bool = False
-) -> Decimal:
-    """The largest quantity on the step whose notional is at most (`below`: under) the limit."""
-    quantity = lot.round_down(max(notional_usdt, ZERO) / price)
-    # Decimal division rounds to 28 digits; one step back keeps the limit exactly.
-    over = quantity * price >= notional_usdt if below else quantity * price > notional_usdt
-    return max(quantity - lot.step_size, ZERO) if quantity > 0 and over else quantity
+def _offer(
+    rules: MarketRules,
+    bracket: LeverageBracket,
+    lot: LotSize,
+    price: Decimal,
+    quantity: Decimal,
+    leverage: int,
+    margin_cap_usdt: Decimal,
+    notional_cap_usdt: Decimal,
+) -> Bracketed | None:
+    """The largest order `bracket` allows at its leverage, or None: none above 0, or one whose
+    notional, at the price or `HEADROOM` above it, lands in a bracket of lower leverage (the
+    brackets' leverage need not fall)."""
+    at = min(leverage, bracket.initial_leverage, rules.max_leverage)
+    if at < 1:
+        return None
+    cap = bracket.notional_cap / (1 + HEADROOM)
+    limits = [
+        (cap, f"the leverage bracket's cap {bracket.notional_cap} USDT (at {at}x)"),
+        (margin_cap_usdt * at, f"the margin cap {margin_cap_usdt:.2f} USDT at {at}x"),
+        (notional_cap_usdt, f"the notional cap {notional_cap_usdt:.2f} USDT"),
+    ]
+    notional, named = min(limits, key=lambda limit: limit[0])
+    fitted = min(lot.round_down(max(notional, ZERO) / price), quantity)
+    reached = fitted * price
+    if (
+        fitted <= 0
+        or min(rules.max_leverage_for(reached), rules.max_leverage_for(reached * (1 + HEADROOM)))
+        < at
+    ):
+        return None
+    return Bracketed(fitted, at, notional / price, named)

@@ -15,6 +15,7 @@ from quantum_trader.domain import LeverageBracket, ReasonCode
 from quantum_trader.gates.balancer import PortfolioBalancer
 from quantum_trader.gates.balancer_rules import candidate_exposure, priority
 from quantum_trader.gates.settings import BalancerSettings
+from quantum_trader.sizing.brackets import HEADROOM
 from quantum_trader.sizing.costs import CostModel
 from quantum_trader.sizing.settings import CostSettings, SizingSettings
 
@@ -90,10 +91,11 @@ def test_below_the_books_depth_the_estimate_is_unchanged() -> None:
 def test_a_large_accounts_candidate_is_estimated_at_most_at_the_last_leverage_brackets_cap() -> (
     None
 ):
-    """The sizer stops just below the last leverage bracket's cap (Binance takes no larger
-    position): the balancer estimates, and prices, the candidate there, not at the order the
-    account alone would make."""
-    costs, s, atr, cap = CostModel(CostSettings()), BalancerSettings(), 0.01, 1_000_000.0
+    """The sizer stops below the last leverage bracket's cap by its headroom (Binance takes no
+    larger position): the balancer estimates, and prices, the candidate there, not at the order
+    the account alone would make."""
+    costs, s, atr = CostModel(CostSettings()), BalancerSettings(), 0.01
+    cap = float(Decimal(1_000_000) / (1 + HEADROOM))  # the cap less the sizer's headroom
     bracket = LeverageBracket(5, Decimal(0), Decimal(1_000_000))
     capped = replace(b.rules(CALM), leverage_brackets=(bracket,))
     view = replace(b.market((CALM,), market_rules={CALM: capped}), atr_pct={CALM: atr})
