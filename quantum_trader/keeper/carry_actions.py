@@ -14,11 +14,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from quantum_trader.domain import ExitReason, Order, OrderSide, OrderStatus
+from quantum_trader.domain import ExitReason, Order, OrderSide, OrderStatus, ReasonCode
 from quantum_trader.errors import MarketDataError, OrderRejected, OrderStateUnknown, RetryLater
 from quantum_trader.keeper.alerts import AlertListener, ProtectionAlert, tell
 from quantum_trader.keeper.book import Book, EntryPlan
-from quantum_trader.keeper.carry_close_all import HELD_BY_ANOTHER, Cancelled, CloseAllStops
+from quantum_trader.keeper.carry_close_all import Cancelled, CloseAllStops
 from quantum_trader.keeper.ids import Purpose
 from quantum_trader.keeper.plan import Context
 from quantum_trader.keeper.protect import (
@@ -183,10 +183,14 @@ class ActionCarrying(CloseAllStops):
         context: Context,
     ) -> None:
         """A stop refused: closed at market (no position stays without a stop) but where an
-        exit was refused just now, another close-all order holds the side (it protects), or a
-        close-all stop of ours cancelled for it can go back on."""
-        if error.reason in HELD_BY_ANOTHER:
+        exit was refused just now, another close-all order holds the side (it protects), the
+        position is gone (a close-all needs one, -4509: the next tick books it), or a close-all
+        stop of ours cancelled for it can go back on."""
+        if error.reason is ReasonCode.CLOSE_ALL_EXISTS:
             self.held_by_another(action, error, now)
+            return
+        if error.reason is ReasonCode.NO_POSITION_FOR_CLOSE_ALL:  # closed before it went on
+            log.info("protective_stop_not_needed", why=action.why, detail=str(error))
             return
         log.error("protective_stop_failed", why=action.why, detail=str(error))
         if cancelled:

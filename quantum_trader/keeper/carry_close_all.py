@@ -17,7 +17,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from quantum_trader.domain import ZERO, Order, OrderSide, ReasonCode
+from quantum_trader.domain import ZERO, Order, OrderSide
 from quantum_trader.errors import MarketDataError, OrderRejected, RetryLater
 from quantum_trader.keeper.alerts import AlertListener, ProtectionAlert, tell
 from quantum_trader.keeper.book import Book
@@ -37,9 +37,6 @@ class Cancelled(StrEnum):
     UNCONFIRMED = "UNCONFIRMED"  # the exchange did not confirm it: the next tick looks it up
 
 
-# Refusals that say a close-all order already holds the side, or the position is gone:
-# closing at market would not protect anything more.
-HELD_BY_ANOTHER = frozenset({ReasonCode.CLOSE_ALL_EXISTS, ReasonCode.NO_POSITION_FOR_CLOSE_ALL})
 RETRY_BESIDE_ANOTHER = timedelta(seconds=60)
 
 

@@ -193,3 +193,18 @@ async def test_a_close_all_stop_binance_ends_with_a_close_by_hand_is_not_a_stop_
     assert events(logs, "protective_stop_gone") == []
     assert await stops(paper) == []
     assert INJ not in keeper.positions
+
+
+async def test_a_close_all_refused_for_want_of_a_position_is_no_alert_and_no_close() -> None:
+    # -4509: the position closed before the stop went on (the next tick books what closed it).
+    keeper, paper, clock = await holding_8(RISING)
+    alerts: list[ProtectionAlert] = []
+    keeper.alert_listeners.append(alerts.append)
+    gone = "Time in Force (TIF) GTE can only be used with open positions. (-4509)"
+    paper.placements = [OrderRejected(ReasonCode.NO_POSITION_FOR_CLOSE_ALL, gone)]
+
+    logs = await ticks(keeper, clock, 6, seconds=300)
+
+    assert len(events(logs, "protective_stop_not_needed")) == 1
+    assert alerts == []
+    assert unexpected_errors(logs) == []
