@@ -12,12 +12,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING
 
 from quantum_trader.domain import ExitReason, Order, OrderSide, OrderStatus, ReasonCode
 from quantum_trader.errors import MarketDataError, OrderRejected, OrderStateUnknown, RetryLater
 from quantum_trader.keeper.alerts import AlertListener, ProtectionAlert, tell
-from quantum_trader.keeper.book import Book, EntryPlan
+from quantum_trader.keeper.book import Book
 from quantum_trader.keeper.carry_close_all import Cancelled, CloseAllStops
 from quantum_trader.keeper.ids import Purpose
 from quantum_trader.keeper.plan import Context
@@ -38,32 +37,13 @@ log = get_logger("keeper")
 
 
 class ActionCarrying(CloseAllStops):
-    """The order actions of `Carrier`, which sets these attributes and gives `send` (an order
-    sent and its answer booked; declared here for type checking, so an override that drifts
-    from it fails mypy)."""
+    """The order actions of `Carrier`, which sets these attributes and gives `send` (declared
+    in carry_close_all.py)."""
 
     _exchange: Exchange
     _repository: Repository
     book: Book
     alert_listeners: list[AlertListener]
-
-    if TYPE_CHECKING:
-
-        async def send(
-            self,
-            purpose: Purpose,
-            symbol: str,
-            side: OrderSide,
-            quantity: Decimal,
-            now: datetime,
-            context: Context,
-            *,
-            trigger: Decimal | None = None,
-            reason: ExitReason | None = None,
-            plan: EntryPlan | None = None,
-            client_order_id: str | None = None,
-            close_position: bool = False,
-        ) -> Order | None: ...
 
     async def act(self, actions: Sequence[OrderAction], now: datetime, context: Context) -> None:
         """Carry out the actions in order. When a symbol's new stop fails, nothing after it

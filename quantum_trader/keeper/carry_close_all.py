@@ -17,10 +17,10 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from quantum_trader.domain import ZERO, Order, OrderSide
+from quantum_trader.domain import ZERO, ExitReason, Order, OrderSide
 from quantum_trader.errors import MarketDataError, OrderRejected, RetryLater
 from quantum_trader.keeper.alerts import AlertListener, ProtectionAlert, tell
-from quantum_trader.keeper.book import Book
+from quantum_trader.keeper.book import Book, EntryPlan
 from quantum_trader.keeper.ids import Purpose
 from quantum_trader.keeper.plan import Context
 from quantum_trader.keeper.protect import CancelOrder, PlaceStop
@@ -41,7 +41,9 @@ RETRY_BESIDE_ANOTHER = timedelta(seconds=60)
 
 
 class CloseAllStops:
-    """The close-all part of `Carrier`, which sets these attributes and gives `send`."""
+    """The close-all part of `Carrier`, which sets these attributes and gives `send` (an order
+    sent and its answer booked; declared here for type checking, so an override that drifts
+    from it fails mypy) and `_cancel` (carry_actions.py)."""
 
     book: Book
     alert_listeners: list[AlertListener]
@@ -65,6 +67,9 @@ class CloseAllStops:
             context: Context,
             *,
             trigger: Decimal | None = None,
+            reason: ExitReason | None = None,
+            plan: EntryPlan | None = None,
+            client_order_id: str | None = None,
             close_position: bool = False,
         ) -> Order | None: ...
 

@@ -38,6 +38,19 @@ class Bracketed:
     bound: str | None = None
 
 
+@record
+class _Asked:
+    """The order a bracket is asked to hold: at `price`, at most `quantity` on `lot`'s step at
+    `leverage`, within the margin cap (USDT, at whatever leverage) and the notional cap."""
+
+    lot: LotSize
+    price: Decimal
+    quantity: Decimal
+    leverage: int
+    margin_cap_usdt: Decimal
+    notional_cap_usdt: Decimal
+
+
 def within_brackets(
     rules: MarketRules,
     lot: LotSize,
@@ -51,10 +64,8 @@ def within_brackets(
     the largest of each bracket's offer, quantity 0 where none is left."""
     if not rules.leverage_brackets or price <= 0:
         return Bracketed(quantity, leverage)
-    offers = [
-        _offer(rules, bracket, lot, price, quantity, leverage, margin_cap_usdt, notional_cap_usdt)
-        for bracket in rules.leverage_brackets
-    ]
+    asked = _Asked(lot, price, quantity, leverage, margin_cap_usdt, notional_cap_usdt)
+    offers = [_offer(rules, bracket, asked) for bracket in rules.leverage_brackets]
     fitting = [o for o in offers if o is not None]
     if not fitting:
         named = f"the last leverage bracket's cap {rules.leverage_brackets[-1].notional_cap} USDT"
@@ -63,30 +74,23 @@ def within_brackets(
     return best if best.quantity < quantity else Bracketed(quantity, best.leverage)
 
 
-def _offer(
-    rules: MarketRules,
-    bracket: LeverageBracket,
-    lot: LotSize,
-    price: Decimal,
-    quantity: Decimal,
-    leverage: int,
-    margin_cap_usdt: Decimal,
-    notional_cap_usdt: Decimal,
-) -> Bracketed | None:
+def _offer(rules: MarketRules, bracket: LeverageBracket, asked: _Asked) -> Bracketed | None:
     """The largest order `bracket` allows at its leverage, or None: none above 0, or one whose
     notional, at the price or `HEADROOM` above it, lands in a bracket of lower leverage (the
     brackets' leverage need not fall)."""
-    at = min(leverage, bracket.initial_leverage, rules.max_leverage)
+    at = min(asked.leverage, bracket.initial_leverage, rules.max_leverage)
     if at < 1:
         return None
     cap = bracket.notional_cap / (1 + HEADROOM)
+    margin_cap = asked.margin_cap_usdt
     limits = [
         (cap, f"the leverage bracket's cap {bracket.notional_cap} USDT (at {at}x)"),
-        (margin_cap_usdt * at, f"the margin cap {margin_cap_usdt:.2f} USDT at {at}x"),
-        (notional_cap_usdt, f"the notional cap {notional_cap_usdt:.2f} USDT"),
+        (margin_cap * at, f"the margin cap {margin_cap:.2f} USDT at {at}x"),
+        (asked.notional_cap_usdt, f"the notional cap {asked.notional_cap_usdt:.2f} USDT"),
     ]
     notional, named = min(limits, key=lambda limit: limit[0])
-    fitted = min(lot.round_down(max(notional, ZERO) / price), quantity)
+    price = asked.price
+    fitted = min(asked.lot.round_down(max(notional, ZERO) / price), asked.quantity)
     reached = fitted * price
     if (
         fitted <= 0
