@@ -18,14 +18,15 @@ from collections.abc import Sequence
 from quantum_trader.domain import ExchangeSnapshot, OrderKind
 from quantum_trader.keeper.ids import is_ours
 from quantum_trader.keeper.plan import Plan
-from quantum_trader.keeper.protect import PlaceStop, SendExit
+from quantum_trader.keeper.protect import PlaceStop, SendExit, StopWhy
 
 
 def stops_to_place(result: Plan, snapshot: ExchangeSnapshot) -> Sequence[PlaceStop]:
-    """The protective stops `result` places; and, for a symbol no stop of ours covers on the
-    exchange, the stop an exit of the plan would place if refused (an entry filled past its
-    target is exited at once, its stop only then). Never the exits themselves, which nothing
-    would book, nor a stop beside one the exchange holds."""
+    """The protective stops `result` places but moves of a stop of ours listed (it protects);
+    and, for a symbol no stop of ours covers on the exchange, the stop an exit of the plan
+    would place if refused (an entry filled past its target is exited at once, its stop only
+    then). Never the exits themselves, which nothing would book, nor a stop beside one the
+    exchange holds."""
     covered = {
         o.symbol
         for o in snapshot.open_conditional_orders
@@ -34,7 +35,10 @@ def stops_to_place(result: Plan, snapshot: ExchangeSnapshot) -> Sequence[PlaceSt
     placed: list[PlaceStop] = []
     for action in result.actions:
         if isinstance(action, PlaceStop):
-            placed.append(action)
+            # A move beside a stop of ours protects nothing more, and a close-all one would be
+            # refused beside the old (Binance keeps one a side, -4130).
+            if not (action.why is StopWhy.MOVED and action.symbol in covered):
+                placed.append(action)
         elif isinstance(action, SendExit) and action.symbol not in covered:
             placed += [a for a in action.if_refused if isinstance(a, PlaceStop)]
     return placed

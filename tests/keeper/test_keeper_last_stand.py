@@ -10,9 +10,11 @@ booked as a close by hand)."""
 from __future__ import annotations
 
 import contextlib
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from model_exchange import ModelExchange
+from position_builders import position, stop_order
 from test_keeper_external_exits import BTC
 from test_keeper_properties import (
     PRICES,
@@ -26,8 +28,20 @@ from test_keeper_properties import (
 )
 from test_keeper_writes_stop import Stopped, StoppingRepository
 
-from quantum_trader.domain import ExitReason, OrderKind, OrderStatus, Side
+from quantum_trader.domain import (
+    ExchangeSnapshot,
+    ExitReason,
+    OrderKind,
+    OrderSide,
+    OrderStatus,
+    Side,
+    SnapshotSource,
+)
+from quantum_trader.keeper.book import Book
 from quantum_trader.keeper.ids import is_ours
+from quantum_trader.keeper.last_stand import stops_to_place
+from quantum_trader.keeper.plan import Plan
+from quantum_trader.keeper.protect import PlaceStop, StopWhy
 
 
 def our_stops(exchange: ModelExchange) -> list[str]:
@@ -78,3 +92,17 @@ async def test_an_entry_whose_booking_was_refused_gets_its_stop_before_the_daemo
     assert exchange.orders[stop].status is OrderStatus.FILLED
     [trade] = await repository.closed_trades()
     assert trade.exit_reason is ExitReason.SL_HIT  # our stop's exit, not a close by hand
+
+
+def test_the_last_stand_places_no_move_beside_a_stop_of_ours() -> None:
+    """A stop moved (break-even, trailing) beside one of ours listed protects nothing more, and
+    a close-all one would be refused beside the old (-4130: an error line for nothing). A
+    missing stop is still placed."""
+    held = position(symbol=BTC)
+    listed = stop_order(held, "qt-s-BTC-1")
+    snapshot = ExchangeSnapshot(
+        datetime(2025, 1, 1, tzinfo=UTC), SnapshotSource.REST, {}, (listed,)
+    )
+    moved = PlaceStop(BTC, OrderSide.SELL, held.quantity, Decimal(99_000), StopWhy.MOVED)
+    missing = PlaceStop("ETH/USDT:USDT", OrderSide.SELL, Decimal(1), Decimal(3000), StopWhy.MISSING)
+    assert stops_to_place(Plan(Book(), actions=(moved, missing)), snapshot) == [missing]
