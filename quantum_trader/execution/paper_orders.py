@@ -28,6 +28,7 @@ from quantum_trader.errors import MarketDataError, OrderRejected
 from quantum_trader.execution.paper_ledger import Ledger
 from quantum_trader.execution.paper_triggers import (
     ConditionalBook,
+    closes_held,
     expire_close_all,
     would_trigger_now,
 )
@@ -235,7 +236,8 @@ def _book_conditional(
             "An open stop or take profit order with GTE and closePosition in the direction "
             "is existing. (-4130)",
         )
-    if request.close_position and not _holds_to_close(ledger, request):
+    # Binance ties a close-all order to the open position (time in force GTE_GTC).
+    if request.close_position and not closes_held(ledger, request.symbol, request.side):
         raise OrderRejected(
             ReasonCode.NO_POSITION_FOR_CLOSE_ALL,
             "Time in Force (TIF) GTE can only be used with open positions. (-4509)",
@@ -252,13 +254,6 @@ def _book_conditional(
         )
     book.add(order)
     return order
-
-
-def _holds_to_close(ledger: Ledger, request: OrderRequest) -> bool:
-    """A position a close-all order on `request`'s side would close (Binance ties such an
-    order to the open position, time in force GTE_GTC)."""
-    position = ledger.state.positions.get(request.symbol)
-    return position is not None and position.side.exit_order_side is request.side
 
 
 def _accepted(ledger: Ledger, request: OrderRequest, now_ms: int) -> Order:

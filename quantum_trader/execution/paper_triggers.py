@@ -289,14 +289,17 @@ class CatchUp:
         expire_close_all(ledger, self.book, order.symbol, event.time_ms)
 
 
+def closes_held(ledger: Ledger, symbol: str, side: OrderSide) -> bool:
+    """Whether an order on `side` closes (part of) the position held of `symbol`."""
+    position = ledger.state.positions.get(symbol)
+    return position is not None and position.side.exit_order_side is side
+
+
 def expire_close_all(ledger: Ledger, book: ConditionalBook, symbol: str, now_ms: int) -> None:
     """End the close-all orders of `symbol` once no position they would close is held: Binance
     ends a GTE order with its position (an order left would close a later one)."""
-    position = ledger.state.positions.get(symbol)
     for order in book.orders(symbol):
-        if order.close_position and (
-            position is None or position.side.exit_order_side is not order.side
-        ):
+        if order.close_position and not closes_held(ledger, symbol, order.side):
             book.remove(order)
             ledger.state.orders[order.client_order_id] = replace(
                 order,

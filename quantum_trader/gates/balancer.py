@@ -178,7 +178,7 @@ class PortfolioBalancer:
     with `slippage_stop_share` as well (`sizing.max_slippage_stop_share`), a candidate is
     estimated no larger than the sizer will make it where the book's depth stops it
     (`depths`): a large account's candidates were judged, and priced, at orders never sent.
-    Nor larger than its market's last leverage bracket's cap, below which the sizer stays.
+    Nor larger than its market's last leverage bracket's cap allows (sizing/brackets.py).
     """
 
     settings: BalancerSettings
@@ -194,8 +194,8 @@ class PortfolioBalancer:
     ) -> dict[str, float]:
         """Each candidate's largest notional as the sizer bounds it: before its expected
         slippage reaches `slippage_stop_share` of its likely stop's distance (with a cost model
-        and a share), and at most its market's last leverage bracket's cap (the sizer stays
-        just below it); infinite where neither bounds it."""
+        and a share), and at most its market's last leverage bracket's cap less the sizer's
+        headroom; infinite where neither bounds it."""
         return {c.symbol: min(self._depth(c), _cap(rules.get(c.symbol))) for c in candidates}
 
     def _depth(self, candidate: Candidate) -> float:

@@ -88,7 +88,7 @@ def _check_leverage(ctx: _Context) -> _Failure:
     notional = ctx.order.quantity * ctx.order.entry_price
     bracket = ctx.rules.max_leverage_for(notional)
     if bracket == 0:  # Binance takes no position this large at any leverage
-        cap = ctx.rules.leverage_brackets[-1].notional_cap
+        cap = ctx.rules.notional_cap
         detail = f"notional {notional:.2f} is beyond the last leverage bracket's cap {cap}"
         return ReasonCode.LEVERAGE_TOO_HIGH, detail
     limit = min(ctx.settings.max_leverage, bracket)

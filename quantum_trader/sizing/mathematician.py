@@ -18,10 +18,10 @@ records that cap (`SizedOrder.market_max_quantity`) as the risk plan records the
 is also capped at the book's depth as the cost model sees it: the expected slippage at most
 `max_slippage_stop_share` of the nearer exit's distance (`slippage_max_quantity`), else the
 fill's own impact could carry it past the target (a huge paper account did so). Last come
-Binance's leverage brackets (sizing/brackets.py): the notional below the last bracket's cap,
-the leverage at most the notional's bracket's (a large account was refused the symbol, or the
-leverage, rather than sized within them). A refusal names the limit that set the quantity and
-the filter it failed.
+Binance's leverage brackets (sizing/brackets.py): the largest order a bracket allows at the
+planned leverage or its own lower one, 1 % below its cap (a large account was refused the
+symbol, or the leverage, rather than sized within them). A refusal names the limit that set
+the quantity and the filter it failed.
 """
 
 from __future__ import annotations
