@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_DOWN, ROUND_HALF_EVEN, ROUND_UP, Decimal
 
 import numpy as np
 import numpy.typing as npt
@@ -42,6 +42,11 @@ class LotSize:
 
     def is_on_step(self, quantity: Decimal) -> bool:
         return quantity % self.step_size == 0
+
+    def round_up_to_fit(self, quantity: Decimal) -> Decimal:
+        """The smallest quantity on the step, at least `quantity` and the minimum."""
+        steps = (max(quantity, self.min_quantity) / self.step_size).to_integral_value(ROUND_UP)
+        return steps * self.step_size
 
     def cap(self, quantity: Decimal) -> Decimal:
         """`quantity`, at most the maximum rounded down to the step."""

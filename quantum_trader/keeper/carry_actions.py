@@ -237,14 +237,23 @@ class ActionCarrying(CloseAllStops):
         maximum (MARKET_LOT_SIZE maxQty: Binance refuses a larger market order, closes
         included, with -4005), each booked as it is answered; one order when no maximum binds.
 
+        A whole position no market order of its quantity fits (below the minimum or off the
+        step: a reduction by hand, a minimum raised) is closed by the smallest market order
+        that fits above it: reduce-only, Binance executes what is held and expires the rest
+        (was: refused every tick, so such a position left only at its stop or by hand).
+
         Stops after a slice that did not fill in full (unknown, still filling, partly
         executed): the ticks settle it, and the stop maths, or the stop, covers the rest.
         Raises OrderRejected when a slice is refused (the slices before it stay booked)."""
         rules = context.rules.get(symbol)
+        held = self.book.positions.get(symbol)
+        whole = held is not None and quantity >= held.quantity
         remaining = quantity
         while True:
             part = rules.market_lot_size.cap(remaining) if rules is not None else remaining
             part = part if part > 0 else remaining  # a maximum below one step: Binance decides
+            if whole and part == remaining and rules is not None:
+                part = rules.market_order_lot.lot.round_up_to_fit(part)
             answer = await self.send(Purpose.EXIT, symbol, side, part, now, context, reason=reason)
             remaining -= part
             if (

@@ -9,13 +9,25 @@ quantity can cover (keeper/protect.py `fits_quantity_stop`).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
 from loopback import LoopbackBinance
+from loopback.fixtures import settle
 from loopback.payloads import algo_update
+from standin_keeper import BTC_MARKET, EnteringKeeper, keeper_on_streams
+from structlog.testing import capture_logs
 
-from quantum_trader.domain import ZERO, OrderKind, OrderRequest, OrderSide, OrderStatus, ReasonCode
+from quantum_trader.domain import (
+    ZERO,
+    ExitReason,
+    OrderKind,
+    OrderRequest,
+    OrderSide,
+    OrderStatus,
+    ReasonCode,
+)
 from quantum_trader.errors import OrderRejected
 from quantum_trader.execution.binance_events import AlgoUpdate, parse_user_event
 from quantum_trader.execution.ccxt_exchange import CcxtExchange
@@ -111,3 +123,44 @@ def test_an_algo_update_of_a_close_all_order_reads_as_one(loopback: LoopbackBina
     assert event.order.close_position
     assert event.order.quantity == ZERO
     assert event.order.reduce_only is True
+
+
+async def test_the_close_of_a_position_below_the_minimum_fits_and_closes_only_what_is_held() -> (
+    None
+):
+    """The operator's close-all of our long a person reduced to 0.001 BTC, BTC's minimum
+    raised to 0.002: the close goes out as a reduce-only market order of 0.002, the smallest
+    that fits; the stand-in executes the 0.001 held and expires the rest, as Binance does
+    with a reduce-only order beyond the position. Was: refused, -4004, every time, the
+    position left open."""
+
+    def minimum_raised(server: LoopbackBinance) -> None:
+        markets = server.state.markets
+        markets[BTC_MARKET] = replace(markets[BTC_MARKET], min_quantity="0.002")
+
+    async with keeper_on_streams(EnteringKeeper, minimum_raised) as rig:
+        await rig.enter()
+        await rig.tick()
+        reduction = OrderRequest(
+            "web_reduce_1", BTC, OrderSide.SELL, OrderKind.MARKET, Decimal("0.002"),
+            reduce_only=True,
+        )  # fmt: skip
+        await rig.exchange.place_order(reduction)
+        await rig.tick(2)  # the reduction booked, a close-all stop placed
+        assert rig.keeper.positions[BTC].quantity == Decimal("0.001")
+        with capture_logs() as logs:
+            await rig.keeper.close_all(ExitReason.EMERGENCY, rig.now())
+            await settle(rig.server)
+            await rig.tick(2)
+
+        assert [e for e in logs if e["log_level"] == "error"] == []
+        [close] = [
+            p for m, path, p in rig.server.requests
+            if (m, path) == ("POST", "/fapi/v1/order") and p["newClientOrderId"].startswith("qt-x")
+        ]  # fmt: skip
+        assert (close["quantity"], close["reduceOnly"]) == ("0.002", "true")
+        assert rig.server.state.holding(BTC_MARKET).amount == 0
+        assert BTC not in rig.keeper.positions
+        [trade] = await rig.repository.closed_trades()
+        assert trade.exit_reason is ExitReason.EMERGENCY
+        assert trade.fees_usdt > 0

@@ -32,6 +32,7 @@ from quantum_trader.domain import (
     OrderSide,
 )
 from quantum_trader.execution.paper import PaperExchange
+from quantum_trader.keeper.ids import Purpose, purpose_of
 from quantum_trader.keeper.keeper import PositionKeeper
 from quantum_trader.keeper.protect import StopWhy, check_protection, fits_quantity_stop
 from quantum_trader.monitor.settings import MonitorSettings
@@ -76,14 +77,9 @@ async def keeper_holding(
 
 
 def unexpected_errors(logs: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """Errors but the stop maths' own exits of a position below the minimum, which Binance
-    refuses as the paper exchange does (the close-all stop at the same level closes it)."""
-    return [
-        e
-        for e in logs
-        if e["log_level"] == "error"
-        and not (e["event"] == "exit_rejected" and "BELOW_MIN_QUANTITY" in e["error"])
-    ]
+    """Error lines: none is expected of a position below the minimum (its stop is a close-all
+    one, its market exits the smallest market order that fits above it)."""
+    return [e for e in logs if e["log_level"] == "error"]
 
 
 async def our_stops(paper: PaperExchange) -> list[Order]:
@@ -172,3 +168,26 @@ def test_a_close_all_stop_of_ours_covers_any_quantity_and_is_never_resized() -> 
     assert not check.moved
     # The same order without the flag is a stop of no quantity: resized at once.
     assert check_protection(held, [close_all], Decimal("0.1")).needs is StopWhy.RESIZED
+
+
+async def test_a_position_below_the_minimum_leaves_at_its_target_by_an_order_that_fits() -> None:
+    # Flat at 20 for half an hour, then 24 (past the target at 23). The stop maths' exit of
+    # the 8 held goes out as the smallest market order that fits (10), reduce-only, so what
+    # is held is closed (was: refused below the minimum on every tick).
+    keeper, paper, clock, repository = await keeper_holding([20.0] * 6 + [24.0], 24, 16)
+    with capture_logs() as logs:
+        for _ in range(10):
+            clock.advance(300)
+            await keeper.tick(clock.now(), rest=True)
+
+    assert unexpected_errors(logs) == []
+    assert await paper.fetch_positions() == []
+    assert INJ not in keeper.positions
+    assert await our_stops(paper) == []
+    [trade] = await repository.closed_trades()  # the 24 entered: 16 sold by hand, 8 ours
+    assert trade.exit_reason is ExitReason.TP_HIT
+    assert trade.exit_price > Decimal(23)
+    orders = await repository.orders(INJ)
+    [exit_order] = [o for o in orders if purpose_of(o.client_order_id) is Purpose.EXIT]
+    assert exit_order.quantity == Decimal(10)
+    assert exit_order.reduce_only

@@ -142,3 +142,16 @@ async def test_the_sized_entry_fills_on_the_paper_exchange() -> None:
     request = OrderRequest("e1", symbol, OrderSide.BUY, OrderKind.MARKET, order.quantity)
     filled = await paper.place_order(request)
     assert filled.filled_quantity == order.quantity
+
+
+@pytest.mark.parametrize(
+    ("quantity", "fitted"),
+    [("8", "10"), ("10", "10"), ("10.5", "11"), ("24", "24"), ("0.3", "10"), ("11.01", "12")],
+)
+def test_rounding_up_to_fit_gives_the_smallest_quantity_on_the_step_at_least_the_minimum(
+    quantity: str, fitted: str
+) -> None:
+    # A whole position's close below the minimum or off the step (keeper/carry_actions.py):
+    # reduce-only, so the exchange executes what is held of it.
+    lot = LotSize(D(10), D(1))
+    assert lot.round_up_to_fit(D(quantity)) == D(fitted)
