@@ -13,7 +13,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 
-from quantum_trader.domain import ExitReason, Order, OrderSide, OrderStatus, ReasonCode
+from quantum_trader.domain import (
+    ExitReason,
+    LotSize,
+    Order,
+    OrderSide,
+    OrderStatus,
+    ReasonCode,
+)
 from quantum_trader.errors import MarketDataError, OrderRejected, OrderStateUnknown, RetryLater
 from quantum_trader.keeper.alerts import AlertListener, ProtectionAlert, tell
 from quantum_trader.keeper.book import Book
@@ -237,10 +244,8 @@ class ActionCarrying(CloseAllStops):
         maximum (MARKET_LOT_SIZE maxQty: Binance refuses a larger market order, closes
         included, with -4005), each booked as it is answered; one order when no maximum binds.
 
-        A whole position no market order of its quantity fits (below the minimum or off the
-        step: a reduction by hand, a minimum raised) is closed by the smallest market order
-        that fits above it: reduce-only, Binance executes what is held and expires the rest
-        (was: refused every tick, so such a position left only at its stop or by hand).
+        The last slice of a whole position's close is `_send_close`: one below the minimum or
+        off the step (a reduction by hand, a minimum raised) is closed by a quantity that fits.
 
         Stops after a slice that did not fill in full (unknown, still filling, partly
         executed): the ticks settle it, and the stop maths, or the stop, covers the rest.
@@ -253,8 +258,13 @@ class ActionCarrying(CloseAllStops):
             part = rules.market_lot_size.cap(remaining) if rules is not None else remaining
             part = part if part > 0 else remaining  # a maximum below one step: Binance decides
             if whole and part == remaining and rules is not None:
-                part = rules.market_order_lot.lot.round_up_to_fit(part)
-            answer = await self.send(Purpose.EXIT, symbol, side, part, now, context, reason=reason)
+                lot = rules.market_order_lot.lot
+                answer = await self._send_close(symbol, side, part, lot, now, context, reason)
+                part = max(part, lot.round_up_to_fit(part))
+            else:
+                answer = await self.send(
+                    Purpose.EXIT, symbol, side, part, now, context, reason=reason
+                )
             remaining -= part
             if (
                 remaining <= 0
@@ -265,3 +275,33 @@ class ActionCarrying(CloseAllStops):
             ):
                 return answer
             log.info("exit_sliced", sent=str(part), left=str(remaining), reason=reason)
+
+    async def _send_close(
+        self,
+        symbol: str,
+        side: OrderSide,
+        quantity: Decimal,
+        lot: LotSize,
+        now: datetime,
+        context: Context,
+        reason: ExitReason,
+    ) -> Order | None:
+        """Close what is held, `quantity`, where no market order of it may fit the lot: its
+        own quantity first, and when the exchange refuses that below the minimum, the smallest
+        that fits above it, reduce-only (off the step, that at once: the adapter would round it
+        down and leave a rest). Binance's documents do not settle which it takes — its FAQ
+        refuses a reduce-only order larger than the position, a public bot closes positions
+        below the minimum by their own quantity (KEEPER.md) — so both are tried; the paper
+        exchange and the stand-in take the second (was: the first alone, refused on every tick,
+        so such a position left only at its stop or by hand)."""
+        fitted = lot.round_up_to_fit(quantity)
+        if fitted != quantity and lot.is_on_step(quantity):
+            try:
+                return await self.send(
+                    Purpose.EXIT, symbol, side, quantity, now, context, reason=reason
+                )
+            except OrderRejected as error:
+                if error.reason is not ReasonCode.BELOW_MIN_QUANTITY:
+                    raise
+                log.info("exit_refitted", quantity=str(quantity), sent=str(fitted))
+        return await self.send(Purpose.EXIT, symbol, side, fitted, now, context, reason=reason)

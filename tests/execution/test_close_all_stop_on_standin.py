@@ -129,9 +129,9 @@ async def test_the_close_of_a_position_below_the_minimum_fits_and_closes_only_wh
     None
 ):
     """The operator's close-all of our long a person reduced to 0.001 BTC, BTC's minimum
-    raised to 0.002: the close goes out as a reduce-only market order of 0.002, the smallest
-    that fits; the stand-in executes the 0.001 held and expires the rest, as Binance does
-    with a reduce-only order beyond the position. Was: refused, -4004, every time, the
+    raised to 0.002: the close of 0.001, refused (-4004), goes out again as a reduce-only
+    market order of 0.002, the smallest that fits; the stand-in executes the 0.001 held and
+    expires the rest (whether Binance does: KEEPER.md). Was: refused, -4004, every time, the
     position left open."""
 
     def minimum_raised(server: LoopbackBinance) -> None:
@@ -154,11 +154,11 @@ async def test_the_close_of_a_position_below_the_minimum_fits_and_closes_only_wh
             await rig.tick(2)
 
         assert [e for e in logs if e["log_level"] == "error"] == []
-        [close] = [
-            p for m, path, p in rig.server.requests
+        closes = [
+            (p["quantity"], p["reduceOnly"]) for m, path, p in rig.server.requests
             if (m, path) == ("POST", "/fapi/v1/order") and p["newClientOrderId"].startswith("qt-x")
         ]  # fmt: skip
-        assert (close["quantity"], close["reduceOnly"]) == ("0.002", "true")
+        assert closes == [("0.001", "true"), ("0.002", "true")]  # its own, refused; one that fits
         assert rig.server.state.holding(BTC_MARKET).amount == 0
         assert BTC not in rig.keeper.positions
         [trade] = await rig.repository.closed_trades()

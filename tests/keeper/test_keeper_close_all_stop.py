@@ -30,7 +30,10 @@ from quantum_trader.domain import (
     OrderKind,
     OrderRequest,
     OrderSide,
+    OrderStatus,
+    ReasonCode,
 )
+from quantum_trader.errors import OrderRejected
 from quantum_trader.execution.paper import PaperExchange
 from quantum_trader.keeper.ids import Purpose, purpose_of
 from quantum_trader.keeper.keeper import PositionKeeper
@@ -58,11 +61,14 @@ def bars(closes: list[float]) -> Bars:
 
 
 async def keeper_holding(
-    closes: list[float], held: int, sold_by_hand: int
+    closes: list[float],
+    held: int,
+    sold_by_hand: int,
+    exchange: type[PaperExchange] = PaperExchange,
 ) -> tuple[PositionKeeper, PaperExchange, ManualClock, InMemoryRepository]:
     """The keeper's long of `held` INJ at 20 (stop 19.4), of which a person then sold
     `sold_by_hand` on the exchange, ticked once after the sale."""
-    keeper, paper, clock, repository = await inj_keeper(bars(closes), MonitorSettings())
+    keeper, paper, clock, repository = await inj_keeper(bars(closes), MonitorSettings(), exchange)
     await keeper.enter(entry(Decimal(held)), clock.now())
     clock.advance(60)
     await keeper.tick(clock.now(), rest=True)
@@ -172,8 +178,8 @@ def test_a_close_all_stop_of_ours_covers_any_quantity_and_is_never_resized() -> 
 
 async def test_a_position_below_the_minimum_leaves_at_its_target_by_an_order_that_fits() -> None:
     # Flat at 20 for half an hour, then 24 (past the target at 23). The stop maths' exit of
-    # the 8 held goes out as the smallest market order that fits (10), reduce-only, so what
-    # is held is closed (was: refused below the minimum on every tick).
+    # the 8 held, refused below the minimum, goes out again as the smallest market order that
+    # fits (10), reduce-only, so what is held is closed (was: refused on every tick).
     keeper, paper, clock, repository = await keeper_holding([20.0] * 6 + [24.0], 24, 16)
     with capture_logs() as logs:
         for _ in range(10):
@@ -188,6 +194,47 @@ async def test_a_position_below_the_minimum_leaves_at_its_target_by_an_order_tha
     assert trade.exit_reason is ExitReason.TP_HIT
     assert trade.exit_price > Decimal(23)
     orders = await repository.orders(INJ)
-    [exit_order] = [o for o in orders if purpose_of(o.client_order_id) is Purpose.EXIT]
-    assert exit_order.quantity == Decimal(10)
-    assert exit_order.reduce_only
+    exits = [o for o in orders if purpose_of(o.client_order_id) is Purpose.EXIT]
+    # Its own 8 first, refused below the minimum here, then the 10 that fits.
+    assert [(o.quantity, o.status, o.reduce_only) for o in exits] == [
+        (Decimal(8), OrderStatus.REJECTED, True),
+        (Decimal(10), OrderStatus.FILLED, True),
+    ]
+
+
+class ExactCloses(PaperExchange):
+    """Binance as one reading of its documents has it: a reduce-only market order below the
+    minimum taken when it closes no more than is held, one larger than the position refused
+    (-2022, its FAQ "Summary of Failed Orders in Binance Futures")."""
+
+    async def place_order(self, request: OrderRequest) -> Order:
+        if request.reduce_only and request.kind is OrderKind.MARKET:
+            [held] = [p for p in await self.fetch_positions() if p.symbol == request.symbol]
+            if request.quantity > held.quantity:
+                raise OrderRejected(ReasonCode.ORDER_REJECTED, "ReduceOnly Order is rejected.")
+            if request.quantity < RULES.min_quantity:
+                self._rules[INJ] = replace(RULES, min_quantity=request.quantity)  # the ledger's
+                try:
+                    return await super().place_order(request)
+                finally:
+                    self._rules[INJ] = RULES
+        return await super().place_order(request)
+
+
+async def test_a_close_below_the_minimum_the_exchange_takes_as_it_is_is_sent_once() -> None:
+    keeper, paper, clock, repository = await keeper_holding(
+        [20.0] * 6 + [24.0], 24, 16, ExactCloses
+    )
+    with capture_logs() as logs:
+        for _ in range(10):
+            clock.advance(300)
+            await keeper.tick(clock.now(), rest=True)
+
+    assert unexpected_errors(logs) == []
+    assert await paper.fetch_positions() == []
+    exits = [
+        o for o in await repository.orders(INJ) if purpose_of(o.client_order_id) is Purpose.EXIT
+    ]
+    assert [(o.quantity, o.status) for o in exits] == [(Decimal(8), OrderStatus.FILLED)]
+    [trade] = await repository.closed_trades()
+    assert trade.exit_reason is ExitReason.TP_HIT
