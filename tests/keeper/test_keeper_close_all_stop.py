@@ -88,6 +88,23 @@ def unexpected_errors(logs: Sequence[Mapping[str, Any]]) -> list[Mapping[str, An
     return [e for e in logs if e["log_level"] == "error"]
 
 
+async def closed_in_ten_ticks(
+    keeper: PositionKeeper, paper: PaperExchange, clock: ManualClock
+) -> None:
+    """Ten ticks five minutes apart, no error line among them, and nothing held after."""
+    with capture_logs() as logs:
+        for _ in range(10):
+            clock.advance(300)
+            await keeper.tick(clock.now(), rest=True)
+    assert unexpected_errors(logs) == []
+    assert await paper.fetch_positions() == []
+
+
+async def exits_sent(repository: InMemoryRepository) -> list[Order]:
+    orders = await repository.orders(INJ)
+    return [o for o in orders if purpose_of(o.client_order_id) is Purpose.EXIT]
+
+
 async def our_stops(paper: PaperExchange) -> list[Order]:
     return [
         o for o in await paper.fetch_open_conditional_orders(INJ) if o.kind is OrderKind.STOP_MARKET
@@ -104,13 +121,7 @@ async def test_a_position_below_the_minimum_gets_a_close_all_stop_that_closes_it
     assert stop.quantity == ZERO
     assert stop.trigger_price == Decimal("19.400")
     assert keeper.positions[INJ].quantity == Decimal(8)
-    with capture_logs() as logs:
-        for _ in range(10):
-            clock.advance(300)
-            await keeper.tick(clock.now(), rest=True)
-
-    assert unexpected_errors(logs) == []
-    assert await paper.fetch_positions() == []
+    await closed_in_ten_ticks(keeper, paper, clock)
     assert INJ not in keeper.positions
     assert await our_stops(paper) == []
 
@@ -181,20 +192,13 @@ async def test_a_position_below_the_minimum_leaves_at_its_target_by_an_order_tha
     # the 8 held, refused below the minimum, goes out again as the smallest market order that
     # fits (10), reduce-only, so what is held is closed (was: refused on every tick).
     keeper, paper, clock, repository = await keeper_holding([20.0] * 6 + [24.0], 24, 16)
-    with capture_logs() as logs:
-        for _ in range(10):
-            clock.advance(300)
-            await keeper.tick(clock.now(), rest=True)
-
-    assert unexpected_errors(logs) == []
-    assert await paper.fetch_positions() == []
+    await closed_in_ten_ticks(keeper, paper, clock)
     assert INJ not in keeper.positions
     assert await our_stops(paper) == []
     [trade] = await repository.closed_trades()  # the 24 entered: 16 sold by hand, 8 ours
     assert trade.exit_reason is ExitReason.TP_HIT
     assert trade.exit_price > Decimal(23)
-    orders = await repository.orders(INJ)
-    exits = [o for o in orders if purpose_of(o.client_order_id) is Purpose.EXIT]
+    exits = await exits_sent(repository)
     # Its own 8 first, refused below the minimum here, then the 10 that fits.
     assert [(o.quantity, o.status, o.reduce_only) for o in exits] == [
         (Decimal(8), OrderStatus.REJECTED, True),
@@ -225,16 +229,8 @@ async def test_a_close_below_the_minimum_the_exchange_takes_as_it_is_is_sent_onc
     keeper, paper, clock, repository = await keeper_holding(
         [20.0] * 6 + [24.0], 24, 16, ExactCloses
     )
-    with capture_logs() as logs:
-        for _ in range(10):
-            clock.advance(300)
-            await keeper.tick(clock.now(), rest=True)
-
-    assert unexpected_errors(logs) == []
-    assert await paper.fetch_positions() == []
-    exits = [
-        o for o in await repository.orders(INJ) if purpose_of(o.client_order_id) is Purpose.EXIT
-    ]
+    await closed_in_ten_ticks(keeper, paper, clock)
+    exits = await exits_sent(repository)
     assert [(o.quantity, o.status) for o in exits] == [(Decimal(8), OrderStatus.FILLED)]
     [trade] = await repository.closed_trades()
     assert trade.exit_reason is ExitReason.TP_HIT
