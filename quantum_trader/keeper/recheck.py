@@ -29,7 +29,13 @@ A plan is only as true as the positions it was made from. Two cases call for a f
   reported filled before the positions were read (`Plan.unreflected`): it may have filled
   after the read, or the position was reopened (or traded away) since, by hand. Positions
   read after the lookup show the fill either way, so the next plan books it — in full, the
-  rest adopted or booked as a reduction by hand.
+  rest adopted or booked as a reduction by hand. Once per order from REST; from the
+  streams' mirror, on every plan that leaves one so: the mirror's positions are never taken
+  to reflect a fill (`Planner.reflected` is empty there), so an entry a person traded away
+  whose one fresh read met a failed lookup was waited on from the mirror until the grace
+  period ran out, then settled "filled but not reflected" and never booked, the person's
+  side adopted (the restart campaign, seed 41643: our short's answer lost, a flip by hand,
+  the reads rate limited).
 
 And when a REST snapshot checks the streams' mirror: what the mirror got wrong
 (`mirror_difference`; the keeper logs it and reseeds the mirror), or, for the cheaper check of
@@ -61,6 +67,8 @@ def rest_recheck(plan: Plan, source: SnapshotSource, known_filled: Set[str]) -> 
         return "stream_adoption_checked_by_rest"
     if any(cid not in known_filled for cid in plan.unreflected):
         return "exit_fill_checked_by_rest"
+    if source is not SnapshotSource.REST and plan.unreflected:
+        return "exit_fill_checked_by_rest"  # a mirror never reflects a fill: see below
     return None
 
 

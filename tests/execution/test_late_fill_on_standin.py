@@ -12,16 +12,19 @@ instead, a taker's fill where the exchange's order would have closed it at the t
 
 from __future__ import annotations
 
+import contextlib
 from contextlib import AbstractAsyncContextManager
 from decimal import Decimal
 
 from loopback import Fault, FillPlan, LoopbackBinance
+from loopback.faults import Outage
 from loopback.fixtures import advance
 from standin_keeper import EnteringKeeper, keeper_on_streams
 from structlog.testing import capture_logs
 from test_exchange_answers import BTC
 
 from quantum_trader.domain import ExitReason, OrderKind, OrderRequest, OrderSide, Side
+from quantum_trader.errors import RetryLater
 
 MARKET = "BTCUSDT"
 FILLED_AFTER_MS = 8_000  # the entry executes 8 s after it was answered NEW
@@ -145,4 +148,40 @@ async def test_an_entry_filled_later_and_flipped_by_hand_before_a_tick_is_booked
         assert len(charged) == 2
         paid = sum(Decimal(t["commission"]) for t in charged)
         assert ours.fees_usdt + position.fees_usdt == paid
+        assert "order_settled_unreflected" not in [e["event"] for e in logs]
+
+
+async def test_an_entry_flipped_by_hand_whose_fresh_read_was_refused_is_still_booked() -> None:
+    """The restart campaign's seed 41643: as above, but the entry's lookups fail for 35 s
+    (past the grace period of an unknown order), and when they answer, the read of its
+    fills is rate limited (429, Retry-After 3 s), so the tick's fresh REST read is refused
+    too. The next tick reads everything from the streams' mirror, which never counts a fill
+    as reflected: it plans again from REST, which books our long and the flip (was: the
+    entry waited on from the mirror, settled "filled but not reflected", the short adopted,
+    our long never booked)."""
+    async with keeper_filled_later() as rig:
+        server = rig.server
+        await rig.enter()
+        await advance(server, FILLED_AFTER_MS / 1000 + 1)
+        server.engine.fill_market_later_ms = None  # the person's order fills at once
+        entered = server.state.mark(MARKET)
+        server.state.marks[MARKET] = sold = entered - 1_000
+        now = server.state.now_ms
+        server.outage(Outage("/fapi/v1/order", now, now + 35_000, method="GET"))
+        flip = OrderRequest("web_flip_1", BTC, OrderSide.SELL, OrderKind.MARKET, Decimal("0.006"))
+        await rig.exchange.place_order(flip)
+        with capture_logs() as logs:
+            await rig.tick(6)  # each of these ticks fails to look the entry up
+            busy = Fault("/fapi/v1/userTrades", status=429, code=-1003, retry_after_s=3)
+            server.inject(busy)
+            with contextlib.suppress(RetryLater):  # the fresh read meets the Retry-After
+                await rig.tick()
+            await rig.tick(2)
+
+        assert "fills_read_failed" in [e["event"] for e in logs]
+        [ours] = await rig.repository.closed_trades()
+        row = (ours.side, ours.quantity, ours.entry_price, ours.exit_price, ours.exit_reason)
+        assert row == (Side.LONG, Decimal("0.003"), entered, sold, ExitReason.MANUAL)
+        position = rig.keeper.positions[BTC]
+        assert (position.side, position.quantity) == (Side.SHORT, Decimal("0.003"))
         assert "order_settled_unreflected" not in [e["event"] for e in logs]
