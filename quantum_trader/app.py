@@ -63,7 +63,14 @@ from quantum_trader.paper_account_checks import (
     said_kept_balance,
 )
 from quantum_trader.portfolio.ledger import Ledger
-from quantum_trader.ports import Clock, Exchange, ExchangeStreams, Repository, SignalSource
+from quantum_trader.ports import (
+    Clock,
+    EntryMarks,
+    Exchange,
+    ExchangeStreams,
+    Repository,
+    SignalSource,
+)
 from quantum_trader.sizing.costs import CostModel
 from quantum_trader.sizing.desk import SizingDesk
 from quantum_trader.storage.sqlite import SqliteRepository
@@ -140,10 +147,12 @@ async def assemble(
     health: HealthFn = lambda now: "HEALTHY",
     streams: ExchangeStreams | None = None,
     clock: Callable[[], datetime] | None = None,
+    entry_marks: EntryMarks | None = None,
 ) -> Core:
     """Ledger, governor, keeper, approval chain, sizing desk and executor. `clock`: the
     daemon's, which the keeper reads before an entry (keeper/entry_fresh.py); a backtest gives
-    none (it has no person to open a position beside the books)."""
+    none (it has no person to open a position beside the books). `entry_marks`: testnet/live,
+    where entries are sized at the mark (market/live_marks.py)."""
     balance = await exchange.fetch_balance()
     ledger = await Ledger.load(repository, balance.equity_usdt, start, settings.performance)
     governor = await load_governor(settings.governor, repository)
@@ -191,6 +200,7 @@ async def assemble(
         stopping,
         health,
         skip_unchanged=settings.executor.skip_unchanged_cycles,
+        entry_marks=entry_marks,
     )
     executor_ref.append(executor)
     return Core(keeper, ledger, governor_keeper, balancer, sizing, executor)
@@ -214,6 +224,7 @@ async def reconciled_core(
     clock: Clock,
     stopping: asyncio.Event,
     streams: ExchangeStreams | None = None,
+    entry_marks: EntryMarks | None = None,
 ) -> tuple[Core, HealthMonitor]:
     """The trading core with its health monitor, reconciled with the exchange before it trades
     (SPEC §9): the keeper's first tick, from a REST snapshot, is start-up reconciliation and
@@ -230,6 +241,7 @@ async def reconciled_core(
         lambda _now: health.latest.status.value,
         streams,
         clock.now,
+        entry_marks,
     )
     await first_reconciliation(core.keeper, clock)
     return core, health

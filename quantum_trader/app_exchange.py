@@ -40,6 +40,7 @@ from quantum_trader.gates.settings import RegimeSettings
 from quantum_trader.log import get_logger
 from quantum_trader.market import regime
 from quantum_trader.market.exchange_feed import ExchangeFeed, OhlcvSource
+from quantum_trader.market.live_marks import LiveMarks
 from quantum_trader.market.live_universe import LiveUniverse
 from quantum_trader.market.model import MarketState
 from quantum_trader.market.provider import LiveMarket, MarketStateProvider
@@ -196,8 +197,9 @@ async def open_exchange_runtime(
         else None
     )
     traded = metered(exchange, metrics)
+    marks = LiveMarks(traded, streams)  # entries sized at the mark, not a bar's close
     core, health = await reconciled_core(
-        settings, market, traded, repository, rules, clock, stopping, streams
+        settings, market, traded, repository, rules, clock, stopping, streams, marks
     )
     health.checks.append(market.health_lines)
     log.info(

@@ -34,7 +34,8 @@ from quantum_trader.market.model import MarketState
 from quantum_trader.market.provider import MarketStateProvider
 from quantum_trader.ops.governor_keeper import GovernorKeeper
 from quantum_trader.portfolio.ledger import Ledger
-from quantum_trader.ports import Exchange, Repository
+from quantum_trader.ports import EntryMarks, Exchange, Repository
+from quantum_trader.record import replace
 from quantum_trader.sizing.desk import SizingDesk
 
 log = get_logger("executor")
@@ -81,6 +82,7 @@ class Executor:
         health: HealthFn = lambda now: "HEALTHY",
         *,
         skip_unchanged: bool,
+        entry_marks: EntryMarks | None = None,
     ) -> None:
         self._market = market
         self._exchange = exchange
@@ -95,6 +97,7 @@ class Executor:
         self._health = health
         self._cycle_numbers = itertools.count(1)
         self._skip_unchanged = skip_unchanged
+        self._entry_marks = entry_marks  # testnet/live: entries sized at the mark (ports.py)
         self._base: Base | None = None
         self._latest: MarketState | None = None  # the last cycle's market
 
@@ -304,12 +307,14 @@ class Executor:
     async def _size_and_execute(
         self, approved: Approved, portfolio: PortfolioView, market: MarketView, now: datetime
     ) -> list[Verdict]:
-        candidate = approved.candidate
-        with bound_context(symbol=candidate.symbol):
+        with bound_context(symbol=approved.candidate.symbol):
+            approved, priced = await self._at_mark(approved, now)
+            candidate = approved.candidate
             sized, factors = self._sizing.size(approved, portfolio, market)
             if isinstance(sized, Verdict):
                 return [sized]
             detail = " ".join(f"{k}={v:.3f}" for k, v in factors.items())
+            detail += priced
             if sized.market_max_quantity is not None:  # the exchange's market maximum bound
                 detail += f" capped_at_market_max_qty={sized.market_max_quantity}"
             if sized.slippage_max_quantity is not None:  # the book's depth (cost model) bound
@@ -329,6 +334,19 @@ class Executor:
                 return [*verdicts, _deny(GateName.EXECUTION, candidate, reason, detail)]
             cap = self._chain.risk_cap_usdt(portfolio)  # the keeper checks the fill against it
             return [*verdicts, await self._execute(sized, candidate, now, cap)]
+
+    async def _at_mark(self, approved: Approved, now: datetime) -> tuple[Approved, str]:
+        """`approved` priced at the symbol's mark where the executor has one to read
+        (`entry_marks`: testnet/live), and the words the sizer's verdict adds; as it is
+        otherwise, and where the mark cannot be read."""
+        if self._entry_marks is None:
+            return approved, ""
+        candidate = approved.candidate
+        mark = await self._entry_marks.mark(candidate.symbol, now)
+        if mark is None or mark <= 0:
+            return approved, f" at_bar_close={candidate.price} (no mark)"
+        priced = replace(candidate, price=mark)
+        return replace(approved, candidate=priced), f" at_mark={mark} bar_close={candidate.price}"
 
     async def _execute(
         self, order: SizedOrder, candidate: Candidate, now: datetime, cap: Decimal | None

@@ -111,6 +111,14 @@ class Exchange(Protocol):
     async def close(self) -> None: ...
 
 
+class EntryMarks(Protocol):
+    """The price an entry is sized at in testnet/live, where the market view's price (the
+    last closed bar's close) may be minutes old, an hour on 1 h bars (market/live_marks.py).
+    None when it cannot be read: the bar's close is used, as in paper mode and backtests."""
+
+    async def mark(self, symbol: str, now: datetime) -> Decimal | None: ...
+
+
 class ExchangeStreams(Protocol):
     """The exchange's pushed state (Binance USD-M websocket streams), mirrored in memory.
 

@@ -28,6 +28,7 @@ from quantum_trader.market.setup import (
     open_store,
     recorded_model,
 )
+from quantum_trader.ports import EntryMarks
 from quantum_trader.signals.rules import RuleAgent
 from quantum_trader.storage.memory import InMemoryRepository
 
@@ -107,9 +108,14 @@ class Rig:
 
 
 async def build_rig(
-    tmp_path: Path, start: datetime = START, symbols: Sequence[str] = SYMBOLS, **overrides: Any
+    tmp_path: Path,
+    start: datetime = START,
+    symbols: Sequence[str] = SYMBOLS,
+    entry_marks: EntryMarks | None = None,
+    **overrides: Any,
 ) -> Rig:
-    """The daemon's core on the bundled sample with a manual clock and an in-memory database."""
+    """The daemon's core on the bundled sample with a manual clock and an in-memory database;
+    `entry_marks`: the marks entries are sized at, as in testnet/live."""
     settings = settings_for(tmp_path, market={"symbols": tuple(symbols)}, **overrides)
     source = RuleAgent(settings.signals)
     store = open_store(settings)
@@ -120,9 +126,11 @@ async def build_rig(
     repository = InMemoryRepository()
     exchange.repository = repository
     model = recorded_model(settings, store, feed, source, rules)
+    market = PrecomputedMarket(model)
     core = await assemble(
-        settings, PrecomputedMarket(model), exchange, repository, rules, start, asyncio.Event()
-    )
+        settings, market, exchange, repository, rules, start, asyncio.Event(),
+        entry_marks=entry_marks,
+    )  # fmt: skip
     return Rig(settings, clock, exchange, repository, core, feed)
 
 
