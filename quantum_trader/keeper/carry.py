@@ -47,7 +47,7 @@ from quantum_trader.keeper.booking import TradeDraft, finish_trade
 from quantum_trader.keeper.bookings import Bookings, bookings, changed
 from quantum_trader.keeper.carry_actions import ActionCarrying
 from quantum_trader.keeper.external_saved import ExternalBooked
-from quantum_trader.keeper.fee_carry import FeeCarrier, read_fills
+from quantum_trader.keeper.fee_carry import FeeCarrier, read_fills, say_fills_unread
 from quantum_trader.keeper.flat_reads import AFTER_A_TRADE
 from quantum_trader.keeper.ids import ClientOrderIds, Purpose
 from quantum_trader.keeper.orders import OrderDesk
@@ -290,5 +290,5 @@ class Carrier(ActionCarrying):
             return []
         fills, why = await read_fills(self._exchange, answer.symbol, answer.client_order_id)
         if fills is None:
-            log.warning("fills_read_failed", client_order_id=answer.client_order_id, error=why)
+            say_fills_unread(answer.client_order_id, why)
         return fills

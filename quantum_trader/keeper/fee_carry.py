@@ -25,6 +25,9 @@ from quantum_trader.record import replace
 log = get_logger("keeper")
 
 
+NOT_LISTED_YET = "no trades listed yet for what it executed"
+
+
 async def read_fills(
     exchange: Exchange, symbol: str, client_order_id: str
 ) -> tuple[list[Fill] | None, str]:
@@ -36,7 +39,16 @@ async def read_fills(
         fills = await exchange.fetch_fills(symbol, client_order_id)
     except (MarketDataError, RetryLater) as error:
         return None, str(error)
-    return (fills, "") if fills else (None, "no trades listed yet for what it executed")
+    return (fills, "") if fills else (None, NOT_LISTED_YET)
+
+
+def say_fills_unread(client_order_id: str, why: str, *, again: bool = False) -> None:
+    """The line for fills `read_fills` could not read: a warning, but an info line where
+    none is listed yet (Binance lists a trade a while after it: on a lagging exchange that
+    was a warning after every fill, an outside probe, 2026-12-06; the fee's later lines say
+    how it ends), and a debug line for a fee read `again` (said when it was booked)."""
+    say = log.debug if again else log.info if why == NOT_LISTED_YET else log.warning
+    say("fills_read_failed", client_order_id=client_order_id, error=why)
 
 
 def fee_writes(

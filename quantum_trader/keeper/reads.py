@@ -27,6 +27,7 @@ from quantum_trader.domain import ExchangePosition, ExchangeSnapshot, Fill, Orde
 from quantum_trader.errors import MarketDataError, RetryLater
 from quantum_trader.keeper.book import Book
 from quantum_trader.keeper.fee_carry import read_fills as fills_of
+from quantum_trader.keeper.fee_carry import say_fills_unread
 from quantum_trader.keeper.plan import Observation, Plan
 from quantum_trader.keeper.recheck import (
     POSITIONS_MOVED,
@@ -227,17 +228,17 @@ class ExchangeReads:
         (unreachable, an answer the adapter cannot read, or no trade listed: each executed).
         `again`: orders whose fees are unread, read each tick until a bound; their failure was
         said when they were booked and their end will be (`fees_read`, `fees_unread_given_up`,
-        `trade_fees_incomplete`), so each tick's is a debug line, not a warning an order a tick."""
+        `trade_fees_incomplete`), so each tick's is a debug line, not a warning an order a tick
+        (`say_fills_unread`)."""
         fills: dict[str, list[Fill]] = {}
         failed: set[str] = set()
-        say = log.debug if again else log.warning
         for symbol, client_order_id in wanted:  # each ended with something executed
             read, why = await fills_of(self._exchange, symbol, client_order_id)
             if read is not None:
                 fills[client_order_id] = read
                 continue
             failed.add(client_order_id)
-            say("fills_read_failed", client_order_id=client_order_id, error=why)
+            say_fills_unread(client_order_id, why, again=again)
         return fills, frozenset(failed)
 
     async def marks(self, symbols: Sequence[str], now: datetime) -> dict[str, Decimal]:

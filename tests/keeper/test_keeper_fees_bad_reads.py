@@ -223,6 +223,7 @@ async def test_an_entry_whose_trades_are_not_listed_yet_at_its_answer_has_its_fe
     assert set(harness.keeper.book.fees_unread) == {entry}
     [said] = [e for e in logs if e["event"] == "fills_read_failed"]
     assert "no trades listed" in said["error"]
+    assert said["log_level"] == "info"
     await harness.tick()
     assert harness.keeper.positions[BTC].fees_usdt == fee_of(exchange, entry)
 
@@ -253,7 +254,9 @@ async def test_a_stop_whose_trades_are_not_listed_yet_when_found_filled_amends_i
     [booked] = await harness.repository.closed_trades()
     assert (booked.exit_reason, booked.fees_usdt) == (ExitReason.SL_HIT, fee_of(exchange, entry))
     [said] = [e for e in logs if e["event"] == "fills_read_failed"]
-    assert (said["log_level"], said["client_order_id"]) == ("warning", stop_id)
+    # Binance lists a trade a while after it: an info line, not a warning after every fill
+    # on a lagging exchange (an outside probe, 2026-12-06); a read that fails is a warning.
+    assert (said["log_level"], said["client_order_id"]) == ("info", stop_id)
     await harness.tick()
     [trade] = await harness.repository.closed_trades()
     assert trade.fees_usdt == fee_of(exchange, entry) + fee_of(exchange, stop_id)
