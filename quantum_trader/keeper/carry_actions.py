@@ -37,7 +37,7 @@ from quantum_trader.keeper.protect import (
     fits_quantity_stop,
 )
 from quantum_trader.log import bound_context, get_logger
-from quantum_trader.ports import Exchange, Repository
+from quantum_trader.ports import Exchange, Repository, Writes
 from quantum_trader.record import replace
 
 log = get_logger("keeper")
@@ -229,6 +229,13 @@ class ActionCarrying(CloseAllStops):
             )
         working = {c: o for c, o in self.book.working.items() if c != action.client_order_id}
         self.book = replace(self.book, working=working)
+        position = self.book.positions.get(action.symbol)
+        if position is not None and position.take_profit_order_id == action.client_order_id:
+            # its own take-profit, larger than the position (protect.py): placed again for
+            # what is held by a later tick (keeper/target.py)
+            unnamed = replace(position, take_profit_order_id=None)
+            await self._repository.write(Writes(positions=[unnamed]))
+            self.book = self.book.with_position(unnamed)
         return Cancelled.YES
 
     async def send_exit(
