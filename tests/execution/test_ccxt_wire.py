@@ -134,6 +134,23 @@ async def test_a_stop_larger_than_the_position_finishes_expired_with_what_it_clo
     assert order.filled_quantity == Decimal("0.004")
 
 
+async def test_a_stop_larger_than_the_position_is_rejected_where_binance_refuses_it(
+    exchange: CcxtExchange, loopback: LoopbackBinance
+) -> None:
+    """The same stop where Binance refuses a reduce-only order larger than the position, as
+    its FAQ says (the stand-in's `strict_reduce_only`): REJECTED, nothing executed, the
+    position still held."""
+    loopback.engine.strict_reduce_only = True
+    await exchange.place_order(entry(quantity="0.004"))
+    await exchange.place_order(stop("qtsBIG", "95000"))  # 0.010 reduce-only
+    loopback.state.marks["BTCUSDT"] = Decimal("94000.0")
+    order = await exchange.fetch_order(BTC, "qtsBIG")
+    assert order is not None
+    assert order.status is OrderStatus.REJECTED
+    assert order.filled_quantity == 0
+    assert loopback.state.holding("BTCUSDT").amount == Decimal("0.004")
+
+
 ALGO = {
     "algoId": 7, "clientAlgoId": "qts1", "orderType": "STOP_MARKET", "symbol": "BTCUSDT",
     "side": "SELL", "quantity": "0.010", "triggerPrice": "95000", "reduceOnly": True,
