@@ -278,8 +278,11 @@ def on_tick_grid(position: Position, rules: MarketRules | None) -> Position:
 
 
 def covers(stop: Order, quantity: Decimal) -> bool:
-    """`stop` closes at least `quantity` when it fires: a close-all one whatever is held."""
-    return stop.close_position or stop.quantity - stop.filled_quantity >= quantity
+    """`stop` closes `quantity` when it fires: a close-all one whatever is held, one of a
+    quantity that very quantity. Not one larger: Binance's FAQ refuses a reduce-only order
+    larger than the position (-2022), so such a stop may close nothing when it fires (was:
+    taken to cover it, as our fakes execute what is held of it)."""
+    return stop.close_position or stop.quantity - stop.filled_quantity == quantity
 
 
 def fits_quantity_stop(quantity: Decimal, rules: MarketRules | None) -> bool:
