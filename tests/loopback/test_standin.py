@@ -434,6 +434,7 @@ def test_strict_reduce_only_refuses_a_market_order_larger_than_the_position() ->
     assert engine.state.holding("BTCUSDT").amount == 0
 
     lenient, _ = engine_with_events()
+    lenient.strict_reduce_only = False
     lenient.place_order({"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET",
                          "quantity": "0.004", "newClientOrderId": "e1"})  # fmt: skip
     answer = lenient.place_order({**close, "quantity": "0.005", "newClientOrderId": "x1"})
