@@ -125,6 +125,7 @@ async def test_our_triggered_stop_is_read_as_a_stop_when_its_market_order_carrie
 async def test_a_stop_larger_than_the_position_finishes_expired_with_what_it_closed(
     exchange: CcxtExchange, loopback: LoopbackBinance
 ) -> None:
+    loopback.engine.strict_reduce_only = False  # executes what is held: the strict twin below
     await exchange.place_order(entry(quantity="0.004"))
     await exchange.place_order(stop("qtsBIG", "95000"))  # 0.010 reduce-only
     loopback.state.marks["BTCUSDT"] = Decimal("94000.0")
