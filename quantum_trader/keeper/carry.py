@@ -100,6 +100,7 @@ class Carrier(ActionCarrying):
         self._answered_closes: dict[str, datetime] = {}
         self._cancelled_ahead: set[str] = set()  # keeper/carry_close_all.py
         self._held_off: dict[str, datetime] = {}  # keeper/carry_close_all.py
+        self._closes_not_taken: dict[str, tuple[datetime, str]] = {}  # carry_actions.py
 
     async def carry_out(self, result: Plan, now: datetime, context: Context) -> None:
         """Persist the plan's bookings, then send its orders (each may change the books).

@@ -10,7 +10,7 @@ refusal, carry.py the persisting of a plan and the sending of one order.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from quantum_trader.domain import (
@@ -37,10 +37,12 @@ from quantum_trader.keeper.protect import (
     fits_quantity_stop,
 )
 from quantum_trader.log import bound_context, get_logger
-from quantum_trader.ports import Exchange, Repository
+from quantum_trader.ports import Exchange, Repository, Writes
 from quantum_trader.record import replace
 
 log = get_logger("keeper")
+
+RETRY_CLOSE_NOT_TAKEN = timedelta(seconds=60)
 
 
 class ActionCarrying(CloseAllStops):
@@ -51,6 +53,9 @@ class ActionCarrying(CloseAllStops):
     _repository: Repository
     book: Book
     alert_listeners: list[AlertListener]
+    # By symbol, when a close of the position held (its entry order id) was taken in neither
+    # form (`_send_close`): tried again every RETRY_CLOSE_NOT_TAKEN (`_exit`).
+    _closes_not_taken: dict[str, tuple[datetime, str]]
 
     async def act(self, actions: Sequence[OrderAction], now: datetime, context: Context) -> None:
         """Carry out the actions in order. When a symbol's new stop fails, nothing after it
@@ -105,17 +110,36 @@ class ActionCarrying(CloseAllStops):
 
     async def _exit(self, action: SendExit, now: datetime, context: Context) -> None:
         """Send an exit; when the exchange refuses it, the stop maths retries it every tick,
-        and a position no stop of ours covers gets one now (`action.if_refused`)."""
+        and a position no stop of ours covers gets one now (`action.if_refused`). A close the
+        exchange took in neither form (`_send_close`) while a stop of ours covers the position
+        is said once and tried again every `RETRY_CLOSE_NOT_TAKEN` (was: two refusals and an
+        error line every tick for as long as the exit was due)."""
+        stop = next((a for a in action.if_refused if isinstance(a, PlaceStop)), None)
+        last = self._not_taken_since(action.symbol)
+        if stop is None and last is not None and now - last < RETRY_CLOSE_NOT_TAKEN:
+            log.info("exit_waits", reason=action.reason, detail=f"refused at {last.isoformat()}")
+            return
         try:
             await self.send_exit(
                 action.symbol, action.side, action.quantity, now, context, action.reason
             )
+            self._closes_not_taken.pop(action.symbol, None)
             return
         except OrderRejected as error:
             refusal = str(error)
-        stop = next((a for a in action.if_refused if isinstance(a, PlaceStop)), None)
         if stop is None:  # a stop of ours covers the position: it protects meanwhile
-            log.error("exit_rejected", reason=action.reason, error=refusal)
+            if self._not_taken_since(action.symbol) != now:
+                log.error("exit_rejected", reason=action.reason, error=refusal)
+            elif last is None:
+                detail = (
+                    "neither what is held nor the smallest quantity that fits above it was "
+                    "taken (Binance's FAQ refuses a reduce-only order larger than the "
+                    "position): the close-all stop protects; tried again every "
+                    f"{RETRY_CLOSE_NOT_TAKEN.total_seconds():g} s. Close it by hand to leave now"
+                )
+                log.error("exit_rejected", reason=action.reason, error=refusal, detail=detail)
+            else:
+                log.info("exit_still_rejected", reason=action.reason, error=refusal)
             return
         detail = (
             f"no stop of ours covers {action.quantity}: placing a reduce-only stop at "
@@ -229,6 +253,13 @@ class ActionCarrying(CloseAllStops):
             )
         working = {c: o for c, o in self.book.working.items() if c != action.client_order_id}
         self.book = replace(self.book, working=working)
+        position = self.book.positions.get(action.symbol)
+        if position is not None and position.take_profit_order_id == action.client_order_id:
+            # its own take-profit, larger than the position (protect.py): placed again for
+            # what is held by a later tick (keeper/target.py)
+            unnamed = replace(position, take_profit_order_id=None)
+            await self._repository.write(Writes(positions=[unnamed]))
+            self.book = self.book.with_position(unnamed)
         return Cancelled.YES
 
     async def send_exit(
@@ -304,4 +335,19 @@ class ActionCarrying(CloseAllStops):
                 if error.reason is not ReasonCode.BELOW_MIN_QUANTITY:
                     raise
                 log.info("exit_refitted", quantity=str(quantity), sent=str(fitted))
-        return await self.send(Purpose.EXIT, symbol, side, fitted, now, context, reason=reason)
+        try:
+            return await self.send(Purpose.EXIT, symbol, side, fitted, now, context, reason=reason)
+        except OrderRejected:
+            position = self.book.positions.get(symbol)
+            if fitted != quantity and position is not None:  # larger than what is held
+                self._closes_not_taken[symbol] = (now, position.entry_order_id)
+            raise
+
+    def _not_taken_since(self, symbol: str) -> datetime | None:
+        """When a close of the position held on `symbol` was last taken in neither form
+        (`_send_close`), None if it was not."""
+        refused = self._closes_not_taken.get(symbol)
+        position = self.book.positions.get(symbol)
+        if refused is None or position is None or refused[1] != position.entry_order_id:
+            return None
+        return refused[0]

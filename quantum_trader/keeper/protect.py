@@ -131,9 +131,10 @@ def plan_protection(
     replace it at once when its quantity differs from the position's (after a partial exit);
     replace it when its trigger differs from the managed stop, but not sooner than
     `stop_replace_min_interval_s` after `position.stop_replaced_at`. Any other stop of ours for
-    the symbol is cancelled; so is any take-profit of ours that is not the position's own or
-    is on the wrong side. With `tick_size`, the trigger is the managed stop rounded to the tick
-    in the position's favour (tighter, never looser).
+    the symbol is cancelled; so is any take-profit of ours that is not the position's own, is
+    on the wrong side, or is larger than the position (after a part exit: keeper/target.py).
+    With `tick_size`, the trigger is the managed stop rounded to the tick in the position's
+    favour (tighter, never looser).
     """
     check = check_protection(position, open_conditional_orders_for_symbol, tick_size)
     return protection_actions(position, as_of(check, now, settings), now, settings)
@@ -182,8 +183,12 @@ def check_protection(
             continue
         if order.kind is OrderKind.STOP_MARKET:
             stops.append(order)
-        elif order.client_order_id != position.take_profit_order_id or order.side is not exit_side:
-            stray_targets.append(order)  # a take-profit that is not the position's own
+        elif (
+            order.client_order_id != position.take_profit_order_id
+            or order.side is not exit_side
+            or _larger_than(order, position)
+        ):
+            stray_targets.append(order)  # not the position's own, or larger than it
     current = next((o for o in stops if o.client_order_id == position.stop_order_id), None)
     trigger = exchange_trigger(position, tick_size)
     needs: StopWhy | None = None
@@ -273,8 +278,11 @@ def on_tick_grid(position: Position, rules: MarketRules | None) -> Position:
 
 
 def covers(stop: Order, quantity: Decimal) -> bool:
-    """`stop` closes at least `quantity` when it fires: a close-all one whatever is held."""
-    return stop.close_position or stop.quantity - stop.filled_quantity >= quantity
+    """`stop` closes `quantity` when it fires: a close-all one whatever is held, one of a
+    quantity that very quantity. Not one larger: Binance's FAQ refuses a reduce-only order
+    larger than the position (-2022), so such a stop may close nothing when it fires (was:
+    taken to cover it, as our fakes execute what is held of it)."""
+    return stop.close_position or stop.quantity - stop.filled_quantity == quantity
 
 
 def fits_quantity_stop(quantity: Decimal, rules: MarketRules | None) -> bool:
@@ -286,6 +294,14 @@ def fits_quantity_stop(quantity: Decimal, rules: MarketRules | None) -> bool:
         return True
     lot = rules.market_order_lot.lot
     return quantity >= lot.min_quantity and lot.is_on_step(quantity)
+
+
+def _larger_than(order: Order, position: Position) -> bool:
+    """`order` (reduce-only, with a quantity) would close more than `position` holds: after a
+    part exit, ours or by hand. Binance's FAQ refuses a reduce-only order larger than the
+    position (-2022), so such a take-profit may close nothing when it fires; it is cancelled
+    and placed again for what is held (keeper/target.py)."""
+    return not order.close_position and order.quantity - order.filled_quantity > position.quantity
 
 
 def _is_ours_open(order: Order, symbol: str) -> bool:

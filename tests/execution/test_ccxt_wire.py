@@ -125,6 +125,7 @@ async def test_our_triggered_stop_is_read_as_a_stop_when_its_market_order_carrie
 async def test_a_stop_larger_than_the_position_finishes_expired_with_what_it_closed(
     exchange: CcxtExchange, loopback: LoopbackBinance
 ) -> None:
+    loopback.engine.strict_reduce_only = False  # executes what is held: the strict twin below
     await exchange.place_order(entry(quantity="0.004"))
     await exchange.place_order(stop("qtsBIG", "95000"))  # 0.010 reduce-only
     loopback.state.marks["BTCUSDT"] = Decimal("94000.0")
@@ -132,6 +133,23 @@ async def test_a_stop_larger_than_the_position_finishes_expired_with_what_it_clo
     assert order is not None
     assert order.status is OrderStatus.EXPIRED
     assert order.filled_quantity == Decimal("0.004")
+
+
+async def test_a_stop_larger_than_the_position_is_rejected_where_binance_refuses_it(
+    exchange: CcxtExchange, loopback: LoopbackBinance
+) -> None:
+    """The same stop where Binance refuses a reduce-only order larger than the position, as
+    its FAQ says (the stand-in's `strict_reduce_only`): REJECTED, nothing executed, the
+    position still held."""
+    loopback.engine.strict_reduce_only = True
+    await exchange.place_order(entry(quantity="0.004"))
+    await exchange.place_order(stop("qtsBIG", "95000"))  # 0.010 reduce-only
+    loopback.state.marks["BTCUSDT"] = Decimal("94000.0")
+    order = await exchange.fetch_order(BTC, "qtsBIG")
+    assert order is not None
+    assert order.status is OrderStatus.REJECTED
+    assert order.filled_quantity == 0
+    assert loopback.state.holding("BTCUSDT").amount == Decimal("0.004")
 
 
 ALGO = {

@@ -135,6 +135,7 @@ async def test_the_close_of_a_position_below_the_minimum_fits_and_closes_only_wh
     position left open."""
 
     def minimum_raised(server: LoopbackBinance) -> None:
+        server.engine.strict_reduce_only = False  # executes what is held: the twin below
         markets = server.state.markets
         markets[BTC_MARKET] = replace(markets[BTC_MARKET], min_quantity="0.002")
 
@@ -164,3 +165,47 @@ async def test_the_close_of_a_position_below_the_minimum_fits_and_closes_only_wh
         [trade] = await rig.repository.closed_trades()
         assert trade.exit_reason is ExitReason.EMERGENCY
         assert trade.fees_usdt > 0
+
+
+async def test_the_close_of_a_position_below_the_minimum_refused_in_both_forms_leaves_its_stop() -> (  # noqa: E501
+    None
+):
+    """The same close where Binance refuses a reduce-only order larger than the position, as
+    its FAQ says (the stand-in's `strict_reduce_only`): the 0.001 refused below the minimum,
+    the 0.002 refused as larger than the position (-2022), one error line; the position stays
+    under its close-all stop, which closes it when the mark reaches it."""
+
+    def strict_minimum_raised(server: LoopbackBinance) -> None:
+        server.engine.strict_reduce_only = True
+        markets = server.state.markets
+        markets[BTC_MARKET] = replace(markets[BTC_MARKET], min_quantity="0.002")
+
+    async with keeper_on_streams(EnteringKeeper, strict_minimum_raised) as rig:
+        await rig.enter()
+        await rig.tick()
+        reduction = OrderRequest(
+            "web_reduce_1", BTC, OrderSide.SELL, OrderKind.MARKET, Decimal("0.002"),
+            reduce_only=True,
+        )  # fmt: skip
+        await rig.exchange.place_order(reduction)
+        await rig.tick(2)
+        with capture_logs() as logs:
+            await rig.keeper.close_all(ExitReason.EMERGENCY, rig.now())
+            await settle(rig.server)
+            await rig.tick(2)
+
+        assert [e["event"] for e in logs if e["log_level"] == "error"] == ["close_failed"]
+        closes = [
+            p["quantity"] for m, path, p in rig.server.requests
+            if (m, path) == ("POST", "/fapi/v1/order") and p["newClientOrderId"].startswith("qt-x")
+        ]  # fmt: skip
+        assert closes == ["0.001", "0.002"]  # both refused
+        assert rig.server.state.holding(BTC_MARKET).amount == Decimal("0.001")
+        assert rig.open_orders() == [("STOP_MARKET", "SELL", "0", "97000")]  # close-all
+
+        rig.server.state.marks[BTC_MARKET] = Decimal("96000")
+        await rig.tick(2)
+        assert rig.server.state.holding(BTC_MARKET).amount == 0
+        assert BTC not in rig.keeper.positions
+        [trade] = await rig.repository.closed_trades()
+        assert trade.exit_reason is ExitReason.SL_HIT

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from loopback import LoopbackBinance
 from loopback.fixtures import settle
-from standin_keeper import EnteringKeeper, keeper_on_streams, load_keeper
+from standin_keeper import BTC_MARKET, EnteringKeeper, keeper_on_streams, load_keeper
 from test_exchange_answers import BTC
 
-from quantum_trader.domain import OrderKind
+from quantum_trader.domain import OrderKind, OrderRequest, OrderSide
 from quantum_trader.ports import Writes
 from quantum_trader.storage.memory import InMemoryRepository
 
@@ -96,3 +97,41 @@ async def test_a_stop_between_the_entry_and_its_take_profit_gets_it_at_the_resta
         assert saved.take_profit_order_id == target
         assert len(rig.sent("STOP_MARKET")) == 1
         assert rig.keeper.view().positions[BTC].quantity == Decimal("0.003")
+
+
+async def test_a_take_profit_larger_than_the_position_after_a_sale_by_hand_is_placed_again_for_what_is_held() -> (  # noqa: E501
+    None
+):
+    """A person sells 0.001 of our 0.003 by hand: the take-profit of 0.003 is cancelled and
+    placed again for the 0.002 held, so it closes the position at its target without a tick
+    also where Binance refuses a reduce-only order larger than the position, as its FAQ says
+    (the stand-in's `strict_reduce_only`). Was: kept at 0.003 (reduce-only, our fakes execute
+    what is held), which such a Binance ends REJECTED, nothing closed: the target taken only
+    by the stop maths, at market, while the daemon runs."""
+
+    def strict(server: LoopbackBinance) -> None:
+        server.engine.strict_reduce_only = True
+
+    async with keeper_on_streams(EnteringKeeper, strict) as rig:
+        await rig.enter()
+        await rig.tick()
+        reduction = OrderRequest(
+            "web_reduce_1", BTC, OrderSide.SELL, OrderKind.MARKET, Decimal("0.001"),
+            reduce_only=True,
+        )  # fmt: skip
+        await rig.exchange.place_order(reduction)
+        await rig.tick(3)
+        assert rig.open_orders() == [
+            ("STOP_MARKET", "SELL", "0.002", "97000"),
+            ("TAKE_PROFIT_MARKET", "SELL", "0.002", "106000"),
+        ]
+        [_, second] = ids(rig.sent("TAKE_PROFIT_MARKET"))
+        assert rig.keeper.view().positions[BTC].take_profit_order_id == second
+        [saved] = await rig.repository.open_positions()
+        assert saved.take_profit_order_id == second
+
+        rig.server.state.marks[BTC_MARKET] = Decimal("106500")
+        rig.server.sync()  # no tick of ours: the exchange's take-profit alone
+        await settle(rig.server)
+        assert rig.server.state.holding(BTC_MARKET).amount == 0
+        assert rig.server.state.algo_orders[second]["algoStatus"] == "FINISHED"

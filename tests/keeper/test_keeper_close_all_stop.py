@@ -234,3 +234,45 @@ async def test_a_close_below_the_minimum_the_exchange_takes_as_it_is_is_sent_onc
     assert [(o.quantity, o.status) for o in exits] == [(Decimal(8), OrderStatus.FILLED)]
     [trade] = await repository.closed_trades()
     assert trade.exit_reason is ExitReason.TP_HIT
+
+
+class StrictCloses(PaperExchange):
+    """Binance as its FAQ "Summary of Failed Orders in Binance Futures" has it: a reduce-only
+    market order larger than the position refused (-2022), and one below the minimum refused
+    too (-4004, the paper exchange's own), so a position below the minimum has no market
+    order that closes it."""
+
+    async def place_order(self, request: OrderRequest) -> Order:
+        if request.reduce_only and request.kind is OrderKind.MARKET:
+            [held] = [p for p in await self.fetch_positions() if p.symbol == request.symbol]
+            if request.quantity > held.quantity:
+                raise OrderRejected(ReasonCode.ORDER_REJECTED, "ReduceOnly Order is rejected.")
+        return await super().place_order(request)
+
+
+async def test_a_close_below_the_minimum_taken_in_neither_form_is_said_once_and_tried_each_minute() -> (  # noqa: E501
+    None
+):
+    """Past its target, the 8 INJ held (minimum 10) on an exchange that refuses both its own
+    quantity and the 10 that fits: one error line, the close tried again once a minute (both
+    forms, each refused), the close-all stop kept. Was: both sent and an error line on every
+    tick, for as long as the exit was due."""
+    keeper, paper, clock, repository = await keeper_holding(
+        [20.0] * 6 + [24.0], 24, 16, StrictCloses
+    )
+    clock.advance(30 * 60)  # the mark at 24, past the target at 23
+    with capture_logs() as logs:
+        for _ in range(25):  # two minutes of the monitor's 5 s ticks
+            clock.advance(5)
+            await keeper.tick(clock.now(), rest=True)
+
+    assert [e["event"] for e in unexpected_errors(logs)] == ["exit_rejected"]
+    exits = await exits_sent(repository)
+    assert [(o.quantity, o.status) for o in exits] == [
+        (Decimal(8), OrderStatus.REJECTED),
+        (Decimal(10), OrderStatus.REJECTED),
+    ] * 3  # at the first tick past the target, a minute later and two minutes later
+    [held] = await paper.fetch_positions()
+    assert held.quantity == Decimal(8)
+    [stop] = await our_stops(paper)
+    assert stop.close_position

@@ -10,10 +10,15 @@ first request (or stream push) that much later on the stand-in's clock: Binance 
 market orders so, newOrderRespType RESULT or not (ccxt/node-binance-api#444: status NEW,
 executedQty "0", avgPrice "0.00000" for an order that had filled); the fill then comes as
 ORDER_TRADE_UPDATE and in the order query.
+
+`strict_reduce_only` refuses a reduce-only order larger than the position instead of
+executing what is held (Binance's FAQ "Summary of Failed Orders in Binance Futures" says it
+refuses it; which it does is not known): see `Engine`.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
@@ -23,6 +28,9 @@ from .markets import LoopbackMarket
 from .state import BinanceError, LoopbackState
 
 CONDITIONAL_TYPES = ("STOP_MARKET", "TAKE_PROFIT_MARKET")
+# The default of `Engine.strict_reduce_only`; QT_LOOPBACK_STRICT_REDUCE_ONLY=1 turns it on for
+# every stand-in a process starts (a campaign's, say).
+STRICT_REDUCE_ONLY = os.environ.get("QT_LOOPBACK_STRICT_REDUCE_ONLY") == "1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +64,16 @@ class Engine:
     NautilusTrader saw on Binance (nautilus_trader#3287, #3664: an ORDER_TRADE_UPDATE under
     the algo order's client id); False (the default) gives it `algo-<algoId>`: Binance does
     not document which client id that order carries.
+    `strict_reduce_only` True refuses a reduce-only order larger than the position, as
+    Binance's FAQ "Summary of Failed Orders in Binance Futures" says it does ("the order is in
+    the opposite direction and the size exceeds the open position"): a MARKET order is refused
+    with -2022 "ReduceOnly Order is rejected.", and a triggered reduce-only conditional order
+    ends REJECTED with nothing executed (as one with no position to reduce ends here): Binance
+    documents REJECTED as "denied by the matching engine", its ALGO_UPDATE example carrying
+    `"rm": "Reduce Only reject"` as the failure reason, and EXPIRED as a cancellation by the
+    system (a GTE order whose position closed).
+    False (the default) executes what is held, as the paper exchange does: which of the two
+    Binance does is not known. Close-all (closePosition) orders are unaffected.
     """
 
     def __init__(self, state: LoopbackState, report_actual_order: bool = True) -> None:
@@ -66,6 +84,7 @@ class Engine:
         self.trades_per_execution = 1
         self.fill_market_later_ms: int | None = None
         self.child_carries_algo_id = False
+        self.strict_reduce_only = STRICT_REDUCE_ONLY
         self._later: list[tuple[int, dict[str, Any], FillPlan | None]] = []  # (due ms, order)
 
     # -- market orders -------------------------------------------------------------------------
@@ -166,6 +185,8 @@ class Engine:
         holding = s.holding(market.market_id)
         if reduce_only:
             if holding.amount == 0 or (holding.amount > 0) == (side == "BUY"):
+                raise BinanceError(-2022, "ReduceOnly Order is rejected.")
+            if self.strict_reduce_only and quantity > abs(holding.amount):
                 raise BinanceError(-2022, "ReduceOnly Order is rejected.")
             return
         notional = quantity * s.mark(market.market_id)
@@ -384,6 +405,8 @@ class Engine:
         quantity = ordered
         if algo["reduceOnly"]:
             quantity = min(quantity, abs(holding.amount)) if closes else Decimal(0)
+            if self.strict_reduce_only and ordered > abs(holding.amount):
+                quantity = Decimal(0)  # refused whole: see `strict_reduce_only`
         if quantity == 0:
             algo.update(algoStatus="REJECTED", updateTime=s.now_ms)
             s.emit(payloads.algo_update(algo, s.now_ms))

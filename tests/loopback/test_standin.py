@@ -409,3 +409,57 @@ def test_force_orders_are_listed_as_binance_documents() -> None:
     assert trade["side"] == "SELL"
     assert request_weight("GET", "/fapi/v1/forceOrders", {"symbol": "BTCUSDT"}) == 20
     assert request_weight("GET", "/fapi/v1/forceOrders", {}) == 50
+
+
+def strict_engine_holding(quantity: str) -> tuple[Engine, list[dict[str, Any]]]:
+    engine, events = engine_with_events()
+    engine.strict_reduce_only = True
+    engine.place_order({"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET",
+                        "quantity": quantity, "newClientOrderId": "e1"})  # fmt: skip
+    events.clear()
+    return engine, events
+
+
+def test_strict_reduce_only_refuses_a_market_order_larger_than_the_position() -> None:
+    """`strict_reduce_only` (Binance's FAQ's reading): -2022, nothing executed; one of what
+    is held goes through. The default executes what is held and expires the rest."""
+    engine, events = strict_engine_holding("0.004")
+    close = {"symbol": "BTCUSDT", "side": "SELL", "type": "MARKET", "reduceOnly": "true"}
+    with pytest.raises(BinanceError) as refused:
+        engine.place_order({**close, "quantity": "0.005", "newClientOrderId": "x1"})
+    assert (refused.value.code, refused.value.msg) == (-2022, "ReduceOnly Order is rejected.")
+    assert events == []
+    assert engine.state.holding("BTCUSDT").amount == Decimal("0.004")
+    engine.place_order({**close, "quantity": "0.004", "newClientOrderId": "x2"})
+    assert engine.state.holding("BTCUSDT").amount == 0
+
+    lenient, _ = engine_with_events()
+    lenient.strict_reduce_only = False
+    lenient.place_order({"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET",
+                         "quantity": "0.004", "newClientOrderId": "e1"})  # fmt: skip
+    answer = lenient.place_order({**close, "quantity": "0.005", "newClientOrderId": "x1"})
+    assert (answer["status"], answer["executedQty"]) == ("EXPIRED", "0.004")
+
+
+def test_strict_reduce_only_rejects_a_triggered_stop_larger_than_the_position() -> None:
+    """A triggered reduce-only stop larger than what is held ends REJECTED ("rm" "Reduce Only
+    reject"), nothing executed; a close-all stop still closes what is held."""
+    engine, events = strict_engine_holding("0.004")
+    stop = {
+        "symbol": "BTCUSDT", "side": "SELL", "type": "STOP_MARKET", "algoType": "CONDITIONAL",
+        "triggerPrice": "95000", "workingType": "MARK_PRICE",
+    }  # fmt: skip
+    engine.place_algo_order({**stop, "quantity": "0.010", "reduceOnly": "true",
+                             "clientAlgoId": "big"})  # fmt: skip
+    engine.state.marks["BTCUSDT"] = Decimal("94000")
+    engine.sync()
+    assert kinds(events) == ["ALGO_UPDATE NEW", "ALGO_UPDATE TRIGGERING", "ALGO_UPDATE REJECTED"]
+    assert events[-1]["o"]["rm"] == "Reduce Only reject"
+    assert engine.state.holding("BTCUSDT").amount == Decimal("0.004")
+
+    engine.state.marks["BTCUSDT"] = Decimal("100000")
+    engine.place_algo_order({**stop, "closePosition": "true", "clientAlgoId": "all"})
+    engine.state.marks["BTCUSDT"] = Decimal("94000")
+    engine.sync()
+    assert engine.state.algo_orders["all"]["algoStatus"] == "FINISHED"
+    assert engine.state.holding("BTCUSDT").amount == 0
