@@ -1,0 +1,121 @@
+"""Our protective stop meets its trigger: Binance moves it NEW → TRIGGERING ("met the
+triggering condition and has been forwarded to the matching engine": Event: Algo Order
+Update) → TRIGGERED → FINISHED. From TRIGGERING to its fill it is executing: the keeper places
+no stop beside it, sends no exit beside it, says no error, and books the close once, SL_HIT at
+the stop's fill, nothing of ours left on the exchange. Through the ccxt adapter on the
+stand-in, its triggered stops held in TRIGGERING (`Engine.stall_triggers`) for two keeper
+ticks, then run (`resume_stalled`): with the streams, and REST only where GET openAlgoOrders
+lists firing orders (`lists_firing`; where it does not, such a stop counts as missing on REST,
+docs/KEEPER.md). The mark stays through the stop (the stop maths would close at market), or
+comes back above it (the stop fired on a brief dip the keeper's mark never showed).
+
+Was (an outside probe, 2026-12-06): the streams' mirror listed only resting (NEW) conditional
+orders, so a firing stop dropped out of the snapshot: the keeper placed another (MISSING;
+on Binance refused -2021 as immediately triggering, an error line, then a close at market),
+and with the mark through the stop — on REST too — the stop maths sent a reduce-only market
+close racing the stop's own order (on Binance the second refused, -2022, and a stray stop
+placed for it, EXIT_REFUSED).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+
+import pytest
+from loopback import LoopbackBinance
+from standin_keeper import BTC_MARKET
+from structlog.testing import capture_logs
+from test_exchange_answers import BTC
+from test_rest_only_orders_on_standin import keeper_rest_only
+
+from quantum_trader.domain import ExitReason
+from quantum_trader.keeper.keeper import PositionKeeper
+from quantum_trader.storage.memory import InMemoryRepository
+
+STOP = Decimal("97000")  # the sizer's long at 100,000: 0.003 BTC, its stop at 97,000
+THROUGH = Decimal("96900.0")
+BACK_ABOVE = Decimal("98500.0")
+MARKS = pytest.mark.parametrize(
+    "after", [THROUGH, BACK_ABOVE], ids=["mark-through-the-stop", "mark-back-above"]
+)
+
+
+def posted(server: LoopbackBinance, path: str, **wanted: str) -> list[dict[str, str]]:
+    return [
+        p
+        for m, route, p in server.requests
+        if (m, route) == ("POST", path) and all(p.get(k) == v for k, v in wanted.items())
+    ]
+
+
+def stops_sent(server: LoopbackBinance) -> int:
+    return len(posted(server, "/fapi/v1/algoOrder", type="STOP_MARKET"))
+
+
+def exits_sent(server: LoopbackBinance) -> list[dict[str, str]]:
+    return posted(server, "/fapi/v1/order", reduceOnly="true")
+
+
+def working(server: LoopbackBinance) -> list[tuple[str, str]]:
+    """The stand-in's conditional orders not ended: (type, status)."""
+    return sorted(
+        (o["orderType"], o["algoStatus"])
+        for o in server.state.algo_orders.values()
+        if o["algoStatus"] in ("NEW", "TRIGGERING", "TRIGGERED")
+    )
+
+
+def fire_and_stall(server: LoopbackBinance, after: Decimal) -> None:
+    """The mark goes through the stop (Binance triggers it, its market order held), then is
+    left at `after`."""
+    server.engine.stall_triggers = True
+    server.state.marks[BTC_MARKET] = THROUGH
+    server.sync()
+    server.state.marks[BTC_MARKET] = after
+    assert working(server) == [("STOP_MARKET", "TRIGGERING"), ("TAKE_PROFIT_MARKET", "NEW")]
+
+
+async def waits_for_the_stop_then_books_it(
+    server: LoopbackBinance,
+    tick: Callable[[], Awaitable[None]],
+    keeper: PositionKeeper,
+    repository: InMemoryRepository,
+    after: Decimal,
+) -> None:
+    assert stops_sent(server) == 1
+    fire_and_stall(server, after)
+
+    with capture_logs() as logs:
+        await tick()
+        await tick()
+
+    assert stops_sent(server) == 1  # no stop beside the one executing
+    assert exits_sent(server) == []  # no close racing it
+    assert [e["event"] for e in logs if e["log_level"] in ("error", "critical")] == []
+    assert await repository.closed_trades() == []
+    assert BTC in keeper.positions
+
+    server.engine.resume_stalled()  # its market order executes at the mark
+    with capture_logs() as logs:
+        await tick()
+
+    assert server.state.holding(BTC_MARKET).amount == 0
+    [trade] = await repository.closed_trades()
+    assert trade.exit_reason is ExitReason.SL_HIT
+    assert (trade.quantity, trade.exit_price) == (Decimal("0.003"), after)
+    assert BTC not in keeper.positions
+    assert (stops_sent(server), exits_sent(server)) == (1, [])
+    assert working(server) == []  # the take-profit released, no stray stop
+    assert [e["event"] for e in logs if e["log_level"] in ("error", "critical")] == []
+
+
+@MARKS
+async def test_rest_only_a_stop_listed_triggering_is_waited_for_then_booked(
+    after: Decimal,
+) -> None:
+    async with keeper_rest_only([BTC]) as rig:
+        rig.server.state.lists_firing = True
+        await waits_for_the_stop_then_books_it(
+            rig.server, rig.tick, rig.keeper, rig.repository, after
+        )
