@@ -24,7 +24,7 @@ from decimal import Decimal
 
 import pytest
 from loopback import LoopbackBinance
-from standin_keeper import BTC_MARKET
+from standin_keeper import BTC_MARKET, EnteringKeeper, keeper_on_streams
 from structlog.testing import capture_logs
 from test_exchange_answers import BTC
 from test_rest_only_orders_on_standin import keeper_rest_only
@@ -111,6 +111,18 @@ async def waits_for_the_stop_then_books_it(
 
 
 @MARKS
+async def test_with_the_streams_a_stop_triggering_is_waited_for_then_booked(
+    after: Decimal,
+) -> None:
+    async with keeper_on_streams(EnteringKeeper) as rig:
+        await rig.enter()
+        await rig.tick()
+        await waits_for_the_stop_then_books_it(
+            rig.server, rig.tick, rig.keeper, rig.repository, after
+        )
+
+
+@MARKS
 async def test_rest_only_a_stop_listed_triggering_is_waited_for_then_booked(
     after: Decimal,
 ) -> None:
@@ -119,3 +131,25 @@ async def test_rest_only_a_stop_listed_triggering_is_waited_for_then_booked(
         await waits_for_the_stop_then_books_it(
             rig.server, rig.tick, rig.keeper, rig.repository, after
         )
+
+
+async def test_the_mirror_lists_a_stop_triggering_as_firing_as_rest_does() -> None:
+    """The mirror's open conditional orders hold the stop TRIGGERING, its trigger time that
+    of Binance, as GET openAlgoOrders reads it where it lists firing orders."""
+    async with keeper_on_streams(EnteringKeeper) as rig:
+        await rig.enter()
+        await rig.tick()
+        rig.server.state.lists_firing = True
+        fire_and_stall(rig.server, THROUGH)
+        await rig.tick()
+
+        mirrored = rig.streams.snapshot(rig.now())
+        assert mirrored is not None
+        rest = await rig.exchange.fetch_open_conditional_orders()
+        [firing] = [o for o in mirrored.open_conditional_orders if o.triggered_at is not None]
+        [listed] = [o for o in rest if o.triggered_at is not None]
+        assert firing.client_order_id == listed.client_order_id
+        assert firing.triggered_at == listed.triggered_at
+        assert {o.client_order_id for o in mirrored.open_conditional_orders} == {
+            o.client_order_id for o in rest
+        }
