@@ -24,13 +24,14 @@ from decimal import Decimal
 
 import pytest
 from loopback import LoopbackBinance
-from standin_keeper import BTC_MARKET, EnteringKeeper, keeper_on_streams
+from standin_keeper import BTC_MARKET, TICK_S, EnteringKeeper, keeper_on_streams
 from structlog.testing import capture_logs
 from test_exchange_answers import BTC
 from test_rest_only_orders_on_standin import keeper_rest_only
 
 from quantum_trader.domain import ExitReason
 from quantum_trader.keeper.keeper import PositionKeeper
+from quantum_trader.monitor.settings import MonitorSettings
 from quantum_trader.storage.memory import InMemoryRepository
 
 STOP = Decimal("97000")  # the sizer's long at 100,000: 0.003 BTC, its stop at 97,000
@@ -153,3 +154,81 @@ async def test_the_mirror_lists_a_stop_triggering_as_firing_as_rest_does() -> No
         assert {o.client_order_id for o in mirrored.open_conditional_orders} == {
             o.client_order_id for o in rest
         }
+
+
+LISTED = pytest.mark.parametrize("listed", [True, False], ids=["listed-as-open", "not-listed"])
+
+
+@LISTED
+async def test_with_the_streams_a_stop_left_triggering_gets_another_once_stuck(
+    listed: bool,
+) -> None:
+    """Binance leaves the stop TRIGGERING for good: through the streams as on REST
+    (tests/keeper/test_keeper_stop_not_done.py), once it has been so
+    `monitor.stop_stuck_after_s` a new stop goes beside it (STUCK, one error line), never a
+    cancel of the stuck one; before then nothing, whether or not GET openAlgoOrders lists
+    firing orders (the mirror's position and full checks against REST cross the wait: a
+    firing order REST leaves out is no difference)."""
+    stuck_after = MonitorSettings().stop_stuck_after_s
+    async with keeper_on_streams(EnteringKeeper) as rig:
+        await rig.enter()
+        await rig.tick()
+        rig.server.state.lists_firing = listed
+        [stop] = rig.sent("STOP_MARKET")
+        fire_and_stall(rig.server, BACK_ABOVE)
+
+        with capture_logs() as logs:
+            waited = 0.0
+            while waited + TICK_S < stuck_after:
+                await rig.tick()
+                waited += TICK_S
+                assert len(rig.sent("STOP_MARKET")) == 1, f"a second stop after {waited} s"
+            await rig.tick(2)
+
+        assert [e["event"] for e in logs if e["event"] == "stream_mirror_differs"] == []
+        stuck = [e["log_level"] for e in logs if e["event"] == "stop_stuck_triggering"]
+        assert stuck == ["error"]
+        [_, fresh] = rig.sent("STOP_MARKET")
+        placed = (fresh["side"], fresh["triggerPrice"], fresh["quantity"])
+        assert placed == ("SELL", str(STOP), "0.003")
+        assert rig.keeper.positions[BTC].stop_order_id == fresh["clientAlgoId"]
+        cancels = [p for m, path, p in rig.server.requests if m == "DELETE" and "algoOrder" in path]
+        assert stop["clientAlgoId"] not in {p.get("clientAlgoId") for p in cancels}
+        assert exits_sent(rig.server) == []
+
+
+def full_reads(server: LoopbackBinance) -> int:
+    """The reads of every symbol's open algo orders (the keeper's full check)."""
+    return sum(
+        1
+        for m, path, p in server.requests
+        if (m, path) == ("GET", "/fapi/v1/openAlgoOrders") and "symbol" not in p
+    )
+
+
+async def test_with_the_streams_the_full_check_crossing_a_stop_triggering_waits_too() -> None:
+    """The tick of the full check is planned from REST, whose open orders may leave the firing
+    stop out (the stand-in's default): the mirror's firing stop is kept in them, so that tick
+    too places no stop beside it and sends no exit."""
+    async with keeper_on_streams(EnteringKeeper) as rig:
+        await rig.enter()
+        before = full_reads(rig.server)
+        while full_reads(rig.server) == before:
+            await rig.tick()
+        await rig.tick(8)  # 40 s on: the next full check 20 s away
+        before = full_reads(rig.server)
+        fire_and_stall(rig.server, THROUGH)
+
+        with capture_logs() as logs:
+            await rig.tick(5)  # 25 s: still short of `stop_stuck_after_s`
+
+        assert full_reads(rig.server) > before
+        assert (stops_sent(rig.server), exits_sent(rig.server)) == (1, [])
+        assert [e["event"] for e in logs if e["log_level"] in ("error", "critical")] == []
+        assert [e for e in logs if e["event"] == "stream_mirror_differs"] == []
+
+        rig.server.engine.resume_stalled()
+        await rig.tick()
+        [trade] = await rig.repository.closed_trades()
+        assert (trade.exit_reason, trade.exit_price) == (ExitReason.SL_HIT, THROUGH)
+        assert working(rig.server) == []
