@@ -11,6 +11,16 @@ by a plain order's update under the same client id (the market order a triggered
 order became, should Binance give it the conditional order's id: ALGO_UPDATE alone reports a
 conditional order, its execution included).
 
+The open conditional orders are those not ended: resting (NEW) and firing (TRIGGERING,
+TRIGGERED: met the trigger, their market order on its way or running; `Order.triggered_at` set,
+as the adapter reads such an order from REST: execution/binance_wire.py). A stop of ours that
+is firing stays listed until its end (FINISHED, CANCELED, EXPIRED, REJECTED), so the keeper
+sees it executing and neither replaces it nor closes beside it (keeper/protect.py), and counts
+it as no protection once it stays so `monitor.stop_stuck_after_s`. Was: only NEW orders were
+listed, so a stop firing dropped out of the snapshot for the 100–200 ms before its fill and the
+keeper placed another (MISSING), which Binance refused as immediately triggering, then closed
+at market racing the stop's own order (an outside probe on the stand-in, 2026-12-06).
+
 `seed(snapshot)` replaces the mirror with a REST snapshot, then re-applies the events the
 snapshot's reads may not show (a bounded log of recent events is kept for this): the snapshot
 closes the gap, the newer events stay. A seed keeps the final states of orders (they cannot
@@ -83,7 +93,7 @@ class _Held:
 
     order: Order
     key: tuple[int, Decimal, int]  # (stage, executed quantity, update time ms)
-    resting: bool = False  # a conditional order that has not triggered (NEW)
+    open: bool = False  # a conditional order not ended: resting (NEW) or firing
 
 
 class AccountMirror:
@@ -142,7 +152,7 @@ class AccountMirror:
             if stage < _FINAL_STAGE and event.time_ms <= gone_at:
                 return False  # a late copy: the seed's read showed the order ended since
             key = (stage, event.order.filled_quantity, event.time_ms)
-            return self._apply_order(_Held(event.order, key, stage == 0))
+            return self._apply_order(_Held(event.order, key, stage < _FINAL_STAGE))
         if isinstance(event, LeverageUpdate):
             changed = self._leverage.get(event.symbol) != event.leverage
             self._leverage[event.symbol] = event.leverage
@@ -208,8 +218,9 @@ class AccountMirror:
         self._orders = {
             cid: held for cid, held in self._orders.items() if held.order.status.is_final
         }
-        for order in snapshot.open_conditional_orders:
-            self._orders[order.client_order_id] = _Held(order, (0, ZERO, _NEVER), True)
+        for order in snapshot.open_conditional_orders:  # resting, or firing where listed
+            stage = _ALGO_STAGE["NEW" if order.triggered_at is None else "TRIGGERING"]
+            self._orders[order.client_order_id] = _Held(order, (stage, ZERO, _NEVER), True)
         for cid, order in snapshot.orders.items():
             if order.status.is_final:
                 self._orders[cid] = _Held(order, (_FINAL_STAGE, order.filled_quantity, _NEVER))
@@ -257,7 +268,7 @@ class AccountMirror:
             taken_at=now,
             source=SnapshotSource.STREAM,
             positions=positions,
-            open_conditional_orders=tuple(h.order for h in self._orders.values() if h.resting),
+            open_conditional_orders=tuple(h.order for h in self._orders.values() if h.open),
             orders={cid: held.order for cid, held in self._orders.items()},
         )
 

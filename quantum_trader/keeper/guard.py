@@ -35,6 +35,7 @@ from quantum_trader.keeper.protect import (
     SendExit,
     StopWhy,
     as_of,
+    closing_stop,
     entry_target,
     on_tick_grid,
     plan_release,
@@ -66,10 +67,15 @@ class Protecting:
             if position is None:
                 continue
             exiting = any(i.purpose is Purpose.EXIT for i in self.book.intents_for(symbol))
+            listed = self.listed.get(symbol, [])
+            # Its own stop firing (not stuck) closes it: an exit in flight too (protect.py).
+            closing = closing_stop(position, listed, self.now, self.context.monitor)
             actions: list[SendExit] = []
             mark = self.observation.marks.get(symbol)
             limit = self._limit(position)
-            if not exiting and limit is not None:  # a fill far from its plan (fill_check.py)
+            if closing is not None:  # a later tick books its fill, or finds it stuck
+                pass
+            elif not exiting and limit is not None:  # a fill far from its plan (fill_check.py)
                 actions = limit_exits(position, limit)
             elif not exiting:  # else an exit of ours is in flight: a later tick books it
                 position, actions, events = manage(position, mark, self.now, self.context)
@@ -77,7 +83,7 @@ class Protecting:
                 self.events += events
             rules = self.context.rules.get(symbol)
             tick_size = rules.tick_size if rules else None
-            check = self.checks.check(position, self.listed.get(symbol, []), tick_size)
+            check = self.checks.check(position, listed, tick_size)
             check = as_of(check, self.now, self.context.monitor)
             if check.needs is StopWhy.STUCK:
                 detail = "its stop met the trigger but is still open: another goes beside it"

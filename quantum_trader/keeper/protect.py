@@ -20,6 +20,9 @@ A stop that met its trigger and is still open (`Order.triggered_at`: Binance's T
 TRIGGERED) is executing: it is never cancelled (Binance refuses) nor replaced for a move. Should
 it stay so `stop_stuck_after_s` (Binance has left triggered stops in TRIGGERING for good, their
 position open), it no longer counts as protection (`as_of`): another stop is placed beside it.
+Until then it is the position's exit in flight (`closing_stop`): the stop maths sends no exit
+beside it (a market close racing the stop's own order: whichever comes second Binance refuses,
+-2022, or it finds the position already flat).
 """
 
 from __future__ import annotations
@@ -169,6 +172,27 @@ def is_stuck(order: Order, now: datetime, settings: MonitorSettings) -> bool:
     fired = order.triggered_at
     stuck_after = timedelta(seconds=settings.stop_stuck_after_s)
     return fired is not None and not order.status.is_final and now - fired >= stuck_after
+
+
+def closing_stop(
+    position: Position, orders: Sequence[Order], now: datetime, settings: MonitorSettings
+) -> Order | None:
+    """The position's own stop among `orders` when it met its trigger, is executing (not
+    stuck: `is_stuck`) and closes all of `position`: its exit is in flight, so no exit of the
+    stop maths goes beside it (the keeper waits, as for an exit of ours in flight); None
+    otherwise."""
+    for order in orders:
+        if (
+            order.client_order_id == position.stop_order_id
+            and order.triggered_at is not None
+            and _is_ours_open(order, position.symbol)
+            and order.kind is OrderKind.STOP_MARKET
+            and _protects(order, position)
+            and covers(order, position.quantity)
+            and not is_stuck(order, now, settings)
+        ):
+            return order
+    return None
 
 
 def check_protection(

@@ -43,6 +43,7 @@ from quantum_trader.keeper.stop_check import (
 )
 from quantum_trader.log import get_logger
 from quantum_trader.ports import Exchange, ExchangeStreams
+from quantum_trader.record import replace
 
 log = get_logger("keeper")
 Reads = tuple[dict[str, list[Fill]], frozenset[str]]  # fills read, and the ids not read
@@ -53,6 +54,24 @@ def symbols_of_ours(book: Book) -> frozenset[str]:
     those whose open orders a tick may act on (a stop to place, move or release)."""
     working = (o.symbol for o in book.working.values())
     return frozenset((*book.positions, *working, *(i.symbol for i in book.intents.values())))
+
+
+def with_firing(fresh: ExchangeSnapshot, mirrored: ExchangeSnapshot) -> ExchangeSnapshot:
+    """`fresh` (REST, which agrees with the mirror) with the orders the mirror holds firing
+    that it leaves out of the open ones: GET openAlgoOrders may not list firing orders
+    (Binance does not say; recheck.mirror_difference), and the check's tick is planned from
+    REST, so a stop executing would count as missing on that tick alone."""
+    listed = {o.client_order_id for o in fresh.open_conditional_orders}
+    firing = tuple(
+        o
+        for o in mirrored.open_conditional_orders
+        if o.triggered_at is not None
+        and o.client_order_id not in listed
+        and fresh.lists_orders_of(o.symbol)
+    )
+    if not firing:
+        return fresh
+    return replace(fresh, open_conditional_orders=(*fresh.open_conditional_orders, *firing))
 
 
 class ExchangeReads:
@@ -120,6 +139,8 @@ class ExchangeReads:
         if streams is not None and difference:
             log.warning("stream_mirror_differs", detail=difference)
             streams.reseed(fresh)
+        elif mirrored is not None:
+            return with_firing(fresh, mirrored)
         return fresh
 
     async def _orders(

@@ -99,15 +99,21 @@ def rest_recheck_of_trades(plan: Plan, source: SnapshotSource) -> str | None:
 def mirror_difference(mirrored: ExchangeSnapshot, fresh: ExchangeSnapshot) -> str:
     """What the streams' mirror got wrong, or "" when it agrees with REST. The open orders by
     client id alone: an id of ours is never sent twice and Binance cannot modify an algo
-    order, so its trigger and quantity are those it was placed with (docs/KEEPER.md)."""
+    order, so its trigger and quantity are those it was placed with (docs/KEEPER.md). An
+    order the mirror holds firing (TRIGGERING, TRIGGERED) that REST does not list is no
+    difference: Binance does not say whether GET openAlgoOrders lists firing orders, and the
+    stream tells their end (was: a reseed from that read, the stop executing taken for a
+    missing one and another placed beside it; one left firing for good is the stuck rule's,
+    keeper/protect.py)."""
 
     def orders(s: ExchangeSnapshot) -> set[str]:
         return {o.client_order_id for o in s.open_conditional_orders}
 
+    firing = {o.client_order_id for o in mirrored.open_conditional_orders if o.triggered_at}
     parts = [positions_difference(mirrored.positions, fresh.positions)]
-    if orders(mirrored) != orders(fresh):
-        only_stream = sorted(orders(mirrored) - orders(fresh))
-        only_rest = sorted(orders(fresh) - orders(mirrored))
+    only_stream = sorted(orders(mirrored) - orders(fresh) - firing)
+    only_rest = sorted(orders(fresh) - orders(mirrored))
+    if only_stream or only_rest:
         parts.append(f"open orders stream-only {only_stream} rest-only {only_rest}")
     return "; ".join(part for part in parts if part)
 

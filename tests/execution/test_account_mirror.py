@@ -111,15 +111,22 @@ def test_the_in_order_state_is_the_last_one() -> None:
     assert final.orders["qts1"].status is OrderStatus.FILLED
 
 
-def test_a_resting_stop_is_an_open_conditional_order_until_it_triggers() -> None:
+def test_a_stop_is_an_open_conditional_order_until_it_ends_firing_once_triggered() -> None:
+    """Resting (NEW), then firing (TRIGGERING, TRIGGERED: `triggered_at` set, as REST reads
+    it), listed until FINISHED (was: dropped from the open orders at TRIGGERING, so the
+    keeper took the stop executing for a missing one and placed another)."""
     resting = mirror_after(LIFE[:7])
     assert [o.client_order_id for o in resting.open_conditional_orders] == ["qts1"]
+    assert resting.open_conditional_orders[0].triggered_at is None
     assert resting.positions[BTC].quantity == Decimal("0.010")
     assert resting.positions[BTC].leverage == 5
-    triggering = mirror_after(LIFE[:8])
-    assert triggering.open_conditional_orders == ()
-    assert triggering.orders["qts1"].status is OrderStatus.OPEN
-    assert triggering.orders["qts1"].triggered_at == utc_from_ms(T0 + 9)
+    for firing in (mirror_after(LIFE[:8]), mirror_after(LIFE[:9])):  # TRIGGERING, TRIGGERED
+        [stop] = firing.open_conditional_orders
+        assert stop.client_order_id == "qts1"
+        assert stop.status is OrderStatus.OPEN
+        assert stop.triggered_at == utc_from_ms(T0 + 9)
+        assert firing.orders["qts1"] == stop
+    assert mirror_after(LIFE[:10]).open_conditional_orders == ()  # FINISHED
 
 
 def test_an_algo_update_tells_since_when_a_stop_is_firing() -> None:

@@ -39,10 +39,12 @@ from quantum_trader.domain import (
 )
 from quantum_trader.keeper.ids import Purpose
 from quantum_trader.keeper.unpriced import UNPRICED
+from quantum_trader.monitor.settings import MonitorSettings
 from quantum_trader.ops.operator_view import blocked_symbols
 from quantum_trader.storage.sqlite import SqliteRepository
 
 BOUND = timedelta(seconds=KEEPER.external_close_mark_after_s)
+STUCK_AFTER = timedelta(seconds=MonitorSettings().stop_stuck_after_s)
 # Whether the tick that sees the close reads the marks: the close waits for its trades either way.
 MARKS = pytest.mark.parametrize("marks", [False, True], ids=["no_mark", "mark_read"])
 
@@ -562,6 +564,16 @@ async def test_our_stop_waiting_for_a_parts_trades_is_booked_at_the_bound_withou
     assert BTC not in harness.keeper.view().blocked
 
 
+async def until_stuck(harness: Harness) -> None:
+    """The ticks while our stop, which met its trigger and is left firing for good, is not
+    stuck yet (`monitor.stop_stuck_after_s`): it is executing, so the keeper sends no exit
+    beside it; the next tick finds it stuck."""
+    fired = harness.now
+    while harness.now + TICK - fired < STUCK_AFTER:
+        await harness.tick()
+        assert sent(harness.exchange, Purpose.EXIT) == []
+
+
 async def test_a_part_at_the_mark_then_our_market_exit_answered_waits_for_the_parts_trades(
 ) -> None:  # fmt: skip
     """The same wait where the close is our own market exit booked from its answer (our stop
@@ -572,6 +584,8 @@ async def test_a_part_at_the_mark_then_our_market_exit_answered_waits_for_the_pa
     exchange = harness.exchange
     exchange.stall_next = True
     exchange.move(BTC, position.stop_price - 1)
+    exchange.account_fills_unreadable = 1_000  # the part's trade unread while the stop fires
+    await until_stuck(harness)
     exchange.account_fills_unreadable = 1
     with capture_logs() as logs:
         await harness.tick()

@@ -12,6 +12,7 @@ from decimal import Decimal
 from structlog.testing import capture_logs
 from test_keeper_adopted_from_flat import QUANTITY, opened_and_flipped, the_longs_round_trip_booked
 from test_keeper_external_exits import BTC, by_hand, fee_paid, opened
+from test_keeper_external_unpriced import until_stuck
 from test_keeper_properties import KEEPER, RULES, T0, Harness
 from test_keeper_round_trip import trade
 
@@ -388,6 +389,7 @@ async def test_a_round_trip_while_stopped_after_our_exit_answered_in_the_last_ti
     exchange = harness.exchange
     exchange.stall_next = True
     exchange.move(BTC, position.stop_price - 1)
+    await until_stuck(harness)
     await harness.tick()  # our exit at market, answered and booked in this tick
     assert harness.keeper.positions == {}
     assert BTC in await saved_reads(harness)
