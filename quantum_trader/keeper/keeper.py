@@ -60,6 +60,7 @@ from quantum_trader.keeper.plan import (
     lookups_needed,
     orders_to_read_fills,
     plan,
+    without_ended,
 )
 from quantum_trader.keeper.protect import CancelOrder
 from quantum_trader.keeper.reads import ExchangeReads, Reads, symbols_of_ours
@@ -287,6 +288,7 @@ class PositionKeeper(Entering):
         snapshot = await reads.snapshot(now, unechoed, rest=rest, ours=symbols_of_ours(book))
         self._last_read = now, snapshot.positions
         found = await reads.look_up(lookups_needed(book, snapshot))
+        snapshot = without_ended(snapshot, found)
         filled = orders_to_read_fills(book, snapshot, found)
         self._filled_known = frozenset(cid for _, cid in filled)
         fills, not_read = await reads.read_fills(filled)
@@ -406,6 +408,7 @@ class PositionKeeper(Entering):
             book, reads = self._carrier.book, self._reads
             snapshot = await reads.snapshot(now, (), rest=True, ours=symbols_of_ours(book))
             found = await reads.look_up(lookups_needed(book, snapshot))
+            snapshot = without_ended(snapshot, found)
             fills, not_read = await reads.read_fills(orders_to_read_fills(book, snapshot, found))
             marks = await reads.marks(sorted(set(book.positions) | set(snapshot.positions)), now)
             seen = Observation(snapshot, found, fills, marks, self._filled_known, not_read)

@@ -61,7 +61,7 @@ from quantum_trader.keeper.ids import as_sent
 from quantum_trader.keeper.protect import OrderAction
 from quantum_trader.keeper.settings import KeeperSettings
 from quantum_trader.monitor.settings import MonitorSettings
-from quantum_trader.record import record
+from quantum_trader.record import record, replace
 
 
 @record
@@ -221,9 +221,13 @@ def plan(
 
 def lookups_needed(book: Book, snapshot: ExchangeSnapshot) -> list[tuple[str, str]]:
     """(symbol, client order id) of the orders to look up before planning: every unsettled
-    intent, and every working stop or take-profit of ours the exchange no longer lists, that
-    the snapshot says nothing final about."""
-    listed = {o.client_order_id for o in snapshot.open_conditional_orders}
+    intent, and every working stop or take-profit of ours the exchange no longer lists, or
+    lists firing, that the snapshot says nothing final about. A firing one is looked up
+    because the streams' mirror keeps it firing until its end event, which may be lost: the
+    restart campaign's seed 34309 kept our stop firing after it filled, until it counted as
+    stuck and the position's close was booked MANUAL (`without_ended` drops it from the
+    listing once a lookup says it ended)."""
+    listed = {o.client_order_id for o in snapshot.open_conditional_orders if o.triggered_at is None}
     wanted = [
         (i.symbol, i.client_order_id)
         for i in book.intents.values()
@@ -285,3 +289,15 @@ def may_have_filled(order: Order) -> bool:
     return order.filled_quantity > 0 or (
         order.kind.is_conditional and order.status is OrderStatus.FILLED
     )
+
+
+def without_ended(
+    snapshot: ExchangeSnapshot, found: Mapping[str, Order | None]
+) -> ExchangeSnapshot:
+    """`snapshot` without the open conditional orders a lookup of this tick found ended: the
+    lookup is the later word (`lookups_needed`: a firing order the mirror keeps)."""
+    ended_ids = {cid for cid, order in found.items() if order is not None and order.status.is_final}
+    kept = tuple(o for o in snapshot.open_conditional_orders if o.client_order_id not in ended_ids)
+    if len(kept) == len(snapshot.open_conditional_orders):
+        return snapshot
+    return replace(snapshot, open_conditional_orders=kept)

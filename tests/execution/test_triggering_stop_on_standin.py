@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from loopback import LoopbackBinance
@@ -232,3 +233,34 @@ async def test_with_the_streams_the_full_check_crossing_a_stop_triggering_waits_
         [trade] = await rig.repository.closed_trades()
         assert (trade.exit_reason, trade.exit_price) == (ExitReason.SL_HIT, THROUGH)
         assert working(rig.server) == []
+
+
+async def test_with_the_streams_a_stop_whose_end_event_is_lost_is_booked_as_the_stop() -> None:
+    """The campaign's seed 34309: our stop fired and filled, the user-data stream delivered
+    its fill and the position's change but lost the ALGO_UPDATE that ended it (FINISHED): the
+    mirror kept it firing, so it was never looked up, and once it counted as stuck (30 s) the
+    position's close was booked MANUAL, the stop "filled with no position of ours left" a tick
+    later. A stop listed firing is now looked up each tick; the lookup's FINISHED ends it."""
+    async with keeper_on_streams(EnteringKeeper) as rig:
+        await rig.enter()
+        await rig.tick()
+        server = rig.server
+        fire_and_stall(server, THROUGH)
+        await rig.tick(2)
+        hub, sinks = server.streams, server.state.sinks
+        at = sinks.index(hub.on_user_event)
+
+        def losing_the_end(event: dict[str, Any]) -> None:
+            if event["e"] != "ALGO_UPDATE" or event["o"]["X"] != "FINISHED":
+                hub.on_user_event(event)
+
+        sinks[at] = losing_the_end
+        server.engine.resume_stalled()
+        with capture_logs() as logs:
+            await rig.tick(8)  # past monitor.stop_stuck_after_s
+
+        [trade] = await rig.repository.closed_trades()
+        assert trade.exit_reason is ExitReason.SL_HIT
+        assert BTC not in rig.keeper.positions
+        assert stops_sent(server) == 1
+        assert [e["event"] for e in logs if e["log_level"] in ("error", "critical")] == []
