@@ -94,7 +94,7 @@ class ExternalSettling:
             detail += "; the position stays booked as it was until a tick reads a price"
             self.notes.append(Note(AWAITS_PRICE, symbol, detail, warning=True))
             return position
-        self.book.unpriced[symbol] = UnpricedClose(position, self.now, opened, closed_by)
+        self.book.unpriced[symbol] = UnpricedClose(position, self.now, opened, closed_by, mark=mark)
         self.book.drop_position(symbol)
         bound = self.context.keeper.external_close_mark_after_s
         if closed_by is not None:
@@ -142,6 +142,9 @@ class ExternalSettling:
             if found is not None:
                 price, fee, how, reason = self._terms_found(symbol, found)
                 self._add_opened_fee(waiting, found.opened_fee_usdt)
+            elif waiting.mark is not None and waited >= bound:  # the mark nearest the close
+                price, fee, reason = waiting.mark, ZERO, ExitReason.MANUAL
+                how = f"the mark {price} read when the close was seen{why}"
             elif mark is not None and waited >= bound:
                 price, fee, reason = mark, ZERO, ExitReason.MANUAL
                 seconds = f"{waited.total_seconds():g}"

@@ -15,8 +15,11 @@ position's window, trades up to the slack after the close was seen) and the plan
 - at the trades that add up to it, with their fee, MANUAL (or LIQUIDATION/ADL: keeper/forced.py),
   as soon as a tick reads them;
 - else, once `keeper.external_close_mark_after_s` has passed since the close was seen, at the
-  mark that tick reads, with no fee, the line naming that mark, how long after and why the
-  trades could not say it;
+  mark read on the tick that saw it (`mark`; the nearest in time to the close: was the mark
+  that later tick reads, 2.5 % off the person's price after a 95 s outage of the trades in
+  the hand-trading campaign's seed 34361), or where none was, at the mark that tick reads,
+  with no fee, the line naming that mark, when it was read and why the trades could not say
+  it;
 - with neither, it keeps waiting (and the symbol stays blocked): no price is invented.
 
 The trade is closed at the tick that saw the position gone (its key in the repository: a
@@ -83,13 +86,16 @@ class UnpricedClose:
     that saw it gone (the trade's close time). `closed_by`: an exit of ours that took the
     rest after it (the trade's exit). `ours`: the close was all that exit's (its fee in
     `position`), which waits only for the trades of parts reduced by hand before it and
-    booked at the mark (keeper/part_unread.py), at most `keeper.external_close_mark_after_s`."""
+    booked at the mark (keeper/part_unread.py), at most `keeper.external_close_mark_after_s`.
+    `mark`: the mark read on the tick that saw it, if one was (its price once that bound
+    has passed with no trade read)."""
 
     position: Position
     since: datetime
     opened: Decimal = ZERO
     closed_by: ClosedBy | None = None
     ours: bool = False
+    mark: Decimal | None = None
 
     @property
     def symbol(self) -> str:
@@ -121,6 +127,8 @@ class UnpricedClose:
             saved["closed_by"] = self.closed_by.to_dict()
         if self.ours:
             saved["ours"] = True
+        if self.mark is not None:
+            saved["mark"] = str(self.mark)
         return saved
 
     @classmethod
@@ -134,7 +142,11 @@ class UnpricedClose:
         ours = raw.get("ours", False) is True
         if ours and closed_by is None:
             raise ValueError("a close of ours without its terms")
-        return cls(position, datetime.fromisoformat(raw["since"]), opened, closed_by, ours)
+        mark = None if raw.get("mark") is None else Decimal(str(raw["mark"]))
+        if mark is not None and not (mark.is_finite() and mark > 0):
+            raise ValueError(f"not a price: {raw['mark']!r}")
+        since = datetime.fromisoformat(raw["since"])
+        return cls(position, since, opened, closed_by, ours, mark)
 
 
 def unpriced_writes(

@@ -295,9 +295,11 @@ def at_the_mark(close: CloseByHand, trade: ClosedTrade, result: HandOutcome) -> 
       request whose answer the stand-in loses waits out the client's timeout, 2 s real, 60 s
       of the 30× clock (seed 30123: a read of the trades answered 429 59 s into its tick);
     - and one at least the bound after that tick, on the tick that booked it, the trade's
-      price the stand-in's mark (`mark_path`) at a second of that tick — which began at most
-      `LONGEST_TICK_MS` before that read and not before the bound — or up to the 10 s before
-      it a streamed mark may be old before the stream counts as silent
+      price the stand-in's mark (`mark_path`) at a second of the tick that saw the close
+      (since 2026-12-06 evening the keeper keeps the mark read then: the nearest the close)
+      or, where that tick read none, of the tick that booked it — which began at most
+      `LONGEST_TICK_MS` before that read and not before the bound —, or up to the 10 s
+      before either a streamed mark may be old before the stream counts as silent
       (`exchange.stream_silence_s`).
 
     Not checked, for want of the stand-in's answered reads in the outcome: that no read of
@@ -311,6 +313,10 @@ def at_the_mark(close: CloseByHand, trade: ClosedTrade, result: HandOutcome) -> 
         return False
     path, market = result.standin.mark_path, result.standin.markets[close.market_id]
     earliest = seen_ms + round(KeeperSettings().external_close_mark_after_s * 1000)
+    if path is not None and any(b >= earliest for _, b in unread):  # the mark when seen
+        seconds = range((start - 10_000) // 1000, end // 1000 + 1)
+        if _booked_at(trade, tuple(path.price(market, s * 1000) for s in seconds)):
+            return True
     for a, b in unread:
         if b < earliest or path is None:
             continue
