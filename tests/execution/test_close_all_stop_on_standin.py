@@ -9,6 +9,7 @@ quantity can cover (keeper/protect.py `fits_quantity_stop`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from decimal import Decimal
 
@@ -125,6 +126,31 @@ def test_an_algo_update_of_a_close_all_order_reads_as_one(loopback: LoopbackBina
     assert event.order.reduce_only is True
 
 
+def minimum_raised(*, strict: bool) -> Callable[[LoopbackBinance], None]:
+    """BTC's minimum raised to 0.002 on the stand-in, which refuses a reduce-only order
+    larger than the position (`strict`) or executes what is held of it."""
+
+    def setup(server: LoopbackBinance) -> None:
+        server.engine.strict_reduce_only = strict
+        markets = server.state.markets
+        markets[BTC_MARKET] = replace(markets[BTC_MARKET], min_quantity="0.002")
+
+    return setup
+
+
+async def held_below_the_minimum(rig: EnteringKeeper) -> None:
+    """Our long of 0.003 BTC, of which a person sold 0.002: 0.001 held, the reduction booked
+    and a close-all stop placed."""
+    await rig.enter()
+    await rig.tick()
+    reduction = OrderRequest(
+        "web_reduce_1", BTC, OrderSide.SELL, OrderKind.MARKET, Decimal("0.002"),
+        reduce_only=True,
+    )  # fmt: skip
+    await rig.exchange.place_order(reduction)
+    await rig.tick(2)
+
+
 async def test_the_close_of_a_position_below_the_minimum_fits_and_closes_only_what_is_held() -> (
     None
 ):
@@ -133,21 +159,8 @@ async def test_the_close_of_a_position_below_the_minimum_fits_and_closes_only_wh
     market order of 0.002, the smallest that fits; the stand-in executes the 0.001 held and
     expires the rest (whether Binance does: KEEPER.md). Was: refused, -4004, every time, the
     position left open."""
-
-    def minimum_raised(server: LoopbackBinance) -> None:
-        server.engine.strict_reduce_only = False  # executes what is held: the twin below
-        markets = server.state.markets
-        markets[BTC_MARKET] = replace(markets[BTC_MARKET], min_quantity="0.002")
-
-    async with keeper_on_streams(EnteringKeeper, minimum_raised) as rig:
-        await rig.enter()
-        await rig.tick()
-        reduction = OrderRequest(
-            "web_reduce_1", BTC, OrderSide.SELL, OrderKind.MARKET, Decimal("0.002"),
-            reduce_only=True,
-        )  # fmt: skip
-        await rig.exchange.place_order(reduction)
-        await rig.tick(2)  # the reduction booked, a close-all stop placed
+    async with keeper_on_streams(EnteringKeeper, minimum_raised(strict=False)) as rig:
+        await held_below_the_minimum(rig)
         assert rig.keeper.positions[BTC].quantity == Decimal("0.001")
         with capture_logs() as logs:
             await rig.keeper.close_all(ExitReason.EMERGENCY, rig.now())
@@ -174,21 +187,8 @@ async def test_the_close_of_a_position_below_the_minimum_refused_in_both_forms_l
     its FAQ says (the stand-in's `strict_reduce_only`): the 0.001 refused below the minimum,
     the 0.002 refused as larger than the position (-2022), one error line; the position stays
     under its close-all stop, which closes it when the mark reaches it."""
-
-    def strict_minimum_raised(server: LoopbackBinance) -> None:
-        server.engine.strict_reduce_only = True
-        markets = server.state.markets
-        markets[BTC_MARKET] = replace(markets[BTC_MARKET], min_quantity="0.002")
-
-    async with keeper_on_streams(EnteringKeeper, strict_minimum_raised) as rig:
-        await rig.enter()
-        await rig.tick()
-        reduction = OrderRequest(
-            "web_reduce_1", BTC, OrderSide.SELL, OrderKind.MARKET, Decimal("0.002"),
-            reduce_only=True,
-        )  # fmt: skip
-        await rig.exchange.place_order(reduction)
-        await rig.tick(2)
+    async with keeper_on_streams(EnteringKeeper, minimum_raised(strict=True)) as rig:
+        await held_below_the_minimum(rig)
         with capture_logs() as logs:
             await rig.keeper.close_all(ExitReason.EMERGENCY, rig.now())
             await settle(rig.server)

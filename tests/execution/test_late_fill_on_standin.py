@@ -115,6 +115,24 @@ async def test_an_entry_filled_later_past_its_target_is_exited_with_no_target_pl
         assert trade.exit_reason is ExitReason.FILL_OFF_PLAN
 
 
+async def filled_then_falling(rig: Rig) -> tuple[Decimal, Decimal]:
+    """Our long entered, answered NEW and filled 8 s on; a second after, the mark 1,000 under
+    its fill, the stand-in filling market orders at once again: (its fill, the mark now)."""
+    server = rig.server
+    await rig.enter()
+    await advance(server, FILLED_AFTER_MS / 1000 + 1)
+    server.engine.fill_market_later_ms = None  # the person's order fills at once
+    entered = server.state.mark(MARKET)
+    server.state.marks[MARKET] = sold = entered - 1_000
+    return entered, sold
+
+
+async def flipped_by_hand(rig: Rig) -> None:
+    """A person sells twice our long at the mark: a short held."""
+    flip = OrderRequest("web_flip_1", BTC, OrderSide.SELL, OrderKind.MARKET, Decimal("0.006"))
+    await rig.exchange.place_order(flip)
+
+
 async def test_an_entry_filled_later_and_flipped_by_hand_before_a_tick_is_booked_then_flipped() -> (
     None
 ):
@@ -125,13 +143,8 @@ async def test_an_entry_filled_later_and_flipped_by_hand_before_a_tick_is_booked
     "(default)", our long never booked — "filled but not reflected")."""
     async with keeper_filled_later() as rig:
         server = rig.server
-        await rig.enter()
-        await advance(server, FILLED_AFTER_MS / 1000 + 1)
-        server.engine.fill_market_later_ms = None  # the person's order fills at once
-        entered = server.state.mark(MARKET)
-        server.state.marks[MARKET] = sold = entered - 1_000
-        flip = OrderRequest("web_flip_1", BTC, OrderSide.SELL, OrderKind.MARKET, Decimal("0.006"))
-        await rig.exchange.place_order(flip)
+        entered, sold = await filled_then_falling(rig)
+        await flipped_by_hand(rig)
         with capture_logs() as logs:
             await rig.tick(3)
 
@@ -161,15 +174,10 @@ async def test_an_entry_flipped_by_hand_whose_fresh_read_was_refused_is_still_bo
     our long never booked)."""
     async with keeper_filled_later() as rig:
         server = rig.server
-        await rig.enter()
-        await advance(server, FILLED_AFTER_MS / 1000 + 1)
-        server.engine.fill_market_later_ms = None  # the person's order fills at once
-        entered = server.state.mark(MARKET)
-        server.state.marks[MARKET] = sold = entered - 1_000
+        entered, sold = await filled_then_falling(rig)
         now = server.state.now_ms
         server.outage(Outage("/fapi/v1/order", now, now + 35_000, method="GET"))
-        flip = OrderRequest("web_flip_1", BTC, OrderSide.SELL, OrderKind.MARKET, Decimal("0.006"))
-        await rig.exchange.place_order(flip)
+        await flipped_by_hand(rig)
         with capture_logs() as logs:
             await rig.tick(6)  # each of these ticks fails to look the entry up
             busy = Fault("/fapi/v1/userTrades", status=429, code=-1003, retry_after_s=3)
