@@ -288,14 +288,10 @@ class ActionCarrying(CloseAllStops):
         while True:
             part = rules.market_lot_size.cap(remaining) if rules is not None else remaining
             part = part if part > 0 else remaining  # a maximum below one step: Binance decides
-            if whole and part == remaining and rules is not None:
+            if whole and part == remaining and rules is not None:  # the last slice
                 lot = rules.market_order_lot.lot
-                answer = await self._send_close(symbol, side, part, lot, now, context, reason)
-                part = max(part, lot.round_up_to_fit(part))
-            else:
-                answer = await self.send(
-                    Purpose.EXIT, symbol, side, part, now, context, reason=reason
-                )
+                return await self._send_close(symbol, side, part, lot, now, context, reason)
+            answer = await self.send(Purpose.EXIT, symbol, side, part, now, context, reason=reason)
             remaining -= part
             if (
                 remaining <= 0

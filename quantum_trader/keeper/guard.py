@@ -66,16 +66,16 @@ class Protecting:
             position = self.book.positions.get(symbol)
             if position is None:
                 continue
-            exiting = any(i.purpose is Purpose.EXIT for i in self.book.intents_for(symbol))
             listed = self.listed.get(symbol, [])
-            # Its own stop firing (not stuck) closes it: an exit in flight too (protect.py).
-            closing = closing_stop(position, listed, self.now, self.context.monitor)
+            # An exit of ours in flight, or its own stop firing (not stuck: protect.py).
+            exiting = (
+                any(i.purpose is Purpose.EXIT for i in self.book.intents_for(symbol))
+                or closing_stop(position, listed, self.now, self.context.monitor) is not None
+            )
             actions: list[SendExit] = []
             mark = self.observation.marks.get(symbol)
             limit = self._limit(position)
-            if closing is not None:  # a later tick books its fill, or finds it stuck
-                pass
-            elif not exiting and limit is not None:  # a fill far from its plan (fill_check.py)
+            if not exiting and limit is not None:  # a fill far from its plan (fill_check.py)
                 actions = limit_exits(position, limit)
             elif not exiting:  # else an exit of ours is in flight: a later tick books it
                 position, actions, events = manage(position, mark, self.now, self.context)

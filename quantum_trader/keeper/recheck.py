@@ -59,16 +59,16 @@ def rest_recheck(plan: Plan, source: SnapshotSource, known_filled: Set[str]) -> 
     """The log event naming why `plan` must be planned again from REST, or None.
 
     `known_filled`: our orders the exchange had reported filled before this plan's positions
-    were read (each id triggers at most one fresh read: the next pass knows it).
+    were read (from REST each id triggers at most one fresh read: the next pass knows it;
+    from the mirror, which never shows a fill, every plan that leaves one unreflected does).
     """
-    if source is not SnapshotSource.REST and _unexplained_exit(plan):
+    from_mirror = source is not SnapshotSource.REST
+    if from_mirror and _unexplained_exit(plan):
         return "stream_exit_checked_by_rest"
-    if source is not SnapshotSource.REST and _unexplained_entry(plan):
+    if from_mirror and _unexplained_entry(plan):
         return "stream_adoption_checked_by_rest"
-    if any(cid not in known_filled for cid in plan.unreflected):
+    if plan.unreflected and (from_mirror or any(c not in known_filled for c in plan.unreflected)):
         return "exit_fill_checked_by_rest"
-    if source is not SnapshotSource.REST and plan.unreflected:
-        return "exit_fill_checked_by_rest"  # a mirror never reflects a fill: see below
     return None
 
 
