@@ -133,8 +133,7 @@ class ActionCarrying(CloseAllStops):
             elif last is None:
                 detail = (
                     "neither what is held nor the smallest quantity that fits above it was "
-                    "taken (Binance's FAQ refuses a reduce-only order larger than the "
-                    "position): the close-all stop protects; tried again every "
+                    "taken: the close-all stop protects; tried again every "
                     f"{RETRY_CLOSE_NOT_TAKEN.total_seconds():g} s. Close it by hand to leave now"
                 )
                 log.error("exit_rejected", reason=action.reason, error=refusal, detail=detail)
@@ -316,9 +315,9 @@ class ActionCarrying(CloseAllStops):
         """Close what is held, `quantity`, where no market order of it may fit the lot: its
         own quantity first, and when the exchange refuses that below the minimum, the smallest
         that fits above it, reduce-only (off the step, that at once: the adapter would round it
-        down and leave a rest). Binance's documents do not settle which it takes — its FAQ
-        refuses a reduce-only order larger than the position, a public bot closes positions
-        below the minimum by their own quantity (KEEPER.md) — so both are tried; the paper
+        down and leave a rest). A public bot closes positions below the minimum by their own
+        quantity, and Binance's FAQ exempts a reduce-only market order of the position's size
+        or more from its refusal of larger ones (KEEPER.md), so both are tried; the paper
         exchange and the stand-in take the second (was: the first alone, refused on every tick,
         so such a position left only at its stop or by hand)."""
         fitted = lot.round_up_to_fit(quantity)

@@ -302,11 +302,11 @@ def on_tick_grid(position: Position, rules: MarketRules | None) -> Position:
 
 
 def covers(stop: Order, quantity: Decimal) -> bool:
-    """`stop` closes `quantity` when it fires: a close-all one whatever is held, one of a
-    quantity that very quantity. Not one larger: Binance's FAQ refuses a reduce-only order
-    larger than the position (-2022), so such a stop may close nothing when it fires (was:
-    taken to cover it, as our fakes execute what is held of it)."""
-    return stop.close_position or stop.quantity - stop.filled_quantity == quantity
+    """`stop` closes at least `quantity` when it fires: a close-all one whatever is held, a
+    larger one what is held. Binance's FAQ ("Summary of Failed Orders", German version)
+    exempts reduce-only stop-market and market orders of the position's size or more from its
+    refusal of reduce-only orders larger than the position."""
+    return stop.close_position or stop.quantity - stop.filled_quantity >= quantity
 
 
 def fits_quantity_stop(quantity: Decimal, rules: MarketRules | None) -> bool:
@@ -323,8 +323,9 @@ def fits_quantity_stop(quantity: Decimal, rules: MarketRules | None) -> bool:
 def _larger_than(order: Order, position: Position) -> bool:
     """`order` (reduce-only, with a quantity) would close more than `position` holds: after a
     part exit, ours or by hand. Binance's FAQ refuses a reduce-only order larger than the
-    position (-2022), so such a take-profit may close nothing when it fires; it is cancelled
-    and placed again for what is held (keeper/target.py)."""
+    position (-2022) but for market and stop-market ones, so such a take-profit may close
+    nothing when it fires; it is cancelled and placed again for what is held
+    (keeper/target.py)."""
     return not order.close_position and order.quantity - order.filled_quantity > position.quantity
 
 

@@ -45,8 +45,8 @@ def target_again(
     unsettled order of ours on the symbol. The quantity is the position's: a part exit
     `planned` with it leaves it larger than the rest, and one larger than the position is
     cancelled by a later tick (protect.py `check_protection`: Binance's FAQ refuses a
-    reduce-only order larger than the position, so it might close nothing when it fires) and
-    placed again here for what is held.
+    reduce-only order larger than the position, exempting market and stop-market ones only,
+    so it might close nothing when it fires) and placed again here for what is held.
 
     Only for a position an entry of ours opened: one adopted from the exchange (opened by
     hand, a flip's other side) gets a stop and never had a take-profit — its target is the

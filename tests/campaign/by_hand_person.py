@@ -204,8 +204,7 @@ class Person:
             if ours is None:
                 answer_text = f"no {order_type} of ours"
             else:
-                strict = self.server is not None and self.server.engine.strict_reduce_only
-                if kind == "cancel_stop" and market_id not in unprotected(state, strict):
+                if kind == "cancel_stop" and market_id not in unprotected(state):
                     covered_ms = state.now_ms
                 answer_text = await self._cancel(session, market_id, ours)
                 cancelled = ours if answer_text.startswith("canceled") else ""

@@ -68,10 +68,10 @@ def watch_entries(server: LoopbackBinance, watch: Watch) -> None:
     server.engine.place_order = recording  # type: ignore[method-assign]
 
 
-def unprotected(state: LoopbackState, strict: bool = False) -> list[str]:
+def unprotected(state: LoopbackState) -> list[str]:
     """Market ids the stand-in holds with no reduce-only stop of ours covering all of it (a
-    close-all one covers whatever is held). `strict` (the stand-in's `strict_reduce_only`):
-    a stop larger than what is held covers nothing, as such a stop is refused when it fires."""
+    close-all one covers whatever is held, a larger one what is held: Binance's FAQ exempts
+    reduce-only stop-market orders from its refusal of those larger than the position)."""
     bare = []
     for market_id, holding in state.holdings.items():
         if holding.amount == 0:
@@ -84,16 +84,12 @@ def unprotected(state: LoopbackState, strict: bool = False) -> list[str]:
             and o["reduceOnly"]
             and o["side"] == exit_side
             and is_ours(o["clientAlgoId"])
-            and (o["closePosition"] or _covers(Decimal(o["quantity"]), abs(holding.amount), strict))
+            and (o["closePosition"] or Decimal(o["quantity"]) >= abs(holding.amount))
             for o in state.algo_orders.values()
         )
         if not covered:
             bare.append(market_id)
     return bare
-
-
-def _covers(quantity: Decimal, held: Decimal, strict: bool) -> bool:
-    return quantity == held if strict else quantity >= held
 
 
 class TickCounter:
@@ -194,7 +190,7 @@ async def watcher(
         sending = ticks.sample(now_ms)
         settling.sample(now_ms)
         watch.ticks = ticks.total
-        bare = set(unprotected(server.state, server.engine.strict_reduce_only))
+        bare = set(unprotected(server.state))
         for market_id in [m for m in bare_since if m not in bare]:
             since = bare_since.pop(market_id)
             if not routes_down(server, KEEPER_ROUTES, since[0], now_ms):

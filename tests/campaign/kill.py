@@ -210,7 +210,7 @@ def freeze(server: LoopbackBinance) -> None:
 async def compare_live(data_dir: Path, server: LoopbackBinance) -> list[str]:
     """The running daemon's database against the stand-in: positions, protection, orders."""
     problems = []
-    bare = unprotected(server.state, server.engine.strict_reduce_only)
+    bare = unprotected(server.state)
     if bare:
         problems.append(f"unprotected on the exchange: {bare}")
     database = await SqliteRepository.open(data_dir / "quantum_trader.db", read_only=True)

@@ -122,10 +122,14 @@ async def test_our_triggered_stop_is_read_as_a_stop_when_its_market_order_carrie
             await exchange.close()
 
 
+@pytest.mark.parametrize("strict", [True, False], ids=["strict", "lenient"])
 async def test_a_stop_larger_than_the_position_finishes_expired_with_what_it_closed(
-    exchange: CcxtExchange, loopback: LoopbackBinance
+    exchange: CcxtExchange, loopback: LoopbackBinance, strict: bool
 ) -> None:
-    loopback.engine.strict_reduce_only = False  # executes what is held: the strict twin below
+    """Binance's FAQ exempts reduce-only stop-market orders of the position's size or more from
+    its refusal of larger reduce-only orders: what is held executes (the stand-in's
+    `strict_reduce_only` keeps the exemption)."""
+    loopback.engine.strict_reduce_only = strict
     await exchange.place_order(entry(quantity="0.004"))
     await exchange.place_order(stop("qtsBIG", "95000"))  # 0.010 reduce-only
     loopback.state.marks["BTCUSDT"] = Decimal("94000.0")
@@ -133,19 +137,23 @@ async def test_a_stop_larger_than_the_position_finishes_expired_with_what_it_clo
     assert order is not None
     assert order.status is OrderStatus.EXPIRED
     assert order.filled_quantity == Decimal("0.004")
+    assert loopback.state.holding("BTCUSDT").amount == 0
 
 
-async def test_a_stop_larger_than_the_position_is_rejected_where_binance_refuses_it(
+async def test_a_take_profit_larger_than_the_position_is_rejected_where_binance_refuses_it(
     exchange: CcxtExchange, loopback: LoopbackBinance
 ) -> None:
-    """The same stop where Binance refuses a reduce-only order larger than the position, as
-    its FAQ says (the stand-in's `strict_reduce_only`): REJECTED, nothing executed, the
-    position still held."""
+    """A take-profit larger than the position where Binance refuses it, as its FAQ says (the
+    stand-in's `strict_reduce_only`): REJECTED, nothing executed, the position still held."""
     loopback.engine.strict_reduce_only = True
     await exchange.place_order(entry(quantity="0.004"))
-    await exchange.place_order(stop("qtsBIG", "95000"))  # 0.010 reduce-only
-    loopback.state.marks["BTCUSDT"] = Decimal("94000.0")
-    order = await exchange.fetch_order(BTC, "qtsBIG")
+    target = OrderRequest(
+        "qttBIG", BTC, OrderSide.SELL, OrderKind.TAKE_PROFIT_MARKET, QTY,
+        trigger_price=Decimal("105000"), reduce_only=True,
+    )  # fmt: skip
+    await exchange.place_order(target)
+    loopback.state.marks["BTCUSDT"] = Decimal("106000.0")
+    order = await exchange.fetch_order(BTC, "qttBIG")
     assert order is not None
     assert order.status is OrderStatus.REJECTED
     assert order.filled_quantity == 0

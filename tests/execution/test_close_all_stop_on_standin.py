@@ -14,7 +14,7 @@ from dataclasses import replace
 from decimal import Decimal
 
 import pytest
-from loopback import LoopbackBinance
+from loopback import Fault, LoopbackBinance
 from loopback.fixtures import settle
 from loopback.payloads import algo_update
 from standin_keeper import BTC_MARKET, EnteringKeeper, keeper_on_streams
@@ -127,8 +127,8 @@ def test_an_algo_update_of_a_close_all_order_reads_as_one(loopback: LoopbackBina
 
 
 def minimum_raised(*, strict: bool) -> Callable[[LoopbackBinance], None]:
-    """BTC's minimum raised to 0.002 on the stand-in, which refuses a reduce-only order
-    larger than the position (`strict`) or executes what is held of it."""
+    """BTC's minimum raised to 0.002 on the stand-in, `strict` its `strict_reduce_only` (which
+    keeps Binance's exemption of reduce-only market orders larger than the position)."""
 
     def setup(server: LoopbackBinance) -> None:
         server.engine.strict_reduce_only = strict
@@ -151,15 +151,17 @@ async def held_below_the_minimum(rig: EnteringKeeper) -> None:
     await rig.tick(2)
 
 
-async def test_the_close_of_a_position_below_the_minimum_fits_and_closes_only_what_is_held() -> (
-    None
-):
+@pytest.mark.parametrize("strict", [True, False], ids=["strict", "lenient"])
+async def test_the_close_of_a_position_below_the_minimum_fits_and_closes_only_what_is_held(
+    strict: bool,
+) -> None:
     """The operator's close-all of our long a person reduced to 0.001 BTC, BTC's minimum
     raised to 0.002: the close of 0.001, refused (-4004), goes out again as a reduce-only
     market order of 0.002, the smallest that fits; the stand-in executes the 0.001 held and
-    expires the rest (whether Binance does: KEEPER.md). Was: refused, -4004, every time, the
+    expires the rest, as Binance's FAQ exempts such an order from its refusal of reduce-only
+    orders larger than the position (KEEPER.md). Was: refused, -4004, every time, the
     position left open."""
-    async with keeper_on_streams(EnteringKeeper, minimum_raised(strict=False)) as rig:
+    async with keeper_on_streams(EnteringKeeper, minimum_raised(strict=strict)) as rig:
         await held_below_the_minimum(rig)
         assert rig.keeper.positions[BTC].quantity == Decimal("0.001")
         with capture_logs() as logs:
@@ -183,12 +185,16 @@ async def test_the_close_of_a_position_below_the_minimum_fits_and_closes_only_wh
 async def test_the_close_of_a_position_below_the_minimum_refused_in_both_forms_leaves_its_stop() -> (  # noqa: E501
     None
 ):
-    """The same close where Binance refuses a reduce-only order larger than the position, as
-    its FAQ says (the stand-in's `strict_reduce_only`): the 0.001 refused below the minimum,
-    the 0.002 refused as larger than the position (-2022), one error line; the position stays
-    under its close-all stop, which closes it when the mark reaches it."""
-    async with keeper_on_streams(EnteringKeeper, minimum_raised(strict=True)) as rig:
+    """The same close where Binance refuses the second form too, for a reason of its own (-4131:
+    the book too thin for a market order within PERCENT_PRICE): the 0.001 refused below the
+    minimum, the 0.002 refused, one error line; the position stays under its close-all stop,
+    which closes it when the mark reaches it."""
+    async with keeper_on_streams(EnteringKeeper, minimum_raised(strict=False)) as rig:
         await held_below_the_minimum(rig)
+        below = "Quantity less than min quantity."  # as the stand-in answers the 0.001
+        thin = "The counterparty's best price does not meet the PERCENT_PRICE filter limit."
+        for code, msg in ((-4004, below), (-4131, thin)):
+            rig.server.inject(Fault("/fapi/v1/order", code=code, msg=msg, method="POST"))
         with capture_logs() as logs:
             await rig.keeper.close_all(ExitReason.EMERGENCY, rig.now())
             await settle(rig.server)

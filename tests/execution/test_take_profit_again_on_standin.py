@@ -104,8 +104,8 @@ async def test_a_take_profit_larger_than_the_position_after_a_sale_by_hand_is_pl
 ):
     """A person sells 0.001 of our 0.003 by hand: the take-profit of 0.003 is cancelled and
     placed again for the 0.002 held, so it closes the position at its target without a tick
-    also where Binance refuses a reduce-only order larger than the position, as its FAQ says
-    (the stand-in's `strict_reduce_only`). Was: kept at 0.003 (reduce-only, our fakes execute
+    also where Binance refuses a reduce-only take-profit larger than the position, as its FAQ
+    says (the stand-in's `strict_reduce_only`). Was: kept at 0.003 (reduce-only, our fakes execute
     what is held), which such a Binance ends REJECTED, nothing closed: the target taken only
     by the stop maths, at market, while the daemon runs."""
 

@@ -209,7 +209,8 @@ async def test_a_position_below_the_minimum_leaves_at_its_target_by_an_order_tha
 class ExactCloses(PaperExchange):
     """Binance as one reading of its documents has it: a reduce-only market order below the
     minimum taken when it closes no more than is held, one larger than the position refused
-    (-2022, its FAQ "Summary of Failed Orders in Binance Futures")."""
+    (-2022, its FAQ "Summary of Failed Orders in Binance Futures" read without the exemption
+    of market orders that its German version states)."""
 
     async def place_order(self, request: OrderRequest) -> Order:
         if request.reduce_only and request.kind is OrderKind.MARKET:
@@ -237,10 +238,11 @@ async def test_a_close_below_the_minimum_the_exchange_takes_as_it_is_is_sent_onc
 
 
 class StrictCloses(PaperExchange):
-    """Binance as its FAQ "Summary of Failed Orders in Binance Futures" has it: a reduce-only
-    market order larger than the position refused (-2022), and one below the minimum refused
-    too (-4004, the paper exchange's own), so a position below the minimum has no market
-    order that closes it."""
+    """Binance refusing both forms: a reduce-only market order larger than the position
+    (-2022: its FAQ "Summary of Failed Orders in Binance Futures" read without its exemption
+    of market orders; any refusal of the second form alike), and one below the minimum (-4004,
+    the paper exchange's own), so a position below the minimum has no market order that
+    closes it."""
 
     async def place_order(self, request: OrderRequest) -> Order:
         if request.reduce_only and request.kind is OrderKind.MARKET:

@@ -124,12 +124,10 @@ def test_a_partial_exit_of_a_position_grown_past_its_stop_is_preceded_by_one_for
     assert (place.why, place.quantity) == (StopWhy.RESIZED, held.quantity)
     exact = [stop_order(held, EXECUTOR_STOP, quantity=Decimal("0.3"))]  # covers all of it
     assert stop_before_partial_exit(held, check_protection(held, exact, None), [partial]) == []
-    # One larger than the position may close nothing where Binance refuses a reduce-only
-    # order larger than the position (its FAQ): one for all of it goes first (was: none).
+    # One larger covers it too: Binance's FAQ exempts a reduce-only stop-market order of the
+    # position's size or more from its refusal of those larger than the position.
     larger = [stop_order(held, EXECUTOR_STOP, quantity=Decimal("0.4"))]
-    [place] = stop_before_partial_exit(held, check_protection(held, larger, None), [partial])
-    assert isinstance(place, PlaceStop)
-    assert (place.why, place.quantity) == (StopWhy.RESIZED, held.quantity)
+    assert stop_before_partial_exit(held, check_protection(held, larger, None), [partial]) == []
 
 
 GAP = 0.002
@@ -215,13 +213,15 @@ def test_a_reduction_awaiting_an_unsettled_order_is_covered_by_a_stop_for_what_i
     assert place == PlaceStop(
         held.symbol, OrderSide.SELL, Decimal("0.1"), held.stop_price, StopWhy.MISSING
     )
-    # A stop of 0.2 does not cover the 0.1 held: Binance's FAQ refuses a reduce-only order
-    # larger than the position, so it may close nothing when it fires (was: taken to cover).
-    larger = {held.symbol: [stop_order(held, EXECUTOR_STOP)]}
-    assert stop_while_unsettled(held, Decimal("0.1"), larger, rules, NOW, SETTINGS) == [place]
     exact = stop_order(held, EXECUTOR_STOP, quantity=Decimal("0.1"))
-    covering = {held.symbol: [exact]}
-    assert stop_while_unsettled(held, Decimal("0.1"), covering, rules, NOW, SETTINGS) == []
+    assert (
+        stop_while_unsettled(held, Decimal("0.1"), {held.symbol: [exact]}, rules, NOW, SETTINGS)
+        == []
+    )
+    # The stop of the 0.2 booked covers the 0.1 held: Binance's FAQ exempts a reduce-only
+    # stop-market order of the position's size or more from its refusal of larger ones.
+    larger = {held.symbol: [stop_order(held, EXECUTOR_STOP)]}
+    assert stop_while_unsettled(held, Decimal("0.1"), larger, rules, NOW, SETTINGS) == []
     assert stop_while_unsettled(held, Decimal(0), {}, rules, NOW, SETTINGS) == []  # nothing held
 
 

@@ -11,9 +11,9 @@ market orders so, newOrderRespType RESULT or not (ccxt/node-binance-api#444: sta
 executedQty "0", avgPrice "0.00000" for an order that had filled); the fill then comes as
 ORDER_TRADE_UPDATE and in the order query.
 
-`strict_reduce_only` refuses a reduce-only order larger than the position instead of
-executing what is held (Binance's FAQ "Summary of Failed Orders in Binance Futures" says it
-refuses it; which it does is not known): see `Engine`.
+`strict_reduce_only` refuses a reduce-only TAKE_PROFIT_MARKET larger than the position when it
+fires instead of executing what is held, as Binance's FAQ "Summary of Failed Orders in Binance
+Futures" reads; its MARKET and STOP_MARKET exemption is kept either way: see `Engine`.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ from .markets import LoopbackMarket
 from .state import BinanceError, LoopbackState
 
 CONDITIONAL_TYPES = ("STOP_MARKET", "TAKE_PROFIT_MARKET")
+# Reduce-only orders Binance's FAQ lets close a position smaller than their size (`Engine`).
+LARGER_THAN_POSITION_EXEMPT = ("MARKET", "STOP_MARKET")
 # The default of `Engine.strict_reduce_only`; QT_LOOPBACK_STRICT_REDUCE_ONLY=1 turns it on for
 # every stand-in a process starts (a campaign's, say).
 STRICT_REDUCE_ONLY = os.environ.get("QT_LOOPBACK_STRICT_REDUCE_ONLY") == "1"
@@ -65,15 +67,18 @@ class Engine:
     the algo order's client id); False (the default) gives it `algo-<algoId>`: Binance does
     not document which client id that order carries.
     `strict_reduce_only` True refuses a reduce-only order larger than the position, as
-    Binance's FAQ "Summary of Failed Orders in Binance Futures" says it does ("the order is in
-    the opposite direction and the size exceeds the open position"): a MARKET order is refused
-    with -2022 "ReduceOnly Order is rejected.", and a triggered reduce-only conditional order
-    ends REJECTED with nothing executed (as one with no position to reduce ends here): Binance
-    documents REJECTED as "denied by the matching engine", its ALGO_UPDATE example carrying
-    `"rm": "Reduce Only reject"` as the failure reason, and EXPIRED as a cancellation by the
-    system (a GTE order whose position closed).
-    False (the default) executes what is held, as the paper exchange does: which of the two
-    Binance does is not known. Close-all (closePosition) orders are unaffected.
+    Binance's FAQ "Summary of Failed Orders in Binance Futures" (article 360039707291) says
+    ("the order is in the opposite direction and the size exceeds the open position"), but
+    for the orders the same article exempts (its German version, our translation): "reduce-only
+    market orders and reduce-only stop-market orders with an order size equal to or exceeding
+    the open position have the highest priority and are not restricted by the above rules".
+    So of the orders we send only a triggered TAKE_PROFIT_MARKET larger than what is
+    held is refused: it ends REJECTED with nothing executed (as one with no position to
+    reduce ends here), Binance documenting REJECTED as "denied by the matching engine", its
+    ALGO_UPDATE example carrying `"rm": "Reduce Only reject"`, and EXPIRED as a
+    cancellation by the system (a GTE order whose position closed).
+    False (the default) executes what is held of every order, as the paper exchange does.
+    Close-all (closePosition) orders are unaffected either way.
     """
 
     def __init__(self, state: LoopbackState, report_actual_order: bool = True) -> None:
@@ -178,6 +183,10 @@ class Engine:
         if self.state.dual_side_position == (side == "BOTH"):
             raise BinanceError(-4061, "Order's position side does not match user's setting.")
 
+    def _refuses_beyond_position(self, order_type: str) -> bool:
+        """A reduce-only `order_type` larger than the position is refused: see the class."""
+        return self.strict_reduce_only and order_type not in LARGER_THAN_POSITION_EXEMPT
+
     def _check_entry(
         self, market: LoopbackMarket, side: str, quantity: Decimal, reduce_only: bool
     ) -> None:
@@ -186,9 +195,7 @@ class Engine:
         if reduce_only:
             if holding.amount == 0 or (holding.amount > 0) == (side == "BUY"):
                 raise BinanceError(-2022, "ReduceOnly Order is rejected.")
-            if self.strict_reduce_only and quantity > abs(holding.amount):
-                raise BinanceError(-2022, "ReduceOnly Order is rejected.")
-            return
+            return  # a MARKET one larger than the position closes it: `strict_reduce_only`
         notional = quantity * s.mark(market.market_id)
         if notional < Decimal(market.min_notional):
             raise BinanceError(
@@ -405,7 +412,7 @@ class Engine:
         quantity = ordered
         if algo["reduceOnly"]:
             quantity = min(quantity, abs(holding.amount)) if closes else Decimal(0)
-            if self.strict_reduce_only and ordered > abs(holding.amount):
+            if self._refuses_beyond_position(algo["orderType"]) and ordered > abs(holding.amount):
                 quantity = Decimal(0)  # refused whole: see `strict_reduce_only`
         if quantity == 0:
             algo.update(algoStatus="REJECTED", updateTime=s.now_ms)

@@ -420,46 +420,46 @@ def strict_engine_holding(quantity: str) -> tuple[Engine, list[dict[str, Any]]]:
     return engine, events
 
 
-def test_strict_reduce_only_refuses_a_market_order_larger_than_the_position() -> None:
-    """`strict_reduce_only` (Binance's FAQ's reading): -2022, nothing executed; one of what
-    is held goes through. The default executes what is held and expires the rest."""
-    engine, events = strict_engine_holding("0.004")
+@pytest.mark.parametrize("strict", [True, False], ids=["strict", "lenient"])
+def test_a_market_order_larger_than_the_position_closes_what_is_held(strict: bool) -> None:
+    """Binance's FAQ exempts reduce-only market orders of the position's size or more from its
+    refusal of reduce-only orders larger than the position: what is held executes, the rest
+    expires, under `strict_reduce_only` as without it."""
+    engine, _ = strict_engine_holding("0.004")
+    engine.strict_reduce_only = strict
     close = {"symbol": "BTCUSDT", "side": "SELL", "type": "MARKET", "reduceOnly": "true"}
-    with pytest.raises(BinanceError) as refused:
-        engine.place_order({**close, "quantity": "0.005", "newClientOrderId": "x1"})
-    assert (refused.value.code, refused.value.msg) == (-2022, "ReduceOnly Order is rejected.")
-    assert events == []
-    assert engine.state.holding("BTCUSDT").amount == Decimal("0.004")
-    engine.place_order({**close, "quantity": "0.004", "newClientOrderId": "x2"})
+    answer = engine.place_order({**close, "quantity": "0.005", "newClientOrderId": "x1"})
+    assert (answer["status"], answer["executedQty"]) == ("EXPIRED", "0.004")
     assert engine.state.holding("BTCUSDT").amount == 0
 
-    lenient, _ = engine_with_events()
-    lenient.strict_reduce_only = False
-    lenient.place_order({"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET",
-                         "quantity": "0.004", "newClientOrderId": "e1"})  # fmt: skip
-    answer = lenient.place_order({**close, "quantity": "0.005", "newClientOrderId": "x1"})
-    assert (answer["status"], answer["executedQty"]) == ("EXPIRED", "0.004")
 
-
-def test_strict_reduce_only_rejects_a_triggered_stop_larger_than_the_position() -> None:
-    """A triggered reduce-only stop larger than what is held ends REJECTED ("rm" "Reduce Only
-    reject"), nothing executed; a close-all stop still closes what is held."""
+def test_strict_reduce_only_rejects_a_triggered_take_profit_larger_than_the_position() -> None:
+    """A triggered reduce-only take-profit larger than what is held ends REJECTED ("rm" "Reduce
+    Only reject"), nothing executed; a stop-market one larger (exempt, as the FAQ says) and a
+    close-all one close what is held."""
     engine, events = strict_engine_holding("0.004")
-    stop = {
-        "symbol": "BTCUSDT", "side": "SELL", "type": "STOP_MARKET", "algoType": "CONDITIONAL",
-        "triggerPrice": "95000", "workingType": "MARK_PRICE",
+    conditional = {
+        "symbol": "BTCUSDT", "side": "SELL", "algoType": "CONDITIONAL", "workingType": "MARK_PRICE",
+        "quantity": "0.010", "reduceOnly": "true",
     }  # fmt: skip
-    engine.place_algo_order({**stop, "quantity": "0.010", "reduceOnly": "true",
-                             "clientAlgoId": "big"})  # fmt: skip
-    engine.state.marks["BTCUSDT"] = Decimal("94000")
+    target = {**conditional, "type": "TAKE_PROFIT_MARKET", "triggerPrice": "105000"}
+    engine.place_algo_order({**target, "clientAlgoId": "big-target"})
+    engine.state.marks["BTCUSDT"] = Decimal("106000")
     engine.sync()
     assert kinds(events) == ["ALGO_UPDATE NEW", "ALGO_UPDATE TRIGGERING", "ALGO_UPDATE REJECTED"]
     assert events[-1]["o"]["rm"] == "Reduce Only reject"
     assert engine.state.holding("BTCUSDT").amount == Decimal("0.004")
 
-    engine.state.marks["BTCUSDT"] = Decimal("100000")
-    engine.place_algo_order({**stop, "closePosition": "true", "clientAlgoId": "all"})
-    engine.state.marks["BTCUSDT"] = Decimal("94000")
-    engine.sync()
-    assert engine.state.algo_orders["all"]["algoStatus"] == "FINISHED"
-    assert engine.state.holding("BTCUSDT").amount == 0
+    stop = {**conditional, "type": "STOP_MARKET", "triggerPrice": "95000"}
+    close_all = {**stop, "closePosition": "true"}
+    del close_all["quantity"], close_all["reduceOnly"]
+    for client_algo_id, order in (("big-stop", stop), ("all", close_all)):
+        engine.state.marks["BTCUSDT"] = Decimal("100000")
+        if engine.state.holding("BTCUSDT").amount == 0:
+            engine.place_order({"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET",
+                                "quantity": "0.004", "newClientOrderId": "e2"})  # fmt: skip
+        engine.place_algo_order({**order, "clientAlgoId": client_algo_id})
+        engine.state.marks["BTCUSDT"] = Decimal("94000")
+        engine.sync()
+        assert engine.state.algo_orders[client_algo_id]["algoStatus"] == "FINISHED"
+        assert engine.state.holding("BTCUSDT").amount == 0
