@@ -14,8 +14,10 @@ Two connections, each in its own loop until `stopping` is set:
   listenKeyExpired, a keep-alive that finds the key gone, or an unanswered ping (ccxt's
   keep-alive) ends the connection; a malformed event, or a position on a symbol whose
   leverage is unknown, triggers a reseed.
-Reconnects back off exponentially (1 s doubling up to `exchange.stream_backoff_max_s`). Every
-time comes from the clock passed in, so tests run it in accelerated time.
+Reconnects back off exponentially (1 s doubling up to `exchange.stream_backoff_max_s`).
+Binance ends every connection at its 24 hour mark: a close by the server then is an info line
+(`exchange_stream_renewed`), any other end a warning (`exchange_stream_down`). Every time
+comes from the clock passed in, so tests run it in accelerated time.
 """
 
 from __future__ import annotations
@@ -58,6 +60,9 @@ log = get_logger("binance_streams")
 REPLAY_S = 300.0  # events kept to re-apply over a REST snapshot
 KEEP_FINAL_ORDERS_S = 3600.0
 FIRST_BACKOFF_S = 1.0
+# Binance: "a single connection is only valid for 24 hours; expect to be disconnected at the
+# 24 hour mark". A server's close within this window of that mark is that one.
+CONNECTION_RENEWED = (timedelta(hours=23, minutes=50), timedelta(hours=24, minutes=10))
 
 
 class StreamRest(Protocol):
@@ -201,7 +206,7 @@ class BinanceStreams:
                 why = await _until_first(stopping, closed, self._silent())
                 self._market_connected = False
                 # Said when seen: closing a dead connection may wait out its close timeout.
-                self._note_down("market", why, stopping)
+                self._note_down("market", why, stopping, self._closed_after(closed, up_since))
                 await self._end(url, closed)
                 backoff.note_up_since(up_since)
             if not stopping.is_set():
@@ -243,30 +248,36 @@ class BinanceStreams:
         backoff = _Backoff(self._clock, self._backoff_max_s)
         while not stopping.is_set():
             up_since = self._clock.now()
+            lived = None
             try:
-                why = await self._user_session(stopping, backoff)
+                why, lived = await self._user_session(stopping, backoff)
             except OperatorActionRequired:
                 raise
             except QuantumTraderError as error:  # StreamClosed, RetryLater, MarketDataError
                 why = f"{type(error).__name__}: {error}"
             self._usable = self._user_connected = False
             self._mirror.lost()
-            self._note_down("user-data", why, stopping)
+            self._note_down("user-data", why, stopping, lived)
             backoff.note_up_since(up_since)
             if not stopping.is_set():
                 self._reconnects += 1
                 await backoff.wait(stopping)
 
-    async def _user_session(self, stopping: asyncio.Event, backoff: _Backoff) -> str:
+    async def _user_session(
+        self, stopping: asyncio.Event, backoff: _Backoff
+    ) -> tuple[str, timedelta | None]:
+        """Why the session ended, and how long its connection lived if the server closed it."""
         listen_key = await self._rest.create_listen_key()
         url = self._sockets.user_url(listen_key, USER_EVENTS)
         self._key_expired = False
         self._mirror.needs_seed = True
         closed = await self._sockets.open(url, (), self._on_user)
+        up_since = self._clock.now()
         self._user_connected = True
         keepalive = asyncio.ensure_future(self._keep_alive())
         try:
-            return await self._serve(stopping, closed, keepalive, backoff)
+            why = await self._serve(stopping, closed, keepalive, backoff)
+            return why, self._closed_after(closed, up_since)
         finally:
             self._usable = self._user_connected = False
             keepalive.cancel()
@@ -361,11 +372,22 @@ class BinanceStreams:
         self._mirror.needs_seed = True
         self._wake.set()
 
-    def _note_down(self, stream: str, why: str, stopping: asyncio.Event) -> None:
+    def _closed_after(self, closed: asyncio.Task[None], up_since: datetime) -> timedelta | None:
+        """How long a connection lived, if it ended by its own close (not by us)."""
+        ended = closed.done() and not closed.cancelled()
+        return self._clock.now() - up_since if ended else None
+
+    def _note_down(
+        self, stream: str, why: str, stopping: asyncio.Event, lived: timedelta | None = None
+    ) -> None:
         if stopping.is_set():
             log.info("exchange_stream_closed", stream=stream)
             return
         self._detail = f"{stream} stream down: {why}"
+        if lived is not None and CONNECTION_RENEWED[0] <= lived <= CONNECTION_RENEWED[1]:
+            detail = "Binance ends every connection at 24 h; reconnecting"
+            log.info("exchange_stream_renewed", stream=stream, reason=why, detail=detail)
+            return
         log.warning("exchange_stream_down", stream=stream, reason=why)
 
 

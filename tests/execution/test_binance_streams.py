@@ -342,6 +342,37 @@ async def test_a_user_stream_that_answers_no_ping_is_declared_dead() -> None:
             await exchange.close()
 
 
+async def test_a_close_at_the_24_hour_mark_is_a_renewal_and_an_earlier_one_a_warning() -> None:
+    """Binance ends every connection at its 24 hour mark (the stand-in too): each stream's
+    close then is one info line, `exchange_stream_renewed`, and both come back; a close an
+    hour later is `exchange_stream_down`, a warning (was: a warning for each, every day)."""
+    clock = ManualClock(utc_from_ms(START_MS))
+    async with LoopbackBinance(clock=clock) as server:
+        exchange = connect(server)
+        await exchange.load_markets()
+        try:
+            async with running_streams(server, exchange, stream_silence_s=1800) as streams:
+                await advance_until(server, lambda: streams.health().usable, 10, "seeded")
+                with capture_logs() as logs:
+                    await advance(server, 24 * 3600 + 60, step_s=600)
+                    await advance_until(server, lambda: streams.health().usable, 30, "again")
+                renewed = [e for e in logs if e["event"] == "exchange_stream_renewed"]
+                assert sorted(e["stream"] for e in renewed) == ["market", "user-data"]
+                assert all(e["log_level"] == "info" for e in renewed)
+                assert not [e for e in logs if e["log_level"] in ("warning", "error")]
+                assert streams.health().reconnects == 2
+
+                await advance(server, 3600, step_s=600)
+                with capture_logs() as logs:
+                    assert await server.streams.disconnect() == 2
+                    await advance_until(server, lambda: streams.health().usable, 30, "back")
+                down = [e for e in logs if e["event"] == "exchange_stream_down"]
+                assert sorted(e["stream"] for e in down) == ["market", "user-data"]
+                assert all(e["log_level"] == "warning" for e in down)
+        finally:
+            await exchange.close()
+
+
 async def test_one_symbols_unreadable_mark_keeps_the_stream_and_the_others(rig: Rig) -> None:
     """A bad row for one symbol in the all-market mark-price stream costs that symbol its
     streamed mark (stale: REST reads it), not the stream: the others' marks keep arriving on

@@ -8,7 +8,9 @@ message wrapped as {"stream": ..., "data": ...}), under Binance's routes `/marke
 stream. Streams served: `!markPrice@arr[@1s]` and `<symbol>@markPrice[@1s]`, every second of
 the stand-in's clock; user-data events as the engine produces them; listenKeyExpired when a
 key lapses (its "E" a string, as fstream sends it); ping frames on demand (`ping`), the pongs
-recorded. Faults: `StreamFaults` / `RandomStreamFaults` (faults.py) and `disconnect()`.
+recorded. A connection is closed once it is 24 hours old on the stand-in's clock, as Binance
+documents ("a single connection is only valid for 24 hours; expect to be disconnected at the
+24 hour mark"). Faults: `StreamFaults` / `RandomStreamFaults` (faults.py) and `disconnect()`.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from .state import LoopbackState
 
 MARK_STREAMS = ("!markprice@arr@1s", "!markprice@arr")
 ROUTES = ("/market", "/public", "/private", "")
+CONNECTION_LIFETIME_MS = 24 * 3600 * 1000
 
 
 @dataclass(eq=False)
@@ -41,6 +44,7 @@ class Connection:
     listen_key: str | None = None
     events: frozenset[str] | None = None  # the user-data allow list (None: everything)
     outbox: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
+    opened_ms: int = 0  # on the stand-in's clock
 
 
 class StreamHub:
@@ -140,6 +144,7 @@ class StreamHub:
         )
         events = request.query.get("events")
         connection = Connection(ws, "user" if key else "market", combined)
+        connection.opened_ms = self.state.now_ms
         connection.listen_key = key
         connection.events = frozenset(events.split("/")) if events else None
         connection.streams = {n.lower() for n in streams if n != key}
@@ -204,6 +209,7 @@ class StreamHub:
     async def tick(self) -> None:
         self._sync()
         self._expire()
+        await self._close_aged()
         self._flush_held()
         await self._random_faults()
         if self._silent("market"):
@@ -222,6 +228,12 @@ class StreamHub:
                     row = next((r for r in rows if r["s"] == stream.split("@")[0].upper()), None)
                     if row is not None:
                         self._send(connection, stream, row)
+
+    async def _close_aged(self) -> None:
+        """Close the connections 24 hours old, as Binance does."""
+        due = self.state.now_ms - CONNECTION_LIFETIME_MS
+        for connection in [c for c in self.connections if c.opened_ms <= due]:
+            await connection.ws.close(code=1000, message=b"connection lifetime reached")
 
     def _expire(self) -> None:
         for key in self.state.expired_listen_keys():
