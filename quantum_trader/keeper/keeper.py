@@ -300,6 +300,9 @@ class PositionKeeper(Entering):
         context = self._context(advance=True)
         last_exits = self._carrier.external.last_exits()
         moves = self._streams.moved() if self._streams is not None else StreamMoves()
+        # Asked with `moves`, not after the awaits below: a seed landing meanwhile would let
+        # the flat reads move past what `moves` could not show yet (campaign seed 34423).
+        watched = self._streams is None or self._streams.health().usable
         flat = self._flat_reads.unbooked(book.positions, moves)
         again = self._flat_reads.again(book.positions, moves)
         before = self._flat_reads.before_entry(book.positions)
@@ -368,7 +371,7 @@ class PositionKeeper(Entering):
             seen.account_unread | result.flat_kept,
             closed,
             restored,
-            watched=self._streams is None or self._streams.health().usable,
+            watched=watched,
             moves=moves,
             before_read=seen.before_entry.keys(),
         )
