@@ -26,6 +26,7 @@ from quantum_trader.keeper.book import Book, Intent
 from quantum_trader.keeper.booking import (
     Execution,
     TradeDraft,
+    executed_at,
     execution_of,
     exit_reason,
     grown,
@@ -85,7 +86,11 @@ def answered(
         return Plan(book, records)
     reason = exit_reason(position, state, intent, context.monitor)  # a stop by where it stood
     quantity = min(execution.quantity, position.quantity)
-    booked = reduced(position, quantity, execution.price, execution.fee_usdt, reason, now)
+    # Closed when the exit executed, not at `now`: the REST tick after an entry in doubt runs
+    # at the entry's own time, so a close it sent was booked at the opening (an outside probe,
+    # 2026-12-06). Never before the opening (the exchange's clock against ours).
+    closed_at = max(executed_at(state, fills, now), position.opened_at)
+    booked = reduced(position, quantity, execution.price, execution.fee_usdt, reason, closed_at)
     took = frozenset(f.trade_id for f in fills or ())  # never taken again: keeper/external.py
     reducing = {intent.symbol: took} if took else {}
     if isinstance(booked, TradeDraft):

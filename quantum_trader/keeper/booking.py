@@ -76,6 +76,12 @@ def execution_of(order: Order, fills: Sequence[Fill] | None) -> Execution:
     return Execution(order, quantity, price, order.fee_usdt)
 
 
+def executed_at(order: Order, fills: Sequence[Fill] | None, seen_at: datetime) -> datetime:
+    """When `order` executed, as the exchange reports it: its last fill's time, else its last
+    update's; `seen_at` (when the keeper saw it) where it reports neither."""
+    return max((f.time for f in fills or ()), default=order.updated_at or seen_at)
+
+
 def exit_reason(
     position: Position, order: Order, intent: Intent | None, monitor: MonitorSettings
 ) -> ExitReason:

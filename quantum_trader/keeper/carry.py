@@ -43,7 +43,7 @@ from quantum_trader.keeper.book import (
     Intent,
     is_unsettled,
 )
-from quantum_trader.keeper.booking import TradeDraft, finish_trade
+from quantum_trader.keeper.booking import TradeDraft, executed_at, finish_trade
 from quantum_trader.keeper.bookings import Bookings, bookings, changed
 from quantum_trader.keeper.carry_actions import ActionCarrying
 from quantum_trader.keeper.external_saved import ExternalBooked
@@ -254,7 +254,7 @@ class Carrier(ActionCarrying):
         fills = await self._answer_fills(answer)
         booked = answered(self.book, intent, answer, fills, now, context, echo=self._echo)
         for draft in booked.trades:  # a close: flat from its last fill (keeper/flat_reads.py)
-            last = max((f.time for f in fills or ()), default=answer.updated_at or now)
+            last = executed_at(answer, fills, now)
             self._answered_closes[draft.position.symbol] = last + AFTER_A_TRADE
         await self.carry_out(booked, now, context)
         return answer
