@@ -22,7 +22,7 @@ from quantum_trader.domain import (
     OrderStatus,
     Position,
 )
-from quantum_trader.keeper.book import Book, Intent
+from quantum_trader.keeper.book import Book, EntryLimit, Intent
 from quantum_trader.keeper.booking import (
     Execution,
     TradeDraft,
@@ -177,7 +177,7 @@ def _entered(
             existing.entry_price * existing.quantity + execution.price * execution.quantity
         ) / quantity
     held = ExchangePosition(intent.symbol, plan.side, quantity, price, plan.leverage)
-    limit: Decimal | None = None
+    limit: EntryLimit | None = None
     checked: list[Note] = []
     if existing is not None and existing.side is plan.side:
         position = grown(existing, held, execution.fee_usdt)
@@ -198,7 +198,9 @@ def _entered(
     return Plan(book.with_position(position), records, actions=tuple(actions), notes=notes)
 
 
-def _protection(position: Position, context: Context, limit: Decimal | None) -> list[OrderAction]:
+def _protection(
+    position: Position, context: Context, limit: EntryLimit | None
+) -> list[OrderAction]:
     """Stop, then take-profit; for a fill far from its plan (`limit`: keeper/fill_check.py)
     the stop clear of the fill, no take-profit when it is exited, then its exit."""
     rules = context.rules.get(position.symbol)

@@ -22,7 +22,7 @@ from quantum_trader.domain import (
     OrderStatus,
     Position,
 )
-from quantum_trader.keeper.book import EntryPlan, Intent
+from quantum_trader.keeper.book import Book, EntryPlan, Intent
 from quantum_trader.keeper.settings import KeeperSettings
 from quantum_trader.monitor import stops
 from quantum_trader.monitor.settings import MonitorSettings
@@ -41,12 +41,14 @@ class Execution:
 
 @record
 class TradeDraft:
-    """A position closed at `exit_price`; funding still to be added."""
+    """A position closed at `exit_price`; funding still to be added. `approved_risk_usdt`:
+    the risk approved for its entry, where its fill lay far from its plan (`approved`)."""
 
     position: Position
     exit_price: Decimal
     reason: ExitReason
     closed_at: datetime
+    approved_risk_usdt: Decimal | None = None
 
 
 def execution_of(order: Order, fills: Sequence[Fill] | None) -> Execution:
@@ -201,12 +203,35 @@ def initial_risk(position: Position) -> Decimal:
     return abs(position.entry_price - position.initial_stop_price) * position.initial_quantity
 
 
+def approved(draft: TradeDraft, book: Book) -> TradeDraft:
+    """`draft` with the risk approved for its entry, where `book` (the books before the plan
+    that closed it) holds its position with a limit: a fill far from its plan
+    (keeper/fill_check.py)."""
+    position = draft.position
+    held, limit = book.positions.get(position.symbol), book.limits.get(position.symbol)
+    if held is None or limit is None or held.entry_order_id != position.entry_order_id:
+        return draft
+    return replace(draft, approved_risk_usdt=limit.approved_risk_usdt)
+
+
+def trade_risk(draft: TradeDraft) -> Decimal:
+    """The denominator of the trade's R (USDT): the initial risk, but for a trade closed
+    FILL_OFF_PLAN the risk approved for its entry where known. Its fill lay at or past its
+    plan's stop or target, so the fill's distance to that stop is no risk anyone planned or
+    approved — a fill just past the stop made it tiny (−2.08 USDT read as −7.27 R) — and the
+    approved risk is the one a reader compares the loss with."""
+    risk = draft.approved_risk_usdt
+    if draft.reason is ExitReason.FILL_OFF_PLAN and risk is not None and risk > ZERO:
+        return risk
+    return initial_risk(draft.position)
+
+
 def finish_trade(draft: TradeDraft, funding_usdt: Decimal) -> ClosedTrade:
-    """The closed round trip, net of fees and funding; R against the initial risk (None when
-    it is unknown: a zero risk would make any PnL a break-even 0 R)."""
+    """The closed round trip, net of fees and funding; R against `trade_risk` (None when it
+    is unknown: a zero risk would make any PnL a break-even 0 R)."""
     position = draft.position
     pnl = position.realized_pnl_usdt - position.fees_usdt - funding_usdt
-    risk = initial_risk(position)
+    risk = trade_risk(draft)
     return ClosedTrade(
         symbol=position.symbol,
         side=position.side,

@@ -43,7 +43,7 @@ from quantum_trader.keeper.book import (
     Intent,
     is_unsettled,
 )
-from quantum_trader.keeper.booking import TradeDraft, executed_at, finish_trade
+from quantum_trader.keeper.booking import TradeDraft, approved, executed_at, finish_trade
 from quantum_trader.keeper.bookings import Bookings, bookings, changed
 from quantum_trader.keeper.carry_actions import ActionCarrying
 from quantum_trader.keeper.external_saved import ExternalBooked
@@ -125,7 +125,7 @@ class Carrier(ActionCarrying):
         last = {d.position.symbol: i for i, d in enumerate(result.trades)}
         for i, draft in enumerate(result.trades):
             then = (before, result) if last[draft.position.symbol] == i else None
-            await self._book_trade(draft, now, then)
+            await self._book_trade(approved(draft, before), now, then)
         if result.events:
             await self._repository.record_position_events(result.events)
         for event in result.events:

@@ -15,7 +15,7 @@ from datetime import datetime
 from quantum_trader.domain import ZERO, Fill
 from quantum_trader.errors import MarketDataError, RetryLater
 from quantum_trader.keeper.book import TradeFees, TradeRef, UnreadFees
-from quantum_trader.keeper.booking import TradeDraft, initial_risk
+from quantum_trader.keeper.booking import TradeDraft, trade_risk
 from quantum_trader.keeper.fees import FEES_UNREAD, amended, fee_due
 from quantum_trader.log import get_logger
 from quantum_trader.portfolio.ledger import Ledger
@@ -102,7 +102,7 @@ class FeeCarrier:
             fee += fee_due(one, fills)
         fees = position.fees_usdt + fee
         trade = TradeRef(
-            position.symbol, position.entry_order_id, draft.closed_at, fees, initial_risk(position)
+            position.symbol, position.entry_order_id, draft.closed_at, fees, trade_risk(draft)
         )
         settled = {u.client_order_id for u in unread}
         left = {c: u for c, u in book.items() if c not in settled}
