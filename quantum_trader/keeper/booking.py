@@ -17,6 +17,7 @@ from quantum_trader.domain import (
     ExchangePosition,
     ExitReason,
     Fill,
+    MarketRules,
     Order,
     OrderKind,
     OrderStatus,
@@ -27,6 +28,8 @@ from quantum_trader.keeper.settings import KeeperSettings
 from quantum_trader.monitor import stops
 from quantum_trader.monitor.settings import MonitorSettings
 from quantum_trader.record import record, replace
+
+STORED_DECIMALS = 8  # the most an exchange reports (Binance: prices, fees, PnL)
 
 
 @record
@@ -247,3 +250,37 @@ def finish_trade(draft: TradeDraft, funding_usdt: Decimal) -> ClosedTrade:
         r_multiple=float(pnl / risk) if risk > ZERO else None,
         entry_order_id=position.entry_order_id,
     )
+
+
+def as_stored(trade: ClosedTrade, rules: MarketRules | None) -> ClosedTrade:
+    """`trade` as the ledger stores it: a price with more than 8 decimals on the tick (8
+    decimals where the rules are unknown), a sum with more to 8 decimals. Only our own
+    arithmetic gives more than 8 (an average of fills, a fee scaled to an order's quantity:
+    a Decimal division's 28 digits — an exit price 3644.637824519230769230769231, a PnL
+    ending …99999808); what an exchange reports has at most 8 and is kept as it is."""
+
+    def price(value: Decimal) -> Decimal:
+        if _decimals(value) <= STORED_DECIMALS or rules is None or rules.tick_size <= 0:
+            return stored_sum(value)
+        return rules.round_price(value)
+
+    return replace(
+        trade,
+        entry_price=price(trade.entry_price),
+        exit_price=price(trade.exit_price),
+        pnl_usdt=stored_sum(trade.pnl_usdt),
+        fees_usdt=stored_sum(trade.fees_usdt),
+        funding_usdt=stored_sum(trade.funding_usdt),
+    )
+
+
+def stored_sum(value: Decimal) -> Decimal:
+    """`value` (USDT) as a trade row stores it: to 8 decimals where it has more."""
+    if _decimals(value) <= STORED_DECIMALS:
+        return value
+    return value.quantize(Decimal(1).scaleb(-STORED_DECIMALS))
+
+
+def _decimals(value: Decimal) -> int:
+    exponent = value.as_tuple().exponent
+    return -exponent if isinstance(exponent, int) else 0
