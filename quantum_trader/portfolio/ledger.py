@@ -175,8 +175,10 @@ class Ledger:
                 losing_streak=after.losing_streak,
             )
         if after.held_until != before.held_until and after.held_until is not None:
-            log.info("symbol_held", symbol=symbol, until=after.held_until.isoformat(),
-                     reason=ReasonCode.SYMBOL_HELD_AFTER_FILL_OFF_PLAN)  # fmt: skip
+            reason = ReasonCode.SYMBOL_HELD_AFTER_FILL_OFF_PLAN
+            log.info(
+                "symbol_held", symbol=symbol, until=after.held_until.isoformat(), reason=reason
+            )
 
     async def observe(
         self, balance: Balance, positions: Mapping[str, Position], now: datetime
