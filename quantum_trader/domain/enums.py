@@ -175,6 +175,8 @@ class ReasonCode(StrEnum):
     SYMBOL_LOW_WIN_RATE = "SYMBOL_LOW_WIN_RATE"
     SYMBOL_DISABLED = "SYMBOL_DISABLED"
     SYMBOL_BLACKLISTED = "SYMBOL_BLACKLISTED"
+    # the symbol's last trade closed FILL_OFF_PLAN: no entry until its hold ends
+    SYMBOL_HELD_AFTER_FILL_OFF_PLAN = "SYMBOL_HELD_AFTER_FILL_OFF_PLAN"
     SHORT_IN_UPTREND = "SHORT_IN_UPTREND"
     # safety governor (SPEC §4.3)
     NO_NEW_TRADES = "NO_NEW_TRADES"

@@ -23,6 +23,7 @@ class SymbolStats:
     disabled_until: datetime | None = None
     blacklisted: bool = False
     r_trades: int = 0  # trades with a known R (in total_r and last_20_r)
+    held_until: datetime | None = None  # after a FILL_OFF_PLAN close (portfolio/performance.py)
 
     @property
     def win_rate(self) -> float:

@@ -1,6 +1,6 @@
 """Orchestrator policy (SPEC §4.1): the first gate. Candidate + account + regimes → verdict.
 
-Blocking rules run in a fixed order (symbol disabled/blacklisted, daily drawdown, open
+Blocking rules run in a fixed order (symbol disabled/blacklisted/held, daily drawdown, open
 positions, symbol win rate, CHOPPY confidence, SHORT in an UPTREND, dynamic minimum
 confidence); the first that fires is the denial. An approval carries the trade plan: size
 factor (policy mode × global regime × regime), exit mode and take-profit R multiple.
@@ -150,6 +150,14 @@ def _symbol_blocked(a: _Ask) -> _Failure:
     reason = block_reason(stats, a.now)
     if reason is None or stats is None:
         return None
+    if reason is ReasonCode.SYMBOL_HELD_AFTER_FILL_OFF_PLAN:
+        assert stats.held_until is not None
+        detail = (
+            f"its last trade closed FILL_OFF_PLAN (entry filled at or past its own stop or "
+            f"target): no entry until {stats.held_until.isoformat()} "
+            "(performance.fill_off_plan_hold_s)"
+        )
+        return reason, detail, stats.held_until
     return reason, f"losing streak {stats.losing_streak}", stats.disabled_until
 
 

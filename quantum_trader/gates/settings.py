@@ -7,6 +7,7 @@ from typing import Annotated
 from pydantic import Field
 
 from quantum_trader.settings_base import (
+    DAY_S,
     MAX_LEVERAGE,
     TEN_YEARS_DAYS,
     YEAR_H,
@@ -182,6 +183,10 @@ class PerformanceSettings(Section):
     losing_streak_expiry_h: float = Field(24.0, gt=0, le=YEAR_H)
     blacklist_after_losses: Annotated[int, Field(ge=1), at_least("disable_after_losses")] = 20
     rolling_trades: int = Field(20, ge=1)
+    # No entry on a symbol this long after a trade of it closed FILL_OFF_PLAN (its entry filled
+    # at or past its own stop or target, exited at once): the next cycle's same signal would
+    # plan the same entry and pay the fees again. An hour outlasts the longest bar (1 h); 0: none.
+    fill_off_plan_hold_s: float = Field(3600.0, ge=0, le=DAY_S)
 
 
 class AnalyticsSettings(Section):

@@ -22,10 +22,11 @@ from quantum_trader.domain import (
     OrderStatus,
     Position,
 )
-from quantum_trader.keeper.book import Book, Intent
+from quantum_trader.keeper.book import Book, EntryLimit, Intent
 from quantum_trader.keeper.booking import (
     Execution,
     TradeDraft,
+    executed_at,
     execution_of,
     exit_reason,
     grown,
@@ -85,7 +86,11 @@ def answered(
         return Plan(book, records)
     reason = exit_reason(position, state, intent, context.monitor)  # a stop by where it stood
     quantity = min(execution.quantity, position.quantity)
-    booked = reduced(position, quantity, execution.price, execution.fee_usdt, reason, now)
+    # Closed when the exit executed, not at `now`: the REST tick after an entry in doubt runs
+    # at the entry's own time, so a close it sent was booked at the opening (an outside probe,
+    # 2026-12-06). Never before the opening (the exchange's clock against ours).
+    closed_at = max(executed_at(state, fills, now), position.opened_at)
+    booked = reduced(position, quantity, execution.price, execution.fee_usdt, reason, closed_at)
     took = frozenset(f.trade_id for f in fills or ())  # never taken again: keeper/external.py
     reducing = {intent.symbol: took} if took else {}
     if isinstance(booked, TradeDraft):
@@ -172,7 +177,7 @@ def _entered(
             existing.entry_price * existing.quantity + execution.price * execution.quantity
         ) / quantity
     held = ExchangePosition(intent.symbol, plan.side, quantity, price, plan.leverage)
-    limit: Decimal | None = None
+    limit: EntryLimit | None = None
     checked: list[Note] = []
     if existing is not None and existing.side is plan.side:
         position = grown(existing, held, execution.fee_usdt)
@@ -193,7 +198,9 @@ def _entered(
     return Plan(book.with_position(position), records, actions=tuple(actions), notes=notes)
 
 
-def _protection(position: Position, context: Context, limit: Decimal | None) -> list[OrderAction]:
+def _protection(
+    position: Position, context: Context, limit: EntryLimit | None
+) -> list[OrderAction]:
     """Stop, then take-profit; for a fill far from its plan (`limit`: keeper/fill_check.py)
     the stop clear of the fill, no take-profit when it is exited, then its exit."""
     rules = context.rules.get(position.symbol)

@@ -271,6 +271,16 @@ def is_unsettled(order: Order) -> bool:
 
 
 @record
+class EntryLimit:
+    """What an entry of ours whose fill lay far from its plan may hold (`quantity`; 0: it is
+    exited) and the risk the risk guard approved for it (None: a plan saved before it was
+    kept): a trade it closes FILL_OFF_PLAN has its R over that risk (keeper/booking.py)."""
+
+    quantity: Decimal
+    approved_risk_usdt: Decimal | None = None
+
+
+@record
 class Book:
     """Open positions by symbol, unsettled intents and working conditional orders of ours by
     client order id.
@@ -293,8 +303,9 @@ class Book:
     once, not looked at again until it moves once more. In memory only: a restart reads the
     trades once more.
     `limits` holds, by symbol held, the most an entry of ours whose fill lay far from its
-    plan may hold (0: it is exited), until it holds no more (keeper/fill_check.py); saved in
-    the repository's state (namespace `entry_limits`) with the position's bookings.
+    plan may hold (0: it is exited) and the risk its entry was approved for, until it holds
+    no more (keeper/fill_check.py); saved in the repository's state (namespace
+    `entry_limits`) with the position's bookings.
     `targets_refused` holds, by symbol held, when a take-profit of ours was last refused (or
     kept from going out by a rate limit): it is tried again `monitor.take_profit_retry_s`
     later, the refusal said once until one is placed (keeper/target.py). In memory only: a
@@ -319,7 +330,7 @@ class Book:
     fees_unread: Mapping[str, UnreadFees] = field(default_factory=dict)
     unpriced: Mapping[str, UnpricedClose] = field(default_factory=dict)
     entries_seen: Mapping[str, Decimal] = field(default_factory=dict)
-    limits: Mapping[str, Decimal] = field(default_factory=dict)
+    limits: Mapping[str, EntryLimit] = field(default_factory=dict)
     targets_refused: Mapping[str, datetime] = field(default_factory=dict)
     added_unread: Mapping[str, UnreadAddition] = field(default_factory=dict)
     parts_unread: Mapping[str, tuple[UnreadPart, ...]] = field(default_factory=dict)

@@ -17,16 +17,19 @@ from quantum_trader.domain import (
     ExchangePosition,
     ExitReason,
     Fill,
+    MarketRules,
     Order,
     OrderKind,
     OrderStatus,
     Position,
 )
-from quantum_trader.keeper.book import EntryPlan, Intent
+from quantum_trader.keeper.book import Book, EntryPlan, Intent
 from quantum_trader.keeper.settings import KeeperSettings
 from quantum_trader.monitor import stops
 from quantum_trader.monitor.settings import MonitorSettings
 from quantum_trader.record import record, replace
+
+STORED_DECIMALS = 8  # the most an exchange reports (Binance: prices, fees, PnL)
 
 
 @record
@@ -41,12 +44,14 @@ class Execution:
 
 @record
 class TradeDraft:
-    """A position closed at `exit_price`; funding still to be added."""
+    """A position closed at `exit_price`; funding still to be added. `approved_risk_usdt`:
+    the risk approved for its entry, where its fill lay far from its plan (`approved`)."""
 
     position: Position
     exit_price: Decimal
     reason: ExitReason
     closed_at: datetime
+    approved_risk_usdt: Decimal | None = None
 
 
 def execution_of(order: Order, fills: Sequence[Fill] | None) -> Execution:
@@ -74,6 +79,12 @@ def execution_of(order: Order, fills: Sequence[Fill] | None) -> Execution:
         quantity = order.quantity
     price = order.average_price or (order.trigger_price if order.kind.is_conditional else None)
     return Execution(order, quantity, price, order.fee_usdt)
+
+
+def executed_at(order: Order, fills: Sequence[Fill] | None, seen_at: datetime) -> datetime:
+    """When `order` executed, as the exchange reports it: its last fill's time, else its last
+    update's; `seen_at` (when the keeper saw it) where it reports neither."""
+    return max((f.time for f in fills or ()), default=order.updated_at or seen_at)
 
 
 def exit_reason(
@@ -195,12 +206,35 @@ def initial_risk(position: Position) -> Decimal:
     return abs(position.entry_price - position.initial_stop_price) * position.initial_quantity
 
 
+def approved(draft: TradeDraft, book: Book) -> TradeDraft:
+    """`draft` with the risk approved for its entry, where `book` (the books before the plan
+    that closed it) holds its position with a limit: a fill far from its plan
+    (keeper/fill_check.py)."""
+    position = draft.position
+    held, limit = book.positions.get(position.symbol), book.limits.get(position.symbol)
+    if held is None or limit is None or held.entry_order_id != position.entry_order_id:
+        return draft
+    return replace(draft, approved_risk_usdt=limit.approved_risk_usdt)
+
+
+def trade_risk(draft: TradeDraft) -> Decimal:
+    """The denominator of the trade's R (USDT): the initial risk, but for a trade closed
+    FILL_OFF_PLAN the risk approved for its entry where known. Its fill lay at or past its
+    plan's stop or target, so the fill's distance to that stop is no risk anyone planned or
+    approved — a fill just past the stop made it tiny (−2.08 USDT read as −7.27 R) — and the
+    approved risk is the one a reader compares the loss with."""
+    risk = draft.approved_risk_usdt
+    if draft.reason is ExitReason.FILL_OFF_PLAN and risk is not None and risk > ZERO:
+        return risk
+    return initial_risk(draft.position)
+
+
 def finish_trade(draft: TradeDraft, funding_usdt: Decimal) -> ClosedTrade:
-    """The closed round trip, net of fees and funding; R against the initial risk (None when
-    it is unknown: a zero risk would make any PnL a break-even 0 R)."""
+    """The closed round trip, net of fees and funding; R against `trade_risk` (None when it
+    is unknown: a zero risk would make any PnL a break-even 0 R)."""
     position = draft.position
     pnl = position.realized_pnl_usdt - position.fees_usdt - funding_usdt
-    risk = initial_risk(position)
+    risk = trade_risk(draft)
     return ClosedTrade(
         symbol=position.symbol,
         side=position.side,
@@ -216,3 +250,37 @@ def finish_trade(draft: TradeDraft, funding_usdt: Decimal) -> ClosedTrade:
         r_multiple=float(pnl / risk) if risk > ZERO else None,
         entry_order_id=position.entry_order_id,
     )
+
+
+def as_stored(trade: ClosedTrade, rules: MarketRules | None) -> ClosedTrade:
+    """`trade` as the ledger stores it: a price with more than 8 decimals on the tick (8
+    decimals where the rules are unknown), a sum with more to 8 decimals. Only our own
+    arithmetic gives more than 8 (an average of fills, a fee scaled to an order's quantity:
+    a Decimal division's 28 digits — an exit price 3644.637824519230769230769231, a PnL
+    ending …99999808); what an exchange reports has at most 8 and is kept as it is."""
+
+    def price(value: Decimal) -> Decimal:
+        if _decimals(value) <= STORED_DECIMALS or rules is None or rules.tick_size <= 0:
+            return stored_sum(value)
+        return rules.round_price(value)
+
+    return replace(
+        trade,
+        entry_price=price(trade.entry_price),
+        exit_price=price(trade.exit_price),
+        pnl_usdt=stored_sum(trade.pnl_usdt),
+        fees_usdt=stored_sum(trade.fees_usdt),
+        funding_usdt=stored_sum(trade.funding_usdt),
+    )
+
+
+def stored_sum(value: Decimal) -> Decimal:
+    """`value` (USDT) as a trade row stores it: to 8 decimals where it has more."""
+    if _decimals(value) <= STORED_DECIMALS:
+        return value
+    return value.quantize(Decimal(1).scaleb(-STORED_DECIMALS))
+
+
+def _decimals(value: Decimal) -> int:
+    exponent = value.as_tuple().exponent
+    return -exponent if isinstance(exponent, int) else 0

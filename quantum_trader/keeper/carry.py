@@ -43,7 +43,13 @@ from quantum_trader.keeper.book import (
     Intent,
     is_unsettled,
 )
-from quantum_trader.keeper.booking import TradeDraft, finish_trade
+from quantum_trader.keeper.booking import (
+    TradeDraft,
+    approved,
+    as_stored,
+    executed_at,
+    finish_trade,
+)
 from quantum_trader.keeper.bookings import Bookings, bookings, changed
 from quantum_trader.keeper.carry_actions import ActionCarrying
 from quantum_trader.keeper.external_saved import ExternalBooked
@@ -125,7 +131,8 @@ class Carrier(ActionCarrying):
         last = {d.position.symbol: i for i, d in enumerate(result.trades)}
         for i, draft in enumerate(result.trades):
             then = (before, result) if last[draft.position.symbol] == i else None
-            await self._book_trade(draft, now, then)
+            rules = context.rules.get(draft.position.symbol)
+            await self._book_trade(approved(draft, before), now, then, rules)
         if result.events:
             await self._repository.record_position_events(result.events)
         for event in result.events:
@@ -161,7 +168,11 @@ class Carrier(ActionCarrying):
             return Decimal(0)
 
     async def _book_trade(
-        self, draft: TradeDraft, now: datetime, then: tuple[Book, Plan] | None
+        self,
+        draft: TradeDraft,
+        now: datetime,
+        then: tuple[Book, Plan] | None,
+        rules: MarketRules | None,
     ) -> None:
         """A closed position's trade, with the fees read now of its orders booked without
         them (the orders still unread stay in the book, against the trade), and its funding;
@@ -176,7 +187,7 @@ class Carrier(ActionCarrying):
         if then is not None:
             symbol = draft.position.symbol
             books = bookings(then[0], then[1], self.book, self.external, partial(eq, symbol))
-        await self._record_trade(finish_trade(draft, funding), now, books)
+        await self._record_trade(as_stored(finish_trade(draft, funding), rules), now, books)
 
     async def _record_trade(
         self, trade: ClosedTrade, now: datetime, books: Bookings | None
@@ -254,7 +265,7 @@ class Carrier(ActionCarrying):
         fills = await self._answer_fills(answer)
         booked = answered(self.book, intent, answer, fills, now, context, echo=self._echo)
         for draft in booked.trades:  # a close: flat from its last fill (keeper/flat_reads.py)
-            last = max((f.time for f in fills or ()), default=answer.updated_at or now)
+            last = executed_at(answer, fills, now)
             self._answered_closes[draft.position.symbol] = last + AFTER_A_TRADE
         await self.carry_out(booked, now, context)
         return answer

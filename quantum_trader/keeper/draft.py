@@ -11,7 +11,7 @@ from decimal import Decimal
 
 from quantum_trader.domain import Order, Position
 from quantum_trader.keeper.added_unread import UnreadAddition
-from quantum_trader.keeper.book import Book, Intent, UnreadFees
+from quantum_trader.keeper.book import Book, EntryLimit, Intent, UnreadFees
 from quantum_trader.keeper.part_unread import UnreadPart
 from quantum_trader.keeper.unpriced import UnpricedClose
 
@@ -25,7 +25,7 @@ class Draft:
         self.fees_unread: dict[str, UnreadFees] = dict(book.fees_unread)
         self.unpriced: dict[str, UnpricedClose] = dict(book.unpriced)
         self.entries_seen: dict[str, Decimal] = dict(book.entries_seen)
-        self.limits: dict[str, Decimal] = dict(book.limits)
+        self.limits: dict[str, EntryLimit] = dict(book.limits)
         self.targets_refused: dict[str, datetime] = dict(book.targets_refused)
         self.added_unread: dict[str, UnreadAddition] = dict(book.added_unread)
         self.parts_unread: dict[str, tuple[UnreadPart, ...]] = dict(book.parts_unread)

@@ -15,7 +15,7 @@ from datetime import datetime
 from quantum_trader.domain import ZERO, Fill
 from quantum_trader.errors import MarketDataError, RetryLater
 from quantum_trader.keeper.book import TradeFees, TradeRef, UnreadFees
-from quantum_trader.keeper.booking import TradeDraft, initial_risk
+from quantum_trader.keeper.booking import TradeDraft, as_stored, stored_sum, trade_risk
 from quantum_trader.keeper.fees import FEES_UNREAD, amended, fee_due
 from quantum_trader.log import get_logger
 from quantum_trader.portfolio.ledger import Ledger
@@ -102,7 +102,7 @@ class FeeCarrier:
             fee += fee_due(one, fills)
         fees = position.fees_usdt + fee
         trade = TradeRef(
-            position.symbol, position.entry_order_id, draft.closed_at, fees, initial_risk(position)
+            position.symbol, position.entry_order_id, draft.closed_at, fees, trade_risk(draft)
         )
         settled = {u.client_order_id for u in unread}
         left = {c: u for c, u in book.items() if c not in settled}
@@ -135,13 +135,12 @@ class FeeCarrier:
             ),
             None,
         )
-        if (
-            stored is not None
-            and stored.fees_usdt == ref.fees_usdt + fees.fee_usdt != ref.fees_usdt
-        ):
+        booked = stored_sum(ref.fees_usdt)  # as the trade's row stores them (booking.py)
+        after = stored_sum(booked + fees.fee_usdt)  # as `amended` leaves them
+        if stored is not None and stored.fees_usdt == after != booked:
             log.info("trade_fees_amended_already", symbol=ref.symbol, orders=list(fees.orders))
             return
-        if stored is None or stored.fees_usdt != ref.fees_usdt:
+        if stored is None or stored.fees_usdt != booked:
             why = "not found" if stored is None else f"its fees are {stored.fees_usdt}"
             log.warning(
                 "trade_fees_not_amended",
@@ -152,7 +151,7 @@ class FeeCarrier:
                 detail=f"trade closed at {ref.closed_at.isoformat()} {why}",
             )
             return
-        trade = amended(stored, fees)
+        trade = as_stored(amended(stored, fees), None)  # its prices were stored already
         if trade != stored:
             await self._ledger.amend_trade(trade, now)
         log.info(

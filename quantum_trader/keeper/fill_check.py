@@ -23,9 +23,12 @@ tick that books it from the entry's plan):
   sale and the rest at least the minimum: `kept_within`) is sold at once, reduce-only
   (FILL_OFF_PLAN). The trade's R stays over the risk its fill took.
 
-The most the position may hold (0: exit it) is a `Book.limits` entry, saved with the
-position's booking (namespace `entry_limits`), so a refused exit or a restart before the
+The most the position may hold (0: exit it) is a `Book.limits` entry (`EntryLimit`), saved with
+the position's booking (namespace `entry_limits`), so a refused exit or a restart before the
 order still finds it: each tick sells what exceeds it (`limit_exits`) until it holds no more.
+It keeps the approved risk too: a trade closed FILL_OFF_PLAN has its R over that, the risk a
+reader compares its loss with (was: over the fill's distance to the plan's stop, which a fill
+just past the stop makes tiny: −2.08 USDT read as −7.27 R, an outside probe, 2026-12-06).
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from collections.abc import Callable, Collection, Mapping
 from decimal import Decimal, InvalidOperation
 
 from quantum_trader.domain import ZERO, ExitReason, MarketRules, Position
-from quantum_trader.keeper.book import Book, EntryPlan
+from quantum_trader.keeper.book import Book, EntryLimit, EntryPlan
 from quantum_trader.keeper.plan import Context, Note
 from quantum_trader.keeper.protect import SendExit
 from quantum_trader.log import get_logger
@@ -48,24 +51,25 @@ _REASON = ExitReason.FILL_OFF_PLAN
 
 def check_fill(
     position: Position, plan: EntryPlan, context: Context
-) -> tuple[Decimal | None, list[Note]]:
+) -> tuple[EntryLimit | None, list[Note]]:
     """The most `position`, just opened by an entry of `plan`, may hold (0: exit it; None: as
     it is), and what to say about its fill."""
     sign, fill = position.side.sign, position.entry_price
     target, stop = plan.take_profit_price, plan.stop_price
     held = f"{position.side} {position.quantity} @ {fill}"
+    exit_all = EntryLimit(ZERO, plan.risk_usdt)
     if target > 0 and (fill - target) * sign >= 0:
         detail = f"{held}, at or past its target {target} ({_planned(plan)}): nothing left to win"
-        return ZERO, [_exiting("entry_filled_past_target", position, detail)]
+        return exit_all, [_exiting("entry_filled_past_target", position, detail)]
     if (fill - stop) * sign <= 0:
         detail = f"{held}, at or past its stop {stop} ({_planned(plan)}): the plan's stop crossed"
-        return ZERO, [_exiting("entry_filled_past_stop", position, detail)]
+        return exit_all, [_exiting("entry_filled_past_stop", position, detail)]
     return _risk_checked(position, plan, context)
 
 
 def _risk_checked(
     position: Position, plan: EntryPlan, context: Context
-) -> tuple[Decimal | None, list[Note]]:
+) -> tuple[EntryLimit | None, list[Note]]:
     approved = plan.risk_usdt
     distance = (position.entry_price - position.initial_stop_price) * position.side.sign
     actual = distance * position.quantity
@@ -83,7 +87,7 @@ def _risk_checked(
         detail += f";{within} kept as filled"
     else:
         keep = kept_within(position.quantity, cap / distance, context.rules.get(position.symbol))
-        limit = keep
+        limit = EntryLimit(keep, approved)
         detail += (
             f"; above the risk guard's cap {cap:.2f}: selling {position.quantity - keep} now "
             f"(reduce-only, {ExitReason.FILL_OFF_PLAN}) to hold {keep}, risking "
@@ -119,16 +123,17 @@ def _planned(plan: EntryPlan) -> str:
     return f"plan:{entry} stop {plan.stop_price}, target {plan.take_profit_price}"
 
 
-def limit_exits(position: Position, limit: Decimal) -> list[SendExit]:
+def limit_exits(position: Position, limit: EntryLimit) -> list[SendExit]:
     """The reduce-only exit that leaves `position` holding at most `limit` (0: all of it)."""
-    if position.quantity <= limit:
+    most = limit.quantity
+    if position.quantity <= most:
         return []
-    quantity = position.quantity - limit if limit > 0 else position.quantity
+    quantity = position.quantity - most if most > 0 else position.quantity
     side = position.side.exit_order_side
     return [SendExit(position.symbol, side, quantity, ExitReason.FILL_OFF_PLAN)]
 
 
-def with_limit(book: Book, symbol: str, limit: Decimal | None) -> Book:
+def with_limit(book: Book, symbol: str, limit: EntryLimit | None) -> Book:
     """`book` with `symbol`'s limit set (None: cleared)."""
     if limit is None and symbol not in book.limits:
         return book
@@ -139,24 +144,32 @@ def with_limit(book: Book, symbol: str, limit: Decimal | None) -> Book:
 
 
 def limit_writes(
-    before: Mapping[str, Decimal], after: Mapping[str, Decimal], mine: Callable[[str], bool]
+    before: Mapping[str, EntryLimit],
+    after: Mapping[str, EntryLimit],
+    mine: Callable[[str], bool],
 ) -> tuple[list[StateWrite], list[tuple[str, str]]]:
     """The state entries to save and to delete (`LIMITS`) from `before` to `after`, for the
     symbols `mine` accepts: written with the position's bookings (keeper/bookings.py)."""
     if before is after or not (before or after):  # every tick but a fill far from its plan's
         return [], []
     saved: list[StateWrite] = [
-        (LIMITS, s, {"quantity": str(q)})
-        for s, q in sorted(after.items())
-        if before.get(s) != q and mine(s)
+        (LIMITS, s, _saved(limit))
+        for s, limit in sorted(after.items())
+        if before.get(s) != limit and mine(s)
     ]
     deleted = [(LIMITS, s) for s in sorted(before.keys() - after.keys()) if mine(s)]
     return saved, deleted
 
 
-async def restored(repository: Repository, held: Collection[str]) -> dict[str, Decimal]:
+def _saved(limit: EntryLimit) -> dict[str, str]:
+    risk = limit.approved_risk_usdt
+    return {"quantity": str(limit.quantity)} | ({} if risk is None else {"risk_usdt": str(risk)})
+
+
+async def restored(repository: Repository, held: Collection[str]) -> dict[str, EntryLimit]:
     """The limits of the positions `held` as the last run saved them; one that does not read
-    back is said and dropped (the position is then kept as held), one of no position dropped."""
+    back is said and dropped (the position is then kept as held), one of no position dropped;
+    an approved risk that does not read back is left out (the trade's R is then its fill's)."""
     limits = {}
     for symbol, saved in (await repository.load_state(LIMITS)).items():
         if symbol not in held:  # written and deleted with its position: not expected
@@ -166,9 +179,18 @@ async def restored(repository: Repository, held: Collection[str]) -> dict[str, D
             limit = Decimal(str(saved["quantity"]))
             if not limit.is_finite() or limit < 0:
                 raise ValueError(f"not a quantity: {limit}")
-            limits[symbol] = limit
+            limits[symbol] = EntryLimit(limit, _risk(saved.get("risk_usdt")))
         except (KeyError, TypeError, ValueError, InvalidOperation) as error:
             detail = f"cannot be read again ({error!r}): the position is kept as held"
             log.warning("entry_limit_unreadable", symbol=symbol, saved=saved, detail=detail)
             await repository.delete_state(LIMITS, symbol)
     return limits
+
+
+def _risk(saved: object) -> Decimal | None:
+    """A saved approved risk, None when absent (saved before it was kept) or not one."""
+    try:
+        risk = Decimal(str(saved)) if saved is not None else None
+    except InvalidOperation:
+        return None
+    return risk if risk is not None and risk.is_finite() and risk > 0 else None

@@ -19,7 +19,7 @@ from quantum_trader.domain import (
     Position,
     PositionEvent,
 )
-from quantum_trader.keeper.book import Intent
+from quantum_trader.keeper.book import EntryLimit, Intent
 from quantum_trader.keeper.booking import opened_position
 from quantum_trader.keeper.checks import ProtectionChecks
 from quantum_trader.keeper.cover import clear_of_mark, stop_while_unechoed
@@ -130,11 +130,11 @@ class Protecting:
             self.notes.append(Note("take_profit_missing", symbol, detail, warning=True))
         return again
 
-    def _limit(self, position: Position) -> Decimal | None:
+    def _limit(self, position: Position) -> EntryLimit | None:
         """The most `position` may hold after a fill far from its plan (keeper/fill_check.py),
         None once it holds no more (then forgotten: a later addition by hand is not sold)."""
         limit = self.book.limits.get(position.symbol)
-        if limit is not None and 0 < position.quantity <= limit:
+        if limit is not None and 0 < position.quantity <= limit.quantity:
             del self.book.limits[position.symbol]
             return None
         return limit

@@ -8,7 +8,14 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from quantum_trader.domain import Balance, ClosedTrade, PortfolioView, Position, SymbolStats
+from quantum_trader.domain import (
+    Balance,
+    ClosedTrade,
+    PortfolioView,
+    Position,
+    ReasonCode,
+    SymbolStats,
+)
 from quantum_trader.gates.settings import PerformanceSettings
 from quantum_trader.log import get_logger
 from quantum_trader.portfolio.account import AccountTracker
@@ -167,6 +174,11 @@ class Ledger:
                 until=after.disabled_until.isoformat(),
                 losing_streak=after.losing_streak,
             )
+        if after.held_until != before.held_until and after.held_until is not None:
+            reason = ReasonCode.SYMBOL_HELD_AFTER_FILL_OFF_PLAN
+            log.info(
+                "symbol_held", symbol=symbol, until=after.held_until.isoformat(), reason=reason
+            )
 
     async def observe(
         self, balance: Balance, positions: Mapping[str, Position], now: datetime
@@ -197,10 +209,11 @@ class Ledger:
     def quiet_until(self, now: datetime) -> datetime:
         """The first instant after `now` at which time alone changes what `observe` returns at
         an unchanged balance and positions, or the tracker it keeps (its day, hour and streak,
-        a symbol's disablement ending). Its periodic save is not such a change: the tracker
-        saved is the one kept (`save_if_due`)."""
+        a symbol's disablement or hold ending). Its periodic save is not such a change: the
+        tracker saved is the one kept (`save_if_due`)."""
         ends = [self.tracker.quiet_until(now, self._streak_expiry)]
         ends += [s.disabled_until for s in self.stats.values() if s.disabled_until is not None]
+        ends += [s.held_until for s in self.stats.values() if s.held_until is not None]
         return min(end for end in ends if end > now)  # the tracker's always is
 
     async def lift_blacklist(self, symbol: str) -> None:

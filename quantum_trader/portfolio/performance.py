@@ -1,10 +1,15 @@
-"""Symbol performance (SPEC §7): closed trades → per-symbol stats, disable/blacklist, multiplier.
+"""Symbol performance (SPEC §7): closed trades → per-symbol stats, disable/blacklist/hold.
 
 Pure functions over the frozen `SymbolStats`; the caller persists `stats_to_dict(stats)` after
 every change (under ("symbol_stats", symbol) in the repository's state, with the trade that
 changed it: portfolio/ledger.py) and restores with `stats_from_dict`. A trade with PnL > 0 is
 a win; anything else counts as a loss. A trade whose R is unknown (its initial risk was) counts
 in every figure but the R ones.
+
+A trade closed FILL_OFF_PLAN (keeper/fill_check.py: its entry filled at or past its own stop or
+target and was exited at once) holds its symbol off new entries for a while (`held_until`):
+was, the next 30 s cycle could send the same entry and be exited again, paying fees each time
+(an outside probe, 2026-12-06).
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from quantum_trader.domain import ClosedTrade, ReasonCode, SymbolStats
+from quantum_trader.domain import ClosedTrade, ExitReason, ReasonCode, SymbolStats
 from quantum_trader.gates.settings import PerformanceSettings
 from quantum_trader.record import replace
 
@@ -28,7 +33,8 @@ def record_trade(
 
     Every loss that brings the losing streak to `disable_after_losses` or beyond disables the
     symbol for `disable_hours` from `now`; reaching `blacklist_after_losses` blacklists it
-    until an operator lifts it.
+    until an operator lifts it. A trade closed FILL_OFF_PLAN holds the symbol for
+    `fill_off_plan_hold_s` from its close.
     """
     s = settings
     won = trade.pnl_usdt > 0
@@ -49,6 +55,10 @@ def record_trade(
             r_trades=stats.r_trades + 1,
             last_20_r=(*stats.last_20_r, r)[-s.rolling_trades :],
         )
+    if trade.exit_reason is ExitReason.FILL_OFF_PLAN and s.fill_off_plan_hold_s > 0:
+        until = trade.closed_at + timedelta(seconds=s.fill_off_plan_hold_s)
+        held = stats.held_until
+        updated = replace(updated, held_until=until if held is None else max(held, until))
     return _with_limits(updated, now, s)
 
 
@@ -122,13 +132,16 @@ def lift_blacklist(stats: SymbolStats) -> SymbolStats:
 
 
 def block_reason(stats: SymbolStats | None, now: datetime) -> ReasonCode | None:
-    """SYMBOL_BLACKLISTED, SYMBOL_DISABLED (until `disabled_until`), or None if tradeable."""
+    """SYMBOL_BLACKLISTED, SYMBOL_DISABLED (until `disabled_until`),
+    SYMBOL_HELD_AFTER_FILL_OFF_PLAN (until `held_until`), or None if tradeable."""
     if stats is None:
         return None
     if stats.blacklisted:
         return ReasonCode.SYMBOL_BLACKLISTED
     if stats.disabled_until is not None and now < stats.disabled_until:
         return ReasonCode.SYMBOL_DISABLED
+    if stats.held_until is not None and now < stats.held_until:
+        return ReasonCode.SYMBOL_HELD_AFTER_FILL_OFF_PLAN
     return None
 
 
@@ -139,7 +152,9 @@ def rolling_win_rate(stats: SymbolStats) -> float:
 
 
 def stats_to_dict(stats: SymbolStats) -> dict[str, Any]:
-    """JSON-ready form of `stats` (times as ISO-8601)."""
+    """JSON-ready form of `stats` (times as ISO-8601); `held_until` only when set, so the
+    stats of symbols never held are saved as before it existed."""
+    held = {"held_until": stats.held_until.isoformat()} if stats.held_until else {}
     return {
         "symbol": stats.symbol,
         "trades": stats.trades,
@@ -154,12 +169,13 @@ def stats_to_dict(stats: SymbolStats) -> dict[str, Any]:
         "blacklisted": stats.blacklisted,
         "win_rate": stats.win_rate,
         "average_r": stats.average_r,
+        **held,
     }
 
 
 def stats_from_dict(data: dict[str, Any]) -> SymbolStats:
     """Inverse of `stats_to_dict` (derived fields are ignored)."""
-    until = data.get("disabled_until")
+    until, held = data.get("disabled_until"), data.get("held_until")
     return SymbolStats(
         symbol=str(data["symbol"]),
         trades=int(data["trades"]),
@@ -171,6 +187,7 @@ def stats_from_dict(data: dict[str, Any]) -> SymbolStats:
         last_20_r=tuple(float(r) for r in data["last_20_r"]),
         disabled_until=datetime.fromisoformat(until) if until else None,
         blacklisted=bool(data["blacklisted"]),
+        held_until=datetime.fromisoformat(held) if held else None,
         # saved before R could be unknown: every trade had one (0.0 for an unknown risk)
         r_trades=int(data.get("r_trades", data["trades"])),
     )

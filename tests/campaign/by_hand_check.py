@@ -13,7 +13,7 @@ import sys
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from by_hand_person import PERSON_PREFIX, HandAction, booking_key
@@ -272,10 +272,22 @@ def covered_apart(
     return parts
 
 
-def _booked_at(trade: ClosedTrade, prices: tuple[Decimal, ...]) -> bool:
+def _booked_at(
+    trade: ClosedTrade, prices: tuple[Decimal, ...], tick: Decimal | None = None
+) -> bool:
     """Whether `trade` was booked at one of `prices` (to 12 digits: an average's last digits
-    depend on the order the keeper summed it in)."""
-    return any(abs(trade.exit_price - price) <= price * PRICE_DIGITS for price in prices)
+    depend on the order the keeper summed it in), or, given the market's `tick`, at one on
+    the tick: the row stores an average of more than 8 decimals so (keeper/booking.py
+    `as_stored`)."""
+    return any(
+        abs(trade.exit_price - price) <= price * PRICE_DIGITS
+        or (tick is not None and trade.exit_price == _on_tick(price, tick))
+        for price in prices
+    )
+
+
+def _on_tick(price: Decimal, tick: Decimal) -> Decimal:
+    return (price / tick).to_integral_value(ROUND_HALF_EVEN) * tick
 
 
 def at_the_mark(close: CloseByHand, trade: ClosedTrade, result: HandOutcome) -> bool:
@@ -339,7 +351,8 @@ def _bookings(
     found: dict[int, ClosedTrade] = {}
     for index, close in enumerate(closes):
         on = [t for t in left if t.symbol == symbol_of[close.market_id]]
-        match = next((t for t in on if _booked_at(t, close.exit_prices)), None)
+        tick = Decimal(result.standin.markets[close.market_id].tick_size)
+        match = next((t for t in on if _booked_at(t, close.exit_prices, tick)), None)
         if match is not None:
             found[index] = match
             left.remove(match)

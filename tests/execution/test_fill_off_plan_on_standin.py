@@ -13,16 +13,18 @@ from __future__ import annotations
 
 from collections.abc import MutableMapping
 from contextlib import AbstractAsyncContextManager
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 from loopback import Fault, FillPlan
-from loopback.fixtures import settle
+from loopback.fixtures import advance, settle
 from standin_keeper import StandinKeeper, keeper_on_streams
 from structlog.testing import capture_logs
 from test_exchange_answers import BTC, sized
 from test_stop_check_on_standin import covered
 
+from quantum_trader.clock import utc_from_ms
 from quantum_trader.domain import ExitReason, Side
 
 ALGO_ORDER = "/fapi/v1/algoOrder"
@@ -103,3 +105,30 @@ async def test_an_entry_the_standin_fills_far_past_its_stop_distance_is_cut_to_t
             if (m, path) == ("POST", "/fapi/v1/order") and p.get("reduceOnly") == "true"
         ]
         assert [p["quantity"] for p in sells] == ["0.001"]  # once
+
+
+async def test_an_entry_answered_503_that_filled_past_its_target_is_booked_closed_at_its_exit(
+) -> None:  # fmt: skip
+    """The entry's answer a 503 though it filled, at 106,500; the cycle that sent it began 10 s
+    before (it waited for the keeper's lock behind a tick). The REST tick at once adopts the
+    fill and exits it, at the entry's time: was booked closed then, at its opening, though
+    its exit filled 10 s later."""
+    async with keeper_on_standin() as rig:
+        plan = sized(BTC, Side.LONG, rig.server.state.mark(MARKET))
+        fill = FillPlan(Decimal(1), price=Decimal("106500.0"))
+        unanswered = Fault(
+            "/fapi/v1/order", method="POST", status=503, body="Service Unavailable",
+            processed=True, fill=fill,
+        )  # fmt: skip
+        rig.server.inject(unanswered)
+        cycle = rig.now()
+        await advance(rig.server, 10)
+        await rig.keeper.enter(plan, cycle)
+        await settle(rig.server)
+
+        [trade] = await rig.repository.closed_trades()
+        assert trade.exit_reason is ExitReason.FILL_OFF_PLAN
+        [_, sold] = rig.server.state.trades
+        assert sold["side"] == "SELL"
+        assert trade.closed_at == utc_from_ms(sold["time"]) == cycle + timedelta(seconds=10)
+        assert trade.opened_at == cycle

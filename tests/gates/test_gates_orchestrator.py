@@ -77,6 +77,16 @@ def test_blacklisted_and_disabled_symbols_are_blocked() -> None:
     assert review(account=with_stats(disabled_until=NOW)).approved
 
 
+def test_a_symbol_held_after_a_fill_off_plan_close_is_blocked_until_the_hold_ends() -> None:
+    until = NOW + timedelta(minutes=30)
+    held = review(account=with_stats(held_until=until))
+    assert held.reason is ReasonCode.SYMBOL_HELD_AFTER_FILL_OFF_PLAN
+    assert held.until == until
+    assert "FILL_OFF_PLAN" in held.detail
+    assert until.isoformat() in held.detail
+    assert review(account=with_stats(held_until=NOW)).approved
+
+
 def test_daily_drawdown_limit() -> None:
     at_limit = review(0.95, account=portfolio(equity="9700", day_start="10000"))
     assert at_limit.approved

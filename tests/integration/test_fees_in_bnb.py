@@ -22,6 +22,7 @@ from structlog.testing import capture_logs
 from quantum_trader.clock import ManualClock, utc_from_ms
 from quantum_trader.config import Settings
 from quantum_trader.domain import ExitReason
+from quantum_trader.keeper.booking import stored_sum
 
 __all__ = ["loopback"]
 BTC = "BTC/USDT:USDT"
@@ -74,7 +75,7 @@ async def test_an_entry_and_exit_paid_in_bnb_book_their_fees_in_usdt(
         [trade] = await runtime.repository.closed_trades()
         exit_fee = usdt_fee(loopback, "SELL")
         assert exit_fee > 0
-        assert trade.fees_usdt == entry_fee + exit_fee
+        assert trade.fees_usdt == stored_sum(entry_fee + exit_fee)  # the row's 8 decimals
         gross = (trade.exit_price - trade.entry_price) * trade.quantity
         assert trade.pnl_usdt == gross - trade.fees_usdt - trade.funding_usdt
         assert keeper.book.fees_unread == {}
@@ -131,7 +132,7 @@ async def test_an_exit_whose_bnb_price_answer_is_malformed_amends_its_trade_late
         with capture_logs() as logs:
             await keeper.close_all(ExitReason.MANUAL, clock.now())
         [booked] = await repository.closed_trades()
-        assert booked.fees_usdt == entry_fee
+        assert booked.fees_usdt == stored_sum(entry_fee)
         assert [e["event"] for e in logs if e["event"] == "trade_fees_incomplete"] == [
             "trade_fees_incomplete"
         ]
@@ -143,7 +144,7 @@ async def test_an_exit_whose_bnb_price_answer_is_malformed_amends_its_trade_late
         exit_fee = usdt_fee(loopback, "SELL")
         assert exit_fee > 0
         [trade] = await repository.closed_trades()
-        assert trade.fees_usdt == entry_fee + exit_fee
-        assert trade.pnl_usdt == booked.pnl_usdt - exit_fee
+        assert trade.fees_usdt == stored_sum(booked.fees_usdt + exit_fee)
+        assert trade.pnl_usdt == stored_sum(booked.pnl_usdt - exit_fee)
         amended = [e for e in logs if e["event"] == "trade_fees_amended"]
         assert [e["fee_usdt"] for e in amended] == [str(exit_fee)]

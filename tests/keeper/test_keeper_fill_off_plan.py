@@ -22,9 +22,10 @@ from test_keeper_properties import KEEPER, SYMBOLS, Harness, assert_protected, s
 from test_keeper_scenarios import open_stops, ours
 
 from quantum_trader.domain import ExitReason, LotSize, MarketRules, Side
-from quantum_trader.keeper.book import EntryPlan
-from quantum_trader.keeper.fill_check import kept_within
+from quantum_trader.keeper.book import EntryLimit, EntryPlan
+from quantum_trader.keeper.fill_check import LIMITS, kept_within, restored
 from quantum_trader.keeper.ids import Purpose
+from quantum_trader.storage.memory import InMemoryRepository
 
 BTC = SYMBOLS[0]
 PLANNED_RISK = Decimal(9)  # (100 - 97) x 3
@@ -83,8 +84,7 @@ async def test_an_entry_filled_past_its_target_is_said_protected_and_exited_at_o
     [trade] = await harness.repository.closed_trades()
     assert trade.exit_reason is ExitReason.FILL_OFF_PLAN
     assert trade.entry_price == fill
-    risk = abs(fill - (Decimal(97) if side is Side.LONG else Decimal(103))) * 3  # from the fill
-    assert trade.r_multiple == pytest.approx(float(trade.pnl_usdt / risk))
+    assert trade.r_multiple == pytest.approx(float(trade.pnl_usdt / PLANNED_RISK))
     await harness.tick()
     assert len(ours(exchange, Purpose.EXIT)) == 1  # nothing sent twice
 
@@ -132,6 +132,43 @@ async def test_an_entry_filled_past_its_stop_keeps_a_stop_binance_accepts_and_is
     [trade] = await harness.repository.closed_trades()
     assert trade.exit_reason is ExitReason.FILL_OFF_PLAN
     assert BTC not in exchange.held
+
+
+@pytest.mark.parametrize("side", [Side.LONG, Side.SHORT])
+async def test_a_trade_closed_fill_off_plan_has_its_r_over_the_approved_risk(side: Side) -> None:
+    """Filled 0.10 past its stop, at the mark, and exited there: 0.30 USDT from the fill to
+    the stop, a loss of about the fees. Was: R over those 0.30 (an outside probe: −2.08 USDT
+    read as −7.27 R); now over the 9 approved, what a reader compares the loss with."""
+    mark = Decimal("96.90") if side is Side.LONG else Decimal("103.10")
+    harness, _ = await entered(side, None, mark=mark)
+
+    [trade] = await harness.repository.closed_trades()
+    assert trade.exit_reason is ExitReason.FILL_OFF_PLAN
+    assert trade.pnl_usdt < 0
+    assert trade.r_multiple == pytest.approx(float(trade.pnl_usdt / PLANNED_RISK))
+    assert trade.r_multiple is not None
+    assert -0.1 < trade.r_multiple < 0
+
+
+async def test_a_fill_off_plan_trade_amended_by_fees_read_later_keeps_its_r_over_the_approved(
+) -> None:  # fmt: skip
+    """Its orders' fills unread when it closed: booked without their fees, then amended once
+    they are read, its R recomputed over the same approved risk."""
+    harness = await Harness.start()
+    exchange = harness.exchange
+    await harness.keeper.tick(harness.now, rest=True)
+    plan = sized(BTC, Side.LONG, exchange.marks[BTC])
+    exchange.entry_fills_at = Decimal("106.50")
+    exchange.answers_without_fees = True
+    exchange.fills_unreadable = 4
+    await harness.keeper.enter(plan, harness.now)
+    [booked] = await harness.repository.closed_trades()
+    for _ in range(3):
+        await harness.tick()
+
+    [trade] = await harness.repository.closed_trades()
+    assert trade.fees_usdt > booked.fees_usdt  # amended
+    assert trade.r_multiple == pytest.approx(float(trade.pnl_usdt / PLANNED_RISK))
 
 
 async def test_a_fill_risking_more_than_planned_is_said_with_both_risks() -> None:
@@ -205,6 +242,7 @@ async def test_a_restart_before_the_excess_is_sold_sells_it_then(
         assert BTC not in exchange.held
         [trade] = await harness.repository.closed_trades()
         assert trade.exit_reason is ExitReason.FILL_OFF_PLAN
+        assert trade.r_multiple == pytest.approx(float(trade.pnl_usdt / PLANNED_RISK))
     else:
         assert exchange.held[BTC][1] == left
     for _ in range(3):
@@ -245,6 +283,17 @@ async def test_a_stop_refused_for_a_fill_past_its_target_closes_it_once() -> Non
     assert BTC not in exchange.held
     [trade] = await harness.repository.closed_trades()
     assert trade.exit_reason is ExitReason.PROTECTION_FAILED
+
+
+async def test_a_limit_saved_before_it_kept_the_approved_risk_reads_back_without_it() -> None:
+    """Then, or with a risk that does not read back, the trade's R is its fill's."""
+    repository = InMemoryRepository()
+    await repository.save_state(LIMITS, BTC, {"quantity": "0"})
+    await repository.save_state(LIMITS, SYMBOLS[1], {"quantity": "2", "risk_usdt": "NaN"})
+    assert await restored(repository, SYMBOLS) == {
+        BTC: EntryLimit(Decimal(0)),
+        SYMBOLS[1]: EntryLimit(Decimal(2)),
+    }  # and one saved with it reads back with it: the restart test above
 
 
 def test_an_entry_plan_keeps_what_was_approved_across_a_restart() -> None:

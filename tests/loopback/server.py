@@ -193,9 +193,9 @@ class LoopbackBinance:
             self.faulted.append((now, request.method, request.path))
             if fault.retry_after_s:
                 self.retry_after_ms.append((now, now + round(fault.retry_after_s * 1000)))
-            if fault.processed:
+            if fault.processed:  # with its fill plan, when it has one
                 self.sync()
-                self._answer(request.method, request.path, params, None)
+                self._answer(request.method, request.path, params, fault)
             return _fault_answer(fault)
         self.sync()
         response = self._answer(request.method, request.path, params, fault)

@@ -249,3 +249,21 @@ async def test_the_ledger_amends_a_trade_at_its_own_place_in_the_window() -> Non
     assert await ledger.amend_trade(amended, NOW + timedelta(hours=3)) == booked[0]
     assert ledger.stats[SYMBOL].last_20_r == (-0.01, 0.5, 0.03)
     assert (ledger.stats[SYMBOL].wins, ledger.stats[SYMBOL].streak) == (2, 2)
+
+
+def test_a_trade_closed_fill_off_plan_holds_its_symbol_from_its_close() -> None:
+    """Its entry filled at or past its own stop or target and was exited at once: the same
+    signal would plan the same entry next cycle (an outside probe, 2026-12-06)."""
+    off_plan = dataclasses.replace(trade(-2), exit_reason=ExitReason.FILL_OFF_PLAN)
+    later = NOW + timedelta(minutes=3)  # booked after its close
+    stats = record_trade(replay([10]), off_plan, later, PERFORMANCE)
+    hold = timedelta(seconds=PERFORMANCE.fill_off_plan_hold_s)
+    assert stats.held_until == NOW + hold
+    assert block_reason(stats, NOW + hold / 2) is ReasonCode.SYMBOL_HELD_AFTER_FILL_OFF_PLAN
+    assert block_reason(stats, NOW + hold) is None
+    assert stats_from_dict(json.loads(json.dumps(stats_to_dict(stats)))) == stats
+    assert record_trade(stats, trade(5), later, PERFORMANCE).held_until == NOW + hold  # kept
+    assert replay([10, -5]).held_until is None
+    assert "held_until" not in stats_to_dict(replay([10, -5]))  # saved as before the hold
+    never = PerformanceSettings(fill_off_plan_hold_s=0)
+    assert record_trade(SymbolStats(SYMBOL), off_plan, NOW, never).held_until is None

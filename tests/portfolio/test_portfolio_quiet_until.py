@@ -67,6 +67,9 @@ async def test_the_ledger_adds_a_symbol_disabled_until_but_not_its_periodic_save
     ledger.stats["BTC/USDT:USDT"] = SymbolStats("BTC/USDT:USDT", disabled_until=ends)
     ledger.stats["ETH/USDT:USDT"] = SymbolStats("ETH/USDT:USDT", disabled_until=NOW)  # ended
     assert ledger.quiet_until(NOW) == ends
+    held = NOW + timedelta(minutes=10)  # after a FILL_OFF_PLAN close: a block's end too
+    ledger.stats["SOL/USDT:USDT"] = SymbolStats("SOL/USDT:USDT", held_until=held)
+    assert ledger.quiet_until(NOW) == held
 
 
 class _Writes(InMemoryRepository):
