@@ -17,7 +17,6 @@ from quantum_trader.domain import (
     ExchangePosition,
     ExitReason,
     Fill,
-    MarketRules,
     Order,
     OrderKind,
     OrderStatus,
@@ -252,22 +251,17 @@ def finish_trade(draft: TradeDraft, funding_usdt: Decimal) -> ClosedTrade:
     )
 
 
-def as_stored(trade: ClosedTrade, rules: MarketRules | None) -> ClosedTrade:
-    """`trade` as the ledger stores it: a price with more than 8 decimals on the tick (8
-    decimals where the rules are unknown), a sum with more to 8 decimals. Only our own
-    arithmetic gives more than 8 (an average of fills, a fee scaled to an order's quantity:
-    a Decimal division's 28 digits — an exit price 3644.637824519230769230769231, a PnL
-    ending …99999808); what an exchange reports has at most 8 and is kept as it is."""
-
-    def price(value: Decimal) -> Decimal:
-        if _decimals(value) <= STORED_DECIMALS or rules is None or rules.tick_size <= 0:
-            return stored_sum(value)
-        return rules.round_price(value)
-
+def as_stored(trade: ClosedTrade) -> ClosedTrade:
+    """`trade` as the ledger stores it: its prices and sums to 8 decimals where they have
+    more. Only our own arithmetic gives more (an average of fills, a fee scaled to an order's
+    quantity: a Decimal division's 28 digits — an exit price 3644.637824519230769230769231, a
+    PnL ending …99999808); what an exchange reports has at most 8 and is kept as it is. An
+    average stays an average (not put on the tick: 100.00666667 for fills at 100 and twice
+    100.01), so the row's PnL still follows from its prices within 1e-8 a unit."""
     return replace(
         trade,
-        entry_price=price(trade.entry_price),
-        exit_price=price(trade.exit_price),
+        entry_price=stored_sum(trade.entry_price),
+        exit_price=stored_sum(trade.exit_price),
         pnl_usdt=stored_sum(trade.pnl_usdt),
         fees_usdt=stored_sum(trade.fees_usdt),
         funding_usdt=stored_sum(trade.funding_usdt),
@@ -275,7 +269,7 @@ def as_stored(trade: ClosedTrade, rules: MarketRules | None) -> ClosedTrade:
 
 
 def stored_sum(value: Decimal) -> Decimal:
-    """`value` (USDT) as a trade row stores it: to 8 decimals where it has more."""
+    """`value` as a trade row stores it: to 8 decimals where it has more."""
     if _decimals(value) <= STORED_DECIMALS:
         return value
     return value.quantize(Decimal(1).scaleb(-STORED_DECIMALS))

@@ -131,8 +131,7 @@ class Carrier(ActionCarrying):
         last = {d.position.symbol: i for i, d in enumerate(result.trades)}
         for i, draft in enumerate(result.trades):
             then = (before, result) if last[draft.position.symbol] == i else None
-            rules = context.rules.get(draft.position.symbol)
-            await self._book_trade(approved(draft, before), now, then, rules)
+            await self._book_trade(approved(draft, before), now, then)
         if result.events:
             await self._repository.record_position_events(result.events)
         for event in result.events:
@@ -172,7 +171,6 @@ class Carrier(ActionCarrying):
         draft: TradeDraft,
         now: datetime,
         then: tuple[Book, Plan] | None,
-        rules: MarketRules | None,
     ) -> None:
         """A closed position's trade, with the fees read now of its orders booked without
         them (the orders still unread stay in the book, against the trade), and its funding;
@@ -187,7 +185,7 @@ class Carrier(ActionCarrying):
         if then is not None:
             symbol = draft.position.symbol
             books = bookings(then[0], then[1], self.book, self.external, partial(eq, symbol))
-        await self._record_trade(as_stored(finish_trade(draft, funding), rules), now, books)
+        await self._record_trade(as_stored(finish_trade(draft, funding)), now, books)
 
     async def _record_trade(
         self, trade: ClosedTrade, now: datetime, books: Bookings | None

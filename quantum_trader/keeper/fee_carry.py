@@ -151,7 +151,7 @@ class FeeCarrier:
                 detail=f"trade closed at {ref.closed_at.isoformat()} {why}",
             )
             return
-        trade = as_stored(amended(stored, fees), None)  # its prices were stored already
+        trade = as_stored(amended(stored, fees))
         if trade != stored:
             await self._ledger.amend_trade(trade, now)
         log.info(

@@ -13,7 +13,7 @@ import sys
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 from typing import Any
 
 from by_hand_person import PERSON_PREFIX, HandAction, booking_key
@@ -48,6 +48,7 @@ ORDER_CHANGES = frozenset(
 )
 FEE_SLACK_USDT = Decimal("0.000001")  # rounding of a fee shared between two positions
 PRICE_DIGITS = Decimal("1e-12")
+STORED_DECIMALS_HALF = Decimal("5e-9")  # half the last of the 8 decimals a row stores
 TICK_MS = round(MONITOR_S * 1000)
 BOOKING_TICK_TICKS = 3  # how long a tick that books may last, in the stand-in's ticks
 # The longest a tick's start may precede one of its reads: a lost answer waits out the
@@ -272,22 +273,14 @@ def covered_apart(
     return parts
 
 
-def _booked_at(
-    trade: ClosedTrade, prices: tuple[Decimal, ...], tick: Decimal | None = None
-) -> bool:
+def _booked_at(trade: ClosedTrade, prices: tuple[Decimal, ...]) -> bool:
     """Whether `trade` was booked at one of `prices` (to 12 digits: an average's last digits
-    depend on the order the keeper summed it in), or, given the market's `tick`, at one on
-    the tick: the row stores an average of more than 8 decimals so (keeper/booking.py
-    `as_stored`)."""
+    depend on the order the keeper summed it in; or to the 8 decimals a row stores an
+    average to, keeper/booking.py `as_stored`)."""
     return any(
-        abs(trade.exit_price - price) <= price * PRICE_DIGITS
-        or (tick is not None and trade.exit_price == _on_tick(price, tick))
+        abs(trade.exit_price - price) <= max(price * PRICE_DIGITS, STORED_DECIMALS_HALF)
         for price in prices
     )
-
-
-def _on_tick(price: Decimal, tick: Decimal) -> Decimal:
-    return (price / tick).to_integral_value(ROUND_HALF_EVEN) * tick
 
 
 def at_the_mark(close: CloseByHand, trade: ClosedTrade, result: HandOutcome) -> bool:
@@ -351,8 +344,7 @@ def _bookings(
     found: dict[int, ClosedTrade] = {}
     for index, close in enumerate(closes):
         on = [t for t in left if t.symbol == symbol_of[close.market_id]]
-        tick = Decimal(result.standin.markets[close.market_id].tick_size)
-        match = next((t for t in on if _booked_at(t, close.exit_prices, tick)), None)
+        match = next((t for t in on if _booked_at(t, close.exit_prices)), None)
         if match is not None:
             found[index] = match
             left.remove(match)

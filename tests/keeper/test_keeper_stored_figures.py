@@ -2,8 +2,8 @@
 
 An outside probe (2026-12-06) read rows holding our own arithmetic's 28 digits: an exit price
 3644.637824519230769230769231 (an average of fills), a PnL ending …99999808. A price with more
-than 8 decimals is stored on the tick, a sum to 8 decimals; what has 8 or fewer — all an
-exchange reports — is stored as it is.
+than 8 decimals, and a sum, is stored to 8 decimals (an average stays an average, not put on
+the tick); what has 8 or fewer — all an exchange reports — is stored as it is.
 """
 
 from __future__ import annotations
@@ -40,25 +40,23 @@ def trade(exit_price: str, pnl: str, entry_price: str = "3600.00") -> ClosedTrad
     )
 
 
-def test_our_averages_go_to_the_tick_and_our_sums_to_8_decimals() -> None:
-    stored = as_stored(trade("3644.637824519230769230769231", "-2.079999999808"), RULES)
-    assert stored.exit_price == Decimal("3644.64")
+def test_our_averages_and_sums_go_to_8_decimals() -> None:
+    stored = as_stored(trade("3644.637824519230769230769231", "-2.079999999808"))
+    assert str(stored.exit_price) == "3644.63782452"
     assert str(stored.pnl_usdt) == "-2.08000000"
     assert stored.entry_price == Decimal("3600.00")
-    unknown = as_stored(trade("3644.637824519230769230769231", "1"), None)
-    assert str(unknown.exit_price) == "3644.63782452"  # no tick known: 8 decimals
 
 
 def test_what_an_exchange_reports_is_stored_as_it_is() -> None:
     """Binance's average price off the tick, its fee and PnL at 8 decimals, a 0E-8."""
     reported = trade("3644.63782451", "-2.07999998", entry_price="3600.5")
     reported = replace(reported, funding_usdt=Decimal("0E-8"))
-    assert as_stored(reported, RULES) == reported
-    assert str(as_stored(reported, RULES).entry_price) == "3600.5"
+    assert as_stored(reported) == reported
+    assert str(as_stored(reported).entry_price) == "3600.5"
 
 
-async def test_an_exit_filled_at_two_prices_is_booked_on_the_tick() -> None:
-    """1 of 3 BTC sold at 100, 2 at 100.01: 100.00666… on average; stored at 100.01."""
+async def test_an_exit_filled_at_two_prices_is_booked_at_its_average_to_8_decimals() -> None:
+    """1 of 3 BTC sold at 100, 2 at 100.01: 100.00666… on average; stored as 100.00666667."""
     harness = await Harness.start()
     exchange = harness.exchange
     await harness.keeper.tick(harness.now, rest=True)
@@ -68,6 +66,6 @@ async def test_an_exit_filled_at_two_prices_is_booked_on_the_tick() -> None:
     await harness.keeper.close_all(ExitReason.EMERGENCY, harness.now)
 
     [closed] = await harness.repository.closed_trades()
-    assert closed.exit_price == Decimal("100.01")
+    assert closed.exit_price == Decimal("100.00666667")
     assert closed.pnl_usdt == closed.pnl_usdt.quantize(Decimal("1E-8"))
     assert len(str(closed.pnl_usdt).partition(".")[2]) <= 8
