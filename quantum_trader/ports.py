@@ -165,7 +165,14 @@ class ExchangeStreams(Protocol):
         """Replace the mirror with a REST snapshot that disagreed with it (a missed event).
         The events received since each of its reads was sent (`snapshot.taken_at`, the
         positions'; `conditional_orders_taken_at`) are applied again on top of it, not those
-        received before: the reads show them (execution/account_mirror.py)."""
+        received before: the reads show them (execution/account_mirror.py). A conditional
+        order of ours the mirror holds firing that the snapshot leaves out stays listed."""
+        ...
+
+    def apply_lookups(self, found: Mapping[str, Order | None]) -> None:
+        """Our orders as the keeper's lookups by client order id `found` them (None: the
+        exchange no longer knows it): one that ended ends the mirror's, whose end event may
+        have been lost; the lookup's other states change nothing."""
         ...
 
 

@@ -24,7 +24,13 @@ at market racing the stop's own order (an outside probe on the stand-in, 2026-12
 `seed(snapshot)` replaces the mirror with a REST snapshot, then re-applies the events the
 snapshot's reads may not show (a bounded log of recent events is kept for this): the snapshot
 closes the gap, the newer events stay. A seed keeps the final states of orders (they cannot
-change) and forgets open ones the snapshot does not list: their fate is for REST to tell.
+change) and forgets open ones the snapshot does not list: their fate is for REST to tell. But
+not a conditional order of ours it holds firing: GET openAlgoOrders may leave firing orders
+out (Binance does not say; keeper/recheck.py `mirror_difference` counts none as a
+difference), so it stays listed firing until its end event, or until a lookup by id says it
+ended (`apply_lookups`, the keeper's each tick: its end event may be lost in the gap the seed
+closes). Was: a seed for another reason (a reconnect, a position that differed) dropped it,
+and the keeper saw the stop executing as missing.
 
 Which events a seed re-applies. A REST snapshot is several reads, each stamped when it was
 sent on the clock that stamps each event's receipt (`ExchangeSnapshot.taken_at` for the
@@ -61,7 +67,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from quantum_trader.clock import utc_from_ms
+from quantum_trader.clock import ms_from_utc, utc_from_ms
 from quantum_trader.domain import (
     ZERO,
     ExchangePosition,
@@ -80,6 +86,7 @@ from quantum_trader.execution.binance_events import (
     TradeReported,
     UserEvent,
 )
+from quantum_trader.keeper.ids import is_ours
 from quantum_trader.record import record
 
 _ALGO_STAGE = {"NEW": 0, "TRIGGERING": 1, "TRIGGERED": 2}
@@ -216,7 +223,9 @@ class AccountMirror:
         self._seeded_at_ms = self._before(snapshot.taken_at, AccountUpdate)
         self._positions = {s: (_NEVER, _state_of(p)) for s, p in snapshot.positions.items()}
         self._orders = {
-            cid: held for cid, held in self._orders.items() if held.order.status.is_final
+            cid: held
+            for cid, held in self._orders.items()
+            if held.order.status.is_final or _firing_ours(held)  # firing: unless the read ends it
         }
         for order in snapshot.open_conditional_orders:  # resting, or firing where listed
             stage = _ALGO_STAGE["NEW" if order.triggered_at is None else "TRIGGERING"]
@@ -230,6 +239,23 @@ class AccountMirror:
         for received_at, event in self._log:
             if received_at >= _read_sent(snapshot, event):
                 self._apply(event)
+
+    def apply_lookups(self, found: Mapping[str, Order | None]) -> None:
+        """Our orders as a lookup by id `found` them (None: the exchange no longer knows it):
+        one that ended ends the mirror's open conditional order, as its end event would (lost,
+        or not come yet); one the exchange no longer knows is dropped where the mirror holds
+        it firing. Nothing for an order the mirror does not hold open, nor from a state not
+        final (the stream's word)."""
+        for cid, order in found.items():
+            held = self._orders.get(cid)
+            if held is None or not held.open:
+                continue
+            if order is None:
+                if _firing_ours(held):
+                    del self._orders[cid]
+            elif order.status.is_final:
+                time_ms = ms_from_utc(order.updated_at or order.created_at)
+                self._apply_order(_Held(order, (_FINAL_STAGE, order.filled_quantity, time_ms)))
 
     def _before(
         self, read_sent: datetime, kind: type[AccountUpdate | AlgoUpdate]
@@ -271,6 +297,11 @@ class AccountMirror:
             open_conditional_orders=tuple(h.order for h in self._orders.values() if h.open),
             orders={cid: held.order for cid, held in self._orders.items()},
         )
+
+
+def _firing_ours(held: _Held) -> bool:
+    """`held` is a conditional order of ours that met its trigger and has not ended."""
+    return held.open and held.order.triggered_at is not None and is_ours(held.order.client_order_id)
 
 
 def _symbols_moved(event: UserEvent) -> tuple[str, ...]:

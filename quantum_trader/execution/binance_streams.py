@@ -172,6 +172,9 @@ class BinanceStreams:
         log.warning("stream_mirror_reseeded", positions=len(snapshot.positions))
         self._updated.set()
 
+    def apply_lookups(self, found: Mapping[str, Order | None]) -> None:
+        self._mirror.apply_lookups(found)  # the keeper's own tick: no wake
+
     async def run(self, stopping: asyncio.Event) -> None:
         """Keep both streams connected until `stopping` is set, then close them.
 

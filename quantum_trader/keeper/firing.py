@@ -14,13 +14,20 @@ exchange reports it final (filled, cancelled, expired) or no longer knows it.
 Every firing order blocks, not only one stuck `stop_stuck_after_s`: one still firing while no
 position is held (closed by another order meanwhile) may execute as late as a stuck one, and
 while a position is held the symbol takes no entry anyway.
+
+GET openAlgoOrders may leave firing orders out (Binance does not say), so on REST, or in a
+mirror reseeded from such a read, a stop of ours executing would count as missing: another
+placed beside it, an exit sent racing its market order. The tick looks such a stop up by id;
+`with_looked_up_firing` lists it again as the lookup (or, where that failed, the book) knows
+it, so protection treats it as it treats a listed one (keeper/protect.py `closing_stop`, and
+once stuck `StopWhy.STUCK`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 
-from quantum_trader.domain import Order, OrderKind
+from quantum_trader.domain import ExchangeSnapshot, Order, OrderKind
 from quantum_trader.record import replace
 
 
@@ -39,6 +46,33 @@ def trigger_times(
             continue
         changed.append(replace(order, triggered_at=latest.triggered_at))
     return changed
+
+
+def with_looked_up_firing(
+    snapshot: ExchangeSnapshot, found: Mapping[str, Order | None], working: Iterable[Order]
+) -> ExchangeSnapshot:
+    """`snapshot` with the `working` orders of ours it leaves out of the open ones (on a
+    symbol whose orders it read) that are firing as this tick's lookup `found` them, or, where
+    that lookup failed, as the book last recorded them (`trigger_times`): unless `snapshot`
+    itself reports them final. One the exchange no longer knows, or a lookup found ended or
+    resting, is not added. Bounded as a listed one is: once stuck it protects nothing."""
+    listed = {o.client_order_id for o in snapshot.open_conditional_orders}
+    firing: list[Order] = []
+    for order in working:
+        cid = order.client_order_id
+        reported = snapshot.orders.get(cid)
+        if (
+            cid in listed
+            or not snapshot.lists_orders_of(order.symbol)
+            or (reported is not None and reported.status.is_final)
+        ):
+            continue
+        latest = found.get(cid, order)  # the book's record where the lookup failed
+        if latest is not None and latest.triggered_at is not None and not latest.status.is_final:
+            firing.append(latest)
+    if not firing:
+        return snapshot
+    return replace(snapshot, open_conditional_orders=(*snapshot.open_conditional_orders, *firing))
 
 
 def firing_reason(order: Order) -> str:

@@ -57,10 +57,10 @@ from quantum_trader.keeper.last_stand import stops_to_place
 from quantum_trader.keeper.plan import (
     Context,
     Observation,
+    as_looked_up,
     lookups_needed,
     orders_to_read_fills,
     plan,
-    without_ended,
 )
 from quantum_trader.keeper.protect import CancelOrder
 from quantum_trader.keeper.reads import ExchangeReads, Reads, symbols_of_ours
@@ -288,7 +288,7 @@ class PositionKeeper(Entering):
         snapshot = await reads.snapshot(now, unechoed, rest=rest, ours=symbols_of_ours(book))
         self._last_read = now, snapshot.positions
         found = await reads.look_up(lookups_needed(book, snapshot))
-        snapshot = without_ended(snapshot, found)
+        snapshot = as_looked_up(snapshot, found, book)
         filled = orders_to_read_fills(book, snapshot, found)
         self._filled_known = frozenset(cid for _, cid in filled)
         fills, not_read = await reads.read_fills(filled)
@@ -411,7 +411,7 @@ class PositionKeeper(Entering):
             book, reads = self._carrier.book, self._reads
             snapshot = await reads.snapshot(now, (), rest=True, ours=symbols_of_ours(book))
             found = await reads.look_up(lookups_needed(book, snapshot))
-            snapshot = without_ended(snapshot, found)
+            snapshot = as_looked_up(snapshot, found, book)
             fills, not_read = await reads.read_fills(orders_to_read_fills(book, snapshot, found))
             marks = await reads.marks(sorted(set(book.positions) | set(snapshot.positions)), now)
             seen = Observation(snapshot, found, fills, marks, self._filled_known, not_read)

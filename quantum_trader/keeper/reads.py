@@ -135,13 +135,13 @@ class ExchangeReads:
         self._positions_checked_at = now
         if orders_of is None:
             self._rest_checked_at = now
-        difference = mirror_difference(mirrored, fresh) if mirrored is not None else ""
-        if streams is not None and difference:
+        if mirrored is None:
+            return fresh
+        difference = mirror_difference(mirrored, fresh)
+        if streams is not None and difference:  # the reseed keeps its firing orders of ours
             log.warning("stream_mirror_differs", detail=difference)
             streams.reseed(fresh)
-        elif mirrored is not None:
-            return with_firing(fresh, mirrored)
-        return fresh
+        return with_firing(fresh, mirrored)
 
     async def _orders(
         self, wanted: Set[str] | None
@@ -234,6 +234,9 @@ class ExchangeReads:
         return any(now - booked >= timeout for booked in unechoed)
 
     async def look_up(self, wanted: Sequence[tuple[str, str]]) -> dict[str, Order | None]:
+        """Our orders in `wanted` by client order id, as the exchange answers (None: it does
+        not know the order), told to the streams' mirror: an end the stream did not tell ends
+        the mirror's order (one firing a reseed kept: execution/account_mirror.py)."""
         found: dict[str, Order | None] = {}
         for symbol, client_order_id in wanted:
             try:
@@ -242,6 +245,8 @@ class ExchangeReads:
                 log.warning(
                     "order_lookup_failed", client_order_id=client_order_id, error=str(error)
                 )
+        if self._streams is not None and found:
+            self._streams.apply_lookups(found)
         return found
 
     async def read_fills(self, wanted: Sequence[tuple[str, str]], *, again: bool = False) -> Reads:

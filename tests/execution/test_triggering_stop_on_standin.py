@@ -4,17 +4,19 @@ Update) → TRIGGERED → FINISHED. From TRIGGERING to its fill it is executing:
 no stop beside it, sends no exit beside it, says no error, and books the close once, SL_HIT at
 the stop's fill, nothing of ours left on the exchange. Through the ccxt adapter on the
 stand-in, its triggered stops held in TRIGGERING (`Engine.stall_triggers`) for two keeper
-ticks, then run (`resume_stalled`): with the streams, and REST only where GET openAlgoOrders
-lists firing orders (`lists_firing`; where it does not, such a stop counts as missing on REST,
-docs/KEEPER.md). The mark stays through the stop (the stop maths would close at market), or
-comes back above it (the stop fired on a brief dip the keeper's mark never showed).
+ticks, then run (`resume_stalled`): with the streams, and REST only whether or not GET
+openAlgoOrders lists firing orders (`lists_firing`; where it does not, the keeper's lookup of
+the stop by id says it is firing, or the book's record where that lookup fails). The mark
+stays through the stop (the stop maths would close at market), or comes back above it (the
+stop fired on a brief dip the keeper's mark never showed).
 
 Was (an outside probe, 2026-12-06): the streams' mirror listed only resting (NEW) conditional
 orders, so a firing stop dropped out of the snapshot: the keeper placed another (MISSING;
 on Binance refused -2021 as immediately triggering, an error line, then a close at market),
 and with the mark through the stop — on REST too — the stop maths sent a reduce-only market
 close racing the stop's own order (on Binance the second refused, -2022, and a stray stop
-placed for it, EXIT_REFUSED).
+placed for it, EXIT_REFUSED). And REST only, where GET openAlgoOrders left the firing stop out,
+it counted as missing though its lookup said it was firing (until the same evening).
 """
 
 from __future__ import annotations
@@ -25,11 +27,13 @@ from typing import Any
 
 import pytest
 from loopback import LoopbackBinance
-from standin_keeper import BTC_MARKET, TICK_S, EnteringKeeper, keeper_on_streams
+from loopback.faults import Outage
+from standin_keeper import ALGO_ORDER, BTC_MARKET, TICK_S, EnteringKeeper, keeper_on_streams
 from structlog.testing import capture_logs
 from test_exchange_answers import BTC
 from test_rest_only_orders_on_standin import keeper_rest_only
 
+from quantum_trader.clock import ms_from_utc
 from quantum_trader.domain import ExitReason
 from quantum_trader.keeper.keeper import PositionKeeper
 from quantum_trader.monitor.settings import MonitorSettings
@@ -124,15 +128,50 @@ async def test_with_the_streams_a_stop_triggering_is_waited_for_then_booked(
         )
 
 
+LISTED = pytest.mark.parametrize("listed", [True, False], ids=["listed-as-open", "not-listed"])
+
+
 @MARKS
-async def test_rest_only_a_stop_listed_triggering_is_waited_for_then_booked(
-    after: Decimal,
+@LISTED
+async def test_rest_only_a_stop_triggering_is_waited_for_then_booked(
+    after: Decimal, listed: bool
 ) -> None:
+    """Where GET openAlgoOrders leaves the firing stop out, the keeper's lookup of it by id
+    (GET algoOrder) says it is firing: it covers the position as if listed (was: counted
+    missing, another stop placed — on Binance refused -2021, an error line, then a close at
+    market racing the stop's own order)."""
     async with keeper_rest_only([BTC]) as rig:
-        rig.server.state.lists_firing = True
+        rig.server.state.lists_firing = listed
         await waits_for_the_stop_then_books_it(
             rig.server, rig.tick, rig.keeper, rig.repository, after
         )
+
+
+async def test_rest_only_a_stop_triggering_whose_lookup_fails_is_waited_for_too() -> None:
+    """GET openAlgoOrders leaves the firing stop out and its lookup by id fails for two
+    ticks: the book's own record of it (firing since the last lookup) covers the position
+    meanwhile, as a listed firing stop does."""
+    async with keeper_rest_only([BTC]) as rig:
+        server = rig.server
+        fire_and_stall(server, THROUGH)
+        await rig.tick()  # looked up: firing
+        now_ms = ms_from_utc(rig.now())
+        two_ticks = now_ms + 2 * int(TICK_S * 1000) + 1
+        server.outage(Outage(ALGO_ORDER, now_ms, two_ticks, method="GET"))
+        with capture_logs() as logs:
+            await rig.tick()
+            await rig.tick()
+
+        assert [e["event"] for e in logs if e["event"] == "order_lookup_failed"] != []
+        assert (stops_sent(server), exits_sent(server)) == (1, [])
+        assert [e["event"] for e in logs if e["log_level"] in ("error", "critical")] == []
+
+        server.engine.resume_stalled()  # and the lookups answer again
+        await rig.tick()
+        [trade] = await rig.repository.closed_trades()
+        assert (trade.exit_reason, trade.exit_price) == (ExitReason.SL_HIT, THROUGH)
+        assert (stops_sent(server), exits_sent(server)) == (1, [])
+        assert working(server) == []
 
 
 async def test_the_mirror_lists_a_stop_triggering_as_firing_as_rest_does() -> None:
@@ -155,9 +194,6 @@ async def test_the_mirror_lists_a_stop_triggering_as_firing_as_rest_does() -> No
         assert {o.client_order_id for o in mirrored.open_conditional_orders} == {
             o.client_order_id for o in rest
         }
-
-
-LISTED = pytest.mark.parametrize("listed", [True, False], ids=["listed-as-open", "not-listed"])
 
 
 @LISTED

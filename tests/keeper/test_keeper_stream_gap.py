@@ -15,7 +15,7 @@ is not protected twice because the mirror does not list that stop yet.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -50,6 +50,7 @@ class UsableMirror:
     def __init__(self) -> None:
         self._updated = asyncio.Event()
         self.reseeded: list[ExchangeSnapshot] = []
+        self.looked_up: list[dict[str, Order | None]] = []
 
     async def run(self, stopping: asyncio.Event) -> None:
         await stopping.wait()
@@ -74,6 +75,9 @@ class UsableMirror:
 
     def reseed(self, snapshot: ExchangeSnapshot) -> None:
         self.reseeded.append(snapshot)
+
+    def apply_lookups(self, found: Mapping[str, Order | None]) -> None:
+        self.looked_up.append(dict(found))
 
 
 class MirrorThatMissedTheEntry(UsableMirror):
