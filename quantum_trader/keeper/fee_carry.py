@@ -14,9 +14,10 @@ from datetime import datetime
 
 from quantum_trader.domain import ZERO, Fill
 from quantum_trader.errors import MarketDataError, RetryLater
-from quantum_trader.keeper.book import TradeFees, TradeRef, UnreadFees
+from quantum_trader.keeper.book import TradeFees, UnreadFees
 from quantum_trader.keeper.booking import TradeDraft, as_stored, stored_sum, trade_risk
 from quantum_trader.keeper.fees import FEES_UNREAD, amended, fee_due
+from quantum_trader.keeper.trade_ref import TradeRef
 from quantum_trader.log import get_logger
 from quantum_trader.portfolio.ledger import Ledger
 from quantum_trader.ports import Exchange, Repository, StateWrite

@@ -28,10 +28,11 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from quantum_trader.domain import ZERO, ClosedTrade, Fill, Order
-from quantum_trader.keeper.book import Book, TradeFees, TradeRef, UnreadFees
+from quantum_trader.keeper.book import Book, TradeFees, UnreadFees
 from quantum_trader.keeper.booking import execution_of
 from quantum_trader.keeper.draft import Draft
 from quantum_trader.keeper.plan import Note, Observation
+from quantum_trader.keeper.trade_ref import TradeRef
 from quantum_trader.record import replace
 
 FEES_UNREAD = "fees_unread"
