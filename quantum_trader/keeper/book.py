@@ -270,6 +270,7 @@ class Book:
     restart tries at once.
     `added_unread` holds, by symbol held (or awaiting a close's price), what a growth by hand
     added while the account's trades could not be read, until they are and its fee is booked
+    — where the position closed first, against its closed trade, amended then
     (keeper/added_unread.py); saved in the repository's state with the position's bookings.
     `parts_unread` holds, by symbol held (or awaiting a close's price), the parts a person
     reduced that were booked at the mark while the account's trades could not be read, until
@@ -344,15 +345,14 @@ class Book:
         return replace(self, positions={**self.positions, position.symbol: position})
 
     def without_position(self, symbol: str) -> Book:
+        """The book after the position on `symbol` closed, its trade about to be booked: a
+        growth of it whose trades are unread kept for that trade (keeper/fee_carry.py)."""
         positions = {s: p for s, p in self.positions.items() if s != symbol}
-        if not any(symbol in m for m in (self.limits, self.added_unread, self.parts_unread)):
+        if not any(symbol in m for m in (self.limits, self.parts_unread)):
             return replace(self, positions=positions)
         limits = {s: q for s, q in self.limits.items() if s != symbol}
-        added = {s: a for s, a in self.added_unread.items() if s != symbol}
         parts = {s: a for s, a in self.parts_unread.items() if s != symbol}
-        return replace(
-            self, positions=positions, limits=limits, added_unread=added, parts_unread=parts
-        )
+        return replace(self, positions=positions, limits=limits, parts_unread=parts)
 
     def with_intent(self, intent: Intent) -> Book:
         return replace(self, intents={**self.intents, intent.client_order_id: intent})
