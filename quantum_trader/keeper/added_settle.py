@@ -61,10 +61,13 @@ def settle_added_unread(
 
 
 def _held(book: Draft, symbol: str, waiting: UnreadAddition) -> Position | None:
-    """The position `waiting` was remembered for, held or closed awaiting a price, if it is."""
-    held, unpriced = book.positions.get(symbol), book.unpriced.get(symbol)
-    position = held if held is not None else unpriced.position if unpriced else None
-    return position if of_position(waiting, position) else None
+    """The position `waiting` was remembered for, held or closed awaiting a price (a flip's
+    old side: the new side is held beside it), if either is."""
+    unpriced = book.unpriced.get(symbol)
+    for position in (book.positions.get(symbol), unpriced.position if unpriced else None):
+        if of_position(waiting, position):
+            return position
+    return None
 
 
 def _found(

@@ -19,7 +19,7 @@ from test_keeper_added_seen import given_up_unlisted, grown_unread
 from test_keeper_external_exits import BTC, by_hand, fee_paid
 from test_keeper_fees_unread import sent, trade_ref
 from test_keeper_properties import KEEPER, Harness, sized
-from test_keeper_round_trip import stops_of_ours
+from test_keeper_round_trip import stops_of_ours, trade
 
 from quantum_trader.domain import ClosedTrade, ExitReason, OrderSide, Side
 from quantum_trader.keeper.added_unread import ADDED_UNREAD, UnreadAddition
@@ -208,6 +208,27 @@ async def test_a_growth_unread_when_our_exit_answered_closed_it_amends_the_trade
     events = await readable(harness)
 
     await amended_once(harness, booked, events)
+
+
+async def test_a_growth_unread_when_a_person_flipped_it_is_in_the_flip_s_trade() -> None:
+    """A flip by hand while the trades are unreadable: the close awaits its price, the new
+    side held beside it; once they read, the growth's fee goes to the close awaiting its
+    price, booked at the flip's trade (was: dropped, the new side not its position)."""
+    harness = await Harness.start()
+    quantity, entry = await grown_unread(harness)
+    harness.exchange.account_fills_unreadable = UNREADABLE
+    harness.exchange.move(BTC, Decimal(99))
+    await trade(harness, "web_flip_8", OrderSide.SELL, 2 * (quantity + 1))
+    await harness.tick()
+    assert BTC in harness.keeper.book.unpriced
+
+    await readable(harness)
+
+    [closed] = await harness.repository.closed_trades()
+    assert (closed.exit_price, closed.exit_reason) == (Decimal(99), ExitReason.MANUAL)
+    paid = fee_paid(harness, entry) + fee_paid(harness, "web_added_6")
+    assert closed.fees_usdt == paid + fee_paid(harness, "web_flip_8") / 2
+    assert harness.keeper.book.added_unread == {}
 
 
 async def test_a_growth_unread_past_the_bound_after_its_close_is_given_up_once() -> None:
