@@ -23,6 +23,7 @@ from test_keeper_round_trip import stops_of_ours, trade
 
 from quantum_trader.domain import ClosedTrade, ExitReason, OrderSide, Side
 from quantum_trader.keeper.added_unread import ADDED_UNREAD, UnreadAddition
+from quantum_trader.keeper.external_saved import EXTERNAL_BOOKED
 from quantum_trader.keeper.ids import Purpose
 
 UNREADABLE = 10_000  # the account's trades answer 429 until the test says otherwise
@@ -126,6 +127,31 @@ async def test_a_growth_unread_at_its_close_is_remembered_against_the_trade_and_
     assert UnreadAddition.from_dict(saved[BTC]) == waiting
     await harness.restart()
     assert harness.keeper.book.added_unread == {BTC: waiting}
+
+
+async def test_an_amendment_written_before_the_growth_was_forgotten_is_not_made_again() -> None:
+    """A stop between the trade's amendment and forgetting the growth: the next run reads its
+    trades again and finds the trade amended already."""
+    harness = await Harness.start()
+    await grown_unread(harness)
+    await stopped_out(harness)
+    await harness.tick()
+    saved = {n: await harness.repository.load_state(n) for n in (ADDED_UNREAD, EXTERNAL_BOOKED)}
+    await readable(harness, ticks=1)
+    [amended] = await harness.repository.closed_trades()
+    for namespace, entries in saved.items():  # as the stop left them: written together
+        await harness.repository.delete_state(namespace, BTC)
+        for symbol, entry in entries.items():
+            await harness.repository.save_state(namespace, symbol, entry)
+    await harness.restart()
+
+    events = await readable(harness, ticks=2)
+
+    assert await harness.repository.closed_trades() == [amended]
+    assert amended.fees_usdt == charged(harness)
+    assert "trade_fees_amended" not in events
+    assert "trade_fees_amended_already" in events
+    assert await harness.repository.load_state(ADDED_UNREAD) == {}
 
 
 async def test_a_growth_and_a_stop_both_unread_amend_the_trade_by_each_fee_once() -> None:
