@@ -17,13 +17,14 @@ bookings, so a restart reads them too.
 
 A position that closes first — our stop, an exit of ours, a close by hand, in that tick or a
 later one — leaves it remembered against the closed trade (`trade`, bound when the carrier
-books it: keeper/fee_carry.py), as our orders' unread fees are (keeper/fees.py): the ticks
-read the symbol's trades for it in the closed `position`'s window, and once they show it the
-trade is amended by its fee, once (`trade_fees_amended`, keeper/fees.py); given up after the
-same bound (was: forgotten with its position, the closed trade short of its fee for good —
-the restart campaign, seed 41774, 0.2827 USDT). One a symbol: a later position held there
-reads its own window, where these trades are not (given up then), and a growth of it
-unread too replaces this one.
+books it: keeper/fee_carry.py), as our orders' unread fees are (keeper/fees.py). The plan
+that closes it keeps it, so the tick reads the trades for it: read then, its fee is in the
+trade as booked. Else the ticks read the symbol's trades for it in the closed `position`'s
+window, and once they show it the trade is amended by its fee, once (`trade_fees_amended`);
+given up after the same bound (was: forgotten with its position, the closed trade short of
+its fee for good — the restart campaign, seed 41774, 0.2827 USDT). One a symbol: a later
+position held there reads its own window, where these trades are not (given up then), and a
+growth of it unread too replaces this one.
 """
 
 from __future__ import annotations
