@@ -18,13 +18,17 @@ from structlog.testing import capture_logs
 from test_keeper_added_seen import given_up_unlisted, grown_unread
 from test_keeper_external_exits import BTC, by_hand, fee_paid
 from test_keeper_fees_unread import sent, trade_ref
-from test_keeper_properties import KEEPER, Harness, sized
+from test_keeper_properties import KEEPER, T0, Harness, sized
 from test_keeper_round_trip import stops_of_ours, trade
 
 from quantum_trader.domain import ClosedTrade, ExitReason, OrderSide, Side
 from quantum_trader.keeper.added_unread import ADDED_UNREAD, UnreadAddition
+from quantum_trader.keeper.book import Book, TradeFees
+from quantum_trader.keeper.draft import Draft
 from quantum_trader.keeper.external_saved import EXTERNAL_BOOKED
+from quantum_trader.keeper.fees import amendment
 from quantum_trader.keeper.ids import Purpose
+from quantum_trader.keeper.trade_ref import TradeRef
 
 UNREADABLE = 10_000  # the account's trades answer 429 until the test says otherwise
 
@@ -174,6 +178,24 @@ async def test_a_growth_and_a_stop_both_unread_amend_the_trade_by_each_fee_once(
     assert "trade_fees_not_amended" not in events
     assert harness.keeper.book.added_unread == {}
     assert harness.keeper.book.fees_unread == {}
+
+
+def test_an_amendment_points_what_is_still_remembered_at_the_trade_as_stored() -> None:
+    """Booked with fees of more than 8 decimals (a fee scaled to an order's quantity), the
+    trade's row holds them to 8, and an amendment stores its sum to 8 again: the growth still
+    remembered against the trade refers to those fees, which its own amendment then finds
+    (keeper/fee_carry.py `amend`; rounding the unrounded sum instead gave 0.12345679, and the
+    growth's fee was not amended: `trade_fees_not_amended`)."""
+    ref = TradeRef(BTC, "qt-e-1", T0, Decimal("0.123456785"), Decimal(3))
+    waiting = UnreadAddition(Decimal(1), T0, "qt-e-1", T0, trade=ref)
+    book = Draft(Book(added_unread={BTC: waiting}))
+
+    made = amendment(book, ref, Decimal("0.000000005"), ("qt-x-1",))
+
+    assert made == TradeFees(ref, Decimal("0.000000005"), ("qt-x-1",))
+    rebased = book.added_unread[BTC].trade
+    assert rebased is not None
+    assert rebased.fees_usdt == Decimal("0.12345678")  # 0.12345678 + 0.000000005, half even
 
 
 async def test_a_growth_unread_whose_trades_read_again_as_our_stop_fills_is_in_its_trade() -> None:
