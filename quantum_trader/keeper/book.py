@@ -29,6 +29,8 @@ from quantum_trader.keeper.added_unread import UnreadAddition
 from quantum_trader.keeper.firing import firing_reason, left_reason
 from quantum_trader.keeper.ids import Purpose, purpose_of
 from quantum_trader.keeper.part_unread import UnreadPart
+from quantum_trader.keeper.trade_ref import TradeRef as TradeRef
+from quantum_trader.keeper.trade_ref import finite
 from quantum_trader.keeper.unpriced import UnpricedClose
 from quantum_trader.record import record, replace
 
@@ -157,42 +159,6 @@ class Intent:
 
 
 @record
-class TradeRef:
-    """A closed trade booked without the fees of some of its orders (their fills were unread
-    at its close), to amend once they are read (keeper/fees.py).
-
-    The repository knows it by (`symbol`, `entry_order_id`, `closed_at`); `fees_usdt` are its
-    fees as booked (a stored trade with other fees was amended already), `risk_usdt` its
-    initial risk, its R's denominator (0: unknown, the trade has no R).
-    """
-
-    symbol: str
-    entry_order_id: str
-    closed_at: datetime
-    fees_usdt: Decimal
-    risk_usdt: Decimal
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "symbol": self.symbol,
-            "entry_order_id": self.entry_order_id,
-            "closed_at": self.closed_at.isoformat(),
-            "fees_usdt": str(self.fees_usdt),
-            "risk_usdt": str(self.risk_usdt),
-        }
-
-    @classmethod
-    def from_dict(cls, raw: Mapping[str, Any]) -> TradeRef:
-        return cls(
-            str(raw["symbol"]),
-            str(raw["entry_order_id"]),
-            datetime.fromisoformat(raw["closed_at"]),
-            _finite(raw["fees_usdt"]),
-            _finite(raw["risk_usdt"]),
-        )
-
-
-@record
 class TradeFees:
     """The fees read for a trade booked without them (`fee_usdt`, of `orders`): its
     amendment, carried out by the keeper (keeper/fee_carry.py)."""
@@ -249,18 +215,10 @@ class UnreadFees:
         return cls(
             order,
             since,
-            _finite(extra["booked_fee_usdt"]),
+            finite(extra["booked_fee_usdt"]),
             TradeRef.from_dict(trade) if trade else None,
-            _finite(fee_read) if fee_read is not None else None,
+            finite(fee_read) if fee_read is not None else None,
         )
-
-
-def _finite(raw: Any) -> Decimal:
-    """A saved amount: a finite number (ValueError otherwise: keeper/fees_saved.py)."""
-    value = Decimal(str(raw))
-    if not value.is_finite():
-        raise ValueError(f"not a finite amount: {raw!r}")
-    return value
 
 
 def is_unsettled(order: Order) -> bool:
@@ -312,6 +270,7 @@ class Book:
     restart tries at once.
     `added_unread` holds, by symbol held (or awaiting a close's price), what a growth by hand
     added while the account's trades could not be read, until they are and its fee is booked
+    — where the position closed first, against its closed trade, amended then
     (keeper/added_unread.py); saved in the repository's state with the position's bookings.
     `parts_unread` holds, by symbol held (or awaiting a close's price), the parts a person
     reduced that were booked at the mark while the account's trades could not be read, until
@@ -386,15 +345,14 @@ class Book:
         return replace(self, positions={**self.positions, position.symbol: position})
 
     def without_position(self, symbol: str) -> Book:
+        """The book after the position on `symbol` closed, its trade about to be booked: a
+        growth of it whose trades are unread kept for that trade (keeper/fee_carry.py)."""
         positions = {s: p for s, p in self.positions.items() if s != symbol}
-        if not any(symbol in m for m in (self.limits, self.added_unread, self.parts_unread)):
+        if not any(symbol in m for m in (self.limits, self.parts_unread)):
             return replace(self, positions=positions)
         limits = {s: q for s, q in self.limits.items() if s != symbol}
-        added = {s: a for s, a in self.added_unread.items() if s != symbol}
         parts = {s: a for s, a in self.parts_unread.items() if s != symbol}
-        return replace(
-            self, positions=positions, limits=limits, added_unread=added, parts_unread=parts
-        )
+        return replace(self, positions=positions, limits=limits, parts_unread=parts)
 
     def with_intent(self, intent: Intent) -> Book:
         return replace(self, intents={**self.intents, intent.client_order_id: intent})

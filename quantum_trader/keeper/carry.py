@@ -173,13 +173,12 @@ class Carrier(ActionCarrying):
         then: tuple[Book, Plan] | None,
     ) -> None:
         """A closed position's trade, with the fees read now of its orders booked without
-        them (the orders still unread stay in the book, against the trade), and its funding;
-        `then` (the books before the plan, and the plan) for the symbol's last trade of the
-        plan: written with the position's deletion and what else the plan books for the
-        symbol (keeper/bookings.py), in one write."""
-        left, draft = await self._fees.settle_close(self.book.fees_unread, draft)
-        if left is not self.book.fees_unread:
-            self.book = replace(self.book, fees_unread=left)
+        them (the orders still unread stay in the book, against the trade, as does a growth
+        by hand whose trades are unread), and its funding; `then` (the books before the
+        plan, and the plan) for the symbol's last trade of the plan: written with the
+        position's deletion and what else the plan books for the symbol
+        (keeper/bookings.py), in one write."""
+        self.book, draft = await self._fees.settle_close(self.book, draft)
         funding = await self._funding(draft.position)
         books = None
         if then is not None:

@@ -74,11 +74,7 @@ class Draft:
             {s: p for s, p in self.entries_seen.items() if s in self.positions},
             {s: q for s, q in self.limits.items() if s in self.positions},
             {s: t for s, t in self.targets_refused.items() if s in self.positions},
-            {
-                s: a
-                for s, a in self.added_unread.items()
-                if s in self.positions or s in self.unpriced
-            },
+            dict(self.added_unread),  # one whose position closed: its trade's (fee_carry.py)
             {
                 s: p
                 for s, p in self.parts_unread.items()

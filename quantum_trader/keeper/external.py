@@ -276,8 +276,9 @@ def closed_positions(
     position an entry of ours opened where the books held none, booked by `plan` from its
     fill and traded by hand before it was read (keeper/unseen_entry.py), since it was sent
     (was: no window for it where no look had read the symbol flat — the tick failed); one
-    grown by hand while the trades could not be read, since the growth (added_unread.py); one
-    reduced by hand and booked at the mark meanwhile, since that part (part_unread.py)."""
+    grown by hand while the trades could not be read, since the growth (added_unread.py), or
+    since it opened where it closed first and nothing is held there; one reduced by hand and
+    booked at the mark meanwhile, since that part (part_unread.py)."""
     ours = {i.client_order_id for i in book.intents.values()}
     after = plan.book
     opened = [t.position for t in plan.trades] + [u.position for u in after.unpriced.values()]
@@ -286,7 +287,9 @@ def closed_positions(
     positions |= {**book.positions, **{s: u.position for s, u in book.unpriced.items()}}
     at = {s: t for s, t in held_at.items() if s not in book.unpriced}
     for symbol, waiting in after.added_unread.items():  # from the growth (added_unread.py)
-        if symbol in at:
+        if waiting.position is not None:  # its position closed first: read in its window
+            positions.setdefault(symbol, waiting.position)
+        elif symbol in at:
             at[symbol] = min(at[symbol], waiting.since)
     for symbol, parts in after.parts_unread.items():  # from the first part (part_unread.py)
         if symbol in at:

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import datetime
+from decimal import Decimal
 
-from quantum_trader.domain import ZERO, Fill
+from quantum_trader.domain import ZERO, Fill, Position
 from quantum_trader.errors import MarketDataError, RetryLater
-from quantum_trader.keeper.book import TradeFees, TradeRef, UnreadFees
+from quantum_trader.keeper.added_unread import UnreadAddition, closed_with
+from quantum_trader.keeper.book import Book, TradeFees, UnreadFees
 from quantum_trader.keeper.booking import TradeDraft, as_stored, stored_sum, trade_risk
 from quantum_trader.keeper.fees import FEES_UNREAD, amended, fee_due
+from quantum_trader.keeper.trade_ref import TradeRef
 from quantum_trader.log import get_logger
 from quantum_trader.portfolio.ledger import Ledger
 from quantum_trader.ports import Exchange, Repository, StateWrite
@@ -80,45 +83,51 @@ class FeeCarrier:
         self._repository = repository
         self._ledger = ledger
 
-    async def settle_close(
-        self, book: Mapping[str, UnreadFees], draft: TradeDraft
-    ) -> tuple[Mapping[str, UnreadFees], TradeDraft]:
-        """The orders still unread of `book` (the very map when none is the closed
-        position's), and the closed position with the fees of its orders booked without
-        their fills, read now (keeper/fees.py); the orders still unread stay remembered
-        against the trade, which is amended once they are read (`amend`), and the trade says
-        so once."""
+    async def settle_close(self, book: Book, draft: TradeDraft) -> tuple[Book, TradeDraft]:
+        """`book` (the very book when nothing changes) with the orders still unread, and the
+        closed position with the fees of its orders booked without their fills, read now
+        (keeper/fees.py); the orders still unread stay remembered against the trade, which
+        is amended once they are read (`amend`), and the trade says so once. So does a
+        growth by hand of the position whose trades are unread (keeper/added_unread.py)."""
         position = draft.position
-        unread = [u for u in book.values() if u.symbol == position.symbol and u.trade is None]
-        if not unread:
-            return book, draft
+        unread = [
+            u for u in book.fees_unread.values() if u.symbol == position.symbol and u.trade is None
+        ]
+        missing: list[UnreadFees] = []
+        if unread:
+            fee, missing = await self._read_at_close(unread)
+            position = replace(position, fees_usdt=position.fees_usdt + fee)
+            draft = replace(draft, position=position)
+        trade = TradeRef(
+            position.symbol,
+            position.entry_order_id,
+            draft.closed_at,
+            position.fees_usdt,
+            trade_risk(draft),
+        )
+        if unread:
+            settled = {u.client_order_id for u in unread}
+            left = {c: u for c, u in book.fees_unread.items() if c not in settled}
+            left.update((u.client_order_id, replace(u, trade=trade)) for u in missing)
+            book = replace(book, fees_unread=left)
+        added = closed_with(trade, position, book.added_unread)
+        if added is not None:
+            book = replace(book, added_unread={**book.added_unread, position.symbol: added})
+        if missing or added is not None:
+            _incomplete(position, [u.client_order_id for u in missing], added)
+        return book, draft
+
+    async def _read_at_close(self, unread: list[UnreadFees]) -> tuple[Decimal, list[UnreadFees]]:
+        """The fee due of the `unread` orders whose fills read now, and those still unread."""
         fee, missing = ZERO, []
-        for one in unread:  # a failure is said once for the trade, below
+        for one in unread:  # a failure is said once for the trade (`_incomplete`)
             fills, _ = await read_fills(self._exchange, one.symbol, one.client_order_id)
             if fills is None:  # read on later ticks
                 missing.append(one)
                 continue
             await self._repository.record_fills(fills)
             fee += fee_due(one, fills)
-        fees = position.fees_usdt + fee
-        trade = TradeRef(
-            position.symbol, position.entry_order_id, draft.closed_at, fees, trade_risk(draft)
-        )
-        settled = {u.client_order_id for u in unread}
-        left = {c: u for c, u in book.items() if c not in settled}
-        left.update((u.client_order_id, replace(u, trade=trade)) for u in missing)
-        if missing:
-            log.warning(
-                "trade_fees_incomplete",
-                symbol=position.symbol,
-                entry_order_id=position.entry_order_id,
-                orders=[u.client_order_id for u in missing],
-                detail=(
-                    "the trade is booked without these orders' fees: their fills were unread; "
-                    "they are read each tick and the trade amended once they are"
-                ),
-            )
-        return left, replace(draft, position=replace(position, fees_usdt=fees))
+        return fee, missing
 
     async def amend(self, fees: TradeFees, now: datetime) -> None:
         """Amend a closed trade by the fees read after its booking, through the ledger (trade
@@ -165,3 +174,21 @@ class FeeCarrier:
             pnl_usdt=str(trade.pnl_usdt),
             r_multiple=None if trade.r_multiple is None else round(trade.r_multiple, 3),
         )
+
+
+def _incomplete(position: Position, orders: list[str], added: UnreadAddition | None) -> None:
+    """The one line of a trade booked without some fees: of the `orders` of ours whose fills
+    were unread, and of a growth by hand whose trades were (`added`)."""
+    without = ["these orders' fees: their fills were unread"] if orders else []
+    if added is not None:
+        without.append(f"the fee of {added.quantity} added by hand: its trades were unread")
+    log.warning(
+        "trade_fees_incomplete",
+        symbol=position.symbol,
+        entry_order_id=position.entry_order_id,
+        orders=orders,
+        detail=(
+            f"the trade is booked without {'; and '.join(without)}; they are read each tick "
+            "and the trade amended once they are"
+        ),
+    )

@@ -17,6 +17,9 @@ up), the trade is amended by the fees read (`TradeFees`, carried out by keeper/f
 `trade_fees_amended`). An answer listing none of its trades (Binance's userTrades not
 listing them yet) is no read: the order executed, its fee is not 0. One still unread
 `keeper.fees_unread_give_up_s` after it was booked is given up (`fees_unread_given_up`).
+A growth by hand whose trades were unread when its position closed is remembered against the
+trade as well (keeper/added_unread.py) and amends it on its own when read (`amendment`: what
+is still remembered against the trade then refers to it as amended).
 The books persist them (the repository's state, namespace `FEES_UNREAD`), so after a
 restart the reads go on until the same bound.
 """
@@ -28,10 +31,11 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from quantum_trader.domain import ZERO, ClosedTrade, Fill, Order
-from quantum_trader.keeper.book import Book, TradeFees, TradeRef, UnreadFees
-from quantum_trader.keeper.booking import execution_of
+from quantum_trader.keeper.book import Book, TradeFees, UnreadFees
+from quantum_trader.keeper.booking import execution_of, stored_sum
 from quantum_trader.keeper.draft import Draft
 from quantum_trader.keeper.plan import Note, Observation
+from quantum_trader.keeper.trade_ref import TradeRef
 from quantum_trader.record import replace
 
 FEES_UNREAD = "fees_unread"
@@ -90,16 +94,16 @@ def settle_fees(
                 f"of {whose} fees (booked {unread.booked_fee_usdt} USDT)"
             )
             notes.append(Note("fees_unread_given_up", unread.symbol, detail, warning=True))
-    return records, notes, _amendments(book)
+    return records, notes, amendments(book)
 
 
-def _amendments(book: Draft) -> list[TradeFees]:
+def amendments(book: Draft) -> list[TradeFees]:
     """The trades all of whose remembered orders are read, each order forgotten."""
     by_trade: dict[TradeRef, list[UnreadFees]] = {}
     for unread in book.fees_unread.values():
         if unread.trade is not None:
             by_trade.setdefault(unread.trade, []).append(unread)
-    amendments = []
+    made = []
     for trade, orders in by_trade.items():
         read = [u.fee_read for u in orders if u.fee_read is not None]
         if len(read) < len(orders):
@@ -107,8 +111,23 @@ def _amendments(book: Draft) -> list[TradeFees]:
         for unread in orders:
             del book.fees_unread[unread.client_order_id]
         cids = tuple(sorted(u.client_order_id for u in orders))
-        amendments.append(TradeFees(trade, sum(read, ZERO), cids))
-    return amendments
+        made.append(amendment(book, trade, sum(read, ZERO), cids))
+    return made
+
+
+def amendment(book: Draft, trade: TradeRef, fee: Decimal, what: tuple[str, ...]) -> TradeFees:
+    """`trade` amended by `fee` (of `what`); the other fees still remembered against it — of
+    orders of ours, of a growth by hand (keeper/added_unread.py), each amended on its own —
+    now against the trade so amended, which their own amendment finds stored
+    (keeper/fee_carry.py `amend`)."""
+    now = replace(trade, fees_usdt=stored_sum(stored_sum(trade.fees_usdt) + fee))  # as `amend`
+    for cid, unread in list(book.fees_unread.items()):
+        if unread.trade == trade:
+            book.fees_unread[cid] = replace(unread, trade=now)
+    for symbol, waiting in list(book.added_unread.items()):
+        if waiting.trade == trade:
+            book.added_unread[symbol] = replace(waiting, trade=now)
+    return TradeFees(trade, fee, what)
 
 
 def amended(trade: ClosedTrade, fees: TradeFees) -> ClosedTrade:

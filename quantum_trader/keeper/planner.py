@@ -151,11 +151,15 @@ class Planner(OrderSettling, UnseenEntrySettling, FromFlatSettling, Protecting):
 
     def settle_added(self) -> None:
         """The growths by hand booked while their trades could not be read, whose trades
-        this tick reads (keeper/added_settle.py): taken, their fee booked."""
+        this tick reads (keeper/added_settle.py): taken, their fee booked (or their closed
+        trade amended)."""
         if not self.book.added_unread:
             return
-        notes, taken = settle_added_unread(self.book, self.observation, self.now, self.context)
+        notes, taken, amendments = settle_added_unread(
+            self.book, self.observation, self.now, self.context
+        )
         self.notes += notes
+        self.amendments += amendments  # closed before they were read: their trades amended
         for symbol, ids in taken.items():
             self._took(symbol, ids)
 
