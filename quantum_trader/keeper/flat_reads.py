@@ -146,6 +146,40 @@ class FlatReads:
             if s in booked and (self._whole_ticks >= 1 or not read.restored)
         }
 
+    def before_close(
+        self,
+        since: Mapping[str, datetime],
+        booked: Mapping[str, Position],
+        moves: StreamMoves,
+    ) -> dict[str, datetime]:
+        """`since` (by symbol, where a closed or reduced position's trades are read from),
+        moved back to where a read of the trades before our entry there is still to come:
+        kept (`before_entry`), or the symbol's flat read an entry of ours was booked on
+        since, where the stream says it may have moved since (`after_tick` keeps it at the
+        tick's end). A position closed before that read made it drop it, and a round trip by
+        hand before our entry was never booked (the restart campaign, seed 41829); from
+        there the close's read tells such round trips apart (keeper/external.py)."""
+        moved_back = dict(since)
+        for symbol, at in since.items():
+            read, flat = self._before_entry.get(symbol), self._at.get(symbol)
+            if read is None and flat is not None and self._entered_since(symbol, booked, moves):
+                read = self.reach(symbol, flat, moves)
+            if read is not None and not read.restored and read.at < at:
+                moved_back[symbol] = read.at
+        return moved_back
+
+    def _entered_since(
+        self, symbol: str, booked: Mapping[str, Position], moves: StreamMoves
+    ) -> bool:
+        """An entry of ours was booked on `symbol` since its flat read, and the stream says it
+        may have moved since that read."""
+        position, flat = booked.get(symbol), self._at[symbol]
+        return (
+            position is not None
+            and is_ours(position.entry_order_id)
+            and moves.since(symbol, flat.at)
+        )
+
     def reach(self, symbol: str, read: FlatRead, moves: StreamMoves) -> FlatRead:
         """`read`, or from earlier where the stream's last gap began before it
         (`StreamMoves.unseen_from`) — a look between a dead connection's last event and

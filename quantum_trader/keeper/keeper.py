@@ -335,6 +335,7 @@ class PositionKeeper(Entering):
             ours = await own_trades(self._repository, positions, external, seen.fills)
             booked = ours.left_out(self._carrier.external.left_out())
             since = self._flat_before.since(ours.entered, positions)
+            since = self._flat_reads.before_close(since, positions, moves)
             first = ours.entered  # the round trips before it told apart (external.py)
             seen = await read_account_fills(
                 self._exchange, seen, positions, external, at, now, booked, since, moves, first

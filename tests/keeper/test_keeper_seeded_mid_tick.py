@@ -105,3 +105,46 @@ async def test_a_round_trip_before_the_first_seed_is_booked_when_the_seed_lands_
     [round_trip] = await repository.closed_trades()
     assert (round_trip.symbol, round_trip.exit_reason) == (ETH, ExitReason.MANUAL)
     assert round_trip.quantity == QUANTITY
+
+
+async def test_a_round_trip_before_our_entry_is_booked_when_a_person_closes_it_first() -> None:
+    """The restart campaign, seed 41829: a person's round trip on ETH while the stream was
+    down (the looks kept ETH's flat read), our entry there right after the seed, then our
+    position closed by hand before any tick read the trades before the entry. The close's
+    read began at the last look before the entry, after the round trip, and the read kept
+    for the trades before the entry was dropped with the position: the round trip and its
+    fees never booked. The close's read now reaches back to that kept read."""
+    exchange = SeedsOnAnOrder(RULES, dict(PRICES), T0)
+    streams = SeededLater()
+    repository = InMemoryRepository()
+    ledger = await Ledger.load(repository, Decimal(10_000), T0, PerformanceSettings())
+    keeper = await PositionKeeper.load(
+        exchange, repository, ledger, RULES, KEEPER, MonitorSettings(), streams=streams
+    )
+    now = T0
+
+    async def tick() -> None:
+        nonlocal now
+        now += TICK
+        exchange.now = now
+        await keeper.tick(now)
+
+    await tick()  # ETH read flat over REST: the stream is not seeded
+    for name, side in (("web_open_1", OrderSide.SELL), ("web_close_1", OrderSide.BUY)):
+        await exchange.place_order(OrderRequest(name, ETH, side, OrderKind.MARKET, QUANTITY))
+    await tick()  # ETH flat again; the stream still unusable: nothing read
+    streams.seeded_at = now + timedelta(seconds=1)
+    now += timedelta(seconds=2)
+    exchange.now = now
+    await keeper.enter(sized(ETH, Side.LONG, exchange.marks[ETH]), now)
+    held = keeper.positions[ETH].quantity
+    close = OrderRequest("web_close_2", ETH, OrderSide.SELL, OrderKind.MARKET, held)
+    await exchange.place_order(close)  # our long closed by hand before the next look
+    for _ in range(3):
+        await tick()
+
+    trades = sorted(await repository.closed_trades(), key=lambda t: t.opened_at)
+    assert [(t.symbol, t.side, t.quantity, t.exit_reason) for t in trades] == [
+        (ETH, Side.SHORT, QUANTITY, ExitReason.MANUAL),  # the person's round trip
+        (ETH, Side.LONG, held, ExitReason.MANUAL),  # ours, closed by hand
+    ]
