@@ -10,6 +10,7 @@ now takes both from the same instant, its start."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -72,25 +73,46 @@ class SeedsOnAnOrder(ModelExchange):
         return await super().place_order(request)
 
 
+@dataclass
+class Rig:
+    """A keeper on `exchange` beside streams not seeded yet, its ticks 5 s apart."""
+
+    exchange: SeedsOnAnOrder
+    streams: SeededLater
+    repository: InMemoryRepository
+    keeper: PositionKeeper
+
+    @classmethod
+    async def start(cls) -> Rig:
+        exchange, streams, repository = (
+            SeedsOnAnOrder(RULES, dict(PRICES), T0),
+            SeededLater(),
+            InMemoryRepository(),
+        )
+        ledger = await Ledger.load(repository, Decimal(10_000), T0, PerformanceSettings())
+        keeper = await PositionKeeper.load(
+            exchange, repository, ledger, RULES, KEEPER, MonitorSettings(), streams=streams
+        )
+        return cls(exchange, streams, repository, keeper)
+
+    @property
+    def now(self) -> datetime:
+        return self.exchange.now
+
+    def advance(self, by: timedelta) -> None:
+        self.exchange.now = self.now + by
+
+    async def tick(self) -> None:
+        self.advance(TICK)
+        await self.keeper.tick(self.now)
+
+
 async def test_a_round_trip_before_the_first_seed_is_booked_when_the_seed_lands_mid_tick() -> None:
-    exchange = SeedsOnAnOrder(RULES, dict(PRICES), T0)
-    streams = SeededLater()
-    repository = InMemoryRepository()
-    ledger = await Ledger.load(repository, Decimal(10_000), T0, PerformanceSettings())
-    keeper = await PositionKeeper.load(
-        exchange, repository, ledger, RULES, KEEPER, MonitorSettings(), streams=streams
-    )
-    now = T0
-
-    async def tick() -> None:
-        nonlocal now
-        now += TICK
-        exchange.now = now
-        await keeper.tick(now)
-
-    await tick()  # ETH and BTC read flat, over REST: the stream is not seeded
-    await keeper.enter(sized(BTC, Side.LONG, exchange.marks[BTC]), now)
-    await tick()
+    rig = await Rig.start()
+    exchange, streams, keeper = rig.exchange, rig.streams, rig.keeper
+    await rig.tick()  # ETH and BTC read flat, over REST: the stream is not seeded
+    await keeper.enter(sized(BTC, Side.LONG, exchange.marks[BTC]), rig.now)
+    await rig.tick()
     [stop] = [c for c, o in exchange.orders.items() if is_ours(c) and o.status is OrderStatus.OPEN
               and o.kind is OrderKind.STOP_MARKET]  # fmt: skip
     for name, side in (("web_open_1", OrderSide.BUY), ("web_close_1", OrderSide.SELL)):
@@ -98,11 +120,11 @@ async def test_a_round_trip_before_the_first_seed_is_booked_when_the_seed_lands_
         exchange.move(ETH, exchange.marks[ETH] * Decimal("1.01"))  # a person's round trip
     exchange.orders[stop] = replace(exchange.orders[stop], status=OrderStatus.CANCELED)  # by hand
     exchange.streams = streams  # seeded while this tick places BTC's stop again
-    await tick()
+    await rig.tick()
     assert streams.health().usable
-    await tick()  # the look after the seed reads what was done before it
+    await rig.tick()  # the look after the seed reads what was done before it
 
-    [round_trip] = await repository.closed_trades()
+    [round_trip] = await rig.repository.closed_trades()
     assert (round_trip.symbol, round_trip.exit_reason) == (ETH, ExitReason.MANUAL)
     assert round_trip.quantity == QUANTITY
 
@@ -114,36 +136,22 @@ async def test_a_round_trip_before_our_entry_is_booked_when_a_person_closes_it_f
     read began at the last look before the entry, after the round trip, and the read kept
     for the trades before the entry was dropped with the position: the round trip and its
     fees never booked. The close's read now reaches back to that kept read."""
-    exchange = SeedsOnAnOrder(RULES, dict(PRICES), T0)
-    streams = SeededLater()
-    repository = InMemoryRepository()
-    ledger = await Ledger.load(repository, Decimal(10_000), T0, PerformanceSettings())
-    keeper = await PositionKeeper.load(
-        exchange, repository, ledger, RULES, KEEPER, MonitorSettings(), streams=streams
-    )
-    now = T0
-
-    async def tick() -> None:
-        nonlocal now
-        now += TICK
-        exchange.now = now
-        await keeper.tick(now)
-
-    await tick()  # ETH read flat over REST: the stream is not seeded
+    rig = await Rig.start()
+    exchange, streams, keeper = rig.exchange, rig.streams, rig.keeper
+    await rig.tick()  # ETH read flat over REST: the stream is not seeded
     for name, side in (("web_open_1", OrderSide.SELL), ("web_close_1", OrderSide.BUY)):
         await exchange.place_order(OrderRequest(name, ETH, side, OrderKind.MARKET, QUANTITY))
-    await tick()  # ETH flat again; the stream still unusable: nothing read
-    streams.seeded_at = now + timedelta(seconds=1)
-    now += timedelta(seconds=2)
-    exchange.now = now
-    await keeper.enter(sized(ETH, Side.LONG, exchange.marks[ETH]), now)
+    await rig.tick()  # ETH flat again; the stream still unusable: nothing read
+    streams.seeded_at = rig.now + timedelta(seconds=1)
+    rig.advance(timedelta(seconds=2))
+    await keeper.enter(sized(ETH, Side.LONG, exchange.marks[ETH]), rig.now)
     held = keeper.positions[ETH].quantity
     close = OrderRequest("web_close_2", ETH, OrderSide.SELL, OrderKind.MARKET, held)
     await exchange.place_order(close)  # our long closed by hand before the next look
     for _ in range(3):
-        await tick()
+        await rig.tick()
 
-    trades = sorted(await repository.closed_trades(), key=lambda t: t.opened_at)
+    trades = sorted(await rig.repository.closed_trades(), key=lambda t: t.opened_at)
     assert [(t.symbol, t.side, t.quantity, t.exit_reason) for t in trades] == [
         (ETH, Side.SHORT, QUANTITY, ExitReason.MANUAL),  # the person's round trip
         (ETH, Side.LONG, held, ExitReason.MANUAL),  # ours, closed by hand
