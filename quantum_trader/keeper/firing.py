@@ -18,7 +18,7 @@ while a position is held the symbol takes no entry anyway.
 GET openAlgoOrders may leave firing orders out (Binance does not say), so on REST, or in a
 mirror reseeded from such a read, a stop of ours executing would count as missing: another
 placed beside it, an exit sent racing its market order. The tick looks such a stop up by id;
-`with_looked_up_firing` lists it again as the lookup (or, where that failed, the book) knows
+`with_looked_up_open` lists it again as the lookup (or, where that failed, the book) knows
 it, so protection treats it as it treats a listed one (keeper/protect.py `closing_stop`, and
 once stuck `StopWhy.STUCK`).
 """
@@ -48,16 +48,20 @@ def trigger_times(
     return changed
 
 
-def with_looked_up_firing(
+def with_looked_up_open(
     snapshot: ExchangeSnapshot, found: Mapping[str, Order | None], working: Iterable[Order]
 ) -> ExchangeSnapshot:
     """`snapshot` with the `working` orders of ours it leaves out of the open ones (on a
-    symbol whose orders it read) that are firing as this tick's lookup `found` them, or, where
-    that lookup failed, as the book last recorded them (`trigger_times`): unless `snapshot`
-    itself reports them final. One the exchange no longer knows, or a lookup found ended or
-    resting, is not added. Bounded as a listed one is: once stuck it protects nothing."""
+    symbol whose orders it read) that this tick's lookup `found` open, resting or firing, or,
+    where that lookup failed, that the book last recorded firing (`trigger_times`): unless
+    `snapshot` itself reports them final. One the exchange no longer knows, or a lookup found
+    ended, is not added; a firing one is bounded as a listed one is (once stuck it protects
+    nothing). A resting one the streams' mirror missed (its NEW event lost) counted as
+    missing, and each tick placed another stop until the 20 s check read REST: up to seven
+    stops of ours at once on a symbol (an outside-style probe of the by-hand campaign,
+    2026-12-06, night), where Binance keeps ten algo orders a symbol at most."""
     listed = {o.client_order_id for o in snapshot.open_conditional_orders}
-    firing: list[Order] = []
+    added: list[Order] = []
     for order in working:
         cid = order.client_order_id
         reported = snapshot.orders.get(cid)
@@ -68,11 +72,13 @@ def with_looked_up_firing(
         ):
             continue
         latest = found.get(cid, order)  # the book's record where the lookup failed
-        if latest is not None and latest.triggered_at is not None and not latest.status.is_final:
-            firing.append(latest)
-    if not firing:
+        if latest is None or latest.status.is_final:
+            continue
+        if latest.triggered_at is not None or cid in found:
+            added.append(latest)
+    if not added:
         return snapshot
-    return replace(snapshot, open_conditional_orders=(*snapshot.open_conditional_orders, *firing))
+    return replace(snapshot, open_conditional_orders=(*snapshot.open_conditional_orders, *added))
 
 
 def firing_reason(order: Order) -> str:

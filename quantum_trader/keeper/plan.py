@@ -57,7 +57,7 @@ from quantum_trader.keeper.book import Book, TradeFees
 from quantum_trader.keeper.booking import TradeDraft
 from quantum_trader.keeper.checks import ProtectionChecks
 from quantum_trader.keeper.external_saved import LastExit
-from quantum_trader.keeper.firing import with_looked_up_firing
+from quantum_trader.keeper.firing import with_looked_up_open
 from quantum_trader.keeper.ids import as_sent
 from quantum_trader.keeper.protect import OrderAction
 from quantum_trader.keeper.settings import KeeperSettings
@@ -228,7 +228,7 @@ def lookups_needed(book: Book, snapshot: ExchangeSnapshot) -> list[tuple[str, st
     restart campaign's seed 34309 kept our stop firing after it filled, until it counted as
     stuck and the position's close was booked MANUAL (`without_ended` drops it from the
     listing once a lookup says it ended). One the snapshot leaves out is listed again as the
-    lookup finds it firing (`as_looked_up`)."""
+    lookup finds it open (`as_looked_up`)."""
     listed = {o.client_order_id for o in snapshot.open_conditional_orders if o.triggered_at is None}
     wanted = [
         (i.symbol, i.client_order_id)
@@ -297,9 +297,9 @@ def as_looked_up(
     snapshot: ExchangeSnapshot, found: Mapping[str, Order | None], book: Book
 ) -> ExchangeSnapshot:
     """`snapshot` as this tick's lookups `found` our orders: without the open ones they found
-    ended (`without_ended`), with our working ones they, or the book, know firing that it
-    leaves out (keeper/firing.py `with_looked_up_firing`)."""
-    return with_looked_up_firing(without_ended(snapshot, found), found, book.working.values())
+    ended (`without_ended`), with our working ones it leaves out that they found open, or
+    the book knows firing (keeper/firing.py `with_looked_up_open`)."""
+    return with_looked_up_open(without_ended(snapshot, found), found, book.working.values())
 
 
 def without_ended(

@@ -99,14 +99,17 @@ def test_a_stop_the_book_records_firing_is_planned_so_while_its_lookup_fails(
         assert unlisted.actions == ()
 
 
-def test_only_a_firing_order_of_the_book_the_snapshot_leaves_out_is_added() -> None:
+def test_only_an_open_order_of_the_book_the_snapshot_leaves_out_is_added() -> None:
+    """Firing as the lookup or the book knows it, resting as the lookup found it (the
+    mirror missed its NEW event); not gone, ended, nor resting by the book's word alone."""
     state = firing(timedelta(seconds=1))
     book = Book({BTC: HELD}, working={STOP: RESTING})
     ended = replace(state, status=OrderStatus.FILLED, triggered_at=None, updated_at=NOW)
 
     assert as_looked_up(rest(), {STOP: state}, book).open_conditional_orders == (state,)
     assert as_looked_up(rest(state), {STOP: state}, book).open_conditional_orders == (state,)
-    for found in ({STOP: None}, {STOP: ended}, {STOP: RESTING}, {}):  # gone, ended, resting
+    assert as_looked_up(rest(), {STOP: RESTING}, book).open_conditional_orders == (RESTING,)
+    for found in ({STOP: None}, {STOP: ended}, {}):  # gone, ended, resting unread
         assert as_looked_up(rest(), found, book).open_conditional_orders == ()
     unread = rest(orders_of=frozenset())  # its symbol's orders not read this tick
     assert as_looked_up(unread, {STOP: state}, book).open_conditional_orders == ()
