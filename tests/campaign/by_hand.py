@@ -41,7 +41,13 @@ ours, database against the stand-in, at the end):
   ours opened is back, at its trigger for all that is held, within the ticks its bound allows
   (`target_allowed_ticks`) unless the position changed or the mark reached the target first;
   never two of ours open at once on a symbol; none placed after one of ours executed while
-  the position it executed on is held.
+  the position it executed on is held;
+- our stops (by_hand_stops.py): no span with more than one reduce-only stop of ours open on
+  a symbol, nor one with a stop of ours open on a symbol holding nothing, lasting more of
+  the keeper's ticks than a replacement or a release takes (`SEVERAL_TICKS`, `FLAT_TICKS`,
+  and what the design allows beside them), and none left so at the end; the most at once
+  and the longest of each kind in the RESULT line, each span a tick or more long a STOPS
+  line.
 
 A wider campaign from the command line (one process per seed, five at a time; each seed's log
 kept in LOGS/SEED.log, the problems printed):
@@ -53,8 +59,9 @@ and one seed, its daemon's log on stdout, then what the person did (BY HAND), th
 trades (TRADE) and conditional orders (ALGO), the spans without a stop of more than a tick
 (BARE), what followed each take-profit cancelled by hand (TAKE-PROFIT), the entries of ours
 excused beside a position opened by hand and the round trips by hand the stream never
-reported (EXCUSED), the fills and position changes the stream never delivered (HIDDEN) and the
-problems (PROBLEM):
+reported (EXCUSED), the fills and position changes the stream never delivered (HIDDEN), the
+spans with more than one stop of ours or one on a flat symbol (STOPS) and the problems
+(PROBLEM):
 
     PYTHONPATH=tests:tests/campaign .venv/bin/python tests/campaign/by_hand.py run SEED
 
@@ -64,7 +71,10 @@ our positions, positions opened and flipped, stops cancelled: what the first loo
 start must find and book), and starts again on the same data directory; the checks are the
 same. The person's draws after the stop differ from the same seed's without it. With
 `--round-trips` the person also opens a position and closes it at once (by_hand_person.py);
-the suite's seeds run without.
+the suite's seeds run without. With `--drop-new-stops P` the user-data stream drops the
+ALGO_UPDATE of each stop of ours accepted (NEW) with chance P, beside the campaign's other
+stream faults (loopback/faults.py `RandomStreamFaults.drop_new_stops`, its own draws: the
+seed's others unchanged); the suite's seeds run without.
 
 A seed fixes what is drawn — the signals, the faults, the person's actions and their timing
 — not how they interleave with the daemon's loops on the machine of the day (the person
@@ -91,6 +101,7 @@ from by_hand_check import (
     hand_problems,
 )
 from by_hand_person import HandAction, Person
+from by_hand_stops import stop_spans, stops_summary
 from by_hand_targets import target_returns
 from campaign import MARKET_IDS, Restart, run_campaign
 from loopback.state import LoopbackState
@@ -100,9 +111,14 @@ from quantum_trader.clock import utc_from_ms
 from quantum_trader.storage.sqlite import SqliteRepository
 
 TRADES_ROUTE = "/fapi/v1/userTrades"
-SHOWN = ("RESULT", "PROBLEM", "TAKE-PROFIT", "EXCUSED")  # a seed's lines the campaign prints
+# a seed's lines the campaign prints
+SHOWN = ("RESULT", "PROBLEM", "TAKE-PROFIT", "EXCUSED", "STOPS")
 DOWN_S = 120.0  # simulated seconds the daemon is stopped for, with `--restart`
 ROUND_TRIPS_HELP = "the person also opens and closes at once (not in the suite's seeds)"
+DROP_NEW_STOPS_HELP = (
+    "the chance the stream drops the event of a stop of ours accepted (NEW); 0: off, as in "
+    "the suite's seeds"
+)
 
 
 async def run_by_hand(
@@ -112,14 +128,17 @@ async def run_by_hand(
     minutes: float = 4.0,
     restart: bool = False,
     round_trips: bool = False,
+    drop_new_stops: float = 0.0,
 ) -> HandOutcome:
     """`restart`: the daemon stopped half-way for `DOWN_S`, the person trading meanwhile;
-    `round_trips`: the person draws round trips too (by_hand_person.py)."""
+    `round_trips`: the person draws round trips too (by_hand_person.py); `drop_new_stops`:
+    the chance the user-data stream drops the event of a stop of ours accepted (NEW)."""
     person = Person(seed, round_trips=round_trips)
     stopped = Restart(minutes * 30, DOWN_S, person.while_down) if restart else None
     outcome = await run_campaign(
-        seed, data_dir, minutes=minutes, beside=person.beside, restart=stopped
-    )
+        seed, data_dir, minutes=minutes, beside=person.beside, restart=stopped,
+        drop_new_stops=drop_new_stops,
+    )  # fmt: skip
     assert person.server is not None
     state = person.server.state
     database = await SqliteRepository.open(data_dir / "quantum_trader.db", read_only=True)
@@ -171,10 +190,12 @@ def summary(seed: int, result: HandOutcome) -> str:
     booked = sum(result.fees_booked.values(), Decimal(0))
     watch = result.outcome.watch
     bare = max(watch.unprotected_ticks.values(), default=0)
+    stops = stops_summary(stop_spans(result.standin, watch.sending_ms))
     return (
         f"seed {seed}: entries {watch.entries}, by hand "
         f"{dict(sorted(kinds.items()))}, closes by hand {len(result.closes)}, closed trades "
-        f"{len(result.closed)}, most ticks bare {bare}, fees paid {paid:.4f} booked {booked:.4f}"
+        f"{len(result.closed)}, most ticks bare {bare}, fees paid {paid:.4f} booked {booked:.4f}, "
+        f"{stops}"
     )
 
 
@@ -182,11 +203,14 @@ def _done(action: HandAction) -> bool:
     return action.answer == "FILLED" or action.answer.startswith("canceled")
 
 
-async def _one(seed: int, minutes: float, restart: bool, round_trips: bool) -> int:
+async def _one(
+    seed: int, minutes: float, restart: bool, round_trips: bool, drop_new_stops: float
+) -> int:
     with tempfile.TemporaryDirectory(prefix=f"by-hand-{seed}-") as data_dir:
         result = await run_by_hand(
-            seed, Path(data_dir), minutes=minutes, restart=restart, round_trips=round_trips
-        )
+            seed, Path(data_dir), minutes=minutes, restart=restart, round_trips=round_trips,
+            drop_new_stops=drop_new_stops,
+        )  # fmt: skip
     found = hand_problems(seed, result)
     for action in result.actions:
         at = utc_from_ms(action.time_ms).strftime("%H:%M:%S.%f")[:-3]
@@ -199,6 +223,10 @@ async def _one(seed: int, minutes: float, restart: bool, round_trips: bool) -> i
             f"(sim_time), ticks planned at {ticks}",
             flush=True,
         )
+    for span in stop_spans(result.standin, result.outcome.watch.sending_ms):
+        if span.ticks or span.open_at_end:
+            at = ", ".join(utc_from_ms(t).strftime("%H:%M:%S.%f")[:-3] for t in span.ticks)
+            print(f"STOPS {span}; ticks planned at {at}", flush=True)
     _print_books(result.standin)
     for trade in result.closed:
         print(f"CLOSED {trade.closed_at:%H:%M:%S.%f} {trade.symbol} {trade.side} {trade.quantity} "
@@ -258,12 +286,15 @@ def main() -> int:
     for command in (run, many):
         command.add_argument("--restart", action="store_true", help="stopped half-way, traded on")
         command.add_argument("--round-trips", action="store_true", help=ROUND_TRIPS_HELP)
+        command.add_argument("--drop-new-stops", type=float, default=0.0, help=DROP_NEW_STOPS_HELP)
     args = parser.parse_args()
     if args.command == "run":
-        return uvloop.run(_one(args.seed, args.minutes, args.restart, args.round_trips))
+        one = _one(args.seed, args.minutes, args.restart, args.round_trips, args.drop_new_stops)
+        return uvloop.run(one)
     options = ["--minutes", str(args.minutes)]
     options += ["--restart"] if args.restart else []
     options += ["--round-trips"] if args.round_trips else []
+    options += ["--drop-new-stops", str(args.drop_new_stops)] if args.drop_new_stops else []
     return run_seeds(__file__, args.first, args.count, args.at_once, args.logs, options, SHOWN)
 
 

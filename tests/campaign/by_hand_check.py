@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from by_hand_person import PERSON_PREFIX, HandAction, booking_key
+from by_hand_stops import stop_problems
 from by_hand_targets import target_problems
 from campaign import MARKET_IDS, MONITOR_S, Outcome, campaign_problems
 from loopback.faults import Outage
@@ -492,6 +493,7 @@ def hand_problems(seed: int, result: HandOutcome) -> list[str]:
             f"{trade.exit_price} with no close by hand at that price"
         )
     found += target_problems(seed, result, allowed_ticks)
+    found += stop_problems(seed, result)
     for market_id, booked_fees in sorted(result.fees_booked.items()):
         paid = result.fees_paid.get(market_id, Decimal(0))
         if booked_fees > paid + FEE_SLACK_USDT:

@@ -127,8 +127,17 @@ def standin_state(seed: int) -> LoopbackState:
     return state
 
 
-def arm_faults(server: LoopbackBinance, seed: int, start_ms: int, minutes: float) -> None:
-    """Faults on every REST route and on the streams, drawn from `seed`."""
+def arm_faults(
+    server: LoopbackBinance,
+    seed: int,
+    start_ms: int,
+    minutes: float,
+    *,
+    drop_new_stops: float = 0.0,
+) -> None:
+    """Faults on every REST route and on the streams, drawn from `seed`; `drop_new_stops`:
+    the chance that the stream drops the event of a stop of ours accepted (NEW), beside the
+    other events' `drop` (off in the suite's seeds; the campaigns' `--drop-new-stops`)."""
     server.random_faults = RandomFaults(
         seed,
         lost_answer=0.03,
@@ -146,6 +155,8 @@ def arm_faults(server: LoopbackBinance, seed: int, start_ms: int, minutes: float
         duplicate=0.05,
         reorder=0.05,
         drop=0.02,
+        drop_new_stops=drop_new_stops,
+        new_stops_of=is_ours,
     )
     end_ms = start_ms + round(minutes * 60_000)
     for outage in random_outages(seed, READ_ROUTES, start_ms, end_ms, 3, (10.0, 25.0)):
@@ -215,6 +226,7 @@ async def run_campaign(
     speed: float = SPEED,
     beside: Beside | None = None,
     restart: Restart | None = None,
+    drop_new_stops: float = 0.0,
 ) -> Outcome:
     clock = SimulatedClock(utc_from_ms(START_MS + 3_600_000), speed)
     watch = Watch()
@@ -234,7 +246,8 @@ async def run_campaign(
                         rate_limit=False, retry_delays_s=RETRY_DELAYS_S,
                     )  # fmt: skip
                 if phase == 0:
-                    arm_faults(server, seed, ms_from_utc(clock.now()), minutes)
+                    start_ms = ms_from_utc(clock.now())
+                    arm_faults(server, seed, start_ms, minutes, drop_new_stops=drop_new_stops)
                 others = [beside(server, runtime)] if beside is not None else []
                 await run_for(
                     runtime,

@@ -49,6 +49,10 @@ class Watch:
     # the planned times (stand-in ms) of the completed ticks that could settle an order of
     # ours and send (`settling_ticks`), both phases, in order
     settling_ms: list[int] = field(default_factory=list)
+    # the planned times (stand-in ms) of the completed ticks that could send
+    # (`sending_ticks`), both phases, in order: what a span with more than one stop of ours,
+    # or one on a symbol holding nothing, is counted in (by_hand_stops.py)
+    sending_ms: list[int] = field(default_factory=list)
     ticks: int = 0
     trades: int = 0
 
@@ -208,6 +212,7 @@ async def watcher(
         if not routes_down(server, KEEPER_ROUTES, since[0], now_ms):
             count_span(watch, market_id, since, now_ms, ticks.planned_ms)
     watch.settling_ms = sorted({*watch.settling_ms, *settling.planned_ms})
+    watch.sending_ms = sorted({*watch.sending_ms, *ticks.planned_ms})
 
 
 def count_span(

@@ -4,7 +4,9 @@ tests/campaign/by_hand.py says what is drawn and watched): seeds 30001–30010, 
 Beyond the fault campaign's checks, every close
 by hand is booked MANUAL at its own trade's price, no fee is booked beyond what the exchange
 charged, and a take-profit of ours cancelled by hand is back within its bound, never two at
-once, none after one executed (by_hand_targets.py).
+once, none after one executed (by_hand_targets.py), and no more than one stop of ours stands
+on a symbol, nor one on a symbol holding nothing, longer than a replacement or a release
+takes (by_hand_stops.py).
 
 More seeds from the command line, one process each (by_hand.py's docstring):
 

@@ -9,7 +9,7 @@ of the stand-in's clock), `RandomFaults` (per request, from a seed). Streams: `S
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -130,7 +130,13 @@ class StreamFaults:
 class RandomStreamFaults:
     """Stream faults drawn from `seed`: each second, a connection is closed with
     `disconnect_per_s` and a stream goes silent for `silence_s` with `silence_per_s`; each
-    user event is duplicated, reordered or dropped with `duplicate`, `reorder`, `drop`."""
+    user event is duplicated, reordered or dropped with `duplicate`, `reorder`, `drop`.
+
+    `drop_new_stops`: the chance that the ALGO_UPDATE saying a STOP_MARKET order was accepted
+    (status NEW) is dropped, for the orders whose client id `new_stops_of` accepts (None:
+    every one) — a client's own stops unseen by its stream until it reads REST. Drawn from a
+    generator of its own (`stops_rng`), only for such events, so a seed's other draws stay
+    as they were with it on or off."""
 
     seed: int
     disconnect_per_s: float = 0.0
@@ -139,10 +145,27 @@ class RandomStreamFaults:
     duplicate: float = 0.0
     reorder: float = 0.0
     drop: float = 0.0
+    drop_new_stops: float = 0.0
+    new_stops_of: Callable[[str], bool] | None = None
     rng: random.Random = field(init=False)
+    stops_rng: random.Random = field(init=False)
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
+        self.stops_rng = random.Random(f"new-stops-{self.seed}")
+
+    def drops_new_stop(self, event: Mapping[str, object]) -> bool:
+        """Whether `event` is a stop's NEW ALGO_UPDATE that `drop_new_stops` drops (a draw)."""
+        if self.drop_new_stops <= 0 or event.get("e") != "ALGO_UPDATE":
+            return False
+        order = event.get("o")
+        if not isinstance(order, Mapping) or order.get("X") != "NEW":
+            return False
+        if order.get("o") != "STOP_MARKET":
+            return False
+        if self.new_stops_of is not None and not self.new_stops_of(str(order.get("caid", ""))):
+            return False
+        return self.stops_rng.random() < self.drop_new_stops
 
 
 def random_outages(

@@ -255,6 +255,9 @@ class StreamHub:
             kept = {k: v for k, v in event["o"].items() if k not in self.algo_event_omits}
             event = {**event, "o": kept}
         users = [c for c in self._users() if c.events is None or event["e"] in c.events]
+        if users and self.random is not None and self.random.drops_new_stop(event):
+            self.hidden.append((self.state.now_ms, event))  # on no connection
+            return
         if not users:
             self.hidden.append((self.state.now_ms, event))
             self.unconnected.append((self.state.now_ms, event))
