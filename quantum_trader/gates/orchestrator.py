@@ -150,8 +150,7 @@ def _symbol_blocked(a: _Ask) -> _Failure:
     reason = block_reason(stats, a.now)
     if reason is None or stats is None:
         return None
-    if reason is ReasonCode.SYMBOL_HELD_AFTER_FILL_OFF_PLAN:
-        assert stats.held_until is not None
+    if reason is ReasonCode.SYMBOL_HELD_AFTER_FILL_OFF_PLAN and stats.held_until is not None:
         detail = (
             f"its last trade closed FILL_OFF_PLAN (entry filled at or past its own stop or "
             f"target): no entry until {stats.held_until.isoformat()} "
