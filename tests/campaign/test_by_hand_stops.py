@@ -12,58 +12,24 @@ from by_hand_check import HandOutcome
 from by_hand_stops import FLAT, SEVERAL, stop_problems, stop_spans, stops_summary
 from campaign import MONITOR_S, Outcome
 from campaign_watch import Watch
+from engine_books import MARKET, OurLong
 from loopback import payloads
-from loopback.engine import Engine
 from loopback.faults import RandomStreamFaults
-from loopback.markets import DEFAULT_MARKETS
-from loopback.state import START_MS, LoopbackState
+from loopback.state import START_MS
 
-from quantum_trader.clock import utc_from_ms
-from quantum_trader.keeper.ids import ClientOrderIds, Purpose, is_ours
+from quantum_trader.keeper.ids import Purpose, is_ours
 
-MARKET, SYMBOL = "BTCUSDT", "BTC/USDT:USDT"
 TICK_MS = round(MONITOR_S * 1000)
-IDS = ClientOrderIds()
 T0 = START_MS + 60_000
 
 
-class Books:
-    """The stand-in's engine with a long of ours and its stop far below the mark."""
+class Books(OurLong):
+    """The engine with a long of ours and its stop far below the mark."""
 
-    def __init__(self) -> None:
-        market = next(m for m in DEFAULT_MARKETS if m.market_id == MARKET)
-        self.state = LoopbackState(markets={MARKET: market})
-        self.engine = Engine(self.state)
-        self.trigger = str(Decimal(market.mark_price) / 2)
-        self.at(START_MS)
-        entry_id = IDS.next(Purpose.ENTRY, SYMBOL, utc_from_ms(START_MS))
-        entry = {"symbol": MARKET, "side": "BUY", "type": "MARKET", "quantity": "0.003",
-                 "newClientOrderId": entry_id}  # fmt: skip
-        self.engine.place_order(entry)
-        self.first = self.stop(START_MS + 100)
-
-    def at(self, ms: int) -> None:
-        self.state.now_ms = ms
+    order_type, purpose, trigger_factor = "STOP_MARKET", Purpose.STOP, Decimal("0.5")
 
     def stop(self, ms: int, quantity: str = "0.003") -> str:
-        self.at(ms)
-        client_id = IDS.next(Purpose.STOP, SYMBOL, utc_from_ms(ms))
-        self.engine.place_algo_order(
-            {"symbol": MARKET, "side": "SELL", "algoType": "CONDITIONAL", "reduceOnly": "true",
-             "type": "STOP_MARKET", "triggerPrice": self.trigger, "quantity": quantity,
-             "clientAlgoId": client_id}
-        )  # fmt: skip
-        return client_id
-
-    def cancel(self, client_id: str, ms: int) -> None:
-        self.at(ms)
-        self.engine.cancel_algo_order({"symbol": MARKET, "clientAlgoId": client_id})
-
-    def sell(self, quantity: str, ms: int) -> None:
-        self.at(ms)
-        self.engine.place_order({"symbol": MARKET, "side": "SELL", "type": "MARKET",
-                                 "quantity": quantity, "newClientOrderId": "web_1",
-                                 "reduceOnly": "true"})  # fmt: skip
+        return self.place(ms, quantity)
 
 
 def outcome(

@@ -12,60 +12,23 @@ from by_hand_person import HandAction
 from by_hand_targets import target_problems
 from campaign import MONITOR_S, Outcome
 from campaign_watch import Watch
-from loopback.engine import Engine
-from loopback.markets import DEFAULT_MARKETS
-from loopback.state import START_MS, LoopbackState
+from engine_books import MARKET, OurLong
+from loopback.state import START_MS
 
-from quantum_trader.clock import utc_from_ms
-from quantum_trader.keeper.ids import ClientOrderIds, Purpose
+from quantum_trader.keeper.ids import Purpose
 
-MARKET, SYMBOL = "BTCUSDT", "BTC/USDT:USDT"
 TICK_MS = round(MONITOR_S * 1000)
 CANCEL_MS = START_MS + 60_000  # the person cancels our take-profit
-IDS = ClientOrderIds()
 PLACED = ("POST", "/fapi/v1/algoOrder")
 
 
-def our_id(purpose: Purpose, at_ms: int) -> str:
-    return IDS.next(purpose, SYMBOL, utc_from_ms(at_ms))
+class Books(OurLong):
+    """The engine with a long of ours, its take-profit far above the mark."""
 
-
-class Books:
-    """The stand-in's engine with a long of ours, its take-profit far above the mark."""
-
-    def __init__(self) -> None:
-        market = next(m for m in DEFAULT_MARKETS if m.market_id == MARKET)
-        self.state = LoopbackState(markets={MARKET: market})
-        self.engine = Engine(self.state)
-        self.trigger = str(Decimal(market.mark_price) * 2)
-        self.at(START_MS)
-        entry = {"symbol": MARKET, "side": "BUY", "type": "MARKET", "quantity": "0.003",
-                 "newClientOrderId": our_id(Purpose.ENTRY, START_MS)}  # fmt: skip
-        self.engine.place_order(entry)
-        self.first = self.target(START_MS + 100)
-
-    def at(self, ms: int) -> None:
-        self.state.now_ms = ms
+    order_type, purpose, trigger_factor = "TAKE_PROFIT_MARKET", Purpose.TARGET, Decimal(2)
 
     def target(self, ms: int, quantity: str = "0.003") -> str:
-        self.at(ms)
-        client_id = our_id(Purpose.TARGET, ms)
-        self.engine.place_algo_order(
-            {"symbol": MARKET, "side": "SELL", "algoType": "CONDITIONAL", "reduceOnly": "true",
-             "type": "TAKE_PROFIT_MARKET", "triggerPrice": self.trigger, "quantity": quantity,
-             "clientAlgoId": client_id}
-        )  # fmt: skip
-        return client_id
-
-    def cancel(self, client_id: str, ms: int) -> None:
-        self.at(ms)
-        self.engine.cancel_algo_order({"symbol": MARKET, "clientAlgoId": client_id})
-
-    def sell(self, quantity: str, ms: int, client_id: str = "web_1") -> None:
-        self.at(ms)
-        self.engine.place_order({"symbol": MARKET, "side": "SELL", "type": "MARKET",
-                                 "quantity": quantity, "newClientOrderId": client_id,
-                                 "reduceOnly": "true"})  # fmt: skip
+        return self.place(ms, quantity)
 
 
 def outcome(
