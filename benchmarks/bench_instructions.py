@@ -18,6 +18,8 @@ of the window's other days and what grows with them (the report's charts a littl
 two runs at a time, one per core. Also prints whether the window's results agree
 (`bench_replay_parts`' fingerprint). Under callgrind a run is ≈ 40 × slower: the default two
 weeks take ≈ 5 minutes for one tree, ≈ 10 with --base. Needs valgrind and ../shared/data.
+--whole counts the window's run alone (the start included, one run a tree): enough to compare
+two trees whose start is the same.
 Instructions are not seconds (cache misses and branch mispredictions weigh differently), so a
 change's worth is confirmed on the year by `bench_side_by_side`, whose rounds agree better
 with many of them together.
@@ -70,6 +72,9 @@ def main() -> None:
     parser.add_argument("--base", help="a commit to count too")
     parser.add_argument("--start", default="2025-03-01")
     parser.add_argument("--end", default="2025-03-15")
+    parser.add_argument(
+        "--whole", action="store_true", help="the window's run only, its start included (faster)"
+    )
     options = parser.parse_args()
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind not found: install it (Debian: apt-get install valgrind)")
@@ -77,14 +82,16 @@ def main() -> None:
     trees = {"this tree": compiled(ROOT)}
     if options.base:
         trees = {f"base {options.base}": export(options.base, scratch_dir("qt-count-")), **trees}
-    jobs = [(name, tree, end) for name, tree in trees.items() for end in (first_day, options.end)]
+    ends = (options.end,) if options.whole else (first_day, options.end)
+    jobs = [(name, tree, end) for name, tree in trees.items() for end in ends]
     with ThreadPoolExecutor(max_workers=2) as pool:
         runs = list(pool.map(lambda job: counted(job[1], options.start, job[2]), jobs))
     replays = {}
-    print(f"{options.start} → {options.end}, less its first day")
+    print(f"{options.start} → {options.end}, {'whole' if options.whole else 'less its first day'}")
     print("| tree | instructions |\n|---|---|")
     for at, name in enumerate(trees):
-        (day, _), (window, prints) = runs[2 * at], runs[2 * at + 1]
+        day = 0 if options.whole else runs[len(ends) * at][0]
+        window, prints = runs[len(ends) * at + len(ends) - 1]
         replays[name] = (window - day, prints)
         print(f"| {name} | {window - day:,} |")
     if options.base:
