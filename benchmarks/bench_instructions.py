@@ -8,9 +8,11 @@ cannot hide.
 Wall and CPU time on this machine move by more than a 1 % change from one round to the next
 (`bench_side_by_side` shows 0.93–1.02 for the same code), so passes up to the forty-eighth
 reverted exact cuts of ≈ 0.5–1.5 % each as "within the noise". Valgrind's callgrind counts
-the instructions the interpreter executes instead: the same code on the same inputs gives the
-same count within ≈ 0.2 % of the replay's, whatever else the machine does (the run's scratch
-paths and the collector's moments differ). Each figure is `bench_replay_parts --untimed` over
+the instructions the interpreter executes instead: the same code on the same inputs gives
+about the same count whatever else the machine does (two whole runs of one tree 6 M apart;
+an export of HEAD against the working tree, each less its first day, 3,393.7 M against
+3,405.4 M: 0.35 % of the replay, on a loaded machine; the scratch paths and the collector's
+moments differ). Each figure is `bench_replay_parts --untimed` over
 the window less the same over its first day, so the command's start (imports, the market
 read, the model over the year: ≈ 10 G instructions) drops out and what remains is the replay
 of the window's other days and what grows with them (the report's charts a little). With
