@@ -111,8 +111,10 @@ class Executor:
         return self._latest.view if self._latest is not None else None
 
     def latest_regimes(self) -> Mapping[str, Regime]:
-        """Each symbol's regime as of the last cycle (the monitor tightens on a change)."""
-        return self.latest_market.regimes if self.latest_market else {}
+        """Each symbol's regime as of the last cycle (the monitor tightens on a change; the
+        keeper asks at every tick)."""
+        latest = self._latest
+        return latest.view.regimes if latest is not None else {}
 
     async def run_cycle(self, now: datetime) -> CycleSummary:
         """One cycle. Every verdict reached is recorded, even when a later step raises.

@@ -78,6 +78,11 @@ _READERS: tuple[tuple[str, Callable[[Observed], object]], ...] = (
 
 
 _MARKET_READERS = frozenset({"signals", "global_regime", "per_symbol", "statistics"})
+# The other readers with their places in `CycleInputs.values`, picked once: the backtest's
+# quiet checks compare them at most of its steps.
+_UNMARKET_READERS: tuple[tuple[int, Callable[[Observed], object]], ...] = tuple(
+    (index, read) for index, (name, read) in enumerate(_READERS) if name not in _MARKET_READERS
+)
 
 
 @record
@@ -100,11 +105,8 @@ class CycleInputs:
         """`same_as` for the inputs not read from the market view's slow fields (signals,
         regimes, ATR, funding, z-scores, the global regime, the correlations): for a caller
         that knows those equal (the backtest's quiet steps: `MarketModel.quiet_key`)."""
-        return all(
-            value == read(observed)
-            for value, (name, read) in zip(self.values, _READERS, strict=True)
-            if name not in _MARKET_READERS
-        )
+        values = self.values
+        return all(values[index] == read(observed) for index, read in _UNMARKET_READERS)
 
 
 def _per_symbol(market: MarketView) -> tuple[Mapping[str, object], ...]:

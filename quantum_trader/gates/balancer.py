@@ -27,6 +27,7 @@ from quantum_trader.domain.correlation import CorrelationMatrix, correlation_mat
 from quantum_trader.domain.views import of_equity
 from quantum_trader.gates.balancer_output import (
     BalancerOutput,
+    Exposure,
     PortfolioState,
     RiskMode,
     Severity,
@@ -132,16 +133,15 @@ def advice(
 
 
 def _decide(
-    ranked: Iterable[tuple[int, Candidate, float]],
+    ranked: Iterable[tuple[int, Candidate, float, Exposure]],
     book: Book,
     mode: RiskMode,
     matrix: CorrelationMatrix,
     settings: BalancerSettings,
-    depths: Mapping[str, float],
 ) -> list[TradeDecision]:
+    """Each ranked candidate (index, candidate, priority, its likely order) let in or not."""
     decisions, taken = [], 0
-    for index, cand, score in ranked:
-        x = candidate_exposure(cand, book.equity_usdt, settings, depths.get(cand.symbol, math.inf))
+    for index, cand, score, x in ranked:
         failure: Failure
         if mode is RiskMode.SAFE:
             failure = ReasonCode.CRITICAL_VIOLATIONS, "SAFE mode blocks new trades"
@@ -233,18 +233,14 @@ class PortfolioBalancer:
         mode = risk_mode(violations, book, daily_drawdown, losing_streak, s)
         state = portfolio_state(book, used_margin_usdt, free_margin_usdt)
         depths = self.depths(candidates, market.rules) if depths is None else depths
-        scored = [
-            (
-                i,
-                c,
-                priority(
-                    c, market, stats.get(c.symbol), s, self._cost_pct(c, market, book, depths)
-                ),
-            )
-            for i, c in enumerate(candidates)
-        ]
+        # Each candidate's likely order, made once: the cost score and `fit` read the same.
+        scored = []
+        for i, c in enumerate(candidates):
+            x = candidate_exposure(c, equity_usdt, s, depths.get(c.symbol, math.inf))
+            cost_pct = self._cost_pct(c, x, market)
+            scored.append((i, c, priority(c, market, stats.get(c.symbol), s, cost_pct), x))
         scored.sort(key=lambda item: (-item[2], item[1].symbol, item[0]))
-        decisions = _decide(scored, book, mode, matrix, s, depths)
+        decisions = _decide(scored, book, mode, matrix, s)
         recommendations, actions = advice(mode, violations)
         return BalancerOutput(
             now,
@@ -258,13 +254,12 @@ class PortfolioBalancer:
         )
 
     def _cost_pct(
-        self, candidate: Candidate, market: MarketView, book: Book, depths: Mapping[str, float]
+        self, candidate: Candidate, estimate: Exposure, market: MarketView
     ) -> float | None:
-        """The expected round trip of the sizer's likely order, in percent of its notional."""
+        """The expected round trip of the sizer's likely order (`estimate`), in percent of
+        its notional."""
         if self.costs is None:
             return None
-        depth = depths.get(candidate.symbol, math.inf)
-        estimate = candidate_exposure(candidate, book.equity_usdt, self.settings, depth)
         if estimate.notional_usdt <= 0:
             return None
         funding = market.funding_rate_8h.get(candidate.symbol, 0.0)

@@ -111,11 +111,13 @@ def _account_breakers(
             None,
             f"decline {decline:.4f}",
         )
-    equity = portfolio.equity_usdt
-    hour_loss = float(-portfolio.pnl_last_hour_usdt / equity) if equity > 0 else 0.0
-    if hour_loss > s.max_hourly_loss:
-        until = now + timedelta(seconds=s.pause_duration_s)
-        fired[Breaker.HOURLY_LOSS] = (GovernorDecision.PAUSE_1H, until, f"loss {hour_loss:.4f}")
+    pnl, equity = portfolio.pnl_last_hour_usdt, portfolio.equity_usdt
+    if pnl < 0 and equity > 0:  # only a loss trips it (`max_hourly_loss` > 0): no division else
+        hour_loss = float(-pnl / equity)
+        if hour_loss > s.max_hourly_loss:
+            until = now + timedelta(seconds=s.pause_duration_s)
+            detail = f"loss {hour_loss:.4f}"
+            fired[Breaker.HOURLY_LOSS] = (GovernorDecision.PAUSE_1H, until, detail)
     dd = portfolio.daily_drawdown
     if dd > s.max_daily_drawdown:
         midnight = next_utc_midnight(now)
@@ -130,20 +132,25 @@ def _market_breakers(
     market: MarketView, now: datetime, health: str, s: GovernorSettings
 ) -> _Firing:
     fired: _Firing = {}
-    cooldown = now + timedelta(seconds=s.spike_cooldown_s)
     spike = volatility_spike(market, s)
     if spike is not None:
-        fired[Breaker.VOLATILITY_SPIKE] = (GovernorDecision.NO_NEW_TRADES, cooldown, spike)
+        fired[Breaker.VOLATILITY_SPIKE] = (GovernorDecision.NO_NEW_TRADES, _cooldown(now, s), spike)
     matrix = market.correlations or correlation_matrix(
         market.returns, None, s.correlation_lookback_bars
     )
     mean = matrix.mean_pairwise()
     if mean > s.correlation_spike:
         detail = f"mean pairwise correlation {mean:.3f}"
-        fired[Breaker.CORRELATION_SPIKE] = (GovernorDecision.NO_NEW_TRADES, cooldown, detail)
+        until = _cooldown(now, s)
+        fired[Breaker.CORRELATION_SPIKE] = (GovernorDecision.NO_NEW_TRADES, until, detail)
     if health == "CRITICAL":
         fired[Breaker.HEALTH_CRITICAL] = (GovernorDecision.NO_NEW_TRADES, None, "health CRITICAL")
     return fired
+
+
+def _cooldown(now: datetime, s: GovernorSettings) -> datetime:
+    """The end of a market breaker's trip (made only when one fires: most observations none)."""
+    return now + timedelta(seconds=s.spike_cooldown_s)
 
 
 def _event(now: datetime, kind: GovernorEventKind, trip: Trip) -> GovernorEvent:

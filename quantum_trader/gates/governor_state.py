@@ -190,7 +190,11 @@ class GovernorState:
     @property
     def defensive_exit(self) -> bool:
         """Tighten trails to AGGRESSIVE and halve new sizes."""
-        return any(t.decision is GovernorDecision.DEFENSIVE_EXIT for t in self.trips)
+        # The keeper asks at every tick (app.py `conditions`): a plain loop, no generator.
+        for trip in self.trips:  # noqa: SIM110 - see above
+            if trip.decision is GovernorDecision.DEFENSIVE_EXIT:
+                return True
+        return False
 
     @property
     def allows_new_entries(self) -> bool:

@@ -201,14 +201,14 @@ def _short_in_uptrend(a: _Ask) -> _Failure:
     return None
 
 
-def _below_dynamic(a: _Ask) -> _Failure:
-    minimum = dynamic_min_confidence(a.regime, a.global_regime, a.portfolio, a.settings)
+def _below_dynamic(a: _Ask, minimum: float) -> _Failure:
     conf = a.candidate.confidence
     if conf < minimum:
         return ReasonCode.BELOW_DYNAMIC_CONFIDENCE, f"confidence {conf:.3f} < {minimum:.3f}", None
     return None
 
 
+# The rules before the last, `_below_dynamic`, whose minimum an approval reports too.
 _RULES: tuple[Callable[[_Ask], _Failure], ...] = (
     _symbol_blocked,
     _daily_drawdown,
@@ -216,7 +216,6 @@ _RULES: tuple[Callable[[_Ask], _Failure], ...] = (
     _symbol_win_rate,
     _choppy,
     _short_in_uptrend,
-    _below_dynamic,
 )
 
 
@@ -258,17 +257,25 @@ class OrchestratorPolicy:
         for rule in _RULES:
             failure = rule(ask)
             if failure is not None:
-                reason, detail, until = failure
-                return Verdict.deny(self.name, candidate.symbol, reason, detail, until)
-        return self._allow(ask)
+                return self._deny(candidate, *failure)
+        minimum = dynamic_min_confidence(regime, ask.global_regime, portfolio, self.settings)
+        failure = _below_dynamic(ask, minimum)
+        if failure is not None:
+            return self._deny(candidate, *failure)
+        return self._allow(ask, minimum)
 
-    def _allow(self, a: _Ask) -> Verdict:
+    def _deny(
+        self, candidate: Candidate, reason: ReasonCode, detail: str, until: datetime | None
+    ) -> Verdict:
+        return Verdict.deny(self.name, candidate.symbol, reason, detail, until)
+
+    def _allow(self, a: _Ask, minimum: float) -> Verdict:
+        """The approval, with the trade plan; `minimum`: the dynamic minimum confidence."""
         s = self.settings
         mode = policy_mode(a.portfolio, s)
         _, mode_risk = mode_floor(mode, s)
         plan = regime_plan(a.regime, s)
         size = mode_risk * global_size_factor(a.global_regime, s) * plan.size_factor
-        minimum = dynamic_min_confidence(a.regime, a.global_regime, a.portfolio, s)
         detail = (
             f"mode={mode} regime={a.regime} global={a.global_regime} "
             f"min_confidence={minimum:.2f} risk_multiplier={size:.3f} trail={plan.trail_mode} "
