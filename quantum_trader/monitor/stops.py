@@ -196,7 +196,7 @@ def manage_position(
     reason = _exit_reason(position, price, now, level, params)
     if reason is not None:
         return PositionDecision(_updated(position, changes), (ExitAll(reason, price),))
-    intents = _adjust(position, price, mode, _atr(atr_pct), level, params, changes)
+    intents = _adjust(position, price, mode, atr_pct, level, params, changes)
     return PositionDecision(_updated(position, changes), intents)
 
 
@@ -279,12 +279,13 @@ def _adjust(
     position: Position,
     price: Decimal,
     mode: TrailMode,
-    atr: Decimal,
+    atr_pct: float,
     level: Decimal,
     params: _Params,
     changes: dict[str, Any],
 ) -> tuple[Intent, ...]:
-    """Partial take-profit, break-even and trailing; records field changes in `changes`."""
+    """Partial take-profit, break-even and trailing; records field changes in `changes`
+    (`atr_pct` spelled as a Decimal only where trailing reads it: most ticks it does not)."""
     sign = position.side.sign
     gain = (price - position.entry_price) / position.entry_price * sign
     intents: list[Intent] = []
@@ -297,7 +298,7 @@ def _adjust(
     if position.trailing_active or gain >= params.trailing_trigger:
         if not position.trailing_active:
             changes["trailing_active"] = True
-        distance = params.multiples[mode] * atr * position.entry_price
+        distance = params.multiples[mode] * _atr(atr_pct) * position.entry_price
         if distance > 0:
             candidates.append((price - distance * sign, ExitReason.TRAILING))
     stop = position.stop_price
