@@ -252,9 +252,8 @@ def _exit_reason(
     target = position.take_profit_price
     if target > 0 and (price - target) * sign >= 0:
         return ExitReason.TP_HIT
-    locks_profit = (position.stop_price - level) * sign > 0
-    if now - position.opened_at > params.max_hold and not locks_profit:
-        return ExitReason.TIME_EXIT
+    if now - position.opened_at > params.max_hold and (position.stop_price - level) * sign <= 0:
+        return ExitReason.TIME_EXIT  # held too long, its stop locking in no profit
     return None
 
 
