@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import field
 from decimal import ROUND_DOWN, ROUND_HALF_EVEN, ROUND_UP, Decimal
 
 import numpy as np
@@ -101,6 +102,12 @@ class MarketRules:
     leverage_brackets: tuple[LeverageBracket, ...] = ()
     max_quantity: Decimal | None = None
     market_lot: LotSize | None = None
+    # `market_order_lot`, made once with the rules from their own fields: read for every stop
+    # placed and every entry sized, and its common step costs more than what reads it.
+    _order_lot: MarketOrderLot = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_order_lot", self._made_order_lot())
 
     @property
     def market_lot_size(self) -> LotSize:
@@ -113,6 +120,9 @@ class MarketRules:
     def market_order_lot(self) -> MarketOrderLot:
         """The limits an entry (a market order) is sized to: MARKET_LOT_SIZE's step, minimum
         and maximum, each at least LOT_SIZE's step and minimum; LOT_SIZE's alone without it."""
+        return self._order_lot
+
+    def _made_order_lot(self) -> MarketOrderLot:
         market = self.market_lot
         if market is None:
             lot = LotSize(self.min_quantity, self.step_size, self.max_quantity)

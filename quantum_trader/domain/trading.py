@@ -53,14 +53,14 @@ class Candidate:
     price: Decimal
     atr_pct: float
     regime: Regime
+    # The signal's, kept on the candidate: the gates read them tens of times a candidate
+    # (a property's call each time cost more than making the candidate).
+    symbol: str = field(init=False, repr=False, compare=False)
+    confidence: float = field(init=False, repr=False, compare=False)
 
-    @property
-    def symbol(self) -> str:
-        return self.signal.symbol
-
-    @property
-    def confidence(self) -> float:
-        return self.signal.confidence
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "symbol", self.signal.symbol)
+        object.__setattr__(self, "confidence", self.signal.confidence)
 
 
 @record

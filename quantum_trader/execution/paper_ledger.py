@@ -106,17 +106,24 @@ class Ledger:
         valued = self._valued.get(symbol)
         if valued is not None and valued[0] == now_ms:
             return valued[1]
-        price = self.rules[symbol].round_price(to_decimal(self.tapes[symbol].price_at(now_ms)))
-        self._valued[symbol] = (now_ms, price)
-        return price
+        return self._valued_at(symbol, now_ms, self.tapes[symbol].price_at(now_ms))
 
     def fill_price(self, symbol: str, now_ms: int) -> Decimal:
         """The price a market order fills at now; MarketDataError inside a gap in the data.
 
         Outside a gap it is the valuation price (`tradeable_price_at` answers `price_at`
         wherever it answers), so the two share `market_price`'s memory of the instant."""
-        self.tapes[symbol].tradeable_price_at(now_ms)  # raises inside a gap
-        return self.market_price(symbol, now_ms)
+        price = self.tapes[symbol].tradeable_price_at(now_ms)  # raises inside a gap
+        valued = self._valued.get(symbol)
+        if valued is not None and valued[0] == now_ms:
+            return valued[1]
+        return self._valued_at(symbol, now_ms, price)
+
+    def _valued_at(self, symbol: str, now_ms: int, price: float) -> Decimal:
+        """`price`, the tape's at `now_ms`, on the symbol's tick, remembered for the instant."""
+        rounded = self.rules[symbol].round_price(to_decimal(price))
+        self._valued[symbol] = (now_ms, rounded)
+        return rounded
 
     def plan(self, symbol: str, side: OrderSide, quantity: Decimal, price: Decimal) -> FillPlan:
         """Split an order into the part that closes the position and the part that opens."""
@@ -207,20 +214,22 @@ class Ledger:
         first = bisect_left(entries, since_ms, key=_entry_time)
         return sum((amount for _, amount in entries[first:]), ZERO)
 
-    def _unrealized_at(self, symbol: str, price: Decimal) -> Decimal:
-        position = self.state.positions[symbol]
-        return usdt((price - position.entry_price) * position.side.sign * position.quantity)
-
     def balance(self, now_ms: int) -> Balance:
         return self.balance_at({s: self.market_price(s, now_ms) for s in self.state.positions})
 
     def balance_at(self, prices: Mapping[str, Decimal]) -> Balance:
-        """The balance with each open position valued at its symbol's price in `prices`."""
-        used = self.used_margin()
-        unrealized = sum((self._unrealized_at(s, prices[s]) for s in self.state.positions), ZERO)
+        """The balance with each open position valued at its symbol's price in `prices`;
+        margin as `margin` computes it and unrealized PnL as `positions` does (the same
+        expressions, summed in the same order, in one loop: asked at every step checked)."""
+        state = self.state
+        used = unrealized = ZERO
+        for symbol, position in state.positions.items():
+            quantity, entry = position.quantity, position.entry_price
+            used += usdt(quantity * entry / state.leverage.get(symbol, 1))
+            unrealized += usdt((prices[symbol] - entry) * position.side.sign * quantity)
         return Balance(
-            wallet_usdt=self.state.wallet_usdt,
-            free_usdt=self.state.wallet_usdt - used,
+            wallet_usdt=state.wallet_usdt,
+            free_usdt=state.wallet_usdt - used,
             used_margin_usdt=used,
             unrealized_pnl_usdt=unrealized,
         )

@@ -97,7 +97,7 @@ class PriceTape:
         """
         bars = self.bars
         closed = self.closed_count(now_ms)
-        if closed < self._count and bars.time_ms[closed] <= now_ms:
+        if closed < self._count and self._opened(closed, now_ms):
             return float(bars.open[closed])
         if closed == 0:
             raise MarketDataError(f"{self.symbol}: no recorded price at {now_ms} ms")
@@ -107,7 +107,7 @@ class PriceTape:
         """The price a market order fills at now; MarketDataError inside a gap in the data."""
         closed = self.closed_count(now_ms)
         bars = self.bars
-        if closed < self._count and bars.time_ms[closed] <= now_ms:
+        if closed < self._count and self._opened(closed, now_ms):
             return float(bars.open[closed])
         if closed > 0:
             last_close_ms = int(bars.time_ms[closed - 1]) + bars.timeframe_ms
@@ -117,6 +117,14 @@ class PriceTape:
                     f"since {utc_from_ms(last_close_ms).isoformat()} (untradeable until it resumes)"
                 )
         return self.price_at(now_ms)
+
+    def _opened(self, closed: int, now_ms: int) -> bool:
+        """Whether the bar after the `closed` ones (`closed_count(now_ms)`, one is left) has
+        opened by `now_ms`. On a regular grid it opens at first + closed × timeframe, which
+        is ≤ `now_ms` whenever the first bar has opened: no NumPy scalar to read."""
+        if self._regular:
+            return now_ms >= self._first_ms
+        return bool(self.bars.time_ms[closed] <= now_ms)
 
     def atr_pct_at(self, now_ms: int) -> float:
         """ATR(14)/close of the last closed bar; 0 while the indicator is warming up."""

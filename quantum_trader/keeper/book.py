@@ -341,6 +341,16 @@ class Book:
         )
         return why
 
+    def with_positions_moved(self, positions: Mapping[str, Position]) -> Book:
+        """The book with `positions` in place of its own, the same symbols (their figures
+        moved: new highs or lows, a stop): what it blocks reads the symbols alone, so a
+        `blocked()` already found goes along (a backtest's steady steps make such a book
+        at each step, and its executor asks at each cycle)."""
+        moved = replace(self, positions=positions)
+        if positions.keys() == self.positions.keys():
+            object.__setattr__(moved, "_blocked", self._blocked)
+        return moved
+
     def with_position(self, position: Position) -> Book:
         return replace(self, positions={**self.positions, position.symbol: position})
 

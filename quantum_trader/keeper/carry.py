@@ -157,7 +157,7 @@ class Carrier(ActionCarrying):
         saved = [p for s, p in positions.items() if changed(before.get(s), p)]
         if saved:
             await self._repository.write(Writes(positions=saved))
-        self.book = replace(self.book, positions=dict(positions))
+        self.book = self.book.with_positions_moved(dict(positions))
 
     async def _funding(self, position: Position) -> Decimal:
         try:

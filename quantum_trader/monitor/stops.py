@@ -196,7 +196,7 @@ def manage_position(
     reason = _exit_reason(position, price, now, level, params)
     if reason is not None:
         return PositionDecision(_updated(position, changes), (ExitAll(reason, price),))
-    intents = _adjust(position, price, mode, _atr(atr_pct), level, params, changes)
+    intents = _adjust(position, price, mode, atr_pct, level, params, changes)
     return PositionDecision(_updated(position, changes), intents)
 
 
@@ -252,9 +252,8 @@ def _exit_reason(
     target = position.take_profit_price
     if target > 0 and (price - target) * sign >= 0:
         return ExitReason.TP_HIT
-    locks_profit = (position.stop_price - level) * sign > 0
-    if now - position.opened_at > params.max_hold and not locks_profit:
-        return ExitReason.TIME_EXIT
+    if now - position.opened_at > params.max_hold and (position.stop_price - level) * sign <= 0:
+        return ExitReason.TIME_EXIT  # held too long, its stop locking in no profit
     return None
 
 
@@ -279,12 +278,13 @@ def _adjust(
     position: Position,
     price: Decimal,
     mode: TrailMode,
-    atr: Decimal,
+    atr_pct: float,
     level: Decimal,
     params: _Params,
     changes: dict[str, Any],
 ) -> tuple[Intent, ...]:
-    """Partial take-profit, break-even and trailing; records field changes in `changes`."""
+    """Partial take-profit, break-even and trailing; records field changes in `changes`
+    (`atr_pct` spelled as a Decimal only where trailing reads it: most ticks it does not)."""
     sign = position.side.sign
     gain = (price - position.entry_price) / position.entry_price * sign
     intents: list[Intent] = []
@@ -297,7 +297,7 @@ def _adjust(
     if position.trailing_active or gain >= params.trailing_trigger:
         if not position.trailing_active:
             changes["trailing_active"] = True
-        distance = params.multiples[mode] * atr * position.entry_price
+        distance = params.multiples[mode] * _atr(atr_pct) * position.entry_price
         if distance > 0:
             candidates.append((price - distance * sign, ExitReason.TRAILING))
     stop = position.stop_price

@@ -118,6 +118,21 @@ def test_a_book_remembers_its_blocks_and_a_changed_book_finds_its_own() -> None:
     assert changed == Book(intents={EXIT: Intent(pending, NOW)})
 
 
+def test_a_book_whose_positions_moved_keeps_its_blocks_and_one_with_others_finds_them() -> None:
+    """`with_positions_moved` (the keeper's steady steps): the same symbols, other figures,
+    so the blocks found go along; with other symbols they are found anew, and either way
+    they are those a fresh book finds."""
+    waiting = stop_order(HELD, STOP)
+    book = Book(positions={BTC: HELD}, working={STOP: waiting})
+    assert book.blocked() == {}
+    moved = book.with_positions_moved({BTC: replace(HELD, highest_price=Decimal(91_000))})
+    assert moved.blocked() is book.blocked()
+    assert moved == Book(positions=moved.positions, working={STOP: waiting})
+    gone = book.with_positions_moved({})
+    assert gone.blocked() == Book(working={STOP: waiting}).blocked()
+    assert gone.blocked() == {BTC: f"stop {STOP} of a closed position not cancelled yet"}
+
+
 # -- the planner keeps the trigger time the exchange reports ---------------------------------------
 
 
