@@ -76,7 +76,7 @@ class QuietChecks:
                 return False
             accounts.append(portfolio)
         held = self._core.keeper.positions
-        shown = [self._model.prices_at(ms_from_utc(step)) for step in steps]
+        shown = [self._model.prices_at(ms_from_utc(step), held) for step in steps]
         # As the balancer values a position: at the view's price, its entry price without.
         prices = {s: [at.get(s, p.entry_price) for at in shown] for s, p in held.items()}
         low = {s: min(seen) for s, seen in prices.items()}
