@@ -47,8 +47,10 @@ class QuietChecks:
         its tick would leave; None where the check fails at either."""
         keeper = self._core.keeper
         held = keeper.positions
-        low = {s: min(m[s] for m in marks) for s in held}
-        high = {s: max(m[s] for m in marks) for s in held}
+        low, high = {}, {}
+        for symbol in held:  # a list each, not generators (hot path)
+            seen = [at[symbol] for at in marks]
+            low[symbol], high[symbol] = min(seen), max(seen)
         found = []
         for ends in ((low, high), (high, low)):
             corner = {s: ends[0][s] if p.side.sign > 0 else ends[1][s] for s, p in held.items()}
