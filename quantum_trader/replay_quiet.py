@@ -56,7 +56,6 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from quantum_trader.app import Core
-from quantum_trader.clock import ms_from_utc
 from quantum_trader.config import BacktestSettings
 from quantum_trader.cycle import CycleSummary
 from quantum_trader.domain import Balance, Position
@@ -128,22 +127,25 @@ class QuietSteps:
         core = self._core
         return Before(core.keeper.book, self._exchange.revision, self._state(), core.ledger.tracker)
 
-    def after(self, before: Before | None, summary: CycleSummary, now: datetime) -> None:
-        """Note whether the steps after the one just run at `now` may repeat it, and until
-        when; and whether it left the state as it found it."""
+    def after(
+        self, before: Before | None, summary: CycleSummary, now: datetime, now_ms: int
+    ) -> None:
+        """Note whether the steps after the one just run at `now` (`now_ms`) may repeat it,
+        and until when; and whether it left the state as it found it."""
         self._key, self._ahead, self._failed = None, {}, False
         if before is not None and self._settled(summary):
-            key = self._model.quiet_key(ms_from_utc(now))
+            key = self._model.quiet_key(now_ms)
             if key is not None:
                 self._key, self._until = key, self._next_timer(now)
                 self._found = self._left_as_found(before)
 
-    def repeats(self, now: datetime) -> bool:
-        """Whether the step at `now` would repeat the last one run, but perhaps for a new high
-        or low its tick records on a position (which nothing the step does reads)."""
+    def repeats(self, now: datetime, now_ms: int) -> bool:
+        """Whether the step at `now` (`now_ms`) would repeat the last one run, but perhaps for
+        a new high or low its tick records on a position (which nothing the step does
+        reads)."""
         if self._key is None or self._until is None or now >= self._until:
             return False
-        if self._model.quiet_key(ms_from_utc(now)) != self._key:
+        if self._model.quiet_key(now_ms) != self._key:
             return False
         core = self._core
         executor = core.executor
@@ -203,14 +205,14 @@ class QuietSteps:
             self._stretch(now + self._step, min(runs_at, self._until))
         return await self._repeat_cycle(now)
 
-    async def repeats_cycle(self, before: Before | None, now: datetime) -> bool:
-        """After the step at `now` ran its keeper tick: whether its cycle would repeat the
-        base. The tick may have changed the keeper's books and orders (a new high or low
-        recorded, a stop moved); the cycle reads them only through the positions, the blocks
-        and the balance, which its checks read as they are now: at this balance the tracker,
-        the governor and the cycle's inputs stay as they are. The market's hourly fields and
-        every timer stand as the step before left them. Conservatively, a tick that recorded
-        a trade or changed the governor's state makes the cycle run."""
+    async def repeats_cycle(self, before: Before | None, now: datetime, now_ms: int) -> bool:
+        """After the step at `now` (`now_ms`) ran its keeper tick: whether its cycle would
+        repeat the base. The tick may have changed the keeper's books and orders (a new high
+        or low recorded, a stop moved); the cycle reads them only through the positions, the
+        blocks and the balance, which its checks read as they are now: at this balance the
+        tracker, the governor and the cycle's inputs stay as they are. The market's hourly
+        fields and every timer stand as the step before left them. Conservatively, a tick
+        that recorded a trade or changed the governor's state makes the cycle run."""
         if before is None or self._key is None or self._until is None or now >= self._until:
             return False
         core = self._core
@@ -218,7 +220,7 @@ class QuietSteps:
             core.ledger.tracker is not before.tracker
             or not _same_state(self._state(), before.governor)
             or core.sizing.paper.positions
-            or self._model.quiet_key(ms_from_utc(now)) != self._key
+            or self._model.quiet_key(now_ms) != self._key
         ):
             return False
         balance = await self._exchange.fetch_balance()

@@ -47,8 +47,10 @@ class QuietChecks:
         its tick would leave; None where the check fails at either."""
         keeper = self._core.keeper
         held = keeper.positions
-        low = {s: min(m[s] for m in marks) for s in held}
-        high = {s: max(m[s] for m in marks) for s in held}
+        low, high = {}, {}
+        for symbol in held:  # a list each, not generators (hot path)
+            seen = [at[symbol] for at in marks]
+            low[symbol], high[symbol] = min(seen), max(seen)
         found = []
         for ends in ((low, high), (high, low)):
             corner = {s: ends[0][s] if p.side.sign > 0 else ends[1][s] for s, p in held.items()}
@@ -76,7 +78,7 @@ class QuietChecks:
                 return False
             accounts.append(portfolio)
         held = self._core.keeper.positions
-        shown = [self._model.prices_at(ms_from_utc(step)) for step in steps]
+        shown = [self._model.prices_at(ms_from_utc(step), held) for step in steps]
         # As the balancer values a position: at the view's price, its entry price without.
         prices = {s: [at.get(s, p.entry_price) for at in shown] for s, p in held.items()}
         low = {s: min(seen) for s, seen in prices.items()}

@@ -308,13 +308,17 @@ STATISTICS = 6  # the correlations' place in `_all_but_prices_of`
 @given(offsets=st.lists(st.integers(-20 * 300_000, 3100 * 300_000), min_size=1, max_size=20))
 def test_the_prices_alone_are_those_the_view_shows(uneven: MarketModel, offsets: list[int]) -> None:
     """`prices_at` (a backtest's quiet steps ask it for a stretch's range of prices) answers
-    what the view at that instant shows, asked before the view or after it, a symbol in a
-    gap in its data left out of both."""
+    what the view at that instant shows of the symbols asked, asked before the view or
+    after it, a symbol in a gap in its data left out of both."""
+    symbols = [*uneven._series, "NOTLISTED"]
     for now in [int(BARS.time_ms[0]) + offset for offset in offsets]:
-        alone = uneven.prices_at(now)
+        alone = uneven.prices_at(now, symbols)
+        some = uneven.prices_at(now, symbols[1:])
         shown = uneven.state_at(now).view.prices
         assert alone == shown
-        assert uneven.prices_at(now) == shown
+        assert some == {s: p for s, p in shown.items() if s in symbols[1:]}
+        assert uneven.prices_at(now, symbols) == shown
+        assert uneven.prices_at(now, symbols[1:]) == some
 
 
 def test_the_symbols_quiet_rows_are_kept_until_the_next_hourly_row_at_most(
