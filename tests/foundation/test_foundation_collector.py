@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import pytest
@@ -84,9 +85,30 @@ def test_a_backtest_exempts_what_it_loaded_and_leaves_the_collector_as_it_found_
 ) -> None:
     _run(tmp_path)
     assert (tmp_path / "out" / "report.json").exists()
-    assert any(count > 0 for count in freeze_counts_at_collections)  # the replay's passes
+    assert any(count > 0 for count in freeze_counts_at_collections)  # the one after the replay
     assert gc.isenabled()
     assert gc.get_freeze_count() == 0
+
+
+def test_no_cycle_search_runs_while_the_backtest_replays(tmp_path: Path) -> None:
+    replaying: list[bool] = []  # at each collection's start, whether `_replay` is on the stack
+
+    def note(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            frame: FrameType | None = sys._getframe(1)
+            names = set()
+            while frame is not None:
+                names.add(frame.f_code.co_name)
+                frame = frame.f_back
+            replaying.append("_replay" in names)
+
+    gc.callbacks.append(note)
+    try:
+        _run(tmp_path)
+    finally:
+        gc.callbacks.remove(note)
+    assert replaying  # collections ran before and after it
+    assert not any(replaying)
 
 
 def test_an_interrupted_backtest_leaves_the_collector_as_it_found_it(tmp_path: Path) -> None:
