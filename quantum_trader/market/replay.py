@@ -15,6 +15,7 @@ from quantum_trader.clock import ms_from_utc, utc_from_ms
 from quantum_trader.domain import Bars, FloatArray, IntArray, MarketRules, MarketSnapshot
 from quantum_trader.errors import ConfigurationError
 from quantum_trader.market.candle_store import TIMEFRAME_MS, CandleStore
+from quantum_trader.median import median
 from quantum_trader.record import record
 
 EIGHT_HOURS_MS = TIMEFRAME_MS["8h"]
@@ -33,7 +34,7 @@ class FundingSeries:
 
     @classmethod
     def from_rates(cls, time_ms: IntArray, rate: FloatArray) -> FundingSeries:
-        interval = float(np.median(np.diff(time_ms))) if time_ms.size > 1 else EIGHT_HOURS_MS
+        interval = median(np.diff(time_ms)) if time_ms.size > 1 else EIGHT_HOURS_MS
         return cls(time_ms, rate, rate * (EIGHT_HOURS_MS / interval))
 
     def rate_8h_at(self, now_ms: int) -> float:
@@ -88,7 +89,7 @@ class ReplayFeed:
         problems = []
         for symbol, bars in self.bars.items():
             symbol_rules = rules.get(symbol)
-            price = float(np.median(bars.close)) if len(bars) else 0.0
+            price = median(bars.close) if len(bars) else 0.0
             if symbol_rules is None or price <= 0:
                 continue
             tick = symbol_rules.tick_size

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from quantum_trader.domain import ClosedTrade, FloatArray
+from quantum_trader.median import median
 from quantum_trader.record import record
 from quantum_trader.report.curve import Curve, drawdown
 
@@ -156,7 +157,7 @@ def durations(trades: TradeTable) -> dict[str, float | None]:
     hours, pnl = trades.hours, trades.pnl
     return {
         "mean_hours": _mean_of_some(hours, 2),
-        "median_hours": round(float(np.nanmedian(hours)), 2) if len(hours) else None,
+        "median_hours": round(median(hours), 2) if len(hours) else None,
         "max_hours": round(float(np.nanmax(hours)), 2) if len(hours) else None,
         "winners_mean_hours": _mean_of_some(hours[pnl > 0], 2),
         "losers_mean_hours": _mean_of_some(hours[pnl <= 0], 2),
