@@ -196,7 +196,11 @@ class PortfolioBalancer:
         slippage reaches `slippage_stop_share` of its likely stop's distance (with a cost model
         and a share), and at most its market's last leverage bracket's cap less the sizer's
         headroom; infinite where neither bounds it."""
-        return {c.symbol: min(self._depth(c), _cap(rules.get(c.symbol))) for c in candidates}
+        depths: dict[str, float] = {}
+        for c in candidates:
+            depth, cap = self._depth(c), _cap(rules.get(c.symbol))
+            depths[c.symbol] = cap if cap < depth else depth  # min(), by a comparison
+        return depths
 
     def _depth(self, candidate: Candidate) -> float:
         share = self.slippage_stop_share

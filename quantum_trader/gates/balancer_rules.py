@@ -48,11 +48,12 @@ def position_exposure(
 def exposure_at(position: Position, price: Decimal, settings: BalancerSettings) -> Exposure:
     """An open position valued at `price`."""
     notional = float(position.quantity * price)
+    risk = position.risk_usdt
     return Exposure(
         position.symbol,
         position.side,
         notional,
-        float(max(position.risk_usdt, ZERO)),
+        float(ZERO if risk < ZERO else risk),  # max(risk, 0) by a comparison (see _clamped)
         notional / position.leverage,
         position.leverage,
         sector_of(position.symbol, settings),
@@ -60,6 +61,7 @@ def exposure_at(position: Position, price: Decimal, settings: BalancerSettings) 
 
 
 LIMIT_TOLERANCE = 1e-9
+MIN_STOP_PCT = 1e-6  # a candidate's likely stop is never nearer (a zero ATR divides nothing)
 
 
 def candidate_exposure(
@@ -73,7 +75,8 @@ def candidate_exposure(
     stop_pct = candidate_stop_pct(candidate, settings)
     leverage = settings.candidate_leverage
     cap = settings.candidate_max_margin_fraction * equity_usdt * leverage
-    notional = min(risk / stop_pct, cap)
+    uncapped = risk / stop_pct
+    notional = cap if cap < uncapped else uncapped
     if notional > depth_usdt:
         risk *= depth_usdt / notional
         notional = depth_usdt
@@ -85,7 +88,8 @@ def candidate_exposure(
 
 def candidate_stop_pct(candidate: Candidate, settings: BalancerSettings) -> float:
     """The likely stop's distance, a fraction of the price."""
-    return max(candidate.atr_pct * settings.candidate_stop_atr_multiple, 1e-6)
+    stop_pct = candidate.atr_pct * settings.candidate_stop_atr_multiple
+    return MIN_STOP_PCT if stop_pct < MIN_STOP_PCT else stop_pct
 
 
 def priority(
@@ -104,7 +108,7 @@ def priority(
     """
     category = settings.categories.get(candidate.symbol, "")
     boost = settings.category_boosts.get(category, 0.0)
-    stability = min(1.0, max(0.0, 1.0 - candidate.atr_pct / settings.stability_max_atr_pct))
+    stability = _clamped(1.0 - candidate.atr_pct / settings.stability_max_atr_pct, 0.0, 1.0)
     funding = market.funding_rate_8h.get(candidate.symbol, 0.0) * candidate.side.sign
     if cost_pct is None:
         cost = settings.round_trip_cost_pct + max(funding, 0.0) * settings.expected_hold_h / 8 * 100
@@ -112,8 +116,17 @@ def priority(
         cost = cost_pct
     recent = 0.0
     if stats is not None and stats.last_20_r:
-        recent = min(1.0, max(-1.0, sum(stats.last_20_r) / len(stats.last_20_r)))
+        recent = _clamped(sum(stats.last_20_r) / len(stats.last_20_r), -1.0, 1.0)
     return candidate.confidence * 100 + boost + stability * 10 - cost * 5 + recent * 10
+
+
+def _clamped(value: float, low: float, high: float) -> float:
+    """min(high, max(low, value)), the same float for every input (NaN and signed zeros
+    too), by comparisons: in Python 3.11 a two-value min() or max() parses its keywords at
+    every call (≈ 1,400 instructions), and the balancer's estimates run for every candidate
+    of every cycle."""
+    at_least = value if value > low else low
+    return at_least if at_least < high else high
 
 
 @dataclass(slots=True)
@@ -143,7 +156,8 @@ class Book:
         return out
 
     def concentration_base(self) -> float:
-        return max(self.gross(), self.equity_usdt)
+        gross, equity = self.gross(), self.equity_usdt
+        return equity if equity > gross else gross  # max(), by a comparison (see _clamped)
 
 
 def signed_correlation(matrix: CorrelationMatrix, a: Exposure, b: Exposure) -> float:
@@ -248,7 +262,8 @@ def _over(value: float, limit: float) -> bool:
 
 
 def _fit_concentration(book: Book, x: Exposure, s: BalancerSettings) -> Failure:
-    base = max(book.gross() + x.notional_usdt, book.equity_usdt)
+    grown, equity = book.gross() + x.notional_usdt, book.equity_usdt
+    base = equity if equity > grown else grown  # max(), by a comparison (see _clamped)
     if _over(x.notional_usdt, s.max_symbol_concentration * base):
         return ReasonCode.SYMBOL_OVERCONCENTRATED, f"{x.notional_usdt / base:.4f} of exposure"
     sector = book.grouped(lambda h: h.sector).get(x.sector, 0.0) + x.notional_usdt
