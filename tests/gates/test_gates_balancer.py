@@ -24,6 +24,7 @@ from quantum_trader.domain import (
 )
 from quantum_trader.domain.correlation import correlation_matrix
 from quantum_trader.gates.balancer import PortfolioBalancer
+from quantum_trader.gates.balancer_journal import BalancerJournal
 from quantum_trader.gates.balancer_output import BalancerOutput, RiskMode, Severity
 from quantum_trader.gates.balancer_rules import (
     Book,
@@ -260,6 +261,27 @@ def test_review_all_keeps_the_candidates_order() -> None:
     assert [v.approved for v in verdicts] == [True, True, False]
     result = ApprovalChain([balancer], []).approve(cands, portfolio(), market(UNIVERSE), NOW)
     assert sorted(a.candidate.symbol for a in result.approved) == [BTC, INJ]
+
+
+def test_the_journal_makes_the_latest_output_from_its_ranking_when_asked() -> None:
+    """The chain's review ranks only; the portfolio state and the advice are made when the
+    output is read, and are the full analysis's: the state of the open positions alone,
+    not of the candidates let in beside them."""
+    cands = [candidate(BTC), candidate(INJ, confidence=0.3), candidate(ETH)]
+    account = portfolio(positions=[position(ETH, quantity="1"), position(SOL, Side.SHORT)])
+    view = market(UNIVERSE)
+    balancer = PortfolioBalancer(BalancerSettings())
+    journal = BalancerJournal(balancer)
+    assert journal.latest is None
+    assert journal.latest_json() is None
+    verdicts = journal.review_all(cands, account, view, NOW)
+    latest = journal.latest
+    assert latest == balancer.analyze(cands, account, view, NOW)
+    assert [v.approved for v in verdicts] == [True, True, False]
+    assert latest is not None
+    assert latest.state.total_positions == 2
+    assert latest.recommendations[0].startswith("RISK MODE:")
+    assert json.loads(journal.latest_json() or "") == json.loads(json.dumps(latest.to_dict()))
 
 
 POOL = (*UNIVERSE, "ADA/USDT:USDT", "LINK/USDT:USDT", "AVAX/USDT:USDT", "DOT/USDT:USDT")
