@@ -93,8 +93,8 @@ def portfolio_state(book: Book, used_margin_usdt: float, free_margin_usdt: float
         total_risk=of_equity(book.total_risk(), eq),
         net_exposure=of_equity(book.net(), eq),
         effective_leverage=of_equity(book.gross(), eq),
-        by_symbol_usdt=book.grouped(lambda h: h.symbol),
-        by_sector_usdt=book.grouped(lambda h: h.sector),
+        by_symbol_usdt=dict(book.by_symbol()),
+        by_sector_usdt=dict(book.by_sector()),
     )
 
 
@@ -163,7 +163,7 @@ def _decide(
             )
         )
         if failure is None:
-            book.holdings.append(x)
+            book.add(x)
             book.free_margin_usdt -= x.margin_usdt
             taken += 1
     return decisions
@@ -188,7 +188,7 @@ class Ranking:
 
     def output(self) -> BalancerOutput:
         """The whole §4.2 output of this analysis."""
-        book = Book(self.equity_usdt, self.free_margin_usdt, list(self.held))
+        book = Book(self.equity_usdt, self.free_margin_usdt, self.held)
         recommendations, actions = advice(self.risk_mode, self.violations)
         return BalancerOutput(
             self.time,
@@ -260,9 +260,8 @@ class PortfolioBalancer:
         """The §4.2 analysis but for what `Ranking.output` adds; pure. `depths`: the
         candidates' as `depths` gives them, when the caller has them already."""
         s, stats = self.settings, symbol_stats or {}
-        book = Book(equity_usdt, free_margin_usdt)
-        book.holdings.extend(position_exposure(p, market, s) for p in positions)
-        held = tuple(book.holdings)  # `_decide` adds the candidates it lets in
+        held = tuple(position_exposure(p, market, s) for p in positions)
+        book = Book(equity_usdt, free_margin_usdt, held)  # `_decide` adds those it lets in
         symbols = [h.symbol for h in held] + [c.symbol for c in candidates]
         matrix = market.correlations or correlation_matrix(
             market.returns, symbols, s.correlation_lookback_bars

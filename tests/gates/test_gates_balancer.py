@@ -322,8 +322,9 @@ def test_no_allowed_set_breaks_a_constraint(
     view = market(POOL, returns=factor_returns(seed))
     account = portfolio(equity=str(equity), positions=open_positions)
     matrix = correlation_matrix(view.returns, POOL)
-    book = Book(float(equity), float(equity))
-    book.holdings.extend(position_exposure(p, view, s) for p in open_positions)
+    book = Book(
+        float(equity), float(equity), (position_exposure(p, view, s) for p in open_positions)
+    )
     assume(
         not [
             v
@@ -339,7 +340,7 @@ def test_no_allowed_set_breaks_a_constraint(
     ]
     out = PortfolioBalancer(s).analyze(cands, account, view, NOW)
     for decision in out.allowed:
-        book.holdings.append(candidate_exposure(cands[decision.index], float(equity), s))
+        book.add(candidate_exposure(cands[decision.index], float(equity), s))
     after = breaches(book, s, matrix, len(open_positions))
     assert [v for v in after if v.severity is not Severity.WARNING] == []
     assert sum(h.margin_usdt for h in book.holdings[len(open_positions) :]) <= equity
