@@ -263,6 +263,28 @@ def test_review_all_keeps_the_candidates_order() -> None:
     assert sorted(a.candidate.symbol for a in result.approved) == [BTC, INJ]
 
 
+def test_the_book_keeps_the_sums_over_its_holdings() -> None:
+    """Its totals are kept as holdings are added, each the float the sum over the holdings
+    in their order gives (the empty book's are 0, as `sum`'s)."""
+    s = BalancerSettings()
+    empty = Book(10_000.0, 10_000.0)
+    assert (empty.gross(), empty.net(), empty.total_risk(), empty.count()) == (0, 0, 0, 0)
+    held = [position(ETH, quantity="1.3"), position(SOL, Side.SHORT, quantity="0.7")]
+    book = Book(10_000.0, 9_000.0, (position_exposure(p, market(UNIVERSE), s) for p in held))
+    for c in (candidate(BTC), candidate(INJ, Side.SHORT), candidate(DOGE)):
+        book.add(candidate_exposure(c, 10_000.0, s))
+    h = book.holdings
+    assert book.gross() == sum(x.notional_usdt for x in h)
+    assert book.net() == sum(x.notional_usdt * x.side.sign for x in h)
+    assert book.total_risk() == sum(x.risk_usdt for x in h)
+    assert (book.count(), book.count(Side.LONG), book.count(Side.SHORT)) == (5, 3, 2)
+    sectors: dict[str, float] = {}
+    for x in h:
+        sectors[x.sector] = sectors.get(x.sector, 0.0) + x.notional_usdt
+    assert list(book.by_sector().items()) == list(sectors.items())
+    assert list(book.by_symbol()) == [x.symbol for x in h]
+
+
 def test_the_journal_makes_the_latest_output_from_its_ranking_when_asked() -> None:
     """The chain's review ranks only; the portfolio state and the advice are made when the
     output is read, and are the full analysis's: the state of the open positions alone,
