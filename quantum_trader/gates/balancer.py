@@ -93,8 +93,8 @@ def portfolio_state(book: Book, used_margin_usdt: float, free_margin_usdt: float
         total_risk=of_equity(book.total_risk(), eq),
         net_exposure=of_equity(book.net(), eq),
         effective_leverage=of_equity(book.gross(), eq),
-        by_symbol_usdt=book.grouped(lambda h: h.symbol),
-        by_sector_usdt=book.grouped(lambda h: h.sector),
+        by_symbol_usdt=dict(book.by_symbol()),
+        by_sector_usdt=dict(book.by_sector()),
     )
 
 
@@ -163,10 +163,43 @@ def _decide(
             )
         )
         if failure is None:
-            book.holdings.append(x)
+            book.add(x)
             book.free_margin_usdt -= x.margin_usdt
             taken += 1
     return decisions
+
+
+@record
+class Ranking:
+    """What the chain acts on of an analysis: the violations, the risk mode and each candidate
+    let in or not (allowed in priority order), with what the rest of the output is made from
+    when asked (`output`). Only the JSON file and `status` read the portfolio state and the
+    advice, a backtest never: ≈ 70,000 instructions an analysis with two positions open."""
+
+    time: datetime
+    equity_usdt: float
+    used_margin_usdt: float
+    free_margin_usdt: float
+    held: tuple[Exposure, ...]  # the open positions as the constraints saw them
+    violations: tuple[Violation, ...]
+    risk_mode: RiskMode
+    allowed: tuple[TradeDecision, ...]
+    dropped: tuple[TradeDecision, ...]
+
+    def output(self) -> BalancerOutput:
+        """The whole §4.2 output of this analysis."""
+        book = Book(self.equity_usdt, self.free_margin_usdt, self.held)
+        recommendations, actions = advice(self.risk_mode, self.violations)
+        return BalancerOutput(
+            self.time,
+            self.risk_mode,
+            portfolio_state(book, self.used_margin_usdt, self.free_margin_usdt),
+            self.violations,
+            self.allowed,
+            self.dropped,
+            recommendations,
+            actions,
+        )
 
 
 @record
@@ -196,7 +229,11 @@ class PortfolioBalancer:
         slippage reaches `slippage_stop_share` of its likely stop's distance (with a cost model
         and a share), and at most its market's last leverage bracket's cap less the sizer's
         headroom; infinite where neither bounds it."""
-        return {c.symbol: min(self._depth(c), _cap(rules.get(c.symbol))) for c in candidates}
+        depths: dict[str, float] = {}
+        for c in candidates:
+            depth, cap = self._depth(c), _cap(rules.get(c.symbol))
+            depths[c.symbol] = cap if cap < depth else depth  # min(), by a comparison
+        return depths
 
     def _depth(self, candidate: Candidate) -> float:
         share = self.slippage_stop_share
@@ -205,7 +242,7 @@ class PortfolioBalancer:
         stop_pct = candidate_stop_pct(candidate, self.settings)
         return self.costs.notional_within_slippage(stop_pct * share, candidate.atr_pct)
 
-    def analyze_portfolio(
+    def rank_portfolio(
         self,
         positions: Iterable[Position],
         candidates: Sequence[Candidate],
@@ -219,19 +256,18 @@ class PortfolioBalancer:
         losing_streak: int = 0,
         symbol_stats: Mapping[str, SymbolStats] | None = None,
         depths: Mapping[str, float] | None = None,
-    ) -> BalancerOutput:
-        """The whole §4.2 analysis; pure. Allowed trades come in priority order. `depths`:
-        the candidates' as `depths` gives them, when the caller has them already."""
+    ) -> Ranking:
+        """The §4.2 analysis but for what `Ranking.output` adds; pure. `depths`: the
+        candidates' as `depths` gives them, when the caller has them already."""
         s, stats = self.settings, symbol_stats or {}
-        book = Book(equity_usdt, free_margin_usdt)
-        book.holdings.extend(position_exposure(p, market, s) for p in positions)
-        symbols = [h.symbol for h in book.holdings] + [c.symbol for c in candidates]
+        held = tuple(position_exposure(p, market, s) for p in positions)
+        book = Book(equity_usdt, free_margin_usdt, held)  # `_decide` adds those it lets in
+        symbols = [h.symbol for h in held] + [c.symbol for c in candidates]
         matrix = market.correlations or correlation_matrix(
             market.returns, symbols, s.correlation_lookback_bars
         )
-        violations = breaches(book, s, matrix, skip_pairs=len(book.holdings))
+        violations = breaches(book, s, matrix, skip_pairs=len(held))
         mode = risk_mode(violations, book, daily_drawdown, losing_streak, s)
-        state = portfolio_state(book, used_margin_usdt, free_margin_usdt)
         depths = self.depths(candidates, market.rules) if depths is None else depths
         # Each candidate's likely order, made once: the cost score and `fit` read the same.
         scored = []
@@ -241,16 +277,16 @@ class PortfolioBalancer:
             scored.append((i, c, priority(c, market, stats.get(c.symbol), s, cost_pct), x))
         scored.sort(key=lambda item: (-item[2], item[1].symbol, item[0]))
         decisions = _decide(scored, book, mode, matrix, s)
-        recommendations, actions = advice(mode, violations)
-        return BalancerOutput(
+        return Ranking(
             now,
-            mode,
-            state,
+            equity_usdt,
+            used_margin_usdt,
+            free_margin_usdt,
+            held,
             tuple(violations),
+            mode,
             tuple(d for d in decisions if d.allowed),
             tuple(d for d in decisions if not d.allowed),
-            recommendations,
-            actions,
         )
 
     def _cost_pct(
@@ -280,8 +316,7 @@ class PortfolioBalancer:
         now: datetime,
     ) -> list[Verdict]:
         """One verdict per candidate, in the candidates' order."""
-        output = self.analyze(candidates, portfolio, market, now)
-        return verdicts_from(output, len(candidates))
+        return verdicts_from(self.rank(candidates, portfolio, market, now), len(candidates))
 
     def analyze(
         self,
@@ -291,8 +326,20 @@ class PortfolioBalancer:
         now: datetime,
         depths: Mapping[str, float] | None = None,
     ) -> BalancerOutput:
-        """`analyze_portfolio` fed from the portfolio view (for the JSON file and status)."""
-        return self.analyze_portfolio(
+        """The whole §4.2 analysis, fed from the portfolio view (for the JSON file and
+        status). Allowed trades come in priority order."""
+        return self.rank(candidates, portfolio, market, now, depths).output()
+
+    def rank(
+        self,
+        candidates: Sequence[Candidate],
+        portfolio: PortfolioView,
+        market: MarketView,
+        now: datetime,
+        depths: Mapping[str, float] | None = None,
+    ) -> Ranking:
+        """`rank_portfolio` fed from the portfolio view."""
+        return self.rank_portfolio(
             portfolio.positions.values(),
             candidates,
             float(portfolio.equity_usdt),
@@ -313,7 +360,7 @@ def _cap(rules: MarketRules | None) -> float:
     return math.inf if cap is None else float(cap / (1 + HEADROOM))
 
 
-def refused_by_fit(output: BalancerOutput) -> bool:
+def refused_by_fit(output: Ranking) -> bool:
     """Whether the analysis allowed nothing and each refusal is `fit`'s against the open
     positions alone: no SAFE mode and no candidate below the priority floor, so each was
     fitted, and with nothing allowed the book never grew beyond the positions."""
@@ -324,7 +371,7 @@ def refused_by_fit(output: BalancerOutput) -> bool:
     )
 
 
-def verdicts_from(output: BalancerOutput, count: int) -> list[Verdict]:
+def verdicts_from(output: Ranking, count: int) -> list[Verdict]:
     """The output's decisions as verdicts, indexed like the candidates."""
     verdicts: list[Verdict | None] = [None] * count
     for d in (*output.allowed, *output.dropped):

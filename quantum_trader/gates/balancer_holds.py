@@ -166,10 +166,9 @@ def _book(
 
 def _held_book(portfolio: PortfolioView, market: MarketView, settings: BalancerSettings) -> Book:
     """The open positions at these prices."""
-    book = Book(float(portfolio.equity_usdt), float(portfolio.free_usdt))
     positions = portfolio.positions.values()
-    book.holdings.extend(position_exposure(p, market, settings) for p in positions)
-    return book
+    held = (position_exposure(p, market, settings) for p in positions)
+    return Book(float(portfolio.equity_usdt), float(portfolio.free_usdt), held)
 
 
 def _exposure(

@@ -1,5 +1,6 @@
-"""The balancer as the chain runs it, keeping its latest full analysis for the JSON file and
-`status` (SPEC §4.2: the latest output is written to the data directory)."""
+"""The balancer as the chain runs it, keeping its latest ranking, from which the full analysis
+is made for the JSON file and `status` when they ask (SPEC §4.2: the latest output is written
+to the data directory)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from quantum_trader.domain import Candidate, GateName, MarketView, PortfolioView, Verdict
-from quantum_trader.gates.balancer import PortfolioBalancer, refused_by_fit, verdicts_from
+from quantum_trader.gates.balancer import PortfolioBalancer, Ranking, refused_by_fit, verdicts_from
 from quantum_trader.gates.balancer_holds import HeldDenials
 from quantum_trader.gates.balancer_output import BalancerOutput
 
@@ -16,11 +17,11 @@ OUTPUT_FILE = "portfolio_balancer.json"
 
 
 class BalancerJournal:
-    """BatchGate: the balancer's verdicts, with its latest output kept in `latest`."""
+    """BatchGate: the balancer's verdicts, with its latest output in `latest`."""
 
     def __init__(self, balancer: PortfolioBalancer) -> None:
         self._balancer = balancer
-        self.latest: BalancerOutput | None = None
+        self._ranking: Ranking | None = None  # the latest review's
         self._held: HeldDenials | None = None  # the latest review's, when its denials hold
 
     @property
@@ -42,6 +43,11 @@ class BalancerJournal:
     def name(self) -> GateName:
         return GateName.BALANCER
 
+    @property
+    def latest(self) -> BalancerOutput | None:
+        """The latest review's whole output, made when asked (`Ranking.output`)."""
+        return None if self._ranking is None else self._ranking.output()
+
     def review_all(
         self,
         candidates: Sequence[Candidate],
@@ -51,10 +57,10 @@ class BalancerJournal:
     ) -> list[Verdict]:
         balancer = self._balancer
         depths = balancer.depths(candidates, market.rules)
-        self.latest = balancer.analyze(candidates, portfolio, market, now, depths)
+        ranking = self._ranking = balancer.rank(candidates, portfolio, market, now, depths)
         self._held = None
-        if not self.latest.allowed:
-            none_fit = refused_by_fit(self.latest)  # `fit` ran on each: no need to again
+        if not ranking.allowed:
+            none_fit = refused_by_fit(ranking)  # `fit` ran on each: no need to again
             self._held = HeldDenials.of(
                 candidates,
                 portfolio,
@@ -63,11 +69,12 @@ class BalancerJournal:
                 none_fit=none_fit,
                 depths=depths,
             )
-        return verdicts_from(self.latest, len(candidates))
+        return verdicts_from(ranking, len(candidates))
 
     def latest_json(self) -> str | None:
         """The latest output as OUTPUT_FILE's text (the daemon writes it into its held
         directory), if there is one."""
-        if self.latest is None:
+        latest = self.latest
+        if latest is None:
             return None
-        return json.dumps(self.latest.to_dict(), indent=2, default=str)
+        return json.dumps(latest.to_dict(), indent=2, default=str)

@@ -16,8 +16,8 @@ long and a short on correlated symbols hedge each other.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 
 from quantum_trader.domain import (
@@ -48,11 +48,12 @@ def position_exposure(
 def exposure_at(position: Position, price: Decimal, settings: BalancerSettings) -> Exposure:
     """An open position valued at `price`."""
     notional = float(position.quantity * price)
+    risk = position.risk_usdt
     return Exposure(
         position.symbol,
         position.side,
         notional,
-        float(max(position.risk_usdt, ZERO)),
+        float(ZERO if risk < ZERO else risk),  # max(risk, 0) by a comparison (see _clamped)
         notional / position.leverage,
         position.leverage,
         sector_of(position.symbol, settings),
@@ -60,6 +61,7 @@ def exposure_at(position: Position, price: Decimal, settings: BalancerSettings) 
 
 
 LIMIT_TOLERANCE = 1e-9
+MIN_STOP_PCT = 1e-6  # a candidate's likely stop is never nearer (a zero ATR divides nothing)
 
 
 def candidate_exposure(
@@ -73,7 +75,8 @@ def candidate_exposure(
     stop_pct = candidate_stop_pct(candidate, settings)
     leverage = settings.candidate_leverage
     cap = settings.candidate_max_margin_fraction * equity_usdt * leverage
-    notional = min(risk / stop_pct, cap)
+    uncapped = risk / stop_pct
+    notional = cap if cap < uncapped else uncapped
     if notional > depth_usdt:
         risk *= depth_usdt / notional
         notional = depth_usdt
@@ -85,7 +88,8 @@ def candidate_exposure(
 
 def candidate_stop_pct(candidate: Candidate, settings: BalancerSettings) -> float:
     """The likely stop's distance, a fraction of the price."""
-    return max(candidate.atr_pct * settings.candidate_stop_atr_multiple, 1e-6)
+    stop_pct = candidate.atr_pct * settings.candidate_stop_atr_multiple
+    return MIN_STOP_PCT if stop_pct < MIN_STOP_PCT else stop_pct
 
 
 def priority(
@@ -104,7 +108,7 @@ def priority(
     """
     category = settings.categories.get(candidate.symbol, "")
     boost = settings.category_boosts.get(category, 0.0)
-    stability = min(1.0, max(0.0, 1.0 - candidate.atr_pct / settings.stability_max_atr_pct))
+    stability = _clamped(1.0 - candidate.atr_pct / settings.stability_max_atr_pct, 0.0, 1.0)
     funding = market.funding_rate_8h.get(candidate.symbol, 0.0) * candidate.side.sign
     if cost_pct is None:
         cost = settings.round_trip_cost_pct + max(funding, 0.0) * settings.expected_hold_h / 8 * 100
@@ -112,38 +116,91 @@ def priority(
         cost = cost_pct
     recent = 0.0
     if stats is not None and stats.last_20_r:
-        recent = min(1.0, max(-1.0, sum(stats.last_20_r) / len(stats.last_20_r)))
+        recent = _clamped(sum(stats.last_20_r) / len(stats.last_20_r), -1.0, 1.0)
     return candidate.confidence * 100 + boost + stability * 10 - cost * 5 + recent * 10
 
 
-@dataclass(slots=True)
-class Book:
-    """Holdings the constraints apply to: open positions, then each allowed candidate."""
+def _clamped(value: float, low: float, high: float) -> float:
+    """min(high, max(low, value)), the same float for every input (NaN and signed zeros
+    too), by comparisons: in Python 3.11 a two-value min() or max() parses its keywords at
+    every call (≈ 1,400 instructions), and the balancer's estimates run for every candidate
+    of every cycle."""
+    at_least = value if value > low else low
+    return at_least if at_least < high else high
 
-    equity_usdt: float
-    free_margin_usdt: float
-    holdings: list[Exposure] = field(default_factory=list)
+
+class Book:
+    """Holdings the constraints apply to: open positions, then each allowed candidate.
+
+    Its totals are kept as holdings are added (`add`), in the order they are added, so each
+    is the float a sum over `holdings` gives: the balancer's constraints read them for every
+    candidate they fit, and a sum over a generator of two holdings took ≈ 4,000
+    instructions."""
+
+    __slots__ = (
+        "_by_sector",
+        "_by_symbol",
+        "_gross",
+        "_holdings",
+        "_net",
+        "_risk",
+        "_sides",
+        "equity_usdt",
+        "free_margin_usdt",
+        "holdings",
+    )
+
+    def __init__(
+        self, equity_usdt: float, free_margin_usdt: float, holdings: Iterable[Exposure] = ()
+    ) -> None:
+        self.equity_usdt = equity_usdt
+        self.free_margin_usdt = free_margin_usdt
+        self._holdings: list[Exposure] = []
+        self.holdings: Sequence[Exposure] = self._holdings  # read-only: add with `add`
+        # Each total starts as `sum` does, at the integer 0 (the empty book's totals are 0).
+        self._gross: float = 0
+        self._net: float = 0
+        self._risk: float = 0
+        self._sides: dict[Side, int] = {}
+        self._by_symbol: dict[str, float] = {}
+        self._by_sector: dict[str, float] = {}
+        for holding in holdings:
+            self.add(holding)
+
+    def add(self, holding: Exposure) -> None:
+        """One more holding, with the totals moved by it."""
+        self._holdings.append(holding)
+        notional, side = holding.notional_usdt, holding.side
+        self._gross += notional
+        self._net += notional * side.sign
+        self._risk += holding.risk_usdt
+        self._sides[side] = self._sides.get(side, 0) + 1
+        self._by_symbol[holding.symbol] = self._by_symbol.get(holding.symbol, 0.0) + notional
+        self._by_sector[holding.sector] = self._by_sector.get(holding.sector, 0.0) + notional
 
     def count(self, side: Side | None = None) -> int:
-        return sum(1 for h in self.holdings if side is None or h.side is side)
+        return len(self._holdings) if side is None else self._sides.get(side, 0)
 
     def gross(self) -> float:
-        return sum(h.notional_usdt for h in self.holdings)
+        return self._gross
 
     def net(self) -> float:
-        return sum(h.notional_usdt * h.side.sign for h in self.holdings)
+        return self._net
 
     def total_risk(self) -> float:
-        return sum(h.risk_usdt for h in self.holdings)
+        return self._risk
 
-    def grouped(self, key: Callable[[Exposure], str]) -> dict[str, float]:
-        out: dict[str, float] = {}
-        for h in self.holdings:
-            out[key(h)] = out.get(key(h), 0.0) + h.notional_usdt
-        return out
+    def by_symbol(self) -> Mapping[str, float]:
+        """The holdings' notional by symbol, in the order the symbols came."""
+        return self._by_symbol
+
+    def by_sector(self) -> Mapping[str, float]:
+        """The holdings' notional by sector, in the order the sectors came."""
+        return self._by_sector
 
     def concentration_base(self) -> float:
-        return max(self.gross(), self.equity_usdt)
+        gross, equity = self.gross(), self.equity_usdt
+        return equity if equity > gross else gross  # max(), by a comparison (see _clamped)
 
 
 def signed_correlation(matrix: CorrelationMatrix, a: Exposure, b: Exposure) -> float:
@@ -165,10 +222,10 @@ def breaches(
     elif book.total_risk() > s.safe_mode_total_risk * eq:
         found.append(_v("safe_mode_total_risk", Severity.WARNING, book.total_risk() / eq))
     base = book.concentration_base()
-    for symbol, notional in book.grouped(lambda h: h.symbol).items():
+    for symbol, notional in book.by_symbol().items():
         if _over(notional, s.max_symbol_concentration * base):
             found.append(_v(f"max_symbol_concentration:{symbol}", Severity.HIGH, notional / base))
-    for sector, notional in book.grouped(lambda h: h.sector).items():
+    for sector, notional in book.by_sector().items():
         if _over(notional, s.max_sector_concentration * base):
             found.append(_v(f"max_sector_concentration:{sector}", Severity.HIGH, notional / base))
     if _over(abs(book.net()), s.max_net_exposure * eq):
@@ -248,10 +305,11 @@ def _over(value: float, limit: float) -> bool:
 
 
 def _fit_concentration(book: Book, x: Exposure, s: BalancerSettings) -> Failure:
-    base = max(book.gross() + x.notional_usdt, book.equity_usdt)
+    grown, equity = book.gross() + x.notional_usdt, book.equity_usdt
+    base = equity if equity > grown else grown  # max(), by a comparison (see _clamped)
     if _over(x.notional_usdt, s.max_symbol_concentration * base):
         return ReasonCode.SYMBOL_OVERCONCENTRATED, f"{x.notional_usdt / base:.4f} of exposure"
-    sector = book.grouped(lambda h: h.sector).get(x.sector, 0.0) + x.notional_usdt
+    sector = book.by_sector().get(x.sector, 0.0) + x.notional_usdt
     if _over(sector, s.max_sector_concentration * base):
         return ReasonCode.SECTOR_OVEREXPOSED, f"{x.sector} at {sector / base:.4f}"
     net = abs(book.net() + x.notional_usdt * x.side.sign)
@@ -296,7 +354,7 @@ def refused_throughout(b: Bounds, low: Exposure, high: Exposure, s: BalancerSett
     base = max(hi.gross() + high.notional_usdt, most)
     if _over(low.notional_usdt, s.max_symbol_concentration * base):
         return True
-    sector = lo.grouped(lambda h: h.sector).get(low.sector, 0.0) + low.notional_usdt
+    sector = lo.by_sector().get(low.sector, 0.0) + low.notional_usdt
     if _over(sector, s.max_sector_concentration * base):
         return True
     sign = low.side.sign

@@ -152,6 +152,8 @@ class GovernorState:
     @property
     def decision(self) -> GovernorDecision:
         """The most severe decision among the active trips."""
+        if not self.trips:  # most states: no generator and no max() (≈ 3,000 instructions)
+            return SEVERITY[0]
         return max((t.decision for t in self.trips), key=SEVERITY.index, default=SEVERITY[0])
 
     @property
@@ -170,6 +172,8 @@ class GovernorState:
     def operator_halt_since(self) -> datetime | None:
         """When the earliest trip that only an operator can end (no end time, no condition
         that clears by itself: the emergency shutdown) began; None when there is none."""
+        if not self.trips:  # asked at every step of a backtest, mostly of a state without any
+            return None
         held = [
             t.since
             for t in self.trips
@@ -206,6 +210,8 @@ class GovernorState:
 
     def expire(self, now: datetime) -> GovernorState:
         """The state with every timed trip that has ended by `now` removed."""
+        if not self.trips:  # the cycle's inputs ask at every check: no generator for nothing
+            return self
         kept = tuple(t for t in self.trips if t.until is None or now < t.until)
         return self if len(kept) == len(self.trips) else replace(self, trips=kept)
 

@@ -121,7 +121,7 @@ def dynamic_min_confidence(
     if global_regime is GlobalRegime.SIDEWAYS:
         base += s.sideways_confidence_add
     floor, _ = mode_floor(policy_mode(portfolio, s), s)
-    return max(base, floor)
+    return floor if floor > base else base  # max(), by a comparison: asked per candidate
 
 
 def global_size_factor(global_regime: GlobalRegime, settings: OrchestratorSettings) -> float:

@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from quantum_trader.domain import (
+    ZERO,
     Balance,
     ClosedTrade,
     PortfolioView,
@@ -98,7 +99,13 @@ class AccountTracker:
         return self.losing_streak
 
     def pnl_last_hour(self, now: datetime) -> Decimal:
-        return sum((p for t, p in self.recent_pnl if now - t < HOUR), Decimal(0))
+        # A loop, not sum() over a generator: asked for every portfolio view, mostly of an
+        # empty history, for which the generator and sum() took ≈ 4,700 instructions.
+        total = ZERO
+        for moment, pnl in self.recent_pnl:
+            if now - moment < HOUR:
+                total += pnl
+        return total
 
     def view(
         self,

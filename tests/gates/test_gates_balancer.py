@@ -24,6 +24,7 @@ from quantum_trader.domain import (
 )
 from quantum_trader.domain.correlation import correlation_matrix
 from quantum_trader.gates.balancer import PortfolioBalancer
+from quantum_trader.gates.balancer_journal import BalancerJournal
 from quantum_trader.gates.balancer_output import BalancerOutput, RiskMode, Severity
 from quantum_trader.gates.balancer_rules import (
     Book,
@@ -262,6 +263,49 @@ def test_review_all_keeps_the_candidates_order() -> None:
     assert sorted(a.candidate.symbol for a in result.approved) == [BTC, INJ]
 
 
+def test_the_book_keeps_the_sums_over_its_holdings() -> None:
+    """Its totals are kept as holdings are added, each the float the sum over the holdings
+    in their order gives (the empty book's are 0, as `sum`'s)."""
+    s = BalancerSettings()
+    empty = Book(10_000.0, 10_000.0)
+    assert (empty.gross(), empty.net(), empty.total_risk(), empty.count()) == (0, 0, 0, 0)
+    held = [position(ETH, quantity="1.3"), position(SOL, Side.SHORT, quantity="0.7")]
+    book = Book(10_000.0, 9_000.0, (position_exposure(p, market(UNIVERSE), s) for p in held))
+    for c in (candidate(BTC), candidate(INJ, Side.SHORT), candidate(DOGE)):
+        book.add(candidate_exposure(c, 10_000.0, s))
+    h = book.holdings
+    assert book.gross() == sum(x.notional_usdt for x in h)
+    assert book.net() == sum(x.notional_usdt * x.side.sign for x in h)
+    assert book.total_risk() == sum(x.risk_usdt for x in h)
+    assert (book.count(), book.count(Side.LONG), book.count(Side.SHORT)) == (5, 3, 2)
+    sectors: dict[str, float] = {}
+    for x in h:
+        sectors[x.sector] = sectors.get(x.sector, 0.0) + x.notional_usdt
+    assert list(book.by_sector().items()) == list(sectors.items())
+    assert list(book.by_symbol()) == [x.symbol for x in h]
+
+
+def test_the_journal_makes_the_latest_output_from_its_ranking_when_asked() -> None:
+    """The chain's review ranks only; the portfolio state and the advice are made when the
+    output is read, and are the full analysis's: the state of the open positions alone,
+    not of the candidates let in beside them."""
+    cands = [candidate(BTC), candidate(INJ, confidence=0.3), candidate(ETH)]
+    account = portfolio(positions=[position(ETH, quantity="1"), position(SOL, Side.SHORT)])
+    view = market(UNIVERSE)
+    balancer = PortfolioBalancer(BalancerSettings())
+    journal = BalancerJournal(balancer)
+    assert journal.latest is None
+    assert journal.latest_json() is None
+    verdicts = journal.review_all(cands, account, view, NOW)
+    latest = journal.latest
+    assert latest == balancer.analyze(cands, account, view, NOW)
+    assert [v.approved for v in verdicts] == [True, True, False]
+    assert latest is not None
+    assert latest.state.total_positions == 2
+    assert latest.recommendations[0].startswith("RISK MODE:")
+    assert json.loads(journal.latest_json() or "") == json.loads(json.dumps(latest.to_dict()))
+
+
 POOL = (*UNIVERSE, "ADA/USDT:USDT", "LINK/USDT:USDT", "AVAX/USDT:USDT", "DOT/USDT:USDT")
 
 
@@ -300,8 +344,9 @@ def test_no_allowed_set_breaks_a_constraint(
     view = market(POOL, returns=factor_returns(seed))
     account = portfolio(equity=str(equity), positions=open_positions)
     matrix = correlation_matrix(view.returns, POOL)
-    book = Book(float(equity), float(equity))
-    book.holdings.extend(position_exposure(p, view, s) for p in open_positions)
+    book = Book(
+        float(equity), float(equity), (position_exposure(p, view, s) for p in open_positions)
+    )
     assume(
         not [
             v
@@ -317,7 +362,7 @@ def test_no_allowed_set_breaks_a_constraint(
     ]
     out = PortfolioBalancer(s).analyze(cands, account, view, NOW)
     for decision in out.allowed:
-        book.holdings.append(candidate_exposure(cands[decision.index], float(equity), s))
+        book.add(candidate_exposure(cands[decision.index], float(equity), s))
     after = breaches(book, s, matrix, len(open_positions))
     assert [v for v in after if v.severity is not Severity.WARNING] == []
     assert sum(h.margin_usdt for h in book.holdings[len(open_positions) :]) <= equity
