@@ -21,7 +21,7 @@ from paper_builders import (
     market,
 )
 
-from quantum_trader.clock import ManualClock, utc_from_ms
+from quantum_trader.clock import ManualClock, ms_from_utc, utc_from_ms
 from quantum_trader.domain import OrderKind, OrderRequest, OrderSide, OrderStatus, ReasonCode, Side
 from quantum_trader.errors import MarketDataError, OrderRejected
 from quantum_trader.execution.paper import PaperExchange, default_market_rules
@@ -497,11 +497,13 @@ async def test_a_quiet_view_answers_as_the_account_would_until_something_is_due(
     await paper.place_order(market("e1", BUY, "0.1"))
     await paper.place_order(conditional("s1", STOP, SELL, "0.1", "18500"))
     clock.set(at(35 * 5))
-    seen = paper.quiet_view(clock.now())
+    seen = paper.quiet_view(clock.now(), ms_from_utc(clock.now()))
     assert seen is not None
     assert seen.balance == await paper.fetch_balance()
     assert seen.marks == await paper.fetch_mark_prices([BTC])
     assert list(seen.snapshot.positions.values()) == await paper.fetch_positions()
     listed = await paper.fetch_open_conditional_orders()
     assert list(seen.snapshot.open_conditional_orders) == listed
-    assert paper.quiet_view(at(45 * 5)) is None  # the stop triggers on bar 40
+    assert (
+        paper.quiet_view(at(45 * 5), ms_from_utc(at(45 * 5))) is None
+    )  # the stop triggers on bar 40
