@@ -344,16 +344,19 @@ class UnchangedSpans:
 
     def __init__(self) -> None:
         self.spans: list[list[int]] = []
+        self._since: str | None = None  # the id of the last span's base
 
     def add(self, cycle_id: str, since: str | None) -> None:
         if since is None:
             return
-        number, base = int(cycle_id[1:]), int(since[1:])
+        number = int(cycle_id[1:])
         last = self.spans[-1] if self.spans else None
-        if last is not None and last[0] == base and last[2] == number - 1:
+        # The base's number is read from its id once a span, not at every cycle.
+        if last is not None and since == self._since and last[2] == number - 1:
             last[2] = number
         else:
-            self.spans.append([base, number, number])
+            self.spans.append([int(since[1:]), number, number])
+            self._since = since
 
     def to_dict(self, quiet: QuietSteps) -> dict[str, object]:
         """The spans, with how many of their cycles were repeated steps (replay_quiet.py)."""
