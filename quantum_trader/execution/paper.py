@@ -145,7 +145,9 @@ class PaperExchange:
         marks = self._quiet_marks(now_ms)
         if marks is None:
             return None
-        return self._ledger.balance(now_ms), marks, self._listed()
+        # The marks are the instant's valuation prices (`Ledger.fill_price`): the balance at
+        # them is `fetch_balance`'s, without asking each price again.
+        return self._ledger.balance_at(marks), marks, self._listed()
 
     def quiet_window(
         self, steps_ms: Sequence[int]
@@ -177,7 +179,7 @@ class PaperExchange:
             return None
         held = {p.symbol: p for p in self._ledger.positions(now_ms)}
         snapshot = ExchangeSnapshot(now, SnapshotSource.REST, held, tuple(self._book.orders()))
-        return QuietView(snapshot, self._ledger.balance(now_ms), marks)
+        return QuietView(snapshot, self._ledger.balance_at(marks), marks)
 
     def _quiet_marks(self, now_ms: int) -> dict[str, Decimal] | None:
         """The held symbols' marks at `now_ms` when catching up to it changes nothing (no
