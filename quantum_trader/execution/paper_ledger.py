@@ -52,7 +52,8 @@ class FillPlan:
 
 
 class Ledger:
-    """Applies fills and funding to a `PaperState`; knows rules, tapes and costs."""
+    """Applies fills and funding to a `PaperState`; knows rules, tapes and costs. The state's
+    positions and leverages change only through it (`execute`, `set_leverage`)."""
 
     def __init__(
         self,
@@ -68,35 +69,38 @@ class Ledger:
         # The last valuation price per symbol, (now_ms, price): a step values the account
         # several times at one instant (balance, positions), and the tapes never change.
         self._valued: dict[str, tuple[int, Decimal]] = {}
-        # The last margin computed per symbol, with the quantity, entry price and leverage it
-        # was computed from (`_margin_of`).
-        self._margins: dict[str, tuple[Decimal, Decimal, int, Decimal]] = {}
+        # Each open position's margin and their sum (`_held_margins`), until a fill or a
+        # change of leverage (`execute`, `set_leverage`: the only ways either moves).
+        self._margins: tuple[dict[str, Decimal], Decimal] | None = None
 
     def leverage(self, symbol: str) -> int:
         return self.state.leverage.get(symbol, 1)
 
+    def set_leverage(self, symbol: str, leverage: int) -> None:
+        """Margin the symbol's position, now and later, at `leverage`."""
+        self.state.leverage[symbol] = leverage
+        self._margins = None
+
     def margin(self, symbol: str) -> Decimal:
         """Isolated margin of the symbol's position: entry notional / leverage."""
-        position = self.state.positions.get(symbol)
-        if position is None:
-            return ZERO
-        return self._margin_of(symbol, position.quantity, position.entry_price)
-
-    def _margin_of(self, symbol: str, quantity: Decimal, entry: Decimal) -> Decimal:
-        """`margin` of a position of `quantity` at `entry`: the last one computed while the
-        position and the leverage stay those objects (a fill or a change of leverage sets new
-        ones; Decimals never change). Price-independent, and asked at every step checked
-        (`balance_at`): computed, ≈ 3,400 instructions."""
-        leverage = self.state.leverage.get(symbol, 1)
-        held = self._margins.get(symbol)
-        if held is not None and held[0] is quantity and held[1] is entry and held[2] == leverage:
-            return held[3]
-        margin = usdt(quantity * entry / leverage)
-        self._margins[symbol] = (quantity, entry, leverage, margin)
-        return margin
+        return self._held_margins()[0].get(symbol, ZERO)
 
     def used_margin(self) -> Decimal:
-        return sum((self.margin(symbol) for symbol in self.state.positions), ZERO)
+        return self._held_margins()[1]
+
+    def _held_margins(self) -> tuple[dict[str, Decimal], Decimal]:
+        """Each open position's margin, and their sum in the positions' order: kept from one
+        fill or change of leverage to the next, being price-independent (a backtest asks for
+        the balance at every step it checks; a margin costs ≈ 3,400 instructions)."""
+        if self._margins is None:
+            state, used = self.state, ZERO
+            margins = {}
+            for symbol, position in state.positions.items():
+                leverage = state.leverage.get(symbol, 1)
+                margins[symbol] = usdt(position.quantity * position.entry_price / leverage)
+                used += margins[symbol]
+            self._margins = margins, used
+        return self._margins
 
     def free(self) -> Decimal:
         return self.state.wallet_usdt - self.used_margin()
@@ -168,6 +172,7 @@ class Ledger:
         """Fill `quantity` at `price` as a taker: realize PnL, pay the fee, move the position."""
         state = self.state
         plan = self.plan(symbol, side, quantity, price)
+        self._margins = None  # the position moves
         position = state.positions.get(symbol)
         held_before = position is not None
         if position is not None and plan.closing > 0:
@@ -234,14 +239,13 @@ class Ledger:
         return self.balance_at({s: self.market_price(s, now_ms) for s in self.state.positions})
 
     def balance_at(self, prices: Mapping[str, Decimal]) -> Balance:
-        """The balance with each open position valued at its symbol's price in `prices`;
-        margin as `margin` answers it and unrealized PnL as `positions` computes it (the same
-        expression, summed in the same order, in one loop: asked at every step checked)."""
+        """The balance with each open position valued at its symbol's price in `prices`: the
+        margins as kept (`_held_margins`), unrealized PnL as `positions` computes it (the same
+        expression, summed in the positions' order; asked at every step checked)."""
         state = self.state
-        used = unrealized = ZERO
+        used, unrealized = self._held_margins()[1], ZERO
         for symbol, position in state.positions.items():
             quantity, entry = position.quantity, position.entry_price
-            used += self._margin_of(symbol, quantity, entry)
             unrealized += usdt((prices[symbol] - entry) * position.side.sign * quantity)
         return Balance(
             wallet_usdt=state.wallet_usdt,
@@ -253,7 +257,7 @@ class Ledger:
     def positions(self, now_ms: int) -> list[ExchangePosition]:
         """Every open position, by symbol; margin as `margin` answers it, unrealized PnL as
         `balance_at` computes it (the same expression, inlined: asked every step)."""
-        held = []
+        held, margins = [], self._held_margins()[0]
         for symbol, position in sorted(self.state.positions.items()):
             leverage = self.state.leverage.get(symbol, 1)
             quantity, entry = position.quantity, position.entry_price
@@ -265,7 +269,7 @@ class Ledger:
                     quantity=quantity,
                     entry_price=entry,
                     leverage=leverage,
-                    margin_usdt=self._margin_of(symbol, quantity, entry),
+                    margin_usdt=margins[symbol],
                     unrealized_pnl_usdt=usdt((price - entry) * position.side.sign * quantity),
                 )
             )

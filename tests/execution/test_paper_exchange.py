@@ -139,8 +139,8 @@ async def test_isolated_margin_is_notional_over_leverage() -> None:
 
 
 async def test_a_positions_margin_follows_its_leverage_and_its_fills() -> None:
-    """The ledger keeps each position's margin while its quantity, entry price and leverage
-    stand (`Ledger._margin_of`): a new leverage or a fill margins it afresh."""
+    """The ledger keeps the positions' margins from one fill or change of leverage to the
+    next (`Ledger._held_margins`): a new leverage or a fill margins a position afresh."""
     _, paper = exchange_at(0, balance="1000")
     await paper.set_leverage(BTC, 2)
     first = await paper.place_order(market("e1", BUY, "0.02"))
