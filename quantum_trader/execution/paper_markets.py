@@ -144,12 +144,9 @@ class PriceTape:
         if stop - start == 1:
             return start if low[start] <= low_level or high[start] >= high_level else None
         if stop - start <= SCALAR_SCAN_MAX_BARS:
-            # Python floats, not NumPy scalars: a bar's two comparisons cost ≈ 450
-            # instructions so, ≈ 2,000 on the arrays' own scalars.
-            lows, highs = low[start:stop].tolist(), high[start:stop].tolist()
-            for offset in range(stop - start):
-                if lows[offset] <= low_level or highs[offset] >= high_level:
-                    return start + offset
+            for index in range(start, stop):
+                if low[index] <= low_level or high[index] >= high_level:
+                    return index
             return None
         mask = (low[start:stop] <= low_level) | (high[start:stop] >= high_level)
         first = int(mask.argmax())
