@@ -31,7 +31,7 @@ from pathlib import Path
 
 from quantum_trader.app import Core, assemble, make_paper_exchange
 from quantum_trader.app_signals import choose_signal_source, said_not_trained_on
-from quantum_trader.clock import ManualClock, ms_from_utc, utc_from_ms
+from quantum_trader.clock import ManualClock, ms_from_utc, on_whole_ms
 from quantum_trader.collector import collector_paused, loaded_objects_exempt
 from quantum_trader.config import Settings
 from quantum_trader.domain import EquitySnapshot, MarketRules
@@ -226,7 +226,7 @@ async def replay_into(
                 settings, market, exchange, repository, rules, replay.start, asyncio.Event()
             )
             step = timedelta(milliseconds=TIMEFRAME_MS[settings.market.timeframe])
-            quiet = QuietSteps(core, model, exchange, settings.backtest, step)
+            quiet = QuietSteps(core, model, exchange, settings.backtest, step, replay.start)
             # No cycle search while replaying (collector.py): its passes were ≈ 4 % of the
             # replay's instructions and found ≈ 36,000 objects in the year's; the caller's
             # collection after the replay frees them.
@@ -303,7 +303,7 @@ async def _replay(
     # Each step's instant in ms is counted, not converted (`ms_from_utc`, ≈ 3,700 instructions,
     # asked by the quiet steps once or twice a step): the same from a start of whole ms.
     now_ms = ms_from_utc(now)
-    counted = utc_from_ms(now_ms) == now
+    counted = on_whole_ms(now)
     unchanged = UnchangedSpans()
     while now < replay.end:
         if steps % YIELD_EVERY_STEPS == 0:
@@ -312,13 +312,13 @@ async def _replay(
             await asyncio.sleep(0)
         check_stop(stopping)
         if now < next_equity and quiet.repeats(now, now_ms):
-            summary = await quiet.repeat(now, next_equity)
+            summary = await quiet.repeat(now, now_ms, next_equity)
         else:
             before = quiet.before()
             clock.set(now)
             if reset_after is not None:
                 await core.governor.reset_operator_halt(now, reset_after)
-            if not await quiet.tick_spared(now):
+            if not await quiet.tick_spared(now, now_ms):
                 await core.keeper.tick(now)
             if now < next_equity and await quiet.repeats_cycle(before, now, now_ms):
                 summary = await quiet.repeat_cycle(now)
@@ -344,16 +344,19 @@ class UnchangedSpans:
 
     def __init__(self) -> None:
         self.spans: list[list[int]] = []
+        self._since: str | None = None  # the id of the last span's base
 
     def add(self, cycle_id: str, since: str | None) -> None:
         if since is None:
             return
-        number, base = int(cycle_id[1:]), int(since[1:])
+        number = int(cycle_id[1:])
         last = self.spans[-1] if self.spans else None
-        if last is not None and last[0] == base and last[2] == number - 1:
+        # The base's number is read from its id once a span, not at every cycle.
+        if last is not None and since == self._since and last[2] == number - 1:
             last[2] = number
         else:
-            self.spans.append([base, number, number])
+            self.spans.append([int(since[1:]), number, number])
+            self._since = since
 
     def to_dict(self, quiet: QuietSteps) -> dict[str, object]:
         """The spans, with how many of their cycles were repeated steps (replay_quiet.py)."""

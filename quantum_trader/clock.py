@@ -21,6 +21,13 @@ def ms_from_utc(moment: datetime) -> int:
     return round(moment.timestamp() * 1000)
 
 
+def on_whole_ms(moment: datetime) -> bool:
+    """Whether `moment` falls on a whole millisecond: then an instant a whole number of
+    milliseconds after it is counted in ms by addition, `ms_from_utc(moment) + k × step_ms`
+    being exactly `ms_from_utc` of it (which costs ≈ 3,700 instructions a call)."""
+    return utc_from_ms(ms_from_utc(moment)) == moment
+
+
 # Real seconds a wait may run past what it asked for before a clock still short of its deadline
 # is taken for one stepped back (a simulated clock, read from the monotonic clock, never is).
 STEP_BACK_SLACK_S = 0.05

@@ -56,6 +56,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from quantum_trader.app import Core
+from quantum_trader.clock import ms_from_utc, on_whole_ms
 from quantum_trader.config import BacktestSettings
 from quantum_trader.cycle import CycleSummary
 from quantum_trader.domain import Balance, Position
@@ -90,9 +91,14 @@ class QuietSteps:
         exchange: PaperExchange,
         settings: BacktestSettings,
         step: timedelta,
+        start: datetime,
     ) -> None:
         self._core = core
         self._step = step
+        # A stretch's steps in ms by addition, as the replay loop counts them, where they fall
+        # on whole milliseconds (`on_whole_ms`); None: each converted.
+        on_grid = on_whole_ms(start) and not step % _MS
+        self._step_ms = step // _MS if on_grid else None
         self._model = model
         self._exchange = exchange
         self._checks = QuietChecks(core, model, exchange)
@@ -103,9 +109,10 @@ class QuietSteps:
         self._key: object = None  # the quiet key of the step that left the state as it was
         self._until: datetime | None = None  # the first timer after that step
         self._found = False  # that step left the state as it found it
-        # The steps ahead known to repeat, with the held symbols' marks at each (`_stretch`),
-        # and whether finding more failed since the last step that ran.
-        self._ahead: dict[datetime, dict[str, Decimal]] = {}
+        # The steps ahead known to repeat, by their instant in ms (an aware datetime's hash
+        # costs ≈ 3,400 instructions), with the held symbols' marks at each (`_stretch`), and
+        # whether finding more failed since the last step that ran.
+        self._ahead: dict[int, dict[str, Decimal]] = {}
         self._failed = False
         self.stretched = 0  # repeated steps found so, without checking each
         self.stretched_priced = 0  # of them, of a base whose inputs read prices
@@ -156,7 +163,7 @@ class QuietSteps:
             and self._exchange.idle
         ):
             return True  # the account, and so every input the step reads, stands still
-        marks = self._ahead.pop(now, None)
+        marks = self._ahead.pop(now_ms, None)
         if marks is not None:  # checked with the stretch it is in (`_stretch`)
             held = self._core.keeper.positions
             positions = {s: with_extremes(p, marks[s]) for s, p in held.items()}
@@ -164,21 +171,21 @@ class QuietSteps:
             self.stretched += 1
             self.stretched_priced += not executor.repeats_unpriced
             return True
-        still = self._keeper_still(now)
+        still = self._keeper_still(now, now_ms)
         if still is None:
             return False
         balance, positions = still
-        return self._cycle_unmoved(balance, now, positions)
+        return self._cycle_unmoved(balance, now, now_ms, positions)
 
-    async def tick_spared(self, now: datetime) -> bool:
-        """Step the keeper at `now` without ticking where its tick would change nothing but
-        the highs and lows recorded on positions (the keeper's part of `repeats`, checked
-        after the simulated operator's reset): book what it would leave. False: the caller
-        ticks."""
+    async def tick_spared(self, now: datetime, now_ms: int) -> bool:
+        """Step the keeper at `now` (`now_ms` in ms) without ticking where its tick would
+        change nothing but the highs and lows recorded on positions (the keeper's part of
+        `repeats`, checked after the simulated operator's reset): book what it would leave.
+        False: the caller ticks."""
         if not self._enabled:
             return False
         if self._seen is None or self._seen[0] != now or self._seen[1] is not self._state():
-            self._keeper_still(now)
+            self._keeper_still(now, now_ms)
         seen, self._seen = self._seen, None
         if seen is None or seen[2] is None:
             return False
@@ -186,11 +193,11 @@ class QuietSteps:
         self.spared_ticks += 1
         return True
 
-    async def repeat(self, now: datetime, runs_at: datetime) -> CycleSummary:
-        """What running the step at `now` would leave behind (only where `repeats`): its
-        tick's, with any new high or low recorded on a position (the positions `repeats`
-        found the tick would leave), and its cycle's. `runs_at`: the first step after it that
-        runs whatever it finds (the hourly equity snapshot's)."""
+    async def repeat(self, now: datetime, now_ms: int, runs_at: datetime) -> CycleSummary:
+        """What running the step at `now` (`now_ms` in ms) would leave behind (only where
+        `repeats`): its tick's, with any new high or low recorded on a position (the
+        positions `repeats` found the tick would leave), and its cycle's. `runs_at`: the
+        first step after it that runs whatever it finds (the hourly equity snapshot's)."""
         keeper, seen, self._seen = self._core.keeper, self._seen, None
         positions = seen[2] if seen is not None and seen[0] == now else None
         if positions is None or all(positions[s] is p for s, p in keeper.positions.items()):
@@ -201,8 +208,10 @@ class QuietSteps:
         self._found = True  # a repeated step leaves the state as it found it, by its checks
         self.repeated += 1
         self.repeated_open += bool(self._core.keeper.positions)
-        if not self._ahead and not self._failed and self._until is not None:
-            self._stretch(now + self._step, min(runs_at, self._until))
+        until = self._until
+        if not self._ahead and not self._failed and until is not None:
+            # A comparison, not min(): in 3.11 a two-value min() parses its keywords.
+            self._stretch(now, now_ms, runs_at if runs_at < until else until)
         return await self._repeat_cycle(now)
 
     async def repeats_cycle(self, before: Before | None, now: datetime, now_ms: int) -> bool:
@@ -224,7 +233,7 @@ class QuietSteps:
         ):
             return False
         balance = await self._exchange.fetch_balance()
-        return self._cycle_unmoved(balance, now, core.keeper.positions)
+        return self._cycle_unmoved(balance, now, now_ms, core.keeper.positions)
 
     async def repeat_cycle(self, now: datetime) -> CycleSummary:
         """What running the cycle at `now` would leave behind (only where `repeats_cycle`)."""
@@ -237,9 +246,10 @@ class QuietSteps:
         await self._core.ledger.save_if_due(now)
         return self._core.executor.repeat()
 
-    def _stretch(self, start: datetime, end: datetime) -> None:
-        """Find the steps from `start` to before `end` that repeat with one check, kept in
-        `_ahead`: all of them, or else the first half; none when neither holds (`_failed`).
+    def _stretch(self, now: datetime, now_ms: int, end: datetime) -> None:
+        """Find the steps after `now` (`now_ms` in ms) and before `end` that repeat with one
+        check, kept in `_ahead`: all of them, or else the first half; none when neither holds
+        (`_failed`).
 
         After a repeated step, with positions open, what a later step of the stretch checks
         moves only with the held symbols' marks, and each part passes on an interval of
@@ -257,13 +267,11 @@ class QuietSteps:
         inputs read prices has the cycle's part checked over the range of prices the steps
         show (`QuietChecks.unmoved_within`), or else at each step (`priced_prefix`)."""
         self._failed = True
-        held, steps = self._core.keeper.positions, list[datetime]()
+        held = self._core.keeper.positions
         if not held or not self._found:
             return
-        while start < end:
-            steps.append(start)
-            start += self._step
-        seen = self._exchange.quiet_window(steps) if len(steps) > 1 else None
+        steps, steps_ms = self._steps_after(now, now_ms, end)
+        seen = self._exchange.quiet_window(steps_ms) if len(steps) > 1 else None
         if seen is None or any(marks.keys() != held.keys() for marks in seen[0]):
             return
         marks, listed = seen
@@ -275,35 +283,51 @@ class QuietSteps:
             if corners is None:
                 continue
             if not priced:
-                last = steps[length - 1]
+                last, last_ms = steps[length - 1], steps_ms[length - 1]
                 balance_at = self._exchange.balance_at
-                if not all(self._cycle_unmoved(balance_at(c), last, p) for c, p in corners):
+                unmoved = self._cycle_unmoved
+                if not all(unmoved(balance_at(c), last, last_ms, p) for c, p in corners):
                     continue
                 holding = length
-            elif self._checks.unmoved_within(steps[:length], corners):
+            elif self._checks.unmoved_within(steps[:length], steps_ms[:length], corners):
                 holding = length
                 self.ranged += 1
             else:
-                holding = self._checks.priced_prefix(steps[:length], marks[:length])
-            self._ahead = dict(zip(steps[:holding], marks[:holding], strict=True))
+                holding = self._checks.priced_prefix(
+                    steps[:length], steps_ms[:length], marks[:length]
+                )
+            self._ahead = dict(zip(steps_ms[:holding], marks[:holding], strict=True))
             # Cut short at a step whose own check fails: that step runs, the next try
             # waits for a step that ran.
             self._failed = holding < length
             return
 
-    def _keeper_still(self, now: datetime) -> tuple[Balance, dict[str, Position]] | None:
-        """Whether the keeper's tick at `now` would change nothing but the highs and lows
-        recorded on positions, with the paper account answering as it would (no trigger or
-        funding due): then the balance it shows and the positions the tick would leave, also
-        kept for `tick_spared`. None otherwise, or when the last step's findings are not
-        known."""
+    def _steps_after(
+        self, now: datetime, now_ms: int, end: datetime
+    ) -> tuple[list[datetime], list[int]]:
+        """The steps after `now` (`now_ms` in ms) and before `end`, and each in ms."""
+        steps, steps_ms, step_ms = list[datetime](), list[int](), self._step_ms
+        while (now := now + self._step) < end:
+            now_ms = now_ms + step_ms if step_ms is not None else ms_from_utc(now)
+            steps.append(now)
+            steps_ms.append(now_ms)
+        return steps, steps_ms
+
+    def _keeper_still(
+        self, now: datetime, now_ms: int
+    ) -> tuple[Balance, dict[str, Position]] | None:
+        """Whether the keeper's tick at `now` (`now_ms` in ms) would change nothing but the
+        highs and lows recorded on positions, with the paper account answering as it would
+        (no trigger or funding due): then the balance it shows and the positions the tick
+        would leave, also kept for `tick_spared`. None otherwise, or when the last step's
+        findings are not known."""
         state = self._state()
         self._seen = now, state, None
         if self._key is None:
             return None
         keeper = self._core.keeper
         if self._found:  # the keeper's tick found nothing: only marks and the clock can move it
-            seen = self._exchange.quiet_marks(now)
+            seen = self._exchange.quiet_marks(now_ms)
             if seen is None:
                 return None
             positions = keeper.steady_at(now, seen[2], seen[1])
@@ -311,7 +335,7 @@ class QuietSteps:
                 return None
             balance = seen[0]
         else:
-            view = self._exchange.quiet_view(now)
+            view = self._exchange.quiet_view(now, now_ms)
             if view is None or not keeper.quiet_at(now, view.snapshot, view.marks):
                 return None
             positions, balance = dict(keeper.positions), view.balance
@@ -375,4 +399,5 @@ def _same_but_extremes(a: Book, b: Book) -> bool:
     return all(only_extremes_moved(a.positions[s], b.positions[s]) for s in a.positions)
 
 
+_MS = timedelta(milliseconds=1)
 _BOOK_BUT_POSITIONS = tuple(f.name for f in fields(Book) if f.compare and f.name != "positions")

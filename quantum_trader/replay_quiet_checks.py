@@ -10,7 +10,6 @@ from datetime import datetime
 from decimal import Decimal
 
 from quantum_trader.app import Core
-from quantum_trader.clock import ms_from_utc
 from quantum_trader.domain import Balance, Order, PortfolioView, Position
 from quantum_trader.execution.paper import PaperExchange
 from quantum_trader.market.model import MarketModel
@@ -26,15 +25,21 @@ class QuietChecks:
         self._model = model
         self._exchange = exchange
 
-    def priced_prefix(self, steps: Sequence[datetime], marks: Sequence[dict[str, Decimal]]) -> int:
-        """How many of `steps` pass the cycle's part of the checks at their own balance and
-        prices, from the first on: for a base whose inputs read prices where
+    def priced_prefix(
+        self,
+        steps: Sequence[datetime],
+        steps_ms: Sequence[int],
+        marks: Sequence[dict[str, Decimal]],
+    ) -> int:
+        """How many of `steps` (`steps_ms` in ms) pass the cycle's part of the checks at their
+        own balance and prices, from the first on: for a base whose inputs read prices where
         `unmoved_within` did not show them unmoved over the whole stretch."""
         positions = self._core.keeper.positions
-        for index, (step, at) in enumerate(zip(steps, marks, strict=True)):
+        for index, (step, step_ms, at) in enumerate(zip(steps, steps_ms, marks, strict=True)):
             # What each step's tick leaves, as `repeats` books it: new highs and lows.
             positions = {s: with_extremes(p, at[s]) for s, p in positions.items()}
-            if not self.cycle_unmoved(self._exchange.balance_at(at), step, positions):
+            balance = self._exchange.balance_at(at)
+            if not self.cycle_unmoved(balance, step, step_ms, positions):
                 return index
         return len(steps)
 
@@ -63,13 +68,14 @@ class QuietChecks:
     def unmoved_within(
         self,
         steps: Sequence[datetime],
+        steps_ms: Sequence[int],
         corners: list[tuple[dict[str, Decimal], dict[str, Position]]],
     ) -> bool:
-        """The cycle's part of the checks of `steps` at once, for a base whose inputs read
-        prices: the tracker and the governor at the two corners, as for a base that reads
-        none, and the cycle's inputs over the range of the view's prices the steps show and
-        of the corners' accounts (`Executor.would_repeat_within`). False where that is not
-        shown; the steps are then checked one by one (`priced_prefix`)."""
+        """The cycle's part of the checks of `steps` (`steps_ms` in ms) at once, for a base
+        whose inputs read prices: the tracker and the governor at the two corners, as for a
+        base that reads none, and the cycle's inputs over the range of the view's prices the
+        steps show and of the corners' accounts (`Executor.would_repeat_within`). False where
+        that is not shown; the steps are then checked one by one (`priced_prefix`)."""
         last = steps[-1]
         accounts = []
         for corner, positions in corners:
@@ -78,7 +84,7 @@ class QuietChecks:
                 return False
             accounts.append(portfolio)
         held = self._core.keeper.positions
-        shown = [self._model.prices_at(ms_from_utc(step), held) for step in steps]
+        shown = [self._model.prices_at(step_ms, held) for step_ms in steps_ms]
         # As the balancer values a position: at the view's price, its entry price without.
         prices = {s: [at.get(s, p.entry_price) for at in shown] for s, p in held.items()}
         low = {s: min(seen) for s, seen in prices.items()}
@@ -86,18 +92,18 @@ class QuietChecks:
         return self._core.executor.would_repeat_within(accounts, low, high, last)
 
     def cycle_unmoved(
-        self, balance: Balance, now: datetime, positions: Mapping[str, Position]
+        self, balance: Balance, now: datetime, now_ms: int, positions: Mapping[str, Position]
     ) -> bool:
-        """Whether the cycle at `now`, the account at `balance` and the keeper holding
-        `positions`, would leave the tracker and the governor as they are and find its inputs
-        as the base's."""
+        """Whether the cycle at `now` (`now_ms` in ms), the account at `balance` and the keeper
+        holding `positions`, would leave the tracker and the governor as they are and find its
+        inputs as the base's."""
         portfolio = self._account_unmoved(balance, now, positions)
         if portfolio is None:
             return False
         executor = self._core.executor
         if executor.repeats_unpriced:
             return executor.would_repeat(portfolio, now)
-        return executor.would_repeat(portfolio, now, self._model.state_at(ms_from_utc(now)))
+        return executor.would_repeat(portfolio, now, self._model.state_at(now_ms))
 
     def _account_unmoved(
         self, balance: Balance, now: datetime, positions: Mapping[str, Position]

@@ -138,27 +138,28 @@ class PaperExchange:
         return not self._ledger.state.positions and self._book.empty
 
     def quiet_marks(
-        self, now: datetime
+        self, now_ms: int
     ) -> tuple[Balance, dict[str, Decimal], dict[str, list[Order]]] | None:
         """What `fetch_balance`, the held symbols' `fetch_mark_prices` and the open
-        conditional orders by symbol would answer at `now` (`_quiet_marks`)."""
-        now_ms = ms_from_utc(now)
+        conditional orders by symbol would answer at `now_ms` (`_quiet_marks`)."""
         marks = self._quiet_marks(now_ms)
         if marks is None:
             return None
-        return self._ledger.balance(now_ms), marks, self._listed()
+        # The marks are the instant's valuation prices (`Ledger.fill_price`): the balance at
+        # them is `fetch_balance`'s, without asking each price again.
+        return self._ledger.balance_at(marks), marks, self._listed()
 
     def quiet_window(
-        self, steps: Sequence[datetime]
+        self, steps_ms: Sequence[int]
     ) -> tuple[list[dict[str, Decimal]], dict[str, list[Order]]] | None:
-        """What `quiet_marks` would answer at each of `steps` (ascending) but the balance: the
-        held symbols' marks at each, and the open conditional orders by symbol, when catching
-        up through the last of them changes nothing; None otherwise."""
-        if not steps or not self._catch_up.quiet_through(ms_from_utc(steps[-1])):
+        """What `quiet_marks` would answer at each of `steps_ms` (ascending) but the balance:
+        the held symbols' marks at each, and the open conditional orders by symbol, when
+        catching up through the last of them changes nothing; None otherwise."""
+        if not steps_ms or not self._catch_up.quiet_through(steps_ms[-1]):
             return None
         marks = []
-        for step in steps:
-            held = self._held_marks(ms_from_utc(step))
+        for step_ms in steps_ms:
+            held = self._held_marks(step_ms)
             if held is None:
                 return None
             marks.append(held)
@@ -169,16 +170,16 @@ class PaperExchange:
         `marks`, nothing falling due (after `quiet_window`)."""
         return self._ledger.balance_at(marks)
 
-    def quiet_view(self, now: datetime) -> QuietView | None:
+    def quiet_view(self, now: datetime, now_ms: int) -> QuietView | None:
         """What `fetch_balance`, `fetch_positions`, `fetch_open_conditional_orders` and the
-        held symbols' `fetch_mark_prices` would answer at `now` (`_quiet_marks`)."""
-        now_ms = ms_from_utc(now)
+        held symbols' `fetch_mark_prices` would answer at `now` (`now_ms` in ms;
+        `_quiet_marks`)."""
         marks = self._quiet_marks(now_ms)
         if marks is None:
             return None
         held = {p.symbol: p for p in self._ledger.positions(now_ms)}
         snapshot = ExchangeSnapshot(now, SnapshotSource.REST, held, tuple(self._book.orders()))
-        return QuietView(snapshot, self._ledger.balance(now_ms), marks)
+        return QuietView(snapshot, self._ledger.balance_at(marks), marks)
 
     def _quiet_marks(self, now_ms: int) -> dict[str, Decimal] | None:
         """The held symbols' marks at `now_ms` when catching up to it changes nothing (no

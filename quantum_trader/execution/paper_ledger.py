@@ -52,7 +52,8 @@ class FillPlan:
 
 
 class Ledger:
-    """Applies fills and funding to a `PaperState`; knows rules, tapes and costs."""
+    """Applies fills and funding to a `PaperState`; knows rules, tapes and costs. The state's
+    positions and leverages change only through it (`execute`, `set_leverage`)."""
 
     def __init__(
         self,
@@ -68,19 +69,38 @@ class Ledger:
         # The last valuation price per symbol, (now_ms, price): a step values the account
         # several times at one instant (balance, positions), and the tapes never change.
         self._valued: dict[str, tuple[int, Decimal]] = {}
+        # Each open position's margin and their sum (`_held_margins`), until a fill or a
+        # change of leverage (`execute`, `set_leverage`: the only ways either moves).
+        self._margins: tuple[dict[str, Decimal], Decimal] | None = None
 
     def leverage(self, symbol: str) -> int:
         return self.state.leverage.get(symbol, 1)
 
+    def set_leverage(self, symbol: str, leverage: int) -> None:
+        """Margin the symbol's position, now and later, at `leverage`."""
+        self.state.leverage[symbol] = leverage
+        self._margins = None
+
     def margin(self, symbol: str) -> Decimal:
         """Isolated margin of the symbol's position: entry notional / leverage."""
-        position = self.state.positions.get(symbol)
-        if position is None:
-            return ZERO
-        return usdt(position.quantity * position.entry_price / self.leverage(symbol))
+        return self._held_margins()[0].get(symbol, ZERO)
 
     def used_margin(self) -> Decimal:
-        return sum((self.margin(symbol) for symbol in self.state.positions), ZERO)
+        return self._held_margins()[1]
+
+    def _held_margins(self) -> tuple[dict[str, Decimal], Decimal]:
+        """Each open position's margin, and their sum in the positions' order: kept from one
+        fill or change of leverage to the next, being price-independent (a backtest asks for
+        the balance at every step it checks; a margin costs ≈ 3,400 instructions)."""
+        if self._margins is None:
+            state, used = self.state, ZERO
+            margins = {}
+            for symbol, position in state.positions.items():
+                leverage = state.leverage.get(symbol, 1)
+                margins[symbol] = usdt(position.quantity * position.entry_price / leverage)
+                used += margins[symbol]
+            self._margins = margins, used
+        return self._margins
 
     def free(self) -> Decimal:
         return self.state.wallet_usdt - self.used_margin()
@@ -152,6 +172,7 @@ class Ledger:
         """Fill `quantity` at `price` as a taker: realize PnL, pay the fee, move the position."""
         state = self.state
         plan = self.plan(symbol, side, quantity, price)
+        self._margins = None  # the position moves
         position = state.positions.get(symbol)
         held_before = position is not None
         if position is not None and plan.closing > 0:
@@ -218,14 +239,13 @@ class Ledger:
         return self.balance_at({s: self.market_price(s, now_ms) for s in self.state.positions})
 
     def balance_at(self, prices: Mapping[str, Decimal]) -> Balance:
-        """The balance with each open position valued at its symbol's price in `prices`;
-        margin as `margin` computes it and unrealized PnL as `positions` does (the same
-        expressions, summed in the same order, in one loop: asked at every step checked)."""
+        """The balance with each open position valued at its symbol's price in `prices`: the
+        margins as kept (`_held_margins`), unrealized PnL as `positions` computes it (the same
+        expression, summed in the positions' order; asked at every step checked)."""
         state = self.state
-        used = unrealized = ZERO
+        used, unrealized = self._held_margins()[1], ZERO
         for symbol, position in state.positions.items():
             quantity, entry = position.quantity, position.entry_price
-            used += usdt(quantity * entry / state.leverage.get(symbol, 1))
             unrealized += usdt((prices[symbol] - entry) * position.side.sign * quantity)
         return Balance(
             wallet_usdt=state.wallet_usdt,
@@ -235,9 +255,9 @@ class Ledger:
         )
 
     def positions(self, now_ms: int) -> list[ExchangePosition]:
-        """Every open position, by symbol; margin and unrealized PnL as `margin` and
-        `unrealized` compute them (the same expressions, inlined: asked every step)."""
-        held = []
+        """Every open position, by symbol; margin as `margin` answers it, unrealized PnL as
+        `balance_at` computes it (the same expression, inlined: asked every step)."""
+        held, margins = [], self._held_margins()[0]
         for symbol, position in sorted(self.state.positions.items()):
             leverage = self.state.leverage.get(symbol, 1)
             quantity, entry = position.quantity, position.entry_price
@@ -249,7 +269,7 @@ class Ledger:
                     quantity=quantity,
                     entry_price=entry,
                     leverage=leverage,
-                    margin_usdt=usdt(quantity * entry / leverage),
+                    margin_usdt=margins[symbol],
                     unrealized_pnl_usdt=usdt((price - entry) * position.side.sign * quantity),
                 )
             )

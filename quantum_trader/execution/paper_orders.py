@@ -86,9 +86,9 @@ def set_leverage(ledger: Ledger, symbol: str, leverage: int) -> None:
         )
     free_before, margin_before = ledger.free(), ledger.margin(symbol)
     previous = ledger.leverage(symbol)
-    ledger.state.leverage[symbol] = leverage
+    ledger.set_leverage(symbol, leverage)
     if ledger.margin(symbol) - margin_before > max(free_before, Decimal(0)):
-        ledger.state.leverage[symbol] = previous
+        ledger.set_leverage(symbol, previous)
         raise OrderRejected(
             ReasonCode.INSUFFICIENT_FREE_BALANCE,
             f"lowering leverage to {leverage} needs more margin than is free",

@@ -21,10 +21,11 @@ from paper_builders import (
     market,
 )
 
-from quantum_trader.clock import ManualClock, utc_from_ms
+from quantum_trader.clock import ManualClock, ms_from_utc, utc_from_ms
 from quantum_trader.domain import OrderKind, OrderRequest, OrderSide, OrderStatus, ReasonCode, Side
 from quantum_trader.errors import MarketDataError, OrderRejected
 from quantum_trader.execution.paper import PaperExchange, default_market_rules
+from quantum_trader.execution.paper_ledger import usdt
 from quantum_trader.market.candle_store import CandleStore, bundled_sample_dir
 from quantum_trader.market.replay import FundingSeries
 from quantum_trader.sizing.costs import CostModel
@@ -135,6 +136,27 @@ async def test_isolated_margin_is_notional_over_leverage() -> None:
     assert balance.free_usdt == balance.wallet_usdt - margin
     (position,) = await paper.fetch_positions()
     assert (position.leverage, position.margin_usdt) == (2, margin)
+
+
+async def test_a_positions_margin_follows_its_leverage_and_its_fills() -> None:
+    """The ledger keeps the positions' margins from one fill or change of leverage to the
+    next (`Ledger._held_margins`): a new leverage or a fill margins a position afresh."""
+    _, paper = exchange_at(0, balance="1000")
+    await paper.set_leverage(BTC, 2)
+    first = await paper.place_order(market("e1", BUY, "0.02"))
+    assert first.average_price is not None
+    assert (await paper.fetch_balance()).used_margin_usdt == usdt(
+        Decimal("0.02") * first.average_price / 2
+    )
+    await paper.set_leverage(BTC, 4)
+    assert (await paper.fetch_balance()).used_margin_usdt == usdt(
+        Decimal("0.02") * first.average_price / 4
+    )
+    await paper.place_order(market("e2", BUY, "0.02"))
+    (position,) = await paper.fetch_positions()
+    margin = usdt(position.quantity * position.entry_price / 4)
+    assert position.quantity == Decimal("0.04")
+    assert (await paper.fetch_balance()).used_margin_usdt == position.margin_usdt == margin
 
 
 async def test_lowering_leverage_needs_free_margin_and_leverage_is_capped() -> None:
@@ -497,11 +519,13 @@ async def test_a_quiet_view_answers_as_the_account_would_until_something_is_due(
     await paper.place_order(market("e1", BUY, "0.1"))
     await paper.place_order(conditional("s1", STOP, SELL, "0.1", "18500"))
     clock.set(at(35 * 5))
-    seen = paper.quiet_view(clock.now())
+    seen = paper.quiet_view(clock.now(), ms_from_utc(clock.now()))
     assert seen is not None
     assert seen.balance == await paper.fetch_balance()
     assert seen.marks == await paper.fetch_mark_prices([BTC])
     assert list(seen.snapshot.positions.values()) == await paper.fetch_positions()
     listed = await paper.fetch_open_conditional_orders()
     assert list(seen.snapshot.open_conditional_orders) == listed
-    assert paper.quiet_view(at(45 * 5)) is None  # the stop triggers on bar 40
+    assert (
+        paper.quiet_view(at(45 * 5), ms_from_utc(at(45 * 5))) is None
+    )  # the stop triggers on bar 40

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from paper_builders import BTC, at, conditional, flat_rows, make_bars, make_exchange, make_funding
 from paper_builders import market as market_order
 
-from quantum_trader.clock import ManualClock
+from quantum_trader.clock import ManualClock, ms_from_utc
 from quantum_trader.domain import OrderKind, OrderSide
 from quantum_trader.execution.paper import PaperExchange
 
@@ -43,6 +43,10 @@ async def _account(
     return clock, paper
 
 
+def _quiet_at(paper: PaperExchange, minute: int) -> bool:
+    return paper.quiet_marks(ms_from_utc(at(minute))) is not None
+
+
 async def _what_catching_up_changes(paper: PaperExchange, clock: ManualClock, minute: int) -> bool:
     before = await paper.fetch_open_conditional_orders(), paper.revision  # listing catches up
     clock.set(at(minute))
@@ -71,7 +75,7 @@ async def test_quiet_marks_is_none_exactly_when_catching_up_would_change_the_acc
     caught_up, minute = [0], 0
     for ahead, then_catch_up in asks:
         minute = min(minute + ahead, BARS * 5 - 1)
-        quiet = paper.quiet_marks(at(minute)) is not None
+        quiet = _quiet_at(paper, minute)
         reference_clock, reference = await _account(lows, highs, funding_at)
         for earlier in caught_up:  # the reference account where the one asked stands
             reference_clock.set(at(earlier))
@@ -81,6 +85,16 @@ async def test_quiet_marks_is_none_exactly_when_catching_up_would_change_the_acc
             clock.set(at(minute))
             await paper.fetch_balance()
             caught_up.append(minute)
+    # Catching up where it was found quiet only moves the time (`CatchUp._found_quiet`): the
+    # account is the one that scanned the bars at each catch-up.
+    reference_clock, reference = await _account(lows, highs, funding_at)
+    for earlier in caught_up:
+        reference_clock.set(at(earlier))
+        await reference.fetch_balance()
+    assert paper.revision == reference.revision
+    assert await paper.fetch_balance() == await reference.fetch_balance()
+    listed = await paper.fetch_open_conditional_orders()
+    assert listed == await reference.fetch_open_conditional_orders()
 
 
 async def test_a_position_opened_without_an_order_on_the_book_makes_its_funding_count() -> None:
@@ -90,17 +104,17 @@ async def test_a_position_opened_without_an_order_on_the_book_makes_its_funding_
     await paper.place_order(market_order("x1", OrderSide.SELL, "0.1", reduce_only=True))
     for order_id in ("s1", "t1"):
         await paper.cancel_conditional_order(BTC, order_id)
-    assert paper.quiet_marks(at(45)) is not None  # flat: the settlement at 30 pays nothing
+    assert _quiet_at(paper, 45)  # flat: the settlement at 30 pays nothing
     await paper.place_order(market_order("e2", OrderSide.BUY, "0.1"))
-    assert paper.quiet_marks(at(45)) is None  # held: the settlement at 30 is due
+    assert not _quiet_at(paper, 45)  # held: the settlement at 30 is due
 
 
 async def test_a_stop_moved_without_a_catch_up_is_seen() -> None:
     """The keeper moves a stop at the instant the account last caught up: the next ask sees
     the new stop's trigger."""
     _, paper = await _account({10: 19_000.0}, {}, [])  # bar 10 dips to 19,000
-    assert paper.quiet_marks(at(60)) is not None  # above the stop at 18,500
+    assert _quiet_at(paper, 60)  # above the stop at 18,500
     await paper.cancel_conditional_order(BTC, "s1")
     tighter = conditional("s2", OrderKind.STOP_MARKET, OrderSide.SELL, "0.1", "19500")
     await paper.place_order(tighter)
-    assert paper.quiet_marks(at(60)) is None  # bar 10 reaches 19,500
+    assert not _quiet_at(paper, 60)  # bar 10 reaches 19,500

@@ -8,9 +8,25 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import uvloop
 
-from quantum_trader.clock import LiveClock, ManualClock, SimulatedClock, ms_from_utc, utc_from_ms
+from quantum_trader.clock import (
+    LiveClock,
+    ManualClock,
+    SimulatedClock,
+    ms_from_utc,
+    on_whole_ms,
+    utc_from_ms,
+)
 
 T0 = datetime(2025, 9, 1, tzinfo=UTC)
+
+
+def test_instants_on_whole_milliseconds_are_counted_in_ms_by_addition() -> None:
+    """`on_whole_ms`: from such an instant, `ms_from_utc` of each step a whole number of ms
+    later is the first's plus the steps' (a backtest counts its steps' ms so)."""
+    step = timedelta(minutes=5)
+    assert on_whole_ms(T0)
+    assert all(ms_from_utc(T0 + k * step) == ms_from_utc(T0) + k * 300_000 for k in range(2_000))
+    assert not on_whole_ms(T0 + timedelta(microseconds=500))
 
 
 def test_manual_clock_moves_only_when_told() -> None:
