@@ -170,8 +170,9 @@ def is_stuck(order: Order, now: datetime, settings: MonitorSettings) -> bool:
     """`order` met its trigger `stop_stuck_after_s` or more before `now` and is still open:
     it protects nothing (see the module docstring)."""
     fired = order.triggered_at
-    stuck_after = timedelta(seconds=settings.stop_stuck_after_s)
-    return fired is not None and not order.status.is_final and now - fired >= stuck_after
+    if fired is None or order.status.is_final:  # most ticks: no duration made
+        return False
+    return now - fired >= timedelta(seconds=settings.stop_stuck_after_s)
 
 
 def closing_stop(

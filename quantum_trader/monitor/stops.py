@@ -15,6 +15,12 @@ Conventions (prices in USDT; `sign` is +1 for a long, -1 for a short):
   TRAILING_HIT wherever trailing moved it (`stop_exit_reason`).
 - Invariant: the managed stop only moves in the position's favour and always stays strictly on
   the safe side of the price that moved it. The trail mode only tightens.
+
+The code compares per side (a long's stop is hit at price ≤ stop, a short's at price ≥ stop)
+where the conventions multiply by `sign`: the same answers exactly (a Decimal difference has
+the sign of its operands' order, and a quotient negates with its numerator), without a
+Decimal product and a conversion of `sign` each time (≈ 2,000 instructions; the stop maths
+runs for every position at every step a backtest checks).
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from quantum_trader.domain import ExitMode, ExitReason, Position, PositionEvent, TrailMode
+from quantum_trader.domain import ExitMode, ExitReason, Position, PositionEvent, Side, TrailMode
 from quantum_trader.errors import MarketDataError
 from quantum_trader.monitor.settings import MonitorSettings
 from quantum_trader.record import record, replace
@@ -157,7 +163,8 @@ def break_even_level(
     position's favour."""
     if offset is None:
         offset = position.entry_price * _params(settings).break_even_offset_pct
-    return position.entry_price + offset * position.side.sign
+    entry = position.entry_price
+    return entry + offset if position.side is Side.LONG else entry - offset
 
 
 def manage_position(
@@ -246,13 +253,13 @@ def _positive_decimal(value: float) -> Decimal:
 def _exit_reason(
     position: Position, price: Decimal, now: datetime, level: Decimal, params: _Params
 ) -> ExitReason | None:
-    sign = position.side.sign
-    if (price - position.stop_price) * sign <= 0:
+    long, stop = position.side is Side.LONG, position.stop_price
+    if price <= stop if long else price >= stop:
         return stop_exit_reason(position, level)
     target = position.take_profit_price
-    if target > 0 and (price - target) * sign >= 0:
+    if target > ZERO and (price >= target if long else price <= target):
         return ExitReason.TP_HIT
-    if now - position.opened_at > params.max_hold and (position.stop_price - level) * sign <= 0:
+    if now - position.opened_at > params.max_hold and (stop <= level if long else stop >= level):
         return ExitReason.TIME_EXIT  # held too long, its stop locking in no profit
     return None
 
@@ -285,8 +292,8 @@ def _adjust(
 ) -> tuple[Intent, ...]:
     """Partial take-profit, break-even and trailing; records field changes in `changes`
     (`atr_pct` spelled as a Decimal only where trailing reads it: most ticks it does not)."""
-    sign = position.side.sign
-    gain = (price - position.entry_price) / position.entry_price * sign
+    long, entry = position.side is Side.LONG, position.entry_price
+    gain = (price - entry) / entry if long else (entry - price) / entry
     intents: list[Intent] = []
     if not position.partial_taken and gain >= params.partial_trigger:
         intents.append(PartialClose(position.quantity * params.partial_fraction, price))
@@ -299,13 +306,13 @@ def _adjust(
             changes["trailing_active"] = True
         distance = params.multiples[mode] * _atr(atr_pct) * position.entry_price
         if distance > 0:
-            candidates.append((price - distance * sign, ExitReason.TRAILING))
+            candidates.append((price - distance if long else price + distance, ExitReason.TRAILING))
     stop = position.stop_price
     best = _best_stop(position, price, candidates)
     if best is not None:
         intents.append(StopMoved(stop, best[0], best[1], price))
         stop = changes["stop_price"] = best[0]
-    if not position.break_even_done and (stop - level) * sign >= 0:
+    if not position.break_even_done and (stop >= level if long else stop <= level):
         changes["break_even_done"] = True
     return tuple(intents)
 
@@ -315,11 +322,11 @@ def _best_stop(
 ) -> tuple[Decimal, ExitReason] | None:
     """The candidate furthest in the position's favour that improves the stop and stays
     strictly on the safe side of `price`; on a tie the first listed wins."""
-    sign = position.side.sign
+    long = position.side is Side.LONG
     best: tuple[Decimal, ExitReason] | None = None
     floor = position.stop_price
     for stop, reason in candidates:
-        if (price - stop) * sign > 0 and (stop - floor) * sign > 0:
+        if price > stop > floor if long else price < stop < floor:
             best, floor = (stop, reason), stop
     return best
 
