@@ -59,8 +59,10 @@ def counted(tree: Path, start: str, end: str) -> tuple[int, list[str]]:
         f"--start={start}",
         f"--end={end}",
     ]
-    # A fixed hash seed: set and dict orders (and so some work) are the same every run.
-    environment = {**_environment(tree), "PYTHONHASHSEED": "0"}
+    # A fixed hash seed: set and dict orders (and so some work) are the same every run. One
+    # OpenBLAS thread: its idle threads spin after a call, and callgrind counts every thread's
+    # instructions (±250 k a small count moved by them, a fiftieth-pass helper found).
+    environment = {**_environment(tree), "PYTHONHASHSEED": "0", "OPENBLAS_NUM_THREADS": "1"}
     with tempfile.TemporaryDirectory() as empty:
         run = subprocess.run(command, cwd=empty, env=environment, capture_output=True, text=True)
     found = COLLECTED.search(run.stderr)
