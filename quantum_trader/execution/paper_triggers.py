@@ -161,10 +161,12 @@ class CatchUp:
     def __init__(self, ledger: Ledger, book: ConditionalBook) -> None:
         self.ledger = ledger
         self.book = book
-        # (what it was found for: last catch-up, book version, held symbols; the first instant
-        # something falls due, or one past the end of the scan; the scan's end): a backtest
-        # asks `quiet_through` at every step of a quiet stretch, the account unchanged.
-        self._due: tuple[tuple[int, int, tuple[str, ...]], int, int] | None = None
+        # (what it was found for: book version, held symbols; the first instant something
+        # falls due after the catch-up it was found at, or one past the end of the scan; the
+        # scan's end): a backtest asks `quiet_through` at every step of a quiet stretch, the
+        # account unchanged. A catch-up short of that first instant processed nothing, so the
+        # scan holds from the later catch-up too (`_scan_holds`).
+        self._due: tuple[tuple[int, tuple[str, ...]], int, int] | None = None
 
     def run(self, now_ms: int) -> bool:
         """Process everything due in (last catch-up, now_ms]; True if the account changed."""
@@ -202,23 +204,28 @@ class CatchUp:
         (scanning an hour ahead, or to `now_ms`) and kept until the account or the book moves:
         an event is due from its bar's close, or its settlement's time, on."""
         state = self.ledger.state
-        key = (state.last_ms, self.book.version, tuple(state.positions))
         due = self._due
-        if due is None or due[0] != key or now_ms > due[2]:
-            end = max(now_ms, state.last_ms + QUIET_SCAN_MS)
-            due = self._due = (key, self._first_due(state.last_ms, end), end)
+        if due is None or now_ms > due[2] or not self._scan_holds(due):
+            last_ms = state.last_ms
+            # Comparisons, not max(): in 3.11 a two-value max() parses its keywords.
+            end = now_ms if now_ms > last_ms + QUIET_SCAN_MS else last_ms + QUIET_SCAN_MS
+            key = (self.book.version, tuple(state.positions))
+            due = self._due = (key, self._first_due(last_ms, end), end)
         return now_ms < due[1]
 
     def _found_quiet(self, now_ms: int) -> bool:
         """Whether `quiet_through` found nothing due through `now_ms` for the account as it
         stands, without a look at the bars: then catching up only moves the time."""
-        due, state = self._due, self.ledger.state
-        return (
-            due is not None
-            and now_ms < due[1]
-            and now_ms <= due[2]
-            and due[0] == (state.last_ms, self.book.version, tuple(state.positions))
-        )
+        due = self._due
+        return due is not None and now_ms < due[1] and now_ms <= due[2] and self._scan_holds(due)
+
+    def _scan_holds(self, due: tuple[tuple[int, tuple[str, ...]], int, int]) -> bool:
+        """Whether a scan still answers for the account as it stands: the same book and held
+        symbols (what falls due depends on nothing else), and the account not yet caught up
+        to what the scan found due (a catch-up since then processed nothing: it would have
+        moved the book, the positions or, by funding, the catch-up past that instant)."""
+        state = self.ledger.state
+        return state.last_ms < due[1] and due[0] == (self.book.version, tuple(state.positions))
 
     def _first_due(self, last_ms: int, end_ms: int) -> int:
         """The first instant in (last_ms, end_ms] at which a trigger or a funding settlement
@@ -228,8 +235,8 @@ class CatchUp:
         for symbol in set(self.book.symbols()) | set(state.positions):
             cursor = _Cursor(*self.ledger.tapes[symbol].span(last_ms, end_ms))
             event = self._next_event(symbol, cursor)
-            if event is not None:
-                first = min(first, event.time_ms)
+            if event is not None and event.time_ms < first:
+                first = event.time_ms
         return first
 
     def _next_event(self, symbol: str, cursor: _Cursor) -> _Event | None:
