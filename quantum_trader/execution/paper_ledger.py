@@ -247,12 +247,9 @@ class Ledger:
         for symbol, position in state.positions.items():
             quantity, entry = position.quantity, position.entry_price
             unrealized += usdt((prices[symbol] - entry) * position.side.sign * quantity)
-        return Balance(
-            wallet_usdt=state.wallet_usdt,
-            free_usdt=state.wallet_usdt - used,
-            used_margin_usdt=used,
-            unrealized_pnl_usdt=unrealized,
-        )
+        # By position (wallet, free, used margin, unrealized PnL): a class called with
+        # keywords builds a dict of them (≈ 3,000 instructions; asked at every step checked).
+        return Balance(state.wallet_usdt, state.wallet_usdt - used, used, unrealized)
 
     def positions(self, now_ms: int) -> list[ExchangePosition]:
         """Every open position, by symbol; margin as `margin` answers it, unrealized PnL as
@@ -262,15 +259,11 @@ class Ledger:
             leverage = self.state.leverage.get(symbol, 1)
             quantity, entry = position.quantity, position.entry_price
             price = self.market_price(symbol, now_ms)
+            unrealized = usdt((price - entry) * position.side.sign * quantity)
+            # By position, as `balance_at` makes its `Balance`.
             held.append(
                 ExchangePosition(
-                    symbol=symbol,
-                    side=position.side,
-                    quantity=quantity,
-                    entry_price=entry,
-                    leverage=leverage,
-                    margin_usdt=margins[symbol],
-                    unrealized_pnl_usdt=usdt((price - entry) * position.side.sign * quantity),
+                    symbol, position.side, quantity, entry, leverage, margins[symbol], unrealized
                 )
             )
         return held

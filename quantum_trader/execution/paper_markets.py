@@ -97,18 +97,19 @@ class PriceTape:
         """
         bars = self.bars
         closed = self.closed_count(now_ms)
+        # .item(): the Python float without the NumPy scalar in between (every step).
         if closed < self._count and self._opened(closed, now_ms):
-            return float(bars.open[closed])
+            return bars.open.item(closed)
         if closed == 0:
             raise MarketDataError(f"{self.symbol}: no recorded price at {now_ms} ms")
-        return float(bars.close[closed - 1])
+        return bars.close.item(closed - 1)
 
     def tradeable_price_at(self, now_ms: int) -> float:
         """The price a market order fills at now; MarketDataError inside a gap in the data."""
         closed = self.closed_count(now_ms)
         bars = self.bars
         if closed < self._count and self._opened(closed, now_ms):
-            return float(bars.open[closed])
+            return bars.open.item(closed)
         if closed > 0:
             last_close_ms = int(bars.time_ms[closed - 1]) + bars.timeframe_ms
             if is_stale(last_close_ms, now_ms, bars.timeframe_ms):
