@@ -114,6 +114,12 @@ class PaperExchange:
         self._ledger = Ledger(state, self._rules, tapes, costs)
         self._book = ConditionalBook(state)
         self._catch_up = CatchUp(self._ledger, self._book)
+        # `_listed` as last made, with the book's version then.
+        self._listed_at: tuple[int, Mapping[str, Sequence[Order]]] | None = None
+        # The held symbols and their marks at each step `quiet_window` last priced, by ms: a
+        # stretch cut short asks for its later steps again (`quiet_marks`, the next window),
+        # and a mark costs ≈ 20,000 instructions; the tapes never change.
+        self._window: tuple[tuple[str, ...], dict[int, dict[str, Decimal]]] = ((), {})
         if fresh:
             self._persist()
 
@@ -139,7 +145,7 @@ class PaperExchange:
 
     def quiet_marks(
         self, now_ms: int
-    ) -> tuple[Balance, dict[str, Decimal], dict[str, list[Order]]] | None:
+    ) -> tuple[Balance, dict[str, Decimal], Mapping[str, Sequence[Order]]] | None:
         """What `fetch_balance`, the held symbols' `fetch_mark_prices` and the open
         conditional orders by symbol would answer at `now_ms` (`_quiet_marks`)."""
         marks = self._quiet_marks(now_ms)
@@ -151,7 +157,7 @@ class PaperExchange:
 
     def quiet_window(
         self, steps_ms: Sequence[int]
-    ) -> tuple[list[dict[str, Decimal]], dict[str, list[Order]]] | None:
+    ) -> tuple[list[dict[str, Decimal]], Mapping[str, Sequence[Order]]] | None:
         """What `quiet_marks` would answer at each of `steps_ms` (ascending) but the balance:
         the held symbols' marks at each, and the open conditional orders by symbol, when
         catching up through the last of them changes nothing; None otherwise."""
@@ -163,6 +169,7 @@ class PaperExchange:
             if held is None:
                 return None
             marks.append(held)
+        self._window = tuple(self._ledger.state.positions), dict(zip(steps_ms, marks, strict=True))
         return marks, self._listed()
 
     def balance_at(self, marks: Mapping[str, Decimal]) -> Balance:
@@ -190,15 +197,25 @@ class PaperExchange:
         return self._held_marks(now_ms)
 
     def _held_marks(self, now_ms: int) -> dict[str, Decimal] | None:
-        """The held symbols' marks at `now_ms`; None when one has no price then."""
+        """The held symbols' marks at `now_ms`; None when one has no price then. Read-only:
+        those of `quiet_window`'s steps are kept and handed out again."""
+        held, window = self._window
+        marks = window.get(now_ms)
+        if marks is not None and held == tuple(self._ledger.state.positions):
+            return marks
         try:
             return {s: self._ledger.fill_price(s, now_ms) for s in self._ledger.state.positions}
         except MarketDataError:
             return None
 
-    def _listed(self) -> dict[str, list[Order]]:
-        """The open conditional orders, by symbol."""
-        return {symbol: self._book.orders(symbol) for symbol in self._book.symbols()}
+    def _listed(self) -> Mapping[str, Sequence[Order]]:
+        """The open conditional orders, by symbol; read-only, made again only when the book
+        changes (asked at every step a backtest checks)."""
+        book, listed = self._book, self._listed_at
+        if listed is None or listed[0] != book.version:
+            by_symbol = {symbol: tuple(book.orders(symbol)) for symbol in book.symbols()}
+            listed = self._listed_at = (book.version, by_symbol)
+        return listed[1]
 
     async def load_markets(self) -> Mapping[str, MarketRules]:
         self._sync()
