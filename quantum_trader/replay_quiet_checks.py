@@ -67,16 +67,16 @@ class QuietChecks:
 
     def unmoved_within(
         self,
-        steps: Sequence[datetime],
+        last: datetime,
         steps_ms: Sequence[int],
         corners: list[tuple[dict[str, Decimal], dict[str, Position]]],
     ) -> bool:
-        """The cycle's part of the checks of `steps` (`steps_ms` in ms) at once, for a base
-        whose inputs read prices: the tracker and the governor at the two corners, as for a
-        base that reads none, and the cycle's inputs over the range of the view's prices the
-        steps show and of the corners' accounts (`Executor.would_repeat_within`). False where
-        that is not shown; the steps are then checked one by one (`priced_prefix`)."""
-        last = steps[-1]
+        """The cycle's part of the checks of the steps `steps_ms` (in ms; the last at `last`)
+        at once, for a base whose inputs read prices: the tracker and the governor at the two
+        corners, as for a base that reads none, and the cycle's inputs over the range of the
+        view's prices the steps show and of the corners' accounts
+        (`Executor.would_repeat_within`). False where that is not shown; the steps are then
+        checked one by one (`priced_prefix`)."""
         accounts = []
         for corner, positions in corners:
             portfolio = self._account_unmoved(self._exchange.balance_at(corner), last, positions)

@@ -66,10 +66,10 @@ class PaperTotals:
 
 @record
 class QuietView:
-    """The account as the exchange would answer at an instant nothing falls due."""
+    """The account as the exchange would answer at an instant nothing falls due; its balance
+    is `PaperExchange.balance_at(marks)`."""
 
     snapshot: ExchangeSnapshot
-    balance: Balance
     marks: dict[str, Decimal]
 
 
@@ -145,15 +145,14 @@ class PaperExchange:
 
     def quiet_marks(
         self, now_ms: int
-    ) -> tuple[Balance, dict[str, Decimal], Mapping[str, Sequence[Order]]] | None:
-        """What `fetch_balance`, the held symbols' `fetch_mark_prices` and the open
-        conditional orders by symbol would answer at `now_ms` (`_quiet_marks`)."""
+    ) -> tuple[dict[str, Decimal], Mapping[str, Sequence[Order]]] | None:
+        """What the held symbols' `fetch_mark_prices` and the open conditional orders by
+        symbol would answer at `now_ms` (`_quiet_marks`); `fetch_balance`'s answer then is
+        `balance_at` the marks (asked only where it is read)."""
         marks = self._quiet_marks(now_ms)
         if marks is None:
             return None
-        # The marks are the instant's valuation prices (`Ledger.fill_price`): the balance at
-        # them is `fetch_balance`'s, without asking each price again.
-        return self._ledger.balance_at(marks), marks, self._listed()
+        return marks, self._listed()
 
     def quiet_window(
         self, steps_ms: Sequence[int]
@@ -174,19 +173,20 @@ class PaperExchange:
 
     def balance_at(self, marks: Mapping[str, Decimal]) -> Balance:
         """What `fetch_balance` would answer with each open position at its symbol's mark in
-        `marks`, nothing falling due (after `quiet_window`)."""
+        `marks`, nothing falling due (after `quiet_marks`, `quiet_view` or `quiet_window`):
+        the marks are the instant's valuation prices (`Ledger.fill_price`)."""
         return self._ledger.balance_at(marks)
 
     def quiet_view(self, now: datetime, now_ms: int) -> QuietView | None:
-        """What `fetch_balance`, `fetch_positions`, `fetch_open_conditional_orders` and the
-        held symbols' `fetch_mark_prices` would answer at `now` (`now_ms` in ms;
-        `_quiet_marks`)."""
+        """What `fetch_positions`, `fetch_open_conditional_orders` and the held symbols'
+        `fetch_mark_prices` would answer at `now` (`now_ms` in ms; `_quiet_marks`), and so
+        `fetch_balance` (`balance_at` the marks)."""
         marks = self._quiet_marks(now_ms)
         if marks is None:
             return None
         held = {p.symbol: p for p in self._ledger.positions(now_ms)}
         snapshot = ExchangeSnapshot(now, SnapshotSource.REST, held, tuple(self._book.orders()))
-        return QuietView(snapshot, self._ledger.balance_at(marks), marks)
+        return QuietView(snapshot, marks)
 
     def _quiet_marks(self, now_ms: int) -> dict[str, Decimal] | None:
         """The held symbols' marks at `now_ms` when catching up to it changes nothing (no

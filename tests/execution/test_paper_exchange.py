@@ -521,7 +521,7 @@ async def test_a_quiet_view_answers_as_the_account_would_until_something_is_due(
     clock.set(at(35 * 5))
     seen = paper.quiet_view(clock.now(), ms_from_utc(clock.now()))
     assert seen is not None
-    assert seen.balance == await paper.fetch_balance()
+    assert paper.balance_at(seen.marks) == await paper.fetch_balance()
     assert seen.marks == await paper.fetch_mark_prices([BTC])
     assert list(seen.snapshot.positions.values()) == await paper.fetch_positions()
     listed = await paper.fetch_open_conditional_orders()
