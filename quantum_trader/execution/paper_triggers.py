@@ -73,6 +73,10 @@ class ConditionalBook:
     def __init__(self, state: PaperState) -> None:
         self._open: dict[str, list[Order]] = {}
         self._levels: dict[str, tuple[float, float]] = {}
+        # Each open order's trigger as a float and whether it triggers on a low, by client
+        # order id: made once an order (`float(Decimal)` goes through a string), read at every
+        # re-levelling of its symbol.
+        self._triggers: dict[str, tuple[float, bool]] = {}
         # Placement rank, so the all-symbol listing is in placement order after a restart too.
         self._rank: dict[str, int] = {}
         self._placed = itertools.count()
@@ -84,6 +88,10 @@ class ConditionalBook:
 
     def add(self, order: Order) -> None:
         self.version += 1
+        self._triggers[order.client_order_id] = (
+            float(order.trigger_price or 0),
+            triggers_on_low(order),
+        )
         self._rank.setdefault(order.client_order_id, next(self._placed))
         self._open.setdefault(order.symbol, []).append(order)
         self._listing = None
@@ -96,6 +104,7 @@ class ConditionalBook:
         if not orders:
             self._open.pop(order.symbol, None)
         self._rank.pop(order.client_order_id, None)
+        self._triggers.pop(order.client_order_id, None)
         self._listing = None
         self._relevel(order.symbol)
 
@@ -122,14 +131,19 @@ class ConditionalBook:
         return len(self._open.get(symbol, ()))
 
     def _relevel(self, symbol: str) -> None:
-        low_side = [float(o.trigger_price or 0) for o in self.orders(symbol) if triggers_on_low(o)]
-        high_side = [
-            float(o.trigger_price or 0) for o in self.orders(symbol) if not triggers_on_low(o)
-        ]
-        if not low_side and not high_side:
+        orders = self._open.get(symbol)
+        if not orders:
             self._levels.pop(symbol, None)
             return
-        self._levels[symbol] = (max(low_side, default=-math.inf), min(high_side, default=math.inf))
+        low, high = -math.inf, math.inf
+        for order in orders:
+            trigger, on_low = self._triggers[order.client_order_id]
+            if on_low:
+                if trigger > low:
+                    low = trigger
+            elif trigger < high:
+                high = trigger
+        self._levels[symbol] = (low, high)
 
 
 @dataclass(slots=True)
