@@ -20,6 +20,8 @@ from quantum_trader.domain import (
 from quantum_trader.record import record, replace
 
 HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
+MIDNIGHT = time()
 
 
 @record
@@ -64,11 +66,18 @@ class AccountTracker:
         """The first instant after `now` at which time alone changes `observe_equity` or `view`
         at an unchanged equity: the next UTC midnight, a PnL leaving the last hour, the losing
         streak expiring."""
-        ends = [datetime.combine(now.date() + timedelta(days=1), time(), tzinfo=now.tzinfo)]
-        ends += [t + HOUR for t, _ in self.recent_pnl]
+        # The earliest by comparisons, not min() of a generator over a list: asked at every
+        # quiet stretch of a backtest (≈ 23,000 instructions a call so).
+        end = datetime.combine(now.date() + DAY, MIDNIGHT, now.tzinfo)  # always after `now`
+        for moment, _ in self.recent_pnl:
+            leaves = moment + HOUR
+            if now < leaves < end:
+                end = leaves
         if self.losing_streak and self.last_loss_at is not None:
-            ends.append(self.last_loss_at + streak_expiry)
-        return min(end for end in ends if end > now)  # the midnight always is
+            expires = self.last_loss_at + streak_expiry
+            if now < expires < end:
+                end = expires
+        return end
 
     def on_trade_closed(self, trade: ClosedTrade) -> AccountTracker:
         lost = trade.pnl_usdt < 0
