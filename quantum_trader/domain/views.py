@@ -62,7 +62,8 @@ def loss_fraction(equity: Decimal, reference: Decimal) -> float:
     division when equity is at or above the reference (the quotient would round to ≥ 1)."""
     if reference <= 0 or equity >= reference:
         return 0.0
-    return max(0.0, float(1 - equity / reference))
+    loss = float(1 - equity / reference)
+    return loss if loss > 0.0 else 0.0  # max(0.0, loss) by a comparison: ≈ 1,400 fewer
 
 
 def of_equity(value: float, equity: float) -> float | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import field
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -20,12 +20,16 @@ from quantum_trader.domain import (
 from quantum_trader.record import record, replace
 
 HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
+MIDNIGHT = time()
 
 
 @record
 class AccountTracker:
     starting_balance_usdt: Decimal
-    day: str
+    # A date, saved as its ISO text: compared at every observation, where making the text
+    # took ≈ 5,600 instructions against ≈ 1,200 for `now.date()` alone.
+    day: date
     day_start_equity_usdt: Decimal
     peak_equity_usdt: Decimal
     losing_streak: int = 0
@@ -34,13 +38,12 @@ class AccountTracker:
 
     @classmethod
     def start(cls, equity: Decimal, now: datetime) -> AccountTracker:
-        return cls(equity, now.date().isoformat(), equity, equity)
+        return cls(equity, now.date(), equity, equity)
 
     def observe_equity(self, equity: Decimal, now: datetime) -> AccountTracker:
         """Roll the UTC day and the peak forward."""
-        today = now.date().isoformat()
-        expired = any(now - t >= HOUR for t, _ in self.recent_pnl)
-        if today == self.day and equity <= self.peak_equity_usdt and not expired:
+        today = now.date()
+        if today == self.day and equity <= self.peak_equity_usdt and not self._expired(now):
             return self  # nothing moves: the common case, every step of a backtest
         day_start = equity if today != self.day else self.day_start_equity_usdt
         return replace(
@@ -51,15 +54,30 @@ class AccountTracker:
             recent_pnl=tuple(p for p in self.recent_pnl if now - p[0] < HOUR),
         )
 
+    def _expired(self, now: datetime) -> bool:
+        """Whether a PnL has left the last hour. A loop, not any() over a generator: asked
+        at every observation, mostly of an empty history (≈ 3,200 instructions so)."""
+        for moment, _ in self.recent_pnl:  # noqa: SIM110 - see above
+            if now - moment >= HOUR:
+                return True
+        return False
+
     def quiet_until(self, now: datetime, streak_expiry: timedelta) -> datetime:
         """The first instant after `now` at which time alone changes `observe_equity` or `view`
         at an unchanged equity: the next UTC midnight, a PnL leaving the last hour, the losing
         streak expiring."""
-        ends = [datetime.combine(now.date() + timedelta(days=1), time(), tzinfo=now.tzinfo)]
-        ends += [t + HOUR for t, _ in self.recent_pnl]
+        # The earliest by comparisons, not min() of a generator over a list: asked at every
+        # quiet stretch of a backtest (≈ 23,000 instructions a call so).
+        end = datetime.combine(now.date() + DAY, MIDNIGHT, now.tzinfo)  # always after `now`
+        for moment, _ in self.recent_pnl:
+            leaves = moment + HOUR
+            if now < leaves < end:
+                end = leaves
         if self.losing_streak and self.last_loss_at is not None:
-            ends.append(self.last_loss_at + streak_expiry)
-        return min(end for end in ends if end > now)  # the midnight always is
+            expires = self.last_loss_at + streak_expiry
+            if now < expires < end:
+                end = expires
+        return end
 
     def on_trade_closed(self, trade: ClosedTrade) -> AccountTracker:
         lost = trade.pnl_usdt < 0
@@ -115,24 +133,26 @@ class AccountTracker:
         now: datetime,
         streak_expiry: timedelta = timedelta(hours=24),
     ) -> PortfolioView:
+        # By position, in the fields' order: by keyword, the call builds a dict of eleven
+        # (asked for every portfolio view).
         return PortfolioView(
-            equity_usdt=balance.equity_usdt,
-            wallet_usdt=balance.wallet_usdt,
-            free_usdt=balance.free_usdt,
-            used_margin_usdt=balance.used_margin_usdt,
-            positions=positions,
-            starting_balance_usdt=self.starting_balance_usdt,
-            day_start_equity_usdt=self.day_start_equity_usdt,
-            peak_equity_usdt=self.peak_equity_usdt,
-            losing_streak=self.streak_at(now, streak_expiry),
-            pnl_last_hour_usdt=self.pnl_last_hour(now),
-            symbol_stats=stats,
+            balance.equity_usdt,
+            balance.wallet_usdt,
+            balance.free_usdt,
+            balance.used_margin_usdt,
+            positions,
+            self.starting_balance_usdt,
+            self.day_start_equity_usdt,
+            self.peak_equity_usdt,
+            self.streak_at(now, streak_expiry),
+            self.pnl_last_hour(now),
+            stats,
         )
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "starting_balance_usdt": str(self.starting_balance_usdt),
-            "day": self.day,
+            "day": self.day.isoformat(),
             "day_start_equity_usdt": str(self.day_start_equity_usdt),
             "peak_equity_usdt": str(self.peak_equity_usdt),
             "losing_streak": self.losing_streak,
@@ -144,7 +164,7 @@ class AccountTracker:
     def from_dict(cls, data: Mapping[str, Any]) -> AccountTracker:
         return cls(
             starting_balance_usdt=Decimal(data["starting_balance_usdt"]),
-            day=str(data["day"]),
+            day=date.fromisoformat(str(data["day"])),
             day_start_equity_usdt=Decimal(data["day_start_equity_usdt"]),
             peak_equity_usdt=Decimal(data["peak_equity_usdt"]),
             losing_streak=int(data["losing_streak"]),

@@ -211,10 +211,15 @@ class Ledger:
         an unchanged balance and positions, or the tracker it keeps (its day, hour and streak,
         a symbol's disablement or hold ending). Its periodic save is not such a change: the
         tracker saved is the one kept (`save_if_due`)."""
-        ends = [self.tracker.quiet_until(now, self._streak_expiry)]
-        ends += [s.disabled_until for s in self.stats.values() if s.disabled_until is not None]
-        ends += [s.held_until for s in self.stats.values() if s.held_until is not None]
-        return min(end for end in ends if end > now)  # the tracker's always is
+        end = self.tracker.quiet_until(now, self._streak_expiry)  # always after `now`
+        # The earliest by comparisons, as the tracker's (no lists, no min() of a generator).
+        for stats in self.stats.values():
+            disabled, held = stats.disabled_until, stats.held_until
+            if disabled is not None and now < disabled < end:
+                end = disabled
+            if held is not None and now < held < end:
+                end = held
+        return end
 
     async def lift_blacklist(self, symbol: str) -> None:
         """An operator lets a blacklisted symbol trade again (its streak starts from zero)."""

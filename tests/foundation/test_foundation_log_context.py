@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
+import sys
 
 import pytest
 from structlog.contextvars import bind_contextvars, clear_contextvars, get_contextvars
@@ -44,3 +47,26 @@ def test_concurrent_tasks_keep_their_own_context_across_awaits() -> None:
         return seen
 
     assert sorted(asyncio.run(both())) == ["None", "None", "c1", "c2"]
+
+
+# A cycle binds its instant itself as `sim_time` (cycle.py); a written line carries its ISO
+# text, as when the cycle bound the text.
+CYCLE_LINE = """
+from datetime import datetime, timezone
+from quantum_trader.log import bound_context, configure_logging, get_logger
+configure_logging("json", "INFO")
+log = get_logger("test")
+now = datetime(2025, 3, 1, 0, 5, tzinfo=timezone.utc)
+with bound_context(cycle_id="c7", sim_time=now):
+    log.info("inside")
+log.info("outside", sim_time="as given")
+"""
+
+
+def test_a_cycles_instant_is_written_as_iso_text() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", CYCLE_LINE], capture_output=True, text=True, check=True, timeout=60
+    )
+    inside, outside = (json.loads(line) for line in done.stdout.splitlines())
+    assert (inside["cycle_id"], inside["sim_time"]) == ("c7", "2025-03-01T00:05:00+00:00")
+    assert (outside.get("cycle_id"), outside["sim_time"]) == (None, "as given")

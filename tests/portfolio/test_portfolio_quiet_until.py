@@ -37,7 +37,7 @@ def test_before_quiet_until_time_alone_changes_nothing(
 ) -> None:
     tracker = AccountTracker(
         Decimal(10_000),
-        NOW.date().isoformat(),
+        NOW.date(),
         Decimal(9_500),
         Decimal(10_000),
         losing_streak=streak,
@@ -131,7 +131,7 @@ def test_the_equities_at_which_the_tracker_stays_as_it_is_form_an_interval(
     are those up to its peak, or none."""
     tracker = AccountTracker(
         Decimal(10_000),
-        NOW.date().isoformat(),
+        NOW.date(),
         Decimal(9_500),
         Decimal(peak),
         recent_pnl=tuple((NOW - timedelta(minutes=a), Decimal(-5)) for a in pnl_ages),
