@@ -28,6 +28,7 @@ VALID_ID = re.compile(r"^[.A-Z:/a-z0-9_-]{1,36}$")
 _DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
 _BASE_CHARS = re.compile(r"[^A-Za-z0-9]")
 _BASE_MAX = 10
+_ID_MAX = 36  # VALID_ID's
 
 
 class Purpose(StrEnum):
@@ -86,14 +87,18 @@ class ClientOrderIds:
     def __init__(self, run: int = 0) -> None:
         self._run = base36(run)
         self._sequence = 0
+        # By purpose and symbol, the id's start: `qt-{kind}-{base}-`, made once a run.
+        self._starts: dict[tuple[Purpose, str], str] = {}
 
     def next(self, purpose: Purpose, symbol: str, now: datetime) -> str:
         self._sequence += 1
-        base = _BASE_CHARS.sub("", symbol.split("/", 1)[0])[:_BASE_MAX] or "X"
-        value = (
-            f"{OUR_PREFIX}{purpose.value}-{base}-{base36(ms_from_utc(now))}-"
-            f"{self._run}.{base36(self._sequence)}"
-        )
-        if not VALID_ID.match(value):
+        start = self._starts.get((purpose, symbol))
+        if start is None:
+            base = _BASE_CHARS.sub("", symbol.split("/", 1)[0])[:_BASE_MAX] or "X"
+            start = self._starts[purpose, symbol] = f"{OUR_PREFIX}{purpose.value}-{base}-"
+        value = f"{start}{base36(ms_from_utc(now))}-{self._run}.{base36(self._sequence)}"
+        # Only the length can break VALID_ID: the base is letters and digits, the rest
+        # base-36 digits and our separators.
+        if len(value) > _ID_MAX:
             raise ValueError(f"invalid client order id {value!r}")
         return value
