@@ -28,7 +28,6 @@ VALID_ID = re.compile(r"^[.A-Z:/a-z0-9_-]{1,36}$")
 _DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
 _BASE_CHARS = re.compile(r"[^A-Za-z0-9]")
 _BASE_MAX = 10
-_ID_MAX = 36  # VALID_ID's
 
 
 class Purpose(StrEnum):
@@ -97,8 +96,6 @@ class ClientOrderIds:
             base = _BASE_CHARS.sub("", symbol.split("/", 1)[0])[:_BASE_MAX] or "X"
             start = self._starts[purpose, symbol] = f"{OUR_PREFIX}{purpose.value}-{base}-"
         value = f"{start}{base36(ms_from_utc(now))}-{self._run}.{base36(self._sequence)}"
-        # Only the length can break VALID_ID: the base is letters and digits, the rest
-        # base-36 digits and our separators.
-        if len(value) > _ID_MAX:
+        if not VALID_ID.match(value):
             raise ValueError(f"invalid client order id {value!r}")
         return value
