@@ -213,8 +213,10 @@ class QuietSteps:
             # A comparison, not min(): in 3.11 a two-value min() parses its keywords.
             self._stretch(now, now_ms, runs_at if runs_at < until else until)
         # `repeat_cycle`'s work, not awaited through it: a coroutine layer costs ≈ 2,000
-        # instructions, and most steps repeat.
-        await self._core.ledger.save_if_due(now)
+        # instructions, and most steps repeat (nor `save_if_due` awaited but when due).
+        ledger = self._core.ledger
+        if ledger.save_due(now):
+            await ledger.save_if_due(now)
         return self._core.executor.repeat()
 
     async def repeats_cycle(self, before: Before | None, now: datetime, now_ms: int) -> bool:
@@ -243,7 +245,9 @@ class QuietSteps:
         the cycle "unchanged since" the base, and what its observing of the account writes
         then: the tracker, when its periodic save is due."""
         self.repeated_cycles += 1
-        await self._core.ledger.save_if_due(now)
+        ledger = self._core.ledger
+        if ledger.save_due(now):  # as in `repeat`: most steps save nothing
+            await ledger.save_if_due(now)
         return self._core.executor.repeat()
 
     def _stretch(self, now: datetime, now_ms: int, end: datetime) -> None:

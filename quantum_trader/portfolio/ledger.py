@@ -186,7 +186,7 @@ class Ledger:
         """Roll day and peak forward with the current equity and return the portfolio view."""
         before = self.tracker
         self.tracker = before.observe_equity(balance.equity_usdt, now)
-        if self.tracker.day != before.day or self._save_due(now):
+        if self.tracker.day != before.day or self.save_due(now):
             await self._save_tracker(now)
         return self.tracker.view(balance, dict(positions), self.stats, now, self._streak_expiry)
 
@@ -203,7 +203,7 @@ class Ledger:
     async def save_if_due(self, now: datetime) -> None:
         """What `observe` at `now` writes when it changes nothing: the tracker, once its periodic
         save is due (for a caller that stands in for `observe` where `unchanged_view` holds)."""
-        if self._save_due(now):
+        if self.save_due(now):
             await self._save_tracker(now)
 
     def quiet_until(self, now: datetime) -> datetime:
@@ -232,7 +232,8 @@ class Ledger:
         self.tracker = replace(self.tracker, losing_streak=0, last_loss_at=None)
         await self._save_tracker(now)
 
-    def _save_due(self, now: datetime) -> bool:
+    def save_due(self, now: datetime) -> bool:
+        """Whether the tracker's periodic save is due at `now` (`save_if_due` would write)."""
         saved = self._tracker_saved_at
         return saved is None or now - saved >= TRACKER_SAVE_INTERVAL
 
