@@ -199,17 +199,20 @@ class MarketModel:
                 else self._funding(symbol, now_ms)
             )
         atr_pct, regimes, zscores, signals = self._slow_fields(now_ms, rows)
+        # By position, in the fields' order (time, prices, rules, atr_pct, regimes,
+        # global_regime, returns, funding_rate_8h, return_zscore, correlations): keywords
+        # build a dict at every step.
         view = MarketView(
-            time=utc_from_ms(now_ms),
-            prices=PerSymbol(shown, close_price),
-            rules=self._rules,
-            atr_pct=atr_pct,
-            regimes=regimes,
-            global_regime=self._global_regime(now_ms),
-            returns=returns,
-            funding_rate_8h=funding,
-            return_zscore=zscores,
-            correlations=self._correlations_at(now_ms, returns, rows),
+            utc_from_ms(now_ms),
+            PerSymbol(shown, close_price),
+            self._rules,
+            atr_pct,
+            regimes,
+            self._global_regime(now_ms),
+            returns,
+            funding,
+            zscores,
+            self._correlations_at(now_ms, returns, rows),
         )
         state = MarketState(view, signals)
         self._state = (now_ms, state)
