@@ -43,6 +43,8 @@ def manage(
         regime_turned_choppy=position.symbol in context.turned_choppy,
         settings=context.monitor,
     )
+    if not decision.intents:  # most ticks: the position (its extremes, its trail mode) only
+        return decision.position, [], []
     events = decision.events(now)
     side = position.side.exit_order_side
     actions: list[SendExit] = []

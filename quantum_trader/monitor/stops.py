@@ -197,9 +197,11 @@ def manage_position(
     elif _TIGHTNESS[trail_mode] < _TIGHTNESS[mode]:
         mode = trail_mode
     changes = _tracking(position, price, mode)
+    entry = position.entry_price
     if break_even_offset is None:
-        break_even_offset = position.entry_price * params.break_even_offset_pct
-    level = break_even_level(position, settings, break_even_offset)
+        break_even_offset = entry * params.break_even_offset_pct
+    # break_even_level, without a call
+    level = entry + break_even_offset if position.side is Side.LONG else entry - break_even_offset
     reason = _exit_reason(position, price, now, level, params)
     if reason is not None:
         return PositionDecision(_updated(position, changes), (ExitAll(reason, price),))
