@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from quantum_trader.domain import MarketRules, Position, PositionEvent
 from quantum_trader.keeper.protect import SendExit
 from quantum_trader.monitor import stops
+from quantum_trader.monitor.stops import ZERO
 
 if TYPE_CHECKING:
     from quantum_trader.keeper.plan import Context
@@ -28,7 +29,7 @@ def manage(
 
     Without a mark price (or with a bad one) nothing moves: the exchange-side stop protects.
     """
-    if mark is None or not mark.is_finite() or mark <= 0:
+    if mark is None or not mark.is_finite() or mark <= ZERO:
         return position, [], []
     trail = stops.base_trail_mode(
         position.exit_mode, context.monitor, defensive_exit=context.defensive_exit
@@ -42,6 +43,8 @@ def manage(
         regime_turned_choppy=position.symbol in context.turned_choppy,
         settings=context.monitor,
     )
+    if not decision.intents:  # most ticks: the position (its extremes, its trail mode) only
+        return decision.position, [], []
     events = decision.events(now)
     side = position.side.exit_order_side
     actions: list[SendExit] = []
@@ -57,7 +60,7 @@ def manage(
             quantity = partial_size(
                 intent.quantity, position.quantity, context.rules.get(position.symbol)
             )
-            if quantity > 0:  # else too small to split: the rest runs
+            if quantity > ZERO:  # else too small to split: the rest runs
                 actions.append(SendExit(position.symbol, side, quantity, intent.reason))
     return managed, actions, events
 

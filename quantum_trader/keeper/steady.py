@@ -50,8 +50,9 @@ def steady(
         return None  # in flight, fees or a close's price to read, a fill's excess to sell
     if listed.keys() - book.positions.keys():
         return None  # an order of ours to release
-    if any(order.triggered_at is not None for order in book.working.values()):
-        return None
+    for order in book.working.values():  # a loop: no generator a check
+        if order.triggered_at is not None:
+            return None
     positions: dict[str, Position] = {}
     for symbol, position in book.positions.items():
         mark = marks.get(symbol)

@@ -36,7 +36,7 @@ from quantum_trader.errors import MarketDataError
 from quantum_trader.monitor.settings import MonitorSettings
 from quantum_trader.record import record, replace
 
-ZERO = Decimal(0)
+ZERO = Decimal(0)  # compared against: an int operand is made a Decimal at every comparison
 _PARAMS_MAX = 16
 _TIGHTNESS = {TrailMode.AGGRESSIVE: 0, TrailMode.BALANCED: 1, TrailMode.LOOSE: 2}
 
@@ -188,7 +188,7 @@ def manage_position(
     entry". Exits are checked on the stop as it stood before this tick; a full exit carries no
     other intent. Raises MarketDataError for a non-positive or non-finite price.
     """
-    if not price.is_finite() or price <= 0:
+    if not price.is_finite() or price <= ZERO:
         raise MarketDataError(f"{position.symbol}: bad mark price {price}")
     params = _params(settings)
     mode = position.trail_mode
@@ -197,9 +197,11 @@ def manage_position(
     elif _TIGHTNESS[trail_mode] < _TIGHTNESS[mode]:
         mode = trail_mode
     changes = _tracking(position, price, mode)
+    entry = position.entry_price
     if break_even_offset is None:
-        break_even_offset = position.entry_price * params.break_even_offset_pct
-    level = break_even_level(position, settings, break_even_offset)
+        break_even_offset = entry * params.break_even_offset_pct
+    # break_even_level, without a call
+    level = entry + break_even_offset if position.side is Side.LONG else entry - break_even_offset
     reason = _exit_reason(position, price, now, level, params)
     if reason is not None:
         return PositionDecision(_updated(position, changes), (ExitAll(reason, price),))
@@ -227,7 +229,7 @@ def with_extremes(position: Position, price: Decimal) -> Position:
 def _extremes(position: Position, price: Decimal, changes: dict[str, Any]) -> None:
     if price > position.highest_price:
         changes["highest_price"] = price
-    if position.lowest_price <= 0 or price < position.lowest_price:
+    if position.lowest_price <= ZERO or price < position.lowest_price:
         changes["lowest_price"] = price
 
 
@@ -293,7 +295,12 @@ def _adjust(
     """Partial take-profit, break-even and trailing; records field changes in `changes`
     (`atr_pct` spelled as a Decimal only where trailing reads it: most ticks it does not)."""
     long, entry = position.side is Side.LONG, position.entry_price
-    gain = (price - entry) / entry if long else (entry - price) / entry
+    # At or behind the entry the gain is not positive, below every trigger (the settings keep
+    # them positive): the quotient is made only beyond it.
+    if price > entry if long else price < entry:
+        gain = (price - entry) / entry if long else (entry - price) / entry
+    else:
+        gain = ZERO
     intents: list[Intent] = []
     if not position.partial_taken and gain >= params.partial_trigger:
         intents.append(PartialClose(position.quantity * params.partial_fraction, price))
@@ -305,7 +312,7 @@ def _adjust(
         if not position.trailing_active:
             changes["trailing_active"] = True
         distance = params.multiples[mode] * _atr(atr_pct) * position.entry_price
-        if distance > 0:
+        if distance > ZERO:
             candidates.append((price - distance if long else price + distance, ExitReason.TRAILING))
     stop = position.stop_price
     best = _best_stop(position, price, candidates)
