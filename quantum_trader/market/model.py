@@ -113,7 +113,7 @@ class MarketModel:
         self._last_rows = {symbol: len(s.bars) - 1 for symbol, s in self._series.items()}
         # What `_visible_rows` reads of each symbol, gathered once.
         self._grids = tuple(
-            (symbol, s, s.bars, self._origins[symbol], self._last_rows[symbol])
+            (symbol, s, self._origins[symbol], self._last_rows[symbol])
             for symbol, s in self._series.items()
         )
         self._runs = {symbol: signal_runs(s.signals) for symbol, s in self._series.items()}
@@ -291,41 +291,18 @@ class MarketModel:
         return rows
 
     def _visible_rows(self, now_ms: int) -> tuple[tuple[str, SymbolSeries, int], ...]:
-        """`_visible_row` of each symbol shown at `now_ms`, with its series. Its code and
-        `last_closed_row`'s inlined: their two calls a symbol were more than half of this
-        (asked for every step's view and at each hour's quiet key)."""
+        """`_visible_row` of each symbol shown at `now_ms`, with its series (asked for every
+        step's view and at each hour's quiet key: each symbol's inputs gathered once)."""
         rows = []
-        for symbol, s, bars, origin, last_row in self._grids:  # a loop, not generators
-            if origin is None:
-                last = bars.closed_before(now_ms) - 1
-            else:
-                last = (now_ms - origin) // bars.timeframe_ms - 1
-                last = last_row if last > last_row else -1 if last < -1 else last
-            if last < 0 or not math.isfinite(s.atr_pct.item(last)):
-                continue
-            if (origin is None or last == last_row) and is_stale(
-                bars.time_ms.item(last) + bars.timeframe_ms, now_ms, bars.timeframe_ms
-            ):
-                continue
-            rows.append((symbol, s, last))
+        for symbol, s, origin, last_row in self._grids:  # a loop, not generators
+            row = _shown_row(s, origin, last_row, now_ms)
+            if row >= 0:
+                rows.append((symbol, s, row))
         return tuple(rows)
 
     def _visible_row(self, symbol: str, s: SymbolSeries, now_ms: int) -> int:
-        """The row of `symbol` the view at `now_ms` shows, or -1 when it leaves it out (also
-        inlined in `_visible_rows`)."""
-        bars = s.bars
-        origin, last_row = self._origins[symbol], self._last_rows[symbol]
-        last = last_closed_row(bars, origin, last_row, now_ms)
-        # .item(): a Python scalar without the numpy scalar in between (hot path).
-        if last < 0 or not math.isfinite(s.atr_pct.item(last)):
-            return -1
-        # On a gap-free grid only the last recorded bar can be too old (hot path).
-        check = origin is None or last == last_row
-        if check and is_stale(
-            bars.time_ms.item(last) + bars.timeframe_ms, now_ms, bars.timeframe_ms
-        ):
-            return -1  # a gap in its data: no price, no signal until it resumes
-        return last
+        """The row of `symbol` the view at `now_ms` shows, or -1 when it leaves it out."""
+        return _shown_row(s, self._origins[symbol], self._last_rows[symbol], now_ms)
 
     def _visible_rows_at(self, times_ms: IntArray) -> dict[str, IntArray]:
         """`_visible_row` of each symbol at each of `times_ms`, all at once (-1: left out):
@@ -426,3 +403,19 @@ class MarketModel:
                 matrix = correlation_matrix(returns, None, self._windows.returns_bars)
             self._correlations = (period, matrix)
         return self._correlations[1]
+
+
+def _shown_row(s: SymbolSeries, origin: int | None, last_row: int, now_ms: int) -> int:
+    """The row of `s` a view at `now_ms` shows, or -1 when it leaves the symbol out (`origin`
+    and `last_row` as `MarketModel` keeps them)."""
+    bars = s.bars
+    last = last_closed_row(bars, origin, last_row, now_ms)
+    # .item(): a Python scalar without the numpy scalar in between (hot path).
+    if last < 0 or not math.isfinite(s.atr_pct.item(last)):
+        return -1
+    # On a gap-free grid only the last recorded bar can be too old (hot path).
+    if (origin is None or last == last_row) and is_stale(
+        bars.time_ms.item(last) + bars.timeframe_ms, now_ms, bars.timeframe_ms
+    ):
+        return -1  # a gap in its data: no price, no signal until it resumes
+    return last
