@@ -128,10 +128,11 @@ class Carrier(ActionCarrying):
             await self._repository.write(books.writes)
             self.external.keep(books.booked)
         self.book = result.book
-        last = {d.position.symbol: i for i, d in enumerate(result.trades)}
-        for i, draft in enumerate(result.trades):
-            then = (before, result) if last[draft.position.symbol] == i else None
-            await self._book_trade(approved(draft, before), now, then)
+        if result.trades:
+            last = {d.position.symbol: i for i, d in enumerate(result.trades)}
+            for i, draft in enumerate(result.trades):
+                then = (before, result) if last[draft.position.symbol] == i else None
+                await self._book_trade(approved(draft, before), now, then)
         if result.events:
             await self._repository.record_position_events(result.events)
         for event in result.events:
@@ -148,12 +149,16 @@ class Carrier(ActionCarrying):
             emit(note.event, symbol=note.symbol, detail=note.detail)
             if note.event in ALERTED_NOTES:
                 self._alert(now, note.symbol, note.event, note.detail)
-        await self.act(result.actions, now, context)
+        if result.actions:  # most ticks send nothing: no coroutine made for it
+            await self.act(result.actions, now, context)
 
     async def keep_positions(self, positions: Mapping[str, Position]) -> None:
         """Book `positions` (the book's symbols, some with new figures) as a plan that only
-        moved them would: the changed ones saved, then the book."""
+        moved them would: the changed ones saved, then the book — kept as it is where they
+        are its very positions (a step that recorded no new high or low: ≈ 40 % of them)."""
         before = self.book.positions
+        if _the_same(before, positions):
+            return
         saved = [p for s, p in positions.items() if changed(before.get(s), p)]
         if saved:
             await self._repository.write(Writes(positions=saved))
@@ -301,3 +306,13 @@ class Carrier(ActionCarrying):
         if fills is None:
             say_fills_unread(answer.client_order_id, why)
         return fills
+
+
+def _the_same(before: Mapping[str, Position], after: Mapping[str, Position]) -> bool:
+    """The very position objects, by the same symbols in the same order."""
+    if len(before) != len(after):
+        return False
+    for (symbol, position), (other, moved) in zip(before.items(), after.items(), strict=True):
+        if position is not moved or symbol != other:
+            return False
+    return True
