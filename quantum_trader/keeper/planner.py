@@ -92,7 +92,6 @@ class Planner(OrderSettling, UnseenEntrySettling, FromFlatSettling, Protecting):
         rest = self.snapshot.source is SnapshotSource.REST
         self.reflected = observation.reflected if rest else frozenset()  # a mirror may lag
         self.unreflected: list[str] = []
-        self.grace = timedelta(seconds=context.keeper.unknown_order_final_s)
         if self.snapshot.source is SnapshotSource.REST:
             self.book.unechoed.clear()
         self.listed: dict[str, list[Order]] = {}

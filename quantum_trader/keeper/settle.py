@@ -25,10 +25,15 @@ class OrderSettling:
     observation: Observation
     now: datetime
     context: Context
-    grace: timedelta
     listed_ids: Mapping[str, Order]  # the listed conditional orders by client order id
     notes: list[Note]
     records: list[tuple[Order, tuple[Fill, ...]]]
+
+    @property
+    def grace(self) -> timedelta:
+        """How long after it was sent (or last updated) an order of ours may go unseen: made
+        where read, by the steps a quiet tick skips, not at every plan."""
+        return timedelta(seconds=self.context.keeper.unknown_order_final_s)
 
     def read(self, symbol: str) -> bool:
         """Whether the snapshot lists `symbol`'s open orders. One it does not (a REST read of
