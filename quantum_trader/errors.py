@@ -6,7 +6,7 @@
 - RetryLater: a transient fault (network, rate limit, exchange busy); idempotent calls retry.
   RateLimited (HTTP 429) and IpBanned (HTTP 418) say how long to wait before sending anything.
 - OperatorActionRequired: a person must act (bad keys, wrong account mode, reconciliation
-  mismatch); the daemon fails closed.
+  mismatch); the daemon fails closed. DamagedState: a saved state row does not read back.
 - StorageFailed: the database or the data directory refused a write for a reason that does
   not pass by itself (the disk full, an I/O error); the daemon stops, exit 1.
   StorageBusy: another program held the database's write lock too long (a sqlite3 shell
@@ -70,6 +70,21 @@ class IpBanned(RateLimited):
 
 class OperatorActionRequired(QuantumTraderError):
     """The daemon cannot continue safely without a person."""
+
+
+class DamagedState(OperatorActionRequired):
+    """A row of the database's saved state does not read back (edited by hand, or damaged):
+    the daemon does not start on a guess, since most of that state is what keeps it safe (a
+    governor's halt, the day's drawdown, the ids its orders carry)."""
+
+    def __init__(self, namespace: str, key: str, error: Exception) -> None:
+        self.namespace, self.key = namespace, key
+        super().__init__(
+            f"saved state {namespace}/{key} in the database cannot be read "
+            f"({type(error).__name__}: {error}): it was edited or damaged, and the database is "
+            f"left as it is: restore the database from a backup, or delete that row (table "
+            f"state, namespace '{namespace}', key '{key}') to start that state afresh"
+        )
 
 
 class StorageFailed(QuantumTraderError):

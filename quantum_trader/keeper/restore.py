@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from quantum_trader.keeper import added_unread, fees_saved, fill_check, part_unread
 from quantum_trader.keeper.book import Book, Intent, is_unsettled
 from quantum_trader.keeper.external_saved import ExternalBooked
@@ -9,6 +11,7 @@ from quantum_trader.keeper.ids import ClientOrderIds, is_ours
 from quantum_trader.keeper.orders import INTENTS
 from quantum_trader.keeper.unpriced import restored as unpriced_restored
 from quantum_trader.ports import Repository
+from quantum_trader.storage.saved import read_back
 
 RUN_STATE = ("keeper", "run")
 
@@ -28,7 +31,9 @@ async def restored(
     extras = await repository.load_state(INTENTS)
     ours = [o for o in await repository.open_orders() if is_ours(o.client_order_id)]
     intents = {
-        o.client_order_id: Intent.restore(o, extras.get(o.client_order_id))
+        o.client_order_id: read_back(
+            INTENTS, o.client_order_id, partial(Intent.restore, o), extras.get(o.client_order_id)
+        )
         for o in ours
         if is_unsettled(o)
     }
@@ -41,7 +46,7 @@ async def restored(
     parts = await part_unread.restored(repository, held)
     external = await ExternalBooked.restored(repository, held, keep_closed=keep_closed)
     saved = (await repository.load_state(RUN_STATE[0])).get(RUN_STATE[1], {})
-    run = int(saved.get("n", 0)) + 1
+    run = read_back(*RUN_STATE, _run_number, saved) + 1
     await repository.save_state(*RUN_STATE, {"n": run})
     book = Book(
         positions,
@@ -54,3 +59,12 @@ async def restored(
         parts_unread=parts,
     )
     return book, ClientOrderIds(run), external
+
+
+def _run_number(saved: dict[str, object]) -> int:
+    """The last run's number: an int, not a bool or a float that `int()` would round (the ids
+    of this run must not repeat an earlier run's)."""
+    n = saved.get("n", 0)
+    if type(n) is not int or n < 0:
+        raise ValueError(f"not a run number: {n!r}")
+    return n

@@ -34,6 +34,7 @@ from quantum_trader.ops.requests import (
 )
 from quantum_trader.portfolio.ledger import Ledger
 from quantum_trader.ports import Clock, Repository
+from quantum_trader.storage.saved import read_back
 
 log = get_logger("governor")
 STATE_KEY = ("governor", "state")
@@ -44,7 +45,7 @@ LIFT_BLACKLIST = RequestKind.LIFT_BLACKLIST.value
 async def load_governor(settings: GovernorSettings, repository: Repository) -> SafetyGovernor:
     """The governor as the last run left it: a halt survives restarts and kill -9."""
     saved = (await repository.load_state(STATE_KEY[0])).get(STATE_KEY[1])
-    state = GovernorState.from_dict(saved) if saved else GovernorState()
+    state = read_back(*STATE_KEY, GovernorState.from_dict, saved) if saved else GovernorState()
     if state.trips:
         log.warning("governor_state_restored", **_state_fields(state))
     return SafetyGovernor(settings, state)

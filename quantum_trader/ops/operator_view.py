@@ -16,6 +16,7 @@ import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from quantum_trader.ops.requests import pending_requests
 from quantum_trader.ops.snapshot import plain_fields, position_status, why_not_active
 from quantum_trader.ports import Repository
 from quantum_trader.record import record
+from quantum_trader.storage.saved import read_back
 
 MARKS_FILE = "marks.json"
 LIQUIDATION_BASIS = (
@@ -119,7 +121,12 @@ async def blocked_symbols(repository: Repository) -> dict[str, str]:
     no trigger times): the status server of the running daemon shows it (ops/snapshot.py)."""
     extras = await repository.load_state(INTENTS)
     intents = [
-        Intent.restore(order, extras.get(order.client_order_id))
+        read_back(
+            INTENTS,
+            order.client_order_id,
+            partial(Intent.restore, order),
+            extras.get(order.client_order_id),
+        )
         for order in await repository.open_orders()
         if is_ours(order.client_order_id) and is_unsettled(order)
     ]
@@ -187,7 +194,9 @@ async def read_status(repository: Repository) -> StatusData:
         positions=await repository.open_positions(),
         closed_trades=await repository.closed_trade_count(),
         decision_counts=await repository.decision_counts(),
-        governor=GovernorState.from_dict(saved) if saved else GovernorState(),
+        governor=(
+            read_back(*GOVERNOR_STATE, GovernorState.from_dict, saved) if saved else GovernorState()
+        ),
         governor_events=sorted(events, key=lambda e: str(e.get("time"))),
         simulated_time=str(clock["now"]) if clock.get("now") else None,
         blocked=await blocked_symbols(repository),

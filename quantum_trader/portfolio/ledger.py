@@ -29,6 +29,7 @@ from quantum_trader.portfolio.performance import (
 )
 from quantum_trader.ports import Repository, StateWrite, Writes
 from quantum_trader.record import replace
+from quantum_trader.storage.saved import read_back
 
 ACCOUNT_STATE = ("account", "tracker")
 STATS_NAMESPACE = "symbol_stats"
@@ -64,9 +65,13 @@ class Ledger:
     ) -> Ledger:
         """Restore the ledger; a new account starts its tracker at `equity`."""
         saved = (await repository.load_state(ACCOUNT_STATE[0])).get(ACCOUNT_STATE[1])
-        tracker = AccountTracker.from_dict(saved) if saved else AccountTracker.start(equity, now)
+        tracker = (
+            read_back(*ACCOUNT_STATE, AccountTracker.from_dict, saved)
+            if saved
+            else AccountTracker.start(equity, now)
+        )
         stats = {
-            symbol: stats_from_dict(payload)
+            symbol: read_back(STATS_NAMESPACE, symbol, stats_from_dict, payload)
             for symbol, payload in (await repository.load_state(STATS_NAMESPACE)).items()
         }
         ledger = cls(repository, tracker, stats, performance)

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from quantum_trader.domain import (
@@ -52,6 +53,7 @@ from quantum_trader.sizing.multipliers import compose_multipliers
 from quantum_trader.sizing.paper_book import PaperBook
 from quantum_trader.sizing.rl import ACTION_BY_KEY, QAgent, RLAction, decision_of
 from quantum_trader.sizing.settings import SizingSettings
+from quantum_trader.storage.saved import read_back
 
 log = get_logger("sizing")
 LIFECYCLE_STATE = ("sizing", "lifecycle")
@@ -85,11 +87,17 @@ class SizingDesk:
         monitor: MonitorSettings,
     ) -> SizingDesk:
         saved = await repository.load_state(LIFECYCLE_STATE[0])
-        lifecycle = LifecycleBook.from_dict(saved.get(LIFECYCLE_STATE[1], {}))
-        paper = PaperBook.from_dict(saved.get(PAPER_BOOK_STATE[1], {}))
+        lifecycle = read_back(
+            *LIFECYCLE_STATE, LifecycleBook.from_dict, saved.get(LIFECYCLE_STATE[1], {})
+        )
+        paper = read_back(
+            *PAPER_BOOK_STATE, PaperBook.from_dict, saved.get(PAPER_BOOK_STATE[1], {})
+        )
         agent = None
         if settings.method == "rl":
-            agent = QAgent.from_dict(settings.rl, saved.get(RL_STATE[1], {}))
+            agent = read_back(
+                *RL_STATE, partial(QAgent.from_dict, settings.rl), saved.get(RL_STATE[1], {})
+            )
         rng = random.Random(settings.rl.seed)  # noqa: S311 - exploration, not secrets
         desk = cls(settings, costs, repository, lifecycle, agent, rng, monitor, paper)
         latest = await desk._read_recent_r()

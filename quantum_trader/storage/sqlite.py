@@ -37,6 +37,7 @@ from quantum_trader.storage import codec
 from quantum_trader.storage import sqlite_statements as sql
 from quantum_trader.storage.decisions_aside import DecisionsAside
 from quantum_trader.storage.migrate import Migration
+from quantum_trader.storage.saved import read_back
 from quantum_trader.storage.sqlite_audit import FLUSH_THRESHOLD_ROWS, BufferedAudit
 from quantum_trader.storage.sqlite_connection import ReadOnlyRepositoryError, SqliteConnection
 from quantum_trader.storage.sqlite_open import open_database
@@ -258,7 +259,7 @@ class SqliteRepository:
 
     async def load_state(self, namespace: str) -> dict[str, dict[str, Any]]:
         rows = await self._connection.fetch(sql.SELECT_STATE, (namespace,))
-        return {str(k): codec.decode_json(p) for k, p in rows}
+        return {str(k): read_back(namespace, str(k), codec.decode_json, p) for k, p in rows}
 
     async def delete_state(self, namespace: str, key: str) -> None:
         await self._connection.write(sql.DELETE_STATE, [(namespace, key)])
