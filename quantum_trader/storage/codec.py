@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import json
 from _json import encode_basestring_ascii, make_encoder
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -250,28 +250,10 @@ def closed_trade_key(row: Row) -> Row:
 
 
 def encode_decision(d: Decision) -> Row:
-    return _decision_row(d, encode_time(d.time))
-
-
-def encode_decisions(decisions: Iterable[Decision]) -> list[Row]:
-    """`encode_decision` of each: a cycle's decisions share its instant, one object, whose
-    text is made once (hashing an aware datetime for `encode_time`'s cache costs ≈ 3,400
-    instructions; the same object always encodes to the same text)."""
-    rows: list[Row] = []
-    moment: datetime | None = None
-    text = ""
-    for d in decisions:
-        if d.time is not moment:
-            moment, text = d.time, encode_time(d.time)
-        rows.append(_decision_row(d, text))
-    return rows
-
-
-def _decision_row(d: Decision, time_text: str) -> Row:
     v = d.verdict
     return (
         d.cycle_id,
-        time_text,
+        encode_time(d.time),
         v.gate._value_,
         v.symbol,
         int(v.approved),

@@ -180,7 +180,7 @@ class InMemoryRepository:
         return was
 
     async def record_decisions(self, decisions: Sequence[Decision]) -> None:
-        rows = codec.encode_decisions(decisions)
+        rows = [codec.encode_decision(d) for d in decisions]
         self._decisions.extend(rows)
         self._decision_counts.update(
             (str(r[tables.DECISION_GATE]), str(r[tables.DECISION_REASON])) for r in rows

@@ -39,7 +39,7 @@ class BufferedAudit:
     async def record_decisions(self, decisions: Sequence[Decision]) -> None:
         """Buffer decisions until the next flush."""
         self._connection.check_writable()
-        self._decisions.extend(codec.encode_decisions(decisions))
+        self._decisions.extend(codec.encode_decision(d) for d in decisions)
         await self._flush_if_full()
 
     async def decision_counts(self) -> dict[tuple[str, str], int]:
