@@ -34,7 +34,7 @@ from typing import Any
 from quantum_trader.domain import ExitMode, ExitReason, Position, PositionEvent, Side, TrailMode
 from quantum_trader.errors import MarketDataError
 from quantum_trader.monitor.settings import MonitorSettings
-from quantum_trader.record import record, replace
+from quantum_trader.record import record, replace_from
 
 ZERO = Decimal(0)  # compared against: an int operand is made a Decimal at every comparison
 _PARAMS_MAX = 16
@@ -235,7 +235,7 @@ def _extremes(position: Position, price: Decimal, changes: dict[str, Any]) -> No
 
 def _updated(position: Position, changes: dict[str, Any]) -> Position:
     # One copy per tick at most: copying a 24-field record dominates the tick's cost.
-    return replace(position, **changes) if changes else position
+    return replace_from(position, changes) if changes else position
 
 
 def _atr(atr_pct: float) -> Decimal:

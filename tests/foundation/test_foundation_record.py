@@ -17,7 +17,7 @@ from position_builders import position
 
 from quantum_trader.domain import ExitMode, Position, TrailMode
 from quantum_trader.keeper.book import Book
-from quantum_trader.record import once, open_record, record, replace
+from quantum_trader.record import once, open_record, record, replace, replace_from
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -55,6 +55,32 @@ class Account:
 
 
 COMPUTED: list[int] = []
+
+
+@record
+class Scaled:
+    """A record with an `__init__` of its own: a copy goes through it."""
+
+    value: int
+
+    def __init__(self, value: int) -> None:
+        self.value = value * 10  # type: ignore[misc]  # its own constructor sets the field
+
+
+@record
+class Point:
+    x: int
+    y: int = 0
+
+
+class NamedPoint(Point):
+    """A plain subclass of a record: a copy is made by its class, as `dataclasses.replace`."""
+
+    __slots__ = ("made",)
+
+    def __init__(self, x: int, y: int = 0) -> None:
+        super().__init__(x, y)
+        self.made = "by init"
 
 
 def test_a_record_compares_hashes_and_prints_like_the_frozen_dataclass() -> None:
@@ -158,3 +184,23 @@ def test_an_open_record_computes_each_figure_once_and_compares_by_its_fields() -
 def test_once_is_read_on_the_class_as_itself_with_its_docstring() -> None:
     assert isinstance(Account.share, once)
     assert Account.share.__doc__ == "The equity as a share of the reference."
+
+
+def test_a_record_copy_is_made_by_its_init_where_that_does_more_than_store_the_fields() -> None:
+    assert replace(Scaled(1), value=2) == dataclasses.replace(Scaled(1), value=2)
+    assert replace(Scaled(1), value=2).value == 20
+    assert replace(Pair("x", (1,)), values=(2, 3)).total == 5  # `__post_init__`
+    copied = replace(NamedPoint(1), y=2)
+    assert type(copied) is NamedPoint
+    assert (copied.x, copied.y, copied.made) == (1, 2, "by init")
+
+
+def test_a_plain_record_copy_is_every_field_then_the_changes() -> None:
+    point = Point(1, 2)
+    assert replace(point, y=5) == Point(1, 5) == dataclasses.replace(point, y=5)
+    assert replace(point) == point
+    assert replace(point) is not point
+    assert replace_from(point, {"x": 7}) == Point(7, 2)
+    assert replace_from(Pair("x", (1,)), {"values": (4,)}).total == 4
+    with pytest.raises(TypeError, match="unexpected keyword argument 'z'"):
+        replace_from(point, {"z": 1})
