@@ -20,6 +20,7 @@ from decimal import Decimal
 import numpy as np
 
 from quantum_trader.domain import (
+    ZERO,
     Candidate,
     GateName,
     MarketView,
@@ -104,7 +105,7 @@ def _decline_past(
     base = state.baseline_equity_usdt
     reference = portfolio.starting_balance_usdt if base is None else base
     equity = portfolio.equity_usdt
-    if reference <= 0 or equity >= reference:
+    if reference <= ZERO or equity >= reference:  # ZERO: an int converts at every comparison
         return None  # no loss (`loss_fraction` is 0.0; the limit is positive)
     loss = 1 - equity / reference
     if loss <= exact_limit:
@@ -132,7 +133,9 @@ def _account_breakers(
             f"decline {decline:.4f}",
         )
     pnl, equity = portfolio.pnl_last_hour_usdt, portfolio.equity_usdt
-    if pnl < 0 and equity > 0:  # only a loss trips it (`max_hourly_loss` > 0): no division else
+    if (
+        pnl < ZERO and equity > ZERO
+    ):  # only a loss trips it (`max_hourly_loss` > 0): no division else
         hour_loss = float(-pnl / equity)
         if hour_loss > s.max_hourly_loss:
             until = now + timedelta(seconds=s.pause_duration_s)
