@@ -186,9 +186,13 @@ class Ranking:
     allowed: tuple[TradeDecision, ...]
     dropped: tuple[TradeDecision, ...]
 
+    def held_book(self) -> Book:
+        """The open positions as the analysis valued them, with its equity and free margin."""
+        return Book(self.equity_usdt, self.free_margin_usdt, self.held)
+
     def output(self) -> BalancerOutput:
         """The whole §4.2 output of this analysis."""
-        book = Book(self.equity_usdt, self.free_margin_usdt, self.held)
+        book = self.held_book()
         recommendations, actions = advice(self.risk_mode, self.violations)
         return BalancerOutput(
             self.time,

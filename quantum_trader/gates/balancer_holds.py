@@ -77,12 +77,15 @@ class HeldDenials:
         *,
         none_fit: bool = False,
         depths: Mapping[str, float] | None = None,
+        held_book: Book | None = None,
     ) -> HeldDenials | None:
         """The split, or None when some candidate would fit beside the open positions.
         `none_fit`: the caller knows none does (a review whose every refusal was `fit`'s
-        against the open positions alone: `refused_by_fit`)."""
+        against the open positions alone: `refused_by_fit`). `held_book`: the open positions
+        at these prices as the review valued them (`Ranking.held_book`), so they are not
+        valued again."""
         depths = depths or {}
-        book, matrix = _book(candidates, portfolio, market, settings)
+        book, matrix = _book(candidates, portfolio, market, settings, held_book)
         if not none_fit and not _none_fits(candidates, book, matrix, settings, depths):
             return None
         priced = tuple(
@@ -154,9 +157,11 @@ def _book(
     portfolio: PortfolioView,
     market: MarketView,
     settings: BalancerSettings,
+    held_book: Book | None = None,
 ) -> tuple[Book, CorrelationMatrix]:
-    """The open positions at these prices, and the matrix the analysis would use."""
-    book = _held_book(portfolio, market, settings)
+    """The open positions at these prices (`held_book` where the caller has them), and the
+    matrix the analysis would use."""
+    book = _held_book(portfolio, market, settings) if held_book is None else held_book
     symbols = [h.symbol for h in book.holdings] + [c.symbol for c in candidates]
     matrix = market.correlations or correlation_matrix(
         market.returns, symbols, settings.correlation_lookback_bars

@@ -68,6 +68,7 @@ class BalancerJournal:
                 balancer.settings,
                 none_fit=none_fit,
                 depths=depths,
+                held_book=ranking.held_book(),  # the positions as `rank` valued them
             )
         return verdicts_from(ranking, len(candidates))
 

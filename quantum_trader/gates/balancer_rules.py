@@ -247,8 +247,7 @@ def _count_breaches(book: Book, s: BalancerSettings) -> list[Violation]:
     for side, limit in ((Side.LONG, s.max_longs), (Side.SHORT, s.max_shorts)):
         if book.count(side) > limit:
             found.append(Violation(f"max_{side.lower()}s", Severity.HIGH, f"{book.count(side)}"))
-    symbols = [h.symbol for h in book.holdings]
-    if len(set(symbols)) != len(symbols):
+    if len(book.by_symbol()) != book.count():  # a symbol held twice
         found.append(Violation("one_position_per_symbol", Severity.CRITICAL, "duplicate symbol"))
     for h in book.holdings:
         if h.leverage > s.max_leverage:
@@ -275,7 +274,9 @@ Failure = tuple[ReasonCode, str] | None
 
 
 def fit_counts(book: Book, x: Exposure, s: BalancerSettings) -> Failure:
-    if any(h.symbol == x.symbol for h in book.holdings):
+    # The symbols held are `by_symbol`'s keys: a lookup, not a generator over the holdings
+    # (asked for every candidate of every analysis and of every repeated cycle's check).
+    if x.symbol in book.by_symbol():
         return ReasonCode.POSITION_ALREADY_OPEN, "one position per symbol"
     if book.count() + 1 > s.max_positions:
         return ReasonCode.MAX_POSITIONS_REACHED, f"{book.count()} of {s.max_positions}"

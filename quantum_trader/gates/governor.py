@@ -15,10 +15,12 @@ and closing orders and cancels still pass).
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import numpy as np
 
 from quantum_trader.domain import (
+    ZERO,
     Candidate,
     GateName,
     MarketView,
@@ -90,29 +92,50 @@ def volatility_spike(market: MarketView, settings: GovernorSettings) -> str | No
     return None
 
 
-def _decline(state: GovernorState, portfolio: PortfolioView) -> float:
+def _decline_past(
+    state: GovernorState, portfolio: PortfolioView, limit: float, exact_limit: Decimal
+) -> float | None:
+    """The decline from the baseline (the starting balance without one) when above `limit`,
+    the float `loss_fraction` gives; None at or below it. `exact_limit`: `Decimal(limit)`.
+
+    Decided on the Decimal loss first: `float()` rounds monotonically and `limit` is a float,
+    so a loss at most `exact_limit` is a float at most `limit`. The float (made through a
+    string, ≈ 5,600 instructions) is made only past it: the governor asks at every
+    observation and at every check of a repeated cycle."""
     base = state.baseline_equity_usdt
-    if base is None:
-        return portfolio.decline_from_start
-    return loss_fraction(portfolio.equity_usdt, base)
+    reference = portfolio.starting_balance_usdt if base is None else base
+    equity = portfolio.equity_usdt
+    if reference <= ZERO or equity >= reference:  # ZERO: an int converts at every comparison
+        return None  # no loss (`loss_fraction` is 0.0; the limit is positive)
+    loss = 1 - equity / reference
+    if loss <= exact_limit:
+        return None
+    decline = loss_fraction(equity, reference)
+    return decline if decline > limit else None
 
 
 _Firing = dict[Breaker, tuple[GovernorDecision, datetime | None, str]]
 
 
 def _account_breakers(
-    state: GovernorState, portfolio: PortfolioView, now: datetime, s: GovernorSettings
+    state: GovernorState,
+    portfolio: PortfolioView,
+    now: datetime,
+    s: GovernorSettings,
+    exact_decline_limit: Decimal,
 ) -> _Firing:
     fired: _Firing = {}
-    decline = _decline(state, portfolio)
-    if decline > s.max_decline_from_start:
+    decline = _decline_past(state, portfolio, s.max_decline_from_start, exact_decline_limit)
+    if decline is not None:
         fired[Breaker.TOTAL_DECLINE] = (
             GovernorDecision.EMERGENCY_SHUTDOWN,
             None,
             f"decline {decline:.4f}",
         )
     pnl, equity = portfolio.pnl_last_hour_usdt, portfolio.equity_usdt
-    if pnl < 0 and equity > 0:  # only a loss trips it (`max_hourly_loss` > 0): no division else
+    if (
+        pnl < ZERO and equity > ZERO
+    ):  # only a loss trips it (`max_hourly_loss` > 0): no division else
         hour_loss = float(-pnl / equity)
         if hour_loss > s.max_hourly_loss:
             until = now + timedelta(seconds=s.pause_duration_s)
@@ -164,15 +187,22 @@ def evaluate(
     now: datetime,
     health: str,
     settings: GovernorSettings,
+    exact_decline_limit: Decimal | None = None,
 ) -> tuple[GovernorState, list[GovernorEvent]]:
     """Move the state: end expired and cleared trips, trip every newly firing breaker.
 
     A breaker already tripped is not extended; when a timed trip ends while its condition
-    still holds, it trips again on this same observation.
+    still holds, it trips again on this same observation. `exact_decline_limit`: the
+    settings' `max_decline_from_start` as its exact Decimal, when the caller keeps it
+    (`SafetyGovernor` does: made from the float, it costs what it spares).
     """
+    if exact_decline_limit is None:
+        exact_decline_limit = Decimal(settings.max_decline_from_start)
     if state.rebase_pending:
         state = replace(state, baseline_equity_usdt=portfolio.equity_usdt, rebase_pending=False)
-    kept, events = _transitions(state, portfolio, market, now, health, settings)
+    kept, events = _transitions(
+        state, portfolio, market, now, health, settings, exact_decline_limit
+    )
     return replace(state, trips=kept, updated_at=now), events
 
 
@@ -183,10 +213,11 @@ def _transitions(
     now: datetime,
     health: str,
     settings: GovernorSettings,
+    exact_decline_limit: Decimal,
 ) -> tuple[tuple[Trip, ...], list[GovernorEvent]]:
     """The trips `evaluate` keeps and the events it records: an event for each trip ended
     and each trip added, so no event means the same trips."""
-    firing = _account_breakers(state, portfolio, now, settings)
+    firing = _account_breakers(state, portfolio, now, settings, exact_decline_limit)
     firing.update(_market_breakers(market, now, health, settings))
     events: list[GovernorEvent] = []
     kept: list[Trip] = []
@@ -197,6 +228,8 @@ def _transitions(
             events.append(_event(now, GovernorEventKind.CLEARED, trip))
         else:
             kept.append(trip)
+    if not firing:  # most observations: no set of the tripped breakers to make
+        return tuple(kept), events
     active = {t.breaker for t in kept}
     for breaker, (decision, until, detail) in firing.items():
         if breaker not in active:
@@ -258,6 +291,8 @@ class SafetyGovernor:
     def __init__(self, settings: GovernorSettings, state: GovernorState | None = None) -> None:
         self.settings = settings
         self.state = state or GovernorState()
+        # Made once (`evaluate`): the total-decline breaker is decided on the Decimal loss.
+        self._exact_decline_limit = Decimal(settings.max_decline_from_start)
 
     @property
     def name(self) -> GateName:
@@ -279,7 +314,9 @@ class SafetyGovernor:
         self, portfolio: PortfolioView, market: MarketView, now: datetime, health: str = "HEALTHY"
     ) -> list[GovernorEvent]:
         """Evaluate every breaker at `now`; `health` is the health monitor's status name."""
-        self.state, events = evaluate(self.state, portfolio, market, now, health, self.settings)
+        self.state, events = evaluate(
+            self.state, portfolio, market, now, health, self.settings, self._exact_decline_limit
+        )
         return events
 
     def unchanged_by(
@@ -288,7 +325,9 @@ class SafetyGovernor:
         """Whether `observe` with these would change nothing but `updated_at` (no event)."""
         if self.state.rebase_pending:  # the observation sets the baseline
             return False
-        _, events = _transitions(self.state, portfolio, market, now, health, self.settings)
+        _, events = _transitions(
+            self.state, portfolio, market, now, health, self.settings, self._exact_decline_limit
+        )
         return not events
 
     def state_allows_order(self, request: OrderRequest) -> bool:

@@ -103,25 +103,37 @@ def regime_plan(regime: Regime, settings: OrchestratorSettings) -> RegimePlan:
 
 
 def dynamic_min_confidence(
-    regime: Regime, global_regime: GlobalRegime, portfolio: PortfolioView, s: OrchestratorSettings
+    regime: Regime,
+    global_regime: GlobalRegime,
+    portfolio: PortfolioView,
+    s: OrchestratorSettings,
+    mode: PolicyMode | None = None,
 ) -> float:
     """Regime base (TRENDING 0.20, RANGING 0.40, CHOPPY 0.60), +0.20 when the daily drawdown
     exceeds 2 %, +0.15 when the losing streak exceeds 3, +0.10 in a SIDEWAYS global regime;
-    never below the policy mode's floor."""
-    base = {
-        Regime.TRENDING: s.min_confidence_trending,
-        Regime.RANGING: s.min_confidence_ranging,
-        Regime.CHOPPY: s.min_confidence_choppy,
-        Regime.BREAKOUT: s.min_confidence_breakout,
-    }[regime]
+    never below the policy mode's floor. `mode`: `policy_mode(portfolio, s)`, when the caller
+    has it."""
+    base = _regime_min_confidence(regime, s)
     if portfolio.daily_drawdown > s.drawdown_confidence_step_at:
         base += s.drawdown_confidence_add
     if portfolio.losing_streak > s.streak_confidence_after:
         base += s.streak_confidence_add
     if global_regime is GlobalRegime.SIDEWAYS:
         base += s.sideways_confidence_add
-    floor, _ = mode_floor(policy_mode(portfolio, s), s)
+    floor, _ = mode_floor(policy_mode(portfolio, s) if mode is None else mode, s)
     return floor if floor > base else base  # max(), by a comparison: asked per candidate
+
+
+def _regime_min_confidence(regime: Regime, s: OrchestratorSettings) -> float:
+    """The regime's base minimum confidence. By comparisons, not a dict of the four made at
+    every call (asked per candidate)."""
+    if regime is Regime.TRENDING:
+        return s.min_confidence_trending
+    if regime is Regime.RANGING:
+        return s.min_confidence_ranging
+    if regime is Regime.CHOPPY:
+        return s.min_confidence_choppy
+    return s.min_confidence_breakout  # BREAKOUT
 
 
 def global_size_factor(global_regime: GlobalRegime, settings: OrchestratorSettings) -> float:
@@ -258,21 +270,22 @@ class OrchestratorPolicy:
             failure = rule(ask)
             if failure is not None:
                 return self._deny(candidate, *failure)
-        minimum = dynamic_min_confidence(regime, ask.global_regime, portfolio, self.settings)
+        mode = policy_mode(portfolio, self.settings)  # read by the minimum and the approval
+        minimum = dynamic_min_confidence(regime, ask.global_regime, portfolio, self.settings, mode)
         failure = _below_dynamic(ask, minimum)
         if failure is not None:
             return self._deny(candidate, *failure)
-        return self._allow(ask, minimum)
+        return self._allow(ask, minimum, mode)
 
     def _deny(
         self, candidate: Candidate, reason: ReasonCode, detail: str, until: datetime | None
     ) -> Verdict:
         return Verdict.deny(self.name, candidate.symbol, reason, detail, until)
 
-    def _allow(self, a: _Ask, minimum: float) -> Verdict:
-        """The approval, with the trade plan; `minimum`: the dynamic minimum confidence."""
+    def _allow(self, a: _Ask, minimum: float, mode: PolicyMode) -> Verdict:
+        """The approval, with the trade plan; `minimum`: the dynamic minimum confidence,
+        `mode`: the policy mode."""
         s = self.settings
-        mode = policy_mode(a.portfolio, s)
         _, mode_risk = mode_floor(mode, s)
         plan = regime_plan(a.regime, s)
         size = mode_risk * global_size_factor(a.global_regime, s) * plan.size_factor

@@ -28,6 +28,9 @@ def select_candidates(
     candidates: list[Candidate] = []
     denied: list[Verdict] = []
     view = market.view
+    # The floor's text for a weak signal's detail, made once a call: a float's shortest repr
+    # costs ≈ 2,000 instructions, and most of a cycle's signals are weak.
+    floor = f"{min_confidence}"
     for signal in market.signals:
         side = signal.action.side
         if signal.action is Action.HOLD or side is None:
@@ -48,7 +51,7 @@ def select_candidates(
                 )
             )
         elif signal.confidence < min_confidence:
-            detail = f"{signal.confidence:.3f} < {min_confidence}"
+            detail = f"{signal.confidence:.3f} < {floor}"
             denied.append(
                 Verdict.deny(
                     GateName.SIGNAL_FILTER, signal.symbol, ReasonCode.LOW_CONFIDENCE, detail

@@ -43,7 +43,9 @@ class AccountTracker:
     def observe_equity(self, equity: Decimal, now: datetime) -> AccountTracker:
         """Roll the UTC day and the peak forward."""
         today = now.date()
-        if today == self.day and equity <= self.peak_equity_usdt and not self._expired(now):
+        # `_expired` asked only of a history (mostly empty: the call costs more than the loop).
+        expired = self.recent_pnl and self._expired(now)
+        if today == self.day and equity <= self.peak_equity_usdt and not expired:
             return self  # nothing moves: the common case, every step of a backtest
         day_start = equity if today != self.day else self.day_start_equity_usdt
         return replace(
@@ -144,8 +146,8 @@ class AccountTracker:
             self.starting_balance_usdt,
             self.day_start_equity_usdt,
             self.peak_equity_usdt,
-            self.streak_at(now, streak_expiry),
-            self.pnl_last_hour(now),
+            self.streak_at(now, streak_expiry) if self.losing_streak else 0,
+            self.pnl_last_hour(now) if self.recent_pnl else ZERO,  # each as its call gives
             stats,
         )
 

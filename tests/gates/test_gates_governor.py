@@ -21,6 +21,7 @@ from quantum_trader.domain import (
     PortfolioView,
     ReasonCode,
 )
+from quantum_trader.domain.views import loss_fraction
 from quantum_trader.gates.governor import (
     Breaker,
     GovernorDecision,
@@ -123,6 +124,27 @@ def test_total_decline_is_an_emergency_that_needs_an_operator() -> None:
     assert state_of(gov) is TradingState.ACTIVE
     worse = portfolio(equity="9024.99", starting="10000")
     assert observe(gov, worse, NOW + timedelta(days=4)).emergency_shutdown_requested
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.decimals(min_value=1, max_value=10**9, places=8),
+    st.floats(min_value=1e-6, max_value=1.0),
+    st.integers(min_value=-3, max_value=3),
+    st.sampled_from([0.05, 0.1, 0.3, 1 / 3, 1e-6, 1.0]),
+)
+def test_total_decline_trips_as_the_float_loss_says(
+    starting: Decimal, share: float, nudge: int, limit: float
+) -> None:
+    """The breaker is decided on the Decimal loss first (the float made only past the exact
+    limit): it trips exactly where `loss_fraction`'s float is above the limit, at the limit's
+    edge too (equities a few last digits either side of it)."""
+    edge = starting * (1 - Decimal(limit))
+    equity = edge + nudge * edge.scaleb(-26) if nudge else starting * (1 - Decimal(share))
+    account = portfolio(equity=str(equity), starting=str(starting))
+    gov = observe(SafetyGovernor(GovernorSettings(max_decline_from_start=limit)), account)
+    expected = loss_fraction(account.equity_usdt, account.starting_balance_usdt) > limit
+    assert gov.emergency_shutdown_requested is expected
 
 
 def spiky_returns(last_in_sigmas: float) -> FloatArray:
