@@ -99,7 +99,8 @@ class Trip:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Trip:
         since = _from_iso(data["since"])
-        assert since is not None
+        if since is None:  # a value, not an assertion: a damaged row is said, not crashed on
+            raise ValueError("a trip without the time it tripped")
         return cls(
             Breaker(data["breaker"]),
             GovernorDecision(data["decision"]),

@@ -87,6 +87,18 @@ DAMAGES: dict[str, tuple[str, str, Callable[[Path], None], str]] = {
         ),
         "ValueError: 'no_such_breaker' is not a valid Breaker",
     ),
+    "governor trip without its time": (
+        "governor",
+        "state",
+        lambda db: _set_row(
+            db,
+            "governor",
+            "state",
+            '{"trips": [{"breaker": "TOTAL_DECLINE", "decision": "EMERGENCY_SHUTDOWN",'
+            ' "since": null}]}',
+        ),
+        "ValueError: a trip without the time it tripped",
+    ),
     "governor baseline not a number": (
         "governor",
         "state",
