@@ -369,7 +369,8 @@ class MarketModel:
         held = self._slow
         if held is not None and held.since <= now_ms < held.until:
             return held.fields
-        key = tuple((symbol, self._slow_runs[symbol].item(last)) for symbol, _, last in rows)
+        runs = self._slow_runs
+        key = tuple([(symbol, runs[symbol].item(last)) for symbol, _, last in rows])
         if held is not None and held.key == key:
             self._slow = _HeldSlow(key, held.fields, now_ms, self._rows_hold_until(now_ms))
             return held.fields
