@@ -377,7 +377,8 @@ class Executor:
         signals: Sequence[Signal],
     ) -> None:
         summary.decisions += decisions_of(summary.cycle_id, now, verdicts, signals)
-        summary.opened = sum(1 for v in verdicts if v.gate is GateName.EXECUTION and v.approved)
+        # Approved first: most verdicts are denials, and a member read costs (domain/enums.py)
+        summary.opened = sum(1 for v in verdicts if v.approved and v.gate is GateName.EXECUTION)
         await self._repository.record_decisions(summary.decisions)
 
 

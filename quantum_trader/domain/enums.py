@@ -1,4 +1,11 @@
-"""Closed vocabularies. Values are stable: they are written to logs and the database."""
+"""Closed vocabularies. Values are stable: they are written to logs and the database.
+
+In Python 3.11 a member read through its class (`Side.LONG`) costs ≈ 10 × a global's read:
+`EnumType` defines `__getattr__`, so every attribute read on an enum class goes through the
+slow lookup hook (3.12 dropped it). Code a backtest runs at every step (the stop maths, the
+gates, the cycle) keeps the members it compares with in module constants (`_LONG =
+Side.LONG`), or reads what it needs on the member itself (`Action.side`, `Side.sign`): a
+two-week replay read ≈ 77,000 members through their classes (≈ 2.5 % of its instructions)."""
 
 from __future__ import annotations
 

@@ -22,6 +22,7 @@ from quantum_trader.domain.enums import (
 from quantum_trader.record import record
 
 ZERO = Decimal(0)
+_APPROVED = ReasonCode.APPROVED  # every approval: not read through its class (domain/enums.py)
 
 
 @record
@@ -83,7 +84,7 @@ class Verdict:
 
     @classmethod
     def allow(cls, gate: GateName, symbol: str, detail: str = "", **adjust: object) -> Verdict:
-        return cls(gate, symbol, True, ReasonCode.APPROVED, detail, **adjust)  # type: ignore[arg-type]
+        return cls(gate, symbol, True, _APPROVED, detail, **adjust)  # type: ignore[arg-type]
 
     @classmethod
     def deny(

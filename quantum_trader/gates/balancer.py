@@ -141,9 +141,10 @@ def _decide(
 ) -> list[TradeDecision]:
     """Each ranked candidate (index, candidate, priority, its likely order) let in or not."""
     decisions, taken = [], 0
+    safe = RiskMode.SAFE  # read once, not per candidate (domain/enums.py)
     for index, cand, score, x in ranked:
         failure: Failure
-        if mode is RiskMode.SAFE:
+        if mode is safe:
             failure = ReasonCode.CRITICAL_VIOLATIONS, "SAFE mode blocks new trades"
         elif score < settings.min_priority or taken >= settings.max_new_trades_per_cycle:
             failure = ReasonCode.LOW_PRIORITY, f"priority {score:.2f}"
@@ -378,9 +379,10 @@ def refused_by_fit(output: Ranking) -> bool:
 def verdicts_from(output: Ranking, count: int) -> list[Verdict]:
     """The output's decisions as verdicts, indexed like the candidates."""
     verdicts: list[Verdict | None] = [None] * count
+    gate = GateName.BALANCER  # read once, not per decision (domain/enums.py)
     for d in (*output.allowed, *output.dropped):
         if d.allowed:
-            verdicts[d.index] = Verdict.allow(GateName.BALANCER, d.symbol, d.detail)
+            verdicts[d.index] = Verdict.allow(gate, d.symbol, d.detail)
         else:
-            verdicts[d.index] = Verdict.deny(GateName.BALANCER, d.symbol, d.reason, d.detail)
+            verdicts[d.index] = Verdict.deny(gate, d.symbol, d.reason, d.detail)
     return [v for v in verdicts if v is not None]

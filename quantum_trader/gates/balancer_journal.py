@@ -14,6 +14,7 @@ from quantum_trader.gates.balancer_holds import HeldDenials
 from quantum_trader.gates.balancer_output import BalancerOutput
 
 OUTPUT_FILE = "portfolio_balancer.json"
+_NAME = GateName.BALANCER  # read for every verdict: not read through its class (domain/enums.py)
 
 
 class BalancerJournal:
@@ -41,7 +42,7 @@ class BalancerJournal:
 
     @property
     def name(self) -> GateName:
-        return GateName.BALANCER
+        return _NAME
 
     @property
     def latest(self) -> BalancerOutput | None:

@@ -62,6 +62,8 @@ def exposure_at(position: Position, price: Decimal, settings: BalancerSettings) 
 
 LIMIT_TOLERANCE = 1e-9
 MIN_STOP_PCT = 1e-6  # a candidate's likely stop is never nearer (a zero ATR divides nothing)
+# Compared per candidate: kept here, not read through their class (domain/enums.py).
+_LONG, _SHORT = Side.LONG, Side.SHORT
 
 
 def candidate_exposure(
@@ -280,10 +282,11 @@ def fit_counts(book: Book, x: Exposure, s: BalancerSettings) -> Failure:
         return ReasonCode.POSITION_ALREADY_OPEN, "one position per symbol"
     if book.count() + 1 > s.max_positions:
         return ReasonCode.MAX_POSITIONS_REACHED, f"{book.count()} of {s.max_positions}"
-    if x.side is Side.LONG and book.count(Side.LONG) + 1 > s.max_longs:
-        return ReasonCode.MAX_LONGS, f"{book.count(Side.LONG)} longs"
-    if x.side is Side.SHORT and book.count(Side.SHORT) + 1 > s.max_shorts:
-        return ReasonCode.MAX_SHORTS, f"{book.count(Side.SHORT)} shorts"
+    if x.side is _LONG:
+        if book.count(_LONG) + 1 > s.max_longs:
+            return ReasonCode.MAX_LONGS, f"{book.count(_LONG)} longs"
+    elif book.count(_SHORT) + 1 > s.max_shorts:
+        return ReasonCode.MAX_SHORTS, f"{book.count(_SHORT)} shorts"
     return None
 
 

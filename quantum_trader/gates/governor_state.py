@@ -59,6 +59,8 @@ SEVERITY = tuple(GovernorDecision)
 CONDITION_BOUND = frozenset({Breaker.LOSING_STREAK, Breaker.HEALTH_CRITICAL})
 # Ended only by the operator's `resume`: neither `reset-halt` nor a simulated operator ends it.
 RESUME_ONLY = frozenset({Breaker.OPERATOR_PAUSED})
+# Asked at every tick: kept here, not read through its class (domain/enums.py).
+_DEFENSIVE_EXIT = GovernorDecision.DEFENSIVE_EXIT
 _STATE_OF = {
     GovernorDecision.ALLOW_NORMAL: TradingState.ACTIVE,
     GovernorDecision.DEFENSIVE_EXIT: TradingState.ACTIVE,
@@ -197,7 +199,7 @@ class GovernorState:
         """Tighten trails to AGGRESSIVE and halve new sizes."""
         # The keeper asks at every tick (app.py `conditions`): a plain loop, no generator.
         for trip in self.trips:  # noqa: SIM110 - see above
-            if trip.decision is GovernorDecision.DEFENSIVE_EXIT:
+            if trip.decision is _DEFENSIVE_EXIT:
                 return True
         return False
 

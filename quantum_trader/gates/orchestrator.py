@@ -38,6 +38,18 @@ class PolicyMode(StrEnum):
     CRITICAL = "CRITICAL"
 
 
+# Compared per candidate: members kept here, not read through their classes (domain/enums.py).
+_NORMAL, _DEFENSIVE, _CRITICAL = PolicyMode.NORMAL, PolicyMode.DEFENSIVE, PolicyMode.CRITICAL
+_TRENDING, _RANGING, _CHOPPY, _BREAKOUT = (
+    Regime.TRENDING,
+    Regime.RANGING,
+    Regime.CHOPPY,
+    Regime.BREAKOUT,
+)
+_UPTREND, _SIDEWAYS = GlobalRegime.UPTREND, GlobalRegime.SIDEWAYS
+_NAME = GateName.ORCHESTRATOR
+
+
 @record
 class RegimePlan:
     """What a regime does to the trade (SPEC §4.1): TP in R, trail, stop width, size."""
@@ -54,17 +66,17 @@ def policy_mode(portfolio: PortfolioView, settings: OrchestratorSettings) -> Pol
     dd, streak = portfolio.daily_drawdown, portfolio.losing_streak
     s = settings
     if dd > s.critical_mode_drawdown or streak >= s.critical_mode_losing_streak:
-        return PolicyMode.CRITICAL
+        return _CRITICAL
     if dd > s.defensive_mode_drawdown or streak >= s.defensive_mode_losing_streak:
-        return PolicyMode.DEFENSIVE
-    return PolicyMode.NORMAL
+        return _DEFENSIVE
+    return _NORMAL
 
 
 def mode_floor(mode: PolicyMode, settings: OrchestratorSettings) -> tuple[float, float]:
     """(minimum confidence, risk multiplier) of a policy mode."""
-    if mode is PolicyMode.CRITICAL:
+    if mode is _CRITICAL:
         return settings.critical_min_confidence, settings.critical_risk_multiplier
-    if mode is PolicyMode.DEFENSIVE:
+    if mode is _DEFENSIVE:
         return settings.defensive_min_confidence, settings.defensive_risk_multiplier
     return settings.normal_min_confidence, settings.normal_risk_multiplier
 
@@ -73,11 +85,11 @@ def regime_plan(regime: Regime, settings: OrchestratorSettings) -> RegimePlan:
     """TRENDING: TP 2.5R, tight trail; RANGING: TP 1.5R, wider stop; CHOPPY: half size;
     BREAKOUT: full size, wide stop. Exit mode TREND_FOLLOW only when TRENDING."""
     s = settings
-    if regime is Regime.TRENDING:
+    if regime is _TRENDING:
         return RegimePlan(
             s.tp_r_multiple_trending, TrailMode.AGGRESSIVE, 1.0, 1.0, ExitMode.TREND_FOLLOW
         )
-    if regime is Regime.RANGING:
+    if regime is _RANGING:
         return RegimePlan(
             s.tp_r_multiple_ranging,
             TrailMode.BALANCED,
@@ -85,7 +97,7 @@ def regime_plan(regime: Regime, settings: OrchestratorSettings) -> RegimePlan:
             1.0,
             ExitMode.DEFENSIVE_TRAIL,
         )
-    if regime is Regime.BREAKOUT:
+    if regime is _BREAKOUT:
         return RegimePlan(
             s.tp_r_multiple_default,
             TrailMode.LOOSE,
@@ -118,7 +130,7 @@ def dynamic_min_confidence(
         base += s.drawdown_confidence_add
     if portfolio.losing_streak > s.streak_confidence_after:
         base += s.streak_confidence_add
-    if global_regime is GlobalRegime.SIDEWAYS:
+    if global_regime is _SIDEWAYS:
         base += s.sideways_confidence_add
     floor, _ = mode_floor(policy_mode(portfolio, s) if mode is None else mode, s)
     return floor if floor > base else base  # max(), by a comparison: asked per candidate
@@ -127,19 +139,19 @@ def dynamic_min_confidence(
 def _regime_min_confidence(regime: Regime, s: OrchestratorSettings) -> float:
     """The regime's base minimum confidence. By comparisons, not a dict of the four made at
     every call (asked per candidate)."""
-    if regime is Regime.TRENDING:
+    if regime is _TRENDING:
         return s.min_confidence_trending
-    if regime is Regime.RANGING:
+    if regime is _RANGING:
         return s.min_confidence_ranging
-    if regime is Regime.CHOPPY:
+    if regime is _CHOPPY:
         return s.min_confidence_choppy
     return s.min_confidence_breakout  # BREAKOUT
 
 
 def global_size_factor(global_regime: GlobalRegime, settings: OrchestratorSettings) -> float:
-    if global_regime is GlobalRegime.UPTREND:
+    if global_regime is _UPTREND:
         return settings.uptrend_size_factor
-    if global_regime is GlobalRegime.SIDEWAYS:
+    if global_regime is _SIDEWAYS:
         return settings.sideways_size_factor
     return 1.0
 
@@ -197,7 +209,7 @@ def _symbol_win_rate(a: _Ask) -> _Failure:
 
 def _choppy(a: _Ask) -> _Failure:
     conf = a.candidate.confidence
-    if a.regime is Regime.CHOPPY and conf < a.settings.choppy_min_confidence:
+    if a.regime is _CHOPPY and conf < a.settings.choppy_min_confidence:
         return ReasonCode.CHOPPY_LOW_CONFIDENCE, f"confidence {conf:.3f}", None
     return None
 
@@ -205,7 +217,7 @@ def _choppy(a: _Ask) -> _Failure:
 def _short_in_uptrend(a: _Ask) -> _Failure:
     conf = a.candidate.confidence
     if (
-        a.global_regime is GlobalRegime.UPTREND
+        a.global_regime is _UPTREND
         and a.candidate.side is Side.SHORT
         and conf <= a.settings.uptrend_short_min_confidence
     ):
@@ -240,7 +252,7 @@ class OrchestratorPolicy:
 
     @property
     def name(self) -> GateName:
-        return GateName.ORCHESTRATOR
+        return _NAME
 
     account_inputs_priced = False  # `account_inputs` reads no price
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from quantum_trader.domain import (
-    Action,
     Candidate,
     GateName,
     PortfolioView,
@@ -33,7 +32,7 @@ def select_candidates(
     floor = f"{min_confidence}"
     for signal in market.signals:
         side = signal.action.side
-        if signal.action is Action.HOLD or side is None:
+        if side is None:  # HOLD, the one action without a side (domain/enums.py)
             continue
         if signal.symbol in portfolio.positions:
             denied.append(

@@ -75,6 +75,8 @@ from quantum_trader.portfolio.ledger import Ledger
 from quantum_trader.ports import Exchange, ExchangeStreams, Repository
 
 log = get_logger("keeper")
+# Compared per symbol at each tick: kept here, not read through their class (domain/enums.py).
+_CHOPPY, _TRENDING = Regime.CHOPPY, Regime.TRENDING
 ConditionsFn = Callable[[], tuple[bool, Mapping[str, Regime]]]
 
 
@@ -389,7 +391,7 @@ class PositionKeeper(Entering):
         choppy = frozenset(
             symbol
             for symbol, regime in regimes.items()
-            if regime is Regime.CHOPPY and last.get(symbol) is Regime.TRENDING
+            if regime is _CHOPPY and last.get(symbol) is _TRENDING
         )
         if advance:
             last.update(regimes)

@@ -92,7 +92,7 @@ class Planner(OrderSettling, UnseenEntrySettling, FromFlatSettling, Protecting):
         rest = self.snapshot.source is SnapshotSource.REST
         self.reflected = observation.reflected if rest else frozenset()  # a mirror may lag
         self.unreflected: list[str] = []
-        if self.snapshot.source is SnapshotSource.REST:
+        if rest:
             self.book.unechoed.clear()
         self.listed: dict[str, list[Order]] = {}
         self.listed_ids: dict[str, Order] = {}

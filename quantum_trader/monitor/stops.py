@@ -39,6 +39,8 @@ from quantum_trader.record import record, replace_from
 ZERO = Decimal(0)  # compared against: an int operand is made a Decimal at every comparison
 _PARAMS_MAX = 16
 _TIGHTNESS = {TrailMode.AGGRESSIVE: 0, TrailMode.BALANCED: 1, TrailMode.LOOSE: 2}
+# Read at every tick: members kept here, not read through their classes (domain/enums.py).
+_LONG, _TREND_FOLLOW = Side.LONG, ExitMode.TREND_FOLLOW
 
 
 @record
@@ -146,7 +148,7 @@ def base_trail_mode(
     forces AGGRESSIVE."""
     if defensive_exit:
         return TrailMode.AGGRESSIVE
-    if exit_mode is ExitMode.TREND_FOLLOW:
+    if exit_mode is _TREND_FOLLOW:
         return settings.trail_mode_trend_follow
     return settings.trail_mode_defensive_trail
 
@@ -164,7 +166,7 @@ def break_even_level(
     if offset is None:
         offset = position.entry_price * _params(settings).break_even_offset_pct
     entry = position.entry_price
-    return entry + offset if position.side is Side.LONG else entry - offset
+    return entry + offset if position.side is _LONG else entry - offset
 
 
 def manage_position(
@@ -201,7 +203,7 @@ def manage_position(
     if break_even_offset is None:
         break_even_offset = entry * params.break_even_offset_pct
     # break_even_level, without a call
-    level = entry + break_even_offset if position.side is Side.LONG else entry - break_even_offset
+    level = entry + break_even_offset if position.side is _LONG else entry - break_even_offset
     reason = _exit_reason(position, price, now, level, params)
     if reason is not None:
         return PositionDecision(_updated(position, changes), (ExitAll(reason, price),))
@@ -255,7 +257,7 @@ def _positive_decimal(value: float) -> Decimal:
 def _exit_reason(
     position: Position, price: Decimal, now: datetime, level: Decimal, params: _Params
 ) -> ExitReason | None:
-    long, stop = position.side is Side.LONG, position.stop_price
+    long, stop = position.side is _LONG, position.stop_price
     if price <= stop if long else price >= stop:
         return stop_exit_reason(position, level)
     target = position.take_profit_price
@@ -294,7 +296,7 @@ def _adjust(
 ) -> tuple[Intent, ...]:
     """Partial take-profit, break-even and trailing; records field changes in `changes`
     (`atr_pct` spelled as a Decimal only where trailing reads it: most ticks it does not)."""
-    long, entry = position.side is Side.LONG, position.entry_price
+    long, entry = position.side is _LONG, position.entry_price
     # At or behind the entry the gain is not positive, below every trigger (the settings keep
     # them positive): the quotient is made only beyond it.
     if price > entry if long else price < entry:
@@ -329,7 +331,7 @@ def _best_stop(
 ) -> tuple[Decimal, ExitReason] | None:
     """The candidate furthest in the position's favour that improves the stop and stays
     strictly on the safe side of `price`; on a tie the first listed wins."""
-    long = position.side is Side.LONG
+    long = position.side is _LONG
     best: tuple[Decimal, ExitReason] | None = None
     floor = position.stop_price
     for stop, reason in candidates:
