@@ -55,6 +55,15 @@ def _edit_row(database: Path, namespace: str, key: str, path: str, value: object
     conn.close()
 
 
+def _governor_trip(breaker: str, since: str) -> Callable[[Path], None]:
+    """Save a governor state holding one emergency trip of `breaker` since `since` (JSON)."""
+    payload = (
+        f'{{"trips": [{{"breaker": "{breaker}", "decision": "EMERGENCY_SHUTDOWN", '
+        f'"since": {since}}}]}}'
+    )
+    return lambda db: _set_row(db, "governor", "state", payload)
+
+
 # (namespace, key, damage, what the line says of the value)
 DAMAGES: dict[str, tuple[str, str, Callable[[Path], None], str]] = {
     "account day not a date": (
@@ -78,25 +87,13 @@ DAMAGES: dict[str, tuple[str, str, Callable[[Path], None], str]] = {
     "governor breaker unknown": (
         "governor",
         "state",
-        lambda db: _set_row(
-            db,
-            "governor",
-            "state",
-            '{"trips": [{"breaker": "no_such_breaker", "decision": "EMERGENCY_SHUTDOWN",'
-            ' "since": "2025-09-12T00:00:00+00:00"}]}',
-        ),
+        _governor_trip("no_such_breaker", '"2025-09-12T00:00:00+00:00"'),
         "ValueError: 'no_such_breaker' is not a valid Breaker",
     ),
     "governor trip without its time": (
         "governor",
         "state",
-        lambda db: _set_row(
-            db,
-            "governor",
-            "state",
-            '{"trips": [{"breaker": "TOTAL_DECLINE", "decision": "EMERGENCY_SHUTDOWN",'
-            ' "since": null}]}',
-        ),
+        _governor_trip("TOTAL_DECLINE", "null"),
         "ValueError: a trip without the time it tripped",
     ),
     "governor baseline not a number": (
