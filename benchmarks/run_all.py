@@ -32,6 +32,7 @@ BY_HAND = (
     "python -m benchmarks.spy_shares RAW                    # a py-spy profile: see its doc",
     "python -m benchmarks.bench_side_by_side --base REV     # needs ../shared/data, 2 cores",
     "python -m benchmarks.bench_instructions --base REV     # instructions counted, valgrind",
+    "python -m benchmarks.enum_reads                        # enum members read by class",
     "python -m benchmarks.bench_alternating --base REV      # the whole command, old vs new",
     "python -m benchmarks.bench_phases                      # the command's phases and waits",
     "python -m benchmarks.bench_report --against REV        # the report phase, old vs new",
