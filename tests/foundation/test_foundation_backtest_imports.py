@@ -38,7 +38,9 @@ def test_a_backtest_with_its_report_never_imports_pandas_numpy_ma_or_rich_emoji(
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert (tmp_path / "out" / "charts" / "equity.png").is_file()
-    assert "imported: []" in done.stderr
+    # On failure, the command's warnings say whether a helper failed and left its work (the
+    # charts: pandas) to the command, as documented — seen once under load 13, not reproduced.
+    assert "imported: []" in done.stderr, done.stderr[-3000:]
 
 
 WITHOUT_WRAPPERS = """
