@@ -134,9 +134,8 @@ def _account_breakers(
             f"decline {decline:.4f}",
         )
     pnl, equity = portfolio.pnl_last_hour_usdt, portfolio.equity_usdt
-    if (
-        pnl < ZERO and equity > ZERO
-    ):  # only a loss trips it (`max_hourly_loss` > 0): no division else
+    # Only a loss trips it (`max_hourly_loss` > 0): no division else.
+    if pnl < ZERO and equity > ZERO:
         hour_loss = float(-pnl / equity)
         if hour_loss > s.max_hourly_loss:
             until = now + timedelta(seconds=s.pause_duration_s)
